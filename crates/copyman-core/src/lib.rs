@@ -1,0 +1,26 @@
+//! The sans-IO copyman: what happens in a copy, decided without touching IO.
+//!
+//! * [`manager`]: the seed's `CopyManager` as a state machine — one producer, many receivers,
+//!   per-cycle progress, ReceiverFault / ProducerFault / CopyFail, reconcile, realignment on abort,
+//!   bounded buffering.
+//! * [`session`]: one PostgreSQL connection's PQv3 conversation (startup and auth, simple queries,
+//!   COPY OUT and COPY IN), without owning its socket.
+//! * [`fault`]: the fault and failure types, in the seed's vocabulary.
+//!
+//! Not here: sockets, clocks, threads, async runtimes. The adapters (copyman-sync on blocking
+//! sockets, copyman-async on tokio) own those and carry bytes; every decision is taken here, once,
+//! so both adapters behave the same.
+#![forbid(unsafe_code)]
+
+pub mod fault;
+pub mod manager;
+pub mod session;
+pub mod source;
+
+pub use fault::{
+    BoxError, CopyFail, CountMismatch, Fault, ProducerFault, ReceiverFault, SharedError,
+};
+pub use manager::{
+    Chunk, Config, Data, Event, Input, Manager, ManagerError, Output, Protocol, ReceiverId,
+    ReceiverOutcome, Summary,
+};

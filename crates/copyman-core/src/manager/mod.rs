@@ -1,0 +1,1009 @@
+//! The COPY manager: one producer, many receivers, the seed's whole fault model, no IO.
+
+mod transform;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use copyman_wire::realign::{Completion, completion};
+use copyman_wire::{Framer, Position, WireError};
+
+use transform::Transformer;
+pub use transform::{Chunk, Data, Protocol};
+
+use crate::fault::{BoxError, CopyFail, CountMismatch, ProducerFault, ReceiverFault, SharedError};
+
+/// Identifies a receiver of a [`Manager`]: the order in which it was added, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReceiverId(pub usize);
+
+impl fmt::Display for ReceiverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How a [`Manager`] buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Chunks a live receiver may have pending before the producer is no longer read: memory is
+    /// bounded by `window` × the producer's chunk size, whatever the data size. A blocking
+    /// adapter, which services one cycle at a time, uses 1 (the seed's behaviour).
+    pub window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { window: 4 }
+    }
+}
+
+impl Config {
+    /// A configuration with the given window (at least 1).
+    pub fn with_window(window: usize) -> Self {
+        Self {
+            window: window.max(1),
+        }
+    }
+}
+
+/// Something that happened to the copy, for the caller.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A cycle completed: every receiver still in the copy transmitted a chunk. Counts are of the
+    /// producer's messages (rows) and payload bytes, including any cycle whose report was
+    /// displaced by a fault.
+    Progress {
+        /// Messages moved.
+        messages: u64,
+        /// Payload bytes moved.
+        bytes: u64,
+    },
+    /// Receivers failed and left the copy.
+    ReceiverFault(ReceiverFault),
+    /// The producer failed; nothing changed.
+    ProducerFault(ProducerFault),
+    /// A reconciled receiver transmitted what it owed and is back in the copy.
+    Reconciled(ReceiverId),
+    /// The copy is over.
+    Finished(Result<Summary, CopyFail>),
+}
+
+/// What the IO layer must do next; see [`Manager::poll_output`].
+#[derive(Debug, Clone)]
+#[must_use]
+#[non_exhaustive]
+pub enum Output {
+    /// Read the next chunk from the producer, then give [`Input::ProducerData`],
+    /// [`Input::ProducerEnd`] or [`Input::ProducerError`].
+    ReadProducer,
+    /// Send `data` to `receiver`, then give [`Input::Transmitted`] or [`Input::ReceiverError`].
+    Transmit {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// The data, in the receiver's protocol.
+        data: Data,
+    },
+    /// Complete `receiver`'s COPY (CopyDone), then give [`Input::ReceiverDone`] with its count.
+    Complete {
+        /// The receiver.
+        receiver: ReceiverId,
+    },
+    /// Fail `receiver`'s COPY: send `completion` (realignment: the bytes that finish its partial
+    /// frame), then CopyFail with `reason`, wait for the server to be ready again, and give
+    /// [`Input::ReceiverDone`].
+    Fail {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// Why the copy failed.
+        reason: Arc<str>,
+        /// Realignment owed before the CopyFail (PQv3 receivers only).
+        completion: Completion,
+    },
+    /// Cancel the producer and make its connection usable again (cancel request, drain), then
+    /// give [`Input::ProducerDone`].
+    CancelProducer,
+    /// Tell the caller.
+    Event(Event),
+    /// Nothing to do until the IO layer reports the results of what it was asked.
+    Wait,
+    /// Nothing more to stream (the producer ended, or no receiver is left): give
+    /// [`Input::Finish`], [`Input::Abort`] or [`Input::Reconcile`].
+    EndOfCopy,
+    /// The copy is over and [`Event::Finished`] was given.
+    Done,
+}
+
+/// What the IO layer reports to the manager.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// The producer delivered a chunk.
+    ProducerData(Chunk),
+    /// The producer reached its end; `count` is its `COPY n` if it knows one.
+    ProducerEnd {
+        /// Rows the producer says it sent.
+        count: Option<u64>,
+    },
+    /// Reading the producer failed.
+    ProducerError(BoxError),
+    /// The receiver transmitted all the data of its last [`Output::Transmit`].
+    Transmitted {
+        /// The receiver.
+        receiver: ReceiverId,
+    },
+    /// The receiver failed: its transmit failed after `written` bytes of the data went out, or
+    /// its server reported an error (then `written` is 0).
+    ReceiverError {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// What went wrong.
+        error: BoxError,
+        /// Bytes of the pending data that did go out before the failure.
+        written: usize,
+    },
+    /// The outcome of an [`Output::Complete`] (`Ok(count)`) or [`Output::Fail`].
+    ReceiverDone {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// Its `COPY n` when it completed and knows one, or the error that ended it.
+        result: Result<Option<u64>, BoxError>,
+    },
+    /// The outcome of an [`Output::CancelProducer`].
+    ProducerDone {
+        /// The error, if making the producer's connection usable failed.
+        result: Result<(), BoxError>,
+    },
+    /// The caller is done: complete the copy if it can be, fail it otherwise.
+    Finish,
+    /// Fail the copy with this reason.
+    Abort {
+        /// Why.
+        reason: String,
+    },
+    /// A faulted receiver is ready again: transmit what it owes, then let it rejoin.
+    Reconcile(ReceiverId),
+}
+
+/// How each receiver ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReceiverOutcome {
+    /// Its COPY completed, with its `COPY n` if it reported one.
+    Completed(Option<u64>),
+    /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
+    Faulted(SharedError),
+}
+
+/// The result of a successful copy.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Messages (rows) the producer delivered.
+    pub messages: u64,
+    /// Payload bytes the producer delivered.
+    pub bytes: u64,
+    /// The producer's `COPY n`, if it reported one.
+    pub producer_count: Option<u64>,
+    /// Every receiver, in order of [`ReceiverId`].
+    pub receivers: Vec<(ReceiverId, ReceiverOutcome)>,
+}
+
+/// Caller misuse of a [`Manager`]: the input made no sense in the manager's state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// No receiver has this id.
+    #[error("unknown receiver {0}")]
+    UnknownReceiver(ReceiverId),
+    /// Reconcile asked for a receiver that has not faulted.
+    #[error("receiver {0} has not faulted: nothing to reconcile")]
+    NotFaulted(ReceiverId),
+    /// Reconcile asked for a receiver that missed data while it was out of the copy.
+    #[error("receiver {receiver} cannot rejoin: {missed} chunks went by while it was out")]
+    MissedData {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// Chunks it missed.
+        missed: u64,
+    },
+    /// Receivers can only be added before the copy starts.
+    #[error("cannot add a receiver to a copy that has started")]
+    Started,
+    /// The input does not fit what the manager asked for.
+    #[error("unexpected input {input} while {state}")]
+    Unexpected {
+        /// The input's kind.
+        input: &'static str,
+        /// What the manager was doing.
+        state: &'static str,
+    },
+}
+
+/// A producer chunk the manager could not use: the producer's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The PQv3 data is not a well-formed CopyData stream.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The PQv3 data holds a message that is not CopyData: the producer must stop before it.
+    #[error(
+        "producer data holds a message of type {tag:?}, not CopyData, at byte {offset} of the chunk"
+    )]
+    NotCopyData {
+        /// The message's type byte.
+        tag: char,
+        /// Where it starts in the chunk.
+        offset: usize,
+    },
+}
+
+/// One cycle's data as queued for a receiver.
+#[derive(Debug, Clone)]
+struct Unit {
+    data: Data,
+    /// The position of the PQv3 stream sent to receivers, before and after this unit.
+    start: Position,
+    end: Position,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReceiverState {
+    Live,
+    Faulted,
+    Reconciling,
+    Ending,
+    Ended,
+}
+
+#[derive(Debug)]
+struct ReceiverSlot {
+    protocol: Protocol,
+    state: ReceiverState,
+    /// Units given to it and not yet fully transmitted; the head may be partly written.
+    queue: VecDeque<Unit>,
+    /// Bytes of the head unit already written.
+    written: usize,
+    /// A Transmit, Complete or Fail is out and its result not yet reported.
+    busy: bool,
+    /// Where its PQv3 stream stands after everything it was sent.
+    position: Position,
+    /// Chunks distributed while it was faulted.
+    missed: u64,
+    /// Its fault, while faulted or after.
+    fault: Option<SharedError>,
+    /// How it ended.
+    outcome: Option<Result<Option<u64>, SharedError>>,
+    /// Whether it was live when the copy began to end (its exit errors fail the copy).
+    live_at_end: bool,
+}
+
+/// One producer chunk on its way to every receiver.
+#[derive(Debug)]
+struct Cycle {
+    messages: u64,
+    bytes: u64,
+    /// Live receivers that have not transmitted it yet.
+    outstanding: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProducerState {
+    /// Not asked for anything.
+    Idle,
+    /// A read is out.
+    Reading,
+    /// It reached its end.
+    Ended,
+    /// A cancel is out.
+    Cancelling,
+    /// It was cancelled (or needed no cancel).
+    Closed,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Copying,
+    /// Finish or abort asked for; waiting for outstanding IO before deciding.
+    Deciding(Option<String>),
+    /// Completing every live receiver.
+    Completing,
+    /// Failing the copy with this reason.
+    Aborting(Arc<str>),
+    Finished,
+}
+
+/// The seed's `CopyManager`, as a state machine without IO.
+///
+/// A producer and receivers, each with its [`Protocol`], are connected through chunks: the
+/// producer's chunk is transformed once per receiver protocol and the result shared by every
+/// receiver of that protocol. The caller (an adapter) owns the endpoints and their IO; it feeds
+/// what happened in with [`Manager::handle_input`] and asks what to do next with
+/// [`Manager::poll_output`].
+///
+/// # The drive loop
+///
+/// **Invariant: after any input, call `poll_output` until it returns [`Output::Wait`],
+/// [`Output::EndOfCopy`] or [`Output::Done`]; each other output is an order to carry out (or an
+/// event to hand to the user), and each order's result must be reported before the manager can
+/// decide anything that depends on it.** The manager never asks for more than one producer read
+/// or more than one transmit per receiver at a time, and never queues more than
+/// [`Config::window`] chunks for a live receiver, so memory stays bounded whatever the data size.
+///
+/// ```
+/// use bytes::Bytes;
+/// use copyman_core::manager::{Chunk, Config, Data, Event, Input, Manager, Output, Protocol};
+///
+/// let mut manager = Manager::new(Protocol::Chunks, Config::with_window(1));
+/// let receiver = manager.add_receiver(Protocol::Chunks).unwrap();
+/// let mut source = vec![vec![Bytes::from_static(b"1\n"), Bytes::from_static(b"2\n")]].into_iter();
+/// let mut received = Vec::new();
+/// loop {
+///     match manager.poll_output() {
+///         Output::ReadProducer => match source.next() {
+///             Some(lines) => manager.handle_input(Input::ProducerData(Chunk::lines(lines))),
+///             None => manager.handle_input(Input::ProducerEnd { count: Some(2) }),
+///         }
+///         .unwrap(),
+///         Output::Transmit { receiver, data: Data::Lines(lines) } => {
+///             received.extend(lines.iter().cloned());
+///             manager.handle_input(Input::Transmitted { receiver }).unwrap();
+///         }
+///         Output::Complete { receiver } => manager
+///             .handle_input(Input::ReceiverDone { receiver, result: Ok(Some(2)) })
+///             .unwrap(),
+///         Output::Event(Event::Progress { messages, .. }) => assert_eq!(messages, 2),
+///         Output::Event(Event::Finished(result)) => {
+///             assert_eq!(result.unwrap().messages, 2);
+///         }
+///         Output::EndOfCopy => manager.handle_input(Input::Finish).unwrap(),
+///         Output::Done => break,
+///         other => unreachable!("{other:?}"),
+///     }
+/// }
+/// assert_eq!(received.len(), 2);
+/// # let _ = receiver;
+/// ```
+#[derive(Debug)]
+pub struct Manager {
+    config: Config,
+    producer_protocol: Protocol,
+    producer: ProducerState,
+    producer_count: Option<u64>,
+    /// The producer's last error, reported in a CopyFail if the copy then fails.
+    producer_error: Option<SharedError>,
+    /// The producer's error on exit (cancel), if any.
+    producer_exit_error: Option<SharedError>,
+    receivers: Vec<ReceiverSlot>,
+    /// Receiver protocols present when the copy began: only these may rejoin.
+    started: bool,
+    transformer: Transformer,
+    /// Follows the PQv3 stream sent to receivers, for realignment.
+    out_framer: Framer,
+    cycles: VecDeque<Cycle>,
+    /// Faults of the cycle in progress, reported when it completes.
+    faults: Vec<(ReceiverId, SharedError)>,
+    /// Progress not yet reported.
+    stats: (u64, u64),
+    totals: (u64, u64),
+    events: VecDeque<Event>,
+    phase: Phase,
+}
+
+impl Manager {
+    /// A manager for a producer speaking `producer`.
+    pub fn new(producer: Protocol, config: Config) -> Self {
+        Self {
+            config: Config::with_window(config.window),
+            producer_protocol: producer,
+            producer: ProducerState::Idle,
+            producer_count: None,
+            producer_error: None,
+            producer_exit_error: None,
+            receivers: Vec::new(),
+            started: false,
+            transformer: Transformer::new(),
+            out_framer: Framer::new(),
+            cycles: VecDeque::new(),
+            faults: Vec::new(),
+            stats: (0, 0),
+            totals: (0, 0),
+            events: VecDeque::new(),
+            phase: Phase::Copying,
+        }
+    }
+
+    /// Adds a receiver speaking `protocol`, before the copy starts.
+    ///
+    /// # Errors
+    /// [`ManagerError::Started`] once the manager has given its first output.
+    pub fn add_receiver(&mut self, protocol: Protocol) -> Result<ReceiverId, ManagerError> {
+        if self.started {
+            return Err(ManagerError::Started);
+        }
+        self.receivers.push(ReceiverSlot {
+            protocol,
+            state: ReceiverState::Live,
+            queue: VecDeque::new(),
+            written: 0,
+            busy: false,
+            position: Position::Boundary,
+            missed: 0,
+            fault: None,
+            outcome: None,
+            live_at_end: false,
+        });
+        Ok(ReceiverId(self.receivers.len() - 1))
+    }
+
+    /// The producer's protocol.
+    pub fn producer_protocol(&self) -> Protocol {
+        self.producer_protocol
+    }
+
+    /// A receiver's protocol.
+    pub fn receiver_protocol(&self, receiver: ReceiverId) -> Option<Protocol> {
+        self.receivers.get(receiver.0).map(|r| r.protocol)
+    }
+
+    /// Whether a PQv3 producer must hand in its frames as the server sent them (one per row),
+    /// because a Chunks receiver needs lines; otherwise it may re-block them.
+    pub fn needs_source_frames(&self) -> bool {
+        self.producer_protocol == Protocol::PQv3
+            && self
+                .receivers
+                .iter()
+                .any(|r| r.protocol == Protocol::Chunks)
+    }
+
+    /// The receivers still in the copy (the seed's `receivers` set).
+    pub fn live_receivers(&self) -> impl Iterator<Item = ReceiverId> + '_ {
+        self.receivers
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.state == ReceiverState::Live)
+            .map(|(i, _)| ReceiverId(i))
+    }
+
+    /// Whether `receiver` is in the copy.
+    pub fn is_live(&self, receiver: ReceiverId) -> bool {
+        self.receivers
+            .get(receiver.0)
+            .is_some_and(|r| r.state == ReceiverState::Live)
+    }
+
+    /// Messages and payload bytes delivered by the producer so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.totals
+    }
+
+    /// Chunks queued for `receiver` and not yet transmitted.
+    pub fn pending(&self, receiver: ReceiverId) -> usize {
+        self.receivers.get(receiver.0).map_or(0, |r| r.queue.len())
+    }
+
+    /// Whether the copy is over.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Finished)
+    }
+
+    /// Reports what happened.
+    ///
+    /// # Errors
+    /// [`ManagerError`] when the input does not fit what was asked; the manager is unchanged.
+    pub fn handle_input(&mut self, input: Input) -> Result<(), ManagerError> {
+        self.started = true;
+        match input {
+            Input::ProducerData(chunk) => self.on_producer_data(chunk),
+            Input::ProducerEnd { count } => {
+                self.expect_reading("producer end")?;
+                self.producer = ProducerState::Ended;
+                self.producer_count = count;
+                Ok(())
+            }
+            Input::ProducerError(error) => {
+                self.expect_reading("producer error")?;
+                self.producer = ProducerState::Idle;
+                let error: SharedError = Arc::from(error);
+                self.producer_error = Some(error.clone());
+                if matches!(self.phase, Phase::Copying) {
+                    self.events
+                        .push_back(Event::ProducerFault(ProducerFault { error }));
+                }
+                Ok(())
+            }
+            Input::Transmitted { receiver } => self.on_transmitted(receiver),
+            Input::ReceiverError {
+                receiver,
+                error,
+                written,
+            } => self.on_receiver_error(receiver, Arc::from(error), written),
+            Input::ReceiverDone { receiver, result } => self.on_receiver_done(receiver, result),
+            Input::ProducerDone { result } => {
+                if self.producer != ProducerState::Cancelling {
+                    return Err(self.unexpected("producer done"));
+                }
+                self.producer = ProducerState::Closed;
+                if let Err(error) = result {
+                    self.producer_exit_error = Some(Arc::from(error));
+                }
+                Ok(())
+            }
+            Input::Finish => self.decide(None),
+            Input::Abort { reason } => self.decide(Some(reason)),
+            Input::Reconcile(receiver) => self.reconcile(receiver),
+        }
+    }
+
+    fn decide(&mut self, reason: Option<String>) -> Result<(), ManagerError> {
+        match self.phase {
+            Phase::Copying => {
+                self.phase = Phase::Deciding(reason);
+                Ok(())
+            }
+            // Finishing twice is harmless; the first decision stands.
+            _ => Ok(()),
+        }
+    }
+
+    fn expect_reading(&self, input: &'static str) -> Result<(), ManagerError> {
+        if self.producer == ProducerState::Reading {
+            Ok(())
+        } else {
+            Err(self.unexpected(input))
+        }
+    }
+
+    fn unexpected(&self, input: &'static str) -> ManagerError {
+        let state = match self.phase {
+            Phase::Copying => "copying",
+            Phase::Deciding(_) => "finishing",
+            Phase::Completing => "completing",
+            Phase::Aborting(_) => "aborting",
+            Phase::Finished => "finished",
+        };
+        ManagerError::Unexpected { input, state }
+    }
+
+    fn slot(&mut self, receiver: ReceiverId) -> Result<&mut ReceiverSlot, ManagerError> {
+        self.receivers
+            .get_mut(receiver.0)
+            .ok_or(ManagerError::UnknownReceiver(receiver))
+    }
+
+    fn on_producer_data(&mut self, chunk: Chunk) -> Result<(), ManagerError> {
+        self.expect_reading("producer data")?;
+        self.producer = ProducerState::Idle;
+        if !matches!(self.phase, Phase::Copying) {
+            // Read before the caller decided to stop: it goes nowhere, and the copy fails
+            // because the producer did not reach its end.
+            return Ok(());
+        }
+        match self.distribute(&chunk) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                // The producer handed in a malformed stream: its fault, nothing distributed.
+                let error: SharedError = Arc::new(error);
+                self.producer_error = Some(error.clone());
+                self.events
+                    .push_back(Event::ProducerFault(ProducerFault { error }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Transforms a chunk for each protocol among the live receivers and queues it for each.
+    fn distribute(&mut self, chunk: &Chunk) -> Result<(), DataError> {
+        let mut pqv3: Option<Data> = None;
+        let mut lines: Option<Data> = None;
+        let mut null: Option<Data> = None;
+        for protocol in [Protocol::PQv3, Protocol::Chunks, Protocol::Null] {
+            let wanted = self
+                .receivers
+                .iter()
+                .any(|r| r.protocol == protocol && r.state == ReceiverState::Live);
+            // A PQv3 producer's stream must be decoded in order even when no Chunks receiver is
+            // live right now, so that a reconciled one would resume on a line boundary.
+            let keep_decoding = protocol == Protocol::Chunks
+                && self.producer_protocol == Protocol::PQv3
+                && self
+                    .receivers
+                    .iter()
+                    .any(|r| r.protocol == Protocol::Chunks);
+            if !wanted && !keep_decoding {
+                continue;
+            }
+            let data = self.transformer.transform(&chunk.data, protocol)?;
+            match protocol {
+                Protocol::PQv3 => pqv3 = Some(data),
+                Protocol::Chunks => lines = Some(data),
+                Protocol::Null => null = Some(data),
+            }
+        }
+        let (start, end) = match &pqv3 {
+            Some(Data::PQv3(bytes)) => {
+                let start = self.out_framer.position();
+                let walk = self.out_framer.advance(bytes)?;
+                if let Some(offset) = walk.stop {
+                    // A producer must cut its stream before anything that is not CopyData.
+                    let tag = char::from(bytes[offset]);
+                    return Err(DataError::NotCopyData { tag, offset });
+                }
+                (start, self.out_framer.position())
+            }
+            _ => (Position::Boundary, Position::Boundary),
+        };
+        let mut outstanding = 0;
+        for slot in &mut self.receivers {
+            match slot.state {
+                ReceiverState::Live => {
+                    let data = match slot.protocol {
+                        Protocol::PQv3 => pqv3.clone(),
+                        Protocol::Chunks => lines.clone(),
+                        Protocol::Null => null.clone(),
+                    };
+                    let data = data.expect("data is made for every live receiver's protocol");
+                    slot.queue.push_back(Unit { data, start, end });
+                    outstanding += 1;
+                }
+                ReceiverState::Faulted | ReceiverState::Reconciling => slot.missed += 1,
+                ReceiverState::Ending | ReceiverState::Ended => {}
+            }
+        }
+        self.cycles.push_back(Cycle {
+            messages: chunk.messages,
+            bytes: chunk.bytes,
+            outstanding,
+        });
+        self.totals.0 += chunk.messages;
+        self.totals.1 += chunk.bytes;
+        Ok(())
+    }
+
+    fn on_transmitted(&mut self, receiver: ReceiverId) -> Result<(), ManagerError> {
+        let slot = self.slot(receiver)?;
+        let reconciling = slot.state == ReceiverState::Reconciling;
+        if !slot.busy || !(slot.state == ReceiverState::Live || reconciling) {
+            return Err(self.unexpected("transmitted"));
+        }
+        slot.busy = false;
+        let unit = slot
+            .queue
+            .pop_front()
+            .expect("a busy receiver has its unit queued");
+        slot.written = 0;
+        slot.position = unit.end;
+        if reconciling {
+            if slot.queue.is_empty() {
+                slot.state = ReceiverState::Live;
+                slot.fault = None;
+                self.events.push_back(Event::Reconciled(receiver));
+            }
+            return Ok(());
+        }
+        // Live receivers transmit their units in cycle order: this completes the oldest cycle
+        // they have not yet transmitted, found from how many units they still hold.
+        let index = self.cycles.len() - 1 - self.receivers[receiver.0].queue.len();
+        self.cycles[index].outstanding -= 1;
+        Ok(())
+    }
+
+    fn on_receiver_error(
+        &mut self,
+        receiver: ReceiverId,
+        error: SharedError,
+        written: usize,
+    ) -> Result<(), ManagerError> {
+        let cycles = self.cycles.len();
+        let slot = self.slot(receiver)?;
+        let was_live = slot.state == ReceiverState::Live;
+        if !(was_live || slot.state == ReceiverState::Reconciling) {
+            // An error from a receiver already out of the copy (say its server's ErrorResponse
+            // read after it faulted) changes nothing: its first fault stands.
+            return if slot.state == ReceiverState::Faulted {
+                Ok(())
+            } else {
+                Err(self.unexpected("receiver error"))
+            };
+        }
+        if slot.busy {
+            slot.busy = false;
+            if let Some(unit) = slot.queue.front() {
+                if let Data::PQv3(bytes) = &unit.data {
+                    let already = slot.written;
+                    let upto = already.saturating_add(written).min(bytes.len());
+                    let mut framer = Framer::at(unit.start);
+                    // Bytes that went out were whole-frame data the manager already walked.
+                    let _ = framer.advance(&bytes[..upto]);
+                    slot.position = framer.position();
+                    slot.written = upto;
+                }
+            }
+        }
+        slot.state = ReceiverState::Faulted;
+        slot.fault = Some(error.clone());
+        if was_live {
+            // It no longer holds up the cycles it had pending.
+            let pending = slot.queue.len();
+            for cycle in self.cycles.iter_mut().skip(cycles - pending) {
+                cycle.outstanding -= 1;
+            }
+        }
+        self.faults.push((receiver, error));
+        if self.cycles.is_empty() {
+            // No cycle in flight to attach the fault to: report it now.
+            self.flush_faults();
+        }
+        Ok(())
+    }
+
+    fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ManagerError> {
+        if !matches!(self.phase, Phase::Copying) {
+            return Err(self.unexpected("reconcile"));
+        }
+        let slot = self.slot(receiver)?;
+        if slot.state != ReceiverState::Faulted {
+            return Err(ManagerError::NotFaulted(receiver));
+        }
+        if slot.missed > 0 {
+            return Err(ManagerError::MissedData {
+                receiver,
+                missed: slot.missed,
+            });
+        }
+        if slot.queue.is_empty() {
+            slot.state = ReceiverState::Live;
+            slot.fault = None;
+            self.events.push_back(Event::Reconciled(receiver));
+        } else {
+            slot.state = ReceiverState::Reconciling;
+        }
+        Ok(())
+    }
+
+    fn on_receiver_done(
+        &mut self,
+        receiver: ReceiverId,
+        result: Result<Option<u64>, BoxError>,
+    ) -> Result<(), ManagerError> {
+        let slot = self.slot(receiver)?;
+        if !(slot.busy && slot.state == ReceiverState::Ending) {
+            return Err(self.unexpected("receiver done"));
+        }
+        slot.busy = false;
+        slot.state = ReceiverState::Ended;
+        slot.outcome = Some(result.map_err(Arc::from));
+        Ok(())
+    }
+
+    fn flush_faults(&mut self) {
+        if !self.faults.is_empty() {
+            let faults = std::mem::take(&mut self.faults);
+            self.events
+                .push_back(Event::ReceiverFault(ReceiverFault { faults }));
+        }
+    }
+
+    /// Pops completed cycles into events, in order.
+    fn complete_cycles(&mut self) {
+        while self.cycles.front().is_some_and(|c| c.outstanding == 0) {
+            let cycle = self.cycles.pop_front().expect("checked non-empty");
+            self.stats.0 += cycle.messages;
+            self.stats.1 += cycle.bytes;
+            if self.faults.is_empty() {
+                let (messages, bytes) = std::mem::take(&mut self.stats);
+                self.events.push_back(Event::Progress { messages, bytes });
+            } else {
+                // As in the seed, the cycle's progress is carried into the next report.
+                self.flush_faults();
+            }
+        }
+    }
+
+    fn io_outstanding(&self) -> bool {
+        self.producer == ProducerState::Reading
+            || self.producer == ProducerState::Cancelling
+            || self.receivers.iter().any(|r| r.busy)
+    }
+
+    /// What to do next; see the drive loop in the [`Manager`] docs.
+    pub fn poll_output(&mut self) -> Output {
+        self.started = true;
+        self.complete_cycles();
+        if let Some(event) = self.events.pop_front() {
+            return Output::Event(event);
+        }
+        match self.phase {
+            Phase::Copying => self.poll_copying(),
+            Phase::Deciding(_) => {
+                if self.io_outstanding() {
+                    return Output::Wait;
+                }
+                let Phase::Deciding(reason) = std::mem::replace(&mut self.phase, Phase::Copying)
+                else {
+                    unreachable!("matched above")
+                };
+                self.begin_ending(reason);
+                self.poll_output()
+            }
+            Phase::Completing | Phase::Aborting(_) => self.poll_ending(),
+            Phase::Finished => Output::Done,
+        }
+    }
+
+    fn poll_copying(&mut self) -> Output {
+        // Transmits first: receivers drain before the producer is read again.
+        for (i, slot) in self.receivers.iter_mut().enumerate() {
+            let sending = matches!(slot.state, ReceiverState::Live | ReceiverState::Reconciling);
+            if sending && !slot.busy {
+                if let Some(unit) = slot.queue.front() {
+                    slot.busy = true;
+                    let data = match &unit.data {
+                        Data::PQv3(bytes) if slot.written > 0 => {
+                            Data::PQv3(bytes.slice(slot.written..))
+                        }
+                        data => data.clone(),
+                    };
+                    return Output::Transmit {
+                        receiver: ReceiverId(i),
+                        data,
+                    };
+                }
+            }
+        }
+        let live = self
+            .receivers
+            .iter()
+            .filter(|r| r.state == ReceiverState::Live);
+        let mut any_live = false;
+        let mut room = true;
+        for slot in live {
+            any_live = true;
+            room &= slot.queue.len() < self.config.window;
+        }
+        let reconciling = self
+            .receivers
+            .iter()
+            .any(|r| r.state == ReceiverState::Reconciling);
+        if self.producer == ProducerState::Idle && any_live && room && !reconciling {
+            self.producer = ProducerState::Reading;
+            return Output::ReadProducer;
+        }
+        if self.io_outstanding() || reconciling || !self.cycles.is_empty() {
+            return Output::Wait;
+        }
+        if self.producer == ProducerState::Ended || !any_live {
+            return Output::EndOfCopy;
+        }
+        Output::Wait
+    }
+
+    /// Decides how the copy ends, once no IO is outstanding.
+    fn begin_ending(&mut self, reason: Option<String>) {
+        let live = self
+            .receivers
+            .iter()
+            .filter(|r| r.state == ReceiverState::Live)
+            .count();
+        let drained = self
+            .receivers
+            .iter()
+            .all(|r| r.state != ReceiverState::Live || r.queue.is_empty());
+        for slot in &mut self.receivers {
+            slot.live_at_end = slot.state == ReceiverState::Live;
+        }
+        let reason = match reason {
+            Some(reason) => Some(reason),
+            None if live == 0 => Some("no receivers".to_owned()),
+            None if self.producer != ProducerState::Ended || !drained => {
+                Some("copy stopped before the producer's end".to_owned())
+            }
+            None => None,
+        };
+        self.phase = match reason {
+            None => Phase::Completing,
+            Some(reason) => Phase::Aborting(Arc::from(reason)),
+        };
+        if matches!(self.producer, ProducerState::Ended) {
+            self.producer = ProducerState::Closed;
+        }
+    }
+
+    fn poll_ending(&mut self) -> Output {
+        let (completing, reason): (bool, Arc<str>) = match &self.phase {
+            Phase::Completing => (true, Arc::from("receiver faulted during the copy")),
+            Phase::Aborting(reason) => (false, reason.clone()),
+            _ => unreachable!("poll_ending runs while ending"),
+        };
+        // Receivers first: failing their COPY is what keeps a partial copy from committing.
+        for (i, slot) in self.receivers.iter_mut().enumerate() {
+            if slot.busy || matches!(slot.state, ReceiverState::Ending | ReceiverState::Ended) {
+                continue;
+            }
+            slot.busy = true;
+            let live = slot.state == ReceiverState::Live;
+            slot.state = ReceiverState::Ending;
+            slot.queue.clear();
+            let receiver = ReceiverId(i);
+            if completing && live {
+                return Output::Complete { receiver };
+            }
+            let completion = match slot.protocol {
+                Protocol::PQv3 => completion(slot.position),
+                _ => Completion::default(),
+            };
+            return Output::Fail {
+                receiver,
+                reason: reason.clone(),
+                completion,
+            };
+        }
+        if matches!(self.producer, ProducerState::Idle) {
+            self.producer = ProducerState::Cancelling;
+            return Output::CancelProducer;
+        }
+        if self.io_outstanding() {
+            return Output::Wait;
+        }
+        let result = self.result(completing, reason);
+        self.phase = Phase::Finished;
+        Output::Event(Event::Finished(result))
+    }
+
+    fn result(&mut self, completing: bool, reason: Arc<str>) -> Result<Summary, CopyFail> {
+        let mut exit_faults = Vec::new();
+        let mut receivers = Vec::new();
+        for (i, slot) in self.receivers.iter().enumerate() {
+            let id = ReceiverId(i);
+            let outcome = slot.outcome.clone().unwrap_or(Ok(None));
+            match (slot.live_at_end, outcome) {
+                (true, Ok(count)) => {
+                    if let (true, Some(producer), Some(receiver)) =
+                        (completing, self.producer_count, count)
+                    {
+                        if producer != receiver {
+                            exit_faults.push((
+                                id,
+                                Arc::new(CountMismatch { producer, receiver }) as SharedError,
+                            ));
+                            continue;
+                        }
+                    }
+                    receivers.push((id, ReceiverOutcome::Completed(count)));
+                }
+                (true, Err(error)) => exit_faults.push((id, error)),
+                (false, _) => {
+                    let fault = slot
+                        .fault
+                        .clone()
+                        .expect("a receiver out of the copy at its end has faulted");
+                    receivers.push((id, ReceiverOutcome::Faulted(fault)));
+                }
+            }
+        }
+        if completing && exit_faults.is_empty() && self.producer_exit_error.is_none() {
+            return Ok(Summary {
+                messages: self.totals.0,
+                bytes: self.totals.1,
+                producer_count: self.producer_count,
+                receivers,
+            });
+        }
+        let reason = if completing {
+            "could not complete the COPY operation".to_owned()
+        } else {
+            reason.to_string()
+        };
+        Err(CopyFail {
+            reason,
+            receiver_faults: exit_faults,
+            producer_fault: self
+                .producer_exit_error
+                .clone()
+                .or_else(|| self.producer_error.clone()),
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! What the StartupMessage says.
+
+use std::fmt;
+
+/// The startup parameters every session sends so that text COPY data means the same on every
+/// server: the date, interval and float output formats. `client_encoding` joins them from
+/// [`StartupConfig::client_encoding`].
+pub const PORTABILITY_SETTINGS: [(&str, &str); 3] = [
+    ("DateStyle", "ISO"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+];
+
+/// What a [`Session`](super::Session) says in its StartupMessage, and the password it answers
+/// authentication requests with.
+///
+/// Whatever else is set, the startup message carries `client_encoding` and the
+/// [`PORTABILITY_SETTINGS`] (`DateStyle=ISO`, `IntervalStyle=postgres`, `extra_float_digits=3`)
+/// unless [`StartupConfig::extra`] names them itself.
+///
+/// ```
+/// use copyman_core::session::StartupConfig;
+///
+/// let mut config = StartupConfig::new("alice");
+/// config.database = Some("shop".into());
+/// config.password = Some(b"s3cret".to_vec());
+/// assert_eq!(config.client_encoding, "UTF8");
+/// // The password never shows in logs.
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct StartupConfig {
+    /// The role to connect as (`user`).
+    pub user: String,
+    /// The database (`database`); the server defaults it to the user name.
+    pub database: Option<String>,
+    /// The password, for cleartext, md5 and SCRAM-SHA-256 authentication.
+    pub password: Option<Vec<u8>>,
+    /// `application_name`, shown in `pg_stat_activity`.
+    pub application_name: Option<String>,
+    /// `options`: command-line options for the backend, e.g. `-c search_path=app`.
+    pub options: Option<String>,
+    /// `client_encoding`; `UTF8` by default.
+    pub client_encoding: String,
+    /// More startup parameters (run-time settings such as `TimeZone`), sent as given. One that
+    /// names a portability setting replaces it.
+    pub extra: Vec<(String, String)>,
+}
+
+impl StartupConfig {
+    /// A configuration for `user` with every other field at its default.
+    pub fn new(user: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            database: None,
+            password: None,
+            application_name: None,
+            options: None,
+            client_encoding: "UTF8".to_owned(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The startup parameters, in the order they are sent.
+    pub fn parameters(&self) -> Vec<(&str, &str)> {
+        let mut params = vec![("user", self.user.as_str())];
+        if let Some(database) = &self.database {
+            params.push(("database", database));
+        }
+        if let Some(name) = &self.application_name {
+            params.push(("application_name", name));
+        }
+        if let Some(options) = &self.options {
+            params.push(("options", options));
+        }
+        let overridden = |name: &str| self.extra.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if !overridden("client_encoding") {
+            params.push(("client_encoding", &self.client_encoding));
+        }
+        for (name, value) in PORTABILITY_SETTINGS {
+            if !overridden(name) {
+                params.push((name, value));
+            }
+        }
+        params.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        params
+    }
+}
+
+impl fmt::Debug for StartupConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StartupConfig")
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("application_name", &self.application_name)
+            .field("options", &self.options)
+            .field("client_encoding", &self.client_encoding)
+            .field("extra", &self.extra)
+            .finish()
+    }
+}

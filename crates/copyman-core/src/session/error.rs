@@ -1,0 +1,255 @@
+//! The session's error type and the server's structured errors.
+
+use std::fmt;
+
+use super::State;
+
+/// An error or notice sent by the server (ErrorResponse or NoticeResponse), field by field.
+///
+/// The fields are the server's, as data: SQLSTATE, message, detail, hint, context and the rest.
+/// `Display` reads like psql with `\set VERBOSITY verbose`:
+///
+/// ```
+/// use copyman_core::session::DbError;
+///
+/// let mut e = DbError::new("ERROR", "23505", "duplicate key value violates unique constraint \"t_pkey\"");
+/// e.detail = Some("Key (id)=(1) already exists.".into());
+/// assert_eq!(
+///     e.to_string(),
+///     "ERROR:  23505: duplicate key value violates unique constraint \"t_pkey\"\n\
+///      DETAIL:  Key (id)=(1) already exists."
+/// );
+/// assert!(!e.is_fatal());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DbError {
+    /// The severity as the server wrote it (`S`, possibly localized): ERROR, FATAL, PANIC, or for
+    /// notices WARNING, NOTICE, DEBUG, INFO, LOG.
+    pub severity: String,
+    /// The severity never localized (`V`, servers 9.6 and later), when sent.
+    pub severity_nonlocalized: Option<String>,
+    /// The SQLSTATE code (`C`), e.g. `23505`.
+    pub code: String,
+    /// The primary message (`M`).
+    pub message: String,
+    /// The detail message (`D`).
+    pub detail: Option<String>,
+    /// The hint (`H`).
+    pub hint: Option<String>,
+    /// 1-based character position of the error in the query string (`P`).
+    pub position: Option<u32>,
+    /// Position in an internally generated query (`p`).
+    pub internal_position: Option<u32>,
+    /// The internally generated query that failed (`q`).
+    pub internal_query: Option<String>,
+    /// Where the error happened (`W`): a call stack of PL functions, or the COPY line, e.g.
+    /// `COPY t, line 3: "3\tx"`.
+    pub context: Option<String>,
+    /// Schema of the object involved (`s`).
+    pub schema: Option<String>,
+    /// Table of the object involved (`t`).
+    pub table: Option<String>,
+    /// Column involved (`c`).
+    pub column: Option<String>,
+    /// Data type involved (`d`).
+    pub datatype: Option<String>,
+    /// Constraint involved (`n`).
+    pub constraint: Option<String>,
+    /// Server source file (`F`).
+    pub file: Option<String>,
+    /// Server source line (`L`).
+    pub line: Option<u32>,
+    /// Server source routine (`R`).
+    pub routine: Option<String>,
+}
+
+impl DbError {
+    /// An error with only its severity, SQLSTATE and message set (for tests and synthesized errors).
+    pub fn new(severity: &str, code: &str, message: &str) -> Self {
+        Self {
+            severity: severity.to_owned(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the server ends the connection after this error (severity FATAL or PANIC).
+    pub fn is_fatal(&self) -> bool {
+        let severity = self
+            .severity_nonlocalized
+            .as_deref()
+            .unwrap_or(&self.severity);
+        matches!(severity, "FATAL" | "PANIC")
+    }
+
+    /// Parses the body of an ErrorResponse or NoticeResponse: fields of a type byte and a
+    /// NUL-terminated string, ended by a zero byte. Strings are decoded lossily.
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, String> {
+        let mut error = Self::default();
+        let mut rest = body;
+        loop {
+            let Some((&kind, tail)) = rest.split_first() else {
+                return Err("fields not terminated by a zero byte".into());
+            };
+            if kind == 0 {
+                if !tail.is_empty() {
+                    return Err("bytes after the terminating zero byte".into());
+                }
+                break;
+            }
+            let Some(end) = tail.iter().position(|&b| b == 0) else {
+                return Err(format!(
+                    "field '{}' is not nul-terminated",
+                    char::from(kind)
+                ));
+            };
+            let value = String::from_utf8_lossy(&tail[..end]).into_owned();
+            rest = &tail[end + 1..];
+            match kind {
+                b'S' => error.severity = value,
+                b'V' => error.severity_nonlocalized = Some(value),
+                b'C' => error.code = value,
+                b'M' => error.message = value,
+                b'D' => error.detail = Some(value),
+                b'H' => error.hint = Some(value),
+                b'P' => error.position = value.parse().ok(),
+                b'p' => error.internal_position = value.parse().ok(),
+                b'q' => error.internal_query = Some(value),
+                b'W' => error.context = Some(value),
+                b's' => error.schema = Some(value),
+                b't' => error.table = Some(value),
+                b'c' => error.column = Some(value),
+                b'd' => error.datatype = Some(value),
+                b'n' => error.constraint = Some(value),
+                b'F' => error.file = Some(value),
+                b'L' => error.line = value.parse().ok(),
+                b'R' => error.routine = Some(value),
+                // The protocol says unknown field types are to be ignored.
+                _ => {}
+            }
+        }
+        if error.severity.is_empty() {
+            if let Some(v) = &error.severity_nonlocalized {
+                error.severity.clone_from(v);
+            }
+        }
+        Ok(error)
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:  ", self.severity)?;
+        if !self.code.is_empty() {
+            write!(f, "{}: ", self.code)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, "\nDETAIL:  {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\nHINT:  {hint}")?;
+        }
+        if let Some(context) = &self.context {
+            write!(f, "\nCONTEXT:  {context}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// Everything that can go wrong in a [`Session`](super::Session).
+///
+/// Errors that end the session (a FATAL server error, an authentication or protocol failure, a
+/// closed connection) are sticky: once one has happened, every later call returns it again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The server reported an error that ended the operation or the session (an ErrorResponse
+    /// during startup, such as a wrong password or an unknown database, or any FATAL error).
+    #[error(transparent)]
+    Db(Box<DbError>),
+    /// Authentication cannot proceed on the client side.
+    #[error("{reason}")]
+    Auth {
+        /// What is wrong, e.g. `unsupported authentication method: GSS`.
+        reason: String,
+    },
+    /// The server broke the protocol: a malformed message, or a message not allowed in the
+    /// session's state.
+    #[error("protocol violation by the server: {reason}")]
+    Protocol {
+        /// What was wrong with the server's bytes.
+        reason: String,
+    },
+    /// A COPY went the other way than the operation asked for (e.g. `copy_out()` of a
+    /// `COPY … FROM STDIN`); the session made the server give up that COPY.
+    #[error("statement started {got} but a {expected} was expected")]
+    WrongDirection {
+        /// The COPY the operation asked for, e.g. `COPY TO STDOUT`.
+        expected: &'static str,
+        /// The COPY the server started, e.g. `COPY FROM STDIN`.
+        got: &'static str,
+    },
+    /// `copy_out()`/`copy_in()` ran a statement that started no COPY.
+    #[error("statement is not a COPY (server answered {tag})")]
+    NotCopy {
+        /// The command tag of the statement's CommandComplete (`EMPTY QUERY` for an empty one).
+        tag: String,
+    },
+    /// `query()` ran a statement that started a COPY; the session made the server give it up.
+    #[error("statement started {got}: use copy_out or copy_in for COPY statements")]
+    UnexpectedCopy {
+        /// The COPY the server started, e.g. `COPY TO STDOUT`.
+        got: &'static str,
+    },
+    /// The connection was closed by the server (end of stream without a goodbye).
+    #[error("connection closed by the server")]
+    Closed,
+    /// An operation called in a state that does not allow it.
+    #[error("{operation} is not allowed in state {state}")]
+    Misuse {
+        /// The method called, e.g. `copy_done`.
+        operation: &'static str,
+        /// The session's state at the call.
+        state: State,
+    },
+    /// A string holds a NUL byte, which the protocol cannot carry.
+    #[error("{what} contains a nul byte")]
+    NulByte {
+        /// Which string, e.g. `query`.
+        what: &'static str,
+    },
+    /// A CopyData or CopyFail message could not be encoded.
+    #[error(transparent)]
+    Wire(#[from] copyman_wire::WireError),
+}
+
+impl SessionError {
+    /// The server's error, when there is one.
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            Self::Db(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn db(error: DbError) -> Self {
+        Self::Db(Box::new(error))
+    }
+
+    pub(crate) fn protocol(reason: impl Into<String>) -> Self {
+        Self::Protocol {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn auth(reason: impl Into<String>) -> Self {
+        Self::Auth {
+            reason: reason.into(),
+        }
+    }
+}

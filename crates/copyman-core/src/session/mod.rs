@@ -1,0 +1,1200 @@
+//! The PQv3 session machine: startup, authentication, simple queries and the COPY sub-protocols,
+//! without IO.
+//!
+//! A [`Session`] is one PostgreSQL connection seen from the client side, as bytes in and events
+//! and bytes out (the shape of `quinn-proto` and `rustls`). It speaks the protocol with
+//! `postgres-protocol`'s encoders; it never opens a socket, reads a clock or spawns anything. The
+//! adapters (copyman-sync, copyman-async) own the socket and drive it: see [`Session`] for the
+//! loop.
+//!
+//! Not here: TLS (`SSLRequest` negotiation belongs to whoever owns the socket, before the first
+//! byte of the session), the extended query protocol, COPY BOTH (replication), and the COPY OUT
+//! data path itself: CopyData frames go from the socket to copyman-wire's
+//! [`Framer`](copyman_wire::Framer), never through the session (see
+//! [`Event::CopyOutStarted`]).
+
+mod backend;
+mod config;
+mod error;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
+};
+use postgres_protocol::message::frontend;
+
+use self::backend::{HEADER_LEN, Reader, next_message, peek_header, show_tag};
+pub use self::config::{PORTABILITY_SETTINGS, StartupConfig};
+pub use self::error::{DbError, SessionError};
+
+/// SQLSTATE `query_canceled`: what the server answers a CancelRequest or a CopyFail with.
+pub const QUERY_CANCELED: &str = "57014";
+
+/// Where a [`Session`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// The StartupMessage is out; waiting for the server's authentication request, or (after
+    /// authentication) for its parameters, backend key and first ReadyForQuery.
+    Startup,
+    /// In a password or SASL exchange.
+    Authenticating,
+    /// Idle: the server sent ReadyForQuery; an operation may start.
+    Ready,
+    /// A statement runs: waiting for its results and the ReadyForQuery that ends them.
+    Query,
+    /// A COPY OUT streams: CopyData goes to the adapter's framer.
+    CopyOut,
+    /// A COPY IN is open: the adapter writes CopyData to the socket.
+    CopyIn,
+    /// CopyDone or CopyFail is queued: waiting for the server to close the COPY.
+    CopyInEnding,
+    /// Discarding the rest of a COPY OUT (aborted, or not wanted) until ReadyForQuery.
+    Draining,
+    /// The connection is over: closed by the server (EOF, FATAL error) or by
+    /// [`Session::terminate`].
+    Closed,
+    /// The session gave up on the connection (authentication or protocol failure); close it.
+    Failed,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Startup => "startup",
+            Self::Authenticating => "authenticating",
+            Self::Ready => "ready",
+            Self::Query => "query",
+            Self::CopyOut => "copy out",
+            Self::CopyIn => "copy in",
+            Self::CopyInEnding => "copy in ending",
+            Self::Draining => "draining",
+            Self::Closed => "closed",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// The transaction status the server reported in its last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TransactionStatus {
+    /// Not in a transaction block (`I`).
+    #[default]
+    Idle,
+    /// In a transaction block (`T`).
+    InTransaction,
+    /// In a failed transaction block (`E`): queries are refused until it ends.
+    Failed,
+}
+
+/// The overall format of a COPY, from the CopyInResponse/CopyOutResponse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CopyFormat {
+    /// Text or CSV (they look the same on the wire).
+    Text,
+    /// Binary.
+    Binary,
+}
+
+/// Something the session tells its driver. Drain them with [`Session::poll_event`] after every
+/// input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// ReadyForQuery: the startup or the current operation is over and the session is usable.
+    Ready(TransactionStatus),
+    /// A row of a [`Session::query`], as text (`None` for NULL; invalid UTF-8 is replaced).
+    Row(Vec<Option<String>>),
+    /// A statement completed. `rows` is the count at the end of the tag: `COPY 1000` → 1000,
+    /// `INSERT 0 5` → 5; tags without one (`BEGIN`) give `None`.
+    CommandComplete {
+        /// The command tag, e.g. `COPY 1000`.
+        tag: String,
+        /// The row count the tag ends with, if it does.
+        rows: Option<u64>,
+    },
+    /// The server reported an error (not FATAL): the statement failed, the session waits for
+    /// ReadyForQuery and emits [`Event::Ready`].
+    Error(DbError),
+    /// A NoticeResponse (NOTICE, WARNING, …).
+    Notice(DbError),
+    /// A NotificationResponse (`NOTIFY`).
+    Notification {
+        /// The notifying backend's process id.
+        process_id: i32,
+        /// The channel name.
+        channel: String,
+        /// The payload.
+        payload: String,
+    },
+    /// A run-time parameter changed after startup (ParameterStatus). Values sent during startup
+    /// are only recorded: read them with [`Session::parameter`].
+    ParameterChanged {
+        /// The parameter name.
+        name: String,
+        /// Its new value.
+        value: String,
+    },
+    /// The server started the COPY TO STDOUT of a [`Session::copy_out`]. From now on CopyData
+    /// bytes do not go through [`Session::handle_input`]: the driver gives what it reads from the
+    /// socket to a [`Framer`](copyman_wire::Framer) until the framer stops at a message that is
+    /// not CopyData, and gives the bytes from that stop on to `handle_input`. Bytes the session
+    /// already holds come back as [`Event::CopyData`].
+    CopyOutStarted {
+        /// The overall format.
+        format: CopyFormat,
+        /// How many columns the COPY has.
+        columns: usize,
+    },
+    /// The server started the COPY FROM STDIN of a [`Session::copy_in`]: the driver may now
+    /// write CopyData messages to the socket, then call [`Session::copy_done`] or
+    /// [`Session::copy_fail`].
+    CopyInStarted {
+        /// The overall format.
+        format: CopyFormat,
+        /// How many columns the COPY has.
+        columns: usize,
+    },
+    /// Raw COPY OUT stream bytes, starting at a message boundary with a CopyData message (or
+    /// its first bytes), that the session received but that belong to the framer: call
+    /// [`Framer::resume`](copyman_wire::Framer::resume), then treat them as if just read from the
+    /// socket. The session holds nothing after emitting this.
+    CopyData(BytesMut),
+    /// Send [`Session::cancel_request`] on a new connection: the server started a COPY TO STDOUT
+    /// that nobody wants (see [`SessionError::WrongDirection`]) and only a cancel ends it early.
+    CancelNeeded,
+    /// The current operation failed without a server error of its own (a COPY in the wrong
+    /// direction, or no COPY at all). The session is still usable: [`Event::Ready`] follows.
+    Failed(SessionError),
+    /// The session is over (FATAL server error, authentication or protocol failure, connection
+    /// closed). This is the last event; every later call returns this error.
+    Closed(SessionError),
+}
+
+/// What kind of operation is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum OpKind {
+    #[default]
+    Query,
+    CopyOut,
+    CopyIn,
+}
+
+/// Bookkeeping of the operation running between a Query and its ReadyForQuery.
+#[derive(Debug, Default)]
+struct Op {
+    kind: OpKind,
+    /// The COPY the operation asked for has started.
+    copy_started: bool,
+    /// An ErrorResponse arrived.
+    errored: bool,
+    /// The last CommandComplete tag (or `EMPTY QUERY`).
+    tag: Option<String>,
+    /// Reported as [`Event::Failed`] just before [`Event::Ready`].
+    failure: Option<SessionError>,
+    /// The session itself made the server abandon a COPY (CopyFail, or a requested cancel): the
+    /// `query_canceled` error that results is expected, not reported.
+    self_canceled: bool,
+    /// The server failed the COPY IN: CopyDone/CopyFail are not sent any more.
+    copy_in_failed: bool,
+}
+
+/// Where the SCRAM exchange stands.
+enum Sasl {
+    /// SASLInitialResponse sent, waiting for SASLContinue.
+    Continue(Box<ScramSha256>),
+    /// SASLResponse sent, waiting for SASLFinal.
+    Final(Box<ScramSha256>),
+}
+
+/// The machine's state, with what each state needs.
+enum Phase {
+    /// Waiting for the first authentication request.
+    Startup,
+    /// A password (cleartext or md5) or the SCRAM final message is verified: waiting for
+    /// AuthenticationOk.
+    Password,
+    /// In a SCRAM exchange.
+    Sasl(Sasl),
+    /// Authenticated: parameters and key until the first ReadyForQuery.
+    AwaitReady,
+    Ready,
+    Query,
+    CopyOut,
+    CopyIn,
+    CopyInEnding,
+    /// Discarding CopyData; `skip` body bytes of the current one are still to come.
+    Draining {
+        skip: u64,
+    },
+    Closed,
+    Failed,
+}
+
+/// One PostgreSQL connection, sans IO: startup and authentication, simple queries, COPY OUT and
+/// COPY IN.
+///
+/// # Contract
+///
+/// * [`Session::new`] queues the StartupMessage. Whatever the session must send comes out of
+///   [`Session::poll_transmit`], in order: write it all to the socket after every call.
+/// * Bytes read from the socket go to [`Session::handle_input`], split anywhere; end of stream
+///   goes to [`Session::handle_eof`].
+/// * What happened comes out of [`Session::poll_event`]: drain it after every call.
+/// * Operations ([`query`](Session::query), [`copy_out`](Session::copy_out),
+///   [`copy_in`](Session::copy_in)) start only in [`State::Ready`]. An operation is over when the
+///   session is back in [`State::Ready`], which [`Event::Ready`] marks. Before it, in order, come
+///   its results: [`Event::Row`], [`Event::CommandComplete`], and [`Event::Error`] if the server
+///   refused it, or [`Event::Failed`] if it failed otherwise (a COPY in the wrong direction,
+///   [`SessionError::WrongDirection`], or no COPY at all, [`SessionError::NotCopy`]). So a driver
+///   knows the outcome of an operation by the events between its start and `Ready`.
+/// * Failures that end the connection (FATAL errors, authentication and protocol failures,
+///   unexpected EOF) come out as [`Event::Closed`], the last event. They are sticky: from then on
+///   every call returns the same error, [`Session::handle_input`] included (also the call that
+///   found it). The session never panics on server input.
+///
+/// # The drive loop
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// use std::net::TcpStream;
+/// use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+///
+/// /// Runs the session until it is Ready (startup, or the end of an operation).
+/// fn drive(session: &mut Session, socket: &mut TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+///     let mut buf = vec![0; 64 * 1024];
+///     let mut failure: Option<Box<dyn std::error::Error>> = None;
+///     loop {
+///         while let Some(bytes) = session.poll_transmit() {
+///             socket.write_all(&bytes)?;
+///         }
+///         while let Some(event) = session.poll_event() {
+///             match event {
+///                 Event::Row(row) => println!("{row:?}"),
+///                 Event::Error(e) => failure = Some(e.into()),
+///                 Event::Failed(e) | Event::Closed(e) => failure = Some(e.into()),
+///                 Event::CancelNeeded => {
+///                     let cancel = session.cancel_request().expect("the server sent its key");
+///                     TcpStream::connect("db:5432")?.write_all(&cancel)?;
+///                 }
+///                 _ => {}
+///             }
+///         }
+///         match session.state() {
+///             State::Ready => return failure.map_or(Ok(()), Err),
+///             State::Closed | State::Failed => return Err(failure.expect("Closed came last")),
+///             _ => {}
+///         }
+///         match socket.read(&mut buf)? {
+///             0 => session.handle_eof(),
+///             n => session.handle_input(&buf[..n])?,
+///         }
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut socket = TcpStream::connect("db:5432")?;
+/// let mut config = StartupConfig::new("alice");
+/// config.password = Some(b"s3cret".to_vec());
+/// let mut session = Session::new(config);
+/// drive(&mut session, &mut socket)?; // startup and authentication
+/// session.query("CREATE TEMP TABLE t (id int8)")?;
+/// drive(&mut session, &mut socket)?;
+/// session.terminate();
+/// while let Some(bytes) = session.poll_transmit() {
+///     socket.write_all(&bytes)?;
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # COPY OUT: the framer takes the CopyData
+///
+/// After [`Event::CopyOutStarted`] the CopyData stream bypasses the session. The driver reads
+/// the socket into a framer; when the framer stops at another message (CopyDone, a notice, an
+/// error), the bytes from the stop on go to the session; when the session gives CopyData back
+/// ([`Event::CopyData`]: streaming resumed after a notice, or bytes read together with the
+/// CopyOutResponse), they go to the framer again.
+///
+/// ```no_run
+/// use copyman_core::session::{Event, Session, State};
+/// use copyman_wire::Framer;
+/// # fn read(_: &mut [u8]) -> usize { 0 }
+/// # fn write(_: &[u8]) {}
+/// # fn send_to_receivers(_: &[u8]) {}
+///
+/// /// Routes raw bytes of the COPY OUT connection to the framer or the session.
+/// fn route(session: &mut Session, framer: &mut Framer, framing: &mut bool, chunk: &[u8]) {
+///     if !*framing {
+///         return session.handle_input(chunk).expect("live session");
+///     }
+///     let walk = framer.advance(chunk).expect("well-formed CopyData");
+///     send_to_receivers(&chunk[..walk.stop.unwrap_or(chunk.len())]);
+///     if let Some(stop) = walk.stop {
+///         *framing = false;
+///         session.handle_input(&chunk[stop..]).expect("live session");
+///     }
+/// }
+///
+/// # fn copy(session: &mut Session) {
+/// let (mut framer, mut framing) = (Framer::new(), false);
+/// session.copy_out("COPY t TO STDOUT").unwrap();
+/// let mut buf = vec![0; 64 * 1024];
+/// loop {
+///     while let Some(bytes) = session.poll_transmit() { write(&bytes) }
+///     while let Some(event) = session.poll_event() {
+///         match event {
+///             Event::CopyData(bytes) => {
+///                 framer.resume();
+///                 framing = true;
+///                 route(session, &mut framer, &mut framing, &bytes);
+///             }
+///             Event::CommandComplete { rows, .. } => println!("copied {rows:?} rows"),
+///             _ => {}
+///         }
+///     }
+///     if session.state() == State::Ready { break }
+///     let n = read(&mut buf);
+///     route(session, &mut framer, &mut framing, &buf[..n]);
+/// }
+/// # }
+/// ```
+///
+/// To abort a COPY OUT midway, send [`Session::cancel_request`] on a new connection and call
+/// [`Session::abort_copy_out`] with the framer's realignment; then drive to `Ready` with every
+/// byte going to the session.
+pub struct Session {
+    config: StartupConfig,
+    phase: Phase,
+    op: Op,
+    /// Received bytes not yet processed (at most one incomplete message, outside COPY OUT).
+    input: BytesMut,
+    /// Bytes to send.
+    output: BytesMut,
+    events: VecDeque<Event>,
+    /// The terminal error, once there is one.
+    error: Option<SessionError>,
+    parameters: BTreeMap<String, String>,
+    backend_key: Option<(i32, i32)>,
+    transaction: TransactionStatus,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("state", &self.state())
+            .field("transaction", &self.transaction)
+            .field("buffered", &self.input.len())
+            .field("pending_output", &self.output.len())
+            .field("pending_events", &self.events.len())
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session that starts with `config`: the StartupMessage is queued for
+    /// [`Session::poll_transmit`].
+    ///
+    /// A configuration the protocol cannot carry (a NUL byte in a parameter) fails the session
+    /// at once: [`Event::Closed`] with [`SessionError::NulByte`].
+    pub fn new(config: StartupConfig) -> Self {
+        let mut session = Self {
+            config,
+            phase: Phase::Startup,
+            op: Op::default(),
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            events: VecDeque::new(),
+            error: None,
+            parameters: BTreeMap::new(),
+            backend_key: None,
+            transaction: TransactionStatus::Idle,
+        };
+        let mut startup = BytesMut::new();
+        match frontend::startup_message(session.config.parameters(), &mut startup) {
+            Ok(()) => session.output = startup,
+            Err(_) => session.fail(SessionError::NulByte {
+                what: "a startup parameter",
+            }),
+        }
+        session
+    }
+
+    /// The next bytes to write to the socket, in order; `None` when there is nothing to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        (!self.output.is_empty()).then(|| self.output.split().freeze())
+    }
+
+    /// The next event; `None` when there is none until more input or another call.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Feeds bytes read from the socket (any split).
+    ///
+    /// During a COPY OUT, only what the framer does not take belongs here (see
+    /// [`Event::CopyOutStarted`]). After [`Session::terminate`], input is ignored.
+    ///
+    /// # Errors
+    /// The terminal error once the session is over ([`Event::Closed`] carried it), including when
+    /// this very input ended it.
+    pub fn handle_input(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        self.check_live()?;
+        if matches!(self.phase, Phase::Closed) {
+            return Ok(());
+        }
+        let mut data = data;
+        if let Phase::Draining { skip } = &mut self.phase {
+            if *skip > 0 && self.input.is_empty() {
+                // Skip CopyData body bytes straight from the caller's buffer: memory stays
+                // bounded whatever the size of the frame being discarded.
+                let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(data.len());
+                data = &data[n..];
+                *skip -= n as u64;
+            }
+        }
+        self.input.extend_from_slice(data);
+        if let Err(error) = self.process() {
+            self.fail(error);
+        }
+        self.check_live()
+    }
+
+    /// The socket reached end of stream. Unless the session was already over, that ends it with
+    /// [`SessionError::Closed`].
+    pub fn handle_eof(&mut self) {
+        if !matches!(self.phase, Phase::Closed | Phase::Failed) {
+            self.fail(SessionError::Closed);
+        }
+    }
+
+    /// Where the session stands.
+    pub fn state(&self) -> State {
+        match &self.phase {
+            Phase::Startup | Phase::AwaitReady => State::Startup,
+            Phase::Password | Phase::Sasl(_) => State::Authenticating,
+            Phase::Ready => State::Ready,
+            Phase::Query => State::Query,
+            Phase::CopyOut => State::CopyOut,
+            Phase::CopyIn => State::CopyIn,
+            Phase::CopyInEnding => State::CopyInEnding,
+            Phase::Draining { .. } => State::Draining,
+            Phase::Closed => State::Closed,
+            Phase::Failed => State::Failed,
+        }
+    }
+
+    /// The transaction status of the last ReadyForQuery ([`TransactionStatus::Idle`] before the
+    /// first).
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.transaction
+    }
+
+    /// The last value the server reported for a run-time parameter (ParameterStatus):
+    /// `server_version`, `server_encoding`, `client_encoding`, `DateStyle`, `TimeZone`, ….
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
+    }
+
+    /// The server version as a number, parsed from `server_version`, as in
+    /// `server_version_num`: `15.18 (Debian 15.18-1)` → 150018, `9.6.24` → 90624.
+    ///
+    /// ```
+    /// # use copyman_core::session::parse_server_version;
+    /// assert_eq!(parse_server_version("15.18 (Debian 15.18-1.pgdg120+1)"), Some(150018));
+    /// assert_eq!(parse_server_version("9.6.24"), Some(90624));
+    /// assert_eq!(parse_server_version("17devel"), Some(170000));
+    /// ```
+    pub fn server_version_num(&self) -> Option<u32> {
+        self.parameter("server_version")
+            .and_then(parse_server_version)
+    }
+
+    /// The process id and secret key from BackendKeyData.
+    pub fn backend_key(&self) -> Option<(i32, i32)> {
+        self.backend_key
+    }
+
+    /// The 16-byte CancelRequest that cancels this session's running statement, to send on a
+    /// new connection (then close that connection); `None` before BackendKeyData arrived.
+    #[must_use]
+    pub fn cancel_request(&self) -> Option<Bytes> {
+        self.backend_key.map(|(process_id, secret_key)| {
+            let mut buf = BytesMut::with_capacity(16);
+            frontend::cancel_request(process_id, secret_key, &mut buf);
+            buf.freeze()
+        })
+    }
+
+    /// Sends `sql` as a simple Query. Its rows come as [`Event::Row`], its completions as
+    /// [`Event::CommandComplete`], errors as [`Event::Error`], and [`Event::Ready`] ends it.
+    ///
+    /// A COPY started by `sql` is abandoned and reported as [`SessionError::UnexpectedCopy`]
+    /// ([`Event::Failed`]; a COPY TO STDOUT also asks for [`Event::CancelNeeded`]).
+    ///
+    /// # Errors
+    /// [`SessionError::Misuse`] unless [`State::Ready`]; [`SessionError::NulByte`]; the terminal
+    /// error.
+    pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
+        self.start(OpKind::Query, sql, "query")
+    }
+
+    /// Sends `sql`, which should start a `COPY … TO STDOUT`, as a simple Query.
+    ///
+    /// The session emits [`Event::CopyOutStarted`] at the CopyOutResponse, and at the end
+    /// [`Event::CommandComplete`] (`COPY n`) and [`Event::Ready`]. A statement that is no COPY
+    /// ends with [`Event::Failed`] ([`SessionError::NotCopy`]); a COPY FROM STDIN is failed by
+    /// the session (CopyFail) and ends with [`SessionError::WrongDirection`]. `sql` may hold
+    /// several statements (`BEGIN; COPY …`).
+    ///
+    /// # Errors
+    /// As [`Session::query`].
+    pub fn copy_out(&mut self, sql: &str) -> Result<(), SessionError> {
+        self.start(OpKind::CopyOut, sql, "copy_out")
+    }
+
+    /// Sends `sql`, which should start a `COPY … FROM STDIN`, as a simple Query.
+    ///
+    /// The session emits [`Event::CopyInStarted`] at the CopyInResponse; the driver then writes
+    /// CopyData to the socket itself, feeds what the server sends to
+    /// [`Session::handle_input`] (an [`Event::Error`] there means the server refused the data
+    /// and ignores the rest), and ends with [`Session::copy_done`] or [`Session::copy_fail`].
+    /// A statement that is no COPY ends with [`SessionError::NotCopy`]; a COPY TO STDOUT asks
+    /// for [`Event::CancelNeeded`], is drained and ends with [`SessionError::WrongDirection`].
+    ///
+    /// # Errors
+    /// As [`Session::query`].
+    pub fn copy_in(&mut self, sql: &str) -> Result<(), SessionError> {
+        self.start(OpKind::CopyIn, sql, "copy_in")
+    }
+
+    /// Ends a COPY IN successfully: queues CopyDone. [`Event::CommandComplete`] (`COPY n`) and
+    /// [`Event::Ready`] follow, or [`Event::Error`] and `Ready` if the server refuses the data.
+    ///
+    /// If the server already failed the COPY (an [`Event::Error`] came during it), nothing is
+    /// sent: the operation ends, or has ended, with `Ready` anyway.
+    ///
+    /// # Errors
+    /// [`SessionError::Misuse`] outside a COPY IN; the terminal error.
+    pub fn copy_done(&mut self) -> Result<(), SessionError> {
+        self.end_copy_in("copy_done", None)
+    }
+
+    /// Fails a COPY IN: queues CopyFail with `reason`. The server answers with an
+    /// [`Event::Error`] (SQLSTATE [`QUERY_CANCELED`], its message quoting `reason`) and
+    /// [`Event::Ready`]; nothing of the COPY is kept.
+    ///
+    /// If the server already failed the COPY, nothing is sent, as for [`Session::copy_done`].
+    ///
+    /// # Errors
+    /// [`SessionError::Wire`] when `reason` holds a NUL byte; [`SessionError::Misuse`] outside a
+    /// COPY IN; the terminal error.
+    pub fn copy_fail(&mut self, reason: &str) -> Result<(), SessionError> {
+        self.end_copy_in("copy_fail", Some(reason))
+    }
+
+    /// Abandons a COPY OUT midway: the rest of the stream is read and discarded until
+    /// ReadyForQuery.
+    ///
+    /// `resume` is what the framer's position needs to parse from a message boundary again,
+    /// `copyman_wire::realign::resume(framer.position()).as_slice()`; the session puts it before
+    /// whatever comes next. From now on every byte read from the socket goes to
+    /// [`Session::handle_input`]. CopyData is skipped as it comes, without buffering frames, so
+    /// memory stays bounded whatever their size.
+    ///
+    /// The driver sends [`Session::cancel_request`] itself (on a new connection) so that the
+    /// server stops early; the resulting [`Event::Error`] (SQLSTATE [`QUERY_CANCELED`]) is
+    /// reported like any other, then [`Event::Ready`]. Without a cancel, the session drains the
+    /// COPY to its end ([`Event::CommandComplete`], `Ready`).
+    ///
+    /// # Errors
+    /// [`SessionError::Misuse`] unless a [`Session::copy_out`] runs and is not yet draining; the
+    /// terminal error, if `resume` makes the stream malformed.
+    pub fn abort_copy_out(&mut self, resume: &[u8]) -> Result<(), SessionError> {
+        self.check_live()?;
+        let allowed = match self.phase {
+            Phase::CopyOut => true,
+            Phase::Query => self.op.kind == OpKind::CopyOut,
+            _ => false,
+        };
+        if !allowed {
+            return Err(self.misuse("abort_copy_out"));
+        }
+        if !resume.is_empty() {
+            let mut input = BytesMut::with_capacity(resume.len() + self.input.len());
+            input.extend_from_slice(resume);
+            input.extend_from_slice(&self.input);
+            self.input = input;
+        }
+        self.phase = Phase::Draining { skip: 0 };
+        if let Err(error) = self.process() {
+            self.fail(error);
+        }
+        self.check_live()
+    }
+
+    /// Queues Terminate: the polite goodbye. Write out [`Session::poll_transmit`], then close the
+    /// socket. The session is [`State::Closed`] from now on; later input is ignored.
+    pub fn terminate(&mut self) {
+        if matches!(self.phase, Phase::Closed | Phase::Failed) {
+            return;
+        }
+        frontend::terminate(&mut self.output);
+        self.phase = Phase::Closed;
+        self.input = BytesMut::new();
+    }
+
+    /// Bytes the session holds from its input (for tests of its memory bound).
+    #[doc(hidden)]
+    pub fn buffered_len(&self) -> usize {
+        self.input.len()
+    }
+
+    // -- Operations ------------------------------------------------------------------------------
+
+    fn start(
+        &mut self,
+        kind: OpKind,
+        sql: &str,
+        operation: &'static str,
+    ) -> Result<(), SessionError> {
+        self.check_live()?;
+        if !matches!(self.phase, Phase::Ready) {
+            return Err(self.misuse(operation));
+        }
+        // Encode aside: on a NUL byte the encoder leaves a partial message behind.
+        let mut message = BytesMut::new();
+        frontend::query(sql, &mut message)
+            .map_err(|_| SessionError::NulByte { what: "the query" })?;
+        self.output.extend_from_slice(&message);
+        self.op = Op {
+            kind,
+            ..Op::default()
+        };
+        self.phase = Phase::Query;
+        Ok(())
+    }
+
+    fn end_copy_in(
+        &mut self,
+        operation: &'static str,
+        fail: Option<&str>,
+    ) -> Result<(), SessionError> {
+        self.check_live()?;
+        if self.op.kind == OpKind::CopyIn && self.op.copy_in_failed {
+            // The server dropped the COPY already and ignores whatever ends it.
+            return Ok(());
+        }
+        if !matches!(self.phase, Phase::CopyIn) {
+            return Err(self.misuse(operation));
+        }
+        match fail {
+            None => copyman_wire::message::encode_copy_done(&mut self.output),
+            Some(reason) => copyman_wire::message::encode_copy_fail(reason, &mut self.output)?,
+        }
+        self.phase = Phase::CopyInEnding;
+        Ok(())
+    }
+
+    fn misuse(&self, operation: &'static str) -> SessionError {
+        SessionError::Misuse {
+            operation,
+            state: self.state(),
+        }
+    }
+
+    fn check_live(&self) -> Result<(), SessionError> {
+        self.error.as_ref().map_or(Ok(()), |e| Err(e.clone()))
+    }
+
+    /// Ends the session with `error`.
+    fn fail(&mut self, error: SessionError) {
+        self.phase = match error {
+            SessionError::Db(_) | SessionError::Closed => Phase::Closed,
+            _ => Phase::Failed,
+        };
+        self.input = BytesMut::new();
+        self.output = BytesMut::new();
+        self.error = Some(error.clone());
+        self.events.push_back(Event::Closed(error));
+    }
+
+    // -- Input -----------------------------------------------------------------------------------
+
+    /// Handles every whole message in the input buffer.
+    fn process(&mut self) -> Result<(), SessionError> {
+        loop {
+            match &mut self.phase {
+                Phase::Closed | Phase::Failed => {
+                    self.input.clear();
+                    return Ok(());
+                }
+                Phase::CopyOut if self.input.first() == Some(&copyman_wire::COPY_DATA) => {
+                    // CopyData is the framer's: hand everything back, from this boundary on.
+                    let data = self.input.split();
+                    self.events.push_back(Event::CopyData(data));
+                    return Ok(());
+                }
+                Phase::Draining { skip } => {
+                    if *skip > 0 {
+                        let n = usize::try_from(*skip)
+                            .unwrap_or(usize::MAX)
+                            .min(self.input.len());
+                        self.input.advance(n);
+                        *skip -= n as u64;
+                        if *skip > 0 {
+                            return Ok(());
+                        }
+                    }
+                    if let Some((copyman_wire::COPY_DATA, len)) = peek_header(&self.input)? {
+                        self.input.advance(HEADER_LEN);
+                        *skip = u64::from(len - 4);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            let Some((tag, body)) = next_message(&mut self.input)? else {
+                return Ok(());
+            };
+            self.on_message(tag, &body)?;
+        }
+    }
+
+    /// Handles one whole message.
+    fn on_message(&mut self, tag: u8, body: &[u8]) -> Result<(), SessionError> {
+        match (&self.phase, tag) {
+            (Phase::Startup | Phase::Password | Phase::Sasl(_), b'R') => {
+                self.on_authentication(body)
+            }
+            (_, b'E') => self.on_error(body),
+            (_, b'N') => {
+                let notice =
+                    DbError::parse(body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
+                self.events.push_back(Event::Notice(notice));
+                Ok(())
+            }
+            (Phase::AwaitReady, b'S') => {
+                let (name, value) = parse_parameter(body)?;
+                self.parameters.insert(name, value);
+                Ok(())
+            }
+            (Phase::AwaitReady, b'K') => {
+                let mut r = Reader::new(tag, body);
+                self.backend_key = Some((r.i32()?, r.i32()?));
+                r.finish()
+            }
+            (Phase::AwaitReady, b'Z') => self.on_ready(body),
+            (Phase::Startup | Phase::Password | Phase::Sasl(_) | Phase::AwaitReady, _) => {
+                Err(self.unexpected(tag))
+            }
+            // From here on the session is past startup.
+            (_, b'S') => {
+                let (name, value) = parse_parameter(body)?;
+                self.parameters.insert(name.clone(), value.clone());
+                self.events
+                    .push_back(Event::ParameterChanged { name, value });
+                Ok(())
+            }
+            (_, b'A') => {
+                let mut r = Reader::new(tag, body);
+                let process_id = r.i32()?;
+                let channel = r.string()?;
+                let payload = r.string()?;
+                r.finish()?;
+                self.events.push_back(Event::Notification {
+                    process_id,
+                    channel,
+                    payload,
+                });
+                Ok(())
+            }
+            (Phase::Query, _) => self.on_query_message(tag, body),
+            (Phase::CopyOut, b'c') => {
+                Reader::new(tag, body).finish()?;
+                self.phase = Phase::Query;
+                Ok(())
+            }
+            (Phase::CopyInEnding, b'C') => {
+                self.phase = Phase::Query;
+                self.on_query_message(tag, body)
+            }
+            (Phase::Draining { .. }, _) => self.on_draining_message(tag, body),
+            _ => Err(self.unexpected(tag)),
+        }
+    }
+
+    fn unexpected(&self, tag: u8) -> SessionError {
+        SessionError::protocol(format!(
+            "unexpected message {} in state {}",
+            show_tag(tag),
+            self.state()
+        ))
+    }
+
+    /// ErrorResponse, in any state.
+    fn on_error(&mut self, body: &[u8]) -> Result<(), SessionError> {
+        let error = DbError::parse(body).map_err(|e| Reader::new(b'E', body).malformed(&e))?;
+        match self.phase {
+            // Any error before the session is up ends it (the server closes the connection).
+            _ if error.is_fatal() => return Err(SessionError::db(error)),
+            Phase::Startup | Phase::Password | Phase::Sasl(_) | Phase::AwaitReady => {
+                return Err(SessionError::db(error));
+            }
+            // Not expected while idle, but harmless: report it.
+            Phase::Ready => {}
+            Phase::CopyIn => {
+                self.op.copy_in_failed = true;
+                self.phase = Phase::Query;
+            }
+            Phase::CopyOut | Phase::CopyInEnding => self.phase = Phase::Query,
+            Phase::Query | Phase::Draining { .. } => {}
+            Phase::Closed | Phase::Failed => return Ok(()),
+        }
+        self.op.errored = true;
+        if self.op.self_canceled && error.code == QUERY_CANCELED {
+            // The error the session asked for by abandoning the COPY: Event::Failed tells why.
+            return Ok(());
+        }
+        self.events.push_back(Event::Error(error));
+        Ok(())
+    }
+
+    /// ReadyForQuery: the end of startup or of an operation.
+    fn on_ready(&mut self, body: &[u8]) -> Result<(), SessionError> {
+        let mut r = Reader::new(b'Z', body);
+        let status = match r.u8()? {
+            b'I' => TransactionStatus::Idle,
+            b'T' => TransactionStatus::InTransaction,
+            b'E' => TransactionStatus::Failed,
+            _ => return Err(r.malformed("unknown transaction status")),
+        };
+        r.finish()?;
+        // The operation's record stays until the next one starts: `copy_done` after a failed
+        // COPY IN must still know that nothing is to be sent.
+        let op = &mut self.op;
+        let failure = match op.failure.take() {
+            Some(failure) => Some(failure),
+            None if op.kind != OpKind::Query && !op.copy_started && !op.errored => {
+                Some(SessionError::NotCopy {
+                    tag: op.tag.take().unwrap_or_default(),
+                })
+            }
+            None => None,
+        };
+        if let Some(failure) = failure {
+            self.events.push_back(Event::Failed(failure));
+        }
+        self.transaction = status;
+        self.phase = Phase::Ready;
+        self.events.push_back(Event::Ready(status));
+        Ok(())
+    }
+
+    /// A message while a statement runs.
+    fn on_query_message(&mut self, tag: u8, body: &[u8]) -> Result<(), SessionError> {
+        match tag {
+            b'T' | b'n' => Ok(()),
+            b'D' => {
+                if self.op.kind == OpKind::Query {
+                    let row = parse_data_row(body)?;
+                    self.events.push_back(Event::Row(row));
+                }
+                Ok(())
+            }
+            b'C' => {
+                let mut r = Reader::new(tag, body);
+                let command = r.string()?;
+                r.finish()?;
+                let rows = command.rsplit_once(' ').and_then(|(_, n)| n.parse().ok());
+                self.op.tag = Some(command.clone());
+                self.events
+                    .push_back(Event::CommandComplete { tag: command, rows });
+                Ok(())
+            }
+            b'I' => {
+                Reader::new(tag, body).finish()?;
+                self.op.tag = Some("EMPTY QUERY".to_owned());
+                Ok(())
+            }
+            b'H' => {
+                let (format, columns) = parse_copy_response(tag, body)?;
+                match self.op.kind {
+                    OpKind::CopyOut => {
+                        self.op.copy_started = true;
+                        self.phase = Phase::CopyOut;
+                        self.events
+                            .push_back(Event::CopyOutStarted { format, columns });
+                    }
+                    OpKind::CopyIn | OpKind::Query => {
+                        // Only a cancel ends a COPY OUT early; meanwhile discard its data.
+                        self.op.failure = Some(if self.op.kind == OpKind::CopyIn {
+                            SessionError::WrongDirection {
+                                expected: "COPY FROM STDIN",
+                                got: "COPY TO STDOUT",
+                            }
+                        } else {
+                            SessionError::UnexpectedCopy {
+                                got: "COPY TO STDOUT",
+                            }
+                        });
+                        self.op.self_canceled = true;
+                        self.events.push_back(Event::CancelNeeded);
+                        self.phase = Phase::Draining { skip: 0 };
+                    }
+                }
+                Ok(())
+            }
+            b'G' => {
+                let (format, columns) = parse_copy_response(tag, body)?;
+                match self.op.kind {
+                    OpKind::CopyIn => {
+                        self.op.copy_started = true;
+                        self.phase = Phase::CopyIn;
+                        self.events
+                            .push_back(Event::CopyInStarted { format, columns });
+                    }
+                    OpKind::CopyOut => {
+                        self.op.failure = Some(SessionError::WrongDirection {
+                            expected: "COPY TO STDOUT",
+                            got: "COPY FROM STDIN",
+                        });
+                        self.refuse_copy_in(
+                            "copyman: expected COPY ... TO STDOUT, got COPY FROM STDIN",
+                        )?;
+                    }
+                    OpKind::Query => {
+                        self.op.failure = Some(SessionError::UnexpectedCopy {
+                            got: "COPY FROM STDIN",
+                        });
+                        self.refuse_copy_in(
+                            "copyman: COPY FROM STDIN is not allowed in a plain query",
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            b'W' => Err(SessionError::protocol(
+                "COPY BOTH (replication) is not supported",
+            )),
+            b'Z' => self.on_ready(body),
+            _ => Err(self.unexpected(tag)),
+        }
+    }
+
+    /// Makes the server drop a COPY IN nobody asked for.
+    fn refuse_copy_in(&mut self, reason: &str) -> Result<(), SessionError> {
+        copyman_wire::message::encode_copy_fail(reason, &mut self.output)?;
+        self.op.self_canceled = true;
+        self.phase = Phase::CopyInEnding;
+        Ok(())
+    }
+
+    /// A message other than CopyData while draining.
+    fn on_draining_message(&mut self, tag: u8, body: &[u8]) -> Result<(), SessionError> {
+        match tag {
+            // The rest of the COPY OUT (or of the statement) is not wanted.
+            b'c' | b'H' | b'T' | b'D' | b'I' | b'n' => Ok(()),
+            b'C' => self.on_query_message(tag, body),
+            b'G' => {
+                parse_copy_response(tag, body)?;
+                self.op.failure.get_or_insert(SessionError::WrongDirection {
+                    expected: "COPY TO STDOUT",
+                    got: "COPY FROM STDIN",
+                });
+                self.refuse_copy_in("copyman: expected COPY ... TO STDOUT, got COPY FROM STDIN")
+            }
+            b'Z' => self.on_ready(body),
+            _ => Err(self.unexpected(tag)),
+        }
+    }
+
+    /// An authentication request.
+    fn on_authentication(&mut self, body: &[u8]) -> Result<(), SessionError> {
+        let mut r = Reader::new(b'R', body);
+        let code = r.i32()?;
+        let phase = std::mem::replace(&mut self.phase, Phase::Failed);
+        match (code, phase) {
+            (0, Phase::Startup | Phase::Password) => {
+                r.finish()?;
+                self.phase = Phase::AwaitReady;
+            }
+            (0, Phase::Sasl(_)) => {
+                return Err(SessionError::auth(
+                    "the server accepted authentication before the SCRAM exchange completed",
+                ));
+            }
+            (3, Phase::Startup) => {
+                r.finish()?;
+                let password = self.password("cleartext")?;
+                let mut message = BytesMut::new();
+                frontend::password_message(password, &mut message)
+                    .map_err(|_| SessionError::auth("the password contains a nul byte"))?;
+                self.output.extend_from_slice(&message);
+                self.phase = Phase::Password;
+            }
+            (5, Phase::Startup) => {
+                let salt = r.i32()?.to_be_bytes();
+                r.finish()?;
+                let password = self.password("md5")?;
+                let hash = md5_hash(self.config.user.as_bytes(), password, salt);
+                frontend::password_message(hash.as_bytes(), &mut self.output)
+                    .map_err(|_| r.malformed("unencodable md5 answer"))?;
+                self.phase = Phase::Password;
+            }
+            (10, Phase::Startup) => {
+                let mut mechanisms = Vec::new();
+                loop {
+                    let name = r.string()?;
+                    if name.is_empty() {
+                        break;
+                    }
+                    mechanisms.push(name);
+                }
+                r.finish()?;
+                if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
+                    return Err(SessionError::auth(
+                        if mechanisms.iter().any(|m| m == SCRAM_SHA_256_PLUS) {
+                            "the server requires SCRAM-SHA-256-PLUS (channel binding), which needs a TLS connection"
+                            .to_owned()
+                        } else {
+                            format!(
+                                "unsupported SASL authentication mechanisms: {}",
+                                mechanisms.join(", ")
+                            )
+                        },
+                    ));
+                }
+                let password = self.password("SCRAM-SHA-256")?;
+                let scram = ScramSha256::new(password, ChannelBinding::unsupported());
+                let mut message = BytesMut::new();
+                frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut message)
+                    .map_err(|_| r.malformed("unencodable SASL answer"))?;
+                self.output.extend_from_slice(&message);
+                self.phase = Phase::Sasl(Sasl::Continue(Box::new(scram)));
+            }
+            (11, Phase::Sasl(Sasl::Continue(mut scram))) => {
+                scram.update(r.rest()).map_err(|e| {
+                    SessionError::auth(format!("SCRAM-SHA-256: bad server-first-message: {e}"))
+                })?;
+                let mut message = BytesMut::new();
+                frontend::sasl_response(scram.message(), &mut message)
+                    .map_err(|_| r.malformed("unencodable SASL answer"))?;
+                self.output.extend_from_slice(&message);
+                self.phase = Phase::Sasl(Sasl::Final(scram));
+            }
+            (12, Phase::Sasl(Sasl::Final(mut scram))) => {
+                scram.finish(r.rest()).map_err(|e| {
+                    SessionError::auth(format!("SCRAM-SHA-256: the server's proof is wrong: {e}"))
+                })?;
+                self.phase = Phase::Password;
+            }
+            (2 | 6 | 7 | 8 | 9, Phase::Startup) => {
+                let method = match code {
+                    2 => "Kerberos V5",
+                    6 => "SCM credentials",
+                    9 => "SSPI",
+                    _ => "GSS",
+                };
+                return Err(SessionError::auth(format!(
+                    "unsupported authentication method: {method}"
+                )));
+            }
+            (code, Phase::Startup) => {
+                return Err(SessionError::auth(format!(
+                    "unsupported authentication method: request code {code}"
+                )));
+            }
+            (code, phase) => {
+                self.phase = phase;
+                return Err(SessionError::protocol(format!(
+                    "unexpected authentication request {code} in state {}",
+                    self.state()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn password(&self, method: &str) -> Result<&[u8], SessionError> {
+        self.config.password.as_deref().ok_or_else(|| {
+            SessionError::auth(format!(
+                "password required by the server ({method}) but none given"
+            ))
+        })
+    }
+}
+
+/// `server_version` as a number like `server_version_num`: `15.18 (Debian …)` → 150018,
+/// `9.6.24` → 90624, `17devel` or `16beta1` → 170000 or 160000. `None` when it does not start
+/// with a number.
+pub fn parse_server_version(version: &str) -> Option<u32> {
+    let numeric: &str = version
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap_or_default();
+    let mut parts = numeric
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().and_then(Result::ok).unwrap_or(0);
+    if major >= 10 {
+        major.checked_mul(10_000)?.checked_add(minor)
+    } else {
+        let patch = parts.next().and_then(Result::ok).unwrap_or(0);
+        major
+            .checked_mul(10_000)?
+            .checked_add(minor.checked_mul(100)?)?
+            .checked_add(patch)
+    }
+}
+
+fn parse_parameter(body: &[u8]) -> Result<(String, String), SessionError> {
+    let mut r = Reader::new(b'S', body);
+    let name = r.string()?;
+    let value = r.string()?;
+    r.finish()?;
+    Ok((name, value))
+}
+
+fn parse_copy_response(tag: u8, body: &[u8]) -> Result<(CopyFormat, usize), SessionError> {
+    let mut r = Reader::new(tag, body);
+    let format = match r.u8()? {
+        0 => CopyFormat::Text,
+        1 => CopyFormat::Binary,
+        _ => return Err(r.malformed("unknown copy format")),
+    };
+    let columns = usize::try_from(r.i16()?).map_err(|_| r.malformed("negative column count"))?;
+    for _ in 0..columns {
+        r.i16()?;
+    }
+    r.finish()?;
+    Ok((format, columns))
+}
+
+fn parse_data_row(body: &[u8]) -> Result<Vec<Option<String>>, SessionError> {
+    let mut r = Reader::new(b'D', body);
+    let count = usize::try_from(r.i16()?).map_err(|_| r.malformed("negative column count"))?;
+    let mut row = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = r.i32()?;
+        if len < 0 {
+            row.push(None);
+            continue;
+        }
+        let len = usize::try_from(len).map_err(|_| r.malformed("bad value length"))?;
+        row.push(Some(String::from_utf8_lossy(r.bytes(len)?).into_owned()));
+    }
+    r.finish()?;
+    Ok(row)
+}

@@ -1,0 +1,408 @@
+//! A raw PostgreSQL connection on a blocking socket, spoken by copyman-core's [`Session`].
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+use postgres::config::Host;
+
+use crate::Error;
+
+/// Bytes read from the socket at a time outside the COPY data path.
+const MESSAGE_READ: usize = 16 * 1024;
+
+/// A connected socket, TCP or Unix.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(on),
+            Self::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => {
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)
+            }
+            Self::Unix(s) => {
+                s.set_read_timeout(timeout)?;
+                s.set_write_timeout(timeout)
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.read(buf),
+            Self::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.write(buf),
+            Self::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a connection went, to open another one for a cancel request.
+#[derive(Debug, Clone)]
+enum Target {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Target {
+    fn open(&self, timeout: Option<Duration>) -> io::Result<Stream> {
+        match self {
+            Self::Tcp(addr) => {
+                let stream = match timeout {
+                    Some(t) => TcpStream::connect_timeout(addr, t)?,
+                    None => TcpStream::connect(addr)?,
+                };
+                // COPY data goes out in large writes; small protocol messages must not wait.
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+            Self::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A PostgreSQL connection that copyman owns: the fast path's raw COPY session.
+///
+/// Parameters come as a [`postgres::Config`], or a URL or `key=value` string parsed exactly as the
+/// `postgres` crate parses it. Every connection sets the portability settings (`client_encoding`
+/// UTF8, `DateStyle` ISO, `IntervalStyle` postgres, `extra_float_digits` 3) so that text COPY data
+/// means the same on every server. Plain SQL runs with [`Connection::execute`] and
+/// [`Connection::query`] before and after a copy, e.g. to copy inside a transaction.
+///
+/// ```no_run
+/// use copyman_sync::Connection;
+///
+/// let mut conn = Connection::connect_str("host=127.0.0.1 user=postgres dbname=postgres")?;
+/// conn.execute("BEGIN")?;
+/// conn.execute("CREATE TEMP TABLE loading_table (i int8)")?;
+/// # Ok::<(), copyman_sync::Error>(())
+/// ```
+pub struct Connection {
+    pub(crate) stream: Stream,
+    pub(crate) session: Session,
+    target: Target,
+    connect_timeout: Option<Duration>,
+    scratch: Vec<u8>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target.to_string())
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects with parameters in a URL (`postgresql://user@host:port/db`) or `key=value` form.
+    ///
+    /// # Errors
+    /// A malformed string, an unreachable server, a failed authentication.
+    pub fn connect_str(params: &str) -> Result<Self, Error> {
+        let config: postgres::Config = params.parse().map_err(Error::Config)?;
+        Self::connect(&config)
+    }
+
+    /// Connects with a `postgres` crate configuration: the first host that accepts wins.
+    ///
+    /// # Errors
+    /// An unreachable server ([`Error::Connect`]), a failed authentication or a server error at
+    /// startup ([`Error::Session`], with the server's SQLSTATE), a missing user name.
+    pub fn connect(config: &postgres::Config) -> Result<Self, Error> {
+        let user = config
+            .get_user()
+            .ok_or(Error::Parameters("no user name given".into()))?;
+        let mut startup = StartupConfig::new(user);
+        startup.database = config.get_dbname().map(str::to_owned);
+        startup.password = config.get_password().map(<[u8]>::to_vec);
+        startup.application_name = Some(
+            config
+                .get_application_name()
+                .unwrap_or("copyman")
+                .to_owned(),
+        );
+        startup.options = config.get_options().map(str::to_owned);
+        let timeout = config.get_connect_timeout().copied();
+
+        let mut last: Option<Error> = None;
+        for target in targets(config)? {
+            match target.open(timeout) {
+                Ok(stream) => {
+                    let mut conn = Self {
+                        stream,
+                        session: Session::new(startup),
+                        target,
+                        connect_timeout: timeout,
+                        scratch: vec![0; MESSAGE_READ],
+                    };
+                    conn.stream.set_timeouts(timeout)?;
+                    conn.wait_ready(|_| Ok(()))?;
+                    // Timeouts guard the connection attempt only; the copy sets its own.
+                    conn.stream.set_timeouts(None)?;
+                    return Ok(conn);
+                }
+                Err(source) => {
+                    last = Some(Error::Connect {
+                        target: target.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
+    }
+
+    /// The session underneath: server parameters, transaction status, backend key.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether the connection can run a statement now.
+    pub fn is_ready(&self) -> bool {
+        self.session.state() == State::Ready
+    }
+
+    /// Sets a read and write timeout on the socket: a server that does not answer, or a
+    /// destination that stops taking data, then fails with an IO error of kind `TimedOut` or
+    /// `WouldBlock` instead of blocking for ever (the seed's `socket.timeout`, which a copy
+    /// may reconcile).
+    ///
+    /// # Errors
+    /// The socket's.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        Ok(self.stream.set_timeouts(timeout)?)
+    }
+
+    /// Runs SQL (one or more statements, simple query protocol) and returns the row count of the
+    /// last statement that has one (0 otherwise).
+    ///
+    /// # Errors
+    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
+    pub fn execute(&mut self, sql: &str) -> Result<u64, Error> {
+        let mut count = 0;
+        self.run_query(sql, |event| {
+            if let Event::CommandComplete { rows: Some(n), .. } = event {
+                count = n;
+            }
+        })?;
+        Ok(count)
+    }
+
+    /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
+    ///
+    /// # Errors
+    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
+    pub fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
+        let mut rows = Vec::new();
+        self.run_query(sql, |event| {
+            if let Event::Row(row) = event {
+                rows.push(row);
+            }
+        })?;
+        Ok(rows)
+    }
+
+    fn run_query(&mut self, sql: &str, mut on: impl FnMut(Event)) -> Result<(), Error> {
+        self.session.query(sql)?;
+        let mut error = None;
+        self.wait_ready(|event| {
+            match event {
+                Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                other => on(other),
+            }
+            Ok(())
+        })?;
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
+    /// same server.
+    ///
+    /// # Errors
+    /// The server could not be reached, or the session has no backend key.
+    pub fn cancel(&self) -> Result<(), Error> {
+        let request = self.session.cancel_request().ok_or(Error::State(
+            "the server gave no backend key: cannot cancel",
+        ))?;
+        let mut stream = self
+            .target
+            .open(self.connect_timeout.or(Some(Duration::from_secs(10))))?;
+        stream.write_all(&request)?;
+        // The server closes the connection once it has the request.
+        let mut sink = [0u8; 64];
+        while stream.read(&mut sink)? > 0 {}
+        Ok(())
+    }
+
+    /// Writes what the session has to send.
+    pub(crate) fn flush(&mut self) -> Result<(), Error> {
+        while let Some(bytes) = self.session.poll_transmit() {
+            self.stream.write_all(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Reads once from the socket into the session.
+    pub(crate) fn read_into_session(&mut self) -> Result<(), Error> {
+        let n = match self.stream.read(&mut self.scratch) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => {
+                self.session.handle_eof();
+                return Err(e.into());
+            }
+        };
+        if n == 0 {
+            self.session.handle_eof();
+            return Ok(());
+        }
+        self.session.handle_input(&self.scratch[..n])?;
+        Ok(())
+    }
+
+    /// Reads into the session without blocking, until the socket has nothing more.
+    pub(crate) fn poll_server(&mut self) -> Result<(), Error> {
+        self.stream.set_nonblocking(true)?;
+        let result = loop {
+            match self.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.session.handle_eof();
+                    break Ok(());
+                }
+                Ok(n) => {
+                    if let Err(e) = self.session.handle_input(&self.scratch[..n]) {
+                        break Err(e.into());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e.into()),
+            }
+        };
+        self.stream.set_nonblocking(false)?;
+        result
+    }
+
+    /// Flushes, then reads until the session is ready, handing every event to `on`. A session
+    /// that closes ends this with its error.
+    pub(crate) fn wait_ready(
+        &mut self,
+        mut on: impl FnMut(Event) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.wait_ready_dyn(&mut on)
+    }
+
+    fn wait_ready_dyn(
+        &mut self,
+        on: &mut dyn FnMut(Event) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        loop {
+            self.flush()?;
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Ready(_) => return Ok(()),
+                    Event::Closed(e) => return Err(e.into()),
+                    Event::Failed(e) => {
+                        // The operation failed on our side (wrong COPY direction, not a COPY):
+                        // drive to ReadyForQuery, then report it.
+                        self.wait_ready_dyn(&mut |_| Ok(()))?;
+                        return Err(e.into());
+                    }
+                    other => on(other)?,
+                }
+            }
+            self.read_into_session()?;
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Say goodbye when possible, so the server logs no "unexpected EOF"; errors are moot.
+        if !matches!(self.session.state(), State::Closed) {
+            self.session.terminate();
+            let _ = self.flush();
+        }
+    }
+}
+
+/// Every address the configuration names, in order.
+fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
+    let hosts = config.get_hosts();
+    let ports = config.get_ports();
+    let port_for = |i: usize| match ports {
+        [] => Ok(5432),
+        [one] => Ok(*one),
+        many => many.get(i).copied().ok_or(Error::Parameters(
+            "the number of ports must be one or match the number of hosts".into(),
+        )),
+    };
+    let default_hosts;
+    let hosts = if hosts.is_empty() {
+        default_hosts = vec![
+            Host::Unix(PathBuf::from("/var/run/postgresql")),
+            Host::Tcp("localhost".into()),
+        ];
+        &default_hosts[..]
+    } else {
+        hosts
+    };
+    let mut targets = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let port = port_for(i)?;
+        match host {
+            Host::Tcp(name) => {
+                if let Ok(addrs) = (name.as_str(), port).to_socket_addrs() {
+                    targets.extend(addrs.map(Target::Tcp));
+                }
+            }
+            Host::Unix(dir) => targets.push(Target::Unix(dir.join(format!(".s.PGSQL.{port}")))),
+        }
+    }
+    if targets.is_empty() {
+        return Err(Error::Parameters("no host could be resolved".into()));
+    }
+    Ok(targets)
+}

@@ -1,0 +1,336 @@
+//! The blocking driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`.
+
+use std::fmt;
+
+use copyman_core::{
+    Config, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId, Summary,
+};
+
+use crate::{Producer, Receiver};
+
+/// Moves COPY data from one producer to many receivers, one cycle at a time.
+///
+/// Every decision (faults, reconcile, realignment, finishing or failing) is copyman-core's
+/// [`Manager`]; this type carries out its orders on blocking endpoints. Iterate it for per-cycle
+/// progress (the seed's `for n_msgs, n_bytes in copy`), then [`finish`](CopyManager::finish) it.
+///
+/// ```no_run
+/// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
+///
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres")?;
+/// let mut destination = Connection::connect_str("host=127.0.0.2 user=postgres")?;
+/// destination.execute("BEGIN")?;
+/// destination.execute("CREATE TEMP TABLE loading_table (i int8)")?;
+/// let producer = StatementProducer::new(
+///     &mut source,
+///     "COPY (SELECT i FROM generate_series(1, 1000000) AS g(i)) TO STDOUT",
+/// );
+/// let receiver = StatementReceiver::new(&mut destination, "COPY loading_table FROM STDIN");
+/// let mut copy = CopyManager::start(producer, vec![Box::new(receiver)])?;
+/// for progress in &mut copy {
+///     let (messages, bytes) = progress?;
+///     println!("{messages} rows, {bytes} bytes");
+/// }
+/// let summary = copy.finish()?;
+/// # drop(summary);
+/// destination.execute("COMMIT")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Dropping a copy that was not finished fails it: nothing is completed on any receiver.
+pub struct CopyManager<'a> {
+    manager: Manager,
+    producer: Box<dyn Producer + 'a>,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    result: Option<Result<Summary, CopyFail>>,
+}
+
+impl fmt::Debug for CopyManager<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyManager")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CopyManager<'a> {
+    /// Starts a copy: every receiver's COPY, then the producer's (the seed's `__enter__`).
+    ///
+    /// # Errors
+    /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
+    /// could not start.
+    pub fn start(
+        producer: impl Producer + 'a,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+    ) -> Result<Self, CopyFail> {
+        let mut manager = Manager::new(producer.protocol(), Config::with_window(1));
+        for receiver in &receivers {
+            manager
+                .add_receiver(receiver.protocol())
+                .expect("receivers are added before the start");
+        }
+        let mut copy = Self {
+            manager,
+            producer: Box::new(producer),
+            receivers,
+            result: None,
+        };
+        let mut receiver_faults = Vec::new();
+        for (i, receiver) in copy.receivers.iter_mut().enumerate() {
+            if let Err(error) = receiver.start() {
+                receiver_faults.push((ReceiverId(i), error));
+            }
+        }
+        let mut producer_fault = None;
+        if receiver_faults.is_empty() {
+            let source_frames = copy.manager.needs_source_frames();
+            producer_fault = copy.producer.start(source_frames).err();
+        }
+        if receiver_faults.is_empty() && producer_fault.is_none() {
+            return Ok(copy);
+        }
+        let reason = "could not start the COPY operation";
+        let mut fail = match copy.end(Input::Abort {
+            reason: reason.into(),
+        }) {
+            Err(fail) => fail,
+            Ok(_) => unreachable!("an aborted copy fails"),
+        };
+        fail.receiver_faults
+            .extend(receiver_faults.into_iter().map(|(id, e)| (id, e.into())));
+        fail.receiver_faults.sort_by_key(|(id, _)| *id);
+        if let Some(error) = producer_fault {
+            fail.producer_fault = Some(error.into());
+        }
+        Err(fail)
+    }
+
+    /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole
+    /// copy.
+    ///
+    /// # Errors
+    /// [`CopyFail`] when anything went wrong; nothing is completed on any receiver then.
+    pub fn run(mut self) -> Result<Summary, CopyFail> {
+        while let Some(progress) = self.next() {
+            if let Err(fault) = progress {
+                return self.end(Input::Abort {
+                    reason: fault.to_string(),
+                });
+            }
+        }
+        self.finish()
+    }
+
+    /// Lets a faulted receiver rejoin: it first transmits what it still owes.
+    ///
+    /// # Errors
+    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, or data
+    /// went by while it was out); [`ReconcileError::Fault`] when its transmit fails again (it
+    /// stays out).
+    pub fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ReconcileError> {
+        self.manager.handle_input(Input::Reconcile(receiver))?;
+        loop {
+            match self.manager.poll_output() {
+                Output::Event(Event::Reconciled(id)) if id == receiver => return Ok(()),
+                Output::Event(Event::ReceiverFault(fault)) => {
+                    return Err(ReconcileError::Fault(Fault::Receiver(fault)));
+                }
+                Output::Transmit { receiver, data } => self.transmit(receiver, &data),
+                other => unreachable!("a reconcile only transmits, got {other:?}"),
+            }
+        }
+    }
+
+    /// Completes the copy (the seed's `__exit__`): succeeds only if the producer reached its end,
+    /// a receiver is left and every receiver completes with the producer's row count.
+    ///
+    /// # Errors
+    /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
+    pub fn finish(mut self) -> Result<Summary, CopyFail> {
+        self.end(Input::Finish)
+    }
+
+    /// Fails the copy with `reason`: nothing is completed on any receiver.
+    pub fn abort(mut self, reason: &str) -> CopyFail {
+        match self.end(Input::Abort {
+            reason: reason.into(),
+        }) {
+            Err(fail) => fail,
+            Ok(_) => unreachable!("an aborted copy fails"),
+        }
+    }
+
+    /// The receivers still in the copy (the seed's `receivers`).
+    pub fn live_receivers(&self) -> Vec<ReceiverId> {
+        self.manager.live_receivers().collect()
+    }
+
+    /// A receiver, by the id it has in faults (its position in the list given to `start`).
+    pub fn receiver(&self, id: ReceiverId) -> Option<&(dyn Receiver + 'a)> {
+        self.receivers.get(id.0).map(|r| &**r)
+    }
+
+    /// The producer.
+    pub fn producer(&self) -> &(dyn Producer + 'a) {
+        &*self.producer
+    }
+
+    /// Messages and payload bytes moved so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.manager.totals()
+    }
+
+    fn transmit(&mut self, receiver: ReceiverId, data: &copyman_core::Data) {
+        let input = match self.receivers[receiver.0].transmit(data) {
+            Ok(()) => Input::Transmitted { receiver },
+            Err(e) => Input::ReceiverError {
+                receiver,
+                error: e.error,
+                written: e.written,
+            },
+        };
+        self.report(input);
+    }
+
+    fn report(&mut self, input: Input) {
+        self.manager
+            .handle_input(input)
+            .expect("the blocking driver reports exactly what the manager asked for");
+    }
+
+    /// Carries out one order of the manager.
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::ReadProducer => {
+                let input = match self.producer.next_chunk() {
+                    Ok(Some(chunk)) => Input::ProducerData(chunk),
+                    Ok(None) => Input::ProducerEnd {
+                        count: self.producer.count(),
+                    },
+                    Err(error) => Input::ProducerError(error),
+                };
+                self.report(input);
+            }
+            Output::Transmit { receiver, data } => self.transmit(receiver, &data),
+            Output::Complete { receiver } => {
+                let result = self.receivers[receiver.0].complete();
+                self.report(Input::ReceiverDone { receiver, result });
+            }
+            Output::Fail {
+                receiver,
+                reason,
+                completion,
+            } => {
+                let result = self.receivers[receiver.0]
+                    .fail(&reason, &completion)
+                    .map(|()| None);
+                self.report(Input::ReceiverDone { receiver, result });
+            }
+            Output::CancelProducer => {
+                let result = self.producer.cancel();
+                self.report(Input::ProducerDone { result });
+            }
+            other => unreachable!("not an order: {other:?}"),
+        }
+    }
+
+    /// Ends the copy with `input` (finish or abort) and drives it to its result.
+    fn end(&mut self, input: Input) -> Result<Summary, CopyFail> {
+        if let Some(result) = self.result.clone() {
+            return result;
+        }
+        self.report(input);
+        loop {
+            match self.manager.poll_output() {
+                Output::Event(Event::Finished(result)) => {
+                    self.result = Some(result.clone());
+                    return result;
+                }
+                // Progress and faults that arrive while ending are moot: the result says it all.
+                Output::Event(_) => {}
+                Output::Wait | Output::EndOfCopy | Output::Done => {
+                    unreachable!("a blocking copy never waits while ending")
+                }
+                order => self.carry_out(order),
+            }
+        }
+    }
+}
+
+impl Iterator for CopyManager<'_> {
+    type Item = Result<(u64, u64), Fault>;
+
+    /// One cycle: read a chunk, transmit it to every receiver, report `(messages, bytes)`.
+    /// `None` once the producer reached its end (or no receiver is left).
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.result.is_some() {
+            return None;
+        }
+        loop {
+            match self.manager.poll_output() {
+                Output::Event(Event::Progress { messages, bytes }) => {
+                    return Some(Ok((messages, bytes)));
+                }
+                Output::Event(Event::ReceiverFault(fault)) => {
+                    return Some(Err(Fault::Receiver(fault)));
+                }
+                Output::Event(Event::ProducerFault(fault)) => {
+                    return Some(Err(Fault::Producer(fault)));
+                }
+                Output::Event(_) => {}
+                Output::EndOfCopy | Output::Done => return None,
+                Output::Wait => unreachable!("a blocking copy has no IO outstanding"),
+                order => self.carry_out(order),
+            }
+        }
+    }
+}
+
+impl Drop for CopyManager<'_> {
+    fn drop(&mut self) {
+        if self.result.is_none() {
+            // Nothing half-copied may be committed: fail every receiver's COPY.
+            let _ = self.end(Input::Abort {
+                reason: "copy dropped before it finished".into(),
+            });
+        }
+    }
+}
+
+/// Why a reconcile did not bring a receiver back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// The manager refused: see the reason.
+    #[error(transparent)]
+    Refused(#[from] ManagerError),
+    /// The receiver failed again while transmitting what it owed; it stays out of the copy.
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+/// Copies everything `producer` produces to every receiver (the seed's `transfer`), returning the
+/// totals `(messages, bytes)`.
+///
+/// ```no_run
+/// use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};
+///
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres")?;
+/// let mut destination = Connection::connect_str("host=127.0.0.2 user=postgres")?;
+/// destination.execute("CREATE TABLE IF NOT EXISTS t (i int8)")?;
+/// let (rows, bytes) = transfer(
+///     StatementProducer::new(&mut source, "COPY (SELECT i FROM generate_series(1, 1000000) AS g(i)) TO STDOUT"),
+///     vec![Box::new(StatementReceiver::new(&mut destination, "COPY t FROM STDIN"))],
+/// )?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`CopyFail`] if anything went wrong: nothing is completed on any receiver then.
+pub fn transfer<'a>(
+    producer: impl Producer + 'a,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+) -> Result<(u64, u64), CopyFail> {
+    let summary = CopyManager::start(producer, receivers)?.run()?;
+    Ok((summary.messages, summary.bytes))
+}

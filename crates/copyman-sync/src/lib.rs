@@ -1,0 +1,52 @@
+//! copyman on blocking sockets: stream PostgreSQL COPY data from one server to many.
+//!
+//! This is the thin blocking binding of copyman-core: it owns sockets and buffers and carries out
+//! the core [`Manager`](copyman_core::Manager)'s orders; every decision — faults, reconcile,
+//! realignment, finishing or failing — is the core's. No async runtime is started or blocked on.
+//!
+//! * [`Connection`]: a raw PostgreSQL connection over TCP or a Unix socket (the fast path),
+//!   configured like the `postgres` crate.
+//! * Producers: [`StatementProducer`], [`IteratorProducer`], [`NullProducer`], and
+//!   [`ClientProducer`] over an existing `postgres` client's `copy_out`.
+//! * Receivers: [`StatementReceiver`], [`CallReceiver`], [`NullReceiver`], and
+//!   [`ClientReceiver`] over an existing `postgres` client's `copy_in`.
+//! * [`CopyManager`] and [`transfer`], with the seed's faults: [`ReceiverFault`],
+//!   [`ProducerFault`], [`CopyFail`].
+//!
+//! ```no_run
+//! use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};
+//!
+//! let mut source = Connection::connect_str("postgresql://postgres@127.0.0.1:5432/app")?;
+//! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app")?;
+//! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app")?;
+//! let (rows, bytes) = transfer(
+//!     StatementProducer::new(&mut source, "COPY items TO STDOUT (FORMAT binary)"),
+//!     vec![
+//!         Box::new(StatementReceiver::new(&mut a, "COPY items FROM STDIN (FORMAT binary)")),
+//!         Box::new(StatementReceiver::new(&mut b, "COPY items FROM STDIN (FORMAT binary)")),
+//!     ],
+//! )?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod connection;
+mod copy;
+mod error;
+mod producer;
+mod receiver;
+
+pub use connection::Connection;
+pub use copy::{CopyManager, ReconcileError, transfer};
+pub use copyman_core::{
+    CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol, ReceiverFault, ReceiverId,
+    ReceiverOutcome, Summary,
+};
+pub use error::Error;
+pub use producer::{ClientProducer, IteratorProducer, NullProducer, Producer, StatementProducer};
+pub use receiver::{
+    CallReceiver, ClientReceiver, NullReceiver, Receiver, StatementReceiver, TransmitError,
+};
+
+/// The default read buffer of a [`StatementProducer`]: 64 KiB, one CopyData frame per read.
+pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;

@@ -1,0 +1,354 @@
+//! Producers: where the COPY data comes from.
+
+use std::io::BufRead;
+
+use bytes::{Bytes, BytesMut};
+use copyman_core::session::{Event, SessionError};
+use copyman_core::source::{CopyOutSource, SourceItem};
+use copyman_core::{BoxError, Chunk, Protocol};
+use copyman_wire::HEADROOM;
+
+use crate::connection::Connection;
+use crate::{DEFAULT_BUFFER_SIZE, Error};
+
+/// A source of COPY data for a [`CopyManager`](crate::CopyManager).
+///
+/// Implement it to feed a copy from anything; the manager calls `start` once, then
+/// `next_chunk` until it returns `None`, or `cancel` if the copy is aborted first.
+pub trait Producer {
+    /// The protocol of the chunks it produces.
+    fn protocol(&self) -> Protocol;
+
+    /// Starts producing. A PQv3 producer must hand in frames as the server sent them when
+    /// `source_frames` is true (a receiver wants lines); otherwise it may re-block them.
+    ///
+    /// # Errors
+    /// Whatever keeps it from starting; the copy then fails.
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+
+    /// The next chunk, or `None` at the end.
+    ///
+    /// # Errors
+    /// A failure to produce: the copy reports a ProducerFault and may go on or abort.
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
+
+    /// Rows it says it produced (its `COPY n`), once at its end, if it knows.
+    fn count(&self) -> Option<u64> {
+        None
+    }
+
+    /// Stops producing before the end and leaves its connection usable (cancel and drain).
+    ///
+    /// # Errors
+    /// Its connection could not be made usable again.
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
+///
+/// Reads the socket in large buffers (64 KiB by default), re-blocks each read into one CopyData
+/// frame in place, and hands that one buffer to every receiver. Rows are never parsed.
+///
+/// ```no_run
+/// use copyman_sync::{Connection, StatementProducer};
+///
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres")?;
+/// let producer = StatementProducer::new(&mut source, "COPY (SELECT i FROM generate_series(1, 10) AS g(i)) TO STDOUT");
+/// # Ok::<(), copyman_sync::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct StatementProducer<'c> {
+    conn: &'c mut Connection,
+    statement: String,
+    buffer_size: usize,
+    buf: BytesMut,
+    source: Option<CopyOutSource>,
+    count: Option<u64>,
+    ended: bool,
+}
+
+impl<'c> StatementProducer<'c> {
+    /// A producer running `statement` (a `COPY … TO STDOUT`) on `conn`.
+    pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
+        Self {
+            conn,
+            statement: statement.into(),
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            buf: BytesMut::new(),
+            source: None,
+            count: None,
+            ended: false,
+        }
+    }
+
+    /// Sets the read buffer size (at least 1 byte; the default is 64 KiB).
+    pub fn buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = size.max(1);
+        self
+    }
+
+    fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
+        self.conn.session.copy_out(&self.statement)?;
+        let mut source = CopyOutSource::new(reblock);
+        let mut early: Option<BytesMut> = None;
+        let mut started = false;
+        let mut error = None;
+        // Read until the server starts the COPY (or says why it does not).
+        while !started {
+            self.conn.flush()?;
+            while let Some(event) = self.conn.session.poll_event() {
+                match event {
+                    Event::CopyOutStarted { .. } => started = true,
+                    Event::CopyData(bytes) => early = Some(bytes),
+                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                    Event::Failed(e) => error = Some(e),
+                    Event::Closed(e) => return Err(e.into()),
+                    Event::CancelNeeded => self.conn.cancel()?,
+                    Event::Ready(_) => {
+                        return Err(match error {
+                            Some(e) => e.into(),
+                            None => Error::State("the statement ended without starting a COPY"),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if !started {
+                self.conn.read_into_session()?;
+            }
+        }
+        if let Some(bytes) = early {
+            source.handle_stream_bytes(&mut self.conn.session, &bytes)?;
+        }
+        self.source = Some(source);
+        Ok(())
+    }
+
+    fn read_chunk(&mut self) -> Result<Option<Chunk>, Error> {
+        let source = self
+            .source
+            .as_mut()
+            .ok_or(Error::State("producer not started"))?;
+        loop {
+            match source.poll_item() {
+                Some(SourceItem::Chunk(chunk)) => return Ok(Some(chunk)),
+                Some(SourceItem::End { count }) => {
+                    self.count = count;
+                    self.ended = true;
+                    return Ok(None);
+                }
+                Some(_) => continue,
+                None if self.ended => return Ok(None),
+                None => {}
+            }
+            // Reuse the buffer's memory when the receivers are done with the last chunk.
+            self.buf.clear();
+            self.buf.resize(HEADROOM + self.buffer_size, 0);
+            let n = loop {
+                match std::io::Read::read(&mut self.conn.stream, &mut self.buf[HEADROOM..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            if n == 0 {
+                self.conn.session.handle_eof();
+                self.ended = true;
+                return Err(SessionError::Closed.into());
+            }
+            self.buf.truncate(HEADROOM + n);
+            source.handle_read(&mut self.conn.session, self.buf.split())?;
+        }
+    }
+
+    fn cancel_copy(&mut self) -> Result<(), Error> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(());
+        };
+        if self.ended || source.is_ended() && self.conn.is_ready() {
+            return Ok(());
+        }
+        if !source.is_ended() {
+            source.abort(&mut self.conn.session)?;
+            self.conn.cancel()?;
+        }
+        self.ended = true;
+        // The server answers the cancel with 57014 query_canceled: expected, not reported.
+        self.conn.wait_ready(|_| Ok(()))
+    }
+}
+
+impl Producer for StatementProducer<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::PQv3
+    }
+
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        Ok(self.start_copy(!source_frames)?)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        Ok(self.read_chunk()?)
+    }
+
+    fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        Ok(self.cancel_copy()?)
+    }
+}
+
+/// Produces chunks of COPY lines from any iterator (the seed's `IteratorProducer`).
+///
+/// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
+/// and CSV formats. Receivers of PQv3 data get each chunk as one CopyData message, so lines need
+/// not be whole rows for them; Chunks receivers get the lines as given.
+///
+/// ```
+/// use copyman_sync::IteratorProducer;
+///
+/// let producer = IteratorProducer::new(vec![vec!["1\n", "2\n"], vec!["3\n"]]);
+/// ```
+#[derive(Debug)]
+pub struct IteratorProducer<I> {
+    iter: I,
+}
+
+impl<I, C, L> IteratorProducer<I>
+where
+    I: Iterator<Item = C>,
+    C: IntoIterator<Item = L>,
+    L: Into<Bytes>,
+{
+    /// A producer of the chunks `iter` yields.
+    pub fn new(iter: impl IntoIterator<IntoIter = I>) -> Self {
+        Self {
+            iter: iter.into_iter(),
+        }
+    }
+}
+
+impl<I, C, L> Producer for IteratorProducer<I>
+where
+    I: Iterator<Item = C>,
+    C: IntoIterator<Item = L>,
+    L: Into<Bytes>,
+{
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        Ok(self
+            .iter
+            .next()
+            .map(|lines| Chunk::lines(lines.into_iter().map(Into::into).collect::<Vec<Bytes>>())))
+    }
+}
+
+/// Produces no data (the seed's `NullProducer`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullProducer;
+
+impl Producer for NullProducer {
+    fn protocol(&self) -> Protocol {
+        Protocol::Null
+    }
+
+    fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        Ok(None)
+    }
+}
+
+/// Produces the rows of a `COPY … TO STDOUT` run through an existing `postgres` client or
+/// transaction (`copy_out`): the convenient path for applications that hold pooled connections.
+///
+/// Slower than [`StatementProducer`]: the client parses every message. Rows come as lines.
+/// Aborting drops the reader, and the client reads and discards the rest of the COPY.
+pub struct ClientProducer<'c> {
+    reader: Option<postgres::CopyOutReader<'c>>,
+    buffer_size: usize,
+}
+
+impl std::fmt::Debug for ClientProducer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientProducer").finish_non_exhaustive()
+    }
+}
+
+impl<'c> ClientProducer<'c> {
+    /// Starts `statement` on `client` (a `postgres::Client` or `postgres::Transaction`).
+    ///
+    /// # Errors
+    /// The client's, e.g. the server's error for a bad statement.
+    pub fn new<C: postgres::GenericClient>(
+        client: &'c mut C,
+        statement: &str,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            reader: Some(client.copy_out(statement)?),
+            buffer_size: DEFAULT_BUFFER_SIZE,
+        })
+    }
+}
+
+impl Producer for ClientProducer<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        // Gather rows into one buffer, then cut it into per-row slices: one allocation a chunk.
+        let mut buf = BytesMut::new();
+        let mut ends = Vec::new();
+        while buf.len() < self.buffer_size {
+            let row = reader.fill_buf()?;
+            if row.is_empty() {
+                break;
+            }
+            buf.extend_from_slice(row);
+            let n = row.len();
+            reader.consume(n);
+            ends.push(buf.len());
+        }
+        if ends.is_empty() {
+            self.reader = None;
+            return Ok(None);
+        }
+        let all = buf.freeze();
+        let mut start = 0;
+        let lines: Vec<Bytes> = ends
+            .into_iter()
+            .map(|end| {
+                let line = all.slice(start..end);
+                start = end;
+                line
+            })
+            .collect();
+        Ok(Some(Chunk::lines(lines)))
+    }
+
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        self.reader = None;
+        Ok(())
+    }
+}

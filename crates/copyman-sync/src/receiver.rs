@@ -1,0 +1,383 @@
+//! Receivers: where the COPY data goes.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use copyman_core::session::{Event, SessionError, State};
+use copyman_core::{BoxError, Data, Protocol};
+use copyman_wire::realign::Completion;
+
+use crate::Error;
+use crate::connection::Connection;
+
+/// A transmit that failed after `written` bytes of its data went out.
+#[derive(Debug)]
+pub struct TransmitError {
+    /// What went wrong.
+    pub error: BoxError,
+    /// Bytes of the data that were written before the failure.
+    pub written: usize,
+}
+
+impl<E: Into<BoxError>> From<E> for TransmitError {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            written: 0,
+        }
+    }
+}
+
+/// A destination of COPY data for a [`CopyManager`](crate::CopyManager).
+///
+/// The manager calls `start` once, `transmit` for each cycle's data (and again with what is still
+/// owed when the receiver is reconciled), then exactly one of `complete` or `fail`.
+pub trait Receiver {
+    /// The protocol of the data it takes.
+    fn protocol(&self) -> Protocol;
+
+    /// Starts receiving.
+    ///
+    /// # Errors
+    /// Whatever keeps it from starting; the copy then fails.
+    fn start(&mut self) -> Result<(), BoxError>;
+
+    /// Takes one cycle's data.
+    ///
+    /// # Errors
+    /// A failure, with how much of the data went out: the receiver faults and leaves the copy.
+    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError>;
+
+    /// Commits what it received; returns its `COPY n` if it has one.
+    ///
+    /// # Errors
+    /// The commit failed: the copy fails.
+    fn complete(&mut self) -> Result<Option<u64>, BoxError>;
+
+    /// Discards what it received: first sends `completion` (realignment, PQv3 receivers), then
+    /// fails its COPY with `reason`, leaving its connection usable.
+    ///
+    /// # Errors
+    /// Its connection could not be made usable again.
+    fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
+}
+
+/// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
+///
+/// The data of each cycle goes out in one write. After each write the socket is read without
+/// blocking, so an error the server reports (a bad row, a constraint) becomes a fault of this
+/// receiver within a cycle, not at the end.
+#[derive(Debug)]
+pub struct StatementReceiver<'c> {
+    conn: &'c mut Connection,
+    statement: String,
+    /// The server ended the COPY with this error; nothing sent since counts.
+    server_error: Option<SessionError>,
+}
+
+impl<'c> StatementReceiver<'c> {
+    /// A receiver running `statement` (a `COPY … FROM STDIN`) on `conn`.
+    pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
+        Self {
+            conn,
+            statement: statement.into(),
+            server_error: None,
+        }
+    }
+
+    fn start_copy(&mut self) -> Result<(), Error> {
+        self.conn.session.copy_in(&self.statement)?;
+        let mut error = None;
+        loop {
+            self.conn.flush()?;
+            while let Some(event) = self.conn.session.poll_event() {
+                match event {
+                    Event::CopyInStarted { .. } => return Ok(()),
+                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                    Event::Failed(e) => error = Some(e),
+                    Event::Closed(e) => return Err(e.into()),
+                    Event::CancelNeeded => self.conn.cancel()?,
+                    Event::Ready(_) => {
+                        return Err(match error {
+                            Some(e) => e.into(),
+                            None => Error::State("the statement ended without starting a COPY"),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            self.conn.read_into_session()?;
+        }
+    }
+
+    /// Takes what the server said during the COPY; an error ends it.
+    fn check_server(&mut self) -> Result<(), Error> {
+        if self.server_error.is_none() {
+            let polled = self.conn.poll_server();
+            while let Some(event) = self.conn.session.poll_event() {
+                match event {
+                    Event::Error(e) => self.server_error = Some(SessionError::Db(Box::new(e))),
+                    Event::Closed(e) => self.server_error = Some(e),
+                    _ => {}
+                }
+            }
+            polled?;
+        }
+        match &self.server_error {
+            // The server ignores everything after its error: report the error itself again.
+            Some(e) => Err(Error::Session(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransmitError> {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.conn.stream.write(&bytes[written..]) {
+                Ok(0) => {
+                    let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                    return Err(TransmitError {
+                        error: Box::new(Error::Io(error)),
+                        written,
+                    });
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The server may have said why it stopped reading: prefer its words.
+                    let error = match self.check_server() {
+                        Err(server) => server,
+                        Ok(()) => Error::Io(e),
+                    };
+                    return Err(TransmitError {
+                        error: Box::new(error),
+                        written,
+                    });
+                }
+            }
+        }
+        self.check_server().map_err(|e| TransmitError {
+            error: Box::new(e),
+            written,
+        })
+    }
+
+    fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
+        if let Some(e) = self.server_error.take() {
+            self.conn.wait_ready(|_| Ok(()))?;
+            return Err(e.into());
+        }
+        self.conn.session.copy_done()?;
+        let mut count = None;
+        let mut error = None;
+        self.conn.wait_ready(|event| {
+            match event {
+                Event::CommandComplete { rows, .. } => count = rows,
+                Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(count),
+        }
+    }
+
+    fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), Error> {
+        match self.conn.session.state() {
+            State::CopyIn => {
+                // Realignment: finish the frame the server is inside, so it reads our CopyFail.
+                self.conn.stream.write_all(completion.header())?;
+                let zeros = [0u8; 8192];
+                let mut filler = completion.filler;
+                while filler > 0 {
+                    let n = usize::try_from(filler)
+                        .unwrap_or(usize::MAX)
+                        .min(zeros.len());
+                    self.conn.stream.write_all(&zeros[..n])?;
+                    filler -= n as u64;
+                }
+                self.conn.session.copy_fail(reason)?;
+            }
+            State::Ready | State::Closed => return Ok(()),
+            _ => {}
+        }
+        // The server answers with 57014 (or had already failed the COPY): expected.
+        self.conn.wait_ready(|_| Ok(()))
+    }
+}
+
+impl Receiver for StatementReceiver<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::PQv3
+    }
+
+    fn start(&mut self) -> Result<(), BoxError> {
+        Ok(self.start_copy()?)
+    }
+
+    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
+        if let Some(e) = &self.server_error {
+            return Err(Error::Session(e.clone()).into());
+        }
+        match data {
+            Data::PQv3(bytes) => self.write_data(bytes),
+            _ => Err(Error::State("a statement receiver takes PQv3 data").into()),
+        }
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(self.complete_copy()?)
+    }
+
+    fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        Ok(self.fail_copy(reason, completion)?)
+    }
+}
+
+/// Calls a closure with the lines of each cycle (the seed's `CallReceiver`).
+///
+/// ```
+/// use copyman_sync::CallReceiver;
+///
+/// let mut rows = 0;
+/// let receiver = CallReceiver::new(|lines| {
+///     rows += lines.len();
+///     Ok(())
+/// });
+/// ```
+pub struct CallReceiver<F> {
+    call: F,
+}
+
+impl<F> std::fmt::Debug for CallReceiver<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallReceiver").finish_non_exhaustive()
+    }
+}
+
+impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> CallReceiver<F> {
+    /// A receiver calling `call` with each cycle's lines.
+    pub fn new(call: F) -> Self {
+        Self { call }
+    }
+}
+
+impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> Receiver for CallReceiver<F> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
+        match data {
+            Data::Lines(lines) => Ok((self.call)(lines)?),
+            _ => Err(Error::State("a call receiver takes lines").into()),
+        }
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
+    fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Takes data and does nothing with it (the seed's `NullReceiver`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullReceiver;
+
+impl Receiver for NullReceiver {
+    fn protocol(&self) -> Protocol {
+        Protocol::Null
+    }
+
+    fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn transmit(&mut self, _data: &Data) -> Result<(), TransmitError> {
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
+    fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Receives into a `COPY … FROM STDIN` run through an existing `postgres` client or transaction
+/// (`copy_in`): the convenient path for applications that hold pooled connections.
+///
+/// Completing calls the writer's `finish` (its `COPY n` is checked against the producer's);
+/// failing drops the writer unfinished, which makes the client abort the COPY.
+pub struct ClientReceiver<'c> {
+    writer: Option<postgres::CopyInWriter<'c>>,
+}
+
+impl std::fmt::Debug for ClientReceiver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientReceiver").finish_non_exhaustive()
+    }
+}
+
+impl<'c> ClientReceiver<'c> {
+    /// Starts `statement` on `client` (a `postgres::Client` or `postgres::Transaction`).
+    ///
+    /// # Errors
+    /// The client's, e.g. the server's error for a bad statement.
+    pub fn new<C: postgres::GenericClient>(
+        client: &'c mut C,
+        statement: &str,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            writer: Some(client.copy_in(statement)?),
+        })
+    }
+}
+
+impl Receiver for ClientReceiver<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or(Error::State("the COPY is over"))?;
+        match data {
+            Data::Lines(lines) => {
+                for line in lines.iter() {
+                    writer.write_all(line).map_err(Error::Io)?;
+                }
+                Ok(())
+            }
+            _ => Err(Error::State("a client receiver takes lines").into()),
+        }
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        let writer = self.writer.take().ok_or(Error::State("the COPY is over"))?;
+        Ok(Some(writer.finish().map_err(Error::Client)?))
+    }
+
+    fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        // Dropping an unfinished writer makes the client send CopyFail.
+        self.writer = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! Throwaway PostgreSQL clusters for copyman's tests (dev-only).
+//!
+//! [`Cluster::start`] runs `initdb` and `pg_ctl start` with the installed
+//! PostgreSQL binaries into a fresh temporary directory, on a free port of
+//! `127.0.0.1` and a private Unix socket directory, with durability switched
+//! off for speed. Dropping the [`Cluster`] stops the server and deletes the
+//! directory. [`shared()`] hands out one cluster per test binary.
+//!
+//! ```no_run
+//! use copyman_testkit::{Auth, Cluster};
+//!
+//! // One cluster for the whole test binary, a fresh database per test.
+//! let cluster = copyman_testkit::shared();
+//! let db = cluster.create_database();
+//! let mut client = cluster.connect(&db);
+//! client.batch_execute("CREATE TABLE t (x int)").unwrap();
+//!
+//! // A private cluster that insists on SCRAM passwords.
+//! let strict = Cluster::builder().auth(Auth::ScramSha256).setting("work_mem", "8MB").start();
+//! let conninfo = strict.conninfo("postgres"); // includes the password
+//! # drop(conninfo);
+//! ```
+//!
+//! # Finding PostgreSQL
+//!
+//! `initdb`, `pg_ctl` and `postgres` are looked for, all in one directory,
+//! in `$COPYMAN_PG_BINDIR` if set, else on `$PATH`, then in
+//! `pg_config --bindir`, then in `/usr/lib/postgresql/<version>/bin`
+//! (highest version first). If they are missing the first cluster start
+//! panics saying so: tests never skip silently.
+//!
+//! # Running as root
+//!
+//! `initdb` and `postgres` refuse to run as root. When the tests run as
+//! root, the server programs run as the OS user `postgres` (through
+//! `runuser`), which owns the cluster's directory; the temporary directory
+//! (`$TMPDIR`, usually `/tmp`) must be enterable by that user.
+//!
+//! # Cleanup
+//!
+//! * Dropping a [`Cluster`], also while unwinding from a panicking test,
+//!   stops the server with `pg_ctl stop -m immediate` and removes its
+//!   directory.
+//! * PostgreSQL itself does not exit when the process that started it dies
+//!   (`pg_ctl` puts it in its own session). So every cluster also has a
+//!   watchdog: a small `sh` process, in its own process group, reading a
+//!   pipe from the test process. When the test process ends in any way
+//!   (normal exit with [`shared()`] never dropped, `process::exit`, a
+//!   panic with `panic = "abort"`, SIGKILL, Ctrl-C) the pipe closes and the
+//!   watchdog stops the server and removes the directory. Only if the
+//!   watchdog itself is killed too (e.g. `kill -9` of the whole process
+//!   group, or a machine crash) can a server outlive its tests; look for
+//!   `copyman-testkit-*` directories under the temp dir then.
+#![forbid(unsafe_code)]
+
+mod binaries;
+mod cluster;
+mod process;
+mod watchdog;
+
+use std::sync::OnceLock;
+
+pub use cluster::{Auth, Builder, Cluster, HOST, SUPERUSER};
+
+/// The cluster shared by all tests of this test binary (one process), with
+/// default settings and [`Auth::Trust`], started on first use.
+///
+/// Give each test its own database with [`Cluster::create_database`]. Do not
+/// stop or restart it: tests that need that should start their own
+/// [`Cluster`]. It is cleaned up by its watchdog when the test process
+/// exits (a `static`'s destructor never runs).
+///
+/// # Panics
+///
+/// If the cluster cannot be started (see [`Builder::start`]); every test
+/// calling `shared()` then panics with the same message.
+pub fn shared() -> &'static Cluster {
+    static SHARED: OnceLock<Cluster> = OnceLock::new();
+    SHARED.get_or_init(Cluster::start)
+}

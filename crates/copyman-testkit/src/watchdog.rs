@@ -1,0 +1,85 @@
+//! A tiny `sh` process per cluster that cleans up after a test process that
+//! died without running destructors.
+//!
+//! `pg_ctl` detaches the postmaster into its own session, and PostgreSQL does
+//! not notice when the process that started it goes away, so a test binary
+//! that is killed (SIGKILL, Ctrl-C, `process::exit`, or simply exiting while
+//! [`shared()`](crate::shared) lives in a `static`, whose destructor never
+//! runs) would leave a server and its files behind.
+//!
+//! The watchdog blocks reading its stdin, a pipe whose only writer is the
+//! test process (Rust opens pipes close-on-exec, so no other child inherits
+//! it). The kernel closes that pipe whenever the test process ends, however
+//! it ends; the watchdog then reads end-of-file, stops the server with
+//! `pg_ctl stop -m immediate` (falling back to SIGKILL of the postmaster),
+//! and removes the cluster's directory. When [`Cluster`](crate::Cluster) is
+//! dropped normally it cleans up itself and then writes a line to the pipe,
+//! which tells the watchdog to exit without doing anything.
+//!
+//! The watchdog runs in its own process group so that a Ctrl-C aimed at the
+//! test binary's process group does not kill it too.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::process::{SERVER_OS_USER, clean_env, server_owner};
+
+/// `$1` pg_ctl, `$2` data directory, `$3` directory to remove, `$4` OS user
+/// to run pg_ctl as (empty: ourselves).
+const SCRIPT: &str = r#"
+if read -r line; then exit 0; fi
+cd /
+if [ -n "$4" ]; then
+    runuser -u "$4" -- "$1" stop -D "$2" -m immediate -w -t 30 >/dev/null 2>&1
+else
+    "$1" stop -D "$2" -m immediate -w -t 30 >/dev/null 2>&1
+fi
+if [ -f "$2/postmaster.pid" ]; then
+    pid=$(head -n 1 "$2/postmaster.pid")
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+fi
+rm -rf "$3"
+"#;
+
+/// Handle on a running watchdog process.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    child: Child,
+}
+
+impl Watchdog {
+    /// Spawns a watchdog that, once this process ends, stops the cluster in
+    /// `data_dir` with `pg_ctl` and removes `remove_dir`.
+    pub(crate) fn spawn(pg_ctl: &Path, data_dir: &Path, remove_dir: &Path) -> Self {
+        let user = if server_owner().is_some() { SERVER_OS_USER } else { "" };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(SCRIPT)
+            .arg("copyman-testkit-watchdog")
+            .arg(pg_ctl)
+            .arg(data_dir)
+            .arg(remove_dir)
+            .arg(user)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        clean_env(&mut cmd);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("copyman-testkit: cannot spawn the watchdog `sh`: {e}"));
+        Self { child }
+    }
+
+    /// Tells the watchdog that cleanup already happened and reaps it.
+    pub(crate) fn stand_down(mut self) {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            // If the watchdog is already gone there is nothing to tell it.
+            let _ = stdin.write_all(b"done\n");
+        }
+        let _ = self.child.wait();
+    }
+}

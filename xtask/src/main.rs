@@ -1,0 +1,159 @@
+//! Developer automation for copyman, run as `cargo xtask <command>`.
+//!
+//! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire and copyman-core
+//!   depend on no runtime or client crate and their sources use no sockets, threads or clocks;
+//!   no test is `#[ignore]`d.
+//! * `bench [wire|micro]` — benchmarks (criterion micro-benchmarks of the framer).
+//! * `test` — the whole test suite (`cargo test --workspace`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["tidy"] => tidy(),
+        ["test", rest @ ..] => cargo(&[&["test", "--workspace"], rest].concat()),
+        ["bench"] | ["bench", "wire" | "micro", ..] => {
+            let rest = args.get(2..).unwrap_or_default();
+            cargo(
+                &[
+                    &["bench", "-p", "copyman-wire", "--bench", "framer", "--"],
+                    rest,
+                ]
+                .concat(),
+            )
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <tidy | test | bench [wire|micro] [criterion args]>");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The workspace root.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(project_root())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Crates that must never be in the dependency tree of the sans-IO crates.
+const FORBIDDEN_CRATES: &[&str] = &["tokio", "mio", "postgres", "tokio-postgres", "socket2"];
+
+/// Source patterns that mean IO, threads or clocks.
+const FORBIDDEN_SOURCE: &[&str] = &[
+    "std::net",
+    "std::thread",
+    "std::fs",
+    "std::os::",
+    "Instant",
+    "SystemTime",
+    "tokio",
+    "TcpStream",
+    "UnixStream",
+    "std::process",
+];
+
+fn tidy() -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for krate in ["copyman-wire", "copyman-core"] {
+        let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "tree", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}",
+            ])
+            .current_dir(project_root())
+            .output()
+            .context("running cargo tree")?;
+        if !output.status.success() {
+            bail!(
+                "cargo tree -p {krate} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if FORBIDDEN_CRATES.contains(&name) {
+                problems.push(format!(
+                    "{krate} depends on {name}: the sans-IO crates must not"
+                ));
+            }
+        }
+        let src = project_root().join("crates").join(krate).join("src");
+        for file in rust_files(&src)? {
+            let text = std::fs::read_to_string(&file)?;
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                for pattern in FORBIDDEN_SOURCE {
+                    if code.contains(pattern) {
+                        problems.push(format!(
+                            "{}:{}: `{pattern}` in a sans-IO crate",
+                            file.display(),
+                            n + 1
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for file in rust_files(&project_root().join("crates"))? {
+        let text = std::fs::read_to_string(&file)?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("#[ignore") {
+                problems.push(format!(
+                    "{}:{}: #[ignore]: a test either runs or says loudly why it cannot",
+                    file.display(),
+                    n + 1
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("tidy: ok");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("tidy: {p}");
+        }
+        bail!("{} tidy problems", problems.len())
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
