@@ -1656,3 +1656,50 @@ fn errors_are_send_and_sync() {
     fn send<T: Send>() {}
     send::<Session>();
 }
+
+#[test]
+fn query_that_starts_a_copy_out_asks_for_a_cancel() {
+    let input = [
+        copy_out_response(1),
+        copy_data(b"1\n"),
+        canceled(),
+        ready(b'I'),
+    ]
+    .concat();
+    let (_, events, out) = run(
+        session_running(|s| s.query("COPY t TO STDOUT").unwrap()),
+        &input,
+    );
+    assert!(out.is_empty());
+    assert_eq!(
+        events,
+        vec![
+            Event::CancelNeeded,
+            Event::Failed(SessionError::UnexpectedCopy {
+                got: "COPY TO STDOUT"
+            }),
+            IDLE
+        ]
+    );
+}
+
+#[test]
+fn abort_copy_out_before_the_copy_out_response() {
+    let make = session_running(|s| {
+        s.copy_out("COPY t TO STDOUT").unwrap();
+        s.abort_copy_out(&[]).unwrap();
+    });
+    let input = [
+        copy_out_response(1),
+        copy_data(b"1\n"),
+        canceled(),
+        ready(b'I'),
+    ]
+    .concat();
+    let (session, events, _) = run(make, &input);
+    assert!(
+        matches!(&events[..], [Event::Error(e), IDLE] if e.code == "57014"),
+        "{events:?}"
+    );
+    assert_eq!(session.state(), State::Ready);
+}

@@ -1,0 +1,1 @@
+//! copyman on tokio (work in progress).
