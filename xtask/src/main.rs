@@ -3,7 +3,9 @@
 //! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire and copyman-core
 //!   depend on no runtime or client crate and their sources use no sockets, threads or clocks;
 //!   no test is `#[ignore]`d.
-//! * `bench [wire|micro]` — benchmarks (criterion micro-benchmarks of the framer).
+//! * `bench [--quick] [suite options]` — the end-to-end benchmark (copyman against `psql | psql`, a
+//!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` (or
+//!   `bench wire`) runs the criterion micro-benchmarks of the framer.
 //! * `test` — the whole test suite (`cargo test --workspace`).
 
 use std::path::{Path, PathBuf};
@@ -17,18 +19,19 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["tidy"] => tidy(),
         ["test", rest @ ..] => cargo(&[&["test", "--workspace"], rest].concat()),
-        ["bench"] | ["bench", "wire" | "micro", ..] => {
-            let rest = args.get(2..).unwrap_or_default();
-            cargo(
-                &[
-                    &["bench", "-p", "copyman-wire", "--bench", "framer", "--"],
-                    rest,
-                ]
-                .concat(),
-            )
-        }
+        ["bench", "wire" | "micro", rest @ ..] => cargo(
+            &[
+                &["bench", "-p", "copyman-wire", "--bench", "framer", "--"],
+                rest,
+            ]
+            .concat(),
+        ),
+        ["bench", rest @ ..] => bench(rest),
         _ => {
-            eprintln!("usage: cargo xtask <tidy | test | bench [wire|micro] [criterion args]>");
+            eprintln!(
+                "usage: cargo xtask <tidy | test | bench [--quick] [--rows N] [--wide-rows N] \
+                 [--repeats R] [--max-destinations K] [--methods a,b] | bench micro>"
+            );
             std::process::exit(2);
         }
     }
@@ -50,6 +53,37 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
         .context("running cargo")?;
     if !status.success() {
         bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds the benchmark and the CLI in release mode and runs the suite.
+fn bench(args: &[&str]) -> anyhow::Result<()> {
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "copyman-bench",
+        "-p",
+        "copyman-cli",
+    ])?;
+    let release = project_root().join("target").join("release");
+    let cli = release.join("copyman");
+    let mut cmd = Command::new(release.join("copyman-bench"));
+    cmd.arg("suite").args(args).current_dir(project_root());
+    // The CLI takes part once it has its `copy` command.
+    let has_copy = Command::new(&cli)
+        .args(["copy", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_copy {
+        cmd.arg("--cli").arg(&cli);
+    } else {
+        eprintln!("xtask: the copyman CLI has no `copy` command yet; it is left out of the bench");
+    }
+    let status = cmd.status().context("running copyman-bench")?;
+    if !status.success() {
+        bail!("the benchmark failed");
     }
     Ok(())
 }

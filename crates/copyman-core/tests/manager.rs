@@ -205,6 +205,43 @@ fn receiver_fault_names_the_receiver_and_the_rest_continue() {
     }
 }
 
+/// A receiver's server reports an error between transmits (an ErrorResponse read from its
+/// socket): the same ReceiverFault, the same isolation; its COPY is failed on a frame boundary.
+#[test]
+fn receiver_fault_reported_by_its_server_between_transmits() {
+    for schedule in SCHEDULES {
+        let (_, stream, chunks) = source(20, 11);
+        let receivers = vec![ScriptedReceiver::pqv3(), ScriptedReceiver::pqv3()];
+        let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 2, schedule);
+        assert!(matches!(next_event(&mut h), Event::Progress { .. }));
+        while !h.server_error(R1) {
+            h.step();
+        }
+        let fault = loop {
+            if let Event::ReceiverFault(fault) = next_event(&mut h) {
+                break fault;
+            }
+        };
+        assert_eq!(
+            fault.get(R1).unwrap().to_string(),
+            "receiver 1: server error"
+        );
+        // A second error from a receiver already out of the copy changes nothing.
+        h.input(Input::ReceiverError {
+            receiver: R1,
+            error: "late".into(),
+            written: 0,
+        });
+        let summary = h.drive_to_end().expect("receiver 0 completes the copy");
+        assert_eq!(h.rx(R0).wire, stream);
+        match &summary.receivers[1].1 {
+            ReceiverOutcome::Faulted(e) => assert_eq!(e.to_string(), "receiver 1: server error"),
+            other => panic!("{other:?}"),
+        }
+        assert_failed_on_boundary(&h, R1, "receiver faulted during the copy");
+    }
+}
+
 /// Seed "Reconciliation": after a transient error the receiver is reconciled: it transmits what it
 /// owes first (of a partly written PQv3 unit, only the rest), then rejoins and ends with exactly
 /// the full stream.
@@ -815,15 +852,11 @@ fn bounded_buffering_stops_reading_for_a_stuck_receiver() {
             let (_, stream, chunks) = source(40, 8);
             let receivers = vec![ScriptedReceiver::pqv3().hold(), ScriptedReceiver::pqv3()];
             let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, window, schedule);
-            loop {
-                match h.drive() {
-                    Stop::Stalled => break,
-                    Stop::Event(Event::Progress { .. }) => {
-                        panic!("no cycle completes without receiver 0")
-                    }
-                    other => panic!("{other:?}"),
-                }
-            }
+            let stop = h.drive();
+            assert!(
+                matches!(stop, Stop::Stalled),
+                "no cycle completes without receiver 0: {stop:?}"
+            );
             // The manager only waits now: no read, receiver 0 holds W chunks, one being sent.
             assert!(matches!(h.manager.poll_output(), Output::Wait));
             assert_eq!(h.producer.reads, window);
@@ -950,4 +983,159 @@ fn misuse_is_refused() {
     }
     assert_eq!(manager.totals(), (0, 0));
     assert_eq!(manager.pending(r), 0);
+}
+
+/// Reconciliation while a producer read is out (a concurrent adapter): the chunk that read
+/// delivers goes to the reconciling receiver after what it owes, so it rejoins with nothing missed.
+#[test]
+fn reconcile_while_a_read_is_out_misses_nothing() {
+    let (_, stream, chunks) = source(6, 15);
+    let mut manager = Manager::new(Protocol::PQv3, Config::with_window(1));
+    let r0 = manager.add_receiver(Protocol::PQv3).unwrap();
+    let r1 = manager.add_receiver(Protocol::PQv3).unwrap();
+    let mut wire = [Vec::new(), Vec::new()];
+    let mut script = ScriptedProducer::pqv3(chunks).script;
+    let mut next_chunk = || match script.pop_front() {
+        Some(harness::Read::Chunk(chunk)) => Input::ProducerData(chunk),
+        _ => Input::ProducerEnd { count: Some(6) },
+    };
+
+    assert!(matches!(manager.poll_output(), Output::ReadProducer));
+    manager.handle_input(next_chunk()).unwrap();
+    let Output::Transmit {
+        receiver: R0,
+        data: Data::PQv3(first),
+    } = manager.poll_output()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        manager.poll_output(),
+        Output::Transmit { receiver: R1, .. }
+    ));
+    // Receiver 0 writes 4 bytes and fails; receiver 1 transmits.
+    wire[0].extend_from_slice(&first[..4]);
+    wire[1].extend_from_slice(&first);
+    let error = "timeout".into();
+    manager
+        .handle_input(Input::ReceiverError {
+            receiver: r0,
+            error,
+            written: 4,
+        })
+        .unwrap();
+    manager
+        .handle_input(Input::Transmitted { receiver: r1 })
+        .unwrap();
+    assert!(matches!(
+        manager.poll_output(),
+        Output::Event(Event::ReceiverFault(_))
+    ));
+    // The copy goes on with receiver 1: a read goes out, and receiver 0 is reconciled meanwhile.
+    assert!(matches!(manager.poll_output(), Output::ReadProducer));
+    manager.handle_input(Input::Reconcile(r0)).unwrap();
+    manager.handle_input(next_chunk()).unwrap();
+
+    let mut reconciled = false;
+    let summary = loop {
+        match manager.poll_output() {
+            Output::ReadProducer => manager.handle_input(next_chunk()).unwrap(),
+            Output::Transmit {
+                receiver,
+                data: Data::PQv3(bytes),
+            } => {
+                wire[receiver.0].extend_from_slice(&bytes);
+                manager
+                    .handle_input(Input::Transmitted { receiver })
+                    .unwrap();
+            }
+            Output::Complete { receiver } => {
+                let result = Ok(Some(6));
+                manager
+                    .handle_input(Input::ReceiverDone { receiver, result })
+                    .unwrap();
+            }
+            Output::Event(Event::Reconciled(r)) => {
+                assert_eq!(r, r0);
+                reconciled = true;
+            }
+            Output::Event(Event::Progress { .. }) => {}
+            Output::Event(Event::Finished(result)) => break result.expect("the copy succeeds"),
+            Output::EndOfCopy => manager.handle_input(Input::Finish).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(reconciled);
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(6))
+    ));
+    assert_eq!(
+        wire[0], stream,
+        "the reconciled receiver got every byte, once, in order"
+    );
+    assert_eq!(wire[1], stream);
+}
+
+/// A producer chunk the manager cannot use (a message that is not CopyData in a PQv3 stream,
+/// which the producer should have cut before) is a ProducerFault; its data went nowhere, so the
+/// copy must not then complete as if whole — whatever protocols the receivers speak.
+#[test]
+fn malformed_producer_chunk_never_completes_a_partial_copy() {
+    let bodies = rows(4);
+    let good = frames(&bodies[..2]);
+    let mut bad = frames(&bodies[2..3]);
+    bad.extend_from_slice(b"c\0\0\0\x04");
+    let rest = frames(&bodies[3..]);
+    // An empty read after the bad chunk, then the rest.
+    let chunks = vec![
+        Bytes::from(good),
+        Bytes::from(bad),
+        Bytes::new(),
+        Bytes::from(rest),
+    ];
+    let setups: [fn() -> Vec<ScriptedReceiver>; 3] = [
+        || vec![ScriptedReceiver::pqv3()],
+        || vec![ScriptedReceiver::chunks()],
+        || {
+            vec![
+                ScriptedReceiver::pqv3(),
+                ScriptedReceiver::chunks(),
+                ScriptedReceiver::null(),
+            ]
+        },
+    ];
+    for receivers in setups {
+        let receivers = receivers();
+        let n = receivers.len();
+        let producer = ScriptedProducer::pqv3(chunks.clone()).count(None);
+        let mut h = Harness::new(producer, receivers, 1, Schedule::Fifo);
+        let mut producer_faults = 0;
+        let result = loop {
+            match h.drive() {
+                Stop::Event(Event::ProducerFault(fault)) => {
+                    producer_faults += 1;
+                    assert!(
+                        fault.error.to_string().contains("not CopyData"),
+                        "{}",
+                        fault.error
+                    );
+                }
+                Stop::Event(Event::Finished(result)) => break result,
+                Stop::Event(_) => {}
+                Stop::EndOfCopy => h.input(Input::Finish),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(
+            producer_faults >= 1,
+            "{n} receivers: the bad chunk was not reported"
+        );
+        let fail = copy_fail(result);
+        assert_eq!(fail.reason, "the producer's data could not be copied");
+        assert!(fail.producer_fault.is_some());
+        for r in 0..n {
+            assert_failed_on_boundary(&h, ReceiverId(r), "the producer's data could not be copied");
+        }
+    }
 }

@@ -241,6 +241,15 @@ pub enum DataError {
     },
 }
 
+/// The type byte of the message that stopped a framer: a stopped framer reports a stop at
+/// offset 0 of every later chunk, even an empty one, so it is taken from the framer.
+fn stopped_tag(position: Position, chunk: &[u8], offset: usize) -> char {
+    match position {
+        Position::Stopped { tag } => char::from(tag),
+        _ => chunk.get(offset).map_or('?', |&tag| char::from(tag)),
+    }
+}
+
 /// One cycle's data as queued for a receiver.
 #[derive(Debug, Clone)]
 struct Unit {
@@ -257,6 +266,13 @@ enum ReceiverState {
     Reconciling,
     Ending,
     Ended,
+}
+
+impl ReceiverState {
+    /// Whether chunks are queued for it: live, or reconciled and catching up.
+    fn takes_data(self) -> bool {
+        matches!(self, Self::Live | Self::Reconciling)
+    }
 }
 
 #[derive(Debug)]
@@ -377,6 +393,8 @@ pub struct Manager {
     producer_error: Option<SharedError>,
     /// The producer's error on exit (cancel), if any.
     producer_exit_error: Option<SharedError>,
+    /// A producer chunk could not be used and went nowhere: the copy cannot complete.
+    data_lost: bool,
     receivers: Vec<ReceiverSlot>,
     /// Receiver protocols present when the copy began: only these may rejoin.
     started: bool,
@@ -403,6 +421,7 @@ impl Manager {
             producer_count: None,
             producer_error: None,
             producer_exit_error: None,
+            data_lost: false,
             receivers: Vec::new(),
             started: false,
             transformer: Transformer::new(),
@@ -588,6 +607,7 @@ impl Manager {
                 // The producer handed in a malformed stream: its fault, nothing distributed.
                 let error: SharedError = Arc::new(error);
                 self.producer_error = Some(error.clone());
+                self.data_lost = true;
                 self.events
                     .push_back(Event::ProducerFault(ProducerFault { error }));
                 Ok(())
@@ -604,7 +624,7 @@ impl Manager {
             let wanted = self
                 .receivers
                 .iter()
-                .any(|r| r.protocol == protocol && r.state == ReceiverState::Live);
+                .any(|r| r.protocol == protocol && r.state.takes_data());
             // A PQv3 producer's stream must be decoded in order even when no Chunks receiver is
             // live right now, so that a reconciled one would resume on a line boundary.
             let keep_decoding = protocol == Protocol::Chunks
@@ -629,7 +649,7 @@ impl Manager {
                 let walk = self.out_framer.advance(bytes)?;
                 if let Some(offset) = walk.stop {
                     // A producer must cut its stream before anything that is not CopyData.
-                    let tag = char::from(bytes[offset]);
+                    let tag = stopped_tag(self.out_framer.position(), bytes, offset);
                     return Err(DataError::NotCopyData { tag, offset });
                 }
                 (start, self.out_framer.position())
@@ -639,7 +659,7 @@ impl Manager {
         let mut outstanding = 0;
         for slot in &mut self.receivers {
             match slot.state {
-                ReceiverState::Live => {
+                ReceiverState::Live | ReceiverState::Reconciling => {
                     let data = match slot.protocol {
                         Protocol::PQv3 => pqv3.clone(),
                         Protocol::Chunks => lines.clone(),
@@ -647,9 +667,13 @@ impl Manager {
                     };
                     let data = data.expect("data is made for every live receiver's protocol");
                     slot.queue.push_back(Unit { data, start, end });
-                    outstanding += 1;
+                    // A reconciling receiver (reconciled while this read was out) takes the chunk
+                    // after what it owes, but does not hold up the cycle.
+                    if slot.state == ReceiverState::Live {
+                        outstanding += 1;
+                    }
                 }
-                ReceiverState::Faulted | ReceiverState::Reconciling => slot.missed += 1,
+                ReceiverState::Faulted => slot.missed += 1,
                 ReceiverState::Ending | ReceiverState::Ended => {}
             }
         }
@@ -898,6 +922,7 @@ impl Manager {
         let reason = match reason {
             Some(reason) => Some(reason),
             None if live == 0 => Some("no receivers".to_owned()),
+            None if self.data_lost => Some("the producer's data could not be copied".to_owned()),
             None if self.producer != ProducerState::Ended || !drained => {
                 Some("copy stopped before the producer's end".to_owned())
             }

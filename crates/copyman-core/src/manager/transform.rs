@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use copyman_wire::{LineDecoder, WireError, encode_lines_joined};
+use copyman_wire::{LineDecoder, encode_lines_joined};
+
+use super::DataError;
 
 /// The form COPY data takes between an endpoint and the manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,13 +117,18 @@ impl Transformer {
     /// PQv3 → lines decodes CopyData bodies (a PQv3 producer feeding Chunks receivers must hand in
     /// source frames as the server sent them, not re-blocked ones); lines → PQv3 joins a chunk's
     /// lines into one CopyData message; null gives empty data; anything → null gives nothing.
-    pub(crate) fn transform(&mut self, data: &Data, to: Protocol) -> Result<Data, WireError> {
+    pub(crate) fn transform(&mut self, data: &Data, to: Protocol) -> Result<Data, DataError> {
         Ok(match (data, to) {
             (_, Protocol::Null) => Data::Null,
             (Data::PQv3(bytes), Protocol::PQv3) => Data::PQv3(bytes.clone()),
             (Data::Lines(lines), Protocol::Chunks) => Data::Lines(lines.clone()),
             (Data::PQv3(bytes), Protocol::Chunks) => {
                 let decoded = self.decoder.decode(bytes.clone())?;
+                if let Some(offset) = decoded.stop {
+                    // A producer must cut its stream before anything that is not CopyData.
+                    let tag = super::stopped_tag(self.decoder.framer().position(), bytes, offset);
+                    return Err(DataError::NotCopyData { tag, offset });
+                }
                 Data::Lines(decoded.lines.into())
             }
             (Data::Lines(lines), Protocol::PQv3) => {

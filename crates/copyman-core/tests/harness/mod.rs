@@ -462,6 +462,22 @@ impl Harness {
             .expect("the manager accepts the input");
     }
 
+    /// The receiver's server reports an error while nothing is out for it (an ErrorResponse read
+    /// between transmits); only for a live receiver. Whether it was reported.
+    pub(crate) fn server_error(&mut self, r: ReceiverId) -> bool {
+        if !self.manager.is_live(r) || self.outstanding.iter().any(|o| o.receiver() == Some(r)) {
+            return false;
+        }
+        let message = format!("receiver {r}: server error");
+        self.receivers[r.0].errors.push(message.clone());
+        self.input(Input::ReceiverError {
+            receiver: r,
+            error: boxed(&message),
+            written: 0,
+        });
+        true
+    }
+
     /// Orders given and not carried out.
     pub(crate) fn outstanding(&self) -> &[Order] {
         &self.outstanding

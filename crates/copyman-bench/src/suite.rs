@@ -1,0 +1,392 @@
+//! The benchmark suite: clusters, datasets, every method for 1..=K destinations, verified.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use copyman_testkit::Cluster;
+
+use crate::report::{self, Run};
+use crate::{flag, flags};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    narrow_rows: u64,
+    wide_rows: u64,
+    repeats: usize,
+    max_destinations: usize,
+    methods: Vec<String>,
+    cli: Option<PathBuf>,
+    out: PathBuf,
+}
+
+/// Every method, in the order the table shows them.
+pub(crate) const METHODS: &[&str] = &[
+    "floor",
+    "floor-source",
+    "floor-destinations",
+    "psql",
+    "tokio-postgres",
+    "copyman-sync",
+    "copyman-cli",
+];
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> anyhow::Result<Self> {
+        let quick = args.iter().any(|a| a == "--quick");
+        let methods: Vec<String> = match flags(args, "--methods").first() {
+            Some(list) => list.split(',').map(str::to_owned).collect(),
+            None => METHODS.iter().map(|m| (*m).to_owned()).collect(),
+        };
+        for m in &methods {
+            ensure!(
+                METHODS.contains(&m.as_str()),
+                "unknown method {m}; known: {}",
+                METHODS.join(", ")
+            );
+        }
+        Ok(Self {
+            narrow_rows: flag(args, "--rows")?.unwrap_or(if quick {
+                1_000_000
+            } else {
+                10_000_000
+            }),
+            wide_rows: flag(args, "--wide-rows")?.unwrap_or(if quick {
+                300_000
+            } else {
+                3_000_000
+            }),
+            repeats: flag(args, "--repeats")?.unwrap_or(3).max(1),
+            max_destinations: flag::<usize>(args, "--max-destinations")?
+                .unwrap_or(3)
+                .clamp(1, 3),
+            methods,
+            cli: flag(args, "--cli")?,
+            out: flag(args, "--out")?.unwrap_or_else(|| PathBuf::from("target/bench")),
+        })
+    }
+}
+
+/// A dataset: a table on the source, an empty twin on each destination.
+struct Dataset {
+    name: &'static str,
+    rows: u64,
+    create: &'static str,
+    fill: String,
+    /// A server-readable text COPY file of the data, for the destination floors.
+    file: PathBuf,
+}
+
+pub(crate) fn run(options: Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.out)?;
+    let work = std::env::temp_dir().join(format!("copyman-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    // The servers (run as the `postgres` user when we are root) read and write files here.
+    set_mode(&work, 0o777)?;
+
+    eprintln!(
+        "bench: starting 1 source and {} destination clusters",
+        options.max_destinations
+    );
+    let source = Cluster::start();
+    let destinations: Vec<Cluster> = (0..options.max_destinations)
+        .map(|_| Cluster::start())
+        .collect();
+    for c in std::iter::once(&source).chain(&destinations) {
+        c.connect("postgres")
+            .batch_execute("CREATE DATABASE bench")?;
+    }
+    let datasets = [
+        Dataset {
+            name: "narrow",
+            rows: options.narrow_rows,
+            create: "CREATE TABLE narrow (i int8)",
+            fill: format!(
+                "INSERT INTO narrow SELECT generate_series(1, {})",
+                options.narrow_rows
+            ),
+            file: work.join("narrow.copy"),
+        },
+        Dataset {
+            name: "wide",
+            rows: options.wide_rows,
+            create: "CREATE TABLE wide (id int8, name text, at timestamptz, amount numeric(12,2), note text)",
+            fill: format!(
+                "INSERT INTO wide SELECT i, 'name-' || left(md5(i::text), 15), \
+                 timestamptz '2020-01-01' + i * interval '1 second', (i % 100000) / 100.0, \
+                 left(repeat(md5(i::text), 3), 80) FROM generate_series(1, {}) AS g(i)",
+                options.wide_rows
+            ),
+            file: work.join("wide.copy"),
+        },
+    ];
+    let mut runs = Vec::new();
+    for data in &datasets {
+        eprintln!("bench: preparing {} ({} rows)", data.name, data.rows);
+        let mut src = source.connect("bench");
+        src.batch_execute(data.create)?;
+        src.batch_execute(&data.fill)?;
+        src.batch_execute(&format!("VACUUM ANALYZE {}", data.name))?;
+        src.batch_execute(&format!("COPY {} TO '{}'", data.name, data.file.display()))?;
+        let bytes = std::fs::metadata(&data.file)?.len();
+        for d in &destinations {
+            d.connect("bench").batch_execute(data.create)?;
+        }
+        for k in 1..=options.max_destinations {
+            let dests = &destinations[..k];
+            for method in &options.methods {
+                if method == "copyman-cli" && options.cli.is_none() {
+                    continue;
+                }
+                if k > 1 && method == "floor-source" {
+                    // The source alone does not depend on the destination count.
+                    continue;
+                }
+                for repeat in 0..options.repeats {
+                    truncate(dests, data.name)?;
+                    let measured = run_method(method, &options, &source, dests, data)
+                        .with_context(|| format!("{method} on {} to {k}", data.name))?;
+                    if !method.starts_with("floor")
+                        || method == "floor-destinations"
+                        || method == "floor"
+                    {
+                        verify(dests, data)?;
+                    }
+                    eprintln!(
+                        "bench: {:<8} {:<19} → {k}  #{}  {:>7.3} s  cpu {:>6.3} s  rss {:>6.1} MiB",
+                        data.name,
+                        method,
+                        repeat + 1,
+                        measured.wall,
+                        measured.cpu.unwrap_or(0.0),
+                        measured.rss_kib.unwrap_or(0) as f64 / 1024.0
+                    );
+                    runs.push(Run {
+                        dataset: data.name,
+                        method: method.clone(),
+                        destinations: k,
+                        rows: data.rows,
+                        bytes,
+                        wall: measured.wall,
+                        cpu: measured.cpu,
+                        rss_kib: measured.rss_kib,
+                    });
+                }
+            }
+        }
+    }
+    drop(destinations);
+    drop(source);
+    let _ = std::fs::remove_dir_all(&work);
+    report::write(&runs, &options.out)
+}
+
+/// One measured run.
+struct Measured {
+    wall: f64,
+    /// User + system CPU of the copying processes (none for the server-only floors).
+    cpu: Option<f64>,
+    rss_kib: Option<u64>,
+}
+
+fn run_method(
+    method: &str,
+    options: &Options,
+    source: &Cluster,
+    dests: &[Cluster],
+    data: &Dataset,
+) -> anyhow::Result<Measured> {
+    let table = data.name;
+    let src = source.conninfo("bench");
+    let dest_infos: Vec<String> = dests.iter().map(|d| d.conninfo("bench")).collect();
+    let send = format!("COPY {table} TO STDOUT");
+    let receive = format!("COPY {table} FROM STDIN");
+    let to_null = format!("COPY {table} TO '/dev/null'");
+    let from_file = format!("COPY {table} FROM '{}'", data.file.display());
+    match method {
+        "floor-source" => server_only(&[(src, to_null)]),
+        "floor-destinations" => server_only(
+            &dest_infos
+                .iter()
+                .map(|d| (d.clone(), from_file.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        "floor" => {
+            let mut jobs = vec![(src, to_null)];
+            jobs.extend(dest_infos.iter().map(|d| (d.clone(), from_file.clone())));
+            server_only(&jobs)
+        }
+        "psql" => timed(&mut psql_pipe(&src, &dest_infos, table)),
+        "tokio-postgres" | "copyman-sync" => {
+            let mut cmd = Command::new(std::env::current_exe()?);
+            let name = if method == "copyman-sync" {
+                "sync"
+            } else {
+                "tokio-postgres"
+            };
+            cmd.args([
+                "copy",
+                "--method",
+                name,
+                "--source",
+                &src,
+                "--send",
+                &send,
+                "--receive",
+                &receive,
+            ]);
+            for d in &dest_infos {
+                cmd.args(["--dest", d]);
+            }
+            timed(&mut cmd)
+        }
+        "copyman-cli" => {
+            let cli = options.cli.as_ref().context("--cli")?;
+            let mut cmd = Command::new(cli);
+            cmd.args([
+                "copy",
+                "--quiet",
+                "--from",
+                &src,
+                "--send",
+                &send,
+                "--receive",
+                &receive,
+            ]);
+            for d in &dest_infos {
+                cmd.args(["--to", d]);
+            }
+            timed(&mut cmd)
+        }
+        other => bail!("unknown method {other}"),
+    }
+}
+
+/// Runs server-side statements concurrently, one psql each; the wall time is the slowest's.
+fn server_only(jobs: &[(String, String)]) -> anyhow::Result<Measured> {
+    let start = Instant::now();
+    let children = jobs
+        .iter()
+        .map(|(conninfo, sql)| {
+            Command::new("psql")
+                .args(["-Xq", "-v", "ON_ERROR_STOP=1", conninfo, "-c", sql])
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut child in children {
+        ensure!(child.wait()?.success(), "a server-side COPY failed");
+    }
+    Ok(Measured {
+        wall: start.elapsed().as_secs_f64(),
+        cpu: None,
+        rss_kib: None,
+    })
+}
+
+/// The pipe users would write: `psql \copy … to stdout | psql \copy … from stdin`, through `tee`
+/// and named pipes for more destinations.
+fn psql_pipe(src: &str, dests: &[String], table: &str) -> Command {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut script = String::from("set -e\ncd \"$(mktemp -d)\"\n");
+    let mut fifos = Vec::new();
+    for (i, d) in dests.iter().enumerate().skip(1) {
+        let fifo = format!("f{i}");
+        script += &format!(
+            "mkfifo {fifo}\npsql -Xq -v ON_ERROR_STOP=1 {} -c {} < {fifo} & p{i}=$!\n",
+            q(d),
+            q(&format!("\\copy {table} from stdin"))
+        );
+        fifos.push(fifo);
+    }
+    let reader = format!(
+        "psql -Xq -v ON_ERROR_STOP=1 {} -c {}",
+        q(src),
+        q(&format!("\\copy {table} to stdout"))
+    );
+    let writer = format!(
+        "psql -Xq -v ON_ERROR_STOP=1 {} -c {}",
+        q(&dests[0]),
+        q(&format!("\\copy {table} from stdin"))
+    );
+    if fifos.is_empty() {
+        script += &format!("{reader} | {writer}\n");
+    } else {
+        script += &format!("{reader} | tee {} | {writer}\n", fifos.join(" "));
+        for i in 1..dests.len() {
+            script += &format!("wait $p{i}\n");
+        }
+    }
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &script]);
+    cmd
+}
+
+/// Runs `cmd` under GNU time: wall, user + system CPU of it and its children, peak RSS.
+fn timed(cmd: &mut Command) -> anyhow::Result<Measured> {
+    let out = tempfile_path("time");
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&out)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    let status = timed
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running /usr/bin/time (apt-get install -y time)")?;
+    ensure!(status.success(), "{:?} failed", cmd.get_program());
+    let text = std::fs::read_to_string(&out)?;
+    let _ = std::fs::remove_file(&out);
+    let fields: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    ensure!(fields.len() == 4, "unexpected GNU time output: {text}");
+    Ok(Measured {
+        wall: fields[0],
+        cpu: Some(fields[1] + fields[2]),
+        rss_kib: Some(fields[3] as u64),
+    })
+}
+
+fn truncate(dests: &[Cluster], table: &str) -> anyhow::Result<()> {
+    for d in dests {
+        d.connect("bench")
+            .batch_execute(&format!("TRUNCATE {table}"))?;
+    }
+    Ok(())
+}
+
+/// Every destination holds exactly the source's rows.
+fn verify(dests: &[Cluster], data: &Dataset) -> anyhow::Result<()> {
+    for (i, d) in dests.iter().enumerate() {
+        let row = d
+            .connect("bench")
+            .query_one(&format!("SELECT count(*) FROM {}", data.name), &[])?;
+        let count: i64 = row.get(0);
+        ensure!(
+            count as u64 == data.rows,
+            "destination {i} holds {count} rows of {}, not {}",
+            data.name,
+            data.rows
+        );
+    }
+    Ok(())
+}
+
+fn tempfile_path(what: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("copyman-bench-{}-{what}-{n}", std::process::id()))
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
