@@ -382,6 +382,33 @@ fn reconcile_refused_when_not_faulted_or_after_missed_data() {
     ));
 }
 
+/// With a window above 1 (a concurrent adapter), chunks go on while the caller learns of a fault:
+/// the faulted receiver keeps up to a window of them, so a late reconcile still loses nothing.
+#[test]
+fn reconcile_within_the_window_after_chunks_went_by() {
+    let (_, stream, chunks) = source(20, 10);
+    let receivers = vec![
+        ScriptedReceiver::pqv3().fail_on(1, 2),
+        ScriptedReceiver::pqv3(),
+    ];
+    let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 3, Schedule::Fifo);
+    assert!(matches!(next_event(&mut h), Event::ReceiverFault(_)));
+    // One more chunk goes by without receiver 0: within its window of 3.
+    assert!(matches!(next_event(&mut h), Event::Progress { .. }));
+    h.manager.handle_input(Input::Reconcile(R0)).unwrap();
+    let summary = h
+        .drive_to_end()
+        .expect("the copy completes on both receivers");
+    assert_eq!(h.rx(R0).wire, stream);
+    assert_eq!(h.rx(R1).wire, stream);
+    assert!(
+        summary
+            .receivers
+            .iter()
+            .all(|(_, outcome)| matches!(outcome, ReceiverOutcome::Completed(_)))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Producer faults.
 

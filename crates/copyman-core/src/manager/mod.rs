@@ -165,6 +165,11 @@ pub enum Input {
         reason: String,
     },
     /// A faulted receiver is ready again: transmit what it owes, then let it rejoin.
+    ///
+    /// A faulted receiver keeps the chunks it had pending and takes new ones up to
+    /// [`Config::window`]: it can rejoin as long as no more than that went by since its fault
+    /// ([`ManagerError::MissedData`] otherwise). With a window of 1, reconcile right after the
+    /// fault, as the seed does.
     Reconcile(ReceiverId),
 }
 
@@ -295,6 +300,13 @@ struct ReceiverSlot {
     outcome: Option<Result<Option<u64>, SharedError>>,
     /// Whether it was live when the copy began to end (its exit errors fail the copy).
     live_at_end: bool,
+}
+
+impl ReceiverSlot {
+    /// Whether a faulted receiver can still take a chunk and later rejoin without a gap.
+    fn can_catch_up(&self, window: usize) -> bool {
+        self.state == ReceiverState::Faulted && self.missed == 0 && self.queue.len() < window
+    }
 }
 
 /// One producer chunk on its way to every receiver.
@@ -620,11 +632,11 @@ impl Manager {
         let mut pqv3: Option<Data> = None;
         let mut lines: Option<Data> = None;
         let mut null: Option<Data> = None;
+        let window = self.config.window;
         for protocol in [Protocol::PQv3, Protocol::Chunks, Protocol::Null] {
-            let wanted = self
-                .receivers
-                .iter()
-                .any(|r| r.protocol == protocol && r.state.takes_data());
+            let wanted = self.receivers.iter().any(|r| {
+                r.protocol == protocol && (r.state.takes_data() || r.can_catch_up(window))
+            });
             // A PQv3 producer's stream must be decoded in order even when no Chunks receiver is
             // live right now, so that a reconciled one would resume on a line boundary.
             let keep_decoding = protocol == Protocol::Chunks
@@ -672,6 +684,19 @@ impl Manager {
                     if slot.state == ReceiverState::Live {
                         outstanding += 1;
                     }
+                }
+                // A faulted receiver keeps up to a window of chunks, so that a reconcile that
+                // comes while the others went on (a concurrent adapter reports faults late)
+                // loses nothing; past that, it has missed data and can no longer rejoin.
+                ReceiverState::Faulted if slot.can_catch_up(window) => {
+                    let data = match slot.protocol {
+                        Protocol::PQv3 => pqv3.clone(),
+                        Protocol::Chunks => lines.clone(),
+                        Protocol::Null => null.clone(),
+                    };
+                    let data =
+                        data.expect("data is made for every catching-up receiver's protocol");
+                    slot.queue.push_back(Unit { data, start, end });
                 }
                 ReceiverState::Faulted => slot.missed += 1,
                 ReceiverState::Ending | ReceiverState::Ended => {}
