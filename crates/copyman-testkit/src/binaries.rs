@@ -43,13 +43,26 @@ fn locate() -> Binaries {
             "PostgreSQL server binaries not found (initdb, postgres, pg_ctl): install them, \
              e.g. `apt-get install -y postgresql`, or point ${BINDIR_ENV} at their directory; \
              searched: {}",
-            if searched.is_empty() { "(nothing)".to_owned() } else { searched.join(", ") }
+            if searched.is_empty() {
+                "(nothing)".to_owned()
+            } else {
+                searched.join(", ")
+            }
         );
     };
     let psql = Some(bindir.join("psql"))
         .filter(|p| is_executable(p))
-        .or_else(|| path_dirs().into_iter().map(|d| d.join("psql")).find(|p| is_executable(p)));
-    Binaries { initdb: bindir.join("initdb"), pg_ctl: bindir.join("pg_ctl"), psql }
+        .or_else(|| {
+            path_dirs()
+                .into_iter()
+                .map(|d| d.join("psql"))
+                .find(|p| is_executable(p))
+        });
+    Binaries {
+        initdb: bindir.join("initdb"),
+        pg_ctl: bindir.join("pg_ctl"),
+        psql,
+    }
 }
 
 fn candidate_dirs() -> Vec<PathBuf> {
@@ -65,7 +78,9 @@ fn candidate_dirs() -> Vec<PathBuf> {
 }
 
 fn path_dirs() -> Vec<PathBuf> {
-    env::var_os("PATH").map(|p| env::split_paths(&p).collect()).unwrap_or_default()
+    env::var_os("PATH")
+        .map(|p| env::split_paths(&p).collect())
+        .unwrap_or_default()
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {
@@ -84,7 +99,11 @@ fn debian_bindirs() -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            let key = name.split('.').map(str::parse).collect::<Result<Vec<u64>, _>>().ok()?;
+            let key = name
+                .split('.')
+                .map(str::parse)
+                .collect::<Result<Vec<u64>, _>>()
+                .ok()?;
             Some((key, entry.path().join("bin")))
         })
         .collect();
@@ -93,7 +112,9 @@ fn debian_bindirs() -> Vec<PathBuf> {
 }
 
 fn has_server_binaries(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"].iter().all(|name| is_executable(&dir.join(name)))
+    ["initdb", "pg_ctl", "postgres"]
+        .iter()
+        .all(|name| is_executable(&dir.join(name)))
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -270,7 +270,10 @@ impl Cluster {
     /// If the connection fails.
     pub fn connect(&self, db: &str) -> Client {
         self.config(db).connect(NoTls).unwrap_or_else(|e| {
-            panic!("copyman-testkit: cannot connect to {}: {e}", self.conninfo(db))
+            panic!(
+                "copyman-testkit: cannot connect to {}: {e}",
+                self.conninfo(db)
+            )
         })
     }
 
@@ -286,9 +289,11 @@ impl Cluster {
             process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        self.connect("postgres")
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("copyman-testkit: CREATE DATABASE {name} failed: {e}"));
+        self.with_admin_client(|client| {
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap_or_else(|e| panic!("copyman-testkit: CREATE DATABASE {name} failed: {e}"));
+        });
         name
     }
 
@@ -300,19 +305,28 @@ impl Cluster {
     ///
     /// If the query fails, or the backends are still there after 30 s.
     pub fn terminate_backends(&self, db: &str) -> usize {
-        let mut client = self.connect("postgres");
-        let pids: Vec<i32> = client
+        self.with_admin_client(|client| {
+            // Two steps: in one query the planner may well evaluate
+            // pg_terminate_backend before the other conditions.
+            let pids: Vec<i32> = client
             .query(
-                "SELECT pid FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid() AND pg_terminate_backend(pid)",
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
                 &[&db],
             )
+            .and_then(|rows| {
+                let pids: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
+                client.query(
+                    "SELECT pid FROM unnest($1::int4[]) AS pid WHERE pg_terminate_backend(pid)",
+                    &[&pids],
+                )
+            })
             .unwrap_or_else(|e| panic!("copyman-testkit: terminating backends of {db}: {e}"))
             .iter()
             .map(|row| row.get(0))
             .collect();
-        wait_for_exit(&mut client, &pids);
-        pids.len()
+            wait_for_exit(client, &pids);
+            pids.len()
+        })
     }
 
     /// Terminates the backend with process id `pid` (as returned by
@@ -324,15 +338,16 @@ impl Cluster {
     ///
     /// If the query fails, or the backend is still there after 30 s.
     pub fn terminate_backend(&self, pid: i32) -> bool {
-        let mut client = self.connect("postgres");
-        let terminated: bool = client
-            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
-            .unwrap_or_else(|e| panic!("copyman-testkit: terminating backend {pid}: {e}"))
-            .get(0);
-        if terminated {
-            wait_for_exit(&mut client, &[pid]);
-        }
-        terminated
+        self.with_admin_client(|client| {
+            let terminated: bool = client
+                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .unwrap_or_else(|e| panic!("copyman-testkit: terminating backend {pid}: {e}"))
+                .get(0);
+            if terminated {
+                wait_for_exit(client, &[pid]);
+            }
+            terminated
+        })
     }
 
     /// Whether the server is running, as far as the testkit knows (it was
@@ -357,7 +372,10 @@ impl Cluster {
             return;
         }
         if let Err(e) = self.pg_ctl_stop() {
-            panic!("copyman-testkit: stopping the server failed: {e}{}", self.log_tail());
+            panic!(
+                "copyman-testkit: stopping the server failed: {e}{}",
+                self.log_tail()
+            );
         }
         *running = false;
     }
@@ -403,14 +421,25 @@ impl Cluster {
         });
         let mut cmd = Command::new(psql);
         clean_env(&mut cmd);
-        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", HOST, "-U", SUPERUSER])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-d")
-            .arg(db)
-            .arg("-c")
-            .arg(sql)
-            .env("PGPASSWORD", &self.password);
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            HOST,
+            "-U",
+            SUPERUSER,
+        ])
+        .arg("-p")
+        .arg(self.port.to_string())
+        .arg("-d")
+        .arg(db)
+        .arg("-c")
+        .arg(sql)
+        .env("PGPASSWORD", &self.password);
         let out = run(&mut cmd).unwrap_or_else(|e| panic!("copyman-testkit: {e}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -421,7 +450,10 @@ impl Cluster {
         let bins = binaries();
         for (name, _) in &builder.settings {
             assert!(
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.".contains(c)),
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c)),
                 "copyman-testkit: invalid setting name {name:?}"
             );
         }
@@ -439,10 +471,17 @@ impl Cluster {
         };
         // From here on a panic drops `cluster`, which cleans up; the watchdog
         // covers deaths without unwinding.
-        cluster.watchdog = Some(Watchdog::spawn(&bins.pg_ctl, &cluster.data_dir, &cluster.root));
+        cluster.watchdog = Some(Watchdog::spawn(
+            &bins.pg_ctl,
+            &cluster.data_dir,
+            &cluster.root,
+        ));
         check_socket_path_len(&cluster.socket_dir);
         fs::create_dir(&cluster.socket_dir).unwrap_or_else(|e| {
-            panic!("copyman-testkit: cannot create {}: {e}", cluster.socket_dir.display())
+            panic!(
+                "copyman-testkit: cannot create {}: {e}",
+                cluster.socket_dir.display()
+            )
         });
         set_private(&cluster.socket_dir);
         give_to_server(&cluster.socket_dir);
@@ -470,7 +509,7 @@ impl Cluster {
             let hint = if server_owner().is_some() {
                 format!(
                     "\n(running as root: initdb runs as the OS user `postgres`, which must be \
-                     able to reach {}; set TMPDIR to a directory it can enter)",
+                     able to reach {}; set ${TMPDIR_ENV} or TMPDIR to a directory it can enter)",
                     self.root.display()
                 )
             } else {
@@ -534,7 +573,10 @@ impl Cluster {
             ("full_page_writes", "off".to_owned()),
             ("shared_buffers", "32MB".to_owned()),
             ("max_connections", "100".to_owned()),
-            ("password_encryption", self.auth.password_encryption().to_owned()),
+            (
+                "password_encryption",
+                self.auth.password_encryption().to_owned(),
+            ),
         ];
         let custom = settings.iter().map(|(k, v)| (k.as_str(), v.clone()));
         for (name, value) in base.into_iter().chain(custom) {
@@ -558,7 +600,10 @@ impl Cluster {
                 .open(&main_conf)
                 .and_then(|mut f| writeln!(f, "\n{include}"))
                 .unwrap_or_else(|e| {
-                    panic!("copyman-testkit: cannot append to {}: {e}", main_conf.display())
+                    panic!(
+                        "copyman-testkit: cannot append to {}: {e}",
+                        main_conf.display()
+                    )
                 });
         }
     }
@@ -578,10 +623,14 @@ impl Cluster {
 
     fn pg_ctl_stop(&self) -> Result<(), String> {
         let mut cmd = server_command(&binaries().pg_ctl, &self.root);
-        cmd.arg("stop")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "immediate", "-w", "-s", "-t", &PG_CTL_TIMEOUT_SECS.to_string()]);
+        cmd.arg("stop").arg("-D").arg(&self.data_dir).args([
+            "-m",
+            "immediate",
+            "-w",
+            "-s",
+            "-t",
+            &PG_CTL_TIMEOUT_SECS.to_string(),
+        ]);
         run(&mut cmd).map(drop)
     }
 
@@ -589,18 +638,26 @@ impl Cluster {
     /// server to report itself ready, this also proves authentication works.
     fn wait_until_accepting(&self) {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        loop {
-            match self.config("postgres").connect(NoTls) {
-                Ok(_) => return,
-                Err(e) if Instant::now() >= deadline => panic!(
-                    "copyman-testkit: the server did not accept connections on port {} within \
-                     {CONNECT_TIMEOUT:?}: {e}{}",
-                    self.port,
-                    self.log_tail()
-                ),
-                Err(_) => thread::sleep(Duration::from_millis(50)),
+        off_runtime(|| {
+            loop {
+                match self.config("postgres").connect(NoTls) {
+                    Ok(_) => return,
+                    Err(e) if Instant::now() >= deadline => panic!(
+                        "copyman-testkit: the server did not accept connections on port {} \
+                         within {CONNECT_TIMEOUT:?}: {e}{}",
+                        self.port,
+                        self.log_tail()
+                    ),
+                    Err(_) => thread::sleep(Duration::from_millis(50)),
+                }
             }
-        }
+        });
+    }
+
+    /// Runs `f` with a fresh superuser connection to the `postgres` database,
+    /// off any async runtime (see [`off_runtime`]).
+    fn with_admin_client<T: Send>(&self, f: impl FnOnce(&mut Client) -> T + Send) -> T {
+        off_runtime(|| f(&mut self.connect("postgres")))
     }
 
     fn lock_running(&self) -> MutexGuard<'_, bool> {
@@ -614,7 +671,10 @@ impl Cluster {
             Ok(log) => {
                 let lines: Vec<&str> = log.lines().collect();
                 let tail = lines[lines.len().saturating_sub(LINES)..].join("\n");
-                format!("\n--- last lines of {} ---\n{tail}", self.log_file.display())
+                format!(
+                    "\n--- last lines of {} ---\n{tail}",
+                    self.log_file.display()
+                )
             }
             Err(e) => format!("\n(no server log at {}: {e})", self.log_file.display()),
         }
@@ -627,12 +687,18 @@ impl Drop for Cluster {
         let mut clean = true;
         if self.data_dir.join("postmaster.pid").exists() {
             if let Err(e) = self.pg_ctl_stop() {
-                eprintln!("copyman-testkit: stopping the server failed: {e}{}", self.log_tail());
+                eprintln!(
+                    "copyman-testkit: stopping the server failed: {e}{}",
+                    self.log_tail()
+                );
                 clean = false;
             }
         }
         if let Err(e) = fs::remove_dir_all(&self.root) {
-            eprintln!("copyman-testkit: cannot remove {}: {e}", self.root.display());
+            eprintln!(
+                "copyman-testkit: cannot remove {}: {e}",
+                self.root.display()
+            );
             clean = false;
         }
         if let Some(watchdog) = self.watchdog.take() {
@@ -646,21 +712,39 @@ impl Drop for Cluster {
 
 // ---- helpers ------------------------------------------------------------------
 
-/// Creates a new, uniquely named directory under the system temp directory,
-/// private and owned by the server's OS user.
+/// Environment variable naming the directory to create clusters in, instead
+/// of the system temp directory.
+const TMPDIR_ENV: &str = "COPYMAN_TESTKIT_TMPDIR";
+
+/// Creates a new, uniquely named directory under `$COPYMAN_TESTKIT_TMPDIR` or
+/// else the system temp directory, private and owned by the server's OS user.
 fn make_root_dir() -> PathBuf {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let name = format!(
         "copyman-testkit-{}-{}-{nanos}",
         process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let root = env::temp_dir().join(name);
+    let parent = env::var_os(TMPDIR_ENV).map_or_else(default_parent, PathBuf::from);
+    let root = parent.join(name);
     fs::create_dir(&root)
         .unwrap_or_else(|e| panic!("copyman-testkit: cannot create {}: {e}", root.display()));
     set_private(&root);
     give_to_server(&root);
     root
+}
+
+/// Where clusters go by default: `/dev/shm` when it is there (a tmpfs: initdb runs two to four
+/// times faster than on disk, and nothing here needs to survive), else the system temp directory.
+fn default_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
+        shm.to_path_buf()
+    } else {
+        env::temp_dir()
+    }
 }
 
 fn set_private(dir: &Path) {
@@ -674,7 +758,7 @@ fn check_socket_path_len(socket_dir: &Path) {
     assert!(
         len <= 100,
         "copyman-testkit: the Unix socket path under {} would be {len} bytes, too long for a \
-         socket; set TMPDIR to a shorter directory",
+         socket; set ${TMPDIR_ENV} or TMPDIR to a shorter directory",
         socket_dir.display()
     );
 }
@@ -688,7 +772,11 @@ fn pick_port() -> u16 {
             .and_then(|listener| listener.local_addr())
             .unwrap_or_else(|e| panic!("copyman-testkit: cannot find a free port: {e}"))
             .port();
-        if HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner).insert(port) {
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port)
+        {
             return port;
         }
     }
@@ -699,11 +787,25 @@ fn random_password() -> String {
     let mut password = String::from("pw");
     for _ in 0..2 {
         let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
         hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
         let _ = write!(password, "{:016x}", hasher.finish());
     }
     password
+}
+
+/// Runs `f` on a short-lived thread of its own: the blocking `postgres`
+/// client panics when used on a thread that runs an async (tokio) runtime,
+/// as in `#[tokio::test]`, and the testkit's helpers should work there too.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// Polls until none of `pids` is in `pg_stat_activity`.
@@ -714,7 +816,10 @@ fn wait_for_exit(client: &mut Client, pids: &[i32]) {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         let left: i64 = client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", &[&pids])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&pids],
+            )
             .unwrap_or_else(|e| panic!("copyman-testkit: polling pg_stat_activity: {e}"))
             .get(0);
         if left == 0 {
@@ -732,7 +837,9 @@ fn wait_for_exit(client: &mut Client, pids: &[i32]) {
 /// Quotes a value for a `key=value` connection string if it needs it.
 fn conninfo_quote(value: &str) -> String {
     let plain = !value.is_empty()
-        && !value.chars().any(|c| c.is_whitespace() || c == '\'' || c == '\\' || c == '=');
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\' || c == '=');
     if plain {
         value.to_owned()
     } else {
@@ -762,7 +869,9 @@ mod tests {
         assert_eq!(conninfo_quote("postgres"), "postgres");
         assert_eq!(conninfo_quote(""), "''");
         assert_eq!(conninfo_quote("a b'c\\"), r"'a b\'c\\'");
-        let parsed: Config = format!("dbname={}", conninfo_quote("it's a db")).parse().unwrap();
+        let parsed: Config = format!("dbname={}", conninfo_quote("it's a db"))
+            .parse()
+            .unwrap();
         assert_eq!(parsed.get_dbname(), Some("it's a db"));
     }
 

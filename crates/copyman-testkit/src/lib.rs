@@ -29,12 +29,20 @@
 //! (highest version first). If they are missing the first cluster start
 //! panics saying so: tests never skip silently.
 //!
+//! # Where clusters live
+//!
+//! Each cluster gets a directory `copyman-testkit-<pid>-<n>-<nanos>` (data
+//! directory, socket directory and server log) under
+//! `$COPYMAN_TESTKIT_TMPDIR` if set, else `/dev/shm` where it exists (a tmpfs:
+//! `initdb` runs two to four times faster there than on a disk), else
+//! [`std::env::temp_dir`] (`$TMPDIR`, usually `/tmp`).
+//!
 //! # Running as root
 //!
 //! `initdb` and `postgres` refuse to run as root. When the tests run as
 //! root, the server programs run as the OS user `postgres` (through
-//! `runuser`), which owns the cluster's directory; the temporary directory
-//! (`$TMPDIR`, usually `/tmp`) must be enterable by that user.
+//! `runuser`), which owns the cluster's directory; the directory the
+//! clusters are created in must be enterable by that user.
 //!
 //! # Cleanup
 //!
@@ -56,6 +64,7 @@
 mod binaries;
 mod cluster;
 mod process;
+pub mod scenarios;
 mod watchdog;
 
 use std::sync::OnceLock;

@@ -90,7 +90,9 @@ pub(crate) fn clean_env(cmd: &mut Command) {
 /// description of the failure including the output.
 pub(crate) fn run(cmd: &mut Command) -> Result<Output, String> {
     let shown = describe(cmd);
-    let out = cmd.output().map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     if out.status.success() {
         Ok(out)
     } else {
@@ -115,7 +117,10 @@ fn describe(cmd: &Command) -> String {
 pub(crate) fn give_to_server(path: &Path) {
     if let Some((uid, gid)) = server_owner() {
         std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap_or_else(|e| {
-            panic!("copyman-testkit: cannot chown {} to {SERVER_OS_USER}: {e}", path.display())
+            panic!(
+                "copyman-testkit: cannot chown {} to {SERVER_OS_USER}: {e}",
+                path.display()
+            )
         });
     }
 }

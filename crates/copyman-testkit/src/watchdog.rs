@@ -11,8 +11,7 @@
 //! test process (Rust opens pipes close-on-exec, so no other child inherits
 //! it). The kernel closes that pipe whenever the test process ends, however
 //! it ends; the watchdog then reads end-of-file, stops the server with
-//! `pg_ctl stop -m immediate` (falling back to SIGKILL of the postmaster),
-//! and removes the cluster's directory. When [`Cluster`](crate::Cluster) is
+//! `pg_ctl stop -m immediate`, and removes the cluster's directory. When [`Cluster`](crate::Cluster) is
 //! dropped normally it cleans up itself and then writes a line to the pipe,
 //! which tells the watchdog to exit without doing anything.
 //!
@@ -36,10 +35,6 @@ if [ -n "$4" ]; then
 else
     "$1" stop -D "$2" -m immediate -w -t 30 >/dev/null 2>&1
 fi
-if [ -f "$2/postmaster.pid" ]; then
-    pid=$(head -n 1 "$2/postmaster.pid")
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-fi
 rm -rf "$3"
 "#;
 
@@ -53,7 +48,11 @@ impl Watchdog {
     /// Spawns a watchdog that, once this process ends, stops the cluster in
     /// `data_dir` with `pg_ctl` and removes `remove_dir`.
     pub(crate) fn spawn(pg_ctl: &Path, data_dir: &Path, remove_dir: &Path) -> Self {
-        let user = if server_owner().is_some() { SERVER_OS_USER } else { "" };
+        let user = if server_owner().is_some() {
+            SERVER_OS_USER
+        } else {
+            ""
+        };
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(SCRIPT)

@@ -3,11 +3,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use copyman_testkit::{Auth, Cluster, shared};
 use postgres::NoTls;
+use postgres::error::SqlState;
 
 /// Set in the child process of `watchdog_cleans_up_after_sigkill`.
 const CHILD_ENV: &str = "COPYMAN_TESTKIT_WATCHDOG_CHILD";
@@ -48,7 +49,10 @@ fn connection_strings_work() {
     let from_url: postgres::Config = cluster.url(&db).parse().unwrap();
     for config in [from_conninfo, from_url] {
         let mut client = config.connect(NoTls).unwrap();
-        let name: String = client.query_one("SELECT current_database()", &[]).unwrap().get(0);
+        let name: String = client
+            .query_one("SELECT current_database()", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(name, db);
     }
     let mut via_socket = cluster.config(&db);
@@ -63,10 +67,16 @@ fn create_database_gives_distinct_databases() {
     let a = cluster.create_database();
     let b = cluster.create_database();
     assert_ne!(a, b);
-    cluster.connect(&a).batch_execute("CREATE TABLE only_in_a (x int)").unwrap();
+    cluster
+        .connect(&a)
+        .batch_execute("CREATE TABLE only_in_a (x int)")
+        .unwrap();
     let in_b: i64 = cluster
         .connect(&b)
-        .query_one("SELECT count(*) FROM pg_class WHERE relname = 'only_in_a'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'only_in_a'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(in_b, 0);
@@ -78,7 +88,10 @@ fn terminate_backends_kills_connections() {
     let db = cluster.create_database();
     let mut victim = cluster.connect(&db);
     let mut other = cluster.connect(&db);
-    let pid: i32 = other.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let pid: i32 = other
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
 
     assert!(cluster.terminate_backend(pid));
     assert!(other.simple_query("SELECT 1").is_err());
@@ -105,33 +118,78 @@ fn stop_immediate_then_start_again() {
     cluster.start_again();
     assert!(cluster.is_running());
     assert_eq!(cluster.port(), port);
-    let one: i32 = cluster.connect("postgres").query_one("SELECT 1", &[]).unwrap().get(0);
+    let one: i32 = cluster
+        .connect("postgres")
+        .query_one("SELECT 1", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(one, 1);
 }
 
+/// Starts a cluster requiring `auth` and checks the password is required,
+/// stored with the right hash (`stored_prefix`), and accepted.
+fn check_password_cluster(auth: Auth, encryption: &str, stored_prefix: &str) {
+    let cluster = Cluster::builder().auth(auth).start();
+    let mut client = cluster.connect("postgres");
+    let stored: String = client
+        .query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        stored.starts_with(stored_prefix),
+        "{auth:?}: stored password {stored}"
+    );
+    let setting: String = client
+        .query_one("SHOW password_encryption", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, encryption);
+
+    let mut wrong = cluster.config("postgres");
+    wrong.password("not-the-password");
+    let Err(err) = wrong.connect(NoTls) else {
+        panic!("{auth:?}: connected with a wrong password");
+    };
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INVALID_PASSWORD),
+        "{auth:?}: {err:?}"
+    );
+
+    let mut none = postgres::Config::new();
+    none.host(cluster.host())
+        .port(cluster.port())
+        .user("postgres")
+        .dbname("postgres");
+    assert!(
+        none.connect(NoTls).is_err(),
+        "{auth:?}: connected without a password"
+    );
+
+    let mut via_socket = cluster.config("postgres");
+    via_socket
+        .host_path(cluster.socket_dir())
+        .password("not-the-password");
+    assert!(
+        via_socket.connect(NoTls).is_err(),
+        "{auth:?}: local connections need it too"
+    );
+
+    let conninfo: postgres::Config = cluster.conninfo("postgres").parse().unwrap();
+    conninfo.connect(NoTls).unwrap();
+}
+
 #[test]
-fn password_clusters_check_passwords() {
-    for auth in [Auth::ScramSha256, Auth::Md5] {
-        let cluster = Cluster::builder().auth(auth).start();
-        let mut client = cluster.connect("postgres");
-        let stored: String = client
-            .query_one("SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'", &[])
-            .unwrap()
-            .get(0);
-        let prefix = if auth == Auth::Md5 { "md5" } else { "SCRAM-SHA-256$" };
-        assert!(stored.starts_with(prefix), "{auth:?}: stored password {stored}");
+fn scram_cluster_checks_passwords() {
+    check_password_cluster(Auth::ScramSha256, "scram-sha-256", "SCRAM-SHA-256$");
+}
 
-        let mut wrong = cluster.config("postgres");
-        wrong.password("not-the-password");
-        let Err(err) = wrong.connect(NoTls) else {
-            panic!("{auth:?}: connected with a wrong password");
-        };
-        assert!(err.to_string().contains("password authentication failed"), "{auth:?}: {err}");
-
-        let mut none = postgres::Config::new();
-        none.host(cluster.host()).port(cluster.port()).user("postgres").dbname("postgres");
-        assert!(none.connect(NoTls).is_err(), "{auth:?}: connected without a password");
-    }
+#[test]
+fn md5_cluster_checks_passwords() {
+    check_password_cluster(Auth::Md5, "md5", "md5");
 }
 
 #[test]
@@ -169,32 +227,55 @@ fn watchdog_child() {
         return;
     }
     let cluster = Cluster::start();
-    println!("CLUSTER {} {}", cluster.port(), cluster.data_dir().display());
+    println!(
+        "CLUSTER {} {}",
+        cluster.port(),
+        cluster.data_dir().display()
+    );
     std::thread::sleep(Duration::from_secs(120));
+}
+
+/// Kills (SIGKILL) the child process when dropped, also if the test fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
 fn watchdog_cleans_up_after_sigkill() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "watchdog_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let line = stdout
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "watchdog_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = BufReader::new(child.0.stdout.take().unwrap());
+    // libtest prints "test watchdog_child ... " without a newline first.
+    let report = stdout
         .lines()
         .map(Result::unwrap)
-        .find(|line| line.starts_with("CLUSTER "))
+        .find_map(|line| Some(line.split_once("CLUSTER ")?.1.to_owned()))
         .expect("the child did not report its cluster");
-    let mut fields = line.splitn(3, ' ').skip(1);
-    let port: u16 = fields.next().unwrap().parse().unwrap();
-    let data_dir = PathBuf::from(fields.next().unwrap());
+    let (port, data_dir) = report.split_once(' ').unwrap();
+    let (port, data_dir): (u16, PathBuf) = (port.parse().unwrap(), data_dir.into());
     assert!(accepts_connections(port));
+    assert!(data_dir.exists());
 
-    child.kill().unwrap(); // SIGKILL: no unwinding, no destructors.
-    child.wait().unwrap();
+    drop(child); // SIGKILL: no unwinding, no destructors.
 
     eventually("the orphaned server stops", || !accepts_connections(port));
-    eventually("the orphaned data directory is removed", || !data_dir.exists());
+    eventually("the orphaned data directory is removed", || {
+        !data_dir.exists()
+    });
 }

@@ -1,0 +1,177 @@
+//! Bad input: clear errors that name the problem (and the SQLSTATE where the server spoke),
+//! nothing copied, and every connection that exists still usable.
+
+use super::Clusters;
+use super::check::{count, exec, open, select_one, series};
+use super::driver::{
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, ReceiverEnd,
+    RunningCopy, SourceSpec, StatementSpec,
+};
+use crate::{Auth, Cluster};
+
+/// Starts a copy from `source_copy` on the source to two destinations (`COPY t FROM STDIN` and
+/// `dest1_copy`), expecting the start to fail; checks that nothing was copied and that every
+/// session is usable, and returns the failure.
+fn failed_start<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+    source_copy: &str,
+    dest1_copy: &str,
+) -> FailInfo {
+    let source_db = clusters.source.create_database();
+    exec(&clusters.source, &source_db, "CREATE TABLE t (i int8)");
+    let dests: Vec<(&Cluster, String)> = clusters.destinations[..2]
+        .iter()
+        .map(|c| {
+            let db = c.create_database();
+            exec(c, &db, "CREATE TABLE t (i int8)");
+            (c, db)
+        })
+        .collect();
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            source_copy,
+        )),
+        destinations: vec![
+            DestinationSpec::Statement(StatementSpec::new(
+                dests[0].0.conninfo(&dests[0].1),
+                "COPY t FROM STDIN",
+            )),
+            DestinationSpec::Statement(StatementSpec::new(
+                dests[1].0.conninfo(&dests[1].1),
+                dest1_copy,
+            )),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    let fail = match copy.start() {
+        Err(fail) => fail,
+        Ok(()) => panic!("[{}] {source_copy:?} → {dest1_copy:?} started", driver.name()),
+    };
+    for (i, (c, db)) in dests.iter().enumerate() {
+        assert_eq!(count(c, db, "t"), 0, "destination {i} holds rows");
+        select_one(&mut copy, Endpoint::Destination(i));
+    }
+    select_one(&mut copy, Endpoint::Source);
+    fail
+}
+
+/// The producer's error of a failed start.
+fn producer_error(fail: &FailInfo) -> &ErrorInfo {
+    assert!(fail.receiver_faults.is_empty(), "{fail}");
+    fail.producer_fault
+        .as_ref()
+        .unwrap_or_else(|| panic!("the producer's error: {fail}"))
+}
+
+/// Receiver 1's error of a failed start.
+fn receiver_error(fail: &FailInfo) -> &ErrorInfo {
+    assert!(fail.receiver_fault(0).is_none(), "{fail}");
+    fail.receiver_fault(1)
+        .unwrap_or_else(|| panic!("receiver 1's error: {fail}"))
+}
+
+/// Asserts that `text` contains every one of `words`.
+fn names(text: &str, words: &[&str]) {
+    for word in words {
+        assert!(text.contains(word), "{word:?} should be in: {text}");
+    }
+}
+
+/// A statement that is not a COPY (`SELECT 1`), given to the producer and to a receiver.
+pub fn not_a_copy_statement<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let fail = failed_start(driver, clusters, "SELECT 1", "COPY t FROM STDIN");
+    let error = producer_error(&fail);
+    names(&error.text, &["not a COPY", "SELECT 1"]);
+    names(&fail.text, &["not a COPY"]);
+    assert_eq!(error.sqlstate, None);
+
+    let fail = failed_start(driver, clusters, &series(10), "SELECT 1");
+    let error = receiver_error(&fail);
+    names(&error.text, &["not a COPY", "SELECT 1"]);
+    names(&fail.text, &["not a COPY"]);
+}
+
+/// A COPY going the wrong way: `COPY … FROM STDIN` given to the producer, `COPY … TO STDOUT`
+/// given to a receiver.
+pub fn wrong_direction<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let fail = failed_start(driver, clusters, "COPY t FROM STDIN", "COPY t FROM STDIN");
+    let error = producer_error(&fail);
+    names(&error.text, &["COPY FROM STDIN", "COPY TO STDOUT"]);
+
+    let fail = failed_start(
+        driver,
+        clusters,
+        &series(10),
+        "COPY (SELECT i FROM generate_series(1, 100000) AS g(i)) TO STDOUT",
+    );
+    let error = receiver_error(&fail);
+    names(&error.text, &["COPY TO STDOUT", "COPY FROM STDIN"]);
+}
+
+/// A missing table on either side: the server's 42P01 with its message.
+pub fn missing_table<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let fail = failed_start(driver, clusters, "COPY no_such_table TO STDOUT", "COPY t FROM STDIN");
+    let error = producer_error(&fail);
+    assert_eq!(error.sqlstate.as_deref(), Some("42P01"), "{error}");
+    names(&error.text, &["no_such_table", "does not exist", "42P01"]);
+    names(&fail.text, &["no_such_table", "42P01"]);
+
+    let fail = failed_start(driver, clusters, &series(10), "COPY no_such_table FROM STDIN");
+    let error = receiver_error(&fail);
+    assert_eq!(error.sqlstate.as_deref(), Some("42P01"), "{error}");
+    names(&error.text, &["no_such_table", "does not exist", "42P01"]);
+}
+
+/// A wrong password (a private SCRAM cluster): the server's 28P01, for the source and for a
+/// destination; the right password copies.
+pub fn wrong_password<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let scram = Cluster::builder().auth(Auth::ScramSha256).start();
+    let scram_db = scram.create_database();
+    exec(&scram, &scram_db, "CREATE TABLE t (i int8)");
+    let good = scram.conninfo(&scram_db);
+    let bad = good.replace(scram.password(), "not-the-password");
+    assert_ne!(good, bad);
+    let dest_db = clusters.destinations[0].create_database();
+    exec(&clusters.destinations[0], &dest_db, "CREATE TABLE t (i int8)");
+    let dest = clusters.destinations[0].conninfo(&dest_db);
+    let plan = |source: &str, dest: &str| CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(source, series(1000))),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            dest,
+            "COPY t FROM STDIN",
+        ))],
+    };
+
+    for (source, destination, endpoint) in [
+        (&bad, &dest, Endpoint::Source),
+        (&dest, &bad, Endpoint::Destination(0)),
+    ] {
+        let plan = plan(source, destination);
+        let error = match driver.open(plan) {
+            Err(e) => e,
+            Ok(_) => panic!("[{}] a wrong password was accepted", driver.name()),
+        };
+        assert_eq!(error.endpoint, endpoint, "{error}");
+        assert_eq!(error.statement, None, "{error}");
+        assert_eq!(error.error.sqlstate.as_deref(), Some("28P01"), "{error}");
+        names(&error.error.text, &["password authentication failed", "28P01"]);
+    }
+    assert_eq!(count(&scram, &scram_db, "t"), 0);
+    assert_eq!(count(&clusters.destinations[0], &dest_db, "t"), 0);
+
+    // The right password: SCRAM authentication works, as source and as destination.
+    let mut copy = open(driver, plan(&good, &dest));
+    let summary = copy
+        .run()
+        .unwrap_or_else(|e| panic!("[{}] copy from a SCRAM cluster: {e}", driver.name()));
+    assert!(matches!(summary.receivers[..], [ReceiverEnd::Completed(Some(1000))]));
+    let mut copy = open(driver, plan(&dest, &good));
+    let summary = copy
+        .run()
+        .unwrap_or_else(|e| panic!("[{}] copy to a SCRAM cluster: {e}", driver.name()));
+    assert!(matches!(summary.receivers[..], [ReceiverEnd::Completed(Some(1000))]));
+    assert_eq!(count(&scram, &scram_db, "t"), 1000);
+    select_one(&mut copy, Endpoint::Destination(0));
+}

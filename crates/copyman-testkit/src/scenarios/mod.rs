@@ -1,0 +1,139 @@
+//! Integration scenarios against real clusters, written once for every adapter.
+//!
+//! An adapter's tests implement [`CopyDriver`] (how to open a copy with that adapter) and invoke
+//! [`scenario_tests!`](crate::scenario_tests), which makes one `#[test]` per scenario:
+//!
+//! ```ignore
+//! mod common; // holds `struct MyDriver; impl CopyDriver for MyDriver { … }`
+//! copyman_testkit::scenario_tests!(common::MyDriver);
+//! ```
+//!
+//! Each scenario is a `pub fn name<D: CopyDriver>(driver: &D, clusters: &Clusters)` that panics
+//! when the adapter misbehaves. Scenarios use the binary's shared [`Clusters`] (one source and
+//! three destination servers, started once per test binary by [`clusters()`]) with fresh
+//! databases, so they run in parallel; scenarios that stop a server or need special settings
+//! start their own private [`Cluster`]s.
+//!
+//! The scenarios, by theme:
+//! * the seed documentation's examples: [`seed_transfer`], [`seed_copy_manager_loop`],
+//!   [`seed_run`], [`seed_receiver_fault_loop`], [`seed_reconcile_after_timeout`],
+//!   [`seed_copy_fail_attributes`];
+//! * fan-out to three destinations of a table of many types: [`fanout_text`], [`fanout_csv`],
+//!   [`fanout_binary`], and the row counts: [`counts_match_in_summary`];
+//! * faults with real servers: [`destination_rejects_row_midway`],
+//!   [`source_error_midstream`], [`source_backend_terminated_midstream`],
+//!   [`destination_server_stopped_midstream`], [`stopped_early`], [`dropped_mid_copy`];
+//! * bad input: [`not_a_copy_statement`], [`wrong_direction`], [`missing_table`],
+//!   [`wrong_password`];
+//! * row sizes: [`tiny_and_huge_rows`];
+//! * the other endpoints: [`iterator_producer_into_statement_receiver`],
+//!   [`statement_producer_into_call_receiver`].
+
+mod check;
+mod driver;
+mod endpoints;
+mod faults;
+mod fanout;
+mod input;
+mod seed;
+
+use std::sync::OnceLock;
+use std::thread;
+
+pub use check::{digest, digest_of, digest_sql, exec, select_one};
+pub use driver::{
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, OpenError,
+    ReceiverEnd, Rows, RunningCopy, SourceSpec, StatementSpec, SummaryInfo,
+};
+pub use endpoints::{iterator_producer_into_statement_receiver, statement_producer_into_call_receiver};
+pub use fanout::{counts_match_in_summary, fanout_binary, fanout_csv, fanout_text, tiny_and_huge_rows};
+pub use faults::{
+    destination_rejects_row_midway, destination_server_stopped_midstream, dropped_mid_copy,
+    source_backend_terminated_midstream, source_error_midstream, stopped_early,
+};
+pub use input::{missing_table, not_a_copy_statement, wrong_direction, wrong_password};
+pub use seed::{
+    seed_copy_fail_attributes, seed_copy_manager_loop, seed_receiver_fault_loop,
+    seed_reconcile_after_timeout, seed_run, seed_transfer,
+};
+
+use crate::Cluster;
+
+/// The servers the scenarios of one test binary share: a source and three destinations, each its
+/// own cluster. Do not stop them: scenarios that need that start their own.
+#[derive(Debug)]
+pub struct Clusters {
+    /// The source server.
+    pub source: Cluster,
+    /// Three destination servers.
+    pub destinations: [Cluster; 3],
+}
+
+impl Clusters {
+    /// Starts four clusters, concurrently.
+    ///
+    /// # Panics
+    /// If a cluster cannot start.
+    pub fn start() -> Self {
+        thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(Cluster::start)).collect();
+            let mut started = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            let mut next = || started.next().expect("four clusters");
+            Self {
+                source: next(),
+                destinations: [next(), next(), next()],
+            }
+        })
+    }
+}
+
+/// The [`Clusters`] of this test binary, started on first use.
+pub fn clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(Clusters::start)
+}
+
+/// Makes one `#[test]` per scenario of [`scenarios`](crate::scenarios), each calling it with the
+/// given driver (an expression of a type implementing
+/// [`CopyDriver`](crate::scenarios::CopyDriver)) and the binary's shared
+/// [`clusters()`](crate::scenarios::clusters).
+#[macro_export]
+macro_rules! scenario_tests {
+    ($driver:expr) => {
+        $crate::scenario_tests!(@each $driver;
+            seed_transfer,
+            seed_copy_manager_loop,
+            seed_run,
+            seed_receiver_fault_loop,
+            seed_reconcile_after_timeout,
+            seed_copy_fail_attributes,
+            fanout_text,
+            fanout_csv,
+            fanout_binary,
+            counts_match_in_summary,
+            destination_rejects_row_midway,
+            source_error_midstream,
+            source_backend_terminated_midstream,
+            destination_server_stopped_midstream,
+            stopped_early,
+            dropped_mid_copy,
+            not_a_copy_statement,
+            wrong_direction,
+            missing_table,
+            wrong_password,
+            tiny_and_huge_rows,
+            iterator_producer_into_statement_receiver,
+            statement_producer_into_call_receiver,
+        );
+    };
+    (@each $driver:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::scenarios::$name(&$driver, $crate::scenarios::clusters());
+            }
+        )*
+    };
+}
