@@ -81,7 +81,7 @@ pub(crate) struct Segment {
 /// let mut framer = Framer::new();
 /// let first = framer.advance(&stream[..9]).unwrap();
 /// assert_eq!(first.frames, 1);
-/// assert_eq!(framer.position(), Position::Header { len: [0, 0, 0, 0], seen: 2 });
+/// assert_eq!(framer.position(), Position::Header { len: [0, 0, 0, 0], seen: 1 });
 /// let rest = framer.advance(&stream[9..]).unwrap();
 /// assert_eq!((rest.frames, rest.stop), (1, Some(5)));
 /// ```
@@ -105,7 +105,10 @@ impl Framer {
     /// A framer standing at `position`, e.g. the start of a chunk whose position was recorded, to
     /// find where a receiver stands after only part of that chunk was written to it.
     pub fn at(position: Position) -> Self {
-        Self { position, ..Self::default() }
+        Self {
+            position,
+            ..Self::default()
+        }
     }
 
     /// Where the stream stands now.
@@ -168,7 +171,10 @@ impl Framer {
         }
         let len = buf.as_ref().len();
         let mut at = start;
-        let mut walk = Walk { boundary: start, ..Walk::default() };
+        let mut walk = Walk {
+            boundary: start,
+            ..Walk::default()
+        };
         loop {
             match self.position {
                 Position::Stopped { .. } => {
@@ -203,7 +209,10 @@ impl Framer {
                         fragment[..seen].copy_from_slice(&bytes[at + 1..len]);
                         self.offset += (len - at) as u64;
                         // `seen` is at most 3 here: fewer than 5 bytes were left.
-                        self.position = Position::Header { len: fragment, seen: seen as u8 };
+                        self.position = Position::Header {
+                            len: fragment,
+                            seen: seen as u8,
+                        };
                         at = len;
                     }
                 }
@@ -219,7 +228,10 @@ impl Framer {
                     self.offset += take as u64;
                     if seen + take < 4 {
                         // Still inside the header: the chunk is used up.
-                        self.position = Position::Header { len, seen: (seen + take) as u8 };
+                        self.position = Position::Header {
+                            len,
+                            seen: (seen + take) as u8,
+                        };
                         continue;
                     }
                     // The whole header has now been consumed: the message began 5 bytes back
@@ -234,7 +246,14 @@ impl Framer {
                     }
                     let take = (remaining as usize).min(len - at);
                     let last = take == remaining as usize;
-                    on_body(buf, Segment { range: at..at + take, first: false, last });
+                    on_body(
+                        buf,
+                        Segment {
+                            range: at..at + take,
+                            first: false,
+                            last,
+                        },
+                    );
                     at += take;
                     walk.payload += take;
                     self.offset += take as u64;
@@ -244,7 +263,9 @@ impl Framer {
                         walk.frames += 1;
                         walk.boundary = at;
                     } else {
-                        self.position = Position::Body { remaining: remaining - take as u32 };
+                        self.position = Position::Body {
+                            remaining: remaining - take as u32,
+                        };
                     }
                 }
             }
@@ -258,7 +279,10 @@ impl Framer {
         if (4..=MAX_LENGTH).contains(&length) {
             return Ok(length - 4);
         }
-        let error = WireError::InvalidLength { length, offset: message };
+        let error = WireError::InvalidLength {
+            length,
+            offset: message,
+        };
         self.error = Some(error.clone());
         Err(error)
     }
@@ -279,7 +303,14 @@ impl Framer {
         let avail = buf.as_ref().len() - at;
         let body = body as usize;
         if avail >= body {
-            on_body(buf, Segment { range: at..at + body, first: true, last: true });
+            on_body(
+                buf,
+                Segment {
+                    range: at..at + body,
+                    first: true,
+                    last: true,
+                },
+            );
             walk.payload += body;
             walk.frames += 1;
             self.frames += 1;
@@ -289,12 +320,21 @@ impl Framer {
             at + body
         } else {
             if avail > 0 {
-                on_body(buf, Segment { range: at..at + avail, first: true, last: false });
+                on_body(
+                    buf,
+                    Segment {
+                        range: at..at + avail,
+                        first: true,
+                        last: false,
+                    },
+                );
             }
             walk.payload += avail;
             self.offset += avail as u64;
             // `body - avail` fits: `body` came from a u32.
-            self.position = Position::Body { remaining: (body - avail) as u32 };
+            self.position = Position::Body {
+                remaining: (body - avail) as u32,
+            };
             at + avail
         }
     }

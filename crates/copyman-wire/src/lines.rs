@@ -32,7 +32,7 @@ pub struct Lines {
 /// let a = decoder.decode(Bytes::from_static(b"d\0\0\0\x061\nd\0\0")).unwrap();
 /// let b = decoder.decode(Bytes::from_static(b"\0\x062\nc\0\0\0\x04")).unwrap();
 /// assert_eq!(a.lines, vec![Bytes::from_static(b"1\n")]);
-/// assert_eq!((b.lines, b.stop), (vec![Bytes::from_static(b"2\n")], Some(6)));
+/// assert_eq!((b.lines, b.stop), (vec![Bytes::from_static(b"2\n")], Some(4)));
 /// ```
 #[derive(Debug, Default)]
 pub struct LineDecoder {
@@ -84,7 +84,10 @@ impl LineDecoder {
                 }
             }
         })?;
-        Ok(Lines { lines, stop: walk.stop })
+        Ok(Lines {
+            lines,
+            stop: walk.stop,
+        })
     }
 }
 
@@ -108,8 +111,13 @@ pub fn encode_lines<L: AsRef<[u8]>>(lines: &[L], dst: &mut BytesMut) -> Result<u
 ///
 /// # Errors
 /// [`WireError::TooLarge`] when the lines together do not fit one message; `dst` is unchanged.
-pub fn encode_lines_joined<L: AsRef<[u8]>>(lines: &[L], dst: &mut BytesMut) -> Result<(), WireError> {
-    let payload = lines.iter().try_fold(0usize, |acc, l| acc.checked_add(l.as_ref().len()));
+pub fn encode_lines_joined<L: AsRef<[u8]>>(
+    lines: &[L],
+    dst: &mut BytesMut,
+) -> Result<(), WireError> {
+    let payload = lines
+        .iter()
+        .try_fold(0usize, |acc, l| acc.checked_add(l.as_ref().len()));
     let payload = payload.ok_or(WireError::TooLarge { len: usize::MAX })?;
     if payload == 0 {
         return Ok(());

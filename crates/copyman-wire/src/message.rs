@@ -75,10 +75,15 @@ impl Header {
 /// # Errors
 /// [`WireError::InvalidLength`] (offset 0) when the length field is below 4 or above i32::MAX.
 pub fn peek_header(buf: &[u8]) -> Result<Option<Header>, WireError> {
-    let Some(head) = buf.get(..HEADER_LEN) else { return Ok(None) };
+    let Some(head) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]);
     if !(4..=MAX_LENGTH).contains(&len) {
-        return Err(WireError::InvalidLength { length: len, offset: 0 });
+        return Err(WireError::InvalidLength {
+            length: len,
+            offset: 0,
+        });
     }
     Ok(Some(Header { tag: head[0], len }))
 }

@@ -75,9 +75,16 @@ pub fn completion(position: Position) -> Completion {
             let mut header = [0; 4];
             let owed = 4 - seen;
             header[..owed].copy_from_slice(&length.to_be_bytes()[seen..]);
-            Completion { header, header_len: owed as u8, filler: u64::from(length - 4) }
+            Completion {
+                header,
+                header_len: owed as u8,
+                filler: u64::from(length - 4),
+            }
         }
-        Position::Body { remaining } => Completion { filler: u64::from(remaining), ..Completion::default() },
+        Position::Body { remaining } => Completion {
+            filler: u64::from(remaining),
+            ..Completion::default()
+        },
         Position::Boundary | Position::Stopped { .. } => Completion::default(),
     }
 }
@@ -116,7 +123,10 @@ pub fn resume(position: Position) -> Resume {
             let seen = usize::from(seen).min(3);
             bytes[0] = COPY_DATA;
             bytes[1..=seen].copy_from_slice(&len[..seen]);
-            Resume { bytes, len: (1 + seen) as u8 }
+            Resume {
+                bytes,
+                len: (1 + seen) as u8,
+            }
         }
         Position::Body { remaining } => {
             bytes[0] = COPY_DATA;

@@ -54,7 +54,10 @@ impl Framer {
     /// # Panics
     /// If `buf` is shorter than [`HEADROOM`]: a caller bug, not a property of the data.
     pub fn reblock(&mut self, buf: &mut [u8]) -> Result<Reblocked, WireError> {
-        assert!(buf.len() >= HEADROOM, "reblock needs {HEADROOM} bytes of headroom");
+        assert!(
+            buf.len() >= HEADROOM,
+            "reblock needs {HEADROOM} bytes of headroom"
+        );
         let mut write = HEADROOM;
         let walk = self.walk(buf, HEADROOM, |buf, segment| {
             let range = segment.range;
@@ -77,6 +80,11 @@ impl Framer {
             buf[1..HEADER_LEN].copy_from_slice(&length.to_be_bytes());
             0..write
         };
-        Ok(Reblocked { frame, frames: walk.frames, payload, stop: walk.stop })
+        Ok(Reblocked {
+            frame,
+            frames: walk.frames,
+            payload,
+            stop: walk.stop,
+        })
     }
 }
