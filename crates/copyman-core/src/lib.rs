@@ -16,6 +16,7 @@ pub mod fault;
 pub mod manager;
 pub mod session;
 pub mod source;
+pub mod statement;
 
 pub use fault::{
     BoxError, CopyFail, CountMismatch, Fault, ProducerFault, ReceiverFault, SharedError,

@@ -1,0 +1,413 @@
+//! Checking a COPY statement before anything is sent.
+//!
+//! A producer must run exactly one `COPY … TO STDOUT` and a receiver exactly one
+//! `COPY … FROM STDIN`. The server would refuse the other statements too, but only after running
+//! them (a `SELECT` scans its table, a `COPY … TO STDOUT` given to a receiver streams until
+//! cancelled), so copyman checks first. The check reads the statement's top-level words the way
+//! PostgreSQL's lexer splits them — strings, quoted identifiers, dollar quotes, comments and
+//! parentheses are skipped — and never interprets anything else.
+
+/// Which way a COPY moves data, seen from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `COPY … TO STDOUT`: the server sends, a producer reads.
+    ToStdout,
+    /// `COPY … FROM STDIN`: the server receives, a receiver writes.
+    FromStdin,
+}
+
+impl Direction {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ToStdout => "COPY … TO STDOUT",
+            Self::FromStdin => "COPY … FROM STDIN",
+        }
+    }
+}
+
+/// Why a statement is not the COPY an endpoint needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatementError {
+    /// Nothing but blanks and comments.
+    #[error("the statement is empty; expected {expected}")]
+    Empty {
+        /// The COPY expected.
+        expected: &'static str,
+    },
+    /// The statement does not start with COPY.
+    #[error("expected {expected}, got a statement starting with {first:?}")]
+    NotCopy {
+        /// The COPY expected.
+        expected: &'static str,
+        /// The statement's first word.
+        first: String,
+    },
+    /// A COPY of the other direction.
+    #[error("expected {expected}, got {got}")]
+    WrongDirection {
+        /// The COPY expected.
+        expected: &'static str,
+        /// The COPY given.
+        got: &'static str,
+    },
+    /// A COPY to or from a server file or program, which copyman cannot stream.
+    #[error("expected {expected}, got a COPY {word} a file or program on the server")]
+    NotStdio {
+        /// The COPY expected.
+        expected: &'static str,
+        /// `TO` or `FROM`.
+        word: &'static str,
+    },
+    /// More than one statement.
+    #[error("expected a single {expected}, got several statements")]
+    Several {
+        /// The COPY expected.
+        expected: &'static str,
+    },
+    /// A string, identifier, comment or parenthesis left open.
+    #[error("the statement has an unterminated {what}")]
+    Unterminated {
+        /// What was left open.
+        what: &'static str,
+    },
+}
+
+/// Checks that `sql` is one COPY moving data in `direction` through the connection.
+///
+/// ```
+/// use copyman_core::statement::{Direction, check};
+///
+/// assert!(check("COPY (SELECT 'to stdin' FROM t) TO STDOUT", Direction::ToStdout).is_ok());
+/// assert!(check("copy t from stdin with (format csv)", Direction::FromStdin).is_ok());
+/// assert!(check("SELECT 1", Direction::ToStdout).is_err());
+/// assert!(check("COPY t FROM STDIN", Direction::ToStdout).is_err());
+/// assert!(check("COPY t TO '/etc/passwd'", Direction::ToStdout).is_err());
+/// ```
+///
+/// # Errors
+/// [`StatementError`] naming what is wrong.
+pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
+    let expected = direction.describe();
+    let words = top_level_words(sql)?;
+    let Some(first) = words.first() else {
+        return Err(StatementError::Empty { expected });
+    };
+    if !first.eq_ignore_ascii_case("copy") {
+        return Err(StatementError::NotCopy {
+            expected,
+            first: first.clone(),
+        });
+    }
+    if words.iter().any(|w| w == ";") {
+        return Err(StatementError::Several { expected });
+    }
+    // The first top-level TO or FROM after the table (or the parenthesized query) says where the
+    // data goes; what follows it says whether that is the connection.
+    let position = words
+        .iter()
+        .position(|w| w.eq_ignore_ascii_case("to") || w.eq_ignore_ascii_case("from"));
+    let Some(i) = position else {
+        return Err(StatementError::NotCopy {
+            expected,
+            first: first.clone(),
+        });
+    };
+    let to = words[i].eq_ignore_ascii_case("to");
+    let target = words.get(i + 1).map(String::as_str).unwrap_or_default();
+    let got = match (to, target.to_ascii_lowercase().as_str()) {
+        (true, "stdout") => Direction::ToStdout,
+        (false, "stdin") => Direction::FromStdin,
+        (true, _) => {
+            return Err(StatementError::NotStdio {
+                expected,
+                word: "TO",
+            });
+        }
+        (false, _) => {
+            return Err(StatementError::NotStdio {
+                expected,
+                word: "FROM",
+            });
+        }
+    };
+    if got == direction {
+        Ok(())
+    } else {
+        Err(StatementError::WrongDirection {
+            expected,
+            got: got.describe(),
+        })
+    }
+}
+
+/// The words of `sql` outside strings, quoted identifiers, comments and parentheses; a `;`
+/// followed by anything but blanks and comments is kept as a word of its own, and literals stand
+/// as `'…'`.
+fn top_level_words(sql: &str) -> Result<Vec<String>, StatementError> {
+    let bytes = sql.as_bytes();
+    let mut words = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut ended = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(bytes.len(), |n| i + n + 1);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i)?,
+            _ if ended => {
+                // Something after a `;`: a second statement.
+                words.push(";".to_owned());
+                return Ok(words);
+            }
+            b';' if depth == 0 => {
+                ended = true;
+                i += 1;
+            }
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth = depth.checked_sub(1).ok_or(StatementError::Unterminated {
+                    what: "parenthesis",
+                })?;
+                i += 1;
+            }
+            b'\'' => {
+                let escapes =
+                    i > 0 && matches!(bytes[i - 1], b'e' | b'E') && is_word_start(bytes, i - 1);
+                i = skip_quoted(bytes, i, b'\'', escapes, "string")?;
+                if depth == 0 {
+                    words.push("'…'".to_owned());
+                }
+            }
+            b'"' => {
+                i = skip_quoted(bytes, i, b'"', false, "quoted identifier")?;
+                if depth == 0 {
+                    words.push("\"…\"".to_owned());
+                }
+            }
+            b'$' if dollar_tag(bytes, i).is_some() => {
+                let tag = dollar_tag(bytes, i).expect("checked just above");
+                let body = i + tag.len();
+                let end = find(&bytes[body..], tag).ok_or(StatementError::Unterminated {
+                    what: "dollar-quoted string",
+                })?;
+                i = body + end + tag.len();
+                if depth == 0 {
+                    words.push("'…'".to_owned());
+                }
+            }
+            _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'$')
+                        || bytes[i] >= 0x80)
+                {
+                    i += 1;
+                }
+                if depth == 0 {
+                    // A word may end inside a multi-byte character only at a byte >= 0x80,
+                    // which the loop includes: the slice is on character boundaries.
+                    words.push(sql[start..i].to_owned());
+                }
+            }
+            _ => {
+                // Operators and punctuation: not words; the check never needs them.
+                i += 1;
+            }
+        }
+    }
+    if depth > 0 {
+        return Err(StatementError::Unterminated {
+            what: "parenthesis",
+        });
+    }
+    Ok(words)
+}
+
+fn is_word_start(bytes: &[u8], i: usize) -> bool {
+    i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')
+}
+
+/// Past the closing quote of the quoted text opening at `start`.
+fn skip_quoted(
+    bytes: &[u8],
+    start: usize,
+    quote: u8,
+    escapes: bool,
+    what: &'static str,
+) -> Result<usize, StatementError> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if escapes => i += 2,
+            c if c == quote => {
+                if bytes.get(i + 1) == Some(&quote) {
+                    i += 2; // A doubled quote stands for itself.
+                } else {
+                    return Ok(i + 1);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Err(StatementError::Unterminated { what })
+}
+
+/// Past the end of the (nestable) block comment opening at `start`.
+fn skip_block_comment(bytes: &[u8], start: usize) -> Result<usize, StatementError> {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return Ok(i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Err(StatementError::Unterminated { what: "comment" })
+}
+
+/// The `$tag$` opening at `i`, if one does (`$` then an optional identifier then `$`).
+fn dollar_tag(bytes: &[u8], i: usize) -> Option<&[u8]> {
+    if i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') {
+        return None; // `$` inside an identifier, or a parameter like `$1` after a word.
+    }
+    let rest = &bytes[i + 1..];
+    let len = rest.iter().position(|&b| b == b'$')?;
+    let tag = &rest[..len];
+    let valid = tag.first().is_none_or(|b| !b.is_ascii_digit())
+        && tag
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80);
+    valid.then(|| &bytes[i..i + len + 2])
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_out_forms_are_accepted() {
+        for sql in [
+            "COPY t TO STDOUT",
+            "copy public.\"Odd \"\"Name\"\"\" (a, b) to stdout with (format binary)",
+            "COPY (SELECT i FROM generate_series(1, 1000000) AS g(i)) TO STDOUT",
+            "  -- a comment\n /* and /* nested */ one */ COPY (SELECT 'FROM STDIN' , $$ to stdin $$) TO STDOUT;",
+            "COPY (SELECT $x$ a ; b $x$) TO STDOUT (FORMAT csv, HEADER)",
+            "COPY (SELECT E'it\\'s' ) TO STDOUT",
+        ] {
+            assert_eq!(check(sql, Direction::ToStdout), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn copy_in_forms_are_accepted() {
+        for sql in [
+            "COPY t FROM STDIN",
+            "copy s.t (a) from stdin (format csv) where a > 'to stdout'",
+        ] {
+            assert_eq!(check(sql, Direction::FromStdin), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn each_wrong_statement_gets_its_own_error() {
+        use StatementError as E;
+        let out = Direction::ToStdout;
+        assert!(matches!(check("", out), Err(E::Empty { .. })));
+        assert!(matches!(check(" -- nothing", out), Err(E::Empty { .. })));
+        assert!(
+            matches!(check("SELECT 1", out), Err(E::NotCopy { first, .. }) if first == "SELECT")
+        );
+        assert!(matches!(
+            check("COPY t FROM STDIN", out),
+            Err(E::WrongDirection { .. })
+        ));
+        assert!(matches!(
+            check("COPY t TO STDOUT", Direction::FromStdin),
+            Err(E::WrongDirection { .. })
+        ));
+        assert!(matches!(
+            check("COPY t TO '/tmp/x'", out),
+            Err(E::NotStdio { word: "TO", .. })
+        ));
+        assert!(matches!(
+            check("COPY t FROM PROGRAM 'cat'", Direction::FromStdin),
+            Err(E::NotStdio { .. })
+        ));
+        assert!(matches!(
+            check("COPY t TO STDOUT; DROP TABLE t", out),
+            Err(E::Several { .. })
+        ));
+        assert!(matches!(
+            check("COPY (SELECT 'x) TO STDOUT", out),
+            Err(E::Unterminated { what: "string" })
+        ));
+        assert!(matches!(
+            check("COPY (SELECT 1 TO STDOUT", out),
+            Err(E::Unterminated {
+                what: "parenthesis"
+            })
+        ));
+        assert!(matches!(
+            check("COPY t TO STDOUT /* open", out),
+            Err(E::Unterminated { what: "comment" })
+        ));
+        assert!(matches!(check("COPY t", out), Err(E::NotCopy { .. })));
+    }
+
+    #[test]
+    fn messages_name_the_problem() {
+        let e = check("COPY t FROM STDIN", Direction::ToStdout).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expected COPY … TO STDOUT, got COPY … FROM STDIN"
+        );
+        let e = check("select 1", Direction::FromStdin).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expected COPY … FROM STDIN, got a statement starting with \"select\""
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(sql in ".{0,80}") {
+            let _ = check(&sql, Direction::ToStdout);
+            let _ = check(&sql, Direction::FromStdin);
+        }
+
+        #[test]
+        fn never_panics_on_sql_like_input(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "COPY", "copy", "TO", "FROM", "STDOUT", "STDIN", "(", ")", "'", "''", "\"", "$$",
+                "$a$", "--", "\n", "/*", "*/", ";", " ", "E'", "\\", "é", "x",
+            ]), 0..24)) {
+            let sql: String = parts.concat();
+            let _ = check(&sql, Direction::ToStdout);
+        }
+    }
+}
