@@ -1703,3 +1703,48 @@ fn abort_copy_out_before_the_copy_out_response() {
     );
     assert_eq!(session.state(), State::Ready);
 }
+
+/// Found by the network-fault proxy: two garbage bytes at a CopyData boundary read as a message
+/// of type '0' announcing ~812 MB, and the session buffered the stream waiting for its body.
+#[test]
+fn garbage_header_during_copy_out_is_refused_before_buffering() {
+    let mut session = ready_session();
+    session.copy_out("COPY t TO STDOUT").unwrap();
+    session.handle_input(&copy_out_response(1)).unwrap();
+    while session.poll_event().is_some() {}
+    let mut garbage = b"00".to_vec();
+    garbage.extend_from_slice(&[0x64, 0, 0, 1, 2, 3]);
+    let error = session.handle_input(&garbage).unwrap_err();
+    assert!(matches!(error, SessionError::Protocol { .. }), "{error}");
+    assert!(
+        error.to_string().contains("unexpected message '0'"),
+        "{error}"
+    );
+    assert_eq!(session.buffered_len(), 0);
+}
+
+#[test]
+fn small_message_types_cannot_announce_large_bodies() {
+    for tag in [b'C', b'E', b'N', b'Z', b'S'] {
+        let mut session = ready_session();
+        session.query("SELECT 1").unwrap();
+        let mut header = vec![tag];
+        header.extend_from_slice(&(100u32 << 20).to_be_bytes());
+        let error = session.handle_input(&header).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("more than such a message can hold"),
+            "{error}"
+        );
+        assert_eq!(session.buffered_len(), 0);
+    }
+    // A DataRow may be large during a query, but not during a COPY OUT.
+    let mut session = ready_session();
+    session.copy_out("COPY t TO STDOUT").unwrap();
+    session.handle_input(&copy_out_response(1)).unwrap();
+    let mut header = vec![b'D'];
+    header.extend_from_slice(&(100u32 << 20).to_be_bytes());
+    assert!(session.handle_input(&header).is_err());
+    assert_eq!(session.buffered_len(), 0);
+}

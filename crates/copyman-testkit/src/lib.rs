@@ -64,6 +64,7 @@
 mod binaries;
 mod cluster;
 mod process;
+pub mod proxy;
 pub mod scenarios;
 mod watchdog;
 

@@ -27,7 +27,7 @@ use postgres_protocol::authentication::sasl::{
 };
 use postgres_protocol::message::frontend;
 
-use self::backend::{HEADER_LEN, Reader, next_message, peek_header, show_tag};
+use self::backend::{HEADER_LEN, MAX_BODY, Reader, next_message, peek_header, show_tag};
 pub use self::config::{PORTABILITY_SETTINGS, StartupConfig};
 pub use self::error::{DbError, SessionError};
 
@@ -763,11 +763,42 @@ impl Session {
                 }
                 _ => {}
             }
+            if let Some((tag, len)) = peek_header(&self.input)? {
+                // Judge a message by its header, before buffering its body: garbage or a hostile
+                // server must not make the session hold up to 1 GiB waiting for a body.
+                self.check_header(tag, len)?;
+            }
             let Some((tag, body)) = next_message(&mut self.input)? else {
                 return Ok(());
             };
             self.on_message(tag, &body)?;
         }
+    }
+
+    /// Refuses a message type the protocol does not have, and a body longer than its type can
+    /// legitimately be: only a DataRow of a query and CopyData may be large.
+    fn check_header(&self, tag: u8, len: u32) -> Result<(), SessionError> {
+        /// Every other backend message is small: parameters, tags, error fields (PostgreSQL
+        /// shortens the values it quotes in errors).
+        const SMALL_BODY: usize = 1 << 20;
+        let limit = match tag {
+            b'd' => MAX_BODY,
+            b'D' if matches!(self.phase, Phase::Query) => MAX_BODY,
+            b'R' | b'S' | b'K' | b'Z' | b'C' | b'T' | b'D' | b'I' | b'E' | b'N' | b'A' | b'H'
+            | b'G' | b'W' | b'c' | b'n' | b's' | b't' | b'1' | b'2' | b'3' | b'v' | b'V' => {
+                SMALL_BODY
+            }
+            _ => return Err(self.unexpected(tag)),
+        };
+        // `len` is at least 4: peek_header checked it. The 1 GiB limit itself is next_message's.
+        let body = len as usize - 4;
+        if limit < MAX_BODY && body > limit {
+            return Err(SessionError::protocol(format!(
+                "message {} announces {body} bytes, more than such a message can hold",
+                show_tag(tag)
+            )));
+        }
+        Ok(())
     }
 
     /// Handles one whole message.

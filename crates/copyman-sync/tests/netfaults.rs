@@ -1,0 +1,526 @@
+//! Network faults between copyman-sync and real servers, made by the testkit's loopback proxy
+//! ([`copyman_testkit::proxy`]): connections reset in the middle of a frame, stalled
+//! destinations, servers that hang up during authentication, garbage on the wire.
+//!
+//! Every test has its own databases; the clusters are shared by the whole binary. Destinations
+//! copy inside `BEGIN`, so "nothing committed" is checked by counting rows afterwards.
+
+use std::error::Error as StdError;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use copyman_sync::{
+    Connection, CopyManager, Error, Fault, Receiver, ReceiverId, ReceiverOutcome,
+    StatementProducer, StatementReceiver,
+};
+use copyman_testkit::proxy::{Direction, Fault as Net, Proxy};
+use copyman_testkit::{Auth, Cluster};
+
+const C2S: Direction = Direction::ClientToServer;
+const S2C: Direction = Direction::ServerToClient;
+
+/// The trust cluster every test shares.
+fn cluster() -> &'static Cluster {
+    copyman_testkit::shared()
+}
+
+/// A cluster that authenticates with SCRAM, for the authentication tests.
+fn scram_cluster() -> &'static Cluster {
+    static SCRAM: OnceLock<Cluster> = OnceLock::new();
+    SCRAM.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).start())
+}
+
+/// `COPY` of the integers 1..=n, as text.
+fn series(n: u64) -> String {
+    format!("COPY (SELECT i FROM generate_series(1, {n}) AS g(i)) TO STDOUT")
+}
+
+/// Connects with a bound on the connection attempt.
+fn connect(conninfo: &str) -> Connection {
+    Connection::connect_str(&format!("{conninfo} connect_timeout=10"))
+        .unwrap_or_else(|e| panic!("connect to {conninfo}: {}", chain(&e)))
+}
+
+/// A destination: a fresh table `t`, then `BEGIN`, so that its COPY commits only on `COMMIT`.
+fn destination(conninfo: &str) -> Connection {
+    let mut conn = connect(conninfo);
+    conn.execute("CREATE TABLE t (i int8)").unwrap();
+    conn.execute("BEGIN").unwrap();
+    conn
+}
+
+fn receiver(conn: &mut Connection) -> Box<dyn Receiver + '_> {
+    Box::new(StatementReceiver::new(conn, "COPY t FROM STDIN"))
+}
+
+/// Rows committed in `db`'s table `t`, seen from a fresh connection.
+fn committed(cluster: &Cluster, db: &str) -> i64 {
+    cluster
+        .connect(db)
+        .query_one("SELECT count(*) FROM t", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// A session that must be usable again: its transaction ends, then it answers `SELECT 1`.
+fn assert_usable(conn: &mut Connection, what: &str) {
+    assert!(
+        conn.is_ready(),
+        "{what}: the session is not ready: {conn:?}"
+    );
+    // The failed COPY aborted the transaction: end it (COMMIT only rolls back).
+    conn.execute("COMMIT")
+        .unwrap_or_else(|e| panic!("{what}: COMMIT failed: {}", chain(&e)));
+    let rows = conn
+        .query("SELECT 1")
+        .unwrap_or_else(|e| panic!("{what}: SELECT 1 failed: {}", chain(&e)));
+    assert_eq!(rows, vec![vec![Some("1".to_owned())]], "{what}");
+}
+
+/// An error with all its sources: `outer: inner: …`.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
+
+/// The io::Error at the bottom of `error`, if any.
+fn io_kind(error: &(dyn StdError + 'static)) -> Option<std::io::ErrorKind> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// The resident set size of this process, from `/proc/self/status`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS in /proc/self/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS value");
+    kib * 1024
+}
+
+#[test]
+fn source_reset_mid_frame_is_a_producer_fault_and_commits_nothing() {
+    let cluster = cluster();
+    let (src_db, a_db, b_db) = (
+        cluster.create_database(),
+        cluster.create_database(),
+        cluster.create_database(),
+    );
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&proxy.conninfo(cluster, &src_db));
+    source.set_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut a = destination(&cluster.conninfo(&a_db));
+    let mut b = destination(&cluster.conninfo(&b_db));
+
+    // ~26 MB of COPY data; the server→client direction dies 4 MiB (and 3 bytes) into it.
+    proxy.after_bytes(S2C, (4 << 20) + 3, Net::Reset);
+    let producer = StatementProducer::new(&mut source, series(2_000_000));
+    let mut copy = CopyManager::start(producer, vec![receiver(&mut a), receiver(&mut b)])
+        .unwrap_or_else(|e| panic!("start: {}", chain(&e)));
+    let mut fault = None;
+    for progress in &mut copy {
+        match progress {
+            Ok(_) => {}
+            Err(Fault::Producer(f)) => {
+                fault = Some(f);
+                break;
+            }
+            Err(other) => panic!("expected a ProducerFault, got {}", chain(&other)),
+        }
+    }
+    let fault = fault.expect("the reset source raised a ProducerFault");
+    assert!(!proxy.armed(S2C), "the reset happened");
+    let text = chain(&fault);
+    assert!(
+        text.contains("closed") || io_kind(&fault).is_some(),
+        "the fault says the connection went away: {text}"
+    );
+    let fail = copy
+        .finish()
+        .expect_err("a copy whose producer failed fails");
+    assert!(fail.receiver_faults.is_empty(), "{}", chain(&fail));
+    drop(source);
+
+    assert_usable(&mut a, "destination a");
+    assert_usable(&mut b, "destination b");
+    assert_eq!(committed(cluster, &a_db), 0);
+    assert_eq!(committed(cluster, &b_db), 0);
+}
+
+#[test]
+fn destination_reset_mid_frame_faults_it_and_the_others_complete() {
+    const ROWS: u64 = 1_000_000;
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let dbs: Vec<String> = (0..3).map(|_| cluster.create_database()).collect();
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&cluster.conninfo(&src_db));
+    let mut d0 = destination(&cluster.conninfo(&dbs[0]));
+    let mut d1 = destination(&proxy.conninfo(cluster, &dbs[1]));
+    let mut d2 = destination(&cluster.conninfo(&dbs[2]));
+    // Destination 1's connection dies 1 MiB (and 7 bytes) into what copyman sends it: the
+    // COPY statement first, then data, so the cut is inside a CopyData frame.
+    proxy.after_bytes(C2S, (1 << 20) + 7, Net::Drop);
+
+    let producer = StatementProducer::new(&mut source, series(ROWS));
+    let receivers = vec![receiver(&mut d0), receiver(&mut d1), receiver(&mut d2)];
+    let mut copy = CopyManager::start(producer, receivers).unwrap();
+    let mut faults = Vec::new();
+    for progress in &mut copy {
+        match progress {
+            Ok(_) => {}
+            Err(Fault::Receiver(f)) => faults.extend(f.faults),
+            Err(other) => panic!("expected a ReceiverFault, got {}", chain(&other)),
+        }
+    }
+    assert_eq!(faults.len(), 1, "one receiver faulted: {faults:?}");
+    assert_eq!(faults[0].0, ReceiverId(1));
+    assert_eq!(copy.live_receivers(), vec![ReceiverId(0), ReceiverId(2)]);
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("the others complete: {}", chain(&e)));
+    assert_eq!(summary.producer_count, Some(ROWS));
+    for (id, outcome) in &summary.receivers {
+        match (id.0, outcome) {
+            (0 | 2, ReceiverOutcome::Completed(n)) => assert_eq!(*n, Some(ROWS)),
+            (1, ReceiverOutcome::Faulted(_)) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    d0.execute("COMMIT").unwrap();
+    d2.execute("COMMIT").unwrap();
+    // The dropped connection is dead, and says so instead of panicking.
+    assert!(!d1.is_ready());
+    assert!(d1.query("SELECT 1").is_err());
+    assert_eq!(committed(cluster, &dbs[0]), ROWS as i64);
+    assert_eq!(committed(cluster, &dbs[1]), 0);
+    assert_eq!(committed(cluster, &dbs[2]), ROWS as i64);
+}
+
+#[test]
+fn stalled_destination_with_a_timeout_faults_and_the_others_complete() {
+    const ROWS: u64 = 2_000_000;
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let (d0_db, d1_db) = (cluster.create_database(), cluster.create_database());
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&cluster.conninfo(&src_db));
+    let mut d0 = destination(&cluster.conninfo(&d0_db));
+    let mut d1 = destination(&proxy.conninfo(cluster, &d1_db));
+    d1.set_timeout(Some(Duration::from_secs(2))).unwrap();
+    // Let the COPY start and 256 KiB of data through, then stop forwarding to the server.
+    proxy.after_bytes(C2S, 256 << 10, Net::Stall);
+
+    let producer = StatementProducer::new(&mut source, series(ROWS));
+    let mut copy =
+        CopyManager::start(producer, vec![receiver(&mut d0), receiver(&mut d1)]).unwrap();
+    let started = Instant::now();
+    let mut faults = Vec::new();
+    for progress in &mut copy {
+        match progress {
+            Ok(_) => {}
+            Err(Fault::Receiver(f)) => {
+                faults.extend(f.faults);
+                // Let the faulted destination's connection recover, so that failing its COPY
+                // at the end leaves it usable.
+                proxy.set(C2S, Net::Pass);
+            }
+            Err(other) => panic!("expected a ReceiverFault, got {}", chain(&other)),
+        }
+    }
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    let (id, error) = &faults[0];
+    assert_eq!(*id, ReceiverId(1));
+    assert!(
+        matches!(
+            io_kind(&**error),
+            Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+        ),
+        "the stalled write timed out: {}",
+        chain(&**error)
+    );
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("the other destination completes: {}", chain(&e)));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    assert!(matches!(
+        summary.receivers[1].1,
+        ReceiverOutcome::Faulted(_)
+    ));
+
+    d0.execute("COMMIT").unwrap();
+    assert_usable(&mut d1, "the stalled destination, once it flows again");
+    assert_eq!(committed(cluster, &d0_db), ROWS as i64);
+    assert_eq!(committed(cluster, &d1_db), 0);
+}
+
+#[test]
+fn stalled_destination_without_a_timeout_waits_in_bounded_memory_then_completes() {
+    const ROWS: u64 = 20_000_000;
+    const MAX_GROWTH: u64 = 64 << 20;
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let dest_db = cluster.create_database();
+    let proxy = Proxy::for_cluster(cluster);
+    let source = connect(&cluster.conninfo(&src_db));
+    let mut dest = connect(&proxy.conninfo(cluster, &dest_db));
+    dest.execute("CREATE UNLOGGED TABLE t (i int8)").unwrap();
+    dest.execute("BEGIN").unwrap();
+    proxy.after_bytes(C2S, 1 << 20, Net::Stall);
+
+    let rss_before = rss_bytes();
+    let moved = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = mpsc::channel();
+    let worker = {
+        let moved = moved.clone();
+        thread::spawn(move || {
+            let (mut source, mut dest) = (source, dest);
+            let producer = StatementProducer::new(&mut source, series(ROWS));
+            let mut copy = CopyManager::start(producer, vec![receiver(&mut dest)]).unwrap();
+            for progress in &mut copy {
+                let (_, bytes) = progress.unwrap_or_else(|f| panic!("fault: {}", chain(&f)));
+                moved.fetch_add(bytes, Ordering::SeqCst);
+            }
+            let summary = copy.finish().map_err(|e| chain(&e));
+            let _ = done_tx.send(());
+            (summary, dest)
+        })
+    };
+
+    // Wait until the stall has filled the socket buffers and the copy stopped moving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy.armed(C2S) {
+        assert!(Instant::now() < deadline, "the stall never fired");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        proxy.wait_quiet(C2S, Duration::from_millis(500), Duration::from_secs(5)),
+        "nothing passes a stalled proxy"
+    );
+    let mut last = moved.load(Ordering::SeqCst);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        assert!(Instant::now() < deadline, "the copy never stopped moving");
+        thread::sleep(Duration::from_millis(50));
+        let now = moved.load(Ordering::SeqCst);
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        }
+    }
+    let stalled_at = last;
+    thread::sleep(Duration::from_secs(3));
+    let rss_stalled = rss_bytes();
+    assert_eq!(moved.load(Ordering::SeqCst), stalled_at, "the copy waits");
+    assert!(done_rx.try_recv().is_err(), "the copy is not over");
+    assert!(
+        rss_stalled.saturating_sub(rss_before) < MAX_GROWTH,
+        "memory grew by {} bytes while stalled",
+        rss_stalled.saturating_sub(rss_before)
+    );
+
+    proxy.set(C2S, Net::Pass);
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the copy completes once the destination takes data again");
+    let (summary, mut dest) = worker.join().unwrap();
+    let summary = summary.unwrap_or_else(|e| panic!("the copy completes: {e}"));
+    assert_eq!(summary.producer_count, Some(ROWS));
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    assert!(
+        rss_bytes().saturating_sub(rss_before) < MAX_GROWTH,
+        "memory stays bounded over the whole copy"
+    );
+    dest.execute("ROLLBACK").unwrap();
+}
+
+/// Connects through `proxy` with `fault` armed at `cut` bytes into `dir`, expecting an error.
+/// Waits for the connection before to be gone first: the proxy counts bytes over all connections.
+fn connect_fails(proxy: &Proxy, conninfo: &str, dir: Direction, cut: u64, fault: Net) -> Error {
+    assert!(
+        proxy.wait_closed(Duration::from_secs(10)),
+        "the last connection closes"
+    );
+    proxy.after_bytes(dir, cut, fault);
+    let started = Instant::now();
+    let result = Connection::connect_str(&format!("{conninfo} connect_timeout=3"));
+    let elapsed = started.elapsed();
+    proxy.set(dir, Net::Pass);
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "cut at {cut} {dir:?}: took {elapsed:?}"
+    );
+    match result {
+        Ok(conn) => panic!("cut at {cut} {dir:?}: connected anyway: {conn:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn server_closing_during_auth_is_a_clear_connection_error() {
+    let cluster = scram_cluster();
+    let proxy = Proxy::for_cluster(cluster);
+    let conninfo = proxy.conninfo(cluster, "postgres");
+    // How much a whole startup takes each way.
+    let conn = connect(&conninfo);
+    let (total_in, total_out) = (proxy.bytes(S2C), proxy.bytes(C2S));
+    drop(conn);
+    assert_eq!(proxy.connections(), 1);
+    assert!(total_in > 100 && total_out > 100, "{total_in} {total_out}");
+
+    // Every cut of the server's side of the startup, first byte to last, fails the connect.
+    let cuts = (0..48)
+        .chain((48..total_in).step_by(23))
+        .chain([total_in - 1]);
+    for cut in cuts {
+        let before = proxy.bytes(S2C);
+        let error = connect_fails(&proxy, &conninfo, S2C, cut, Net::Drop);
+        assert_eq!(proxy.bytes(S2C) - before, cut, "exactly {cut} bytes passed");
+        let text = chain(&error);
+        assert!(
+            matches!(error, Error::Session(_) | Error::Io(_)),
+            "cut at {cut}: {text}"
+        );
+        assert!(
+            text.contains("connection closed by the server")
+                || matches!(
+                    io_kind(&error),
+                    Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe)
+                ),
+            "cut at {cut}: {text}"
+        );
+    }
+    // And so does every cut of what the client says (startup packet, SCRAM messages).
+    for cut in (0..total_out).step_by(17) {
+        let error = connect_fails(&proxy, &conninfo, C2S, cut, Net::Drop);
+        assert!(
+            matches!(error, Error::Session(_) | Error::Io(_)),
+            "cut at {cut}: {}",
+            chain(&error)
+        );
+    }
+    // The proxy itself still works.
+    drop(connect(&conninfo));
+}
+
+#[test]
+fn garbage_during_startup_is_a_protocol_error() {
+    let cluster = cluster();
+    let proxy = Proxy::for_cluster(cluster);
+    let conninfo = proxy.conninfo(cluster, "postgres");
+    // A message of an unknown type, well formed: at a message boundary it must be refused as
+    // such. AuthenticationOk is the first 9 bytes of a trust startup.
+    let unknown = Net::Garbage(b"\xff\x00\x00\x00\x08junk".to_vec());
+    for cut in [0, 9] {
+        let error = connect_fails(&proxy, &conninfo, S2C, cut, unknown.clone());
+        let text = chain(&error);
+        assert!(
+            text.contains("protocol violation by the server"),
+            "garbage at {cut}: {text}"
+        );
+    }
+    // Noise anywhere: an error (protocol, or the connect timeout), never a panic or a hang.
+    for (cut, seed) in [(0, 1), (3, 2), (9, 3), (20, 4), (100, 5)] {
+        let error = connect_fails(&proxy, &conninfo, S2C, cut, Net::garbage(64, seed));
+        eprintln!("noise at {cut}: {}", chain(&error));
+    }
+    drop(connect(&conninfo));
+}
+
+/// Runs a copy of fixed-width rows (every CopyData frame is 16 bytes) from a source behind
+/// `proxy`, with `garbage` injected `offset` bytes into the server's COPY OUT stream, into two
+/// destinations; checks the copy fails with nothing committed and the destinations usable.
+/// Returns the error text.
+fn copy_with_garbage(offset: u64, garbage: Net) -> String {
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let dbs = [cluster.create_database(), cluster.create_database()];
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&proxy.conninfo(cluster, &src_db));
+    source.set_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut a = destination(&cluster.conninfo(&dbs[0]));
+    let mut b = destination(&cluster.conninfo(&dbs[1]));
+    a.set_timeout(Some(Duration::from_secs(10))).unwrap();
+    b.set_timeout(Some(Duration::from_secs(10))).unwrap();
+
+    proxy.after_bytes(S2C, offset, garbage);
+    let statement = "COPY (SELECT lpad(i::text, 10, '0') FROM generate_series(1, 1000000) AS g(i)) \
+                     TO STDOUT";
+    let producer = StatementProducer::new(&mut source, statement);
+    let started = Instant::now();
+    let mut copy = CopyManager::start(producer, vec![receiver(&mut a), receiver(&mut b)]).unwrap();
+    let mut text = String::new();
+    for progress in &mut copy {
+        if let Err(fault) = progress {
+            text = chain(&fault);
+            break;
+        }
+    }
+    let fail = copy
+        .finish()
+        .expect_err("a copy with garbage in its source fails");
+    assert!(!proxy.armed(S2C), "the garbage went out");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    if text.is_empty() {
+        text = chain(&fail);
+    }
+    drop(source);
+    for (conn, db) in [(&mut a, &dbs[0]), (&mut b, &dbs[1])] {
+        assert_usable(conn, db);
+        assert_eq!(committed(cluster, db), 0);
+    }
+    text
+}
+
+/// The CopyOutResponse of one text column: 10 bytes; then 16-byte CopyData frames.
+const COPY_OUT_START: u64 = 10;
+
+#[test]
+fn garbage_message_during_copy_out_is_a_protocol_error() {
+    let boundary = COPY_OUT_START + 16 * 40_000;
+    let text = copy_with_garbage(
+        boundary,
+        Net::Garbage(b"\xff\x00\x00\x00\x0cgarbage!".to_vec()),
+    );
+    assert!(
+        text.contains("protocol violation by the server"),
+        "the fault names the protocol violation: {text}"
+    );
+}
+
+#[test]
+fn garbage_inside_a_frame_during_copy_out_fails_the_copy_cleanly() {
+    for (frame, seed) in [(30_000u64, 11u64), (50_000, 12)] {
+        let offset = COPY_OUT_START + 16 * frame + 7;
+        let text = copy_with_garbage(offset, Net::garbage(61, seed));
+        eprintln!("noise in frame {frame}: {text}");
+    }
+}
