@@ -7,6 +7,10 @@
 //!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` (or
 //!   `bench wire`) runs the criterion micro-benchmarks of the framer.
 //! * `test` — the whole test suite (`cargo test --workspace`).
+//! * `fuzz [--smoke] [--time S] [--sanitizer address|none] [target…]` — the cargo-fuzz targets in
+//!   `fuzz/` (framer, lines, session), each for `S` seconds (`--smoke`: 20), from the committed
+//!   seeds, under AddressSanitizer by default. Needs cargo-fuzz (`cargo install cargo-fuzz
+//!   --locked`); runs on the stable toolchain through `RUSTC_BOOTSTRAP=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,10 +31,12 @@ fn main() -> anyhow::Result<()> {
             .concat(),
         ),
         ["bench", rest @ ..] => bench(rest),
+        ["fuzz", rest @ ..] => fuzz(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <tidy | test | bench [--quick] [--rows N] [--wide-rows N] \
-                 [--repeats R] [--max-destinations K] [--methods a,b] | bench micro>"
+                 [--repeats R] [--max-destinations K] [--methods a,b] | bench micro | \
+                 fuzz [--smoke] [--time S] [--sanitizer address|none] [framer|lines|session…]>"
             );
             std::process::exit(2);
         }
@@ -85,6 +91,88 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("the benchmark failed");
     }
+    Ok(())
+}
+
+/// The cargo-fuzz targets in `fuzz/fuzz_targets/`.
+const FUZZ_TARGETS: &[&str] = &["framer", "lines", "session"];
+
+/// Runs the fuzz targets, each for a while, from their committed seeds.
+///
+/// New inputs go to `fuzz/target/corpus/<target>`, not to the committed `fuzz/corpus/<target>`;
+/// a crash is written to `fuzz/artifacts/<target>/` and fails the run.
+fn fuzz(args: &[&str]) -> anyhow::Result<()> {
+    let mut seconds = 300;
+    let mut sanitizer = "address";
+    let mut targets = Vec::new();
+    let mut args = args.iter();
+    while let Some(&arg) = args.next() {
+        match arg {
+            "--smoke" => seconds = 20,
+            "--time" => {
+                let value = args.next().context("--time needs a number of seconds")?;
+                seconds = value
+                    .parse()
+                    .with_context(|| format!("--time {value}: not a number of seconds"))?;
+            }
+            "--sanitizer" => {
+                sanitizer = args
+                    .next()
+                    .context("--sanitizer needs address, none, memory…")?;
+            }
+            target if FUZZ_TARGETS.contains(&target) => targets.push(target),
+            other => bail!(
+                "fuzz: unknown argument {other} (targets: {})",
+                FUZZ_TARGETS.join(", ")
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let cargo_fuzz = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["fuzz", "--version"])
+        .output();
+    if !cargo_fuzz.is_ok_and(|o| o.status.success()) {
+        bail!("cargo-fuzz is not installed: run `cargo install cargo-fuzz --locked`");
+    }
+    let fuzz_dir = project_root().join("fuzz");
+    for target in targets {
+        let seeds = fuzz_dir.join("corpus").join(target);
+        let corpus = fuzz_dir.join("target").join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)
+            .with_context(|| format!("creating {}", corpus.display()))?;
+        println!("xtask: fuzzing {target} for {seconds}s");
+        // cargo-fuzz passes nightly-only flags (-Z sanitizer, -C passes=sancov…) to rustc:
+        // RUSTC_BOOTSTRAP lets the stable toolchain take them. ASan is what enforces
+        // -malloc_limit_mb (libFuzzer's malloc hooks); `none` runs about 5 times faster.
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["fuzz", "run", "--sanitizer", sanitizer, target])
+            .arg(&corpus)
+            .arg(&seeds)
+            .args([
+                "--".to_owned(),
+                format!("-max_total_time={seconds}"),
+                // Keep inputs small and memory bounded: an allocation that grows with a length
+                // field rather than with the input shows up as an out-of-memory crash.
+                "-max_len=8192".to_owned(),
+                "-rss_limit_mb=1024".to_owned(),
+                "-malloc_limit_mb=512".to_owned(),
+                "-timeout=10".to_owned(),
+            ])
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(&fuzz_dir)
+            .status()
+            .context("running cargo fuzz")?;
+        if !status.success() {
+            bail!(
+                "fuzz target {target} failed: see fuzz/artifacts/{target}/ and reproduce with \
+                 `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer {sanitizer} {target} \
+                 <artifact>`"
+            );
+        }
+    }
+    println!("xtask: fuzzing done");
     Ok(())
 }
 

@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manager;
 pub mod session;
 pub mod source;

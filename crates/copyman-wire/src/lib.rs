@@ -42,6 +42,8 @@
 
 mod error;
 mod framer;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lines;
 pub mod message;
 pub mod realign;
