@@ -499,6 +499,22 @@ fn early_stop_fails_the_copy_and_cancels_the_producer() {
     }
 }
 
+/// Seed "Failed Copy": the iterator not run to exhaustion is a failed copy, even when a window
+/// above 1 let the manager read the producer's end ahead of the caller.
+#[test]
+fn early_stop_after_read_ahead_to_the_end_still_fails() {
+    for schedule in SCHEDULES {
+        let (_, _, chunks) = source(2, 1000);
+        let receivers = vec![ScriptedReceiver::pqv3(), ScriptedReceiver::pqv3()];
+        let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 4, schedule);
+        assert!(matches!(next_event(&mut h), Event::Progress { .. }));
+        h.input(Input::Finish);
+        let fail = copy_fail(h.drive_to_end());
+        assert_eq!(fail.reason, "copy stopped before the producer's end");
+        assert!(h.log.iter().all(|l| !matches!(l, Log::Complete(_))));
+    }
+}
+
 /// Seed `__exit__`: "No receivers? It wasn't a success." — every receiver faulted.
 #[test]
 fn all_receivers_faulted_fails_with_no_receivers() {

@@ -421,6 +421,8 @@ pub struct Manager {
     totals: (u64, u64),
     events: VecDeque<Event>,
     phase: Phase,
+    /// [`Output::EndOfCopy`] was given: the caller saw the copy reach its end.
+    end_reported: bool,
 }
 
 impl Manager {
@@ -444,6 +446,7 @@ impl Manager {
             totals: (0, 0),
             events: VecDeque::new(),
             phase: Phase::Copying,
+            end_reported: false,
         }
     }
 
@@ -925,6 +928,7 @@ impl Manager {
             return Output::Wait;
         }
         if self.producer == ProducerState::Ended || !any_live {
+            self.end_reported = true;
             return Output::EndOfCopy;
         }
         Output::Wait
@@ -948,7 +952,10 @@ impl Manager {
             Some(reason) => Some(reason),
             None if live == 0 => Some("no receivers".to_owned()),
             None if self.data_lost => Some("the producer's data could not be copied".to_owned()),
-            None if self.producer != ProducerState::Ended || !drained => {
+            // The caller must have been told the copy reached its end (the seed's "iterator run
+            // to exhaustion"): with a window above 1 the manager may have read the producer's
+            // end ahead of a caller who stopped early, and that is still an early stop.
+            None if self.producer != ProducerState::Ended || !drained || !self.end_reported => {
                 Some("copy stopped before the producer's end".to_owned())
             }
             None => None,
