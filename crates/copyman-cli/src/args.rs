@@ -1,0 +1,884 @@
+//! The command line: raw flags ([`LowArgs`], parsed by clap) validated into what to do
+//! ([`HiArgs`]).
+//!
+//! clap checks the shape (known flags, values present); [`HiArgs::from_low`] checks meaning:
+//! names parse as SQL identifiers, `--receive` statements pair with `--to` destinations, files and
+//! servers are where they may be, connection strings parse. Everything it refuses is a usage
+//! error (exit 2), except connection parameters copyman cannot honour (TLS), which are
+//! connection failures (exit 3).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::conn::{self, ConnError, Env, ServerSpec, Target};
+use crate::report::Exit;
+use crate::sql::{self, Format, TableCopy, TableName};
+
+/// Shown after every `--help`.
+const AFTER_HELP: &str = "\
+CONN is one of:
+  postgresql://user:password@host:port/dbname?param=value   a URL
+  'host=h port=5432 user=u dbname=d'                        a key=value conninfo
+  -                                                         stdin (--from) or stdout (--to)
+  a path (starts with / or ./, or has no '=' and no '://')  a file
+Parameters a CONN leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
+PGAPPNAME, PGSSLMODE and PGCONNECT_TIMEOUT, then libpq's defaults (socket /var/run/postgresql,
+then localhost; user $USER; database = user); passwords also from PGPASSFILE or ~/.pgpass.
+TLS is not supported yet: sslmode=require and verify-* are refused.
+
+Every destination copies inside its own transaction, committed only once the copy succeeded
+everywhere; any fault rolls back every destination unless --keep-going.
+
+Exit status:
+  0  success: every destination committed
+  1  the copy failed (nothing committed, or with --keep-going some destinations failed)
+  2  usage error
+  3  connection or authentication failure";
+
+/// The raw command line, as clap parses it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "copyman",
+    version,
+    about = "Stream PostgreSQL COPY data from one source to many destinations at once",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub(crate) struct LowArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: LowCommand,
+    /// No progress and no summary on stderr (errors are still shown).
+    #[arg(short, long, global = true, display_order = 100)]
+    pub(crate) quiet: bool,
+    /// Log each step on stderr.
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "quiet",
+        display_order = 100
+    )]
+    pub(crate) verbose: bool,
+    /// Print a machine-readable summary on stdout.
+    #[arg(long, global = true, display_order = 100)]
+    pub(crate) json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LowCommand {
+    /// Copy a table's rows from the source to every destination.
+    #[command(after_help = AFTER_HELP)]
+    Table(LowTable),
+    /// Run raw COPY statements: one COPY … TO STDOUT on the source, COPY … FROM STDIN on each
+    /// destination.
+    #[command(after_help = AFTER_HELP)]
+    Copy(LowCopy),
+    /// Start throwaway local clusters, fan a sample table out, verify every copy, clean up.
+    #[command(
+        after_help = "Needs only the PostgreSQL server binaries (initdb, pg_ctl, postgres: on \
+        PATH, in pg_config --bindir or /usr/lib/postgresql/*/bin, or in $COPYMAN_PG_BINDIR); \
+        run as root, the servers run as the OS user postgres.\n\n\
+        Exit status: 0 when every destination holds exactly the source's rows, 1 otherwise."
+    )]
+    Demo(LowDemo),
+}
+
+/// `copyman table`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LowTable {
+    /// The table, in SQL syntax: items, app.items, '"My Schema"."Odd ""Name"""'.
+    #[arg(value_name = "TABLE")]
+    pub(crate) table: String,
+    /// Where the rows come from.
+    #[arg(long, value_name = "CONN")]
+    pub(crate) from: String,
+    /// Where they go; repeat for each destination.
+    #[arg(long, value_name = "CONN", required = true)]
+    pub(crate) to: Vec<String>,
+    /// Copy only these columns, e.g. id,name,"Note".
+    #[arg(long, value_name = "COLUMNS")]
+    pub(crate) columns: Option<String>,
+    /// Copy only the rows matching this SQL condition (source must be a server).
+    #[arg(long = "where", value_name = "SQL")]
+    pub(crate) condition: Option<String>,
+    /// Empty each destination table first, in the same transaction as the copy.
+    #[arg(long)]
+    pub(crate) truncate: bool,
+    /// Data format [default: binary between servers of one major version, csv for a *.csv
+    /// file, else text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub(crate) format: Option<FormatArg>,
+    /// CSV data has a header line (implies --format csv).
+    #[arg(long)]
+    pub(crate) header: bool,
+    /// Let the destinations that did not fail finish and commit.
+    #[arg(long)]
+    pub(crate) keep_going: bool,
+}
+
+/// `copyman copy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LowCopy {
+    /// Where the data comes from.
+    #[arg(long, value_name = "CONN")]
+    pub(crate) from: String,
+    /// The source's statement, COPY … TO STDOUT (not for a file source).
+    #[arg(long, value_name = "SQL")]
+    pub(crate) send: Option<String>,
+    /// Where it goes; repeat for each destination.
+    #[arg(long, value_name = "CONN", required = true)]
+    pub(crate) to: Vec<String>,
+    /// The statement, COPY … FROM STDIN, of the --to before it; a single --receive serves every
+    /// server destination.
+    #[arg(long, value_name = "SQL")]
+    pub(crate) receive: Vec<String>,
+    /// Let the destinations that did not fail finish and commit.
+    #[arg(long)]
+    pub(crate) keep_going: bool,
+    /// Where each --to and --receive stood on the command line, to pair them.
+    #[arg(skip)]
+    pub(crate) positions: Positions,
+}
+
+/// Command-line positions of `--to` and `--receive` values.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Positions {
+    /// Of each `--to`.
+    pub(crate) to: Vec<usize>,
+    /// Of each `--receive`.
+    pub(crate) receive: Vec<usize>,
+}
+
+/// `copyman demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LowDemo {
+    /// Rows in the sample table.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub(crate) rows: u64,
+    /// Destination clusters.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub(crate) destinations: usize,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatArg {
+    /// PostgreSQL's text format.
+    Text,
+    /// CSV.
+    Csv,
+    /// PostgreSQL's binary format (same major version on both sides).
+    Binary,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Text => Self::Text,
+            FormatArg::Csv => Self::Csv,
+            FormatArg::Binary => Self::Binary,
+        }
+    }
+}
+
+impl LowArgs {
+    /// Parses `args` (the program name first).
+    ///
+    /// # Errors
+    /// clap's, for `--help`/`--version` too (it knows how to print and exit for them).
+    pub(crate) fn parse_from_args(
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    ) -> Result<Self, clap::Error> {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut low = Self::from_arg_matches(&matches)?;
+        if let (LowCommand::Copy(copy), Some(("copy", sub))) =
+            (&mut low.command, matches.subcommand())
+        {
+            copy.positions = Positions {
+                to: indices(sub, "to"),
+                receive: indices(sub, "receive"),
+            };
+        }
+        Ok(low)
+    }
+}
+
+fn indices(matches: &ArgMatches, id: &str) -> Vec<usize> {
+    matches
+        .indices_of(id)
+        .map(Iterator::collect)
+        .unwrap_or_default()
+}
+
+/// A usage or connection-parameter error found while validating.
+#[derive(Debug)]
+pub(crate) struct ArgError {
+    /// The exit status it calls for.
+    pub(crate) exit: Exit,
+    /// What was wrong.
+    pub(crate) message: String,
+}
+
+impl ArgError {
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+/// How to talk to the user.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Output {
+    /// No progress, no summary on stderr.
+    pub(crate) quiet: bool,
+    /// Log steps on stderr.
+    pub(crate) verbose: bool,
+    /// Summary as JSON on stdout.
+    pub(crate) json: bool,
+}
+
+/// A validated command line.
+#[derive(Debug)]
+pub(crate) struct HiArgs {
+    /// What to do.
+    pub(crate) command: Command,
+    /// How to talk about it.
+    pub(crate) output: Output,
+}
+
+/// What to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Copy from one source to many destinations (`table` and `copy`).
+    Transfer(Box<Transfer>),
+    /// `copyman demo`.
+    Demo {
+        /// Rows in the sample table.
+        rows: u64,
+        /// Destination clusters.
+        destinations: usize,
+    },
+}
+
+/// One end of a copy.
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    /// stdin or stdout.
+    Stdio,
+    /// A file.
+    File(PathBuf),
+    /// A server (boxed: the configuration is large).
+    Server(Box<ServerSpec>),
+}
+
+impl Endpoint {
+    /// How it is shown (passwords redacted).
+    pub(crate) fn display(&self) -> String {
+        match self {
+            Self::Stdio => "-".to_owned(),
+            Self::File(path) => path.display().to_string(),
+            Self::Server(spec) => spec.display.clone(),
+        }
+    }
+
+    /// Whether it is a server.
+    pub(crate) fn is_server(&self) -> bool {
+        matches!(self, Self::Server(_))
+    }
+
+    /// Whether it is a path ending in `.csv`.
+    fn is_csv_file(&self) -> bool {
+        matches!(self, Self::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+    }
+}
+
+/// What statements a transfer runs.
+#[derive(Debug, Clone)]
+pub(crate) enum Statements {
+    /// `copyman table`: built once the servers' versions are known.
+    Table {
+        /// Table, columns, condition, header.
+        copy: TableCopy,
+        /// `--truncate`.
+        truncate: bool,
+        /// `--format`, if given (or implied by `--header` or a `.csv` file).
+        format: Option<Format>,
+    },
+    /// `copyman copy`: the source's statement, and each destination's (`None` for files).
+    Raw {
+        /// `--send`.
+        send: Option<String>,
+        /// The `--receive` of each destination, in order.
+        receive: Vec<Option<String>>,
+    },
+}
+
+/// A validated `table` or `copy`.
+#[derive(Debug, Clone)]
+pub(crate) struct Transfer {
+    /// The source.
+    pub(crate) source: Endpoint,
+    /// The destinations, in command-line order.
+    pub(crate) destinations: Vec<Endpoint>,
+    /// The statements.
+    pub(crate) statements: Statements,
+    /// `--keep-going`.
+    pub(crate) keep_going: bool,
+}
+
+impl HiArgs {
+    /// Validates `low`, resolving connection strings against `env`.
+    ///
+    /// # Errors
+    /// What does not make sense, with the exit status it calls for.
+    pub(crate) fn from_low(low: LowArgs, env: &Env) -> Result<Self, ArgError> {
+        let output = Output {
+            quiet: low.quiet,
+            verbose: low.verbose,
+            json: low.json,
+        };
+        let command = match low.command {
+            LowCommand::Table(table) => Command::Transfer(Box::new(table_transfer(table, env)?)),
+            LowCommand::Copy(copy) => Command::Transfer(Box::new(copy_transfer(copy, env)?)),
+            LowCommand::Demo(demo) => {
+                if demo.rows == 0 {
+                    return Err(ArgError::usage("--rows must be at least 1"));
+                }
+                if !(1..=16).contains(&demo.destinations) {
+                    return Err(ArgError::usage("--destinations must be between 1 and 16"));
+                }
+                Command::Demo {
+                    rows: demo.rows,
+                    destinations: demo.destinations,
+                }
+            }
+        };
+        if let Command::Transfer(t) = &command {
+            if output.json && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio)) {
+                return Err(ArgError::usage(
+                    "--json prints on stdout: it cannot go with --to - (data on stdout)",
+                ));
+            }
+        }
+        Ok(Self { command, output })
+    }
+}
+
+fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
+    match Target::classify(text) {
+        Target::Stdio => Ok(Endpoint::Stdio),
+        Target::File(path) => Ok(Endpoint::File(path)),
+        Target::Server(conn) => match conn::resolve(&conn, env) {
+            Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),
+            Err(ConnError::Invalid(m)) => Err(ArgError::usage(format!("{flag}: {m}"))),
+            Err(ConnError::Unsupported(m)) => Err(ArgError {
+                exit: Exit::Connect,
+                message: format!("{flag} {}: {m}", conn::redact(&conn)),
+            }),
+        },
+    }
+}
+
+fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
+    let source = endpoint(from, env, "--from")?;
+    let destinations = to
+        .iter()
+        .map(|t| endpoint(t, env, "--to"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stdout = destinations
+        .iter()
+        .filter(|d| matches!(d, Endpoint::Stdio))
+        .count();
+    if stdout > 1 {
+        return Err(ArgError::usage("--to - (stdout) can be given only once"));
+    }
+    Ok((source, destinations))
+}
+
+fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
+    let table = TableName::parse(&low.table).map_err(|e| ArgError::usage(format!("TABLE: {e}")))?;
+    let columns = match &low.columns {
+        Some(text) => {
+            sql::parse_columns(text).map_err(|e| ArgError::usage(format!("--columns: {e}")))?
+        }
+        None => Vec::new(),
+    };
+    if let Some(condition) = &low.condition {
+        sql::check_condition(condition).map_err(|e| ArgError::usage(e.to_string()))?;
+    }
+    let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+    if low.condition.is_some() && !source.is_server() {
+        return Err(ArgError::usage(
+            "--where needs a server source: a file's rows cannot be filtered",
+        ));
+    }
+    if low.truncate && !destinations.iter().any(Endpoint::is_server) {
+        return Err(ArgError::usage("--truncate needs a server destination"));
+    }
+    let format = match (low.format.map(Format::from), low.header) {
+        (Some(Format::Csv) | None, true) => Some(Format::Csv),
+        (Some(other), true) => {
+            return Err(ArgError::usage(format!(
+                "--header needs --format csv, not {}",
+                other.name()
+            )));
+        }
+        (Some(format), false) => Some(format),
+        (None, false) => {
+            let csv_file = source.is_csv_file() || destinations.iter().any(Endpoint::is_csv_file);
+            csv_file.then_some(Format::Csv)
+        }
+    };
+    Ok(Transfer {
+        source,
+        destinations,
+        statements: Statements::Table {
+            copy: TableCopy {
+                table,
+                columns,
+                condition: low.condition,
+                header: low.header,
+            },
+            truncate: low.truncate,
+            format,
+        },
+        keep_going: low.keep_going,
+    })
+}
+
+fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
+    let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+    match (&source, &low.send) {
+        (Endpoint::Server(_), None) => {
+            return Err(ArgError::usage(
+                "--send 'COPY … TO STDOUT' is needed with a server source",
+            ));
+        }
+        (Endpoint::Stdio | Endpoint::File(_), Some(_)) => {
+            return Err(ArgError::usage(
+                "--send is for a server source; a file source is read as it is",
+            ));
+        }
+        _ => {}
+    }
+    let receive = pair_receives(&low, &destinations)?;
+    Ok(Transfer {
+        source,
+        destinations,
+        statements: Statements::Raw {
+            send: low.send,
+            receive,
+        },
+        keep_going: low.keep_going,
+    })
+}
+
+/// Gives each destination its `--receive`: the one right after its `--to`, or the single one
+/// given for all.
+fn pair_receives(
+    low: &LowCopy,
+    destinations: &[Endpoint],
+) -> Result<Vec<Option<String>>, ArgError> {
+    let servers = destinations.iter().filter(|d| d.is_server()).count();
+    if servers == 0 {
+        if low.receive.is_empty() {
+            return Ok(vec![None; destinations.len()]);
+        }
+        return Err(ArgError::usage(
+            "--receive is for server destinations; files are written as they are",
+        ));
+    }
+    if low.receive.len() == 1 {
+        let statement = &low.receive[0];
+        return Ok(destinations
+            .iter()
+            .map(|d| d.is_server().then(|| statement.clone()))
+            .collect());
+    }
+    let Positions { to, receive } = &low.positions;
+    let mut paired: Vec<Option<String>> = vec![None; destinations.len()];
+    for (statement, at) in low.receive.iter().zip(receive) {
+        // The --to this --receive follows.
+        let Some(owner) = to.iter().rposition(|t| t < at) else {
+            return Err(ArgError::usage(
+                "--receive must follow the --to it belongs to",
+            ));
+        };
+        if paired[owner].is_some() {
+            return Err(ArgError::usage(format!(
+                "two --receive statements follow --to {}",
+                destinations[owner].display()
+            )));
+        }
+        if !destinations[owner].is_server() {
+            return Err(ArgError::usage(format!(
+                "--receive follows --to {}, which is a file: files are written as they are",
+                destinations[owner].display()
+            )));
+        }
+        paired[owner] = Some(statement.clone());
+    }
+    for (destination, statement) in destinations.iter().zip(&paired) {
+        if destination.is_server() && statement.is_none() {
+            return Err(ArgError::usage(format!(
+                "--to {} has no --receive 'COPY … FROM STDIN' (give one after each server \
+                 --to, or a single one for all)",
+                destination.display()
+            )));
+        }
+    }
+    Ok(paired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env::from_pairs(&[("USER", "tester"), ("PGPASSFILE", "/nonexistent/pgpass")])
+    }
+
+    fn hi(args: &[&str]) -> Result<HiArgs, ArgError> {
+        let low = LowArgs::parse_from_args(std::iter::once("copyman").chain(args.iter().copied()))
+            .map_err(|e| ArgError::usage(e.to_string()))?;
+        HiArgs::from_low(low, &env())
+    }
+
+    fn transfer(args: &[&str]) -> Transfer {
+        match hi(args).unwrap().command {
+            Command::Transfer(t) => *t,
+            Command::Demo { .. } => panic!("not a transfer"),
+        }
+    }
+
+    fn usage(args: &[&str]) -> String {
+        let err = hi(args).unwrap_err();
+        assert_eq!(err.exit, Exit::Usage, "{err}");
+        err.message
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        LowArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn table_defaults() {
+        let t = transfer(&[
+            "table",
+            "App.Items",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+            "--to",
+            "out.csv",
+        ]);
+        assert!(t.source.is_server());
+        assert_eq!(t.destinations.len(), 2);
+        let Statements::Table {
+            copy,
+            truncate,
+            format,
+        } = t.statements
+        else {
+            panic!("table statements")
+        };
+        assert_eq!(copy.table.to_string(), r#""app"."items""#);
+        assert!(!truncate);
+        // A .csv file among the endpoints makes CSV the default.
+        assert_eq!(format, Some(Format::Csv));
+        let t = transfer(&[
+            "table", "t", "--from", "host=a", "--to", "host=b", "--header",
+        ]);
+        assert!(matches!(
+            t.statements,
+            Statements::Table {
+                format: Some(Format::Csv),
+                ..
+            }
+        ));
+        let t = transfer(&["table", "t", "--from", "host=a", "--to", "host=b"]);
+        assert!(matches!(
+            t.statements,
+            Statements::Table { format: None, .. }
+        ));
+    }
+
+    #[test]
+    fn table_refusals() {
+        assert!(usage(&["table", "a.b.c", "--from", "host=a", "--to", "host=b"]).contains("TABLE"));
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--columns",
+                "a,,b"
+            ])
+            .contains("--columns")
+        );
+        assert!(
+            usage(&[
+                "table", "t", "--from", "in.csv", "--to", "host=b", "--where", "a>1"
+            ])
+            .contains("--where")
+        );
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--where",
+                "1=1); DROP TABLE t; --"
+            ])
+            .contains("--where")
+        );
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "out.txt",
+                "--truncate"
+            ])
+            .contains("--truncate")
+        );
+        assert!(
+            usage(&[
+                "table", "t", "--from", "host=a", "--to", "host=b", "--header", "--format",
+                "binary"
+            ])
+            .contains("--header")
+        );
+        assert!(
+            usage(&["table", "t", "--from", "host=a", "--to", "-", "--json"]).contains("--json")
+        );
+        assert!(
+            usage(&["table", "t", "--from", "host=a", "--to", "-", "--to", "-"]).contains("once")
+        );
+        // clap's own checks.
+        assert!(hi(&["table", "t", "--from", "host=a"]).is_err());
+        assert!(
+            hi(&[
+                "table", "t", "--from", "host=a", "--to", "host=b", "--format", "xml"
+            ])
+            .is_err()
+        );
+        assert!(
+            hi(&[
+                "table",
+                "--quiet",
+                "--verbose",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn connection_strings_are_checked() {
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a nonsense=1",
+                "--to",
+                "host=b"
+            ])
+            .contains("--from")
+        );
+        let err = hi(&[
+            "table",
+            "t",
+            "--from",
+            "host=a sslmode=require password=hush",
+            "--to",
+            "host=b",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit, Exit::Connect);
+        assert!(err.message.contains("TLS is not supported"), "{err}");
+        assert!(!err.message.contains("hush"), "{err}");
+    }
+
+    #[test]
+    fn receives_pair_with_their_destinations() {
+        let t = transfer(&[
+            "copy",
+            "--from",
+            "host=a",
+            "--send",
+            "COPY t TO STDOUT",
+            "--to",
+            "host=b",
+            "--receive",
+            "COPY b FROM STDIN",
+            "--to",
+            "out.txt",
+            "--to",
+            "host=c",
+            "--receive",
+            "COPY c FROM STDIN",
+        ]);
+        let Statements::Raw { send, receive } = t.statements else {
+            panic!("raw")
+        };
+        assert_eq!(send.as_deref(), Some("COPY t TO STDOUT"));
+        assert_eq!(
+            receive,
+            [
+                Some("COPY b FROM STDIN".to_owned()),
+                None,
+                Some("COPY c FROM STDIN".to_owned())
+            ]
+        );
+        // One --receive serves every server destination.
+        let t = transfer(&[
+            "copy",
+            "--from",
+            "-",
+            "--to",
+            "host=b",
+            "--to",
+            "host=c",
+            "--to",
+            "out.txt",
+            "--receive",
+            "COPY x FROM STDIN",
+        ]);
+        let Statements::Raw { send, receive } = t.statements else {
+            panic!("raw")
+        };
+        assert_eq!(send, None);
+        assert_eq!(receive.iter().filter(|r| r.is_some()).count(), 2);
+        assert!(receive[2].is_none());
+    }
+
+    #[test]
+    fn copy_refusals() {
+        assert!(
+            usage(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--receive",
+                "R"
+            ])
+            .contains("--send")
+        );
+        assert!(
+            usage(&[
+                "copy",
+                "--from",
+                "in.txt",
+                "--send",
+                "S",
+                "--to",
+                "host=b",
+                "--receive",
+                "R"
+            ])
+            .contains("--send")
+        );
+        assert!(
+            usage(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--send",
+                "S",
+                "--to",
+                "host=b",
+                "--to",
+                "host=c",
+                "--receive",
+                "R1",
+                "--receive",
+                "R2"
+            ])
+            .contains("two --receive")
+        );
+        assert!(
+            usage(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--send",
+                "S",
+                "--to",
+                "host=b",
+                "--receive",
+                "R1",
+                "--to",
+                "host=c",
+                "--to",
+                "host=d",
+                "--receive",
+                "R2"
+            ])
+            .contains("no --receive")
+        );
+        assert!(
+            usage(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--send",
+                "S",
+                "--to",
+                "-",
+                "--receive",
+                "R"
+            ])
+            .contains("files")
+        );
+        assert!(
+            usage(&["copy", "--from", "host=a", "--send", "S", "--to", "host=b"])
+                .contains("no --receive")
+        );
+    }
+
+    #[test]
+    fn demo_bounds() {
+        assert!(matches!(
+            hi(&["demo"]).unwrap().command,
+            Command::Demo {
+                rows: 1_000_000,
+                destinations: 3
+            }
+        ));
+        assert!(usage(&["demo", "--rows", "0"]).contains("--rows"));
+        assert!(usage(&["demo", "--destinations", "0"]).contains("--destinations"));
+    }
+}

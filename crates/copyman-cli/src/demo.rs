@@ -1,0 +1,278 @@
+//! `copyman demo`: throwaway clusters, a sample table fanned out, every copy verified.
+//!
+//! Needs nothing but the PostgreSQL server binaries (found as copyman-testkit finds them; run as
+//! root, the servers run as the OS user `postgres`). The clusters live in a temporary directory
+//! and are removed at the end, also when the demo fails or is interrupted (the testkit's watchdog).
+
+use std::io::{self, Write};
+use std::panic;
+use std::thread;
+use std::time::Instant;
+
+use copyman_sync::Connection;
+use copyman_testkit::Cluster;
+use indicatif::{HumanBytes, HumanCount};
+use serde_json::json;
+
+use crate::args::{Endpoint, Output, Statements, Transfer};
+use crate::conn::{self, Env};
+use crate::report::{self, Exit, Fatal};
+use crate::run;
+use crate::sql::{TableCopy, TableName};
+
+/// The sample table.
+const TABLE: &str = "demo_items";
+
+/// Its definition, the same on every cluster: several types, some NULLs.
+const CREATE: &str = "CREATE TABLE demo_items (
+    id          int8 PRIMARY KEY,
+    name        text NOT NULL,
+    created_at  timestamptz NOT NULL,
+    price       numeric(12,2),
+    description text
+)";
+
+/// The sample rows: `$1` is the row count.
+const FILL: &str = "INSERT INTO demo_items
+SELECT g,
+       'item ' || g,
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '17 seconds',
+       CASE WHEN g % 97 = 0 THEN NULL ELSE round((g % 100000) * 0.37 + 0.99, 2) END,
+       CASE WHEN g % 31 = 0 THEN NULL
+            ELSE left(md5(g::text) || ' lorem ipsum dolor sit amet, consectetur ' || md5((g * 7)::text),
+                      70 + (g % 21)::int) END
+FROM generate_series(1, $1::int8) AS g";
+
+/// Row count and an order-independent checksum: the sum of a 64-bit hash (md5 prefix) of every
+/// row's text. Cheaper than md5(string_agg(… ORDER BY …)) (no sort, no 100+ MB string) and as
+/// good at catching a lost, doubled or altered row.
+const CHECKSUM: &str = "SELECT count(*), \
+    coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::int8::numeric), 0) \
+    FROM demo_items AS t";
+
+/// Runs the demo; exit 0 only when every destination verified.
+///
+/// # Errors
+/// A cluster that cannot start, a failing setup statement.
+pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Result<Exit> {
+    let say = |line: String| {
+        if !output.quiet && !output.json {
+            let mut out = io::stdout().lock();
+            // A closed stdout ends the demo quietly (main maps the broken pipe to exit 0).
+            writeln!(out, "{line}").and_then(|()| out.flush())
+        } else {
+            Ok(())
+        }
+    };
+    say(format!(
+        "copyman demo: {} rows to {destinations} destination{}",
+        HumanCount(rows),
+        if destinations == 1 { "" } else { "s" }
+    ))?;
+
+    let clock = Instant::now();
+    let clusters = start_clusters(destinations + 1)?;
+    let (source, targets) = clusters.split_first().expect("at least two clusters");
+    say(format!(
+        "  started {} throwaway clusters in {:.1} s (ports {})",
+        clusters.len(),
+        clock.elapsed().as_secs_f64(),
+        clusters
+            .iter()
+            .map(|c| c.port().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+
+    let clock = Instant::now();
+    let setup = |cluster: &Cluster, fill: bool| -> anyhow::Result<()> {
+        let mut conn = Connection::connect(&cluster.config("postgres"))?;
+        conn.execute(CREATE)?;
+        if fill {
+            conn.execute(&FILL.replace("$1", &rows.to_string()))?;
+            // Gives the planner's row estimate, which the progress bar uses for its ETA.
+            conn.execute("ANALYZE demo_items")?;
+        }
+        Ok(())
+    };
+    setup(source, true).map_err(|e| setup_error("source", e.as_ref()))?;
+    for (i, target) in targets.iter().enumerate() {
+        setup(target, false)
+            .map_err(|e| setup_error(&format!("destination {}", i + 1), e.as_ref()))?;
+    }
+    say(format!(
+        "  created {TABLE} on every cluster and {} rows on the source in {:.1} s",
+        HumanCount(rows),
+        clock.elapsed().as_secs_f64()
+    ))?;
+
+    // The same path as `copyman table demo_items --from SOURCE --to D1 --to D2 …`.
+    let env = Env::default();
+    let endpoint = |cluster: &Cluster| -> anyhow::Result<Endpoint> {
+        let spec = conn::resolve(&cluster.url("postgres"), &env).map_err(|e| Fatal {
+            exit: Exit::CopyFailed,
+            message: e.to_string(),
+        })?;
+        Ok(Endpoint::Server(Box::new(spec)))
+    };
+    let transfer = Transfer {
+        source: endpoint(source)?,
+        destinations: targets
+            .iter()
+            .map(endpoint)
+            .collect::<anyhow::Result<_>>()?,
+        statements: Statements::Table {
+            copy: TableCopy {
+                table: TableName::parse(TABLE).expect("the demo table's name is valid"),
+                columns: Vec::new(),
+                condition: None,
+                header: false,
+            },
+            truncate: false,
+            format: None,
+        },
+        keep_going: false,
+    };
+    let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
+    for d in &transfer.destinations {
+        command.push_str(&format!(" --to {}", d.display()));
+    }
+    say(format!("  running: {command}"))?;
+    let report = run::transfer(&transfer, output)?;
+    if !output.quiet && !output.json {
+        report.write_human(&mut io::stdout().lock())?;
+    }
+
+    // Verify: every destination holds exactly the source's rows.
+    let clock = Instant::now();
+    let sums: Vec<anyhow::Result<(String, String)>> = thread::scope(|s| {
+        let handles: Vec<_> = clusters
+            .iter()
+            .map(|cluster| s.spawn(move || checksum(cluster)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("checksum thread panicked")))
+            })
+            .collect()
+    });
+    let mut sums = sums.into_iter();
+    let expected = sums
+        .next()
+        .expect("the source's checksum")
+        .map_err(|e| setup_error("source checksum", &*e))?;
+    let mut verified = report.succeeded();
+    let mut checks = Vec::new();
+    for (i, sum) in sums.enumerate() {
+        let (ok, detail) = match sum {
+            Ok(got) if got == expected => (true, format!("{} rows, checksum matches", got.0)),
+            Ok(got) => (
+                false,
+                format!(
+                    "MISMATCH: {} rows, checksum {} (source: {} rows, {})",
+                    got.0, got.1, expected.0, expected.1
+                ),
+            ),
+            Err(e) => (
+                false,
+                format!("cannot verify: {}", report::one_line(&format!("{e:#}"))),
+            ),
+        };
+        verified &= ok;
+        say(format!(
+            "  {} destination {}: {detail}",
+            if ok { "ok  " } else { "FAIL" },
+            i + 1
+        ))?;
+        checks.push(json!({ "destination": i + 1, "verified": ok, "detail": detail }));
+    }
+    say(format!(
+        "  verified in {:.1} s (row count and checksum of every row)",
+        clock.elapsed().as_secs_f64()
+    ))?;
+
+    let secs = report.duration.as_secs_f64().max(1e-9);
+    let copied_rows = report.rows().unwrap_or(0);
+    say(format!(
+        "  throughput: {} rows/s, {}/s read from the source, {}/s written in total",
+        HumanCount((copied_rows as f64 / secs) as u64),
+        HumanBytes((report.bytes as f64 / secs) as u64),
+        HumanBytes((report.bytes as f64 * destinations as f64 / secs) as u64)
+    ))?;
+    if output.json {
+        let mut doc = report.to_json();
+        doc["demo"] = json!({
+            "rows": rows,
+            "destinations": destinations,
+            "verified": verified,
+            "checks": checks,
+            "source_checksum": expected.1,
+        });
+        report::print_json(&doc)?;
+    }
+    let clock = Instant::now();
+    drop(clusters);
+    say(format!(
+        "  removed the clusters in {:.1} s",
+        clock.elapsed().as_secs_f64()
+    ))?;
+    if verified {
+        say("copyman demo: verified: every destination holds exactly the source's rows".into())?;
+        Ok(Exit::Success)
+    } else {
+        report::warn("demo: verification FAILED");
+        Ok(Exit::CopyFailed)
+    }
+}
+
+fn setup_error(what: &str, error: &(dyn std::error::Error + 'static)) -> Fatal {
+    Fatal {
+        exit: Exit::CopyFailed,
+        message: format!("demo {what}: {}", report::describe(error)),
+    }
+}
+
+/// `(count, checksum)` of the demo table on `cluster`.
+fn checksum(cluster: &Cluster) -> anyhow::Result<(String, String)> {
+    let mut conn = Connection::connect(&cluster.config("postgres"))?;
+    let rows = conn.query(CHECKSUM)?;
+    let row = rows
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no checksum row"))?;
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    Ok((field(0), field(1)))
+}
+
+/// Starts `n` clusters side by side. The testkit reports failure by panicking: the panic is
+/// caught and becomes an error (the message names what is missing, e.g. the server binaries).
+fn start_clusters(n: usize) -> anyhow::Result<Vec<Cluster>> {
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let results: Vec<thread::Result<Cluster>> = thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(Cluster::start)).collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    panic::set_hook(hook);
+    let mut clusters = Vec::with_capacity(n);
+    for result in results {
+        match result {
+            Ok(cluster) => clusters.push(cluster),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "unknown error".to_owned());
+                // Dropping the clusters that did start removes them.
+                return Err(Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("demo: cannot start a throwaway cluster: {message}"),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(clusters)
+}

@@ -1,0 +1,194 @@
+//! Progress on stderr: a live bar on a terminal, a plain line every few seconds otherwise,
+//! nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The bar on screen, so log lines can be printed above it.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// How often the plain (non-terminal) progress line is printed.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// How often the bar's message is rebuilt.
+const MESSAGE_EVERY: Duration = Duration::from_millis(100);
+
+/// Prints a line on stderr, above the progress bar if one is showing.
+pub(crate) fn println(line: &str) {
+    let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    match active.as_ref() {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// What the copy's size is known as, for the bar's length and ETA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Estimate {
+    /// About this many rows (`pg_class.reltuples`).
+    Rows(u64),
+    /// This many bytes (a file source's size).
+    Bytes(u64),
+    /// Unknown.
+    Unknown,
+}
+
+/// A destination's state, as the bar shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DestinationState {
+    Copying,
+    Failed,
+}
+
+/// Progress of one copy.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    estimate: Estimate,
+    /// Whether the source's messages are rows (a server source) or chunks (a file).
+    counts_rows: bool,
+    started: Instant,
+    last_update: Instant,
+    rows: u64,
+    bytes: u64,
+    destinations: Vec<DestinationState>,
+}
+
+impl Progress {
+    /// Starts showing progress for a copy to `destinations` destinations; `quiet` shows nothing.
+    pub(crate) fn start(
+        quiet: bool,
+        estimate: Estimate,
+        counts_rows: bool,
+        destinations: usize,
+    ) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let (bar, template) = match estimate {
+                Estimate::Rows(n) => (
+                    ProgressBar::new(n),
+                    "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% ETA {eta} {msg}",
+                ),
+                Estimate::Bytes(n) => (
+                    ProgressBar::new(n),
+                    "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% ETA {eta} {msg}",
+                ),
+                Estimate::Unknown => (
+                    ProgressBar::no_length(),
+                    "{spinner} {elapsed_precise} {msg}",
+                ),
+            };
+            let style = ProgressStyle::with_template(template)
+                .expect("the progress templates are valid")
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+            bar
+        });
+        let now = Instant::now();
+        let mut progress = Self {
+            bar,
+            plain: !quiet && !terminal,
+            estimate,
+            counts_rows,
+            started: now,
+            last_update: now,
+            rows: 0,
+            bytes: 0,
+            destinations: vec![DestinationState::Copying; destinations],
+        };
+        progress.redraw();
+        progress
+    }
+
+    /// The totals so far.
+    pub(crate) fn update(&mut self, rows: u64, bytes: u64) {
+        self.rows = rows;
+        self.bytes = bytes;
+        if let Some(bar) = &self.bar {
+            let position = match self.estimate {
+                Estimate::Rows(n) => rows.min(n),
+                Estimate::Bytes(n) => bytes.min(n),
+                Estimate::Unknown => rows,
+            };
+            bar.set_position(position);
+        }
+        let every = if self.plain {
+            PLAIN_EVERY
+        } else {
+            MESSAGE_EVERY
+        };
+        if self.last_update.elapsed() >= every {
+            self.redraw();
+        }
+    }
+
+    /// Destination `index` failed.
+    pub(crate) fn destination_failed(&mut self, index: usize) {
+        if let Some(state) = self.destinations.get_mut(index) {
+            *state = DestinationState::Failed;
+        }
+        if self.bar.is_some() {
+            self.redraw();
+        }
+    }
+
+    fn status_line(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let mut line = String::new();
+        if self.counts_rows {
+            line.push_str(&format!("{} rows, ", HumanCount(self.rows)));
+        }
+        line.push_str(&format!(
+            "{}, {}/s",
+            HumanBytes(self.bytes),
+            HumanBytes((self.bytes as f64 / secs) as u64)
+        ));
+        if self.counts_rows {
+            line.push_str(&format!(
+                " ({} rows/s)",
+                HumanCount((self.rows as f64 / secs) as u64)
+            ));
+        }
+        let states: Vec<String> = self
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                DestinationState::Copying => format!("{}:ok", i + 1),
+                DestinationState::Failed => format!("{}:FAILED", i + 1),
+            })
+            .collect();
+        line.push_str(&format!("  destinations {}", states.join(" ")));
+        line
+    }
+
+    fn redraw(&mut self) {
+        self.last_update = Instant::now();
+        if let Some(bar) = &self.bar {
+            bar.set_message(self.status_line());
+        } else if self.plain && self.started.elapsed() >= PLAIN_EVERY {
+            eprintln!("copyman: {}", self.status_line());
+        }
+    }
+
+    /// Takes the bar off the screen.
+    pub(crate) fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

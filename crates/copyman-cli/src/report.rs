@@ -1,0 +1,438 @@
+//! What copyman tells the user: exit statuses, the run's summary (human or `--json`), one-line
+//! errors, and the `--verbose` log.
+//!
+//! The log is a plain stderr logger (a flag and `eprintln!`, routed around the progress bar): the
+//! CLI has a handful of steps to report, not spans to trace.
+
+use std::error::Error;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use copyman_core::session::{DbError, SessionError};
+use indicatif::{HumanBytes, HumanCount};
+use serde_json::{Value, json};
+
+use crate::conn;
+use crate::progress;
+
+/// The exit statuses, as `--help` documents them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Every destination committed.
+    Success = 0,
+    /// The copy failed (or, with `--keep-going`, some destinations did).
+    CopyFailed = 1,
+    /// The command line made no sense.
+    Usage = 2,
+    /// A server could not be reached, or refused the login.
+    Connect = 3,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that ends the run with a particular exit status (others exit 1).
+#[derive(Debug)]
+pub(crate) struct Fatal {
+    /// The status.
+    pub(crate) exit: Exit,
+    /// One line saying what happened.
+    pub(crate) message: String,
+}
+
+impl fmt::Display for Fatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error for Fatal {}
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turns the `--verbose` log on.
+pub(crate) fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// Logs a step (with `--verbose` only).
+pub(crate) fn log(message: impl fmt::Display) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        progress::println(&format!("copyman: {message}"));
+    }
+}
+
+/// Warns (always, on stderr).
+pub(crate) fn warn(message: impl fmt::Display) {
+    progress::println(&format!("copyman: warning: {message}"));
+}
+
+/// An error described for the user and for `--json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorInfo {
+    /// The server's SQLSTATE, when the server spoke.
+    pub(crate) sqlstate: Option<String>,
+    /// The error on one line (server message with detail and context, or the error chain).
+    pub(crate) message: String,
+}
+
+impl fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "SQLSTATE {code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The server's error somewhere in `error`'s chain.
+pub(crate) fn db_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a DbError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(db) = e.downcast_ref::<DbError>() {
+            return Some(db);
+        }
+        if let Some(db) = e
+            .downcast_ref::<copyman_sync::Error>()
+            .and_then(copyman_sync::Error::db_error)
+        {
+            return Some(db);
+        }
+        if let Some(db) = e
+            .downcast_ref::<SessionError>()
+            .and_then(SessionError::db_error)
+        {
+            return Some(db);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Describes an error on one line: the server's SQLSTATE, message, detail and context when the
+/// server spoke, else the error chain.
+pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
+    match db_error(error) {
+        Some(db) => {
+            let mut message = db.message.clone();
+            let extras = [
+                ("detail", &db.detail),
+                ("hint", &db.hint),
+                ("context", &db.context),
+            ];
+            let extras: Vec<String> = extras
+                .iter()
+                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+                .collect();
+            if !extras.is_empty() {
+                message = format!("{message} ({})", extras.join("; "));
+            }
+            ErrorInfo {
+                sqlstate: Some(db.code.clone()),
+                message: one_line(&message),
+            }
+        }
+        None => ErrorInfo {
+            sqlstate: None,
+            message: one_line(&conn::error_chain(error)),
+        },
+    }
+}
+
+/// Folds line breaks so each error is one line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether `error` (or one of its sources) is a broken pipe.
+pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// How a destination ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Its transaction committed (server) or its file was written.
+    Committed,
+    /// It was fine, but the run failed elsewhere: rolled back, nothing kept.
+    RolledBack,
+    /// It failed: rolled back, nothing kept.
+    Failed,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Committed => "committed",
+            Self::RolledBack => "rolled back",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One destination's outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct DestinationReport {
+    /// The CONN, redacted.
+    pub(crate) endpoint: String,
+    /// How it ended.
+    pub(crate) status: Status,
+    /// Its `COPY n`, when it reported one.
+    pub(crate) rows: Option<u64>,
+    /// Its error, when it failed.
+    pub(crate) error: Option<ErrorInfo>,
+}
+
+/// The outcome of a `table` or `copy` run.
+#[derive(Debug, Clone)]
+pub(crate) struct RunReport {
+    /// The source CONN, redacted.
+    pub(crate) source: String,
+    /// The COPY format, when copyman chose the statements.
+    pub(crate) format: Option<&'static str>,
+    /// The source's `COPY n`.
+    pub(crate) source_rows: Option<u64>,
+    /// Payload bytes read from the source.
+    pub(crate) bytes: u64,
+    /// How long the copy took (connections to commit).
+    pub(crate) duration: Duration,
+    /// Every destination, in command-line order.
+    pub(crate) destinations: Vec<DestinationReport>,
+    /// Why the run failed, if it did.
+    pub(crate) error: Option<String>,
+}
+
+impl RunReport {
+    /// Rows copied: the source's count, else the destinations' (a file source has none).
+    pub(crate) fn rows(&self) -> Option<u64> {
+        self.source_rows.or_else(|| {
+            self.destinations
+                .iter()
+                .filter(|d| d.status == Status::Committed)
+                .find_map(|d| d.rows)
+        })
+    }
+
+    /// Whether every destination committed.
+    pub(crate) fn succeeded(&self) -> bool {
+        self.error.is_none()
+            && self
+                .destinations
+                .iter()
+                .all(|d| d.status == Status::Committed)
+    }
+
+    /// The exit status.
+    pub(crate) fn exit(&self) -> Exit {
+        if self.succeeded() {
+            Exit::Success
+        } else {
+            Exit::CopyFailed
+        }
+    }
+
+    fn per_second(&self, n: u64) -> f64 {
+        let secs = self.duration.as_secs_f64();
+        if secs > 0.0 { n as f64 / secs } else { 0.0 }
+    }
+
+    /// The headline: what moved, how fast.
+    pub(crate) fn headline(&self) -> String {
+        let committed = self
+            .destinations
+            .iter()
+            .filter(|d| d.status == Status::Committed)
+            .count();
+        let rows = match self.rows() {
+            Some(rows) => format!("{} rows", HumanCount(rows)),
+            None => "data".to_owned(),
+        };
+        let speed = format!(
+            "{}/s",
+            HumanBytes(self.per_second(self.bytes).round() as u64)
+        );
+        let row_speed = self
+            .rows()
+            .map(|r| format!(", {} rows/s", HumanCount(self.per_second(r).round() as u64)))
+            .unwrap_or_default();
+        format!(
+            "{rows} ({}) to {committed} of {} destinations in {:.2} s ({speed}{row_speed})",
+            HumanBytes(self.bytes),
+            self.destinations.len(),
+            self.duration.as_secs_f64()
+        )
+    }
+
+    /// The human summary.
+    pub(crate) fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        match &self.error {
+            None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
+            None => writeln!(
+                out,
+                "copyman: copied {}; some destinations failed",
+                self.headline()
+            )?,
+            Some(error) => writeln!(out, "copyman: copy failed: {error}")?,
+        }
+        for d in &self.destinations {
+            let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
+            match &d.error {
+                Some(error) => writeln!(
+                    out,
+                    "  {:<12} {:<14} {}: {error}",
+                    d.status.name(),
+                    tag,
+                    d.endpoint
+                )?,
+                None => writeln!(out, "  {:<12} {:<14} {}", d.status.name(), tag, d.endpoint)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Only what went wrong, one line each (for `--quiet`).
+    pub(crate) fn write_errors(&self, out: &mut dyn Write) -> io::Result<()> {
+        if let Some(error) = &self.error {
+            writeln!(out, "copyman: copy failed: {error}")?;
+        }
+        for d in &self.destinations {
+            if let Some(error) = &d.error {
+                writeln!(out, "copyman: destination {} failed: {error}", d.endpoint)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The `--json` summary.
+    pub(crate) fn to_json(&self) -> Value {
+        let rows = self.rows();
+        json!({
+            "status": if self.succeeded() { "ok" } else { "failed" },
+            "exit_code": self.exit().code(),
+            "source": { "endpoint": self.source, "rows": self.source_rows },
+            "format": self.format,
+            "rows": rows,
+            "bytes": self.bytes,
+            "duration_secs": self.duration.as_secs_f64(),
+            "rows_per_sec": rows.map(|r| self.per_second(r)),
+            "bytes_per_sec": self.per_second(self.bytes),
+            "destinations": self.destinations.iter().map(|d| json!({
+                "endpoint": d.endpoint,
+                "status": d.status.name(),
+                "command_tag": d.rows.map(|n| format!("COPY {n}")),
+                "rows": d.rows,
+                "error": d.error.as_ref().map(error_json),
+            })).collect::<Vec<_>>(),
+            "error": self.error,
+        })
+    }
+}
+
+/// An error as JSON.
+pub(crate) fn error_json(error: &ErrorInfo) -> Value {
+    json!({ "sqlstate": error.sqlstate, "message": error.message })
+}
+
+/// The `--json` document for a run that ended before copying (connection, usage).
+pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
+    json!({ "status": "failed", "exit_code": exit.code(), "error": message })
+}
+
+/// Writes a JSON document and a newline on stdout.
+pub(crate) fn print_json(value: &Value) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_are_one_line_with_sqlstate() {
+        let mut db = DbError::new("ERROR", "23514", "new row violates check constraint \"c\"");
+        db.detail = Some("Failing row contains (3, -1).".into());
+        db.context = Some("COPY t, line 3:\n\"3\t-1\"".into());
+        let error = copyman_sync::Error::Session(SessionError::Db(Box::new(db)));
+        let info = describe(&error);
+        assert_eq!(info.sqlstate.as_deref(), Some("23514"));
+        assert_eq!(
+            info.to_string(),
+            "SQLSTATE 23514: new row violates check constraint \"c\" (detail: Failing row \
+             contains (3, -1).; context: COPY t, line 3: \"3\t-1\")"
+        );
+        let io = copyman_sync::Error::Io(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&io));
+        assert_eq!(describe(&io).sqlstate, None);
+    }
+
+    #[test]
+    fn report_json_and_exit() {
+        let report = RunReport {
+            source: "postgresql://u:***@h/db".into(),
+            format: Some("binary"),
+            source_rows: Some(10),
+            bytes: 100,
+            duration: Duration::from_secs(2),
+            destinations: vec![
+                DestinationReport {
+                    endpoint: "host=b".into(),
+                    status: Status::Committed,
+                    rows: Some(10),
+                    error: None,
+                },
+                DestinationReport {
+                    endpoint: "host=c".into(),
+                    status: Status::Failed,
+                    rows: None,
+                    error: Some(ErrorInfo {
+                        sqlstate: Some("23514".into()),
+                        message: "bad row".into(),
+                    }),
+                },
+            ],
+            error: None,
+        };
+        assert_eq!(report.exit(), Exit::CopyFailed);
+        let json = report.to_json();
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["rows"], 10);
+        assert_eq!(json["rows_per_sec"], 5.0);
+        assert_eq!(json["destinations"][0]["command_tag"], "COPY 10");
+        assert_eq!(json["destinations"][1]["error"]["sqlstate"], "23514");
+        let mut human = Vec::new();
+        report.write_human(&mut human).unwrap();
+        let human = String::from_utf8(human).unwrap();
+        assert!(
+            human.contains("committed    COPY 10        host=b"),
+            "{human}"
+        );
+        assert!(human.contains("SQLSTATE 23514: bad row"), "{human}");
+    }
+}
