@@ -1,6 +1,6 @@
 //! The one error type of copyman-sync.
 
-use std::io;
+use std::{fmt, io};
 
 use copyman_core::session::{DbError, SessionError};
 
@@ -32,8 +32,10 @@ pub enum Error {
     /// The endpoint was used in a state where that is not possible.
     #[error("{0}")]
     State(&'static str),
-    /// The `postgres` client of a client-bound endpoint failed.
-    #[error(transparent)]
+    /// The `postgres` client of a client-bound endpoint failed. Displayed with the server's
+    /// error (SQLSTATE, message, detail) when the server reported one: the client's own text is
+    /// only "db error".
+    #[error("{}", ClientError(.0))]
     Client(#[from] postgres::Error),
 }
 
@@ -48,6 +50,41 @@ impl Error {
 
     /// The SQLSTATE of the server's error, if the server reported one.
     pub fn code(&self) -> Option<&str> {
-        self.db_error().map(|e| e.code.as_str())
+        match self {
+            Self::Client(e) => e.code().map(postgres::error::SqlState::code),
+            _ => self.db_error().map(|e| e.code.as_str()),
+        }
+    }
+}
+
+/// A `postgres` error, displayed like copyman's own server errors when the server spoke.
+struct ClientError<'a>(&'a postgres::Error);
+
+impl fmt::Display for ClientError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(db) = self.0.as_db_error() else {
+            write!(f, "{}", self.0)?;
+            if let Some(source) = std::error::Error::source(self.0) {
+                write!(f, ": {source}")?;
+            }
+            return Ok(());
+        };
+        write!(
+            f,
+            "{}:  {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        )?;
+        if let Some(detail) = db.detail() {
+            write!(f, "\nDETAIL:  {detail}")?;
+        }
+        if let Some(hint) = db.hint() {
+            write!(f, "\nHINT:  {hint}")?;
+        }
+        if let Some(context) = db.where_() {
+            write!(f, "\nCONTEXT:  {context}")?;
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use std::io::BufRead;
 
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::{Event, SessionError};
+use copyman_core::session::{Event, SessionError, State};
 use copyman_core::source::{CopyOutSource, SourceItem};
 use copyman_core::{BoxError, Chunk, Protocol};
 use copyman_wire::HEADROOM;
@@ -67,6 +67,9 @@ pub struct StatementProducer<'c> {
     source: Option<CopyOutSource>,
     count: Option<u64>,
     ended: bool,
+    /// The COPY OUT failed (server error, closed connection): every later read repeats it, so a
+    /// copy that goes on after the ProducerFault never mistakes the failure for the end.
+    failed: Option<SessionError>,
 }
 
 impl<'c> StatementProducer<'c> {
@@ -80,6 +83,7 @@ impl<'c> StatementProducer<'c> {
             source: None,
             count: None,
             ended: false,
+            failed: None,
         }
     }
 
@@ -106,6 +110,10 @@ impl<'c> StatementProducer<'c> {
                     Event::Failed(e) => error = Some(e),
                     Event::Closed(e) => return Err(e.into()),
                     Event::CancelNeeded => self.conn.cancel()?,
+                    // A COPY without any data (text or CSV of no rows) may be over already: the
+                    // session took its CopyDone, CommandComplete and ReadyForQuery with the start.
+                    Event::CommandComplete { rows, .. } if started => self.count = rows,
+                    Event::Ready(_) if started && error.is_none() => self.ended = true,
                     Event::Ready(_) => {
                         return Err(match error {
                             Some(e) => e.into(),
@@ -143,6 +151,9 @@ impl<'c> StatementProducer<'c> {
                 None if self.ended => return Ok(None),
                 None => {}
             }
+            if let Some(e) = &self.failed {
+                return Err(e.clone().into());
+            }
             // Reuse the buffer's memory when the receivers are done with the last chunk.
             self.buf.clear();
             self.buf.resize(HEADROOM + self.buffer_size, 0);
@@ -155,11 +166,14 @@ impl<'c> StatementProducer<'c> {
             };
             if n == 0 {
                 self.conn.session.handle_eof();
-                self.ended = true;
+                self.failed = Some(SessionError::Closed);
                 return Err(SessionError::Closed.into());
             }
             self.buf.truncate(HEADROOM + n);
-            source.handle_read(&mut self.conn.session, self.buf.split())?;
+            if let Err(e) = source.handle_read(&mut self.conn.session, self.buf.split()) {
+                self.failed = Some(e.clone());
+                return Err(e.into());
+            }
         }
     }
 
@@ -167,15 +181,32 @@ impl<'c> StatementProducer<'c> {
         let Some(source) = self.source.as_mut() else {
             return Ok(());
         };
-        if self.ended || source.is_ended() && self.conn.is_ready() {
+        if self.ended {
+            return Ok(());
+        }
+        self.ended = true;
+        // The COPY may have ended already with items not yet taken: if its end is among them,
+        // the session consumed its ReadyForQuery and is usable as it is.
+        let mut reached_end = false;
+        while let Some(item) = source.poll_item() {
+            if let SourceItem::End { count } = item {
+                self.count = count;
+                reached_end = true;
+            }
+        }
+        if reached_end {
+            return Ok(());
+        }
+        if self.failed.is_some() && self.conn.session.state() == State::Closed {
+            // The connection died with the failure already reported: nothing left to drain.
             return Ok(());
         }
         if !source.is_ended() {
             source.abort(&mut self.conn.session)?;
             self.conn.cancel()?;
         }
-        self.ended = true;
-        // The server answers the cancel with 57014 query_canceled: expected, not reported.
+        // Read to ReadyForQuery (or take the one the session holds, after a server error). The
+        // server answers the cancel with 57014 query_canceled: expected, not reported.
         self.conn.wait_ready(|_| Ok(()))
     }
 }
@@ -280,6 +311,9 @@ impl Producer for NullProducer {
 pub struct ClientProducer<'c> {
     reader: Option<postgres::CopyOutReader<'c>>,
     buffer_size: usize,
+    /// The reader reported the end: it must not be read again (the client would take the
+    /// CommandComplete that follows for an unexpected message).
+    at_end: bool,
 }
 
 impl std::fmt::Debug for ClientProducer<'_> {
@@ -300,6 +334,7 @@ impl<'c> ClientProducer<'c> {
         Ok(Self {
             reader: Some(client.copy_out(statement)?),
             buffer_size: DEFAULT_BUFFER_SIZE,
+            at_end: false,
         })
     }
 }
@@ -314,7 +349,8 @@ impl Producer for ClientProducer<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        let Some(reader) = self.reader.as_mut() else {
+        let Some(reader) = self.reader.as_mut().filter(|_| !self.at_end) else {
+            self.reader = None;
             return Ok(None);
         };
         // Gather rows into one buffer, then cut it into per-row slices: one allocation a chunk.
@@ -323,6 +359,7 @@ impl Producer for ClientProducer<'_> {
         while buf.len() < self.buffer_size {
             let row = reader.fill_buf()?;
             if row.is_empty() {
+                self.at_end = true;
                 break;
             }
             buf.extend_from_slice(row);

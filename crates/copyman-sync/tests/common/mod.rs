@@ -1,49 +1,431 @@
-//! Clusters shared by the sync integration tests: one source and three destinations, each its own
-//! server, started once per test binary; every test makes its own databases.
+//! The blocking adapter as a scenario driver ([`copyman_testkit::scenarios::CopyDriver`]).
+//!
+//! A copy borrows its connections (`StatementProducer<'c>`, `StatementReceiver<'c>`), so each
+//! opened copy lives on a worker thread that owns the connections and runs the `CopyManager` on
+//! them; the scenario's calls are sent to it as commands and answered in plain data.
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part of this module.
 
-use std::sync::OnceLock;
+use std::error::Error as StdError;
+use std::sync::mpsc::{Receiver as Rx, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
 
-use copyman_sync::Connection;
-use copyman_testkit::Cluster;
+use bytes::Bytes;
+use copyman_core::session::{DbError, SessionError};
+use copyman_sync::{
+    CallReceiver, Connection, CopyFail, CopyManager, Fault, IteratorProducer, Producer, Receiver,
+    ReceiverId, ReceiverOutcome, ReconcileError, StatementProducer, StatementReceiver, Summary,
+    transfer,
+};
+use copyman_testkit::scenarios::{
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, OpenError,
+    ReceiverEnd, Rows, RunningCopy, SourceSpec, StatementSpec, SummaryInfo,
+};
 
-/// The source cluster and three destination clusters.
-pub struct Clusters {
-    pub source: Cluster,
-    pub destinations: Vec<Cluster>,
+/// copyman-sync, for the shared scenarios.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncDriver;
+
+/// The SQLSTATE of the first error in `error`'s chain that has one.
+pub fn sqlstate(error: &(dyn StdError + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(code) = e
+            .downcast_ref::<copyman_sync::Error>()
+            .and_then(|e| e.code())
+        {
+            return Some(code.to_owned());
+        }
+        if let Some(db) = e.downcast_ref::<DbError>() {
+            return Some(db.code.clone());
+        }
+        if let Some(db) = e.downcast_ref::<SessionError>().and_then(|e| e.db_error()) {
+            return Some(db.code.clone());
+        }
+        if let Some(code) = e.downcast_ref::<postgres::Error>().and_then(|e| e.code()) {
+            return Some(code.code().to_owned());
+        }
+        next = e.source();
+    }
+    None
 }
 
-pub fn clusters() -> &'static Clusters {
-    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
-    CLUSTERS.get_or_init(|| Clusters {
-        source: Cluster::start(),
-        destinations: (0..3).map(|_| Cluster::start()).collect(),
-    })
+/// `error` as plain data.
+pub fn info(error: &(dyn StdError + 'static)) -> ErrorInfo {
+    ErrorInfo::from_error(error, sqlstate(error))
 }
 
-/// A fresh database on `cluster` and a raw connection to it.
-pub fn fresh(cluster: &Cluster) -> (String, Connection) {
-    let db = cluster.create_database();
-    let conn =
-        Connection::connect_str(&cluster.conninfo(&db)).expect("connect to a fresh database");
-    (db, conn)
+fn fault_info(fault: &Fault) -> FaultInfo {
+    match fault {
+        Fault::Receiver(f) => FaultInfo::Receivers {
+            faults: f.faults.iter().map(|(id, e)| (id.0, info(&**e))).collect(),
+            text: fault.to_string(),
+        },
+        Fault::Producer(f) => FaultInfo::Producer {
+            error: info(&*f.error),
+            text: fault.to_string(),
+        },
+        other => panic!("a fault of a kind the scenarios do not know: {other:?}"),
+    }
 }
 
-/// Row count and an order-independent checksum of `table` (md5 of the sorted text rows).
-pub fn digest(conn: &mut Connection, table: &str) -> (i64, String) {
-    let rows = conn
-        .query(&format!(
-            "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM {table} AS t"
-        ))
-        .expect("digest query");
-    let row = &rows[0];
-    (
-        row[0]
-            .as_deref()
-            .expect("count")
-            .parse()
-            .expect("count is a number"),
-        row[1].clone().unwrap_or_default(),
-    )
+fn fail_info(fail: &CopyFail) -> FailInfo {
+    FailInfo {
+        reason: fail.reason.clone(),
+        receiver_faults: fail
+            .receiver_faults
+            .iter()
+            .map(|(id, e)| (id.0, info(&**e)))
+            .collect(),
+        producer_fault: fail.producer_fault.as_ref().map(|e| info(&**e)),
+        text: fail.to_string(),
+    }
+}
+
+fn summary_info(summary: Summary) -> SummaryInfo {
+    SummaryInfo {
+        messages: summary.messages,
+        bytes: summary.bytes,
+        producer_count: summary.producer_count,
+        receivers: summary
+            .receivers
+            .into_iter()
+            .map(|(_, outcome)| match outcome {
+                ReceiverOutcome::Completed(count) => ReceiverEnd::Completed(count),
+                ReceiverOutcome::Faulted(e) => ReceiverEnd::Faulted(info(&*e)),
+                other => panic!("an outcome the scenarios do not know: {other:?}"),
+            })
+            .collect(),
+    }
+}
+
+fn reconcile_info(error: &ReconcileError) -> ErrorInfo {
+    match error {
+        // The receiver's own error, so that a timeout reads as one.
+        ReconcileError::Fault(Fault::Receiver(f)) if f.faults.len() == 1 => info(&*f.faults[0].1),
+        other => info(other),
+    }
+}
+
+type Lines = Arc<Mutex<Vec<Vec<u8>>>>;
+
+enum Source {
+    Statement(Box<Connection>, StatementSpec),
+    Lines(Option<Vec<Vec<Vec<u8>>>>),
+}
+
+enum Dest {
+    Statement(Box<Connection>, StatementSpec),
+    Collect(Lines),
+}
+
+/// A command to the worker that owns a copy's connections.
+enum Cmd {
+    Start(Sender<Result<(), FailInfo>>),
+    Run(Sender<Result<SummaryInfo, FailInfo>>),
+    Transfer(Sender<Result<(u64, u64), FailInfo>>),
+    Next(Sender<Option<Result<(u64, u64), FaultInfo>>>),
+    Reconcile(usize, Sender<Result<(), ErrorInfo>>),
+    Live(Sender<Vec<usize>>),
+    Finish(Sender<Result<SummaryInfo, FailInfo>>),
+    Abort(String, Sender<FailInfo>),
+    DropCopy(Sender<()>),
+    Sql(Endpoint, String, Sender<Result<Rows, ErrorInfo>>),
+}
+
+fn connect(spec: &StatementSpec, endpoint: Endpoint) -> Result<Box<Connection>, OpenError> {
+    let mut conn = Connection::connect_str(&spec.conninfo).map_err(|e| OpenError {
+        endpoint,
+        statement: None,
+        error: info(&e),
+    })?;
+    for sql in &spec.before {
+        conn.execute(sql).map_err(|e| OpenError {
+            endpoint,
+            statement: Some(sql.clone()),
+            error: info(&e),
+        })?;
+    }
+    Ok(Box::new(conn))
+}
+
+impl CopyDriver for SyncDriver {
+    type Copy = SyncCopy;
+
+    fn name(&self) -> &'static str {
+        "copyman-sync"
+    }
+
+    fn open(&self, plan: CopyPlan) -> Result<SyncCopy, OpenError> {
+        let source = match plan.source {
+            SourceSpec::Statement(spec) => {
+                Source::Statement(connect(&spec, Endpoint::Source)?, spec)
+            }
+            SourceSpec::Lines(chunks) => Source::Lines(Some(chunks)),
+        };
+        let mut dests = Vec::new();
+        let mut collected = Vec::new();
+        for (i, spec) in plan.destinations.into_iter().enumerate() {
+            match spec {
+                DestinationSpec::Statement(spec) => {
+                    dests.push(Dest::Statement(
+                        connect(&spec, Endpoint::Destination(i))?,
+                        spec,
+                    ));
+                    collected.push(None);
+                }
+                DestinationSpec::Collect => {
+                    let lines = Lines::default();
+                    dests.push(Dest::Collect(lines.clone()));
+                    collected.push(Some(lines));
+                }
+            }
+        }
+        let (tx, rx) = channel();
+        let worker = thread::Builder::new()
+            .name("copyman-sync copy".into())
+            .spawn(move || Worker { source, dests }.serve(&rx))
+            .expect("spawn the copy's worker");
+        Ok(SyncCopy {
+            tx: Some(tx),
+            worker: Some(worker),
+            collected,
+        })
+    }
+}
+
+/// The connections of one copy, on their worker thread.
+struct Worker {
+    source: Source,
+    dests: Vec<Dest>,
+}
+
+impl Worker {
+    fn serve(mut self, rx: &Rx<Cmd>) {
+        while let Ok(cmd) = rx.recv() {
+            match cmd {
+                Cmd::Sql(endpoint, sql, reply) => {
+                    let _ = reply.send(self.sql(endpoint, &sql));
+                }
+                Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => self.copy(cmd, rx),
+                _ => panic!("no copy in progress"),
+            }
+        }
+    }
+
+    fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
+        let conn = match (endpoint, &mut self.source) {
+            (Endpoint::Source, Source::Statement(conn, _)) => conn,
+            (Endpoint::Destination(i), _) => match self.dests.get_mut(i) {
+                Some(Dest::Statement(conn, _)) => conn,
+                _ => return Err(ErrorInfo::message(format!("{endpoint} has no session"))),
+            },
+            _ => return Err(ErrorInfo::message(format!("{endpoint} has no session"))),
+        };
+        conn.query(sql).map_err(|e| info(&e))
+    }
+
+    /// Runs one copy over the connections, as `how` says, serving commands until it is over.
+    fn copy(&mut self, how: Cmd, rx: &Rx<Cmd>) {
+        let Self { source, dests } = self;
+        let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+        for dest in dests.iter_mut() {
+            match dest {
+                Dest::Statement(conn, spec) => {
+                    conn.set_timeout(spec.timeout)
+                        .expect("set the socket timeout");
+                    receivers.push(Box::new(StatementReceiver::new(conn, spec.copy.clone())));
+                }
+                Dest::Collect(lines) => {
+                    let lines = lines.clone();
+                    receivers.push(Box::new(CallReceiver::new(move |chunk: &[Bytes]| {
+                        lines
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .extend(chunk.iter().map(|l| l.to_vec()));
+                        Ok(())
+                    })));
+                }
+            }
+        }
+        match source {
+            Source::Statement(conn, spec) => {
+                conn.set_timeout(spec.timeout)
+                    .expect("set the socket timeout");
+                let mut producer = StatementProducer::new(conn, spec.copy.clone());
+                if let Some(size) = spec.buffer_size {
+                    producer = producer.buffer_size(size);
+                }
+                drive(producer, receivers, how, rx);
+            }
+            Source::Lines(chunks) => {
+                let chunks = chunks.take().expect("one copy per opened plan");
+                drive(IteratorProducer::new(chunks), receivers, how, rx);
+            }
+        }
+        // The timeouts were for the copy; later SQL may take its time.
+        if let Source::Statement(conn, _) = source {
+            let _ = conn.set_timeout(None);
+        }
+        for dest in dests.iter_mut() {
+            if let Dest::Statement(conn, _) = dest {
+                let _ = conn.set_timeout(None);
+            }
+        }
+    }
+}
+
+/// Carries out `how` with a `CopyManager` of `producer` and `receivers`.
+fn drive<'a>(
+    producer: impl Producer + 'a,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    how: Cmd,
+    rx: &Rx<Cmd>,
+) {
+    let reply = match how {
+        Cmd::Run(reply) => {
+            let result = CopyManager::start(producer, receivers).and_then(CopyManager::run);
+            let _ = reply.send(result.map(summary_info).map_err(|e| fail_info(&e)));
+            return;
+        }
+        Cmd::Transfer(reply) => {
+            let _ = reply.send(transfer(producer, receivers).map_err(|e| fail_info(&e)));
+            return;
+        }
+        Cmd::Start(reply) => reply,
+        _ => unreachable!("only Start, Run and Transfer begin a copy"),
+    };
+    let mut copy = match CopyManager::start(producer, receivers) {
+        Ok(copy) => {
+            let _ = reply.send(Ok(()));
+            copy
+        }
+        Err(fail) => {
+            let _ = reply.send(Err(fail_info(&fail)));
+            return;
+        }
+    };
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Cmd::Next(reply) => {
+                let _ = reply.send(copy.next().map(|p| p.map_err(|f| fault_info(&f))));
+            }
+            Cmd::Reconcile(i, reply) => {
+                let _ = reply.send(
+                    copy.reconcile(ReceiverId(i))
+                        .map_err(|e| reconcile_info(&e)),
+                );
+            }
+            Cmd::Live(reply) => {
+                let _ = reply.send(copy.live_receivers().into_iter().map(|r| r.0).collect());
+            }
+            Cmd::Finish(reply) => {
+                let _ = reply.send(copy.finish().map(summary_info).map_err(|e| fail_info(&e)));
+                return;
+            }
+            Cmd::Abort(reason, reply) => {
+                let _ = reply.send(fail_info(&copy.abort(&reason)));
+                return;
+            }
+            Cmd::DropCopy(reply) => {
+                drop(copy);
+                let _ = reply.send(());
+                return;
+            }
+            Cmd::Sql(endpoint, _, reply) => {
+                let _ = reply.send(Err(ErrorInfo::message(format!(
+                    "{endpoint}: a copy is in progress on this session"
+                ))));
+            }
+            Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => panic!("a copy is in progress"),
+        }
+    }
+}
+
+/// A copy opened by [`SyncDriver`]: a handle on its worker thread.
+pub struct SyncCopy {
+    tx: Option<Sender<Cmd>>,
+    worker: Option<JoinHandle<()>>,
+    collected: Vec<Option<Lines>>,
+}
+
+impl SyncCopy {
+    fn call<T>(&mut self, make: impl FnOnce(Sender<T>) -> Cmd) -> T {
+        let (reply, answer) = channel();
+        let sent = self.tx.as_ref().expect("open").send(make(reply));
+        match (sent, answer.recv()) {
+            (Ok(()), Ok(value)) => value,
+            _ => {
+                // The worker panicked: show its panic, not a channel error.
+                let worker = self.worker.take().expect("a worker");
+                match worker.join() {
+                    Err(panic) => std::panic::resume_unwind(panic),
+                    Ok(()) => panic!("the copy's worker stopped"),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SyncCopy {
+    fn drop(&mut self) {
+        // Closing the channel ends the worker, which drops the connections (and an unfinished
+        // copy first).
+        self.tx = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl RunningCopy for SyncCopy {
+    fn start(&mut self) -> Result<(), FailInfo> {
+        self.call(Cmd::Start)
+    }
+
+    fn next(&mut self) -> Option<Result<(u64, u64), FaultInfo>> {
+        self.call(Cmd::Next)
+    }
+
+    fn reconcile(&mut self, receiver: usize) -> Result<(), ErrorInfo> {
+        self.call(|reply| Cmd::Reconcile(receiver, reply))
+    }
+
+    fn live(&mut self) -> Vec<usize> {
+        self.call(Cmd::Live)
+    }
+
+    fn finish(&mut self) -> Result<SummaryInfo, FailInfo> {
+        self.call(Cmd::Finish)
+    }
+
+    fn abort(&mut self, reason: &str) -> FailInfo {
+        let reason = reason.to_owned();
+        self.call(|reply| Cmd::Abort(reason, reply))
+    }
+
+    fn drop_copy(&mut self) {
+        self.call(Cmd::DropCopy);
+    }
+
+    fn run(&mut self) -> Result<SummaryInfo, FailInfo> {
+        self.call(Cmd::Run)
+    }
+
+    fn transfer(&mut self) -> Result<(u64, u64), FailInfo> {
+        self.call(Cmd::Transfer)
+    }
+
+    fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
+        let sql = sql.to_owned();
+        self.call(|reply| Cmd::Sql(endpoint, sql, reply))
+    }
+
+    fn collected(&mut self, destination: usize) -> Vec<Vec<u8>> {
+        let lines = self.collected[destination]
+            .as_ref()
+            .unwrap_or_else(|| panic!("destination {destination} does not collect lines"));
+        lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }

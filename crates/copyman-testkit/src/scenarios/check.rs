@@ -43,7 +43,11 @@ pub fn digest_of<C: RunningCopy + ?Sized>(
         .unwrap_or_else(|e| panic!("digest of {from} on the {endpoint}: {e}"));
     let row = &rows[0];
     (
-        row[0].as_deref().expect("a count").parse().expect("a count"),
+        row[0]
+            .as_deref()
+            .expect("a count")
+            .parse()
+            .expect("a count"),
         row[1].clone().expect("a checksum"),
     )
 }
@@ -93,6 +97,16 @@ pub(crate) fn count(cluster: &Cluster, db: &str, table: &str) -> i64 {
 /// `COPY (SELECT i FROM generate_series(1, n) AS g(i)) TO STDOUT`.
 pub(crate) fn series(n: u64) -> String {
     format!("COPY (SELECT i FROM generate_series(1, {n}) AS g(i)) TO STDOUT")
+}
+
+/// `COPY … TO STDOUT` of `1..=n` like [`series`], but the source pauses for a second before row
+/// `pause_at`: destinations catch up meanwhile (socket buffers can hold megabytes), so that an
+/// error a destination found before that row reaches copyman while data still flows.
+pub(crate) fn series_pausing(n: u64, pause_at: u64) -> String {
+    format!(
+        "COPY (SELECT CASE WHEN i = {pause_at} THEN (SELECT i FROM pg_sleep(1)) ELSE i END \
+         FROM generate_series(1, {n}) AS g(i)) TO STDOUT"
+    )
 }
 
 /// The digest a table of int8 `1..=n` has.

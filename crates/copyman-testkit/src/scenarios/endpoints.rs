@@ -56,7 +56,11 @@ pub fn iterator_producer_into_statement_receiver<D: CopyDriver>(driver: &D, clus
         "{summary:?}"
     );
     assert!(matches!(summary.receivers[1], ReceiverEnd::Completed(_)));
-    assert_eq!(copy.collected(1), lines, "the callback got the lines as given");
+    assert_eq!(
+        copy.collected(1),
+        lines,
+        "the callback got the lines as given"
+    );
     let expected = digest(
         d,
         &db,
@@ -80,7 +84,8 @@ pub fn statement_producer_into_call_receiver<D: CopyDriver>(driver: &D, clusters
     for (options, expect) in [
         (
             "",
-            Box::new(|i: u64| format!("{i}\tx{i}\\t\\\\\n").into_bytes()) as Box<dyn Fn(u64) -> Vec<u8>>,
+            Box::new(|i: u64| format!("{i}\tx{i}\\t\\\\\n").into_bytes())
+                as Box<dyn Fn(u64) -> Vec<u8>>,
         ),
         (
             "(FORMAT csv)",

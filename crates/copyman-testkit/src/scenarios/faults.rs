@@ -2,7 +2,7 @@
 //! copy stopped or dropped early.
 
 use super::Clusters;
-use super::check::{count, digest, exec, open, select_one, series, series_digest};
+use super::check::{count, digest, exec, open, select_one, series, series_digest, series_pausing};
 use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, FaultInfo, ReceiverEnd, RunningCopy,
     SourceSpec, StatementSpec,
@@ -54,7 +54,9 @@ pub fn destination_rejects_row_midway<D: CopyDriver>(driver: &D, clusters: &Clus
     let plan = CopyPlan {
         source: SourceSpec::Statement(StatementSpec::new(
             clusters.source.conninfo(&source_db),
-            series(ROWS),
+            // The destinations' socket buffers can hold the whole stream before the failing one
+            // parses row 500 000: the source pauses a little later, so its error arrives midway.
+            series_pausing(ROWS, 600_000),
         )),
         destinations: specs,
     };
@@ -86,8 +88,14 @@ pub fn destination_rejects_row_midway<D: CopyDriver>(driver: &D, clusters: &Clus
         .finish()
         .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
     assert_eq!(summary.producer_count, Some(ROWS));
-    assert!(matches!(summary.receivers[0], ReceiverEnd::Completed(Some(ROWS))));
-    assert!(matches!(summary.receivers[1], ReceiverEnd::Completed(Some(ROWS))));
+    assert!(matches!(
+        summary.receivers[0],
+        ReceiverEnd::Completed(Some(ROWS))
+    ));
+    assert!(matches!(
+        summary.receivers[1],
+        ReceiverEnd::Completed(Some(ROWS))
+    ));
     match &summary.receivers[2] {
         ReceiverEnd::Faulted(e) => assert_eq!(e.sqlstate.as_deref(), Some("23514"), "{e}"),
         other => panic!("receiver 2: {other:?}"),
@@ -138,10 +146,16 @@ pub fn source_error_midstream<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     assert!(error.text.contains("division by zero"), "{error}");
     // "If it's safe to continue, the Manager's iterator should continue to be processed."
     let again = until_producer_fault(&mut copy, "a failed source, continued");
-    assert_eq!(again.producer().and_then(|e| e.sqlstate.as_deref()), Some("22012"));
+    assert_eq!(
+        again.producer().and_then(|e| e.sqlstate.as_deref()),
+        Some("22012")
+    );
     assert_eq!(copy.live(), vec![0, 1], "a producer fault changes nothing");
     let fail = copy.finish().expect_err("the copy failed");
-    assert_eq!(fail.reason, "copy stopped before the producer's end", "{fail}");
+    assert_eq!(
+        fail.reason, "copy stopped before the producer's end",
+        "{fail}"
+    );
     let producer = fail
         .producer_fault
         .as_ref()
@@ -187,7 +201,10 @@ pub fn source_backend_terminated_midstream<D: CopyDriver>(driver: &D, clusters: 
     let fault = until_producer_fault(&mut copy, "a terminated source");
     let again = until_producer_fault(&mut copy, "a terminated source, continued");
     let fail = copy.finish().expect_err("the copy failed");
-    assert_eq!(fail.reason, "copy stopped before the producer's end", "{fail}");
+    assert_eq!(
+        fail.reason, "copy stopped before the producer's end",
+        "{fail}"
+    );
     assert!(fail.producer_fault.is_some(), "{fail}");
     assert!(fail.receiver_faults.is_empty(), "{fail}");
     nothing_committed(&mut copy, &dests, "terminated source");
@@ -203,8 +220,11 @@ pub fn destination_server_stopped_midstream<D: CopyDriver>(driver: &D, clusters:
     const ROWS: u64 = 2_000_000;
     let private = Cluster::start();
     let source_db = clusters.source.create_database();
-    let (dests, specs) =
-        plain_destinations([&clusters.destinations[0], &clusters.destinations[1], &private]);
+    let (dests, specs) = plain_destinations([
+        &clusters.destinations[0],
+        &clusters.destinations[1],
+        &private,
+    ]);
     let plan = CopyPlan {
         source: SourceSpec::Statement(StatementSpec::new(
             clusters.source.conninfo(&source_db),
@@ -233,10 +253,16 @@ pub fn destination_server_stopped_midstream<D: CopyDriver>(driver: &D, clusters:
         .finish()
         .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
     assert_eq!(summary.producer_count, Some(ROWS));
-    assert!(matches!(summary.receivers[2], ReceiverEnd::Faulted(_)), "{summary:?}");
+    assert!(
+        matches!(summary.receivers[2], ReceiverEnd::Faulted(_)),
+        "{summary:?}"
+    );
     let expected = series_digest(&clusters.source, &source_db, ROWS);
     for (i, (c, db)) in dests[..2].iter().enumerate() {
-        assert!(matches!(summary.receivers[i], ReceiverEnd::Completed(Some(ROWS))));
+        assert!(matches!(
+            summary.receivers[i],
+            ReceiverEnd::Completed(Some(ROWS))
+        ));
         assert_eq!(digest(c, db, "t"), expected);
         select_one(&mut copy, Endpoint::Destination(i));
     }
@@ -264,10 +290,40 @@ pub fn stopped_early<D: CopyDriver>(driver: &D, clusters: &Clusters) {
         assert!(matches!(copy.next(), Some(Ok(_))));
     }
     let fail = copy.finish().expect_err("an unfinished copy fails");
-    assert_eq!(fail.reason, "copy stopped before the producer's end", "{fail}");
+    assert_eq!(
+        fail.reason, "copy stopped before the producer's end",
+        "{fail}"
+    );
     assert!(fail.receiver_faults.is_empty(), "{fail}");
     assert!(fail.producer_fault.is_none(), "{fail}");
     nothing_committed(&mut copy, &dests, "stopped early");
+    select_one(&mut copy, Endpoint::Source);
+    drop(copy);
+
+    // A small copy, whose end the source sent with its data: stopping after the data cycle,
+    // before the cycle that would report the end, still fails the copy and must not wait for
+    // more from a source that has nothing more to say.
+    let (dests, specs) = plain_destinations(&clusters.destinations);
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            series(10),
+        )),
+        destinations: specs,
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    assert!(matches!(copy.next(), Some(Ok((m, _))) if m > 0));
+    let fail = copy
+        .finish()
+        .expect_err("the producer's end was not reached");
+    assert_eq!(
+        fail.reason, "copy stopped before the producer's end",
+        "{fail}"
+    );
+    assert!(fail.producer_fault.is_none(), "{fail}");
+    nothing_committed(&mut copy, &dests, "stopped before the end of a small copy");
     select_one(&mut copy, Endpoint::Source);
 }
 

@@ -4,8 +4,8 @@
 use super::Clusters;
 use super::check::{count, exec, open, select_one, series};
 use super::driver::{
-    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, ReceiverEnd,
-    RunningCopy, SourceSpec, StatementSpec,
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, ReceiverEnd, RunningCopy,
+    SourceSpec, StatementSpec,
 };
 use crate::{Auth, Cluster};
 
@@ -47,7 +47,10 @@ fn failed_start<D: CopyDriver>(
     let mut copy = open(driver, plan);
     let fail = match copy.start() {
         Err(fail) => fail,
-        Ok(()) => panic!("[{}] {source_copy:?} → {dest1_copy:?} started", driver.name()),
+        Ok(()) => panic!(
+            "[{}] {source_copy:?} → {dest1_copy:?} started",
+            driver.name()
+        ),
     };
     for (i, (c, db)) in dests.iter().enumerate() {
         assert_eq!(count(c, db, "t"), 0, "destination {i} holds rows");
@@ -112,13 +115,23 @@ pub fn wrong_direction<D: CopyDriver>(driver: &D, clusters: &Clusters) {
 
 /// A missing table on either side: the server's 42P01 with its message.
 pub fn missing_table<D: CopyDriver>(driver: &D, clusters: &Clusters) {
-    let fail = failed_start(driver, clusters, "COPY no_such_table TO STDOUT", "COPY t FROM STDIN");
+    let fail = failed_start(
+        driver,
+        clusters,
+        "COPY no_such_table TO STDOUT",
+        "COPY t FROM STDIN",
+    );
     let error = producer_error(&fail);
     assert_eq!(error.sqlstate.as_deref(), Some("42P01"), "{error}");
     names(&error.text, &["no_such_table", "does not exist", "42P01"]);
     names(&fail.text, &["no_such_table", "42P01"]);
 
-    let fail = failed_start(driver, clusters, &series(10), "COPY no_such_table FROM STDIN");
+    let fail = failed_start(
+        driver,
+        clusters,
+        &series(10),
+        "COPY no_such_table FROM STDIN",
+    );
     let error = receiver_error(&fail);
     assert_eq!(error.sqlstate.as_deref(), Some("42P01"), "{error}");
     names(&error.text, &["no_such_table", "does not exist", "42P01"]);
@@ -134,7 +147,11 @@ pub fn wrong_password<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let bad = good.replace(scram.password(), "not-the-password");
     assert_ne!(good, bad);
     let dest_db = clusters.destinations[0].create_database();
-    exec(&clusters.destinations[0], &dest_db, "CREATE TABLE t (i int8)");
+    exec(
+        &clusters.destinations[0],
+        &dest_db,
+        "CREATE TABLE t (i int8)",
+    );
     let dest = clusters.destinations[0].conninfo(&dest_db);
     let plan = |source: &str, dest: &str| CopyPlan {
         source: SourceSpec::Statement(StatementSpec::new(source, series(1000))),
@@ -156,7 +173,10 @@ pub fn wrong_password<D: CopyDriver>(driver: &D, clusters: &Clusters) {
         assert_eq!(error.endpoint, endpoint, "{error}");
         assert_eq!(error.statement, None, "{error}");
         assert_eq!(error.error.sqlstate.as_deref(), Some("28P01"), "{error}");
-        names(&error.error.text, &["password authentication failed", "28P01"]);
+        names(
+            &error.error.text,
+            &["password authentication failed", "28P01"],
+        );
     }
     assert_eq!(count(&scram, &scram_db, "t"), 0);
     assert_eq!(count(&clusters.destinations[0], &dest_db, "t"), 0);
@@ -166,12 +186,18 @@ pub fn wrong_password<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let summary = copy
         .run()
         .unwrap_or_else(|e| panic!("[{}] copy from a SCRAM cluster: {e}", driver.name()));
-    assert!(matches!(summary.receivers[..], [ReceiverEnd::Completed(Some(1000))]));
+    assert!(matches!(
+        summary.receivers[..],
+        [ReceiverEnd::Completed(Some(1000))]
+    ));
     let mut copy = open(driver, plan(&dest, &good));
     let summary = copy
         .run()
         .unwrap_or_else(|e| panic!("[{}] copy to a SCRAM cluster: {e}", driver.name()));
-    assert!(matches!(summary.receivers[..], [ReceiverEnd::Completed(Some(1000))]));
+    assert!(matches!(
+        summary.receivers[..],
+        [ReceiverEnd::Completed(Some(1000))]
+    ));
     assert_eq!(count(&scram, &scram_db, "t"), 1000);
     select_one(&mut copy, Endpoint::Destination(0));
 }

@@ -3,7 +3,7 @@
 //! An adapter's tests implement [`CopyDriver`] (how to open a copy with that adapter) and invoke
 //! [`scenario_tests!`](crate::scenario_tests), which makes one `#[test]` per scenario:
 //!
-//! ```ignore
+//! ```text
 //! mod common; // holds `struct MyDriver; impl CopyDriver for MyDriver { … }`
 //! copyman_testkit::scenario_tests!(common::MyDriver);
 //! ```
@@ -32,8 +32,8 @@
 mod check;
 mod driver;
 mod endpoints;
-mod faults;
 mod fanout;
+mod faults;
 mod input;
 mod seed;
 
@@ -45,8 +45,12 @@ pub use driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, OpenError,
     ReceiverEnd, Rows, RunningCopy, SourceSpec, StatementSpec, SummaryInfo,
 };
-pub use endpoints::{iterator_producer_into_statement_receiver, statement_producer_into_call_receiver};
-pub use fanout::{counts_match_in_summary, fanout_binary, fanout_csv, fanout_text, tiny_and_huge_rows};
+pub use endpoints::{
+    iterator_producer_into_statement_receiver, statement_producer_into_call_receiver,
+};
+pub use fanout::{
+    counts_match_in_summary, fanout_binary, fanout_csv, fanout_text, tiny_and_huge_rows,
+};
 pub use faults::{
     destination_rejects_row_midway, destination_server_stopped_midstream, dropped_mid_copy,
     source_backend_terminated_midstream, source_error_midstream, stopped_early,

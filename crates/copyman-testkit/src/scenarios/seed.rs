@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::Clusters;
 use super::check::{
     count, digest, digest_of, drain, exec, open, select_one, series, series_bytes, series_digest,
+    series_pausing,
 };
 use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, ReceiverEnd, RunningCopy, SourceSpec,
@@ -44,7 +45,11 @@ pub fn seed_transfer<D: CopyDriver>(driver: &D, clusters: &Clusters) {
         .transfer()
         .unwrap_or_else(|e| panic!("[{}] transfer: {e}", driver.name()));
     assert_eq!(rows, SEED_ROWS);
-    assert_eq!(bytes, series_bytes(SEED_ROWS), "payload bytes of 1..=1000000");
+    assert_eq!(
+        bytes,
+        series_bytes(SEED_ROWS),
+        "payload bytes of 1..=1000000"
+    );
     let expected = series_digest(&clusters.source, &source_db, SEED_ROWS);
     for i in 0..3 {
         let d = Endpoint::Destination(i);
@@ -89,7 +94,10 @@ pub fn seed_copy_manager_loop<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     assert_eq!(summary.bytes, bytes);
     assert_eq!(summary.producer_count, Some(SEED_ROWS));
     assert!(
-        matches!(summary.receivers[..], [ReceiverEnd::Completed(Some(SEED_ROWS))]),
+        matches!(
+            summary.receivers[..],
+            [ReceiverEnd::Completed(Some(SEED_ROWS))]
+        ),
         "{:?}",
         summary.receivers
     );
@@ -120,7 +128,10 @@ pub fn seed_run<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     assert_eq!(summary.messages, SEED_ROWS);
     assert_eq!(summary.producer_count, Some(SEED_ROWS));
     assert!(
-        matches!(summary.receivers[..], [ReceiverEnd::Completed(Some(SEED_ROWS))]),
+        matches!(
+            summary.receivers[..],
+            [ReceiverEnd::Completed(Some(SEED_ROWS))]
+        ),
         "{:?}",
         summary.receivers
     );
@@ -153,12 +164,15 @@ pub fn seed_receiver_fault_loop<D: CopyDriver>(driver: &D, clusters: &Clusters) 
     let plan = CopyPlan {
         source: SourceSpec::Statement(StatementSpec::new(
             clusters.source.conninfo(&source_db),
-            series(200_000),
+            // Socket buffers may hold all of it before the destination reads the bad row: a
+            // pause makes sure the error is reported while data still flows (an error found
+            // only at the end surfaces when the COPY completes instead).
+            series_pausing(SEED_ROWS, 600_000),
         )),
         destinations: vec![DestinationSpec::Statement(
             StatementSpec::new(dest.conninfo(&dest_db), LOADING).before(
                 "CREATE TEMP TABLE loading_table \
-                 (i int8 CONSTRAINT not_fifty_thousand CHECK (i <> 50000))",
+                 (i int8 CONSTRAINT not_one_thousand CHECK (i <> 1000))",
             ),
         )],
     };
@@ -197,7 +211,7 @@ pub fn seed_receiver_fault_loop<D: CopyDriver>(driver: &D, clusters: &Clusters) 
     }
     assert_eq!(faults.len(), 1, "one fault: {faults:?}");
     assert!(
-        faults[0].text.contains("not_fifty_thousand"),
+        faults[0].text.contains("not_one_thousand"),
         "the error names the constraint: {}",
         faults[0]
     );
@@ -229,7 +243,9 @@ pub fn seed_reconcile_after_timeout<D: CopyDriver>(driver: &D, clusters: &Cluste
     let stalled_db = stalled.create_database();
     let other_db = other.create_database();
     // ~52 MB of rows: more than the socket buffers on both sides can hold while stalled.
-    let select = format!("SELECT i::int8 AS i, repeat('x', 200) AS pad FROM generate_series(1, {ROWS}) AS g(i)");
+    let select = format!(
+        "SELECT i::int8 AS i, repeat('x', 200) AS pad FROM generate_series(1, {ROWS}) AS g(i)"
+    );
     exec(
         stalled,
         &stalled_db,
@@ -250,7 +266,13 @@ pub fn seed_reconcile_after_timeout<D: CopyDriver>(driver: &D, clusters: &Cluste
     let plan = CopyPlan {
         source: SourceSpec::Statement(StatementSpec::new(
             clusters.source.conninfo(&source_db),
-            format!("COPY ({select}) TO STDOUT"),
+            // The stalled destination keeps its timeout up to its completion: a pause before the
+            // last rows lets it drain its socket buffers first, so completing it is quick.
+            format!(
+                "COPY (SELECT CASE WHEN i = {last} THEN (SELECT i FROM pg_sleep(1)) ELSE i END, \
+                 pad FROM ({select}) AS s) TO STDOUT",
+                last = ROWS - 10
+            ),
         )),
         destinations: vec![
             DestinationSpec::Statement(
@@ -306,7 +328,11 @@ pub fn seed_reconcile_after_timeout<D: CopyDriver>(driver: &D, clusters: &Cluste
     }
     let expected = digest(&clusters.source, &source_db, &format!("({select})"));
     assert_eq!(expected.0, ROWS as i64);
-    assert_eq!(digest(stalled, &stalled_db, "t"), expected, "reconciled destination");
+    assert_eq!(
+        digest(stalled, &stalled_db, "t"),
+        expected,
+        "reconciled destination"
+    );
     assert_eq!(digest(other, &other_db, "t"), expected, "other destination");
 }
 
@@ -323,7 +349,10 @@ pub fn seed_copy_fail_attributes<D: CopyDriver>(driver: &D, clusters: &Clusters)
     };
 
     // An abort with a reason: nothing else went wrong.
-    let (d0, d0_db) = (&clusters.destinations[0], clusters.destinations[0].create_database());
+    let (d0, d0_db) = (
+        &clusters.destinations[0],
+        clusters.destinations[0].create_database(),
+    );
     exec(d0, &d0_db, "CREATE TABLE t (i int8)");
     let mut copy = open(
         driver,
@@ -349,7 +378,10 @@ pub fn seed_copy_fail_attributes<D: CopyDriver>(driver: &D, clusters: &Clusters)
 
     // A receiver whose COPY fails on completion: an AFTER … FOR EACH STATEMENT trigger raises
     // when the COPY ends, so the error can only come from completing it.
-    let (d1, d1_db) = (&clusters.destinations[1], clusters.destinations[1].create_database());
+    let (d1, d1_db) = (
+        &clusters.destinations[1],
+        clusters.destinations[1].create_database(),
+    );
     exec(d0, &d0_db, "TRUNCATE t");
     exec(
         d1,
@@ -378,7 +410,10 @@ pub fn seed_copy_fail_attributes<D: CopyDriver>(driver: &D, clusters: &Clusters)
     let fail = copy
         .finish()
         .expect_err("a receiver failed to complete: the copy fails");
-    assert_eq!(fail.reason, "could not complete the COPY operation", "{fail}");
+    assert_eq!(
+        fail.reason, "could not complete the COPY operation",
+        "{fail}"
+    );
     assert!(fail.receiver_fault(0).is_none(), "{fail}");
     let error = fail
         .receiver_fault(1)

@@ -1,0 +1,202 @@
+//! The client-bound endpoints against a real server: `ClientProducer` over `copy_out` and
+//! `ClientReceiver` over `copy_in` of a `postgres::Client` or one of its `Transaction`s (their
+//! types are the blocking client's, so these tests are this adapter's own).
+
+mod common;
+
+use bytes::Bytes;
+use copyman_sync::{
+    CallReceiver, ClientProducer, ClientReceiver, Connection, CopyManager, Receiver,
+    ReceiverOutcome, StatementProducer, StatementReceiver, transfer,
+};
+use copyman_testkit::Cluster;
+use copyman_testkit::scenarios::{digest, exec};
+
+const ROWS: u64 = 100_000;
+
+/// A source database holding `src (i int8, s text)` with `ROWS` rows, and its digest.
+fn source(cluster: &Cluster) -> (String, (i64, String)) {
+    let db = cluster.create_database();
+    exec(
+        cluster,
+        &db,
+        &format!(
+            "CREATE TABLE src (i int8, s text);
+             INSERT INTO src SELECT i, CASE WHEN i % 9 = 0 THEN NULL ELSE E'x\\ty ' || i END
+                 FROM generate_series(1, {ROWS}) AS g(i);"
+        ),
+    );
+    let expected = digest(cluster, &db, "src");
+    (db, expected)
+}
+
+/// A destination database holding an empty `dst (i int8, s text)`.
+fn destination(cluster: &Cluster) -> String {
+    let db = cluster.create_database();
+    exec(cluster, &db, "CREATE TABLE dst (i int8, s text)");
+    db
+}
+
+fn select_one(client: &mut postgres::Client) {
+    let one: i32 = client.query_one("SELECT 1", &[]).expect("SELECT 1").get(0);
+    assert_eq!(one, 1);
+}
+
+#[test]
+fn client_producer_over_client_into_statement_and_call_receivers() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, expected) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut client = cluster.connect(&src_db);
+    let mut dest = Connection::connect_str(&cluster.conninfo(&dst_db)).unwrap();
+    let mut lines = 0u64;
+    {
+        let producer = ClientProducer::new(&mut client, "COPY src TO STDOUT").unwrap();
+        let receivers: Vec<Box<dyn Receiver + '_>> = vec![
+            Box::new(StatementReceiver::new(&mut dest, "COPY dst FROM STDIN")),
+            Box::new(CallReceiver::new(|chunk: &[Bytes]| {
+                lines += chunk.len() as u64;
+                Ok(())
+            })),
+        ];
+        let summary = CopyManager::start(producer, receivers)
+            .unwrap()
+            .run()
+            .unwrap();
+        assert_eq!(summary.messages, ROWS);
+        assert!(matches!(
+            summary.receivers[0].1,
+            ReceiverOutcome::Completed(Some(ROWS))
+        ));
+    }
+    assert_eq!(lines, ROWS);
+    assert_eq!(digest(cluster, &dst_db, "dst"), expected);
+    select_one(&mut client);
+    assert!(dest.is_ready());
+}
+
+#[test]
+fn statement_producer_into_client_receiver_in_a_transaction() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, expected) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
+    let mut client = cluster.connect(&dst_db);
+    let mut tx = client.transaction().unwrap();
+    let summary = CopyManager::start(
+        StatementProducer::new(&mut source, "COPY src TO STDOUT"),
+        vec![Box::new(
+            ClientReceiver::new(&mut tx, "COPY dst FROM STDIN").unwrap(),
+        )],
+    )
+    .unwrap()
+    .run()
+    .unwrap();
+    // The producer's COPY n was checked against the client's.
+    assert_eq!(summary.producer_count, Some(ROWS));
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    // Not visible outside the transaction until it commits.
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    tx.commit().unwrap();
+    assert_eq!(digest(cluster, &dst_db, "dst"), expected);
+    select_one(&mut client);
+    assert_eq!(
+        source.query("SELECT 1").unwrap(),
+        vec![vec![Some("1".into())]]
+    );
+}
+
+#[test]
+fn client_producer_over_a_transaction_into_client_receiver() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, expected) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut src_client = cluster.connect(&src_db);
+    let mut dst_client = cluster.connect(&dst_db);
+    let mut tx = src_client.transaction().unwrap();
+    let (rows, _) = transfer(
+        ClientProducer::new(&mut tx, "COPY src TO STDOUT (FORMAT csv)").unwrap(),
+        vec![Box::new(
+            ClientReceiver::new(&mut dst_client, "COPY dst FROM STDIN (FORMAT csv)").unwrap(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(rows, ROWS);
+    tx.commit().unwrap();
+    assert_eq!(digest(cluster, &dst_db, "dst"), expected);
+    select_one(&mut src_client);
+    select_one(&mut dst_client);
+}
+
+#[test]
+fn client_receiver_stopped_early_commits_nothing() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, _) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
+    let mut client = cluster.connect(&dst_db);
+    let mut copy = CopyManager::start(
+        StatementProducer::new(&mut source, "COPY src TO STDOUT").buffer_size(4096),
+        vec![Box::new(
+            ClientReceiver::new(&mut client, "COPY dst FROM STDIN").unwrap(),
+        )],
+    )
+    .unwrap();
+    for _ in 0..3 {
+        copy.next().unwrap().unwrap();
+    }
+    let fail = copy.finish().unwrap_err();
+    assert_eq!(fail.reason, "copy stopped before the producer's end");
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    select_one(&mut client);
+    assert_eq!(
+        source.query("SELECT 1").unwrap(),
+        vec![vec![Some("1".into())]]
+    );
+}
+
+#[test]
+fn client_receiver_rejecting_a_row_fails_the_copy_with_its_sqlstate() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, _) = source(cluster);
+    let dst_db = destination(cluster);
+    exec(
+        cluster,
+        &dst_db,
+        "ALTER TABLE dst ADD CONSTRAINT no_77 CHECK (i <> 77)",
+    );
+    let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
+    let mut client = cluster.connect(&dst_db);
+    let fail = CopyManager::start(
+        StatementProducer::new(&mut source, "COPY src TO STDOUT"),
+        vec![Box::new(
+            ClientReceiver::new(&mut client, "COPY dst FROM STDIN").unwrap(),
+        )],
+    )
+    .unwrap()
+    .run()
+    .unwrap_err();
+    // The client reports the server's error only when the COPY ends.
+    let error = fail
+        .receiver_fault(copyman_sync::ReceiverId(0))
+        .unwrap_or_else(|| panic!("receiver 0's error: {fail}"));
+    assert_eq!(
+        common::sqlstate(&**error).as_deref(),
+        Some("23514"),
+        "{fail}"
+    );
+    assert!(fail.to_string().contains("no_77"), "{fail}");
+    assert!(
+        fail.to_string().contains("23514"),
+        "the SQLSTATE is shown: {fail}"
+    );
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    select_one(&mut client);
+    assert_eq!(
+        source.query("SELECT 1").unwrap(),
+        vec![vec![Some("1".into())]]
+    );
+}
