@@ -1,1 +1,70 @@
-//! copyman on tokio (work in progress).
+//! copyman on tokio: stream PostgreSQL COPY data from one server to many, concurrently.
+//!
+//! This is the thin tokio binding of copyman-core: it owns sockets, buffers and timers and
+//! carries out the core [`Manager`](copyman_core::Manager)'s orders; every decision — faults,
+//! reconcile, realignment, finishing or failing — is the core's, exactly as in copyman-sync.
+//! What it adds is concurrency: each cycle's data is written to every receiver at the same time
+//! while the producer reads the next chunk, within the manager's bounded window.
+//!
+//! * [`Connection`]: a raw PostgreSQL connection over TCP or a Unix socket (the fast path),
+//!   configured like `tokio-postgres`.
+//! * Producers ([`Producer`]): [`StatementProducer`], [`IteratorProducer`] (chunks of lines),
+//!   [`StreamProducer`] (any `Stream` of bytes), [`ReaderProducer`] (any `AsyncRead`),
+//!   [`NullProducer`], and [`ClientProducer`] over an existing `tokio-postgres` client's
+//!   `copy_out`.
+//! * Receivers ([`Receiver`]): [`StatementReceiver`], [`SinkReceiver`] (any `Sink` of bytes),
+//!   [`WriterReceiver`] (any `AsyncWrite`), [`CallReceiver`], [`NullReceiver`], and
+//!   [`ClientReceiver`] over an existing `tokio-postgres` client's `copy_in`.
+//! * [`CopyManager`] (a `Stream` of progress), [`transfer`], [`Options`] (window, stall
+//!   timeout), with the seed's faults: [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
+//!
+//! Not here: TLS, spawning tasks (the copy runs in whatever task polls it; spawn it yourself if
+//! you want), and any protocol decision. Dropping a copy midway never commits a partial COPY:
+//! see [`CopyManager`] for what happens to each connection.
+//!
+//! ```no_run
+//! use copyman_async::{Connection, StatementProducer, StatementReceiver, transfer};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut source = Connection::connect_str("postgresql://postgres@127.0.0.1:5432/app").await?;
+//! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app").await?;
+//! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app").await?;
+//! let (rows, bytes) = transfer(
+//!     StatementProducer::new(&mut source, "COPY items TO STDOUT (FORMAT binary)"),
+//!     vec![
+//!         Box::new(StatementReceiver::new(&mut a, "COPY items FROM STDIN (FORMAT binary)")),
+//!         Box::new(StatementReceiver::new(&mut b, "COPY items FROM STDIN (FORMAT binary)")),
+//!     ],
+//! )
+//! .await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod connection;
+mod copy;
+mod error;
+mod producer;
+mod receiver;
+
+pub use connection::{CancelToken, Connection};
+pub use copy::{CopyManager, Options, ReconcileError, transfer};
+pub use copyman_core::session::{DbError, SessionError};
+pub use copyman_core::{
+    BoxError, Chunk, Config, CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol,
+    ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
+};
+pub use copyman_wire::realign::Completion;
+pub use error::Error;
+pub use producer::{
+    ClientProducer, IteratorProducer, NullProducer, Producer, ReaderProducer, StatementProducer,
+    StreamProducer,
+};
+pub use receiver::{
+    CallReceiver, ClientReceiver, NullReceiver, Receiver, SinkReceiver, StatementReceiver,
+    WriterReceiver,
+};
+
+/// The default read buffer of a [`StatementProducer`] and a [`ReaderProducer`]: 64 KiB, one
+/// CopyData frame per read.
+pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;

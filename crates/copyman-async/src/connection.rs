@@ -1,0 +1,595 @@
+//! A raw PostgreSQL connection on a tokio socket, spoken by copyman-core's [`Session`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_postgres::config::Host;
+
+use crate::Error;
+
+/// Bytes read from the socket at a time outside the COPY data path.
+const MESSAGE_READ: usize = 16 * 1024;
+
+/// A connected socket, TCP or Unix.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.read(buf).await,
+            Self::Unix(s) => s.read(buf).await,
+        }
+    }
+
+    pub(crate) async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.write(buf).await,
+            Self::Unix(s) => s.write(buf).await,
+        }
+    }
+
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.readable().await,
+            Self::Unix(s) => s.readable().await,
+        }
+    }
+
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.writable().await,
+            Self::Unix(s) => s.writable().await,
+        }
+    }
+
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.try_read(buf),
+            Self::Unix(s) => s.try_read(buf),
+        }
+    }
+
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.try_write(buf),
+            Self::Unix(s) => s.try_write(buf),
+        }
+    }
+}
+
+/// Where a connection went, to open another one for a cancel request.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Target {
+    async fn open(&self) -> io::Result<Stream> {
+        match self {
+            Self::Tcp(addr) => {
+                let stream = TcpStream::connect(addr).await?;
+                // COPY data goes out in large writes; small protocol messages must not wait.
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+            Self::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+        }
+    }
+
+    /// Sends a CancelRequest on a new connection and waits for the server to close it.
+    pub(crate) async fn cancel(&self, request: Bytes, timeout: Duration) -> io::Result<()> {
+        let run = async {
+            let mut stream = self.open().await?;
+            let mut request = request;
+            while request.has_remaining() {
+                let n = stream.write(&request).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                request.advance(n);
+            }
+            // The server closes the connection once it has the request.
+            let mut sink = [0u8; 64];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok(())
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A PostgreSQL connection that copyman owns, on tokio: the fast path's raw COPY session.
+///
+/// Parameters come as a [`tokio_postgres::Config`], or a URL or `key=value` string parsed exactly
+/// as `tokio-postgres` parses it (TCP hosts and Unix socket directories; TLS is not supported).
+/// `application_name` defaults to `copyman`; `connect_timeout` bounds each connection attempt
+/// (startup and authentication included); TCP sockets have `TCP_NODELAY` set. Every connection
+/// sets the portability settings (`client_encoding` UTF8, `DateStyle` ISO, `IntervalStyle`
+/// postgres, `extra_float_digits` 3) so that text COPY data means the same on every server.
+/// Plain SQL runs with [`Connection::execute`] and [`Connection::query`] before and after a copy,
+/// e.g. to copy inside a transaction.
+///
+/// Every method is cancel-safe in the sense that matters: a future dropped midway never leaves
+/// half a message on the wire (what is left is written first by the next call), and the answer
+/// to a statement whose future was dropped is read and discarded by the next call. A connection
+/// whose COPY was abandoned by a dropped endpoint is closed instead (see
+/// [`CopyManager`](crate::CopyManager)); every later call then fails with [`Error::Closed`].
+///
+/// ```no_run
+/// use copyman_async::Connection;
+///
+/// # async fn f() -> Result<(), copyman_async::Error> {
+/// let mut conn = Connection::connect_str("host=127.0.0.1 user=postgres dbname=postgres").await?;
+/// conn.execute("BEGIN").await?;
+/// conn.execute("CREATE TEMP TABLE loading_table (i int8)").await?;
+/// # Ok(()) }
+/// ```
+pub struct Connection {
+    /// `None` once copyman closed the socket to keep an abandoned COPY from committing.
+    stream: Option<Stream>,
+    pub(crate) session: Session,
+    target: Target,
+    connect_timeout: Option<Duration>,
+    /// Bytes of the session's output not yet written (a write cut short by a dropped future).
+    outgoing: Bytes,
+    scratch: Vec<u8>,
+    closed: Option<&'static str>,
+    /// A cancel request sent in the background by an endpoint dropped mid-COPY: the next call
+    /// waits for it before reading the rest of that COPY.
+    pending_cancel: Option<tokio::task::JoinHandle<io::Result<()>>>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target.to_string())
+            .field("session", &self.session)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects with parameters in a URL (`postgresql://user@host:port/db`) or `key=value` form.
+    ///
+    /// # Errors
+    /// A malformed string, an unreachable server, a failed authentication.
+    pub async fn connect_str(params: &str) -> Result<Self, Error> {
+        let config: tokio_postgres::Config = params.parse().map_err(Error::Config)?;
+        Self::connect(&config).await
+    }
+
+    /// Connects with a `tokio-postgres` configuration: the first host that accepts wins.
+    ///
+    /// # Errors
+    /// An unreachable server or a timed out attempt ([`Error::Connect`]), a failed
+    /// authentication or a server error at startup ([`Error::Session`], with the server's
+    /// SQLSTATE), a missing user name.
+    pub async fn connect(config: &tokio_postgres::Config) -> Result<Self, Error> {
+        let user = config
+            .get_user()
+            .ok_or(Error::Parameters("no user name given".into()))?;
+        let mut startup = StartupConfig::new(user);
+        startup.database = config.get_dbname().map(str::to_owned);
+        startup.password = config.get_password().map(<[u8]>::to_vec);
+        startup.application_name = Some(
+            config
+                .get_application_name()
+                .unwrap_or("copyman")
+                .to_owned(),
+        );
+        startup.options = config.get_options().map(str::to_owned);
+        let timeout = config.get_connect_timeout().copied();
+
+        let mut last: Option<Error> = None;
+        for target in targets(config).await? {
+            let attempt = async {
+                let stream = target.open().await.map_err(|source| Error::Connect {
+                    target: target.to_string(),
+                    source,
+                })?;
+                let mut conn = Self {
+                    stream: Some(stream),
+                    session: Session::new(startup.clone()),
+                    target: target.clone(),
+                    connect_timeout: timeout,
+                    outgoing: Bytes::new(),
+                    scratch: vec![0; MESSAGE_READ],
+                    closed: None,
+                    pending_cancel: None,
+                };
+                conn.wait_ready(|_| Ok(())).await?;
+                Ok::<_, Error>(conn)
+            };
+            let result = match timeout {
+                Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
+                    Err(Error::Connect {
+                        target: target.to_string(),
+                        source: io::ErrorKind::TimedOut.into(),
+                    })
+                }),
+                None => attempt.await,
+            };
+            match result {
+                Ok(conn) => return Ok(conn),
+                // Only an unreachable host makes the next one worth trying; a server that
+                // answered (wrong password, no such database) has said no.
+                Err(e @ Error::Connect { .. }) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
+    }
+
+    /// The session underneath: server parameters, transaction status, backend key.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether the connection can run a statement now (an answer still owed by a dropped
+    /// call is read by the next call first).
+    pub fn is_ready(&self) -> bool {
+        self.closed.is_none() && self.session.state() == State::Ready && self.outgoing.is_empty()
+    }
+
+    /// Whether copyman closed the connection (see [`Error::Closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// Runs SQL (one or more statements, simple query protocol) and returns the row count of the
+    /// last statement that has one (0 otherwise).
+    ///
+    /// # Errors
+    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
+    pub async fn execute(&mut self, sql: &str) -> Result<u64, Error> {
+        let mut count = 0;
+        self.run_query(sql, |event| {
+            if let Event::CommandComplete { rows: Some(n), .. } = event {
+                count = n;
+            }
+        })
+        .await?;
+        Ok(count)
+    }
+
+    /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
+    ///
+    /// # Errors
+    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
+        let mut rows = Vec::new();
+        self.run_query(sql, |event| {
+            if let Event::Row(row) = event {
+                rows.push(row);
+            }
+        })
+        .await?;
+        Ok(rows)
+    }
+
+    async fn run_query(
+        &mut self,
+        sql: &str,
+        mut on: impl FnMut(Event) + Send,
+    ) -> Result<(), Error> {
+        self.settle().await?;
+        self.session.query(sql)?;
+        let mut error = None;
+        self.wait_ready(|event| {
+            match event {
+                Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                other => on(other),
+            }
+            Ok(())
+        })
+        .await?;
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
+    /// same server (bounded by `connect_timeout`, 10 s if none).
+    ///
+    /// # Errors
+    /// The server could not be reached, or the session has no backend key.
+    pub async fn cancel(&self) -> Result<(), Error> {
+        self.cancel_token()?.cancel().await
+    }
+
+    /// A token that cancels whatever this connection runs at the time it is used, from anywhere
+    /// (another task), while the connection itself is busy.
+    ///
+    /// # Errors
+    /// The session has no backend key (the server sent none).
+    pub fn cancel_token(&self) -> Result<CancelToken, Error> {
+        let request = self.session.cancel_request().ok_or(Error::State(
+            "the server gave no backend key: cannot cancel",
+        ))?;
+        Ok(CancelToken {
+            target: self.target.clone(),
+            request,
+            timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
+        })
+    }
+
+    pub(crate) fn stream(&mut self) -> Result<&mut Stream, Error> {
+        live(&mut self.stream, self.closed)
+    }
+
+    /// The socket, the session and the read buffer, borrowed apart (for reading while writing).
+    pub(crate) fn parts(&mut self) -> Result<(&Stream, &mut Session, &mut [u8]), Error> {
+        match (&self.stream, self.closed) {
+            (Some(stream), None) => Ok((stream, &mut self.session, &mut self.scratch)),
+            (_, reason) => Err(Error::Closed {
+                reason: reason.unwrap_or("closed"),
+            }),
+        }
+    }
+
+    /// Closes the socket at once: the server sees the connection end and aborts whatever COPY
+    /// or transaction is open on it. Nothing of it commits.
+    pub(crate) fn close(&mut self, reason: &'static str) {
+        self.stream = None;
+        self.closed = Some(reason);
+        self.outgoing = Bytes::new();
+    }
+
+    /// Sends a cancel request from a task on the current tokio runtime, for a COPY OUT that was
+    /// abandoned without awaiting; the next call waits for it. `false` when there is no runtime
+    /// at hand or no backend key.
+    pub(crate) fn cancel_in_background(&mut self) -> bool {
+        let (Some(request), Ok(runtime)) = (
+            self.session.cancel_request(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return false;
+        };
+        let target = self.target.clone();
+        let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
+        self.pending_cancel =
+            Some(runtime.spawn(async move { target.cancel(request, timeout).await }));
+        true
+    }
+
+    /// Writes `bytes` without waiting: `true` if the socket took them all at once.
+    pub(crate) fn try_write_all(&mut self, mut bytes: &[u8]) -> bool {
+        if !self.outgoing.is_empty() {
+            return false;
+        }
+        let Ok(stream) = self.stream() else {
+            return false;
+        };
+        while !bytes.is_empty() {
+            match stream.try_write(bytes) {
+                Ok(0) => return false,
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether every byte the session queued went out.
+    pub(crate) fn flushed(&self) -> bool {
+        self.outgoing.is_empty()
+    }
+
+    /// Writes what the session has to send. Cancel-safe: bytes not yet written stay queued.
+    pub(crate) async fn flush(&mut self) -> Result<(), Error> {
+        loop {
+            if self.outgoing.is_empty() {
+                match self.session.poll_transmit() {
+                    Some(bytes) => self.outgoing = bytes,
+                    None => return Ok(()),
+                }
+            }
+            let stream = live(&mut self.stream, self.closed)?;
+            let n = match stream.write(&self.outgoing).await {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e.into()),
+            };
+            self.outgoing.advance(n);
+        }
+    }
+
+    /// Writes raw bytes (realignment filler) after what the session has queued.
+    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.flush().await?;
+        let stream = self.stream()?;
+        stream.write_all_bytes(bytes).await
+    }
+
+    /// Reads once from the socket into the session.
+    pub(crate) async fn read_into_session(&mut self) -> Result<(), Error> {
+        let stream = live(&mut self.stream, self.closed)?;
+        let n = match stream.read(&mut self.scratch).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => {
+                self.session.handle_eof();
+                return Err(e.into());
+            }
+        };
+        if n == 0 {
+            self.session.handle_eof();
+            return Ok(());
+        }
+        self.session.handle_input(&self.scratch[..n])?;
+        Ok(())
+    }
+
+    /// Before a new operation: writes what a dropped call left unwritten and reads the answer a
+    /// dropped call left unread, so the session is ready.
+    pub(crate) async fn settle(&mut self) -> Result<(), Error> {
+        self.stream()?;
+        if let Some(cancel) = self.pending_cancel.take() {
+            // Cancel before reading the rest of the abandoned COPY; if it fails, reading the COPY
+            // to its end works too, only slower.
+            let _ = cancel.await;
+        }
+        if let State::Query | State::CopyInEnding | State::Draining = self.session.state() {
+            // The statement's outcome was not wanted any more: discard it.
+            let _ = self.wait_ready(|_| Ok(())).await;
+            self.stream()?;
+        }
+        // Events of an earlier operation (say its ReadyForQuery, read together with the error
+        // that ended a COPY) must not be taken for the next one's.
+        if self.session.state() == State::Ready {
+            while self.session.poll_event().is_some() {}
+        }
+        self.flush().await
+    }
+
+    /// Flushes, then reads until the session is ready, handing every event to `on`. A session
+    /// that closes ends this with its error.
+    pub(crate) async fn wait_ready(
+        &mut self,
+        mut on: impl FnMut(Event) -> Result<(), Error> + Send,
+    ) -> Result<(), Error> {
+        let mut failure = None;
+        loop {
+            self.flush().await?;
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Ready(_) => return failure.map_or(Ok(()), Err),
+                    Event::Closed(e) => return Err(e.into()),
+                    // The operation failed on our side (wrong COPY direction, not a COPY): go on
+                    // to ReadyForQuery, then report it.
+                    Event::Failed(e) => failure = Some(e.into()),
+                    Event::CancelNeeded => self.cancel().await?,
+                    other => on(other)?,
+                }
+            }
+            self.read_into_session().await?;
+        }
+    }
+}
+
+impl Stream {
+    async fn write_all_bytes(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
+        while !bytes.is_empty() {
+            match self.write(bytes).await {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Cancels what a [`Connection`] runs, without borrowing it: see [`Connection::cancel_token`].
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    target: Target,
+    request: Bytes,
+    timeout: Duration,
+}
+
+impl CancelToken {
+    /// Sends the CancelRequest on a new connection to the same server and waits until the server
+    /// took it. Whether anything was running to cancel, the server does not say.
+    ///
+    /// # Errors
+    /// The server could not be reached (within `connect_timeout`, 10 s if none).
+    pub async fn cancel(&self) -> Result<(), Error> {
+        Ok(self
+            .target
+            .cancel(self.request.clone(), self.timeout)
+            .await?)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Say goodbye when that cannot disturb anything, without blocking: a Terminate is five
+        // bytes. Otherwise the socket simply closes, which the server treats the same way.
+        if self.is_ready() {
+            self.session.terminate();
+            if let (Some(stream), Some(bytes)) = (&self.stream, self.session.poll_transmit()) {
+                let _ = stream.try_write(&bytes);
+            }
+        }
+    }
+}
+
+/// The socket, unless copyman closed it.
+fn live<'s>(
+    stream: &'s mut Option<Stream>,
+    closed: Option<&'static str>,
+) -> Result<&'s mut Stream, Error> {
+    match (stream, closed) {
+        (Some(stream), None) => Ok(stream),
+        (_, reason) => Err(Error::Closed {
+            reason: reason.unwrap_or("closed"),
+        }),
+    }
+}
+
+/// Every address the configuration names, in order.
+async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> {
+    let hosts = config.get_hosts();
+    let ports = config.get_ports();
+    let port_for = |i: usize| match ports {
+        [] => Ok(5432),
+        [one] => Ok(*one),
+        many => many.get(i).copied().ok_or(Error::Parameters(
+            "the number of ports must be one or match the number of hosts".into(),
+        )),
+    };
+    let default_hosts;
+    let hosts = if hosts.is_empty() {
+        default_hosts = vec![
+            Host::Unix(PathBuf::from("/var/run/postgresql")),
+            Host::Tcp("localhost".into()),
+        ];
+        &default_hosts[..]
+    } else {
+        hosts
+    };
+    let mut targets = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let port = port_for(i)?;
+        match host {
+            Host::Tcp(name) => {
+                if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port)).await {
+                    targets.extend(addrs.map(Target::Tcp));
+                }
+            }
+            Host::Unix(dir) => targets.push(Target::Unix(dir.join(format!(".s.PGSQL.{port}")))),
+        }
+    }
+    if targets.is_empty() {
+        return Err(Error::Parameters("no host could be resolved".into()));
+    }
+    Ok(targets)
+}

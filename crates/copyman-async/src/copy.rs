@@ -1,0 +1,621 @@
+//! The tokio driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`,
+//! with concurrent fan-out.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use copyman_core::{
+    Config, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output, ReceiverFault,
+    ReceiverId, Summary,
+};
+use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
+
+use crate::{Error, Producer, Receiver};
+
+/// How a [`CopyManager`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The manager's configuration: [`Config::window`] chunks (4 by default) may be pending per
+    /// receiver, so memory stays within window × the producer's buffer size.
+    pub config: Config,
+    /// A transmit (or the failing of a receiver's COPY) that does not complete within this time
+    /// is given up: the receiver faults with [`Error::Stalled`] while the others go on. `None`
+    /// (the default) waits for ever. Completing a COPY is never timed out: once CopyDone is
+    /// sent, waiting for the answer is the only way to know whether it committed.
+    pub stall_timeout: Option<Duration>,
+}
+
+impl Options {
+    /// These options with a window of `window` chunks (at least 1).
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.config = Config::with_window(window);
+        self
+    }
+
+    /// These options with a stall timeout.
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = Some(timeout);
+        self
+    }
+}
+
+/// An endpoint handed back by the IO that used it.
+enum Endpoint<'a> {
+    Producer(Box<dyn Producer + 'a>),
+    Receiver(ReceiverId, Box<dyn Receiver + 'a>),
+}
+
+/// The result of one order: the endpoint it used and what to tell the manager.
+struct Done<'a> {
+    endpoint: Endpoint<'a>,
+    input: Input,
+}
+
+/// One order in flight. It owns its endpoint while it runs, so no borrow of the manager is held
+/// across an await, and dropping the copy drops it with its endpoint.
+type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
+
+/// What the drive loop stopped for.
+enum Step {
+    Event(Event),
+    EndOfCopy,
+    Done,
+}
+
+/// Moves COPY data from one producer to many receivers, concurrently.
+///
+/// Every decision (faults, reconcile, realignment, finishing or failing) is copyman-core's
+/// [`Manager`]; this type carries out its orders on async endpoints. Writes to every receiver run
+/// at the same time, and the next producer read overlaps them, within the manager's window
+/// ([`Options`]): a slow receiver holds the producer back rather than making the copy buffer
+/// without limit, and with a stall timeout a stuck one faults while the others complete.
+///
+/// It is a [`Stream`] of per-cycle progress `(messages, bytes)` (the seed's
+/// `for n_msgs, n_bytes in copy`), with faults as `Err` items; the stream ends when the producer
+/// is exhausted (or no receiver is left). Then [`finish`](CopyManager::finish) it.
+///
+/// ```no_run
+/// use copyman_async::{Connection, CopyManager, StatementProducer, StatementReceiver};
+/// use futures_util::StreamExt;
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres").await?;
+/// let mut destination = Connection::connect_str("host=127.0.0.2 user=postgres").await?;
+/// destination.execute("BEGIN").await?;
+/// destination.execute("CREATE TEMP TABLE loading_table (i int8)").await?;
+/// let producer = StatementProducer::new(
+///     &mut source,
+///     "COPY (SELECT i FROM generate_series(1, 1000000) AS g(i)) TO STDOUT",
+/// );
+/// let receiver = StatementReceiver::new(&mut destination, "COPY loading_table FROM STDIN");
+/// let mut copy = CopyManager::start(producer, vec![Box::new(receiver)]).await?;
+/// while let Some(progress) = copy.next().await {
+///     let (messages, bytes) = progress?;
+///     println!("{messages} rows, {bytes} bytes");
+/// }
+/// let summary = copy.finish().await?;
+/// # drop(summary);
+/// destination.execute("COMMIT").await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Dropping a copy, cancellation
+///
+/// `Drop` cannot await, so a copy dropped before it ended (its stream, or the future of `run`,
+/// `finish`, `abort`, `reconcile` or `transfer`, dropped by `select!`, a timeout or an early
+/// return) cannot fail each COPY the polite way. It drops every endpoint, those inside IO in
+/// flight included, and each endpoint keeps the one rule that matters: **a destination's COPY is
+/// only ever completed by an explicit CopyDone**. What happens to each connection:
+///
+/// * [`StatementReceiver`](crate::StatementReceiver) in its COPY: it writes, without waiting,
+///   the realignment its partial frame needs and a CopyFail. If the socket takes them at once
+///   (the usual case) the server fails the COPY and the [`Connection`](crate::Connection) stays
+///   usable: its next call first reads the server's answer. If the socket would block (a
+///   stalled destination whose buffers are full), or a CopyDone/CopyFail was left half written,
+///   the socket is closed instead: the server aborts the COPY and rolls back the transaction
+///   around it, and the `Connection` fails every later call with [`Error::Closed`] (connect
+///   again). Nothing commits either way — with one exception: a drop *during* `finish`, after
+///   that receiver's CopyDone went out whole, cannot take the commit back (as with any client
+///   that disappears after sending a commit).
+/// * [`StatementProducer`](crate::StatementProducer) in its COPY: its session switches to
+///   draining and a cancel request is sent from a task spawned on the current tokio runtime;
+///   the `Connection`'s next call waits for that cancel and reads (discarding) the rest of the
+///   COPY first, so it stays usable. With no tokio runtime at hand the socket is closed instead
+///   (a COPY TO changes nothing; a transaction the caller had open on it is lost).
+/// * [`ClientReceiver`](crate::ClientReceiver): its `CopyInSink` is dropped unfinished, so
+///   `tokio-postgres` sends CopyFail: nothing commits, the client stays usable.
+/// * [`ClientProducer`](crate::ClientProducer): its `CopyOutStream` is dropped; the client
+///   discards the rest of the COPY and stays usable.
+/// * Sinks, writers, streams, readers, closures: simply dropped; what they were given stays
+///   given.
+/// * Endpoints whose COPY had already ended (completed or failed) are left as they are, usable.
+///
+/// A copy that reached the end of its data but was not finished is no different, so always end
+/// it with [`finish`](CopyManager::finish) (or `run`, or [`transfer`]).
+///
+/// The stall timeout ([`Options::stall_timeout`]) works the same way on a smaller scale: it
+/// drops a transmit's future, not the receiver, and knows from the transmit's `written` count
+/// ([`Receiver::transmit`](crate::Receiver::transmit)) how much of its data went out, so that the
+/// receiver can be reconciled or realigned.
+/// A receiver whose *failing* stalls past the timeout is left with a half-written CopyFail, so
+/// its connection is closed when the copy is dropped.
+pub struct CopyManager<'a> {
+    manager: Manager,
+    options: Options,
+    /// `None` while an order of the producer is in flight.
+    producer: Option<Box<dyn Producer + 'a>>,
+    /// A receiver is `None` while an order of it is in flight.
+    receivers: Vec<Option<Box<dyn Receiver + 'a>>>,
+    in_flight: FuturesUnordered<Io<'a>>,
+    /// Progress and faults that came while `reconcile` ran, for the stream.
+    queued: VecDeque<Result<(u64, u64), Fault>>,
+    result: Option<Result<Summary, CopyFail>>,
+    /// Payload bytes of the most recent chunks, newest last: the ones receivers may still hold.
+    recent: VecDeque<usize>,
+    buffered: usize,
+    peak_buffered: usize,
+}
+
+impl fmt::Debug for CopyManager<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyManager")
+            .field("manager", &self.manager)
+            .field("options", &self.options)
+            .field("in_flight", &self.in_flight.len())
+            .field("buffered", &self.buffered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CopyManager<'a> {
+    /// Starts a copy with the default [`Options`] (the seed's `__enter__`): every receiver's COPY
+    /// (concurrently), then the producer's.
+    ///
+    /// # Errors
+    /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
+    /// could not start.
+    pub async fn start(
+        producer: impl Producer + 'a,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+    ) -> Result<Self, CopyFail> {
+        Self::start_with(producer, receivers, Options::default()).await
+    }
+
+    /// Starts a copy with `options`; see [`CopyManager::start`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`].
+    pub async fn start_with(
+        producer: impl Producer + 'a,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+        options: Options,
+    ) -> Result<Self, CopyFail> {
+        let mut manager = Manager::new(producer.protocol(), options.config);
+        for receiver in &receivers {
+            manager
+                .add_receiver(receiver.protocol())
+                .expect("receivers are added before the start");
+        }
+        let mut copy = Self {
+            manager,
+            options,
+            producer: Some(Box::new(producer)),
+            receivers: receivers.into_iter().map(Some).collect(),
+            in_flight: FuturesUnordered::new(),
+            queued: VecDeque::new(),
+            result: None,
+            recent: VecDeque::new(),
+            buffered: 0,
+            peak_buffered: 0,
+        };
+        let starts = copy
+            .receivers
+            .iter_mut()
+            .enumerate()
+            .map(|(i, receiver)| async move {
+                let receiver = receiver.as_mut().expect("no IO runs before the start");
+                (ReceiverId(i), receiver.start().await)
+            });
+        let receiver_faults: Vec<_> = futures_util::future::join_all(starts)
+            .await
+            .into_iter()
+            .filter_map(|(id, result)| result.err().map(|e| (id, e)))
+            .collect();
+        let mut producer_fault = None;
+        if receiver_faults.is_empty() {
+            let source_frames = copy.manager.needs_source_frames();
+            let producer = copy.producer.as_mut().expect("no IO runs before the start");
+            producer_fault = producer.start(source_frames).await.err();
+        }
+        if receiver_faults.is_empty() && producer_fault.is_none() {
+            return Ok(copy);
+        }
+        let reason = "could not start the COPY operation";
+        let mut fail = match copy
+            .end(Input::Abort {
+                reason: reason.into(),
+            })
+            .await
+        {
+            Err(fail) => fail,
+            Ok(_) => unreachable!("an aborted copy fails"),
+        };
+        fail.receiver_faults
+            .extend(receiver_faults.into_iter().map(|(id, e)| (id, e.into())));
+        fail.receiver_faults.sort_by_key(|(id, _)| *id);
+        if let Some(error) = producer_fault {
+            fail.producer_fault = Some(error.into());
+        }
+        Err(fail)
+    }
+
+    /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole
+    /// copy.
+    ///
+    /// # Errors
+    /// [`CopyFail`] when anything went wrong; nothing is completed on any receiver then.
+    pub async fn run(mut self) -> Result<Summary, CopyFail> {
+        while let Some(progress) = self.next().await {
+            if let Err(fault) = progress {
+                return self
+                    .end(Input::Abort {
+                        reason: fault.to_string(),
+                    })
+                    .await;
+            }
+        }
+        self.finish().await
+    }
+
+    /// Lets a faulted receiver rejoin: it first transmits what it still owes. Progress and
+    /// faults of other receivers that come meanwhile are kept for the stream.
+    ///
+    /// # Errors
+    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, or data
+    /// went by while it was out); [`ReconcileError::Fault`] when its transmit fails again (it
+    /// stays out).
+    pub async fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ReconcileError> {
+        self.manager.handle_input(Input::Reconcile(receiver))?;
+        loop {
+            match poll_fn(|cx| self.poll_step(cx)).await {
+                Step::Event(Event::Reconciled(id)) if id == receiver => return Ok(()),
+                Step::Event(Event::ReceiverFault(fault)) if fault.get(receiver).is_some() => {
+                    return Err(ReconcileError::Fault(Fault::Receiver(fault)));
+                }
+                Step::Event(event) => {
+                    if let Some(item) = stream_item(event) {
+                        self.queued.push_back(item);
+                    }
+                }
+                Step::EndOfCopy | Step::Done => {
+                    unreachable!("a reconcile ends with the receiver back or faulted")
+                }
+            }
+        }
+    }
+
+    /// Completes the copy (the seed's `__exit__`): succeeds only if the producer reached its end,
+    /// a receiver is left and every receiver completes with the producer's row count. Receivers
+    /// complete concurrently.
+    ///
+    /// # Errors
+    /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
+    pub async fn finish(mut self) -> Result<Summary, CopyFail> {
+        self.end(Input::Finish).await
+    }
+
+    /// Fails the copy with `reason`: nothing is completed on any receiver.
+    pub async fn abort(mut self, reason: &str) -> CopyFail {
+        match self
+            .end(Input::Abort {
+                reason: reason.into(),
+            })
+            .await
+        {
+            Err(fail) => fail,
+            Ok(_) => unreachable!("an aborted copy fails"),
+        }
+    }
+
+    /// The receivers still in the copy (the seed's `receivers`).
+    pub fn live_receivers(&self) -> Vec<ReceiverId> {
+        self.manager.live_receivers().collect()
+    }
+
+    /// Messages and payload bytes the producer delivered so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.manager.totals()
+    }
+
+    /// Payload bytes of the chunks receivers hold now (queued or being transmitted).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// The most payload bytes receivers held at once: at most the window × the producer's
+    /// chunk size (a statement producer's buffer size), whatever the data size. The buffer of
+    /// a producer read in flight is not counted.
+    pub fn peak_buffered(&self) -> usize {
+        self.peak_buffered
+    }
+
+    /// Reports an input the manager asked for.
+    fn report(&mut self, input: Input) {
+        if let Input::ProducerData(chunk) = &input {
+            self.recent.push_back(chunk.data.len());
+        }
+        self.manager
+            .handle_input(input)
+            .expect("the driver reports exactly what the manager asked for");
+        self.account();
+    }
+
+    /// Updates the buffered bytes. Each receiver transmits chunks in order, so what receivers
+    /// hold is the most recent `max(pending)` chunks.
+    fn account(&mut self) {
+        let held = (0..self.receivers.len())
+            .map(|i| self.manager.pending(ReceiverId(i)))
+            .max()
+            .unwrap_or(0);
+        while self.recent.len() > held {
+            self.recent.pop_front();
+        }
+        self.buffered = self.recent.iter().sum();
+        self.peak_buffered = self.peak_buffered.max(self.buffered);
+    }
+
+    /// The drive loop: carries out the manager's orders until it has an event for the caller,
+    /// or must wait for IO in flight (then waits for one result and goes on).
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        loop {
+            match self.manager.poll_output() {
+                Output::Event(event) => return Poll::Ready(Step::Event(event)),
+                Output::EndOfCopy => return Poll::Ready(Step::EndOfCopy),
+                Output::Done => return Poll::Ready(Step::Done),
+                Output::Wait => {
+                    let done = ready!(self.in_flight.poll_next_unpin(cx))
+                        .expect("the manager waits only while IO it ordered is in flight");
+                    match done.endpoint {
+                        Endpoint::Producer(producer) => self.producer = Some(producer),
+                        Endpoint::Receiver(id, receiver) => self.receivers[id.0] = Some(receiver),
+                    }
+                    self.report(done.input);
+                }
+                order => self.dispatch(order),
+            }
+        }
+    }
+
+    /// Starts the IO of one order.
+    fn dispatch(&mut self, order: Output) {
+        let stall = self.options.stall_timeout;
+        let io: Io<'a> = match order {
+            Output::ReadProducer => {
+                let mut producer = self.take_producer();
+                Box::pin(async move {
+                    let input = match producer.next_chunk().await {
+                        Ok(Some(chunk)) => Input::ProducerData(chunk),
+                        Ok(None) => Input::ProducerEnd {
+                            count: producer.count(),
+                        },
+                        Err(error) => Input::ProducerError(error),
+                    };
+                    Done {
+                        endpoint: Endpoint::Producer(producer),
+                        input,
+                    }
+                })
+            }
+            Output::CancelProducer => {
+                let mut producer = self.take_producer();
+                Box::pin(async move {
+                    let result = producer.cancel().await;
+                    Done {
+                        endpoint: Endpoint::Producer(producer),
+                        input: Input::ProducerDone { result },
+                    }
+                })
+            }
+            Output::Transmit { receiver, data } => {
+                let mut endpoint = self.take_receiver(receiver);
+                Box::pin(async move {
+                    let mut written = 0;
+                    let result = within(stall, endpoint.transmit(&data, &mut written)).await;
+                    let written = written.min(data_len(&data));
+                    let input = match result {
+                        Some(Ok(())) => Input::Transmitted { receiver },
+                        Some(Err(error)) => Input::ReceiverError {
+                            receiver,
+                            error,
+                            written,
+                        },
+                        None => Input::ReceiverError {
+                            receiver,
+                            error: Box::new(stalled(stall)),
+                            written,
+                        },
+                    };
+                    Done {
+                        endpoint: Endpoint::Receiver(receiver, endpoint),
+                        input,
+                    }
+                })
+            }
+            Output::Complete { receiver } => {
+                let mut endpoint = self.take_receiver(receiver);
+                Box::pin(async move {
+                    let result = endpoint.complete().await;
+                    Done {
+                        endpoint: Endpoint::Receiver(receiver, endpoint),
+                        input: Input::ReceiverDone { receiver, result },
+                    }
+                })
+            }
+            Output::Fail {
+                receiver,
+                reason,
+                completion,
+            } => {
+                let mut endpoint = self.take_receiver(receiver);
+                Box::pin(async move {
+                    let result = match within(stall, endpoint.fail(&reason, &completion)).await {
+                        Some(result) => result.map(|()| None),
+                        None => Err(Box::new(stalled(stall)) as _),
+                    };
+                    Done {
+                        endpoint: Endpoint::Receiver(receiver, endpoint),
+                        input: Input::ReceiverDone { receiver, result },
+                    }
+                })
+            }
+            other => unreachable!("not an order: {other:?}"),
+        };
+        self.in_flight.push(io);
+    }
+
+    fn take_producer(&mut self) -> Box<dyn Producer + 'a> {
+        self.producer
+            .take()
+            .expect("the manager orders one producer IO at a time")
+    }
+
+    fn take_receiver(&mut self, receiver: ReceiverId) -> Box<dyn Receiver + 'a> {
+        self.receivers[receiver.0]
+            .take()
+            .expect("the manager orders one IO per receiver at a time")
+    }
+
+    /// Ends the copy with `input` (finish or abort) and drives it to its result.
+    async fn end(&mut self, input: Input) -> Result<Summary, CopyFail> {
+        if let Some(result) = self.result.clone() {
+            return result;
+        }
+        self.report(input);
+        loop {
+            match poll_fn(|cx| self.poll_step(cx)).await {
+                Step::Event(Event::Finished(result)) => {
+                    self.result = Some(result.clone());
+                    return result;
+                }
+                // Progress and faults that arrive while ending are moot: the result says it all.
+                Step::Event(_) => {}
+                Step::EndOfCopy | Step::Done => {
+                    unreachable!("an ending copy goes on to its result")
+                }
+            }
+        }
+    }
+}
+
+/// Runs `io`, within `timeout` if there is one; `None` when it timed out.
+async fn within<T>(timeout: Option<Duration>, io: impl Future<Output = T>) -> Option<T> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, io).await.ok(),
+        None => Some(io.await),
+    }
+}
+
+fn stalled(timeout: Option<Duration>) -> Error {
+    Error::Stalled {
+        timeout: timeout.unwrap_or_default(),
+        source: std::io::ErrorKind::TimedOut.into(),
+    }
+}
+
+fn data_len(data: &Data) -> usize {
+    match data {
+        Data::PQv3(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+/// The stream's item for an event, if it has one.
+fn stream_item(event: Event) -> Option<Result<(u64, u64), Fault>> {
+    match event {
+        Event::Progress { messages, bytes } => Some(Ok((messages, bytes))),
+        Event::ReceiverFault(fault) => Some(Err(Fault::Receiver(fault))),
+        Event::ProducerFault(fault) => Some(Err(Fault::Producer(fault))),
+        _ => None,
+    }
+}
+
+impl Stream for CopyManager<'_> {
+    type Item = Result<(u64, u64), Fault>;
+
+    /// The next cycle's progress `(messages, bytes)`, or a fault; `None` once the producer reached
+    /// its end (or no receiver is left).
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(item) = this.queued.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if this.result.is_some() {
+            return Poll::Ready(None);
+        }
+        loop {
+            match ready!(this.poll_step(cx)) {
+                Step::Event(event) => {
+                    if let Some(item) = stream_item(event) {
+                        return Poll::Ready(Some(item));
+                    }
+                }
+                Step::EndOfCopy | Step::Done => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
+/// Why a reconcile did not bring a receiver back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// The manager refused: see the reason.
+    #[error(transparent)]
+    Refused(#[from] ManagerError),
+    /// The receiver failed again while transmitting what it owed; it stays out of the copy.
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+impl ReconcileError {
+    /// The receiver fault, when the receiver failed again.
+    pub fn receiver_fault(&self) -> Option<&ReceiverFault> {
+        match self {
+            Self::Fault(Fault::Receiver(fault)) => Some(fault),
+            _ => None,
+        }
+    }
+}
+
+/// Copies everything `producer` produces to every receiver (the seed's `transfer`), returning the
+/// totals `(messages, bytes)`.
+///
+/// ```no_run
+/// use copyman_async::{Connection, StatementProducer, StatementReceiver, transfer};
+///
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres").await?;
+/// let mut destination = Connection::connect_str("host=127.0.0.2 user=postgres").await?;
+/// destination.execute("CREATE TABLE IF NOT EXISTS t (i int8)").await?;
+/// let (rows, bytes) = transfer(
+///     StatementProducer::new(&mut source, "COPY (SELECT i FROM generate_series(1, 1000000) AS g(i)) TO STDOUT"),
+///     vec![Box::new(StatementReceiver::new(&mut destination, "COPY t FROM STDIN"))],
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`CopyFail`] if anything went wrong: nothing is completed on any receiver then.
+pub async fn transfer<'a>(
+    producer: impl Producer + 'a,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+) -> Result<(u64, u64), CopyFail> {
+    let summary = CopyManager::start(producer, receivers).await?.run().await?;
+    Ok((summary.messages, summary.bytes))
+}

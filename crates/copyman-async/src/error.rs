@@ -1,0 +1,72 @@
+//! The one error type of copyman-async.
+
+use std::io;
+use std::time::Duration;
+
+use copyman_core::session::{DbError, SessionError};
+
+/// What can go wrong with a connection or an endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection string could not be parsed.
+    #[error("invalid connection string")]
+    Config(#[source] tokio_postgres::Error),
+    /// A connection parameter is missing or unusable.
+    #[error("invalid connection parameters: {0}")]
+    Parameters(String),
+    /// No server could be reached.
+    #[error("could not connect to {target}")]
+    Connect {
+        /// The address tried last (host:port or socket path).
+        target: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Reading or writing the socket failed.
+    #[error("i/o error on the connection")]
+    Io(#[from] io::Error),
+    /// The endpoint was used in a state where that is not possible.
+    #[error("{0}")]
+    State(&'static str),
+    /// The connection was closed by copyman to keep a COPY from committing (an endpoint was
+    /// dropped in the middle of its COPY, or its abort did not complete in time).
+    #[error("connection closed: {reason}")]
+    Closed {
+        /// Why it was closed.
+        reason: &'static str,
+    },
+    /// A transmit (or the failing of a COPY) did not complete within the copy's stall timeout.
+    /// Its source is an [`io::Error`] of kind `TimedOut`, so that code that looks for socket
+    /// timeouts (the seed's `socket.timeout`) finds one.
+    #[error("receiver stalled for {timeout:?}")]
+    Stalled {
+        /// The stall timeout.
+        timeout: Duration,
+        /// An error of kind [`io::ErrorKind::TimedOut`].
+        #[source]
+        source: io::Error,
+    },
+    /// The `tokio-postgres` client of a client-bound endpoint failed.
+    #[error(transparent)]
+    Client(#[from] tokio_postgres::Error),
+}
+
+impl Error {
+    /// The server's error, if the server reported one.
+    pub fn db_error(&self) -> Option<&DbError> {
+        match self {
+            Self::Session(e) => e.db_error(),
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE of the server's error, if the server reported one.
+    pub fn code(&self) -> Option<&str> {
+        self.db_error().map(|e| e.code.as_str())
+    }
+}

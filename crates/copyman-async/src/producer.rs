@@ -1,0 +1,569 @@
+//! Producers: where the COPY data comes from.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use copyman_core::session::{Event, SessionError, State};
+use copyman_core::source::{CopyOutSource, SourceItem};
+use copyman_core::{BoxError, Chunk, Protocol};
+use copyman_wire::HEADROOM;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::connection::Connection;
+use crate::{DEFAULT_BUFFER_SIZE, Error};
+
+/// A source of COPY data for a [`CopyManager`](crate::CopyManager).
+///
+/// Implement it to feed a copy from anything; the manager calls `start` once, then
+/// `next_chunk` until it returns `None`, or `cancel` if the copy is aborted first. At most one
+/// call is outstanding at a time; a call's future may be dropped midway only when the whole copy
+/// is dropped (then the producer is dropped too).
+#[async_trait]
+pub trait Producer: Send {
+    /// The protocol of the chunks it produces.
+    fn protocol(&self) -> Protocol;
+
+    /// Starts producing. A PQv3 producer must hand in frames as the server sent them when
+    /// `source_frames` is true (a receiver wants lines); otherwise it may re-block them.
+    ///
+    /// # Errors
+    /// Whatever keeps it from starting; the copy then fails.
+    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+
+    /// The next chunk, or `None` at the end.
+    ///
+    /// # Errors
+    /// A failure to produce: the copy reports a ProducerFault and may go on or abort.
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
+
+    /// Rows it says it produced (its `COPY n`), once at its end, if it knows.
+    fn count(&self) -> Option<u64> {
+        None
+    }
+
+    /// Stops producing before the end and leaves its connection usable (cancel and drain).
+    ///
+    /// # Errors
+    /// Its connection could not be made usable again.
+    async fn cancel(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<P: Producer + ?Sized> Producer for Box<P> {
+    fn protocol(&self) -> Protocol {
+        (**self).protocol()
+    }
+
+    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        (**self).start(source_frames).await
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        (**self).next_chunk().await
+    }
+
+    fn count(&self) -> Option<u64> {
+        (**self).count()
+    }
+
+    async fn cancel(&mut self) -> Result<(), BoxError> {
+        (**self).cancel().await
+    }
+}
+
+/// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
+///
+/// Reads the socket in large buffers (64 KiB by default), re-blocks each read into one CopyData
+/// frame in place (copyman-core's [`CopyOutSource`]), and hands that one buffer to every
+/// receiver. Rows are never parsed.
+///
+/// Dropped in the middle of its COPY (the copy's future or stream dropped), it cannot drain its
+/// connection there and then: it sends a cancel request from a task on the current tokio
+/// runtime, and the connection's next call waits for that cancel and reads (discarding) the rest
+/// of the COPY first, so the connection stays usable. Without a tokio runtime at hand it closes
+/// the connection instead (a COPY TO changes nothing; any transaction open on it is lost), and
+/// the connection fails every call with [`Error::Closed`].
+///
+/// ```no_run
+/// use copyman_async::{Connection, StatementProducer};
+///
+/// # async fn f() -> Result<(), copyman_async::Error> {
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres").await?;
+/// let producer = StatementProducer::new(
+///     &mut source,
+///     "COPY (SELECT i FROM generate_series(1, 10) AS g(i)) TO STDOUT",
+/// );
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct StatementProducer<'c> {
+    conn: &'c mut Connection,
+    statement: String,
+    buffer_size: usize,
+    buf: BytesMut,
+    source: Option<CopyOutSource>,
+    count: Option<u64>,
+    ended: bool,
+    /// Its statement was sent: from then on its connection is in its COPY until Ready.
+    started: bool,
+    /// The COPY OUT failed (server error, closed connection): every later read repeats it, so a
+    /// copy that goes on after the ProducerFault never mistakes the failure for the end.
+    failed: Option<SessionError>,
+}
+
+impl<'c> StatementProducer<'c> {
+    /// A producer running `statement` (a `COPY … TO STDOUT`) on `conn`.
+    pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
+        Self {
+            conn,
+            statement: statement.into(),
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            buf: BytesMut::new(),
+            source: None,
+            count: None,
+            ended: false,
+            started: false,
+            failed: None,
+        }
+    }
+
+    /// Sets the read buffer size (at least 1 byte; the default is 64 KiB).
+    pub fn buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = size.max(1);
+        self
+    }
+
+    async fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
+        self.conn.settle().await?;
+        self.conn.session.copy_out(&self.statement)?;
+        self.started = true;
+        let mut source = CopyOutSource::new(reblock);
+        let mut early: Option<BytesMut> = None;
+        let mut started = false;
+        let mut error = None;
+        let mut count = None;
+        // Read until the server starts the COPY (or says why it does not).
+        while !started {
+            self.conn.flush().await?;
+            while let Some(event) = self.conn.session.poll_event() {
+                match event {
+                    Event::CopyOutStarted { .. } => started = true,
+                    Event::CopyData(bytes) => early = Some(bytes),
+                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                    Event::Failed(e) => error = Some(e),
+                    Event::Closed(e) => return Err(e.into()),
+                    Event::CancelNeeded => self.conn.cancel().await?,
+                    Event::CommandComplete { rows, .. } => count = rows,
+                    Event::Ready(_) if started && error.is_none() => {
+                        // A COPY without data ends in the read that starts it: it is over.
+                        self.count = count;
+                        self.ended = true;
+                        self.source = Some(source);
+                        return Ok(());
+                    }
+                    Event::Ready(_) => {
+                        return Err(match error {
+                            Some(e) => e.into(),
+                            None => Error::State("the statement ended without starting a COPY"),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if !started {
+                self.conn.read_into_session().await?;
+            }
+        }
+        if let Some(bytes) = early {
+            source.handle_stream_bytes(&mut self.conn.session, &bytes)?;
+        }
+        self.source = Some(source);
+        Ok(())
+    }
+
+    async fn read_chunk(&mut self) -> Result<Option<Chunk>, Error> {
+        let source = self
+            .source
+            .as_mut()
+            .ok_or(Error::State("producer not started"))?;
+        loop {
+            match source.poll_item() {
+                Some(SourceItem::Chunk(chunk)) => return Ok(Some(chunk)),
+                Some(SourceItem::End { count }) => {
+                    self.count = count;
+                    self.ended = true;
+                    return Ok(None);
+                }
+                Some(_) => continue,
+                None if self.ended => return Ok(None),
+                None => {}
+            }
+            if let Some(e) = &self.failed {
+                return Err(e.clone().into());
+            }
+            // Reuses the buffer's memory once the receivers are done with the last chunk.
+            self.buf.clear();
+            self.buf.resize(HEADROOM + self.buffer_size, 0);
+            let stream = self.conn.stream()?;
+            let n = loop {
+                match stream.read(&mut self.buf[HEADROOM..]).await {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            if n == 0 {
+                self.conn.session.handle_eof();
+                self.failed = Some(SessionError::Closed);
+                return Err(SessionError::Closed.into());
+            }
+            self.buf.truncate(HEADROOM + n);
+            if let Err(e) = source.handle_read(&mut self.conn.session, self.buf.split()) {
+                self.failed = Some(e.clone());
+                return Err(e.into());
+            }
+        }
+    }
+
+    async fn cancel_copy(&mut self) -> Result<(), Error> {
+        let Some(source) = self.source.as_mut() else {
+            return Ok(());
+        };
+        if self.ended || source.is_ended() && self.conn.is_ready() {
+            self.ended = true;
+            return Ok(());
+        }
+        if self.failed.is_some() && self.conn.session.state() == State::Closed {
+            // The connection died with the failure already reported: nothing left to drain.
+            self.ended = true;
+            return Ok(());
+        }
+        if !source.is_ended() {
+            source.abort(&mut self.conn.session)?;
+            self.conn.cancel().await?;
+        }
+        self.ended = true;
+        // The server answers the cancel with 57014 query_canceled: expected, not reported.
+        self.conn.wait_ready(|_| Ok(())).await
+    }
+}
+
+impl Drop for StatementProducer<'_> {
+    fn drop(&mut self) {
+        let open = self.started
+            && !matches!(
+                self.conn.session.state(),
+                State::Ready | State::Closed | State::Failed | State::Draining
+            );
+        let ended = self.ended || self.source.as_ref().is_some_and(CopyOutSource::is_ended);
+        if !open || ended || self.conn.is_closed() {
+            // Nothing runs any more, or the server ends the statement by itself: the
+            // connection's next call reads what is left.
+            return;
+        }
+        // Dropped in the middle of its COPY, where nothing can be awaited: switch the session to
+        // draining and cancel from a background task; the connection's next call waits for the
+        // cancel and reads the rest. Without a runtime to cancel from, close the connection.
+        let aborted = match self.source.as_mut() {
+            Some(source) => source.abort(&mut self.conn.session).is_ok(),
+            None => self.conn.session.abort_copy_out(&[]).is_ok(),
+        };
+        if !(aborted && self.conn.cancel_in_background()) {
+            self.conn.close("a COPY TO STDOUT was abandoned midway");
+        }
+    }
+}
+
+#[async_trait]
+impl Producer for StatementProducer<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::PQv3
+    }
+
+    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        Ok(self.start_copy(!source_frames).await?)
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        Ok(self.read_chunk().await?)
+    }
+
+    fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    async fn cancel(&mut self) -> Result<(), BoxError> {
+        Ok(self.cancel_copy().await?)
+    }
+}
+
+/// Produces chunks of COPY lines from any iterator (the seed's `IteratorProducer`).
+///
+/// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
+/// and CSV formats (so progress counts rows). Receivers of PQv3 data get each chunk as one
+/// CopyData message; call receivers get the lines as given. For data that comes asynchronously,
+/// or as raw bytes rather than lines, see [`StreamProducer`] and [`ReaderProducer`].
+///
+/// ```
+/// use copyman_async::IteratorProducer;
+///
+/// let producer = IteratorProducer::new(vec![vec!["1\n", "2\n"], vec!["3\n"]]);
+/// ```
+#[derive(Debug)]
+pub struct IteratorProducer<I> {
+    iter: I,
+}
+
+impl<I, C, L> IteratorProducer<I>
+where
+    I: Iterator<Item = C> + Send,
+    C: IntoIterator<Item = L>,
+    L: Into<Bytes>,
+{
+    /// A producer of the chunks `iter` yields.
+    pub fn new(iter: impl IntoIterator<IntoIter = I>) -> Self {
+        Self {
+            iter: iter.into_iter(),
+        }
+    }
+}
+
+#[async_trait]
+impl<I, C, L> Producer for IteratorProducer<I>
+where
+    I: Iterator<Item = C> + Send,
+    C: IntoIterator<Item = L>,
+    L: Into<Bytes>,
+{
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        Ok(self
+            .iter
+            .next()
+            .map(|lines| Chunk::lines(lines.into_iter().map(Into::into).collect::<Vec<Bytes>>())))
+    }
+}
+
+/// Produces COPY data from any [`Stream`] of byte buffers: the async `IteratorProducer` for raw
+/// bytes.
+///
+/// The bytes are raw COPY data in the format the receivers' statements expect (text, CSV or
+/// binary), split anywhere: each item goes to the manager as it comes, as a chunk of one
+/// "line" (so progress counts items, not rows). Receivers of PQv3 data get each item as one
+/// CopyData message, which COPY FROM accepts whatever the split; call receivers get the items
+/// as given.
+///
+/// ```
+/// use bytes::Bytes;
+/// use copyman_async::StreamProducer;
+///
+/// let items = vec![Ok::<_, std::io::Error>(Bytes::from_static(b"1\n2\n")), Ok(Bytes::from_static(b"3\n"))];
+/// let producer = StreamProducer::new(futures_util::stream::iter(items));
+/// ```
+#[derive(Debug)]
+pub struct StreamProducer<S> {
+    stream: S,
+}
+
+impl<S, E> StreamProducer<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: Into<BoxError>,
+{
+    /// A producer of the items of `stream`.
+    pub fn new(stream: S) -> Self {
+        Self { stream }
+    }
+}
+
+#[async_trait]
+impl<S, E> Producer for StreamProducer<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+    E: Into<BoxError>,
+{
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        match self.stream.next().await {
+            Some(Ok(bytes)) => Ok(Some(Chunk::lines(vec![bytes]))),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Produces COPY data from any [`AsyncRead`] (a file, a pipe, a socket).
+///
+/// The bytes are raw COPY data in the format the receivers' statements expect; each read
+/// (up to the buffer size, 64 KiB by default) goes to the manager as a chunk of one "line", as
+/// for [`StreamProducer`].
+///
+/// ```
+/// use copyman_async::ReaderProducer;
+///
+/// let producer = ReaderProducer::new(&b"1\n2\n3\n"[..]);
+/// ```
+#[derive(Debug)]
+pub struct ReaderProducer<R> {
+    reader: R,
+    buffer_size: usize,
+}
+
+impl<R: AsyncRead + Send + Unpin> ReaderProducer<R> {
+    /// A producer of what `reader` reads.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+        }
+    }
+
+    /// Sets the read buffer size (at least 1 byte; the default is 64 KiB).
+    pub fn buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = size.max(1);
+        self
+    }
+}
+
+#[async_trait]
+impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        let mut buf = BytesMut::with_capacity(self.buffer_size);
+        loop {
+            match self.reader.read_buf(&mut buf).await {
+                Ok(0) => return Ok(None),
+                Ok(_) => return Ok(Some(Chunk::lines(vec![buf.freeze()]))),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Box::new(Error::Io(e))),
+            }
+        }
+    }
+}
+
+/// Produces no data (the seed's `NullProducer`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullProducer;
+
+#[async_trait]
+impl Producer for NullProducer {
+    fn protocol(&self) -> Protocol {
+        Protocol::Null
+    }
+
+    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        Ok(None)
+    }
+}
+
+/// Produces the rows of a `COPY … TO STDOUT` run through an existing `tokio-postgres` client or
+/// transaction (`copy_out`): the convenient path for applications that hold pooled connections.
+///
+/// Slower than [`StatementProducer`]: the client parses every message. Rows come as lines,
+/// gathered into chunks of about the buffer size (64 KiB by default) without copying them.
+/// Cancelling or dropping it drops the client's `CopyOutStream`: the client then reads and
+/// discards the rest of the COPY, and its connection stays usable.
+pub struct ClientProducer<'c> {
+    stream: Option<Pin<Box<tokio_postgres::CopyOutStream>>>,
+    buffer_size: usize,
+    /// Ties the producer to the client (or transaction) it copies from.
+    _client: PhantomData<&'c ()>,
+}
+
+impl std::fmt::Debug for ClientProducer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientProducer").finish_non_exhaustive()
+    }
+}
+
+impl<'c> ClientProducer<'c> {
+    /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
+    ///
+    /// # Errors
+    /// The client's, e.g. the server's error for a bad statement.
+    pub async fn new<C: tokio_postgres::GenericClient>(
+        client: &'c C,
+        statement: &str,
+    ) -> Result<Self, Error> {
+        let stream = client.client().copy_out(statement).await?;
+        Ok(Self {
+            stream: Some(Box::pin(stream)),
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            _client: PhantomData,
+        })
+    }
+
+    /// Sets the size rows are gathered to per chunk (at least 1 byte; the default is 64 KiB).
+    pub fn buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = size.max(1);
+        self
+    }
+}
+
+#[async_trait]
+impl Producer for ClientProducer<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(None);
+        };
+        let mut rows = Vec::new();
+        let mut size = 0;
+        while size < self.buffer_size {
+            match stream.next().await {
+                Some(row) => {
+                    let row = row.map_err(Error::Client)?;
+                    size += row.len();
+                    rows.push(row);
+                }
+                None => {
+                    self.stream = None;
+                    break;
+                }
+            }
+        }
+        Ok((!rows.is_empty()).then(|| Chunk::lines(rows)))
+    }
+
+    async fn cancel(&mut self) -> Result<(), BoxError> {
+        self.stream = None;
+        Ok(())
+    }
+}

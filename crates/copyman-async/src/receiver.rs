@@ -1,0 +1,648 @@
+//! Receivers: where the COPY data goes.
+
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use copyman_core::session::{Event, Session, SessionError, State};
+use copyman_core::{BoxError, Data, Protocol};
+use copyman_wire::Framer;
+use copyman_wire::realign::{self, Completion};
+use futures_util::{Sink, SinkExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::Error;
+use crate::connection::{Connection, Stream};
+
+/// A destination of COPY data for a [`CopyManager`](crate::CopyManager).
+///
+/// The manager calls `start` once, `transmit` for each cycle's data (and again with what is still
+/// owed when the receiver is reconciled), then exactly one of `complete` or `fail`. Transmits to
+/// different receivers run concurrently; one receiver never has two calls outstanding.
+///
+/// With a stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)) the future
+/// of a `transmit` or `fail` may be dropped midway; the receiver itself lives on, and the
+/// `written` count its transmit kept up to date tells the manager how much of the data went out.
+#[async_trait]
+pub trait Receiver: Send {
+    /// The protocol of the data it takes.
+    fn protocol(&self) -> Protocol;
+
+    /// Starts receiving.
+    ///
+    /// # Errors
+    /// Whatever keeps it from starting; the copy then fails.
+    async fn start(&mut self) -> Result<(), BoxError>;
+
+    /// Takes one cycle's data.
+    ///
+    /// `written` starts at 0. A receiver that can send part of the data (PQv3 over a socket)
+    /// adds to it as bytes go out, so that when the transmit fails, or its future is dropped by
+    /// the stall timeout, the manager knows how much went out: realignment and reconcile depend
+    /// on it. Receivers that take data whole may ignore it. A wrapper passes it on.
+    ///
+    /// # Errors
+    /// A failure: the receiver faults and leaves the copy.
+    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError>;
+
+    /// Commits what it received; returns its `COPY n` if it has one.
+    ///
+    /// # Errors
+    /// The commit failed: the copy fails.
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
+
+    /// Discards what it received: first sends `completion` (realignment, PQv3 receivers), then
+    /// fails its COPY with `reason`, leaving its connection usable.
+    ///
+    /// # Errors
+    /// Its connection could not be made usable again.
+    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
+}
+
+#[async_trait]
+impl<R: Receiver + ?Sized> Receiver for Box<R> {
+    fn protocol(&self) -> Protocol {
+        (**self).protocol()
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        (**self).start().await
+    }
+
+    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+        (**self).transmit(data, written).await
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        (**self).complete().await
+    }
+
+    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        (**self).fail(reason, completion).await
+    }
+}
+
+/// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
+///
+/// The data of each cycle is written while the socket is read at the same time, so an error
+/// the server reports (a bad row, a constraint) ends the transmit at once and becomes a fault of
+/// this receiver, with the server's SQLSTATE, message, detail and context.
+///
+/// Its COPY is only ever completed by an explicit CopyDone ([`Receiver::complete`]). Dropped in
+/// the middle of its COPY (the copy's future or stream dropped) it fails the COPY without
+/// waiting: it writes the realignment and a CopyFail if the socket takes them at once (the
+/// usual case), and the connection's next call reads the server's answer, so the connection
+/// stays usable. If the socket would block (a stalled destination), or a message was left half
+/// written (a CopyDone or CopyFail cut short, e.g. its abort cut short by the stall timeout),
+/// it closes the connection instead: the server aborts the COPY and the transaction around it,
+/// and the connection fails every later call with [`Error::Closed`]. Nothing of the COPY
+/// commits either way.
+#[derive(Debug)]
+pub struct StatementReceiver<'c> {
+    conn: &'c mut Connection,
+    statement: String,
+    /// The server ended the COPY with this error; nothing sent since counts.
+    server_error: Option<SessionError>,
+    /// Its statement was sent: from then on its connection is in its COPY until Ready.
+    started: bool,
+    /// Follows the CopyData stream written to the server, for realignment when dropped.
+    framer: Framer,
+    /// `fail` began writing its realignment: the framer no longer tells where the stream is.
+    failing: bool,
+}
+
+impl<'c> StatementReceiver<'c> {
+    /// A receiver running `statement` (a `COPY … FROM STDIN`) on `conn`.
+    pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
+        Self {
+            conn,
+            statement: statement.into(),
+            server_error: None,
+            started: false,
+            framer: Framer::new(),
+            failing: false,
+        }
+    }
+
+    async fn start_copy(&mut self) -> Result<(), Error> {
+        self.conn.settle().await?;
+        self.conn.session.copy_in(&self.statement)?;
+        self.started = true;
+        let mut error = None;
+        loop {
+            self.conn.flush().await?;
+            while let Some(event) = self.conn.session.poll_event() {
+                match event {
+                    Event::CopyInStarted { .. } => return Ok(()),
+                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                    Event::Failed(e) => error = Some(e),
+                    Event::Closed(e) => return Err(e.into()),
+                    Event::CancelNeeded => self.conn.cancel().await?,
+                    Event::Ready(_) => {
+                        return Err(match error {
+                            Some(e) => e.into(),
+                            None => Error::State("the statement ended without starting a COPY"),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            self.conn.read_into_session().await?;
+        }
+    }
+
+    /// Writes `bytes` while reading what the server says; its error ends the write.
+    async fn write_data(&mut self, bytes: &[u8], written: &mut usize) -> Result<(), Error> {
+        self.conn.flush().await?;
+        let server_error = &mut self.server_error;
+        let framer = &mut self.framer;
+        let (stream, session, scratch) = self.conn.parts()?;
+        while *written < bytes.len() {
+            tokio::select! {
+                biased;
+                ready = stream.readable() => {
+                    ready?;
+                    read_server(stream, session, scratch, server_error);
+                    if let Some(e) = server_error {
+                        return Err(Error::Session(e.clone()));
+                    }
+                }
+                ready = stream.writable() => {
+                    ready?;
+                    match stream.try_write(&bytes[*written..]) {
+                        Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                        Ok(n) => {
+                            // The manager checked this data: it is whole CopyData frames.
+                            let _ = framer.advance(&bytes[*written..*written + n]);
+                            *written += n;
+                        }
+                        Err(e) if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                        Err(e) => {
+                            // The server may have said why it stopped reading: prefer its words.
+                            read_server(stream, session, scratch, server_error);
+                            return Err(match server_error {
+                                Some(e) => Error::Session(e.clone()),
+                                None => Error::Io(e),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        read_server(stream, session, scratch, server_error);
+        match server_error {
+            Some(e) => Err(Error::Session(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    async fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
+        if let Some(e) = self.server_error.take() {
+            self.conn.wait_ready(|_| Ok(())).await?;
+            return Err(e.into());
+        }
+        self.conn.session.copy_done()?;
+        let mut count = None;
+        let mut error = None;
+        self.conn
+            .wait_ready(|event| {
+                match event {
+                    Event::CommandComplete { rows, .. } => count = rows,
+                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
+                    _ => {}
+                }
+                Ok(())
+            })
+            .await?;
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(count),
+        }
+    }
+
+    async fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), Error> {
+        if self.conn.is_closed() {
+            // Closed mid-COPY: the server aborted it, nothing committed.
+            return Ok(());
+        }
+        match self.conn.session.state() {
+            State::CopyIn => {
+                // Realignment: finish the frame the server is inside, so it reads our CopyFail.
+                self.failing = true;
+                self.conn.write_raw(completion.header()).await?;
+                let zeros = [0u8; 8192];
+                let mut filler = completion.filler;
+                while filler > 0 {
+                    let n = usize::try_from(filler)
+                        .unwrap_or(usize::MAX)
+                        .min(zeros.len());
+                    self.conn.write_raw(&zeros[..n]).await?;
+                    filler -= n as u64;
+                }
+                self.conn.session.copy_fail(reason)?;
+            }
+            State::Ready | State::Closed => return Ok(()),
+            _ => {}
+        }
+        // The server answers with 57014 (or had already failed the COPY): expected.
+        self.conn.wait_ready(|_| Ok(())).await
+    }
+}
+
+/// Reads what the server sent, without waiting, into the session; keeps the first error or
+/// the end of the connection in `server_error`.
+fn read_server(
+    stream: &Stream,
+    session: &mut Session,
+    scratch: &mut [u8],
+    server_error: &mut Option<SessionError>,
+) {
+    loop {
+        match stream.try_read(scratch) {
+            Ok(0) => {
+                session.handle_eof();
+                break;
+            }
+            Ok(n) => {
+                if session.handle_input(&scratch[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                session.handle_eof();
+                break;
+            }
+        }
+    }
+    while let Some(event) = session.poll_event() {
+        match event {
+            Event::Error(e) => {
+                server_error.get_or_insert(SessionError::Db(Box::new(e)));
+            }
+            Event::Closed(e) => {
+                server_error.get_or_insert(e);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl StatementReceiver<'_> {
+    /// Fails the COPY without waiting: realignment and CopyFail, if the socket takes them at once.
+    fn abandon(&mut self) -> bool {
+        let completion = realign::completion(self.framer.position());
+        if completion.len() > ABANDON_LIMIT || !self.conn.flushed() {
+            return false;
+        }
+        if self.conn.session.copy_fail(DROPPED).is_err() {
+            return false;
+        }
+        let mut bytes = completion.to_vec();
+        while let Some(message) = self.conn.session.poll_transmit() {
+            bytes.extend_from_slice(&message);
+        }
+        self.conn.try_write_all(&bytes)
+    }
+}
+
+/// The CopyFail reason of a receiver dropped in the middle of its COPY.
+const DROPPED: &str = "copyman: the copy was dropped before it finished";
+
+/// The most realignment a dropped receiver writes without waiting; beyond, it closes instead.
+const ABANDON_LIMIT: u64 = 64 * 1024;
+
+impl Drop for StatementReceiver<'_> {
+    fn drop(&mut self) {
+        if !self.started || self.conn.is_closed() {
+            return;
+        }
+        let safe = match self.conn.session.state() {
+            State::Ready | State::Closed | State::Failed => true,
+            // Dropped in the middle of its COPY: only CopyDone commits it, so fail it, without
+            // waiting if the socket allows; the connection's next call reads the answer.
+            State::CopyIn => !self.failing && self.abandon(),
+            // The server already failed the COPY, or a CopyDone or CopyFail went out whole: the
+            // next call reads the answer.
+            State::Query | State::CopyInEnding => self.conn.flushed(),
+            _ => false,
+        };
+        if !safe {
+            // The socket would block (a stalled destination) or a message is half written:
+            // closing it makes the server abort the COPY and the transaction around it.
+            self.conn.close("a COPY FROM STDIN was abandoned midway");
+        }
+    }
+}
+
+#[async_trait]
+impl Receiver for StatementReceiver<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::PQv3
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(self.start_copy().await?)
+    }
+
+    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+        if let Some(e) = &self.server_error {
+            return Err(Error::Session(e.clone()).into());
+        }
+        let Data::PQv3(bytes) = data else {
+            return Err(Error::State("a statement receiver takes PQv3 data").into());
+        };
+        Ok(self.write_data(bytes, written).await?)
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(self.complete_copy().await?)
+    }
+
+    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        Ok(self.fail_copy(reason, completion).await?)
+    }
+}
+
+/// One cycle's lines as one buffer (shared, not copied, when there is one line).
+fn joined(lines: &[Bytes]) -> Bytes {
+    match lines {
+        [one] => one.clone(),
+        lines => {
+            let mut buf = BytesMut::with_capacity(lines.iter().map(Bytes::len).sum());
+            for line in lines {
+                buf.extend_from_slice(line);
+            }
+            buf.freeze()
+        }
+    }
+}
+
+/// Sends COPY data into any [`Sink`] of byte buffers (a channel, a framed transport).
+///
+/// Each cycle's data is sent as one item: the cycle's COPY lines (whole rows when the producer is
+/// a statement) joined into one buffer, then the sink is flushed. [`Receiver::complete`] closes
+/// the sink. A sink cannot take back what it was given: when the copy fails the sink is only
+/// dropped, not closed, and holds part of the data.
+pub struct SinkReceiver<S> {
+    sink: S,
+}
+
+impl<S> std::fmt::Debug for SinkReceiver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkReceiver").finish_non_exhaustive()
+    }
+}
+
+impl<S, E> SinkReceiver<S>
+where
+    S: Sink<Bytes, Error = E> + Send + Unpin,
+    E: Into<BoxError>,
+{
+    /// A receiver sending into `sink`.
+    pub fn new(sink: S) -> Self {
+        Self { sink }
+    }
+}
+
+#[async_trait]
+impl<S, E> Receiver for SinkReceiver<S>
+where
+    S: Sink<Bytes, Error = E> + Send + Unpin,
+    E: Into<BoxError>,
+{
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+        let Data::Lines(lines) = data else {
+            return Err(Error::State("a sink receiver takes lines").into());
+        };
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.sink.send(joined(lines)).await.map_err(Into::into)?;
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        self.sink.close().await.map_err(Into::into)?;
+        Ok(None)
+    }
+
+    async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Writes COPY data into any [`AsyncWrite`] (a file, a pipe, a socket).
+///
+/// Each cycle's lines are written as one buffer; [`Receiver::complete`] flushes the writer (it
+/// does not shut it down). A writer cannot take back what it was given: when the copy fails it
+/// holds part of the data (write to a temporary file and rename it on success).
+#[derive(Debug)]
+pub struct WriterReceiver<W> {
+    writer: W,
+}
+
+impl<W: AsyncWrite + Send + Unpin> WriterReceiver<W> {
+    /// A receiver writing into `writer`.
+    pub fn new(writer: W) -> Self {
+        Self { writer }
+    }
+}
+
+#[async_trait]
+impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+        let Data::Lines(lines) = data else {
+            return Err(Error::State("a writer receiver takes lines").into());
+        };
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write_all(&joined(lines))
+            .await
+            .map_err(Error::Io)?;
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        self.writer.flush().await.map_err(Error::Io)?;
+        Ok(None)
+    }
+
+    async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Calls a closure with the lines of each cycle (the seed's `CallReceiver`).
+///
+/// ```
+/// use copyman_async::CallReceiver;
+///
+/// let mut rows = 0;
+/// let receiver = CallReceiver::new(move |lines| {
+///     rows += lines.len();
+///     Ok(())
+/// });
+/// ```
+pub struct CallReceiver<F> {
+    call: F,
+}
+
+impl<F> std::fmt::Debug for CallReceiver<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallReceiver").finish_non_exhaustive()
+    }
+}
+
+impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> CallReceiver<F> {
+    /// A receiver calling `call` with each cycle's lines.
+    pub fn new(call: F) -> Self {
+        Self { call }
+    }
+}
+
+#[async_trait]
+impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> Receiver for CallReceiver<F> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+        match data {
+            Data::Lines(lines) => Ok((self.call)(lines)?),
+            _ => Err(Error::State("a call receiver takes lines").into()),
+        }
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
+    async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Takes data and does nothing with it (the seed's `NullReceiver`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullReceiver;
+
+#[async_trait]
+impl Receiver for NullReceiver {
+    fn protocol(&self) -> Protocol {
+        Protocol::Null
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn transmit(&mut self, _data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
+    async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Receives into a `COPY … FROM STDIN` run through an existing `tokio-postgres` client or
+/// transaction (`copy_in`): the convenient path for applications that hold pooled connections.
+///
+/// Each cycle's lines go out as one CopyData message. Completing calls the sink's `finish`
+/// (its `COPY n` is checked against the producer's); failing drops the sink unfinished, which
+/// makes the client send CopyFail: nothing commits and the connection stays usable.
+pub struct ClientReceiver<'c> {
+    sink: Option<Pin<Box<tokio_postgres::CopyInSink<Bytes>>>>,
+    /// Ties the receiver to the client (or transaction) it copies into.
+    _client: PhantomData<&'c ()>,
+}
+
+impl std::fmt::Debug for ClientReceiver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientReceiver").finish_non_exhaustive()
+    }
+}
+
+impl<'c> ClientReceiver<'c> {
+    /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
+    ///
+    /// # Errors
+    /// The client's, e.g. the server's error for a bad statement.
+    pub async fn new<C: tokio_postgres::GenericClient>(
+        client: &'c C,
+        statement: &str,
+    ) -> Result<Self, Error> {
+        let sink = client.client().copy_in(statement).await?;
+        Ok(Self {
+            sink: Some(Box::pin(sink)),
+            _client: PhantomData,
+        })
+    }
+}
+
+#[async_trait]
+impl Receiver for ClientReceiver<'_> {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+        let sink = self.sink.as_mut().ok_or(Error::State("the COPY is over"))?;
+        let Data::Lines(lines) = data else {
+            return Err(Error::State("a client receiver takes lines").into());
+        };
+        if lines.is_empty() {
+            return Ok(());
+        }
+        sink.send(joined(lines)).await.map_err(Error::Client)?;
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        let mut sink = self.sink.take().ok_or(Error::State("the COPY is over"))?;
+        Ok(Some(sink.as_mut().finish().await.map_err(Error::Client)?))
+    }
+
+    async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        // Dropping an unfinished sink makes the client send CopyFail.
+        self.sink = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,708 @@
+//! What only the tokio adapter does, against a real cluster: concurrent fan-out under a bounded
+//! window, backpressure, the stall timeout, dropping a copy midway, the async endpoints (streams,
+//! readers, sinks, writers, `tokio-postgres` clients) and the raw connection itself.
+
+mod common;
+
+use std::future::pending;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::runtime;
+use copyman_async::{
+    BoxError, ClientProducer, ClientReceiver, Completion, Connection, CopyManager, Data, Error,
+    Fault, Options, Protocol, ReaderProducer, Receiver, ReceiverId, ReceiverOutcome, SinkReceiver,
+    StatementProducer, StatementReceiver, StreamProducer, WriterReceiver,
+};
+use copyman_testkit::Cluster;
+use copyman_testkit::scenarios::{digest, exec};
+use futures_util::StreamExt;
+
+/// The largest chunk a statement producer with `buffer` bytes of buffer hands in: one re-blocked
+/// frame, its 5-byte header included.
+fn chunk_bound(buffer: usize) -> usize {
+    buffer + 5
+}
+
+/// A fresh database with `CREATE TABLE t (i int8, pad text)`.
+fn table(cluster: &Cluster) -> String {
+    let db = cluster.create_database();
+    exec(cluster, &db, "CREATE TABLE t (i int8, pad text)");
+    db
+}
+
+/// `COPY` of `rows` rows of about 40 bytes.
+fn rows_query(rows: u64) -> String {
+    format!(
+        "COPY (SELECT i::int8, repeat('x', 30) FROM generate_series(1, {rows}) AS g(i)) TO STDOUT"
+    )
+}
+
+fn rows_digest(cluster: &Cluster, db: &str, rows: u64) -> (i64, String) {
+    digest(
+        cluster,
+        db,
+        &format!(
+            "(SELECT i::int8 AS i, repeat('x', 30) AS pad FROM generate_series(1, {rows}) AS g(i))"
+        ),
+    )
+}
+
+fn count(cluster: &Cluster, db: &str) -> i64 {
+    digest(cluster, db, "t").0
+}
+
+async fn connect(cluster: &Cluster, db: &str) -> Connection {
+    Connection::connect_str(&cluster.conninfo(db))
+        .await
+        .expect("connect")
+}
+
+async fn select_one(conn: &mut Connection) {
+    assert_eq!(
+        conn.query("SELECT 1")
+            .await
+            .expect("the connection is usable"),
+        vec![vec![Some("1".to_owned())]]
+    );
+}
+
+/// A receiver that waits `delay` before each transmit of the receiver it wraps.
+struct Slow<R> {
+    inner: R,
+    delay: Duration,
+}
+
+#[async_trait]
+impl<R: Receiver> Receiver for Slow<R> {
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        self.inner.start().await
+    }
+
+    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.transmit(data, written).await
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        self.inner.complete().await
+    }
+
+    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        self.inner.fail(reason, completion).await
+    }
+}
+
+/// A receiver whose transmit number `after` (from 0) never completes: a stuck destination.
+struct Stuck<R> {
+    inner: R,
+    after: usize,
+    transmits: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl<R: Receiver> Receiver for Stuck<R> {
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        self.inner.start().await
+    }
+
+    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+        if self.transmits.fetch_add(1, Ordering::SeqCst) == self.after {
+            pending::<()>().await;
+        }
+        self.inner.transmit(data, written).await
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        self.inner.complete().await
+    }
+
+    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        self.inner.fail(reason, completion).await
+    }
+}
+
+/// The stall timeout turns a stuck receiver into a ReceiverFault (an error of kind `TimedOut`)
+/// while the others complete with every row; memory stays within the window meanwhile; the stuck
+/// one's COPY is failed (nothing committed) and its connection is usable.
+#[test]
+fn stall_timeout_faults_a_stuck_receiver_while_others_complete() {
+    const ROWS: u64 = 300_000;
+    const WINDOW: usize = 4;
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let dbs: Vec<String> = (0..3).map(|_| table(cluster)).collect();
+    let rt = runtime();
+    let (summary, faults) = rt.block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut a = connect(cluster, &dbs[0]).await;
+        let mut b = connect(cluster, &dbs[1]).await;
+        let mut c = connect(cluster, &dbs[2]).await;
+        let started = Instant::now();
+        let mut copy = CopyManager::start_with(
+            StatementProducer::new(&mut source, rows_query(ROWS)),
+            vec![
+                Box::new(StatementReceiver::new(&mut a, "COPY t FROM STDIN")),
+                Box::new(StatementReceiver::new(&mut b, "COPY t FROM STDIN")),
+                Box::new(Stuck {
+                    inner: StatementReceiver::new(&mut c, "COPY t FROM STDIN"),
+                    after: 5,
+                    transmits: Arc::default(),
+                }),
+            ],
+            Options::default()
+                .with_window(WINDOW)
+                .with_stall_timeout(Duration::from_millis(500)),
+        )
+        .await
+        .expect("start");
+        let mut faults = Vec::new();
+        while let Some(progress) = copy.next().await {
+            if let Err(fault) = progress {
+                faults.push(fault);
+            }
+        }
+        assert!(
+            copy.peak_buffered() <= WINDOW * chunk_bound(copyman_async::DEFAULT_BUFFER_SIZE),
+            "peak {} bytes",
+            copy.peak_buffered()
+        );
+        assert_eq!(copy.live_receivers(), vec![ReceiverId(0), ReceiverId(1)]);
+        let summary = copy.finish().await.expect("the others complete");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        for conn in [&mut source, &mut a, &mut b, &mut c] {
+            select_one(conn).await;
+        }
+        (summary, faults)
+    });
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    let Fault::Receiver(fault) = &faults[0] else {
+        panic!("a receiver fault: {:?}", faults[0]);
+    };
+    let error = fault
+        .get(ReceiverId(2))
+        .expect("the stuck receiver faulted");
+    let error = error.downcast_ref::<Error>().expect("the adapter's error");
+    assert!(matches!(error, Error::Stalled { .. }), "{error}");
+    let io = std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .expect("a timeout underneath");
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(summary.producer_count, Some(ROWS));
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    assert!(matches!(
+        summary.receivers[1].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    assert!(matches!(
+        summary.receivers[2].1,
+        ReceiverOutcome::Faulted(_)
+    ));
+    let expected = rows_digest(cluster, &source_db, ROWS);
+    assert_eq!(digest(cluster, &dbs[0], "t"), expected);
+    assert_eq!(digest(cluster, &dbs[1], "t"), expected);
+    assert_eq!(count(cluster, &dbs[2]), 0);
+}
+
+/// A destination server that stalls mid-copy (a row trigger sleeps) holds the producer back:
+/// copyman buffers no more than the window while the socket buffers fill; with a stall timeout
+/// it is faulted and the others complete. Its COPY commits nothing.
+#[test]
+fn stalled_destination_server_is_faulted_with_bounded_memory() {
+    const ROWS: u64 = 600_000; // ~24 MB: more than the socket buffers hold.
+    const WINDOW: usize = 4;
+    const BUFFER: usize = 32 * 1024;
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let dbs: Vec<String> = (0..2).map(|_| table(cluster)).collect();
+    exec(
+        cluster,
+        &dbs[1],
+        "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_sleep(6); RETURN NEW; END $$;
+         CREATE TRIGGER stall BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 1000)
+             EXECUTE FUNCTION stall();",
+    );
+    let rt = runtime();
+    let (summary, faults, peak) = rt.block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut fast = connect(cluster, &dbs[0]).await;
+        let mut stalled = connect(cluster, &dbs[1]).await;
+        let mut copy = CopyManager::start_with(
+            StatementProducer::new(&mut source, rows_query(ROWS)).buffer_size(BUFFER),
+            vec![
+                Box::new(StatementReceiver::new(&mut fast, "COPY t FROM STDIN")),
+                Box::new(StatementReceiver::new(&mut stalled, "COPY t FROM STDIN")),
+            ],
+            Options::default()
+                .with_window(WINDOW)
+                .with_stall_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .expect("start");
+        let mut faults = Vec::new();
+        while let Some(progress) = copy.next().await {
+            if let Err(fault) = progress {
+                faults.push(fault);
+            }
+            assert!(copy.buffered_bytes() <= WINDOW * chunk_bound(BUFFER));
+        }
+        let peak = copy.peak_buffered();
+        let summary = copy.finish().await.expect("the fast one completes");
+        select_one(&mut source).await;
+        select_one(&mut fast).await;
+        (summary, faults, peak)
+    });
+    assert!(peak <= WINDOW * chunk_bound(BUFFER), "peak {peak} bytes");
+    assert!(peak > 0);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(
+        matches!(&faults[0], Fault::Receiver(f) if f.get(ReceiverId(1)).is_some()),
+        "{:?}",
+        faults[0]
+    );
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    assert!(matches!(
+        summary.receivers[1].1,
+        ReceiverOutcome::Faulted(_)
+    ));
+    assert_eq!(
+        digest(cluster, &dbs[0], "t"),
+        rows_digest(cluster, &source_db, ROWS)
+    );
+    assert_eq!(count(cluster, &dbs[1]), 0);
+}
+
+/// A slow receiver applies backpressure: the producer is read only as fast as the slowest
+/// receiver takes data, memory stays within the window, and every row arrives.
+#[test]
+fn slow_receiver_applies_backpressure() {
+    const ROWS: u64 = 200_000; // ~8 MB
+    const WINDOW: usize = 2;
+    const BUFFER: usize = 64 * 1024;
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let dbs: Vec<String> = (0..2).map(|_| table(cluster)).collect();
+    let rt = runtime();
+    let peak = rt.block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut fast = connect(cluster, &dbs[0]).await;
+        let mut slow = connect(cluster, &dbs[1]).await;
+        let mut copy = CopyManager::start_with(
+            StatementProducer::new(&mut source, rows_query(ROWS)).buffer_size(BUFFER),
+            vec![
+                Box::new(StatementReceiver::new(&mut fast, "COPY t FROM STDIN")),
+                Box::new(Slow {
+                    inner: StatementReceiver::new(&mut slow, "COPY t FROM STDIN"),
+                    delay: Duration::from_millis(2),
+                }),
+            ],
+            Options::default().with_window(WINDOW),
+        )
+        .await
+        .expect("start");
+        while let Some(progress) = copy.next().await {
+            progress.expect("no fault");
+            assert!(copy.buffered_bytes() <= WINDOW * chunk_bound(BUFFER));
+        }
+        let peak = copy.peak_buffered();
+        let summary = copy.finish().await.expect("finish");
+        assert_eq!(summary.producer_count, Some(ROWS));
+        peak
+    });
+    assert!(peak <= WINDOW * chunk_bound(BUFFER), "peak {peak} bytes");
+    let expected = rows_digest(cluster, &source_db, ROWS);
+    for db in &dbs {
+        assert_eq!(digest(cluster, db, "t"), expected);
+    }
+}
+
+/// A copy whose future is dropped midway (a timeout around `run`) while data streams commits
+/// nothing. A receiver whose socket took its CopyFail at once is usable afterwards; one whose
+/// socket was full (its server behind) was closed. The producer's connection is usable: its
+/// cancel ran in the background and it read the rest of the COPY.
+#[test]
+fn dropped_copy_future_commits_nothing() {
+    const ROWS: u64 = 3_000_000;
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let dbs: Vec<String> = (0..2).map(|_| table(cluster)).collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut a = connect(cluster, &dbs[0]).await;
+        let mut b = connect(cluster, &dbs[1]).await;
+        let run = async {
+            CopyManager::start(
+                StatementProducer::new(&mut source, rows_query(ROWS)),
+                vec![
+                    Box::new(StatementReceiver::new(&mut a, "COPY t FROM STDIN")),
+                    Box::new(StatementReceiver::new(&mut b, "COPY t FROM STDIN")),
+                ],
+            )
+            .await
+            .expect("start")
+            .run()
+            .await
+        };
+        let outcome = tokio::time::timeout(Duration::from_millis(300), run).await;
+        assert!(outcome.is_err(), "the copy should still run: {outcome:?}");
+        for conn in [&mut a, &mut b] {
+            if conn.is_closed() {
+                let error = conn.query("SELECT 1").await.expect_err("closed");
+                assert!(matches!(error, Error::Closed { .. }), "{error}");
+            } else {
+                select_one(conn).await;
+            }
+        }
+        assert!(!source.is_closed());
+        let started = Instant::now();
+        select_one(&mut source).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the cancel stopped the source early"
+        );
+    });
+    for db in &dbs {
+        assert_eq!(count(cluster, db), 0);
+    }
+}
+
+/// A copy dropped while its receivers are idle (the producer has nothing more yet): each
+/// receiver writes its CopyFail at once, nothing commits, and every connection stays usable.
+#[test]
+fn dropped_idle_copy_leaves_receivers_usable() {
+    let cluster = copyman_testkit::shared();
+    let dbs: Vec<String> = (0..2).map(|_| table(cluster)).collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut a = connect(cluster, &dbs[0]).await;
+        let mut b = connect(cluster, &dbs[1]).await;
+        // One chunk, then nothing for ever.
+        let items = futures_util::stream::iter([Ok::<_, Error>(Bytes::from_static(b"1\tx\n2\t"))])
+            .chain(futures_util::stream::pending());
+        let run = async {
+            CopyManager::start(
+                StreamProducer::new(items),
+                vec![
+                    Box::new(StatementReceiver::new(&mut a, "COPY t FROM STDIN")),
+                    Box::new(StatementReceiver::new(&mut b, "COPY t FROM STDIN")),
+                ],
+            )
+            .await
+            .expect("start")
+            .run()
+            .await
+        };
+        let outcome = tokio::time::timeout(Duration::from_millis(300), run).await;
+        assert!(outcome.is_err(), "the copy waits for its producer");
+        for conn in [&mut a, &mut b] {
+            assert!(!conn.is_closed(), "an idle socket takes a CopyFail at once");
+            select_one(conn).await;
+        }
+    });
+    for db in &dbs {
+        assert_eq!(count(cluster, db), 0);
+    }
+}
+
+/// The async endpoints: a `Stream` of byte buffers split mid-row feeds a statement receiver, a
+/// `Sink` and an `AsyncWrite`; an `AsyncRead` feeds a statement receiver in small reads.
+#[test]
+fn stream_reader_sink_and_writer_endpoints() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    exec(
+        cluster,
+        &db,
+        "CREATE TABLE s (i int8, t text); CREATE TABLE r (i int8, t text)",
+    );
+    let data: Vec<u8> = (1..=20_000)
+        .flat_map(|i| format!("{i}\trow {i}\n").into_bytes())
+        .collect();
+    // Pieces of 7 bytes: boundaries fall anywhere in the rows.
+    let pieces: Vec<Bytes> = data.chunks(7).map(Bytes::copy_from_slice).collect();
+    let rt = runtime();
+    let (sunk, written) = rt.block_on(async {
+        let mut conn = connect(cluster, &db).await;
+        let mut sunk: Vec<Bytes> = Vec::new();
+        let mut written: Vec<u8> = Vec::new();
+        let items = futures_util::stream::iter(pieces.clone().into_iter().map(Ok::<_, Error>));
+        let summary = CopyManager::start(
+            StreamProducer::new(items),
+            vec![
+                Box::new(StatementReceiver::new(&mut conn, "COPY s FROM STDIN")),
+                Box::new(SinkReceiver::new(&mut sunk)),
+                Box::new(WriterReceiver::new(&mut written)),
+            ],
+        )
+        .await
+        .expect("start")
+        .run()
+        .await
+        .expect("run");
+        assert_eq!(
+            summary.messages,
+            pieces.len() as u64,
+            "one message per item"
+        );
+        assert_eq!(summary.bytes, data.len() as u64);
+        assert!(matches!(
+            summary.receivers[0].1,
+            ReceiverOutcome::Completed(Some(20_000))
+        ));
+
+        let summary = CopyManager::start(
+            ReaderProducer::new(&data[..]).buffer_size(4096),
+            vec![Box::new(StatementReceiver::new(
+                &mut conn,
+                "COPY r FROM STDIN",
+            ))],
+        )
+        .await
+        .expect("start")
+        .run()
+        .await
+        .expect("run");
+        assert_eq!(summary.bytes, data.len() as u64);
+        assert!(matches!(
+            summary.receivers[0].1,
+            ReceiverOutcome::Completed(Some(20_000))
+        ));
+        (sunk, written)
+    });
+    assert_eq!(sunk.concat(), data);
+    assert_eq!(written, data);
+    let expected = digest(
+        cluster,
+        &db,
+        "(SELECT i::int8 AS i, 'row ' || i AS t FROM generate_series(1, 20000) AS g(i))",
+    );
+    assert_eq!(digest(cluster, &db, "s"), expected);
+    assert_eq!(digest(cluster, &db, "r"), expected);
+}
+
+/// The client-bound endpoints: a `tokio-postgres` client's `copy_out` feeds a raw receiver and
+/// a `copy_in` inside a transaction; an aborted copy into a client commits nothing and leaves the
+/// client usable.
+#[test]
+fn tokio_postgres_client_endpoints() {
+    const ROWS: u64 = 50_000;
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let dbs: Vec<String> = (0..2).map(|_| table(cluster)).collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let (source, connection) =
+            tokio_postgres::connect(&cluster.conninfo(&source_db), tokio_postgres::NoTls)
+                .await
+                .expect("connect the source client");
+        tokio::spawn(connection);
+        let (mut dest, connection) =
+            tokio_postgres::connect(&cluster.conninfo(&dbs[1]), tokio_postgres::NoTls)
+                .await
+                .expect("connect the destination client");
+        tokio::spawn(connection);
+        let mut raw = connect(cluster, &dbs[0]).await;
+
+        let transaction = dest.transaction().await.expect("begin");
+        let producer = ClientProducer::new(&source, &rows_query(ROWS))
+            .await
+            .expect("copy_out");
+        let receiver = ClientReceiver::new(&transaction, "COPY t FROM STDIN")
+            .await
+            .expect("copy_in");
+        let summary = CopyManager::start(
+            producer,
+            vec![
+                Box::new(StatementReceiver::new(&mut raw, "COPY t FROM STDIN")),
+                Box::new(receiver),
+            ],
+        )
+        .await
+        .expect("start")
+        .run()
+        .await
+        .expect("run");
+        assert_eq!(summary.messages, ROWS);
+        assert!(matches!(
+            summary.receivers[1].1,
+            ReceiverOutcome::Completed(Some(ROWS))
+        ));
+        transaction.commit().await.expect("commit");
+
+        // Aborted: nothing more arrives, and the client goes on.
+        let receiver = ClientReceiver::new(&dest, "COPY t FROM STDIN")
+            .await
+            .expect("copy_in");
+        let lines = (0..100).map(|i| vec![Bytes::from(format!("{i}\tx\n"))]);
+        let copy = CopyManager::start(
+            copyman_async::IteratorProducer::new(lines),
+            vec![Box::new(receiver)],
+        )
+        .await
+        .expect("start");
+        let fail = copy.abort("changed my mind").await;
+        assert_eq!(fail.reason, "changed my mind");
+        let row = dest.query_one("SELECT 1", &[]).await.expect("usable");
+        assert_eq!(row.get::<_, i32>(0), 1);
+    });
+    let expected = rows_digest(cluster, &source_db, ROWS);
+    assert_eq!(digest(cluster, &dbs[0], "t"), expected);
+    assert_eq!(digest(cluster, &dbs[1], "t"), expected);
+}
+
+/// The raw connection: TCP and Unix sockets, the defaults it sets, SQL before and after, server
+/// errors with their SQLSTATE, and cancelling a running statement from another task.
+#[test]
+fn raw_connection() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    let rt = runtime();
+    rt.block_on(async {
+        let mut hosts = tokio_postgres::Config::new();
+        hosts
+            .host_path(cluster.socket_dir())
+            .port(cluster.port())
+            .user(copyman_testkit::SUPERUSER)
+            .password(cluster.password())
+            .dbname(&db)
+            .connect_timeout(Duration::from_secs(5));
+        let mut unix = Connection::connect(&hosts).await.expect("unix socket");
+        let mut tcp = Connection::connect_str(&cluster.url(&db)).await.expect("url");
+        for conn in [&mut unix, &mut tcp] {
+            let rows = conn
+                .query("SHOW application_name; SHOW DateStyle; SHOW IntervalStyle; SHOW extra_float_digits; SHOW client_encoding")
+                .await
+                .expect("settings");
+            let values: Vec<_> = rows.into_iter().map(|r| r[0].clone().unwrap()).collect();
+            assert_eq!(values, ["copyman", "ISO, MDY", "postgres", "3", "UTF8"]);
+        }
+        assert_eq!(
+            tcp.execute("CREATE TABLE n (i int); INSERT INTO n SELECT generate_series(1, 7)")
+                .await
+                .expect("execute"),
+            7
+        );
+        let error = tcp.execute("SELECT 1/0").await.expect_err("division by zero");
+        assert_eq!(error.code(), Some("22012"), "{error}");
+        select_one(&mut tcp).await;
+
+        // Cancel a statement running on the Unix connection from a TCP-side task.
+        let token = unix.cancel_token().expect("a backend key");
+        let started = Instant::now();
+        let (slept, cancelled) = tokio::join!(unix.execute("SELECT pg_sleep(30)"), async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel().await
+        });
+        cancelled.expect("cancel sent");
+        let error = slept.expect_err("the statement was cancelled");
+        assert_eq!(error.code(), Some("57014"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        select_one(&mut unix).await;
+
+        let missing = Connection::connect_str(&cluster.conninfo("no_such_database")).await;
+        assert_eq!(
+            missing.expect_err("no such database").code(),
+            Some("3D000")
+        );
+    });
+}
+
+/// A statement receiver whose server rejects a row ends its transmit at once with the server's
+/// error (read while writing), and only its own copy fails.
+#[test]
+fn server_error_ends_a_transmit_promptly() {
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let dbs: Vec<String> = (0..2).map(|_| table(cluster)).collect();
+    exec(
+        cluster,
+        &dbs[1],
+        "ALTER TABLE t ADD CONSTRAINT early CHECK (i <> 2000)",
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut a = connect(cluster, &dbs[0]).await;
+        let mut b = connect(cluster, &dbs[1]).await;
+        let mut copy = CopyManager::start(
+            StatementProducer::new(&mut source, rows_query(500_000)),
+            vec![
+                Box::new(StatementReceiver::new(&mut a, "COPY t FROM STDIN")),
+                Box::new(StatementReceiver::new(&mut b, "COPY t FROM STDIN")),
+            ],
+        )
+        .await
+        .expect("start");
+        let mut fault = None;
+        let mut after = 0;
+        while let Some(progress) = copy.next().await {
+            match progress {
+                Ok((messages, _)) if fault.is_some() => after += messages,
+                Ok(_) => {}
+                Err(f) => fault = Some(f),
+            }
+        }
+        let Some(Fault::Receiver(fault)) = fault else {
+            panic!("a receiver fault");
+        };
+        let error = fault.get(ReceiverId(1)).expect("receiver 1");
+        let error = error.downcast_ref::<Error>().expect("the adapter's error");
+        assert_eq!(error.code(), Some("23514"), "{error}");
+        assert!(after > 0, "the copy went on after the fault");
+        copy.finish().await.expect("receiver 0 completes");
+        select_one(&mut b).await;
+    });
+    assert_eq!(count(cluster, &dbs[0]), 500_000);
+    assert_eq!(count(cluster, &dbs[1]), 0);
+}
+
+/// Faults and progress come as a `Stream` too: `collect` works on a copy.
+#[test]
+fn copy_is_a_stream() {
+    let cluster = copyman_testkit::shared();
+    let db = table(cluster);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut conn = connect(cluster, &db).await;
+        let lines = (1..=1000).map(|i| Bytes::from(format!("{i}\tx\n")));
+        let chunks: Vec<Vec<Bytes>> = lines
+            .collect::<Vec<_>>()
+            .chunks(100)
+            .map(<[Bytes]>::to_vec)
+            .collect();
+        let mut copy = CopyManager::start(
+            copyman_async::IteratorProducer::new(chunks),
+            vec![Box::new(StatementReceiver::new(
+                &mut conn,
+                "COPY t FROM STDIN",
+            ))],
+        )
+        .await
+        .expect("start");
+        let progress: Vec<_> = (&mut copy).collect().await;
+        assert_eq!(progress.len(), 10);
+        assert!(progress.iter().all(|p| matches!(p, Ok((100, _)))));
+        let summary = copy.finish().await.expect("finish");
+        assert_eq!(summary.messages, 1000);
+    });
+    assert_eq!(count(cluster, &db), 1000);
+}
