@@ -17,6 +17,7 @@ pub(crate) fn run_copy(args: &[String]) -> anyhow::Result<()> {
     }
     let rows = match method.as_str() {
         "sync" => copyman_sync(&source, &send, &dests, &receive)?,
+        "async" => copyman_async(&source, &send, &dests, &receive)?,
         "tokio-postgres" => tokio_postgres_loop(&source, &send, &dests, &receive)?,
         other => bail!("unknown method {other}"),
     };
@@ -38,6 +39,27 @@ fn copyman_sync(source: &str, send: &str, dests: &[String], receive: &str) -> an
         .collect();
     let (rows, _) = transfer(StatementProducer::new(&mut src, send), receivers)?;
     Ok(rows)
+}
+
+/// copyman-async: the same fast path, with concurrent writes overlapping the next read.
+fn copyman_async(source: &str, send: &str, dests: &[String], receive: &str) -> anyhow::Result<u64> {
+    use copyman_async::{Connection, Receiver, StatementProducer, StatementReceiver, transfer};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut src = Connection::connect_str(source).await?;
+        let mut conns = Vec::new();
+        for d in dests {
+            conns.push(Connection::connect_str(d).await?);
+        }
+        let receivers: Vec<Box<dyn Receiver + '_>> = conns
+            .iter_mut()
+            .map(|c| Box::new(StatementReceiver::new(c, receive)) as Box<dyn Receiver + '_>)
+            .collect();
+        let (rows, _) = transfer(StatementProducer::new(&mut src, send), receivers).await?;
+        Ok(rows)
+    })
 }
 
 /// What a Rust developer would write without copyman: tokio-postgres `copy_out` into every

@@ -139,23 +139,31 @@ fn markdown(medians: &[Median]) -> String {
                 );
             }
         }
-        s += "\nRatios of copyman-sync to each alternative (wall time; client CPU):\n\n";
-        for k in 1..=3 {
-            let Some(ours) = find(medians, dataset, "copyman-sync", k) else {
-                continue;
-            };
-            for other in ["psql", "tokio-postgres", "floor"] {
-                let Some(theirs) = find(medians, dataset, other, k) else {
+        for ours_name in ["copyman-sync", "copyman-async"] {
+            let mut lines = String::new();
+            for k in 1..=3 {
+                let Some(ours) = find(medians, dataset, ours_name, k) else {
                     continue;
                 };
-                let cpu = match (ours.cpu, theirs.cpu) {
-                    (Some(a), Some(b)) if b > 0.0 => format!("; CPU {:.2}×", a / b),
-                    _ => String::new(),
-                };
-                let _ = writeln!(
+                for other in ["psql", "tokio-postgres", "floor"] {
+                    let Some(theirs) = find(medians, dataset, other, k) else {
+                        continue;
+                    };
+                    let cpu = match (ours.cpu, theirs.cpu) {
+                        (Some(a), Some(b)) if b > 0.0 => format!("; CPU {:.2}×", a / b),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(
+                        lines,
+                        "* 1 → {k}, vs {other}: wall {:.2}×{cpu}",
+                        ours.wall / theirs.wall
+                    );
+                }
+            }
+            if !lines.is_empty() {
+                let _ = write!(
                     s,
-                    "* 1 → {k}, vs {other}: wall {:.2}×{cpu}",
-                    ours.wall / theirs.wall
+                    "\nRatios of {ours_name} to each alternative (wall time; client CPU):\n\n{lines}"
                 );
             }
         }
