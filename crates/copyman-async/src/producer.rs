@@ -140,6 +140,11 @@ impl<'c> StatementProducer<'c> {
 
     async fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
         self.conn.settle().await?;
+        // Refuse anything but one COPY … TO STDOUT before sending a byte.
+        copyman_core::statement::check(
+            &self.statement,
+            copyman_core::statement::Direction::ToStdout,
+        )?;
         self.conn.session.copy_out(&self.statement)?;
         self.started = true;
         let mut source = CopyOutSource::new(reblock);

@@ -128,6 +128,11 @@ impl<'c> StatementReceiver<'c> {
 
     async fn start_copy(&mut self) -> Result<(), Error> {
         self.conn.settle().await?;
+        // Refuse anything but one COPY … FROM STDIN before sending a byte.
+        copyman_core::statement::check(
+            &self.statement,
+            copyman_core::statement::Direction::FromStdin,
+        )?;
         self.conn.session.copy_in(&self.statement)?;
         self.started = true;
         let mut error = None;

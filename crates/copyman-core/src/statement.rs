@@ -19,8 +19,8 @@ pub enum Direction {
 impl Direction {
     fn describe(self) -> &'static str {
         match self {
-            Self::ToStdout => "COPY … TO STDOUT",
-            Self::FromStdin => "COPY … FROM STDIN",
+            Self::ToStdout => "COPY TO STDOUT",
+            Self::FromStdin => "COPY FROM STDIN",
         }
     }
 }
@@ -35,16 +35,16 @@ pub enum StatementError {
         /// The COPY expected.
         expected: &'static str,
     },
-    /// The statement does not start with COPY.
-    #[error("expected {expected}, got a statement starting with {first:?}")]
+    /// The statement is not a COPY.
+    #[error("the statement is not a COPY: {statement}; expected {expected}")]
     NotCopy {
         /// The COPY expected.
         expected: &'static str,
-        /// The statement's first word.
-        first: String,
+        /// The statement (its first 60 characters).
+        statement: String,
     },
     /// A COPY of the other direction.
-    #[error("expected {expected}, got {got}")]
+    #[error("expected a {expected}, got a {got}")]
     WrongDirection {
         /// The COPY expected.
         expected: &'static str,
@@ -52,7 +52,7 @@ pub enum StatementError {
         got: &'static str,
     },
     /// A COPY to or from a server file or program, which copyman cannot stream.
-    #[error("expected {expected}, got a COPY {word} a file or program on the server")]
+    #[error("expected a {expected}, got a COPY {word} a file or program on the server")]
     NotStdio {
         /// The COPY expected.
         expected: &'static str,
@@ -90,14 +90,15 @@ pub enum StatementError {
 pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
     let expected = direction.describe();
     let words = top_level_words(sql)?;
+    let not_copy = || StatementError::NotCopy {
+        expected,
+        statement: shortened(sql),
+    };
     let Some(first) = words.first() else {
         return Err(StatementError::Empty { expected });
     };
     if !first.eq_ignore_ascii_case("copy") {
-        return Err(StatementError::NotCopy {
-            expected,
-            first: first.clone(),
-        });
+        return Err(not_copy());
     }
     if words.iter().any(|w| w == ";") {
         return Err(StatementError::Several { expected });
@@ -108,10 +109,7 @@ pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
         .iter()
         .position(|w| w.eq_ignore_ascii_case("to") || w.eq_ignore_ascii_case("from"));
     let Some(i) = position else {
-        return Err(StatementError::NotCopy {
-            expected,
-            first: first.clone(),
-        });
+        return Err(not_copy());
     };
     let to = words[i].eq_ignore_ascii_case("to");
     let target = words.get(i + 1).map(String::as_str).unwrap_or_default();
@@ -138,6 +136,15 @@ pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
             expected,
             got: got.describe(),
         })
+    }
+}
+
+/// `sql` on one line, cut to 60 characters, for messages.
+fn shortened(sql: &str) -> String {
+    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &one_line[..at]),
+        None => one_line,
     }
 }
 
@@ -340,7 +347,7 @@ mod tests {
         assert!(matches!(check("", out), Err(E::Empty { .. })));
         assert!(matches!(check(" -- nothing", out), Err(E::Empty { .. })));
         assert!(
-            matches!(check("SELECT 1", out), Err(E::NotCopy { first, .. }) if first == "SELECT")
+            matches!(check("SELECT 1", out), Err(E::NotCopy { statement, .. }) if statement == "SELECT 1")
         );
         assert!(matches!(
             check("COPY t FROM STDIN", out),
@@ -384,13 +391,16 @@ mod tests {
         let e = check("COPY t FROM STDIN", Direction::ToStdout).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "expected COPY … TO STDOUT, got COPY … FROM STDIN"
+            "expected a COPY TO STDOUT, got a COPY FROM STDIN"
         );
-        let e = check("select 1", Direction::FromStdin).unwrap_err();
+        let e = check("select\n  1", Direction::FromStdin).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "expected COPY … FROM STDIN, got a statement starting with \"select\""
+            "the statement is not a COPY: select 1; expected COPY FROM STDIN"
         );
+        let long = format!("SELECT {}", "x, ".repeat(40));
+        let e = check(&long, Direction::FromStdin).unwrap_err();
+        assert!(e.to_string().contains(", x,…; expected"), "{e}");
     }
 
     proptest::proptest! {

@@ -94,6 +94,11 @@ impl<'c> StatementProducer<'c> {
     }
 
     fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
+        // Refuse anything but one COPY … TO STDOUT before sending a byte.
+        copyman_core::statement::check(
+            &self.statement,
+            copyman_core::statement::Direction::ToStdout,
+        )?;
         self.conn.session.copy_out(&self.statement)?;
         let mut source = CopyOutSource::new(reblock);
         let mut early: Option<BytesMut> = None;

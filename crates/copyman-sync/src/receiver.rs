@@ -86,6 +86,11 @@ impl<'c> StatementReceiver<'c> {
     }
 
     fn start_copy(&mut self) -> Result<(), Error> {
+        // Refuse anything but one COPY … FROM STDIN before sending a byte.
+        copyman_core::statement::check(
+            &self.statement,
+            copyman_core::statement::Direction::FromStdin,
+        )?;
         self.conn.session.copy_in(&self.statement)?;
         let mut error = None;
         loop {
