@@ -4,8 +4,8 @@
 //!   depend on no runtime or client crate and their sources use no sockets, threads or clocks;
 //!   no test is `#[ignore]`d.
 //! * `bench [--quick] [suite options]` — the end-to-end benchmark (copyman against `psql | psql`, a
-//!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` (or
-//!   `bench wire`) runs the criterion micro-benchmarks of the framer.
+//!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` runs the criterion
+//!   micro-benchmarks (framer and re-blocking; manager dispatch), `bench wire` the framer's only.
 //! * `test` — the whole test suite (`cargo test --workspace`).
 //! * `fuzz [--smoke] [--time S] [--sanitizer address|none] [target…]` — the cargo-fuzz targets in
 //!   `fuzz/` (framer, lines, session), each for `S` seconds (`--smoke`: 20), from the committed
@@ -23,13 +23,14 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["tidy"] => tidy(),
         ["test", rest @ ..] => cargo(&[&["test", "--workspace"], rest].concat()),
-        ["bench", "wire" | "micro", rest @ ..] => cargo(
-            &[
-                &["bench", "-p", "copyman-wire", "--bench", "framer", "--"],
-                rest,
-            ]
-            .concat(),
-        ),
+        ["bench", "wire", rest @ ..] => {
+            cargo(&[&["bench", "-p", "copyman-wire", "--"], rest].concat())
+        }
+        ["bench", "micro", rest @ ..] => {
+            // The framer and re-blocking against memcpy, then the manager's dispatch cost.
+            cargo(&[&["bench", "-p", "copyman-wire", "--"], rest].concat())?;
+            cargo(&[&["bench", "-p", "copyman-core", "--"], rest].concat())
+        }
         ["bench", rest @ ..] => bench(rest),
         ["fuzz", rest @ ..] => fuzz(rest),
         _ => {
