@@ -30,6 +30,7 @@ pub(crate) const METHODS: &[&str] = &[
     "psql",
     "tokio-postgres",
     "copyman-sync",
+    "copyman-async",
     "copyman-cli",
 ];
 
@@ -219,13 +220,9 @@ fn run_method(
             server_only(&jobs)
         }
         "psql" => timed(&mut psql_pipe(&src, &dest_infos, table)),
-        "tokio-postgres" | "copyman-sync" => {
+        "tokio-postgres" | "copyman-sync" | "copyman-async" => {
             let mut cmd = Command::new(std::env::current_exe()?);
-            let name = if method == "copyman-sync" {
-                "sync"
-            } else {
-                "tokio-postgres"
-            };
+            let name = method.strip_prefix("copyman-").unwrap_or(method);
             cmd.args([
                 "copy",
                 "--method",
