@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+use copyman_core::start::{CopyStart, StartStep, Started};
+use copyman_core::statement::Direction;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::Host;
@@ -428,6 +430,25 @@ impl Connection {
     }
 
     /// Reads once from the socket into the session.
+    /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
+    /// nothing is sent for a statement of the wrong kind).
+    pub(crate) async fn start_copy(
+        &mut self,
+        sql: &str,
+        direction: Direction,
+    ) -> Result<Started, Error> {
+        self.settle().await?;
+        let mut start = CopyStart::begin(&mut self.session, sql, direction)?;
+        loop {
+            self.flush().await?;
+            match start.poll(&mut self.session)? {
+                StartStep::Started(started) => return Ok(started),
+                StartStep::SendCancel => self.cancel().await?,
+                _ => self.read_into_session().await?,
+            }
+        }
+    }
+
     pub(crate) async fn read_into_session(&mut self) -> Result<(), Error> {
         let stream = live(&mut self.stream, self.closed)?;
         let n = match stream.read(&mut self.scratch).await {

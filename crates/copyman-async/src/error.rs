@@ -27,9 +27,6 @@ pub enum Error {
     /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
     #[error(transparent)]
     Session(#[from] SessionError),
-    /// The statement given to an endpoint is not the COPY it needs; nothing was sent.
-    #[error(transparent)]
-    Statement(#[from] copyman_core::statement::StatementError),
     /// Reading or writing the socket failed.
     #[error("i/o error on the connection")]
     Io(#[from] io::Error),

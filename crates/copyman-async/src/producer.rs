@@ -5,8 +5,9 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::{Event, SessionError, State};
-use copyman_core::source::{CopyOutSource, SourceItem};
+use copyman_core::session::State;
+use copyman_core::source::{Abort, CopyOutSource, SourceItem};
+use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 use copyman_wire::HEADROOM;
 use futures_util::{Stream, StreamExt};
@@ -107,13 +108,8 @@ pub struct StatementProducer<'c> {
     buffer_size: usize,
     buf: BytesMut,
     source: Option<CopyOutSource>,
-    count: Option<u64>,
-    ended: bool,
     /// Its statement was sent: from then on its connection is in its COPY until Ready.
     started: bool,
-    /// The COPY OUT failed (server error, closed connection): every later read repeats it, so a
-    /// copy that goes on after the ProducerFault never mistakes the failure for the end.
-    failed: Option<SessionError>,
 }
 
 impl<'c> StatementProducer<'c> {
@@ -125,10 +121,7 @@ impl<'c> StatementProducer<'c> {
             buffer_size: DEFAULT_BUFFER_SIZE,
             buf: BytesMut::new(),
             source: None,
-            count: None,
-            ended: false,
             started: false,
-            failed: None,
         }
     }
 
@@ -139,55 +132,16 @@ impl<'c> StatementProducer<'c> {
     }
 
     async fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
-        self.conn.settle().await?;
-        // Refuse anything but one COPY … TO STDOUT before sending a byte.
-        copyman_core::statement::check(
-            &self.statement,
-            copyman_core::statement::Direction::ToStdout,
-        )?;
-        self.conn.session.copy_out(&self.statement)?;
         self.started = true;
-        let mut source = CopyOutSource::new(reblock);
-        let mut early: Option<BytesMut> = None;
-        let mut started = false;
-        let mut error = None;
-        let mut count = None;
-        // Read until the server starts the COPY (or says why it does not).
-        while !started {
-            self.conn.flush().await?;
-            while let Some(event) = self.conn.session.poll_event() {
-                match event {
-                    Event::CopyOutStarted { .. } => started = true,
-                    Event::CopyData(bytes) => early = Some(bytes),
-                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                    Event::Failed(e) => error = Some(e),
-                    Event::Closed(e) => return Err(e.into()),
-                    Event::CancelNeeded => self.conn.cancel().await?,
-                    Event::CommandComplete { rows, .. } => count = rows,
-                    Event::Ready(_) if started && error.is_none() => {
-                        // A COPY without data ends in the read that starts it: it is over.
-                        self.count = count;
-                        self.ended = true;
-                        self.source = Some(source);
-                        return Ok(());
-                    }
-                    Event::Ready(_) => {
-                        return Err(match error {
-                            Some(e) => e.into(),
-                            None => Error::State("the statement ended without starting a COPY"),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            if !started {
-                self.conn.read_into_session().await?;
-            }
-        }
-        if let Some(bytes) = early {
-            source.handle_stream_bytes(&mut self.conn.session, &bytes)?;
-        }
-        self.source = Some(source);
+        let started = self
+            .conn
+            .start_copy(&self.statement, Direction::ToStdout)
+            .await?;
+        self.source = Some(CopyOutSource::started(
+            reblock,
+            started,
+            &mut self.conn.session,
+        )?);
         Ok(())
     }
 
@@ -199,17 +153,15 @@ impl<'c> StatementProducer<'c> {
         loop {
             match source.poll_item() {
                 Some(SourceItem::Chunk(chunk)) => return Ok(Some(chunk)),
-                Some(SourceItem::End { count }) => {
-                    self.count = count;
-                    self.ended = true;
-                    return Ok(None);
-                }
-                Some(_) => continue,
-                None if self.ended => return Ok(None),
+                Some(_) => return Ok(None),
                 None => {}
             }
-            if let Some(e) = &self.failed {
+            // After a failure or the end, the socket is idle: never read it again.
+            if let Some(e) = source.failure() {
                 return Err(e.clone().into());
+            }
+            if source.is_ended() {
+                return Ok(None);
             }
             // Reuses the buffer's memory once the receivers are done with the last chunk.
             self.buf.clear();
@@ -223,15 +175,10 @@ impl<'c> StatementProducer<'c> {
                 }
             };
             if n == 0 {
-                self.conn.session.handle_eof();
-                self.failed = Some(SessionError::Closed);
-                return Err(SessionError::Closed.into());
+                return Err(source.handle_eof(&mut self.conn.session).into());
             }
             self.buf.truncate(HEADROOM + n);
-            if let Err(e) = source.handle_read(&mut self.conn.session, self.buf.split()) {
-                self.failed = Some(e.clone());
-                return Err(e.into());
-            }
+            source.handle_read(&mut self.conn.session, self.buf.split())?;
         }
     }
 
@@ -239,22 +186,16 @@ impl<'c> StatementProducer<'c> {
         let Some(source) = self.source.as_mut() else {
             return Ok(());
         };
-        if self.ended || source.is_ended() && self.conn.is_ready() {
-            self.ended = true;
-            return Ok(());
+        match source.abort(&mut self.conn.session)? {
+            Abort::Done => Ok(()),
+            Abort::Drain { cancel } => {
+                if cancel {
+                    self.conn.cancel().await?;
+                }
+                // The server answers a cancel with 57014 query_canceled: expected, not reported.
+                self.conn.wait_ready(|_| Ok(())).await
+            }
         }
-        if self.failed.is_some() && self.conn.session.state() == State::Closed {
-            // The connection died with the failure already reported: nothing left to drain.
-            self.ended = true;
-            return Ok(());
-        }
-        if !source.is_ended() {
-            source.abort(&mut self.conn.session)?;
-            self.conn.cancel().await?;
-        }
-        self.ended = true;
-        // The server answers the cancel with 57014 query_canceled: expected, not reported.
-        self.conn.wait_ready(|_| Ok(())).await
     }
 }
 
@@ -265,21 +206,26 @@ impl Drop for StatementProducer<'_> {
                 self.conn.session.state(),
                 State::Ready | State::Closed | State::Failed | State::Draining
             );
-        let ended = self.ended || self.source.as_ref().is_some_and(CopyOutSource::is_ended);
-        if !open || ended || self.conn.is_closed() {
-            // Nothing runs any more, or the server ends the statement by itself: the
-            // connection's next call reads what is left.
+        if !open || self.conn.is_closed() {
+            // Nothing runs any more: the connection's next call reads what is left.
             return;
         }
         // Dropped in the middle of its COPY, where nothing can be awaited: switch the session to
-        // draining and cancel from a background task; the connection's next call waits for the
-        // cancel and reads the rest. Without a runtime to cancel from, close the connection.
-        let aborted = match self.source.as_mut() {
-            Some(source) => source.abort(&mut self.conn.session).is_ok(),
-            None => self.conn.session.abort_copy_out(&[]).is_ok(),
+        // draining and, if the server still streams, cancel from a background task; the
+        // connection's next call waits for the cancel and reads the rest. Without a runtime to
+        // cancel from, close the connection.
+        let step = match self.source.as_mut() {
+            Some(source) => source.abort(&mut self.conn.session),
+            None => self
+                .conn
+                .session
+                .abort_copy_out(&[])
+                .map(|()| Abort::Drain { cancel: true }),
         };
-        if !(aborted && self.conn.cancel_in_background()) {
-            self.conn.close("a COPY TO STDOUT was abandoned midway");
+        match step {
+            Ok(Abort::Done | Abort::Drain { cancel: false }) => {}
+            Ok(Abort::Drain { cancel: true }) if self.conn.cancel_in_background() => {}
+            _ => self.conn.close("a COPY TO STDOUT was abandoned midway"),
         }
     }
 }
@@ -299,7 +245,7 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn count(&self) -> Option<u64> {
-        self.count
+        self.source.as_ref().and_then(CopyOutSource::count)
     }
 
     async fn cancel(&mut self) -> Result<(), BoxError> {

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use copyman_core::session::{Event, Session, SessionError, State};
+use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::Framer;
 use copyman_wire::realign::{self, Completion};
@@ -127,35 +128,11 @@ impl<'c> StatementReceiver<'c> {
     }
 
     async fn start_copy(&mut self) -> Result<(), Error> {
-        self.conn.settle().await?;
-        // Refuse anything but one COPY … FROM STDIN before sending a byte.
-        copyman_core::statement::check(
-            &self.statement,
-            copyman_core::statement::Direction::FromStdin,
-        )?;
-        self.conn.session.copy_in(&self.statement)?;
         self.started = true;
-        let mut error = None;
-        loop {
-            self.conn.flush().await?;
-            while let Some(event) = self.conn.session.poll_event() {
-                match event {
-                    Event::CopyInStarted { .. } => return Ok(()),
-                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                    Event::Failed(e) => error = Some(e),
-                    Event::Closed(e) => return Err(e.into()),
-                    Event::CancelNeeded => self.conn.cancel().await?,
-                    Event::Ready(_) => {
-                        return Err(match error {
-                            Some(e) => e.into(),
-                            None => Error::State("the statement ended without starting a COPY"),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            self.conn.read_into_session().await?;
-        }
+        self.conn
+            .start_copy(&self.statement, Direction::FromStdin)
+            .await?;
+        Ok(())
     }
 
     /// Writes `bytes` while reading what the server says; its error ends the write.

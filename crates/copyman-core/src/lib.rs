@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod manager;
 pub mod session;
 pub mod source;
+pub mod start;
 pub mod statement;
 
 pub use fault::{

@@ -12,7 +12,8 @@ use bytes::BytesMut;
 use copyman_wire::{Framer, HEADROOM, realign};
 
 use crate::manager::Chunk;
-use crate::session::{Event, Session, SessionError};
+use crate::session::{Event, Session, SessionError, State};
+use crate::start::Started;
 
 /// What a [`CopyOutSource`] has for the manager.
 #[derive(Debug)]
@@ -75,6 +76,24 @@ pub struct CopyOutSource {
     mode: Mode,
     count: Option<u64>,
     items: VecDeque<SourceItem>,
+    /// The COPY's end (ReadyForQuery after CommandComplete) was read.
+    end_seen: bool,
+    /// The failure that ended the COPY, repeated to every later caller.
+    failed: Option<SessionError>,
+}
+
+/// What aborting a COPY OUT leaves the caller to do; see [`CopyOutSource::abort`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Abort {
+    /// Nothing: the session is ready again, or its connection is gone.
+    Done,
+    /// Read the socket into the session until it is ready, after sending its cancel request on a
+    /// new connection when `cancel` is true (the server is still streaming).
+    Drain {
+        /// Whether the server must be told to stop.
+        cancel: bool,
+    },
 }
 
 impl CopyOutSource {
@@ -86,7 +105,53 @@ impl CopyOutSource {
             mode: Mode::Stream,
             count: None,
             items: VecDeque::new(),
+            end_seen: false,
+            failed: None,
         }
+    }
+
+    /// The source of a COPY OUT that [`CopyStart`](crate::start::CopyStart) saw start.
+    ///
+    /// # Errors
+    /// As [`CopyOutSource::handle_read`], for stream bytes the session already held.
+    pub fn started(
+        reblock: bool,
+        started: Started,
+        session: &mut Session,
+    ) -> Result<Self, SessionError> {
+        let mut source = Self::new(reblock);
+        if let Some(early) = started.early {
+            source.handle_stream_bytes(session, &early)?;
+        }
+        if let Some(count) = started.ended {
+            source.mode = Mode::Ended;
+            source.end(count);
+        }
+        Ok(source)
+    }
+
+    fn end(&mut self, count: Option<u64>) {
+        self.count = count;
+        self.end_seen = true;
+        self.items.push_back(SourceItem::End { count });
+    }
+
+    /// The server's `COPY n`, once the end was read.
+    pub fn count(&self) -> Option<u64> {
+        self.count
+    }
+
+    /// The failure that ended the COPY, if one did: the caller must not read the socket again
+    /// (it would wait on an idle connection) and reports this error instead.
+    pub fn failure(&self) -> Option<&SessionError> {
+        self.failed.as_ref()
+    }
+
+    /// The socket reached its end in the middle of the COPY.
+    pub fn handle_eof(&mut self, session: &mut Session) -> SessionError {
+        session.handle_eof();
+        self.mode = Mode::Ended;
+        self.failed.get_or_insert(SessionError::Closed).clone()
     }
 
     /// Starts with bytes the session already read past the CopyOutResponse (its
@@ -104,7 +169,7 @@ impl CopyOutSource {
         buf.extend_from_slice(bytes);
         self.framer.resume();
         self.mode = Mode::Stream;
-        self.handle_read(session, buf)
+        self.read(session, buf)
     }
 
     /// Handles one read from the socket: `buf[..HEADROOM]` is reserved, the rest was read.
@@ -115,8 +180,20 @@ impl CopyOutSource {
     pub fn handle_read(
         &mut self,
         session: &mut Session,
-        mut buf: BytesMut,
+        buf: BytesMut,
     ) -> Result<(), SessionError> {
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone());
+        }
+        let result = self.read(session, buf);
+        if let Err(error) = &result {
+            self.mode = Mode::Ended;
+            self.failed = Some(error.clone());
+        }
+        result
+    }
+
+    fn read(&mut self, session: &mut Session, mut buf: BytesMut) -> Result<(), SessionError> {
         match self.mode {
             Mode::Ended => Ok(()),
             Mode::Messages => {
@@ -179,7 +256,8 @@ impl CopyOutSource {
                 }
                 Event::Ready(_) => {
                     self.mode = Mode::Ended;
-                    self.items.push_back(SourceItem::End { count: self.count });
+                    let count = self.count;
+                    self.end(count);
                 }
                 // Notices, parameter changes and notifications do not stop the COPY.
                 _ => {}
@@ -199,16 +277,26 @@ impl CopyOutSource {
         self.mode == Mode::Ended && self.items.is_empty()
     }
 
-    /// Aborts the COPY OUT: hands the session what it needs to parse the rest of the stream from a
-    /// message boundary (realignment) and switches it to draining. The caller also sends the
-    /// session's cancel request on a new connection, then reads the socket into the session until
-    /// it is ready.
+    /// Aborts the COPY OUT and says what the caller must still do to have the session ready.
+    ///
+    /// * The COPY's end was already read (perhaps with items not yet taken): nothing, the session
+    ///   took its ReadyForQuery. A connection that is gone: nothing either.
+    /// * A failure (the server's error) ended the COPY: drain, no cancel — the server is already
+    ///   on its way to ReadyForQuery.
+    /// * The server is still streaming: the session gets what it needs to parse the rest of the
+    ///   stream from a message boundary (realignment) and switches to draining; drain after a
+    ///   cancel.
     ///
     /// # Errors
-    /// The session's, if it cannot drain (e.g. its connection is closed).
-    pub fn abort(&mut self, session: &mut Session) -> Result<(), SessionError> {
+    /// The session's, if it cannot drain.
+    pub fn abort(&mut self, session: &mut Session) -> Result<Abort, SessionError> {
+        self.items.clear();
+        if self.end_seen || matches!(session.state(), State::Closed | State::Failed) {
+            self.mode = Mode::Ended;
+            return Ok(Abort::Done);
+        }
         if self.mode == Mode::Ended {
-            return Ok(());
+            return Ok(Abort::Drain { cancel: false });
         }
         let resume = match self.mode {
             Mode::Stream => realign::resume(self.framer.position()),
@@ -216,7 +304,7 @@ impl CopyOutSource {
             _ => realign::Resume::default(),
         };
         self.mode = Mode::Ended;
-        self.items.clear();
-        session.abort_copy_out(resume.as_slice())
+        session.abort_copy_out(resume.as_slice())?;
+        Ok(Abort::Drain { cancel: true })
     }
 }

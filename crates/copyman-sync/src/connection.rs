@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+use copyman_core::start::{CopyStart, StartStep, Started};
+use copyman_core::statement::Direction;
 use postgres::config::Host;
 
 use crate::Error;
@@ -274,6 +276,20 @@ impl Connection {
         let mut sink = [0u8; 64];
         while stream.read(&mut sink)? > 0 {}
         Ok(())
+    }
+
+    /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
+    /// nothing is sent for a statement of the wrong kind).
+    pub(crate) fn start_copy(&mut self, sql: &str, direction: Direction) -> Result<Started, Error> {
+        let mut start = CopyStart::begin(&mut self.session, sql, direction)?;
+        loop {
+            self.flush()?;
+            match start.poll(&mut self.session)? {
+                StartStep::Started(started) => return Ok(started),
+                StartStep::SendCancel => self.cancel()?,
+                _ => self.read_into_session()?,
+            }
+        }
     }
 
     /// Writes what the session has to send.

@@ -3,8 +3,8 @@
 use std::io::BufRead;
 
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::{Event, SessionError, State};
-use copyman_core::source::{CopyOutSource, SourceItem};
+use copyman_core::source::{Abort, CopyOutSource, SourceItem};
+use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 use copyman_wire::HEADROOM;
 
@@ -65,11 +65,6 @@ pub struct StatementProducer<'c> {
     buffer_size: usize,
     buf: BytesMut,
     source: Option<CopyOutSource>,
-    count: Option<u64>,
-    ended: bool,
-    /// The COPY OUT failed (server error, closed connection): every later read repeats it, so a
-    /// copy that goes on after the ProducerFault never mistakes the failure for the end.
-    failed: Option<SessionError>,
 }
 
 impl<'c> StatementProducer<'c> {
@@ -81,9 +76,6 @@ impl<'c> StatementProducer<'c> {
             buffer_size: DEFAULT_BUFFER_SIZE,
             buf: BytesMut::new(),
             source: None,
-            count: None,
-            ended: false,
-            failed: None,
         }
     }
 
@@ -94,48 +86,12 @@ impl<'c> StatementProducer<'c> {
     }
 
     fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
-        // Refuse anything but one COPY … TO STDOUT before sending a byte.
-        copyman_core::statement::check(
-            &self.statement,
-            copyman_core::statement::Direction::ToStdout,
-        )?;
-        self.conn.session.copy_out(&self.statement)?;
-        let mut source = CopyOutSource::new(reblock);
-        let mut early: Option<BytesMut> = None;
-        let mut started = false;
-        let mut error = None;
-        // Read until the server starts the COPY (or says why it does not).
-        while !started {
-            self.conn.flush()?;
-            while let Some(event) = self.conn.session.poll_event() {
-                match event {
-                    Event::CopyOutStarted { .. } => started = true,
-                    Event::CopyData(bytes) => early = Some(bytes),
-                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                    Event::Failed(e) => error = Some(e),
-                    Event::Closed(e) => return Err(e.into()),
-                    Event::CancelNeeded => self.conn.cancel()?,
-                    // A COPY without any data (text or CSV of no rows) may be over already: the
-                    // session took its CopyDone, CommandComplete and ReadyForQuery with the start.
-                    Event::CommandComplete { rows, .. } if started => self.count = rows,
-                    Event::Ready(_) if started && error.is_none() => self.ended = true,
-                    Event::Ready(_) => {
-                        return Err(match error {
-                            Some(e) => e.into(),
-                            None => Error::State("the statement ended without starting a COPY"),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            if !started {
-                self.conn.read_into_session()?;
-            }
-        }
-        if let Some(bytes) = early {
-            source.handle_stream_bytes(&mut self.conn.session, &bytes)?;
-        }
-        self.source = Some(source);
+        let started = self.conn.start_copy(&self.statement, Direction::ToStdout)?;
+        self.source = Some(CopyOutSource::started(
+            reblock,
+            started,
+            &mut self.conn.session,
+        )?);
         Ok(())
     }
 
@@ -147,17 +103,15 @@ impl<'c> StatementProducer<'c> {
         loop {
             match source.poll_item() {
                 Some(SourceItem::Chunk(chunk)) => return Ok(Some(chunk)),
-                Some(SourceItem::End { count }) => {
-                    self.count = count;
-                    self.ended = true;
-                    return Ok(None);
-                }
-                Some(_) => continue,
-                None if self.ended => return Ok(None),
+                Some(_) => return Ok(None),
                 None => {}
             }
-            if let Some(e) = &self.failed {
+            // After a failure or the end, the socket is idle: never read it again.
+            if let Some(e) = source.failure() {
                 return Err(e.clone().into());
+            }
+            if source.is_ended() {
+                return Ok(None);
             }
             // Reuse the buffer's memory when the receivers are done with the last chunk.
             self.buf.clear();
@@ -170,15 +124,10 @@ impl<'c> StatementProducer<'c> {
                 }
             };
             if n == 0 {
-                self.conn.session.handle_eof();
-                self.failed = Some(SessionError::Closed);
-                return Err(SessionError::Closed.into());
+                return Err(source.handle_eof(&mut self.conn.session).into());
             }
             self.buf.truncate(HEADROOM + n);
-            if let Err(e) = source.handle_read(&mut self.conn.session, self.buf.split()) {
-                self.failed = Some(e.clone());
-                return Err(e.into());
-            }
+            source.handle_read(&mut self.conn.session, self.buf.split())?;
         }
     }
 
@@ -186,33 +135,16 @@ impl<'c> StatementProducer<'c> {
         let Some(source) = self.source.as_mut() else {
             return Ok(());
         };
-        if self.ended {
-            return Ok(());
-        }
-        self.ended = true;
-        // The COPY may have ended already with items not yet taken: if its end is among them,
-        // the session consumed its ReadyForQuery and is usable as it is.
-        let mut reached_end = false;
-        while let Some(item) = source.poll_item() {
-            if let SourceItem::End { count } = item {
-                self.count = count;
-                reached_end = true;
+        match source.abort(&mut self.conn.session)? {
+            Abort::Done => Ok(()),
+            Abort::Drain { cancel } => {
+                if cancel {
+                    self.conn.cancel()?;
+                }
+                // The server answers a cancel with 57014 query_canceled: expected, not reported.
+                self.conn.wait_ready(|_| Ok(()))
             }
         }
-        if reached_end {
-            return Ok(());
-        }
-        if self.failed.is_some() && self.conn.session.state() == State::Closed {
-            // The connection died with the failure already reported: nothing left to drain.
-            return Ok(());
-        }
-        if !source.is_ended() {
-            source.abort(&mut self.conn.session)?;
-            self.conn.cancel()?;
-        }
-        // Read to ReadyForQuery (or take the one the session holds, after a server error). The
-        // server answers the cancel with 57014 query_canceled: expected, not reported.
-        self.conn.wait_ready(|_| Ok(()))
     }
 }
 
@@ -230,7 +162,7 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn count(&self) -> Option<u64> {
-        self.count
+        self.source.as_ref().and_then(CopyOutSource::count)
     }
 
     fn cancel(&mut self) -> Result<(), BoxError> {

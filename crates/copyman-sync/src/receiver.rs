@@ -4,6 +4,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 use copyman_core::session::{Event, SessionError, State};
+use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
 
@@ -86,33 +87,9 @@ impl<'c> StatementReceiver<'c> {
     }
 
     fn start_copy(&mut self) -> Result<(), Error> {
-        // Refuse anything but one COPY … FROM STDIN before sending a byte.
-        copyman_core::statement::check(
-            &self.statement,
-            copyman_core::statement::Direction::FromStdin,
-        )?;
-        self.conn.session.copy_in(&self.statement)?;
-        let mut error = None;
-        loop {
-            self.conn.flush()?;
-            while let Some(event) = self.conn.session.poll_event() {
-                match event {
-                    Event::CopyInStarted { .. } => return Ok(()),
-                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                    Event::Failed(e) => error = Some(e),
-                    Event::Closed(e) => return Err(e.into()),
-                    Event::CancelNeeded => self.conn.cancel()?,
-                    Event::Ready(_) => {
-                        return Err(match error {
-                            Some(e) => e.into(),
-                            None => Error::State("the statement ended without starting a COPY"),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            self.conn.read_into_session()?;
-        }
+        self.conn
+            .start_copy(&self.statement, Direction::FromStdin)?;
+        Ok(())
     }
 
     /// Takes what the server said during the COPY; an error ends it.

@@ -226,6 +226,9 @@ pub enum SessionError {
     /// A CopyData or CopyFail message could not be encoded.
     #[error(transparent)]
     Wire(#[from] copyman_wire::WireError),
+    /// The statement given for a COPY is not the COPY needed; nothing was sent.
+    #[error(transparent)]
+    Statement(#[from] crate::statement::StatementError),
 }
 
 impl SessionError {
