@@ -515,6 +515,42 @@ fn early_stop_after_read_ahead_to_the_end_still_fails() {
     }
 }
 
+/// Seed `__enter__` failing: endpoints that could not start are named in the CopyFail, and every
+/// other one is failed or cancelled; nothing completes.
+#[test]
+fn endpoints_that_could_not_start_are_named_in_the_copy_fail() {
+    let (_, _, chunks) = source(4, 7);
+    let receivers = vec![
+        ScriptedReceiver::pqv3(),
+        ScriptedReceiver::pqv3(),
+        ScriptedReceiver::chunks(),
+    ];
+    let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 1, Schedule::Fifo);
+    h.input(Input::StartFailed {
+        receivers: vec![
+            (R2, "relation \"t\" does not exist".into()),
+            (R1, "no such db".into()),
+        ],
+        producer: Some("cannot start".into()),
+    });
+    let fail = copy_fail(h.drive_to_end());
+    assert_eq!(fail.reason, "could not start the COPY operation");
+    let ids: Vec<_> = fail.receiver_faults.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![R1, R2]);
+    assert_eq!(
+        fail.receiver_faults[1].1.to_string(),
+        "relation \"t\" does not exist"
+    );
+    assert_eq!(
+        fail.producer_fault
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("cannot start")
+    );
+    assert!(h.log.iter().all(|l| !matches!(l, Log::Complete(_))));
+}
+
 /// Seed `__exit__`: "No receivers? It wasn't a success." — every receiver faulted.
 #[test]
 fn all_receivers_faulted_fails_with_no_receivers() {

@@ -89,20 +89,14 @@ impl<'a> CopyManager<'a> {
         if receiver_faults.is_empty() && producer_fault.is_none() {
             return Ok(copy);
         }
-        let reason = "could not start the COPY operation";
-        let mut fail = match copy.end(Input::Abort {
-            reason: reason.into(),
-        }) {
-            Err(fail) => fail,
-            Ok(_) => unreachable!("an aborted copy fails"),
+        let input = Input::StartFailed {
+            receivers: receiver_faults,
+            producer: producer_fault,
         };
-        fail.receiver_faults
-            .extend(receiver_faults.into_iter().map(|(id, e)| (id, e.into())));
-        fail.receiver_faults.sort_by_key(|(id, _)| *id);
-        if let Some(error) = producer_fault {
-            fail.producer_fault = Some(error.into());
+        match copy.end(input) {
+            Err(fail) => Err(fail),
+            Ok(_) => unreachable!("a copy that could not start fails"),
         }
-        Err(fail)
     }
 
     /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole

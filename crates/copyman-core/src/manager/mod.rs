@@ -164,6 +164,14 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// Some endpoints could not start (the seed's `__enter__` failing): fail the copy — every
+    /// endpoint that did start is failed or cancelled — with these errors in the [`CopyFail`].
+    StartFailed {
+        /// Receivers that could not start, with their errors.
+        receivers: Vec<(ReceiverId, BoxError)>,
+        /// The producer's error, if it could not start.
+        producer: Option<BoxError>,
+    },
     /// A faulted receiver is ready again: transmit what it owes, then let it rejoin.
     ///
     /// A faulted receiver keeps the chunks it had pending and takes new ones up to
@@ -405,6 +413,8 @@ pub struct Manager {
     producer_error: Option<SharedError>,
     /// The producer's error on exit (cancel), if any.
     producer_exit_error: Option<SharedError>,
+    /// Endpoints that could not start, reported in the CopyFail.
+    start_faults: Vec<(ReceiverId, SharedError)>,
     /// A producer chunk could not be used and went nowhere: the copy cannot complete.
     data_lost: bool,
     receivers: Vec<ReceiverSlot>,
@@ -435,6 +445,7 @@ impl Manager {
             producer_count: None,
             producer_error: None,
             producer_exit_error: None,
+            start_faults: Vec::new(),
             data_lost: false,
             receivers: Vec::new(),
             started: false,
@@ -568,6 +579,23 @@ impl Manager {
             }
             Input::Finish => self.decide(None),
             Input::Abort { reason } => self.decide(Some(reason)),
+            Input::StartFailed {
+                receivers,
+                producer,
+            } => {
+                for (receiver, _) in &receivers {
+                    self.slot(*receiver)?;
+                }
+                self.start_faults.extend(
+                    receivers
+                        .into_iter()
+                        .map(|(id, e)| (id, SharedError::from(e))),
+                );
+                if let Some(error) = producer {
+                    self.producer_exit_error = Some(Arc::from(error));
+                }
+                self.decide(Some("could not start the COPY operation".to_owned()))
+            }
             Input::Reconcile(receiver) => self.reconcile(receiver),
         }
     }
@@ -1054,6 +1082,8 @@ impl Manager {
         } else {
             reason.to_string()
         };
+        exit_faults.extend(self.start_faults.iter().cloned());
+        exit_faults.sort_by_key(|(id, _)| *id);
         Err(CopyFail {
             reason,
             receiver_faults: exit_faults,
