@@ -4,7 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use copyman_core::session::{
-    CopyFormat, DbError, Event, Session, SessionError, StartupConfig, State, TransactionStatus,
+    ChannelBinding, CopyFormat, DbError, Event, Session, SessionError, StartupConfig, State,
+    TransactionStatus,
     parse_server_version,
 };
 use copyman_wire::{Framer, Position, realign};
@@ -410,8 +411,12 @@ fn hi(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
     out
 }
 
-/// The server side of a SCRAM-SHA-256 exchange, verifying the client's proof.
+/// The server side of a SCRAM-SHA-256 exchange, verifying the client's proof and its channel
+/// binding: the GS2 header it must send (`n,,` no TLS, `y,,` TLS but no binding offered,
+/// `p=tls-server-end-point,,` bound) and the binding data it must prove.
 struct ScramServer {
+    gs2_header: &'static str,
+    binding_data: Vec<u8>,
     password: &'static str,
     salt: Vec<u8>,
     iterations: u32,
@@ -427,7 +432,12 @@ impl ScramServer {
         let (tag, body) = &messages[0];
         assert_eq!(*tag, b'p');
         let mechanism_end = body.iter().position(|&b| b == 0).unwrap();
-        assert_eq!(&body[..mechanism_end], b"SCRAM-SHA-256");
+        let expected: &[u8] = if self.gs2_header.starts_with("p=") {
+            b"SCRAM-SHA-256-PLUS"
+        } else {
+            b"SCRAM-SHA-256"
+        };
+        assert_eq!(&body[..mechanism_end], expected);
         let data = &body[mechanism_end + 5..];
         let len = i32::from_be_bytes(
             body[mechanism_end + 1..mechanism_end + 5]
@@ -436,10 +446,10 @@ impl ScramServer {
         );
         assert_eq!(usize::try_from(len).unwrap(), data.len());
         let first = std::str::from_utf8(data).unwrap();
-        // No channel binding (no TLS), empty user name (the server uses the startup user).
+        // Empty user name: the server uses the startup user.
         let bare = first
-            .strip_prefix("n,,")
-            .expect("gs2 header without channel binding");
+            .strip_prefix(self.gs2_header)
+            .unwrap_or_else(|| panic!("gs2 header {:?} in {first:?}", self.gs2_header));
         let client_nonce = bare.strip_prefix("n=,r=").unwrap();
         self.client_first_bare = bare.to_owned();
         self.server_first = format!(
@@ -457,7 +467,9 @@ impl ScramServer {
         assert_eq!(messages[0].0, b'p');
         let final_message = String::from_utf8(messages[0].1.clone()).unwrap();
         let (without_proof, proof) = final_message.rsplit_once(",p=").unwrap();
-        assert!(without_proof.starts_with("c=biws,r="), "{without_proof}");
+        let binding = [self.gs2_header.as_bytes(), &self.binding_data].concat();
+        let expected_c = format!("c={},r=", BASE64.encode(binding));
+        assert!(without_proof.starts_with(&expected_c), "{without_proof}");
         let auth_message = format!(
             "{},{},{}",
             self.client_first_bare, self.server_first, without_proof
@@ -493,20 +505,30 @@ fn sasl_offer(mechanisms: &[&str]) -> Vec<u8> {
 
 /// A full SCRAM exchange with the server's input fed in `chunk`-byte pieces.
 fn scram_exchange(chunk: usize, tamper_final: bool) -> (Session, Vec<Event>) {
-    let mut server = ScramServer {
+    let server = ScramServer {
+        gs2_header: "n,,",
+        binding_data: Vec::new(),
         password: "pencil",
         salt: b"0123456789abcdef".to_vec(),
         iterations: 4096,
         client_first_bare: String::new(),
         server_first: String::new(),
     };
-    let mut session = Session::new(with_password("pencil"));
+    let session = Session::new(with_password("pencil"));
+    let offer = sasl_offer(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]);
+    scram_exchange_with(server, session, &offer, chunk, tamper_final)
+}
+
+/// A SCRAM exchange of `session` with `server`, after the server offered `offer`.
+fn scram_exchange_with(
+    mut server: ScramServer,
+    mut session: Session,
+    offer: &[u8],
+    chunk: usize,
+    tamper_final: bool,
+) -> (Session, Vec<Event>) {
     let _ = sent(&mut session);
-    let mut all = feed(
-        &mut session,
-        &sasl_offer(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]),
-        chunk,
-    );
+    let mut all = feed(&mut session, offer, chunk);
     assert_eq!(session.state(), State::Authenticating);
     let server_first = server.first(&sent(&mut session));
     all.extend(feed(&mut session, &server_first, chunk));
@@ -559,6 +581,115 @@ fn scram_plus_only_needs_tls() {
     assert!(error.to_string().contains("SCRAM-SHA-256-PLUS"), "{error}");
     assert!(error.to_string().contains("TLS"), "{error}");
     assert_eq!(session.state(), State::Failed);
+}
+
+fn scram_server(gs2_header: &'static str, binding_data: &[u8]) -> ScramServer {
+    ScramServer {
+        gs2_header,
+        binding_data: binding_data.to_vec(),
+        password: "pencil",
+        salt: b"fedcba9876543210".to_vec(),
+        iterations: 4096,
+        client_first_bare: String::new(),
+        server_first: String::new(),
+    }
+}
+
+/// A session on a TLS connection whose server certificate hashes to `hash`.
+fn tls_session(binding: ChannelBinding, hash: &[u8]) -> Session {
+    let mut config = with_password("pencil");
+    config.channel_binding = binding;
+    let mut session = Session::new(config);
+    session.set_tls_server_end_point(hash.to_vec());
+    session
+}
+
+#[test]
+fn scram_over_tls_binds_to_the_server_certificate() {
+    let hash = [0xab; 32];
+    for chunk in [usize::MAX, 1] {
+        let (session, events) = scram_exchange_with(
+            scram_server("p=tls-server-end-point,,", &hash),
+            tls_session(ChannelBinding::Prefer, &hash),
+            &sasl_offer(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]),
+            chunk,
+            false,
+        );
+        assert_eq!(events, vec![IDLE]);
+        assert!(session.channel_bound());
+        // Required binding is satisfied by it.
+        let (session, events) = scram_exchange_with(
+            scram_server("p=tls-server-end-point,,", &hash),
+            tls_session(ChannelBinding::Require, &hash),
+            &sasl_offer(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]),
+            chunk,
+            false,
+        );
+        assert_eq!(events, vec![IDLE]);
+        assert!(session.channel_bound());
+    }
+}
+
+#[test]
+fn scram_over_tls_without_plus_on_offer_says_it_could_bind() {
+    // 'y': a server that does support binding (and so was tampered with) refuses this.
+    let (session, events) = scram_exchange_with(
+        scram_server("y,,", b""),
+        tls_session(ChannelBinding::Prefer, &[1; 32]),
+        &sasl_offer(&["SCRAM-SHA-256"]),
+        usize::MAX,
+        false,
+    );
+    assert_eq!(events, vec![IDLE]);
+    assert!(!session.channel_bound());
+}
+
+#[test]
+fn channel_binding_disable_never_binds() {
+    let (session, events) = scram_exchange_with(
+        scram_server("n,,", b""),
+        tls_session(ChannelBinding::Disable, &[1; 32]),
+        &sasl_offer(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]),
+        usize::MAX,
+        false,
+    );
+    assert_eq!(events, vec![IDLE]);
+    assert!(!session.channel_bound());
+}
+
+#[test]
+fn required_channel_binding_refuses_every_unbound_authentication() {
+    let required = || {
+        let mut config = with_password("pencil");
+        config.channel_binding = ChannelBinding::Require;
+        Session::new(config)
+    };
+    for (what, input) in [
+        ("trust", [auth_ok(), startup_tail()].concat()),
+        ("cleartext", auth(3, b"")),
+        ("md5", auth(5, &[1, 2, 3, 4])),
+        ("plain SCRAM", sasl_offer(&["SCRAM-SHA-256"])),
+        ("SCRAM-PLUS without TLS", sasl_offer(&["SCRAM-SHA-256-PLUS"])),
+    ] {
+        let (session, events, output) = run(required, &input);
+        let error = closed(&events);
+        assert!(
+            matches!(error, SessionError::Auth { .. }) && error.to_string().contains("channel binding"),
+            "{what}: {error}"
+        );
+        assert_eq!(session.state(), State::Failed, "{what}");
+        // Not a byte of the password went out.
+        assert!(
+            !frontend_messages(&output).iter().any(|(tag, _)| *tag == b'p'),
+            "{what}: answered"
+        );
+    }
+    // Also on TLS when the server does not offer PLUS.
+    let (_, events, _) = run(
+        || tls_session(ChannelBinding::Require, &[1; 32]),
+        &sasl_offer(&["SCRAM-SHA-256"]),
+    );
+    assert!(closed(&events).to_string().contains("channel binding"));
 }
 
 #[test]

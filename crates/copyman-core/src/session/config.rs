@@ -45,6 +45,23 @@ pub struct StartupConfig {
     /// More startup parameters (run-time settings such as `TimeZone`), sent as given. One that
     /// names a portability setting replaces it.
     pub extra: Vec<(String, String)>,
+    /// Whether SCRAM must, may or must not bind itself to the TLS channel (`channel_binding`).
+    pub channel_binding: ChannelBinding,
+}
+
+/// libpq's `channel_binding`: whether SCRAM authentication binds itself to the TLS connection
+/// (SCRAM-SHA-256-PLUS with `tls-server-end-point`), so that a man in the middle holding another
+/// certificate cannot relay it. Binding needs TLS and the server's certificate hash, which the
+/// adapter hands over with [`Session::set_tls_server_end_point`](super::Session::set_tls_server_end_point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelBinding {
+    /// Never bind.
+    Disable,
+    /// Bind when the connection is TLS and the server offers SCRAM-SHA-256-PLUS.
+    #[default]
+    Prefer,
+    /// Refuse to authenticate without binding: no password methods, no trust, no plain SCRAM.
+    Require,
 }
 
 impl StartupConfig {
@@ -58,6 +75,7 @@ impl StartupConfig {
             options: None,
             client_encoding: "UTF8".to_owned(),
             extra: Vec::new(),
+            channel_binding: ChannelBinding::Prefer,
         }
     }
 
@@ -97,6 +115,7 @@ impl fmt::Debug for StartupConfig {
             .field("options", &self.options)
             .field("client_encoding", &self.client_encoding)
             .field("extra", &self.extra)
+            .field("channel_binding", &self.channel_binding)
             .finish()
     }
 }

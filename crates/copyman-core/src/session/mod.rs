@@ -23,12 +23,12 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{
-    ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
+    ChannelBinding as ScramBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
 };
 use postgres_protocol::message::frontend;
 
 use self::backend::{HEADER_LEN, MAX_BODY, Reader, next_message, peek_header, show_tag};
-pub use self::config::{PORTABILITY_SETTINGS, StartupConfig};
+pub use self::config::{ChannelBinding, PORTABILITY_SETTINGS, StartupConfig};
 pub use self::error::{DbError, SessionError};
 
 /// SQLSTATE `query_canceled`: what the server answers a CancelRequest or a CopyFail with.
@@ -382,6 +382,10 @@ pub struct Session {
     parameters: BTreeMap<String, String>,
     backend_key: Option<(i32, i32)>,
     transaction: TransactionStatus,
+    /// The TLS server certificate's hash, when the connection is TLS: channel binding data.
+    tls_server_end_point: Option<Vec<u8>>,
+    /// Whether authentication used SCRAM-SHA-256-PLUS.
+    channel_bound: bool,
 }
 
 impl fmt::Debug for Session {
@@ -416,6 +420,8 @@ impl Session {
             parameters: BTreeMap::new(),
             backend_key: None,
             transaction: TransactionStatus::Idle,
+            tls_server_end_point: None,
+            channel_bound: false,
         };
         let mut startup = BytesMut::new();
         match frontend::startup_message(session.config.parameters(), &mut startup) {
@@ -425,6 +431,20 @@ impl Session {
             }),
         }
         session
+    }
+
+    /// Tells the session its connection is TLS, with the server certificate's
+    /// `tls-server-end-point` hash (`copyman_tls::server_end_point`): SCRAM then binds itself to
+    /// the channel (SCRAM-SHA-256-PLUS) when the server offers it, unless
+    /// [`StartupConfig::channel_binding`] is [`ChannelBinding::Disable`]. Call it before the
+    /// server's first message is handled.
+    pub fn set_tls_server_end_point(&mut self, hash: Vec<u8>) {
+        self.tls_server_end_point = Some(hash);
+    }
+
+    /// Whether authentication was bound to the TLS channel (SCRAM-SHA-256-PLUS).
+    pub fn channel_bound(&self) -> bool {
+        self.channel_bound
     }
 
     /// The next bytes to write to the socket, in order; `None` when there is nothing to send.
@@ -1057,6 +1077,12 @@ impl Session {
         match (code, phase) {
             (0, Phase::Startup | Phase::Password) => {
                 r.finish()?;
+                if self.config.channel_binding == ChannelBinding::Require && !self.channel_bound {
+                    return Err(SessionError::auth(
+                        "channel binding required, but server authenticated client without \
+                         channel binding",
+                    ));
+                }
                 self.phase = Phase::AwaitReady;
             }
             (0, Phase::Sasl(_)) => {
@@ -1066,6 +1092,7 @@ impl Session {
             }
             (3, Phase::Startup) => {
                 r.finish()?;
+                self.refuse_unbound("cleartext password")?;
                 let password = self.password("cleartext")?;
                 let mut message = BytesMut::new();
                 frontend::password_message(password, &mut message)
@@ -1076,6 +1103,7 @@ impl Session {
             (5, Phase::Startup) => {
                 let salt = r.i32()?.to_be_bytes();
                 r.finish()?;
+                self.refuse_unbound("md5 password")?;
                 let password = self.password("md5")?;
                 let hash = md5_hash(self.config.user.as_bytes(), password, salt);
                 frontend::password_message(hash.as_bytes(), &mut self.output)
@@ -1092,25 +1120,43 @@ impl Session {
                     mechanisms.push(name);
                 }
                 r.finish()?;
-                if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
-                    return Err(SessionError::auth(
-                        if mechanisms.iter().any(|m| m == SCRAM_SHA_256_PLUS) {
-                            "the server requires SCRAM-SHA-256-PLUS (channel binding), which needs a TLS connection"
-                            .to_owned()
+                let offered = |name: &str| mechanisms.iter().any(|m| m == name);
+                let binding = match &self.tls_server_end_point {
+                    Some(_) if self.config.channel_binding == ChannelBinding::Disable => None,
+                    Some(hash) => Some(hash.clone()),
+                    None => None,
+                };
+                let (mechanism, scram_binding) = match binding {
+                    Some(hash) if offered(SCRAM_SHA_256_PLUS) => {
+                        (SCRAM_SHA_256_PLUS, ScramBinding::tls_server_end_point(hash))
+                    }
+                    // TLS and able to bind, but the server does not offer it: say so ('y'), so
+                    // that a server which does support it detects the downgrade.
+                    Some(_) if offered(SCRAM_SHA_256) => (SCRAM_SHA_256, ScramBinding::unrequested()),
+                    None if offered(SCRAM_SHA_256) => (SCRAM_SHA_256, ScramBinding::unsupported()),
+                    _ => {
+                        return Err(SessionError::auth(if offered(SCRAM_SHA_256_PLUS) {
+                            "the server requires SCRAM-SHA-256-PLUS (channel binding), which needs \
+                             a TLS connection and a server certificate copyman can hash"
+                                .to_owned()
                         } else {
                             format!(
                                 "unsupported SASL authentication mechanisms: {}",
                                 mechanisms.join(", ")
                             )
-                        },
-                    ));
+                        }));
+                    }
+                };
+                if mechanism != SCRAM_SHA_256_PLUS {
+                    self.refuse_unbound("SCRAM-SHA-256 without channel binding")?;
                 }
-                let password = self.password("SCRAM-SHA-256")?;
-                let scram = ScramSha256::new(password, ChannelBinding::unsupported());
+                let password = self.password(mechanism)?;
+                let scram = ScramSha256::new(password, scram_binding);
                 let mut message = BytesMut::new();
-                frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut message)
+                frontend::sasl_initial_response(mechanism, scram.message(), &mut message)
                     .map_err(|_| r.malformed("unencodable SASL answer"))?;
                 self.output.extend_from_slice(&message);
+                self.channel_bound = mechanism == SCRAM_SHA_256_PLUS;
                 self.phase = Phase::Sasl(Sasl::Continue(Box::new(scram)));
             }
             (11, Phase::Sasl(Sasl::Continue(mut scram))) => {
@@ -1152,6 +1198,16 @@ impl Session {
                     self.state()
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Fails authentication by `method` when channel binding is required.
+    fn refuse_unbound(&self, method: &str) -> Result<(), SessionError> {
+        if self.config.channel_binding == ChannelBinding::Require {
+            return Err(SessionError::auth(format!(
+                "channel binding required, but the server asked for {method} authentication"
+            )));
         }
         Ok(())
     }

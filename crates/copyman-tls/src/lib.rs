@@ -1,0 +1,136 @@
+//! libpq's TLS settings on rustls, for copyman's raw sessions: what both adapters share.
+//!
+//! A PostgreSQL connection starts TLS in the middle of its protocol: the client sends an
+//! [`SSL_REQUEST`], the server answers one byte — `S` (go ahead) or `N` (no TLS here) — and only
+//! after `S` does the TLS handshake begin, on the same socket, before the StartupMessage. This
+//! crate holds everything about that which is not a socket:
+//!
+//! - [`SslMode`] and [`TlsSettings`] (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) with libpq's
+//!   meanings, taken out of a connection string ([`TlsSettings::take_from`]) and turned into a
+//!   rustls [`ClientConfig`](rustls::ClientConfig) ([`TlsSettings::client_config`]);
+//! - [`negotiate`], which reads the server's answer to the SSLRequest under a mode;
+//! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS;
+//! - [`conninfo`], the connection-string tokenizer copyman needs for parameters the `postgres`
+//!   crate does not know.
+//!
+//! The adapters (`copyman-sync`, `copyman-async`) do the IO: rustls is sans-IO itself.
+//! TLS is only spoken over TCP: for Unix sockets `sslmode` is ignored, as in libpq.
+
+pub mod conninfo;
+
+mod binding;
+mod mode;
+mod settings;
+mod verify;
+
+use std::path::PathBuf;
+
+pub use binding::server_end_point;
+pub use mode::{Encryption, SslMode};
+pub use settings::{PARAMETERS, TlsSettings, server_name};
+
+/// The rustls crate, for the types in this crate's API.
+pub use rustls;
+
+/// The SSLRequest message: length 8, then the request code 80877103.
+pub const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The settings are wrong or contradict each other.
+    #[error("{0}")]
+    Settings(String),
+    /// A certificate or key file could not be read.
+    #[error("{what} \"{}\": {reason}", path.display())]
+    File {
+        /// Which file it was meant to be.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be used.
+        reason: String,
+    },
+    /// `verify-ca`/`verify-full` without root certificates to verify against.
+    #[error(
+        "root certificate file \"{}\" does not exist; either provide the file, use the system's \
+         trusted roots with sslrootcert=system, or change sslmode to disable server certificate \
+         verification",
+        path.display()
+    )]
+    NoRootCertificate {
+        /// Where the file was looked for.
+        path: PathBuf,
+    },
+    /// The server answered the SSLRequest with `N` and the mode requires TLS.
+    #[error("server {target} does not support SSL, but SSL was required (sslmode={mode})")]
+    NotSupported {
+        /// The server.
+        target: String,
+        /// The mode that required TLS.
+        mode: SslMode,
+    },
+    /// The server answered the SSLRequest with neither `S` nor `N`.
+    #[error("received invalid response to SSL negotiation from {target}: byte 0x{byte:02x}")]
+    BadResponse {
+        /// The server.
+        target: String,
+        /// What it sent.
+        byte: u8,
+    },
+    /// The TLS handshake failed: a certificate that does not verify, a name that does not match,
+    /// a protocol error.
+    #[error("TLS handshake with {target} failed: {reason}")]
+    Handshake {
+        /// The server.
+        target: String,
+        /// What rustls said.
+        reason: String,
+    },
+}
+
+impl TlsError {
+    /// A handshake error from the IO error rustls' IO helpers return (which wraps its own
+    /// error).
+    pub fn handshake(target: impl Into<String>, error: &std::io::Error) -> Self {
+        let reason = match error.get_ref() {
+            Some(inner) => inner.to_string(),
+            None => error.to_string(),
+        };
+        Self::Handshake {
+            target: target.into(),
+            reason,
+        }
+    }
+}
+
+/// Reads the server's one-byte answer to the [`SSL_REQUEST`]: `Ok(true)` to start the TLS
+/// handshake, `Ok(false)` to go on without TLS on the same socket (the server has none and
+/// `mode` allows that).
+///
+/// ```
+/// use copyman_tls::{SslMode, negotiate};
+///
+/// assert!(negotiate(b'S', "db:5432", SslMode::Require).unwrap());
+/// assert!(!negotiate(b'N', "db:5432", SslMode::Prefer).unwrap());
+/// assert!(negotiate(b'N', "db:5432", SslMode::Require).is_err());
+/// assert!(negotiate(b'E', "db:5432", SslMode::Prefer).is_err());
+/// ```
+///
+/// # Errors
+/// [`TlsError::NotSupported`], [`TlsError::BadResponse`].
+pub fn negotiate(answer: u8, target: &str, mode: SslMode) -> Result<bool, TlsError> {
+    match answer {
+        b'S' => Ok(true),
+        b'N' if mode.requires_tls() => Err(TlsError::NotSupported {
+            target: target.to_owned(),
+            mode,
+        }),
+        b'N' => Ok(false),
+        byte => Err(TlsError::BadResponse {
+            target: target.to_owned(),
+            byte,
+        }),
+    }
+}

@@ -1,0 +1,260 @@
+//! The TLS parameters of a connection and the rustls configuration they make.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::verify::{ChainOnly, Unverified};
+use crate::{SslMode, TlsError, conninfo};
+
+/// The connection-string parameters [`TlsSettings`] reads, in the order
+/// [`TlsSettings::take_from`] reads them.
+pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+/// A connection's TLS parameters, named and meant as libpq's: `sslmode`, `sslrootcert`,
+/// `sslcert`, `sslkey`.
+///
+/// Files default as in libpq: the root certificates `~/.postgresql/root.crt`, the client
+/// certificate `~/.postgresql/postgresql.crt` and its key `~/.postgresql/postgresql.key`, each used
+/// if it exists. A file named explicitly must exist (libpq ignores a missing `sslrootcert` under
+/// `require`; copyman takes it for the mistake it is). `sslrootcert=system` trusts the system's
+/// root certificates and needs `verify-full`, as in libpq.
+///
+/// ```
+/// use copyman_tls::{SslMode, TlsSettings};
+///
+/// let (rest, tls) = TlsSettings::take_from(
+///     "host=db.example.com user=app sslmode=verify-full sslrootcert=/etc/ssl/db-ca.pem",
+/// )?;
+/// assert_eq!(tls.mode, SslMode::VerifyFull);
+/// assert_eq!(tls.root_cert.as_deref(), Some("/etc/ssl/db-ca.pem"));
+/// // The rest is for `postgres::Config`, which knows none of these.
+/// assert_eq!(rest.split_whitespace().collect::<Vec<_>>(), ["host=db.example.com", "user=app"]);
+/// # Ok::<(), copyman_tls::TlsError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Whether to use TLS and what to check.
+    pub mode: SslMode,
+    /// `sslrootcert`: a PEM file of trusted root certificates, or `system`.
+    pub root_cert: Option<String>,
+    /// `sslcert`: the client certificate (PEM), for `cert` authentication.
+    pub cert: Option<PathBuf>,
+    /// `sslkey`: the client certificate's private key (PEM, unencrypted).
+    pub key: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Settings with `mode` and every file at its default.
+    pub fn new(mode: SslMode) -> Self {
+        Self {
+            mode,
+            ..Self::default()
+        }
+    }
+
+    /// Takes the [`PARAMETERS`] out of a connection string (URL or `key=value`): returns the
+    /// rest, for the `postgres` crate's parser, and the settings (`sslmode` defaults to
+    /// `prefer`).
+    ///
+    /// # Errors
+    /// An unreadable string, an unknown `sslmode`.
+    pub fn take_from(conninfo: &str) -> Result<(String, Self), TlsError> {
+        let (rest, taken) = conninfo::take(conninfo, &PARAMETERS)
+            .map_err(|e| TlsError::Settings(format!("invalid connection string: {e}")))?;
+        let [mode, root_cert, cert, key]: [Option<String>; 4] =
+            taken.try_into().expect("one value per parameter");
+        Ok((
+            rest,
+            Self {
+                mode: mode.as_deref().map_or(Ok(SslMode::Prefer), str::parse)?,
+                root_cert,
+                cert: cert.map(PathBuf::from),
+                key: key.map(PathBuf::from),
+            },
+        ))
+    }
+
+    /// The rustls configuration these settings make, `None` under `disable`. Build it once and
+    /// use it for every connection attempt.
+    ///
+    /// # Errors
+    /// A file that cannot be read or holds no certificate or key, `verify-ca`/`verify-full`
+    /// without root certificates, `sslrootcert=system` with a mode below `verify-full`.
+    pub fn client_config(&self) -> Result<Option<Arc<ClientConfig>>, TlsError> {
+        if self.mode == SslMode::Disable {
+            return Ok(None);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier: Arc<dyn ServerCertVerifier> = match self.roots()? {
+            Some(roots) => {
+                let webpki = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|e| TlsError::Settings(format!("root certificates: {e}")))?;
+                // As libpq: with root certificates at hand every mode checks the chain; only
+                // verify-full checks the name too.
+                if self.mode == SslMode::VerifyFull {
+                    webpki
+                } else {
+                    Arc::new(ChainOnly(webpki))
+                }
+            }
+            None => Arc::new(Unverified {
+                algorithms: provider.signature_verification_algorithms,
+            }),
+        };
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match self.client_certificate()? {
+            Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(|e| {
+                TlsError::Settings(format!("client certificate and key do not match: {e}"))
+            })?,
+            None => builder.with_no_client_auth(),
+        };
+        // What PostgreSQL 17's direct TLS expects; older servers ignore it.
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        Ok(Some(Arc::new(config)))
+    }
+
+    /// The trusted roots: `None` when there are none to check against.
+    fn roots(&self) -> Result<Option<RootCertStore>, TlsError> {
+        let verifying = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull);
+        let path = match self.root_cert.as_deref() {
+            Some("system") => {
+                if self.mode != SslMode::VerifyFull {
+                    return Err(TlsError::Settings(format!(
+                        "weak sslmode \"{}\" may not be used with sslrootcert=system (use \
+                         \"verify-full\")",
+                        self.mode
+                    )));
+                }
+                return system_roots().map(Some);
+            }
+            Some(path) => PathBuf::from(path),
+            None => match default_file("root.crt") {
+                Some(path) if path.exists() => path,
+                other if verifying => {
+                    return Err(TlsError::NoRootCertificate {
+                        path: other.unwrap_or_else(|| PathBuf::from("~/.postgresql/root.crt")),
+                    });
+                }
+                _ => return Ok(None),
+            },
+        };
+        let certs = read_certificates(&path, "root certificate file")?;
+        let mut roots = RootCertStore::empty();
+        let (_, unusable) = roots.add_parsable_certificates(certs);
+        if roots.is_empty() {
+            return Err(TlsError::File {
+                what: "root certificate file",
+                path,
+                reason: format!("no usable certificate ({unusable} could not be read)"),
+            });
+        }
+        Ok(Some(roots))
+    }
+
+    /// The client certificate chain and key, if one is named or at its default place.
+    #[allow(clippy::type_complexity)]
+    fn client_certificate(
+        &self,
+    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+        let cert = match &self.cert {
+            Some(path) => path.clone(),
+            None => match default_file("postgresql.crt") {
+                Some(path) if path.exists() => path,
+                _ => return Ok(None),
+            },
+        };
+        let certs = read_certificates(&cert, "client certificate file")?;
+        let key_path = self
+            .key
+            .clone()
+            .or_else(|| default_file("postgresql.key"))
+            .ok_or_else(|| {
+                TlsError::Settings(format!(
+                    "certificate present, but not private key file (sslkey) for \"{}\"",
+                    cert.display()
+                ))
+            })?;
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::File {
+            what: "private key file",
+            path: key_path.clone(),
+            reason: pem_reason(&e),
+        })?;
+        Ok(Some((certs, key)))
+    }
+}
+
+/// The name to check the server's certificate against (and to send as SNI): a DNS name, or an
+/// IP address when the host is written as one.
+///
+/// # Errors
+/// A host that is neither.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(host.to_owned())
+        .map_err(|_| TlsError::Settings(format!("host {host:?} is not a valid TLS server name")))
+}
+
+/// `~/.postgresql/<name>`, where libpq looks for its TLS files.
+fn default_file(name: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(Path::new(&home).join(".postgresql").join(name))
+}
+
+fn read_certificates(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let file_error = |reason: String| TlsError::File {
+        what,
+        path: path.to_owned(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(pem_reason(&e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(pem_reason(&e)))?;
+    if certs.is_empty() {
+        return Err(file_error("no PEM certificate in it".to_owned()));
+    }
+    Ok(certs)
+}
+
+fn system_roots() -> Result<RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(TlsError::Settings(format!(
+            "sslrootcert=system: no system root certificates found{}",
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", errors.join("; "))
+            }
+        )));
+    }
+    Ok(roots)
+}
+
+fn pem_reason(error: &rustls::pki_types::pem::Error) -> String {
+    match error {
+        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
+        rustls::pki_types::pem::Error::NoItemsFound => "no PEM item of the expected kind".into(),
+        // Never the file's contents: a key file's lines are secret.
+        _ => "not valid PEM".into(),
+    }
+}
