@@ -5,8 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use copyman_core::session::{
     ChannelBinding, CopyFormat, DbError, Event, Session, SessionError, StartupConfig, State,
-    TransactionStatus,
-    parse_server_version,
+    TransactionStatus, parse_server_version,
 };
 use copyman_wire::{Framer, Position, realign};
 use hmac::{Hmac, KeyInit, Mac};
@@ -669,18 +668,24 @@ fn required_channel_binding_refuses_every_unbound_authentication() {
         ("cleartext", auth(3, b"")),
         ("md5", auth(5, &[1, 2, 3, 4])),
         ("plain SCRAM", sasl_offer(&["SCRAM-SHA-256"])),
-        ("SCRAM-PLUS without TLS", sasl_offer(&["SCRAM-SHA-256-PLUS"])),
+        (
+            "SCRAM-PLUS without TLS",
+            sasl_offer(&["SCRAM-SHA-256-PLUS"]),
+        ),
     ] {
         let (session, events, output) = run(required, &input);
         let error = closed(&events);
         assert!(
-            matches!(error, SessionError::Auth { .. }) && error.to_string().contains("channel binding"),
+            matches!(error, SessionError::Auth { .. })
+                && error.to_string().contains("channel binding"),
             "{what}: {error}"
         );
         assert_eq!(session.state(), State::Failed, "{what}");
         // Not a byte of the password went out.
         assert!(
-            !frontend_messages(&output).iter().any(|(tag, _)| *tag == b'p'),
+            !frontend_messages(&output)
+                .iter()
+                .any(|(tag, _)| *tag == b'p'),
             "{what}: answered"
         );
     }

@@ -7,27 +7,45 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+use copyman_core::session::{ChannelBinding, Event, Session, SessionError, StartupConfig, State};
 use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
+use copyman_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
+use copyman_tls::{Encryption, SslMode, TlsError, TlsSettings};
 use postgres::config::Host;
+use std::sync::Arc;
 
 use crate::Error;
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
 
-/// A connected socket, TCP or Unix.
-#[derive(Debug)]
+/// A TLS session over TCP (rustls, blocking).
+pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// A connected socket: TCP, TLS over TCP, or Unix.
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     Unix(UnixStream),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+            // Never the TLS state: it holds the session's keys.
+            Self::Tls(s) => f.debug_tuple("Tls").field(&s.sock).finish(),
+            Self::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
+        }
+    }
 }
 
 impl Stream {
     pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.set_nonblocking(on),
+            Self::Tls(s) => s.sock.set_nonblocking(on),
             Self::Unix(s) => s.set_nonblocking(on),
         }
     }
@@ -38,11 +56,20 @@ impl Stream {
                 s.set_read_timeout(timeout)?;
                 s.set_write_timeout(timeout)
             }
+            Self::Tls(s) => {
+                s.sock.set_read_timeout(timeout)?;
+                s.sock.set_write_timeout(timeout)
+            }
             Self::Unix(s) => {
                 s.set_read_timeout(timeout)?;
                 s.set_write_timeout(timeout)
             }
         }
+    }
+
+    /// Whether the connection is encrypted.
+    fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(_))
     }
 }
 
@@ -50,6 +77,12 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.read(buf),
+            Self::Tls(s) => match s.read(buf) {
+                // A server that exits closes the socket without a TLS close_notify; for the
+                // protocol above, whose messages carry their own lengths, that is a plain end.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
             Self::Unix(s) => s.read(buf),
         }
     }
@@ -59,26 +92,40 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.write(buf),
+            Self::Tls(s) => {
+                // rustls takes the bytes into its buffer (after sending what an earlier call
+                // left there: an error then means nothing of `buf` was taken). They should reach
+                // the socket now, as a plain write's would; if that fails (a write timeout), they
+                // were taken all the same and go out first on the next call, which reports the
+                // error. Reporting it here would have the caller write them twice.
+                let n = s.write(buf)?;
+                let _ = s.flush();
+                Ok(n)
+            }
             Self::Unix(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Self::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
 /// Where a connection went, to open another one for a cancel request.
 #[derive(Debug, Clone)]
 enum Target {
-    Tcp(std::net::SocketAddr),
+    /// An address, and the host name it was resolved from (for TLS).
+    Tcp(std::net::SocketAddr, String),
     Unix(PathBuf),
 }
 
 impl Target {
     fn open(&self, timeout: Option<Duration>) -> io::Result<Stream> {
         match self {
-            Self::Tcp(addr) => {
+            Self::Tcp(addr, _) => {
                 let stream = match timeout {
                     Some(t) => TcpStream::connect_timeout(addr, t)?,
                     None => TcpStream::connect(addr)?,
@@ -95,7 +142,7 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Tcp(addr, _) => write!(f, "{addr}"),
             Self::Unix(path) => write!(f, "{}", path.display()),
         }
     }
@@ -137,60 +184,127 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// Connects with parameters in a URL (`postgresql://user@host:port/db`) or `key=value` form.
     ///
-    /// # Errors
-    /// A malformed string, an unreachable server, a failed authentication.
-    pub fn connect_str(params: &str) -> Result<Self, Error> {
-        let config: postgres::Config = params.parse().map_err(Error::Config)?;
-        Self::connect(&config)
-    }
-
-    /// Connects with a `postgres` crate configuration: the first host that accepts wins.
+    /// The TLS parameters `sslmode` (all of libpq's modes), `sslrootcert`, `sslcert` and
+    /// `sslkey` are read here; everything else as the `postgres` crate reads it.
     ///
     /// # Errors
-    /// An unreachable server ([`Error::Connect`]), a failed authentication or a server error at
-    /// startup ([`Error::Session`], with the server's SQLSTATE), a missing user name.
+    /// A malformed string, an unreachable server, a failed TLS handshake or authentication.
+    pub fn connect_str(params: &str) -> Result<Self, Error> {
+        let (rest, tls) = TlsSettings::take_from(params)?;
+        let config: postgres::Config = rest.parse().map_err(Error::Config)?;
+        Self::connect_tls(&config, &tls)
+    }
+
+    /// Connects with a `postgres` crate configuration: the first host that accepts wins. Its
+    /// `ssl_mode` (`disable`, `prefer`, `require`) applies with the default certificate files;
+    /// [`Connection::connect_tls`] takes every TLS setting.
+    ///
+    /// # Errors
+    /// An unreachable server ([`Error::Connect`]), a failed TLS negotiation ([`Error::Tls`]), a
+    /// failed authentication or a server error at startup ([`Error::Session`], with the server's
+    /// SQLSTATE), a missing user name.
     pub fn connect(config: &postgres::Config) -> Result<Self, Error> {
-        let user = config
-            .get_user()
-            .ok_or(Error::Parameters("no user name given".into()))?;
-        let mut startup = StartupConfig::new(user);
-        startup.database = config.get_dbname().map(str::to_owned);
-        startup.password = config.get_password().map(<[u8]>::to_vec);
-        startup.application_name = Some(
-            config
-                .get_application_name()
-                .unwrap_or("copyman")
-                .to_owned(),
-        );
-        startup.options = config.get_options().map(str::to_owned);
+        let mode = match config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => SslMode::Disable,
+            postgres::config::SslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        };
+        Self::connect_tls(config, &TlsSettings::new(mode))
+    }
+
+    /// Connects with a `postgres` crate configuration and TLS settings (which replace the
+    /// configuration's `ssl_mode`). TLS is spoken over TCP only; Unix sockets ignore it, as in
+    /// libpq. Under `prefer` and `allow` a refused attempt is retried the other way, as libpq does.
+    /// SCRAM binds itself to the TLS channel (SCRAM-SHA-256-PLUS) as the configuration's
+    /// `channel_binding` says.
+    ///
+    /// ```no_run
+    /// use copyman_sync::Connection;
+    /// use copyman_tls::{SslMode, TlsSettings};
+    ///
+    /// let config: postgres::Config = "host=db.example.com user=app dbname=shop".parse()?;
+    /// let mut tls = TlsSettings::new(SslMode::VerifyFull);
+    /// tls.root_cert = Some("/etc/ssl/certs/db-ca.pem".into());
+    /// let conn = Connection::connect_tls(&config, &tls)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::connect`]; unusable TLS settings ([`Error::Tls`]) before any connection.
+    pub fn connect_tls(config: &postgres::Config, tls: &TlsSettings) -> Result<Self, Error> {
+        let startup = startup_config(config)?;
         let timeout = config.get_connect_timeout().copied();
+        let client_config = tls.client_config()?;
 
         let mut last: Option<Error> = None;
         for target in targets(config)? {
-            match target.open(timeout) {
-                Ok(stream) => {
-                    let mut conn = Self {
-                        stream,
-                        session: Session::new(startup),
-                        target,
-                        connect_timeout: timeout,
-                        scratch: vec![0; MESSAGE_READ],
-                    };
-                    conn.stream.set_timeouts(timeout)?;
-                    conn.wait_ready(|_| Ok(()))?;
-                    // Timeouts guard the connection attempt only; the copy sets its own.
-                    conn.stream.set_timeouts(None)?;
-                    return Ok(conn);
+            let attempts = match (&target, &client_config) {
+                (Target::Tcp(..), Some(_)) => tls.mode.attempts(),
+                _ => &[Encryption::Plain],
+            };
+            for encryption in attempts {
+                let tls_config = match encryption {
+                    Encryption::Tls => client_config.as_ref(),
+                    Encryption::Plain => None,
+                };
+                match Self::attempt(&target, &startup, timeout, tls_config, tls.mode) {
+                    Ok(conn) => return Ok(conn),
+                    // Unreachable: the next host, if any.
+                    Err(e @ Error::Connect { .. }) => {
+                        last = Some(e);
+                        break;
+                    }
+                    // Refused (by the server, or the handshake): the other way, if the mode has
+                    // one; else that is the answer.
+                    Err(e) => last = Some(e),
                 }
-                Err(source) => {
-                    last = Some(Error::Connect {
-                        target: target.to_string(),
-                        source,
-                    })
-                }
+            }
+            if !matches!(last, Some(Error::Connect { .. })) {
+                break;
             }
         }
         Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
+    }
+
+    /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication.
+    fn attempt(
+        target: &Target,
+        startup: &StartupConfig,
+        timeout: Option<Duration>,
+        tls_config: Option<&Arc<ClientConfig>>,
+        mode: SslMode,
+    ) -> Result<Self, Error> {
+        let mut stream = target.open(timeout).map_err(|source| Error::Connect {
+            target: target.to_string(),
+            source,
+        })?;
+        stream.set_timeouts(timeout)?;
+        let mut session = Session::new(startup.clone());
+        if let (Some(tls_config), Target::Tcp(_, host)) = (tls_config, target) {
+            stream = match negotiate_tls(stream, target, host, tls_config, mode)? {
+                (stream, Some(hash)) => {
+                    session.set_tls_server_end_point(hash);
+                    stream
+                }
+                (stream, None) => stream,
+            };
+        }
+        let mut conn = Self {
+            stream,
+            session,
+            target: target.clone(),
+            connect_timeout: timeout,
+            scratch: vec![0; MESSAGE_READ],
+        };
+        conn.wait_ready(|_| Ok(()))?;
+        // Timeouts guard the connection attempt only; the copy sets its own.
+        conn.stream.set_timeouts(None)?;
+        Ok(conn)
+    }
+
+    /// Whether the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 
     /// The session underneath: server parameters, transaction status, backend key.
@@ -384,6 +498,64 @@ impl Drop for Connection {
     }
 }
 
+/// The startup parameters a configuration gives.
+fn startup_config(config: &postgres::Config) -> Result<StartupConfig, Error> {
+    let user = config
+        .get_user()
+        .ok_or(Error::Parameters("no user name given".into()))?;
+    let mut startup = StartupConfig::new(user);
+    startup.database = config.get_dbname().map(str::to_owned);
+    startup.password = config.get_password().map(<[u8]>::to_vec);
+    startup.application_name = Some(
+        config
+            .get_application_name()
+            .unwrap_or("copyman")
+            .to_owned(),
+    );
+    startup.options = config.get_options().map(str::to_owned);
+    startup.channel_binding = match config.get_channel_binding() {
+        postgres::config::ChannelBinding::Disable => ChannelBinding::Disable,
+        postgres::config::ChannelBinding::Require => ChannelBinding::Require,
+        _ => ChannelBinding::Prefer,
+    };
+    Ok(startup)
+}
+
+/// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
+/// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
+/// the server certificate's channel-binding hash.
+fn negotiate_tls(
+    mut stream: Stream,
+    target: &Target,
+    host: &str,
+    config: &Arc<ClientConfig>,
+    mode: SslMode,
+) -> Result<(Stream, Option<Vec<u8>>), Error> {
+    stream.write_all(&copyman_tls::SSL_REQUEST)?;
+    // Exactly one byte: anything after it that came before the handshake would be unencrypted
+    // data an attacker injected (CVE-2021-23222).
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer)?;
+    if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
+        return Ok((stream, None));
+    }
+    let Stream::Tcp(mut tcp) = stream else {
+        return Ok((stream, None));
+    };
+    let name = copyman_tls::server_name(host)?;
+    let mut tls = ClientConnection::new(Arc::clone(config), name)
+        .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)
+            .map_err(|e| TlsError::handshake(target.to_string(), &e))?;
+    }
+    let hash = tls
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|cert| copyman_tls::server_end_point(cert));
+    Ok((Stream::Tls(Box::new(StreamOwned::new(tls, tcp))), hash))
+}
+
 /// Every address the configuration names, in order.
 fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
     let hosts = config.get_hosts();
@@ -411,7 +583,7 @@ fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
         match host {
             Host::Tcp(name) => {
                 if let Ok(addrs) = (name.as_str(), port).to_socket_addrs() {
-                    targets.extend(addrs.map(Target::Tcp));
+                    targets.extend(addrs.map(|addr| Target::Tcp(addr, name.clone())));
                 }
             }
             Host::Unix(dir) => targets.push(Target::Unix(dir.join(format!(".s.PGSQL.{port}")))),

@@ -19,6 +19,7 @@ use postgres::{Client, Config, NoTls};
 
 use crate::binaries::binaries;
 use crate::process::{clean_env, give_to_server, run, server_command, server_owner};
+use crate::tls::{CERT_USER, TlsFiles};
 use crate::watchdog::Watchdog;
 
 /// The superuser every cluster is created with (`initdb -U postgres`).
@@ -99,12 +100,26 @@ impl Auth {
 pub struct Builder {
     auth: Auth,
     settings: Vec<(String, String)>,
+    tls: bool,
 }
 
 impl Builder {
     /// Sets how clients authenticate (default [`Auth::Trust`]).
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Switches TLS on (`ssl = on`) with certificates made for the cluster ([`TlsFiles`]), and
+    /// makes TCP connections TLS-only: `pg_hba.conf` has `hostssl` lines and no `host` line, so
+    /// a plain TCP connection is refused. [`CERT_USER`] logs in by client certificate. The
+    /// testkit's own connections ([`Cluster::connect`]) then use the Unix socket.
+    ///
+    /// # Panics
+    ///
+    /// [`start`](Self::start) panics if the `openssl` command is missing.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -164,6 +179,8 @@ pub struct Cluster {
     running: Mutex<bool>,
     /// `None` only while being created, or once dropped.
     watchdog: Option<Watchdog>,
+    /// The certificates, when TLS is on.
+    tls: Option<TlsFiles>,
 }
 
 impl Cluster {
@@ -263,13 +280,28 @@ impl Cluster {
         config
     }
 
-    /// Connects to database `db` as the superuser.
+    /// The configuration the testkit's own connections use: [`config`](Self::config) over TCP, or
+    /// over the Unix socket when TCP needs TLS (which the testkit's client does not speak).
+    fn admin_config(&self, db: &str) -> Config {
+        if self.tls.is_none() {
+            return self.config(db);
+        }
+        let mut unix = Config::new();
+        unix.host_path(&self.socket_dir)
+            .port(self.port)
+            .user(SUPERUSER)
+            .password(&self.password)
+            .dbname(db);
+        unix
+    }
+
+    /// Connects to database `db` as the superuser (over the Unix socket if the cluster has TLS).
     ///
     /// # Panics
     ///
     /// If the connection fails.
     pub fn connect(&self, db: &str) -> Client {
-        self.config(db).connect(NoTls).unwrap_or_else(|e| {
+        self.admin_config(db).connect(NoTls).unwrap_or_else(|e| {
             panic!(
                 "copyman-testkit: cannot connect to {}: {e}",
                 self.conninfo(db)
@@ -468,6 +500,7 @@ impl Cluster {
             password: random_password(),
             running: Mutex::new(false),
             watchdog: None,
+            tls: None,
         };
         // From here on a panic drops `cluster`, which cleans up; the watchdog
         // covers deaths without unwinding.
@@ -487,9 +520,50 @@ impl Cluster {
         give_to_server(&cluster.socket_dir);
 
         cluster.initdb();
+        let mut settings = builder.settings;
+        if builder.tls {
+            settings.splice(0..0, cluster.set_up_tls());
+        }
         cluster.write_hba();
-        cluster.start_on_free_port(&builder.settings);
+        cluster.start_on_free_port(&settings);
+        if cluster.tls.is_some() {
+            cluster.with_admin_client(|client| {
+                client
+                    .batch_execute(&format!("CREATE ROLE {CERT_USER} LOGIN SUPERUSER"))
+                    .unwrap_or_else(|e| panic!("copyman-testkit: CREATE ROLE failed: {e}"));
+            });
+        }
         cluster
+    }
+
+    /// Makes the certificates, gives the server its own, and returns the settings for them.
+    fn set_up_tls(&mut self) -> Vec<(String, String)> {
+        let dir = self.root.join("tls");
+        fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("copyman-testkit: cannot create {}: {e}", dir.display()));
+        let files = TlsFiles::make(&dir);
+        let mut settings = vec![("ssl".to_owned(), "on".to_owned())];
+        for (from, name, setting) in [
+            (&files.server_cert, "server.crt", "ssl_cert_file"),
+            (&files.server_key, "server.key", "ssl_key_file"),
+            (&files.ca_cert, "root.crt", "ssl_ca_file"),
+        ] {
+            let to = self.data_dir.join(name);
+            fs::copy(from, &to)
+                .unwrap_or_else(|e| panic!("copyman-testkit: cannot copy {}: {e}", from.display()));
+            // The server refuses a key file others can read.
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("copyman-testkit: cannot chmod {}: {e}", to.display()));
+            give_to_server(&to);
+            settings.push((setting.to_owned(), name.to_owned()));
+        }
+        self.tls = Some(files);
+        settings
+    }
+
+    /// The certificate files, when the cluster was built with [`Builder::tls`].
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     fn initdb(&self) {
@@ -521,14 +595,26 @@ impl Cluster {
 
     fn write_hba(&self) {
         let m = self.auth.hba_method();
-        let hba = format!(
-            "# Written by copyman-testkit.\n\
-             # TYPE DATABASE    USER ADDRESS      METHOD\n\
-             local  all         all               {m}\n\
-             host   all         all  127.0.0.1/32 {m}\n\
-             local  replication all               {m}\n\
-             host   replication all  127.0.0.1/32 {m}\n"
-        );
+        let hba = if self.tls.is_some() {
+            format!(
+                "# Written by copyman-testkit: TCP only with TLS.\n\
+                 # TYPE  DATABASE    USER         ADDRESS      METHOD\n\
+                 local   all         all                       {m}\n\
+                 hostssl all         {CERT_USER} 127.0.0.1/32 cert\n\
+                 hostssl all         all          127.0.0.1/32 {m}\n\
+                 local   replication all                       {m}\n\
+                 hostssl replication all          127.0.0.1/32 {m}\n"
+            )
+        } else {
+            format!(
+                "# Written by copyman-testkit.\n\
+                 # TYPE DATABASE    USER ADDRESS      METHOD\n\
+                 local  all         all               {m}\n\
+                 host   all         all  127.0.0.1/32 {m}\n\
+                 local  replication all               {m}\n\
+                 host   replication all  127.0.0.1/32 {m}\n"
+            )
+        };
         // Overwriting keeps the file's owner and mode.
         let path = self.data_dir.join("pg_hba.conf");
         fs::write(&path, hba)
@@ -640,7 +726,7 @@ impl Cluster {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         off_runtime(|| {
             loop {
-                match self.config("postgres").connect(NoTls) {
+                match self.admin_config("postgres").connect(NoTls) {
                     Ok(_) => return,
                     Err(e) if Instant::now() >= deadline => panic!(
                         "copyman-testkit: the server did not accept connections on port {} \

@@ -66,11 +66,13 @@ mod cluster;
 mod process;
 pub mod proxy;
 pub mod scenarios;
+mod tls;
 mod watchdog;
 
 use std::sync::OnceLock;
 
 pub use cluster::{Auth, Builder, Cluster, HOST, SUPERUSER};
+pub use tls::{CERT_USER, TlsFiles};
 
 /// The cluster shared by all tests of this test binary (one process), with
 /// default settings and [`Auth::Trust`], started on first use.

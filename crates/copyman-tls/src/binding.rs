@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn the_digest_covers_the_whole_certificate() {
         let der = skeleton(&[PKCS1, &[0x0c]].concat());
-        assert_eq!(server_end_point(&der).unwrap(), Sha384::digest(&der).to_vec());
+        assert_eq!(
+            server_end_point(&der).unwrap(),
+            Sha384::digest(&der).to_vec()
+        );
     }
 
     #[test]

@@ -1132,7 +1132,9 @@ impl Session {
                     }
                     // TLS and able to bind, but the server does not offer it: say so ('y'), so
                     // that a server which does support it detects the downgrade.
-                    Some(_) if offered(SCRAM_SHA_256) => (SCRAM_SHA_256, ScramBinding::unrequested()),
+                    Some(_) if offered(SCRAM_SHA_256) => {
+                        (SCRAM_SHA_256, ScramBinding::unrequested())
+                    }
                     None if offered(SCRAM_SHA_256) => (SCRAM_SHA_256, ScramBinding::unsupported()),
                     _ => {
                         return Err(SessionError::auth(if offered(SCRAM_SHA_256_PLUS) {

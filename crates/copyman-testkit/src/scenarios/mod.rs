@@ -79,8 +79,16 @@ impl Clusters {
     /// # Panics
     /// If a cluster cannot start.
     pub fn start() -> Self {
+        Self::start_with(Cluster::start)
+    }
+
+    /// Starts four clusters made by `make`, concurrently.
+    ///
+    /// # Panics
+    /// If a cluster cannot start.
+    pub fn start_with(make: fn() -> Cluster) -> Self {
         thread::scope(|s| {
-            let handles: Vec<_> = (0..4).map(|_| s.spawn(Cluster::start)).collect();
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(make)).collect();
             let mut started = handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
@@ -99,14 +107,38 @@ pub fn clusters() -> &'static Clusters {
     CLUSTERS.get_or_init(Clusters::start)
 }
 
+/// The TLS [`Clusters`] of this test binary, started on first use: TCP connections must use TLS
+/// (`hostssl` only, [`Builder::tls`](crate::Builder::tls)) and authenticate with SCRAM, which a
+/// TLS connection binds to the channel (SCRAM-SHA-256-PLUS). Their
+/// [`conninfo`](Cluster::conninfo) leaves `sslmode` at its default, `prefer`: every scenario that
+/// connects at all proves TLS works, since the servers refuse plain TCP.
+pub fn tls_clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        Clusters::start_with(|| {
+            Cluster::builder()
+                .auth(crate::Auth::ScramSha256)
+                .tls()
+                .start()
+        })
+    })
+}
+
 /// Makes one `#[test]` per scenario of [`scenarios`](crate::scenarios), each calling it with the
 /// given driver (an expression of a type implementing
 /// [`CopyDriver`](crate::scenarios::CopyDriver)) and the binary's shared
-/// [`clusters()`](crate::scenarios::clusters).
+/// [`clusters()`](crate::scenarios::clusters) — or, written `scenario_tests!(tls: driver)`, the
+/// TLS-only [`tls_clusters()`](crate::scenarios::tls_clusters).
 #[macro_export]
 macro_rules! scenario_tests {
     ($driver:expr) => {
-        $crate::scenario_tests!(@each $driver;
+        $crate::scenario_tests!(@list $driver, clusters);
+    };
+    (tls: $driver:expr) => {
+        $crate::scenario_tests!(@list $driver, tls_clusters);
+    };
+    (@list $driver:expr, $clusters:ident) => {
+        $crate::scenario_tests!(@each $driver, $clusters;
             seed_transfer,
             seed_copy_manager_loop,
             seed_run,
@@ -132,11 +164,11 @@ macro_rules! scenario_tests {
             statement_producer_into_call_receiver,
         );
     };
-    (@each $driver:expr; $($name:ident),* $(,)?) => {
+    (@each $driver:expr, $clusters:ident; $($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::scenarios::$name(&$driver, $crate::scenarios::clusters());
+                $crate::scenarios::$name(&$driver, $crate::scenarios::$clusters());
             }
         )*
     };
