@@ -6,44 +6,101 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes};
-use copyman_core::session::{Event, Session, SessionError, StartupConfig, State};
+use copyman_core::session::{ChannelBinding, Event, Session, SessionError, StartupConfig, State};
 use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
+use copyman_tls::rustls::{ClientConfig, ClientConnection};
+use copyman_tls::{Encryption, SslMode, TlsError, TlsSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::Host;
 
 use crate::Error;
+use crate::tls::TlsSocket;
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
 
-/// A connected socket, TCP or Unix.
-#[derive(Debug)]
+/// A connected socket: TCP, TLS over TCP, or Unix.
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    Tls(Box<TlsSocket>),
     Unix(UnixStream),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the TLS state: it holds the session's keys.
+        f.write_str(match self {
+            Self::Tcp(_) => "Tcp",
+            Self::Tls(_) => "Tls",
+            Self::Unix(_) => "Unix",
+        })
+    }
 }
 
 impl Stream {
     pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.read(buf).await,
+            Self::Tls(s) => loop {
+                s.readable().await?;
+                match s.try_read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => return other,
+                }
+            },
             Self::Unix(s) => s.read(buf).await,
         }
     }
 
+    /// Writes some of `buf`. Under TLS the bytes may still be buffered: [`Stream::flush`] sends
+    /// them.
     pub(crate) async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.write(buf).await,
+            Self::Tls(s) => loop {
+                s.writable().await?;
+                match s.try_write(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => return other,
+                }
+            },
             Self::Unix(s) => s.write(buf).await,
+        }
+    }
+
+    /// Sends what TLS still buffers (nothing to do on a plain socket). Cancel-safe.
+    pub(crate) async fn flush(&self) -> io::Result<()> {
+        match self {
+            Self::Tls(s) => s.flush().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Like [`Stream::flush`], without waiting: `WouldBlock` while some is left.
+    pub(crate) fn try_flush(&self) -> io::Result<()> {
+        match self {
+            Self::Tls(s) => s.try_flush(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether every byte written has gone out to the socket.
+    pub(crate) fn is_flushed(&self) -> bool {
+        match self {
+            Self::Tls(s) => s.is_flushed(),
+            _ => true,
         }
     }
 
     pub(crate) async fn readable(&self) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.readable().await,
+            Self::Tls(s) => s.readable().await,
             Self::Unix(s) => s.readable().await,
         }
     }
@@ -51,6 +108,7 @@ impl Stream {
     pub(crate) async fn writable(&self) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.writable().await,
+            Self::Tls(s) => s.writable().await,
             Self::Unix(s) => s.writable().await,
         }
     }
@@ -58,6 +116,7 @@ impl Stream {
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.try_read(buf),
+            Self::Tls(s) => s.try_read(buf),
             Self::Unix(s) => s.try_read(buf),
         }
     }
@@ -65,6 +124,7 @@ impl Stream {
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.try_write(buf),
+            Self::Tls(s) => s.try_write(buf),
             Self::Unix(s) => s.try_write(buf),
         }
     }
@@ -73,14 +133,15 @@ impl Stream {
 /// Where a connection went, to open another one for a cancel request.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
-    Tcp(SocketAddr),
+    /// An address, and the host name it was resolved from (for TLS).
+    Tcp(SocketAddr, String),
     Unix(PathBuf),
 }
 
 impl Target {
     async fn open(&self) -> io::Result<Stream> {
         match self {
-            Self::Tcp(addr) => {
+            Self::Tcp(addr, _) => {
                 let stream = TcpStream::connect(addr).await?;
                 // COPY data goes out in large writes; small protocol messages must not wait.
                 stream.set_nodelay(true)?;
@@ -116,7 +177,7 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Tcp(addr, _) => write!(f, "{addr}"),
             Self::Unix(path) => write!(f, "{}", path.display()),
         }
     }
@@ -176,73 +237,141 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// Connects with parameters in a URL (`postgresql://user@host:port/db`) or `key=value` form.
     ///
-    /// # Errors
-    /// A malformed string, an unreachable server, a failed authentication.
-    pub async fn connect_str(params: &str) -> Result<Self, Error> {
-        let config: tokio_postgres::Config = params.parse().map_err(Error::Config)?;
-        Self::connect(&config).await
-    }
-
-    /// Connects with a `tokio-postgres` configuration: the first host that accepts wins.
+    /// The TLS parameters `sslmode` (all of libpq's modes), `sslrootcert`, `sslcert` and
+    /// `sslkey` are read here; everything else as `tokio-postgres` reads it.
     ///
     /// # Errors
-    /// An unreachable server or a timed out attempt ([`Error::Connect`]), a failed
-    /// authentication or a server error at startup ([`Error::Session`], with the server's
-    /// SQLSTATE), a missing user name.
+    /// A malformed string, an unreachable server, a failed TLS handshake or authentication.
+    pub async fn connect_str(params: &str) -> Result<Self, Error> {
+        let (rest, tls) = TlsSettings::take_from(params)?;
+        let config: tokio_postgres::Config = rest.parse().map_err(Error::Config)?;
+        Self::connect_tls(&config, &tls).await
+    }
+
+    /// Connects with a `tokio-postgres` configuration: the first host that accepts wins. Its
+    /// `ssl_mode` (`disable`, `prefer`, `require`) applies with the default certificate files;
+    /// [`Connection::connect_tls`] takes every TLS setting.
+    ///
+    /// # Errors
+    /// An unreachable server or a timed out attempt ([`Error::Connect`]), a failed TLS
+    /// negotiation ([`Error::Tls`]), a failed authentication or a server error at startup
+    /// ([`Error::Session`], with the server's SQLSTATE), a missing user name.
     pub async fn connect(config: &tokio_postgres::Config) -> Result<Self, Error> {
-        let user = config
-            .get_user()
-            .ok_or(Error::Parameters("no user name given".into()))?;
-        let mut startup = StartupConfig::new(user);
-        startup.database = config.get_dbname().map(str::to_owned);
-        startup.password = config.get_password().map(<[u8]>::to_vec);
-        startup.application_name = Some(
-            config
-                .get_application_name()
-                .unwrap_or("copyman")
-                .to_owned(),
-        );
-        startup.options = config.get_options().map(str::to_owned);
+        let mode = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => SslMode::Disable,
+            tokio_postgres::config::SslMode::Require => SslMode::Require,
+            _ => SslMode::Prefer,
+        };
+        Self::connect_tls(config, &TlsSettings::new(mode)).await
+    }
+
+    /// Connects with a `tokio-postgres` configuration and TLS settings (which replace the
+    /// configuration's `ssl_mode`). TLS is spoken over TCP only; Unix sockets ignore it, as in
+    /// libpq. Under `prefer` and `allow` a refused attempt is retried the other way, as libpq does.
+    /// SCRAM binds itself to the TLS channel (SCRAM-SHA-256-PLUS) as the configuration's
+    /// `channel_binding` says.
+    ///
+    /// ```no_run
+    /// use copyman_async::Connection;
+    /// use copyman_tls::{SslMode, TlsSettings};
+    ///
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config: tokio_postgres::Config = "host=db.example.com user=app dbname=shop".parse()?;
+    /// let mut tls = TlsSettings::new(SslMode::VerifyFull);
+    /// tls.root_cert = Some("/etc/ssl/certs/db-ca.pem".into());
+    /// let conn = Connection::connect_tls(&config, &tls).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::connect`]; unusable TLS settings ([`Error::Tls`]) before any connection.
+    pub async fn connect_tls(
+        config: &tokio_postgres::Config,
+        tls: &TlsSettings,
+    ) -> Result<Self, Error> {
+        let startup = startup_config(config)?;
         let timeout = config.get_connect_timeout().copied();
+        let client_config = tls.client_config()?;
 
         let mut last: Option<Error> = None;
         for target in targets(config).await? {
-            let attempt = async {
-                let stream = target.open().await.map_err(|source| Error::Connect {
-                    target: target.to_string(),
-                    source,
-                })?;
-                let mut conn = Self {
-                    stream: Some(stream),
-                    session: Session::new(startup.clone()),
-                    target: target.clone(),
-                    connect_timeout: timeout,
-                    outgoing: Bytes::new(),
-                    scratch: vec![0; MESSAGE_READ],
-                    closed: None,
-                    pending_cancel: None,
+            let attempts = match (&target, &client_config) {
+                (Target::Tcp(..), Some(_)) => tls.mode.attempts(),
+                _ => &[Encryption::Plain],
+            };
+            for encryption in attempts {
+                let tls_config = match encryption {
+                    Encryption::Tls => client_config.as_ref(),
+                    Encryption::Plain => None,
                 };
-                conn.wait_ready(|_| Ok(())).await?;
-                Ok::<_, Error>(conn)
-            };
-            let result = match timeout {
-                Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
-                    Err(Error::Connect {
-                        target: target.to_string(),
-                        source: io::ErrorKind::TimedOut.into(),
-                    })
-                }),
-                None => attempt.await,
-            };
-            match result {
-                Ok(conn) => return Ok(conn),
-                // Only an unreachable host makes the next one worth trying; a server that
-                // answered (wrong password, no such database) has said no.
-                Err(e @ Error::Connect { .. }) => last = Some(e),
-                Err(e) => return Err(e),
+                let attempt = Self::attempt(&target, &startup, timeout, tls_config, tls.mode);
+                let result = match timeout {
+                    Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
+                        Err(Error::Connect {
+                            target: target.to_string(),
+                            source: io::ErrorKind::TimedOut.into(),
+                        })
+                    }),
+                    None => attempt.await,
+                };
+                match result {
+                    Ok(conn) => return Ok(conn),
+                    // Unreachable: the next host, if any.
+                    Err(e @ Error::Connect { .. }) => {
+                        last = Some(e);
+                        break;
+                    }
+                    // Refused (by the server, or the handshake): the other way, if the mode has
+                    // one; else that is the answer.
+                    Err(e) => last = Some(e),
+                }
+            }
+            // Only an unreachable host makes the next one worth trying; a server that answered
+            // (wrong password, no such database) has said no.
+            if !matches!(last, Some(Error::Connect { .. })) {
+                break;
             }
         }
         Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
+    }
+
+    /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication.
+    async fn attempt(
+        target: &Target,
+        startup: &StartupConfig,
+        timeout: Option<Duration>,
+        tls_config: Option<&Arc<ClientConfig>>,
+        mode: SslMode,
+    ) -> Result<Self, Error> {
+        let mut stream = target.open().await.map_err(|source| Error::Connect {
+            target: target.to_string(),
+            source,
+        })?;
+        let mut session = Session::new(startup.clone());
+        if let (Some(tls_config), Target::Tcp(_, host)) = (tls_config, target) {
+            let (tls_stream, hash) = negotiate_tls(stream, target, host, tls_config, mode).await?;
+            stream = tls_stream;
+            if let Some(hash) = hash {
+                session.set_tls_server_end_point(hash);
+            }
+        }
+        let mut conn = Self {
+            stream: Some(stream),
+            session,
+            target: target.clone(),
+            connect_timeout: timeout,
+            outgoing: Bytes::new(),
+            scratch: vec![0; MESSAGE_READ],
+            closed: None,
+            pending_cancel: None,
+        };
+        conn.wait_ready(|_| Ok(())).await?;
+        Ok(conn)
+    }
+
+    /// Whether the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
     }
 
     /// The session underneath: server parameters, transaction status, backend key.
@@ -394,12 +523,13 @@ impl Connection {
                 Err(_) => return false,
             }
         }
-        true
+        // Under TLS, taken is not yet sent.
+        stream.is_flushed()
     }
 
     /// Whether every byte the session queued went out.
     pub(crate) fn flushed(&self) -> bool {
-        self.outgoing.is_empty()
+        self.outgoing.is_empty() && self.stream.as_ref().is_none_or(Stream::is_flushed)
     }
 
     /// Writes what the session has to send. Cancel-safe: bytes not yet written stay queued.
@@ -408,7 +538,11 @@ impl Connection {
             if self.outgoing.is_empty() {
                 match self.session.poll_transmit() {
                     Some(bytes) => self.outgoing = bytes,
-                    None => return Ok(()),
+                    None => {
+                        // Bytes TLS still holds must go out too: the server waits for them.
+                        let stream = live(&mut self.stream, self.closed)?;
+                        return Ok(stream.flush().await?);
+                    }
                 }
             }
             let stream = live(&mut self.stream, self.closed)?;
@@ -529,11 +663,20 @@ impl Stream {
 }
 
 /// Cancels what a [`Connection`] runs, without borrowing it: see [`Connection::cancel_token`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CancelToken {
     target: Target,
     request: Bytes,
     timeout: Duration,
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the request: it holds the backend's secret key.
+        f.debug_struct("CancelToken")
+            .field("target", &self.target.to_string())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CancelToken {
@@ -576,6 +719,62 @@ fn live<'s>(
     }
 }
 
+/// The startup parameters a configuration gives.
+fn startup_config(config: &tokio_postgres::Config) -> Result<StartupConfig, Error> {
+    let user = config
+        .get_user()
+        .ok_or(Error::Parameters("no user name given".into()))?;
+    let mut startup = StartupConfig::new(user);
+    startup.database = config.get_dbname().map(str::to_owned);
+    startup.password = config.get_password().map(<[u8]>::to_vec);
+    startup.application_name = Some(
+        config
+            .get_application_name()
+            .unwrap_or("copyman")
+            .to_owned(),
+    );
+    startup.options = config.get_options().map(str::to_owned);
+    startup.channel_binding = match config.get_channel_binding() {
+        tokio_postgres::config::ChannelBinding::Disable => ChannelBinding::Disable,
+        tokio_postgres::config::ChannelBinding::Require => ChannelBinding::Require,
+        _ => ChannelBinding::Prefer,
+    };
+    Ok(startup)
+}
+
+/// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
+/// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
+/// the server certificate's channel-binding hash.
+async fn negotiate_tls(
+    mut stream: Stream,
+    target: &Target,
+    host: &str,
+    config: &Arc<ClientConfig>,
+    mode: SslMode,
+) -> Result<(Stream, Option<Vec<u8>>), Error> {
+    stream.write_all_bytes(&copyman_tls::SSL_REQUEST).await?;
+    // Exactly one byte: anything after it that came before the handshake would be unencrypted
+    // data an attacker injected (CVE-2021-23222).
+    let mut answer = [0u8; 1];
+    if stream.read(&mut answer).await? == 0 {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
+    if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
+        return Ok((stream, None));
+    }
+    let Stream::Tcp(tcp) = stream else {
+        return Ok((stream, None));
+    };
+    let name = copyman_tls::server_name(host)?;
+    let tls = ClientConnection::new(Arc::clone(config), name)
+        .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
+    let socket = TlsSocket::handshake(tcp, tls, &target.to_string()).await?;
+    let hash = socket
+        .peer_certificate()
+        .and_then(|cert| copyman_tls::server_end_point(&cert));
+    Ok((Stream::Tls(Box::new(socket)), hash))
+}
+
 /// Every address the configuration names, in order.
 async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> {
     let hosts = config.get_hosts();
@@ -603,7 +802,7 @@ async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> 
         match host {
             Host::Tcp(name) => {
                 if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port)).await {
-                    targets.extend(addrs.map(Target::Tcp));
+                    targets.extend(addrs.map(|addr| Target::Tcp(addr, name.clone())));
                 }
             }
             Host::Unix(dir) => targets.push(Target::Unix(dir.join(format!(".s.PGSQL.{port}")))),

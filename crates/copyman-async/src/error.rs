@@ -24,6 +24,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// TLS could not be set up: settings, certificate files, the server's refusal, the handshake.
+    #[error(transparent)]
+    Tls(#[from] copyman_tls::TlsError),
     /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
     #[error(transparent)]
     Session(#[from] SessionError),

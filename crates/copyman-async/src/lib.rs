@@ -6,8 +6,9 @@
 //! What it adds is concurrency: each cycle's data is written to every receiver at the same time
 //! while the producer reads the next chunk, within the manager's bounded window.
 //!
-//! * [`Connection`]: a raw PostgreSQL connection over TCP or a Unix socket (the fast path),
-//!   configured like `tokio-postgres`.
+//! * [`Connection`]: a raw PostgreSQL connection over TCP, TLS (rustls, libpq's `sslmode`s,
+//!   SCRAM-SHA-256-PLUS; see [`copyman_tls`]) or a Unix socket (the fast path), configured like
+//!   `tokio-postgres`.
 //! * Producers ([`Producer`]): [`StatementProducer`], [`IteratorProducer`] (chunks of lines),
 //!   [`StreamProducer`] (any `Stream` of bytes), [`ReaderProducer`] (any `AsyncRead`),
 //!   [`NullProducer`], and [`ClientProducer`] over an existing `tokio-postgres` client's
@@ -18,7 +19,7 @@
 //! * [`CopyManager`] (a `Stream` of progress), [`transfer`], [`Options`] (window, stall
 //!   timeout), with the seed's faults: [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
 //!
-//! Not here: TLS, spawning tasks (the copy runs in whatever task polls it; spawn it yourself if
+//! Not here: spawning tasks (the copy runs in whatever task polls it; spawn it yourself if
 //! you want), and any protocol decision. Dropping a copy midway never commits a partial COPY:
 //! see [`CopyManager`] for what happens to each connection.
 //!
@@ -46,6 +47,7 @@ mod copy;
 mod error;
 mod producer;
 mod receiver;
+mod tls;
 
 pub use connection::{CancelToken, Connection};
 pub use copy::{CopyManager, Options, ReconcileError, transfer};

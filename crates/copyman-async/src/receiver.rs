@@ -141,7 +141,8 @@ impl<'c> StatementReceiver<'c> {
         let server_error = &mut self.server_error;
         let framer = &mut self.framer;
         let (stream, session, scratch) = self.conn.parts()?;
-        while *written < bytes.len() {
+        // Under TLS, bytes taken may still wait in its buffer: they must go out too.
+        while *written < bytes.len() || !stream.is_flushed() {
             tokio::select! {
                 biased;
                 ready = stream.readable() => {
@@ -153,8 +154,15 @@ impl<'c> StatementReceiver<'c> {
                 }
                 ready = stream.writable() => {
                     ready?;
-                    match stream.try_write(&bytes[*written..]) {
-                        Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                    let attempt = if *written < bytes.len() {
+                        stream.try_write(&bytes[*written..])
+                    } else {
+                        stream.try_flush().map(|()| 0)
+                    };
+                    match attempt {
+                        Ok(0) if *written < bytes.len() => {
+                            return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+                        }
                         Ok(n) => {
                             // The manager checked this data: it is whole CopyData frames.
                             let _ = framer.advance(&bytes[*written..*written + n]);

@@ -39,8 +39,9 @@ fn series(n: u64) -> String {
 }
 
 /// Connects with a bound on the connection attempt.
+/// Connects without TLS: the byte counts and cuts of these tests are the plain protocol's.
 fn connect(conninfo: &str) -> Connection {
-    Connection::connect_str(&format!("{conninfo} connect_timeout=10"))
+    Connection::connect_str(&format!("{conninfo} connect_timeout=10 sslmode=disable"))
         .unwrap_or_else(|e| panic!("connect to {conninfo}: {}", chain(&e)))
 }
 
@@ -371,7 +372,7 @@ fn connect_fails(proxy: &Proxy, conninfo: &str, dir: Direction, cut: u64, fault:
     );
     proxy.after_bytes(dir, cut, fault);
     let started = Instant::now();
-    let result = Connection::connect_str(&format!("{conninfo} connect_timeout=3"));
+    let result = Connection::connect_str(&format!("{conninfo} connect_timeout=3 sslmode=disable"));
     let elapsed = started.elapsed();
     proxy.set(dir, Net::Pass);
     assert!(

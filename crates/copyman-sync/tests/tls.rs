@@ -259,3 +259,50 @@ fn a_fan_out_over_tls_moves_every_row_and_cancels_cleanly() {
         assert_eq!(n, rows as i64, "the aborted copy committed nothing");
     }
 }
+
+#[test]
+fn a_server_gone_mid_handshake_or_mid_tls_startup_is_a_clear_error() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    use std::time::{Duration, Instant};
+
+    let cluster = tls_cluster();
+    let proxy = Proxy::for_cluster(cluster);
+    let conninfo = format!(
+        "{} sslmode=require connect_timeout=5",
+        proxy.conninfo(cluster, "postgres")
+    );
+    let conn = Connection::connect_str(&conninfo).expect("through the proxy");
+    assert!(conn.is_tls());
+    let total = proxy.bytes(Direction::ServerToClient);
+    drop(conn);
+    // Cuts in the SSL answer, the server's handshake messages, and the encrypted startup.
+    for cut in [0, 1, 2, 40, 200, 700, total / 2, total - 1] {
+        assert!(proxy.wait_closed(Duration::from_secs(10)));
+        proxy.after_bytes(Direction::ServerToClient, cut, Fault::Drop);
+        let started = Instant::now();
+        let err = Connection::connect_str(&conninfo).expect_err("the server went away");
+        proxy.set(Direction::ServerToClient, Fault::Pass);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "cut at {cut}: hung"
+        );
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::Tls(_) | Error::Io(_) | Error::Session(_)),
+            "cut at {cut}: {text}"
+        );
+    }
+    // Garbage instead of the server's handshake: a TLS error naming the server.
+    assert!(proxy.wait_closed(Duration::from_secs(10)));
+    proxy.after_bytes(
+        Direction::ServerToClient,
+        1,
+        Fault::Garbage(b"\x16\x03\x03\x00\x05hello, not TLS".to_vec()),
+    );
+    let err = Connection::connect_str(&conninfo).expect_err("garbage handshake");
+    proxy.set(Direction::ServerToClient, Fault::Pass);
+    assert!(
+        matches!(&err, Error::Tls(TlsError::Handshake { .. })),
+        "{err}"
+    );
+}

@@ -1,0 +1,7 @@
+//! The shared integration scenarios again, with the tokio adapter, against servers that take
+//! TCP connections over TLS only and authenticate with SCRAM-SHA-256-PLUS: every byte of every
+//! scenario goes through rustls.
+
+mod common;
+
+copyman_testkit::scenario_tests!(tls: common::AsyncDriver);
