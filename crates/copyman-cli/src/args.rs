@@ -4,8 +4,8 @@
 //! clap checks the shape (known flags, values present); [`HiArgs::from_low`] checks meaning:
 //! names parse as SQL identifiers, `--receive` statements pair with `--to` destinations, files and
 //! servers are where they may be, connection strings parse. Everything it refuses is a usage
-//! error (exit 2), except connection parameters copyman cannot honour (TLS), which are
-//! connection failures (exit 3).
+//! error (exit 2), except connection parameters copyman cannot honour (`hostaddr` with `host`),
+//! which are connection failures (exit 3).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -25,9 +25,11 @@ CONN is one of:
   -                                                         stdin (--from) or stdout (--to)
   a path (starts with / or ./, or has no '=' and no '://')  a file
 Parameters a CONN leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
-PGAPPNAME, PGSSLMODE and PGCONNECT_TIMEOUT, then libpq's defaults (socket /var/run/postgresql,
-then localhost; user $USER; database = user); passwords also from PGPASSFILE or ~/.pgpass.
-TLS is not supported yet: sslmode=require and verify-* are refused.
+PGAPPNAME, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY and PGCONNECT_TIMEOUT, then libpq's
+defaults (socket /var/run/postgresql, then localhost; user $USER; database = user; sslmode
+prefer); passwords also from PGPASSFILE or ~/.pgpass. TLS (sslmode disable, allow, prefer,
+require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert, sslkey) is as in libpq;
+channel_binding=require insists on SCRAM-SHA-256-PLUS.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going.
@@ -720,13 +722,13 @@ mod tests {
             "table",
             "t",
             "--from",
-            "host=a sslmode=require password=hush",
+            "host=a sslmode=requires password=hush",
             "--to",
             "host=b",
         ])
         .unwrap_err();
-        assert_eq!(err.exit, Exit::Connect);
-        assert!(err.message.contains("TLS is not supported"), "{err}");
+        assert_eq!(err.exit, Exit::Usage);
+        assert!(err.message.contains("invalid sslmode"), "{err}");
         assert!(!err.message.contains("hush"), "{err}");
     }
 

@@ -3,19 +3,21 @@
 //! A CONN is `-` (stdin/stdout), a file path, a `postgresql://` URL or a `key=value` conninfo.
 //! URLs and conninfo strings are parsed by the `postgres` crate ([`postgres::Config`]), then the
 //! parameters they leave out are filled in as libpq fills them in for psql users: `PGHOST`,
-//! `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGCONNECT_TIMEOUT`,
-//! then the password file (`PGPASSFILE` or `~/.pgpass`). Passwords are never shown: every CONN is
-//! displayed [`redact`]ed.
+//! `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`,
+//! `PGSSLCERT`, `PGSSLKEY`, `PGCONNECT_TIMEOUT`, then the password file (`PGPASSFILE` or
+//! `~/.pgpass`). The TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) are read by
+//! [`copyman_tls`]. Passwords are never shown: every CONN is displayed [`redact`]ed.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use copyman_tls::conninfo::{is_url, percent_decode, tokenize};
+use copyman_tls::{SslMode, TlsSettings};
 use postgres::config::Host;
 
 /// libpq's default Unix socket directory on Debian-like systems, tried before `localhost`.
@@ -122,8 +124,10 @@ impl Env {
 /// A server CONN resolved into connection parameters.
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
-    /// The parameters, defaults applied, ready for `copyman_sync::Connection::connect`.
+    /// The parameters, defaults applied, ready for `copyman_sync::Connection::connect_tls`.
     pub(crate) config: postgres::Config,
+    /// The TLS parameters, defaults applied.
+    pub(crate) tls: TlsSettings,
     /// The CONN as it may be shown: redacted.
     pub(crate) display: String,
     /// Things the user should know (an ignored password file).
@@ -141,7 +145,8 @@ impl fmt::Debug for ServerSpec {
 /// Resolves a server CONN: parses it and fills in what it leaves out from `env`, then from libpq's
 /// defaults, then the password from the password file.
 pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
-    let (rest, explicit_sslmode) = take_sslmode(text)?;
+    let (rest, taken) = copyman_tls::conninfo::take(text, &copyman_tls::PARAMETERS)
+        .map_err(|reason| ConnError::Invalid(format!("invalid connection string: {reason}")))?;
     let mut config: postgres::Config = if rest.trim().is_empty() {
         postgres::Config::new()
     } else {
@@ -155,11 +160,19 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         })?
     };
 
-    let sslmode = explicit_sslmode
-        .or_else(|| env.get("PGSSLMODE").map(str::to_owned))
-        .unwrap_or_else(|| "prefer".to_owned());
-    check_sslmode(&sslmode)?;
-    config.ssl_mode(postgres::config::SslMode::Disable);
+    // The TLS parameters, each from the CONN, else its variable.
+    let [sslmode, root_cert, cert, key]: [Option<String>; 4] =
+        taken.try_into().expect("one value per parameter");
+    let from_env =
+        |given: Option<String>, var: &str| given.or_else(|| env.get(var).map(str::to_owned));
+    let tls = TlsSettings {
+        mode: from_env(sslmode, "PGSSLMODE")
+            .map_or(Ok(SslMode::Prefer), |mode| mode.parse())
+            .map_err(|e| ConnError::Invalid(e.to_string()))?,
+        root_cert: from_env(root_cert, "PGSSLROOTCERT"),
+        cert: from_env(cert, "PGSSLCERT").map(PathBuf::from),
+        key: from_env(key, "PGSSLKEY").map(PathBuf::from),
+    };
 
     if config.get_hosts().is_empty() {
         let addrs: Vec<String> = config
@@ -267,24 +280,10 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     };
     Ok(ServerSpec {
         config,
+        tls,
         display,
         warnings,
     })
-}
-
-/// `sslmode`: copyman's connections do not speak TLS yet.
-fn check_sslmode(mode: &str) -> Result<(), ConnError> {
-    match mode {
-        "disable" | "allow" | "prefer" => Ok(()),
-        "require" | "verify-ca" | "verify-full" => Err(ConnError::Unsupported(format!(
-            "sslmode={mode}: TLS is not supported by copyman yet; use sslmode=prefer or \
-             sslmode=disable (connections are made without TLS)"
-        ))),
-        other => Err(ConnError::Invalid(format!(
-            "invalid sslmode {other:?}: expected disable, allow, prefer, require, verify-ca or \
-             verify-full"
-        ))),
-    }
 }
 
 /// A description of a connection made from defaults alone (the empty CONN).
@@ -309,151 +308,6 @@ fn describe_defaults(config: &postgres::Config) -> String {
         config.get_user().unwrap_or_default(),
         config.get_dbname().unwrap_or_default()
     )
-}
-
-/// Whether `text` is a `postgresql://` (or `postgres://`) URL.
-fn is_url(text: &str) -> bool {
-    text.starts_with("postgresql://") || text.starts_with("postgres://")
-}
-
-/// Takes the `sslmode` parameter out of a CONN (the `postgres` crate knows only some of libpq's
-/// modes): returns the rest and the mode, if given.
-fn take_sslmode(text: &str) -> Result<(String, Option<String>), ConnError> {
-    if is_url(text) {
-        let Some(q) = text.find('?') else {
-            return Ok((text.to_owned(), None));
-        };
-        let mut mode = None;
-        let mut kept = Vec::new();
-        for item in text[q + 1..].split('&') {
-            let (key, value) = item.split_once('=').unwrap_or((item, ""));
-            if percent_decode(key) == "sslmode" {
-                mode = Some(percent_decode(value));
-            } else if !item.is_empty() {
-                kept.push(item);
-            }
-        }
-        let mut rest = text[..q].to_owned();
-        if !kept.is_empty() {
-            rest.push('?');
-            rest.push_str(&kept.join("&"));
-        }
-        Ok((rest, mode))
-    } else {
-        let params = tokenize(text)
-            .map_err(|reason| ConnError::Invalid(format!("invalid connection string: {reason}")))?;
-        let mut rest = text.to_owned();
-        let mut mode = None;
-        // Back to front, so earlier spans stay valid; the last occurrence wins, as in libpq.
-        for param in params.iter().rev() {
-            if param.key == "sslmode" {
-                if mode.is_none() {
-                    mode = Some(param.value.clone());
-                }
-                rest.replace_range(param.span.clone(), " ");
-            }
-        }
-        Ok((rest, mode))
-    }
-}
-
-/// One `key=value` of a conninfo string.
-#[derive(Debug)]
-struct Param {
-    key: String,
-    value: String,
-    /// The whole `key=value`, in the text.
-    span: Range<usize>,
-    /// The value as written (quotes included).
-    value_span: Range<usize>,
-}
-
-/// Splits a `key=value` conninfo string as libpq and the `postgres` crate do: values are bare
-/// (up to whitespace) or single-quoted, `\` escapes the next character in both.
-fn tokenize(text: &str) -> Result<Vec<Param>, String> {
-    let bytes = text.as_bytes();
-    let mut params = Vec::new();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < bytes.len() && bytes[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
-    };
-    loop {
-        skip_ws(&mut i);
-        if i >= bytes.len() {
-            return Ok(params);
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key = text[start..i].to_owned();
-        skip_ws(&mut i);
-        if bytes.get(i) != Some(&b'=') {
-            return Err(format!("missing \"=\" after {key:?}"));
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let value_start = i;
-        let mut value = Vec::new();
-        if bytes.get(i) == Some(&b'\'') {
-            i += 1;
-            loop {
-                match bytes.get(i) {
-                    None => return Err(format!("unterminated quoted value of {key:?}")),
-                    Some(b'\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') if i + 1 < bytes.len() => {
-                        value.push(bytes[i + 1]);
-                        i += 2;
-                    }
-                    Some(&b) => {
-                        value.push(b);
-                        i += 1;
-                    }
-                }
-            }
-        } else {
-            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-                if bytes[i] == b'\\' && i + 1 < bytes.len() {
-                    i += 1;
-                }
-                value.push(bytes[i]);
-                i += 1;
-            }
-        }
-        params.push(Param {
-            key,
-            value: String::from_utf8_lossy(&value).into_owned(),
-            span: start..i,
-            value_span: value_start..i,
-        });
-    }
-}
-
-/// Decodes `%XX` escapes (and leaves malformed ones as they are).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let Some(byte) = text
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A CONN as it may be shown: the password replaced by `***`
@@ -778,23 +632,6 @@ mod tests {
         assert_eq!(scrub("no secrets here"), "no secrets here");
     }
 
-    #[test]
-    fn sslmode_is_taken_out() {
-        let (rest, mode) = take_sslmode("host=a sslmode=verify-full dbname=b").unwrap();
-        assert_eq!(mode.as_deref(), Some("verify-full"));
-        assert!(rest.parse::<postgres::Config>().is_ok(), "{rest}");
-        let (rest, mode) = take_sslmode("postgresql://a/b?sslmode=allow&user=c").unwrap();
-        assert_eq!(
-            (rest.as_str(), mode.as_deref()),
-            ("postgresql://a/b?user=c", Some("allow"))
-        );
-        let (rest, mode) = take_sslmode("postgresql://a/b?sslmode=require").unwrap();
-        assert_eq!(
-            (rest.as_str(), mode.as_deref()),
-            ("postgresql://a/b", Some("require"))
-        );
-    }
-
     fn env(vars: &[(&str, &str)]) -> Env {
         // No password file unless a test names one.
         let mut all = vec![("PGPASSFILE", "/nonexistent/copyman-test-pgpass")];
@@ -874,29 +711,39 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes() {
-        for ok in ["disable", "allow", "prefer"] {
-            assert!(resolve(&format!("host=h user=u sslmode={ok}"), &env(&[])).is_ok());
-        }
-        for tls in ["require", "verify-ca", "verify-full"] {
-            let err = resolve(&format!("host=h user=u sslmode={tls}"), &env(&[])).unwrap_err();
-            assert!(matches!(err, ConnError::Unsupported(_)), "{err}");
-            assert!(err.to_string().contains("TLS is not supported"), "{err}");
-            let err = resolve("host=h user=u", &env(&[("PGSSLMODE", tls)])).unwrap_err();
-            assert!(matches!(err, ConnError::Unsupported(_)), "{err}");
-        }
-        // An explicit mode wins over PGSSLMODE.
-        assert!(
-            resolve(
-                "host=h user=u sslmode=disable",
-                &env(&[("PGSSLMODE", "require")])
-            )
-            .is_ok()
+    fn tls_parameters_come_from_the_conn_or_the_environment() {
+        let spec = resolve(
+            "host=h user=u sslmode=verify-full sslrootcert=/ca.pem sslcert=/c.crt sslkey=/c.key",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(spec.tls.mode, SslMode::VerifyFull);
+        assert_eq!(spec.tls.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(spec.tls.cert.as_deref(), Some(Path::new("/c.crt")));
+        assert_eq!(spec.tls.key.as_deref(), Some(Path::new("/c.key")));
+        let spec = resolve(
+            "postgresql://u@h/db?sslmode=require",
+            &env(&[("PGSSLROOTCERT", "/env-ca.pem"), ("PGSSLMODE", "disable")]),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.tls.mode,
+            SslMode::Require,
+            "the CONN wins over PGSSLMODE"
         );
-        assert!(matches!(
-            resolve("host=h user=u sslmode=bogus", &env(&[])),
-            Err(ConnError::Invalid(_))
-        ));
+        assert_eq!(spec.tls.root_cert.as_deref(), Some("/env-ca.pem"));
+        let spec = resolve("host=h user=u", &env(&[("PGSSLMODE", "verify-ca")])).unwrap();
+        assert_eq!(spec.tls.mode, SslMode::VerifyCa);
+        assert_eq!(
+            resolve("host=h user=u", &env(&[])).unwrap().tls.mode,
+            SslMode::Prefer
+        );
+        let err = resolve("host=h user=u sslmode=bogus", &env(&[])).unwrap_err();
+        assert!(matches!(err, ConnError::Invalid(_)), "{err}");
+        assert!(
+            err.to_string().contains("verify-full"),
+            "names the valid modes: {err}"
+        );
     }
 
     #[test]

@@ -334,7 +334,7 @@ fn connect(
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
-    let conn = Connection::connect(&spec.config).map_err(|e| Fatal {
+    let conn = Connection::connect_tls(&spec.config, &spec.tls).map_err(|e| Fatal {
         exit: Exit::Connect,
         message: format!(
             "cannot connect to {role} {}: {}",

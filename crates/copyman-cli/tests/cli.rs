@@ -36,6 +36,12 @@ fn clusters() -> &'static Clusters {
 }
 
 /// A cluster that insists on SCRAM passwords.
+/// A cluster that takes TCP connections over TLS only.
+fn tls_cluster() -> &'static Cluster {
+    static TLS: OnceLock<Cluster> = OnceLock::new();
+    TLS.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).tls().start())
+}
+
 fn scram_cluster() -> &'static Cluster {
     static SCRAM: OnceLock<Cluster> = OnceLock::new();
     SCRAM.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).start())
@@ -59,6 +65,9 @@ fn copyman() -> Command {
         "PGDATABASE",
         "PGAPPNAME",
         "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
         "PGCONNECT_TIMEOUT",
         "PGSERVICE",
         "PGOPTIONS",
@@ -623,21 +632,67 @@ fn unreachable_host_exit_3() {
     assert!(stderr.contains("cannot connect to source"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(!stderr.contains("pw-unreachable"), "{stderr}");
+}
 
-    // TLS is refused before connecting.
-    let out = run(&[
-        "table",
-        "t",
-        "--from",
-        "host=127.0.0.1 sslmode=require",
-        "--to",
-        "x.txt",
-    ]);
-    assert_exit(&out, 3);
+#[test]
+fn fan_out_over_verified_tls_and_clear_tls_failures() {
+    let cluster = tls_cluster();
+    let files = cluster.tls_files().expect("TLS cluster");
+    let src = database(
+        cluster,
+        "CREATE TABLE t (i int8, s text); \
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g",
+    );
+    let dests = [
+        database(cluster, "CREATE TABLE t (i int8, s text)"),
+        database(cluster, "CREATE TABLE t (i int8, s text)"),
+    ];
+    let ca = files.ca_cert.display().to_string();
+    // verify-full against the name the certificate is issued for; the CA from PGSSLROOTCERT.
+    let conn = |db: &str| {
+        format!(
+            "postgresql://postgres:{}@localhost:{}/{db}?sslmode=verify-full",
+            cluster.password(),
+            cluster.port()
+        )
+    };
+    let out = copyman()
+        .env("PGSSLROOTCERT", &ca)
+        .args(["table", "t", "--json", "--from", &conn(&src)])
+        .args(["--to", &conn(&dests[0]), "--to", &conn(&dests[1])])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let expected = digest(cluster, &src, "t");
+    for db in &dests {
+        assert_eq!(digest(cluster, db, "t"), expected);
+    }
     assert!(
-        text(&out.stderr).contains("TLS is not supported"),
-        "{}",
-        text(&out.stderr)
+        !text(&out.stdout).contains(cluster.password()),
+        "password in --json"
+    );
+
+    // The wrong host name for the certificate: a connection failure that says why.
+    let wrong = format!(
+        "host=127.0.0.1 port={} user=postgres password={} dbname={src} sslmode=verify-full \
+         sslrootcert={ca}",
+        cluster.port(),
+        cluster.password()
+    );
+    let out = run(&["table", "t", "--from", &wrong, "--to", "-"]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not valid for name"), "{stderr}");
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+
+    // No TLS against a server that insists on it: the server's words.
+    let plain = wrong.replace("sslmode=verify-full", "sslmode=disable");
+    let out = run(&["table", "t", "--from", &plain, "--to", "-"]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no encryption") && stderr.contains("28000"),
+        "{stderr}"
     );
 }
 

@@ -27,6 +27,9 @@ const PG_ENV: &[&str] = &[
     "PGSERVICEFILE",
     "PGOPTIONS",
     "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
     "PGCTLTIMEOUT",
 ];
 
