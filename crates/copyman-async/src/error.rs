@@ -54,8 +54,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The `tokio-postgres` client of a client-bound endpoint failed.
-    #[error(transparent)]
+    /// The `tokio-postgres` client of a client-bound endpoint failed. Displayed with the
+    /// server's error (SQLSTATE, message, detail) when the server reported one: the client's own
+    /// text is only "db error".
+    #[error("{}", ClientError(.0))]
     Client(#[from] tokio_postgres::Error),
 }
 
@@ -70,6 +72,42 @@ impl Error {
 
     /// The SQLSTATE of the server's error, if the server reported one.
     pub fn code(&self) -> Option<&str> {
-        self.db_error().map(|e| e.code.as_str())
+        match self {
+            Self::Client(e) => e.code().map(tokio_postgres::error::SqlState::code),
+            _ => self.db_error().map(|e| e.code.as_str()),
+        }
+    }
+}
+
+/// A `tokio-postgres` error, displayed like copyman's own server errors when the server spoke
+/// (as copyman-sync displays the same errors of its `postgres` client).
+struct ClientError<'a>(&'a tokio_postgres::Error);
+
+impl std::fmt::Display for ClientError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(db) = self.0.as_db_error() else {
+            write!(f, "{}", self.0)?;
+            if let Some(source) = std::error::Error::source(self.0) {
+                write!(f, ": {source}")?;
+            }
+            return Ok(());
+        };
+        write!(
+            f,
+            "{}:  {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        )?;
+        for (label, text) in [
+            ("DETAIL", db.detail()),
+            ("HINT", db.hint()),
+            ("CONTEXT", db.where_()),
+        ] {
+            if let Some(text) = text {
+                write!(f, "\n{label}:  {text}")?;
+            }
+        }
+        Ok(())
     }
 }

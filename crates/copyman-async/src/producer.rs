@@ -460,12 +460,19 @@ impl std::fmt::Debug for ClientProducer<'_> {
 impl<'c> ClientProducer<'c> {
     /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
     ///
+    /// The statement is checked first: one that is not `COPY … TO STDOUT` is refused before
+    /// anything is sent (the client would run it, then fail).
+    ///
     /// # Errors
-    /// The client's, e.g. the server's error for a bad statement.
+    /// A statement of the wrong kind ([`Error::Session`] with
+    /// [`SessionError::Statement`](copyman_core::session::SessionError::Statement)); the
+    /// client's, e.g. the server's error for a bad statement.
     pub async fn new<C: tokio_postgres::GenericClient>(
         client: &'c C,
         statement: &str,
     ) -> Result<Self, Error> {
+        copyman_core::statement::check(statement, Direction::ToStdout)
+            .map_err(|e| Error::Session(e.into()))?;
         let stream = client.client().copy_out(statement).await?;
         Ok(Self {
             stream: Some(Box::pin(stream)),

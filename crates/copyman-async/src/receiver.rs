@@ -589,12 +589,19 @@ impl std::fmt::Debug for ClientReceiver<'_> {
 impl<'c> ClientReceiver<'c> {
     /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
     ///
+    /// The statement is checked first: one that is not `COPY … FROM STDIN` is refused before
+    /// anything is sent (the client would run it, then fail).
+    ///
     /// # Errors
-    /// The client's, e.g. the server's error for a bad statement.
+    /// A statement of the wrong kind ([`Error::Session`] with
+    /// [`SessionError::Statement`](copyman_core::session::SessionError::Statement)); the
+    /// client's, e.g. the server's error for a bad statement.
     pub async fn new<C: tokio_postgres::GenericClient>(
         client: &'c C,
         statement: &str,
     ) -> Result<Self, Error> {
+        copyman_core::statement::check(statement, Direction::FromStdin)
+            .map_err(|e| Error::Session(e.into()))?;
         let sink = client.client().copy_in(statement).await?;
         Ok(Self {
             sink: Some(Box::pin(sink)),

@@ -269,8 +269,9 @@ pub(crate) fn check_condition(sql: &str) -> Result<(), NameError> {
                     }
                 }
             }
+            // A line comment ends at a newline or a carriage return, as in the server's lexer.
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
+                while i < bytes.len() && !matches!(bytes[i], b'\n' | b'\r') {
                     i += 1;
                 }
             }
@@ -520,6 +521,8 @@ mod tests {
             "a = 'open",
             "/* open",
             "$$ open",
+            // The comment ends at the \r for the server: what follows is live.
+            "true --\r)) TO STDOUT; DROP TABLE victim; COPY (SELECT (1 --\n",
         ] {
             assert!(check_condition(bad).is_err(), "{bad:?} accepted");
         }

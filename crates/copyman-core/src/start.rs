@@ -70,7 +70,9 @@ impl CopyStart {
         sql: &str,
         direction: Direction,
     ) -> Result<Self, SessionError> {
-        statement::check(sql, direction)?;
+        // Read the statement as this server will: its strings' backslashes depend on it.
+        let standard_strings = session.parameter("standard_conforming_strings") != Some("off");
+        statement::check_with(sql, direction, standard_strings)?;
         match direction {
             Direction::ToStdout => session.copy_out(sql)?,
             Direction::FromStdin => session.copy_in(sql)?,

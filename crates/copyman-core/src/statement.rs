@@ -88,8 +88,30 @@ pub enum StatementError {
 /// # Errors
 /// [`StatementError`] naming what is wrong.
 pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
+    check_with(sql, direction, true)
+}
+
+/// [`check`] for a server whose `standard_conforming_strings` is `standard_strings`: when it is
+/// off, a backslash escapes the next character in every `'…'` string, not only in `E'…'`, and
+/// the statement must be read that way to find where its strings end.
+///
+/// ```
+/// use copyman_core::statement::{Direction, check_with};
+///
+/// let sql = r"COPY (SELECT 'a', ') TO STDOUT; DROP TABLE t; --' ) TO STDOUT";
+/// assert!(check_with(sql, Direction::ToStdout, true).is_ok()); // one statement, to this server
+/// assert!(check_with(sql, Direction::ToStdout, false).is_err()); // two, to that one
+/// ```
+///
+/// # Errors
+/// As [`check`].
+pub fn check_with(
+    sql: &str,
+    direction: Direction,
+    standard_strings: bool,
+) -> Result<(), StatementError> {
     let expected = direction.describe();
-    let words = top_level_words(sql)?;
+    let words = top_level_words(sql, standard_strings)?;
     let not_copy = || StatementError::NotCopy {
         expected,
         statement: shortened(sql),
@@ -151,7 +173,7 @@ fn shortened(sql: &str) -> String {
 /// The words of `sql` outside strings, quoted identifiers, comments and parentheses; a `;`
 /// followed by anything but blanks and comments is kept as a word of its own, and literals stand
 /// as `'…'`.
-fn top_level_words(sql: &str) -> Result<Vec<String>, StatementError> {
+fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, StatementError> {
     let bytes = sql.as_bytes();
     let mut words = Vec::new();
     let mut depth = 0usize;
@@ -161,10 +183,11 @@ fn top_level_words(sql: &str) -> Result<Vec<String>, StatementError> {
         let c = bytes[i];
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+            // A line comment ends at a newline or a carriage return, as in the server's lexer.
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 i = bytes[i..]
                     .iter()
-                    .position(|&b| b == b'\n')
+                    .position(|&b| b == b'\n' || b == b'\r')
                     .map_or(bytes.len(), |n| i + n + 1);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i)?,
@@ -188,8 +211,10 @@ fn top_level_words(sql: &str) -> Result<Vec<String>, StatementError> {
                 i += 1;
             }
             b'\'' => {
-                let escapes =
-                    i > 0 && matches!(bytes[i - 1], b'e' | b'E') && is_word_start(bytes, i - 1);
+                let escapes = !standard_strings
+                    || (i > 0
+                        && matches!(bytes[i - 1], b'e' | b'E')
+                        && is_word_start(bytes, i - 1));
                 i = skip_quoted(bytes, i, b'\'', escapes, "string")?;
                 if depth == 0 {
                     words.push("'…'".to_owned());
@@ -242,7 +267,9 @@ fn top_level_words(sql: &str) -> Result<Vec<String>, StatementError> {
 }
 
 fn is_word_start(bytes: &[u8], i: usize) -> bool {
-    i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')
+    // Identifiers also continue with `$` and any non-ASCII byte.
+    i == 0
+        || !(bytes[i - 1].is_ascii_alphanumeric() || matches!(bytes[i - 1], b'_' | b'$' | 0x80..))
 }
 
 /// Past the closing quote of the quoted text opening at `start`.
@@ -328,6 +355,30 @@ mod tests {
         ] {
             assert_eq!(check(sql, Direction::ToStdout), Ok(()), "{sql}");
         }
+    }
+
+    #[test]
+    fn hidden_second_statements_are_found_as_the_server_would_read_them() {
+        use StatementError as E;
+        let out = Direction::ToStdout;
+        // A line comment ends at a carriage return too.
+        assert!(matches!(
+            check("COPY t TO STDOUT --\r; DROP TABLE t", out),
+            Err(E::Several { .. })
+        ));
+        // With standard_conforming_strings off, `\'` does not end a plain string.
+        let sneaky = r"COPY (SELECT 'a\', ') TO STDOUT; DROP TABLE t; --' ) TO STDOUT";
+        assert_eq!(check_with(sneaky, out, true), Ok(()));
+        assert!(matches!(
+            check_with(sneaky, out, false),
+            Err(E::Several { .. })
+        ));
+        // `x$E'…'` is an identifier then a plain string, not an escape string.
+        let dollar = r"COPY (SELECT 1 AS x$E'\') TO STDOUT; DROP TABLE t; --') TO STDOUT";
+        assert!(
+            matches!(check(dollar, out), Err(E::Several { .. })),
+            "{dollar}"
+        );
     }
 
     #[test]

@@ -262,12 +262,19 @@ impl std::fmt::Debug for ClientProducer<'_> {
 impl<'c> ClientProducer<'c> {
     /// Starts `statement` on `client` (a `postgres::Client` or `postgres::Transaction`).
     ///
+    /// The statement is checked first: one that is not `COPY … TO STDOUT` is refused before
+    /// anything is sent (the client would run it, then fail).
+    ///
     /// # Errors
-    /// The client's, e.g. the server's error for a bad statement.
+    /// A statement of the wrong kind ([`Error::Session`] with
+    /// [`SessionError::Statement`](copyman_core::session::SessionError::Statement)); the
+    /// client's, e.g. the server's error for a bad statement.
     pub fn new<C: postgres::GenericClient>(
         client: &'c mut C,
         statement: &str,
     ) -> Result<Self, Error> {
+        copyman_core::statement::check(statement, Direction::ToStdout)
+            .map_err(|e| Error::Session(e.into()))?;
         Ok(Self {
             reader: Some(client.copy_out(statement)?),
             buffer_size: DEFAULT_BUFFER_SIZE,

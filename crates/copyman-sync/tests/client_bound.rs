@@ -200,3 +200,24 @@ fn client_receiver_rejecting_a_row_fails_the_copy_with_its_sqlstate() {
         vec![vec![Some("1".into())]]
     );
 }
+
+#[test]
+fn client_endpoints_refuse_other_statements_before_running_them() {
+    let cluster = copyman_testkit::shared();
+    let db = destination(cluster);
+    let mut client = cluster.connect(&db);
+    client
+        .batch_execute("CREATE TABLE victim (i int); INSERT INTO victim VALUES (1)")
+        .unwrap();
+    let err = ClientProducer::new(&mut client, "DELETE FROM victim").unwrap_err();
+    assert!(err.to_string().contains("COPY"), "{err}");
+    let err = ClientReceiver::new(&mut client, "DELETE FROM victim").unwrap_err();
+    assert!(err.to_string().contains("COPY"), "{err}");
+    let err = ClientReceiver::new(&mut client, "COPY victim TO STDOUT").unwrap_err();
+    assert!(err.to_string().contains("FROM STDIN"), "{err}");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM victim", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "nothing was run");
+}
