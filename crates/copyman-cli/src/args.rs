@@ -41,7 +41,8 @@ Exit status:
   3  connection or authentication failure";
 
 /// The raw command line, as clap parses it.
-#[derive(Debug, Parser)]
+// No Debug for the raw arguments: they hold CONNs as typed, passwords and all.
+#[derive(Parser)]
 #[command(
     name = "copyman",
     version,
@@ -71,7 +72,7 @@ pub(crate) struct LowArgs {
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub(crate) enum LowCommand {
     /// Copy a table's rows from the source to every destination.
     #[command(after_help = AFTER_HELP)]
@@ -91,7 +92,7 @@ pub(crate) enum LowCommand {
 }
 
 /// `copyman table`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub(crate) struct LowTable {
     /// The table, in SQL syntax: items, app.items, '"My Schema"."Odd ""Name"""'.
     #[arg(value_name = "TABLE")]
@@ -124,7 +125,7 @@ pub(crate) struct LowTable {
 }
 
 /// `copyman copy`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub(crate) struct LowCopy {
     /// Where the data comes from.
     #[arg(long, value_name = "CONN")]

@@ -34,21 +34,22 @@ fn main() -> ExitCode {
     let json = low.json;
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,
-        Err(e) => return fail(e.exit, &e.message, json),
+        Err(e) => return fail(e.exit, &conn::scrub(&e.message), json),
     };
     match run::run(hi) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if report::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<Fatal>() {
+            // Composed from redacted CONNs and the server's words, which are shown verbatim.
             Some(fatal) => fail(fatal.exit, &fatal.message, json),
-            None => fail(Exit::CopyFailed, &format!("{e:#}"), json),
+            None => fail(Exit::CopyFailed, &conn::scrub(&format!("{e:#}")), json),
         },
     }
 }
 
 /// Reports an error that ended the run (one line on stderr, and the `--json` document).
 fn fail(exit: Exit, message: &str, json: bool) -> ExitCode {
-    let message = conn::scrub(&report::one_line(message));
+    let message = report::one_line(message);
     eprintln!("copyman: error: {message}");
     if json {
         let _ = report::print_json(&report::fatal_json(exit, &message));

@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-/// One `key=value` of a conninfo string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `key=value` of a conninfo string. Its `Debug` leaves the value out: it may be a password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Param {
     /// The key.
     pub key: String,
@@ -16,83 +16,93 @@ pub struct Param {
     pub value_span: Range<usize>,
 }
 
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Param")
+            .field("key", &self.key)
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether `text` is a `postgresql://` (or `postgres://`) URL rather than `key=value` pairs.
 pub fn is_url(text: &str) -> bool {
     text.starts_with("postgresql://") || text.starts_with("postgres://")
 }
 
-/// Splits a `key=value` conninfo string as libpq and the `postgres` crate do: values are bare
-/// (up to whitespace) or single-quoted, `\` escapes the next character in both.
+/// Splits a `key=value` conninfo string as the `postgres` crate does (and libpq, but for what
+/// it counts as whitespace): values are bare (up to whitespace, any Unicode whitespace as that
+/// crate has it) or single-quoted, `\` escapes the next character in both.
 ///
 /// ```
 /// let params = copyman_tls::conninfo::tokenize("host=db1 password='a b\\'c'").unwrap();
 /// assert_eq!(params[1].key, "password");
 /// assert_eq!(params[1].value, "a b'c");
+/// // The same pairs the postgres crate sees, whatever the whitespace.
+/// let params = copyman_tls::conninfo::tokenize("host=h\u{2003}password=x").unwrap();
+/// assert_eq!(params[1].key, "password");
 /// ```
 ///
 /// # Errors
-/// What is malformed (a key without `=`, an unterminated quote); the message never quotes a
-/// value.
+/// What is malformed (a word without `=`, an unterminated quote), by position: the message
+/// never quotes the text, which may hold a password.
 pub fn tokenize(text: &str) -> Result<Vec<Param>, String> {
-    let bytes = text.as_bytes();
+    let mut chars = text.char_indices().peekable();
     let mut params = Vec::new();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < bytes.len() && bytes[*i].is_ascii_whitespace() {
-            *i += 1;
-        }
+    let skip_ws = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
     };
     loop {
-        skip_ws(&mut i);
-        if i >= bytes.len() {
+        skip_ws(&mut chars);
+        let Some(&(start, _)) = chars.peek() else {
             return Ok(params);
+        };
+        while chars
+            .next_if(|&(_, c)| c != '=' && !c.is_whitespace())
+            .is_some()
+        {}
+        let key_end = chars.peek().map_or(text.len(), |&(i, _)| i);
+        let key = text[start..key_end].to_owned();
+        skip_ws(&mut chars);
+        if chars.next_if(|&(_, c)| c == '=').is_none() {
+            return Err(format!(
+                "a word without \"=\" at character {}",
+                text[..start].chars().count() + 1
+            ));
         }
-        let start = i;
-        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key = text[start..i].to_owned();
-        skip_ws(&mut i);
-        if bytes.get(i) != Some(&b'=') {
-            return Err(format!("missing \"=\" after {key:?}"));
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let value_start = i;
-        let mut value = Vec::new();
-        if bytes.get(i) == Some(&b'\'') {
-            i += 1;
+        skip_ws(&mut chars);
+        let value_start = chars.peek().map_or(text.len(), |&(i, _)| i);
+        let mut value = String::new();
+        if chars.next_if(|&(_, c)| c == '\'').is_some() {
             loop {
-                match bytes.get(i) {
+                match chars.next() {
                     None => return Err(format!("unterminated quoted value of {key:?}")),
-                    Some(b'\'') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') if i + 1 < bytes.len() => {
-                        value.push(bytes[i + 1]);
-                        i += 2;
-                    }
-                    Some(&b) => {
-                        value.push(b);
-                        i += 1;
-                    }
+                    Some((_, '\'')) => break,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, c)) => value.push(c),
+                        None => return Err(format!("unterminated quoted value of {key:?}")),
+                    },
+                    Some((_, c)) => value.push(c),
                 }
             }
         } else {
-            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-                if bytes[i] == b'\\' && i + 1 < bytes.len() {
-                    i += 1;
+            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace()) {
+                match c {
+                    '\\' => {
+                        if let Some((_, next)) = chars.next() {
+                            value.push(next);
+                        }
+                    }
+                    c => value.push(c),
                 }
-                value.push(bytes[i]);
-                i += 1;
             }
         }
+        let end = chars.peek().map_or(text.len(), |&(i, _)| i);
         params.push(Param {
             key,
-            value: String::from_utf8_lossy(&value).into_owned(),
-            span: start..i,
-            value_span: value_start..i,
+            value,
+            span: start..end,
+            value_span: value_start..end,
         });
     }
 }
@@ -219,5 +229,27 @@ mod tests {
         let err = take("password='s3cret", &["sslmode"]).unwrap_err();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(take("host", &["sslmode"]).is_err());
+        // A password with spaces, unquoted: the words after the first are not echoed.
+        let err = tokenize("host=h password=correct horse battery").unwrap_err();
+        assert!(!err.contains("horse"), "{err}");
+        assert!(err.contains("character 25"), "{err}");
+    }
+
+    #[test]
+    fn every_whitespace_the_postgres_crate_knows_separates() {
+        for ws in ["\u{2003}", "\u{a0}", "\u{b}", "\n", "\t"] {
+            let text = format!("host=h{ws}password=s3cret{ws}sslmode=require");
+            let params = tokenize(&text).unwrap();
+            let keys: Vec<&str> = params.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["host", "password", "sslmode"], "{ws:?}");
+            assert_eq!(&text[params[1].value_span.clone()], "s3cret");
+            let (rest, taken) = take(&text, &["sslmode"]).unwrap();
+            assert_eq!(taken, [Some("require".to_owned())], "{ws:?}");
+            assert!(!rest.contains("sslmode"), "{rest:?}");
+        }
+        // Escapes and quotes keep their meaning.
+        let params = tokenize(r"a=x\ y b='p q\'r' c=").unwrap();
+        let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
+        assert_eq!(values, ["x y", "p q'r", ""]);
     }
 }
