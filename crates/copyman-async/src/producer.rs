@@ -444,6 +444,11 @@ impl Producer for NullProducer {
 /// gathered into chunks of about the buffer size (64 KiB by default) without copying them.
 /// Cancelling or dropping it drops the client's `CopyOutStream`: the client then reads and
 /// discards the rest of the COPY, and its connection stays usable.
+///
+/// TLS is the client's own: connect it with a TLS connector (`postgres-openssl`,
+/// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
+/// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
+/// copyman sees only the rows.
 pub struct ClientProducer<'c> {
     stream: Option<Pin<Box<tokio_postgres::CopyOutStream>>>,
     buffer_size: usize,

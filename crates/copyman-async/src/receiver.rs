@@ -574,6 +574,11 @@ impl Receiver for NullReceiver {
 /// Each cycle's lines go out as one CopyData message. Completing calls the sink's `finish`
 /// (its `COPY n` is checked against the producer's); failing drops the sink unfinished, which
 /// makes the client send CopyFail: nothing commits and the connection stays usable.
+///
+/// TLS is the client's own: connect it with a TLS connector (`postgres-openssl`,
+/// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
+/// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
+/// copyman sees only the rows.
 pub struct ClientReceiver<'c> {
     sink: Option<Pin<Box<tokio_postgres::CopyInSink<Bytes>>>>,
     /// Ties the receiver to the client (or transaction) it copies into.

@@ -245,6 +245,11 @@ impl Producer for NullProducer {
 ///
 /// Slower than [`StatementProducer`]: the client parses every message. Rows come as lines.
 /// Aborting drops the reader, and the client reads and discards the rest of the COPY.
+///
+/// TLS is the client's own: connect it with a TLS connector (`postgres-openssl`,
+/// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
+/// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
+/// copyman sees only the rows.
 pub struct ClientProducer<'c> {
     reader: Option<postgres::CopyOutReader<'c>>,
     buffer_size: usize,

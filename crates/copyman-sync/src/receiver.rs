@@ -302,6 +302,11 @@ impl Receiver for NullReceiver {
 ///
 /// Completing calls the writer's `finish` (its `COPY n` is checked against the producer's);
 /// failing drops the writer unfinished, which makes the client abort the COPY.
+///
+/// TLS is the client's own: connect it with a TLS connector (`postgres-openssl`,
+/// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
+/// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
+/// copyman sees only the rows.
 pub struct ClientReceiver<'c> {
     writer: Option<postgres::CopyInWriter<'c>>,
 }
