@@ -258,3 +258,72 @@ fn pem_reason(error: &rustls::pki_types::pem::Error) -> String {
         _ => "not valid PEM".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(mode: SslMode, root_cert: Option<&str>) -> TlsSettings {
+        TlsSettings {
+            mode,
+            root_cert: root_cert.map(str::to_owned),
+            cert: Some(PathBuf::from("/nonexistent/no-client.crt")),
+            key: None,
+        }
+    }
+
+    #[test]
+    fn disable_makes_no_configuration() {
+        assert!(
+            TlsSettings::new(SslMode::Disable)
+                .client_config()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn named_files_must_exist_and_be_named_in_the_error() {
+        let err = settings(SslMode::Require, Some("/nonexistent/root.crt"))
+            .client_config()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                TlsError::File {
+                    what: "root certificate file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/nonexistent/root.crt"), "{err}");
+        // The client certificate too (no root certificate asked for here).
+        let mut s = settings(SslMode::Require, None);
+        s.root_cert = None;
+        if default_file("root.crt").is_none_or(|p| !p.exists()) {
+            let err = s.client_config().unwrap_err();
+            assert!(err.to_string().contains("no-client.crt"), "{err}");
+        }
+    }
+
+    #[test]
+    fn system_roots_need_verify_full() {
+        for mode in [SslMode::Prefer, SslMode::Require, SslMode::VerifyCa] {
+            let err = settings(mode, Some("system")).client_config().unwrap_err();
+            assert!(err.to_string().contains("verify-full"), "{mode}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_refused() {
+        let path =
+            std::env::temp_dir().join(format!("copyman-tls-empty-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let err = settings(SslMode::VerifyCa, Some(path.to_str().unwrap()))
+            .client_config()
+            .unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    }
+}
