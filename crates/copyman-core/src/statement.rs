@@ -98,7 +98,7 @@ pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
 /// ```
 /// use copyman_core::statement::{Direction, check_with};
 ///
-/// let sql = r"COPY (SELECT 'a', ') TO STDOUT; DROP TABLE t; --' ) TO STDOUT";
+/// let sql = r"COPY (SELECT 'a\', ') TO STDOUT; DROP TABLE t; --' ) TO STDOUT";
 /// assert!(check_with(sql, Direction::ToStdout, true).is_ok()); // one statement, to this server
 /// assert!(check_with(sql, Direction::ToStdout, false).is_err()); // two, to that one
 /// ```
