@@ -1,11 +1,14 @@
 //! Developer automation for copyman, run as `cargo xtask <command>`.
 //!
-//! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire and copyman-core
-//!   depend on no runtime or client crate and their sources use no sockets, threads or clocks;
-//!   no test is `#[ignore]`d.
+//! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire, copyman-core and
+//!   copyman-tls depend on no runtime or client crate; the sources of the first two use no
+//!   sockets, threads or clocks, copyman-tls's no sockets or threads; no test is `#[ignore]`d.
 //! * `bench [--quick] [suite options]` — the end-to-end benchmark (copyman against `psql | psql`, a
 //!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` runs the criterion
 //!   micro-benchmarks (framer and re-blocking; manager dispatch), `bench wire` the framer's only.
+//! * `stress [--gigabytes N] [--method sync|async|cli|all]` — N GiB (default 10) generated on the
+//!   fly, fanned out 1 → 3 to destinations that check every row and keep none, with the copying
+//!   process's RSS sampled all along (results in `target/stress/`).
 //! * `test` — the whole test suite (`cargo test --workspace`).
 //! * `fuzz [--smoke] [--time S] [--sanitizer address|none] [target…]` — the cargo-fuzz targets in
 //!   `fuzz/` (framer, lines, session), each for `S` seconds (`--smoke`: 20), from the committed
@@ -32,11 +35,13 @@ fn main() -> anyhow::Result<()> {
             cargo(&[&["bench", "-p", "copyman-core", "--"], rest].concat())
         }
         ["bench", rest @ ..] => bench(rest),
+        ["stress", rest @ ..] => stress(rest),
         ["fuzz", rest @ ..] => fuzz(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <tidy | test | bench [--quick] [--rows N] [--wide-rows N] \
                  [--repeats R] [--max-destinations K] [--methods a,b] | bench micro | \
+                 stress [--gigabytes N] [--method sync|async|cli|all] | \
                  fuzz [--smoke] [--time S] [--sanitizer address|none] [framer|lines|session…]>"
             );
             std::process::exit(2);
@@ -64,8 +69,8 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the benchmark and the CLI in release mode and runs the suite.
-fn bench(args: &[&str]) -> anyhow::Result<()> {
+/// Builds the benchmark and the CLI in release mode; returns the release directory.
+fn build_bench() -> anyhow::Result<PathBuf> {
     cargo(&[
         "build",
         "--release",
@@ -74,7 +79,12 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
         "-p",
         "copyman-cli",
     ])?;
-    let release = project_root().join("target").join("release");
+    Ok(project_root().join("target").join("release"))
+}
+
+/// Builds the benchmark and the CLI in release mode and runs the suite.
+fn bench(args: &[&str]) -> anyhow::Result<()> {
+    let release = build_bench()?;
     let cli = release.join("copyman");
     let mut cmd = Command::new(release.join("copyman-bench"));
     cmd.arg("suite").args(args).current_dir(project_root());
@@ -91,6 +101,23 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
     let status = cmd.status().context("running copyman-bench")?;
     if !status.success() {
         bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
+/// Builds the benchmark and the CLI in release mode and runs the stress run.
+fn stress(args: &[&str]) -> anyhow::Result<()> {
+    let release = build_bench()?;
+    let status = Command::new(release.join("copyman-bench"))
+        .arg("stress")
+        .args(args)
+        .arg("--cli")
+        .arg(release.join("copyman"))
+        .current_dir(project_root())
+        .status()
+        .context("running copyman-bench")?;
+    if !status.success() {
+        bail!("the stress run failed");
     }
     Ok(())
 }
@@ -194,9 +221,23 @@ const FORBIDDEN_SOURCE: &[&str] = &[
     "std::process",
 ];
 
+/// What copyman-tls, which reads certificate files but opens no socket, must not hold.
+const FORBIDDEN_TLS_SOURCE: &[&str] = &[
+    "std::net",
+    "std::thread",
+    "tokio",
+    "TcpStream",
+    "UnixStream",
+    "std::process",
+];
+
 fn tidy() -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    for krate in ["copyman-wire", "copyman-core"] {
+    for (krate, forbidden_source) in [
+        ("copyman-wire", FORBIDDEN_SOURCE),
+        ("copyman-core", FORBIDDEN_SOURCE),
+        ("copyman-tls", FORBIDDEN_TLS_SOURCE),
+    ] {
         let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args([
                 "tree", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}",
@@ -214,7 +255,7 @@ fn tidy() -> anyhow::Result<()> {
             let name = line.split_whitespace().next().unwrap_or_default();
             if FORBIDDEN_CRATES.contains(&name) {
                 problems.push(format!(
-                    "{krate} depends on {name}: the sans-IO crates must not"
+                    "{krate} depends on {name}: it must stay free of runtimes and clients"
                 ));
             }
         }
@@ -226,10 +267,10 @@ fn tidy() -> anyhow::Result<()> {
                 if code.starts_with("//") {
                     continue;
                 }
-                for pattern in FORBIDDEN_SOURCE {
+                for pattern in forbidden_source {
                     if code.contains(pattern) {
                         problems.push(format!(
-                            "{}:{}: `{pattern}` in a sans-IO crate",
+                            "{}:{}: `{pattern}` in {krate}",
                             file.display(),
                             n + 1
                         ));

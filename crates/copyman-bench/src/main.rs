@@ -4,9 +4,13 @@
 //! own cluster), prepares a narrow and a wide dataset, and runs every copy method for 1, 2 and 3
 //! destinations, each run verified and measured (wall time, client CPU, peak RSS) as a child
 //! process under GNU `time`. `copyman-bench copy` is that child for the in-process methods.
+//!
+//! `copyman-bench stress` fans N GiB generated on the fly out to three destinations that check
+//! every row and keep none, sampling the copying child's memory as it goes.
 
 mod methods;
 mod report;
+mod stress;
 mod suite;
 
 use anyhow::{Context, bail};
@@ -16,10 +20,13 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("suite") => suite::run(suite::Options::parse(&args[1..])?),
         Some("copy") => methods::run_copy(&args[1..]),
+        Some("stress") => stress::run(stress::Options::parse(&args[1..])?),
         _ => {
             eprintln!(
                 "usage: copyman-bench suite [--quick] [--rows N] [--wide-rows N] [--repeats R] \
                  [--max-destinations K] [--methods a,b] [--cli PATH] [--out DIR]\n       \
+                 copyman-bench stress [--gigabytes N] [--method sync|async|cli|all|a,b] \
+                 [--cli PATH] [--out DIR]\n       \
                  copyman-bench copy --method sync|tokio-postgres --source CONN --send SQL \
                  --dest CONN… --receive SQL"
             );

@@ -63,6 +63,7 @@
 
 mod binaries;
 mod cluster;
+pub mod leaks;
 mod process;
 pub mod proxy;
 pub mod scenarios;

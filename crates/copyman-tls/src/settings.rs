@@ -317,8 +317,11 @@ mod tests {
 
     #[test]
     fn a_file_without_certificates_is_refused() {
-        let path =
-            std::env::temp_dir().join(format!("copyman-tls-empty-{}.pem", std::process::id()));
+        let unique = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            "copyman-tls",
+        );
+        let path = std::env::temp_dir().join(format!("copyman-tls-empty-{unique:x}.pem"));
         std::fs::write(&path, "not a certificate\n").unwrap();
         let err = settings(SslMode::VerifyCa, Some(path.to_str().unwrap()))
             .client_config()
