@@ -277,7 +277,10 @@ fn a_server_gone_mid_handshake_or_mid_tls_startup_is_a_clear_error() {
     drop(conn);
     // Cuts in the SSL answer, the server's handshake messages, and the encrypted startup.
     for cut in [0, 1, 2, 40, 200, 700, total / 2, total - 1] {
-        assert!(proxy.wait_closed(Duration::from_secs(30)), "the last connection closes");
+        assert!(
+            proxy.wait_closed(Duration::from_secs(30)),
+            "the last connection closes"
+        );
         proxy.after_bytes(Direction::ServerToClient, cut, Fault::Drop);
         let started = Instant::now();
         let err = Connection::connect_str(&conninfo).expect_err("the server went away");
@@ -293,7 +296,10 @@ fn a_server_gone_mid_handshake_or_mid_tls_startup_is_a_clear_error() {
         );
     }
     // Garbage instead of the server's handshake: a TLS error naming the server.
-    assert!(proxy.wait_closed(Duration::from_secs(30)), "the last connection closes");
+    assert!(
+        proxy.wait_closed(Duration::from_secs(30)),
+        "the last connection closes"
+    );
     proxy.after_bytes(
         Direction::ServerToClient,
         1,
