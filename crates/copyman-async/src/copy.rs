@@ -104,6 +104,16 @@ enum Step {
 /// # Ok(()) }
 /// ```
 ///
+/// # All or nothing across destinations
+///
+/// A copy that fails before its end completes no receiver's COPY. A failure *at* the end is
+/// different: each receiver's COPY completes when its server accepts CopyDone, and a server may
+/// refuse it only then (a constraint checked at the end, a deferred trigger, a row the server had
+/// not parsed yet) after other receivers' servers accepted theirs. In autocommit those COPYs are
+/// committed, and the copy still fails. For all-or-nothing, copy inside a transaction on every
+/// receiver (`BEGIN` before, `COMMIT` only once the copy succeeded, `ROLLBACK` otherwise), as the
+/// `copyman` command does; only two-phase commit could do better.
+///
 /// # Dropping a copy, cancellation
 ///
 /// `Drop` cannot await, so a copy dropped before it ended (its stream, or the future of `run`,
@@ -249,7 +259,9 @@ impl<'a> CopyManager<'a> {
     /// copy.
     ///
     /// # Errors
-    /// [`CopyFail`] when anything went wrong; nothing is completed on any receiver then.
+    /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
+    /// unless a receiver refused its completion after others' were accepted (see "All or nothing
+    /// across destinations" on [`CopyManager`]).
     pub async fn run(mut self) -> Result<Summary, CopyFail> {
         while let Some(progress) = self.next().await {
             if let Err(fault) = progress {
@@ -602,7 +614,9 @@ impl ReconcileError {
 /// ```
 ///
 /// # Errors
-/// [`CopyFail`] if anything went wrong: nothing is completed on any receiver then.
+/// [`CopyFail`] if anything went wrong: no receiver's COPY is completed then, unless a
+/// receiver refused its completion after others' were accepted (see "All or nothing across
+/// destinations" on [`CopyManager`]).
 pub async fn transfer<'a>(
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,

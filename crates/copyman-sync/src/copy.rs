@@ -37,6 +37,16 @@ use crate::{Producer, Receiver};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// # All or nothing across destinations
+///
+/// A copy that fails before its end completes no receiver's COPY. A failure *at* the end is
+/// different: each receiver's COPY completes when its server accepts CopyDone, and a server may
+/// refuse it only then (a constraint checked at the end, a deferred trigger, a row the server had
+/// not parsed yet) after other receivers' servers accepted theirs. In autocommit those COPYs are
+/// committed, and the copy still fails. For all-or-nothing, copy inside a transaction on every
+/// receiver (`BEGIN` before, `COMMIT` only once the copy succeeded, `ROLLBACK` otherwise), as the
+/// `copyman` command does; only two-phase commit could do better.
+///
 /// Dropping a copy that was not finished fails it: nothing is completed on any receiver.
 pub struct CopyManager<'a> {
     manager: Manager,
@@ -103,7 +113,9 @@ impl<'a> CopyManager<'a> {
     /// copy.
     ///
     /// # Errors
-    /// [`CopyFail`] when anything went wrong; nothing is completed on any receiver then.
+    /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
+    /// unless a receiver refused its completion after others' were accepted (see "All or nothing
+    /// across destinations" on [`CopyManager`]).
     pub fn run(mut self) -> Result<Summary, CopyFail> {
         while let Some(progress) = self.next() {
             if let Err(fault) = progress {
@@ -320,7 +332,9 @@ pub enum ReconcileError {
 /// ```
 ///
 /// # Errors
-/// [`CopyFail`] if anything went wrong: nothing is completed on any receiver then.
+/// [`CopyFail`] if anything went wrong: no receiver's COPY is completed then, unless a
+/// receiver refused its completion after others' were accepted (see "All or nothing across
+/// destinations" on [`CopyManager`]).
 pub fn transfer<'a>(
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
