@@ -272,8 +272,7 @@ impl Connection {
     /// `channel_binding` says.
     ///
     /// ```no_run
-    /// use copyman_async::Connection;
-    /// use copyman_tls::{SslMode, TlsSettings};
+    /// use copyman_async::{Connection, SslMode, TlsSettings};
     ///
     /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
     /// let config: tokio_postgres::Config = "host=db.example.com user=app dbname=shop".parse()?;

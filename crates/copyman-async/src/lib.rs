@@ -56,6 +56,8 @@ pub use copyman_core::{
     BoxError, Chunk, Config, CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol,
     ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
 };
+/// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
+pub use copyman_tls::{SslMode, TlsSettings};
 pub use copyman_wire::realign::Completion;
 pub use error::Error;
 pub use producer::{

@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use copyman_core::session::{ChannelBinding, Event, Session, SessionError, StartupConfig, State};
@@ -13,7 +14,6 @@ use copyman_core::statement::Direction;
 use copyman_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
 use copyman_tls::{Encryption, SslMode, TlsError, TlsSettings};
 use postgres::config::Host;
-use std::sync::Arc;
 
 use crate::Error;
 
@@ -219,8 +219,7 @@ impl Connection {
     /// `channel_binding` says.
     ///
     /// ```no_run
-    /// use copyman_sync::Connection;
-    /// use copyman_tls::{SslMode, TlsSettings};
+    /// use copyman_sync::{Connection, SslMode, TlsSettings};
     ///
     /// let config: postgres::Config = "host=db.example.com user=app dbname=shop".parse()?;
     /// let mut tls = TlsSettings::new(SslMode::VerifyFull);

@@ -42,6 +42,8 @@ pub use copyman_core::{
     CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol, ReceiverFault, ReceiverId,
     ReceiverOutcome, Summary,
 };
+/// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
+pub use copyman_tls::{SslMode, TlsSettings};
 pub use error::Error;
 pub use producer::{ClientProducer, IteratorProducer, NullProducer, Producer, StatementProducer};
 pub use receiver::{
