@@ -539,7 +539,10 @@ fn negotiate_tls(
         return Ok((stream, None));
     }
     let Stream::Tcp(mut tcp) = stream else {
-        return Ok((stream, None));
+        // Never on to plain text after the server agreed to TLS: fail closed.
+        return Err(Error::State(
+            "TLS was negotiated on a socket that is not TCP",
+        ));
     };
     let name = copyman_tls::server_name(host)?;
     let mut tls = ClientConnection::new(Arc::clone(config), name)

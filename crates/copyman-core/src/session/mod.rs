@@ -1121,11 +1121,10 @@ impl Session {
                 }
                 r.finish()?;
                 let offered = |name: &str| mechanisms.iter().any(|m| m == name);
-                let binding = match &self.tls_server_end_point {
-                    Some(_) if self.config.channel_binding == ChannelBinding::Disable => None,
-                    Some(hash) => Some(hash.clone()),
-                    None => None,
-                };
+                let binding = self
+                    .tls_server_end_point
+                    .clone()
+                    .filter(|_| self.config.channel_binding != ChannelBinding::Disable);
                 let (mechanism, scram_binding) = match binding {
                     Some(hash) if offered(SCRAM_SHA_256_PLUS) => {
                         (SCRAM_SHA_256_PLUS, ScramBinding::tls_server_end_point(hash))
