@@ -259,7 +259,7 @@ fn tidy() -> anyhow::Result<()> {
                 ));
             }
         }
-        let src = project_root().join("crates").join(krate).join("src");
+        let src = project_root().join(krate).join("src");
         for file in rust_files(&src)? {
             let text = std::fs::read_to_string(&file)?;
             for (n, line) in text.lines().enumerate() {
@@ -279,7 +279,15 @@ fn tidy() -> anyhow::Result<()> {
             }
         }
     }
-    for file in rust_files(&project_root().join("crates"))? {
+    // Every crate stands at the top level; scan each one's sources (never `target/`).
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(project_root())? {
+        let path = entry?.path();
+        if path.join("Cargo.toml").is_file() {
+            files.extend(rust_files(&path)?);
+        }
+    }
+    for file in files {
         let text = std::fs::read_to_string(&file)?;
         for (n, line) in text.lines().enumerate() {
             if line.trim_start().starts_with("#[ignore") {
