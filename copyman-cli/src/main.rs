@@ -7,6 +7,10 @@
 mod args;
 mod conn;
 mod demo;
+mod dest;
+mod drive;
+mod file_source;
+mod plan;
 mod progress;
 mod report;
 mod run;

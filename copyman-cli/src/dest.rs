@@ -1,0 +1,196 @@
+//! One destination through a run: its transaction (server) or temporary file (file, stdout),
+//! committed or discarded at the end.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use copyman_core::{BoxError, SharedError};
+use copyman_sync::{CallReceiver, Connection, Receiver, StatementReceiver};
+
+use crate::args::Endpoint;
+use crate::file_source::FILE_CHUNK;
+use crate::report::{self, ErrorInfo};
+use crate::run::describe_sync;
+
+/// One destination through the run.
+pub(crate) struct Dest<'e> {
+    pub(crate) endpoint: &'e Endpoint,
+    pub(crate) conn: Option<Connection>,
+    pub(crate) sink: Option<FileSink>,
+    pub(crate) receive: Option<String>,
+    pub(crate) rows: Option<u64>,
+    pub(crate) error: Option<ErrorInfo>,
+    /// It failed because stdout's reader went away.
+    pub(crate) broken_pipe: bool,
+}
+
+impl<'e> Dest<'e> {
+    pub(crate) fn new(endpoint: &'e Endpoint) -> Self {
+        Self {
+            endpoint,
+            conn: None,
+            sink: None,
+            receive: None,
+            rows: None,
+            error: None,
+            broken_pipe: false,
+        }
+    }
+
+    pub(crate) fn begin(&mut self, truncate: Option<&str>) -> Result<(), copyman_sync::Error> {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.execute("BEGIN")?;
+            if let Some(sql) = truncate {
+                conn.execute(sql)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks it failed with `error`, unless it already failed (the first error stands).
+    pub(crate) fn fail(&mut self, error: &SharedError) {
+        if self.error.is_none() {
+            self.broken_pipe =
+                matches!(self.endpoint, Endpoint::Stdio) && report::is_broken_pipe(&**error);
+            self.error = Some(report::describe(&**error));
+        }
+    }
+
+    pub(crate) fn fail_with(&mut self, error: ErrorInfo) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    /// Its receiver for one attempt at the copy.
+    pub(crate) fn receiver(&mut self) -> Box<dyn Receiver + '_> {
+        match (&mut self.conn, &mut self.sink) {
+            (Some(conn), _) => Box::new(StatementReceiver::new(
+                conn,
+                self.receive.clone().unwrap_or_default(),
+            )),
+            (None, Some(sink)) => Box::new(CallReceiver::new(move |lines: &[Bytes]| {
+                for line in lines {
+                    sink.write_all(line)?;
+                }
+                Ok::<(), BoxError>(())
+            })),
+            (None, None) => unreachable!("a destination is a server or a file"),
+        }
+    }
+
+    pub(crate) fn rollback(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            if conn.is_ready() {
+                // A connection the server closed has nothing to roll back.
+                let _ = conn.execute("ROLLBACK");
+            }
+        }
+    }
+
+    pub(crate) fn discard(&mut self) {
+        self.rollback();
+        if let Some(sink) = self.sink.take() {
+            sink.discard();
+        }
+    }
+
+    pub(crate) fn commit(&mut self) -> Result<(), ErrorInfo> {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.execute("COMMIT").map_err(|e| describe_sync(&e))?;
+        }
+        if let Some(sink) = self.sink.take() {
+            sink.commit().map_err(|e| ErrorInfo {
+                sqlstate: None,
+                message: format!("cannot write {}: {e}", self.endpoint.display()),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A file destination: written to a temporary file beside it and renamed into place on commit,
+/// so a failed copy leaves an existing file as it was. Stdout and special files (`/dev/null`, a
+/// pipe) are written directly.
+pub(crate) struct FileSink {
+    pub(crate) out: BufWriter<Out>,
+    /// The temporary file and its final name.
+    pub(crate) rename: Option<(PathBuf, PathBuf)>,
+}
+
+pub(crate) enum Out {
+    Stdout(io::Stdout),
+    File(File),
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Stdout(s) => s.write(buf),
+            Self::File(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Stdout(s) => s.flush(),
+            Self::File(f) => f.flush(),
+        }
+    }
+}
+
+impl FileSink {
+    pub(crate) fn open(endpoint: &Endpoint) -> io::Result<Self> {
+        let (out, rename) = match endpoint {
+            Endpoint::File(path) => {
+                let special = fs::metadata(path).is_ok_and(|m| !m.is_file());
+                if special {
+                    (Out::File(File::create(path)?), None)
+                } else {
+                    let temp = temp_path(path);
+                    (Out::File(File::create(&temp)?), Some((temp, path.clone())))
+                }
+            }
+            _ => (Out::Stdout(io::stdout()), None),
+        };
+        Ok(Self {
+            out: BufWriter::with_capacity(FILE_CHUNK, out),
+            rename,
+        })
+    }
+
+    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(data)
+    }
+
+    pub(crate) fn commit(mut self) -> io::Result<()> {
+        self.out.flush()?;
+        if let Some((temp, path)) = self.rename.take() {
+            if let Out::File(file) = self.out.get_ref() {
+                file.sync_all()?;
+            }
+            fs::rename(&temp, &path)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn discard(mut self) {
+        if let Some((temp, _)) = self.rename.take() {
+            let _ = fs::remove_file(temp);
+        } else {
+            // Stdout: what was written is out already; pass on what is buffered.
+            let _ = self.out.flush();
+        }
+    }
+}
+
+/// `dir/.name.copyman-PID.tmp` beside `path`.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "copyman".to_owned());
+    path.with_file_name(format!(".{name}.copyman-{}.tmp", std::process::id()))
+}

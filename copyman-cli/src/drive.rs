@@ -1,0 +1,237 @@
+//! Step 4 and 5 of a run: the copy manager driven to its end, faults mapped to destinations, and
+//! the row counts checked.
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+
+use copyman_core::{BoxError, Chunk, SharedError};
+use copyman_sync::{
+    CopyFail, CopyManager, CountMismatch, Data, Fault, Producer, Protocol, Receiver,
+    ReceiverOutcome, Summary, TransmitError,
+};
+use copyman_wire::realign::Completion;
+
+use crate::dest::Dest;
+use crate::progress::Progress;
+use crate::report::{self, ErrorInfo};
+
+/// What a run of the copy manager came to.
+pub(crate) struct Driven {
+    /// The copy could not start.
+    pub(crate) start_failed: bool,
+    /// Why it was aborted, if copyman aborted it.
+    pub(crate) aborted: Option<String>,
+    /// Destinations (by index) that faulted during the copy.
+    pub(crate) faults: Vec<(usize, SharedError)>,
+    /// The manager's result.
+    pub(crate) result: Result<Summary, CopyFail>,
+    /// Payload bytes read from the source.
+    pub(crate) bytes: u64,
+}
+
+pub(crate) fn drive<'a>(
+    producer: impl Producer + 'a,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    live: &[usize],
+    keep_going: bool,
+    progress: &mut Progress,
+) -> Driven {
+    let mut copy = match CopyManager::start(producer, receivers) {
+        Ok(copy) => copy,
+        Err(fail) => {
+            return Driven {
+                start_failed: true,
+                aborted: None,
+                faults: Vec::new(),
+                result: Err(fail),
+                bytes: 0,
+            };
+        }
+    };
+    let mut faults = Vec::new();
+    let mut aborted = None;
+    while let Some(cycle) = copy.next() {
+        match cycle {
+            Ok(_) => {
+                let (rows, bytes) = copy.totals();
+                progress.update(rows, bytes);
+            }
+            Err(Fault::Receiver(fault)) => {
+                for (id, error) in &fault.faults {
+                    let index = live[id.0];
+                    report::log(format_args!(
+                        "destination {} faulted: {}",
+                        index + 1,
+                        report::describe(&**error)
+                    ));
+                    progress.destination_failed(index);
+                    faults.push((index, error.clone()));
+                }
+                if !keep_going {
+                    let which: Vec<String> = fault
+                        .faults
+                        .iter()
+                        .map(|(id, _)| (live[id.0] + 1).to_string())
+                        .collect();
+                    aborted = Some(format!("destination {} failed", which.join(", ")));
+                    break;
+                }
+            }
+            Err(Fault::Producer(fault)) => {
+                aborted = Some(format!("source: {}", report::describe(&*fault.error)));
+                break;
+            }
+            Err(other) => {
+                aborted = Some(other.to_string());
+                break;
+            }
+        }
+    }
+    let bytes = copy.totals().1;
+    let result = match &aborted {
+        Some(reason) => Err(copy.abort(reason)),
+        None => copy.finish(),
+    };
+    Driven {
+        start_failed: false,
+        aborted,
+        faults,
+        result,
+        bytes,
+    }
+}
+
+pub(crate) fn record_summary(summary: &Summary, live: &[usize], dests: &mut [Dest<'_>]) {
+    for (id, outcome) in &summary.receivers {
+        let dest = &mut dests[live[id.0]];
+        match outcome {
+            ReceiverOutcome::Completed(rows) => dest.rows = *rows,
+            ReceiverOutcome::Faulted(error) => dest.fail(error),
+            _ => dest.fail_with(ErrorInfo {
+                sqlstate: None,
+                message: "unknown outcome".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Row counts: each destination's must be the source's; without a source count (a file), the
+/// server destinations must agree with each other. Returns the run's error, if any.
+pub(crate) fn check_counts(
+    dests: &mut [Dest<'_>],
+    source_rows: Option<u64>,
+    server_source: bool,
+    keep_going: bool,
+) -> Option<String> {
+    match source_rows {
+        Some(expected) => {
+            for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
+                if let Some(rows) = dest.rows.filter(|&r| r != expected) {
+                    dest.fail(
+                        &(std::sync::Arc::new(CountMismatch {
+                            producer: expected,
+                            receiver: rows,
+                        }) as SharedError),
+                    );
+                    if !keep_going {
+                        return Some(format!(
+                            "row count mismatch: the source sent {expected} rows, {} stored {rows}",
+                            dest.endpoint.display()
+                        ));
+                    }
+                }
+            }
+            None
+        }
+        None if server_source => Some("the source reported no row count".to_owned()),
+        None => {
+            let counts: BTreeSet<u64> = dests
+                .iter()
+                .filter(|d| d.error.is_none())
+                .filter_map(|d| d.rows)
+                .collect();
+            (counts.len() > 1).then(|| {
+                let all: Vec<String> = dests
+                    .iter()
+                    .filter_map(|d| {
+                        d.rows
+                            .map(|r| format!("{} stored {r}", d.endpoint.display()))
+                    })
+                    .collect();
+                format!("destinations disagree on the row count: {}", all.join(", "))
+            })
+        }
+    }
+}
+
+/// Where the producer got to, kept outside the manager (which owns the producer).
+#[derive(Debug, Default)]
+pub(crate) struct ProducerTrack {
+    pub(crate) ended: Cell<bool>,
+    pub(crate) count: Cell<Option<u64>>,
+}
+
+/// A producer that records reaching its end and its count.
+pub(crate) struct Tracked<'a> {
+    pub(crate) inner: Box<dyn Producer + 'a>,
+    pub(crate) track: &'a ProducerTrack,
+}
+
+impl Producer for Tracked<'_> {
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        self.track.ended.set(false);
+        self.inner.start(source_frames)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        let chunk = self.inner.next_chunk()?;
+        if chunk.is_none() {
+            self.track.ended.set(true);
+            self.track.count.set(self.inner.count());
+        }
+        Ok(chunk)
+    }
+
+    fn count(&self) -> Option<u64> {
+        self.inner.count()
+    }
+
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        self.inner.cancel()
+    }
+}
+
+/// A receiver that records its completion (`COPY n`), so that `--keep-going` can commit the
+/// destinations that completed even when the manager fails the copy as a whole.
+pub(crate) struct TrackedReceiver<'a> {
+    pub(crate) inner: Box<dyn Receiver + 'a>,
+    pub(crate) completed: &'a Cell<Option<Option<u64>>>,
+}
+
+impl Receiver for TrackedReceiver<'_> {
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    fn start(&mut self) -> Result<(), BoxError> {
+        self.inner.start()
+    }
+
+    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
+        self.inner.transmit(data)
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        let count = self.inner.complete()?;
+        self.completed.set(Some(count));
+        Ok(count)
+    }
+
+    fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        self.inner.fail(reason, completion)
+    }
+}

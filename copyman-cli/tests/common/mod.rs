@@ -1,0 +1,158 @@
+//! What every CLI test binary shares: the clusters (one source, two destinations, started once per
+//! binary), fresh databases, the `copyman` command with a clean libpq environment, and checks.
+#![allow(dead_code, unreachable_pub)] // Each test binary uses its own part of these helpers.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+
+use copyman_testkit::{Auth, Cluster};
+use serde_json::Value;
+
+/// The clusters every test shares.
+pub struct Clusters {
+    pub source: Cluster,
+    pub dest: [Cluster; 2],
+}
+
+pub fn clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        // Side by side: each start mostly waits for initdb and the server.
+        let (source, a, b) = thread::scope(|s| {
+            let source = s.spawn(Cluster::start);
+            let a = s.spawn(Cluster::start);
+            let b = s.spawn(Cluster::start);
+            (source.join().unwrap(), a.join().unwrap(), b.join().unwrap())
+        });
+        Clusters {
+            source,
+            dest: [a, b],
+        }
+    })
+}
+
+/// A cluster that insists on SCRAM passwords.
+/// A cluster that takes TCP connections over TLS only.
+pub fn tls_cluster() -> &'static Cluster {
+    static TLS: OnceLock<Cluster> = OnceLock::new();
+    TLS.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).tls().start())
+}
+
+pub fn scram_cluster() -> &'static Cluster {
+    static SCRAM: OnceLock<Cluster> = OnceLock::new();
+    SCRAM.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).start())
+}
+
+/// A fresh database on `cluster` with `sql` run in it; its name.
+pub fn database(cluster: &Cluster, sql: &str) -> String {
+    let db = cluster.create_database();
+    cluster.connect(&db).batch_execute(sql).expect("setup SQL");
+    db
+}
+
+/// The `copyman` command with a clean libpq environment.
+pub fn copyman() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copyman"));
+    for var in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGAPPNAME",
+        "PGSSLMODE",
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGCONNECT_TIMEOUT",
+        "PGSERVICE",
+        "PGOPTIONS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("PGPASSFILE", "/nonexistent/copyman-test-pgpass");
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    copyman().args(args).output().expect("run copyman")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status\n--- stdout\n{}\n--- stderr\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", text(&out.stdout)))
+}
+
+/// Row count and an order-independent digest of a table (md5 of its sorted rows).
+pub fn digest(cluster: &Cluster, db: &str, table: &str) -> (i64, String) {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
+                 FROM {table} AS t"
+            ),
+            &[],
+        )
+        .expect("digest");
+    (row.get(0), row.get(1))
+}
+
+pub fn count(cluster: &Cluster, db: &str, table: &str) -> i64 {
+    digest(cluster, db, table).0
+}
+
+/// A temporary path, removed when dropped.
+pub struct TempPath(pub PathBuf);
+
+impl TempPath {
+    pub fn new(name: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(std::env::temp_dir().join(format!("copyman-cli-{}-{n}-{name}", std::process::id())))
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+pub const ITEMS: &str = "CREATE TABLE items (
+    id int8 PRIMARY KEY,
+    name text,
+    at timestamptz,
+    price numeric(12,2),
+    tags text[]
+);";
+
+pub const FILL_ITEMS: &str = "INSERT INTO items
+    SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'name ' || g || E'\\t\\\\ \"q\"' END,
+           timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute',
+           CASE WHEN g % 5 = 0 THEN NULL ELSE g * 1.25 END,
+           ARRAY['a', 'b,' || g]
+    FROM generate_series(1, 1000) AS g;";
