@@ -132,6 +132,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             format: None,
         },
         keep_going: false,
+        atomic: None,
     };
     let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
     for d in &transfer.destinations {

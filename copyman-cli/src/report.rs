@@ -22,12 +22,15 @@ use crate::progress;
 pub(crate) enum Exit {
     /// Every destination committed.
     Success = 0,
-    /// The copy failed (or, with `--keep-going`, some destinations did).
+    /// The copy failed and nothing was committed anywhere.
     CopyFailed = 1,
     /// The command line made no sense.
     Usage = 2,
     /// A server could not be reached, or refused the login.
     Connect = 3,
+    /// Some destinations committed (or may have, or will on recovery) and others did not: the
+    /// report says which.
+    Partial = 4,
 }
 
 impl Exit {
@@ -163,10 +166,10 @@ pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
         {
             return true;
         }
-        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>() {
-            if io.kind() == io::ErrorKind::BrokenPipe {
-                return true;
-            }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>()
+            && io.kind() == io::ErrorKind::BrokenPipe
+        {
+            return true;
         }
         current = e.source();
     }
@@ -182,6 +185,12 @@ pub(crate) enum Status {
     RolledBack,
     /// It failed: rolled back, nothing kept.
     Failed,
+    /// The connection broke during its COMMIT: whether it committed is unknown.
+    InDoubt,
+    /// Prepared and decided commit, not yet committed: `copyman recover` finishes it.
+    CommitPending,
+    /// Perhaps prepared, decided rollback: nothing visible; `copyman recover` removes it.
+    RollbackPending,
 }
 
 impl Status {
@@ -190,7 +199,15 @@ impl Status {
             Self::Committed => "committed",
             Self::RolledBack => "rolled back",
             Self::Failed => "failed",
+            Self::InDoubt => "in doubt",
+            Self::CommitPending => "commit pending",
+            Self::RollbackPending => "rollback pending",
         }
+    }
+
+    /// Whether the rows are, may be, or will be on recovery, on that destination.
+    fn may_hold_rows(self) -> bool {
+        matches!(self, Self::Committed | Self::InDoubt | Self::CommitPending)
     }
 }
 
@@ -246,12 +263,28 @@ impl RunReport {
                 .all(|d| d.status == Status::Committed)
     }
 
+    /// Whether some destinations hold (or may hold) the rows and others do not.
+    pub(crate) fn partial(&self) -> bool {
+        !self.succeeded() && self.destinations.iter().any(|d| d.status.may_hold_rows())
+    }
+
     /// The exit status.
     pub(crate) fn exit(&self) -> Exit {
         if self.succeeded() {
             Exit::Success
+        } else if self.partial() {
+            Exit::Partial
         } else {
             Exit::CopyFailed
+        }
+    }
+
+    /// The status word of `--json`.
+    fn status(&self) -> &'static str {
+        match self.exit() {
+            Exit::Success => "ok",
+            Exit::Partial => "partial",
+            _ => "failed",
         }
     }
 
@@ -291,12 +324,19 @@ impl RunReport {
     pub(crate) fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         match &self.error {
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
-            None => writeln!(
+            _ if self.partial() => writeln!(
                 out,
-                "copyman: copied {}; some destinations failed",
-                self.headline()
+                "copyman: PARTIAL: {} of {} destinations committed{}; see each below{}",
+                self.committed(),
+                self.destinations.len(),
+                self.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
+                self.pending_hint()
             )?,
-            Some(error) => writeln!(out, "copyman: copy failed: {error}")?,
+            None => writeln!(out, "copyman: copy failed; nothing committed")?,
+            Some(error) => writeln!(out, "copyman: copy failed: {error}; nothing committed")?,
         }
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
@@ -314,8 +354,38 @@ impl RunReport {
         Ok(())
     }
 
+    /// Destinations that committed.
+    fn committed(&self) -> usize {
+        self.destinations
+            .iter()
+            .filter(|d| d.status == Status::Committed)
+            .count()
+    }
+
+    /// A hint to run `copyman recover` when a prepared transaction was left.
+    fn pending_hint(&self) -> &'static str {
+        if self
+            .destinations
+            .iter()
+            .any(|d| matches!(d.status, Status::CommitPending | Status::RollbackPending))
+        {
+            "; run copyman recover with the same --to to finish the prepared transactions"
+        } else {
+            ""
+        }
+    }
+
     /// Only what went wrong, one line each (for `--quiet`).
     pub(crate) fn write_errors(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.partial() {
+            writeln!(
+                out,
+                "copyman: PARTIAL: {} of {} destinations committed{}",
+                self.committed(),
+                self.destinations.len(),
+                self.pending_hint()
+            )?;
+        }
         if let Some(error) = &self.error {
             writeln!(out, "copyman: copy failed: {error}")?;
         }
@@ -331,7 +401,8 @@ impl RunReport {
     pub(crate) fn to_json(&self) -> Value {
         let rows = self.rows();
         json!({
-            "status": if self.succeeded() { "ok" } else { "failed" },
+            "status": self.status(),
+            "committed": self.committed(),
             "exit_code": self.exit().code(),
             "source": { "endpoint": self.source, "rows": self.source_rows },
             "format": self.format,

@@ -261,12 +261,15 @@ pub struct Report<E> {
     pub destinations: Vec<Outcome<E>>,
     /// The source's transaction, when it had one.
     pub source: Option<SourceOutcome<E>>,
+    /// Why the two-phase decision could not be recorded (then nothing was committed).
+    pub record_error: Option<E>,
 }
 
 impl<E> Report<E> {
     /// Whether every destination committed (and the source, if it had a transaction).
     pub fn succeeded(&self) -> bool {
-        self.destinations.iter().all(Outcome::is_committed)
+        !self.destinations.is_empty()
+            && self.destinations.iter().all(Outcome::is_committed)
             && !matches!(self.source, Some(SourceOutcome::CommitFailed(_)))
     }
 
@@ -323,6 +326,7 @@ pub struct Commit<E> {
     /// The step handed out and not yet answered.
     pending: Option<(Party, Action)>,
     source: Option<SourceOutcome<E>>,
+    record_error: Option<E>,
 }
 
 impl<E> Commit<E> {
@@ -362,6 +366,7 @@ impl<E> Commit<E> {
             next: 0,
             pending: None,
             source: None,
+            record_error: None,
         };
         // Nothing completed: nothing to check or commit.
         if !commit.slots.iter().any(|s| matches!(s, Slot::Open)) {
@@ -480,10 +485,7 @@ impl<E> Commit<E> {
     /// # Panics
     /// If no step is waiting for its result (or the waiting step is [`Step::Record`]).
     pub fn handle_result(&mut self, result: Result<(), Failure<E>>) {
-        let (party, action) = self
-            .pending
-            .take()
-            .expect("handle_result without a step");
+        let (party, action) = self.pending.take().expect("handle_result without a step");
         assert!(
             self.phase != Phase::Record,
             "a Record step is answered with handle_recorded"
@@ -569,20 +571,22 @@ impl<E> Commit<E> {
     }
 
     /// Reports whether the [`Step::Record`] decision was recorded durably. If it was not, nothing
-    /// is committed: every prepared transaction is rolled back (the caller reports why).
+    /// is committed: every prepared transaction is rolled back, and the report carries the error.
     ///
     /// # Panics
     /// If no Record step is waiting.
-    pub fn handle_recorded(&mut self, recorded: bool) {
+    pub fn handle_recorded(&mut self, recorded: Result<(), E>) {
         assert!(
             self.phase == Phase::Record && self.pending.take().is_some(),
             "handle_recorded without a Record step"
         );
         self.next = 0;
-        self.phase = if recorded {
-            Phase::CommitPrepared
-        } else {
-            Phase::Abort
+        self.phase = match recorded {
+            Ok(()) => Phase::CommitPrepared,
+            Err(e) => {
+                self.record_error = Some(e);
+                Phase::Abort
+            }
         };
     }
 
@@ -608,10 +612,10 @@ impl<E> Commit<E> {
                 })
                 .collect(),
             source: self.source,
+            record_error: self.record_error,
         }
     }
 }
-
 
 /// A global id's run and destination number, if the id is one copyman made (`copyman:RUN:N`).
 pub fn parse_gid(gid: &str) -> Option<(&str, usize)> {

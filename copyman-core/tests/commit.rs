@@ -26,7 +26,10 @@ fn run(
     let mut commit = Commit::new(options, completed);
     let mut steps = Vec::new();
     while let Some(step) = commit.poll_step() {
-        assert!(steps.len() < 10 * completed.len() + 10, "the commit never ends");
+        assert!(
+            steps.len() < 10 * completed.len() + 10,
+            "the commit never ends"
+        );
         steps.push(step.clone());
         match step {
             Step::Run { party, action } => {
@@ -37,7 +40,11 @@ fn run(
                 };
                 commit.handle_result(result);
             }
-            Step::Record(_) => commit.handle_recorded(record),
+            Step::Record(_) => commit.handle_recorded(if record {
+                Ok(())
+            } else {
+                Err("the disk is full".to_owned())
+            }),
             _ => unreachable!(),
         }
     }
@@ -60,7 +67,12 @@ fn d(n: usize) -> Party {
 
 #[test]
 fn every_destination_checks_then_commits_in_order() {
-    let (steps, report) = run(Options::default(), &[true, true, true], |_, _| Answer::Ok, true);
+    let (steps, report) = run(
+        Options::default(),
+        &[true, true, true],
+        |_, _| Answer::Ok,
+        true,
+    );
     let sql: Vec<_> = runs(&steps);
     assert_eq!(
         sql,
@@ -92,11 +104,14 @@ fn a_failed_commit_stops_the_rest_and_says_who_committed() {
         true,
     );
     let sql = runs(&steps);
-    assert_eq!(sql[3..], [
-        (d(0), "COMMIT".to_owned()),
-        (d(1), "COMMIT".to_owned()),
-        (d(2), "ROLLBACK".to_owned()),
-    ]);
+    assert_eq!(
+        sql[3..],
+        [
+            (d(0), "COMMIT".to_owned()),
+            (d(1), "COMMIT".to_owned()),
+            (d(2), "ROLLBACK".to_owned()),
+        ]
+    );
     assert_eq!(report.destinations[0], Outcome::Committed);
     assert_eq!(
         report.destinations[1],
@@ -146,10 +161,7 @@ fn a_failed_check_rolls_everything_back_before_any_commit() {
     assert_eq!(report.destinations[0], Outcome::RolledBack);
     assert!(matches!(report.destinations[1], Outcome::Failed(Some(_))));
     // The failed one's aborted transaction is ended too.
-    assert_eq!(
-        runs(&steps).last(),
-        Some(&(d(1), "ROLLBACK".to_owned()))
-    );
+    assert_eq!(runs(&steps).last(), Some(&(d(1), "ROLLBACK".to_owned())));
 }
 
 #[test]
@@ -200,7 +212,10 @@ fn the_source_commits_last_and_only_after_every_destination() {
         ..Options::default()
     };
     let (steps, report) = run(options.clone(), &[true, true], |_, _| Answer::Ok, true);
-    assert_eq!(runs(&steps).last(), Some(&(Party::Source, "COMMIT".to_owned())));
+    assert_eq!(
+        runs(&steps).last(),
+        Some(&(Party::Source, "COMMIT".to_owned()))
+    );
     assert_eq!(report.source, Some(SourceOutcome::Committed));
 
     let (steps, report) = run(
@@ -289,6 +304,7 @@ fn two_phase_an_unrecorded_decision_commits_nothing() {
     assert!(sql.contains(&(d(0), "ROLLBACK PREPARED 'copyman:r:1'".to_owned())));
     assert!(sql.contains(&(d(1), "ROLLBACK PREPARED 'copyman:r:2'".to_owned())));
     assert!(report.nothing_committed());
+    assert_eq!(report.record_error.as_deref(), Some("the disk is full"));
 }
 
 #[test]
@@ -326,7 +342,10 @@ fn gids_parse_and_recovery_never_touches_foreign_ones() {
     assert_eq!(parse_gid("other:abc:1"), None);
     assert_eq!(recovery("pgbouncer-1", |_| true), Recovery::NotOurs);
     assert_eq!(recovery("copyman:x:1", |_| false), Recovery::Rollback);
-    assert_eq!(recovery("copyman:x:1", |g| g == "copyman:x:1"), Recovery::Commit);
+    assert_eq!(
+        recovery("copyman:x:1", |g| g == "copyman:x:1"),
+        Recovery::Commit
+    );
     assert_eq!(Commit::<()>::gid("x", 0), "copyman:x:1");
 }
 
