@@ -32,13 +32,16 @@ require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert, sslkey) is
 channel_binding=require insists on SCRAM-SHA-256-PLUS.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
-everywhere; any fault rolls back every destination unless --keep-going.
+everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
+another: a COMMIT that fails stops the rest (they roll back), and the report says which committed.
+--atomic makes them all or nothing (two-phase commit; see copyman recover --help).
 
 Exit status:
   0  success: every destination committed
-  1  the copy failed (nothing committed, or with --keep-going some destinations failed)
+  1  the copy failed, and nothing was committed anywhere
   2  usage error
-  3  connection or authentication failure";
+  3  connection or authentication failure
+  4  partial: some destinations committed (or may have) and others did not";
 
 /// Shown after `copyman recover --help`.
 const RECOVER_HELP: &str = "\
@@ -201,6 +204,11 @@ pub(crate) struct LowRecover {
     /// Only list what would be done.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// There is no decision log (it was lost): roll back every copyman prepared transaction
+    /// found. Only when no run recorded a commit decision: a run that did would lose what it had
+    /// not yet committed.
+    #[arg(long, conflicts_with = "decision_log")]
+    pub(crate) no_decision_log: bool,
 }
 
 /// Command-line positions of `--to` and `--receive` values.
@@ -332,6 +340,8 @@ pub(crate) enum Command {
         decision_log: PathBuf,
         /// Only list.
         dry_run: bool,
+        /// `--no-decision-log`.
+        no_decision_log: bool,
     },
     /// `copyman demo`.
     Demo {
@@ -439,6 +449,7 @@ impl HiArgs {
                     destinations,
                     decision_log: decision_log(recover.decision_log, env)?,
                     dry_run: recover.dry_run,
+                    no_decision_log: recover.no_decision_log,
                 }
             }
             LowCommand::Demo(demo) => {

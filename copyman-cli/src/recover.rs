@@ -23,12 +23,23 @@ pub(crate) fn run(
     destinations: &[ServerSpec],
     log_path: &Path,
     dry_run: bool,
+    no_decision_log: bool,
     output: Output,
 ) -> anyhow::Result<Exit> {
-    let log = DecisionLog::open(log_path).map_err(|e| Fatal {
-        exit: Exit::CopyFailed,
-        message: format!("decision log {}: {e}", log_path.display()),
-    })?;
+    let log = if no_decision_log {
+        DecisionLog::none(log_path)
+    } else {
+        // Without the log, "no commit decision" cannot be told from "the wrong log": nothing is
+        // rolled back on a guess.
+        DecisionLog::existing(log_path).map_err(|e| Fatal {
+            exit: Exit::Usage,
+            message: format!(
+                "decision log {}: {e}: give the --decision-log of the interrupted run (or \
+                 --no-decision-log if it is lost and no run recorded a commit decision)",
+                log_path.display()
+            ),
+        })?
+    };
     let committed = log.committed().map_err(|e| Fatal {
         exit: Exit::CopyFailed,
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
@@ -43,20 +54,23 @@ pub(crate) fn run(
             exit: Exit::CopyFailed,
             message: format!("{}: {}", spec.display, describe_sync(&e)),
         })?;
+        // A prepared transaction can be finished only from its own database.
+        let (found, elsewhere): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.here);
+        if !elsewhere.is_empty() {
+            let databases: BTreeSet<&str> = elsewhere.iter().map(|p| p.database.as_str()).collect();
+            lines.push(format!(
+                "{}: {} more in other databases of this server ({}): give a CONN for each",
+                spec.display,
+                elsewhere.len(),
+                databases.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
         if found.is_empty() {
             lines.push(format!("{}: nothing pending", spec.display));
         }
         for p in found {
             let age = format!("prepared {} s ago", p.age_secs);
-            let (done, error) = if !p.here {
-                (
-                    format!(
-                        "left alone: it is in database {}, connect to that one",
-                        p.database
-                    ),
-                    None,
-                )
-            } else if log.run_in_progress(&p.run) {
+            let (done, error) = if log.run_in_progress(&p.run) {
                 ("left alone: its run is still in progress".to_owned(), None)
             } else {
                 let action = recovery(&p.gid, |gid| committed.contains(gid));

@@ -490,9 +490,11 @@ mod tests {
             ],
             error: None,
         };
-        assert_eq!(report.exit(), Exit::CopyFailed);
+        // One committed, one failed: partial, never "nothing committed".
+        assert_eq!(report.exit(), Exit::Partial);
         let json = report.to_json();
-        assert_eq!(json["status"], "failed");
+        assert_eq!(json["status"], "partial");
+        assert_eq!(json["committed"], 1);
         assert_eq!(json["rows"], 10);
         assert_eq!(json["rows_per_sec"], 5.0);
         assert_eq!(json["destinations"][0]["command_tag"], "COPY 10");
@@ -505,5 +507,12 @@ mod tests {
             "{human}"
         );
         assert!(human.contains("SQLSTATE 23514: bad row"), "{human}");
+        assert!(human.starts_with("copyman: PARTIAL: 1 of 2"), "{human}");
+        assert!(!human.contains("nothing committed"), "{human}");
+
+        let mut failed = report.clone();
+        failed.destinations[0].status = Status::RolledBack;
+        assert_eq!(failed.exit(), Exit::CopyFailed);
+        assert_eq!(failed.to_json()["status"], "failed");
     }
 }

@@ -67,7 +67,14 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
             destinations,
             decision_log,
             dry_run,
-        } => recover::run(&destinations, &decision_log, dry_run, args.output),
+            no_decision_log,
+        } => recover::run(
+            &destinations,
+            &decision_log,
+            dry_run,
+            no_decision_log,
+            args.output,
+        ),
         Command::Demo { rows, destinations } => demo::run(rows, destinations, args.output),
     }
 }

@@ -23,7 +23,7 @@
 //! (or [`Commit::handle_recorded`]), until it returns `None`; then read [`Commit::outcome`].
 //!
 //! ```
-//! use copyman_core::commit::{Action, Commit, Options, Party, Step};
+//! use copyman_core::commit::{Action, Commit, Failure, Options, Party, Step};
 //!
 //! let mut commit: Commit<String> = Commit::new(Options::default(), &[true, true]);
 //! while let Some(step) = commit.poll_step() {
@@ -31,10 +31,14 @@
 //!         Step::Run { party, action } => {
 //!             // Run `action.sql()` on `party`'s connection; destination 2 refuses its COMMIT.
 //!             let refused = party == Party::Destination(1) && action == Action::Commit;
-//!             commit.handle_result(if refused { Err(copyman_core::commit::Failure::Refused(
-//!                 "40001 could not serialize access".to_owned())) } else { Ok(()) });
+//!             commit.handle_result(if refused {
+//!                 Err(Failure::Refused("40001 could not serialize access".to_owned()))
+//!             } else {
+//!                 Ok(())
+//!             });
 //!         }
 //!         Step::Record(_) => unreachable!("two-phase commit is off"),
+//!         _ => unreachable!("no other steps yet"),
 //!     }
 //! }
 //! let outcome = commit.outcome();

@@ -34,13 +34,13 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, parse_gid, recovery,
+    Report, SourceOutcome, Step, parse_gid, recovery, valid_run_id,
 };
 
 use crate::{Connection, Error};
@@ -121,16 +121,39 @@ pub struct DecisionLog {
 }
 
 impl DecisionLog {
-    /// The log at `path` (its directory is created if missing; the file when first written).
+    /// The log at `path`, for a run: created (with its directory) if missing, so that recovery
+    /// can tell "this run recorded no decision" from "this is not the log".
     ///
     /// # Errors
-    /// The directory cannot be created.
+    /// The directory or the file cannot be created.
     pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?
+            .sync_all()?;
         Ok(Self { path })
+    }
+
+    /// The log at `path`, for recovery: it must exist (a run creates it before it prepares
+    /// anything).
+    ///
+    /// # Errors
+    /// It does not exist ([`io::ErrorKind::NotFound`]) or cannot be read.
+    pub fn existing(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        fs::metadata(&path)?;
+        Ok(Self { path })
+    }
+
+    /// The log at `path` whether or not it exists (missing, it reads as empty): for recovery when
+    /// the caller knows the log is lost and no run recorded a commit decision.
+    pub fn none(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
     }
 
     /// Where it is.
@@ -182,11 +205,11 @@ impl DecisionLog {
     pub fn run_in_progress(&self, run: &str) -> bool {
         let path = self.lock_path(run);
         match File::open(&path) {
+            // Unlocked: left by a run that died, which decides nothing any more. The file stays
+            // (a few bytes): removing it could race with a run that just created it.
             Ok(file) => match file.try_lock() {
                 Ok(()) => {
-                    // Left by a run that died: it decides nothing any more.
                     let _ = file.unlock();
-                    let _ = fs::remove_file(&path);
                     false
                 }
                 Err(_) => true,
@@ -223,19 +246,17 @@ impl DecisionLog {
     /// # Errors
     /// The log exists but cannot be read.
     pub fn committed(&self) -> io::Result<HashSet<String>> {
-        let file = match File::open(&self.path) {
-            Ok(file) => file,
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
             Err(e) => return Err(e),
         };
         let mut gids = HashSet::new();
-        for line in BufReader::new(file).lines() {
-            let line = line?;
+        // Only whole lines: a line cut short by a crash while it was written was never fsynced,
+        // so its run committed nothing.
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
             if words.next() == Some("commit") {
-                // The run id, then the gids; a torn last line (a crash mid-write) was never
-                // fsynced, so nothing was committed under it: its gids without their trailing
-                // newline are still only read if complete words.
                 let _run = words.next();
                 gids.extend(words.filter(|w| parse_gid(w).is_some()).map(str::to_owned));
             }
@@ -302,4 +323,51 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_log(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "copyman-sync-{}-{name}/decisions.log",
+            std::process::id()
+        ))
+    }
+
+    #[test]
+    fn decisions_are_read_back_and_a_torn_line_counts_for_nothing() {
+        let path = temp_log("torn");
+        let log = DecisionLog::open(&path).unwrap();
+        assert!(log.committed().unwrap().is_empty(), "created empty");
+        log.record(&Decision {
+            run: "r1".into(),
+            gids: vec![(0, "copyman:r1:1".into()), (1, "copyman:r1:2".into())],
+        })
+        .unwrap();
+        // A crash in the middle of the next record: no newline, never fsynced.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"commit r2 copyman:r2:1 copyman:r2").unwrap();
+        let committed = log.committed().unwrap();
+        assert!(committed.contains("copyman:r1:1") && committed.contains("copyman:r1:2"));
+        assert!(!committed.contains("copyman:r2:1"), "{committed:?}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_run_is_in_progress_while_its_lock_is_held() {
+        let path = temp_log("lock");
+        let log = DecisionLog::open(&path).unwrap();
+        let run = DecisionLog::new_run_id();
+        assert!(valid_run_id(&run), "{run}");
+        assert_ne!(run, DecisionLog::new_run_id());
+        let guard = log.lock_run(&run).unwrap();
+        assert!(log.run_in_progress(&run));
+        drop(guard);
+        assert!(!log.run_in_progress(&run));
+        assert!(DecisionLog::existing(&path).is_ok());
+        assert!(DecisionLog::existing(path.with_file_name("missing.log")).is_err());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
 }
