@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use copyman_core::statement::{self, Direction};
 
 use crate::conn::{self, ConnError, Env, ServerSpec, Target};
 use crate::report::Exit;
@@ -122,6 +123,13 @@ pub(crate) struct LowTable {
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
     pub(crate) keep_going: bool,
+    /// The destinations' table, when its name differs from the source's.
+    #[arg(long, value_name = "TABLE")]
+    pub(crate) target_table: Option<String>,
+    /// Connect, look the table up everywhere and print the plan (statements, format and why,
+    /// columns per destination); copy nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `copyman copy`.
@@ -143,6 +151,9 @@ pub(crate) struct LowCopy {
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
     pub(crate) keep_going: bool,
+    /// Connect and print the plan (the statements per destination); copy nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Where each --to and --receive stood on the command line, to pair them.
     #[arg(skip)]
     pub(crate) positions: Positions,
@@ -342,6 +353,8 @@ pub(crate) struct Transfer {
     pub(crate) statements: Statements,
     /// `--keep-going`.
     pub(crate) keep_going: bool,
+    /// `--dry-run`: plan and show, copy nothing.
+    pub(crate) dry_run: bool,
 }
 
 impl HiArgs {
@@ -415,6 +428,12 @@ fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endp
 
 fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     let table = TableName::parse(&low.table).map_err(|e| ArgError::usage(format!("TABLE: {e}")))?;
+    let target = low
+        .target_table
+        .as_deref()
+        .map(TableName::parse)
+        .transpose()
+        .map_err(|e| ArgError::usage(format!("--target-table: {e}")))?;
     let columns = match &low.columns {
         Some(text) => {
             sql::parse_columns(text).map_err(|e| ArgError::usage(format!("--columns: {e}")))?
@@ -453,6 +472,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         statements: Statements::Table {
             copy: TableCopy {
                 table,
+                target,
                 columns,
                 condition: low.condition,
                 header: low.header,
@@ -461,6 +481,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             format,
         },
         keep_going: low.keep_going,
+        dry_run: low.dry_run,
     })
 }
 
@@ -480,6 +501,16 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         _ => {}
     }
     let receive = pair_receives(&low, &destinations)?;
+    // Malformed statements are refused before any server is reached. The check reads strings
+    // as standard_conforming_strings=on; each endpoint checks again with its server's setting.
+    if let Some(send) = &low.send {
+        statement::check(send, Direction::ToStdout)
+            .map_err(|e| ArgError::usage(format!("--send: {e}")))?;
+    }
+    for receive in receive.iter().flatten() {
+        statement::check(receive, Direction::FromStdin)
+            .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
+    }
     Ok(Transfer {
         source,
         destinations,
@@ -488,6 +519,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             receive,
         },
         keep_going: low.keep_going,
+        dry_run: low.dry_run,
     })
 }
 

@@ -124,6 +124,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         statements: Statements::Table {
             copy: TableCopy {
                 table: TableName::parse(TABLE).expect("the demo table's name is valid"),
+                target: None,
                 columns: Vec::new(),
                 condition: None,
                 header: false,
@@ -132,6 +133,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             format: None,
         },
         keep_going: false,
+        dry_run: false,
     };
     let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
     for d in &transfer.destinations {

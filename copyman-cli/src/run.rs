@@ -46,8 +46,10 @@ use crate::sql::Format;
 pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
     match args.command {
+        Command::Transfer(t) if t.dry_run => crate::plan::dry_run(&t, args.output),
         Command::Transfer(t) => {
-            let report = transfer(&t, args.output)?;
+            let mut report = transfer(&t, args.output)?;
+            crate::plan::hint_forced_binary(&t, &mut report);
             if args.output.json {
                 report::print_json(&report.to_json())?;
             }
