@@ -387,8 +387,8 @@ fn same_major(source_version: Option<u32>, dests: &[Dest<'_>]) -> bool {
 /// type OIDs), 42883 undefined_function (a type without binary output).
 const BINARY_REFUSALS: [&str; 5] = ["22P03", "08P01", "22P04", "42804", "42883"];
 
-const BINARY_HINT: &str =
-    "hint: the binary format was forced with --format binary; --format text converts values";
+const BINARY_HINT: &str = "hint: a server refused the binary data that --format binary asked for; use --format text, \
+     which converts values";
 
 /// A copy forced to `--format binary` that a server refused gets a hint to use text.
 pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
