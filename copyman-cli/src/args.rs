@@ -113,8 +113,8 @@ pub(crate) struct LowTable {
     /// Empty each destination table first, in the same transaction as the copy.
     #[arg(long)]
     pub(crate) truncate: bool,
-    /// Data format [default: binary between servers of one major version, csv for a *.csv
-    /// file, else text].
+    /// Data format [default: binary between servers of one major version when every column's
+    /// type matches on every side, csv for a *.csv file, else text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub(crate) format: Option<FormatArg>,
     /// CSV data has a header line (implies --format csv).
@@ -902,6 +902,71 @@ mod tests {
             usage(&["copy", "--from", "host=a", "--send", "S", "--to", "host=b"])
                 .contains("no --receive")
         );
+    }
+
+    #[test]
+    fn target_table_and_dry_run() {
+        let t = transfer(&[
+            "table",
+            "items",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+            "--target-table",
+            r#"Archive."Items 2024""#,
+            "--dry-run",
+        ]);
+        assert!(t.dry_run);
+        let Statements::Table { copy, .. } = t.statements else {
+            panic!("table statements")
+        };
+        assert_eq!(copy.table.to_string(), r#""items""#);
+        assert_eq!(copy.target().to_string(), r#""archive"."Items 2024""#);
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--target-table",
+                "a.b.c"
+            ])
+            .contains("--target-table")
+        );
+        let t = transfer(&["table", "t", "--from", "host=a", "--to", "host=b"]);
+        assert!(!t.dry_run);
+    }
+
+    #[test]
+    fn copy_statements_are_checked_before_connecting() {
+        let copy = |send: &str, receive: &str| {
+            usage(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--send",
+                send,
+                "--to",
+                "host=b",
+                "--receive",
+                receive,
+            ])
+        };
+        assert!(
+            copy("SELECT 1", "COPY t FROM STDIN").contains("--send: the statement is not a COPY")
+        );
+        assert!(
+            copy("COPY t TO STDOUT", "COPY t TO STDOUT")
+                .contains("--receive: expected a COPY FROM STDIN")
+        );
+        assert!(
+            copy("COPY t TO STDOUT", "COPY t FROM STDIN; COPY u FROM STDIN")
+                .contains("--receive: expected a single")
+        );
+        assert!(copy("COPY t TO '/tmp/x'", "COPY t FROM STDIN").contains("a file or program"));
     }
 
     #[test]

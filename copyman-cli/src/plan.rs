@@ -178,7 +178,12 @@ fn table_plan(
                     }
                 }
             }
-            (format, "given on the command line".to_owned())
+            let given = match format {
+                Format::Csv => "--format csv, --header or a *.csv file",
+                Format::Text => "--format text",
+                Format::Binary => "--format binary",
+            };
+            (format, format!("given: {given}"))
         }
         (None, Some(columns), Some(source)) if all_servers => {
             if !same_major {
