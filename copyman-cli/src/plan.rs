@@ -209,8 +209,14 @@ fn table_plan(
     }
 
     // A view, a partitioned or foreign table or a materialized view is read with
-    // COPY (SELECT …).
-    let select = source_rel.as_ref().is_some_and(|r| r.kind != "r");
+    // COPY (SELECT …), as is a generated column (`--columns`), which COPY's column list refuses.
+    let select = source_rel.as_ref().is_some_and(|r| {
+        r.kind != "r"
+            || columns
+                .iter()
+                .flatten()
+                .any(|c| r.column(c).is_some_and(|c| c.generated))
+    });
     let mut resolved = copy.clone();
     resolved.columns = columns.clone().unwrap_or_default();
     let send = t
