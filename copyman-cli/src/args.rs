@@ -3,9 +3,8 @@
 //!
 //! clap checks the shape (known flags, values present); [`HiArgs::from_low`] checks meaning:
 //! names parse as SQL identifiers, `--receive` statements pair with `--to` destinations, files and
-//! servers are where they may be, connection strings parse. Everything it refuses is a usage
-//! error (exit 2), except connection parameters copyman cannot honour (`hostaddr` with `host`),
-//! which are connection failures (exit 3).
+//! servers are where they may be, connection strings parse and ask for nothing copyman cannot
+//! honour. Everything it refuses is a usage error (exit 2). Last, `-W` prompts for the password.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -69,6 +68,10 @@ pub(crate) struct LowArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long, global = true, display_order = 100)]
     pub(crate) json: bool,
+    /// Prompt for a password (on the terminal, once) before connecting; it serves every server
+    /// whose CONN has none, before PGPASSWORD and the password file.
+    #[arg(short = 'W', long = "password", global = true, display_order = 100)]
+    pub(crate) password: bool,
 }
 
 /// The subcommands.
@@ -294,7 +297,8 @@ impl Endpoint {
     pub(crate) fn display(&self) -> String {
         match self {
             Self::Stdio => "-".to_owned(),
-            Self::File(path) => path.display().to_string(),
+            // A mistyped CONN may have been taken for a file: never its password.
+            Self::File(path) => conn::redact(&path.to_string_lossy()),
             Self::Server(spec) => spec.display.clone(),
         }
     }
@@ -355,7 +359,8 @@ impl HiArgs {
             verbose: low.verbose,
             json: low.json,
         };
-        let command = match low.command {
+        let prompt = low.password;
+        let mut command = match low.command {
             LowCommand::Table(table) => Command::Transfer(Box::new(table_transfer(table, env)?)),
             LowCommand::Copy(copy) => Command::Transfer(Box::new(copy_transfer(copy, env)?)),
             LowCommand::Demo(demo) => {
@@ -378,6 +383,18 @@ impl HiArgs {
                 ));
             }
         }
+        if prompt {
+            // Once everything else is known to be right, as psql does: once for every server.
+            let password = conn::prompt_password().map_err(ArgError::usage)?;
+            if let Command::Transfer(t) = &mut command {
+                let servers = std::iter::once(&mut t.source).chain(&mut t.destinations);
+                for endpoint in servers {
+                    if let Endpoint::Server(spec) = endpoint {
+                        spec.use_prompted_password(&password);
+                    }
+                }
+            }
+        }
         Ok(Self { command, output })
     }
 }
@@ -389,10 +406,6 @@ fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
         Target::Server(conn) => match conn::resolve(&conn, env) {
             Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),
             Err(ConnError::Invalid(m)) => Err(ArgError::usage(format!("{flag}: {m}"))),
-            Err(ConnError::Unsupported(m)) => Err(ArgError {
-                exit: Exit::Connect,
-                message: format!("{flag} {}: {m}", conn::redact(&conn)),
-            }),
         },
     }
 }

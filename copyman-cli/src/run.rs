@@ -85,7 +85,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         Endpoint::Stdio => Some(Box::new(io::stdin().lock())),
         Endpoint::File(path) => Some(Box::new(File::open(path).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
-            message: format!("cannot open source file {}: {e}", path.display()),
+            message: format!("cannot open source file {}: {e}", t.source.display()),
         })?)),
         Endpoint::Server(_) => None,
     };
@@ -331,14 +331,15 @@ pub(crate) fn connect(
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
-    let conn = Connection::connect_tls(&spec.config, &spec.tls).map_err(|e| Fatal {
-        exit: Exit::Connect,
-        message: format!(
-            "cannot connect to {role} {}: {}",
-            spec.display,
-            describe_sync(&e)
-        ),
-    })?;
+    let conn =
+        Connection::connect_with(&spec.config, &spec.tls, &spec.startup).map_err(|e| Fatal {
+            exit: Exit::Connect,
+            message: format!(
+                "cannot connect to {role} {}: {}",
+                spec.display,
+                describe_sync(&e)
+            ),
+        })?;
     report::log(format_args!(
         "connected to {role} {} (PostgreSQL {})",
         spec.display,
