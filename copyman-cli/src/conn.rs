@@ -1084,14 +1084,50 @@ fn field_matches<'a>(field: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
-/// `-W`: asks for the password on the terminal (`/dev/tty`, without echo), as psql does; an
-/// error when there is no terminal to ask on (standard input may be the data, and is not read).
+/// `-W`: asks for the password on the terminal as psql's `simple_prompt` does: `/dev/tty`, echo
+/// off (and what was typed ahead discarded) before the prompt is shown, one line read, the
+/// terminal restored. An error when there is no terminal to ask on: standard input may be the
+/// data, and is never read for a password.
 pub(crate) fn prompt_password() -> Result<String, String> {
-    rpassword::prompt_password("Password: ").map_err(|e| {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsRawFd;
+
+    let no_terminal = |e: std::io::Error| {
         format!(
             "-W/--password: cannot prompt for a password: no terminal to ask on (/dev/tty: {e})"
         )
-    })
+    };
+    let tty = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(no_terminal)?;
+    let fd = tty.as_raw_fd();
+    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: `fd` is open (owned by `tty`, which outlives every use of it here), and
+    // `saved.as_mut_ptr()` points to writable memory the size of a `termios`.
+    if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
+        return Err(no_terminal(std::io::Error::last_os_error()));
+    }
+    // SAFETY: tcgetattr returned 0, so it filled in the whole `termios`.
+    let saved = unsafe { saved.assume_init() };
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    // SAFETY: `fd` is open; `quiet` is a valid `termios`, the terminal's own with ECHO cleared.
+    if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+        return Err(no_terminal(std::io::Error::last_os_error()));
+    }
+    let mut line = String::new();
+    let read = (&tty)
+        .write_all(b"Password: ")
+        .and_then(|()| BufReader::new(&tty).read_line(&mut line));
+    // SAFETY: `fd` is open; `saved` is the terminal's own settings, read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
+    // The newline the user typed was not echoed either.
+    let _ = (&tty).write_all(b"\n");
+    read.map_err(|e| format!("-W/--password: cannot read the password from the terminal: {e}"))?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
 }
 
 /// An error and its sources on one line, `a: b: c`.
@@ -1380,6 +1416,10 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
     }
 
     fn passfile(mode: u32, content: &str) -> (PathBuf, impl Drop) {
+        passfile_named("pgpass", mode, content)
+    }
+
+    fn passfile_named(name: &str, mode: u32, content: &str) -> (PathBuf, impl Drop) {
         struct Remove(PathBuf);
         impl Drop for Remove {
             fn drop(&mut self) {
@@ -1388,7 +1428,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         }
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("copyman-pgpass-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("copyman-{name}-{}-{n}", std::process::id()));
         let mut file = fs::File::create(&path).unwrap();
         file.write_all(content.as_bytes()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
@@ -1437,5 +1477,301 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             "{:?}",
             spec.warnings
         );
+    }
+
+    #[test]
+    fn mistyped_urls_are_refused_and_never_shown_with_their_password() {
+        for text in [
+            "postgresql:/alice:s3cret@db1/app",
+            "postgresql//alice:s3cret@db1/app",
+            "postgres:alice:s3cret@db1/app",
+            "POSTGRESQL:/alice:s3cret@db1/app",
+        ] {
+            assert!(
+                matches!(Target::classify(text), Target::Server(_)),
+                "{text} taken for a file"
+            );
+            let err = resolve(text, &env(&[])).unwrap_err().to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+            assert!(err.contains("alice:***@db1"), "{err}");
+            assert!(err.contains("\"postgresql://\""), "{err}");
+            assert!(!redact(text).contains("s3cret"), "{}", redact(text));
+        }
+        // Files keep being files, shown without what looks like a password.
+        assert_eq!(
+            Target::classify("backups/postgresql-app.csv"),
+            Target::File("backups/postgresql-app.csv".into())
+        );
+        assert_eq!(
+            redact("/tmp/alice:s3cret@db1.csv"),
+            "/tmp/alice:***@db1.csv"
+        );
+        assert_eq!(redact("./a:b:c@d/e@f"), "./a:***@f");
+        assert_eq!(redact("/tmp/mail@example.csv"), "/tmp/mail@example.csv");
+        let scrubbed = scrub("unexpected argument 'postgresql:/alice:s3cret@db1/app' found");
+        assert_eq!(
+            scrubbed,
+            "unexpected argument 'postgresql:/alice:***@db1/app' found"
+        );
+    }
+
+    #[test]
+    fn url_parts_left_out_come_from_the_environment() {
+        let spec = resolve(
+            "postgresql://:5433/app?user=u",
+            &env(&[("PGHOST", "/tmp/sockets")]),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.config.get_hosts(),
+            &[Host::Unix("/tmp/sockets".into())]
+        );
+        assert_eq!(spec.config.get_ports(), &[5433]);
+        // No port in the URL: PGPORT's, as in libpq (the postgres crate would say 5432).
+        let spec = resolve("postgresql://db1/app?user=u", &env(&[("PGPORT", "6000")])).unwrap();
+        assert_eq!(spec.config.get_ports(), &[6000]);
+        // No host at all: libpq's defaults.
+        let spec = resolve("postgresql://:5433/app?user=u", &env(&[])).unwrap();
+        assert_eq!(
+            spec.config.get_hosts(),
+            &[
+                Host::Unix(DEFAULT_SOCKET_DIR.into()),
+                Host::Tcp("localhost".into())
+            ]
+        );
+        let spec = resolve("postgresql://u@[::1]:7000,db2/app?ssl=true", &env(&[])).unwrap();
+        assert_eq!(
+            spec.config.get_hosts(),
+            &[Host::Tcp("::1".into()), Host::Tcp("db2".into())]
+        );
+        assert_eq!(spec.config.get_ports(), &[7000, 5432]);
+        assert_eq!(spec.tls.mode, SslMode::Require);
+    }
+
+    #[test]
+    fn options_copyman_cannot_honour_are_refused_by_name() {
+        for (conn, key) in [
+            ("gssencmode=prefer", "gssencmode"),
+            ("gssencmode=require", "gssencmode"),
+            ("sslcrl=/crl.pem", "sslcrl"),
+            ("sslcrldir=/crls", "sslcrldir"),
+            ("sslpassword=s3cret", "sslpassword"),
+            ("require_auth=scram-sha-256", "require_auth"),
+            ("krbsrvname=postgres", "krbsrvname"),
+            ("gsslib=gssapi", "gsslib"),
+            ("sslcompression=1", "sslcompression"),
+            ("sslnegotiation=direct", "sslnegotiation"),
+            ("target_session_attrs=read-write", "target_session_attrs"),
+            ("load_balance_hosts=random", "load_balance_hosts"),
+            ("replication=database", "replication"),
+            (
+                "ssl_min_protocol_version=TLSv1.3",
+                "ssl_min_protocol_version",
+            ),
+        ] {
+            let err = resolve(&format!("host=h user=u {conn}"), &env(&[])).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(&format!("\"{key}\"")), "{conn}: {text}");
+            assert!(text.contains("not supported"), "{conn}: {text}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        let err = resolve("host=h user=u", &env(&[("PGGSSENCMODE", "require")])).unwrap_err();
+        assert!(err.to_string().contains("from PGGSSENCMODE"), "{err}");
+        // Harmless ones are accepted.
+        let spec = resolve(
+            "host=h user=u connect_timeout=10 keepalives=1 keepalives_idle=30 \
+             keepalives_interval=5 keepalives_count=3 tcp_user_timeout=0 sslnegotiation=postgres \
+             target_session_attrs=any gssencmode=disable sslcompression=0 sslsni=1 \
+             load_balance_hosts=disable ssl_min_protocol_version=TLSv1.2 sslcertmode=allow",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.config.get_connect_timeout(),
+            Some(&Duration::from_secs(10))
+        );
+        assert!(
+            resolve(
+                "postgresql://h/db?user=u&gssencmode=disable&keepalives=0",
+                &env(&[])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn errors_say_invalid_connection_string_once() {
+        for (conn, expected) in [
+            (
+                "host=h bogus_option=1",
+                "invalid connection string: invalid connection option \"bogus_option\"",
+            ),
+            (
+                "postgresql://h/db?bogus=1",
+                "invalid connection string: invalid URL query parameter \"bogus\"",
+            ),
+            (
+                "host=h user=u keepalives=lots",
+                "invalid connection string: invalid value for option `keepalives`",
+            ),
+            (
+                "host=h user",
+                "invalid connection string: a word without \"=\" at character 8",
+            ),
+        ] {
+            let err = resolve(conn, &env(&[])).unwrap_err().to_string();
+            assert_eq!(err, expected, "{conn}");
+        }
+        let err = resolve("host=h port=54x32", &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid port number \"54x32\""), "{err}");
+    }
+
+    /// A file in the temporary directory, removed when dropped.
+    fn temp_file(name: &str, content: &str) -> (PathBuf, impl Drop) {
+        passfile_named(name, 0o600, content)
+    }
+
+    #[test]
+    fn services_fill_in_what_the_conn_leaves_out() {
+        let (user_file, _u) = temp_file(
+            "user-services",
+            "# mine\n[main]\nhost=userhost\nport=6001\ndbname=fromservice\n\n[other]\nhost=x\n",
+        );
+        let dir = std::env::temp_dir().join(format!("copyman-sysconf-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("pg_service.conf"),
+            "[main]\nhost=systemhost\n[sys]\n  host=syshost  \nuser=sysuser\nuser=ignored\n\
+             options=-c search_path=app\n",
+        )
+        .unwrap();
+        let vars = |extra: &[(&str, &str)]| {
+            let mut all = vec![
+                ("PGSERVICEFILE", user_file.to_str().unwrap()),
+                ("PGSYSCONFDIR", dir.to_str().unwrap()),
+                ("USER", "os"),
+            ];
+            all.extend_from_slice(extra);
+            env(&all)
+        };
+        // The user's file wins over the system's; the CONN wins over the service; the service
+        // wins over the environment.
+        let spec = resolve("service=main dbname=mine", &vars(&[("PGHOST", "envhost")])).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("userhost".into())]);
+        assert_eq!(spec.config.get_ports(), &[6001]);
+        assert_eq!(spec.config.get_dbname(), Some("mine"));
+        assert_eq!(spec.config.get_user(), Some("os"));
+        // PGSERVICE, found in the system file only; the first value of a key wins.
+        let spec = resolve("", &vars(&[("PGSERVICE", "sys")])).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("syshost".into())]);
+        assert_eq!(spec.config.get_user(), Some("sysuser"));
+        assert_eq!(spec.config.get_options(), Some("-c search_path=app"));
+        let spec = resolve("postgresql://u@/db?service=sys", &vars(&[])).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("syshost".into())]);
+        assert_eq!(spec.config.get_user(), Some("u"));
+        let err = resolve("service=nowhere", &vars(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "definition of service \"nowhere\" not found"
+        );
+
+        let (bad, _b) = temp_file("bad-services", "[a]\nhost=h\nservice=b\n[c]\nhost h\n");
+        let with = |file: &Path| env(&[("PGSERVICEFILE", file.to_str().unwrap())]);
+        let err = resolve("service=a", &with(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("nested service") && err.contains("line 3"),
+            "{err}"
+        );
+        let err = resolve("service=c", &with(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("syntax error") && err.contains("line 5"),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn client_encoding_options_and_application_names() {
+        let spec = resolve("host=h user=u client_encoding=LATIN1", &env(&[])).unwrap();
+        assert_eq!(
+            spec.startup,
+            [("client_encoding".to_owned(), "LATIN1".to_owned())]
+        );
+        let spec = resolve("host=h user=u", &env(&[("PGCLIENTENCODING", "WIN1252")])).unwrap();
+        assert_eq!(spec.startup[0].1, "WIN1252");
+        let spec = resolve(
+            "host=h user=u client_encoding=auto",
+            &env(&[("LANG", "de_DE.ISO-8859-1")]),
+        )
+        .unwrap();
+        assert_eq!(spec.startup[0].1, "LATIN1");
+        assert!(
+            resolve("host=h user=u", &env(&[]))
+                .unwrap()
+                .startup
+                .is_empty()
+        );
+
+        let spec = resolve(
+            "host=h user=u",
+            &env(&[("PGOPTIONS", "-c search_path=app")]),
+        )
+        .unwrap();
+        assert_eq!(spec.config.get_options(), Some("-c search_path=app"));
+
+        let named = |conn: &str, vars: &[(&str, &str)]| {
+            resolve(conn, &env(vars))
+                .unwrap()
+                .config
+                .get_application_name()
+                .map(str::to_owned)
+        };
+        let conn = "host=h user=u fallback_application_name=fallback";
+        assert_eq!(named(conn, &[]).as_deref(), Some("fallback"));
+        assert_eq!(named(conn, &[("PGAPPNAME", "env")]).as_deref(), Some("env"));
+        assert_eq!(
+            named(&format!("{conn} application_name=mine"), &[]).as_deref(),
+            Some("mine")
+        );
+    }
+
+    #[test]
+    fn hostaddr_connects_and_host_names() {
+        let (path, _guard) = passfile(0o600, "db.example:5432:*:u:byname\n*:*:*:*:other\n");
+        let vars = env(&[("PGPASSFILE", path.to_str().unwrap())]);
+        let spec = resolve("host=db.example hostaddr=127.0.0.1 user=u", &vars).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("db.example".into())]);
+        assert_eq!(
+            spec.config.get_hostaddrs(),
+            &["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        // The password file is matched by the host name, as libpq matches it.
+        assert_eq!(spec.config.get_password(), Some(&b"byname"[..]));
+        let err = resolve("host=a,b hostaddr=127.0.0.1 user=u", &vars).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("could not match 2 host names to 1 hostaddr")
+        );
+        // `passfile` in the CONN comes before PGPASSFILE.
+        let (mine, _guard2) = passfile(0o600, "*:*:*:*:mine\n");
+        let spec = resolve(
+            &format!("host=h user=u passfile='{}'", mine.display()),
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(spec.config.get_password(), Some(&b"mine"[..]));
+    }
+
+    #[test]
+    fn a_prompted_password_comes_after_the_conns_only() {
+        let vars = env(&[("PGPASSWORD", "fromenv")]);
+        let mut spec = resolve("host=h user=u", &vars).unwrap();
+        spec.use_prompted_password("typed");
+        assert_eq!(spec.config.get_password(), Some(&b"typed"[..]));
+        let mut spec = resolve("host=h user=u password=written", &vars).unwrap();
+        spec.use_prompted_password("typed");
+        assert_eq!(spec.config.get_password(), Some(&b"written"[..]));
     }
 }
