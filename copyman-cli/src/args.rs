@@ -23,12 +23,15 @@ CONN is one of:
   'host=h port=5432 user=u dbname=d'                        a key=value conninfo
   -                                                         stdin (--from) or stdout (--to)
   a path (starts with / or ./, or has no '=' and no '://')  a file
-Parameters a CONN leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
-PGAPPNAME, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY and PGCONNECT_TIMEOUT, then libpq's
-defaults (socket /var/run/postgresql, then localhost; user $USER; database = user; sslmode
-prefer); passwords also from PGPASSFILE or ~/.pgpass. TLS (sslmode disable, allow, prefer,
-require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert, sslkey) is as in libpq;
-channel_binding=require insists on SCRAM-SHA-256-PLUS.
+Parameters a CONN leaves out come, as in libpq, from its service (service=NAME or PGSERVICE, in
+PGSERVICEFILE or ~/.pg_service.conf, then $PGSYSCONFDIR/pg_service.conf), then from PGHOST,
+PGHOSTADDR, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGOPTIONS, PGAPPNAME, PGCLIENTENCODING,
+PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGCONNECT_TIMEOUT (every variable libpq reads),
+then libpq's defaults (socket /var/run/postgresql, then localhost; the OS user name; database =
+user; sslmode prefer); passwords also from -W, passfile, PGPASSFILE or ~/.pgpass. TLS (sslmode
+disable, allow, prefer, require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert,
+sslkey) is as in libpq; channel_binding=require insists on SCRAM-SHA-256-PLUS. Parameters copyman
+cannot honour (gssencmode=require, sslcrl, sslpassword, require_auth, ...) are refused by name.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going.
@@ -416,6 +419,31 @@ fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endp
         .iter()
         .map(|t| endpoint(t, env, "--to"))
         .collect::<Result<Vec<_>, _>>()?;
+    // COPY data passes from server to server as bytes: read in another client_encoding than it
+    // was written in, it fails, or worse, is stored as other text.
+    let servers: Vec<&ServerSpec> = std::iter::once(&source)
+        .chain(&destinations)
+        .filter_map(|e| match e {
+            Endpoint::Server(spec) => Some(&**spec),
+            _ => None,
+        })
+        .collect();
+    if let Some((first, rest)) = servers.split_first() {
+        if let Some(other) = rest
+            .iter()
+            .find(|s| s.client_encoding() != first.client_encoding())
+        {
+            return Err(ArgError::usage(format!(
+                "client_encoding differs between {} ({}) and {} ({}): the COPY data would be \
+                 read in another encoding than it was written in; give every server the same \
+                 client_encoding",
+                first.display,
+                first.client_encoding(),
+                other.display,
+                other.client_encoding()
+            )));
+        }
+    }
     let stdout = destinations
         .iter()
         .filter(|d| matches!(d, Endpoint::Stdio))
@@ -896,5 +924,30 @@ mod tests {
         ));
         assert!(usage(&["demo", "--rows", "0"]).contains("--rows"));
         assert!(usage(&["demo", "--destinations", "0"]).contains("--destinations"));
+    }
+
+    #[test]
+    fn password_flag_parses_anywhere() {
+        for args in [
+            &[
+                "copyman", "-W", "table", "t", "--from", "a.csv", "--to", "-",
+            ][..],
+            &[
+                "copyman",
+                "table",
+                "t",
+                "--password",
+                "--from",
+                "a.csv",
+                "--to",
+                "-",
+            ],
+            &["copyman", "copy", "--from", "a.csv", "--to", "-", "-W"],
+        ] {
+            let low = LowArgs::parse_from_args(args).unwrap();
+            assert!(low.password, "{args:?}");
+        }
+        let low = LowArgs::parse_from_args(["copyman", "table", "t", "--from", "a", "--to", "-"]);
+        assert!(!low.unwrap().password);
     }
 }

@@ -644,6 +644,21 @@ impl ServerSpec {
         }
     }
 
+    /// The `client_encoding` the session will ask for (UTF8 unless the CONN or the environment
+    /// named another), normalised as PostgreSQL compares encoding names: case and punctuation
+    /// do not count.
+    pub(crate) fn client_encoding(&self) -> String {
+        let name = self
+            .startup
+            .iter()
+            .find(|(k, _)| k == "client_encoding")
+            .map_or("UTF8", |(_, v)| v.as_str());
+        name.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect()
+    }
+
     /// The last line of defence: a display that still holds the password the server will get
     /// (written some way redaction did not foresee) is replaced by one built from the
     /// parameters.
@@ -681,6 +696,9 @@ fn looks_like_url(text: &str) -> bool {
     }
 }
 
+/// A service's parameters, in the order of its section.
+type ServiceEntries = Vec<(&'static str, String)>;
+
 /// Looks a service up as libpq does: in the user's service file (`servicefile`, else
 /// `PGSERVICEFILE`, else `~/.pg_service.conf`), then in the system's
 /// (`$PGSYSCONFDIR/pg_service.conf`); the first file that has the section wins. Returns the
@@ -689,7 +707,7 @@ fn find_service(
     service: &str,
     servicefile: Option<PathBuf>,
     env: &Env,
-) -> Result<(PathBuf, Vec<(&'static str, String)>), ConnError> {
+) -> Result<(PathBuf, ServiceEntries), ConnError> {
     let user_file = servicefile
         .or_else(|| env.get("PGSERVICEFILE").map(PathBuf::from))
         .or_else(|| {
@@ -729,14 +747,14 @@ fn service_entries(
     content: &str,
     service: &str,
     file: &Path,
-) -> Result<Option<Vec<(&'static str, String)>>, ConnError> {
+) -> Result<Option<ServiceEntries>, ConnError> {
     let syntax = |n: usize| {
         ConnError::Invalid(format!(
             "syntax error in service file \"{}\", line {n}",
             file.display()
         ))
     };
-    let mut found: Option<Vec<(&'static str, String)>> = None;
+    let mut found: Option<ServiceEntries> = None;
     for (i, line) in content.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {

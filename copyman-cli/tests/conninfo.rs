@@ -268,6 +268,25 @@ fn client_encoding_latin1_copies_non_ascii_text() {
         .get(0);
     assert_eq!(stored, words);
 
+    // Servers that would read the bytes in another encoding than they were written in: refused
+    // before anything happens.
+    let src = database(&c.source, "CREATE TABLE t (i int, s text)");
+    let out = output(cm(&home).args([
+        "table",
+        "t",
+        "--from",
+        &format!("{} client_encoding=LATIN1", c.source.conninfo(&src)),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("client_encoding differs") && stderr.contains("(LATIN1)"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 1);
+
     // PGCLIENTENCODING on the way out: the server converts to LATIN1 bytes.
     let out = select(
         cm(&home).env("PGCLIENTENCODING", "LATIN1"),

@@ -466,4 +466,70 @@ mod tests {
         let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
         assert_eq!(values, ["x y", "p q'r", ""]);
     }
+
+    fn pairs(text: &str) -> Vec<(String, String)> {
+        parse_url(text)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.key, p.value))
+            .collect()
+    }
+
+    #[test]
+    fn urls_are_read_as_libpq_reads_them() {
+        let kv = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(pairs("postgresql://"), kv(&[]));
+        assert_eq!(pairs("postgres://h"), kv(&[("host", "h")]));
+        assert_eq!(pairs("postgresql:///db"), kv(&[("dbname", "db")]));
+        assert_eq!(pairs("postgresql://u@"), kv(&[("user", "u")]));
+        assert_eq!(
+            pairs("postgresql://:pw@h"),
+            kv(&[("password", "pw"), ("host", "h")])
+        );
+        assert_eq!(
+            pairs("postgresql://%2Fvar%2Frun%2Fpostgresql:5433/db"),
+            kv(&[
+                ("host", "/var/run/postgresql"),
+                ("port", "5433"),
+                ("dbname", "db")
+            ])
+        );
+        assert_eq!(
+            pairs("postgresql://h1:1,h2,[::1]:3?application_name=a%20b"),
+            kv(&[
+                ("host", "h1,h2,::1"),
+                ("port", "1,,3"),
+                ("application_name", "a b")
+            ])
+        );
+        // The password of a URL is its value span, for redaction.
+        let params = parse_url("postgresql://u:s3cret@h/db").unwrap();
+        assert_eq!(params[1].key, "password");
+        assert_eq!(
+            &"postgresql://u:s3cret@h/db"[params[1].value_span.clone()],
+            "s3cret"
+        );
+    }
+
+    #[test]
+    fn malformed_urls_are_refused_without_their_values() {
+        for url in [
+            "postgresql://[::1",
+            "postgresql://[]/db",
+            "postgresql://[::1]x/db",
+            "postgresql://h/db?s3cret",
+            "postgresql://h/db?password=s3cret=x",
+            "postgresql://u:s3cret%zz@h/db",
+            "postgresql://u:s3cret%00@h/db",
+            "postgresql://h/db?password=s3cret%ff",
+        ] {
+            let err = parse_url(url).unwrap_err();
+            assert!(!err.contains("s3cret"), "{url}: {err}");
+        }
+        assert!(parse_url("postgresql:/h/db").is_err());
+    }
 }
