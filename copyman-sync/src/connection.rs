@@ -648,3 +648,29 @@ fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
     }
     Ok(targets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostaddr_is_where_to_connect_and_host_the_name() {
+        let config: postgres::Config = "host=db.invalid,h2 hostaddr=127.0.0.1,::1 port=5000"
+            .parse()
+            .unwrap();
+        let got: Vec<String> = targets(&config)
+            .unwrap()
+            .iter()
+            .map(|t| match t {
+                Target::Tcp(addr, name) => format!("{addr} {name}"),
+                Target::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        assert_eq!(got, ["127.0.0.1:5000 db.invalid", "[::1]:5000 h2"]);
+        let only: postgres::Config = "hostaddr=127.0.0.1 port=5000".parse().unwrap();
+        let only = targets(&only).unwrap();
+        assert!(matches!(&only[..], [Target::Tcp(_, name)] if name == "127.0.0.1"));
+        let mismatch: postgres::Config = "host=a,b hostaddr=127.0.0.1".parse().unwrap();
+        assert!(targets(&mismatch).is_err());
+    }
+}
