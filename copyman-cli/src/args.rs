@@ -386,15 +386,20 @@ impl HiArgs {
                 ));
             }
         }
-        if prompt {
-            // Once everything else is known to be right, as psql does: once for every server.
-            let password = conn::prompt_password().map_err(ArgError::usage)?;
-            if let Command::Transfer(t) = &mut command {
-                let servers = std::iter::once(&mut t.source).chain(&mut t.destinations);
-                for endpoint in servers {
-                    if let Endpoint::Server(spec) = endpoint {
-                        spec.use_prompted_password(&password);
-                    }
+        if let (true, Command::Transfer(t)) = (prompt, &mut command) {
+            // Once everything else is known to be right, and once for every server, as psql
+            // asks before it connects (a copy between files connects nowhere: nothing to ask).
+            let mut servers = std::iter::once(&mut t.source)
+                .chain(&mut t.destinations)
+                .filter_map(|e| match e {
+                    Endpoint::Server(spec) => Some(spec),
+                    _ => None,
+                })
+                .peekable();
+            if servers.peek().is_some() {
+                let password = conn::prompt_password().map_err(ArgError::usage)?;
+                for spec in servers {
+                    spec.use_prompted_password(&password);
                 }
             }
         }
