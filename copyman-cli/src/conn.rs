@@ -555,8 +555,11 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         conninfo.push_str("' ");
     };
     for key in CRATE_PARAMETERS {
-        if let Some(value) = params.get(key) {
-            add(key, value);
+        match params.get(key) {
+            // As libpq: an empty password is none, and the password file is asked.
+            Some("") if *key == "password" => {}
+            Some(value) => add(key, value),
+            None => {}
         }
     }
     add("host", &hosts.join(","));
@@ -598,7 +601,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     let password_from_conn = params
         .values
         .get("password")
-        .is_some_and(|(_, source)| *source == Source::Conn);
+        .is_some_and(|(value, source)| *source == Source::Conn && !value.is_empty());
     if config.get_password().is_none() {
         let passfile = params
             .get("passfile")
@@ -1472,6 +1475,9 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         // PGPASSWORD comes first.
         let spec = resolve("dbname=app user=alice", &vars(&[("PGPASSWORD", "env")])).unwrap();
         assert_eq!(spec.config.get_password(), Some(&b"env"[..]));
+        // An empty password is none.
+        let spec = resolve("dbname=app user=alice password=''", &vars(&[])).unwrap();
+        assert_eq!(spec.config.get_password(), Some(&b"sockpw"[..]));
         // HOME/.pgpass when PGPASSFILE is unset.
         let dir = path
             .parent()
