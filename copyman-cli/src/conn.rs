@@ -638,6 +638,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
 }
 
 impl ServerSpec {
+    /// Connects with these parameters.
+    ///
+    /// # Errors
+    /// [`copyman_sync::Connection::connect_with`]'s.
+    pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
+        copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup)
+    }
+
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the
     /// CONN itself, as a password given to psql's prompt does.
     pub(crate) fn use_prompted_password(&mut self, password: &str) {

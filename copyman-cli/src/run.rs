@@ -331,15 +331,14 @@ pub(crate) fn connect(
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
-    let conn =
-        Connection::connect_with(&spec.config, &spec.tls, &spec.startup).map_err(|e| Fatal {
-            exit: Exit::Connect,
-            message: format!(
-                "cannot connect to {role} {}: {}",
-                spec.display,
-                describe_sync(&e)
-            ),
-        })?;
+    let conn = spec.connect().map_err(|e| Fatal {
+        exit: Exit::Connect,
+        message: format!(
+            "cannot connect to {role} {}: {}",
+            spec.display,
+            describe_sync(&e)
+        ),
+    })?;
     report::log(format_args!(
         "connected to {role} {} (PostgreSQL {})",
         spec.display,
