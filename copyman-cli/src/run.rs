@@ -104,7 +104,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         Endpoint::Stdio => Some(Box::new(io::stdin().lock())),
         Endpoint::File(path) => Some(Box::new(File::open(path).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
-            message: format!("cannot open source file {}: {e}", path.display()),
+            message: format!("cannot open source file {}: {e}", t.source.display()),
         })?)),
         Endpoint::Server(_) => None,
     };
@@ -371,7 +371,7 @@ pub(crate) fn connect(
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
-    let conn = Connection::connect_tls(&spec.config, &spec.tls).map_err(|e| Fatal {
+    let conn = spec.connect().map_err(|e| Fatal {
         exit: Exit::Connect,
         message: format!(
             "cannot connect to {role} {}: {}",
