@@ -20,6 +20,10 @@ use crate::dest::Dest;
 use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
 use crate::run::{connect, describe_sync};
+use copyman_job::plan::{
+    FormatChoice, LookupError, choose_format, major, needs_select, resolve_columns,
+};
+
 use crate::sql::{self, Format, Ident, Relation, TableCopy};
 
 /// The statements and what the bar can know in advance.
@@ -75,19 +79,13 @@ pub(crate) fn plan(
 
 /// Looks `table` up on one server.
 fn lookup(conn: &mut Connection, table: &sql::TableName) -> Result<Option<Relation>, ErrorInfo> {
-    let version = conn.session().server_version_num();
-    let rows = conn
-        .query(&sql::catalog_query(table, version))
-        .map_err(|e| describe_sync(&e))?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    Relation::from_rows(&rows)
-        .map(Some)
-        .map_err(|message| ErrorInfo {
+    copyman_job::plan::lookup(conn, table).map_err(|e| match e {
+        LookupError::Server(e) => describe_sync(&e),
+        LookupError::Catalog(message) => ErrorInfo {
             sqlstate: None,
             message,
-        })
+        },
+    })
 }
 
 fn table_plan(
@@ -166,56 +164,29 @@ fn table_plan(
 
     let all_servers = t.source.is_server() && t.destinations.iter().all(Endpoint::is_server);
     let same_major = same_major(source_version, dests);
-    let (format, reason) = match (forced, &columns, &source_rel) {
-        (Some(format), _, _) => {
-            if format == Format::Binary
-                && let (Some(columns), Some(source)) = (&columns, &source_rel)
-                && let Err(why) = binary_types(columns, source, &dest_view)
-            {
-                report::warn(format!(
-                    "--format binary, but {why}: binary COPY does not convert values \
-                             (--format text does)"
-                ));
-            }
-            let given = match format {
-                Format::Csv => "--format csv, --header or a *.csv file",
-                Format::Text => "--format text",
-                Format::Binary => "--format binary",
-            };
-            (format, format!("given: {given}"))
-        }
-        (None, Some(columns), Some(source)) if all_servers => {
-            if !same_major {
-                (
-                    Format::Text,
-                    "the servers' major versions differ".to_owned(),
-                )
-            } else {
-                match binary_types(columns, source, &dest_view) {
-                    Ok(()) => (
-                        Format::Binary,
-                        "every copied column has the same type on every server".to_owned(),
-                    ),
-                    Err(why) => (Format::Text, why),
-                }
-            }
-        }
-        (None, _, _) => (Format::Text, "a file or stdin is at one end".to_owned()),
-    };
+    let FormatChoice {
+        format,
+        reason,
+        warning,
+    } = choose_format(
+        forced,
+        columns.as_deref(),
+        source_rel.as_ref(),
+        &dest_view,
+        all_servers,
+        same_major,
+    );
+    if let Some(warning) = warning {
+        report::warn(warning);
+    }
     report::log(format_args!("format: {} ({reason})", format.name()));
     if let Some(columns) = &columns {
         report::log(format_args!("columns: {}", show_columns(columns)));
     }
 
-    // A view, a partitioned or foreign table or a materialized view is read with
-    // COPY (SELECT …), as is a generated column (`--columns`), which COPY's column list refuses.
-    let select = source_rel.as_ref().is_some_and(|r| {
-        r.kind != "r"
-            || columns
-                .iter()
-                .flatten()
-                .any(|c| r.column(c).is_some_and(|c| c.generated))
-    });
+    let select = source_rel
+        .as_ref()
+        .is_some_and(|r| needs_select(r, columns.as_deref()));
     let mut resolved = copy.clone();
     resolved.columns = columns.clone().unwrap_or_default();
     let send = t
@@ -249,137 +220,8 @@ fn show_columns(columns: &[Ident]) -> String {
         .join(", ")
 }
 
-/// The columns to copy, by name, or `None` for "as the destination has them" (a file source
-/// without `--columns`).
-///
-/// # Errors
-/// A message listing, per destination, the columns missing or extra (without `--columns`) or
-/// the requested columns a side lacks.
-pub(crate) fn resolve_columns(
-    requested: &[Ident],
-    source: Option<&Relation>,
-    dests: &[(&str, &Relation)],
-) -> Result<Option<Vec<Ident>>, String> {
-    let columns: Vec<Ident> = if !requested.is_empty() {
-        if let Some(source) = source {
-            let missing: Vec<String> = requested
-                .iter()
-                .filter(|c| source.column(c).is_none())
-                .map(ToString::to_string)
-                .collect();
-            if !missing.is_empty() {
-                return Err(format!(
-                    "--columns: the source table has no column {}",
-                    missing.join(", ")
-                ));
-            }
-        }
-        requested.to_vec()
-    } else if let Some(source) = source {
-        source
-            .columns
-            .iter()
-            .filter(|c| !c.generated)
-            .map(|c| c.name.clone())
-            .collect()
-    } else {
-        // A file's fields are positional: the destination's own columns, in its order.
-        return Ok(None);
-    };
-    let mut problems = Vec::new();
-    for (label, rel) in dests {
-        let mut missing = Vec::new();
-        for name in &columns {
-            match rel.column(name) {
-                None => missing.push(name.to_string()),
-                Some(c) if c.generated => missing.push(format!("{name} (generated there)")),
-                Some(_) => {}
-            }
-        }
-        let mut extra = Vec::new();
-        if requested.is_empty() {
-            for c in rel.columns.iter().filter(|c| !c.generated) {
-                if !columns.contains(&c.name) {
-                    let generated_at_source = source
-                        .and_then(|s| s.column(&c.name))
-                        .is_some_and(|s| s.generated);
-                    extra.push(if generated_at_source {
-                        format!("{} (generated on the source)", c.name)
-                    } else {
-                        c.name.to_string()
-                    });
-                }
-            }
-        }
-        let mut said = Vec::new();
-        if !missing.is_empty() {
-            said.push(format!("lacks {}", missing.join(", ")));
-        }
-        if !extra.is_empty() {
-            said.push(format!("has {} that the source has not", extra.join(", ")));
-        }
-        if !said.is_empty() {
-            problems.push(format!("{label} {}", said.join(" and ")));
-        }
-    }
-    if problems.is_empty() {
-        return Ok(Some(columns));
-    }
-    let what = if requested.is_empty() {
-        "the source's and the destinations' columns differ (table mode copies by name; choose \
-         the columns to copy with --columns)"
-    } else {
-        "--columns names columns a destination cannot take"
-    };
-    Err(format!("{what}: {}", problems.join("; ")))
-}
-
-/// Whether binary COPY carries every copied column faithfully: the same type (name and
-/// modifier) on every side, of a kind whose binary form is safe between servers.
-///
-/// # Errors
-/// Why not, naming the first column and side that differ.
-pub(crate) fn binary_types(
-    columns: &[Ident],
-    source: &Relation,
-    dests: &[(&str, &Relation)],
-) -> Result<(), String> {
-    for name in columns {
-        let Some(from) = source.column(name) else {
-            return Err(format!("column {name} is not on the source"));
-        };
-        let Some(key) = &from.binary else {
-            return Err(format!(
-                "column {name} is of type {}, whose binary form copyman does not trust between \
-                 servers",
-                from.type_name
-            ));
-        };
-        for (label, rel) in dests {
-            let Some(to) = rel.column(name) else {
-                return Err(format!("column {name} is not on {label}"));
-            };
-            if to.type_name != from.type_name {
-                return Err(format!(
-                    "column {name} is {} on the source but {} on {label}",
-                    from.type_name, to.type_name
-                ));
-            }
-            if to.binary.as_ref() != Some(key) {
-                return Err(format!(
-                    "column {name} is of type {}, whose binary form carries type OIDs that \
-                     differ on {label}",
-                    from.type_name
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Whether every server destination runs the source's major version.
 fn same_major(source_version: Option<u32>, dests: &[Dest<'_>]) -> bool {
-    let major = |v: u32| if v >= 100_000 { v / 10_000 } else { v / 100 };
     let Some(source) = source_version.map(major) else {
         return false;
     };
@@ -526,112 +368,4 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>]) -> Value {
             })).collect::<Vec<_>>(),
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sql::{Column, parse_columns};
-
-    fn rel(columns: &[(&str, &str, bool, Option<&str>)]) -> Relation {
-        Relation {
-            kind: "r".into(),
-            estimate: None,
-            columns: columns
-                .iter()
-                .map(|&(name, type_name, generated, binary)| Column {
-                    name: parse_columns(&format!("\"{name}\"")).unwrap().remove(0),
-                    type_name: type_name.into(),
-                    generated,
-                    binary: binary.map(str::to_owned),
-                })
-                .collect(),
-        }
-    }
-
-    fn names(columns: &[Ident]) -> Vec<&str> {
-        columns.iter().map(Ident::as_str).collect()
-    }
-
-    #[test]
-    fn columns_go_by_name_and_leave_generated_ones_out() {
-        let source = rel(&[
-            ("price", "numeric", false, Some("")),
-            ("qty", "integer", false, Some("")),
-            ("total", "numeric", true, Some("")),
-        ]);
-        let dest = rel(&[
-            ("qty", "integer", false, Some("")),
-            ("total", "numeric", true, Some("")),
-            ("price", "numeric", false, Some("")),
-        ]);
-        let columns = resolve_columns(&[], Some(&source), &[("destination 1", &dest)])
-            .unwrap()
-            .unwrap();
-        assert_eq!(names(&columns), ["price", "qty"]);
-        assert_eq!(binary_types(&columns, &source, &[("d", &dest)]), Ok(()));
-    }
-
-    #[test]
-    fn differing_column_sets_are_listed_per_destination() {
-        let source = rel(&[("a", "int", false, Some("")), ("b", "int", false, Some(""))]);
-        let d1 = rel(&[("a", "int", false, Some("")), ("c", "int", false, Some(""))]);
-        let d2 = rel(&[("a", "int", false, Some("")), ("b", "int", true, Some(""))]);
-        let ok = rel(&[("b", "int", false, Some("")), ("a", "int", false, Some(""))]);
-        let err = resolve_columns(
-            &[],
-            Some(&source),
-            &[
-                ("destination 1", &d1),
-                ("destination 2", &d2),
-                ("destination 3", &ok),
-            ],
-        )
-        .unwrap_err();
-        assert!(
-            err.contains(
-                r#"destination 1 lacks "b" and has "c" that the source has not; destination 2 lacks "b" (generated there)"#
-            ),
-            "{err}"
-        );
-        assert!(!err.contains("destination 3"), "{err}");
-        // --columns picks what both sides have.
-        let picked = parse_columns("a").unwrap();
-        let columns = resolve_columns(&picked, Some(&source), &[("d1", &d1), ("d2", &d2)])
-            .unwrap()
-            .unwrap();
-        assert_eq!(names(&columns), ["a"]);
-        // … and must exist everywhere.
-        let err = resolve_columns(&parse_columns("b").unwrap(), Some(&source), &[("d1", &d1)])
-            .unwrap_err();
-        assert!(err.contains(r#"d1 lacks "b""#), "{err}");
-        let err = resolve_columns(&parse_columns("zz").unwrap(), Some(&source), &[]).unwrap_err();
-        assert!(err.contains(r#"no column "zz""#), "{err}");
-        // A file source without --columns: the destination's own columns.
-        assert_eq!(resolve_columns(&[], None, &[("d1", &d1)]), Ok(None));
-    }
-
-    #[test]
-    fn binary_needs_the_same_trusted_types() {
-        let source = rel(&[
-            ("at", "timestamp with time zone", false, Some("")),
-            ("p", "pair", false, Some("16390")),
-            ("x", "geometry", false, None),
-        ]);
-        let dest = rel(&[
-            ("at", "bigint", false, Some("")),
-            ("p", "pair", false, Some("16400")),
-            ("x", "geometry", false, None),
-        ]);
-        let cols = |text: &str| parse_columns(text).unwrap();
-        let err = binary_types(&cols("at"), &source, &[("destination 1", &dest)]).unwrap_err();
-        assert_eq!(
-            err,
-            r#"column "at" is timestamp with time zone on the source but bigint on destination 1"#
-        );
-        let err = binary_types(&cols("p"), &source, &[("destination 1", &dest)]).unwrap_err();
-        assert!(err.contains("type OIDs"), "{err}");
-        let err = binary_types(&cols("x"), &source, &[("destination 1", &dest)]).unwrap_err();
-        assert!(err.contains("does not trust"), "{err}");
-    }
 }

@@ -1,0 +1,361 @@
+//! The plan of one table's copy, shared by `copyman table` and the job: the relation as each
+//! server's catalog describes it, the columns copied (by name, generated ones left out), and the
+//! format (binary only when every copied column's type matches on every side).
+
+use copyman_sync::Connection;
+
+use crate::sql::{self, Format, Ident, Relation, TableName};
+
+/// Why a table could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The server refused the catalog query (`42P01` for a missing table, `42501` for no
+    /// permission on its schema).
+    #[error(transparent)]
+    Server(#[from] copyman_sync::Error),
+    /// The catalog's answer could not be read.
+    #[error("{0}")]
+    Catalog(String),
+}
+
+/// Looks `table` up on one server: `None` when the catalog has no such relation.
+///
+/// # Errors
+/// The server's, or an unreadable answer.
+pub fn lookup(conn: &mut Connection, table: &TableName) -> Result<Option<Relation>, LookupError> {
+    let version = conn.session().server_version_num();
+    let rows = conn.query(&sql::catalog_query(table, version))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Relation::from_rows(&rows).map(Some).map_err(LookupError::Catalog)
+}
+
+/// The major version of a `server_version_num`.
+pub fn major(version: u32) -> u32 {
+    if version >= 100_000 {
+        version / 10_000
+    } else {
+        version / 100
+    }
+}
+
+/// The format chosen for a table, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatChoice {
+    /// The format.
+    pub format: Format,
+    /// Why it was chosen, for the log and `--dry-run`.
+    pub reason: String,
+    /// A warning for the user: binary was forced over columns it does not carry faithfully.
+    pub warning: Option<String>,
+}
+
+/// Chooses the format: `forced` if given (with a warning when it is binary over columns whose
+/// types differ); else, between servers of one major version (`all_servers`, `same_major`),
+/// binary when every copied column has the same trusted type on every side, text otherwise.
+pub fn choose_format(
+    forced: Option<Format>,
+    columns: Option<&[Ident]>,
+    source: Option<&Relation>,
+    dests: &[(&str, &Relation)],
+    all_servers: bool,
+    same_major: bool,
+) -> FormatChoice {
+    match (forced, columns, source) {
+        (Some(format), _, _) => {
+            let mut warning = None;
+            if format == Format::Binary
+                && let (Some(columns), Some(source)) = (columns, source)
+                && let Err(why) = binary_types(columns, source, dests)
+            {
+                warning = Some(format!(
+                    "--format binary, but {why}: binary COPY does not convert values \
+                     (--format text does)"
+                ));
+            }
+            let given = match format {
+                Format::Csv => "--format csv, --header or a *.csv file",
+                Format::Text => "--format text",
+                Format::Binary => "--format binary",
+            };
+            FormatChoice {
+                format,
+                reason: format!("given: {given}"),
+                warning,
+            }
+        }
+        (None, Some(columns), Some(source)) if all_servers => {
+            let (format, reason) = if !same_major {
+                (
+                    Format::Text,
+                    "the servers' major versions differ".to_owned(),
+                )
+            } else {
+                match binary_types(columns, source, dests) {
+                    Ok(()) => (
+                        Format::Binary,
+                        "every copied column has the same type on every server".to_owned(),
+                    ),
+                    Err(why) => (Format::Text, why),
+                }
+            };
+            FormatChoice {
+                format,
+                reason,
+                warning: None,
+            }
+        }
+        (None, _, _) => FormatChoice {
+            format: Format::Text,
+            reason: "a file or stdin is at one end".to_owned(),
+            warning: None,
+        },
+    }
+}
+
+/// Whether the source is read with `COPY (SELECT …)`: a view, a partitioned or foreign table or
+/// a materialized view needs it, as does a generated column (which COPY's column list refuses).
+pub fn needs_select(source: &Relation, columns: Option<&[Ident]>) -> bool {
+    source.kind != "r"
+        || columns
+            .into_iter()
+            .flatten()
+            .any(|c| source.column(c).is_some_and(|c| c.generated))
+}
+
+/// The columns to copy, by name, or `None` for "as the destination has them" (a file source
+/// without `--columns`).
+///
+/// # Errors
+/// A message listing, per destination, the columns missing or extra (without `--columns`) or
+/// the requested columns a side lacks.
+pub fn resolve_columns(
+    requested: &[Ident],
+    source: Option<&Relation>,
+    dests: &[(&str, &Relation)],
+) -> Result<Option<Vec<Ident>>, String> {
+    let columns: Vec<Ident> = if !requested.is_empty() {
+        if let Some(source) = source {
+            let missing: Vec<String> = requested
+                .iter()
+                .filter(|c| source.column(c).is_none())
+                .map(ToString::to_string)
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "--columns: the source table has no column {}",
+                    missing.join(", ")
+                ));
+            }
+        }
+        requested.to_vec()
+    } else if let Some(source) = source {
+        source
+            .columns
+            .iter()
+            .filter(|c| !c.generated)
+            .map(|c| c.name.clone())
+            .collect()
+    } else {
+        // A file's fields are positional: the destination's own columns, in its order.
+        return Ok(None);
+    };
+    let mut problems = Vec::new();
+    for (label, rel) in dests {
+        let mut missing = Vec::new();
+        for name in &columns {
+            match rel.column(name) {
+                None => missing.push(name.to_string()),
+                Some(c) if c.generated => missing.push(format!("{name} (generated there)")),
+                Some(_) => {}
+            }
+        }
+        let mut extra = Vec::new();
+        if requested.is_empty() {
+            for c in rel.columns.iter().filter(|c| !c.generated) {
+                if !columns.contains(&c.name) {
+                    let generated_at_source = source
+                        .and_then(|s| s.column(&c.name))
+                        .is_some_and(|s| s.generated);
+                    extra.push(if generated_at_source {
+                        format!("{} (generated on the source)", c.name)
+                    } else {
+                        c.name.to_string()
+                    });
+                }
+            }
+        }
+        let mut said = Vec::new();
+        if !missing.is_empty() {
+            said.push(format!("lacks {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            said.push(format!("has {} that the source has not", extra.join(", ")));
+        }
+        if !said.is_empty() {
+            problems.push(format!("{label} {}", said.join(" and ")));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(Some(columns));
+    }
+    let what = if requested.is_empty() {
+        "the source's and the destinations' columns differ (table mode copies by name; choose \
+         the columns to copy with --columns)"
+    } else {
+        "--columns names columns a destination cannot take"
+    };
+    Err(format!("{what}: {}", problems.join("; ")))
+}
+
+/// Whether binary COPY carries every copied column faithfully: the same type (name and
+/// modifier) on every side, of a kind whose binary form is safe between servers.
+///
+/// # Errors
+/// Why not, naming the first column and side that differ.
+pub fn binary_types(
+    columns: &[Ident],
+    source: &Relation,
+    dests: &[(&str, &Relation)],
+) -> Result<(), String> {
+    for name in columns {
+        let Some(from) = source.column(name) else {
+            return Err(format!("column {name} is not on the source"));
+        };
+        let Some(key) = &from.binary else {
+            return Err(format!(
+                "column {name} is of type {}, whose binary form copyman does not trust between \
+                 servers",
+                from.type_name
+            ));
+        };
+        for (label, rel) in dests {
+            let Some(to) = rel.column(name) else {
+                return Err(format!("column {name} is not on {label}"));
+            };
+            if to.type_name != from.type_name {
+                return Err(format!(
+                    "column {name} is {} on the source but {} on {label}",
+                    from.type_name, to.type_name
+                ));
+            }
+            if to.binary.as_ref() != Some(key) {
+                return Err(format!(
+                    "column {name} is of type {}, whose binary form carries type OIDs that \
+                     differ on {label}",
+                    from.type_name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{Column, parse_columns};
+
+    fn rel(columns: &[(&str, &str, bool, Option<&str>)]) -> Relation {
+        Relation {
+            kind: "r".into(),
+            estimate: None,
+            columns: columns
+                .iter()
+                .map(|&(name, type_name, generated, binary)| Column {
+                    name: parse_columns(&format!("\"{name}\"")).unwrap().remove(0),
+                    type_name: type_name.into(),
+                    generated,
+                    binary: binary.map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+
+    fn names(columns: &[Ident]) -> Vec<&str> {
+        columns.iter().map(Ident::as_str).collect()
+    }
+
+    #[test]
+    fn columns_go_by_name_and_leave_generated_ones_out() {
+        let source = rel(&[
+            ("price", "numeric", false, Some("")),
+            ("qty", "integer", false, Some("")),
+            ("total", "numeric", true, Some("")),
+        ]);
+        let dest = rel(&[
+            ("qty", "integer", false, Some("")),
+            ("total", "numeric", true, Some("")),
+            ("price", "numeric", false, Some("")),
+        ]);
+        let columns = resolve_columns(&[], Some(&source), &[("destination 1", &dest)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&columns), ["price", "qty"]);
+        assert_eq!(binary_types(&columns, &source, &[("d", &dest)]), Ok(()));
+    }
+
+    #[test]
+    fn differing_column_sets_are_listed_per_destination() {
+        let source = rel(&[("a", "int", false, Some("")), ("b", "int", false, Some(""))]);
+        let d1 = rel(&[("a", "int", false, Some("")), ("c", "int", false, Some(""))]);
+        let d2 = rel(&[("a", "int", false, Some("")), ("b", "int", true, Some(""))]);
+        let ok = rel(&[("b", "int", false, Some("")), ("a", "int", false, Some(""))]);
+        let err = resolve_columns(
+            &[],
+            Some(&source),
+            &[
+                ("destination 1", &d1),
+                ("destination 2", &d2),
+                ("destination 3", &ok),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains(
+                r#"destination 1 lacks "b" and has "c" that the source has not; destination 2 lacks "b" (generated there)"#
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("destination 3"), "{err}");
+        // --columns picks what both sides have.
+        let picked = parse_columns("a").unwrap();
+        let columns = resolve_columns(&picked, Some(&source), &[("d1", &d1), ("d2", &d2)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&columns), ["a"]);
+        // … and must exist everywhere.
+        let err = resolve_columns(&parse_columns("b").unwrap(), Some(&source), &[("d1", &d1)])
+            .unwrap_err();
+        assert!(err.contains(r#"d1 lacks "b""#), "{err}");
+        let err = resolve_columns(&parse_columns("zz").unwrap(), Some(&source), &[]).unwrap_err();
+        assert!(err.contains(r#"no column "zz""#), "{err}");
+        // A file source without --columns: the destination's own columns.
+        assert_eq!(resolve_columns(&[], None, &[("d1", &d1)]), Ok(None));
+    }
+
+    #[test]
+    fn binary_needs_the_same_trusted_types() {
+        let source = rel(&[
+            ("at", "timestamp with time zone", false, Some("")),
+            ("p", "pair", false, Some("16390")),
+            ("x", "geometry", false, None),
+        ]);
+        let dest = rel(&[
+            ("at", "bigint", false, Some("")),
+            ("p", "pair", false, Some("16400")),
+            ("x", "geometry", false, None),
+        ]);
+        let cols = |text: &str| parse_columns(text).unwrap();
+        let err = binary_types(&cols("at"), &source, &[("destination 1", &dest)]).unwrap_err();
+        assert_eq!(
+            err,
+            r#"column "at" is timestamp with time zone on the source but bigint on destination 1"#
+        );
+        let err = binary_types(&cols("p"), &source, &[("destination 1", &dest)]).unwrap_err();
+        assert!(err.contains("type OIDs"), "{err}");
+        let err = binary_types(&cols("x"), &source, &[("destination 1", &dest)]).unwrap_err();
+        assert!(err.contains("does not trust"), "{err}");
+    }
+}

@@ -1,0 +1,723 @@
+//! SQL text copyman builds: identifiers and literals are always quoted, never pasted.
+//!
+//! Table and column names come from the command line in SQL syntax (`app.items`,
+//! `"My Schema"."Odd ""Name"""`), are parsed into their parts exactly as PostgreSQL reads them
+//! (unquoted parts fold to lower case, quoted parts keep case and `""`), and are written back
+//! always double-quoted. The only user text that goes into a statement unparsed is `--where`,
+//! which is SQL by definition; it is checked to stay inside its parentheses.
+
+use std::fmt;
+
+/// A name given on the command line could not be read as SQL identifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameError(String);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// One SQL identifier, as the server stores it (already case-folded, unquoted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident(String);
+
+impl Ident {
+    /// The identifier as the catalog holds it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ident {
+    /// Always double-quoted, `"` doubled: safe for any name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+    }
+}
+
+/// A table name, optionally schema-qualified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    /// The schema, if given.
+    pub schema: Option<Ident>,
+    /// The table.
+    pub name: Ident,
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => write!(f, "{}", self.name),
+        }
+    }
+}
+
+impl TableName {
+    /// Parses `table`, `schema.table`, with quoted parts where needed.
+    pub fn parse(text: &str) -> Result<Self, NameError> {
+        let mut parser = Parser::new(text);
+        let mut parts = vec![parser.ident()?];
+        while parser.eat('.') {
+            parts.push(parser.ident()?);
+        }
+        parser.end()?;
+        match parts.len() {
+            1 => Ok(Self {
+                schema: None,
+                name: parts.remove(0),
+            }),
+            2 => {
+                let name = parts.remove(1);
+                Ok(Self {
+                    schema: Some(parts.remove(0)),
+                    name,
+                })
+            }
+            n => Err(NameError(format!(
+                "table name {text:?} has {n} dot-separated parts: give `table` or `schema.table` \
+                 (quote a name holding a dot: \"a.b\")"
+            ))),
+        }
+    }
+}
+
+/// Parses a comma-separated list of column names (`a, "B c", d`).
+pub fn parse_columns(text: &str) -> Result<Vec<Ident>, NameError> {
+    let mut parser = Parser::new(text);
+    let mut columns = vec![parser.ident()?];
+    while parser.eat(',') {
+        columns.push(parser.ident()?);
+    }
+    parser.end()?;
+    Ok(columns)
+}
+
+/// Reads identifiers as PostgreSQL's scanner does.
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, pos: 0 }
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.pos..]
+    }
+
+    fn skip_ws(&mut self) {
+        let rest = self.rest();
+        self.pos += rest.len() - rest.trim_start().len();
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        self.skip_ws();
+        if self.rest().starts_with(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn end(&mut self) -> Result<(), NameError> {
+        self.skip_ws();
+        match self.rest().chars().next() {
+            None => Ok(()),
+            Some(c) => Err(NameError(format!(
+                "unexpected {c:?} at character {} of {:?}",
+                self.pos + 1,
+                self.text
+            ))),
+        }
+    }
+
+    fn ident(&mut self) -> Result<Ident, NameError> {
+        self.skip_ws();
+        let rest = self.rest();
+        let ident = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut name = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((i, '"')) => {
+                        if quoted[i + 1..].starts_with('"') {
+                            name.push('"');
+                            chars.next();
+                        } else {
+                            break i + 1;
+                        }
+                    }
+                    Some((_, c)) => name.push(c),
+                    None => {
+                        return Err(NameError(format!(
+                            "unterminated quoted identifier in {:?}",
+                            self.text
+                        )));
+                    }
+                }
+            };
+            if name.is_empty() {
+                return Err(NameError(format!(
+                    "zero-length quoted identifier in {:?}",
+                    self.text
+                )));
+            }
+            self.pos += 1 + end;
+            name
+        } else {
+            let len = rest
+                .char_indices()
+                .find(|&(i, c)| {
+                    let ok = c == '_'
+                        || c.is_alphabetic()
+                        || !c.is_ascii()
+                        || (i > 0 && (c.is_ascii_digit() || c == '$'));
+                    !ok
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            if len == 0 {
+                return Err(NameError(match rest.chars().next() {
+                    Some(c) => format!(
+                        "expected a name at character {} of {:?}, found {c:?}",
+                        self.pos + 1,
+                        self.text
+                    ),
+                    None => format!("expected a name in {:?}", self.text),
+                }));
+            }
+            self.pos += len;
+            // PostgreSQL folds unquoted ASCII letters to lower case and keeps other characters.
+            rest[..len].to_ascii_lowercase()
+        };
+        if ident.contains('\0') {
+            return Err(NameError("a name cannot contain a NUL character".into()));
+        }
+        Ok(Ident(ident))
+    }
+}
+
+/// A string literal for `text`: `'…'` with `'` doubled, or `E'…'` when it holds a backslash (as
+/// PostgreSQL's `quote_literal` does), so it reads the same whatever
+/// `standard_conforming_strings` is.
+pub fn literal(text: &str) -> String {
+    let doubled = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", doubled.replace('\\', "\\\\"))
+    } else {
+        format!("'{doubled}'")
+    }
+}
+
+/// A data format of COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// PostgreSQL's text format.
+    Text,
+    /// CSV.
+    Csv,
+    /// PostgreSQL's binary format (same major version on both sides).
+    Binary,
+}
+
+impl Format {
+    /// The name COPY's `FORMAT` option takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Csv => "csv",
+            Self::Binary => "binary",
+        }
+    }
+}
+
+/// Checks that a `--where` condition stays inside `WHERE ( … )`: parentheses balance and no `;`
+/// outside string literals, quoted identifiers and comments. Not a security boundary (whoever
+/// writes it can run any SQL on the source anyway), a guard against a truncated or mistyped
+/// condition turning into a different statement.
+pub fn check_condition(sql: &str) -> Result<(), NameError> {
+    let bytes = sql.as_bytes();
+    let mut depth: i64 = 0;
+    let mut i = 0;
+    let fail = |what: &str| Err(NameError(format!("--where {what}: {sql:?}")));
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return fail("has an unterminated quote"),
+                        Some(&b) if b == quote => {
+                            if bytes.get(i + 1) == Some(&quote) {
+                                i += 2;
+                            } else {
+                                break;
+                            }
+                        }
+                        // E'…' strings escape with backslashes; skipping the next byte is safe
+                        // for plain strings too (it only ever over-accepts a lone backslash).
+                        Some(b'\\') if quote == b'\'' => i += 2,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            // A line comment ends at a newline or a carriage return, as in the server's lexer.
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && !matches!(bytes[i], b'\n' | b'\r') {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => match sql[i + 2..].find("*/") {
+                Some(end) => i += 2 + end + 1,
+                None => return fail("has an unterminated comment"),
+            },
+            b'$' => {
+                // A dollar-quoted string: $$…$$ or $tag$…$tag$.
+                let tag_len = sql[i + 1..]
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(sql.len() - i - 1);
+                if sql[i + 1 + tag_len..].starts_with('$') {
+                    let tag = &sql[i..i + 2 + tag_len];
+                    match sql[i + tag.len()..].find(tag) {
+                        Some(end) => i += tag.len() + end + tag.len() - 1,
+                        None => return fail("has an unterminated dollar-quoted string"),
+                    }
+                }
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return fail("closes a parenthesis it did not open");
+                }
+            }
+            b';' => return fail("must be one condition, without `;`"),
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return fail("leaves a parenthesis open");
+    }
+    if sql.trim().is_empty() {
+        return fail("is empty");
+    }
+    Ok(())
+}
+
+/// What a `copyman table` copy reads and writes.
+#[derive(Debug, Clone)]
+pub struct TableCopy {
+    /// The source's table.
+    pub table: TableName,
+    /// The destinations' table (`--target-table`), when its name differs from the source's.
+    pub target: Option<TableName>,
+    /// The columns, or every column.
+    pub columns: Vec<Ident>,
+    /// The `--where` condition.
+    pub condition: Option<String>,
+    /// Whether CSV data has a header line.
+    pub header: bool,
+}
+
+impl TableCopy {
+    fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn options(&self, format: Format) -> String {
+        if self.header && format == Format::Csv {
+            format!("(FORMAT {}, HEADER)", format.name())
+        } else {
+            format!("(FORMAT {})", format.name())
+        }
+    }
+
+    /// The source's statement. `select` asks for the `COPY (SELECT …)` form, which views and
+    /// partitioned tables need; a condition implies it.
+    pub fn copy_out(&self, format: Format, select: bool) -> String {
+        let options = self.options(format);
+        if self.condition.is_none() && !select {
+            let columns = if self.columns.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.column_list())
+            };
+            return format!("COPY {}{columns} TO STDOUT {options}", self.table);
+        }
+        let columns = if self.columns.is_empty() {
+            "*".to_owned()
+        } else {
+            self.column_list()
+        };
+        let condition = match &self.condition {
+            Some(condition) => format!(" WHERE ({condition})"),
+            None => String::new(),
+        };
+        format!(
+            "COPY (SELECT {columns} FROM {}{condition}) TO STDOUT {options}",
+            self.table
+        )
+    }
+
+    /// The destinations' table: `--target-table`, else the source's name.
+    pub fn target(&self) -> &TableName {
+        self.target.as_ref().unwrap_or(&self.table)
+    }
+
+    /// A destination's statement.
+    pub fn copy_in(&self, format: Format) -> String {
+        let columns = if self.columns.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.column_list())
+        };
+        format!(
+            "COPY {}{columns} FROM STDIN {}",
+            self.target(),
+            self.options(format)
+        )
+    }
+
+    /// The destination's `TRUNCATE`.
+    pub fn truncate(&self) -> String {
+        format!("TRUNCATE {}", self.target())
+    }
+}
+
+/// The catalog query for `table` on a server of version `version` (`server_version_num`): one
+/// row per column that is stored (`attnum > 0`, not dropped), in `attnum` order, each with the
+/// relation's kind and row estimate; a table without columns gives one row of NULL columns.
+///
+/// The columns of a row: `relkind`, the row estimate (see below), `attname`,
+/// `format_type(atttypid, atttypmod)`, whether the column is generated, and the types its values
+/// are made of (see [`binary_key`]).
+///
+/// The estimate sums, over the relation and the leaves of its partition tree, `reltuples` where
+/// the relation was analyzed, and its size divided by an estimated row width where it never was
+/// (`reltuples` is -1 from PostgreSQL 14 on, 0 with pages on disk before).
+pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
+    let version = version.unwrap_or(0);
+    // attgenerated is from PostgreSQL 12, as pg_partition_tree.
+    let generated = if version >= 120_000 {
+        "a.attgenerated <> ''"
+    } else {
+        "false"
+    };
+    let parts = if version >= 120_000 {
+        "SELECT rel.oid UNION ALL \
+         SELECT t.relid FROM pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
+    } else {
+        "SELECT rel.oid"
+    };
+    format!(
+        "WITH RECURSIVE rel AS (SELECT {table}::pg_catalog.regclass::pg_catalog.oid AS oid), \
+         reach(attnum, typ, elem) AS ( \
+           SELECT a.attnum, a.atttypid, false FROM pg_catalog.pg_attribute a, rel \
+            WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped \
+           UNION \
+           SELECT r.attnum, n.typ, n.elem FROM reach r \
+             JOIN pg_catalog.pg_type t ON t.oid = r.typ \
+             CROSS JOIN LATERAL (VALUES (t.typbasetype, false), \
+               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true)) AS n(typ, elem) \
+            WHERE n.typ <> 0), \
+         width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
+           FROM pg_catalog.pg_attribute a, rel \
+           WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped), \
+         estimate AS (SELECT sum(CASE \
+             WHEN p.reltuples < 0 OR (p.reltuples = 0 AND pg_catalog.pg_relation_size(p.oid) > 0) \
+             THEN pg_catalog.pg_relation_size(p.oid) / width.w ELSE p.reltuples END)::int8 AS n \
+           FROM pg_catalog.pg_class p, width, rel \
+           WHERE p.oid IN ({parts}) AND p.relkind <> 'p') \
+         SELECT c.relkind::text, estimate.n, a.attname::text, \
+           pg_catalog.format_type(a.atttypid, a.atttypmod), {generated}, \
+           (SELECT pg_catalog.string_agg(t.typtype::text || ',' || t.oid::text || ',' || \
+              (t.oid < 16384)::text || ',' || (t.typlen = -1 AND t.typelem <> 0)::text || ',' || \
+              r.elem::text, ' ' ORDER BY t.oid, r.elem) \
+            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum) \
+         FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
+         LEFT JOIN pg_catalog.pg_attribute a \
+           ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+        table = literal(&table.to_string()),
+    )
+}
+
+/// A column, as a server's catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Its name.
+    pub name: Ident,
+    /// `format_type(atttypid, atttypmod)`: `numeric(12,2)`, `timestamp with time zone`.
+    pub type_name: String,
+    /// A generated column (`GENERATED ALWAYS AS … STORED`): never copied into.
+    pub generated: bool,
+    /// What binary COPY needs to match besides the type's name, `None` when copyman does not
+    /// trust the binary format of this type between servers (see [`binary_key`]).
+    pub binary: Option<String>,
+}
+
+/// A relation, as a server's catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// `pg_class.relkind`: `r` a table, `p` partitioned, `v` a view, `f` foreign, …
+    pub kind: String,
+    /// About how many rows it holds, when the catalog can tell.
+    pub estimate: Option<u64>,
+    /// Its stored columns, in order.
+    pub columns: Vec<Column>,
+}
+
+impl Relation {
+    /// Reads the rows of [`catalog_query`].
+    pub fn from_rows(rows: &[Vec<Option<String>>]) -> Result<Self, String> {
+        let field = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
+        let first = rows
+            .first()
+            .ok_or_else(|| "the catalog has no such relation".to_owned())?;
+        let kind = field(first, 0).ok_or_else(|| "the catalog gave no relkind".to_owned())?;
+        let estimate = field(first, 1)
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|&n| n > 0)
+            .map(i64::unsigned_abs);
+        let mut columns = Vec::new();
+        for row in rows {
+            let Some(name) = field(row, 2) else { continue };
+            columns.push(Column {
+                name: Ident(name),
+                type_name: field(row, 3).unwrap_or_default(),
+                generated: field(row, 4).as_deref() == Some("t"),
+                binary: binary_key(&field(row, 5).unwrap_or_default()),
+            });
+        }
+        Ok(Self {
+            kind,
+            estimate,
+            columns,
+        })
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &Ident) -> Option<&Column> {
+        self.columns.iter().find(|c| &c.name == name)
+    }
+}
+
+/// Whether binary COPY can carry a column's values between servers, and what must match for it
+/// to: `None` when copyman does not trust it; else a key that must be equal on every side (with
+/// the type's name).
+///
+/// `reached` lists the types a column's values are made of (the type, a domain's base types, an
+/// array's element types), each as `typtype,oid,builtin,is_array,as_element`:
+/// * built-in types (OID below 16384, the same on every server) are safe by name;
+/// * enums are sent as their labels, domains as their base type: safe by name;
+/// * a composite type's binary form carries its fields' type OIDs and an array's its element
+///   type's OID, which the receiving server checks against its own: those OIDs must be equal;
+/// * other user-defined types (extension base types, ranges, pseudo-types) have a binary form
+///   copyman cannot vouch for: text.
+pub fn binary_key(reached: &str) -> Option<String> {
+    let mut oids = Vec::new();
+    for item in reached.split_whitespace() {
+        let parts: Vec<&str> = item.split(',').collect();
+        let [typtype, oid, builtin, array, elem] = parts[..] else {
+            return None;
+        };
+        let (builtin, array, elem) = (builtin == "true", array == "true", elem == "true");
+        if typtype == "p" {
+            return None;
+        }
+        if typtype == "c" || (elem && !builtin) {
+            oids.push(oid.to_owned());
+            continue;
+        }
+        if builtin {
+            continue;
+        }
+        match typtype {
+            "e" | "d" => {}
+            "b" if array => {}
+            _ => return None,
+        }
+    }
+    oids.sort();
+    oids.dedup();
+    Some(oids.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> TableName {
+        TableName::parse(text).unwrap()
+    }
+
+    #[test]
+    fn unquoted_names_fold_to_lower_case() {
+        let t = table("App.Items");
+        assert_eq!(t.schema.as_ref().unwrap().as_str(), "app");
+        assert_eq!(t.name.as_str(), "items");
+        assert_eq!(t.to_string(), r#""app"."items""#);
+        assert_eq!(table(" items_2$ ").to_string(), r#""items_2$""#);
+    }
+
+    #[test]
+    fn quoted_names_keep_case_and_doubled_quotes() {
+        let t = table(r#""Mixed Schema"."Odd ""Name""""#);
+        assert_eq!(t.schema.as_ref().unwrap().as_str(), "Mixed Schema");
+        assert_eq!(t.name.as_str(), r#"Odd "Name""#);
+        assert_eq!(t.to_string(), r#""Mixed Schema"."Odd ""Name""""#);
+        assert_eq!(table(r#""a.b""#).name.as_str(), "a.b");
+        assert_eq!(table(r#"s."x;y""#).to_string(), r#""s"."x;y""#);
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for bad in [
+            "",
+            "a.b.c",
+            "items; DROP TABLE x",
+            r#""open"#,
+            r#""""#,
+            "1abc",
+            "a.",
+            "a b",
+            "t--",
+            "\"a\0\"",
+        ] {
+            assert!(TableName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn column_lists() {
+        let columns = parse_columns(r#"id, "Name", "a,b" ,note"#).unwrap();
+        let shown: Vec<String> = columns.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, [r#""id""#, r#""Name""#, r#""a,b""#, r#""note""#]);
+        assert!(parse_columns("a,,b").is_err());
+        assert!(parse_columns("a b").is_err());
+        assert!(parse_columns("").is_err());
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal(r"a\b'"), r"E'a\\b'''");
+    }
+
+    #[test]
+    fn statements() {
+        let mut copy = TableCopy {
+            table: table(r#"s."T""#),
+            target: None,
+            columns: Vec::new(),
+            condition: None,
+            header: false,
+        };
+        assert_eq!(
+            copy.copy_out(Format::Binary, false),
+            r#"COPY "s"."T" TO STDOUT (FORMAT binary)"#
+        );
+        assert_eq!(
+            copy.copy_out(Format::Text, true),
+            r#"COPY (SELECT * FROM "s"."T") TO STDOUT (FORMAT text)"#
+        );
+        assert_eq!(
+            copy.copy_in(Format::Text),
+            r#"COPY "s"."T" FROM STDIN (FORMAT text)"#
+        );
+        assert_eq!(copy.truncate(), r#"TRUNCATE "s"."T""#);
+        copy.columns = parse_columns("a, B").unwrap();
+        copy.condition = Some("a > 1".into());
+        copy.header = true;
+        assert_eq!(
+            copy.copy_out(Format::Csv, false),
+            r#"COPY (SELECT "a", "b" FROM "s"."T" WHERE (a > 1)) TO STDOUT (FORMAT csv, HEADER)"#
+        );
+        assert_eq!(
+            copy.copy_in(Format::Csv),
+            r#"COPY "s"."T" ("a", "b") FROM STDIN (FORMAT csv, HEADER)"#
+        );
+        copy.target = Some(table("other"));
+        assert_eq!(
+            copy.copy_in(Format::Text),
+            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT text)"#
+        );
+        assert_eq!(copy.truncate(), r#"TRUNCATE "other""#);
+        assert!(
+            catalog_query(&table(r#"s."T""#), Some(150_000))
+                .contains(r#"'"s"."T"'::pg_catalog.regclass"#)
+        );
+    }
+
+    #[test]
+    fn binary_keys() {
+        // As the catalog query reports them (PostgreSQL 15).
+        let key = |reached: &str| binary_key(reached);
+        assert_eq!(key("b,20,true,false,false"), Some(String::new()));
+        assert_eq!(
+            key("b,25,true,false,true b,1009,true,true,false"),
+            Some(String::new())
+        );
+        assert_eq!(key("r,3904,true,false,false"), Some(String::new()));
+        // An enum travels as its label, a domain as its base type.
+        assert_eq!(key("e,16385,false,false,false"), Some(String::new()));
+        assert_eq!(
+            key("b,23,true,false,false d,16390,false,false,false"),
+            Some(String::new())
+        );
+        // Arrays of user-defined types and composites carry OIDs.
+        assert_eq!(
+            key("b,16384,false,true,false e,16385,false,false,true"),
+            Some("16385".to_owned())
+        );
+        assert_eq!(key("c,16394,false,false,false"), Some("16394".to_owned()));
+        assert_eq!(
+            key("b,16393,false,true,false c,16394,false,false,true"),
+            Some("16394".to_owned())
+        );
+        // Extension base types, user-defined ranges, anything unreadable: not trusted.
+        assert_eq!(key("b,16500,false,false,false"), None);
+        assert_eq!(key("r,16600,false,false,false b,23,true,false,false"), None);
+        assert_eq!(key("b,20"), None);
+    }
+
+    #[test]
+    fn conditions_stay_inside_their_parentheses() {
+        for good in [
+            "a > 1",
+            "name = 'x;)'",
+            "\"odd)\" = 1",
+            "f(a, (b)) -- trailing ; comment",
+            "a = $$;)$$ AND b = $t$)$t$",
+            "/* ; ) */ true",
+            r"s = E'\';'",
+        ] {
+            assert_eq!(check_condition(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "1=1) TO STDOUT; DROP TABLE t; --",
+            "a > 1; SELECT 1",
+            "(a > 1",
+            "a = 'open",
+            "/* open",
+            "$$ open",
+            // The comment ends at the \r for the server: what follows is live.
+            "true --\r)) TO STDOUT; DROP TABLE victim; COPY (SELECT (1 --\n",
+        ] {
+            assert!(check_condition(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
