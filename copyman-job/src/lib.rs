@@ -1,5 +1,40 @@
-//! copyman's job layer: many tables copied from one source to many destinations.
+//! copyman's job layer: many tables copied from one source to many destinations, from one
+//! snapshot, several at a time, each committed per destination when complete, resumable.
+//!
+//! * [`select`]: which tables (names, schemas, pg_dump-style patterns) — a pure function from the
+//!   user's selection to one catalog query.
+//! * [`plan`]: one table's plan (catalogs, columns by name, format), shared with
+//!   `copyman table`'s single-table copy; [`sql`]: names and statements, always quoted.
+//! * [`job`]: [`job::plan`] and [`job::run`]: the snapshot, the workers, the commit of each table
+//!   through core's commit machine, and [`job::Event`]s for progress.
+//! * [`state`]: the state file a resumed job reads.
+//!
+//! What it does not do: create or alter tables on the destinations (the schema must be there),
+//! copy sequences, or copy a table that is not the same name on every server.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use copyman_job::job::{self, Options, Server};
+//! use copyman_job::select::Selection;
+//! use copyman_sync::Connection;
+//!
+//! let server = |name: &str, conn: &'static str| Server {
+//!     name: name.to_owned(),
+//!     connect: Arc::new(move || Connection::connect_str(conn)),
+//! };
+//! let source = server("source", "host=src dbname=shop");
+//! let dests = [server("a", "host=a dbname=shop"), server("b", "host=b dbname=shop")];
+//! let selection = Selection { schemas: vec!["sales".into()], ..Selection::default() };
+//! let options = Options { truncate: true, ..Options::new("/var/tmp/shop.state") };
+//! let plan = job::plan(&source, &dests, &selection, &options)?;
+//! let report = job::run(plan, &source, &dests, &options, &|event| eprintln!("{event:?}"))?;
+//! assert!(report.succeeded());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod job;
 pub mod plan;
+pub mod select;
 pub mod sql;
+pub mod state;

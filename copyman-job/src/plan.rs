@@ -28,7 +28,9 @@ pub fn lookup(conn: &mut Connection, table: &TableName) -> Result<Option<Relatio
     if rows.is_empty() {
         return Ok(None);
     }
-    Relation::from_rows(&rows).map(Some).map_err(LookupError::Catalog)
+    Relation::from_rows(&rows)
+        .map(Some)
+        .map_err(LookupError::Catalog)
 }
 
 /// The major version of a `server_version_num`.

@@ -21,10 +21,15 @@ impl fmt::Display for NameError {
 impl std::error::Error for NameError {}
 
 /// One SQL identifier, as the server stores it (already case-folded, unquoted).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ident(String);
 
 impl Ident {
+    /// An identifier exactly as the catalog holds it (no folding, no quotes to remove).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
     /// The identifier as the catalog holds it.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -39,7 +44,7 @@ impl fmt::Display for Ident {
 }
 
 /// A table name, optionally schema-qualified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableName {
     /// The schema, if given.
     pub schema: Option<Ident>,
@@ -57,6 +62,14 @@ impl fmt::Display for TableName {
 }
 
 impl TableName {
+    /// A name from its parts as the catalog holds them.
+    pub fn from_parts(schema: Option<String>, name: String) -> Self {
+        Self {
+            schema: schema.map(Ident),
+            name: Ident(name),
+        }
+    }
+
     /// Parses `table`, `schema.table`, with quoted parts where needed.
     pub fn parse(text: &str) -> Result<Self, NameError> {
         let mut parser = Parser::new(text);

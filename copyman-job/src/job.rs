@@ -1,0 +1,1510 @@
+//! The job: plan a selection of tables, then copy them `jobs` at a time under one snapshot.
+//!
+//! [`plan`] connects to every server once: it lists the selection on the source
+//! ([`crate::select`]), reads every table's catalog on the source and on each destination
+//! ([`crate::plan`]), reads the state file (to resume), and opens the coordinating source session,
+//! which exports its snapshot. [`run`] then starts the workers: each owns one source connection
+//! and one connection per destination, takes the largest table left, imports the snapshot, copies
+//! the table to every destination that still needs it (one `COPY … TO STDOUT` fanned out), checks
+//! the row counts and ends each destination's transaction through core's commit machine
+//! ([`copyman_sync::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
+//! state file before the worker takes its next table.
+//!
+//! Failures: a table that fails on a destination is rolled back there. Under the default policy
+//! ([`Options::keep_going`] off) it is rolled back on every destination and the job stops: the
+//! tables in flight on other workers are aborted and rolled back, tables not started are not
+//! started, tables committed before stay committed (and recorded). With `keep_going`, the table
+//! commits where it completed and every other table goes on.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use copyman_core::session::{CopyFormat, DbError, SessionError};
+use copyman_core::{BoxError, Chunk};
+use copyman_sync::commit::{self, Commit, Outcome, Participant, Policy};
+use copyman_sync::{
+    Connection, CopyManager, Data, Fault, Producer, Protocol, Receiver, ReceiverOutcome,
+    StatementProducer, StatementReceiver, TransmitError,
+};
+use copyman_wire::realign::Completion;
+
+use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
+use crate::select::{self, Selection};
+use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal};
+use crate::state::{self, Recorded, StateFile};
+
+/// Opens a connection to a server (called once per worker, and again after a connection broke).
+pub type Connect = Arc<dyn Fn() -> Result<Connection, copyman_sync::Error> + Send + Sync>;
+
+/// A server of the job.
+#[derive(Clone)]
+pub struct Server {
+    /// How it is named in reports and in the state file (never with a password).
+    pub name: String,
+    /// How to connect to it.
+    pub connect: Connect,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default number of tables copied at once.
+pub const DEFAULT_JOBS: usize = 4;
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tables copied at once (at least 1).
+    pub jobs: usize,
+    /// Empty each destination table in the transaction of its copy (which then uses `FREEZE`).
+    pub truncate: bool,
+    /// The format, if forced; else binary where every column's type matches, text elsewhere.
+    pub format: Option<Format>,
+    /// Commit a table on the destinations where it completed, and go on with the others.
+    pub keep_going: bool,
+    /// Copy every table under the coordinating session's exported snapshot (else each table
+    /// under a snapshot of its own).
+    pub snapshot: bool,
+    /// Compare an order-independent checksum of every table on the source and each destination.
+    pub verify: bool,
+    /// Cap on the bytes per second read from the source, across all workers.
+    pub max_rate: Option<u64>,
+    /// The state file.
+    pub state: PathBuf,
+    /// Skip what the state file records as done; truncate and redo what it does not.
+    pub resume: bool,
+}
+
+impl Options {
+    /// The defaults, with the state file at `state`.
+    pub fn new(state: impl Into<PathBuf>) -> Self {
+        Self {
+            jobs: DEFAULT_JOBS,
+            truncate: false,
+            format: None,
+            keep_going: false,
+            snapshot: true,
+            verify: false,
+            max_rate: None,
+            state: state.into(),
+            resume: false,
+        }
+    }
+}
+
+/// An error as the user sees it: the server's SQLSTATE (when it spoke) and one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    /// The server's SQLSTATE.
+    pub sqlstate: Option<String>,
+    /// The error on one line.
+    pub message: String,
+}
+
+impl TableError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            sqlstate: None,
+            message: message.into(),
+        }
+    }
+
+    fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
+}
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "SQLSTATE {code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The server's error somewhere in `error`'s chain.
+pub fn db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(db) = e.downcast_ref::<DbError>() {
+            return Some(db);
+        }
+        if let Some(db) = e
+            .downcast_ref::<copyman_sync::Error>()
+            .and_then(copyman_sync::Error::db_error)
+        {
+            return Some(db);
+        }
+        if let Some(db) = e
+            .downcast_ref::<SessionError>()
+            .and_then(SessionError::db_error)
+        {
+            return Some(db);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Describes `error` on one line: the server's SQLSTATE, message, detail and hint when the server
+/// spoke, else the error chain.
+pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
+    let one_line = |text: &str| {
+        text.split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match db_error(error) {
+        Some(db) => {
+            let mut message = db.message.clone();
+            let extras: Vec<String> = [("detail", &db.detail), ("hint", &db.hint)]
+                .iter()
+                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+                .collect();
+            if !extras.is_empty() {
+                message = format!("{message} ({})", extras.join("; "));
+            }
+            TableError {
+                sqlstate: Some(db.code.clone()),
+                message: one_line(&message),
+            }
+        }
+        None => {
+            let mut text = error.to_string();
+            let mut source = error.source();
+            while let Some(e) = source {
+                text.push_str(": ");
+                text.push_str(&e.to_string());
+                source = e.source();
+            }
+            TableError::new(one_line(&text))
+        }
+    }
+}
+
+/// What ends a job before any table is copied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A server could not be reached.
+    #[error("cannot connect to {server}: {error}")]
+    Connect {
+        /// Which.
+        server: String,
+        /// Why.
+        error: TableError,
+    },
+    /// The selection could not be read (a bad pattern, a named table that does not exist).
+    #[error("{0}")]
+    Selection(String),
+    /// The selection matched no table.
+    #[error("no table matches the selection ({0})")]
+    Empty(String),
+    /// The source cannot export a snapshot.
+    #[error(
+        "the source cannot export a snapshot ({0}); --no-snapshot copies each table under a \
+         snapshot of its own (tables then come from different moments of the source)"
+    )]
+    Snapshot(TableError),
+    /// The source refused a catalog query or the snapshot's transaction.
+    #[error("source: {0}")]
+    Source(TableError),
+    /// The state file cannot be read or written.
+    #[error("state file {path}: {error}")]
+    State {
+        /// Where it is.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+/// What a destination does with a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DestPlan {
+    /// Copy it, truncating the table first (in the same transaction) when `truncate`.
+    Copy {
+        /// `TRUNCATE` first: `--truncate`, or a resumed copy that began before.
+        truncate: bool,
+        /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
+        freeze: bool,
+    },
+    /// The state file records it done, with these rows: skipped.
+    Done(u64),
+    /// It cannot be copied there (missing, different columns): the error.
+    Refused(TableError),
+}
+
+/// One table of the job.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table (the same name on every server).
+    pub table: TableName,
+    /// `pg_class.relkind` on the source.
+    pub kind: String,
+    /// Its size on the source, in bytes (the order of the job: largest first).
+    pub size: u64,
+    /// About how many rows it holds.
+    pub estimate: Option<u64>,
+    /// The columns copied, by name.
+    pub columns: Vec<Ident>,
+    /// The format.
+    pub format: Format,
+    /// Why that format.
+    pub format_reason: String,
+    /// The source's statement.
+    pub send: String,
+    /// The destinations' statement (without `FREEZE`).
+    pub receive: String,
+    /// Each destination's part.
+    pub destinations: Vec<DestPlan>,
+}
+
+impl TablePlan {
+    /// The statement for a destination, with `FREEZE` when it truncated the table.
+    pub fn receive_for(&self, freeze: bool) -> String {
+        if freeze {
+            // The options end the statement: `… (FORMAT x)` becomes `… (FORMAT x, FREEZE)`.
+            let mut sql = self.receive.clone();
+            if sql.ends_with(')') {
+                sql.pop();
+                sql.push_str(", FREEZE)");
+            }
+            sql
+        } else {
+            self.receive.clone()
+        }
+    }
+}
+
+/// A planned job, ready to [`run`].
+pub struct Plan {
+    /// The tables, largest first.
+    pub tables: Vec<TablePlan>,
+    /// The exported snapshot, if the job uses one.
+    pub snapshot: Option<String>,
+    /// What the state file said (empty unless resuming).
+    pub recorded: Recorded,
+    coordinator: Option<Connection>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("tables", &self.tables)
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect(server: &Server) -> Result<Connection, JobError> {
+    (server.connect)().map_err(|e| JobError::Connect {
+        server: server.name.clone(),
+        error: describe(&e),
+    })
+}
+
+/// Plans a job: the selection listed on the source, every table's catalog read on every server,
+/// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
+///
+/// # Errors
+/// See [`JobError`]: a server that cannot be reached, a bad or empty selection, a source that
+/// cannot export its snapshot, an unreadable state file.
+pub fn plan(
+    source: &Server,
+    destinations: &[Server],
+    selection: &Selection,
+    options: &Options,
+) -> Result<Plan, JobError> {
+    let mut src = connect(source)?;
+    let mut dests = destinations
+        .iter()
+        .map(connect)
+        .collect::<Result<Vec<_>, _>>()?;
+    let query =
+        select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
+    let rows = src.query(&query).map_err(|e| {
+        let error = describe(&e);
+        // A named table that does not exist: the regclass cast refuses it (42P01).
+        if error.sqlstate.as_deref() == Some("42P01") {
+            JobError::Selection(error.message)
+        } else {
+            JobError::Source(error)
+        }
+    })?;
+    let selected = select::read_selection(&rows).map_err(JobError::Selection)?;
+    if selected.is_empty() {
+        return Err(JobError::Empty(selection.to_string()));
+    }
+    let recorded = if options.resume {
+        state::read(&options.state).map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?
+    } else {
+        Recorded::default()
+    };
+    let source_version = src.session().server_version_num();
+    let same_major = source_version.map(major).is_some_and(|s| {
+        dests.iter().all(|d| {
+            d.session()
+                .server_version_num()
+                .is_none_or(|v| major(v) == s)
+        })
+    });
+
+    let mut tables = Vec::new();
+    for sel in selected {
+        let key = sel.table.to_string();
+        let source_rel = match lookup(&mut src, &sel.table) {
+            Ok(Some(rel)) => rel,
+            Ok(None) => {
+                return Err(JobError::Selection(format!("source table {key} not found")));
+            }
+            Err(crate::plan::LookupError::Server(e)) => {
+                return Err(JobError::Source(
+                    describe(&e).prefixed(&format!("table {key}: ")),
+                ));
+            }
+            Err(crate::plan::LookupError::Catalog(m)) => {
+                return Err(JobError::Source(TableError::new(format!(
+                    "table {key}: {m}"
+                ))));
+            }
+        };
+        let columns: Vec<Ident> = source_rel
+            .columns
+            .iter()
+            .filter(|c| !c.generated)
+            .map(|c| c.name.clone())
+            .collect();
+        let mut plans = Vec::new();
+        let mut rels: Vec<(usize, Relation)> = Vec::new();
+        for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
+            if let Some(rows) = recorded.done(&key, &server.name) {
+                plans.push(DestPlan::Done(rows));
+                continue;
+            }
+            let rel = match lookup(conn, &sel.table) {
+                Ok(Some(rel)) => rel,
+                Ok(None) => {
+                    plans.push(DestPlan::Refused(TableError::new("not found")));
+                    continue;
+                }
+                Err(crate::plan::LookupError::Server(e)) => {
+                    plans.push(DestPlan::Refused(describe(&e)));
+                    continue;
+                }
+                Err(crate::plan::LookupError::Catalog(m)) => {
+                    plans.push(DestPlan::Refused(TableError::new(m)));
+                    continue;
+                }
+            };
+            let label = format!("destination {}", i + 1);
+            if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
+                plans.push(DestPlan::Refused(TableError::new(why)));
+                continue;
+            }
+            let truncate = options.truncate || recorded.begun(&key, &server.name);
+            plans.push(DestPlan::Copy {
+                truncate,
+                freeze: truncate && rel.kind == "r",
+            });
+            rels.push((i, rel));
+        }
+        let labels: Vec<String> = rels
+            .iter()
+            .map(|(i, _)| format!("destination {}", i + 1))
+            .collect();
+        let view: Vec<(&str, &Relation)> = labels
+            .iter()
+            .zip(&rels)
+            .map(|(l, (_, r))| (l.as_str(), r))
+            .collect();
+        let choice = choose_format(
+            options.format,
+            Some(&columns),
+            Some(&source_rel),
+            &view,
+            true,
+            same_major,
+        );
+        let copy = TableCopy {
+            table: sel.table.clone(),
+            target: None,
+            columns: columns.clone(),
+            condition: None,
+            header: false,
+        };
+        let select = needs_select(&source_rel, Some(&columns));
+        tables.push(TablePlan {
+            send: copy.copy_out(choice.format, select),
+            receive: copy.copy_in(choice.format),
+            table: sel.table,
+            kind: sel.kind,
+            size: sel.size,
+            estimate: source_rel.estimate,
+            columns,
+            format: choice.format,
+            format_reason: choice.reason,
+            destinations: plans,
+        });
+    }
+    drop(dests);
+
+    // The snapshot: exported by a session that stays open, in its transaction, until the job
+    // ends (an exported snapshot lives as long as the transaction that exported it).
+    let (coordinator, snapshot) = if options.snapshot {
+        src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| JobError::Source(describe(&e)))?;
+        let rows = src
+            .query("SELECT pg_catalog.pg_export_snapshot()")
+            .map_err(|e| JobError::Snapshot(describe(&e)))?;
+        let id = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .ok_or_else(|| JobError::Snapshot(TableError::new("no snapshot id returned")))?;
+        (Some(src), Some(id))
+    } else {
+        (None, None)
+    };
+    Ok(Plan {
+        tables,
+        snapshot,
+        recorded,
+        coordinator,
+    })
+}
+
+/// How a table ended on a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Committed in this run (and recorded).
+    Committed,
+    /// Recorded done by an earlier run: skipped.
+    AlreadyDone,
+    /// It failed there: nothing of it is committed.
+    Failed,
+    /// It was fine there, but the table failed elsewhere (default policy) or the job stopped:
+    /// rolled back, nothing committed.
+    RolledBack,
+    /// The job stopped before this table started.
+    NotStarted,
+    /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume
+    /// copies it again, truncating first).
+    InDoubt,
+}
+
+impl Status {
+    /// A short name: `committed`, `already done`, `failed`, `rolled back`, `not started`,
+    /// `in doubt`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Committed => "committed",
+            Self::AlreadyDone => "already done",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled back",
+            Self::NotStarted => "not started",
+            Self::InDoubt => "in doubt",
+        }
+    }
+
+    /// Whether the table is on the destination (now or from an earlier run).
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Committed | Self::AlreadyDone)
+    }
+}
+
+/// A table on one destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestResult {
+    /// How it ended.
+    pub status: Status,
+    /// Rows committed (or recorded by an earlier run).
+    pub rows: Option<u64>,
+    /// Bytes read from the source for it.
+    pub bytes: u64,
+    /// How long its copy took.
+    pub seconds: f64,
+    /// What went wrong.
+    pub error: Option<TableError>,
+    /// `--verify`: whether its checksum equals the source's (`None`: not checked).
+    pub verified: Option<bool>,
+}
+
+impl DestResult {
+    fn new(status: Status) -> Self {
+        Self {
+            status,
+            rows: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: None,
+            verified: None,
+        }
+    }
+
+    fn fail(&mut self, status: Status, error: TableError) {
+        self.status = status;
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+}
+
+/// How a table went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableReport {
+    /// The table.
+    pub table: TableName,
+    /// The format it was copied in.
+    pub format: Format,
+    /// Rows the source sent (its `COPY n`).
+    pub source_rows: Option<u64>,
+    /// Each destination, in order.
+    pub destinations: Vec<DestResult>,
+}
+
+/// How the job went.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// Every table of the plan, in the plan's order.
+    pub tables: Vec<TableReport>,
+    /// The snapshot the tables were read in.
+    pub snapshot: Option<String>,
+    /// Why the job stopped early (default policy), if it did.
+    pub stopped: Option<String>,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl JobReport {
+    /// Whether every table reached every destination (and, with verify, matched the source).
+    pub fn succeeded(&self) -> bool {
+        self.tables.iter().all(|t| {
+            t.destinations
+                .iter()
+                .all(|d| d.status.is_done() && d.verified != Some(false))
+        })
+    }
+
+    /// Whether this run committed anything.
+    pub fn committed_any(&self) -> bool {
+        self.tables.iter().any(|t| {
+            t.destinations
+                .iter()
+                .any(|d| matches!(d.status, Status::Committed | Status::InDoubt))
+        })
+    }
+}
+
+/// What a running job tells its caller.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The job starts: how many tables, and their total size.
+    Started {
+        /// Tables to copy (those not already done).
+        tables: usize,
+        /// Their total size on the source.
+        bytes: u64,
+    },
+    /// A worker took a table.
+    TableStarted {
+        /// The worker (0-based).
+        worker: usize,
+        /// The table.
+        table: TableName,
+        /// Its size on the source.
+        size: u64,
+    },
+    /// A worker's table moved on (totals for the table so far).
+    Progress {
+        /// The worker.
+        worker: usize,
+        /// Rows sent so far.
+        rows: u64,
+        /// Bytes sent so far.
+        bytes: u64,
+    },
+    /// A worker finished a table (whatever the outcome).
+    TableFinished {
+        /// The worker.
+        worker: usize,
+        /// How it went.
+        report: TableReport,
+    },
+}
+
+/// The shared read-rate cap.
+struct Rate {
+    per_second: u64,
+    start: Instant,
+    used: Mutex<u64>,
+}
+
+impl Rate {
+    fn take(&self, bytes: u64) {
+        let due = {
+            let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+            *used += bytes;
+            Duration::from_secs_f64(*used as f64 / self.per_second as f64)
+        };
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            thread::sleep(due - elapsed);
+        }
+    }
+}
+
+struct Shared<'a> {
+    plan: &'a Plan,
+    source: &'a Server,
+    destinations: &'a [Server],
+    options: &'a Options,
+    state: &'a StateFile,
+    events: &'a (dyn Fn(Event) + Sync),
+    queue: Mutex<VecDeque<usize>>,
+    stop: AtomicBool,
+    stopped: Mutex<Option<String>>,
+    reports: Mutex<Vec<Option<TableReport>>>,
+    rate: Option<Rate>,
+}
+
+impl Shared<'_> {
+    fn stop(&self, why: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if stopped.is_none() {
+            *stopped = Some(why);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn next(&self) -> Option<usize> {
+        if self.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+}
+
+/// Runs a planned job to its end; `events` hears about its progress (from every worker thread).
+///
+/// # Errors
+/// The state file cannot be opened. Everything else is in the [`JobReport`].
+pub fn run(
+    plan: Plan,
+    source: &Server,
+    destinations: &[Server],
+    options: &Options,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<JobReport, JobError> {
+    let started = Instant::now();
+    let state =
+        StateFile::open(&options.state, options.resume).map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    let mut plan = plan;
+    let coordinator = plan.coordinator.take();
+    let todo: VecDeque<usize> = (0..plan.tables.len())
+        .filter(|&i| {
+            plan.tables[i]
+                .destinations
+                .iter()
+                .any(|d| !matches!(d, DestPlan::Done(_)))
+        })
+        .collect();
+    events(Event::Started {
+        tables: todo.len(),
+        bytes: todo.iter().map(|&i| plan.tables[i].size).sum(),
+    });
+    let shared = Shared {
+        plan: &plan,
+        source,
+        destinations,
+        options,
+        state: &state,
+        events,
+        queue: Mutex::new(todo.clone()),
+        stop: AtomicBool::new(false),
+        stopped: Mutex::new(None),
+        reports: Mutex::new(vec![None; plan.tables.len()]),
+        rate: options.max_rate.filter(|&r| r > 0).map(|per_second| Rate {
+            per_second,
+            start: Instant::now(),
+            used: Mutex::new(0),
+        }),
+    };
+    // Under the default policy a table refused by a destination's catalog stops the job before
+    // anything is copied.
+    if !options.keep_going
+        && let Some((table, dest, error)) = plan.tables.iter().find_map(|t| {
+            t.destinations
+                .iter()
+                .enumerate()
+                .find_map(|(i, d)| match d {
+                    DestPlan::Refused(e) => Some((&t.table, i, e)),
+                    _ => None,
+                })
+        })
+    {
+        shared.stop(format!(
+            "table {table} on destination {} ({}): {error}",
+            dest + 1,
+            destinations[dest].name
+        ));
+    }
+    let workers = options.jobs.max(1).min(todo.len().max(1));
+    thread::scope(|s| {
+        for worker in 0..workers {
+            let shared = &shared;
+            s.spawn(move || work(shared, worker));
+        }
+    });
+    drop(coordinator);
+    let reports = shared
+        .reports
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let tables = plan
+        .tables
+        .iter()
+        .zip(reports)
+        .map(|(t, report)| report.unwrap_or_else(|| unstarted(t)))
+        .collect();
+    Ok(JobReport {
+        tables,
+        snapshot: plan.snapshot.clone(),
+        stopped: shared
+            .stopped
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The report of a table no worker took: done earlier, refused, or not started.
+fn unstarted(t: &TablePlan) -> TableReport {
+    TableReport {
+        table: t.table.clone(),
+        format: t.format,
+        source_rows: None,
+        destinations: t
+            .destinations
+            .iter()
+            .map(|d| match d {
+                DestPlan::Done(rows) => DestResult {
+                    rows: Some(*rows),
+                    ..DestResult::new(Status::AlreadyDone)
+                },
+                DestPlan::Refused(e) => DestResult {
+                    error: Some(e.clone().prefixed(&format!("table {}: ", t.table))),
+                    ..DestResult::new(Status::Failed)
+                },
+                DestPlan::Copy { .. } => DestResult::new(Status::NotStarted),
+            })
+            .collect(),
+    }
+}
+
+/// A worker's connections.
+struct Conns {
+    source: Option<Connection>,
+    dests: Vec<Option<Connection>>,
+}
+
+/// The connection in `slot`, (re)connected when missing or broken.
+fn ensure<'c>(
+    slot: &'c mut Option<Connection>,
+    server: &Server,
+) -> Result<&'c mut Connection, TableError> {
+    if slot.as_ref().is_some_and(|c| !c.is_ready()) {
+        *slot = None;
+    }
+    if slot.is_none() {
+        *slot = Some((server.connect)().map_err(|e| describe(&e).prefixed("cannot connect: "))?);
+    }
+    Ok(slot.as_mut().expect("connected just above"))
+}
+
+fn work(shared: &Shared<'_>, worker: usize) {
+    let mut conns = Conns {
+        source: None,
+        dests: shared.destinations.iter().map(|_| None).collect(),
+    };
+    while let Some(i) = shared.next() {
+        let t = &shared.plan.tables[i];
+        (shared.events)(Event::TableStarted {
+            worker,
+            table: t.table.clone(),
+            size: t.size,
+        });
+        let report = copy_table(shared, worker, t, &mut conns);
+        if !shared.options.keep_going
+            && let Some((d, r)) = report
+                .destinations
+                .iter()
+                .enumerate()
+                .find(|(_, r)| matches!(r.status, Status::Failed | Status::InDoubt))
+        {
+            shared.stop(format!(
+                "table {} on destination {} ({}): {}",
+                t.table,
+                d + 1,
+                shared.destinations[d].name,
+                r.error
+                    .as_ref()
+                    .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
+            ));
+        }
+        shared
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)[i] = Some(report.clone());
+        (shared.events)(Event::TableFinished { worker, report });
+    }
+}
+
+/// The SQL that makes two servers print values alike, for the checksum.
+const CHECKSUM_SETTINGS: [&str; 5] = [
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'postgres'",
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL bytea_output = 'hex'",
+];
+
+/// An order-independent checksum of a table's copied columns: the row count and the sum of
+/// the first 60 bits of each row's md5.
+fn checksum_query(table: &TableName, columns: &[Ident]) -> String {
+    let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
+    format!(
+        "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(ROW({})::text), 1, 15))\
+         ::bit(60)::int8), 0)::text FROM {table}",
+        list.join(", ")
+    )
+}
+
+/// Runs the checksum on `conn`, inside its open transaction.
+fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
+    for sql in CHECKSUM_SETTINGS {
+        conn.execute(sql).map_err(|e| describe(&e))?;
+    }
+    let rows = conn
+        .query(&checksum_query(&t.table, &t.columns))
+        .map_err(|e| describe(&e))?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .ok_or_else(|| TableError::new("the checksum query returned nothing"))
+}
+
+/// Begins the source's transaction in the job's snapshot.
+fn begin_source(conn: &mut Connection, snapshot: Option<&str>) -> Result<(), TableError> {
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .map_err(|e| describe(&e))?;
+    if let Some(id) = snapshot {
+        conn.execute(&format!("SET TRANSACTION SNAPSHOT {}", literal(id)))
+            .map_err(|e| describe(&e).prefixed("cannot import the job's snapshot: "))?;
+    }
+    Ok(())
+}
+
+fn end(conn: Option<&mut Connection>) {
+    if let Some(conn) = conn
+        && conn.is_ready()
+    {
+        let _ = conn.execute("ROLLBACK");
+    }
+}
+
+/// Copies one table to every destination that needs it.
+fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+    let started = Instant::now();
+    let options = shared.options;
+    let key = t.table.to_string();
+    let mut report = unstarted(t);
+    let mut targets: Vec<usize> = t
+        .destinations
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d, DestPlan::Copy { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    for &d in &targets {
+        report.destinations[d].status = Status::RolledBack;
+    }
+    let fail_all = |report: &mut TableReport, targets: &[usize], error: &TableError| {
+        for &d in targets {
+            report.destinations[d].fail(Status::Failed, error.clone());
+        }
+    };
+
+    let mut attempt = 0;
+    let (source_rows, completed) = loop {
+        attempt += 1;
+        // The source, in the snapshot.
+        let source = match ensure(&mut conns.source, shared.source) {
+            Ok(conn) => conn,
+            Err(e) => {
+                fail_all(&mut report, &targets, &e.prefixed("source: "));
+                return report;
+            }
+        };
+        if let Err(e) = begin_source(source, shared.plan.snapshot.as_deref()) {
+            end(Some(source));
+            fail_all(&mut report, &targets, &e.prefixed("source: "));
+            return report;
+        }
+        // The destinations, each in its transaction (truncated first where planned).
+        let mut live = Vec::new();
+        for &d in &targets {
+            let DestPlan::Copy { truncate, .. } = t.destinations[d] else {
+                continue;
+            };
+            if let Err(e) = shared.state.begin(&key, &shared.destinations[d].name) {
+                report.destinations[d]
+                    .fail(Status::Failed, TableError::new(format!("state file: {e}")));
+                continue;
+            }
+            let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|conn| {
+                conn.execute("BEGIN").map_err(|e| describe(&e))?;
+                if truncate {
+                    conn.execute(&format!("TRUNCATE {}", t.table))
+                        .map_err(|e| describe(&e))?;
+                }
+                Ok(())
+            });
+            match begun {
+                Ok(()) => live.push(d),
+                Err(e) => {
+                    end(conns.dests[d].as_mut());
+                    report.destinations[d].fail(Status::Failed, e);
+                }
+            }
+        }
+        let source_ok = !(live.len() < targets.len() && !options.keep_going);
+        if live.is_empty() || !source_ok || shared.stop.load(Ordering::SeqCst) {
+            end(conns.source.as_mut());
+            for &d in &live {
+                end(conns.dests[d].as_mut());
+                if shared.stop.load(Ordering::SeqCst) {
+                    report.destinations[d].fail(
+                        Status::RolledBack,
+                        TableError::new("rolled back: the job stopped"),
+                    );
+                } else {
+                    report.destinations[d].fail(
+                        Status::RolledBack,
+                        TableError::new("rolled back: the table failed on another destination"),
+                    );
+                }
+            }
+            return report;
+        }
+
+        // The copy.
+        let completions: Vec<Cell<Option<Option<u64>>>> =
+            live.iter().map(|_| Cell::new(None)).collect();
+        let producer_ended = Cell::new(false);
+        let producer_count = Cell::new(None);
+        let outcome = {
+            let source = conns.source.as_mut().expect("connected above");
+            let producer = TrackedProducer {
+                inner: StatementProducer::new(source, t.send.clone()),
+                ended: &producer_ended,
+                count: &producer_count,
+            };
+            let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+            let mut k = 0;
+            for (d, slot) in conns.dests.iter_mut().enumerate() {
+                if !live.contains(&d) {
+                    continue;
+                }
+                let DestPlan::Copy { freeze, .. } = t.destinations[d] else {
+                    continue;
+                };
+                let conn = slot.as_mut().expect("begun above");
+                receivers.push(Box::new(TrackedReceiver {
+                    inner: StatementReceiver::new(conn, t.receive_for(freeze)),
+                    completed: &completions[k],
+                }));
+                k += 1;
+            }
+            drive(shared, worker, producer, receivers)
+        };
+        match outcome {
+            Driven::StartFailed {
+                receivers,
+                producer,
+            } => {
+                for (k, error) in &receivers {
+                    report.destinations[live[*k]].fail(Status::Failed, error.clone());
+                }
+                if let Some(error) = producer {
+                    end(conns.source.as_mut());
+                    for &d in &live {
+                        end(conns.dests[d].as_mut());
+                    }
+                    fail_all(&mut report, &live, &error.prefixed("source: "));
+                    return report;
+                }
+                end(conns.source.as_mut());
+                for &d in &live {
+                    end(conns.dests[d].as_mut());
+                }
+                if options.keep_going && attempt <= shared.destinations.len() {
+                    // Start again without the destinations that could not start.
+                    targets.retain(|d| report.destinations[*d].status != Status::Failed);
+                    if targets.is_empty() {
+                        return report;
+                    }
+                    continue;
+                }
+                for &d in &live {
+                    report.destinations[d].fail(
+                        Status::RolledBack,
+                        TableError::new("rolled back: the table failed on another destination"),
+                    );
+                }
+                return report;
+            }
+            Driven::Ran {
+                faults,
+                aborted,
+                summary,
+                bytes,
+            } => {
+                for (k, error) in &faults {
+                    report.destinations[live[*k]].fail(Status::Failed, error.clone());
+                }
+                let mut completed = vec![None; live.len()];
+                match summary {
+                    Ok(rows) => {
+                        for (k, outcome) in rows {
+                            match outcome {
+                                Ok(n) => completed[k] = Some(n),
+                                Err(e) => report.destinations[live[k]].fail(Status::Failed, e),
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        // With keep_going, destinations that completed their COPY survive a
+                        // failure found only when another one completed.
+                        let salvage =
+                            options.keep_going && aborted.is_none() && producer_ended.get();
+                        for (k, cell) in completions.iter().enumerate() {
+                            let d = live[k];
+                            match cell.get() {
+                                Some(n) if salvage && report.destinations[d].error.is_none() => {
+                                    completed[k] = Some(n);
+                                }
+                                _ => report.destinations[d].fail(
+                                    Status::Failed,
+                                    TableError::new(format!("COPY did not complete: {reason}")),
+                                ),
+                            }
+                        }
+                        if let Some(why) = &aborted {
+                            for &d in &live {
+                                report.destinations[d]
+                                    .fail(Status::Failed, TableError::new(why.clone()));
+                            }
+                        }
+                    }
+                }
+                for &d in &live {
+                    report.destinations[d].bytes = bytes;
+                }
+                let source_rows = producer_count.get();
+                break (
+                    source_rows,
+                    live.iter().copied().zip(completed).collect::<Vec<_>>(),
+                );
+            }
+        }
+    };
+    report.source_rows = source_rows;
+
+    // Row counts: every destination holds exactly the source's rows.
+    let mut ok: Vec<(usize, Option<u64>)> = Vec::new();
+    for (d, rows) in &completed {
+        let Some(rows) = rows else { continue };
+        let check = match (source_rows, rows) {
+            (Some(sent), Some(stored)) if sent != *stored => Err(format!(
+                "row count mismatch: the source sent {sent} rows, the destination stored {stored}"
+            )),
+            (None, _) => Err("the source reported no row count".to_owned()),
+            _ => Ok(()),
+        };
+        match check {
+            Ok(()) => ok.push((*d, *rows)),
+            Err(message) => report.destinations[*d].fail(Status::Failed, TableError::new(message)),
+        }
+    }
+    // The source's checksum, inside the same snapshot.
+    let mut source_sum = None;
+    if options.verify && !ok.is_empty() {
+        let conn = conns.source.as_mut().expect("connected above");
+        match checksum(conn, t) {
+            Ok(sum) => source_sum = Some(sum),
+            Err(e) => {
+                for (d, _) in &ok {
+                    report.destinations[*d].error =
+                        Some(e.clone().prefixed("verify: the source's checksum failed: "));
+                    report.destinations[*d].verified = Some(false);
+                }
+            }
+        }
+    }
+    end(conns.source.as_mut());
+
+    // The end of each destination's transaction: core's commit machine.
+    let live: Vec<usize> = completed.iter().map(|(d, _)| *d).collect();
+    let flags: Vec<bool> = live
+        .iter()
+        .map(|d| ok.iter().any(|(o, _)| o == d))
+        .collect();
+    let copy_failed = !options.keep_going && flags.iter().any(|f| !f);
+    let mut commit_options = commit::Options::new(if options.keep_going {
+        Policy::KeepGoing
+    } else {
+        Policy::AllOrNothing
+    });
+    commit_options.copy_failed = copy_failed || shared.stop.load(Ordering::SeqCst);
+    let stopped_before_commit = shared.stop.load(Ordering::SeqCst);
+    let outcome = {
+        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = conns
+            .dests
+            .iter_mut()
+            .enumerate()
+            .filter(|(d, _)| live.contains(d))
+            .map(|(_, c)| c.as_mut().expect("begun above") as &mut dyn Participant<Error = _>)
+            .collect();
+        commit::run(
+            Commit::new(commit_options, &flags),
+            &mut parties,
+            None,
+            |_| Ok(()),
+        )
+    };
+    for (k, outcome) in outcome.destinations.into_iter().enumerate() {
+        let d = live[k];
+        let result = &mut report.destinations[d];
+        result.seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Outcome::Committed => {
+                let rows = ok.iter().find(|(o, _)| *o == d).and_then(|(_, r)| *r);
+                result.status = Status::Committed;
+                result.rows = rows;
+                if let Err(e) =
+                    shared
+                        .state
+                        .done(&key, &shared.destinations[d].name, rows.unwrap_or(0))
+                {
+                    result.error = Some(TableError::new(format!(
+                        "committed, but the state file could not record it (a resume copies it \
+                         again): {e}"
+                    )));
+                }
+            }
+            Outcome::RolledBack => {
+                let why = if stopped_before_commit {
+                    "rolled back: the job stopped"
+                } else {
+                    "rolled back: the table failed on another destination"
+                };
+                result.fail(Status::RolledBack, TableError::new(why));
+            }
+            Outcome::InDoubt(e) => {
+                result.status = Status::InDoubt;
+                result.error = Some(describe(&e).prefixed("COMMIT in doubt: "));
+            }
+            other => {
+                let error = other
+                    .error()
+                    .map(|e| describe(e))
+                    .unwrap_or_else(|| TableError::new("failed"));
+                result.fail(Status::Failed, error);
+            }
+        }
+    }
+    // The destinations' checksums, after their commit.
+    if let Some(sum) = source_sum {
+        for &d in &live {
+            if report.destinations[d].status != Status::Committed {
+                continue;
+            }
+            let Some(conn) = conns.dests[d].as_mut() else {
+                continue;
+            };
+            let theirs = conn
+                .execute("BEGIN")
+                .map_err(|e| describe(&e))
+                .and_then(|_| checksum(conn, t));
+            end(Some(conn));
+            let result = &mut report.destinations[d];
+            match theirs {
+                Ok(theirs) if theirs == sum => result.verified = Some(true),
+                Ok(theirs) => {
+                    result.verified = Some(false);
+                    result.error = Some(TableError::new(format!(
+                        "verify: the checksum differs from the source's (rows:sum {theirs} here, \
+                         {sum} on the source)"
+                    )));
+                }
+                Err(e) => {
+                    result.verified = Some(false);
+                    result.error = Some(e.prefixed("verify: the checksum failed: "));
+                }
+            }
+        }
+    }
+    report
+}
+
+/// What a run of the copy manager came to.
+enum Driven {
+    /// It could not start: the receivers (by position) and the producer that failed.
+    StartFailed {
+        receivers: Vec<(usize, TableError)>,
+        producer: Option<TableError>,
+    },
+    /// It ran.
+    Ran {
+        /// Receivers (by position) that faulted during the copy.
+        faults: Vec<(usize, TableError)>,
+        /// Why copyman aborted it.
+        aborted: Option<String>,
+        /// Each receiver's `COPY n` or error, or why the copy failed as a whole.
+        summary: Result<Vec<(usize, Result<Option<u64>, TableError>)>, String>,
+        /// Bytes read from the source.
+        bytes: u64,
+    },
+}
+
+fn drive<'a>(
+    shared: &Shared<'_>,
+    worker: usize,
+    producer: impl Producer + 'a,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+) -> Driven {
+    let mut copy = match CopyManager::start(producer, receivers) {
+        Ok(copy) => copy,
+        Err(fail) => {
+            return Driven::StartFailed {
+                receivers: fail
+                    .receiver_faults
+                    .iter()
+                    .map(|(id, e)| (id.0, describe(&**e)))
+                    .collect(),
+                producer: fail.producer_fault.as_ref().map(|e| describe(&**e)),
+            };
+        }
+    };
+    let mut faults = Vec::new();
+    let mut aborted = None;
+    let mut last_event = Instant::now();
+    let mut last_bytes = 0;
+    while let Some(cycle) = copy.next() {
+        match cycle {
+            Ok(_) => {
+                let (rows, bytes) = copy.totals();
+                if let Some(rate) = &shared.rate {
+                    rate.take(bytes - last_bytes);
+                }
+                last_bytes = bytes;
+                if last_event.elapsed() >= Duration::from_millis(100) {
+                    last_event = Instant::now();
+                    (shared.events)(Event::Progress {
+                        worker,
+                        rows,
+                        bytes,
+                    });
+                }
+                if !shared.options.keep_going && shared.stop.load(Ordering::SeqCst) {
+                    aborted = Some("rolled back: the job stopped".to_owned());
+                    break;
+                }
+            }
+            Err(Fault::Receiver(fault)) => {
+                for (id, error) in &fault.faults {
+                    faults.push((id.0, describe(&**error)));
+                }
+                if !shared.options.keep_going {
+                    aborted = Some("the table failed on another destination".to_owned());
+                    break;
+                }
+            }
+            Err(Fault::Producer(fault)) => {
+                aborted = Some(format!("source: {}", describe(&*fault.error)));
+                break;
+            }
+            Err(other) => {
+                aborted = Some(other.to_string());
+                break;
+            }
+        }
+    }
+    let (rows, bytes) = copy.totals();
+    (shared.events)(Event::Progress {
+        worker,
+        rows,
+        bytes,
+    });
+    let summary = match &aborted {
+        Some(reason) => Err(copy.abort(reason).reason),
+        None => copy.finish().map_err(|fail| fail.reason),
+    };
+    let summary = summary.map(|summary| {
+        summary
+            .receivers
+            .into_iter()
+            .map(|(id, outcome)| {
+                (
+                    id.0,
+                    match outcome {
+                        ReceiverOutcome::Completed(n) => Ok(n),
+                        ReceiverOutcome::Faulted(e) => Err(describe(&*e)),
+                        _ => Err(TableError::new("unknown outcome")),
+                    },
+                )
+            })
+            .collect()
+    });
+    Driven::Ran {
+        faults,
+        aborted,
+        summary,
+        bytes,
+    }
+}
+
+/// A producer that records reaching its end and its count.
+struct TrackedProducer<'a, P> {
+    inner: P,
+    ended: &'a Cell<bool>,
+    count: &'a Cell<Option<u64>>,
+}
+
+impl<P: Producer> Producer for TrackedProducer<'_, P> {
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        self.inner.start(source_frames)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        let chunk = self.inner.next_chunk()?;
+        if chunk.is_none() {
+            self.ended.set(true);
+            self.count.set(self.inner.count());
+        }
+        Ok(chunk)
+    }
+
+    fn count(&self) -> Option<u64> {
+        self.inner.count()
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.inner.format()
+    }
+
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        self.inner.cancel()
+    }
+}
+
+/// A receiver that records its completion (`COPY n`).
+struct TrackedReceiver<'a, R> {
+    inner: R,
+    completed: &'a Cell<Option<Option<u64>>>,
+}
+
+impl<R: Receiver> Receiver for TrackedReceiver<'_, R> {
+    fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    fn start(&mut self) -> Result<(), BoxError> {
+        self.inner.start()
+    }
+
+    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
+        self.inner.transmit(data)
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        let count = self.inner.complete()?;
+        self.completed.set(Some(count));
+        Ok(count)
+    }
+
+    fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
+        self.inner.fail(reason, completion)
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.inner.format()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freeze_goes_into_the_options() {
+        let t = TablePlan {
+            table: TableName::parse("t").unwrap(),
+            kind: "r".into(),
+            size: 0,
+            estimate: None,
+            columns: Vec::new(),
+            format: Format::Binary,
+            format_reason: String::new(),
+            send: String::new(),
+            receive: r#"COPY "t" ("a") FROM STDIN (FORMAT binary)"#.into(),
+            destinations: Vec::new(),
+        };
+        assert_eq!(
+            t.receive_for(true),
+            r#"COPY "t" ("a") FROM STDIN (FORMAT binary, FREEZE)"#
+        );
+        assert_eq!(t.receive_for(false), t.receive);
+    }
+
+    #[test]
+    fn the_checksum_names_every_column() {
+        let q = checksum_query(
+            &TableName::parse("s.t").unwrap(),
+            &crate::sql::parse_columns(r#"a, "B""#).unwrap(),
+        );
+        assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
+        assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
+    }
+}

@@ -1,0 +1,357 @@
+//! Which tables a job copies: names, schemas and pg_dump-style patterns, turned into one catalog
+//! query on the source.
+//!
+//! Patterns follow pg_dump's `processSQLNamePattern`: outside double quotes letters fold to lower
+//! case, `*` matches any run of characters, `?` any one character, and a `.` separates the
+//! schema's pattern from the table's; inside double quotes every character stands for itself (a
+//! doubled `""` for one `"`). Other regular-expression characters outside quotes pass through as
+//! regular expressions (pg_dump's escape hatch), and `$` always matches itself. A pattern without
+//! a schema matches the tables visible on the search path (`pg_table_is_visible`), as pg_dump's
+//! `-t` does.
+//!
+//! What is selected:
+//! * every `TABLE` named (any relation: a view, a foreign table or a materialized view too, and a
+//!   partition by itself);
+//! * every ordinary or partitioned table in a `--schema` (a pattern) or matching a `--table`
+//!   pattern — partitions are never matched by a pattern or a schema: they are copied through
+//!   their root, once;
+//! * with none of these, every ordinary and partitioned table the user can read, outside the
+//!   system schemas;
+//! * minus every table matching an `--exclude-table` pattern.
+
+use std::fmt;
+
+use crate::sql::{TableName, literal};
+
+/// A pattern that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
+/// A pattern as regular expressions, ready for the catalog query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern {
+    /// The schema's regular expression (anchored), when the pattern names one.
+    pub schema: Option<String>,
+    /// The name's regular expression (anchored).
+    pub name: String,
+}
+
+/// Reads `pattern` as pg_dump reads a `-t` pattern: `[schema.]name`.
+///
+/// # Errors
+/// Empty, an unterminated quote, or more than two dot-separated parts.
+pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
+    let mut parts = vec![String::new()];
+    let mut in_quotes = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        let part = parts.last_mut().expect("one part at least");
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                chars.next();
+                part.push('"');
+            }
+            '"' => in_quotes = !in_quotes,
+            '*' if !in_quotes => part.push_str(".*"),
+            '?' if !in_quotes => part.push('.'),
+            '.' if !in_quotes => parts.push(String::new()),
+            '$' => part.push_str("\\$"),
+            c if !in_quotes && c.is_ascii_uppercase() => part.push(c.to_ascii_lowercase()),
+            c => {
+                if in_quotes && "|*+?()[]{}.^\\".contains(c) {
+                    part.push('\\');
+                } else if c == '[' && chars.peek() == Some(&']') {
+                    part.push('\\');
+                }
+                part.push(c);
+            }
+        }
+    }
+    if in_quotes {
+        return Err(PatternError(format!(
+            "pattern {pattern:?} has an unterminated quote"
+        )));
+    }
+    if parts.iter().any(String::is_empty) {
+        return Err(PatternError(format!(
+            "pattern {pattern:?} has an empty part"
+        )));
+    }
+    let anchored = |re: &str| format!("^({re})$");
+    match parts.len() {
+        1 => Ok(NamePattern {
+            schema: None,
+            name: anchored(&parts[0]),
+        }),
+        2 => Ok(NamePattern {
+            schema: Some(anchored(&parts[0])),
+            name: anchored(&parts[1]),
+        }),
+        n => Err(PatternError(format!(
+            "pattern {pattern:?} has {n} dot-separated parts: give `table` or `schema.table` \
+             (quote a dot that is part of a name)"
+        ))),
+    }
+}
+
+/// A schema pattern (`--schema`): one part, the schema's name.
+///
+/// # Errors
+/// As [`parse_pattern`], or a dot outside quotes.
+pub fn parse_schema_pattern(pattern: &str) -> Result<String, PatternError> {
+    match parse_pattern(pattern)? {
+        NamePattern { schema: None, name } => Ok(name),
+        _ => Err(PatternError(format!(
+            "schema pattern {pattern:?} has a dot: quote a dot that is part of a name"
+        ))),
+    }
+}
+
+/// What the user asked to copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Tables named exactly (`TABLE` arguments).
+    pub tables: Vec<TableName>,
+    /// `--schema` patterns.
+    pub schemas: Vec<String>,
+    /// `--table` patterns.
+    pub include: Vec<String>,
+    /// `--exclude-table` patterns.
+    pub exclude: Vec<String>,
+}
+
+impl Selection {
+    /// Whether it names exactly one table and nothing else: `copyman table`'s single-table copy.
+    pub fn is_single_table(&self) -> bool {
+        self.tables.len() == 1
+            && self.schemas.is_empty()
+            && self.include.is_empty()
+            && self.exclude.is_empty()
+    }
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut said = Vec::new();
+        said.extend(self.tables.iter().map(ToString::to_string));
+        said.extend(self.schemas.iter().map(|s| format!("--schema {s}")));
+        said.extend(self.include.iter().map(|s| format!("--table {s}")));
+        said.extend(self.exclude.iter().map(|s| format!("--exclude-table {s}")));
+        if said.is_empty() {
+            f.write_str("every table")
+        } else {
+            f.write_str(&said.join(" "))
+        }
+    }
+}
+
+fn matches(column: &str, re: &str) -> String {
+    format!(
+        "{column} OPERATOR(pg_catalog.~) {} COLLATE pg_catalog.default",
+        literal(re)
+    )
+}
+
+fn pattern_sql(p: &NamePattern) -> String {
+    match &p.schema {
+        Some(schema) => format!(
+            "({} AND {})",
+            matches("n.nspname", schema),
+            matches("c.relname", &p.name)
+        ),
+        None => format!(
+            "({} AND pg_catalog.pg_table_is_visible(c.oid))",
+            matches("c.relname", &p.name)
+        ),
+    }
+}
+
+/// The catalog query that lists the selection on the source: one row per table, `schema`,
+/// `name`, `relkind`, and its size in bytes (`pg_relation_size`, summed over a partitioned
+/// table's partitions), largest first.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
+    let mut include = Vec::new();
+    for schema in &selection.schemas {
+        include.push(matches("n.nspname", &parse_schema_pattern(schema)?));
+    }
+    for pattern in &selection.include {
+        include.push(pattern_sql(&parse_pattern(pattern)?));
+    }
+    let mut exclude = Vec::new();
+    for pattern in &selection.exclude {
+        exclude.push(pattern_sql(&parse_pattern(pattern)?));
+    }
+    let by_pattern = if include.is_empty() && !selection.tables.is_empty() {
+        "false".to_owned()
+    } else if include.is_empty() {
+        "true".to_owned()
+    } else {
+        include.join(" OR ")
+    };
+    let named = if selection.tables.is_empty() {
+        "false".to_owned()
+    } else {
+        let list: Vec<String> = selection
+            .tables
+            .iter()
+            .map(|t| format!("{}::pg_catalog.regclass", literal(&t.to_string())))
+            .collect();
+        format!("c.oid IN ({})", list.join(", "))
+    };
+    let excluded = if exclude.is_empty() {
+        "false".to_owned()
+    } else {
+        exclude.join(" OR ")
+    };
+    Ok(format!(
+        "SELECT n.nspname::text, c.relname::text, c.relkind::text, s.bytes::text \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         CROSS JOIN LATERAL (SELECT CASE WHEN c.relkind = 'p' THEN \
+             (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0) \
+                FROM pg_catalog.pg_partition_tree(c.oid) t) \
+             ELSE pg_catalog.pg_relation_size(c.oid) END::int8 AS bytes) s \
+         WHERE ({named} OR (c.relkind IN ('r', 'p') AND NOT c.relispartition \
+             AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+             AND pg_catalog.has_table_privilege(c.oid, 'SELECT') AND ({by_pattern}))) \
+           AND NOT ({excluded}) \
+         ORDER BY s.bytes DESC, 1, 2"
+    ))
+}
+
+/// A selected table, as the source's catalog lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// Its name, schema-qualified.
+    pub table: TableName,
+    /// `pg_class.relkind`.
+    pub kind: String,
+    /// Its size on disk in bytes (its partitions' for a partitioned table; 0 for a view).
+    pub size: u64,
+}
+
+/// Reads the rows of [`selection_query`].
+///
+/// # Errors
+/// A row that is not one.
+pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, String> {
+    rows.iter()
+        .map(|row| {
+            let field = |i: usize| row.get(i).cloned().flatten();
+            let (Some(schema), Some(name), Some(kind)) = (field(0), field(1), field(2)) else {
+                return Err("the catalog gave a table without a name".to_owned());
+            };
+            Ok(Selected {
+                table: TableName::from_parts(Some(schema), name),
+                kind,
+                size: field(3).and_then(|s| s.parse().ok()).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> (Option<String>, String) {
+        let p = parse_pattern(text).unwrap();
+        (p.schema, p.name)
+    }
+
+    #[test]
+    fn patterns_read_as_pg_dump_reads_them() {
+        assert_eq!(p("Items"), (None, "^(items)$".into()));
+        assert_eq!(p("app.ord*"), (Some("^(app)$".into()), "^(ord.*)$".into()));
+        assert_eq!(p("t?"), (None, "^(t.)$".into()));
+        assert_eq!(p("*.*"), (Some("^(.*)$".into()), "^(.*)$".into()));
+        // Quoted: case kept, wildcards and dots literal, "" is one quote.
+        assert_eq!(
+            p(r#""My Schema"."A*b.c""#),
+            (Some("^(My Schema)$".into()), r"^(A\*b\.c)$".into())
+        );
+        assert_eq!(p(r#""say ""hi""""#), (None, r#"^(say "hi")$"#.into()));
+        // Mixed quoting within one part.
+        assert_eq!(p(r#"Pre"FIX"*"#), (None, "^(preFIX.*)$".into()));
+        // $ always literal; regex characters pass through outside quotes.
+        assert_eq!(p("a$b"), (None, r"^(a\$b)$".into()));
+        assert_eq!(p("(a|b)x"), (None, "^((a|b)x)$".into()));
+        assert_eq!(p(r#""(a|b)""#), (None, r"^(\(a\|b\))$".into()));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "a.b.c", r#""open"#, "a.", ".a"] {
+            assert!(parse_pattern(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_schema_pattern("a.b").is_err());
+        assert_eq!(parse_schema_pattern("App").unwrap(), "^(app)$");
+    }
+
+    #[test]
+    fn the_query_combines_names_patterns_schemas_and_exclusions() {
+        let everything = selection_query(&Selection::default()).unwrap();
+        assert!(everything.contains("AND (true)"), "{everything}");
+        assert!(everything.contains("NOT c.relispartition"));
+        assert!(everything.contains("AND NOT (false)"));
+        let named = Selection {
+            tables: vec![TableName::parse("app.v").unwrap()],
+            ..Selection::default()
+        };
+        let q = selection_query(&named).unwrap();
+        assert!(
+            q.contains(r#"c.oid IN ('"app"."v"'::pg_catalog.regclass)"#),
+            "{q}"
+        );
+        assert!(
+            q.contains("AND (false)"),
+            "a name alone selects no more: {q}"
+        );
+        let mixed = Selection {
+            tables: Vec::new(),
+            schemas: vec!["sales".into()],
+            include: vec!["public.t*".into()],
+            exclude: vec!["t_old".into()],
+        };
+        let q = selection_query(&mixed).unwrap();
+        assert!(
+            q.contains(
+                "n.nspname OPERATOR(pg_catalog.~) '^(sales)$' COLLATE pg_catalog.default OR \
+                 (n.nspname OPERATOR(pg_catalog.~) '^(public)$'"
+            ),
+            "{q}"
+        );
+        assert!(
+            q.contains(
+                "NOT ((c.relname OPERATOR(pg_catalog.~) '^(t_old)$' COLLATE pg_catalog.default \
+                 AND pg_catalog.pg_table_is_visible(c.oid)))"
+            ),
+            "{q}"
+        );
+        // Quotes in a pattern cannot break out of the literal.
+        let q = selection_query(&Selection {
+            include: vec![r#""x'; DROP""#.into()],
+            ..Selection::default()
+        })
+        .unwrap();
+        assert!(q.contains(r"'^(x''; DROP)$'"), "{q}");
+    }
+
+    #[test]
+    fn rows_become_tables() {
+        let rows = vec![vec![
+            Some("Odd Schema".into()),
+            Some("t".into()),
+            Some("p".into()),
+            Some("8192".into()),
+        ]];
+        let read = read_selection(&rows).unwrap();
+        assert_eq!(read[0].table.to_string(), r#""Odd Schema"."t""#);
+        assert_eq!(read[0].size, 8192);
+        assert_eq!(read[0].kind, "p");
+        assert!(Selection::default().to_string() == "every table");
+    }
+}

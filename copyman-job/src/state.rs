@@ -1,0 +1,220 @@
+//! The job's state file: which table reached which destination.
+//!
+//! Append-only lines, each written and fsynced before the job goes on:
+//!
+//! ```text
+//! copyman-job 1
+//! begin	"public"."orders"	host=dst1 dbname=shop
+//! done	"public"."orders"	host=dst1 dbname=shop	120000
+//! ```
+//!
+//! `begin` is written before a table's transaction starts on a destination, `done` only after
+//! its `COMMIT` there succeeded, with the rows committed. A crash (even `kill -9`) can lose the
+//! last record — a table committed but not recorded is copied again, truncated first in the same
+//! transaction — but never records a table that is not committed. A line cut short by a crash
+//! counts for nothing. Fields are tab-separated; a tab, a newline or a backslash in a field is
+//! written `\t`, `\n`, `\\`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const HEADER: &str = "copyman-job 1\n";
+
+/// What a state file says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// `(table, destination)` pairs done, with the rows committed.
+    pub done: HashMap<(String, String), u64>,
+    /// `(table, destination)` pairs whose copy began (done or not).
+    pub begun: HashSet<(String, String)>,
+}
+
+impl Recorded {
+    /// The rows committed for `table` on `destination`, if it is done.
+    pub fn done(&self, table: &str, destination: &str) -> Option<u64> {
+        self.done
+            .get(&(table.to_owned(), destination.to_owned()))
+            .copied()
+    }
+
+    /// Whether a copy of `table` to `destination` began (and may have committed).
+    pub fn begun(&self, table: &str, destination: &str) -> bool {
+        self.begun
+            .contains(&(table.to_owned(), destination.to_owned()))
+    }
+}
+
+/// The state file of a running job.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+fn escape(field: &str) -> String {
+    field
+        .replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reads the records of the state file at `path` (nothing when it does not exist).
+///
+/// # Errors
+/// It exists but cannot be read, or is not a copyman state file.
+pub fn read(path: &Path) -> io::Result<Recorded> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recorded::default()),
+        Err(e) => return Err(e),
+    };
+    if !text.is_empty() && !text.starts_with(HEADER) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a copyman state file", path.display()),
+        ));
+    }
+    let mut recorded = Recorded::default();
+    // Whole lines only: a torn last line was never fsynced.
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let fields: Vec<String> = line
+            .trim_end_matches('\n')
+            .split('\t')
+            .map(unescape)
+            .collect();
+        match fields.as_slice() {
+            [kind, table, dest] if kind == "begin" => {
+                recorded.begun.insert((table.clone(), dest.clone()));
+            }
+            [kind, table, dest, rows] if kind == "done" => {
+                if let Ok(rows) = rows.parse() {
+                    recorded.begun.insert((table.clone(), dest.clone()));
+                    recorded.done.insert((table.clone(), dest.clone()), rows);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(recorded)
+}
+
+impl StateFile {
+    /// Opens the state file at `path` (its directory is created): kept as it is to resume, or
+    /// started anew.
+    ///
+    /// # Errors
+    /// The directory or the file cannot be created or written.
+    pub fn open(path: &Path, resume: bool) -> io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let fresh = !resume || fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+        if fresh {
+            let mut file = File::create(path)?;
+            file.write_all(HEADER.as_bytes())?;
+            file.sync_all()?;
+            sync_dir(path)?;
+        }
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn append(&self, fields: &[&str]) -> io::Result<()> {
+        let mut line = fields
+            .iter()
+            .map(|f| escape(f))
+            .collect::<Vec<_>>()
+            .join("\t");
+        line.push('\n');
+        // A poisoned lock only means another worker panicked mid-write; the file is append-only.
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        file.write_all(line.as_bytes())?;
+        file.sync_data()
+    }
+
+    /// Records that the copy of `table` to `destination` begins (before its transaction does).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn begin(&self, table: &str, destination: &str) -> io::Result<()> {
+        self.append(&["begin", table, destination])
+    }
+
+    /// Records that `table` is committed on `destination` with `rows` rows. Call only after the
+    /// COMMIT succeeded.
+    ///
+    /// # Errors
+    /// Writing or syncing failed (the table then counts as not done: it is copied again).
+    pub fn done(&self, table: &str, destination: &str, rows: u64) -> io::Result<()> {
+        self.append(&["done", table, destination, &rows.to_string()])
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_read_back_and_a_torn_line_counts_for_nothing() {
+        let dir = std::env::temp_dir().join(format!("copyman-job-state-{}", std::process::id()));
+        let path = dir.join("sub/job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.begin("\"a\"", "host=x").unwrap();
+        state.done("\"a\"", "host=x", 10).unwrap();
+        state.begin("\"b\tc\"", "host=x\\y").unwrap();
+        drop(state);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"done\t\"b\tc\"\thost=x\\\\y\t5").unwrap();
+        let read = read(&path).unwrap();
+        assert_eq!(read.done("\"a\"", "host=x"), Some(10));
+        assert!(read.begun("\"b\tc\"", "host=x\\y"));
+        assert_eq!(read.done("\"b\tc\"", "host=x\\y"), None, "torn line");
+        // Resuming keeps the records; starting anew drops them.
+        drop(StateFile::open(&path, true).unwrap());
+        assert_eq!(super::read(&path).unwrap().done.len(), 1);
+        drop(StateFile::open(&path, false).unwrap());
+        assert!(super::read(&path).unwrap().done.is_empty());
+        fs::write(&path, "something else\n").unwrap();
+        assert!(super::read(&path).is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,522 @@
+//! The job layer against real clusters: selection, one snapshot under a concurrent writer,
+//! fan-out to three destinations verified, resume from the state file, bad input.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+
+use copyman_job::job::{self, Event, JobError, Options, Server, Status};
+use copyman_job::select::Selection;
+use copyman_job::sql::TableName;
+use copyman_sync::Connection;
+use copyman_testkit::Cluster;
+
+struct Clusters {
+    source: Cluster,
+    dest: [Cluster; 3],
+}
+
+fn clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        thread::scope(|s| {
+            let source = s.spawn(Cluster::start);
+            let dest: Vec<_> = (0..3).map(|_| s.spawn(Cluster::start)).collect();
+            let mut dest = dest.into_iter().map(|h| h.join().unwrap());
+            Clusters {
+                source: source.join().unwrap(),
+                dest: [
+                    dest.next().unwrap(),
+                    dest.next().unwrap(),
+                    dest.next().unwrap(),
+                ],
+            }
+        })
+    })
+}
+
+fn server(cluster: &Cluster, db: &str) -> Server {
+    let conninfo = cluster.conninfo(db);
+    Server {
+        name: format!("port={} dbname={db}", cluster.port()),
+        connect: Arc::new(move || Connection::connect_str(&conninfo)),
+    }
+}
+
+/// A fresh database with `sql` on the source and `dest_sql` on each of `n` destinations.
+fn setup(sql: &str, dest_sql: &str, n: usize) -> (Server, Vec<Server>, String, Vec<String>) {
+    let c = clusters();
+    let src_db = c.source.create_database();
+    c.source.connect(&src_db).batch_execute(sql).unwrap();
+    let dbs: Vec<String> = c.dest[..n]
+        .iter()
+        .map(|d| {
+            let db = d.create_database();
+            d.connect(&db).batch_execute(dest_sql).unwrap();
+            db
+        })
+        .collect();
+    let dests = c.dest[..n]
+        .iter()
+        .zip(&dbs)
+        .map(|(d, db)| server(d, db))
+        .collect();
+    (server(&c.source, &src_db), dests, src_db, dbs)
+}
+
+fn state_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "copyman-job-test-{}-{name}.state",
+        std::process::id()
+    ))
+}
+
+/// Count and an order-independent digest of a table.
+fn digest(cluster: &Cluster, db: &str, table: &str) -> (i64, String) {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
+                 FROM {table} AS t"
+            ),
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn names(plan: &job::Plan) -> Vec<String> {
+    plan.tables.iter().map(|t| t.table.to_string()).collect()
+}
+
+const SCHEMA: &str = "
+    CREATE SCHEMA sales;
+    CREATE TABLE public.small (id int PRIMARY KEY, note text);
+    CREATE TABLE public.big (id int PRIMARY KEY, note text);
+    CREATE TABLE public.\"Mixed\" (id int);
+    CREATE TABLE sales.orders (id int, amount numeric(12,2));
+    CREATE TABLE sales.orders_old (id int);
+    CREATE TABLE public.events (id int, at date) PARTITION BY RANGE (at);
+    CREATE TABLE public.events_2024 PARTITION OF public.events
+        FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+    CREATE TABLE public.events_2025 PARTITION OF public.events
+        FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+    CREATE VIEW public.v_small AS SELECT * FROM public.small;
+    CREATE MATERIALIZED VIEW public.mv AS SELECT 1 AS x;
+    INSERT INTO public.small SELECT g, 'n' || g FROM generate_series(1, 10) g;
+    INSERT INTO public.big SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;
+    INSERT INTO sales.orders SELECT g, g * 1.5 FROM generate_series(1, 300) g;
+    INSERT INTO public.events SELECT g, date '2024-06-01' + g FROM generate_series(1, 400) g;
+";
+
+#[test]
+fn selection_follows_pg_dump_patterns_and_copies_partitions_through_their_root() {
+    let (source, dests, _, _) = setup(SCHEMA, SCHEMA, 1);
+    let options = Options::new(state_path("selection"));
+    let plan_of = |selection: Selection| job::plan(&source, &dests, &selection, &options);
+
+    // Everything: ordinary and partitioned tables, partitions only through their root, no views;
+    // largest first.
+    let all = plan_of(Selection::default()).unwrap();
+    let mut got = names(&all);
+    assert_eq!(got[0], r#""public"."big""#, "largest first: {got:?}");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            r#""public"."Mixed""#,
+            r#""public"."big""#,
+            r#""public"."events""#,
+            r#""public"."small""#,
+            r#""sales"."orders""#,
+            r#""sales"."orders_old""#,
+        ]
+    );
+    // A partitioned root is read with COPY (SELECT …).
+    let events = all
+        .tables
+        .iter()
+        .find(|t| t.table.to_string() == r#""public"."events""#)
+        .unwrap();
+    assert!(events.send.starts_with("COPY (SELECT"), "{}", events.send);
+
+    // --schema, --table patterns (unqualified: the search path), --exclude-table.
+    let sel = Selection {
+        schemas: vec!["SALES".into()],
+        include: vec!["sm*".into()],
+        exclude: vec!["sales.*_old".into()],
+        ..Selection::default()
+    };
+    let mut got = names(&plan_of(sel).unwrap());
+    got.sort();
+    assert_eq!(got, [r#""public"."small""#, r#""sales"."orders""#]);
+
+    // Quoted names keep their case; ? is one character.
+    let sel = Selection {
+        include: vec![r#""Mixed""#.into(), "public.bi?".into()],
+        ..Selection::default()
+    };
+    let mut got = names(&plan_of(sel).unwrap());
+    got.sort();
+    assert_eq!(got, [r#""public"."Mixed""#, r#""public"."big""#]);
+
+    // Views and materialized views only when named; a pattern never matches them.
+    let sel = Selection {
+        include: vec!["v_*".into(), "mv".into()],
+        ..Selection::default()
+    };
+    assert!(matches!(plan_of(sel), Err(JobError::Empty(_))));
+    let sel = Selection {
+        tables: vec![TableName::parse("v_small").unwrap()],
+        include: vec!["small".into()],
+        ..Selection::default()
+    };
+    let mut got = names(&plan_of(sel).unwrap());
+    got.sort();
+    assert_eq!(got, [r#""public"."small""#, r#""public"."v_small""#]);
+
+    // A named table that does not exist, and a selection that matches nothing.
+    let sel = Selection {
+        tables: vec![TableName::parse("nope").unwrap()],
+        ..Selection::default()
+    };
+    let err = plan_of(sel).unwrap_err();
+    assert!(matches!(err, JobError::Selection(_)), "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+    let sel = Selection {
+        include: vec!["zzz*".into()],
+        ..Selection::default()
+    };
+    let err = plan_of(sel).unwrap_err();
+    assert!(err.to_string().contains("no table matches"), "{err}");
+}
+
+const ACCOUNTS: &str = "
+    CREATE TABLE acct_a (id int PRIMARY KEY, amount int8 NOT NULL, pad text);
+    CREATE TABLE acct_b (id int PRIMARY KEY, amount int8 NOT NULL, pad text);
+";
+
+#[test]
+fn one_snapshot_keeps_an_invariant_a_concurrent_writer_maintains() {
+    let fill = "INSERT INTO acct_a SELECT g, 1000, repeat('p', 200) FROM generate_series(1, 3000) g;
+                INSERT INTO acct_b SELECT g, 1000, repeat('p', 200) FROM generate_series(1, 3000) g;";
+    let (source, dests, src_db, dbs) = setup(&format!("{ACCOUNTS}{fill}"), ACCOUNTS, 3);
+    let c = clusters();
+    let total: i64 = 2 * 3000 * 1000;
+
+    // The writer moves amounts from one table to the other, one transaction per move.
+    let stop = Arc::new(AtomicBool::new(false));
+    let moves = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, moves) = (stop.clone(), moves.clone());
+        let mut client = c.source.connect(&src_db);
+        thread::spawn(move || {
+            let mut k = 0i32;
+            while !stop.load(Ordering::SeqCst) {
+                k = k % 3000 + 1;
+                let mut tx = client.transaction().unwrap();
+                tx.execute("UPDATE acct_a SET amount = amount - 7 WHERE id = $1", &[&k])
+                    .unwrap();
+                tx.execute("UPDATE acct_b SET amount = amount + 7 WHERE id = $1", &[&k])
+                    .unwrap();
+                tx.commit().unwrap();
+                moves.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // Let the writer get going, then copy slowly (a read-rate cap) so that it writes throughout.
+    while moves.load(Ordering::SeqCst) < 50 {
+        thread::yield_now();
+    }
+    let options = Options {
+        jobs: 2,
+        max_rate: Some(800_000),
+        ..Options::new(state_path("snapshot"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert!(plan.snapshot.is_some());
+    let before = moves.load(Ordering::SeqCst);
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    let during = moves.load(Ordering::SeqCst) - before;
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(
+        during > 10,
+        "the writer wrote during the copy ({during} moves)"
+    );
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        let sum: i64 = d
+            .connect(db)
+            .query_one(
+                "SELECT ((SELECT sum(amount) FROM acct_a) + (SELECT sum(amount) FROM acct_b))::int8",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(sum, total, "the invariant holds on {db}");
+    }
+}
+
+const TYPES: &str = "
+    CREATE TABLE t1 (id int8 PRIMARY KEY, name text, at timestamptz, price numeric(12,2),
+                     tags text[], f float8, b bytea, j jsonb);
+    CREATE TABLE t2 (id int, total int GENERATED ALWAYS AS (id * 2) STORED, note text);
+    CREATE TABLE t3 (id int);
+";
+
+#[test]
+fn three_destinations_get_every_table_row_for_row_verified() {
+    let fill = "
+        INSERT INTO t1 SELECT g, 'name ' || g || E'\\t\\\\ \"q\"', timestamptz '2024-01-01 00:00+00' + g * interval '1 min',
+            g * 1.25, ARRAY['a', 'b,' || g], g / 3.0, decode(md5(g::text), 'hex'),
+            jsonb_build_object('k', g) FROM generate_series(1, 2000) g;
+        INSERT INTO t2 (id, note) SELECT g, NULL FROM generate_series(1, 500) g;";
+    let (source, dests, src_db, dbs) = setup(&format!("{TYPES}{fill}"), TYPES, 3);
+    let options = Options {
+        jobs: 2,
+        truncate: true,
+        verify: true,
+        ..Options::new(state_path("three"))
+    };
+    let events = Mutex::new(Vec::new());
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert_eq!(plan.tables.len(), 3);
+    let report = job::run(plan, &source, &dests, &options, &|e| {
+        events.lock().unwrap().push(e)
+    })
+    .unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    let c = clusters();
+    for table in ["t1", "t2", "t3"] {
+        let expected = digest(&c.source, &src_db, table);
+        for (d, db) in c.dest.iter().zip(&dbs) {
+            assert_eq!(digest(d, db, table), expected, "{table} on {db}");
+        }
+        let t = report
+            .tables
+            .iter()
+            .find(|t| t.table.name.as_str() == table)
+            .unwrap();
+        for d in &t.destinations {
+            assert_eq!(d.status, Status::Committed);
+            assert_eq!(d.verified, Some(true), "{t:#?}");
+            assert_eq!(d.rows, Some(expected.0 as u64));
+        }
+    }
+    // Events: the start, each table started and finished once.
+    let events = events.into_inner().unwrap();
+    assert!(matches!(events[0], Event::Started { tables: 3, .. }));
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Event::TableFinished { .. }))
+        .count();
+    assert_eq!(finished, 3);
+    // The state file records every table on every destination; a resumed run copies nothing.
+    let resume = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(report.succeeded());
+    assert!(
+        report.tables.iter().all(|t| t
+            .destinations
+            .iter()
+            .all(|d| d.status == Status::AlreadyDone)),
+        "{report:#?}"
+    );
+    assert!(!report.committed_any());
+    let _ = std::fs::remove_file(&options.state);
+}
+
+#[test]
+fn a_table_missing_on_a_destination_stops_the_job_or_with_keep_going_only_that_table() {
+    let (source, dests, _, dbs) = setup(
+        "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int, x int);
+         INSERT INTO a SELECT generate_series(1, 100); INSERT INTO b SELECT generate_series(1, 50);
+         INSERT INTO c SELECT g, g FROM generate_series(1, 10) g;",
+        "CREATE TABLE a (id int); CREATE TABLE c (id int, x int);",
+        2,
+    );
+    let c = clusters();
+    // Destination 2 lacks b; destination 1 has c with other columns.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("CREATE TABLE b (id int)")
+        .unwrap();
+    c.dest[0]
+        .connect(&dbs[0])
+        .batch_execute("ALTER TABLE c RENAME COLUMN x TO y")
+        .unwrap();
+    let options = Options::new(state_path("missing"));
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(!report.succeeded());
+    let stopped = report.stopped.clone().unwrap();
+    assert!(stopped.contains("destination"), "{stopped}");
+    // Nothing anywhere: the job stopped before copying.
+    for (d, db) in c.dest[..2].iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "a").0, 0);
+    }
+    let b = report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == "b")
+        .unwrap();
+    let error = b.destinations[0].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("42P01"), "{error}");
+    assert!(error.message.contains(r#""public"."b""#), "{error}");
+
+    // --keep-going: a goes everywhere, b only to destination 2, c only to destination 2.
+    let options = Options {
+        keep_going: true,
+        ..Options::new(state_path("missing-kg"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(!report.succeeded());
+    assert_eq!(digest(&c.dest[0], &dbs[0], "a").0, 100);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "a").0, 100);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "b").0, 50);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "c").0, 10);
+    assert_eq!(digest(&c.dest[0], &dbs[0], "c").0, 0);
+    let cr = report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == "c")
+        .unwrap();
+    assert_eq!(cr.destinations[0].status, Status::Failed);
+    let error = cr.destinations[0].error.as_ref().unwrap();
+    assert!(error.message.contains("lacks"), "{error}");
+    // A resume with the problems fixed copies only what is missing.
+    c.dest[0]
+        .connect(&dbs[0])
+        .batch_execute("CREATE TABLE b (id int); ALTER TABLE c RENAME COLUMN y TO x")
+        .unwrap();
+    let resume = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    for (d, db) in c.dest[..2].iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "a").0, 100, "a copied once");
+        assert_eq!(digest(d, db, "b").0, 50);
+        assert_eq!(digest(d, db, "c").0, 10);
+    }
+    let a = report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == "a")
+        .unwrap();
+    assert!(
+        a.destinations
+            .iter()
+            .all(|d| d.status == Status::AlreadyDone)
+    );
+}
+
+#[test]
+fn a_lock_held_on_a_destination_fails_that_table_with_its_sqlstate() {
+    let sql = "CREATE TABLE free (id int); CREATE TABLE locked (id int);";
+    let (source, mut dests, _, dbs) = setup(
+        &format!(
+            "{sql} INSERT INTO free SELECT generate_series(1, 10); INSERT INTO locked SELECT 1;"
+        ),
+        sql,
+        2,
+    );
+    let c = clusters();
+    // The job's sessions give up waiting for a lock after 200 ms.
+    let conninfo = c.dest[1].conninfo(&dbs[1]);
+    dests[1].connect = Arc::new(move || {
+        let mut conn = Connection::connect_str(&conninfo)?;
+        conn.execute("SET lock_timeout = '200ms'")?;
+        Ok(conn)
+    });
+    let mut holder = c.dest[1].connect(&dbs[1]);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let options = Options {
+        keep_going: true,
+        truncate: true,
+        jobs: 1,
+        ..Options::new(state_path("locked"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options);
+    // The catalog lookup does not take the table's lock: planning goes through.
+    let plan = plan.unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    tx.rollback().unwrap();
+    let locked = report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == "locked")
+        .unwrap();
+    assert_eq!(locked.destinations[0].status, Status::Committed);
+    assert_eq!(locked.destinations[1].status, Status::Failed);
+    let error = locked.destinations[1].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("55P03"), "{error}");
+    let free = report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == "free")
+        .unwrap();
+    assert!(
+        free.destinations
+            .iter()
+            .all(|d| d.status == Status::Committed)
+    );
+    assert_eq!(digest(&c.dest[1], &dbs[1], "free").0, 10);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "locked").0, 0);
+}
+
+#[test]
+fn a_source_that_cannot_export_a_snapshot_is_refused_unless_no_snapshot() {
+    let (_, dests, src_db, _) = setup(
+        "CREATE TABLE a (id int); INSERT INTO a VALUES (1);",
+        "CREATE TABLE a (id int);",
+        1,
+    );
+    let c = clusters();
+    // A role that may not call pg_export_snapshot().
+    let role = format!("nosnap_{}", src_db);
+    c.source
+        .connect(&src_db)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw';
+             GRANT SELECT ON a TO {role};
+             REVOKE EXECUTE ON FUNCTION pg_export_snapshot() FROM PUBLIC;"
+        ))
+        .unwrap();
+    let conninfo = format!(
+        "host={} port={} user={role} password=pw dbname={src_db}",
+        c.source.host(),
+        c.source.port()
+    );
+    let source = Server {
+        name: "restricted source".into(),
+        connect: Arc::new(move || Connection::connect_str(&conninfo)),
+    };
+    let options = Options::new(state_path("nosnap"));
+    let err = job::plan(&source, &dests, &Selection::default(), &options).unwrap_err();
+    assert!(matches!(err, JobError::Snapshot(_)), "{err}");
+    assert!(err.to_string().contains("--no-snapshot"), "{err}");
+    assert!(err.to_string().contains("42501"), "{err}");
+    let options = Options {
+        snapshot: false,
+        ..options
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    c.source
+        .connect(&src_db)
+        .batch_execute("GRANT EXECUTE ON FUNCTION pg_export_snapshot() TO PUBLIC")
+        .unwrap();
+}
