@@ -122,9 +122,11 @@ pub(crate) enum LowCommand {
 /// `copyman table`.
 #[derive(clap::Args)]
 pub(crate) struct LowTable {
-    /// The table, in SQL syntax: items, app.items, '"My Schema"."Odd ""Name"""'.
+    /// The table, in SQL syntax: items, app.items, '"My Schema"."Odd ""Name"""'. Several, or
+    /// none with the selection flags below (none at all: every table), run a job: see "Many
+    /// tables" below.
     #[arg(value_name = "TABLE")]
-    pub(crate) table: String,
+    pub(crate) tables: Vec<String>,
     /// Where the rows come from.
     #[arg(long, value_name = "CONN")]
     pub(crate) from: String,
@@ -161,6 +163,9 @@ pub(crate) struct LowTable {
     /// columns per destination); copy nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Many tables at once.
+    #[command(flatten, next_help_heading = "Many tables")]
+    pub(crate) job: crate::job::LowJob,
 }
 
 /// `copyman copy`.
@@ -308,7 +313,7 @@ pub(crate) struct ArgError {
 }
 
 impl ArgError {
-    fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self {
             exit: Exit::Usage,
             message: message.into(),
@@ -349,6 +354,8 @@ pub(crate) struct HiArgs {
 pub(crate) enum Command {
     /// Copy from one source to many destinations (`table` and `copy`).
     Transfer(Box<Transfer>),
+    /// `copyman table` with many tables: a job.
+    Job(Box<crate::job::JobArgs>),
     /// `copyman recover`.
     Recover {
         /// The destinations to look at.
@@ -453,6 +460,9 @@ impl HiArgs {
         };
         let prompt = low.password;
         let mut command = match low.command {
+            LowCommand::Table(table) if crate::job::is_job(&table) => {
+                Command::Job(Box::new(crate::job::JobArgs::from_low(table, env)?))
+            }
             LowCommand::Table(table) => Command::Transfer(Box::new(table_transfer(table, env)?)),
             LowCommand::Copy(copy) => Command::Transfer(Box::new(copy_transfer(copy, env)?)),
             LowCommand::Recover(recover) => {
@@ -506,6 +516,7 @@ impl HiArgs {
                     })
                     .collect(),
                 Command::Recover { destinations, .. } => destinations.iter_mut().collect(),
+                Command::Job(job) => job.servers_mut(),
                 Command::Demo { .. } => Vec::new(),
             };
             if !servers.is_empty() {
@@ -519,7 +530,7 @@ impl HiArgs {
     }
 }
 
-fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
+pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
     match Target::classify(text) {
         Target::Stdio => Ok(Endpoint::Stdio),
         Target::File(path) => Ok(Endpoint::File(path)),
@@ -530,7 +541,11 @@ fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
     }
 }
 
-fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
+pub(crate) fn endpoints(
+    from: &str,
+    to: &[String],
+    env: &Env,
+) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
     let source = endpoint(from, env, "--from")?;
     let destinations = to
         .iter()
@@ -571,7 +586,10 @@ fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endp
 }
 
 fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
-    let table = TableName::parse(&low.table).map_err(|e| ArgError::usage(format!("TABLE: {e}")))?;
+    let Some(text) = low.tables.first() else {
+        return Err(ArgError::usage("TABLE: a table to copy is needed"));
+    };
+    let table = TableName::parse(text).map_err(|e| ArgError::usage(format!("TABLE: {e}")))?;
     let target = low
         .target_table
         .as_deref()
@@ -780,7 +798,7 @@ mod tests {
     fn transfer(args: &[&str]) -> Transfer {
         match hi(args).unwrap().command {
             Command::Transfer(t) => *t,
-            Command::Demo { .. } | Command::Recover { .. } => panic!("not a transfer"),
+            _ => panic!("not a transfer"),
         }
     }
 

@@ -79,6 +79,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
             args.output,
         ),
         Command::Demo { rows, destinations } => demo::run(rows, destinations, args.output),
+        Command::Job(job) => crate::job::run(&job, args.output),
     }
 }
 

@@ -1004,8 +1004,8 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 }
             }
         }
-        let source_ok = !(live.len() < targets.len() && !options.keep_going);
-        if live.is_empty() || !source_ok || shared.stop.load(Ordering::SeqCst) {
+        let lost_one = live.len() < targets.len() && !options.keep_going;
+        if live.is_empty() || lost_one || shared.stop.load(Ordering::SeqCst) {
             end(conns.source.as_mut());
             for &d in &live {
                 end(conns.dests[d].as_mut());
@@ -1284,6 +1284,9 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     report
 }
 
+/// A receiver (by position) and its `COPY n` or error.
+type ReceiverEnd = (usize, Result<Option<u64>, TableError>);
+
 /// What a run of the copy manager came to.
 enum Driven {
     /// It could not start: the receivers (by position) and the producer that failed.
@@ -1298,7 +1301,7 @@ enum Driven {
         /// Why copyman aborted it.
         aborted: Option<String>,
         /// Each receiver's `COPY n` or error, or why the copy failed as a whole.
-        summary: Result<Vec<(usize, Result<Option<u64>, TableError>)>, String>,
+        summary: Result<Vec<ReceiverEnd>, String>,
         /// Bytes read from the source.
         bytes: u64,
     },

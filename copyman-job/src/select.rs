@@ -59,9 +59,8 @@ pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
             '$' => part.push_str("\\$"),
             c if !in_quotes && c.is_ascii_uppercase() => part.push(c.to_ascii_lowercase()),
             c => {
-                if in_quotes && "|*+?()[]{}.^\\".contains(c) {
-                    part.push('\\');
-                } else if c == '[' && chars.peek() == Some(&']') {
+                let special = in_quotes && "|*+?()[]{}.^\\".contains(c);
+                if special || (c == '[' && chars.peek() == Some(&']')) {
                     part.push('\\');
                 }
                 part.push(c);

@@ -1,18 +1,19 @@
 //! The job's state file: which table reached which destination.
 //!
-//! Append-only lines, each written and fsynced before the job goes on:
+//! Append-only lines of tab-separated fields (shown here with spaces), each written and fsynced
+//! before the job goes on:
 //!
 //! ```text
 //! copyman-job 1
-//! begin	"public"."orders"	host=dst1 dbname=shop
-//! done	"public"."orders"	host=dst1 dbname=shop	120000
+//! begin  "public"."orders"  host=dst1 dbname=shop
+//! done  "public"."orders"  host=dst1 dbname=shop  120000
 //! ```
 //!
 //! `begin` is written before a table's transaction starts on a destination, `done` only after
 //! its `COMMIT` there succeeded, with the rows committed. A crash (even `kill -9`) can lose the
 //! last record — a table committed but not recorded is copied again, truncated first in the same
 //! transaction — but never records a table that is not committed. A line cut short by a crash
-//! counts for nothing. Fields are tab-separated; a tab, a newline or a backslash in a field is
+//! counts for nothing. A tab, a newline or a backslash in a field is
 //! written `\t`, `\n`, `\\`.
 
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,750 @@
+//! `copyman table` with many tables: the flags of a job, and its progress and report. The job
+//! itself (selection, snapshot, workers, state file) is copyman-job's.
+//!
+//! A `copyman table` runs a job when it names more or fewer than one table, or gives any of the
+//! selection or job flags; one plain `TABLE` keeps the single-table copy.
+
+use std::collections::BTreeSet;
+use std::hash::Hasher;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use copyman_job::job::{
+    self, DEFAULT_JOBS, DestPlan, Event, JobError, JobReport, Options, Server, Status,
+};
+use copyman_job::select::{self, Selection};
+use indicatif::{
+    HumanBytes, HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
+};
+use serde_json::{Value, json};
+
+use crate::args::{ArgError, Endpoint, LowTable, Output, endpoints};
+use crate::conn::{Env, ServerSpec};
+use crate::report::{self, Exit, Fatal};
+use crate::sql::{Format, TableName};
+
+/// The flags of a job (`copyman table` with many tables).
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct LowJob {
+    /// Copy every table of the schemas matching PATTERN (as pg_dump's -n); repeatable.
+    #[arg(long = "schema", value_name = "PATTERN")]
+    pub(crate) schemas: Vec<String>,
+    /// Copy the tables matching PATTERN (as pg_dump's -t: `*`, `?`, "Quoted", schema.table);
+    /// repeatable.
+    #[arg(long = "table", value_name = "PATTERN")]
+    pub(crate) include: Vec<String>,
+    /// Leave out the tables matching PATTERN; repeatable.
+    #[arg(long = "exclude-table", value_name = "PATTERN")]
+    pub(crate) exclude: Vec<String>,
+    /// Tables copied at once, each to every destination [default: 4].
+    #[arg(long, value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+    /// Copy each table under a snapshot of its own (for a source that cannot export one): the
+    /// tables then come from different moments of the source.
+    #[arg(long)]
+    pub(crate) no_snapshot: bool,
+    /// The state file [default: a file under $XDG_CACHE_HOME/copyman/jobs or
+    /// ~/.cache/copyman/jobs named for the source, destinations and selection].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) state: Option<PathBuf>,
+    /// Skip the tables the state file records as done; copy the others again (truncating a table
+    /// first, in the same transaction, where an earlier run began it).
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Compare an order-independent checksum of every table on the source (in the job's
+    /// snapshot) and on each destination (after its commit).
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// Cap the read rate from the source, across all jobs (bytes per second; k, M, G suffixes
+    /// are powers of 1024).
+    #[arg(long, value_name = "BYTES/s")]
+    pub(crate) max_rate: Option<String>,
+}
+
+impl LowJob {
+    fn any(&self) -> bool {
+        !self.schemas.is_empty()
+            || !self.include.is_empty()
+            || !self.exclude.is_empty()
+            || self.jobs.is_some()
+            || self.no_snapshot
+            || self.state.is_some()
+            || self.resume
+            || self.verify
+            || self.max_rate.is_some()
+    }
+}
+
+/// Whether `copyman table` runs a job: not exactly one `TABLE`, or a flag of the job given.
+pub(crate) fn is_job(low: &LowTable) -> bool {
+    low.tables.len() != 1 || low.job.any()
+}
+
+/// A validated job.
+#[derive(Debug)]
+pub(crate) struct JobArgs {
+    source: ServerSpec,
+    destinations: Vec<ServerSpec>,
+    selection: Selection,
+    options: Options,
+    dry_run: bool,
+}
+
+/// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
+    let (digits, factor) = match t.chars().last()? {
+        'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
+        'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
+}
+
+/// A stable 64-bit FNV-1a hash (the default state file's name).
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl JobArgs {
+    /// Validates a `copyman table` that runs a job.
+    ///
+    /// # Errors
+    /// Flags of the single-table copy, files as endpoints, bad names or patterns.
+    pub(crate) fn from_low(low: LowTable, env: &Env) -> Result<Self, ArgError> {
+        for (given, flag) in [
+            (low.columns.is_some(), "--columns"),
+            (low.condition.is_some(), "--where"),
+            (low.target_table.is_some(), "--target-table"),
+            (low.header, "--header"),
+            (low.atomic.atomic, "--atomic"),
+        ] {
+            if given {
+                return Err(ArgError::usage(format!(
+                    "{flag} is for one table: a job of many tables (several TABLEs, --schema, \
+                     --table, --exclude-table, or a job flag) cannot take it"
+                )));
+            }
+        }
+        let tables = low
+            .tables
+            .iter()
+            .map(|t| TableName::parse(t).map_err(|e| ArgError::usage(format!("TABLE: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let selection = Selection {
+            tables,
+            schemas: low.job.schemas.clone(),
+            include: low.job.include.clone(),
+            exclude: low.job.exclude.clone(),
+        };
+        select::selection_query(&selection).map_err(|e| ArgError::usage(e.to_string()))?;
+        let jobs = low.job.jobs.unwrap_or(DEFAULT_JOBS);
+        if jobs == 0 {
+            return Err(ArgError::usage("--jobs must be at least 1"));
+        }
+        let max_rate = match &low.job.max_rate {
+            Some(text) => Some(parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
+                ArgError::usage(format!(
+                    "--max-rate {text:?}: give bytes per second, e.g. 50M"
+                ))
+            })?),
+            None => None,
+        };
+        let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+        let server = |e: Endpoint| match e {
+            Endpoint::Server(spec) => Ok(*spec),
+            other => Err(ArgError::usage(format!(
+                "a job of many tables copies between servers: {} is a file",
+                other.display()
+            ))),
+        };
+        let source = server(source)?;
+        let destinations = destinations
+            .into_iter()
+            .map(server)
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = match &low.job.state {
+            Some(path) => path.clone(),
+            None => {
+                let cache = env
+                    .get("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .ok_or_else(|| {
+                        ArgError::usage("--state is needed: neither XDG_CACHE_HOME nor HOME is set")
+                    })?;
+                let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+                hash.write(source.display.as_bytes());
+                for d in &destinations {
+                    hash.write(b"\0");
+                    hash.write(d.display.as_bytes());
+                }
+                hash.write(b"\0");
+                hash.write(selection.to_string().as_bytes());
+                cache
+                    .join("copyman")
+                    .join("jobs")
+                    .join(format!("{:016x}.state", hash.finish()))
+            }
+        };
+        let options = Options {
+            jobs,
+            truncate: low.truncate,
+            format: low.format.map(Format::from),
+            keep_going: low.keep_going,
+            snapshot: !low.job.no_snapshot,
+            verify: low.job.verify,
+            max_rate,
+            state,
+            resume: low.job.resume,
+        };
+        Ok(Self {
+            source,
+            destinations,
+            selection,
+            options,
+            dry_run: low.dry_run,
+        })
+    }
+
+    /// Every server, for `-W`.
+    pub(crate) fn servers_mut(&mut self) -> Vec<&mut ServerSpec> {
+        std::iter::once(&mut self.source)
+            .chain(&mut self.destinations)
+            .collect()
+    }
+}
+
+fn server(spec: &ServerSpec) -> Server {
+    let spec = Arc::new(spec.clone());
+    Server {
+        name: spec.display.clone(),
+        connect: Arc::new(move || spec.connect()),
+    }
+}
+
+fn fatal(error: JobError) -> Fatal {
+    let exit = match &error {
+        JobError::Connect { .. } => Exit::Connect,
+        JobError::Selection(_) | JobError::Empty(_) => Exit::Usage,
+        _ => Exit::CopyFailed,
+    };
+    Fatal {
+        exit,
+        message: error.to_string(),
+    }
+}
+
+/// Runs a job to its end and reports how it went.
+///
+/// # Errors
+/// [`Fatal`] for what ends it before any table is copied; a broken pipe on stdout.
+pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
+    let mut warned = BTreeSet::new();
+    for spec in std::iter::once(&args.source).chain(&args.destinations) {
+        for warning in &spec.warnings {
+            if warned.insert(warning.clone()) {
+                report::warn(warning);
+            }
+        }
+    }
+    let source = server(&args.source);
+    let dests: Vec<Server> = args.destinations.iter().map(server).collect();
+    report::log(format_args!("planning the job: {}", args.selection));
+    let plan = job::plan(&source, &dests, &args.selection, &args.options).map_err(fatal)?;
+    if args.dry_run {
+        return dry_run(&plan, &dests, output);
+    }
+    if !output.quiet {
+        crate::progress::println(&format!(
+            "copyman: state file: {}",
+            args.options.state.display()
+        ));
+    }
+    let render = Render::new(output.quiet, args.options.jobs);
+    let report =
+        job::run(plan, &source, &dests, &args.options, &|e| render.event(e)).map_err(fatal)?;
+    render.finish();
+    let exit = if report.succeeded() {
+        Exit::Success
+    } else if report
+        .tables
+        .iter()
+        .any(|t| t.destinations.iter().any(|d| d.verified == Some(false)))
+        || !report.committed_any()
+    {
+        Exit::CopyFailed
+    } else {
+        Exit::Partial
+    };
+    if output.json {
+        report::print_json(&to_json(&report, &dests, &args.options, exit))?;
+    }
+    let mut err = io::stderr().lock();
+    write_human(&mut err, &report, &dests, &args.options, output)?;
+    Ok(exit)
+}
+
+fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result<Exit> {
+    if output.json {
+        let tables: Vec<Value> = plan
+            .tables
+            .iter()
+            .map(|t| {
+                json!({
+                    "table": t.table.to_string(),
+                    "size": t.size,
+                    "format": t.format.name(),
+                    "format_reason": t.format_reason,
+                    "statement": t.send,
+                    "destinations": t.destinations.iter().zip(dests).map(|(d, s)| {
+                        json!({ "endpoint": s.name, "plan": dest_plan(t, d) })
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        report::print_json(&json!({
+            "status": "ok",
+            "exit_code": 0,
+            "dry_run": true,
+            "snapshot": plan.snapshot,
+            "tables": tables,
+        }))?;
+        return Ok(Exit::Success);
+    }
+    let mut text = format!(
+        "copyman: dry run, nothing copied: {} tables, largest first\n",
+        plan.tables.len()
+    );
+    for t in &plan.tables {
+        text.push_str(&format!(
+            "  {} ({}, {})\n    {}\n",
+            t.table,
+            HumanBytes(t.size),
+            t.format.name(),
+            t.send
+        ));
+        for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
+            text.push_str(&format!(
+                "    destination {} ({}): {}\n",
+                i + 1,
+                s.name,
+                dest_plan(t, d)
+            ));
+        }
+    }
+    print!("{text}");
+    Ok(Exit::Success)
+}
+
+fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
+    match d {
+        DestPlan::Copy { truncate, freeze } => {
+            let mut steps = vec!["BEGIN".to_owned()];
+            if *truncate {
+                steps.push(format!("TRUNCATE {}", t.table));
+            }
+            steps.push(t.receive_for(*freeze));
+            steps.join("; ")
+        }
+        DestPlan::Done(rows) => format!("done earlier ({rows} rows): skipped"),
+        DestPlan::Refused(e) => format!("refused: {e}"),
+        _ => "?".to_owned(),
+    }
+}
+
+fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) -> Value {
+    let mut records = Vec::new();
+    for t in &report.tables {
+        for (d, s) in t.destinations.iter().zip(dests) {
+            records.push(json!({
+                "table": t.table.to_string(),
+                "destination": s.name,
+                "status": d.status.name(),
+                "rows": d.rows,
+                "bytes": d.bytes,
+                "seconds": d.seconds,
+                "verified": d.verified,
+                "error": d.error.as_ref().map(|e| json!({
+                    "sqlstate": e.sqlstate,
+                    "message": e.message,
+                })),
+            }));
+        }
+    }
+    json!({
+        "status": if exit == Exit::Success { "ok" } else { "failed" },
+        "exit_code": exit.code(),
+        "state": options.state.display().to_string(),
+        "snapshot": report.snapshot,
+        "stopped": report.stopped,
+        "seconds": report.seconds,
+        "tables": records,
+    })
+}
+
+fn write_human(
+    out: &mut dyn Write,
+    report: &JobReport,
+    dests: &[Server],
+    options: &Options,
+    output: Output,
+) -> io::Result<()> {
+    let pairs = report.tables.len() * dests.len();
+    let done = report
+        .tables
+        .iter()
+        .flat_map(|t| &t.destinations)
+        .filter(|d| d.status.is_done())
+        .count();
+    let rows: u64 = report
+        .tables
+        .iter()
+        .flat_map(|t| &t.destinations)
+        .filter(|d| d.status == Status::Committed)
+        .filter_map(|d| d.rows)
+        .sum();
+    if !output.quiet {
+        writeln!(
+            out,
+            "copyman: {} of {} tables × destinations done ({} tables, {} destinations), {} rows \
+             committed in {:.1} s{}",
+            done,
+            pairs,
+            report.tables.len(),
+            dests.len(),
+            HumanCount(rows),
+            report.seconds,
+            report
+                .snapshot
+                .as_ref()
+                .map(|s| format!(", snapshot {s}"))
+                .unwrap_or_default()
+        )?;
+    }
+    for t in &report.tables {
+        for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
+            let show = output.verbose || !d.status.is_done() || d.error.is_some();
+            if !show || (output.quiet && d.status == Status::NotStarted) {
+                continue;
+            }
+            write!(
+                out,
+                "  {} → destination {} ({}): {}",
+                t.table,
+                i + 1,
+                s.name,
+                d.status.name()
+            )?;
+            if let Some(rows) = d.rows {
+                write!(out, ", {rows} rows")?;
+            }
+            if d.verified == Some(true) {
+                write!(out, ", verified")?;
+            }
+            if let Some(e) = &d.error {
+                write!(out, ": {e}")?;
+            }
+            writeln!(out)?;
+        }
+    }
+    if let Some(why) = &report.stopped {
+        writeln!(out, "copyman: the job stopped: {why}")?;
+    }
+    if !report.succeeded() {
+        writeln!(
+            out,
+            "copyman: state file {}: run again with --resume to copy what is missing",
+            options.state.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// The job's progress on a terminal: an overall bar and one line per running job.
+struct Render {
+    multi: Option<(MultiProgress, ProgressBar, Vec<ProgressBar>)>,
+    state: Mutex<RenderState>,
+}
+
+#[derive(Default)]
+struct RenderState {
+    tables: usize,
+    finished: usize,
+    done_bytes: u64,
+    done_rows: u64,
+    running: Vec<(u64, u64)>,
+}
+
+impl Render {
+    fn new(quiet: bool, jobs: usize) -> Self {
+        let multi = (!quiet && io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% {binary_bytes_per_sec} \
+                     ETA {eta} {msg}",
+                )
+                .expect("the progress template is valid")
+                .progress_chars("=> "),
+            );
+            overall.enable_steady_tick(Duration::from_millis(200));
+            let workers = (0..jobs)
+                .map(|_| {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("  {msg}")
+                            .expect("the progress template is valid"),
+                    );
+                    bar
+                })
+                .collect();
+            (multi, overall, workers)
+        });
+        Self {
+            multi,
+            state: Mutex::new(RenderState {
+                running: vec![(0, 0); jobs],
+                ..RenderState::default()
+            }),
+        }
+    }
+
+    fn event(&self, event: Event) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((_, overall, workers)) = &self.multi else {
+            return;
+        };
+        match event {
+            Event::Started { tables, bytes } => {
+                s.tables = tables;
+                overall.set_length(bytes.max(1));
+            }
+            Event::TableStarted {
+                worker,
+                table,
+                size,
+            } => {
+                if let Some(bar) = workers.get(worker) {
+                    bar.set_message(format!(
+                        "job {}: {table} ({})",
+                        worker + 1,
+                        HumanBytes(size)
+                    ));
+                }
+                if let Some(r) = s.running.get_mut(worker) {
+                    *r = (0, 0);
+                }
+            }
+            Event::Progress {
+                worker,
+                rows,
+                bytes,
+            } => {
+                if let Some(r) = s.running.get_mut(worker) {
+                    *r = (rows, bytes);
+                }
+                if let Some(bar) = workers.get(worker) {
+                    let message = bar.message();
+                    let head = message.split(" — ").next().unwrap_or_default().to_owned();
+                    bar.set_message(format!(
+                        "{head} — {} rows, {}",
+                        HumanCount(rows),
+                        HumanBytes(bytes)
+                    ));
+                }
+            }
+            Event::TableFinished { worker, report } => {
+                s.finished += 1;
+                let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
+                s.done_rows += report.source_rows.unwrap_or(rows);
+                s.done_bytes += bytes;
+                if let Some(r) = s.running.get_mut(worker) {
+                    *r = (0, 0);
+                }
+                if let Some(bar) = workers.get(worker) {
+                    bar.set_message(format!("job {}: idle", worker + 1));
+                }
+            }
+            _ => {}
+        }
+        let (rows, bytes) = s
+            .running
+            .iter()
+            .fold((s.done_rows, s.done_bytes), |(r, b), (rr, bb)| {
+                (r + rr, b + bb)
+            });
+        overall.set_position(bytes.min(overall.length().unwrap_or(u64::MAX)));
+        overall.set_message(format!(
+            "{}/{} tables, {} rows, {}",
+            s.finished,
+            s.tables,
+            HumanCount(rows),
+            HumanBytes(bytes)
+        ));
+    }
+
+    fn finish(&self) {
+        if let Some((multi, overall, workers)) = &self.multi {
+            for bar in workers {
+                bar.finish_and_clear();
+            }
+            overall.finish_and_clear();
+            let _ = multi.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Command, HiArgs, LowArgs};
+
+    fn hi(args: &[&str], env: &[(&str, &str)]) -> Result<HiArgs, ArgError> {
+        let low = LowArgs::parse_from_args(std::iter::once("copyman").chain(args.iter().copied()))
+            .map_err(|e| ArgError::usage(e.to_string()))?;
+        HiArgs::from_low(low, &Env::from_pairs(env))
+    }
+
+    fn job(args: &[&str]) -> JobArgs {
+        match hi(args, &[("HOME", "/home/u"), ("USER", "u")])
+            .unwrap()
+            .command
+        {
+            Command::Job(job) => *job,
+            _ => panic!("not a job: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn many_tables_or_a_job_flag_make_a_job() {
+        let base = ["table", "--from", "host=a", "--to", "host=b"];
+        fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            v
+        }
+        let with = |extra: &[&'static str]| with(&base, extra);
+        // One plain table: the single-table copy.
+        assert!(matches!(
+            hi(&with(&["t"]), &[("HOME", "/h"), ("USER", "u")])
+                .unwrap()
+                .command,
+            Command::Transfer(_)
+        ));
+        let j = job(&with(&["a", "App.B"]));
+        assert_eq!(j.selection.tables.len(), 2);
+        assert_eq!(j.options.jobs, DEFAULT_JOBS);
+        assert!(j.options.snapshot);
+        assert!(
+            j.options.state.starts_with("/home/u/.cache/copyman/jobs"),
+            "{}",
+            j.options.state.display()
+        );
+        // The default state file depends on the selection.
+        assert_ne!(j.options.state, job(&with(&["a", "c"])).options.state);
+        let j = job(&with(&[
+            "--schema",
+            "s",
+            "--table",
+            "x*",
+            "--exclude-table",
+            "x_old",
+            "--jobs",
+            "8",
+            "--max-rate",
+            "10M",
+            "--no-snapshot",
+            "--verify",
+            "--resume",
+            "--state",
+            "/tmp/s",
+        ]));
+        assert_eq!(j.options.jobs, 8);
+        assert_eq!(j.options.max_rate, Some(10 << 20));
+        assert!(!j.options.snapshot && j.options.verify && j.options.resume);
+        assert_eq!(j.options.state, PathBuf::from("/tmp/s"));
+        assert_eq!(j.selection.exclude, ["x_old"]);
+        // No table at all: every table.
+        assert_eq!(job(&with(&[])).selection, Selection::default());
+    }
+
+    #[test]
+    fn a_job_refuses_what_is_for_one_table() {
+        let env = [("HOME", "/h"), ("USER", "u")];
+        let usage = |args: &[&str]| {
+            let err = hi(args, &env).unwrap_err();
+            assert_eq!(err.exit, Exit::Usage, "{err}");
+            err.message
+        };
+        for flag in [
+            &["--columns", "a"][..],
+            &["--where", "a > 1"],
+            &["--target-table", "x"],
+            &["--atomic"],
+        ] {
+            let mut args = vec!["table", "a", "b", "--from", "host=a", "--to", "host=b"];
+            args.extend_from_slice(flag);
+            assert!(usage(&args).contains("is for one table"), "{flag:?}");
+        }
+        assert!(
+            usage(&["table", "a", "b", "--from", "host=a", "--to", "out.csv"]).contains("file")
+        );
+        assert!(
+            usage(&[
+                "table", "--table", "a.b.c", "--from", "host=a", "--to", "host=b"
+            ])
+            .contains("dot-separated")
+        );
+        assert!(
+            usage(&["table", "--jobs", "0", "--from", "host=a", "--to", "host=b"])
+                .contains("--jobs")
+        );
+        assert!(
+            usage(&[
+                "table",
+                "--max-rate",
+                "fast",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b"
+            ])
+            .contains("--max-rate")
+        );
+        // Without HOME or XDG_CACHE_HOME, the state file must be named.
+        let err = hi(
+            &["table", "--from", "host=a", "--to", "host=b"],
+            &[("USER", "u")],
+        )
+        .unwrap_err();
+        assert!(err.message.contains("--state"), "{err}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("50M"), Some(50 << 20));
+        assert_eq!(parse_size("2kB/s"), Some(2048));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size(""), None);
+    }
+}
