@@ -562,9 +562,11 @@ impl DestResult {
         }
     }
 
+    /// Marks it ended with `status` and `error`, unless it already has an error (the first
+    /// stands, with its status).
     fn fail(&mut self, status: Status, error: TableError) {
-        self.status = status;
         if self.error.is_none() {
+            self.status = status;
             self.error = Some(error);
         }
     }
@@ -887,6 +889,14 @@ fn work(shared: &Shared<'_>, worker: usize) {
     }
 }
 
+/// Why a healthy destination's copy of a table was rolled back: the job stopped (another table
+/// failed under the default policy).
+const JOB_STOPPED: &str = "rolled back: the job stopped";
+
+/// Why a healthy destination's copy of a table was rolled back: it failed on another destination
+/// (default policy).
+const OTHER_FAILED: &str = "rolled back: the table failed on another destination";
+
 /// The SQL that makes two servers print values alike, for the checksum.
 const CHECKSUM_SETTINGS: [&str; 5] = [
     "SET LOCAL DateStyle = 'ISO, YMD'",
@@ -1010,15 +1020,9 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             for &d in &live {
                 end(conns.dests[d].as_mut());
                 if shared.stop.load(Ordering::SeqCst) {
-                    report.destinations[d].fail(
-                        Status::RolledBack,
-                        TableError::new("rolled back: the job stopped"),
-                    );
+                    report.destinations[d].fail(Status::RolledBack, TableError::new(JOB_STOPPED));
                 } else {
-                    report.destinations[d].fail(
-                        Status::RolledBack,
-                        TableError::new("rolled back: the table failed on another destination"),
-                    );
+                    report.destinations[d].fail(Status::RolledBack, TableError::new(OTHER_FAILED));
                 }
             }
             return report;
@@ -1083,10 +1087,7 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                     continue;
                 }
                 for &d in &live {
-                    report.destinations[d].fail(
-                        Status::RolledBack,
-                        TableError::new("rolled back: the table failed on another destination"),
-                    );
+                    report.destinations[d].fail(Status::RolledBack, TableError::new(OTHER_FAILED));
                 }
                 return report;
             }
@@ -1109,7 +1110,35 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                             }
                         }
                     }
-                    Err(reason) => {
+                    Err(fail) => {
+                        for (k, error) in &fail.receivers {
+                            report.destinations[live[*k]].fail(Status::Failed, error.clone());
+                        }
+                        // Our own abort cancels the source's COPY: its error says nothing more.
+                        let ours = aborted
+                            .as_deref()
+                            .is_some_and(|a| a == OTHER_FAILED || a == JOB_STOPPED);
+                        if let Some(error) = fail.producer.as_ref().filter(|_| !ours) {
+                            for &d in &live {
+                                report.destinations[d]
+                                    .fail(Status::Failed, error.clone().prefixed("source: "));
+                            }
+                        }
+                        // A copy aborted because another destination failed or the job stopped
+                        // rolls the healthy destinations back; one the source failed fails.
+                        if let Some(why) = &aborted {
+                            let status = if why == OTHER_FAILED || why == JOB_STOPPED {
+                                Status::RolledBack
+                            } else {
+                                Status::Failed
+                            };
+                            for &d in &live {
+                                if report.destinations[d].error.is_none() {
+                                    report.destinations[d]
+                                        .fail(status, TableError::new(why.clone()));
+                                }
+                            }
+                        }
                         // With keep_going, destinations that completed their COPY survive a
                         // failure found only when another one completed.
                         let salvage =
@@ -1120,16 +1149,18 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                                 Some(n) if salvage && report.destinations[d].error.is_none() => {
                                     completed[k] = Some(n);
                                 }
+                                // Its COPY completed, another's did not (default policy).
+                                Some(_) if report.destinations[d].error.is_none() => {
+                                    report.destinations[d]
+                                        .fail(Status::RolledBack, TableError::new(OTHER_FAILED));
+                                }
                                 _ => report.destinations[d].fail(
                                     Status::Failed,
-                                    TableError::new(format!("COPY did not complete: {reason}")),
+                                    TableError::new(format!(
+                                        "COPY did not complete: {}",
+                                        fail.reason
+                                    )),
                                 ),
-                            }
-                        }
-                        if let Some(why) = &aborted {
-                            for &d in &live {
-                                report.destinations[d]
-                                    .fail(Status::Failed, TableError::new(why.clone()));
                             }
                         }
                     }
@@ -1231,9 +1262,9 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
             Outcome::RolledBack => {
                 let why = if stopped_before_commit {
-                    "rolled back: the job stopped"
+                    JOB_STOPPED
                 } else {
-                    "rolled back: the table failed on another destination"
+                    OTHER_FAILED
                 };
                 result.fail(Status::RolledBack, TableError::new(why));
             }
@@ -1241,6 +1272,8 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 result.status = Status::InDoubt;
                 result.error = Some(describe(&e).prefixed("COMMIT in doubt: "));
             }
+            // Its copy did not complete: its status and error are set already.
+            Outcome::Failed(None) if result.error.is_some() => {}
             other => {
                 let error = other
                     .error()
@@ -1287,6 +1320,15 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
 /// A receiver (by position) and its `COPY n` or error.
 type ReceiverEnd = (usize, Result<Option<u64>, TableError>);
 
+/// Why the copy manager failed a copy as a whole.
+struct Failed {
+    reason: String,
+    /// Receivers (by position) whose completion or abort failed.
+    receivers: Vec<(usize, TableError)>,
+    /// The producer's error.
+    producer: Option<TableError>,
+}
+
 /// What a run of the copy manager came to.
 enum Driven {
     /// It could not start: the receivers (by position) and the producer that failed.
@@ -1301,7 +1343,7 @@ enum Driven {
         /// Why copyman aborted it.
         aborted: Option<String>,
         /// Each receiver's `COPY n` or error, or why the copy failed as a whole.
-        summary: Result<Vec<ReceiverEnd>, String>,
+        summary: Result<Vec<ReceiverEnd>, Failed>,
         /// Bytes read from the source.
         bytes: u64,
     },
@@ -1347,7 +1389,7 @@ fn drive<'a>(
                     });
                 }
                 if !shared.options.keep_going && shared.stop.load(Ordering::SeqCst) {
-                    aborted = Some("rolled back: the job stopped".to_owned());
+                    aborted = Some(JOB_STOPPED.to_owned());
                     break;
                 }
             }
@@ -1356,7 +1398,7 @@ fn drive<'a>(
                     faults.push((id.0, describe(&**error)));
                 }
                 if !shared.options.keep_going {
-                    aborted = Some("the table failed on another destination".to_owned());
+                    aborted = Some(OTHER_FAILED.to_owned());
                     break;
                 }
             }
@@ -1377,9 +1419,18 @@ fn drive<'a>(
         bytes,
     });
     let summary = match &aborted {
-        Some(reason) => Err(copy.abort(reason).reason),
-        None => copy.finish().map_err(|fail| fail.reason),
-    };
+        Some(reason) => Err(copy.abort(reason)),
+        None => copy.finish(),
+    }
+    .map_err(|fail| Failed {
+        receivers: fail
+            .receiver_faults
+            .iter()
+            .map(|(id, e)| (id.0, describe(&**e)))
+            .collect(),
+        producer: fail.producer_fault.as_ref().map(|e| describe(&**e)),
+        reason: fail.reason,
+    });
     let summary = summary.map(|summary| {
         summary
             .receivers

@@ -520,3 +520,69 @@ fn a_source_that_cannot_export_a_snapshot_is_refused_unless_no_snapshot() {
         .batch_execute("GRANT EXECUTE ON FUNCTION pg_export_snapshot() TO PUBLIC")
         .unwrap();
 }
+
+#[test]
+fn a_table_failing_mid_copy_rolls_back_the_tables_in_flight_and_starts_no_more() {
+    let schema = "CREATE TABLE slow (id int PRIMARY KEY, pad text);
+                  CREATE TABLE bad (id int PRIMARY KEY, pad text);
+                  CREATE TABLE s1 (id int); CREATE TABLE s2 (id int);";
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO slow SELECT g, repeat('s', 200) FROM generate_series(1, 6000) g;
+             INSERT INTO bad SELECT g, repeat('b', 100) FROM generate_series(1, 1000) g;
+             INSERT INTO s1 VALUES (1); INSERT INTO s2 VALUES (1);"
+        ),
+        schema,
+        2,
+    );
+    let c = clusters();
+    // Destination 2 already has a row of bad: the copy hits a unique violation there.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("INSERT INTO bad VALUES (500, 'x')")
+        .unwrap();
+    let options = Options {
+        jobs: 2,
+        max_rate: Some(400_000),
+        ..Options::new(state_path("midcopy"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert_eq!(
+        names(&plan)[..2],
+        [r#""public"."slow""#, r#""public"."bad""#]
+    );
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    let stopped = report.stopped.clone().unwrap();
+    assert!(
+        stopped.contains(r#""public"."bad""#)
+            && stopped.contains("destination 2")
+            && stopped.contains("23505"),
+        "{stopped}"
+    );
+    let by = |name: &str| {
+        report
+            .tables
+            .iter()
+            .find(|t| t.table.name.as_str() == name)
+            .unwrap()
+            .destinations
+            .iter()
+            .map(|d| d.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by("bad"), [Status::RolledBack, Status::Failed]);
+    assert_eq!(
+        by("slow"),
+        [Status::RolledBack, Status::RolledBack],
+        "{report:#?}"
+    );
+    assert_eq!(by("s1"), [Status::NotStarted, Status::NotStarted]);
+    for (d, db) in c.dest[..2].iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "slow").0, 0);
+    }
+    assert_eq!(digest(&c.dest[0], &dbs[0], "bad").0, 0);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "bad").0, 1);
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    assert!(recorded.done.is_empty(), "{recorded:?}");
+}
