@@ -61,6 +61,11 @@ pub(crate) struct LowJob {
     /// are powers of 1024).
     #[arg(long, value_name = "BYTES/s")]
     pub(crate) max_rate: Option<String>,
+    /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
+    /// ctid ranges side by side, all in the job's snapshot (at most --jobs ranges); every range's
+    /// count and the table's total are checked against the source.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) split_larger_than: Option<String>,
 }
 
 impl LowJob {
@@ -74,6 +79,7 @@ impl LowJob {
             || self.resume
             || self.verify
             || self.max_rate.is_some()
+            || self.split_larger_than.is_some()
     }
 }
 
@@ -166,6 +172,14 @@ impl JobArgs {
             })?),
             None => None,
         };
+        let split_larger_than = match &low.job.split_larger_than {
+            Some(text) => Some(parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
+                ArgError::usage(format!(
+                    "--split-larger-than {text:?}: give a size in bytes, e.g. 1G"
+                ))
+            })?),
+            None => None,
+        };
         let (source, destinations) = endpoints(&low.from, &low.to, env)?;
         let server = |e: Endpoint| match e {
             Endpoint::Server(spec) => Ok(*spec),
@@ -213,6 +227,7 @@ impl JobArgs {
             max_rate,
             state,
             resume: low.job.resume,
+            split_larger_than,
         };
         Ok(Self {
             source,
@@ -313,6 +328,7 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
                     "format": t.format.name(),
                     "format_reason": t.format_reason,
                     "statement": t.send,
+                    "ranges": t.ranges,
                     "destinations": t.destinations.iter().zip(dests).map(|(d, s)| {
                         json!({ "endpoint": s.name, "plan": dest_plan(t, d) })
                     }).collect::<Vec<_>>(),
@@ -340,6 +356,9 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
             t.format.name(),
             t.send
         ));
+        for (i, range) in t.ranges.iter().enumerate() {
+            text.push_str(&format!("    range {}: {range}\n", i + 1));
+        }
         for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
             text.push_str(&format!(
                 "    destination {} ({}): {}\n",

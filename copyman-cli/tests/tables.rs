@@ -616,6 +616,63 @@ fn tables_the_default_state_file_is_under_the_cache_directory_and_named() {
     fs::remove_dir_all(cache).unwrap();
 }
 
+#[test]
+fn tables_split_larger_than_copies_a_table_as_ctid_ranges_verified() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('r', 200) FROM generate_series(1, 4000) g;
+             INSERT INTO small SELECT generate_series(1, 3);"
+        ),
+    );
+    let dsts = [database(&c.dest[0], schema), database(&c.dest[1], schema)];
+    let state = TempPath::new("split.state");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "--json".to_owned(),
+            "table".into(),
+            "--from".into(),
+            c.source.conninfo(&src),
+            "--to".into(),
+            c.dest[0].conninfo(&dsts[0]),
+            "--to".into(),
+            c.dest[1].conninfo(&dsts[1]),
+            "--split-larger-than".into(),
+            "100k".into(),
+            "--jobs".into(),
+            "3".into(),
+            "--verify".into(),
+            "--truncate".into(),
+            "--state".into(),
+            state.arg().into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = copyman().args(args(&["--dry-run"])).output().unwrap();
+    assert_exit(&out, 0);
+    let plan = json(&out);
+    assert_eq!(
+        plan["tables"][0]["ranges"].as_array().unwrap().len(),
+        3,
+        "{plan}"
+    );
+    let out = copyman().args(args(&[])).output().unwrap();
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let expected = digest(&c.source, &src, "big");
+    for (cl, db) in c.dest.iter().zip(&dsts) {
+        assert_eq!(digest(cl, db, "big"), expected);
+    }
+    for record in records(&report, r#""public"."big""#) {
+        assert_eq!(record["status"], "committed", "{record}");
+        assert_eq!(record["verified"], true, "{record}");
+        assert_eq!(record["rows"], 4000, "{record}");
+    }
+}
+
 /// Keeps the helpers used (each test binary uses its own part of common).
 #[allow(dead_code)]
 fn _uses(_: &Cluster) {}

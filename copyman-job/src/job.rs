@@ -85,6 +85,9 @@ pub struct Options {
     pub state: PathBuf,
     /// Skip what the state file records as done; truncate and redo what it does not.
     pub resume: bool,
+    /// Copy an ordinary table larger than this many bytes as several ctid ranges side by side
+    /// (at most `jobs` ranges, all in the job's snapshot).
+    pub split_larger_than: Option<u64>,
 }
 
 impl Options {
@@ -100,6 +103,7 @@ impl Options {
             max_rate: None,
             state: state.into(),
             resume: false,
+            split_larger_than: None,
         }
     }
 }
@@ -273,6 +277,8 @@ pub struct TablePlan {
     pub send: String,
     /// The destinations' statement (without `FREEZE`).
     pub receive: String,
+    /// A table split into ctid ranges: the source's statement for each range (empty: not split).
+    pub ranges: Vec<String>,
     /// Each destination's part.
     pub destinations: Vec<DestPlan>,
 }
@@ -361,6 +367,12 @@ pub fn plan(
     } else {
         Recorded::default()
     };
+    let block_size: u64 = src
+        .query("SELECT pg_catalog.current_setting('block_size')")
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(8192);
     let source_version = src.session().server_version_num();
     let same_major = source_version.map(major).is_some_and(|s| {
         dests.iter().all(|d| {
@@ -454,7 +466,27 @@ pub fn plan(
             header: false,
         };
         let select = needs_select(&source_rel, Some(&columns));
+        let ranges = match options.split_larger_than {
+            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit => split(
+                &copy,
+                choice.format,
+                sel.size,
+                limit,
+                block_size,
+                options.jobs,
+            ),
+            _ => Vec::new(),
+        };
+        if !ranges.is_empty() {
+            // A split table is truncated in a transaction of its own: no FREEZE.
+            for plan in &mut plans {
+                if let DestPlan::Copy { freeze, .. } = plan {
+                    *freeze = false;
+                }
+            }
+        }
         tables.push(TablePlan {
+            ranges,
             send: copy.copy_out(choice.format, select),
             receive: copy.copy_in(choice.format),
             table: sel.table,
@@ -491,6 +523,39 @@ pub fn plan(
         recorded,
         coordinator,
     })
+}
+
+/// The source's statements for a table of `size` bytes split into ranges of about `limit`
+/// bytes (at least 2, at most `jobs`), by heap page: `ctid >= '(lo,0)' AND ctid < '(hi,0)'`, the
+/// first range open below and the last open above (pages added since the size was read).
+pub fn split(
+    copy: &TableCopy,
+    format: Format,
+    size: u64,
+    limit: u64,
+    block_size: u64,
+    jobs: usize,
+) -> Vec<String> {
+    let n = size.div_ceil(limit.max(1)).clamp(2, (jobs as u64).max(2));
+    let pages = (size / block_size.max(1)).max(1);
+    let per = pages.div_ceil(n);
+    (0..n)
+        .map(|i| {
+            let (lo, hi) = (i * per, (i + 1) * per);
+            let condition = if i == 0 {
+                format!("ctid < '({hi},0)'::pg_catalog.tid")
+            } else if i == n - 1 {
+                format!("ctid >= '({lo},0)'::pg_catalog.tid")
+            } else {
+                format!("ctid >= '({lo},0)'::pg_catalog.tid AND ctid < '({hi},0)'::pg_catalog.tid")
+            };
+            TableCopy {
+                condition: Some(condition),
+                ..copy.clone()
+            }
+            .copy_out(format, true)
+        })
+        .collect()
 }
 
 /// How a table ended on a destination.
@@ -951,6 +1016,9 @@ fn end(conn: Option<&mut Connection>) {
 
 /// Copies one table to every destination that needs it.
 fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+    if !t.ranges.is_empty() {
+        return copy_split(shared, worker, t, conns);
+    }
     let started = Instant::now();
     let options = shared.options;
     let key = t.table.to_string();
@@ -1056,7 +1124,14 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 }));
                 k += 1;
             }
-            drive(shared, worker, producer, receivers)
+            let progress = |rows, bytes| {
+                (shared.events)(Event::Progress {
+                    worker,
+                    rows,
+                    bytes,
+                });
+            };
+            drive(shared, &progress, producer, receivers)
         };
         match outcome {
             Driven::StartFailed {
@@ -1286,31 +1361,13 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     // The destinations' checksums, after their commit.
     if let Some(sum) = source_sum {
         for &d in &live {
-            if report.destinations[d].status != Status::Committed {
-                continue;
-            }
-            let Some(conn) = conns.dests[d].as_mut() else {
-                continue;
-            };
-            let theirs = conn
-                .execute("BEGIN")
-                .map_err(|e| describe(&e))
-                .and_then(|_| checksum(conn, t));
-            end(Some(conn));
-            let result = &mut report.destinations[d];
-            match theirs {
-                Ok(theirs) if theirs == sum => result.verified = Some(true),
-                Ok(theirs) => {
-                    result.verified = Some(false);
-                    result.error = Some(TableError::new(format!(
-                        "verify: the checksum differs from the source's (rows:sum {theirs} here, \
-                         {sum} on the source)"
-                    )));
-                }
-                Err(e) => {
-                    result.verified = Some(false);
-                    result.error = Some(e.prefixed("verify: the checksum failed: "));
-                }
+            if report.destinations[d].status == Status::Committed {
+                verify_dest(
+                    &mut report.destinations[d],
+                    conns.dests[d].as_mut(),
+                    t,
+                    &sum,
+                );
             }
         }
     }
@@ -1327,6 +1384,458 @@ struct Failed {
     receivers: Vec<(usize, TableError)>,
     /// The producer's error.
     producer: Option<TableError>,
+}
+
+/// One range of a split table, as its sessions left it.
+struct RangeEnd {
+    /// The source's `COPY n` for the range.
+    source_rows: Option<u64>,
+    /// Each target destination: its `COPY n` (its transaction still open), or its error.
+    dests: Vec<(usize, Result<u64, TableError>)>,
+}
+
+/// Copies one range (`send`) of a split table to `targets` on its own sessions (`conns`),
+/// leaving each destination's transaction open where its COPY completed.
+fn copy_range(
+    shared: &Shared<'_>,
+    t: &TablePlan,
+    send: &str,
+    targets: &[usize],
+    conns: &mut Conns,
+    progress: &dyn Fn(u64, u64),
+) -> RangeEnd {
+    let everywhere = |e: TableError| RangeEnd {
+        source_rows: None,
+        dests: targets.iter().map(|&d| (d, Err(e.clone()))).collect(),
+    };
+    let source = match ensure(&mut conns.source, shared.source) {
+        Ok(conn) => conn,
+        Err(e) => return everywhere(e.prefixed("source: ")),
+    };
+    if let Err(e) = begin_source(source, shared.plan.snapshot.as_deref()) {
+        end(Some(source));
+        return everywhere(e.prefixed("source: "));
+    }
+    let mut dests = Vec::new();
+    let mut live = Vec::new();
+    for &d in targets {
+        let begun = ensure(&mut conns.dests[d], &shared.destinations[d])
+            .and_then(|c| c.execute("BEGIN").map(|_| ()).map_err(|e| describe(&e)));
+        match begun {
+            Ok(()) => live.push(d),
+            Err(e) => {
+                end(conns.dests[d].as_mut());
+                dests.push((d, Err(e)));
+            }
+        }
+    }
+    if live.is_empty() {
+        end(conns.source.as_mut());
+        return RangeEnd {
+            source_rows: None,
+            dests,
+        };
+    }
+    let producer_ended = Cell::new(false);
+    let producer_count = Cell::new(None);
+    let completions: Vec<Cell<Option<Option<u64>>>> =
+        live.iter().map(|_| Cell::new(None)).collect();
+    let outcome = {
+        let source = conns.source.as_mut().expect("connected above");
+        let producer = TrackedProducer {
+            inner: StatementProducer::new(source, send.to_owned()),
+            ended: &producer_ended,
+            count: &producer_count,
+        };
+        let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+        let mut k = 0;
+        for (d, slot) in conns.dests.iter_mut().enumerate() {
+            if !live.contains(&d) {
+                continue;
+            }
+            receivers.push(Box::new(TrackedReceiver {
+                inner: StatementReceiver::new(
+                    slot.as_mut().expect("begun above"),
+                    t.receive_for(false),
+                ),
+                completed: &completions[k],
+            }));
+            k += 1;
+        }
+        drive(shared, progress, producer, receivers)
+    };
+    end(conns.source.as_mut());
+    let mut errors: Vec<Option<TableError>> = live.iter().map(|_| None).collect();
+    let mut rows: Vec<Option<u64>> = live.iter().map(|_| None).collect();
+    match outcome {
+        Driven::StartFailed {
+            receivers,
+            producer,
+        } => {
+            for (k, e) in receivers {
+                errors[k] = Some(e);
+            }
+            let other = producer
+                .map(|e| e.prefixed("source: "))
+                .unwrap_or_else(|| TableError::new(OTHER_FAILED));
+            for e in &mut errors {
+                e.get_or_insert_with(|| other.clone());
+            }
+        }
+        Driven::Ran {
+            faults,
+            aborted,
+            summary,
+            ..
+        } => {
+            for (k, e) in faults {
+                errors[k].get_or_insert(e);
+            }
+            match summary {
+                Ok(ends) => {
+                    for (k, end) in ends {
+                        match end {
+                            Ok(Some(n)) => rows[k] = Some(n),
+                            Ok(None) => {
+                                errors[k].get_or_insert(TableError::new("no row count"));
+                            }
+                            Err(e) => {
+                                errors[k].get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                Err(fail) => {
+                    for (k, e) in fail.receivers {
+                        errors[k].get_or_insert(e);
+                    }
+                    let why = aborted.unwrap_or(fail.reason);
+                    let why = match fail.producer {
+                        Some(e) if why != OTHER_FAILED && why != JOB_STOPPED => {
+                            e.prefixed("source: ").to_string()
+                        }
+                        _ => why,
+                    };
+                    for (k, e) in errors.iter_mut().enumerate() {
+                        // Its COPY completed; another's did not.
+                        let why = if completions[k].get().is_some() {
+                            OTHER_FAILED.to_owned()
+                        } else {
+                            why.clone()
+                        };
+                        e.get_or_insert_with(|| TableError::new(why));
+                    }
+                }
+            }
+        }
+    }
+    for (k, &d) in live.iter().enumerate() {
+        match (errors[k].take(), rows[k]) {
+            (None, Some(n)) => dests.push((d, Ok(n))),
+            (error, _) => {
+                end(conns.dests[d].as_mut());
+                dests.push((
+                    d,
+                    Err(error.unwrap_or_else(|| TableError::new("no row count"))),
+                ));
+            }
+        }
+    }
+    RangeEnd {
+        source_rows: producer_count.get(),
+        dests,
+    }
+}
+
+/// Copies a table split into ranges: its ranges side by side, each on sessions of its own in the
+/// job's snapshot; each range's count checked against the source's for it, and their sum against
+/// the table's count in the snapshot; then every range's transaction on every destination ends
+/// through one commit. The table is emptied first (with `--truncate`, or a resumed table), in a
+/// transaction of its own: the ranges' transactions cannot share the table's lock.
+fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+    let started = Instant::now();
+    let options = shared.options;
+    let key = t.table.to_string();
+    let mut report = unstarted(t);
+    let mut targets: Vec<usize> = (0..t.destinations.len())
+        .filter(|&d| matches!(t.destinations[d], DestPlan::Copy { .. }))
+        .collect();
+    for &d in &targets {
+        report.destinations[d].status = Status::RolledBack;
+    }
+    // The table's count (and checksum) in the snapshot.
+    let counted = ensure(&mut conns.source, shared.source).and_then(|source| {
+        begin_source(source, shared.plan.snapshot.as_deref())?;
+        let total = source
+            .query(&format!("SELECT count(*)::text FROM {}", t.table))
+            .map_err(|e| describe(&e))?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| TableError::new("the source's count(*) returned nothing"))?;
+        let sum = if options.verify {
+            Some(checksum(source, t)?)
+        } else {
+            None
+        };
+        end(Some(source));
+        Ok((total, sum))
+    });
+    let (total, source_sum) = match counted {
+        Ok(counted) => counted,
+        Err(e) => {
+            end(conns.source.as_mut());
+            for &d in &targets {
+                report.destinations[d].fail(Status::Failed, e.clone().prefixed("source: "));
+            }
+            return report;
+        }
+    };
+    report.source_rows = Some(total);
+    for &d in &targets {
+        if let Err(e) = shared.state.begin(&key, &shared.destinations[d].name) {
+            report.destinations[d]
+                .fail(Status::Failed, TableError::new(format!("state file: {e}")));
+            continue;
+        }
+        let DestPlan::Copy { truncate: true, .. } = t.destinations[d] else {
+            continue;
+        };
+        let truncated = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
+            c.execute(&format!("TRUNCATE {}", t.table))
+                .map(|_| ())
+                .map_err(|e| describe(&e))
+        });
+        if let Err(e) = truncated {
+            report.destinations[d].fail(Status::Failed, e);
+        }
+    }
+    targets.retain(|&d| report.destinations[d].error.is_none());
+    if targets.is_empty() || (!options.keep_going && targets.len() < report_targets(t)) {
+        return report;
+    }
+
+    // The ranges, side by side.
+    let n = t.ranges.len();
+    let mut range_conns: Vec<Conns> = (0..n)
+        .map(|_| Conns {
+            source: None,
+            dests: shared.destinations.iter().map(|_| None).collect(),
+        })
+        .collect();
+    let totals: Vec<Mutex<(u64, u64)>> = (0..n).map(|_| Mutex::new((0, 0))).collect();
+    let ends: Vec<RangeEnd> = thread::scope(|s| {
+        let handles: Vec<_> = t
+            .ranges
+            .iter()
+            .zip(range_conns.iter_mut())
+            .enumerate()
+            .map(|(i, (send, c))| {
+                let (targets, totals) = (&targets, &totals);
+                s.spawn(move || {
+                    let progress = |rows, bytes| {
+                        *totals[i].lock().unwrap_or_else(PoisonError::into_inner) = (rows, bytes);
+                        let (rows, bytes) = totals.iter().fold((0, 0), |(r, b), m| {
+                            let (rr, bb) = *m.lock().unwrap_or_else(PoisonError::into_inner);
+                            (r + rr, b + bb)
+                        });
+                        (shared.events)(Event::Progress {
+                            worker,
+                            rows,
+                            bytes,
+                        });
+                    };
+                    copy_range(shared, t, send, targets, c, &progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a range's copy does not panic"))
+            .collect()
+    });
+    let bytes: u64 = totals
+        .iter()
+        .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).1)
+        .sum();
+
+    // Every range complete on a destination, each with the source's count for it, and the sum
+    // the table's count.
+    for &d in &targets {
+        let mut sum = 0;
+        let mut error = None;
+        for (i, range) in ends.iter().enumerate() {
+            let label = format!("range {} of {n}", i + 1);
+            match range.dests.iter().find(|(x, _)| *x == d).map(|(_, r)| r) {
+                Some(Ok(stored)) => {
+                    sum += stored;
+                    if range.source_rows != Some(*stored) && error.is_none() {
+                        error = Some(TableError::new(format!(
+                            "{label}: row count mismatch: the source sent {}, the destination \
+                             stored {stored}",
+                            range
+                                .source_rows
+                                .map_or_else(|| "no count".to_owned(), |n| n.to_string())
+                        )));
+                    }
+                }
+                Some(Err(e)) if error.is_none() => {
+                    error = Some(e.clone().prefixed(&format!("{label}: ")))
+                }
+                _ => {}
+            }
+        }
+        if error.is_none() && sum != total {
+            error = Some(TableError::new(format!(
+                "row count mismatch: the ranges stored {sum} rows, the source's table holds {total}"
+            )));
+        }
+        let result = &mut report.destinations[d];
+        result.bytes = bytes;
+        match error {
+            Some(e) => {
+                let status =
+                    if e.message.ends_with(OTHER_FAILED) || e.message.ends_with(JOB_STOPPED) {
+                        Status::RolledBack
+                    } else {
+                        Status::Failed
+                    };
+                result.fail(status, e);
+            }
+            None => result.rows = Some(sum),
+        }
+    }
+
+    // One commit over every range's transaction on every destination.
+    let any_failed = targets
+        .iter()
+        .any(|&d| report.destinations[d].error.is_some());
+    let stopped = shared.stop.load(Ordering::SeqCst);
+    let mut parties_of: Vec<usize> = Vec::new();
+    let mut flags = Vec::new();
+    let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = Vec::new();
+    for (i, c) in range_conns.iter_mut().enumerate() {
+        for (d, slot) in c.dests.iter_mut().enumerate() {
+            let open = ends[i].dests.iter().any(|(x, r)| *x == d && r.is_ok());
+            if let Some(conn) = slot.as_mut().filter(|_| open) {
+                parties_of.push(d);
+                flags.push(report.destinations[d].error.is_none());
+                parties.push(conn);
+            }
+        }
+    }
+    let mut commit_options = commit::Options::new(if options.keep_going {
+        Policy::KeepGoing
+    } else {
+        Policy::AllOrNothing
+    });
+    commit_options.copy_failed = (!options.keep_going && any_failed) || stopped;
+    let outcome = if parties.is_empty() {
+        None
+    } else {
+        Some(commit::run(
+            Commit::new(commit_options, &flags),
+            &mut parties,
+            None,
+            |_| Ok(()),
+        ))
+    };
+    drop(parties);
+    let outcomes = outcome.map(|o| o.destinations).unwrap_or_default();
+    for &d in &targets {
+        let mine: Vec<&Outcome<copyman_sync::Error>> = parties_of
+            .iter()
+            .zip(&outcomes)
+            .filter(|(x, _)| **x == d)
+            .map(|(_, o)| o)
+            .collect();
+        let result = &mut report.destinations[d];
+        result.seconds = started.elapsed().as_secs_f64();
+        let committed = mine.iter().filter(|o| o.is_committed()).count();
+        if result.error.is_none() && committed == n && mine.len() == n {
+            result.status = Status::Committed;
+            if let Err(e) =
+                shared
+                    .state
+                    .done(&key, &shared.destinations[d].name, result.rows.unwrap_or(0))
+            {
+                result.error = Some(TableError::new(format!(
+                    "committed, but the state file could not record it (a resume copies it \
+                     again): {e}"
+                )));
+            }
+        } else if committed > 0 || mine.iter().any(|o| o.may_hold_rows()) {
+            result.status = if mine.iter().any(|o| matches!(o, Outcome::InDoubt(_))) {
+                Status::InDoubt
+            } else {
+                Status::Failed
+            };
+            let why = mine
+                .iter()
+                .find_map(|o| o.error())
+                .map(|e| describe(e).to_string())
+                .unwrap_or_default();
+            result.error = Some(TableError::new(format!(
+                "{committed} of its {n} ranges committed, the others not ({why}): a resume \
+                 truncates it and copies it again"
+            )));
+        } else if result.error.is_none() {
+            let why = mine.iter().find_map(|o| o.error()).map(|e| describe(e));
+            match why {
+                Some(e) => result.fail(Status::Failed, e),
+                None => result.fail(
+                    Status::RolledBack,
+                    TableError::new(if stopped { JOB_STOPPED } else { OTHER_FAILED }),
+                ),
+            }
+        }
+    }
+    // The destinations' checksums, after their commit.
+    if let Some(sum) = source_sum {
+        for &d in &targets {
+            if report.destinations[d].status == Status::Committed {
+                let conn = ensure(&mut conns.dests[d], &shared.destinations[d]).ok();
+                verify_dest(&mut report.destinations[d], conn, t, &sum);
+            }
+        }
+    }
+    report
+}
+
+/// How many destinations copy `t` (not done earlier, not refused).
+fn report_targets(t: &TablePlan) -> usize {
+    t.destinations
+        .iter()
+        .filter(|d| matches!(d, DestPlan::Copy { .. }))
+        .count()
+}
+
+/// Compares a committed destination's checksum of `t` with the source's.
+fn verify_dest(result: &mut DestResult, conn: Option<&mut Connection>, t: &TablePlan, sum: &str) {
+    let Some(conn) = conn else {
+        result.verified = Some(false);
+        result.error = Some(TableError::new("verify: no connection to the destination"));
+        return;
+    };
+    let theirs = conn
+        .execute("BEGIN")
+        .map_err(|e| describe(&e))
+        .and_then(|_| checksum(conn, t));
+    end(Some(conn));
+    match theirs {
+        Ok(theirs) if theirs == sum => result.verified = Some(true),
+        Ok(theirs) => {
+            result.verified = Some(false);
+            result.error = Some(TableError::new(format!(
+                "verify: the checksum differs from the source's (rows:sum {theirs} here, {sum} on \
+                 the source)"
+            )));
+        }
+        Err(e) => {
+            result.verified = Some(false);
+            result.error = Some(e.prefixed("verify: the checksum failed: "));
+        }
+    }
 }
 
 /// What a run of the copy manager came to.
@@ -1351,7 +1860,7 @@ enum Driven {
 
 fn drive<'a>(
     shared: &Shared<'_>,
-    worker: usize,
+    progress: &dyn Fn(u64, u64),
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
 ) -> Driven {
@@ -1382,11 +1891,7 @@ fn drive<'a>(
                 last_bytes = bytes;
                 if last_event.elapsed() >= Duration::from_millis(100) {
                     last_event = Instant::now();
-                    (shared.events)(Event::Progress {
-                        worker,
-                        rows,
-                        bytes,
-                    });
+                    progress(rows, bytes);
                 }
                 if !shared.options.keep_going && shared.stop.load(Ordering::SeqCst) {
                     aborted = Some(JOB_STOPPED.to_owned());
@@ -1413,11 +1918,7 @@ fn drive<'a>(
         }
     }
     let (rows, bytes) = copy.totals();
-    (shared.events)(Event::Progress {
-        worker,
-        rows,
-        bytes,
-    });
+    progress(rows, bytes);
     let summary = match &aborted {
         Some(reason) => Err(copy.abort(reason)),
         None => copy.finish(),
@@ -1543,6 +2044,7 @@ mod tests {
             format_reason: String::new(),
             send: String::new(),
             receive: r#"COPY "t" ("a") FROM STDIN (FORMAT binary)"#.into(),
+            ranges: Vec::new(),
             destinations: Vec::new(),
         };
         assert_eq!(
@@ -1550,6 +2052,34 @@ mod tests {
             r#"COPY "t" ("a") FROM STDIN (FORMAT binary, FREEZE)"#
         );
         assert_eq!(t.receive_for(false), t.receive);
+    }
+
+    #[test]
+    fn a_split_covers_every_page_once() {
+        let copy = TableCopy {
+            table: TableName::parse("t").unwrap(),
+            target: None,
+            columns: crate::sql::parse_columns("a").unwrap(),
+            condition: None,
+            header: false,
+        };
+        // 10 pages of 8 KiB in ranges of about 3 pages, at most 4 (--jobs).
+        let ranges = split(&copy, Format::Text, 10 * 8192, 3 * 8192, 8192, 4);
+        assert_eq!(
+            ranges,
+            [
+                r#"COPY (SELECT "a" FROM "t" WHERE (ctid < '(3,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM "t" WHERE (ctid >= '(3,0)'::pg_catalog.tid AND ctid < '(6,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM "t" WHERE (ctid >= '(6,0)'::pg_catalog.tid AND ctid < '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM "t" WHERE (ctid >= '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+            ]
+        );
+        // At least two ranges, at most --jobs.
+        assert_eq!(
+            split(&copy, Format::Text, 100 * 8192, 8192, 8192, 3).len(),
+            3
+        );
+        assert_eq!(split(&copy, Format::Text, 8192, 1, 8192, 1).len(), 2);
     }
 
     #[test]

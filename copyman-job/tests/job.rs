@@ -586,3 +586,88 @@ fn a_table_failing_mid_copy_rolls_back_the_tables_in_flight_and_starts_no_more()
     let recorded = copyman_job::state::read(&options.state).unwrap();
     assert!(recorded.done.is_empty(), "{recorded:?}");
 }
+
+const SPLIT: &str = "CREATE TABLE big (id int PRIMARY KEY, pad text, n numeric);
+                     CREATE TABLE small (id int);";
+
+#[test]
+fn a_large_table_split_into_ctid_ranges_is_copied_whole_and_verified() {
+    let (source, dests, src_db, dbs) = setup(
+        &format!(
+            "{SPLIT}
+             INSERT INTO big SELECT g, repeat('r', 200), g / 7.0 FROM generate_series(1, 4000) g;
+             DELETE FROM big WHERE id % 10 = 0;
+             INSERT INTO small SELECT generate_series(1, 5);"
+        ),
+        SPLIT,
+        2,
+    );
+    let c = clusters();
+    // Old rows on destination 2, replaced (--truncate).
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("INSERT INTO big SELECT g, 'old', 0 FROM generate_series(1, 50) g")
+        .unwrap();
+    let options = Options {
+        jobs: 4,
+        truncate: true,
+        verify: true,
+        split_larger_than: Some(100_000),
+        ..Options::new(state_path("split"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let big = &plan.tables[0];
+    assert_eq!(big.table.name.as_str(), "big");
+    assert_eq!(big.ranges.len(), 4, "{:?}", big.ranges);
+    assert!(big.ranges[1].contains("ctid >= '("), "{}", big.ranges[1]);
+    assert!(
+        plan.tables[1].ranges.is_empty(),
+        "a small table is not split"
+    );
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    let expected = digest(&c.source, &src_db, "big");
+    assert_eq!(expected.0, 3600);
+    for (d, db) in c.dest[..2].iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "big"), expected, "on {db}");
+    }
+    let big = &report.tables[0];
+    assert_eq!(big.source_rows, Some(3600));
+    for d in &big.destinations {
+        assert_eq!(d.status, Status::Committed);
+        assert_eq!(d.rows, Some(3600));
+        assert_eq!(d.verified, Some(true));
+    }
+
+    // A range that fails on one destination: nothing of the table is committed anywhere.
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{SPLIT} INSERT INTO big SELECT g, repeat('r', 200), g FROM generate_series(1, 4000) g;"
+        ),
+        SPLIT,
+        2,
+    );
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("INSERT INTO big VALUES (3999, 'x', 0)")
+        .unwrap();
+    let options = Options {
+        split_larger_than: Some(100_000),
+        ..Options::new(state_path("split-fail"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(!report.succeeded());
+    let big = report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == "big")
+        .unwrap();
+    assert_eq!(big.destinations[1].status, Status::Failed, "{big:#?}");
+    let error = big.destinations[1].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("23505"), "{error}");
+    assert!(error.message.starts_with("range "), "{error}");
+    assert_eq!(big.destinations[0].status, Status::RolledBack, "{big:#?}");
+    assert_eq!(digest(&c.dest[0], &dbs[0], "big").0, 0);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "big").0, 1);
+}
