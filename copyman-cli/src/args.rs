@@ -707,7 +707,7 @@ impl Transfer {
 }
 
 /// The decision log: as given, else under the user's state directory.
-fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
+pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
     if let Some(path) = given {
         return Ok(path);
     }

@@ -139,7 +139,6 @@ impl JobArgs {
             (low.condition.is_some(), "--where"),
             (low.target_table.is_some(), "--target-table"),
             (low.header, "--header"),
-            (low.atomic.atomic, "--atomic"),
         ] {
             if given {
                 return Err(ArgError::usage(format!(
@@ -228,6 +227,14 @@ impl JobArgs {
             state,
             resume: low.job.resume,
             split_larger_than,
+            two_phase: if low.atomic.atomic {
+                Some(crate::args::decision_log(
+                    low.atomic.decision_log.clone(),
+                    env,
+                )?)
+            } else {
+                None
+            },
         };
         Ok(Self {
             source,
@@ -257,7 +264,7 @@ fn server(spec: &ServerSpec) -> Server {
 fn fatal(error: JobError) -> Fatal {
     let exit = match &error {
         JobError::Connect { .. } => Exit::Connect,
-        JobError::Selection(_) | JobError::Empty(_) => Exit::Usage,
+        JobError::Selection(_) | JobError::Empty(_) | JobError::Refused(_) => Exit::Usage,
         _ => Exit::CopyFailed,
     };
     Fatal {
@@ -717,7 +724,6 @@ mod tests {
             &["--columns", "a"][..],
             &["--where", "a > 1"],
             &["--target-table", "x"],
-            &["--atomic"],
         ] {
             let mut args = vec!["table", "a", "b", "--from", "host=a", "--to", "host=b"];
             args.extend_from_slice(flag);

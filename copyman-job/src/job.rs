@@ -88,6 +88,9 @@ pub struct Options {
     /// Copy an ordinary table larger than this many bytes as several ctid ranges side by side
     /// (at most `jobs` ranges, all in the job's snapshot).
     pub split_larger_than: Option<u64>,
+    /// Two-phase commit per table under a durable decision in this log (`copyman recover`
+    /// finishes what a crash leaves prepared); `None` for one COMMIT after another.
+    pub two_phase: Option<PathBuf>,
 }
 
 impl Options {
@@ -104,6 +107,7 @@ impl Options {
             state: state.into(),
             resume: false,
             split_larger_than: None,
+            two_phase: None,
         }
     }
 }
@@ -229,6 +233,10 @@ pub enum JobError {
     /// The source refused a catalog query or the snapshot's transaction.
     #[error("source: {0}")]
     Source(TableError),
+    /// A destination cannot take part as the options ask (two-phase commit without prepared
+    /// transactions).
+    #[error("{0}")]
+    Refused(String),
     /// The state file cannot be read or written.
     #[error("state file {path}: {error}")]
     State {
@@ -367,6 +375,24 @@ pub fn plan(
     } else {
         Recorded::default()
     };
+    if options.two_phase.is_some() {
+        for (conn, server) in dests.iter_mut().zip(destinations) {
+            let max = conn
+                .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
+                .map_err(|e| JobError::Source(describe(&e)))?
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if max == 0 {
+                return Err(JobError::Refused(format!(
+                    "two-phase commit: destination {} does not allow prepared transactions \
+                     (max_prepared_transactions = 0)",
+                    server.name
+                )));
+            }
+        }
+    }
     let block_size: u64 = src
         .query("SELECT pg_catalog.current_setting('block_size')")
         .ok()
@@ -754,6 +780,40 @@ struct Shared<'a> {
     stopped: Mutex<Option<String>>,
     reports: Mutex<Vec<Option<TableReport>>>,
     rate: Option<Rate>,
+    two_phase: Option<TwoPhase>,
+}
+
+/// Two-phase commit per table: the decision log, the job's run id, and a count of the tables'
+/// commits (each table commits under run id `RUN-N`).
+struct TwoPhase {
+    log: commit::DecisionLog,
+    run: String,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// Ends a table's transactions (on `parties`) through core's commit machine: one COMMIT after
+/// another, or two-phase under the decision log.
+fn commit_table(
+    shared: &Shared<'_>,
+    mut options: commit::Options,
+    flags: &[bool],
+    parties: &mut [&mut dyn Participant<Error = copyman_sync::Error>],
+) -> commit::Report<copyman_sync::Error> {
+    let Some(two) = &shared.two_phase else {
+        return commit::run(Commit::new(options, flags), parties, None, |_| Ok(()));
+    };
+    let run = format!("{}-{}", two.run, two.next.fetch_add(1, Ordering::SeqCst));
+    // The lock says "in progress" to a concurrent `copyman recover`; without it, commit nothing.
+    let lock = two.log.lock_run(&run);
+    if lock.is_err() {
+        options.copy_failed = true;
+    }
+    options.two_phase = Some(run);
+    let report = commit::run(Commit::new(options, flags), parties, None, |d| {
+        two.log.record(d).map_err(copyman_sync::Error::Io)
+    });
+    drop(lock);
+    report
 }
 
 impl Shared<'_> {
@@ -807,7 +867,19 @@ pub fn run(
         tables: todo.len(),
         bytes: todo.iter().map(|&i| plan.tables[i].size).sum(),
     });
+    let two_phase = match &options.two_phase {
+        Some(path) => Some(TwoPhase {
+            log: commit::DecisionLog::open(path).map_err(|error| JobError::State {
+                path: path.clone(),
+                error,
+            })?,
+            run: commit::DecisionLog::new_run_id(),
+            next: std::sync::atomic::AtomicUsize::new(1),
+        }),
+        None => None,
+    };
     let shared = Shared {
+        two_phase,
         plan: &plan,
         source,
         destinations,
@@ -1308,13 +1380,9 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             .filter(|(d, _)| live.contains(d))
             .map(|(_, c)| c.as_mut().expect("begun above") as &mut dyn Participant<Error = _>)
             .collect();
-        commit::run(
-            Commit::new(commit_options, &flags),
-            &mut parties,
-            None,
-            |_| Ok(()),
-        )
+        commit_table(shared, commit_options, &flags, &mut parties)
     };
+    let record_error = outcome.record_error.as_ref().map(|e| describe(e));
     for (k, outcome) in outcome.destinations.into_iter().enumerate() {
         let d = live[k];
         let result = &mut report.destinations[d];
@@ -1335,6 +1403,15 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                     )));
                 }
             }
+            Outcome::RolledBack if record_error.is_some() => {
+                result.fail(
+                    Status::Failed,
+                    record_error
+                        .clone()
+                        .expect("checked")
+                        .prefixed("the two-phase decision could not be recorded: "),
+                );
+            }
             Outcome::RolledBack => {
                 let why = if stopped_before_commit {
                     JOB_STOPPED
@@ -1346,6 +1423,23 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             Outcome::InDoubt(e) => {
                 result.status = Status::InDoubt;
                 result.error = Some(describe(&e).prefixed("COMMIT in doubt: "));
+            }
+            Outcome::CommitPending { gid, error } => {
+                result.status = Status::InDoubt;
+                result.error = Some(describe(&error).prefixed(&format!(
+                    "prepared as {gid} and decided, but COMMIT PREPARED was not confirmed \
+                     (copyman recover commits it): "
+                )));
+            }
+            Outcome::RollbackPending { gid, error } => {
+                let why = error
+                    .map(|e| format!(": {}", describe(&e)))
+                    .unwrap_or_default();
+                result.status = Status::Failed;
+                result.error = Some(TableError::new(format!(
+                    "may hold the prepared transaction {gid} (nothing visible; copyman recover \
+                     rolls it back){why}"
+                )));
             }
             // Its copy did not complete: its status and error are set already.
             Outcome::Failed(None) if result.error.is_some() => {}
@@ -1733,12 +1827,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     let outcome = if parties.is_empty() {
         None
     } else {
-        Some(commit::run(
-            Commit::new(commit_options, &flags),
-            &mut parties,
-            None,
-            |_| Ok(()),
-        ))
+        Some(commit_table(shared, commit_options, &flags, &mut parties))
     };
     drop(parties);
     let outcomes = outcome.map(|o| o.destinations).unwrap_or_default();

@@ -21,7 +21,16 @@ fn clusters() -> &'static Clusters {
     CLUSTERS.get_or_init(|| {
         thread::scope(|s| {
             let source = s.spawn(Cluster::start);
-            let dest: Vec<_> = (0..3).map(|_| s.spawn(Cluster::start)).collect();
+            // Destinations that allow prepared transactions (two-phase commit per table).
+            let dest: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        Cluster::builder()
+                            .setting("max_prepared_transactions", "10")
+                            .start()
+                    })
+                })
+                .collect();
             let mut dest = dest.into_iter().map(|h| h.join().unwrap());
             Clusters {
                 source: source.join().unwrap(),
@@ -670,4 +679,53 @@ fn a_large_table_split_into_ctid_ranges_is_copied_whole_and_verified() {
     assert_eq!(big.destinations[0].status, Status::RolledBack, "{big:#?}");
     assert_eq!(digest(&c.dest[0], &dbs[0], "big").0, 0);
     assert_eq!(digest(&c.dest[1], &dbs[1], "big").0, 1);
+}
+
+#[test]
+fn two_phase_commit_per_table_records_each_decision_and_leaves_nothing_prepared() {
+    let schema = "CREATE TABLE p1 (id int PRIMARY KEY, pad text); CREATE TABLE p2 (id int);";
+    let (source, dests, src_db, dbs) = setup(
+        &format!(
+            "{schema} INSERT INTO p1 SELECT g, repeat('p', 200) FROM generate_series(1, 2000) g;
+             INSERT INTO p2 SELECT generate_series(1, 10);"
+        ),
+        schema,
+        2,
+    );
+    let log = state_path("decisions.log");
+    let options = Options {
+        two_phase: Some(log.clone()),
+        split_larger_than: Some(100_000),
+        ..Options::new(state_path("two-phase"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert!(!plan.tables[0].ranges.is_empty(), "p1 is split");
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    let c = clusters();
+    for table in ["p1", "p2"] {
+        let expected = digest(&c.source, &src_db, table);
+        for (d, db) in c.dest[..2].iter().zip(&dbs) {
+            assert_eq!(digest(d, db, table), expected);
+        }
+    }
+    for d in &c.dest[..2] {
+        let prepared: i64 = d
+            .connect("postgres")
+            .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(prepared, 0);
+    }
+    // One decision per table: p1's names every range on every destination.
+    let decisions = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = decisions.lines().collect();
+    assert_eq!(lines.len(), 2, "{decisions}");
+    let most = lines
+        .iter()
+        .map(|l| l.split_whitespace().count() - 2)
+        .max()
+        .unwrap();
+    assert!(most >= 4, "{decisions}");
+    let _ = std::fs::remove_file(&log);
 }
