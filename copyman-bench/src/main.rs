@@ -5,6 +5,9 @@
 //! destinations, each run verified and measured (wall time, client CPU, peak RSS) as a child
 //! process under GNU `time`. `copyman-bench copy` is that child for the in-process methods.
 //!
+//! `copyman-bench tables` copies many tables to 1..=K destinations: a `copyman table` job against
+//! a psql loop, a loop of single-table copies and (when installed) pgcopydb.
+//!
 //! `copyman-bench stress` fans N GiB generated on the fly out to three destinations that check
 //! every row and keep none, sampling the copying child's memory as it goes.
 
@@ -12,6 +15,7 @@ mod methods;
 mod report;
 mod stress;
 mod suite;
+mod tables;
 
 use anyhow::{Context, bail};
 
@@ -20,11 +24,14 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("suite") => suite::run(suite::Options::parse(&args[1..])?),
         Some("copy") => methods::run_copy(&args[1..]),
+        Some("tables") => tables::run(tables::Options::parse(&args[1..])?),
         Some("stress") => stress::run(stress::Options::parse(&args[1..])?),
         _ => {
             eprintln!(
                 "usage: copyman-bench suite [--quick] [--rows N] [--wide-rows N] [--repeats R] \
                  [--max-destinations K] [--methods a,b] [--cli PATH] [--out DIR]\n       \
+                 copyman-bench tables --cli PATH [--quick] [--tables N] [--rows N] [--repeats R] \
+                 [--max-destinations K] [--jobs J] [--out DIR]\n       \
                  copyman-bench stress [--gigabytes N] [--method sync|async|cli|all|a,b] \
                  [--cli PATH] [--out DIR]\n       \
                  copyman-bench copy --method sync|tokio-postgres --source CONN --send SQL \

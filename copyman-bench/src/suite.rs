@@ -185,11 +185,11 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
 }
 
 /// One measured run.
-struct Measured {
-    wall: f64,
+pub(crate) struct Measured {
+    pub(crate) wall: f64,
     /// User + system CPU of the copying processes (none for the server-only floors).
-    cpu: Option<f64>,
-    rss_kib: Option<u64>,
+    pub(crate) cpu: Option<f64>,
+    pub(crate) rss_kib: Option<u64>,
 }
 
 fn run_method(
@@ -284,7 +284,7 @@ fn server_only(jobs: &[(String, String)]) -> anyhow::Result<Measured> {
 
 /// The pipe users would write: `psql \copy … to stdout | psql \copy … from stdin`, through `tee`
 /// and named pipes for more destinations.
-fn psql_pipe(src: &str, dests: &[String], table: &str) -> Command {
+pub(crate) fn psql_pipe(src: &str, dests: &[String], table: &str) -> Command {
     let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let mut script = String::from("set -e\ncd \"$(mktemp -d)\"\n");
     let mut fifos = Vec::new();
@@ -321,7 +321,7 @@ fn psql_pipe(src: &str, dests: &[String], table: &str) -> Command {
 }
 
 /// Runs `cmd` under GNU time: wall, user + system CPU of it and its children, peak RSS.
-fn timed(cmd: &mut Command) -> anyhow::Result<Measured> {
+pub(crate) fn timed(cmd: &mut Command) -> anyhow::Result<Measured> {
     let out = tempfile_path("time");
     let mut timed = Command::new("/usr/bin/time");
     timed

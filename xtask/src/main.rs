@@ -5,7 +5,9 @@
 //!   sockets, threads or clocks, copyman-tls's no sockets or threads; no test is `#[ignore]`d.
 //! * `bench [--quick] [suite options]` — the end-to-end benchmark (copyman against `psql | psql`, a
 //!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` runs the criterion
-//!   micro-benchmarks (framer and re-blocking; manager dispatch), `bench wire` the framer's only.
+//!   micro-benchmarks (framer and re-blocking; manager dispatch), `bench wire` the framer's only;
+//!   `bench tables [--quick] [--tables N] [--rows N] [--jobs J]` many tables as one `copyman table`
+//!   job against a psql loop, a loop of single-table copies and pgcopydb (when on PATH).
 //! * `stress [--gigabytes N] [--method sync|async|cli|all]` — N GiB (default 10) generated on the
 //!   fly, fanned out 1 → 3 to destinations that check every row and keep none, with the copying
 //!   process's RSS sampled all along (results in `target/stress/`).
@@ -34,6 +36,7 @@ fn main() -> anyhow::Result<()> {
             cargo(&[&["bench", "-p", "copyman-wire", "--"], rest].concat())?;
             cargo(&[&["bench", "-p", "copyman-core", "--"], rest].concat())
         }
+        ["bench", "tables", rest @ ..] => bench_tables(rest),
         ["bench", rest @ ..] => bench(rest),
         ["stress", rest @ ..] => stress(rest),
         ["fuzz", rest @ ..] => fuzz(rest),
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: cargo xtask <tidy | test | bench [--quick] [--rows N] [--wide-rows N] \
                  [--repeats R] [--max-destinations K] [--methods a,b] | bench micro | \
+                 bench tables [--quick] [--tables N] [--rows N] [--jobs J] | \
                  stress [--gigabytes N] [--method sync|async|cli|all] | \
                  fuzz [--smoke] [--time S] [--sanitizer address|none] [framer|lines|session…]>"
             );
@@ -101,6 +105,24 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
     let status = cmd.status().context("running copyman-bench")?;
     if !status.success() {
         bail!("the benchmark failed");
+    }
+    Ok(())
+}
+
+/// Builds the benchmark and the CLI in release mode and runs the `tables` suite: a job of many
+/// tables against a psql loop, a loop of `copyman table` and (when installed) pgcopydb.
+fn bench_tables(args: &[&str]) -> anyhow::Result<()> {
+    let release = build_bench()?;
+    let status = Command::new(release.join("copyman-bench"))
+        .arg("tables")
+        .args(args)
+        .arg("--cli")
+        .arg(release.join("copyman"))
+        .current_dir(project_root())
+        .status()
+        .context("running copyman-bench")?;
+    if !status.success() {
+        bail!("the tables benchmark failed");
     }
     Ok(())
 }
