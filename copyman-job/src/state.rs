@@ -130,14 +130,24 @@ impl StateFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        let fresh = !resume || fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
-        if fresh {
-            let mut file = File::create(path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        // One run of a job at a time: two would record over each other, and a resume must not
+        // redo a table another run is copying. The kernel releases the lock when we die.
+        if let Err(e) = file.try_lock() {
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "another copyman is running this job (the state file is locked)",
+                ),
+                std::fs::TryLockError::Error(e) => e,
+            });
+        }
+        if !resume || file.metadata()?.len() == 0 {
+            file.set_len(0)?;
             file.write_all(HEADER.as_bytes())?;
             file.sync_all()?;
             sync_dir(path)?;
         }
-        let file = OpenOptions::new().append(true).open(path)?;
         Ok(Self {
             path: path.to_owned(),
             file: Mutex::new(file),
@@ -208,6 +218,11 @@ mod tests {
         let read = read(&path).unwrap();
         assert_eq!(read.done("\"a\"", "host=x"), Some(10));
         assert!(read.begun("\"b\tc\"", "host=x\\y"));
+        // A second run of the same job is refused while the first holds the file.
+        let held = StateFile::open(&path, true).unwrap();
+        let err = StateFile::open(&path, true).unwrap_err();
+        assert!(err.to_string().contains("another copyman"), "{err}");
+        drop(held);
         assert_eq!(read.done("\"b\tc\"", "host=x\\y"), None, "torn line");
         // Resuming keeps the records; starting anew drops them.
         drop(StateFile::open(&path, true).unwrap());
