@@ -673,6 +673,66 @@ fn tables_split_larger_than_copies_a_table_as_ctid_ranges_verified() {
     }
 }
 
+#[test]
+fn tables_verify_reports_a_checksum_mismatch_per_table_and_destination() {
+    let c = clusters();
+    let schema = "CREATE TABLE same (id int, v text); CREATE TABLE changed (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO same SELECT g, 'v' || g FROM generate_series(1, 100) g;
+             INSERT INTO changed SELECT g, 'v' || g FROM generate_series(1, 100) g;"
+        ),
+    );
+    // Destination 2 rewrites a value as it stores it: same row count, other rows.
+    let d0 = database(&c.dest[0], schema);
+    let d1 = database(
+        &c.dest[1],
+        &format!(
+            "{schema}
+             CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF NEW.id = 42 THEN NEW.v := 'tampered'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER tamper BEFORE INSERT ON changed FOR EACH ROW EXECUTE FUNCTION tamper();"
+        ),
+    );
+    let state = TempPath::new("verify.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "same",
+        "changed",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d0),
+        "--to",
+        &c.dest[1].conninfo(&d1),
+        "--verify",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 1);
+    let report = json(&out);
+    let changed = records(&report, r#""public"."changed""#);
+    assert_eq!(changed[0]["verified"], true, "{report}");
+    assert_eq!(changed[1]["verified"], false, "{report}");
+    assert!(
+        changed[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checksum differs"),
+        "{report}"
+    );
+    for record in records(&report, r#""public"."same""#) {
+        assert_eq!(record["verified"], true, "{record}");
+    }
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("changed") && stderr.contains("checksum differs"),
+        "{stderr}"
+    );
+}
+
 /// Keeps the helpers used (each test binary uses its own part of common).
 #[allow(dead_code)]
 fn _uses(_: &Cluster) {}

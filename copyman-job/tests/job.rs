@@ -292,6 +292,25 @@ fn three_destinations_get_every_table_row_for_row_verified() {
     let events = Mutex::new(Vec::new());
     let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
     assert_eq!(plan.tables.len(), 3);
+    // --truncate: TRUNCATE and COPY … FREEZE in one transaction; binary where types match.
+    for t in &plan.tables {
+        assert_eq!(
+            t.format,
+            copyman_job::sql::Format::Binary,
+            "{}",
+            t.format_reason
+        );
+        for d in &t.destinations {
+            assert_eq!(
+                *d,
+                job::DestPlan::Copy {
+                    truncate: true,
+                    freeze: true
+                }
+            );
+        }
+        assert!(t.receive_for(true).ends_with("(FORMAT binary, FREEZE)"));
+    }
     let report = job::run(plan, &source, &dests, &options, &|e| {
         events.lock().unwrap().push(e)
     })
