@@ -449,12 +449,12 @@ fn write_human(
     if !output.quiet {
         writeln!(
             out,
-            "copyman: {} of {} tables × destinations done ({} tables, {} destinations), {} rows \
-             committed in {:.1} s{}",
+            "copyman: {} of {} tables × destinations done ({} to {}), {} rows committed in \
+             {:.1} s{}",
             done,
             pairs,
-            report.tables.len(),
-            dests.len(),
+            plural(report.tables.len(), "table"),
+            plural(dests.len(), "destination"),
             HumanCount(rows),
             report.seconds,
             report
@@ -501,6 +501,15 @@ fn write_human(
         )?;
     }
     Ok(())
+}
+
+/// `1 table`, `2 tables`.
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// The job's progress on a terminal: an overall bar and one line per running job.

@@ -135,11 +135,11 @@ impl StateFile {
         // redo a table another run is copying. The kernel releases the lock when we die.
         if let Err(e) = file.try_lock() {
             return Err(match e {
-                std::fs::TryLockError::WouldBlock => io::Error::new(
+                fs::TryLockError::WouldBlock => io::Error::new(
                     io::ErrorKind::WouldBlock,
                     "another copyman is running this job (the state file is locked)",
                 ),
-                std::fs::TryLockError::Error(e) => e,
+                fs::TryLockError::Error(e) => e,
             });
         }
         if !resume || file.metadata()?.len() == 0 {
