@@ -61,6 +61,19 @@ pub trait Receiver {
     /// # Errors
     /// Its connection could not be made usable again.
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
+
+    /// Arms (`Some`) or clears (`None`) the copy's stall timeout
+    /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, IO that moves no
+    /// byte for that long fails with a timeout error (`WouldBlock` or `TimedOut`), which the
+    /// manager reports as a stall of this receiver. [`Receiver::complete`] must not be timed
+    /// out. The default does nothing: an in-process receiver does not stall on a socket.
+    ///
+    /// # Errors
+    /// The timeout could not be set.
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        let _ = timeout;
+        Ok(())
+    }
 }
 
 /// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
@@ -145,6 +158,8 @@ impl<'c> StatementReceiver<'c> {
     }
 
     fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
+        // Completing is never timed out: only the server's answer says whether it committed.
+        self.conn.set_timeout(None)?;
         if let Some(e) = self.server_error.take() {
             self.conn.wait_ready(|_| Ok(()))?;
             return Err(e.into());
@@ -215,6 +230,10 @@ impl Receiver for StatementReceiver<'_> {
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
         Ok(self.fail_copy(reason, completion)?)
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        Ok(self.conn.set_timeout(timeout)?)
     }
 }
 
