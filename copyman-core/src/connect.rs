@@ -83,7 +83,9 @@ mod tests {
         let start = Instant::now();
         let deadline = Deadline::start(start, Some(Duration::from_secs(2)));
         assert_eq!(
-            deadline.remaining(start + Duration::from_millis(500)).unwrap(),
+            deadline
+                .remaining(start + Duration::from_millis(500))
+                .unwrap(),
             Some(Duration::from_millis(1500))
         );
         let expired = deadline
@@ -93,6 +95,9 @@ mod tests {
         assert_eq!(expired.to_string(), "timeout expired");
         assert!(deadline.expired(start + Duration::from_secs(3)));
         let none = Deadline::start(start, Some(Duration::ZERO));
-        assert_eq!(none.remaining(start + Duration::from_secs(99)).unwrap(), None);
+        assert_eq!(
+            none.remaining(start + Duration::from_secs(99)).unwrap(),
+            None
+        );
     }
 }

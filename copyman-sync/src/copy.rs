@@ -254,7 +254,11 @@ impl<'a> CopyManager<'a> {
     }
 
     /// The stall rule (copyman-core's) applied to an endpoint's error.
-    fn stalled(&self, endpoint: EndpointId, error: copyman_core::BoxError) -> copyman_core::BoxError {
+    fn stalled(
+        &self,
+        endpoint: EndpointId,
+        error: copyman_core::BoxError,
+    ) -> copyman_core::BoxError {
         stall::classify(error, endpoint, self.options.stall_timeout)
     }
 
