@@ -304,6 +304,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             error: dest.error.clone(),
         });
     }
+    let notices = report::take_notices(
+        source_conn.as_mut(),
+        dests.iter_mut().map(|d| d.conn.as_mut()),
+    );
     if stdout_only_broke {
         // The reader of our stdout went away (`copyman … --to - | head`): not an error.
         return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
@@ -316,6 +320,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         duration: started.elapsed(),
         destinations: reports,
         error: run_error,
+        notices,
     })
 }
 
