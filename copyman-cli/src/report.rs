@@ -483,12 +483,13 @@ mod tests {
             error: None,
             notices: vec![Notice {
                 endpoint: "destination 2".into(),
-                notice: DbError {
-                    severity: "WARNING".into(),
-                    code: "01000".into(),
-                    message: "careful".into(),
-                    hint: Some("look".into()),
-                    ..DbError::default()
+                notice: {
+                    let mut db = DbError::default();
+                    db.severity = "WARNING".into();
+                    db.code = "01000".into();
+                    db.message = "careful".into();
+                    db.hint = Some("look".into());
+                    db
                 },
             }],
         };

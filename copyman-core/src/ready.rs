@@ -12,6 +12,9 @@ use crate::session::{Event, Session, SessionError};
 #[derive(Debug)]
 #[must_use]
 #[non_exhaustive]
+// `Event` is as large as the session's own events (a `DbError` inline): moved once per server
+// message, never per CopyData frame; boxing it would allocate for every row of a query.
+#[allow(clippy::large_enum_variant)]
 pub enum WaitStep {
     /// An event of the operation for the caller: a row, a command tag, the server's error, a
     /// notice, a parameter change. Poll again.
