@@ -614,7 +614,9 @@ fn expired(error: Error, target: &Target, deadline: Deadline) -> Error {
         Error::Tls(_) => true,
         _ => false,
     };
-    if timed_out && deadline.expired(Instant::now()) {
+    // A socket timeout armed with what was left may fire up to a kernel tick (a few ms) early.
+    const TICK: Duration = Duration::from_millis(20);
+    if timed_out && deadline.expired(Instant::now() + TICK) {
         return Error::Connect {
             target: target.to_string(),
             source: TimeoutExpired::io(),
