@@ -203,6 +203,10 @@ impl Producer for Tracked<'_> {
     fn cancel(&mut self) -> Result<(), BoxError> {
         self.inner.cancel()
     }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.inner.set_stall_timeout(timeout)
+    }
 }
 
 /// A receiver that records its completion (`COPY n`), so that `--keep-going` can commit the
@@ -233,5 +237,9 @@ impl Receiver for TrackedReceiver<'_> {
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
         self.inner.fail(reason, completion)
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.inner.set_stall_timeout(timeout)
     }
 }

@@ -122,6 +122,10 @@ pub(crate) fn take_notices<'c>(
             progress::println(&notice.to_string());
             all.push(notice);
         }
+        let dropped = conn.session().dropped_messages();
+        if dropped > 0 {
+            warn(format_args!("{endpoint}: {dropped} more notices not kept"));
+        }
     }
     all
 }

@@ -6,8 +6,11 @@
 //! copy while the others go on; a producer raises a ProducerFault). Completing a COPY (CopyDone
 //! and its answer) is never timed out: only the answer says whether it committed.
 //!
-//! The adapters measure the time (a blocking socket's read and write timeouts, a tokio timer);
-//! what counts as a stall and the error the caller sees are decided here.
+//! The adapters measure the time; what counts as a stall and the error the caller sees are
+//! decided here. copyman-sync arms its sockets' read and write timeouts, so each system call
+//! that moves no byte for the timeout is a stall; copyman-async times each order (one chunk's
+//! transmit, at most the producer's buffer, 64 KiB by default; one read; one CopyFail) with a
+//! tokio timer, so a receiver moving less than a chunk in the timeout stalls there too.
 
 use std::error::Error;
 use std::fmt;

@@ -87,6 +87,8 @@ pub struct StatementReceiver<'c> {
     statement: String,
     /// The server ended the COPY with this error; nothing sent since counts.
     server_error: Option<SessionError>,
+    /// The copy's stall timeout is armed on the socket (and must be off while completing).
+    stall_armed: bool,
 }
 
 impl<'c> StatementReceiver<'c> {
@@ -96,6 +98,7 @@ impl<'c> StatementReceiver<'c> {
             conn,
             statement: statement.into(),
             server_error: None,
+            stall_armed: false,
         }
     }
 
@@ -159,7 +162,10 @@ impl<'c> StatementReceiver<'c> {
 
     fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
         // Completing is never timed out: only the server's answer says whether it committed.
-        self.conn.set_timeout(None)?;
+        if self.stall_armed {
+            self.conn.set_timeout(None)?;
+            self.stall_armed = false;
+        }
         if let Some(e) = self.server_error.take() {
             self.conn.wait_ready(|_| Ok(()))?;
             return Err(e.into());
@@ -233,7 +239,9 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
-        Ok(self.conn.set_timeout(timeout)?)
+        self.conn.set_timeout(timeout)?;
+        self.stall_armed = timeout.is_some();
+        Ok(())
     }
 }
 
