@@ -304,7 +304,8 @@ impl Connection {
                 _ => &[Encryption::Plain],
             };
             // One deadline for everything tried on this address, TLS and plain alike (libpq's).
-            let deadline = Deadline::start(Instant::now(), timeout);
+            let deadline = Deadline::new(timeout);
+            let started = Instant::now();
             for encryption in attempts {
                 let tls_config = match encryption {
                     Encryption::Tls => client_config.as_ref(),
@@ -315,12 +316,12 @@ impl Connection {
                     target: target.to_string(),
                     source: TimeoutExpired::io(),
                 };
-                let result = match deadline.at() {
-                    Some(_) if deadline.expired(Instant::now()) => Err(expired()),
-                    Some(at) => tokio::time::timeout_at(at.into(), attempt)
+                let result = match deadline.remaining(started.elapsed()) {
+                    Err(_) => Err(expired()),
+                    Ok(Some(left)) => tokio::time::timeout(left, attempt)
                         .await
                         .unwrap_or_else(|_| Err(expired())),
-                    None => attempt.await,
+                    Ok(None) => attempt.await,
                 };
                 match result {
                     Ok(conn) => return Ok(conn),

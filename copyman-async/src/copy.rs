@@ -132,7 +132,7 @@ enum Step {
 ///   usable: its next call first reads the server's answer. If the socket would block (a
 ///   stalled destination whose buffers are full), or a CopyDone/CopyFail was left half written,
 ///   the socket is closed instead: the server aborts the COPY and rolls back the transaction
-///   around it, and the `Connection` fails every later call with [`Error::Closed`] (connect
+///   around it, and the `Connection` fails every later call with [`Error::Closed`](crate::Error::Closed) (connect
 ///   again). Nothing commits either way — with one exception: a drop *during* `finish`, after
 ///   that receiver's CopyDone went out whole, cannot take the commit back (as with any client
 ///   that disappears after sending a commit).

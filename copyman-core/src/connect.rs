@@ -7,12 +7,13 @@
 //! When it passes, the attempt fails with [`TimeoutExpired`] ("timeout expired") and the next
 //! host, if any, is tried with a deadline of its own.
 //!
-//! The adapters read the clock and arm their sockets or timers; the deadline is computed here.
+//! The adapters read the clock (the time elapsed since the attempt on a host began) and arm their
+//! sockets or timers; what is left, and when it is over, is computed here.
 //!
 //! Unlike libpq, a timeout below 2 seconds is taken as given (libpq raises it to 2).
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The error of an attempt that ran out of its `connect_timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,46 +32,45 @@ impl TimeoutExpired {
     }
 }
 
-/// The deadline of one host's connection attempt.
+/// The deadline of one host's connection attempt, on the attempt's own clock: the adapter notes
+/// when the attempt on a host began and hands in the time elapsed since (core reads no clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
-    at: Option<Instant>,
+    limit: Option<Duration>,
 }
 
 impl Deadline {
-    /// The deadline of an attempt that starts at `now`: `now + connect_timeout`, or none. A
-    /// timeout of zero means none, as in libpq.
-    pub fn start(now: Instant, connect_timeout: Option<Duration>) -> Self {
+    /// The deadline of an attempt with `connect_timeout`, or none. A timeout of zero means none,
+    /// as in libpq.
+    pub fn new(connect_timeout: Option<Duration>) -> Self {
         Self {
-            at: connect_timeout
-                .filter(|t| !t.is_zero())
-                .and_then(|t| now.checked_add(t)),
+            limit: connect_timeout.filter(|t| !t.is_zero()),
         }
     }
 
-    /// When it expires, if it does.
-    pub fn at(&self) -> Option<Instant> {
-        self.at
+    /// How long after its start the attempt expires, if it does.
+    pub fn limit(&self) -> Option<Duration> {
+        self.limit
     }
 
-    /// The time left at `now`, to arm a socket timeout or a timer with: `Ok(None)` without a
-    /// deadline.
+    /// The time left `elapsed` after the attempt began, to arm a socket timeout or a timer with:
+    /// `Ok(None)` without a deadline.
     ///
     /// # Errors
     /// [`TimeoutExpired`] (as an IO error) once the deadline has passed.
-    pub fn remaining(&self, now: Instant) -> io::Result<Option<Duration>> {
-        match self.at {
+    pub fn remaining(&self, elapsed: Duration) -> io::Result<Option<Duration>> {
+        match self.limit {
             None => Ok(None),
-            Some(at) => match at.checked_duration_since(now) {
+            Some(limit) => match limit.checked_sub(elapsed) {
                 Some(left) if !left.is_zero() => Ok(Some(left)),
                 _ => Err(TimeoutExpired::io()),
             },
         }
     }
 
-    /// Whether the deadline has passed at `now`.
-    pub fn expired(&self, now: Instant) -> bool {
-        self.at.is_some_and(|at| now >= at)
+    /// Whether the deadline has passed `elapsed` after the attempt began.
+    pub fn expired(&self, elapsed: Duration) -> bool {
+        self.limit.is_some_and(|limit| elapsed >= limit)
     }
 }
 
@@ -80,24 +80,17 @@ mod tests {
 
     #[test]
     fn one_deadline_for_the_whole_attempt() {
-        let start = Instant::now();
-        let deadline = Deadline::start(start, Some(Duration::from_secs(2)));
+        let deadline = Deadline::new(Some(Duration::from_secs(2)));
         assert_eq!(
-            deadline
-                .remaining(start + Duration::from_millis(500))
-                .unwrap(),
+            deadline.remaining(Duration::from_millis(500)).unwrap(),
             Some(Duration::from_millis(1500))
         );
-        let expired = deadline
-            .remaining(start + Duration::from_secs(2))
-            .unwrap_err();
+        let expired = deadline.remaining(Duration::from_secs(2)).unwrap_err();
         assert!(TimeoutExpired::is(&expired));
         assert_eq!(expired.to_string(), "timeout expired");
-        assert!(deadline.expired(start + Duration::from_secs(3)));
-        let none = Deadline::start(start, Some(Duration::ZERO));
-        assert_eq!(
-            none.remaining(start + Duration::from_secs(99)).unwrap(),
-            None
-        );
+        assert!(deadline.expired(Duration::from_secs(3)));
+        assert!(!deadline.expired(Duration::from_secs(1)));
+        let none = Deadline::new(Some(Duration::ZERO));
+        assert_eq!(none.remaining(Duration::from_secs(99)).unwrap(), None);
     }
 }

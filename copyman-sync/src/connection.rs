@@ -174,7 +174,7 @@ pub struct Connection {
     target: Target,
     connect_timeout: Option<Duration>,
     /// While connecting: the attempt's deadline, which every read and write is armed with.
-    deadline: Option<Deadline>,
+    deadline: Option<Clocked>,
     scratch: Vec<u8>,
 }
 
@@ -248,7 +248,7 @@ impl Connection {
                 _ => &[Encryption::Plain],
             };
             // One deadline for everything tried on this address, TLS and plain alike (libpq's).
-            let deadline = Deadline::start(Instant::now(), timeout);
+            let deadline = Clocked::start(Deadline::new(timeout));
             for encryption in attempts {
                 let tls_config = match encryption {
                     Encryption::Tls => client_config.as_ref(),
@@ -282,11 +282,11 @@ impl Connection {
     fn attempt(
         target: &Target,
         startup: &StartupConfig,
-        deadline: Deadline,
+        deadline: Clocked,
         tls_config: Option<&Arc<ClientConfig>>,
         mode: SslMode,
     ) -> Result<Self, Error> {
-        let open_within = deadline.remaining(Instant::now());
+        let open_within = deadline.remaining();
         let mut stream = open_within
             .and_then(|within| target.open(within))
             .map_err(|source| Error::Connect {
@@ -563,7 +563,7 @@ fn negotiate_tls(
     host: &str,
     config: &Arc<ClientConfig>,
     mode: SslMode,
-    deadline: Deadline,
+    deadline: Clocked,
 ) -> Result<(Stream, Option<Vec<u8>>), Error> {
     arm(&stream, deadline)?;
     stream.write_all(&copyman_tls::SSL_REQUEST)?;
@@ -585,7 +585,7 @@ fn negotiate_tls(
     let mut tls = ClientConnection::new(Arc::clone(config), name)
         .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
     while tls.is_handshaking() {
-        let left = deadline.remaining(Instant::now())?;
+        let left = deadline.remaining()?;
         tcp.set_read_timeout(left)?;
         tcp.set_write_timeout(left)?;
         tls.complete_io(&mut tcp)
@@ -598,15 +598,35 @@ fn negotiate_tls(
     Ok((Stream::Tls(Box::new(StreamOwned::new(tls, tcp))), hash))
 }
 
+/// Core's connect deadline with the moment the attempt on a host began.
+#[derive(Debug, Clone, Copy)]
+struct Clocked {
+    deadline: Deadline,
+    started: Instant,
+}
+
+impl Clocked {
+    fn start(deadline: Deadline) -> Self {
+        Self {
+            deadline,
+            started: Instant::now(),
+        }
+    }
+
+    fn remaining(&self) -> io::Result<Option<Duration>> {
+        self.deadline.remaining(self.started.elapsed())
+    }
+}
+
 /// Sets the socket's timeouts to what is left before `deadline`.
-fn arm(stream: &Stream, deadline: Deadline) -> Result<(), Error> {
-    let left = deadline.remaining(Instant::now())?;
+fn arm(stream: &Stream, deadline: Clocked) -> Result<(), Error> {
+    let left = deadline.remaining()?;
     Ok(stream.set_timeouts(left)?)
 }
 
 /// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
 /// that host (an error the server sent stays as it is).
-fn expired(error: Error, target: &Target, deadline: Deadline) -> Error {
+fn expired(error: Error, target: &Target, deadline: Clocked) -> Error {
     let timed_out = match &error {
         Error::Io(e) | Error::Connect { source: e, .. } => {
             TimeoutExpired::is(e) || copyman_core::stall::is_timeout(e)
@@ -616,7 +636,7 @@ fn expired(error: Error, target: &Target, deadline: Deadline) -> Error {
     };
     // A socket timeout armed with what was left may fire up to a kernel tick (a few ms) early.
     const TICK: Duration = Duration::from_millis(20);
-    if timed_out && deadline.expired(Instant::now() + TICK) {
+    if timed_out && deadline.deadline.expired(deadline.started.elapsed() + TICK) {
         return Error::Connect {
             target: target.to_string(),
             source: TimeoutExpired::io(),
