@@ -208,6 +208,10 @@ impl Producer for Tracked<'_> {
     fn cancel(&mut self) -> Result<(), BoxError> {
         self.inner.cancel()
     }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.inner.set_stall_timeout(timeout)
+    }
 }
 
 /// A receiver that records its completion (`COPY n`), so that `--keep-going` can commit the
@@ -242,5 +246,9 @@ impl Receiver for TrackedReceiver<'_> {
 
     fn format(&self) -> Option<CopyFormat> {
         self.inner.format()
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.inner.set_stall_timeout(timeout)
     }
 }

@@ -76,6 +76,63 @@ pub(crate) fn warn(message: impl fmt::Display) {
     progress::println(&format!("copyman: warning: {message}"));
 }
 
+/// A notice (NOTICE, WARNING, …) a server sent during the run, and whose server sent it.
+#[derive(Debug, Clone)]
+pub(crate) struct Notice {
+    /// `source` or `destination N` (1-based, as on the command line).
+    pub(crate) endpoint: String,
+    /// The server's notice, field by field.
+    pub(crate) notice: DbError,
+}
+
+impl fmt::Display for Notice {
+    /// As psql prints it (`WARNING:  text`, then `DETAIL:` and `HINT:` lines), after the
+    /// endpoint that said it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.notice;
+        write!(f, "{}: {}:  {}", self.endpoint, n.severity, n.message)?;
+        if let Some(detail) = &n.detail {
+            write!(f, "\nDETAIL:  {detail}")?;
+        }
+        if let Some(hint) = &n.hint {
+            write!(f, "\nHINT:  {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes what the run's servers said (notices and warnings, on every connection: the source's
+/// and each destination's, in command-line order), prints each on stderr as psql does, and
+/// returns them for `--json`.
+pub(crate) fn take_notices<'c>(
+    source: Option<&'c mut copyman_sync::Connection>,
+    destinations: impl IntoIterator<Item = Option<&'c mut copyman_sync::Connection>>,
+) -> Vec<Notice> {
+    let mut all = Vec::new();
+    let connections = std::iter::once(("source".to_owned(), source)).chain(
+        destinations
+            .into_iter()
+            .enumerate()
+            .map(|(i, conn)| (format!("destination {}", i + 1), conn)),
+    );
+    for (endpoint, conn) in connections {
+        let Some(conn) = conn else { continue };
+        for notice in conn.take_notices() {
+            let notice = Notice {
+                endpoint: endpoint.clone(),
+                notice,
+            };
+            progress::println(&notice.to_string());
+            all.push(notice);
+        }
+        let dropped = conn.session().dropped_messages();
+        if dropped > 0 {
+            warn(format_args!("{endpoint}: {dropped} more notices not kept"));
+        }
+    }
+    all
+}
+
 /// An error described for the user and for `--json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ErrorInfo {
@@ -241,6 +298,8 @@ pub(crate) struct RunReport {
     pub(crate) destinations: Vec<DestinationReport>,
     /// Why the run failed, if it did.
     pub(crate) error: Option<String>,
+    /// What the servers said (notices, warnings), in order per connection.
+    pub(crate) notices: Vec<Notice>,
 }
 
 impl RunReport {
@@ -419,6 +478,14 @@ impl RunReport {
                 "error": d.error.as_ref().map(error_json),
             })).collect::<Vec<_>>(),
             "error": self.error,
+            "notices": self.notices.iter().map(|n| json!({
+                "endpoint": n.endpoint,
+                "severity": n.notice.severity,
+                "sqlstate": n.notice.code,
+                "message": n.notice.message,
+                "detail": n.notice.detail,
+                "hint": n.notice.hint,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -489,7 +556,22 @@ mod tests {
                 },
             ],
             error: None,
+            notices: vec![Notice {
+                endpoint: "destination 2".into(),
+                notice: {
+                    let mut db = DbError::default();
+                    db.severity = "WARNING".into();
+                    db.code = "01000".into();
+                    db.message = "careful".into();
+                    db.hint = Some("look".into());
+                    db
+                },
+            }],
         };
+        assert_eq!(
+            report.notices[0].to_string(),
+            "destination 2: WARNING:  careful\nHINT:  look"
+        );
         // One committed, one failed: partial, never "nothing committed".
         assert_eq!(report.exit(), Exit::Partial);
         let json = report.to_json();
@@ -499,6 +581,10 @@ mod tests {
         assert_eq!(json["rows_per_sec"], 5.0);
         assert_eq!(json["destinations"][0]["command_tag"], "COPY 10");
         assert_eq!(json["destinations"][1]["error"]["sqlstate"], "23514");
+        assert_eq!(json["notices"][0]["endpoint"], "destination 2");
+        assert_eq!(json["notices"][0]["severity"], "WARNING");
+        assert_eq!(json["notices"][0]["sqlstate"], "01000");
+        assert_eq!(json["notices"][0]["message"], "careful");
         let mut human = Vec::new();
         report.write_human(&mut human).unwrap();
         let human = String::from_utf8(human).unwrap();

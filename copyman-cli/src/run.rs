@@ -344,6 +344,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             }
         })
         .collect();
+    let notices = report::take_notices(
+        source_conn.as_mut(),
+        dests.iter_mut().map(|d| d.conn.as_mut()),
+    );
     if stdout_only_broke {
         // The reader of our stdout went away (`copyman … --to - | head`): not an error.
         return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
@@ -356,6 +360,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         duration: started.elapsed(),
         destinations: reports,
         error: run_error,
+        notices,
     })
 }
 
