@@ -14,7 +14,7 @@ use copyman_testkit::Cluster;
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::json;
 
-use crate::args::{Endpoint, Output, Statements, Transfer};
+use crate::args::{Endpoint, Output, Safety, Statements, Transfer};
 use crate::conn::{self, Env};
 use crate::report::{self, Exit, Fatal};
 use crate::run;
@@ -132,6 +132,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             format: None,
         },
         keep_going: false,
+        safety: Safety::default(),
     };
     let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
     for d in &transfer.destinations {

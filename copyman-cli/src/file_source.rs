@@ -1,19 +1,142 @@
 //! Files and stdin as the source of a copy.
+//!
+//! A thread reads the file in large chunks and hands them over a small bounded channel, so the
+//! copy never sits in a blocking `read` it cannot leave: while it waits for the next chunk it
+//! notices a signal ([`signals`]) and a source that moved no byte for `--stall-timeout`.
+//!
+//! Every chunk of text or CSV goes through copyman-wire's [`EndOfDataScanner`]: a line that is
+//! exactly `\.` before the end would make every server stop reading there and drop the rows after
+//! it while reporting success, so the copy fails instead, naming the line. Binary COPY data (it
+//! starts with the binary signature) is not scanned.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{Producer, Protocol};
+use copyman_wire::eod::EndOfDataScanner;
+
+use crate::args::Endpoint;
+use crate::report::{Exit, Fatal};
+use crate::signals;
 
 /// Bytes read from a file source per chunk: each becomes one CopyData message for the servers.
 pub(crate) const FILE_CHUNK: usize = 256 * 1024;
 
-/// Reads a file (or stdin) in large chunks, each handed on as one blob: servers get it as one
-/// CopyData message (COPY accepts any split of its data), files as it is.
-pub(crate) struct FileProducer<'r> {
-    pub(crate) reader: &'r mut dyn Read,
-    pub(crate) done: bool,
+/// How often a wait for the next chunk looks at signals and the stall timeout.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Chunks read ahead of the copy.
+const READ_AHEAD: usize = 2;
+
+/// A file or stdin, read by a thread of its own.
+pub(crate) struct FileSource {
+    /// How the source is named in errors: the path, or `stdin`.
+    name: String,
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Bytes read so far by the thread (for the stall timeout).
+    read: Arc<AtomicU64>,
+    scanner: EndOfDataScanner,
+    stall_timeout: Option<Duration>,
+    done: bool,
+}
+
+impl FileSource {
+    /// Opens `endpoint` (a file or stdin) and starts reading it.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub(crate) fn open(
+        endpoint: &Endpoint,
+        stall_timeout: Option<Duration>,
+    ) -> Result<Self, Fatal> {
+        let (reader, name): (Box<dyn Read + Send>, String) = match endpoint {
+            Endpoint::File(path) => (
+                Box::new(File::open(path).map_err(|e| Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("cannot open source file {}: {e}", path.display()),
+                })?),
+                path.display().to_string(),
+            ),
+            _ => (Box::new(io::stdin()), "stdin".to_owned()),
+        };
+        let (send, chunks) = mpsc::sync_channel(READ_AHEAD);
+        let read = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&read);
+        thread::Builder::new()
+            .name("copyman-file-source".to_owned())
+            .spawn(move || read_chunks(reader, &send, &counter))
+            .map_err(|e| Fatal {
+                exit: Exit::CopyFailed,
+                message: format!("cannot start reading {name}: {e}"),
+            })?;
+        Ok(Self {
+            name,
+            chunks,
+            read,
+            scanner: EndOfDataScanner::new(),
+            stall_timeout,
+            done: false,
+        })
+    }
+
+    /// The producer for one attempt at the copy.
+    pub(crate) fn producer(&mut self) -> FileProducer<'_> {
+        FileProducer { source: self }
+    }
+}
+
+/// The reading thread: fills chunks of [`FILE_CHUNK`] bytes (a shorter last one) and sends them
+/// until the end, an error, or the copy going away.
+fn read_chunks(
+    mut reader: Box<dyn Read + Send>,
+    send: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    counter: &AtomicU64,
+) {
+    loop {
+        let mut buf = vec![0; FILE_CHUNK];
+        let mut filled = 0;
+        let mut end = false;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(n) => {
+                    filled += n;
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = send.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled > 0 {
+            buf.truncate(filled);
+            if send.send(Ok(buf)).is_err() {
+                return;
+            }
+        }
+        if end {
+            // Dropping the sender tells the copy this was all.
+            return;
+        }
+    }
+}
+
+/// Hands a [`FileSource`]'s chunks on, each as one blob: servers get it as one CopyData message
+/// (COPY accepts any split of its data), files as it is.
+pub(crate) struct FileProducer<'s> {
+    source: &'s mut FileSource,
 }
 
 impl Producer for FileProducer<'_> {
@@ -26,26 +149,50 @@ impl Producer for FileProducer<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        if self.done {
+        let source = &mut *self.source;
+        if source.done {
             return Ok(None);
         }
-        let mut buf = vec![0; FILE_CHUNK];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    self.done = true;
-                    break;
+        let mut last_read = source.read.load(Ordering::Relaxed);
+        let mut last_move = Instant::now();
+        loop {
+            match source.chunks.recv_timeout(POLL) {
+                Ok(Ok(buf)) => {
+                    if let Some(line) = source.scanner.feed(&buf) {
+                        return Err(format!(
+                            "line {line} of {} is `\\.`, the end-of-data marker: the rows after \
+                             it would be lost",
+                            source.name
+                        )
+                        .into());
+                    }
+                    return Ok(Some(Chunk::lines(vec![Bytes::from(buf)])));
                 }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Ok(Err(e)) => return Err(format!("cannot read {}: {e}", source.name).into()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    source.done = true;
+                    return Ok(None);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(signal) = signals::received() {
+                        return Err(format!("interrupted by {}", signals::name(signal)).into());
+                    }
+                    let read = source.read.load(Ordering::Relaxed);
+                    if read != last_read {
+                        last_read = read;
+                        last_move = Instant::now();
+                    } else if let Some(limit) =
+                        source.stall_timeout.filter(|&l| last_move.elapsed() >= l)
+                    {
+                        return Err(format!(
+                            "{} stalled for {} s: no byte moved (--stall-timeout)",
+                            source.name,
+                            limit.as_secs_f64()
+                        )
+                        .into());
+                    }
+                }
             }
         }
-        if filled == 0 {
-            return Ok(None);
-        }
-        buf.truncate(filled);
-        Ok(Some(Chunk::lines(vec![Bytes::from(buf)])))
     }
 }

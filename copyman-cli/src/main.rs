@@ -10,11 +10,15 @@ mod demo;
 mod dest;
 mod drive;
 mod file_source;
+mod identity;
+mod limits;
 mod plan;
 mod progress;
 mod report;
 mod run;
+mod signals;
 mod sql;
+mod watch;
 
 use std::process::ExitCode;
 

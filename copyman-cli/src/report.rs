@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::conn;
 use crate::progress;
+use crate::signals;
 
 /// The exit statuses, as `--help` documents them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +29,27 @@ pub(crate) enum Exit {
     Usage = 2,
     /// A server could not be reached, or refused the login.
     Connect = 3,
+    /// Interrupted by SIGHUP (128 + 1).
+    Hangup = 129,
+    /// Interrupted by SIGINT (128 + 2).
+    Interrupt = 130,
+    /// Interrupted by SIGTERM (128 + 15).
+    Terminate = 143,
 }
 
 impl Exit {
     /// The process exit code.
     pub(crate) fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The status for an interruption by `signal`.
+    pub(crate) fn interrupted(signal: i32) -> Self {
+        match signals::exit_code(signal) {
+            129 => Self::Hangup,
+            143 => Self::Terminate,
+            _ => Self::Interrupt,
+        }
     }
 }
 
@@ -138,11 +154,62 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
                 message: one_line(&message),
             }
         }
-        None => ErrorInfo {
-            sqlstate: None,
-            message: one_line(&conn::error_chain(error)),
+        None => match stall_timeout().filter(|_| is_timeout(error)) {
+            // A socket timeout is the --stall-timeout: say so, not "Resource temporarily
+            // unavailable".
+            Some(limit) => ErrorInfo {
+                sqlstate: None,
+                message: format!(
+                    "stalled for {} s: no byte moved (--stall-timeout)",
+                    limit.as_secs_f64()
+                ),
+            },
+            None => ErrorInfo {
+                sqlstate: None,
+                message: one_line(&conn::error_chain(error)),
+            },
         },
     }
+}
+
+/// `--stall-timeout`, in milliseconds (0: none), for [`describe`].
+static STALL_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records `--stall-timeout`, so that socket timeouts are described as stalls.
+pub(crate) fn set_stall_timeout(limit: Option<Duration>) {
+    let ms = limit.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// `--stall-timeout`, if set.
+pub(crate) fn stall_timeout() -> Option<Duration> {
+    match STALL_TIMEOUT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Whether `error` (or one of its sources) is a socket timeout.
+pub(crate) fn is_timeout(error: &(dyn Error + 'static)) -> bool {
+    let timeout = |io: &io::Error| {
+        matches!(
+            io.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        )
+    };
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<io::Error>().is_some_and(timeout) {
+            return true;
+        }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>() {
+            if timeout(io) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Folds line breaks so each error is one line.
@@ -250,8 +317,30 @@ impl RunReport {
     pub(crate) fn exit(&self) -> Exit {
         if self.succeeded() {
             Exit::Success
+        } else if let Some(signal) = self.interrupted() {
+            Exit::interrupted(signal)
         } else {
             Exit::CopyFailed
+        }
+    }
+
+    /// The signal that interrupted the run, if one did and the run did not succeed.
+    pub(crate) fn interrupted(&self) -> Option<i32> {
+        signals::received().filter(|_| !self.succeeded())
+    }
+
+    /// "nothing committed", or which destinations committed.
+    fn committed_words(&self) -> String {
+        let committed: Vec<&str> = self
+            .destinations
+            .iter()
+            .filter(|d| d.status == Status::Committed)
+            .map(|d| d.endpoint.as_str())
+            .collect();
+        if committed.is_empty() {
+            "nothing committed".to_owned()
+        } else {
+            format!("committed on {}", committed.join(", "))
         }
     }
 
@@ -268,7 +357,7 @@ impl RunReport {
             .filter(|d| d.status == Status::Committed)
             .count();
         let rows = match self.rows() {
-            Some(rows) => format!("{} rows", HumanCount(rows)),
+            Some(rows) => progress::rows(rows),
             None => "data".to_owned(),
         };
         let speed = format!(
@@ -280,23 +369,29 @@ impl RunReport {
             .map(|r| format!(", {} rows/s", HumanCount(self.per_second(r).round() as u64)))
             .unwrap_or_default();
         format!(
-            "{rows} ({}) to {committed} of {} destinations in {:.2} s ({speed}{row_speed})",
+            "{rows} ({}) to {committed} of {} destination{} in {:.2} s ({speed}{row_speed})",
             HumanBytes(self.bytes),
             self.destinations.len(),
+            if self.destinations.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             self.duration.as_secs_f64()
         )
     }
 
     /// The human summary.
     pub(crate) fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        match &self.error {
-            None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
-            None => writeln!(
+        if let Some(signal) = self.interrupted() {
+            writeln!(
                 out,
-                "copyman: copied {}; some destinations failed",
-                self.headline()
-            )?,
-            Some(error) => writeln!(out, "copyman: copy failed: {error}")?,
+                "copyman: interrupted by {}: {}",
+                signals::name(signal),
+                self.committed_words()
+            )?;
+        } else {
+            self.write_headline(out)?;
         }
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
@@ -314,9 +409,29 @@ impl RunReport {
         Ok(())
     }
 
+    fn write_headline(&self, out: &mut dyn Write) -> io::Result<()> {
+        match &self.error {
+            None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
+            None => writeln!(
+                out,
+                "copyman: copied {}; some destinations failed",
+                self.headline()
+            )?,
+            Some(error) => writeln!(out, "copyman: copy failed: {error}")?,
+        }
+        Ok(())
+    }
+
     /// Only what went wrong, one line each (for `--quiet`).
     pub(crate) fn write_errors(&self, out: &mut dyn Write) -> io::Result<()> {
-        if let Some(error) = &self.error {
+        if let Some(signal) = self.interrupted() {
+            writeln!(
+                out,
+                "copyman: interrupted by {}: {}",
+                signals::name(signal),
+                self.committed_words()
+            )?;
+        } else if let Some(error) = &self.error {
             writeln!(out, "copyman: copy failed: {error}")?;
         }
         for d in &self.destinations {
@@ -331,7 +446,13 @@ impl RunReport {
     pub(crate) fn to_json(&self) -> Value {
         let rows = self.rows();
         json!({
-            "status": if self.succeeded() { "ok" } else { "failed" },
+            "status": if self.succeeded() {
+                "ok"
+            } else if self.interrupted().is_some() {
+                "interrupted"
+            } else {
+                "failed"
+            },
             "exit_code": self.exit().code(),
             "source": { "endpoint": self.source, "rows": self.source_rows },
             "format": self.format,

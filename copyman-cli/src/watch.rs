@@ -1,0 +1,224 @@
+//! A thread beside the copy that keeps it from hanging without a word.
+//!
+//! * When nothing moved for a second ([`progress::ticks`] unchanged: no cycle of the copy), it
+//!   asks each server, once a second, whether the run's backend waits for a lock
+//!   (`pg_stat_activity.wait_event_type = 'Lock'`, the lock from `pg_locks`, the holders from
+//!   `pg_blocking_pids`), and says so: "waiting for lock on destination 2 (…)", on stderr and on
+//!   the progress bar.
+//! * When a signal came ([`signals`]), it cancels every backend of the run
+//!   (`pg_cancel_backend`), once a second until the run ends, so that a read or write blocked on
+//!   a server returns and the copy can abort.
+//!
+//! It asks over one short monitoring connection per server endpoint, opened only when needed
+//! (connect and statement timeouts of 5 s) and closed when the run ends: bounded, and nothing at
+//! all for a copy that keeps moving.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use copyman_sync::Connection;
+
+use crate::conn::ServerSpec;
+use crate::{progress, report, signals};
+
+/// How long the copy may not move before the servers are asked about locks.
+const STILL: Duration = Duration::from_secs(1);
+
+/// How often the thread looks.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Connect and statement timeout of a monitoring connection.
+const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A backend of the run.
+pub(crate) struct Target {
+    /// How it is named: "destination 2 (host=…)".
+    pub(crate) label: String,
+    /// How to reach its server.
+    pub(crate) spec: ServerSpec,
+    /// Its process id.
+    pub(crate) pid: i32,
+}
+
+impl Target {
+    /// `conn`'s backend, if the server gave its key.
+    pub(crate) fn of(label: String, spec: &ServerSpec, conn: &Connection) -> Option<Self> {
+        conn.session().backend_key().map(|(pid, _)| Self {
+            label,
+            spec: spec.clone(),
+            pid,
+        })
+    }
+}
+
+/// The running watch; it stops when dropped.
+pub(crate) struct Watch {
+    stop: Arc<AtomicBool>,
+}
+
+impl Watch {
+    /// Starts watching `targets`.
+    pub(crate) fn start(targets: Vec<Target>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        // Not joined: a monitoring query in flight ends within its timeout, and nothing the
+        // thread holds needs the run.
+        let spawned = thread::Builder::new()
+            .name("copyman-watch".to_owned())
+            .spawn(move || watch(&targets, &flag));
+        if let Err(e) = spawned {
+            report::warn(format_args!("cannot watch for lock waits: {e}"));
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        progress::set_note(None);
+    }
+}
+
+struct Watched<'t> {
+    target: &'t Target,
+    monitor: Option<Connection>,
+    /// Gave up on a monitoring connection.
+    unreachable: bool,
+    waiting: bool,
+}
+
+impl Watched<'_> {
+    fn monitor(&mut self) -> Option<&mut Connection> {
+        if self.monitor.is_none() && !self.unreachable {
+            let mut config = self.target.spec.config.clone();
+            config
+                .connect_timeout(MONITOR_TIMEOUT)
+                .application_name("copyman monitor");
+            match Connection::connect_tls(&config, &self.target.spec.tls) {
+                Ok(mut conn) => {
+                    let _ = conn.set_timeout(Some(MONITOR_TIMEOUT));
+                    self.monitor = Some(conn);
+                }
+                Err(e) => {
+                    report::log(format_args!(
+                        "cannot open a monitoring connection for {}: {}",
+                        self.target.label,
+                        report::describe(&e)
+                    ));
+                    self.unreachable = true;
+                }
+            }
+        }
+        self.monitor.as_mut()
+    }
+
+    /// Runs `sql` on the monitoring connection; a failure closes it (it is opened again on the
+    /// next question).
+    fn query(&mut self, sql: &str) -> Option<Vec<Vec<Option<String>>>> {
+        let result = self.monitor()?.query(sql);
+        match result {
+            Ok(rows) => Some(rows),
+            Err(_) => {
+                self.monitor = None;
+                None
+            }
+        }
+    }
+
+    fn cancel(&mut self) {
+        let pid = self.target.pid;
+        let _ = self.query(&format!("SELECT pg_cancel_backend({pid})"));
+    }
+
+    /// Whether the backend waits for a lock; if so, says what it waits for.
+    fn check_lock(&mut self) -> Option<String> {
+        let pid = self.target.pid;
+        let rows = self.query(&format!(
+            "SELECT a.wait_event,
+                    (SELECT coalesce(l.relation::regclass::text, l.locktype)
+                       FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
+                    array_to_string(pg_blocking_pids(a.pid), ', ')
+               FROM pg_stat_activity a
+              WHERE a.pid = {pid} AND a.wait_event_type = 'Lock'"
+        ))?;
+        let row = rows.into_iter().next()?;
+        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let (event, what, holders) = (field(0), field(1), field(2));
+        let mut text = format!("backend {pid} waits for a {event} lock");
+        if !what.is_empty() {
+            text.push_str(&format!(" on {what}"));
+        }
+        if !holders.is_empty() {
+            text.push_str(&format!(", held by backend {holders}"));
+        }
+        Some(text)
+    }
+}
+
+fn watch(targets: &[Target], stop: &AtomicBool) {
+    let mut watched: Vec<Watched<'_>> = targets
+        .iter()
+        .map(|target| Watched {
+            target,
+            monitor: None,
+            unreachable: false,
+            waiting: false,
+        })
+        .collect();
+    let mut ticks = progress::ticks();
+    let mut moved = Instant::now();
+    let mut last_look: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        thread::sleep(POLL);
+        let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
+        if signals::received().is_some() {
+            if due {
+                last_look = Some(Instant::now());
+                for w in &mut watched {
+                    w.cancel();
+                }
+            }
+            continue;
+        }
+        let now_ticks = progress::ticks();
+        if now_ticks != ticks {
+            ticks = now_ticks;
+            moved = Instant::now();
+            if watched.iter().any(|w| w.waiting) {
+                for w in &mut watched {
+                    w.waiting = false;
+                }
+                progress::set_note(None);
+            }
+            continue;
+        }
+        if moved.elapsed() < STILL || !due {
+            continue;
+        }
+        last_look = Some(Instant::now());
+        let mut notes = Vec::new();
+        for w in &mut watched {
+            let wait = w.check_lock();
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match wait {
+                Some(what) => {
+                    if !w.waiting {
+                        progress::println(&format!(
+                            "copyman: waiting for lock on {}: {what}",
+                            w.target.label
+                        ));
+                    }
+                    w.waiting = true;
+                    notes.push(format!("waiting for lock on {}", w.target.label));
+                }
+                None => w.waiting = false,
+            }
+        }
+        progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+    }
+}
