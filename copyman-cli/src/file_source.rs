@@ -4,10 +4,12 @@
 //! copy never sits in a blocking `read` it cannot leave: while it waits for the next chunk it
 //! notices a signal ([`signals`]) and a source that moved no byte for `--stall-timeout`.
 //!
-//! Every chunk of text or CSV goes through copyman-wire's [`EndOfDataScanner`]: a line that is
-//! exactly `\.` before the end would make every server stop reading there and drop the rows after
-//! it while reporting success, so the copy fails instead, naming the line. Binary COPY data (it
-//! starts with the binary signature) is not scanned.
+//! Every chunk of text or CSV goes through copyman-wire's [`EndOfDataScanner`]: a `\.` before the
+//! end would make every server stop reading there and drop the rows after it while reporting
+//! success, so the copy fails instead, naming the line. Text data is scanned as the server reads
+//! text (a `\.` escape ending any line); CSV, and `copy` statements whose format is not plain,
+//! for a line that is exactly `\.`. Binary COPY data (it starts with the binary signature) is not
+//! scanned.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -20,11 +22,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{Producer, Protocol};
-use copyman_wire::eod::EndOfDataScanner;
+use copyman_wire::eod::{EndOfDataScanner, Mode};
 
-use crate::args::Endpoint;
+use crate::args::{Endpoint, Statements, Transfer};
 use crate::report::{Exit, Fatal};
 use crate::signals;
+use crate::sql::Format;
 
 /// Bytes read from a file source per chunk: each becomes one CopyData message for the servers.
 pub(crate) const FILE_CHUNK: usize = 256 * 1024;
@@ -48,15 +51,12 @@ pub(crate) struct FileSource {
 }
 
 impl FileSource {
-    /// Opens `endpoint` (a file or stdin) and starts reading it.
+    /// Opens `t`'s source (a file or stdin) and starts reading it.
     ///
     /// # Errors
     /// The file cannot be opened.
-    pub(crate) fn open(
-        endpoint: &Endpoint,
-        stall_timeout: Option<Duration>,
-    ) -> Result<Self, Fatal> {
-        let (reader, name): (Box<dyn Read + Send>, String) = match endpoint {
+    pub(crate) fn open(t: &Transfer) -> Result<Self, Fatal> {
+        let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
             Endpoint::File(path) => (
                 Box::new(File::open(path).map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
@@ -80,8 +80,8 @@ impl FileSource {
             name,
             chunks,
             read,
-            scanner: EndOfDataScanner::new(),
-            stall_timeout,
+            scanner: EndOfDataScanner::new(scan_mode(&t.statements)),
+            stall_timeout: t.safety.stall_timeout,
             done: false,
         })
     }
@@ -158,11 +158,13 @@ impl Producer for FileProducer<'_> {
         loop {
             match source.chunks.recv_timeout(POLL) {
                 Ok(Ok(buf)) => {
-                    if let Some(line) = source.scanner.feed(&buf) {
+                    if let Some(marker) = source.scanner.feed(&buf) {
                         return Err(format!(
-                            "line {line} of {} is `\\.`, the end-of-data marker: the rows after \
-                             it would be lost",
-                            source.name
+                            "line {} of {} {} `\\.`, the end-of-data marker: the rows after it \
+                             would be lost",
+                            marker.line,
+                            source.name,
+                            if marker.alone { "is" } else { "ends in" }
                         )
                         .into());
                     }
@@ -194,5 +196,52 @@ impl Producer for FileProducer<'_> {
                 }
             }
         }
+    }
+}
+
+/// How the servers will read the data, for the scanner: text as text; CSV, and `copy` statements
+/// that ask for another format (or whose options are not plain to see), as lines.
+fn scan_mode(statements: &Statements) -> Mode {
+    match statements {
+        // The default for a file source is text (plan's `default_format`).
+        Statements::Table { format, .. } => match format {
+            None | Some(Format::Text) => Mode::Text,
+            Some(_) => Mode::Lines,
+        },
+        Statements::Raw { receive, .. } => {
+            // Any word of the options might name the format: only statements that say nothing
+            // of CSV or binary (or a FORMAT) are surely text. A table named `csv_log` errs on
+            // the side of the weaker scan, which still finds a line that is exactly `\.`.
+            let plain = receive.iter().flatten().all(|sql| {
+                let upper = sql.to_ascii_uppercase();
+                !["CSV", "BINARY", "FORMAT"]
+                    .iter()
+                    .any(|word| upper.contains(word))
+            });
+            if plain { Mode::Text } else { Mode::Lines }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_modes() {
+        let raw = |sql: &str| Statements::Raw {
+            send: None,
+            receive: vec![Some(sql.to_owned()), None],
+        };
+        assert_eq!(scan_mode(&raw("COPY t FROM STDIN")), Mode::Text);
+        assert_eq!(
+            scan_mode(&raw("copy t from stdin (format csv)")),
+            Mode::Lines
+        );
+        assert_eq!(
+            scan_mode(&raw("COPY t FROM STDIN WITH CSV HEADER")),
+            Mode::Lines
+        );
+        assert_eq!(scan_mode(&raw("COPY csv_log FROM STDIN")), Mode::Lines);
     }
 }

@@ -152,6 +152,56 @@ fn eod_marker_line_in_file_fails_and_commits_nothing() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 
+    // Text: a `\.` escape ending a longer line ends the data too (the server would load
+    // `4, row` and drop the rest).
+    let mut data = text_rows(1000, None);
+    data = data.replace("4\trow 4\n", "4\trow\\.\n");
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 4 of") && text(&out.stderr).contains("ends in `\\.`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // CSV: a line that is exactly `\.`; `\.` ending a longer line is data there.
+    let csv = TempPath::new("marker.csv");
+    fs::write(&csv.0, "1,a\\.\n\\.\n3,c\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line 2 of {} is `\\.`", csv.arg())),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::write(&csv.0, "1,a\\.\n3,c\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+
     // A marker as the very last line is allowed: every row arrives.
     let mut data = text_rows(1000, None);
     data.push_str("\\.\n");
