@@ -67,3 +67,23 @@ pub(crate) fn prepare(
     }
     Ok(Watch::start(targets))
 }
+
+/// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes
+/// long must not be given up on while the server may still commit it (copyman would report as
+/// failed a destination that committed). Lock waits stay bounded by `--lock-timeout`.
+pub(crate) fn end_stall_timeouts(
+    t: &Transfer,
+    source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+) {
+    if t.safety.stall_timeout.is_none() {
+        return;
+    }
+    let conns = source
+        .into_iter()
+        .chain(dests.iter_mut().filter_map(|d| d.conn.as_mut()));
+    for conn in conns {
+        // A connection whose socket cannot take the setting is broken: its COMMIT says so.
+        let _ = conn.set_timeout(None);
+    }
+}

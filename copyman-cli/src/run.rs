@@ -261,6 +261,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     progress.finish();
+    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
     if let Some(signal) = signals::received().filter(|_| run_error.is_none()) {
         run_error = Some(format!("interrupted by {}", signals::name(signal)));
     }

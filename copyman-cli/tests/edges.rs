@@ -539,6 +539,32 @@ fn signals_abort_the_copy_and_commit_nothing() {
     }
 }
 
+#[test]
+fn a_second_signal_exits_at_once() {
+    // A "server" that takes the connection and never answers: copyman sits in its connect.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &format!("host=127.0.0.1 port={port} user=u dbname=d"),
+            "--to",
+            "/dev/null",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_held, _) = listener.accept().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    signal(&child, "INT");
+    read_stderr_until(&mut stderr, "SIGINT received: stopping the copy");
+    signal(&child, "INT");
+    read_stderr_until(&mut stderr, "SIGINT received again: exiting at once");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}
+
 // Point 12: --encoding, --allow-count-mismatch, "1 row", --help examples.
 
 #[test]
