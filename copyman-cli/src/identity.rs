@@ -134,7 +134,7 @@ fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copym
 /// Identifies every server endpoint and refuses a database given twice (see the module).
 ///
 /// # Errors
-/// [`Fatal`] with exit 2 for a duplicate; exit 1 when a server cannot say who it is.
+/// [`Fatal`] with exit 2 for a duplicate.
 pub(crate) fn check(
     t: &Transfer,
     source: Option<&mut Connection>,
@@ -144,25 +144,28 @@ pub(crate) fn check(
         Statements::Table { copy, .. } => Some(copy.table.to_string()),
         Statements::Raw { .. } => None,
     };
-    let identify = |conn: &mut Connection, role: &str| {
-        Identity::of(conn, table.as_deref()).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
-            message: format!(
-                "cannot identify the {role}'s server: {}",
+    // A server that cannot say who it is (not PostgreSQL itself, a pooler) is not refused: the
+    // check is skipped for it, and --lock-timeout / --stall-timeout still bound a wait.
+    let identify = |conn: &mut Connection, role: &str| match Identity::of(conn, table.as_deref()) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            report::warn(format_args!(
+                "cannot identify the {role}'s server ({}): a database given twice cannot be \
+                 detected",
                 report::describe(&e)
-            ),
-        })
+            ));
+            None
+        }
     };
-    let source = match source {
-        Some(conn) => Some(identify(conn, "source")?),
-        None => None,
-    };
+    let source = source.and_then(|conn| identify(conn, "source"));
     let mut seen: Vec<(usize, Identity)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        let id = identify(conn, &format!("destination {}", i + 1))?;
+        let Some(id) = identify(conn, &format!("destination {}", i + 1)) else {
+            continue;
+        };
         report::log(format_args!("destination {}: {id}", i + 1));
         let name = dest.endpoint.display();
         if let Some(source) = &source {

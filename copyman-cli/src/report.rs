@@ -480,7 +480,11 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 
 /// The `--json` document for a run that ended before copying (connection, usage).
 pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
-    json!({ "status": "failed", "exit_code": exit.code(), "error": message })
+    let status = match exit {
+        Exit::Hangup | Exit::Interrupt | Exit::Terminate => "interrupted",
+        _ => "failed",
+    };
+    json!({ "status": status, "exit_code": exit.code(), "error": message })
 }
 
 /// Writes a JSON document and a newline on stdout.
