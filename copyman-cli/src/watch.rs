@@ -5,20 +5,27 @@
 //!   (`pg_stat_activity.wait_event_type = 'Lock'`, the lock from `pg_locks`, the holders from
 //!   `pg_blocking_pids`), and says so: "waiting for lock on destination 2 (…)", on stderr and on
 //!   the progress bar.
-//! * When a signal came ([`signals`]), it cancels every backend of the run
-//!   (`pg_cancel_backend`), once a second until the run ends, so that a read or write blocked on
-//!   a server returns and the copy can abort.
+//! * When a signal came ([`signals`]), it cancels every backend of the run, once a second until
+//!   the run ends, so that a read or write blocked on a server returns and the copy can abort: a
+//!   CancelRequest with the backend's key, as libpq sends it (no login, no privilege needed), to
+//!   every address of the endpoint's CONN; `pg_cancel_backend` on a monitoring connection if no
+//!   address took it.
 //!
 //! It asks over one short monitoring connection per server endpoint, opened only when needed
 //! (connect and statement timeouts of 5 s) and closed when the run ends: bounded, and nothing at
 //! all for a copy that keeps moving.
 
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use copyman_sync::Connection;
+use postgres::config::Host;
 
 use crate::conn::ServerSpec;
 use crate::{progress, report, signals};
@@ -40,6 +47,8 @@ pub(crate) struct Target {
     pub(crate) spec: ServerSpec,
     /// Its process id.
     pub(crate) pid: i32,
+    /// Its CancelRequest message.
+    pub(crate) cancel_request: Option<Bytes>,
 }
 
 impl Target {
@@ -49,8 +58,68 @@ impl Target {
             label,
             spec: spec.clone(),
             pid,
+            cancel_request: conn.session().cancel_request(),
         })
     }
+
+    /// Sends the CancelRequest to every address of the CONN (a server that has no such backend
+    /// ignores it); whether one took it.
+    fn send_cancel_request(&self) -> bool {
+        let Some(request) = &self.cancel_request else {
+            return false;
+        };
+        let config = &self.spec.config;
+        let ports = config.get_ports();
+        let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        let send = |stream: &mut dyn ReadWrite| -> std::io::Result<()> {
+            stream.write_all(request)?;
+            // The server closes the connection once it has the request.
+            let mut sink = [0u8; 64];
+            while stream.read(&mut sink)? > 0 {}
+            Ok(())
+        };
+        let mut sent = false;
+        let hosts = config.get_hosts();
+        let addrs = config.get_hostaddrs();
+        for i in 0..hosts.len().max(addrs.len()) {
+            let port = port(i);
+            let result = match (addrs.get(i), hosts.get(i)) {
+                (Some(ip), _) => tcp(&(*ip, port)).and_then(|mut s| send(&mut s)),
+                (None, Some(Host::Tcp(name))) => {
+                    tcp(&(name.as_str(), port)).and_then(|mut s| send(&mut s))
+                }
+                (None, Some(Host::Unix(dir))) => {
+                    UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).and_then(|mut s| {
+                        s.set_read_timeout(Some(MONITOR_TIMEOUT))?;
+                        send(&mut s)
+                    })
+                }
+                (None, None) => continue,
+            };
+            sent |= result.is_ok();
+        }
+        sent
+    }
+}
+
+/// A socket to send a CancelRequest on.
+trait ReadWrite: Read + Write {}
+
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Connects to the first address of `to` that answers, within [`MONITOR_TIMEOUT`].
+fn tcp(to: &impl ToSocketAddrs) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in to.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, MONITOR_TIMEOUT) {
+            Ok(stream) => {
+                stream.set_read_timeout(Some(MONITOR_TIMEOUT))?;
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
 }
 
 /// The running watch; it stops when dropped.
@@ -129,8 +198,17 @@ impl Watched<'_> {
     }
 
     fn cancel(&mut self) {
+        if self.target.send_cancel_request() {
+            report::log(format_args!("sent a cancel request to {}", self.target.label));
+            return;
+        }
         let pid = self.target.pid;
-        let _ = self.query(&format!("SELECT pg_cancel_backend({pid})"));
+        if self
+            .query(&format!("SELECT pg_cancel_backend({pid})"))
+            .is_some()
+        {
+            report::log(format_args!("cancelled backend {pid} of {}", self.target.label));
+        }
     }
 
     /// Whether the backend waits for a lock; if so, says what it waits for.
