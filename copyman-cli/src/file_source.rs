@@ -209,14 +209,12 @@ fn scan_mode(statements: &Statements) -> Mode {
             Some(_) => Mode::Lines,
         },
         Statements::Raw { receive, .. } => {
-            // Any word of the options might name the format: only statements that say nothing
-            // of CSV or binary (or a FORMAT) are surely text. A table named `csv_log` errs on
-            // the side of the weaker scan, which still finds a line that is exactly `\.`.
+            // COPY knows three formats: a statement that says nothing of CSV or binary is text.
+            // A table named `csv_log` errs on the side of the weaker scan, which still finds a
+            // line that is exactly `\.`.
             let plain = receive.iter().flatten().all(|sql| {
                 let upper = sql.to_ascii_uppercase();
-                !["CSV", "BINARY", "FORMAT"]
-                    .iter()
-                    .any(|word| upper.contains(word))
+                !["CSV", "BINARY"].iter().any(|word| upper.contains(word))
             });
             if plain { Mode::Text } else { Mode::Lines }
         }
@@ -234,6 +232,7 @@ mod tests {
             receive: vec![Some(sql.to_owned()), None],
         };
         assert_eq!(scan_mode(&raw("COPY t FROM STDIN")), Mode::Text);
+        assert_eq!(scan_mode(&raw("COPY t FROM STDIN (FORMAT text)")), Mode::Text);
         assert_eq!(
             scan_mode(&raw("copy t from stdin (format csv)")),
             Mode::Lines
