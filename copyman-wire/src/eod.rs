@@ -141,8 +141,8 @@ impl EndOfDataScanner {
             if self.line == Line::Other {
                 // Skip to the next byte that matters without looking at those between.
                 let next = match self.mode {
-                    Mode::Lines => chunk[at..].iter().position(|&b| b == b'\n'),
-                    Mode::Text => chunk[at..].iter().position(|&b| b == b'\n' || b == b'\\'),
+                    Mode::Lines => memchr::memchr(b'\n', &chunk[at..]),
+                    Mode::Text => memchr::memchr2(b'\n', b'\\', &chunk[at..]),
                 };
                 match next {
                     Some(skip) => at += skip,
