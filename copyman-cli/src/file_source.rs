@@ -232,7 +232,10 @@ mod tests {
             receive: vec![Some(sql.to_owned()), None],
         };
         assert_eq!(scan_mode(&raw("COPY t FROM STDIN")), Mode::Text);
-        assert_eq!(scan_mode(&raw("COPY t FROM STDIN (FORMAT text)")), Mode::Text);
+        assert_eq!(
+            scan_mode(&raw("COPY t FROM STDIN (FORMAT text)")),
+            Mode::Text
+        );
         assert_eq!(
             scan_mode(&raw("copy t from stdin (format csv)")),
             Mode::Lines

@@ -50,6 +50,7 @@ pub(crate) fn prepare(
     t: &Transfer,
     mut source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
+    quiet: bool,
 ) -> Result<Watch, Fatal> {
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
@@ -65,7 +66,7 @@ pub(crate) fn prepare(
             targets.extend(Target::of(format!("{role} ({})", spec.display), spec, conn));
         }
     }
-    Ok(Watch::start(targets))
+    Ok(Watch::start(targets, quiet))
 }
 
 /// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes

@@ -4,7 +4,8 @@
 //!   asks each server, once a second, whether the run's backend waits for a lock
 //!   (`pg_stat_activity.wait_event_type = 'Lock'`, the lock from `pg_locks`, the holders from
 //!   `pg_blocking_pids`), and says so: "waiting for lock on destination 2 (…)", on stderr and on
-//!   the progress bar.
+//!   the progress bar. When nothing moved for ten seconds, it says once what every backend is
+//!   doing (its state and wait event, or that its server cannot be asked), unless `--quiet`.
 //! * When a signal came ([`signals`]), it cancels every backend of the run, once a second until
 //!   the run ends, so that a read or write blocked on a server returns and the copy can abort: a
 //!   CancelRequest with the backend's key, as libpq sends it (no login, no privilege needed), to
@@ -35,6 +36,9 @@ const STILL: Duration = Duration::from_secs(1);
 
 /// How often the thread looks.
 const POLL: Duration = Duration::from_millis(100);
+
+/// How long the copy may not move before copyman says what every backend is doing.
+const STUCK: Duration = Duration::from_secs(10);
 
 /// Connect and statement timeout of a monitoring connection.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
@@ -128,15 +132,15 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// Starts watching `targets`.
-    pub(crate) fn start(targets: Vec<Target>) -> Self {
+    /// Starts watching `targets`; `quiet` (`--quiet`) keeps all but lock waits to itself.
+    pub(crate) fn start(targets: Vec<Target>, quiet: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         // Not joined: a monitoring query in flight ends within its timeout, and nothing the
         // thread holds needs the run.
         let spawned = thread::Builder::new()
             .name("copyman-watch".to_owned())
-            .spawn(move || watch(&targets, &flag));
+            .spawn(move || watch(&targets, &flag, quiet));
         if let Err(e) = spawned {
             report::warn(format_args!("cannot watch for lock waits: {e}"));
         }
@@ -199,7 +203,10 @@ impl Watched<'_> {
 
     fn cancel(&mut self) {
         if self.target.send_cancel_request() {
-            report::log(format_args!("sent a cancel request to {}", self.target.label));
+            report::log(format_args!(
+                "sent a cancel request to {}",
+                self.target.label
+            ));
             return;
         }
         let pid = self.target.pid;
@@ -207,36 +214,72 @@ impl Watched<'_> {
             .query(&format!("SELECT pg_cancel_backend({pid})"))
             .is_some()
         {
-            report::log(format_args!("cancelled backend {pid} of {}", self.target.label));
+            report::log(format_args!(
+                "cancelled backend {pid} of {}",
+                self.target.label
+            ));
         }
     }
 
-    /// Whether the backend waits for a lock; if so, says what it waits for.
-    fn check_lock(&mut self) -> Option<String> {
+    /// What the backend is doing: a lock it waits for, and its activity in words.
+    fn look(&mut self) -> Look {
         let pid = self.target.pid;
-        let rows = self.query(&format!(
-            "SELECT a.wait_event,
+        let Some(rows) = self.query(&format!(
+            "SELECT a.state, a.wait_event_type, a.wait_event,
                     (SELECT coalesce(l.relation::regclass::text, l.locktype)
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
-                    array_to_string(pg_blocking_pids(a.pid), ', ')
+                    CASE WHEN a.wait_event_type = 'Lock'
+                         THEN array_to_string(pg_blocking_pids(a.pid), ', ') END
                FROM pg_stat_activity a
-              WHERE a.pid = {pid} AND a.wait_event_type = 'Lock'"
-        ))?;
-        let row = rows.into_iter().next()?;
+              WHERE a.pid = {pid}"
+        )) else {
+            return Look {
+                lock: None,
+                activity: "its server cannot be asked".to_owned(),
+            };
+        };
+        let Some(row) = rows.into_iter().next() else {
+            return Look {
+                lock: None,
+                activity: format!("backend {pid} is gone"),
+            };
+        };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let (event, what, holders) = (field(0), field(1), field(2));
-        let mut text = format!("backend {pid} waits for a {event} lock");
+        let (state, kind, event, what, holders) =
+            (field(0), field(1), field(2), field(3), field(4));
+        let mut activity = format!("backend {pid} {state}");
+        if !kind.is_empty() {
+            activity.push_str(&format!(", waiting on {kind}/{event}"));
+        }
+        if kind != "Lock" {
+            return Look {
+                lock: None,
+                activity,
+            };
+        }
+        let mut lock = format!("backend {pid} waits for a {event} lock");
         if !what.is_empty() {
-            text.push_str(&format!(" on {what}"));
+            lock.push_str(&format!(" on {what}"));
         }
         if !holders.is_empty() {
-            text.push_str(&format!(", held by backend {holders}"));
+            lock.push_str(&format!(", held by backend {holders}"));
         }
-        Some(text)
+        Look {
+            lock: Some(lock),
+            activity,
+        }
     }
 }
 
-fn watch(targets: &[Target], stop: &AtomicBool) {
+/// What a look at a backend found.
+struct Look {
+    /// The lock it waits for, in words.
+    lock: Option<String>,
+    /// Its state and wait event, in words.
+    activity: String,
+}
+
+fn watch(targets: &[Target], stop: &AtomicBool, quiet: bool) {
     let mut watched: Vec<Watched<'_>> = targets
         .iter()
         .map(|target| Watched {
@@ -249,6 +292,7 @@ fn watch(targets: &[Target], stop: &AtomicBool) {
     let mut ticks = progress::ticks();
     let mut moved = Instant::now();
     let mut last_look: Option<Instant> = None;
+    let mut told_stuck = false;
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
@@ -265,6 +309,7 @@ fn watch(targets: &[Target], stop: &AtomicBool) {
         if now_ticks != ticks {
             ticks = now_ticks;
             moved = Instant::now();
+            told_stuck = false;
             if watched.iter().any(|w| w.waiting) {
                 for w in &mut watched {
                     w.waiting = false;
@@ -278,12 +323,14 @@ fn watch(targets: &[Target], stop: &AtomicBool) {
         }
         last_look = Some(Instant::now());
         let mut notes = Vec::new();
+        let mut activities = Vec::new();
         for w in &mut watched {
-            let wait = w.check_lock();
+            let look = w.look();
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            match wait {
+            activities.push(format!("{}: {}", w.target.label, look.activity));
+            match look.lock {
                 Some(what) => {
                     if !w.waiting {
                         progress::println(&format!(
@@ -298,5 +345,13 @@ fn watch(targets: &[Target], stop: &AtomicBool) {
             }
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+        if !told_stuck && !quiet && moved.elapsed() >= STUCK && !activities.is_empty() {
+            told_stuck = true;
+            progress::println(&format!(
+                "copyman: nothing has moved for {} s: {}",
+                STUCK.as_secs(),
+                activities.join("; ")
+            ));
+        }
     }
 }
