@@ -33,14 +33,18 @@ require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert, sslkey) is
 channel_binding=require insists on SCRAM-SHA-256-PLUS.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
-everywhere; any fault rolls back every destination unless --keep-going. A destination given twice
-(the same server and database, however it is reached) is refused before anything is sent.
+everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
+another: a COMMIT that fails stops the rest (they roll back), and the report says which committed.
+--atomic makes them all or nothing (two-phase commit; see copyman recover --help). A destination
+given twice (the same server and database, however it is reached) is refused before anything is
+sent.
 
 Exit status:
   0  success: every destination committed
-  1  the copy failed (nothing committed, or with --keep-going some destinations failed)
+  1  the copy failed, and nothing was committed anywhere
   2  usage error (also: a destination given twice, or the source's own table)
   3  connection or authentication failure
+  4  partial: some destinations committed (or may have) and others did not
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
      signal exits at once)";
 
@@ -75,6 +79,19 @@ Needs only the PostgreSQL server binaries (initdb, pg_ctl, postgres: on PATH, in
 as the OS user postgres.
 
 Exit status: 0 when every destination holds exactly the source's rows, 1 otherwise.";
+
+/// Shown after `copyman recover --help`.
+const RECOVER_HELP: &str = "\
+Example:
+  copyman recover --to 'host=dst1 dbname=app' --to 'host=dst2 dbname=app'
+
+A prepared transaction belongs to the database it was prepared in: give a CONN for each
+destination database of the interrupted run. Each one found is listed with its age and what was
+done: committed (its run's decision, read from the decision log, was commit) or rolled back (no
+commit decision was recorded, so nothing of that run was committed anywhere).
+
+Exit status: 0 nothing left pending, 1 something could not be finished, 2 usage error,
+3 connection failure.";
 
 /// The raw command line, as clap parses it.
 // No Debug for the raw arguments: they hold CONNs as typed, passwords and all.
@@ -120,6 +137,11 @@ pub(crate) enum LowCommand {
     /// destination.
     #[command(after_help = format!("{COPY_EXAMPLES}\n\n{AFTER_HELP}"))]
     Copy(LowCopy),
+    /// Finish the prepared transactions an interrupted `--atomic` run left: commit those whose
+    /// run recorded its commit decision, roll back the others. Never touches a prepared
+    /// transaction that is not copyman's, nor one of a run still in progress; safe to repeat.
+    #[command(after_help = RECOVER_HELP)]
+    Recover(LowRecover),
     /// Start throwaway local clusters, fan a sample table out, verify every copy, clean up.
     #[command(after_help = DEMO_HELP)]
     Demo(LowDemo),
@@ -156,6 +178,10 @@ pub(crate) struct LowTable {
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
     pub(crate) keep_going: bool,
+    /// All or nothing across the destinations: two-phase commit (needs
+    /// max_prepared_transactions > 0 on every destination; see `copyman recover`).
+    #[command(flatten)]
+    pub(crate) atomic: LowAtomic,
     /// Limits and checks.
     #[command(flatten)]
     pub(crate) safety: LowSafety,
@@ -200,12 +226,50 @@ pub(crate) struct LowCopy {
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
     pub(crate) keep_going: bool,
+    /// Two-phase commit.
+    #[command(flatten)]
+    pub(crate) atomic: LowAtomic,
     /// Limits and checks.
     #[command(flatten)]
     pub(crate) safety: LowSafety,
     /// Where each --to and --receive stood on the command line, to pair them.
     #[arg(skip)]
     pub(crate) positions: Positions,
+}
+
+/// `--atomic` and its decision log, for `table` and `copy`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct LowAtomic {
+    /// All or nothing across destinations: every destination's transaction ends with PREPARE
+    /// TRANSACTION; only when every one prepared is the decision written (fsynced) to the
+    /// decision log and each is committed (COMMIT PREPARED). A crash leaves prepared
+    /// transactions, which hold their locks until `copyman recover` finishes them. Needs
+    /// max_prepared_transactions > 0 on every destination.
+    #[arg(long)]
+    pub(crate) atomic: bool,
+    /// The decision log of --atomic [default: $XDG_STATE_HOME/copyman/decisions.log, or
+    /// ~/.local/state/copyman/decisions.log].
+    #[arg(long, value_name = "PATH", requires = "atomic")]
+    pub(crate) decision_log: Option<PathBuf>,
+}
+
+/// `copyman recover`.
+#[derive(clap::Args)]
+pub(crate) struct LowRecover {
+    /// A destination to look at; repeat for each.
+    #[arg(long, value_name = "CONN", required = true)]
+    pub(crate) to: Vec<String>,
+    /// The decision log the runs wrote [default: as for --atomic].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) decision_log: Option<PathBuf>,
+    /// Only list what would be done.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// There is no decision log (it was lost): roll back every copyman prepared transaction
+    /// found. Only when no run recorded a commit decision: a run that did would lose what it had
+    /// not yet committed.
+    #[arg(long, conflicts_with = "decision_log")]
+    pub(crate) no_decision_log: bool,
 }
 
 /// Command-line positions of `--to` and `--receive` values.
@@ -331,6 +395,17 @@ pub(crate) struct HiArgs {
 pub(crate) enum Command {
     /// Copy from one source to many destinations (`table` and `copy`).
     Transfer(Box<Transfer>),
+    /// `copyman recover`.
+    Recover {
+        /// The destinations to look at.
+        destinations: Vec<ServerSpec>,
+        /// The decision log.
+        decision_log: PathBuf,
+        /// Only list.
+        dry_run: bool,
+        /// `--no-decision-log`.
+        no_decision_log: bool,
+    },
     /// `copyman demo`.
     Demo {
         /// Rows in the sample table.
@@ -404,6 +479,8 @@ pub(crate) struct Transfer {
     pub(crate) statements: Statements,
     /// `--keep-going`.
     pub(crate) keep_going: bool,
+    /// `--atomic`: the decision log of its two-phase commit.
+    pub(crate) atomic: Option<PathBuf>,
     /// Limits and checks.
     pub(crate) safety: Safety,
 }
@@ -496,6 +573,24 @@ impl HiArgs {
         let command = match low.command {
             LowCommand::Table(table) => Command::Transfer(Box::new(table_transfer(table, env)?)),
             LowCommand::Copy(copy) => Command::Transfer(Box::new(copy_transfer(copy, env)?)),
+            LowCommand::Recover(recover) => {
+                let destinations = recover
+                    .to
+                    .iter()
+                    .map(|t| match endpoint(t, env, "--to")? {
+                        Endpoint::Server(spec) => Ok(*spec),
+                        _ => Err(ArgError::usage(
+                            "recover: --to must name a server: files have no prepared transactions",
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Command::Recover {
+                    destinations,
+                    decision_log: decision_log(recover.decision_log, env)?,
+                    dry_run: recover.dry_run,
+                    no_decision_log: recover.no_decision_log,
+                }
+            }
             LowCommand::Demo(demo) => {
                 if demo.rows == 0 {
                     return Err(ArgError::usage("--rows must be at least 1"));
@@ -509,12 +604,13 @@ impl HiArgs {
                 }
             }
         };
-        if let Command::Transfer(t) = &command {
-            if output.json && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio)) {
-                return Err(ArgError::usage(
-                    "--json prints on stdout: it cannot go with --to - (data on stdout)",
-                ));
-            }
+        if let Command::Transfer(t) = &command
+            && output.json
+            && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio))
+        {
+            return Err(ArgError::usage(
+                "--json prints on stdout: it cannot go with --to - (data on stdout)",
+            ));
         }
         Ok(Self { command, output })
     }
@@ -586,7 +682,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             csv_file.then_some(Format::Csv)
         }
     };
-    Ok(Transfer {
+    Transfer {
         source,
         destinations,
         statements: Statements::Table {
@@ -601,7 +697,9 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         },
         keep_going: low.keep_going,
         safety,
-    })
+        atomic: None,
+    }
+    .with_atomic(low.atomic, env)
 }
 
 fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
@@ -621,7 +719,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         _ => {}
     }
     let receive = pair_receives(&low, &destinations)?;
-    Ok(Transfer {
+    Transfer {
         source,
         destinations,
         statements: Statements::Raw {
@@ -630,7 +728,44 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         },
         keep_going: low.keep_going,
         safety,
-    })
+        atomic: None,
+    }
+    .with_atomic(low.atomic, env)
+}
+
+impl Transfer {
+    /// Adds `--atomic`, which needs server destinations (a file cannot be prepared).
+    fn with_atomic(mut self, low: LowAtomic, env: &Env) -> Result<Self, ArgError> {
+        if !low.atomic {
+            return Ok(self);
+        }
+        if let Some(file) = self.destinations.iter().find(|d| !d.is_server()) {
+            return Err(ArgError::usage(format!(
+                "--atomic needs server destinations: {} cannot take part in a two-phase commit",
+                file.display()
+            )));
+        }
+        self.atomic = Some(decision_log(low.decision_log, env)?);
+        Ok(self)
+    }
+}
+
+/// The decision log: as given, else under the user's state directory.
+fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let state = env
+        .get("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            env.get("HOME")
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .ok_or_else(|| {
+            ArgError::usage("--decision-log is needed: neither XDG_STATE_HOME nor HOME is set")
+        })?;
+    Ok(state.join("copyman").join("decisions.log"))
 }
 
 /// Gives each destination its `--receive`: the one right after its `--to`, or the single one
@@ -707,7 +842,7 @@ mod tests {
     fn transfer(args: &[&str]) -> Transfer {
         match hi(args).unwrap().command {
             Command::Transfer(t) => *t,
-            Command::Demo { .. } => panic!("not a transfer"),
+            Command::Demo { .. } | Command::Recover { .. } => panic!("not a transfer"),
         }
     }
 

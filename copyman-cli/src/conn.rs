@@ -124,7 +124,7 @@ impl Env {
     }
 
     /// A variable's value, if set and not empty (libpq ignores empty ones).
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)
             .map(String::as_str)
@@ -215,18 +215,18 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             redact(text)
         )));
     }
-    if config.get_ports().is_empty() {
-        if let Some(ports) = env.get("PGPORT") {
-            for port in ports.split(',') {
-                let port = if port.is_empty() {
-                    DEFAULT_PORT
-                } else {
-                    port.trim().parse().map_err(|_| {
-                        ConnError::Invalid(format!("PGPORT: invalid port number {port:?}"))
-                    })?
-                };
-                config.port(port);
-            }
+    if config.get_ports().is_empty()
+        && let Some(ports) = env.get("PGPORT")
+    {
+        for port in ports.split(',') {
+            let port = if port.is_empty() {
+                DEFAULT_PORT
+            } else {
+                port.trim().parse().map_err(|_| {
+                    ConnError::Invalid(format!("PGPORT: invalid port number {port:?}"))
+                })?
+            };
+            config.port(port);
         }
     }
     let user = match config.get_user() {
@@ -255,20 +255,20 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             db
         }
     };
-    if config.get_application_name().is_none() {
-        if let Some(name) = env.get("PGAPPNAME") {
-            config.application_name(name);
-        }
+    if config.get_application_name().is_none()
+        && let Some(name) = env.get("PGAPPNAME")
+    {
+        config.application_name(name);
     }
-    if config.get_connect_timeout().is_none() {
-        if let Some(timeout) = env.get("PGCONNECT_TIMEOUT") {
-            let secs: i64 = timeout.trim().parse().map_err(|_| {
-                ConnError::Invalid(format!("PGCONNECT_TIMEOUT: invalid number {timeout:?}"))
-            })?;
-            // As libpq: zero or less waits for ever, and less than 2 s is taken as 2 s.
-            if secs > 0 {
-                config.connect_timeout(Duration::from_secs(secs.max(2).unsigned_abs()));
-            }
+    if config.get_connect_timeout().is_none()
+        && let Some(timeout) = env.get("PGCONNECT_TIMEOUT")
+    {
+        let secs: i64 = timeout.trim().parse().map_err(|_| {
+            ConnError::Invalid(format!("PGCONNECT_TIMEOUT: invalid number {timeout:?}"))
+        })?;
+        // As libpq: zero or less waits for ever, and less than 2 s is taken as 2 s.
+        if secs > 0 {
+            config.connect_timeout(Duration::from_secs(secs.max(2).unsigned_abs()));
         }
     }
 

@@ -134,6 +134,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         },
         keep_going: false,
         safety: Safety::default(),
+        atomic: None,
     };
     let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
     for d in &transfer.destinations {

@@ -83,11 +83,11 @@ impl<'e> Dest<'e> {
     }
 
     pub(crate) fn rollback(&mut self) {
-        if let Some(conn) = self.conn.as_mut() {
-            if conn.is_ready() {
-                // A connection the server closed has nothing to roll back.
-                let _ = conn.execute("ROLLBACK");
-            }
+        if let Some(conn) = self.conn.as_mut()
+            && conn.is_ready()
+        {
+            // A connection the server closed has nothing to roll back.
+            let _ = conn.execute("ROLLBACK");
         }
     }
 

@@ -23,12 +23,15 @@ use crate::signals;
 pub(crate) enum Exit {
     /// Every destination committed.
     Success = 0,
-    /// The copy failed (or, with `--keep-going`, some destinations did).
+    /// The copy failed and nothing was committed anywhere.
     CopyFailed = 1,
     /// The command line made no sense.
     Usage = 2,
     /// A server could not be reached, or refused the login.
     Connect = 3,
+    /// Some destinations committed (or may have, or will on recovery) and others did not: the
+    /// report says which.
+    Partial = 4,
     /// Interrupted by SIGHUP (128 + 1).
     Hangup = 129,
     /// Interrupted by SIGINT (128 + 2).
@@ -50,6 +53,11 @@ impl Exit {
             143 => Self::Terminate,
             _ => Self::Interrupt,
         }
+    }
+
+    /// Whether it is an interruption's.
+    fn is_interruption(self) -> bool {
+        matches!(self, Self::Hangup | Self::Interrupt | Self::Terminate)
     }
 }
 
@@ -230,10 +238,10 @@ pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
         {
             return true;
         }
-        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>() {
-            if io.kind() == io::ErrorKind::BrokenPipe {
-                return true;
-            }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>()
+            && io.kind() == io::ErrorKind::BrokenPipe
+        {
+            return true;
         }
         current = e.source();
     }
@@ -249,6 +257,12 @@ pub(crate) enum Status {
     RolledBack,
     /// It failed: rolled back, nothing kept.
     Failed,
+    /// The connection broke during its COMMIT: whether it committed is unknown.
+    InDoubt,
+    /// Prepared and decided commit, not yet committed: `copyman recover` finishes it.
+    CommitPending,
+    /// Perhaps prepared, decided rollback: nothing visible; `copyman recover` removes it.
+    RollbackPending,
 }
 
 impl Status {
@@ -257,7 +271,15 @@ impl Status {
             Self::Committed => "committed",
             Self::RolledBack => "rolled back",
             Self::Failed => "failed",
+            Self::InDoubt => "in doubt",
+            Self::CommitPending => "commit pending",
+            Self::RollbackPending => "rollback pending",
         }
+    }
+
+    /// Whether the rows are, may be, or will be on recovery, on that destination.
+    fn may_hold_rows(self) -> bool {
+        matches!(self, Self::Committed | Self::InDoubt | Self::CommitPending)
     }
 }
 
@@ -313,10 +335,18 @@ impl RunReport {
                 .all(|d| d.status == Status::Committed)
     }
 
-    /// The exit status.
+    /// Whether some destinations hold (or may hold) the rows and others do not.
+    pub(crate) fn partial(&self) -> bool {
+        !self.succeeded() && self.destinations.iter().any(|d| d.status.may_hold_rows())
+    }
+
+    /// The exit status. An interruption that left some destinations committed is partial
+    /// first: that is what needs attention.
     pub(crate) fn exit(&self) -> Exit {
         if self.succeeded() {
             Exit::Success
+        } else if self.partial() {
+            Exit::Partial
         } else if let Some(signal) = self.interrupted() {
             Exit::interrupted(signal)
         } else {
@@ -329,18 +359,13 @@ impl RunReport {
         signals::received().filter(|_| !self.succeeded())
     }
 
-    /// "nothing committed", or which destinations committed.
-    fn committed_words(&self) -> String {
-        let committed: Vec<&str> = self
-            .destinations
-            .iter()
-            .filter(|d| d.status == Status::Committed)
-            .map(|d| d.endpoint.as_str())
-            .collect();
-        if committed.is_empty() {
-            "nothing committed".to_owned()
-        } else {
-            format!("committed on {}", committed.join(", "))
+    /// The status word of `--json`.
+    fn status(&self) -> &'static str {
+        match self.exit() {
+            Exit::Success => "ok",
+            Exit::Partial => "partial",
+            exit if exit.is_interruption() => "interrupted",
+            _ => "failed",
         }
     }
 
@@ -383,15 +408,26 @@ impl RunReport {
 
     /// The human summary.
     pub(crate) fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        if let Some(signal) = self.interrupted() {
-            writeln!(
+        match &self.error {
+            _ if self.exit().is_interruption() => writeln!(
                 out,
-                "copyman: interrupted by {}: {}",
-                signals::name(signal),
-                self.committed_words()
-            )?;
-        } else {
-            self.write_headline(out)?;
+                "copyman: interrupted by {}: nothing committed",
+                signals::name(self.interrupted().unwrap_or_default())
+            )?,
+            None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
+            _ if self.partial() => writeln!(
+                out,
+                "copyman: PARTIAL: {} of {} destinations committed{}; see each below{}",
+                self.committed(),
+                self.destinations.len(),
+                self.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default(),
+                self.pending_hint()
+            )?,
+            None => writeln!(out, "copyman: copy failed; nothing committed")?,
+            Some(error) => writeln!(out, "copyman: copy failed: {error}; nothing committed")?,
         }
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
@@ -409,29 +445,47 @@ impl RunReport {
         Ok(())
     }
 
-    fn write_headline(&self, out: &mut dyn Write) -> io::Result<()> {
-        match &self.error {
-            None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
-            None => writeln!(
-                out,
-                "copyman: copied {}; some destinations failed",
-                self.headline()
-            )?,
-            Some(error) => writeln!(out, "copyman: copy failed: {error}")?,
+    /// Destinations that committed.
+    fn committed(&self) -> usize {
+        self.destinations
+            .iter()
+            .filter(|d| d.status == Status::Committed)
+            .count()
+    }
+
+    /// A hint to run `copyman recover` when a prepared transaction was left.
+    fn pending_hint(&self) -> &'static str {
+        if self
+            .destinations
+            .iter()
+            .any(|d| matches!(d.status, Status::CommitPending | Status::RollbackPending))
+        {
+            "; run copyman recover with the same --to to finish the prepared transactions"
+        } else {
+            ""
         }
-        Ok(())
     }
 
     /// Only what went wrong, one line each (for `--quiet`).
     pub(crate) fn write_errors(&self, out: &mut dyn Write) -> io::Result<()> {
-        if let Some(signal) = self.interrupted() {
+        if self.exit().is_interruption() {
             writeln!(
                 out,
-                "copyman: interrupted by {}: {}",
-                signals::name(signal),
-                self.committed_words()
+                "copyman: interrupted by {}: nothing committed",
+                signals::name(self.interrupted().unwrap_or_default())
             )?;
-        } else if let Some(error) = &self.error {
+            return Ok(());
+        }
+        if self.partial() {
+            writeln!(
+                out,
+                "copyman: PARTIAL: {} of {} destinations committed{}",
+                self.committed(),
+                self.destinations.len(),
+                self.pending_hint()
+            )?;
+        }
+        if let Some(error) = &self.error {
             writeln!(out, "copyman: copy failed: {error}")?;
         }
         for d in &self.destinations {
@@ -446,13 +500,8 @@ impl RunReport {
     pub(crate) fn to_json(&self) -> Value {
         let rows = self.rows();
         json!({
-            "status": if self.succeeded() {
-                "ok"
-            } else if self.interrupted().is_some() {
-                "interrupted"
-            } else {
-                "failed"
-            },
+            "status": self.status(),
+            "committed": self.committed(),
             "exit_code": self.exit().code(),
             "source": { "endpoint": self.source, "rows": self.source_rows },
             "format": self.format,
@@ -480,9 +529,10 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 
 /// The `--json` document for a run that ended before copying (connection, usage).
 pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
-    let status = match exit {
-        Exit::Hangup | Exit::Interrupt | Exit::Terminate => "interrupted",
-        _ => "failed",
+    let status = if exit.is_interruption() {
+        "interrupted"
+    } else {
+        "failed"
     };
     json!({ "status": status, "exit_code": exit.code(), "error": message })
 }
@@ -544,9 +594,11 @@ mod tests {
             ],
             error: None,
         };
-        assert_eq!(report.exit(), Exit::CopyFailed);
+        // One committed, one failed: partial, never "nothing committed".
+        assert_eq!(report.exit(), Exit::Partial);
         let json = report.to_json();
-        assert_eq!(json["status"], "failed");
+        assert_eq!(json["status"], "partial");
+        assert_eq!(json["committed"], 1);
         assert_eq!(json["rows"], 10);
         assert_eq!(json["rows_per_sec"], 5.0);
         assert_eq!(json["destinations"][0]["command_tag"], "COPY 10");
@@ -559,5 +611,12 @@ mod tests {
             "{human}"
         );
         assert!(human.contains("SQLSTATE 23514: bad row"), "{human}");
+        assert!(human.starts_with("copyman: PARTIAL: 1 of 2"), "{human}");
+        assert!(!human.contains("nothing committed"), "{human}");
+
+        let mut failed = report.clone();
+        failed.destinations[0].status = Status::RolledBack;
+        assert_eq!(failed.exit(), Exit::CopyFailed);
+        assert_eq!(failed.to_json()["status"], "failed");
     }
 }

@@ -27,15 +27,19 @@ use std::time::Instant;
 
 use copyman_sync::{Connection, Producer, Receiver, StatementProducer};
 
-use crate::args::{Command, Endpoint, HiArgs, Output, Transfer};
+use copyman_sync::commit::Outcome;
+
+use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
 use crate::drive::{ProducerTrack, Tracked, TrackedReceiver, check_counts, drive, record_summary};
 use crate::file_source::FileSource;
+use crate::finish::{self, Atomic, Finish, finish};
 use crate::limits;
 use crate::plan::plan;
 use crate::progress::Progress;
+use crate::recover;
 use crate::report::{self, DestinationReport, ErrorInfo, Exit, Fatal, RunReport, Status};
 use crate::signals;
 use crate::sql::Format;
@@ -63,6 +67,18 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
             }
             Ok(report.exit())
         }
+        Command::Recover {
+            destinations,
+            decision_log,
+            dry_run,
+            no_decision_log,
+        } => recover::run(
+            &destinations,
+            &decision_log,
+            dry_run,
+            no_decision_log,
+            args.output,
+        ),
         Command::Demo { rows, destinations } => demo::run(rows, destinations, args.output),
     }
 }
@@ -86,7 +102,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
-    let _watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
+    let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     let mut file_source = match &t.source {
         Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t)?),
         Endpoint::Server(_) => None,
@@ -99,6 +115,25 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     if let Some(send) = &plan.send {
         report::log(format_args!("source: {send}"));
     }
+
+    // The source reads inside a transaction too: a snapshot for the table, and for a user's
+    // statement (which may change data: `COPY (DELETE … RETURNING …) TO STDOUT`) a transaction
+    // that commits only after every destination committed.
+    let source_begin = match &t.statements {
+        Statements::Table { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Statements::Raw { .. } => "BEGIN",
+    };
+    if let Some(conn) = source_conn.as_mut() {
+        report::log(format_args!("source: {source_begin}"));
+        conn.execute(source_begin).map_err(|e| Fatal {
+            exit: Exit::CopyFailed,
+            message: format!("source: {}", describe_sync(&e)),
+        })?;
+    }
+    let atomic = match &t.atomic {
+        Some(log) => Some(Atomic::prepare(log, &mut dests)?),
+        None => None,
+    };
 
     // Open files and transactions.
     for (i, dest) in dests.iter_mut().enumerate() {
@@ -214,6 +249,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     run_error = Some("a destination could not start its COPY".to_owned());
                 } else {
                     // The COPYs that did start were failed: their transactions must start over.
+                    if let Some(conn) = source_conn.as_mut() {
+                        let restarted = conn
+                            .execute("ROLLBACK")
+                            .and_then(|_| conn.execute(source_begin));
+                        if let Err(e) = restarted {
+                            run_error = Some(format!("source: {}", describe_sync(&e)));
+                        }
+                    }
                     for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
                         if dest.conn.is_some() {
                             dest.rollback();
@@ -275,52 +318,47 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             t.safety.allow_count_mismatch,
         );
     }
-    if run_error.is_none() {
-        for (i, dest) in dests.iter_mut().enumerate() {
-            if dest.error.is_some() {
-                continue;
-            }
-            if let Some(conn) = dest.conn.as_mut() {
-                report::log(format_args!(
-                    "destination {}: SET CONSTRAINTS ALL IMMEDIATE",
-                    i + 1
-                ));
-                if let Err(e) = conn.execute("SET CONSTRAINTS ALL IMMEDIATE") {
-                    dest.fail_with(describe_sync(&e));
-                }
-            }
-        }
-        if !t.keep_going && dests.iter().any(|d| d.error.is_some()) {
-            run_error = Some("a destination failed its final checks".to_owned());
-        }
-    }
-
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;
-    let mut reports = Vec::new();
-    for (i, dest) in dests.iter_mut().enumerate() {
-        let status = if dest.error.is_some() {
-            dest.discard();
-            Status::Failed
-        } else if run_error.is_some() {
-            dest.discard();
-            Status::RolledBack
-        } else {
-            report::log(format_args!("destination {}: COMMIT", i + 1));
-            match dest.commit() {
-                Ok(()) => Status::Committed,
-                Err(error) => {
-                    dest.error = Some(error);
-                    Status::Failed
-                }
-            }
-        };
-        reports.push(DestinationReport {
-            endpoint: dest.endpoint.display(),
-            status,
-            rows: dest.rows,
-            error: dest.error.clone(),
-        });
+    watch.ending();
+    let ended = finish(
+        Finish {
+            keep_going: t.keep_going,
+            atomic,
+            source: source_conn.as_mut(),
+            copy_failed: run_error.is_some(),
+        },
+        &mut dests,
+    );
+    if run_error.is_none() {
+        run_error = ended
+            .record_error
+            .as_ref()
+            .map(|e| e.to_string())
+            .or_else(|| finish::source_error(ended.source.as_ref()));
     }
+    let reports = dests
+        .iter_mut()
+        .zip(&ended.destinations)
+        .map(|(dest, outcome)| {
+            let status = match outcome {
+                Outcome::Committed => Status::Committed,
+                Outcome::RolledBack => Status::RolledBack,
+                Outcome::InDoubt(_) => Status::InDoubt,
+                Outcome::CommitPending { .. } => Status::CommitPending,
+                Outcome::RollbackPending { .. } => Status::RollbackPending,
+                _ => Status::Failed,
+            };
+            if let Some(error) = finish::outcome_error(outcome) {
+                dest.fail_with(error);
+            }
+            DestinationReport {
+                endpoint: dest.endpoint.display(),
+                status,
+                rows: dest.rows,
+                error: dest.error.clone(),
+            }
+        })
+        .collect();
     if stdout_only_broke {
         // The reader of our stdout went away (`copyman … --to - | head`): not an error.
         return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());

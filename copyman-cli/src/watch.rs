@@ -129,22 +129,31 @@ fn tcp(to: &impl ToSocketAddrs) -> std::io::Result<TcpStream> {
 /// The running watch; it stops when dropped.
 pub(crate) struct Watch {
     stop: Arc<AtomicBool>,
+    committing: Arc<AtomicBool>,
 }
 
 impl Watch {
     /// Starts watching `targets`; `quiet` (`--quiet`) keeps all but lock waits to itself.
     pub(crate) fn start(targets: Vec<Target>, quiet: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let committing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let no_cancel = Arc::clone(&committing);
         // Not joined: a monitoring query in flight ends within its timeout, and nothing the
         // thread holds needs the run.
         let spawned = thread::Builder::new()
             .name("copyman-watch".to_owned())
-            .spawn(move || watch(&targets, &flag, quiet));
+            .spawn(move || watch(&targets, &flag, &no_cancel, quiet));
         if let Err(e) = spawned {
             report::warn(format_args!("cannot watch for lock waits: {e}"));
         }
-        Self { stop }
+        Self { stop, committing }
+    }
+
+    /// The run ends its transactions now: a signal no longer cancels anything (a COMMIT or
+    /// ROLLBACK is short, and one cancelled half-way would leave the destinations split).
+    pub(crate) fn ending(&self) {
+        self.committing.store(true, Ordering::SeqCst);
     }
 }
 
@@ -279,7 +288,7 @@ struct Look {
     activity: String,
 }
 
-fn watch(targets: &[Target], stop: &AtomicBool, quiet: bool) {
+fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: bool) {
     let mut watched: Vec<Watched<'_>> = targets
         .iter()
         .map(|target| Watched {
@@ -297,7 +306,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, quiet: bool) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
         if signals::received().is_some() {
-            if due {
+            if due && !committing.load(Ordering::SeqCst) {
                 last_look = Some(Instant::now());
                 for w in &mut watched {
                     w.cancel();

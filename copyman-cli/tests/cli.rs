@@ -355,8 +355,9 @@ fn rejected_row_with_keep_going() {
             "--keep-going",
             "--json",
         ]);
-        assert_exit(&out, 1);
+        assert_exit(&out, 4);
         let summary = json(&out);
+        assert_eq!(summary["status"], "partial");
         assert_eq!(
             summary["destinations"][0]["status"], "committed",
             "{rows} rows"
@@ -401,8 +402,14 @@ fn destination_missing_table_with_keep_going() {
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &d1, "m"), 0);
+    // Some destinations committed, one did not: partial (exit 4), never "nothing committed".
     let out = copyman().args(args(true)).output().unwrap();
-    assert_exit(&out, 1);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("PARTIAL: 1 of 2"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(count(&c.dest[0], &d1, "m"), 50);
 }
 

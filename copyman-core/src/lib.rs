@@ -12,6 +12,7 @@
 //! so both adapters behave the same.
 #![forbid(unsafe_code)]
 
+pub mod commit;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;

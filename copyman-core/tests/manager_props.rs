@@ -156,17 +156,18 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     let mut events = 0;
     let mut stopped: Option<bool> = None;
     let result = loop {
-        if let Some((at, abort)) = s.stop {
-            if stopped.is_none() && events >= at {
-                stopped = Some(abort);
-                h.input(if abort {
-                    Input::Abort {
-                        reason: ABORT.into(),
-                    }
-                } else {
-                    Input::Finish
-                });
-            }
+        if let Some((at, abort)) = s.stop
+            && stopped.is_none()
+            && events >= at
+        {
+            stopped = Some(abort);
+            h.input(if abort {
+                Input::Abort {
+                    reason: ABORT.into(),
+                }
+            } else {
+                Input::Finish
+            });
         }
         match h.drive() {
             Stop::Event(Event::Finished(result)) => break result,

@@ -372,6 +372,31 @@ impl Connection {
         }
     }
 
+    /// Reads, without blocking, what the server sent unasked, and says whether the session is
+    /// still usable: a server that terminated the backend (its FATAL error waiting in the socket,
+    /// e.g. 57P01 "terminating connection due to administrator command") ends the session, and
+    /// this returns that error — the server's words, not the "broken pipe" a statement written
+    /// to the closed socket would get.
+    ///
+    /// # Errors
+    /// The server's error that ended the session, or the socket's.
+    pub fn check(&mut self) -> Result<(), Error> {
+        if self.session.state() == State::Ready {
+            self.poll_server()?;
+        }
+        let mut closed = None;
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Closed(e) = event {
+                closed = Some(e);
+            }
+        }
+        match (closed, self.session.state()) {
+            (Some(e), _) => Err(e.into()),
+            (None, State::Closed) => Err(SessionError::Closed.into()),
+            _ => Ok(()),
+        }
+    }
+
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
     /// same server.
     ///

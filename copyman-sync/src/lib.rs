@@ -10,6 +10,8 @@
 //!   [`ClientProducer`] over an existing `postgres` client's `copy_out`.
 //! * Receivers: [`StatementReceiver`], [`CallReceiver`], [`NullReceiver`], and
 //!   [`ClientReceiver`] over an existing `postgres` client's `copy_in`.
+//! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or
+//!   two-phase commit with a durable decision log — and recovering what a crash left prepared.
 //! * [`CopyManager`] and [`transfer`], with the seed's faults: [`ReceiverFault`],
 //!   [`ProducerFault`], [`CopyFail`].
 //!
@@ -30,6 +32,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod commit;
 mod connection;
 mod copy;
 mod error;

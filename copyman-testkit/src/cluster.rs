@@ -771,14 +771,14 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // Must not panic: this also runs while unwinding from a failed test.
         let mut clean = true;
-        if self.data_dir.join("postmaster.pid").exists() {
-            if let Err(e) = self.pg_ctl_stop() {
-                eprintln!(
-                    "copyman-testkit: stopping the server failed: {e}{}",
-                    self.log_tail()
-                );
-                clean = false;
-            }
+        if self.data_dir.join("postmaster.pid").exists()
+            && let Err(e) = self.pg_ctl_stop()
+        {
+            eprintln!(
+                "copyman-testkit: stopping the server failed: {e}{}",
+                self.log_tail()
+            );
+            clean = false;
         }
         if let Err(e) = fs::remove_dir_all(&self.root) {
             eprintln!(
@@ -787,12 +787,12 @@ impl Drop for Cluster {
             );
             clean = false;
         }
-        if let Some(watchdog) = self.watchdog.take() {
-            if clean {
-                watchdog.stand_down();
-            }
-            // Otherwise dropping it closes its stdin: it retries right away.
+        if let Some(watchdog) = self.watchdog.take()
+            && clean
+        {
+            watchdog.stand_down();
         }
+        // Otherwise dropping it closes its stdin: it retries right away.
     }
 }
 

@@ -156,3 +156,90 @@ pub const FILL_ITEMS: &str = "INSERT INTO items
            CASE WHEN g % 5 = 0 THEN NULL ELSE g * 1.25 END,
            ARRAY['a', 'b,' || g]
     FROM generate_series(1, 1000) AS g;";
+
+/// A copyman run stopped at a point of its commit (`COPYMAN_TEST_PAUSE=POINT@FILE`): it waits
+/// while FILE exists, so a test can kill it, or a server, at exactly that point.
+pub struct Paused {
+    pub child: std::process::Child,
+    pub file: TempPath,
+}
+
+impl Paused {
+    /// Starts `copyman ARGS` to pause at `point`, and waits until it is there.
+    pub fn start(args: &[&str], point: &str) -> Self {
+        let file = TempPath::new("pause");
+        let mut child = copyman()
+            .args(args)
+            .env("COPYMAN_TEST_PAUSE", format!("{point}@{}", file.arg()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn copyman");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !file.0.exists() {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "copyman ended ({status}) before pausing at {point}\n--- stderr\n{}",
+                    text(&out.stderr)
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "copyman never paused at {point}"
+            );
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, file }
+    }
+
+    /// Kills copyman (SIGKILL: no cleanup of any kind) and waits for it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill copyman");
+        self.child.wait().expect("wait copyman");
+    }
+
+    /// Lets copyman go on, and waits for its end.
+    pub fn resume(self) -> Output {
+        fs::remove_file(&self.file.0).expect("remove the pause file");
+        self.child.wait_with_output().expect("copyman output")
+    }
+}
+
+/// The global ids of the prepared transactions on `cluster` (any database).
+pub fn prepared_xacts(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query("SELECT gid FROM pg_prepared_xacts ORDER BY gid", &[])
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Backends of database `db` other than the asking one, with their state.
+pub fn backends(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT coalesce(application_name, '') || ':' || coalesce(state, '') \
+             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits (up to 10 s) until database `db` has no backend but the asking one; the ones left.
+pub fn settle_backends(cluster: &Cluster, db: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = backends(cluster, db);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

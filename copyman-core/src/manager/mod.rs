@@ -791,16 +791,16 @@ impl Manager {
         }
         if slot.busy {
             slot.busy = false;
-            if let Some(unit) = slot.queue.front() {
-                if let Data::PQv3(bytes) = &unit.data {
-                    let already = slot.written;
-                    let upto = already.saturating_add(written).min(bytes.len());
-                    let mut framer = Framer::at(unit.start);
-                    // Bytes that went out were whole-frame data the manager already walked.
-                    let _ = framer.advance(&bytes[..upto]);
-                    slot.position = framer.position();
-                    slot.written = upto;
-                }
+            if let Some(unit) = slot.queue.front()
+                && let Data::PQv3(bytes) = &unit.data
+            {
+                let already = slot.written;
+                let upto = already.saturating_add(written).min(bytes.len());
+                let mut framer = Framer::at(unit.start);
+                // Bytes that went out were whole-frame data the manager already walked.
+                let _ = framer.advance(&bytes[..upto]);
+                slot.position = framer.position();
+                slot.written = upto;
             }
         }
         slot.state = ReceiverState::Faulted;
@@ -918,20 +918,21 @@ impl Manager {
         // Transmits first: receivers drain before the producer is read again.
         for (i, slot) in self.receivers.iter_mut().enumerate() {
             let sending = matches!(slot.state, ReceiverState::Live | ReceiverState::Reconciling);
-            if sending && !slot.busy {
-                if let Some(unit) = slot.queue.front() {
-                    slot.busy = true;
-                    let data = match &unit.data {
-                        Data::PQv3(bytes) if slot.written > 0 => {
-                            Data::PQv3(bytes.slice(slot.written..))
-                        }
-                        data => data.clone(),
-                    };
-                    return Output::Transmit {
-                        receiver: ReceiverId(i),
-                        data,
-                    };
-                }
+            if sending
+                && !slot.busy
+                && let Some(unit) = slot.queue.front()
+            {
+                slot.busy = true;
+                let data = match &unit.data {
+                    Data::PQv3(bytes) if slot.written > 0 => {
+                        Data::PQv3(bytes.slice(slot.written..))
+                    }
+                    data => data.clone(),
+                };
+                return Output::Transmit {
+                    receiver: ReceiverId(i),
+                    data,
+                };
             }
         }
         let live = self
@@ -1048,14 +1049,13 @@ impl Manager {
                 (true, Ok(count)) => {
                     if let (true, Some(producer), Some(receiver)) =
                         (completing, self.producer_count, count)
+                        && producer != receiver
                     {
-                        if producer != receiver {
-                            exit_faults.push((
-                                id,
-                                Arc::new(CountMismatch { producer, receiver }) as SharedError,
-                            ));
-                            continue;
-                        }
+                        exit_faults.push((
+                            id,
+                            Arc::new(CountMismatch { producer, receiver }) as SharedError,
+                        ));
+                        continue;
                     }
                     receivers.push((id, ReceiverOutcome::Completed(count)));
                 }

@@ -130,10 +130,10 @@ impl DbError {
                 _ => {}
             }
         }
-        if error.severity.is_empty() {
-            if let Some(v) = &error.severity_nonlocalized {
-                error.severity.clone_from(v);
-            }
+        if error.severity.is_empty()
+            && let Some(v) = &error.severity_nonlocalized
+        {
+            error.severity.clone_from(v);
         }
         Ok(error)
     }

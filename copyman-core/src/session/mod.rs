@@ -473,14 +473,15 @@ impl Session {
             return Ok(());
         }
         let mut data = data;
-        if let Phase::Draining { skip } = &mut self.phase {
-            if *skip > 0 && self.input.is_empty() {
-                // Skip CopyData body bytes straight from the caller's buffer: memory stays
-                // bounded whatever the size of the frame being discarded.
-                let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(data.len());
-                data = &data[n..];
-                *skip -= n as u64;
-            }
+        if let Phase::Draining { skip } = &mut self.phase
+            && *skip > 0
+            && self.input.is_empty()
+        {
+            // Skip CopyData body bytes straight from the caller's buffer: memory stays
+            // bounded whatever the size of the frame being discarded.
+            let n = usize::try_from(*skip).unwrap_or(usize::MAX).min(data.len());
+            data = &data[n..];
+            *skip -= n as u64;
         }
         self.input.extend_from_slice(data);
         if let Err(error) = self.process() {

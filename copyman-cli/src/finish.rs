@@ -1,0 +1,290 @@
+//! Step 6 of a run: every transaction ends as copyman-core's commit machine decides
+//! ([`copyman_sync::commit`]): deferred constraints checked everywhere, then one COMMIT after
+//! another that stops at the first failure, or with `--atomic` a two-phase commit under a durable
+//! decision; the source's transaction last. This file only maps destinations (servers and files)
+//! onto the machine's parties and its outcomes onto the report.
+
+use std::path::Path;
+use std::time::Duration;
+
+use copyman_sync::Connection;
+use copyman_sync::commit::{
+    self, Action, Commit, DecisionLog, Failure, Options, Outcome, Participant, Policy, Report,
+    SourceOutcome,
+};
+
+use crate::dest::Dest;
+use crate::report::{self, ErrorInfo, Exit, Fatal};
+use crate::run::describe_sync;
+
+/// How a run ends its transactions.
+pub(crate) struct Finish<'a> {
+    /// `--keep-going`.
+    pub(crate) keep_going: bool,
+    /// `--atomic`: the decision log, and the run's id and lock.
+    pub(crate) atomic: Option<Atomic>,
+    /// The source's connection, holding a transaction.
+    pub(crate) source: Option<&'a mut Connection>,
+    /// The copy failed: everything rolls back.
+    pub(crate) copy_failed: bool,
+}
+
+/// A two-phase run: its id, its decision log, and the lock that says it is in progress.
+pub(crate) struct Atomic {
+    pub(crate) run: String,
+    pub(crate) log: DecisionLog,
+    _lock: commit::RunLock,
+}
+
+impl Atomic {
+    /// Checks that every server destination can prepare a transaction, then opens the decision
+    /// log and marks the run in progress. Before anything is copied: a refusal is exit 2.
+    pub(crate) fn prepare(path: &Path, dests: &mut [Dest<'_>]) -> anyhow::Result<Self> {
+        for (i, dest) in dests.iter_mut().enumerate() {
+            let Some(conn) = dest.conn.as_mut() else {
+                continue;
+            };
+            let rows = conn
+                .query(
+                    "SELECT current_setting('max_prepared_transactions')::int, \
+                     (SELECT count(*) FROM pg_prepared_xacts)",
+                )
+                .map_err(|e| Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!(
+                        "destination {} {}: {}",
+                        i + 1,
+                        dest.endpoint.display(),
+                        describe_sync(&e)
+                    ),
+                })?;
+            let number = |c: usize| -> i64 {
+                rows.first()
+                    .and_then(|r| r.get(c).cloned().flatten())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            let (max, used) = (number(0), number(1));
+            if max == 0 {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    message: format!(
+                        "--atomic: destination {} {} does not allow prepared transactions \
+                         (max_prepared_transactions = 0): set max_prepared_transactions above 0 \
+                         in its postgresql.conf and restart it",
+                        i + 1,
+                        dest.endpoint.display()
+                    ),
+                }
+                .into());
+            }
+            if used >= max {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    message: format!(
+                        "--atomic: destination {} {} has all its {max} prepared transactions in \
+                         use (max_prepared_transactions): finish them first (copyman recover, or \
+                         COMMIT/ROLLBACK PREPARED)",
+                        i + 1,
+                        dest.endpoint.display()
+                    ),
+                }
+                .into());
+            }
+        }
+        let io = |e: std::io::Error| Fatal {
+            exit: Exit::Usage,
+            message: format!("--atomic: decision log {}: {e}", path.display()),
+        };
+        let log = DecisionLog::open(path).map_err(io)?;
+        let run = DecisionLog::new_run_id();
+        let lock = log.lock_run(&run).map_err(io)?;
+        report::log(format_args!(
+            "two-phase commit: run {run}, decision log {}",
+            path.display()
+        ));
+        Ok(Self {
+            run,
+            log,
+            _lock: lock,
+        })
+    }
+}
+
+/// Ends every destination's (and the source's) transaction; the report of each party.
+pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo> {
+    let completed: Vec<bool> = dests.iter().map(|d| d.error.is_none()).collect();
+    let options = Options {
+        policy: if f.keep_going {
+            Policy::KeepGoing
+        } else {
+            Policy::AllOrNothing
+        },
+        two_phase: f.atomic.as_ref().map(|a| a.run.clone()),
+        source: f.source.is_some(),
+        copy_failed: f.copy_failed,
+    };
+    let mut parties: Vec<Party<'_, '_>> = dests
+        .iter_mut()
+        .enumerate()
+        .map(|(i, dest)| Party {
+            name: format!("destination {}", i + 1),
+            pause: format!("{}", i + 1),
+            dest: Some(dest),
+            conn: None,
+        })
+        .collect();
+    let mut source = f.source.map(|conn| Party {
+        name: "source".to_owned(),
+        pause: "source".to_owned(),
+        dest: None,
+        conn: Some(conn),
+    });
+    let mut refs: Vec<&mut dyn Participant<Error = ErrorInfo>> = parties
+        .iter_mut()
+        .map(|p| p as &mut dyn Participant<Error = ErrorInfo>)
+        .collect();
+    let atomic = f.atomic.as_ref();
+    commit::run(
+        Commit::new(options, &completed),
+        &mut refs,
+        source
+            .as_mut()
+            .map(|p| p as &mut dyn Participant<Error = ErrorInfo>),
+        |decision| {
+            let atomic = atomic.expect("a decision only in a two-phase run");
+            report::log(format_args!(
+                "recording the commit decision of run {} in {}",
+                decision.run,
+                atomic.log.path().display()
+            ));
+            let recorded = atomic.log.record(decision).map_err(|e| ErrorInfo {
+                sqlstate: None,
+                message: format!(
+                    "cannot record the commit decision in {}: {e}",
+                    atomic.log.path().display()
+                ),
+            });
+            if recorded.is_ok() {
+                test_pause("recorded");
+            }
+            recorded
+        },
+    )
+}
+
+/// A destination or the source, as a party to the commit.
+struct Party<'a, 'e> {
+    name: String,
+    /// Its name in `COPYMAN_TEST_PAUSE` points.
+    pause: String,
+    dest: Option<&'a mut Dest<'e>>,
+    conn: Option<&'a mut Connection>,
+}
+
+impl Participant for Party<'_, '_> {
+    type Error = ErrorInfo;
+
+    fn run(&mut self, action: &Action) -> Result<(), Failure<ErrorInfo>> {
+        let describe = |f: Failure<copyman_sync::Error>| match f {
+            Failure::Refused(e) => Failure::Refused(describe_sync(&e)),
+            Failure::Lost(e) => Failure::Lost(describe_sync(&e)),
+        };
+        report::log(format_args!("{}: {}", self.name, action.sql()));
+        let result = match (&mut self.conn, &mut self.dest) {
+            (Some(conn), _) => Participant::run(&mut **conn, action).map_err(describe),
+            (None, Some(dest)) => match dest.conn.as_mut() {
+                Some(conn) => Participant::run(conn, action).map_err(describe),
+                None => match action {
+                    // A file: renamed into place, or removed.
+                    Action::Commit => dest.commit().map_err(Failure::Refused),
+                    Action::Rollback => {
+                        dest.discard();
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                },
+            },
+            (None, None) => unreachable!("a party is a destination or the source"),
+        };
+        if result.is_ok() {
+            let step = match action {
+                Action::CheckConstraints => "checked",
+                Action::Commit => "committed",
+                Action::Prepare(_) => "prepared",
+                Action::CommitPrepared(_) => "commit-prepared",
+                _ => "",
+            };
+            if !step.is_empty() {
+                test_pause(&format!("{step}:{}", self.pause));
+            }
+        }
+        result
+    }
+}
+
+/// For the tests of what a crash or a dying server leaves: when `COPYMAN_TEST_PAUSE` is
+/// `POINT@FILE` and `point` is POINT (e.g. `prepared:1`, `recorded`, `checked:2`), copyman creates
+/// FILE and waits while it exists, so a test can kill copyman or a server at exactly that point,
+/// then remove FILE to let it go on. Unset (always, outside the tests), this does nothing.
+fn test_pause(point: &str) {
+    let Ok(spec) = std::env::var("COPYMAN_TEST_PAUSE") else {
+        return;
+    };
+    let Some((at, file)) = spec.split_once('@') else {
+        return;
+    };
+    if at != point {
+        return;
+    }
+    eprintln!("copyman: paused at {point} (COPYMAN_TEST_PAUSE) until {file} is removed");
+    if std::fs::write(file, point).is_err() {
+        return;
+    }
+    while Path::new(file).exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a destination's outcome means for its line in the report.
+pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
+    match outcome {
+        Outcome::InDoubt(e) => Some(ErrorInfo {
+            sqlstate: e.sqlstate.clone(),
+            message: format!(
+                "the connection was lost during COMMIT: whether it committed is unknown ({})",
+                e.message
+            ),
+        }),
+        Outcome::CommitPending { gid, error } => Some(ErrorInfo {
+            sqlstate: error.sqlstate.clone(),
+            message: format!(
+                "prepared as {gid} and decided commit, but COMMIT PREPARED failed ({}): \
+                 run copyman recover to finish it",
+                error.message
+            ),
+        }),
+        Outcome::RollbackPending { gid, error } => Some(ErrorInfo {
+            sqlstate: error.as_ref().and_then(|e| e.sqlstate.clone()),
+            message: format!(
+                "may hold the prepared transaction {gid} (nothing visible; it holds its locks): \
+                 run copyman recover to roll it back{}",
+                error
+                    .as_ref()
+                    .map(|e| format!(" ({})", e.message))
+                    .unwrap_or_default()
+            ),
+        }),
+        other => other.error().cloned(),
+    }
+}
+
+/// The run's error from the source's outcome, if its commit failed.
+pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<String> {
+    match source {
+        Some(SourceOutcome::CommitFailed(e)) => Some(format!(
+            "every destination committed, but the source's transaction did not commit: {e}"
+        )),
+        _ => None,
+    }
+}

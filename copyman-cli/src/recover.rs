@@ -1,0 +1,129 @@
+//! `copyman recover`: finishes the prepared transactions an interrupted `--atomic` run left, as
+//! its recorded decision says (copyman-core's [`recovery`] rule): commit when the run recorded a
+//! commit decision naming the transaction, else roll back. Never another program's prepared
+//! transaction, never one of a run still in progress.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::Path;
+
+use copyman_sync::commit::{self, DecisionLog, Recovery, recovery};
+use serde_json::{Value, json};
+
+use crate::args::Output;
+use crate::conn::ServerSpec;
+use crate::report::{self, Exit, Fatal};
+use crate::run::{connect, describe_sync};
+
+/// Runs `copyman recover`; the exit status.
+///
+/// # Errors
+/// A destination that cannot be reached (exit 3); an unreadable decision log.
+pub(crate) fn run(
+    destinations: &[ServerSpec],
+    log_path: &Path,
+    dry_run: bool,
+    no_decision_log: bool,
+    output: Output,
+) -> anyhow::Result<Exit> {
+    let log = if no_decision_log {
+        DecisionLog::none(log_path)
+    } else {
+        // Without the log, "no commit decision" cannot be told from "the wrong log": nothing is
+        // rolled back on a guess.
+        DecisionLog::existing(log_path).map_err(|e| Fatal {
+            exit: Exit::Usage,
+            message: format!(
+                "decision log {}: {e}: give the --decision-log of the interrupted run (or \
+                 --no-decision-log if it is lost and no run recorded a commit decision)",
+                log_path.display()
+            ),
+        })?
+    };
+    let committed = log.committed().map_err(|e| Fatal {
+        exit: Exit::CopyFailed,
+        message: format!("cannot read the decision log {}: {e}", log_path.display()),
+    })?;
+    let mut warned = BTreeSet::new();
+    let mut lines = Vec::new();
+    let mut records = Vec::new();
+    let mut failed = false;
+    for spec in destinations {
+        let mut conn = connect(spec, "destination", &mut warned)?;
+        let found = commit::prepared(&mut conn).map_err(|e| Fatal {
+            exit: Exit::CopyFailed,
+            message: format!("{}: {}", spec.display, describe_sync(&e)),
+        })?;
+        // A prepared transaction can be finished only from its own database.
+        let (found, elsewhere): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.here);
+        if !elsewhere.is_empty() {
+            let databases: BTreeSet<&str> = elsewhere.iter().map(|p| p.database.as_str()).collect();
+            lines.push(format!(
+                "{}: {} more in other databases of this server ({}): give a CONN for each",
+                spec.display,
+                elsewhere.len(),
+                databases.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if found.is_empty() {
+            lines.push(format!("{}: nothing pending", spec.display));
+        }
+        for p in found {
+            let age = format!("prepared {} s ago", p.age_secs);
+            let (done, error) = if log.run_in_progress(&p.run) {
+                ("left alone: its run is still in progress".to_owned(), None)
+            } else {
+                let action = recovery(&p.gid, |gid| committed.contains(gid));
+                let (sql, word) = match action {
+                    Recovery::Commit => (format!("COMMIT PREPARED '{}'", p.gid), "committed"),
+                    Recovery::Rollback => (format!("ROLLBACK PREPARED '{}'", p.gid), "rolled back"),
+                    _ => continue,
+                };
+                if dry_run {
+                    (format!("would be {word}"), None)
+                } else {
+                    report::log(format_args!("{}: {sql}", spec.display));
+                    match conn.execute(&sql) {
+                        Ok(_) => (word.to_owned(), None),
+                        Err(e) => {
+                            failed = true;
+                            let e = describe_sync(&e);
+                            (format!("could not be {word}: {e}"), Some(e))
+                        }
+                    }
+                }
+            };
+            lines.push(format!("{}: {} ({age}): {done}", spec.display, p.gid));
+            records.push(json!({
+                "destination": spec.display,
+                "gid": p.gid,
+                "run": p.run,
+                "database": p.database,
+                "age_secs": p.age_secs,
+                "outcome": done,
+                "error": error.as_ref().map(report::error_json),
+            }));
+        }
+    }
+    let exit = if failed {
+        Exit::CopyFailed
+    } else {
+        Exit::Success
+    };
+    if output.json {
+        let value: Value = json!({
+            "status": if failed { "failed" } else { "ok" },
+            "exit_code": exit.code(),
+            "decision_log": log_path.display().to_string(),
+            "prepared": records,
+        });
+        report::print_json(&value)?;
+    }
+    if !output.quiet {
+        let mut err = io::stderr().lock();
+        for line in &lines {
+            writeln!(err, "copyman: {line}")?;
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,360 @@
+//! `--atomic` (two-phase commit) and `copyman recover`, against real clusters, killing copyman or
+//! a destination server at each point of the commit. After every test every destination holds
+//! all the rows or none, and no prepared transaction is left anywhere.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::thread;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A source (which allows no prepared transactions, as PostgreSQL's default) and two
+/// destination clusters that allow them; a third, `stopped`, for the one test that stops it.
+struct Servers {
+    source: Cluster,
+    a: Cluster,
+    b: Cluster,
+    stopped: Cluster,
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let two_phase = || {
+            Cluster::builder()
+                .setting("max_prepared_transactions", "10")
+                .start()
+        };
+        thread::scope(|s| {
+            let source = s.spawn(Cluster::start);
+            let a = s.spawn(two_phase);
+            let b = s.spawn(two_phase);
+            let stopped = s.spawn(two_phase);
+            Servers {
+                source: source.join().unwrap(),
+                a: a.join().unwrap(),
+                b: b.join().unwrap(),
+                stopped: stopped.join().unwrap(),
+            }
+        })
+    })
+}
+
+const TABLE: &str = "CREATE TABLE m (id int8 PRIMARY KEY, v text)";
+
+/// A run's three destinations: a database on A, one on B (the server a test may stop), another
+/// on A.
+struct Run {
+    src: String,
+    dests: [(&'static Cluster, String); 3],
+    log: TempPath,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self::with_second(&servers().b)
+    }
+
+    /// A run whose second destination is on `second`.
+    fn with_second(second: &'static Cluster) -> Self {
+        let s = servers();
+        let src = database(
+            &s.source,
+            &format!("{TABLE}; INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 2000) g"),
+        );
+        Self {
+            src,
+            dests: [
+                (&s.a, database(&s.a, TABLE)),
+                (second, database(second, TABLE)),
+                (&s.a, database(&s.a, TABLE)),
+            ],
+            log: TempPath::new("decisions.log"),
+        }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.dests.iter().map(|(c, db)| c.url(db)).collect()
+    }
+
+    fn copy_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "table".to_owned(),
+            "m".to_owned(),
+            "--from".to_owned(),
+            servers().source.url(&self.src),
+        ];
+        for url in self.urls() {
+            args.push("--to".to_owned());
+            args.push(url);
+        }
+        args.extend([
+            "--atomic".to_owned(),
+            "--decision-log".to_owned(),
+            self.log.arg().to_owned(),
+            "--json".to_owned(),
+        ]);
+        args
+    }
+
+    fn recover(&self) -> std::process::Output {
+        let mut args = vec!["recover".to_owned()];
+        for url in self.urls() {
+            args.push("--to".to_owned());
+            args.push(url);
+        }
+        args.extend([
+            "--decision-log".to_owned(),
+            self.log.arg().to_owned(),
+            "--json".to_owned(),
+        ]);
+        copyman().args(&args).output().expect("run copyman recover")
+    }
+
+    /// Rows on each destination.
+    fn counts(&self) -> Vec<i64> {
+        self.dests.iter().map(|(c, db)| count(c, db, "m")).collect()
+    }
+
+    /// Every destination holds exactly the source's rows.
+    fn assert_all(&self) {
+        let expected = digest(&servers().source, &self.src, "m");
+        for (c, db) in &self.dests {
+            assert_eq!(digest(c, db, "m"), expected, "{db}");
+        }
+    }
+
+    /// Prepared transactions in this run's destination databases.
+    fn prepared(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for (c, db) in &self.dests {
+            all.extend(
+                c.connect(db)
+                    .query(
+                        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+                        &[],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<_, String>(0)),
+            );
+        }
+        all
+    }
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn atomic_copies_to_three_destinations_row_for_row() {
+    let run = Run::new();
+    let out = copyman().args(run.copy_args()).output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "ok");
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+    let log = std::fs::read_to_string(&run.log.0).expect("the decision was recorded");
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(log.starts_with("commit "), "{log}");
+    assert_eq!(log.matches("copyman:").count(), 3, "{log}");
+}
+
+#[test]
+fn killed_after_some_prepared_then_recover_rolls_every_one_back() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "prepared:2").kill();
+    // Two destinations hold prepared transactions, nothing is visible anywhere.
+    assert_eq!(run.prepared().len(), 2, "{:?}", run.prepared());
+    assert_eq!(run.counts(), [0, 0, 0]);
+
+    let out = run.recover();
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["prepared"].as_array().unwrap().len(), 2, "{report}");
+    assert!(
+        report["prepared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outcome"] == "rolled back"),
+        "{report}"
+    );
+    assert!(run.prepared().is_empty());
+    assert_eq!(run.counts(), [0, 0, 0]);
+
+    // Idempotent: nothing left to do.
+    let out = run.recover();
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["prepared"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn killed_after_the_decision_and_one_commit_then_recover_commits_the_rest() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "commit-prepared:1").kill();
+    assert_eq!(run.counts(), [2000, 0, 0]);
+    assert_eq!(run.prepared().len(), 2);
+
+    let out = run.recover();
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert!(
+        report["prepared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outcome"] == "committed"),
+        "{report}"
+    );
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+#[test]
+fn a_destination_stopped_after_it_prepared_keeps_its_transaction_for_recover() {
+    let stopped = &servers().stopped;
+    let run = Run::with_second(stopped);
+    let copy = run.copy_args();
+    // Every destination prepared and the decision is recorded; then the second one's server
+    // stops (immediate).
+    let paused = Paused::start(&args(&copy), "recorded");
+    stopped.stop_immediate();
+    let out = paused.resume();
+    stopped.start_again();
+
+    // A's destinations committed; B's is pending and said so.
+    assert_exit(&out, 4);
+    let summary = json(&out);
+    assert_eq!(summary["status"], "partial", "{summary}");
+    assert_eq!(summary["destinations"][1]["status"], "commit pending");
+    assert!(
+        text(&out.stderr).contains("copyman recover"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(run.counts(), [2000, 0, 2000]);
+    // The prepared transaction survived the crash and restart.
+    assert_eq!(prepared_xacts(stopped).len(), 1);
+
+    let out = run.recover();
+    assert_exit(&out, 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+#[test]
+fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
+    let run = Run::new();
+    let s = servers();
+    // The source cluster allows no prepared transactions: as a destination it cannot be atomic.
+    let plain = database(&s.source, TABLE);
+    let out = run_args(&[
+        "table",
+        "m",
+        "--from",
+        &s.source.url(&run.src),
+        "--to",
+        &run.dests[0].0.url(&run.dests[0].1),
+        "--to",
+        &s.source.url(&plain),
+        "--atomic",
+        "--decision-log",
+        run.log.arg(),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("destination 2"), "{stderr}");
+    assert!(stderr.contains("max_prepared_transactions"), "{stderr}");
+    assert_eq!(count(&s.source, &plain, "m"), 0);
+    assert_eq!(run.counts(), [0, 0, 0]);
+    assert!(run.prepared().is_empty());
+    assert!(prepared_xacts(&s.source).is_empty());
+    // Files cannot take part either.
+    let out = run_args(&[
+        "table",
+        "m",
+        "--from",
+        &s.source.url(&run.src),
+        "--to",
+        "/tmp/copyman-atomic-file.txt",
+        "--atomic",
+    ]);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("--atomic needs server destinations"));
+}
+
+#[test]
+fn recover_never_touches_another_programs_or_a_running_copy() {
+    let run = Run::new();
+    let (a, db) = &run.dests[0];
+    // Another program's prepared transaction.
+    a.connect(db)
+        .batch_execute(
+            "BEGIN; INSERT INTO m VALUES (-1, 'theirs'); PREPARE TRANSACTION 'app-xact-1'",
+        )
+        .unwrap();
+
+    // A run paused after its first destination prepared is still in progress.
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "prepared:1");
+    let out = run.recover();
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let ours = report["prepared"].as_array().unwrap();
+    assert_eq!(ours.len(), 1, "{report}");
+    assert!(
+        ours[0]["outcome"].as_str().unwrap().contains("in progress"),
+        "{report}"
+    );
+    // The run goes on and commits everywhere.
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    assert_eq!(run.counts(), [2000, 2000, 2000]);
+    // The other program's transaction is still there, untouched.
+    assert!(prepared_xacts(a).contains(&"app-xact-1".to_owned()));
+    a.connect(db)
+        .batch_execute("ROLLBACK PREPARED 'app-xact-1'")
+        .unwrap();
+    assert!(run.prepared().is_empty());
+}
+
+fn run_args(args: &[&str]) -> std::process::Output {
+    copyman().args(args).output().expect("run copyman")
+}
+
+#[test]
+fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "commit-prepared:1").kill();
+    assert_eq!(run.prepared().len(), 2);
+    // The wrong log: recover refuses to guess, and nothing changes.
+    let mut recover = vec!["recover".to_owned()];
+    for url in run.urls() {
+        recover.push("--to".to_owned());
+        recover.push(url);
+    }
+    let wrong = TempPath::new("no-such-decisions.log");
+    let out = copyman()
+        .args(&recover)
+        .args(["--decision-log", wrong.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--decision-log"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(run.prepared().len(), 2);
+    // With the run's own log, the decided commit is finished.
+    assert_exit(&run.recover(), 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}

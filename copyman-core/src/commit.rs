@@ -1,0 +1,675 @@
+//! The end of a copy: the one decision that spans servers.
+//!
+//! When the data has moved, every destination holds it in an open transaction (and, in `copy`
+//! mode, the source may hold changes of its own in one). [`Commit`] decides, sans IO, what each
+//! of them runs next and what the caller is told: deferred constraints checked everywhere first,
+//! then either
+//!
+//! * **one COMMIT after another** (the default): at the first COMMIT that fails the rest roll
+//!   back, so the non-atomic window is one destination wide and the outcome names exactly which
+//!   destinations committed;
+//! * or **two-phase commit** ([`Options::two_phase`]): `PREPARE TRANSACTION` everywhere; only when
+//!   every destination prepared is the decision handed out to be recorded durably
+//!   ([`Step::Record`]), then `COMMIT PREPARED` everywhere. A failure before the decision rolls
+//!   every prepared transaction back; a failure after it leaves a prepared transaction that
+//!   [`recovery`] finishes as the recorded decision says.
+//!
+//! The source's transaction (a user's data-modifying `COPY (DELETE … RETURNING …) TO STDOUT`)
+//! commits only after every destination committed, and rolls back otherwise: a failed copy changes
+//! nothing on any server, and the worst a crash can leave is rows on both sides, never rows on
+//! neither.
+//!
+//! The run loop: take [`Commit::poll_step`], carry it out, report with [`Commit::handle_result`]
+//! (or [`Commit::handle_recorded`]), until it returns `None`; then read [`Commit::outcome`].
+//!
+//! ```
+//! use copyman_core::commit::{Action, Commit, Failure, Options, Party, Step};
+//!
+//! let mut commit: Commit<String> = Commit::new(Options::default(), &[true, true]);
+//! while let Some(step) = commit.poll_step() {
+//!     match step {
+//!         Step::Run { party, action } => {
+//!             // Run `action.sql()` on `party`'s connection; destination 2 refuses its COMMIT.
+//!             let refused = party == Party::Destination(1) && action == Action::Commit;
+//!             commit.handle_result(if refused {
+//!                 Err(Failure::Refused("40001 could not serialize access".to_owned()))
+//!             } else {
+//!                 Ok(())
+//!             });
+//!         }
+//!         Step::Record(_) => unreachable!("two-phase commit is off"),
+//!         _ => unreachable!("no other steps yet"),
+//!     }
+//! }
+//! let outcome = commit.outcome();
+//! assert!(outcome.destinations[0].is_committed());
+//! assert!(!outcome.destinations[1].is_committed());
+//! assert!(outcome.partial());
+//! ```
+
+/// The prefix of every global transaction id copyman prepares: `copyman:RUN:N`.
+pub const GID_PREFIX: &str = "copyman:";
+
+/// Who a step is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The source's transaction.
+    Source,
+    /// Destination `n` (0-based, in the order given to [`Commit::new`]).
+    Destination(usize),
+}
+
+/// What a party runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Check deferred constraints now: `SET CONSTRAINTS ALL IMMEDIATE`.
+    CheckConstraints,
+    /// `COMMIT`.
+    Commit,
+    /// `ROLLBACK`. A party whose connection is gone may skip it: the server rolls back.
+    Rollback,
+    /// `PREPARE TRANSACTION 'gid'`.
+    Prepare(String),
+    /// `COMMIT PREPARED 'gid'`.
+    CommitPrepared(String),
+    /// `ROLLBACK PREPARED 'gid'`.
+    RollbackPrepared(String),
+}
+
+impl Action {
+    /// The SQL that carries it out on a server.
+    pub fn sql(&self) -> String {
+        match self {
+            Self::CheckConstraints => "SET CONSTRAINTS ALL IMMEDIATE".to_owned(),
+            Self::Commit => "COMMIT".to_owned(),
+            Self::Rollback => "ROLLBACK".to_owned(),
+            Self::Prepare(gid) => format!("PREPARE TRANSACTION {}", quote(gid)),
+            Self::CommitPrepared(gid) => format!("COMMIT PREPARED {}", quote(gid)),
+            Self::RollbackPrepared(gid) => format!("ROLLBACK PREPARED {}", quote(gid)),
+        }
+    }
+}
+
+/// A SQL string literal (the ids copyman makes hold no quote, but a recovered one might).
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// What the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Step {
+    /// Run `action` on `party`, then report with [`Commit::handle_result`].
+    Run {
+        /// Whose transaction.
+        party: Party,
+        /// What to run.
+        action: Action,
+    },
+    /// Record the decision durably (written and fsynced), then report with
+    /// [`Commit::handle_recorded`]. Two-phase commit only; nothing is committed before it.
+    Record(Decision),
+}
+
+/// The two-phase commit decision, as it must be recorded before the second phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The run's id (the middle of each global id).
+    pub run: String,
+    /// Every prepared destination and its global id.
+    pub gids: Vec<(usize, String)>,
+}
+
+/// Why a party's step did not succeed, with the caller's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure<E> {
+    /// The server answered with an error, or was known to be gone before the statement was sent:
+    /// the statement did not take effect.
+    Refused(E),
+    /// The connection broke after the statement was sent and before its answer: whether it took
+    /// effect is unknown.
+    Lost(E),
+}
+
+impl<E> Failure<E> {
+    fn into_error(self) -> E {
+        match self {
+            Self::Refused(e) | Self::Lost(e) => e,
+        }
+    }
+}
+
+/// How the survivors of a fault are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Every destination commits, or none does (as far as a non-atomic commit allows: see the
+    /// module docs). The default.
+    #[default]
+    AllOrNothing,
+    /// Destinations that did not fail commit; the failed ones roll back.
+    KeepGoing,
+}
+
+/// How a [`Commit`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// All or nothing, or keep going.
+    pub policy: Policy,
+    /// Two-phase commit under this run id (`[A-Za-z0-9_.-]`, at most 100 bytes); `None` for one
+    /// COMMIT after another.
+    pub two_phase: Option<String>,
+    /// The source holds a transaction that commits only after every destination committed.
+    pub source: bool,
+    /// The copy itself failed: everything rolls back, nothing is checked or committed.
+    pub copy_failed: bool,
+}
+
+impl Options {
+    /// Options with this policy, everything else off.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            ..Self::default()
+        }
+    }
+}
+
+/// How a destination's transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<E> {
+    /// Committed: the rows are there.
+    Committed,
+    /// It was fine, but the run failed: rolled back, nothing kept.
+    RolledBack,
+    /// It failed (its own error, earlier or in a step here): nothing kept.
+    Failed(Option<E>),
+    /// The connection broke during its COMMIT: whether the rows are there is unknown.
+    InDoubt(E),
+    /// Prepared, and the recorded decision is commit, but `COMMIT PREPARED` was not confirmed:
+    /// `copyman recover` (see [`recovery`]) commits it. The rows are not visible until then.
+    CommitPending {
+        /// The prepared transaction's global id.
+        gid: String,
+        /// Why the commit was not confirmed.
+        error: E,
+    },
+    /// Possibly prepared, and the decision is rollback, but `ROLLBACK PREPARED` was not
+    /// confirmed: nothing is visible; `copyman recover` removes the prepared transaction (it
+    /// holds its locks until then).
+    RollbackPending {
+        /// The prepared transaction's global id.
+        gid: String,
+        /// Why the rollback was not confirmed.
+        error: Option<E>,
+    },
+}
+
+impl<E> Outcome<E> {
+    /// Whether the rows are committed there.
+    pub fn is_committed(&self) -> bool {
+        matches!(self, Self::Committed)
+    }
+
+    /// Whether the rows may be there or will be after recovery (committed, in doubt, pending).
+    pub fn may_hold_rows(&self) -> bool {
+        matches!(
+            self,
+            Self::Committed | Self::InDoubt(_) | Self::CommitPending { .. }
+        )
+    }
+
+    /// Its error, if it has one.
+    pub fn error(&self) -> Option<&E> {
+        match self {
+            Self::Committed | Self::RolledBack => None,
+            Self::Failed(e) | Self::RollbackPending { error: e, .. } => e.as_ref(),
+            Self::InDoubt(e) | Self::CommitPending { error: e, .. } => Some(e),
+        }
+    }
+
+    /// A short name: `committed`, `rolled back`, `failed`, `in doubt`, `commit pending`,
+    /// `rollback pending`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Committed => "committed",
+            Self::RolledBack => "rolled back",
+            Self::Failed(_) => "failed",
+            Self::InDoubt(_) => "in doubt",
+            Self::CommitPending { .. } => "commit pending",
+            Self::RollbackPending { .. } => "rollback pending",
+        }
+    }
+}
+
+/// How the source's transaction ended (when it had one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceOutcome<E> {
+    /// Committed (every destination had committed).
+    Committed,
+    /// Rolled back (not every destination committed).
+    RolledBack,
+    /// Its COMMIT failed after every destination committed: the destinations hold the rows and
+    /// the source's own changes (if the statement made any) are undone.
+    CommitFailed(E),
+}
+
+/// Where the run ended, for the caller to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report<E> {
+    /// Each destination, in order.
+    pub destinations: Vec<Outcome<E>>,
+    /// The source's transaction, when it had one.
+    pub source: Option<SourceOutcome<E>>,
+    /// Why the two-phase decision could not be recorded (then nothing was committed).
+    pub record_error: Option<E>,
+}
+
+impl<E> Report<E> {
+    /// Whether every destination committed (and the source, if it had a transaction).
+    pub fn succeeded(&self) -> bool {
+        !self.destinations.is_empty()
+            && self.destinations.iter().all(Outcome::is_committed)
+            && !matches!(self.source, Some(SourceOutcome::CommitFailed(_)))
+    }
+
+    /// Whether nothing is or can become visible anywhere.
+    pub fn nothing_committed(&self) -> bool {
+        !self.destinations.iter().any(Outcome::may_hold_rows)
+    }
+
+    /// Whether some destinations hold (or may hold, or will hold after recovery) the rows and
+    /// others do not: the outcome a user must hear about.
+    pub fn partial(&self) -> bool {
+        !self.succeeded() && !self.nothing_committed()
+    }
+}
+
+#[derive(Debug)]
+enum Slot<E> {
+    /// In its transaction, nothing decided yet.
+    Open,
+    /// Prepared under this gid.
+    Prepared(String),
+    /// Settled.
+    Done(Outcome<E>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Check,
+    Prepare,
+    Record,
+    CommitPrepared,
+    Commit,
+    /// Everything still open rolls back (and prepared ones are rolled back prepared).
+    Abort,
+    /// Destinations that failed with their transaction still open end it (`ROLLBACK`), so every
+    /// connection is usable again.
+    Release,
+    Source,
+    Done,
+}
+
+/// The commit of a copy across its destinations (and source): see the module docs.
+///
+/// `E` is the caller's error type, carried into the [`Report`].
+#[derive(Debug)]
+pub struct Commit<E> {
+    options: Options,
+    slots: Vec<Slot<E>>,
+    /// Failed destinations whose transaction is still open.
+    release: Vec<bool>,
+    phase: Phase,
+    /// The next destination the phase looks at.
+    next: usize,
+    /// The step handed out and not yet answered.
+    pending: Option<(Party, Action)>,
+    source: Option<SourceOutcome<E>>,
+    record_error: Option<E>,
+}
+
+impl<E> Commit<E> {
+    /// A commit over destinations whose copy completed (`true`) or failed (`false`: they roll
+    /// back; their error stays with the caller, their outcome is [`Outcome::Failed`]`(None)`).
+    ///
+    /// # Panics
+    /// If `options.two_phase` holds a run id that is empty, longer than 100 bytes or has
+    /// characters other than ASCII letters, digits, `_`, `.` and `-` (a caller's bug: the id goes
+    /// into SQL and into every global id).
+    pub fn new(options: Options, completed: &[bool]) -> Self {
+        if let Some(run) = &options.two_phase {
+            assert!(
+                valid_run_id(run),
+                "a two-phase run id is 1 to 100 of [A-Za-z0-9_.-], got {run:?}"
+            );
+        }
+        let slots = completed
+            .iter()
+            .map(|&ok| {
+                if ok {
+                    Slot::Open
+                } else {
+                    Slot::Done(Outcome::Failed(None))
+                }
+            })
+            .collect();
+        let mut commit = Self {
+            phase: if options.copy_failed {
+                Phase::Abort
+            } else {
+                Phase::Check
+            },
+            release: completed.iter().map(|&ok| !ok).collect(),
+            options,
+            slots,
+            next: 0,
+            pending: None,
+            source: None,
+            record_error: None,
+        };
+        // Nothing completed: nothing to check or commit.
+        if !commit.slots.iter().any(|s| matches!(s, Slot::Open)) {
+            commit.phase = Phase::Abort;
+        }
+        commit
+    }
+
+    /// The global id of destination `n` in run `run`: `copyman:RUN:N` (1-based N).
+    pub fn gid(run: &str, n: usize) -> String {
+        format!("{GID_PREFIX}{run}:{}", n + 1)
+    }
+
+    /// The next step, or `None` when everything is settled.
+    ///
+    /// # Panics
+    /// If the previous step was not answered yet.
+    pub fn poll_step(&mut self) -> Option<Step> {
+        assert!(
+            self.pending.is_none(),
+            "poll_step called before the last step was answered"
+        );
+        loop {
+            match self.phase {
+                Phase::Done => return None,
+                Phase::Record => {
+                    let run = self.options.two_phase.clone().expect("two-phase run");
+                    let gids = self
+                        .slots
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, s)| match s {
+                            Slot::Prepared(gid) => Some((i, gid.clone())),
+                            _ => None,
+                        })
+                        .collect();
+                    // Answered by handle_recorded; `pending` marks it asked.
+                    self.pending = Some((Party::Source, Action::Commit));
+                    return Some(Step::Record(Decision { run, gids }));
+                }
+                Phase::Source => {
+                    self.phase = Phase::Done;
+                    if self.options.source {
+                        let action = if self.destinations_all_committed() {
+                            Action::Commit
+                        } else {
+                            Action::Rollback
+                        };
+                        return Some(self.ask(Party::Source, action));
+                    }
+                }
+                phase => {
+                    if let Some(step) = self.next_in(phase) {
+                        return Some(step);
+                    }
+                    self.phase = self.after(phase);
+                    self.next = 0;
+                }
+            }
+        }
+    }
+
+    /// The next destination step of `phase`, if any is left.
+    fn next_in(&mut self, phase: Phase) -> Option<Step> {
+        while self.next < self.slots.len() {
+            let n = self.next;
+            self.next += 1;
+            let action = match (phase, &self.slots[n]) {
+                (Phase::Check, Slot::Open) => Action::CheckConstraints,
+                (Phase::Prepare, Slot::Open) => {
+                    let run = self.options.two_phase.as_deref().expect("two-phase run");
+                    Action::Prepare(Self::gid(run, n))
+                }
+                (Phase::CommitPrepared, Slot::Prepared(gid)) => Action::CommitPrepared(gid.clone()),
+                (Phase::Commit, Slot::Open) => Action::Commit,
+                (Phase::Abort, Slot::Open) => Action::Rollback,
+                (Phase::Abort, Slot::Prepared(gid)) => Action::RollbackPrepared(gid.clone()),
+                (Phase::Release, _) if self.release[n] => {
+                    self.release[n] = false;
+                    Action::Rollback
+                }
+                _ => continue,
+            };
+            return Some(self.ask(Party::Destination(n), action));
+        }
+        None
+    }
+
+    fn ask(&mut self, party: Party, action: Action) -> Step {
+        self.pending = Some((party, action.clone()));
+        Step::Run { party, action }
+    }
+
+    /// The phase after `phase` once it has gone through every destination.
+    fn after(&self, phase: Phase) -> Phase {
+        let any_open = self.slots.iter().any(|s| matches!(s, Slot::Open));
+        match phase {
+            Phase::Check if !any_open => Phase::Abort,
+            Phase::Check if self.options.two_phase.is_some() => Phase::Prepare,
+            Phase::Check => Phase::Commit,
+            Phase::Prepare => {
+                if self.slots.iter().any(|s| matches!(s, Slot::Prepared(_))) {
+                    Phase::Record
+                } else {
+                    Phase::Abort
+                }
+            }
+            Phase::CommitPrepared | Phase::Commit | Phase::Abort => Phase::Release,
+            Phase::Release => Phase::Source,
+            Phase::Record | Phase::Source | Phase::Done => unreachable!("not a destination phase"),
+        }
+    }
+
+    /// Reports how the last [`Step::Run`] went.
+    ///
+    /// # Panics
+    /// If no step is waiting for its result (or the waiting step is [`Step::Record`]).
+    pub fn handle_result(&mut self, result: Result<(), Failure<E>>) {
+        let (party, action) = self.pending.take().expect("handle_result without a step");
+        assert!(
+            self.phase != Phase::Record,
+            "a Record step is answered with handle_recorded"
+        );
+        let n = match party {
+            Party::Source => {
+                self.source = Some(match (action, result) {
+                    (Action::Commit, Ok(())) => SourceOutcome::Committed,
+                    (Action::Commit, Err(failure)) => {
+                        SourceOutcome::CommitFailed(failure.into_error())
+                    }
+                    _ => SourceOutcome::RolledBack,
+                });
+                return;
+            }
+            Party::Destination(n) => n,
+        };
+        let all_or_nothing = self.options.policy == Policy::AllOrNothing;
+        let slot = &mut self.slots[n];
+        match (action, result) {
+            (Action::CheckConstraints, Ok(())) => {}
+            (Action::Prepare(gid), Ok(())) => *slot = Slot::Prepared(gid),
+            (Action::Commit | Action::CommitPrepared(_), Ok(())) => {
+                *slot = Slot::Done(Outcome::Committed);
+            }
+            (Action::Rollback, _) => {
+                if matches!(slot, Slot::Open) {
+                    *slot = Slot::Done(Outcome::RolledBack);
+                }
+            }
+            (Action::RollbackPrepared(gid), result) => {
+                *slot = Slot::Done(match result {
+                    Ok(()) => Outcome::RolledBack,
+                    Err(f) => Outcome::RollbackPending {
+                        gid,
+                        error: Some(f.into_error()),
+                    },
+                });
+            }
+            (Action::CheckConstraints, Err(f)) => {
+                *slot = Slot::Done(Outcome::Failed(Some(f.into_error())));
+                // Its transaction is aborted but open.
+                self.release[n] = true;
+                if all_or_nothing {
+                    self.phase = Phase::Abort;
+                    self.next = 0;
+                }
+            }
+            (Action::Prepare(gid), Err(f)) => {
+                *slot = Slot::Done(match f {
+                    Failure::Refused(e) => Outcome::Failed(Some(e)),
+                    // It may have prepared before the connection broke: recovery rolls it back
+                    // (there is no commit decision for this run yet).
+                    Failure::Lost(e) => Outcome::RollbackPending {
+                        gid,
+                        error: Some(e),
+                    },
+                });
+                if all_or_nothing {
+                    self.phase = Phase::Abort;
+                    self.next = 0;
+                }
+            }
+            (Action::Commit, Err(f)) => {
+                *slot = Slot::Done(match f {
+                    Failure::Refused(e) => Outcome::Failed(Some(e)),
+                    Failure::Lost(e) => Outcome::InDoubt(e),
+                });
+                if all_or_nothing {
+                    self.phase = Phase::Abort;
+                    self.next = 0;
+                }
+            }
+            // The decision is commit and it is recorded: every other destination still commits;
+            // this one is finished by recovery.
+            (Action::CommitPrepared(gid), Err(f)) => {
+                *slot = Slot::Done(Outcome::CommitPending {
+                    gid,
+                    error: f.into_error(),
+                });
+            }
+        }
+    }
+
+    /// Reports whether the [`Step::Record`] decision was recorded durably. If it was not, nothing
+    /// is committed: every prepared transaction is rolled back, and the report carries the error.
+    ///
+    /// # Panics
+    /// If no Record step is waiting.
+    pub fn handle_recorded(&mut self, recorded: Result<(), E>) {
+        assert!(
+            self.phase == Phase::Record && self.pending.take().is_some(),
+            "handle_recorded without a Record step"
+        );
+        self.next = 0;
+        self.phase = match recorded {
+            Ok(()) => Phase::CommitPrepared,
+            Err(e) => {
+                self.record_error = Some(e);
+                Phase::Abort
+            }
+        };
+    }
+
+    fn destinations_all_committed(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| matches!(s, Slot::Done(Outcome::Committed)))
+    }
+
+    /// Where every party ended.
+    ///
+    /// # Panics
+    /// Before [`Commit::poll_step`] returned `None`.
+    pub fn outcome(self) -> Report<E> {
+        assert!(self.phase == Phase::Done, "outcome before the commit ended");
+        Report {
+            destinations: self
+                .slots
+                .into_iter()
+                .map(|s| match s {
+                    Slot::Done(outcome) => outcome,
+                    Slot::Open | Slot::Prepared(_) => unreachable!("every slot settles"),
+                })
+                .collect(),
+            source: self.source,
+            record_error: self.record_error,
+        }
+    }
+}
+
+/// A global id's run and destination number, if the id is one copyman made (`copyman:RUN:N`).
+pub fn parse_gid(gid: &str) -> Option<(&str, usize)> {
+    let rest = gid.strip_prefix(GID_PREFIX)?;
+    let (run, n) = rest.rsplit_once(':')?;
+    let n: usize = n.parse().ok().filter(|&n| n > 0)?;
+    valid_run_id(run).then_some((run, n - 1))
+}
+
+/// What recovery does with a prepared transaction it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Recovery {
+    /// Not copyman's: never touched.
+    NotOurs,
+    /// Its run recorded a commit decision naming it: `COMMIT PREPARED`.
+    Commit,
+    /// Its run recorded no commit decision naming it: `ROLLBACK PREPARED`. (A run writes its
+    /// decision before it commits anything, so without one nothing of the run was committed.)
+    Rollback,
+}
+
+/// What to do with the prepared transaction `gid`, given the recorded decisions
+/// (`committed(gid)` is true when a recorded commit decision names this global id).
+///
+/// The caller must make sure the run is over (a run still in progress may yet record its
+/// decision): copyman holds a lock for the length of a run for that.
+///
+/// ```
+/// use copyman_core::commit::{Recovery, recovery};
+///
+/// let decided = ["copyman:r1:1", "copyman:r1:2"];
+/// let committed = |gid: &str| decided.contains(&gid);
+/// assert_eq!(recovery("copyman:r1:2", committed), Recovery::Commit);
+/// assert_eq!(recovery("copyman:r2:1", committed), Recovery::Rollback);
+/// assert_eq!(recovery("app-xact-7", committed), Recovery::NotOurs);
+/// ```
+pub fn recovery(gid: &str, committed: impl Fn(&str) -> bool) -> Recovery {
+    match parse_gid(gid) {
+        None => Recovery::NotOurs,
+        Some(_) if committed(gid) => Recovery::Commit,
+        Some(_) => Recovery::Rollback,
+    }
+}
+
+/// Whether `run` can be a two-phase run id: 1 to 100 of `[A-Za-z0-9_.-]`.
+pub fn valid_run_id(run: &str) -> bool {
+    !run.is_empty()
+        && run.len() <= 100
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}

@@ -1,0 +1,447 @@
+//! The commit machine, deterministically: scripted results for every step, and properties over
+//! every pattern of failures.
+
+use copyman_core::commit::{
+    Action, Commit, Failure, Options, Outcome, Party, Policy, Recovery, SourceOutcome, Step,
+    parse_gid, recovery,
+};
+use proptest::prelude::*;
+
+/// What a scripted party answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Ok,
+    Refused,
+    Lost,
+}
+
+/// Runs a commit to its end; `answer` decides each step's result; `record` whether the decision
+/// is recorded. Returns every step taken and the report.
+fn run(
+    options: Options,
+    completed: &[bool],
+    mut answer: impl FnMut(Party, &Action) -> Answer,
+    record: bool,
+) -> (Vec<Step>, copyman_core::commit::Report<String>) {
+    let mut commit = Commit::new(options, completed);
+    let mut steps = Vec::new();
+    while let Some(step) = commit.poll_step() {
+        assert!(
+            steps.len() < 10 * completed.len() + 10,
+            "the commit never ends"
+        );
+        steps.push(step.clone());
+        match step {
+            Step::Run { party, action } => {
+                let result = match answer(party, &action) {
+                    Answer::Ok => Ok(()),
+                    Answer::Refused => Err(Failure::Refused(format!("{party:?} refused"))),
+                    Answer::Lost => Err(Failure::Lost(format!("{party:?} lost"))),
+                };
+                commit.handle_result(result);
+            }
+            Step::Record(_) => commit.handle_recorded(if record {
+                Ok(())
+            } else {
+                Err("the disk is full".to_owned())
+            }),
+            _ => unreachable!(),
+        }
+    }
+    (steps, commit.outcome())
+}
+
+fn runs(steps: &[Step]) -> Vec<(Party, String)> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Run { party, action } => Some((*party, action.sql())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn d(n: usize) -> Party {
+    Party::Destination(n)
+}
+
+#[test]
+fn every_destination_checks_then_commits_in_order() {
+    let (steps, report) = run(
+        Options::default(),
+        &[true, true, true],
+        |_, _| Answer::Ok,
+        true,
+    );
+    let sql: Vec<_> = runs(&steps);
+    assert_eq!(
+        sql,
+        vec![
+            (d(0), "SET CONSTRAINTS ALL IMMEDIATE".to_owned()),
+            (d(1), "SET CONSTRAINTS ALL IMMEDIATE".to_owned()),
+            (d(2), "SET CONSTRAINTS ALL IMMEDIATE".to_owned()),
+            (d(0), "COMMIT".to_owned()),
+            (d(1), "COMMIT".to_owned()),
+            (d(2), "COMMIT".to_owned()),
+        ]
+    );
+    assert!(report.succeeded());
+    assert!(!report.partial());
+}
+
+#[test]
+fn a_failed_commit_stops_the_rest_and_says_who_committed() {
+    let (steps, report) = run(
+        Options::default(),
+        &[true, true, true],
+        |p, a| {
+            if p == d(1) && *a == Action::Commit {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    let sql = runs(&steps);
+    assert_eq!(
+        sql[3..],
+        [
+            (d(0), "COMMIT".to_owned()),
+            (d(1), "COMMIT".to_owned()),
+            (d(2), "ROLLBACK".to_owned()),
+        ]
+    );
+    assert_eq!(report.destinations[0], Outcome::Committed);
+    assert_eq!(
+        report.destinations[1],
+        Outcome::Failed(Some("Destination(1) refused".to_owned()))
+    );
+    assert_eq!(report.destinations[2], Outcome::RolledBack);
+    assert!(report.partial());
+    assert!(!report.nothing_committed());
+}
+
+#[test]
+fn a_commit_whose_connection_broke_is_in_doubt() {
+    let (_, report) = run(
+        Options::default(),
+        &[true, true],
+        |p, a| {
+            if p == d(0) && *a == Action::Commit {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(report.destinations[0].name(), "in doubt");
+    assert_eq!(report.destinations[1], Outcome::RolledBack);
+    // The rows may be on destination 1: never "nothing committed".
+    assert!(!report.nothing_committed());
+}
+
+#[test]
+fn a_failed_check_rolls_everything_back_before_any_commit() {
+    let (steps, report) = run(
+        Options::default(),
+        &[true, true],
+        |p, a| {
+            if p == d(1) && *a == Action::CheckConstraints {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert!(!runs(&steps).iter().any(|(_, sql)| sql == "COMMIT"));
+    assert!(report.nothing_committed());
+    assert_eq!(report.destinations[0], Outcome::RolledBack);
+    assert!(matches!(report.destinations[1], Outcome::Failed(Some(_))));
+    // The failed one's aborted transaction is ended too.
+    assert_eq!(runs(&steps).last(), Some(&(d(1), "ROLLBACK".to_owned())));
+}
+
+#[test]
+fn keep_going_commits_the_survivors() {
+    let options = Options::new(Policy::KeepGoing);
+    let (steps, report) = run(
+        options,
+        &[true, false, true],
+        |p, a| {
+            if p == d(0) && *a == Action::Commit {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(report.destinations[0].name(), "failed");
+    assert_eq!(report.destinations[1], Outcome::Failed(None));
+    assert_eq!(report.destinations[2], Outcome::Committed);
+    assert!(runs(&steps).contains(&(d(1), "ROLLBACK".to_owned())));
+}
+
+#[test]
+fn a_failed_copy_only_rolls_back() {
+    let options = Options {
+        copy_failed: true,
+        source: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(options, &[true, false], |_, _| Answer::Ok, true);
+    assert_eq!(
+        runs(&steps),
+        vec![
+            (d(0), "ROLLBACK".to_owned()),
+            (d(1), "ROLLBACK".to_owned()),
+            (Party::Source, "ROLLBACK".to_owned()),
+        ]
+    );
+    assert!(report.nothing_committed());
+    assert_eq!(report.source, Some(SourceOutcome::RolledBack));
+}
+
+#[test]
+fn the_source_commits_last_and_only_after_every_destination() {
+    let options = Options {
+        source: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(options.clone(), &[true, true], |_, _| Answer::Ok, true);
+    assert_eq!(
+        runs(&steps).last(),
+        Some(&(Party::Source, "COMMIT".to_owned()))
+    );
+    assert_eq!(report.source, Some(SourceOutcome::Committed));
+
+    let (steps, report) = run(
+        options,
+        &[true, true],
+        |p, a| {
+            if p == d(1) && *a == Action::Commit {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(
+        runs(&steps).last(),
+        Some(&(Party::Source, "ROLLBACK".to_owned()))
+    );
+    assert_eq!(report.source, Some(SourceOutcome::RolledBack));
+}
+
+#[test]
+fn two_phase_prepares_records_then_commits_prepared() {
+    let options = Options {
+        two_phase: Some("run-1".to_owned()),
+        ..Options::default()
+    };
+    let (steps, report) = run(options, &[true, true], |_, _| Answer::Ok, true);
+    let kinds: Vec<String> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Run { party, action } => format!("{party:?} {}", action.sql()),
+            Step::Record(decision) => format!("record {decision:?}"),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Destination(0) SET CONSTRAINTS ALL IMMEDIATE",
+            "Destination(1) SET CONSTRAINTS ALL IMMEDIATE",
+            "Destination(0) PREPARE TRANSACTION 'copyman:run-1:1'",
+            "Destination(1) PREPARE TRANSACTION 'copyman:run-1:2'",
+            "record Decision { run: \"run-1\", gids: [(0, \"copyman:run-1:1\"), (1, \"copyman:run-1:2\")] }",
+            "Destination(0) COMMIT PREPARED 'copyman:run-1:1'",
+            "Destination(1) COMMIT PREPARED 'copyman:run-1:2'",
+        ]
+    );
+    assert!(report.succeeded());
+}
+
+#[test]
+fn two_phase_a_refused_prepare_rolls_every_prepared_one_back() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        ..Options::default()
+    };
+    let (steps, report) = run(
+        options,
+        &[true, true, true],
+        |p, a| {
+            if p == d(1) && matches!(a, Action::Prepare(_)) {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
+    let sql = runs(&steps);
+    assert!(sql.contains(&(d(0), "ROLLBACK PREPARED 'copyman:r:1'".to_owned())));
+    assert!(sql.contains(&(d(2), "ROLLBACK".to_owned())));
+    assert!(!sql.iter().any(|(_, s)| s.starts_with("COMMIT")));
+    assert!(report.nothing_committed());
+}
+
+#[test]
+fn two_phase_an_unrecorded_decision_commits_nothing() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        ..Options::default()
+    };
+    let (steps, report) = run(options, &[true, true], |_, _| Answer::Ok, false);
+    let sql = runs(&steps);
+    assert!(sql.contains(&(d(0), "ROLLBACK PREPARED 'copyman:r:1'".to_owned())));
+    assert!(sql.contains(&(d(1), "ROLLBACK PREPARED 'copyman:r:2'".to_owned())));
+    assert!(report.nothing_committed());
+    assert_eq!(report.record_error.as_deref(), Some("the disk is full"));
+}
+
+#[test]
+fn two_phase_a_lost_commit_prepared_is_pending_and_the_rest_still_commit() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        ..Options::default()
+    };
+    let (_, report) = run(
+        options,
+        &[true, true, true],
+        |p, a| {
+            if p == d(0) && matches!(a, Action::CommitPrepared(_)) {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert!(matches!(
+        &report.destinations[0],
+        Outcome::CommitPending { gid, .. } if gid == "copyman:r:1"
+    ));
+    assert_eq!(report.destinations[1], Outcome::Committed);
+    assert_eq!(report.destinations[2], Outcome::Committed);
+    assert!(report.partial());
+}
+
+#[test]
+fn gids_parse_and_recovery_never_touches_foreign_ones() {
+    assert_eq!(parse_gid("copyman:abc-1:3"), Some(("abc-1", 2)));
+    assert_eq!(parse_gid("copyman:abc:0"), None);
+    assert_eq!(parse_gid("copyman:a b:1"), None);
+    assert_eq!(parse_gid("other:abc:1"), None);
+    assert_eq!(recovery("pgbouncer-1", |_| true), Recovery::NotOurs);
+    assert_eq!(recovery("copyman:x:1", |_| false), Recovery::Rollback);
+    assert_eq!(
+        recovery("copyman:x:1", |g| g == "copyman:x:1"),
+        Recovery::Commit
+    );
+    assert_eq!(Commit::<()>::gid("x", 0), "copyman:x:1");
+}
+
+fn answer_strategy() -> impl Strategy<Value = Answer> {
+    prop_oneof![
+        6 => Just(Answer::Ok),
+        1 => Just(Answer::Refused),
+        1 => Just(Answer::Lost),
+    ]
+}
+
+proptest! {
+    /// Whatever fails where: every destination settles, the source commits only after every
+    /// destination committed, nothing is committed after a failure under all-or-nothing, and two
+    /// phases commit nothing before a recorded decision naming every prepared destination.
+    #[test]
+    fn the_promise_holds_whatever_fails(
+        completed in proptest::collection::vec(proptest::bool::weighted(0.85), 1..5),
+        answers in proptest::collection::vec(answer_strategy(), 40),
+        keep_going: bool,
+        two_phase: bool,
+        source: bool,
+        copy_failed in proptest::bool::weighted(0.2),
+        record: bool,
+    ) {
+        let options = Options {
+            policy: if keep_going { Policy::KeepGoing } else { Policy::AllOrNothing },
+            two_phase: two_phase.then(|| "p".to_owned()),
+            source,
+            copy_failed,
+        };
+        let mut i = 0;
+        let (steps, report) = run(options, &completed, |_, _| {
+            i += 1;
+            answers[(i - 1) % answers.len()]
+        }, record);
+        let n = completed.len();
+        prop_assert_eq!(report.destinations.len(), n);
+
+        // A destination whose copy failed never commits.
+        for (k, ok) in completed.iter().enumerate() {
+            if !ok {
+                prop_assert_eq!(&report.destinations[k], &Outcome::Failed(None));
+            }
+        }
+        let commits: Vec<usize> = steps.iter().filter_map(|s| match s {
+            Step::Run { party: Party::Destination(k), action: Action::Commit | Action::CommitPrepared(_) } => Some(*k),
+            _ => None,
+        }).collect();
+        if copy_failed {
+            prop_assert!(commits.is_empty());
+            prop_assert!(report.nothing_committed());
+        }
+        // The source commits only when every destination committed.
+        match &report.source {
+            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) => {
+                prop_assert!(report.destinations.iter().all(Outcome::is_committed));
+            }
+            _ => {}
+        }
+        prop_assert_eq!(report.source.is_some(), source);
+        if two_phase {
+            // No COMMIT PREPARED before the decision, which names every prepared destination.
+            let record_at = steps.iter().position(|s| matches!(s, Step::Record(_)));
+            let first_commit = steps.iter().position(|s| matches!(s, Step::Run { action: Action::CommitPrepared(_), .. }));
+            if let Some(c) = first_commit {
+                let r = record_at.expect("a commit needs a recorded decision");
+                prop_assert!(r < c);
+                prop_assert!(record);
+            }
+            let plain_commit = steps.iter().any(|s| matches!(s, Step::Run { action: Action::Commit, party: Party::Destination(_) }));
+            prop_assert!(!plain_commit);
+            if !keep_going && report.destinations.iter().any(|o| matches!(o, Outcome::Committed | Outcome::CommitPending { .. })) {
+                // All or nothing: every destination that completed its copy prepared and is
+                // committed or pending.
+                for (k, ok) in completed.iter().enumerate() {
+                    if *ok {
+                        prop_assert!(report.destinations[k].may_hold_rows(), "{:?}", report);
+                    }
+                }
+            }
+        } else if !keep_going {
+            // One COMMIT after another, and none after the first that failed.
+            for w in commits.windows(2) {
+                prop_assert!(w[0] < w[1]);
+            }
+            let failed_commit = commits.iter().position(|&k| !report.destinations[k].is_committed());
+            if let Some(f) = failed_commit {
+                prop_assert_eq!(f, commits.len() - 1);
+            }
+            let not_committed = report.destinations.iter().filter(|o| !o.is_committed()).count();
+            if not_committed > 0 {
+                // At most one destination is in doubt or failed at COMMIT; committed ones are
+                // exactly those commits that came before it.
+                prop_assert!(report.destinations.iter().filter(|o| matches!(o, Outcome::InDoubt(_))).count() <= 1);
+            }
+        }
+    }
+}

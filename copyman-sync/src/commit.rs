@@ -1,0 +1,373 @@
+//! Ending a copy's transactions on blocking connections: core's [`Commit`] carried out, the
+//! two-phase decision log, and recovery of what a crash left prepared.
+//!
+//! Every decision (what runs where, in which order, what a failure means) is core's
+//! ([`copyman_core::commit`]); this module only runs the statements and writes the log.
+//!
+//! ```no_run
+//! use copyman_sync::commit::{self, Commit, DecisionLog, Options, Participant};
+//! use copyman_sync::Connection;
+//!
+//! # fn copy_into(_: &mut [Connection]) {}
+//! let mut dests = vec![
+//!     Connection::connect_str("host=10.0.0.2 user=app dbname=shop")?,
+//!     Connection::connect_str("host=10.0.0.3 user=app dbname=shop")?,
+//! ];
+//! for d in &mut dests {
+//!     d.execute("BEGIN")?;
+//! }
+//! copy_into(&mut dests); // a CopyManager run into every destination
+//!
+//! // All or nothing across the servers: two-phase commit under a durable decision.
+//! let log = DecisionLog::open("/var/lib/app/copyman-decisions.log")?;
+//! let run = DecisionLog::new_run_id();
+//! let _guard = log.lock_run(&run)?;
+//! let options = Options { two_phase: Some(run), ..Options::default() };
+//! let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> =
+//!     dests.iter_mut().map(|c| c as &mut dyn Participant<Error = _>).collect();
+//! let report = commit::run(Commit::new(options, &[true, true]), &mut parties, None, |d| {
+//!     log.record(d).map_err(copyman_sync::Error::Io)
+//! });
+//! assert!(report.succeeded());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use copyman_core::commit::{
+    Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
+    Report, SourceOutcome, Step, parse_gid, recovery, valid_run_id,
+};
+
+use crate::{Connection, Error};
+
+/// Something whose transaction a [`Commit`] ends: a server connection, or (in an application)
+/// anything with commit and rollback, such as a file written beside its final name.
+pub trait Participant {
+    /// The error a failed step carries into the report.
+    type Error;
+
+    /// Carries out `action`. [`Failure::Refused`] when it certainly did not take effect,
+    /// [`Failure::Lost`] when that is unknown.
+    fn run(&mut self, action: &Action) -> Result<(), Failure<Self::Error>>;
+}
+
+impl Participant for Connection {
+    type Error = Error;
+
+    fn run(&mut self, action: &Action) -> Result<(), Failure<Error>> {
+        // A server that ended the session before the statement was sent (a terminated backend's
+        // FATAL, waiting in the socket) refused it: its transaction is gone, nothing took effect.
+        if let Err(e) = self.check() {
+            return match action {
+                // The server rolls back what a closed session left.
+                Action::Rollback => Ok(()),
+                _ => Err(Failure::Refused(e)),
+            };
+        }
+        match self.execute(&action.sql()) {
+            Ok(_) => Ok(()),
+            // An ERROR answers the statement: it did not take effect.
+            Err(e) if e.db_error().is_some_and(|db| !db.is_fatal()) => Err(Failure::Refused(e)),
+            Err(e) => Err(Failure::Lost(e)),
+        }
+    }
+}
+
+/// Runs `commit` to its end: each step on its destination (by index into `destinations`) or on
+/// the source, [`Step::Record`] through `record`. Returns where every party ended.
+///
+/// # Panics
+/// If the commit names a destination `destinations` does not have, or a source when `source`
+/// is `None` (the caller's bug: the commit was built for other parties).
+pub fn run<E>(
+    mut commit: Commit<E>,
+    destinations: &mut [&mut dyn Participant<Error = E>],
+    mut source: Option<&mut dyn Participant<Error = E>>,
+    mut record: impl FnMut(&Decision) -> Result<(), E>,
+) -> Report<E> {
+    while let Some(step) = commit.poll_step() {
+        match step {
+            Step::Run { party, action } => {
+                let result = match party {
+                    Party::Destination(n) => destinations[n].run(&action),
+                    Party::Source => source
+                        .as_deref_mut()
+                        .expect("the commit has a source")
+                        .run(&action),
+                };
+                commit.handle_result(result);
+            }
+            Step::Record(decision) => commit.handle_recorded(record(&decision)),
+            _ => unreachable!("a step this driver does not know"),
+        }
+    }
+    commit.outcome()
+}
+
+/// The two-phase commit decisions, one line per run in a file: `commit RUN GID…`, written and
+/// fsynced before the first `COMMIT PREPARED` of the run. A run with no line here committed
+/// nothing, so recovery rolls its prepared transactions back.
+///
+/// Runs in progress hold a lock ([`DecisionLog::lock_run`]) on a file beside the log, so recovery
+/// never decides for a run that may still record its decision.
+#[derive(Debug)]
+pub struct DecisionLog {
+    path: PathBuf,
+}
+
+impl DecisionLog {
+    /// The log at `path`, for a run: created (with its directory) if missing, so that recovery
+    /// can tell "this run recorded no decision" from "this is not the log".
+    ///
+    /// # Errors
+    /// The directory or the file cannot be created.
+    pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?
+            .sync_all()?;
+        Ok(Self { path })
+    }
+
+    /// The log at `path`, for recovery: it must exist (a run creates it before it prepares
+    /// anything).
+    ///
+    /// # Errors
+    /// It does not exist ([`io::ErrorKind::NotFound`]) or cannot be read.
+    pub fn existing(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        fs::metadata(&path)?;
+        Ok(Self { path })
+    }
+
+    /// The log at `path` whether or not it exists (missing, it reads as empty): for recovery when
+    /// the caller knows the log is lost and no run recorded a commit decision.
+    pub fn none(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new run id: the time, this process and a little randomness (`1764479123-4242-9f3a`).
+    pub fn new_run_id() -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        // RandomState's keys are random per process: two runs of one process differ by time.
+        let salt = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::hash::RandomState::new().build_hasher();
+            h.write_u32(now.subsec_nanos());
+            h.finish()
+        };
+        format!(
+            "{}-{}-{:04x}",
+            now.as_secs(),
+            std::process::id(),
+            salt & 0xffff
+        )
+    }
+
+    fn lock_path(&self, run: &str) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "copyman".into(), |n| n.to_string_lossy().into_owned());
+        self.path.with_file_name(format!(".{name}.{run}.lock"))
+    }
+
+    /// Marks `run` as in progress until the guard is dropped (or the process dies: the lock is
+    /// the kernel's).
+    ///
+    /// # Errors
+    /// The lock file cannot be created or locked.
+    pub fn lock_run(&self, run: &str) -> io::Result<RunLock> {
+        let path = self.lock_path(run);
+        let file = File::create(&path)?;
+        file.lock()?;
+        Ok(RunLock { file, path })
+    }
+
+    /// Whether `run` is in progress (its lock is held by a live process).
+    pub fn run_in_progress(&self, run: &str) -> bool {
+        let path = self.lock_path(run);
+        match File::open(&path) {
+            // Unlocked: left by a run that died, which decides nothing any more. The file stays
+            // (a few bytes): removing it could race with a run that just created it.
+            Ok(file) => match file.try_lock() {
+                Ok(()) => {
+                    let _ = file.unlock();
+                    false
+                }
+                Err(_) => true,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// Appends the commit decision and makes it durable (file and directory fsynced).
+    ///
+    /// # Errors
+    /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
+    pub fn record(&self, decision: &Decision) -> io::Result<()> {
+        let mut line = format!("commit {}", decision.run);
+        for (_, gid) in &decision.gids {
+            line.push(' ');
+            line.push_str(gid);
+        }
+        line.push('\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(line.as_bytes())?;
+        file.sync_all()?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Every global id a recorded commit decision names (an empty set when there is no log).
+    ///
+    /// # Errors
+    /// The log exists but cannot be read.
+    pub fn committed(&self) -> io::Result<HashSet<String>> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+            Err(e) => return Err(e),
+        };
+        let mut gids = HashSet::new();
+        // Only whole lines: a line cut short by a crash while it was written was never fsynced,
+        // so its run committed nothing.
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("commit") {
+                let _run = words.next();
+                gids.extend(words.filter(|w| parse_gid(w).is_some()).map(str::to_owned));
+            }
+        }
+        Ok(gids)
+    }
+}
+
+/// A run in progress, for [`DecisionLog::run_in_progress`]; dropped when the run is over.
+#[derive(Debug)]
+pub struct RunLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// A prepared transaction copyman left on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Its global id.
+    pub gid: String,
+    /// Its run.
+    pub run: String,
+    /// When it was prepared (the server's text), and its age in whole seconds.
+    pub prepared: String,
+    /// Its age in seconds.
+    pub age_secs: u64,
+    /// The database it is in (it can be finished only from a session in that database).
+    pub database: String,
+    /// Whether it belongs to the database `conn` is connected to.
+    pub here: bool,
+}
+
+/// copyman's prepared transactions on `conn`'s server, oldest first (never another program's).
+///
+/// # Errors
+/// The server's.
+pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
+    let rows = conn.query(
+        "SELECT gid, prepared::text, \
+         floor(extract(epoch FROM now() - prepared))::int8::text, database, \
+         (database = current_database())::text \
+         FROM pg_prepared_xacts WHERE gid LIKE 'copyman:%' ORDER BY prepared",
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+            let gid = text(0);
+            let (run, _) = parse_gid(&gid)?;
+            Some(Prepared {
+                run: run.to_owned(),
+                prepared: text(1),
+                age_secs: text(2).parse().unwrap_or(0),
+                database: text(3),
+                here: text(4) == "true",
+                gid,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_log(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "copyman-sync-{}-{name}/decisions.log",
+            std::process::id()
+        ))
+    }
+
+    #[test]
+    fn decisions_are_read_back_and_a_torn_line_counts_for_nothing() {
+        let path = temp_log("torn");
+        let log = DecisionLog::open(&path).unwrap();
+        assert!(log.committed().unwrap().is_empty(), "created empty");
+        log.record(&Decision {
+            run: "r1".into(),
+            gids: vec![(0, "copyman:r1:1".into()), (1, "copyman:r1:2".into())],
+        })
+        .unwrap();
+        // A crash in the middle of the next record: no newline, never fsynced.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"commit r2 copyman:r2:1 copyman:r2").unwrap();
+        let committed = log.committed().unwrap();
+        assert!(committed.contains("copyman:r1:1") && committed.contains("copyman:r1:2"));
+        assert!(!committed.contains("copyman:r2:1"), "{committed:?}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_run_is_in_progress_while_its_lock_is_held() {
+        let path = temp_log("lock");
+        let log = DecisionLog::open(&path).unwrap();
+        let run = DecisionLog::new_run_id();
+        assert!(valid_run_id(&run), "{run}");
+        assert_ne!(run, DecisionLog::new_run_id());
+        let guard = log.lock_run(&run).unwrap();
+        assert!(log.run_in_progress(&run));
+        drop(guard);
+        assert!(!log.run_in_progress(&run));
+        assert!(DecisionLog::existing(&path).is_ok());
+        assert!(DecisionLog::existing(path.with_file_name("missing.log")).is_err());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}
