@@ -210,10 +210,10 @@ pub(crate) fn is_timeout(error: &(dyn Error + 'static)) -> bool {
         if e.downcast_ref::<io::Error>().is_some_and(timeout) {
             return true;
         }
-        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>() {
-            if timeout(io) {
-                return true;
-            }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>()
+            && timeout(io)
+        {
+            return true;
         }
         current = e.source();
     }
