@@ -8,9 +8,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use copyman_core::start;
 use copyman_core::{
-    Config, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output, ReceiverFault,
-    ReceiverId, Summary,
+    BoxError, Config, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output,
+    ReceiverFault, ReceiverId, Summary,
 };
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
@@ -231,7 +232,7 @@ impl<'a> CopyManager<'a> {
                 let receiver = receiver.as_mut().expect("no IO runs before the start");
                 (ReceiverId(i), receiver.start().await)
             });
-        let receiver_faults: Vec<_> = futures_util::future::join_all(starts)
+        let mut receiver_faults: Vec<_> = futures_util::future::join_all(starts)
             .await
             .into_iter()
             .filter_map(|(id, result)| result.err().map(|e| (id, e)))
@@ -241,6 +242,20 @@ impl<'a> CopyManager<'a> {
             let source_frames = copy.manager.needs_source_frames();
             let producer = copy.producer.as_mut().expect("no IO runs before the start");
             producer_fault = producer.start(source_frames).await.err();
+        }
+        if receiver_faults.is_empty() && producer_fault.is_none() {
+            // Every COPY started and announced its format; no data has moved yet.
+            let producer = copy.producer.as_ref().and_then(|p| p.format());
+            let formats = copy
+                .receivers
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (ReceiverId(i), r.as_ref().and_then(|r| r.format())));
+            receiver_faults.extend(
+                start::check_formats(producer, formats)
+                    .into_iter()
+                    .map(|(id, mismatch)| (id, BoxError::from(mismatch))),
+            );
         }
         if receiver_faults.is_empty() && producer_fault.is_none() {
             return Ok(copy);

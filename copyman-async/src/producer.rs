@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::State;
+use copyman_core::session::{CopyFormat, State};
 use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
@@ -45,6 +45,12 @@ pub trait Producer: Send {
         None
     }
 
+    /// The overall format (text or binary) its server announced when its COPY started, if it
+    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
+    fn format(&self) -> Option<CopyFormat> {
+        None
+    }
+
     /// Stops producing before the end and leaves its connection usable (cancel and drain).
     ///
     /// # Errors
@@ -58,6 +64,10 @@ pub trait Producer: Send {
 impl<P: Producer + ?Sized> Producer for Box<P> {
     fn protocol(&self) -> Protocol {
         (**self).protocol()
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        (**self).format()
     }
 
     async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
@@ -110,6 +120,7 @@ pub struct StatementProducer<'c> {
     source: Option<CopyOutSource>,
     /// Its statement was sent: from then on its connection is in its COPY until Ready.
     started: bool,
+    format: Option<CopyFormat>,
 }
 
 impl<'c> StatementProducer<'c> {
@@ -122,6 +133,7 @@ impl<'c> StatementProducer<'c> {
             buf: BytesMut::new(),
             source: None,
             started: false,
+            format: None,
         }
     }
 
@@ -137,6 +149,7 @@ impl<'c> StatementProducer<'c> {
             .conn
             .start_copy(&self.statement, Direction::ToStdout)
             .await?;
+        self.format = started.format;
         self.source = Some(CopyOutSource::started(
             reblock,
             started,
@@ -234,6 +247,10 @@ impl Drop for StatementProducer<'_> {
 impl Producer for StatementProducer<'_> {
     fn protocol(&self) -> Protocol {
         Protocol::PQv3
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.format
     }
 
     async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::{Event, Session, SessionError, State};
+use copyman_core::session::{CopyFormat, Event, Session, SessionError, State};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::Framer;
@@ -60,12 +60,22 @@ pub trait Receiver: Send {
     /// # Errors
     /// Its connection could not be made usable again.
     async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
+
+    /// The overall format (text or binary) its server announced when its COPY started, if it
+    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
+    fn format(&self) -> Option<CopyFormat> {
+        None
+    }
 }
 
 #[async_trait]
 impl<R: Receiver + ?Sized> Receiver for Box<R> {
     fn protocol(&self) -> Protocol {
         (**self).protocol()
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        (**self).format()
     }
 
     async fn start(&mut self) -> Result<(), BoxError> {
@@ -112,6 +122,7 @@ pub struct StatementReceiver<'c> {
     framer: Framer,
     /// `fail` began writing its realignment: the framer no longer tells where the stream is.
     failing: bool,
+    format: Option<CopyFormat>,
 }
 
 impl<'c> StatementReceiver<'c> {
@@ -124,14 +135,17 @@ impl<'c> StatementReceiver<'c> {
             started: false,
             framer: Framer::new(),
             failing: false,
+            format: None,
         }
     }
 
     async fn start_copy(&mut self) -> Result<(), Error> {
         self.started = true;
-        self.conn
+        let started = self
+            .conn
             .start_copy(&self.statement, Direction::FromStdin)
             .await?;
+        self.format = started.format;
         Ok(())
     }
 
@@ -335,6 +349,10 @@ impl Drop for StatementReceiver<'_> {
 impl Receiver for StatementReceiver<'_> {
     fn protocol(&self) -> Protocol {
         Protocol::PQv3
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.format
     }
 
     async fn start(&mut self) -> Result<(), BoxError> {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use copyman_core::statement::{self, Direction};
 
 use crate::conn::{self, ConnError, Env, ServerSpec, Target};
 use crate::report::Exit;
@@ -168,8 +169,8 @@ pub(crate) struct LowTable {
     /// Empty each destination table first, in the same transaction as the copy.
     #[arg(long)]
     pub(crate) truncate: bool,
-    /// Data format [default: binary between servers of one major version, csv for a *.csv
-    /// file, else text].
+    /// Data format [default: binary between servers of one major version when every column's
+    /// type matches on every side, csv for a *.csv file, else text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub(crate) format: Option<FormatArg>,
     /// CSV data has a header line (implies --format csv).
@@ -182,6 +183,13 @@ pub(crate) struct LowTable {
     /// max_prepared_transactions > 0 on every destination; see `copyman recover`).
     #[command(flatten)]
     pub(crate) atomic: LowAtomic,
+    /// The destinations' table, when its name differs from the source's.
+    #[arg(long, value_name = "TABLE")]
+    pub(crate) target_table: Option<String>,
+    /// Connect, look the table up everywhere and print the plan (statements, format and why,
+    /// columns per destination); copy nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Limits and checks.
     #[command(flatten)]
     pub(crate) safety: LowSafety,
@@ -229,6 +237,9 @@ pub(crate) struct LowCopy {
     /// Two-phase commit.
     #[command(flatten)]
     pub(crate) atomic: LowAtomic,
+    /// Connect and print the plan (the statements per destination); copy nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Limits and checks.
     #[command(flatten)]
     pub(crate) safety: LowSafety,
@@ -481,6 +492,8 @@ pub(crate) struct Transfer {
     pub(crate) keep_going: bool,
     /// `--atomic`: the decision log of its two-phase commit.
     pub(crate) atomic: Option<PathBuf>,
+    /// `--dry-run`: plan and show, copy nothing.
+    pub(crate) dry_run: bool,
     /// Limits and checks.
     pub(crate) safety: Safety,
 }
@@ -649,6 +662,12 @@ fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endp
 
 fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     let table = TableName::parse(&low.table).map_err(|e| ArgError::usage(format!("TABLE: {e}")))?;
+    let target = low
+        .target_table
+        .as_deref()
+        .map(TableName::parse)
+        .transpose()
+        .map_err(|e| ArgError::usage(format!("--target-table: {e}")))?;
     let columns = match &low.columns {
         Some(text) => {
             sql::parse_columns(text).map_err(|e| ArgError::usage(format!("--columns: {e}")))?
@@ -688,6 +707,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         statements: Statements::Table {
             copy: TableCopy {
                 table,
+                target,
                 columns,
                 condition: low.condition,
                 header: low.header,
@@ -698,6 +718,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         keep_going: low.keep_going,
         safety,
         atomic: None,
+        dry_run: low.dry_run,
     }
     .with_atomic(low.atomic, env)
 }
@@ -719,6 +740,16 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         _ => {}
     }
     let receive = pair_receives(&low, &destinations)?;
+    // Malformed statements are refused before any server is reached. The check reads strings
+    // as standard_conforming_strings=on; each endpoint checks again with its server's setting.
+    if let Some(send) = &low.send {
+        statement::check(send, Direction::ToStdout)
+            .map_err(|e| ArgError::usage(format!("--send: {e}")))?;
+    }
+    for receive in receive.iter().flatten() {
+        statement::check(receive, Direction::FromStdin)
+            .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
+    }
     Transfer {
         source,
         destinations,
@@ -729,6 +760,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         keep_going: low.keep_going,
         safety,
         atomic: None,
+        dry_run: low.dry_run,
     }
     .with_atomic(low.atomic, env)
 }
@@ -1147,6 +1179,71 @@ mod tests {
             usage(&["copy", "--from", "host=a", "--send", "S", "--to", "host=b"])
                 .contains("no --receive")
         );
+    }
+
+    #[test]
+    fn target_table_and_dry_run() {
+        let t = transfer(&[
+            "table",
+            "items",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+            "--target-table",
+            r#"Archive."Items 2024""#,
+            "--dry-run",
+        ]);
+        assert!(t.dry_run);
+        let Statements::Table { copy, .. } = t.statements else {
+            panic!("table statements")
+        };
+        assert_eq!(copy.table.to_string(), r#""items""#);
+        assert_eq!(copy.target().to_string(), r#""archive"."Items 2024""#);
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--target-table",
+                "a.b.c"
+            ])
+            .contains("--target-table")
+        );
+        let t = transfer(&["table", "t", "--from", "host=a", "--to", "host=b"]);
+        assert!(!t.dry_run);
+    }
+
+    #[test]
+    fn copy_statements_are_checked_before_connecting() {
+        let copy = |send: &str, receive: &str| {
+            usage(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--send",
+                send,
+                "--to",
+                "host=b",
+                "--receive",
+                receive,
+            ])
+        };
+        assert!(
+            copy("SELECT 1", "COPY t FROM STDIN").contains("--send: the statement is not a COPY")
+        );
+        assert!(
+            copy("COPY t TO STDOUT", "COPY t TO STDOUT")
+                .contains("--receive: expected a COPY FROM STDIN")
+        );
+        assert!(
+            copy("COPY t TO STDOUT", "COPY t FROM STDIN; COPY u FROM STDIN")
+                .contains("--receive: expected a single")
+        );
+        assert!(copy("COPY t TO '/tmp/x'", "COPY t FROM STDIN").contains("a file or program"));
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         statements: Statements::Table {
             copy: TableCopy {
                 table: TableName::parse(TABLE).expect("the demo table's name is valid"),
+                target: None,
                 columns: Vec::new(),
                 condition: None,
                 header: false,
@@ -135,6 +136,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         keep_going: false,
         safety: Safety::default(),
         atomic: None,
+        dry_run: false,
     };
     let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
     for d in &transfer.destinations {

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::BTreeSet;
 
+use copyman_core::session::CopyFormat;
 use copyman_core::{BoxError, Chunk, SharedError};
 use copyman_sync::{
     CopyFail, CopyManager, CountMismatch, Data, Fault, Producer, Protocol, Receiver,
@@ -227,6 +228,10 @@ impl Producer for Tracked<'_> {
         self.inner.count()
     }
 
+    fn format(&self) -> Option<CopyFormat> {
+        self.inner.format()
+    }
+
     fn cancel(&mut self) -> Result<(), BoxError> {
         self.inner.cancel()
     }
@@ -260,5 +265,9 @@ impl Receiver for TrackedReceiver<'_> {
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
         self.inner.fail(reason, completion)
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.inner.format()
     }
 }

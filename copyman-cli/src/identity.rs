@@ -140,30 +140,35 @@ pub(crate) fn check(
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
-    let table = match &t.statements {
-        Statements::Table { copy, .. } => Some(copy.table.to_string()),
-        Statements::Raw { .. } => None,
+    // The source reads its table; the destinations write theirs (`--target-table`).
+    let (table, target) = match &t.statements {
+        Statements::Table { copy, .. } => (
+            Some(copy.table.to_string()),
+            Some(copy.target().to_string()),
+        ),
+        Statements::Raw { .. } => (None, None),
     };
     // A server that cannot say who it is (not PostgreSQL itself, a pooler) is not refused: the
     // check is skipped for it, and --lock-timeout / --stall-timeout still bound a wait.
-    let identify = |conn: &mut Connection, role: &str| match Identity::of(conn, table.as_deref()) {
-        Ok(id) => Some(id),
-        Err(e) => {
-            report::warn(format_args!(
-                "cannot identify the {role}'s server ({}): a database given twice cannot be \
+    let identify =
+        |conn: &mut Connection, role: &str, table: Option<&str>| match Identity::of(conn, table) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                report::warn(format_args!(
+                    "cannot identify the {role}'s server ({}): a database given twice cannot be \
                  detected",
-                report::describe(&e)
-            ));
-            None
-        }
-    };
-    let source = source.and_then(|conn| identify(conn, "source"));
+                    report::describe(&e)
+                ));
+                None
+            }
+        };
+    let source = source.and_then(|conn| identify(conn, "source", table.as_deref()));
     let mut seen: Vec<(usize, Identity)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        let Some(id) = identify(conn, &format!("destination {}", i + 1)) else {
+        let Some(id) = identify(conn, &format!("destination {}", i + 1), target.as_deref()) else {
             continue;
         };
         report::log(format_args!("destination {}: {id}", i + 1));

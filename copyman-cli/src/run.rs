@@ -3,8 +3,9 @@
 //!
 //! The order of a run:
 //! 1. connect to every server (a failure is exit 3), open files;
-//! 2. plan: for `table`, look the table up on the source (kind, row estimate) and choose the
-//!    format; build every statement from quoted names;
+//! 2. plan: for `table`, read the table's catalog on the source and on every destination (kind,
+//!    row estimate, columns and types), match the columns by name and choose the format; build
+//!    every statement from quoted names (`--dry-run` stops here and shows the plan);
 //! 3. `BEGIN` (and `TRUNCATE`) on each server destination;
 //! 4. copy with [`CopyManager`]: a fault aborts every destination, or with `--keep-going` only
 //!    the faulted ones;
@@ -51,11 +52,13 @@ use crate::sql::Format;
 pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     report::set_verbose(args.output.verbose);
     match args.command {
+        Command::Transfer(t) if t.dry_run => crate::plan::dry_run(&t, args.output),
         Command::Transfer(t) => {
             if let Err(e) = signals::install() {
                 report::warn(format_args!("cannot handle signals: {e}"));
             }
-            let report = transfer(&t, args.output)?;
+            let mut report = transfer(&t, args.output)?;
+            crate::plan::hint_forced_binary(&t, &mut report);
             if args.output.json {
                 report::print_json(&report.to_json())?;
             }

@@ -26,7 +26,6 @@ pub(crate) struct Ident(String);
 
 impl Ident {
     /// The identifier as the catalog holds it.
-    #[cfg(test)]
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
@@ -316,8 +315,10 @@ pub(crate) fn check_condition(sql: &str) -> Result<(), NameError> {
 /// What a `copyman table` copy reads and writes.
 #[derive(Debug, Clone)]
 pub(crate) struct TableCopy {
-    /// The table.
+    /// The source's table.
     pub(crate) table: TableName,
+    /// The destinations' table (`--target-table`), when its name differs from the source's.
+    pub(crate) target: Option<TableName>,
     /// The columns, or every column.
     pub(crate) columns: Vec<Ident>,
     /// The `--where` condition.
@@ -370,6 +371,11 @@ impl TableCopy {
         )
     }
 
+    /// The destinations' table: `--target-table`, else the source's name.
+    pub(crate) fn target(&self) -> &TableName {
+        self.target.as_ref().unwrap_or(&self.table)
+    }
+
     /// A destination's statement.
     pub(crate) fn copy_in(&self, format: Format) -> String {
         let columns = if self.columns.is_empty() {
@@ -379,25 +385,174 @@ impl TableCopy {
         };
         format!(
             "COPY {}{columns} FROM STDIN {}",
-            self.table,
+            self.target(),
             self.options(format)
         )
     }
 
     /// The destination's `TRUNCATE`.
     pub(crate) fn truncate(&self) -> String {
-        format!("TRUNCATE {}", self.table)
+        format!("TRUNCATE {}", self.target())
+    }
+}
+
+/// The catalog query for `table` on a server of version `version` (`server_version_num`): one
+/// row per column that is stored (`attnum > 0`, not dropped), in `attnum` order, each with the
+/// relation's kind and row estimate; a table without columns gives one row of NULL columns.
+///
+/// The columns of a row: `relkind`, the row estimate (see below), `attname`,
+/// `format_type(atttypid, atttypmod)`, whether the column is generated, and the types its values
+/// are made of (see [`binary_key`]).
+///
+/// The estimate sums, over the relation and the leaves of its partition tree, `reltuples` where
+/// the relation was analyzed, and its size divided by an estimated row width where it never was
+/// (`reltuples` is -1 from PostgreSQL 14 on, 0 with pages on disk before).
+pub(crate) fn catalog_query(table: &TableName, version: Option<u32>) -> String {
+    let version = version.unwrap_or(0);
+    // attgenerated is from PostgreSQL 12, as pg_partition_tree.
+    let generated = if version >= 120_000 {
+        "a.attgenerated <> ''"
+    } else {
+        "false"
+    };
+    let parts = if version >= 120_000 {
+        "SELECT rel.oid UNION ALL \
+         SELECT t.relid FROM pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
+    } else {
+        "SELECT rel.oid"
+    };
+    format!(
+        "WITH RECURSIVE rel AS (SELECT {table}::pg_catalog.regclass::pg_catalog.oid AS oid), \
+         reach(attnum, typ, elem) AS ( \
+           SELECT a.attnum, a.atttypid, false FROM pg_catalog.pg_attribute a, rel \
+            WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped \
+           UNION \
+           SELECT r.attnum, n.typ, n.elem FROM reach r \
+             JOIN pg_catalog.pg_type t ON t.oid = r.typ \
+             CROSS JOIN LATERAL (VALUES (t.typbasetype, false), \
+               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true)) AS n(typ, elem) \
+            WHERE n.typ <> 0), \
+         width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
+           FROM pg_catalog.pg_attribute a, rel \
+           WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped), \
+         estimate AS (SELECT sum(CASE \
+             WHEN p.reltuples < 0 OR (p.reltuples = 0 AND pg_catalog.pg_relation_size(p.oid) > 0) \
+             THEN pg_catalog.pg_relation_size(p.oid) / width.w ELSE p.reltuples END)::int8 AS n \
+           FROM pg_catalog.pg_class p, width, rel \
+           WHERE p.oid IN ({parts}) AND p.relkind <> 'p') \
+         SELECT c.relkind::text, estimate.n, a.attname::text, \
+           pg_catalog.format_type(a.atttypid, a.atttypmod), {generated}, \
+           (SELECT pg_catalog.string_agg(t.typtype::text || ',' || t.oid::text || ',' || \
+              (t.oid < 16384)::text || ',' || (t.typlen = -1 AND t.typelem <> 0)::text || ',' || \
+              r.elem::text, ' ' ORDER BY t.oid, r.elem) \
+            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum) \
+         FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
+         LEFT JOIN pg_catalog.pg_attribute a \
+           ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+        table = literal(&table.to_string()),
+    )
+}
+
+/// A column, as a server's catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Column {
+    /// Its name.
+    pub(crate) name: Ident,
+    /// `format_type(atttypid, atttypmod)`: `numeric(12,2)`, `timestamp with time zone`.
+    pub(crate) type_name: String,
+    /// A generated column (`GENERATED ALWAYS AS … STORED`): never copied into.
+    pub(crate) generated: bool,
+    /// What binary COPY needs to match besides the type's name, `None` when copyman does not
+    /// trust the binary format of this type between servers (see [`binary_key`]).
+    pub(crate) binary: Option<String>,
+}
+
+/// A relation, as a server's catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Relation {
+    /// `pg_class.relkind`: `r` a table, `p` partitioned, `v` a view, `f` foreign, …
+    pub(crate) kind: String,
+    /// About how many rows it holds, when the catalog can tell.
+    pub(crate) estimate: Option<u64>,
+    /// Its stored columns, in order.
+    pub(crate) columns: Vec<Column>,
+}
+
+impl Relation {
+    /// Reads the rows of [`catalog_query`].
+    pub(crate) fn from_rows(rows: &[Vec<Option<String>>]) -> Result<Self, String> {
+        let field = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
+        let first = rows
+            .first()
+            .ok_or_else(|| "the catalog has no such relation".to_owned())?;
+        let kind = field(first, 0).ok_or_else(|| "the catalog gave no relkind".to_owned())?;
+        let estimate = field(first, 1)
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|&n| n > 0)
+            .map(i64::unsigned_abs);
+        let mut columns = Vec::new();
+        for row in rows {
+            let Some(name) = field(row, 2) else { continue };
+            columns.push(Column {
+                name: Ident(name),
+                type_name: field(row, 3).unwrap_or_default(),
+                generated: field(row, 4).as_deref() == Some("t"),
+                binary: binary_key(&field(row, 5).unwrap_or_default()),
+            });
+        }
+        Ok(Self {
+            kind,
+            estimate,
+            columns,
+        })
     }
 
-    /// The source's catalog query: relation kind and row estimate (`reltuples`, -1 or 0 when
-    /// never analyzed).
-    pub(crate) fn estimate_query(&self) -> String {
-        format!(
-            "SELECT c.relkind, c.reltuples::int8 FROM pg_catalog.pg_class c \
-             WHERE c.oid = {}::pg_catalog.regclass",
-            literal(&self.table.to_string())
-        )
+    /// A column by name.
+    pub(crate) fn column(&self, name: &Ident) -> Option<&Column> {
+        self.columns.iter().find(|c| &c.name == name)
     }
+}
+
+/// Whether binary COPY can carry a column's values between servers, and what must match for it
+/// to: `None` when copyman does not trust it; else a key that must be equal on every side (with
+/// the type's name).
+///
+/// `reached` lists the types a column's values are made of (the type, a domain's base types, an
+/// array's element types), each as `typtype,oid,builtin,is_array,as_element`:
+/// * built-in types (OID below 16384, the same on every server) are safe by name;
+/// * enums are sent as their labels, domains as their base type: safe by name;
+/// * a composite type's binary form carries its fields' type OIDs and an array's its element
+///   type's OID, which the receiving server checks against its own: those OIDs must be equal;
+/// * other user-defined types (extension base types, ranges, pseudo-types) have a binary form
+///   copyman cannot vouch for: text.
+pub(crate) fn binary_key(reached: &str) -> Option<String> {
+    let mut oids = Vec::new();
+    for item in reached.split_whitespace() {
+        let parts: Vec<&str> = item.split(',').collect();
+        let [typtype, oid, builtin, array, elem] = parts[..] else {
+            return None;
+        };
+        let (builtin, array, elem) = (builtin == "true", array == "true", elem == "true");
+        if typtype == "p" {
+            return None;
+        }
+        if typtype == "c" || (elem && !builtin) {
+            oids.push(oid.to_owned());
+            continue;
+        }
+        if builtin {
+            continue;
+        }
+        match typtype {
+            "e" | "d" => {}
+            "b" if array => {}
+            _ => return None,
+        }
+    }
+    oids.sort();
+    oids.dedup();
+    Some(oids.join(" "))
 }
 
 #[cfg(test)]
@@ -465,6 +620,7 @@ mod tests {
     fn statements() {
         let mut copy = TableCopy {
             table: table(r#"s."T""#),
+            target: None,
             columns: Vec::new(),
             condition: None,
             header: false,
@@ -493,11 +649,48 @@ mod tests {
             copy.copy_in(Format::Csv),
             r#"COPY "s"."T" ("a", "b") FROM STDIN (FORMAT csv, HEADER)"#
         );
+        copy.target = Some(table("other"));
         assert_eq!(
-            copy.estimate_query(),
-            "SELECT c.relkind, c.reltuples::int8 FROM pg_catalog.pg_class c \
-             WHERE c.oid = '\"s\".\"T\"'::pg_catalog.regclass"
+            copy.copy_in(Format::Text),
+            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT text)"#
         );
+        assert_eq!(copy.truncate(), r#"TRUNCATE "other""#);
+        assert!(
+            catalog_query(&table(r#"s."T""#), Some(150_000))
+                .contains(r#"'"s"."T"'::pg_catalog.regclass"#)
+        );
+    }
+
+    #[test]
+    fn binary_keys() {
+        // As the catalog query reports them (PostgreSQL 15).
+        let key = |reached: &str| binary_key(reached);
+        assert_eq!(key("b,20,true,false,false"), Some(String::new()));
+        assert_eq!(
+            key("b,25,true,false,true b,1009,true,true,false"),
+            Some(String::new())
+        );
+        assert_eq!(key("r,3904,true,false,false"), Some(String::new()));
+        // An enum travels as its label, a domain as its base type.
+        assert_eq!(key("e,16385,false,false,false"), Some(String::new()));
+        assert_eq!(
+            key("b,23,true,false,false d,16390,false,false,false"),
+            Some(String::new())
+        );
+        // Arrays of user-defined types and composites carry OIDs.
+        assert_eq!(
+            key("b,16384,false,true,false e,16385,false,false,true"),
+            Some("16385".to_owned())
+        );
+        assert_eq!(key("c,16394,false,false,false"), Some("16394".to_owned()));
+        assert_eq!(
+            key("b,16393,false,true,false c,16394,false,false,true"),
+            Some("16394".to_owned())
+        );
+        // Extension base types, user-defined ranges, anything unreadable: not trusted.
+        assert_eq!(key("b,16500,false,false,false"), None);
+        assert_eq!(key("r,16600,false,false,false b,23,true,false,false"), None);
+        assert_eq!(key("b,20"), None);
     }
 
     #[test]

@@ -320,6 +320,21 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.source, &src, "t2"), 100);
+
+    // Table mode into another table of the source's database (--target-table) is no duplicate.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.source.conninfo(&src),
+        "--target-table",
+        "t2",
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.source, &src, "t2"), digest(&c.source, &src, "t"));
 }
 
 #[test]

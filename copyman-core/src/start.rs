@@ -6,7 +6,8 @@
 
 use bytes::BytesMut;
 
-use crate::session::{Event, Session, SessionError};
+use crate::ReceiverId;
+use crate::session::{CopyFormat, Event, Session, SessionError};
 use crate::statement::{self, Direction};
 
 /// What the caller must do for a [`CopyStart`] to go on.
@@ -30,6 +31,68 @@ pub struct Started {
     pub early: Option<BytesMut>,
     /// A COPY OUT that ended in the same read as its start (no rows): its `COPY n`.
     pub ended: Option<Option<u64>>,
+    /// The overall format the server announced in its CopyOutResponse or CopyInResponse.
+    pub format: Option<CopyFormat>,
+}
+
+/// A receiver's COPY does not take the format its producer's COPY sends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the COPY FROM STDIN takes {receiver} data but the COPY TO STDOUT sends {producer} data: \
+     give both the same FORMAT (text and csv go together, binary only with binary)"
+)]
+pub struct FormatMismatch {
+    /// What the producer's COPY sends: `text` (text or CSV) or `binary`.
+    pub producer: &'static str,
+    /// What the receiver's COPY takes.
+    pub receiver: &'static str,
+}
+
+fn format_name(format: CopyFormat) -> &'static str {
+    match format {
+        CopyFormat::Binary => "binary",
+        _ => "text",
+    }
+}
+
+/// The receivers whose COPY's format differs from the producer's, as their servers announced
+/// them once every COPY started and before any data is sent: text (or CSV) data in a binary
+/// COPY, or binary data in a text one, is refused, or worse, stored as something else. An
+/// endpoint that does not know its format (`None`: files, callbacks, client-bound endpoints)
+/// is not compared.
+///
+/// ```
+/// use copyman_core::ReceiverId;
+/// use copyman_core::session::CopyFormat;
+/// use copyman_core::start::check_formats;
+///
+/// let receivers = [(ReceiverId(0), Some(CopyFormat::Text)), (ReceiverId(1), Some(CopyFormat::Binary))];
+/// let refused = check_formats(Some(CopyFormat::Text), receivers);
+/// assert_eq!(refused.len(), 1);
+/// assert_eq!(refused[0].0, ReceiverId(1));
+/// ```
+pub fn check_formats(
+    producer: Option<CopyFormat>,
+    receivers: impl IntoIterator<Item = (ReceiverId, Option<CopyFormat>)>,
+) -> Vec<(ReceiverId, FormatMismatch)> {
+    let Some(producer) = producer else {
+        return Vec::new();
+    };
+    receivers
+        .into_iter()
+        .filter_map(|(id, format)| {
+            let format = format?;
+            (format != producer).then(|| {
+                (
+                    id,
+                    FormatMismatch {
+                        producer: format_name(producer),
+                        receiver: format_name(format),
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
 /// Follows a session from a COPY statement to the start of its COPY.
@@ -54,6 +117,7 @@ pub struct Started {
 #[derive(Debug)]
 pub struct CopyStart {
     started: bool,
+    format: Option<CopyFormat>,
     error: Option<SessionError>,
     early: Option<BytesMut>,
     count: Option<u64>,
@@ -79,6 +143,7 @@ impl CopyStart {
         }
         Ok(Self {
             started: false,
+            format: None,
             error: None,
             early: None,
             count: None,
@@ -94,7 +159,10 @@ impl CopyStart {
     pub fn poll(&mut self, session: &mut Session) -> Result<StartStep, SessionError> {
         while let Some(event) = session.poll_event() {
             match event {
-                Event::CopyOutStarted { .. } | Event::CopyInStarted { .. } => self.started = true,
+                Event::CopyOutStarted { format, .. } | Event::CopyInStarted { format, .. } => {
+                    self.started = true;
+                    self.format = Some(format);
+                }
                 Event::CopyData(bytes) => match &mut self.early {
                     Some(early) => early.extend_from_slice(&bytes),
                     None => self.early = Some(bytes),
@@ -111,6 +179,7 @@ impl CopyStart {
                     return Ok(StartStep::Started(Started {
                         early,
                         ended: Some(self.count),
+                        format: self.format,
                     }));
                 }
                 Event::Ready(_) => {
@@ -126,9 +195,48 @@ impl CopyStart {
             Ok(StartStep::Started(Started {
                 early: self.early.take(),
                 ended: None,
+                format: self.format,
             }))
         } else {
             Ok(StartStep::ReadMore)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_must_agree_when_known() {
+        let text = Some(CopyFormat::Text);
+        let binary = Some(CopyFormat::Binary);
+        let receivers = [
+            (ReceiverId(0), text),
+            (ReceiverId(1), binary),
+            (ReceiverId(2), None),
+        ];
+        assert_eq!(
+            check_formats(text, receivers),
+            [(
+                ReceiverId(1),
+                FormatMismatch {
+                    producer: "text",
+                    receiver: "binary"
+                }
+            )]
+        );
+        let refused = check_formats(binary, receivers);
+        assert_eq!(
+            refused.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [ReceiverId(0)]
+        );
+        assert_eq!(
+            refused[0].1.to_string(),
+            "the COPY FROM STDIN takes text data but the COPY TO STDOUT sends binary data: give \
+             both the same FORMAT (text and csv go together, binary only with binary)"
+        );
+        // A producer that does not know its format is not compared.
+        assert!(check_formats(None, receivers).is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! is aborted, decided once for both adapters.
 
 use bytes::BytesMut;
-use copyman_core::session::{Session, SessionError, StartupConfig, State};
+use copyman_core::session::{CopyFormat, Session, SessionError, StartupConfig, State};
 use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
@@ -101,7 +101,21 @@ fn copy_in_starts_on_its_copy_in_response() {
         &copy_response(b'G'),
     );
     assert!(started.early.is_none() && started.ended.is_none());
+    assert_eq!(started.format, Some(CopyFormat::Text));
     assert_eq!(s.state(), State::CopyIn);
+}
+
+#[test]
+fn the_start_tells_the_format_the_server_announced() {
+    let mut s = session();
+    // CopyInResponse: overall format 1 (binary), one column in binary.
+    let started = start(
+        &mut s,
+        "COPY t FROM STDIN (FORMAT binary)",
+        Direction::FromStdin,
+        &msg(b'G', &[1, 0, 1, 0, 1]),
+    );
+    assert_eq!(started.format, Some(CopyFormat::Binary));
 }
 
 #[test]

@@ -2,8 +2,10 @@
 
 use std::fmt;
 
+use copyman_core::start;
 use copyman_core::{
-    Config, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId, Summary,
+    BoxError, Config, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId,
+    Summary,
 };
 
 use crate::{Producer, Receiver};
@@ -95,6 +97,19 @@ impl<'a> CopyManager<'a> {
         if receiver_faults.is_empty() {
             let source_frames = copy.manager.needs_source_frames();
             producer_fault = copy.producer.start(source_frames).err();
+        }
+        if receiver_faults.is_empty() && producer_fault.is_none() {
+            // Every COPY started and announced its format; no data has moved yet.
+            let formats = copy
+                .receivers
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (ReceiverId(i), r.format()));
+            receiver_faults.extend(
+                start::check_formats(copy.producer.format(), formats)
+                    .into_iter()
+                    .map(|(id, mismatch)| (id, BoxError::from(mismatch))),
+            );
         }
         if receiver_faults.is_empty() && producer_fault.is_none() {
             return Ok(copy);

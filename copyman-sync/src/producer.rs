@@ -3,6 +3,7 @@
 use std::io::BufRead;
 
 use bytes::{Bytes, BytesMut};
+use copyman_core::session::CopyFormat;
 use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
@@ -37,6 +38,12 @@ pub trait Producer {
         None
     }
 
+    /// The overall format (text or binary) its server announced when its COPY started, if it
+    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
+    fn format(&self) -> Option<CopyFormat> {
+        None
+    }
+
     /// Stops producing before the end and leaves its connection usable (cancel and drain).
     ///
     /// # Errors
@@ -65,6 +72,7 @@ pub struct StatementProducer<'c> {
     buffer_size: usize,
     buf: BytesMut,
     source: Option<CopyOutSource>,
+    format: Option<CopyFormat>,
 }
 
 impl<'c> StatementProducer<'c> {
@@ -76,6 +84,7 @@ impl<'c> StatementProducer<'c> {
             buffer_size: DEFAULT_BUFFER_SIZE,
             buf: BytesMut::new(),
             source: None,
+            format: None,
         }
     }
 
@@ -87,6 +96,7 @@ impl<'c> StatementProducer<'c> {
 
     fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
         let started = self.conn.start_copy(&self.statement, Direction::ToStdout)?;
+        self.format = started.format;
         self.source = Some(CopyOutSource::started(
             reblock,
             started,
@@ -151,6 +161,10 @@ impl<'c> StatementProducer<'c> {
 impl Producer for StatementProducer<'_> {
     fn protocol(&self) -> Protocol {
         Protocol::PQv3
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.format
     }
 
     fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use copyman_core::session::{Event, SessionError, State};
+use copyman_core::session::{CopyFormat, Event, SessionError, State};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
@@ -61,6 +61,12 @@ pub trait Receiver {
     /// # Errors
     /// Its connection could not be made usable again.
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
+
+    /// The overall format (text or binary) its server announced when its COPY started, if it
+    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
+    fn format(&self) -> Option<CopyFormat> {
+        None
+    }
 }
 
 /// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
@@ -74,6 +80,7 @@ pub struct StatementReceiver<'c> {
     statement: String,
     /// The server ended the COPY with this error; nothing sent since counts.
     server_error: Option<SessionError>,
+    format: Option<CopyFormat>,
 }
 
 impl<'c> StatementReceiver<'c> {
@@ -83,12 +90,15 @@ impl<'c> StatementReceiver<'c> {
             conn,
             statement: statement.into(),
             server_error: None,
+            format: None,
         }
     }
 
     fn start_copy(&mut self) -> Result<(), Error> {
-        self.conn
+        let started = self
+            .conn
             .start_copy(&self.statement, Direction::FromStdin)?;
+        self.format = started.format;
         Ok(())
     }
 
@@ -193,6 +203,10 @@ impl<'c> StatementReceiver<'c> {
 impl Receiver for StatementReceiver<'_> {
     fn protocol(&self) -> Protocol {
         Protocol::PQv3
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        self.format
     }
 
     fn start(&mut self) -> Result<(), BoxError> {

@@ -113,6 +113,21 @@ pub fn wrong_direction<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     names(&error.text, &["COPY TO STDOUT", "COPY FROM STDIN"]);
 }
 
+/// A receiver whose COPY takes binary data while the producer's sends text: refused once every
+/// COPY started (from the formats the servers announced), before any data is sent — not by the
+/// server, which would have seen the data (22P04, "COPY file signature not recognized").
+pub fn mismatched_formats<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let fail = failed_start(
+        driver,
+        clusters,
+        &series(10),
+        "COPY t FROM STDIN (FORMAT binary)",
+    );
+    let error = receiver_error(&fail);
+    names(&error.text, &["takes binary data", "sends text data"]);
+    assert_eq!(error.sqlstate, None, "{error}");
+}
+
 /// A missing table on either side: the server's 42P01 with its message.
 pub fn missing_table<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let fail = failed_start(

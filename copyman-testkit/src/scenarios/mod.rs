@@ -55,7 +55,9 @@ pub use faults::{
     destination_rejects_row_midway, destination_server_stopped_midstream, dropped_mid_copy,
     source_backend_terminated_midstream, source_error_midstream, stopped_early,
 };
-pub use input::{missing_table, not_a_copy_statement, wrong_direction, wrong_password};
+pub use input::{
+    mismatched_formats, missing_table, not_a_copy_statement, wrong_direction, wrong_password,
+};
 pub use seed::{
     seed_copy_fail_attributes, seed_copy_manager_loop, seed_receiver_fault_loop,
     seed_reconcile_after_timeout, seed_run, seed_transfer,
@@ -157,6 +159,7 @@ macro_rules! scenario_tests {
             dropped_mid_copy,
             not_a_copy_statement,
             wrong_direction,
+            mismatched_formats,
             missing_table,
             wrong_password,
             tiny_and_huge_rows,

@@ -1,0 +1,623 @@
+//! How `copyman table` plans a copy, against real PostgreSQL clusters: columns by name from both
+//! catalogs, generated columns left out, differing column sets refused, the binary format only
+//! when every column's type matches, `--target-table`, `--dry-run`; and `copyman copy` refusing
+//! a malformed statement before connecting and mismatched formats before any data.
+
+mod common;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// Rows of `sql` on `db`, every value as text (`NULL` for NULL).
+fn rows(cluster: &Cluster, db: &str, sql: &str) -> Vec<Vec<String>> {
+    let wrapped = format!(
+        "SELECT ARRAY(SELECT coalesce(v::text, 'NULL') FROM json_each_text(row_to_json(q)) AS j(k, v)) FROM ({sql}) AS q"
+    );
+    cluster
+        .connect(db)
+        .query(&wrapped, &[])
+        .expect("query")
+        .iter()
+        .map(|r| r.get::<_, Vec<String>>(0))
+        .collect()
+}
+
+/// No session or prepared transaction of copyman's is left on a test database (its backends
+/// end once they read the end of their connections: waited for, up to a bound).
+#[track_caller]
+fn nothing_left_open(cluster: &Cluster, db: &str) {
+    let client = &mut cluster.connect(db);
+    let sessions = |client: &mut postgres::Client| -> i64 {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let mut open = sessions(client);
+    for _ in 0..100 {
+        if open == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        open = sessions(client);
+    }
+    assert_eq!(open, 0, "sessions left on {db}");
+    let prepared: i64 = client
+        .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(prepared, 0, "prepared transactions on {db}");
+}
+
+#[test]
+fn swapped_column_order_copies_by_name() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE prices (price numeric(10,2), qty numeric(10,2));
+         INSERT INTO prices SELECT g * 1.5, g FROM generate_series(1, 100) g;",
+    );
+    // Columns of one type: copied by position, the values would swap without a word.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE prices (qty numeric(10,2), price numeric(10,2));",
+    );
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE prices (price numeric(10,2), qty numeric(10,2));",
+    );
+    let out = run(&[
+        "table",
+        "prices",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    // The same types by name on every side: binary, and still by name.
+    assert_eq!(json(&out)["format"], "binary");
+    let expected = rows(
+        &c.source,
+        &src,
+        "SELECT price, qty FROM prices ORDER BY qty",
+    );
+    assert_eq!(expected.len(), 100);
+    assert_eq!(expected[9], ["15.00", "10.00"]);
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(
+            rows(cluster, db, "SELECT price, qty FROM prices ORDER BY qty"),
+            expected
+        );
+    }
+}
+
+#[test]
+fn generated_column_on_partitioned_source_copies() {
+    let c = clusters();
+    let ddl = "CREATE TABLE m (id int, v int, doubled int GENERATED ALWAYS AS (v * 2) STORED)
+                 PARTITION BY RANGE (id);
+               CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (500);
+               CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (500) TO (1000);";
+    let src = database(
+        &c.source,
+        &format!("{ddl} INSERT INTO m (id, v) SELECT g, g + 1 FROM generate_series(0, 999) g;"),
+    );
+    // One destination partitioned, the other a plain table with the columns in another order.
+    let d1 = database(&c.dest[0], ddl);
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE m (doubled int GENERATED ALWAYS AS (v * 2) STORED, v int, id int);",
+    );
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "-v",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"COPY (SELECT "id", "v" FROM "m") TO STDOUT"#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"COPY "m" ("id", "v") FROM STDIN"#),
+        "{stderr}"
+    );
+    let expected = digest(&c.source, &src, "(SELECT id, v, doubled FROM m)");
+    assert_eq!(expected.0, 1000);
+    assert_eq!(
+        digest(&c.dest[0], &d1, "(SELECT id, v, doubled FROM m)"),
+        expected
+    );
+    assert_eq!(
+        digest(&c.dest[1], &d2, "(SELECT id, v, doubled FROM m)"),
+        expected
+    );
+
+    // A generated column named in --columns is read (COPY's column list would refuse it),
+    // into a plain column.
+    let d3 = database(&c.dest[0], "CREATE TABLE m1 (doubled int, id int);");
+    let out = run(&[
+        "table",
+        "m1",
+        "--columns",
+        "id, doubled",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d3),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        digest(&c.dest[0], &d3, "(SELECT id, doubled FROM m1)"),
+        digest(&c.source, &src, "(SELECT id, doubled FROM m1)")
+    );
+}
+
+#[test]
+fn differing_column_sets_are_refused_with_the_listing() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (a int, b int, c int);
+         INSERT INTO t SELECT g, g, g FROM generate_series(1, 10) g;",
+    );
+    let old = "INSERT INTO t (a) VALUES (-1), (-2);";
+    let d1 = database(&c.dest[0], &format!("CREATE TABLE t (a int, b int); {old}"));
+    let d2 = database(
+        &c.dest[1],
+        &format!("CREATE TABLE t (a int, b int, c int, \"Extra\" text); {old}"),
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--truncate",
+        "--json",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    for said in [
+        "columns differ",
+        r#"destination 1 (postgresql://"#,
+        r#") lacks "c""#,
+        r#"destination 2 (postgresql://"#,
+        r#") has "Extra" that the source has not"#,
+        "--columns",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in: {stderr}");
+    }
+    assert_eq!(json(&out)["exit_code"], 2);
+    // Nothing moved, nothing was truncated, nothing is left open.
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 2);
+    assert_eq!(count(&c.source, &src, "t"), 10);
+    nothing_left_open(&c.dest[0], &d1);
+    nothing_left_open(&c.dest[1], &d2);
+    nothing_left_open(&c.source, &src);
+}
+
+#[test]
+fn columns_subset_copies_what_every_side_has() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (a int, b text, c int);
+         INSERT INTO t SELECT g, 'b' || g, g FROM generate_series(1, 20) g;",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE t (b text, a int, d text DEFAULT 'x');",
+    );
+    let d2 = database(&c.dest[1], "CREATE TABLE t (a int, b text, c int);");
+    let args = |columns: &str| {
+        run(&[
+            "table",
+            "t",
+            "--columns",
+            columns,
+            "--from",
+            &c.source.url(&src),
+            "--to",
+            &c.dest[0].url(&d1),
+            "--to",
+            &c.dest[1].url(&d2),
+        ])
+    };
+    // A column a destination lacks: refused before anything moves.
+    let out = args("a, c");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(r#"lacks "c""#),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    let out = args("b, a");
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(&c.dest[0], &d1, "SELECT a, b, d FROM t WHERE a = 7"),
+        [["7", "b7", "x"]]
+    );
+    assert_eq!(
+        rows(&c.dest[1], &d2, "SELECT a, b, c FROM t WHERE a = 7"),
+        [["7", "b7", "NULL"]]
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 20);
+}
+
+#[test]
+fn timestamptz_into_int8_gets_text_and_fails_loudly() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE e (id int8, at timestamptz);
+         INSERT INTO e SELECT g, timestamptz '2024-01-01 00:00+00' + g * interval '1 s'
+           FROM generate_series(1, 50) g;",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE e (id int8, at int8);");
+    let d2 = database(&c.dest[1], "CREATE TABLE e (id int8, at timestamptz);");
+    let out = run(&[
+        "table",
+        "e",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--json",
+        "-v",
+    ]);
+    assert_exit(&out, 1);
+    let summary = json(&out);
+    assert_eq!(summary["format"], "text");
+    assert_eq!(summary["destinations"][0]["error"]["sqlstate"], "22P02");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"format: text (column "at" is timestamp with time zone on the source but bigint on destination 1"#
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("invalid input syntax for type bigint"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "e"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "e"), 0);
+    nothing_left_open(&c.dest[0], &d1);
+    nothing_left_open(&c.dest[1], &d2);
+}
+
+#[test]
+fn same_types_get_binary_and_oids_that_differ_get_text() {
+    let c = clusters();
+    let types = "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+                 CREATE DOMAIN posint AS int4 CHECK (VALUE > 0);";
+    let tables = "CREATE TABLE v (id int8, m mood, d posint, tags text[], at timestamptz);
+                  CREATE TABLE w (id int8, ms mood[]);";
+    let fill = "INSERT INTO v SELECT g, 'ok', g, ARRAY['a', 'b'], timestamptz '2024-01-01 00:00+00'
+                  FROM generate_series(1, 30) g;
+                INSERT INTO w SELECT g, ARRAY['sad', 'happy']::mood[] FROM generate_series(1, 30) g;";
+    let src = database(&c.source, &format!("{types}{tables}{fill}"));
+    let d1 = database(&c.dest[0], "SELECT 1");
+    // The same DDL on the destination, with an enum whose OID surely differs from the source's.
+    let oid = |cluster: &Cluster, db: &str| -> u32 {
+        cluster
+            .connect(db)
+            .query_one("SELECT 'mood'::regtype::oid", &[])
+            .unwrap()
+            .get(0)
+    };
+    let source_oid = oid(&c.source, &src);
+    let dest = &mut c.dest[0].connect(&d1);
+    dest.batch_execute(types).unwrap();
+    while oid(&c.dest[0], &d1) == source_oid {
+        dest.batch_execute(&format!(
+            "DROP TABLE IF EXISTS w; DROP DOMAIN posint; DROP TYPE mood; {types}"
+        ))
+        .unwrap();
+    }
+    dest.batch_execute(tables).unwrap();
+    let copy = |table: &str| {
+        run(&[
+            "table",
+            table,
+            "--from",
+            &c.source.url(&src),
+            "--to",
+            &c.dest[0].url(&d1),
+            "--json",
+            "-v",
+        ])
+    };
+    // Enums travel as their labels, domains as their base type: binary is safe by name.
+    let out = copy("v");
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["format"], "binary");
+    assert!(
+        text(&out.stderr)
+            .contains("format: binary (every copied column has the same type on every server)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(digest(&c.dest[0], &d1, "v"), digest(&c.source, &src, "v"));
+    // An array of enums carries the enum's OID: text.
+    let out = copy("w");
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["format"], "text");
+    assert!(
+        text(&out.stderr)
+            .contains(r#"column "ms" is of type mood[], whose binary form carries type OIDs"#),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(digest(&c.dest[0], &d1, "w"), digest(&c.source, &src, "w"));
+}
+
+#[test]
+fn forced_binary_rejected_gets_the_hint() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE n (id int4, v int4); INSERT INTO n SELECT g, g FROM generate_series(1, 10) g;",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE n (id int4, v int8);");
+    let out = run(&[
+        "table",
+        "n",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    // Warned before, refused by the server, told what to do.
+    assert!(
+        stderr.contains(
+            "warning: --format binary, but column \"v\" is integer on the source but bigint"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SQLSTATE"), "{stderr}");
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--format text"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "n"), 0);
+    nothing_left_open(&c.dest[0], &d1);
+}
+
+#[test]
+fn target_table_names_the_destination_table() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{ITEMS}{FILL_ITEMS}"));
+    let archive = "CREATE SCHEMA archive;
+        CREATE TABLE archive.\"Items 2024\" (tags text[], price numeric(12,2), at timestamptz,
+                                             name text, id int8 PRIMARY KEY);
+        INSERT INTO archive.\"Items 2024\" (id) VALUES (-1);";
+    let d1 = database(&c.dest[0], archive);
+    let out = run(&[
+        "table",
+        "items",
+        "--target-table",
+        r#"archive."Items 2024""#,
+        "--truncate",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let cols = "(SELECT id, name, at, price, tags FROM {})";
+    assert_eq!(
+        digest(
+            &c.dest[0],
+            &d1,
+            &cols.replace("{}", r#"archive."Items 2024""#)
+        ),
+        digest(&c.source, &src, &cols.replace("{}", "items"))
+    );
+    // A target table that does not exist is named with its destination.
+    let out = run(&[
+        "table",
+        "items",
+        "--target-table",
+        "nowhere",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"destination 1 (postgresql://"#)
+            && stderr.contains(r#"table "nowhere": SQLSTATE 42P01"#),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, r#"archive."Items 2024""#), 1000);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
+    let c = clusters();
+    // Never analyzed: the estimate comes from the relation's size.
+    let src = database(
+        &c.source,
+        "CREATE TABLE d (id int8, note text);
+         INSERT INTO d SELECT g, 'note ' || g FROM generate_series(1, 20000) g;",
+    );
+    let old = "CREATE TABLE d (note text, id int8); INSERT INTO d VALUES ('old', -1);";
+    let d1 = database(&c.dest[0], old);
+    let d2 = database(&c.dest[1], old);
+    let args = |json: bool| {
+        let mut args = vec![
+            "table".to_owned(),
+            "d".to_owned(),
+            "--from".to_owned(),
+            c.source.url(&src),
+            "--to".to_owned(),
+            c.dest[0].url(&d1),
+            "--to".to_owned(),
+            c.dest[1].url(&d2),
+            "--truncate".to_owned(),
+            "--dry-run".to_owned(),
+        ];
+        if json {
+            args.push("--json".to_owned());
+        }
+        copyman().args(args).output().unwrap()
+    };
+    let out = args(false);
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    for said in [
+        "dry run, nothing copied",
+        r#"COPY "d" ("id", "note") TO STDOUT (FORMAT binary)"#,
+        "format: binary (every copied column has the same type on every server)",
+        "estimate: about",
+        "destination 2: postgresql://",
+        r#"columns: "id", "note""#,
+        r#"TRUNCATE "d""#,
+        r#"COPY "d" ("id", "note") FROM STDIN (FORMAT binary)"#,
+    ] {
+        assert!(stdout.contains(said), "{said:?} not in: {stdout}");
+    }
+    let out = args(true);
+    assert_exit(&out, 0);
+    let plan = json(&out);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["plan"]["format"], "binary");
+    let estimate = plan["plan"]["estimate"]["rows"].as_u64().unwrap();
+    assert!((10_000..=40_000).contains(&estimate), "estimate {estimate}");
+    assert_eq!(
+        plan["plan"]["destinations"][1]["columns"],
+        serde_json::json!(["id", "note"])
+    );
+    assert_eq!(
+        plan["plan"]["destinations"][0]["statement"],
+        r#"COPY "d" ("id", "note") FROM STDIN (FORMAT binary)"#
+    );
+    // Nothing was truncated or copied, nothing is left open.
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(rows(cluster, db, "SELECT id, note FROM d"), [["-1", "old"]]);
+        nothing_left_open(cluster, db);
+    }
+    assert_eq!(count(&c.source, &src, "d"), 20000);
+}
+
+#[test]
+fn malformed_copy_statement_exit_2_without_connecting() {
+    // A port nobody listens on: a connection attempt would be exit 3.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conn = format!("host=127.0.0.1 port={port} user=u dbname=d");
+    for (send, receive, said) in [
+        (
+            "SELECT 1",
+            "COPY t FROM STDIN",
+            "--send: the statement is not a COPY",
+        ),
+        (
+            "COPY t TO STDOUT; DROP TABLE t",
+            "COPY t FROM STDIN",
+            "--send: expected a single COPY TO STDOUT",
+        ),
+        (
+            "COPY t TO STDOUT",
+            "COPY t TO STDOUT",
+            "--receive: expected a COPY FROM STDIN",
+        ),
+        (
+            "COPY t TO STDOUT",
+            "COPY t FROM '/etc/passwd'",
+            "--receive: expected a COPY FROM STDIN, got a COPY FROM a file",
+        ),
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            &conn,
+            "--send",
+            send,
+            "--to",
+            &conn,
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(said), "{said:?} not in: {stderr}");
+        assert!(!stderr.contains("connect"), "{stderr}");
+    }
+}
+
+#[test]
+fn mismatched_copy_formats_are_refused_before_data() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let d1 = database(&c.dest[0], "CREATE TABLE t (n int);");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (n int);");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY (SELECT generate_series(1, 1000)) TO STDOUT (FORMAT csv)",
+        "--to",
+        &c.dest[0].url(&d1),
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv)",
+        "--to",
+        &c.dest[1].url(&d2),
+        "--receive",
+        "COPY t FROM STDIN (FORMAT binary)",
+        "--json",
+    ]);
+    assert_exit(&out, 1);
+    let summary = json(&out);
+    let error = &summary["destinations"][1]["error"];
+    // copyman's refusal, not the server's: the binary COPY never saw a byte of text data
+    // (which it would have refused with 22P04, "COPY file signature not recognized").
+    assert_eq!(error["sqlstate"], serde_json::Value::Null, "{summary}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("takes binary data but the COPY TO STDOUT sends text data"),
+        "{summary}"
+    );
+    assert_eq!(summary["destinations"][0]["status"], "rolled back");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    nothing_left_open(&c.dest[0], &d1);
+    nothing_left_open(&c.dest[1], &d2);
+    nothing_left_open(&c.source, &src);
+}
