@@ -788,8 +788,16 @@ async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> 
             "the number of ports must be one or match the number of hosts".into(),
         )),
     };
-    let default_hosts;
-    let hosts = if hosts.is_empty() {
+    let default_hosts: Vec<Host>;
+    let hosts = if hosts.is_empty() && !config.get_hostaddrs().is_empty() {
+        // Only addresses: each is its own name too.
+        default_hosts = config
+            .get_hostaddrs()
+            .iter()
+            .map(|addr| Host::Tcp(addr.to_string()))
+            .collect();
+        &default_hosts[..]
+    } else if hosts.is_empty() {
         default_hosts = vec![
             Host::Unix(PathBuf::from("/var/run/postgresql")),
             Host::Tcp("localhost".into()),
@@ -798,9 +806,26 @@ async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> 
     } else {
         hosts
     };
+    let hostaddrs = config.get_hostaddrs();
+    if !hostaddrs.is_empty() && hostaddrs.len() != hosts.len() {
+        return Err(Error::Parameters(format!(
+            "could not match {} host names to {} hostaddr values",
+            hosts.len(),
+            hostaddrs.len()
+        )));
+    }
     let mut targets = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
         let port = port_for(i)?;
+        // As libpq: `hostaddr` is where to connect, `host` the name TLS verifies.
+        if let Some(addr) = hostaddrs.get(i) {
+            let name = match host {
+                Host::Tcp(name) if !name.is_empty() => name.clone(),
+                _ => addr.to_string(),
+            };
+            targets.push(Target::Tcp(SocketAddr::new(*addr, port), name));
+            continue;
+        }
         match host {
             Host::Tcp(name) => {
                 if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port)).await {
@@ -814,4 +839,31 @@ async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> 
         return Err(Error::Parameters("no host could be resolved".into()));
     }
     Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hostaddr_is_where_to_connect_and_host_the_name() {
+        let config: tokio_postgres::Config = "host=db.invalid,h2 hostaddr=127.0.0.1,::1 port=5000"
+            .parse()
+            .unwrap();
+        let got: Vec<String> = targets(&config)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| match t {
+                Target::Tcp(addr, name) => format!("{addr} {name}"),
+                Target::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        assert_eq!(got, ["127.0.0.1:5000 db.invalid", "[::1]:5000 h2"]);
+        let only: tokio_postgres::Config = "hostaddr=127.0.0.1 port=5000".parse().unwrap();
+        let only = targets(&only).await.unwrap();
+        assert!(matches!(&only[..], [Target::Tcp(_, name)] if name == "127.0.0.1"));
+        let mismatch: tokio_postgres::Config = "host=a,b hostaddr=127.0.0.1".parse().unwrap();
+        assert!(targets(&mismatch).await.is_err());
+    }
 }

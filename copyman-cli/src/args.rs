@@ -3,9 +3,8 @@
 //!
 //! clap checks the shape (known flags, values present); [`HiArgs::from_low`] checks meaning:
 //! names parse as SQL identifiers, `--receive` statements pair with `--to` destinations, files and
-//! servers are where they may be, connection strings parse. Everything it refuses is a usage
-//! error (exit 2), except connection parameters copyman cannot honour (`hostaddr` with `host`),
-//! which are connection failures (exit 3).
+//! servers are where they may be, connection strings parse and ask for nothing copyman cannot
+//! honour. Everything it refuses is a usage error (exit 2). Last, `-W` prompts for the password.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -26,12 +25,15 @@ CONN is one of:
   'host=h port=5432 user=u dbname=d'                        a key=value conninfo
   -                                                         stdin (--from) or stdout (--to)
   a path (starts with / or ./, or has no '=' and no '://')  a file
-Parameters a CONN leaves out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
-PGAPPNAME, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY and PGCONNECT_TIMEOUT, then libpq's
-defaults (socket /var/run/postgresql, then localhost; user $USER; database = user; sslmode
-prefer); passwords also from PGPASSFILE or ~/.pgpass. TLS (sslmode disable, allow, prefer,
-require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert, sslkey) is as in libpq;
-channel_binding=require insists on SCRAM-SHA-256-PLUS.
+Parameters a CONN leaves out come, as in libpq, from its service (service=NAME or PGSERVICE, in
+PGSERVICEFILE or ~/.pg_service.conf, then $PGSYSCONFDIR/pg_service.conf), then from PGHOST,
+PGHOSTADDR, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGOPTIONS, PGAPPNAME, PGCLIENTENCODING,
+PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGCONNECT_TIMEOUT (every variable libpq reads),
+then libpq's defaults (socket /var/run/postgresql, then localhost; the OS user name; database =
+user; sslmode prefer); passwords also from -W, passfile, PGPASSFILE or ~/.pgpass. TLS (sslmode
+disable, allow, prefer, require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert,
+sslkey) is as in libpq; channel_binding=require insists on SCRAM-SHA-256-PLUS. Parameters copyman
+cannot honour (gssencmode=require, sslcrl, sslpassword, require_auth, ...) are refused by name.
 
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
@@ -123,6 +125,10 @@ pub(crate) struct LowArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long, global = true, display_order = 100)]
     pub(crate) json: bool,
+    /// Prompt for a password (on the terminal, once) before connecting; it serves every server
+    /// whose CONN has none, before PGPASSWORD and the password file.
+    #[arg(short = 'W', long = "password", global = true, display_order = 100)]
+    pub(crate) password: bool,
     /// Show progress even when stderr is not a terminal (a line every few seconds).
     #[arg(long, global = true, conflicts_with = "quiet", display_order = 100)]
     pub(crate) progress: bool,
@@ -442,7 +448,8 @@ impl Endpoint {
     pub(crate) fn display(&self) -> String {
         match self {
             Self::Stdio => "-".to_owned(),
-            Self::File(path) => path.display().to_string(),
+            // A mistyped CONN may have been taken for a file: never its password.
+            Self::File(path) => conn::redact(&path.to_string_lossy()),
             Self::Server(spec) => spec.display.clone(),
         }
     }
@@ -583,7 +590,8 @@ impl HiArgs {
             json: low.json,
             progress: low.progress,
         };
-        let command = match low.command {
+        let prompt = low.password;
+        let mut command = match low.command {
             LowCommand::Table(table) => Command::Transfer(Box::new(table_transfer(table, env)?)),
             LowCommand::Copy(copy) => Command::Transfer(Box::new(copy_transfer(copy, env)?)),
             LowCommand::Recover(recover) => {
@@ -625,6 +633,27 @@ impl HiArgs {
                 "--json prints on stdout: it cannot go with --to - (data on stdout)",
             ));
         }
+        if prompt {
+            // Once everything else is known to be right, and once for every server, as psql
+            // asks before it connects (a copy between files connects nowhere: nothing to ask).
+            let servers: Vec<&mut ServerSpec> = match &mut command {
+                Command::Transfer(t) => std::iter::once(&mut t.source)
+                    .chain(&mut t.destinations)
+                    .filter_map(|e| match e {
+                        Endpoint::Server(spec) => Some(&mut **spec),
+                        _ => None,
+                    })
+                    .collect(),
+                Command::Recover { destinations, .. } => destinations.iter_mut().collect(),
+                Command::Demo { .. } => Vec::new(),
+            };
+            if !servers.is_empty() {
+                let password = conn::prompt_password().map_err(ArgError::usage)?;
+                for spec in servers {
+                    spec.use_prompted_password(&password);
+                }
+            }
+        }
         Ok(Self { command, output })
     }
 }
@@ -636,10 +665,6 @@ fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
         Target::Server(conn) => match conn::resolve(&conn, env) {
             Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),
             Err(ConnError::Invalid(m)) => Err(ArgError::usage(format!("{flag}: {m}"))),
-            Err(ConnError::Unsupported(m)) => Err(ArgError {
-                exit: Exit::Connect,
-                message: format!("{flag} {}: {m}", conn::redact(&conn)),
-            }),
         },
     }
 }
@@ -650,6 +675,30 @@ fn endpoints(from: &str, to: &[String], env: &Env) -> Result<(Endpoint, Vec<Endp
         .iter()
         .map(|t| endpoint(t, env, "--to"))
         .collect::<Result<Vec<_>, _>>()?;
+    // COPY data passes from server to server as bytes: read in another client_encoding than it
+    // was written in, it fails, or worse, is stored as other text.
+    let servers: Vec<&ServerSpec> = std::iter::once(&source)
+        .chain(&destinations)
+        .filter_map(|e| match e {
+            Endpoint::Server(spec) => Some(&**spec),
+            _ => None,
+        })
+        .collect();
+    if let Some((first, rest)) = servers.split_first()
+        && let Some(other) = rest
+            .iter()
+            .find(|s| s.client_encoding() != first.client_encoding())
+    {
+        return Err(ArgError::usage(format!(
+            "client_encoding differs between {} ({}) and {} ({}): the COPY data would be \
+                 read in another encoding than it was written in; give every server the same \
+                 client_encoding",
+            first.display,
+            first.client_encoding(),
+            other.display,
+            other.client_encoding()
+        )));
+    }
     let stdout = destinations
         .iter()
         .filter(|d| matches!(d, Endpoint::Stdio))
@@ -1338,5 +1387,30 @@ mod tests {
         ));
         assert!(usage(&["demo", "--rows", "0"]).contains("--rows"));
         assert!(usage(&["demo", "--destinations", "0"]).contains("--destinations"));
+    }
+
+    #[test]
+    fn password_flag_parses_anywhere() {
+        for args in [
+            &[
+                "copyman", "-W", "table", "t", "--from", "a.csv", "--to", "-",
+            ][..],
+            &[
+                "copyman",
+                "table",
+                "t",
+                "--password",
+                "--from",
+                "a.csv",
+                "--to",
+                "-",
+            ],
+            &["copyman", "copy", "--from", "a.csv", "--to", "-", "-W"],
+        ] {
+            let low = LowArgs::parse_from_args(args).unwrap();
+            assert!(low.password, "{args:?}");
+        }
+        let low = LowArgs::parse_from_args(["copyman", "table", "t", "--from", "a", "--to", "-"]);
+        assert!(!low.unwrap().password);
     }
 }

@@ -1,12 +1,16 @@
-//! CONN arguments: files or servers; libpq's environment defaults and password file; redaction.
+//! CONN arguments: files or servers; libpq's service files, environment defaults and password
+//! file; redaction.
 //!
 //! A CONN is `-` (stdin/stdout), a file path, a `postgresql://` URL or a `key=value` conninfo.
-//! URLs and conninfo strings are parsed by the `postgres` crate ([`postgres::Config`]), then the
-//! parameters they leave out are filled in as libpq fills them in for psql users: `PGHOST`,
-//! `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`,
-//! `PGSSLCERT`, `PGSSLKEY`, `PGCONNECT_TIMEOUT`, then the password file (`PGPASSFILE` or
-//! `~/.pgpass`). The TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) are read by
-//! [`copyman_tls`]. Passwords are never shown: every CONN is displayed [`redact`]ed.
+//! Both forms are read into libpq's parameters as libpq reads them ([`copyman_tls::conninfo`]);
+//! a key libpq does not know is refused, and so is one copyman cannot honour ([`unsupported`]).
+//! The parameters a CONN leaves out come, as for psql users, from its service (`service=` or
+//! `PGSERVICE`, looked up in `pg_service.conf` files), then from the environment (`PGHOST`,
+//! `PGOPTIONS`, `PGCLIENTENCODING`, … every variable libpq reads), then from libpq's defaults
+//! (the operating system's user name, …); the password last, from the password file
+//! (`passfile`, `PGPASSFILE` or `~/.pgpass`). The `postgres` crate ([`postgres::Config`]) then
+//! checks the values it knows. Passwords are never shown: every CONN, and every file path, is
+//! displayed [`redact`]ed.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -16,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use copyman_tls::conninfo::{is_url, percent_decode, tokenize};
+use copyman_tls::conninfo::{is_url, parse, percent_decode, tokenize};
 use copyman_tls::{SslMode, TlsSettings};
 use postgres::config::Host;
 
@@ -40,12 +44,16 @@ pub(crate) enum Target {
 impl Target {
     /// Classifies a CONN: `-` is stdio; a path is a file (it starts with `/` or `./`, or holds
     /// neither `=` nor `://`); anything else is a connection string. The empty string is the
-    /// empty conninfo (every parameter from the environment), as in libpq.
+    /// empty conninfo (every parameter from the environment), as in libpq. A string that looks
+    /// like a mistyped URL (`postgresql:/…`, `postgresql//…`) is a connection string too, which
+    /// [`resolve`] refuses: taken for a file, it would be printed, password and all.
     pub(crate) fn classify(text: &str) -> Self {
         if text == "-" {
             Self::Stdio
         } else if text.is_empty() {
             Self::Server(String::new())
+        } else if looks_like_url(text) {
+            Self::Server(text.to_owned())
         } else if text.starts_with('/')
             || text.starts_with("./")
             || !(text.contains('=') || text.contains("://"))
@@ -70,16 +78,15 @@ impl fmt::Debug for Target {
 /// Why a connection string could not be turned into connection parameters.
 #[derive(Debug)]
 pub(crate) enum ConnError {
-    /// The string is malformed, or a parameter value is invalid (a usage error).
+    /// The string is malformed, a parameter or its value is invalid, or copyman cannot honour
+    /// it (a usage error).
     Invalid(String),
-    /// The parameters ask for something copyman cannot do (`hostaddr` with `host`).
-    Unsupported(String),
 }
 
 impl fmt::Display for ConnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Invalid(m) | Self::Unsupported(m) => f.write_str(m),
+            Self::Invalid(m) => f.write_str(m),
         }
     }
 }
@@ -90,6 +97,8 @@ impl std::error::Error for ConnError {}
 #[derive(Clone, Default)]
 pub(crate) struct Env {
     vars: HashMap<String, String>,
+    /// The operating system's name for the user running copyman: the default user name.
+    os_user: Option<String>,
 }
 
 impl fmt::Debug for Env {
@@ -108,18 +117,27 @@ impl Env {
             .filter_map(|(k, v): (OsString, OsString)| {
                 Some((k.into_string().ok()?, v.into_string().ok()?))
             })
-            .collect();
-        Self { vars }
+            .collect::<HashMap<String, String>>();
+        // libpq asks the system for the effective user's name, not `$USER`; `$USER` and
+        // `$LOGNAME` serve only where the password database does not say.
+        let os_user = os_user_name()
+            .or_else(|| vars.get("USER").cloned())
+            .or_else(|| vars.get("LOGNAME").cloned())
+            .filter(|name| !name.is_empty());
+        Self { vars, os_user }
     }
 
-    /// An environment holding exactly `vars`.
+    /// An environment holding exactly `vars`; `USER`, if among them, stands for the operating
+    /// system's user name.
     #[cfg(test)]
     pub(crate) fn from_pairs(vars: &[(&str, &str)]) -> Self {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Self {
-            vars: vars
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            os_user: vars.get("USER").cloned(),
+            vars,
         }
     }
 
@@ -131,13 +149,52 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
-    /// The password file: `$PGPASSFILE`, else `~/.pgpass`.
-    fn passfile(&self) -> Option<PathBuf> {
-        if let Some(file) = self.get("PGPASSFILE") {
-            return Some(PathBuf::from(file));
+    /// libpq's `client_encoding=auto`: the encoding of the locale (`LC_ALL`, `LC_CTYPE`,
+    /// `LANG`), `SQL_ASCII` for the C locale or one whose codeset is not known here.
+    fn locale_encoding(&self) -> String {
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|var| self.get(var))
+            .unwrap_or("C");
+        let codeset = locale
+            .split_once('.')
+            .map(|(_, rest)| rest.split('@').next().unwrap_or(rest))
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "");
+        match codeset.as_str() {
+            "utf8" => "UTF8",
+            "iso88591" => "LATIN1",
+            "iso88592" => "LATIN2",
+            "iso88595" => "ISO_8859_5",
+            "iso88597" => "ISO_8859_7",
+            "iso88599" => "LATIN5",
+            "iso885915" => "LATIN9",
+            "koi8r" => "KOI8R",
+            "koi8u" => "KOI8U",
+            "cp1251" => "WIN1251",
+            "cp1252" => "WIN1252",
+            "eucjp" => "EUC_JP",
+            "euckr" => "EUC_KR",
+            "gbk" => "GBK",
+            "big5" => "BIG5",
+            _ => "SQL_ASCII",
         }
-        self.get("HOME").map(|home| Path::new(home).join(".pgpass"))
+        .to_owned()
     }
+}
+
+/// The name of the effective user in the password file (`/etc/passwd`), as libpq's
+/// `pg_get_user_name` gets it from `getpwuid`; the user's id is the owner of `/proc/self`.
+fn os_user_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_owned())
+    })
 }
 
 /// A server CONN resolved into connection parameters.
@@ -147,10 +204,15 @@ pub(crate) struct ServerSpec {
     pub(crate) config: postgres::Config,
     /// The TLS parameters, defaults applied.
     pub(crate) tls: TlsSettings,
+    /// Startup parameters the configuration cannot carry (`client_encoding`).
+    pub(crate) startup: Vec<(String, String)>,
     /// The CONN as it may be shown: redacted.
     pub(crate) display: String,
     /// Things the user should know (an ignored password file).
     pub(crate) warnings: Vec<String>,
+    /// Whether the password was written in the CONN itself (which a prompted one does not
+    /// replace).
+    password_from_conn: bool,
 }
 
 impl fmt::Debug for ServerSpec {
@@ -161,122 +223,391 @@ impl fmt::Debug for ServerSpec {
     }
 }
 
-/// Resolves a server CONN: parses it and fills in what it leaves out from `env`, then from libpq's
-/// defaults, then the password from the password file.
-pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
-    let (rest, taken) = copyman_tls::conninfo::take(text, &copyman_tls::PARAMETERS)
-        .map_err(|reason| ConnError::Invalid(format!("invalid connection string: {reason}")))?;
-    let mut config: postgres::Config = if rest.trim().is_empty() {
-        postgres::Config::new()
-    } else {
-        rest.parse().map_err(|e: postgres::Error| {
-            // The parser's message names the option, never its value; the string itself is not
-            // shown: it did not parse, so what in it is a password cannot be told.
-            ConnError::Invalid(format!("invalid connection string: {}", error_chain(&e)))
-        })?
-    };
+/// libpq's connection parameters (PostgreSQL 18's list) and the environment variable each falls
+/// back on. A key not in this list is refused, as libpq refuses it.
+const PARAMETERS: &[(&str, Option<&str>)] = &[
+    ("host", Some("PGHOST")),
+    ("hostaddr", Some("PGHOSTADDR")),
+    ("port", Some("PGPORT")),
+    ("dbname", Some("PGDATABASE")),
+    ("user", Some("PGUSER")),
+    ("password", Some("PGPASSWORD")),
+    ("passfile", Some("PGPASSFILE")),
+    // PGSERVICE and PGSERVICEFILE are read when the service is looked up, before the others.
+    ("service", None),
+    ("servicefile", None),
+    ("channel_binding", Some("PGCHANNELBINDING")),
+    ("connect_timeout", Some("PGCONNECT_TIMEOUT")),
+    ("client_encoding", Some("PGCLIENTENCODING")),
+    ("options", Some("PGOPTIONS")),
+    ("application_name", Some("PGAPPNAME")),
+    ("fallback_application_name", None),
+    ("keepalives", None),
+    ("keepalives_idle", None),
+    ("keepalives_interval", None),
+    ("keepalives_count", None),
+    ("tcp_user_timeout", None),
+    ("sslmode", Some("PGSSLMODE")),
+    ("sslnegotiation", Some("PGSSLNEGOTIATION")),
+    ("sslcompression", Some("PGSSLCOMPRESSION")),
+    ("sslcert", Some("PGSSLCERT")),
+    ("sslkey", Some("PGSSLKEY")),
+    ("sslcertmode", Some("PGSSLCERTMODE")),
+    ("sslpassword", None),
+    ("sslrootcert", Some("PGSSLROOTCERT")),
+    ("sslcrl", Some("PGSSLCRL")),
+    ("sslcrldir", Some("PGSSLCRLDIR")),
+    ("sslsni", Some("PGSSLSNI")),
+    ("sslkeylogfile", None),
+    ("requirepeer", Some("PGREQUIREPEER")),
+    ("require_auth", Some("PGREQUIREAUTH")),
+    ("ssl_min_protocol_version", Some("PGSSLMINPROTOCOLVERSION")),
+    ("ssl_max_protocol_version", Some("PGSSLMAXPROTOCOLVERSION")),
+    ("min_protocol_version", Some("PGMINPROTOCOLVERSION")),
+    ("max_protocol_version", Some("PGMAXPROTOCOLVERSION")),
+    ("gssencmode", Some("PGGSSENCMODE")),
+    ("krbsrvname", Some("PGKRBSRVNAME")),
+    ("gsslib", Some("PGGSSLIB")),
+    ("gssdelegation", Some("PGGSSDELEGATION")),
+    ("replication", None),
+    ("target_session_attrs", Some("PGTARGETSESSIONATTRS")),
+    ("load_balance_hosts", Some("PGLOADBALANCEHOSTS")),
+    ("scram_client_key", None),
+    ("scram_server_key", None),
+    ("oauth_issuer", None),
+    ("oauth_client_id", None),
+    ("oauth_client_secret", None),
+    ("oauth_scope", None),
+];
 
-    // The TLS parameters, each from the CONN, else its variable.
-    let [sslmode, root_cert, cert, key]: [Option<String>; 4] =
-        taken.try_into().expect("one value per parameter");
-    let from_env =
-        |given: Option<String>, var: &str| given.or_else(|| env.get(var).map(str::to_owned));
-    let tls = TlsSettings {
-        mode: from_env(sslmode, "PGSSLMODE")
-            .map_or(Ok(SslMode::Prefer), |mode| mode.parse())
-            .map_err(|e| ConnError::Invalid(e.to_string()))?,
-        root_cert: from_env(root_cert, "PGSSLROOTCERT"),
-        cert: from_env(cert, "PGSSLCERT").map(PathBuf::from),
-        key: from_env(key, "PGSSLKEY").map(PathBuf::from),
-    };
+/// The parameters handed to the `postgres` crate's parser as they are (it checks their values).
+const CRATE_PARAMETERS: &[&str] = &[
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "channel_binding",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "tcp_user_timeout",
+];
 
-    if config.get_hosts().is_empty() {
-        let addrs: Vec<String> = config
-            .get_hostaddrs()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        if !addrs.is_empty() {
-            // copyman's connections go to `host`; a lone `hostaddr` is the host to use.
-            for addr in addrs {
-                config.host(&addr);
-            }
-        } else if let Some(hosts) = env.get("PGHOST") {
-            for host in hosts.split(',') {
-                config.host(if host.is_empty() { "localhost" } else { host });
-            }
-        } else {
-            config.host_path(DEFAULT_SOCKET_DIR);
-            config.host("localhost");
+/// Why copyman cannot honour `key=value`, if it cannot: the raw session would silently do
+/// something else than libpq would. `None` for everything copyman honours or that changes
+/// nothing for it (`keepalives*`, `sslnegotiation=postgres`, `target_session_attrs=any`, …).
+fn unsupported(key: &str, value: &str) -> Option<&'static str> {
+    let set = !value.is_empty();
+    let reason = match key {
+        "gssencmode" if value != "disable" => {
+            "copyman has no GSSAPI encryption (TLS is sslmode); gssencmode=disable is accepted"
         }
-    } else if !config.get_hostaddrs().is_empty() {
-        return Err(ConnError::Unsupported(format!(
-            "{}: `hostaddr` together with `host` is not supported yet; give only one of them",
+        "krbsrvname" | "gsslib" if set => "copyman has no Kerberos/GSSAPI authentication",
+        "gssdelegation" if set && value != "0" => "copyman has no GSSAPI credential delegation",
+        "sslcrl" | "sslcrldir" if set => "copyman does not check certificate revocation lists",
+        "sslpassword" if set => {
+            "copyman cannot read encrypted client keys: give sslkey an unencrypted key file"
+        }
+        "sslcompression" if set && value != "0" => "TLS compression is not available",
+        "sslcertmode" if set && value != "allow" => {
+            "copyman sends a client certificate when one is at hand (sslcertmode=allow)"
+        }
+        "sslsni" if set && value != "1" => "copyman always sends the server name (sslsni=1)",
+        "sslnegotiation" if set && value != "postgres" => {
+            "copyman asks for TLS the PostgreSQL way only (sslnegotiation=postgres)"
+        }
+        "sslkeylogfile" if set => "copyman does not log TLS keys",
+        "ssl_min_protocol_version" if !matches!(value, "" | "TLSv1" | "TLSv1.1" | "TLSv1.2") => {
+            "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
+        }
+        "ssl_max_protocol_version" if !matches!(value, "" | "TLSv1.3") => {
+            "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
+        }
+        "min_protocol_version" | "max_protocol_version" if set && value != "3.0" => {
+            "copyman speaks protocol version 3.0 only"
+        }
+        "require_auth" if set => {
+            "copyman cannot restrict the authentication method (channel_binding=require insists \
+             on SCRAM-SHA-256-PLUS)"
+        }
+        "requirepeer" if set => "copyman does not check the peer of a Unix socket",
+        "replication" if set && !matches!(value, "0" | "false" | "off" | "no") => {
+            "copyman does not open replication connections"
+        }
+        "target_session_attrs" if set && value != "any" => {
+            "copyman connects to the first server that answers (target_session_attrs=any)"
+        }
+        "load_balance_hosts" if set && value != "disable" => {
+            "copyman tries the hosts in the order given (load_balance_hosts=disable)"
+        }
+        "scram_client_key" | "scram_server_key" if set => {
+            "copyman authenticates with passwords, not SCRAM keys"
+        }
+        "oauth_issuer" | "oauth_client_id" | "oauth_client_secret" | "oauth_scope" if set => {
+            "copyman has no OAuth authentication"
+        }
+        _ => return None,
+    };
+    Some(reason)
+}
+
+/// Where a parameter's value came from, to say so in messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The CONN itself.
+    Conn,
+    /// A service file's section: the file.
+    Service(PathBuf),
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Conn => f.write_str("the connection string"),
+            Self::Service(file) => write!(f, "service file \"{}\"", file.display()),
+            Self::Env(var) => write!(f, "{var}"),
+        }
+    }
+}
+
+/// The parameters of one connection, each with where it came from.
+#[derive(Default)]
+struct Params {
+    values: HashMap<&'static str, (String, Source)>,
+}
+
+impl Params {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(|(v, _)| v.as_str())
+    }
+
+    /// Sets `key` unless it is set already.
+    fn fill(&mut self, key: &'static str, value: &str, source: Source) {
+        self.values
+            .entry(key)
+            .or_insert_with(|| (value.to_owned(), source));
+    }
+}
+
+/// The canonical name of a libpq parameter, `None` if libpq has none of that name.
+fn known(key: &str) -> Option<&'static str> {
+    PARAMETERS.iter().map(|(k, _)| *k).find(|k| *k == key)
+}
+
+/// Resolves a server CONN as libpq does (`conninfo_add_defaults`): the CONN's own parameters,
+/// then those of its service (`service=` or `PGSERVICE`) it leaves out, then the environment's,
+/// then libpq's defaults; the password last, from the password file.
+pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
+    if !is_url(text) && looks_like_url(text) {
+        return Err(ConnError::Invalid(format!(
+            "{}: not a valid connection URL: it must start with \"postgresql://\" or \
+             \"postgres://\"",
             redact(text)
         )));
     }
-    if config.get_ports().is_empty()
-        && let Some(ports) = env.get("PGPORT")
-    {
-        for port in ports.split(',') {
-            let port = if port.is_empty() {
-                DEFAULT_PORT
+    let invalid =
+        |reason: String| ConnError::Invalid(format!("invalid connection string: {reason}"));
+    let mut params = Params::default();
+    for param in parse(text).map_err(invalid)? {
+        let key = known(&param.key).ok_or_else(|| {
+            if is_url(text) {
+                invalid(format!("invalid URL query parameter \"{}\"", param.key))
             } else {
-                port.trim().parse().map_err(|_| {
-                    ConnError::Invalid(format!("PGPORT: invalid port number {port:?}"))
-                })?
-            };
-            config.port(port);
-        }
-    }
-    let user = match config.get_user() {
-        Some(user) => user.to_owned(),
-        None => {
-            let user = env
-                .get("PGUSER")
-                .or_else(|| env.get("USER"))
-                .or_else(|| env.get("LOGNAME"))
-                .ok_or_else(|| {
-                    ConnError::Invalid(format!(
-                        "{}: no user name given and none in PGUSER or USER",
-                        redact(text)
-                    ))
-                })?
-                .to_owned();
-            config.user(&user);
-            user
-        }
-    };
-    let dbname = match config.get_dbname() {
-        Some(db) => db.to_owned(),
-        None => {
-            let db = env.get("PGDATABASE").unwrap_or(&user).to_owned();
-            config.dbname(&db);
-            db
-        }
-    };
-    if config.get_application_name().is_none()
-        && let Some(name) = env.get("PGAPPNAME")
-    {
-        config.application_name(name);
-    }
-    if config.get_connect_timeout().is_none()
-        && let Some(timeout) = env.get("PGCONNECT_TIMEOUT")
-    {
-        let secs: i64 = timeout.trim().parse().map_err(|_| {
-            ConnError::Invalid(format!("PGCONNECT_TIMEOUT: invalid number {timeout:?}"))
+                invalid(format!("invalid connection option \"{}\"", param.key))
+            }
         })?;
-        // As libpq: zero or less waits for ever, and less than 2 s is taken as 2 s.
-        if secs > 0 {
-            config.connect_timeout(Duration::from_secs(secs.max(2).unsigned_abs()));
+        // The last occurrence wins, as in libpq.
+        params.values.insert(key, (param.value, Source::Conn));
+    }
+
+    if let Some(service) = params
+        .get("service")
+        .map(str::to_owned)
+        .or_else(|| env.get("PGSERVICE").map(str::to_owned))
+    {
+        let servicefile = params.get("servicefile").map(PathBuf::from);
+        let (file, entries) = find_service(&service, servicefile, env)?;
+        for (key, value) in entries {
+            params.fill(key, &value, Source::Service(file.clone()));
+        }
+    }
+    for (key, var) in PARAMETERS {
+        if let Some(value) = var.and_then(|var| env.get(var)) {
+            params.fill(key, value, Source::Env(var.unwrap_or_default()));
         }
     }
 
+    for (key, (value, source)) in &params.values {
+        if let Some(reason) = unsupported(key, value) {
+            let from = match source {
+                Source::Conn => String::new(),
+                other => format!(" (from {other})"),
+            };
+            return Err(ConnError::Invalid(format!(
+                "connection option \"{key}\"{from} is not supported: {reason}"
+            )));
+        }
+    }
+
+    let tls = TlsSettings {
+        mode: params
+            .get("sslmode")
+            .map_or(Ok(SslMode::Prefer), str::parse)
+            .map_err(|e| ConnError::Invalid(e.to_string()))?,
+        root_cert: params.get("sslrootcert").map(str::to_owned),
+        cert: params.get("sslcert").map(PathBuf::from),
+        key: params.get("sslkey").map(PathBuf::from),
+    };
+
+    // The hosts: `host` (each entry empty meaning the default socket directory), addressed by
+    // `hostaddr` where given; names are what TLS verifies and the password file matches.
+    let list = |key: &str| -> Option<Vec<String>> {
+        params
+            .get(key)
+            .map(|v| v.split(',').map(str::to_owned).collect())
+    };
+    let hostaddrs = list("hostaddr");
+    let hosts: Vec<String> = match (list("host"), &hostaddrs) {
+        (None, None) => vec![DEFAULT_SOCKET_DIR.to_owned(), "localhost".to_owned()],
+        (None, Some(addrs)) => addrs.clone(),
+        (Some(hosts), None) => hosts
+            .into_iter()
+            .map(|h| {
+                if h.is_empty() {
+                    DEFAULT_SOCKET_DIR.to_owned()
+                } else {
+                    h
+                }
+            })
+            .collect(),
+        (Some(hosts), Some(addrs)) => {
+            if hosts.len() != addrs.len() {
+                return Err(ConnError::Invalid(format!(
+                    "could not match {} host names to {} hostaddr values",
+                    hosts.len(),
+                    addrs.len()
+                )));
+            }
+            hosts
+                .into_iter()
+                .zip(addrs)
+                .map(|(h, a)| if h.is_empty() { a.clone() } else { h })
+                .collect()
+        }
+    };
+    let ports: Vec<String> = list("port").unwrap_or_default();
+    for port in &ports {
+        if !port.is_empty() && port.trim().parse::<u16>().is_err() {
+            let from = &params.values["port"].1;
+            return Err(ConnError::Invalid(format!(
+                "invalid port number \"{port}\" (from {from})"
+            )));
+        }
+    }
+    if ports.len() > 1 && ports.len() != hosts.len() {
+        return Err(ConnError::Invalid(format!(
+            "could not match {} port numbers to {} hosts",
+            ports.len(),
+            hosts.len()
+        )));
+    }
+
+    let user = match params.get("user") {
+        Some(user) => user.to_owned(),
+        None => env.os_user.clone().ok_or_else(|| {
+            ConnError::Invalid(format!(
+                "{}: no user name given, and the operating system's user name is unknown",
+                redact(text)
+            ))
+        })?,
+    };
+    let dbname = params.get("dbname").unwrap_or(&user).to_owned();
+    let application_name = params
+        .get("application_name")
+        .or_else(|| params.get("fallback_application_name"));
+    let connect_timeout = match params.get("connect_timeout") {
+        Some(timeout) => {
+            let secs: i64 = timeout.trim().parse().map_err(|_| {
+                let from = &params.values["connect_timeout"].1;
+                ConnError::Invalid(format!(
+                    "invalid connect_timeout \"{timeout}\" (from {from})"
+                ))
+            })?;
+            // As libpq: zero or less waits for ever, and less than 2 s is taken as 2 s.
+            (secs > 0).then(|| Duration::from_secs(secs.max(2).unsigned_abs()))
+        }
+        None => None,
+    };
+
+    // The `postgres` crate checks the values of what it knows; the rest is set here.
+    let mut conninfo = String::new();
+    let mut add = |key: &str, value: &str| {
+        conninfo.push_str(key);
+        conninfo.push_str("='");
+        for c in value.chars() {
+            if c == '\'' || c == '\\' {
+                conninfo.push('\\');
+            }
+            conninfo.push(c);
+        }
+        conninfo.push_str("' ");
+    };
+    for key in CRATE_PARAMETERS {
+        match params.get(key) {
+            // As libpq: an empty password is none, and the password file is asked.
+            Some("") if *key == "password" => {}
+            Some(value) => add(key, value),
+            None => {}
+        }
+    }
+    add("host", &hosts.join(","));
+    if let Some(addrs) = &hostaddrs {
+        add("hostaddr", &addrs.join(","));
+    }
+    if !ports.is_empty() {
+        add(
+            "port",
+            &ports.iter().map(|p| p.trim()).collect::<Vec<_>>().join(","),
+        );
+    }
+    add("user", &user);
+    add("dbname", &dbname);
+    if let Some(name) = application_name {
+        add("application_name", name);
+    }
+    let mut config: postgres::Config = conninfo.parse().map_err(|e: postgres::Error| {
+        // The crate's message names the option, never its value; its outermost layer is the
+        // "invalid connection string" said here already.
+        let inner = std::error::Error::source(&e).map_or_else(|| e.to_string(), error_chain);
+        invalid(inner)
+    })?;
+    if let Some(timeout) = connect_timeout {
+        config.connect_timeout(timeout);
+    }
+
+    let mut startup = Vec::new();
+    if let Some(encoding) = params.get("client_encoding") {
+        let encoding = if encoding.eq_ignore_ascii_case("auto") {
+            env.locale_encoding()
+        } else {
+            encoding.to_owned()
+        };
+        startup.push(("client_encoding".to_owned(), encoding));
+    }
+
     let mut warnings = Vec::new();
+    let password_from_conn = params
+        .values
+        .get("password")
+        .is_some_and(|(value, source)| *source == Source::Conn && !value.is_empty());
     if config.get_password().is_none() {
-        if let Some(password) = env.get("PGPASSWORD") {
-            config.password(password);
-        } else if let Some(file) = env.passfile() {
+        let passfile = params
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".pgpass")));
+        if let Some(file) = passfile {
             match read_passfile(&file) {
                 Ok(Some(content)) => {
                     if let Some(password) = passfile_password(&content, &config, &dbname, &user) {
@@ -294,22 +625,183 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     } else {
         redact(text)
     };
-    // The last line of defence: a display that still holds the password the server will get
-    // (written some way redaction did not foresee) is replaced by one built from the parameters.
-    let display = match config.get_password() {
-        Some(pw) if !pw.is_empty() && display.as_bytes().windows(pw.len()).any(|w| w == pw) => {
-            describe_defaults(&config)
-        }
-        _ => display,
-    };
-    Ok(ServerSpec {
+    let mut spec = ServerSpec {
         config,
         tls,
+        startup,
         display,
         warnings,
-    })
+        password_from_conn,
+    };
+    spec.check_display();
+    Ok(spec)
 }
 
+impl ServerSpec {
+    /// Connects with these parameters.
+    ///
+    /// # Errors
+    /// [`copyman_sync::Connection::connect_with`]'s.
+    pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
+        copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup)
+    }
+
+    /// Uses a password typed at the prompt (`-W`): it comes before every other source but the
+    /// CONN itself, as a password given to psql's prompt does.
+    pub(crate) fn use_prompted_password(&mut self, password: &str) {
+        if !self.password_from_conn {
+            self.config.password(password);
+            self.check_display();
+        }
+    }
+
+    /// The `client_encoding` the session will ask for (UTF8 unless the CONN or the environment
+    /// named another), normalised as PostgreSQL compares encoding names: case and punctuation
+    /// do not count.
+    pub(crate) fn client_encoding(&self) -> String {
+        let name = self
+            .startup
+            .iter()
+            .find(|(k, _)| k == "client_encoding")
+            .map_or("UTF8", |(_, v)| v.as_str());
+        name.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect()
+    }
+
+    /// The last line of defence: a display that still holds the password the server will get
+    /// (written some way redaction did not foresee) is replaced by one built from the
+    /// parameters.
+    fn check_display(&mut self) {
+        if let Some(pw) = self.config.get_password()
+            && !pw.is_empty()
+            && self.display.as_bytes().windows(pw.len()).any(|w| w == pw)
+        {
+            self.display = describe_defaults(&self.config);
+        }
+    }
+}
+
+/// Whether a CONN that is not a valid URL was meant to be one: `postgresql:/…`,
+/// `postgresql//…`, `postgres:…`, `scheme://…`. Such a string is refused, not taken for a file
+/// (which would print it, password and all).
+fn looks_like_url(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    if ["postgresql", "postgres"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| rest.starts_with(':') || rest.starts_with("//"))
+    }) {
+        return true;
+    }
+    // Any `scheme:/`: a relative path never starts that way in practice.
+    match text.split_once(':') {
+        Some((scheme, rest)) => {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+                && rest.starts_with('/')
+        }
+        None => false,
+    }
+}
+
+/// A service's parameters, in the order of its section.
+type ServiceEntries = Vec<(&'static str, String)>;
+
+/// Looks a service up as libpq does: in the user's service file (`servicefile`, else
+/// `PGSERVICEFILE`, else `~/.pg_service.conf`), then in the system's
+/// (`$PGSYSCONFDIR/pg_service.conf`); the first file that has the section wins. Returns the
+/// file and its parameters for the service, each key checked.
+fn find_service(
+    service: &str,
+    servicefile: Option<PathBuf>,
+    env: &Env,
+) -> Result<(PathBuf, ServiceEntries), ConnError> {
+    let user_file = servicefile
+        .or_else(|| env.get("PGSERVICEFILE").map(PathBuf::from))
+        .or_else(|| {
+            env.get("HOME")
+                .map(|h| Path::new(h).join(".pg_service.conf"))
+        });
+    let system_file =
+        Path::new(env.get("PGSYSCONFDIR").unwrap_or(DEFAULT_SYSCONFDIR)).join("pg_service.conf");
+    for file in user_file.into_iter().chain([system_file]) {
+        if fs::metadata(&file).is_err() {
+            continue;
+        }
+        let content = fs::read(&file).map_err(|e| {
+            ConnError::Invalid(format!(
+                "service file \"{}\" cannot be read: {e}",
+                file.display()
+            ))
+        })?;
+        let content = String::from_utf8_lossy(&content);
+        if let Some(entries) = service_entries(&content, service, &file)? {
+            return Ok((file, entries));
+        }
+    }
+    Err(ConnError::Invalid(format!(
+        "definition of service \"{service}\" not found"
+    )))
+}
+
+/// The Debian packages' `sysconfdir` for libpq, where `pg_service.conf` is when
+/// `PGSYSCONFDIR` is unset.
+const DEFAULT_SYSCONFDIR: &str = "/etc/postgresql-common";
+
+/// libpq's `parseServiceFile`: the `key=value` lines of section `[service]`, `None` if the file
+/// has no such section. Lines are trimmed; empty lines and `#` comments are skipped; the first
+/// occurrence of a key wins.
+fn service_entries(
+    content: &str,
+    service: &str,
+    file: &Path,
+) -> Result<Option<ServiceEntries>, ConnError> {
+    let syntax = |n: usize| {
+        ConnError::Invalid(format!(
+            "syntax error in service file \"{}\", line {n}",
+            file.display()
+        ))
+    };
+    let mut found: Option<ServiceEntries> = None;
+    for (i, line) in content.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[') {
+            if found.is_some() {
+                break;
+            }
+            if section
+                .strip_prefix(service)
+                .is_some_and(|rest| rest.starts_with(']'))
+            {
+                found = Some(Vec::new());
+            }
+            continue;
+        }
+        let Some(entries) = found.as_mut() else {
+            continue;
+        };
+        let (key, value) = line.split_once('=').ok_or_else(|| syntax(i + 1))?;
+        if key == "service" {
+            return Err(ConnError::Invalid(format!(
+                "nested service specifications not supported in service file \"{}\", line {}",
+                file.display(),
+                i + 1
+            )));
+        }
+        let key = known(key).ok_or_else(|| syntax(i + 1))?;
+        if !entries.iter().any(|(k, _)| *k == key) {
+            entries.push((key, value.to_owned()));
+        }
+    }
+    Ok(found)
+}
 /// A description of a connection made from defaults alone (the empty CONN).
 fn describe_defaults(config: &postgres::Config) -> String {
     let hosts: Vec<String> = config
@@ -335,12 +827,15 @@ fn describe_defaults(config: &postgres::Config) -> String {
 }
 
 /// A CONN as it may be shown: the password replaced by `***`
-/// (`postgresql://user:***@host/db`, `host=h password=***`). A string that cannot be read is not
-/// shown at all.
+/// (`postgresql://user:***@host/db`, `host=h password=***`), and so is anything that looks like
+/// `user:password@` in a file path or a mistyped URL (`postgresql:/user:***@host`). A string
+/// that cannot be read is not shown at all.
 pub(crate) fn redact(text: &str) -> String {
     match Target::classify(text) {
-        Target::Stdio | Target::File(_) => text.to_owned(),
+        Target::Stdio => text.to_owned(),
+        Target::File(_) => redact_userinfo(text),
         Target::Server(_) if is_url(text) => redact_url(text),
+        Target::Server(_) if looks_like_url(text) => scrub(&redact_userinfo(text)),
         Target::Server(_) => match tokenize(text) {
             Ok(params) => {
                 let mut out = text.to_owned();
@@ -353,6 +848,29 @@ pub(crate) fn redact(text: &str) -> String {
             }
             Err(_) => "(unreadable connection string, not shown)".to_owned(),
         },
+    }
+}
+
+/// Hides what looks like the password of a `user:password@` in `text`: after a leading
+/// `scheme:`, everything from the first `:` to the last `@` (more than the password, rather than
+/// less, when the text is odd).
+fn redact_userinfo(text: &str) -> String {
+    let Some(at) = text.rfind('@') else {
+        return text.to_owned();
+    };
+    let scheme = text
+        .find(':')
+        .filter(|&i| {
+            text[..i].starts_with(|c: char| c.is_ascii_alphabetic())
+                && text[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+        })
+        .map_or(0, |i| i + 1)
+        .min(at);
+    match text[scheme..at].find(':') {
+        Some(colon) => format!("{}***{}", &text[..scheme + colon + 1], &text[at..]),
+        None => text.to_owned(),
     }
 }
 
@@ -433,7 +951,32 @@ pub(crate) fn scrub(text: &str) -> String {
         }
     }
     out.push_str(rest);
-    scrub_urls(&out)
+    scrub_userinfo(&scrub_urls(&out))
+}
+
+/// [`redact_userinfo`] on every word of `text` that has an `@` (a mistyped URL or a file path
+/// quoted in a message).
+fn scrub_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') && !word.contains("://") {
+            out.push_str(&redact_userinfo(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '\'' | '"' | '`') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 fn scrub_urls(text: &str) -> String {
@@ -569,6 +1112,52 @@ fn field_matches<'a>(field: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
         t += 1;
     }
     None
+}
+
+/// `-W`: asks for the password on the terminal as psql's `simple_prompt` does: `/dev/tty`, echo
+/// off (and what was typed ahead discarded) before the prompt is shown, one line read, the
+/// terminal restored. An error when there is no terminal to ask on: standard input may be the
+/// data, and is never read for a password.
+pub(crate) fn prompt_password() -> Result<String, String> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::fd::AsRawFd;
+
+    let no_terminal = |e: std::io::Error| {
+        format!(
+            "-W/--password: cannot prompt for a password: no terminal to ask on (/dev/tty: {e})"
+        )
+    };
+    let tty = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(no_terminal)?;
+    let fd = tty.as_raw_fd();
+    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: `fd` is open (owned by `tty`, which outlives every use of it here), and
+    // `saved.as_mut_ptr()` points to writable memory the size of a `termios`.
+    if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
+        return Err(no_terminal(std::io::Error::last_os_error()));
+    }
+    // SAFETY: tcgetattr returned 0, so it filled in the whole `termios`.
+    let saved = unsafe { saved.assume_init() };
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    // SAFETY: `fd` is open; `quiet` is a valid `termios`, the terminal's own with ECHO cleared.
+    if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+        return Err(no_terminal(std::io::Error::last_os_error()));
+    }
+    let mut line = String::new();
+    let read = (&tty)
+        .write_all(b"Password: ")
+        .and_then(|()| BufReader::new(&tty).read_line(&mut line));
+    // SAFETY: `fd` is open; `saved` is the terminal's own settings, read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
+    // The newline the user typed was not echoed either.
+    let _ = (&tty).write_all(b"\n");
+    read.map_err(|e| format!("-W/--password: cannot read the password from the terminal: {e}"))?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
 }
 
 /// An error and its sources on one line, `a: b: c`.
@@ -857,6 +1446,10 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
     }
 
     fn passfile(mode: u32, content: &str) -> (PathBuf, impl Drop) {
+        passfile_named("pgpass", mode, content)
+    }
+
+    fn passfile_named(name: &str, mode: u32, content: &str) -> (PathBuf, impl Drop) {
         struct Remove(PathBuf);
         impl Drop for Remove {
             fn drop(&mut self) {
@@ -865,7 +1458,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         }
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("copyman-pgpass-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("copyman-{name}-{}-{n}", std::process::id()));
         let mut file = fs::File::create(&path).unwrap();
         file.write_all(content.as_bytes()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
@@ -891,6 +1484,9 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         // PGPASSWORD comes first.
         let spec = resolve("dbname=app user=alice", &vars(&[("PGPASSWORD", "env")])).unwrap();
         assert_eq!(spec.config.get_password(), Some(&b"env"[..]));
+        // An empty password is none.
+        let spec = resolve("dbname=app user=alice password=''", &vars(&[])).unwrap();
+        assert_eq!(spec.config.get_password(), Some(&b"sockpw"[..]));
         // HOME/.pgpass when PGPASSFILE is unset.
         let dir = path
             .parent()
@@ -914,5 +1510,301 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             "{:?}",
             spec.warnings
         );
+    }
+
+    #[test]
+    fn mistyped_urls_are_refused_and_never_shown_with_their_password() {
+        for text in [
+            "postgresql:/alice:s3cret@db1/app",
+            "postgresql//alice:s3cret@db1/app",
+            "postgres:alice:s3cret@db1/app",
+            "POSTGRESQL:/alice:s3cret@db1/app",
+        ] {
+            assert!(
+                matches!(Target::classify(text), Target::Server(_)),
+                "{text} taken for a file"
+            );
+            let err = resolve(text, &env(&[])).unwrap_err().to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+            assert!(err.contains("alice:***@db1"), "{err}");
+            assert!(err.contains("\"postgresql://\""), "{err}");
+            assert!(!redact(text).contains("s3cret"), "{}", redact(text));
+        }
+        // Files keep being files, shown without what looks like a password.
+        assert_eq!(
+            Target::classify("backups/postgresql-app.csv"),
+            Target::File("backups/postgresql-app.csv".into())
+        );
+        assert_eq!(
+            redact("/tmp/alice:s3cret@db1.csv"),
+            "/tmp/alice:***@db1.csv"
+        );
+        assert_eq!(redact("./a:b:c@d/e@f"), "./a:***@f");
+        assert_eq!(redact("/tmp/mail@example.csv"), "/tmp/mail@example.csv");
+        let scrubbed = scrub("unexpected argument 'postgresql:/alice:s3cret@db1/app' found");
+        assert_eq!(
+            scrubbed,
+            "unexpected argument 'postgresql:/alice:***@db1/app' found"
+        );
+    }
+
+    #[test]
+    fn url_parts_left_out_come_from_the_environment() {
+        let spec = resolve(
+            "postgresql://:5433/app?user=u",
+            &env(&[("PGHOST", "/tmp/sockets")]),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.config.get_hosts(),
+            &[Host::Unix("/tmp/sockets".into())]
+        );
+        assert_eq!(spec.config.get_ports(), &[5433]);
+        // No port in the URL: PGPORT's, as in libpq (the postgres crate would say 5432).
+        let spec = resolve("postgresql://db1/app?user=u", &env(&[("PGPORT", "6000")])).unwrap();
+        assert_eq!(spec.config.get_ports(), &[6000]);
+        // No host at all: libpq's defaults.
+        let spec = resolve("postgresql://:5433/app?user=u", &env(&[])).unwrap();
+        assert_eq!(
+            spec.config.get_hosts(),
+            &[
+                Host::Unix(DEFAULT_SOCKET_DIR.into()),
+                Host::Tcp("localhost".into())
+            ]
+        );
+        let spec = resolve("postgresql://u@[::1]:7000,db2/app?ssl=true", &env(&[])).unwrap();
+        assert_eq!(
+            spec.config.get_hosts(),
+            &[Host::Tcp("::1".into()), Host::Tcp("db2".into())]
+        );
+        assert_eq!(spec.config.get_ports(), &[7000, 5432]);
+        assert_eq!(spec.tls.mode, SslMode::Require);
+    }
+
+    #[test]
+    fn options_copyman_cannot_honour_are_refused_by_name() {
+        for (conn, key) in [
+            ("gssencmode=prefer", "gssencmode"),
+            ("gssencmode=require", "gssencmode"),
+            ("sslcrl=/crl.pem", "sslcrl"),
+            ("sslcrldir=/crls", "sslcrldir"),
+            ("sslpassword=s3cret", "sslpassword"),
+            ("require_auth=scram-sha-256", "require_auth"),
+            ("krbsrvname=postgres", "krbsrvname"),
+            ("gsslib=gssapi", "gsslib"),
+            ("sslcompression=1", "sslcompression"),
+            ("sslnegotiation=direct", "sslnegotiation"),
+            ("target_session_attrs=read-write", "target_session_attrs"),
+            ("load_balance_hosts=random", "load_balance_hosts"),
+            ("replication=database", "replication"),
+            (
+                "ssl_min_protocol_version=TLSv1.3",
+                "ssl_min_protocol_version",
+            ),
+        ] {
+            let err = resolve(&format!("host=h user=u {conn}"), &env(&[])).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(&format!("\"{key}\"")), "{conn}: {text}");
+            assert!(text.contains("not supported"), "{conn}: {text}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        let err = resolve("host=h user=u", &env(&[("PGGSSENCMODE", "require")])).unwrap_err();
+        assert!(err.to_string().contains("from PGGSSENCMODE"), "{err}");
+        // Harmless ones are accepted.
+        let spec = resolve(
+            "host=h user=u connect_timeout=10 keepalives=1 keepalives_idle=30 \
+             keepalives_interval=5 keepalives_count=3 tcp_user_timeout=0 sslnegotiation=postgres \
+             target_session_attrs=any gssencmode=disable sslcompression=0 sslsni=1 \
+             load_balance_hosts=disable ssl_min_protocol_version=TLSv1.2 sslcertmode=allow",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.config.get_connect_timeout(),
+            Some(&Duration::from_secs(10))
+        );
+        assert!(
+            resolve(
+                "postgresql://h/db?user=u&gssencmode=disable&keepalives=0",
+                &env(&[])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn errors_say_invalid_connection_string_once() {
+        for (conn, expected) in [
+            (
+                "host=h bogus_option=1",
+                "invalid connection string: invalid connection option \"bogus_option\"",
+            ),
+            (
+                "postgresql://h/db?bogus=1",
+                "invalid connection string: invalid URL query parameter \"bogus\"",
+            ),
+            (
+                "host=h user=u keepalives=lots",
+                "invalid connection string: invalid value for option `keepalives`",
+            ),
+            (
+                "host=h user",
+                "invalid connection string: a word without \"=\" at character 8",
+            ),
+        ] {
+            let err = resolve(conn, &env(&[])).unwrap_err().to_string();
+            assert_eq!(err, expected, "{conn}");
+        }
+        let err = resolve("host=h port=54x32", &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid port number \"54x32\""), "{err}");
+    }
+
+    /// A file in the temporary directory, removed when dropped.
+    fn temp_file(name: &str, content: &str) -> (PathBuf, impl Drop) {
+        passfile_named(name, 0o600, content)
+    }
+
+    #[test]
+    fn services_fill_in_what_the_conn_leaves_out() {
+        let (user_file, _u) = temp_file(
+            "user-services",
+            "# mine\n[main]\nhost=userhost\nport=6001\ndbname=fromservice\n\n[other]\nhost=x\n",
+        );
+        let dir = std::env::temp_dir().join(format!("copyman-sysconf-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("pg_service.conf"),
+            "[main]\nhost=systemhost\n[sys]\n  host=syshost  \nuser=sysuser\nuser=ignored\n\
+             options=-c search_path=app\n",
+        )
+        .unwrap();
+        let vars = |extra: &[(&str, &str)]| {
+            let mut all = vec![
+                ("PGSERVICEFILE", user_file.to_str().unwrap()),
+                ("PGSYSCONFDIR", dir.to_str().unwrap()),
+                ("USER", "os"),
+            ];
+            all.extend_from_slice(extra);
+            env(&all)
+        };
+        // The user's file wins over the system's; the CONN wins over the service; the service
+        // wins over the environment.
+        let spec = resolve("service=main dbname=mine", &vars(&[("PGHOST", "envhost")])).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("userhost".into())]);
+        assert_eq!(spec.config.get_ports(), &[6001]);
+        assert_eq!(spec.config.get_dbname(), Some("mine"));
+        assert_eq!(spec.config.get_user(), Some("os"));
+        // PGSERVICE, found in the system file only; the first value of a key wins.
+        let spec = resolve("", &vars(&[("PGSERVICE", "sys")])).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("syshost".into())]);
+        assert_eq!(spec.config.get_user(), Some("sysuser"));
+        assert_eq!(spec.config.get_options(), Some("-c search_path=app"));
+        let spec = resolve("postgresql://u@/db?service=sys", &vars(&[])).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("syshost".into())]);
+        assert_eq!(spec.config.get_user(), Some("u"));
+        let err = resolve("service=nowhere", &vars(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "definition of service \"nowhere\" not found"
+        );
+
+        let (bad, _b) = temp_file("bad-services", "[a]\nhost=h\nservice=b\n[c]\nhost h\n");
+        let with = |file: &Path| env(&[("PGSERVICEFILE", file.to_str().unwrap())]);
+        let err = resolve("service=a", &with(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("nested service") && err.contains("line 3"),
+            "{err}"
+        );
+        let err = resolve("service=c", &with(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("syntax error") && err.contains("line 5"),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn client_encoding_options_and_application_names() {
+        let spec = resolve("host=h user=u client_encoding=LATIN1", &env(&[])).unwrap();
+        assert_eq!(
+            spec.startup,
+            [("client_encoding".to_owned(), "LATIN1".to_owned())]
+        );
+        let spec = resolve("host=h user=u", &env(&[("PGCLIENTENCODING", "WIN1252")])).unwrap();
+        assert_eq!(spec.startup[0].1, "WIN1252");
+        let spec = resolve(
+            "host=h user=u client_encoding=auto",
+            &env(&[("LANG", "de_DE.ISO-8859-1")]),
+        )
+        .unwrap();
+        assert_eq!(spec.startup[0].1, "LATIN1");
+        assert!(
+            resolve("host=h user=u", &env(&[]))
+                .unwrap()
+                .startup
+                .is_empty()
+        );
+
+        let spec = resolve(
+            "host=h user=u",
+            &env(&[("PGOPTIONS", "-c search_path=app")]),
+        )
+        .unwrap();
+        assert_eq!(spec.config.get_options(), Some("-c search_path=app"));
+
+        let named = |conn: &str, vars: &[(&str, &str)]| {
+            resolve(conn, &env(vars))
+                .unwrap()
+                .config
+                .get_application_name()
+                .map(str::to_owned)
+        };
+        let conn = "host=h user=u fallback_application_name=fallback";
+        assert_eq!(named(conn, &[]).as_deref(), Some("fallback"));
+        assert_eq!(named(conn, &[("PGAPPNAME", "env")]).as_deref(), Some("env"));
+        assert_eq!(
+            named(&format!("{conn} application_name=mine"), &[]).as_deref(),
+            Some("mine")
+        );
+    }
+
+    #[test]
+    fn hostaddr_connects_and_host_names() {
+        let (path, _guard) = passfile(0o600, "db.example:5432:*:u:byname\n*:*:*:*:other\n");
+        let vars = env(&[("PGPASSFILE", path.to_str().unwrap())]);
+        let spec = resolve("host=db.example hostaddr=127.0.0.1 user=u", &vars).unwrap();
+        assert_eq!(spec.config.get_hosts(), &[Host::Tcp("db.example".into())]);
+        assert_eq!(
+            spec.config.get_hostaddrs(),
+            &["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        // The password file is matched by the host name, as libpq matches it.
+        assert_eq!(spec.config.get_password(), Some(&b"byname"[..]));
+        let err = resolve("host=a,b hostaddr=127.0.0.1 user=u", &vars).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("could not match 2 host names to 1 hostaddr")
+        );
+        // `passfile` in the CONN comes before PGPASSFILE.
+        let (mine, _guard2) = passfile(0o600, "*:*:*:*:mine\n");
+        let spec = resolve(
+            &format!("host=h user=u passfile='{}'", mine.display()),
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(spec.config.get_password(), Some(&b"mine"[..]));
+    }
+
+    #[test]
+    fn a_prompted_password_comes_after_the_conns_only() {
+        let vars = env(&[("PGPASSWORD", "fromenv")]);
+        let mut spec = resolve("host=h user=u", &vars).unwrap();
+        spec.use_prompted_password("typed");
+        assert_eq!(spec.config.get_password(), Some(&b"typed"[..]));
+        let mut spec = resolve("host=h user=u password=written", &vars).unwrap();
+        spec.use_prompted_password("typed");
+        assert_eq!(spec.config.get_password(), Some(&b"written"[..]));
     }
 }

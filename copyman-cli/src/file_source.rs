@@ -60,9 +60,9 @@ impl FileSource {
             Endpoint::File(path) => (
                 Box::new(File::open(path).map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
-                    message: format!("cannot open source file {}: {e}", path.display()),
+                    message: format!("cannot open source file {}: {e}", t.source.display()),
                 })?),
-                path.display().to_string(),
+                t.source.display(),
             ),
             _ => (Box::new(io::stdin()), "stdin".to_owned()),
         };

@@ -389,7 +389,7 @@ pub(crate) fn connect(
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
-    let conn = Connection::connect_tls(&spec.config, &spec.tls).map_err(|e| Fatal {
+    let conn = spec.connect().map_err(|e| Fatal {
         exit: Exit::Connect,
         message: format!(
             "cannot connect to {role} {}: {}",

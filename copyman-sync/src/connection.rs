@@ -195,7 +195,8 @@ impl Connection {
         Self::connect_tls(&config, &tls)
     }
 
-    /// Connects with a `postgres` crate configuration: the first host that accepts wins. Its
+    /// Connects with a `postgres` crate configuration: the first host that accepts wins (at its
+    /// `hostaddr`, if given, with the host name kept for TLS verification, as in libpq). Its
     /// `ssl_mode` (`disable`, `prefer`, `require`) applies with the default certificate files;
     /// [`Connection::connect_tls`] takes every TLS setting.
     ///
@@ -231,7 +232,33 @@ impl Connection {
     /// # Errors
     /// As [`Connection::connect`]; unusable TLS settings ([`Error::Tls`]) before any connection.
     pub fn connect_tls(config: &postgres::Config, tls: &TlsSettings) -> Result<Self, Error> {
-        let startup = startup_config(config)?;
+        Self::connect_with(config, tls, &[])
+    }
+
+    /// Connects as [`Connection::connect_tls`] does, with more startup parameters: settings the
+    /// `postgres` crate's configuration cannot carry, such as libpq's `client_encoding`
+    /// (which replaces the default UTF8) or `TimeZone`.
+    ///
+    /// ```no_run
+    /// use copyman_sync::{Connection, SslMode, TlsSettings};
+    ///
+    /// let config: postgres::Config = "host=db.example.com user=app dbname=shop".parse()?;
+    /// let latin1 = [("client_encoding".to_owned(), "LATIN1".to_owned())];
+    /// let conn = Connection::connect_with(&config, &TlsSettings::new(SslMode::Prefer), &latin1)?;
+    /// assert_eq!(conn.session().parameter("client_encoding"), Some("LATIN1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Connection::connect_tls`].
+    pub fn connect_with(
+        config: &postgres::Config,
+        tls: &TlsSettings,
+        startup: &[(String, String)],
+    ) -> Result<Self, Error> {
+        let mut startup_config = startup_config(config)?;
+        startup_config.extra.extend_from_slice(startup);
+        let startup = startup_config;
         let timeout = config.get_connect_timeout().copied();
         let client_config = tls.client_config()?;
 
@@ -594,8 +621,16 @@ fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
             "the number of ports must be one or match the number of hosts".into(),
         )),
     };
-    let default_hosts;
-    let hosts = if hosts.is_empty() {
+    let default_hosts: Vec<Host>;
+    let hosts = if hosts.is_empty() && !config.get_hostaddrs().is_empty() {
+        // Only addresses: each is its own name too.
+        default_hosts = config
+            .get_hostaddrs()
+            .iter()
+            .map(|addr| Host::Tcp(addr.to_string()))
+            .collect();
+        &default_hosts[..]
+    } else if hosts.is_empty() {
         default_hosts = vec![
             Host::Unix(PathBuf::from("/var/run/postgresql")),
             Host::Tcp("localhost".into()),
@@ -604,9 +639,26 @@ fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
     } else {
         hosts
     };
+    let hostaddrs = config.get_hostaddrs();
+    if !hostaddrs.is_empty() && hostaddrs.len() != hosts.len() {
+        return Err(Error::Parameters(format!(
+            "could not match {} host names to {} hostaddr values",
+            hosts.len(),
+            hostaddrs.len()
+        )));
+    }
     let mut targets = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
         let port = port_for(i)?;
+        // As libpq: `hostaddr` is where to connect, `host` the name TLS verifies.
+        if let Some(addr) = hostaddrs.get(i) {
+            let name = match host {
+                Host::Tcp(name) if !name.is_empty() => name.clone(),
+                _ => addr.to_string(),
+            };
+            targets.push(Target::Tcp(std::net::SocketAddr::new(*addr, port), name));
+            continue;
+        }
         match host {
             Host::Tcp(name) => {
                 if let Ok(addrs) = (name.as_str(), port).to_socket_addrs() {
@@ -620,4 +672,30 @@ fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
         return Err(Error::Parameters("no host could be resolved".into()));
     }
     Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostaddr_is_where_to_connect_and_host_the_name() {
+        let config: postgres::Config = "host=db.invalid,h2 hostaddr=127.0.0.1,::1 port=5000"
+            .parse()
+            .unwrap();
+        let got: Vec<String> = targets(&config)
+            .unwrap()
+            .iter()
+            .map(|t| match t {
+                Target::Tcp(addr, name) => format!("{addr} {name}"),
+                Target::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        assert_eq!(got, ["127.0.0.1:5000 db.invalid", "[::1]:5000 h2"]);
+        let only: postgres::Config = "hostaddr=127.0.0.1 port=5000".parse().unwrap();
+        let only = targets(&only).unwrap();
+        assert!(matches!(&only[..], [Target::Tcp(_, name)] if name == "127.0.0.1"));
+        let mismatch: postgres::Config = "host=a,b hostaddr=127.0.0.1".parse().unwrap();
+        assert!(targets(&mismatch).is_err());
+    }
 }

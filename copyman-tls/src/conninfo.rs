@@ -107,6 +107,220 @@ pub fn tokenize(text: &str) -> Result<Vec<Param>, String> {
     }
 }
 
+/// Reads a connection string of either form into its parameters, in the order given: a
+/// `postgresql://` URL ([`parse_url`]) or `key=value` pairs ([`tokenize`]).
+///
+/// # Errors
+/// What is malformed; the message never quotes a value.
+pub fn parse(text: &str) -> Result<Vec<Param>, String> {
+    if is_url(text) {
+        parse_url(text)
+    } else {
+        tokenize(text)
+    }
+}
+
+/// Reads a `postgresql://` (or `postgres://`) URL into `key=value` parameters as libpq's
+/// `conninfo_uri_parse_options` does: `user`, `password`, `host` and `port` (comma-separated
+/// lists, an entry empty where the URL leaves it out: `postgresql://:5433` names a port only),
+/// `dbname`, then the query's parameters (`ssl=true` meaning `sslmode=require`). Every value is
+/// percent-decoded; a part the URL leaves out is not a parameter at all, so the environment and
+/// the defaults can fill it in.
+///
+/// ```
+/// use copyman_tls::conninfo::parse_url;
+///
+/// let params = parse_url("postgresql://al%40x:pw@[::1]:5433,h2/db?sslmode=require").unwrap();
+/// let pairs: Vec<(&str, &str)> =
+///     params.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
+/// assert_eq!(
+///     pairs,
+///     [("user", "al@x"), ("password", "pw"), ("host", "::1,h2"), ("port", "5433,"),
+///      ("dbname", "db"), ("sslmode", "require")]
+/// );
+/// let params = parse_url("postgresql://:5433").unwrap();
+/// assert_eq!((params[0].key.as_str(), params[0].value.as_str()), ("port", "5433"));
+/// ```
+///
+/// # Errors
+/// A malformed URL (an unclosed `[`, a query item without `=` or with two, a bad `%` escape), by
+/// position or parameter name: the message never quotes a value.
+pub fn parse_url(text: &str) -> Result<Vec<Param>, String> {
+    let start = ["postgresql://", "postgres://"]
+        .iter()
+        .find(|prefix| text.starts_with(*prefix))
+        .map(|prefix| prefix.len())
+        .ok_or("a URL must start with \"postgresql://\" or \"postgres://\"")?;
+    let b = text.as_bytes();
+    let at = |i: usize| b.get(i).copied();
+    let mut params = Vec::new();
+    let mut push = |key: &str, span: Range<usize>, value: String| {
+        params.push(Param {
+            key: key.to_owned(),
+            value,
+            span: span.clone(),
+            value_span: span,
+        });
+    };
+
+    // User info: up to the first `@`, if one comes before any `/`.
+    let mut p = start;
+    let userinfo_end = text[start..].find(['@', '/']).map(|i| start + i);
+    if let Some(end) = userinfo_end.filter(|&end| b[end] == b'@') {
+        let userinfo = &text[start..end];
+        let (user, password) = match userinfo.find(':') {
+            Some(colon) => (start..start + colon, Some(start + colon + 1..end)),
+            None => (start..end, None),
+        };
+        if !user.is_empty() {
+            push("user", user.clone(), uri_decode(&text[user], "user")?);
+        }
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            push(
+                "password",
+                password.clone(),
+                uri_decode(&text[password], "password")?,
+            );
+        }
+        p = end + 1;
+    }
+
+    // Hosts and ports: `host[:port]` or `[ipv6][:port]`, separated by commas.
+    let hosts_start = p;
+    let mut hosts = String::new();
+    let mut ports = String::new();
+    let mut term;
+    loop {
+        if at(p) == Some(b',') {
+            p += 1;
+        }
+        let host;
+        if at(p) == Some(b'[') {
+            let open = p;
+            let close = text[open..]
+                .find(']')
+                .map(|i| open + i)
+                .ok_or("an IPv6 host address in the URL has no closing \"]\"")?;
+            if close == open + 1 {
+                return Err("an IPv6 host address in the URL is empty".to_owned());
+            }
+            host = &text[open + 1..close];
+            p = close + 1;
+            if !matches!(at(p), None | Some(b':' | b'/' | b'?' | b',')) {
+                return Err(format!(
+                    "unexpected character at position {} of the URL (expected \":\" or \"/\")",
+                    text[..p].chars().count() + 1
+                ));
+            }
+        } else {
+            let begin = p;
+            while !matches!(at(p), None | Some(b':' | b'/' | b'?' | b',')) {
+                p += 1;
+            }
+            host = &text[begin..p];
+        }
+        hosts.push_str(host);
+        term = at(p);
+        if term == Some(b':') {
+            p += 1;
+            let begin = p;
+            while !matches!(at(p), None | Some(b'/' | b'?' | b',')) {
+                p += 1;
+            }
+            ports.push_str(&text[begin..p]);
+            term = at(p);
+        }
+        if term != Some(b',') {
+            break;
+        }
+        p += 1;
+        hosts.push(',');
+        ports.push(',');
+    }
+    let netloc = hosts_start..p;
+    if !hosts.is_empty() {
+        push("host", netloc.clone(), uri_decode(&hosts, "host")?);
+    }
+    if !ports.is_empty() {
+        push("port", netloc, uri_decode(&ports, "port")?);
+    }
+
+    // The database name, after a `/`.
+    if term.is_some() && term != Some(b'?') {
+        p += 1;
+        let begin = p;
+        while !matches!(at(p), None | Some(b'?')) {
+            p += 1;
+        }
+        if p > begin {
+            push("dbname", begin..p, uri_decode(&text[begin..p], "dbname")?);
+        }
+        term = at(p);
+    }
+
+    // The query: `key=value` items separated by `&`.
+    if term.is_some() {
+        p += 1;
+        let mut n = 0;
+        while p < b.len() {
+            n += 1;
+            let item_end = text[p..].find('&').map_or(b.len(), |i| p + i);
+            let item = &text[p..item_end];
+            let Some(eq) = item.find('=') else {
+                return Err(format!(
+                    "URL query parameter number {n} has no \"=\" between key and value"
+                ));
+            };
+            let key = uri_decode(&item[..eq], "a query parameter's key")?;
+            if item[eq + 1..].contains('=') {
+                return Err(format!(
+                    "URL query parameter \"{key}\" has a second \"=\" (write it %3D)"
+                ));
+            }
+            let value_span = p + eq + 1..item_end;
+            let value = uri_decode(&text[value_span.clone()], &key)?;
+            let (key, value) = if key == "ssl" && value == "true" {
+                ("sslmode".to_owned(), "require".to_owned())
+            } else {
+                (key, value)
+            };
+            params.push(Param {
+                key,
+                value,
+                span: p..item_end,
+                value_span,
+            });
+            p = item_end + 1;
+        }
+    }
+    Ok(params)
+}
+
+/// libpq's `conninfo_uri_decode`: `%XX` escapes decoded, a malformed one or `%00` refused.
+fn uri_decode(text: &str, what: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = text
+                .get(i + 1..i + 3)
+                .filter(|hex| hex.bytes().all(|c| c.is_ascii_hexdigit()))
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| format!("invalid percent-encoded token in the URL's {what}"))?;
+            if byte == 0 {
+                return Err(format!("forbidden value %00 in the URL's {what}"));
+            }
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("the URL's {what} is not UTF-8 once decoded"))
+}
+
 /// Decodes `%XX` escapes (and leaves malformed ones as they are).
 ///
 /// ```
@@ -250,5 +464,71 @@ mod tests {
         let params = tokenize(r"a=x\ y b='p q\'r' c=").unwrap();
         let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
         assert_eq!(values, ["x y", "p q'r", ""]);
+    }
+
+    fn pairs(text: &str) -> Vec<(String, String)> {
+        parse_url(text)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.key, p.value))
+            .collect()
+    }
+
+    #[test]
+    fn urls_are_read_as_libpq_reads_them() {
+        let kv = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(pairs("postgresql://"), kv(&[]));
+        assert_eq!(pairs("postgres://h"), kv(&[("host", "h")]));
+        assert_eq!(pairs("postgresql:///db"), kv(&[("dbname", "db")]));
+        assert_eq!(pairs("postgresql://u@"), kv(&[("user", "u")]));
+        assert_eq!(
+            pairs("postgresql://:pw@h"),
+            kv(&[("password", "pw"), ("host", "h")])
+        );
+        assert_eq!(
+            pairs("postgresql://%2Fvar%2Frun%2Fpostgresql:5433/db"),
+            kv(&[
+                ("host", "/var/run/postgresql"),
+                ("port", "5433"),
+                ("dbname", "db")
+            ])
+        );
+        assert_eq!(
+            pairs("postgresql://h1:1,h2,[::1]:3?application_name=a%20b"),
+            kv(&[
+                ("host", "h1,h2,::1"),
+                ("port", "1,,3"),
+                ("application_name", "a b")
+            ])
+        );
+        // The password of a URL is its value span, for redaction.
+        let params = parse_url("postgresql://u:s3cret@h/db").unwrap();
+        assert_eq!(params[1].key, "password");
+        assert_eq!(
+            &"postgresql://u:s3cret@h/db"[params[1].value_span.clone()],
+            "s3cret"
+        );
+    }
+
+    #[test]
+    fn malformed_urls_are_refused_without_their_values() {
+        for url in [
+            "postgresql://[::1",
+            "postgresql://[]/db",
+            "postgresql://[::1]x/db",
+            "postgresql://h/db?s3cret",
+            "postgresql://h/db?password=s3cret=x",
+            "postgresql://u:s3cret%zz@h/db",
+            "postgresql://u:s3cret%00@h/db",
+            "postgresql://h/db?password=s3cret%ff",
+        ] {
+            let err = parse_url(url).unwrap_err();
+            assert!(!err.contains("s3cret"), "{url}: {err}");
+        }
+        assert!(parse_url("postgresql:/h/db").is_err());
     }
 }
