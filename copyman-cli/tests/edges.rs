@@ -202,6 +202,39 @@ fn eod_marker_line_in_file_fails_and_commits_nothing() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 2);
     c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
 
+    // The marker's line ends exactly where copyman's first 256 KiB read ends: that chunk is
+    // sent before the next one shows data after the marker, and the server, which stopped at
+    // the marker, still gets the copy failed.
+    let mut data = String::new();
+    let mut i = 1;
+    while data.len() + 40 < 256 * 1024 {
+        writeln!(data, "{i}\trow {i}").unwrap();
+        i += 1;
+    }
+    let pad = 256 * 1024 - 3 - data.len() - format!("{i}\t\n").len();
+    writeln!(data, "{i}\t{}", "x".repeat(pad)).unwrap();
+    let marker_line = i + 1;
+    data.push_str("\\.\n");
+    assert_eq!(data.len(), 256 * 1024);
+    data.push_str(&text_rows(10, None).replace('\t', "0\t"));
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line {marker_line} of")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+
     // A marker as the very last line is allowed: every row arrives.
     let mut data = text_rows(1000, None);
     data.push_str("\\.\n");
