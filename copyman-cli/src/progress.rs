@@ -26,7 +26,7 @@ pub(crate) fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Records that something moved (a cycle, a step of the run).
+/// Records that data moved (a cycle of the copy).
 pub(crate) fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
