@@ -13,6 +13,7 @@ use crate::args::Endpoint;
 use crate::file_source::FILE_CHUNK;
 use crate::report::{self, ErrorInfo};
 use crate::run::describe_sync;
+use crate::signals;
 
 /// One destination through the run.
 pub(crate) struct Dest<'e> {
@@ -150,7 +151,9 @@ impl FileSink {
                     (Out::File(File::create(path)?), None)
                 } else {
                     let temp = temp_path(path);
-                    (Out::File(File::create(&temp)?), Some((temp, path.clone())))
+                    let file = File::create(&temp)?;
+                    signals::register_temp(&temp);
+                    (Out::File(file), Some((temp, path.clone())))
                 }
             }
             _ => (Out::Stdout(io::stdout()), None),
@@ -172,13 +175,15 @@ impl FileSink {
                 file.sync_all()?;
             }
             fs::rename(&temp, &path)?;
+            signals::unregister_temp(&temp);
         }
         Ok(())
     }
 
     pub(crate) fn discard(mut self) {
         if let Some((temp, _)) = self.rename.take() {
-            let _ = fs::remove_file(temp);
+            let _ = fs::remove_file(&temp);
+            signals::unregister_temp(&temp);
         } else {
             // Stdout: what was written is out already; pass on what is buffered.
             let _ = self.out.flush();

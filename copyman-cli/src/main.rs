@@ -11,12 +11,16 @@ mod dest;
 mod drive;
 mod file_source;
 mod finish;
+mod identity;
+mod limits;
 mod plan;
 mod progress;
 mod recover;
 mod report;
 mod run;
+mod signals;
 mod sql;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -45,6 +49,16 @@ fn main() -> ExitCode {
     match run::run(hi) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if report::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
+        // A signal before the copy (its cancel may be what ended the run): nothing was begun
+        // that could have committed.
+        Err(_) if signals::received().is_some() => {
+            let signal = signals::received().unwrap_or_default();
+            let message = format!(
+                "interrupted by {}: nothing committed",
+                signals::name(signal)
+            );
+            fail(Exit::interrupted(signal), &message, json)
+        }
         Err(e) => match e.downcast_ref::<Fatal>() {
             // Composed from redacted CONNs and the server's words, which are shown verbatim.
             Some(fatal) => fail(fatal.exit, &fatal.message, json),

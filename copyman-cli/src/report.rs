@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::conn;
 use crate::progress;
+use crate::signals;
 
 /// The exit statuses, as `--help` documents them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +32,32 @@ pub(crate) enum Exit {
     /// Some destinations committed (or may have, or will on recovery) and others did not: the
     /// report says which.
     Partial = 4,
+    /// Interrupted by SIGHUP (128 + 1).
+    Hangup = 129,
+    /// Interrupted by SIGINT (128 + 2).
+    Interrupt = 130,
+    /// Interrupted by SIGTERM (128 + 15).
+    Terminate = 143,
 }
 
 impl Exit {
     /// The process exit code.
     pub(crate) fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The status for an interruption by `signal`.
+    pub(crate) fn interrupted(signal: i32) -> Self {
+        match signals::exit_code(signal) {
+            129 => Self::Hangup,
+            143 => Self::Terminate,
+            _ => Self::Interrupt,
+        }
+    }
+
+    /// Whether it is an interruption's.
+    fn is_interruption(self) -> bool {
+        matches!(self, Self::Hangup | Self::Interrupt | Self::Terminate)
     }
 }
 
@@ -198,11 +219,62 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
                 message: one_line(&message),
             }
         }
-        None => ErrorInfo {
-            sqlstate: None,
-            message: one_line(&conn::error_chain(error)),
+        None => match stall_timeout().filter(|_| is_timeout(error)) {
+            // A socket timeout is the --stall-timeout: say so, not "Resource temporarily
+            // unavailable".
+            Some(limit) => ErrorInfo {
+                sqlstate: None,
+                message: format!(
+                    "stalled for {} s: no byte moved (--stall-timeout)",
+                    limit.as_secs_f64()
+                ),
+            },
+            None => ErrorInfo {
+                sqlstate: None,
+                message: one_line(&conn::error_chain(error)),
+            },
         },
     }
+}
+
+/// `--stall-timeout`, in milliseconds (0: none), for [`describe`].
+static STALL_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records `--stall-timeout`, so that socket timeouts are described as stalls.
+pub(crate) fn set_stall_timeout(limit: Option<Duration>) {
+    let ms = limit.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// `--stall-timeout`, if set.
+pub(crate) fn stall_timeout() -> Option<Duration> {
+    match STALL_TIMEOUT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Whether `error` (or one of its sources) is a socket timeout.
+pub(crate) fn is_timeout(error: &(dyn Error + 'static)) -> bool {
+    let timeout = |io: &io::Error| {
+        matches!(
+            io.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        )
+    };
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<io::Error>().is_some_and(timeout) {
+            return true;
+        }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>()
+            && timeout(io)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Folds line breaks so each error is one line.
@@ -327,15 +399,23 @@ impl RunReport {
         !self.succeeded() && self.destinations.iter().any(|d| d.status.may_hold_rows())
     }
 
-    /// The exit status.
+    /// The exit status. An interruption that left some destinations committed is partial
+    /// first: that is what needs attention.
     pub(crate) fn exit(&self) -> Exit {
         if self.succeeded() {
             Exit::Success
         } else if self.partial() {
             Exit::Partial
+        } else if let Some(signal) = self.interrupted() {
+            Exit::interrupted(signal)
         } else {
             Exit::CopyFailed
         }
+    }
+
+    /// The signal that interrupted the run, if one did and the run did not succeed.
+    pub(crate) fn interrupted(&self) -> Option<i32> {
+        signals::received().filter(|_| !self.succeeded())
     }
 
     /// The status word of `--json`.
@@ -343,6 +423,7 @@ impl RunReport {
         match self.exit() {
             Exit::Success => "ok",
             Exit::Partial => "partial",
+            exit if exit.is_interruption() => "interrupted",
             _ => "failed",
         }
     }
@@ -360,7 +441,7 @@ impl RunReport {
             .filter(|d| d.status == Status::Committed)
             .count();
         let rows = match self.rows() {
-            Some(rows) => format!("{} rows", HumanCount(rows)),
+            Some(rows) => progress::rows(rows),
             None => "data".to_owned(),
         };
         let speed = format!(
@@ -372,9 +453,14 @@ impl RunReport {
             .map(|r| format!(", {} rows/s", HumanCount(self.per_second(r).round() as u64)))
             .unwrap_or_default();
         format!(
-            "{rows} ({}) to {committed} of {} destinations in {:.2} s ({speed}{row_speed})",
+            "{rows} ({}) to {committed} of {} destination{} in {:.2} s ({speed}{row_speed})",
             HumanBytes(self.bytes),
             self.destinations.len(),
+            if self.destinations.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             self.duration.as_secs_f64()
         )
     }
@@ -382,6 +468,11 @@ impl RunReport {
     /// The human summary.
     pub(crate) fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         match &self.error {
+            _ if self.exit().is_interruption() => writeln!(
+                out,
+                "copyman: interrupted by {}: nothing committed",
+                signals::name(self.interrupted().unwrap_or_default())
+            )?,
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
             _ if self.partial() => writeln!(
                 out,
@@ -436,6 +527,14 @@ impl RunReport {
 
     /// Only what went wrong, one line each (for `--quiet`).
     pub(crate) fn write_errors(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.exit().is_interruption() {
+            writeln!(
+                out,
+                "copyman: interrupted by {}: nothing committed",
+                signals::name(self.interrupted().unwrap_or_default())
+            )?;
+            return Ok(());
+        }
         if self.partial() {
             writeln!(
                 out,
@@ -497,7 +596,12 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 
 /// The `--json` document for a run that ended before copying (connection, usage).
 pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
-    json!({ "status": "failed", "exit_code": exit.code(), "error": message })
+    let status = if exit.is_interruption() {
+        "interrupted"
+    } else {
+        "failed"
+    };
+    json!({ "status": status, "exit_code": exit.code(), "error": message })
 }
 
 /// Writes a JSON document and a newline on stdout.

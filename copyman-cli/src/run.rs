@@ -23,8 +23,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::time::Instant;
 
 use copyman_sync::{Connection, Producer, Receiver, StatementProducer};
@@ -36,12 +35,14 @@ use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
 use crate::drive::{ProducerTrack, Tracked, TrackedReceiver, check_counts, drive, record_summary};
-use crate::file_source::FileProducer;
+use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
+use crate::limits;
 use crate::plan::plan;
 use crate::progress::Progress;
 use crate::recover;
 use crate::report::{self, DestinationReport, ErrorInfo, Exit, Fatal, RunReport, Status};
+use crate::signals;
 use crate::sql::Format;
 
 /// Runs the validated command line; returns the exit status.
@@ -53,6 +54,9 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     match args.command {
         Command::Transfer(t) if t.dry_run => crate::plan::dry_run(&t, args.output),
         Command::Transfer(t) => {
+            if let Err(e) = signals::install() {
+                report::warn(format_args!("cannot handle signals: {e}"));
+            }
             let mut report = transfer(&t, args.output)?;
             crate::plan::hint_forced_binary(&t, &mut report);
             if args.output.json {
@@ -100,12 +104,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             dest.conn = Some(connect(spec, "destination", &mut warned)?);
         }
     }
-    let mut file_source: Option<Box<dyn Read>> = match &t.source {
-        Endpoint::Stdio => Some(Box::new(io::stdin().lock())),
-        Endpoint::File(path) => Some(Box::new(File::open(path).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
-            message: format!("cannot open source file {}: {e}", t.source.display()),
-        })?)),
+    // Duplicates refused, limits set, lock waits and signals watched until the run ends.
+    let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
+    let mut file_source = match &t.source {
+        Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t)?),
         Endpoint::Server(_) => None,
     };
 
@@ -169,17 +171,25 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     }
     let mut progress = Progress::start(
         output.quiet,
+        output.progress,
         plan.estimate,
         source_conn.is_some(),
         dests.len(),
     );
     let producer_track = ProducerTrack::default();
+    producer_track
+        .count_checked_here
+        .set(t.safety.allow_count_mismatch);
     let completions: Vec<Cell<Option<Option<u64>>>> =
         dests.iter().map(|_| Cell::new(None)).collect();
     let mut bytes = 0;
     let mut source_rows = None;
 
     while run_error.is_none() {
+        if let Some(signal) = signals::received() {
+            run_error = Some(format!("interrupted by {}", signals::name(signal)));
+            break;
+        }
         let live: Vec<usize> = (0..dests.len())
             .filter(|&i| dests[i].error.is_none())
             .collect();
@@ -197,10 +207,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         conn,
                         plan.send.clone().unwrap_or_default(),
                     )),
-                    (None, Some(reader)) => Box::new(FileProducer {
-                        reader: &mut **reader,
-                        done: false,
-                    }),
+                    (None, Some(source)) => Box::new(source.producer()),
                     (None, None) => unreachable!("a source is a server or a file"),
                 };
             let producer = Tracked {
@@ -227,7 +234,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
         match driven.result {
             Ok(summary) => {
-                source_rows = summary.producer_count;
+                source_rows = summary.producer_count.or(producer_track.count.get());
                 record_summary(&summary, &live, &mut dests);
                 break;
             }
@@ -300,11 +307,22 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     progress.finish();
+    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
+    if let Some(signal) = signals::received().filter(|_| run_error.is_none()) {
+        run_error = Some(format!("interrupted by {}", signals::name(signal)));
+    }
 
     if run_error.is_none() {
-        run_error = check_counts(&mut dests, source_rows, source_conn.is_some(), t.keep_going);
+        run_error = check_counts(
+            &mut dests,
+            source_rows,
+            source_conn.is_some(),
+            t.keep_going,
+            t.safety.allow_count_mismatch,
+        );
     }
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;
+    watch.ending();
     let ended = finish(
         Finish {
             keep_going: t.keep_going,
