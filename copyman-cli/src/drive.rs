@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use copyman_core::session::CopyFormat;
 use copyman_core::{BoxError, Chunk, SharedError};
 use copyman_sync::{
-    CopyFail, CopyManager, CountMismatch, Data, Fault, Producer, Protocol, Receiver,
+    CopyFail, CopyManager, CountMismatch, Data, Fault, Options, Producer, Protocol, Receiver,
     ReceiverOutcome, Summary, TransmitError,
 };
 use copyman_wire::realign::Completion;
@@ -36,9 +36,14 @@ pub(crate) fn drive<'a>(
     receivers: Vec<Box<dyn Receiver + 'a>>,
     live: &[usize],
     keep_going: bool,
+    stall_timeout: Option<std::time::Duration>,
     progress: &mut Progress,
 ) -> Driven {
-    let mut copy = match CopyManager::start(producer, receivers) {
+    // `--stall-timeout` during the copy is core's stall rule (an endpoint that moves no byte for
+    // that long faults, named); the sessions' socket timeouts cover what comes before and after.
+    let mut options = Options::default();
+    options.stall_timeout = stall_timeout;
+    let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,
         Err(fail) => {
             return Driven {

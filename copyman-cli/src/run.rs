@@ -225,7 +225,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     })
                 })
                 .collect();
-            drive(producer, receivers, &live, t.keep_going, &mut progress)
+            drive(
+                producer,
+                receivers,
+                &live,
+                t.keep_going,
+                t.safety.stall_timeout,
+                &mut progress,
+            )
         };
         bytes = driven.bytes;
         for (i, error) in &driven.faults {
