@@ -25,6 +25,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) error: Option<ErrorInfo>,
     /// It failed because stdout's reader went away.
     pub(crate) broken_pipe: bool,
+    /// When its transaction (or file) was committed or discarded.
+    pub(crate) ended: Option<std::time::Instant>,
 }
 
 impl<'e> Dest<'e> {
@@ -37,6 +39,7 @@ impl<'e> Dest<'e> {
             rows: None,
             error: None,
             broken_pipe: false,
+            ended: None,
         }
     }
 

@@ -32,7 +32,17 @@ fn main() -> ExitCode {
         Ok(low) => low,
         Err(e) if e.use_stderr() => {
             // clap may quote the command line: never a password.
-            eprint!("{}", conn::scrub(&e.to_string()));
+            let message = conn::scrub(&e.to_string());
+            eprint!("{message}");
+            // `--json` asked for a document whatever happens, a usage error included.
+            if std::env::args_os().any(|a| a == "--json") {
+                let first = message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                let _ = report::print_json(&report::fatal_json(Exit::Usage, first));
+            }
             return ExitCode::from(Exit::Usage.code());
         }
         Err(e) => {

@@ -8,7 +8,7 @@ use std::error::Error;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use copyman_core::session::{DbError, SessionError};
 use indicatif::{HumanBytes, HumanCount};
@@ -351,12 +351,24 @@ pub(crate) struct DestinationReport {
     pub(crate) rows: Option<u64>,
     /// Its error, when it failed.
     pub(crate) error: Option<ErrorInfo>,
+    /// Its `COPY … FROM STDIN` (servers).
+    pub(crate) statement: Option<String>,
+    /// From the start of the run to the end of its transaction (or file).
+    pub(crate) duration: Option<Duration>,
 }
 
 /// The outcome of a `table` or `copy` run.
 #[derive(Debug, Clone)]
 pub(crate) struct RunReport {
-    /// The source CONN, redacted.
+    /// `table` or `copy`.
+    pub(crate) command: &'static str,
+    /// The table, in table mode.
+    pub(crate) table: Option<String>,
+    /// The source's `COPY … TO STDOUT` (a server source).
+    pub(crate) statement: Option<String>,
+    /// When the run started.
+    pub(crate) started_at: SystemTime,
+    /// The source, as it resolved (`user@host:port/dbname`) or its path.
     pub(crate) source: String,
     /// The COPY format, when copyman chose the statements.
     pub(crate) format: Option<&'static str>,
@@ -562,7 +574,15 @@ impl RunReport {
             "status": self.status(),
             "committed": self.committed(),
             "exit_code": self.exit().code(),
-            "source": { "endpoint": self.source, "rows": self.source_rows },
+            "command": self.command,
+            "table": self.table,
+            "started_at": rfc3339(self.started_at),
+            "finished_at": rfc3339(self.started_at + self.duration),
+            "source": {
+                "endpoint": self.source,
+                "statement": self.statement,
+                "rows": self.source_rows,
+            },
             "format": self.format,
             "rows": rows,
             "bytes": self.bytes,
@@ -574,6 +594,8 @@ impl RunReport {
                 "status": d.status.name(),
                 "command_tag": d.rows.map(|n| format!("COPY {n}")),
                 "rows": d.rows,
+                "statement": d.statement,
+                "duration_secs": d.duration.map(|t| t.as_secs_f64()),
                 "error": d.error.as_ref().map(error_json),
             })).collect::<Vec<_>>(),
             "error": self.error,
@@ -601,7 +623,40 @@ pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
     } else {
         "failed"
     };
-    json!({ "status": status, "exit_code": exit.code(), "error": message })
+    // Nothing was begun that could have committed: no destination is listed.
+    json!({
+        "status": status,
+        "exit_code": exit.code(),
+        "error": message,
+        "committed": 0,
+        "destinations": [],
+        "finished_at": rfc3339(SystemTime::now()),
+    })
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds: `2026-11-30T05:02:52.123Z`.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
 }
 
 /// Writes a JSON document and a newline on stdout.
@@ -635,9 +690,23 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // A leap day, and the end of a century leap year.
+        let t = UNIX_EPOCH + Duration::from_millis(951_782_400_250);
+        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.250Z");
+        let t = UNIX_EPOCH + Duration::from_secs(978_307_199);
+        assert_eq!(rfc3339(t), "2000-12-31T23:59:59.000Z");
+    }
+
+    #[test]
     fn report_json_and_exit() {
         let report = RunReport {
-            source: "postgresql://u:***@h/db".into(),
+            command: "table",
+            table: Some("public.t".into()),
+            statement: Some("COPY public.t TO STDOUT".into()),
+            started_at: UNIX_EPOCH + Duration::from_secs(1_764_478_972),
+            source: "u@h:5432/db".into(),
             format: Some("binary"),
             source_rows: Some(10),
             bytes: 100,
@@ -648,6 +717,8 @@ mod tests {
                     status: Status::Committed,
                     rows: Some(10),
                     error: None,
+                    statement: Some("COPY public.t FROM STDIN".into()),
+                    duration: Some(Duration::from_millis(1500)),
                 },
                 DestinationReport {
                     endpoint: "host=c".into(),
@@ -657,6 +728,8 @@ mod tests {
                         sqlstate: Some("23514".into()),
                         message: "bad row".into(),
                     }),
+                    statement: Some("COPY public.t FROM STDIN".into()),
+                    duration: None,
                 },
             ],
             error: None,
@@ -681,6 +754,16 @@ mod tests {
         let json = report.to_json();
         assert_eq!(json["status"], "partial");
         assert_eq!(json["committed"], 1);
+        assert_eq!(json["command"], "table");
+        assert_eq!(json["table"], "public.t");
+        assert_eq!(json["started_at"], "2025-11-30T05:02:52.000Z");
+        assert_eq!(json["finished_at"], "2025-11-30T05:02:54.000Z");
+        assert_eq!(json["source"]["statement"], "COPY public.t TO STDOUT");
+        assert_eq!(json["destinations"][0]["duration_secs"], 1.5);
+        assert_eq!(
+            json["destinations"][1]["statement"],
+            "COPY public.t FROM STDIN"
+        );
         assert_eq!(json["rows"], 10);
         assert_eq!(json["rows_per_sec"], 5.0);
         assert_eq!(json["destinations"][0]["command_tag"], "COPY 10");

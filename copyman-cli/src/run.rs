@@ -93,6 +93,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 /// source); a broken pipe on stdout when it was the only destination.
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let mut warned = BTreeSet::new();
     let mut source_conn = match &t.source {
         Endpoint::Server(spec) => Some(connect(spec, "source", &mut warned)?),
@@ -361,11 +362,18 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             if let Some(error) = finish::outcome_error(outcome) {
                 dest.fail_with(error);
             }
+            // A file took every row the source sent (it has no `COPY n` of its own).
+            let rows = match (&dest.conn, status) {
+                (None, Status::Committed) => dest.rows.or(source_rows),
+                _ => dest.rows,
+            };
             DestinationReport {
                 endpoint: dest.endpoint.display(),
                 status,
-                rows: dest.rows,
+                rows,
                 error: dest.error.clone(),
+                statement: dest.receive.clone(),
+                duration: dest.ended.map(|at| at.duration_since(started)),
             }
         })
         .collect();
@@ -378,6 +386,20 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
     }
     Ok(RunReport {
+        command: match &t.statements {
+            Statements::Table { .. } => "table",
+            Statements::Raw { .. } => "copy",
+        },
+        table: match &t.statements {
+            // As named (not quoted): `app.items`, or `items` when no schema was given.
+            Statements::Table { copy, .. } => Some(match &copy.table.schema {
+                Some(schema) => format!("{}.{}", schema.as_str(), copy.table.name.as_str()),
+                None => copy.table.name.as_str().to_owned(),
+            }),
+            Statements::Raw { .. } => None,
+        },
+        statement: plan.send.clone(),
+        started_at,
         source: t.source.display(),
         format: plan.format.map(Format::name),
         source_rows,

@@ -577,7 +577,10 @@ fn wrong_password_exit_3() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("28P01"), "{stderr}");
     assert!(!stderr.contains("wrong-pass-7731"), "{stderr}");
-    assert!(stderr.contains("cannot connect to source postgres@127.0.0.1:"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to source postgres@127.0.0.1:"),
+        "{stderr}"
+    );
     let out = run(&["table", "t", "--from", &bad, "--to", "x.txt", "--json"]);
     assert_exit(&out, 3);
     let all = text(&out.stdout) + &text(&out.stderr);
