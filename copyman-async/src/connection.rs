@@ -4,12 +4,16 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use copyman_core::session::{ChannelBinding, Event, Session, SessionError, StartupConfig, State};
+use copyman_core::connect::{Deadline, TimeoutExpired};
+use copyman_core::ready::{ReadyWait, WaitStep};
+use copyman_core::session::{
+    ChannelBinding, DbError, Event, Notification, Session, SessionError, StartupConfig, State,
+};
 use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
 use copyman_tls::rustls::{ClientConfig, ClientConnection};
@@ -187,8 +191,9 @@ impl fmt::Display for Target {
 ///
 /// Parameters come as a [`tokio_postgres::Config`], or a URL or `key=value` string parsed exactly
 /// as `tokio-postgres` parses it (TCP hosts and Unix socket directories; TLS is not supported).
-/// `application_name` defaults to `copyman`; `connect_timeout` bounds each connection attempt
-/// (startup and authentication included); TCP sockets have `TCP_NODELAY` set. Every connection
+/// `application_name` defaults to `copyman`; `connect_timeout` is libpq's: one deadline for
+/// everything tried on one host (TCP, TLS, startup and authentication), then "timeout expired"
+/// and the next host; TCP sockets have `TCP_NODELAY` set. Every connection
 /// sets the portability settings (`client_encoding` UTF8, `DateStyle` ISO, `IntervalStyle`
 /// postgres, `extra_float_digits` 3) so that text COPY data means the same on every server.
 /// Plain SQL runs with [`Connection::execute`] and [`Connection::query`] before and after a copy,
@@ -298,20 +303,25 @@ impl Connection {
                 (Target::Tcp(..), Some(_)) => tls.mode.attempts(),
                 _ => &[Encryption::Plain],
             };
+            // One deadline for everything tried on this address, TLS and plain alike (libpq's).
+            let deadline = Deadline::new(timeout);
+            let started = Instant::now();
             for encryption in attempts {
                 let tls_config = match encryption {
                     Encryption::Tls => client_config.as_ref(),
                     Encryption::Plain => None,
                 };
                 let attempt = Self::attempt(&target, &startup, timeout, tls_config, tls.mode);
-                let result = match timeout {
-                    Some(t) => tokio::time::timeout(t, attempt).await.unwrap_or_else(|_| {
-                        Err(Error::Connect {
-                            target: target.to_string(),
-                            source: io::ErrorKind::TimedOut.into(),
-                        })
-                    }),
-                    None => attempt.await,
+                let expired = || Error::Connect {
+                    target: target.to_string(),
+                    source: TimeoutExpired::io(),
+                };
+                let result = match deadline.remaining(started.elapsed()) {
+                    Err(_) => Err(expired()),
+                    Ok(Some(left)) => tokio::time::timeout(left, attempt)
+                        .await
+                        .unwrap_or_else(|_| Err(expired())),
+                    Ok(None) => attempt.await,
                 };
                 match result {
                     Ok(conn) => return Ok(conn),
@@ -622,28 +632,43 @@ impl Connection {
         self.flush().await
     }
 
-    /// Flushes, then reads until the session is ready, handing every event to `on`. A session
-    /// that closes ends this with its error.
+    /// Flushes, then reads until the session is ready, handing every event to `on`. A COPY TO
+    /// STDOUT nobody reads is cancelled (core's [`ReadyWait`] says when). A session that closes
+    /// ends this with its error.
     pub(crate) async fn wait_ready(
         &mut self,
         mut on: impl FnMut(Event) -> Result<(), Error> + Send,
     ) -> Result<(), Error> {
-        let mut failure = None;
+        let mut wait = ReadyWait::new();
         loop {
             self.flush().await?;
-            while let Some(event) = self.session.poll_event() {
-                match event {
-                    Event::Ready(_) => return failure.map_or(Ok(()), Err),
-                    Event::Closed(e) => return Err(e.into()),
-                    // The operation failed on our side (wrong COPY direction, not a COPY): go on
-                    // to ReadyForQuery, then report it.
-                    Event::Failed(e) => failure = Some(e.into()),
-                    Event::CancelNeeded => self.cancel().await?,
-                    other => on(other)?,
-                }
+            match wait.poll(&mut self.session) {
+                WaitStep::Event(event) => on(event)?,
+                WaitStep::SendCancel => self.cancel().await?,
+                WaitStep::Done(result) => return Ok(result?),
+                _ => self.read_into_session().await?,
             }
-            self.read_into_session().await?;
         }
+    }
+
+    /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since the
+    /// last call, in order: during its statements and during any COPY it took part in, as a
+    /// producer (in the middle of the COPY OUT stream) or a receiver. See
+    /// [`Session::take_notices`].
+    pub fn take_notices(&mut self) -> Vec<DbError> {
+        self.session.take_notices()
+    }
+
+    /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the last
+    /// call, in order (py-postgresql's `iternotifies`).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.session.take_notifications()
+    }
+
+    /// The command tag of the last statement that completed on this connection, e.g. `COPY
+    /// 10000` after a copy it took part in.
+    pub fn command_tag(&self) -> Option<&str> {
+        self.session.command_tag()
     }
 }
 

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use copyman_core::stall::{self, EndpointId, Stalled};
 use copyman_core::start;
 use copyman_core::{
     BoxError, Config, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output,
@@ -15,7 +16,7 @@ use copyman_core::{
 };
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
-use crate::{Error, Producer, Receiver};
+use crate::{Producer, Receiver};
 
 /// How a [`CopyManager`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,10 +25,13 @@ pub struct Options {
     /// The manager's configuration: [`Config::window`] chunks (4 by default) may be pending per
     /// receiver, so memory stays within window × the producer's buffer size.
     pub config: Config,
-    /// A transmit (or the failing of a receiver's COPY) that does not complete within this time
-    /// is given up: the receiver faults with [`Error::Stalled`] while the others go on. `None`
-    /// (the default) waits for ever. Completing a COPY is never timed out: once CopyDone is
-    /// sent, waiting for the answer is the only way to know whether it committed.
+    /// An endpoint that moves nothing for this long has stalled (copyman-core's
+    /// [`stall`](copyman_core::stall) rule, the same as copyman-sync's): a transmit of one chunk
+    /// (or the failing of a receiver's COPY) that does not complete within this time is given up
+    /// and the receiver faults with a [`Stalled`] error naming it, while the others go on; a
+    /// producer read that gets nothing raises a ProducerFault with it. `None` (the default)
+    /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
+    /// the answer is the only way to know whether it committed.
     pub stall_timeout: Option<Duration>,
 }
 
@@ -129,7 +133,7 @@ enum Step {
 ///   usable: its next call first reads the server's answer. If the socket would block (a
 ///   stalled destination whose buffers are full), or a CopyDone/CopyFail was left half written,
 ///   the socket is closed instead: the server aborts the COPY and rolls back the transaction
-///   around it, and the `Connection` fails every later call with [`Error::Closed`] (connect
+///   around it, and the `Connection` fails every later call with [`Error::Closed`](crate::Error::Closed) (connect
 ///   again). Nothing commits either way — with one exception: a drop *during* `finish`, after
 ///   that receiver's CopyDone went out whole, cannot take the commit back (as with any client
 ///   that disappears after sending a commit).
@@ -416,12 +420,19 @@ impl<'a> CopyManager<'a> {
             Output::ReadProducer => {
                 let mut producer = self.take_producer();
                 Box::pin(async move {
-                    let input = match producer.next_chunk().await {
-                        Ok(Some(chunk)) => Input::ProducerData(chunk),
-                        Ok(None) => Input::ProducerEnd {
+                    // A producer read is cancel-safe: one that stalls is dropped, and the next
+                    // starts afresh.
+                    let input = match within(stall, producer.next_chunk()).await {
+                        Some(Ok(Some(chunk))) => Input::ProducerData(chunk),
+                        Some(Ok(None)) => Input::ProducerEnd {
                             count: producer.count(),
                         },
-                        Err(error) => Input::ProducerError(error),
+                        Some(Err(error)) => Input::ProducerError(stall::classify(
+                            error,
+                            EndpointId::Producer,
+                            stall,
+                        )),
+                        None => Input::ProducerError(stalled(EndpointId::Producer, stall)),
                     };
                     Done {
                         endpoint: Endpoint::Producer(producer),
@@ -445,16 +456,17 @@ impl<'a> CopyManager<'a> {
                     let mut written = 0;
                     let result = within(stall, endpoint.transmit(&data, &mut written)).await;
                     let written = written.min(data_len(&data));
+                    let endpoint_id = EndpointId::Receiver(receiver);
                     let input = match result {
                         Some(Ok(())) => Input::Transmitted { receiver },
                         Some(Err(error)) => Input::ReceiverError {
                             receiver,
-                            error,
+                            error: stall::classify(error, endpoint_id, stall),
                             written,
                         },
                         None => Input::ReceiverError {
                             receiver,
-                            error: Box::new(stalled(stall)),
+                            error: stalled(endpoint_id, stall),
                             written,
                         },
                     };
@@ -483,7 +495,7 @@ impl<'a> CopyManager<'a> {
                 Box::pin(async move {
                     let result = match within(stall, endpoint.fail(&reason, &completion)).await {
                         Some(result) => result.map(|()| None),
-                        None => Err(Box::new(stalled(stall)) as _),
+                        None => Err(stalled(EndpointId::Receiver(receiver), stall)),
                     };
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
@@ -538,11 +550,9 @@ async fn within<T>(timeout: Option<Duration>, io: impl Future<Output = T>) -> Op
     }
 }
 
-fn stalled(timeout: Option<Duration>) -> Error {
-    Error::Stalled {
-        timeout: timeout.unwrap_or_default(),
-        source: std::io::ErrorKind::TimedOut.into(),
-    }
+/// The stall error of `endpoint` (copyman-core's).
+fn stalled(endpoint: EndpointId, timeout: Option<Duration>) -> BoxError {
+    Box::new(Stalled::new(endpoint, timeout.unwrap_or_default()))
 }
 
 fn data_len(data: &Data) -> usize {

@@ -1,7 +1,6 @@
 //! The one error type of copyman-async.
 
 use std::io;
-use std::time::Duration;
 
 use copyman_core::session::{DbError, SessionError};
 
@@ -42,17 +41,6 @@ pub enum Error {
     Closed {
         /// Why it was closed.
         reason: &'static str,
-    },
-    /// A transmit (or the failing of a COPY) did not complete within the copy's stall timeout.
-    /// Its source is an [`io::Error`] of kind `TimedOut`, so that code that looks for socket
-    /// timeouts (the seed's `socket.timeout`) finds one.
-    #[error("receiver stalled for {timeout:?}")]
-    Stalled {
-        /// The stall timeout.
-        timeout: Duration,
-        /// An error of kind [`io::ErrorKind::TimedOut`].
-        #[source]
-        source: io::Error,
     },
     /// The `tokio-postgres` client of a client-bound endpoint failed. Displayed with the
     /// server's error (SQLSTATE, message, detail) when the server reported one: the client's own

@@ -51,7 +51,8 @@ mod tls;
 
 pub use connection::{CancelToken, Connection};
 pub use copy::{CopyManager, Options, ReconcileError, transfer};
-pub use copyman_core::session::{DbError, SessionError};
+pub use copyman_core::session::{DbError, Notification, SessionError};
+pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{
     BoxError, Chunk, Config, CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol,
     ReceiverFault, ReceiverId, ReceiverOutcome, Summary,

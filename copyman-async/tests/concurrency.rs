@@ -193,8 +193,14 @@ fn stall_timeout_faults_a_stuck_receiver_while_others_complete() {
     let error = fault
         .get(ReceiverId(2))
         .expect("the stuck receiver faulted");
-    let error = error.downcast_ref::<Error>().expect("the adapter's error");
-    assert!(matches!(error, Error::Stalled { .. }), "{error}");
+    let error = error
+        .downcast_ref::<copyman_async::Stalled>()
+        .expect("core's stall error");
+    assert_eq!(
+        error.to_string(),
+        "receiver 2 stalled: no byte moved for 500ms",
+        "{error}"
+    );
     let io = std::error::Error::source(error)
         .and_then(|e| e.downcast_ref::<std::io::Error>())
         .expect("a timeout underneath");

@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use copyman_core::statement::{self, Direction};
@@ -37,14 +38,50 @@ cannot honour (gssencmode=require, sslcrl, sslpassword, require_auth, ...) are r
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
 another: a COMMIT that fails stops the rest (they roll back), and the report says which committed.
---atomic makes them all or nothing (two-phase commit; see copyman recover --help).
+--atomic makes them all or nothing (two-phase commit; see copyman recover --help). A destination
+given twice (the same server and database, however it is reached) is refused before anything is
+sent.
 
 Exit status:
   0  success: every destination committed
   1  the copy failed, and nothing was committed anywhere
-  2  usage error
+  2  usage error (also: a destination given twice, or the source's own table)
   3  connection or authentication failure
-  4  partial: some destinations committed (or may have) and others did not";
+  4  partial: some destinations committed (or may have) and others did not
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
+     signal exits at once)";
+
+/// Examples shown by `copyman table --help`.
+const TABLE_EXAMPLES: &str = "\
+Examples:
+  copyman table public.items --from postgresql://app@src/db --to 'host=dst1 dbname=db' --to 'host=dst2 dbname=db'
+  copyman table items --from SRC --to DST --columns id,name --where 'id > 1000' --truncate
+  copyman table items --from SRC --to items.csv --header        # a table to a CSV file
+  copyman table items --from items.csv --to DST1 --to DST2      # a CSV file to two servers
+  copyman table items --from - --to DST --encoding LATIN1 < items.txt
+  copyman table items --from SRC --to DST --lock-timeout 10s --stall-timeout 1min";
+
+/// Examples shown by `copyman copy --help`.
+const COPY_EXAMPLES: &str = "\
+Examples:
+  copyman copy --from SRC --send 'COPY (SELECT * FROM t WHERE x > 0) TO STDOUT' \\
+      --to DST --receive 'COPY t FROM STDIN'
+  copyman copy --from SRC --send 'COPY t TO STDOUT' \\
+      --to DST1 --receive 'COPY a FROM STDIN' --to DST2 --receive 'COPY b FROM STDIN'
+  copyman copy --from data.csv --to DST1 --to DST2 --receive 'COPY t FROM STDIN (FORMAT csv, HEADER)'
+  gunzip -c t.txt.gz | copyman copy --from - --to DST --receive 'COPY t FROM STDIN'";
+
+/// Examples shown by `copyman demo --help`.
+const DEMO_HELP: &str = "\
+Examples:
+  copyman demo
+  copyman demo --rows 10000000 --destinations 5
+
+Needs only the PostgreSQL server binaries (initdb, pg_ctl, postgres: on PATH, in pg_config \
+--bindir or /usr/lib/postgresql/*/bin, or in $COPYMAN_PG_BINDIR); run as root, the servers run \
+as the OS user postgres.
+
+Exit status: 0 when every destination holds exactly the source's rows, 1 otherwise.";
 
 /// Shown after `copyman recover --help`.
 const RECOVER_HELP: &str = "\
@@ -92,17 +129,20 @@ pub(crate) struct LowArgs {
     /// whose CONN has none, before PGPASSWORD and the password file.
     #[arg(short = 'W', long = "password", global = true, display_order = 100)]
     pub(crate) password: bool,
+    /// Show progress even when stderr is not a terminal (a line every few seconds).
+    #[arg(long, global = true, conflicts_with = "quiet", display_order = 100)]
+    pub(crate) progress: bool,
 }
 
 /// The subcommands.
 #[derive(Subcommand)]
 pub(crate) enum LowCommand {
     /// Copy a table's rows from the source to every destination.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = format!("{TABLE_EXAMPLES}\n\n{AFTER_HELP}"))]
     Table(LowTable),
     /// Run raw COPY statements: one COPY … TO STDOUT on the source, COPY … FROM STDIN on each
     /// destination.
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = format!("{COPY_EXAMPLES}\n\n{AFTER_HELP}"))]
     Copy(LowCopy),
     /// Finish the prepared transactions an interrupted `--atomic` run left: commit those whose
     /// run recorded its commit decision, roll back the others. Never touches a prepared
@@ -110,12 +150,7 @@ pub(crate) enum LowCommand {
     #[command(after_help = RECOVER_HELP)]
     Recover(LowRecover),
     /// Start throwaway local clusters, fan a sample table out, verify every copy, clean up.
-    #[command(
-        after_help = "Needs only the PostgreSQL server binaries (initdb, pg_ctl, postgres: on \
-        PATH, in pg_config --bindir or /usr/lib/postgresql/*/bin, or in $COPYMAN_PG_BINDIR); \
-        run as root, the servers run as the OS user postgres.\n\n\
-        Exit status: 0 when every destination holds exactly the source's rows, 1 otherwise."
-    )]
+    #[command(after_help = DEMO_HELP)]
     Demo(LowDemo),
 }
 
@@ -163,9 +198,32 @@ pub(crate) struct LowTable {
     /// columns per destination); copy nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Limits and checks.
+    #[command(flatten)]
+    pub(crate) safety: LowSafety,
     /// Many tables at once.
     #[command(flatten, next_help_heading = "Many tables")]
     pub(crate) job: crate::job::LowJob,
+}
+
+/// Limits and checks shared by `table` and `copy`.
+#[derive(clap::Args)]
+pub(crate) struct LowSafety {
+    /// Give up on a lock after this long (lock_timeout on every server session, source too):
+    /// 500ms, 10s, 2min; a bare number is seconds.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) lock_timeout: Option<Duration>,
+    /// Fail a source or destination that moves no byte for this long (same units).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) stall_timeout: Option<Duration>,
+    /// The encoding of the file and stdin endpoints (client_encoding of every server session,
+    /// as psql's \encoding), e.g. LATIN1 [default: UTF8].
+    #[arg(long, value_name = "ENCODING")]
+    pub(crate) encoding: Option<String>,
+    /// Accept destinations whose COPY stored a different number of rows than the source sent
+    /// (triggers that route or drop rows): a warning, not a failure.
+    #[arg(long)]
+    pub(crate) allow_count_mismatch: bool,
 }
 
 /// `copyman copy`.
@@ -193,6 +251,9 @@ pub(crate) struct LowCopy {
     /// Connect and print the plan (the statements per destination); copy nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Limits and checks.
+    #[command(flatten)]
+    pub(crate) safety: LowSafety,
     /// Where each --to and --receive stood on the command line, to pair them.
     #[arg(skip)]
     pub(crate) positions: Positions,
@@ -338,6 +399,8 @@ pub(crate) struct Output {
     pub(crate) verbose: bool,
     /// Summary as JSON on stdout.
     pub(crate) json: bool,
+    /// Progress lines even when stderr is not a terminal.
+    pub(crate) progress: bool,
 }
 
 /// A validated command line.
@@ -445,6 +508,81 @@ pub(crate) struct Transfer {
     pub(crate) atomic: Option<PathBuf>,
     /// `--dry-run`: plan and show, copy nothing.
     pub(crate) dry_run: bool,
+    /// Limits and checks.
+    pub(crate) safety: Safety,
+}
+
+/// Limits and checks of a transfer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Safety {
+    /// `--lock-timeout`: `lock_timeout` of every server session.
+    pub(crate) lock_timeout: Option<Duration>,
+    /// `--stall-timeout`: how long an endpoint may move no byte.
+    pub(crate) stall_timeout: Option<Duration>,
+    /// `--encoding`: `client_encoding` of every server session.
+    pub(crate) encoding: Option<String>,
+    /// `--allow-count-mismatch`.
+    pub(crate) allow_count_mismatch: bool,
+}
+
+/// Parses a duration: `500ms`, `10s`, `2min`, `1h`, or a bare number of seconds.
+///
+/// # Errors
+/// Anything else, or zero.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (500ms, 10s, 2min, 1h)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "min" | "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit {other:?} (ms, s, min, h)")),
+    };
+    if !(seconds.is_finite() && (0.001..=86_400.0 * 365.0).contains(&seconds)) {
+        return Err(format!("{text:?} is out of range (1ms to a year)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl Safety {
+    fn from_low(
+        low: &LowSafety,
+        source: &Endpoint,
+        destinations: &[Endpoint],
+    ) -> Result<Self, ArgError> {
+        if let Some(encoding) = &low.encoding {
+            let valid = !encoding.is_empty()
+                && encoding.len() <= 64
+                && encoding
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(ArgError::usage(format!(
+                    "--encoding {encoding:?} is not an encoding name (UTF8, LATIN1, WIN1252, …)"
+                )));
+            }
+            let file = !source.is_server() || destinations.iter().any(|d| !d.is_server());
+            if !file {
+                return Err(ArgError::usage(
+                    "--encoding is for file and stdin endpoints: servers convert between \
+                     themselves",
+                ));
+            }
+        }
+        Ok(Self {
+            lock_timeout: low.lock_timeout,
+            stall_timeout: low.stall_timeout,
+            encoding: low.encoding.clone(),
+            allow_count_mismatch: low.allow_count_mismatch,
+        })
+    }
 }
 
 impl HiArgs {
@@ -457,6 +595,7 @@ impl HiArgs {
             quiet: low.quiet,
             verbose: low.verbose,
             json: low.json,
+            progress: low.progress,
         };
         let prompt = low.password;
         let mut command = match low.command {
@@ -606,6 +745,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         sql::check_condition(condition).map_err(|e| ArgError::usage(e.to_string()))?;
     }
     let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+    let safety = Safety::from_low(&low.safety, &source, &destinations)?;
     if low.condition.is_some() && !source.is_server() {
         return Err(ArgError::usage(
             "--where needs a server source: a file's rows cannot be filtered",
@@ -643,6 +783,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             format,
         },
         keep_going: low.keep_going,
+        safety,
         atomic: None,
         dry_run: low.dry_run,
     }
@@ -651,6 +792,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
 
 fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+    let safety = Safety::from_low(&low.safety, &source, &destinations)?;
     match (&source, &low.send) {
         (Endpoint::Server(_), None) => {
             return Err(ArgError::usage(
@@ -683,6 +825,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             receive,
         },
         keep_going: low.keep_going,
+        safety,
         atomic: None,
         dry_run: low.dry_run,
     }
@@ -1168,6 +1311,87 @@ mod tests {
                 .contains("--receive: expected a single")
         );
         assert!(copy("COPY t TO '/tmp/x'", "COPY t FROM STDIN").contains("a file or program"));
+    }
+
+    #[test]
+    fn durations_and_safety_flags() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("soon").is_err());
+        let t = transfer(&[
+            "table",
+            "t",
+            "--from",
+            "in.txt",
+            "--to",
+            "host=b",
+            "--lock-timeout",
+            "250ms",
+            "--stall-timeout",
+            "1min",
+            "--encoding",
+            "LATIN1",
+            "--allow-count-mismatch",
+        ]);
+        assert_eq!(t.safety.lock_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(t.safety.stall_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(t.safety.encoding.as_deref(), Some("LATIN1"));
+        assert!(t.safety.allow_count_mismatch);
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "in.txt",
+                "--to",
+                "host=b",
+                "--encoding",
+                "x'; DROP"
+            ])
+            .contains("--encoding")
+        );
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--encoding",
+                "LATIN1"
+            ])
+            .contains("file and stdin")
+        );
+        assert!(
+            hi(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--progress"
+            ])
+            .is_ok()
+        );
+        assert!(
+            hi(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "host=b",
+                "--progress",
+                "--quiet"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

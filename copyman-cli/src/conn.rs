@@ -620,11 +620,9 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         }
     }
 
-    let display = if text.trim().is_empty() {
-        describe_defaults(&config)
-    } else {
-        redact(text)
-    };
+    // Named as it resolved (`user@host:port/dbname`), whatever way the CONN was written: what
+    // a message names is what copyman connects to, and never holds a password.
+    let display = resolved_name(&config);
     let mut spec = ServerSpec {
         config,
         tls,
@@ -678,7 +676,7 @@ impl ServerSpec {
             && !pw.is_empty()
             && self.display.as_bytes().windows(pw.len()).any(|w| w == pw)
         {
-            self.display = describe_defaults(&self.config);
+            self.display = resolved_name(&self.config);
         }
     }
 }
@@ -802,26 +800,34 @@ fn service_entries(
     }
     Ok(found)
 }
-/// A description of a connection made from defaults alone (the empty CONN).
-fn describe_defaults(config: &postgres::Config) -> String {
+
+/// How a server is named in every message: `user@host:port/dbname` (several hosts joined by
+/// commas, a socket directory as its path, an IPv6 address in brackets).
+fn resolved_name(config: &postgres::Config) -> String {
+    let ports = config.get_ports();
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
-        .map(|h| match h {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(name) if name.contains(':') => format!("[{name}]"),
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            // One port for every host, or one each (libpq's rule).
+            let port = ports
+                .get(i)
+                .or_else(|| ports.first())
+                .copied()
+                .unwrap_or(DEFAULT_PORT);
+            format!("{host}:{port}")
         })
         .collect();
-    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
     format!(
-        "host={} port={} user={} dbname={}",
-        hosts.join(","),
-        if ports.is_empty() {
-            DEFAULT_PORT.to_string()
-        } else {
-            ports.join(",")
-        },
+        "{}@{}/{}",
         config.get_user().unwrap_or_default(),
+        hosts.join(","),
         config.get_dbname().unwrap_or_default()
     )
 }
@@ -1348,10 +1354,8 @@ mod tests {
         assert_eq!(c.get_dbname(), Some("db1"));
         assert_eq!(c.get_password(), Some(&b"pw1"[..]));
         assert_eq!(c.get_application_name(), Some("mine"));
-        assert_eq!(
-            spec.display,
-            "postgresql://carol:***@h1:6000/db1?application_name=mine"
-        );
+        // Named as resolved: user@host:port/dbname, never the password.
+        assert_eq!(spec.display, "carol@h1:6000/db1");
     }
 
     #[test]

@@ -14,8 +14,9 @@ use copyman_testkit::Cluster;
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::json;
 
-use crate::args::{Endpoint, Output, Statements, Transfer};
+use crate::args::{Endpoint, Output, Safety, Statements, Transfer};
 use crate::conn::{self, Env};
+use crate::progress;
 use crate::report::{self, Exit, Fatal};
 use crate::run;
 use crate::sql::{TableCopy, TableName};
@@ -65,8 +66,8 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         }
     };
     say(format!(
-        "copyman demo: {} rows to {destinations} destination{}",
-        HumanCount(rows),
+        "copyman demo: {} to {destinations} destination{}",
+        progress::rows(rows),
         if destinations == 1 { "" } else { "s" }
     ))?;
 
@@ -101,8 +102,8 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             .map_err(|e| setup_error(&format!("destination {}", i + 1), e.as_ref()))?;
     }
     say(format!(
-        "  created {TABLE} on every cluster and {} rows on the source in {:.1} s",
-        HumanCount(rows),
+        "  created {TABLE} on every cluster and {} on the source in {:.1} s",
+        progress::rows(rows),
         clock.elapsed().as_secs_f64()
     ))?;
 
@@ -133,6 +134,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             format: None,
         },
         keep_going: false,
+        safety: Safety::default(),
         atomic: None,
         dry_run: false,
     };

@@ -13,6 +13,7 @@ use crate::args::Endpoint;
 use crate::file_source::FILE_CHUNK;
 use crate::report::{self, ErrorInfo};
 use crate::run::describe_sync;
+use crate::signals;
 
 /// One destination through the run.
 pub(crate) struct Dest<'e> {
@@ -24,6 +25,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) error: Option<ErrorInfo>,
     /// It failed because stdout's reader went away.
     pub(crate) broken_pipe: bool,
+    /// When its transaction (or file) was committed or discarded.
+    pub(crate) ended: Option<std::time::Instant>,
 }
 
 impl<'e> Dest<'e> {
@@ -36,6 +39,7 @@ impl<'e> Dest<'e> {
             rows: None,
             error: None,
             broken_pipe: false,
+            ended: None,
         }
     }
 
@@ -150,7 +154,9 @@ impl FileSink {
                     (Out::File(File::create(path)?), None)
                 } else {
                     let temp = temp_path(path);
-                    (Out::File(File::create(&temp)?), Some((temp, path.clone())))
+                    let file = File::create(&temp)?;
+                    signals::register_temp(&temp);
+                    (Out::File(file), Some((temp, path.clone())))
                 }
             }
             _ => (Out::Stdout(io::stdout()), None),
@@ -172,13 +178,15 @@ impl FileSink {
                 file.sync_all()?;
             }
             fs::rename(&temp, &path)?;
+            signals::unregister_temp(&temp);
         }
         Ok(())
     }
 
     pub(crate) fn discard(mut self) {
         if let Some((temp, _)) = self.rename.take() {
-            let _ = fs::remove_file(temp);
+            let _ = fs::remove_file(&temp);
+            signals::unregister_temp(&temp);
         } else {
             // Stdout: what was written is out already; pass on what is buffered.
             let _ = self.out.flush();

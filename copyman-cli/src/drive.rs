@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use copyman_core::session::CopyFormat;
 use copyman_core::{BoxError, Chunk, SharedError};
 use copyman_sync::{
-    CopyFail, CopyManager, CountMismatch, Data, Fault, Producer, Protocol, Receiver,
+    CopyFail, CopyManager, CountMismatch, Data, Fault, Options, Producer, Protocol, Receiver,
     ReceiverOutcome, Summary, TransmitError,
 };
 use copyman_wire::realign::Completion;
@@ -15,6 +15,7 @@ use copyman_wire::realign::Completion;
 use crate::dest::Dest;
 use crate::progress::Progress;
 use crate::report::{self, ErrorInfo};
+use crate::signals;
 
 /// What a run of the copy manager came to.
 pub(crate) struct Driven {
@@ -35,9 +36,14 @@ pub(crate) fn drive<'a>(
     receivers: Vec<Box<dyn Receiver + 'a>>,
     live: &[usize],
     keep_going: bool,
+    stall_timeout: Option<std::time::Duration>,
     progress: &mut Progress,
 ) -> Driven {
-    let mut copy = match CopyManager::start(producer, receivers) {
+    // `--stall-timeout` during the copy is core's stall rule (an endpoint that moves no byte for
+    // that long faults, named); the sessions' socket timeouts cover what comes before and after.
+    let mut options = Options::default();
+    options.stall_timeout = stall_timeout;
+    let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,
         Err(fail) => {
             return Driven {
@@ -51,7 +57,14 @@ pub(crate) fn drive<'a>(
     };
     let mut faults = Vec::new();
     let mut aborted = None;
-    while let Some(cycle) = copy.next() {
+    loop {
+        // A signal aborts the copy; a blocked read or write returns once the watch thread has
+        // cancelled the server's side.
+        if let Some(signal) = signals::received() {
+            aborted = Some(format!("interrupted by {}", signals::name(signal)));
+            break;
+        }
+        let Some(cycle) = copy.next() else { break };
         match cycle {
             Ok(_) => {
                 let (rows, bytes) = copy.totals();
@@ -117,17 +130,29 @@ pub(crate) fn record_summary(summary: &Summary, live: &[usize], dests: &mut [Des
 }
 
 /// Row counts: each destination's must be the source's; without a source count (a file), the
-/// server destinations must agree with each other. Returns the run's error, if any.
+/// server destinations must agree with each other. Returns the run's error, if any. With
+/// `allow_mismatch` (`--allow-count-mismatch`: triggers that route or drop rows) a destination
+/// that stored another number of rows is a warning.
 pub(crate) fn check_counts(
     dests: &mut [Dest<'_>],
     source_rows: Option<u64>,
     server_source: bool,
     keep_going: bool,
+    allow_mismatch: bool,
 ) -> Option<String> {
     match source_rows {
         Some(expected) => {
             for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
                 if let Some(rows) = dest.rows.filter(|&r| r != expected) {
+                    if allow_mismatch {
+                        report::warn(format_args!(
+                            "{} stored {} where the source sent {} (--allow-count-mismatch)",
+                            dest.endpoint.display(),
+                            crate::progress::rows(rows),
+                            crate::progress::rows(expected)
+                        ));
+                        continue;
+                    }
                     dest.fail(
                         &(std::sync::Arc::new(CountMismatch {
                             producer: expected,
@@ -136,7 +161,8 @@ pub(crate) fn check_counts(
                     );
                     if !keep_going {
                         return Some(format!(
-                            "row count mismatch: the source sent {expected} rows, {} stored {rows}",
+                            "row count mismatch: the source sent {}, {} stored {rows}",
+                            crate::progress::rows(expected),
                             dest.endpoint.display()
                         ));
                     }
@@ -151,7 +177,7 @@ pub(crate) fn check_counts(
                 .filter(|d| d.error.is_none())
                 .filter_map(|d| d.rows)
                 .collect();
-            (counts.len() > 1).then(|| {
+            (counts.len() > 1 && !allow_mismatch).then(|| {
                 let all: Vec<String> = dests
                     .iter()
                     .filter_map(|d| {
@@ -170,6 +196,9 @@ pub(crate) fn check_counts(
 pub(crate) struct ProducerTrack {
     pub(crate) ended: Cell<bool>,
     pub(crate) count: Cell<Option<u64>>,
+    /// `--allow-count-mismatch`: the manager is not told the producer's count (it would fail a
+    /// receiver that stored another number of rows); [`check_counts`] compares them instead.
+    pub(crate) count_checked_here: Cell<bool>,
 }
 
 /// A producer that records reaching its end and its count.
@@ -198,6 +227,9 @@ impl Producer for Tracked<'_> {
     }
 
     fn count(&self) -> Option<u64> {
+        if self.track.count_checked_here.get() {
+            return None;
+        }
         self.inner.count()
     }
 
@@ -207,6 +239,10 @@ impl Producer for Tracked<'_> {
 
     fn cancel(&mut self) -> Result<(), BoxError> {
         self.inner.cancel()
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.inner.set_stall_timeout(timeout)
     }
 }
 
@@ -242,5 +278,9 @@ impl Receiver for TrackedReceiver<'_> {
 
     fn format(&self) -> Option<CopyFormat> {
         self.inner.format()
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.inner.set_stall_timeout(timeout)
     }
 }

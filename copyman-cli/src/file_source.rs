@@ -1,19 +1,142 @@
 //! Files and stdin as the source of a copy.
+//!
+//! A thread reads the file in large chunks and hands them over a small bounded channel, so the
+//! copy never sits in a blocking `read` it cannot leave: while it waits for the next chunk it
+//! notices a signal ([`signals`]) and a source that moved no byte for `--stall-timeout`.
+//!
+//! Every chunk of text or CSV goes through copyman-wire's [`EndOfDataScanner`]: a `\.` before the
+//! end would make every server stop reading there and drop the rows after it while reporting
+//! success, so the copy fails instead, naming the line. Text data is scanned as the server reads
+//! text (a `\.` escape ending any line); CSV, and `copy` statements whose format is not plain,
+//! for a line that is exactly `\.`. Binary COPY data (it starts with the binary signature) is not
+//! scanned.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{Producer, Protocol};
+use copyman_wire::eod::{EndOfDataScanner, Mode};
+
+use crate::args::{Endpoint, Statements, Transfer};
+use crate::report::{Exit, Fatal};
+use crate::signals;
+use crate::sql::Format;
 
 /// Bytes read from a file source per chunk: each becomes one CopyData message for the servers.
 pub(crate) const FILE_CHUNK: usize = 256 * 1024;
 
-/// Reads a file (or stdin) in large chunks, each handed on as one blob: servers get it as one
-/// CopyData message (COPY accepts any split of its data), files as it is.
-pub(crate) struct FileProducer<'r> {
-    pub(crate) reader: &'r mut dyn Read,
-    pub(crate) done: bool,
+/// How often a wait for the next chunk looks at signals and the stall timeout.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Chunks read ahead of the copy.
+const READ_AHEAD: usize = 2;
+
+/// A file or stdin, read by a thread of its own.
+pub(crate) struct FileSource {
+    /// How the source is named in errors: the path, or `stdin`.
+    name: String,
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Bytes read so far by the thread (for the stall timeout).
+    read: Arc<AtomicU64>,
+    scanner: EndOfDataScanner,
+    stall_timeout: Option<Duration>,
+    done: bool,
+}
+
+impl FileSource {
+    /// Opens `t`'s source (a file or stdin) and starts reading it.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub(crate) fn open(t: &Transfer) -> Result<Self, Fatal> {
+        let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
+            Endpoint::File(path) => (
+                Box::new(File::open(path).map_err(|e| Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("cannot open source file {}: {e}", t.source.display()),
+                })?),
+                t.source.display(),
+            ),
+            _ => (Box::new(io::stdin()), "stdin".to_owned()),
+        };
+        let (send, chunks) = mpsc::sync_channel(READ_AHEAD);
+        let read = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&read);
+        thread::Builder::new()
+            .name("copyman-file-source".to_owned())
+            .spawn(move || read_chunks(reader, &send, &counter))
+            .map_err(|e| Fatal {
+                exit: Exit::CopyFailed,
+                message: format!("cannot start reading {name}: {e}"),
+            })?;
+        Ok(Self {
+            name,
+            chunks,
+            read,
+            scanner: EndOfDataScanner::new(scan_mode(&t.statements)),
+            stall_timeout: t.safety.stall_timeout,
+            done: false,
+        })
+    }
+
+    /// The producer for one attempt at the copy.
+    pub(crate) fn producer(&mut self) -> FileProducer<'_> {
+        FileProducer { source: self }
+    }
+}
+
+/// The reading thread: fills chunks of [`FILE_CHUNK`] bytes (a shorter last one) and sends them
+/// until the end, an error, or the copy going away.
+fn read_chunks(
+    mut reader: Box<dyn Read + Send>,
+    send: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    counter: &AtomicU64,
+) {
+    loop {
+        let mut buf = vec![0; FILE_CHUNK];
+        let mut filled = 0;
+        let mut end = false;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(n) => {
+                    filled += n;
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = send.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled > 0 {
+            buf.truncate(filled);
+            if send.send(Ok(buf)).is_err() {
+                return;
+            }
+        }
+        if end {
+            // Dropping the sender tells the copy this was all.
+            return;
+        }
+    }
+}
+
+/// Hands a [`FileSource`]'s chunks on, each as one blob: servers get it as one CopyData message
+/// (COPY accepts any split of its data), files as it is.
+pub(crate) struct FileProducer<'s> {
+    source: &'s mut FileSource,
 }
 
 impl Producer for FileProducer<'_> {
@@ -26,26 +149,101 @@ impl Producer for FileProducer<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        if self.done {
+        let source = &mut *self.source;
+        if source.done {
             return Ok(None);
         }
-        let mut buf = vec![0; FILE_CHUNK];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    self.done = true;
-                    break;
+        let mut last_read = source.read.load(Ordering::Relaxed);
+        let mut last_move = Instant::now();
+        loop {
+            match source.chunks.recv_timeout(POLL) {
+                Ok(Ok(buf)) => {
+                    if let Some(marker) = source.scanner.feed(&buf) {
+                        return Err(format!(
+                            "line {} of {} {} `\\.`, the end-of-data marker: the rows after it \
+                             would be lost",
+                            marker.line,
+                            source.name,
+                            if marker.alone { "is" } else { "ends in" }
+                        )
+                        .into());
+                    }
+                    return Ok(Some(Chunk::lines(vec![Bytes::from(buf)])));
                 }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Ok(Err(e)) => return Err(format!("cannot read {}: {e}", source.name).into()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    source.done = true;
+                    return Ok(None);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(signal) = signals::received() {
+                        return Err(format!("interrupted by {}", signals::name(signal)).into());
+                    }
+                    let read = source.read.load(Ordering::Relaxed);
+                    if read != last_read {
+                        last_read = read;
+                        last_move = Instant::now();
+                    } else if let Some(limit) =
+                        source.stall_timeout.filter(|&l| last_move.elapsed() >= l)
+                    {
+                        return Err(format!(
+                            "{} stalled for {} s: no byte moved (--stall-timeout)",
+                            source.name,
+                            limit.as_secs_f64()
+                        )
+                        .into());
+                    }
+                }
             }
         }
-        if filled == 0 {
-            return Ok(None);
+    }
+}
+
+/// How the servers will read the data, for the scanner: text as text; CSV, and `copy` statements
+/// that ask for another format (or whose options are not plain to see), as lines.
+fn scan_mode(statements: &Statements) -> Mode {
+    match statements {
+        // The default for a file source is text (plan's `default_format`).
+        Statements::Table { format, .. } => match format {
+            None | Some(Format::Text) => Mode::Text,
+            Some(_) => Mode::Lines,
+        },
+        Statements::Raw { receive, .. } => {
+            // COPY knows three formats: a statement that says nothing of CSV or binary is text.
+            // A table named `csv_log` errs on the side of the weaker scan, which still finds a
+            // line that is exactly `\.`.
+            let plain = receive.iter().flatten().all(|sql| {
+                let upper = sql.to_ascii_uppercase();
+                !["CSV", "BINARY"].iter().any(|word| upper.contains(word))
+            });
+            if plain { Mode::Text } else { Mode::Lines }
         }
-        buf.truncate(filled);
-        Ok(Some(Chunk::lines(vec![Bytes::from(buf)])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_modes() {
+        let raw = |sql: &str| Statements::Raw {
+            send: None,
+            receive: vec![Some(sql.to_owned()), None],
+        };
+        assert_eq!(scan_mode(&raw("COPY t FROM STDIN")), Mode::Text);
+        assert_eq!(
+            scan_mode(&raw("COPY t FROM STDIN (FORMAT text)")),
+            Mode::Text
+        );
+        assert_eq!(
+            scan_mode(&raw("copy t from stdin (format csv)")),
+            Mode::Lines
+        );
+        assert_eq!(
+            scan_mode(&raw("COPY t FROM STDIN WITH CSV HEADER")),
+            Mode::Lines
+        );
+        assert_eq!(scan_mode(&raw("COPY csv_log FROM STDIN")), Mode::Lines);
     }
 }

@@ -207,6 +207,16 @@ impl Participant for Party<'_, '_> {
             },
             (None, None) => unreachable!("a party is a destination or the source"),
         };
+        if let (
+            Some(dest),
+            Action::Commit
+            | Action::CommitPrepared(_)
+            | Action::Rollback
+            | Action::RollbackPrepared(_),
+        ) = (&mut self.dest, action)
+        {
+            dest.ended = Some(std::time::Instant::now());
+        }
         if result.is_ok() {
             let step = match action {
                 Action::CheckConstraints => "checked",

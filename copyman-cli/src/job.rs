@@ -96,6 +96,8 @@ pub(crate) struct JobArgs {
     selection: Selection,
     options: Options,
     dry_run: bool,
+    /// `--lock-timeout`: `lock_timeout` of every session of the job.
+    lock_timeout: Option<Duration>,
 }
 
 /// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
@@ -139,6 +141,9 @@ impl JobArgs {
             (low.condition.is_some(), "--where"),
             (low.target_table.is_some(), "--target-table"),
             (low.header, "--header"),
+            (low.safety.stall_timeout.is_some(), "--stall-timeout"),
+            (low.safety.encoding.is_some(), "--encoding"),
+            (low.safety.allow_count_mismatch, "--allow-count-mismatch"),
         ] {
             if given {
                 return Err(ArgError::usage(format!(
@@ -242,6 +247,7 @@ impl JobArgs {
             selection,
             options,
             dry_run: low.dry_run,
+            lock_timeout: low.safety.lock_timeout,
         })
     }
 
@@ -253,11 +259,21 @@ impl JobArgs {
     }
 }
 
-fn server(spec: &ServerSpec) -> Server {
+/// A server of the job: every session it opens gets `lock_timeout` (`--lock-timeout`).
+fn server(spec: &ServerSpec, lock_timeout: Option<Duration>) -> Server {
     let spec = Arc::new(spec.clone());
     Server {
         name: spec.display.clone(),
-        connect: Arc::new(move || spec.connect()),
+        connect: Arc::new(move || {
+            let mut conn = spec.connect()?;
+            if let Some(limit) = lock_timeout {
+                conn.execute(&format!(
+                    "SET lock_timeout = '{}ms'",
+                    limit.as_millis().max(1)
+                ))?;
+            }
+            Ok(conn)
+        }),
     }
 }
 
@@ -286,8 +302,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             }
         }
     }
-    let source = server(&args.source);
-    let dests: Vec<Server> = args.destinations.iter().map(server).collect();
+    let source = server(&args.source, args.lock_timeout);
+    let dests: Vec<Server> = args
+        .destinations
+        .iter()
+        .map(|d| server(d, args.lock_timeout))
+        .collect();
     report::log(format_args!("planning the job: {}", args.selection));
     let plan = job::plan(&source, &dests, &args.selection, &args.options).map_err(fatal)?;
     if args.dry_run {
@@ -733,6 +753,8 @@ mod tests {
             &["--columns", "a"][..],
             &["--where", "a > 1"],
             &["--target-table", "x"],
+            &["--stall-timeout", "10s"],
+            &["--allow-count-mismatch"],
         ] {
             let mut args = vec!["table", "a", "b", "--from", "host=a", "--to", "host=b"];
             args.extend_from_slice(flag);

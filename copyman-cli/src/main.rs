@@ -11,13 +11,17 @@ mod dest;
 mod drive;
 mod file_source;
 mod finish;
+mod identity;
 mod job;
+mod limits;
 mod plan;
 mod progress;
 mod recover;
 mod report;
 mod run;
+mod signals;
 mod sql;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -29,7 +33,17 @@ fn main() -> ExitCode {
         Ok(low) => low,
         Err(e) if e.use_stderr() => {
             // clap may quote the command line: never a password.
-            eprint!("{}", conn::scrub(&e.to_string()));
+            let message = conn::scrub(&e.to_string());
+            eprint!("{message}");
+            // `--json` asked for a document whatever happens, a usage error included.
+            if std::env::args_os().any(|a| a == "--json") {
+                let first = message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                let _ = report::print_json(&report::fatal_json(Exit::Usage, first));
+            }
             return ExitCode::from(Exit::Usage.code());
         }
         Err(e) => {
@@ -46,6 +60,16 @@ fn main() -> ExitCode {
     match run::run(hi) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if report::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
+        // A signal before the copy (its cancel may be what ended the run): nothing was begun
+        // that could have committed.
+        Err(_) if signals::received().is_some() => {
+            let signal = signals::received().unwrap_or_default();
+            let message = format!(
+                "interrupted by {}: nothing committed",
+                signals::name(signal)
+            );
+            fail(Exit::interrupted(signal), &message, json)
+        }
         Err(e) => match e.downcast_ref::<Fatal>() {
             // Composed from redacted CONNs and the server's words, which are shown verbatim.
             Some(fatal) => fail(fatal.exit, &fatal.message, json),

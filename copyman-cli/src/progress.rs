@@ -1,7 +1,12 @@
-//! Progress on stderr: a live bar on a terminal, a plain line every few seconds otherwise,
-//! nothing with `--quiet`.
+//! Progress on stderr: a live bar on a terminal, a plain line every few seconds with
+//! `--progress` when stderr is not a terminal, nothing with `--quiet`.
+//!
+//! Whatever is shown, each cycle of the copy bumps a counter ([`ticks`]) that the
+//! [`watch`](crate::watch) thread reads to notice a copy that stopped moving, and a note (a lock
+//! wait) can be put on the bar from that thread ([`set_note`]).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -9,6 +14,40 @@ use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, Progres
 
 /// The bar on screen, so log lines can be printed above it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Cycles of the copy so far (any run): moves while data moves.
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// What the bar says besides the counts: a lock wait.
+static NOTE: Mutex<Option<String>> = Mutex::new(None);
+
+/// How many cycles the copy has made: unchanged means nothing moved.
+pub(crate) fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Records that data moved (a cycle of the copy).
+pub(crate) fn tick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Puts `note` (e.g. "waiting for lock on destination 2") on the bar, or takes it off.
+pub(crate) fn set_note(note: Option<String>) {
+    *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone();
+    let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let (Some(bar), Some(note)) = (active.as_ref(), note) {
+        bar.set_message(note);
+    }
+}
+
+/// `1 row`, `2 rows`, `1,000 rows`.
+pub(crate) fn rows(n: u64) -> String {
+    if n == 1 {
+        "1 row".to_owned()
+    } else {
+        format!("{} rows", HumanCount(n))
+    }
+}
 
 /// How often the plain (non-terminal) progress line is printed.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -59,9 +98,11 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Starts showing progress for a copy to `destinations` destinations; `quiet` shows nothing.
+    /// Starts showing progress for a copy to `destinations` destinations; `quiet` shows nothing,
+    /// `plain` prints lines when stderr is not a terminal (`--progress`).
     pub(crate) fn start(
         quiet: bool,
+        plain: bool,
         estimate: Estimate,
         counts_rows: bool,
         destinations: usize,
@@ -94,7 +135,7 @@ impl Progress {
         let now = Instant::now();
         let mut progress = Self {
             bar,
-            plain: !quiet && !terminal,
+            plain: !quiet && !terminal && plain,
             estimate,
             counts_rows,
             started: now,
@@ -109,6 +150,7 @@ impl Progress {
 
     /// The totals so far.
     pub(crate) fn update(&mut self, rows: u64, bytes: u64) {
+        tick();
         self.rows = rows;
         self.bytes = bytes;
         if let Some(bar) = &self.bar {
@@ -143,7 +185,7 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let mut line = String::new();
         if self.counts_rows {
-            line.push_str(&format!("{} rows, ", HumanCount(self.rows)));
+            line.push_str(&format!("{}, ", rows(self.rows)));
         }
         line.push_str(&format!(
             "{}, {}/s",
@@ -166,6 +208,9 @@ impl Progress {
             })
             .collect();
         line.push_str(&format!("  destinations {}", states.join(" ")));
+        if let Some(note) = NOTE.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            line.push_str(&format!("  {note}"));
+        }
         line
     }
 

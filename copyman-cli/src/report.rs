@@ -8,7 +8,7 @@ use std::error::Error;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use copyman_core::session::{DbError, SessionError};
 use indicatif::{HumanBytes, HumanCount};
@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::conn;
 use crate::progress;
+use crate::signals;
 
 /// The exit statuses, as `--help` documents them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +32,32 @@ pub(crate) enum Exit {
     /// Some destinations committed (or may have, or will on recovery) and others did not: the
     /// report says which.
     Partial = 4,
+    /// Interrupted by SIGHUP (128 + 1).
+    Hangup = 129,
+    /// Interrupted by SIGINT (128 + 2).
+    Interrupt = 130,
+    /// Interrupted by SIGTERM (128 + 15).
+    Terminate = 143,
 }
 
 impl Exit {
     /// The process exit code.
     pub(crate) fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The status for an interruption by `signal`.
+    pub(crate) fn interrupted(signal: i32) -> Self {
+        match signals::exit_code(signal) {
+            129 => Self::Hangup,
+            143 => Self::Terminate,
+            _ => Self::Interrupt,
+        }
+    }
+
+    /// Whether it is an interruption's.
+    fn is_interruption(self) -> bool {
+        matches!(self, Self::Hangup | Self::Interrupt | Self::Terminate)
     }
 }
 
@@ -74,6 +95,63 @@ pub(crate) fn log(message: impl fmt::Display) {
 /// Warns (always, on stderr).
 pub(crate) fn warn(message: impl fmt::Display) {
     progress::println(&format!("copyman: warning: {message}"));
+}
+
+/// A notice (NOTICE, WARNING, …) a server sent during the run, and whose server sent it.
+#[derive(Debug, Clone)]
+pub(crate) struct Notice {
+    /// `source` or `destination N` (1-based, as on the command line).
+    pub(crate) endpoint: String,
+    /// The server's notice, field by field.
+    pub(crate) notice: DbError,
+}
+
+impl fmt::Display for Notice {
+    /// As psql prints it (`WARNING:  text`, then `DETAIL:` and `HINT:` lines), after the
+    /// endpoint that said it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.notice;
+        write!(f, "{}: {}:  {}", self.endpoint, n.severity, n.message)?;
+        if let Some(detail) = &n.detail {
+            write!(f, "\nDETAIL:  {detail}")?;
+        }
+        if let Some(hint) = &n.hint {
+            write!(f, "\nHINT:  {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes what the run's servers said (notices and warnings, on every connection: the source's
+/// and each destination's, in command-line order), prints each on stderr as psql does, and
+/// returns them for `--json`.
+pub(crate) fn take_notices<'c>(
+    source: Option<&'c mut copyman_sync::Connection>,
+    destinations: impl IntoIterator<Item = Option<&'c mut copyman_sync::Connection>>,
+) -> Vec<Notice> {
+    let mut all = Vec::new();
+    let connections = std::iter::once(("source".to_owned(), source)).chain(
+        destinations
+            .into_iter()
+            .enumerate()
+            .map(|(i, conn)| (format!("destination {}", i + 1), conn)),
+    );
+    for (endpoint, conn) in connections {
+        let Some(conn) = conn else { continue };
+        for notice in conn.take_notices() {
+            let notice = Notice {
+                endpoint: endpoint.clone(),
+                notice,
+            };
+            progress::println(&notice.to_string());
+            all.push(notice);
+        }
+        let dropped = conn.session().dropped_messages();
+        if dropped > 0 {
+            warn(format_args!("{endpoint}: {dropped} more notices not kept"));
+        }
+    }
+    all
 }
 
 /// An error described for the user and for `--json`.
@@ -141,11 +219,62 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
                 message: one_line(&message),
             }
         }
-        None => ErrorInfo {
-            sqlstate: None,
-            message: one_line(&conn::error_chain(error)),
+        None => match stall_timeout().filter(|_| is_timeout(error)) {
+            // A socket timeout is the --stall-timeout: say so, not "Resource temporarily
+            // unavailable".
+            Some(limit) => ErrorInfo {
+                sqlstate: None,
+                message: format!(
+                    "stalled for {} s: no byte moved (--stall-timeout)",
+                    limit.as_secs_f64()
+                ),
+            },
+            None => ErrorInfo {
+                sqlstate: None,
+                message: one_line(&conn::error_chain(error)),
+            },
         },
     }
+}
+
+/// `--stall-timeout`, in milliseconds (0: none), for [`describe`].
+static STALL_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records `--stall-timeout`, so that socket timeouts are described as stalls.
+pub(crate) fn set_stall_timeout(limit: Option<Duration>) {
+    let ms = limit.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    STALL_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// `--stall-timeout`, if set.
+pub(crate) fn stall_timeout() -> Option<Duration> {
+    match STALL_TIMEOUT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Whether `error` (or one of its sources) is a socket timeout.
+pub(crate) fn is_timeout(error: &(dyn Error + 'static)) -> bool {
+    let timeout = |io: &io::Error| {
+        matches!(
+            io.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        )
+    };
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<io::Error>().is_some_and(timeout) {
+            return true;
+        }
+        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>()
+            && timeout(io)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Folds line breaks so each error is one line.
@@ -222,12 +351,24 @@ pub(crate) struct DestinationReport {
     pub(crate) rows: Option<u64>,
     /// Its error, when it failed.
     pub(crate) error: Option<ErrorInfo>,
+    /// Its `COPY … FROM STDIN` (servers).
+    pub(crate) statement: Option<String>,
+    /// From the start of the run to the end of its transaction (or file).
+    pub(crate) duration: Option<Duration>,
 }
 
 /// The outcome of a `table` or `copy` run.
 #[derive(Debug, Clone)]
 pub(crate) struct RunReport {
-    /// The source CONN, redacted.
+    /// `table` or `copy`.
+    pub(crate) command: &'static str,
+    /// The table, in table mode.
+    pub(crate) table: Option<String>,
+    /// The source's `COPY … TO STDOUT` (a server source).
+    pub(crate) statement: Option<String>,
+    /// When the run started.
+    pub(crate) started_at: SystemTime,
+    /// The source, as it resolved (`user@host:port/dbname`) or its path.
     pub(crate) source: String,
     /// The COPY format, when copyman chose the statements.
     pub(crate) format: Option<&'static str>,
@@ -241,6 +382,8 @@ pub(crate) struct RunReport {
     pub(crate) destinations: Vec<DestinationReport>,
     /// Why the run failed, if it did.
     pub(crate) error: Option<String>,
+    /// What the servers said (notices, warnings), in order per connection.
+    pub(crate) notices: Vec<Notice>,
 }
 
 impl RunReport {
@@ -268,15 +411,23 @@ impl RunReport {
         !self.succeeded() && self.destinations.iter().any(|d| d.status.may_hold_rows())
     }
 
-    /// The exit status.
+    /// The exit status. An interruption that left some destinations committed is partial
+    /// first: that is what needs attention.
     pub(crate) fn exit(&self) -> Exit {
         if self.succeeded() {
             Exit::Success
         } else if self.partial() {
             Exit::Partial
+        } else if let Some(signal) = self.interrupted() {
+            Exit::interrupted(signal)
         } else {
             Exit::CopyFailed
         }
+    }
+
+    /// The signal that interrupted the run, if one did and the run did not succeed.
+    pub(crate) fn interrupted(&self) -> Option<i32> {
+        signals::received().filter(|_| !self.succeeded())
     }
 
     /// The status word of `--json`.
@@ -284,6 +435,7 @@ impl RunReport {
         match self.exit() {
             Exit::Success => "ok",
             Exit::Partial => "partial",
+            exit if exit.is_interruption() => "interrupted",
             _ => "failed",
         }
     }
@@ -301,7 +453,7 @@ impl RunReport {
             .filter(|d| d.status == Status::Committed)
             .count();
         let rows = match self.rows() {
-            Some(rows) => format!("{} rows", HumanCount(rows)),
+            Some(rows) => progress::rows(rows),
             None => "data".to_owned(),
         };
         let speed = format!(
@@ -313,9 +465,14 @@ impl RunReport {
             .map(|r| format!(", {} rows/s", HumanCount(self.per_second(r).round() as u64)))
             .unwrap_or_default();
         format!(
-            "{rows} ({}) to {committed} of {} destinations in {:.2} s ({speed}{row_speed})",
+            "{rows} ({}) to {committed} of {} destination{} in {:.2} s ({speed}{row_speed})",
             HumanBytes(self.bytes),
             self.destinations.len(),
+            if self.destinations.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             self.duration.as_secs_f64()
         )
     }
@@ -323,6 +480,11 @@ impl RunReport {
     /// The human summary.
     pub(crate) fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         match &self.error {
+            _ if self.exit().is_interruption() => writeln!(
+                out,
+                "copyman: interrupted by {}: nothing committed",
+                signals::name(self.interrupted().unwrap_or_default())
+            )?,
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
             _ if self.partial() => writeln!(
                 out,
@@ -377,6 +539,14 @@ impl RunReport {
 
     /// Only what went wrong, one line each (for `--quiet`).
     pub(crate) fn write_errors(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.exit().is_interruption() {
+            writeln!(
+                out,
+                "copyman: interrupted by {}: nothing committed",
+                signals::name(self.interrupted().unwrap_or_default())
+            )?;
+            return Ok(());
+        }
         if self.partial() {
             writeln!(
                 out,
@@ -404,7 +574,15 @@ impl RunReport {
             "status": self.status(),
             "committed": self.committed(),
             "exit_code": self.exit().code(),
-            "source": { "endpoint": self.source, "rows": self.source_rows },
+            "command": self.command,
+            "table": self.table,
+            "started_at": rfc3339(self.started_at),
+            "finished_at": rfc3339(self.started_at + self.duration),
+            "source": {
+                "endpoint": self.source,
+                "statement": self.statement,
+                "rows": self.source_rows,
+            },
             "format": self.format,
             "rows": rows,
             "bytes": self.bytes,
@@ -416,9 +594,19 @@ impl RunReport {
                 "status": d.status.name(),
                 "command_tag": d.rows.map(|n| format!("COPY {n}")),
                 "rows": d.rows,
+                "statement": d.statement,
+                "duration_secs": d.duration.map(|t| t.as_secs_f64()),
                 "error": d.error.as_ref().map(error_json),
             })).collect::<Vec<_>>(),
             "error": self.error,
+            "notices": self.notices.iter().map(|n| json!({
+                "endpoint": n.endpoint,
+                "severity": n.notice.severity,
+                "sqlstate": n.notice.code,
+                "message": n.notice.message,
+                "detail": n.notice.detail,
+                "hint": n.notice.hint,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -430,7 +618,45 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 
 /// The `--json` document for a run that ended before copying (connection, usage).
 pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
-    json!({ "status": "failed", "exit_code": exit.code(), "error": message })
+    let status = if exit.is_interruption() {
+        "interrupted"
+    } else {
+        "failed"
+    };
+    // Nothing was begun that could have committed: no destination is listed.
+    json!({
+        "status": status,
+        "exit_code": exit.code(),
+        "error": message,
+        "committed": 0,
+        "destinations": [],
+        "finished_at": rfc3339(SystemTime::now()),
+    })
+}
+
+/// `time` as RFC 3339 in UTC with milliseconds: `2026-11-30T05:02:52.123Z`.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_millis()
+    )
 }
 
 /// Writes a JSON document and a newline on stdout.
@@ -464,9 +690,23 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // A leap day, and the end of a century leap year.
+        let t = UNIX_EPOCH + Duration::from_millis(951_782_400_250);
+        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.250Z");
+        let t = UNIX_EPOCH + Duration::from_secs(978_307_199);
+        assert_eq!(rfc3339(t), "2000-12-31T23:59:59.000Z");
+    }
+
+    #[test]
     fn report_json_and_exit() {
         let report = RunReport {
-            source: "postgresql://u:***@h/db".into(),
+            command: "table",
+            table: Some("public.t".into()),
+            statement: Some("COPY public.t TO STDOUT".into()),
+            started_at: UNIX_EPOCH + Duration::from_secs(1_764_478_972),
+            source: "u@h:5432/db".into(),
             format: Some("binary"),
             source_rows: Some(10),
             bytes: 100,
@@ -477,6 +717,8 @@ mod tests {
                     status: Status::Committed,
                     rows: Some(10),
                     error: None,
+                    statement: Some("COPY public.t FROM STDIN".into()),
+                    duration: Some(Duration::from_millis(1500)),
                 },
                 DestinationReport {
                     endpoint: "host=c".into(),
@@ -486,19 +728,50 @@ mod tests {
                         sqlstate: Some("23514".into()),
                         message: "bad row".into(),
                     }),
+                    statement: Some("COPY public.t FROM STDIN".into()),
+                    duration: None,
                 },
             ],
             error: None,
+            notices: vec![Notice {
+                endpoint: "destination 2".into(),
+                notice: {
+                    let mut db = DbError::default();
+                    db.severity = "WARNING".into();
+                    db.code = "01000".into();
+                    db.message = "careful".into();
+                    db.hint = Some("look".into());
+                    db
+                },
+            }],
         };
+        assert_eq!(
+            report.notices[0].to_string(),
+            "destination 2: WARNING:  careful\nHINT:  look"
+        );
         // One committed, one failed: partial, never "nothing committed".
         assert_eq!(report.exit(), Exit::Partial);
         let json = report.to_json();
         assert_eq!(json["status"], "partial");
         assert_eq!(json["committed"], 1);
+        assert_eq!(json["command"], "table");
+        assert_eq!(json["table"], "public.t");
+        assert_eq!(json["started_at"], "2025-11-30T05:02:52.000Z");
+        assert_eq!(json["finished_at"], "2025-11-30T05:02:54.000Z");
+        assert_eq!(json["source"]["statement"], "COPY public.t TO STDOUT");
+        assert_eq!(json["destinations"][0]["duration_secs"], 1.5);
+        assert_eq!(
+            json["destinations"][1]["statement"],
+            "COPY public.t FROM STDIN"
+        );
         assert_eq!(json["rows"], 10);
         assert_eq!(json["rows_per_sec"], 5.0);
         assert_eq!(json["destinations"][0]["command_tag"], "COPY 10");
         assert_eq!(json["destinations"][1]["error"]["sqlstate"], "23514");
+        assert_eq!(json["notices"][0]["endpoint"], "destination 2");
+        assert_eq!(json["notices"][0]["severity"], "WARNING");
+        assert_eq!(json["notices"][0]["sqlstate"], "01000");
+        assert_eq!(json["notices"][0]["message"], "careful");
         let mut human = Vec::new();
         report.write_human(&mut human).unwrap();
         let human = String::from_utf8(human).unwrap();

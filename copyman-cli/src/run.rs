@@ -23,8 +23,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::time::Instant;
 
 use copyman_sync::{Connection, Producer, Receiver, StatementProducer};
@@ -36,12 +35,14 @@ use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
 use crate::drive::{ProducerTrack, Tracked, TrackedReceiver, check_counts, drive, record_summary};
-use crate::file_source::FileProducer;
+use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
+use crate::limits;
 use crate::plan::plan;
 use crate::progress::Progress;
 use crate::recover;
 use crate::report::{self, DestinationReport, ErrorInfo, Exit, Fatal, RunReport, Status};
+use crate::signals;
 use crate::sql::Format;
 
 /// Runs the validated command line; returns the exit status.
@@ -53,6 +54,9 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
     match args.command {
         Command::Transfer(t) if t.dry_run => crate::plan::dry_run(&t, args.output),
         Command::Transfer(t) => {
+            if let Err(e) = signals::install() {
+                report::warn(format_args!("cannot handle signals: {e}"));
+            }
             let mut report = transfer(&t, args.output)?;
             crate::plan::hint_forced_binary(&t, &mut report);
             if args.output.json {
@@ -90,6 +94,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 /// source); a broken pipe on stdout when it was the only destination.
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let mut warned = BTreeSet::new();
     let mut source_conn = match &t.source {
         Endpoint::Server(spec) => Some(connect(spec, "source", &mut warned)?),
@@ -101,12 +106,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             dest.conn = Some(connect(spec, "destination", &mut warned)?);
         }
     }
-    let mut file_source: Option<Box<dyn Read>> = match &t.source {
-        Endpoint::Stdio => Some(Box::new(io::stdin().lock())),
-        Endpoint::File(path) => Some(Box::new(File::open(path).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
-            message: format!("cannot open source file {}: {e}", t.source.display()),
-        })?)),
+    // Duplicates refused, limits set, lock waits and signals watched until the run ends.
+    let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
+    let mut file_source = match &t.source {
+        Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t)?),
         Endpoint::Server(_) => None,
     };
 
@@ -170,17 +173,25 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     }
     let mut progress = Progress::start(
         output.quiet,
+        output.progress,
         plan.estimate,
         source_conn.is_some(),
         dests.len(),
     );
     let producer_track = ProducerTrack::default();
+    producer_track
+        .count_checked_here
+        .set(t.safety.allow_count_mismatch);
     let completions: Vec<Cell<Option<Option<u64>>>> =
         dests.iter().map(|_| Cell::new(None)).collect();
     let mut bytes = 0;
     let mut source_rows = None;
 
     while run_error.is_none() {
+        if let Some(signal) = signals::received() {
+            run_error = Some(format!("interrupted by {}", signals::name(signal)));
+            break;
+        }
         let live: Vec<usize> = (0..dests.len())
             .filter(|&i| dests[i].error.is_none())
             .collect();
@@ -198,10 +209,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         conn,
                         plan.send.clone().unwrap_or_default(),
                     )),
-                    (None, Some(reader)) => Box::new(FileProducer {
-                        reader: &mut **reader,
-                        done: false,
-                    }),
+                    (None, Some(source)) => Box::new(source.producer()),
                     (None, None) => unreachable!("a source is a server or a file"),
                 };
             let producer = Tracked {
@@ -219,7 +227,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     })
                 })
                 .collect();
-            drive(producer, receivers, &live, t.keep_going, &mut progress)
+            drive(
+                producer,
+                receivers,
+                &live,
+                t.keep_going,
+                t.safety.stall_timeout,
+                &mut progress,
+            )
         };
         bytes = driven.bytes;
         for (i, error) in &driven.faults {
@@ -228,7 +243,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
         match driven.result {
             Ok(summary) => {
-                source_rows = summary.producer_count;
+                source_rows = summary.producer_count.or(producer_track.count.get());
                 record_summary(&summary, &live, &mut dests);
                 break;
             }
@@ -301,11 +316,22 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     progress.finish();
+    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
+    if let Some(signal) = signals::received().filter(|_| run_error.is_none()) {
+        run_error = Some(format!("interrupted by {}", signals::name(signal)));
+    }
 
     if run_error.is_none() {
-        run_error = check_counts(&mut dests, source_rows, source_conn.is_some(), t.keep_going);
+        run_error = check_counts(
+            &mut dests,
+            source_rows,
+            source_conn.is_some(),
+            t.keep_going,
+            t.safety.allow_count_mismatch,
+        );
     }
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;
+    watch.ending();
     let ended = finish(
         Finish {
             keep_going: t.keep_going,
@@ -337,19 +363,44 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             if let Some(error) = finish::outcome_error(outcome) {
                 dest.fail_with(error);
             }
+            // A file took every row the source sent (it has no `COPY n` of its own).
+            let rows = match (&dest.conn, status) {
+                (None, Status::Committed) => dest.rows.or(source_rows),
+                _ => dest.rows,
+            };
             DestinationReport {
                 endpoint: dest.endpoint.display(),
                 status,
-                rows: dest.rows,
+                rows,
                 error: dest.error.clone(),
+                statement: dest.receive.clone(),
+                duration: dest.ended.map(|at| at.duration_since(started)),
             }
         })
         .collect();
+    let notices = report::take_notices(
+        source_conn.as_mut(),
+        dests.iter_mut().map(|d| d.conn.as_mut()),
+    );
     if stdout_only_broke {
         // The reader of our stdout went away (`copyman … --to - | head`): not an error.
         return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
     }
     Ok(RunReport {
+        command: match &t.statements {
+            Statements::Table { .. } => "table",
+            Statements::Raw { .. } => "copy",
+        },
+        table: match &t.statements {
+            // As named (not quoted): `app.items`, or `items` when no schema was given.
+            Statements::Table { copy, .. } => Some(match &copy.table.schema {
+                Some(schema) => format!("{}.{}", schema.as_str(), copy.table.name.as_str()),
+                None => copy.table.name.as_str().to_owned(),
+            }),
+            Statements::Raw { .. } => None,
+        },
+        statement: plan.send.clone(),
+        started_at,
         source: t.source.display(),
         format: plan.format.map(Format::name),
         source_rows,
@@ -357,6 +408,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         duration: started.elapsed(),
         destinations: reports,
         error: run_error,
+        notices,
     })
 }
 

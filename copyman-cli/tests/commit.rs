@@ -171,3 +171,73 @@ fn a_table_is_read_from_one_snapshot_in_a_read_only_transaction() {
     );
     assert_eq!(digest(&c.source, &src, "m"), digest(&c.dest[0], &d1, "m"));
 }
+
+#[test]
+fn a_commit_refused_with_40001_under_serializable_stops_the_rest() {
+    let c = clusters();
+    let src = database(&c.source, ROWS);
+    let plain = "CREATE TABLE m (id int8 PRIMARY KEY, v text)";
+    // Destination 2 copies under SERIALIZABLE, and each copied row reads table x (a trigger):
+    // a concurrent transaction that reads m and writes x makes a read/write cycle, which the
+    // server breaks by refusing copyman's COMMIT with 40001.
+    let d1 = database(&c.dest[0], plain);
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE m (id int8 PRIMARY KEY, v text);
+         CREATE TABLE x (n int);
+         CREATE FUNCTION look() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM count(*) FROM x; RETURN NEW; END $$;
+         CREATE TRIGGER look BEFORE INSERT ON m FOR EACH ROW EXECUTE FUNCTION look();",
+    );
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute(&format!(
+            "ALTER DATABASE {d2} SET default_transaction_isolation = 'serializable'"
+        ))
+        .unwrap();
+    let d3 = database(&c.dest[0], plain);
+    let (u1, u2, u3) = (c.dest[0].url(&d1), c.dest[1].url(&d2), c.dest[0].url(&d3));
+    let args = [
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &u1,
+        "--to",
+        &u2,
+        "--to",
+        &u3,
+        "--json",
+    ];
+    let paused = Paused::start(&args, "checked:3");
+    let mut other = c.dest[1].connect(&d2);
+    other
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL SERIALIZABLE;
+             SELECT count(*) FROM m;
+             INSERT INTO x VALUES (1);
+             COMMIT",
+        )
+        .unwrap();
+    drop(other);
+    let out = paused.resume();
+
+    assert_exit(&out, 4);
+    let summary = json(&out);
+    assert_eq!(summary["destinations"][0]["status"], "committed");
+    assert_eq!(summary["destinations"][1]["status"], "failed");
+    assert_eq!(
+        summary["destinations"][1]["error"]["sqlstate"], "40001",
+        "{summary}"
+    );
+    assert_eq!(summary["destinations"][2]["status"], "rolled back");
+    assert_eq!(count(&c.dest[0], &d1, "m"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "m"), 0);
+    assert_eq!(count(&c.dest[0], &d3, "m"), 0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("PARTIAL: 1 of 3"), "{stderr}");
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2), (&c.dest[0], &d3)] {
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+}

@@ -198,9 +198,9 @@ fn differing_column_sets_are_refused_with_the_listing() {
     let stderr = text(&out.stderr);
     for said in [
         "columns differ",
-        r#"destination 1 (postgresql://"#,
+        r#"destination 1 (postgres@127.0.0.1:"#,
         r#") lacks "c""#,
-        r#"destination 2 (postgresql://"#,
+        r#"destination 2 (postgres@127.0.0.1:"#,
         r#") has "Extra" that the source has not"#,
         "--columns",
     ] {
@@ -455,7 +455,7 @@ fn target_table_names_the_destination_table() {
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(r#"destination 1 (postgresql://"#)
+        stderr.contains(r#"destination 1 (postgres@127.0.0.1:"#)
             && stderr.contains(r#"table "nowhere": SQLSTATE 42P01"#),
         "{stderr}"
     );
@@ -500,7 +500,7 @@ fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
         r#"COPY "d" ("id", "note") TO STDOUT (FORMAT binary)"#,
         "format: binary (every copied column has the same type on every server)",
         "estimate: about",
-        "destination 2: postgresql://",
+        "destination 2: postgres@127.0.0.1:",
         r#"columns: "id", "note""#,
         r#"TRUNCATE "d""#,
         r#"COPY "d" ("id", "note") FROM STDIN (FORMAT binary)"#,

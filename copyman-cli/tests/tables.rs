@@ -537,7 +537,7 @@ fn tables_permission_denied_and_a_held_lock_fail_only_their_table_with_keep_goin
     tx.batch_execute("LOCK TABLE locked_t IN ACCESS EXCLUSIVE MODE")
         .unwrap();
     let to = format!(
-        "host={} port={} user={role} password=pw dbname={d0} options='-c lock_timeout=300'",
+        "host={} port={} user={role} password=pw dbname={d0}",
         c.dest[0].host(),
         c.dest[0].port()
     );
@@ -554,6 +554,8 @@ fn tables_permission_denied_and_a_held_lock_fail_only_their_table_with_keep_goin
         "--keep-going",
         "--jobs",
         "1",
+        "--lock-timeout",
+        "300ms",
     ]);
     tx.rollback().unwrap();
     assert_exit(&out, 4);

@@ -127,7 +127,10 @@ impl Error for CopyFail {}
 
 /// A receiver's `COPY n` differs from the producer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("row count mismatch: the producer sent {producer} rows, the receiver stored {receiver}")]
+#[error(
+    "row count mismatch: the producer sent {producer} row{}, the receiver stored {receiver}",
+    if *.producer == 1 { "" } else { "s" }
+)]
 pub struct CountMismatch {
     /// The producer's `COPY n`.
     pub producer: u64,

@@ -5,7 +5,10 @@
 //!   bounded buffering.
 //! * [`session`]: one PostgreSQL connection's PQv3 conversation (startup and auth, simple queries,
 //!   COPY OUT and COPY IN), without owning its socket.
-//! * [`fault`]: the fault and failure types, in the seed's vocabulary.
+//! * [`fault`]: the fault and failure types, in the seed's vocabulary; [`stall`]: the stall
+//!   timeout's rule and its error.
+//! * [`start`] and [`ready`]: what a session's events mean while a COPY starts and until the
+//!   next ReadyForQuery (a COPY OUT nobody reads is cancelled).
 //!
 //! Not here: sockets, clocks, threads, async runtimes. The adapters (copyman-sync on blocking
 //! sockets, copyman-async on tokio) own those and carry bytes; every decision is taken here, once,
@@ -13,12 +16,15 @@
 #![forbid(unsafe_code)]
 
 pub mod commit;
+pub mod connect;
 pub mod fault;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;
+pub mod ready;
 pub mod session;
 pub mod source;
+pub mod stall;
 pub mod start;
 pub mod statement;
 

@@ -1884,3 +1884,61 @@ fn small_message_types_cannot_announce_large_bodies() {
     assert!(session.handle_input(&header).is_err());
     assert_eq!(session.buffered_len(), 0);
 }
+
+/// Notices and notifications are kept for the caller whatever the driver does with the events
+/// (a COPY OUT's notices are met by `CopyOutSource`, which passes them by), with the command tag
+/// and the bytes read.
+#[test]
+fn notices_and_notifications_are_kept_for_the_caller() {
+    let input = [
+        notice("first"),
+        notification(7, "chan", "payload"),
+        command_complete("INSERT 0 5"),
+        notice("second"),
+        ready(b'I'),
+    ]
+    .concat();
+    let (mut session, _, _) = run(session_running(|s| s.query("INSERT …").unwrap()), &input);
+    let notices: Vec<_> = session
+        .take_notices()
+        .into_iter()
+        .map(|n| n.message)
+        .collect();
+    assert_eq!(notices, ["first", "second"]);
+    assert!(session.take_notices().is_empty(), "taken means taken");
+    let notifications = session.take_notifications();
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(
+        (notifications[0].process_id, &*notifications[0].channel),
+        (7, "chan")
+    );
+    assert_eq!(session.command_tag(), Some("INSERT 0 5"));
+    assert!(session.received_bytes() >= input.len() as u64);
+    assert_eq!(session.dropped_messages(), 0);
+}
+
+/// A plain query that starts a COPY OUT: core's `ReadyWait` says to send the cancel (the driver
+/// cannot take it for an event to pass on), then reports the refusal once the session is ready.
+#[test]
+fn ready_wait_cancels_a_copy_out_nobody_reads() {
+    use copyman_core::ready::{ReadyWait, WaitStep};
+    let mut session = session_running(|s| s.query("COPY big TO STDOUT").unwrap())();
+    let _ = sent(&mut session);
+    let mut wait = ReadyWait::new();
+    assert!(matches!(wait.poll(&mut session), WaitStep::ReadMore));
+    session
+        .handle_input(&[copy_out_response(1), copy_data(b"1\n")].concat())
+        .unwrap();
+    assert!(matches!(wait.poll(&mut session), WaitStep::SendCancel));
+    assert!(matches!(wait.poll(&mut session), WaitStep::ReadMore));
+    session
+        .handle_input(&[copy_data(b"2\n"), canceled(), ready(b'I')].concat())
+        .unwrap();
+    match wait.poll(&mut session) {
+        WaitStep::Done(Err(SessionError::UnexpectedCopy { got })) => {
+            assert_eq!(got, "COPY TO STDOUT");
+        }
+        other => panic!("the refusal after ReadyForQuery: {other:?}"),
+    }
+    assert_eq!(session.state(), State::Ready);
+}

@@ -6,9 +6,13 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use copyman_core::session::{ChannelBinding, Event, Session, SessionError, StartupConfig, State};
+use copyman_core::connect::{Deadline, TimeoutExpired};
+use copyman_core::ready::{ReadyWait, WaitStep};
+use copyman_core::session::{
+    ChannelBinding, DbError, Event, Notification, Session, SessionError, StartupConfig, State,
+};
 use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
 use copyman_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -169,6 +173,8 @@ pub struct Connection {
     pub(crate) session: Session,
     target: Target,
     connect_timeout: Option<Duration>,
+    /// While connecting: the attempt's deadline, which every read and write is armed with.
+    deadline: Option<Clocked>,
     scratch: Vec<u8>,
 }
 
@@ -268,13 +274,19 @@ impl Connection {
                 (Target::Tcp(..), Some(_)) => tls.mode.attempts(),
                 _ => &[Encryption::Plain],
             };
+            // One deadline for everything tried on this address, TLS and plain alike (libpq's).
+            let deadline = Clocked::start(Deadline::new(timeout));
             for encryption in attempts {
                 let tls_config = match encryption {
                     Encryption::Tls => client_config.as_ref(),
                     Encryption::Plain => None,
                 };
-                match Self::attempt(&target, &startup, timeout, tls_config, tls.mode) {
-                    Ok(conn) => return Ok(conn),
+                let attempt = Self::attempt(&target, &startup, deadline, tls_config, tls.mode);
+                match attempt.map_err(|e| expired(e, &target, deadline)) {
+                    Ok(mut conn) => {
+                        conn.connect_timeout = timeout;
+                        return Ok(conn);
+                    }
                     // Unreachable: the next host, if any.
                     Err(e @ Error::Connect { .. }) => {
                         last = Some(e);
@@ -292,22 +304,25 @@ impl Connection {
         Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
     }
 
-    /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication.
+    /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication, all
+    /// before `deadline`.
     fn attempt(
         target: &Target,
         startup: &StartupConfig,
-        timeout: Option<Duration>,
+        deadline: Clocked,
         tls_config: Option<&Arc<ClientConfig>>,
         mode: SslMode,
     ) -> Result<Self, Error> {
-        let mut stream = target.open(timeout).map_err(|source| Error::Connect {
-            target: target.to_string(),
-            source,
-        })?;
-        stream.set_timeouts(timeout)?;
+        let open_within = deadline.remaining();
+        let mut stream = open_within
+            .and_then(|within| target.open(within))
+            .map_err(|source| Error::Connect {
+                target: target.to_string(),
+                source,
+            })?;
         let mut session = Session::new(startup.clone());
         if let (Some(tls_config), Target::Tcp(_, host)) = (tls_config, target) {
-            stream = match negotiate_tls(stream, target, host, tls_config, mode)? {
+            stream = match negotiate_tls(stream, target, host, tls_config, mode, deadline)? {
                 (stream, Some(hash)) => {
                     session.set_tls_server_end_point(hash);
                     stream
@@ -319,13 +334,23 @@ impl Connection {
             stream,
             session,
             target: target.clone(),
-            connect_timeout: timeout,
+            connect_timeout: None,
+            deadline: Some(deadline),
             scratch: vec![0; MESSAGE_READ],
         };
         conn.wait_ready(|_| Ok(()))?;
-        // Timeouts guard the connection attempt only; the copy sets its own.
+        // The deadline guards the connection attempt only; the copy sets its own timeouts.
+        conn.deadline = None;
         conn.stream.set_timeouts(None)?;
         Ok(conn)
+    }
+
+    /// Arms the socket with what is left of the connection attempt's deadline, if connecting.
+    fn arm(&mut self) -> Result<(), Error> {
+        if let Some(deadline) = self.deadline {
+            arm(&self.stream, deadline)?;
+        }
+        Ok(())
     }
 
     /// Whether the connection is encrypted with TLS.
@@ -460,6 +485,7 @@ impl Connection {
     /// Writes what the session has to send.
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
         while let Some(bytes) = self.session.poll_transmit() {
+            self.arm()?;
             self.stream.write_all(&bytes)?;
         }
         Ok(())
@@ -467,6 +493,7 @@ impl Connection {
 
     /// Reads once from the socket into the session.
     pub(crate) fn read_into_session(&mut self) -> Result<(), Error> {
+        self.arm()?;
         let n = match self.stream.read(&mut self.scratch) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -506,36 +533,43 @@ impl Connection {
         result
     }
 
-    /// Flushes, then reads until the session is ready, handing every event to `on`. A session
-    /// that closes ends this with its error.
+    /// Flushes, then reads until the session is ready, handing every event to `on`. A COPY TO
+    /// STDOUT nobody reads is cancelled (core's [`ReadyWait`] says when). A session that closes
+    /// ends this with its error.
     pub(crate) fn wait_ready(
         &mut self,
         mut on: impl FnMut(Event) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.wait_ready_dyn(&mut on)
-    }
-
-    fn wait_ready_dyn(
-        &mut self,
-        on: &mut dyn FnMut(Event) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        let mut wait = ReadyWait::new();
         loop {
             self.flush()?;
-            while let Some(event) = self.session.poll_event() {
-                match event {
-                    Event::Ready(_) => return Ok(()),
-                    Event::Closed(e) => return Err(e.into()),
-                    Event::Failed(e) => {
-                        // The operation failed on our side (wrong COPY direction, not a COPY):
-                        // drive to ReadyForQuery, then report it.
-                        self.wait_ready_dyn(&mut |_| Ok(()))?;
-                        return Err(e.into());
-                    }
-                    other => on(other)?,
-                }
+            match wait.poll(&mut self.session) {
+                WaitStep::Event(event) => on(event)?,
+                WaitStep::SendCancel => self.cancel()?,
+                WaitStep::Done(result) => return Ok(result?),
+                _ => self.read_into_session()?,
             }
-            self.read_into_session()?;
         }
+    }
+
+    /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since the
+    /// last call, in order: during its statements and during any COPY it took part in, as a
+    /// producer (in the middle of the COPY OUT stream) or a receiver. See
+    /// [`Session::take_notices`].
+    pub fn take_notices(&mut self) -> Vec<DbError> {
+        self.session.take_notices()
+    }
+
+    /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the last
+    /// call, in order (py-postgresql's `iternotifies`).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.session.take_notifications()
+    }
+
+    /// The command tag of the last statement that completed on this connection, e.g. `COPY
+    /// 10000` after a copy it took part in.
+    pub fn command_tag(&self) -> Option<&str> {
+        self.session.command_tag()
     }
 }
 
@@ -581,8 +615,11 @@ fn negotiate_tls(
     host: &str,
     config: &Arc<ClientConfig>,
     mode: SslMode,
+    deadline: Clocked,
 ) -> Result<(Stream, Option<Vec<u8>>), Error> {
+    arm(&stream, deadline)?;
     stream.write_all(&copyman_tls::SSL_REQUEST)?;
+    arm(&stream, deadline)?;
     // Exactly one byte: anything after it that came before the handshake would be unencrypted
     // data an attacker injected (CVE-2021-23222).
     let mut answer = [0u8; 1];
@@ -600,6 +637,9 @@ fn negotiate_tls(
     let mut tls = ClientConnection::new(Arc::clone(config), name)
         .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
     while tls.is_handshaking() {
+        let left = deadline.remaining()?;
+        tcp.set_read_timeout(left)?;
+        tcp.set_write_timeout(left)?;
         tls.complete_io(&mut tcp)
             .map_err(|e| TlsError::handshake(target.to_string(), &e))?;
     }
@@ -608,6 +648,53 @@ fn negotiate_tls(
         .and_then(|chain| chain.first())
         .and_then(|cert| copyman_tls::server_end_point(cert));
     Ok((Stream::Tls(Box::new(StreamOwned::new(tls, tcp))), hash))
+}
+
+/// Core's connect deadline with the moment the attempt on a host began.
+#[derive(Debug, Clone, Copy)]
+struct Clocked {
+    deadline: Deadline,
+    started: Instant,
+}
+
+impl Clocked {
+    fn start(deadline: Deadline) -> Self {
+        Self {
+            deadline,
+            started: Instant::now(),
+        }
+    }
+
+    fn remaining(&self) -> io::Result<Option<Duration>> {
+        self.deadline.remaining(self.started.elapsed())
+    }
+}
+
+/// Sets the socket's timeouts to what is left before `deadline`.
+fn arm(stream: &Stream, deadline: Clocked) -> Result<(), Error> {
+    let left = deadline.remaining()?;
+    Ok(stream.set_timeouts(left)?)
+}
+
+/// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
+/// that host (an error the server sent stays as it is).
+fn expired(error: Error, target: &Target, deadline: Clocked) -> Error {
+    let timed_out = match &error {
+        Error::Io(e) | Error::Connect { source: e, .. } => {
+            TimeoutExpired::is(e) || copyman_core::stall::is_timeout(e)
+        }
+        Error::Tls(_) => true,
+        _ => false,
+    };
+    // A socket timeout armed with what was left may fire up to a kernel tick (a few ms) early.
+    const TICK: Duration = Duration::from_millis(20);
+    if timed_out && deadline.deadline.expired(deadline.started.elapsed() + TICK) {
+        return Error::Connect {
+            target: target.to_string(),
+            source: TimeoutExpired::io(),
+        };
+    }
+    error
 }
 
 /// Every address the configuration names, in order.

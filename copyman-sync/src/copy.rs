@@ -1,7 +1,9 @@
 //! The blocking driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`.
 
 use std::fmt;
+use std::time::Duration;
 
+use copyman_core::stall::{self, EndpointId};
 use copyman_core::start;
 use copyman_core::{
     BoxError, Config, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId,
@@ -9,6 +11,33 @@ use copyman_core::{
 };
 
 use crate::{Producer, Receiver};
+
+/// How a [`CopyManager`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// An endpoint that moves no byte for this long has stalled (copyman-core's
+    /// [`stall`](copyman_core::stall) rule, the same as copyman-async's): a receiver whose
+    /// transmit or CopyFail moves nothing faults with a
+    /// [`Stalled`](copyman_core::stall::Stalled) error naming it, while the others go on; a
+    /// producer whose read gets nothing raises a ProducerFault with it. `None` (the default)
+    /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
+    /// the answer is the only way to know whether it committed.
+    ///
+    /// Raw endpoints ([`StatementProducer`](crate::StatementProducer),
+    /// [`StatementReceiver`](crate::StatementReceiver)) arm their sockets' read and write
+    /// timeouts with it for the copy and clear them when it ends; other endpoints take it through
+    /// [`Receiver::set_stall_timeout`] / [`Producer::set_stall_timeout`].
+    pub stall_timeout: Option<Duration>,
+}
+
+impl Options {
+    /// These options with a stall timeout.
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = Some(timeout);
+        self
+    }
+}
 
 /// Moves COPY data from one producer to many receivers, one cycle at a time.
 ///
@@ -52,6 +81,7 @@ use crate::{Producer, Receiver};
 /// Dropping a copy that was not finished fails it: nothing is completed on any receiver.
 pub struct CopyManager<'a> {
     manager: Manager,
+    options: Options,
     producer: Box<dyn Producer + 'a>,
     receivers: Vec<Box<dyn Receiver + 'a>>,
     result: Option<Result<Summary, CopyFail>>,
@@ -75,6 +105,18 @@ impl<'a> CopyManager<'a> {
         producer: impl Producer + 'a,
         receivers: Vec<Box<dyn Receiver + 'a>>,
     ) -> Result<Self, CopyFail> {
+        Self::start_with(producer, receivers, Options::default())
+    }
+
+    /// Starts a copy with `options`; see [`CopyManager::start`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`].
+    pub fn start_with(
+        producer: impl Producer + 'a,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+        options: Options,
+    ) -> Result<Self, CopyFail> {
         let mut manager = Manager::new(producer.protocol(), Config::with_window(1));
         for receiver in &receivers {
             manager
@@ -83,20 +125,33 @@ impl<'a> CopyManager<'a> {
         }
         let mut copy = Self {
             manager,
+            options,
             producer: Box::new(producer),
             receivers,
             result: None,
         };
+        let stall = options.stall_timeout;
         let mut receiver_faults = Vec::new();
         for (i, receiver) in copy.receivers.iter_mut().enumerate() {
-            if let Err(error) = receiver.start() {
+            let started = receiver.start().and_then(|()| match stall {
+                Some(_) => receiver.set_stall_timeout(stall),
+                None => Ok(()),
+            });
+            if let Err(error) = started {
                 receiver_faults.push((ReceiverId(i), error));
             }
         }
         let mut producer_fault = None;
         if receiver_faults.is_empty() {
             let source_frames = copy.manager.needs_source_frames();
-            producer_fault = copy.producer.start(source_frames).err();
+            let producer = &mut copy.producer;
+            producer_fault = producer
+                .start(source_frames)
+                .and_then(|()| match stall {
+                    Some(_) => producer.set_stall_timeout(stall),
+                    None => Ok(()),
+                })
+                .err();
         }
         if receiver_faults.is_empty() && producer_fault.is_none() {
             // Every COPY started and announced its format; no data has moved yet.
@@ -206,11 +261,16 @@ impl<'a> CopyManager<'a> {
             Ok(()) => Input::Transmitted { receiver },
             Err(e) => Input::ReceiverError {
                 receiver,
-                error: e.error,
+                error: self.stalled(EndpointId::Receiver(receiver), e.error),
                 written: e.written,
             },
         };
         self.report(input);
+    }
+
+    /// The stall rule (copyman-core's) applied to an endpoint's error.
+    fn stalled(&self, endpoint: EndpointId, error: BoxError) -> BoxError {
+        stall::classify(error, endpoint, self.options.stall_timeout)
     }
 
     fn report(&mut self, input: Input) {
@@ -228,7 +288,7 @@ impl<'a> CopyManager<'a> {
                     Ok(None) => Input::ProducerEnd {
                         count: self.producer.count(),
                     },
-                    Err(error) => Input::ProducerError(error),
+                    Err(error) => Input::ProducerError(self.stalled(EndpointId::Producer, error)),
                 };
                 self.report(input);
             }
@@ -244,7 +304,8 @@ impl<'a> CopyManager<'a> {
             } => {
                 let result = self.receivers[receiver.0]
                     .fail(&reason, &completion)
-                    .map(|()| None);
+                    .map(|()| None)
+                    .map_err(|e| self.stalled(EndpointId::Receiver(receiver), e));
                 self.report(Input::ReceiverDone { receiver, result });
             }
             Output::CancelProducer => {
@@ -265,6 +326,14 @@ impl<'a> CopyManager<'a> {
             match self.manager.poll_output() {
                 Output::Event(Event::Finished(result)) => {
                     self.result = Some(result.clone());
+                    if self.options.stall_timeout.is_some() {
+                        // The copy is over: its endpoints' connections wait for ever again. A
+                        // connection that cannot be reset is broken, which its next use says.
+                        for receiver in &mut self.receivers {
+                            let _ = receiver.set_stall_timeout(None);
+                        }
+                        let _ = self.producer.set_stall_timeout(None);
+                    }
                     return result;
                 }
                 // Progress and faults that arrive while ending are moot: the result says it all.

@@ -40,7 +40,9 @@ mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyManager, ReconcileError, transfer};
+pub use copy::{CopyManager, Options, ReconcileError, transfer};
+pub use copyman_core::session::{DbError, Notification, SessionError};
+pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{
     CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol, ReceiverFault, ReceiverId,
     ReceiverOutcome, Summary,

@@ -51,6 +51,18 @@ pub trait Producer {
     fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Arms (`Some`) or clears (`None`) the copy's stall timeout
+    /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, a read that
+    /// gets no byte for that long fails with a timeout error, which the manager reports as a
+    /// stall of the producer. The default does nothing.
+    ///
+    /// # Errors
+    /// The timeout could not be set.
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        let _ = timeout;
+        Ok(())
+    }
 }
 
 /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
@@ -181,6 +193,10 @@ impl Producer for StatementProducer<'_> {
 
     fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(self.cancel_copy()?)
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        Ok(self.conn.set_timeout(timeout)?)
     }
 }
 

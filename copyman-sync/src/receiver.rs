@@ -67,6 +67,19 @@ pub trait Receiver {
     fn format(&self) -> Option<CopyFormat> {
         None
     }
+
+    /// Arms (`Some`) or clears (`None`) the copy's stall timeout
+    /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, IO that moves no
+    /// byte for that long fails with a timeout error (`WouldBlock` or `TimedOut`), which the
+    /// manager reports as a stall of this receiver. [`Receiver::complete`] must not be timed
+    /// out. The default does nothing: an in-process receiver does not stall on a socket.
+    ///
+    /// # Errors
+    /// The timeout could not be set.
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        let _ = timeout;
+        Ok(())
+    }
 }
 
 /// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
@@ -81,6 +94,8 @@ pub struct StatementReceiver<'c> {
     /// The server ended the COPY with this error; nothing sent since counts.
     server_error: Option<SessionError>,
     format: Option<CopyFormat>,
+    /// The copy's stall timeout is armed on the socket (and must be off while completing).
+    stall_armed: bool,
 }
 
 impl<'c> StatementReceiver<'c> {
@@ -91,6 +106,7 @@ impl<'c> StatementReceiver<'c> {
             statement: statement.into(),
             server_error: None,
             format: None,
+            stall_armed: false,
         }
     }
 
@@ -155,6 +171,11 @@ impl<'c> StatementReceiver<'c> {
     }
 
     fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
+        // Completing is never timed out: only the server's answer says whether it committed.
+        if self.stall_armed {
+            self.conn.set_timeout(None)?;
+            self.stall_armed = false;
+        }
         if let Some(e) = self.server_error.take() {
             self.conn.wait_ready(|_| Ok(()))?;
             return Err(e.into());
@@ -229,6 +250,12 @@ impl Receiver for StatementReceiver<'_> {
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
         Ok(self.fail_copy(reason, completion)?)
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        self.conn.set_timeout(timeout)?;
+        self.stall_armed = timeout.is_some();
+        Ok(())
     }
 }
 

@@ -12,6 +12,8 @@
 //! * [`LineDecoder`] and [`encode_lines`] convert between PQv3 and lines (the seed's
 //!   `ChunkProtocol` and `cat_messages`).
 //! * [`message`] encodes CopyData, CopyDone and CopyFail and peeks at backend headers.
+//! * [`eod`] finds a `\.` end-of-data line that would make a server drop the rest of a text or
+//!   CSV input.
 //!
 //! Not here: rows (bodies are opaque bytes), other backend messages (copyman-core's session
 //! parses those), IO of any kind.
@@ -40,6 +42,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod eod;
 mod error;
 mod framer;
 #[doc(hidden)]

@@ -7,9 +7,8 @@
 //! inside its runtime's context between commands, as an async application would be, so that an
 //! endpoint dropped mid-copy can cancel in the background.
 //!
-//! A destination's socket timeout ([`StatementSpec::timeout`]) becomes the copy's stall timeout
-//! (the smallest one given): a transmit that does not complete in time faults its receiver with
-//! an error of kind `TimedOut`.
+//! A session's timeout ([`StatementSpec::timeout`]) becomes the copy's stall timeout (the
+//! smallest one given), as in copyman-sync's driver.
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part of this module.
 
@@ -25,8 +24,8 @@ use copyman_async::{
     StatementProducer, StatementReceiver, Summary, transfer,
 };
 use copyman_testkit::scenarios::{
-    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, OpenError,
-    ReceiverEnd, Rows, RunningCopy, SourceSpec, StatementSpec, SummaryInfo,
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, NoticeInfo,
+    OpenError, ReceiverEnd, Rows, RunningCopy, SessionInfo, SourceSpec, StatementSpec, SummaryInfo,
 };
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
@@ -154,6 +153,7 @@ enum Cmd {
     Abort(String, Sender<FailInfo>),
     DropCopy(Sender<()>),
     Sql(Endpoint, String, Sender<Result<Rows, ErrorInfo>>),
+    Session(Endpoint, Sender<SessionInfo>),
 }
 
 async fn connect(spec: &StatementSpec, endpoint: Endpoint) -> Result<Box<Connection>, OpenError> {
@@ -256,6 +256,9 @@ impl Worker {
                 Cmd::Sql(endpoint, sql, reply) => {
                     let _ = reply.send(runtime.block_on(self.sql(endpoint, &sql)));
                 }
+                Cmd::Session(endpoint, reply) => {
+                    let _ = reply.send(self.session(endpoint));
+                }
                 Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => self.copy(cmd, runtime, rx),
                 _ => panic!("no copy in progress"),
             }
@@ -274,18 +277,37 @@ impl Worker {
         conn.query(sql).await.map_err(|e| info(&e))
     }
 
+    fn session(&mut self, endpoint: Endpoint) -> SessionInfo {
+        let conn = match (endpoint, &mut self.source) {
+            (Endpoint::Source, Source::Statement(conn, _)) => conn,
+            (Endpoint::Destination(i), _) => match self.dests.get_mut(i) {
+                Some(Dest::Statement(conn, _)) => conn,
+                _ => return SessionInfo::default(),
+            },
+            _ => return SessionInfo::default(),
+        };
+        session_info(conn)
+    }
+
     /// Runs one copy over the connections, as `how` says, serving commands until it is over.
     fn copy(&mut self, how: Cmd, runtime: &Runtime, rx: &Rx<Cmd>) {
         let Self { source, dests } = self;
+        let source_spec = match &*source {
+            Source::Statement(_, spec) => Some(spec),
+            Source::Lines(_) => None,
+        };
+        let dest_specs = dests.iter().filter_map(|d| match d {
+            Dest::Statement(_, spec) => Some(spec),
+            Dest::Collect(_) => None,
+        });
         let mut options = Options::default();
+        if let Some(timeout) = stall_timeout(source_spec.into_iter().chain(dest_specs)) {
+            options = options.with_stall_timeout(timeout);
+        }
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
         for dest in dests.iter_mut() {
             match dest {
                 Dest::Statement(conn, spec) => {
-                    if let Some(timeout) = spec.timeout {
-                        let shortest = options.stall_timeout.map_or(timeout, |t| t.min(timeout));
-                        options = options.with_stall_timeout(shortest);
-                    }
                     receivers.push(Box::new(StatementReceiver::new(conn, spec.copy.clone())));
                 }
                 Dest::Collect(lines) => {
@@ -335,6 +357,20 @@ fn drive<'a>(
                     .await
             });
             let _ = reply.send(result.map(summary_info).map_err(|e| fail_info(&e)));
+            return;
+        }
+        Cmd::Transfer(reply) if options.stall_timeout.is_some() => {
+            let result = runtime.block_on(async {
+                CopyManager::start_with(producer, receivers, options)
+                    .await?
+                    .run()
+                    .await
+            });
+            let _ = reply.send(
+                result
+                    .map(|s| (s.messages, s.bytes))
+                    .map_err(|e| fail_info(&e)),
+            );
             return;
         }
         Cmd::Transfer(reply) => {
@@ -387,6 +423,9 @@ fn drive<'a>(
                 let _ = reply.send(Err(ErrorInfo::message(format!(
                     "{endpoint}: a copy is in progress on this session"
                 ))));
+            }
+            Cmd::Session(endpoint, _) => {
+                panic!("{endpoint}: a copy is in progress on this session")
             }
             Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => panic!("a copy is in progress"),
         }
@@ -478,4 +517,37 @@ impl RunningCopy for AsyncCopy {
             .unwrap_or_else(|| panic!("destination {destination} does not collect lines"));
         lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
+
+    fn session(&mut self, endpoint: Endpoint) -> SessionInfo {
+        self.call(|reply| Cmd::Session(endpoint, reply))
+    }
+}
+
+/// What a connection heard and did, as plain data (taking its notices).
+fn session_info(conn: &mut Connection) -> SessionInfo {
+    SessionInfo {
+        notices: conn
+            .take_notices()
+            .into_iter()
+            .map(|n| NoticeInfo {
+                severity: n.severity,
+                sqlstate: n.code,
+                message: n.message,
+            })
+            .collect(),
+        notifications: conn
+            .take_notifications()
+            .into_iter()
+            .map(|n| (n.channel, n.payload))
+            .collect(),
+        command_tag: conn.command_tag().map(str::to_owned),
+        received_bytes: conn.session().received_bytes(),
+    }
+}
+
+/// The copy's stall timeout: the smallest timeout any session of the plan gives.
+fn stall_timeout<'s>(
+    specs: impl IntoIterator<Item = &'s StatementSpec>,
+) -> Option<std::time::Duration> {
+    specs.into_iter().filter_map(|s| s.timeout).min()
 }

@@ -386,6 +386,29 @@ pub struct Session {
     tls_server_end_point: Option<Vec<u8>>,
     /// Whether authentication used SCRAM-SHA-256-PLUS.
     channel_bound: bool,
+    /// NoticeResponses not yet taken by [`Session::take_notices`].
+    notices: Vec<DbError>,
+    /// NotificationResponses not yet taken by [`Session::take_notifications`].
+    notifications: Vec<Notification>,
+    /// Notices and notifications not kept because the queues were full.
+    dropped_messages: u64,
+    /// Bytes given to [`Session::handle_input`] so far.
+    received: u64,
+}
+
+/// How many notices, and how many notifications, a [`Session`] keeps until they are taken: a
+/// server that raises a notice per row must not make memory grow with the data.
+pub const KEPT_MESSAGES: usize = 10_000;
+
+/// A NotificationResponse (`NOTIFY channel, 'payload'`), as kept by [`Session::take_notifications`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying backend's process id.
+    pub process_id: i32,
+    /// The channel name.
+    pub channel: String,
+    /// The payload.
+    pub payload: String,
 }
 
 impl fmt::Debug for Session {
@@ -422,6 +445,10 @@ impl Session {
             transaction: TransactionStatus::Idle,
             tls_server_end_point: None,
             channel_bound: false,
+            notices: Vec::new(),
+            notifications: Vec::new(),
+            dropped_messages: 0,
+            received: 0,
         };
         let mut startup = BytesMut::new();
         match frontend::startup_message(session.config.parameters(), &mut startup) {
@@ -472,6 +499,7 @@ impl Session {
         if matches!(self.phase, Phase::Closed) {
             return Ok(());
         }
+        self.received = self.received.saturating_add(data.len() as u64);
         let mut data = data;
         if let Phase::Draining { skip } = &mut self.phase
             && *skip > 0
@@ -674,6 +702,40 @@ impl Session {
         self.input = BytesMut::new();
     }
 
+    /// Takes the notices (NoticeResponse: NOTICE, WARNING, INFO, …) the server sent since the
+    /// last call, in order, whatever the session was doing: startup, a query, a COPY in either
+    /// direction (also those [`CopyOutSource`](crate::source::CopyOutSource) met in the middle of
+    /// the stream), draining. Each also came out as [`Event::Notice`]; this queue is for the
+    /// caller, so that no driver loop can lose one. At most [`KEPT_MESSAGES`] wait here; later
+    /// ones are counted in [`Session::dropped_messages`].
+    pub fn take_notices(&mut self) -> Vec<DbError> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Takes the notifications (NotificationResponse, from `LISTEN`) received since the last
+    /// call, in order; kept like [`Session::take_notices`].
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.notifications)
+    }
+
+    /// Notices and notifications that were not kept because [`KEPT_MESSAGES`] were waiting.
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped_messages
+    }
+
+    /// The command tag of the last statement that completed (`COPY 10000`, `INSERT 0 5`,
+    /// `BEGIN`, `EMPTY QUERY`), until the next operation starts.
+    pub fn command_tag(&self) -> Option<&str> {
+        self.op.tag.as_deref()
+    }
+
+    /// Bytes given to [`Session::handle_input`] so far. During a COPY OUT the CopyData stream
+    /// bypasses the session, so this counts what the session itself read: messages, and a COPY
+    /// OUT it drained.
+    pub fn received_bytes(&self) -> u64 {
+        self.received
+    }
+
     /// Bytes the session holds from its input (for tests of its memory bound).
     #[doc(hidden)]
     pub fn buffered_len(&self) -> usize {
@@ -832,6 +894,11 @@ impl Session {
             (_, b'N') => {
                 let notice =
                     DbError::parse(body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
+                if self.notices.len() < KEPT_MESSAGES {
+                    self.notices.push(notice.clone());
+                } else {
+                    self.dropped_messages += 1;
+                }
                 self.events.push_back(Event::Notice(notice));
                 Ok(())
             }
@@ -863,6 +930,15 @@ impl Session {
                 let channel = r.string()?;
                 let payload = r.string()?;
                 r.finish()?;
+                if self.notifications.len() < KEPT_MESSAGES {
+                    self.notifications.push(Notification {
+                        process_id,
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    });
+                } else {
+                    self.dropped_messages += 1;
+                }
                 self.events.push_back(Event::Notification {
                     process_id,
                     channel,

@@ -3,6 +3,8 @@
 //! A copy borrows its connections (`StatementProducer<'c>`, `StatementReceiver<'c>`), so each
 //! opened copy lives on a worker thread that owns the connections and runs the `CopyManager` on
 //! them; the scenario's calls are sent to it as commands and answered in plain data.
+//! A session's timeout ([`StatementSpec::timeout`]) becomes the copy's stall timeout
+//! ([`Options::stall_timeout`]), the smallest one given, as in copyman-async's driver.
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part of this module.
 
@@ -14,13 +16,13 @@ use std::thread::{self, JoinHandle};
 use bytes::Bytes;
 use copyman_core::session::{DbError, SessionError};
 use copyman_sync::{
-    CallReceiver, Connection, CopyFail, CopyManager, Fault, IteratorProducer, Producer, Receiver,
-    ReceiverId, ReceiverOutcome, ReconcileError, StatementProducer, StatementReceiver, Summary,
-    transfer,
+    CallReceiver, Connection, CopyFail, CopyManager, Fault, IteratorProducer, Options, Producer,
+    Receiver, ReceiverId, ReceiverOutcome, ReconcileError, StatementProducer, StatementReceiver,
+    Summary, transfer,
 };
 use copyman_testkit::scenarios::{
-    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, OpenError,
-    ReceiverEnd, Rows, RunningCopy, SourceSpec, StatementSpec, SummaryInfo,
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, NoticeInfo,
+    OpenError, ReceiverEnd, Rows, RunningCopy, SessionInfo, SourceSpec, StatementSpec, SummaryInfo,
 };
 
 /// copyman-sync, for the shared scenarios.
@@ -132,6 +134,7 @@ enum Cmd {
     Abort(String, Sender<FailInfo>),
     DropCopy(Sender<()>),
     Sql(Endpoint, String, Sender<Result<Rows, ErrorInfo>>),
+    Session(Endpoint, Sender<SessionInfo>),
 }
 
 fn connect(spec: &StatementSpec, endpoint: Endpoint) -> Result<Box<Connection>, OpenError> {
@@ -208,6 +211,9 @@ impl Worker {
                 Cmd::Sql(endpoint, sql, reply) => {
                     let _ = reply.send(self.sql(endpoint, &sql));
                 }
+                Cmd::Session(endpoint, reply) => {
+                    let _ = reply.send(self.session(endpoint));
+                }
                 Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => self.copy(cmd, rx),
                 _ => panic!("no copy in progress"),
             }
@@ -226,15 +232,37 @@ impl Worker {
         conn.query(sql).map_err(|e| info(&e))
     }
 
+    fn session(&mut self, endpoint: Endpoint) -> SessionInfo {
+        let conn = match (endpoint, &mut self.source) {
+            (Endpoint::Source, Source::Statement(conn, _)) => conn,
+            (Endpoint::Destination(i), _) => match self.dests.get_mut(i) {
+                Some(Dest::Statement(conn, _)) => conn,
+                _ => return SessionInfo::default(),
+            },
+            _ => return SessionInfo::default(),
+        };
+        session_info(conn)
+    }
+
     /// Runs one copy over the connections, as `how` says, serving commands until it is over.
     fn copy(&mut self, how: Cmd, rx: &Rx<Cmd>) {
         let Self { source, dests } = self;
+        let source_spec = match &*source {
+            Source::Statement(_, spec) => Some(spec),
+            Source::Lines(_) => None,
+        };
+        let dest_specs = dests.iter().filter_map(|d| match d {
+            Dest::Statement(_, spec) => Some(spec),
+            Dest::Collect(_) => None,
+        });
+        let mut options = Options::default();
+        if let Some(timeout) = stall_timeout(source_spec.into_iter().chain(dest_specs)) {
+            options = options.with_stall_timeout(timeout);
+        }
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
         for dest in dests.iter_mut() {
             match dest {
                 Dest::Statement(conn, spec) => {
-                    conn.set_timeout(spec.timeout)
-                        .expect("set the socket timeout");
                     receivers.push(Box::new(StatementReceiver::new(conn, spec.copy.clone())));
                 }
                 Dest::Collect(lines) => {
@@ -251,26 +279,15 @@ impl Worker {
         }
         match source {
             Source::Statement(conn, spec) => {
-                conn.set_timeout(spec.timeout)
-                    .expect("set the socket timeout");
                 let mut producer = StatementProducer::new(conn, spec.copy.clone());
                 if let Some(size) = spec.buffer_size {
                     producer = producer.buffer_size(size);
                 }
-                drive(producer, receivers, how, rx);
+                drive(producer, receivers, options, how, rx);
             }
             Source::Lines(chunks) => {
                 let chunks = chunks.take().expect("one copy per opened plan");
-                drive(IteratorProducer::new(chunks), receivers, how, rx);
-            }
-        }
-        // The timeouts were for the copy; later SQL may take its time.
-        if let Source::Statement(conn, _) = source {
-            let _ = conn.set_timeout(None);
-        }
-        for dest in dests.iter_mut() {
-            if let Dest::Statement(conn, _) = dest {
-                let _ = conn.set_timeout(None);
+                drive(IteratorProducer::new(chunks), receivers, options, how, rx);
             }
         }
     }
@@ -280,13 +297,25 @@ impl Worker {
 fn drive<'a>(
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
+    options: Options,
     how: Cmd,
     rx: &Rx<Cmd>,
 ) {
     let reply = match how {
         Cmd::Run(reply) => {
-            let result = CopyManager::start(producer, receivers).and_then(CopyManager::run);
+            let result =
+                CopyManager::start_with(producer, receivers, options).and_then(CopyManager::run);
             let _ = reply.send(result.map(summary_info).map_err(|e| fail_info(&e)));
+            return;
+        }
+        Cmd::Transfer(reply) if options.stall_timeout.is_some() => {
+            let result =
+                CopyManager::start_with(producer, receivers, options).and_then(CopyManager::run);
+            let _ = reply.send(
+                result
+                    .map(|s| (s.messages, s.bytes))
+                    .map_err(|e| fail_info(&e)),
+            );
             return;
         }
         Cmd::Transfer(reply) => {
@@ -296,7 +325,7 @@ fn drive<'a>(
         Cmd::Start(reply) => reply,
         _ => unreachable!("only Start, Run and Transfer begin a copy"),
     };
-    let mut copy = match CopyManager::start(producer, receivers) {
+    let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => {
             let _ = reply.send(Ok(()));
             copy
@@ -337,6 +366,9 @@ fn drive<'a>(
                 let _ = reply.send(Err(ErrorInfo::message(format!(
                     "{endpoint}: a copy is in progress on this session"
                 ))));
+            }
+            Cmd::Session(endpoint, _) => {
+                panic!("{endpoint}: a copy is in progress on this session")
             }
             Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => panic!("a copy is in progress"),
         }
@@ -428,4 +460,37 @@ impl RunningCopy for SyncCopy {
             .unwrap_or_else(|| panic!("destination {destination} does not collect lines"));
         lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
+
+    fn session(&mut self, endpoint: Endpoint) -> SessionInfo {
+        self.call(|reply| Cmd::Session(endpoint, reply))
+    }
+}
+
+/// What a connection heard and did, as plain data (taking its notices).
+fn session_info(conn: &mut Connection) -> SessionInfo {
+    SessionInfo {
+        notices: conn
+            .take_notices()
+            .into_iter()
+            .map(|n| NoticeInfo {
+                severity: n.severity,
+                sqlstate: n.code,
+                message: n.message,
+            })
+            .collect(),
+        notifications: conn
+            .take_notifications()
+            .into_iter()
+            .map(|n| (n.channel, n.payload))
+            .collect(),
+        command_tag: conn.command_tag().map(str::to_owned),
+        received_bytes: conn.session().received_bytes(),
+    }
+}
+
+/// The copy's stall timeout: the smallest timeout any session of the plan gives.
+fn stall_timeout<'s>(
+    specs: impl IntoIterator<Item = &'s StatementSpec>,
+) -> Option<std::time::Duration> {
+    specs.into_iter().filter_map(|s| s.timeout).min()
 }

@@ -46,9 +46,10 @@ pub struct StatementSpec {
     pub copy: String,
     /// The producer's read buffer size (source only; `None`: the adapter's default).
     pub buffer_size: Option<usize>,
-    /// A socket read/write timeout on the session during the copy (`None`: none), so that a
-    /// destination that stops taking data faults with an IO error of kind `TimedOut` or
-    /// `WouldBlock` (the seed's `socket.timeout`).
+    /// A stall timeout for the copy (`None`: none): the adapter's `Options::stall_timeout`,
+    /// the smallest one given on any session of the plan. An endpoint that moves no byte for that
+    /// long faults with copyman-core's `Stalled` error, whose source is an IO error of kind
+    /// `TimedOut` (the seed's `socket.timeout`).
     pub timeout: Option<Duration>,
 }
 
@@ -288,6 +289,31 @@ pub struct SummaryInfo {
     pub receivers: Vec<ReceiverEnd>,
 }
 
+/// A notice the server sent on a session (NoticeResponse), as plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeInfo {
+    /// NOTICE, WARNING, INFO, …
+    pub severity: String,
+    /// Its SQLSTATE (`01000` for a plain `RAISE WARNING`, `00000` for `RAISE NOTICE`).
+    pub sqlstate: String,
+    /// The message.
+    pub message: String,
+}
+
+/// What a session of the copy heard and did, taken from the adapter's connection.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    /// Notices since the last look, in order (taking them empties the adapter's queue).
+    pub notices: Vec<NoticeInfo>,
+    /// Notifications `(channel, payload)` since the last look, in order.
+    pub notifications: Vec<(String, String)>,
+    /// The command tag of the last statement that completed, e.g. `COPY 1000`.
+    pub command_tag: Option<String>,
+    /// Bytes the session machine has read from the server so far (the COPY OUT data path,
+    /// which bypasses it, not included).
+    pub received_bytes: u64,
+}
+
 /// What went wrong opening a copy's sessions.
 #[derive(Debug, Clone)]
 pub struct OpenError {
@@ -388,4 +414,9 @@ pub trait RunningCopy {
 
     /// The lines a [`DestinationSpec::Collect`] destination received so far, in order.
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>>;
+
+    /// Takes what a session heard (notices, notifications) and says its last command tag and
+    /// how much it read: the adapter's `Connection::take_notices`, `take_notifications`,
+    /// `command_tag`. Before the copy starts or after it ended.
+    fn session(&mut self, endpoint: Endpoint) -> SessionInfo;
 }

@@ -27,7 +27,11 @@
 //!   [`wrong_password`];
 //! * row sizes: [`tiny_and_huge_rows`];
 //! * the other endpoints: [`iterator_producer_into_statement_receiver`],
-//!   [`statement_producer_into_call_receiver`].
+//!   [`statement_producer_into_call_receiver`];
+//! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
+//!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
+//!   [`stall_timeout_faults_producer`], [`server_error_noticed_mid_copy_in`],
+//!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`].
 
 mod check;
 mod driver;
@@ -36,14 +40,15 @@ mod fanout;
 mod faults;
 mod input;
 mod seed;
+mod server;
 
 use std::sync::OnceLock;
 use std::thread;
 
 pub use check::{digest, digest_of, digest_sql, exec, select_one};
 pub use driver::{
-    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, OpenError,
-    ReceiverEnd, Rows, RunningCopy, SourceSpec, StatementSpec, SummaryInfo,
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, NoticeInfo,
+    OpenError, ReceiverEnd, Rows, RunningCopy, SessionInfo, SourceSpec, StatementSpec, SummaryInfo,
 };
 pub use endpoints::{
     iterator_producer_into_statement_receiver, statement_producer_into_call_receiver,
@@ -61,6 +66,11 @@ pub use input::{
 pub use seed::{
     seed_copy_fail_attributes, seed_copy_manager_loop, seed_receiver_fault_loop,
     seed_reconcile_after_timeout, seed_run, seed_transfer,
+};
+pub use server::{
+    connect_timeout_expires_then_next_host, execute_of_copy_out_is_cancelled,
+    notices_reach_the_caller, server_error_noticed_mid_copy_in, stall_timeout_faults_producer,
+    stall_timeout_faults_receiver,
 };
 
 use crate::Cluster;
@@ -165,6 +175,12 @@ macro_rules! scenario_tests {
             tiny_and_huge_rows,
             iterator_producer_into_statement_receiver,
             statement_producer_into_call_receiver,
+            execute_of_copy_out_is_cancelled,
+            stall_timeout_faults_receiver,
+            stall_timeout_faults_producer,
+            server_error_noticed_mid_copy_in,
+            notices_reach_the_caller,
+            connect_timeout_expires_then_next_host,
         );
     };
     (@each $driver:expr, $clusters:ident; $($name:ident),* $(,)?) => {

@@ -1,0 +1,90 @@
+//! `--lock-timeout`, `--stall-timeout` and `--encoding` on every server session, right after it
+//! connected, with the checks and the watch that go with them ([`prepare`]).
+
+use copyman_sync::Connection;
+
+use crate::args::{Endpoint, Safety, Transfer};
+use crate::dest::Dest;
+use crate::identity;
+use crate::report::{self, Exit, Fatal};
+use crate::watch::{Target, Watch};
+
+/// Sets `lock_timeout` and `client_encoding`, and the socket timeouts of `--stall-timeout`, on
+/// `conn` (`role` names it in errors).
+///
+/// # Errors
+/// [`Fatal`]: exit 2 for an encoding the server does not know, 1 for other server errors.
+pub(crate) fn apply(conn: &mut Connection, safety: &Safety, role: &str) -> Result<(), Fatal> {
+    let fail = |what: &str, e: &copyman_sync::Error, exit: Exit| Fatal {
+        exit,
+        message: format!("{what} on {role}: {}", report::describe(e)),
+    };
+    if let Some(limit) = safety.lock_timeout {
+        let ms = limit.as_millis().max(1);
+        let sql = format!("SET lock_timeout = '{ms}ms'");
+        report::log(format_args!("{role}: {sql}"));
+        conn.execute(&sql)
+            .map_err(|e| fail("--lock-timeout", &e, Exit::CopyFailed))?;
+    }
+    if let Some(encoding) = &safety.encoding {
+        // The name was checked to be letters, digits, '_' and '-': nothing to escape.
+        let sql = format!("SET client_encoding = '{encoding}'");
+        report::log(format_args!("{role}: {sql}"));
+        conn.execute(&sql)
+            .map_err(|e| fail("--encoding", &e, Exit::Usage))?;
+    }
+    if let Some(limit) = safety.stall_timeout {
+        conn.set_timeout(Some(limit))
+            .map_err(|e| fail("--stall-timeout", &e, Exit::CopyFailed))?;
+    }
+    Ok(())
+}
+
+/// What follows the connections, before anything else is sent: refuses a database given twice
+/// ([`identity::check`]), applies the limits to every server session, and starts the
+/// [`Watch`] over their backends (it stops when dropped).
+///
+/// # Errors
+/// [`Fatal`], from [`identity::check`] and [`apply`].
+pub(crate) fn prepare(
+    t: &Transfer,
+    mut source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+    quiet: bool,
+) -> Result<Watch, Fatal> {
+    identity::check(t, source.as_deref_mut(), dests)?;
+    report::set_stall_timeout(t.safety.stall_timeout);
+    let mut targets = Vec::new();
+    if let (Some(conn), Endpoint::Server(spec)) = (source, &t.source) {
+        apply(conn, &t.safety, "source")?;
+        targets.extend(Target::of(format!("source ({})", spec.display), spec, conn));
+    }
+    for (i, dest) in dests.iter_mut().enumerate() {
+        if let (Some(conn), Endpoint::Server(spec)) = (dest.conn.as_mut(), dest.endpoint) {
+            let role = format!("destination {}", i + 1);
+            apply(conn, &t.safety, &role)?;
+            targets.extend(Target::of(format!("{role} ({})", spec.display), spec, conn));
+        }
+    }
+    Ok(Watch::start(targets, quiet))
+}
+
+/// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes
+/// long must not be given up on while the server may still commit it (copyman would report as
+/// failed a destination that committed). Lock waits stay bounded by `--lock-timeout`.
+pub(crate) fn end_stall_timeouts(
+    t: &Transfer,
+    source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+) {
+    if t.safety.stall_timeout.is_none() {
+        return;
+    }
+    let conns = source
+        .into_iter()
+        .chain(dests.iter_mut().filter_map(|d| d.conn.as_mut()));
+    for conn in conns {
+        // A connection whose socket cannot take the setting is broken: its COMMIT says so.
+        let _ = conn.set_timeout(None);
+    }
+}

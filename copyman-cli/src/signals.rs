@@ -1,0 +1,112 @@
+//! SIGINT, SIGTERM and SIGHUP during a transfer.
+//!
+//! The first signal only raises a flag: the copy's drive loop checks it every cycle and aborts
+//! the copy (every destination's COPY is failed, nothing commits), and the
+//! [`watch`](crate::watch) thread cancels every server backend so that a read or write blocked
+//! on a server returns. The run then reports "interrupted" and exits 128 + the signal's number
+//! (129, 130, 143). A second signal exits at once, after removing the temporary files of file
+//! destinations (servers roll back what a closed connection leaves).
+//!
+//! The handlers are signal-hook's: the signal handler itself only writes to a pipe; a thread of
+//! ours reads it and does the rest, so nothing here runs in a signal handler.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::progress;
+
+/// The first signal received (0: none).
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// Temporary files of file destinations, removed if the process exits at once.
+static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Starts handling SIGINT, SIGTERM and SIGHUP as this module describes.
+///
+/// # Errors
+/// The handlers could not be installed.
+pub(crate) fn install() -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    thread::Builder::new()
+        .name("copyman-signals".to_owned())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if RECEIVED
+                    .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    progress::println(&format!(
+                        "copyman: {} received: stopping the copy, nothing will be committed \
+                         (again to exit at once)",
+                        name(signal)
+                    ));
+                } else {
+                    remove_temp_files();
+                    eprintln!("copyman: {} received again: exiting at once", name(signal));
+                    std::process::exit(exit_code(signal).into());
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The first signal received, if any.
+pub(crate) fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// A signal's name.
+pub(crate) fn name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+/// The exit status for a signal: 128 + its number, as shells report a process it killed.
+pub(crate) fn exit_code(signal: i32) -> u8 {
+    u8::try_from(128 + signal.clamp(0, 127)).unwrap_or(u8::MAX)
+}
+
+/// Remembers a temporary file to remove if the process exits at once.
+pub(crate) fn register_temp(path: &Path) {
+    let mut files = TEMP_FILES.lock().unwrap_or_else(PoisonError::into_inner);
+    files.push(path.to_owned());
+}
+
+/// Forgets a temporary file (renamed into place, or removed).
+pub(crate) fn unregister_temp(path: &Path) {
+    let mut files = TEMP_FILES.lock().unwrap_or_else(PoisonError::into_inner);
+    files.retain(|p| p != path);
+}
+
+fn remove_temp_files() {
+    let files = TEMP_FILES.lock().unwrap_or_else(PoisonError::into_inner);
+    for path in files.iter() {
+        let _ = fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_shell_conventions() {
+        assert_eq!(exit_code(SIGHUP), 129);
+        assert_eq!(exit_code(SIGINT), 130);
+        assert_eq!(exit_code(SIGTERM), 143);
+        assert_eq!(name(SIGTERM), "SIGTERM");
+    }
+}

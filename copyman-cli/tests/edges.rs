@@ -1,0 +1,762 @@
+//! Edges of a copy (issue 12): a `\.` line in an input file, a destination given twice, lock
+//! waits and stalls, signals, and the usability points (`--encoding`,
+//! `--allow-count-mismatch`, "1 row", `--help` examples). Real clusters, shared by the binary.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use copyman_testkit::Cluster;
+
+const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+
+/// `rows` text-format rows of `t`, with `marker_at` (a 1-based line) replaced by `\.`.
+fn text_rows(rows: u64, marker_at: Option<u64>) -> String {
+    let mut data = String::new();
+    for i in 1..=rows {
+        if Some(i) == marker_at {
+            data.push_str("\\.\n");
+        } else {
+            writeln!(data, "{i}\trow {i}").unwrap();
+        }
+    }
+    data
+}
+
+/// Backends of `db` still in a COPY.
+fn copy_backends(cluster: &Cluster, db: &str) -> i64 {
+    cluster
+        .connect("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%' \
+             AND state <> 'idle'",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// Waits (bounded) until a backend of `db` runs a statement matching `pattern`.
+fn wait_for_query(cluster: &Cluster, db: &str, pattern: &str) {
+    let mut client = cluster.connect("postgres");
+    let started = Instant::now();
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE $2 \
+                 AND state = 'active'",
+                &[&db, &pattern],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no backend of {db} ran {pattern}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Reads `child`'s stderr until a line contains `needle`; returns what was read.
+fn read_stderr_until(reader: &mut impl BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "stderr ended before {needle:?}:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return seen;
+        }
+    }
+}
+
+// Point 2: a `\.` line before the end of a text file.
+
+#[test]
+fn eod_marker_line_in_file_fails_and_commits_nothing() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let file = TempPath::new("marker.txt");
+    fs::write(&file.0, text_rows(200_000, Some(100_001))).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "line 100001 of {} is `\\.`, the end-of-data marker: the rows after it would be lost",
+            file.arg()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+
+    // The same through stdin, with CRLF line ends.
+    let data = text_rows(1000, Some(10)).replace('\n', "\r\n");
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(data.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 10 of stdin is `\\.`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // Text: a `\.` escape ending a longer line ends the data too (the server would load
+    // `4, row` and drop the rest).
+    let mut data = text_rows(1000, None);
+    data = data.replace("4\trow 4\n", "4\trow\\.\n");
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 4 of") && text(&out.stderr).contains("ends in `\\.`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // CSV: a line that is exactly `\.`; `\.` ending a longer line is data there.
+    let csv = TempPath::new("marker.csv");
+    fs::write(&csv.0, "1,a\\.\n\\.\n3,c\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line 2 of {} is `\\.`", csv.arg())),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::write(&csv.0, "1,a\\.\n3,c\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+
+    // The marker's line ends exactly where copyman's first 256 KiB read ends: that chunk is
+    // sent before the next one shows data after the marker, and the server, which stopped at
+    // the marker, still gets the copy failed.
+    let mut data = String::new();
+    let mut i = 1;
+    while data.len() + 40 < 256 * 1024 {
+        writeln!(data, "{i}\trow {i}").unwrap();
+        i += 1;
+    }
+    let pad = 256 * 1024 - 3 - data.len() - format!("{i}\t\n").len();
+    writeln!(data, "{i}\t{}", "x".repeat(pad)).unwrap();
+    let marker_line = i + 1;
+    data.push_str("\\.\n");
+    assert_eq!(data.len(), 256 * 1024);
+    data.push_str(&text_rows(10, None).replace('\t', "0\t"));
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line {marker_line} of")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+
+    // A marker as the very last line is allowed: every row arrives.
+    let mut data = text_rows(1000, None);
+    data.push_str("\\.\n");
+    fs::write(&file.0, data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+// Point 6: one destination given twice, the source's own table, lock waits, stalls.
+
+#[test]
+fn duplicate_destination_is_refused_before_anything_is_sent() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let tcp = c.dest[0].conninfo(&d1);
+    // The same database through the Unix socket.
+    let socket = format!(
+        "host={} port={} user=postgres password={} dbname={d1}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port(),
+        c.dest[0].password()
+    );
+    for second in [&tcp, &socket] {
+        let out = run(&[
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &tcp,
+            "--to",
+            second,
+            "--json",
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("destinations 1 and 2 are the same database (system identifier "),
+            "{stderr}"
+        );
+        assert_eq!(json(&out)["exit_code"], 2);
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    }
+
+    // copy mode: the same statement twice is refused; different ones only warned about.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &tcp,
+        "--to",
+        &socket,
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+
+    // The source's own table.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.source.url(&src),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("destination 1 (")
+            && text(&out.stderr).contains("is the source's own table"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "t"), 100);
+
+    // copy mode into another table of the source's database: a warning, and it works.
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE t2 (LIKE t)")
+        .unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.source.conninfo(&src),
+        "--receive",
+        "COPY t2 FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("warning: destination 1 (")
+            && text(&out.stderr).contains("is the source's database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "t2"), 100);
+
+    // Table mode into another table of the source's database (--target-table) is no duplicate.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.source.conninfo(&src),
+        "--target-table",
+        "t2",
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.source, &src, "t2"), digest(&c.source, &src, "t"));
+}
+
+#[test]
+fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    // Another user holds a lock on destination 1's table.
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+
+    // --lock-timeout: the COPY gives up, nothing is committed anywhere.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--lock-timeout",
+        "300ms",
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("SQLSTATE 55P03"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+
+    // --stall-timeout: a destination that takes no byte is a fault that names it.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--stall-timeout",
+        "1",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("stalled for 1 s"), "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+
+    // No limit: the wait is shown, and the copy goes on once the lock is released.
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = read_stderr_until(&mut stderr, "waiting for lock on destination 1 (");
+    assert!(seen.contains("held by backend"), "{seen}");
+    holder.batch_execute("ROLLBACK").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+#[test]
+fn a_stalled_stdin_source_is_a_fault() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--stall-timeout",
+            "500ms",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"1\tone\n").unwrap();
+    // Keep stdin open and silent until copyman gives up.
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("source: stdin stalled for 0.5 s"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+// Point 9: signals.
+
+#[test]
+fn signals_abort_the_copy_and_commit_nothing() {
+    let c = clusters();
+    let src = database(&c.source, T);
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let out_file = TempPath::new("interrupted.txt");
+
+    // SIGTERM during a server source that streams slowly.
+    let child = copyman()
+        .args([
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            "COPY (SELECT g, pg_sleep(0.001)::text FROM generate_series(1, 1000000) g) TO STDOUT",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+            "--receive",
+            "COPY t FROM STDIN",
+            "--to",
+            out_file.arg(),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for_query(&c.dest[1], &d2, "COPY t FROM STDIN");
+    wait_for_query(&c.source, &src, "COPY (SELECT%");
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 143);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("interrupted by SIGTERM: nothing committed"),
+        "{stderr}"
+    );
+    let summary = json(&out);
+    assert_eq!(summary["status"], "interrupted");
+    assert_eq!(summary["exit_code"], 143);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
+    assert!(!out_file.0.exists());
+    let leftovers: Vec<_> = fs::read_dir(out_file.0.parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(&format!("copyman-{pid}.tmp"))
+        })
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // SIGINT and SIGHUP while stdin is silent: the copy does not sit in its read.
+    for (name, code) in [("INT", 130), ("HUP", 129)] {
+        let mut child = copyman()
+            .args([
+                "table",
+                "t",
+                "--from",
+                "-",
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--to",
+                out_file.arg(),
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text_rows(100, None).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        wait_for_query(&c.dest[0], &d1, "COPY%FROM STDIN%");
+        let temp = out_file.0.with_file_name(format!(
+            ".{}.copyman-{}.tmp",
+            out_file.0.file_name().unwrap().to_string_lossy(),
+            child.id()
+        ));
+        signal(&child, name);
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        assert_exit(&out, code);
+        assert!(
+            text(&out.stderr).contains(&format!("interrupted by SIG{name}: nothing committed")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+        assert!(!temp.exists(), "{} left behind", temp.display());
+        assert!(!out_file.0.exists());
+    }
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    // A "server" that takes the connection and never answers: copyman sits in its connect.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &format!("host=127.0.0.1 port={port} user=u dbname=d"),
+            "--to",
+            "/dev/null",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_held, _) = listener.accept().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    signal(&child, "INT");
+    read_stderr_until(&mut stderr, "SIGINT received: stopping the copy");
+    signal(&child, "INT");
+    read_stderr_until(&mut stderr, "SIGINT received again: exiting at once");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}
+
+// Point 12: --encoding, --allow-count-mismatch, "1 row", --help examples.
+
+#[test]
+fn encoding_of_file_endpoints() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let file = TempPath::new("latin1.txt");
+    fs::write(&file.0, b"1\tcaf\xe9\n").unwrap();
+    // Read as UTF8, LATIN1 bytes are refused by the server.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("22021"), "{}", text(&out.stderr));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 0);
+    let v: String = c.dest[0]
+        .connect(&d1)
+        .query_one("SELECT v FROM t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "café");
+    // And back out to a file in LATIN1.
+    let back = TempPath::new("latin1-out.txt");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        back.arg(),
+        "--encoding",
+        "latin1",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(fs::read(&back.0).unwrap(), b"1\tcaf\xe9\n");
+    // An encoding the server does not know is a usage error; servers alone need none.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--encoding",
+        "KLINGON",
+    ]);
+    assert_exit(&out, 2);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo("postgres"),
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 2);
+}
+
+#[test]
+fn count_mismatch_from_triggers_fails_unless_allowed() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
+    );
+    let dest_sql = format!(
+        "{T}
+         CREATE FUNCTION drop_even() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_even BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_even();"
+    );
+    let d1 = database(&c.dest[0], &dest_sql);
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--format",
+        "text",
+    ];
+    let out = run(&args);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("row count mismatch")
+            && text(&out.stderr).contains("stored 500"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-count-mismatch");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+}
+
+#[test]
+fn one_row_is_one_row_and_help_has_examples() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T} INSERT INTO t VALUES (1, 'one');"));
+    let d1 = database(&c.dest[0], T);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("copied 1 row ("), "{stderr}");
+    assert!(stderr.contains("to 1 of 1 destination in"), "{stderr}");
+    // Not a terminal and no --progress: no progress lines.
+    assert!(!stderr.contains("1:ok"), "{stderr}");
+
+    for sub in ["table", "copy", "demo"] {
+        let out = run(&[sub, "--help"]);
+        assert_exit(&out, 0);
+        let help = text(&out.stdout);
+        assert!(help.contains("Examples:\n  copyman "), "{sub}: {help}");
+    }
+}

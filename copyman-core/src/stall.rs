@@ -1,0 +1,134 @@
+//! The stall rule: an endpoint that moves no byte for the stall timeout is a fault.
+//!
+//! Both adapters give their `CopyManager` the same option, `stall_timeout`, with this one
+//! meaning: a producer whose read, or a receiver whose transmit or CopyFail, moves no byte for
+//! that long has *stalled*; it faults with a [`Stalled`] error naming it (a receiver leaves the
+//! copy while the others go on; a producer raises a ProducerFault). Completing a COPY (CopyDone
+//! and its answer) is never timed out: only the answer says whether it committed.
+//!
+//! The adapters measure the time; what counts as a stall and the error the caller sees are
+//! decided here. copyman-sync arms its sockets' read and write timeouts, so each system call
+//! that moves no byte for the timeout is a stall; copyman-async times each order (one chunk's
+//! transmit, at most the producer's buffer, 64 KiB by default; one read; one CopyFail) with a
+//! tokio timer, so a receiver moving less than a chunk in the timeout stalls there too.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::fault::BoxError;
+use crate::manager::ReceiverId;
+
+/// Which endpoint of a copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndpointId {
+    /// The producer.
+    Producer,
+    /// A receiver.
+    Receiver(ReceiverId),
+}
+
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Producer => f.write_str("producer"),
+            Self::Receiver(id) => write!(f, "receiver {id}"),
+        }
+    }
+}
+
+/// An endpoint moved no byte for the stall timeout.
+///
+/// Its source is an [`io::Error`] of kind [`io::ErrorKind::TimedOut`], so code that looks for
+/// socket timeouts (the seed's `socket.timeout`) finds one.
+#[derive(Debug)]
+pub struct Stalled {
+    /// The endpoint that stalled.
+    pub endpoint: EndpointId,
+    /// The stall timeout.
+    pub timeout: Duration,
+    source: io::Error,
+}
+
+impl Stalled {
+    /// `endpoint` stalled for `timeout`.
+    pub fn new(endpoint: EndpointId, timeout: Duration) -> Self {
+        Self {
+            endpoint,
+            timeout,
+            source: io::ErrorKind::TimedOut.into(),
+        }
+    }
+}
+
+impl fmt::Display for Stalled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} stalled: no byte moved for {:?}",
+            self.endpoint, self.timeout
+        )
+    }
+}
+
+impl Error for Stalled {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Whether an IO error is a socket timeout: what a blocking socket with a read or write timeout
+/// returns when no byte moved for that long (`WouldBlock` on Unix, `TimedOut` elsewhere).
+pub fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Applies the rule to an endpoint's error: with a stall timeout in force, an error caused by a
+/// socket timeout (anywhere in its source chain) becomes [`Stalled`] naming `endpoint`; every
+/// other error is returned as it is. An error that is already [`Stalled`] stays so.
+pub fn classify(error: BoxError, endpoint: EndpointId, timeout: Option<Duration>) -> BoxError {
+    let Some(timeout) = timeout else {
+        return error;
+    };
+    let mut next: Option<&(dyn Error + 'static)> = Some(&*error);
+    while let Some(e) = next {
+        if e.is::<Stalled>() {
+            return error;
+        }
+        if e.downcast_ref::<io::Error>().is_some_and(is_timeout) {
+            return Box::new(Stalled::new(endpoint, timeout));
+        }
+        next = e.source();
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_timeout_is_a_stall_only_with_a_timeout_in_force() {
+        let timeout = || -> BoxError { Box::new(io::Error::from(io::ErrorKind::WouldBlock)) };
+        let endpoint = EndpointId::Receiver(ReceiverId(2));
+        assert!(classify(timeout(), endpoint, None).is::<io::Error>());
+        let stalled = classify(timeout(), endpoint, Some(Duration::from_secs(3)));
+        assert_eq!(
+            stalled.to_string(),
+            "receiver 2 stalled: no byte moved for 3s"
+        );
+        let kind = stalled
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .map(io::Error::kind);
+        assert_eq!(kind, Some(io::ErrorKind::TimedOut));
+        let other: BoxError = Box::new(io::Error::from(io::ErrorKind::ConnectionReset));
+        let other = classify(other, EndpointId::Producer, Some(Duration::from_secs(1)));
+        assert!(other.is::<io::Error>());
+    }
+}

@@ -1,0 +1,484 @@
+//! What the server says and when, the same under every adapter (issues 12 and 13): a COPY OUT
+//! that a plain statement started is cancelled, not read to its end; the stall timeout; a
+//! destination's error noticed in the middle of its COPY IN; notices, notifications and command
+//! tags reach the caller; `connect_timeout` is one deadline per host, then the next host.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::Clusters;
+use super::check::{count, exec, open, select_one, series, series_pausing};
+use super::driver::{
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, FaultInfo, ReceiverEnd, RunningCopy,
+    SourceSpec, StatementSpec,
+};
+use crate::cluster::HOST;
+
+/// A raw `execute` (here `query`) of a `COPY … TO STDOUT` on an adapter's connection is refused
+/// and the server's COPY is **cancelled**, not read and discarded to its end: the statement would
+/// stream 200 million rows (~3 GB), the session reads only a few MB of them, and once the call
+/// returned the source backend is idle in `pg_stat_activity` and the connection usable.
+pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source = &clusters.source;
+    let db = source.create_database();
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(source.conninfo(&db), series(10))),
+        destinations: Vec::new(),
+    };
+    let mut copy = open(driver, plan);
+    let pid: i32 = copy
+        .sql(Endpoint::Source, "SELECT pg_backend_pid()")
+        .unwrap_or_else(|e| panic!("[{}] backend pid: {e}", driver.name()))[0][0]
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .expect("a pid");
+    let before = copy.session(Endpoint::Source).received_bytes;
+    // Streamed from its first row: a join of two small series, nothing materialized first.
+    let big = "COPY (SELECT a.i * 10000 + b.i FROM generate_series(1, 20000) AS a(i), \
+               generate_series(1, 10000) AS b(i)) TO STDOUT";
+    let error = copy
+        .sql(Endpoint::Source, big)
+        .expect_err("a COPY TO STDOUT in a plain statement is refused");
+    assert!(
+        error.text.contains("COPY TO STDOUT"),
+        "[{}] the refusal names the COPY: {error}",
+        driver.name()
+    );
+    let read = copy.session(Endpoint::Source).received_bytes - before;
+    assert!(
+        read < 64 << 20,
+        "[{}] {read} bytes of the COPY were read: it was drained, not cancelled",
+        driver.name()
+    );
+    let mut admin = source.connect(&db);
+    let row = admin
+        .query_one(
+            "SELECT state, query FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .expect("the source backend in pg_stat_activity");
+    let state: Option<String> = row.get(0);
+    assert_eq!(
+        state.as_deref(),
+        Some("idle"),
+        "[{}] the source backend runs no COPY any more (last query: {:?})",
+        driver.name(),
+        row.get::<_, Option<String>>(1)
+    );
+    select_one(&mut copy, Endpoint::Source);
+}
+
+/// With a stall timeout, a destination server that stops reading (a row trigger waits on a
+/// lock) faults with the core's "stalled" error naming it, of kind `TimedOut`, while the other
+/// destination completes; the stalled one holds nothing afterwards and its session is usable.
+pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = 150_000;
+    const LOCK: i64 = 4_242_013;
+    let source_db = clusters.source.create_database();
+    let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let stalled_db = stalled.create_database();
+    let other_db = other.create_database();
+    exec(
+        stalled,
+        &stalled_db,
+        &format!(
+            "CREATE TABLE t (i int8, pad text);
+             CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_advisory_lock({LOCK}); PERFORM pg_advisory_unlock({LOCK}); RETURN NEW; END $$;
+             CREATE TRIGGER stall BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 1000)
+                 EXECUTE FUNCTION stall();"
+        ),
+    );
+    exec(other, &other_db, "CREATE TABLE t (i int8, pad text)");
+    let mut locker = stalled.connect(&stalled_db);
+    locker
+        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
+        .expect("take the advisory lock");
+    // ~47 MB: more than the socket buffers on both sides hold while the destination stalls.
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            format!(
+                "COPY (SELECT i::int8, repeat('x', 300) FROM generate_series(1, {ROWS}) AS g(i)) \
+                 TO STDOUT"
+            ),
+        )),
+        destinations: vec![
+            DestinationSpec::Statement(
+                StatementSpec::new(stalled.conninfo(&stalled_db), "COPY t FROM STDIN")
+                    .timeout(Duration::from_secs(1)),
+            ),
+            DestinationSpec::Statement(StatementSpec::new(
+                other.conninfo(&other_db),
+                "COPY t FROM STDIN",
+            )),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    let mut faults = Vec::new();
+    while let Some(progress) = copy.next() {
+        if let Err(fault) = progress {
+            if faults.is_empty() {
+                locker
+                    .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"))
+                    .expect("release the advisory lock");
+            }
+            faults.push(fault);
+        }
+    }
+    assert_eq!(faults.len(), 1, "[{}] {faults:?}", driver.name());
+    let error = faults[0]
+        .receiver(0)
+        .unwrap_or_else(|| panic!("[{}] receiver 0 stalled: {}", driver.name(), faults[0]));
+    assert!(
+        error
+            .text
+            .contains("receiver 0 stalled: no byte moved for 1s"),
+        "[{}] {error}",
+        driver.name()
+    );
+    assert_eq!(error.io_kind, Some(io::ErrorKind::TimedOut), "{error}");
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert!(matches!(summary.receivers[0], ReceiverEnd::Faulted(_)));
+    assert!(matches!(
+        summary.receivers[1],
+        ReceiverEnd::Completed(Some(ROWS))
+    ));
+    assert_eq!(count(stalled, &stalled_db, "t"), 0);
+    assert_eq!(count(other, &other_db, "t"), ROWS as i64);
+    select_one(&mut copy, Endpoint::Destination(0));
+    select_one(&mut copy, Endpoint::Destination(1));
+}
+
+/// With a stall timeout, a source that sends nothing for longer (it sleeps mid-stream) is a
+/// ProducerFault with the core's "stalled" error naming the producer; aborting then cancels the
+/// source's COPY, commits nothing, and leaves every session usable.
+pub fn stall_timeout_faults_producer<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source_db = clusters.source.create_database();
+    let dest = &clusters.destinations[0];
+    let dest_db = dest.create_database();
+    exec(dest, &dest_db, "CREATE TABLE t (i int8)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(
+            StatementSpec::new(
+                clusters.source.conninfo(&source_db),
+                "COPY (SELECT CASE WHEN i = 50000 THEN (SELECT i FROM pg_sleep(30)) ELSE i END \
+                 FROM generate_series(1, 100000) AS g(i)) TO STDOUT",
+            )
+            .timeout(Duration::from_secs(1)),
+        ),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            dest.conninfo(&dest_db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    let fault = loop {
+        match copy.next() {
+            Some(Ok(_)) => {}
+            Some(Err(fault)) => break fault,
+            None => panic!("[{}] the copy ended without the stall", driver.name()),
+        }
+    };
+    let FaultInfo::Producer { error, .. } = &fault else {
+        panic!("[{}] a producer fault: {fault}", driver.name());
+    };
+    assert!(
+        error
+            .text
+            .contains("producer stalled: no byte moved for 1s"),
+        "[{}] {error}",
+        driver.name()
+    );
+    assert!(error.is_timeout(), "{error}");
+    let fail = copy.abort("the source stalled");
+    assert_eq!(
+        fail.reason,
+        "the source stalled",
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(count(dest, &dest_db, "t"), 0);
+    select_one(&mut copy, Endpoint::Source);
+    select_one(&mut copy, Endpoint::Destination(0));
+}
+
+/// A destination's error in the middle of its COPY IN (a CHECK fails at row 1000 of 1 000 000)
+/// is noticed while the copy streams, not at its end: the fault comes with SQLSTATE 23514 and
+/// the COPY's line, progress goes on after it for the other destination, which gets every row.
+pub fn server_error_noticed_mid_copy_in<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = 1_000_000;
+    let source_db = clusters.source.create_database();
+    let (bad, good) = (&clusters.destinations[1], &clusters.destinations[2]);
+    let bad_db = bad.create_database();
+    let good_db = good.create_database();
+    exec(
+        bad,
+        &bad_db,
+        "CREATE TABLE t (i int8 CONSTRAINT not_1000 CHECK (i <> 1000))",
+    );
+    exec(good, &good_db, "CREATE TABLE t (i int8)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            series_pausing(ROWS, 500_000),
+        )),
+        destinations: vec![
+            DestinationSpec::Statement(StatementSpec::new(
+                bad.conninfo(&bad_db),
+                "COPY t FROM STDIN",
+            )),
+            DestinationSpec::Statement(StatementSpec::new(
+                good.conninfo(&good_db),
+                "COPY t FROM STDIN",
+            )),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    let (mut before, mut after, mut faults) = (0, 0, Vec::new());
+    while let Some(progress) = copy.next() {
+        match progress {
+            Ok((m, _)) if faults.is_empty() => before += m,
+            Ok((m, _)) => after += m,
+            Err(fault) => faults.push(fault),
+        }
+    }
+    assert_eq!(faults.len(), 1, "[{}] {faults:?}", driver.name());
+    let error = faults[0]
+        .receiver(0)
+        .unwrap_or_else(|| panic!("[{}] receiver 0 faulted: {}", driver.name(), faults[0]));
+    assert_eq!(error.sqlstate.as_deref(), Some("23514"), "{error}");
+    assert!(error.text.contains("not_1000"), "{error}");
+    assert!(
+        before < ROWS && after > 0,
+        "[{}] the error was noticed mid-stream ({before} rows before it, {after} after)",
+        driver.name()
+    );
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert!(matches!(
+        summary.receivers[1],
+        ReceiverEnd::Completed(Some(ROWS))
+    ));
+    assert_eq!(count(bad, &bad_db, "t"), 0);
+    assert_eq!(count(good, &good_db, "t"), ROWS as i64);
+    select_one(&mut copy, Endpoint::Destination(0));
+}
+
+/// Everything the server says reaches the caller: a NOTICE a source function raises in the
+/// middle of its COPY OUT stream, a WARNING and a NOTIFY a destination trigger raises during its
+/// COPY IN (the destination listens), and each session's command tag, `COPY 10000`.
+pub fn notices_reach_the_caller<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = 10_000;
+    let source_db = clusters.source.create_database();
+    exec(
+        &clusters.source,
+        &source_db,
+        "CREATE FUNCTION f(i int8) RETURNS int8 LANGUAGE plpgsql AS $$
+         BEGIN IF i = 5000 THEN RAISE NOTICE 'source at row %', i; END IF; RETURN i; END $$;",
+    );
+    let (loud, quiet) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let loud_db = loud.create_database();
+    let quiet_db = quiet.create_database();
+    exec(
+        loud,
+        &loud_db,
+        "CREATE TABLE t (i int8);
+         CREATE FUNCTION w() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             RAISE WARNING 'destination saw row %', NEW.i USING HINT = 'it is only a test';
+             PERFORM pg_notify('copied', 'row ' || NEW.i);
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER w BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 7000)
+             EXECUTE FUNCTION w();",
+    );
+    exec(quiet, &quiet_db, "CREATE TABLE t (i int8)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            format!("COPY (SELECT f(g) FROM generate_series(1, {ROWS}) AS g) TO STDOUT"),
+        )),
+        destinations: vec![
+            DestinationSpec::Statement(
+                StatementSpec::new(loud.conninfo(&loud_db), "COPY t FROM STDIN")
+                    .before("LISTEN copied"),
+            ),
+            DestinationSpec::Statement(StatementSpec::new(
+                quiet.conninfo(&quiet_db),
+                "COPY t FROM STDIN",
+            )),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    // Nothing said before the copy counts.
+    for endpoint in [Endpoint::Source, Endpoint::Destination(0)] {
+        let _ = copy.session(endpoint);
+    }
+    let summary = copy
+        .run()
+        .unwrap_or_else(|e| panic!("[{}] run: {e}", driver.name()));
+    assert_eq!(summary.producer_count, Some(ROWS));
+
+    let source = copy.session(Endpoint::Source);
+    let notice = source
+        .notices
+        .iter()
+        .find(|n| n.message == "source at row 5000")
+        .unwrap_or_else(|| panic!("[{}] the source's NOTICE: {source:?}", driver.name()));
+    assert_eq!((&*notice.severity, &*notice.sqlstate), ("NOTICE", "00000"));
+    assert_eq!(source.command_tag.as_deref(), Some("COPY 10000"));
+
+    let dest = copy.session(Endpoint::Destination(0));
+    let warning = dest
+        .notices
+        .iter()
+        .find(|n| n.message == "destination saw row 7000")
+        .unwrap_or_else(|| panic!("[{}] the destination's WARNING: {dest:?}", driver.name()));
+    assert_eq!(
+        (&*warning.severity, &*warning.sqlstate),
+        ("WARNING", "01000")
+    );
+    assert!(
+        dest.notifications
+            .contains(&("copied".to_owned(), "row 7000".to_owned())),
+        "[{}] the destination's notification: {dest:?}",
+        driver.name()
+    );
+    assert_eq!(dest.command_tag.as_deref(), Some("COPY 10000"));
+
+    let other = copy.session(Endpoint::Destination(1));
+    assert!(other.notices.is_empty(), "{other:?}");
+    assert_eq!(other.command_tag.as_deref(), Some("COPY 10000"));
+    // Taken means taken.
+    assert!(copy.session(Endpoint::Source).notices.is_empty());
+}
+
+/// A server that accepts the connection and never answers, held by a thread of the test.
+struct SilentServer {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SilentServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind((HOST, 0)).expect("bind a silent listener");
+        listener.set_nonblocking(true).expect("non-blocking accept");
+        let port = listener.local_addr().expect("its address").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = thread::spawn({
+            let (accepted, stop) = (Arc::clone(&accepted), Arc::clone(&stop));
+            move || {
+                let mut held: Vec<TcpStream> = Vec::new();
+                // Bounded: it stops by itself even if the test forgets it.
+                let until = Instant::now() + Duration::from_secs(120);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                            held.push(stream);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        });
+        Self {
+            port,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `connect_timeout` is libpq's: a host that accepts and never answers fails with "timeout
+/// expired" naming it (one deadline for the whole attempt, TLS and plain together, not the
+/// socket's "Resource temporarily unavailable"), and with a second host the connection goes on
+/// to it and succeeds.
+pub fn connect_timeout_expires_then_next_host<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source = &clusters.source;
+    let db = source.create_database();
+    let silent = SilentServer::start();
+    let real = format!("host={HOST} port={}", source.port());
+    let conninfo = source.conninfo(&db);
+    assert!(conninfo.contains(&real), "{conninfo}");
+    let plan = |conninfo: String| CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(conninfo, series(10))),
+        destinations: Vec::new(),
+    };
+
+    let alone = conninfo.replace(
+        &real,
+        &format!("host={HOST} port={} connect_timeout=1", silent.port),
+    );
+    let error = driver
+        .open(plan(alone))
+        .err()
+        .unwrap_or_else(|| panic!("[{}] a silent server cannot be connected", driver.name()));
+    assert_eq!(
+        (error.endpoint, error.statement.as_deref()),
+        (Endpoint::Source, None)
+    );
+    assert!(
+        error.error.text.contains("timeout expired")
+            && error
+                .error
+                .text
+                .contains(&format!("{HOST}:{}", silent.port)),
+        "[{}] {error}",
+        driver.name()
+    );
+    assert!(
+        !error.error.text.contains("temporarily unavailable"),
+        "[{}] {error}",
+        driver.name()
+    );
+    let tried = silent.accepted.load(Ordering::Relaxed);
+    assert!(tried >= 1, "the silent server was tried");
+
+    let both = conninfo.replace(
+        &real,
+        &format!(
+            "host={HOST},{HOST} port={},{} connect_timeout=1",
+            silent.port,
+            source.port()
+        ),
+    );
+    let mut copy = driver
+        .open(plan(both))
+        .unwrap_or_else(|e| panic!("[{}] on to the next host: {e}", driver.name()));
+    assert!(
+        silent.accepted.load(Ordering::Relaxed) > tried,
+        "the silent host was tried first"
+    );
+    select_one(&mut copy, Endpoint::Source);
+}
