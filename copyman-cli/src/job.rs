@@ -9,7 +9,7 @@ use std::hash::Hasher;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use copyman_job::job::{
     self, DEFAULT_JOBS, DestPlan, Event, JobError, JobReport, Options, Server, Status,
@@ -319,7 +319,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             args.options.state.display()
         ));
     }
-    let render = Render::new(output.quiet, args.options.jobs);
+    let render = Render::new(output, args.options.jobs);
     let report =
         job::run(plan, &source, &dests, &args.options, &|e| render.event(e)).map_err(fatal)?;
     render.finish();
@@ -532,24 +532,31 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
-/// The job's progress on a terminal: an overall bar and one line per running job.
+/// The job's progress: on a terminal an overall bar and one line per running job; off a terminal
+/// nothing, or with `--progress` a plain line every few seconds.
 struct Render {
     multi: Option<(MultiProgress, ProgressBar, Vec<ProgressBar>)>,
+    plain: bool,
     state: Mutex<RenderState>,
 }
 
-#[derive(Default)]
 struct RenderState {
     tables: usize,
     finished: usize,
     done_bytes: u64,
     done_rows: u64,
     running: Vec<(u64, u64)>,
+    started: Instant,
+    last_plain: Instant,
 }
 
+/// How often the plain progress line is printed.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
 impl Render {
-    fn new(quiet: bool, jobs: usize) -> Self {
-        let multi = (!quiet && io::stderr().is_terminal()).then(|| {
+    fn new(output: Output, jobs: usize) -> Self {
+        let terminal = io::stderr().is_terminal();
+        let multi = (!output.quiet && terminal).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(0));
             overall.set_style(
@@ -573,31 +580,38 @@ impl Render {
                 .collect();
             (multi, overall, workers)
         });
+        let now = Instant::now();
         Self {
             multi,
+            plain: !output.quiet && !terminal && output.progress,
             state: Mutex::new(RenderState {
+                tables: 0,
+                finished: 0,
+                done_bytes: 0,
+                done_rows: 0,
                 running: vec![(0, 0); jobs],
-                ..RenderState::default()
+                started: now,
+                last_plain: now,
             }),
         }
     }
 
     fn event(&self, event: Event) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((_, overall, workers)) = &self.multi else {
-            return;
-        };
+        let bars = self.multi.as_ref();
         match event {
             Event::Started { tables, bytes } => {
                 s.tables = tables;
-                overall.set_length(bytes.max(1));
+                if let Some((_, overall, _)) = bars {
+                    overall.set_length(bytes.max(1));
+                }
             }
             Event::TableStarted {
                 worker,
                 table,
                 size,
             } => {
-                if let Some(bar) = workers.get(worker) {
+                if let Some(bar) = bars.and_then(|(_, _, w)| w.get(worker)) {
                     bar.set_message(format!(
                         "job {}: {table} ({})",
                         worker + 1,
@@ -616,7 +630,7 @@ impl Render {
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (rows, bytes);
                 }
-                if let Some(bar) = workers.get(worker) {
+                if let Some(bar) = bars.and_then(|(_, _, w)| w.get(worker)) {
                     let message = bar.message();
                     let head = message.split(" — ").next().unwrap_or_default().to_owned();
                     bar.set_message(format!(
@@ -634,7 +648,7 @@ impl Render {
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }
-                if let Some(bar) = workers.get(worker) {
+                if let Some(bar) = bars.and_then(|(_, _, w)| w.get(worker)) {
                     bar.set_message(format!("job {}: idle", worker + 1));
                 }
             }
@@ -646,14 +660,23 @@ impl Render {
             .fold((s.done_rows, s.done_bytes), |(r, b), (rr, bb)| {
                 (r + rr, b + bb)
             });
-        overall.set_position(bytes.min(overall.length().unwrap_or(u64::MAX)));
-        overall.set_message(format!(
+        let line = format!(
             "{}/{} tables, {} rows, {}",
             s.finished,
             s.tables,
             HumanCount(rows),
             HumanBytes(bytes)
-        ));
+        );
+        if let Some((_, overall, _)) = bars {
+            overall.set_position(bytes.min(overall.length().unwrap_or(u64::MAX)));
+            overall.set_message(line);
+        } else if self.plain && s.last_plain.elapsed() >= PLAIN_EVERY {
+            s.last_plain = Instant::now();
+            eprintln!(
+                "copyman: {:.0} s: {line}",
+                s.started.elapsed().as_secs_f64()
+            );
+        }
     }
 
     fn finish(&self) {
