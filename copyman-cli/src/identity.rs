@@ -94,7 +94,7 @@ impl Identity {
         })
     }
 
-    fn same_database(&self, other: &Self) -> bool {
+    pub(crate) fn same_database(&self, other: &Self) -> bool {
         self.server == other.server && self.how == other.how && self.database == other.database
     }
 
@@ -253,4 +253,70 @@ mod tests {
         assert_eq!(literal("a'b"), "'a''b'");
         assert_eq!(a.to_string(), "system identifier 1, database oid 5");
     }
+}
+
+/// For a job of many tables: refuses, before anything is planned or sent, a destination database
+/// given twice and a destination that is the source's database (every table would be copied
+/// into itself). A server that cannot say who it is gets a warning, as in [`check`].
+///
+/// # Errors
+/// [`Fatal`] with exit 2 naming both; a server that cannot be reached, exit 3.
+pub(crate) fn check_job(
+    source: &copyman_job::job::Server,
+    dests: &[copyman_job::job::Server],
+) -> Result<(), Fatal> {
+    let identify = |server: &copyman_job::job::Server,
+                    role: &str|
+     -> Result<Option<Identity>, Fatal> {
+        let mut conn = (server.connect)().map_err(|e| Fatal {
+            exit: Exit::Connect,
+            message: format!(
+                "cannot connect to {role} {}: {}",
+                server.name,
+                report::describe(&e)
+            ),
+        })?;
+        Ok(match Identity::of(&mut conn, None) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                report::warn(format_args!(
+                    "cannot identify the {role}'s server ({}): a database given twice cannot be \
+                     detected",
+                    report::describe(&e)
+                ));
+                None
+            }
+        })
+    };
+    let source_id = identify(source, "source")?;
+    let mut seen: Vec<(usize, Identity)> = Vec::new();
+    for (i, dest) in dests.iter().enumerate() {
+        let Some(id) = identify(dest, &format!("destination {}", i + 1))? else {
+            continue;
+        };
+        if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "destination {} ({}) is the source's database ({id}): every table would be \
+                     copied into itself",
+                    i + 1,
+                    dest.name
+                ),
+            });
+        }
+        if let Some((j, _)) = seen.iter().find(|(_, other)| other.same_database(&id)) {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "destinations {} and {} are the same database ({id}): a copy into one table \
+                     twice would wait on itself",
+                    j + 1,
+                    i + 1
+                ),
+            });
+        }
+        seen.push((i, id));
+    }
+    Ok(())
 }

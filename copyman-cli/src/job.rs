@@ -308,6 +308,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .iter()
         .map(|d| server(d, args.lock_timeout))
         .collect();
+    crate::identity::check_job(&source, &dests)?;
     report::log(format_args!("planning the job: {}", args.selection));
     let plan = job::plan(&source, &dests, &args.selection, &args.options).map_err(fatal)?;
     if args.dry_run {

@@ -737,4 +737,57 @@ fn tables_verify_reports_a_checksum_mismatch_per_table_and_destination() {
 
 /// Keeps the helpers used (each test binary uses its own part of common).
 #[allow(dead_code)]
+#[test]
+fn tables_a_database_given_twice_or_the_source_itself_is_refused_before_anything() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
+    let d1 = database(&c.dest[0], SCHEMA);
+    let state = TempPath::new("twice.state");
+    // One database reached twice: by TCP and by its socket.
+    let by_socket = format!(
+        "host={} port={} user=postgres dbname={d1}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port()
+    );
+    let out = run(&[
+        "table",
+        "--schema",
+        "sales",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &by_socket,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("destinations 1 and 2 are the same database"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The source's own database as a destination.
+    let out = run(&[
+        "table",
+        "--schema",
+        "sales",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.source.url(&src),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is the source's database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "sales.orders"), 0);
+    assert_eq!(count(&c.source, &src, "sales.orders"), 300);
+}
+
 fn _uses(_: &Cluster) {}
