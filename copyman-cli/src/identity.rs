@@ -229,32 +229,6 @@ pub(crate) fn check(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(server: &str, database: &str, table: Option<&str>) -> Identity {
-        Identity {
-            server: server.into(),
-            how: How::SystemIdentifier,
-            database: database.into(),
-            table: table.map(Into::into),
-        }
-    }
-
-    #[test]
-    fn sameness() {
-        let a = id("1", "5", Some("100"));
-        assert!(a.same_table(&id("1", "5", Some("100"))));
-        assert!(!a.same_table(&id("1", "5", Some("101"))));
-        assert!(a.same_table(&id("1", "5", None)));
-        assert!(!a.same_database(&id("2", "5", Some("100"))));
-        assert!(!a.same_database(&id("1", "6", Some("100"))));
-        assert_eq!(literal("a'b"), "'a''b'");
-        assert_eq!(a.to_string(), "system identifier 1, database oid 5");
-    }
-}
-
 /// For a job of many tables: refuses, before anything is planned or sent, a destination database
 /// given twice and a destination that is the source's database (every table would be copied
 /// into itself). A server that cannot say who it is gets a warning, as in [`check`].
@@ -319,4 +293,30 @@ pub(crate) fn check_job(
         seen.push((i, id));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(server: &str, database: &str, table: Option<&str>) -> Identity {
+        Identity {
+            server: server.into(),
+            how: How::SystemIdentifier,
+            database: database.into(),
+            table: table.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn sameness() {
+        let a = id("1", "5", Some("100"));
+        assert!(a.same_table(&id("1", "5", Some("100"))));
+        assert!(!a.same_table(&id("1", "5", Some("101"))));
+        assert!(a.same_table(&id("1", "5", None)));
+        assert!(!a.same_database(&id("2", "5", Some("100"))));
+        assert!(!a.same_database(&id("1", "6", Some("100"))));
+        assert_eq!(literal("a'b"), "'a''b'");
+        assert_eq!(a.to_string(), "system identifier 1, database oid 5");
+    }
 }
