@@ -112,6 +112,7 @@ fn bench(args: &[&str]) -> anyhow::Result<()> {
 /// Builds the benchmark and the CLI in release mode and runs the `tables` suite: a job of many
 /// tables against a psql loop, a loop of `copyman table` and (when installed) pgcopydb.
 fn bench_tables(args: &[&str]) -> anyhow::Result<()> {
+    ensure_pgcopydb();
     let release = build_bench()?;
     let status = Command::new(release.join("copyman-bench"))
         .arg("tables")
@@ -125,6 +126,40 @@ fn bench_tables(args: &[&str]) -> anyhow::Result<()> {
         bail!("the tables benchmark failed");
     }
     Ok(())
+}
+
+/// pgcopydb, the single-target tool the tables suite compares with: installed from Debian's
+/// package when missing and this is a Debian machine run as root; otherwise named, and the
+/// suite leaves it out.
+fn ensure_pgcopydb() {
+    let have = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if have("pgcopydb") {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if root && have("apt-get") {
+        eprintln!("xtask: installing Debian's package pgcopydb for the comparison");
+        let installed = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "pgcopydb"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success());
+        if installed {
+            return;
+        }
+    }
+    eprintln!(
+        "xtask: pgcopydb is not installed (Debian: apt-get install pgcopydb): the tables suite \
+         leaves it out"
+    );
 }
 
 /// Builds the benchmark and the CLI in release mode and runs the stress run.
