@@ -18,6 +18,8 @@
 pub mod commit;
 pub mod connect;
 pub mod fault;
+// The fuzz targets' logic: only for `fuzz/`, which turns the feature on.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;

@@ -45,6 +45,9 @@
 pub mod eod;
 mod error;
 mod framer;
+// The fuzz targets' logic: public only for `fuzz/`, which turns the feature on; its unit tests
+// run with the crate's own.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lines;
