@@ -10,7 +10,16 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::manager::ReceiverId;
+/// Identifies a receiver of a [`Manager`](crate::manager::Manager): the order in which it was
+/// added, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReceiverId(pub usize);
+
+impl fmt::Display for ReceiverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// An endpoint's error, as the adapters hand it in.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;

@@ -18,7 +18,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::fault::BoxError;
-use crate::manager::ReceiverId;
+use crate::fault::ReceiverId;
 
 /// Which endpoint of a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

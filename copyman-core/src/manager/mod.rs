@@ -3,7 +3,6 @@
 mod transform;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::Arc;
 
 use copyman_wire::realign::{Completion, completion};
@@ -13,16 +12,9 @@ use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 
 use crate::fault::{BoxError, CopyFail, CountMismatch, ProducerFault, ReceiverFault, SharedError};
-
-/// Identifies a receiver of a [`Manager`]: the order in which it was added, from 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReceiverId(pub usize);
-
-impl fmt::Display for ReceiverId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+// Defined with the faults that name it (so `fault` does not import the manager back); the
+// manager hands it out.
+pub use crate::fault::ReceiverId;
 
 /// How a [`Manager`] buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
