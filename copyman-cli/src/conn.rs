@@ -2,7 +2,7 @@
 //! file; redaction.
 //!
 //! A CONN is `-` (stdin/stdout), a file path, a `postgresql://` URL or a `key=value` conninfo.
-//! Both forms are read into libpq's parameters as libpq reads them ([`copyman_tls::conninfo`]);
+//! Both forms are read into libpq's parameters as libpq reads them ([`copyman_conninfo`]);
 //! a key libpq does not know is refused, and so is one copyman cannot honour ([`unsupported`]).
 //! The parameters a CONN leaves out come, as for psql users, from its service (`service=` or
 //! `PGSERVICE`, looked up in `pg_service.conf` files), then from the environment (`PGHOST`,
@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use copyman_tls::conninfo::{is_url, parse, percent_decode, tokenize};
+use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
 use copyman_tls::{SslMode, TlsSettings};
 use postgres::config::Host;
 
