@@ -1,5 +1,5 @@
-//! The tokio driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`,
-//! with concurrent fan-out.
+//! The tokio driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
+//! `transfer`, with concurrent fan-out.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -80,9 +80,10 @@ enum Step {
 /// ([`Options`]): a slow receiver holds the producer back rather than making the copy buffer
 /// without limit, and with a stall timeout a stuck one faults while the others complete.
 ///
-/// It is a [`Stream`] of per-cycle progress `(messages, bytes)` (the seed's
-/// `for n_msgs, n_bytes in copy`), with faults as `Err` items; the stream ends when the producer
-/// is exhausted (or no receiver is left). Then [`finish`](CopyManager::finish) it.
+/// It is a [`Stream`] of per-cycle progress `(messages, bytes)` (`for n_msgs,
+/// n_bytes in copy` in py-postgresql's copyman), with faults as `Err` items; the stream ends
+/// when the producer is exhausted (or no receiver is left). Then
+/// [`finish`](CopyManager::finish) it.
 ///
 /// ```no_run
 /// use copyman_async::{Connection, CopyManager, StatementProducer, StatementReceiver};
@@ -188,8 +189,8 @@ impl fmt::Debug for CopyManager<'_> {
 }
 
 impl<'a> CopyManager<'a> {
-    /// Starts a copy with the default [`Options`] (the seed's `__enter__`): every receiver's COPY
-    /// (concurrently), then the producer's.
+    /// Starts a copy with the default [`Options`] (`__enter__` in py-postgresql's copyman): every
+    /// receiver's COPY (concurrently), then the producer's.
     ///
     /// # Errors
     /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
@@ -274,8 +275,8 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole
-    /// copy.
+    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
+    /// the whole copy.
     ///
     /// # Errors
     /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
@@ -321,9 +322,9 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Completes the copy (the seed's `__exit__`): succeeds only if the producer reached its end,
-    /// a receiver is left and every receiver completes with the producer's row count. Receivers
-    /// complete concurrently.
+    /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the producer
+    /// reached its end, a receiver is left and every receiver completes with the producer's row
+    /// count. Receivers complete concurrently.
     ///
     /// # Errors
     /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
@@ -344,7 +345,7 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// The receivers still in the copy (the seed's `receivers`).
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
     pub fn live_receivers(&self) -> Vec<ReceiverId> {
         self.manager.live_receivers().collect()
     }
@@ -620,8 +621,8 @@ impl ReconcileError {
     }
 }
 
-/// Copies everything `producer` produces to every receiver (the seed's `transfer`), returning the
-/// totals `(messages, bytes)`.
+/// Copies everything `producer` produces to every receiver (`transfer` in py-postgresql's copyman),
+/// returning the totals `(messages, bytes)`.
 ///
 /// ```no_run
 /// use copyman_async::{Connection, StatementProducer, StatementReceiver, transfer};

@@ -17,7 +17,8 @@
 //!   [`WriterReceiver`] (any `AsyncWrite`), [`CallReceiver`], [`NullReceiver`], and
 //!   [`ClientReceiver`] over an existing `tokio-postgres` client's `copy_in`.
 //! * [`CopyManager`] (a `Stream` of progress), [`transfer`], [`Options`] (window, stall
-//!   timeout), with the seed's faults: [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
+//!   timeout), with the faults of py-postgresql's copyman: [`ReceiverFault`], [`ProducerFault`],
+//!   [`CopyFail`].
 //!
 //! Not here: spawning tasks (the copy runs in whatever task polls it; spawn it yourself if
 //! you want), and any protocol decision. Dropping a copy midway never commits a partial COPY:

@@ -270,7 +270,7 @@ impl Producer for StatementProducer<'_> {
     }
 }
 
-/// Produces chunks of COPY lines from any iterator (the seed's `IteratorProducer`).
+/// Produces chunks of COPY lines from any iterator (`IteratorProducer` in py-postgresql's copyman).
 ///
 /// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
 /// and CSV formats (so progress counts rows). Receivers of PQv3 data get each chunk as one
@@ -435,7 +435,7 @@ impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
     }
 }
 
-/// Produces no data (the seed's `NullProducer`).
+/// Produces no data (`NullProducer` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullProducer;
 

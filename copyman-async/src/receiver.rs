@@ -505,7 +505,7 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
     }
 }
 
-/// Calls a closure with the lines of each cycle (the seed's `CallReceiver`).
+/// Calls a closure with the lines of each cycle (`CallReceiver` in py-postgresql's copyman).
 ///
 /// ```
 /// use copyman_async::CallReceiver;
@@ -559,7 +559,7 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> Receiver for CallReceive
     }
 }
 
-/// Takes data and does nothing with it (the seed's `NullReceiver`).
+/// Takes data and does nothing with it (`NullReceiver` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullReceiver;
 

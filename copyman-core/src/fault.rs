@@ -1,4 +1,4 @@
-//! Faults and failures, in the seed's vocabulary.
+//! Faults and failures, in the vocabulary of py-postgresql's copyman.
 //!
 //! * [`ReceiverFault`]: one or more receivers failed during a cycle and left the copy; the others
 //!   go on. A faulted receiver may be reconciled.
@@ -39,7 +39,8 @@ pub struct ReceiverFault {
 }
 
 impl ReceiverFault {
-    /// The error of `receiver`, if it is among the faults (the seed's `faults[receiver]`).
+    /// The error of `receiver`, if it is among the faults (`faults[receiver]` in py-postgresql's
+    /// copyman).
     pub fn get(&self, receiver: ReceiverId) -> Option<&SharedError> {
         self.faults
             .iter()
@@ -85,7 +86,7 @@ impl Error for ProducerFault {
     }
 }
 
-/// A fault reported by a cycle: the seed's `Fault`.
+/// A fault reported by a cycle: `Fault` in py-postgresql's copyman.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Fault {

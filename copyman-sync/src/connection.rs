@@ -370,8 +370,8 @@ impl Connection {
 
     /// Sets a read and write timeout on the socket: a server that does not answer, or a
     /// destination that stops taking data, then fails with an IO error of kind `TimedOut` or
-    /// `WouldBlock` instead of blocking for ever (the seed's `socket.timeout`, which a copy
-    /// may reconcile).
+    /// `WouldBlock` instead of blocking for ever (`socket.timeout` in py-postgresql's copyman,
+    /// which a copy may reconcile).
     ///
     /// # Errors
     /// The socket's.

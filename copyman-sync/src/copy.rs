@@ -1,4 +1,5 @@
-//! The blocking driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`.
+//! The blocking driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
+//! `transfer`.
 
 use std::fmt;
 use std::time::Duration;
@@ -43,7 +44,8 @@ impl Options {
 ///
 /// Every decision (faults, reconcile, realignment, finishing or failing) is copyman-core's
 /// [`Manager`]; this type carries out its orders on blocking endpoints. Iterate it for per-cycle
-/// progress (the seed's `for n_msgs, n_bytes in copy`), then [`finish`](CopyManager::finish) it.
+/// progress (`for n_msgs, n_bytes in copy` in py-postgresql's copyman), then
+/// [`finish`](CopyManager::finish) it.
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
@@ -96,7 +98,8 @@ impl fmt::Debug for CopyManager<'_> {
 }
 
 impl<'a> CopyManager<'a> {
-    /// Starts a copy: every receiver's COPY, then the producer's (the seed's `__enter__`).
+    /// Starts a copy: every receiver's COPY, then the producer's (`__enter__` in py-postgresql's
+    /// copyman).
     ///
     /// # Errors
     /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
@@ -179,8 +182,8 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole
-    /// copy.
+    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
+    /// the whole copy.
     ///
     /// # Errors
     /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
@@ -217,8 +220,9 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Completes the copy (the seed's `__exit__`): succeeds only if the producer reached its end,
-    /// a receiver is left and every receiver completes with the producer's row count.
+    /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the producer
+    /// reached its end, a receiver is left and every receiver completes with the producer's row
+    /// count.
     ///
     /// # Errors
     /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
@@ -236,7 +240,7 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// The receivers still in the copy (the seed's `receivers`).
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
     pub fn live_receivers(&self) -> Vec<ReceiverId> {
         self.manager.live_receivers().collect()
     }
@@ -399,8 +403,8 @@ pub enum ReconcileError {
     Fault(Fault),
 }
 
-/// Copies everything `producer` produces to every receiver (the seed's `transfer`), returning the
-/// totals `(messages, bytes)`.
+/// Copies everything `producer` produces to every receiver (`transfer` in py-postgresql's copyman),
+/// returning the totals `(messages, bytes)`.
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};

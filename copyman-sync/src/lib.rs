@@ -12,8 +12,8 @@
 //!   [`ClientReceiver`] over an existing `postgres` client's `copy_in`.
 //! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or
 //!   two-phase commit with a durable decision log — and recovering what a crash left prepared.
-//! * [`CopyManager`] and [`transfer`], with the seed's faults: [`ReceiverFault`],
-//!   [`ProducerFault`], [`CopyFail`].
+//! * [`CopyManager`] and [`transfer`], with the faults of py-postgresql's copyman:
+//!   [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
 //!
 //! ```no_run
 //! use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};

@@ -200,7 +200,7 @@ impl Producer for StatementProducer<'_> {
     }
 }
 
-/// Produces chunks of COPY lines from any iterator (the seed's `IteratorProducer`).
+/// Produces chunks of COPY lines from any iterator (`IteratorProducer` in py-postgresql's copyman).
 ///
 /// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
 /// and CSV formats. Receivers of PQv3 data get each chunk as one CopyData message, so lines need
@@ -252,7 +252,7 @@ where
     }
 }
 
-/// Produces no data (the seed's `NullProducer`).
+/// Produces no data (`NullProducer` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullProducer;
 

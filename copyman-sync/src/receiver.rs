@@ -259,7 +259,7 @@ impl Receiver for StatementReceiver<'_> {
     }
 }
 
-/// Calls a closure with the lines of each cycle (the seed's `CallReceiver`).
+/// Calls a closure with the lines of each cycle (`CallReceiver` in py-postgresql's copyman).
 ///
 /// ```
 /// use copyman_sync::CallReceiver;
@@ -312,7 +312,7 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> Receiver for CallReceiver<F> {
     }
 }
 
-/// Takes data and does nothing with it (the seed's `NullReceiver`).
+/// Takes data and does nothing with it (`NullReceiver` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullReceiver;
 

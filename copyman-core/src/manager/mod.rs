@@ -1,4 +1,5 @@
-//! The COPY manager: one producer, many receivers, the seed's whole fault model, no IO.
+//! The COPY manager: one producer, many receivers, the whole fault model of py-postgresql's
+//! copyman, no IO.
 
 mod transform;
 
@@ -22,7 +23,7 @@ pub use crate::fault::ReceiverId;
 pub struct Config {
     /// Chunks a live receiver may have pending before the producer is no longer read: memory is
     /// bounded by `window` × the producer's chunk size, whatever the data size. A blocking
-    /// adapter, which services one cycle at a time, uses 1 (the seed's behaviour).
+    /// adapter, which services one cycle at a time, uses 1 (as py-postgresql's copyman does).
     pub window: usize,
 }
 
@@ -156,8 +157,9 @@ pub enum Input {
         /// Why.
         reason: String,
     },
-    /// Some endpoints could not start (the seed's `__enter__` failing): fail the copy — every
-    /// endpoint that did start is failed or cancelled — with these errors in the [`CopyFail`].
+    /// Some endpoints could not start (`__enter__` in py-postgresql's copyman failing): fail the
+    /// copy — every endpoint that did start is failed or cancelled — with these errors in the
+    /// [`CopyFail`].
     StartFailed {
         /// Receivers that could not start, with their errors.
         receivers: Vec<(ReceiverId, BoxError)>,
@@ -169,7 +171,7 @@ pub enum Input {
     /// A faulted receiver keeps the chunks it had pending and takes new ones up to
     /// [`Config::window`]: it can rejoin as long as no more than that went by since its fault
     /// ([`ManagerError::MissedData`] otherwise). With a window of 1, reconcile right after the
-    /// fault, as the seed does.
+    /// fault, as py-postgresql's copyman does.
     Reconcile(ReceiverId),
 }
 
@@ -344,7 +346,7 @@ enum Phase {
     Finished,
 }
 
-/// The seed's `CopyManager`, as a state machine without IO.
+/// `CopyManager` in py-postgresql's copyman, as a state machine without IO.
 ///
 /// A producer and receivers, each with its [`Protocol`], are connected through chunks: the
 /// producer's chunk is transformed once per receiver protocol and the result shared by every
@@ -496,7 +498,7 @@ impl Manager {
                 .any(|r| r.protocol == Protocol::Chunks)
     }
 
-    /// The receivers still in the copy (the seed's `receivers` set).
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman set).
     pub fn live_receivers(&self) -> impl Iterator<Item = ReceiverId> + '_ {
         self.receivers
             .iter()
