@@ -14,6 +14,16 @@ pub enum Error {
     /// A connection parameter is missing or unusable.
     #[error("invalid connection parameters: {0}")]
     Parameters(String),
+    /// A host name could not be resolved to an address (libpq's words). The next host, if any,
+    /// was tried; this is the error when none connected and this host came last.
+    #[error("could not translate host name \"{host}\" to address")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: io::Error,
+    },
     /// No server could be reached.
     #[error("could not connect to {target}")]
     Connect {

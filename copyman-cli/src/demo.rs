@@ -9,8 +9,8 @@ use std::panic;
 use std::thread;
 use std::time::Instant;
 
-use copyman_sync::Connection;
 use copyman_cluster::Cluster;
+use copyman_sync::Connection;
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::json;
 
