@@ -277,6 +277,7 @@ impl Connection {
         config: &tokio_postgres::Config,
         tls: &TlsSettings,
     ) -> Result<Self, Error> {
+        check_supported(config)?;
         let startup = startup_config(config)?;
         let timeout = config.get_connect_timeout().copied();
         let client_config = tls.client_config()?;
@@ -787,6 +788,42 @@ async fn negotiate_tls(
         .peer_certificate()
         .and_then(|cert| copyman_tls::server_end_point(&cert));
     Ok((Stream::Tls(Box::new(socket)), hash))
+}
+
+/// Refuses the parameters of `config` that a raw connection cannot honour (set to anything but
+/// their defaults): silently connecting without them would not be what was asked for.
+fn check_supported(config: &tokio_postgres::Config) -> Result<(), Error> {
+    use tokio_postgres::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
+    let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
+    if config.get_target_session_attrs() != TargetSessionAttrs::Any {
+        return unsupported(
+            "target_session_attrs",
+            format!("{:?}", config.get_target_session_attrs()).to_lowercase(),
+        );
+    }
+    if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
+        return unsupported("load_balance_hosts", "random".into());
+    }
+    if config.get_ssl_negotiation() != SslNegotiation::Postgres {
+        return unsupported("sslnegotiation", "direct".into());
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        return unsupported("tcp_user_timeout", timeout.as_millis().to_string());
+    }
+    // The crate's default idle time is two hours; any other value was asked for.
+    if config.get_keepalives_idle() != Duration::from_secs(2 * 60 * 60) {
+        return unsupported(
+            "keepalives_idle",
+            config.get_keepalives_idle().as_secs().to_string(),
+        );
+    }
+    if let Some(interval) = config.get_keepalives_interval() {
+        return unsupported("keepalives_interval", interval.as_secs().to_string());
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        return unsupported("keepalives_count", retries.to_string());
+    }
+    Ok(())
 }
 
 /// Core's connect plan for a configuration: its hosts, and on TCP the TLS mode's attempts when

@@ -18,13 +18,16 @@ use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
 use crate::{Producer, Receiver};
 
-/// How a [`CopyManager`] runs.
+/// How a [`CopyManager`] runs: the same options as copyman-sync's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Options {
     /// The manager's configuration: [`Config::window`] chunks (4 by default) may be pending per
     /// receiver, so memory stays within window × the producer's buffer size.
     pub config: Config,
+    /// The producer's read size, for producers that read in buffers
+    /// ([`Producer::set_buffer_size`]); `None` keeps the producer's own (64 KiB by default).
+    pub buffer_size: Option<usize>,
     /// An endpoint that moves nothing for this long has stalled (copyman-core's
     /// [`stall`](copyman_core::stall) rule, the same as copyman-sync's): a transmit of one chunk
     /// (or the failing of a receiver's COPY) that does not complete within this time is given up
@@ -39,6 +42,12 @@ impl Options {
     /// These options with a window of `window` chunks (at least 1).
     pub fn with_window(mut self, window: usize) -> Self {
         self.config = Config::with_window(window);
+        self
+    }
+
+    /// These options with the producer reading `size` bytes at a time (at least 1).
+    pub fn with_buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = Some(size.max(1));
         self
     }
 
@@ -211,7 +220,45 @@ impl<'a> CopyManager<'a> {
         receivers: Vec<Box<dyn Receiver + 'a>>,
         options: Options,
     ) -> Result<Self, CopyFail> {
+        Self::start_boxed(Box::new(producer), receivers, options).await
+    }
+
+    /// A copy from `producer` to the receivers given to the [`CopyBuilder`]: the one-call form.
+    ///
+    /// ```no_run
+    /// use copyman_async::{Connection, CopyManager, Options, StatementProducer, StatementReceiver};
+    ///
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres dbname=app").await?;
+    /// let mut a = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app").await?;
+    /// let mut b = Connection::connect_str("host=10.0.0.3 user=postgres dbname=app").await?;
+    /// let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
+    ///     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
+    ///     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
+    ///     .options(Options::default().with_stall_timeout(std::time::Duration::from_secs(30)))
+    ///     .run()
+    ///     .await?;
+    /// println!("{} rows", summary.messages);
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {
+        CopyBuilder {
+            producer: Box::new(producer),
+            receivers: Vec::new(),
+            options: Options::default(),
+        }
+    }
+
+    async fn start_boxed(
+        mut producer: Box<dyn Producer + 'a>,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+        options: Options,
+    ) -> Result<Self, CopyFail> {
+        if let Some(size) = options.buffer_size {
+            producer.set_buffer_size(size);
+        }
         let mut manager = Manager::new(producer.protocol(), options.config);
+        manager.set_diagnose(crate::Error::diagnose);
         for receiver in &receivers {
             manager
                 .add_receiver(receiver.protocol())
@@ -220,7 +267,7 @@ impl<'a> CopyManager<'a> {
         let mut copy = Self {
             manager,
             options,
-            producer: Some(Box::new(producer)),
+            producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),
             in_flight: FuturesUnordered::new(),
             queued: VecDeque::new(),
@@ -649,4 +696,65 @@ pub async fn transfer<'a>(
 ) -> Result<(u64, u64), CopyFail> {
     let summary = CopyManager::start(producer, receivers).await?.run().await?;
     Ok((summary.messages, summary.bytes))
+}
+
+/// A copy being put together: its producer, its receivers and its [`Options`]; see
+/// [`CopyManager::builder`]. Receivers are added with [`to`](Self::to) (one) or
+/// [`to_all`](Self::to_all) (any iterator of them), without boxing.
+#[must_use = "a copy does nothing until it is started or run"]
+pub struct CopyBuilder<'a> {
+    producer: Box<dyn Producer + 'a>,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    options: Options,
+}
+
+impl fmt::Debug for CopyBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyBuilder")
+            .field("receivers", &self.receivers.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CopyBuilder<'a> {
+    /// Adds a receiver; its [`ReceiverId`] is the order it was added in, from 0.
+    pub fn to(mut self, receiver: impl Receiver + 'a) -> Self {
+        self.receivers.push(Box::new(receiver));
+        self
+    }
+
+    /// Adds every receiver of `receivers`, in order.
+    pub fn to_all<R: Receiver + 'a>(mut self, receivers: impl IntoIterator<Item = R>) -> Self {
+        self.receivers.extend(
+            receivers
+                .into_iter()
+                .map(|r| Box::new(r) as Box<dyn Receiver + 'a>),
+        );
+        self
+    }
+
+    /// Runs the copy with `options` (window, stall timeout, buffer size).
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the copy, to stream its progress, reconcile and finish it; see
+    /// [`CopyManager::start`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`].
+    pub async fn start(self) -> Result<CopyManager<'a>, CopyFail> {
+        CopyManager::start_boxed(self.producer, self.receivers, self.options).await
+    }
+
+    /// Starts and runs the copy to its end: the [`Summary`] (rows, bytes, each receiver's
+    /// outcome), or the [`CopyFail`]; see [`CopyManager::run`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`] and [`CopyManager::run`].
+    pub async fn run(self) -> Result<Summary, CopyFail> {
+        self.start().await?.run().await
+    }
 }

@@ -58,6 +58,12 @@ pub trait Producer: Send {
     async fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
+    /// producers that read in buffers; the others ignore it.
+    fn set_buffer_size(&mut self, size: usize) {
+        let _ = size;
+    }
 }
 
 #[async_trait]
@@ -267,6 +273,10 @@ impl Producer for StatementProducer<'_> {
 
     async fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(self.cancel_copy().await?)
+    }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        self.buffer_size = size.max(1);
     }
 }
 
@@ -529,7 +539,7 @@ impl Producer for ClientProducer<'_> {
         while size < self.buffer_size {
             match stream.next().await {
                 Some(row) => {
-                    let row = row.map_err(Error::Client)?;
+                    let row = row.map_err(Error::from)?;
                     size += row.len();
                     rows.push(row);
                 }

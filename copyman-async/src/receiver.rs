@@ -651,13 +651,13 @@ impl Receiver for ClientReceiver<'_> {
         if lines.is_empty() {
             return Ok(());
         }
-        sink.send(joined(lines)).await.map_err(Error::Client)?;
+        sink.send(joined(lines)).await.map_err(Error::from)?;
         Ok(())
     }
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
         let mut sink = self.sink.take().ok_or(Error::State("the COPY is over"))?;
-        Ok(Some(sink.as_mut().finish().await.map_err(Error::Client)?))
+        Ok(Some(sink.as_mut().finish().await.map_err(Error::from)?))
     }
 
     async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {

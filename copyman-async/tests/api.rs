@@ -36,3 +36,131 @@ fn connect_plan_reports_dns_errors_and_moves_on() {
         assert_eq!(conn.execute("SELECT 1").await.unwrap(), 1);
     });
 }
+
+/// A receiver's SQLSTATE comes straight off the copy's failure, no downcasting.
+#[test]
+fn typed_faults_give_each_receivers_sqlstate() {
+    use copyman_async::{CopyManager, ReceiverId, StatementProducer, StatementReceiver};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8);
+             INSERT INTO src SELECT generate_series(1, 1000);
+             CREATE TABLE dst (i int8 CHECK (i < 500));",
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let mut source = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut a = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut b = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+            .to(StatementReceiver::new(&mut a, "COPY dst FROM STDIN"))
+            .to(StatementReceiver::new(&mut b, "COPY dst FROM STDIN"))
+            .run()
+            .await
+            .expect_err("every receiver violates the check constraint");
+        for id in [ReceiverId(0), ReceiverId(1)] {
+            let error = fail.receiver_fault(id).expect("the receiver's error");
+            assert_eq!(error.code(), Some("23514"), "receiver {id}: {error}");
+            assert!(!error.is_closed(), "receiver {id}: {error}");
+        }
+        assert!(a.is_ready() && b.is_ready());
+    });
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM dst", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+/// The one-call form with the same options as copyman-sync, returning the `Summary`.
+#[test]
+fn builder_runs_a_copy_and_returns_the_summary() {
+    use copyman_async::StatementReceiver;
+    use copyman_async::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+    use std::time::Duration;
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8, s text);
+             INSERT INTO src SELECT i, 'row ' || i FROM generate_series(1, 5000) AS g(i);
+             CREATE TABLE a (i int8, s text); CREATE TABLE b (i int8, s text);",
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let mut source = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut dests = Vec::new();
+        for _ in 0..2 {
+            dests.push(
+                Connection::connect_str(&cluster.conninfo(&db))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let options = Options::default()
+            .with_window(2)
+            .with_buffer_size(1024)
+            .with_stall_timeout(Duration::from_secs(60));
+        let summary =
+            CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+                .to_all(
+                    dests.iter_mut().zip(["a", "b"]).map(|(conn, t)| {
+                        StatementReceiver::new(conn, format!("COPY {t} FROM STDIN"))
+                    }),
+                )
+                .options(options)
+                .run()
+                .await
+                .expect("the copy");
+        assert_eq!(summary.messages, 5000);
+        for (_, outcome) in &summary.receivers {
+            assert!(
+                matches!(outcome, ReceiverOutcome::Completed(Some(5000))),
+                "{outcome:?}"
+            );
+        }
+    });
+    for t in ["a", "b"] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 5000);
+    }
+}
+
+/// A `tokio_postgres::Config` setting the raw connection cannot honour is refused, naming it.
+#[test]
+fn unhonoured_config_fields_are_errors_naming_them() {
+    let cluster = shared();
+    let db = cluster.create_database();
+    runtime().block_on(async {
+        for (extra, parameter) in [
+            ("target_session_attrs=read-write", "target_session_attrs"),
+            ("keepalives_idle=30", "keepalives_idle"),
+            ("load_balance_hosts=random", "load_balance_hosts"),
+        ] {
+            let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))
+                .await
+                .expect_err(extra);
+            assert!(
+                matches!(err, Error::Unsupported { parameter: p, .. } if p == parameter),
+                "{extra}: {err}"
+            );
+        }
+    });
+}

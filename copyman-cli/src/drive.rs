@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use copyman_core::session::CopyFormat;
-use copyman_core::{BoxError, Chunk, SharedError};
+use copyman_core::{BoxError, Chunk, EndpointError};
 use copyman_sync::{
     CopyFail, CopyManager, CountMismatch, Data, Fault, Options, Producer, Protocol, Receiver,
     ReceiverOutcome, Summary, TransmitError,
@@ -24,7 +24,7 @@ pub(crate) struct Driven {
     /// Why it was aborted, if copyman aborted it.
     pub(crate) aborted: Option<String>,
     /// Destinations (by index) that faulted during the copy.
-    pub(crate) faults: Vec<(usize, SharedError)>,
+    pub(crate) faults: Vec<(usize, EndpointError)>,
     /// The manager's result.
     pub(crate) result: Result<Summary, CopyFail>,
     /// Payload bytes read from the source.
@@ -153,12 +153,10 @@ pub(crate) fn check_counts(
                         ));
                         continue;
                     }
-                    dest.fail(
-                        &(std::sync::Arc::new(CountMismatch {
-                            producer: expected,
-                            receiver: rows,
-                        }) as SharedError),
-                    );
+                    dest.fail(&EndpointError::new(CountMismatch {
+                        producer: expected,
+                        receiver: rows,
+                    }));
                     if !keep_going {
                         return Some(format!(
                             "row count mismatch: the source sent {}, {} stored {rows}",

@@ -63,6 +63,12 @@ pub trait Producer {
         let _ = timeout;
         Ok(())
     }
+
+    /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
+    /// producers that read in buffers; the others ignore it.
+    fn set_buffer_size(&mut self, size: usize) {
+        let _ = size;
+    }
 }
 
 /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
@@ -197,6 +203,10 @@ impl Producer for StatementProducer<'_> {
 
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
         Ok(self.conn.set_timeout(timeout)?)
+    }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        self.buffer_size = size.max(1);
     }
 }
 

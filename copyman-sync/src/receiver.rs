@@ -407,7 +407,7 @@ impl Receiver for ClientReceiver<'_> {
 
     fn complete(&mut self) -> Result<Option<u64>, BoxError> {
         let writer = self.writer.take().ok_or(Error::State("the COPY is over"))?;
-        Ok(Some(writer.finish().map_err(Error::Client)?))
+        Ok(Some(writer.finish().map_err(Error::from)?))
     }
 
     fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {

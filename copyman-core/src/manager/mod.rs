@@ -12,7 +12,10 @@ use copyman_wire::{Framer, Position, WireError};
 use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 
-use crate::fault::{BoxError, CopyFail, CountMismatch, ProducerFault, ReceiverFault, SharedError};
+use crate::fault::{
+    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, ProducerFault,
+    ReceiverFault,
+};
 // Defined with the faults that name it (so `fault` does not import the manager back); the
 // manager hands it out.
 pub use crate::fault::ReceiverId;
@@ -182,7 +185,7 @@ pub enum ReceiverOutcome {
     /// Its COPY completed, with its `COPY n` if it reported one.
     Completed(Option<u64>),
     /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
-    Faulted(SharedError),
+    Faulted(EndpointError),
 }
 
 /// The result of a successful copy.
@@ -297,9 +300,9 @@ struct ReceiverSlot {
     /// Chunks distributed while it was faulted.
     missed: u64,
     /// Its fault, while faulted or after.
-    fault: Option<SharedError>,
+    fault: Option<EndpointError>,
     /// How it ended.
-    outcome: Option<Result<Option<u64>, SharedError>>,
+    outcome: Option<Result<Option<u64>, EndpointError>>,
     /// Whether it was live when the copy began to end (its exit errors fail the copy).
     live_at_end: bool,
 }
@@ -404,11 +407,11 @@ pub struct Manager {
     producer: ProducerState,
     producer_count: Option<u64>,
     /// The producer's last error, reported in a CopyFail if the copy then fails.
-    producer_error: Option<SharedError>,
+    producer_error: Option<EndpointError>,
     /// The producer's error on exit (cancel), if any.
-    producer_exit_error: Option<SharedError>,
+    producer_exit_error: Option<EndpointError>,
     /// Endpoints that could not start, reported in the CopyFail.
-    start_faults: Vec<(ReceiverId, SharedError)>,
+    start_faults: Vec<(ReceiverId, EndpointError)>,
     /// A producer chunk could not be used and went nowhere: the copy cannot complete.
     data_lost: bool,
     receivers: Vec<ReceiverSlot>,
@@ -419,7 +422,7 @@ pub struct Manager {
     out_framer: Framer,
     cycles: VecDeque<Cycle>,
     /// Faults of the cycle in progress, reported when it completes.
-    faults: Vec<(ReceiverId, SharedError)>,
+    faults: Vec<(ReceiverId, EndpointError)>,
     /// Progress not yet reported.
     stats: (u64, u64),
     totals: (u64, u64),
@@ -427,6 +430,8 @@ pub struct Manager {
     phase: Phase,
     /// [`Output::EndOfCopy`] was given: the caller saw the copy reach its end.
     end_reported: bool,
+    /// How the adapter reads its endpoints' errors.
+    diagnose: Diagnose,
 }
 
 impl Manager {
@@ -452,7 +457,20 @@ impl Manager {
             events: VecDeque::new(),
             phase: Phase::Copying,
             end_reported: false,
+            diagnose: |_| Diagnosis::default(),
         }
+    }
+
+    /// Sets how endpoints' errors of the adapter's own types are read for the server's error
+    /// and the connection's state (see [`EndpointError::diagnosed`]); without it, only
+    /// copyman-core's types in an error's `source()` chain are found.
+    pub fn set_diagnose(&mut self, diagnose: Diagnose) {
+        self.diagnose = diagnose;
+    }
+
+    /// An endpoint's error as faults carry it.
+    fn endpoint_error(&self, error: BoxError) -> EndpointError {
+        EndpointError::diagnosed(error, self.diagnose)
     }
 
     /// Adds a receiver speaking `protocol`, before the copy starts.
@@ -546,7 +564,7 @@ impl Manager {
             Input::ProducerError(error) => {
                 self.expect_reading("producer error")?;
                 self.producer = ProducerState::Idle;
-                let error: SharedError = Arc::from(error);
+                let error = self.endpoint_error(error);
                 self.producer_error = Some(error.clone());
                 if matches!(self.phase, Phase::Copying) {
                     self.events
@@ -559,7 +577,7 @@ impl Manager {
                 receiver,
                 error,
                 written,
-            } => self.on_receiver_error(receiver, Arc::from(error), written),
+            } => self.on_receiver_error(receiver, self.endpoint_error(error), written),
             Input::ReceiverDone { receiver, result } => self.on_receiver_done(receiver, result),
             Input::ProducerDone { result } => {
                 if self.producer != ProducerState::Cancelling {
@@ -567,7 +585,7 @@ impl Manager {
                 }
                 self.producer = ProducerState::Closed;
                 if let Err(error) = result {
-                    self.producer_exit_error = Some(Arc::from(error));
+                    self.producer_exit_error = Some(self.endpoint_error(error));
                 }
                 Ok(())
             }
@@ -583,10 +601,10 @@ impl Manager {
                 self.start_faults.extend(
                     receivers
                         .into_iter()
-                        .map(|(id, e)| (id, SharedError::from(e))),
+                        .map(|(id, e)| (id, EndpointError::diagnosed(e, self.diagnose))),
                 );
                 if let Some(error) = producer {
-                    self.producer_exit_error = Some(Arc::from(error));
+                    self.producer_exit_error = Some(self.endpoint_error(error));
                 }
                 self.decide(Some("could not start the COPY operation".to_owned()))
             }
@@ -642,7 +660,7 @@ impl Manager {
             Ok(()) => Ok(()),
             Err(error) => {
                 // The producer handed in a malformed stream: its fault, nothing distributed.
-                let error: SharedError = Arc::new(error);
+                let error = EndpointError::new(error);
                 self.producer_error = Some(error.clone());
                 self.data_lost = true;
                 self.events
@@ -768,7 +786,7 @@ impl Manager {
     fn on_receiver_error(
         &mut self,
         receiver: ReceiverId,
-        error: SharedError,
+        error: EndpointError,
         written: usize,
     ) -> Result<(), ManagerError> {
         let cycles = self.cycles.len();
@@ -849,7 +867,9 @@ impl Manager {
         }
         slot.busy = false;
         slot.state = ReceiverState::Ended;
-        slot.outcome = Some(result.map_err(Arc::from));
+        let result = result.map_err(|e| EndpointError::diagnosed(e, self.diagnose));
+        let slot = self.slot(receiver)?;
+        slot.outcome = Some(result);
         Ok(())
     }
 
@@ -1045,10 +1065,8 @@ impl Manager {
                         (completing, self.producer_count, count)
                         && producer != receiver
                     {
-                        exit_faults.push((
-                            id,
-                            Arc::new(CountMismatch { producer, receiver }) as SharedError,
-                        ));
+                        exit_faults
+                            .push((id, EndpointError::new(CountMismatch { producer, receiver })));
                         continue;
                     }
                     receivers.push((id, ReceiverOutcome::Completed(count)));
