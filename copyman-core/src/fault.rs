@@ -280,18 +280,65 @@ pub enum Fault {
     Producer(#[from] ProducerFault),
 }
 
+/// How each receiver ended, in a [`Summary`](crate::manager::Summary) or a [`CopyFail`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReceiverOutcome {
+    /// Its COPY completed, with its `COPY n` if it reported one. In a [`CopyFail`] this is a
+    /// receiver whose server accepted CopyDone before the copy failed at its end: outside a
+    /// transaction its rows are committed.
+    Completed(Option<u64>),
+    /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
+    Faulted(EndpointError),
+    /// Its own COPY failed at the end (CopyDone refused, or it could not start): it holds
+    /// nothing of this copy.
+    Failed(EndpointError),
+    /// The copy failed and copyman failed this receiver's COPY, which had done nothing wrong:
+    /// it holds nothing of this copy.
+    Dropped,
+}
+
+impl ReceiverOutcome {
+    /// Whether the receiver's COPY completed (its rows are in, committed unless in a
+    /// transaction).
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Self::Completed(_))
+    }
+
+    /// The receiver's error, if it faulted or failed.
+    pub fn error(&self) -> Option<&EndpointError> {
+        match self {
+            Self::Faulted(e) | Self::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// The copy failed: every receiver still in it had its COPY failed, the producer was cancelled.
 #[derive(Debug, Clone)]
 pub struct CopyFail {
     /// Why the copy failed ("no receivers", "copy stopped before the producer's end", …).
     pub reason: String,
+    /// Every receiver's outcome, in order of [`ReceiverId`]: what its COPY came to (completed
+    /// with its `COPY n` when its server accepted CopyDone before the end failed, faulted,
+    /// failed with its error, or dropped).
+    pub receivers: Vec<(ReceiverId, ReceiverOutcome)>,
     /// Receivers whose completion or abort failed, with their errors.
     pub receiver_faults: Vec<(ReceiverId, EndpointError)>,
     /// The producer's error on exit, if it had one.
     pub producer_fault: Option<EndpointError>,
+    /// Whether the producer reached its end before the copy failed.
+    pub producer_ended: bool,
+    /// The producer's `COPY n`, if it reached its end and reported one.
+    pub producer_count: Option<u64>,
 }
 
 impl CopyFail {
+    /// Whether any receiver's COPY completed (so not "nothing committed" outside transactions).
+    pub fn any_completed(&self) -> bool {
+        self.receivers.iter().any(|(_, o)| o.is_completed())
+    }
+
     /// The exit error of `receiver`, if it had one.
     pub fn receiver_fault(&self, receiver: ReceiverId) -> Option<&EndpointError> {
         self.receiver_faults

@@ -52,7 +52,20 @@ impl Default for Options {
 impl Options {
     /// These options with a window of `window` chunks (at least 1).
     pub fn with_window(mut self, window: usize) -> Self {
-        self.config = Config::with_window(window);
+        self.config.window = window.max(1);
+        self
+    }
+
+    /// These options with the keep-going policy ([`Config::keep_going`]): a copy run to its end
+    /// lets the survivors of a receiver fault complete.
+    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
+        self.config = self.config.with_keep_going(keep_going);
+        self
+    }
+
+    /// These options with the row-count check on or off ([`Config::check_counts`]).
+    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
+        self.config = self.config.with_check_counts(check_counts);
         self
     }
 
@@ -248,7 +261,8 @@ impl<'a> CopyManager<'a> {
     }
 
     /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
-    /// the whole copy.
+    /// the whole copy, unless the options' keep-going policy lets the survivors of a receiver
+    /// fault complete ([`Options::with_keep_going`]; each receiver's outcome is in the summary).
     ///
     /// # Errors
     /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
@@ -256,7 +270,10 @@ impl<'a> CopyManager<'a> {
     /// across destinations" on [`CopyManager`]).
     pub fn run(mut self) -> Result<Summary, CopyFail> {
         while let Some(progress) = self.next() {
-            if let Err(fault) = progress {
+            // Core's policy: a producer fault ends the copy, a receiver's unless keep-going.
+            if let Err(fault) = progress
+                && self.manager.ends_copy(&fault)
+            {
                 return self.end(Input::Abort {
                     reason: fault.to_string(),
                 });

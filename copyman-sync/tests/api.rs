@@ -34,7 +34,7 @@ fn connect_plan_reports_dns_errors_and_moves_on() {
 /// still usable.
 #[test]
 fn typed_faults_give_each_receivers_sqlstate() {
-    use copyman_sync::{ClientReceiver, CopyManager, Receiver, ReceiverId, StatementProducer};
+    use copyman_sync::{ClientReceiver, CopyManager, Receiver, StatementProducer};
     use copyman_sync::{StatementReceiver, Summary};
 
     let cluster = shared();
@@ -63,11 +63,19 @@ fn typed_faults_give_each_receivers_sqlstate() {
         .run()
     };
     let fail = result.expect_err("every receiver violates the check constraint");
-    for id in [ReceiverId(0), ReceiverId(1)] {
-        let error = fail.receiver_fault(id).expect("the receiver's error");
-        assert_eq!(error.code(), Some("23514"), "receiver {id}: {error}");
+    // Every receiver's outcome: the one that hit the bad row first faulted; the other
+    // faulted too, or was dropped when the copy failed. An error, wherever it is, has the
+    // server's SQLSTATE at hand, from a raw session or a client-bound endpoint alike.
+    let errors: Vec<_> = fail
+        .receivers
+        .iter()
+        .filter_map(|(_, o)| o.error())
+        .collect();
+    assert!(!errors.is_empty(), "{fail:?}");
+    for error in errors {
+        assert_eq!(error.code(), Some("23514"), "{error}");
         assert_eq!(error.db_error().unwrap().table.as_deref(), Some("dst"));
-        assert!(!error.is_closed(), "receiver {id}: {error}");
+        assert!(!error.is_closed(), "{error}");
     }
     assert!(raw.is_ready());
     let rows: i64 = admin
@@ -160,4 +168,60 @@ fn unhonoured_config_fields_are_errors_naming_them() {
         );
         assert!(err.to_string().contains(parameter), "{err}");
     }
+}
+
+/// Keep-going is the manager's policy, which `run` follows: the receiver whose server refuses a
+/// row faults (its COPY failed, nothing of it stored) and the others complete.
+#[test]
+fn keep_going_run_completes_the_survivors() {
+    use copyman_sync::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+    use copyman_sync::{ReceiverId, StatementReceiver};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8);
+             INSERT INTO src SELECT generate_series(1, 1000);
+             CREATE TABLE ok1 (i int8); CREATE TABLE bad (i int8 CHECK (i < 500));
+             CREATE TABLE ok2 (i int8);",
+        )
+        .unwrap();
+    let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut dests: Vec<Connection> = (0..3)
+        .map(|_| Connection::connect_str(&cluster.conninfo(&db)).unwrap())
+        .collect();
+    let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+        .to_all(
+            dests
+                .iter_mut()
+                .zip(["ok1", "bad", "ok2"])
+                .map(|(conn, t)| StatementReceiver::new(conn, format!("COPY {t} FROM STDIN"))),
+        )
+        .options(Options::default().with_keep_going(true))
+        .run()
+        .expect("the survivors complete");
+    assert!(matches!(
+        summary.receivers[0],
+        (ReceiverId(0), ReceiverOutcome::Completed(Some(1000)))
+    ));
+    let (_, outcome) = &summary.receivers[1];
+    assert_eq!(
+        outcome.error().and_then(|e| e.code()),
+        Some("23514"),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        summary.receivers[2],
+        (ReceiverId(2), ReceiverOutcome::Completed(Some(1000)))
+    ));
+    for (t, n) in [("ok1", 1000), ("bad", 0), ("ok2", 1000)] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, n, "{t}");
+    }
+    assert!(dests.iter().all(Connection::is_ready));
 }

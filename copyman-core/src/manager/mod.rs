@@ -13,14 +13,23 @@ use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 
 use crate::fault::{
-    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, ProducerFault,
+    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, Fault, ProducerFault,
     ReceiverFault,
 };
 // Defined with the faults that name it (so `fault` does not import the manager back); the
 // manager hands it out.
-pub use crate::fault::ReceiverId;
+pub use crate::fault::{ReceiverId, ReceiverOutcome};
 
-/// How a [`Manager`] buffers.
+/// How a [`Manager`] buffers, and its policies for a copy run to its end.
+///
+/// ```
+/// use copyman_core::Config;
+///
+/// // Let the survivors complete when a receiver faults; receivers whose triggers route rows
+/// // elsewhere may store another number of rows than the producer sent.
+/// let config = Config::with_window(4).with_keep_going(true).with_check_counts(false);
+/// assert!(config.keep_going && !config.check_counts);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -28,20 +37,44 @@ pub struct Config {
     /// bounded by `window` × the producer's chunk size, whatever the data size. A blocking
     /// adapter, which services one cycle at a time, uses 1 (as py-postgresql's copyman does).
     pub window: usize,
+    /// What a receiver fault does to a copy run to its end ([`Manager::ends_copy`], which the
+    /// adapters' `run` follows): `false` (the default) fails the whole copy; `true` fails only
+    /// that receiver's COPY and lets the others go on and complete ("keep going"), each
+    /// receiver's outcome in the [`Summary`]. A producer fault always fails the copy.
+    pub keep_going: bool,
+    /// Whether a completed receiver's `COPY n` must equal the producer's (the default): a
+    /// receiver that stored another number of rows fails the copy with [`CountMismatch`].
+    /// `false` leaves the comparison to the caller (the counts are in the [`Summary`]).
+    pub check_counts: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { window: 4 }
+        Self::with_window(4)
     }
 }
 
 impl Config {
-    /// A configuration with the given window (at least 1).
+    /// A configuration with the given window (at least 1), failing on any receiver fault and
+    /// checking row counts.
     pub fn with_window(window: usize) -> Self {
         Self {
             window: window.max(1),
+            keep_going: false,
+            check_counts: true,
         }
+    }
+
+    /// This configuration with the keep-going policy on or off ([`Config::keep_going`]).
+    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
+        self.keep_going = keep_going;
+        self
+    }
+
+    /// This configuration with the row-count check on or off ([`Config::check_counts`]).
+    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
+        self.check_counts = check_counts;
+        self
     }
 }
 
@@ -176,16 +209,6 @@ pub enum Input {
     /// ([`ManagerError::MissedData`] otherwise). With a window of 1, reconcile right after the
     /// fault, as py-postgresql's copyman does.
     Reconcile(ReceiverId),
-}
-
-/// How each receiver ended.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ReceiverOutcome {
-    /// Its COPY completed, with its `COPY n` if it reported one.
-    Completed(Option<u64>),
-    /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
-    Faulted(EndpointError),
 }
 
 /// The result of a successful copy.
@@ -432,13 +455,18 @@ pub struct Manager {
     end_reported: bool,
     /// How the adapter reads its endpoints' errors.
     diagnose: Diagnose,
+    /// The producer reached its end (it stays true once its state moves on to closed).
+    producer_ended: bool,
 }
 
 impl Manager {
     /// A manager for a producer speaking `producer`.
     pub fn new(producer: Protocol, config: Config) -> Self {
         Self {
-            config: Config::with_window(config.window),
+            config: Config {
+                window: config.window.max(1),
+                ..config
+            },
             producer_protocol: producer,
             producer: ProducerState::Idle,
             producer_count: None,
@@ -458,6 +486,7 @@ impl Manager {
             phase: Phase::Copying,
             end_reported: false,
             diagnose: |_| Diagnosis::default(),
+            producer_ended: false,
         }
     }
 
@@ -466,6 +495,16 @@ impl Manager {
     /// copyman-core's types in an error's `source()` chain are found.
     pub fn set_diagnose(&mut self, diagnose: Diagnose) {
         self.diagnose = diagnose;
+    }
+
+    /// Whether a copy run to its end stops for `fault` (the adapters' `run` aborts then): a
+    /// producer fault always; a receiver fault unless [`Config::keep_going`], under which the
+    /// faulted receivers' COPYs are failed at the end and the others complete.
+    pub fn ends_copy(&self, fault: &Fault) -> bool {
+        match fault {
+            Fault::Receiver(_) => !self.config.keep_going,
+            _ => true,
+        }
     }
 
     /// An endpoint's error as faults carry it.
@@ -558,6 +597,7 @@ impl Manager {
             Input::ProducerEnd { count } => {
                 self.expect_reading("producer end")?;
                 self.producer = ProducerState::Ended;
+                self.producer_ended = true;
                 self.producer_count = count;
                 Ok(())
             }
@@ -1055,23 +1095,42 @@ impl Manager {
 
     fn result(&mut self, completing: bool, reason: Arc<str>) -> Result<Summary, CopyFail> {
         let mut exit_faults = Vec::new();
+        // Receivers whose COPY failed at its end under keep-going: in the summary's outcomes,
+        // unless nothing completed (then the copy failed and they are its faults).
+        let mut casualties = Vec::new();
         let mut receivers = Vec::new();
         for (i, slot) in self.receivers.iter().enumerate() {
             let id = ReceiverId(i);
             let outcome = slot.outcome.clone().unwrap_or(Ok(None));
+            if let Some((_, error)) = self.start_faults.iter().find(|(sid, _)| *sid == id) {
+                receivers.push((id, ReceiverOutcome::Failed(error.clone())));
+                continue;
+            }
             match (slot.live_at_end, outcome) {
+                (true, Ok(count)) if !completing => {
+                    let _ = count;
+                    receivers.push((id, ReceiverOutcome::Dropped));
+                }
                 (true, Ok(count)) => {
                     if let (true, Some(producer), Some(receiver)) =
-                        (completing, self.producer_count, count)
+                        (self.config.check_counts, self.producer_count, count)
                         && producer != receiver
                     {
                         exit_faults
                             .push((id, EndpointError::new(CountMismatch { producer, receiver })));
-                        continue;
                     }
                     receivers.push((id, ReceiverOutcome::Completed(count)));
                 }
-                (true, Err(error)) => exit_faults.push((id, error)),
+                (true, Err(error)) => {
+                    receivers.push((id, ReceiverOutcome::Failed(error.clone())));
+                    // Keep-going: a receiver whose COPY fails at its end is one more casualty,
+                    // not the copy's failure (the others' COPYs completed all the same).
+                    if completing && self.config.keep_going {
+                        casualties.push((id, error));
+                    } else {
+                        exit_faults.push((id, error));
+                    }
+                }
                 (false, _) => {
                     let fault = slot
                         .fault
@@ -1081,7 +1140,12 @@ impl Manager {
                 }
             }
         }
-        if completing && exit_faults.is_empty() && self.producer_exit_error.is_none() {
+        let any_completed = receivers.iter().any(|(_, o)| o.is_completed());
+        if completing
+            && any_completed
+            && exit_faults.is_empty()
+            && self.producer_exit_error.is_none()
+        {
             return Ok(Summary {
                 messages: self.totals.0,
                 bytes: self.totals.1,
@@ -1094,15 +1158,19 @@ impl Manager {
         } else {
             reason.to_string()
         };
+        exit_faults.extend(casualties);
         exit_faults.extend(self.start_faults.iter().cloned());
         exit_faults.sort_by_key(|(id, _)| *id);
         Err(CopyFail {
             reason,
+            receivers,
             receiver_faults: exit_faults,
             producer_fault: self
                 .producer_exit_error
                 .clone()
                 .or_else(|| self.producer_error.clone()),
+            producer_ended: self.producer_ended,
+            producer_count: self.producer_count,
         })
     }
 }
