@@ -91,6 +91,10 @@ impl<P: Producer + ?Sized> Producer for Box<P> {
     async fn cancel(&mut self) -> Result<(), BoxError> {
         (**self).cancel().await
     }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        (**self).set_buffer_size(size);
+    }
 }
 
 /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.

@@ -71,6 +71,42 @@ pub trait Producer {
     }
 }
 
+/// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
+/// from).
+impl<P: Producer + ?Sized> Producer for Box<P> {
+    fn protocol(&self) -> Protocol {
+        (**self).protocol()
+    }
+
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        (**self).start(source_frames)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        (**self).next_chunk()
+    }
+
+    fn count(&self) -> Option<u64> {
+        (**self).count()
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        (**self).format()
+    }
+
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        (**self).cancel()
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        (**self).set_stall_timeout(timeout)
+    }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        (**self).set_buffer_size(size);
+    }
+}
+
 /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
 ///
 /// Reads the socket in large buffers (64 KiB by default), re-blocks each read into one CopyData
