@@ -2,14 +2,12 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use copyman_core::connect::{Deadline, TimeoutExpired};
+use copyman_core::connect::{self, Deadline, Failure, Plan, Step, Target, TimeoutExpired};
 use copyman_core::ready::{ReadyWait, WaitStep};
 use copyman_core::session::{
     ChannelBinding, DbError, Event, Notification, Session, SessionError, StartupConfig, State,
@@ -134,57 +132,43 @@ impl Stream {
     }
 }
 
-/// Where a connection went, to open another one for a cancel request.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// An address, and the host name it was resolved from (for TLS).
-    Tcp(SocketAddr, String),
-    Unix(PathBuf),
-}
-
-impl Target {
-    async fn open(&self) -> io::Result<Stream> {
-        match self {
-            Self::Tcp(addr, _) => {
-                let stream = TcpStream::connect(addr).await?;
-                // COPY data goes out in large writes; small protocol messages must not wait.
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
-            Self::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+/// Opens a socket to `target`.
+async fn open(target: &Target) -> io::Result<Stream> {
+    match target {
+        Target::Tcp { addr, .. } => {
+            let stream = TcpStream::connect(addr).await?;
+            // COPY data goes out in large writes; small protocol messages must not wait.
+            stream.set_nodelay(true)?;
+            Ok(Stream::Tcp(stream))
         }
-    }
-
-    /// Sends a CancelRequest on a new connection and waits for the server to close it.
-    pub(crate) async fn cancel(&self, request: Bytes, timeout: Duration) -> io::Result<()> {
-        let run = async {
-            let mut stream = self.open().await?;
-            let mut request = request;
-            while request.has_remaining() {
-                let n = stream.write(&request).await?;
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                request.advance(n);
-            }
-            // The server closes the connection once it has the request.
-            let mut sink = [0u8; 64];
-            while stream.read(&mut sink).await? > 0 {}
-            Ok(())
-        };
-        tokio::time::timeout(timeout, run)
-            .await
-            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
     }
 }
 
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(addr, _) => write!(f, "{addr}"),
-            Self::Unix(path) => write!(f, "{}", path.display()),
+/// Sends a CancelRequest on a new connection to `target` and waits for the server to close it.
+pub(crate) async fn cancel_at(
+    target: &Target,
+    request: Bytes,
+    timeout: Duration,
+) -> io::Result<()> {
+    let run = async {
+        let mut stream = open(target).await?;
+        let mut request = request;
+        while request.has_remaining() {
+            let n = stream.write(&request).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            request.advance(n);
         }
-    }
+        // The server closes the connection once it has the request.
+        let mut sink = [0u8; 64];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok(())
+    };
+    tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// A PostgreSQL connection that copyman owns, on tokio: the fast path's raw COPY session.
@@ -293,55 +277,62 @@ impl Connection {
         config: &tokio_postgres::Config,
         tls: &TlsSettings,
     ) -> Result<Self, Error> {
+        check_supported(config)?;
         let startup = startup_config(config)?;
         let timeout = config.get_connect_timeout().copied();
         let client_config = tls.client_config()?;
 
+        // Core's plan says what to try in which order; this loop only does it.
+        let mut plan = plan(config, tls, client_config.is_some())?;
         let mut last: Option<Error> = None;
-        for target in targets(config).await? {
-            let attempts = match (&target, &client_config) {
-                (Target::Tcp(..), Some(_)) => tls.mode.attempts(),
-                _ => &[Encryption::Plain],
-            };
-            // One deadline for everything tried on this address, TLS and plain alike (libpq's).
-            let deadline = Deadline::new(timeout);
-            let started = Instant::now();
-            for encryption in attempts {
-                let tls_config = match encryption {
-                    Encryption::Tls => client_config.as_ref(),
-                    Encryption::Plain => None,
-                };
-                let attempt = Self::attempt(&target, &startup, timeout, tls_config, tls.mode);
-                let expired = || Error::Connect {
-                    target: target.to_string(),
-                    source: TimeoutExpired::io(),
-                };
-                let result = match deadline.remaining(started.elapsed()) {
-                    Err(_) => Err(expired()),
-                    Ok(Some(left)) => tokio::time::timeout(left, attempt)
+        let mut started = Instant::now();
+        loop {
+            match plan.step() {
+                Step::Resolve { name, port } => {
+                    let resolved = tokio::net::lookup_host((name.as_str(), port))
                         .await
-                        .unwrap_or_else(|_| Err(expired())),
-                    Ok(None) => attempt.await,
-                };
-                match result {
-                    Ok(conn) => return Ok(conn),
-                    // Unreachable: the next host, if any.
-                    Err(e @ Error::Connect { .. }) => {
-                        last = Some(e);
-                        break;
+                        .map(Vec::from_iter);
+                    match resolved {
+                        Ok(addrs) => plan.resolved(addrs),
+                        Err(source) => {
+                            plan.resolved([]);
+                            last = Some(Error::Resolve { host: name, source });
+                        }
                     }
-                    // Refused (by the server, or the handshake): the other way, if the mode has
-                    // one; else that is the answer.
-                    Err(e) => last = Some(e),
                 }
-            }
-            // Only an unreachable host makes the next one worth trying; a server that answered
-            // (wrong password, no such database) has said no.
-            if !matches!(last, Some(Error::Connect { .. })) {
-                break;
+                Step::Attempt {
+                    target,
+                    tls: with_tls,
+                    fresh,
+                } => {
+                    if fresh {
+                        // One deadline for everything tried on this address (libpq's).
+                        started = Instant::now();
+                    }
+                    let tls_config = client_config.as_ref().filter(|_| with_tls);
+                    let attempt = Self::attempt(&target, &startup, timeout, tls_config, tls.mode);
+                    let expired = || Error::Connect {
+                        target: target.to_string(),
+                        source: TimeoutExpired::io(),
+                    };
+                    let result = match Deadline::new(timeout).remaining(started.elapsed()) {
+                        Err(_) => Err(expired()),
+                        Ok(Some(left)) => tokio::time::timeout(left, attempt)
+                            .await
+                            .unwrap_or_else(|_| Err(expired())),
+                        Ok(None) => attempt.await,
+                    };
+                    match result {
+                        Ok(conn) => return Ok(conn),
+                        Err(e) => {
+                            plan.failed(failure(&e));
+                            last = Some(e);
+                        }
+                    }
+                }
+                _ => return Err(last.unwrap_or(Error::Parameters("no host to connect to".into()))),
             }
         }
-        Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
     }
 
     /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication.
@@ -352,12 +343,12 @@ impl Connection {
         tls_config: Option<&Arc<ClientConfig>>,
         mode: SslMode,
     ) -> Result<Self, Error> {
-        let mut stream = target.open().await.map_err(|source| Error::Connect {
+        let mut stream = open(target).await.map_err(|source| Error::Connect {
             target: target.to_string(),
             source,
         })?;
         let mut session = Session::new(startup.clone());
-        if let (Some(tls_config), Target::Tcp(_, host)) = (tls_config, target) {
+        if let (Some(tls_config), Target::Tcp { name: host, .. }) = (tls_config, target) {
             let (tls_stream, hash) = negotiate_tls(stream, target, host, tls_config, mode).await?;
             stream = tls_stream;
             if let Some(hash) = hash {
@@ -512,7 +503,7 @@ impl Connection {
         let target = self.target.clone();
         let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
         self.pending_cancel =
-            Some(runtime.spawn(async move { target.cancel(request, timeout).await }));
+            Some(runtime.spawn(async move { cancel_at(&target, request, timeout).await }));
         true
     }
 
@@ -710,10 +701,7 @@ impl CancelToken {
     /// # Errors
     /// The server could not be reached (within `connect_timeout`, 10 s if none).
     pub async fn cancel(&self) -> Result<(), Error> {
-        Ok(self
-            .target
-            .cancel(self.request.clone(), self.timeout)
-            .await?)
+        Ok(cancel_at(&self.target, self.request.clone(), self.timeout).await?)
     }
 }
 
@@ -802,93 +790,76 @@ async fn negotiate_tls(
     Ok((Stream::Tls(Box::new(socket)), hash))
 }
 
-/// Every address the configuration names, in order.
-async fn targets(config: &tokio_postgres::Config) -> Result<Vec<Target>, Error> {
-    let hosts = config.get_hosts();
-    let ports = config.get_ports();
-    let port_for = |i: usize| match ports {
-        [] => Ok(5432),
-        [one] => Ok(*one),
-        many => many.get(i).copied().ok_or(Error::Parameters(
-            "the number of ports must be one or match the number of hosts".into(),
-        )),
-    };
-    let default_hosts: Vec<Host>;
-    let hosts = if hosts.is_empty() && !config.get_hostaddrs().is_empty() {
-        // Only addresses: each is its own name too.
-        default_hosts = config
-            .get_hostaddrs()
-            .iter()
-            .map(|addr| Host::Tcp(addr.to_string()))
-            .collect();
-        &default_hosts[..]
-    } else if hosts.is_empty() {
-        default_hosts = vec![
-            Host::Unix(PathBuf::from("/var/run/postgresql")),
-            Host::Tcp("localhost".into()),
-        ];
-        &default_hosts[..]
-    } else {
-        hosts
-    };
-    let hostaddrs = config.get_hostaddrs();
-    if !hostaddrs.is_empty() && hostaddrs.len() != hosts.len() {
-        return Err(Error::Parameters(format!(
-            "could not match {} host names to {} hostaddr values",
-            hosts.len(),
-            hostaddrs.len()
-        )));
+/// Refuses the parameters of `config` that a raw connection cannot honour (set to anything but
+/// their defaults): silently connecting without them would not be what was asked for.
+fn check_supported(config: &tokio_postgres::Config) -> Result<(), Error> {
+    use tokio_postgres::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
+    let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
+    if config.get_target_session_attrs() != TargetSessionAttrs::Any {
+        return unsupported(
+            "target_session_attrs",
+            format!("{:?}", config.get_target_session_attrs()).to_lowercase(),
+        );
     }
-    let mut targets = Vec::new();
-    for (i, host) in hosts.iter().enumerate() {
-        let port = port_for(i)?;
-        // As libpq: `hostaddr` is where to connect, `host` the name TLS verifies.
-        if let Some(addr) = hostaddrs.get(i) {
-            let name = match host {
-                Host::Tcp(name) if !name.is_empty() => name.clone(),
-                _ => addr.to_string(),
-            };
-            targets.push(Target::Tcp(SocketAddr::new(*addr, port), name));
-            continue;
-        }
-        match host {
-            Host::Tcp(name) => {
-                if let Ok(addrs) = tokio::net::lookup_host((name.as_str(), port)).await {
-                    targets.extend(addrs.map(|addr| Target::Tcp(addr, name.clone())));
-                }
-            }
-            Host::Unix(dir) => targets.push(Target::Unix(dir.join(format!(".s.PGSQL.{port}")))),
-        }
+    if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
+        return unsupported("load_balance_hosts", "random".into());
     }
-    if targets.is_empty() {
-        return Err(Error::Parameters("no host could be resolved".into()));
+    if config.get_ssl_negotiation() != SslNegotiation::Postgres {
+        return unsupported("sslnegotiation", "direct".into());
     }
-    Ok(targets)
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        return unsupported("tcp_user_timeout", timeout.as_millis().to_string());
+    }
+    // The crate's default idle time is two hours; any other value was asked for.
+    if config.get_keepalives_idle() != Duration::from_secs(2 * 60 * 60) {
+        return unsupported(
+            "keepalives_idle",
+            config.get_keepalives_idle().as_secs().to_string(),
+        );
+    }
+    if let Some(interval) = config.get_keepalives_interval() {
+        return unsupported("keepalives_interval", interval.as_secs().to_string());
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        return unsupported("keepalives_count", retries.to_string());
+    }
+    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn hostaddr_is_where_to_connect_and_host_the_name() {
-        let config: tokio_postgres::Config = "host=db.invalid,h2 hostaddr=127.0.0.1,::1 port=5000"
-            .parse()
-            .unwrap();
-        let got: Vec<String> = targets(&config)
-            .await
-            .unwrap()
+/// Core's connect plan for a configuration: its hosts, and on TCP the TLS mode's attempts when
+/// TLS is set up.
+fn plan(config: &tokio_postgres::Config, tls: &TlsSettings, with_tls: bool) -> Result<Plan, Error> {
+    let hosts: Vec<connect::Host> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => connect::Host::Tcp(name.clone()),
+            Host::Unix(dir) => connect::Host::Unix(dir.clone()),
+        })
+        .collect();
+    let attempts: Vec<bool> = match with_tls {
+        true => tls
+            .mode
+            .attempts()
             .iter()
-            .map(|t| match t {
-                Target::Tcp(addr, name) => format!("{addr} {name}"),
-                Target::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        assert_eq!(got, ["127.0.0.1:5000 db.invalid", "[::1]:5000 h2"]);
-        let only: tokio_postgres::Config = "hostaddr=127.0.0.1 port=5000".parse().unwrap();
-        let only = targets(&only).await.unwrap();
-        assert!(matches!(&only[..], [Target::Tcp(_, name)] if name == "127.0.0.1"));
-        let mismatch: tokio_postgres::Config = "host=a,b hostaddr=127.0.0.1".parse().unwrap();
-        assert!(targets(&mismatch).await.is_err());
+            .map(|e| *e == Encryption::Tls)
+            .collect(),
+        false => vec![false],
+    };
+    Plan::new(
+        &hosts,
+        config.get_ports(),
+        config.get_hostaddrs(),
+        &attempts,
+    )
+    .map_err(|e| Error::Parameters(e.to_string()))
+}
+
+/// What an attempt's error means for the plan: a server that could not be reached (or not in
+/// time), or one that answered and refused.
+fn failure(error: &Error) -> Failure {
+    match error {
+        Error::Connect { .. } => Failure::Unreachable,
+        _ => Failure::Refused,
     }
 }

@@ -1,5 +1,5 @@
-//! The tokio driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`,
-//! with concurrent fan-out.
+//! The tokio driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
+//! `transfer`, with concurrent fan-out.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -18,13 +18,16 @@ use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
 use crate::{Producer, Receiver};
 
-/// How a [`CopyManager`] runs.
+/// How a [`CopyManager`] runs: the same options as copyman-sync's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Options {
     /// The manager's configuration: [`Config::window`] chunks (4 by default) may be pending per
     /// receiver, so memory stays within window × the producer's buffer size.
     pub config: Config,
+    /// The producer's read size, for producers that read in buffers
+    /// ([`Producer::set_buffer_size`]); `None` keeps the producer's own (64 KiB by default).
+    pub buffer_size: Option<usize>,
     /// An endpoint that moves nothing for this long has stalled (copyman-core's
     /// [`stall`](copyman_core::stall) rule, the same as copyman-sync's): a transmit of one chunk
     /// (or the failing of a receiver's COPY) that does not complete within this time is given up
@@ -38,7 +41,26 @@ pub struct Options {
 impl Options {
     /// These options with a window of `window` chunks (at least 1).
     pub fn with_window(mut self, window: usize) -> Self {
-        self.config = Config::with_window(window);
+        self.config.window = window.max(1);
+        self
+    }
+
+    /// These options with the keep-going policy ([`Config::keep_going`]): a copy run to its end
+    /// lets the survivors of a receiver fault complete.
+    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
+        self.config = self.config.with_keep_going(keep_going);
+        self
+    }
+
+    /// These options with the row-count check on or off ([`Config::check_counts`]).
+    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
+        self.config = self.config.with_check_counts(check_counts);
+        self
+    }
+
+    /// These options with the producer reading `size` bytes at a time (at least 1).
+    pub fn with_buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = Some(size.max(1));
         self
     }
 
@@ -80,9 +102,10 @@ enum Step {
 /// ([`Options`]): a slow receiver holds the producer back rather than making the copy buffer
 /// without limit, and with a stall timeout a stuck one faults while the others complete.
 ///
-/// It is a [`Stream`] of per-cycle progress `(messages, bytes)` (the seed's
-/// `for n_msgs, n_bytes in copy`), with faults as `Err` items; the stream ends when the producer
-/// is exhausted (or no receiver is left). Then [`finish`](CopyManager::finish) it.
+/// It is a [`Stream`] of per-cycle progress `(messages, bytes)` (`for n_msgs,
+/// n_bytes in copy` in py-postgresql's copyman), with faults as `Err` items; the stream ends
+/// when the producer is exhausted (or no receiver is left). Then
+/// [`finish`](CopyManager::finish) it.
 ///
 /// ```no_run
 /// use copyman_async::{Connection, CopyManager, StatementProducer, StatementReceiver};
@@ -188,8 +211,8 @@ impl fmt::Debug for CopyManager<'_> {
 }
 
 impl<'a> CopyManager<'a> {
-    /// Starts a copy with the default [`Options`] (the seed's `__enter__`): every receiver's COPY
-    /// (concurrently), then the producer's.
+    /// Starts a copy with the default [`Options`] (`__enter__` in py-postgresql's copyman): every
+    /// receiver's COPY (concurrently), then the producer's.
     ///
     /// # Errors
     /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
@@ -210,7 +233,45 @@ impl<'a> CopyManager<'a> {
         receivers: Vec<Box<dyn Receiver + 'a>>,
         options: Options,
     ) -> Result<Self, CopyFail> {
+        Self::start_boxed(Box::new(producer), receivers, options).await
+    }
+
+    /// A copy from `producer` to the receivers given to the [`CopyBuilder`]: the one-call form.
+    ///
+    /// ```no_run
+    /// use copyman_async::{Connection, CopyManager, Options, StatementProducer, StatementReceiver};
+    ///
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres dbname=app").await?;
+    /// let mut a = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app").await?;
+    /// let mut b = Connection::connect_str("host=10.0.0.3 user=postgres dbname=app").await?;
+    /// let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
+    ///     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
+    ///     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
+    ///     .options(Options::default().with_stall_timeout(std::time::Duration::from_secs(30)))
+    ///     .run()
+    ///     .await?;
+    /// println!("{} rows", summary.messages);
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {
+        CopyBuilder {
+            producer: Box::new(producer),
+            receivers: Vec::new(),
+            options: Options::default(),
+        }
+    }
+
+    async fn start_boxed(
+        mut producer: Box<dyn Producer + 'a>,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+        options: Options,
+    ) -> Result<Self, CopyFail> {
+        if let Some(size) = options.buffer_size {
+            producer.set_buffer_size(size);
+        }
         let mut manager = Manager::new(producer.protocol(), options.config);
+        manager.set_diagnose(crate::Error::diagnose);
         for receiver in &receivers {
             manager
                 .add_receiver(receiver.protocol())
@@ -219,7 +280,7 @@ impl<'a> CopyManager<'a> {
         let mut copy = Self {
             manager,
             options,
-            producer: Some(Box::new(producer)),
+            producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),
             in_flight: FuturesUnordered::new(),
             queued: VecDeque::new(),
@@ -274,8 +335,9 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole
-    /// copy.
+    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
+    /// the whole copy, unless the options' keep-going policy lets the survivors of a receiver
+    /// fault complete ([`Options::with_keep_going`]; each receiver's outcome is in the summary).
     ///
     /// # Errors
     /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
@@ -283,7 +345,10 @@ impl<'a> CopyManager<'a> {
     /// across destinations" on [`CopyManager`]).
     pub async fn run(mut self) -> Result<Summary, CopyFail> {
         while let Some(progress) = self.next().await {
-            if let Err(fault) = progress {
+            // Core's policy: a producer fault ends the copy, a receiver's unless keep-going.
+            if let Err(fault) = progress
+                && self.manager.ends_copy(&fault)
+            {
                 return self
                     .end(Input::Abort {
                         reason: fault.to_string(),
@@ -321,9 +386,9 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Completes the copy (the seed's `__exit__`): succeeds only if the producer reached its end,
-    /// a receiver is left and every receiver completes with the producer's row count. Receivers
-    /// complete concurrently.
+    /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the producer
+    /// reached its end, a receiver is left and every receiver completes with the producer's row
+    /// count. Receivers complete concurrently.
     ///
     /// # Errors
     /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
@@ -344,7 +409,7 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// The receivers still in the copy (the seed's `receivers`).
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
     pub fn live_receivers(&self) -> Vec<ReceiverId> {
         self.manager.live_receivers().collect()
     }
@@ -620,8 +685,8 @@ impl ReconcileError {
     }
 }
 
-/// Copies everything `producer` produces to every receiver (the seed's `transfer`), returning the
-/// totals `(messages, bytes)`.
+/// Copies everything `producer` produces to every receiver (`transfer` in py-postgresql's copyman),
+/// returning the totals `(messages, bytes)`.
 ///
 /// ```no_run
 /// use copyman_async::{Connection, StatementProducer, StatementReceiver, transfer};
@@ -648,4 +713,65 @@ pub async fn transfer<'a>(
 ) -> Result<(u64, u64), CopyFail> {
     let summary = CopyManager::start(producer, receivers).await?.run().await?;
     Ok((summary.messages, summary.bytes))
+}
+
+/// A copy being put together: its producer, its receivers and its [`Options`]; see
+/// [`CopyManager::builder`]. Receivers are added with [`to`](Self::to) (one) or
+/// [`to_all`](Self::to_all) (any iterator of them), without boxing.
+#[must_use = "a copy does nothing until it is started or run"]
+pub struct CopyBuilder<'a> {
+    producer: Box<dyn Producer + 'a>,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    options: Options,
+}
+
+impl fmt::Debug for CopyBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyBuilder")
+            .field("receivers", &self.receivers.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CopyBuilder<'a> {
+    /// Adds a receiver; its [`ReceiverId`] is the order it was added in, from 0.
+    pub fn to(mut self, receiver: impl Receiver + 'a) -> Self {
+        self.receivers.push(Box::new(receiver));
+        self
+    }
+
+    /// Adds every receiver of `receivers`, in order.
+    pub fn to_all<R: Receiver + 'a>(mut self, receivers: impl IntoIterator<Item = R>) -> Self {
+        self.receivers.extend(
+            receivers
+                .into_iter()
+                .map(|r| Box::new(r) as Box<dyn Receiver + 'a>),
+        );
+        self
+    }
+
+    /// Runs the copy with `options` (window, stall timeout, buffer size).
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the copy, to stream its progress, reconcile and finish it; see
+    /// [`CopyManager::start`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`].
+    pub async fn start(self) -> Result<CopyManager<'a>, CopyFail> {
+        CopyManager::start_boxed(self.producer, self.receivers, self.options).await
+    }
+
+    /// Starts and runs the copy to its end: the [`Summary`] (rows, bytes, each receiver's
+    /// outcome), or the [`CopyFail`]; see [`CopyManager::run`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`] and [`CopyManager::run`].
+    pub async fn run(self) -> Result<Summary, CopyFail> {
+        self.start().await?.run().await
+    }
 }

@@ -17,27 +17,34 @@
 //!   [`WriterReceiver`] (any `AsyncWrite`), [`CallReceiver`], [`NullReceiver`], and
 //!   [`ClientReceiver`] over an existing `tokio-postgres` client's `copy_in`.
 //! * [`CopyManager`] (a `Stream` of progress), [`transfer`], [`Options`] (window, stall
-//!   timeout), with the seed's faults: [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
+//!   timeout), with the faults of py-postgresql's copyman: [`ReceiverFault`], [`ProducerFault`],
+//!   [`CopyFail`].
 //!
 //! Not here: spawning tasks (the copy runs in whatever task polls it; spawn it yourself if
 //! you want), and any protocol decision. Dropping a copy midway never commits a partial COPY:
 //! see [`CopyManager`] for what happens to each connection.
 //!
 //! ```no_run
-//! use copyman_async::{Connection, StatementProducer, StatementReceiver, transfer};
+//! use copyman_async::{Connection, CopyManager, StatementProducer, StatementReceiver};
 //!
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut source = Connection::connect_str("postgresql://postgres@127.0.0.1:5432/app").await?;
 //! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app").await?;
 //! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app").await?;
-//! let (rows, bytes) = transfer(
-//!     StatementProducer::new(&mut source, "COPY items TO STDOUT (FORMAT binary)"),
-//!     vec![
-//!         Box::new(StatementReceiver::new(&mut a, "COPY items FROM STDIN (FORMAT binary)")),
-//!         Box::new(StatementReceiver::new(&mut b, "COPY items FROM STDIN (FORMAT binary)")),
-//!     ],
-//! )
-//! .await?;
+//! let result = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
+//!     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
+//!     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
+//!     .run()
+//!     .await;
+//! match result {
+//!     Ok(summary) => println!("{} rows", summary.messages),
+//!     // Each receiver's error, with the server's SQLSTATE at hand.
+//!     Err(fail) => {
+//!         for (id, error) in &fail.receiver_faults {
+//!             eprintln!("receiver {id}: SQLSTATE {:?}: {error}", error.code());
+//!         }
+//!     }
+//! }
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -50,12 +57,12 @@ mod receiver;
 mod tls;
 
 pub use connection::{CancelToken, Connection};
-pub use copy::{CopyManager, Options, ReconcileError, transfer};
+pub use copy::{CopyBuilder, CopyManager, Options, ReconcileError, transfer};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{
-    BoxError, Chunk, Config, CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol,
-    ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
+    BoxError, Chunk, Config, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault,
+    Protocol, ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
 };
 /// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
 pub use copyman_tls::{SslMode, TlsSettings};

@@ -58,6 +58,12 @@ pub trait Producer: Send {
     async fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
+    /// producers that read in buffers; the others ignore it.
+    fn set_buffer_size(&mut self, size: usize) {
+        let _ = size;
+    }
 }
 
 #[async_trait]
@@ -84,6 +90,10 @@ impl<P: Producer + ?Sized> Producer for Box<P> {
 
     async fn cancel(&mut self) -> Result<(), BoxError> {
         (**self).cancel().await
+    }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        (**self).set_buffer_size(size);
     }
 }
 
@@ -268,9 +278,13 @@ impl Producer for StatementProducer<'_> {
     async fn cancel(&mut self) -> Result<(), BoxError> {
         Ok(self.cancel_copy().await?)
     }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        self.buffer_size = size.max(1);
+    }
 }
 
-/// Produces chunks of COPY lines from any iterator (the seed's `IteratorProducer`).
+/// Produces chunks of COPY lines from any iterator (`IteratorProducer` in py-postgresql's copyman).
 ///
 /// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
 /// and CSV formats (so progress counts rows). Receivers of PQv3 data get each chunk as one
@@ -435,7 +449,7 @@ impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
     }
 }
 
-/// Produces no data (the seed's `NullProducer`).
+/// Produces no data (`NullProducer` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullProducer;
 
@@ -529,7 +543,7 @@ impl Producer for ClientProducer<'_> {
         while size < self.buffer_size {
             match stream.next().await {
                 Some(row) => {
-                    let row = row.map_err(Error::Client)?;
+                    let row = row.map_err(Error::from)?;
                     size += row.len();
                     rows.push(row);
                 }

@@ -505,7 +505,7 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
     }
 }
 
-/// Calls a closure with the lines of each cycle (the seed's `CallReceiver`).
+/// Calls a closure with the lines of each cycle (`CallReceiver` in py-postgresql's copyman).
 ///
 /// ```
 /// use copyman_async::CallReceiver;
@@ -559,7 +559,7 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> Receiver for CallReceive
     }
 }
 
-/// Takes data and does nothing with it (the seed's `NullReceiver`).
+/// Takes data and does nothing with it (`NullReceiver` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullReceiver;
 
@@ -651,13 +651,13 @@ impl Receiver for ClientReceiver<'_> {
         if lines.is_empty() {
             return Ok(());
         }
-        sink.send(joined(lines)).await.map_err(Error::Client)?;
+        sink.send(joined(lines)).await.map_err(Error::from)?;
         Ok(())
     }
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
         let mut sink = self.sink.take().ok_or(Error::State("the COPY is over"))?;
-        Ok(Some(sink.as_mut().finish().await.map_err(Error::Client)?))
+        Ok(Some(sink.as_mut().finish().await.map_err(Error::from)?))
     }
 
     async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {

@@ -2,7 +2,7 @@
 //! file; redaction.
 //!
 //! A CONN is `-` (stdin/stdout), a file path, a `postgresql://` URL or a `key=value` conninfo.
-//! Both forms are read into libpq's parameters as libpq reads them ([`copyman_tls::conninfo`]);
+//! Both forms are read into libpq's parameters as libpq reads them ([`copyman_conninfo`]);
 //! a key libpq does not know is refused, and so is one copyman cannot honour ([`unsupported`]).
 //! The parameters a CONN leaves out come, as for psql users, from its service (`service=` or
 //! `PGSERVICE`, looked up in `pg_service.conf` files), then from the environment (`PGHOST`,
@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use copyman_tls::conninfo::{is_url, parse, percent_decode, tokenize};
+use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
 use copyman_tls::{SslMode, TlsSettings};
 use postgres::config::Host;
 
@@ -293,6 +293,11 @@ const CRATE_PARAMETERS: &[&str] = &[
     "tcp_user_timeout",
 ];
 
+/// Parameters of [`CRATE_PARAMETERS`] whose values the crate checks but which copyman's raw
+/// sessions do not use (TCP keepalives): they are not passed on.
+const KEEPALIVE_PARAMETERS: &[&str] =
+    &["keepalives_idle", "keepalives_interval", "tcp_user_timeout"];
+
 /// Why copyman cannot honour `key=value`, if it cannot: the raw session would silently do
 /// something else than libpq would. `None` for everything copyman honours or that changes
 /// nothing for it (`keepalives*`, `sslnegotiation=postgres`, `target_session_attrs=any`, …).
@@ -554,14 +559,33 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         }
         conninfo.push_str("' ");
     };
+    // TCP keepalive settings change nothing for copyman's raw sessions (which copyman-sync
+    // refuses to take silently): their values are checked by the crate, then left out.
+    let mut checked_only = String::new();
     for key in CRATE_PARAMETERS {
         match params.get(key) {
             // As libpq: an empty password is none, and the password file is asked.
             Some("") if *key == "password" => {}
+            Some(value) if KEEPALIVE_PARAMETERS.contains(key) => {
+                let escaped: String = value
+                    .chars()
+                    .flat_map(|c| {
+                        let escape = (c == '\'' || c == '\\').then_some('\\');
+                        escape.into_iter().chain(std::iter::once(c))
+                    })
+                    .collect();
+                checked_only.push_str(&format!("{key}='{escaped}' "));
+            }
             Some(value) => add(key, value),
             None => {}
         }
     }
+    checked_only
+        .parse::<postgres::Config>()
+        .map_err(|e: postgres::Error| {
+            let inner = std::error::Error::source(&e).map_or_else(|| e.to_string(), error_chain);
+            invalid(inner)
+        })?;
     add("host", &hosts.join(","));
     if let Some(addrs) = &hostaddrs {
         add("hostaddr", &addrs.join(","));

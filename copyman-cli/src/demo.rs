@@ -1,16 +1,16 @@
 //! `copyman demo`: throwaway clusters, a sample table fanned out, every copy verified.
 //!
-//! Needs nothing but the PostgreSQL server binaries (found as copyman-testkit finds them; run as
+//! Needs nothing but the PostgreSQL server binaries (found as copyman-cluster finds them; run as
 //! root, the servers run as the OS user `postgres`). The clusters live in a temporary directory
-//! and are removed at the end, also when the demo fails or is interrupted (the testkit's watchdog).
+//! and are removed at the end, also when the demo fails or is interrupted (copyman-cluster's watchdog).
 
 use std::io::{self, Write};
 use std::panic;
 use std::thread;
 use std::time::Instant;
 
+use copyman_cluster::Cluster;
 use copyman_sync::Connection;
-use copyman_testkit::Cluster;
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::json;
 
@@ -250,7 +250,7 @@ fn checksum(cluster: &Cluster) -> anyhow::Result<(String, String)> {
     Ok((field(0), field(1)))
 }
 
-/// Starts `n` clusters side by side. The testkit reports failure by panicking: the panic is
+/// Starts `n` clusters side by side. copyman-cluster reports failure by panicking: the panic is
 /// caught and becomes an error (the message names what is missing, e.g. the server binaries).
 fn start_clusters(n: usize) -> anyhow::Result<Vec<Cluster>> {
     let hook = panic::take_hook();

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use copyman_core::{BoxError, SharedError};
+use copyman_core::{BoxError, EndpointError};
 use copyman_sync::{CallReceiver, Connection, Receiver, StatementReceiver};
 
 use crate::args::Endpoint;
@@ -54,7 +54,7 @@ impl<'e> Dest<'e> {
     }
 
     /// Marks it failed with `error`, unless it already failed (the first error stands).
-    pub(crate) fn fail(&mut self, error: &SharedError) {
+    pub(crate) fn fail(&mut self, error: &EndpointError) {
         if self.error.is_none() {
             self.broken_pipe =
                 matches!(self.endpoint, Endpoint::Stdio) && report::is_broken_pipe(&**error);

@@ -1,16 +1,13 @@
 //! Step 4 and 5 of a run: the copy manager driven to its end, faults mapped to destinations, and
 //! the row counts checked.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 
-use copyman_core::session::CopyFormat;
-use copyman_core::{BoxError, Chunk, SharedError};
+use copyman_core::EndpointError;
 use copyman_sync::{
-    CopyFail, CopyManager, CountMismatch, Data, Fault, Options, Producer, Protocol, Receiver,
-    ReceiverOutcome, Summary, TransmitError,
+    CopyFail, CopyManager, CountMismatch, Fault, Options, Producer, Receiver, ReceiverOutcome,
+    Summary,
 };
-use copyman_wire::realign::Completion;
 
 use crate::dest::Dest;
 use crate::progress::Progress;
@@ -24,7 +21,7 @@ pub(crate) struct Driven {
     /// Why it was aborted, if copyman aborted it.
     pub(crate) aborted: Option<String>,
     /// Destinations (by index) that faulted during the copy.
-    pub(crate) faults: Vec<(usize, SharedError)>,
+    pub(crate) faults: Vec<(usize, EndpointError)>,
     /// The manager's result.
     pub(crate) result: Result<Summary, CopyFail>,
     /// Payload bytes read from the source.
@@ -36,12 +33,17 @@ pub(crate) fn drive<'a>(
     receivers: Vec<Box<dyn Receiver + 'a>>,
     live: &[usize],
     keep_going: bool,
+    check_counts: bool,
     stall_timeout: Option<std::time::Duration>,
     progress: &mut Progress,
 ) -> Driven {
     // `--stall-timeout` during the copy is core's stall rule (an endpoint that moves no byte for
     // that long faults, named); the sessions' socket timeouts cover what comes before and after.
-    let mut options = Options::default();
+    // Keep-going and the count check are the manager's policies: with keep-going, a
+    // destination whose CopyDone is refused is one more casualty in the summary.
+    let mut options = Options::default()
+        .with_keep_going(keep_going)
+        .with_check_counts(check_counts);
     options.stall_timeout = stall_timeout;
     let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,
@@ -120,7 +122,7 @@ pub(crate) fn record_summary(summary: &Summary, live: &[usize], dests: &mut [Des
         let dest = &mut dests[live[id.0]];
         match outcome {
             ReceiverOutcome::Completed(rows) => dest.rows = *rows,
-            ReceiverOutcome::Faulted(error) => dest.fail(error),
+            ReceiverOutcome::Faulted(error) | ReceiverOutcome::Failed(error) => dest.fail(error),
             _ => dest.fail_with(ErrorInfo {
                 sqlstate: None,
                 message: "unknown outcome".to_owned(),
@@ -153,12 +155,10 @@ pub(crate) fn check_counts(
                         ));
                         continue;
                     }
-                    dest.fail(
-                        &(std::sync::Arc::new(CountMismatch {
-                            producer: expected,
-                            receiver: rows,
-                        }) as SharedError),
-                    );
+                    dest.fail(&EndpointError::new(CountMismatch {
+                        producer: expected,
+                        receiver: rows,
+                    }));
                     if !keep_going {
                         return Some(format!(
                             "row count mismatch: the source sent {}, {} stored {rows}",
@@ -188,99 +188,5 @@ pub(crate) fn check_counts(
                 format!("destinations disagree on the row count: {}", all.join(", "))
             })
         }
-    }
-}
-
-/// Where the producer got to, kept outside the manager (which owns the producer).
-#[derive(Debug, Default)]
-pub(crate) struct ProducerTrack {
-    pub(crate) ended: Cell<bool>,
-    pub(crate) count: Cell<Option<u64>>,
-    /// `--allow-count-mismatch`: the manager is not told the producer's count (it would fail a
-    /// receiver that stored another number of rows); [`check_counts`] compares them instead.
-    pub(crate) count_checked_here: Cell<bool>,
-}
-
-/// A producer that records reaching its end and its count.
-pub(crate) struct Tracked<'a> {
-    pub(crate) inner: Box<dyn Producer + 'a>,
-    pub(crate) track: &'a ProducerTrack,
-}
-
-impl Producer for Tracked<'_> {
-    fn protocol(&self) -> Protocol {
-        self.inner.protocol()
-    }
-
-    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        self.track.ended.set(false);
-        self.inner.start(source_frames)
-    }
-
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        let chunk = self.inner.next_chunk()?;
-        if chunk.is_none() {
-            self.track.ended.set(true);
-            self.track.count.set(self.inner.count());
-        }
-        Ok(chunk)
-    }
-
-    fn count(&self) -> Option<u64> {
-        if self.track.count_checked_here.get() {
-            return None;
-        }
-        self.inner.count()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        self.inner.format()
-    }
-
-    fn cancel(&mut self) -> Result<(), BoxError> {
-        self.inner.cancel()
-    }
-
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
-        self.inner.set_stall_timeout(timeout)
-    }
-}
-
-/// A receiver that records its completion (`COPY n`), so that `--keep-going` can commit the
-/// destinations that completed even when the manager fails the copy as a whole.
-pub(crate) struct TrackedReceiver<'a> {
-    pub(crate) inner: Box<dyn Receiver + 'a>,
-    pub(crate) completed: &'a Cell<Option<Option<u64>>>,
-}
-
-impl Receiver for TrackedReceiver<'_> {
-    fn protocol(&self) -> Protocol {
-        self.inner.protocol()
-    }
-
-    fn start(&mut self) -> Result<(), BoxError> {
-        self.inner.start()
-    }
-
-    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
-        self.inner.transmit(data)
-    }
-
-    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        let count = self.inner.complete()?;
-        self.completed.set(Some(count));
-        Ok(count)
-    }
-
-    fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        self.inner.fail(reason, completion)
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        self.inner.format()
-    }
-
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
-        self.inner.set_stall_timeout(timeout)
     }
 }

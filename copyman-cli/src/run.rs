@@ -21,7 +21,6 @@
 //! default in PostgreSQL): everything that can fail is checked before the first `COMMIT`, and a
 //! `COMMIT` that still fails is reported for its destination.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::io;
 use std::time::Instant;
@@ -34,7 +33,7 @@ use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
-use crate::drive::{ProducerTrack, Tracked, TrackedReceiver, check_counts, drive, record_summary};
+use crate::drive::{check_counts, drive, record_summary};
 use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
 use crate::limits;
@@ -44,6 +43,7 @@ use crate::recover;
 use crate::report::{self, DestinationReport, ErrorInfo, Exit, Fatal, RunReport, Status};
 use crate::signals;
 use crate::sql::Format;
+use copyman_sync::ReceiverOutcome;
 
 /// Runs the validated command line; returns the exit status.
 ///
@@ -178,12 +178,6 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         source_conn.is_some(),
         dests.len(),
     );
-    let producer_track = ProducerTrack::default();
-    producer_track
-        .count_checked_here
-        .set(t.safety.allow_count_mismatch);
-    let completions: Vec<Cell<Option<Option<u64>>>> =
-        dests.iter().map(|_| Cell::new(None)).collect();
     let mut bytes = 0;
     let mut source_rows = None;
 
@@ -199,9 +193,6 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             run_error = Some("every destination failed".to_owned());
             break;
         }
-        for c in &completions {
-            c.set(None);
-        }
         let driven = {
             let producer: Box<dyn Producer + '_> =
                 match (source_conn.as_mut(), file_source.as_mut()) {
@@ -212,26 +203,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     (None, Some(source)) => Box::new(source.producer()),
                     (None, None) => unreachable!("a source is a server or a file"),
                 };
-            let producer = Tracked {
-                inner: producer,
-                track: &producer_track,
-            };
             let receivers: Vec<Box<dyn Receiver + '_>> = dests
                 .iter_mut()
-                .zip(&completions)
-                .filter(|(d, _)| d.error.is_none())
-                .map(|(d, completed)| -> Box<dyn Receiver + '_> {
-                    Box::new(TrackedReceiver {
-                        inner: d.receiver(),
-                        completed,
-                    })
-                })
+                .filter(|d| d.error.is_none())
+                .map(|d| d.receiver())
                 .collect();
             drive(
                 producer,
                 receivers,
                 &live,
                 t.keep_going,
+                // `--allow-count-mismatch`: the manager does not compare the counts;
+                // `check_counts` below warns about them instead.
+                !t.safety.allow_count_mismatch,
                 t.safety.stall_timeout,
                 &mut progress,
             )
@@ -243,7 +227,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
         match driven.result {
             Ok(summary) => {
-                source_rows = summary.producer_count.or(producer_track.count.get());
+                source_rows = summary.producer_count;
                 record_summary(&summary, &live, &mut dests);
                 break;
             }
@@ -281,23 +265,25 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 }
             }
             Err(fail) => {
-                source_rows = producer_track.count.get();
+                source_rows = fail.producer_count;
                 for (id, error) in &fail.receiver_faults {
                     dests[live[id.0]].fail(error);
                 }
-                // With --keep-going, destinations that completed their COPY survive a failure
-                // found only when another one completed (copyman-sync reports it as a failure
-                // of the whole copy).
+                // With --keep-going, destinations whose COPY completed survive a failure found
+                // only at the end (a count mismatch): the manager says which completed.
                 let salvage = t.keep_going
                     && driven.aborted.is_none()
                     && fail.producer_fault.is_none()
-                    && producer_track.ended.get()
-                    && live.iter().any(|&i| completions[i].get().is_some());
+                    && fail.producer_ended
+                    && fail.any_completed();
                 if salvage {
-                    for &i in &live {
-                        match completions[i].get() {
-                            Some(rows) if dests[i].error.is_none() => dests[i].rows = rows,
-                            _ if dests[i].error.is_none() => dests[i].fail_with(ErrorInfo {
+                    for (id, outcome) in &fail.receivers {
+                        let dest = &mut dests[live[id.0]];
+                        match outcome {
+                            ReceiverOutcome::Completed(rows) if dest.error.is_none() => {
+                                dest.rows = *rows;
+                            }
+                            _ if dest.error.is_none() => dest.fail_with(ErrorInfo {
                                 sqlstate: None,
                                 message: format!("COPY did not complete: {}", fail.reason),
                             }),

@@ -1,4 +1,17 @@
-//! libpq's `connect_timeout`: one deadline for the whole attempt to connect to one host.
+//! How a connection is made: the order of hosts, addresses and TLS attempts ([`Plan`]), and
+//! libpq's `connect_timeout` ([`Deadline`]). Both adapters follow them, so they connect alike.
+//!
+//! # The plan
+//!
+//! [`Plan`] is libpq's connection loop without its IO: the hosts of the configuration in order
+//! (each resolved when its turn comes, a `hostaddr` used as given), every address of a host, and on
+//! each TCP address the TLS mode's attempts (`prefer`: TLS, then plain). An address that does not
+//! answer moves on to the next one; a server that answered and said no ends the plan, as in libpq
+//! (a wrong password is not retried on the next host). See [`Plan`] for the loop.
+//!
+//! # The deadline
+//!
+//! libpq's `connect_timeout`: one deadline for the whole attempt to connect to one address.
 //!
 //! As in libpq, the time limit covers everything an attempt on one address does — the TCP
 //! connect, the SSLRequest and TLS handshake (and the plain retry that `sslmode=prefer` or
@@ -12,8 +25,14 @@
 //!
 //! Unlike libpq, a timeout below 2 seconds is taken as given (libpq raises it to 2).
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
+
+// `core::net` holds the address types only; copyman-core never opens a socket.
+use core::net::{IpAddr, SocketAddr};
 
 /// The error of an attempt that ran out of its `connect_timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -74,9 +93,396 @@ impl Deadline {
     }
 }
 
+/// The port when the configuration names none (libpq's).
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// The Unix socket directory tried first when the configuration names no host (before
+/// `localhost`), as the `postgres` crates and Debian's libpq do.
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// A host of a connection's configuration, as the `postgres` crates' `Config::get_hosts` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// A host name or an address literal.
+    Tcp(String),
+    /// A directory holding the server's Unix socket.
+    Unix(PathBuf),
+}
+
+/// Where one connection attempt goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A TCP address.
+    Tcp {
+        /// Where to connect.
+        addr: SocketAddr,
+        /// The host name the address came from: what TLS verifies the certificate against.
+        name: String,
+    },
+    /// The path of a Unix socket (`<dir>/.s.PGSQL.<port>`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp { addr, .. } => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Why a configuration's hosts cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// More than one port, but not one per host.
+    #[error(
+        "the number of ports must be one or match the number of hosts ({hosts} hosts, {ports} ports)"
+    )]
+    Ports {
+        /// How many hosts.
+        hosts: usize,
+        /// How many ports.
+        ports: usize,
+    },
+    /// `hostaddr` values, but not one per host.
+    #[error("could not match {hosts} host names to {hostaddrs} hostaddr values")]
+    HostAddrs {
+        /// How many hosts.
+        hosts: usize,
+        /// How many `hostaddr` values.
+        hostaddrs: usize,
+    },
+}
+
+/// What an adapter does next to connect ([`Plan::step`]).
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Resolve `name` (DNS, or an address literal) with `port`, and hand the addresses to
+    /// [`Plan::resolved`] (none if it failed: keep the error, it may be the one to report).
+    Resolve {
+        /// The host name.
+        name: String,
+        /// The port to pair the addresses with.
+        port: u16,
+    },
+    /// Try `target`: open it, the SSLRequest and TLS handshake if `tls`, then startup and
+    /// authentication. On success the connection is made; else report with [`Plan::failed`].
+    Attempt {
+        /// Where.
+        target: Target,
+        /// Whether to negotiate TLS first.
+        tls: bool,
+        /// Whether this is the first attempt on this address: start its [`Deadline`] now (the
+        /// TLS and the plain attempt of `prefer` share one, as in libpq).
+        fresh: bool,
+    },
+    /// Nothing is left to try: fail with the last error seen.
+    GiveUp,
+}
+
+/// How an attempt failed: what decides the next [`Step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// Nothing answered: the socket could not be opened, or the deadline passed. The next
+    /// address, then the next host.
+    Unreachable,
+    /// The server answered and refused: TLS refused or its handshake failing, authentication,
+    /// no such database. The same address the other way if the TLS mode has one; else the plan
+    /// gives up, as libpq does (the next host is not asked).
+    Refused,
+}
+
+/// The order of a connection's attempts: libpq's loop over hosts, addresses and TLS modes, with
+/// no IO. The adapter resolves names and makes the attempts; the plan says which, and when to
+/// stop.
+///
+/// ```
+/// use copyman_core::connect::{Failure, Host, Plan, Step, Target};
+///
+/// // host=db1,db2 with sslmode=prefer: TLS, then plain, on each address.
+/// let hosts = [Host::Tcp("db1".into()), Host::Tcp("db2".into())];
+/// let mut plan = Plan::new(&hosts, &[5432], &[], &[true, false]).unwrap();
+/// let Step::Resolve { name, port } = plan.step() else { unreachable!() };
+/// assert_eq!((name.as_str(), port), ("db1", 5432));
+/// plan.resolved(Vec::new()); // db1 does not resolve: the adapter keeps its error
+/// let Step::Resolve { .. } = plan.step() else { unreachable!() };
+/// plan.resolved(vec!["10.0.0.2:5432".parse().unwrap()]);
+/// let Step::Attempt { target, tls: true, fresh: true } = plan.step() else { unreachable!() };
+/// assert!(matches!(target, Target::Tcp { ref name, .. } if name == "db2"));
+/// plan.failed(Failure::Refused); // the handshake failed: plain on the same address
+/// assert!(matches!(plan.step(), Step::Attempt { tls: false, fresh: false, .. }));
+/// plan.failed(Failure::Refused); // the server said no: that is the answer
+/// assert_eq!(plan.step(), Step::GiveUp);
+/// ```
+///
+/// [`Plan::step`] returns the same step until the adapter reports on it ([`Plan::resolved`],
+/// [`Plan::failed`]); after a successful attempt the plan is simply dropped.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Hosts not yet begun: the host, its `hostaddr` if any, its port.
+    hosts: VecDeque<(Host, Option<IpAddr>, u16)>,
+    /// Addresses of the current host not yet begun.
+    addresses: VecDeque<Target>,
+    /// The address being tried, and the index of its next attempt.
+    current: Option<(Target, usize)>,
+    /// Whether each attempt on a TCP address uses TLS, in order.
+    tcp_attempts: Vec<bool>,
+    /// The plan gave up.
+    done: bool,
+}
+
+impl Plan {
+    /// The plan for a configuration's `hosts`, `ports` and `hostaddrs` (as the `postgres` crates'
+    /// `Config` gives them), trying each TCP address once per entry of `tcp_tls` (`true`: with
+    /// TLS), in order; Unix sockets are tried once, without TLS.
+    ///
+    /// No host means the default socket directory, then `localhost` (or, with `hostaddr`s only,
+    /// each address as its own name); no port means 5432; one port applies to every host.
+    ///
+    /// # Errors
+    /// [`PlanError`] when the ports or `hostaddr`s do not pair up with the hosts.
+    pub fn new(
+        hosts: &[Host],
+        ports: &[u16],
+        hostaddrs: &[IpAddr],
+        tcp_tls: &[bool],
+    ) -> Result<Self, PlanError> {
+        let defaults: Vec<Host>;
+        let hosts = if hosts.is_empty() && !hostaddrs.is_empty() {
+            // Only addresses: each is its own name too.
+            defaults = hostaddrs.iter().map(|a| Host::Tcp(a.to_string())).collect();
+            &defaults[..]
+        } else if hosts.is_empty() {
+            defaults = vec![
+                Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR)),
+                Host::Tcp("localhost".into()),
+            ];
+            &defaults[..]
+        } else {
+            hosts
+        };
+        if ports.len() > 1 && ports.len() != hosts.len() {
+            return Err(PlanError::Ports {
+                hosts: hosts.len(),
+                ports: ports.len(),
+            });
+        }
+        if !hostaddrs.is_empty() && hostaddrs.len() != hosts.len() {
+            return Err(PlanError::HostAddrs {
+                hosts: hosts.len(),
+                hostaddrs: hostaddrs.len(),
+            });
+        }
+        let hosts = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = match ports {
+                    [] => DEFAULT_PORT,
+                    [one] => *one,
+                    many => many[i],
+                };
+                (host.clone(), hostaddrs.get(i).copied(), port)
+            })
+            .collect();
+        Ok(Self {
+            hosts,
+            addresses: VecDeque::new(),
+            current: None,
+            tcp_attempts: if tcp_tls.is_empty() {
+                vec![false]
+            } else {
+                tcp_tls.to_vec()
+            },
+            done: false,
+        })
+    }
+
+    /// What to do next. The same step until it is reported on.
+    pub fn step(&mut self) -> Step {
+        loop {
+            if self.done {
+                return Step::GiveUp;
+            }
+            if let Some((target, next)) = &self.current {
+                let tls = match target {
+                    Target::Tcp { .. } => self.tcp_attempts[*next],
+                    Target::Unix(_) => false,
+                };
+                return Step::Attempt {
+                    target: target.clone(),
+                    tls,
+                    fresh: *next == 0,
+                };
+            }
+            if let Some(target) = self.addresses.pop_front() {
+                self.current = Some((target, 0));
+                continue;
+            }
+            let Some((host, hostaddr, port)) = self.hosts.front().cloned() else {
+                self.done = true;
+                continue;
+            };
+            match (host, hostaddr) {
+                // As libpq: `hostaddr` is where to connect, `host` the name TLS verifies.
+                (host, Some(addr)) => {
+                    let name = match host {
+                        Host::Tcp(name) if !name.is_empty() => name,
+                        _ => addr.to_string(),
+                    };
+                    self.hosts.pop_front();
+                    self.addresses.push_back(Target::Tcp {
+                        addr: SocketAddr::new(addr, port),
+                        name,
+                    });
+                }
+                (Host::Unix(dir), None) => {
+                    self.hosts.pop_front();
+                    self.addresses
+                        .push_back(Target::Unix(dir.join(format!(".s.PGSQL.{port}"))));
+                }
+                (Host::Tcp(name), None) => return Step::Resolve { name, port },
+            }
+        }
+    }
+
+    /// The addresses the name of the last [`Step::Resolve`] resolved to, in the resolver's
+    /// order; none if it could not be resolved (the next host is tried).
+    pub fn resolved(&mut self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        let Some((Host::Tcp(name), None, _)) = self.hosts.front() else {
+            // Not waiting for a resolution: caller misuse, nothing to do.
+            return;
+        };
+        let name = name.clone();
+        self.hosts.pop_front();
+        self.addresses
+            .extend(addrs.into_iter().map(|addr| Target::Tcp {
+                addr,
+                name: name.clone(),
+            }));
+    }
+
+    /// The last [`Step::Attempt`] failed this way.
+    pub fn failed(&mut self, failure: Failure) {
+        let Some((target, next)) = &mut self.current else {
+            return;
+        };
+        let attempts = match target {
+            Target::Tcp { .. } => self.tcp_attempts.len(),
+            Target::Unix(_) => 1,
+        };
+        match failure {
+            Failure::Unreachable => self.current = None,
+            Failure::Refused if *next + 1 < attempts => *next += 1,
+            Failure::Refused => {
+                self.current = None;
+                self.done = true;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hostaddr_is_where_to_connect_and_host_the_name() {
+        let hosts = [Host::Tcp("db.invalid".into()), Host::Tcp("h2".into())];
+        let addrs: [IpAddr; 2] = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        let mut plan = Plan::new(&hosts, &[5000], &addrs, &[]).unwrap();
+        let mut got = Vec::new();
+        while let Step::Attempt { target, .. } = plan.step() {
+            if let Target::Tcp { addr, name } = target {
+                got.push(format!("{addr} {name}"));
+            }
+            plan.failed(Failure::Unreachable);
+        }
+        assert_eq!(got, ["127.0.0.1:5000 db.invalid", "[::1]:5000 h2"]);
+        let mut only = Plan::new(&[], &[5000], &addrs[..1], &[]).unwrap();
+        assert!(matches!(
+            only.step(),
+            Step::Attempt { target: Target::Tcp { name, .. }, .. } if name == "127.0.0.1"
+        ));
+        assert_eq!(
+            Plan::new(&hosts, &[], &addrs[..1], &[]).unwrap_err(),
+            PlanError::HostAddrs {
+                hosts: 2,
+                hostaddrs: 1
+            }
+        );
+        assert!(matches!(
+            Plan::new(&hosts, &[1, 2, 3], &[], &[]),
+            Err(PlanError::Ports { hosts: 2, ports: 3 })
+        ));
+    }
+
+    #[test]
+    fn no_host_means_the_socket_directory_then_localhost() {
+        let mut plan = Plan::new(&[], &[], &[], &[true, false]).unwrap();
+        assert_eq!(
+            plan.step(),
+            Step::Attempt {
+                target: Target::Unix(PathBuf::from("/var/run/postgresql/.s.PGSQL.5432")),
+                tls: false,
+                fresh: true,
+            }
+        );
+        // A Unix socket has one attempt, without TLS.
+        plan.failed(Failure::Unreachable);
+        assert_eq!(
+            plan.step(),
+            Step::Resolve {
+                name: "localhost".into(),
+                port: 5432
+            }
+        );
+    }
+
+    #[test]
+    fn unreachable_moves_on_and_refused_ends_the_plan() {
+        let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
+        let mut plan = Plan::new(&hosts, &[1, 2], &[], &[true, false]).unwrap();
+        assert!(matches!(plan.step(), Step::Resolve { port: 1, .. }));
+        // The step is the same until it is reported on.
+        assert!(matches!(plan.step(), Step::Resolve { port: 1, .. }));
+        plan.resolved([addr("10.0.0.1:1"), addr("10.0.0.2:1")]);
+        let attempt = |tls, fresh, at: &str| Step::Attempt {
+            target: Target::Tcp {
+                addr: addr(at),
+                name: if at.ends_with(":1") { "a" } else { "b" }.into(),
+            },
+            tls,
+            fresh,
+        };
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.1:1"));
+        // Nothing answered on the first address: the plain attempt is skipped.
+        plan.failed(Failure::Unreachable);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.2:1"));
+        plan.failed(Failure::Refused);
+        assert_eq!(plan.step(), attempt(false, false, "10.0.0.2:1"));
+        plan.failed(Failure::Unreachable);
+        assert!(matches!(plan.step(), Step::Resolve { port: 2, .. }));
+        plan.resolved([addr("10.0.0.3:2")]);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.3:2"));
+        plan.failed(Failure::Refused);
+        plan.failed(Failure::Refused);
+        assert_eq!(plan.step(), Step::GiveUp);
+        // A name that does not resolve is skipped; nothing left is giving up.
+        let mut plan = Plan::new(&hosts[..1], &[], &[], &[]).unwrap();
+        assert!(matches!(plan.step(), Step::Resolve { .. }));
+        plan.resolved([]);
+        assert_eq!(plan.step(), Step::GiveUp);
+    }
 
     #[test]
     fn one_deadline_for_the_whole_attempt() {

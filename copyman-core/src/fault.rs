@@ -1,22 +1,213 @@
-//! Faults and failures, in the seed's vocabulary.
+//! Faults and failures, in the vocabulary of py-postgresql's copyman.
 //!
 //! * [`ReceiverFault`]: one or more receivers failed during a cycle and left the copy; the others
 //!   go on. A faulted receiver may be reconciled.
 //! * [`ProducerFault`]: the producer failed; nothing changed, the caller may go on or abort.
 //! * [`CopyFail`]: the copy as a whole failed; nothing was completed on any receiver that was
 //!   still in it, and every connection still alive was handed back usable.
+//!
+//! Each carries its endpoints' errors as [`EndpointError`]s: the error itself, and at hand
+//! the server's error ([`EndpointError::db_error`], [`EndpointError::code`]) and whether the
+//! connection is gone ([`EndpointError::is_closed`]), whatever type the endpoint's error has.
 
 use std::error::Error;
 use std::fmt;
+use std::io;
+use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::manager::ReceiverId;
+use crate::session::{DbError, SessionError};
+
+/// Identifies a receiver of a [`Manager`](crate::manager::Manager): the order in which it was
+/// added, from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReceiverId(pub usize);
+
+impl fmt::Display for ReceiverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// An endpoint's error, as the adapters hand it in.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// An endpoint's error, shared between the fault that reported it and the copy's summary.
+///
+/// Faults carry [`EndpointError`]s now, which deref to the same `dyn Error`.
 pub type SharedError = Arc<dyn Error + Send + Sync + 'static>;
+
+/// What an adapter finds in an endpoint's error of its own types: the server's error and whether
+/// the connection is gone. See [`EndpointError::diagnosed`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Diagnosis {
+    /// The server's error, if the server reported one.
+    pub db_error: Option<DbError>,
+    /// Whether the endpoint's connection is gone (closed by the server, the network or
+    /// copyman): it cannot be used again.
+    pub closed: bool,
+}
+
+impl Diagnosis {
+    /// A diagnosis with the server's error `db_error` and `closed`.
+    pub fn new(db_error: Option<DbError>, closed: bool) -> Self {
+        Self { db_error, closed }
+    }
+}
+
+/// How an adapter reads its own error types into a [`Diagnosis`] (given to the [`Manager`] with
+/// [`Manager::set_diagnose`]).
+///
+/// [`Manager`]: crate::manager::Manager
+/// [`Manager::set_diagnose`]: crate::manager::Manager::set_diagnose
+pub type Diagnose = fn(&(dyn Error + 'static)) -> Diagnosis;
+
+/// An endpoint's error as faults and outcomes carry it: the error, shared (a fault and the copy's
+/// end both hold it), with the server's error and the connection's state at hand.
+///
+/// It derefs to the error itself (`dyn Error`), and displays as it; its `source()` is the
+/// error's. The accessors answer for any endpoint, whatever its error type:
+///
+/// ```
+/// use copyman_core::fault::EndpointError;
+/// use copyman_core::session::{DbError, SessionError};
+///
+/// let server = DbError::new("ERROR", "23505", "duplicate key value violates unique constraint");
+/// // As an adapter wraps a session error in its own error type, boxed.
+/// let error = EndpointError::new(SessionError::Db(Box::new(server)));
+/// assert_eq!(error.code(), Some("23505"));
+/// assert!(!error.is_closed());
+/// assert!(error.to_string().contains("duplicate key"));
+///
+/// let gone = EndpointError::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+/// assert_eq!(gone.code(), None);
+/// assert!(gone.is_closed());
+/// ```
+#[derive(Clone)]
+pub struct EndpointError {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    error: BoxError,
+    diagnosis: Diagnosis,
+}
+
+impl EndpointError {
+    /// The endpoint's `error`, diagnosed from copyman-core's own types in its `source()` chain
+    /// ([`DbError`], [`SessionError`], `io::Error`).
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Self::diagnosed(error.into(), |_| Diagnosis::default())
+    }
+
+    /// The endpoint's `error`, diagnosed by `diagnose` first (an adapter reading its own error
+    /// types), then as [`EndpointError::new`] does for what that did not find.
+    pub fn diagnosed(error: BoxError, diagnose: Diagnose) -> Self {
+        // An error that is already one (an endpoint passing a fault on) stays as it is.
+        let error = match error.downcast::<Self>() {
+            Ok(already) => return *already,
+            Err(error) => error,
+        };
+        let mut diagnosis = diagnose(&*error);
+        let mut next: Option<&(dyn Error + 'static)> = Some(&*error);
+        while let Some(e) = next {
+            if diagnosis.db_error.is_none() {
+                diagnosis.db_error = e
+                    .downcast_ref::<DbError>()
+                    .or_else(|| e.downcast_ref::<SessionError>()?.db_error())
+                    .cloned();
+            }
+            diagnosis.closed |= is_closed(e);
+            next = e.source();
+        }
+        if diagnosis.db_error.as_ref().is_some_and(DbError::is_fatal) {
+            // The server ends the session after a FATAL error.
+            diagnosis.closed = true;
+        }
+        Self {
+            inner: Arc::new(Inner { error, diagnosis }),
+        }
+    }
+
+    /// The server's error, if the server reported one (from a raw session or a client-bound
+    /// endpoint alike).
+    pub fn db_error(&self) -> Option<&DbError> {
+        self.inner.diagnosis.db_error.as_ref()
+    }
+
+    /// The SQLSTATE of the server's error, if the server reported one.
+    pub fn code(&self) -> Option<&str> {
+        self.db_error().map(|e| e.code.as_str())
+    }
+
+    /// Whether the endpoint's connection is gone (closed by the server, a FATAL error, the
+    /// network, or copyman): it cannot be reconciled or used again.
+    pub fn is_closed(&self) -> bool {
+        self.inner.diagnosis.closed
+    }
+
+    /// The error itself.
+    pub fn get_ref(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.inner.error
+    }
+}
+
+/// Whether `error` itself says the connection ended.
+fn is_closed(error: &(dyn Error + 'static)) -> bool {
+    if let Some(SessionError::Closed) = error.downcast_ref::<SessionError>() {
+        return true;
+    }
+    error
+        .downcast_ref::<io::Error>()
+        .is_some_and(is_connection_lost)
+}
+
+/// Whether a socket's `error` means the connection is gone (reset, aborted, a broken pipe, an
+/// unexpected end), as opposed to a timeout or a refusal.
+pub fn is_connection_lost(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}
+
+impl Deref for EndpointError {
+    type Target = dyn Error + Send + Sync + 'static;
+
+    fn deref(&self) -> &Self::Target {
+        self.get_ref()
+    }
+}
+
+impl fmt::Debug for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.inner.error, f)
+    }
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.inner.error, f)
+    }
+}
+
+// Transparent: the error's own text is the Display, so its source is the error's source.
+impl Error for EndpointError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.inner.error.source()
+    }
+}
+
+impl From<BoxError> for EndpointError {
+    fn from(error: BoxError) -> Self {
+        Self::new(error)
+    }
+}
 
 /// Receivers failed during a cycle and were removed from the copy.
 ///
@@ -26,12 +217,13 @@ pub type SharedError = Arc<dyn Error + Send + Sync + 'static>;
 #[derive(Debug, Clone)]
 pub struct ReceiverFault {
     /// Each failed receiver with its error, in the order the errors arrived.
-    pub faults: Vec<(ReceiverId, SharedError)>,
+    pub faults: Vec<(ReceiverId, EndpointError)>,
 }
 
 impl ReceiverFault {
-    /// The error of `receiver`, if it is among the faults (the seed's `faults[receiver]`).
-    pub fn get(&self, receiver: ReceiverId) -> Option<&SharedError> {
+    /// The error of `receiver`, if it is among the faults (`faults[receiver]` in py-postgresql's
+    /// copyman).
+    pub fn get(&self, receiver: ReceiverId) -> Option<&EndpointError> {
         self.faults
             .iter()
             .find(|(id, _)| *id == receiver)
@@ -61,7 +253,7 @@ impl Error for ReceiverFault {}
 #[derive(Debug, Clone)]
 pub struct ProducerFault {
     /// The producer's error.
-    pub error: SharedError,
+    pub error: EndpointError,
 }
 
 impl fmt::Display for ProducerFault {
@@ -76,7 +268,7 @@ impl Error for ProducerFault {
     }
 }
 
-/// A fault reported by a cycle: the seed's `Fault`.
+/// A fault reported by a cycle: `Fault` in py-postgresql's copyman.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Fault {
@@ -88,20 +280,67 @@ pub enum Fault {
     Producer(#[from] ProducerFault),
 }
 
+/// How each receiver ended, in a [`Summary`](crate::manager::Summary) or a [`CopyFail`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReceiverOutcome {
+    /// Its COPY completed, with its `COPY n` if it reported one. In a [`CopyFail`] this is a
+    /// receiver whose server accepted CopyDone before the copy failed at its end: outside a
+    /// transaction its rows are committed.
+    Completed(Option<u64>),
+    /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
+    Faulted(EndpointError),
+    /// Its own COPY failed at the end (CopyDone refused, or it could not start): it holds
+    /// nothing of this copy.
+    Failed(EndpointError),
+    /// The copy failed and copyman failed this receiver's COPY, which had done nothing wrong:
+    /// it holds nothing of this copy.
+    Dropped,
+}
+
+impl ReceiverOutcome {
+    /// Whether the receiver's COPY completed (its rows are in, committed unless in a
+    /// transaction).
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Self::Completed(_))
+    }
+
+    /// The receiver's error, if it faulted or failed.
+    pub fn error(&self) -> Option<&EndpointError> {
+        match self {
+            Self::Faulted(e) | Self::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// The copy failed: every receiver still in it had its COPY failed, the producer was cancelled.
 #[derive(Debug, Clone)]
 pub struct CopyFail {
     /// Why the copy failed ("no receivers", "copy stopped before the producer's end", …).
     pub reason: String,
+    /// Every receiver's outcome, in order of [`ReceiverId`]: what its COPY came to (completed
+    /// with its `COPY n` when its server accepted CopyDone before the end failed, faulted,
+    /// failed with its error, or dropped).
+    pub receivers: Vec<(ReceiverId, ReceiverOutcome)>,
     /// Receivers whose completion or abort failed, with their errors.
-    pub receiver_faults: Vec<(ReceiverId, SharedError)>,
+    pub receiver_faults: Vec<(ReceiverId, EndpointError)>,
     /// The producer's error on exit, if it had one.
-    pub producer_fault: Option<SharedError>,
+    pub producer_fault: Option<EndpointError>,
+    /// Whether the producer reached its end before the copy failed.
+    pub producer_ended: bool,
+    /// The producer's `COPY n`, if it reached its end and reported one.
+    pub producer_count: Option<u64>,
 }
 
 impl CopyFail {
+    /// Whether any receiver's COPY completed (so not "nothing committed" outside transactions).
+    pub fn any_completed(&self) -> bool {
+        self.receivers.iter().any(|(_, o)| o.is_completed())
+    }
+
     /// The exit error of `receiver`, if it had one.
-    pub fn receiver_fault(&self, receiver: ReceiverId) -> Option<&SharedError> {
+    pub fn receiver_fault(&self, receiver: ReceiverId) -> Option<&EndpointError> {
         self.receiver_faults
             .iter()
             .find(|(id, _)| *id == receiver)

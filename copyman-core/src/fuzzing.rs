@@ -9,7 +9,6 @@
 //! server bytes in arbitrary chunks, exactly as the documented drive loop does (during a COPY
 //! OUT the CopyData goes through a [`Framer`] and only the rest reaches the session). A failed
 //! check panics: that is how a fuzz target reports a bug.
-#![cfg(feature = "fuzzing")]
 
 use std::ops::Range;
 

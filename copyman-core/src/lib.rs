@@ -1,12 +1,12 @@
 //! The sans-IO copyman: what happens in a copy, decided without touching IO.
 //!
-//! * [`manager`]: the seed's `CopyManager` as a state machine — one producer, many receivers,
-//!   per-cycle progress, ReceiverFault / ProducerFault / CopyFail, reconcile, realignment on abort,
-//!   bounded buffering.
+//! * [`manager`]: `CopyManager` in py-postgresql's copyman as a state machine — one producer, many
+//!   receivers, per-cycle progress, ReceiverFault / ProducerFault / CopyFail, reconcile,
+//!   realignment on abort, bounded buffering.
 //! * [`session`]: one PostgreSQL connection's PQv3 conversation (startup and auth, simple queries,
 //!   COPY OUT and COPY IN), without owning its socket.
-//! * [`fault`]: the fault and failure types, in the seed's vocabulary; [`stall`]: the stall
-//!   timeout's rule and its error.
+//! * [`fault`]: the fault and failure types, in the vocabulary of py-postgresql's copyman;
+//!   [`stall`]: the stall timeout's rule and its error.
 //! * [`start`] and [`ready`]: what a session's events mean while a COPY starts and until the
 //!   next ReadyForQuery (a COPY OUT nobody reads is cancelled).
 //!
@@ -18,6 +18,8 @@
 pub mod commit;
 pub mod connect;
 pub mod fault;
+// The fuzz targets' logic: only for `fuzz/`, which turns the feature on.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manager;
@@ -29,7 +31,8 @@ pub mod start;
 pub mod statement;
 
 pub use fault::{
-    BoxError, CopyFail, CountMismatch, Fault, ProducerFault, ReceiverFault, SharedError,
+    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, Fault, ProducerFault,
+    ReceiverFault, SharedError,
 };
 pub use manager::{
     Chunk, Config, Data, Event, Input, Manager, ManagerError, Output, Protocol, ReceiverId,

@@ -18,7 +18,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::fault::BoxError;
-use crate::manager::ReceiverId;
+use crate::fault::ReceiverId;
 
 /// Which endpoint of a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +42,7 @@ impl fmt::Display for EndpointId {
 /// An endpoint moved no byte for the stall timeout.
 ///
 /// Its source is an [`io::Error`] of kind [`io::ErrorKind::TimedOut`], so code that looks for
-/// socket timeouts (the seed's `socket.timeout`) finds one.
+/// socket timeouts (`socket.timeout` in py-postgresql's copyman) finds one.
 #[derive(Debug)]
 pub struct Stalled {
     /// The endpoint that stalled.

@@ -4,11 +4,10 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use copyman_core::connect::{Deadline, TimeoutExpired};
+use copyman_core::connect::{self, Deadline, Failure, Plan, Step, Target, TimeoutExpired};
 use copyman_core::ready::{ReadyWait, WaitStep};
 use copyman_core::session::{
     ChannelBinding, DbError, Event, Notification, Session, SessionError, StartupConfig, State,
@@ -118,37 +117,19 @@ impl Write for Stream {
     }
 }
 
-/// Where a connection went, to open another one for a cancel request.
-#[derive(Debug, Clone)]
-enum Target {
-    /// An address, and the host name it was resolved from (for TLS).
-    Tcp(std::net::SocketAddr, String),
-    Unix(PathBuf),
-}
-
-impl Target {
-    fn open(&self, timeout: Option<Duration>) -> io::Result<Stream> {
-        match self {
-            Self::Tcp(addr, _) => {
-                let stream = match timeout {
-                    Some(t) => TcpStream::connect_timeout(addr, t)?,
-                    None => TcpStream::connect(addr)?,
-                };
-                // COPY data goes out in large writes; small protocol messages must not wait.
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
-            Self::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+/// Opens a socket to `target`, within `timeout` for TCP.
+fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
+    match target {
+        Target::Tcp { addr, .. } => {
+            let stream = match timeout {
+                Some(t) => TcpStream::connect_timeout(addr, t)?,
+                None => TcpStream::connect(addr)?,
+            };
+            // COPY data goes out in large writes; small protocol messages must not wait.
+            stream.set_nodelay(true)?;
+            Ok(Stream::Tcp(stream))
         }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(addr, _) => write!(f, "{addr}"),
-            Self::Unix(path) => write!(f, "{}", path.display()),
-        }
+        Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
     }
 }
 
@@ -262,46 +243,51 @@ impl Connection {
         tls: &TlsSettings,
         startup: &[(String, String)],
     ) -> Result<Self, Error> {
+        check_supported(config)?;
         let mut startup_config = startup_config(config)?;
         startup_config.extra.extend_from_slice(startup);
         let startup = startup_config;
         let timeout = config.get_connect_timeout().copied();
         let client_config = tls.client_config()?;
 
+        // Core's plan says what to try in which order; this loop only does it.
+        let mut plan = plan(config, tls, client_config.is_some())?;
         let mut last: Option<Error> = None;
-        for target in targets(config)? {
-            let attempts = match (&target, &client_config) {
-                (Target::Tcp(..), Some(_)) => tls.mode.attempts(),
-                _ => &[Encryption::Plain],
-            };
-            // One deadline for everything tried on this address, TLS and plain alike (libpq's).
-            let deadline = Clocked::start(Deadline::new(timeout));
-            for encryption in attempts {
-                let tls_config = match encryption {
-                    Encryption::Tls => client_config.as_ref(),
-                    Encryption::Plain => None,
-                };
-                let attempt = Self::attempt(&target, &startup, deadline, tls_config, tls.mode);
-                match attempt.map_err(|e| expired(e, &target, deadline)) {
-                    Ok(mut conn) => {
-                        conn.connect_timeout = timeout;
-                        return Ok(conn);
+        let mut deadline = Clocked::start(Deadline::new(timeout));
+        loop {
+            match plan.step() {
+                Step::Resolve { name, port } => match (name.as_str(), port).to_socket_addrs() {
+                    Ok(addrs) => plan.resolved(addrs),
+                    Err(source) => {
+                        plan.resolved([]);
+                        last = Some(Error::Resolve { host: name, source });
                     }
-                    // Unreachable: the next host, if any.
-                    Err(e @ Error::Connect { .. }) => {
-                        last = Some(e);
-                        break;
+                },
+                Step::Attempt {
+                    target,
+                    tls: with_tls,
+                    fresh,
+                } => {
+                    if fresh {
+                        // One deadline for everything tried on this address (libpq's).
+                        deadline = Clocked::start(Deadline::new(timeout));
                     }
-                    // Refused (by the server, or the handshake): the other way, if the mode has
-                    // one; else that is the answer.
-                    Err(e) => last = Some(e),
+                    let tls_config = client_config.as_ref().filter(|_| with_tls);
+                    let attempt = Self::attempt(&target, &startup, deadline, tls_config, tls.mode);
+                    match attempt.map_err(|e| expired(e, &target, deadline)) {
+                        Ok(mut conn) => {
+                            conn.connect_timeout = timeout;
+                            return Ok(conn);
+                        }
+                        Err(e) => {
+                            plan.failed(failure(&e));
+                            last = Some(e);
+                        }
+                    }
                 }
-            }
-            if !matches!(last, Some(Error::Connect { .. })) {
-                break;
+                _ => return Err(last.unwrap_or(Error::Parameters("no host to connect to".into()))),
             }
         }
-        Err(last.unwrap_or(Error::Parameters("no host to connect to".into())))
     }
 
     /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication, all
@@ -315,13 +301,13 @@ impl Connection {
     ) -> Result<Self, Error> {
         let open_within = deadline.remaining();
         let mut stream = open_within
-            .and_then(|within| target.open(within))
+            .and_then(|within| open(target, within))
             .map_err(|source| Error::Connect {
                 target: target.to_string(),
                 source,
             })?;
         let mut session = Session::new(startup.clone());
-        if let (Some(tls_config), Target::Tcp(_, host)) = (tls_config, target) {
+        if let (Some(tls_config), Target::Tcp { name: host, .. }) = (tls_config, target) {
             stream = match negotiate_tls(stream, target, host, tls_config, mode, deadline)? {
                 (stream, Some(hash)) => {
                     session.set_tls_server_end_point(hash);
@@ -370,8 +356,8 @@ impl Connection {
 
     /// Sets a read and write timeout on the socket: a server that does not answer, or a
     /// destination that stops taking data, then fails with an IO error of kind `TimedOut` or
-    /// `WouldBlock` instead of blocking for ever (the seed's `socket.timeout`, which a copy
-    /// may reconcile).
+    /// `WouldBlock` instead of blocking for ever (`socket.timeout` in py-postgresql's copyman,
+    /// which a copy may reconcile).
     ///
     /// # Errors
     /// The socket's.
@@ -458,9 +444,10 @@ impl Connection {
         let request = self.session.cancel_request().ok_or(Error::State(
             "the server gave no backend key: cannot cancel",
         ))?;
-        let mut stream = self
-            .target
-            .open(self.connect_timeout.or(Some(Duration::from_secs(10))))?;
+        let mut stream = open(
+            &self.target,
+            self.connect_timeout.or(Some(Duration::from_secs(10))),
+        )?;
         stream.write_all(&request)?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
@@ -697,92 +684,76 @@ fn expired(error: Error, target: &Target, deadline: Clocked) -> Error {
     error
 }
 
-/// Every address the configuration names, in order.
-fn targets(config: &postgres::Config) -> Result<Vec<Target>, Error> {
-    let hosts = config.get_hosts();
-    let ports = config.get_ports();
-    let port_for = |i: usize| match ports {
-        [] => Ok(5432),
-        [one] => Ok(*one),
-        many => many.get(i).copied().ok_or(Error::Parameters(
-            "the number of ports must be one or match the number of hosts".into(),
-        )),
-    };
-    let default_hosts: Vec<Host>;
-    let hosts = if hosts.is_empty() && !config.get_hostaddrs().is_empty() {
-        // Only addresses: each is its own name too.
-        default_hosts = config
-            .get_hostaddrs()
-            .iter()
-            .map(|addr| Host::Tcp(addr.to_string()))
-            .collect();
-        &default_hosts[..]
-    } else if hosts.is_empty() {
-        default_hosts = vec![
-            Host::Unix(PathBuf::from("/var/run/postgresql")),
-            Host::Tcp("localhost".into()),
-        ];
-        &default_hosts[..]
-    } else {
-        hosts
-    };
-    let hostaddrs = config.get_hostaddrs();
-    if !hostaddrs.is_empty() && hostaddrs.len() != hosts.len() {
-        return Err(Error::Parameters(format!(
-            "could not match {} host names to {} hostaddr values",
-            hosts.len(),
-            hostaddrs.len()
-        )));
+/// Refuses the parameters of `config` that a raw connection cannot honour (set to anything but
+/// their defaults): silently connecting without them would not be what was asked for.
+fn check_supported(config: &postgres::Config) -> Result<(), Error> {
+    use postgres::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
+    let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
+    if config.get_target_session_attrs() != TargetSessionAttrs::Any {
+        return unsupported(
+            "target_session_attrs",
+            format!("{:?}", config.get_target_session_attrs()).to_lowercase(),
+        );
     }
-    let mut targets = Vec::new();
-    for (i, host) in hosts.iter().enumerate() {
-        let port = port_for(i)?;
-        // As libpq: `hostaddr` is where to connect, `host` the name TLS verifies.
-        if let Some(addr) = hostaddrs.get(i) {
-            let name = match host {
-                Host::Tcp(name) if !name.is_empty() => name.clone(),
-                _ => addr.to_string(),
-            };
-            targets.push(Target::Tcp(std::net::SocketAddr::new(*addr, port), name));
-            continue;
-        }
-        match host {
-            Host::Tcp(name) => {
-                if let Ok(addrs) = (name.as_str(), port).to_socket_addrs() {
-                    targets.extend(addrs.map(|addr| Target::Tcp(addr, name.clone())));
-                }
-            }
-            Host::Unix(dir) => targets.push(Target::Unix(dir.join(format!(".s.PGSQL.{port}")))),
-        }
+    if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
+        return unsupported("load_balance_hosts", "random".into());
     }
-    if targets.is_empty() {
-        return Err(Error::Parameters("no host could be resolved".into()));
+    if config.get_ssl_negotiation() != SslNegotiation::Postgres {
+        return unsupported("sslnegotiation", "direct".into());
     }
-    Ok(targets)
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        return unsupported("tcp_user_timeout", timeout.as_millis().to_string());
+    }
+    // The crate's default idle time is two hours; any other value was asked for.
+    if config.get_keepalives_idle() != Duration::from_secs(2 * 60 * 60) {
+        return unsupported(
+            "keepalives_idle",
+            config.get_keepalives_idle().as_secs().to_string(),
+        );
+    }
+    if let Some(interval) = config.get_keepalives_interval() {
+        return unsupported("keepalives_interval", interval.as_secs().to_string());
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        return unsupported("keepalives_count", retries.to_string());
+    }
+    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostaddr_is_where_to_connect_and_host_the_name() {
-        let config: postgres::Config = "host=db.invalid,h2 hostaddr=127.0.0.1,::1 port=5000"
-            .parse()
-            .unwrap();
-        let got: Vec<String> = targets(&config)
-            .unwrap()
+/// Core's connect plan for a configuration: its hosts, and on TCP the TLS mode's attempts when
+/// TLS is set up.
+fn plan(config: &postgres::Config, tls: &TlsSettings, with_tls: bool) -> Result<Plan, Error> {
+    let hosts: Vec<connect::Host> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => connect::Host::Tcp(name.clone()),
+            Host::Unix(dir) => connect::Host::Unix(dir.clone()),
+        })
+        .collect();
+    let attempts: Vec<bool> = match with_tls {
+        true => tls
+            .mode
+            .attempts()
             .iter()
-            .map(|t| match t {
-                Target::Tcp(addr, name) => format!("{addr} {name}"),
-                Target::Unix(path) => path.display().to_string(),
-            })
-            .collect();
-        assert_eq!(got, ["127.0.0.1:5000 db.invalid", "[::1]:5000 h2"]);
-        let only: postgres::Config = "hostaddr=127.0.0.1 port=5000".parse().unwrap();
-        let only = targets(&only).unwrap();
-        assert!(matches!(&only[..], [Target::Tcp(_, name)] if name == "127.0.0.1"));
-        let mismatch: postgres::Config = "host=a,b hostaddr=127.0.0.1".parse().unwrap();
-        assert!(targets(&mismatch).is_err());
+            .map(|e| *e == Encryption::Tls)
+            .collect(),
+        false => vec![false],
+    };
+    Plan::new(
+        &hosts,
+        config.get_ports(),
+        config.get_hostaddrs(),
+        &attempts,
+    )
+    .map_err(|e| Error::Parameters(e.to_string()))
+}
+
+/// What an attempt's error means for the plan: a server that could not be reached, or one that
+/// answered and refused.
+fn failure(error: &Error) -> Failure {
+    match error {
+        Error::Connect { .. } => Failure::Unreachable,
+        _ => Failure::Refused,
     }
 }

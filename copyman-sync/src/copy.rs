@@ -1,4 +1,5 @@
-//! The blocking driver of copyman-core's [`Manager`]: the seed's `CopyManager` and `transfer`.
+//! The blocking driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
+//! `transfer`.
 
 use std::fmt;
 use std::time::Duration;
@@ -12,10 +13,17 @@ use copyman_core::{
 
 use crate::{Producer, Receiver};
 
-/// How a [`CopyManager`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a [`CopyManager`] runs: the same options as copyman-async's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
+    /// The manager's configuration: [`Config::window`] chunks may be pending per receiver. This
+    /// adapter services one cycle at a time, so 1 (the default) is all it needs; a larger
+    /// window lets a faulted receiver keep more chunks for a later reconcile.
+    pub config: Config,
+    /// The producer's read size, for producers that read in buffers
+    /// ([`Producer::set_buffer_size`]); `None` keeps the producer's own (64 KiB by default).
+    pub buffer_size: Option<usize>,
     /// An endpoint that moves no byte for this long has stalled (copyman-core's
     /// [`stall`](copyman_core::stall) rule, the same as copyman-async's): a receiver whose
     /// transmit or CopyFail moves nothing faults with a
@@ -31,7 +39,42 @@ pub struct Options {
     pub stall_timeout: Option<Duration>,
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config: Config::with_window(1),
+            buffer_size: None,
+            stall_timeout: None,
+        }
+    }
+}
+
 impl Options {
+    /// These options with a window of `window` chunks (at least 1).
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.config.window = window.max(1);
+        self
+    }
+
+    /// These options with the keep-going policy ([`Config::keep_going`]): a copy run to its end
+    /// lets the survivors of a receiver fault complete.
+    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
+        self.config = self.config.with_keep_going(keep_going);
+        self
+    }
+
+    /// These options with the row-count check on or off ([`Config::check_counts`]).
+    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
+        self.config = self.config.with_check_counts(check_counts);
+        self
+    }
+
+    /// These options with the producer reading `size` bytes at a time (at least 1).
+    pub fn with_buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = Some(size.max(1));
+        self
+    }
+
     /// These options with a stall timeout.
     pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = Some(timeout);
@@ -43,7 +86,8 @@ impl Options {
 ///
 /// Every decision (faults, reconcile, realignment, finishing or failing) is copyman-core's
 /// [`Manager`]; this type carries out its orders on blocking endpoints. Iterate it for per-cycle
-/// progress (the seed's `for n_msgs, n_bytes in copy`), then [`finish`](CopyManager::finish) it.
+/// progress (`for n_msgs, n_bytes in copy` in py-postgresql's copyman), then
+/// [`finish`](CopyManager::finish) it.
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
@@ -96,7 +140,8 @@ impl fmt::Debug for CopyManager<'_> {
 }
 
 impl<'a> CopyManager<'a> {
-    /// Starts a copy: every receiver's COPY, then the producer's (the seed's `__enter__`).
+    /// Starts a copy: every receiver's COPY, then the producer's (`__enter__` in py-postgresql's
+    /// copyman).
     ///
     /// # Errors
     /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
@@ -117,7 +162,43 @@ impl<'a> CopyManager<'a> {
         receivers: Vec<Box<dyn Receiver + 'a>>,
         options: Options,
     ) -> Result<Self, CopyFail> {
-        let mut manager = Manager::new(producer.protocol(), Config::with_window(1));
+        Self::start_boxed(Box::new(producer), receivers, options)
+    }
+
+    /// A copy from `producer` to the receivers given to the [`CopyBuilder`]: the one-call form.
+    ///
+    /// ```no_run
+    /// use copyman_sync::{Connection, CopyManager, Options, StatementProducer, StatementReceiver};
+    ///
+    /// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres dbname=app")?;
+    /// let mut a = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
+    /// let mut b = Connection::connect_str("host=10.0.0.3 user=postgres dbname=app")?;
+    /// let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
+    ///     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
+    ///     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
+    ///     .options(Options::default().with_stall_timeout(std::time::Duration::from_secs(30)))
+    ///     .run()?;
+    /// println!("{} rows", summary.messages);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {
+        CopyBuilder {
+            producer: Box::new(producer),
+            receivers: Vec::new(),
+            options: Options::default(),
+        }
+    }
+
+    fn start_boxed(
+        mut producer: Box<dyn Producer + 'a>,
+        receivers: Vec<Box<dyn Receiver + 'a>>,
+        options: Options,
+    ) -> Result<Self, CopyFail> {
+        if let Some(size) = options.buffer_size {
+            producer.set_buffer_size(size);
+        }
+        let mut manager = Manager::new(producer.protocol(), options.config);
+        manager.set_diagnose(crate::Error::diagnose);
         for receiver in &receivers {
             manager
                 .add_receiver(receiver.protocol())
@@ -126,7 +207,7 @@ impl<'a> CopyManager<'a> {
         let mut copy = Self {
             manager,
             options,
-            producer: Box::new(producer),
+            producer,
             receivers,
             result: None,
         };
@@ -179,8 +260,9 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Runs the copy to its end and finishes it (the seed's `run()`): a fault fails the whole
-    /// copy.
+    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
+    /// the whole copy, unless the options' keep-going policy lets the survivors of a receiver
+    /// fault complete ([`Options::with_keep_going`]; each receiver's outcome is in the summary).
     ///
     /// # Errors
     /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
@@ -188,7 +270,10 @@ impl<'a> CopyManager<'a> {
     /// across destinations" on [`CopyManager`]).
     pub fn run(mut self) -> Result<Summary, CopyFail> {
         while let Some(progress) = self.next() {
-            if let Err(fault) = progress {
+            // Core's policy: a producer fault ends the copy, a receiver's unless keep-going.
+            if let Err(fault) = progress
+                && self.manager.ends_copy(&fault)
+            {
                 return self.end(Input::Abort {
                     reason: fault.to_string(),
                 });
@@ -217,8 +302,9 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// Completes the copy (the seed's `__exit__`): succeeds only if the producer reached its end,
-    /// a receiver is left and every receiver completes with the producer's row count.
+    /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the producer
+    /// reached its end, a receiver is left and every receiver completes with the producer's row
+    /// count.
     ///
     /// # Errors
     /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
@@ -236,7 +322,7 @@ impl<'a> CopyManager<'a> {
         }
     }
 
-    /// The receivers still in the copy (the seed's `receivers`).
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
     pub fn live_receivers(&self) -> Vec<ReceiverId> {
         self.manager.live_receivers().collect()
     }
@@ -399,8 +485,8 @@ pub enum ReconcileError {
     Fault(Fault),
 }
 
-/// Copies everything `producer` produces to every receiver (the seed's `transfer`), returning the
-/// totals `(messages, bytes)`.
+/// Copies everything `producer` produces to every receiver (`transfer` in py-postgresql's copyman),
+/// returning the totals `(messages, bytes)`.
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};
@@ -425,4 +511,65 @@ pub fn transfer<'a>(
 ) -> Result<(u64, u64), CopyFail> {
     let summary = CopyManager::start(producer, receivers)?.run()?;
     Ok((summary.messages, summary.bytes))
+}
+
+/// A copy being put together: its producer, its receivers and its [`Options`]; see
+/// [`CopyManager::builder`]. Receivers are added with [`to`](Self::to) (one) or
+/// [`to_all`](Self::to_all) (any iterator of them), without boxing.
+#[must_use = "a copy does nothing until it is started or run"]
+pub struct CopyBuilder<'a> {
+    producer: Box<dyn Producer + 'a>,
+    receivers: Vec<Box<dyn Receiver + 'a>>,
+    options: Options,
+}
+
+impl fmt::Debug for CopyBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyBuilder")
+            .field("receivers", &self.receivers.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> CopyBuilder<'a> {
+    /// Adds a receiver; its [`ReceiverId`] is the order it was added in, from 0.
+    pub fn to(mut self, receiver: impl Receiver + 'a) -> Self {
+        self.receivers.push(Box::new(receiver));
+        self
+    }
+
+    /// Adds every receiver of `receivers`, in order.
+    pub fn to_all<R: Receiver + 'a>(mut self, receivers: impl IntoIterator<Item = R>) -> Self {
+        self.receivers.extend(
+            receivers
+                .into_iter()
+                .map(|r| Box::new(r) as Box<dyn Receiver + 'a>),
+        );
+        self
+    }
+
+    /// Runs the copy with `options` (window, stall timeout, buffer size).
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts the copy, to iterate over its progress, reconcile and finish it; see
+    /// [`CopyManager::start`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`].
+    pub fn start(self) -> Result<CopyManager<'a>, CopyFail> {
+        CopyManager::start_boxed(self.producer, self.receivers, self.options)
+    }
+
+    /// Starts and runs the copy to its end: the [`Summary`] (rows, bytes, each receiver's
+    /// outcome), or the [`CopyFail`]; see [`CopyManager::run`].
+    ///
+    /// # Errors
+    /// As [`CopyManager::start`] and [`CopyManager::run`].
+    pub fn run(self) -> Result<Summary, CopyFail> {
+        self.start()?.run()
+    }
 }

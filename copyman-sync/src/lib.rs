@@ -12,22 +12,29 @@
 //!   [`ClientReceiver`] over an existing `postgres` client's `copy_in`.
 //! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or
 //!   two-phase commit with a durable decision log — and recovering what a crash left prepared.
-//! * [`CopyManager`] and [`transfer`], with the seed's faults: [`ReceiverFault`],
-//!   [`ProducerFault`], [`CopyFail`].
+//! * [`CopyManager`] (its [`builder`](CopyManager::builder) is the one-call form) and
+//!   [`transfer`], with the faults of py-postgresql's copyman:
+//!   [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
 //!
 //! ```no_run
-//! use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};
+//! use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
 //!
 //! let mut source = Connection::connect_str("postgresql://postgres@127.0.0.1:5432/app")?;
 //! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app")?;
 //! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app")?;
-//! let (rows, bytes) = transfer(
-//!     StatementProducer::new(&mut source, "COPY items TO STDOUT (FORMAT binary)"),
-//!     vec![
-//!         Box::new(StatementReceiver::new(&mut a, "COPY items FROM STDIN (FORMAT binary)")),
-//!         Box::new(StatementReceiver::new(&mut b, "COPY items FROM STDIN (FORMAT binary)")),
-//!     ],
-//! )?;
+//! let result = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
+//!     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
+//!     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
+//!     .run();
+//! match result {
+//!     Ok(summary) => println!("{} rows", summary.messages),
+//!     // Each receiver's error, with the server's SQLSTATE at hand.
+//!     Err(fail) => {
+//!         for (id, error) in &fail.receiver_faults {
+//!             eprintln!("receiver {id}: SQLSTATE {:?}: {error}", error.code());
+//!         }
+//!     }
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -40,12 +47,12 @@ mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyManager, Options, ReconcileError, transfer};
+pub use copy::{CopyBuilder, CopyManager, Options, ReconcileError, transfer};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{
-    CopyFail, CountMismatch, Data, Fault, ProducerFault, Protocol, ReceiverFault, ReceiverId,
-    ReceiverOutcome, Summary,
+    CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault, Protocol, ReceiverFault,
+    ReceiverId, ReceiverOutcome, Summary,
 };
 /// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
 pub use copyman_tls::{SslMode, TlsSettings};

@@ -63,6 +63,48 @@ pub trait Producer {
         let _ = timeout;
         Ok(())
     }
+
+    /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
+    /// producers that read in buffers; the others ignore it.
+    fn set_buffer_size(&mut self, size: usize) {
+        let _ = size;
+    }
+}
+
+/// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
+/// from).
+impl<P: Producer + ?Sized> Producer for Box<P> {
+    fn protocol(&self) -> Protocol {
+        (**self).protocol()
+    }
+
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        (**self).start(source_frames)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+        (**self).next_chunk()
+    }
+
+    fn count(&self) -> Option<u64> {
+        (**self).count()
+    }
+
+    fn format(&self) -> Option<CopyFormat> {
+        (**self).format()
+    }
+
+    fn cancel(&mut self) -> Result<(), BoxError> {
+        (**self).cancel()
+    }
+
+    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+        (**self).set_stall_timeout(timeout)
+    }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        (**self).set_buffer_size(size);
+    }
 }
 
 /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
@@ -198,9 +240,13 @@ impl Producer for StatementProducer<'_> {
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
         Ok(self.conn.set_timeout(timeout)?)
     }
+
+    fn set_buffer_size(&mut self, size: usize) {
+        self.buffer_size = size.max(1);
+    }
 }
 
-/// Produces chunks of COPY lines from any iterator (the seed's `IteratorProducer`).
+/// Produces chunks of COPY lines from any iterator (`IteratorProducer` in py-postgresql's copyman).
 ///
 /// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
 /// and CSV formats. Receivers of PQv3 data get each chunk as one CopyData message, so lines need
@@ -252,7 +298,7 @@ where
     }
 }
 
-/// Produces no data (the seed's `NullProducer`).
+/// Produces no data (`NullProducer` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullProducer;
 

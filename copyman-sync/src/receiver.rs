@@ -259,7 +259,7 @@ impl Receiver for StatementReceiver<'_> {
     }
 }
 
-/// Calls a closure with the lines of each cycle (the seed's `CallReceiver`).
+/// Calls a closure with the lines of each cycle (`CallReceiver` in py-postgresql's copyman).
 ///
 /// ```
 /// use copyman_sync::CallReceiver;
@@ -312,7 +312,7 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> Receiver for CallReceiver<F> {
     }
 }
 
-/// Takes data and does nothing with it (the seed's `NullReceiver`).
+/// Takes data and does nothing with it (`NullReceiver` in py-postgresql's copyman).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullReceiver;
 
@@ -407,7 +407,7 @@ impl Receiver for ClientReceiver<'_> {
 
     fn complete(&mut self) -> Result<Option<u64>, BoxError> {
         let writer = self.writer.take().ok_or(Error::State("the COPY is over"))?;
-        Ok(Some(writer.finish().map_err(Error::Client)?))
+        Ok(Some(writer.finish().map_err(Error::from)?))
     }
 
     fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {

@@ -1,10 +1,9 @@
-//! Throwaway PostgreSQL clusters for copyman's tests (dev-only).
+//! copyman's test kit (dev-only): one shared cluster per test binary, the leak and
+//! network-fault tools, and the scenario list both adapters run.
 //!
-//! [`Cluster::start`] runs `initdb` and `pg_ctl start` with the installed
-//! PostgreSQL binaries into a fresh temporary directory, on a free port of
-//! `127.0.0.1` and a private Unix socket directory, with durability switched
-//! off for speed. Dropping the [`Cluster`] stops the server and deletes the
-//! directory. [`shared()`] hands out one cluster per test binary.
+//! The clusters themselves come from `copyman-cluster` (re-exported here: [`Cluster`],
+//! [`Builder`], [`Auth`], …), the crate `copyman demo` ships with; this crate adds what only
+//! tests need.
 //!
 //! ```no_run
 //! use copyman_testkit::{Auth, Cluster};
@@ -17,63 +16,17 @@
 //!
 //! // A private cluster that insists on SCRAM passwords.
 //! let strict = Cluster::builder().auth(Auth::ScramSha256).setting("work_mem", "8MB").start();
-//! let conninfo = strict.conninfo("postgres"); // includes the password
-//! # drop(conninfo);
+//! # drop(strict);
 //! ```
-//!
-//! # Finding PostgreSQL
-//!
-//! `initdb`, `pg_ctl` and `postgres` are looked for, all in one directory,
-//! in `$COPYMAN_PG_BINDIR` if set, else on `$PATH`, then in
-//! `pg_config --bindir`, then in `/usr/lib/postgresql/<version>/bin`
-//! (highest version first). If they are missing the first cluster start
-//! panics saying so: tests never skip silently.
-//!
-//! # Where clusters live
-//!
-//! Each cluster gets a directory `copyman-testkit-<pid>-<n>-<nanos>` (data
-//! directory, socket directory and server log) under
-//! `$COPYMAN_TESTKIT_TMPDIR` if set, else `/dev/shm` where it exists (a tmpfs:
-//! `initdb` runs two to four times faster there than on a disk), else
-//! [`std::env::temp_dir`] (`$TMPDIR`, usually `/tmp`).
-//!
-//! # Running as root
-//!
-//! `initdb` and `postgres` refuse to run as root. When the tests run as
-//! root, the server programs run as the OS user `postgres` (through
-//! `runuser`), which owns the cluster's directory; the directory the
-//! clusters are created in must be enterable by that user.
-//!
-//! # Cleanup
-//!
-//! * Dropping a [`Cluster`], also while unwinding from a panicking test,
-//!   stops the server with `pg_ctl stop -m immediate` and removes its
-//!   directory.
-//! * PostgreSQL itself does not exit when the process that started it dies
-//!   (`pg_ctl` puts it in its own session). So every cluster also has a
-//!   watchdog: a small `sh` process, in its own process group, reading a
-//!   pipe from the test process. When the test process ends in any way
-//!   (normal exit with [`shared()`] never dropped, `process::exit`, a
-//!   panic with `panic = "abort"`, SIGKILL, Ctrl-C) the pipe closes and the
-//!   watchdog stops the server and removes the directory. Only if the
-//!   watchdog itself is killed too (e.g. `kill -9` of the whole process
-//!   group, or a machine crash) can a server outlive its tests; look for
-//!   `copyman-testkit-*` directories under the temp dir then.
 #![forbid(unsafe_code)]
 
-mod binaries;
-mod cluster;
 pub mod leaks;
-mod process;
 pub mod proxy;
 pub mod scenarios;
-mod tls;
-mod watchdog;
 
 use std::sync::OnceLock;
 
-pub use cluster::{Auth, Builder, Cluster, HOST, SUPERUSER};
-pub use tls::{CERT_USER, TlsFiles};
+pub use copyman_cluster::{Auth, Builder, CERT_USER, Cluster, HOST, SUPERUSER, TlsFiles};
 
 /// The cluster shared by all tests of this test binary (one process), with
 /// default settings and [`Auth::Trust`], started on first use.

@@ -9,14 +9,12 @@
 //!   meanings, taken out of a connection string ([`TlsSettings::take_from`]) and turned into a
 //!   rustls [`ClientConfig`](rustls::ClientConfig) ([`TlsSettings::client_config`]);
 //! - [`negotiate`], which reads the server's answer to the SSLRequest under a mode;
-//! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS;
-//! - [`conninfo`], the connection-string tokenizer copyman needs for parameters the `postgres`
-//!   crate does not know.
+//! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS.
+//!
+//! Connection strings themselves are read by `copyman-conninfo`.
 //!
 //! The adapters (`copyman-sync`, `copyman-async`) do the IO: rustls is sans-IO itself.
 //! TLS is only spoken over TCP: for Unix sockets `sslmode` is ignored, as in libpq.
-
-pub mod conninfo;
 
 mod binding;
 mod mode;

@@ -10,7 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::verify::{ChainOnly, Unverified};
-use crate::{SslMode, TlsError, conninfo};
+use crate::{SslMode, TlsError};
 
 /// The connection-string parameters [`TlsSettings`] reads, in the order
 /// [`TlsSettings::take_from`] reads them.
@@ -65,7 +65,7 @@ impl TlsSettings {
     /// # Errors
     /// An unreadable string, an unknown `sslmode`.
     pub fn take_from(conninfo: &str) -> Result<(String, Self), TlsError> {
-        let (rest, taken) = conninfo::take(conninfo, &PARAMETERS)
+        let (rest, taken) = copyman_conninfo::take(conninfo, &PARAMETERS)
             .map_err(|e| TlsError::Settings(format!("invalid connection string: {e}")))?;
         let [mode, root_cert, cert, key]: [Option<String>; 4] =
             taken.try_into().expect("one value per parameter");

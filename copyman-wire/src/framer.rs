@@ -1,9 +1,9 @@
 //! The CopyData framer: follows frame boundaries over a stream split anywhere.
 //!
-//! This is the Rust home of the seed's `WireState`. The framer keeps, between chunks, where the
-//! stream stands ([`Position`]): between messages, inside a CopyData header, or inside a CopyData
-//! body. It hops from header to header: a frame costs one header read whatever its body size, and
-//! body bytes are never looked at.
+//! This is the Rust home of `WireState` in py-postgresql's copyman. The framer keeps, between
+//! chunks, where the stream stands ([`Position`]): between messages, inside a CopyData header, or
+//! inside a CopyData body. It hops from header to header: a frame costs one header read whatever
+//! its body size, and body bytes are never looked at.
 
 use std::ops::Range;
 
@@ -38,8 +38,8 @@ pub enum Position {
         /// Body bytes still to come.
         remaining: u32,
     },
-    /// A message other than CopyData started: the framer has stopped (as the seed's `WireState`
-    /// does) and everything from that message on belongs to the session.
+    /// A message other than CopyData started: the framer has stopped (as `WireState` in
+    /// py-postgresql's copyman does) and everything from that message on belongs to the session.
     Stopped {
         /// The type byte of the message that stopped the framer.
         tag: u8,

@@ -5,12 +5,13 @@
 //! ranges and bytes come out, so someone with their own transport can depend on it alone.
 //!
 //! * [`Framer`] follows frame boundaries over chunks split anywhere and stops at the first
-//!   message that is not CopyData (the seed's `WireState`). It hops from header to header.
+//!   message that is not CopyData (`WireState` in py-postgresql's copyman). It hops from header to
+//!   header.
 //! * [`Framer::reblock`] turns a chunk of per-row frames into one large frame, in place.
 //! * [`realign`] computes what completes a receiver's partial frame and what a producer's session
 //!   needs back to resume parsing, when a copy is aborted.
-//! * [`LineDecoder`] and [`encode_lines`] convert between PQv3 and lines (the seed's
-//!   `ChunkProtocol` and `cat_messages`).
+//! * [`LineDecoder`] and [`encode_lines`] convert between PQv3 and lines (`ChunkProtocol` and
+//!   `cat_messages` in py-postgresql's copyman).
 //! * [`message`] encodes CopyData, CopyDone and CopyFail and peeks at backend headers.
 //! * [`eod`] finds a `\.` end-of-data line that would make a server drop the rest of a text or
 //!   CSV input.
@@ -45,6 +46,9 @@
 pub mod eod;
 mod error;
 mod framer;
+// The fuzz targets' logic: public only for `fuzz/`, which turns the feature on; its unit tests
+// run with the crate's own.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lines;

@@ -1,4 +1,4 @@
-//! PQv3 ⇄ lines: the seed's `ChunkProtocol` and `cat_messages`.
+//! PQv3 ⇄ lines: `ChunkProtocol` in py-postgresql's copyman and `cat_messages`.
 //!
 //! A "line" is the body of one CopyData message. PostgreSQL's COPY OUT sends one message per row
 //! (text and CSV: the row with its newline; binary: one tuple, the file header riding in the
@@ -91,7 +91,7 @@ impl LineDecoder {
     }
 }
 
-/// Appends one CopyData message per line to `dst` (the seed's `cat_messages`).
+/// Appends one CopyData message per line to `dst` (`cat_messages` in py-postgresql's copyman).
 ///
 /// Returns the number of messages written.
 ///

@@ -3,8 +3,8 @@
 //! A CopyData frame partly sent cannot be taken back: before CopyFail the receiver must get the
 //! rest of it ([`completion`]). And a producer connection read up to the middle of a frame must be
 //! handed back to its session so that the session can parse (and discard) the rest of the stream
-//! ([`resume`]). Both are pure functions of a [`Position`], as the seed's
-//! `ProtocolProducer.realign` is of its `WireState`.
+//! ([`resume`]). Both are pure functions of a [`Position`], as
+//! `ProtocolProducer.realign` of py-postgresql's copyman is of its `WireState`.
 
 use crate::Position;
 use crate::framer::COPY_DATA;

@@ -1,8 +1,9 @@
 //! Developer automation for copyman, run as `cargo xtask <command>`.
 //!
-//! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire, copyman-core and
-//!   copyman-tls depend on no runtime or client crate; the sources of the first two use no
-//!   sockets, threads or clocks, copyman-tls's no sockets or threads; no test is `#[ignore]`d.
+//! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire, copyman-core,
+//!   copyman-conninfo and copyman-tls depend on no runtime or client crate; the sources of the
+//!   first three use no sockets, threads or clocks, copyman-tls's no sockets or threads; no test
+//!   is `#[ignore]`d.
 //! * `bench [--quick] [suite options]` — the end-to-end benchmark (copyman against `psql | psql`, a
 //!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` runs the criterion
 //!   micro-benchmarks (framer and re-blocking; manager dispatch), `bench wire` the framer's only;
@@ -293,6 +294,7 @@ fn tidy() -> anyhow::Result<()> {
     for (krate, forbidden_source) in [
         ("copyman-wire", FORBIDDEN_SOURCE),
         ("copyman-core", FORBIDDEN_SOURCE),
+        ("copyman-conninfo", FORBIDDEN_SOURCE),
         ("copyman-tls", FORBIDDEN_TLS_SOURCE),
     ] {
         let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

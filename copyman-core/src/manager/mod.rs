@@ -1,9 +1,9 @@
-//! The COPY manager: one producer, many receivers, the seed's whole fault model, no IO.
+//! The COPY manager: one producer, many receivers, the whole fault model of py-postgresql's
+//! copyman, no IO.
 
 mod transform;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::Arc;
 
 use copyman_wire::realign::{Completion, completion};
@@ -12,40 +12,69 @@ use copyman_wire::{Framer, Position, WireError};
 use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 
-use crate::fault::{BoxError, CopyFail, CountMismatch, ProducerFault, ReceiverFault, SharedError};
+use crate::fault::{
+    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, Fault, ProducerFault,
+    ReceiverFault,
+};
+// Defined with the faults that name it (so `fault` does not import the manager back); the
+// manager hands it out.
+pub use crate::fault::{ReceiverId, ReceiverOutcome};
 
-/// Identifies a receiver of a [`Manager`]: the order in which it was added, from 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReceiverId(pub usize);
-
-impl fmt::Display for ReceiverId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// How a [`Manager`] buffers.
+/// How a [`Manager`] buffers, and its policies for a copy run to its end.
+///
+/// ```
+/// use copyman_core::Config;
+///
+/// // Let the survivors complete when a receiver faults; receivers whose triggers route rows
+/// // elsewhere may store another number of rows than the producer sent.
+/// let config = Config::with_window(4).with_keep_going(true).with_check_counts(false);
+/// assert!(config.keep_going && !config.check_counts);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
     /// Chunks a live receiver may have pending before the producer is no longer read: memory is
     /// bounded by `window` × the producer's chunk size, whatever the data size. A blocking
-    /// adapter, which services one cycle at a time, uses 1 (the seed's behaviour).
+    /// adapter, which services one cycle at a time, uses 1 (as py-postgresql's copyman does).
     pub window: usize,
+    /// What a receiver fault does to a copy run to its end ([`Manager::ends_copy`], which the
+    /// adapters' `run` follows): `false` (the default) fails the whole copy; `true` fails only
+    /// that receiver's COPY and lets the others go on and complete ("keep going"), each
+    /// receiver's outcome in the [`Summary`]. A producer fault always fails the copy.
+    pub keep_going: bool,
+    /// Whether a completed receiver's `COPY n` must equal the producer's (the default): a
+    /// receiver that stored another number of rows fails the copy with [`CountMismatch`].
+    /// `false` leaves the comparison to the caller (the counts are in the [`Summary`]).
+    pub check_counts: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { window: 4 }
+        Self::with_window(4)
     }
 }
 
 impl Config {
-    /// A configuration with the given window (at least 1).
+    /// A configuration with the given window (at least 1), failing on any receiver fault and
+    /// checking row counts.
     pub fn with_window(window: usize) -> Self {
         Self {
             window: window.max(1),
+            keep_going: false,
+            check_counts: true,
         }
+    }
+
+    /// This configuration with the keep-going policy on or off ([`Config::keep_going`]).
+    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
+        self.keep_going = keep_going;
+        self
+    }
+
+    /// This configuration with the row-count check on or off ([`Config::check_counts`]).
+    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
+        self.check_counts = check_counts;
+        self
     }
 }
 
@@ -164,8 +193,9 @@ pub enum Input {
         /// Why.
         reason: String,
     },
-    /// Some endpoints could not start (the seed's `__enter__` failing): fail the copy — every
-    /// endpoint that did start is failed or cancelled — with these errors in the [`CopyFail`].
+    /// Some endpoints could not start (`__enter__` in py-postgresql's copyman failing): fail the
+    /// copy — every endpoint that did start is failed or cancelled — with these errors in the
+    /// [`CopyFail`].
     StartFailed {
         /// Receivers that could not start, with their errors.
         receivers: Vec<(ReceiverId, BoxError)>,
@@ -177,18 +207,8 @@ pub enum Input {
     /// A faulted receiver keeps the chunks it had pending and takes new ones up to
     /// [`Config::window`]: it can rejoin as long as no more than that went by since its fault
     /// ([`ManagerError::MissedData`] otherwise). With a window of 1, reconcile right after the
-    /// fault, as the seed does.
+    /// fault, as py-postgresql's copyman does.
     Reconcile(ReceiverId),
-}
-
-/// How each receiver ended.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ReceiverOutcome {
-    /// Its COPY completed, with its `COPY n` if it reported one.
-    Completed(Option<u64>),
-    /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
-    Faulted(SharedError),
 }
 
 /// The result of a successful copy.
@@ -303,9 +323,9 @@ struct ReceiverSlot {
     /// Chunks distributed while it was faulted.
     missed: u64,
     /// Its fault, while faulted or after.
-    fault: Option<SharedError>,
+    fault: Option<EndpointError>,
     /// How it ended.
-    outcome: Option<Result<Option<u64>, SharedError>>,
+    outcome: Option<Result<Option<u64>, EndpointError>>,
     /// Whether it was live when the copy began to end (its exit errors fail the copy).
     live_at_end: bool,
 }
@@ -352,7 +372,7 @@ enum Phase {
     Finished,
 }
 
-/// The seed's `CopyManager`, as a state machine without IO.
+/// `CopyManager` in py-postgresql's copyman, as a state machine without IO.
 ///
 /// A producer and receivers, each with its [`Protocol`], are connected through chunks: the
 /// producer's chunk is transformed once per receiver protocol and the result shared by every
@@ -410,11 +430,11 @@ pub struct Manager {
     producer: ProducerState,
     producer_count: Option<u64>,
     /// The producer's last error, reported in a CopyFail if the copy then fails.
-    producer_error: Option<SharedError>,
+    producer_error: Option<EndpointError>,
     /// The producer's error on exit (cancel), if any.
-    producer_exit_error: Option<SharedError>,
+    producer_exit_error: Option<EndpointError>,
     /// Endpoints that could not start, reported in the CopyFail.
-    start_faults: Vec<(ReceiverId, SharedError)>,
+    start_faults: Vec<(ReceiverId, EndpointError)>,
     /// A producer chunk could not be used and went nowhere: the copy cannot complete.
     data_lost: bool,
     receivers: Vec<ReceiverSlot>,
@@ -425,7 +445,7 @@ pub struct Manager {
     out_framer: Framer,
     cycles: VecDeque<Cycle>,
     /// Faults of the cycle in progress, reported when it completes.
-    faults: Vec<(ReceiverId, SharedError)>,
+    faults: Vec<(ReceiverId, EndpointError)>,
     /// Progress not yet reported.
     stats: (u64, u64),
     totals: (u64, u64),
@@ -433,13 +453,20 @@ pub struct Manager {
     phase: Phase,
     /// [`Output::EndOfCopy`] was given: the caller saw the copy reach its end.
     end_reported: bool,
+    /// How the adapter reads its endpoints' errors.
+    diagnose: Diagnose,
+    /// The producer reached its end (it stays true once its state moves on to closed).
+    producer_ended: bool,
 }
 
 impl Manager {
     /// A manager for a producer speaking `producer`.
     pub fn new(producer: Protocol, config: Config) -> Self {
         Self {
-            config: Config::with_window(config.window),
+            config: Config {
+                window: config.window.max(1),
+                ..config
+            },
             producer_protocol: producer,
             producer: ProducerState::Idle,
             producer_count: None,
@@ -458,7 +485,31 @@ impl Manager {
             events: VecDeque::new(),
             phase: Phase::Copying,
             end_reported: false,
+            diagnose: |_| Diagnosis::default(),
+            producer_ended: false,
         }
+    }
+
+    /// Sets how endpoints' errors of the adapter's own types are read for the server's error
+    /// and the connection's state (see [`EndpointError::diagnosed`]); without it, only
+    /// copyman-core's types in an error's `source()` chain are found.
+    pub fn set_diagnose(&mut self, diagnose: Diagnose) {
+        self.diagnose = diagnose;
+    }
+
+    /// Whether a copy run to its end stops for `fault` (the adapters' `run` aborts then): a
+    /// producer fault always; a receiver fault unless [`Config::keep_going`], under which the
+    /// faulted receivers' COPYs are failed at the end and the others complete.
+    pub fn ends_copy(&self, fault: &Fault) -> bool {
+        match fault {
+            Fault::Receiver(_) => !self.config.keep_going,
+            _ => true,
+        }
+    }
+
+    /// An endpoint's error as faults carry it.
+    fn endpoint_error(&self, error: BoxError) -> EndpointError {
+        EndpointError::diagnosed(error, self.diagnose)
     }
 
     /// Adds a receiver speaking `protocol`, before the copy starts.
@@ -504,7 +555,7 @@ impl Manager {
                 .any(|r| r.protocol == Protocol::Chunks)
     }
 
-    /// The receivers still in the copy (the seed's `receivers` set).
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman set).
     pub fn live_receivers(&self) -> impl Iterator<Item = ReceiverId> + '_ {
         self.receivers
             .iter()
@@ -546,13 +597,14 @@ impl Manager {
             Input::ProducerEnd { count } => {
                 self.expect_reading("producer end")?;
                 self.producer = ProducerState::Ended;
+                self.producer_ended = true;
                 self.producer_count = count;
                 Ok(())
             }
             Input::ProducerError(error) => {
                 self.expect_reading("producer error")?;
                 self.producer = ProducerState::Idle;
-                let error: SharedError = Arc::from(error);
+                let error = self.endpoint_error(error);
                 self.producer_error = Some(error.clone());
                 if matches!(self.phase, Phase::Copying) {
                     self.events
@@ -565,7 +617,7 @@ impl Manager {
                 receiver,
                 error,
                 written,
-            } => self.on_receiver_error(receiver, Arc::from(error), written),
+            } => self.on_receiver_error(receiver, self.endpoint_error(error), written),
             Input::ReceiverDone { receiver, result } => self.on_receiver_done(receiver, result),
             Input::ProducerDone { result } => {
                 if self.producer != ProducerState::Cancelling {
@@ -573,7 +625,7 @@ impl Manager {
                 }
                 self.producer = ProducerState::Closed;
                 if let Err(error) = result {
-                    self.producer_exit_error = Some(Arc::from(error));
+                    self.producer_exit_error = Some(self.endpoint_error(error));
                 }
                 Ok(())
             }
@@ -589,10 +641,10 @@ impl Manager {
                 self.start_faults.extend(
                     receivers
                         .into_iter()
-                        .map(|(id, e)| (id, SharedError::from(e))),
+                        .map(|(id, e)| (id, EndpointError::diagnosed(e, self.diagnose))),
                 );
                 if let Some(error) = producer {
-                    self.producer_exit_error = Some(Arc::from(error));
+                    self.producer_exit_error = Some(self.endpoint_error(error));
                 }
                 self.decide(Some("could not start the COPY operation".to_owned()))
             }
@@ -648,7 +700,7 @@ impl Manager {
             Ok(()) => Ok(()),
             Err(error) => {
                 // The producer handed in a malformed stream: its fault, nothing distributed.
-                let error: SharedError = Arc::new(error);
+                let error = EndpointError::new(error);
                 self.producer_error = Some(error.clone());
                 self.data_lost = true;
                 self.events
@@ -774,7 +826,7 @@ impl Manager {
     fn on_receiver_error(
         &mut self,
         receiver: ReceiverId,
-        error: SharedError,
+        error: EndpointError,
         written: usize,
     ) -> Result<(), ManagerError> {
         let cycles = self.cycles.len();
@@ -855,7 +907,9 @@ impl Manager {
         }
         slot.busy = false;
         slot.state = ReceiverState::Ended;
-        slot.outcome = Some(result.map_err(Arc::from));
+        let result = result.map_err(|e| EndpointError::diagnosed(e, self.diagnose));
+        let slot = self.slot(receiver)?;
+        slot.outcome = Some(result);
         Ok(())
     }
 
@@ -1041,25 +1095,42 @@ impl Manager {
 
     fn result(&mut self, completing: bool, reason: Arc<str>) -> Result<Summary, CopyFail> {
         let mut exit_faults = Vec::new();
+        // Receivers whose COPY failed at its end under keep-going: in the summary's outcomes,
+        // unless nothing completed (then the copy failed and they are its faults).
+        let mut casualties = Vec::new();
         let mut receivers = Vec::new();
         for (i, slot) in self.receivers.iter().enumerate() {
             let id = ReceiverId(i);
             let outcome = slot.outcome.clone().unwrap_or(Ok(None));
+            if let Some((_, error)) = self.start_faults.iter().find(|(sid, _)| *sid == id) {
+                receivers.push((id, ReceiverOutcome::Failed(error.clone())));
+                continue;
+            }
             match (slot.live_at_end, outcome) {
+                (true, Ok(count)) if !completing => {
+                    let _ = count;
+                    receivers.push((id, ReceiverOutcome::Dropped));
+                }
                 (true, Ok(count)) => {
                     if let (true, Some(producer), Some(receiver)) =
-                        (completing, self.producer_count, count)
+                        (self.config.check_counts, self.producer_count, count)
                         && producer != receiver
                     {
-                        exit_faults.push((
-                            id,
-                            Arc::new(CountMismatch { producer, receiver }) as SharedError,
-                        ));
-                        continue;
+                        exit_faults
+                            .push((id, EndpointError::new(CountMismatch { producer, receiver })));
                     }
                     receivers.push((id, ReceiverOutcome::Completed(count)));
                 }
-                (true, Err(error)) => exit_faults.push((id, error)),
+                (true, Err(error)) => {
+                    receivers.push((id, ReceiverOutcome::Failed(error.clone())));
+                    // Keep-going: a receiver whose COPY fails at its end is one more casualty,
+                    // not the copy's failure (the others' COPYs completed all the same).
+                    if completing && self.config.keep_going {
+                        casualties.push((id, error));
+                    } else {
+                        exit_faults.push((id, error));
+                    }
+                }
                 (false, _) => {
                     let fault = slot
                         .fault
@@ -1069,7 +1140,12 @@ impl Manager {
                 }
             }
         }
-        if completing && exit_faults.is_empty() && self.producer_exit_error.is_none() {
+        let any_completed = receivers.iter().any(|(_, o)| o.is_completed());
+        if completing
+            && any_completed
+            && exit_faults.is_empty()
+            && self.producer_exit_error.is_none()
+        {
             return Ok(Summary {
                 messages: self.totals.0,
                 bytes: self.totals.1,
@@ -1082,15 +1158,19 @@ impl Manager {
         } else {
             reason.to_string()
         };
+        exit_faults.extend(casualties);
         exit_faults.extend(self.start_faults.iter().cloned());
         exit_faults.sort_by_key(|(id, _)| *id);
         Err(CopyFail {
             reason,
+            receivers,
             receiver_faults: exit_faults,
             producer_fault: self
                 .producer_exit_error
                 .clone()
                 .or_else(|| self.producer_error.clone()),
+            producer_ended: self.producer_ended,
+            producer_count: self.producer_count,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! Protocols and the transformations between them (the seed's `copy_protocol_mappings`).
+//! Protocols and the transformations between them (`copy_protocol_mappings` in py-postgresql's
+//! copyman).
 
 use std::sync::Arc;
 
@@ -13,9 +14,10 @@ use super::DataError;
 pub enum Protocol {
     /// A PQv3 CopyData stream: bytes as they go over a PostgreSQL connection.
     PQv3,
-    /// Chunks of COPY lines (the seed's `CHUNKS`): each cycle's data is a list of lines.
+    /// Chunks of COPY lines (`CHUNKS` in py-postgresql's copyman): each cycle's data is a list of
+    /// lines.
     Chunks,
-    /// No data (the seed's null producer and receiver).
+    /// No data (the null producer and receiver of py-postgresql's copyman).
     Null,
 }
 

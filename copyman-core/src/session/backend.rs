@@ -1,9 +1,8 @@
 //! Reading backend messages out of the session's input buffer.
 //!
-//! postgres-protocol's `backend::Message::parse` exposes the fields of ErrorResponse, DataRow and
-//! AuthenticationSASL only through `fallible-iterator`, which this crate does not depend on; the
-//! handful of formats the session needs are simple enough to read here, with every length
-//! checked, so that no server input can make the session panic.
+//! Error and notice fields are read by postgres-protocol (`DbError::parse`); the handful of other
+//! formats the session needs (parameters, COPY responses, data rows) are simple enough to read
+//! here, with every length checked, so that no server input can make the session panic.
 
 use bytes::{Buf, Bytes, BytesMut};
 

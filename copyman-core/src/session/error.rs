@@ -84,30 +84,39 @@ impl DbError {
         matches!(severity, "FATAL" | "PANIC")
     }
 
-    /// Parses the body of an ErrorResponse or NoticeResponse: fields of a type byte and a
-    /// NUL-terminated string, ended by a zero byte. Strings are decoded lossily.
-    pub(crate) fn parse(body: &[u8]) -> Result<Self, String> {
-        let mut error = Self::default();
-        let mut rest = body;
-        loop {
-            let Some((&kind, tail)) = rest.split_first() else {
-                return Err("fields not terminated by a zero byte".into());
-            };
-            if kind == 0 {
-                if !tail.is_empty() {
-                    return Err("bytes after the terminating zero byte".into());
-                }
-                break;
-            }
-            let Some(end) = tail.iter().position(|&b| b == 0) else {
+    /// Parses the body of an ErrorResponse (`tag` `E`) or NoticeResponse (`N`) with
+    /// postgres-protocol's `backend::Message::parse` and its field iterator (fields of a type
+    /// byte and a NUL-terminated string, ended by a zero byte). Strings are decoded lossily.
+    pub(crate) fn parse(tag: u8, body: &[u8]) -> Result<Self, String> {
+        use bytes::{BufMut, BytesMut};
+        use fallible_iterator::FallibleIterator;
+        use postgres_protocol::message::backend::Message;
+
+        // The session has split the message off already; postgres-protocol parses whole ones.
+        let len = body
+            .len()
+            .checked_add(4)
+            .and_then(|len| i32::try_from(len).ok())
+            .ok_or("error fields too long")?;
+        let mut message = BytesMut::with_capacity(body.len() + 5);
+        message.put_u8(tag);
+        message.put_i32(len);
+        message.put_slice(body);
+        let parsed = Message::parse(&mut message).map_err(|e| e.to_string())?;
+        let mut fields = match &parsed {
+            Some(Message::ErrorResponse(body)) => body.fields(),
+            Some(Message::NoticeResponse(body)) => body.fields(),
+            _ => {
                 return Err(format!(
-                    "field '{}' is not nul-terminated",
-                    char::from(kind)
+                    "message '{}' holds no error fields",
+                    char::from(tag)
                 ));
-            };
-            let value = String::from_utf8_lossy(&tail[..end]).into_owned();
-            rest = &tail[end + 1..];
-            match kind {
+            }
+        };
+        let mut error = Self::default();
+        while let Some(field) = fields.next().map_err(|e| e.to_string())? {
+            let value = String::from_utf8_lossy(field.value_bytes()).into_owned();
+            match field.type_() {
                 b'S' => error.severity = value,
                 b'V' => error.severity_nonlocalized = Some(value),
                 b'C' => error.code = value,

@@ -893,7 +893,7 @@ impl Session {
             (_, b'E') => self.on_error(body),
             (_, b'N') => {
                 let notice =
-                    DbError::parse(body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
+                    DbError::parse(tag, body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
                 if self.notices.len() < KEPT_MESSAGES {
                     self.notices.push(notice.clone());
                 } else {
@@ -971,7 +971,8 @@ impl Session {
 
     /// ErrorResponse, in any state.
     fn on_error(&mut self, body: &[u8]) -> Result<(), SessionError> {
-        let error = DbError::parse(body).map_err(|e| Reader::new(b'E', body).malformed(&e))?;
+        let error =
+            DbError::parse(b'E', body).map_err(|e| Reader::new(b'E', body).malformed(&e))?;
         match self.phase {
             // Any error before the session is up ends it (the server closes the connection).
             _ if error.is_fatal() => return Err(SessionError::db(error)),

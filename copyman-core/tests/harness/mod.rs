@@ -417,7 +417,18 @@ impl Harness {
         window: usize,
         schedule: Schedule,
     ) -> Self {
-        let mut manager = Manager::new(producer.protocol, Config::with_window(window));
+        Self::with_config(producer, receivers, Config::with_window(window), schedule)
+    }
+
+    /// As [`Harness::new`], with a whole manager configuration (policies included).
+    pub(crate) fn with_config(
+        producer: ScriptedProducer,
+        receivers: Vec<ScriptedReceiver>,
+        config: Config,
+        schedule: Schedule,
+    ) -> Self {
+        let window = config.window;
+        let mut manager = Manager::new(producer.protocol, config);
         let ids = receivers
             .iter()
             .map(|r| {

@@ -16,7 +16,7 @@ use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, FaultInfo, ReceiverEnd, RunningCopy,
     SourceSpec, StatementSpec,
 };
-use crate::cluster::HOST;
+use crate::HOST;
 
 /// A raw `execute` (here `query`) of a `COPY … TO STDOUT` on an adapter's connection is refused
 /// and the server's COPY is **cancelled**, not read and discarded to its end: the statement would

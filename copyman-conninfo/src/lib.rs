@@ -1,5 +1,11 @@
 //! libpq connection strings, as far as copyman must read them itself: the `key=value` tokenizer,
 //! URL query decoding, and taking out the parameters the `postgres` crate does not know.
+//!
+//! The `postgres` crates parse connection strings into their `Config`s, but they refuse keys they
+//! do not know (`sslrootcert`, `sslcert`, …) and keep no spans: copyman-tls takes libpq's TLS keys
+//! out with [`take`] before handing the rest over, and the `copyman` command reads whole strings
+//! with [`parse`] / [`parse_url`] to resolve them as libpq does. No IO, no dependencies.
+#![forbid(unsafe_code)]
 
 use std::ops::Range;
 
@@ -35,11 +41,11 @@ pub fn is_url(text: &str) -> bool {
 /// crate has it) or single-quoted, `\` escapes the next character in both.
 ///
 /// ```
-/// let params = copyman_tls::conninfo::tokenize("host=db1 password='a b\\'c'").unwrap();
+/// let params = copyman_conninfo::tokenize("host=db1 password='a b\\'c'").unwrap();
 /// assert_eq!(params[1].key, "password");
 /// assert_eq!(params[1].value, "a b'c");
 /// // The same pairs the postgres crate sees, whatever the whitespace.
-/// let params = copyman_tls::conninfo::tokenize("host=h\u{2003}password=x").unwrap();
+/// let params = copyman_conninfo::tokenize("host=h\u{2003}password=x").unwrap();
 /// assert_eq!(params[1].key, "password");
 /// ```
 ///
@@ -128,7 +134,7 @@ pub fn parse(text: &str) -> Result<Vec<Param>, String> {
 /// the defaults can fill it in.
 ///
 /// ```
-/// use copyman_tls::conninfo::parse_url;
+/// use copyman_conninfo::parse_url;
 ///
 /// let params = parse_url("postgresql://al%40x:pw@[::1]:5433,h2/db?sslmode=require").unwrap();
 /// let pairs: Vec<(&str, &str)> =
@@ -324,7 +330,7 @@ fn uri_decode(text: &str, what: &str) -> Result<String, String> {
 /// Decodes `%XX` escapes (and leaves malformed ones as they are).
 ///
 /// ```
-/// assert_eq!(copyman_tls::conninfo::percent_decode("a%20b%zz"), "a b%zz");
+/// assert_eq!(copyman_conninfo::percent_decode("a%20b%zz"), "a b%zz");
 /// ```
 pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -351,7 +357,7 @@ pub fn percent_decode(text: &str) -> String {
 /// (the last occurrence of a key wins, as in libpq).
 ///
 /// ```
-/// use copyman_tls::conninfo::take;
+/// use copyman_conninfo::take;
 ///
 /// let (rest, taken) = take("host=a sslmode=verify-full dbname=b", &["sslmode", "sslcert"]).unwrap();
 /// assert_eq!(rest.split_whitespace().collect::<Vec<_>>(), ["host=a", "dbname=b"]);

@@ -49,12 +49,12 @@ fn id(args: &[&str]) -> u32 {
     let out = Command::new("id")
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("copyman-testkit: cannot run `id {}`: {e}", args.join(" ")));
+        .unwrap_or_else(|e| panic!("copyman-cluster: cannot run `id {}`: {e}", args.join(" ")));
     let text = String::from_utf8_lossy(&out.stdout);
     match text.trim().parse() {
         Ok(id) if out.status.success() => id,
         _ => panic!(
-            "copyman-testkit: `id {}` failed ({}): {}{}\n\
+            "copyman-cluster: `id {}` failed ({}): {}{}\n\
              (when running as root the PostgreSQL server runs as the OS user \
              `{SERVER_OS_USER}`, which `apt-get install -y postgresql` creates)",
             args.join(" "),
@@ -121,7 +121,7 @@ pub(crate) fn give_to_server(path: &Path) {
     if let Some((uid, gid)) = server_owner() {
         std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap_or_else(|e| {
             panic!(
-                "copyman-testkit: cannot chown {} to {SERVER_OS_USER}: {e}",
+                "copyman-cluster: cannot chown {} to {SERVER_OS_USER}: {e}",
                 path.display()
             )
         });

@@ -4,7 +4,7 @@
 //! `pg_ctl` detaches the postmaster into its own session, and PostgreSQL does
 //! not notice when the process that started it goes away, so a test binary
 //! that is killed (SIGKILL, Ctrl-C, `process::exit`, or simply exiting while
-//! [`shared()`](crate::shared) lives in a `static`, whose destructor never
+//! a cluster lives in a `static`, whose destructor never
 //! runs) would leave a server and its files behind.
 //!
 //! The watchdog blocks reading its stdin, a pipe whose only writer is the
@@ -56,7 +56,7 @@ impl Watchdog {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(SCRIPT)
-            .arg("copyman-testkit-watchdog")
+            .arg("copyman-cluster-watchdog")
             .arg(pg_ctl)
             .arg(data_dir)
             .arg(remove_dir)
@@ -69,7 +69,7 @@ impl Watchdog {
         clean_env(&mut cmd);
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("copyman-testkit: cannot spawn the watchdog `sh`: {e}"));
+            .unwrap_or_else(|e| panic!("copyman-cluster: cannot spawn the watchdog `sh`: {e}"));
         Self { child }
     }
 

@@ -42,11 +42,11 @@ impl TlsFiles {
             server_key: dir.join("server.key"),
         };
         let ca_key = dir.join("ca.key");
-        authority(&files.ca_cert, &ca_key, "copyman-testkit CA");
+        authority(&files.ca_cert, &ca_key, "copyman-cluster CA");
         authority(
             &files.other_ca_cert,
             &dir.join("other-ca.key"),
-            "copyman-testkit unrelated CA",
+            "copyman-cluster unrelated CA",
         );
         issue(
             dir,
@@ -96,7 +96,7 @@ fn issue(dir: &Path, ca: (&Path, &Path), out: (&Path, &Path), common_name: &str,
         &ext_file,
         format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n{extensions}"),
     )
-    .unwrap_or_else(|e| panic!("copyman-testkit: cannot write {}: {e}", ext_file.display()));
+    .unwrap_or_else(|e| panic!("copyman-cluster: cannot write {}: {e}", ext_file.display()));
     openssl(
         Command::new("openssl")
             .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
@@ -127,7 +127,7 @@ fn issue(dir: &Path, ca: (&Path, &Path), out: (&Path, &Path), common_name: &str,
 fn openssl(cmd: &mut Command) {
     if let Err(e) = run(cmd) {
         panic!(
-            "copyman-testkit: making TLS certificates failed (is the `openssl` command \
+            "copyman-cluster: making TLS certificates failed (is the `openssl` command \
              installed? `apt-get install openssl`): {e}"
         );
     }

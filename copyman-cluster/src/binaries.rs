@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 /// Environment variable that pins the directory holding the server binaries.
 pub(crate) const BINDIR_ENV: &str = "COPYMAN_PG_BINDIR";
 
-/// Absolute paths of the PostgreSQL programs the testkit runs.
+/// Absolute paths of the PostgreSQL programs this crate runs.
 #[derive(Debug)]
 pub(crate) struct Binaries {
     pub(crate) initdb: PathBuf,

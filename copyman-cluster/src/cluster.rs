@@ -37,9 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many fresh ports to try when the chosen one turns out to be taken.
 const PORT_ATTEMPTS: usize = 5;
 
-/// Name of the configuration file the testkit writes into the data directory
+/// Name of the configuration file this crate writes into the data directory
 /// and `include`s from `postgresql.conf`.
-const CONF_FILE: &str = "copyman-testkit.conf";
+const CONF_FILE: &str = "copyman-cluster.conf";
 
 /// Numbers the temporary directories and databases made by this process.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -113,7 +113,7 @@ impl Builder {
     /// Switches TLS on (`ssl = on`) with certificates made for the cluster ([`TlsFiles`]), and
     /// makes TCP connections TLS-only: `pg_hba.conf` has `hostssl` lines and no `host` line, so
     /// a plain TCP connection is refused. [`CERT_USER`] logs in by client certificate. The
-    /// testkit's own connections ([`Cluster::connect`]) then use the Unix socket.
+    /// its own connections ([`Cluster::connect`]) then use the Unix socket.
     ///
     /// # Panics
     ///
@@ -124,9 +124,9 @@ impl Builder {
     }
 
     /// Adds a server setting, written to the configuration file after the
-    /// testkit's own (so it overrides them, `port` and
+    /// its own (so it overrides them, `port` and
     /// `unix_socket_directories` excepted). `value` is the plain value,
-    /// e.g. `setting("work_mem", "8MB")`; the testkit quotes it.
+    /// e.g. `setting("work_mem", "8MB")`; this crate quotes it.
     ///
     /// # Panics
     ///
@@ -175,7 +175,7 @@ pub struct Cluster {
     port: u16,
     auth: Auth,
     password: String,
-    /// Whether the testkit believes the server is running.
+    /// Whether this crate believes the server is running.
     running: Mutex<bool>,
     /// `None` only while being created, or once dropped.
     watchdog: Option<Watchdog>,
@@ -280,8 +280,8 @@ impl Cluster {
         config
     }
 
-    /// The configuration the testkit's own connections use: [`config`](Self::config) over TCP, or
-    /// over the Unix socket when TCP needs TLS (which the testkit's client does not speak).
+    /// The configuration its own connections use: [`config`](Self::config) over TCP, or
+    /// over the Unix socket when TCP needs TLS (which this crate's client does not speak).
     fn admin_config(&self, db: &str) -> Config {
         if self.tls.is_none() {
             return self.config(db);
@@ -303,7 +303,7 @@ impl Cluster {
     pub fn connect(&self, db: &str) -> Client {
         self.admin_config(db).connect(NoTls).unwrap_or_else(|e| {
             panic!(
-                "copyman-testkit: cannot connect to {}: {e}",
+                "copyman-cluster: cannot connect to {}: {e}",
                 self.conninfo(db)
             )
         })
@@ -324,7 +324,7 @@ impl Cluster {
         self.with_admin_client(|client| {
             client
                 .batch_execute(&format!("CREATE DATABASE {name}"))
-                .unwrap_or_else(|e| panic!("copyman-testkit: CREATE DATABASE {name} failed: {e}"));
+                .unwrap_or_else(|e| panic!("copyman-cluster: CREATE DATABASE {name} failed: {e}"));
         });
         name
     }
@@ -352,7 +352,7 @@ impl Cluster {
                     &[&pids],
                 )
             })
-            .unwrap_or_else(|e| panic!("copyman-testkit: terminating backends of {db}: {e}"))
+            .unwrap_or_else(|e| panic!("copyman-cluster: terminating backends of {db}: {e}"))
             .iter()
             .map(|row| row.get(0))
             .collect();
@@ -373,7 +373,7 @@ impl Cluster {
         self.with_admin_client(|client| {
             let terminated: bool = client
                 .query_one("SELECT pg_terminate_backend($1)", &[&pid])
-                .unwrap_or_else(|e| panic!("copyman-testkit: terminating backend {pid}: {e}"))
+                .unwrap_or_else(|e| panic!("copyman-cluster: terminating backend {pid}: {e}"))
                 .get(0);
             if terminated {
                 wait_for_exit(client, &[pid]);
@@ -382,7 +382,7 @@ impl Cluster {
         })
     }
 
-    /// Whether the server is running, as far as the testkit knows (it was
+    /// Whether the server is running, as far as this crate knows (it was
     /// started and not stopped with [`stop_immediate`](Self::stop_immediate)).
     pub fn is_running(&self) -> bool {
         *self.lock_running()
@@ -393,7 +393,7 @@ impl Cluster {
     /// fault-injection tests; see [`start_again`](Self::start_again). Does
     /// nothing if the server is already stopped.
     ///
-    /// Do not call this on [`shared()`](crate::shared): other tests use it.
+    /// Do not call this on a cluster others share (copyman-testkit's `shared()`).
     ///
     /// # Panics
     ///
@@ -405,7 +405,7 @@ impl Cluster {
         }
         if let Err(e) = self.pg_ctl_stop() {
             panic!(
-                "copyman-testkit: stopping the server failed: {e}{}",
+                "copyman-cluster: stopping the server failed: {e}{}",
                 self.log_tail()
             );
         }
@@ -428,7 +428,7 @@ impl Cluster {
         }
         if let Err(e) = self.pg_ctl_start() {
             panic!(
-                "copyman-testkit: restarting the server on port {} failed: {e}{}",
+                "copyman-cluster: restarting the server on port {} failed: {e}{}",
                 self.port,
                 self.log_tail()
             );
@@ -447,7 +447,7 @@ impl Cluster {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let psql = binaries().psql.as_ref().unwrap_or_else(|| {
             panic!(
-                "copyman-testkit: psql not found next to the server binaries or on PATH: \
+                "copyman-cluster: psql not found next to the server binaries or on PATH: \
                  install it, e.g. `apt-get install -y postgresql-client`"
             )
         });
@@ -472,7 +472,7 @@ impl Cluster {
         .arg("-c")
         .arg(sql)
         .env("PGPASSWORD", &self.password);
-        let out = run(&mut cmd).unwrap_or_else(|e| panic!("copyman-testkit: {e}"));
+        let out = run(&mut cmd).unwrap_or_else(|e| panic!("copyman-cluster: {e}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -486,7 +486,7 @@ impl Cluster {
                     && name
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c)),
-                "copyman-testkit: invalid setting name {name:?}"
+                "copyman-cluster: invalid setting name {name:?}"
             );
         }
         let root = make_root_dir();
@@ -512,7 +512,7 @@ impl Cluster {
         check_socket_path_len(&cluster.socket_dir);
         fs::create_dir(&cluster.socket_dir).unwrap_or_else(|e| {
             panic!(
-                "copyman-testkit: cannot create {}: {e}",
+                "copyman-cluster: cannot create {}: {e}",
                 cluster.socket_dir.display()
             )
         });
@@ -530,7 +530,7 @@ impl Cluster {
             cluster.with_admin_client(|client| {
                 client
                     .batch_execute(&format!("CREATE ROLE {CERT_USER} LOGIN SUPERUSER"))
-                    .unwrap_or_else(|e| panic!("copyman-testkit: CREATE ROLE failed: {e}"));
+                    .unwrap_or_else(|e| panic!("copyman-cluster: CREATE ROLE failed: {e}"));
             });
         }
         cluster
@@ -540,7 +540,7 @@ impl Cluster {
     fn set_up_tls(&mut self) -> Vec<(String, String)> {
         let dir = self.root.join("tls");
         fs::create_dir(&dir)
-            .unwrap_or_else(|e| panic!("copyman-testkit: cannot create {}: {e}", dir.display()));
+            .unwrap_or_else(|e| panic!("copyman-cluster: cannot create {}: {e}", dir.display()));
         let files = TlsFiles::make(&dir);
         let mut settings = vec![("ssl".to_owned(), "on".to_owned())];
         for (from, name, setting) in [
@@ -550,10 +550,10 @@ impl Cluster {
         ] {
             let to = self.data_dir.join(name);
             fs::copy(from, &to)
-                .unwrap_or_else(|e| panic!("copyman-testkit: cannot copy {}: {e}", from.display()));
+                .unwrap_or_else(|e| panic!("copyman-cluster: cannot copy {}: {e}", from.display()));
             // The server refuses a key file others can read.
             fs::set_permissions(&to, fs::Permissions::from_mode(0o600))
-                .unwrap_or_else(|e| panic!("copyman-testkit: cannot chmod {}: {e}", to.display()));
+                .unwrap_or_else(|e| panic!("copyman-cluster: cannot chmod {}: {e}", to.display()));
             give_to_server(&to);
             settings.push((setting.to_owned(), name.to_owned()));
         }
@@ -569,7 +569,7 @@ impl Cluster {
     fn initdb(&self) {
         let pwfile = self.root.join("pwfile");
         fs::write(&pwfile, self.auth.stored_password(&self.password) + "\n")
-            .unwrap_or_else(|e| panic!("copyman-testkit: cannot write {}: {e}", pwfile.display()));
+            .unwrap_or_else(|e| panic!("copyman-cluster: cannot write {}: {e}", pwfile.display()));
         give_to_server(&pwfile);
         let mut cmd = server_command(&binaries().initdb, &self.root);
         cmd.arg("-D")
@@ -589,7 +589,7 @@ impl Cluster {
             } else {
                 String::new()
             };
-            panic!("copyman-testkit: initdb failed: {e}{hint}");
+            panic!("copyman-cluster: initdb failed: {e}{hint}");
         }
     }
 
@@ -597,7 +597,7 @@ impl Cluster {
         let m = self.auth.hba_method();
         let hba = if self.tls.is_some() {
             format!(
-                "# Written by copyman-testkit: TCP only with TLS.\n\
+                "# Written by copyman-cluster: TCP only with TLS.\n\
                  # TYPE  DATABASE    USER         ADDRESS      METHOD\n\
                  local   all         all                       {m}\n\
                  hostssl all         {CERT_USER} 127.0.0.1/32 cert\n\
@@ -607,7 +607,7 @@ impl Cluster {
             )
         } else {
             format!(
-                "# Written by copyman-testkit.\n\
+                "# Written by copyman-cluster.\n\
                  # TYPE DATABASE    USER ADDRESS      METHOD\n\
                  local  all         all               {m}\n\
                  host   all         all  127.0.0.1/32 {m}\n\
@@ -618,7 +618,7 @@ impl Cluster {
         // Overwriting keeps the file's owner and mode.
         let path = self.data_dir.join("pg_hba.conf");
         fs::write(&path, hba)
-            .unwrap_or_else(|e| panic!("copyman-testkit: cannot write {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("copyman-cluster: cannot write {}: {e}", path.display()));
     }
 
     /// Writes the configuration for `port` and starts the server, retrying on
@@ -639,7 +639,7 @@ impl Cluster {
                         || log.contains("could not create any TCP/IP sockets");
                     if !port_taken || attempt == PORT_ATTEMPTS {
                         panic!(
-                            "copyman-testkit: starting PostgreSQL failed: {e}{}",
+                            "copyman-cluster: starting PostgreSQL failed: {e}{}",
                             self.log_tail()
                         );
                     }
@@ -651,7 +651,7 @@ impl Cluster {
     }
 
     fn write_conf(&self, settings: &[(String, String)]) {
-        let mut conf = String::from("# Written by copyman-testkit.\n");
+        let mut conf = String::from("# Written by copyman-cluster.\n");
         let base = [
             ("listen_addresses", HOST.to_owned()),
             ("fsync", "off".to_owned()),
@@ -674,7 +674,7 @@ impl Cluster {
         let _ = writeln!(conf, "unix_socket_directories = '{socket_dir}'");
         let path = self.data_dir.join(CONF_FILE);
         fs::write(&path, conf)
-            .unwrap_or_else(|e| panic!("copyman-testkit: cannot write {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("copyman-cluster: cannot write {}: {e}", path.display()));
         give_to_server(&path);
 
         let main_conf = self.data_dir.join("postgresql.conf");
@@ -687,7 +687,7 @@ impl Cluster {
                 .and_then(|mut f| writeln!(f, "\n{include}"))
                 .unwrap_or_else(|e| {
                     panic!(
-                        "copyman-testkit: cannot append to {}: {e}",
+                        "copyman-cluster: cannot append to {}: {e}",
                         main_conf.display()
                     )
                 });
@@ -729,7 +729,7 @@ impl Cluster {
                 match self.admin_config("postgres").connect(NoTls) {
                     Ok(_) => return,
                     Err(e) if Instant::now() >= deadline => panic!(
-                        "copyman-testkit: the server did not accept connections on port {} \
+                        "copyman-cluster: the server did not accept connections on port {} \
                          within {CONNECT_TIMEOUT:?}: {e}{}",
                         self.port,
                         self.log_tail()
@@ -775,14 +775,14 @@ impl Drop for Cluster {
             && let Err(e) = self.pg_ctl_stop()
         {
             eprintln!(
-                "copyman-testkit: stopping the server failed: {e}{}",
+                "copyman-cluster: stopping the server failed: {e}{}",
                 self.log_tail()
             );
             clean = false;
         }
         if let Err(e) = fs::remove_dir_all(&self.root) {
             eprintln!(
-                "copyman-testkit: cannot remove {}: {e}",
+                "copyman-cluster: cannot remove {}: {e}",
                 self.root.display()
             );
             clean = false;
@@ -800,23 +800,23 @@ impl Drop for Cluster {
 
 /// Environment variable naming the directory to create clusters in, instead
 /// of the system temp directory.
-const TMPDIR_ENV: &str = "COPYMAN_TESTKIT_TMPDIR";
+const TMPDIR_ENV: &str = "COPYMAN_CLUSTER_TMPDIR";
 
-/// Creates a new, uniquely named directory under `$COPYMAN_TESTKIT_TMPDIR` or
+/// Creates a new, uniquely named directory under `$COPYMAN_CLUSTER_TMPDIR` or
 /// else the system temp directory, private and owned by the server's OS user.
 fn make_root_dir() -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let name = format!(
-        "copyman-testkit-{}-{}-{nanos}",
+        "copyman-cluster-{}-{}-{nanos}",
         process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let parent = env::var_os(TMPDIR_ENV).map_or_else(default_parent, PathBuf::from);
     let root = parent.join(name);
     fs::create_dir(&root)
-        .unwrap_or_else(|e| panic!("copyman-testkit: cannot create {}: {e}", root.display()));
+        .unwrap_or_else(|e| panic!("copyman-cluster: cannot create {}: {e}", root.display()));
     set_private(&root);
     give_to_server(&root);
     root
@@ -835,7 +835,7 @@ fn default_parent() -> PathBuf {
 
 fn set_private(dir: &Path) {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .unwrap_or_else(|e| panic!("copyman-testkit: cannot chmod {}: {e}", dir.display()));
+        .unwrap_or_else(|e| panic!("copyman-cluster: cannot chmod {}: {e}", dir.display()));
 }
 
 /// Unix socket paths are limited to 107 bytes on Linux (103 on macOS).
@@ -843,7 +843,7 @@ fn check_socket_path_len(socket_dir: &Path) {
     let len = socket_dir.join(".s.PGSQL.65535").as_os_str().len();
     assert!(
         len <= 100,
-        "copyman-testkit: the Unix socket path under {} would be {len} bytes, too long for a \
+        "copyman-cluster: the Unix socket path under {} would be {len} bytes, too long for a \
          socket; set ${TMPDIR_ENV} or TMPDIR to a shorter directory",
         socket_dir.display()
     );
@@ -856,7 +856,7 @@ fn pick_port() -> u16 {
     loop {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|listener| listener.local_addr())
-            .unwrap_or_else(|e| panic!("copyman-testkit: cannot find a free port: {e}"))
+            .unwrap_or_else(|e| panic!("copyman-cluster: cannot find a free port: {e}"))
             .port();
         if HANDED_OUT
             .lock()
@@ -886,7 +886,7 @@ fn random_password() -> String {
 
 /// Runs `f` on a short-lived thread of its own: the blocking `postgres`
 /// client panics when used on a thread that runs an async (tokio) runtime,
-/// as in `#[tokio::test]`, and the testkit's helpers should work there too.
+/// as in `#[tokio::test]`, and this crate's helpers should work there too.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     thread::scope(|scope| match scope.spawn(f).join() {
         Ok(value) => value,
@@ -906,14 +906,14 @@ fn wait_for_exit(client: &mut Client, pids: &[i32]) {
                 "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
                 &[&pids],
             )
-            .unwrap_or_else(|e| panic!("copyman-testkit: polling pg_stat_activity: {e}"))
+            .unwrap_or_else(|e| panic!("copyman-cluster: polling pg_stat_activity: {e}"))
             .get(0);
         if left == 0 {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "copyman-testkit: backends {pids:?} still running {CONNECT_TIMEOUT:?} after \
+            "copyman-cluster: backends {pids:?} still running {CONNECT_TIMEOUT:?} after \
              pg_terminate_backend"
         );
         thread::sleep(Duration::from_millis(10));

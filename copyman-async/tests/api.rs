@@ -1,0 +1,229 @@
+//! The library API of issue 13 (typed faults, outcomes, the connect plan, the one-call form)
+//! against a real cluster. One cluster for the binary, a fresh database per test.
+
+mod common;
+
+use common::runtime;
+use copyman_async::{Connection, Error};
+use copyman_testkit::shared;
+
+/// A host name that does not resolve is reported as that, not as "no host could be resolved";
+/// the plan then goes on to the next host, as libpq does.
+#[test]
+fn connect_plan_reports_dns_errors_and_moves_on() {
+    runtime().block_on(async {
+        let err = Connection::connect_str("host=copyman-no-such-host.invalid user=postgres")
+            .await
+            .expect_err("the name does not resolve");
+        assert!(
+            matches!(err, Error::Resolve { ref host, .. } if host == "copyman-no-such-host.invalid")
+        );
+        assert_eq!(
+            err.to_string(),
+            "could not translate host name \"copyman-no-such-host.invalid\" to address"
+        );
+        let cluster = shared();
+        let db = cluster.create_database();
+        let conninfo = format!(
+            "host=copyman-no-such-host.invalid,{} port={} user={} dbname={db}",
+            cluster.host(),
+            cluster.port(),
+            cluster.user()
+        );
+        let mut conn = Connection::connect_str(&conninfo)
+            .await
+            .expect("the second host connects");
+        assert_eq!(conn.execute("SELECT 1").await.unwrap(), 1);
+    });
+}
+
+/// A receiver's SQLSTATE comes straight off the copy's failure, no downcasting.
+#[test]
+fn typed_faults_give_each_receivers_sqlstate() {
+    use copyman_async::{CopyManager, StatementProducer, StatementReceiver};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8);
+             INSERT INTO src SELECT generate_series(1, 1000);
+             CREATE TABLE dst (i int8 CHECK (i < 500));",
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let mut source = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut a = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut b = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+            .to(StatementReceiver::new(&mut a, "COPY dst FROM STDIN"))
+            .to(StatementReceiver::new(&mut b, "COPY dst FROM STDIN"))
+            .run()
+            .await
+            .expect_err("every receiver violates the check constraint");
+        // Every receiver's outcome: the one that hit the bad row first faulted; the other
+        // faulted too, or was dropped when the copy failed. An error, wherever it is, has the
+        // server's SQLSTATE at hand, from a raw session or a client-bound endpoint alike.
+        let errors: Vec<_> = fail
+            .receivers
+            .iter()
+            .filter_map(|(_, o)| o.error())
+            .collect();
+        assert!(!errors.is_empty(), "{fail:?}");
+        for error in errors {
+            assert_eq!(error.code(), Some("23514"), "{error}");
+            assert_eq!(error.db_error().unwrap().table.as_deref(), Some("dst"));
+            assert!(!error.is_closed(), "{error}");
+        }
+        assert!(a.is_ready() && b.is_ready());
+    });
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM dst", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+/// The one-call form with the same options as copyman-sync, returning the `Summary`.
+#[test]
+fn builder_runs_a_copy_and_returns_the_summary() {
+    use copyman_async::StatementReceiver;
+    use copyman_async::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+    use std::time::Duration;
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8, s text);
+             INSERT INTO src SELECT i, 'row ' || i FROM generate_series(1, 5000) AS g(i);
+             CREATE TABLE a (i int8, s text); CREATE TABLE b (i int8, s text);",
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let mut source = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut dests = Vec::new();
+        for _ in 0..2 {
+            dests.push(
+                Connection::connect_str(&cluster.conninfo(&db))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let options = Options::default()
+            .with_window(2)
+            .with_buffer_size(1024)
+            .with_stall_timeout(Duration::from_secs(60));
+        let summary =
+            CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+                .to_all(
+                    dests.iter_mut().zip(["a", "b"]).map(|(conn, t)| {
+                        StatementReceiver::new(conn, format!("COPY {t} FROM STDIN"))
+                    }),
+                )
+                .options(options)
+                .run()
+                .await
+                .expect("the copy");
+        assert_eq!(summary.messages, 5000);
+        for (_, outcome) in &summary.receivers {
+            assert!(
+                matches!(outcome, ReceiverOutcome::Completed(Some(5000))),
+                "{outcome:?}"
+            );
+        }
+    });
+    for t in ["a", "b"] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 5000);
+    }
+}
+
+/// A `tokio_postgres::Config` setting the raw connection cannot honour is refused, naming it.
+#[test]
+fn unhonoured_config_fields_are_errors_naming_them() {
+    let cluster = shared();
+    let db = cluster.create_database();
+    runtime().block_on(async {
+        for (extra, parameter) in [
+            ("target_session_attrs=read-write", "target_session_attrs"),
+            ("keepalives_idle=30", "keepalives_idle"),
+            ("load_balance_hosts=random", "load_balance_hosts"),
+        ] {
+            let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))
+                .await
+                .expect_err(extra);
+            assert!(
+                matches!(err, Error::Unsupported { parameter: p, .. } if p == parameter),
+                "{extra}: {err}"
+            );
+        }
+    });
+}
+
+/// Keep-going is the manager's policy, which `run` follows: the survivors complete.
+#[test]
+fn keep_going_run_completes_the_survivors() {
+    use copyman_async::StatementReceiver;
+    use copyman_async::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8);
+             INSERT INTO src SELECT generate_series(1, 1000);
+             CREATE TABLE ok1 (i int8); CREATE TABLE bad (i int8 CHECK (i < 500));",
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let mut source = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut a = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let mut b = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let summary =
+            CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+                .to(StatementReceiver::new(&mut a, "COPY ok1 FROM STDIN"))
+                .to(StatementReceiver::new(&mut b, "COPY bad FROM STDIN"))
+                .options(Options::default().with_keep_going(true))
+                .run()
+                .await
+                .expect("the survivor completes");
+        assert!(matches!(
+            summary.receivers[0].1,
+            ReceiverOutcome::Completed(Some(1000))
+        ));
+        let outcome = &summary.receivers[1].1;
+        assert_eq!(
+            outcome.error().and_then(|e| e.code()),
+            Some("23514"),
+            "{outcome:?}"
+        );
+    });
+    for (t, n) in [("ok1", 1000), ("bad", 0)] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, n, "{t}");
+    }
+}

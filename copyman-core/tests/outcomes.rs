@@ -1,0 +1,187 @@
+//! Outcomes and policy in the manager (issue 13, point 6): every receiver's outcome in a
+//! `CopyFail` as in a `Summary`, the keep-going policy, and the row-count check as an option.
+
+// The harness serves several test binaries; this one uses a part of it.
+#[allow(dead_code)]
+mod harness;
+
+use bytes::Bytes;
+use copyman_core::manager::{Config, Input, ReceiverId, ReceiverOutcome};
+use copyman_core::{CopyFail, CountMismatch, Fault, Summary};
+use harness::{Harness, Schedule, ScriptedProducer, ScriptedReceiver, Stop, frames, split};
+
+const R0: ReceiverId = ReceiverId(0);
+const R1: ReceiverId = ReceiverId(1);
+const R2: ReceiverId = ReceiverId(2);
+
+/// A PQv3 source of `n` rows in chunks of 13 bytes.
+fn chunks(n: usize) -> Vec<Bytes> {
+    let bodies: Vec<Vec<u8>> = (0..n).map(|i| format!("{i}\tx\n").into_bytes()).collect();
+    let stream = frames(&bodies);
+    let cuts: Vec<usize> = (13..stream.len()).step_by(13).collect();
+    split(&stream, &cuts)
+}
+
+fn failed(result: Result<Summary, CopyFail>) -> CopyFail {
+    result.expect_err("the copy fails")
+}
+
+/// A copy that fails at its end says what became of every receiver: the ones whose COPY
+/// completed (committed outside a transaction), the one that refused, and the producer's end.
+#[test]
+fn copy_fail_carries_each_receivers_outcome() {
+    let receivers = vec![
+        ScriptedReceiver::pqv3(),
+        ScriptedReceiver::pqv3().complete_error("deferred constraint violated"),
+        ScriptedReceiver::pqv3(),
+    ];
+    let mut h = Harness::new(
+        ScriptedProducer::pqv3(chunks(40)),
+        receivers,
+        2,
+        Schedule::Fifo,
+    );
+    let fail = failed(h.drive_to_end());
+    assert!(fail.producer_ended);
+    assert_eq!(fail.producer_count, Some(40));
+    assert_eq!(fail.receivers.len(), 3);
+    assert!(matches!(
+        fail.receivers[0],
+        (R0, ReceiverOutcome::Completed(Some(40)))
+    ));
+    assert!(
+        matches!(&fail.receivers[1], (R1, ReceiverOutcome::Failed(e)) if e.to_string().contains("deferred")),
+        "{:?}",
+        fail.receivers[1]
+    );
+    assert!(matches!(
+        fail.receivers[2],
+        (R2, ReceiverOutcome::Completed(Some(40)))
+    ));
+    assert!(
+        fail.any_completed(),
+        "never \"nothing committed\" when something was"
+    );
+}
+
+/// An aborted copy fails every receiver's COPY: those that did nothing wrong are `Dropped`, the
+/// faulted one carries its error.
+#[test]
+fn aborted_copy_reports_dropped_and_faulted_receivers() {
+    let receivers = vec![
+        ScriptedReceiver::pqv3(),
+        ScriptedReceiver::pqv3().fail_on(1, 0),
+    ];
+    let mut h = Harness::new(
+        ScriptedProducer::pqv3(chunks(40)),
+        receivers,
+        1,
+        Schedule::Fifo,
+    );
+    let fault = loop {
+        match h.drive() {
+            Stop::Event(copyman_core::Event::ReceiverFault(fault)) => break fault,
+            Stop::Event(_) => {}
+            other => panic!("no fault: {other:?}"),
+        }
+    };
+    // Without keep-going a receiver fault ends a copy run to its end.
+    assert!(h.manager.ends_copy(&Fault::Receiver(fault)));
+    h.input(Input::Abort {
+        reason: "destination 2 failed".into(),
+    });
+    let fail = failed(h.drive_to_end());
+    assert!(!fail.producer_ended);
+    assert!(matches!(fail.receivers[0], (R0, ReceiverOutcome::Dropped)));
+    assert!(matches!(
+        fail.receivers[1],
+        (R1, ReceiverOutcome::Faulted(_))
+    ));
+    assert!(!fail.any_completed());
+}
+
+/// Keep-going is the manager's policy: a receiver fault does not end the copy, the survivors
+/// complete, and the summary says which receiver faulted.
+#[test]
+fn keep_going_lets_the_survivors_complete() {
+    let receivers = vec![
+        ScriptedReceiver::pqv3(),
+        ScriptedReceiver::pqv3().fail_on(2, 3),
+        ScriptedReceiver::pqv3(),
+    ];
+    let config = Config::with_window(1).with_keep_going(true);
+    let mut h = Harness::with_config(
+        ScriptedProducer::pqv3(chunks(40)),
+        receivers,
+        config,
+        Schedule::Fifo,
+    );
+    let mut faults = 0;
+    let summary = loop {
+        match h.drive() {
+            Stop::Event(copyman_core::Event::ReceiverFault(fault)) => {
+                assert!(!h.manager.ends_copy(&Fault::Receiver(fault)));
+                faults += 1;
+            }
+            Stop::Event(copyman_core::Event::Finished(result)) => break result,
+            Stop::Event(_) => {}
+            Stop::EndOfCopy => h.input(Input::Finish),
+            other => panic!("{other:?}"),
+        }
+    }
+    .expect("the survivors complete");
+    assert_eq!(faults, 1);
+    assert!(matches!(
+        summary.receivers[0],
+        (R0, ReceiverOutcome::Completed(Some(40)))
+    ));
+    assert!(matches!(
+        summary.receivers[1],
+        (R1, ReceiverOutcome::Faulted(_))
+    ));
+    assert!(matches!(
+        summary.receivers[2],
+        (R2, ReceiverOutcome::Completed(Some(40)))
+    ));
+}
+
+/// The row-count check is a manager option (`--allow-count-mismatch` turns it off): off, a
+/// receiver that stored another number of rows completes and the summary has its count; on,
+/// the copy fails with the mismatch.
+#[test]
+fn count_check_is_a_manager_option() {
+    let run = |check: bool| {
+        let receivers = vec![
+            ScriptedReceiver::pqv3().count(Some(39)),
+            ScriptedReceiver::pqv3(),
+        ];
+        let config = Config::with_window(2).with_check_counts(check);
+        Harness::with_config(
+            ScriptedProducer::pqv3(chunks(40)),
+            receivers,
+            config,
+            Schedule::Eager,
+        )
+        .drive_to_end()
+    };
+    let summary = run(false).expect("counts are the caller's to compare");
+    assert!(matches!(
+        summary.receivers[0],
+        (R0, ReceiverOutcome::Completed(Some(39)))
+    ));
+    assert_eq!(summary.producer_count, Some(40));
+    let fail = failed(run(true));
+    let error = fail.receiver_fault(R0).expect("the mismatch");
+    assert_eq!(
+        error.downcast_ref::<CountMismatch>(),
+        Some(&CountMismatch {
+            producer: 40,
+            receiver: 39
+        })
+    );
+    // Its COPY did complete: the outcome says so, the fault says why the copy failed.
+    assert!(matches!(
+        fail.receivers[0],
+        (R0, ReceiverOutcome::Completed(Some(39)))
+    ));
+}

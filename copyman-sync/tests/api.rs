@@ -1,0 +1,227 @@
+//! The library API of issue 13 (typed faults, outcomes, the connect plan, the one-call form)
+//! against a real cluster. One cluster for the binary, a fresh database per test.
+
+use copyman_sync::{Connection, Error};
+use copyman_testkit::shared;
+
+/// A host name that does not resolve is reported as that, not as "no host could be resolved";
+/// the plan then goes on to the next host, as libpq does.
+#[test]
+fn connect_plan_reports_dns_errors_and_moves_on() {
+    let err = Connection::connect_str("host=copyman-no-such-host.invalid user=postgres")
+        .expect_err("the name does not resolve");
+    assert!(
+        matches!(err, Error::Resolve { ref host, .. } if host == "copyman-no-such-host.invalid")
+    );
+    assert_eq!(
+        err.to_string(),
+        "could not translate host name \"copyman-no-such-host.invalid\" to address"
+    );
+    let cluster = shared();
+    let db = cluster.create_database();
+    let conninfo = format!(
+        "host=copyman-no-such-host.invalid,{} port={} user={} dbname={db}",
+        cluster.host(),
+        cluster.port(),
+        cluster.user()
+    );
+    let mut conn = Connection::connect_str(&conninfo).expect("the second host connects");
+    assert_eq!(conn.execute("SELECT 1").unwrap(), 1);
+}
+
+/// A receiver's SQLSTATE comes straight off the fault, for a raw-session receiver and a
+/// client-bound one alike (one `DbError`, no downcasting), and the fault says the connection is
+/// still usable.
+#[test]
+fn typed_faults_give_each_receivers_sqlstate() {
+    use copyman_sync::{ClientReceiver, CopyManager, Receiver, StatementProducer};
+    use copyman_sync::{StatementReceiver, Summary};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8);
+             INSERT INTO src SELECT generate_series(1, 1000);
+             CREATE TABLE dst (i int8 CHECK (i < 500));",
+        )
+        .unwrap();
+    let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut raw = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut client = cluster.connect(&db);
+    let result: Result<Summary, _> = {
+        let receivers: Vec<Box<dyn Receiver + '_>> = vec![
+            Box::new(StatementReceiver::new(&mut raw, "COPY dst FROM STDIN")),
+            Box::new(ClientReceiver::new(&mut client, "COPY dst FROM STDIN").unwrap()),
+        ];
+        CopyManager::start(
+            StatementProducer::new(&mut source, "COPY src TO STDOUT"),
+            receivers,
+        )
+        .unwrap()
+        .run()
+    };
+    let fail = result.expect_err("every receiver violates the check constraint");
+    // Every receiver's outcome: the one that hit the bad row first faulted; the other
+    // faulted too, or was dropped when the copy failed. An error, wherever it is, has the
+    // server's SQLSTATE at hand, from a raw session or a client-bound endpoint alike.
+    let errors: Vec<_> = fail
+        .receivers
+        .iter()
+        .filter_map(|(_, o)| o.error())
+        .collect();
+    assert!(!errors.is_empty(), "{fail:?}");
+    for error in errors {
+        assert_eq!(error.code(), Some("23514"), "{error}");
+        assert_eq!(error.db_error().unwrap().table.as_deref(), Some("dst"));
+        assert!(!error.is_closed(), "{error}");
+    }
+    assert!(raw.is_ready());
+    let rows: i64 = admin
+        .query_one("SELECT count(*) FROM dst", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
+/// The one-call form: receivers without boxing, options (window, stall timeout, buffer size)
+/// as in copyman-async, and the `Summary` back with each receiver's `COPY n`.
+#[test]
+fn builder_runs_a_copy_and_returns_the_summary() {
+    use copyman_sync::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+    use copyman_sync::{StatementReceiver, transfer};
+    use std::time::Duration;
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8, s text);
+             INSERT INTO src SELECT i, 'row ' || i FROM generate_series(1, 5000) AS g(i);
+             CREATE TABLE a (i int8, s text); CREATE TABLE b (i int8, s text);",
+        )
+        .unwrap();
+    let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut dests: Vec<Connection> = (0..2)
+        .map(|_| Connection::connect_str(&cluster.conninfo(&db)).unwrap())
+        .collect();
+    let options = Options::default()
+        .with_window(2)
+        .with_buffer_size(1024)
+        .with_stall_timeout(Duration::from_secs(60));
+    let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+        .to_all(
+            dests
+                .iter_mut()
+                .zip(["a", "b"])
+                .map(|(conn, t)| StatementReceiver::new(conn, format!("COPY {t} FROM STDIN"))),
+        )
+        .options(options)
+        .run()
+        .expect("the copy");
+    assert_eq!(summary.messages, 5000);
+    assert_eq!(summary.producer_count, Some(5000));
+    assert_eq!(summary.receivers.len(), 2);
+    for (_, outcome) in &summary.receivers {
+        assert!(
+            matches!(outcome, ReceiverOutcome::Completed(Some(5000))),
+            "{outcome:?}"
+        );
+    }
+    for t in ["a", "b"] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 5000);
+    }
+    // The py-postgresql-shaped shorthand still works.
+    let (rows, _) = transfer(
+        StatementProducer::new(&mut source, "COPY src TO STDOUT"),
+        vec![Box::new(StatementReceiver::new(
+            &mut dests[0],
+            "COPY a FROM STDIN",
+        ))],
+    )
+    .unwrap();
+    assert_eq!(rows, 5000);
+}
+
+/// A `postgres::Config` setting the raw connection cannot honour is refused, naming it.
+#[test]
+fn unhonoured_config_fields_are_errors_naming_them() {
+    let cluster = shared();
+    let db = cluster.create_database();
+    for (extra, parameter) in [
+        ("target_session_attrs=read-write", "target_session_attrs"),
+        ("keepalives_idle=30", "keepalives_idle"),
+        ("tcp_user_timeout=1000", "tcp_user_timeout"),
+        ("load_balance_hosts=random", "load_balance_hosts"),
+    ] {
+        let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))
+            .expect_err(extra);
+        assert!(
+            matches!(err, Error::Unsupported { parameter: p, .. } if p == parameter),
+            "{extra}: {err}"
+        );
+        assert!(err.to_string().contains(parameter), "{err}");
+    }
+}
+
+/// Keep-going is the manager's policy, which `run` follows: the receiver whose server refuses a
+/// row faults (its COPY failed, nothing of it stored) and the others complete.
+#[test]
+fn keep_going_run_completes_the_survivors() {
+    use copyman_sync::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+    use copyman_sync::{ReceiverId, StatementReceiver};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8);
+             INSERT INTO src SELECT generate_series(1, 1000);
+             CREATE TABLE ok1 (i int8); CREATE TABLE bad (i int8 CHECK (i < 500));
+             CREATE TABLE ok2 (i int8);",
+        )
+        .unwrap();
+    let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut dests: Vec<Connection> = (0..3)
+        .map(|_| Connection::connect_str(&cluster.conninfo(&db)).unwrap())
+        .collect();
+    let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+        .to_all(
+            dests
+                .iter_mut()
+                .zip(["ok1", "bad", "ok2"])
+                .map(|(conn, t)| StatementReceiver::new(conn, format!("COPY {t} FROM STDIN"))),
+        )
+        .options(Options::default().with_keep_going(true))
+        .run()
+        .expect("the survivors complete");
+    assert!(matches!(
+        summary.receivers[0],
+        (ReceiverId(0), ReceiverOutcome::Completed(Some(1000)))
+    ));
+    let (_, outcome) = &summary.receivers[1];
+    assert_eq!(
+        outcome.error().and_then(|e| e.code()),
+        Some("23514"),
+        "{outcome:?}"
+    );
+    assert!(matches!(
+        summary.receivers[2],
+        (ReceiverId(2), ReceiverOutcome::Completed(Some(1000)))
+    ));
+    for (t, n) in [("ok1", 1000), ("bad", 0), ("ok2", 1000)] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, n, "{t}");
+    }
+    assert!(dests.iter().all(Connection::is_ready));
+}
