@@ -244,6 +244,19 @@ impl Producer for Tracked<'_> {
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
         self.inner.set_stall_timeout(timeout)
     }
+
+    fn poll_socket(&self) -> Option<copyman_sync::PollSocket> {
+        self.inner.poll_socket()
+    }
+
+    fn try_next_chunk(&mut self, eager: bool) -> Result<std::task::Poll<Option<Chunk>>, BoxError> {
+        let chunk = self.inner.try_next_chunk(eager)?;
+        if let std::task::Poll::Ready(None) = chunk {
+            self.track.ended.set(true);
+            self.track.count.set(self.inner.count());
+        }
+        Ok(chunk)
+    }
 }
 
 /// A receiver that records its completion (`COPY n`), so that `--keep-going` can commit the
@@ -282,5 +295,17 @@ impl Receiver for TrackedReceiver<'_> {
 
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
         self.inner.set_stall_timeout(timeout)
+    }
+
+    fn poll_socket(&self) -> Option<copyman_sync::PollSocket> {
+        self.inner.poll_socket()
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
+        self.inner.try_write(bytes)
+    }
+
+    fn read_server(&mut self) -> Result<(), BoxError> {
+        self.inner.read_server()
     }
 }
