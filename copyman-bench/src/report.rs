@@ -15,7 +15,12 @@ pub(crate) struct Run {
     /// Size of the data as a text COPY file.
     pub(crate) bytes: u64,
     pub(crate) wall: f64,
-    pub(crate) cpu: Option<f64>,
+    /// User and system CPU seconds of the copying processes.
+    pub(crate) cpu: Option<(f64, f64)>,
+    /// CPU seconds of every server process (source and destinations).
+    pub(crate) servers_cpu: Option<f64>,
+    /// The machine's busy share during the run, 0 to 1.
+    pub(crate) busy: Option<f64>,
     pub(crate) rss_kib: Option<u64>,
 }
 
@@ -28,8 +33,24 @@ struct Median {
     rows: u64,
     bytes: u64,
     wall: f64,
-    cpu: Option<f64>,
+    user: Option<f64>,
+    sys: Option<f64>,
+    servers_cpu: Option<f64>,
+    busy: Option<f64>,
     rss_kib: Option<u64>,
+}
+
+impl Median {
+    /// Client CPU, user + system (each the median of its own).
+    fn cpu(&self) -> Option<f64> {
+        Some(self.user? + self.sys?)
+    }
+}
+
+/// The median of what is there, if anything is.
+fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    (!v.is_empty()).then(|| median(&mut v))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -54,11 +75,6 @@ fn medians(runs: &[Run]) -> Vec<Median> {
             })
             .collect();
         let mut walls: Vec<f64> = same.iter().map(|r| r.wall).collect();
-        let mut cpus: Vec<f64> = same.iter().filter_map(|r| r.cpu).collect();
-        let mut rss: Vec<f64> = same
-            .iter()
-            .filter_map(|r| r.rss_kib.map(|k| k as f64))
-            .collect();
         out.push(Median {
             dataset: run.dataset,
             method: run.method.clone(),
@@ -66,8 +82,12 @@ fn medians(runs: &[Run]) -> Vec<Median> {
             rows: run.rows,
             bytes: run.bytes,
             wall: median(&mut walls),
-            cpu: (!cpus.is_empty()).then(|| median(&mut cpus)),
-            rss_kib: (!rss.is_empty()).then(|| median(&mut rss) as u64),
+            user: median_of(same.iter().filter_map(|r| r.cpu.map(|c| c.0))),
+            sys: median_of(same.iter().filter_map(|r| r.cpu.map(|c| c.1))),
+            servers_cpu: median_of(same.iter().filter_map(|r| r.servers_cpu)),
+            busy: median_of(same.iter().filter_map(|r| r.busy)),
+            rss_kib: median_of(same.iter().filter_map(|r| r.rss_kib.map(|k| k as f64)))
+                .map(|k| k as u64),
         });
     }
     out
@@ -117,25 +137,33 @@ fn markdown(medians: &[Median]) -> String {
             first.rows,
             mib(first.bytes as f64)
         );
-        s +=
-            "| method | dest | wall s | MiB/s | rows/s | client CPU s | peak RSS MiB | × floor |\n";
-        s += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        s += "| method | dest | wall s | × floor | MiB/s | client user s | client sys s | \
+              client CPU × psql | servers CPU s | machine busy | peak RSS MiB |\n";
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
         for k in 1..=3 {
             let floor = find(medians, dataset, "floor", k).map(|m| m.wall);
             for method in METHODS {
                 let Some(m) = find(medians, dataset, method, k) else {
                     continue;
                 };
+                let psql = find(medians, dataset, "psql", k).and_then(Median::cpu);
+                let dash = || "—".to_owned();
                 let _ = writeln!(
                     s,
-                    "| {method} | {k} | {:.3} | {:.1} | {:.0} | {} | {} | {} |",
+                    "| {method} | {k} | {:.3} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
                     m.wall,
+                    floor.map_or_else(dash, |f| format!("{:.2}", m.wall / f)),
                     mib(m.bytes as f64) / m.wall,
-                    m.rows as f64 / m.wall,
-                    m.cpu.map_or("—".into(), |c| format!("{c:.3}")),
+                    m.user.map_or_else(dash, |c| format!("{c:.3}")),
+                    m.sys.map_or_else(dash, |c| format!("{c:.3}")),
+                    match (m.cpu(), psql) {
+                        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                        _ => dash(),
+                    },
+                    m.servers_cpu.map_or_else(dash, |c| format!("{c:.2}")),
+                    m.busy.map_or_else(dash, |b| format!("{:.0}%", b * 100.0)),
                     m.rss_kib
-                        .map_or("—".into(), |r| format!("{:.1}", r as f64 / 1024.0)),
-                    floor.map_or("—".into(), |f| format!("{:.2}", m.wall / f)),
+                        .map_or_else(dash, |r| format!("{:.1}", r as f64 / 1024.0)),
                 );
             }
         }
@@ -149,7 +177,7 @@ fn markdown(medians: &[Median]) -> String {
                     let Some(theirs) = find(medians, dataset, other, k) else {
                         continue;
                     };
-                    let cpu = match (ours.cpu, theirs.cpu) {
+                    let cpu = match (ours.cpu(), theirs.cpu()) {
                         (Some(a), Some(b)) if b > 0.0 => format!("; CPU {:.2}×", a / b),
                         _ => String::new(),
                     };
@@ -167,23 +195,95 @@ fn markdown(medians: &[Median]) -> String {
                 );
             }
         }
+        s += &goals(medians, dataset);
+    }
+    s
+}
+
+/// The issue's goals, checked against this run: wall against the floor (1 → 1 ≤ 1.03×, 1 → 3
+/// ≤ 1.10×), client CPU against the psql pipe's (≤ 0.15× on narrow rows, ≤ 0.4× on wide ones),
+/// and peak RSS across destination counts.
+fn goals(medians: &[Median], dataset: &str) -> String {
+    let cpu_goal = if dataset == "narrow" { 0.15 } else { 0.4 };
+    let mut s = String::new();
+    for ours in ["copyman-cli", "copyman-sync"] {
+        let mut cells = Vec::new();
+        let mut rss = Vec::new();
+        for k in 1..=3 {
+            let Some(m) = find(medians, dataset, ours, k) else {
+                continue;
+            };
+            if let Some(floor) = find(medians, dataset, "floor", k) {
+                let goal = match k {
+                    1 => Some(1.03),
+                    3 => Some(1.10),
+                    _ => None,
+                };
+                let ratio = m.wall / floor.wall;
+                let verdict = match goal {
+                    Some(g) if ratio <= g => format!(" (goal ≤ {g:.2}: met)"),
+                    Some(g) => format!(" (goal ≤ {g:.2}: **not met**)"),
+                    None => String::new(),
+                };
+                cells.push(format!("1 → {k} wall {ratio:.2}× floor{verdict}"));
+            }
+            if let (Some(a), Some(b)) = (
+                m.cpu(),
+                find(medians, dataset, "psql", k).and_then(Median::cpu),
+            ) && b > 0.0
+            {
+                let ratio = a / b;
+                let verdict = if ratio <= cpu_goal {
+                    "met"
+                } else {
+                    "**not met**"
+                };
+                cells.push(format!(
+                    "1 → {k} client CPU {ratio:.2}× psql (goal ≤ {cpu_goal}: {verdict})"
+                ));
+            }
+            if let Some(r) = m.rss_kib {
+                rss.push(r as f64 / 1024.0);
+            }
+        }
+        if cells.is_empty() {
+            continue;
+        }
+        if let (Some(lo), Some(hi)) = (
+            rss.iter().copied().reduce(f64::min),
+            rss.iter().copied().reduce(f64::max),
+        ) {
+            cells.push(format!(
+                "peak RSS {lo:.1}–{hi:.1} MiB over 1–3 destinations"
+            ));
+        }
+        let _ = write!(s, "\nGoals, {ours}:\n\n");
+        for cell in cells {
+            let _ = writeln!(s, "* {cell}");
+        }
     }
     s
 }
 
 fn csv(runs: &[Run]) -> String {
-    let mut s = String::from("dataset,method,destinations,rows,bytes,wall_s,cpu_s,peak_rss_kib\n");
+    let mut s = String::from(
+        "dataset,method,destinations,rows,bytes,wall_s,user_s,sys_s,servers_cpu_s,busy,peak_rss_kib\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
     for r in runs {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.4},{},{}",
+            "{},{},{},{},{},{:.4},{},{},{},{},{}",
             r.dataset,
             r.method,
             r.destinations,
             r.rows,
             r.bytes,
             r.wall,
-            r.cpu.map_or(String::new(), |c| format!("{c:.4}")),
+            opt(r.cpu.map(|c| c.0)),
+            opt(r.cpu.map(|c| c.1)),
+            opt(r.servers_cpu),
+            opt(r.busy),
             r.rss_kib.map_or(String::new(), |k| k.to_string())
         );
     }
@@ -196,14 +296,18 @@ fn json(medians: &[Median]) -> String {
         .map(|m| {
             format!(
                 "{{\"dataset\":\"{}\",\"method\":\"{}\",\"destinations\":{},\"rows\":{},\"bytes\":{},\
-                 \"wall_s\":{:.4},\"cpu_s\":{},\"peak_rss_kib\":{},\"mib_per_s\":{:.2}}}",
+                 \"wall_s\":{:.4},\"user_s\":{},\"sys_s\":{},\"servers_cpu_s\":{},\"busy\":{},\
+                 \"peak_rss_kib\":{},\"mib_per_s\":{:.2}}}",
                 m.dataset,
                 m.method,
                 m.destinations,
                 m.rows,
                 m.bytes,
                 m.wall,
-                m.cpu.map_or("null".into(), |c| format!("{c:.4}")),
+                m.user.map_or("null".into(), |c| format!("{c:.4}")),
+                m.sys.map_or("null".into(), |c| format!("{c:.4}")),
+                m.servers_cpu.map_or("null".into(), |c| format!("{c:.4}")),
+                m.busy.map_or("null".into(), |c| format!("{c:.4}")),
                 m.rss_kib.map_or("null".into(), |k| k.to_string()),
                 mib(m.bytes as f64) / m.wall
             )

@@ -20,6 +20,8 @@ pub(crate) struct Options {
     methods: Vec<String>,
     cli: Option<PathBuf>,
     out: PathBuf,
+    /// Clients connect over TCP rather than the clusters' Unix sockets.
+    tcp: bool,
 }
 
 /// Every method, in the order the table shows them.
@@ -66,6 +68,7 @@ impl Options {
             methods,
             cli: flag(args, "--cli")?,
             out: flag(args, "--out")?.unwrap_or_else(|| PathBuf::from("target/bench")),
+            tcp: args.iter().any(|a| a == "--tcp"),
         })
     }
 }
@@ -147,21 +150,32 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                 }
                 for repeat in 0..options.repeats {
                     truncate(dests, data.name)?;
-                    let measured = run_method(method, &options, &source, dests, data)
+                    let servers: Vec<&Cluster> = std::iter::once(&source).chain(dests).collect();
+                    let before = Machine::read(&servers)?;
+                    let mut measured = run_method(method, &options, &source, dests, data)
                         .with_context(|| format!("{method} on {} to {k}", data.name))?;
+                    let after = Machine::read(&servers)?;
+                    measured.busy = after.busy_since(&before);
+                    // The run's backends exit after their clients: their time counts once the
+                    // postmasters reaped them.
+                    let settled = Machine::settle(&servers, &before)?;
+                    measured.servers_cpu = Some(settled.servers_cpu - before.servers_cpu);
                     if !method.starts_with("floor")
                         || method == "floor-destinations"
                         || method == "floor"
                     {
                         verify(dests, data)?;
                     }
+                    let (user, sys) = measured.cpu.unwrap_or((0.0, 0.0));
                     eprintln!(
-                        "bench: {:<8} {:<19} → {k}  #{}  {:>7.3} s  cpu {:>6.3} s  rss {:>6.1} MiB",
+                        "bench: {:<8} {:<19} → {k}  #{}  {:>7.3} s  cpu {user:>6.3} + {sys:>6.3} s  \
+                         servers {:>6.3} s  busy {:>3.0}%  rss {:>6.1} MiB",
                         data.name,
                         method,
                         repeat + 1,
                         measured.wall,
-                        measured.cpu.unwrap_or(0.0),
+                        measured.servers_cpu.unwrap_or(0.0),
+                        measured.busy.unwrap_or(0.0) * 100.0,
                         measured.rss_kib.unwrap_or(0) as f64 / 1024.0
                     );
                     runs.push(Run {
@@ -172,6 +186,8 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                         bytes,
                         wall: measured.wall,
                         cpu: measured.cpu,
+                        servers_cpu: measured.servers_cpu,
+                        busy: measured.busy,
                         rss_kib: measured.rss_kib,
                     });
                 }
@@ -187,9 +203,165 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
 /// One measured run.
 pub(crate) struct Measured {
     pub(crate) wall: f64,
-    /// User + system CPU of the copying processes (none for the server-only floors).
-    pub(crate) cpu: Option<f64>,
+    /// User and system CPU of the copying processes (none for the server-only floors).
+    pub(crate) cpu: Option<(f64, f64)>,
+    /// CPU of every process of the source's and the destinations' clusters.
+    pub(crate) servers_cpu: Option<f64>,
+    /// The machine's busy share (all CPUs, anyone's work) during the run.
+    pub(crate) busy: Option<f64>,
     pub(crate) rss_kib: Option<u64>,
+}
+
+/// What the kernel says about CPU time: the machine's (`/proc/stat`) and the clusters'
+/// (`/proc/PID/stat` of each postmaster and its children).
+struct Machine {
+    /// Jiffies of all CPUs: busy (neither idle nor waiting for IO) and in all.
+    busy: u64,
+    total: u64,
+    /// Seconds of CPU the clusters' processes used so far, exited backends included.
+    servers_cpu: f64,
+    /// The clusters' processes alive now.
+    children: usize,
+}
+
+impl Machine {
+    fn read(servers: &[&Cluster]) -> anyhow::Result<Self> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()
+            .context("empty /proc/stat")?
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is within user already).
+        let total: u64 = cpu.iter().take(8).sum();
+        let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
+        let mut ticks = 0;
+        let mut children = 0;
+        for cluster in servers {
+            let pid_file = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid"))?;
+            let postmaster: u32 = pid_file
+                .lines()
+                .next()
+                .and_then(|l| l.trim().parse().ok())
+                .context("postmaster.pid holds no pid")?;
+            let (cluster_ticks, alive) = cluster_ticks(postmaster)?;
+            ticks += cluster_ticks;
+            children += alive;
+        }
+        Ok(Self {
+            busy: total - idle,
+            total,
+            servers_cpu: ticks as f64 / clock_ticks(),
+            children,
+        })
+    }
+
+    /// Reads once the clusters have no more processes than `before` (the backends of a run
+    /// have exited and been reaped: a backend reaped between reading its postmaster and
+    /// listing the children would be missed), or after 5 s.
+    fn settle(servers: &[&Cluster], before: &Self) -> anyhow::Result<Self> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let now = Self::read(servers)?;
+            if now.children <= before.children || Instant::now() > deadline {
+                return Ok(now);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn busy_since(&self, before: &Self) -> Option<f64> {
+        let total = self.total.checked_sub(before.total)?;
+        let busy = self.busy.checked_sub(before.busy)?;
+        (total > 0).then(|| busy as f64 / total as f64)
+    }
+}
+
+/// CPU ticks of a postmaster and every process it started (those that exited and were reaped
+/// included), and how many of them are alive: read again until no child came or went meanwhile
+/// (one reaped between two reads would count twice or not at all).
+fn cluster_ticks(postmaster: u32) -> anyhow::Result<(u64, usize)> {
+    for _ in 0..100 {
+        let before = children_of(postmaster)?;
+        // Its own time, and its reaped children's.
+        let Some(mut ticks) = process_ticks(postmaster, true) else {
+            bail!("postmaster {postmaster} is gone");
+        };
+        let mut complete = true;
+        for &child in &before {
+            match process_ticks(child, false) {
+                Some(t) => ticks += t,
+                None => complete = false,
+            }
+        }
+        if complete && children_of(postmaster)? == before {
+            return Ok((ticks, before.len()));
+        }
+    }
+    bail!("the processes of postmaster {postmaster} never held still")
+}
+
+/// The processes whose parent is `pid`, in order.
+fn children_of(pid: u32) -> anyhow::Result<Vec<u32>> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(child) = entry?.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if parent(child) == Some(pid) {
+            children.push(child);
+        }
+    }
+    children.sort_unstable();
+    Ok(children)
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which may hold spaces).
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Field 3 (state) is a letter: count it as 0 to keep the numbering.
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// A process's parent.
+fn parent(pid: u32) -> Option<u32> {
+    stat_fields(pid)?
+        .get(1)
+        .and_then(|&p| u32::try_from(p).ok())
+}
+
+/// utime + stime of a process (fields 14, 15), with its waited-for children's (16, 17) if asked.
+fn process_ticks(pid: u32, children: bool) -> Option<u64> {
+    let f = stat_fields(pid)?;
+    // Field n of proc(5) is f[n - 3].
+    let own = f.get(11)? + f.get(12)?;
+    Some(if children {
+        own + f.get(13)? + f.get(14)?
+    } else {
+        own
+    })
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn run_method(
@@ -200,8 +372,8 @@ fn run_method(
     data: &Dataset,
 ) -> anyhow::Result<Measured> {
     let table = data.name;
-    let src = source.conninfo("bench");
-    let dest_infos: Vec<String> = dests.iter().map(|d| d.conninfo("bench")).collect();
+    let src = conninfo(source, options);
+    let dest_infos: Vec<String> = dests.iter().map(|d| conninfo(d, options)).collect();
     let send = format!("COPY {table} TO STDOUT");
     let receive = format!("COPY {table} FROM STDIN");
     let to_null = format!("COPY {table} TO '/dev/null'");
@@ -261,6 +433,22 @@ fn run_method(
     }
 }
 
+/// How every client connects: the clusters' Unix sockets (as the issue measured), or TCP on
+/// 127.0.0.1 with `--tcp`.
+fn conninfo(cluster: &Cluster, options: &Options) -> String {
+    let tcp = cluster.conninfo("bench");
+    let dir = cluster.socket_dir().display().to_string();
+    // The testkit's socket directories are plain temporary paths; anything else stays on TCP.
+    if options.tcp || dir.contains(|c: char| c.is_whitespace() || c == '\'' || c == '\\') {
+        return tcp;
+    }
+    tcp.replacen(
+        &format!("host={} ", cluster.host()),
+        &format!("host={dir} "),
+        1,
+    )
+}
+
 /// Runs server-side statements concurrently, one psql each; the wall time is the slowest's.
 fn server_only(jobs: &[(String, String)]) -> anyhow::Result<Measured> {
     let start = Instant::now();
@@ -278,6 +466,8 @@ fn server_only(jobs: &[(String, String)]) -> anyhow::Result<Measured> {
     Ok(Measured {
         wall: start.elapsed().as_secs_f64(),
         cpu: None,
+        servers_cpu: None,
+        busy: None,
         rss_kib: None,
     })
 }
@@ -346,7 +536,9 @@ pub(crate) fn timed(cmd: &mut Command) -> anyhow::Result<Measured> {
     ensure!(fields.len() == 4, "unexpected GNU time output: {text}");
     Ok(Measured {
         wall: fields[0],
-        cpu: Some(fields[1] + fields[2]),
+        cpu: Some((fields[1], fields[2])),
+        servers_cpu: None,
+        busy: None,
         rss_kib: Some(fields[3] as u64),
     })
 }

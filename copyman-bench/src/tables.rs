@@ -121,14 +121,14 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                     "bench tables: {method:<13} → {k}  #{}  {:>7.3} s  cpu {:>6.3} s  rss {:>6.1} MiB",
                     repeat + 1,
                     measured.wall,
-                    measured.cpu.unwrap_or(0.0),
+                    measured.cpu.map_or(0.0, |(user, system)| user + system),
                     measured.rss_kib.unwrap_or(0) as f64 / 1024.0
                 );
                 lines.push(format!(
                     "{method},{k},{},{:.3},{:.3},{}",
                     repeat + 1,
                     measured.wall,
-                    measured.cpu.unwrap_or(0.0),
+                    measured.cpu.map_or(0.0, |(user, system)| user + system),
                     measured.rss_kib.unwrap_or(0)
                 ));
                 walls.push(measured.wall);
@@ -140,7 +140,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                 (*method).to_owned(),
                 k,
                 walls[walls.len() / 2],
-                last.cpu.unwrap_or(0.0),
+                last.cpu.map_or(0.0, |(user, system)| user + system),
                 last.rss_kib.unwrap_or(0),
             ));
         }

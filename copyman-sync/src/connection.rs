@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use copyman_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
 use copyman_tls::{Encryption, SslMode, TlsError, TlsSettings};
 use postgres::config::Host;
 
-use crate::Error;
+use crate::{Error, PollSocket};
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
@@ -50,6 +51,17 @@ impl Stream {
             Self::Tcp(s) => s.set_nonblocking(on),
             Self::Tls(s) => s.sock.set_nonblocking(on),
             Self::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    /// The socket to `poll(2)` when the stream is used without blocking: TCP and Unix sockets.
+    /// `None` for TLS, whose records rustls buffers between the socket and us (the TLS path
+    /// stays blocking).
+    pub(crate) fn poll_fd(&self) -> Option<RawFd> {
+        match self {
+            Self::Tcp(s) => Some(s.as_raw_fd()),
+            Self::Tls(_) => None,
+            Self::Unix(s) => Some(s.as_raw_fd()),
         }
     }
 
@@ -156,7 +168,14 @@ pub struct Connection {
     connect_timeout: Option<Duration>,
     /// While connecting: the attempt's deadline, which every read and write is armed with.
     deadline: Option<Clocked>,
+    /// The timeout [`Connection::set_timeout`] set: a multiplexing driver applies it itself,
+    /// since a non-blocking socket's own timeouts never fire.
+    timeout: Option<Duration>,
     scratch: Vec<u8>,
+    /// The socket is in non-blocking mode (O_NONBLOCK): switched on once when a copy's driver
+    /// first multiplexes it, off again before anything that blocks. Kept here so that a copy
+    /// costs two `fcntl`s per socket, not two per write.
+    nonblocking: bool,
 }
 
 impl fmt::Debug for Connection {
@@ -322,7 +341,9 @@ impl Connection {
             target: target.clone(),
             connect_timeout: None,
             deadline: Some(deadline),
+            timeout: None,
             scratch: vec![0; MESSAGE_READ],
+            nonblocking: false,
         };
         conn.wait_ready(|_| Ok(()))?;
         // The deadline guards the connection attempt only; the copy sets its own timeouts.
@@ -362,7 +383,9 @@ impl Connection {
     /// # Errors
     /// The socket's.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        Ok(self.stream.set_timeouts(timeout)?)
+        self.stream.set_timeouts(timeout)?;
+        self.timeout = timeout;
+        Ok(())
     }
 
     /// Runs SQL (one or more statements, simple query protocol) and returns the row count of the
@@ -469,8 +492,28 @@ impl Connection {
         }
     }
 
+    /// Puts the socket in non-blocking mode (`true`) or back in blocking mode, if it is not
+    /// already: one `fcntl` per switch.
+    pub(crate) fn set_nonblocking(&mut self, on: bool) -> Result<(), Error> {
+        if self.nonblocking != on {
+            self.stream.set_nonblocking(on)?;
+            self.nonblocking = on;
+        }
+        Ok(())
+    }
+
+    /// The socket to `poll(2)`, for a driver that multiplexes it (TCP and Unix, not TLS), with
+    /// the timeout [`Connection::set_timeout`] set on it.
+    pub(crate) fn poll_socket(&self) -> Option<PollSocket> {
+        Some(PollSocket {
+            fd: self.stream.poll_fd()?,
+            timeout: self.timeout,
+        })
+    }
+
     /// Writes what the session has to send.
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
+        self.set_nonblocking(false)?;
         while let Some(bytes) = self.session.poll_transmit() {
             self.arm()?;
             self.stream.write_all(&bytes)?;
@@ -480,6 +523,7 @@ impl Connection {
 
     /// Reads once from the socket into the session.
     pub(crate) fn read_into_session(&mut self) -> Result<(), Error> {
+        self.set_nonblocking(false)?;
         self.arm()?;
         let n = match self.stream.read(&mut self.scratch) {
             Ok(n) => n,
@@ -497,9 +541,12 @@ impl Connection {
         Ok(())
     }
 
-    /// Reads into the session without blocking, until the socket has nothing more.
+    /// Reads into the session without blocking, until the socket has nothing more. A socket in
+    /// blocking mode is switched for the call (two `fcntl`s); one a driver keeps in non-blocking
+    /// mode is read as it is.
     pub(crate) fn poll_server(&mut self) -> Result<(), Error> {
-        self.stream.set_nonblocking(true)?;
+        let was_blocking = !self.nonblocking;
+        self.set_nonblocking(true)?;
         let result = loop {
             match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
@@ -516,7 +563,9 @@ impl Connection {
                 Err(e) => break Err(e.into()),
             }
         };
-        self.stream.set_nonblocking(false)?;
+        if was_blocking {
+            self.set_nonblocking(false)?;
+        }
         result
     }
 

@@ -1,9 +1,12 @@
 //! The blocking driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
 //! `transfer`.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use copyman_core::stall::{self, EndpointId};
 use copyman_core::start;
 use copyman_core::{
@@ -11,6 +14,7 @@ use copyman_core::{
     Summary,
 };
 
+use crate::poll::{self, Watch};
 use crate::{Producer, Receiver};
 
 /// How a [`CopyManager`] runs: the same options as copyman-async's.
@@ -32,10 +36,12 @@ pub struct Options {
     /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
     /// the answer is the only way to know whether it committed.
     ///
-    /// Raw endpoints ([`StatementProducer`](crate::StatementProducer),
-    /// [`StatementReceiver`](crate::StatementReceiver)) arm their sockets' read and write
-    /// timeouts with it for the copy and clear them when it ends; other endpoints take it through
-    /// [`Receiver::set_stall_timeout`] / [`Producer::set_stall_timeout`].
+    /// Endpoints the driver multiplexes with `poll(2)` (those with a
+    /// [`Receiver::poll_socket`] / [`Producer::poll_socket`]: raw endpoints over TCP or Unix sockets)
+    /// stall when `poll` finds no byte moved on them for this long. Endpoints written or read
+    /// with blocking calls (TLS, in-process ones) take it through
+    /// [`Receiver::set_stall_timeout`] / [`Producer::set_stall_timeout`] (raw ones arm their
+    /// sockets' read and write timeouts with it for the copy and clear them when it ends).
     pub stall_timeout: Option<Duration>,
 }
 
@@ -123,12 +129,62 @@ impl Options {
 /// `copyman` command does; only two-phase commit could do better.
 ///
 /// Dropping a copy that was not finished fails it: nothing is completed on any receiver.
+///
+/// # How it does IO
+///
+/// Receivers and a producer that have a socket to poll ([`Receiver::poll_socket`],
+/// [`Producer::poll_socket`]: the raw endpoints over TCP or Unix sockets) are driven without
+/// blocking: each transmit writes what its socket takes, and when nothing more can move the
+/// driver waits with one `poll(2)` on every socket that has bytes pending (writable), every
+/// live receiver (readable: a server's error) and the producer (readable), so each destination
+/// is fed as fast as it drains and the next read overlaps the writes of the last. The manager's
+/// window is then 2 chunks: memory stays bounded by a few buffers whatever the data size.
+/// Other endpoints are carried out with blocking calls, one after another.
 pub struct CopyManager<'a> {
     manager: Manager,
     options: Options,
     producer: Box<dyn Producer + 'a>,
     receivers: Vec<Box<dyn Receiver + 'a>>,
     result: Option<Result<Summary, CopyFail>>,
+    /// Transmits under way without blocking, by receiver.
+    writes: Vec<Option<Pending>>,
+    /// A producer read under way without blocking.
+    reading: Option<Reading>,
+    /// Receivers' sockets were polled for readability since the last cycle's progress.
+    polled: bool,
+    /// Events met while reconciling, which the iterator hands out first.
+    stashed: VecDeque<Event>,
+    /// Reused for each `poll(2)`: the sockets and whose they are.
+    watches: Vec<Watch>,
+    owners: Vec<EndpointId>,
+}
+
+/// A transmit under way: its data, how much went out, when a byte last moved, and how long
+/// that may last (the socket's timeout, else the copy's stall timeout).
+#[derive(Debug)]
+struct Pending {
+    data: Bytes,
+    written: usize,
+    since: Instant,
+    limit: Option<Duration>,
+}
+
+/// A producer read under way: when a byte last came, how long that may last, and whether the
+/// last attempt was eager (then the producer holds nothing and only its socket can wake it).
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    since: Instant,
+    limit: Option<Duration>,
+    eager: bool,
+}
+
+/// What a socket timeout that passed in a `poll(2)` wait says: what a blocking socket with that
+/// timeout would have said (core's stall rule then names the endpoint, under a stall timeout).
+fn timed_out(limit: Duration) -> BoxError {
+    Box::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no byte moved for {} ms", limit.as_millis()),
+    ))
 }
 
 impl fmt::Debug for CopyManager<'_> {
@@ -197,19 +253,34 @@ impl<'a> CopyManager<'a> {
         if let Some(size) = options.buffer_size {
             producer.set_buffer_size(size);
         }
-        let mut manager = Manager::new(producer.protocol(), options.config);
+        // Multiplexed endpoints overlap the next read with the writes of the last chunk: two
+        // chunks in flight. Blocking ones keep py-postgresql's one cycle at a time.
+        let multiplexed =
+            producer.poll_socket().is_some() || receivers.iter().any(|r| r.poll_socket().is_some());
+        let mut config = options.config;
+        if multiplexed {
+            config.window = config.window.max(2);
+        }
+        let mut manager = Manager::new(producer.protocol(), config);
         manager.set_diagnose(crate::Error::diagnose);
         for receiver in &receivers {
             manager
                 .add_receiver(receiver.protocol())
                 .expect("receivers are added before the start");
         }
+        let count = receivers.len();
         let mut copy = Self {
             manager,
             options,
             producer,
             receivers,
             result: None,
+            writes: (0..count).map(|_| None).collect(),
+            reading: None,
+            polled: false,
+            stashed: VecDeque::new(),
+            watches: Vec::with_capacity(count + 1),
+            owners: Vec::with_capacity(count + 1),
         };
         let stall = options.stall_timeout;
         let mut receiver_faults = Vec::new();
@@ -296,7 +367,10 @@ impl<'a> CopyManager<'a> {
                 Output::Event(Event::ReceiverFault(fault)) => {
                     return Err(ReconcileError::Fault(Fault::Receiver(fault)));
                 }
-                Output::Transmit { receiver, data } => self.transmit(receiver, &data),
+                // Other receivers' cycles may complete meanwhile: the iterator reports them.
+                Output::Event(event) => self.stashed.push_back(event),
+                Output::Transmit { receiver, data } => self.transmit(receiver, data),
+                Output::Wait => self.wait_io(),
                 other => unreachable!("a reconcile only transmits, got {other:?}"),
             }
         }
@@ -342,8 +416,20 @@ impl<'a> CopyManager<'a> {
         self.manager.totals()
     }
 
-    fn transmit(&mut self, receiver: ReceiverId, data: &copyman_core::Data) {
-        let input = match self.receivers[receiver.0].transmit(data) {
+    fn transmit(&mut self, receiver: ReceiverId, data: copyman_core::Data) {
+        if let copyman_core::Data::PQv3(bytes) = &data
+            && let Some(socket) = self.receivers[receiver.0].poll_socket()
+        {
+            self.writes[receiver.0] = Some(Pending {
+                data: bytes.clone(),
+                written: 0,
+                since: Instant::now(),
+                limit: socket.timeout.or(self.options.stall_timeout),
+            });
+            self.advance_write(receiver.0);
+            return;
+        }
+        let input = match self.receivers[receiver.0].transmit(&data) {
             Ok(()) => Input::Transmitted { receiver },
             Err(e) => Input::ReceiverError {
                 receiver,
@@ -352,6 +438,220 @@ impl<'a> CopyManager<'a> {
             },
         };
         self.report(input);
+    }
+
+    /// Writes what receiver `r`'s socket takes of its pending transmit, and reports the
+    /// transmit once it is all written or failed.
+    fn advance_write(&mut self, r: usize) {
+        let Some(mut pending) = self.writes[r].take() else {
+            return;
+        };
+        let receiver = ReceiverId(r);
+        while pending.written < pending.data.len() {
+            match self.receivers[r].try_write(&pending.data[pending.written..]) {
+                Ok(0) => {
+                    self.writes[r] = Some(pending);
+                    return;
+                }
+                Ok(n) => {
+                    pending.written += n;
+                    pending.since = Instant::now();
+                }
+                Err(error) => {
+                    let error = self.stalled(EndpointId::Receiver(receiver), error);
+                    self.report(Input::ReceiverError {
+                        receiver,
+                        error,
+                        written: pending.written,
+                    });
+                    return;
+                }
+            }
+        }
+        self.report(Input::Transmitted { receiver });
+    }
+
+    /// Fails receiver `r` with `error`, counting what went out of a transmit under way.
+    fn receiver_failed(&mut self, r: usize, error: BoxError) {
+        let written = self.writes[r].take().map_or(0, |p| p.written);
+        self.report(Input::ReceiverError {
+            receiver: ReceiverId(r),
+            error,
+            written,
+        });
+    }
+
+    /// Reads the producer without blocking, and reports its chunk, end or error once it has one.
+    fn advance_read(&mut self) {
+        // Eager once no receiver is busy: they wait for this chunk, hand over what there is.
+        let eager = self.writes.iter().all(Option::is_none);
+        let input = match self.producer.try_next_chunk(eager) {
+            Ok(Poll::Pending) => {
+                if let Some(reading) = &mut self.reading {
+                    reading.eager = eager;
+                }
+                return;
+            }
+            Ok(Poll::Ready(Some(chunk))) => Input::ProducerData(chunk),
+            Ok(Poll::Ready(None)) => Input::ProducerEnd {
+                count: self.producer.count(),
+            },
+            Err(error) => Input::ProducerError(self.stalled(EndpointId::Producer, error)),
+        };
+        self.reading = None;
+        self.report(input);
+    }
+
+    /// Waits until IO under way can move, moves it, and reports what completed (the manager
+    /// said [`Output::Wait`]). A stall timeout bounds the wait: an endpoint whose bytes did not
+    /// move for that long is reported stalled.
+    fn wait_io(&mut self) {
+        let idle = self.writes.iter().all(Option::is_none);
+        if idle && self.reading.is_some_and(|r| !r.eager) {
+            // The producer may hold a partly filled buffer: the receivers wait for it now.
+            self.advance_read();
+            if self.reading.is_none() {
+                return;
+            }
+        }
+        self.watches.clear();
+        self.owners.clear();
+        for (r, receiver) in self.receivers.iter().enumerate() {
+            let Some(fd) = receiver.poll_socket().map(|s| s.fd) else {
+                continue;
+            };
+            let events = if self.writes[r].is_some() {
+                poll::READABLE | poll::WRITABLE
+            } else if self.manager.is_live(ReceiverId(r)) {
+                // Idle: only a server's message (its error) can come.
+                poll::READABLE
+            } else {
+                continue;
+            };
+            self.watches.push(Watch::new(fd, events));
+            self.owners.push(EndpointId::Receiver(ReceiverId(r)));
+        }
+        if self.reading.is_some()
+            && let Some(fd) = self.producer.poll_socket().map(|s| s.fd)
+        {
+            self.watches.push(Watch::new(fd, poll::READABLE));
+            self.owners.push(EndpointId::Producer);
+        }
+        assert!(
+            self.reading.is_some() || !idle,
+            "the manager waits only for IO this driver has under way"
+        );
+        // The wait ends at the first deadline of a transmit or read under way.
+        let deadline = self
+            .writes
+            .iter()
+            .flatten()
+            .filter_map(|p| Some(p.since + p.limit?))
+            .chain(self.reading.and_then(|r| Some(r.since + r.limit?)))
+            .min();
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ready = match poll::wait(&mut self.watches, timeout) {
+            Ok(ready) => ready,
+            Err(error) => {
+                // poll(2) itself failed (out of memory): every endpoint under way fails with it.
+                let message = error.to_string();
+                for r in 0..self.writes.len() {
+                    if self.writes[r].is_some() {
+                        let error = std::io::Error::new(error.kind(), message.clone());
+                        self.receiver_failed(r, Box::new(error));
+                    }
+                }
+                if self.reading.take().is_some() {
+                    self.report(Input::ProducerError(Box::new(error)));
+                }
+                return;
+            }
+        };
+        self.polled = true;
+        let now = Instant::now();
+        for i in 0..self.watches.len() {
+            let watch = self.watches[i];
+            match self.owners[i] {
+                _ if ready == 0 => {}
+                EndpointId::Receiver(receiver) => {
+                    let r = receiver.0;
+                    if watch.readable()
+                        && let Err(error) = self.receivers[r].read_server()
+                    {
+                        let error = self.stalled(EndpointId::Receiver(receiver), error);
+                        self.receiver_failed(r, error);
+                        continue;
+                    }
+                    if watch.writable()
+                        && let Some(pending) = &mut self.writes[r]
+                    {
+                        pending.since = now;
+                        self.advance_write(r);
+                    }
+                }
+                EndpointId::Producer => {
+                    if watch.readable()
+                        && let Some(reading) = &mut self.reading
+                    {
+                        reading.since = now;
+                        self.advance_read();
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Whatever is still under way and moved nothing for its timeout has timed out.
+        let expired = |since: Instant, limit: Option<Duration>| {
+            limit.filter(|&limit| now.duration_since(since) >= limit)
+        };
+        for r in 0..self.writes.len() {
+            if let Some(limit) = self.writes[r]
+                .as_ref()
+                .and_then(|p| expired(p.since, p.limit))
+            {
+                let error = self.stalled(EndpointId::Receiver(ReceiverId(r)), timed_out(limit));
+                self.receiver_failed(r, error);
+            }
+        }
+        if let Some(limit) = self.reading.and_then(|r| expired(r.since, r.limit)) {
+            self.reading = None;
+            let error = self.stalled(EndpointId::Producer, timed_out(limit));
+            self.report(Input::ProducerError(error));
+        }
+    }
+
+    /// Reads, without waiting, what the servers of idle live receivers said: once per cycle when
+    /// no `poll(2)` did it, so a server's error is a fault within a cycle even when every write
+    /// goes through at once.
+    fn check_servers(&mut self) {
+        if std::mem::take(&mut self.polled) {
+            return;
+        }
+        self.watches.clear();
+        self.owners.clear();
+        for (r, receiver) in self.receivers.iter().enumerate() {
+            if let Some(fd) = receiver.poll_socket().map(|s| s.fd)
+                && self.writes[r].is_none()
+                && self.manager.is_live(ReceiverId(r))
+            {
+                self.watches.push(Watch::new(fd, poll::READABLE));
+                self.owners.push(EndpointId::Receiver(ReceiverId(r)));
+            }
+        }
+        if self.watches.is_empty()
+            || !matches!(poll::wait(&mut self.watches, Some(Duration::ZERO)), Ok(n) if n > 0)
+        {
+            return;
+        }
+        for i in 0..self.watches.len() {
+            if let (true, EndpointId::Receiver(receiver)) =
+                (self.watches[i].readable(), self.owners[i])
+                && let Err(error) = self.receivers[receiver.0].read_server()
+            {
+                let error = self.stalled(EndpointId::Receiver(receiver), error);
+                self.receiver_failed(receiver.0, error);
+            }
+        }
     }
 
     /// The stall rule (copyman-core's) applied to an endpoint's error.
@@ -369,6 +669,15 @@ impl<'a> CopyManager<'a> {
     fn carry_out(&mut self, output: Output) {
         match output {
             Output::ReadProducer => {
+                if let Some(socket) = self.producer.poll_socket() {
+                    self.reading = Some(Reading {
+                        since: Instant::now(),
+                        limit: socket.timeout.or(self.options.stall_timeout),
+                        eager: false,
+                    });
+                    self.advance_read();
+                    return;
+                }
                 let input = match self.producer.next_chunk() {
                     Ok(Some(chunk)) => Input::ProducerData(chunk),
                     Ok(None) => Input::ProducerEnd {
@@ -378,7 +687,7 @@ impl<'a> CopyManager<'a> {
                 };
                 self.report(input);
             }
-            Output::Transmit { receiver, data } => self.transmit(receiver, &data),
+            Output::Transmit { receiver, data } => self.transmit(receiver, data),
             Output::Complete { receiver } => {
                 let result = self.receivers[receiver.0].complete();
                 self.report(Input::ReceiverDone { receiver, result });
@@ -424,8 +733,10 @@ impl<'a> CopyManager<'a> {
                 }
                 // Progress and faults that arrive while ending are moot: the result says it all.
                 Output::Event(_) => {}
-                Output::Wait | Output::EndOfCopy | Output::Done => {
-                    unreachable!("a blocking copy never waits while ending")
+                // Transmits and a read under way end before the manager decides.
+                Output::Wait => self.wait_io(),
+                Output::EndOfCopy | Output::Done => {
+                    unreachable!("a copy that is ending is never at its end of copy")
                 }
                 order => self.carry_out(order),
             }
@@ -443,8 +754,13 @@ impl Iterator for CopyManager<'_> {
             return None;
         }
         loop {
-            match self.manager.poll_output() {
+            let output = match self.stashed.pop_front() {
+                Some(event) => Output::Event(event),
+                None => self.manager.poll_output(),
+            };
+            match output {
                 Output::Event(Event::Progress { messages, bytes }) => {
+                    self.check_servers();
                     return Some(Ok((messages, bytes)));
                 }
                 Output::Event(Event::ReceiverFault(fault)) => {
@@ -455,7 +771,7 @@ impl Iterator for CopyManager<'_> {
                 }
                 Output::Event(_) => {}
                 Output::EndOfCopy | Output::Done => return None,
-                Output::Wait => unreachable!("a blocking copy has no IO outstanding"),
+                Output::Wait => self.wait_io(),
                 order => self.carry_out(order),
             }
         }

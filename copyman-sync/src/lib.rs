@@ -37,12 +37,14 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod commit;
 mod connection;
 mod copy;
 mod error;
+#[allow(unsafe_code)] // poll(2), the one call std lacks: one block with its SAFETY proof.
+mod poll;
 mod producer;
 mod receiver;
 
@@ -61,6 +63,27 @@ pub use producer::{ClientProducer, IteratorProducer, NullProducer, Producer, Sta
 pub use receiver::{
     CallReceiver, ClientReceiver, NullReceiver, Receiver, StatementReceiver, TransmitError,
 };
+
+/// A socket a [`CopyManager`] may multiplex with `poll(2)` ([`Receiver::poll_socket`],
+/// [`Producer::poll_socket`]): the endpoint is then fed without blocking while the others are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PollSocket {
+    /// The socket, in whatever mode; the endpoint switches it to non-blocking mode itself when
+    /// used without blocking, and back when used with blocking calls.
+    pub fd: std::os::fd::RawFd,
+    /// IO on it that moves no byte for this long fails with a timeout, as it would on a blocking
+    /// socket with this read and write timeout ([`Connection::set_timeout`]). `None`: no limit
+    /// but the copy's stall timeout, if any.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl PollSocket {
+    /// A socket to poll, without a timeout of its own.
+    pub fn new(fd: std::os::fd::RawFd) -> Self {
+        Self { fd, timeout: None }
+    }
+}
 
 /// The default read buffer of a [`StatementProducer`]: 64 KiB, one CopyData frame per read.
 pub const DEFAULT_BUFFER_SIZE: usize = 64 * 1024;

@@ -1,6 +1,7 @@
 //! Producers: where the COPY data comes from.
 
 use std::io::BufRead;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use copyman_core::session::CopyFormat;
@@ -10,7 +11,7 @@ use copyman_core::{BoxError, Chunk, Protocol};
 use copyman_wire::HEADROOM;
 
 use crate::connection::Connection;
-use crate::{DEFAULT_BUFFER_SIZE, Error};
+use crate::{DEFAULT_BUFFER_SIZE, Error, PollSocket};
 
 /// A source of COPY data for a [`CopyManager`](crate::CopyManager).
 ///
@@ -69,6 +70,27 @@ pub trait Producer {
     fn set_buffer_size(&mut self, size: usize) {
         let _ = size;
     }
+
+    /// The socket a driver may wait on with `poll(2)` (readable) to read this producer without
+    /// blocking, through [`Producer::try_next_chunk`], while it writes to the receivers. `None`
+    /// (the default): the producer is read with the blocking [`Producer::next_chunk`] only.
+    fn poll_socket(&self) -> Option<PollSocket> {
+        None
+    }
+
+    /// The next chunk without blocking: `Poll::Pending` when the socket has no more to give now
+    /// (wait until [`Producer::poll_socket`] is readable, then call again). With `eager` false the
+    /// producer may keep a partly filled buffer pending, to hand over a fuller chunk later (the
+    /// driver says `false` while the receivers are still busy with the last one, `true` once
+    /// they wait). Called only when `poll_socket` is `Some`; the default blocks in
+    /// [`Producer::next_chunk`].
+    ///
+    /// # Errors
+    /// As [`Producer::next_chunk`].
+    fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {
+        let _ = eager;
+        self.next_chunk().map(Poll::Ready)
+    }
 }
 
 /// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
@@ -105,12 +127,24 @@ impl<P: Producer + ?Sized> Producer for Box<P> {
     fn set_buffer_size(&mut self, size: usize) {
         (**self).set_buffer_size(size);
     }
+
+    fn poll_socket(&self) -> Option<PollSocket> {
+        (**self).poll_socket()
+    }
+
+    fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {
+        (**self).try_next_chunk(eager)
+    }
 }
 
 /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
 ///
-/// Reads the socket in large buffers (64 KiB by default), re-blocks each read into one CopyData
-/// frame in place, and hands that one buffer to every receiver. Rows are never parsed.
+/// Reads the socket in large buffers (64 KiB by default), re-blocks each buffer into one CopyData
+/// frame in place, and hands that one buffer to every receiver. Rows are never parsed. Under a
+/// [`CopyManager`](crate::CopyManager) its socket (TCP or Unix) is non-blocking for the copy and
+/// read while the receivers write the previous buffer; reads go on filling the same buffer until
+/// it is full or the receivers wait for it, so a fast source gives full buffers (few, large writes
+/// downstream) and a slow one is never waited for.
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, StatementProducer};
@@ -125,6 +159,8 @@ pub struct StatementProducer<'c> {
     statement: String,
     buffer_size: usize,
     buf: BytesMut,
+    /// Bytes read into `buf` (after its headroom) and not handed over yet.
+    filled: usize,
     source: Option<CopyOutSource>,
     format: Option<CopyFormat>,
 }
@@ -137,6 +173,7 @@ impl<'c> StatementProducer<'c> {
             statement: statement.into(),
             buffer_size: DEFAULT_BUFFER_SIZE,
             buf: BytesMut::new(),
+            filled: 0,
             source: None,
             format: None,
         }
@@ -159,15 +196,18 @@ impl<'c> StatementProducer<'c> {
         Ok(())
     }
 
-    fn read_chunk(&mut self) -> Result<Option<Chunk>, Error> {
+    /// The next chunk: blocking (`nonblocking` is `None`), or without blocking with its `eager`
+    /// flag (see [`Producer::try_next_chunk`]).
+    fn read_chunk(&mut self, nonblocking: Option<bool>) -> Result<Poll<Option<Chunk>>, Error> {
         let source = self
             .source
             .as_mut()
             .ok_or(Error::State("producer not started"))?;
+        self.conn.set_nonblocking(nonblocking.is_some())?;
         loop {
             match source.poll_item() {
-                Some(SourceItem::Chunk(chunk)) => return Ok(Some(chunk)),
-                Some(_) => return Ok(None),
+                Some(SourceItem::Chunk(chunk)) => return Ok(Poll::Ready(Some(chunk))),
+                Some(_) => return Ok(Poll::Ready(None)),
                 None => {}
             }
             // After a failure or the end, the socket is idle: never read it again.
@@ -175,22 +215,40 @@ impl<'c> StatementProducer<'c> {
                 return Err(e.clone().into());
             }
             if source.is_ended() {
-                return Ok(None);
+                return Ok(Poll::Ready(None));
             }
-            // Reuse the buffer's memory when the receivers are done with the last chunk.
-            self.buf.clear();
-            self.buf.resize(HEADROOM + self.buffer_size, 0);
-            let n = loop {
-                match std::io::Read::read(&mut self.conn.stream, &mut self.buf[HEADROOM..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
+            if self.buf.len() != HEADROOM + self.buffer_size {
+                // A new buffer; its memory is reused once the receivers are done with the chunk
+                // last handed over from it.
+                self.buf.clear();
+                self.buf.resize(HEADROOM + self.buffer_size, 0);
+            }
+            let into = &mut self.buf[HEADROOM + self.filled..];
+            let read = match std::io::Read::read(&mut self.conn.stream, into) {
+                Ok(0) if self.filled == 0 => {
+                    return Err(source.handle_eof(&mut self.conn.session).into());
                 }
+                // The end of the stream comes again on the next read: hand over what came first.
+                Ok(0) => true,
+                Ok(n) => {
+                    self.filled += n;
+                    // Full, or blocking (one read, one chunk), or the receivers are waiting.
+                    self.filled == self.buffer_size || nonblocking != Some(false)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && nonblocking.is_some() => {
+                    if self.filled == 0 || nonblocking == Some(false) {
+                        return Ok(Poll::Pending);
+                    }
+                    true
+                }
+                Err(e) => return Err(e.into()),
             };
-            if n == 0 {
-                return Err(source.handle_eof(&mut self.conn.session).into());
+            if !read {
+                return Ok(Poll::Pending);
             }
-            self.buf.truncate(HEADROOM + n);
+            self.buf.truncate(HEADROOM + self.filled);
+            self.filled = 0;
             source.handle_read(&mut self.conn.session, self.buf.split())?;
         }
     }
@@ -199,6 +257,13 @@ impl<'c> StatementProducer<'c> {
         let Some(source) = self.source.as_mut() else {
             return Ok(());
         };
+        if self.filled > 0 {
+            // Bytes read but not handed over: the source must see them, or its session would
+            // resume parsing the connection in the middle of a message.
+            self.buf.truncate(HEADROOM + self.filled);
+            self.filled = 0;
+            source.handle_read(&mut self.conn.session, self.buf.split())?;
+        }
         match source.abort(&mut self.conn.session)? {
             Abort::Done => Ok(()),
             Abort::Drain { cancel } => {
@@ -226,7 +291,18 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        Ok(self.read_chunk()?)
+        match self.read_chunk(None)? {
+            Poll::Ready(chunk) => Ok(chunk),
+            Poll::Pending => unreachable!("a blocking read is never pending"),
+        }
+    }
+
+    fn poll_socket(&self) -> Option<PollSocket> {
+        self.conn.poll_socket()
+    }
+
+    fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {
+        Ok(self.read_chunk(Some(eager))?)
     }
 
     fn count(&self) -> Option<u64> {

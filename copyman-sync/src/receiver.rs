@@ -8,8 +8,8 @@ use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
 
-use crate::Error;
 use crate::connection::Connection;
+use crate::{Error, PollSocket};
 
 /// A transmit that failed after `written` bytes of its data went out.
 #[derive(Debug)]
@@ -80,13 +80,46 @@ pub trait Receiver {
         let _ = timeout;
         Ok(())
     }
+
+    /// The socket a driver may wait on with `poll(2)` to feed this receiver without blocking,
+    /// through [`Receiver::try_write`] and [`Receiver::read_server`], while it feeds others.
+    /// `None` (the default): the receiver is fed with the blocking [`Receiver::transmit`] only.
+    fn poll_socket(&self) -> Option<PollSocket> {
+        None
+    }
+
+    /// Writes, without blocking, what the receiver takes now of `bytes` (what is left of a
+    /// transmit's PQv3 data) and returns how many bytes it took: 0 when it takes none now (wait
+    /// until [`Receiver::poll_socket`] is writable). Called only when `poll_socket` is `Some`; the
+    /// default refuses.
+    ///
+    /// # Errors
+    /// The write failed (the server's error when it said why): the receiver faults.
+    fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
+        let _ = bytes;
+        Err(Error::State("this receiver cannot write without blocking").into())
+    }
+
+    /// Reads, without blocking, what the server said (a driver calls it when
+    /// [`Receiver::poll_socket`] is readable, and now and then while it writes without waiting).
+    /// The default does nothing.
+    ///
+    /// # Errors
+    /// The server ended the COPY (its error), or the connection is lost: the receiver faults.
+    fn read_server(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
 ///
-/// The data of each cycle goes out in one write. After each write the socket is read without
-/// blocking, so an error the server reports (a bad row, a constraint) becomes a fault of this
-/// receiver within a cycle, not at the end.
+/// Under a [`CopyManager`](crate::CopyManager) its socket (TCP or Unix) is non-blocking for the
+/// whole copy: the driver writes what the socket takes and waits with `poll(2)` on every
+/// receiver at once, so a slow destination never idles the others. The socket is read whenever
+/// `poll` says the server sent something, and at least once per cycle, so an error the server
+/// reports (a bad row, a constraint) becomes a fault of this receiver within a cycle or two, not
+/// at the end. Over TLS (and through [`Receiver::transmit`]) the data of each cycle goes out in
+/// one blocking write, after which the socket is read without blocking.
 #[derive(Debug)]
 pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
@@ -139,6 +172,7 @@ impl<'c> StatementReceiver<'c> {
     }
 
     fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransmitError> {
+        self.conn.set_nonblocking(false)?;
         let mut written = 0;
         while written < bytes.len() {
             match self.conn.stream.write(&bytes[written..]) {
@@ -168,6 +202,31 @@ impl<'c> StatementReceiver<'c> {
             error: Box::new(e),
             written,
         })
+    }
+
+    /// One non-blocking write: bytes taken, 0 when the socket takes none now.
+    fn write_some(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+        if let Some(e) = &self.server_error {
+            return Err(Error::Session(e.clone()));
+        }
+        self.conn.set_nonblocking(true)?;
+        loop {
+            match self.conn.stream.write(bytes) {
+                Ok(0) if !bytes.is_empty() => {
+                    return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => {
+                    // The server may have said why it stopped reading: prefer its words.
+                    return Err(match self.check_server() {
+                        Err(server) => server,
+                        Ok(()) => Error::Io(e),
+                    });
+                }
+            }
+        }
     }
 
     fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
@@ -200,6 +259,7 @@ impl<'c> StatementReceiver<'c> {
     fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), Error> {
         match self.conn.session.state() {
             State::CopyIn => {
+                self.conn.set_nonblocking(false)?;
                 // Realignment: finish the frame the server is inside, so it reads our CopyFail.
                 self.conn.stream.write_all(completion.header())?;
                 let zeros = [0u8; 8192];
@@ -256,6 +316,25 @@ impl Receiver for StatementReceiver<'_> {
         self.conn.set_timeout(timeout)?;
         self.stall_armed = timeout.is_some();
         Ok(())
+    }
+
+    fn poll_socket(&self) -> Option<PollSocket> {
+        self.conn.poll_socket()
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
+        Ok(self.write_some(bytes)?)
+    }
+
+    fn read_server(&mut self) -> Result<(), BoxError> {
+        Ok(self.check_server()?)
+    }
+}
+
+impl Drop for StatementReceiver<'_> {
+    fn drop(&mut self) {
+        // The connection outlives the receiver: hand it back in blocking mode, as it came.
+        let _ = self.conn.set_nonblocking(false);
     }
 }
 
