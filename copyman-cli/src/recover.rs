@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
 
-use copyman_sync::commit::{self, DecisionLog, Recovery, recovery};
+use copyman_sync::commit::{self, Action, DecisionLog, Recovery, recovery};
 use serde_json::{Value, json};
 
 use crate::args::Output;
@@ -75,8 +75,10 @@ pub(crate) fn run(
             } else {
                 let action = recovery(&p.gid, |gid| committed.contains(gid));
                 let (sql, word) = match action {
-                    Recovery::Commit => (format!("COMMIT PREPARED '{}'", p.gid), "committed"),
-                    Recovery::Rollback => (format!("ROLLBACK PREPARED '{}'", p.gid), "rolled back"),
+                    Recovery::Commit => (Action::CommitPrepared(p.gid.clone()).sql(), "committed"),
+                    Recovery::Rollback => {
+                        (Action::RollbackPrepared(p.gid.clone()).sql(), "rolled back")
+                    }
                     _ => continue,
                 };
                 if dry_run {

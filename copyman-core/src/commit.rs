@@ -299,6 +299,15 @@ enum Slot<E> {
     Done(Outcome<E>),
 }
 
+/// The step handed out and not yet answered.
+#[derive(Debug)]
+enum Asked {
+    /// A [`Step::Run`], answered by `handle_result`.
+    Run(Party, Action),
+    /// A [`Step::Record`], answered by `handle_recorded`.
+    Record,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Check,
@@ -328,7 +337,7 @@ pub struct Commit<E> {
     /// The next destination the phase looks at.
     next: usize,
     /// The step handed out and not yet answered.
-    pending: Option<(Party, Action)>,
+    pending: Option<Asked>,
     source: Option<SourceOutcome<E>>,
     record_error: Option<E>,
 }
@@ -407,8 +416,7 @@ impl<E> Commit<E> {
                             _ => None,
                         })
                         .collect();
-                    // Answered by handle_recorded; `pending` marks it asked.
-                    self.pending = Some((Party::Source, Action::Commit));
+                    self.pending = Some(Asked::Record);
                     return Some(Step::Record(Decision { run, gids }));
                 }
                 Phase::Source => {
@@ -460,7 +468,7 @@ impl<E> Commit<E> {
     }
 
     fn ask(&mut self, party: Party, action: Action) -> Step {
-        self.pending = Some((party, action.clone()));
+        self.pending = Some(Asked::Run(party, action.clone()));
         Step::Run { party, action }
     }
 
@@ -489,11 +497,11 @@ impl<E> Commit<E> {
     /// # Panics
     /// If no step is waiting for its result (or the waiting step is [`Step::Record`]).
     pub fn handle_result(&mut self, result: Result<(), Failure<E>>) {
-        let (party, action) = self.pending.take().expect("handle_result without a step");
-        assert!(
-            self.phase != Phase::Record,
-            "a Record step is answered with handle_recorded"
-        );
+        let Some(Asked::Run(party, action)) = self.pending.take() else {
+            panic!(
+                "handle_result without a Run step (a Record step is answered by handle_recorded)"
+            );
+        };
         let n = match party {
             Party::Source => {
                 self.source = Some(match (action, result) {
@@ -581,7 +589,7 @@ impl<E> Commit<E> {
     /// If no Record step is waiting.
     pub fn handle_recorded(&mut self, recorded: Result<(), E>) {
         assert!(
-            self.phase == Phase::Record && self.pending.take().is_some(),
+            matches!(self.pending.take(), Some(Asked::Record)),
             "handle_recorded without a Record step"
         );
         self.next = 0;
