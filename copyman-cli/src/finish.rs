@@ -1,5 +1,5 @@
 //! Step 6 of a run: every transaction ends as copyman-core's commit machine decides
-//! ([`copyman_sync::commit`]): deferred constraints checked everywhere, then one COMMIT after
+//! ([`copyman_job::commit`]): deferred constraints checked everywhere, then one COMMIT after
 //! another that stops at the first failure, or with `--atomic` a two-phase commit under a durable
 //! decision; the source's transaction last. This file only maps destinations (servers and files)
 //! onto the machine's parties and its outcomes onto the report.
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use copyman_sync::Connection;
-use copyman_sync::commit::{
+use copyman_job::commit::{
     self, Action, Commit, DecisionLog, Failure, Options, Outcome, Participant, Policy, Report,
     SourceOutcome,
 };

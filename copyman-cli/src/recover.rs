@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
 
-use copyman_sync::commit::{self, Action, DecisionLog, Recovery, recovery};
+use copyman_job::commit::{self, Action, DecisionLog, Recovery, recovery};
 use serde_json::{Value, json};
 
 use crate::args::Output;

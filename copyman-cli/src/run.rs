@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use copyman_sync::{Connection, Producer, Receiver, StatementProducer};
 
-use copyman_sync::commit::Outcome;
+use copyman_job::commit::Outcome;
 
 use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;

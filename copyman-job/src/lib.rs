@@ -8,6 +8,9 @@
 //! * [`job`]: [`job::plan`] and [`job::run`]: the snapshot, the workers, the commit of each table
 //!   through core's commit machine, and [`job::Event`]s for progress.
 //! * [`state`]: the state file a resumed job reads.
+//! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or two-phase
+//!   commit with a durable decision log — and recovering what a crash left prepared (also used by
+//!   `copyman copy` and `copyman table` for one copy).
 //!
 //! What it does not do: create or alter tables on the destinations (the schema must be there),
 //! copy sequences, or copy a table that is not the same name on every server.
@@ -33,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod commit;
 pub mod job;
 pub mod plan;
 pub mod select;

@@ -10,8 +10,6 @@
 //!   [`ClientProducer`] over an existing `postgres` client's `copy_out`.
 //! * Receivers: [`StatementReceiver`], [`CallReceiver`], [`NullReceiver`], and
 //!   [`ClientReceiver`] over an existing `postgres` client's `copy_in`.
-//! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or
-//!   two-phase commit with a durable decision log — and recovering what a crash left prepared.
 //! * [`CopyManager`] (its [`builder`](CopyManager::builder) is the one-call form) and
 //!   [`transfer`], with the faults of py-postgresql's copyman:
 //!   [`ReceiverFault`], [`ProducerFault`], [`CopyFail`].
@@ -39,7 +37,6 @@
 //! ```
 #![deny(unsafe_code)]
 
-pub mod commit;
 mod connection;
 mod copy;
 mod error;

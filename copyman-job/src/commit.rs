@@ -5,7 +5,7 @@
 //! ([`copyman_core::commit`]); this module only runs the statements and writes the log.
 //!
 //! ```no_run
-//! use copyman_sync::commit::{self, Commit, DecisionLog, Options, Participant};
+//! use copyman_job::commit::{self, Commit, DecisionLog, Options, Participant};
 //! use copyman_sync::Connection;
 //!
 //! # fn copy_into(_: &mut [Connection]) {}
@@ -43,7 +43,7 @@ pub use copyman_core::commit::{
     Report, SourceOutcome, Step, parse_gid, recovery, valid_run_id,
 };
 
-use crate::{Connection, Error};
+use copyman_sync::{Connection, Error};
 
 /// Something whose transaction a [`Commit`] ends: a server connection, or (in an application)
 /// anything with commit and rollback, such as a file written beside its final name.
