@@ -7,20 +7,19 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use copyman_core::connect::{self, Deadline, Failure, Plan, Step, Target, TimeoutExpired};
+use copyman_core::connect::{Deadline, Step, Target, TimeoutExpired};
 use copyman_core::ready::{ReadyWait, WaitStep};
 use copyman_core::session::{
-    ChannelBinding, DbError, Event, Notification, Session, SessionError, StartupConfig, State,
+    DbError, Event, Notification, Session, SessionError, StartupConfig, State,
 };
 use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
 use copyman_tls::rustls::{ClientConfig, ClientConnection};
-use copyman_tls::{Encryption, SslMode, TlsError, TlsSettings};
+use copyman_tls::{SslMode, TlsError, TlsSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_postgres::config::Host;
 
-use crate::Error;
+use crate::error::{Error, failure, plan, startup_config, tls_settings};
 use crate::tls::TlsSocket;
 
 /// Bytes read from the socket at a time outside the COPY data path.
@@ -246,12 +245,7 @@ impl Connection {
     /// negotiation ([`Error::Tls`]), a failed authentication or a server error at startup
     /// ([`Error::Session`], with the server's SQLSTATE), a missing user name.
     pub async fn connect(config: &tokio_postgres::Config) -> Result<Self, Error> {
-        let mode = match config.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Disable => SslMode::Disable,
-            tokio_postgres::config::SslMode::Require => SslMode::Require,
-            _ => SslMode::Prefer,
-        };
-        Self::connect_tls(config, &TlsSettings::new(mode)).await
+        Self::connect_tls(config, &tls_settings(config)).await
     }
 
     /// Connects with a `tokio-postgres` configuration and TLS settings (which replace the
@@ -277,7 +271,6 @@ impl Connection {
         config: &tokio_postgres::Config,
         tls: &TlsSettings,
     ) -> Result<Self, Error> {
-        check_supported(config)?;
         let startup = startup_config(config)?;
         let timeout = config.get_connect_timeout().copied();
         let client_config = tls.client_config()?;
@@ -731,28 +724,6 @@ fn live<'s>(
     }
 }
 
-/// The startup parameters a configuration gives.
-fn startup_config(config: &tokio_postgres::Config) -> Result<StartupConfig, Error> {
-    let user = config
-        .get_user()
-        .ok_or(Error::Parameters("no user name given".into()))?;
-    let mut startup = StartupConfig::new(user);
-    startup.database = config.get_dbname().map(str::to_owned);
-    startup.password = config.get_password().map(<[u8]>::to_vec);
-    startup.application_name = Some(
-        config
-            .get_application_name()
-            .unwrap_or("copyman")
-            .to_owned(),
-    );
-    startup.options = config.get_options().map(str::to_owned);
-    startup.channel_binding = match config.get_channel_binding() {
-        tokio_postgres::config::ChannelBinding::Disable => ChannelBinding::Disable,
-        tokio_postgres::config::ChannelBinding::Require => ChannelBinding::Require,
-        _ => ChannelBinding::Prefer,
-    };
-    Ok(startup)
-}
 
 /// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
 /// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
@@ -790,76 +761,5 @@ async fn negotiate_tls(
     Ok((Stream::Tls(Box::new(socket)), hash))
 }
 
-/// Refuses the parameters of `config` that a raw connection cannot honour (set to anything but
-/// their defaults): silently connecting without them would not be what was asked for.
-fn check_supported(config: &tokio_postgres::Config) -> Result<(), Error> {
-    use tokio_postgres::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
-    let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
-    if config.get_target_session_attrs() != TargetSessionAttrs::Any {
-        return unsupported(
-            "target_session_attrs",
-            format!("{:?}", config.get_target_session_attrs()).to_lowercase(),
-        );
-    }
-    if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
-        return unsupported("load_balance_hosts", "random".into());
-    }
-    if config.get_ssl_negotiation() != SslNegotiation::Postgres {
-        return unsupported("sslnegotiation", "direct".into());
-    }
-    if let Some(timeout) = config.get_tcp_user_timeout() {
-        return unsupported("tcp_user_timeout", timeout.as_millis().to_string());
-    }
-    // The crate's default idle time is two hours; any other value was asked for.
-    if config.get_keepalives_idle() != Duration::from_secs(2 * 60 * 60) {
-        return unsupported(
-            "keepalives_idle",
-            config.get_keepalives_idle().as_secs().to_string(),
-        );
-    }
-    if let Some(interval) = config.get_keepalives_interval() {
-        return unsupported("keepalives_interval", interval.as_secs().to_string());
-    }
-    if let Some(retries) = config.get_keepalives_retries() {
-        return unsupported("keepalives_count", retries.to_string());
-    }
-    Ok(())
-}
 
-/// Core's connect plan for a configuration: its hosts, and on TCP the TLS mode's attempts when
-/// TLS is set up.
-fn plan(config: &tokio_postgres::Config, tls: &TlsSettings, with_tls: bool) -> Result<Plan, Error> {
-    let hosts: Vec<connect::Host> = config
-        .get_hosts()
-        .iter()
-        .map(|host| match host {
-            Host::Tcp(name) => connect::Host::Tcp(name.clone()),
-            Host::Unix(dir) => connect::Host::Unix(dir.clone()),
-        })
-        .collect();
-    let attempts: Vec<bool> = match with_tls {
-        true => tls
-            .mode
-            .attempts()
-            .iter()
-            .map(|e| *e == Encryption::Tls)
-            .collect(),
-        false => vec![false],
-    };
-    Plan::new(
-        &hosts,
-        config.get_ports(),
-        config.get_hostaddrs(),
-        &attempts,
-    )
-    .map_err(|e| Error::Parameters(e.to_string()))
-}
 
-/// What an attempt's error means for the plan: a server that could not be reached (or not in
-/// time), or one that answered and refused.
-fn failure(error: &Error) -> Failure {
-    match error {
-        Error::Connect { .. } => Failure::Unreachable,
-        _ => Failure::Refused,
-    }
-}

@@ -15,6 +15,7 @@
 //! so both adapters behave the same.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod commit;
 pub mod connect;
 pub mod fault;

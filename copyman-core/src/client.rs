@@ -1,0 +1,312 @@
+//! What both adapters make of their client crate's types, written once.
+//!
+//! copyman-sync speaks `postgres`, copyman-async `tokio_postgres`. Their `Config` types are
+//! distinct (and neither converts into the other) but have the same getters; their `Error` and
+//! `DbError` are the same type. Core depends on neither crate, so what the adapters must decide
+//! identically about them — which configuration parameters a raw connection refuses, the startup
+//! parameters and host plan a configuration gives, the adapters' one `Error` type and what its
+//! accessors say — is this one macro, [`client_glue!`](crate::client_glue), expanded once in each
+//! adapter's `error` module with the client crate's name.
+//!
+//! The expansion refers to the client crate, `copyman_tls` and `thiserror` by name: the adapters
+//! depend on all three.
+
+use std::time::Duration;
+
+/// The default of the clients' `keepalives_idle`: any other value was asked for, and a raw
+/// connection cannot honour it.
+pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// Expands, in an adapter's `error` module, to its `Error` type, `ClientError`, and the functions
+/// that read a client `Config`: `startup_config`, `plan` and `failure`.
+///
+/// `$krate` is the client crate (`postgres` or `tokio_postgres`), `$name` the adapter's name for
+/// the docs.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! client_glue {
+    ($krate:ident, $name:literal) => {
+        use ::std::io;
+
+        use $crate::Diagnosis;
+        use $crate::connect::{self, Failure, Plan};
+        use $crate::session::{ChannelBinding, DbError, SessionError, StartupConfig};
+
+        #[doc = concat!("What can go wrong with a ", $name, " connection or endpoint.")]
+        #[derive(Debug, ::thiserror::Error)]
+        #[non_exhaustive]
+        pub enum Error {
+            /// The connection string could not be parsed.
+            #[error("invalid connection string")]
+            Config(#[source] $krate::Error),
+            /// The configuration sets a parameter copyman's raw connections cannot honour; it is
+            /// refused rather than ignored.
+            #[error(
+                "connection parameter {parameter}={value} is not supported by copyman's raw connections"
+            )]
+            Unsupported {
+                /// The parameter, as libpq names it (e.g. `target_session_attrs`).
+                parameter: &'static str,
+                /// Its value, as given.
+                value: String,
+            },
+            /// A connection parameter is missing or unusable.
+            #[error("invalid connection parameters: {0}")]
+            Parameters(String),
+            /// A host name could not be resolved to an address (libpq's words). The next host,
+            /// if any, was tried; this is the error when none connected and this host came last.
+            #[error("could not translate host name \"{host}\" to address")]
+            Resolve {
+                /// The host name.
+                host: String,
+                /// What the resolver said.
+                #[source]
+                source: io::Error,
+            },
+            /// No server could be reached.
+            #[error("could not connect to {target}")]
+            Connect {
+                /// The address tried last (host:port or socket path).
+                target: String,
+                /// Why.
+                #[source]
+                source: io::Error,
+            },
+            /// TLS could not be set up: settings, certificate files, the server's refusal, the
+            /// handshake.
+            #[error(transparent)]
+            Tls(#[from] ::copyman_tls::TlsError),
+            /// The session failed: the server's error (with SQLSTATE), authentication, protocol.
+            #[error(transparent)]
+            Session(#[from] SessionError),
+            /// Reading or writing the socket failed.
+            #[error("i/o error on the connection")]
+            Io(#[from] io::Error),
+            /// The endpoint was used in a state where that is not possible.
+            #[error("{0}")]
+            State(&'static str),
+            /// The connection was closed by copyman to keep a COPY from committing (an endpoint
+            /// was dropped in the middle of its COPY where it could not fail it).
+            #[error("connection closed: {reason}")]
+            Closed {
+                /// Why it was closed.
+                reason: &'static str,
+            },
+            #[doc = concat!(
+                "The `", stringify!($krate), "` client of a client-bound endpoint failed. The \
+                 server's error, when it reported one, is copyman's [`DbError`] as for raw \
+                 sessions (displayed the same: SQLSTATE, message, detail), through \
+                 [`Error::db_error`]."
+            )]
+            #[error("{0}")]
+            Client(ClientError),
+        }
+
+        impl Error {
+            /// The server's error, if the server reported one (on a raw session or through the
+            /// client of a client-bound endpoint alike).
+            pub fn db_error(&self) -> Option<&DbError> {
+                match self {
+                    Self::Session(e) => e.db_error(),
+                    Self::Client(e) => e.db_error.as_deref(),
+                    _ => None,
+                }
+            }
+
+            /// The server's SQLSTATE, if the server reported an error.
+            pub fn code(&self) -> Option<&str> {
+                self.db_error().map(|e| e.code.as_str())
+            }
+
+            /// Whether the connection is gone: closed by the server (EOF, a FATAL error, a
+            /// reset) or by copyman. Its endpoint cannot be used again.
+            pub fn is_closed(&self) -> bool {
+                match self {
+                    Self::Session(SessionError::Closed) | Self::Closed { .. } => true,
+                    Self::Client(e) => e.error.is_closed(),
+                    Self::Io(e) => $crate::fault::is_connection_lost(e),
+                    _ => self.db_error().is_some_and(DbError::is_fatal),
+                }
+            }
+
+            /// What core's manager needs to know of an endpoint's error of this type.
+            pub(crate) fn diagnose(error: &(dyn ::std::error::Error + 'static)) -> Diagnosis {
+                match error.downcast_ref::<Self>() {
+                    Some(e) => Diagnosis::new(e.db_error().cloned(), e.is_closed()),
+                    None => Diagnosis::default(),
+                }
+            }
+        }
+
+        impl From<$krate::Error> for Error {
+            fn from(error: $krate::Error) -> Self {
+                Self::Client(ClientError::new(error))
+            }
+        }
+
+        impl From<connect::PlanError> for Error {
+            fn from(error: connect::PlanError) -> Self {
+                Self::Parameters(error.to_string())
+            }
+        }
+
+        #[doc = concat!("An error of the `", stringify!($krate), "` client, with the server's error it carries.")]
+        #[derive(Debug)]
+        pub struct ClientError {
+            error: $krate::Error,
+            db_error: Option<Box<DbError>>,
+        }
+
+        impl ClientError {
+            fn new(error: $krate::Error) -> Self {
+                let db_error = error.as_db_error().map(|db| Box::new(db_error(db)));
+                Self { error, db_error }
+            }
+
+            /// The client's own error.
+            pub fn get_ref(&self) -> &$krate::Error {
+                &self.error
+            }
+        }
+
+        impl ::std::fmt::Display for ClientError {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match &self.db_error {
+                    // Displayed like copyman's own server errors: the client's text is "db error".
+                    Some(db) => write!(f, "{db}"),
+                    None => {
+                        write!(f, "{}", self.error)?;
+                        if let Some(source) = ::std::error::Error::source(&self.error) {
+                            write!(f, ": {source}")?;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+        }
+
+        // Display already says the cause (the server's error, or the client's and its source).
+        impl ::std::error::Error for ClientError {}
+
+        /// The client's server error as copyman's [`DbError`].
+        fn db_error(db: &$krate::error::DbError) -> DbError {
+            use $krate::error::ErrorPosition;
+            let mut e = DbError::new(db.severity(), db.code().code(), db.message());
+            e.severity_nonlocalized = db.parsed_severity().map(|s| s.to_string());
+            e.detail = db.detail().map(str::to_owned);
+            e.hint = db.hint().map(str::to_owned);
+            match db.position() {
+                Some(ErrorPosition::Original(p)) => e.position = Some(*p),
+                Some(ErrorPosition::Internal { position, query }) => {
+                    e.internal_position = Some(*position);
+                    e.internal_query = Some(query.clone());
+                }
+                None => {}
+            }
+            e.context = db.where_().map(str::to_owned);
+            e.schema = db.schema().map(str::to_owned);
+            e.table = db.table().map(str::to_owned);
+            e.column = db.column().map(str::to_owned);
+            e.datatype = db.datatype().map(str::to_owned);
+            e.constraint = db.constraint().map(str::to_owned);
+            e.file = db.file().map(str::to_owned);
+            e.line = db.line();
+            e.routine = db.routine().map(str::to_owned);
+            e
+        }
+
+        /// The startup parameters of `config`, after refusing the parameters a raw connection
+        /// cannot honour (set to anything but their defaults): silently connecting without them
+        /// would not be what was asked for.
+        pub(crate) fn startup_config(config: &$krate::Config) -> Result<StartupConfig, Error> {
+            use $krate::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
+            let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
+            if config.get_target_session_attrs() != TargetSessionAttrs::Any {
+                let value = format!("{:?}", config.get_target_session_attrs()).to_lowercase();
+                return unsupported("target_session_attrs", value);
+            }
+            if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {
+                return unsupported("load_balance_hosts", "random".into());
+            }
+            if config.get_ssl_negotiation() != SslNegotiation::Postgres {
+                return unsupported("sslnegotiation", "direct".into());
+            }
+            if let Some(timeout) = config.get_tcp_user_timeout() {
+                return unsupported("tcp_user_timeout", timeout.as_millis().to_string());
+            }
+            if config.get_keepalives_idle() != $crate::client::DEFAULT_KEEPALIVES_IDLE {
+                let value = config.get_keepalives_idle().as_secs().to_string();
+                return unsupported("keepalives_idle", value);
+            }
+            if let Some(interval) = config.get_keepalives_interval() {
+                return unsupported("keepalives_interval", interval.as_secs().to_string());
+            }
+            if let Some(retries) = config.get_keepalives_retries() {
+                return unsupported("keepalives_count", retries.to_string());
+            }
+            let user = config
+                .get_user()
+                .ok_or(Error::Parameters("no user name given".into()))?;
+            let mut startup = StartupConfig::new(user);
+            startup.database = config.get_dbname().map(str::to_owned);
+            startup.password = config.get_password().map(<[u8]>::to_vec);
+            let application_name = config.get_application_name().unwrap_or("copyman");
+            startup.application_name = Some(application_name.to_owned());
+            startup.options = config.get_options().map(str::to_owned);
+            startup.channel_binding = match config.get_channel_binding() {
+                $krate::config::ChannelBinding::Disable => ChannelBinding::Disable,
+                $krate::config::ChannelBinding::Require => ChannelBinding::Require,
+                _ => ChannelBinding::Prefer,
+            };
+            Ok(startup)
+        }
+
+        /// The TLS settings of a configuration's own `ssl_mode` (`disable`, `prefer`,
+        /// `require`), with the default certificate files.
+        pub(crate) fn tls_settings(config: &$krate::Config) -> ::copyman_tls::TlsSettings {
+            use ::copyman_tls::SslMode;
+            ::copyman_tls::TlsSettings::new(match config.get_ssl_mode() {
+                $krate::config::SslMode::Disable => SslMode::Disable,
+                $krate::config::SslMode::Require => SslMode::Require,
+                _ => SslMode::Prefer,
+            })
+        }
+
+        /// Core's connect plan for a configuration: its hosts, and on TCP the TLS mode's
+        /// attempts when TLS is set up (`with_tls`).
+        pub(crate) fn plan(
+            config: &$krate::Config,
+            tls: &::copyman_tls::TlsSettings,
+            with_tls: bool,
+        ) -> Result<Plan, Error> {
+            let hosts: Vec<connect::Host> = config
+                .get_hosts()
+                .iter()
+                .map(|host| match host {
+                    $krate::config::Host::Tcp(name) => connect::Host::Tcp(name.clone()),
+                    $krate::config::Host::Unix(dir) => connect::Host::Unix(dir.clone()),
+                })
+                .collect();
+            let attempts: Vec<bool> = match with_tls {
+                true => tls
+                    .mode
+                    .attempts()
+                    .iter()
+                    .map(|e| *e == ::copyman_tls::Encryption::Tls)
+                    .collect(),
+                false => vec![false],
+            };
+            let (ports, hostaddrs) = (config.get_ports(), config.get_hostaddrs());
+            Ok(Plan::new(&hosts, ports, hostaddrs, &attempts)?)
+        }
+
+        /// What an attempt's error means for the plan: a server that could not be reached, or
+        /// one that answered and refused.
+        pub(crate) fn failure(error: &Error) -> Failure {
+            match error {
+                Error::Connect { .. } => Failure::Unreachable,
+                _ => Failure::Refused,
+            }
+        }
+    };
+}
