@@ -724,7 +724,6 @@ fn live<'s>(
     }
 }
 
-
 /// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
 /// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
 /// the server certificate's channel-binding hash.
@@ -760,6 +759,3 @@ async fn negotiate_tls(
         .and_then(|cert| copyman_tls::server_end_point(&cert));
     Ok((Stream::Tls(Box::new(socket)), hash))
 }
-
-
-

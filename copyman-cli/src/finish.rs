@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use copyman_sync::Connection;
 use copyman_job::commit::{
     self, Action, Commit, DecisionLog, Failure, Options, Outcome, Participant, Policy, Report,
     SourceOutcome,
 };
+use copyman_sync::Connection;
 
 use crate::dest::Dest;
 use crate::report::{self, ErrorInfo, Exit, Fatal};

@@ -18,6 +18,7 @@
 pub mod client;
 pub mod commit;
 pub mod connect;
+pub mod endpoint;
 pub mod fault;
 // The fuzz targets' logic: only for `fuzz/`, which turns the feature on.
 #[cfg(feature = "fuzzing")]

@@ -26,9 +26,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::commit::{self, Commit, Outcome, Participant, Policy};
 use copyman_core::session::{CopyFormat, DbError, SessionError};
 use copyman_core::{BoxError, Chunk};
-use crate::commit::{self, Commit, Outcome, Participant, Policy};
 use copyman_sync::{
     Connection, CopyManager, Data, Fault, Producer, Protocol, Receiver, ReceiverOutcome,
     StatementProducer, StatementReceiver, TransmitError,

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use copyman_core::connect::{Deadline, Step, Target, TimeoutExpired};
-use copyman_core::ready::{ReadyWait, WaitStep};
+use copyman_core::endpoint::{self, Endpoint, Outcome, Row};
 use copyman_core::session::{
     DbError, Event, Notification, Session, SessionError, StartupConfig, State,
 };
-use copyman_core::start::{CopyStart, StartStep, Started};
+use copyman_core::start::Started;
 use copyman_core::statement::Direction;
 use copyman_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
 use copyman_tls::{SslMode, TlsError, TlsSettings};
@@ -163,7 +163,7 @@ fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
 /// ```
 pub struct Connection {
     pub(crate) stream: Stream,
-    pub(crate) session: Session,
+    pub(crate) endpoint: Endpoint,
     target: Target,
     connect_timeout: Option<Duration>,
     /// While connecting: the attempt's deadline, which every read and write is armed with.
@@ -182,7 +182,7 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("target", &self.target.to_string())
-            .field("session", &self.session)
+            .field("session", self.endpoint.session())
             .finish_non_exhaustive()
     }
 }
@@ -331,7 +331,7 @@ impl Connection {
         }
         let mut conn = Self {
             stream,
-            session,
+            endpoint: Endpoint::new(session),
             target: target.clone(),
             connect_timeout: None,
             deadline: Some(deadline),
@@ -339,7 +339,8 @@ impl Connection {
             scratch: vec![0; MESSAGE_READ],
             nonblocking: false,
         };
-        conn.wait_ready(|_| Ok(()))?;
+        conn.endpoint.wait_ready();
+        conn.drive()?;
         // The deadline guards the connection attempt only; the copy sets its own timeouts.
         conn.deadline = None;
         conn.stream.set_timeouts(None)?;
@@ -361,12 +362,12 @@ impl Connection {
 
     /// The session underneath: server parameters, transaction status, backend key.
     pub fn session(&self) -> &Session {
-        &self.session
+        self.endpoint.session()
     }
 
     /// Whether the connection can run a statement now.
     pub fn is_ready(&self) -> bool {
-        self.session.state() == State::Ready
+        self.endpoint.session().state() == State::Ready
     }
 
     /// Sets a read and write timeout on the socket: a server that does not answer, or a
@@ -388,13 +389,7 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub fn execute(&mut self, sql: &str) -> Result<u64, Error> {
-        let mut count = 0;
-        self.run_query(sql, |event| {
-            if let Event::CommandComplete { rows: Some(n), .. } = event {
-                count = n;
-            }
-        })?;
-        Ok(count)
+        Ok(self.run_query(sql)?.1.unwrap_or(0))
     }
 
     /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
@@ -402,28 +397,15 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
-        let mut rows = Vec::new();
-        self.run_query(sql, |event| {
-            if let Event::Row(row) = event {
-                rows.push(row);
-            }
-        })?;
-        Ok(rows)
+        Ok(self.run_query(sql)?.0)
     }
 
-    fn run_query(&mut self, sql: &str, mut on: impl FnMut(Event)) -> Result<(), Error> {
-        self.session.query(sql)?;
-        let mut error = None;
-        self.wait_ready(|event| {
-            match event {
-                Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                other => on(other),
-            }
-            Ok(())
-        })?;
-        match error {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+    /// Runs `sql`: its rows, and the count of its last command tag that has one.
+    fn run_query(&mut self, sql: &str) -> Result<(Vec<Row>, Option<u64>), Error> {
+        self.endpoint.query(sql)?;
+        match self.drive()? {
+            Outcome::Statement { rows, count } => Ok((rows, count)),
+            _ => Ok((Vec::new(), None)),
         }
     }
 
@@ -436,16 +418,16 @@ impl Connection {
     /// # Errors
     /// The server's error that ended the session, or the socket's.
     pub fn check(&mut self) -> Result<(), Error> {
-        if self.session.state() == State::Ready {
+        if self.endpoint.session().state() == State::Ready {
             self.poll_server()?;
         }
         let mut closed = None;
-        while let Some(event) = self.session.poll_event() {
+        while let Some(event) = self.endpoint.session_mut().poll_event() {
             if let Event::Closed(e) = event {
                 closed = Some(e);
             }
         }
-        match (closed, self.session.state()) {
+        match (closed, self.endpoint.session().state()) {
             (Some(e), _) => Err(e.into()),
             (None, State::Closed) => Err(SessionError::Closed.into()),
             _ => Ok(()),
@@ -458,9 +440,13 @@ impl Connection {
     /// # Errors
     /// The server could not be reached, or the session has no backend key.
     pub fn cancel(&self) -> Result<(), Error> {
-        let request = self.session.cancel_request().ok_or(Error::State(
-            "the server gave no backend key: cannot cancel",
-        ))?;
+        let request = self
+            .endpoint
+            .session()
+            .cancel_request()
+            .ok_or(Error::State(
+                "the server gave no backend key: cannot cancel",
+            ))?;
         let mut stream = open(
             &self.target,
             self.connect_timeout.or(Some(Duration::from_secs(10))),
@@ -475,13 +461,22 @@ impl Connection {
     /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
     /// nothing is sent for a statement of the wrong kind).
     pub(crate) fn start_copy(&mut self, sql: &str, direction: Direction) -> Result<Started, Error> {
-        let mut start = CopyStart::begin(&mut self.session, sql, direction)?;
+        self.endpoint.start_copy(sql, direction)?;
+        match self.drive()? {
+            Outcome::Started(started) => Ok(started),
+            _ => Err(Error::State("the COPY did not start")),
+        }
+    }
+
+    /// Carries out the endpoint's operation: writes what it sends, reads what it waits for,
+    /// sends its cancels, until it is over.
+    pub(crate) fn drive(&mut self) -> Result<Outcome, Error> {
         loop {
             self.flush()?;
-            match start.poll(&mut self.session)? {
-                StartStep::Started(started) => return Ok(started),
-                StartStep::SendCancel => self.cancel()?,
-                _ => self.read_into_session()?,
+            match self.endpoint.poll() {
+                endpoint::Step::Read => self.read_into_session()?,
+                endpoint::Step::SendCancel => self.cancel()?,
+                endpoint::Step::Done(outcome) => return Ok(outcome?),
             }
         }
     }
@@ -508,7 +503,7 @@ impl Connection {
     /// Writes what the session has to send.
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
         self.set_nonblocking(false)?;
-        while let Some(bytes) = self.session.poll_transmit() {
+        while let Some(bytes) = self.endpoint.poll_transmit() {
             self.arm()?;
             self.stream.write_all(&bytes)?;
         }
@@ -523,15 +518,15 @@ impl Connection {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => {
-                self.session.handle_eof();
+                self.endpoint.handle_eof();
                 return Err(e.into());
             }
         };
         if n == 0 {
-            self.session.handle_eof();
+            self.endpoint.handle_eof();
             return Ok(());
         }
-        self.session.handle_input(&self.scratch[..n])?;
+        self.endpoint.handle_input(&self.scratch[..n])?;
         Ok(())
     }
 
@@ -544,11 +539,11 @@ impl Connection {
         let result = loop {
             match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    self.session.handle_eof();
+                    self.endpoint.handle_eof();
                     break Ok(());
                 }
                 Ok(n) => {
-                    if let Err(e) = self.session.handle_input(&self.scratch[..n]) {
+                    if let Err(e) = self.endpoint.handle_input(&self.scratch[..n]) {
                         break Err(e.into());
                     }
                 }
@@ -563,56 +558,36 @@ impl Connection {
         result
     }
 
-    /// Flushes, then reads until the session is ready, handing every event to `on`. A COPY TO
-    /// STDOUT nobody reads is cancelled (core's [`ReadyWait`] says when). A session that closes
-    /// ends this with its error.
-    pub(crate) fn wait_ready(
-        &mut self,
-        mut on: impl FnMut(Event) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let mut wait = ReadyWait::new();
-        loop {
-            self.flush()?;
-            match wait.poll(&mut self.session) {
-                WaitStep::Event(event) => on(event)?,
-                WaitStep::SendCancel => self.cancel()?,
-                WaitStep::Done(result) => return Ok(result?),
-                _ => self.read_into_session()?,
-            }
-        }
-    }
-
     /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since the
     /// last call, in order: during its statements and during any COPY it took part in, as a
     /// producer (in the middle of the COPY OUT stream) or a receiver. See
     /// [`Session::take_notices`].
     pub fn take_notices(&mut self) -> Vec<DbError> {
-        self.session.take_notices()
+        self.endpoint.session_mut().take_notices()
     }
 
     /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the last
     /// call, in order (py-postgresql's `iternotifies`).
     pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.session.take_notifications()
+        self.endpoint.session_mut().take_notifications()
     }
 
     /// The command tag of the last statement that completed on this connection, e.g. `COPY
     /// 10000` after a copy it took part in.
     pub fn command_tag(&self) -> Option<&str> {
-        self.session.command_tag()
+        self.endpoint.session().command_tag()
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
         // Say goodbye when possible, so the server logs no "unexpected EOF"; errors are moot.
-        if !matches!(self.session.state(), State::Closed) {
-            self.session.terminate();
+        if !matches!(self.endpoint.session().state(), State::Closed) {
+            self.endpoint.session_mut().terminate();
             let _ = self.flush();
         }
     }
 }
-
 
 /// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
 /// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
@@ -704,6 +679,3 @@ fn expired(error: Error, target: &Target, deadline: Clocked) -> Error {
     }
     error
 }
-
-
-

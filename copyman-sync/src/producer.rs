@@ -191,7 +191,7 @@ impl<'c> StatementProducer<'c> {
         self.source = Some(CopyOutSource::started(
             reblock,
             started,
-            &mut self.conn.session,
+            self.conn.endpoint.session_mut(),
         )?);
         Ok(())
     }
@@ -226,7 +226,7 @@ impl<'c> StatementProducer<'c> {
             let into = &mut self.buf[HEADROOM + self.filled..];
             let read = match std::io::Read::read(&mut self.conn.stream, into) {
                 Ok(0) if self.filled == 0 => {
-                    return Err(source.handle_eof(&mut self.conn.session).into());
+                    return Err(source.handle_eof(self.conn.endpoint.session_mut()).into());
                 }
                 // The end of the stream comes again on the next read: hand over what came first.
                 Ok(0) => true,
@@ -249,7 +249,7 @@ impl<'c> StatementProducer<'c> {
             }
             self.buf.truncate(HEADROOM + self.filled);
             self.filled = 0;
-            source.handle_read(&mut self.conn.session, self.buf.split())?;
+            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
         }
     }
 
@@ -262,18 +262,14 @@ impl<'c> StatementProducer<'c> {
             // resume parsing the connection in the middle of a message.
             self.buf.truncate(HEADROOM + self.filled);
             self.filled = 0;
-            source.handle_read(&mut self.conn.session, self.buf.split())?;
+            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
         }
-        match source.abort(&mut self.conn.session)? {
-            Abort::Done => Ok(()),
-            Abort::Drain { cancel } => {
-                if cancel {
-                    self.conn.cancel()?;
-                }
-                // The server answers a cancel with 57014 query_canceled: expected, not reported.
-                self.conn.wait_ready(|_| Ok(()))
-            }
+        if let Abort::Drain { cancel } = source.abort(self.conn.endpoint.session_mut())? {
+            // The server answers a cancel with 57014 query_canceled: expected, not reported.
+            self.conn.endpoint.drain_copy_out(cancel);
+            self.conn.drive()?;
         }
+        Ok(())
     }
 }
 

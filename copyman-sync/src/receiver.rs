@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use copyman_core::session::{CopyFormat, Event, SessionError, State};
+use copyman_core::endpoint::Outcome;
+use copyman_core::session::CopyFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
@@ -124,8 +125,6 @@ pub trait Receiver {
 pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
     statement: String,
-    /// The server ended the COPY with this error; nothing sent since counts.
-    server_error: Option<SessionError>,
     format: Option<CopyFormat>,
     /// The copy's stall timeout is armed on the socket (and must be off while completing).
     stall_armed: bool,
@@ -137,7 +136,6 @@ impl<'c> StatementReceiver<'c> {
         Self {
             conn,
             statement: statement.into(),
-            server_error: None,
             format: None,
             stall_armed: false,
         }
@@ -153,22 +151,9 @@ impl<'c> StatementReceiver<'c> {
 
     /// Takes what the server said during the COPY; an error ends it.
     fn check_server(&mut self) -> Result<(), Error> {
-        if self.server_error.is_none() {
-            let polled = self.conn.poll_server();
-            while let Some(event) = self.conn.session.poll_event() {
-                match event {
-                    Event::Error(e) => self.server_error = Some(SessionError::Db(Box::new(e))),
-                    Event::Closed(e) => self.server_error = Some(e),
-                    _ => {}
-                }
-            }
-            polled?;
-        }
-        match &self.server_error {
-            // The server ignores everything after its error: report the error itself again.
-            Some(e) => Err(Error::Session(e.clone())),
-            None => Ok(()),
-        }
+        let polled = self.conn.poll_server();
+        self.conn.endpoint.copy_in_status()?;
+        polled
     }
 
     fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransmitError> {
@@ -206,9 +191,7 @@ impl<'c> StatementReceiver<'c> {
 
     /// One non-blocking write: bytes taken, 0 when the socket takes none now.
     fn write_some(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        if let Some(e) = &self.server_error {
-            return Err(Error::Session(e.clone()));
-        }
+        self.conn.endpoint.copy_in_status()?;
         self.conn.set_nonblocking(true)?;
         loop {
             match self.conn.stream.write(bytes) {
@@ -235,49 +218,16 @@ impl<'c> StatementReceiver<'c> {
             self.conn.set_timeout(None)?;
             self.stall_armed = false;
         }
-        if let Some(e) = self.server_error.take() {
-            self.conn.wait_ready(|_| Ok(()))?;
-            return Err(e.into());
-        }
-        self.conn.session.copy_done()?;
-        let mut count = None;
-        let mut error = None;
-        self.conn.wait_ready(|event| {
-            match event {
-                Event::CommandComplete { rows, .. } => count = rows,
-                Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                _ => {}
-            }
-            Ok(())
-        })?;
-        match error {
-            Some(e) => Err(e.into()),
-            None => Ok(count),
+        self.conn.endpoint.complete_copy()?;
+        match self.conn.drive()? {
+            Outcome::Completed(count) => Ok(count),
+            _ => Ok(None),
         }
     }
 
     fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), Error> {
-        match self.conn.session.state() {
-            State::CopyIn => {
-                self.conn.set_nonblocking(false)?;
-                // Realignment: finish the frame the server is inside, so it reads our CopyFail.
-                self.conn.stream.write_all(completion.header())?;
-                let zeros = [0u8; 8192];
-                let mut filler = completion.filler;
-                while filler > 0 {
-                    let n = usize::try_from(filler)
-                        .unwrap_or(usize::MAX)
-                        .min(zeros.len());
-                    self.conn.stream.write_all(&zeros[..n])?;
-                    filler -= n as u64;
-                }
-                self.conn.session.copy_fail(reason)?;
-            }
-            State::Ready | State::Closed => return Ok(()),
-            _ => {}
-        }
-        // The server answers with 57014 (or had already failed the COPY): expected.
-        self.conn.wait_ready(|_| Ok(()))
+        self.conn.endpoint.fail_copy(reason, completion)?;
+        self.conn.drive().map(drop)
     }
 }
 
@@ -295,8 +245,8 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
-        if let Some(e) = &self.server_error {
-            return Err(Error::Session(e.clone()).into());
+        if let Err(e) = self.conn.endpoint.copy_in_status() {
+            return Err(Error::Session(e).into());
         }
         match data {
             Data::PQv3(bytes) => self.write_data(bytes),

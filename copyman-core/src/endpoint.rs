@@ -1,0 +1,464 @@
+//! One raw connection's operations, sans IO: the endpoint machine both adapters pump.
+//!
+//! An [`Endpoint`] owns a connection's [`Session`] and knows what each operation means on it:
+//! a statement (its rows, its count, its error), the start of a COPY, the end of a COPY IN
+//! (CopyDone and the server's verdict, or CopyFail after realigning the frame the server is
+//! inside), the drain of an aborted COPY OUT (with a cancel, when the server still streams),
+//! the server's error noticed in the middle of a COPY IN, and what dropping an endpoint in the
+//! middle of its COPY must do. An adapter only moves bytes:
+//!
+//! ```text
+//! loop {
+//!     while let Some(bytes) = endpoint.poll_transmit() { write all of bytes }
+//!     match endpoint.poll() {
+//!         Step::Read => read the socket into endpoint.handle_input (EOF: handle_eof),
+//!         Step::SendCancel => send session().cancel_request() on a new connection,
+//!         Step::Done(outcome) => return outcome,
+//!     }
+//! }
+//! ```
+//!
+//! The COPY data itself never goes through the endpoint: the producer's bytes go from the socket
+//! to a [`CopyOutSource`](crate::source::CopyOutSource), the receivers' straight from the manager
+//! to their sockets.
+
+use bytes::Bytes;
+use copyman_wire::realign::Completion;
+
+use crate::ready::{ReadyWait, WaitStep};
+use crate::session::{Event, Session, SessionError, State};
+use crate::start::{CopyStart, StartStep, Started};
+use crate::statement::Direction;
+
+/// What the adapter does next ([`Endpoint::poll`]), after writing out
+/// [`Endpoint::poll_transmit`].
+#[derive(Debug)]
+#[must_use]
+// An outcome is moved once per operation, never per row.
+#[allow(clippy::large_enum_variant)]
+pub enum Step {
+    /// Read from the socket and hand the bytes to [`Endpoint::handle_input`] (its end to
+    /// [`Endpoint::handle_eof`]); then poll again.
+    Read,
+    /// Send the session's [`cancel_request`](Session::cancel_request) on a new connection to the
+    /// same server; then poll again.
+    SendCancel,
+    /// The operation is over.
+    Done(Result<Outcome, SessionError>),
+}
+
+/// A row of a statement's result, as text (`None` for NULL).
+pub type Row = Vec<Option<String>>;
+
+/// What an operation gave.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Nothing to report: the session is ready (a drain, a CopyFail, a wait).
+    #[default]
+    Ready,
+    /// A statement ran: its rows (text, `None` for NULL) and the count its last command tag ends
+    /// with (`INSERT 0 5` → 5).
+    Statement {
+        /// The rows.
+        rows: Vec<Row>,
+        /// The count of the last command tag that has one.
+        count: Option<u64>,
+    },
+    /// A COPY started ([`Endpoint::start_copy`]).
+    Started(Started),
+    /// A COPY IN completed ([`Endpoint::complete_copy`]) with its `COPY n`.
+    Completed(Option<u64>),
+}
+
+/// What an adapter must do with an endpoint dropped in the middle of its COPY IN
+/// ([`Endpoint::abandon_copy_in`]).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Abandon {
+    /// Nothing: no COPY runs, or its end is already on its way.
+    Nothing,
+    /// Write these bytes without blocking (they realign the frame and fail the COPY); if they do
+    /// not all go out now, close the socket.
+    Write(Bytes),
+    /// Close the socket: the server then aborts the COPY and the transaction around it.
+    Close,
+}
+
+/// The reason a dropped COPY IN gives the server.
+pub const DROPPED: &str = "copyman: the copy was dropped before it finished";
+
+/// The most realignment filler an abandon writes without waiting; a larger frame is ended by
+/// closing the socket instead.
+const ABANDON_LIMIT: u64 = 64 * 1024;
+
+/// What a wait for ReadyForQuery keeps of the events on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Rows, counts and the server's error: a statement, or a CopyDone's verdict.
+    Results,
+    /// Nothing: the operation's outcome is decided already (a drain, a CopyFail's 57014).
+    Nothing,
+}
+
+#[derive(Debug)]
+enum Op {
+    Idle,
+    Wait {
+        wait: ReadyWait,
+        keep: Keep,
+        rows: Vec<Row>,
+        count: Option<u64>,
+        error: Option<SessionError>,
+        /// Reported once the session is ready: the server failed the COPY IN before CopyDone.
+        then_fail: Option<SessionError>,
+        completed: bool,
+        /// Send a cancel before anything else (a COPY OUT that still streams).
+        cancel_first: bool,
+    },
+    Start(CopyStart),
+}
+
+/// Zero bytes of realignment filler, sent a slice at a time.
+static ZEROS: [u8; 8192] = [0; 8192];
+
+/// A raw connection's session with the operation running on it. See the [module](self).
+#[derive(Debug)]
+pub struct Endpoint {
+    session: Session,
+    op: Op,
+    /// An operation asked for while the session still finished an abandoned one.
+    next: Option<Pending>,
+    /// Bytes to send before the session's own (a realignment header).
+    realign: Option<Bytes>,
+    /// Zero bytes of realignment filler still to send after `realign`.
+    filler: u64,
+    /// During a COPY IN: the server ended it with this error; nothing sent since counts.
+    copy_in_error: Option<SessionError>,
+    /// A CopyFail (with its realignment) is under way.
+    failing: bool,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Query(String),
+    Start(String, Direction),
+}
+
+impl Endpoint {
+    /// An endpoint on a session (connected or still in its startup).
+    pub fn new(session: Session) -> Self {
+        Self {
+            session,
+            op: Op::Idle,
+            next: None,
+            realign: None,
+            filler: 0,
+            copy_in_error: None,
+            failing: false,
+        }
+    }
+
+    /// The session underneath.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session underneath, for what the endpoint does not decide (a COPY OUT's data path).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Bytes to write to the socket, in order, until `None`.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(header) = self.realign.take() {
+            return Some(header);
+        }
+        if self.filler > 0 {
+            let n = usize::try_from(self.filler)
+                .unwrap_or(usize::MAX)
+                .min(ZEROS.len());
+            self.filler -= n as u64;
+            return Some(Bytes::from_static(&ZEROS[..n]));
+        }
+        self.session.poll_transmit()
+    }
+
+    /// Whether nothing is left to write.
+    pub fn is_flushed(&self) -> bool {
+        self.realign.is_none() && self.filler == 0 && self.session.buffered_len() == 0
+    }
+
+    /// Bytes read from the socket.
+    ///
+    /// # Errors
+    /// The session's terminal error (a protocol violation, a FATAL error).
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        self.session.handle_input(bytes)
+    }
+
+    /// The socket's end (EOF, or a failed read: the connection is gone).
+    pub fn handle_eof(&mut self) {
+        self.session.handle_eof();
+    }
+
+    /// Waits for the session to be ready: the end of the startup, or of whatever runs.
+    pub fn wait_ready(&mut self) {
+        self.op = Self::wait(Keep::Nothing);
+    }
+
+    /// Runs `sql` (simple query): [`Outcome::Statement`], or the server's error.
+    ///
+    /// # Errors
+    /// The session is closed, or `sql` holds a NUL byte.
+    pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
+        self.begin(Pending::Query(sql.to_owned()))
+    }
+
+    /// Sends a COPY statement (checked first: nothing is sent for a statement of the wrong
+    /// kind) and follows it to the start of its COPY: [`Outcome::Started`].
+    ///
+    /// # Errors
+    /// A statement of the wrong kind; the session is closed.
+    pub fn start_copy(&mut self, sql: &str, direction: Direction) -> Result<(), SessionError> {
+        self.begin(Pending::Start(sql.to_owned(), direction))
+    }
+
+    /// The server's words in the middle of a COPY IN, read since the last call (after
+    /// [`Endpoint::handle_input`]): an error ends the COPY, and every later call reports it
+    /// again, since the server ignores whatever is sent after it.
+    ///
+    /// # Errors
+    /// The server's error that ended the COPY, or the end of the connection.
+    pub fn copy_in_status(&mut self) -> Result<(), SessionError> {
+        if self.copy_in_error.is_none() {
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Error(e) => {
+                        self.copy_in_error
+                            .get_or_insert(SessionError::Db(Box::new(e)));
+                    }
+                    Event::Closed(e) => {
+                        self.copy_in_error.get_or_insert(e);
+                    }
+                    // Notices stay queued on the session; the rest does not matter mid-COPY.
+                    _ => {}
+                }
+            }
+        }
+        self.copy_in_error.clone().map_or(Ok(()), Err)
+    }
+
+    /// Ends the COPY IN: CopyDone, then the server's verdict, [`Outcome::Completed`] with its
+    /// `COPY n`, or its error. A COPY the server already failed reports that error, once the
+    /// session is ready again.
+    ///
+    /// # Errors
+    /// The session is closed, or no COPY IN runs.
+    pub fn complete_copy(&mut self) -> Result<(), SessionError> {
+        let failed = self.copy_in_status().err();
+        self.copy_in_error = None;
+        if failed.is_none() {
+            self.session.copy_done()?;
+        }
+        let mut op = Self::wait(Keep::Results);
+        if let Op::Wait {
+            then_fail,
+            completed,
+            ..
+        } = &mut op
+        {
+            *then_fail = failed;
+            *completed = true;
+        }
+        self.op = op;
+        Ok(())
+    }
+
+    /// Fails the COPY IN so that nothing of it is kept: finishes the frame the server is inside
+    /// (`completion`, the realignment of the data sent so far), then CopyFail with `reason`, then
+    /// waits for the server's answer (57014, expected and not reported). A COPY already over
+    /// (the server failed it, or the connection is gone) only waits.
+    ///
+    /// # Errors
+    /// `reason` holds a NUL byte.
+    pub fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), SessionError> {
+        self.copy_in_error = None;
+        match self.session.state() {
+            State::CopyIn => {
+                self.failing = true;
+                self.realign = Some(Bytes::copy_from_slice(completion.header()));
+                self.filler = completion.filler;
+                self.session.copy_fail(reason)?;
+            }
+            State::Ready | State::Closed | State::Failed => {
+                self.op = Op::Idle;
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.op = Self::wait(Keep::Nothing);
+        Ok(())
+    }
+
+    /// Waits for a COPY OUT the [`CopyOutSource`](crate::source::CopyOutSource) aborted to
+    /// drain, after a cancel if `cancel` (the server still streams).
+    pub fn drain_copy_out(&mut self, cancel: bool) {
+        self.op = Self::wait(Keep::Nothing);
+        if let Op::Wait { cancel_first, .. } = &mut self.op {
+            *cancel_first = cancel;
+        }
+    }
+
+    /// What to do with the connection when its COPY IN endpoint is dropped midway: only CopyDone
+    /// commits a COPY, so it must be failed — by writing its realignment and a CopyFail now,
+    /// without waiting (the connection's next operation reads the answer), or by closing the
+    /// socket when that cannot be done at once (`flushed`: nothing is half written; `completion`:
+    /// the realignment of what was sent).
+    pub fn abandon_copy_in(&mut self, completion: &Completion, flushed: bool) -> Abandon {
+        match self.session.state() {
+            State::Ready | State::Closed | State::Failed => Abandon::Nothing,
+            State::CopyIn if !self.failing => {
+                if completion.len() > ABANDON_LIMIT || !flushed {
+                    return Abandon::Close;
+                }
+                if self.session.copy_fail(DROPPED).is_err() {
+                    return Abandon::Close;
+                }
+                let mut bytes = completion.to_vec();
+                while let Some(message) = self.session.poll_transmit() {
+                    bytes.extend_from_slice(&message);
+                }
+                Abandon::Write(bytes.into())
+            }
+            // The server already failed the COPY, or a CopyDone or CopyFail went out whole: the
+            // next operation reads the answer.
+            State::Query | State::CopyInEnding if flushed => Abandon::Nothing,
+            _ => Abandon::Close,
+        }
+    }
+
+    /// The next thing to do for the operation under way.
+    pub fn poll(&mut self) -> Step {
+        loop {
+            let step = match &mut self.op {
+                Op::Idle => return Step::Done(Ok(Outcome::Ready)),
+                Op::Start(start) => match start.poll(&mut self.session) {
+                    Ok(StartStep::Started(started)) => {
+                        self.copy_in_error = None;
+                        self.failing = false;
+                        Step::Done(Ok(Outcome::Started(started)))
+                    }
+                    Ok(StartStep::SendCancel) => return Step::SendCancel,
+                    Ok(_) => return Step::Read,
+                    Err(e) => Step::Done(Err(e)),
+                },
+                Op::Wait { cancel_first, .. } if *cancel_first => {
+                    *cancel_first = false;
+                    return Step::SendCancel;
+                }
+                Op::Wait {
+                    wait,
+                    keep,
+                    rows,
+                    count,
+                    error,
+                    then_fail,
+                    completed,
+                    ..
+                } => match wait.poll(&mut self.session) {
+                    WaitStep::Event(event) => {
+                        if *keep == Keep::Results {
+                            match event {
+                                Event::Row(row) => rows.push(row),
+                                Event::CommandComplete { rows: Some(n), .. } => *count = Some(n),
+                                Event::Error(e) => *error = Some(SessionError::Db(Box::new(e))),
+                                _ => {}
+                            }
+                        }
+                        continue;
+                    }
+                    WaitStep::SendCancel => return Step::SendCancel,
+                    WaitStep::Done(Err(e)) => Step::Done(Err(e)),
+                    WaitStep::Done(Ok(())) => {
+                        let result = match (then_fail.take(), error.take()) {
+                            (Some(e), _) | (None, Some(e)) => Err(e),
+                            _ if *completed => Ok(Outcome::Completed(*count)),
+                            _ if *keep == Keep::Results => Ok(Outcome::Statement {
+                                rows: std::mem::take(rows),
+                                count: *count,
+                            }),
+                            _ => Ok(Outcome::Ready),
+                        };
+                        Step::Done(result)
+                    }
+                    // The session is already ready (its ReadyForQuery was read with the error
+                    // that ended a COPY IN): nothing more will come.
+                    _ if matches!(self.session.state(), State::Ready) && *keep == Keep::Nothing => {
+                        Step::Done(Ok(Outcome::Ready))
+                    }
+                    _ if matches!(self.session.state(), State::Ready) && then_fail.is_some() => {
+                        Step::Done(Err(then_fail.take().expect("checked")))
+                    }
+                    _ => return Step::Read,
+                },
+            };
+            self.op = Op::Idle;
+            if let Step::Done(Ok(Outcome::Ready)) = step
+                && let Some(next) = self.next.take()
+            {
+                // The abandoned operation is over: the one asked for starts now.
+                if let Err(e) = self.start(next) {
+                    return Step::Done(Err(e));
+                }
+                continue;
+            }
+            if let Step::Done(Err(_)) = step {
+                self.next = None;
+            }
+            return step;
+        }
+    }
+
+    fn wait(keep: Keep) -> Op {
+        Op::Wait {
+            wait: ReadyWait::new(),
+            keep,
+            rows: Vec::new(),
+            count: None,
+            error: None,
+            then_fail: None,
+            completed: false,
+            cancel_first: false,
+        }
+    }
+
+    /// Starts `op` now, or once an operation whose outcome nobody wants any more (abandoned by a
+    /// dropped endpoint) has finished.
+    fn begin(&mut self, op: Pending) -> Result<(), SessionError> {
+        if let State::Query | State::CopyInEnding | State::Draining = self.session.state() {
+            self.op = Self::wait(Keep::Nothing);
+            self.next = Some(op);
+            return Ok(());
+        }
+        self.start(op)
+    }
+
+    fn start(&mut self, op: Pending) -> Result<(), SessionError> {
+        // Events of an earlier operation (say its ReadyForQuery, read together with the error
+        // that ended a COPY) must not be taken for this one's.
+        if self.session.state() == State::Ready {
+            while self.session.poll_event().is_some() {}
+        }
+        self.op = match op {
+            Pending::Query(sql) => {
+                self.session.query(&sql)?;
+                Self::wait(Keep::Results)
+            }
+            Pending::Start(sql, direction) => {
+                Op::Start(CopyStart::begin(&mut self.session, &sql, direction)?)
+            }
+        };
+        Ok(())
+    }
+}
