@@ -8,11 +8,9 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use copyman_core::connect::{Deadline, Step, Target, TimeoutExpired};
-use copyman_core::ready::{ReadyWait, WaitStep};
-use copyman_core::session::{
-    DbError, Event, Notification, Session, SessionError, StartupConfig, State,
-};
-use copyman_core::start::{CopyStart, StartStep, Started};
+use copyman_core::endpoint::{self, Endpoint, Outcome, Row};
+use copyman_core::session::{DbError, Notification, Session, StartupConfig, State};
+use copyman_core::start::Started;
 use copyman_core::statement::Direction;
 use copyman_tls::rustls::{ClientConfig, ClientConnection};
 use copyman_tls::{SslMode, TlsError, TlsSettings};
@@ -200,7 +198,7 @@ pub(crate) async fn cancel_at(
 pub struct Connection {
     /// `None` once copyman closed the socket to keep an abandoned COPY from committing.
     stream: Option<Stream>,
-    pub(crate) session: Session,
+    pub(crate) endpoint: Endpoint,
     target: Target,
     connect_timeout: Option<Duration>,
     /// Bytes of the session's output not yet written (a write cut short by a dropped future).
@@ -216,7 +214,7 @@ impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("target", &self.target.to_string())
-            .field("session", &self.session)
+            .field("session", self.endpoint.session())
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
@@ -350,7 +348,7 @@ impl Connection {
         }
         let mut conn = Self {
             stream: Some(stream),
-            session,
+            endpoint: Endpoint::new(session),
             target: target.clone(),
             connect_timeout: timeout,
             outgoing: Bytes::new(),
@@ -358,7 +356,8 @@ impl Connection {
             closed: None,
             pending_cancel: None,
         };
-        conn.wait_ready(|_| Ok(())).await?;
+        conn.endpoint.wait_ready();
+        conn.drive().await?;
         Ok(conn)
     }
 
@@ -369,13 +368,15 @@ impl Connection {
 
     /// The session underneath: server parameters, transaction status, backend key.
     pub fn session(&self) -> &Session {
-        &self.session
+        self.endpoint.session()
     }
 
     /// Whether the connection can run a statement now (an answer still owed by a dropped
     /// call is read by the next call first).
     pub fn is_ready(&self) -> bool {
-        self.closed.is_none() && self.session.state() == State::Ready && self.outgoing.is_empty()
+        self.closed.is_none()
+            && self.endpoint.session().state() == State::Ready
+            && self.outgoing.is_empty()
     }
 
     /// Whether copyman closed the connection (see [`Error::Closed`]).
@@ -389,50 +390,24 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub async fn execute(&mut self, sql: &str) -> Result<u64, Error> {
-        let mut count = 0;
-        self.run_query(sql, |event| {
-            if let Event::CommandComplete { rows: Some(n), .. } = event {
-                count = n;
-            }
-        })
-        .await?;
-        Ok(count)
+        Ok(self.run_query(sql).await?.1.unwrap_or(0))
     }
 
     /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
     ///
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
-    pub async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
-        let mut rows = Vec::new();
-        self.run_query(sql, |event| {
-            if let Event::Row(row) = event {
-                rows.push(row);
-            }
-        })
-        .await?;
-        Ok(rows)
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>, Error> {
+        Ok(self.run_query(sql).await?.0)
     }
 
-    async fn run_query(
-        &mut self,
-        sql: &str,
-        mut on: impl FnMut(Event) + Send,
-    ) -> Result<(), Error> {
+    /// Runs `sql`: its rows, and the count of its last command tag that has one.
+    async fn run_query(&mut self, sql: &str) -> Result<(Vec<Row>, Option<u64>), Error> {
         self.settle().await?;
-        self.session.query(sql)?;
-        let mut error = None;
-        self.wait_ready(|event| {
-            match event {
-                Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                other => on(other),
-            }
-            Ok(())
-        })
-        .await?;
-        match error {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        self.endpoint.query(sql)?;
+        match self.drive().await? {
+            Outcome::Statement { rows, count } => Ok((rows, count)),
+            _ => Ok((Vec::new(), None)),
         }
     }
 
@@ -451,9 +426,13 @@ impl Connection {
     /// # Errors
     /// The session has no backend key (the server sent none).
     pub fn cancel_token(&self) -> Result<CancelToken, Error> {
-        let request = self.session.cancel_request().ok_or(Error::State(
-            "the server gave no backend key: cannot cancel",
-        ))?;
+        let request = self
+            .endpoint
+            .session()
+            .cancel_request()
+            .ok_or(Error::State(
+                "the server gave no backend key: cannot cancel",
+            ))?;
         Ok(CancelToken {
             target: self.target.clone(),
             request,
@@ -466,9 +445,9 @@ impl Connection {
     }
 
     /// The socket, the session and the read buffer, borrowed apart (for reading while writing).
-    pub(crate) fn parts(&mut self) -> Result<(&Stream, &mut Session, &mut [u8]), Error> {
+    pub(crate) fn parts(&mut self) -> Result<(&Stream, &mut Endpoint, &mut [u8]), Error> {
         match (&self.stream, self.closed) {
-            (Some(stream), None) => Ok((stream, &mut self.session, &mut self.scratch)),
+            (Some(stream), None) => Ok((stream, &mut self.endpoint, &mut self.scratch)),
             (_, reason) => Err(Error::Closed {
                 reason: reason.unwrap_or("closed"),
             }),
@@ -488,7 +467,7 @@ impl Connection {
     /// at hand or no backend key.
     pub(crate) fn cancel_in_background(&mut self) -> bool {
         let (Some(request), Ok(runtime)) = (
-            self.session.cancel_request(),
+            self.endpoint.session().cancel_request(),
             tokio::runtime::Handle::try_current(),
         ) else {
             return false;
@@ -522,6 +501,7 @@ impl Connection {
 
     /// Whether every byte the session queued went out.
     pub(crate) fn flushed(&self) -> bool {
+        // The endpoint's own queue is whole messages, which the next operation writes first.
         self.outgoing.is_empty() && self.stream.as_ref().is_none_or(Stream::is_flushed)
     }
 
@@ -529,7 +509,7 @@ impl Connection {
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
         loop {
             if self.outgoing.is_empty() {
-                match self.session.poll_transmit() {
+                match self.endpoint.poll_transmit() {
                     Some(bytes) => self.outgoing = bytes,
                     None => {
                         // Bytes TLS still holds must go out too: the server waits for them.
@@ -549,13 +529,6 @@ impl Connection {
         }
     }
 
-    /// Writes raw bytes (realignment filler) after what the session has queued.
-    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.flush().await?;
-        let stream = self.stream()?;
-        stream.write_all_bytes(bytes).await
-    }
-
     /// Reads once from the socket into the session.
     /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
     /// nothing is sent for a statement of the wrong kind).
@@ -565,14 +538,10 @@ impl Connection {
         direction: Direction,
     ) -> Result<Started, Error> {
         self.settle().await?;
-        let mut start = CopyStart::begin(&mut self.session, sql, direction)?;
-        loop {
-            self.flush().await?;
-            match start.poll(&mut self.session)? {
-                StartStep::Started(started) => return Ok(started),
-                StartStep::SendCancel => self.cancel().await?,
-                _ => self.read_into_session().await?,
-            }
+        self.endpoint.start_copy(sql, direction)?;
+        match self.drive().await? {
+            Outcome::Started(started) => Ok(started),
+            _ => Err(Error::State("the COPY did not start")),
         }
     }
 
@@ -582,55 +551,41 @@ impl Connection {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => {
-                self.session.handle_eof();
+                self.endpoint.handle_eof();
                 return Err(e.into());
             }
         };
         if n == 0 {
-            self.session.handle_eof();
+            self.endpoint.handle_eof();
             return Ok(());
         }
-        self.session.handle_input(&self.scratch[..n])?;
+        self.endpoint.handle_input(&self.scratch[..n])?;
         Ok(())
     }
 
-    /// Before a new operation: writes what a dropped call left unwritten and reads the answer a
-    /// dropped call left unread, so the session is ready.
+    /// Before a new operation: waits for the cancel a dropped producer sent in the background
+    /// (the endpoint itself reads and discards the outcome of what a dropped call left running).
     pub(crate) async fn settle(&mut self) -> Result<(), Error> {
         self.stream()?;
         if let Some(cancel) = self.pending_cancel.take() {
             // Cancel before reading the rest of the abandoned COPY; if it fails, reading the COPY
-            // to its end works too, only slower.
+            // to its end works too, only slower. The endpoint discards that outcome itself.
             let _ = cancel.await;
         }
-        if let State::Query | State::CopyInEnding | State::Draining = self.session.state() {
-            // The statement's outcome was not wanted any more: discard it.
-            let _ = self.wait_ready(|_| Ok(())).await;
-            self.stream()?;
-        }
-        // Events of an earlier operation (say its ReadyForQuery, read together with the error
-        // that ended a COPY) must not be taken for the next one's.
-        if self.session.state() == State::Ready {
-            while self.session.poll_event().is_some() {}
-        }
-        self.flush().await
+        Ok(())
     }
 
-    /// Flushes, then reads until the session is ready, handing every event to `on`. A COPY TO
-    /// STDOUT nobody reads is cancelled (core's [`ReadyWait`] says when). A session that closes
-    /// ends this with its error.
-    pub(crate) async fn wait_ready(
-        &mut self,
-        mut on: impl FnMut(Event) -> Result<(), Error> + Send,
-    ) -> Result<(), Error> {
-        let mut wait = ReadyWait::new();
+    /// Carries out the endpoint's operation: writes what it sends, reads what it waits for,
+    /// sends its cancels, until it is over.
+    pub(crate) async fn drive(&mut self) -> Result<Outcome, Error> {
         loop {
+            // What the step asks for goes out first: the server may be waiting for it.
+            let step = self.endpoint.poll();
             self.flush().await?;
-            match wait.poll(&mut self.session) {
-                WaitStep::Event(event) => on(event)?,
-                WaitStep::SendCancel => self.cancel().await?,
-                WaitStep::Done(result) => return Ok(result?),
-                _ => self.read_into_session().await?,
+            match step {
+                endpoint::Step::Read => self.read_into_session().await?,
+                endpoint::Step::SendCancel => self.cancel().await?,
+                endpoint::Step::Done(outcome) => return Ok(outcome?),
             }
         }
     }
@@ -640,19 +595,19 @@ impl Connection {
     /// producer (in the middle of the COPY OUT stream) or a receiver. See
     /// [`Session::take_notices`].
     pub fn take_notices(&mut self) -> Vec<DbError> {
-        self.session.take_notices()
+        self.endpoint.session_mut().take_notices()
     }
 
     /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the last
     /// call, in order (py-postgresql's `iternotifies`).
     pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.session.take_notifications()
+        self.endpoint.session_mut().take_notifications()
     }
 
     /// The command tag of the last statement that completed on this connection, e.g. `COPY
     /// 10000` after a copy it took part in.
     pub fn command_tag(&self) -> Option<&str> {
-        self.session.command_tag()
+        self.endpoint.session().command_tag()
     }
 }
 
@@ -703,8 +658,8 @@ impl Drop for Connection {
         // Say goodbye when that cannot disturb anything, without blocking: a Terminate is five
         // bytes. Otherwise the socket simply closes, which the server treats the same way.
         if self.is_ready() {
-            self.session.terminate();
-            if let (Some(stream), Some(bytes)) = (&self.stream, self.session.poll_transmit()) {
+            self.endpoint.session_mut().terminate();
+            if let (Some(stream), Some(bytes)) = (&self.stream, self.endpoint.poll_transmit()) {
                 let _ = stream.try_write(&bytes);
             }
         }

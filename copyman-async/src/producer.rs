@@ -5,7 +5,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::{CopyFormat, State};
+use copyman_core::endpoint::Abandon;
+use copyman_core::session::CopyFormat;
 use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
@@ -163,7 +164,7 @@ impl<'c> StatementProducer<'c> {
         self.source = Some(CopyOutSource::started(
             reblock,
             started,
-            &mut self.conn.session,
+            self.conn.endpoint.session_mut(),
         )?);
         Ok(())
     }
@@ -198,10 +199,10 @@ impl<'c> StatementProducer<'c> {
                 }
             };
             if n == 0 {
-                return Err(source.handle_eof(&mut self.conn.session).into());
+                return Err(source.handle_eof(self.conn.endpoint.session_mut()).into());
             }
             self.buf.truncate(HEADROOM + n);
-            source.handle_read(&mut self.conn.session, self.buf.split())?;
+            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
         }
     }
 
@@ -209,45 +210,28 @@ impl<'c> StatementProducer<'c> {
         let Some(source) = self.source.as_mut() else {
             return Ok(());
         };
-        match source.abort(&mut self.conn.session)? {
-            Abort::Done => Ok(()),
-            Abort::Drain { cancel } => {
-                if cancel {
-                    self.conn.cancel().await?;
-                }
-                // The server answers a cancel with 57014 query_canceled: expected, not reported.
-                self.conn.wait_ready(|_| Ok(())).await
-            }
+        if let Abort::Drain { cancel } = source.abort(self.conn.endpoint.session_mut())? {
+            // The server answers a cancel with 57014 query_canceled: expected, not reported.
+            self.conn.endpoint.drain_copy_out(cancel);
+            self.conn.drive().await?;
         }
+        Ok(())
     }
 }
 
 impl Drop for StatementProducer<'_> {
     fn drop(&mut self) {
-        let open = self.started
-            && !matches!(
-                self.conn.session.state(),
-                State::Ready | State::Closed | State::Failed | State::Draining
-            );
-        if !open || self.conn.is_closed() {
+        if !self.started || self.conn.is_closed() {
             // Nothing runs any more: the connection's next call reads what is left.
             return;
         }
-        // Dropped in the middle of its COPY, where nothing can be awaited: switch the session to
-        // draining and, if the server still streams, cancel from a background task; the
-        // connection's next call waits for the cancel and reads the rest. Without a runtime to
-        // cancel from, close the connection.
-        let step = match self.source.as_mut() {
-            Some(source) => source.abort(&mut self.conn.session),
-            None => self
-                .conn
-                .session
-                .abort_copy_out(&[])
-                .map(|()| Abort::Drain { cancel: true }),
-        };
-        match step {
-            Ok(Abort::Done | Abort::Drain { cancel: false }) => {}
-            Ok(Abort::Drain { cancel: true }) if self.conn.cancel_in_background() => {}
+        // Dropped in the middle of its COPY, where nothing can be awaited: core switches the
+        // session to draining; a server that still streams is cancelled from a background task
+        // (the connection's next call waits for it and reads the rest), or, without a runtime
+        // to cancel from, the connection is closed.
+        match self.conn.endpoint.abandon_copy_out(self.source.as_mut()) {
+            Abandon::Nothing => {}
+            Abandon::Cancel if self.conn.cancel_in_background() => {}
             _ => self.conn.close("a COPY TO STDOUT was abandoned midway"),
         }
     }

@@ -6,7 +6,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use copyman_core::session::{CopyFormat, Event, Session, SessionError, State};
+use copyman_core::endpoint::{Abandon, Endpoint, Outcome};
+use copyman_core::session::CopyFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::Framer;
@@ -115,13 +116,11 @@ pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
     statement: String,
     /// The server ended the COPY with this error; nothing sent since counts.
-    server_error: Option<SessionError>,
     /// Its statement was sent: from then on its connection is in its COPY until Ready.
     started: bool,
     /// Follows the CopyData stream written to the server, for realignment when dropped.
     framer: Framer,
     /// `fail` began writing its realignment: the framer no longer tells where the stream is.
-    failing: bool,
     format: Option<CopyFormat>,
 }
 
@@ -131,10 +130,8 @@ impl<'c> StatementReceiver<'c> {
         Self {
             conn,
             statement: statement.into(),
-            server_error: None,
             started: false,
             framer: Framer::new(),
-            failing: false,
             format: None,
         }
     }
@@ -152,19 +149,15 @@ impl<'c> StatementReceiver<'c> {
     /// Writes `bytes` while reading what the server says; its error ends the write.
     async fn write_data(&mut self, bytes: &[u8], written: &mut usize) -> Result<(), Error> {
         self.conn.flush().await?;
-        let server_error = &mut self.server_error;
         let framer = &mut self.framer;
-        let (stream, session, scratch) = self.conn.parts()?;
+        let (stream, endpoint, scratch) = self.conn.parts()?;
         // Under TLS, bytes taken may still wait in its buffer: they must go out too.
         while *written < bytes.len() || !stream.is_flushed() {
             tokio::select! {
                 biased;
                 ready = stream.readable() => {
                     ready?;
-                    read_server(stream, session, scratch, server_error);
-                    if let Some(e) = server_error {
-                        return Err(Error::Session(e.clone()));
-                    }
+                    read_server(stream, endpoint, scratch)?;
                 }
                 ready = stream.writable() => {
                     ready?;
@@ -188,44 +181,21 @@ impl<'c> StatementReceiver<'c> {
                         ) => {}
                         Err(e) => {
                             // The server may have said why it stopped reading: prefer its words.
-                            read_server(stream, session, scratch, server_error);
-                            return Err(match server_error {
-                                Some(e) => Error::Session(e.clone()),
-                                None => Error::Io(e),
-                            });
+                            read_server(stream, endpoint, scratch)?;
+                            return Err(Error::Io(e));
                         }
                     }
                 }
             }
         }
-        read_server(stream, session, scratch, server_error);
-        match server_error {
-            Some(e) => Err(Error::Session(e.clone())),
-            None => Ok(()),
-        }
+        read_server(stream, endpoint, scratch)
     }
 
     async fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
-        if let Some(e) = self.server_error.take() {
-            self.conn.wait_ready(|_| Ok(())).await?;
-            return Err(e.into());
-        }
-        self.conn.session.copy_done()?;
-        let mut count = None;
-        let mut error = None;
-        self.conn
-            .wait_ready(|event| {
-                match event {
-                    Event::CommandComplete { rows, .. } => count = rows,
-                    Event::Error(e) => error = Some(SessionError::Db(Box::new(e))),
-                    _ => {}
-                }
-                Ok(())
-            })
-            .await?;
-        match error {
-            Some(e) => Err(e.into()),
-            None => Ok(count),
+        self.conn.endpoint.complete_copy()?;
+        match self.conn.drive().await? {
+            Outcome::Completed(count) => Ok(count),
+            _ => Ok(None),
         }
     }
 
@@ -234,112 +204,52 @@ impl<'c> StatementReceiver<'c> {
             // Closed mid-COPY: the server aborted it, nothing committed.
             return Ok(());
         }
-        match self.conn.session.state() {
-            State::CopyIn => {
-                // Realignment: finish the frame the server is inside, so it reads our CopyFail.
-                self.failing = true;
-                self.conn.write_raw(completion.header()).await?;
-                let zeros = [0u8; 8192];
-                let mut filler = completion.filler;
-                while filler > 0 {
-                    let n = usize::try_from(filler)
-                        .unwrap_or(usize::MAX)
-                        .min(zeros.len());
-                    self.conn.write_raw(&zeros[..n]).await?;
-                    filler -= n as u64;
-                }
-                self.conn.session.copy_fail(reason)?;
-            }
-            State::Ready | State::Closed => return Ok(()),
-            _ => {}
-        }
-        // The server answers with 57014 (or had already failed the COPY): expected.
-        self.conn.wait_ready(|_| Ok(())).await
+        self.conn.endpoint.fail_copy(reason, completion)?;
+        self.conn.drive().await.map(drop)
     }
 }
 
-/// Reads what the server sent, without waiting, into the session; keeps the first error or
-/// the end of the connection in `server_error`.
-fn read_server(
-    stream: &Stream,
-    session: &mut Session,
-    scratch: &mut [u8],
-    server_error: &mut Option<SessionError>,
-) {
+/// Reads what the server sent, without waiting, into the endpoint: its error (or the end of the
+/// connection) ends the COPY, and is this receiver's fault.
+fn read_server(stream: &Stream, endpoint: &mut Endpoint, scratch: &mut [u8]) -> Result<(), Error> {
     loop {
         match stream.try_read(scratch) {
             Ok(0) => {
-                session.handle_eof();
+                endpoint.handle_eof();
                 break;
             }
             Ok(n) => {
-                if session.handle_input(&scratch[..n]).is_err() {
+                if endpoint.handle_input(&scratch[..n]).is_err() {
                     break;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(_) => {
-                session.handle_eof();
+                endpoint.handle_eof();
                 break;
             }
         }
     }
-    while let Some(event) = session.poll_event() {
-        match event {
-            Event::Error(e) => {
-                server_error.get_or_insert(SessionError::Db(Box::new(e)));
-            }
-            Event::Closed(e) => {
-                server_error.get_or_insert(e);
-            }
-            _ => {}
-        }
-    }
+    Ok(endpoint.copy_in_status()?)
 }
-
-impl StatementReceiver<'_> {
-    /// Fails the COPY without waiting: realignment and CopyFail, if the socket takes them at once.
-    fn abandon(&mut self) -> bool {
-        let completion = realign::completion(self.framer.position());
-        if completion.len() > ABANDON_LIMIT || !self.conn.flushed() {
-            return false;
-        }
-        if self.conn.session.copy_fail(DROPPED).is_err() {
-            return false;
-        }
-        let mut bytes = completion.to_vec();
-        while let Some(message) = self.conn.session.poll_transmit() {
-            bytes.extend_from_slice(&message);
-        }
-        self.conn.try_write_all(&bytes)
-    }
-}
-
-/// The CopyFail reason of a receiver dropped in the middle of its COPY.
-const DROPPED: &str = "copyman: the copy was dropped before it finished";
-
-/// The most realignment a dropped receiver writes without waiting; beyond, it closes instead.
-const ABANDON_LIMIT: u64 = 64 * 1024;
 
 impl Drop for StatementReceiver<'_> {
     fn drop(&mut self) {
         if !self.started || self.conn.is_closed() {
             return;
         }
-        let safe = match self.conn.session.state() {
-            State::Ready | State::Closed | State::Failed => true,
-            // Dropped in the middle of its COPY: only CopyDone commits it, so fail it, without
-            // waiting if the socket allows; the connection's next call reads the answer.
-            State::CopyIn => !self.failing && self.abandon(),
-            // The server already failed the COPY, or a CopyDone or CopyFail went out whole: the
-            // next call reads the answer.
-            State::Query | State::CopyInEnding => self.conn.flushed(),
-            _ => false,
+        // Only CopyDone commits a COPY: core says how to fail one dropped midway without
+        // waiting (the connection's next call reads the answer), or that the socket must close,
+        // which makes the server abort the COPY and the transaction around it.
+        let completion = realign::completion(self.framer.position());
+        let flushed = self.conn.flushed();
+        let safe = match self.conn.endpoint.abandon_copy_in(&completion, flushed) {
+            Abandon::Nothing => true,
+            Abandon::Write(bytes) => self.conn.try_write_all(&bytes),
+            Abandon::Cancel | Abandon::Close => false,
         };
         if !safe {
-            // The socket would block (a stalled destination) or a message is half written:
-            // closing it makes the server abort the COPY and the transaction around it.
             self.conn.close("a COPY FROM STDIN was abandoned midway");
         }
     }
@@ -360,8 +270,8 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
-        if let Some(e) = &self.server_error {
-            return Err(Error::Session(e.clone()).into());
+        if let Err(e) = self.conn.endpoint.copy_in_status() {
+            return Err(Error::Session(e).into());
         }
         let Data::PQv3(bytes) = data else {
             return Err(Error::State("a statement receiver takes PQv3 data").into());

@@ -9,8 +9,9 @@
 //!
 //! ```text
 //! loop {
+//!     let step = endpoint.poll();
 //!     while let Some(bytes) = endpoint.poll_transmit() { write all of bytes }
-//!     match endpoint.poll() {
+//!     match step {
 //!         Step::Read => read the socket into endpoint.handle_input (EOF: handle_eof),
 //!         Step::SendCancel => send session().cancel_request() on a new connection,
 //!         Step::Done(outcome) => return outcome,
@@ -27,11 +28,13 @@ use copyman_wire::realign::Completion;
 
 use crate::ready::{ReadyWait, WaitStep};
 use crate::session::{Event, Session, SessionError, State};
+use crate::source::{Abort as SourceAbort, CopyOutSource};
 use crate::start::{CopyStart, StartStep, Started};
 use crate::statement::Direction;
 
-/// What the adapter does next ([`Endpoint::poll`]), after writing out
-/// [`Endpoint::poll_transmit`].
+/// What the adapter does next ([`Endpoint::poll`]), once it has written out
+/// [`Endpoint::poll_transmit`] (a poll may queue bytes: a statement that starts after an
+/// abandoned operation ended).
 #[derive(Debug)]
 #[must_use]
 // An outcome is moved once per operation, never per row.
@@ -71,8 +74,8 @@ pub enum Outcome {
     Completed(Option<u64>),
 }
 
-/// What an adapter must do with an endpoint dropped in the middle of its COPY IN
-/// ([`Endpoint::abandon_copy_in`]).
+/// What an adapter must do with an endpoint dropped in the middle of its COPY
+/// ([`Endpoint::abandon_copy_in`], [`Endpoint::abandon_copy_out`]).
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Abandon {
@@ -81,6 +84,10 @@ pub enum Abandon {
     /// Write these bytes without blocking (they realign the frame and fail the COPY); if they do
     /// not all go out now, close the socket.
     Write(Bytes),
+    /// Send the session's cancel request from the background (the session drains the COPY OUT;
+    /// the connection's next operation waits for the rest); close the socket if that cannot be
+    /// done.
+    Cancel,
     /// Close the socket: the server then aborts the COPY and the transaction around it.
     Close,
 }
@@ -169,7 +176,7 @@ impl Endpoint {
         &mut self.session
     }
 
-    /// Bytes to write to the socket, in order, until `None`.
+    /// Bytes to write to the socket, in order, until `None` (never empty).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if let Some(header) = self.realign.take() {
             return Some(header);
@@ -182,11 +189,6 @@ impl Endpoint {
             return Some(Bytes::from_static(&ZEROS[..n]));
         }
         self.session.poll_transmit()
-    }
-
-    /// Whether nothing is left to write.
-    pub fn is_flushed(&self) -> bool {
-        self.realign.is_none() && self.filler == 0 && self.session.buffered_len() == 0
     }
 
     /// Bytes read from the socket.
@@ -287,7 +289,8 @@ impl Endpoint {
         match self.session.state() {
             State::CopyIn => {
                 self.failing = true;
-                self.realign = Some(Bytes::copy_from_slice(completion.header()));
+                let header = completion.header();
+                self.realign = (!header.is_empty()).then(|| Bytes::copy_from_slice(header));
                 self.filler = completion.filler;
                 self.session.copy_fail(reason)?;
             }
@@ -313,8 +316,9 @@ impl Endpoint {
     /// What to do with the connection when its COPY IN endpoint is dropped midway: only CopyDone
     /// commits a COPY, so it must be failed — by writing its realignment and a CopyFail now,
     /// without waiting (the connection's next operation reads the answer), or by closing the
-    /// socket when that cannot be done at once (`flushed`: nothing is half written; `completion`:
-    /// the realignment of what was sent).
+    /// socket when that cannot be done at once (`flushed`: no message is half written to the
+    /// socket — what waits in [`Endpoint::poll_transmit`] is whole messages, which the next
+    /// operation sends first; `completion`: the realignment of the CopyData sent).
     pub fn abandon_copy_in(&mut self, completion: &Completion, flushed: bool) -> Abandon {
         match self.session.state() {
             State::Ready | State::Closed | State::Failed => Abandon::Nothing,
@@ -335,6 +339,31 @@ impl Endpoint {
             // next operation reads the answer.
             State::Query | State::CopyInEnding if flushed => Abandon::Nothing,
             _ => Abandon::Close,
+        }
+    }
+
+    /// What to do with the connection when its COPY OUT producer is dropped midway, where
+    /// nothing can be waited for: the session is switched to draining (`source`, the producer's
+    /// source if its COPY started, tells where the stream stands), and a server that still
+    /// streams must be cancelled.
+    pub fn abandon_copy_out(&mut self, source: Option<&mut CopyOutSource>) -> Abandon {
+        if matches!(
+            self.session.state(),
+            State::Ready | State::Closed | State::Failed | State::Draining
+        ) {
+            return Abandon::Nothing;
+        }
+        let step = match source {
+            Some(source) => source.abort(&mut self.session),
+            None => self
+                .session
+                .abort_copy_out(&[])
+                .map(|()| SourceAbort::Drain { cancel: true }),
+        };
+        match step {
+            Ok(SourceAbort::Done | SourceAbort::Drain { cancel: false }) => Abandon::Nothing,
+            Ok(SourceAbort::Drain { cancel: true }) => Abandon::Cancel,
+            Err(_) => Abandon::Close,
         }
     }
 

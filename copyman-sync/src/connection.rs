@@ -472,8 +472,10 @@ impl Connection {
     /// sends its cancels, until it is over.
     pub(crate) fn drive(&mut self) -> Result<Outcome, Error> {
         loop {
+            // What the step asks for goes out first: the server may be waiting for it.
+            let step = self.endpoint.poll();
             self.flush()?;
-            match self.endpoint.poll() {
+            match step {
                 endpoint::Step::Read => self.read_into_session()?,
                 endpoint::Step::SendCancel => self.cancel()?,
                 endpoint::Step::Done(outcome) => return Ok(outcome?),

@@ -1,0 +1,278 @@
+//! The endpoint machine against scripted server bytes: what a statement, a COPY IN's end, a
+//! CopyFail with realignment, a server error mid-COPY IN, a drained COPY OUT and an abandon on
+//! drop mean — decided once for both adapters, which only pump bytes.
+
+use bytes::BytesMut;
+use copyman_core::endpoint::{Abandon, DROPPED, Endpoint, Outcome, Step};
+use copyman_core::session::{Session, SessionError, StartupConfig, State};
+use copyman_core::source::CopyOutSource;
+use copyman_core::statement::Direction;
+use copyman_wire::realign::{self, Completion};
+use copyman_wire::{Framer, HEADROOM};
+
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn ready() -> Vec<u8> {
+    msg(b'Z', b"I")
+}
+
+fn error(code: &str) -> Vec<u8> {
+    msg(b'E', format!("SERROR\0C{code}\0Mboom\0\0").as_bytes())
+}
+
+fn complete(tag: &str) -> Vec<u8> {
+    msg(b'C', format!("{tag}\0").as_bytes())
+}
+
+fn copy_in_response() -> Vec<u8> {
+    msg(b'G', &[0, 0, 1, 0, 0])
+}
+
+fn copy_out_response() -> Vec<u8> {
+    msg(b'H', &[0, 0, 1, 0, 0])
+}
+
+/// An endpoint whose startup is over (a backend key given, so it can cancel).
+fn endpoint() -> Endpoint {
+    let mut e = Endpoint::new(Session::new(StartupConfig::new("u")));
+    e.wait_ready();
+    assert!(e.poll_transmit().is_some(), "the startup message goes out");
+    assert!(matches!(e.poll(), Step::Read));
+    let mut hello = msg(b'R', &[0, 0, 0, 0]);
+    hello.extend(msg(b'K', &[0, 0, 0, 7, 0, 0, 0, 9]));
+    hello.extend(ready());
+    e.handle_input(&hello).unwrap();
+    assert!(matches!(e.poll(), Step::Done(Ok(Outcome::Ready))));
+    e
+}
+
+/// Everything the endpoint has to send now.
+fn sent(e: &mut Endpoint) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(bytes) = e.poll_transmit() {
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Polls until the operation is over, feeding `server` at the first read; no second read.
+fn finish(e: &mut Endpoint, server: &[u8]) -> Result<Outcome, SessionError> {
+    let mut fed = false;
+    loop {
+        let step = e.poll();
+        sent(e);
+        match step {
+            Step::Read if !fed => {
+                fed = true;
+                e.handle_input(server).unwrap();
+            }
+            Step::Read => panic!("waits for more than the server sent"),
+            Step::SendCancel => panic!("no cancel expected"),
+            Step::Done(outcome) => return outcome,
+        }
+    }
+}
+
+fn start_copy_in(e: &mut Endpoint) {
+    e.start_copy("COPY t FROM STDIN", Direction::FromStdin)
+        .unwrap();
+    assert!(matches!(
+        finish(e, &copy_in_response()),
+        Ok(Outcome::Started(_))
+    ));
+    assert_eq!(e.session().state(), State::CopyIn);
+}
+
+#[test]
+fn a_statement_gives_its_rows_and_its_count() {
+    let mut e = endpoint();
+    e.query("SELECT 1").unwrap();
+    let mut server = msg(b'T', &[0, 0]);
+    server.extend(msg(b'D', &[0, 1, 0, 0, 0, 1, b'7']));
+    server.extend(complete("SELECT 1"));
+    server.extend(ready());
+    match finish(&mut e, &server).unwrap() {
+        Outcome::Statement { rows, count } => {
+            assert_eq!(rows, vec![vec![Some("7".to_owned())]]);
+            assert_eq!(count, Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_statement_error_is_the_outcome_and_the_session_is_ready_again() {
+    let mut e = endpoint();
+    e.query("SELEC 1").unwrap();
+    let mut server = error("42601");
+    server.extend(ready());
+    let err = finish(&mut e, &server).unwrap_err();
+    assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("42601"));
+    assert_eq!(e.session().state(), State::Ready);
+}
+
+#[test]
+fn complete_copy_sends_copy_done_and_gives_the_count() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    e.complete_copy().unwrap();
+    assert_eq!(sent(&mut e), msg(b'c', b""), "CopyDone");
+    let mut server = complete("COPY 3");
+    server.extend(ready());
+    assert!(matches!(
+        finish(&mut e, &server),
+        Ok(Outcome::Completed(Some(3)))
+    ));
+}
+
+#[test]
+fn a_server_error_mid_copy_in_is_reported_again_at_complete_without_a_read() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    // The server refuses a row: its error and ReadyForQuery come in one read, mid-COPY.
+    let mut server = error("22P02");
+    server.extend(ready());
+    e.handle_input(&server).unwrap();
+    let first = e.copy_in_status().unwrap_err();
+    assert_eq!(first.db_error().map(|d| d.code.as_str()), Some("22P02"));
+    // Every later check says it again: the server ignores what comes after.
+    assert!(e.copy_in_status().is_err());
+    // Completing sends nothing and ends at once with that error (no read would ever return).
+    e.complete_copy().unwrap();
+    assert!(sent(&mut e).is_empty(), "nothing after the server's error");
+    match e.poll() {
+        Step::Done(Err(err)) => assert_eq!(err.db_error().map(|d| d.code.as_str()), Some("22P02")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fail_copy_realigns_the_frame_then_sends_copy_fail() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    // The adapter sent 3 bytes of a 5-byte header and body of a frame: "d\0\0\0\x0cab…".
+    let mut framer = Framer::new();
+    let sent_so_far = [b'd', 0, 0, 0, 12, b'a', b'b'];
+    let _ = framer.advance(&sent_so_far);
+    let completion: Completion = realign::completion(framer.position());
+    assert_eq!(completion.filler, 6);
+    e.fail_copy("stop", &completion).unwrap();
+    let out = sent(&mut e);
+    assert_eq!(&out[..6], &[0; 6], "the frame is finished with zeros");
+    assert_eq!(out[6], b'f', "then CopyFail");
+    // The server's 57014 is what was asked for: not an error of the outcome.
+    let mut server = error("57014");
+    server.extend(ready());
+    assert!(matches!(finish(&mut e, &server), Ok(Outcome::Ready)));
+}
+
+#[test]
+fn fail_copy_at_a_frame_boundary_sends_only_copy_fail() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    e.fail_copy("stop", &Completion::default()).unwrap();
+    let first = e.poll_transmit().expect("CopyFail");
+    assert_eq!(first[0], b'f', "no empty write before it");
+}
+
+#[test]
+fn fail_copy_after_the_server_failed_it_sends_nothing() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    let mut server = error("23505");
+    server.extend(ready());
+    e.handle_input(&server).unwrap();
+    assert!(e.copy_in_status().is_err());
+    e.fail_copy("stop", &Completion::default()).unwrap();
+    assert!(sent(&mut e).is_empty());
+    assert!(matches!(e.poll(), Step::Done(Ok(Outcome::Ready))));
+}
+
+#[test]
+fn an_aborted_copy_out_is_cancelled_then_drained() {
+    let mut e = endpoint();
+    e.start_copy("COPY t TO STDOUT", Direction::ToStdout)
+        .unwrap();
+    let started = match finish(&mut e, &copy_out_response()).unwrap() {
+        Outcome::Started(started) => started,
+        other => panic!("{other:?}"),
+    };
+    let mut source = CopyOutSource::started(true, started, e.session_mut()).unwrap();
+    let mut buf = BytesMut::from(&[0u8; HEADROOM][..]);
+    buf.extend_from_slice(&msg(b'd', b"1\n"));
+    source.handle_read(e.session_mut(), buf).unwrap();
+    match e.abandon_copy_out(Some(&mut source)) {
+        Abandon::Cancel => {}
+        other => panic!("{other:?}"),
+    }
+    e.drain_copy_out(true);
+    assert!(
+        matches!(e.poll(), Step::SendCancel),
+        "the cancel goes first"
+    );
+    let mut server = msg(b'd', b"2\n");
+    server.extend(error("57014"));
+    server.extend(ready());
+    assert!(matches!(finish(&mut e, &server), Ok(Outcome::Ready)));
+    assert_eq!(e.session().state(), State::Ready);
+}
+
+#[test]
+fn a_dropped_copy_in_is_failed_at_once_or_closed() {
+    // Nothing half sent: realignment and CopyFail, to write without waiting.
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    let completion = Completion::default();
+    match e.abandon_copy_in(&completion, true) {
+        Abandon::Write(bytes) => {
+            assert_eq!(bytes[0], b'f');
+            let reason = String::from_utf8_lossy(&bytes[5..]);
+            assert!(reason.contains(DROPPED), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A message half written, or a frame too large to finish now: only closing is safe.
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    assert_eq!(e.abandon_copy_in(&completion, false), Abandon::Close);
+    // A COPY already failing is on its way out; no COPY at all needs nothing.
+    let mut e = endpoint();
+    assert_eq!(e.abandon_copy_in(&completion, true), Abandon::Nothing);
+    start_copy_in(&mut e);
+    e.fail_copy("stop", &completion).unwrap();
+    sent(&mut e);
+    assert_eq!(e.abandon_copy_in(&completion, true), Abandon::Nothing);
+}
+
+#[test]
+fn an_operation_after_an_abandoned_one_waits_for_its_end_first() {
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    let Abandon::Write(_) = e.abandon_copy_in(&Completion::default(), true) else {
+        panic!("abandon")
+    };
+    // The next statement goes out only once the CopyFail's answer is read, whose error is not
+    // the statement's.
+    e.query("SELECT 1").unwrap();
+    assert!(
+        sent(&mut e).is_empty(),
+        "nothing before the abandoned COPY ended"
+    );
+    assert!(matches!(e.poll(), Step::Read));
+    let mut server = error("57014");
+    server.extend(ready());
+    e.handle_input(&server).unwrap();
+    assert!(matches!(e.poll(), Step::Read), "the statement is under way");
+    assert_eq!(sent(&mut e)[0], b'Q');
+    let mut server = complete("SELECT 0");
+    server.extend(ready());
+    assert!(matches!(
+        finish(&mut e, &server),
+        Ok(Outcome::Statement { count: Some(0), .. })
+    ));
+}
