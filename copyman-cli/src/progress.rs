@@ -31,7 +31,7 @@ pub(crate) fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Makes `bar` the one [`println`] prints above (a job's display registers its overall bar: a
+/// Makes `bar` the one [`println()`] prints above (a job's display registers its overall bar: a
 /// bar of a `MultiProgress` suspends them all), or none.
 pub(crate) fn set_active(bar: Option<ProgressBar>) {
     *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = bar;

@@ -7,6 +7,10 @@
 //! (129, 130, 143). A second signal exits at once, after removing the temporary files of file
 //! destinations (servers roll back what a closed connection leaves).
 //!
+//! A job of many tables ([`install_with`] [`JOB_STOPPING`]) is stopped the same way by its
+//! [`JobWatch`](crate::watch::JobWatch): the tables being copied roll back, the committed ones
+//! stay (recorded in the state file), and the exit status is the signal's.
+//!
 //! The handlers are signal-hook's: the signal handler itself only writes to a pipe; a thread of
 //! ours reads it and does the rest, so nothing here runs in a signal handler.
 

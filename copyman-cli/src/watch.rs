@@ -15,6 +15,10 @@
 //! It asks over one short monitoring connection per server endpoint, opened only when needed
 //! (connect and statement timeouts of 5 s) and closed when the run ends: bounded, and nothing at
 //! all for a copy that keeps moving.
+//!
+//! A job of many tables has its own loop over the same parts ([`JobWatch`]): the backends come
+//! from the job's events, per worker, and a signal interrupts the job before its backends are
+//! cancelled.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -585,6 +589,9 @@ impl Drop for JobWatch {
     }
 }
 
+/// A worker to look at: its index, its table's generation, its backends (server, pid).
+type Due = (usize, u64, Vec<(usize, i32)>);
+
 fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
     let mut monitors: Vec<Monitor> = shared
         .servers
@@ -617,7 +624,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
         }
         // The workers that have not moved for a while, and their backends (looked at without
         // the lock: the workers' events must not wait for a monitoring query).
-        let due: Vec<(usize, u64, Vec<(usize, i32)>)> = {
+        let due: Vec<Due> = {
             let mut workers = lock();
             workers
                 .iter_mut()

@@ -15,6 +15,14 @@
 //! tables in flight on other workers are aborted and rolled back, tables not started are not
 //! started, tables committed before stay committed (and recorded). With `keep_going`, the table
 //! commits where it completed and every other table goes on.
+//!
+//! Interrupts ([`Options::interrupt`], a signal in the `copyman` command) stop the job the same
+//! way under any policy: the tables being copied roll back everywhere ([`Status::Interrupted`]),
+//! those committed stay. A caller sees each worker's backends ([`Event::Backend`], until
+//! [`Event::Ending`]) to show lock waits and to cancel a copy blocked on a server.
+//! [`Options::stall_timeout`] is core's stall rule during the COPY and the sessions' socket
+//! timeouts from a table's `BEGIN` to the end of its COPY; [`Options::allow_count_mismatch`]
+//! commits a destination whose count differs, with a warning.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -2469,6 +2477,64 @@ mod tests {
             3
         );
         assert_eq!(split(&copy, Format::Text, 8192, 1, 8192, 1).len(), 2);
+    }
+
+    #[test]
+    fn an_interrupt_keeps_its_first_reason_and_is_shared_by_its_clones() {
+        let interrupt = Interrupt::new();
+        let options = Options {
+            interrupt: interrupt.clone(),
+            ..Options::new("/tmp/x.state")
+        };
+        assert!(!options.interrupt.is_interrupted());
+        interrupt.interrupt("interrupted by SIGINT");
+        interrupt.interrupt("interrupted by SIGTERM");
+        assert_eq!(
+            options.interrupt.reason().as_deref(),
+            Some("interrupted by SIGINT")
+        );
+    }
+
+    #[test]
+    fn the_rate_cap_does_not_sleep_through_an_interrupt() {
+        // One byte a second: 1 MB would be a sleep of eleven days.
+        let rate = Rate {
+            per_second: 1,
+            start: Instant::now(),
+            used: Mutex::new(0),
+        };
+        let interrupt = Interrupt::new();
+        let waited = std::sync::atomic::AtomicUsize::new(0);
+        thread::scope(|s| {
+            s.spawn(|| {
+                rate.take(1 << 20, &interrupt, &|| {
+                    // The job's watch hears that the worker waits on purpose.
+                    if waited.fetch_add(1, Ordering::SeqCst) == 2 {
+                        interrupt.interrupt("interrupted by SIGINT");
+                    }
+                });
+            });
+        });
+        assert_eq!(waited.load(Ordering::SeqCst), 3);
+        assert_eq!(*rate.used.lock().unwrap(), 1 << 20);
+    }
+
+    #[test]
+    fn a_socket_timeout_is_said_as_a_stall_of_the_stall_timeout() {
+        let timeout = copyman_sync::Error::Io(io::ErrorKind::WouldBlock.into());
+        assert_eq!(
+            describe_with(&timeout, Some(Duration::from_millis(1500))).message,
+            "stalled for 1.5 s: no byte moved (stall timeout)"
+        );
+        // Without a stall timeout it is what it is.
+        assert!(!describe(&timeout).message.contains("stalled"));
+        // Core's stall error names its timeout itself.
+        let stalled =
+            copyman_sync::Stalled::new(copyman_sync::EndpointId::Producer, Duration::from_secs(2));
+        assert_eq!(
+            describe(&stalled).message,
+            "stalled for 2 s: no byte moved (stall timeout)"
+        );
     }
 
     #[test]
