@@ -462,6 +462,44 @@ fn job_sigint_rolls_back_the_running_tables_keeps_the_committed_ones_and_resume_
     }
 }
 
+#[test]
+fn job_sigterm_cancels_a_table_waiting_on_a_lock_and_rolls_it_back() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{LATER}{FILL_LATER}"));
+    let d0 = database(&c.dest[0], LATER);
+    let d1 = database(&c.dest[1], LATER);
+    let state = TempPath::new("sigterm.state");
+    let (mut child, mut holder) = job_then_lock(c, &src, &d0, &d1, &state, &[]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    read_until(&mut stderr, "waiting for lock on destination 1 (");
+    // The job sits in later_t's lock wait: the signal must cancel it, not wait for the lock.
+    signal(&child, "TERM");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_exit(&out, 143);
+    assert!(
+        rest.contains("SIGTERM received: stopping the job"),
+        "{rest}"
+    );
+    let report = json(&out);
+    assert_eq!(report["status"], "interrupted", "{report}");
+    for dest in 0..2 {
+        assert_eq!(record(&report, "first_t", dest)["status"], "committed");
+        assert_eq!(
+            record(&report, "later_t", dest)["status"],
+            "interrupted",
+            "{report}"
+        );
+    }
+    for (cluster, db) in [(&c.dest[0], &d0), (&c.dest[1], &d1)] {
+        assert_eq!(count(cluster, db, "first_t"), 3000);
+        assert_eq!(count(cluster, db, "later_t"), 0);
+        assert_eq!(copy_backends(cluster, db), 0);
+    }
+}
+
 // Point 3: the options of one table, in a job.
 
 #[test]
