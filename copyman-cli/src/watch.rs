@@ -680,7 +680,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                             ));
                         }
                         b.2 = true;
-                        notes.push(format!("waiting for lock on {}", b.1.label));
+                        // The job's line names the table already.
+                        notes.push(format!("waiting for lock on {}", shared.servers[server].0));
                     }
                     None => b.2 = false,
                 }
