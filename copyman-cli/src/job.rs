@@ -507,7 +507,7 @@ fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) 
     json!({
         "status": match exit {
             Exit::Success => "ok",
-            Exit::Interrupt | Exit::Terminate | Exit::Hangup => "interrupted",
+            exit if exit.is_interruption() => "interrupted",
             _ => "failed",
         },
         "exit_code": exit.code(),
