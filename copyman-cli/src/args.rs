@@ -49,7 +49,8 @@ Exit status:
   3  connection or authentication failure
   4  partial: some destinations committed (or may have) and others did not
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
-     signal exits at once)";
+     signal exits at once); a job of many tables keeps the tables it committed before the
+     signal (recorded in its state file: --resume goes on) and rolls back the others";
 
 /// Examples shown by `copyman table --help`.
 const TABLE_EXAMPLES: &str = "\
@@ -552,7 +553,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Safety {
-    fn from_low(
+    /// Validates the limits and checks of a copy from `source` to `destinations` (a job's too).
+    ///
+    /// # Errors
+    /// A bad `--encoding`, or one given where no file or stdin endpoint takes it.
+    pub(crate) fn from_low(
         low: &LowSafety,
         source: &Endpoint,
         destinations: &[Endpoint],

@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::hash::Hasher;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use copyman_job::job::{
-    self, DEFAULT_JOBS, DestPlan, Event, JobError, JobReport, Options, Server, Status,
+    self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Status,
 };
 use copyman_job::select::{self, Selection};
 use indicatif::{
@@ -20,10 +20,12 @@ use indicatif::{
 };
 use serde_json::{Value, json};
 
-use crate::args::{ArgError, Endpoint, LowTable, Output, endpoints};
+use crate::args::{ArgError, Endpoint, LowTable, Output, Safety, endpoints};
 use crate::conn::{Env, ServerSpec};
 use crate::report::{self, Exit, Fatal};
+use crate::signals;
 use crate::sql::{Format, TableName};
+use crate::watch::{JobWatch, NoteFn};
 
 /// The flags of a job (`copyman table` with many tables).
 #[derive(clap::Args, Debug, Default)]
@@ -141,9 +143,6 @@ impl JobArgs {
             (low.condition.is_some(), "--where"),
             (low.target_table.is_some(), "--target-table"),
             (low.header, "--header"),
-            (low.safety.stall_timeout.is_some(), "--stall-timeout"),
-            (low.safety.encoding.is_some(), "--encoding"),
-            (low.safety.allow_count_mismatch, "--allow-count-mismatch"),
         ] {
             if given {
                 return Err(ArgError::usage(format!(
@@ -185,6 +184,9 @@ impl JobArgs {
             None => None,
         };
         let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+        // The limits and checks mean what they mean for one table (and `--encoding`, for file
+        // and stdin endpoints only, is refused as for any copy between servers).
+        let safety = Safety::from_low(&low.safety, &source, &destinations)?;
         let server = |e: Endpoint| match e {
             Endpoint::Server(spec) => Ok(*spec),
             other => Err(ArgError::usage(format!(
@@ -240,6 +242,9 @@ impl JobArgs {
             } else {
                 None
             },
+            stall_timeout: safety.stall_timeout,
+            allow_count_mismatch: safety.allow_count_mismatch,
+            interrupt: Interrupt::new(),
         };
         Ok(Self {
             source,
@@ -247,7 +252,7 @@ impl JobArgs {
             selection,
             options,
             dry_run: low.dry_run,
-            lock_timeout: low.safety.lock_timeout,
+            lock_timeout: safety.lock_timeout,
         })
     }
 
@@ -260,20 +265,39 @@ impl JobArgs {
 }
 
 /// A server of the job: every session it opens gets `lock_timeout` (`--lock-timeout`).
-fn server(spec: &ServerSpec, lock_timeout: Option<Duration>) -> Server {
+/// Each session it opens is told to `watch` as server `index` (0: the source, then each
+/// destination): the sessions that plan the job are watched for lock waits.
+fn server(
+    spec: &ServerSpec,
+    (lock_timeout, stall_timeout): (Option<Duration>, Option<Duration>),
+    watch: &Arc<JobWatch>,
+    index: usize,
+) -> Server {
     let spec = Arc::new(spec.clone());
+    let watch = Arc::clone(watch);
     Server {
         name: spec.display.clone(),
         connect: Arc::new(move || {
             let mut conn = spec.connect()?;
+            // The planning sessions get --stall-timeout's socket timeouts, as a single table's
+            // do; a worker's sessions get them from the job, around each copy only.
+            if watch.connected(index, &conn) && stall_timeout.is_some() {
+                conn.set_timeout(stall_timeout)?;
+            }
             if let Some(limit) = lock_timeout {
-                conn.execute(&format!(
-                    "SET lock_timeout = '{}ms'",
-                    limit.as_millis().max(1)
-                ))?;
+                conn.execute(&crate::limits::lock_timeout_sql(limit))?;
             }
             Ok(conn)
         }),
+    }
+}
+
+/// Stops the watch however the run ends (the servers' connect functions hold it too).
+struct StopWatch(Arc<JobWatch>);
+
+impl Drop for StopWatch {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 
@@ -302,15 +326,50 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             }
         }
     }
-    let source = server(&args.source, args.lock_timeout);
+    // Signals: the first interrupts the job (the watch below carries it out), a second exits.
+    if let Err(e) = signals::install_with(signals::JOB_STOPPING) {
+        report::warn(format_args!("cannot handle signals: {e}"));
+    }
+    // The progress display exists once the job runs; the watch starts before, for the plan.
+    let display: Arc<OnceLock<Arc<Render>>> = Arc::new(OnceLock::new());
+    let note: NoteFn = {
+        let display = Arc::clone(&display);
+        Arc::new(move |worker, note| {
+            if let Some(render) = display.get() {
+                render.note(worker, note);
+            }
+        })
+    };
+    let servers = std::iter::once((format!("source ({})", args.source.display), &args.source))
+        .chain(
+            args.destinations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (format!("destination {} ({})", i + 1, d.display), d)),
+        )
+        .map(|(label, spec)| (label, spec.clone()))
+        .collect();
+    let watch = Arc::new(JobWatch::start(
+        servers,
+        args.options.jobs,
+        args.options.interrupt.clone(),
+        note,
+        output.quiet,
+    ));
+    let _stop = StopWatch(Arc::clone(&watch));
+    let limits = (args.lock_timeout, args.options.stall_timeout);
+    let source = server(&args.source, limits, &watch, 0);
     let dests: Vec<Server> = args
         .destinations
         .iter()
-        .map(|d| server(d, args.lock_timeout))
+        .enumerate()
+        .map(|(i, d)| server(d, limits, &watch, i + 1))
         .collect();
+    watch.planning(true);
     crate::identity::check_job(&source, &dests)?;
     report::log(format_args!("planning the job: {}", args.selection));
     let plan = job::plan(&source, &dests, &args.selection, &args.options).map_err(fatal)?;
+    watch.planning(false);
     if args.dry_run {
         return dry_run(&plan, &dests, output);
     }
@@ -320,12 +379,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             args.options.state.display()
         ));
     }
-    let render = Render::new(output, args.options.jobs);
-    let report =
-        job::run(plan, &source, &dests, &args.options, &|e| render.event(e)).map_err(fatal)?;
+    let render = Arc::new(Render::new(output, args.options.jobs));
+    let _ = display.set(Arc::clone(&render));
+    let report = job::run(plan, &source, &dests, &args.options, &|e| {
+        watch.event(&e);
+        render.event(e);
+    })
+    .map_err(fatal)?;
+    watch.stop();
     render.finish();
     let exit = if report.succeeded() {
         Exit::Success
+    } else if let Some(signal) = signals::received().filter(|_| report.interrupted.is_some()) {
+        // Interrupted: the tables it committed stay (and are recorded); the exit status says
+        // why the rest is missing, as a shell's would for a killed process.
+        Exit::interrupted(signal)
     } else if report
         .tables
         .iter()
@@ -428,6 +496,7 @@ fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) 
                 "bytes": d.bytes,
                 "seconds": d.seconds,
                 "verified": d.verified,
+                "warning": d.warning,
                 "error": d.error.as_ref().map(|e| json!({
                     "sqlstate": e.sqlstate,
                     "message": e.message,
@@ -436,11 +505,16 @@ fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) 
         }
     }
     json!({
-        "status": if exit == Exit::Success { "ok" } else { "failed" },
+        "status": match exit {
+            Exit::Success => "ok",
+            exit if exit.is_interruption() => "interrupted",
+            _ => "failed",
+        },
         "exit_code": exit.code(),
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,
         "stopped": report.stopped,
+        "interrupted": report.interrupted,
         "seconds": report.seconds,
         "tables": records,
     })
@@ -485,9 +559,20 @@ fn write_human(
                 .unwrap_or_default()
         )?;
     }
+    // Interrupted: every table is said, committed or not, so the user knows where it stands.
+    let interrupted = report.interrupted.is_some() && !report.succeeded();
     for t in &report.tables {
         for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
-            let show = output.verbose || !d.status.is_done() || d.error.is_some();
+            if let Some(warning) = &d.warning {
+                writeln!(
+                    out,
+                    "copyman: warning: {} → destination {} ({}): {warning}",
+                    t.table,
+                    i + 1,
+                    s.name
+                )?;
+            }
+            let show = output.verbose || interrupted || !d.status.is_done() || d.error.is_some();
             if !show || (output.quiet && d.status == Status::NotStarted) {
                 continue;
             }
@@ -513,6 +598,30 @@ fn write_human(
     }
     if let Some(why) = &report.stopped {
         writeln!(out, "copyman: the job stopped: {why}")?;
+    }
+    if let Some(why) = report.interrupted.as_ref().filter(|_| interrupted) {
+        let (done, not): (Vec<_>, Vec<_>) = report
+            .tables
+            .iter()
+            .partition(|t| t.destinations.iter().all(|d| d.status.is_done()));
+        let names = |tables: &[&job::TableReport]| {
+            if tables.is_empty() {
+                "none".to_owned()
+            } else {
+                tables
+                    .iter()
+                    .map(|t| t.table.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(
+            out,
+            "copyman: {why}: committed on every destination (and recorded): {}; not committed \
+             everywhere: {}",
+            names(&done),
+            names(&not)
+        )?;
     }
     if !report.succeeded() {
         writeln!(
@@ -547,6 +656,8 @@ struct RenderState {
     done_bytes: u64,
     done_rows: u64,
     running: Vec<(u64, u64)>,
+    /// Each job's line: what it copies, its counts, a note (a lock wait) from the watch.
+    lines: Vec<[String; 3]>,
     started: Instant,
     last_plain: Instant,
 }
@@ -569,6 +680,8 @@ impl Render {
                 .progress_chars("=> "),
             );
             overall.enable_steady_tick(Duration::from_millis(200));
+            // Log lines and lock waits print above the bars.
+            crate::progress::set_active(Some(overall.clone()));
             let workers = (0..jobs)
                 .map(|_| {
                     let bar = multi.add(ProgressBar::new_spinner());
@@ -591,6 +704,9 @@ impl Render {
                 done_bytes: 0,
                 done_rows: 0,
                 running: vec![(0, 0); jobs],
+                lines: (0..jobs)
+                    .map(|w| [format!("job {}: idle", w + 1), String::new(), String::new()])
+                    .collect(),
                 started: now,
                 last_plain: now,
             }),
@@ -612,13 +728,14 @@ impl Render {
                 table,
                 size,
             } => {
-                if let Some(bar) = bars.and_then(|(_, _, w)| w.get(worker)) {
-                    bar.set_message(format!(
-                        "job {}: {table} ({})",
-                        worker + 1,
-                        HumanBytes(size)
-                    ));
+                if let Some(line) = s.lines.get_mut(worker) {
+                    *line = [
+                        format!("job {}: {table} ({})", worker + 1, HumanBytes(size)),
+                        String::new(),
+                        String::new(),
+                    ];
                 }
+                self.draw_line(&s, worker);
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }
@@ -631,15 +748,10 @@ impl Render {
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (rows, bytes);
                 }
-                if let Some(bar) = bars.and_then(|(_, _, w)| w.get(worker)) {
-                    let message = bar.message();
-                    let head = message.split(" — ").next().unwrap_or_default().to_owned();
-                    bar.set_message(format!(
-                        "{head} — {} rows, {}",
-                        HumanCount(rows),
-                        HumanBytes(bytes)
-                    ));
+                if let Some(line) = s.lines.get_mut(worker) {
+                    line[1] = format!(" — {} rows, {}", HumanCount(rows), HumanBytes(bytes));
                 }
+                self.draw_line(&s, worker);
             }
             Event::TableFinished { worker, report } => {
                 s.finished += 1;
@@ -649,9 +761,14 @@ impl Render {
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }
-                if let Some(bar) = bars.and_then(|(_, _, w)| w.get(worker)) {
-                    bar.set_message(format!("job {}: idle", worker + 1));
+                if let Some(line) = s.lines.get_mut(worker) {
+                    *line = [
+                        format!("job {}: idle", worker + 1),
+                        String::new(),
+                        String::new(),
+                    ];
                 }
+                self.draw_line(&s, worker);
             }
             _ => {}
         }
@@ -680,7 +797,25 @@ impl Render {
         }
     }
 
+    /// Puts `note` (a lock wait, from the watch) on a job's line, or takes it off.
+    fn note(&self, worker: usize, note: Option<String>) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(line) = s.lines.get_mut(worker) {
+            line[2] = note.map(|n| format!("  {n}")).unwrap_or_default();
+        }
+        self.draw_line(&s, worker);
+    }
+
+    fn draw_line(&self, s: &RenderState, worker: usize) {
+        if let (Some((_, _, bars)), Some(line)) = (&self.multi, s.lines.get(worker))
+            && let Some(bar) = bars.get(worker)
+        {
+            bar.set_message(line.concat());
+        }
+    }
+
     fn finish(&self) {
+        crate::progress::set_active(None);
         if let Some((multi, overall, workers)) = &self.multi {
             for bar in workers {
                 bar.finish_and_clear();
@@ -763,6 +898,19 @@ mod tests {
         assert_eq!(j.selection.exclude, ["x_old"]);
         // No table at all: every table.
         assert_eq!(job(&with(&[])).selection, Selection::default());
+        // The limits of one table mean the same for a job.
+        let j = job(&with(&[
+            "a",
+            "b",
+            "--stall-timeout",
+            "10s",
+            "--lock-timeout",
+            "2s",
+            "--allow-count-mismatch",
+        ]));
+        assert_eq!(j.options.stall_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(j.lock_timeout, Some(Duration::from_secs(2)));
+        assert!(j.options.allow_count_mismatch);
     }
 
     #[test]
@@ -777,13 +925,28 @@ mod tests {
             &["--columns", "a"][..],
             &["--where", "a > 1"],
             &["--target-table", "x"],
-            &["--stall-timeout", "10s"],
-            &["--allow-count-mismatch"],
         ] {
             let mut args = vec!["table", "a", "b", "--from", "host=a", "--to", "host=b"];
             args.extend_from_slice(flag);
             assert!(usage(&args).contains("is for one table"), "{flag:?}");
         }
+        // --encoding names the encoding of files and stdin: a job copies between servers only,
+        // and is refused it as a copy of one table between servers is.
+        let message = usage(&[
+            "table",
+            "a",
+            "b",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+            "--encoding",
+            "LATIN1",
+        ]);
+        assert!(
+            message.contains("--encoding is for file and stdin endpoints"),
+            "{message}"
+        );
         assert!(
             usage(&["table", "a", "b", "--from", "host=a", "--to", "out.csv"]).contains("file")
         );

@@ -20,8 +20,7 @@ pub(crate) fn apply(conn: &mut Connection, safety: &Safety, role: &str) -> Resul
         message: format!("{what} on {role}: {}", report::describe(e)),
     };
     if let Some(limit) = safety.lock_timeout {
-        let ms = limit.as_millis().max(1);
-        let sql = format!("SET lock_timeout = '{ms}ms'");
+        let sql = lock_timeout_sql(limit);
         report::log(format_args!("{role}: {sql}"));
         conn.execute(&sql)
             .map_err(|e| fail("--lock-timeout", &e, Exit::CopyFailed))?;
@@ -38,6 +37,11 @@ pub(crate) fn apply(conn: &mut Connection, safety: &Safety, role: &str) -> Resul
             .map_err(|e| fail("--stall-timeout", &e, Exit::CopyFailed))?;
     }
     Ok(())
+}
+
+/// The statement of `--lock-timeout` (a job runs it on each session it opens).
+pub(crate) fn lock_timeout_sql(limit: std::time::Duration) -> String {
+    format!("SET lock_timeout = '{}ms'", limit.as_millis().max(1))
 }
 
 /// What follows the connections, before anything else is sent: refuses a database given twice

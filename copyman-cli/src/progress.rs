@@ -31,6 +31,12 @@ pub(crate) fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Makes `bar` the one [`println()`] prints above (a job's display registers its overall bar: a
+/// bar of a `MultiProgress` suspends them all), or none.
+pub(crate) fn set_active(bar: Option<ProgressBar>) {
+    *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = bar;
+}
+
 /// Puts `note` (e.g. "waiting for lock on destination 2") on the bar, or takes it off.
 pub(crate) fn set_note(note: Option<String>) {
     *NOTE.lock().unwrap_or_else(PoisonError::into_inner) = note.clone();

@@ -56,7 +56,7 @@ impl Exit {
     }
 
     /// Whether it is an interruption's.
-    fn is_interruption(self) -> bool {
+    pub(crate) fn is_interruption(self) -> bool {
         matches!(self, Self::Hangup | Self::Interrupt | Self::Terminate)
     }
 }

@@ -7,6 +7,10 @@
 //! (129, 130, 143). A second signal exits at once, after removing the temporary files of file
 //! destinations (servers roll back what a closed connection leaves).
 //!
+//! A job of many tables ([`install_with`] [`JOB_STOPPING`]) is stopped the same way by its
+//! [`JobWatch`](crate::watch::JobWatch): the tables being copied roll back, the committed ones
+//! stay (recorded in the state file), and the exit status is the signal's.
+//!
 //! The handlers are signal-hook's: the signal handler itself only writes to a pipe; a thread of
 //! ours reads it and does the rest, so nothing here runs in a signal handler.
 
@@ -32,6 +36,18 @@ static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// # Errors
 /// The handlers could not be installed.
 pub(crate) fn install() -> std::io::Result<()> {
+    install_with("stopping the copy, nothing will be committed")
+}
+
+/// What a job says on the first signal: unlike one copy, a job keeps what it committed.
+pub(crate) const JOB_STOPPING: &str = "stopping the job: the tables being copied are rolled back, \
+     the tables committed stay committed and recorded in the state file";
+
+/// As [`install`]; the first signal says "NAME received: `stopping`" (what the run does now).
+///
+/// # Errors
+/// The handlers could not be installed.
+pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     thread::Builder::new()
         .name("copyman-signals".to_owned())
@@ -42,8 +58,7 @@ pub(crate) fn install() -> std::io::Result<()> {
                     .is_ok()
                 {
                     progress::println(&format!(
-                        "copyman: {} received: stopping the copy, nothing will be committed \
-                         (again to exit at once)",
+                        "copyman: {} received: {stopping} (again to exit at once)",
                         name(signal)
                     ));
                 } else {

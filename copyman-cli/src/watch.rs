@@ -15,16 +15,21 @@
 //! It asks over one short monitoring connection per server endpoint, opened only when needed
 //! (connect and statement timeouts of 5 s) and closed when the run ends: bounded, and nothing at
 //! all for a copy that keeps moving.
+//!
+//! A job of many tables has its own loop over the same parts ([`JobWatch`]): the backends come
+//! from the job's events, per worker, and a signal interrupts the job before its backends are
+//! cancelled.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::Connection;
 use postgres::config::Host;
 
@@ -164,75 +169,82 @@ impl Drop for Watch {
     }
 }
 
-struct Watched<'t> {
-    target: &'t Target,
-    monitor: Option<Connection>,
+/// A short monitoring connection to one server, opened when first needed and again after a
+/// failure (until one connect fails: then that server is not asked again).
+pub(crate) struct Monitor {
+    /// The server, and how it is named in the log.
+    spec: ServerSpec,
+    label: String,
+    conn: Option<Connection>,
     /// Gave up on a monitoring connection.
     unreachable: bool,
-    waiting: bool,
 }
 
-impl Watched<'_> {
-    fn monitor(&mut self) -> Option<&mut Connection> {
-        if self.monitor.is_none() && !self.unreachable {
-            let mut config = self.target.spec.config.clone();
+impl Monitor {
+    pub(crate) fn new(spec: ServerSpec, label: String) -> Self {
+        Self {
+            spec,
+            label,
+            conn: None,
+            unreachable: false,
+        }
+    }
+
+    fn conn(&mut self) -> Option<&mut Connection> {
+        if self.conn.is_none() && !self.unreachable {
+            let mut config = self.spec.config.clone();
             config
                 .connect_timeout(MONITOR_TIMEOUT)
                 .application_name("copyman monitor");
-            match Connection::connect_tls(&config, &self.target.spec.tls) {
+            match Connection::connect_tls(&config, &self.spec.tls) {
                 Ok(mut conn) => {
                     let _ = conn.set_timeout(Some(MONITOR_TIMEOUT));
-                    self.monitor = Some(conn);
+                    self.conn = Some(conn);
                 }
                 Err(e) => {
                     report::log(format_args!(
                         "cannot open a monitoring connection for {}: {}",
-                        self.target.label,
+                        self.label,
                         report::describe(&e)
                     ));
                     self.unreachable = true;
                 }
             }
         }
-        self.monitor.as_mut()
+        self.conn.as_mut()
     }
 
     /// Runs `sql` on the monitoring connection; a failure closes it (it is opened again on the
     /// next question).
     fn query(&mut self, sql: &str) -> Option<Vec<Vec<Option<String>>>> {
-        let result = self.monitor()?.query(sql);
+        let result = self.conn()?.query(sql);
         match result {
             Ok(rows) => Some(rows),
             Err(_) => {
-                self.monitor = None;
+                self.conn = None;
                 None
             }
         }
     }
 
-    fn cancel(&mut self) {
-        if self.target.send_cancel_request() {
-            report::log(format_args!(
-                "sent a cancel request to {}",
-                self.target.label
-            ));
+    /// Cancels what `target`'s backend (on this monitor's server) runs: its CancelRequest, else
+    /// `pg_cancel_backend` on the monitoring connection.
+    pub(crate) fn cancel(&mut self, target: &Target) {
+        if target.send_cancel_request() {
+            report::log(format_args!("sent a cancel request to {}", target.label));
             return;
         }
-        let pid = self.target.pid;
+        let pid = target.pid;
         if self
             .query(&format!("SELECT pg_cancel_backend({pid})"))
             .is_some()
         {
-            report::log(format_args!(
-                "cancelled backend {pid} of {}",
-                self.target.label
-            ));
+            report::log(format_args!("cancelled backend {pid} of {}", target.label));
         }
     }
 
-    /// What the backend is doing: a lock it waits for, and its activity in words.
-    fn look(&mut self) -> Look {
-        let pid = self.target.pid;
+    /// What backend `pid` is doing: a lock it waits for, and its activity in words.
+    pub(crate) fn look(&mut self, pid: i32) -> Look {
         let Some(rows) = self.query(&format!(
             "SELECT a.state, a.wait_event_type, a.wait_event,
                     (SELECT coalesce(l.relation::regclass::text, l.locktype)
@@ -280,12 +292,18 @@ impl Watched<'_> {
     }
 }
 
+struct Watched<'t> {
+    target: &'t Target,
+    monitor: Monitor,
+    waiting: bool,
+}
+
 /// What a look at a backend found.
-struct Look {
+pub(crate) struct Look {
     /// The lock it waits for, in words.
-    lock: Option<String>,
+    pub(crate) lock: Option<String>,
     /// Its state and wait event, in words.
-    activity: String,
+    pub(crate) activity: String,
 }
 
 fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: bool) {
@@ -293,8 +311,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
         .iter()
         .map(|target| Watched {
             target,
-            monitor: None,
-            unreachable: false,
+            monitor: Monitor::new(target.spec.clone(), target.label.clone()),
             waiting: false,
         })
         .collect();
@@ -309,7 +326,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             if due && !committing.load(Ordering::SeqCst) {
                 last_look = Some(Instant::now());
                 for w in &mut watched {
-                    w.cancel();
+                    w.monitor.cancel(w.target);
                 }
             }
             continue;
@@ -334,7 +351,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
         let mut notes = Vec::new();
         let mut activities = Vec::new();
         for w in &mut watched {
-            let look = w.look();
+            let look = w.monitor.look(w.target.pid);
             if stop.load(Ordering::SeqCst) {
                 return;
             }
@@ -361,6 +378,332 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 STUCK.as_secs(),
                 activities.join("; ")
             ));
+        }
+    }
+}
+
+/// How a job's watch puts a note (a lock wait) on a worker's line of the progress display.
+pub(crate) type NoteFn = Arc<dyn Fn(usize, Option<String>) + Send + Sync>;
+
+/// The watch of a job (`copyman table` with many tables): the same as the one-table watch, per
+/// worker. The job announces each worker's backends in its events ([`JobWatch::event`]); a
+/// thread looks at the backends of a worker that has not moved for a second and says, once per
+/// wait, "waiting for lock on destination 2 (…), table t: …" on stderr and on the worker's line;
+/// after ten seconds without a move it says what the worker's backends are doing (unless
+/// `--quiet`). On a signal it interrupts the job ([`Interrupt`]) and cancels, once a second,
+/// every backend of a worker that is still copying (not one that is ending its transactions:
+/// [`Event::Ending`]), so that a copy blocked on a server returns and rolls back.
+///
+/// The planning of the job (catalog queries on every server, which wait for a lock held on a
+/// table as well) is watched the same way, as one more "worker" whose backends are the sessions
+/// opened while [`JobWatch::planning`] is on ([`JobWatch::connected`]).
+pub(crate) struct JobWatch {
+    shared: Arc<JobShared>,
+    /// The slot of the planning sessions (after the workers').
+    planning: usize,
+}
+
+/// What a worker's backends are named with while the job is being planned.
+const PLANNING: &str = "while planning the job";
+
+struct JobShared {
+    stop: AtomicBool,
+    workers: Mutex<Vec<WorkerBackends>>,
+    /// Every server of the job: the source first, then the destinations; each with its label.
+    servers: Vec<(String, ServerSpec)>,
+    note: NoteFn,
+}
+
+/// A worker, as its events left it.
+struct WorkerBackends {
+    table: String,
+    /// Bumped at each table: what a look found for an earlier table is dropped.
+    generation: u64,
+    moved: Instant,
+    /// Its transactions end (COMMIT or ROLLBACK): not to be cancelled, nothing to look at.
+    ending: bool,
+    /// The backends of its table: server (index into [`JobShared::servers`]), target, whether
+    /// it was said to wait for a lock.
+    backends: Vec<(usize, Target, bool)>,
+    told_stuck: bool,
+    last_look: Option<Instant>,
+}
+
+impl WorkerBackends {
+    fn new() -> Self {
+        Self {
+            table: String::new(),
+            generation: 0,
+            moved: Instant::now(),
+            ending: false,
+            backends: Vec::new(),
+            told_stuck: false,
+            last_look: None,
+        }
+    }
+
+    /// It moved: what was said about it no longer holds.
+    fn moved(&mut self, worker: usize, note: &NoteFn) {
+        self.moved = Instant::now();
+        self.told_stuck = false;
+        if self.backends.iter().any(|(_, _, waiting)| *waiting) {
+            for b in &mut self.backends {
+                b.2 = false;
+            }
+            note(worker, None);
+        }
+    }
+}
+
+impl JobWatch {
+    /// Starts watching a job of `jobs` workers over `servers` (the source, then each
+    /// destination, with the labels the messages use); `interrupt` is the job's.
+    pub(crate) fn start(
+        servers: Vec<(String, ServerSpec)>,
+        jobs: usize,
+        interrupt: Interrupt,
+        note: NoteFn,
+        quiet: bool,
+    ) -> Self {
+        let shared = Arc::new(JobShared {
+            stop: AtomicBool::new(false),
+            workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
+            servers,
+            note,
+        });
+        let watched = Arc::clone(&shared);
+        // Not joined, as the one-table watch: a query in flight ends within its timeout.
+        let spawned = thread::Builder::new()
+            .name("copyman-job-watch".to_owned())
+            .spawn(move || watch_job(&watched, &interrupt, quiet));
+        if let Err(e) = spawned {
+            report::warn(format_args!("cannot watch for lock waits and signals: {e}"));
+        }
+        Self {
+            shared,
+            planning: jobs,
+        }
+    }
+
+    /// The job is being planned (`on`), or its planning is over.
+    pub(crate) fn planning(&self, on: bool) {
+        let mut workers = self.lock();
+        let w = &mut workers[self.planning];
+        w.moved(self.planning, &self.shared.note);
+        w.table = PLANNING.to_owned();
+        w.generation += 1;
+        w.ending = !on;
+        w.backends.clear();
+    }
+
+    /// A session was opened on server `server` (0: the source, then the destinations): while
+    /// the job is being planned, its backend is watched. Whether the job is being planned.
+    pub(crate) fn connected(&self, server: usize, conn: &Connection) -> bool {
+        let mut workers = self.lock();
+        let w = &mut workers[self.planning];
+        if w.ending {
+            return false;
+        }
+        if let Some((label, spec)) = self.shared.servers.get(server)
+            && let Some(target) = Target::of(format!("{label}, {PLANNING}"), spec, conn)
+        {
+            w.backends.push((server, target, false));
+        }
+        true
+    }
+
+    /// Stops watching (the thread ends within [`POLL`]).
+    pub(crate) fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<WorkerBackends>> {
+        self.shared
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes in one of the job's events.
+    pub(crate) fn event(&self, event: &Event) {
+        let mut workers = self.lock();
+        let note = &self.shared.note;
+        match event {
+            Event::TableStarted { worker, table, .. } => {
+                if let Some(w) = workers.get_mut(*worker) {
+                    w.moved(*worker, note);
+                    w.table = format!("table {table}");
+                    w.generation += 1;
+                    w.ending = false;
+                    w.backends.clear();
+                }
+            }
+            Event::Backend {
+                worker,
+                table,
+                side,
+                pid,
+                cancel_request,
+            } => {
+                let server = match side {
+                    Side::Source => 0,
+                    Side::Destination(d) => d + 1,
+                    _ => return,
+                };
+                let (Some(w), Some((label, spec))) =
+                    (workers.get_mut(*worker), self.shared.servers.get(server))
+                else {
+                    return;
+                };
+                w.moved(*worker, note);
+                let target = Target {
+                    label: format!("{label}, table {table}"),
+                    spec: spec.clone(),
+                    pid: *pid,
+                    cancel_request: cancel_request.clone().map(Bytes::from),
+                };
+                // A split table's ranges each have their own backends: keep them all.
+                w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);
+                w.backends.push((server, target, false));
+            }
+            Event::Progress { worker, .. } => {
+                if let Some(w) = workers.get_mut(*worker) {
+                    w.moved(*worker, note);
+                }
+            }
+            Event::Ending { worker } | Event::TableFinished { worker, .. } => {
+                if let Some(w) = workers.get_mut(*worker) {
+                    w.moved(*worker, note);
+                    w.ending = true;
+                    w.backends.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for JobWatch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A worker to look at: its index, its table's generation, its backends (server, pid).
+type Due = (usize, u64, Vec<(usize, i32)>);
+
+fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
+    let mut monitors: Vec<Monitor> = shared
+        .servers
+        .iter()
+        .map(|(label, spec)| Monitor::new(spec.clone(), label.clone()))
+        .collect();
+    let mut last_cancel: Option<Instant> = None;
+    let lock = || {
+        shared
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    while !shared.stop.load(Ordering::SeqCst) {
+        thread::sleep(POLL);
+        if let Some(signal) = signals::received() {
+            interrupt.interrupt(format!("interrupted by {}", signals::name(signal)));
+            if last_cancel.is_none_or(|t| t.elapsed() >= STILL) {
+                last_cancel = Some(Instant::now());
+                // Under the lock: a worker that says it is ending waits until these cancels
+                // are sent, and then sees the interruption before it commits.
+                let workers = lock();
+                for w in workers.iter().filter(|w| !w.ending) {
+                    for (server, target, _) in &w.backends {
+                        monitors[*server].cancel(target);
+                    }
+                }
+            }
+            continue;
+        }
+        // The workers that have not moved for a while, and their backends (looked at without
+        // the lock: the workers' events must not wait for a monitoring query).
+        let due: Vec<Due> = {
+            let mut workers = lock();
+            workers
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, w)| {
+                    !w.ending
+                        && !w.backends.is_empty()
+                        && w.moved.elapsed() >= STILL
+                        && w.last_look.is_none_or(|t| t.elapsed() >= STILL)
+                })
+                .map(|(i, w)| {
+                    w.last_look = Some(Instant::now());
+                    let pids = w.backends.iter().map(|(s, t, _)| (*s, t.pid)).collect();
+                    (i, w.generation, pids)
+                })
+                .collect()
+        };
+        for (worker, generation, pids) in due {
+            let looks: Vec<Look> = pids
+                .iter()
+                .map(|&(server, pid)| monitors[server].look(pid))
+                .collect();
+            if shared.stop.load(Ordering::SeqCst) || signals::received().is_some() {
+                break;
+            }
+            let mut workers = lock();
+            let Some(w) = workers
+                .get_mut(worker)
+                .filter(|w| w.generation == generation)
+            else {
+                continue;
+            };
+            if w.ending {
+                continue;
+            }
+            let mut notes = Vec::new();
+            let mut activities = Vec::new();
+            for (&(server, pid), look) in pids.iter().zip(looks) {
+                let Some(b) = w
+                    .backends
+                    .iter_mut()
+                    .find(|(s, t, _)| *s == server && t.pid == pid)
+                else {
+                    continue;
+                };
+                activities.push(format!("{}: {}", b.1.label, look.activity));
+                match look.lock {
+                    Some(what) => {
+                        if !b.2 {
+                            progress::println(&format!(
+                                "copyman: waiting for lock on {}: {what}",
+                                b.1.label
+                            ));
+                        }
+                        b.2 = true;
+                        // The job's line names the table already.
+                        notes.push(format!("waiting for lock on {}", shared.servers[server].0));
+                    }
+                    None => b.2 = false,
+                }
+            }
+            (shared.note)(worker, (!notes.is_empty()).then(|| notes.join("; ")));
+            // Planning many tables takes a while without a move: only lock waits are said there.
+            let planning = w.table == PLANNING;
+            if !w.told_stuck
+                && !quiet
+                && !planning
+                && w.moved.elapsed() >= STUCK
+                && !activities.is_empty()
+            {
+                w.told_stuck = true;
+                progress::println(&format!(
+                    "copyman: nothing has moved for {} s on job {} ({}): {}",
+                    STUCK.as_secs(),
+                    worker + 1,
+                    w.table,
+                    activities.join("; ")
+                ));
+            }
         }
     }
 }

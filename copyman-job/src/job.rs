@@ -15,6 +15,14 @@
 //! tables in flight on other workers are aborted and rolled back, tables not started are not
 //! started, tables committed before stay committed (and recorded). With `keep_going`, the table
 //! commits where it completed and every other table goes on.
+//!
+//! Interrupts ([`Options::interrupt`], a signal in the `copyman` command) stop the job the same
+//! way under any policy: the tables being copied roll back everywhere ([`Status::Interrupted`]),
+//! those committed stay. A caller sees each worker's backends ([`Event::Backend`], until
+//! [`Event::Ending`]) to show lock waits and to cancel a copy blocked on a server.
+//! [`Options::stall_timeout`] is core's stall rule during the COPY and the sessions' socket
+//! timeouts from a table's `BEGIN` to the end of its COPY; [`Options::allow_count_mismatch`]
+//! commits a destination whose count differs, with a warning.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -91,6 +99,60 @@ pub struct Options {
     /// Two-phase commit per table under a durable decision in this log (`copyman recover`
     /// finishes what a crash leaves prepared); `None` for one COMMIT after another.
     pub two_phase: Option<PathBuf>,
+    /// An endpoint of a table's copy that moves no byte for this long has stalled: the table
+    /// fails there (core's stall rule during the COPY; the sessions' socket timeouts from the
+    /// table's `BEGIN` to the end of its COPY, so a wait for a lock counts too). Never during a
+    /// `COMMIT` (only its answer says whether it committed) nor a `--verify` checksum.
+    pub stall_timeout: Option<Duration>,
+    /// Accept a destination whose COPY stored another number of rows than the source sent
+    /// (triggers that route or drop rows): it commits, with a [`DestResult::warning`].
+    pub allow_count_mismatch: bool,
+    /// Stops the job from outside (a signal): see [`Interrupt`].
+    pub interrupt: Interrupt,
+}
+
+/// Stops a running job from outside, as a first SIGINT does: every table being copied is
+/// aborted and rolled back on every destination ([`Status::Interrupted`]), tables already
+/// committed stay committed and recorded in the state file (a resume goes on from there), tables
+/// not started are not started. A table whose commit had begun finishes it (a `COMMIT` stopped
+/// half-way would leave the destinations split).
+///
+/// A copy blocked on a server (a lock wait, a source that sends nothing) notices only when its
+/// statement returns: the caller cancels the backends it heard of in [`Event::Backend`] (until
+/// [`Event::Ending`] for that worker), as the `copyman` command does.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<Mutex<Option<String>>>);
+
+impl Interrupt {
+    /// A handle that has not fired.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the job; `reason` (e.g. "interrupted by SIGINT") is in the report of every table cut
+    /// short. A second call changes nothing.
+    pub fn interrupt(&self, reason: impl Into<String>) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(reason.into());
+        }
+    }
+
+    /// Why the job was interrupted, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the job was interrupted.
+    pub fn is_interrupted(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
 }
 
 impl Options {
@@ -108,6 +170,9 @@ impl Options {
             resume: false,
             split_larger_than: None,
             two_phase: None,
+            stall_timeout: None,
+            allow_count_mismatch: false,
+            interrupt: Interrupt::new(),
         }
     }
 }
@@ -171,6 +236,39 @@ pub fn db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> 
 /// Describes `error` on one line: the server's SQLSTATE, message, detail and hint when the server
 /// spoke, else the error chain.
 pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
+    describe_with(error, None)
+}
+
+/// Whether `error`'s chain holds a socket timeout, or core's stall error: the stall timeout it
+/// names, if it names one.
+fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(stalled) = e.downcast_ref::<copyman_sync::Stalled>() {
+            return Some(Some(stalled.timeout));
+        }
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(copyman_core::stall::is_timeout)
+        {
+            return Some(None);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
+/// said as a stall of that long, not as "Resource temporarily unavailable".
+fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
+    if db_error(error).is_none()
+        && let Some(named) = stall_in(error)
+        && let Some(limit) = named.or(stall)
+    {
+        return TableError::new(format!(
+            "stalled for {} s: no byte moved (stall timeout)",
+            limit.as_secs_f64()
+        ));
+    }
     let one_line = |text: &str| {
         text.split(['\n', '\r'])
             .map(str::trim)
@@ -355,7 +453,7 @@ pub fn plan(
     let query =
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
     let rows = src.query(&query).map_err(|e| {
-        let error = describe(&e);
+        let error = describe_with(&e, options.stall_timeout);
         // A named table that does not exist: the regclass cast refuses it (42P01).
         if error.sqlstate.as_deref() == Some("42P01") {
             JobError::Selection(error.message)
@@ -379,7 +477,7 @@ pub fn plan(
         for (conn, server) in dests.iter_mut().zip(destinations) {
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
-                .map_err(|e| JobError::Source(describe(&e)))?
+                .map_err(|e| JobError::Source(describe_with(&e, options.stall_timeout)))?
                 .first()
                 .and_then(|r| r.first().cloned().flatten())
                 .and_then(|v| v.parse::<u64>().ok())
@@ -418,7 +516,7 @@ pub fn plan(
             }
             Err(crate::plan::LookupError::Server(e)) => {
                 return Err(JobError::Source(
-                    describe(&e).prefixed(&format!("table {key}: ")),
+                    describe_with(&e, options.stall_timeout).prefixed(&format!("table {key}: ")),
                 ));
             }
             Err(crate::plan::LookupError::Catalog(m)) => {
@@ -447,7 +545,7 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
-                    plans.push(DestPlan::Refused(describe(&e)));
+                    plans.push(DestPlan::Refused(describe_with(&e, options.stall_timeout)));
                     continue;
                 }
                 Err(crate::plan::LookupError::Catalog(m)) => {
@@ -602,11 +700,14 @@ pub enum Status {
     /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume
     /// copies it again, truncating first).
     InDoubt,
+    /// The job was interrupted ([`Interrupt`]) while it copied this table: rolled back, nothing
+    /// of it committed (a resume copies it again, truncating first).
+    Interrupted,
 }
 
 impl Status {
     /// A short name: `committed`, `already done`, `failed`, `rolled back`, `not started`,
-    /// `in doubt`.
+    /// `in doubt`, `interrupted`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Committed => "committed",
@@ -615,6 +716,7 @@ impl Status {
             Self::RolledBack => "rolled back",
             Self::NotStarted => "not started",
             Self::InDoubt => "in doubt",
+            Self::Interrupted => "interrupted",
         }
     }
 
@@ -639,6 +741,9 @@ pub struct DestResult {
     pub error: Option<TableError>,
     /// `--verify`: whether its checksum equals the source's (`None`: not checked).
     pub verified: Option<bool>,
+    /// What the caller should hear about a table that did commit (a row count that differs
+    /// from the source's, under [`Options::allow_count_mismatch`]).
+    pub warning: Option<String>,
 }
 
 impl DestResult {
@@ -650,6 +755,7 @@ impl DestResult {
             seconds: 0.0,
             error: None,
             verified: None,
+            warning: None,
         }
     }
 
@@ -685,6 +791,8 @@ pub struct JobReport {
     pub snapshot: Option<String>,
     /// Why the job stopped early (default policy), if it did.
     pub stopped: Option<String>,
+    /// Why the job was interrupted ([`Options::interrupt`]), if it was.
+    pub interrupted: Option<String>,
     /// How long it took.
     pub seconds: f64,
 }
@@ -738,6 +846,28 @@ pub enum Event {
         /// Bytes sent so far.
         bytes: u64,
     },
+    /// A session is about to run a table's statements (its `BEGIN`, `TRUNCATE`, `COPY`): its
+    /// backend, for a caller that shows lock waits or cancels the copy on a signal. It stands
+    /// for that worker until [`Event::Ending`] or [`Event::TableFinished`].
+    Backend {
+        /// The worker.
+        worker: usize,
+        /// The table.
+        table: TableName,
+        /// Which server.
+        side: Side,
+        /// The backend's process id (`pg_backend_pid()`).
+        pid: i32,
+        /// The CancelRequest message that cancels what the backend runs (sent to the server
+        /// on a new connection, as libpq's `PQcancel` does).
+        cancel_request: Option<Vec<u8>>,
+    },
+    /// A worker's copy of a table is over and its transactions end now (`COMMIT` or
+    /// `ROLLBACK`): its backends must no longer be cancelled.
+    Ending {
+        /// The worker.
+        worker: usize,
+    },
     /// A worker finished a table (whatever the outcome).
     TableFinished {
         /// The worker.
@@ -747,6 +877,16 @@ pub enum Event {
     },
 }
 
+/// Which server of the job a session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Side {
+    /// The source.
+    Source,
+    /// A destination, by position (0-based).
+    Destination(usize),
+}
+
 /// The shared read-rate cap.
 struct Rate {
     per_second: u64,
@@ -754,16 +894,26 @@ struct Rate {
     used: Mutex<u64>,
 }
 
+/// How long the rate cap sleeps at once: an interrupt is noticed within this.
+const RATE_SLICE: Duration = Duration::from_millis(100);
+
 impl Rate {
-    fn take(&self, bytes: u64) {
+    /// Counts `bytes` read, then sleeps until the cap allows them; `waiting` is called at each
+    /// slice of the sleep (the worker is not stuck: it waits on purpose), which ends early when
+    /// the job is interrupted.
+    fn take(&self, bytes: u64, interrupt: &Interrupt, waiting: &dyn Fn()) {
         let due = {
             let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
             *used += bytes;
             Duration::from_secs_f64(*used as f64 / self.per_second as f64)
         };
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            thread::sleep(due - elapsed);
+        loop {
+            let elapsed = self.start.elapsed();
+            if due <= elapsed || interrupt.is_interrupted() {
+                return;
+            }
+            thread::sleep((due - elapsed).min(RATE_SLICE));
+            waiting();
         }
     }
 }
@@ -825,8 +975,41 @@ impl Shared<'_> {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the job stopped (default policy) or was interrupted: no new table starts, and
+    /// a table not yet committing rolls back.
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.options.interrupt.is_interrupted()
+    }
+
+    /// [`describe`], with the job's stall timeout.
+    fn describe(&self, error: &(dyn StdError + 'static)) -> TableError {
+        describe_with(error, self.options.stall_timeout)
+    }
+
+    /// Tells the caller that `conn` is about to run `table`'s statements for `worker`.
+    fn announce(&self, worker: usize, table: &TableName, side: Side, conn: &Connection) {
+        if let Some((pid, _)) = conn.session().backend_key() {
+            (self.events)(Event::Backend {
+                worker,
+                table: table.clone(),
+                side,
+                pid,
+                cancel_request: conn.session().cancel_request().map(|b| b.to_vec()),
+            });
+        }
+    }
+
+    /// Arms (`on`) or clears the stall timeout on `conn`'s socket: armed from a table's `BEGIN`
+    /// to the end of its COPY, cleared before a checksum or a `COMMIT`. A socket that cannot
+    /// take it is broken, and its next statement says so.
+    fn stall_guard(&self, conn: &mut Connection, on: bool) {
+        if let Some(limit) = self.options.stall_timeout {
+            let _ = conn.set_timeout(on.then_some(limit));
+        }
+    }
+
     fn next(&self) -> Option<usize> {
-        if self.stop.load(Ordering::SeqCst) {
+        if self.halted() {
             return None;
         }
         self.queue
@@ -940,6 +1123,7 @@ pub fn run(
             .stopped
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner),
+        interrupted: options.interrupt.reason(),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -1068,12 +1252,20 @@ fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> 
 }
 
 /// Begins the source's transaction in the job's snapshot.
-fn begin_source(conn: &mut Connection, snapshot: Option<&str>) -> Result<(), TableError> {
+fn begin_source(
+    shared: &Shared<'_>,
+    conn: &mut Connection,
+    snapshot: Option<&str>,
+) -> Result<(), TableError> {
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| shared.describe(&e))?;
     if let Some(id) = snapshot {
         conn.execute(&format!("SET TRANSACTION SNAPSHOT {}", literal(id)))
-            .map_err(|e| describe(&e).prefixed("cannot import the job's snapshot: "))?;
+            .map_err(|e| {
+                shared
+                    .describe(&e)
+                    .prefixed("cannot import the job's snapshot: ")
+            })?;
     }
     Ok(())
 }
@@ -1088,9 +1280,50 @@ fn end(conn: Option<&mut Connection>) {
 
 /// Copies one table to every destination that needs it.
 fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
-    if !t.ranges.is_empty() {
-        return copy_split(shared, worker, t, conns);
+    let mut report = if t.ranges.is_empty() {
+        copy_whole(shared, worker, t, conns)
+    } else {
+        copy_split(shared, worker, t, conns)
+    };
+    // Whatever way the copy ended, no socket timeout outlives it.
+    for conn in conns
+        .source
+        .iter_mut()
+        .chain(conns.dests.iter_mut().flatten())
+    {
+        shared.stall_guard(conn, false);
     }
+    mark_interrupted(shared, &mut report);
+    report
+}
+
+/// After an interruption, the table's destinations that were rolled back because of it (or
+/// whose statement the caller's cancel ended: SQLSTATE 57014) are [`Status::Interrupted`].
+fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
+    let Some(reason) = shared.options.interrupt.reason() else {
+        return;
+    };
+    for d in &mut report.destinations {
+        let cut_short = match d.status {
+            Status::RolledBack => true,
+            Status::Failed => d.error.as_ref().is_some_and(|e| {
+                e.sqlstate.as_deref() == Some("57014")
+                    || e.message.contains(JOB_STOPPED)
+                    || e.message.contains(OTHER_FAILED)
+            }),
+            _ => false,
+        };
+        if cut_short {
+            d.status = Status::Interrupted;
+            d.error = Some(TableError::new(format!(
+                "rolled back, nothing of it committed: {reason}"
+            )));
+        }
+    }
+}
+
+/// Copies one table (not split) to every destination that needs it.
+fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
     let started = Instant::now();
     let options = shared.options;
     let key = t.table.to_string();
@@ -1122,7 +1355,9 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 return report;
             }
         };
-        if let Err(e) = begin_source(source, shared.plan.snapshot.as_deref()) {
+        shared.announce(worker, &t.table, Side::Source, source);
+        shared.stall_guard(source, true);
+        if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref()) {
             end(Some(source));
             fail_all(&mut report, &targets, &e.prefixed("source: "));
             return report;
@@ -1139,10 +1374,12 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 continue;
             }
             let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|conn| {
-                conn.execute("BEGIN").map_err(|e| describe(&e))?;
+                shared.announce(worker, &t.table, Side::Destination(d), conn);
+                shared.stall_guard(conn, true);
+                conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
                     conn.execute(&format!("TRUNCATE {}", t.table))
-                        .map_err(|e| describe(&e))?;
+                        .map_err(|e| shared.describe(&e))?;
                 }
                 Ok(())
             });
@@ -1155,11 +1392,11 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
         }
         let lost_one = live.len() < targets.len() && !options.keep_going;
-        if live.is_empty() || lost_one || shared.stop.load(Ordering::SeqCst) {
+        if live.is_empty() || lost_one || shared.halted() {
             end(conns.source.as_mut());
             for &d in &live {
                 end(conns.dests[d].as_mut());
-                if shared.stop.load(Ordering::SeqCst) {
+                if shared.halted() {
                     report.destinations[d].fail(Status::RolledBack, TableError::new(JOB_STOPPED));
                 } else {
                     report.destinations[d].fail(Status::RolledBack, TableError::new(OTHER_FAILED));
@@ -1330,16 +1567,22 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     for (d, rows) in &completed {
         let Some(rows) = rows else { continue };
         let check = match (source_rows, rows) {
-            (Some(sent), Some(stored)) if sent != *stored => Err(format!(
-                "row count mismatch: the source sent {sent} rows, the destination stored {stored}"
-            )),
+            (Some(sent), Some(stored)) if sent != *stored => Err(mismatch(sent, *stored)),
             (None, _) => Err("the source reported no row count".to_owned()),
             _ => Ok(()),
         };
         match check {
             Ok(()) => ok.push((*d, *rows)),
+            // `--allow-count-mismatch`: triggers that route or drop rows; it commits, said.
+            Err(message) if options.allow_count_mismatch && source_rows.is_some() => {
+                report.destinations[*d].warning = Some(format!("{message} (allowed)"));
+                ok.push((*d, *rows));
+            }
             Err(message) => report.destinations[*d].fail(Status::Failed, TableError::new(message)),
         }
+    }
+    if let Some(conn) = conns.source.as_mut() {
+        shared.stall_guard(conn, false);
     }
     // The source's checksum, inside the same snapshot.
     let mut source_sum = None;
@@ -1360,6 +1603,12 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
 
     // The end of each destination's transaction: core's commit machine.
     let live: Vec<usize> = completed.iter().map(|(d, _)| *d).collect();
+    for conn in conns.dests.iter_mut().flatten() {
+        shared.stall_guard(conn, false);
+    }
+    // From here the worker's backends are not cancelled; an interruption seen now still rolls
+    // the table back, one that comes later lets its commit finish.
+    (shared.events)(Event::Ending { worker });
     let flags: Vec<bool> = live
         .iter()
         .map(|d| ok.iter().any(|(o, _)| o == d))
@@ -1370,8 +1619,8 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     } else {
         Policy::AllOrNothing
     });
-    commit_options.copy_failed = copy_failed || shared.stop.load(Ordering::SeqCst);
-    let stopped_before_commit = shared.stop.load(Ordering::SeqCst);
+    let stopped_before_commit = shared.halted();
+    commit_options.copy_failed = copy_failed || stopped_before_commit;
     let outcome = {
         let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = conns
             .dests
@@ -1468,6 +1717,11 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     report
 }
 
+/// The error of a destination that stored another number of rows than the source sent.
+fn mismatch(sent: u64, stored: u64) -> String {
+    format!("row count mismatch: the source sent {sent} rows, the destination stored {stored}")
+}
+
 /// A receiver (by position) and its `COPY n` or error.
 type ReceiverEnd = (usize, Result<Option<u64>, TableError>);
 
@@ -1492,6 +1746,7 @@ struct RangeEnd {
 /// leaving each destination's transaction open where its COPY completed.
 fn copy_range(
     shared: &Shared<'_>,
+    worker: usize,
     t: &TablePlan,
     send: &str,
     targets: &[usize],
@@ -1506,15 +1761,22 @@ fn copy_range(
         Ok(conn) => conn,
         Err(e) => return everywhere(e.prefixed("source: ")),
     };
-    if let Err(e) = begin_source(source, shared.plan.snapshot.as_deref()) {
+    shared.announce(worker, &t.table, Side::Source, source);
+    shared.stall_guard(source, true);
+    if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref()) {
         end(Some(source));
         return everywhere(e.prefixed("source: "));
     }
     let mut dests = Vec::new();
     let mut live = Vec::new();
     for &d in targets {
-        let begun = ensure(&mut conns.dests[d], &shared.destinations[d])
-            .and_then(|c| c.execute("BEGIN").map(|_| ()).map_err(|e| describe(&e)));
+        let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
+            shared.announce(worker, &t.table, Side::Destination(d), c);
+            shared.stall_guard(c, true);
+            c.execute("BEGIN")
+                .map(|_| ())
+                .map_err(|e| shared.describe(&e))
+        });
         match begun {
             Ok(()) => live.push(d),
             Err(e) => {
@@ -1635,6 +1897,14 @@ fn copy_range(
             }
         }
     }
+    // The range's transactions end in the table's commit: no socket timeout there.
+    for conn in conns
+        .source
+        .iter_mut()
+        .chain(conns.dests.iter_mut().flatten())
+    {
+        shared.stall_guard(conn, false);
+    }
     RangeEnd {
         source_rows: producer_count.get(),
         dests,
@@ -1659,7 +1929,8 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     }
     // The table's count (and checksum) in the snapshot.
     let counted = ensure(&mut conns.source, shared.source).and_then(|source| {
-        begin_source(source, shared.plan.snapshot.as_deref())?;
+        shared.announce(worker, &t.table, Side::Source, source);
+        begin_source(shared, source, shared.plan.snapshot.as_deref())?;
         let total = source
             .query(&format!("SELECT count(*)::text FROM {}", t.table))
             .map_err(|e| describe(&e))?
@@ -1686,6 +1957,9 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         }
     };
     report.source_rows = Some(total);
+    if shared.halted() {
+        return report;
+    }
     for &d in &targets {
         if let Err(e) = shared.state.begin(&key, &shared.destinations[d].name) {
             report.destinations[d]
@@ -1696,13 +1970,18 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             continue;
         };
         let truncated = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
+            shared.announce(worker, &t.table, Side::Destination(d), c);
+            shared.stall_guard(c, true);
             c.execute(&format!("TRUNCATE {}", t.table))
                 .map(|_| ())
-                .map_err(|e| describe(&e))
+                .map_err(|e| shared.describe(&e))
         });
         if let Err(e) = truncated {
             report.destinations[d].fail(Status::Failed, e);
         }
+    }
+    for conn in conns.dests.iter_mut().flatten() {
+        shared.stall_guard(conn, false);
     }
     targets.retain(|&d| report.destinations[d].error.is_none());
     if targets.is_empty() || (!options.keep_going && targets.len() < report_targets(t)) {
@@ -1739,7 +2018,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                             bytes,
                         });
                     };
-                    copy_range(shared, t, send, targets, c, &progress)
+                    copy_range(shared, worker, t, send, targets, c, &progress)
                 })
             })
             .collect();
@@ -1758,19 +2037,23 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     for &d in &targets {
         let mut sum = 0;
         let mut error = None;
+        // A count that differs from the source's (`--allow-count-mismatch` lets it commit).
+        let mut off = None;
         for (i, range) in ends.iter().enumerate() {
             let label = format!("range {} of {n}", i + 1);
             match range.dests.iter().find(|(x, _)| *x == d).map(|(_, r)| r) {
                 Some(Ok(stored)) => {
                     sum += stored;
-                    if range.source_rows != Some(*stored) && error.is_none() {
-                        error = Some(TableError::new(format!(
-                            "{label}: row count mismatch: the source sent {}, the destination \
-                             stored {stored}",
-                            range
-                                .source_rows
-                                .map_or_else(|| "no count".to_owned(), |n| n.to_string())
-                        )));
+                    match range.source_rows {
+                        None if error.is_none() => {
+                            error = Some(TableError::new(format!(
+                                "{label}: the source reported no row count"
+                            )));
+                        }
+                        Some(sent) if sent != *stored && off.is_none() => {
+                            off = Some(format!("{label}: {}", mismatch(sent, *stored)));
+                        }
+                        _ => {}
                     }
                 }
                 Some(Err(e)) if error.is_none() => {
@@ -1779,12 +2062,19 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 _ => {}
             }
         }
-        if error.is_none() && sum != total {
-            error = Some(TableError::new(format!(
+        if off.is_none() && sum != total {
+            off = Some(format!(
                 "row count mismatch: the ranges stored {sum} rows, the source's table holds {total}"
-            )));
+            ));
         }
         let result = &mut report.destinations[d];
+        match off {
+            Some(m) if options.allow_count_mismatch => {
+                result.warning = Some(format!("{m} (allowed)"))
+            }
+            Some(m) if error.is_none() => error = Some(TableError::new(m)),
+            _ => {}
+        }
         result.bytes = bytes;
         match error {
             Some(e) => {
@@ -1804,7 +2094,8 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     let any_failed = targets
         .iter()
         .any(|&d| report.destinations[d].error.is_some());
-    let stopped = shared.stop.load(Ordering::SeqCst);
+    (shared.events)(Event::Ending { worker });
+    let stopped = shared.halted();
     let mut parties_of: Vec<usize> = Vec::new();
     let mut flags = Vec::new();
     let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = Vec::new();
@@ -1953,16 +2244,19 @@ fn drive<'a>(
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
 ) -> Driven {
-    let mut copy = match CopyManager::start(producer, receivers) {
+    let mut options =
+        copyman_sync::Options::default().with_check_counts(!shared.options.allow_count_mismatch);
+    options.stall_timeout = shared.options.stall_timeout;
+    let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,
         Err(fail) => {
             return Driven::StartFailed {
                 receivers: fail
                     .receiver_faults
                     .iter()
-                    .map(|(id, e)| (id.0, describe(&**e)))
+                    .map(|(id, e)| (id.0, shared.describe(&**e)))
                     .collect(),
-                producer: fail.producer_fault.as_ref().map(|e| describe(&**e)),
+                producer: fail.producer_fault.as_ref().map(|e| shared.describe(&**e)),
             };
         }
     };
@@ -1970,12 +2264,24 @@ fn drive<'a>(
     let mut aborted = None;
     let mut last_event = Instant::now();
     let mut last_bytes = 0;
-    while let Some(cycle) = copy.next() {
+    let interrupt = &shared.options.interrupt;
+    loop {
+        // Interrupted: abort whatever the policy (a fault that the caller's cancel caused is
+        // the interruption too).
+        if interrupt.is_interrupted() {
+            aborted = Some(JOB_STOPPED.to_owned());
+            break;
+        }
+        let Some(cycle) = copy.next() else { break };
+        if interrupt.is_interrupted() {
+            aborted = Some(JOB_STOPPED.to_owned());
+            break;
+        }
         match cycle {
             Ok(_) => {
                 let (rows, bytes) = copy.totals();
                 if let Some(rate) = &shared.rate {
-                    rate.take(bytes - last_bytes);
+                    rate.take(bytes - last_bytes, interrupt, &|| progress(rows, bytes));
                 }
                 last_bytes = bytes;
                 if last_event.elapsed() >= Duration::from_millis(100) {
@@ -1989,7 +2295,7 @@ fn drive<'a>(
             }
             Err(Fault::Receiver(fault)) => {
                 for (id, error) in &fault.faults {
-                    faults.push((id.0, describe(&**error)));
+                    faults.push((id.0, shared.describe(&**error)));
                 }
                 if !shared.options.keep_going {
                     aborted = Some(OTHER_FAILED.to_owned());
@@ -1997,7 +2303,7 @@ fn drive<'a>(
                 }
             }
             Err(Fault::Producer(fault)) => {
-                aborted = Some(format!("source: {}", describe(&*fault.error)));
+                aborted = Some(format!("source: {}", shared.describe(&*fault.error)));
                 break;
             }
             Err(other) => {
@@ -2016,9 +2322,9 @@ fn drive<'a>(
         receivers: fail
             .receiver_faults
             .iter()
-            .map(|(id, e)| (id.0, describe(&**e)))
+            .map(|(id, e)| (id.0, shared.describe(&**e)))
             .collect(),
-        producer: fail.producer_fault.as_ref().map(|e| describe(&**e)),
+        producer: fail.producer_fault.as_ref().map(|e| shared.describe(&**e)),
         reason: fail.reason,
     });
     let summary = summary.map(|summary| {
@@ -2030,7 +2336,9 @@ fn drive<'a>(
                     id.0,
                     match outcome {
                         ReceiverOutcome::Completed(n) => Ok(n),
-                        ReceiverOutcome::Faulted(e) => Err(describe(&*e)),
+                        ReceiverOutcome::Faulted(e) | ReceiverOutcome::Failed(e) => {
+                            Err(shared.describe(&*e))
+                        }
                         _ => Err(TableError::new("unknown outcome")),
                     },
                 )
@@ -2169,6 +2477,64 @@ mod tests {
             3
         );
         assert_eq!(split(&copy, Format::Text, 8192, 1, 8192, 1).len(), 2);
+    }
+
+    #[test]
+    fn an_interrupt_keeps_its_first_reason_and_is_shared_by_its_clones() {
+        let interrupt = Interrupt::new();
+        let options = Options {
+            interrupt: interrupt.clone(),
+            ..Options::new("/tmp/x.state")
+        };
+        assert!(!options.interrupt.is_interrupted());
+        interrupt.interrupt("interrupted by SIGINT");
+        interrupt.interrupt("interrupted by SIGTERM");
+        assert_eq!(
+            options.interrupt.reason().as_deref(),
+            Some("interrupted by SIGINT")
+        );
+    }
+
+    #[test]
+    fn the_rate_cap_does_not_sleep_through_an_interrupt() {
+        // One byte a second: 1 MB would be a sleep of eleven days.
+        let rate = Rate {
+            per_second: 1,
+            start: Instant::now(),
+            used: Mutex::new(0),
+        };
+        let interrupt = Interrupt::new();
+        let waited = std::sync::atomic::AtomicUsize::new(0);
+        thread::scope(|s| {
+            s.spawn(|| {
+                rate.take(1 << 20, &interrupt, &|| {
+                    // The job's watch hears that the worker waits on purpose.
+                    if waited.fetch_add(1, Ordering::SeqCst) == 2 {
+                        interrupt.interrupt("interrupted by SIGINT");
+                    }
+                });
+            });
+        });
+        assert_eq!(waited.load(Ordering::SeqCst), 3);
+        assert_eq!(*rate.used.lock().unwrap(), 1 << 20);
+    }
+
+    #[test]
+    fn a_socket_timeout_is_said_as_a_stall_of_the_stall_timeout() {
+        let timeout = copyman_sync::Error::Io(io::ErrorKind::WouldBlock.into());
+        assert_eq!(
+            describe_with(&timeout, Some(Duration::from_millis(1500))).message,
+            "stalled for 1.5 s: no byte moved (stall timeout)"
+        );
+        // Without a stall timeout it is what it is.
+        assert!(!describe(&timeout).message.contains("stalled"));
+        // Core's stall error names its timeout itself.
+        let stalled =
+            copyman_sync::Stalled::new(copyman_sync::EndpointId::Producer, Duration::from_secs(2));
+        assert_eq!(
+            describe(&stalled).message,
+            "stalled for 2 s: no byte moved (stall timeout)"
+        );
     }
 
     #[test]

@@ -748,3 +748,87 @@ fn two_phase_commit_per_table_records_each_decision_and_leaves_nothing_prepared(
     assert!(most >= 4, "{decisions}");
     let _ = std::fs::remove_file(&log);
 }
+
+#[test]
+fn an_interrupt_rolls_back_the_tables_in_flight_and_keeps_those_committed() {
+    let schema = "CREATE TABLE slow_a (id int PRIMARY KEY, pad text);
+                  CREATE TABLE slow_b (id int PRIMARY KEY, pad text);
+                  CREATE TABLE tiny (id int);";
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO slow_a SELECT g, repeat('a', 200) FROM generate_series(1, 3000) g;
+             INSERT INTO slow_b SELECT g, repeat('b', 200) FROM generate_series(1, 3000) g;
+             INSERT INTO tiny VALUES (1);"
+        ),
+        schema,
+        2,
+    );
+    let c = clusters();
+    let options = Options {
+        jobs: 3,
+        max_rate: Some(50_000),
+        ..Options::new(state_path("interrupt"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    // Interrupted once tiny committed and the slow tables are under way; every backend a table
+    // runs on is announced, and every worker says when it ends its transactions.
+    let backends = Mutex::new(Vec::new());
+    let endings = AtomicU64::new(0);
+    let tiny_done = AtomicBool::new(false);
+    let report = job::run(plan, &source, &dests, &options, &|event| match event {
+        Event::Backend { side, pid, .. } => backends.lock().unwrap().push((side, pid)),
+        Event::Ending { .. } => {
+            endings.fetch_add(1, Ordering::SeqCst);
+        }
+        Event::TableFinished { report, .. } if report.table.name.as_str() == "tiny" => {
+            tiny_done.store(true, Ordering::SeqCst);
+        }
+        Event::Progress { bytes, .. } if bytes > 0 && tiny_done.load(Ordering::SeqCst) => {
+            options.interrupt.interrupt("interrupted by a test");
+        }
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(report.interrupted.as_deref(), Some("interrupted by a test"));
+    assert!(!report.succeeded());
+    let by = |name: &str| {
+        report
+            .tables
+            .iter()
+            .find(|t| t.table.name.as_str() == name)
+            .unwrap()
+            .destinations
+            .clone()
+    };
+    assert!(by("tiny").iter().all(|d| d.status == Status::Committed));
+    for name in ["slow_a", "slow_b"] {
+        for d in by(name) {
+            assert_eq!(d.status, Status::Interrupted, "{report:#?}");
+            assert!(
+                d.error.unwrap().message.contains("interrupted by a test"),
+                "{name}"
+            );
+        }
+        for (cluster, db) in c.dest[..2].iter().zip(&dbs) {
+            assert_eq!(digest(cluster, db, name).0, 0);
+        }
+    }
+    // Three tables on two destinations, each with its source: nine backends at least.
+    let backends = backends.into_inner().unwrap();
+    assert!(backends.len() >= 9, "{backends:?}");
+    for side in [
+        job::Side::Source,
+        job::Side::Destination(0),
+        job::Side::Destination(1),
+    ] {
+        assert!(
+            backends.iter().any(|(s, pid)| *s == side && *pid > 0),
+            "{side:?}"
+        );
+    }
+    assert_eq!(endings.load(Ordering::SeqCst), 3);
+    // Only tiny is recorded: a resume copies the others.
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    assert_eq!(recorded.done.len(), 2, "{recorded:?}");
+}
