@@ -6,9 +6,9 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use copyman_core::stall::{self, EndpointId, Stalled};
+use copyman_core::stall::{self, EndpointId, StallTimer, Stalled, Written};
 use copyman_core::start;
 use copyman_core::{
     BoxError, Config, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output,
@@ -28,11 +28,12 @@ pub struct Options {
     /// The producer's read size, for producers that read in buffers
     /// ([`Producer::set_buffer_size`]); `None` keeps the producer's own (64 KiB by default).
     pub buffer_size: Option<usize>,
-    /// An endpoint that moves nothing for this long has stalled (copyman-core's
-    /// [`stall`](copyman_core::stall) rule, the same as copyman-sync's): a transmit of one chunk
-    /// (or the failing of a receiver's COPY) that does not complete within this time is given up
-    /// and the receiver faults with a [`Stalled`] error naming it, while the others go on; a
-    /// producer read that gets nothing raises a ProducerFault with it. `None` (the default)
+    /// An endpoint that moves no byte for this long has stalled (copyman-core's
+    /// [`stall`](copyman_core::stall) rule, the same as copyman-sync's): a transmit whose
+    /// [`Written`](copyman_core::stall::Written) count stays the same this long (or the failing
+    /// of a receiver's COPY that does not end within it) is given up and the receiver faults
+    /// with a [`Stalled`] error naming it, while the others go on; a producer read that gets
+    /// nothing raises a ProducerFault with it. `None` (the default)
     /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
     /// the answer is the only way to know whether it committed.
     pub stall_timeout: Option<Duration>,
@@ -487,17 +488,18 @@ impl<'a> CopyManager<'a> {
                 Box::pin(async move {
                     // A producer read is cancel-safe: one that stalls is dropped, and the next
                     // starts afresh.
-                    let input = match within(stall, producer.next_chunk()).await {
-                        Some(Ok(Some(chunk))) => Input::ProducerData(chunk),
-                        Some(Ok(None)) => Input::ProducerEnd {
+                    let read = producer.next_chunk();
+                    let input = match watched(EndpointId::Producer, stall, read, || 0).await {
+                        Ok(Ok(Some(chunk))) => Input::ProducerData(chunk),
+                        Ok(Ok(None)) => Input::ProducerEnd {
                             count: producer.count(),
                         },
-                        Some(Err(error)) => Input::ProducerError(stall::classify(
+                        Ok(Err(error)) => Input::ProducerError(stall::classify(
                             error,
                             EndpointId::Producer,
                             stall,
                         )),
-                        None => Input::ProducerError(stalled(EndpointId::Producer, stall)),
+                        Err(stalled) => Input::ProducerError(Box::new(stalled)),
                     };
                     Done {
                         endpoint: Endpoint::Producer(producer),
@@ -518,20 +520,21 @@ impl<'a> CopyManager<'a> {
             Output::Transmit { receiver, data } => {
                 let mut endpoint = self.take_receiver(receiver);
                 Box::pin(async move {
-                    let mut written = 0;
-                    let result = within(stall, endpoint.transmit(&data, &mut written)).await;
-                    let written = written.min(data_len(&data));
+                    let written = Written::new();
                     let endpoint_id = EndpointId::Receiver(receiver);
+                    let transmit = endpoint.transmit(&data, &written);
+                    let result = watched(endpoint_id, stall, transmit, || written.get()).await;
+                    let written = written.get().min(data_len(&data));
                     let input = match result {
-                        Some(Ok(())) => Input::Transmitted { receiver },
-                        Some(Err(error)) => Input::ReceiverError {
+                        Ok(Ok(())) => Input::Transmitted { receiver },
+                        Ok(Err(error)) => Input::ReceiverError {
                             receiver,
                             error: stall::classify(error, endpoint_id, stall),
                             written,
                         },
-                        None => Input::ReceiverError {
+                        Err(stalled) => Input::ReceiverError {
                             receiver,
-                            error: stalled(endpoint_id, stall),
+                            error: Box::new(stalled),
                             written,
                         },
                     };
@@ -558,9 +561,11 @@ impl<'a> CopyManager<'a> {
             } => {
                 let mut endpoint = self.take_receiver(receiver);
                 Box::pin(async move {
-                    let result = match within(stall, endpoint.fail(&reason, &completion)).await {
-                        Some(result) => result.map(|()| None),
-                        None => Err(stalled(EndpointId::Receiver(receiver), stall)),
+                    let id = EndpointId::Receiver(receiver);
+                    let fail = endpoint.fail(&reason, &completion);
+                    let result = match watched(id, stall, fail, || 0).await {
+                        Ok(result) => result.map(|()| None),
+                        Err(stalled) => Err(BoxError::from(stalled)),
                     };
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
@@ -607,17 +612,35 @@ impl<'a> CopyManager<'a> {
     }
 }
 
-/// Runs `io`, within `timeout` if there is one; `None` when it timed out.
-async fn within<T>(timeout: Option<Duration>, io: impl Future<Output = T>) -> Option<T> {
-    match timeout {
-        Some(t) => tokio::time::timeout(t, io).await.ok(),
-        None => Some(io.await),
+/// Runs `io` under core's stall rule: with a stall timeout, `endpoint` stalls once `moved` (the
+/// bytes it moved so far) has stayed the same for the whole timeout.
+async fn watched<T>(
+    endpoint: EndpointId,
+    timeout: Option<Duration>,
+    io: impl Future<Output = T>,
+    moved: impl Fn() -> usize,
+) -> Result<T, Stalled> {
+    let Some(limit) = timeout else {
+        return Ok(io.await);
+    };
+    let mut timer = StallTimer::new(endpoint, limit, Instant::now());
+    let mut seen = moved();
+    tokio::pin!(io);
+    loop {
+        tokio::select! {
+            out = &mut io => return Ok(out),
+            () = tokio::time::sleep_until(timer.poll_timeout().into()) => {
+                let now = Instant::now();
+                match moved() {
+                    now_moved if now_moved != seen => {
+                        seen = now_moved;
+                        timer.moved(now);
+                    }
+                    _ => timer.handle_timeout(now)?,
+                }
+            }
+        }
     }
-}
-
-/// The stall error of `endpoint` (copyman-core's).
-fn stalled(endpoint: EndpointId, timeout: Option<Duration>) -> BoxError {
-    Box::new(Stalled::new(endpoint, timeout.unwrap_or_default()))
 }
 
 fn data_len(data: &Data) -> usize {

@@ -59,7 +59,7 @@ mod tls;
 pub use connection::{CancelToken, Connection};
 pub use copy::{CopyBuilder, CopyManager, Options, ReconcileError, transfer};
 pub use copyman_core::session::{DbError, Notification, SessionError};
-pub use copyman_core::stall::{EndpointId, Stalled};
+pub use copyman_core::stall::{EndpointId, Stalled, Written};
 pub use copyman_core::{
     BoxError, Chunk, Config, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault,
     Protocol, ReceiverFault, ReceiverId, ReceiverOutcome, Summary,

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use copyman_core::endpoint::{Abandon, Endpoint, Outcome};
 use copyman_core::session::CopyFormat;
+use copyman_core::stall::Written;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::Framer;
@@ -26,7 +27,8 @@ use crate::connection::{Connection, Stream};
 ///
 /// With a stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)) the future
 /// of a `transmit` or `fail` may be dropped midway; the receiver itself lives on, and the
-/// `written` count its transmit kept up to date tells the manager how much of the data went out.
+/// `written` count its transmit kept up to date tells the manager how much of the data went out,
+/// and, while it runs, whether bytes still move (core's stall rule).
 #[async_trait]
 pub trait Receiver: Send {
     /// The protocol of the data it takes.
@@ -41,13 +43,14 @@ pub trait Receiver: Send {
     /// Takes one cycle's data.
     ///
     /// `written` starts at 0. A receiver that can send part of the data (PQv3 over a socket)
-    /// adds to it as bytes go out, so that when the transmit fails, or its future is dropped by
-    /// the stall timeout, the manager knows how much went out: realignment and reconcile depend
-    /// on it. Receivers that take data whole may ignore it. A wrapper passes it on.
+    /// [adds](Written::add) to it as bytes go out, so that when the transmit fails, or its future
+    /// is dropped by the stall timeout, the manager knows how much went out: realignment and
+    /// reconcile depend on it; and so that a slow receiver whose bytes still move does not count
+    /// as stalled. Receivers that take data whole may ignore it. A wrapper passes it on.
     ///
     /// # Errors
     /// A failure: the receiver faults and leaves the copy.
-    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError>;
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError>;
 
     /// Commits what it received; returns its `COPY n` if it has one.
     ///
@@ -83,7 +86,7 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
         (**self).start().await
     }
 
-    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
         (**self).transmit(data, written).await
     }
 
@@ -147,12 +150,13 @@ impl<'c> StatementReceiver<'c> {
     }
 
     /// Writes `bytes` while reading what the server says; its error ends the write.
-    async fn write_data(&mut self, bytes: &[u8], written: &mut usize) -> Result<(), Error> {
+    async fn write_data(&mut self, bytes: &[u8], written: &Written) -> Result<(), Error> {
         self.conn.flush().await?;
         let framer = &mut self.framer;
         let (stream, endpoint, scratch) = self.conn.parts()?;
         // Under TLS, bytes taken may still wait in its buffer: they must go out too.
-        while *written < bytes.len() || !stream.is_flushed() {
+        let mut sent = 0;
+        while sent < bytes.len() || !stream.is_flushed() {
             tokio::select! {
                 biased;
                 ready = stream.readable() => {
@@ -161,19 +165,20 @@ impl<'c> StatementReceiver<'c> {
                 }
                 ready = stream.writable() => {
                     ready?;
-                    let attempt = if *written < bytes.len() {
-                        stream.try_write(&bytes[*written..])
+                    let attempt = if sent < bytes.len() {
+                        stream.try_write(&bytes[sent..])
                     } else {
                         stream.try_flush().map(|()| 0)
                     };
                     match attempt {
-                        Ok(0) if *written < bytes.len() => {
+                        Ok(0) if sent < bytes.len() => {
                             return Err(io::Error::from(io::ErrorKind::WriteZero).into());
                         }
                         Ok(n) => {
                             // The manager checked this data: it is whole CopyData frames.
-                            let _ = framer.advance(&bytes[*written..*written + n]);
-                            *written += n;
+                            let _ = framer.advance(&bytes[sent..sent + n]);
+                            sent += n;
+                            written.add(n);
                         }
                         Err(e) if matches!(
                             e.kind(),
@@ -269,7 +274,7 @@ impl Receiver for StatementReceiver<'_> {
         Ok(self.start_copy().await?)
     }
 
-    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
         if let Err(e) = self.conn.endpoint.copy_in_status() {
             return Err(Error::Session(e).into());
         }
@@ -343,7 +348,7 @@ where
         Ok(())
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
         let Data::Lines(lines) = data else {
             return Err(Error::State("a sink receiver takes lines").into());
         };
@@ -391,7 +396,7 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
         Ok(())
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
         let Data::Lines(lines) = data else {
             return Err(Error::State("a writer receiver takes lines").into());
         };
@@ -453,7 +458,7 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> Receiver for CallReceive
         Ok(())
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
         match data {
             Data::Lines(lines) => Ok((self.call)(lines)?),
             _ => Err(Error::State("a call receiver takes lines").into()),
@@ -483,7 +488,7 @@ impl Receiver for NullReceiver {
         Ok(())
     }
 
-    async fn transmit(&mut self, _data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, _data: &Data, _written: &Written) -> Result<(), BoxError> {
         Ok(())
     }
 
@@ -553,7 +558,7 @@ impl Receiver for ClientReceiver<'_> {
         Ok(())
     }
 
-    async fn transmit(&mut self, data: &Data, _written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
         let sink = self.sink.as_mut().ok_or(Error::State("the COPY is over"))?;
         let Data::Lines(lines) = data else {
             return Err(Error::State("a client receiver takes lines").into());

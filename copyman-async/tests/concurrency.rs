@@ -15,7 +15,7 @@ use common::runtime;
 use copyman_async::{
     BoxError, ClientProducer, ClientReceiver, Completion, Connection, CopyManager, Data, Error,
     Fault, Options, Protocol, ReaderProducer, Receiver, ReceiverId, ReceiverOutcome, SinkReceiver,
-    StatementProducer, StatementReceiver, StreamProducer, WriterReceiver,
+    StatementProducer, StatementReceiver, StreamProducer, WriterReceiver, Written,
 };
 use copyman_testkit::Cluster;
 use copyman_testkit::scenarios::{digest, exec};
@@ -86,7 +86,7 @@ impl<R: Receiver> Receiver for Slow<R> {
         self.inner.start().await
     }
 
-    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
         tokio::time::sleep(self.delay).await;
         self.inner.transmit(data, written).await
     }
@@ -117,7 +117,7 @@ impl<R: Receiver> Receiver for Stuck<R> {
         self.inner.start().await
     }
 
-    async fn transmit(&mut self, data: &Data, written: &mut usize) -> Result<(), BoxError> {
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
         if self.transmits.fetch_add(1, Ordering::SeqCst) == self.after {
             pending::<()>().await;
         }
@@ -711,4 +711,64 @@ fn copy_is_a_stream() {
         assert_eq!(summary.messages, 1000);
     });
     assert_eq!(count(cluster, &db), 1000);
+}
+
+/// A receiver that takes each transmit slowly but steadily: a few bytes every `step`, reported
+/// through `written`, for longer in all than the stall timeout.
+struct Trickle {
+    steps: usize,
+    step: Duration,
+    lines: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Receiver for Trickle {
+    fn protocol(&self) -> Protocol {
+        Protocol::Chunks
+    }
+
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
+        for _ in 0..self.steps {
+            tokio::time::sleep(self.step).await;
+            written.add(1);
+        }
+        if let Data::Lines(lines) = data {
+            self.lines.fetch_add(lines.len(), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        Ok(None)
+    }
+
+    async fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Core's stall rule is "no byte moved for the timeout", the same in both adapters: a transmit
+/// that takes three times the stall timeout but moves bytes all along is not a stall.
+#[test]
+fn a_slow_transmit_whose_bytes_move_is_not_a_stall() {
+    let lines = Arc::new(AtomicUsize::new(0));
+    let receiver = Trickle {
+        steps: 30,
+        step: Duration::from_millis(50),
+        lines: Arc::clone(&lines),
+    };
+    let summary = runtime()
+        .block_on(
+            CopyManager::builder(copyman_async::IteratorProducer::new([vec!["1\n", "2\n"]]))
+                .to(receiver)
+                .options(Options::default().with_stall_timeout(Duration::from_millis(500)))
+                .run(),
+        )
+        .expect("no stall: bytes moved every 50 ms");
+    assert_eq!(summary.messages, 2);
+    assert_eq!(lines.load(Ordering::SeqCst), 2);
 }

@@ -6,11 +6,15 @@
 //! copy while the others go on; a producer raises a ProducerFault). Completing a COPY (CopyDone
 //! and its answer) is never timed out: only the answer says whether it committed.
 //!
-//! The adapters measure the time; what counts as a stall and the error the caller sees are
-//! decided here. copyman-sync arms its sockets' read and write timeouts, so each system call
-//! that moves no byte for the timeout is a stall; copyman-async times each order (one chunk's
-//! transmit, at most the producer's buffer, 64 KiB by default; one read; one CopyFail) with a
-//! tokio timer, so a receiver moving less than a chunk in the timeout stalls there too.
+//! Time is an input: a [`StallTimer`] starts with the IO, is told when bytes moved
+//! ([`StallTimer::moved`]), says when it must be looked at again ([`StallTimer::poll_timeout`])
+//! and whether the endpoint stalled ([`StallTimer::handle_timeout`]); the adapters only read the
+//! clock and wait. copyman-sync runs one per multiplexed write and read (every byte the socket
+//! takes or gives resets it) and arms its blocking sockets' timeouts with the same limit;
+//! copyman-async runs one per order, reset by every byte a transmit reports through [`Written`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use std::error::Error;
 use std::fmt;
@@ -76,6 +80,82 @@ impl fmt::Display for Stalled {
 impl Error for Stalled {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         Some(&self.source)
+    }
+}
+
+/// The stall rule over time for one IO under way, sans IO (the caller reads the clock).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use copyman_core::stall::{EndpointId, StallTimer};
+///
+/// let start = Instant::now();
+/// let mut timer = StallTimer::new(EndpointId::Producer, Duration::from_secs(5), start);
+/// assert_eq!(timer.poll_timeout(), start + Duration::from_secs(5));
+/// timer.moved(start + Duration::from_secs(4)); // bytes came: five more seconds
+/// assert!(timer.handle_timeout(start + Duration::from_secs(8)).is_ok());
+/// let stalled = timer.handle_timeout(start + Duration::from_secs(9)).unwrap_err();
+/// assert_eq!(stalled.to_string(), "producer stalled: no byte moved for 5s");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct StallTimer {
+    endpoint: EndpointId,
+    limit: Duration,
+    since: Instant,
+}
+
+impl StallTimer {
+    /// A timer for `endpoint`'s IO starting at `now`, which stalls after `limit` without a byte.
+    pub fn new(endpoint: EndpointId, limit: Duration, now: Instant) -> Self {
+        Self {
+            endpoint,
+            limit,
+            since: now,
+        }
+    }
+
+    /// Bytes moved at `now`: the endpoint has another full timeout.
+    pub fn moved(&mut self, now: Instant) {
+        self.since = now;
+    }
+
+    /// When the endpoint stalls unless bytes move before.
+    pub fn poll_timeout(&self) -> Instant {
+        self.since + self.limit
+    }
+
+    /// Checks the rule at `now`.
+    ///
+    /// # Errors
+    /// [`Stalled`] when no byte moved for the whole limit.
+    pub fn handle_timeout(&self, now: Instant) -> Result<(), Stalled> {
+        if now.saturating_duration_since(self.since) >= self.limit {
+            return Err(Stalled::new(self.endpoint, self.limit));
+        }
+        Ok(())
+    }
+}
+
+/// How much of a transmit's data went out so far: the receiver adds what each write took, and
+/// the driver reads it to know whether bytes moved (the stall rule) and, if the transmit is cut
+/// short, how much of the data the server has (realignment).
+#[derive(Debug, Default)]
+pub struct Written(AtomicUsize);
+
+impl Written {
+    /// Nothing written yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `n` more bytes went out.
+    pub fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The bytes written so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

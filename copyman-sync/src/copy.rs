@@ -7,7 +7,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use copyman_core::stall::{self, EndpointId};
+use copyman_core::stall::{self, EndpointId, StallTimer};
 use copyman_core::start;
 use copyman_core::{
     BoxError, Config, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId,
@@ -15,7 +15,7 @@ use copyman_core::{
 };
 
 use crate::poll::{self, Watch};
-use crate::{Producer, Receiver};
+use crate::{PollSocket, Producer, Receiver};
 
 /// How a [`CopyManager`] runs: the same options as copyman-async's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,32 +159,21 @@ pub struct CopyManager<'a> {
     owners: Vec<EndpointId>,
 }
 
-/// A transmit under way: its data, how much went out, when a byte last moved, and how long
-/// that may last (the socket's timeout, else the copy's stall timeout).
+/// A transmit under way: its data, how much went out, and core's stall timer (the socket's
+/// timeout, else the copy's stall timeout), reset by every byte the socket takes.
 #[derive(Debug)]
 struct Pending {
     data: Bytes,
     written: usize,
-    since: Instant,
-    limit: Option<Duration>,
+    timer: Option<StallTimer>,
 }
 
-/// A producer read under way: when a byte last came, how long that may last, and whether the
+/// A producer read under way: its stall timer, reset by every byte that comes, and whether the
 /// last attempt was eager (then the producer holds nothing and only its socket can wake it).
 #[derive(Debug, Clone, Copy)]
 struct Reading {
-    since: Instant,
-    limit: Option<Duration>,
+    timer: Option<StallTimer>,
     eager: bool,
-}
-
-/// What a socket timeout that passed in a `poll(2)` wait says: what a blocking socket with that
-/// timeout would have said (core's stall rule then names the endpoint, under a stall timeout).
-fn timed_out(limit: Duration) -> BoxError {
-    Box::new(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("no byte moved for {} ms", limit.as_millis()),
-    ))
 }
 
 impl fmt::Debug for CopyManager<'_> {
@@ -420,11 +409,11 @@ impl<'a> CopyManager<'a> {
         if let copyman_core::Data::PQv3(bytes) = &data
             && let Some(socket) = self.receivers[receiver.0].poll_socket()
         {
+            let endpoint = EndpointId::Receiver(receiver);
             self.writes[receiver.0] = Some(Pending {
                 data: bytes.clone(),
                 written: 0,
-                since: Instant::now(),
-                limit: socket.timeout.or(self.options.stall_timeout),
+                timer: self.timer(endpoint, socket),
             });
             self.advance_write(receiver.0);
             return;
@@ -455,7 +444,9 @@ impl<'a> CopyManager<'a> {
                 }
                 Ok(n) => {
                     pending.written += n;
-                    pending.since = Instant::now();
+                    if let Some(timer) = &mut pending.timer {
+                        timer.moved(Instant::now());
+                    }
                 }
                 Err(error) => {
                     let error = self.stalled(EndpointId::Receiver(receiver), error);
@@ -546,8 +537,9 @@ impl<'a> CopyManager<'a> {
             .writes
             .iter()
             .flatten()
-            .filter_map(|p| Some(p.since + p.limit?))
-            .chain(self.reading.and_then(|r| Some(r.since + r.limit?)))
+            .filter_map(|p| p.timer)
+            .chain(self.reading.and_then(|r| r.timer))
+            .map(|timer| timer.poll_timeout())
             .min();
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let ready = match poll::wait(&mut self.watches, timeout) {
@@ -585,7 +577,9 @@ impl<'a> CopyManager<'a> {
                     if watch.writable()
                         && let Some(pending) = &mut self.writes[r]
                     {
-                        pending.since = now;
+                        if let Some(timer) = &mut pending.timer {
+                            timer.moved(now);
+                        }
                         self.advance_write(r);
                     }
                 }
@@ -593,7 +587,9 @@ impl<'a> CopyManager<'a> {
                     if watch.readable()
                         && let Some(reading) = &mut self.reading
                     {
-                        reading.since = now;
+                        if let Some(timer) = &mut reading.timer {
+                            timer.moved(now);
+                        }
                         self.advance_read();
                     }
                 }
@@ -601,22 +597,15 @@ impl<'a> CopyManager<'a> {
             }
         }
         // Whatever is still under way and moved nothing for its timeout has timed out.
-        let expired = |since: Instant, limit: Option<Duration>| {
-            limit.filter(|&limit| now.duration_since(since) >= limit)
-        };
+        let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
         for r in 0..self.writes.len() {
-            if let Some(limit) = self.writes[r]
-                .as_ref()
-                .and_then(|p| expired(p.since, p.limit))
-            {
-                let error = self.stalled(EndpointId::Receiver(ReceiverId(r)), timed_out(limit));
-                self.receiver_failed(r, error);
+            if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
+                self.receiver_failed(r, Box::new(stalled));
             }
         }
-        if let Some(limit) = self.reading.and_then(|r| expired(r.since, r.limit)) {
+        if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
             self.reading = None;
-            let error = self.stalled(EndpointId::Producer, timed_out(limit));
-            self.report(Input::ProducerError(error));
+            self.report(Input::ProducerError(Box::new(stalled)));
         }
     }
 
@@ -654,6 +643,13 @@ impl<'a> CopyManager<'a> {
         }
     }
 
+    /// The stall timer of an IO starting now on `socket`: its own timeout, else the copy's stall
+    /// timeout, if either is set.
+    fn timer(&self, endpoint: EndpointId, socket: PollSocket) -> Option<StallTimer> {
+        let limit = socket.timeout.or(self.options.stall_timeout)?;
+        Some(StallTimer::new(endpoint, limit, Instant::now()))
+    }
+
     /// The stall rule (copyman-core's) applied to an endpoint's error.
     fn stalled(&self, endpoint: EndpointId, error: BoxError) -> BoxError {
         stall::classify(error, endpoint, self.options.stall_timeout)
@@ -671,8 +667,7 @@ impl<'a> CopyManager<'a> {
             Output::ReadProducer => {
                 if let Some(socket) = self.producer.poll_socket() {
                     self.reading = Some(Reading {
-                        since: Instant::now(),
-                        limit: socket.timeout.or(self.options.stall_timeout),
+                        timer: self.timer(EndpointId::Producer, socket),
                         eager: false,
                     });
                     self.advance_read();
