@@ -8,69 +8,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use copyman_core::manager::Options;
 use copyman_core::stall::{self, EndpointId, StallTimer, Stalled, Written};
 use copyman_core::start;
 use copyman_core::{
-    BoxError, Config, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output,
-    ReceiverFault, ReceiverId, Summary,
+    BoxError, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output, ReceiverFault,
+    ReceiverId, Summary,
 };
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
 use crate::{Producer, Receiver};
-
-/// How a [`CopyManager`] runs: the same options as copyman-sync's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Options {
-    /// The manager's configuration: [`Config::window`] chunks (4 by default) may be pending per
-    /// receiver, so memory stays within window × the producer's buffer size.
-    pub config: Config,
-    /// The producer's read size, for producers that read in buffers
-    /// ([`Producer::set_buffer_size`]); `None` keeps the producer's own (64 KiB by default).
-    pub buffer_size: Option<usize>,
-    /// An endpoint that moves no byte for this long has stalled (copyman-core's
-    /// [`stall`](copyman_core::stall) rule, the same as copyman-sync's): a transmit whose
-    /// [`Written`](copyman_core::stall::Written) count stays the same this long (or the failing
-    /// of a receiver's COPY that does not end within it) is given up and the receiver faults
-    /// with a [`Stalled`] error naming it, while the others go on; a producer read that gets
-    /// nothing raises a ProducerFault with it. `None` (the default)
-    /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
-    /// the answer is the only way to know whether it committed.
-    pub stall_timeout: Option<Duration>,
-}
-
-impl Options {
-    /// These options with a window of `window` chunks (at least 1).
-    pub fn with_window(mut self, window: usize) -> Self {
-        self.config.window = window.max(1);
-        self
-    }
-
-    /// These options with the keep-going policy ([`Config::keep_going`]): a copy run to its end
-    /// lets the survivors of a receiver fault complete.
-    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
-        self.config = self.config.with_keep_going(keep_going);
-        self
-    }
-
-    /// These options with the row-count check on or off ([`Config::check_counts`]).
-    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
-        self.config = self.config.with_check_counts(check_counts);
-        self
-    }
-
-    /// These options with the producer reading `size` bytes at a time (at least 1).
-    pub fn with_buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = Some(size.max(1));
-        self
-    }
-
-    /// These options with a stall timeout.
-    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = Some(timeout);
-        self
-    }
-}
 
 /// An endpoint handed back by the IO that used it.
 enum Endpoint<'a> {

@@ -7,86 +7,15 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use copyman_core::manager::Options;
 use copyman_core::stall::{self, EndpointId, StallTimer};
 use copyman_core::start;
 use copyman_core::{
-    BoxError, Config, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId,
-    Summary,
+    BoxError, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId, Summary,
 };
 
 use crate::poll::{self, Watch};
 use crate::{PollSocket, Producer, Receiver};
-
-/// How a [`CopyManager`] runs: the same options as copyman-async's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Options {
-    /// The manager's configuration: [`Config::window`] chunks may be pending per receiver. This
-    /// adapter services one cycle at a time, so 1 (the default) is all it needs; a larger
-    /// window lets a faulted receiver keep more chunks for a later reconcile.
-    pub config: Config,
-    /// The producer's read size, for producers that read in buffers
-    /// ([`Producer::set_buffer_size`]); `None` keeps the producer's own (64 KiB by default).
-    pub buffer_size: Option<usize>,
-    /// An endpoint that moves no byte for this long has stalled (copyman-core's
-    /// [`stall`](copyman_core::stall) rule, the same as copyman-async's): a receiver whose
-    /// transmit or CopyFail moves nothing faults with a
-    /// [`Stalled`](copyman_core::stall::Stalled) error naming it, while the others go on; a
-    /// producer whose read gets nothing raises a ProducerFault with it. `None` (the default)
-    /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
-    /// the answer is the only way to know whether it committed.
-    ///
-    /// Endpoints the driver multiplexes with `poll(2)` (those with a
-    /// [`Receiver::poll_socket`] / [`Producer::poll_socket`]: raw endpoints over TCP or Unix sockets)
-    /// stall when `poll` finds no byte moved on them for this long. Endpoints written or read
-    /// with blocking calls (TLS, in-process ones) take it through
-    /// [`Receiver::set_stall_timeout`] / [`Producer::set_stall_timeout`] (raw ones arm their
-    /// sockets' read and write timeouts with it for the copy and clear them when it ends).
-    pub stall_timeout: Option<Duration>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            config: Config::with_window(1),
-            buffer_size: None,
-            stall_timeout: None,
-        }
-    }
-}
-
-impl Options {
-    /// These options with a window of `window` chunks (at least 1).
-    pub fn with_window(mut self, window: usize) -> Self {
-        self.config.window = window.max(1);
-        self
-    }
-
-    /// These options with the keep-going policy ([`Config::keep_going`]): a copy run to its end
-    /// lets the survivors of a receiver fault complete.
-    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
-        self.config = self.config.with_keep_going(keep_going);
-        self
-    }
-
-    /// These options with the row-count check on or off ([`Config::check_counts`]).
-    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
-        self.config = self.config.with_check_counts(check_counts);
-        self
-    }
-
-    /// These options with the producer reading `size` bytes at a time (at least 1).
-    pub fn with_buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = Some(size.max(1));
-        self
-    }
-
-    /// These options with a stall timeout.
-    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
-        self.stall_timeout = Some(timeout);
-        self
-    }
-}
 
 /// Moves COPY data from one producer to many receivers, one cycle at a time.
 ///
@@ -94,6 +23,13 @@ impl Options {
 /// [`Manager`]; this type carries out its orders on blocking endpoints. Iterate it for per-cycle
 /// progress (`for n_msgs, n_bytes in copy` in py-postgresql's copyman), then
 /// [`finish`](CopyManager::finish) it.
+///
+/// Endpoints it multiplexes with `poll(2)` (those with a [`Receiver::poll_socket`] /
+/// [`Producer::poll_socket`]: raw endpoints over TCP or Unix sockets) stall
+/// ([`Options::stall_timeout`](crate::Options)) when no byte moves on them for the timeout.
+/// Endpoints written or read with blocking calls (TLS, in-process ones) take the timeout through
+/// [`Receiver::set_stall_timeout`] / [`Producer::set_stall_timeout`] (raw ones arm their sockets'
+/// read and write timeouts with it for the copy and clear them when it ends).
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
@@ -242,8 +178,8 @@ impl<'a> CopyManager<'a> {
         if let Some(size) = options.buffer_size {
             producer.set_buffer_size(size);
         }
-        // Multiplexed endpoints overlap the next read with the writes of the last chunk: two
-        // chunks in flight. Blocking ones keep py-postgresql's one cycle at a time.
+        // Multiplexed endpoints overlap the next read with the writes of the last chunk: that
+        // takes two chunks in flight, whatever window was asked for.
         let multiplexed =
             producer.poll_socket().is_some() || receivers.iter().any(|r| r.poll_socket().is_some());
         let mut config = options.config;

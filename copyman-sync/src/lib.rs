@@ -46,7 +46,8 @@ mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyBuilder, CopyManager, Options, ReconcileError, transfer};
+pub use copy::{CopyBuilder, CopyManager, ReconcileError, transfer};
+pub use copyman_core::manager::Options;
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{

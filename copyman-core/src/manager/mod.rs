@@ -1,6 +1,7 @@
 //! The COPY manager: one producer, many receivers, the whole fault model of py-postgresql's
 //! copyman, no IO.
 
+mod options;
 mod transform;
 
 use std::collections::VecDeque;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use copyman_wire::realign::{Completion, completion};
 use copyman_wire::{Framer, Position, WireError};
 
+pub use options::Options;
 use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 

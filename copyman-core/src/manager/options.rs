@@ -1,0 +1,70 @@
+//! How a copy runs: the options both adapters' `CopyManager` take, one type.
+
+use std::time::Duration;
+
+use super::Config;
+
+/// How a copy runs, the same in both adapters: the manager's configuration, the producer's read
+/// size and the stall timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use copyman_core::manager::Options;
+///
+/// let options = Options::default()
+///     .with_window(8)
+///     .with_keep_going(true)
+///     .with_stall_timeout(Duration::from_secs(30));
+/// assert_eq!(options.config.window, 8);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The manager's configuration: [`Config::window`] chunks (4 by default) may be pending per
+    /// receiver, so memory stays within window × the producer's buffer size; a larger window
+    /// lets a faulted receiver keep more chunks for a later reconcile.
+    pub config: Config,
+    /// The producer's read size, for producers that read in buffers; `None` keeps the
+    /// producer's own (64 KiB by default).
+    pub buffer_size: Option<usize>,
+    /// An endpoint that moves no byte for this long has stalled (the
+    /// [`stall`](crate::stall) rule): a receiver whose transmit or CopyFail moves nothing faults
+    /// with a [`Stalled`](crate::stall::Stalled) error naming it, while the others go on; a
+    /// producer whose read gets nothing raises a ProducerFault with it. `None` (the default)
+    /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
+    /// the answer is the only way to know whether it committed.
+    pub stall_timeout: Option<Duration>,
+}
+
+impl Options {
+    /// These options with a window of `window` chunks (at least 1).
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.config.window = window.max(1);
+        self
+    }
+
+    /// These options with the keep-going policy ([`Config::keep_going`]): a copy run to its end
+    /// lets the survivors of a receiver fault complete.
+    pub fn with_keep_going(mut self, keep_going: bool) -> Self {
+        self.config = self.config.with_keep_going(keep_going);
+        self
+    }
+
+    /// These options with the row-count check on or off ([`Config::check_counts`]).
+    pub fn with_check_counts(mut self, check_counts: bool) -> Self {
+        self.config = self.config.with_check_counts(check_counts);
+        self
+    }
+
+    /// These options with the producer reading `size` bytes at a time (at least 1).
+    pub fn with_buffer_size(mut self, size: usize) -> Self {
+        self.buffer_size = Some(size.max(1));
+        self
+    }
+
+    /// These options with a stall timeout.
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = Some(timeout);
+        self
+    }
+}
