@@ -265,13 +265,14 @@ fn fuzz(args: &[&str]) -> anyhow::Result<()> {
 /// Crates that must never be in the dependency tree of the sans-IO crates.
 const FORBIDDEN_CRATES: &[&str] = &["tokio", "mio", "postgres", "tokio-postgres", "socket2"];
 
-/// Source patterns that mean IO, threads or clocks.
+/// Source patterns that mean IO, threads or reading a clock. An `Instant` given as input
+/// (`handle_timeout(now)`, as quinn-proto takes it) is a value, not a clock.
 const FORBIDDEN_SOURCE: &[&str] = &[
     "std::net",
     "std::thread",
     "std::fs",
     "std::os::",
-    "Instant",
+    "Instant::now",
     "SystemTime",
     "tokio",
     "TcpStream",
