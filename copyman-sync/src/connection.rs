@@ -54,14 +54,24 @@ impl Stream {
         }
     }
 
-    /// The socket to `poll(2)` when the stream is used without blocking: TCP and Unix sockets.
-    /// `None` for TLS, whose records rustls buffers between the socket and us (the TLS path
-    /// stays blocking).
+    /// The socket to `poll(2)` when the stream is used without blocking. Under TLS it is the
+    /// TCP socket under rustls: reads go on until the socket would block (so no decrypted byte
+    /// waits in rustls unseen by `poll`), and records rustls still holds after a write go out
+    /// through [`Stream::try_flush`].
     pub(crate) fn poll_fd(&self) -> Option<RawFd> {
+        Some(match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Tls(s) => s.sock.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        })
+    }
+
+    /// Writes, without blocking, the TLS records rustls holds: `true` once none is left, `false`
+    /// when the socket takes no more now. Plain sockets hold nothing.
+    pub(crate) fn try_flush(&mut self) -> io::Result<bool> {
         match self {
-            Self::Tcp(s) => Some(s.as_raw_fd()),
-            Self::Tls(_) => None,
-            Self::Unix(s) => Some(s.as_raw_fd()),
+            Self::Tls(s) => flush_records(s),
+            _ => Ok(true),
         }
     }
 
@@ -92,11 +102,24 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.read(buf),
-            Self::Tls(s) => match s.read(buf) {
-                // A server that exits closes the socket without a TLS close_notify; for the
-                // protocol above, whose messages carry their own lengths, that is a plain end.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
+            // rustls' own `Stream::read` first writes the records it holds, and would report a
+            // full socket (non-blocking) as "nothing to read" while the server's words wait:
+            // read the socket for records whenever no decrypted byte is waiting.
+            Self::Tls(s) => loop {
+                match s.conn.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // A server that exits closes the socket without a TLS close_notify; for the
+                    // protocol above, whose messages carry their own lengths, that is a plain end.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+                // Answers rustls owes the server (alerts, key updates) go out if they can.
+                let _ = flush_records(s);
+                s.conn.read_tls(&mut s.sock)?;
+                s.conn
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             },
             Self::Unix(s) => s.read(buf),
         }
@@ -127,6 +150,21 @@ impl Write for Stream {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes the TLS records rustls holds until none is left (`true`) or the socket would block
+/// (`false`).
+fn flush_records(s: &mut TlsStream) -> io::Result<bool> {
+    while s.conn.wants_write() {
+        match s.conn.write_tls(&mut s.sock) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// Opens a socket to `target`, within `timeout` for TCP.
@@ -493,7 +531,7 @@ impl Connection {
         Ok(())
     }
 
-    /// The socket to `poll(2)`, for a driver that multiplexes it (TCP and Unix, not TLS), with
+    /// The socket to `poll(2)`, for a driver that multiplexes it (TCP, TLS over TCP, Unix), with
     /// the timeout [`Connection::set_timeout`] set on it.
     pub(crate) fn poll_socket(&self) -> Option<PollSocket> {
         Some(PollSocket {

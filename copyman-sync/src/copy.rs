@@ -372,8 +372,17 @@ impl<'a> CopyManager<'a> {
             return;
         };
         let receiver = ReceiverId(r);
-        while pending.written < pending.data.len() {
-            match self.receivers[r].try_write(&pending.data[pending.written..]) {
+        loop {
+            // The data, then what the receiver still holds of it (TLS records).
+            let step = match pending.data.get(pending.written..) {
+                Some(rest) if !rest.is_empty() => self.receivers[r].try_write(rest),
+                _ => match self.receivers[r].try_flush() {
+                    Ok(true) => break,
+                    Ok(false) => Ok(0),
+                    Err(error) => Err(error),
+                },
+            };
+            match step {
                 Ok(0) => {
                     self.writes[r] = Some(pending);
                     return;

@@ -101,6 +101,18 @@ pub trait Receiver {
         Err(Error::State("this receiver cannot write without blocking").into())
     }
 
+    /// Sends, without blocking, what the receiver still holds of the data it took (TLS records
+    /// rustls has not written yet): `true` once nothing is held, `false` when the socket takes
+    /// no more now (wait until [`Receiver::poll_socket`] is writable). A driver calls it after the
+    /// last [`Receiver::try_write`] of a transmit, whose data is not sent until this says so. The
+    /// default holds nothing.
+    ///
+    /// # Errors
+    /// The write failed: the receiver faults.
+    fn try_flush(&mut self) -> Result<bool, BoxError> {
+        Ok(true)
+    }
+
     /// Reads, without blocking, what the server said (a driver calls it when
     /// [`Receiver::poll_socket`] is readable, and now and then while it writes without waiting).
     /// The default does nothing.
@@ -114,13 +126,14 @@ pub trait Receiver {
 
 /// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
 ///
-/// Under a [`CopyManager`](crate::CopyManager) its socket (TCP or Unix) is non-blocking for the
-/// whole copy: the driver writes what the socket takes and waits with `poll(2)` on every
+/// Under a [`CopyManager`](crate::CopyManager) its socket (TCP, TLS over TCP, or Unix) is
+/// non-blocking for the whole copy: the driver writes what the socket takes (under TLS: what
+/// rustls takes, then its records as the socket takes them) and waits with `poll(2)` on every
 /// receiver at once, so a slow destination never idles the others. The socket is read whenever
 /// `poll` says the server sent something, and at least once per cycle, so an error the server
 /// reports (a bad row, a constraint) becomes a fault of this receiver within a cycle or two, not
-/// at the end. Over TLS (and through [`Receiver::transmit`]) the data of each cycle goes out in
-/// one blocking write, after which the socket is read without blocking.
+/// at the end. Through [`Receiver::transmit`] the data of each cycle goes out in one blocking
+/// write, after which the socket is read without blocking.
 #[derive(Debug)]
 pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
@@ -274,6 +287,11 @@ impl Receiver for StatementReceiver<'_> {
 
     fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
         Ok(self.write_some(bytes)?)
+    }
+
+    fn try_flush(&mut self) -> Result<bool, BoxError> {
+        self.conn.set_nonblocking(true)?;
+        Ok(self.conn.stream.try_flush()?)
     }
 
     fn read_server(&mut self) -> Result<(), BoxError> {
