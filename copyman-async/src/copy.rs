@@ -8,12 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use copyman_core::manager::Options;
+use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::stall::{self, EndpointId, StallTimer, Stalled, Written};
 use copyman_core::start;
 use copyman_core::{
-    BoxError, CopyFail, Data, Event, Fault, Input, Manager, ManagerError, Output, ReceiverFault,
-    ReceiverId, Summary,
+    BoxError, CopyFail, Data, Event, Fault, Input, Manager, Output, ReceiverId, Summary,
 };
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
@@ -629,28 +628,6 @@ impl Stream for CopyManager<'_> {
                 }
                 Step::EndOfCopy | Step::Done => return Poll::Ready(None),
             }
-        }
-    }
-}
-
-/// Why a reconcile did not bring a receiver back.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReconcileError {
-    /// The manager refused: see the reason.
-    #[error(transparent)]
-    Refused(#[from] ManagerError),
-    /// The receiver failed again while transmitting what it owed; it stays out of the copy.
-    #[error(transparent)]
-    Fault(Fault),
-}
-
-impl ReconcileError {
-    /// The receiver fault, when the receiver failed again.
-    pub fn receiver_fault(&self) -> Option<&ReceiverFault> {
-        match self {
-            Self::Fault(Fault::Receiver(fault)) => Some(fault),
-            _ => None,
         }
     }
 }

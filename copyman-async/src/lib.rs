@@ -57,8 +57,8 @@ mod receiver;
 mod tls;
 
 pub use connection::{CancelToken, Connection};
-pub use copy::{CopyBuilder, CopyManager, ReconcileError, transfer};
-pub use copyman_core::manager::Options;
+pub use copy::{CopyBuilder, CopyManager, transfer};
+pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled, Written};
 pub use copyman_core::{

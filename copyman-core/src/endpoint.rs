@@ -433,18 +433,17 @@ impl Endpoint {
                 },
             };
             self.op = Op::Idle;
-            if let Step::Done(Ok(Outcome::Ready)) = step
+            if self.session.state() == State::Ready
                 && let Some(next) = self.next.take()
             {
-                // The abandoned operation is over: the one asked for starts now.
+                // The abandoned operation is over, whatever its outcome (nobody wants it): the
+                // one asked for starts now.
                 if let Err(e) = self.start(next) {
                     return Step::Done(Err(e));
                 }
                 continue;
             }
-            if let Step::Done(Err(_)) = step {
-                self.next = None;
-            }
+            self.next = None;
             return step;
         }
     }

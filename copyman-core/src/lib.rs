@@ -38,5 +38,5 @@ pub use fault::{
 };
 pub use manager::{
     Chunk, Config, Data, Event, Input, Manager, ManagerError, Output, Protocol, ReceiverId,
-    ReceiverOutcome, Summary,
+    ReceiverOutcome, ReconcileError, Summary,
 };

@@ -7,12 +7,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use copyman_core::manager::Options;
+use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::stall::{self, EndpointId, StallTimer};
 use copyman_core::start;
-use copyman_core::{
-    BoxError, CopyFail, Event, Fault, Input, Manager, ManagerError, Output, ReceiverId, Summary,
-};
+use copyman_core::{BoxError, CopyFail, Event, Fault, Input, Manager, Output, ReceiverId, Summary};
 
 use crate::poll::{self, Watch};
 use crate::{PollSocket, Producer, Receiver};
@@ -25,11 +23,12 @@ use crate::{PollSocket, Producer, Receiver};
 /// [`finish`](CopyManager::finish) it.
 ///
 /// Endpoints it multiplexes with `poll(2)` (those with a [`Receiver::poll_socket`] /
-/// [`Producer::poll_socket`]: raw endpoints over TCP or Unix sockets) stall
+/// [`Producer::poll_socket`]: raw endpoints over TCP, TLS or Unix sockets) stall
 /// ([`Options::stall_timeout`](crate::Options)) when no byte moves on them for the timeout.
-/// Endpoints written or read with blocking calls (TLS, in-process ones) take the timeout through
-/// [`Receiver::set_stall_timeout`] / [`Producer::set_stall_timeout`] (raw ones arm their sockets'
-/// read and write timeouts with it for the copy and clear them when it ends).
+/// Endpoints written or read with blocking calls (in-process ones, and raw ones outside the
+/// multiplexed path) take the timeout through [`Receiver::set_stall_timeout`] /
+/// [`Producer::set_stall_timeout`] (raw ones arm their sockets' read and write timeouts with it
+/// for the copy and clear them when it ends).
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
@@ -69,12 +68,13 @@ use crate::{PollSocket, Producer, Receiver};
 /// # How it does IO
 ///
 /// Receivers and a producer that have a socket to poll ([`Receiver::poll_socket`],
-/// [`Producer::poll_socket`]: the raw endpoints over TCP or Unix sockets) are driven without
+/// [`Producer::poll_socket`]: the raw endpoints over TCP, TLS or Unix sockets) are driven without
 /// blocking: each transmit writes what its socket takes, and when nothing more can move the
 /// driver waits with one `poll(2)` on every socket that has bytes pending (writable), every
 /// live receiver (readable: a server's error) and the producer (readable), so each destination
 /// is fed as fast as it drains and the next read overlaps the writes of the last. The manager's
-/// window is then 2 chunks: memory stays bounded by a few buffers whatever the data size.
+/// window is then at least 2 chunks (4 by default): memory stays bounded by a few buffers
+/// whatever the data size.
 /// Other endpoints are carried out with blocking calls, one after another.
 pub struct CopyManager<'a> {
     manager: Manager,
@@ -727,18 +727,6 @@ impl Drop for CopyManager<'_> {
             });
         }
     }
-}
-
-/// Why a reconcile did not bring a receiver back.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReconcileError {
-    /// The manager refused: see the reason.
-    #[error(transparent)]
-    Refused(#[from] ManagerError),
-    /// The receiver failed again while transmitting what it owed; it stays out of the copy.
-    #[error(transparent)]
-    Fault(Fault),
 }
 
 /// Copies everything `producer` produces to every receiver (`transfer` in py-postgresql's copyman),

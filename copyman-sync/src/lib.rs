@@ -46,8 +46,8 @@ mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyBuilder, CopyManager, ReconcileError, transfer};
-pub use copyman_core::manager::Options;
+pub use copy::{CopyBuilder, CopyManager, transfer};
+pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{

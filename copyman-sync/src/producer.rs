@@ -141,10 +141,10 @@ impl<P: Producer + ?Sized> Producer for Box<P> {
 ///
 /// Reads the socket in large buffers (64 KiB by default), re-blocks each buffer into one CopyData
 /// frame in place, and hands that one buffer to every receiver. Rows are never parsed. Under a
-/// [`CopyManager`](crate::CopyManager) its socket (TCP or Unix) is non-blocking for the copy and
-/// read while the receivers write the previous buffer; reads go on filling the same buffer until
-/// it is full or the receivers wait for it, so a fast source gives full buffers (few, large writes
-/// downstream) and a slow one is never waited for.
+/// [`CopyManager`](crate::CopyManager) its socket (TCP, TLS over TCP, or Unix) is non-blocking
+/// for the copy and read while the receivers write the previous buffer; reads go on filling the
+/// same buffer until it is full or the receivers wait for it, so a fast source gives full buffers
+/// (few, large writes downstream) and a slow one is never waited for.
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, StatementProducer};

@@ -257,6 +257,28 @@ pub enum ManagerError {
     },
 }
 
+/// Why a reconcile did not bring a receiver back (both adapters' `CopyManager::reconcile`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// The manager refused: see the reason.
+    #[error(transparent)]
+    Refused(#[from] ManagerError),
+    /// The receiver failed again while transmitting what it owed; it stays out of the copy.
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+impl ReconcileError {
+    /// The receiver fault, when the receiver failed again.
+    pub fn receiver_fault(&self) -> Option<&ReceiverFault> {
+        match self {
+            Self::Fault(Fault::Receiver(fault)) => Some(fault),
+            _ => None,
+        }
+    }
+}
+
 /// A producer chunk the manager could not use: the producer's fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
