@@ -6,13 +6,10 @@ mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::io::{BufReader, Write};
+use std::process::Stdio;
 
 use common::*;
-use copyman_testkit::Cluster;
 
 const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
 
@@ -27,65 +24,6 @@ fn text_rows(rows: u64, marker_at: Option<u64>) -> String {
         }
     }
     data
-}
-
-/// Backends of `db` still in a COPY.
-fn copy_backends(cluster: &Cluster, db: &str) -> i64 {
-    cluster
-        .connect("postgres")
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%' \
-             AND state <> 'idle'",
-            &[&db],
-        )
-        .unwrap()
-        .get(0)
-}
-
-/// Waits (bounded) until a backend of `db` runs a statement matching `pattern`.
-fn wait_for_query(cluster: &Cluster, db: &str, pattern: &str) {
-    let mut client = cluster.connect("postgres");
-    let started = Instant::now();
-    loop {
-        let n: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE $2 \
-                 AND state = 'active'",
-                &[&db, &pattern],
-            )
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no backend of {db} ran {pattern}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-/// Reads `child`'s stderr until a line contains `needle`; returns what was read.
-fn read_stderr_until(reader: &mut impl BufRead, needle: &str) -> String {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "stderr ended before {needle:?}:\n{seen}");
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return seen;
-        }
-    }
 }
 
 // Point 2: a `\.` line before the end of a text file.
@@ -440,7 +378,7 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_stderr_until(&mut stderr, "waiting for lock on destination 1 (");
+    let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
     assert!(seen.contains("held by backend"), "{seen}");
     holder.batch_execute("ROLLBACK").unwrap();
     let status = child.wait().unwrap();
@@ -607,9 +545,9 @@ fn a_second_signal_exits_at_once() {
     let (_held, _) = listener.accept().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     signal(&child, "INT");
-    read_stderr_until(&mut stderr, "SIGINT received: stopping the copy");
+    read_until(&mut stderr, "SIGINT received: stopping the copy");
     signal(&child, "INT");
-    read_stderr_until(&mut stderr, "SIGINT received again: exiting at once");
+    read_until(&mut stderr, "SIGINT received again: exiting at once");
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
 

@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufReader, Read};
+use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,30 +28,6 @@ const LATER: &str = "CREATE TABLE first_t (id int8 PRIMARY KEY, v text);
 const FILL_LATER: &str =
     "INSERT INTO first_t SELECT g, repeat('f', 100) FROM generate_series(1, 3000) g;
                           INSERT INTO later_t SELECT g, 'l' || g FROM generate_series(1, 10) g;";
-
-/// Waits (bounded) until a backend of `db` runs a statement matching `pattern`.
-fn wait_for_query(cluster: &Cluster, db: &str, pattern: &str) {
-    let mut client = cluster.connect("postgres");
-    let started = Instant::now();
-    loop {
-        let n: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE $2 \
-                 AND state = 'active'",
-                &[&db, &pattern],
-            )
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no backend of {db} ran {pattern}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Starts a job of `first_t` then `later_t` (one at a time, slowly), waits until `first_t` is
 /// being copied to destination 1, then locks `later_t` there; the job and the lock's holder.
@@ -113,48 +89,6 @@ fn hold_lock(cluster: &Cluster, db: &str, table: &str) -> postgres::Client {
         ))
         .unwrap();
     holder
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-/// Reads `reader` until a line contains `needle`; what was read.
-fn read_until(reader: &mut impl BufRead, needle: &str) -> String {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "stderr ended before {needle:?}:\n{seen}");
-        seen.push_str(&line);
-        if line.contains(needle) {
-            return seen;
-        }
-    }
-}
-
-/// Backends of `db` in a COPY (any state but idle), after waiting (bounded) for them to go.
-fn copy_backends(cluster: &Cluster, db: &str) -> i64 {
-    let mut client = cluster.connect("postgres");
-    let started = Instant::now();
-    loop {
-        let n: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%' \
-                 AND state <> 'idle' AND pid <> pg_backend_pid()",
-                &[&db],
-            )
-            .unwrap()
-            .get(0);
-        if n == 0 || started.elapsed() > Duration::from_secs(10) {
-            return n;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // Point 1: a job waiting on a lock says so, and honours --lock-timeout.

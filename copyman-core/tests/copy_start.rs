@@ -1,6 +1,9 @@
 //! CopyStart and CopyOutSource against scripted server bytes: how a COPY starts, ends, fails and
 //! is aborted, decided once for both adapters.
 
+mod backend;
+
+use backend::{copy_response, data, error, msg, ready};
 use bytes::BytesMut;
 use copyman_core::session::{CopyFormat, Session, SessionError, StartupConfig, State};
 use copyman_core::source::{Abort, CopyOutSource, SourceItem};
@@ -8,34 +11,11 @@ use copyman_core::start::{CopyStart, StartStep, Started};
 use copyman_core::statement::Direction;
 use copyman_wire::HEADROOM;
 
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
-fn ready() -> Vec<u8> {
-    msg(b'Z', b"I")
-}
-
-fn copy_response(tag: u8) -> Vec<u8> {
-    msg(tag, &[0, 0, 1, 0, 0])
-}
-
-fn data(row: &[u8]) -> Vec<u8> {
-    msg(b'd', row)
-}
-
 fn end(rows: u64) -> Vec<u8> {
     let mut v = msg(b'c', b"");
     v.extend(msg(b'C', format!("COPY {rows}\0").as_bytes()));
     v.extend(ready());
     v
-}
-
-fn error(code: &str) -> Vec<u8> {
-    msg(b'E', format!("SERROR\0C{code}\0Mboom\0\0").as_bytes())
 }
 
 /// A session past startup, its output drained.

@@ -2,6 +2,9 @@
 //! CopyFail with realignment, a server error mid-COPY IN, a drained COPY OUT and an abandon on
 //! drop mean — decided once for both adapters, which only pump bytes.
 
+mod backend;
+
+use backend::{complete, copy_response, error, msg, ready};
 use bytes::BytesMut;
 use copyman_core::endpoint::{Abandon, DROPPED, Endpoint, Outcome, Step};
 use copyman_core::session::{Session, SessionError, StartupConfig, State};
@@ -9,33 +12,6 @@ use copyman_core::source::CopyOutSource;
 use copyman_core::statement::Direction;
 use copyman_wire::realign::{self, Completion};
 use copyman_wire::{Framer, HEADROOM};
-
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
-fn ready() -> Vec<u8> {
-    msg(b'Z', b"I")
-}
-
-fn error(code: &str) -> Vec<u8> {
-    msg(b'E', format!("SERROR\0C{code}\0Mboom\0\0").as_bytes())
-}
-
-fn complete(tag: &str) -> Vec<u8> {
-    msg(b'C', format!("{tag}\0").as_bytes())
-}
-
-fn copy_in_response() -> Vec<u8> {
-    msg(b'G', &[0, 0, 1, 0, 0])
-}
-
-fn copy_out_response() -> Vec<u8> {
-    msg(b'H', &[0, 0, 1, 0, 0])
-}
 
 /// An endpoint whose startup is over (a backend key given, so it can cancel).
 fn endpoint() -> Endpoint {
@@ -82,7 +58,7 @@ fn start_copy_in(e: &mut Endpoint) {
     e.start_copy("COPY t FROM STDIN", Direction::FromStdin)
         .unwrap();
     assert!(matches!(
-        finish(e, &copy_in_response()),
+        finish(e, &copy_response(b'G')),
         Ok(Outcome::Started(_))
     ));
     assert_eq!(e.session().state(), State::CopyIn);
@@ -198,7 +174,7 @@ fn an_aborted_copy_out_is_cancelled_then_drained() {
     let mut e = endpoint();
     e.start_copy("COPY t TO STDOUT", Direction::ToStdout)
         .unwrap();
-    let started = match finish(&mut e, &copy_out_response()).unwrap() {
+    let started = match finish(&mut e, &copy_response(b'H')).unwrap() {
         Outcome::Started(started) => started,
         other => panic!("{other:?}"),
     };

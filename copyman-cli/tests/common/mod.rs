@@ -233,3 +233,70 @@ pub fn settle_backends(cluster: &Cluster, db: &str) -> Vec<String> {
         thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Waits (bounded) until a backend of `db` runs a statement matching `pattern`.
+pub fn wait_for_query(cluster: &Cluster, db: &str, pattern: &str) {
+    let mut client = cluster.connect("postgres");
+    let started = std::time::Instant::now();
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE $2 \
+                 AND state = 'active'",
+                &[&db, &pattern],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no backend of {db} ran {pattern}"
+        );
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Backends of `db` in a COPY (any state but idle), after waiting (bounded) for them to go.
+pub fn copy_backends(cluster: &Cluster, db: &str) -> i64 {
+    let mut client = cluster.connect("postgres");
+    let started = std::time::Instant::now();
+    loop {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%' \
+                 AND state <> 'idle' AND pid <> pg_backend_pid()",
+                &[&db],
+            )
+            .unwrap()
+            .get(0);
+        if n == 0 || started.elapsed() > std::time::Duration::from_secs(10) {
+            return n;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Sends signal `name` (`INT`, `TERM`, `HUP`, `KILL`) to a child process.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Reads `reader` (a child's stderr) until a line contains `needle`; returns what was read.
+pub fn read_until(reader: &mut impl std::io::BufRead, needle: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "stderr ended before {needle:?}:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(needle) {
+            return seen;
+        }
+    }
+}
