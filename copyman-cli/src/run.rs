@@ -7,7 +7,7 @@
 //!    row estimate, columns and types), match the columns by name and choose the format; build
 //!    every statement from quoted names (`--dry-run` stops here and shows the plan);
 //! 3. `BEGIN` (and `TRUNCATE`) on each server destination;
-//! 4. copy with [`CopyManager`]: a fault aborts every destination, or with `--keep-going` only
+//! 4. copy with [`CopyManager`](copyman_sync::CopyManager): a fault aborts every destination, or with `--keep-going` only
 //!    the faulted ones;
 //! 5. check: row counts agree with the source's, deferred constraints hold
 //!    (`SET CONSTRAINTS ALL IMMEDIATE`);

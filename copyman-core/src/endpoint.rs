@@ -20,7 +20,7 @@
 //! ```
 //!
 //! The COPY data itself never goes through the endpoint: the producer's bytes go from the socket
-//! to a [`CopyOutSource`](crate::source::CopyOutSource), the receivers' straight from the manager
+//! to a [`CopyOutSource`], the receivers' straight from the manager
 //! to their sockets.
 
 use bytes::Bytes;
@@ -304,7 +304,7 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Waits for a COPY OUT the [`CopyOutSource`](crate::source::CopyOutSource) aborted to
+    /// Waits for a COPY OUT the [`CopyOutSource`] aborted to
     /// drain, after a cancel if `cancel` (the server still streams).
     pub fn drain_copy_out(&mut self, cancel: bool) {
         self.op = Self::wait(Keep::Nothing);

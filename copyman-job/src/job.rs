@@ -7,7 +7,7 @@
 //! and one connection per destination, takes the largest table left, imports the snapshot, copies
 //! the table to every destination that still needs it (one `COPY … TO STDOUT` fanned out), checks
 //! the row counts and ends each destination's transaction through core's commit machine
-//! ([`copyman_job::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
+//! ([`crate::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
 //! state file before the worker takes its next table.
 //!
 //! Failures: a table that fails on a destination is rolled back there. Under the default policy
