@@ -529,7 +529,6 @@ impl Connection {
         }
     }
 
-    /// Reads once from the socket into the session.
     /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
     /// nothing is sent for a statement of the wrong kind).
     pub(crate) async fn start_copy(
@@ -545,6 +544,7 @@ impl Connection {
         }
     }
 
+    /// Reads once from the socket into the session.
     pub(crate) async fn read_into_session(&mut self) -> Result<(), Error> {
         let stream = live(&mut self.stream, self.closed)?;
         let n = match stream.read(&mut self.scratch).await {
