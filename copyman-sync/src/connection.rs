@@ -92,6 +92,15 @@ impl Stream {
         }
     }
 
+    /// Shuts the socket down both ways.
+    fn shutdown(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Self::Tls(s) => s.sock.shutdown(std::net::Shutdown::Both),
+            Self::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        }
+    }
+
     /// Whether the connection is encrypted.
     fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
@@ -214,6 +223,8 @@ pub struct Connection {
     /// first multiplexes it, off again before anything that blocks. Kept here so that a copy
     /// costs two `fcntl`s per socket, not two per write.
     nonblocking: bool,
+    /// A write of the session's output failed midway: part of a message may be on the wire.
+    half_written: bool,
 }
 
 impl fmt::Debug for Connection {
@@ -376,6 +387,7 @@ impl Connection {
             timeout: None,
             scratch: vec![0; MESSAGE_READ],
             nonblocking: false,
+            half_written: false,
         };
         conn.endpoint.wait_ready();
         conn.drive()?;
@@ -545,9 +557,45 @@ impl Connection {
         self.set_nonblocking(false)?;
         while let Some(bytes) = self.endpoint.poll_transmit() {
             self.arm()?;
-            self.stream.write_all(&bytes)?;
+            if let Err(e) = self.stream.write_all(&bytes) {
+                self.half_written = true;
+                return Err(e.into());
+            }
         }
         Ok(())
+    }
+
+    /// Writes `bytes` whole without blocking, if nothing is half written before them: whether
+    /// they all went out (an abandoned COPY's realignment and CopyFail; if not, close).
+    pub(crate) fn try_write_all(&mut self, mut bytes: &[u8]) -> bool {
+        if self.half_written || self.set_nonblocking(true).is_err() {
+            return false;
+        }
+        while !bytes.is_empty() {
+            match self.stream.write(bytes) {
+                Ok(0) => return false,
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.half_written = true;
+                    return false;
+                }
+            }
+        }
+        // Under TLS, taken is not yet sent.
+        matches!(self.stream.try_flush(), Ok(true))
+    }
+
+    /// Whether no message is half written to the socket.
+    pub(crate) fn is_flushed(&self) -> bool {
+        !self.half_written
+    }
+
+    /// Closes the socket: the server aborts whatever runs, a COPY and the transaction around it
+    /// included, and every later call fails with the connection closed.
+    pub(crate) fn close(&mut self) {
+        let _ = self.stream.shutdown();
+        self.endpoint.handle_eof();
     }
 
     /// Reads once from the socket into the session.

@@ -4,6 +4,7 @@ use std::io::BufRead;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
+use copyman_core::endpoint::Abandon;
 use copyman_core::session::CopyFormat;
 use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::statement::Direction;
@@ -254,22 +255,47 @@ impl<'c> StatementProducer<'c> {
     }
 
     fn cancel_copy(&mut self) -> Result<(), Error> {
+        self.hand_over_filled()?;
         let Some(source) = self.source.as_mut() else {
             return Ok(());
         };
-        if self.filled > 0 {
-            // Bytes read but not handed over: the source must see them, or its session would
-            // resume parsing the connection in the middle of a message.
-            self.buf.truncate(HEADROOM + self.filled);
-            self.filled = 0;
-            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
-        }
         if let Abort::Drain { cancel } = source.abort(self.conn.endpoint.session_mut())? {
             // The server answers a cancel with 57014 query_canceled: expected, not reported.
             self.conn.endpoint.drain_copy_out(cancel);
             self.conn.drive()?;
         }
         Ok(())
+    }
+
+    /// Gives the source the bytes read but not handed over: it must see them, or its session
+    /// would resume parsing the connection in the middle of a message.
+    fn hand_over_filled(&mut self) -> Result<(), Error> {
+        if let Some(source) = self.source.as_mut()
+            && self.filled > 0
+        {
+            self.buf.truncate(HEADROOM + self.filled);
+            self.filled = 0;
+            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StatementProducer<'_> {
+    fn drop(&mut self) {
+        // Dropped in the middle of its COPY: core switches the session to draining, and a server
+        // that still streams is cancelled now (the connection's next call reads the rest), or
+        // the connection is closed if that cannot be done.
+        let abandon = match self.hand_over_filled() {
+            Ok(()) => self.conn.endpoint.abandon_copy_out(self.source.as_mut()),
+            Err(_) => Abandon::Close,
+        };
+        match abandon {
+            Abandon::Nothing => {}
+            Abandon::Cancel if self.conn.cancel().is_ok() => {}
+            _ => self.conn.close(),
+        }
+        let _ = self.conn.set_nonblocking(false);
     }
 }
 

@@ -3,11 +3,12 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use copyman_core::endpoint::Outcome;
+use copyman_core::endpoint::{Abandon, Outcome};
 use copyman_core::session::CopyFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
-use copyman_wire::realign::Completion;
+use copyman_wire::Framer;
+use copyman_wire::realign::{self, Completion};
 
 use crate::connection::Connection;
 use crate::{Error, PollSocket};
@@ -141,6 +142,8 @@ pub struct StatementReceiver<'c> {
     format: Option<CopyFormat>,
     /// The copy's stall timeout is armed on the socket (and must be off while completing).
     stall_armed: bool,
+    /// Follows the CopyData stream written to the server, for realignment when dropped.
+    framer: Framer,
 }
 
 impl<'c> StatementReceiver<'c> {
@@ -151,6 +154,7 @@ impl<'c> StatementReceiver<'c> {
             statement: statement.into(),
             format: None,
             stall_armed: false,
+            framer: Framer::new(),
         }
     }
 
@@ -181,7 +185,11 @@ impl<'c> StatementReceiver<'c> {
                         written,
                     });
                 }
-                Ok(n) => written += n,
+                Ok(n) => {
+                    // The manager checked this data: it is whole CopyData frames.
+                    let _ = self.framer.advance(&bytes[written..written + n]);
+                    written += n;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The server may have said why it stopped reading: prefer its words.
@@ -211,7 +219,10 @@ impl<'c> StatementReceiver<'c> {
                 Ok(0) if !bytes.is_empty() => {
                     return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
                 }
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    let _ = self.framer.advance(&bytes[..n]);
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
                 Err(e) => {
@@ -301,6 +312,19 @@ impl Receiver for StatementReceiver<'_> {
 
 impl Drop for StatementReceiver<'_> {
     fn drop(&mut self) {
+        // Only CopyDone commits a COPY: core says how to fail one dropped midway without waiting
+        // (the connection's next call reads the answer), or that the socket must close, which
+        // makes the server abort the COPY and the transaction around it.
+        let completion = realign::completion(self.framer.position());
+        let flushed = self.conn.is_flushed();
+        let safe = match self.conn.endpoint.abandon_copy_in(&completion, flushed) {
+            Abandon::Nothing => true,
+            Abandon::Write(bytes) => self.conn.try_write_all(&bytes),
+            Abandon::Cancel | Abandon::Close => false,
+        };
+        if !safe {
+            self.conn.close();
+        }
         // The connection outlives the receiver: hand it back in blocking mode, as it came.
         let _ = self.conn.set_nonblocking(false);
     }

@@ -1,0 +1,69 @@
+//! Endpoints dropped in the middle of their COPY, outside a `CopyManager`: core's endpoint machine
+//! says what that requires (the same rule as copyman-async's), and the connection is usable
+//! afterwards with nothing committed.
+
+use copyman_sync::{Connection, Data, Producer, Receiver, StatementProducer, StatementReceiver};
+
+fn frame(row: &[u8]) -> Vec<u8> {
+    let mut m = vec![b'd'];
+    m.extend_from_slice(&u32::try_from(row.len() + 4).unwrap().to_be_bytes());
+    m.extend_from_slice(row);
+    m
+}
+
+#[test]
+fn a_producer_dropped_mid_copy_out_is_cancelled_and_its_connection_usable() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let pid = conn.session().backend_key().expect("a backend key").0;
+    {
+        let mut producer = StatementProducer::new(
+            &mut conn,
+            // In the select list, the series streams (in FROM it would be materialized first).
+            "COPY (SELECT generate_series(1, 200000000)) TO STDOUT",
+        );
+        producer.start(false).unwrap();
+        for _ in 0..3 {
+            assert!(producer.next_chunk().unwrap().is_some());
+        }
+    }
+    // Usable again: the rest of the COPY was cancelled and drained, not mistaken for an answer.
+    assert_eq!(
+        conn.query("SELECT 41 + 1").unwrap(),
+        vec![vec![Some("42".to_owned())]]
+    );
+    let mut monitor = cluster.connect("postgres");
+    let state: Option<String> = monitor
+        .query_one("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .unwrap()
+        .get(0);
+    assert_eq!(state.as_deref(), Some("idle"));
+}
+
+#[test]
+fn a_receiver_dropped_mid_frame_fails_its_copy_and_its_connection_is_usable() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    conn.execute("CREATE TABLE t (v text)").unwrap();
+    {
+        let mut receiver = StatementReceiver::new(&mut conn, "COPY t FROM STDIN");
+        receiver.start().unwrap();
+        let whole = frame(b"1\n");
+        receiver.transmit(&Data::PQv3(whole.into())).unwrap();
+        // Half of the next frame: the server is inside it when the receiver goes.
+        let next = frame(b"2 and some more\n");
+        let mut sent = 0;
+        while sent < 7 {
+            sent += receiver.try_write(&next[sent..7]).unwrap();
+        }
+    }
+    // The realignment and a CopyFail went out: nothing of the COPY is kept, and the session is
+    // in step with the server again.
+    assert_eq!(
+        conn.query("SELECT count(*) FROM t").unwrap(),
+        vec![vec![Some("0".to_owned())]]
+    );
+    assert_eq!(conn.execute("INSERT INTO t VALUES ('after')").unwrap(), 1);
+}
