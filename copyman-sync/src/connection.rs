@@ -114,22 +114,28 @@ impl Read for Stream {
             // rustls' own `Stream::read` first writes the records it holds, and would report a
             // full socket (non-blocking) as "nothing to read" while the server's words wait:
             // read the socket for records whenever no decrypted byte is waiting.
-            Self::Tls(s) => loop {
-                match s.conn.reader().read(buf) {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    // A server that exits closes the socket without a TLS close_notify; for the
-                    // protocol above, whose messages carry their own lengths, that is a plain end.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                    Err(e) => return Err(e),
+            Self::Tls(s) => {
+                let mut at_end = false;
+                loop {
+                    match s.conn.reader().read(buf) {
+                        Ok(n) => return Ok(n),
+                        // Nothing decrypted is waiting, and the socket is at its end.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && at_end => return Ok(0),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        // A server that exits closes the socket without a TLS close_notify; for
+                        // the protocol above, whose messages carry their own lengths, that is a
+                        // plain end.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                        Err(e) => return Err(e),
+                    }
+                    // Answers rustls owes the server (alerts, key updates) go out if they can.
+                    let _ = flush_records(s);
+                    at_end = s.conn.read_tls(&mut s.sock)? == 0;
+                    s.conn
+                        .process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 }
-                // Answers rustls owes the server (alerts, key updates) go out if they can.
-                let _ = flush_records(s);
-                s.conn.read_tls(&mut s.sock)?;
-                s.conn
-                    .process_new_packets()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            },
+            }
             Self::Unix(s) => s.read(buf),
         }
     }
