@@ -390,7 +390,7 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub async fn execute(&mut self, sql: &str) -> Result<u64, Error> {
-        Ok(self.run_query(sql).await?.1.unwrap_or(0))
+        Ok(self.run_query(sql, false).await?.1.unwrap_or(0))
     }
 
     /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
@@ -398,13 +398,16 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>, Error> {
-        Ok(self.run_query(sql).await?.0)
+        Ok(self.run_query(sql, true).await?.0)
     }
 
-    /// Runs `sql`: its rows, and the count of its last command tag that has one.
-    async fn run_query(&mut self, sql: &str) -> Result<(Vec<Row>, Option<u64>), Error> {
+    /// Runs `sql`: its rows (if `rows`), and the count of its last command tag that has one.
+    async fn run_query(&mut self, sql: &str, rows: bool) -> Result<(Vec<Row>, Option<u64>), Error> {
         self.settle().await?;
-        self.endpoint.query(sql)?;
+        match rows {
+            true => self.endpoint.query(sql)?,
+            false => self.endpoint.execute(sql)?,
+        }
         match self.drive().await? {
             Outcome::Statement { rows, count } => Ok((rows, count)),
             _ => Ok((Vec::new(), None)),

@@ -102,8 +102,11 @@ const ABANDON_LIMIT: u64 = 64 * 1024;
 /// What a wait for ReadyForQuery keeps of the events on its way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keep {
-    /// Rows, counts and the server's error: a statement, or a CopyDone's verdict.
+    /// Rows, counts and the server's error: a statement whose rows are wanted.
     Results,
+    /// Counts and the server's error, not rows: a statement run for its effect, or a CopyDone's
+    /// verdict (a large SELECT run with `execute` must not fill memory with rows nobody reads).
+    Count,
     /// Nothing: the operation's outcome is decided already (a drain, a CopyFail's 57014).
     Nothing,
 }
@@ -148,7 +151,7 @@ pub struct Endpoint {
 
 #[derive(Debug)]
 enum Pending {
-    Query(String),
+    Query(String, Keep),
     Start(String, Direction),
 }
 
@@ -214,7 +217,16 @@ impl Endpoint {
     /// # Errors
     /// The session is closed, or `sql` holds a NUL byte.
     pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
-        self.begin(Pending::Query(sql.to_owned()))
+        self.begin(Pending::Query(sql.to_owned(), Keep::Results))
+    }
+
+    /// Runs `sql` for its effect: [`Outcome::Statement`] with the count and no rows (they are
+    /// read and dropped), or the server's error.
+    ///
+    /// # Errors
+    /// As [`Endpoint::query`].
+    pub fn execute(&mut self, sql: &str) -> Result<(), SessionError> {
+        self.begin(Pending::Query(sql.to_owned(), Keep::Count))
     }
 
     /// Sends a COPY statement (checked first: nothing is sent for a statement of the wrong
@@ -263,7 +275,7 @@ impl Endpoint {
         if failed.is_none() {
             self.session.copy_done()?;
         }
-        let mut op = Self::wait(Keep::Results);
+        let mut op = Self::wait(Keep::Count);
         if let Op::Wait {
             then_fail,
             completed,
@@ -397,9 +409,9 @@ impl Endpoint {
                     ..
                 } => match wait.poll(&mut self.session) {
                     WaitStep::Event(event) => {
-                        if *keep == Keep::Results {
+                        if *keep != Keep::Nothing {
                             match event {
-                                Event::Row(row) => rows.push(row),
+                                Event::Row(row) if *keep == Keep::Results => rows.push(row),
                                 Event::CommandComplete { rows: Some(n), .. } => *count = Some(n),
                                 Event::Error(e) => *error = Some(SessionError::Db(Box::new(e))),
                                 _ => {}
@@ -413,7 +425,7 @@ impl Endpoint {
                         let result = match (then_fail.take(), error.take()) {
                             (Some(e), _) | (None, Some(e)) => Err(e),
                             _ if *completed => Ok(Outcome::Completed(*count)),
-                            _ if *keep == Keep::Results => Ok(Outcome::Statement {
+                            _ if *keep != Keep::Nothing => Ok(Outcome::Statement {
                                 rows: std::mem::take(rows),
                                 count: *count,
                             }),
@@ -479,9 +491,9 @@ impl Endpoint {
             while self.session.poll_event().is_some() {}
         }
         self.op = match op {
-            Pending::Query(sql) => {
+            Pending::Query(sql, keep) => {
                 self.session.query(&sql)?;
-                Self::wait(Keep::Results)
+                Self::wait(keep)
             }
             Pending::Start(sql, direction) => {
                 Op::Start(CopyStart::begin(&mut self.session, &sql, direction)?)

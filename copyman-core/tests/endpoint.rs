@@ -82,6 +82,23 @@ fn a_statement_gives_its_rows_and_its_count() {
 }
 
 #[test]
+fn execute_keeps_the_count_and_drops_the_rows() {
+    let mut e = endpoint();
+    e.execute("SELECT 1").unwrap();
+    let mut server = msg(b'T', &[0, 0]);
+    server.extend(msg(b'D', &[0, 1, 0, 0, 0, 1, b'7']));
+    server.extend(complete("SELECT 1"));
+    server.extend(ready());
+    match finish(&mut e, &server).unwrap() {
+        Outcome::Statement { rows, count } => {
+            assert!(rows.is_empty(), "rows nobody reads are not kept");
+            assert_eq!(count, Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn a_statement_error_is_the_outcome_and_the_session_is_ready_again() {
     let mut e = endpoint();
     e.query("SELEC 1").unwrap();

@@ -445,7 +445,7 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub fn execute(&mut self, sql: &str) -> Result<u64, Error> {
-        Ok(self.run_query(sql)?.1.unwrap_or(0))
+        Ok(self.run_query(sql, false)?.1.unwrap_or(0))
     }
 
     /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
@@ -453,12 +453,15 @@ impl Connection {
     /// # Errors
     /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
     pub fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
-        Ok(self.run_query(sql)?.0)
+        Ok(self.run_query(sql, true)?.0)
     }
 
-    /// Runs `sql`: its rows, and the count of its last command tag that has one.
-    fn run_query(&mut self, sql: &str) -> Result<(Vec<Row>, Option<u64>), Error> {
-        self.endpoint.query(sql)?;
+    /// Runs `sql`: its rows (if `rows`), and the count of its last command tag that has one.
+    fn run_query(&mut self, sql: &str, rows: bool) -> Result<(Vec<Row>, Option<u64>), Error> {
+        match rows {
+            true => self.endpoint.query(sql)?,
+            false => self.endpoint.execute(sql)?,
+        }
         match self.drive()? {
             Outcome::Statement { rows, count } => Ok((rows, count)),
             _ => Ok((Vec::new(), None)),

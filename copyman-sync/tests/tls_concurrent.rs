@@ -23,6 +23,26 @@ fn signal(pid: i32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// A backend stopped with SIGSTOP, continued when dropped (also when an assertion fails): a
+/// stopped backend would hold the cluster's shutdown.
+struct Stopped(i32);
+
+impl Stopped {
+    fn stop(pid: i32) -> Self {
+        signal(pid, "STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // Never a panic here: it may run while a failed assertion unwinds.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
 fn rows(cluster: &Cluster, db: &str) -> i64 {
     cluster
         .connect(db)
@@ -65,7 +85,7 @@ fn a_tls_destination_whose_backend_stops_is_given_up_while_the_other_completes()
         .start()
         .expect("the copy starts");
     // Destination 0's backend stops reading: its socket fills and stays full.
-    signal(a_pid, "STOP");
+    let stopped = Stopped::stop(a_pid);
     let mut faults = Vec::new();
     for progress in &mut copy {
         if let Err(Fault::Receiver(fault)) = progress {
@@ -76,7 +96,7 @@ fn a_tls_destination_whose_backend_stops_is_given_up_while_the_other_completes()
     let (id, error) = &faults[0];
     assert_eq!(*id, ReceiverId(0));
     assert!(error.is::<Stalled>(), "the stall timeout, named: {error}");
-    signal(a_pid, "CONT");
+    drop(stopped);
     let summary = copy.finish().expect("destination 1 completes");
     assert!(matches!(
         summary.receivers[1].1,
