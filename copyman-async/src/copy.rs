@@ -1,7 +1,6 @@
-//! The tokio driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
-//! `transfer`, with concurrent fan-out.
+//! The tokio driver of copyman-core's [`CopyRun`](copyman_core::run::CopyRun): `CopyManager` in
+//! py-postgresql's copyman and `transfer`, with concurrent fan-out.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
@@ -9,11 +8,9 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use copyman_core::manager::{Options, ReconcileError};
+use copyman_core::run::{CopyRun, Order, Report, Step};
 use copyman_core::stall::{self, EndpointId, StallTimer, Stalled, Written};
-use copyman_core::start;
-use copyman_core::{
-    BoxError, CopyFail, Data, Event, Fault, Input, Manager, Output, ReceiverId, Summary,
-};
+use copyman_core::{BoxError, CopyFail, Data, Fault, Input, ReceiverId, Summary};
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
 use crate::{Producer, Receiver};
@@ -24,27 +21,21 @@ enum Endpoint<'a> {
     Receiver(ReceiverId, Box<dyn Receiver + 'a>),
 }
 
-/// The result of one order: the endpoint it used and what to tell the manager.
+/// The result of one order: the endpoint it used and what to tell core.
 struct Done<'a> {
     endpoint: Endpoint<'a>,
-    input: Input,
+    report: Report,
 }
 
-/// One order in flight. It owns its endpoint while it runs, so no borrow of the manager is held
+/// One order in flight. It owns its endpoint while it runs, so no borrow of the copy is held
 /// across an await, and dropping the copy drops it with its endpoint.
 type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
-
-/// What the drive loop stopped for.
-enum Step {
-    Event(Event),
-    EndOfCopy,
-    Done,
-}
 
 /// Moves COPY data from one producer to many receivers, concurrently.
 ///
 /// Every decision (faults, reconcile, realignment, finishing or failing) is copyman-core's
-/// [`Manager`]; this type carries out its orders on async endpoints. Writes to every receiver run
+/// [`Manager`](copyman_core::Manager), driven by its [`CopyRun`](copyman_core::run::CopyRun); this
+/// type carries out their orders on async endpoints. Writes to every receiver run
 /// at the same time, and the next producer read overlaps them, within the manager's window
 /// ([`Options`]): a slow receiver holds the producer back rather than making the copy buffer
 /// without limit, and with a stall timeout a stuck one faults while the others complete.
@@ -130,59 +121,26 @@ enum Step {
 /// A receiver whose *failing* stalls past the timeout is left with a half-written CopyFail, so
 /// its connection is closed when the copy is dropped.
 pub struct CopyManager<'a> {
-    manager: Manager,
+    core: CopyRun,
     options: Options,
     /// `None` while an order of the producer is in flight.
     producer: Option<Box<dyn Producer + 'a>>,
     /// A receiver is `None` while an order of it is in flight.
     receivers: Vec<Option<Box<dyn Receiver + 'a>>>,
     in_flight: FuturesUnordered<Io<'a>>,
-    /// Progress and faults that came while `reconcile` ran, for the stream.
-    queued: VecDeque<Result<(u64, u64), Fault>>,
-    result: Option<Result<Summary, CopyFail>>,
-    /// Payload bytes of the most recent chunks, newest last: the ones receivers may still hold.
-    recent: VecDeque<usize>,
-    buffered: usize,
-    peak_buffered: usize,
 }
 
 impl fmt::Debug for CopyManager<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CopyManager")
-            .field("manager", &self.manager)
+            .field("core", &self.core)
             .field("options", &self.options)
             .field("in_flight", &self.in_flight.len())
-            .field("buffered", &self.buffered)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> CopyManager<'a> {
-    /// Starts a copy with the default [`Options`] (`__enter__` in py-postgresql's copyman): every
-    /// receiver's COPY (concurrently), then the producer's.
-    ///
-    /// # Errors
-    /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
-    /// could not start.
-    pub async fn start(
-        producer: impl Producer + 'a,
-        receivers: Vec<Box<dyn Receiver + 'a>>,
-    ) -> Result<Self, CopyFail> {
-        Self::start_with(producer, receivers, Options::default()).await
-    }
-
-    /// Starts a copy with `options`; see [`CopyManager::start`].
-    ///
-    /// # Errors
-    /// As [`CopyManager::start`].
-    pub async fn start_with(
-        producer: impl Producer + 'a,
-        receivers: Vec<Box<dyn Receiver + 'a>>,
-        options: Options,
-    ) -> Result<Self, CopyFail> {
-        Self::start_boxed(Box::new(producer), receivers, options).await
-    }
-
     /// A copy from `producer` to the receivers given to the [`CopyBuilder`]: the one-call form.
     ///
     /// ```no_run
@@ -202,11 +160,7 @@ impl<'a> CopyManager<'a> {
     /// # Ok(()) }
     /// ```
     pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {
-        CopyBuilder {
-            producer: Box::new(producer),
-            receivers: Vec::new(),
-            options: Options::default(),
-        }
+        CopyBuilder::new(producer)
     }
 
     async fn start_boxed(
@@ -217,219 +171,75 @@ impl<'a> CopyManager<'a> {
         if let Some(size) = options.buffer_size {
             producer.set_buffer_size(size);
         }
-        let mut manager = Manager::new(producer.protocol(), options.config);
-        manager.set_diagnose(crate::Error::diagnose);
-        for receiver in &receivers {
-            manager
-                .add_receiver(receiver.protocol())
-                .expect("receivers are added before the start");
-        }
+        let protocols = receivers.iter().map(|r| r.protocol());
+        let diagnose = crate::Error::diagnose;
         let mut copy = Self {
-            manager,
+            core: CopyRun::new(producer.protocol(), protocols, options.config, diagnose),
             options,
             producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),
             in_flight: FuturesUnordered::new(),
-            queued: VecDeque::new(),
-            result: None,
-            recent: VecDeque::new(),
-            buffered: 0,
-            peak_buffered: 0,
         };
-        let starts = copy
-            .receivers
-            .iter_mut()
-            .enumerate()
-            .map(|(i, receiver)| async move {
-                let receiver = receiver.as_mut().expect("no IO runs before the start");
-                (ReceiverId(i), receiver.start().await)
-            });
-        let mut receiver_faults: Vec<_> = futures_util::future::join_all(starts)
-            .await
-            .into_iter()
-            .filter_map(|(id, result)| result.err().map(|e| (id, e)))
-            .collect();
-        let mut producer_fault = None;
-        if receiver_faults.is_empty() {
-            let source_frames = copy.manager.needs_source_frames();
-            let producer = copy.producer.as_mut().expect("no IO runs before the start");
-            producer_fault = producer.start(source_frames).await.err();
-        }
-        if receiver_faults.is_empty() && producer_fault.is_none() {
-            // Every COPY started and announced its format; no data has moved yet.
-            let producer = copy.producer.as_ref().and_then(|p| p.format());
-            let formats = copy
-                .receivers
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (ReceiverId(i), r.as_ref().and_then(|r| r.format())));
-            receiver_faults.extend(
-                start::check_formats(producer, formats)
-                    .into_iter()
-                    .map(|(id, mismatch)| (id, BoxError::from(mismatch))),
-            );
-        }
-        if receiver_faults.is_empty() && producer_fault.is_none() {
-            return Ok(copy);
-        }
-        let input = Input::StartFailed {
-            receivers: receiver_faults,
-            producer: producer_fault,
-        };
-        match copy.end(input).await {
-            Err(fail) => Err(fail),
-            Ok(_) => unreachable!("a copy that could not start fails"),
-        }
+        // Every receiver's COPY starts at once, then the producer's.
+        copy.drive(CopyRun::poll_started).await?;
+        Ok(copy)
     }
 
-    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
-    /// the whole copy, unless the options' keep-going policy lets the survivors of a receiver
-    /// fault complete ([`Options::with_keep_going`]; each receiver's outcome is in the summary).
-    ///
-    /// # Errors
-    /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
-    /// unless a receiver refused its completion after others' were accepted (see "All or nothing
-    /// across destinations" on [`CopyManager`]).
-    pub async fn run(mut self) -> Result<Summary, CopyFail> {
-        while let Some(progress) = self.next().await {
-            // Core's policy: a producer fault ends the copy, a receiver's unless keep-going.
-            if let Err(fault) = progress
-                && self.manager.ends_copy(&fault)
-            {
-                return self
-                    .end(Input::Abort {
-                        reason: fault.to_string(),
-                    })
-                    .await;
-            }
-        }
-        self.finish().await
+    /// Carries out core's orders for one call until it has what the call waits for.
+    async fn drive<T>(&mut self, mut poll: impl FnMut(&mut CopyRun) -> Step<T>) -> T {
+        poll_fn(|cx| self.poll_drive(cx, &mut poll)).await
     }
 
-    /// Lets a faulted receiver rejoin: it first transmits what it still owes. Progress and
-    /// faults of other receivers that come meanwhile are kept for the stream.
-    ///
-    /// # Errors
-    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, or data
-    /// went by while it was out); [`ReconcileError::Fault`] when its transmit fails again (it
-    /// stays out).
-    pub async fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ReconcileError> {
-        self.manager.handle_input(Input::Reconcile(receiver))?;
+    /// The drive loop: starts the IO of each order, and when core must wait, waits for one IO
+    /// in flight to end, reports it and goes on.
+    fn poll_drive<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: &mut impl FnMut(&mut CopyRun) -> Step<T>,
+    ) -> Poll<T> {
         loop {
-            match poll_fn(|cx| self.poll_step(cx)).await {
-                Step::Event(Event::Reconciled(id)) if id == receiver => return Ok(()),
-                Step::Event(Event::ReceiverFault(fault)) if fault.get(receiver).is_some() => {
-                    return Err(ReconcileError::Fault(Fault::Receiver(fault)));
-                }
-                Step::Event(event) => {
-                    if let Some(item) = stream_item(event) {
-                        self.queued.push_back(item);
-                    }
-                }
-                Step::EndOfCopy | Step::Done => {
-                    unreachable!("a reconcile ends with the receiver back or faulted")
-                }
-            }
-        }
-    }
-
-    /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the producer
-    /// reached its end, a receiver is left and every receiver completes with the producer's row
-    /// count. Receivers complete concurrently.
-    ///
-    /// # Errors
-    /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
-    pub async fn finish(mut self) -> Result<Summary, CopyFail> {
-        self.end(Input::Finish).await
-    }
-
-    /// Fails the copy with `reason`: nothing is completed on any receiver.
-    pub async fn abort(mut self, reason: &str) -> CopyFail {
-        match self
-            .end(Input::Abort {
-                reason: reason.into(),
-            })
-            .await
-        {
-            Err(fail) => fail,
-            Ok(_) => unreachable!("an aborted copy fails"),
-        }
-    }
-
-    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
-    pub fn live_receivers(&self) -> Vec<ReceiverId> {
-        self.manager.live_receivers().collect()
-    }
-
-    /// Messages and payload bytes the producer delivered so far.
-    pub fn totals(&self) -> (u64, u64) {
-        self.manager.totals()
-    }
-
-    /// Payload bytes of the chunks receivers hold now (queued or being transmitted).
-    pub fn buffered_bytes(&self) -> usize {
-        self.buffered
-    }
-
-    /// The most payload bytes receivers held at once: at most the window × the producer's
-    /// chunk size (a statement producer's buffer size), whatever the data size. The buffer of
-    /// a producer read in flight is not counted.
-    pub fn peak_buffered(&self) -> usize {
-        self.peak_buffered
-    }
-
-    /// Reports an input the manager asked for.
-    fn report(&mut self, input: Input) {
-        if let Input::ProducerData(chunk) = &input {
-            self.recent.push_back(chunk.data.len());
-        }
-        self.manager
-            .handle_input(input)
-            .expect("the driver reports exactly what the manager asked for");
-        self.account();
-    }
-
-    /// Updates the buffered bytes. Each receiver transmits chunks in order, so what receivers
-    /// hold is the most recent `max(pending)` chunks.
-    fn account(&mut self) {
-        let held = (0..self.receivers.len())
-            .map(|i| self.manager.pending(ReceiverId(i)))
-            .max()
-            .unwrap_or(0);
-        while self.recent.len() > held {
-            self.recent.pop_front();
-        }
-        self.buffered = self.recent.iter().sum();
-        self.peak_buffered = self.peak_buffered.max(self.buffered);
-    }
-
-    /// The drive loop: carries out the manager's orders until it has an event for the caller,
-    /// or must wait for IO in flight (then waits for one result and goes on).
-    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
-        loop {
-            match self.manager.poll_output() {
-                Output::Event(event) => return Poll::Ready(Step::Event(event)),
-                Output::EndOfCopy => return Poll::Ready(Step::EndOfCopy),
-                Output::Done => return Poll::Ready(Step::Done),
-                Output::Wait => {
+            match poll(&mut self.core) {
+                Step::Order(order) => self.dispatch(order),
+                Step::Wait => {
                     let done = ready!(self.in_flight.poll_next_unpin(cx))
-                        .expect("the manager waits only while IO it ordered is in flight");
+                        .expect("core waits only while IO it ordered is in flight");
                     match done.endpoint {
                         Endpoint::Producer(producer) => self.producer = Some(producer),
                         Endpoint::Receiver(id, receiver) => self.receivers[id.0] = Some(receiver),
                     }
-                    self.report(done.input);
+                    self.core.report(done.report);
                 }
-                order => self.dispatch(order),
+                Step::Ready(done) => return Poll::Ready(done),
             }
         }
     }
 
     /// Starts the IO of one order.
-    fn dispatch(&mut self, order: Output) {
+    fn dispatch(&mut self, order: Order) {
         let stall = self.options.stall_timeout;
         let io: Io<'a> = match order {
-            Output::ReadProducer => {
+            Order::StartReceiver(receiver) => {
+                let mut endpoint = self.take_receiver(receiver);
+                Box::pin(async move {
+                    let result = endpoint.start().await.map(|()| endpoint.format());
+                    Done {
+                        endpoint: Endpoint::Receiver(receiver, endpoint),
+                        report: Report::started(EndpointId::Receiver(receiver), result),
+                    }
+                })
+            }
+            Order::StartProducer { source_frames } => {
+                let mut producer = self.take_producer();
+                Box::pin(async move {
+                    let result = producer.start(source_frames).await;
+                    let result = result.map(|()| producer.format());
+                    Done {
+                        endpoint: Endpoint::Producer(producer),
+                        report: Report::started(EndpointId::Producer, result),
+                    }
+                })
+            }
+            Order::ReadProducer => {
                 let mut producer = self.take_producer();
                 Box::pin(async move {
                     // A producer read is cancel-safe: one that stalls is dropped, and the next
@@ -449,21 +259,21 @@ impl<'a> CopyManager<'a> {
                     };
                     Done {
                         endpoint: Endpoint::Producer(producer),
-                        input,
+                        report: input.into(),
                     }
                 })
             }
-            Output::CancelProducer => {
+            Order::CancelProducer => {
                 let mut producer = self.take_producer();
                 Box::pin(async move {
                     let result = producer.cancel().await;
                     Done {
                         endpoint: Endpoint::Producer(producer),
-                        input: Input::ProducerDone { result },
+                        report: Input::ProducerDone { result }.into(),
                     }
                 })
             }
-            Output::Transmit { receiver, data } => {
+            Order::Transmit { receiver, data } => {
                 let mut endpoint = self.take_receiver(receiver);
                 Box::pin(async move {
                     let written = Written::new();
@@ -486,21 +296,21 @@ impl<'a> CopyManager<'a> {
                     };
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
-                        input,
+                        report: input.into(),
                     }
                 })
             }
-            Output::Complete { receiver } => {
+            Order::Complete { receiver } => {
                 let mut endpoint = self.take_receiver(receiver);
                 Box::pin(async move {
                     let result = endpoint.complete().await;
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
-                        input: Input::ReceiverDone { receiver, result },
+                        report: Input::ReceiverDone { receiver, result }.into(),
                     }
                 })
             }
-            Output::Fail {
+            Order::Fail {
                 receiver,
                 reason,
                 completion,
@@ -515,11 +325,11 @@ impl<'a> CopyManager<'a> {
                     };
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
-                        input: Input::ReceiverDone { receiver, result },
+                        report: Input::ReceiverDone { receiver, result }.into(),
                     }
                 })
             }
-            other => unreachable!("not an order: {other:?}"),
+            other => unreachable!("an order this driver does not know: {other:?}"),
         };
         self.in_flight.push(io);
     }
@@ -534,27 +344,6 @@ impl<'a> CopyManager<'a> {
         self.receivers[receiver.0]
             .take()
             .expect("the manager orders one IO per receiver at a time")
-    }
-
-    /// Ends the copy with `input` (finish or abort) and drives it to its result.
-    async fn end(&mut self, input: Input) -> Result<Summary, CopyFail> {
-        if let Some(result) = self.result.clone() {
-            return result;
-        }
-        self.report(input);
-        loop {
-            match poll_fn(|cx| self.poll_step(cx)).await {
-                Step::Event(Event::Finished(result)) => {
-                    self.result = Some(result.clone());
-                    return result;
-                }
-                // Progress and faults that arrive while ending are moot: the result says it all.
-                Step::Event(_) => {}
-                Step::EndOfCopy | Step::Done => {
-                    unreachable!("an ending copy goes on to its result")
-                }
-            }
-        }
     }
 }
 
@@ -596,39 +385,13 @@ fn data_len(data: &Data) -> usize {
     }
 }
 
-/// The stream's item for an event, if it has one.
-fn stream_item(event: Event) -> Option<Result<(u64, u64), Fault>> {
-    match event {
-        Event::Progress { messages, bytes } => Some(Ok((messages, bytes))),
-        Event::ReceiverFault(fault) => Some(Err(Fault::Receiver(fault))),
-        Event::ProducerFault(fault) => Some(Err(Fault::Producer(fault))),
-        _ => None,
-    }
-}
-
 impl Stream for CopyManager<'_> {
     type Item = Result<(u64, u64), Fault>;
 
     /// The next cycle's progress `(messages, bytes)`, or a fault; `None` once the producer reached
     /// its end (or no receiver is left).
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some(item) = this.queued.pop_front() {
-            return Poll::Ready(Some(item));
-        }
-        if this.result.is_some() {
-            return Poll::Ready(None);
-        }
-        loop {
-            match ready!(this.poll_step(cx)) {
-                Step::Event(event) => {
-                    if let Some(item) = stream_item(event) {
-                        return Poll::Ready(Some(item));
-                    }
-                }
-                Step::EndOfCopy | Step::Done => return Poll::Ready(None),
-            }
-        }
+        self.get_mut().poll_drive(cx, &mut CopyRun::poll_progress)
     }
 }
 
@@ -662,63 +425,4 @@ pub async fn transfer<'a>(
     Ok((summary.messages, summary.bytes))
 }
 
-/// A copy being put together: its producer, its receivers and its [`Options`]; see
-/// [`CopyManager::builder`]. Receivers are added with [`to`](Self::to) (one) or
-/// [`to_all`](Self::to_all) (any iterator of them), without boxing.
-#[must_use = "a copy does nothing until it is started or run"]
-pub struct CopyBuilder<'a> {
-    producer: Box<dyn Producer + 'a>,
-    receivers: Vec<Box<dyn Receiver + 'a>>,
-    options: Options,
-}
-
-impl fmt::Debug for CopyBuilder<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CopyBuilder")
-            .field("receivers", &self.receivers.len())
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> CopyBuilder<'a> {
-    /// Adds a receiver; its [`ReceiverId`] is the order it was added in, from 0.
-    pub fn to(mut self, receiver: impl Receiver + 'a) -> Self {
-        self.receivers.push(Box::new(receiver));
-        self
-    }
-
-    /// Adds every receiver of `receivers`, in order.
-    pub fn to_all<R: Receiver + 'a>(mut self, receivers: impl IntoIterator<Item = R>) -> Self {
-        self.receivers.extend(
-            receivers
-                .into_iter()
-                .map(|r| Box::new(r) as Box<dyn Receiver + 'a>),
-        );
-        self
-    }
-
-    /// Runs the copy with `options` (window, stall timeout, buffer size).
-    pub fn options(mut self, options: Options) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Starts the copy, to stream its progress, reconcile and finish it; see
-    /// [`CopyManager::start`].
-    ///
-    /// # Errors
-    /// As [`CopyManager::start`].
-    pub async fn start(self) -> Result<CopyManager<'a>, CopyFail> {
-        CopyManager::start_boxed(self.producer, self.receivers, self.options).await
-    }
-
-    /// Starts and runs the copy to its end: the [`Summary`] (rows, bytes, each receiver's
-    /// outcome), or the [`CopyFail`]; see [`CopyManager::run`].
-    ///
-    /// # Errors
-    /// As [`CopyManager::start`] and [`CopyManager::run`].
-    pub async fn run(self) -> Result<Summary, CopyFail> {
-        self.start().await?.run().await
-    }
-}
+copyman_core::copy_api!(async; .await);

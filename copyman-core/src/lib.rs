@@ -18,6 +18,7 @@
 pub mod client;
 pub mod commit;
 pub mod connect;
+pub mod copy_api;
 pub mod endpoint;
 pub mod fault;
 // The fuzz targets' logic: only for `fuzz/`, which turns the feature on.
@@ -26,6 +27,7 @@ pub mod fault;
 pub mod fuzzing;
 pub mod manager;
 pub mod ready;
+pub mod run;
 pub mod session;
 pub mod source;
 pub mod stall;

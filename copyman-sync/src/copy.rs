@@ -1,16 +1,15 @@
-//! The blocking driver of copyman-core's [`Manager`]: `CopyManager` in py-postgresql's copyman and
-//! `transfer`.
+//! The blocking driver of copyman-core's [`CopyRun`](copyman_core::run::CopyRun): `CopyManager` in
+//! py-postgresql's copyman and `transfer`.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use copyman_core::manager::{Options, ReconcileError};
+use copyman_core::run::{CopyRun, Order, Report, Step};
 use copyman_core::stall::{self, EndpointId, StallTimer};
-use copyman_core::start;
-use copyman_core::{BoxError, CopyFail, Event, Fault, Input, Manager, Output, ReceiverId, Summary};
+use copyman_core::{BoxError, CopyFail, Fault, Input, ReceiverId, Summary};
 
 use crate::poll::{self, Watch};
 use crate::{PollSocket, Producer, Receiver};
@@ -18,7 +17,8 @@ use crate::{PollSocket, Producer, Receiver};
 /// Moves COPY data from one producer to many receivers, one cycle at a time.
 ///
 /// Every decision (faults, reconcile, realignment, finishing or failing) is copyman-core's
-/// [`Manager`]; this type carries out its orders on blocking endpoints. Iterate it for per-cycle
+/// [`Manager`](copyman_core::Manager), driven by its [`CopyRun`](copyman_core::run::CopyRun); this
+/// type carries out their orders on blocking endpoints. Iterate it for per-cycle
 /// progress (`for n_msgs, n_bytes in copy` in py-postgresql's copyman), then
 /// [`finish`](CopyManager::finish) it.
 ///
@@ -77,19 +77,18 @@ use crate::{PollSocket, Producer, Receiver};
 /// whatever the data size.
 /// Other endpoints are carried out with blocking calls, one after another.
 pub struct CopyManager<'a> {
-    manager: Manager,
+    core: CopyRun,
     options: Options,
     producer: Box<dyn Producer + 'a>,
     receivers: Vec<Box<dyn Receiver + 'a>>,
-    result: Option<Result<Summary, CopyFail>>,
+    /// The endpoints' sockets carry the stall timeout, to clear once the copy is over.
+    armed: bool,
     /// Transmits under way without blocking, by receiver.
     writes: Vec<Option<Pending>>,
     /// A producer read under way without blocking.
     reading: Option<Reading>,
-    /// Receivers' sockets were polled for readability since the last cycle's progress.
+    /// Receivers' sockets were polled for readability since the last producer read.
     polled: bool,
-    /// Events met while reconciling, which the iterator hands out first.
-    stashed: VecDeque<Event>,
     /// Reused for each `poll(2)`: the sockets and whose they are.
     watches: Vec<Watch>,
     owners: Vec<EndpointId>,
@@ -115,37 +114,12 @@ struct Reading {
 impl fmt::Debug for CopyManager<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CopyManager")
-            .field("manager", &self.manager)
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> CopyManager<'a> {
-    /// Starts a copy: every receiver's COPY, then the producer's (`__enter__` in py-postgresql's
-    /// copyman).
-    ///
-    /// # Errors
-    /// If any endpoint cannot start, those started are failed and [`CopyFail`] says which
-    /// could not start.
-    pub fn start(
-        producer: impl Producer + 'a,
-        receivers: Vec<Box<dyn Receiver + 'a>>,
-    ) -> Result<Self, CopyFail> {
-        Self::start_with(producer, receivers, Options::default())
-    }
-
-    /// Starts a copy with `options`; see [`CopyManager::start`].
-    ///
-    /// # Errors
-    /// As [`CopyManager::start`].
-    pub fn start_with(
-        producer: impl Producer + 'a,
-        receivers: Vec<Box<dyn Receiver + 'a>>,
-        options: Options,
-    ) -> Result<Self, CopyFail> {
-        Self::start_boxed(Box::new(producer), receivers, options)
-    }
-
     /// A copy from `producer` to the receivers given to the [`CopyBuilder`]: the one-call form.
     ///
     /// ```no_run
@@ -163,11 +137,7 @@ impl<'a> CopyManager<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {
-        CopyBuilder {
-            producer: Box::new(producer),
-            receivers: Vec::new(),
-            options: Options::default(),
-        }
+        CopyBuilder::new(producer)
     }
 
     fn start_boxed(
@@ -186,144 +156,28 @@ impl<'a> CopyManager<'a> {
         if multiplexed {
             config.window = config.window.max(2);
         }
-        let mut manager = Manager::new(producer.protocol(), config);
-        manager.set_diagnose(crate::Error::diagnose);
-        for receiver in &receivers {
-            manager
-                .add_receiver(receiver.protocol())
-                .expect("receivers are added before the start");
-        }
+        let protocols = receivers.iter().map(|r| r.protocol());
+        let core = CopyRun::new(
+            producer.protocol(),
+            protocols,
+            config,
+            crate::Error::diagnose,
+        );
         let count = receivers.len();
         let mut copy = Self {
-            manager,
+            core,
             options,
             producer,
             receivers,
-            result: None,
+            armed: false,
             writes: (0..count).map(|_| None).collect(),
             reading: None,
             polled: false,
-            stashed: VecDeque::new(),
             watches: Vec::with_capacity(count + 1),
             owners: Vec::with_capacity(count + 1),
         };
-        let stall = options.stall_timeout;
-        let mut receiver_faults = Vec::new();
-        for (i, receiver) in copy.receivers.iter_mut().enumerate() {
-            let started = receiver.start().and_then(|()| match stall {
-                Some(_) => receiver.set_stall_timeout(stall),
-                None => Ok(()),
-            });
-            if let Err(error) = started {
-                receiver_faults.push((ReceiverId(i), error));
-            }
-        }
-        let mut producer_fault = None;
-        if receiver_faults.is_empty() {
-            let source_frames = copy.manager.needs_source_frames();
-            let producer = &mut copy.producer;
-            producer_fault = producer
-                .start(source_frames)
-                .and_then(|()| match stall {
-                    Some(_) => producer.set_stall_timeout(stall),
-                    None => Ok(()),
-                })
-                .err();
-        }
-        if receiver_faults.is_empty() && producer_fault.is_none() {
-            // Every COPY started and announced its format; no data has moved yet.
-            let formats = copy
-                .receivers
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (ReceiverId(i), r.format()));
-            receiver_faults.extend(
-                start::check_formats(copy.producer.format(), formats)
-                    .into_iter()
-                    .map(|(id, mismatch)| (id, BoxError::from(mismatch))),
-            );
-        }
-        if receiver_faults.is_empty() && producer_fault.is_none() {
-            return Ok(copy);
-        }
-        let input = Input::StartFailed {
-            receivers: receiver_faults,
-            producer: producer_fault,
-        };
-        match copy.end(input) {
-            Err(fail) => Err(fail),
-            Ok(_) => unreachable!("a copy that could not start fails"),
-        }
-    }
-
-    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault fails
-    /// the whole copy, unless the options' keep-going policy lets the survivors of a receiver
-    /// fault complete ([`Options::with_keep_going`]; each receiver's outcome is in the summary).
-    ///
-    /// # Errors
-    /// [`CopyFail`] when anything went wrong; no receiver's COPY is completed then,
-    /// unless a receiver refused its completion after others' were accepted (see "All or nothing
-    /// across destinations" on [`CopyManager`]).
-    pub fn run(mut self) -> Result<Summary, CopyFail> {
-        while let Some(progress) = self.next() {
-            // Core's policy: a producer fault ends the copy, a receiver's unless keep-going.
-            if let Err(fault) = progress
-                && self.manager.ends_copy(&fault)
-            {
-                return self.end(Input::Abort {
-                    reason: fault.to_string(),
-                });
-            }
-        }
-        self.finish()
-    }
-
-    /// Lets a faulted receiver rejoin: it first transmits what it still owes.
-    ///
-    /// # Errors
-    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, or data
-    /// went by while it was out); [`ReconcileError::Fault`] when its transmit fails again (it
-    /// stays out).
-    pub fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ReconcileError> {
-        self.manager.handle_input(Input::Reconcile(receiver))?;
-        loop {
-            match self.manager.poll_output() {
-                Output::Event(Event::Reconciled(id)) if id == receiver => return Ok(()),
-                Output::Event(Event::ReceiverFault(fault)) => {
-                    return Err(ReconcileError::Fault(Fault::Receiver(fault)));
-                }
-                // Other receivers' cycles may complete meanwhile: the iterator reports them.
-                Output::Event(event) => self.stashed.push_back(event),
-                Output::Transmit { receiver, data } => self.transmit(receiver, data),
-                Output::Wait => self.wait_io(),
-                other => unreachable!("a reconcile only transmits, got {other:?}"),
-            }
-        }
-    }
-
-    /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the producer
-    /// reached its end, a receiver is left and every receiver completes with the producer's row
-    /// count.
-    ///
-    /// # Errors
-    /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer cancelled.
-    pub fn finish(mut self) -> Result<Summary, CopyFail> {
-        self.end(Input::Finish)
-    }
-
-    /// Fails the copy with `reason`: nothing is completed on any receiver.
-    pub fn abort(mut self, reason: &str) -> CopyFail {
-        match self.end(Input::Abort {
-            reason: reason.into(),
-        }) {
-            Err(fail) => fail,
-            Ok(_) => unreachable!("an aborted copy fails"),
-        }
-    }
-
-    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
-    pub fn live_receivers(&self) -> Vec<ReceiverId> {
-        self.manager.live_receivers().collect()
+        copy.drive(CopyRun::poll_started)?;
+        Ok(copy)
     }
 
     /// A receiver, by the id it has in faults (its position in the list given to `start`).
@@ -336,9 +190,26 @@ impl<'a> CopyManager<'a> {
         &*self.producer
     }
 
-    /// Messages and payload bytes moved so far.
-    pub fn totals(&self) -> (u64, u64) {
-        self.manager.totals()
+    /// Carries out core's orders for one call until it has what the call waits for.
+    fn drive<T>(&mut self, mut poll: impl FnMut(&mut CopyRun) -> Step<T>) -> T {
+        loop {
+            match poll(&mut self.core) {
+                Step::Order(order) => self.carry_out(order),
+                Step::Wait => self.wait_io(),
+                Step::Ready(done) => {
+                    if self.armed && self.core.result().is_some() {
+                        // The copy is over: its endpoints' connections wait for ever again. A
+                        // connection that cannot be reset is broken, which its next use says.
+                        self.armed = false;
+                        for receiver in &mut self.receivers {
+                            let _ = receiver.set_stall_timeout(None);
+                        }
+                        let _ = self.producer.set_stall_timeout(None);
+                    }
+                    return done;
+                }
+            }
+        }
     }
 
     fn transmit(&mut self, receiver: ReceiverId, data: copyman_core::Data) {
@@ -458,7 +329,7 @@ impl<'a> CopyManager<'a> {
             };
             let events = if self.writes[r].is_some() {
                 poll::READABLE | poll::WRITABLE
-            } else if self.manager.is_live(ReceiverId(r)) {
+            } else if self.core.manager().is_live(ReceiverId(r)) {
                 // Idle: only a server's message (its error) can come.
                 poll::READABLE
             } else {
@@ -566,7 +437,7 @@ impl<'a> CopyManager<'a> {
         for (r, receiver) in self.receivers.iter().enumerate() {
             if let Some(fd) = receiver.poll_socket().map(|s| s.fd)
                 && self.writes[r].is_none()
-                && self.manager.is_live(ReceiverId(r))
+                && self.core.manager().is_live(ReceiverId(r))
             {
                 self.watches.push(Watch::new(fd, poll::READABLE));
                 self.owners.push(EndpointId::Receiver(ReceiverId(r)));
@@ -600,16 +471,34 @@ impl<'a> CopyManager<'a> {
         stall::classify(error, endpoint, self.options.stall_timeout)
     }
 
-    fn report(&mut self, input: Input) {
-        self.manager
-            .handle_input(input)
-            .expect("the blocking driver reports exactly what the manager asked for");
+    fn report(&mut self, report: impl Into<Report>) {
+        self.core.report(report);
     }
 
-    /// Carries out one order of the manager.
-    fn carry_out(&mut self, output: Output) {
-        match output {
-            Output::ReadProducer => {
+    /// Carries out one order of core's.
+    fn carry_out(&mut self, order: Order) {
+        let stall = self.options.stall_timeout;
+        match order {
+            Order::StartReceiver(id) => {
+                let receiver = &mut self.receivers[id.0];
+                let result = start_endpoint(receiver.start(), stall, &mut self.armed, |t| {
+                    receiver.set_stall_timeout(t)
+                });
+                let result = result.map(|()| receiver.format());
+                self.report(Report::started(EndpointId::Receiver(id), result));
+            }
+            Order::StartProducer { source_frames } => {
+                let producer = &mut self.producer;
+                let result =
+                    start_endpoint(producer.start(source_frames), stall, &mut self.armed, |t| {
+                        producer.set_stall_timeout(t)
+                    });
+                let result = result.map(|()| producer.format());
+                self.report(Report::started(EndpointId::Producer, result));
+            }
+            Order::ReadProducer => {
+                // Once a cycle, what the servers of idle receivers said is read first.
+                self.check_servers();
                 if let Some(socket) = self.producer.poll_socket() {
                     self.reading = Some(Reading {
                         timer: self.timer(EndpointId::Producer, socket),
@@ -627,12 +516,12 @@ impl<'a> CopyManager<'a> {
                 };
                 self.report(input);
             }
-            Output::Transmit { receiver, data } => self.transmit(receiver, data),
-            Output::Complete { receiver } => {
+            Order::Transmit { receiver, data } => self.transmit(receiver, data),
+            Order::Complete { receiver } => {
                 let result = self.receivers[receiver.0].complete();
                 self.report(Input::ReceiverDone { receiver, result });
             }
-            Output::Fail {
+            Order::Fail {
                 receiver,
                 reason,
                 completion,
@@ -643,45 +532,28 @@ impl<'a> CopyManager<'a> {
                     .map_err(|e| self.stalled(EndpointId::Receiver(receiver), e));
                 self.report(Input::ReceiverDone { receiver, result });
             }
-            Output::CancelProducer => {
+            Order::CancelProducer => {
                 let result = self.producer.cancel();
                 self.report(Input::ProducerDone { result });
             }
-            other => unreachable!("not an order: {other:?}"),
+            other => unreachable!("an order this driver does not know: {other:?}"),
         }
     }
+}
 
-    /// Ends the copy with `input` (finish or abort) and drives it to its result.
-    fn end(&mut self, input: Input) -> Result<Summary, CopyFail> {
-        if let Some(result) = self.result.clone() {
-            return result;
-        }
-        self.report(input);
-        loop {
-            match self.manager.poll_output() {
-                Output::Event(Event::Finished(result)) => {
-                    self.result = Some(result.clone());
-                    if self.options.stall_timeout.is_some() {
-                        // The copy is over: its endpoints' connections wait for ever again. A
-                        // connection that cannot be reset is broken, which its next use says.
-                        for receiver in &mut self.receivers {
-                            let _ = receiver.set_stall_timeout(None);
-                        }
-                        let _ = self.producer.set_stall_timeout(None);
-                    }
-                    return result;
-                }
-                // Progress and faults that arrive while ending are moot: the result says it all.
-                Output::Event(_) => {}
-                // Transmits and a read under way end before the manager decides.
-                Output::Wait => self.wait_io(),
-                Output::EndOfCopy | Output::Done => {
-                    unreachable!("a copy that is ending is never at its end of copy")
-                }
-                order => self.carry_out(order),
-            }
-        }
+/// An endpoint's start, then its stall timeout armed (noted in `armed`) when the copy has one.
+fn start_endpoint(
+    started: Result<(), BoxError>,
+    stall: Option<Duration>,
+    armed: &mut bool,
+    arm: impl FnOnce(Option<Duration>) -> Result<(), BoxError>,
+) -> Result<(), BoxError> {
+    started?;
+    if stall.is_some() {
+        *armed = true;
+        arm(stall)?;
     }
+    Ok(())
 }
 
 impl Iterator for CopyManager<'_> {
@@ -690,41 +562,16 @@ impl Iterator for CopyManager<'_> {
     /// One cycle: read a chunk, transmit it to every receiver, report `(messages, bytes)`.
     /// `None` once the producer reached its end (or no receiver is left).
     fn next(&mut self) -> Option<Self::Item> {
-        if self.result.is_some() {
-            return None;
-        }
-        loop {
-            let output = match self.stashed.pop_front() {
-                Some(event) => Output::Event(event),
-                None => self.manager.poll_output(),
-            };
-            match output {
-                Output::Event(Event::Progress { messages, bytes }) => {
-                    self.check_servers();
-                    return Some(Ok((messages, bytes)));
-                }
-                Output::Event(Event::ReceiverFault(fault)) => {
-                    return Some(Err(Fault::Receiver(fault)));
-                }
-                Output::Event(Event::ProducerFault(fault)) => {
-                    return Some(Err(Fault::Producer(fault)));
-                }
-                Output::Event(_) => {}
-                Output::EndOfCopy | Output::Done => return None,
-                Output::Wait => self.wait_io(),
-                order => self.carry_out(order),
-            }
-        }
+        self.drive(CopyRun::poll_progress)
     }
 }
 
 impl Drop for CopyManager<'_> {
     fn drop(&mut self) {
-        if self.result.is_none() {
+        if self.core.result().is_none() {
             // Nothing half-copied may be committed: fail every receiver's COPY.
-            let _ = self.end(Input::Abort {
-                reason: "copy dropped before it finished".into(),
-            });
+            self.core.abort("copy dropped before it finished");
+            let _ = self.drive(CopyRun::poll_finished);
         }
     }
 }
@@ -757,63 +604,4 @@ pub fn transfer<'a>(
     Ok((summary.messages, summary.bytes))
 }
 
-/// A copy being put together: its producer, its receivers and its [`Options`]; see
-/// [`CopyManager::builder`]. Receivers are added with [`to`](Self::to) (one) or
-/// [`to_all`](Self::to_all) (any iterator of them), without boxing.
-#[must_use = "a copy does nothing until it is started or run"]
-pub struct CopyBuilder<'a> {
-    producer: Box<dyn Producer + 'a>,
-    receivers: Vec<Box<dyn Receiver + 'a>>,
-    options: Options,
-}
-
-impl fmt::Debug for CopyBuilder<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CopyBuilder")
-            .field("receivers", &self.receivers.len())
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> CopyBuilder<'a> {
-    /// Adds a receiver; its [`ReceiverId`] is the order it was added in, from 0.
-    pub fn to(mut self, receiver: impl Receiver + 'a) -> Self {
-        self.receivers.push(Box::new(receiver));
-        self
-    }
-
-    /// Adds every receiver of `receivers`, in order.
-    pub fn to_all<R: Receiver + 'a>(mut self, receivers: impl IntoIterator<Item = R>) -> Self {
-        self.receivers.extend(
-            receivers
-                .into_iter()
-                .map(|r| Box::new(r) as Box<dyn Receiver + 'a>),
-        );
-        self
-    }
-
-    /// Runs the copy with `options` (window, stall timeout, buffer size).
-    pub fn options(mut self, options: Options) -> Self {
-        self.options = options;
-        self
-    }
-
-    /// Starts the copy, to iterate over its progress, reconcile and finish it; see
-    /// [`CopyManager::start`].
-    ///
-    /// # Errors
-    /// As [`CopyManager::start`].
-    pub fn start(self) -> Result<CopyManager<'a>, CopyFail> {
-        CopyManager::start_boxed(self.producer, self.receivers, self.options)
-    }
-
-    /// Starts and runs the copy to its end: the [`Summary`] (rows, bytes, each receiver's
-    /// outcome), or the [`CopyFail`]; see [`CopyManager::run`].
-    ///
-    /// # Errors
-    /// As [`CopyManager::start`] and [`CopyManager::run`].
-    pub fn run(self) -> Result<Summary, CopyFail> {
-        self.start()?.run()
-    }
-}
+copyman_core::copy_api!(; );

@@ -1,0 +1,547 @@
+//! A copy from its start to its result: the sequence both adapters' `CopyManager` follow.
+//!
+//! The [`Manager`] decides a copy once its endpoints' COPYs are under way. [`CopyRun`] wraps it
+//! with what comes before and around that, so that no adapter decides it:
+//!
+//! * the start (`__enter__` in py-postgresql's copyman): every receiver's COPY first (all of
+//!   them, even after one failed, so the failure names every endpoint that could not start), then
+//!   the producer's, then the check that their formats agree — a copy that cannot start fails
+//!   with every started endpoint failed or cancelled;
+//! * what each call of the caller waits for: the next progress report or fault
+//!   ([`CopyRun::poll_progress`]), the copy's result ([`CopyRun::poll_finished`]), a copy run to
+//!   its end under the manager's policy ([`CopyRun::poll_run`]), a reconciled receiver
+//!   ([`CopyRun::poll_reconciled`]), with the progress a reconcile meets kept for the stream;
+//! * the result, kept once the copy is over (finishing twice gives it again);
+//! * the payload bytes receivers hold, and the most they held.
+//!
+//! An adapter's loop is the same for every call: ask with a `poll_*`, carry out the
+//! [`Step::Order`] and [`report`](CopyRun::report) its result, wait for IO under way on
+//! [`Step::Wait`], return on [`Step::Ready`].
+//!
+//! ```
+//! use bytes::Bytes;
+//! use copyman_core::run::{CopyRun, Order, Report, Step};
+//! use copyman_core::stall::EndpointId;
+//! use copyman_core::{Chunk, Config, Input, Protocol, ReceiverId};
+//!
+//! let mut run = CopyRun::new(Protocol::Chunks, [Protocol::Chunks], Config::default(), |_| {
+//!     Default::default()
+//! });
+//! let mut lines = vec![vec![Bytes::from_static(b"1\n")]].into_iter();
+//! // One loop carries out every order, whatever the call waits for.
+//! let mut carry_out = |run: &mut CopyRun, order: Order| match order {
+//!     Order::StartReceiver(id) => run.report(Report::started(EndpointId::Receiver(id), Ok(None))),
+//!     Order::StartProducer { .. } => run.report(Report::started(EndpointId::Producer, Ok(None))),
+//!     Order::ReadProducer => run.report(match lines.next() {
+//!         Some(chunk) => Input::ProducerData(Chunk::lines(chunk)),
+//!         None => Input::ProducerEnd { count: Some(1) },
+//!     }),
+//!     Order::Transmit { receiver, .. } => run.report(Input::Transmitted { receiver }),
+//!     Order::Complete { receiver } => {
+//!         run.report(Input::ReceiverDone { receiver, result: Ok(Some(1)) })
+//!     }
+//!     other => unreachable!("{other:?}"),
+//! };
+//! let started = loop {
+//!     match run.poll_started() {
+//!         Step::Order(order) => carry_out(&mut run, order),
+//!         Step::Wait => unreachable!("every order was carried out at once"),
+//!         Step::Ready(started) => break started,
+//!     }
+//! };
+//! assert!(started.is_ok());
+//! let summary = loop {
+//!     match run.poll_run() {
+//!         Step::Order(order) => carry_out(&mut run, order),
+//!         Step::Wait => unreachable!("every order was carried out at once"),
+//!         Step::Ready(result) => break result.unwrap(),
+//!     }
+//! };
+//! assert_eq!(summary.messages, 1);
+//! assert_eq!(summary.receivers[0].0, ReceiverId(0));
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use copyman_wire::realign::Completion;
+
+use crate::fault::{BoxError, CopyFail, Diagnose, Fault};
+use crate::manager::{
+    Config, Data, Event, Input, Manager, Output, Protocol, ReceiverId, ReconcileError, Summary,
+};
+use crate::session::CopyFormat;
+use crate::stall::EndpointId;
+use crate::start;
+
+/// A progress report `(messages, bytes)` of one cycle, or a fault: the items of both adapters'
+/// progress iterator / stream.
+pub type Progress = Result<(u64, u64), Fault>;
+
+/// IO to carry out, then [`report`](CopyRun::report) its result.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Order {
+    /// Start the receiver's COPY, then report [`Report::Started`] with its format.
+    StartReceiver(ReceiverId),
+    /// Start the producer's COPY, then report [`Report::Started`] with its format.
+    /// `source_frames`: a PQv3 producer must hand in its frames as the server sent them (a
+    /// receiver needs lines); otherwise it may re-block them.
+    StartProducer {
+        /// Whether the producer keeps its server's frames.
+        source_frames: bool,
+    },
+    /// Read the next chunk from the producer; see [`Output::ReadProducer`].
+    ReadProducer,
+    /// Send `data` to `receiver`; see [`Output::Transmit`].
+    Transmit {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// The data, in the receiver's protocol.
+        data: Data,
+    },
+    /// Complete `receiver`'s COPY; see [`Output::Complete`].
+    Complete {
+        /// The receiver.
+        receiver: ReceiverId,
+    },
+    /// Fail `receiver`'s COPY; see [`Output::Fail`].
+    Fail {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// Why the copy failed.
+        reason: Arc<str>,
+        /// Realignment owed before the CopyFail.
+        completion: Completion,
+    },
+    /// Cancel the producer; see [`Output::CancelProducer`].
+    CancelProducer,
+}
+
+impl Order {
+    /// The order of a manager output that is one.
+    fn of(output: Output) -> Self {
+        match output {
+            Output::ReadProducer => Self::ReadProducer,
+            Output::Transmit { receiver, data } => Self::Transmit { receiver, data },
+            Output::Complete { receiver } => Self::Complete { receiver },
+            Output::Fail {
+                receiver,
+                reason,
+                completion,
+            } => Self::Fail {
+                receiver,
+                reason,
+                completion,
+            },
+            Output::CancelProducer => Self::CancelProducer,
+            other => unreachable!("not an order: {other:?}"),
+        }
+    }
+
+    /// The endpoint the order is for.
+    pub fn endpoint(&self) -> EndpointId {
+        match self {
+            Self::StartReceiver(receiver)
+            | Self::Transmit { receiver, .. }
+            | Self::Complete { receiver }
+            | Self::Fail { receiver, .. } => EndpointId::Receiver(*receiver),
+            Self::StartProducer { .. } | Self::ReadProducer | Self::CancelProducer => {
+                EndpointId::Producer
+            }
+        }
+    }
+}
+
+/// The result of an [`Order`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Report {
+    /// An endpoint's COPY started (with the format its server announced, if it has a server)
+    /// or could not start.
+    Started {
+        /// The endpoint.
+        endpoint: EndpointId,
+        /// Its format, or why it could not start.
+        result: Result<Option<CopyFormat>, BoxError>,
+    },
+    /// What the manager asked for: see [`Input`].
+    Io(Input),
+}
+
+impl Report {
+    /// The result of a start order.
+    pub fn started(endpoint: EndpointId, result: Result<Option<CopyFormat>, BoxError>) -> Self {
+        Self::Started { endpoint, result }
+    }
+}
+
+impl From<Input> for Report {
+    fn from(input: Input) -> Self {
+        Self::Io(input)
+    }
+}
+
+/// What an adapter's loop does next for the call it serves.
+#[derive(Debug)]
+#[must_use]
+pub enum Step<T> {
+    /// Carry out this IO and report its result.
+    Order(Order),
+    /// Wait for IO under way, report what completed, and ask again.
+    Wait,
+    /// What the call waited for.
+    Ready(T),
+}
+
+/// The start of a copy, while it is under way.
+#[derive(Debug)]
+struct Starting {
+    /// The next receiver to start.
+    next: usize,
+    /// Start orders out.
+    outstanding: usize,
+    /// The formats of receivers that started.
+    formats: Vec<(ReceiverId, Option<CopyFormat>)>,
+    /// Receivers that could not start.
+    faults: Vec<(ReceiverId, BoxError)>,
+    /// The producer was asked to start.
+    producer_asked: bool,
+    /// The producer's start, once reported.
+    producer: Option<Result<Option<CopyFormat>, BoxError>>,
+}
+
+/// A copy from its start to its result; see the [module](self) docs.
+#[derive(Debug)]
+pub struct CopyRun {
+    manager: Manager,
+    receivers: usize,
+    /// `Some` until every endpoint started (or one could not).
+    starting: Option<Starting>,
+    /// A finish or abort was given.
+    ending: bool,
+    /// Progress and faults a reconcile met, for the progress stream.
+    queued: VecDeque<Progress>,
+    result: Option<Result<Summary, CopyFail>>,
+    /// Payload bytes of the most recent chunks, newest last: the ones receivers may still hold.
+    recent: VecDeque<usize>,
+    buffered: usize,
+    peak_buffered: usize,
+}
+
+impl CopyRun {
+    /// A copy from a producer speaking `producer` to receivers speaking `receivers` (their
+    /// [`ReceiverId`]s in this order), with the manager's `config` and the adapter's way of
+    /// reading its endpoints' errors (see [`Manager::set_diagnose`]). Nothing has started: ask
+    /// [`poll_started`](Self::poll_started) first.
+    pub fn new(
+        producer: Protocol,
+        receivers: impl IntoIterator<Item = Protocol>,
+        config: Config,
+        diagnose: Diagnose,
+    ) -> Self {
+        let mut manager = Manager::new(producer, config);
+        manager.set_diagnose(diagnose);
+        for protocol in receivers {
+            manager
+                .add_receiver(protocol)
+                .expect("receivers are added before the start");
+        }
+        let receivers = manager.live_receivers().count();
+        Self {
+            manager,
+            receivers,
+            starting: Some(Starting {
+                next: 0,
+                outstanding: 0,
+                formats: Vec::new(),
+                faults: Vec::new(),
+                producer_asked: false,
+                producer: None,
+            }),
+            ending: false,
+            queued: VecDeque::new(),
+            result: None,
+            recent: VecDeque::new(),
+            buffered: 0,
+            peak_buffered: 0,
+        }
+    }
+
+    /// The manager, to read its state.
+    pub fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// Reports the result of an order.
+    ///
+    /// # Panics
+    /// If the report does not answer an order given: the adapter is broken.
+    pub fn report(&mut self, report: impl Into<Report>) {
+        match report.into() {
+            Report::Started { endpoint, result } => {
+                let start = self
+                    .starting
+                    .as_mut()
+                    .expect("start results come while the copy starts");
+                start.outstanding -= 1;
+                match (endpoint, result) {
+                    (EndpointId::Receiver(id), Ok(format)) => start.formats.push((id, format)),
+                    (EndpointId::Receiver(id), Err(error)) => start.faults.push((id, error)),
+                    (_, result) => start.producer = Some(result),
+                }
+            }
+            Report::Io(input) => {
+                if let Input::ProducerData(chunk) = &input {
+                    self.recent.push_back(chunk.data.len());
+                }
+                self.manager
+                    .handle_input(input)
+                    .expect("the adapter reports exactly what the manager asked for");
+                self.account();
+            }
+        }
+    }
+
+    /// Updates the buffered bytes. Each receiver transmits chunks in order, so what receivers
+    /// hold is the most recent `max(pending)` chunks.
+    fn account(&mut self) {
+        let held = (0..self.receivers)
+            .map(|i| self.manager.pending(ReceiverId(i)))
+            .max()
+            .unwrap_or(0);
+        while self.recent.len() > held {
+            self.recent.pop_front();
+        }
+        self.buffered = self.recent.iter().sum();
+        self.peak_buffered = self.peak_buffered.max(self.buffered);
+    }
+
+    /// The next step of the start, while it is under way; `None` once it is over.
+    fn poll_start<T>(&mut self) -> Option<Step<T>> {
+        let source_frames = self.manager.needs_source_frames();
+        let start = self.starting.as_mut()?;
+        if start.next < self.receivers {
+            // Every receiver's COPY first (an adapter may run them at once).
+            let receiver = ReceiverId(start.next);
+            start.next += 1;
+            start.outstanding += 1;
+            return Some(Step::Order(Order::StartReceiver(receiver)));
+        }
+        if start.outstanding > 0 {
+            return Some(Step::Wait);
+        }
+        if start.faults.is_empty() && !start.producer_asked {
+            // Then the producer's: no data moves before every receiver is ready for it.
+            start.producer_asked = true;
+            start.outstanding += 1;
+            return Some(Step::Order(Order::StartProducer { source_frames }));
+        }
+        let mut start = self.starting.take().expect("checked above");
+        let producer = match start.producer.take() {
+            Some(Ok(format)) => format,
+            Some(Err(error)) => {
+                self.start_failed(start.faults, Some(error));
+                return None;
+            }
+            None => None,
+        };
+        // Every COPY started and announced its format; no data has moved yet.
+        let mismatches = start::check_formats(producer, start.formats);
+        start.faults.extend(
+            mismatches
+                .into_iter()
+                .map(|(id, mismatch)| (id, BoxError::from(mismatch))),
+        );
+        if !start.faults.is_empty() {
+            self.start_failed(start.faults, None);
+        }
+        None
+    }
+
+    fn start_failed(&mut self, receivers: Vec<(ReceiverId, BoxError)>, producer: Option<BoxError>) {
+        self.ending = true;
+        self.report(Input::StartFailed {
+            receivers,
+            producer,
+        });
+    }
+
+    /// Starts the copy: `Ready(Ok(()))` once every COPY started, or the [`CopyFail`] of a copy
+    /// that could not start (every endpoint that did start failed or cancelled first).
+    pub fn poll_started(&mut self) -> Step<Result<(), CopyFail>> {
+        if let Some(step) = self.poll_start() {
+            return step;
+        }
+        if !self.ending {
+            return Step::Ready(Ok(()));
+        }
+        match self.poll_finished() {
+            Step::Ready(Err(fail)) => Step::Ready(Err(fail)),
+            Step::Ready(Ok(_)) => unreachable!("a copy that could not start fails"),
+            Step::Order(order) => Step::Order(order),
+            Step::Wait => Step::Wait,
+        }
+    }
+
+    /// The next cycle's progress `(messages, bytes)` or a fault; `None` once the producer reached
+    /// its end (or no receiver is left), or the copy is over.
+    pub fn poll_progress(&mut self) -> Step<Option<Progress>> {
+        if let Some(step) = self.poll_start() {
+            return step;
+        }
+        if let Some(item) = self.queued.pop_front() {
+            return Step::Ready(Some(item));
+        }
+        if self.result.is_some() {
+            return Step::Ready(None);
+        }
+        loop {
+            match self.manager.poll_output() {
+                Output::Event(Event::Finished(result)) => {
+                    self.result = Some(result);
+                    return Step::Ready(None);
+                }
+                Output::Event(event) => {
+                    if let Some(item) = progress(event) {
+                        return Step::Ready(Some(item));
+                    }
+                }
+                Output::EndOfCopy | Output::Done => return Step::Ready(None),
+                Output::Wait => return Step::Wait,
+                order => return Step::Order(Order::of(order)),
+            }
+        }
+    }
+
+    /// Completes the copy (`__exit__` in py-postgresql's copyman): it succeeds only if the
+    /// producer reached its end, a receiver is left and every receiver completes with the
+    /// producer's row count; otherwise every receiver's COPY is failed and the producer
+    /// cancelled. Then ask [`poll_finished`](Self::poll_finished) for the result.
+    pub fn finish(&mut self) {
+        self.end(Input::Finish);
+    }
+
+    /// Fails the copy with `reason`: nothing is completed on any receiver. Then ask
+    /// [`poll_finished`](Self::poll_finished) for the result.
+    pub fn abort(&mut self, reason: impl Into<String>) {
+        self.end(Input::Abort {
+            reason: reason.into(),
+        });
+    }
+
+    fn end(&mut self, input: Input) {
+        // The first decision stands.
+        if !self.ending && self.result.is_none() {
+            self.ending = true;
+            self.report(input);
+        }
+    }
+
+    /// The copy's result, once every endpoint's COPY ended.
+    pub fn poll_finished(&mut self) -> Step<Result<Summary, CopyFail>> {
+        loop {
+            if let Some(result) = &self.result {
+                return Step::Ready(result.clone());
+            }
+            match self.manager.poll_output() {
+                Output::Event(Event::Finished(result)) => self.result = Some(result),
+                // Progress and faults that arrive while ending are moot: the result says it all.
+                Output::Event(_) => {}
+                Output::Wait => return Step::Wait,
+                Output::EndOfCopy | Output::Done => {
+                    unreachable!("a copy that is ending goes on to its result")
+                }
+                order => return Step::Order(Order::of(order)),
+            }
+        }
+    }
+
+    /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a fault
+    /// fails the whole copy, unless the keep-going policy ([`Config::keep_going`]) lets the
+    /// survivors of a receiver fault complete.
+    pub fn poll_run(&mut self) -> Step<Result<Summary, CopyFail>> {
+        while !self.ending && self.result.is_none() {
+            match self.poll_progress() {
+                // The manager's policy: a producer fault ends the copy, a receiver's unless
+                // keep-going.
+                Step::Ready(Some(Err(fault))) if self.manager.ends_copy(&fault) => {
+                    self.abort(fault.to_string());
+                }
+                Step::Ready(Some(_)) => {}
+                Step::Ready(None) => self.finish(),
+                Step::Order(order) => return Step::Order(order),
+                Step::Wait => return Step::Wait,
+            }
+        }
+        self.poll_finished()
+    }
+
+    /// Lets a faulted receiver rejoin: it first transmits what it still owes. Then ask
+    /// [`poll_reconciled`](Self::poll_reconciled).
+    ///
+    /// # Errors
+    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, or data
+    /// went by while it was out).
+    pub fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ReconcileError> {
+        Ok(self.manager.handle_input(Input::Reconcile(receiver))?)
+    }
+
+    /// Whether a reconciled `receiver` is back: `Ok` once it transmitted what it owed,
+    /// [`ReconcileError::Fault`] when that failed (it stays out). Progress and faults of other
+    /// receivers that come meanwhile are kept for [`poll_progress`](Self::poll_progress).
+    pub fn poll_reconciled(&mut self, receiver: ReceiverId) -> Step<Result<(), ReconcileError>> {
+        loop {
+            match self.manager.poll_output() {
+                Output::Event(Event::Reconciled(id)) if id == receiver => {
+                    return Step::Ready(Ok(()));
+                }
+                Output::Event(Event::ReceiverFault(fault)) if fault.get(receiver).is_some() => {
+                    return Step::Ready(Err(ReconcileError::Fault(Fault::Receiver(fault))));
+                }
+                Output::Event(event) => self.queued.extend(progress(event)),
+                Output::Wait => return Step::Wait,
+                Output::EndOfCopy | Output::Done => {
+                    unreachable!("a reconcile ends with the receiver back or faulted")
+                }
+                order => return Step::Order(Order::of(order)),
+            }
+        }
+    }
+
+    /// The copy's result, once it is over.
+    pub fn result(&self) -> Option<&Result<Summary, CopyFail>> {
+        self.result.as_ref()
+    }
+
+    /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
+    pub fn live_receivers(&self) -> Vec<ReceiverId> {
+        self.manager.live_receivers().collect()
+    }
+
+    /// Messages and payload bytes the producer delivered so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.manager.totals()
+    }
+
+    /// Payload bytes of the chunks receivers hold now (queued or being transmitted).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// The most payload bytes receivers held at once: at most the window × the producer's chunk
+    /// size, whatever the data size.
+    pub fn peak_buffered(&self) -> usize {
+        self.peak_buffered
+    }
+}
+
+/// The progress item of an event, if it has one.
+fn progress(event: Event) -> Option<Progress> {
+    match event {
+        Event::Progress { messages, bytes } => Some(Ok((messages, bytes))),
+        Event::ReceiverFault(fault) => Some(Err(Fault::Receiver(fault))),
+        Event::ProducerFault(fault) => Some(Err(Fault::Producer(fault))),
+        _ => None,
+    }
+}

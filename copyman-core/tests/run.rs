@@ -1,0 +1,362 @@
+//! Deterministic tests of [`CopyRun`]: the start of a copy, what each call waits for, the result
+//! kept, and the bytes receivers hold — what both adapters' `CopyManager` follow.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use copyman_core::run::{CopyRun, Order, Progress, Report, Step};
+use copyman_core::session::CopyFormat;
+use copyman_core::stall::EndpointId;
+use copyman_core::start::FormatMismatch;
+use copyman_core::{Chunk, Config, Data, Fault, Input, Protocol, ReceiverId, ReceiverOutcome};
+
+const R0: ReceiverId = ReceiverId(0);
+const R1: ReceiverId = ReceiverId(1);
+const R2: ReceiverId = ReceiverId(2);
+
+/// Endpoints in memory: what each does when ordered, and the orders it was given.
+#[derive(Default)]
+struct Endpoints {
+    receivers: usize,
+    producer_format: Option<CopyFormat>,
+    producer_cannot_start: bool,
+    receiver_formats: Vec<(ReceiverId, CopyFormat)>,
+    cannot_start: Vec<ReceiverId>,
+    /// Chunks of lines the producer hands in, each `rows` lines of 4 bytes.
+    chunks: VecDeque<Vec<Bytes>>,
+    /// A receiver whose transmits fail.
+    failing: Option<ReceiverId>,
+    /// While this receiver transmits, that one's server reports an error.
+    error_during: Option<(ReceiverId, ReceiverId)>,
+    /// Results are held until the driver waits (an adapter with IO in flight) instead of given
+    /// at once.
+    defer: bool,
+    held: VecDeque<Report>,
+    log: Vec<String>,
+}
+
+impl Endpoints {
+    fn new(receivers: usize, chunks: usize) -> Self {
+        Self {
+            receivers,
+            chunks: (0..chunks)
+                .map(|c| {
+                    (0..3)
+                        .map(|r| Bytes::from(format!("{c}{r}{r}\n")))
+                        .collect()
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    fn run(&self, config: Config) -> CopyRun {
+        let receivers = (0..self.receivers).map(|_| Protocol::Chunks);
+        CopyRun::new(Protocol::Chunks, receivers, config, |_| Default::default())
+    }
+
+    fn carry_out(&mut self, order: Order) -> Vec<Report> {
+        self.log.push(match &order {
+            Order::StartReceiver(id) => format!("start {id}"),
+            Order::StartProducer { .. } => "start producer".into(),
+            Order::ReadProducer => "read".into(),
+            Order::Transmit { receiver, .. } => format!("transmit {receiver}"),
+            Order::Complete { receiver } => format!("complete {receiver}"),
+            Order::Fail { receiver, .. } => format!("fail {receiver}"),
+            Order::CancelProducer => "cancel producer".into(),
+            other => format!("{other:?}"),
+        });
+        let report: Report = match order {
+            Order::StartReceiver(id) => {
+                let format = self
+                    .receiver_formats
+                    .iter()
+                    .find(|(r, _)| *r == id)
+                    .map(|(_, f)| *f);
+                let result = match self.cannot_start.contains(&id) {
+                    true => Err(format!("receiver {id} cannot start").into()),
+                    false => Ok(format),
+                };
+                Report::started(EndpointId::Receiver(id), result)
+            }
+            Order::StartProducer { .. } => {
+                let result = match self.producer_cannot_start {
+                    true => Err("the producer cannot start".into()),
+                    false => Ok(self.producer_format),
+                };
+                Report::started(EndpointId::Producer, result)
+            }
+            Order::ReadProducer => match self.chunks.pop_front() {
+                Some(lines) => Input::ProducerData(Chunk::lines(lines)).into(),
+                None => Input::ProducerEnd { count: None }.into(),
+            },
+            Order::Transmit { receiver, data } => {
+                assert!(matches!(data, Data::Lines(_)));
+                let mut reports = Vec::new();
+                if let Some((during, erring)) = self.error_during
+                    && during == receiver
+                {
+                    self.error_during = None;
+                    reports.push(
+                        Input::ReceiverError {
+                            receiver: erring,
+                            error: format!("receiver {erring}'s server said no").into(),
+                            written: 0,
+                        }
+                        .into(),
+                    );
+                }
+                reports.push(match self.failing == Some(receiver) {
+                    true => Input::ReceiverError {
+                        receiver,
+                        error: format!("receiver {receiver} broke").into(),
+                        written: 0,
+                    }
+                    .into(),
+                    false => Input::Transmitted { receiver }.into(),
+                });
+                return reports;
+            }
+            Order::Complete { receiver } => Input::ReceiverDone {
+                receiver,
+                result: Ok(None),
+            }
+            .into(),
+            Order::Fail { receiver, .. } => Input::ReceiverDone {
+                receiver,
+                result: Ok(None),
+            }
+            .into(),
+            Order::CancelProducer => Input::ProducerDone { result: Ok(()) }.into(),
+            other => unreachable!("{other:?}"),
+        };
+        vec![report]
+    }
+
+    /// An adapter's drive loop, for one call.
+    fn drive<T>(&mut self, run: &mut CopyRun, mut poll: impl FnMut(&mut CopyRun) -> Step<T>) -> T {
+        loop {
+            match poll(run) {
+                Step::Order(order) => {
+                    for report in self.carry_out(order) {
+                        match self.defer {
+                            true => self.held.push_back(report),
+                            false => run.report(report),
+                        }
+                    }
+                }
+                Step::Wait => run.report(
+                    self.held
+                        .pop_front()
+                        .expect("core waits only for IO under way"),
+                ),
+                Step::Ready(done) => return done,
+            }
+        }
+    }
+
+    fn logged(&self, prefix: &str) -> Vec<&str> {
+        self.log
+            .iter()
+            .map(String::as_str)
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+}
+
+#[test]
+fn every_receiver_starts_before_the_producer() {
+    let mut io = Endpoints::new(3, 1);
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    assert_eq!(
+        io.log,
+        ["start 0", "start 1", "start 2", "start producer"],
+        "receivers first, then the producer, and no data before"
+    );
+}
+
+#[test]
+fn the_receivers_starts_are_ordered_together_for_an_adapter_that_runs_them_at_once() {
+    let mut io = Endpoints::new(3, 0);
+    io.defer = true;
+    let mut run = io.run(Config::default());
+    // Every start order comes before the first wait.
+    let mut orders = Vec::new();
+    loop {
+        match run.poll_started() {
+            Step::Order(order) => orders.push(order),
+            Step::Wait => break,
+            Step::Ready(_) => panic!("ready before any endpoint started"),
+        }
+    }
+    let starts: Vec<_> = orders.iter().map(Order::endpoint).collect();
+    assert_eq!(
+        starts,
+        [R0, R1, R2].map(EndpointId::Receiver),
+        "the producer waits for the receivers"
+    );
+}
+
+#[test]
+fn a_receiver_that_cannot_start_fails_the_copy_after_every_receiver_was_tried() {
+    let mut io = Endpoints::new(3, 1);
+    io.cannot_start = vec![R1];
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    assert_eq!(io.logged("start"), ["start 0", "start 1", "start 2"]);
+    assert!(io.logged("read").is_empty(), "no data moved");
+    let faulted: Vec<_> = fail.receiver_faults.iter().map(|(id, _)| *id).collect();
+    assert_eq!(faulted, [R1]);
+    assert!(
+        fail.receiver_faults[0]
+            .1
+            .to_string()
+            .contains("cannot start")
+    );
+    // Every receiver's COPY that may have started is failed; none completed.
+    assert_eq!(io.logged("fail"), ["fail 0", "fail 1", "fail 2"]);
+    assert!(io.logged("complete").is_empty());
+    assert!(
+        run.result().is_some_and(Result::is_err),
+        "the result is kept"
+    );
+}
+
+#[test]
+fn a_producer_that_cannot_start_fails_the_copy() {
+    let mut io = Endpoints::new(2, 1);
+    io.producer_cannot_start = true;
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    assert!(fail.producer_fault.is_some());
+    assert!(fail.receiver_faults.is_empty());
+    assert_eq!(io.logged("fail"), ["fail 0", "fail 1"]);
+}
+
+#[test]
+fn a_receiver_whose_format_differs_from_the_producers_fails_the_start() {
+    let mut io = Endpoints::new(2, 1);
+    io.producer_format = Some(CopyFormat::Text);
+    io.receiver_formats = vec![(R0, CopyFormat::Text), (R1, CopyFormat::Binary)];
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    let (id, error) = &fail.receiver_faults[0];
+    assert_eq!(*id, R1);
+    assert!(
+        error.get_ref().downcast_ref::<FormatMismatch>().is_some(),
+        "{error}"
+    );
+    assert!(io.logged("read").is_empty(), "no data moved");
+}
+
+#[test]
+fn a_copy_runs_to_its_summary_and_finishing_again_gives_it_again() {
+    let mut io = Endpoints::new(2, 3);
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let summary = io.drive(&mut run, CopyRun::poll_run).unwrap();
+    assert_eq!(summary.messages, 9);
+    assert!(summary.receivers.iter().all(|(_, o)| o.is_completed()));
+    run.finish();
+    let again = io.drive(&mut run, CopyRun::poll_finished).unwrap();
+    assert_eq!(again.messages, 9);
+    assert_eq!(
+        io.logged("complete").len(),
+        2,
+        "each receiver completed once"
+    );
+    assert!(io.drive(&mut run, CopyRun::poll_progress).is_none());
+}
+
+#[test]
+fn run_ends_the_copy_at_a_receiver_fault_unless_keep_going() {
+    for keep_going in [false, true] {
+        let mut io = Endpoints::new(2, 3);
+        io.failing = Some(R1);
+        let mut run = io.run(Config::default().with_keep_going(keep_going));
+        io.drive(&mut run, CopyRun::poll_started).unwrap();
+        let result = io.drive(&mut run, CopyRun::poll_run);
+        match keep_going {
+            false => {
+                let fail = result.unwrap_err();
+                assert!(io.logged("complete").is_empty(), "nothing completed");
+                assert!(matches!(fail.receivers[1].1, ReceiverOutcome::Faulted(_)));
+            }
+            true => {
+                let summary = result.unwrap();
+                assert_eq!(summary.messages, 9);
+                assert_eq!(io.logged("complete"), ["complete 0"]);
+                assert!(matches!(
+                    summary.receivers[1].1,
+                    ReceiverOutcome::Faulted(_)
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reconcile_keeps_another_receivers_fault_for_the_progress_stream() {
+    let mut io = Endpoints::new(3, 2);
+    io.failing = Some(R0);
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let first: Option<Progress> = io.drive(&mut run, CopyRun::poll_progress);
+    let Some(Err(Fault::Receiver(fault))) = first else {
+        panic!("receiver 0's fault first, got {first:?}");
+    };
+    assert!(fault.get(R0).is_some());
+    // Receiver 0 is mended; while it transmits what it owes, receiver 2's server says no.
+    io.failing = None;
+    io.error_during = Some((R0, R2));
+    run.reconcile(R0).unwrap();
+    io.drive(&mut run, |run| run.poll_reconciled(R0))
+        .expect("receiver 2's fault is not receiver 0's reconcile failing");
+    assert_eq!(run.live_receivers(), [R0, R1]);
+    // The fault the reconcile met comes next in the stream.
+    let next = io.drive(&mut run, CopyRun::poll_progress);
+    let Some(Err(Fault::Receiver(fault))) = next else {
+        panic!("receiver 2's fault, got {next:?}");
+    };
+    assert!(fault.get(R2).is_some() && fault.get(R0).is_none());
+}
+
+#[test]
+fn a_receiver_that_fails_again_while_reconciling_stays_out() {
+    let mut io = Endpoints::new(2, 2);
+    io.failing = Some(R0);
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    assert!(matches!(
+        io.drive(&mut run, CopyRun::poll_progress),
+        Some(Err(_))
+    ));
+    run.reconcile(R0).unwrap();
+    let again = io.drive(&mut run, |run| run.poll_reconciled(R0));
+    assert!(again.unwrap_err().receiver_fault().is_some());
+    assert_eq!(run.live_receivers(), [R1]);
+    assert!(
+        run.reconcile(R1).is_err(),
+        "a live receiver has nothing to reconcile"
+    );
+}
+
+#[test]
+fn receivers_hold_at_most_a_window_of_chunks_and_nothing_at_the_end() {
+    let mut io = Endpoints::new(2, 20);
+    io.defer = true;
+    let window = 3;
+    let mut run = io.run(Config::with_window(window));
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let summary = io.drive(&mut run, CopyRun::poll_run).unwrap();
+    assert_eq!(summary.messages, 60);
+    let chunk = 3 * 4;
+    assert!(run.peak_buffered() >= chunk, "chunks were held");
+    assert!(
+        run.peak_buffered() <= window * chunk,
+        "{}",
+        run.peak_buffered()
+    );
+    assert_eq!(run.buffered_bytes(), 0);
+}
