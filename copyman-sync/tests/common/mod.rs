@@ -9,108 +9,44 @@
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part of this module.
 
 use std::error::Error as StdError;
-use std::sync::mpsc::{Receiver as Rx, Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::sync::PoisonError;
+use std::sync::mpsc::Receiver as Rx;
 
 use bytes::Bytes;
-use copyman_core::session::{DbError, SessionError};
 use copyman_sync::{
-    CallReceiver, Connection, CopyFail, CopyManager, Fault, IteratorProducer, Options, Producer,
-    Receiver, ReceiverId, ReceiverOutcome, ReconcileError, StatementProducer, StatementReceiver,
-    Summary, transfer,
+    CallReceiver, Connection, CopyManager, IteratorProducer, Options, Producer, Receiver,
+    ReceiverId, StatementProducer, StatementReceiver, transfer,
+};
+use copyman_testkit::scenarios::worker::{
+    Cmd, Infos, Lines, WorkerCopy, session_info, stall_timeout,
 };
 use copyman_testkit::scenarios::{
-    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, FailInfo, FaultInfo, NoticeInfo,
-    OpenError, ReceiverEnd, Rows, RunningCopy, SessionInfo, SourceSpec, StatementSpec, SummaryInfo,
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, OpenError, Rows, SessionInfo,
+    SourceSpec, StatementSpec,
 };
 
 /// copyman-sync, for the shared scenarios.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SyncDriver;
 
+/// copyman-sync's errors, with their SQLSTATE, as the scenarios' plain data.
+const INFOS: Infos = Infos {
+    adapter_code: |e| {
+        e.downcast_ref::<copyman_sync::Error>()
+            .and_then(|e| e.code())
+            .map(str::to_owned)
+    },
+};
+
 /// The SQLSTATE of the first error in `error`'s chain that has one.
 pub fn sqlstate(error: &(dyn StdError + 'static)) -> Option<String> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(code) = e
-            .downcast_ref::<copyman_sync::Error>()
-            .and_then(|e| e.code())
-        {
-            return Some(code.to_owned());
-        }
-        if let Some(db) = e.downcast_ref::<DbError>() {
-            return Some(db.code.clone());
-        }
-        if let Some(db) = e.downcast_ref::<SessionError>().and_then(|e| e.db_error()) {
-            return Some(db.code.clone());
-        }
-        if let Some(code) = e.downcast_ref::<postgres::Error>().and_then(|e| e.code()) {
-            return Some(code.code().to_owned());
-        }
-        next = e.source();
-    }
-    None
+    INFOS.sqlstate(error)
 }
 
 /// `error` as plain data.
 pub fn info(error: &(dyn StdError + 'static)) -> ErrorInfo {
-    ErrorInfo::from_error(error, sqlstate(error))
+    INFOS.error(error)
 }
-
-fn fault_info(fault: &Fault) -> FaultInfo {
-    match fault {
-        Fault::Receiver(f) => FaultInfo::Receivers {
-            faults: f.faults.iter().map(|(id, e)| (id.0, info(&**e))).collect(),
-            text: fault.to_string(),
-        },
-        Fault::Producer(f) => FaultInfo::Producer {
-            error: info(&*f.error),
-            text: fault.to_string(),
-        },
-        other => panic!("a fault of a kind the scenarios do not know: {other:?}"),
-    }
-}
-
-fn fail_info(fail: &CopyFail) -> FailInfo {
-    FailInfo {
-        reason: fail.reason.clone(),
-        receiver_faults: fail
-            .receiver_faults
-            .iter()
-            .map(|(id, e)| (id.0, info(&**e)))
-            .collect(),
-        producer_fault: fail.producer_fault.as_ref().map(|e| info(&**e)),
-        text: fail.to_string(),
-    }
-}
-
-fn summary_info(summary: Summary) -> SummaryInfo {
-    SummaryInfo {
-        messages: summary.messages,
-        bytes: summary.bytes,
-        producer_count: summary.producer_count,
-        receivers: summary
-            .receivers
-            .into_iter()
-            .map(|(_, outcome)| match outcome {
-                ReceiverOutcome::Completed(count) => ReceiverEnd::Completed(count),
-                ReceiverOutcome::Faulted(e) => ReceiverEnd::Faulted(info(&*e)),
-                other => panic!("an outcome the scenarios do not know: {other:?}"),
-            })
-            .collect(),
-    }
-}
-
-fn reconcile_info(error: &ReconcileError) -> ErrorInfo {
-    match error {
-        // The receiver's own error, so that a timeout reads as one.
-        ReconcileError::Fault(Fault::Receiver(f)) if f.faults.len() == 1 => info(&*f.faults[0].1),
-        other => info(other),
-    }
-}
-
-type Lines = Arc<Mutex<Vec<Vec<u8>>>>;
 
 enum Source {
     Statement(Box<Connection>, StatementSpec),
@@ -122,79 +58,63 @@ enum Dest {
     Collect(Lines),
 }
 
-/// A command to the worker that owns a copy's connections.
-enum Cmd {
-    Start(Sender<Result<(), FailInfo>>),
-    Run(Sender<Result<SummaryInfo, FailInfo>>),
-    Transfer(Sender<Result<(u64, u64), FailInfo>>),
-    Next(Sender<Option<Result<(u64, u64), FaultInfo>>>),
-    Reconcile(usize, Sender<Result<(), ErrorInfo>>),
-    Live(Sender<Vec<usize>>),
-    Finish(Sender<Result<SummaryInfo, FailInfo>>),
-    Abort(String, Sender<FailInfo>),
-    DropCopy(Sender<()>),
-    Sql(Endpoint, String, Sender<Result<Rows, ErrorInfo>>),
-    Session(Endpoint, Sender<SessionInfo>),
-}
-
 fn connect(spec: &StatementSpec, endpoint: Endpoint) -> Result<Box<Connection>, OpenError> {
-    let mut conn = Connection::connect_str(&spec.conninfo).map_err(|e| OpenError {
-        endpoint,
-        statement: None,
-        error: info(&e),
-    })?;
+    let mut conn =
+        Connection::connect_str(&spec.conninfo).map_err(|e| INFOS.open(endpoint, None, &e))?;
     for sql in &spec.before {
-        conn.execute(sql).map_err(|e| OpenError {
-            endpoint,
-            statement: Some(sql.clone()),
-            error: info(&e),
-        })?;
+        conn.execute(sql)
+            .map_err(|e| INFOS.open(endpoint, Some(sql), &e))?;
     }
     Ok(Box::new(conn))
 }
 
+/// Connects the sessions of `plan`, source first.
+fn open_plan(plan: CopyPlan, collected: &[Option<Lines>]) -> Result<Worker, OpenError> {
+    let source = match plan.source {
+        SourceSpec::Statement(spec) => Source::Statement(connect(&spec, Endpoint::Source)?, spec),
+        SourceSpec::Lines(chunks) => Source::Lines(Some(chunks)),
+    };
+    let mut dests = Vec::new();
+    for (i, spec) in plan.destinations.into_iter().enumerate() {
+        dests.push(match spec {
+            DestinationSpec::Statement(spec) => {
+                Dest::Statement(connect(&spec, Endpoint::Destination(i))?, spec)
+            }
+            DestinationSpec::Collect => {
+                Dest::Collect(collected[i].clone().expect("a collecting destination"))
+            }
+        });
+    }
+    Ok(Worker { source, dests })
+}
+
 impl CopyDriver for SyncDriver {
-    type Copy = SyncCopy;
+    type Copy = WorkerCopy;
 
     fn name(&self) -> &'static str {
         "copyman-sync"
     }
 
-    fn open(&self, plan: CopyPlan) -> Result<SyncCopy, OpenError> {
-        let source = match plan.source {
-            SourceSpec::Statement(spec) => {
-                Source::Statement(connect(&spec, Endpoint::Source)?, spec)
-            }
-            SourceSpec::Lines(chunks) => Source::Lines(Some(chunks)),
-        };
-        let mut dests = Vec::new();
-        let mut collected = Vec::new();
-        for (i, spec) in plan.destinations.into_iter().enumerate() {
-            match spec {
-                DestinationSpec::Statement(spec) => {
-                    dests.push(Dest::Statement(
-                        connect(&spec, Endpoint::Destination(i))?,
-                        spec,
-                    ));
-                    collected.push(None);
-                }
-                DestinationSpec::Collect => {
-                    let lines = Lines::default();
-                    dests.push(Dest::Collect(lines.clone()));
-                    collected.push(Some(lines));
-                }
-            }
-        }
-        let (tx, rx) = channel();
-        let worker = thread::Builder::new()
-            .name("copyman-sync copy".into())
-            .spawn(move || Worker { source, dests }.serve(&rx))
-            .expect("spawn the copy's worker");
-        Ok(SyncCopy {
-            tx: Some(tx),
-            worker: Some(worker),
+    fn open(&self, plan: CopyPlan) -> Result<WorkerCopy, OpenError> {
+        let collected: Vec<Option<Lines>> = plan
+            .destinations
+            .iter()
+            .map(|d| matches!(d, DestinationSpec::Collect).then(Lines::default))
+            .collect();
+        let lines = collected.clone();
+        WorkerCopy::spawn(
+            "copyman-sync copy",
             collected,
-        })
+            move |opened, rx| match open_plan(plan, &lines) {
+                Ok(worker) => {
+                    let _ = opened.send(Ok(()));
+                    worker.serve(&rx);
+                }
+                Err(e) => {
+                    let _ = opened.send(Err(e));
+                }
+            },
+        )
     }
 }
 
@@ -241,7 +161,12 @@ impl Worker {
             },
             _ => return SessionInfo::default(),
         };
-        session_info(conn)
+        session_info(
+            conn.take_notices(),
+            conn.take_notifications(),
+            conn.command_tag(),
+            conn.session().received_bytes(),
+        )
     }
 
     /// Runs one copy over the connections, as `how` says, serving commands until it is over.
@@ -305,7 +230,7 @@ fn drive<'a>(
         Cmd::Run(reply) => {
             let result =
                 CopyManager::start_with(producer, receivers, options).and_then(CopyManager::run);
-            let _ = reply.send(result.map(summary_info).map_err(|e| fail_info(&e)));
+            let _ = reply.send(result.map(|s| INFOS.summary(s)).map_err(|e| INFOS.fail(&e)));
             return;
         }
         Cmd::Transfer(reply) if options.stall_timeout.is_some() => {
@@ -314,12 +239,12 @@ fn drive<'a>(
             let _ = reply.send(
                 result
                     .map(|s| (s.messages, s.bytes))
-                    .map_err(|e| fail_info(&e)),
+                    .map_err(|e| INFOS.fail(&e)),
             );
             return;
         }
         Cmd::Transfer(reply) => {
-            let _ = reply.send(transfer(producer, receivers).map_err(|e| fail_info(&e)));
+            let _ = reply.send(transfer(producer, receivers).map_err(|e| INFOS.fail(&e)));
             return;
         }
         Cmd::Start(reply) => reply,
@@ -331,30 +256,37 @@ fn drive<'a>(
             copy
         }
         Err(fail) => {
-            let _ = reply.send(Err(fail_info(&fail)));
+            let _ = reply.send(Err(INFOS.fail(&fail)));
             return;
         }
     };
     while let Ok(cmd) = rx.recv() {
+        let Some(cmd) = cmd.refuse_during_copy() else {
+            continue;
+        };
         match cmd {
             Cmd::Next(reply) => {
-                let _ = reply.send(copy.next().map(|p| p.map_err(|f| fault_info(&f))));
+                let _ = reply.send(copy.next().map(|p| p.map_err(|f| INFOS.fault(&f))));
             }
             Cmd::Reconcile(i, reply) => {
                 let _ = reply.send(
                     copy.reconcile(ReceiverId(i))
-                        .map_err(|e| reconcile_info(&e)),
+                        .map_err(|e| INFOS.reconcile(&e, i)),
                 );
             }
             Cmd::Live(reply) => {
                 let _ = reply.send(copy.live_receivers().into_iter().map(|r| r.0).collect());
             }
             Cmd::Finish(reply) => {
-                let _ = reply.send(copy.finish().map(summary_info).map_err(|e| fail_info(&e)));
+                let _ = reply.send(
+                    copy.finish()
+                        .map(|s| INFOS.summary(s))
+                        .map_err(|e| INFOS.fail(&e)),
+                );
                 return;
             }
             Cmd::Abort(reason, reply) => {
-                let _ = reply.send(fail_info(&copy.abort(&reason)));
+                let _ = reply.send(INFOS.fail(&copy.abort(&reason)));
                 return;
             }
             Cmd::DropCopy(reply) => {
@@ -362,135 +294,7 @@ fn drive<'a>(
                 let _ = reply.send(());
                 return;
             }
-            Cmd::Sql(endpoint, _, reply) => {
-                let _ = reply.send(Err(ErrorInfo::message(format!(
-                    "{endpoint}: a copy is in progress on this session"
-                ))));
-            }
-            Cmd::Session(endpoint, _) => {
-                panic!("{endpoint}: a copy is in progress on this session")
-            }
-            Cmd::Start(_) | Cmd::Run(_) | Cmd::Transfer(_) => panic!("a copy is in progress"),
+            other => unreachable!("refused above: {other:?}"),
         }
     }
-}
-
-/// A copy opened by [`SyncDriver`]: a handle on its worker thread.
-pub struct SyncCopy {
-    tx: Option<Sender<Cmd>>,
-    worker: Option<JoinHandle<()>>,
-    collected: Vec<Option<Lines>>,
-}
-
-impl SyncCopy {
-    fn call<T>(&mut self, make: impl FnOnce(Sender<T>) -> Cmd) -> T {
-        let (reply, answer) = channel();
-        let sent = self.tx.as_ref().expect("open").send(make(reply));
-        match (sent, answer.recv()) {
-            (Ok(()), Ok(value)) => value,
-            _ => {
-                // The worker panicked: show its panic, not a channel error.
-                let worker = self.worker.take().expect("a worker");
-                match worker.join() {
-                    Err(panic) => std::panic::resume_unwind(panic),
-                    Ok(()) => panic!("the copy's worker stopped"),
-                }
-            }
-        }
-    }
-}
-
-impl Drop for SyncCopy {
-    fn drop(&mut self) {
-        // Closing the channel ends the worker, which drops the connections (and an unfinished
-        // copy first).
-        self.tx = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
-impl RunningCopy for SyncCopy {
-    fn start(&mut self) -> Result<(), FailInfo> {
-        self.call(Cmd::Start)
-    }
-
-    fn next(&mut self) -> Option<Result<(u64, u64), FaultInfo>> {
-        self.call(Cmd::Next)
-    }
-
-    fn reconcile(&mut self, receiver: usize) -> Result<(), ErrorInfo> {
-        self.call(|reply| Cmd::Reconcile(receiver, reply))
-    }
-
-    fn live(&mut self) -> Vec<usize> {
-        self.call(Cmd::Live)
-    }
-
-    fn finish(&mut self) -> Result<SummaryInfo, FailInfo> {
-        self.call(Cmd::Finish)
-    }
-
-    fn abort(&mut self, reason: &str) -> FailInfo {
-        let reason = reason.to_owned();
-        self.call(|reply| Cmd::Abort(reason, reply))
-    }
-
-    fn drop_copy(&mut self) {
-        self.call(Cmd::DropCopy);
-    }
-
-    fn run(&mut self) -> Result<SummaryInfo, FailInfo> {
-        self.call(Cmd::Run)
-    }
-
-    fn transfer(&mut self) -> Result<(u64, u64), FailInfo> {
-        self.call(Cmd::Transfer)
-    }
-
-    fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
-        let sql = sql.to_owned();
-        self.call(|reply| Cmd::Sql(endpoint, sql, reply))
-    }
-
-    fn collected(&mut self, destination: usize) -> Vec<Vec<u8>> {
-        let lines = self.collected[destination]
-            .as_ref()
-            .unwrap_or_else(|| panic!("destination {destination} does not collect lines"));
-        lines.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn session(&mut self, endpoint: Endpoint) -> SessionInfo {
-        self.call(|reply| Cmd::Session(endpoint, reply))
-    }
-}
-
-/// What a connection heard and did, as plain data (taking its notices).
-fn session_info(conn: &mut Connection) -> SessionInfo {
-    SessionInfo {
-        notices: conn
-            .take_notices()
-            .into_iter()
-            .map(|n| NoticeInfo {
-                severity: n.severity,
-                sqlstate: n.code,
-                message: n.message,
-            })
-            .collect(),
-        notifications: conn
-            .take_notifications()
-            .into_iter()
-            .map(|n| (n.channel, n.payload))
-            .collect(),
-        command_tag: conn.command_tag().map(str::to_owned),
-        received_bytes: conn.session().received_bytes(),
-    }
-}
-
-/// The copy's stall timeout: the smallest timeout any session of the plan gives.
-fn stall_timeout<'s>(
-    specs: impl IntoIterator<Item = &'s StatementSpec>,
-) -> Option<std::time::Duration> {
-    specs.into_iter().filter_map(|s| s.timeout).min()
 }

@@ -41,6 +41,7 @@ mod faults;
 mod input;
 mod seed;
 mod server;
+pub mod worker;
 
 use std::sync::OnceLock;
 use std::thread;
