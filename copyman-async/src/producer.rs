@@ -72,34 +72,16 @@ pub trait Producer: Send {
     }
 }
 
-#[async_trait]
-impl<P: Producer + ?Sized> Producer for Box<P> {
-    fn protocol(&self) -> Protocol {
-        (**self).protocol()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        (**self).format()
-    }
-
-    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        (**self).start(source_frames).await
-    }
-
-    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        (**self).next_chunk().await
-    }
-
-    fn count(&self) -> Option<u64> {
-        (**self).count()
-    }
-
-    async fn cancel(&mut self) -> Result<(), BoxError> {
-        (**self).cancel().await
-    }
-
-    fn set_buffer_size(&mut self, size: usize) {
-        (**self).set_buffer_size(size);
+copyman_core::forward_boxed! {
+    #[async_trait]
+    impl Producer {
+        fn protocol(&self) -> Protocol;
+        fn format(&self) -> Option<CopyFormat>;
+        async fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+        async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
+        fn count(&self) -> Option<u64>;
+        async fn cancel(&mut self) -> Result<(), BoxError>;
+        fn set_buffer_size(&mut self, size: usize);
     }
 }
 
@@ -164,12 +146,16 @@ impl Producer for StatementProducer<'_> {
         let statement = self.out.begin();
         let started = self.conn.start_copy(statement, Direction::ToStdout).await?;
         let session = self.conn.endpoint.session_mut();
-        Ok(self.out.started(started, !source_frames, session)?)
+        Ok(self
+            .out
+            .started(started, !source_frames, session)
+            .map_err(Error::Session)?)
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
         loop {
-            if let Poll::Ready(chunk) = self.out.poll_chunk(self.conn.endpoint.session())? {
+            let polled = self.out.poll_chunk(self.conn.endpoint.session());
+            if let Poll::Ready(chunk) = polled.map_err(Error::Session)? {
                 return Ok(chunk);
             }
             // One read, one chunk.
@@ -195,7 +181,11 @@ impl Producer for StatementProducer<'_> {
     }
 
     async fn cancel(&mut self) -> Result<(), BoxError> {
-        if self.out.abort(&mut self.conn.endpoint)? {
+        if self
+            .out
+            .abort(&mut self.conn.endpoint)
+            .map_err(Error::Session)?
+        {
             self.conn.drive().await?;
         }
         Ok(())

@@ -74,30 +74,15 @@ pub trait Receiver: Send {
     }
 }
 
-#[async_trait]
-impl<R: Receiver + ?Sized> Receiver for Box<R> {
-    fn protocol(&self) -> Protocol {
-        (**self).protocol()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        (**self).format()
-    }
-
-    async fn start(&mut self) -> Result<(), BoxError> {
-        (**self).start().await
-    }
-
-    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
-        (**self).transmit(data, written).await
-    }
-
-    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        (**self).complete().await
-    }
-
-    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        (**self).fail(reason, completion).await
+copyman_core::forward_boxed! {
+    #[async_trait]
+    impl Receiver {
+        fn protocol(&self) -> Protocol;
+        fn format(&self) -> Option<CopyFormat>;
+        async fn start(&mut self) -> Result<(), BoxError>;
+        async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError>;
+        async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
+        async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
     }
 }
 

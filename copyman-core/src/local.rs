@@ -295,6 +295,41 @@ macro_rules! statement_producer {
     };
 }
 
+/// Expands, in an adapter, to `impl<T: Trait + ?Sized> Trait for Box<T>` forwarding each listed
+/// method to the box's content, so that a boxed endpoint (a `Box<dyn Producer>` chosen at run
+/// time) is one too. Methods are listed as in the trait, each ending in `;` (`fn` with `&self` or
+/// `&mut self`, or `async fn` with `&mut self`); attributes before `impl` (`#[async_trait]`) go
+/// on the impl. A method with a default that is not listed is not forwarded: list them all.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! forward_boxed {
+    ($(#[$attr:meta])* impl $trait:ident { $($items:tt)* }) => {
+        $crate::forward_boxed!(@ [$(#[$attr])*] $trait [] $($items)*);
+    };
+    (@ [$($attr:tt)*] $trait:ident [$($done:tt)*]) => {
+        $($attr)*
+        impl<T: $trait + ?Sized> $trait for Box<T> { $($done)* }
+    };
+    (@ $attr:tt $trait:ident [$($done:tt)*]
+        fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?; $($rest:tt)*) => {
+        $crate::forward_boxed!(@ $attr $trait [$($done)*
+            fn $name(&self $(, $arg: $ty)*) $(-> $ret)? { (**self).$name($($arg),*) }
+        ] $($rest)*);
+    };
+    (@ $attr:tt $trait:ident [$($done:tt)*]
+        fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?; $($rest:tt)*) => {
+        $crate::forward_boxed!(@ $attr $trait [$($done)*
+            fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? { (**self).$name($($arg),*) }
+        ] $($rest)*);
+    };
+    (@ $attr:tt $trait:ident [$($done:tt)*]
+        async fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) -> $ret:ty; $($rest:tt)*) => {
+        $crate::forward_boxed!(@ $attr $trait [$($done)*
+            async fn $name(&mut self $(, $arg: $ty)*) -> $ret { (**self).$name($($arg),*).await }
+        ] $($rest)*);
+    };
+}
+
 /// The half of a statement producer (`COPY … TO STDOUT` on a raw connection) that is not IO: its
 /// statement, the buffer its reads go into, the [`CopyOutSource`] that re-blocks what it read once
 /// its COPY started, and the format its server announced.
@@ -670,5 +705,21 @@ mod tests {
         assert!(out.filled(1));
         out.set_buffer_size(0);
         assert_eq!(out.begin(), "COPY t TO STDOUT");
+    }
+
+    #[test]
+    fn statement_endpoints_abandon_nothing_before_their_copy_started() {
+        use crate::session::StartupConfig;
+        let mut endpoint = Endpoint::new(Session::new(StartupConfig::new("u")));
+        let mut out = CopyOutStatement::new("COPY t TO STDOUT", 16);
+        assert_eq!(out.abandon(&mut endpoint), Abandon::Nothing);
+        let copy = CopyInStatement::new("COPY t FROM STDIN");
+        assert_eq!(copy.abandon(&mut endpoint, true), Abandon::Nothing);
+        // Nor is there anything to read before its COPY started.
+        assert!(matches!(
+            out.poll_chunk(endpoint.session()),
+            Err(SessionError::Misuse { .. })
+        ));
+        assert_eq!(out.abort(&mut endpoint), Ok(false));
     }
 }

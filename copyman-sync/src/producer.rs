@@ -2,6 +2,7 @@
 
 use std::io::BufRead;
 use std::task::Poll;
+use std::time::Duration;
 
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
@@ -63,7 +64,7 @@ pub trait Producer {
     ///
     /// # Errors
     /// The timeout could not be set.
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+    fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         let _ = timeout;
         Ok(())
     }
@@ -96,47 +97,20 @@ pub trait Producer {
     }
 }
 
-/// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
-/// from).
-impl<P: Producer + ?Sized> Producer for Box<P> {
-    fn protocol(&self) -> Protocol {
-        (**self).protocol()
-    }
-
-    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        (**self).start(source_frames)
-    }
-
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        (**self).next_chunk()
-    }
-
-    fn count(&self) -> Option<u64> {
-        (**self).count()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        (**self).format()
-    }
-
-    fn cancel(&mut self) -> Result<(), BoxError> {
-        (**self).cancel()
-    }
-
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
-        (**self).set_stall_timeout(timeout)
-    }
-
-    fn set_buffer_size(&mut self, size: usize) {
-        (**self).set_buffer_size(size);
-    }
-
-    fn poll_socket(&self) -> Option<PollSocket> {
-        (**self).poll_socket()
-    }
-
-    fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {
-        (**self).try_next_chunk(eager)
+// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
+// from).
+copyman_core::forward_boxed! {
+    impl Producer {
+        fn protocol(&self) -> Protocol;
+        fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+        fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
+        fn count(&self) -> Option<u64>;
+        fn format(&self) -> Option<CopyFormat>;
+        fn cancel(&mut self) -> Result<(), BoxError>;
+        fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
+        fn set_buffer_size(&mut self, size: usize);
+        fn poll_socket(&self) -> Option<PollSocket>;
+        fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError>;
     }
 }
 
@@ -222,7 +196,10 @@ impl Producer for StatementProducer<'_> {
             .conn
             .start_copy(self.out.begin(), Direction::ToStdout)?;
         let session = self.conn.endpoint.session_mut();
-        Ok(self.out.started(started, !source_frames, session)?)
+        Ok(self
+            .out
+            .started(started, !source_frames, session)
+            .map_err(Error::Session)?)
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -245,13 +222,17 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn cancel(&mut self) -> Result<(), BoxError> {
-        if self.out.abort(&mut self.conn.endpoint)? {
+        if self
+            .out
+            .abort(&mut self.conn.endpoint)
+            .map_err(Error::Session)?
+        {
             self.conn.drive()?;
         }
         Ok(())
     }
 
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+    fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         Ok(self.conn.set_timeout(timeout)?)
     }
 

@@ -228,12 +228,13 @@ impl Receiver for StatementReceiver<'_> {
             self.conn.set_timeout(None)?;
             self.stall_armed = false;
         }
-        self.conn.endpoint.complete_copy()?;
+        self.conn.endpoint.complete_copy().map_err(Error::Session)?;
         Ok(completed(self.conn.drive()?))
     }
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        self.conn.endpoint.fail_copy(reason, completion)?;
+        let failed = self.conn.endpoint.fail_copy(reason, completion);
+        failed.map_err(Error::Session)?;
         Ok(self.conn.drive().map(drop)?)
     }
 
