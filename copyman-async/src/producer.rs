@@ -146,10 +146,8 @@ impl Producer for StatementProducer<'_> {
         let statement = self.out.begin();
         let started = self.conn.start_copy(statement, Direction::ToStdout).await?;
         let session = self.conn.endpoint.session_mut();
-        Ok(self
-            .out
-            .started(started, !source_frames, session)
-            .map_err(Error::Session)?)
+        let started = self.out.started(started, !source_frames, session);
+        Ok(started.map_err(Error::Session)?)
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -181,11 +179,8 @@ impl Producer for StatementProducer<'_> {
     }
 
     async fn cancel(&mut self) -> Result<(), BoxError> {
-        if self
-            .out
-            .abort(&mut self.conn.endpoint)
-            .map_err(Error::Session)?
-        {
+        let aborted = self.out.abort(&mut self.conn.endpoint);
+        if aborted.map_err(Error::Session)? {
             self.conn.drive().await?;
         }
         Ok(())

@@ -115,8 +115,10 @@ impl<'c> StatementReceiver<'c> {
         Self { conn, copy }
     }
 
-    /// Writes `bytes` while reading what the server says; its error ends the write.
+    /// Writes `bytes` while reading what the server says; its error ends the write (and one it
+    /// sent before, the transmit).
     async fn write_data(&mut self, bytes: &[u8], written: &Written) -> Result<(), Error> {
+        self.conn.endpoint.copy_in_status()?;
         self.conn.flush().await?;
         let copy = &mut self.copy;
         let (stream, endpoint, scratch) = self.conn.parts()?;
@@ -225,13 +227,8 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
-        self.conn
-            .endpoint
-            .copy_in_status()
-            .map_err(Error::Session)?;
-        Ok(self
-            .write_data(CopyInStatement::take(data)?, written)
-            .await?)
+        let bytes = CopyInStatement::take(data)?;
+        Ok(self.write_data(bytes, written).await?)
     }
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
@@ -244,10 +241,8 @@ impl Receiver for StatementReceiver<'_> {
             // Closed mid-COPY: the server aborted it, nothing committed.
             return Ok(());
         }
-        self.conn
-            .endpoint
-            .fail_copy(reason, completion)
-            .map_err(Error::Session)?;
+        let failing = self.conn.endpoint.fail_copy(reason, completion);
+        failing.map_err(Error::Session)?;
         Ok(self.conn.drive().await.map(drop)?)
     }
 }

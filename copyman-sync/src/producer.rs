@@ -196,10 +196,8 @@ impl Producer for StatementProducer<'_> {
             .conn
             .start_copy(self.out.begin(), Direction::ToStdout)?;
         let session = self.conn.endpoint.session_mut();
-        Ok(self
-            .out
-            .started(started, !source_frames, session)
-            .map_err(Error::Session)?)
+        let started = self.out.started(started, !source_frames, session);
+        Ok(started.map_err(Error::Session)?)
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -222,11 +220,8 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn cancel(&mut self) -> Result<(), BoxError> {
-        if self
-            .out
-            .abort(&mut self.conn.endpoint)
-            .map_err(Error::Session)?
-        {
+        let aborted = self.out.abort(&mut self.conn.endpoint);
+        if aborted.map_err(Error::Session)? {
             self.conn.drive()?;
         }
         Ok(())

@@ -163,10 +163,15 @@ impl<'c> StatementReceiver<'c> {
         }
     }
 
+    /// The server's error that ended the COPY, if it sent one (read already).
+    fn copy_in_status(&mut self) -> Result<(), Error> {
+        Ok(self.conn.endpoint.copy_in_status()?)
+    }
+
     /// Takes what the server said during the COPY; an error ends it.
     fn check_server(&mut self) -> Result<(), Error> {
         let polled = self.conn.poll_server();
-        self.conn.endpoint.copy_in_status()?;
+        self.copy_in_status()?;
         polled
     }
 
@@ -215,10 +220,7 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
-        self.conn
-            .endpoint
-            .copy_in_status()
-            .map_err(Error::Session)?;
+        self.copy_in_status()?;
         self.write_data(CopyInStatement::take(data)?)
     }
 
@@ -233,8 +235,8 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        let failed = self.conn.endpoint.fail_copy(reason, completion);
-        failed.map_err(Error::Session)?;
+        let failing = self.conn.endpoint.fail_copy(reason, completion);
+        failing.map_err(Error::Session)?;
         Ok(self.conn.drive().map(drop)?)
     }
 
@@ -249,22 +251,20 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
-        self.conn
-            .endpoint
-            .copy_in_status()
-            .map_err(Error::Session)?;
+        self.copy_in_status()?;
         self.conn.set_nonblocking(true)?;
         loop {
-            return match self.conn.stream.write(bytes) {
-                Ok(0) if !bytes.is_empty() => Err(Error::Io(std::io::ErrorKind::WriteZero.into()))?,
+            let error = match self.conn.stream.write(bytes) {
+                Ok(0) if !bytes.is_empty() => Error::Io(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.copy.sent(&bytes[..n]);
-                    Ok(n)
+                    return Ok(n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-                Err(e) => Err(self.write_error(e).into()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => self.write_error(e),
             };
+            return Err(error.into());
         }
     }
 
