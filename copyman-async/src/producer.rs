@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use async_trait::async_trait;
-
 use bytes::{Bytes, BytesMut};
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
