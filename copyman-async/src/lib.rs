@@ -58,6 +58,11 @@ mod tls;
 
 pub use connection::{CancelToken, Connection};
 pub use copy::{CopyBuilder, CopyManager, transfer};
+/// Shared with copyman-sync: an endpoint that does no IO, written once in
+/// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here (when its iterator or
+/// closure is `Send`). For data that comes asynchronously, or as raw bytes rather than lines, see
+/// [`StreamProducer`], [`ReaderProducer`], [`SinkReceiver`] and [`WriterReceiver`].
+pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};
 pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled, Written};
@@ -69,14 +74,8 @@ pub use copyman_core::{
 pub use copyman_tls::{SslMode, TlsSettings};
 pub use copyman_wire::realign::Completion;
 pub use error::Error;
-pub use producer::{
-    ClientProducer, IteratorProducer, NullProducer, Producer, ReaderProducer, StatementProducer,
-    StreamProducer,
-};
-pub use receiver::{
-    CallReceiver, ClientReceiver, NullReceiver, Receiver, SinkReceiver, StatementReceiver,
-    WriterReceiver,
-};
+pub use producer::{ClientProducer, Producer, ReaderProducer, StatementProducer, StreamProducer};
+pub use receiver::{ClientReceiver, Receiver, SinkReceiver, StatementReceiver, WriterReceiver};
 
 /// The default read buffer of a [`StatementProducer`] and a [`ReaderProducer`]: 64 KiB, one
 /// CopyData frame per read.

@@ -2,15 +2,15 @@
 
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::task::Poll;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use copyman_core::endpoint::Abandon;
+use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
 use copyman_core::session::CopyFormat;
-use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
-use copyman_wire::HEADROOM;
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -29,11 +29,15 @@ pub trait Producer: Send {
     fn protocol(&self) -> Protocol;
 
     /// Starts producing. A PQv3 producer must hand in frames as the server sent them when
-    /// `source_frames` is true (a receiver wants lines); otherwise it may re-block them.
+    /// `source_frames` is true (a receiver wants lines); otherwise it may re-block them. The
+    /// default does nothing, for producers with nothing to start.
     ///
     /// # Errors
     /// Whatever keeps it from starting; the copy then fails.
-    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        let _ = source_frames;
+        Ok(())
+    }
 
     /// The next chunk, or `None` at the end.
     ///
@@ -67,161 +71,51 @@ pub trait Producer: Send {
     }
 }
 
-#[async_trait]
-impl<P: Producer + ?Sized> Producer for Box<P> {
-    fn protocol(&self) -> Protocol {
-        (**self).protocol()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        (**self).format()
-    }
-
-    async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        (**self).start(source_frames).await
-    }
-
-    async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        (**self).next_chunk().await
-    }
-
-    fn count(&self) -> Option<u64> {
-        (**self).count()
-    }
-
-    async fn cancel(&mut self) -> Result<(), BoxError> {
-        (**self).cancel().await
-    }
-
-    fn set_buffer_size(&mut self, size: usize) {
-        (**self).set_buffer_size(size);
+copyman_core::forward_boxed! {
+    #[async_trait]
+    impl Producer {
+        fn protocol(&self) -> Protocol;
+        fn format(&self) -> Option<CopyFormat>;
+        async fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+        async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
+        fn count(&self) -> Option<u64>;
+        async fn cancel(&mut self) -> Result<(), BoxError>;
+        fn set_buffer_size(&mut self, size: usize);
     }
 }
 
-/// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
-///
-/// Reads the socket in large buffers (64 KiB by default), re-blocks each read into one CopyData
-/// frame in place (copyman-core's [`CopyOutSource`]), and hands that one buffer to every
-/// receiver. Rows are never parsed.
-///
-/// Dropped in the middle of its COPY (the copy's future or stream dropped), it cannot drain its
-/// connection there and then: it sends a cancel request from a task on the current tokio
-/// runtime, and the connection's next call waits for that cancel and reads (discarding) the rest
-/// of the COPY first, so the connection stays usable. Without a tokio runtime at hand it closes
-/// the connection instead (a COPY TO changes nothing; any transaction open on it is lost), and
-/// the connection fails every call with [`Error::Closed`].
-///
-/// ```no_run
-/// use copyman_async::{Connection, StatementProducer};
-///
-/// # async fn f() -> Result<(), copyman_async::Error> {
-/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres").await?;
-/// let producer = StatementProducer::new(
-///     &mut source,
-///     "COPY (SELECT i FROM generate_series(1, 10) AS g(i)) TO STDOUT",
-/// );
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-pub struct StatementProducer<'c> {
-    conn: &'c mut Connection,
-    statement: String,
-    buffer_size: usize,
-    buf: BytesMut,
-    source: Option<CopyOutSource>,
-    /// Its statement was sent: from then on its connection is in its COPY until Ready.
-    started: bool,
-    format: Option<CopyFormat>,
-}
-
-impl<'c> StatementProducer<'c> {
-    /// A producer running `statement` (a `COPY … TO STDOUT`) on `conn`.
-    pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
-        Self {
-            conn,
-            statement: statement.into(),
-            buffer_size: DEFAULT_BUFFER_SIZE,
-            buf: BytesMut::new(),
-            source: None,
-            started: false,
-            format: None,
-        }
-    }
-
-    /// Sets the read buffer size (at least 1 byte; the default is 64 KiB).
-    pub fn buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = size.max(1);
-        self
-    }
-
-    async fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
-        self.started = true;
-        let started = self
-            .conn
-            .start_copy(&self.statement, Direction::ToStdout)
-            .await?;
-        self.format = started.format;
-        self.source = Some(CopyOutSource::started(
-            reblock,
-            started,
-            self.conn.endpoint.session_mut(),
-        )?);
-        Ok(())
-    }
-
-    async fn read_chunk(&mut self) -> Result<Option<Chunk>, Error> {
-        let source = self
-            .source
-            .as_mut()
-            .ok_or(Error::State("producer not started"))?;
-        loop {
-            match source.poll_item() {
-                Some(SourceItem::Chunk(chunk)) => return Ok(Some(chunk)),
-                Some(_) => return Ok(None),
-                None => {}
-            }
-            // After a failure or the end, the socket is idle: never read it again.
-            if let Some(e) = source.failure() {
-                return Err(e.clone().into());
-            }
-            if source.is_ended() {
-                return Ok(None);
-            }
-            // Reuses the buffer's memory once the receivers are done with the last chunk.
-            self.buf.clear();
-            self.buf.resize(HEADROOM + self.buffer_size, 0);
-            let stream = self.conn.stream()?;
-            let n = loop {
-                match stream.read(&mut self.buf[HEADROOM..]).await {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            };
-            if n == 0 {
-                return Err(source.handle_eof(self.conn.endpoint.session_mut()).into());
-            }
-            self.buf.truncate(HEADROOM + n);
-            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
-        }
-    }
-
-    async fn cancel_copy(&mut self) -> Result<(), Error> {
-        let Some(source) = self.source.as_mut() else {
-            return Ok(());
-        };
-        if let Abort::Drain { cancel } = source.abort(self.conn.endpoint.session_mut())? {
-            // The server answers a cancel with 57014 query_canceled: expected, not reported.
-            self.conn.endpoint.drain_copy_out(cancel);
-            self.conn.drive().await?;
-        }
-        Ok(())
-    }
+copyman_core::statement_producer! {
+    /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
+    ///
+    /// Reads the socket in large buffers (64 KiB by default), re-blocks each read into one CopyData
+    /// frame in place (copyman-core's
+    /// [`CopyOutSource`](copyman_core::source::CopyOutSource)), and hands that one buffer to every
+    /// receiver. Rows are never parsed.
+    ///
+    /// Dropped in the middle of its COPY (the copy's future or stream dropped), it cannot drain its
+    /// connection there and then: it sends a cancel request from a task on the current tokio
+    /// runtime, and the connection's next call waits for that cancel and reads (discarding) the
+    /// rest of the COPY first, so the connection stays usable. Without a tokio runtime at hand it
+    /// closes the connection instead (a COPY TO changes nothing; any transaction open on it is
+    /// lost), and the connection fails every call with [`Error::Closed`].
+    ///
+    /// ```no_run
+    /// use copyman_async::{Connection, StatementProducer};
+    ///
+    /// # async fn f() -> Result<(), copyman_async::Error> {
+    /// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres").await?;
+    /// let producer = StatementProducer::new(
+    ///     &mut source,
+    ///     "COPY (SELECT i FROM generate_series(1, 10) AS g(i)) TO STDOUT",
+    /// );
+    /// # Ok(()) }
+    /// ```
+    Connection, DEFAULT_BUFFER_SIZE
 }
 
 impl Drop for StatementProducer<'_> {
     fn drop(&mut self) {
-        if !self.started || self.conn.is_closed() {
+        if self.conn.is_closed() {
             // Nothing runs any more: the connection's next call reads what is left.
             return;
         }
@@ -229,7 +123,7 @@ impl Drop for StatementProducer<'_> {
         // session to draining; a server that still streams is cancelled from a background task
         // (the connection's next call waits for it and reads the rest), or, without a runtime
         // to cancel from, the connection is closed.
-        match self.conn.endpoint.abandon_copy_out(self.source.as_mut()) {
+        match self.out.abandon(&mut self.conn.endpoint) {
             Abandon::Nothing => {}
             Abandon::Cancel if self.conn.cancel_in_background() => {}
             _ => self.conn.close("a COPY TO STDOUT was abandoned midway"),
@@ -244,81 +138,66 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn format(&self) -> Option<CopyFormat> {
-        self.format
+        self.out.format()
     }
 
     async fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        Ok(self.start_copy(!source_frames).await?)
+        let statement = self.out.begin();
+        let started = self.conn.start_copy(statement, Direction::ToStdout).await?;
+        let session = self.conn.endpoint.session_mut();
+        let started = self.out.started(started, !source_frames, session);
+        Ok(started.map_err(Error::Session)?)
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        Ok(self.read_chunk().await?)
+        loop {
+            let polled = self.out.poll_chunk(self.conn.endpoint.session());
+            if let Poll::Ready(chunk) = polled.map_err(Error::Session)? {
+                return Ok(chunk);
+            }
+            // One read, one chunk.
+            let stream = self.conn.stream()?;
+            let n = loop {
+                match stream.read(self.out.read_buf()).await {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::Io(e).into()),
+                }
+            };
+            let session = self.conn.endpoint.session_mut();
+            if n == 0 {
+                return Err(Error::Session(self.out.handle_eof(session)).into());
+            }
+            self.out.filled(n);
+            self.out.hand_over(session).map_err(Error::Session)?;
+        }
     }
 
     fn count(&self) -> Option<u64> {
-        self.source.as_ref().and_then(CopyOutSource::count)
+        self.out.count()
     }
 
     async fn cancel(&mut self) -> Result<(), BoxError> {
-        Ok(self.cancel_copy().await?)
+        let aborted = self.out.abort(&mut self.conn.endpoint);
+        if aborted.map_err(Error::Session)? {
+            self.conn.drive().await?;
+        }
+        Ok(())
     }
 
     fn set_buffer_size(&mut self, size: usize) {
-        self.buffer_size = size.max(1);
-    }
-}
-
-/// Produces chunks of COPY lines from any iterator (`IteratorProducer` in py-postgresql's copyman).
-///
-/// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
-/// and CSV formats (so progress counts rows). Receivers of PQv3 data get each chunk as one
-/// CopyData message; call receivers get the lines as given. For data that comes asynchronously,
-/// or as raw bytes rather than lines, see [`StreamProducer`] and [`ReaderProducer`].
-///
-/// ```
-/// use copyman_async::IteratorProducer;
-///
-/// let producer = IteratorProducer::new(vec![vec!["1\n", "2\n"], vec!["3\n"]]);
-/// ```
-#[derive(Debug)]
-pub struct IteratorProducer<I> {
-    iter: I,
-}
-
-impl<I, C, L> IteratorProducer<I>
-where
-    I: Iterator<Item = C> + Send,
-    C: IntoIterator<Item = L>,
-    L: Into<Bytes>,
-{
-    /// A producer of the chunks `iter` yields.
-    pub fn new(iter: impl IntoIterator<IntoIter = I>) -> Self {
-        Self {
-            iter: iter.into_iter(),
-        }
+        self.out.set_buffer_size(size);
     }
 }
 
 #[async_trait]
-impl<I, C, L> Producer for IteratorProducer<I>
-where
-    I: Iterator<Item = C> + Send,
-    C: IntoIterator<Item = L>,
-    L: Into<Bytes>,
-{
+impl<I: LineChunks + Send> Producer for IteratorProducer<I> {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }
 
-    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        Ok(self
-            .iter
-            .next()
-            .map(|lines| Chunk::lines(lines.into_iter().map(Into::into).collect::<Vec<Bytes>>())))
+        Ok(self.produce())
     }
 }
 
@@ -362,10 +241,6 @@ where
 {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
-    }
-
-    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -416,10 +291,6 @@ impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
         Protocol::Chunks
     }
 
-    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
         let mut buf = BytesMut::with_capacity(self.buffer_size);
         loop {
@@ -433,18 +304,10 @@ impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
     }
 }
 
-/// Produces no data (`NullProducer` in py-postgresql's copyman).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NullProducer;
-
 #[async_trait]
 impl Producer for NullProducer {
     fn protocol(&self) -> Protocol {
         Protocol::Null
-    }
-
-    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -514,30 +377,21 @@ impl Producer for ClientProducer<'_> {
         Protocol::Chunks
     }
 
-    async fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(None);
         };
-        let mut rows = Vec::new();
-        let mut size = 0;
-        while size < self.buffer_size {
+        let mut rows = ChunkBuilder::new(self.buffer_size);
+        while rows.wants_more() {
             match stream.next().await {
-                Some(row) => {
-                    let row = row.map_err(Error::from)?;
-                    size += row.len();
-                    rows.push(row);
-                }
+                Some(row) => rows.push_row(row.map_err(Error::from)?),
                 None => {
                     self.stream = None;
                     break;
                 }
             }
         }
-        Ok((!rows.is_empty()).then(|| Chunk::lines(rows)))
+        Ok(rows.finish())
     }
 
     async fn cancel(&mut self) -> Result<(), BoxError> {

@@ -5,14 +5,14 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use copyman_core::endpoint::{Abandon, Endpoint, Outcome};
+use bytes::Bytes;
+use copyman_core::endpoint::{Abandon, Endpoint};
+use copyman_core::local::{CallReceiver, CopyInStatement, NullReceiver, completed, joined, lines};
 use copyman_core::session::CopyFormat;
 use copyman_core::stall::Written;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
-use copyman_wire::Framer;
-use copyman_wire::realign::{self, Completion};
+use copyman_wire::realign::Completion;
 use futures_util::{Sink, SinkExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -34,11 +34,13 @@ pub trait Receiver: Send {
     /// The protocol of the data it takes.
     fn protocol(&self) -> Protocol;
 
-    /// Starts receiving.
+    /// Starts receiving. The default does nothing, for receivers with nothing to start.
     ///
     /// # Errors
     /// Whatever keeps it from starting; the copy then fails.
-    async fn start(&mut self) -> Result<(), BoxError>;
+    async fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
 
     /// Takes one cycle's data.
     ///
@@ -72,30 +74,15 @@ pub trait Receiver: Send {
     }
 }
 
-#[async_trait]
-impl<R: Receiver + ?Sized> Receiver for Box<R> {
-    fn protocol(&self) -> Protocol {
-        (**self).protocol()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        (**self).format()
-    }
-
-    async fn start(&mut self) -> Result<(), BoxError> {
-        (**self).start().await
-    }
-
-    async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
-        (**self).transmit(data, written).await
-    }
-
-    async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        (**self).complete().await
-    }
-
-    async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        (**self).fail(reason, completion).await
+copyman_core::forward_boxed! {
+    #[async_trait]
+    impl Receiver {
+        fn protocol(&self) -> Protocol;
+        fn format(&self) -> Option<CopyFormat>;
+        async fn start(&mut self) -> Result<(), BoxError>;
+        async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError>;
+        async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
+        async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
     }
 }
 
@@ -117,42 +104,23 @@ impl<R: Receiver + ?Sized> Receiver for Box<R> {
 #[derive(Debug)]
 pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
-    statement: String,
-    /// The server ended the COPY with this error; nothing sent since counts.
-    /// Its statement was sent: from then on its connection is in its COPY until Ready.
-    started: bool,
-    /// Follows the CopyData stream written to the server, for realignment when dropped.
-    framer: Framer,
-    /// `fail` began writing its realignment: the framer no longer tells where the stream is.
-    format: Option<CopyFormat>,
+    /// Its statement, format and the CopyData stream it sent: copyman-core's half.
+    copy: CopyInStatement,
 }
 
 impl<'c> StatementReceiver<'c> {
     /// A receiver running `statement` (a `COPY … FROM STDIN`) on `conn`.
     pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
-        Self {
-            conn,
-            statement: statement.into(),
-            started: false,
-            framer: Framer::new(),
-            format: None,
-        }
+        let copy = CopyInStatement::new(statement);
+        Self { conn, copy }
     }
 
-    async fn start_copy(&mut self) -> Result<(), Error> {
-        self.started = true;
-        let started = self
-            .conn
-            .start_copy(&self.statement, Direction::FromStdin)
-            .await?;
-        self.format = started.format;
-        Ok(())
-    }
-
-    /// Writes `bytes` while reading what the server says; its error ends the write.
+    /// Writes `bytes` while reading what the server says; its error ends the write (and one it
+    /// sent before, the transmit).
     async fn write_data(&mut self, bytes: &[u8], written: &Written) -> Result<(), Error> {
+        self.conn.endpoint.copy_in_status()?;
         self.conn.flush().await?;
-        let framer = &mut self.framer;
+        let copy = &mut self.copy;
         let (stream, endpoint, scratch) = self.conn.parts()?;
         // Under TLS, bytes taken may still wait in its buffer: they must go out too.
         let mut sent = 0;
@@ -175,8 +143,7 @@ impl<'c> StatementReceiver<'c> {
                             return Err(io::Error::from(io::ErrorKind::WriteZero).into());
                         }
                         Ok(n) => {
-                            // The manager checked this data: it is whole CopyData frames.
-                            let _ = framer.advance(&bytes[sent..sent + n]);
+                            copy.sent(&bytes[sent..sent + n]);
                             sent += n;
                             written.add(n);
                         }
@@ -194,23 +161,6 @@ impl<'c> StatementReceiver<'c> {
             }
         }
         read_server(stream, endpoint, scratch)
-    }
-
-    async fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
-        self.conn.endpoint.complete_copy()?;
-        match self.conn.drive().await? {
-            Outcome::Completed(count) => Ok(count),
-            _ => Ok(None),
-        }
-    }
-
-    async fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), Error> {
-        if self.conn.is_closed() {
-            // Closed mid-COPY: the server aborted it, nothing committed.
-            return Ok(());
-        }
-        self.conn.endpoint.fail_copy(reason, completion)?;
-        self.conn.drive().await.map(drop)
     }
 }
 
@@ -241,21 +191,17 @@ fn read_server(stream: &Stream, endpoint: &mut Endpoint, scratch: &mut [u8]) -> 
 
 impl Drop for StatementReceiver<'_> {
     fn drop(&mut self) {
-        if !self.started || self.conn.is_closed() {
+        if self.conn.is_closed() {
             return;
         }
         // Only CopyDone commits a COPY: core says how to fail one dropped midway without
         // waiting (the connection's next call reads the answer), or that the socket must close,
         // which makes the server abort the COPY and the transaction around it.
-        let completion = realign::completion(self.framer.position());
         let flushed = self.conn.flushed();
-        let safe = match self.conn.endpoint.abandon_copy_in(&completion, flushed) {
-            Abandon::Nothing => true,
-            Abandon::Write(bytes) => self.conn.try_write_all(&bytes),
-            Abandon::Cancel | Abandon::Close => false,
-        };
-        if !safe {
-            self.conn.close("a COPY FROM STDIN was abandoned midway");
+        match self.copy.abandon(&mut self.conn.endpoint, flushed) {
+            Abandon::Nothing => {}
+            Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
+            _ => self.conn.close("a COPY FROM STDIN was abandoned midway"),
         }
     }
 }
@@ -267,43 +213,37 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn format(&self) -> Option<CopyFormat> {
-        self.format
+        self.copy.format()
     }
 
     async fn start(&mut self) -> Result<(), BoxError> {
-        Ok(self.start_copy().await?)
+        let statement = self.copy.begin();
+        let started = self
+            .conn
+            .start_copy(statement, Direction::FromStdin)
+            .await?;
+        self.copy.started(&started);
+        Ok(())
     }
 
     async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError> {
-        if let Err(e) = self.conn.endpoint.copy_in_status() {
-            return Err(Error::Session(e).into());
-        }
-        let Data::PQv3(bytes) = data else {
-            return Err(Error::State("a statement receiver takes PQv3 data").into());
-        };
+        let bytes = CopyInStatement::take(data)?;
         Ok(self.write_data(bytes, written).await?)
     }
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        Ok(self.complete_copy().await?)
+        self.conn.endpoint.complete_copy().map_err(Error::Session)?;
+        Ok(completed(self.conn.drive().await?))
     }
 
     async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        Ok(self.fail_copy(reason, completion).await?)
-    }
-}
-
-/// One cycle's lines as one buffer (shared, not copied, when there is one line).
-fn joined(lines: &[Bytes]) -> Bytes {
-    match lines {
-        [one] => one.clone(),
-        lines => {
-            let mut buf = BytesMut::with_capacity(lines.iter().map(Bytes::len).sum());
-            for line in lines {
-                buf.extend_from_slice(line);
-            }
-            buf.freeze()
+        if self.conn.is_closed() {
+            // Closed mid-COPY: the server aborted it, nothing committed.
+            return Ok(());
         }
+        let failing = self.conn.endpoint.fail_copy(reason, completion);
+        failing.map_err(Error::Session)?;
+        Ok(self.conn.drive().await.map(drop)?)
     }
 }
 
@@ -344,18 +284,10 @@ where
         Protocol::Chunks
     }
 
-    async fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
-        let Data::Lines(lines) = data else {
-            return Err(Error::State("a sink receiver takes lines").into());
-        };
-        if lines.is_empty() {
-            return Ok(());
+        if let Some(buf) = joined(lines(data, "a sink receiver")?) {
+            self.sink.send(buf).await.map_err(Into::into)?;
         }
-        self.sink.send(joined(lines)).await.map_err(Into::into)?;
         Ok(())
     }
 
@@ -392,21 +324,10 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
         Protocol::Chunks
     }
 
-    async fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
-        let Data::Lines(lines) = data else {
-            return Err(Error::State("a writer receiver takes lines").into());
-        };
-        if lines.is_empty() {
-            return Ok(());
+        if let Some(buf) = joined(lines(data, "a writer receiver")?) {
+            self.writer.write_all(&buf).await.map_err(Error::Io)?;
         }
-        self.writer
-            .write_all(&joined(lines))
-            .await
-            .map_err(Error::Io)?;
         Ok(())
     }
 
@@ -420,49 +341,14 @@ impl<W: AsyncWrite + Send + Unpin> Receiver for WriterReceiver<W> {
     }
 }
 
-/// Calls a closure with the lines of each cycle (`CallReceiver` in py-postgresql's copyman).
-///
-/// ```
-/// use copyman_async::CallReceiver;
-///
-/// let mut rows = 0;
-/// let receiver = CallReceiver::new(move |lines| {
-///     rows += lines.len();
-///     Ok(())
-/// });
-/// ```
-pub struct CallReceiver<F> {
-    call: F,
-}
-
-impl<F> std::fmt::Debug for CallReceiver<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallReceiver").finish_non_exhaustive()
-    }
-}
-
-impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> CallReceiver<F> {
-    /// A receiver calling `call` with each cycle's lines.
-    pub fn new(call: F) -> Self {
-        Self { call }
-    }
-}
-
 #[async_trait]
 impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> Receiver for CallReceiver<F> {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }
 
-    async fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
-        match data {
-            Data::Lines(lines) => Ok((self.call)(lines)?),
-            _ => Err(Error::State("a call receiver takes lines").into()),
-        }
+        self.call(data)
     }
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
@@ -474,18 +360,10 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError> + Send> Receiver for CallReceive
     }
 }
 
-/// Takes data and does nothing with it (`NullReceiver` in py-postgresql's copyman).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NullReceiver;
-
 #[async_trait]
 impl Receiver for NullReceiver {
     fn protocol(&self) -> Protocol {
         Protocol::Null
-    }
-
-    async fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
     }
 
     async fn transmit(&mut self, _data: &Data, _written: &Written) -> Result<(), BoxError> {
@@ -554,19 +432,11 @@ impl Receiver for ClientReceiver<'_> {
         Protocol::Chunks
     }
 
-    async fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn transmit(&mut self, data: &Data, _written: &Written) -> Result<(), BoxError> {
         let sink = self.sink.as_mut().ok_or(Error::State("the COPY is over"))?;
-        let Data::Lines(lines) = data else {
-            return Err(Error::State("a client receiver takes lines").into());
-        };
-        if lines.is_empty() {
-            return Ok(());
+        if let Some(buf) = joined(lines(data, "a client receiver")?) {
+            sink.send(buf).await.map_err(Error::from)?;
         }
-        sink.send(joined(lines)).await.map_err(Error::from)?;
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 //!   COPY OUT and COPY IN), without owning its socket.
 //! * [`fault`]: the fault and failure types, in the vocabulary of py-postgresql's copyman;
 //!   [`stall`]: the stall timeout's rule and its error.
+//! * [`local`]: the endpoints that do no IO (iterator, call, null) and the halves of the
+//!   adapters' client-bound and statement endpoints that are not IO.
 //! * [`start`] and [`ready`]: what a session's events mean while a COPY starts and until the
 //!   next ReadyForQuery (a COPY OUT nobody reads is cancelled).
 //!
@@ -25,6 +27,7 @@ pub mod fault;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod local;
 pub mod manager;
 pub mod ready;
 pub mod run;

@@ -47,6 +47,9 @@ mod receiver;
 
 pub use connection::Connection;
 pub use copy::{CopyBuilder, CopyManager, transfer};
+/// Shared with copyman-async: an endpoint that does no IO, written once in
+/// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here.
+pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};
 pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled};
@@ -57,10 +60,8 @@ pub use copyman_core::{
 /// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
 pub use copyman_tls::{SslMode, TlsSettings};
 pub use error::Error;
-pub use producer::{ClientProducer, IteratorProducer, NullProducer, Producer, StatementProducer};
-pub use receiver::{
-    CallReceiver, ClientReceiver, NullReceiver, Receiver, StatementReceiver, TransmitError,
-};
+pub use producer::{ClientProducer, Producer, StatementProducer};
+pub use receiver::{ClientReceiver, Receiver, StatementReceiver, TransmitError};
 
 /// A socket a [`CopyManager`] may multiplex with `poll(2)` ([`Receiver::poll_socket`],
 /// [`Producer::poll_socket`]): the endpoint is then fed without blocking while the others are.

@@ -2,14 +2,13 @@
 
 use std::io::BufRead;
 use std::task::Poll;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use copyman_core::endpoint::Abandon;
+use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
 use copyman_core::session::CopyFormat;
-use copyman_core::source::{Abort, CopyOutSource, SourceItem};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
-use copyman_wire::HEADROOM;
 
 use crate::connection::Connection;
 use crate::{DEFAULT_BUFFER_SIZE, Error, PollSocket};
@@ -23,11 +22,15 @@ pub trait Producer {
     fn protocol(&self) -> Protocol;
 
     /// Starts producing. A PQv3 producer must hand in frames as the server sent them when
-    /// `source_frames` is true (a receiver wants lines); otherwise it may re-block them.
+    /// `source_frames` is true (a receiver wants lines); otherwise it may re-block them. The
+    /// default does nothing, for producers with nothing to start.
     ///
     /// # Errors
     /// Whatever keeps it from starting; the copy then fails.
-    fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
+        let _ = source_frames;
+        Ok(())
+    }
 
     /// The next chunk, or `None` at the end.
     ///
@@ -61,7 +64,7 @@ pub trait Producer {
     ///
     /// # Errors
     /// The timeout could not be set.
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+    fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         let _ = timeout;
         Ok(())
     }
@@ -94,190 +97,74 @@ pub trait Producer {
     }
 }
 
-/// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
-/// from).
-impl<P: Producer + ?Sized> Producer for Box<P> {
-    fn protocol(&self) -> Protocol {
-        (**self).protocol()
-    }
-
-    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        (**self).start(source_frames)
-    }
-
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        (**self).next_chunk()
-    }
-
-    fn count(&self) -> Option<u64> {
-        (**self).count()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        (**self).format()
-    }
-
-    fn cancel(&mut self) -> Result<(), BoxError> {
-        (**self).cancel()
-    }
-
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
-        (**self).set_stall_timeout(timeout)
-    }
-
-    fn set_buffer_size(&mut self, size: usize) {
-        (**self).set_buffer_size(size);
-    }
-
-    fn poll_socket(&self) -> Option<PollSocket> {
-        (**self).poll_socket()
-    }
-
-    fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {
-        (**self).try_next_chunk(eager)
+// A boxed producer is a producer (so a `Box<dyn Producer>` chosen at run time can be copied
+// from).
+copyman_core::forward_boxed! {
+    impl Producer {
+        fn protocol(&self) -> Protocol;
+        fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
+        fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
+        fn count(&self) -> Option<u64>;
+        fn format(&self) -> Option<CopyFormat>;
+        fn cancel(&mut self) -> Result<(), BoxError>;
+        fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
+        fn set_buffer_size(&mut self, size: usize);
+        fn poll_socket(&self) -> Option<PollSocket>;
+        fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError>;
     }
 }
 
-/// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
-///
-/// Reads the socket in large buffers (64 KiB by default), re-blocks each buffer into one CopyData
-/// frame in place, and hands that one buffer to every receiver. Rows are never parsed. Under a
-/// [`CopyManager`](crate::CopyManager) its socket (TCP, TLS over TCP, or Unix) is non-blocking
-/// for the copy and read while the receivers write the previous buffer; reads go on filling the
-/// same buffer until it is full or the receivers wait for it, so a fast source gives full buffers
-/// (few, large writes downstream) and a slow one is never waited for.
-///
-/// ```no_run
-/// use copyman_sync::{Connection, StatementProducer};
-///
-/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres")?;
-/// let producer = StatementProducer::new(&mut source, "COPY (SELECT i FROM generate_series(1, 10) AS g(i)) TO STDOUT");
-/// # Ok::<(), copyman_sync::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct StatementProducer<'c> {
-    conn: &'c mut Connection,
-    statement: String,
-    buffer_size: usize,
-    buf: BytesMut,
-    /// Bytes read into `buf` (after its headroom) and not handed over yet.
-    filled: usize,
-    source: Option<CopyOutSource>,
-    format: Option<CopyFormat>,
+copyman_core::statement_producer! {
+    /// Produces the data of a `COPY … TO STDOUT` on a raw [`Connection`]: the fast path.
+    ///
+    /// Reads the socket in large buffers (64 KiB by default), re-blocks each buffer into one
+    /// CopyData frame in place, and hands that one buffer to every receiver. Rows are never parsed.
+    /// Under a [`CopyManager`](crate::CopyManager) its socket (TCP, TLS over TCP, or Unix) is
+    /// non-blocking for the copy and read while the receivers write the previous buffer; reads go
+    /// on filling the same buffer until it is full or the receivers wait for it, so a fast source
+    /// gives full buffers (few, large writes downstream) and a slow one is never waited for.
+    ///
+    /// ```no_run
+    /// use copyman_sync::{Connection, StatementProducer};
+    ///
+    /// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres")?;
+    /// let producer = StatementProducer::new(
+    ///     &mut source,
+    ///     "COPY (SELECT i FROM generate_series(1, 10) AS g(i)) TO STDOUT",
+    /// );
+    /// # Ok::<(), copyman_sync::Error>(())
+    /// ```
+    Connection, DEFAULT_BUFFER_SIZE
 }
 
-impl<'c> StatementProducer<'c> {
-    /// A producer running `statement` (a `COPY … TO STDOUT`) on `conn`.
-    pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
-        Self {
-            conn,
-            statement: statement.into(),
-            buffer_size: DEFAULT_BUFFER_SIZE,
-            buf: BytesMut::new(),
-            filled: 0,
-            source: None,
-            format: None,
-        }
-    }
-
-    /// Sets the read buffer size (at least 1 byte; the default is 64 KiB).
-    pub fn buffer_size(mut self, size: usize) -> Self {
-        self.buffer_size = size.max(1);
-        self
-    }
-
-    fn start_copy(&mut self, reblock: bool) -> Result<(), Error> {
-        let started = self.conn.start_copy(&self.statement, Direction::ToStdout)?;
-        self.format = started.format;
-        self.source = Some(CopyOutSource::started(
-            reblock,
-            started,
-            self.conn.endpoint.session_mut(),
-        )?);
-        Ok(())
-    }
-
+impl StatementProducer<'_> {
     /// The next chunk: blocking (`nonblocking` is `None`), or without blocking with its `eager`
     /// flag (see [`Producer::try_next_chunk`]).
     fn read_chunk(&mut self, nonblocking: Option<bool>) -> Result<Poll<Option<Chunk>>, Error> {
-        let source = self
-            .source
-            .as_mut()
-            .ok_or(Error::State("producer not started"))?;
         self.conn.set_nonblocking(nonblocking.is_some())?;
         loop {
-            match source.poll_item() {
-                Some(SourceItem::Chunk(chunk)) => return Ok(Poll::Ready(Some(chunk))),
-                Some(_) => return Ok(Poll::Ready(None)),
-                None => {}
+            if let Poll::Ready(chunk) = self.out.poll_chunk(self.conn.endpoint.session())? {
+                return Ok(Poll::Ready(chunk));
             }
-            // After a failure or the end, the socket is idle: never read it again.
-            if let Some(e) = source.failure() {
-                return Err(e.clone().into());
-            }
-            if source.is_ended() {
-                return Ok(Poll::Ready(None));
-            }
-            if self.buf.len() != HEADROOM + self.buffer_size {
-                // A new buffer; its memory is reused once the receivers are done with the chunk
-                // last handed over from it.
-                self.buf.clear();
-                self.buf.resize(HEADROOM + self.buffer_size, 0);
-            }
-            let into = &mut self.buf[HEADROOM + self.filled..];
-            let read = match std::io::Read::read(&mut self.conn.stream, into) {
-                Ok(0) if self.filled == 0 => {
-                    return Err(source.handle_eof(self.conn.endpoint.session_mut()).into());
+            let read = match std::io::Read::read(&mut self.conn.stream, self.out.read_buf()) {
+                Ok(0) if !self.out.has_filled() => {
+                    return Err(self.out.handle_eof(self.conn.endpoint.session_mut()).into());
                 }
                 // The end of the stream comes again on the next read: hand over what came first.
                 Ok(0) => true,
-                Ok(n) => {
-                    self.filled += n;
-                    // Full, or blocking (one read, one chunk), or the receivers are waiting.
-                    self.filled == self.buffer_size || nonblocking != Some(false)
-                }
+                // Full, or blocking (one read, one chunk), or the receivers are waiting.
+                Ok(n) => self.out.filled(n) || nonblocking != Some(false),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && nonblocking.is_some() => {
-                    if self.filled == 0 || nonblocking == Some(false) {
-                        return Ok(Poll::Pending);
-                    }
-                    true
+                    self.out.has_filled() && nonblocking == Some(true)
                 }
                 Err(e) => return Err(e.into()),
             };
             if !read {
                 return Ok(Poll::Pending);
             }
-            self.buf.truncate(HEADROOM + self.filled);
-            self.filled = 0;
-            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
+            self.out.hand_over(self.conn.endpoint.session_mut())?;
         }
-    }
-
-    fn cancel_copy(&mut self) -> Result<(), Error> {
-        self.hand_over_filled()?;
-        let Some(source) = self.source.as_mut() else {
-            return Ok(());
-        };
-        if let Abort::Drain { cancel } = source.abort(self.conn.endpoint.session_mut())? {
-            // The server answers a cancel with 57014 query_canceled: expected, not reported.
-            self.conn.endpoint.drain_copy_out(cancel);
-            self.conn.drive()?;
-        }
-        Ok(())
-    }
-
-    /// Gives the source the bytes read but not handed over: it must see them, or its session
-    /// would resume parsing the connection in the middle of a message.
-    fn hand_over_filled(&mut self) -> Result<(), Error> {
-        if let Some(source) = self.source.as_mut()
-            && self.filled > 0
-        {
-            self.buf.truncate(HEADROOM + self.filled);
-            self.filled = 0;
-            source.handle_read(self.conn.endpoint.session_mut(), self.buf.split())?;
-        }
-        Ok(())
     }
 }
 
@@ -286,11 +173,7 @@ impl Drop for StatementProducer<'_> {
         // Dropped in the middle of its COPY: core switches the session to draining, and a server
         // that still streams is cancelled now (the connection's next call reads the rest), or
         // the connection is closed if that cannot be done.
-        let abandon = match self.hand_over_filled() {
-            Ok(()) => self.conn.endpoint.abandon_copy_out(self.source.as_mut()),
-            Err(_) => Abandon::Close,
-        };
-        match abandon {
+        match self.out.abandon(&mut self.conn.endpoint) {
             Abandon::Nothing => {}
             Abandon::Cancel if self.conn.cancel().is_ok() => {}
             _ => self.conn.close(),
@@ -305,11 +188,16 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn format(&self) -> Option<CopyFormat> {
-        self.format
+        self.out.format()
     }
 
     fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        Ok(self.start_copy(!source_frames)?)
+        let started = self
+            .conn
+            .start_copy(self.out.begin(), Direction::ToStdout)?;
+        let session = self.conn.endpoint.session_mut();
+        let started = self.out.started(started, !source_frames, session);
+        Ok(started.map_err(Error::Session)?)
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -328,85 +216,39 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn count(&self) -> Option<u64> {
-        self.source.as_ref().and_then(CopyOutSource::count)
+        self.out.count()
     }
 
     fn cancel(&mut self) -> Result<(), BoxError> {
-        Ok(self.cancel_copy()?)
+        let aborted = self.out.abort(&mut self.conn.endpoint);
+        if aborted.map_err(Error::Session)? {
+            self.conn.drive()?;
+        }
+        Ok(())
     }
 
-    fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
+    fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
         Ok(self.conn.set_timeout(timeout)?)
     }
 
     fn set_buffer_size(&mut self, size: usize) {
-        self.buffer_size = size.max(1);
+        self.out.set_buffer_size(size);
     }
 }
 
-/// Produces chunks of COPY lines from any iterator (`IteratorProducer` in py-postgresql's copyman).
-///
-/// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
-/// and CSV formats. Receivers of PQv3 data get each chunk as one CopyData message, so lines need
-/// not be whole rows for them; Chunks receivers get the lines as given.
-///
-/// ```
-/// use copyman_sync::IteratorProducer;
-///
-/// let producer = IteratorProducer::new(vec![vec!["1\n", "2\n"], vec!["3\n"]]);
-/// ```
-#[derive(Debug)]
-pub struct IteratorProducer<I> {
-    iter: I,
-}
-
-impl<I, C, L> IteratorProducer<I>
-where
-    I: Iterator<Item = C>,
-    C: IntoIterator<Item = L>,
-    L: Into<Bytes>,
-{
-    /// A producer of the chunks `iter` yields.
-    pub fn new(iter: impl IntoIterator<IntoIter = I>) -> Self {
-        Self {
-            iter: iter.into_iter(),
-        }
-    }
-}
-
-impl<I, C, L> Producer for IteratorProducer<I>
-where
-    I: Iterator<Item = C>,
-    C: IntoIterator<Item = L>,
-    L: Into<Bytes>,
-{
+impl<I: LineChunks> Producer for IteratorProducer<I> {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }
 
-    fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        Ok(self
-            .iter
-            .next()
-            .map(|lines| Chunk::lines(lines.into_iter().map(Into::into).collect::<Vec<Bytes>>())))
+        Ok(self.produce())
     }
 }
-
-/// Produces no data (`NullProducer` in py-postgresql's copyman).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NullProducer;
 
 impl Producer for NullProducer {
     fn protocol(&self) -> Protocol {
         Protocol::Null
-    }
-
-    fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
@@ -427,9 +269,6 @@ impl Producer for NullProducer {
 pub struct ClientProducer<'c> {
     reader: Option<postgres::CopyOutReader<'c>>,
     buffer_size: usize,
-    /// The reader reported the end: it must not be read again (the client would take the
-    /// CommandComplete that follows for an unexpected message).
-    at_end: bool,
 }
 
 impl std::fmt::Debug for ClientProducer<'_> {
@@ -457,7 +296,6 @@ impl<'c> ClientProducer<'c> {
         Ok(Self {
             reader: Some(client.copy_out(statement)?),
             buffer_size: DEFAULT_BUFFER_SIZE,
-            at_end: false,
         })
     }
 }
@@ -467,44 +305,24 @@ impl Producer for ClientProducer<'_> {
         Protocol::Chunks
     }
 
-    fn start(&mut self, _source_frames: bool) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        let Some(reader) = self.reader.as_mut().filter(|_| !self.at_end) else {
-            self.reader = None;
+        let Some(reader) = self.reader.as_mut() else {
             return Ok(None);
         };
-        // Gather rows into one buffer, then cut it into per-row slices: one allocation a chunk.
-        let mut buf = BytesMut::new();
-        let mut ends = Vec::new();
-        while buf.len() < self.buffer_size {
+        let mut rows = ChunkBuilder::new(self.buffer_size);
+        while rows.wants_more() {
             let row = reader.fill_buf()?;
             if row.is_empty() {
-                self.at_end = true;
+                // The reader reported the end: it must not be read again (the client would take
+                // the CommandComplete that follows for an unexpected message).
+                self.reader = None;
                 break;
             }
-            buf.extend_from_slice(row);
+            rows.copy_row(row);
             let n = row.len();
             reader.consume(n);
-            ends.push(buf.len());
         }
-        if ends.is_empty() {
-            self.reader = None;
-            return Ok(None);
-        }
-        let all = buf.freeze();
-        let mut start = 0;
-        let lines: Vec<Bytes> = ends
-            .into_iter()
-            .map(|end| {
-                let line = all.slice(start..end);
-                start = end;
-                line
-            })
-            .collect();
-        Ok(Some(Chunk::lines(lines)))
+        Ok(rows.finish())
     }
 
     fn cancel(&mut self) -> Result<(), BoxError> {

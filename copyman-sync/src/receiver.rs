@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use copyman_core::endpoint::{Abandon, Outcome};
+use copyman_core::endpoint::Abandon;
+use copyman_core::local::{CallReceiver, CopyInStatement, NullReceiver, completed, lines};
 use copyman_core::session::CopyFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
-use copyman_wire::Framer;
-use copyman_wire::realign::{self, Completion};
+use copyman_wire::realign::Completion;
 
 use crate::connection::Connection;
 use crate::{Error, PollSocket};
@@ -31,6 +31,12 @@ impl<E: Into<BoxError>> From<E> for TransmitError {
     }
 }
 
+impl TransmitError {
+    fn written(self, written: usize) -> Self {
+        Self { written, ..self }
+    }
+}
+
 /// A destination of COPY data for a [`CopyManager`](crate::CopyManager).
 ///
 /// The manager calls `start` once, `transmit` for each cycle's data (and again with what is still
@@ -39,11 +45,13 @@ pub trait Receiver {
     /// The protocol of the data it takes.
     fn protocol(&self) -> Protocol;
 
-    /// Starts receiving.
+    /// Starts receiving. The default does nothing, for receivers with nothing to start.
     ///
     /// # Errors
     /// Whatever keeps it from starting; the copy then fails.
-    fn start(&mut self) -> Result<(), BoxError>;
+    fn start(&mut self) -> Result<(), BoxError> {
+        Ok(())
+    }
 
     /// Takes one cycle's data.
     ///
@@ -138,120 +146,59 @@ pub trait Receiver {
 #[derive(Debug)]
 pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
-    statement: String,
-    format: Option<CopyFormat>,
+    /// Its statement, format and the CopyData stream it sent: copyman-core's half.
+    copy: CopyInStatement,
     /// The copy's stall timeout is armed on the socket (and must be off while completing).
     stall_armed: bool,
-    /// Follows the CopyData stream written to the server, for realignment when dropped.
-    framer: Framer,
 }
 
 impl<'c> StatementReceiver<'c> {
     /// A receiver running `statement` (a `COPY … FROM STDIN`) on `conn`.
     pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
+        let copy = CopyInStatement::new(statement);
         Self {
             conn,
-            statement: statement.into(),
-            format: None,
+            copy,
             stall_armed: false,
-            framer: Framer::new(),
         }
     }
 
-    fn start_copy(&mut self) -> Result<(), Error> {
-        let started = self
-            .conn
-            .start_copy(&self.statement, Direction::FromStdin)?;
-        self.format = started.format;
-        Ok(())
+    /// The server's error that ended the COPY, if it sent one (read already).
+    fn copy_in_status(&mut self) -> Result<(), Error> {
+        Ok(self.conn.endpoint.copy_in_status()?)
     }
 
     /// Takes what the server said during the COPY; an error ends it.
     fn check_server(&mut self) -> Result<(), Error> {
         let polled = self.conn.poll_server();
-        self.conn.endpoint.copy_in_status()?;
+        self.copy_in_status()?;
         polled
+    }
+
+    /// `error` of a write, or the server's, which may have said why it stopped reading.
+    fn write_error(&mut self, error: std::io::Error) -> Error {
+        self.check_server().err().unwrap_or(Error::Io(error))
     }
 
     fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransmitError> {
         self.conn.set_nonblocking(false)?;
         let mut written = 0;
         while written < bytes.len() {
-            match self.conn.stream.write(&bytes[written..]) {
-                Ok(0) => {
-                    let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
-                    return Err(TransmitError {
-                        error: Box::new(Error::Io(error)),
-                        written,
-                    });
-                }
+            let error = match self.conn.stream.write(&bytes[written..]) {
+                Ok(0) => Error::Io(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    // The manager checked this data: it is whole CopyData frames.
-                    let _ = self.framer.advance(&bytes[written..written + n]);
+                    self.copy.sent(&bytes[written..written + n]);
                     written += n;
+                    continue;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // The server may have said why it stopped reading: prefer its words.
-                    let error = match self.check_server() {
-                        Err(server) => server,
-                        Ok(()) => Error::Io(e),
-                    };
-                    return Err(TransmitError {
-                        error: Box::new(error),
-                        written,
-                    });
-                }
-            }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => self.write_error(e),
+            };
+            let error = Box::new(error);
+            return Err(TransmitError { error, written });
         }
-        self.check_server().map_err(|e| TransmitError {
-            error: Box::new(e),
-            written,
-        })
-    }
-
-    /// One non-blocking write: bytes taken, 0 when the socket takes none now.
-    fn write_some(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        self.conn.endpoint.copy_in_status()?;
-        self.conn.set_nonblocking(true)?;
-        loop {
-            match self.conn.stream.write(bytes) {
-                Ok(0) if !bytes.is_empty() => {
-                    return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
-                }
-                Ok(n) => {
-                    let _ = self.framer.advance(&bytes[..n]);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) => {
-                    // The server may have said why it stopped reading: prefer its words.
-                    return Err(match self.check_server() {
-                        Err(server) => server,
-                        Ok(()) => Error::Io(e),
-                    });
-                }
-            }
-        }
-    }
-
-    fn complete_copy(&mut self) -> Result<Option<u64>, Error> {
-        // Completing is never timed out: only the server's answer says whether it committed.
-        if self.stall_armed {
-            self.conn.set_timeout(None)?;
-            self.stall_armed = false;
-        }
-        self.conn.endpoint.complete_copy()?;
-        match self.conn.drive()? {
-            Outcome::Completed(count) => Ok(count),
-            _ => Ok(None),
-        }
-    }
-
-    fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), Error> {
-        self.conn.endpoint.fail_copy(reason, completion)?;
-        self.conn.drive().map(drop)
+        let error = |e| TransmitError::from(e).written(written);
+        self.check_server().map_err(error)
     }
 }
 
@@ -261,29 +208,36 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn format(&self) -> Option<CopyFormat> {
-        self.format
+        self.copy.format()
     }
 
     fn start(&mut self) -> Result<(), BoxError> {
-        Ok(self.start_copy()?)
+        let started = self
+            .conn
+            .start_copy(self.copy.begin(), Direction::FromStdin)?;
+        self.copy.started(&started);
+        Ok(())
     }
 
     fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
-        if let Err(e) = self.conn.endpoint.copy_in_status() {
-            return Err(Error::Session(e).into());
-        }
-        match data {
-            Data::PQv3(bytes) => self.write_data(bytes),
-            _ => Err(Error::State("a statement receiver takes PQv3 data").into()),
-        }
+        self.copy_in_status()?;
+        self.write_data(CopyInStatement::take(data)?)
     }
 
     fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        Ok(self.complete_copy()?)
+        // Completing is never timed out: only the server's answer says whether it committed.
+        if self.stall_armed {
+            self.conn.set_timeout(None)?;
+            self.stall_armed = false;
+        }
+        self.conn.endpoint.complete_copy().map_err(Error::Session)?;
+        Ok(completed(self.conn.drive()?))
     }
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        Ok(self.fail_copy(reason, completion)?)
+        let failing = self.conn.endpoint.fail_copy(reason, completion);
+        failing.map_err(Error::Session)?;
+        Ok(self.conn.drive().map(drop)?)
     }
 
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
@@ -297,7 +251,21 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
-        Ok(self.write_some(bytes)?)
+        self.copy_in_status()?;
+        self.conn.set_nonblocking(true)?;
+        loop {
+            let error = match self.conn.stream.write(bytes) {
+                Ok(0) if !bytes.is_empty() => Error::Io(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.copy.sent(&bytes[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => self.write_error(e),
+            };
+            return Err(error.into());
+        }
     }
 
     fn try_flush(&mut self) -> Result<bool, BoxError> {
@@ -315,46 +283,14 @@ impl Drop for StatementReceiver<'_> {
         // Only CopyDone commits a COPY: core says how to fail one dropped midway without waiting
         // (the connection's next call reads the answer), or that the socket must close, which
         // makes the server abort the COPY and the transaction around it.
-        let completion = realign::completion(self.framer.position());
         let flushed = self.conn.is_flushed();
-        let safe = match self.conn.endpoint.abandon_copy_in(&completion, flushed) {
-            Abandon::Nothing => true,
-            Abandon::Write(bytes) => self.conn.try_write_all(&bytes),
-            Abandon::Cancel | Abandon::Close => false,
-        };
-        if !safe {
-            self.conn.close();
+        match self.copy.abandon(&mut self.conn.endpoint, flushed) {
+            Abandon::Nothing => {}
+            Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
+            _ => self.conn.close(),
         }
         // The connection outlives the receiver: hand it back in blocking mode, as it came.
         let _ = self.conn.set_nonblocking(false);
-    }
-}
-
-/// Calls a closure with the lines of each cycle (`CallReceiver` in py-postgresql's copyman).
-///
-/// ```
-/// use copyman_sync::CallReceiver;
-///
-/// let mut rows = 0;
-/// let receiver = CallReceiver::new(|lines| {
-///     rows += lines.len();
-///     Ok(())
-/// });
-/// ```
-pub struct CallReceiver<F> {
-    call: F,
-}
-
-impl<F> std::fmt::Debug for CallReceiver<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallReceiver").finish_non_exhaustive()
-    }
-}
-
-impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> CallReceiver<F> {
-    /// A receiver calling `call` with each cycle's lines.
-    pub fn new(call: F) -> Self {
-        Self { call }
     }
 }
 
@@ -363,15 +299,8 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> Receiver for CallReceiver<F> {
         Protocol::Chunks
     }
 
-    fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
-        match data {
-            Data::Lines(lines) => Ok((self.call)(lines)?),
-            _ => Err(Error::State("a call receiver takes lines").into()),
-        }
+        Ok(self.call(data)?)
     }
 
     fn complete(&mut self) -> Result<Option<u64>, BoxError> {
@@ -383,17 +312,9 @@ impl<F: FnMut(&[Bytes]) -> Result<(), BoxError>> Receiver for CallReceiver<F> {
     }
 }
 
-/// Takes data and does nothing with it (`NullReceiver` in py-postgresql's copyman).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NullReceiver;
-
 impl Receiver for NullReceiver {
     fn protocol(&self) -> Protocol {
         Protocol::Null
-    }
-
-    fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
     }
 
     fn transmit(&mut self, _data: &Data) -> Result<(), TransmitError> {
@@ -456,24 +377,16 @@ impl Receiver for ClientReceiver<'_> {
         Protocol::Chunks
     }
 
-    fn start(&mut self) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
         let writer = self
             .writer
             .as_mut()
             .ok_or(Error::State("the COPY is over"))?;
-        match data {
-            Data::Lines(lines) => {
-                for line in lines.iter() {
-                    writer.write_all(line).map_err(Error::Io)?;
-                }
-                Ok(())
-            }
-            _ => Err(Error::State("a client receiver takes lines").into()),
+        // The client's writer gathers the lines into its own CopyData messages.
+        for line in lines(data, "a client receiver")? {
+            writer.write_all(line).map_err(Error::Io)?;
         }
+        Ok(())
     }
 
     fn complete(&mut self) -> Result<Option<u64>, BoxError> {
