@@ -7,6 +7,8 @@
 //!   COPY OUT and COPY IN), without owning its socket.
 //! * [`fault`]: the fault and failure types, in the vocabulary of py-postgresql's copyman;
 //!   [`stall`]: the stall timeout's rule and its error.
+//! * [`connect`] and [`connection`]: how a raw connection is made (libpq's loop over hosts,
+//!   addresses and TLS modes, its deadline) and what it does alike in both adapters.
 //! * [`start`] and [`ready`]: what a session's events mean while a COPY starts and until the
 //!   next ReadyForQuery (a COPY OUT nobody reads is cancelled).
 //!
@@ -18,6 +20,7 @@
 pub mod client;
 pub mod commit;
 pub mod connect;
+pub mod connection;
 pub mod endpoint;
 pub mod fault;
 // The fuzz targets' logic: only for `fuzz/`, which turns the feature on.
