@@ -73,7 +73,8 @@ where
 ///   ([`handle_read`]);
 /// - `cancel(&self) -> Result<(), Error>`: sends a CancelRequest on a new connection.
 ///
-/// `Error` is the adapter's (`crate::Error`, which [`client_glue!`](crate::client_glue) makes).
+/// `Error` is the adapter's, in scope where the macro is expanded (the one
+/// [`client_glue!`](crate::client_glue) makes).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! connection_glue {
@@ -88,7 +89,7 @@ macro_rules! connection_glue {
         ///
         /// # Errors
         /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
-        pub $($async)? fn execute(&mut self, sql: &str) -> Result<u64, crate::Error> {
+        pub $($async)? fn execute(&mut self, sql: &str) -> Result<u64, Error> {
             Ok(self.run_query(sql, false)$(.$await)??.1.unwrap_or(0))
         }
 
@@ -99,7 +100,7 @@ macro_rules! connection_glue {
         pub $($async)? fn query(
             &mut self,
             sql: &str,
-        ) -> Result<Vec<$crate::endpoint::Row>, crate::Error> {
+        ) -> Result<Vec<$crate::endpoint::Row>, Error> {
             Ok(self.run_query(sql, true)$(.$await)??.0)
         }
 
@@ -108,7 +109,7 @@ macro_rules! connection_glue {
             &mut self,
             sql: &str,
             rows: bool,
-        ) -> Result<(Vec<$crate::endpoint::Row>, Option<u64>), crate::Error> {
+        ) -> Result<(Vec<$crate::endpoint::Row>, Option<u64>), Error> {
             self.settle()$(.$await)??;
             match rows {
                 true => self.endpoint.query(sql)?,
@@ -126,12 +127,12 @@ macro_rules! connection_glue {
             &mut self,
             sql: &str,
             direction: $crate::statement::Direction,
-        ) -> Result<$crate::start::Started, crate::Error> {
+        ) -> Result<$crate::start::Started, Error> {
             self.settle()$(.$await)??;
             self.endpoint.start_copy(sql, direction)?;
             match self.drive()$(.$await)?? {
                 $crate::endpoint::Outcome::Started(started) => Ok(started),
-                _ => Err(crate::Error::State("the COPY did not start")),
+                _ => Err(Error::State("the COPY did not start")),
             }
         }
 
@@ -139,7 +140,7 @@ macro_rules! connection_glue {
         /// sends its cancels, until it is over.
         pub(crate) $($async)? fn drive(
             &mut self,
-        ) -> Result<$crate::endpoint::Outcome, crate::Error> {
+        ) -> Result<$crate::endpoint::Outcome, Error> {
             loop {
                 // What the step asks for goes out first: the server may be waiting for it.
                 let step = self.endpoint.poll();
@@ -154,9 +155,9 @@ macro_rules! connection_glue {
 
         /// The CancelRequest for whatever the connection runs, and how long sending it may take
         /// (`connect_timeout`, 10 s if none).
-        fn cancel_request(&self) -> Result<(::bytes::Bytes, ::std::time::Duration), crate::Error> {
+        fn cancel_request(&self) -> Result<(::bytes::Bytes, ::std::time::Duration), Error> {
             let request = self.endpoint.session().cancel_request().ok_or(
-                crate::Error::State("the server gave no backend key: cannot cancel"),
+                Error::State("the server gave no backend key: cannot cancel"),
             )?;
             let timeout = self.connect_timeout.unwrap_or(::std::time::Duration::from_secs(10));
             Ok((request, timeout))

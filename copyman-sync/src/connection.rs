@@ -343,8 +343,8 @@ impl Connection {
 
     copyman_core::connection_glue!();
 
-    /// Nothing to wait for before a new operation: cancels are sent before they return.
-    #[allow(clippy::unnecessary_wraps)] // The shape `connection_glue!` calls, as async's.
+    /// Nothing to wait for before a new operation (`connection_glue!` calls it): cancels are
+    /// sent before they return.
     fn settle(&mut self) -> Result<(), Error> {
         Ok(())
     }
