@@ -12,7 +12,6 @@ use copyman_core::endpoint::Endpoint;
 use copyman_core::session::{Session, State};
 use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsSettings};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::error::{Attempts, Error, tls_settings};
@@ -39,23 +38,28 @@ impl fmt::Debug for Stream {
     }
 }
 
-impl Stream {
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.read(buf).await,
-            Self::Tls(s) => when_ready(|| s.readable(), || s.try_read(buf)).await,
-            Self::Unix(s) => s.read(buf).await,
+/// `$e` with `$s` bound to the stream's socket, whichever kind it is (TLS included: its socket
+/// has the same non-blocking calls).
+macro_rules! on_socket {
+    ($stream:expr, $s:ident => $e:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $e,
+            Stream::Tls($s) => $e,
+            Stream::Unix($s) => $e,
         }
+    };
+}
+
+impl Stream {
+    /// Reads some bytes, waiting for them. Cancel-safe.
+    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        when_ready(|| self.readable(), || self.try_read(buf)).await
     }
 
-    /// Writes some of `buf`. Under TLS the bytes may still be buffered: [`Stream::flush`] sends
-    /// them.
-    pub(crate) async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.write(buf).await,
-            Self::Tls(s) => when_ready(|| s.writable(), || s.try_write(buf)).await,
-            Self::Unix(s) => s.write(buf).await,
-        }
+    /// Writes some of `buf`, waiting for the socket to take them. Under TLS the bytes may still
+    /// be buffered: [`Stream::flush`] sends them. Cancel-safe.
+    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        when_ready(|| self.writable(), || self.try_write(buf)).await
     }
 
     /// Sends what TLS still buffers (nothing to do on a plain socket). Cancel-safe.
@@ -82,36 +86,24 @@ impl Stream {
         }
     }
 
+    /// Waits until [`Stream::try_read`] may have something.
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.readable().await,
-            Self::Tls(s) => s.readable().await,
-            Self::Unix(s) => s.readable().await,
-        }
+        on_socket!(self, s => s.readable().await)
     }
 
+    /// Waits until the socket takes more bytes.
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.writable().await,
-            Self::Tls(s) => s.writable().await,
-            Self::Unix(s) => s.writable().await,
-        }
+        on_socket!(self, s => s.writable().await)
     }
 
+    /// Reads without waiting: `WouldBlock` when nothing is at hand, 0 at the end.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.try_read(buf),
-            Self::Tls(s) => s.try_read(buf),
-            Self::Unix(s) => s.try_read(buf),
-        }
+        on_socket!(self, s => s.try_read(buf))
     }
 
+    /// Writes without waiting: `WouldBlock` when the socket takes nothing now.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.try_write(buf),
-            Self::Tls(s) => s.try_write(buf),
-            Self::Unix(s) => s.try_write(buf),
-        }
+        on_socket!(self, s => s.try_write(buf))
     }
 }
 
@@ -135,7 +127,7 @@ pub(crate) async fn cancel_at(
     timeout: Duration,
 ) -> io::Result<()> {
     let run = async {
-        let mut stream = open(target).await?;
+        let stream = open(target).await?;
         let mut request = request;
         while request.has_remaining() {
             let n = stream.write(&request).await?;
@@ -288,19 +280,13 @@ impl Connection {
 
     /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication.
     async fn attempt(target: &Target, attempts: &Attempts, with_tls: bool) -> Result<Self, Error> {
-        let mut stream = open(target).await.map_err(|source| Error::Connect {
+        let stream = open(target).await.map_err(|source| Error::Connect {
             target: target.to_string(),
             source,
         })?;
         let mut session = Session::new(attempts.startup.clone());
-        if let (Some(config), Target::Tcp { name: host, .. }) = (attempts.tls(with_tls), target) {
-            let (tls_stream, hash) =
-                negotiate_tls(stream, target, host, config, attempts.mode).await?;
-            stream = tls_stream;
-            if let Some(hash) = hash {
-                session.set_tls_server_end_point(hash);
-            }
-        }
+        let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
+        let stream = negotiate_tls(stream, target, tls, &mut session).await?;
         let mut conn = Self {
             stream: Some(stream),
             endpoint: Endpoint::new(session),
@@ -468,7 +454,7 @@ impl Connection {
 }
 
 impl Stream {
-    async fn write_all_bytes(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
+    async fn write_all_bytes(&self, mut bytes: &[u8]) -> Result<(), Error> {
         while !bytes.is_empty() {
             match self.write(bytes).await {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
@@ -536,16 +522,19 @@ fn live<'s>(
     }
 }
 
-/// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
-/// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
-/// the server certificate's channel-binding hash.
+/// With `tls` on TCP, sends the SSLRequest and, if the server agrees, does the TLS handshake:
+/// the stream to go on with (TLS, or the same plain socket when the server has no TLS and the
+/// mode allows that, or without `tls`). The server certificate's channel-binding hash goes to
+/// `session`.
 async fn negotiate_tls(
-    mut stream: Stream,
+    stream: Stream,
     target: &Target,
-    host: &str,
-    config: &Arc<ClientConfig>,
-    mode: SslMode,
-) -> Result<(Stream, Option<Vec<u8>>), Error> {
+    tls: Option<(&Arc<ClientConfig>, SslMode)>,
+    session: &mut Session,
+) -> Result<Stream, Error> {
+    let (Some((config, mode)), Target::Tcp { name: host, .. }) = (tls, target) else {
+        return Ok(stream);
+    };
     stream.write_all_bytes(&copyman_tls::SSL_REQUEST).await?;
     // Exactly one byte: anything after it that came before the handshake would be unencrypted
     // data an attacker injected (CVE-2021-23222).
@@ -554,7 +543,7 @@ async fn negotiate_tls(
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
     }
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
-        return Ok((stream, None));
+        return Ok(stream);
     }
     let Stream::Tcp(tcp) = stream else {
         // Never on to plain text after the server agreed to TLS: fail closed.
@@ -564,6 +553,8 @@ async fn negotiate_tls(
     };
     let tls = TlsClient::new(config, host)?;
     let socket = TlsSocket::handshake(tcp, tls, &target.to_string()).await?;
-    let hash = socket.server_end_point();
-    Ok((Stream::Tls(Box::new(socket)), hash))
+    if let Some(hash) = socket.server_end_point() {
+        session.set_tls_server_end_point(hash);
+    }
+    Ok(Stream::Tls(Box::new(socket)))
 }

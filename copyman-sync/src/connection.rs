@@ -275,22 +275,15 @@ impl Connection {
         deadline: Started,
     ) -> Result<Self, Error> {
         let open_within = deadline.remaining(Instant::now());
-        let mut stream = open_within
+        let stream = open_within
             .and_then(|within| open(target, within))
             .map_err(|source| Error::Connect {
                 target: target.to_string(),
                 source,
             })?;
         let mut session = Session::new(attempts.startup.clone());
-        if let (Some(config), Target::Tcp { name: host, .. }) = (attempts.tls(with_tls), target) {
-            stream = match negotiate_tls(stream, target, host, config, attempts.mode, deadline)? {
-                (stream, Some(hash)) => {
-                    session.set_tls_server_end_point(hash);
-                    stream
-                }
-                (stream, None) => stream,
-            };
-        }
+        let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
+        let stream = negotiate_tls(stream, target, tls, deadline, &mut session)?;
         let mut conn = Self {
             stream,
             endpoint: Endpoint::new(session),
@@ -501,17 +494,20 @@ impl Drop for Connection {
     }
 }
 
-/// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
-/// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
-/// the server certificate's channel-binding hash.
+/// With `tls` on TCP, sends the SSLRequest and, if the server agrees, does the TLS handshake,
+/// all before `deadline`: the stream to go on with (TLS, or the same plain socket when the server
+/// has no TLS and the mode allows that, or without `tls`). The server certificate's
+/// channel-binding hash goes to `session`.
 fn negotiate_tls(
     mut stream: Stream,
     target: &Target,
-    host: &str,
-    config: &Arc<ClientConfig>,
-    mode: SslMode,
+    tls: Option<(&Arc<ClientConfig>, SslMode)>,
     deadline: Started,
-) -> Result<(Stream, Option<Vec<u8>>), Error> {
+    session: &mut Session,
+) -> Result<Stream, Error> {
+    let (Some((config, mode)), Target::Tcp { name: host, .. }) = (tls, target) else {
+        return Ok(stream);
+    };
     arm(&stream, deadline)?;
     stream.write_all(&copyman_tls::SSL_REQUEST)?;
     arm(&stream, deadline)?;
@@ -520,7 +516,7 @@ fn negotiate_tls(
     let mut answer = [0u8; 1];
     stream.read_exact(&mut answer)?;
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
-        return Ok((stream, None));
+        return Ok(stream);
     }
     let Stream::Tcp(mut tcp) = stream else {
         // Never on to plain text after the server agreed to TLS: fail closed.
@@ -539,8 +535,10 @@ fn negotiate_tls(
             break;
         }
     }
-    let hash = tls.server_end_point();
-    Ok((Stream::Tls(tcp, Box::new(tls)), hash))
+    if let Some(hash) = tls.server_end_point() {
+        session.set_tls_server_end_point(hash);
+    }
+    Ok(Stream::Tls(tcp, Box::new(tls)))
 }
 
 /// Sets the socket's timeouts to what is left before `deadline`.
