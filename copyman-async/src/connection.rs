@@ -62,6 +62,19 @@ impl Stream {
         when_ready(|| self.writable(), || self.try_write(buf)).await
     }
 
+    /// Writes all of `bytes` (under TLS, they may still be buffered after).
+    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.write(bytes).await {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Sends what TLS still buffers (nothing to do on a plain socket). Cancel-safe.
     pub(crate) async fn flush(&self) -> io::Result<()> {
         match self {
@@ -128,14 +141,7 @@ pub(crate) async fn cancel_at(
 ) -> io::Result<()> {
     let run = async {
         let stream = open(target).await?;
-        let mut request = request;
-        while request.has_remaining() {
-            let n = stream.write(&request).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            request.advance(n);
-        }
+        stream.write_all(&request).await?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
         while stream.read(&mut sink).await? > 0 {}
@@ -453,20 +459,6 @@ impl Connection {
     }
 }
 
-impl Stream {
-    async fn write_all_bytes(&self, mut bytes: &[u8]) -> Result<(), Error> {
-        while !bytes.is_empty() {
-            match self.write(bytes).await {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Cancels what a [`Connection`] runs, without borrowing it: see [`Connection::cancel_token`].
 #[derive(Clone)]
 pub struct CancelToken {
@@ -535,7 +527,7 @@ async fn negotiate_tls(
     let (Some((config, mode)), Target::Tcp { name: host, .. }) = (tls, target) else {
         return Ok(stream);
     };
-    stream.write_all_bytes(&copyman_tls::SSL_REQUEST).await?;
+    stream.write_all(&copyman_tls::SSL_REQUEST).await?;
     // Exactly one byte: anything after it that came before the handshake would be unencrypted
     // data an attacker injected (CVE-2021-23222).
     let mut answer = [0u8; 1];
