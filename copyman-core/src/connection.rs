@@ -64,8 +64,9 @@ where
 /// (public), and `run_query`, `start_copy`, `drive`, `cancel_request`.
 ///
 /// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
-/// (each call into the adapter then awaited). The connection has an `endpoint: Endpoint` field
-/// and these methods of its own, blocking or `async` alike:
+/// (each call into the adapter then awaited). The connection has the fields `endpoint:
+/// Endpoint` and `connect_timeout: Option<Duration>`, and these methods of its own, blocking or
+/// `async` alike:
 ///
 /// - `settle(&mut self) -> Result<(), Error>`: before a new operation;
 /// - `flush(&mut self) -> Result<(), Error>`: writes what the session has to send;
