@@ -85,7 +85,15 @@ impl TlsClient {
                 self.process(sock)?;
                 Ok(false)
             }
-            Err(e) if is_not_now(&e) => Ok(false),
+            // Nothing now (or a signal): the caller waits for the socket, or its deadline.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -153,7 +161,8 @@ impl TlsClient {
             match self.conn.write_tls(sock) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(_) => {}
-                Err(e) if is_not_now(&e) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
@@ -184,14 +193,6 @@ impl TlsClient {
     }
 }
 
-/// `WouldBlock` (or a signal): the socket takes or gives nothing now.
-fn is_not_now(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -215,6 +216,8 @@ mod tests {
         room: usize,
         closed: bool,
         reads: usize,
+        /// The next write is interrupted by a signal.
+        interrupt: bool,
     }
 
     impl Read for Socket {
@@ -232,6 +235,9 @@ mod tests {
 
     impl Write for Socket {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if std::mem::take(&mut self.interrupt) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
             let n = buf.len().min(self.room);
             if n == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -465,6 +471,16 @@ mod tests {
         );
         assert!(!pair.client.wants_flush());
         assert_eq!(pair.server_received(), b"hello world");
+    }
+
+    #[test]
+    fn a_write_a_signal_interrupts_is_made_again() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        pair.socket.interrupt = true;
+        assert_eq!(pair.client.try_write(&mut pair.socket, b"once").unwrap(), 4);
+        assert!(!pair.client.wants_flush());
+        assert_eq!(pair.server_received(), b"once");
     }
 
     #[test]
