@@ -155,7 +155,8 @@ pub(crate) async fn cancel_at(
 /// A PostgreSQL connection that copyman owns, on tokio: the fast path's raw COPY session.
 ///
 /// Parameters come as a [`tokio_postgres::Config`], or a URL or `key=value` string parsed exactly
-/// as `tokio-postgres` parses it (TCP hosts and Unix socket directories; TLS is not supported).
+/// as `tokio-postgres` parses it (TCP hosts and Unix socket directories; TLS settings with
+/// [`Connection::connect_tls`]).
 /// `application_name` defaults to `copyman`; `connect_timeout` is libpq's: one deadline for
 /// everything tried on one host (TCP, TLS, startup and authentication), then "timeout expired"
 /// and the next host; TCP sockets have `TCP_NODELAY` set. Every connection
