@@ -2,23 +2,20 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use bytes::{Buf, Bytes};
-use copyman_core::connect::{Deadline, Step, Target, TimeoutExpired};
-use copyman_core::endpoint::{self, Endpoint, Outcome, Row};
-use copyman_core::session::{DbError, Notification, Session, StartupConfig, State};
-use copyman_core::start::Started;
-use copyman_core::statement::Direction;
-use copyman_tls::rustls::{ClientConfig, ClientConnection};
-use copyman_tls::{SslMode, TlsError, TlsSettings};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use copyman_core::connect::{Next, Target};
+use copyman_core::connection::handle_read;
+use copyman_core::endpoint::Endpoint;
+use copyman_core::session::{Session, State};
+use copyman_tls::rustls::ClientConfig;
+use copyman_tls::{SslMode, TlsClient, TlsSettings};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::error::{Error, failure, plan, startup_config, tls_settings};
-use crate::tls::TlsSocket;
+use crate::error::{Attempts, Error, tls_settings};
+use crate::tls::{TlsSocket, when_ready};
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
@@ -41,35 +38,41 @@ impl fmt::Debug for Stream {
     }
 }
 
-impl Stream {
-    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.read(buf).await,
-            Self::Tls(s) => loop {
-                s.readable().await?;
-                match s.try_read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    other => return other,
-                }
-            },
-            Self::Unix(s) => s.read(buf).await,
+/// `$e` with `$s` bound to the stream's socket, whichever kind it is (TLS included: its socket
+/// has the same non-blocking calls).
+macro_rules! on_socket {
+    ($stream:expr, $s:ident => $e:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $e,
+            Stream::Tls($s) => $e,
+            Stream::Unix($s) => $e,
         }
+    };
+}
+
+impl Stream {
+    /// Reads some bytes, waiting for them. Cancel-safe.
+    pub(crate) async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        when_ready(|| self.readable(), || self.try_read(buf)).await
     }
 
-    /// Writes some of `buf`. Under TLS the bytes may still be buffered: [`Stream::flush`] sends
-    /// them.
-    pub(crate) async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.write(buf).await,
-            Self::Tls(s) => loop {
-                s.writable().await?;
-                match s.try_write(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    other => return other,
-                }
-            },
-            Self::Unix(s) => s.write(buf).await,
+    /// Writes some of `buf`, waiting for the socket to take them. Under TLS the bytes may still
+    /// be buffered: [`Stream::flush`] sends them. Cancel-safe.
+    pub(crate) async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        when_ready(|| self.writable(), || self.try_write(buf)).await
+    }
+
+    /// Writes all of `bytes` (under TLS, they may still be buffered after).
+    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.write(bytes).await {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Sends what TLS still buffers (nothing to do on a plain socket). Cancel-safe.
@@ -96,36 +99,24 @@ impl Stream {
         }
     }
 
+    /// Waits until [`Stream::try_read`] may have something.
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.readable().await,
-            Self::Tls(s) => s.readable().await,
-            Self::Unix(s) => s.readable().await,
-        }
+        on_socket!(self, s => s.readable().await)
     }
 
+    /// Waits until the socket takes more bytes.
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.writable().await,
-            Self::Tls(s) => s.writable().await,
-            Self::Unix(s) => s.writable().await,
-        }
+        on_socket!(self, s => s.writable().await)
     }
 
+    /// Reads without waiting: `WouldBlock` when nothing is at hand, 0 at the end.
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.try_read(buf),
-            Self::Tls(s) => s.try_read(buf),
-            Self::Unix(s) => s.try_read(buf),
-        }
+        on_socket!(self, s => s.try_read(buf))
     }
 
+    /// Writes without waiting: `WouldBlock` when the socket takes nothing now.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.try_write(buf),
-            Self::Tls(s) => s.try_write(buf),
-            Self::Unix(s) => s.try_write(buf),
-        }
+        on_socket!(self, s => s.try_write(buf))
     }
 }
 
@@ -149,15 +140,8 @@ pub(crate) async fn cancel_at(
     timeout: Duration,
 ) -> io::Result<()> {
     let run = async {
-        let mut stream = open(target).await?;
-        let mut request = request;
-        while request.has_remaining() {
-            let n = stream.write(&request).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            request.advance(n);
-        }
+        let stream = open(target).await?;
+        stream.write_all(&request).await?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
         while stream.read(&mut sink).await? > 0 {}
@@ -171,7 +155,8 @@ pub(crate) async fn cancel_at(
 /// A PostgreSQL connection that copyman owns, on tokio: the fast path's raw COPY session.
 ///
 /// Parameters come as a [`tokio_postgres::Config`], or a URL or `key=value` string parsed exactly
-/// as `tokio-postgres` parses it (TCP hosts and Unix socket directories; TLS is not supported).
+/// as `tokio-postgres` parses it (TCP hosts and Unix socket directories; TLS settings with
+/// [`Connection::connect_tls`]).
 /// `application_name` defaults to `copyman`; `connect_timeout` is libpq's: one deadline for
 /// everything tried on one host (TCP, TLS, startup and authentication), then "timeout expired"
 /// and the next host; TCP sockets have `TCP_NODELAY` set. Every connection
@@ -269,88 +254,51 @@ impl Connection {
         config: &tokio_postgres::Config,
         tls: &TlsSettings,
     ) -> Result<Self, Error> {
-        let startup = startup_config(config)?;
-        let timeout = config.get_connect_timeout().copied();
-        let client_config = tls.client_config()?;
-
         // Core's plan says what to try in which order; this loop only does it.
-        let mut plan = plan(config, tls, client_config.is_some())?;
-        let mut last: Option<Error> = None;
-        let mut started = Instant::now();
+        let mut attempts = Attempts::new(config, tls, &[])?;
         loop {
-            match plan.step() {
-                Step::Resolve { name, port } => {
-                    let resolved = tokio::net::lookup_host((name.as_str(), port))
-                        .await
-                        .map(Vec::from_iter);
-                    match resolved {
-                        Ok(addrs) => plan.resolved(addrs),
-                        Err(source) => {
-                            plan.resolved([]);
-                            last = Some(Error::Resolve { host: name, source });
-                        }
-                    }
+            match attempts.connecting.next(Instant::now())? {
+                Next::Resolve { name, port } => {
+                    let lookup = tokio::net::lookup_host((name.as_str(), port)).await;
+                    attempts.connecting.resolved(lookup);
                 }
-                Step::Attempt {
+                Next::Attempt {
                     target,
-                    tls: with_tls,
-                    fresh,
+                    tls,
+                    deadline,
                 } => {
-                    if fresh {
-                        // One deadline for everything tried on this address (libpq's).
-                        started = Instant::now();
-                    }
-                    let tls_config = client_config.as_ref().filter(|_| with_tls);
-                    let attempt = Self::attempt(&target, &startup, timeout, tls_config, tls.mode);
-                    let expired = || Error::Connect {
-                        target: target.to_string(),
-                        source: TimeoutExpired::io(),
-                    };
-                    let result = match Deadline::new(timeout).remaining(started.elapsed()) {
-                        Err(_) => Err(expired()),
-                        Ok(Some(left)) => tokio::time::timeout(left, attempt)
-                            .await
-                            .unwrap_or_else(|_| Err(expired())),
-                        Ok(None) => attempt.await,
-                    };
-                    match result {
-                        Ok(conn) => return Ok(conn),
-                        Err(e) => {
-                            plan.failed(failure(&e));
-                            last = Some(e);
+                    let result = match deadline.remaining(Instant::now()) {
+                        Err(_) => Err(Error::timeout_expired(&target)),
+                        Ok(left) => {
+                            let attempt = Self::attempt(&target, &attempts, tls);
+                            let within = left.unwrap_or(Duration::MAX);
+                            tokio::time::timeout(within, attempt)
+                                .await
+                                .unwrap_or_else(|_| Err(Error::timeout_expired(&target)))
                         }
+                    };
+                    if let Some(conn) = attempts.connecting.attempted(result) {
+                        return Ok(conn);
                     }
                 }
-                _ => return Err(last.unwrap_or(Error::Parameters("no host to connect to".into()))),
             }
         }
     }
 
-    /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication.
-    async fn attempt(
-        target: &Target,
-        startup: &StartupConfig,
-        timeout: Option<Duration>,
-        tls_config: Option<&Arc<ClientConfig>>,
-        mode: SslMode,
-    ) -> Result<Self, Error> {
-        let mut stream = open(target).await.map_err(|source| Error::Connect {
+    /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication.
+    async fn attempt(target: &Target, attempts: &Attempts, with_tls: bool) -> Result<Self, Error> {
+        let stream = open(target).await.map_err(|source| Error::Connect {
             target: target.to_string(),
             source,
         })?;
-        let mut session = Session::new(startup.clone());
-        if let (Some(tls_config), Target::Tcp { name: host, .. }) = (tls_config, target) {
-            let (tls_stream, hash) = negotiate_tls(stream, target, host, tls_config, mode).await?;
-            stream = tls_stream;
-            if let Some(hash) = hash {
-                session.set_tls_server_end_point(hash);
-            }
-        }
+        let mut session = Session::new(attempts.startup.clone());
+        let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
+        let stream = negotiate_tls(stream, target, tls, &mut session).await?;
         let mut conn = Self {
             stream: Some(stream),
             endpoint: Endpoint::new(session),
             target: target.clone(),
-            connect_timeout: timeout,
+            connect_timeout: attempts.timeout,
             outgoing: Bytes::new(),
             scratch: vec![0; MESSAGE_READ],
             closed: None,
@@ -366,11 +314,6 @@ impl Connection {
         matches!(self.stream, Some(Stream::Tls(_)))
     }
 
-    /// The session underneath: server parameters, transaction status, backend key.
-    pub fn session(&self) -> &Session {
-        self.endpoint.session()
-    }
-
     /// Whether the connection can run a statement now (an answer still owed by a dropped
     /// call is read by the next call first).
     pub fn is_ready(&self) -> bool {
@@ -384,35 +327,7 @@ impl Connection {
         self.closed.is_some()
     }
 
-    /// Runs SQL (one or more statements, simple query protocol) and returns the row count of the
-    /// last statement that has one (0 otherwise).
-    ///
-    /// # Errors
-    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
-    pub async fn execute(&mut self, sql: &str) -> Result<u64, Error> {
-        Ok(self.run_query(sql, false).await?.1.unwrap_or(0))
-    }
-
-    /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
-    ///
-    /// # Errors
-    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
-    pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>, Error> {
-        Ok(self.run_query(sql, true).await?.0)
-    }
-
-    /// Runs `sql`: its rows (if `rows`), and the count of its last command tag that has one.
-    async fn run_query(&mut self, sql: &str, rows: bool) -> Result<(Vec<Row>, Option<u64>), Error> {
-        self.settle().await?;
-        match rows {
-            true => self.endpoint.query(sql)?,
-            false => self.endpoint.execute(sql)?,
-        }
-        match self.drive().await? {
-            Outcome::Statement { rows, count } => Ok((rows, count)),
-            _ => Ok((Vec::new(), None)),
-        }
-    }
+    copyman_core::connection_glue!(async await);
 
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
     /// same server (bounded by `connect_timeout`, 10 s if none).
@@ -429,17 +344,12 @@ impl Connection {
     /// # Errors
     /// The session has no backend key (the server sent none).
     pub fn cancel_token(&self) -> Result<CancelToken, Error> {
-        let request = self
-            .endpoint
-            .session()
-            .cancel_request()
-            .ok_or(Error::State(
-                "the server gave no backend key: cannot cancel",
-            ))?;
+        let (request, timeout) = self.cancel_request()?;
+        let target = self.target.clone();
         Ok(CancelToken {
-            target: self.target.clone(),
+            target,
             request,
-            timeout: self.connect_timeout.unwrap_or(Duration::from_secs(10)),
+            timeout,
         })
     }
 
@@ -469,14 +379,12 @@ impl Connection {
     /// abandoned without awaiting; the next call waits for it. `false` when there is no runtime
     /// at hand or no backend key.
     pub(crate) fn cancel_in_background(&mut self) -> bool {
-        let (Some(request), Ok(runtime)) = (
-            self.endpoint.session().cancel_request(),
-            tokio::runtime::Handle::try_current(),
-        ) else {
+        let (Ok((request, timeout)), Ok(runtime)) =
+            (self.cancel_request(), tokio::runtime::Handle::try_current())
+        else {
             return false;
         };
         let target = self.target.clone();
-        let timeout = self.connect_timeout.unwrap_or(Duration::from_secs(10));
         self.pending_cancel =
             Some(runtime.spawn(async move { cancel_at(&target, request, timeout).await }));
         true
@@ -532,38 +440,11 @@ impl Connection {
         }
     }
 
-    /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
-    /// nothing is sent for a statement of the wrong kind).
-    pub(crate) async fn start_copy(
-        &mut self,
-        sql: &str,
-        direction: Direction,
-    ) -> Result<Started, Error> {
-        self.settle().await?;
-        self.endpoint.start_copy(sql, direction)?;
-        match self.drive().await? {
-            Outcome::Started(started) => Ok(started),
-            _ => Err(Error::State("the COPY did not start")),
-        }
-    }
-
     /// Reads once from the socket into the session.
     pub(crate) async fn read_into_session(&mut self) -> Result<(), Error> {
         let stream = live(&mut self.stream, self.closed)?;
-        let n = match stream.read(&mut self.scratch).await {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => {
-                self.endpoint.handle_eof();
-                return Err(e.into());
-            }
-        };
-        if n == 0 {
-            self.endpoint.handle_eof();
-            return Ok(());
-        }
-        self.endpoint.handle_input(&self.scratch[..n])?;
-        Ok(())
+        let read = stream.read(&mut self.scratch).await;
+        handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
     /// Before a new operation: waits for the cancel a dropped producer sent in the background
@@ -574,55 +455,6 @@ impl Connection {
             // Cancel before reading the rest of the abandoned COPY; if it fails, reading the COPY
             // to its end works too, only slower. The endpoint discards that outcome itself.
             let _ = cancel.await;
-        }
-        Ok(())
-    }
-
-    /// Carries out the endpoint's operation: writes what it sends, reads what it waits for,
-    /// sends its cancels, until it is over.
-    pub(crate) async fn drive(&mut self) -> Result<Outcome, Error> {
-        loop {
-            // What the step asks for goes out first: the server may be waiting for it.
-            let step = self.endpoint.poll();
-            self.flush().await?;
-            match step {
-                endpoint::Step::Read => self.read_into_session().await?,
-                endpoint::Step::SendCancel => self.cancel().await?,
-                endpoint::Step::Done(outcome) => return Ok(outcome?),
-            }
-        }
-    }
-
-    /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since the
-    /// last call, in order: during its statements and during any COPY it took part in, as a
-    /// producer (in the middle of the COPY OUT stream) or a receiver. See
-    /// [`Session::take_notices`].
-    pub fn take_notices(&mut self) -> Vec<DbError> {
-        self.endpoint.session_mut().take_notices()
-    }
-
-    /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the last
-    /// call, in order (py-postgresql's `iternotifies`).
-    pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.endpoint.session_mut().take_notifications()
-    }
-
-    /// The command tag of the last statement that completed on this connection, e.g. `COPY
-    /// 10000` after a copy it took part in.
-    pub fn command_tag(&self) -> Option<&str> {
-        self.endpoint.session().command_tag()
-    }
-}
-
-impl Stream {
-    async fn write_all_bytes(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
-        while !bytes.is_empty() {
-            match self.write(bytes).await {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
         }
         Ok(())
     }
@@ -639,8 +471,9 @@ pub struct CancelToken {
 impl fmt::Debug for CancelToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Not the request: it holds the backend's secret key.
+        let target = self.target.to_string();
         f.debug_struct("CancelToken")
-            .field("target", &self.target.to_string())
+            .field("target", &target)
             .finish_non_exhaustive()
     }
 }
@@ -682,17 +515,20 @@ fn live<'s>(
     }
 }
 
-/// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
-/// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
-/// the server certificate's channel-binding hash.
+/// With `tls` on TCP, sends the SSLRequest and, if the server agrees, does the TLS handshake:
+/// the stream to go on with (TLS, or the same plain socket when the server has no TLS and the
+/// mode allows that, or without `tls`). The server certificate's channel-binding hash goes to
+/// `session`.
 async fn negotiate_tls(
-    mut stream: Stream,
+    stream: Stream,
     target: &Target,
-    host: &str,
-    config: &Arc<ClientConfig>,
-    mode: SslMode,
-) -> Result<(Stream, Option<Vec<u8>>), Error> {
-    stream.write_all_bytes(&copyman_tls::SSL_REQUEST).await?;
+    tls: Option<(&Arc<ClientConfig>, SslMode)>,
+    session: &mut Session,
+) -> Result<Stream, Error> {
+    let (Some((config, mode)), Target::Tcp { name: host, .. }) = (tls, target) else {
+        return Ok(stream);
+    };
+    stream.write_all(&copyman_tls::SSL_REQUEST).await?;
     // Exactly one byte: anything after it that came before the handshake would be unencrypted
     // data an attacker injected (CVE-2021-23222).
     let mut answer = [0u8; 1];
@@ -700,7 +536,7 @@ async fn negotiate_tls(
         return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
     }
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
-        return Ok((stream, None));
+        return Ok(stream);
     }
     let Stream::Tcp(tcp) = stream else {
         // Never on to plain text after the server agreed to TLS: fail closed.
@@ -708,12 +544,10 @@ async fn negotiate_tls(
             "TLS was negotiated on a socket that is not TCP",
         ));
     };
-    let name = copyman_tls::server_name(host)?;
-    let tls = ClientConnection::new(Arc::clone(config), name)
-        .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
+    let tls = TlsClient::new(config, host)?;
     let socket = TlsSocket::handshake(tcp, tls, &target.to_string()).await?;
-    let hash = socket
-        .peer_certificate()
-        .and_then(|cert| copyman_tls::server_end_point(&cert));
-    Ok((Stream::Tls(Box::new(socket)), hash))
+    if let Some(hash) = socket.server_end_point() {
+        session.set_tls_server_end_point(hash);
+    }
+    Ok(Stream::Tls(Box::new(socket)))
 }

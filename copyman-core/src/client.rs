@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// Expands, in an adapter's `error` module, to its `Error` type, `ClientError`, and the functions
-/// that read a client `Config`: `startup_config`, `plan` and `failure`.
+/// that read a client `Config`: `startup_config`, `tls_settings` and `plan`.
 ///
 /// `$krate` is the client crate (`postgres` or `tokio_postgres`), `$name` the adapter's name for
 /// the docs.
@@ -126,6 +126,15 @@ macro_rules! client_glue {
                     Self::Client(e) => e.error.is_closed(),
                     Self::Io(e) => $crate::fault::is_connection_lost(e),
                     _ => self.db_error().is_some_and(DbError::is_fatal),
+                }
+            }
+
+            /// libpq's "timeout expired" for an attempt on `target` that ran out of its
+            /// `connect_timeout`.
+            pub(crate) fn timeout_expired(target: &connect::Target) -> Self {
+                Self::Connect {
+                    target: target.to_string(),
+                    source: connect::TimeoutExpired::io(),
                 }
             }
 
@@ -272,9 +281,54 @@ macro_rules! client_glue {
             })
         }
 
+        /// What connecting with a configuration takes: its startup parameters, its TLS, and
+        /// core's loop over its hosts ([`Connecting`](connect::Connecting)).
+        pub(crate) struct Attempts {
+            /// The startup parameters, with any extra ones.
+            pub(crate) startup: StartupConfig,
+            /// The configuration's `connect_timeout`.
+            pub(crate) timeout: Option<::std::time::Duration>,
+            /// The TLS mode.
+            pub(crate) mode: ::copyman_tls::SslMode,
+            tls: Option<::std::sync::Arc<::copyman_tls::rustls::ClientConfig>>,
+            /// What to try next.
+            pub(crate) connecting: connect::Connecting<Error>,
+        }
+
+        impl Attempts {
+            /// The attempts of `config` with `tls` (which replaces its `ssl_mode`), with the
+            /// `extra` startup parameters.
+            pub(crate) fn new(
+                config: &$krate::Config,
+                tls: &::copyman_tls::TlsSettings,
+                extra: &[(String, String)],
+            ) -> Result<Self, Error> {
+                let mut startup = startup_config(config)?;
+                startup.extra.extend_from_slice(extra);
+                let timeout = config.get_connect_timeout().copied();
+                let client_config = tls.client_config()?;
+                let plan = plan(config, tls, client_config.is_some())?;
+                Ok(Self {
+                    startup,
+                    timeout,
+                    mode: tls.mode,
+                    tls: client_config,
+                    connecting: connect::Connecting::new(plan, timeout),
+                })
+            }
+
+            /// The TLS configuration for an attempt with TLS (`with_tls`), if there is one.
+            pub(crate) fn tls(
+                &self,
+                with_tls: bool,
+            ) -> Option<&::std::sync::Arc<::copyman_tls::rustls::ClientConfig>> {
+                self.tls.as_ref().filter(|_| with_tls)
+            }
+        }
+
         /// Core's connect plan for a configuration: its hosts, and on TCP the TLS mode's
         /// attempts when TLS is set up (`with_tls`).
-        pub(crate) fn plan(
+        fn plan(
             config: &$krate::Config,
             tls: &::copyman_tls::TlsSettings,
             with_tls: bool,
@@ -300,12 +354,23 @@ macro_rules! client_glue {
             Ok(Plan::new(&hosts, ports, hostaddrs, &attempts)?)
         }
 
+        impl From<connect::ResolveError> for Error {
+            fn from(error: connect::ResolveError) -> Self {
+                Self::Resolve {
+                    host: error.host,
+                    source: error.source,
+                }
+            }
+        }
+
         /// What an attempt's error means for the plan: a server that could not be reached, or
         /// one that answered and refused.
-        pub(crate) fn failure(error: &Error) -> Failure {
-            match error {
-                Error::Connect { .. } => Failure::Unreachable,
-                _ => Failure::Refused,
+        impl connect::AttemptError for Error {
+            fn failure(&self) -> Failure {
+                match self {
+                    Error::Connect { .. } => Failure::Unreachable,
+                    _ => Failure::Refused,
+                }
             }
         }
     };

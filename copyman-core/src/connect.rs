@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 // `core::net` holds the address types only; copyman-core never opens a socket.
 use core::net::{IpAddr, SocketAddr};
@@ -90,6 +90,196 @@ impl Deadline {
     /// Whether the deadline has passed `elapsed` after the attempt began.
     pub fn expired(&self, elapsed: Duration) -> bool {
         self.limit.is_some_and(|limit| elapsed >= limit)
+    }
+}
+
+/// A [`Deadline`] started at a moment the adapter read from its clock (core reads none): the
+/// deadline of every attempt on one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    deadline: Deadline,
+    at: Instant,
+}
+
+impl Started {
+    /// `deadline`, started `at`.
+    pub fn new(deadline: Deadline, at: Instant) -> Self {
+        Self { deadline, at }
+    }
+
+    /// The time left at `now`, to arm a socket timeout or a timer with: `Ok(None)` without a
+    /// deadline.
+    ///
+    /// # Errors
+    /// [`TimeoutExpired`] (as an IO error) once the deadline has passed.
+    pub fn remaining(&self, now: Instant) -> io::Result<Option<Duration>> {
+        self.deadline
+            .remaining(now.saturating_duration_since(self.at))
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub fn expired(&self, now: Instant) -> bool {
+        self.deadline
+            .expired(now.saturating_duration_since(self.at))
+    }
+}
+
+/// What an adapter does next to connect ([`Connecting::next`]).
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Resolve `name` with `port` and hand the outcome to [`Connecting::resolved`].
+    Resolve {
+        /// The host name.
+        name: String,
+        /// The port to pair the addresses with.
+        port: u16,
+    },
+    /// Try `target` (with TLS first if `tls`) before `deadline`, and hand the outcome to
+    /// [`Connecting::attempted`].
+    Attempt {
+        /// Where.
+        target: Target,
+        /// Whether to negotiate TLS first.
+        tls: bool,
+        /// The attempt's deadline, shared with the other attempts on the same address.
+        deadline: Started,
+    },
+}
+
+/// A host name the resolver could not turn into addresses: the error [`Connecting`] keeps for
+/// it (the adapters' `Error::Resolve`, libpq's "could not translate host name").
+#[derive(Debug)]
+pub struct ResolveError {
+    /// The host name.
+    pub host: String,
+    /// What the resolver said.
+    pub source: io::Error,
+}
+
+/// What [`Connecting`] needs of an adapter's error: how an attempt that failed with it failed,
+/// and the errors it makes itself.
+pub trait AttemptError: From<PlanError> + From<ResolveError> {
+    /// Whether the server could not be reached or answered and refused.
+    fn failure(&self) -> Failure;
+}
+
+/// libpq's connection loop over a [`Plan`], with its bookkeeping: one [`Deadline`] per address
+/// (started when its first attempt is), and the error to report when nothing connects (the
+/// last one seen). The adapter's loop only resolves names and makes attempts:
+///
+/// ```
+/// use std::time::Instant;
+///
+/// use copyman_core::connect::{AttemptError, Connecting, Failure, Host, Next, Plan};
+/// # #[derive(Debug)]
+/// # struct Error(String);
+/// # impl From<copyman_core::connect::PlanError> for Error {
+/// #     fn from(e: copyman_core::connect::PlanError) -> Self { Self(e.to_string()) }
+/// # }
+/// # impl From<copyman_core::connect::ResolveError> for Error {
+/// #     fn from(e: copyman_core::connect::ResolveError) -> Self { Self(e.host) }
+/// # }
+/// impl AttemptError for Error {
+///     fn failure(&self) -> Failure {
+///         Failure::Refused
+///     }
+/// }
+///
+/// fn connect(plan: Plan) -> Result<String, Error> {
+///     let mut connecting = Connecting::new(plan, None);
+///     loop {
+///         match connecting.next(Instant::now())? {
+///             Next::Resolve { .. } => connecting.resolved(Ok(["10.0.0.1:5432".parse().unwrap()])),
+///             Next::Attempt { tls, .. } => {
+///                 // Here the adapter opens the socket, negotiates TLS, starts the session.
+///                 let attempt = Err(Error(format!("refused (tls: {tls})")));
+///                 if let Some(conn) = connecting.attempted(attempt) {
+///                     return Ok(conn);
+///                 }
+///             }
+///         }
+///     }
+/// }
+///
+/// let plan = Plan::new(&[Host::Tcp("db".into())], &[5432], &[], &[true, false]).unwrap();
+/// // TLS, then plain on the same address: the plain attempt's error is reported.
+/// assert_eq!(connect(plan).unwrap_err().0, "refused (tls: false)");
+/// ```
+#[derive(Debug)]
+pub struct Connecting<E> {
+    plan: Plan,
+    deadline: Deadline,
+    started: Option<Started>,
+    /// The name of the last [`Next::Resolve`].
+    resolving: Option<String>,
+    last: Option<E>,
+}
+
+impl<E: AttemptError> Connecting<E> {
+    /// The loop over `plan`, each address with `connect_timeout` ([`Deadline::new`]).
+    pub fn new(plan: Plan, connect_timeout: Option<Duration>) -> Self {
+        Self {
+            plan,
+            deadline: Deadline::new(connect_timeout),
+            started: None,
+            resolving: None,
+            last: None,
+        }
+    }
+
+    /// What to do next, `now` being the adapter's clock (the first attempt on an address starts
+    /// its deadline). The same step until it is reported on.
+    ///
+    /// # Errors
+    /// Nothing is left to try: the error to fail with, the last one seen (or
+    /// [`PlanError::NoHost`] if none was).
+    pub fn next(&mut self, now: Instant) -> Result<Next, E> {
+        match self.plan.step() {
+            Step::Resolve { name, port } => {
+                self.resolving = Some(name.clone());
+                Ok(Next::Resolve { name, port })
+            }
+            Step::Attempt { target, tls, fresh } => {
+                let deadline = match self.started {
+                    Some(started) if !fresh => started,
+                    // One deadline for everything tried on this address (libpq's).
+                    _ => *self.started.insert(Started::new(self.deadline, now)),
+                };
+                Ok(Next::Attempt {
+                    target,
+                    tls,
+                    deadline,
+                })
+            }
+            _ => Err(self.last.take().unwrap_or_else(|| PlanError::NoHost.into())),
+        }
+    }
+
+    /// The resolver's outcome for the last [`Next::Resolve`]: the addresses to try, or an error
+    /// ([`ResolveError`]) to report if no later attempt has one; the next host is tried then.
+    pub fn resolved<A: IntoIterator<Item = SocketAddr>>(&mut self, outcome: io::Result<A>) {
+        match outcome {
+            Ok(addrs) => self.plan.resolved(addrs),
+            Err(source) => {
+                self.plan.resolved([]);
+                let host = self.resolving.take().unwrap_or_default();
+                self.last = Some(ResolveError { host, source }.into());
+            }
+        }
+    }
+
+    /// The outcome of the last [`Next::Attempt`]: the connection it made, or `None` after
+    /// taking its error (the plan goes on as [`AttemptError::failure`] says).
+    pub fn attempted<C>(&mut self, outcome: Result<C, E>) -> Option<C> {
+        match outcome {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                self.plan.failed(e.failure());
+                self.last = Some(e);
+                None
+            }
+        }
     }
 }
 
@@ -154,6 +344,9 @@ pub enum PlanError {
         /// How many `hostaddr` values.
         hostaddrs: usize,
     },
+    /// Every host was tried (or resolved to no address) and no attempt left an error to say.
+    #[error("no host to connect to")]
+    NoHost,
 }
 
 /// What an adapter does next to connect ([`Plan::step`]).

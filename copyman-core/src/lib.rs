@@ -9,6 +9,10 @@
 //!   [`stall`]: the stall timeout's rule and its error.
 //! * [`local`]: the endpoints that do no IO (iterator, call, null) and the halves of the
 //!   adapters' client-bound and statement endpoints that are not IO.
+//! * [`connect`] and [`connection`]: how a raw connection is made (libpq's loop over hosts,
+//!   addresses and TLS modes, its deadline) and what it does alike in both adapters.
+//! * [`run`]: a copy from its start to its result around the manager, the sequence both
+//!   adapters' `CopyManager` follow ([`copy_api!`] writes their public calls once).
 //! * [`start`] and [`ready`]: what a session's events mean while a COPY starts and until the
 //!   next ReadyForQuery (a COPY OUT nobody reads is cancelled).
 //!
@@ -20,6 +24,7 @@
 pub mod client;
 pub mod commit;
 pub mod connect;
+pub mod connection;
 pub mod copy_api;
 pub mod endpoint;
 pub mod fault;

@@ -8,48 +8,32 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use copyman_core::connect::{Deadline, Step, Target, TimeoutExpired};
-use copyman_core::endpoint::{self, Endpoint, Outcome, Row};
-use copyman_core::session::{
-    DbError, Event, Notification, Session, SessionError, StartupConfig, State,
-};
-use copyman_core::start::Started;
-use copyman_core::statement::Direction;
-use copyman_tls::rustls::{ClientConfig, ClientConnection, StreamOwned};
-use copyman_tls::{SslMode, TlsError, TlsSettings};
+use copyman_core::connect::{Next, Started, Target, TimeoutExpired};
+use copyman_core::connection::handle_read;
+use copyman_core::endpoint::Endpoint;
+use copyman_core::session::{Event, Session, SessionError, State};
+use copyman_tls::rustls::ClientConfig;
+use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
 use crate::PollSocket;
-use crate::error::{Error, failure, plan, startup_config, tls_settings};
+use crate::error::{Attempts, Error, tls_settings};
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
 
-/// A TLS session over TCP (rustls, blocking).
-pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
-
-/// A connected socket: TCP, TLS over TCP, or Unix.
+/// A connected socket: TCP, TLS over TCP (copyman-tls' rules, the socket in either mode), or
+/// Unix.
+#[derive(Debug)]
 pub(crate) enum Stream {
     Tcp(TcpStream),
-    Tls(Box<TlsStream>),
+    Tls(TcpStream, Box<TlsClient>),
     Unix(UnixStream),
-}
-
-impl fmt::Debug for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
-            // Never the TLS state: it holds the session's keys.
-            Self::Tls(s) => f.debug_tuple("Tls").field(&s.sock).finish(),
-            Self::Unix(s) => f.debug_tuple("Unix").field(s).finish(),
-        }
-    }
 }
 
 impl Stream {
     pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         match self {
-            Self::Tcp(s) => s.set_nonblocking(on),
-            Self::Tls(s) => s.sock.set_nonblocking(on),
+            Self::Tcp(s) | Self::Tls(s, _) => s.set_nonblocking(on),
             Self::Unix(s) => s.set_nonblocking(on),
         }
     }
@@ -60,8 +44,7 @@ impl Stream {
     /// through [`Stream::try_flush`].
     pub(crate) fn poll_fd(&self) -> Option<RawFd> {
         Some(match self {
-            Self::Tcp(s) => s.as_raw_fd(),
-            Self::Tls(s) => s.sock.as_raw_fd(),
+            Self::Tcp(s) | Self::Tls(s, _) => s.as_raw_fd(),
             Self::Unix(s) => s.as_raw_fd(),
         })
     }
@@ -70,20 +53,16 @@ impl Stream {
     /// when the socket takes no more now. Plain sockets hold nothing.
     pub(crate) fn try_flush(&mut self) -> io::Result<bool> {
         match self {
-            Self::Tls(s) => flush_records(s),
+            Self::Tls(s, tls) => tls.try_flush(s),
             _ => Ok(true),
         }
     }
 
     fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
-            Self::Tcp(s) => {
+            Self::Tcp(s) | Self::Tls(s, _) => {
                 s.set_read_timeout(timeout)?;
                 s.set_write_timeout(timeout)
-            }
-            Self::Tls(s) => {
-                s.sock.set_read_timeout(timeout)?;
-                s.sock.set_write_timeout(timeout)
             }
             Self::Unix(s) => {
                 s.set_read_timeout(timeout)?;
@@ -95,15 +74,14 @@ impl Stream {
     /// Shuts the socket down both ways.
     fn shutdown(&self) -> io::Result<()> {
         match self {
-            Self::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
-            Self::Tls(s) => s.sock.shutdown(std::net::Shutdown::Both),
+            Self::Tcp(s) | Self::Tls(s, _) => s.shutdown(std::net::Shutdown::Both),
             Self::Unix(s) => s.shutdown(std::net::Shutdown::Both),
         }
     }
 
     /// Whether the connection is encrypted.
     fn is_tls(&self) -> bool {
-        matches!(self, Self::Tls(_))
+        matches!(self, Self::Tls(..))
     }
 }
 
@@ -111,31 +89,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.read(buf),
-            // rustls' own `Stream::read` first writes the records it holds, and would report a
-            // full socket (non-blocking) as "nothing to read" while the server's words wait:
-            // read the socket for records whenever no decrypted byte is waiting.
-            Self::Tls(s) => {
-                let mut at_end = false;
-                loop {
-                    match s.conn.reader().read(buf) {
-                        Ok(n) => return Ok(n),
-                        // Nothing decrypted is waiting, and the socket is at its end.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && at_end => return Ok(0),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        // A server that exits closes the socket without a TLS close_notify; for
-                        // the protocol above, whose messages carry their own lengths, that is a
-                        // plain end.
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                        Err(e) => return Err(e),
-                    }
-                    // Answers rustls owes the server (alerts, key updates) go out if they can.
-                    let _ = flush_records(s);
-                    at_end = s.conn.read_tls(&mut s.sock)? == 0;
-                    s.conn
-                        .process_new_packets()
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                }
-            }
+            Self::Tls(s, tls) => tls.try_read(s, buf),
             Self::Unix(s) => s.read(buf),
         }
     }
@@ -145,41 +99,17 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.write(buf),
-            Self::Tls(s) => {
-                // rustls takes the bytes into its buffer (after sending what an earlier call
-                // left there: an error then means nothing of `buf` was taken). They should reach
-                // the socket now, as a plain write's would; if that fails (a write timeout), they
-                // were taken all the same and go out first on the next call, which reports the
-                // error. Reporting it here would have the caller write them twice.
-                let n = s.write(buf)?;
-                let _ = s.flush();
-                Ok(n)
-            }
+            Self::Tls(s, tls) => tls.try_write(s, buf),
             Self::Unix(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Tls(s) => s.flush(),
-            _ => Ok(()),
+        match self.try_flush()? {
+            true => Ok(()),
+            false => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
-}
-
-/// Writes the TLS records rustls holds until none is left (`true`) or the socket would block
-/// (`false`).
-fn flush_records(s: &mut TlsStream) -> io::Result<bool> {
-    while s.conn.wants_write() {
-        match s.conn.write_tls(&mut s.sock) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
 
 /// Opens a socket to `target`, within `timeout` for TCP.
@@ -220,7 +150,7 @@ pub struct Connection {
     target: Target,
     connect_timeout: Option<Duration>,
     /// While connecting: the attempt's deadline, which every read and write is armed with.
-    deadline: Option<Clocked>,
+    deadline: Option<Started>,
     /// The timeout [`Connection::set_timeout`] set: a multiplexing driver applies it itself,
     /// since a non-blocking socket's own timeouts never fire.
     timeout: Option<Duration>,
@@ -312,83 +242,53 @@ impl Connection {
         tls: &TlsSettings,
         startup: &[(String, String)],
     ) -> Result<Self, Error> {
-        let mut startup_config = startup_config(config)?;
-        startup_config.extra.extend_from_slice(startup);
-        let startup = startup_config;
-        let timeout = config.get_connect_timeout().copied();
-        let client_config = tls.client_config()?;
-
         // Core's plan says what to try in which order; this loop only does it.
-        let mut plan = plan(config, tls, client_config.is_some())?;
-        let mut last: Option<Error> = None;
-        let mut deadline = Clocked::start(Deadline::new(timeout));
+        let mut attempts = Attempts::new(config, tls, startup)?;
         loop {
-            match plan.step() {
-                Step::Resolve { name, port } => match (name.as_str(), port).to_socket_addrs() {
-                    Ok(addrs) => plan.resolved(addrs),
-                    Err(source) => {
-                        plan.resolved([]);
-                        last = Some(Error::Resolve { host: name, source });
-                    }
-                },
-                Step::Attempt {
+            match attempts.connecting.next(Instant::now())? {
+                Next::Resolve { name, port } => {
+                    attempts
+                        .connecting
+                        .resolved((name.as_str(), port).to_socket_addrs());
+                }
+                Next::Attempt {
                     target,
-                    tls: with_tls,
-                    fresh,
+                    tls,
+                    deadline,
                 } => {
-                    if fresh {
-                        // One deadline for everything tried on this address (libpq's).
-                        deadline = Clocked::start(Deadline::new(timeout));
-                    }
-                    let tls_config = client_config.as_ref().filter(|_| with_tls);
-                    let attempt = Self::attempt(&target, &startup, deadline, tls_config, tls.mode);
-                    match attempt.map_err(|e| expired(e, &target, deadline)) {
-                        Ok(mut conn) => {
-                            conn.connect_timeout = timeout;
-                            return Ok(conn);
-                        }
-                        Err(e) => {
-                            plan.failed(failure(&e));
-                            last = Some(e);
-                        }
+                    let attempt = Self::attempt(&target, &attempts, tls, deadline);
+                    let attempt = attempt.map_err(|e| expired(e, &target, deadline));
+                    if let Some(conn) = attempts.connecting.attempted(attempt) {
+                        return Ok(conn);
                     }
                 }
-                _ => return Err(last.unwrap_or(Error::Parameters("no host to connect to".into()))),
             }
         }
     }
 
-    /// One connection attempt: the socket, TLS if `tls_config`, startup and authentication, all
+    /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication, all
     /// before `deadline`.
     fn attempt(
         target: &Target,
-        startup: &StartupConfig,
-        deadline: Clocked,
-        tls_config: Option<&Arc<ClientConfig>>,
-        mode: SslMode,
+        attempts: &Attempts,
+        with_tls: bool,
+        deadline: Started,
     ) -> Result<Self, Error> {
-        let open_within = deadline.remaining();
-        let mut stream = open_within
+        let open_within = deadline.remaining(Instant::now());
+        let stream = open_within
             .and_then(|within| open(target, within))
             .map_err(|source| Error::Connect {
                 target: target.to_string(),
                 source,
             })?;
-        let mut session = Session::new(startup.clone());
-        if let (Some(tls_config), Target::Tcp { name: host, .. }) = (tls_config, target) {
-            stream = match negotiate_tls(stream, target, host, tls_config, mode, deadline)? {
-                (stream, Some(hash)) => {
-                    session.set_tls_server_end_point(hash);
-                    stream
-                }
-                (stream, None) => stream,
-            };
-        }
+        let mut session = Session::new(attempts.startup.clone());
+        let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
+        let stream = negotiate_tls(stream, target, tls, deadline, &mut session)?;
         let mut conn = Self {
             stream,
             endpoint: Endpoint::new(session),
             target: target.clone(),
-            connect_timeout: None,
+            connect_timeout: attempts.timeout,
             deadline: Some(deadline),
             timeout: None,
             scratch: vec![0; MESSAGE_READ],
@@ -416,11 +316,6 @@ impl Connection {
         self.stream.is_tls()
     }
 
-    /// The session underneath: server parameters, transaction status, backend key.
-    pub fn session(&self) -> &Session {
-        self.endpoint.session()
-    }
-
     /// Whether the connection can run a statement now.
     pub fn is_ready(&self) -> bool {
         self.endpoint.session().state() == State::Ready
@@ -439,33 +334,12 @@ impl Connection {
         Ok(())
     }
 
-    /// Runs SQL (one or more statements, simple query protocol) and returns the row count of the
-    /// last statement that has one (0 otherwise).
-    ///
-    /// # Errors
-    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
-    pub fn execute(&mut self, sql: &str) -> Result<u64, Error> {
-        Ok(self.run_query(sql, false)?.1.unwrap_or(0))
-    }
+    copyman_core::connection_glue!();
 
-    /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
-    ///
-    /// # Errors
-    /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
-    pub fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
-        Ok(self.run_query(sql, true)?.0)
-    }
-
-    /// Runs `sql`: its rows (if `rows`), and the count of its last command tag that has one.
-    fn run_query(&mut self, sql: &str, rows: bool) -> Result<(Vec<Row>, Option<u64>), Error> {
-        match rows {
-            true => self.endpoint.query(sql)?,
-            false => self.endpoint.execute(sql)?,
-        }
-        match self.drive()? {
-            Outcome::Statement { rows, count } => Ok((rows, count)),
-            _ => Ok((Vec::new(), None)),
-        }
+    /// Nothing to wait for before a new operation (`connection_glue!` calls it): cancels are
+    /// sent before they return.
+    fn settle(&mut self) -> Result<(), Error> {
+        Ok(())
     }
 
     /// Reads, without blocking, what the server sent unasked, and says whether the session is
@@ -499,47 +373,13 @@ impl Connection {
     /// # Errors
     /// The server could not be reached, or the session has no backend key.
     pub fn cancel(&self) -> Result<(), Error> {
-        let request = self
-            .endpoint
-            .session()
-            .cancel_request()
-            .ok_or(Error::State(
-                "the server gave no backend key: cannot cancel",
-            ))?;
-        let mut stream = open(
-            &self.target,
-            self.connect_timeout.or(Some(Duration::from_secs(10))),
-        )?;
+        let (request, timeout) = self.cancel_request()?;
+        let mut stream = open(&self.target, Some(timeout))?;
         stream.write_all(&request)?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
         while stream.read(&mut sink)? > 0 {}
         Ok(())
-    }
-
-    /// Sends a COPY statement and waits for its COPY to start (the statement is checked first:
-    /// nothing is sent for a statement of the wrong kind).
-    pub(crate) fn start_copy(&mut self, sql: &str, direction: Direction) -> Result<Started, Error> {
-        self.endpoint.start_copy(sql, direction)?;
-        match self.drive()? {
-            Outcome::Started(started) => Ok(started),
-            _ => Err(Error::State("the COPY did not start")),
-        }
-    }
-
-    /// Carries out the endpoint's operation: writes what it sends, reads what it waits for,
-    /// sends its cancels, until it is over.
-    pub(crate) fn drive(&mut self) -> Result<Outcome, Error> {
-        loop {
-            // What the step asks for goes out first: the server may be waiting for it.
-            let step = self.endpoint.poll();
-            self.flush()?;
-            match step {
-                endpoint::Step::Read => self.read_into_session()?,
-                endpoint::Step::SendCancel => self.cancel()?,
-                endpoint::Step::Done(outcome) => return Ok(outcome?),
-            }
-        }
     }
 
     /// Puts the socket in non-blocking mode (`true`) or back in blocking mode, if it is not
@@ -611,20 +451,8 @@ impl Connection {
     pub(crate) fn read_into_session(&mut self) -> Result<(), Error> {
         self.set_nonblocking(false)?;
         self.arm()?;
-        let n = match self.stream.read(&mut self.scratch) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => {
-                self.endpoint.handle_eof();
-                return Err(e.into());
-            }
-        };
-        if n == 0 {
-            self.endpoint.handle_eof();
-            return Ok(());
-        }
-        self.endpoint.handle_input(&self.scratch[..n])?;
-        Ok(())
+        let read = self.stream.read(&mut self.scratch);
+        handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
     /// Reads into the session without blocking, until the socket has nothing more. A socket in
@@ -654,26 +482,6 @@ impl Connection {
         }
         result
     }
-
-    /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since the
-    /// last call, in order: during its statements and during any COPY it took part in, as a
-    /// producer (in the middle of the COPY OUT stream) or a receiver. See
-    /// [`Session::take_notices`].
-    pub fn take_notices(&mut self) -> Vec<DbError> {
-        self.endpoint.session_mut().take_notices()
-    }
-
-    /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the last
-    /// call, in order (py-postgresql's `iternotifies`).
-    pub fn take_notifications(&mut self) -> Vec<Notification> {
-        self.endpoint.session_mut().take_notifications()
-    }
-
-    /// The command tag of the last statement that completed on this connection, e.g. `COPY
-    /// 10000` after a copy it took part in.
-    pub fn command_tag(&self) -> Option<&str> {
-        self.endpoint.session().command_tag()
-    }
 }
 
 impl Drop for Connection {
@@ -686,17 +494,20 @@ impl Drop for Connection {
     }
 }
 
-/// Sends the SSLRequest and, if the server agrees, does the TLS handshake: the stream to go on
-/// with (TLS, or the same plain socket when the server has no TLS and `mode` allows that) and
-/// the server certificate's channel-binding hash.
+/// With `tls` on TCP, sends the SSLRequest and, if the server agrees, does the TLS handshake,
+/// all before `deadline`: the stream to go on with (TLS, or the same plain socket when the server
+/// has no TLS and the mode allows that, or without `tls`). The server certificate's
+/// channel-binding hash goes to `session`.
 fn negotiate_tls(
     mut stream: Stream,
     target: &Target,
-    host: &str,
-    config: &Arc<ClientConfig>,
-    mode: SslMode,
-    deadline: Clocked,
-) -> Result<(Stream, Option<Vec<u8>>), Error> {
+    tls: Option<(&Arc<ClientConfig>, SslMode)>,
+    deadline: Started,
+    session: &mut Session,
+) -> Result<Stream, Error> {
+    let (Some((config, mode)), Target::Tcp { name: host, .. }) = (tls, target) else {
+        return Ok(stream);
+    };
     arm(&stream, deadline)?;
     stream.write_all(&copyman_tls::SSL_REQUEST)?;
     arm(&stream, deadline)?;
@@ -705,7 +516,7 @@ fn negotiate_tls(
     let mut answer = [0u8; 1];
     stream.read_exact(&mut answer)?;
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
-        return Ok((stream, None));
+        return Ok(stream);
     }
     let Stream::Tcp(mut tcp) = stream else {
         // Never on to plain text after the server agreed to TLS: fail closed.
@@ -713,52 +524,32 @@ fn negotiate_tls(
             "TLS was negotiated on a socket that is not TCP",
         ));
     };
-    let name = copyman_tls::server_name(host)?;
-    let mut tls = ClientConnection::new(Arc::clone(config), name)
-        .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
-    while tls.is_handshaking() {
-        let left = deadline.remaining()?;
+    let mut tls = TlsClient::new(config, host)?;
+    loop {
+        let left = deadline.remaining(Instant::now())?;
         tcp.set_read_timeout(left)?;
         tcp.set_write_timeout(left)?;
-        tls.complete_io(&mut tcp)
-            .map_err(|e| TlsError::handshake(target.to_string(), &e))?;
-    }
-    let hash = tls
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .and_then(|cert| copyman_tls::server_end_point(cert));
-    Ok((Stream::Tls(Box::new(StreamOwned::new(tls, tcp))), hash))
-}
-
-/// Core's connect deadline with the moment the attempt on a host began.
-#[derive(Debug, Clone, Copy)]
-struct Clocked {
-    deadline: Deadline,
-    started: Instant,
-}
-
-impl Clocked {
-    fn start(deadline: Deadline) -> Self {
-        Self {
-            deadline,
-            started: Instant::now(),
+        // A socket timeout says `WouldBlock`: the step is taken again until the deadline.
+        let step = tls.handshake(&mut tcp);
+        if step.map_err(|e| TlsError::handshake(target.to_string(), &e))? {
+            break;
         }
     }
-
-    fn remaining(&self) -> io::Result<Option<Duration>> {
-        self.deadline.remaining(self.started.elapsed())
+    if let Some(hash) = tls.server_end_point() {
+        session.set_tls_server_end_point(hash);
     }
+    Ok(Stream::Tls(tcp, Box::new(tls)))
 }
 
 /// Sets the socket's timeouts to what is left before `deadline`.
-fn arm(stream: &Stream, deadline: Clocked) -> Result<(), Error> {
-    let left = deadline.remaining()?;
+fn arm(stream: &Stream, deadline: Started) -> Result<(), Error> {
+    let left = deadline.remaining(Instant::now())?;
     Ok(stream.set_timeouts(left)?)
 }
 
 /// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
 /// that host (an error the server sent stays as it is).
-fn expired(error: Error, target: &Target, deadline: Clocked) -> Error {
+fn expired(error: Error, target: &Target, deadline: Started) -> Error {
     let timed_out = match &error {
         Error::Io(e) | Error::Connect { source: e, .. } => {
             TimeoutExpired::is(e) || copyman_core::stall::is_timeout(e)
@@ -768,11 +559,8 @@ fn expired(error: Error, target: &Target, deadline: Clocked) -> Error {
     };
     // A socket timeout armed with what was left may fire up to a kernel tick (a few ms) early.
     const TICK: Duration = Duration::from_millis(20);
-    if timed_out && deadline.deadline.expired(deadline.started.elapsed() + TICK) {
-        return Error::Connect {
-            target: target.to_string(),
-            source: TimeoutExpired::io(),
-        };
+    if timed_out && deadline.expired(Instant::now() + TICK) {
+        return Error::timeout_expired(target);
     }
     error
 }

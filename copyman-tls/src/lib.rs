@@ -9,15 +9,19 @@
 //!   meanings, taken out of a connection string ([`TlsSettings::take_from`]) and turned into a
 //!   rustls [`ClientConfig`](rustls::ClientConfig) ([`TlsSettings::client_config`]);
 //! - [`negotiate`], which reads the server's answer to the SSLRequest under a mode;
-//! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS.
+//! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS;
+//! - [`TlsClient`] ([`nonblocking`]), rustls' session over a socket the adapters lend it: the
+//!   rules of TLS IO on a socket that may not block, written once for both adapters.
 //!
 //! Connection strings themselves are read by `copyman-conninfo`.
 //!
-//! The adapters (`copyman-sync`, `copyman-async`) do the IO: rustls is sans-IO itself.
+//! The adapters (`copyman-sync`, `copyman-async`) own the sockets and wait on them: rustls is
+//! sans-IO itself, and this crate opens no socket.
 //! TLS is only spoken over TCP: for Unix sockets `sslmode` is ignored, as in libpq.
 
 mod binding;
 mod mode;
+pub mod nonblocking;
 mod settings;
 mod verify;
 
@@ -25,6 +29,7 @@ use std::path::PathBuf;
 
 pub use binding::server_end_point;
 pub use mode::{Encryption, SslMode};
+pub use nonblocking::TlsClient;
 pub use settings::{PARAMETERS, TlsSettings, server_name};
 
 /// The rustls crate, for the types in this crate's API.

@@ -1,0 +1,187 @@
+//! What both adapters' raw connections do alike, written once.
+//!
+//! A raw connection (copyman-sync's on blocking sockets, copyman-async's on tokio) is an
+//! [`Endpoint`] and a socket. Everything it decides about the two is here: what a read of the
+//! socket means for the session ([`handle_read`]), and the connection methods that differ between
+//! the adapters only in being `async` — carrying out an operation (the loop over
+//! [`Endpoint::poll`]'s steps), running SQL, starting a COPY, the notices — which
+//! [`connection_glue!`](crate::connection_glue) expands once in each adapter's `Connection`.
+//! How to connect is [`connect`](crate::connect)'s.
+
+use std::io;
+
+use crate::endpoint::Endpoint;
+use crate::session::SessionError;
+
+/// What a read of the socket into `buf` means for `endpoint`: the bytes read go to the session,
+/// the socket's end ends it, and so does an error, which is returned. A read a signal
+/// interrupted did nothing.
+///
+/// ```
+/// use std::io;
+///
+/// use copyman_core::connection::handle_read;
+/// use copyman_core::endpoint::Endpoint;
+/// use copyman_core::session::{Session, SessionError, StartupConfig, State};
+///
+/// #[derive(Debug)]
+/// enum Error {
+///     Io(io::Error),
+///     Session(SessionError),
+/// }
+/// # impl From<io::Error> for Error { fn from(e: io::Error) -> Self { Self::Io(e) } }
+/// # impl From<SessionError> for Error { fn from(e: SessionError) -> Self { Self::Session(e) } }
+///
+/// let mut endpoint = Endpoint::new(Session::new(StartupConfig::new("app")));
+/// let interrupted = Err(io::ErrorKind::Interrupted.into());
+/// handle_read::<Error>(&mut endpoint, interrupted, &[]).unwrap();
+/// assert_ne!(endpoint.session().state(), State::Closed);
+/// let reset = Err(io::ErrorKind::ConnectionReset.into());
+/// assert!(matches!(handle_read::<Error>(&mut endpoint, reset, &[]), Err(Error::Io(_))));
+/// assert_eq!(endpoint.session().state(), State::Closed);
+/// ```
+///
+/// # Errors
+/// The read's error; the session's, for bytes it cannot take.
+pub fn handle_read<E>(endpoint: &mut Endpoint, read: io::Result<usize>, buf: &[u8]) -> Result<(), E>
+where
+    E: From<io::Error> + From<SessionError>,
+{
+    match read {
+        Ok(0) => endpoint.handle_eof(),
+        Ok(n) => endpoint.handle_input(&buf[..n])?,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) => {
+            endpoint.handle_eof();
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Expands, inside an adapter's `impl Connection`, to the methods both adapters' connections
+/// share: `session`, `execute`, `query`, `take_notices`, `take_notifications`, `command_tag`
+/// (public), and `run_query`, `start_copy`, `drive`, `cancel_request`.
+///
+/// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
+/// (each call into the adapter then awaited). The connection has the fields `endpoint:
+/// Endpoint` and `connect_timeout: Option<Duration>`, and these methods of its own, blocking or
+/// `async` alike:
+///
+/// - `settle(&mut self) -> Result<(), Error>`: before a new operation;
+/// - `flush(&mut self) -> Result<(), Error>`: writes what the session has to send;
+/// - `read_into_session(&mut self) -> Result<(), Error>`: reads once into the session
+///   ([`handle_read`]);
+/// - `cancel(&self) -> Result<(), Error>`: sends a CancelRequest on a new connection.
+///
+/// `Error` is the adapter's, in scope where the macro is expanded (the one
+/// [`client_glue!`](crate::client_glue) makes).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! connection_glue {
+    ($($async:ident $await:ident)?) => {
+        /// The session underneath: server parameters, transaction status, backend key.
+        pub fn session(&self) -> &$crate::session::Session {
+            self.endpoint.session()
+        }
+
+        /// Runs SQL (one or more statements, simple query protocol) and returns the row count
+        /// of the last statement that has one (0 otherwise).
+        ///
+        /// # Errors
+        /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
+        pub $($async)? fn execute(&mut self, sql: &str) -> Result<u64, Error> {
+            Ok(self.run_query(sql, false)$(.$await)??.1.unwrap_or(0))
+        }
+
+        /// Runs SQL and returns the rows it produced, as text (`None` for NULL).
+        ///
+        /// # Errors
+        /// The server's error, with its SQLSTATE; the connection is usable again afterwards.
+        pub $($async)? fn query(
+            &mut self,
+            sql: &str,
+        ) -> Result<Vec<$crate::endpoint::Row>, Error> {
+            Ok(self.run_query(sql, true)$(.$await)??.0)
+        }
+
+        /// Runs `sql`: its rows (if `rows`), and the count of its last command tag that has one.
+        $($async)? fn run_query(
+            &mut self,
+            sql: &str,
+            rows: bool,
+        ) -> Result<(Vec<$crate::endpoint::Row>, Option<u64>), Error> {
+            self.settle()$(.$await)??;
+            match rows {
+                true => self.endpoint.query(sql)?,
+                false => self.endpoint.execute(sql)?,
+            }
+            match self.drive()$(.$await)?? {
+                $crate::endpoint::Outcome::Statement { rows, count } => Ok((rows, count)),
+                _ => Ok((Vec::new(), None)),
+            }
+        }
+
+        /// Sends a COPY statement and waits for its COPY to start (the statement is checked
+        /// first: nothing is sent for a statement of the wrong kind).
+        pub(crate) $($async)? fn start_copy(
+            &mut self,
+            sql: &str,
+            direction: $crate::statement::Direction,
+        ) -> Result<$crate::start::Started, Error> {
+            self.settle()$(.$await)??;
+            self.endpoint.start_copy(sql, direction)?;
+            match self.drive()$(.$await)?? {
+                $crate::endpoint::Outcome::Started(started) => Ok(started),
+                _ => Err(Error::State("the COPY did not start")),
+            }
+        }
+
+        /// Carries out the endpoint's operation: writes what it sends, reads what it waits for,
+        /// sends its cancels, until it is over.
+        pub(crate) $($async)? fn drive(
+            &mut self,
+        ) -> Result<$crate::endpoint::Outcome, Error> {
+            loop {
+                // What the step asks for goes out first: the server may be waiting for it.
+                let step = self.endpoint.poll();
+                self.flush()$(.$await)??;
+                match step {
+                    $crate::endpoint::Step::Read => self.read_into_session()$(.$await)??,
+                    $crate::endpoint::Step::SendCancel => self.cancel()$(.$await)??,
+                    $crate::endpoint::Step::Done(outcome) => return Ok(outcome?),
+                }
+            }
+        }
+
+        /// The CancelRequest for whatever the connection runs, and how long sending it may take
+        /// (`connect_timeout`, 10 s if none).
+        fn cancel_request(&self) -> Result<(::bytes::Bytes, ::std::time::Duration), Error> {
+            let request = self.endpoint.session().cancel_request().ok_or(
+                Error::State("the server gave no backend key: cannot cancel"),
+            )?;
+            let timeout = self.connect_timeout.unwrap_or(::std::time::Duration::from_secs(10));
+            Ok((request, timeout))
+        }
+
+        /// Takes the notices (NOTICE, WARNING, INFO, …) the server sent on this connection since
+        /// the last call, in order: during its statements and during any COPY it took part in,
+        /// as a producer (in the middle of the COPY OUT stream) or a receiver. See
+        /// [`Session::take_notices`](copyman_core::session::Session::take_notices).
+        pub fn take_notices(&mut self) -> Vec<$crate::session::DbError> {
+            self.endpoint.session_mut().take_notices()
+        }
+
+        /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the
+        /// last call, in order (py-postgresql's `iternotifies`).
+        pub fn take_notifications(&mut self) -> Vec<$crate::session::Notification> {
+            self.endpoint.session_mut().take_notifications()
+        }
+
+        /// The command tag of the last statement that completed on this connection, e.g. `COPY
+        /// 10000` after a copy it took part in.
+        pub fn command_tag(&self) -> Option<&str> {
+            self.endpoint.session().command_tag()
+        }
+    };
+}

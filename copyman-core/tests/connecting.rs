@@ -1,0 +1,122 @@
+//! [`Connecting`]: libpq's connection loop's bookkeeping, fed as an adapter feeds it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use copyman_core::connect::{
+    AttemptError, Connecting, Deadline, Failure, Host, Next, Plan, PlanError, ResolveError, Started,
+};
+
+/// An adapter's error: what it is, and how the attempt failed.
+#[derive(Debug, PartialEq)]
+enum Error {
+    Plan(PlanError),
+    Resolve(String),
+    Attempt(&'static str, Failure),
+}
+
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Self {
+        Self::Plan(e)
+    }
+}
+
+impl From<ResolveError> for Error {
+    fn from(e: ResolveError) -> Self {
+        Self::Resolve(format!("{}: {}", e.host, e.source))
+    }
+}
+
+impl AttemptError for Error {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::Attempt(_, failure) => *failure,
+            _ => Failure::Refused,
+        }
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn attempt(connecting: &mut Connecting<Error>, now: Instant) -> (SocketAddr, bool, Started) {
+    match connecting.next(now).unwrap() {
+        Next::Attempt {
+            target: copyman_core::connect::Target::Tcp { addr, .. },
+            tls,
+            deadline,
+        } => (addr, tls, deadline),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn one_deadline_per_address_started_with_its_first_attempt() {
+    let plan = Plan::new(&[Host::Tcp("db".into())], &[], &[], &[true, false]).unwrap();
+    let mut connecting = Connecting::<Error>::new(plan, Some(Duration::from_secs(2)));
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(1);
+    assert!(matches!(connecting.next(t0), Ok(Next::Resolve { .. })));
+    connecting.resolved(Ok([addr("10.0.0.1:5432"), addr("10.0.0.2:5432")]));
+    let (at, tls, first) = attempt(&mut connecting, t0);
+    assert_eq!((at, tls), (addr("10.0.0.1:5432"), true));
+    assert_eq!(
+        first.remaining(later).unwrap(),
+        Some(Duration::from_secs(1))
+    );
+    // The plain attempt on the same address goes on with the same deadline.
+    let refused = Err::<(), _>(Error::Attempt("no TLS", Failure::Refused));
+    assert_eq!(connecting.attempted(refused), None);
+    assert_eq!(attempt(&mut connecting, later), (at, false, first));
+    // The next address has its own, started when its turn comes.
+    let unreachable = Err::<(), _>(Error::Attempt("timeout", Failure::Unreachable));
+    assert_eq!(connecting.attempted(unreachable), None);
+    let (at, _, second) = attempt(&mut connecting, later);
+    assert_eq!(at, addr("10.0.0.2:5432"));
+    let two_seconds = Deadline::new(Some(Duration::from_secs(2)));
+    assert_eq!(second, Started::new(two_seconds, later));
+    assert!(first.expired(later + Duration::from_secs(1)));
+    assert!(!second.expired(later + Duration::from_secs(1)));
+    // A connection made is the end of the loop.
+    assert_eq!(connecting.attempted(Ok("conn")), Some("conn"));
+}
+
+#[test]
+fn the_last_error_is_the_one_reported() {
+    let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
+    let plan = Plan::new(&hosts, &[], &[], &[]).unwrap();
+    let mut connecting = Connecting::<Error>::new(plan, None);
+    let t0 = Instant::now();
+    // `a` does not resolve: its error is kept, and `b` is next.
+    assert!(matches!(connecting.next(t0), Ok(Next::Resolve { ref name, .. }) if name == "a"));
+    connecting.resolved::<[SocketAddr; 0]>(Err(io::Error::other("no such host")));
+    assert!(matches!(connecting.next(t0), Ok(Next::Resolve { ref name, .. }) if name == "b"));
+    connecting.resolved(Ok([addr("10.0.0.1:5432")]));
+    let _ = attempt(&mut connecting, t0);
+    let refused = Err::<(), _>(Error::Attempt("password", Failure::Refused));
+    assert_eq!(connecting.attempted(refused), None);
+    assert_eq!(
+        connecting.next(t0).unwrap_err(),
+        Error::Attempt("password", Failure::Refused)
+    );
+    // Only `a`, which does not resolve: its error.
+    let plan = Plan::new(&hosts[..1], &[], &[], &[]).unwrap();
+    let mut connecting = Connecting::<Error>::new(plan, None);
+    let _ = connecting.next(t0);
+    connecting.resolved::<[SocketAddr; 0]>(Err(io::Error::other("no such host")));
+    assert_eq!(
+        connecting.next(t0).unwrap_err(),
+        Error::Resolve("a: no such host".into())
+    );
+    // A name with no address and nothing else: no error was seen, so no host.
+    let plan = Plan::new(&hosts[..1], &[], &[], &[]).unwrap();
+    let mut connecting = Connecting::<Error>::new(plan, None);
+    let _ = connecting.next(t0);
+    connecting.resolved(Ok([]));
+    assert_eq!(
+        connecting.next(t0).unwrap_err(),
+        Error::Plan(PlanError::NoHost)
+    );
+}

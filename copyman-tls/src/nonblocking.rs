@@ -1,0 +1,544 @@
+//! A TLS client session over a socket that may not block: the one place both adapters take their
+//! rustls IO rules from.
+//!
+//! [`TlsClient`] holds rustls' sans-IO client and moves its records through any socket given to
+//! each call as `io::Read + io::Write` — a `std` socket in blocking or non-blocking mode, or a
+//! tokio socket's `try_read`/`try_write` — so copyman-sync and copyman-async speak TLS alike. The
+//! socket is never owned here: this crate opens none.
+//!
+//! The rules, each decided once here:
+//!
+//! - Records are read from the socket only when no decrypted byte waits
+//!   ([`TlsClient::try_read`]): a driver that polls the socket must never leave plaintext unseen
+//!   in rustls.
+//! - A socket that ends without a TLS close_notify is a plain end (a server that exits does so;
+//!   PostgreSQL's messages carry their own lengths, so no truncation goes unnoticed).
+//! - Bytes rustls took count as written ([`TlsClient::try_write`]): they go out now as far as the
+//!   socket allows, the rest first thing on the next call, which reports an error sending them —
+//!   never the call that took them, whose caller would write them twice.
+//! - Answers rustls owes the server (alerts, key updates) go out opportunistically, whenever the
+//!   session reads.
+//!
+//! The SSLRequest that comes before the handshake stays the adapters' (one byte of answer read,
+//! exactly: CVE-2021-23222), with [`negotiate`](crate::negotiate) deciding on it.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use rustls::{ClientConfig, ClientConnection};
+
+use crate::{TlsError, server_end_point, server_name};
+
+/// A TLS client session whose records go through a socket lent to each call.
+///
+/// Every call that touches the socket treats `WouldBlock` as "not now": a blocking socket whose
+/// read or write timeout fires says the same, so the caller checks its own deadline.
+pub struct TlsClient {
+    conn: ClientConnection,
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the session's state: it holds its keys.
+        f.debug_struct("TlsClient")
+            .field("handshaking", &self.conn.is_handshaking())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsClient {
+    /// A session with `config` that verifies the server as `host` (when the configuration
+    /// verifies names), to start right after the server's `S`.
+    ///
+    /// # Errors
+    /// [`TlsError::Settings`]: `host` is no valid server name, or rustls refused the
+    /// configuration.
+    pub fn new(config: &Arc<ClientConfig>, host: &str) -> Result<Self, TlsError> {
+        let conn = ClientConnection::new(Arc::clone(config), server_name(host)?)
+            .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
+        Ok(Self { conn })
+    }
+
+    /// One step of the handshake: sends what the session holds, then reads and takes in the
+    /// server's records. `Ok(true)` once the handshake is done and every record of it went out;
+    /// `Ok(false)` to call again when the socket is ready (writable if
+    /// [`wants_flush`](Self::wants_flush), else readable).
+    ///
+    /// # Errors
+    /// The socket's; `UnexpectedEof` when the server closed it; `InvalidData` wrapping rustls'
+    /// error (a certificate that does not verify, a protocol error), after the alert that says
+    /// why went out if it could. [`TlsError::handshake`] words them all.
+    pub fn handshake(&mut self, sock: &mut (impl Read + Write)) -> io::Result<bool> {
+        if !self.try_flush(sock)? {
+            return Ok(false);
+        }
+        if !self.conn.is_handshaking() {
+            return Ok(true);
+        }
+        match self.conn.read_tls(sock) {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection during the TLS handshake",
+            )),
+            Ok(_) => {
+                self.process(sock)?;
+                Ok(false)
+            }
+            // Nothing now (or a signal): the caller waits for the socket, or its deadline.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The channel-binding hash (tls-server-end-point) of the server's certificate, once the
+    /// handshake is done: for SCRAM-SHA-256-PLUS.
+    pub fn server_end_point(&self) -> Option<Vec<u8>> {
+        let chain = self.conn.peer_certificates()?;
+        server_end_point(chain.first()?)
+    }
+
+    /// Reads decrypted bytes: those waiting, else records from `sock` until some come. `Ok(0)`
+    /// at the end of the session (with or without close_notify); `WouldBlock` when `sock` has
+    /// nothing now.
+    ///
+    /// # Errors
+    /// The socket's; `InvalidData` for records rustls refuses.
+    pub fn try_read(
+        &mut self,
+        sock: &mut (impl Read + Write),
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        let mut at_end = false;
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                // Nothing decrypted is waiting, and the socket is at its end.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && at_end => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A server that exits closes the socket without a TLS close_notify; for the
+                // protocol above, whose messages carry their own lengths, that is a plain end.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            // Answers rustls owes the server (alerts, key updates) go out if they can.
+            let _ = self.try_flush(sock);
+            at_end = self.conn.read_tls(sock)? == 0;
+            self.process(sock)?;
+        }
+    }
+
+    /// Takes bytes to encrypt and send, once what earlier calls took has gone out (`WouldBlock`
+    /// while it has not). What is taken goes out now as far as `sock` allows, the rest first on
+    /// the next call or [`try_flush`](Self::try_flush), which report an error sending it; this
+    /// call took the bytes, so it reports none.
+    ///
+    /// # Errors
+    /// Sending what earlier calls took failed (nothing of `buf` was taken then).
+    pub fn try_write(&mut self, sock: &mut (impl Read + Write), buf: &[u8]) -> io::Result<usize> {
+        if !self.try_flush(sock)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.conn.writer().write(buf)?;
+        let _ = self.try_flush(sock);
+        Ok(n)
+    }
+
+    /// Sends the records the session holds: `true` once none is left, `false` when `sock` takes
+    /// no more now.
+    ///
+    /// # Errors
+    /// The socket's; `WriteZero` for a socket that takes nothing.
+    pub fn try_flush(&mut self, sock: &mut (impl Read + Write)) -> io::Result<bool> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether records wait to be sent ([`try_flush`](Self::try_flush)).
+    pub fn wants_flush(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Whether [`try_read`](Self::try_read) has something without reading the socket: decrypted
+    /// bytes, the session's end, or an error. A driver waits for the socket only when not.
+    pub fn has_input(&mut self) -> bool {
+        match self.conn.process_new_packets() {
+            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+            Err(_) => true,
+        }
+    }
+
+    /// Takes in the records read; on rustls' error, the alert that says why goes out if it can.
+    fn process(&mut self, sock: &mut (impl Read + Write)) -> io::Result<()> {
+        if let Err(e) = self.conn.process_new_packets() {
+            let _ = self.try_flush(sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use rustls::ServerConnection;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::*;
+
+    const CA: &str = include_str!("../testdata/ca.pem");
+    const SERVER_CERT: &str = include_str!("../testdata/server.pem");
+    const SERVER_KEY: &str = include_str!("../testdata/server-key.pem");
+
+    /// One end of an in-memory socket: it gives what was put in it (`WouldBlock` when empty,
+    /// 0 once closed) and takes up to `room` bytes (`WouldBlock` when full).
+    #[derive(Default)]
+    struct Socket {
+        incoming: VecDeque<u8>,
+        outgoing: Vec<u8>,
+        room: usize,
+        closed: bool,
+        reads: usize,
+        /// The next write is interrupted by a signal.
+        interrupt: bool,
+    }
+
+    impl Read for Socket {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.incoming.is_empty() {
+                return match self.closed {
+                    true => Ok(0),
+                    false => Err(io::ErrorKind::WouldBlock.into()),
+                };
+            }
+            self.incoming.read(buf)
+        }
+    }
+
+    impl Write for Socket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if std::mem::take(&mut self.interrupt) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.room);
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.room -= n;
+            self.outgoing.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A client on an in-memory socket and the rustls server at its other end.
+    struct Pair {
+        client: TlsClient,
+        socket: Socket,
+        server: ServerConnection,
+    }
+
+    impl Pair {
+        fn new() -> Self {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(CA.as_bytes()).unwrap())
+                .unwrap();
+            let client = ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            let chain = vec![CertificateDer::from_pem_slice(SERVER_CERT.as_bytes()).unwrap()];
+            let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).unwrap();
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+            Self {
+                client: TlsClient::new(&Arc::new(client), "localhost").unwrap(),
+                socket: Socket {
+                    room: usize::MAX,
+                    ..Socket::default()
+                },
+                server: ServerConnection::new(Arc::new(server)).unwrap(),
+            }
+        }
+
+        /// Carries the client's records to the server, and the server's back to the socket.
+        fn exchange(&mut self) {
+            let sent = std::mem::take(&mut self.socket.outgoing);
+            let mut sent = &sent[..];
+            while !sent.is_empty() {
+                self.server.read_tls(&mut sent).unwrap();
+                self.server.process_new_packets().unwrap();
+            }
+            let mut answer = Vec::new();
+            while self.server.wants_write() {
+                self.server.write_tls(&mut answer).unwrap();
+            }
+            self.socket.incoming.extend(answer);
+        }
+
+        fn handshake(&mut self) {
+            while !self.client.handshake(&mut self.socket).unwrap() {
+                self.exchange();
+            }
+            self.exchange();
+            assert!(!self.server.is_handshaking());
+        }
+
+        /// The server sends `bytes` to the client's socket.
+        fn server_sends(&mut self, bytes: &[u8]) {
+            self.server.writer().write_all(bytes).unwrap();
+            self.exchange();
+        }
+
+        /// What the server decrypted of the client's.
+        fn server_received(&mut self) -> Vec<u8> {
+            self.exchange();
+            let mut got = Vec::new();
+            let _ = self.server.reader().read_to_end(&mut got);
+            got
+        }
+    }
+
+    #[test]
+    fn handshake_steps_until_done_and_gives_the_channel_binding_hash() {
+        let mut pair = Pair::new();
+        assert_eq!(pair.client.server_end_point(), None);
+        // Nothing from the server yet: the first step sends the ClientHello and waits.
+        assert!(!pair.client.handshake(&mut pair.socket).unwrap());
+        assert!(!pair.socket.outgoing.is_empty());
+        pair.handshake();
+        let der = CertificateDer::from_pem_slice(SERVER_CERT.as_bytes()).unwrap();
+        assert_eq!(pair.client.server_end_point(), server_end_point(&der));
+        assert!(pair.client.server_end_point().is_some());
+    }
+
+    #[test]
+    fn a_server_that_closes_during_the_handshake_is_an_unexpected_end() {
+        let mut pair = Pair::new();
+        assert!(!pair.client.handshake(&mut pair.socket).unwrap());
+        pair.socket.closed = true;
+        let e = pair.client.handshake(&mut pair.socket).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        let e = TlsError::handshake("db:5432", &e);
+        assert_eq!(
+            e.to_string(),
+            "TLS handshake with db:5432 failed: the server closed the connection during the TLS \
+             handshake"
+        );
+    }
+
+    #[test]
+    fn a_certificate_for_another_name_fails_and_the_alert_goes_out() {
+        let mut pair = Pair::new();
+        let config = Arc::new(
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates({
+                    let mut roots = rustls::RootCertStore::empty();
+                    roots
+                        .add(CertificateDer::from_pem_slice(CA.as_bytes()).unwrap())
+                        .unwrap();
+                    roots
+                })
+                .with_no_client_auth(),
+        );
+        pair.client = TlsClient::new(&config, "db.example.com").unwrap();
+        let error = loop {
+            match pair.client.handshake(&mut pair.socket) {
+                Ok(_) => pair.exchange(),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let said = TlsError::handshake("db", &error).to_string();
+        assert!(said.contains("not valid for name"), "{said}");
+        // The alert that says why is on its way to the server.
+        let alert = std::mem::take(&mut pair.socket.outgoing);
+        assert!(pair.server.read_tls(&mut &alert[..]).unwrap() > 0);
+        assert!(pair.server.process_new_packets().is_err());
+    }
+
+    #[test]
+    fn reads_wait_for_records_and_end_without_close_notify() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        let mut buf = [0u8; 64];
+        let e = pair
+            .client
+            .try_read(&mut pair.socket, &mut buf)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert!(!pair.client.has_input());
+        pair.server_sends(b"Z\0\0\0\x05I");
+        assert_eq!(pair.client.try_read(&mut pair.socket, &mut buf).unwrap(), 6);
+        assert_eq!(&buf[..6], b"Z\0\0\0\x05I");
+        // The server exits: its socket ends without a close_notify, which is a plain end.
+        pair.socket.closed = true;
+        assert_eq!(pair.client.try_read(&mut pair.socket, &mut buf).unwrap(), 0);
+        assert_eq!(pair.client.try_read(&mut pair.socket, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_close_notify_is_the_end_and_reported_as_input() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        pair.server.send_close_notify();
+        pair.exchange();
+        let mut buf = [0u8; 8];
+        assert_eq!(pair.client.try_read(&mut pair.socket, &mut buf).unwrap(), 0);
+        assert!(pair.client.has_input());
+    }
+
+    #[test]
+    fn decrypted_bytes_waiting_are_read_before_the_socket() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        pair.server_sends(b"0123456789");
+        let mut four = [0u8; 4];
+        assert_eq!(
+            pair.client.try_read(&mut pair.socket, &mut four).unwrap(),
+            4
+        );
+        assert!(pair.client.has_input());
+        // More in the socket, which must not be read while plaintext waits.
+        pair.server_sends(b"abc");
+        let reads = pair.socket.reads;
+        let mut rest = [0u8; 64];
+        assert_eq!(
+            pair.client.try_read(&mut pair.socket, &mut rest).unwrap(),
+            6
+        );
+        assert_eq!(&rest[..6], b"456789");
+        assert_eq!(pair.socket.reads, reads);
+        assert_eq!(
+            pair.client.try_read(&mut pair.socket, &mut rest).unwrap(),
+            3
+        );
+        assert_eq!(&rest[..3], b"abc");
+    }
+
+    #[test]
+    fn bytes_taken_count_as_written_and_go_out_on_the_next_call() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        // The socket takes a few bytes only: the record does not fit.
+        pair.socket.room = 5;
+        assert_eq!(
+            pair.client.try_write(&mut pair.socket, b"hello").unwrap(),
+            5
+        );
+        assert!(pair.client.wants_flush());
+        assert!(!pair.client.try_flush(&mut pair.socket).unwrap());
+        // Nothing more is taken until the record went out.
+        let e = pair
+            .client
+            .try_write(&mut pair.socket, b"more")
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        pair.socket.room = usize::MAX;
+        assert_eq!(
+            pair.client.try_write(&mut pair.socket, b" world").unwrap(),
+            6
+        );
+        assert!(!pair.client.wants_flush());
+        assert_eq!(pair.server_received(), b"hello world");
+    }
+
+    #[test]
+    fn a_write_a_signal_interrupts_is_made_again() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        pair.socket.interrupt = true;
+        assert_eq!(pair.client.try_write(&mut pair.socket, b"once").unwrap(), 4);
+        assert!(!pair.client.wants_flush());
+        assert_eq!(pair.server_received(), b"once");
+    }
+
+    #[test]
+    fn a_broken_socket_is_reported_by_the_next_call_not_the_one_that_took_the_bytes() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::ConnectionReset.into())
+            }
+        }
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut pair = Pair::new();
+        pair.handshake();
+        assert_eq!(pair.client.try_write(&mut Broken, b"taken").unwrap(), 5);
+        let e = pair.client.try_flush(&mut Broken).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        let e = pair.client.try_write(&mut Broken, b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        // What was taken still goes out first once the socket works.
+        assert_eq!(pair.client.try_write(&mut pair.socket, b"!").unwrap(), 1);
+        assert_eq!(pair.server_received(), b"taken!");
+    }
+
+    #[test]
+    fn a_key_update_the_server_asks_for_goes_out_with_the_next_write() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        pair.server.refresh_traffic_keys().unwrap();
+        pair.server_sends(b"after");
+        let mut buf = [0u8; 16];
+        assert_eq!(pair.client.try_read(&mut pair.socket, &mut buf).unwrap(), 5);
+        // rustls keeps its answer for the next record it sends.
+        assert_eq!(pair.client.try_write(&mut pair.socket, b"ok").unwrap(), 2);
+        assert_eq!(pair.server_received(), b"ok");
+        pair.server_sends(b"again");
+        assert_eq!(pair.client.try_read(&mut pair.socket, &mut buf).unwrap(), 5);
+    }
+
+    #[test]
+    fn records_rustls_refuses_are_invalid_data() {
+        let mut pair = Pair::new();
+        pair.handshake();
+        // An application data record with garbage for its ciphertext.
+        pair.socket.incoming.extend([23, 3, 3, 0, 32]);
+        pair.socket.incoming.extend([0xAA; 32]);
+        let e = pair
+            .client
+            .try_read(&mut pair.socket, &mut [0u8; 8])
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        // The alert that says why went out.
+        assert!(!pair.socket.outgoing.is_empty());
+    }
+}
