@@ -91,6 +91,14 @@ impl Stream {
         }
     }
 
+    /// Bytes of TLS records written to the socket so far (none on a plain socket).
+    pub(crate) fn tls_sent(&self) -> u64 {
+        match self {
+            Self::Tls(s) => s.sent(),
+            _ => 0,
+        }
+    }
+
     /// Whether every byte written has gone out to the socket.
     pub(crate) fn is_flushed(&self) -> bool {
         match self {

@@ -279,7 +279,7 @@ impl<'a> CopyManager<'a> {
                     let written = Written::new();
                     let endpoint_id = EndpointId::Receiver(receiver);
                     let transmit = endpoint.transmit(&data, &written);
-                    let result = watched(endpoint_id, stall, transmit, || written.get()).await;
+                    let result = watched(endpoint_id, stall, transmit, || written.progress()).await;
                     let written = written.get().min(data_len(&data));
                     let input = match result {
                         Ok(Ok(())) => Input::Transmitted { receiver },

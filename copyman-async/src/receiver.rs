@@ -48,7 +48,9 @@ pub trait Receiver: Send {
     /// [adds](Written::add) to it as bytes go out, so that when the transmit fails, or its future
     /// is dropped by the stall timeout, the manager knows how much went out: realignment and
     /// reconcile depend on it; and so that a slow receiver whose bytes still move does not count
-    /// as stalled. Receivers that take data whole may ignore it. A wrapper passes it on.
+    /// as stalled (bytes that go out without being the data's, such as TLS records of data taken
+    /// earlier, are [signs of life](Written::moved)). Receivers that take data whole may ignore
+    /// it. A wrapper passes it on.
     ///
     /// # Errors
     /// A failure: the receiver faults and leaves the copy.
@@ -133,11 +135,16 @@ impl<'c> StatementReceiver<'c> {
                 }
                 ready = stream.writable() => {
                     ready?;
+                    let records = stream.tls_sent();
                     let attempt = if sent < bytes.len() {
                         stream.try_write(&bytes[sent..])
                     } else {
                         stream.try_flush().map(|()| 0)
                     };
+                    if stream.tls_sent() != records {
+                        // Records of data taken before went out: alive, however slow.
+                        written.moved();
+                    }
                     match attempt {
                         Ok(0) if sent < bytes.len() => {
                             return Err(io::Error::from(io::ErrorKind::WriteZero).into());

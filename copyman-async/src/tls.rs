@@ -86,6 +86,11 @@ impl TlsSocket {
         !self.with(|tls, _| tls.wants_flush())
     }
 
+    /// Bytes of records written to the socket so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.with(|tls, _| tls.sent())
+    }
+
     /// Sends what is buffered without waiting; `WouldBlock` when some is left.
     pub(crate) fn try_flush(&self) -> io::Result<()> {
         match self.with(|tls, tcp| tls.try_flush(tcp))? {

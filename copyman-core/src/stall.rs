@@ -138,9 +138,14 @@ impl StallTimer {
 
 /// How much of a transmit's data went out so far: the receiver adds what each write took, and
 /// the driver reads it to know whether bytes moved (the stall rule) and, if the transmit is cut
-/// short, how much of the data the server has (realignment).
+/// short, how much of the data the server has (realignment). Bytes that go out without being
+/// the data's (TLS records of data taken earlier) are signs of life too: the receiver says so
+/// with [`Written::moved`], which counts for the stall rule and not for realignment.
 #[derive(Debug, Default)]
-pub struct Written(AtomicUsize);
+pub struct Written {
+    data: AtomicUsize,
+    signs: AtomicUsize,
+}
 
 impl Written {
     /// Nothing written yet.
@@ -148,14 +153,24 @@ impl Written {
         Self::default()
     }
 
-    /// `n` more bytes went out.
+    /// `n` more bytes of the data went out.
     pub fn add(&self, n: usize) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.data.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The bytes written so far.
+    /// Bytes that are not the data's went out (say, TLS records of data taken before).
+    pub fn moved(&self) {
+        self.signs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The bytes of the data written so far.
     pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.data.load(Ordering::Relaxed)
+    }
+
+    /// A number that changes whenever anything went out: what the stall rule watches.
+    pub fn progress(&self) -> usize {
+        self.get().wrapping_add(self.signs.load(Ordering::Relaxed))
     }
 }
 
@@ -191,6 +206,16 @@ pub fn classify(error: BoxError, endpoint: EndpointId, timeout: Option<Duration>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_that_go_out_are_progress_but_not_data() {
+        let written = Written::new();
+        written.add(10);
+        let before = written.progress();
+        written.moved();
+        assert_ne!(written.progress(), before, "a sign of life");
+        assert_eq!(written.get(), 10, "realignment counts the data only");
+    }
 
     #[test]
     fn a_socket_timeout_is_a_stall_only_with_a_timeout_in_force() {

@@ -36,6 +36,8 @@ use crate::{TlsError, server_end_point, server_name};
 /// read or write timeout fires says the same, so the caller checks its own deadline.
 pub struct TlsClient {
     conn: ClientConnection,
+    /// Bytes of records written to the socket so far.
+    sent: u64,
 }
 
 impl fmt::Debug for TlsClient {
@@ -57,7 +59,7 @@ impl TlsClient {
     pub fn new(config: &Arc<ClientConfig>, host: &str) -> Result<Self, TlsError> {
         let conn = ClientConnection::new(Arc::clone(config), server_name(host)?)
             .map_err(|e| TlsError::Settings(format!("TLS: {e}")))?;
-        Ok(Self { conn })
+        Ok(Self { conn, sent: 0 })
     }
 
     /// One step of the handshake: sends what the session holds, then reads and takes in the
@@ -160,13 +162,20 @@ impl TlsClient {
         while self.conn.wants_write() {
             match self.conn.write_tls(sock) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(n) => self.sent += n as u64,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
         Ok(true)
+    }
+
+    /// Bytes of records written to the socket so far, handshake included: it moves while
+    /// records go out even when no new plaintext is taken (a stall rule's sign of life on a slow
+    /// link).
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Whether records wait to be sent ([`try_flush`](Self::try_flush)).
@@ -457,7 +466,10 @@ mod tests {
             5
         );
         assert!(pair.client.wants_flush());
+        let sent = pair.client.sent();
+        pair.socket.room = 7;
         assert!(!pair.client.try_flush(&mut pair.socket).unwrap());
+        assert_eq!(pair.client.sent(), sent + 7, "part of a record went out");
         // Nothing more is taken until the record went out.
         let e = pair
             .client
