@@ -425,4 +425,4 @@ pub async fn transfer<'a>(
     Ok((summary.messages, summary.bytes))
 }
 
-copyman_core::copy_api!(async; .await);
+copyman_core::copy_api!(async await);

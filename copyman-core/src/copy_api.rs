@@ -9,8 +9,9 @@
 /// Expands, in an adapter's `copy` module, to `CopyManager`'s public calls and its
 /// `CopyBuilder`.
 ///
-/// The first argument is `async` in the async adapter and nothing in the blocking one; the
-/// rest are the tokens that follow each call of the adapter's drive loop (`.await`, or nothing).
+/// Invoked bare in the blocking adapter, or as `copy_api!(async await)` in the async one (each
+/// call of the adapter's drive loop then awaited), as
+/// [`connection_glue!`](crate::connection_glue) is.
 /// The module must define `CopyManager<'a>` with a `core: CopyRun` field, its constructor
 /// `start_boxed(Box<dyn Producer>, Vec<Box<dyn Receiver>>, Options)` and its drive loop
 /// `drive(&mut self, poll) -> T`, and import `Producer`, `Receiver`, `Options`, `CopyFail`,
@@ -18,7 +19,7 @@
 #[macro_export]
 #[doc(hidden)]
 macro_rules! copy_api {
-    ($($async:ident)?; $($await:tt)*) => {
+    ($($async:ident $await:ident)?) => {
         impl<'a> CopyManager<'a> {
             /// Starts a copy with the default [`Options`] (`__enter__` in py-postgresql's
             /// copyman): every receiver's COPY, then the producer's.
@@ -30,7 +31,7 @@ macro_rules! copy_api {
                 producer: impl Producer + 'a,
                 receivers: Vec<Box<dyn Receiver + 'a>>,
             ) -> Result<Self, CopyFail> {
-                Self::start_boxed(Box::new(producer), receivers, Options::default()) $($await)*
+                Self::start_boxed(Box::new(producer), receivers, Options::default())$(.$await)?
             }
 
             /// Starts a copy with `options`; see [`CopyManager::start`].
@@ -42,7 +43,7 @@ macro_rules! copy_api {
                 receivers: Vec<Box<dyn Receiver + 'a>>,
                 options: Options,
             ) -> Result<Self, CopyFail> {
-                Self::start_boxed(Box::new(producer), receivers, options) $($await)*
+                Self::start_boxed(Box::new(producer), receivers, options)$(.$await)?
             }
 
             /// Runs the copy to its end and finishes it (`run()` in py-postgresql's copyman): a
@@ -55,7 +56,7 @@ macro_rules! copy_api {
             /// unless a receiver refused its completion after others' were accepted (see "All or
             /// nothing across destinations" on [`CopyManager`]).
             pub $($async)? fn run(mut self) -> Result<Summary, CopyFail> {
-                self.drive(CopyRun::poll_run) $($await)*
+                self.drive(CopyRun::poll_run)$(.$await)?
             }
 
             /// Lets a faulted receiver rejoin: it first transmits what it still owes. Progress
@@ -71,7 +72,7 @@ macro_rules! copy_api {
                 receiver: ReceiverId,
             ) -> Result<(), ReconcileError> {
                 self.core.reconcile(receiver)?;
-                self.drive(|run| run.poll_reconciled(receiver)) $($await)*
+                self.drive(|run| run.poll_reconciled(receiver))$(.$await)?
             }
 
             /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the
@@ -83,13 +84,13 @@ macro_rules! copy_api {
             /// cancelled.
             pub $($async)? fn finish(mut self) -> Result<Summary, CopyFail> {
                 self.core.finish();
-                self.drive(CopyRun::poll_finished) $($await)*
+                self.drive(CopyRun::poll_finished)$(.$await)?
             }
 
             /// Fails the copy with `reason`: nothing is completed on any receiver.
             pub $($async)? fn abort(mut self, reason: &str) -> CopyFail {
                 self.core.abort(reason);
-                match self.drive(CopyRun::poll_finished) $($await)* {
+                match self.drive(CopyRun::poll_finished)$(.$await)? {
                     Err(fail) => fail,
                     Ok(_) => unreachable!("an aborted copy fails"),
                 }
@@ -177,7 +178,7 @@ macro_rules! copy_api {
             /// # Errors
             /// As [`CopyManager::start`].
             pub $($async)? fn start(self) -> Result<CopyManager<'a>, CopyFail> {
-                CopyManager::start_boxed(self.producer, self.receivers, self.options) $($await)*
+                CopyManager::start_boxed(self.producer, self.receivers, self.options)$(.$await)?
             }
 
             /// Starts and runs the copy to its end: the [`Summary`] (rows, bytes, each
@@ -186,7 +187,7 @@ macro_rules! copy_api {
             /// # Errors
             /// As [`CopyManager::start`] and [`CopyManager::run`].
             pub $($async)? fn run(self) -> Result<Summary, CopyFail> {
-                self.start() $($await)* ?.run() $($await)*
+                self.start()$(.$await)? ?.run()$(.$await)?
             }
         }
     };

@@ -604,4 +604,4 @@ pub fn transfer<'a>(
     Ok((summary.messages, summary.bytes))
 }
 
-copyman_core::copy_api!(; );
+copyman_core::copy_api!();
