@@ -1,12 +1,9 @@
 //! Step 4 and 5 of a run: the copy manager driven to its end, faults mapped to destinations, and
-//! the row counts checked.
+//! what the manager leaves of the row counts to the command.
 
-use std::collections::BTreeSet;
-
-use copyman_core::EndpointError;
+use copyman_core::{CountsDisagree, EndpointError};
 use copyman_sync::{
-    CopyFail, CopyManager, CountMismatch, Fault, Options, Producer, Receiver, ReceiverOutcome,
-    Summary,
+    CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverOutcome, Summary,
 };
 
 use crate::dest::Dest;
@@ -40,7 +37,8 @@ pub(crate) fn drive<'a>(
     // `--stall-timeout` during the copy is core's stall rule (an endpoint that moves no byte for
     // that long faults, named); the sessions' socket timeouts cover what comes before and after.
     // Keep-going and the count check are the manager's policies: with keep-going, a
-    // destination whose CopyDone is refused is one more casualty in the summary.
+    // destination whose CopyDone is refused or whose row count is not the source's is one more
+    // casualty in the summary; without a source count the destinations' must agree.
     let mut options = Options::default()
         .with_keep_going(keep_going)
         .with_check_counts(check_counts);
@@ -120,10 +118,11 @@ pub(crate) fn drive<'a>(
 pub(crate) fn record_summary(summary: &Summary, live: &[usize], dests: &mut [Dest<'_>]) {
     for (id, outcome) in &summary.receivers {
         let dest = &mut dests[live[id.0]];
-        match outcome {
-            ReceiverOutcome::Completed(rows) => dest.rows = *rows,
-            ReceiverOutcome::Faulted(error) | ReceiverOutcome::Failed(error) => dest.fail(error),
-            _ => dest.fail_with(ErrorInfo {
+        match (outcome, outcome.error()) {
+            (ReceiverOutcome::Completed(rows), _) => dest.rows = *rows,
+            // Faulted, failed, or miscounted under --keep-going: rolled back with the others.
+            (_, Some(error)) => dest.fail(error),
+            (_, None) => dest.fail_with(ErrorInfo {
                 sqlstate: None,
                 message: "unknown outcome".to_owned(),
             }),
@@ -131,62 +130,51 @@ pub(crate) fn record_summary(summary: &Summary, live: &[usize], dests: &mut [Des
     }
 }
 
-/// Row counts: each destination's must be the source's; without a source count (a file), the
-/// server destinations must agree with each other. Returns the run's error, if any. With
-/// `allow_mismatch` (`--allow-count-mismatch`: triggers that route or drop rows) a destination
-/// that stored another number of rows is a warning.
+/// The destinations the manager found disagreeing on their row counts (a file source gives
+/// none to compare with), by name: the run's error.
+pub(crate) fn disagreement(fail: &CopyFail, live: &[usize], dests: &[Dest<'_>]) -> Option<String> {
+    let disagree = fail
+        .receiver_faults
+        .iter()
+        .find_map(|(_, e)| e.downcast_ref::<CountsDisagree>())?;
+    let all: Vec<String> = disagree
+        .counts
+        .iter()
+        .map(|(id, rows)| format!("{} stored {rows}", dests[live[id.0]].endpoint.display()))
+        .collect();
+    Some(format!(
+        "destinations disagree on the row count: {}",
+        all.join(", ")
+    ))
+}
+
+/// What the manager leaves of the row counts to the command: with `allow_mismatch`
+/// (`--allow-count-mismatch`: triggers that route or drop rows) it does not compare them, and a
+/// destination that stored another number of rows than the source sent is a warning; a server
+/// source must have reported its count. Every other rule (each destination's count against the
+/// source's, destinations agreeing without one, keep-going) is the manager's. Returns the run's
+/// error, if any.
 pub(crate) fn check_counts(
-    dests: &mut [Dest<'_>],
+    dests: &[Dest<'_>],
     source_rows: Option<u64>,
     server_source: bool,
-    keep_going: bool,
     allow_mismatch: bool,
 ) -> Option<String> {
     match source_rows {
-        Some(expected) => {
-            for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
+        Some(expected) if allow_mismatch => {
+            for dest in dests.iter().filter(|d| d.error.is_none()) {
                 if let Some(rows) = dest.rows.filter(|&r| r != expected) {
-                    if allow_mismatch {
-                        report::warn(format_args!(
-                            "{} stored {} where the source sent {} (--allow-count-mismatch)",
-                            dest.endpoint.display(),
-                            crate::progress::rows(rows),
-                            crate::progress::rows(expected)
-                        ));
-                        continue;
-                    }
-                    dest.fail(&EndpointError::new(CountMismatch {
-                        producer: expected,
-                        receiver: rows,
-                    }));
-                    if !keep_going {
-                        return Some(format!(
-                            "row count mismatch: the source sent {}, {} stored {rows}",
-                            crate::progress::rows(expected),
-                            dest.endpoint.display()
-                        ));
-                    }
+                    report::warn(format_args!(
+                        "{} stored {} where the source sent {} (--allow-count-mismatch)",
+                        dest.endpoint.display(),
+                        crate::progress::rows(rows),
+                        crate::progress::rows(expected)
+                    ));
                 }
             }
             None
         }
         None if server_source => Some("the source reported no row count".to_owned()),
-        None => {
-            let counts: BTreeSet<u64> = dests
-                .iter()
-                .filter(|d| d.error.is_none())
-                .filter_map(|d| d.rows)
-                .collect();
-            (counts.len() > 1 && !allow_mismatch).then(|| {
-                let all: Vec<String> = dests
-                    .iter()
-                    .filter_map(|d| {
-                        d.rows
-                            .map(|r| format!("{} stored {r}", d.endpoint.display()))
-                    })
-                    .collect();
-                format!("destinations disagree on the row count: {}", all.join(", "))
-            })
-        }
+        _ => None,
     }
 }

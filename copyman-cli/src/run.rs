@@ -33,7 +33,7 @@ use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
-use crate::drive::{check_counts, drive, record_summary};
+use crate::drive::{check_counts, disagreement, drive, record_summary};
 use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
 use crate::limits;
@@ -43,7 +43,6 @@ use crate::recover;
 use crate::report::{self, DestinationReport, ErrorInfo, Exit, Fatal, RunReport, Status};
 use crate::signals;
 use crate::sql::Format;
-use copyman_sync::ReceiverOutcome;
 
 /// Runs the validated command line; returns the exit status.
 ///
@@ -269,34 +268,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 for (id, error) in &fail.receiver_faults {
                     dests[live[id.0]].fail(error);
                 }
-                // With --keep-going, destinations whose COPY completed survive a failure found
-                // only at the end (a count mismatch): the manager says which completed.
-                let salvage = t.keep_going
-                    && driven.aborted.is_none()
-                    && fail.producer_fault.is_none()
-                    && fail.producer_ended
-                    && fail.any_completed();
-                if salvage {
-                    for (id, outcome) in &fail.receivers {
-                        let dest = &mut dests[live[id.0]];
-                        match outcome {
-                            ReceiverOutcome::Completed(rows) if dest.error.is_none() => {
-                                dest.rows = *rows;
-                            }
-                            _ if dest.error.is_none() => dest.fail_with(ErrorInfo {
-                                sqlstate: None,
-                                message: format!("COPY did not complete: {}", fail.reason),
-                            }),
-                            _ => {}
-                        }
+                run_error = Some(match (&driven.aborted, &fail.producer_fault) {
+                    (_, Some(error)) => format!("source: {}", report::describe(&**error)),
+                    (Some(reason), None) => reason.clone(),
+                    (None, None) => {
+                        disagreement(&fail, &live, &dests).unwrap_or_else(|| fail.reason.clone())
                     }
-                } else {
-                    run_error = Some(match (&driven.aborted, &fail.producer_fault) {
-                        (_, Some(error)) => format!("source: {}", report::describe(&**error)),
-                        (Some(reason), None) => reason.clone(),
-                        (None, None) => fail.reason.clone(),
-                    });
-                }
+                });
                 break;
             }
         }
@@ -309,10 +287,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
 
     if run_error.is_none() {
         run_error = check_counts(
-            &mut dests,
+            &dests,
             source_rows,
             source_conn.is_some(),
-            t.keep_going,
             t.safety.allow_count_mismatch,
         );
     }

@@ -626,6 +626,100 @@ fn encoding_of_file_endpoints() {
     assert_exit(&out, 2);
 }
 
+/// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
+fn drop_even_table() -> String {
+    format!(
+        "{T}
+         CREATE FUNCTION drop_even() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_even BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_even();"
+    )
+}
+
+/// A file gives no row count to compare with: destinations that disagree fail the copy on
+/// both, with `--keep-going` too (nothing says which is right), unless
+/// `--allow-count-mismatch`. The rule is the manager's (issue 13, point 6).
+#[test]
+fn file_source_destinations_that_disagree_fail_even_with_keep_going() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let d2 = database(&c.dest[1], T);
+    let file = TempPath::new("disagree.txt");
+    fs::write(&file.0, text_rows(1000, None)).unwrap();
+    let to1 = c.dest[0].conninfo(&d1);
+    let to2 = c.dest[1].conninfo(&d2);
+    let args = [
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+    ];
+    for keep_going in [false, true] {
+        let mut with = args.to_vec();
+        if keep_going {
+            with.push("--keep-going");
+        }
+        let out = run(&with);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("destinations disagree on the row count")
+                && stderr.contains("stored 500")
+                && stderr.contains("stored 1000"),
+            "keep-going {keep_going}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0, "keep-going {keep_going}");
+        assert_eq!(count(&c.dest[1], &d2, "t"), 0, "keep-going {keep_going}");
+    }
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-count-mismatch");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+/// With `--keep-going`, a destination that stored fewer rows than the source sent is rolled
+/// back and the others commit: the manager makes it a casualty, the run is partial.
+#[test]
+fn keep_going_rolls_back_only_the_miscounted_destination() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let d2 = database(&c.dest[1], T);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("row count mismatch") && stderr.contains("stored 500"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&c.dest[0], &d1, "t"),
+        0,
+        "the miscounted one rolled back"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000, "the other committed");
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+}
+
 #[test]
 fn count_mismatch_from_triggers_fails_unless_allowed() {
     let c = clusters();

@@ -296,19 +296,30 @@ pub enum ReceiverOutcome {
     /// The copy failed and copyman failed this receiver's COPY, which had done nothing wrong:
     /// it holds nothing of this copy.
     Dropped,
+    /// Its COPY completed, but its `COPY n` (the first field) is not the producer's: the error
+    /// ([`CountMismatch`]) says both. Only under the keep-going policy, which lets the others
+    /// complete: its rows are in (committed unless in a transaction, which the caller should
+    /// roll back).
+    Miscounted(Option<u64>, EndpointError),
 }
 
 impl ReceiverOutcome {
-    /// Whether the receiver's COPY completed (its rows are in, committed unless in a
-    /// transaction).
+    /// Whether the receiver's COPY completed: its rows are in (committed unless in a
+    /// transaction), [miscounted](Self::Miscounted) ones too.
     pub fn is_completed(&self) -> bool {
+        matches!(self, Self::Completed(_) | Self::Miscounted(..))
+    }
+
+    /// Whether the receiver's COPY completed with the producer's row count (or none to compare):
+    /// a success.
+    pub fn is_success(&self) -> bool {
         matches!(self, Self::Completed(_))
     }
 
-    /// The receiver's error, if it faulted or failed.
+    /// The receiver's error, if it faulted, failed or was miscounted.
     pub fn error(&self) -> Option<&EndpointError> {
         match self {
-            Self::Faulted(e) | Self::Failed(e) => Some(e),
+            Self::Faulted(e) | Self::Failed(e) | Self::Miscounted(_, e) => Some(e),
             _ => None,
         }
     }
@@ -363,6 +374,22 @@ impl fmt::Display for CopyFail {
 
 // Display already lists every error, so none is repeated as the source.
 impl Error for CopyFail {}
+
+/// Receivers' `COPY n` differ, and the producer gave no count to say which is right (a
+/// producer reading a file): no receiver's rows can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "row counts disagree: {} (and the producer gave no count)",
+    .counts
+        .iter()
+        .map(|(id, n)| format!("receiver {id} stored {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+)]
+pub struct CountsDisagree {
+    /// Each completed receiver's `COPY n`.
+    pub counts: Vec<(ReceiverId, u64)>,
+}
 
 /// A receiver's `COPY n` differs from the producer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -43,8 +43,8 @@ pub mod start;
 pub mod statement;
 
 pub use fault::{
-    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, Fault, ProducerFault,
-    ReceiverFault, SharedError,
+    BoxError, CopyFail, CountMismatch, CountsDisagree, Diagnose, Diagnosis, EndpointError, Fault,
+    ProducerFault, ReceiverFault, SharedError,
 };
 pub use manager::{
     Chunk, Config, Data, Event, Input, Manager, ManagerError, Output, Protocol, ReceiverId,

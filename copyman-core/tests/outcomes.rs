@@ -185,3 +185,73 @@ fn count_check_is_a_manager_option() {
         (R0, ReceiverOutcome::Completed(Some(39)))
     ));
 }
+
+/// Under keep-going a receiver that stored another number of rows is one more casualty, not
+/// the copy's failure: it is `Miscounted` (its rows are in, the caller rolls them back), the
+/// others complete.
+#[test]
+fn keep_going_makes_a_miscounted_receiver_a_casualty() {
+    let receivers = vec![
+        ScriptedReceiver::pqv3().count(Some(39)),
+        ScriptedReceiver::pqv3(),
+    ];
+    let config = Config::with_window(2).with_keep_going(true);
+    let summary = Harness::with_config(
+        ScriptedProducer::pqv3(chunks(40)),
+        receivers,
+        config,
+        Schedule::Eager,
+    )
+    .drive_to_end()
+    .expect("the other receiver's COPY stands");
+    let (_, outcome) = &summary.receivers[0];
+    let ReceiverOutcome::Miscounted(Some(39), error) = outcome else {
+        panic!("receiver 0 miscounted, got {outcome:?}");
+    };
+    assert_eq!(
+        error.downcast_ref::<CountMismatch>(),
+        Some(&CountMismatch {
+            producer: 40,
+            receiver: 39
+        })
+    );
+    assert!(outcome.is_completed() && !outcome.is_success());
+    assert!(matches!(
+        summary.receivers[1],
+        (R1, ReceiverOutcome::Completed(Some(40)))
+    ));
+}
+
+/// Without a producer count (a file), receivers that disagree fail the copy under either
+/// policy: nothing says which is right. Receivers that agree complete.
+#[test]
+fn without_a_producer_count_receivers_must_agree() {
+    let run = |counts: [u64; 2], keep_going: bool| {
+        let mut producer = ScriptedProducer::pqv3(chunks(40));
+        producer.count = None;
+        let receivers = counts
+            .iter()
+            .map(|&n| ScriptedReceiver::pqv3().count(Some(n)))
+            .collect();
+        let config = Config::with_window(2).with_keep_going(keep_going);
+        Harness::with_config(producer, receivers, config, Schedule::Eager).drive_to_end()
+    };
+    for keep_going in [false, true] {
+        let fail = failed(run([40, 39], keep_going));
+        for receiver in [R0, R1] {
+            let error = fail.receiver_fault(receiver).expect("both are named");
+            let disagree = error
+                .downcast_ref::<copyman_core::CountsDisagree>()
+                .expect("a disagreement");
+            assert_eq!(disagree.counts, [(R0, 40), (R1, 39)]);
+            assert!(
+                error.to_string().contains("receiver 1 stored 39"),
+                "{error}"
+            );
+        }
+        // Their COPYs did complete: outside a transaction their rows are in.
+        assert!(fail.any_completed());
+        let summary = run([40, 40], keep_going).expect("counts that agree");
+        assert!(summary.receivers.iter().all(|(_, o)| o.is_success()));
+    }
+}

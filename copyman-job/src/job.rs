@@ -2334,12 +2334,10 @@ fn drive<'a>(
             .map(|(id, outcome)| {
                 (
                     id.0,
-                    match outcome {
-                        ReceiverOutcome::Completed(n) => Ok(n),
-                        ReceiverOutcome::Faulted(e) | ReceiverOutcome::Failed(e) => {
-                            Err(shared.describe(&*e))
-                        }
-                        _ => Err(TableError::new("unknown outcome")),
+                    match (&outcome, outcome.error()) {
+                        (ReceiverOutcome::Completed(n), _) => Ok(*n),
+                        (_, Some(e)) => Err(shared.describe(&**e)),
+                        (_, None) => Err(TableError::new("unknown outcome")),
                     },
                 )
             })

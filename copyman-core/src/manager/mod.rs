@@ -15,8 +15,8 @@ use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 
 use crate::fault::{
-    BoxError, CopyFail, CountMismatch, Diagnose, Diagnosis, EndpointError, Fault, ProducerFault,
-    ReceiverFault,
+    BoxError, CopyFail, CountMismatch, CountsDisagree, Diagnose, Diagnosis, EndpointError, Fault,
+    ProducerFault, ReceiverFault,
 };
 // Defined with the faults that name it (so `fault` does not import the manager back); the
 // manager hands it out.
@@ -45,8 +45,12 @@ pub struct Config {
     /// receiver's outcome in the [`Summary`]. A producer fault always fails the copy.
     pub keep_going: bool,
     /// Whether a completed receiver's `COPY n` must equal the producer's (the default): a
-    /// receiver that stored another number of rows fails the copy with [`CountMismatch`].
-    /// `false` leaves the comparison to the caller (the counts are in the [`Summary`]).
+    /// receiver that stored another number of rows fails the copy with [`CountMismatch`], or,
+    /// under [`keep_going`](Self::keep_going), only itself
+    /// ([`ReceiverOutcome::Miscounted`]). When the producer gives no count (a file), the
+    /// receivers' counts must agree with each other: if they do not, nothing says which is
+    /// right, and the copy fails with [`CountsDisagree`] whatever the policy. `false` leaves the
+    /// comparison to the caller (the counts are in the [`Summary`]).
     pub check_counts: bool,
 }
 
@@ -1136,14 +1140,24 @@ impl Manager {
                     receivers.push((id, ReceiverOutcome::Dropped));
                 }
                 (true, Ok(count)) => {
-                    if let (true, Some(producer), Some(receiver)) =
-                        (self.config.check_counts, self.producer_count, count)
-                        && producer != receiver
-                    {
-                        exit_faults
-                            .push((id, EndpointError::new(CountMismatch { producer, receiver })));
+                    let mismatch = match (self.config.check_counts, self.producer_count, count) {
+                        (true, Some(producer), Some(receiver)) if producer != receiver => {
+                            Some(EndpointError::new(CountMismatch { producer, receiver }))
+                        }
+                        _ => None,
+                    };
+                    match mismatch {
+                        // Keep-going: its rows are in but wrong; the others' stand.
+                        Some(error) if self.config.keep_going => {
+                            receivers.push((id, ReceiverOutcome::Miscounted(count, error.clone())));
+                            casualties.push((id, error));
+                        }
+                        Some(error) => {
+                            exit_faults.push((id, error));
+                            receivers.push((id, ReceiverOutcome::Completed(count)));
+                        }
+                        None => receivers.push((id, ReceiverOutcome::Completed(count))),
                     }
-                    receivers.push((id, ReceiverOutcome::Completed(count)));
                 }
                 (true, Err(error)) => {
                     receivers.push((id, ReceiverOutcome::Failed(error.clone())));
@@ -1164,7 +1178,23 @@ impl Manager {
                 }
             }
         }
-        let any_completed = receivers.iter().any(|(_, o)| o.is_completed());
+        if completing && self.config.check_counts && self.producer_count.is_none() {
+            // No producer count: the receivers' must agree, or none can be trusted.
+            let counts: Vec<(ReceiverId, u64)> = receivers
+                .iter()
+                .filter_map(|(id, o)| match o {
+                    ReceiverOutcome::Completed(Some(n)) => Some((*id, *n)),
+                    _ => None,
+                })
+                .collect();
+            if counts.iter().any(|(_, n)| *n != counts[0].1) {
+                let error = EndpointError::new(CountsDisagree {
+                    counts: counts.clone(),
+                });
+                exit_faults.extend(counts.iter().map(|(id, _)| (*id, error.clone())));
+            }
+        }
+        let any_completed = receivers.iter().any(|(_, o)| o.is_success());
         if completing
             && any_completed
             && exit_faults.is_empty()
