@@ -26,6 +26,14 @@ fn text_rows(rows: u64, marker_at: Option<u64>) -> String {
     data
 }
 
+/// A source database whose `t` holds `rows` rows.
+fn source_with(c: &Clusters, rows: u64) -> String {
+    database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, {rows}) g;"),
+    )
+}
+
 // Point 2: a `\.` line before the end of a text file.
 
 #[test]
@@ -197,10 +205,7 @@ fn eod_marker_line_in_file_fails_and_commits_nothing() {
 #[test]
 fn duplicate_destination_is_refused_before_anything_is_sent() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g;"),
-    );
+    let src = source_with(c, 100);
     let d1 = database(&c.dest[0], T);
     let tcp = c.dest[0].conninfo(&d1);
     // The same database through the Unix socket.
@@ -311,10 +316,7 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
 #[test]
 fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
-    );
+    let src = source_with(c, 1000);
     let d1 = database(&c.dest[0], T);
     let d2 = database(&c.dest[1], T);
     // Another user holds a lock on destination 1's table.
@@ -688,10 +690,7 @@ fn file_source_destinations_that_disagree_fail_even_with_keep_going() {
 #[test]
 fn keep_going_rolls_back_only_the_miscounted_destination() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
-    );
+    let src = source_with(c, 1000);
     let d1 = database(&c.dest[0], &drop_even_table());
     let d2 = database(&c.dest[1], T);
     let out = run(&[
@@ -723,17 +722,8 @@ fn keep_going_rolls_back_only_the_miscounted_destination() {
 #[test]
 fn count_mismatch_from_triggers_fails_unless_allowed() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
-    );
-    let dest_sql = format!(
-        "{T}
-         CREATE FUNCTION drop_even() RETURNS trigger LANGUAGE plpgsql AS
-           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER drop_even BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_even();"
-    );
-    let d1 = database(&c.dest[0], &dest_sql);
+    let src = source_with(c, 1000);
+    let d1 = database(&c.dest[0], &drop_even_table());
     let args = [
         "table",
         "t",
