@@ -676,6 +676,8 @@ fn file_source_destinations_that_disagree_fail_even_with_keep_going() {
         );
         assert_eq!(count(&c.dest[0], &d1, "t"), 0, "keep-going {keep_going}");
         assert_eq!(count(&c.dest[1], &d2, "t"), 0, "keep-going {keep_going}");
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+        assert_eq!(copy_backends(&c.dest[1], &d2), 0);
     }
     let mut allowed = args.to_vec();
     allowed.push("--allow-count-mismatch");
