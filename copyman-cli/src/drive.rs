@@ -3,7 +3,7 @@
 
 use copyman_core::{CountsDisagree, EndpointError};
 use copyman_sync::{
-    CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverOutcome, Summary,
+    CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverId, ReceiverOutcome, Summary,
 };
 
 use crate::dest::Dest;
@@ -140,12 +140,31 @@ pub(crate) fn disagreement(fail: &CopyFail, live: &[usize], dests: &[Dest<'_>]) 
     let all: Vec<String> = disagree
         .counts
         .iter()
-        .map(|(id, rows)| format!("{} stored {rows}", dests[live[id.0]].endpoint.display()))
+        .map(|(id, rows)| {
+            let name = dests[live[id.0]].endpoint.display();
+            format!("{name} stored {}", crate::progress::rows(*rows))
+        })
         .collect();
     Some(format!(
         "destinations disagree on the row count: {}",
         all.join(", ")
     ))
+}
+
+/// A destination's error as the command says it: the manager's, except a disagreement on the
+/// row counts, which names the manager's receivers and is said here with the destination's own
+/// count.
+pub(crate) fn dest_error(error: &EndpointError, id: ReceiverId) -> Option<ErrorInfo> {
+    let disagree = error.downcast_ref::<CountsDisagree>()?;
+    let (_, rows) = disagree.counts.iter().find(|(r, _)| *r == id)?;
+    Some(ErrorInfo {
+        sqlstate: None,
+        message: format!(
+            "stored {}, where another destination stored a different number and the source \
+             (a file) gave no count to say which is right",
+            crate::progress::rows(*rows)
+        ),
+    })
 }
 
 /// What the manager leaves of the row counts to the command: with `allow_mismatch`

@@ -33,7 +33,7 @@ use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
-use crate::drive::{check_counts, disagreement, drive, record_summary};
+use crate::drive::{check_counts, dest_error, disagreement, drive, record_summary};
 use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
 use crate::limits;
@@ -266,7 +266,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             Err(fail) => {
                 source_rows = fail.producer_count;
                 for (id, error) in &fail.receiver_faults {
-                    dests[live[id.0]].fail(error);
+                    let dest = &mut dests[live[id.0]];
+                    match dest_error(error, *id) {
+                        Some(info) => dest.fail_with(info),
+                        None => dest.fail(error),
+                    }
                 }
                 run_error = Some(match (&driven.aborted, &fail.producer_fault) {
                     (_, Some(error)) => format!("source: {}", report::describe(&**error)),

@@ -670,8 +670,9 @@ fn file_source_destinations_that_disagree_fail_even_with_keep_going() {
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains("destinations disagree on the row count")
-                && stderr.contains("stored 500")
-                && stderr.contains("stored 1000"),
+                && stderr.contains("stored 500 rows")
+                && stderr.contains("stored 1,000 rows")
+                && !stderr.contains("receiver 0"),
             "keep-going {keep_going}: {stderr}"
         );
         assert_eq!(count(&c.dest[0], &d1, "t"), 0, "keep-going {keep_going}");
