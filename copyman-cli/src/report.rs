@@ -10,7 +10,8 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use copyman_core::session::{DbError, SessionError};
+use copyman_core::session::DbError;
+use copyman_job::job::db_error;
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::{Value, json};
 
@@ -170,30 +171,6 @@ impl fmt::Display for ErrorInfo {
             None => f.write_str(&self.message),
         }
     }
-}
-
-/// The server's error somewhere in `error`'s chain.
-pub(crate) fn db_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a DbError> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(db) = e.downcast_ref::<DbError>() {
-            return Some(db);
-        }
-        if let Some(db) = e
-            .downcast_ref::<copyman_sync::Error>()
-            .and_then(copyman_sync::Error::db_error)
-        {
-            return Some(db);
-        }
-        if let Some(db) = e
-            .downcast_ref::<SessionError>()
-            .and_then(SessionError::db_error)
-        {
-            return Some(db);
-        }
-        current = e.source();
-    }
-    None
 }
 
 /// Describes an error on one line: the server's SQLSTATE, message, detail and context when the
@@ -676,7 +653,8 @@ mod tests {
         let mut db = DbError::new("ERROR", "23514", "new row violates check constraint \"c\"");
         db.detail = Some("Failing row contains (3, -1).".into());
         db.context = Some("COPY t, line 3:\n\"3\t-1\"".into());
-        let error = copyman_sync::Error::Session(SessionError::Db(Box::new(db)));
+        let error =
+            copyman_sync::Error::Session(copyman_core::session::SessionError::Db(Box::new(db)));
         let info = describe(&error);
         assert_eq!(info.sqlstate.as_deref(), Some("23514"));
         assert_eq!(
