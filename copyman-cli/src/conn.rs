@@ -20,6 +20,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) use copyman_job::job::error_chain;
+
 use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
 use copyman_tls::{SslMode, TlsSettings};
 use postgres::config::Host;
@@ -1188,18 +1190,6 @@ pub(crate) fn prompt_password() -> Result<String, String> {
     read.map_err(|e| format!("-W/--password: cannot read the password from the terminal: {e}"))?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
-}
-
-/// An error and its sources on one line, `a: b: c`.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

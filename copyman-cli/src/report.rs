@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use copyman_core::session::DbError;
-use copyman_job::job::db_error;
+pub(crate) use copyman_job::job::one_line;
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::{Value, json};
 
-use crate::conn;
 use crate::progress;
 use crate::signals;
 
@@ -173,44 +172,14 @@ impl fmt::Display for ErrorInfo {
     }
 }
 
-/// Describes an error on one line: the server's SQLSTATE, message, detail and context when the
-/// server spoke, else the error chain.
+/// Describes an error on one line: the server's SQLSTATE, message, detail, hint and context
+/// when the server spoke, a stall under `--stall-timeout`, else the error chain (copyman-job's
+/// description, the same for one table as for a job).
 pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
-    match db_error(error) {
-        Some(db) => {
-            let mut message = db.message.clone();
-            let extras = [
-                ("detail", &db.detail),
-                ("hint", &db.hint),
-                ("context", &db.context),
-            ];
-            let extras: Vec<String> = extras
-                .iter()
-                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
-                .collect();
-            if !extras.is_empty() {
-                message = format!("{message} ({})", extras.join("; "));
-            }
-            ErrorInfo {
-                sqlstate: Some(db.code.clone()),
-                message: one_line(&message),
-            }
-        }
-        None => match stall_timeout().filter(|_| is_timeout(error)) {
-            // A socket timeout is the --stall-timeout: say so, not "Resource temporarily
-            // unavailable".
-            Some(limit) => ErrorInfo {
-                sqlstate: None,
-                message: format!(
-                    "stalled for {} s: no byte moved (--stall-timeout)",
-                    limit.as_secs_f64()
-                ),
-            },
-            None => ErrorInfo {
-                sqlstate: None,
-                message: one_line(&conn::error_chain(error)),
-            },
-        },
+    let described = copyman_job::job::describe_with(error, stall_timeout());
+    ErrorInfo {
+        sqlstate: described.sqlstate,
+        message: described.message,
     }
 }
 
@@ -229,38 +198,6 @@ pub(crate) fn stall_timeout() -> Option<Duration> {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     }
-}
-
-/// Whether `error` (or one of its sources) is a socket timeout.
-pub(crate) fn is_timeout(error: &(dyn Error + 'static)) -> bool {
-    let timeout = |io: &io::Error| {
-        matches!(
-            io.kind(),
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-        )
-    };
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<io::Error>().is_some_and(timeout) {
-            return true;
-        }
-        if let Some(copyman_sync::Error::Io(io)) = e.downcast_ref::<copyman_sync::Error>()
-            && timeout(io)
-        {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
-/// Folds line breaks so each error is one line.
-pub(crate) fn one_line(text: &str) -> String {
-    text.split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Whether `error` (or one of its sources) is a broken pipe.

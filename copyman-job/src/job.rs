@@ -233,8 +233,8 @@ pub fn db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> 
     None
 }
 
-/// Describes `error` on one line: the server's SQLSTATE, message, detail and hint when the server
-/// spoke, else the error chain.
+/// Describes `error` on one line: the server's SQLSTATE, message, detail, hint and context when
+/// the server spoke, else the error chain.
 pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
     describe_with(error, None)
 }
@@ -259,49 +259,53 @@ fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
 
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
-fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
-    if db_error(error).is_none()
-        && let Some(named) = stall_in(error)
-        && let Some(limit) = named.or(stall)
-    {
-        return TableError::new(format!(
+pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
+    if let Some(db) = db_error(error) {
+        let extras: Vec<String> = [
+            ("detail", &db.detail),
+            ("hint", &db.hint),
+            ("context", &db.context),
+        ]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+        .collect();
+        let message = match extras.is_empty() {
+            true => db.message.clone(),
+            false => format!("{} ({})", db.message, extras.join("; ")),
+        };
+        return TableError {
+            sqlstate: Some(db.code.clone()),
+            message: one_line(&message),
+        };
+    }
+    match stall_in(error).and_then(|named| named.or(stall)) {
+        Some(limit) => TableError::new(format!(
             "stalled for {} s: no byte moved (stall timeout)",
             limit.as_secs_f64()
-        ));
+        )),
+        None => TableError::new(one_line(&error_chain(error))),
     }
-    let one_line = |text: &str| {
-        text.split(['\n', '\r'])
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    match db_error(error) {
-        Some(db) => {
-            let mut message = db.message.clone();
-            let extras: Vec<String> = [("detail", &db.detail), ("hint", &db.hint)]
-                .iter()
-                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
-                .collect();
-            if !extras.is_empty() {
-                message = format!("{message} ({})", extras.join("; "));
-            }
-            TableError {
-                sqlstate: Some(db.code.clone()),
-                message: one_line(&message),
-            }
-        }
-        None => {
-            let mut text = error.to_string();
-            let mut source = error.source();
-            while let Some(e) = source {
-                text.push_str(": ");
-                text.push_str(&e.to_string());
-                source = e.source();
-            }
-            TableError::new(one_line(&text))
-        }
+}
+
+/// An error and its sources on one line, `a: b: c`.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
     }
+    text
+}
+
+/// Folds line breaks so that a message is one line.
+pub fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What ends a job before any table is copied.
