@@ -19,7 +19,7 @@ use crate::args::{Endpoint, Output, Statements, Transfer};
 use crate::dest::Dest;
 use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
-use crate::run::{connect, describe_sync};
+use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
     FormatChoice, LookupError, choose_format, major, needs_select, resolve_columns,
 };
@@ -277,17 +277,7 @@ pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
 /// # Errors
 /// As a run's planning: connections (exit 3), a missing table, differing columns (exit 2).
 pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
-    let mut warned = std::collections::BTreeSet::new();
-    let mut source_conn = match &t.source {
-        Endpoint::Server(spec) => Some(connect(spec, "source", &mut warned)?),
-        _ => None,
-    };
-    let mut dests: Vec<Dest<'_>> = t.destinations.iter().map(Dest::new).collect();
-    for dest in &mut dests {
-        if let Endpoint::Server(spec) = dest.endpoint {
-            dest.conn = Some(connect(spec, "destination", &mut warned)?);
-        }
-    }
+    let (mut source_conn, mut dests) = connect_all(t)?;
     let plan = plan(t, source_conn.as_mut(), &mut dests)?;
     let value = plan_json(t, &plan, &dests);
     if output.json {

@@ -94,17 +94,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
-    let mut warned = BTreeSet::new();
-    let mut source_conn = match &t.source {
-        Endpoint::Server(spec) => Some(connect(spec, "source", &mut warned)?),
-        _ => None,
-    };
-    let mut dests: Vec<Dest<'_>> = t.destinations.iter().map(Dest::new).collect();
-    for dest in &mut dests {
-        if let Endpoint::Server(spec) = dest.endpoint {
-            dest.conn = Some(connect(spec, "destination", &mut warned)?);
-        }
-    }
+    let (mut source_conn, mut dests) = connect_all(t)?;
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
     let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     let mut file_source = match &t.source {
@@ -377,6 +367,22 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         error: run_error,
         notices,
     })
+}
+
+/// Connects the source (if a server) and every server destination, or ends the run with exit 3.
+pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, Vec<Dest<'_>>)> {
+    let mut warned = BTreeSet::new();
+    let source_conn = match &t.source {
+        Endpoint::Server(spec) => Some(connect(spec, "source", &mut warned)?),
+        _ => None,
+    };
+    let mut dests: Vec<Dest<'_>> = t.destinations.iter().map(Dest::new).collect();
+    for dest in &mut dests {
+        if let Endpoint::Server(spec) = dest.endpoint {
+            dest.conn = Some(connect(spec, "destination", &mut warned)?);
+        }
+    }
+    Ok((source_conn, dests))
 }
 
 /// Connects, or ends the run with exit 3.
