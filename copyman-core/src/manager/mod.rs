@@ -1194,9 +1194,9 @@ impl Manager {
                 exit_faults.extend(counts.iter().map(|(id, _)| (*id, error.clone())));
             }
         }
-        let any_completed = receivers.iter().any(|(_, o)| o.is_success());
+        let any_success = receivers.iter().any(|(_, o)| o.is_success());
         if completing
-            && any_completed
+            && any_success
             && exit_faults.is_empty()
             && self.producer_exit_error.is_none()
         {
