@@ -1195,10 +1195,7 @@ impl Manager {
             }
         }
         let any_success = receivers.iter().any(|(_, o)| o.is_success());
-        if completing
-            && any_success
-            && exit_faults.is_empty()
-            && self.producer_exit_error.is_none()
+        if completing && any_success && exit_faults.is_empty() && self.producer_exit_error.is_none()
         {
             return Ok(Summary {
                 messages: self.totals.0,
