@@ -19,6 +19,8 @@ pub(crate) struct Run {
     pub(crate) cpu: Option<(f64, f64)>,
     /// CPU seconds of every server process (source and destinations).
     pub(crate) servers_cpu: Option<f64>,
+    /// The part of it the source's server used.
+    pub(crate) source_cpu: Option<f64>,
     /// The machine's busy share during the run, 0 to 1.
     pub(crate) busy: Option<f64>,
     pub(crate) rss_kib: Option<u64>,
@@ -267,13 +269,13 @@ fn goals(medians: &[Median], dataset: &str) -> String {
 
 fn csv(runs: &[Run]) -> String {
     let mut s = String::from(
-        "dataset,method,destinations,rows,bytes,wall_s,user_s,sys_s,servers_cpu_s,busy,peak_rss_kib\n",
+        "dataset,method,destinations,rows,bytes,wall_s,user_s,sys_s,servers_cpu_s,source_cpu_s,busy,peak_rss_kib\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
     for r in runs {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{:.4},{},{},{},{},{}",
+            "{},{},{},{},{},{:.4},{},{},{},{},{},{}",
             r.dataset,
             r.method,
             r.destinations,
@@ -283,6 +285,7 @@ fn csv(runs: &[Run]) -> String {
             opt(r.cpu.map(|c| c.0)),
             opt(r.cpu.map(|c| c.1)),
             opt(r.servers_cpu),
+            opt(r.source_cpu),
             opt(r.busy),
             r.rss_kib.map_or(String::new(), |k| k.to_string())
         );

@@ -160,6 +160,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                     // postmasters reaped them.
                     let settled = Machine::settle(&servers, &before)?;
                     measured.servers_cpu = Some(settled.servers_cpu - before.servers_cpu);
+                    measured.source_cpu = Some(settled.source_cpu - before.source_cpu);
                     if !method.starts_with("floor")
                         || method == "floor-destinations"
                         || method == "floor"
@@ -169,12 +170,13 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                     let (user, sys) = measured.cpu.unwrap_or((0.0, 0.0));
                     eprintln!(
                         "bench: {:<8} {:<19} → {k}  #{}  {:>7.3} s  cpu {user:>6.3} + {sys:>6.3} s  \
-                         servers {:>6.3} s  busy {:>3.0}%  rss {:>6.1} MiB",
+                         servers {:>6.3} s (source {:>6.3} s)  busy {:>3.0}%  rss {:>6.1} MiB",
                         data.name,
                         method,
                         repeat + 1,
                         measured.wall,
                         measured.servers_cpu.unwrap_or(0.0),
+                        measured.source_cpu.unwrap_or(0.0),
                         measured.busy.unwrap_or(0.0) * 100.0,
                         measured.rss_kib.unwrap_or(0) as f64 / 1024.0
                     );
@@ -187,6 +189,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
                         wall: measured.wall,
                         cpu: measured.cpu,
                         servers_cpu: measured.servers_cpu,
+                        source_cpu: measured.source_cpu,
                         busy: measured.busy,
                         rss_kib: measured.rss_kib,
                     });
@@ -207,6 +210,8 @@ pub(crate) struct Measured {
     pub(crate) cpu: Option<(f64, f64)>,
     /// CPU of every process of the source's and the destinations' clusters.
     pub(crate) servers_cpu: Option<f64>,
+    /// The part of `servers_cpu` that the source's cluster used.
+    pub(crate) source_cpu: Option<f64>,
     /// The machine's busy share (all CPUs, anyone's work) during the run.
     pub(crate) busy: Option<f64>,
     pub(crate) rss_kib: Option<u64>,
@@ -220,6 +225,8 @@ struct Machine {
     total: u64,
     /// Seconds of CPU the clusters' processes used so far, exited backends included.
     servers_cpu: f64,
+    /// The part of it the first cluster (the source) used.
+    source_cpu: f64,
     /// The clusters' processes alive now.
     children: usize,
 }
@@ -239,6 +246,7 @@ impl Machine {
         let total: u64 = cpu.iter().take(8).sum();
         let idle = cpu.get(3).copied().unwrap_or(0) + cpu.get(4).copied().unwrap_or(0);
         let mut ticks = 0;
+        let mut source_ticks = None;
         let mut children = 0;
         for cluster in servers {
             let pid_file = std::fs::read_to_string(cluster.data_dir().join("postmaster.pid"))?;
@@ -249,12 +257,14 @@ impl Machine {
                 .context("postmaster.pid holds no pid")?;
             let (cluster_ticks, alive) = cluster_ticks(postmaster)?;
             ticks += cluster_ticks;
+            source_ticks.get_or_insert(cluster_ticks);
             children += alive;
         }
         Ok(Self {
             busy: total - idle,
             total,
             servers_cpu: ticks as f64 / clock_ticks(),
+            source_cpu: source_ticks.unwrap_or(0) as f64 / clock_ticks(),
             children,
         })
     }
@@ -467,6 +477,7 @@ fn server_only(jobs: &[(String, String)]) -> anyhow::Result<Measured> {
         wall: start.elapsed().as_secs_f64(),
         cpu: None,
         servers_cpu: None,
+        source_cpu: None,
         busy: None,
         rss_kib: None,
     })
@@ -538,6 +549,7 @@ pub(crate) fn timed(cmd: &mut Command) -> anyhow::Result<Measured> {
         wall: fields[0],
         cpu: Some((fields[1], fields[2])),
         servers_cpu: None,
+        source_cpu: None,
         busy: None,
         rss_kib: Some(fields[3] as u64),
     })
