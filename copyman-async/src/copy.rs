@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::run::{CopyRun, Order, Report, Step};
-use copyman_core::stall::{self, EndpointId, StallTimer, Stalled, Written};
+use copyman_core::stall::{EndpointId, StallTimer, Written};
 use copyman_core::{BoxError, CopyFail, Data, Fault, Input, ReceiverId, Summary};
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
@@ -174,7 +174,8 @@ impl<'a> CopyManager<'a> {
         let protocols = receivers.iter().map(|r| r.protocol());
         let diagnose = crate::Error::diagnose;
         let mut copy = Self {
-            core: CopyRun::new(producer.protocol(), protocols, options.config, diagnose),
+            core: CopyRun::new(producer.protocol(), protocols, options.config, diagnose)
+                .with_stall_timeout(options.stall_timeout),
             options,
             producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),
@@ -245,18 +246,8 @@ impl<'a> CopyManager<'a> {
                     // A producer read is cancel-safe: one that stalls is dropped, and the next
                     // starts afresh.
                     let read = producer.next_chunk();
-                    let input = match watched(EndpointId::Producer, stall, read, || 0).await {
-                        Ok(Ok(Some(chunk))) => Input::ProducerData(chunk),
-                        Ok(Ok(None)) => Input::ProducerEnd {
-                            count: producer.count(),
-                        },
-                        Ok(Err(error)) => Input::ProducerError(stall::classify(
-                            error,
-                            EndpointId::Producer,
-                            stall,
-                        )),
-                        Err(stalled) => Input::ProducerError(Box::new(stalled)),
-                    };
+                    let result = watched(EndpointId::Producer, stall, read, || 0).await;
+                    let input = Input::read(result, || producer.count());
                     Done {
                         endpoint: Endpoint::Producer(producer),
                         report: input.into(),
@@ -277,23 +268,11 @@ impl<'a> CopyManager<'a> {
                 let mut endpoint = self.take_receiver(receiver);
                 Box::pin(async move {
                     let written = Written::new();
-                    let endpoint_id = EndpointId::Receiver(receiver);
+                    let id = EndpointId::Receiver(receiver);
                     let transmit = endpoint.transmit(&data, &written);
-                    let result = watched(endpoint_id, stall, transmit, || written.progress()).await;
+                    let result = watched(id, stall, transmit, || written.progress()).await;
                     let written = written.get().min(data_len(&data));
-                    let input = match result {
-                        Ok(Ok(())) => Input::Transmitted { receiver },
-                        Ok(Err(error)) => Input::ReceiverError {
-                            receiver,
-                            error: stall::classify(error, endpoint_id, stall),
-                            written,
-                        },
-                        Err(stalled) => Input::ReceiverError {
-                            receiver,
-                            error: Box::new(stalled),
-                            written,
-                        },
-                    };
+                    let input = Input::transmitted(receiver, result, written);
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
                         report: input.into(),
@@ -319,10 +298,7 @@ impl<'a> CopyManager<'a> {
                 Box::pin(async move {
                     let id = EndpointId::Receiver(receiver);
                     let fail = endpoint.fail(&reason, &completion);
-                    let result = match watched(id, stall, fail, || 0).await {
-                        Ok(result) => result.map(|()| None),
-                        Err(stalled) => Err(BoxError::from(stalled)),
-                    };
+                    let result = watched(id, stall, fail, || 0).await.map(|()| None);
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
                         report: Input::ReceiverDone { receiver, result }.into(),
@@ -347,23 +323,24 @@ impl<'a> CopyManager<'a> {
     }
 }
 
-/// Runs `io` under core's stall rule: with a stall timeout, `endpoint` stalls once `moved` (the
-/// bytes it moved so far) has stayed the same for the whole timeout.
+/// Runs `io` under core's stall rule: with a stall timeout, `endpoint` stalls (a
+/// [`Stalled`](copyman_core::stall::Stalled) error) once `moved` (the bytes it moved so far) has stayed the same for the whole
+/// timeout.
 async fn watched<T>(
     endpoint: EndpointId,
     timeout: Option<Duration>,
-    io: impl Future<Output = T>,
+    io: impl Future<Output = Result<T, BoxError>>,
     moved: impl Fn() -> usize,
-) -> Result<T, Stalled> {
+) -> Result<T, BoxError> {
     let Some(limit) = timeout else {
-        return Ok(io.await);
+        return io.await;
     };
     let mut timer = StallTimer::new(endpoint, limit, Instant::now());
     let mut seen = moved();
     tokio::pin!(io);
     loop {
         tokio::select! {
-            out = &mut io => return Ok(out),
+            out = &mut io => return out,
             () = tokio::time::sleep_until(timer.poll_timeout().into()) => {
                 let now = Instant::now();
                 match moved() {

@@ -63,6 +63,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use copyman_wire::realign::Completion;
 
@@ -71,7 +72,7 @@ use crate::manager::{
     Config, Data, Event, Input, Manager, Output, Protocol, ReceiverId, ReconcileError, Summary,
 };
 use crate::session::CopyFormat;
-use crate::stall::EndpointId;
+use crate::stall::{self, EndpointId};
 use crate::start;
 
 /// A progress report `(messages, bytes)` of one cycle, or a fault: the items of both adapters'
@@ -227,6 +228,10 @@ pub struct CopyRun {
     recent: VecDeque<usize>,
     buffered: usize,
     peak_buffered: usize,
+    /// The copy's stall timeout, for the stall rule on the errors reported.
+    stall_timeout: Option<Duration>,
+    /// By receiver: its last order was to complete its COPY (whose wait is never a stall).
+    completing: Vec<bool>,
 }
 
 impl CopyRun {
@@ -265,6 +270,57 @@ impl CopyRun {
             recent: VecDeque::new(),
             buffered: 0,
             peak_buffered: 0,
+            stall_timeout: None,
+            completing: vec![false; receivers],
+        }
+    }
+
+    /// This copy with a stall timeout ([`Options::stall_timeout`](crate::manager::Options)):
+    /// the errors reported for a producer read, a transmit, a server's message or a CopyFail
+    /// that are IO timeouts become [`Stalled`](crate::stall::Stalled) faults naming their
+    /// endpoint ([`stall::classify`]), the same way whichever adapter reports them. The adapter
+    /// bounds the IO itself (socket timeouts, timers).
+    pub fn with_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// A manager's output as the order it is, noting which receivers are told to complete.
+    fn order(&mut self, output: Output) -> Order {
+        let order = Order::of(output);
+        match &order {
+            Order::Complete { receiver } => self.completing[receiver.0] = true,
+            Order::Transmit { receiver, .. } | Order::Fail { receiver, .. } => {
+                self.completing[receiver.0] = false;
+            }
+            _ => {}
+        }
+        order
+    }
+
+    /// The stall rule on a reported error: an IO timeout of an endpoint while the copy has a
+    /// stall timeout is that endpoint's stall (completing a COPY is never one).
+    fn stall_rule(&self, input: Input) -> Input {
+        let rule = |error, endpoint| stall::classify(error, endpoint, self.stall_timeout);
+        match input {
+            Input::ProducerError(error) => Input::ProducerError(rule(error, EndpointId::Producer)),
+            Input::ReceiverError {
+                receiver,
+                error,
+                written,
+            } => Input::ReceiverError {
+                receiver,
+                error: rule(error, EndpointId::Receiver(receiver)),
+                written,
+            },
+            Input::ReceiverDone {
+                receiver,
+                result: Err(error),
+            } if !self.completing[receiver.0] => Input::ReceiverDone {
+                receiver,
+                result: Err(rule(error, EndpointId::Receiver(receiver))),
+            },
+            other => other,
         }
     }
 
@@ -292,6 +348,7 @@ impl CopyRun {
                 }
             }
             Report::Io(input) => {
+                let input = self.stall_rule(input);
                 if let Input::ProducerData(chunk) = &input {
                     self.recent.push_back(chunk.data.len());
                 }
@@ -409,7 +466,7 @@ impl CopyRun {
                 }
                 Output::EndOfCopy | Output::Done => return Step::Ready(None),
                 Output::Wait => return Step::Wait,
-                order => return Step::Order(Order::of(order)),
+                order => return Step::Order(self.order(order)),
             }
         }
     }
@@ -452,7 +509,7 @@ impl CopyRun {
                 Output::EndOfCopy | Output::Done => {
                     unreachable!("a copy that is ending goes on to its result")
                 }
-                order => return Step::Order(Order::of(order)),
+                order => return Step::Order(self.order(order)),
             }
         }
     }
@@ -504,7 +561,7 @@ impl CopyRun {
                 Output::EndOfCopy | Output::Done => {
                     unreachable!("a reconcile ends with the receiver back or faulted")
                 }
-                order => return Step::Order(Order::of(order)),
+                order => return Step::Order(self.order(order)),
             }
         }
     }

@@ -2,11 +2,13 @@
 //! kept, and the bytes receivers hold — what both adapters' `CopyManager` follow.
 
 use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
 
 use bytes::Bytes;
 use copyman_core::run::{CopyRun, Order, Progress, Report, Step};
 use copyman_core::session::CopyFormat;
-use copyman_core::stall::EndpointId;
+use copyman_core::stall::{EndpointId, Stalled};
 use copyman_core::start::FormatMismatch;
 use copyman_core::{Chunk, Config, Data, Fault, Input, Protocol, ReceiverId, ReceiverOutcome};
 
@@ -26,6 +28,10 @@ struct Endpoints {
     chunks: VecDeque<Vec<Bytes>>,
     /// A receiver whose transmits fail.
     failing: Option<ReceiverId>,
+    /// Its transmits fail with an IO timeout (a socket that took nothing for its timeout).
+    timing_out: bool,
+    /// A receiver whose completion fails with an IO timeout.
+    complete_times_out: Option<ReceiverId>,
     /// While this receiver transmits, that one's server reports an error.
     error_during: Option<(ReceiverId, ReceiverId)>,
     /// Results are held until the driver waits (an adapter with IO in flight) instead of given
@@ -109,7 +115,10 @@ impl Endpoints {
                 reports.push(match self.failing == Some(receiver) {
                     true => Input::ReceiverError {
                         receiver,
-                        error: format!("receiver {receiver} broke").into(),
+                        error: match self.timing_out {
+                            true => Box::new(io::Error::from(io::ErrorKind::TimedOut)),
+                            false => format!("receiver {receiver} broke").into(),
+                        },
                         written: 0,
                     }
                     .into(),
@@ -119,7 +128,10 @@ impl Endpoints {
             }
             Order::Complete { receiver } => Input::ReceiverDone {
                 receiver,
-                result: Ok(None),
+                result: match self.complete_times_out == Some(receiver) {
+                    true => Err(Box::new(io::Error::from(io::ErrorKind::TimedOut))),
+                    false => Ok(None),
+                },
             }
             .into(),
             Order::Fail { receiver, .. } => Input::ReceiverDone {
@@ -294,6 +306,48 @@ fn run_ends_the_copy_at_a_receiver_fault_unless_keep_going() {
             }
         }
     }
+}
+
+#[test]
+fn the_stall_rule_is_cores_an_io_timeout_is_a_stall_except_while_completing() {
+    let mut io = Endpoints::new(3, 2);
+    io.failing = Some(R1);
+    io.timing_out = true;
+    io.complete_times_out = Some(R2);
+    let config = Config::default().with_keep_going(true);
+    let mut run = io
+        .run(config)
+        .with_stall_timeout(Some(Duration::from_secs(5)));
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    // Keep-going: receiver 0 completes, so the copy does, with the others' outcomes.
+    let summary = io.drive(&mut run, CopyRun::poll_run).unwrap();
+    // The transmit's timeout is receiver 1's stall, named as such whatever the adapter said.
+    let ReceiverOutcome::Faulted(stalled) = &summary.receivers[1].1 else {
+        panic!("receiver 1 faulted: {:?}", summary.receivers[1]);
+    };
+    let stalled = stalled
+        .get_ref()
+        .downcast_ref::<Stalled>()
+        .expect("a stall");
+    assert_eq!(stalled.endpoint, EndpointId::Receiver(R1));
+    // Completing is never a stall: the timeout stays the IO error it was.
+    let ReceiverOutcome::Failed(completing) = &summary.receivers[2].1 else {
+        panic!("receiver 2 failed: {:?}", summary.receivers[2]);
+    };
+    assert!(completing.get_ref().is::<io::Error>(), "{completing}");
+    assert!(summary.receivers[0].1.is_success());
+
+    // Without a stall timeout the same errors stay IO errors.
+    let mut io = Endpoints::new(2, 2);
+    io.failing = Some(R1);
+    io.timing_out = true;
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let fail = io.drive(&mut run, CopyRun::poll_run).unwrap_err();
+    let ReceiverOutcome::Faulted(error) = &fail.receivers[1].1 else {
+        panic!("receiver 1 faulted: {:?}", fail.receivers[1]);
+    };
+    assert!(error.get_ref().is::<io::Error>(), "{error}");
 }
 
 #[test]

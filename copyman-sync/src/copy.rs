@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::run::{CopyRun, Order, Report, Step};
-use copyman_core::stall::{self, EndpointId, StallTimer};
+use copyman_core::stall::{EndpointId, StallTimer};
 use copyman_core::{BoxError, CopyFail, Fault, Input, ReceiverId, Summary};
 
 use crate::poll::{self, Watch};
@@ -162,7 +162,8 @@ impl<'a> CopyManager<'a> {
             protocols,
             config,
             crate::Error::diagnose,
-        );
+        )
+        .with_stall_timeout(options.stall_timeout);
         let count = receivers.len();
         let mut copy = Self {
             core,
@@ -229,7 +230,7 @@ impl<'a> CopyManager<'a> {
             Ok(()) => Input::Transmitted { receiver },
             Err(e) => Input::ReceiverError {
                 receiver,
-                error: self.stalled(EndpointId::Receiver(receiver), e.error),
+                error: e.error,
                 written: e.written,
             },
         };
@@ -265,7 +266,6 @@ impl<'a> CopyManager<'a> {
                     }
                 }
                 Err(error) => {
-                    let error = self.stalled(EndpointId::Receiver(receiver), error);
                     self.report(Input::ReceiverError {
                         receiver,
                         error,
@@ -292,21 +292,18 @@ impl<'a> CopyManager<'a> {
     fn advance_read(&mut self) {
         // Eager once no receiver is busy: they wait for this chunk, hand over what there is.
         let eager = self.writes.iter().all(Option::is_none);
-        let input = match self.producer.try_next_chunk(eager) {
+        let result = match self.producer.try_next_chunk(eager) {
             Ok(Poll::Pending) => {
                 if let Some(reading) = &mut self.reading {
                     reading.eager = eager;
                 }
                 return;
             }
-            Ok(Poll::Ready(Some(chunk))) => Input::ProducerData(chunk),
-            Ok(Poll::Ready(None)) => Input::ProducerEnd {
-                count: self.producer.count(),
-            },
-            Err(error) => Input::ProducerError(self.stalled(EndpointId::Producer, error)),
+            Ok(Poll::Ready(chunk)) => Ok(chunk),
+            Err(error) => Err(error),
         };
         self.reading = None;
-        self.report(input);
+        self.report(Input::read(result, || self.producer.count()));
     }
 
     /// Waits until IO under way can move, moves it, and reports what completed (the manager
@@ -386,7 +383,6 @@ impl<'a> CopyManager<'a> {
                     if watch.readable()
                         && let Err(error) = self.receivers[r].read_server()
                     {
-                        let error = self.stalled(EndpointId::Receiver(receiver), error);
                         self.receiver_failed(r, error);
                         continue;
                     }
@@ -453,7 +449,6 @@ impl<'a> CopyManager<'a> {
                 (self.watches[i].readable(), self.owners[i])
                 && let Err(error) = self.receivers[receiver.0].read_server()
             {
-                let error = self.stalled(EndpointId::Receiver(receiver), error);
                 self.receiver_failed(receiver.0, error);
             }
         }
@@ -464,11 +459,6 @@ impl<'a> CopyManager<'a> {
     fn timer(&self, endpoint: EndpointId, socket: PollSocket) -> Option<StallTimer> {
         let limit = socket.timeout.or(self.options.stall_timeout)?;
         Some(StallTimer::new(endpoint, limit, Instant::now()))
-    }
-
-    /// The stall rule (copyman-core's) applied to an endpoint's error.
-    fn stalled(&self, endpoint: EndpointId, error: BoxError) -> BoxError {
-        stall::classify(error, endpoint, self.options.stall_timeout)
     }
 
     fn report(&mut self, report: impl Into<Report>) {
@@ -507,14 +497,8 @@ impl<'a> CopyManager<'a> {
                     self.advance_read();
                     return;
                 }
-                let input = match self.producer.next_chunk() {
-                    Ok(Some(chunk)) => Input::ProducerData(chunk),
-                    Ok(None) => Input::ProducerEnd {
-                        count: self.producer.count(),
-                    },
-                    Err(error) => Input::ProducerError(self.stalled(EndpointId::Producer, error)),
-                };
-                self.report(input);
+                let result = self.producer.next_chunk();
+                self.report(Input::read(result, || self.producer.count()));
             }
             Order::Transmit { receiver, data } => self.transmit(receiver, data),
             Order::Complete { receiver } => {
@@ -526,10 +510,8 @@ impl<'a> CopyManager<'a> {
                 reason,
                 completion,
             } => {
-                let result = self.receivers[receiver.0]
-                    .fail(&reason, &completion)
-                    .map(|()| None)
-                    .map_err(|e| self.stalled(EndpointId::Receiver(receiver), e));
+                let result = self.receivers[receiver.0].fail(&reason, &completion);
+                let result = result.map(|()| None);
                 self.report(Input::ReceiverDone { receiver, result });
             }
             Order::CancelProducer => {

@@ -217,6 +217,34 @@ pub enum Input {
     Reconcile(ReceiverId),
 }
 
+impl Input {
+    /// A producer read's result as the manager takes it: a chunk, the end (with the row count
+    /// `count` gives, asked only then), or the error.
+    pub fn read(
+        result: Result<Option<Chunk>, BoxError>,
+        count: impl FnOnce() -> Option<u64>,
+    ) -> Self {
+        match result {
+            Ok(Some(chunk)) => Self::ProducerData(chunk),
+            Ok(None) => Self::ProducerEnd { count: count() },
+            Err(error) => Self::ProducerError(error),
+        }
+    }
+
+    /// A transmit's result as the manager takes it: all written, or failed after `written`
+    /// bytes of its data went out.
+    pub fn transmitted(receiver: ReceiverId, result: Result<(), BoxError>, written: usize) -> Self {
+        match result {
+            Ok(()) => Self::Transmitted { receiver },
+            Err(error) => Self::ReceiverError {
+                receiver,
+                error,
+                written,
+            },
+        }
+    }
+}
+
 /// The result of a successful copy.
 #[derive(Debug, Clone)]
 pub struct Summary {
