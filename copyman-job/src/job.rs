@@ -24,7 +24,6 @@
 //! timeouts from a table's `BEGIN` to the end of its COPY; [`Options::allow_count_mismatch`]
 //! commits a destination whose count differs, with a warning.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::io;
@@ -35,13 +34,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::commit::{self, Commit, Outcome, Participant, Policy};
-use copyman_core::session::{CopyFormat, DbError, SessionError};
-use copyman_core::{BoxError, Chunk};
+use copyman_core::session::{DbError, SessionError};
 use copyman_sync::{
-    Connection, CopyManager, Data, Fault, Producer, Protocol, Receiver, ReceiverOutcome,
-    StatementProducer, StatementReceiver, TransmitError,
+    Connection, CopyManager, Fault, Producer, Receiver, ReceiverOutcome, StatementProducer,
+    StatementReceiver,
 };
-use copyman_wire::realign::Completion;
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::select::{self, Selection};
@@ -1410,19 +1407,10 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         }
 
         // The copy.
-        let completions: Vec<Cell<Option<Option<u64>>>> =
-            live.iter().map(|_| Cell::new(None)).collect();
-        let producer_ended = Cell::new(false);
-        let producer_count = Cell::new(None);
         let outcome = {
             let source = conns.source.as_mut().expect("connected above");
-            let producer = TrackedProducer {
-                inner: StatementProducer::new(source, t.send.clone()),
-                ended: &producer_ended,
-                count: &producer_count,
-            };
+            let producer = StatementProducer::new(source, t.send.clone());
             let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
-            let mut k = 0;
             for (d, slot) in conns.dests.iter_mut().enumerate() {
                 if !live.contains(&d) {
                     continue;
@@ -1431,11 +1419,10 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                     continue;
                 };
                 let conn = slot.as_mut().expect("begun above");
-                receivers.push(Box::new(TrackedReceiver {
-                    inner: StatementReceiver::new(conn, t.receive_for(freeze)),
-                    completed: &completions[k],
-                }));
-                k += 1;
+                receivers.push(Box::new(StatementReceiver::new(
+                    conn,
+                    t.receive_for(freeze),
+                )));
             }
             let progress = |rows, bytes| {
                 (shared.events)(Event::Progress {
@@ -1484,6 +1471,9 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 aborted,
                 summary,
                 bytes,
+                producer_ended,
+                producer_count,
+                completions,
             } => {
                 for (k, error) in &faults {
                     report.destinations[live[*k]].fail(Status::Failed, error.clone());
@@ -1529,11 +1519,10 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                         }
                         // With keep_going, destinations that completed their COPY survive a
                         // failure found only when another one completed.
-                        let salvage =
-                            options.keep_going && aborted.is_none() && producer_ended.get();
-                        for (k, cell) in completions.iter().enumerate() {
+                        let salvage = options.keep_going && aborted.is_none() && producer_ended;
+                        for (k, completion) in completions.iter().enumerate() {
                             let d = live[k];
-                            match cell.get() {
+                            match *completion {
                                 Some(n) if salvage && report.destinations[d].error.is_none() => {
                                     completed[k] = Some(n);
                                 }
@@ -1556,7 +1545,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 for &d in &live {
                     report.destinations[d].bytes = bytes;
                 }
-                let source_rows = producer_count.get();
+                let source_rows = producer_count;
                 break (
                     source_rows,
                     live.iter().copied().zip(completed).collect::<Vec<_>>(),
@@ -1796,34 +1785,20 @@ fn copy_range(
             dests,
         };
     }
-    let producer_ended = Cell::new(false);
-    let producer_count = Cell::new(None);
-    let completions: Vec<Cell<Option<Option<u64>>>> =
-        live.iter().map(|_| Cell::new(None)).collect();
     let outcome = {
         let source = conns.source.as_mut().expect("connected above");
-        let producer = TrackedProducer {
-            inner: StatementProducer::new(source, send.to_owned()),
-            ended: &producer_ended,
-            count: &producer_count,
-        };
+        let producer = StatementProducer::new(source, send.to_owned());
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
-        let mut k = 0;
         for (d, slot) in conns.dests.iter_mut().enumerate() {
             if !live.contains(&d) {
                 continue;
             }
-            receivers.push(Box::new(TrackedReceiver {
-                inner: StatementReceiver::new(
-                    slot.as_mut().expect("begun above"),
-                    t.receive_for(false),
-                ),
-                completed: &completions[k],
-            }));
-            k += 1;
+            let conn = slot.as_mut().expect("begun above");
+            receivers.push(Box::new(StatementReceiver::new(conn, t.receive_for(false))));
         }
         drive(shared, progress, producer, receivers)
     };
+    let mut source_rows = None;
     end(conns.source.as_mut());
     let mut errors: Vec<Option<TableError>> = live.iter().map(|_| None).collect();
     let mut rows: Vec<Option<u64>> = live.iter().map(|_| None).collect();
@@ -1846,8 +1821,11 @@ fn copy_range(
             faults,
             aborted,
             summary,
+            producer_count,
+            completions,
             ..
         } => {
+            source_rows = producer_count;
             for (k, e) in faults {
                 errors[k].get_or_insert(e);
             }
@@ -1878,7 +1856,7 @@ fn copy_range(
                     };
                     for (k, e) in errors.iter_mut().enumerate() {
                         // Its COPY completed; another's did not.
-                        let why = if completions[k].get().is_some() {
+                        let why = if completions[k].is_some() {
                             OTHER_FAILED.to_owned()
                         } else {
                             why.clone()
@@ -1909,10 +1887,7 @@ fn copy_range(
     {
         shared.stall_guard(conn, false);
     }
-    RangeEnd {
-        source_rows: producer_count.get(),
-        dests,
-    }
+    RangeEnd { source_rows, dests }
 }
 
 /// Copies a table split into ranges: its ranges side by side, each on sessions of its own in the
@@ -2239,6 +2214,13 @@ enum Driven {
         summary: Result<Vec<ReceiverEnd>, Failed>,
         /// Bytes read from the source.
         bytes: u64,
+        /// The source reached the end of its COPY.
+        producer_ended: bool,
+        /// The source's `COPY n`, if it reached its end.
+        producer_count: Option<u64>,
+        /// By receiver (position): its `COPY n` if its COPY completed (the server accepted
+        /// CopyDone), even when the copy failed after.
+        completions: Vec<Option<Option<u64>>>,
     },
 }
 
@@ -2318,11 +2300,22 @@ fn drive<'a>(
     }
     let (rows, bytes) = copy.totals();
     progress(rows, bytes);
-    let summary = match &aborted {
+    let result = match &aborted {
         Some(reason) => Err(copy.abort(reason)),
         None => copy.finish(),
-    }
-    .map_err(|fail| Failed {
+    };
+    let (producer_ended, producer_count, outcomes) = match &result {
+        Ok(summary) => (true, summary.producer_count, &summary.receivers),
+        Err(fail) => (fail.producer_ended, fail.producer_count, &fail.receivers),
+    };
+    let completions = outcomes
+        .iter()
+        .map(|(_, outcome)| match outcome {
+            ReceiverOutcome::Completed(n) | ReceiverOutcome::Miscounted(n, _) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let summary = result.map_err(|fail| Failed {
         receivers: fail
             .receiver_faults
             .iter()
@@ -2352,78 +2345,9 @@ fn drive<'a>(
         aborted,
         summary,
         bytes,
-    }
-}
-
-/// A producer that records reaching its end and its count.
-struct TrackedProducer<'a, P> {
-    inner: P,
-    ended: &'a Cell<bool>,
-    count: &'a Cell<Option<u64>>,
-}
-
-impl<P: Producer> Producer for TrackedProducer<'_, P> {
-    fn protocol(&self) -> Protocol {
-        self.inner.protocol()
-    }
-
-    fn start(&mut self, source_frames: bool) -> Result<(), BoxError> {
-        self.inner.start(source_frames)
-    }
-
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        let chunk = self.inner.next_chunk()?;
-        if chunk.is_none() {
-            self.ended.set(true);
-            self.count.set(self.inner.count());
-        }
-        Ok(chunk)
-    }
-
-    fn count(&self) -> Option<u64> {
-        self.inner.count()
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        self.inner.format()
-    }
-
-    fn cancel(&mut self) -> Result<(), BoxError> {
-        self.inner.cancel()
-    }
-}
-
-/// A receiver that records its completion (`COPY n`).
-struct TrackedReceiver<'a, R> {
-    inner: R,
-    completed: &'a Cell<Option<Option<u64>>>,
-}
-
-impl<R: Receiver> Receiver for TrackedReceiver<'_, R> {
-    fn protocol(&self) -> Protocol {
-        self.inner.protocol()
-    }
-
-    fn start(&mut self) -> Result<(), BoxError> {
-        self.inner.start()
-    }
-
-    fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
-        self.inner.transmit(data)
-    }
-
-    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        let count = self.inner.complete()?;
-        self.completed.set(Some(count));
-        Ok(count)
-    }
-
-    fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
-        self.inner.fail(reason, completion)
-    }
-
-    fn format(&self) -> Option<CopyFormat> {
-        self.inner.format()
+        producer_ended,
+        producer_count,
+        completions,
     }
 }
 
