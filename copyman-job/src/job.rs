@@ -1471,7 +1471,6 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 aborted,
                 summary,
                 bytes,
-                producer_ended,
                 producer_count,
                 completions,
             } => {
@@ -1517,16 +1516,12 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                                 }
                             }
                         }
-                        // With keep_going, destinations that completed their COPY survive a
-                        // failure found only when another one completed.
-                        let salvage = options.keep_going && aborted.is_none() && producer_ended;
+                        // (Under keep-going the manager let the survivors of a failure at the
+                        // end complete, and the copy succeeded: a copy that failed holds none.)
                         for (k, completion) in completions.iter().enumerate() {
                             let d = live[k];
-                            match *completion {
-                                Some(n) if salvage && report.destinations[d].error.is_none() => {
-                                    completed[k] = Some(n);
-                                }
-                                // Its COPY completed, another's did not (default policy).
+                            match completion {
+                                // Its COPY completed, another's did not.
                                 Some(_) if report.destinations[d].error.is_none() => {
                                     report.destinations[d]
                                         .fail(Status::RolledBack, TableError::new(OTHER_FAILED));
@@ -2214,8 +2209,6 @@ enum Driven {
         summary: Result<Vec<ReceiverEnd>, Failed>,
         /// Bytes read from the source.
         bytes: u64,
-        /// The source reached the end of its COPY.
-        producer_ended: bool,
         /// The source's `COPY n`, if it reached its end.
         producer_count: Option<u64>,
         /// By receiver (position): its `COPY n` if its COPY completed (the server accepted
@@ -2230,8 +2223,12 @@ fn drive<'a>(
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
 ) -> Driven {
-    let mut options =
-        copyman_sync::Options::default().with_check_counts(!shared.options.allow_count_mismatch);
+    // The manager's policies: a destination's fault ends the copy unless keep-going, under which
+    // the others complete (a failure at the end included); counts are checked unless allowed
+    // to differ.
+    let mut options = copyman_sync::Options::default()
+        .with_check_counts(!shared.options.allow_count_mismatch)
+        .with_keep_going(shared.options.keep_going);
     options.stall_timeout = shared.options.stall_timeout;
     let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,
@@ -2304,9 +2301,9 @@ fn drive<'a>(
         Some(reason) => Err(copy.abort(reason)),
         None => copy.finish(),
     };
-    let (producer_ended, producer_count, outcomes) = match &result {
-        Ok(summary) => (true, summary.producer_count, &summary.receivers),
-        Err(fail) => (fail.producer_ended, fail.producer_count, &fail.receivers),
+    let (producer_count, outcomes) = match &result {
+        Ok(summary) => (summary.producer_count, &summary.receivers),
+        Err(fail) => (fail.producer_count, &fail.receivers),
     };
     let completions = outcomes
         .iter()
@@ -2345,7 +2342,6 @@ fn drive<'a>(
         aborted,
         summary,
         bytes,
-        producer_ended,
         producer_count,
         completions,
     }

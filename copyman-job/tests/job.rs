@@ -448,6 +448,81 @@ fn a_table_missing_on_a_destination_stops_the_job_or_with_keep_going_only_that_t
     );
 }
 
+/// Destination 1 refuses a row mid-COPY (a CHECK), destination 2 refuses the COPY only at its
+/// end (a statement trigger, so after destination 0's server may have accepted its CopyDone).
+const REFUSING: [&str; 3] = [
+    "",
+    "ALTER TABLE t ADD CHECK (id <> 700)",
+    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+     $$ BEGIN RAISE EXCEPTION 'refused at the end'; END $$; \
+     CREATE TRIGGER refuse AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION refuse();",
+];
+
+#[test]
+fn destinations_that_refuse_mid_copy_or_at_the_end_roll_back_all_or_only_themselves() {
+    for keep_going in [false, true] {
+        let (source, dests, _, dbs) = setup(
+            "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000);",
+            "CREATE TABLE t (id int);",
+            3,
+        );
+        let c = clusters();
+        for ((d, db), sql) in c.dest.iter().zip(&dbs).zip(REFUSING) {
+            d.connect(db).batch_execute(sql).unwrap();
+        }
+        let options = Options {
+            keep_going,
+            ..Options::new(state_path(&format!("refusing-{keep_going}")))
+        };
+        let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+        let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+        assert!(!report.succeeded());
+        let t = &report.tables[0];
+        let statuses: Vec<Status> = t.destinations.iter().map(|d| d.status).collect();
+        let sqlstate = |d: usize| {
+            t.destinations[d]
+                .error
+                .as_ref()
+                .and_then(|e| e.sqlstate.clone())
+        };
+        match keep_going {
+            // The first fault ends the copy: nothing is committed anywhere. (Destination 2
+            // refuses on its own if the copy reached its end before destination 1's error was
+            // read, or is rolled back with the others if not.)
+            false => {
+                assert_eq!(
+                    statuses[..2],
+                    [Status::RolledBack, Status::Failed],
+                    "{t:#?}"
+                );
+                assert!(
+                    statuses[2] == Status::RolledBack || sqlstate(2).as_deref() == Some("P0001"),
+                    "{t:#?}"
+                );
+                assert_eq!(digest(&c.dest[0], &dbs[0], "t").0, 0);
+            }
+            // The others go on: destination 0 commits every row, each refusal fails only itself.
+            true => {
+                assert_eq!(
+                    statuses,
+                    [Status::Committed, Status::Failed, Status::Failed],
+                    "{t:#?}"
+                );
+                assert_eq!(digest(&c.dest[0], &dbs[0], "t").0, 1000);
+                assert_eq!(sqlstate(2).as_deref(), Some("P0001"), "{t:#?}");
+            }
+        }
+        assert_eq!(sqlstate(1).as_deref(), Some("23514"), "{t:#?}");
+        for (d, db) in c.dest.iter().zip(&dbs).skip(1) {
+            assert_eq!(
+                digest(d, db, "t").0,
+                0,
+                "a refusing destination holds nothing"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_lock_held_on_a_destination_fails_that_table_with_its_sqlstate() {
     let sql = "CREATE TABLE free (id int); CREATE TABLE locked (id int);";
