@@ -34,6 +34,7 @@ pub(crate) const METHODS: &[&str] = &[
     "copyman-sync",
     "copyman-async",
     "copyman-cli",
+    "copyman-job",
 ];
 
 impl Options {
@@ -141,7 +142,8 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
         for k in 1..=options.max_destinations {
             let dests = &destinations[..k];
             for method in &options.methods {
-                if method == "copyman-cli" && options.cli.is_none() {
+                if matches!(method.as_str(), "copyman-cli" | "copyman-job") && options.cli.is_none()
+                {
                     continue;
                 }
                 if k > 1 && method == "floor-source" {
@@ -438,6 +440,26 @@ fn run_method(
                 cmd.args(["--to", d]);
             }
             timed(&mut cmd)
+        }
+        "copyman-job" => {
+            // The many-table path (`copyman table --table PATTERN`): a job of this one table,
+            // in text as the other methods, with its state file out of the way.
+            let cli = options.cli.as_ref().context("--cli")?;
+            let state = std::env::temp_dir().join(format!(
+                "copyman-bench-{}-{table}.state",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&state);
+            let mut cmd = Command::new(cli);
+            cmd.args(["table", "--quiet", "--from", &src, "--table", table])
+                .args(["--format", "text", "--state"])
+                .arg(&state);
+            for d in &dest_infos {
+                cmd.args(["--to", d]);
+            }
+            let measured = timed(&mut cmd);
+            let _ = std::fs::remove_file(&state);
+            measured
         }
         other => bail!("unknown method {other}"),
     }
