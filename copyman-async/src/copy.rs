@@ -324,8 +324,8 @@ impl<'a> CopyManager<'a> {
 }
 
 /// Runs `io` under core's stall rule: with a stall timeout, `endpoint` stalls (a
-/// [`Stalled`](copyman_core::stall::Stalled) error) once `moved` (the bytes it moved so far) has stayed the same for the whole
-/// timeout.
+/// [`Stalled`](copyman_core::stall::Stalled) error) once `moved` (the bytes it moved so far)
+/// has stayed the same for the whole timeout.
 async fn watched<T>(
     endpoint: EndpointId,
     timeout: Option<Duration>,
