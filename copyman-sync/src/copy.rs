@@ -318,23 +318,7 @@ impl<'a> CopyManager<'a> {
                 return;
             }
         }
-        self.watches.clear();
-        self.owners.clear();
-        for (r, receiver) in self.receivers.iter().enumerate() {
-            let Some(fd) = receiver.poll_socket().map(|s| s.fd) else {
-                continue;
-            };
-            let events = if self.writes[r].is_some() {
-                poll::READABLE | poll::WRITABLE
-            } else if self.core.manager().is_live(ReceiverId(r)) {
-                // Idle: only a server's message (its error) can come.
-                poll::READABLE
-            } else {
-                continue;
-            };
-            self.watches.push(Watch::new(fd, events));
-            self.owners.push(EndpointId::Receiver(ReceiverId(r)));
-        }
+        self.watch_receivers(true);
         if self.reading.is_some()
             && let Some(fd) = self.producer.poll_socket().map(|s| s.fd)
         {
@@ -374,10 +358,49 @@ impl<'a> CopyManager<'a> {
         };
         self.polled = true;
         let now = Instant::now();
+        self.move_ready(ready, now);
+        // Whatever is still under way and moved nothing for its timeout has timed out.
+        let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
+        for r in 0..self.writes.len() {
+            if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
+                self.receiver_failed(r, Box::new(stalled));
+            }
+        }
+        if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
+            self.reading = None;
+            self.report(Input::ProducerError(Box::new(stalled)));
+        }
+    }
+
+    /// Fills the watch list with the receivers' sockets: those with a transmit under way to be
+    /// written and read (with `under_way`), the idle live ones to be read (only a server's
+    /// message, its error, can come).
+    fn watch_receivers(&mut self, under_way: bool) {
+        self.watches.clear();
+        self.owners.clear();
+        for (r, receiver) in self.receivers.iter().enumerate() {
+            let Some(fd) = receiver.poll_socket().map(|s| s.fd) else {
+                continue;
+            };
+            let events = match self.writes[r] {
+                Some(_) if under_way => poll::READABLE | poll::WRITABLE,
+                None if self.core.manager().is_live(ReceiverId(r)) => poll::READABLE,
+                _ => continue,
+            };
+            self.watches.push(Watch::new(fd, events));
+            self.owners.push(EndpointId::Receiver(ReceiverId(r)));
+        }
+    }
+
+    /// Moves the IO of the sockets `poll(2)` found ready (`ready` of them, at `now`): reads
+    /// what servers said, writes what sockets take, reads the producer.
+    fn move_ready(&mut self, ready: usize, now: Instant) {
+        if ready == 0 {
+            return;
+        }
         for i in 0..self.watches.len() {
             let watch = self.watches[i];
             match self.owners[i] {
-                _ if ready == 0 => {}
                 EndpointId::Receiver(receiver) => {
                     let r = receiver.0;
                     if watch.readable()
@@ -408,17 +431,6 @@ impl<'a> CopyManager<'a> {
                 _ => {}
             }
         }
-        // Whatever is still under way and moved nothing for its timeout has timed out.
-        let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
-        for r in 0..self.writes.len() {
-            if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
-                self.receiver_failed(r, Box::new(stalled));
-            }
-        }
-        if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
-            self.reading = None;
-            self.report(Input::ProducerError(Box::new(stalled)));
-        }
     }
 
     /// Reads, without waiting, what the servers of idle live receivers said: once per cycle when
@@ -428,29 +440,11 @@ impl<'a> CopyManager<'a> {
         if std::mem::take(&mut self.polled) {
             return;
         }
-        self.watches.clear();
-        self.owners.clear();
-        for (r, receiver) in self.receivers.iter().enumerate() {
-            if let Some(fd) = receiver.poll_socket().map(|s| s.fd)
-                && self.writes[r].is_none()
-                && self.core.manager().is_live(ReceiverId(r))
-            {
-                self.watches.push(Watch::new(fd, poll::READABLE));
-                self.owners.push(EndpointId::Receiver(ReceiverId(r)));
-            }
-        }
-        if self.watches.is_empty()
-            || !matches!(poll::wait(&mut self.watches, Some(Duration::ZERO)), Ok(n) if n > 0)
+        self.watch_receivers(false);
+        if !self.watches.is_empty()
+            && let Ok(ready) = poll::wait(&mut self.watches, Some(Duration::ZERO))
         {
-            return;
-        }
-        for i in 0..self.watches.len() {
-            if let (true, EndpointId::Receiver(receiver)) =
-                (self.watches[i].readable(), self.owners[i])
-                && let Err(error) = self.receivers[receiver.0].read_server()
-            {
-                self.receiver_failed(receiver.0, error);
-            }
+            self.move_ready(ready, Instant::now());
         }
     }
 
