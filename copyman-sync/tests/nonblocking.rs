@@ -62,6 +62,41 @@ fn frame(rows: &[u8]) -> Vec<u8> {
     m
 }
 
+/// Whether `fd` of this process is in non-blocking mode (`O_NONBLOCK` in its flags, which
+/// `/proc/self/fdinfo` gives in octal).
+fn is_nonblocking(fd: std::os::fd::RawFd) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .expect("flags in fdinfo");
+    u32::from_str_radix(flags.trim(), 8).unwrap() & 0o4000 != 0
+}
+
+#[test]
+fn the_socket_is_non_blocking_from_its_connect_on_and_stays_so() {
+    for (kind, _, conninfo) in kinds() {
+        let mut conn = connect(kind, &conninfo);
+        let fd = {
+            let producer = StatementProducer::new(&mut conn, "COPY (SELECT 1) TO STDOUT");
+            producer
+                .poll_socket()
+                .expect("a raw connection's socket")
+                .fd
+        };
+        assert!(is_nonblocking(fd), "[{kind}] right after the connect");
+        {
+            // A copy out read with the blocking calls, its producer then dropped.
+            let mut producer =
+                StatementProducer::new(&mut conn, "COPY (SELECT generate_series(1, 3)) TO STDOUT");
+            producer.start(false).unwrap();
+            while producer.next_chunk().unwrap().is_some() {}
+        }
+        assert_eq!(conn.execute("SELECT 1").unwrap(), 1, "[{kind}]");
+        assert!(is_nonblocking(fd), "[{kind}] after a copy and a statement");
+    }
+}
+
 #[test]
 fn statements_larger_than_the_socket_buffers_go_out_whole() {
     for (kind, _, conninfo) in kinds() {
