@@ -1,4 +1,6 @@
-//! A raw PostgreSQL connection on a blocking socket, spoken by copyman-core's [`Session`].
+//! A raw PostgreSQL connection, spoken by copyman-core's [`Session`]: its socket is non-blocking
+//! from the moment it is connected, and every call that must wait for it waits with `poll(2)`
+//! ([`wait_for`]), bounded by a connection attempt's deadline or the timeout set on it.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -17,12 +19,13 @@ use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
 use crate::PollSocket;
 use crate::error::{Attempts, Error, tls_settings};
+use crate::poll::{self, READABLE, WRITABLE};
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
 
-/// A connected socket: TCP, TLS over TCP (copyman-tls' rules, the socket in either mode), or
-/// Unix.
+/// A connected socket: TCP, TLS over TCP (copyman-tls' rules), or Unix. A connection's socket is
+/// non-blocking: a read or write it cannot make now says `WouldBlock`.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Tcp(TcpStream),
@@ -31,22 +34,23 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) | Self::Tls(s, _) => s.set_nonblocking(on),
-            Self::Unix(s) => s.set_nonblocking(on),
+    /// Puts the socket in non-blocking mode, for good: once, right after it is connected.
+    fn into_nonblocking(self) -> io::Result<Self> {
+        match &self {
+            Self::Tcp(s) | Self::Tls(s, _) => s.set_nonblocking(true)?,
+            Self::Unix(s) => s.set_nonblocking(true)?,
         }
+        Ok(self)
     }
 
-    /// The socket to `poll(2)` when the stream is used without blocking. Under TLS it is the
-    /// TCP socket under rustls: reads go on until the socket would block (so no decrypted byte
-    /// waits in rustls unseen by `poll`), and records rustls still holds after a write go out
-    /// through [`Stream::try_flush`].
-    pub(crate) fn poll_fd(&self) -> Option<RawFd> {
-        Some(match self {
+    /// The socket to `poll(2)`. Under TLS it is the TCP socket under rustls: reads go on until
+    /// the socket would block (so no decrypted byte waits in rustls unseen by `poll`), and
+    /// records rustls still holds after a write go out through [`Stream::try_flush`].
+    pub(crate) fn poll_fd(&self) -> RawFd {
+        match self {
             Self::Tcp(s) | Self::Tls(s, _) => s.as_raw_fd(),
             Self::Unix(s) => s.as_raw_fd(),
-        })
+        }
     }
 
     /// Writes, without blocking, the TLS records rustls holds: `true` once none is left, `false`
@@ -55,19 +59,6 @@ impl Stream {
         match self {
             Self::Tls(s, tls) => tls.try_flush(s),
             _ => Ok(true),
-        }
-    }
-
-    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) | Self::Tls(s, _) => {
-                s.set_read_timeout(timeout)?;
-                s.set_write_timeout(timeout)
-            }
-            Self::Unix(s) => {
-                s.set_read_timeout(timeout)?;
-                s.set_write_timeout(timeout)
-            }
         }
     }
 
@@ -112,7 +103,8 @@ impl Write for Stream {
     }
 }
 
-/// Opens a socket to `target`, within `timeout` for TCP.
+/// Opens a socket to `target`, within `timeout` for TCP, in blocking mode (a cancel's socket stays
+/// so; a connection's is made non-blocking).
 fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
     match target {
         Target::Tcp { addr, .. } => {
@@ -149,16 +141,12 @@ pub struct Connection {
     pub(crate) endpoint: Endpoint,
     target: Target,
     connect_timeout: Option<Duration>,
-    /// While connecting: the attempt's deadline, which every read and write is armed with.
+    /// While connecting: the attempt's deadline, which bounds every wait.
     deadline: Option<Started>,
-    /// The timeout [`Connection::set_timeout`] set: a multiplexing driver applies it itself,
-    /// since a non-blocking socket's own timeouts never fire.
+    /// The timeout [`Connection::set_timeout`] set: how long a wait may go with no byte moving
+    /// (a multiplexing driver applies it itself, through [`Connection::poll_socket`]).
     timeout: Option<Duration>,
     scratch: Vec<u8>,
-    /// The socket is in non-blocking mode (O_NONBLOCK): switched on once when a copy's driver
-    /// first multiplexes it, off again before anything that blocks. Kept here so that a copy
-    /// costs two `fcntl`s per socket, not two per write.
-    nonblocking: bool,
     /// A write of the session's output failed midway: part of a message may be on the wire.
     half_written: bool,
 }
@@ -277,6 +265,7 @@ impl Connection {
         let open_within = deadline.remaining(Instant::now());
         let stream = open_within
             .and_then(|within| open(target, within))
+            .and_then(Stream::into_nonblocking)
             .map_err(|source| Error::Connect {
                 target: target.to_string(),
                 source,
@@ -292,23 +281,27 @@ impl Connection {
             deadline: Some(deadline),
             timeout: None,
             scratch: vec![0; MESSAGE_READ],
-            nonblocking: false,
             half_written: false,
         };
         conn.endpoint.wait_ready();
         conn.drive()?;
         // The deadline guards the connection attempt only; the copy sets its own timeouts.
         conn.deadline = None;
-        conn.stream.set_timeouts(None)?;
         Ok(conn)
     }
 
-    /// Arms the socket with what is left of the connection attempt's deadline, if connecting.
-    fn arm(&mut self) -> Result<(), Error> {
-        if let Some(deadline) = self.deadline {
-            arm(&self.stream, deadline)?;
+    /// What bounds a wait now: the attempt's deadline while connecting, else the timeout.
+    fn limit(&self) -> Limit {
+        match self.deadline {
+            Some(deadline) => Limit::Attempt(deadline),
+            None => Limit::Idle(self.timeout),
         }
-        Ok(())
+    }
+
+    /// Waits until the socket is ready for `events` ([`READABLE`], [`WRITABLE`]), within
+    /// [`Connection::limit`].
+    pub(crate) fn wait(&self, events: i16) -> io::Result<()> {
+        wait_for(self.stream.poll_fd(), events, self.limit())
     }
 
     /// Whether the connection is encrypted with TLS.
@@ -321,15 +314,14 @@ impl Connection {
         self.endpoint.session().state() == State::Ready
     }
 
-    /// Sets a read and write timeout on the socket: a server that does not answer, or a
-    /// destination that stops taking data, then fails with an IO error of kind `TimedOut` or
-    /// `WouldBlock` instead of blocking for ever (`socket.timeout` in py-postgresql's copyman,
-    /// which a copy may reconcile).
+    /// Sets a read and write timeout: a server that does not answer, or a destination that stops
+    /// taking data, then fails with an IO error of kind `TimedOut` once no byte moved for that
+    /// long, instead of waiting for ever (`socket.timeout` in py-postgresql's copyman, which a
+    /// copy may reconcile).
     ///
     /// # Errors
-    /// The socket's.
+    /// None today: the timeout bounds this connection's own waits (`poll(2)`), not the socket.
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
-        self.stream.set_timeouts(timeout)?;
         self.timeout = timeout;
         Ok(())
     }
@@ -382,34 +374,31 @@ impl Connection {
         Ok(())
     }
 
-    /// Puts the socket in non-blocking mode (`true`) or back in blocking mode, if it is not
-    /// already: one `fcntl` per switch.
-    pub(crate) fn set_nonblocking(&mut self, on: bool) -> Result<(), Error> {
-        if self.nonblocking != on {
-            self.stream.set_nonblocking(on)?;
-            self.nonblocking = on;
-        }
-        Ok(())
-    }
-
     /// The socket to `poll(2)`, for a driver that multiplexes it (TCP, TLS over TCP, Unix), with
     /// the timeout [`Connection::set_timeout`] set on it.
     pub(crate) fn poll_socket(&self) -> Option<PollSocket> {
         Some(PollSocket {
-            fd: self.stream.poll_fd()?,
+            fd: self.stream.poll_fd(),
             timeout: self.timeout,
         })
     }
 
-    /// Writes what the session has to send.
+    /// Writes what the session has to send, and under TLS the records rustls holds of it (the
+    /// server's answer is waited for next).
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
-        self.set_nonblocking(false)?;
+        let (fd, limit) = (self.stream.poll_fd(), self.limit());
+        let mut sent = Ok(());
         while let Some(bytes) = self.endpoint.poll_transmit() {
-            self.arm()?;
-            if let Err(e) = self.stream.write_all(&bytes) {
-                self.half_written = true;
-                return Err(e.into());
+            sent = write_all(&mut self.stream, &bytes, fd, limit);
+            if sent.is_err() {
+                break;
             }
+        }
+        // `Stream::flush` says `WouldBlock` while rustls holds records.
+        let sent = sent.and_then(|()| retry(fd, WRITABLE, limit, || self.stream.flush()));
+        if let Err(e) = sent {
+            self.half_written = true;
+            return Err(e.into());
         }
         Ok(())
     }
@@ -417,7 +406,7 @@ impl Connection {
     /// Writes `bytes` whole without blocking, if nothing is half written before them: whether
     /// they all went out (an abandoned COPY's realignment and CopyFail; if not, close).
     pub(crate) fn try_write_all(&mut self, mut bytes: &[u8]) -> bool {
-        if self.half_written || self.set_nonblocking(true).is_err() {
+        if self.half_written {
             return false;
         }
         while !bytes.is_empty() {
@@ -447,40 +436,27 @@ impl Connection {
         self.endpoint.handle_eof();
     }
 
-    /// Reads once from the socket into the session.
+    /// Reads once from the socket into the session, waiting until it has something.
     pub(crate) fn read_into_session(&mut self) -> Result<(), Error> {
-        self.set_nonblocking(false)?;
-        self.arm()?;
-        let read = self.stream.read(&mut self.scratch);
+        let (fd, limit) = (self.stream.poll_fd(), self.limit());
+        let read = retry(fd, READABLE, limit, || self.stream.read(&mut self.scratch));
         handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
-    /// Reads into the session without blocking, until the socket has nothing more. A socket in
-    /// blocking mode is switched for the call (two `fcntl`s); one a driver keeps in non-blocking
-    /// mode is read as it is.
+    /// Reads into the session without waiting, until the socket has nothing more.
     pub(crate) fn poll_server(&mut self) -> Result<(), Error> {
-        let was_blocking = !self.nonblocking;
-        self.set_nonblocking(true)?;
-        let result = loop {
+        loop {
             match self.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     self.endpoint.handle_eof();
-                    break Ok(());
+                    return Ok(());
                 }
-                Ok(n) => {
-                    if let Err(e) = self.endpoint.handle_input(&self.scratch[..n]) {
-                        break Err(e.into());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Ok(n) => self.endpoint.handle_input(&self.scratch[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e.into()),
+                Err(e) => return Err(e.into()),
             }
-        };
-        if was_blocking {
-            self.set_nonblocking(false)?;
         }
-        result
     }
 }
 
@@ -508,13 +484,12 @@ fn negotiate_tls(
     let (Some((config, mode)), Target::Tcp { name: host, .. }) = (tls, target) else {
         return Ok(stream);
     };
-    arm(&stream, deadline)?;
-    stream.write_all(&copyman_tls::SSL_REQUEST)?;
-    arm(&stream, deadline)?;
+    let (fd, limit) = (stream.poll_fd(), Limit::Attempt(deadline));
+    write_all(&mut stream, &copyman_tls::SSL_REQUEST, fd, limit)?;
     // Exactly one byte: anything after it that came before the handshake would be unencrypted
     // data an attacker injected (CVE-2021-23222).
     let mut answer = [0u8; 1];
-    stream.read_exact(&mut answer)?;
+    retry(fd, READABLE, limit, || stream.read_exact(&mut answer))?;
     if !copyman_tls::negotiate(answer[0], &target.to_string(), mode)? {
         return Ok(stream);
     }
@@ -525,15 +500,17 @@ fn negotiate_tls(
         ));
     };
     let mut tls = TlsClient::new(config, host)?;
-    loop {
-        let left = deadline.remaining(Instant::now())?;
-        tcp.set_read_timeout(left)?;
-        tcp.set_write_timeout(left)?;
-        // A socket timeout says `WouldBlock`: the step is taken again until the deadline.
-        let step = tls.handshake(&mut tcp);
-        if step.map_err(|e| TlsError::handshake(target.to_string(), &e))? {
-            break;
-        }
+    while !tls
+        .handshake(&mut tcp)
+        .map_err(|e| TlsError::handshake(target.to_string(), &e))?
+    {
+        // The step is taken again when the socket is ready for what rustls waits for.
+        let events = if tls.wants_flush() {
+            WRITABLE
+        } else {
+            READABLE
+        };
+        wait_for(fd, events, limit)?;
     }
     if let Some(hash) = tls.server_end_point() {
         session.set_tls_server_end_point(hash);
@@ -541,10 +518,69 @@ fn negotiate_tls(
     Ok(Stream::Tls(tcp, Box::new(tls)))
 }
 
-/// Sets the socket's timeouts to what is left before `deadline`.
-fn arm(stream: &Stream, deadline: Started) -> Result<(), Error> {
-    let left = deadline.remaining(Instant::now())?;
-    Ok(stream.set_timeouts(left)?)
+/// What bounds a wait for the socket.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// A connection attempt's deadline: the wait ends with [`TimeoutExpired`] once it passed.
+    Attempt(Started),
+    /// [`Connection::set_timeout`]'s: a wait that sees nothing for this long ends with an error
+    /// of kind `TimedOut` (`None`: it waits for ever).
+    Idle(Option<Duration>),
+}
+
+/// Waits until `fd` is ready for `events` ([`READABLE`], [`WRITABLE`]), within `limit`.
+///
+/// # Errors
+/// `poll(2)`'s; [`TimeoutExpired`] (as an IO error) once an attempt's deadline passed; kind
+/// `TimedOut` once an idle limit passed (core's stall rule takes it for a socket timeout).
+fn wait_for(fd: RawFd, events: i16, limit: Limit) -> io::Result<()> {
+    let until = |left: Option<Duration>| left.and_then(|left| Instant::now().checked_add(left));
+    match limit {
+        Limit::Attempt(deadline) => loop {
+            // What is left runs out: `remaining` then says the deadline passed.
+            if poll::wait_one(fd, events, until(deadline.remaining(Instant::now())?))? {
+                return Ok(());
+            }
+        },
+        Limit::Idle(timeout) => match (poll::wait_one(fd, events, until(timeout))?, timeout) {
+            (false, Some(t)) => {
+                let what = if events == READABLE { "sent" } else { "took" };
+                let message = format!("the server {what} nothing for {t:?}");
+                Err(io::Error::new(io::ErrorKind::TimedOut, message))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Runs `op` until it does not say `WouldBlock` (or `Interrupted`), waiting within `limit`
+/// until `fd` is ready for `events` before each new try.
+fn retry<T>(
+    fd: RawFd,
+    events: i16,
+    limit: Limit,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_for(fd, events, limit)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            done => return done,
+        }
+    }
+}
+
+/// Writes `bytes` whole to `stream`, waiting within `limit` whenever its socket `fd` takes
+/// nothing now. Under TLS what rustls took counts as written: its records go out with
+/// `Stream::flush`.
+fn write_all(stream: &mut Stream, mut bytes: &[u8], fd: RawFd, limit: Limit) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match retry(fd, WRITABLE, limit, || stream.write(bytes))? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
 }
 
 /// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
@@ -557,7 +593,7 @@ fn expired(error: Error, target: &Target, deadline: Started) -> Error {
         Error::Tls(_) => true,
         _ => false,
     };
-    // A socket timeout armed with what was left may fire up to a kernel tick (a few ms) early.
+    // A connect timed with what was left (`TcpStream::connect_timeout`) may end a little early.
     const TICK: Duration = Duration::from_millis(20);
     if timed_out && deadline.expired(Instant::now() + TICK) {
         return Error::timeout_expired(target);

@@ -68,11 +68,11 @@ pub use receiver::{ClientReceiver, Receiver, StatementReceiver, TransmitError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PollSocket {
-    /// The socket, in whatever mode; the endpoint switches it to non-blocking mode itself when
-    /// used without blocking, and back when used with blocking calls.
+    /// The socket. A raw [`Connection`]'s is in non-blocking mode from the moment it is
+    /// connected, and its blocking calls wait on it with `poll(2)`.
     pub fd: std::os::fd::RawFd,
-    /// IO on it that moves no byte for this long fails with a timeout, as it would on a blocking
-    /// socket with this read and write timeout ([`Connection::set_timeout`]). `None`: no limit
+    /// IO on it that moves no byte for this long fails with a timeout, as the connection's own
+    /// waits do ([`Connection::set_timeout`]). `None`: no limit
     /// but the copy's stall timeout, if any.
     pub timeout: Option<std::time::Duration>,
 }

@@ -1,8 +1,9 @@
-//! `poll(2)`: the one system call the driver needs that std does not wrap.
+//! `poll(2)`: the one system call std does not wrap, for the driver's multiplexing and for every
+//! wait of a connection's non-blocking socket.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,4 +77,20 @@ pub(crate) fn wait(watches: &mut [Watch], timeout: Option<Duration>) -> io::Resu
         return Err(error);
     }
     Ok(usize::try_from(ready).unwrap_or(0))
+}
+
+/// Waits until `fd` is ready for `events` ([`READABLE`], [`WRITABLE`] or both; an error or a
+/// hang-up counts as ready), or `deadline` passed (`None`: for ever): whether it is ready. A
+/// signal does not end the wait.
+pub(crate) fn wait_one(fd: RawFd, events: i16, deadline: Option<Instant>) -> io::Result<bool> {
+    let mut watch = [Watch::new(fd, events)];
+    loop {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if wait(&mut watch, timeout)? > 0 {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
 }

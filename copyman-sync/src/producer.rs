@@ -11,6 +11,7 @@ use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 
 use crate::connection::Connection;
+use crate::poll::READABLE;
 use crate::{DEFAULT_BUFFER_SIZE, Error, PollSocket};
 
 /// A source of COPY data for a [`CopyManager`](crate::CopyManager).
@@ -120,7 +121,7 @@ copyman_core::statement_producer! {
     /// Reads the socket in large buffers (64 KiB by default), re-blocks each buffer into one
     /// CopyData frame in place, and hands that one buffer to every receiver. Rows are never parsed.
     /// Under a [`CopyManager`](crate::CopyManager) its socket (TCP, TLS over TCP, or Unix) is
-    /// non-blocking for the copy and read while the receivers write the previous buffer; reads go
+    /// read without blocking while the receivers write the previous buffer; reads go
     /// on filling the same buffer until it is full or the receivers wait for it, so a fast source
     /// gives full buffers (few, large writes downstream) and a slow one is never waited for.
     ///
@@ -138,10 +139,9 @@ copyman_core::statement_producer! {
 }
 
 impl StatementProducer<'_> {
-    /// The next chunk: blocking (`nonblocking` is `None`), or without blocking with its `eager`
-    /// flag (see [`Producer::try_next_chunk`]).
-    fn read_chunk(&mut self, nonblocking: Option<bool>) -> Result<Poll<Option<Chunk>>, Error> {
-        self.conn.set_nonblocking(nonblocking.is_some())?;
+    /// The next chunk without blocking, with its `eager` flag (see
+    /// [`Producer::try_next_chunk`]).
+    fn read_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, Error> {
         loop {
             if let Poll::Ready(chunk) = self.out.poll_chunk(self.conn.endpoint.session())? {
                 return Ok(Poll::Ready(chunk));
@@ -152,11 +152,11 @@ impl StatementProducer<'_> {
                 }
                 // The end of the stream comes again on the next read: hand over what came first.
                 Ok(0) => true,
-                // Full, or blocking (one read, one chunk), or the receivers are waiting.
-                Ok(n) => self.out.filled(n) || nonblocking != Some(false),
+                // Full, or the receivers are waiting.
+                Ok(n) => self.out.filled(n) || eager,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && nonblocking.is_some() => {
-                    self.out.has_filled() && nonblocking == Some(true)
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.out.has_filled() && eager
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -178,7 +178,6 @@ impl Drop for StatementProducer<'_> {
             Abandon::Cancel if self.conn.cancel().is_ok() => {}
             _ => self.conn.close(),
         }
-        let _ = self.conn.set_nonblocking(false);
     }
 }
 
@@ -201,9 +200,12 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
-        match self.read_chunk(None)? {
-            Poll::Ready(chunk) => Ok(chunk),
-            Poll::Pending => unreachable!("a blocking read is never pending"),
+        // Eager, as a driver is once its receivers wait: one read that gets bytes, one chunk.
+        loop {
+            match self.read_chunk(true)? {
+                Poll::Ready(chunk) => return Ok(chunk),
+                Poll::Pending => self.conn.wait(READABLE).map_err(Error::Io)?,
+            }
         }
     }
 
@@ -212,7 +214,7 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {
-        Ok(self.read_chunk(Some(eager))?)
+        Ok(self.read_chunk(eager)?)
     }
 
     fn count(&self) -> Option<u64> {

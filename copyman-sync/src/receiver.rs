@@ -11,6 +11,7 @@ use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
 
 use crate::connection::Connection;
+use crate::poll::WRITABLE;
 use crate::{Error, PollSocket};
 
 /// A transmit that failed after `written` bytes of its data went out.
@@ -136,19 +137,20 @@ pub trait Receiver {
 /// Receives into a `COPY … FROM STDIN` on a raw [`Connection`]: the fast path.
 ///
 /// Under a [`CopyManager`](crate::CopyManager) its socket (TCP, TLS over TCP, or Unix) is
-/// non-blocking for the whole copy: the driver writes what the socket takes (under TLS: what
+/// written without blocking: the driver writes what the socket takes (under TLS: what
 /// rustls takes, then its records as the socket takes them) and waits with `poll(2)` on every
 /// receiver at once, so a slow destination never idles the others. The socket is read whenever
 /// `poll` says the server sent something, and at least once per cycle, so an error the server
 /// reports (a bad row, a constraint) becomes a fault of this receiver within a cycle or two, not
-/// at the end. Through [`Receiver::transmit`] the data of each cycle goes out in one blocking
-/// write, after which the socket is read without blocking.
+/// at the end. Through [`Receiver::transmit`] the data of each cycle goes out whole (the call
+/// waits with `poll(2)` while the socket takes nothing), after which the socket is read without
+/// blocking.
 #[derive(Debug)]
 pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
     /// Its statement, format and the CopyData stream it sent: copyman-core's half.
     copy: CopyInStatement,
-    /// The copy's stall timeout is armed on the socket (and must be off while completing).
+    /// The copy's stall timeout is armed on the connection (and must be off while completing).
     stall_armed: bool,
 }
 
@@ -180,22 +182,32 @@ impl<'c> StatementReceiver<'c> {
         self.check_server().err().unwrap_or(Error::Io(error))
     }
 
+    /// Writes `bytes` whole, then under TLS the records rustls holds of them, as a driver does
+    /// with [`Receiver::try_write`] and [`Receiver::try_flush`], waiting for the socket whenever
+    /// it takes nothing now; then reads what the server said.
     fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransmitError> {
-        self.conn.set_nonblocking(false)?;
         let mut written = 0;
-        while written < bytes.len() {
-            let error = match self.conn.stream.write(&bytes[written..]) {
-                Ok(0) => Error::Io(std::io::ErrorKind::WriteZero.into()),
+        loop {
+            let step = match bytes.get(written..) {
+                Some(rest) if !rest.is_empty() => self.try_write(rest),
+                _ => match self.conn.stream.try_flush() {
+                    Ok(true) => break,
+                    Ok(false) => Ok(0),
+                    Err(e) => Err(self.write_error(e).into()),
+                },
+            };
+            let waited = match step {
+                Ok(0) => self.conn.wait(WRITABLE),
                 Ok(n) => {
-                    self.copy.sent(&bytes[written..written + n]);
                     written += n;
                     continue;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => self.write_error(e),
+                Err(error) => return Err(TransmitError { error, written }),
             };
-            let error = Box::new(error);
-            return Err(TransmitError { error, written });
+            if let Err(e) = waited {
+                let error = self.write_error(e).into();
+                return Err(TransmitError { error, written });
+            }
         }
         let error = |e| TransmitError::from(e).written(written);
         self.check_server().map_err(error)
@@ -252,7 +264,6 @@ impl Receiver for StatementReceiver<'_> {
 
     fn try_write(&mut self, bytes: &[u8]) -> Result<usize, BoxError> {
         self.copy_in_status()?;
-        self.conn.set_nonblocking(true)?;
         loop {
             let error = match self.conn.stream.write(bytes) {
                 Ok(0) if !bytes.is_empty() => Error::Io(std::io::ErrorKind::WriteZero.into()),
@@ -269,7 +280,6 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn try_flush(&mut self) -> Result<bool, BoxError> {
-        self.conn.set_nonblocking(true)?;
         Ok(self.conn.stream.try_flush()?)
     }
 
@@ -289,8 +299,6 @@ impl Drop for StatementReceiver<'_> {
             Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
             _ => self.conn.close(),
         }
-        // The connection outlives the receiver: hand it back in blocking mode, as it came.
-        let _ = self.conn.set_nonblocking(false);
     }
 }
 

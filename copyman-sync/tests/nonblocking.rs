@@ -1,0 +1,269 @@
+//! A raw connection's socket is non-blocking from its connect on, and every call that must wait
+//! waits with `poll(2)`: over TCP, TLS over TCP and a Unix socket alike, blocking calls still
+//! move everything (statements larger than the socket buffers, the endpoints' `next_chunk` and
+//! `transmit`), `set_timeout` still bounds a wait in which nothing moves (an error core's stall
+//! rule names a stall), a destination whose server ended it still faults with the server's
+//! SQLSTATE, and a connect still expires as libpq says, in the TLS handshake too.
+
+use std::error::Error as StdError;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use copyman_core::stall::{self, EndpointId, Stalled};
+use copyman_sync::StatementReceiver;
+use copyman_sync::{Connection, Data, Error, Producer, Receiver, StatementProducer};
+use copyman_testkit::{Auth, Cluster, shared};
+
+/// The TLS-only cluster of this binary.
+fn tls_cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).tls().start())
+}
+
+/// The three kinds of raw connection, each to a fresh database: its name, the cluster and the
+/// conninfo.
+fn kinds() -> Vec<(&'static str, &'static Cluster, String)> {
+    let plain = shared();
+    let tls = tls_cluster();
+    let unix = |db: &str| {
+        plain.conninfo(db).replace(
+            "host=127.0.0.1",
+            &format!("host={}", plain.socket_dir().display()),
+        )
+    };
+    vec![
+        ("tcp", plain, plain.conninfo(&plain.create_database())),
+        ("tls", tls, tls.conninfo(&tls.create_database())),
+        ("unix", plain, unix(&plain.create_database())),
+    ]
+}
+
+fn connect(kind: &str, conninfo: &str) -> Connection {
+    let conn = Connection::connect_str(conninfo).unwrap_or_else(|e| panic!("[{kind}] {e}"));
+    assert_eq!(conn.is_tls(), kind == "tls", "[{kind}] {conninfo}");
+    conn
+}
+
+/// The database of a conninfo.
+fn dbname(conninfo: &str) -> &str {
+    conninfo
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("dbname="))
+        .expect("a dbname")
+}
+
+/// One CopyData message carrying `rows`.
+fn frame(rows: &[u8]) -> Vec<u8> {
+    let mut m = vec![b'd'];
+    m.extend_from_slice(&u32::try_from(rows.len() + 4).unwrap().to_be_bytes());
+    m.extend_from_slice(rows);
+    m
+}
+
+/// Whether `fd` of this process is in non-blocking mode (`O_NONBLOCK` in its flags, which
+/// `/proc/self/fdinfo` gives in octal).
+fn is_nonblocking(fd: std::os::fd::RawFd) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .expect("flags in fdinfo");
+    u32::from_str_radix(flags.trim(), 8).unwrap() & 0o4000 != 0
+}
+
+#[test]
+fn the_socket_is_non_blocking_from_its_connect_on_and_stays_so() {
+    for (kind, _, conninfo) in kinds() {
+        let mut conn = connect(kind, &conninfo);
+        let fd = {
+            let producer = StatementProducer::new(&mut conn, "COPY (SELECT 1) TO STDOUT");
+            producer
+                .poll_socket()
+                .expect("a raw connection's socket")
+                .fd
+        };
+        assert!(is_nonblocking(fd), "[{kind}] right after the connect");
+        {
+            // A copy out read with the blocking calls, its producer then dropped.
+            let mut producer =
+                StatementProducer::new(&mut conn, "COPY (SELECT generate_series(1, 3)) TO STDOUT");
+            producer.start(false).unwrap();
+            while producer.next_chunk().unwrap().is_some() {}
+        }
+        assert_eq!(conn.execute("SELECT 1").unwrap(), 1, "[{kind}]");
+        assert!(is_nonblocking(fd), "[{kind}] after a copy and a statement");
+    }
+}
+
+#[test]
+fn statements_larger_than_the_socket_buffers_go_out_whole() {
+    for (kind, _, conninfo) in kinds() {
+        let mut conn = connect(kind, &conninfo);
+        conn.set_timeout(Some(Duration::from_secs(60))).unwrap();
+        // 4 MiB of SQL: many waits for the socket to take more, then (under TLS) the records
+        // rustls holds, before the answer is waited for.
+        let sql = format!("SELECT length('{}')", "x".repeat(4 << 20));
+        let rows = conn.query(&sql).unwrap_or_else(|e| panic!("[{kind}] {e}"));
+        assert_eq!(rows, [[Some((4 << 20).to_string())]], "[{kind}]");
+        assert!(conn.is_ready(), "[{kind}]");
+    }
+}
+
+#[test]
+fn a_wait_in_which_nothing_moves_for_the_timeout_fails_timed_out_and_is_a_stall() {
+    for (kind, _, conninfo) in kinds() {
+        let mut conn = connect(kind, &conninfo);
+        let limit = Duration::from_millis(200);
+        conn.set_timeout(Some(limit)).unwrap();
+        assert_eq!(conn.execute("SELECT 1").unwrap(), 1, "[{kind}]");
+        let error = conn
+            .execute("SELECT pg_sleep(5)")
+            .expect_err("the server answers nothing for longer than the timeout");
+        let Error::Io(io) = &error else {
+            panic!("[{kind}] an IO error expected: {error:?}");
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "[{kind}] {io}");
+        assert!(
+            stall::is_timeout(io),
+            "[{kind}] core takes it for a timeout"
+        );
+        let named = stall::classify(Box::new(error), EndpointId::Producer, Some(limit));
+        let stalled = named
+            .downcast_ref::<Stalled>()
+            .unwrap_or_else(|| panic!("[{kind}] core's stall rule names it a stall: {named}"));
+        assert_eq!(stalled.timeout, limit, "[{kind}]");
+    }
+}
+
+#[test]
+fn blocking_endpoints_copy_every_row() {
+    const ROWS: u64 = 50_000;
+    for (kind, _, conninfo) in kinds() {
+        let mut source = connect(kind, &conninfo);
+        let mut destination = connect(kind, &conninfo);
+        source
+            .execute(&format!(
+                "CREATE TABLE src AS SELECT i, repeat('x', 200) AS pad \
+                 FROM generate_series(1, {ROWS}) AS g(i);
+                 CREATE TABLE dst (i int8, pad text)"
+            ))
+            .unwrap();
+        {
+            let mut producer = StatementProducer::new(&mut source, "COPY src TO STDOUT");
+            let mut receiver = StatementReceiver::new(&mut destination, "COPY dst FROM STDIN");
+            producer.start(false).unwrap();
+            receiver.start().unwrap();
+            // The waits are bounded, and nothing stalls.
+            producer
+                .set_stall_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            receiver
+                .set_stall_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            while let Some(chunk) = producer
+                .next_chunk()
+                .unwrap_or_else(|e| panic!("[{kind}] read: {e}"))
+            {
+                receiver
+                    .transmit(&chunk.data)
+                    .unwrap_or_else(|e| panic!("[{kind}] transmit: {}", e.error));
+            }
+            assert_eq!(producer.count(), Some(ROWS), "[{kind}]");
+            assert_eq!(receiver.complete().unwrap(), Some(ROWS), "[{kind}]");
+        }
+        let digest = "SELECT count(*), sum(i), sum(length(pad))";
+        assert_eq!(
+            destination.query(&format!("{digest} FROM dst")).unwrap(),
+            source.query(&format!("{digest} FROM src")).unwrap(),
+            "[{kind}]"
+        );
+    }
+}
+
+#[test]
+fn a_blocking_transmit_to_a_terminated_server_faults_with_its_sqlstate() {
+    let payload = frame(&b"1\n".repeat(32 << 10));
+    for (kind, cluster, conninfo) in kinds() {
+        let mut destination = connect(kind, &conninfo);
+        destination.execute("CREATE TABLE t (i int8)").unwrap();
+        let pid = destination
+            .session()
+            .backend_key()
+            .expect("a backend key")
+            .0;
+        let mut receiver = StatementReceiver::new(&mut destination, "COPY t FROM STDIN");
+        receiver.start().unwrap();
+        let data = Data::PQv3(payload.clone().into());
+        receiver.transmit(&data).unwrap();
+
+        // The server ends the backend: its FATAL error, then the socket closes.
+        let mut admin = cluster.connect(dbname(&conninfo));
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        while admin
+            .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .unwrap()
+            .len()
+            == 1
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        // Writes are refused sooner or later; the fault is the server's words all the same.
+        let error = (0..10_000)
+            .find_map(|_| receiver.transmit(&data).err())
+            .unwrap_or_else(|| panic!("[{kind}] a terminated server takes data for ever"));
+        let code = error
+            .error
+            .downcast_ref::<Error>()
+            .and_then(Error::code)
+            .map(str::to_owned);
+        assert_eq!(
+            code.as_deref(),
+            Some("57P01"),
+            "[{kind}] {}",
+            chain(&*error.error)
+        );
+    }
+}
+
+#[test]
+fn a_tls_handshake_the_server_leaves_unanswered_expires_as_libpq_says() {
+    // A server that agrees to TLS, then says nothing more.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut request = [0u8; 8];
+        socket.read_exact(&mut request).unwrap();
+        socket.write_all(b"S").unwrap();
+        // Holds the socket until the client gives up.
+        let _ = std::io::copy(&mut socket, &mut std::io::sink());
+    });
+    let error = Connection::connect_str(&format!(
+        "host=127.0.0.1 port={port} user=nobody dbname=nothing sslmode=require connect_timeout=1"
+    ))
+    .expect_err("a silent handshake cannot succeed");
+    let said = chain(&error);
+    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+    assert!(
+        said.contains("timeout expired") && said.contains(&format!("127.0.0.1:{port}")),
+        "{said}"
+    );
+    server.join().unwrap();
+}
+
+/// An error and its sources, for messages.
+fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
