@@ -27,8 +27,8 @@ use crate::{PollSocket, Producer, Receiver};
 /// ([`Options::stall_timeout`](crate::Options)) when no byte moves on them for the timeout.
 /// Endpoints written or read with blocking calls (in-process ones, and raw ones outside the
 /// multiplexed path) take the timeout through [`Receiver::set_stall_timeout`] /
-/// [`Producer::set_stall_timeout`] (raw ones arm their sockets' read and write timeouts with it
-/// for the copy and clear them when it ends).
+/// [`Producer::set_stall_timeout`] (raw ones bound each of their `poll(2)` waits with it for the
+/// copy and clear it when it ends).
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
