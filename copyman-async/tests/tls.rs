@@ -183,3 +183,38 @@ fn a_concurrent_fan_out_over_tls_moves_every_row() {
         assert_eq!(row.get::<_, String>(1), (rows * (rows + 1) / 2).to_string());
     }
 }
+
+/// A server limited to TLS 1.2 (`ssl_max_protocol_version`, or an older OpenSSL): its Finished
+/// ends the handshake after the client's, with nothing more to read. Bounded by
+/// `connect_timeout`, so a handshake waiting for a server that waits for it fails, not hangs.
+#[test]
+fn a_server_limited_to_tls_1_2_connects_and_copies() {
+    let cluster = Cluster::builder()
+        .auth(Auth::ScramSha256)
+        .tls()
+        .setting("ssl_max_protocol_version", "TLSv1.2")
+        .start();
+    let info = format!(
+        "{} sslmode=require connect_timeout=10",
+        cluster.conninfo(&cluster.create_database())
+    );
+    runtime().block_on(async {
+        let mut source = Connection::connect_str(&info)
+            .await
+            .expect("connects over TLS 1.2");
+        let version = source
+            .query("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .await
+            .unwrap();
+        assert_eq!(version[0][0].as_deref(), Some("TLSv1.2"));
+        let mut dest = Connection::connect_str(&info).await.unwrap();
+        dest.execute("CREATE TABLE t (i int)").await.unwrap();
+        let producer = StatementProducer::new(
+            &mut source,
+            "COPY (SELECT generate_series(1, 1000)) TO STDOUT",
+        );
+        let receiver = StatementReceiver::new(&mut dest, "COPY t FROM STDIN");
+        let (rows, _) = transfer(producer, vec![Box::new(receiver)]).await.unwrap();
+        assert_eq!(rows, 1000);
+    });
+}

@@ -315,3 +315,38 @@ fn a_server_gone_mid_handshake_or_mid_tls_startup_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A server limited to TLS 1.2 (`ssl_max_protocol_version`, or an older OpenSSL): its Finished
+/// ends the handshake after the client's, with nothing more to read. Bounded by
+/// `connect_timeout`, so a handshake waiting for a server that waits for it fails, not hangs.
+#[test]
+fn a_server_limited_to_tls_1_2_connects_and_copies() {
+    let cluster = Cluster::builder()
+        .auth(Auth::ScramSha256)
+        .tls()
+        .setting("ssl_max_protocol_version", "TLSv1.2")
+        .start();
+    let info = format!(
+        "{} sslmode=require connect_timeout=10",
+        cluster.conninfo(&cluster.create_database())
+    );
+    let mut source = Connection::connect_str(&info).expect("connects over TLS 1.2");
+    let version = source
+        .query("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .unwrap();
+    assert_eq!(version[0][0].as_deref(), Some("TLSv1.2"));
+    let mut dest = Connection::connect_str(&info).unwrap();
+    dest.execute("CREATE TABLE t (i int)").unwrap();
+    let (rows, _) = transfer(
+        StatementProducer::new(
+            &mut source,
+            "COPY (SELECT generate_series(1, 1000)) TO STDOUT",
+        ),
+        vec![Box::new(StatementReceiver::new(
+            &mut dest,
+            "COPY t FROM STDIN",
+        ))],
+    )
+    .unwrap();
+    assert_eq!(rows, 1000);
+}

@@ -85,7 +85,10 @@ impl TlsClient {
             )),
             Ok(_) => {
                 self.process(sock)?;
-                Ok(false)
+                // What came may end the handshake with nothing more to read (a TLS 1.2 server's
+                // Finished comes after ours): done now, or the caller would wait for a server
+                // that waits for us.
+                Ok(self.try_flush(sock)? && !self.conn.is_handshaking())
             }
             // Nothing now (or a signal): the caller waits for the socket, or its deadline.
             Err(e)
@@ -270,6 +273,11 @@ mod tests {
 
     impl Pair {
         fn new() -> Self {
+            Self::with_server_versions(rustls::DEFAULT_VERSIONS)
+        }
+
+        /// A pair whose server speaks only these protocol versions.
+        fn with_server_versions(versions: &[&'static rustls::SupportedProtocolVersion]) -> Self {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let mut roots = rustls::RootCertStore::empty();
             roots
@@ -283,7 +291,7 @@ mod tests {
             let chain = vec![CertificateDer::from_pem_slice(SERVER_CERT.as_bytes()).unwrap()];
             let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).unwrap();
             let server = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
+                .with_protocol_versions(versions)
                 .unwrap()
                 .with_no_client_auth()
                 .with_single_cert(chain, key)
@@ -347,6 +355,26 @@ mod tests {
         let der = CertificateDer::from_pem_slice(SERVER_CERT.as_bytes()).unwrap();
         assert_eq!(pair.client.server_end_point(), server_end_point(&der));
         assert!(pair.client.server_end_point().is_some());
+    }
+
+    #[test]
+    fn a_tls_1_2_handshake_is_done_once_the_servers_finished_is_read() {
+        let mut pair = Pair::with_server_versions(&[&rustls::version::TLS12]);
+        while !pair.client.handshake(&mut pair.socket).unwrap() {
+            // A driver now waits for the socket: writable while records wait to go out, else
+            // readable, so the server must have more to say or the wait never ends.
+            pair.exchange();
+            assert!(
+                pair.client.wants_flush() || !pair.socket.incoming.is_empty(),
+                "the client waits to read, but the server waits for the client"
+            );
+        }
+        assert_eq!(
+            pair.client.conn.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2)
+        );
+        pair.exchange();
+        assert!(!pair.server.is_handshaking());
     }
 
     #[test]
