@@ -146,6 +146,9 @@ pub struct Connection {
     /// The timeout [`Connection::set_timeout`] set: how long a wait may go with no byte moving
     /// (a multiplexing driver applies it itself, through [`Connection::poll_socket`]).
     timeout: Option<Duration>,
+    /// While a copy's stall timeout is armed ([`Connection::set_copy_timeout`]): the timeout the
+    /// caller had set, put back when the copy is done with it.
+    caller_timeout: Option<Option<Duration>>,
     scratch: Vec<u8>,
     /// A write of the session's output failed midway: part of a message may be on the wire.
     half_written: bool,
@@ -280,6 +283,7 @@ impl Connection {
             connect_timeout: attempts.timeout,
             deadline: Some(deadline),
             timeout: None,
+            caller_timeout: None,
             scratch: vec![0; MESSAGE_READ],
             half_written: false,
         };
@@ -324,6 +328,32 @@ impl Connection {
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         self.timeout = timeout;
         Ok(())
+    }
+
+    /// Arms a copy's stall timeout (`Some`) in place of the caller's timeout, or puts the
+    /// caller's back (`None`): a copy never leaves its own limit behind, nor takes away the
+    /// caller's (e.g. around the COMMIT or ROLLBACK that follows).
+    pub(crate) fn set_copy_timeout(&mut self, stall: Option<Duration>) {
+        match stall {
+            Some(limit) => {
+                self.caller_timeout.get_or_insert(self.timeout);
+                self.timeout = Some(limit);
+            }
+            None => {
+                if let Some(timeout) = self.caller_timeout.take() {
+                    self.timeout = timeout;
+                }
+            }
+        }
+    }
+
+    /// Runs `f` with no timeout on the connection's waits (a COPY's completion: only the
+    /// server's answer says whether it committed), then puts the timeout back.
+    pub(crate) fn untimed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let timeout = self.timeout.take();
+        let done = f(self);
+        self.timeout = timeout;
+        done
     }
 
     copyman_core::connection_glue!();

@@ -230,7 +230,8 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {
-        Ok(self.conn.set_timeout(timeout)?)
+        self.conn.set_copy_timeout(timeout);
+        Ok(())
     }
 
     fn set_buffer_size(&mut self, size: usize) {

@@ -150,19 +150,13 @@ pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
     /// Its statement, format and the CopyData stream it sent: copyman-core's half.
     copy: CopyInStatement,
-    /// The copy's stall timeout is armed on the connection (and must be off while completing).
-    stall_armed: bool,
 }
 
 impl<'c> StatementReceiver<'c> {
     /// A receiver running `statement` (a `COPY … FROM STDIN`) on `conn`.
     pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
         let copy = CopyInStatement::new(statement);
-        Self {
-            conn,
-            copy,
-            stall_armed: false,
-        }
+        Self { conn, copy }
     }
 
     /// The server's error that ended the COPY, if it sent one (read already).
@@ -237,13 +231,11 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn complete(&mut self) -> Result<Option<u64>, BoxError> {
-        // Completing is never timed out: only the server's answer says whether it committed.
-        if self.stall_armed {
-            self.conn.set_timeout(None)?;
-            self.stall_armed = false;
-        }
+        // Completing is never timed out, by the copy's stall timeout or the caller's: only the
+        // server's answer says whether it committed. The caller's is back for what follows.
+        self.conn.set_copy_timeout(None);
         self.conn.endpoint.complete_copy().map_err(Error::Session)?;
-        Ok(completed(self.conn.drive()?))
+        Ok(completed(self.conn.untimed(Connection::drive)?))
     }
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
@@ -253,8 +245,7 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
-        self.conn.set_timeout(timeout)?;
-        self.stall_armed = timeout.is_some();
+        self.conn.set_copy_timeout(timeout);
         Ok(())
     }
 

@@ -137,6 +137,44 @@ fn a_wait_in_which_nothing_moves_for_the_timeout_fails_timed_out_and_is_a_stall(
     }
 }
 
+/// A copy arms its stall timeout in place of the caller's, lifts every timeout while a COPY
+/// completes (only the server's answer says whether it committed), and gives the caller's back
+/// for what follows (a job's ROLLBACK or COMMIT).
+#[test]
+fn a_copy_completes_untimed_and_gives_the_callers_timeout_back() {
+    let plain = shared();
+    let db = plain.create_database();
+    let mut source = Connection::connect_str(&plain.conninfo(&db)).unwrap();
+    let mut dest = Connection::connect_str(&plain.conninfo(&db)).unwrap();
+    // The COPY's end keeps the server silent for longer than the caller's timeout.
+    dest.execute(
+        "CREATE TABLE t (i int); \
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$; \
+         CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow();",
+    )
+    .unwrap();
+    let caller = Duration::from_millis(300);
+    dest.set_timeout(Some(caller)).unwrap();
+    let options = copyman_sync::Options::default().with_stall_timeout(Duration::from_secs(30));
+    let summary = copyman_sync::CopyManager::builder(StatementProducer::new(
+        &mut source,
+        "COPY (SELECT generate_series(1, 10)) TO STDOUT",
+    ))
+    .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
+    .options(options)
+    .run()
+    .expect("the completion waits for the server, whatever the timeouts");
+    assert_eq!(summary.producer_count, Some(10));
+    let error = dest
+        .execute("SELECT pg_sleep(1)")
+        .expect_err("the caller's timeout is back after the copy");
+    let Error::Io(io) = &error else {
+        panic!("an IO error expected: {error:?}");
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "{io}");
+}
+
 #[test]
 fn blocking_endpoints_copy_every_row() {
     const ROWS: u64 = 50_000;
