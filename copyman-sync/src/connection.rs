@@ -324,8 +324,12 @@ impl Connection {
     /// copy may reconcile).
     ///
     /// # Errors
-    /// None today: the timeout bounds this connection's own waits (`poll(2)`), not the socket.
+    /// A zero timeout (every wait would fail at once), as a socket refuses it (`InvalidInput`).
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        if timeout == Some(Duration::ZERO) {
+            let zero = "cannot set a 0 duration timeout";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, zero).into());
+        }
         self.timeout = timeout;
         Ok(())
     }

@@ -154,6 +154,8 @@ fn a_copy_completes_untimed_and_gives_the_callers_timeout_back() {
          CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow();",
     )
     .unwrap();
+    // A zero timeout is refused, as a socket refuses it.
+    assert!(dest.set_timeout(Some(Duration::ZERO)).is_err());
     let caller = Duration::from_millis(300);
     dest.set_timeout(Some(caller)).unwrap();
     let options = copyman_sync::Options::default().with_stall_timeout(Duration::from_secs(30));
