@@ -20,8 +20,9 @@
 //! way under any policy: the tables being copied roll back everywhere ([`Status::Interrupted`]),
 //! those committed stay. A caller sees each worker's backends ([`Event::Backend`], until
 //! [`Event::Ending`]) to show lock waits and to cancel a copy blocked on a server.
-//! [`Options::stall_timeout`] is core's stall rule during the COPY and the sessions' socket
-//! timeouts from a table's `BEGIN` to the end of its COPY; [`Options::allow_count_mismatch`]
+//! [`Options::stall_timeout`] is core's stall rule during the COPY and the sessions' timeouts
+//! from a table's `BEGIN` to the end of its COPY (the wait for a COPY's completion excepted: only
+//! the server's answer says whether it went through); [`Options::allow_count_mismatch`]
 //! commits a destination whose count differs, with a warning.
 
 use std::collections::VecDeque;
@@ -1516,8 +1517,8 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                                 }
                             }
                         }
-                        // (Under keep-going the manager let the survivors of a failure at the
-                        // end complete, and the copy succeeded: a copy that failed holds none.)
+                        // (Under keep-going the manager lets the survivors of a failure complete
+                        // and the copy succeed: a copy that failed anyway has none to keep.)
                         for (k, completion) in completions.iter().enumerate() {
                             let d = live[k];
                             match completion {
