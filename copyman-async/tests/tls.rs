@@ -189,15 +189,7 @@ fn a_concurrent_fan_out_over_tls_moves_every_row() {
 /// `connect_timeout`, so a handshake waiting for a server that waits for it fails, not hangs.
 #[test]
 fn a_server_limited_to_tls_1_2_connects_and_copies() {
-    let cluster = Cluster::builder()
-        .auth(Auth::ScramSha256)
-        .tls()
-        .setting("ssl_max_protocol_version", "TLSv1.2")
-        .start();
-    let info = format!(
-        "{} sslmode=require connect_timeout=10",
-        cluster.conninfo(&cluster.create_database())
-    );
+    let (_cluster, info) = copyman_testkit::tls_1_2();
     runtime().block_on(async {
         let mut source = Connection::connect_str(&info)
             .await

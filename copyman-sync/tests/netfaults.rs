@@ -17,7 +17,7 @@ use copyman_sync::{
     StatementProducer, StatementReceiver,
 };
 use copyman_testkit::proxy::{Direction, Fault as Net, Proxy};
-use copyman_testkit::{Auth, Cluster};
+use copyman_testkit::{Auth, Cluster, chain};
 
 const C2S: Direction = Direction::ClientToServer;
 const S2C: Direction = Direction::ServerToClient;
@@ -79,18 +79,6 @@ fn assert_usable(conn: &mut Connection, what: &str) {
         .query("SELECT 1")
         .unwrap_or_else(|e| panic!("{what}: SELECT 1 failed: {}", chain(&e)));
     assert_eq!(rows, vec![vec![Some("1".to_owned())]], "{what}");
-}
-
-/// An error with all its sources: `outer: inner: …`.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
 }
 
 /// The io::Error at the bottom of `error`, if any.

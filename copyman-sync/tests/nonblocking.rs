@@ -5,7 +5,6 @@
 //! rule names a stall), a destination whose server ended it still faults with the server's
 //! SQLSTATE, and a connect still expires as libpq says, in the TLS handshake too.
 
-use std::error::Error as StdError;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::OnceLock;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use copyman_core::stall::{self, EndpointId, Stalled};
 use copyman_sync::StatementReceiver;
 use copyman_sync::{Connection, Data, Error, Producer, Receiver, StatementProducer};
-use copyman_testkit::{Auth, Cluster, shared};
+use copyman_testkit::{Auth, Cluster, chain, shared};
 
 /// The TLS-only cluster of this binary.
 fn tls_cluster() -> &'static Cluster {
@@ -294,16 +293,4 @@ fn a_tls_handshake_the_server_leaves_unanswered_expires_as_libpq_says() {
         "{said}"
     );
     server.join().unwrap();
-}
-
-/// An error and its sources, for messages.
-fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        next = e.source();
-    }
-    text
 }

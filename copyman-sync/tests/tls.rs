@@ -321,15 +321,7 @@ fn a_server_gone_mid_handshake_or_mid_tls_startup_is_a_clear_error() {
 /// `connect_timeout`, so a handshake waiting for a server that waits for it fails, not hangs.
 #[test]
 fn a_server_limited_to_tls_1_2_connects_and_copies() {
-    let cluster = Cluster::builder()
-        .auth(Auth::ScramSha256)
-        .tls()
-        .setting("ssl_max_protocol_version", "TLSv1.2")
-        .start();
-    let info = format!(
-        "{} sslmode=require connect_timeout=10",
-        cluster.conninfo(&cluster.create_database())
-    );
+    let (_cluster, info) = copyman_testkit::tls_1_2();
     let mut source = Connection::connect_str(&info).expect("connects over TLS 1.2");
     let version = source
         .query("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")

@@ -44,3 +44,31 @@ pub fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
     SHARED.get_or_init(Cluster::start)
 }
+
+/// A private cluster that speaks TLS 1.2 at most (`ssl_max_protocol_version`, as an older
+/// OpenSSL does), with SCRAM passwords, and a conninfo to a fresh database on it that insists
+/// on TLS within 10 s (so a handshake that waits for nothing fails instead of hanging).
+pub fn tls_1_2() -> (Cluster, String) {
+    let cluster = Cluster::builder()
+        .auth(Auth::ScramSha256)
+        .tls()
+        .setting("ssl_max_protocol_version", "TLSv1.2")
+        .start();
+    let conninfo = format!(
+        "{} sslmode=require connect_timeout=10",
+        cluster.conninfo(&cluster.create_database())
+    );
+    (cluster, conninfo)
+}
+
+/// An error and its sources, for a test's messages: `outer: inner: …`.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}
