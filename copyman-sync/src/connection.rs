@@ -103,8 +103,8 @@ impl Write for Stream {
     }
 }
 
-/// Opens a socket to `target`, within `timeout` for TCP, in blocking mode (a cancel's socket stays
-/// so; a connection's is made non-blocking).
+/// Opens a socket to `target`, within `timeout` for TCP, in blocking mode (made non-blocking
+/// next).
 fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
     match target {
         Target::Tcp { addr, .. } => {
@@ -394,17 +394,19 @@ impl Connection {
     }
 
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
-    /// same server.
+    /// same server, each step bounded by `connect_timeout` (10 s if none).
     ///
     /// # Errors
-    /// The server could not be reached, or the session has no backend key.
+    /// The server could not be reached or did not take the request in time, or the session has
+    /// no backend key.
     pub fn cancel(&self) -> Result<(), Error> {
         let (request, timeout) = self.cancel_request()?;
-        let mut stream = open(&self.target, Some(timeout))?;
-        stream.write_all(&request)?;
+        let mut stream = open(&self.target, Some(timeout))?.into_nonblocking()?;
+        let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(timeout)));
+        write_all(&mut stream, &request, fd, limit)?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
-        while stream.read(&mut sink)? > 0 {}
+        while retry(fd, READABLE, limit, || stream.read(&mut sink))? > 0 {}
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use copyman_core::stall::{self, EndpointId, Stalled};
 use copyman_sync::StatementReceiver;
 use copyman_sync::{Connection, Data, Error, Producer, Receiver, StatementProducer};
+use copyman_testkit::proxy::{Direction, Fault as Net, Proxy};
 use copyman_testkit::{Auth, Cluster, chain, shared};
 
 /// The TLS-only cluster of this binary.
@@ -170,6 +171,27 @@ fn a_copy_completes_untimed_and_gives_the_callers_timeout_back() {
     let error = dest
         .execute("SELECT pg_sleep(1)")
         .expect_err("the caller's timeout is back after the copy");
+    let Error::Io(io) = &error else {
+        panic!("an IO error expected: {error:?}");
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "{io}");
+}
+
+/// A cancel whose server never takes the request (its connection stalls) fails within
+/// `connect_timeout` instead of waiting for ever: a producer dropped mid-COPY cancels this way.
+#[test]
+fn a_cancel_the_server_never_takes_fails_within_the_connect_timeout() {
+    let cluster = shared();
+    let proxy = Proxy::for_cluster(cluster);
+    let info = format!(
+        "{} connect_timeout=1",
+        proxy.conninfo(cluster, &cluster.create_database())
+    );
+    let conn = Connection::connect_str(&info).unwrap();
+    proxy.set(Direction::ClientToServer, Net::Stall);
+    let error = conn
+        .cancel()
+        .expect_err("the server never took the request");
     let Error::Io(io) = &error else {
         panic!("an IO error expected: {error:?}");
     };
