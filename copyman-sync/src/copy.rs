@@ -72,9 +72,9 @@ use crate::{PollSocket, Producer, Receiver};
 /// blocking: each transmit writes what its socket takes, and when nothing more can move the
 /// driver waits with one `poll(2)` on every socket that has bytes pending (writable), every
 /// live receiver (readable: a server's error) and the producer (readable), so each destination
-/// is fed as fast as it drains and the next read overlaps the writes of the last. The manager's
-/// window is then at least 2 chunks (4 by default): memory stays bounded by a few buffers
-/// whatever the data size.
+/// is fed as fast as it drains and the next read overlaps the writes of the last when the
+/// manager's window lets it (2 chunks or more; 4 by default, the same in copyman-async): memory
+/// stays bounded by a few buffers whatever the data size.
 /// Other endpoints are carried out with blocking calls, one after another.
 pub struct CopyManager<'a> {
     core: CopyRun,
@@ -148,15 +148,8 @@ impl<'a> CopyManager<'a> {
         if let Some(size) = options.buffer_size {
             producer.set_buffer_size(size);
         }
-        // Multiplexed endpoints overlap the next read with the writes of the last chunk: that
-        // takes two chunks in flight, whatever window was asked for.
-        let multiplexed =
-            producer.poll_socket().is_some() || receivers.iter().any(|r| r.poll_socket().is_some());
-        let mut config = options.config;
-        if multiplexed {
-            config.window = config.window.max(2);
-        }
         let protocols = receivers.iter().map(|r| r.protocol());
+        let config = options.config;
         let core = CopyRun::new(
             producer.protocol(),
             protocols,

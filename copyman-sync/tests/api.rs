@@ -225,3 +225,61 @@ fn keep_going_run_completes_the_survivors() {
     }
     assert!(dests.iter().all(Connection::is_ready));
 }
+
+/// A window of one chunk is honoured as asked, over multiplexed raw endpoints as in
+/// copyman-async: while a destination pauses (a trigger sleeps on its first row) and its socket
+/// fills, receivers hold at most one chunk (the producer's next read waits for them), and every
+/// row arrives.
+#[test]
+fn a_window_of_one_holds_one_chunk_at_most() {
+    use copyman_sync::{CopyManager, Options, StatementProducer, StatementReceiver};
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8, s text);
+             INSERT INTO src SELECT i, 'row ' || i FROM generate_series(1, 300000) AS g(i);
+             CREATE TABLE a (i int8, s text); CREATE TABLE b (i int8, s text);
+             CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+             CREATE TRIGGER pause BEFORE INSERT ON a FOR EACH ROW WHEN (NEW.i = 1)
+               EXECUTE FUNCTION pause();",
+        )
+        .unwrap();
+    let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut a = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut b = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let options = Options::default().with_window(1);
+    let mut copy = CopyManager::start_with(
+        StatementProducer::new(&mut source, "COPY src TO STDOUT"),
+        vec![
+            Box::new(StatementReceiver::new(&mut a, "COPY a FROM STDIN")),
+            Box::new(StatementReceiver::new(&mut b, "COPY b FROM STDIN")),
+        ],
+        options,
+    )
+    .unwrap();
+    // The largest chunk, by the progress of its cycle.
+    let mut largest = 0;
+    for progress in &mut copy {
+        let (_, bytes) = progress.unwrap();
+        largest = largest.max(usize::try_from(bytes).unwrap());
+    }
+    let peak = copy.peak_buffered();
+    let summary = copy.finish().unwrap();
+    assert_eq!(summary.producer_count, Some(300000));
+    // One CopyData frame: the chunk's payload and its 5-byte header.
+    assert!(
+        peak > 0 && peak <= largest + 5,
+        "held {peak} bytes, more than one chunk"
+    );
+    for t in ["a", "b"] {
+        let rows: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 300000);
+    }
+}
