@@ -291,22 +291,32 @@ impl Endpoint {
 
     /// Fails the COPY IN so that nothing of it is kept: finishes the frame the server is inside
     /// (`completion`, the realignment of the data sent so far), then CopyFail with `reason`, then
-    /// waits for the server's answer (57014, expected and not reported). A COPY already over
-    /// (the server failed it, or the connection is gone) only waits.
+    /// waits for the server's answer (57014, expected and not reported). A COPY the server
+    /// already failed only gets its frame finished (the server drops it) and the server's
+    /// ReadyForQuery waited for; on a connection that is gone nothing is done.
     ///
     /// # Errors
     /// `reason` holds a NUL byte.
     pub fn fail_copy(&mut self, reason: &str, completion: &Completion) -> Result<(), SessionError> {
         self.copy_in_error = None;
-        match self.session.state() {
+        let state = self.session.state();
+        if matches!(state, State::Closed | State::Failed) {
+            self.op = Op::Idle;
+            return Ok(());
+        }
+        // A frame sent in part is finished first, whatever the server made of the COPY: it reads
+        // CopyData as whole messages (and drops them once it failed the COPY), so without the
+        // rest it would take what comes next, a CopyFail or the next statement, for it.
+        let header = completion.header();
+        self.realign = (!header.is_empty()).then(|| Bytes::copy_from_slice(header));
+        self.filler = completion.filler;
+        match state {
             State::CopyIn => {
                 self.failing = true;
-                let header = completion.header();
-                self.realign = (!header.is_empty()).then(|| Bytes::copy_from_slice(header));
-                self.filler = completion.filler;
                 self.session.copy_fail(reason)?;
             }
-            State::Ready | State::Closed | State::Failed => {
+            // The server failed the COPY and is ready: only the realignment goes out.
+            State::Ready => {
                 self.op = Op::Idle;
                 return Ok(());
             }
@@ -333,7 +343,17 @@ impl Endpoint {
     /// operation sends first; `completion`: the realignment of the CopyData sent).
     pub fn abandon_copy_in(&mut self, completion: &Completion, flushed: bool) -> Abandon {
         match self.session.state() {
-            State::Ready | State::Closed | State::Failed => Abandon::Nothing,
+            State::Closed | State::Failed => Abandon::Nothing,
+            // The server failed the COPY already (it is ready, or its ReadyForQuery is on the
+            // way) and drops CopyData as whole messages: a frame sent in part is finished, or
+            // the next statement would be taken for the rest of it.
+            State::Ready | State::Query if !self.failing && !completion.is_empty() => {
+                match completion.len() > ABANDON_LIMIT || !flushed {
+                    true => Abandon::Close,
+                    false => Abandon::Write(completion.to_vec().into()),
+                }
+            }
+            State::Ready => Abandon::Nothing,
             State::CopyIn if !self.failing => {
                 if completion.len() > ABANDON_LIMIT || !flushed {
                     return Abandon::Close;

@@ -164,6 +164,58 @@ fn fail_copy_realigns_the_frame_then_sends_copy_fail() {
     assert!(matches!(finish(&mut e, &server), Ok(Outcome::Ready)));
 }
 
+/// The server failed the COPY (a bad row) while a frame was half sent: it drops CopyData as
+/// whole messages, so the frame is finished (and nothing else sent) before the next statement,
+/// which the server would otherwise read as the rest of the frame and never answer.
+#[test]
+fn a_frame_half_sent_when_the_server_failed_the_copy_is_finished_before_anything_else() {
+    let half_sent = || {
+        let mut framer = Framer::new();
+        let _ = framer.advance(&[b'd', 0, 0, 0, 12, b'a', b'b']);
+        realign::completion(framer.position())
+    };
+    let failed = || {
+        let mut e = endpoint();
+        start_copy_in(&mut e);
+        let mut server = error("23514");
+        server.extend(ready());
+        e.handle_input(&server).unwrap();
+        assert!(e.copy_in_status().is_err());
+        e
+    };
+    // Failed at the end of the copy: the frame's rest, then nothing.
+    let mut e = failed();
+    e.fail_copy("stop", &half_sent()).unwrap();
+    assert_eq!(
+        sent(&mut e),
+        vec![0; 6],
+        "the frame's rest, and no CopyFail"
+    );
+    assert!(matches!(e.poll(), Step::Done(Ok(Outcome::Ready))));
+    e.execute("ROLLBACK").unwrap();
+    assert_eq!(
+        sent(&mut e)[0],
+        b'Q',
+        "then the next statement, on a message boundary"
+    );
+    // Dropped instead: the same bytes, to write without waiting.
+    let mut e = failed();
+    assert_eq!(
+        e.abandon_copy_in(&half_sent(), true),
+        Abandon::Write(vec![0; 6].into())
+    );
+    // A frame too large to finish now, or a message half written: only closing is safe.
+    let mut e = failed();
+    assert_eq!(e.abandon_copy_in(&half_sent(), false), Abandon::Close);
+    // The server's error read, its ReadyForQuery not yet: the same.
+    let mut e = endpoint();
+    start_copy_in(&mut e);
+    e.handle_input(&error("23514")).unwrap();
+    e.fail_copy("stop", &half_sent()).unwrap();
+    assert_eq!(sent(&mut e), vec![0; 6]);
+    assert!(matches!(finish(&mut e, &ready()), Ok(Outcome::Ready)));
+}
+
 #[test]
 fn fail_copy_at_a_frame_boundary_sends_only_copy_fail() {
     let mut e = endpoint();

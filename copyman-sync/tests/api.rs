@@ -283,3 +283,48 @@ fn a_window_of_one_holds_one_chunk_at_most() {
         assert_eq!(rows, 300000);
     }
 }
+
+/// A destination that refuses a row mid-stream under keep-going is failed at the end while the
+/// others complete, and its connection is usable right after: a ROLLBACK answers at once.
+#[test]
+fn keep_going_leaves_a_refusing_destination_usable() {
+    use copyman_sync::StatementReceiver;
+    use copyman_sync::{CopyManager, Options, ReceiverOutcome, StatementProducer};
+    use std::time::Duration;
+
+    let cluster = shared();
+    let db = cluster.create_database();
+    let mut admin = cluster.connect(&db);
+    admin
+        .batch_execute(
+            "CREATE TABLE src (i int8, s text);
+             INSERT INTO src SELECT i, repeat('x', 100) FROM generate_series(1, 200000) AS g(i);
+             CREATE TABLE a (i int8, s text); CREATE TABLE b (i int8, s text CHECK (i < 150000));",
+        )
+        .unwrap();
+    let mut source = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut a = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let mut b = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    for conn in [&mut a, &mut b] {
+        conn.execute("BEGIN").unwrap();
+    }
+    let summary = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+        .to(StatementReceiver::new(&mut a, "COPY a FROM STDIN"))
+        .to(StatementReceiver::new(&mut b, "COPY b FROM STDIN"))
+        .options(Options::default().with_keep_going(true))
+        .run()
+        .expect("a completes");
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(200000))
+    ));
+    assert!(
+        matches!(summary.receivers[1].1, ReceiverOutcome::Faulted(_)),
+        "{:?}",
+        summary.receivers[1]
+    );
+    b.set_timeout(Some(Duration::from_secs(5))).unwrap();
+    b.execute("ROLLBACK")
+        .expect("the refusing destination's session answers");
+    a.execute("COMMIT").unwrap();
+}
