@@ -47,7 +47,8 @@ Exit status:
   1  the copy failed, and nothing was committed anywhere
   2  usage error (also: a destination given twice, or the source's own table)
   3  connection or authentication failure
-  4  partial: some destinations committed (or may have) and others did not
+  4  partial: some destinations committed (or may have) and others did not, or --verify found
+     a committed table that differs from the source
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
      signal exits at once); a job of many tables keeps the tables it committed before the
      signal (recorded in its state file: --resume goes on) and rolls back the others";

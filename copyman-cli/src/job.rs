@@ -394,12 +394,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         // Interrupted: the tables it committed stay (and are recorded); the exit status says
         // why the rest is missing, as a shell's would for a killed process.
         Exit::interrupted(signal)
-    } else if report
-        .tables
-        .iter()
-        .any(|t| t.destinations.iter().any(|d| d.verified == Some(false)))
-        || !report.committed_any()
-    {
+    } else if !report.committed_any() {
+        // 1 says nothing was committed anywhere; a table --verify found different was.
         Exit::CopyFailed
     } else {
         Exit::Partial
@@ -505,8 +501,10 @@ fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) 
         }
     }
     json!({
+        // The words of a one-table run's `--json` (report.rs).
         "status": match exit {
             Exit::Success => "ok",
+            Exit::Partial => "partial",
             exit if exit.is_interruption() => "interrupted",
             _ => "failed",
         },
@@ -621,6 +619,17 @@ fn write_human(
              everywhere: {}",
             names(&done),
             names(&not)
+        )?;
+    }
+    let differs = report
+        .tables
+        .iter()
+        .any(|t| t.destinations.iter().any(|d| d.verified == Some(false)));
+    if differs {
+        writeln!(
+            out,
+            "copyman: a table whose checksum differs is committed there and recorded as done: \
+             --resume does not copy it again (empty it there and copy it alone)"
         )?;
     }
     if !report.succeeded() {

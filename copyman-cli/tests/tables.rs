@@ -713,7 +713,8 @@ fn tables_verify_reports_a_checksum_mismatch_per_table_and_destination() {
         "--state",
         state.arg(),
     ]);
-    assert_exit(&out, 1);
+    // Everything was committed: not 1 ("nothing committed anywhere"), but partial.
+    assert_exit(&out, 4);
     let report = json(&out);
     let changed = records(&report, r#""public"."changed""#);
     assert_eq!(changed[0]["verified"], true, "{report}");
@@ -733,6 +734,12 @@ fn tables_verify_reports_a_checksum_mismatch_per_table_and_destination() {
         stderr.contains("changed") && stderr.contains("checksum differs"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("--resume does not copy it again"),
+        "a resume would not mend it, and the output says so: {stderr}"
+    );
+    // The JSON says partial, as the exit status does.
+    assert_eq!(report["status"], "partial", "{report}");
 }
 
 /// Keeps the helpers used (each test binary uses its own part of common).
