@@ -1214,11 +1214,11 @@ fn work(shared: &Shared<'_>, worker: usize) {
 
 /// Why a healthy destination's copy of a table was rolled back: the job stopped (another table
 /// failed under the default policy).
-const JOB_STOPPED: &str = "rolled back: the job stopped";
+const JOB_STOPPED: &str = "the job stopped";
 
 /// Why a healthy destination's copy of a table was rolled back: it failed on another destination
 /// (default policy).
-const OTHER_FAILED: &str = "rolled back: the table failed on another destination";
+const OTHER_FAILED: &str = "the table failed on another destination";
 
 /// The SQL that makes two servers print values alike, for the checksum.
 const CHECKSUM_SETTINGS: [&str; 5] = [
