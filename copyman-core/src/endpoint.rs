@@ -145,7 +145,8 @@ pub struct Endpoint {
     filler: u64,
     /// During a COPY IN: the server ended it with this error; nothing sent since counts.
     copy_in_error: Option<SessionError>,
-    /// A CopyFail (with its realignment) is under way.
+    /// The COPY is being failed: its realignment went to the transmit queue (and a CopyFail, if
+    /// the server was still copying); an abandon must not send them again.
     failing: bool,
 }
 
@@ -310,11 +311,9 @@ impl Endpoint {
         let header = completion.header();
         self.realign = (!header.is_empty()).then(|| Bytes::copy_from_slice(header));
         self.filler = completion.filler;
+        self.failing = true;
         match state {
-            State::CopyIn => {
-                self.failing = true;
-                self.session.copy_fail(reason)?;
-            }
+            State::CopyIn => self.session.copy_fail(reason)?,
             // The server failed the COPY and is ready: only the realignment goes out.
             State::Ready => {
                 self.op = Op::Idle;
