@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -30,6 +31,9 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
 /// Temporary files of file destinations, removed if the process exits at once.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// How often a stop that takes long says it is still under way.
+const STILL_STOPPING: Duration = Duration::from_secs(10);
 
 /// Starts handling SIGINT, SIGTERM and SIGHUP as this module describes.
 ///
@@ -61,6 +65,7 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                         "copyman: {} received: {stopping} (again to exit at once)",
                         name(signal)
                     ));
+                    remind(signal);
                 } else {
                     remove_temp_files();
                     eprintln!("copyman: {} received again: exiting at once", name(signal));
@@ -69,6 +74,25 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Says every [`STILL_STOPPING`] that the stop is still under way (servers that do not answer
+/// the aborts or cancels, a COMMIT that finishes), so that no wait after a signal is silent.
+fn remind(signal: i32) {
+    let since = Instant::now();
+    let _ = thread::Builder::new()
+        .name("copyman-stopping".to_owned())
+        .spawn(move || {
+            loop {
+                thread::sleep(STILL_STOPPING);
+                progress::println(&format!(
+                    "copyman: still stopping {} s after {}: waiting for the servers to answer \
+                     (again to exit at once)",
+                    since.elapsed().as_secs(),
+                    name(signal)
+                ));
+            }
+        });
 }
 
 /// The first signal received, if any.
