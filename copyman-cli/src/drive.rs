@@ -70,33 +70,37 @@ pub(crate) fn drive<'a>(
                 let (rows, bytes) = copy.totals();
                 progress.update(rows, bytes);
             }
-            Err(Fault::Receiver(fault)) => {
-                for (id, error) in &fault.faults {
-                    let index = live[id.0];
-                    report::log(format_args!(
-                        "destination {} faulted: {}",
-                        index + 1,
-                        report::describe(&**error)
-                    ));
-                    progress.destination_failed(index);
-                    faults.push((index, error.clone()));
+            Err(fault) => {
+                if let Fault::Receiver(faulted) = &fault {
+                    for (id, error) in &faulted.faults {
+                        let index = live[id.0];
+                        report::log(format_args!(
+                            "destination {} faulted: {}",
+                            index + 1,
+                            report::describe(&**error)
+                        ));
+                        progress.destination_failed(index);
+                        faults.push((index, error.clone()));
+                    }
                 }
-                if !keep_going {
-                    let which: Vec<String> = fault
-                        .faults
-                        .iter()
-                        .map(|(id, _)| (live[id.0] + 1).to_string())
-                        .collect();
-                    aborted = Some(format!("destination {} failed", which.join(", ")));
-                    break;
+                // Whether it ends the copy is the manager's policy (keep-going).
+                if !copy.ends_copy(&fault) {
+                    continue;
                 }
-            }
-            Err(Fault::Producer(fault)) => {
-                aborted = Some(format!("source: {}", report::describe(&*fault.error)));
-                break;
-            }
-            Err(other) => {
-                aborted = Some(other.to_string());
+                aborted = Some(match &fault {
+                    Fault::Receiver(faulted) => {
+                        let which: Vec<String> = faulted
+                            .faults
+                            .iter()
+                            .map(|(id, _)| (live[id.0] + 1).to_string())
+                            .collect();
+                        format!("destination {} failed", which.join(", "))
+                    }
+                    Fault::Producer(fault) => {
+                        format!("source: {}", report::describe(&*fault.error))
+                    }
+                    other => other.to_string(),
+                });
                 break;
             }
         }

@@ -96,6 +96,12 @@ macro_rules! copy_api {
                 }
             }
 
+            /// Whether `fault`, met while iterating the copy, ends it under its [`Options`]: a
+            /// producer fault always, a receiver fault unless keep-going (as `run` decides).
+            pub fn ends_copy(&self, fault: &Fault) -> bool {
+                self.core.manager().ends_copy(fault)
+            }
+
             /// The receivers still in the copy (`receivers` in py-postgresql's copyman).
             pub fn live_receivers(&self) -> Vec<ReceiverId> {
                 self.core.live_receivers()

@@ -2277,21 +2277,21 @@ fn drive<'a>(
                     break;
                 }
             }
-            Err(Fault::Receiver(fault)) => {
-                for (id, error) in &fault.faults {
-                    faults.push((id.0, shared.describe(&**error)));
+            Err(fault) => {
+                if let Fault::Receiver(faulted) = &fault {
+                    for (id, error) in &faulted.faults {
+                        faults.push((id.0, shared.describe(&**error)));
+                    }
                 }
-                if !shared.options.keep_going {
-                    aborted = Some(OTHER_FAILED.to_owned());
-                    break;
+                // Whether it ends the copy is the manager's policy (keep-going).
+                if !copy.ends_copy(&fault) {
+                    continue;
                 }
-            }
-            Err(Fault::Producer(fault)) => {
-                aborted = Some(format!("source: {}", shared.describe(&*fault.error)));
-                break;
-            }
-            Err(other) => {
-                aborted = Some(other.to_string());
+                aborted = Some(match &fault {
+                    Fault::Receiver(_) => OTHER_FAILED.to_owned(),
+                    Fault::Producer(fault) => format!("source: {}", shared.describe(&*fault.error)),
+                    other => other.to_string(),
+                });
                 break;
             }
         }
