@@ -7,8 +7,8 @@
 //! inside its runtime's context between commands, as an async application would be, so that an
 //! endpoint dropped mid-copy can cancel in the background.
 //!
-//! A session's timeout ([`StatementSpec::timeout`]) becomes the copy's stall timeout (the
-//! smallest one given), as in copyman-sync's driver.
+//! The sessions' copy options (a timeout, a window, keep-going) become the copy's [`Options`]
+//! (`copyman_testkit::scenarios::worker::options`), as in copyman-sync's driver.
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part of this module.
 
@@ -21,9 +21,7 @@ use copyman_async::{
     CallReceiver, Connection, CopyManager, IteratorProducer, Options, Producer, Receiver,
     ReceiverId, StatementProducer, StatementReceiver, transfer,
 };
-use copyman_testkit::scenarios::worker::{
-    Cmd, Infos, Lines, WorkerCopy, session_info, stall_timeout,
-};
+use copyman_testkit::scenarios::worker::{Cmd, Infos, Lines, WorkerCopy, options, session_info};
 use copyman_testkit::scenarios::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, OpenError, Rows, SessionInfo,
     SourceSpec, StatementSpec,
@@ -198,10 +196,7 @@ impl Worker {
             Dest::Statement(_, spec) => Some(spec),
             Dest::Collect(_) => None,
         });
-        let mut options = Options::default();
-        if let Some(timeout) = stall_timeout(source_spec.into_iter().chain(dest_specs)) {
-            options = options.with_stall_timeout(timeout);
-        }
+        let options = options(source_spec.into_iter().chain(dest_specs));
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
         for dest in dests.iter_mut() {
             match dest {
@@ -257,7 +252,7 @@ fn drive<'a>(
             let _ = reply.send(result.map(|s| INFOS.summary(s)).map_err(|e| INFOS.fail(&e)));
             return;
         }
-        Cmd::Transfer(reply) if options.stall_timeout.is_some() => {
+        Cmd::Transfer(reply) if options != Options::default() => {
             let result = runtime.block_on(async {
                 CopyManager::start_with(producer, receivers, options)
                     .await?
@@ -304,6 +299,9 @@ fn drive<'a>(
             }
             Cmd::Live(reply) => {
                 let _ = reply.send(copy.live_receivers().into_iter().map(|r| r.0).collect());
+            }
+            Cmd::PeakBuffered(reply) => {
+                let _ = reply.send(copy.peak_buffered());
             }
             Cmd::Finish(reply) => {
                 let result = runtime.block_on(copy.finish());

@@ -3,8 +3,8 @@
 //! A copy borrows its connections (`StatementProducer<'c>`, `StatementReceiver<'c>`), so each
 //! opened copy lives on a worker thread that owns the connections and runs the `CopyManager` on
 //! them; the scenario's calls are sent to it as commands and answered in plain data.
-//! A session's timeout ([`StatementSpec::timeout`]) becomes the copy's stall timeout
-//! ([`Options::stall_timeout`]), the smallest one given, as in copyman-async's driver.
+//! The sessions' copy options (a timeout, a window, keep-going) become the copy's [`Options`]
+//! (`copyman_testkit::scenarios::worker::options`), as in copyman-async's driver.
 
 #![allow(dead_code, unreachable_pub)] // Each test binary uses a different part of this module.
 
@@ -17,9 +17,7 @@ use copyman_sync::{
     CallReceiver, Connection, CopyManager, IteratorProducer, Options, Producer, Receiver,
     ReceiverId, StatementProducer, StatementReceiver, transfer,
 };
-use copyman_testkit::scenarios::worker::{
-    Cmd, Infos, Lines, WorkerCopy, session_info, stall_timeout,
-};
+use copyman_testkit::scenarios::worker::{Cmd, Infos, Lines, WorkerCopy, options, session_info};
 use copyman_testkit::scenarios::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, OpenError, Rows, SessionInfo,
     SourceSpec, StatementSpec,
@@ -180,10 +178,7 @@ impl Worker {
             Dest::Statement(_, spec) => Some(spec),
             Dest::Collect(_) => None,
         });
-        let mut options = Options::default();
-        if let Some(timeout) = stall_timeout(source_spec.into_iter().chain(dest_specs)) {
-            options = options.with_stall_timeout(timeout);
-        }
+        let options = options(source_spec.into_iter().chain(dest_specs));
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
         for dest in dests.iter_mut() {
             match dest {
@@ -233,7 +228,7 @@ fn drive<'a>(
             let _ = reply.send(result.map(|s| INFOS.summary(s)).map_err(|e| INFOS.fail(&e)));
             return;
         }
-        Cmd::Transfer(reply) if options.stall_timeout.is_some() => {
+        Cmd::Transfer(reply) if options != Options::default() => {
             let result =
                 CopyManager::start_with(producer, receivers, options).and_then(CopyManager::run);
             let _ = reply.send(
@@ -276,6 +271,9 @@ fn drive<'a>(
             }
             Cmd::Live(reply) => {
                 let _ = reply.send(copy.live_receivers().into_iter().map(|r| r.0).collect());
+            }
+            Cmd::PeakBuffered(reply) => {
+                let _ = reply.send(copy.peak_buffered());
             }
             Cmd::Finish(reply) => {
                 let _ = reply.send(

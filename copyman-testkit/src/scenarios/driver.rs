@@ -51,6 +51,12 @@ pub struct StatementSpec {
     /// long faults with copyman-core's `Stalled` error, whose source is an IO error of kind
     /// `TimedOut` (the seed's `socket.timeout`).
     pub timeout: Option<Duration>,
+    /// The copy's window (the adapter's `Options::window`: chunks a receiver may hold), the
+    /// smallest one given on any session of the plan (`None`: the adapter's default).
+    pub window: Option<usize>,
+    /// The copy's keep-going policy (`Options::keep_going`: a faulted receiver leaves the copy
+    /// and the others complete), on when any session of the plan asks for it.
+    pub keep_going: bool,
 }
 
 impl StatementSpec {
@@ -62,6 +68,8 @@ impl StatementSpec {
             copy: copy.into(),
             buffer_size: None,
             timeout: None,
+            window: None,
+            keep_going: false,
         }
     }
 
@@ -83,6 +91,20 @@ impl StatementSpec {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the copy's window.
+    #[must_use]
+    pub fn window(mut self, window: usize) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Turns the copy's keep-going policy on.
+    #[must_use]
+    pub fn keep_going(mut self) -> Self {
+        self.keep_going = true;
         self
     }
 }
@@ -274,6 +296,9 @@ pub enum ReceiverEnd {
     Completed(Option<u64>),
     /// It faulted during the copy and its COPY was failed: it holds nothing of this copy.
     Faulted(ErrorInfo),
+    /// Its own COPY failed at its end (the server refused CopyDone, e.g. a row it had not
+    /// parsed before): it holds nothing of this copy.
+    Failed(ErrorInfo),
 }
 
 /// The result of a successful copy.
@@ -386,6 +411,10 @@ pub trait RunningCopy {
     /// # Errors
     /// The adapter's `CopyFail`.
     fn finish(&mut self) -> Result<SummaryInfo, FailInfo>;
+
+    /// The most payload bytes the copy's receivers held at once so far (the adapter's
+    /// `CopyManager::peak_buffered`), while the copy runs.
+    fn peak_buffered(&mut self) -> usize;
 
     /// Fails the copy with `reason`.
     fn abort(&mut self, reason: &str) -> FailInfo;

@@ -31,7 +31,9 @@
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
 //!   [`stall_timeout_faults_producer`], [`server_error_noticed_mid_copy_in`],
-//!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`].
+//!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
+//! * the copy's options: [`window_of_one_holds_one_chunk`],
+//!   [`keep_going_leaves_refusing_destination_usable`].
 
 mod check;
 mod driver;
@@ -39,6 +41,7 @@ mod endpoints;
 mod fanout;
 mod faults;
 mod input;
+mod options;
 mod seed;
 mod server;
 pub mod worker;
@@ -64,6 +67,7 @@ pub use faults::{
 pub use input::{
     mismatched_formats, missing_table, not_a_copy_statement, wrong_direction, wrong_password,
 };
+pub use options::{keep_going_leaves_refusing_destination_usable, window_of_one_holds_one_chunk};
 pub use seed::{
     seed_copy_fail_attributes, seed_copy_manager_loop, seed_receiver_fault_loop,
     seed_reconcile_after_timeout, seed_run, seed_transfer,
@@ -182,6 +186,8 @@ macro_rules! scenario_tests {
             server_error_noticed_mid_copy_in,
             notices_reach_the_caller,
             connect_timeout_expires_then_next_host,
+            window_of_one_holds_one_chunk,
+            keep_going_leaves_refusing_destination_usable,
         );
     };
     (@each $driver:expr, $clusters:ident; $($name:ident),* $(,)?) => {

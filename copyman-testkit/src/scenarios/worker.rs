@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use copyman_core::manager::Options;
 use copyman_core::session::{DbError, Notification, SessionError};
 use copyman_core::{CopyFail, Fault, ReceiverId, ReceiverOutcome, ReconcileError, Summary};
 
@@ -39,6 +40,8 @@ pub enum Cmd {
     Reconcile(usize, Sender<Result<(), ErrorInfo>>),
     /// The live receivers.
     Live(Sender<Vec<usize>>),
+    /// The most bytes the receivers held at once.
+    PeakBuffered(Sender<usize>),
     /// Finish the copy.
     Finish(Sender<Result<SummaryInfo, FailInfo>>),
     /// Abort the copy.
@@ -160,6 +163,10 @@ impl RunningCopy for WorkerCopy {
         self.call(Cmd::Finish)
     }
 
+    fn peak_buffered(&mut self) -> usize {
+        self.call(Cmd::PeakBuffered)
+    }
+
     fn abort(&mut self, reason: &str) -> FailInfo {
         let reason = reason.to_owned();
         self.call(|reply| Cmd::Abort(reason, reply))
@@ -278,6 +285,7 @@ impl Infos {
                 .map(|(_, outcome)| match outcome {
                     ReceiverOutcome::Completed(count) => ReceiverEnd::Completed(count),
                     ReceiverOutcome::Faulted(e) => ReceiverEnd::Faulted(self.error(&*e)),
+                    ReceiverOutcome::Failed(e) => ReceiverEnd::Failed(self.error(&*e)),
                     other => panic!("an outcome the scenarios do not know: {other:?}"),
                 })
                 .collect(),
@@ -336,7 +344,21 @@ pub fn session_info(
     }
 }
 
-/// A copy's stall timeout: the smallest timeout any session of the plan gives.
-pub fn stall_timeout<'s>(specs: impl IntoIterator<Item = &'s StatementSpec>) -> Option<Duration> {
-    specs.into_iter().filter_map(|s| s.timeout).min()
+/// A copy's options, from what the sessions of its plan give: the smallest stall timeout and
+/// window, keep-going if any asks for it.
+pub fn options<'s>(specs: impl IntoIterator<Item = &'s StatementSpec>) -> Options {
+    let mut options = Options::default();
+    let (mut stall, mut window): (Option<Duration>, Option<usize>) = (None, None);
+    for spec in specs {
+        stall = stall.into_iter().chain(spec.timeout).min();
+        window = window.into_iter().chain(spec.window).min();
+        options = options.with_keep_going(options.config.keep_going || spec.keep_going);
+    }
+    if let Some(stall) = stall {
+        options = options.with_stall_timeout(stall);
+    }
+    if let Some(window) = window {
+        options = options.with_window(window);
+    }
+    options
 }

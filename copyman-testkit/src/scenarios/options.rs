@@ -1,0 +1,147 @@
+//! The copy's options mean the same under every adapter: a window of one chunk holds one chunk,
+//! and keep-going lets the others complete while a refusing destination stays usable.
+
+use super::Clusters;
+use super::check::{count, exec, open, select_one};
+use super::driver::{
+    CopyDriver, CopyPlan, DestinationSpec, Endpoint, ReceiverEnd, RunningCopy, SourceSpec,
+    StatementSpec,
+};
+
+/// Under a window of 1 (py-postgresql's rhythm: read, write everywhere, read again) the
+/// receivers never hold more than one chunk between them, even while a destination pauses on its
+/// first row (a trigger sleeping 1 s) and the other could take more; both still get every row.
+pub fn window_of_one_holds_one_chunk<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = 300_000;
+    let source = &clusters.source;
+    let (slow, fast) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let (source_db, slow_db, fast_db) = (
+        source.create_database(),
+        slow.create_database(),
+        fast.create_database(),
+    );
+    exec(
+        source,
+        &source_db,
+        &format!(
+            "CREATE TABLE src AS SELECT i::int8, 'row ' || i AS s FROM generate_series(1, {ROWS}) AS g(i)"
+        ),
+    );
+    exec(
+        slow,
+        &slow_db,
+        "CREATE TABLE t (i int8, s text);
+         CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+         CREATE TRIGGER pause BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 1)
+           EXECUTE FUNCTION pause();",
+    );
+    exec(fast, &fast_db, "CREATE TABLE t (i int8, s text)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(
+            StatementSpec::new(source.conninfo(&source_db), "COPY src TO STDOUT").window(1),
+        ),
+        destinations: vec![
+            DestinationSpec::Statement(StatementSpec::new(
+                slow.conninfo(&slow_db),
+                "COPY t FROM STDIN",
+            )),
+            DestinationSpec::Statement(StatementSpec::new(
+                fast.conninfo(&fast_db),
+                "COPY t FROM STDIN",
+            )),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    // The largest chunk, by the progress of its cycle.
+    let mut largest = 0;
+    while let Some(progress) = copy.next() {
+        let (_, bytes) = progress.unwrap_or_else(|f| panic!("[{}] {f}", driver.name()));
+        largest = largest.max(usize::try_from(bytes).expect("a chunk's size"));
+    }
+    let peak = copy.peak_buffered();
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert_eq!(summary.producer_count, Some(ROWS));
+    // One CopyData frame: the chunk's payload and its 5-byte header.
+    assert!(
+        peak > 0 && peak <= largest + 5,
+        "[{}] held {peak} bytes at once, more than one chunk of at most {largest}",
+        driver.name()
+    );
+    assert_eq!(count(slow, &slow_db, "t"), ROWS as i64);
+    assert_eq!(count(fast, &fast_db, "t"), ROWS as i64);
+}
+
+/// Under keep-going, a destination that refuses a row mid-stream (a CHECK, inside its
+/// transaction) leaves the copy while the other completes with every row; the refusing one's
+/// COPY is failed and its session answers right after — its ROLLBACK, then a query — so nothing
+/// of a half-sent frame or of the failed COPY is left on the wire.
+pub fn keep_going_leaves_refusing_destination_usable<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    const ROWS: u64 = 200_000;
+    let source = &clusters.source;
+    let (good, bad) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let (source_db, good_db, bad_db) = (
+        source.create_database(),
+        good.create_database(),
+        bad.create_database(),
+    );
+    exec(
+        source,
+        &source_db,
+        &format!(
+            "CREATE TABLE src AS SELECT i::int8, repeat('x', 100) AS s FROM generate_series(1, {ROWS}) AS g(i)"
+        ),
+    );
+    exec(good, &good_db, "CREATE TABLE t (i int8, s text)");
+    exec(
+        bad,
+        &bad_db,
+        "CREATE TABLE t (i int8 CONSTRAINT below CHECK (i < 150000), s text)",
+    );
+    let destination = |conninfo: String| {
+        DestinationSpec::Statement(
+            StatementSpec::new(conninfo, "COPY t FROM STDIN").before("BEGIN"),
+        )
+    };
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(
+            StatementSpec::new(source.conninfo(&source_db), "COPY src TO STDOUT").keep_going(),
+        ),
+        destinations: vec![
+            destination(good.conninfo(&good_db)),
+            destination(bad.conninfo(&bad_db)),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    let summary = copy
+        .run()
+        .unwrap_or_else(|e| panic!("[{}] the good destination completes: {e}", driver.name()));
+    assert!(
+        matches!(summary.receivers[0], ReceiverEnd::Completed(Some(ROWS))),
+        "[{}] {:?}",
+        driver.name(),
+        summary.receivers[0]
+    );
+    // Faulted when its server's error came mid-stream, failed when it came with CopyDone's
+    // answer (every byte written first): either way its COPY holds nothing.
+    match &summary.receivers[1] {
+        ReceiverEnd::Faulted(error) | ReceiverEnd::Failed(error) => {
+            assert_eq!(error.sqlstate.as_deref(), Some("23514"), "{error}");
+        }
+        other => panic!("[{}] the refusing destination: {other:?}", driver.name()),
+    }
+    copy.sql(Endpoint::Destination(1), "ROLLBACK")
+        .unwrap_or_else(|e| panic!("[{}] the refusing session answers: {e}", driver.name()));
+    select_one(&mut copy, Endpoint::Destination(1));
+    copy.sql(Endpoint::Destination(0), "COMMIT")
+        .unwrap_or_else(|e| panic!("[{}] commit: {e}", driver.name()));
+    assert_eq!(count(good, &good_db, "t"), ROWS as i64);
+    assert_eq!(count(bad, &bad_db, "t"), 0);
+}
