@@ -24,6 +24,13 @@
 //! from a table's `BEGIN` to the end of its COPY (the wait for a COPY's completion excepted: only
 //! the server's answer says whether it went through); [`Options::allow_count_mismatch`]
 //! commits a destination whose count differs, with a warning.
+//!
+//! A statement given up before its end (a stall: a catalog lookup, a `TRUNCATE` or a COPY
+//! waiting for a lock another session holds) is cancelled on its server, never left waiting
+//! there, and its session is replaced by a new one for the next tables; the error says what the
+//! backend waited for (a lock, held by which backend). While planning, that fails the table on
+//! that destination only ([`DestPlan::Refused`]): the job stops before copying anything under
+//! the default policy, and copies the rest under `keep_going`.
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
@@ -435,6 +442,56 @@ fn connect(server: &Server) -> Result<Connection, JobError> {
     })
 }
 
+/// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
+/// asks a new session what its backend was waiting for (a lock: which, held by whom), cancels
+/// its statement, so that nothing of it goes on waiting or running on the server, and leaves
+/// the new session in `slot` (or nothing, if none could be opened: the next use connects
+/// again). Returns what to tell the user: what it waited for and that it was cancelled.
+/// A session that is ready is left alone (`None`).
+fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<String> {
+    if slot.as_ref().is_none_or(Connection::is_ready) {
+        return None;
+    }
+    let old = slot.take().expect("checked just above");
+    let mut fresh = (server.connect)().ok();
+    let pid = old.session().backend_key().map(|(pid, _)| pid);
+    let waited = pid
+        .zip(fresh.as_mut())
+        .and_then(|(pid, conn)| lock_wait(conn, pid));
+    let cancelled = match old.cancel() {
+        Ok(()) => "its statement was cancelled".to_owned(),
+        Err(e) => format!("cancelling its statement failed: {}", describe(&e)),
+    };
+    // Its socket closes with it: a backend that ends its wait finds no one and rolls back.
+    drop(old);
+    *slot = fresh;
+    Some(match waited {
+        Some(waited) => format!("{waited}; {cancelled}"),
+        None => cancelled,
+    })
+}
+
+/// Whether backend `pid` waits for a lock, said as "backend N was waiting for a lock (kind)
+/// held by backend M", asked on `conn` (another session on its server).
+fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT wait_event, pg_catalog.array_to_string(pg_catalog.pg_blocking_pids(pid),              ', ') FROM pg_catalog.pg_stat_activity WHERE pid = {pid}              AND wait_event_type = 'Lock'"
+        ))
+        .ok()?;
+    let row = rows.first()?;
+    let kind = row.first().cloned().flatten().unwrap_or_default();
+    let holders = row.get(1).cloned().flatten().unwrap_or_default();
+    let held = match holders.as_str() {
+        "" => String::new(),
+        one if !one.contains(',') => format!(" held by backend {one}"),
+        many => format!(" held by backends {many}"),
+    };
+    Some(format!(
+        "backend {pid} was waiting for a lock ({kind}){held}"
+    ))
+}
+
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
 ///
@@ -448,9 +505,11 @@ pub fn plan(
     options: &Options,
 ) -> Result<Plan, JobError> {
     let mut src = connect(source)?;
+    // A destination's planning session: `None` once it was given up and could not be replaced
+    // (each later table tries to connect again).
     let mut dests = destinations
         .iter()
-        .map(connect)
+        .map(|d| connect(d).map(Some))
         .collect::<Result<Vec<_>, _>>()?;
     let query =
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
@@ -476,7 +535,7 @@ pub fn plan(
         Recorded::default()
     };
     if options.two_phase.is_some() {
-        for (conn, server) in dests.iter_mut().zip(destinations) {
+        for (conn, server) in dests.iter_mut().flatten().zip(destinations) {
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
                 .map_err(|e| JobError::Source(describe_with(&e, options.stall_timeout)))?
@@ -501,7 +560,7 @@ pub fn plan(
         .unwrap_or(8192);
     let source_version = src.session().server_version_num();
     let same_major = source_version.map(major).is_some_and(|s| {
-        dests.iter().all(|d| {
+        dests.iter().flatten().all(|d| {
             d.session()
                 .server_version_num()
                 .is_none_or(|v| major(v) == s)
@@ -535,11 +594,18 @@ pub fn plan(
             .collect();
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
-        for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
+        for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
             if let Some(rows) = recorded.done(&key, &server.name) {
                 plans.push(DestPlan::Done(rows));
                 continue;
             }
+            let conn = match ensure(slot, server) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    plans.push(DestPlan::Refused(e));
+                    continue;
+                }
+            };
             let rel = match lookup(conn, &sel.table) {
                 Ok(Some(rel)) => rel,
                 Ok(None) => {
@@ -547,7 +613,15 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
-                    plans.push(DestPlan::Refused(describe_with(&e, options.stall_timeout)));
+                    let mut error =
+                        describe_with(&e, options.stall_timeout).prefixed("reading its catalog: ");
+                    // A lookup given up (a stall: it waits for a lock the catalog query takes
+                    // to read the table's size) still runs on the server: it is cancelled, and
+                    // the next tables are looked up on a new session.
+                    if let Some(note) = give_up(slot, server) {
+                        error.message = format!("{}; {note}", error.message);
+                    }
+                    plans.push(DestPlan::Refused(error));
                     continue;
                 }
                 Err(crate::plan::LookupError::Catalog(m)) => {
@@ -1160,14 +1234,13 @@ struct Conns {
     dests: Vec<Option<Connection>>,
 }
 
-/// The connection in `slot`, (re)connected when missing or broken.
+/// The connection in `slot`, (re)connected when missing or broken (a statement that did not
+/// end there is cancelled first: [`give_up`]).
 fn ensure<'c>(
     slot: &'c mut Option<Connection>,
     server: &Server,
 ) -> Result<&'c mut Connection, TableError> {
-    if slot.as_ref().is_some_and(|c| !c.is_ready()) {
-        *slot = None;
-    }
+    give_up(slot, server);
     if slot.is_none() {
         *slot = Some((server.connect)().map_err(|e| describe(&e).prefixed("cannot connect: "))?);
     }
@@ -1287,6 +1360,7 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     } else {
         copy_split(shared, worker, t, conns)
     };
+    give_up_stalled(shared, conns, &mut report);
     // Whatever way the copy ended, no socket timeout outlives it.
     for conn in conns
         .source
@@ -1297,6 +1371,26 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     }
     mark_interrupted(shared, &mut report);
     report
+}
+
+/// The sessions of a table's copy whose statement did not end (a stall: a `BEGIN`, `TRUNCATE`
+/// or COPY waiting for a lock, a server that stopped answering) are given up ([`give_up`]):
+/// their statements cancelled, new sessions in their place, and what they waited for added to
+/// the destination's error. A destination whose `COMMIT` is in doubt is left as it is (a cancel
+/// must not decide it).
+fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &mut TableReport) {
+    give_up(&mut conns.source, shared.source);
+    for (d, slot) in conns.dests.iter_mut().enumerate() {
+        let result = &mut report.destinations[d];
+        if result.status == Status::InDoubt {
+            continue;
+        }
+        if let Some(note) = give_up(slot, &shared.destinations[d])
+            && let Some(error) = &mut result.error
+        {
+            error.message = format!("{}; {note}", error.message);
+        }
+    }
 }
 
 /// After an interruption, the table's destinations that were rolled back because of it (or
@@ -2144,6 +2238,9 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 ),
             }
         }
+    }
+    for c in &mut range_conns {
+        give_up_stalled(shared, c, &mut report);
     }
     // The destinations' checksums, after their commit.
     if let Some(sum) = source_sum {

@@ -1,0 +1,219 @@
+//! The job layer's faults against real clusters: a lock held on one destination while the job
+//! is planned, a range of a split table that fails, a `--verify` mismatch and its resume.
+
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use copyman_job::job::{self, DestPlan, Options, Server, Status, TableReport};
+use copyman_job::select::Selection;
+use copyman_sync::Connection;
+use copyman_testkit::Cluster;
+
+struct Clusters {
+    source: Cluster,
+    dest: [Cluster; 2],
+}
+
+fn clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        thread::scope(|s| {
+            let source = s.spawn(Cluster::start);
+            let d1 = s.spawn(Cluster::start);
+            let d2 = s.spawn(Cluster::start);
+            Clusters {
+                source: source.join().unwrap(),
+                dest: [d1.join().unwrap(), d2.join().unwrap()],
+            }
+        })
+    })
+}
+
+/// A server of the job whose sessions time out after `timeout` without a byte (as the
+/// `copyman` command's planning sessions do under `--stall-timeout`).
+fn server(cluster: &Cluster, db: &str, timeout: Option<Duration>) -> Server {
+    let conninfo = cluster.conninfo(db);
+    Server {
+        name: format!("port={} dbname={db}", cluster.port()),
+        connect: Arc::new(move || {
+            let mut conn = Connection::connect_str(&conninfo)?;
+            conn.set_timeout(timeout)?;
+            Ok(conn)
+        }),
+    }
+}
+
+/// A fresh database with `sql` on the source and `dest_sql` on both destinations.
+fn setup(
+    sql: &str,
+    dest_sql: &str,
+    timeout: Option<Duration>,
+) -> (Server, Vec<Server>, String, Vec<String>) {
+    let c = clusters();
+    let src_db = c.source.create_database();
+    c.source.connect(&src_db).batch_execute(sql).unwrap();
+    let dbs: Vec<String> = c
+        .dest
+        .iter()
+        .map(|d| {
+            let db = d.create_database();
+            d.connect(&db).batch_execute(dest_sql).unwrap();
+            db
+        })
+        .collect();
+    let dests = c
+        .dest
+        .iter()
+        .zip(&dbs)
+        .map(|(d, db)| server(d, db, timeout))
+        .collect();
+    (server(&c.source, &src_db, timeout), dests, src_db, dbs)
+}
+
+fn state_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "copyman-job-faults-{}-{name}.state",
+        std::process::id()
+    ))
+}
+
+/// Count and an order-independent digest of a table.
+fn digest(cluster: &Cluster, db: &str, table: &str) -> (i64, String) {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
+                 FROM {table} AS t"
+            ),
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn table<'r>(report: &'r job::JobReport, name: &str) -> &'r TableReport {
+    report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == name)
+        .unwrap()
+}
+
+/// Backends of `db` (but `except`) that are not idle, once those that are going have gone
+/// (a cancel is asynchronous: bounded wait, 10 s).
+fn busy_backends(cluster: &Cluster, db: &str, except: &[i32]) -> Vec<String> {
+    let mut client = cluster.connect("postgres");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let busy: Vec<String> = client
+            .query(
+                "SELECT pid::text || ' ' || coalesce(state, '') || ' ' || \
+                 coalesce(wait_event_type, '') || ': ' || query FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> ALL($2) \
+                 AND state <> 'idle'",
+                &[&db, &except],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if busy.is_empty() || std::time::Instant::now() > deadline {
+            return busy;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lock_held_on_one_destination_while_planning_fails_only_that_table_there() {
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let stall = Duration::from_secs(2);
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+        schema,
+        Some(stall),
+    );
+    let c = clusters();
+    // Another session holds a on destination 2 for the whole job.
+    let mut holder = c.dest[1].connect(&dbs[1]);
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let options = Options {
+        keep_going: true,
+        stall_timeout: Some(stall),
+        ..Options::new(state_path("planning-lock"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let planned = |name: &str| {
+        plan.tables
+            .iter()
+            .find(|t| t.table.name.as_str() == name)
+            .unwrap()
+            .destinations
+            .clone()
+    };
+    // a cannot be planned on destination 2 (its lookup waited for the lock); b can.
+    assert!(matches!(planned("a")[0], DestPlan::Copy { .. }));
+    let DestPlan::Refused(error) = &planned("a")[1] else {
+        panic!("{:?}", planned("a"))
+    };
+    assert!(
+        error.message.contains("stalled")
+            && error
+                .message
+                .contains(&format!("held by backend {holder_pid}"))
+            && error.message.contains("cancelled"),
+        "{error}"
+    );
+    assert!(
+        planned("b")
+            .iter()
+            .all(|d| matches!(d, DestPlan::Copy { .. })),
+        "{:?}",
+        planned("b")
+    );
+    // The lookup given up does not wait on: no session of the job is left busy there.
+    assert_eq!(
+        busy_backends(&c.dest[1], &dbs[1], &[holder_pid]),
+        Vec::<String>::new()
+    );
+
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    // A partial job: something committed, not everything.
+    assert!(!report.succeeded() && report.committed_any(), "{report:#?}");
+    let a = table(&report, "a");
+    assert_eq!(a.destinations[0].status, Status::Committed, "{a:#?}");
+    assert_eq!(a.destinations[1].status, Status::Failed, "{a:#?}");
+    let error = a.destinations[1].error.as_ref().unwrap();
+    assert!(
+        error.message.contains("waiting for a lock (relation)"),
+        "{error}"
+    );
+    let b = table(&report, "b");
+    assert!(
+        b.destinations.iter().all(|d| d.status == Status::Committed),
+        "{b:#?}"
+    );
+    // After the job, nothing of it runs on destination 2.
+    assert_eq!(
+        busy_backends(&c.dest[1], &dbs[1], &[holder_pid]),
+        Vec::<String>::new()
+    );
+    tx.rollback().unwrap();
+    assert_eq!(digest(&c.dest[0], &dbs[0], "a").0, 100);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "a").0, 0);
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "b").0, 50);
+    }
+    let _ = std::fs::remove_file(&options.state);
+}
