@@ -976,8 +976,8 @@ const RATE_SLICE: Duration = Duration::from_millis(100);
 impl Rate {
     /// Counts `bytes` read, then sleeps until the cap allows them; `waiting` is called at each
     /// slice of the sleep (the worker is not stuck: it waits on purpose), which ends early when
-    /// the job is interrupted.
-    fn take(&self, bytes: u64, interrupt: &Interrupt, waiting: &dyn Fn()) {
+    /// `stopped` says so (the job is interrupted or stopped, a sibling range failed).
+    fn take(&self, bytes: u64, stopped: &dyn Fn() -> bool, waiting: &dyn Fn()) {
         let due = {
             let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
             *used += bytes;
@@ -985,7 +985,7 @@ impl Rate {
         };
         loop {
             let elapsed = self.start.elapsed();
-            if due <= elapsed || interrupt.is_interrupted() {
+            if due <= elapsed || stopped() {
                 return;
             }
             thread::sleep((due - elapsed).min(RATE_SLICE));
@@ -1526,7 +1526,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                     bytes,
                 });
             };
-            drive(shared, &progress, producer, receivers)
+            drive(shared, &progress, producer, receivers, None)
         };
         match outcome {
             Driven::StartFailed {
@@ -1826,7 +1826,9 @@ struct RangeEnd {
 }
 
 /// Copies one range (`send`) of a split table to `targets` on its own sessions (`conns`),
-/// leaving each destination's transaction open where its COPY completed.
+/// leaving each destination's transaction open where its COPY completed. `siblings` is raised
+/// by the first range whose failure fails the table (see [`drive`]): the others stop.
+#[allow(clippy::too_many_arguments)] // Each is one thing a range needs; a struct would only rename them.
 fn copy_range(
     shared: &Shared<'_>,
     worker: usize,
@@ -1835,11 +1837,37 @@ fn copy_range(
     targets: &[usize],
     conns: &mut Conns,
     progress: &dyn Fn(u64, u64),
+    siblings: &AtomicBool,
+) -> RangeEnd {
+    let end = copy_range_on(shared, worker, t, send, targets, conns, progress, siblings);
+    // A range that failed on a destination fails the table there: under the default policy,
+    // everywhere, and its siblings stop (a failure mid-COPY raised the flag already, at once).
+    if !shared.options.keep_going && end.dests.iter().any(|(_, r)| r.is_err()) {
+        siblings.store(true, Ordering::SeqCst);
+    }
+    end
+}
+
+/// [`copy_range`]'s work.
+#[allow(clippy::too_many_arguments)] // As copy_range.
+fn copy_range_on(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    send: &str,
+    targets: &[usize],
+    conns: &mut Conns,
+    progress: &dyn Fn(u64, u64),
+    siblings: &AtomicBool,
 ) -> RangeEnd {
     let everywhere = |e: TableError| RangeEnd {
         source_rows: None,
         dests: targets.iter().map(|&d| (d, Err(e.clone()))).collect(),
     };
+    // Another range failed the table already: this one does not start.
+    if siblings.load(Ordering::SeqCst) {
+        return everywhere(TableError::new(OTHER_FAILED));
+    }
     let source = match ensure(&mut conns.source, shared.source) {
         Ok(conn) => conn,
         Err(e) => return everywhere(e.prefixed("source: ")),
@@ -1886,7 +1914,7 @@ fn copy_range(
             let conn = slot.as_mut().expect("begun above");
             receivers.push(Box::new(StatementReceiver::new(conn, t.receive_for(false))));
         }
-        drive(shared, progress, producer, receivers)
+        drive(shared, progress, producer, receivers, Some(siblings))
     };
     let mut source_rows = None;
     end(conns.source.as_mut());
@@ -2066,6 +2094,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         })
         .collect();
     let totals: Vec<Mutex<(u64, u64)>> = (0..n).map(|_| Mutex::new((0, 0))).collect();
+    let siblings = AtomicBool::new(false);
     let ends: Vec<RangeEnd> = thread::scope(|s| {
         let handles: Vec<_> = t
             .ranges
@@ -2073,7 +2102,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             .zip(range_conns.iter_mut())
             .enumerate()
             .map(|(i, (send, c))| {
-                let (targets, totals) = (&targets, &totals);
+                let (targets, totals, siblings) = (&targets, &totals, &siblings);
                 s.spawn(move || {
                     let progress = |rows, bytes| {
                         *totals[i].lock().unwrap_or_else(PoisonError::into_inner) = (rows, bytes);
@@ -2087,7 +2116,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                             bytes,
                         });
                     };
-                    copy_range(shared, worker, t, send, targets, c, &progress)
+                    copy_range(shared, worker, t, send, targets, c, &progress, siblings)
                 })
             })
             .collect();
@@ -2105,7 +2134,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     // the table's count.
     for &d in &targets {
         let mut sum = 0;
-        let mut error = None;
+        let mut error: Option<TableError> = None;
         // A count that differs from the source's (`--allow-count-mismatch` lets it commit).
         let mut off = None;
         for (i, range) in ends.iter().enumerate() {
@@ -2125,7 +2154,8 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                         _ => {}
                     }
                 }
-                Some(Err(e)) if error.is_none() => {
+                // The range that failed says why, not a sibling that it stopped.
+                Some(Err(e)) if error.as_ref().is_none_or(|k| knock_on(k) && !knock_on(e)) => {
                     error = Some(e.clone().prefixed(&format!("{label}: ")))
                 }
                 _ => {}
@@ -2147,12 +2177,11 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         result.bytes = bytes;
         match error {
             Some(e) => {
-                let status =
-                    if e.message.ends_with(OTHER_FAILED) || e.message.ends_with(JOB_STOPPED) {
-                        Status::RolledBack
-                    } else {
-                        Status::Failed
-                    };
+                let status = if knock_on(&e) {
+                    Status::RolledBack
+                } else {
+                    Status::Failed
+                };
                 result.fail(status, e);
             }
             None => result.rows = Some(sum),
@@ -2254,6 +2283,12 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     report
 }
 
+/// Whether `error` only says that the copy was stopped for a failure elsewhere (another
+/// destination, another range) or for the job's stop.
+fn knock_on(error: &TableError) -> bool {
+    error.message.ends_with(OTHER_FAILED) || error.message.ends_with(JOB_STOPPED)
+}
+
 /// How many destinations copy `t` (not done earlier, not refused).
 fn report_targets(t: &TablePlan) -> usize {
     t.destinations
@@ -2315,12 +2350,25 @@ enum Driven {
     },
 }
 
+/// Runs one copy (a table's, or one range's) to its end or its abort. `siblings` ties the ranges
+/// of a split table: a range whose failure fails the table raises it (any fault under the
+/// default policy, a source's under keep-going), and the others abort at their next cycle
+/// instead of streaming on for a table that will be rolled back.
 fn drive<'a>(
     shared: &Shared<'_>,
     progress: &dyn Fn(u64, u64),
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
+    siblings: Option<&AtomicBool>,
 ) -> Driven {
+    let sibling_failed = || siblings.is_some_and(|s| s.load(Ordering::SeqCst));
+    let fails_siblings = |fault: &Fault| {
+        if let Some(s) = siblings
+            && (!shared.options.keep_going || matches!(fault, Fault::Producer(_)))
+        {
+            s.store(true, Ordering::SeqCst);
+        }
+    };
     // The manager's policies: a destination's fault ends the copy unless keep-going, under which
     // the others complete (a failure at the end included); counts are checked unless allowed
     // to differ.
@@ -2362,7 +2410,12 @@ fn drive<'a>(
             Ok(_) => {
                 let (rows, bytes) = copy.totals();
                 if let Some(rate) = &shared.rate {
-                    rate.take(bytes - last_bytes, interrupt, &|| progress(rows, bytes));
+                    let stopped = || {
+                        interrupt.is_interrupted()
+                            || shared.stop.load(Ordering::SeqCst)
+                            || sibling_failed()
+                    };
+                    rate.take(bytes - last_bytes, &stopped, &|| progress(rows, bytes));
                 }
                 last_bytes = bytes;
                 if last_event.elapsed() >= Duration::from_millis(100) {
@@ -2371,6 +2424,11 @@ fn drive<'a>(
                 }
                 if !shared.options.keep_going && shared.stop.load(Ordering::SeqCst) {
                     aborted = Some(JOB_STOPPED.to_owned());
+                    break;
+                }
+                // Another range of the table failed it: this one's rows would be rolled back.
+                if sibling_failed() {
+                    aborted = Some(OTHER_FAILED.to_owned());
                     break;
                 }
             }
@@ -2384,6 +2442,7 @@ fn drive<'a>(
                 if !copy.ends_copy(&fault) {
                     continue;
                 }
+                fails_siblings(&fault);
                 aborted = Some(match &fault {
                     Fault::Receiver(_) => OTHER_FAILED.to_owned(),
                     Fault::Producer(fault) => format!("source: {}", shared.describe(&*fault.error)),
@@ -2527,7 +2586,7 @@ mod tests {
         let waited = std::sync::atomic::AtomicUsize::new(0);
         thread::scope(|s| {
             s.spawn(|| {
-                rate.take(1 << 20, &interrupt, &|| {
+                rate.take(1 << 20, &|| interrupt.is_interrupted(), &|| {
                     // The job's watch hears that the worker waits on purpose.
                     if waited.fetch_add(1, Ordering::SeqCst) == 2 {
                         interrupt.interrupt("interrupted by SIGINT");

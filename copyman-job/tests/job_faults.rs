@@ -1,11 +1,11 @@
 //! The job layer's faults against real clusters: a lock held on one destination while the job
 //! is planned, a range of a split table that fails, a `--verify` mismatch and its resume.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use copyman_job::job::{self, DestPlan, Options, Server, Status, TableReport};
+use copyman_job::job::{self, DestPlan, Event, Options, Server, Status, TableReport};
 use copyman_job::select::Selection;
 use copyman_sync::Connection;
 use copyman_testkit::Cluster;
@@ -215,5 +215,83 @@ fn a_lock_held_on_one_destination_while_planning_fails_only_that_table_there() {
     for (d, db) in c.dest.iter().zip(&dbs) {
         assert_eq!(digest(d, db, "b").0, 50);
     }
+    let _ = std::fs::remove_file(&options.state);
+}
+
+#[test]
+fn a_range_that_fails_stops_its_sibling_ranges_and_nothing_of_the_table_commits() {
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
+    let rows = 200_000;
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, {rows}) g;"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    // Destination 2 refuses the table's fifth row: in its first range (the lowest pages).
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("ALTER TABLE big ADD CHECK (id <> 5)")
+        .unwrap();
+    let options = Options {
+        jobs: 4,
+        split_larger_than: Some(1 << 20),
+        // Slow enough that ranges streaming to their end would carry the whole table.
+        max_rate: Some(8 << 20),
+        ..Options::new(state_path("split-sibling"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert_eq!(plan.tables[0].table.name.as_str(), "big");
+    let n = plan.tables[0].ranges.len();
+    assert_eq!(n, 4, "{:?}", plan.tables[0].ranges);
+    // The rows the big table's ranges moved, as its worker's progress said them.
+    let moved = Mutex::new(0u64);
+    let big_worker = Mutex::new(None);
+    let report = job::run(plan, &source, &dests, &options, &|event| match event {
+        Event::TableStarted { worker, table, .. } if table.name.as_str() == "big" => {
+            *big_worker.lock().unwrap() = Some(worker);
+        }
+        Event::Progress { worker, rows, .. } if *big_worker.lock().unwrap() == Some(worker) => {
+            let mut moved = moved.lock().unwrap();
+            *moved = (*moved).max(rows);
+        }
+        _ => {}
+    })
+    .unwrap();
+    assert!(
+        !report.succeeded() && !report.committed_any(),
+        "{report:#?}"
+    );
+    let big = table(&report, "big");
+    // Destination 2 says which range failed and why; destination 1 was rolled back.
+    assert_eq!(big.destinations[1].status, Status::Failed, "{big:#?}");
+    let error = big.destinations[1].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("23514"), "{error}");
+    assert!(
+        error.message.starts_with(&format!("range 1 of {n}: ")),
+        "{error}"
+    );
+    assert_eq!(big.destinations[0].status, Status::RolledBack, "{big:#?}");
+    let stopped = report.stopped.clone().unwrap();
+    assert!(
+        stopped.contains("range 1 of") && stopped.contains("23514"),
+        "{stopped}"
+    );
+    // The sibling ranges stopped: far from every row of the table went.
+    let moved = moved.into_inner().unwrap();
+    assert!(
+        moved < rows / 2,
+        "the ranges moved {moved} of {rows} rows after one of them failed"
+    );
+    // Nothing of it anywhere, and no session left behind in a COPY or a transaction.
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "big").0, 0, "on {db}");
+        assert_eq!(busy_backends(d, db, &[]), Vec::<String>::new(), "on {db}");
+    }
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    assert!(recorded.done.is_empty(), "{recorded:?}");
     let _ = std::fs::remove_file(&options.state);
 }
