@@ -628,8 +628,9 @@ fn write_human(
     if differs {
         writeln!(
             out,
-            "copyman: a table whose checksum differs is committed there and recorded as done: \
-             --resume does not copy it again (empty it there and copy it alone)"
+            "copyman: a table whose checksum differs is committed there but not recorded as done: \
+             --resume empties it there and copies it again (mend what makes it differ first, a \
+             trigger or a rule on the destination, or it will differ again)"
         )?;
     }
     if !report.succeeded() {

@@ -1062,6 +1062,25 @@ impl Shared<'_> {
         describe_with(error, self.options.stall_timeout)
     }
 
+    /// A `TRUNCATE`'s error. Without `--truncate` it empties a table that an earlier run began
+    /// or committed there: without it, a copy would add a second copy of the rows, so the table
+    /// fails, and the error says what the DBA can do.
+    fn resumed_truncate(&self, error: &(dyn StdError + 'static)) -> TableError {
+        let described = self.describe(error);
+        if self.options.truncate {
+            return described;
+        }
+        TableError {
+            message: format!(
+                "cannot empty the table, which an earlier run of the job began or committed \
+                 here (copying without emptying it could leave its rows twice): {}; empty it \
+                 there yourself, then run again with --resume",
+                described.message
+            ),
+            ..described
+        }
+    }
+
     /// Tells the caller that `conn` is about to run `table`'s statements for `worker`.
     fn announce(&self, worker: usize, table: &TableName, side: Side, conn: &Connection) {
         if let Some((pid, _)) = conn.session().backend_key() {
@@ -1475,7 +1494,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
                     conn.execute(&format!("TRUNCATE {}", t.table))
-                        .map_err(|e| shared.describe(&e))?;
+                        .map_err(|e| shared.resumed_truncate(&e))?;
                 }
                 Ok(())
             });
@@ -1724,15 +1743,9 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 let rows = ok.iter().find(|(o, _)| *o == d).and_then(|(_, r)| *r);
                 result.status = Status::Committed;
                 result.rows = rows;
-                if let Err(e) =
-                    shared
-                        .state
-                        .done(&key, &shared.destinations[d].name, rows.unwrap_or(0))
-                {
-                    result.error = Some(TableError::new(format!(
-                        "committed, but the state file could not record it (a resume copies it \
-                         again): {e}"
-                    )));
+                // Under verify, recorded once its checksum is compared (below).
+                if !options.verify {
+                    record_committed(shared, &key, d, result);
                 }
             }
             Outcome::RolledBack if record_error.is_some() => {
@@ -1797,7 +1810,38 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
         }
     }
+    if options.verify {
+        for &d in &live {
+            if report.destinations[d].status == Status::Committed {
+                record_committed(shared, &key, d, &mut report.destinations[d]);
+            }
+        }
+    }
     report
+}
+
+/// Records a table committed on destination `d` in the state file: `done`, and under
+/// [`Options::verify`] only once its checksum matched the source's; else `mismatch`, which is
+/// not done (a resume empties the table there and copies it again, in one transaction), and
+/// the destination's error says so.
+fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
+    let name = &shared.destinations[d].name;
+    let rows = result.rows.unwrap_or(0);
+    if shared.options.verify && result.verified != Some(true) {
+        // If this record is lost, the table has no `done` record all the same: not done.
+        let _ = shared.state.mismatch(key, name, rows);
+        let said = "not recorded as done: --resume empties the table there and copies it again";
+        match &mut result.error {
+            Some(error) => error.message = format!("{}; {said}", error.message),
+            None => result.error = Some(TableError::new(said)),
+        }
+        return;
+    }
+    if let Err(e) = shared.state.done(key, name, rows) {
+        result.error = Some(TableError::new(format!(
+            "committed, but the state file could not record it (a resume copies it again): {e}"
+        )));
+    }
 }
 
 /// The error of a destination that stored another number of rows than the source sent.
@@ -2071,7 +2115,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             shared.stall_guard(c, true);
             c.execute(&format!("TRUNCATE {}", t.table))
                 .map(|_| ())
-                .map_err(|e| shared.describe(&e))
+                .map_err(|e| shared.resumed_truncate(&e))
         });
         if let Err(e) = truncated {
             report.destinations[d].fail(Status::Failed, e);
@@ -2232,15 +2276,9 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         let committed = mine.iter().filter(|o| o.is_committed()).count();
         if result.error.is_none() && committed == n && mine.len() == n {
             result.status = Status::Committed;
-            if let Err(e) =
-                shared
-                    .state
-                    .done(&key, &shared.destinations[d].name, result.rows.unwrap_or(0))
-            {
-                result.error = Some(TableError::new(format!(
-                    "committed, but the state file could not record it (a resume copies it \
-                     again): {e}"
-                )));
+            // Under verify, recorded once its checksum is compared (below).
+            if !options.verify {
+                record_committed(shared, &key, d, result);
             }
         } else if committed > 0 || mine.iter().any(|o| o.may_hold_rows()) {
             result.status = if mine.iter().any(|o| matches!(o, Outcome::InDoubt(_))) {
@@ -2277,6 +2315,13 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             if report.destinations[d].status == Status::Committed {
                 let conn = ensure(&mut conns.dests[d], &shared.destinations[d]).ok();
                 verify_dest(&mut report.destinations[d], conn, t, &sum);
+            }
+        }
+    }
+    if options.verify {
+        for &d in &targets {
+            if report.destinations[d].status == Status::Committed {
+                record_committed(shared, &key, d, &mut report.destinations[d]);
             }
         }
     }

@@ -295,3 +295,132 @@ fn a_range_that_fails_stops_its_sibling_ranges_and_nothing_of_the_table_commits(
     assert!(recorded.done.is_empty(), "{recorded:?}");
     let _ = std::fs::remove_file(&options.state);
 }
+
+#[test]
+fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_duplicates() {
+    let schema = "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE big (id int, v text);";
+    let (source, dests, src_db, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+             INSERT INTO big SELECT g, repeat('b', 100) FROM generate_series(1, 20000) g;"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    // Destination 2 changes a value of each table on insert: the checksums differ there.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute(
+            "CREATE FUNCTION change() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF NEW.id = 1 THEN NEW.v := 'changed'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER change BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION change();
+             CREATE TRIGGER change BEFORE INSERT ON big FOR EACH ROW EXECUTE FUNCTION change();",
+        )
+        .unwrap();
+    let options = Options {
+        jobs: 2,
+        verify: true,
+        // (So that t failing in the first resume leaves big to go on.)
+        keep_going: true,
+        split_larger_than: Some(1 << 20),
+        ..Options::new(state_path("verify-mismatch"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert_eq!(plan.tables[0].table.name.as_str(), "big");
+    assert!(!plan.tables[0].ranges.is_empty(), "big is split");
+    assert!(plan.tables[1].ranges.is_empty(), "t is not");
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    // Committed everywhere, but different on destination 2: a partial job.
+    assert!(!report.succeeded() && report.committed_any(), "{report:#?}");
+    for name in ["t", "big"] {
+        let r = table(&report, name);
+        assert_eq!(r.destinations[0].status, Status::Committed, "{r:#?}");
+        assert_eq!(r.destinations[0].verified, Some(true), "{r:#?}");
+        assert_eq!(r.destinations[1].status, Status::Committed, "{r:#?}");
+        assert_eq!(r.destinations[1].verified, Some(false), "{r:#?}");
+        let error = r.destinations[1].error.as_ref().unwrap();
+        assert!(
+            error.message.contains("checksum differs")
+                && error.message.contains("not recorded as done"),
+            "{error}"
+        );
+    }
+    // The state file: done on destination 1; on destination 2, a mismatch, not done.
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    for name in [r#""public"."t""#, r#""public"."big""#] {
+        assert!(
+            recorded.done(name, &dests[0].name).is_some(),
+            "{recorded:?}"
+        );
+        assert_eq!(recorded.done(name, &dests[1].name), None, "{recorded:?}");
+        assert!(
+            recorded.mismatched(name, &dests[1].name).is_some(),
+            "{recorded:?}"
+        );
+    }
+
+    // A resume takes both up again on destination 2, emptying them first. t cannot be
+    // emptied there now (a foreign key refers to it): it fails, and says what to do.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("CREATE TABLE r (t_id int REFERENCES t (id)); INSERT INTO r VALUES (1);")
+        .unwrap();
+    let resume = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    for t in &plan.tables {
+        assert!(matches!(t.destinations[0], DestPlan::Done(_)), "{t:?}");
+        assert!(
+            matches!(t.destinations[1], DestPlan::Copy { truncate: true, .. }),
+            "{t:?}"
+        );
+    }
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(!report.succeeded(), "{report:#?}");
+    let t = table(&report, "t");
+    assert_eq!(t.destinations[0].status, Status::AlreadyDone, "{t:#?}");
+    assert_eq!(t.destinations[1].status, Status::Failed, "{t:#?}");
+    let error = t.destinations[1].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("0A000"), "{error}");
+    assert!(
+        error.message.contains("cannot empty the table")
+            && error.message.contains("empty it there yourself"),
+        "{error}"
+    );
+    // big was emptied and copied again: once, still different (the trigger is there).
+    let big = table(&report, "big");
+    assert_eq!(big.destinations[1].status, Status::Committed, "{big:#?}");
+    assert_eq!(big.destinations[1].verified, Some(false), "{big:#?}");
+    assert_eq!(digest(&c.dest[1], &dbs[1], "big").0, 20000);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "t").0, 1000);
+
+    // With the destination mended, a resume copies both again there, and they match.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("DROP TABLE r; DROP TRIGGER change ON t; DROP TRIGGER change ON big;")
+        .unwrap();
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    for name in ["t", "big"] {
+        let r = table(&report, name);
+        assert_eq!(r.destinations[0].status, Status::AlreadyDone, "{r:#?}");
+        assert_eq!(r.destinations[1].status, Status::Committed, "{r:#?}");
+        assert_eq!(r.destinations[1].verified, Some(true), "{r:#?}");
+        let expected = digest(&c.source, &src_db, name);
+        for (d, db) in c.dest.iter().zip(&dbs) {
+            assert_eq!(digest(d, db, name), expected, "{name} on {db}");
+        }
+    }
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    for name in [r#""public"."t""#, r#""public"."big""#] {
+        for d in &dests {
+            assert!(recorded.done(name, &d.name).is_some(), "{recorded:?}");
+        }
+    }
+    let _ = std::fs::remove_file(&options.state);
+}
