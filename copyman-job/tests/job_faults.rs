@@ -424,3 +424,62 @@ fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_d
     }
     let _ = std::fs::remove_file(&options.state);
 }
+
+#[test]
+fn a_copy_that_stalls_on_a_lock_is_cancelled_and_its_session_replaced() {
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let stall = Duration::from_secs(2);
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    let options = Options {
+        keep_going: true,
+        jobs: 1,
+        stall_timeout: Some(stall),
+        ..Options::new(state_path("copy-lock"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    // Planned, then another session takes a on destination 2: the COPY waits for the lock.
+    let mut holder = c.dest[1].connect(&dbs[1]);
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(!report.succeeded() && report.committed_any(), "{report:#?}");
+    let a = table(&report, "a");
+    assert_eq!(a.destinations[0].status, Status::Committed, "{a:#?}");
+    assert_eq!(a.destinations[1].status, Status::Failed, "{a:#?}");
+    let error = a.destinations[1].error.as_ref().unwrap();
+    assert!(
+        error.message.contains("stalled")
+            && error.message.contains(&format!(
+                "waiting for a lock (relation) held by backend {holder_pid}"
+            ))
+            && error.message.contains("cancelled"),
+        "{error}"
+    );
+    // The same worker copied b there next, on a new session.
+    let b = table(&report, "b");
+    assert!(
+        b.destinations.iter().all(|d| d.status == Status::Committed),
+        "{b:#?}"
+    );
+    assert_eq!(
+        busy_backends(&c.dest[1], &dbs[1], &[holder_pid]),
+        Vec::<String>::new()
+    );
+    tx.rollback().unwrap();
+    assert_eq!(digest(&c.dest[1], &dbs[1], "a").0, 0);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "b").0, 50);
+    let _ = std::fs::remove_file(&options.state);
+}
