@@ -613,13 +613,13 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
-                    let mut error =
-                        describe_with(&e, options.stall_timeout).prefixed("reading its catalog: ");
+                    let mut error = describe_with(&e, options.stall_timeout);
                     // A lookup given up (a stall: it waits for a lock the catalog query takes
                     // to read the table's size) still runs on the server: it is cancelled, and
-                    // the next tables are looked up on a new session.
+                    // the next tables are looked up on a new session. (A server's error, such
+                    // as lock_timeout's 55P03, leaves the session usable.)
                     if let Some(note) = give_up(slot, server) {
-                        error.message = format!("{}; {note}", error.message);
+                        error.message = format!("reading its catalog: {}; {note}", error.message);
                     }
                     plans.push(DestPlan::Refused(error));
                     continue;
