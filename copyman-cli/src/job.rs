@@ -56,7 +56,8 @@ pub(crate) struct LowJob {
     #[arg(long)]
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
-    /// snapshot) and on each destination (after its commit).
+    /// snapshot) and on each destination (after its commit); a table that differs is not
+    /// recorded as done there (--resume copies it again).
     #[arg(long)]
     pub(crate) verify: bool,
     /// Cap the read rate from the source, across all jobs (bytes per second; k, M, G suffixes

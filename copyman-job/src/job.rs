@@ -90,7 +90,10 @@ pub struct Options {
     /// Copy every table under the coordinating session's exported snapshot (else each table
     /// under a snapshot of its own).
     pub snapshot: bool,
-    /// Compare an order-independent checksum of every table on the source and each destination.
+    /// Compare an order-independent checksum of every table on the source and each destination
+    /// (after its commit there). A table is recorded done on a destination only once its
+    /// checksum matched; one that differs is recorded `mismatch` (not done: a resume empties it
+    /// there and copies it again).
     pub verify: bool,
     /// Cap on the bytes per second read from the source, across all workers.
     pub max_rate: Option<u64>,
@@ -459,7 +462,7 @@ fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<String> {
         .zip(fresh.as_mut())
         .and_then(|(pid, conn)| lock_wait(conn, pid));
     let cancelled = match old.cancel() {
-        Ok(()) => "its statement was cancelled".to_owned(),
+        Ok(()) => CANCELLED.to_owned(),
         Err(e) => format!("cancelling its statement failed: {}", describe(&e)),
     };
     // Its socket closes with it: a backend that ends its wait finds no one and rolls back.
@@ -470,6 +473,9 @@ fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<String> {
         None => cancelled,
     })
 }
+
+/// What [`give_up`] says of a statement it cancelled.
+const CANCELLED: &str = "its statement was cancelled";
 
 /// Whether backend `pid` waits for a lock, said as "backend N was waiting for a lock (kind)
 /// held by backend M", asked on `conn` (another session on its server).
@@ -1404,8 +1410,10 @@ fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &mut TableRep
         if result.status == Status::InDoubt {
             continue;
         }
+        // (One note is enough: the ranges of a split table may each have stalled.)
         if let Some(note) = give_up(slot, &shared.destinations[d])
             && let Some(error) = &mut result.error
+            && !error.message.contains(CANCELLED)
         {
             error.message = format!("{}; {note}", error.message);
         }
