@@ -56,7 +56,8 @@ pub(crate) struct LowJob {
     #[arg(long)]
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
-    /// snapshot) and on each destination (after its commit).
+    /// snapshot) and on each destination (after its commit); a table that differs is not
+    /// recorded as done there (--resume copies it again).
     #[arg(long)]
     pub(crate) verify: bool,
     /// Cap the read rate from the source, across all jobs (bytes per second; k, M, G suffixes
@@ -628,8 +629,9 @@ fn write_human(
     if differs {
         writeln!(
             out,
-            "copyman: a table whose checksum differs is committed there and recorded as done: \
-             --resume does not copy it again (empty it there and copy it alone)"
+            "copyman: a table whose checksum differs is committed there but not recorded as done: \
+             --resume empties it there and copies it again (mend what makes it differ first, a \
+             trigger or a rule on the destination, or it will differ again)"
         )?;
     }
     if !report.succeeded() {

@@ -735,8 +735,8 @@ fn tables_verify_reports_a_checksum_mismatch_per_table_and_destination() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("--resume does not copy it again"),
-        "a resume would not mend it, and the output says so: {stderr}"
+        stderr.contains("not recorded as done: --resume empties it there and copies it again"),
+        "a resume copies it again, and the output says so: {stderr}"
     );
     // The JSON says partial, as the exit status does.
     assert_eq!(report["status"], "partial", "{report}");

@@ -24,6 +24,13 @@
 //! from a table's `BEGIN` to the end of its COPY (the wait for a COPY's completion excepted: only
 //! the server's answer says whether it went through); [`Options::allow_count_mismatch`]
 //! commits a destination whose count differs, with a warning.
+//!
+//! A statement given up before its end (a stall: a catalog lookup, a `TRUNCATE` or a COPY
+//! waiting for a lock another session holds) is cancelled on its server, never left waiting
+//! there, and its session is replaced by a new one for the next tables; the error says what the
+//! backend waited for (a lock, held by which backend). While planning, that fails the table on
+//! that destination only ([`DestPlan::Refused`]): the job stops before copying anything under
+//! the default policy, and copies the rest under `keep_going`.
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
@@ -83,7 +90,10 @@ pub struct Options {
     /// Copy every table under the coordinating session's exported snapshot (else each table
     /// under a snapshot of its own).
     pub snapshot: bool,
-    /// Compare an order-independent checksum of every table on the source and each destination.
+    /// Compare an order-independent checksum of every table on the source and each destination
+    /// (after its commit there). A table is recorded done on a destination only once its
+    /// checksum matched; one that differs is recorded `mismatch` (not done: a resume empties it
+    /// there and copies it again).
     pub verify: bool,
     /// Cap on the bytes per second read from the source, across all workers.
     pub max_rate: Option<u64>,
@@ -435,6 +445,59 @@ fn connect(server: &Server) -> Result<Connection, JobError> {
     })
 }
 
+/// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
+/// asks a new session what its backend was waiting for (a lock: which, held by whom), cancels
+/// its statement, so that nothing of it goes on waiting or running on the server, and leaves
+/// the new session in `slot` (or nothing, if none could be opened: the next use connects
+/// again). Returns what to tell the user: what it waited for and that it was cancelled.
+/// A session that is ready is left alone (`None`).
+fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<String> {
+    if slot.as_ref().is_none_or(Connection::is_ready) {
+        return None;
+    }
+    let old = slot.take().expect("checked just above");
+    let mut fresh = (server.connect)().ok();
+    let pid = old.session().backend_key().map(|(pid, _)| pid);
+    let waited = pid
+        .zip(fresh.as_mut())
+        .and_then(|(pid, conn)| lock_wait(conn, pid));
+    let cancelled = match old.cancel() {
+        Ok(()) => CANCELLED.to_owned(),
+        Err(e) => format!("cancelling its statement failed: {}", describe(&e)),
+    };
+    // Its socket closes with it: a backend that ends its wait finds no one and rolls back.
+    drop(old);
+    *slot = fresh;
+    Some(match waited {
+        Some(waited) => format!("{waited}; {cancelled}"),
+        None => cancelled,
+    })
+}
+
+/// What [`give_up`] says of a statement it cancelled.
+const CANCELLED: &str = "its statement was cancelled";
+
+/// Whether backend `pid` waits for a lock, said as "backend N was waiting for a lock (kind)
+/// held by backend M", asked on `conn` (another session on its server).
+fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT wait_event, pg_catalog.array_to_string(pg_catalog.pg_blocking_pids(pid),              ', ') FROM pg_catalog.pg_stat_activity WHERE pid = {pid}              AND wait_event_type = 'Lock'"
+        ))
+        .ok()?;
+    let row = rows.first()?;
+    let kind = row.first().cloned().flatten().unwrap_or_default();
+    let holders = row.get(1).cloned().flatten().unwrap_or_default();
+    let held = match holders.as_str() {
+        "" => String::new(),
+        one if !one.contains(',') => format!(" held by backend {one}"),
+        many => format!(" held by backends {many}"),
+    };
+    Some(format!(
+        "backend {pid} was waiting for a lock ({kind}){held}"
+    ))
+}
+
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
 ///
@@ -448,9 +511,11 @@ pub fn plan(
     options: &Options,
 ) -> Result<Plan, JobError> {
     let mut src = connect(source)?;
+    // A destination's planning session: `None` once it was given up and could not be replaced
+    // (each later table tries to connect again).
     let mut dests = destinations
         .iter()
-        .map(connect)
+        .map(|d| connect(d).map(Some))
         .collect::<Result<Vec<_>, _>>()?;
     let query =
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
@@ -476,7 +541,7 @@ pub fn plan(
         Recorded::default()
     };
     if options.two_phase.is_some() {
-        for (conn, server) in dests.iter_mut().zip(destinations) {
+        for (conn, server) in dests.iter_mut().flatten().zip(destinations) {
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
                 .map_err(|e| JobError::Source(describe_with(&e, options.stall_timeout)))?
@@ -501,7 +566,7 @@ pub fn plan(
         .unwrap_or(8192);
     let source_version = src.session().server_version_num();
     let same_major = source_version.map(major).is_some_and(|s| {
-        dests.iter().all(|d| {
+        dests.iter().flatten().all(|d| {
             d.session()
                 .server_version_num()
                 .is_none_or(|v| major(v) == s)
@@ -535,11 +600,18 @@ pub fn plan(
             .collect();
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
-        for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
+        for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
             if let Some(rows) = recorded.done(&key, &server.name) {
                 plans.push(DestPlan::Done(rows));
                 continue;
             }
+            let conn = match ensure(slot, server) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    plans.push(DestPlan::Refused(e));
+                    continue;
+                }
+            };
             let rel = match lookup(conn, &sel.table) {
                 Ok(Some(rel)) => rel,
                 Ok(None) => {
@@ -547,7 +619,15 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
-                    plans.push(DestPlan::Refused(describe_with(&e, options.stall_timeout)));
+                    let mut error = describe_with(&e, options.stall_timeout);
+                    // A lookup given up (a stall: it waits for a lock the catalog query takes
+                    // to read the table's size) still runs on the server: it is cancelled, and
+                    // the next tables are looked up on a new session. (A server's error, such
+                    // as lock_timeout's 55P03, leaves the session usable.)
+                    if let Some(note) = give_up(slot, server) {
+                        error.message = format!("reading its catalog: {}; {note}", error.message);
+                    }
+                    plans.push(DestPlan::Refused(error));
                     continue;
                 }
                 Err(crate::plan::LookupError::Catalog(m)) => {
@@ -902,8 +982,8 @@ const RATE_SLICE: Duration = Duration::from_millis(100);
 impl Rate {
     /// Counts `bytes` read, then sleeps until the cap allows them; `waiting` is called at each
     /// slice of the sleep (the worker is not stuck: it waits on purpose), which ends early when
-    /// the job is interrupted.
-    fn take(&self, bytes: u64, interrupt: &Interrupt, waiting: &dyn Fn()) {
+    /// `stopped` says so (the job is interrupted or stopped, a sibling range failed).
+    fn take(&self, bytes: u64, stopped: &dyn Fn() -> bool, waiting: &dyn Fn()) {
         let due = {
             let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
             *used += bytes;
@@ -911,7 +991,7 @@ impl Rate {
         };
         loop {
             let elapsed = self.start.elapsed();
-            if due <= elapsed || interrupt.is_interrupted() {
+            if due <= elapsed || stopped() {
                 return;
             }
             thread::sleep((due - elapsed).min(RATE_SLICE));
@@ -986,6 +1066,25 @@ impl Shared<'_> {
     /// [`describe`], with the job's stall timeout.
     fn describe(&self, error: &(dyn StdError + 'static)) -> TableError {
         describe_with(error, self.options.stall_timeout)
+    }
+
+    /// A `TRUNCATE`'s error. Without `--truncate` it empties a table that an earlier run began
+    /// or committed there: without it, a copy would add a second copy of the rows, so the table
+    /// fails, and the error says what the DBA can do.
+    fn resumed_truncate(&self, error: &(dyn StdError + 'static)) -> TableError {
+        let described = self.describe(error);
+        if self.options.truncate {
+            return described;
+        }
+        TableError {
+            message: format!(
+                "cannot empty the table, which an earlier run of the job began or committed \
+                 here (copying without emptying it could leave its rows twice): {}; empty it \
+                 there yourself, then run again with --resume",
+                described.message
+            ),
+            ..described
+        }
     }
 
     /// Tells the caller that `conn` is about to run `table`'s statements for `worker`.
@@ -1160,14 +1259,13 @@ struct Conns {
     dests: Vec<Option<Connection>>,
 }
 
-/// The connection in `slot`, (re)connected when missing or broken.
+/// The connection in `slot`, (re)connected when missing or broken (a statement that did not
+/// end there is cancelled first: [`give_up`]).
 fn ensure<'c>(
     slot: &'c mut Option<Connection>,
     server: &Server,
 ) -> Result<&'c mut Connection, TableError> {
-    if slot.as_ref().is_some_and(|c| !c.is_ready()) {
-        *slot = None;
-    }
+    give_up(slot, server);
     if slot.is_none() {
         *slot = Some((server.connect)().map_err(|e| describe(&e).prefixed("cannot connect: "))?);
     }
@@ -1287,6 +1385,7 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     } else {
         copy_split(shared, worker, t, conns)
     };
+    give_up_stalled(shared, conns, &mut report);
     // Whatever way the copy ended, no socket timeout outlives it.
     for conn in conns
         .source
@@ -1297,6 +1396,28 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     }
     mark_interrupted(shared, &mut report);
     report
+}
+
+/// The sessions of a table's copy whose statement did not end (a stall: a `BEGIN`, `TRUNCATE`
+/// or COPY waiting for a lock, a server that stopped answering) are given up ([`give_up`]):
+/// their statements cancelled, new sessions in their place, and what they waited for added to
+/// the destination's error. A destination whose `COMMIT` is in doubt is left as it is (a cancel
+/// must not decide it).
+fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &mut TableReport) {
+    give_up(&mut conns.source, shared.source);
+    for (d, slot) in conns.dests.iter_mut().enumerate() {
+        let result = &mut report.destinations[d];
+        if result.status == Status::InDoubt {
+            continue;
+        }
+        // (One note is enough: the ranges of a split table may each have stalled.)
+        if let Some(note) = give_up(slot, &shared.destinations[d])
+            && let Some(error) = &mut result.error
+            && !error.message.contains(CANCELLED)
+        {
+            error.message = format!("{}; {note}", error.message);
+        }
+    }
 }
 
 /// After an interruption, the table's destinations that were rolled back because of it (or
@@ -1381,7 +1502,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
                     conn.execute(&format!("TRUNCATE {}", t.table))
-                        .map_err(|e| shared.describe(&e))?;
+                        .map_err(|e| shared.resumed_truncate(&e))?;
                 }
                 Ok(())
             });
@@ -1432,7 +1553,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                     bytes,
                 });
             };
-            drive(shared, &progress, producer, receivers)
+            drive(shared, &progress, producer, receivers, None)
         };
         match outcome {
             Driven::StartFailed {
@@ -1630,15 +1751,9 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 let rows = ok.iter().find(|(o, _)| *o == d).and_then(|(_, r)| *r);
                 result.status = Status::Committed;
                 result.rows = rows;
-                if let Err(e) =
-                    shared
-                        .state
-                        .done(&key, &shared.destinations[d].name, rows.unwrap_or(0))
-                {
-                    result.error = Some(TableError::new(format!(
-                        "committed, but the state file could not record it (a resume copies it \
-                         again): {e}"
-                    )));
+                // Under verify, recorded once its checksum is compared (below).
+                if !options.verify {
+                    record_committed(shared, &key, d, result);
                 }
             }
             Outcome::RolledBack if record_error.is_some() => {
@@ -1703,7 +1818,38 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
         }
     }
+    if options.verify {
+        for &d in &live {
+            if report.destinations[d].status == Status::Committed {
+                record_committed(shared, &key, d, &mut report.destinations[d]);
+            }
+        }
+    }
     report
+}
+
+/// Records a table committed on destination `d` in the state file: `done`, and under
+/// [`Options::verify`] only once its checksum matched the source's; else `mismatch`, which is
+/// not done (a resume empties the table there and copies it again, in one transaction), and
+/// the destination's error says so.
+fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
+    let name = &shared.destinations[d].name;
+    let rows = result.rows.unwrap_or(0);
+    if shared.options.verify && result.verified != Some(true) {
+        // If this record is lost, the table has no `done` record all the same: not done.
+        let _ = shared.state.mismatch(key, name, rows);
+        let said = "not recorded as done: --resume empties the table there and copies it again";
+        match &mut result.error {
+            Some(error) => error.message = format!("{}; {said}", error.message),
+            None => result.error = Some(TableError::new(said)),
+        }
+        return;
+    }
+    if let Err(e) = shared.state.done(key, name, rows) {
+        result.error = Some(TableError::new(format!(
+            "committed, but the state file could not record it (a resume copies it again): {e}"
+        )));
+    }
 }
 
 /// The error of a destination that stored another number of rows than the source sent.
@@ -1732,7 +1878,9 @@ struct RangeEnd {
 }
 
 /// Copies one range (`send`) of a split table to `targets` on its own sessions (`conns`),
-/// leaving each destination's transaction open where its COPY completed.
+/// leaving each destination's transaction open where its COPY completed. `siblings` is raised
+/// by the first range whose failure fails the table (see [`drive`]): the others stop.
+#[allow(clippy::too_many_arguments)] // Each is one thing a range needs; a struct would only rename them.
 fn copy_range(
     shared: &Shared<'_>,
     worker: usize,
@@ -1741,11 +1889,37 @@ fn copy_range(
     targets: &[usize],
     conns: &mut Conns,
     progress: &dyn Fn(u64, u64),
+    siblings: &AtomicBool,
+) -> RangeEnd {
+    let end = copy_range_on(shared, worker, t, send, targets, conns, progress, siblings);
+    // A range that failed on a destination fails the table there: under the default policy,
+    // everywhere, and its siblings stop (a failure mid-COPY raised the flag already, at once).
+    if !shared.options.keep_going && end.dests.iter().any(|(_, r)| r.is_err()) {
+        siblings.store(true, Ordering::SeqCst);
+    }
+    end
+}
+
+/// [`copy_range`]'s work.
+#[allow(clippy::too_many_arguments)] // As copy_range.
+fn copy_range_on(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    send: &str,
+    targets: &[usize],
+    conns: &mut Conns,
+    progress: &dyn Fn(u64, u64),
+    siblings: &AtomicBool,
 ) -> RangeEnd {
     let everywhere = |e: TableError| RangeEnd {
         source_rows: None,
         dests: targets.iter().map(|&d| (d, Err(e.clone()))).collect(),
     };
+    // Another range failed the table already: this one does not start.
+    if siblings.load(Ordering::SeqCst) {
+        return everywhere(TableError::new(OTHER_FAILED));
+    }
     let source = match ensure(&mut conns.source, shared.source) {
         Ok(conn) => conn,
         Err(e) => return everywhere(e.prefixed("source: ")),
@@ -1792,7 +1966,7 @@ fn copy_range(
             let conn = slot.as_mut().expect("begun above");
             receivers.push(Box::new(StatementReceiver::new(conn, t.receive_for(false))));
         }
-        drive(shared, progress, producer, receivers)
+        drive(shared, progress, producer, receivers, Some(siblings))
     };
     let mut source_rows = None;
     end(conns.source.as_mut());
@@ -1949,7 +2123,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             shared.stall_guard(c, true);
             c.execute(&format!("TRUNCATE {}", t.table))
                 .map(|_| ())
-                .map_err(|e| shared.describe(&e))
+                .map_err(|e| shared.resumed_truncate(&e))
         });
         if let Err(e) = truncated {
             report.destinations[d].fail(Status::Failed, e);
@@ -1972,6 +2146,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         })
         .collect();
     let totals: Vec<Mutex<(u64, u64)>> = (0..n).map(|_| Mutex::new((0, 0))).collect();
+    let siblings = AtomicBool::new(false);
     let ends: Vec<RangeEnd> = thread::scope(|s| {
         let handles: Vec<_> = t
             .ranges
@@ -1979,7 +2154,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             .zip(range_conns.iter_mut())
             .enumerate()
             .map(|(i, (send, c))| {
-                let (targets, totals) = (&targets, &totals);
+                let (targets, totals, siblings) = (&targets, &totals, &siblings);
                 s.spawn(move || {
                     let progress = |rows, bytes| {
                         *totals[i].lock().unwrap_or_else(PoisonError::into_inner) = (rows, bytes);
@@ -1993,7 +2168,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                             bytes,
                         });
                     };
-                    copy_range(shared, worker, t, send, targets, c, &progress)
+                    copy_range(shared, worker, t, send, targets, c, &progress, siblings)
                 })
             })
             .collect();
@@ -2011,7 +2186,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     // the table's count.
     for &d in &targets {
         let mut sum = 0;
-        let mut error = None;
+        let mut error: Option<TableError> = None;
         // A count that differs from the source's (`--allow-count-mismatch` lets it commit).
         let mut off = None;
         for (i, range) in ends.iter().enumerate() {
@@ -2031,7 +2206,8 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                         _ => {}
                     }
                 }
-                Some(Err(e)) if error.is_none() => {
+                // The range that failed says why, not a sibling that it stopped.
+                Some(Err(e)) if error.as_ref().is_none_or(|k| knock_on(k) && !knock_on(e)) => {
                     error = Some(e.clone().prefixed(&format!("{label}: ")))
                 }
                 _ => {}
@@ -2053,12 +2229,11 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         result.bytes = bytes;
         match error {
             Some(e) => {
-                let status =
-                    if e.message.ends_with(OTHER_FAILED) || e.message.ends_with(JOB_STOPPED) {
-                        Status::RolledBack
-                    } else {
-                        Status::Failed
-                    };
+                let status = if knock_on(&e) {
+                    Status::RolledBack
+                } else {
+                    Status::Failed
+                };
                 result.fail(status, e);
             }
             None => result.rows = Some(sum),
@@ -2109,15 +2284,9 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         let committed = mine.iter().filter(|o| o.is_committed()).count();
         if result.error.is_none() && committed == n && mine.len() == n {
             result.status = Status::Committed;
-            if let Err(e) =
-                shared
-                    .state
-                    .done(&key, &shared.destinations[d].name, result.rows.unwrap_or(0))
-            {
-                result.error = Some(TableError::new(format!(
-                    "committed, but the state file could not record it (a resume copies it \
-                     again): {e}"
-                )));
+            // Under verify, recorded once its checksum is compared (below).
+            if !options.verify {
+                record_committed(shared, &key, d, result);
             }
         } else if committed > 0 || mine.iter().any(|o| o.may_hold_rows()) {
             result.status = if mine.iter().any(|o| matches!(o, Outcome::InDoubt(_))) {
@@ -2145,6 +2314,9 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
         }
     }
+    for c in &mut range_conns {
+        give_up_stalled(shared, c, &mut report);
+    }
     // The destinations' checksums, after their commit.
     if let Some(sum) = source_sum {
         for &d in &targets {
@@ -2154,7 +2326,20 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
         }
     }
+    if options.verify {
+        for &d in &targets {
+            if report.destinations[d].status == Status::Committed {
+                record_committed(shared, &key, d, &mut report.destinations[d]);
+            }
+        }
+    }
     report
+}
+
+/// Whether `error` only says that the copy was stopped for a failure elsewhere (another
+/// destination, another range) or for the job's stop.
+fn knock_on(error: &TableError) -> bool {
+    error.message.ends_with(OTHER_FAILED) || error.message.ends_with(JOB_STOPPED)
 }
 
 /// How many destinations copy `t` (not done earlier, not refused).
@@ -2218,12 +2403,25 @@ enum Driven {
     },
 }
 
+/// Runs one copy (a table's, or one range's) to its end or its abort. `siblings` ties the ranges
+/// of a split table: a range whose failure fails the table raises it (any fault under the
+/// default policy, a source's under keep-going), and the others abort at their next cycle
+/// instead of streaming on for a table that will be rolled back.
 fn drive<'a>(
     shared: &Shared<'_>,
     progress: &dyn Fn(u64, u64),
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
+    siblings: Option<&AtomicBool>,
 ) -> Driven {
+    let sibling_failed = || siblings.is_some_and(|s| s.load(Ordering::SeqCst));
+    let fails_siblings = |fault: &Fault| {
+        if let Some(s) = siblings
+            && (!shared.options.keep_going || matches!(fault, Fault::Producer(_)))
+        {
+            s.store(true, Ordering::SeqCst);
+        }
+    };
     // The manager's policies: a destination's fault ends the copy unless keep-going, under which
     // the others complete (a failure at the end included); counts are checked unless allowed
     // to differ.
@@ -2265,7 +2463,12 @@ fn drive<'a>(
             Ok(_) => {
                 let (rows, bytes) = copy.totals();
                 if let Some(rate) = &shared.rate {
-                    rate.take(bytes - last_bytes, interrupt, &|| progress(rows, bytes));
+                    let stopped = || {
+                        interrupt.is_interrupted()
+                            || shared.stop.load(Ordering::SeqCst)
+                            || sibling_failed()
+                    };
+                    rate.take(bytes - last_bytes, &stopped, &|| progress(rows, bytes));
                 }
                 last_bytes = bytes;
                 if last_event.elapsed() >= Duration::from_millis(100) {
@@ -2274,6 +2477,11 @@ fn drive<'a>(
                 }
                 if !shared.options.keep_going && shared.stop.load(Ordering::SeqCst) {
                     aborted = Some(JOB_STOPPED.to_owned());
+                    break;
+                }
+                // Another range of the table failed it: this one's rows would be rolled back.
+                if sibling_failed() {
+                    aborted = Some(OTHER_FAILED.to_owned());
                     break;
                 }
             }
@@ -2287,6 +2495,7 @@ fn drive<'a>(
                 if !copy.ends_copy(&fault) {
                     continue;
                 }
+                fails_siblings(&fault);
                 aborted = Some(match &fault {
                     Fault::Receiver(_) => OTHER_FAILED.to_owned(),
                     Fault::Producer(fault) => format!("source: {}", shared.describe(&*fault.error)),
@@ -2430,7 +2639,7 @@ mod tests {
         let waited = std::sync::atomic::AtomicUsize::new(0);
         thread::scope(|s| {
             s.spawn(|| {
-                rate.take(1 << 20, &interrupt, &|| {
+                rate.take(1 << 20, &|| interrupt.is_interrupted(), &|| {
                     // The job's watch hears that the worker waits on purpose.
                     if waited.fetch_add(1, Ordering::SeqCst) == 2 {
                         interrupt.interrupt("interrupted by SIGINT");

@@ -7,10 +7,14 @@
 //! copyman-job 1
 //! begin  "public"."orders"  host=dst1 dbname=shop
 //! done  "public"."orders"  host=dst1 dbname=shop  120000
+//! mismatch  "public"."items"  host=dst1 dbname=shop  5000
 //! ```
 //!
 //! `begin` is written before a table's transaction starts on a destination, `done` only after
-//! its `COMMIT` there succeeded, with the rows committed. A crash (even `kill -9`) can lose the
+//! its `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
+//! the destination's checksum matched the source's. `mismatch` says that the table committed
+//! there but its checksum differed (or could not be computed): it is not done, and a resume
+//! empties it and copies it again in one transaction, as any table begun and not done. A crash (even `kill -9`) can lose the
 //! last record — a table committed but not recorded is copied again, truncated first in the same
 //! transaction — but never records a table that is not committed. A line cut short by a crash
 //! counts for nothing. A tab, a newline or a backslash in a field is
@@ -31,6 +35,9 @@ pub struct Recorded {
     pub done: HashMap<(String, String), u64>,
     /// `(table, destination)` pairs whose copy began (done or not).
     pub begun: HashSet<(String, String)>,
+    /// `(table, destination)` pairs committed whose `--verify` checksum differed from the
+    /// source's (not done), with the rows committed.
+    pub mismatched: HashMap<(String, String), u64>,
 }
 
 impl Recorded {
@@ -45,6 +52,14 @@ impl Recorded {
     pub fn begun(&self, table: &str, destination: &str) -> bool {
         self.begun
             .contains(&(table.to_owned(), destination.to_owned()))
+    }
+
+    /// The rows committed for `table` on `destination` by a run whose checksum found them
+    /// different from the source's, if that is its last record.
+    pub fn mismatched(&self, table: &str, destination: &str) -> Option<u64> {
+        self.mismatched
+            .get(&(table.to_owned(), destination.to_owned()))
+            .copied()
     }
 }
 
@@ -110,8 +125,19 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             }
             [kind, table, dest, rows] if kind == "done" => {
                 if let Ok(rows) = rows.parse() {
-                    recorded.begun.insert((table.clone(), dest.clone()));
-                    recorded.done.insert((table.clone(), dest.clone()), rows);
+                    let key = (table.clone(), dest.clone());
+                    recorded.begun.insert(key.clone());
+                    recorded.mismatched.remove(&key);
+                    recorded.done.insert(key, rows);
+                }
+            }
+            // Committed, but not as the source has it: not done (whatever came before).
+            [kind, table, dest, rows] if kind == "mismatch" => {
+                if let Ok(rows) = rows.parse() {
+                    let key = (table.clone(), dest.clone());
+                    recorded.begun.insert(key.clone());
+                    recorded.done.remove(&key);
+                    recorded.mismatched.insert(key, rows);
                 }
             }
             _ => {}
@@ -191,6 +217,17 @@ impl StateFile {
     pub fn done(&self, table: &str, destination: &str, rows: u64) -> io::Result<()> {
         self.append(&["done", table, destination, &rows.to_string()])
     }
+
+    /// Records that `table` committed on `destination` with `rows` rows, but its checksum
+    /// differed from the source's (or could not be compared): not done, so that a resume
+    /// copies it again (emptying it first, in the same transaction).
+    ///
+    /// # Errors
+    /// Writing or syncing failed (the table counts as not done all the same: it has no `done`
+    /// record).
+    pub fn mismatch(&self, table: &str, destination: &str, rows: u64) -> io::Result<()> {
+        self.append(&["mismatch", table, destination, &rows.to_string()])
+    }
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -212,12 +249,23 @@ mod tests {
         state.begin("\"a\"", "host=x").unwrap();
         state.done("\"a\"", "host=x", 10).unwrap();
         state.begin("\"b\tc\"", "host=x\\y").unwrap();
+        // A table whose checksum differed is not done, and a later done (a resume) makes it so.
+        state.begin("\"m\"", "host=x").unwrap();
+        state.mismatch("\"m\"", "host=x", 3).unwrap();
+        state.begin("\"n\"", "host=x").unwrap();
+        state.mismatch("\"n\"", "host=x", 4).unwrap();
+        state.done("\"n\"", "host=x", 4).unwrap();
         drop(state);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"done\t\"b\tc\"\thost=x\\\\y\t5").unwrap();
         let read = read(&path).unwrap();
         assert_eq!(read.done("\"a\"", "host=x"), Some(10));
         assert!(read.begun("\"b\tc\"", "host=x\\y"));
+        assert_eq!(read.done("\"m\"", "host=x"), None);
+        assert!(read.begun("\"m\"", "host=x"));
+        assert_eq!(read.mismatched("\"m\"", "host=x"), Some(3));
+        assert_eq!(read.done("\"n\"", "host=x"), Some(4));
+        assert_eq!(read.mismatched("\"n\"", "host=x"), None);
         // A second run of the same job is refused while the first holds the file.
         let held = StateFile::open(&path, true).unwrap();
         let err = StateFile::open(&path, true).unwrap_err();
@@ -226,7 +274,7 @@ mod tests {
         assert_eq!(read.done("\"b\tc\"", "host=x\\y"), None, "torn line");
         // Resuming keeps the records; starting anew drops them.
         drop(StateFile::open(&path, true).unwrap());
-        assert_eq!(super::read(&path).unwrap().done.len(), 1);
+        assert_eq!(super::read(&path).unwrap().done.len(), 2);
         drop(StateFile::open(&path, false).unwrap());
         assert!(super::read(&path).unwrap().done.is_empty());
         fs::write(&path, "something else\n").unwrap();

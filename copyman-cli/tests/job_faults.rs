@@ -1,0 +1,72 @@
+//! `copyman table` jobs under faults, end to end: the command's exit status, its report, and
+//! what it leaves on the servers.
+
+mod common;
+use common::*;
+
+#[test]
+fn job_planning_under_a_lock_on_one_destination_keeps_going_and_cancels_its_lookup() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(&c.dest[1], schema);
+    // Another session holds a on destination 2 while copyman runs.
+    let mut holder = c.dest[1].connect(&d2);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let state = TempPath::new("planning-lock.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--keep-going",
+        "--stall-timeout",
+        "2",
+        "--state",
+        state.arg(),
+    ]);
+    // Nothing of copyman runs on destination 2 once it exited: its lookup was cancelled (a
+    // cancel takes effect a moment later: a bounded wait, while the lock is still held).
+    let active = || -> Vec<String> {
+        backends(&c.dest[1], &d2)
+            .into_iter()
+            .filter(|b| b.ends_with(":active"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut left = active();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = active();
+    }
+    tx.rollback().unwrap();
+    assert_eq!(left, Vec::<String>::new(), "{}", text(&out.stderr));
+    // A partial job: a on destination 1 only, b everywhere.
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "a"), 0);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 50);
+    assert_eq!(count(&c.dest[1], &d2, "b"), 50);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stalled for 2 s") && stderr.contains("waiting for a lock (relation)"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,485 @@
+//! The job layer's faults against real clusters: a lock held on one destination while the job
+//! is planned, a range of a split table that fails, a `--verify` mismatch and its resume.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use copyman_job::job::{self, DestPlan, Event, Options, Server, Status, TableReport};
+use copyman_job::select::Selection;
+use copyman_sync::Connection;
+use copyman_testkit::Cluster;
+
+struct Clusters {
+    source: Cluster,
+    dest: [Cluster; 2],
+}
+
+fn clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(|| {
+        thread::scope(|s| {
+            let source = s.spawn(Cluster::start);
+            let d1 = s.spawn(Cluster::start);
+            let d2 = s.spawn(Cluster::start);
+            Clusters {
+                source: source.join().unwrap(),
+                dest: [d1.join().unwrap(), d2.join().unwrap()],
+            }
+        })
+    })
+}
+
+/// A server of the job whose sessions time out after `timeout` without a byte (as the
+/// `copyman` command's planning sessions do under `--stall-timeout`).
+fn server(cluster: &Cluster, db: &str, timeout: Option<Duration>) -> Server {
+    let conninfo = cluster.conninfo(db);
+    Server {
+        name: format!("port={} dbname={db}", cluster.port()),
+        connect: Arc::new(move || {
+            let mut conn = Connection::connect_str(&conninfo)?;
+            conn.set_timeout(timeout)?;
+            Ok(conn)
+        }),
+    }
+}
+
+/// A fresh database with `sql` on the source and `dest_sql` on both destinations.
+fn setup(
+    sql: &str,
+    dest_sql: &str,
+    timeout: Option<Duration>,
+) -> (Server, Vec<Server>, String, Vec<String>) {
+    let c = clusters();
+    let src_db = c.source.create_database();
+    c.source.connect(&src_db).batch_execute(sql).unwrap();
+    let dbs: Vec<String> = c
+        .dest
+        .iter()
+        .map(|d| {
+            let db = d.create_database();
+            d.connect(&db).batch_execute(dest_sql).unwrap();
+            db
+        })
+        .collect();
+    let dests = c
+        .dest
+        .iter()
+        .zip(&dbs)
+        .map(|(d, db)| server(d, db, timeout))
+        .collect();
+    (server(&c.source, &src_db, timeout), dests, src_db, dbs)
+}
+
+fn state_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "copyman-job-faults-{}-{name}.state",
+        std::process::id()
+    ))
+}
+
+/// Count and an order-independent digest of a table.
+fn digest(cluster: &Cluster, db: &str, table: &str) -> (i64, String) {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
+                 FROM {table} AS t"
+            ),
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn table<'r>(report: &'r job::JobReport, name: &str) -> &'r TableReport {
+    report
+        .tables
+        .iter()
+        .find(|t| t.table.name.as_str() == name)
+        .unwrap()
+}
+
+/// Backends of `db` (but `except`) that are not idle, once those that are going have gone
+/// (a cancel is asynchronous: bounded wait, 10 s).
+fn busy_backends(cluster: &Cluster, db: &str, except: &[i32]) -> Vec<String> {
+    let mut client = cluster.connect("postgres");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let busy: Vec<String> = client
+            .query(
+                "SELECT pid::text || ' ' || coalesce(state, '') || ' ' || \
+                 coalesce(wait_event_type, '') || ': ' || query FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> ALL($2) \
+                 AND state <> 'idle'",
+                &[&db, &except],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if busy.is_empty() || std::time::Instant::now() > deadline {
+            return busy;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lock_held_on_one_destination_while_planning_fails_only_that_table_there() {
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let stall = Duration::from_secs(2);
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+        schema,
+        Some(stall),
+    );
+    let c = clusters();
+    // Another session holds a on destination 2 for the whole job.
+    let mut holder = c.dest[1].connect(&dbs[1]);
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let options = Options {
+        keep_going: true,
+        stall_timeout: Some(stall),
+        ..Options::new(state_path("planning-lock"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let planned = |name: &str| {
+        plan.tables
+            .iter()
+            .find(|t| t.table.name.as_str() == name)
+            .unwrap()
+            .destinations
+            .clone()
+    };
+    // a cannot be planned on destination 2 (its lookup waited for the lock); b can.
+    assert!(matches!(planned("a")[0], DestPlan::Copy { .. }));
+    let DestPlan::Refused(error) = &planned("a")[1] else {
+        panic!("{:?}", planned("a"))
+    };
+    assert!(
+        error.message.contains("stalled")
+            && error
+                .message
+                .contains(&format!("held by backend {holder_pid}"))
+            && error.message.contains("cancelled"),
+        "{error}"
+    );
+    assert!(
+        planned("b")
+            .iter()
+            .all(|d| matches!(d, DestPlan::Copy { .. })),
+        "{:?}",
+        planned("b")
+    );
+    // The lookup given up does not wait on: no session of the job is left busy there.
+    assert_eq!(
+        busy_backends(&c.dest[1], &dbs[1], &[holder_pid]),
+        Vec::<String>::new()
+    );
+
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    // A partial job: something committed, not everything.
+    assert!(!report.succeeded() && report.committed_any(), "{report:#?}");
+    let a = table(&report, "a");
+    assert_eq!(a.destinations[0].status, Status::Committed, "{a:#?}");
+    assert_eq!(a.destinations[1].status, Status::Failed, "{a:#?}");
+    let error = a.destinations[1].error.as_ref().unwrap();
+    assert!(
+        error.message.contains("waiting for a lock (relation)"),
+        "{error}"
+    );
+    let b = table(&report, "b");
+    assert!(
+        b.destinations.iter().all(|d| d.status == Status::Committed),
+        "{b:#?}"
+    );
+    // After the job, nothing of it runs on destination 2.
+    assert_eq!(
+        busy_backends(&c.dest[1], &dbs[1], &[holder_pid]),
+        Vec::<String>::new()
+    );
+    tx.rollback().unwrap();
+    assert_eq!(digest(&c.dest[0], &dbs[0], "a").0, 100);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "a").0, 0);
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "b").0, 50);
+    }
+    let _ = std::fs::remove_file(&options.state);
+}
+
+#[test]
+fn a_range_that_fails_stops_its_sibling_ranges_and_nothing_of_the_table_commits() {
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
+    let rows = 200_000;
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, {rows}) g;"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    // Destination 2 refuses the table's fifth row: in its first range (the lowest pages).
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("ALTER TABLE big ADD CHECK (id <> 5)")
+        .unwrap();
+    let options = Options {
+        jobs: 4,
+        split_larger_than: Some(1 << 20),
+        // Slow enough that ranges streaming to their end would carry the whole table.
+        max_rate: Some(8 << 20),
+        ..Options::new(state_path("split-sibling"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert_eq!(plan.tables[0].table.name.as_str(), "big");
+    let n = plan.tables[0].ranges.len();
+    assert_eq!(n, 4, "{:?}", plan.tables[0].ranges);
+    // The rows the big table's ranges moved, as its worker's progress said them.
+    let moved = Mutex::new(0u64);
+    let big_worker = Mutex::new(None);
+    let report = job::run(plan, &source, &dests, &options, &|event| match event {
+        Event::TableStarted { worker, table, .. } if table.name.as_str() == "big" => {
+            *big_worker.lock().unwrap() = Some(worker);
+        }
+        Event::Progress { worker, rows, .. } if *big_worker.lock().unwrap() == Some(worker) => {
+            let mut moved = moved.lock().unwrap();
+            *moved = (*moved).max(rows);
+        }
+        _ => {}
+    })
+    .unwrap();
+    assert!(
+        !report.succeeded() && !report.committed_any(),
+        "{report:#?}"
+    );
+    let big = table(&report, "big");
+    // Destination 2 says which range failed and why; destination 1 was rolled back.
+    assert_eq!(big.destinations[1].status, Status::Failed, "{big:#?}");
+    let error = big.destinations[1].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("23514"), "{error}");
+    assert!(
+        error.message.starts_with(&format!("range 1 of {n}: ")),
+        "{error}"
+    );
+    assert_eq!(big.destinations[0].status, Status::RolledBack, "{big:#?}");
+    let stopped = report.stopped.clone().unwrap();
+    assert!(
+        stopped.contains("range 1 of") && stopped.contains("23514"),
+        "{stopped}"
+    );
+    // The sibling ranges stopped: far from every row of the table went.
+    let moved = moved.into_inner().unwrap();
+    assert!(
+        moved < rows / 2,
+        "the ranges moved {moved} of {rows} rows after one of them failed"
+    );
+    // Nothing of it anywhere, and no session left behind in a COPY or a transaction.
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "big").0, 0, "on {db}");
+        assert_eq!(busy_backends(d, db, &[]), Vec::<String>::new(), "on {db}");
+    }
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    assert!(recorded.done.is_empty(), "{recorded:?}");
+    let _ = std::fs::remove_file(&options.state);
+}
+
+#[test]
+fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_duplicates() {
+    let schema = "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE big (id int, v text);";
+    let (source, dests, src_db, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+             INSERT INTO big SELECT g, repeat('b', 100) FROM generate_series(1, 20000) g;"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    // Destination 2 changes a value of each table on insert: the checksums differ there.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute(
+            "CREATE FUNCTION change() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF NEW.id = 1 THEN NEW.v := 'changed'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER change BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION change();
+             CREATE TRIGGER change BEFORE INSERT ON big FOR EACH ROW EXECUTE FUNCTION change();",
+        )
+        .unwrap();
+    let options = Options {
+        jobs: 2,
+        verify: true,
+        // (So that t failing in the first resume leaves big to go on.)
+        keep_going: true,
+        split_larger_than: Some(1 << 20),
+        ..Options::new(state_path("verify-mismatch"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert_eq!(plan.tables[0].table.name.as_str(), "big");
+    assert!(!plan.tables[0].ranges.is_empty(), "big is split");
+    assert!(plan.tables[1].ranges.is_empty(), "t is not");
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    // Committed everywhere, but different on destination 2: a partial job.
+    assert!(!report.succeeded() && report.committed_any(), "{report:#?}");
+    for name in ["t", "big"] {
+        let r = table(&report, name);
+        assert_eq!(r.destinations[0].status, Status::Committed, "{r:#?}");
+        assert_eq!(r.destinations[0].verified, Some(true), "{r:#?}");
+        assert_eq!(r.destinations[1].status, Status::Committed, "{r:#?}");
+        assert_eq!(r.destinations[1].verified, Some(false), "{r:#?}");
+        let error = r.destinations[1].error.as_ref().unwrap();
+        assert!(
+            error.message.contains("checksum differs")
+                && error.message.contains("not recorded as done"),
+            "{error}"
+        );
+    }
+    // The state file: done on destination 1; on destination 2, a mismatch, not done.
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    for name in [r#""public"."t""#, r#""public"."big""#] {
+        assert!(
+            recorded.done(name, &dests[0].name).is_some(),
+            "{recorded:?}"
+        );
+        assert_eq!(recorded.done(name, &dests[1].name), None, "{recorded:?}");
+        assert!(
+            recorded.mismatched(name, &dests[1].name).is_some(),
+            "{recorded:?}"
+        );
+    }
+
+    // A resume takes both up again on destination 2, emptying them first. t cannot be
+    // emptied there now (a foreign key refers to it): it fails, and says what to do.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("CREATE TABLE r (t_id int REFERENCES t (id)); INSERT INTO r VALUES (1);")
+        .unwrap();
+    let resume = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    for t in &plan.tables {
+        assert!(matches!(t.destinations[0], DestPlan::Done(_)), "{t:?}");
+        assert!(
+            matches!(t.destinations[1], DestPlan::Copy { truncate: true, .. }),
+            "{t:?}"
+        );
+    }
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(!report.succeeded(), "{report:#?}");
+    let t = table(&report, "t");
+    assert_eq!(t.destinations[0].status, Status::AlreadyDone, "{t:#?}");
+    assert_eq!(t.destinations[1].status, Status::Failed, "{t:#?}");
+    let error = t.destinations[1].error.as_ref().unwrap();
+    assert_eq!(error.sqlstate.as_deref(), Some("0A000"), "{error}");
+    assert!(
+        error.message.contains("cannot empty the table")
+            && error.message.contains("empty it there yourself"),
+        "{error}"
+    );
+    // big was emptied and copied again: once, still different (the trigger is there).
+    let big = table(&report, "big");
+    assert_eq!(big.destinations[1].status, Status::Committed, "{big:#?}");
+    assert_eq!(big.destinations[1].verified, Some(false), "{big:#?}");
+    assert_eq!(digest(&c.dest[1], &dbs[1], "big").0, 20000);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "t").0, 1000);
+
+    // With the destination mended, a resume copies both again there, and they match.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("DROP TABLE r; DROP TRIGGER change ON t; DROP TRIGGER change ON big;")
+        .unwrap();
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    for name in ["t", "big"] {
+        let r = table(&report, name);
+        assert_eq!(r.destinations[0].status, Status::AlreadyDone, "{r:#?}");
+        assert_eq!(r.destinations[1].status, Status::Committed, "{r:#?}");
+        assert_eq!(r.destinations[1].verified, Some(true), "{r:#?}");
+        let expected = digest(&c.source, &src_db, name);
+        for (d, db) in c.dest.iter().zip(&dbs) {
+            assert_eq!(digest(d, db, name), expected, "{name} on {db}");
+        }
+    }
+    let recorded = copyman_job::state::read(&options.state).unwrap();
+    for name in [r#""public"."t""#, r#""public"."big""#] {
+        for d in &dests {
+            assert!(recorded.done(name, &d.name).is_some(), "{recorded:?}");
+        }
+    }
+    let _ = std::fs::remove_file(&options.state);
+}
+
+#[test]
+fn a_copy_that_stalls_on_a_lock_is_cancelled_and_its_session_replaced() {
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let stall = Duration::from_secs(2);
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    let options = Options {
+        keep_going: true,
+        jobs: 1,
+        stall_timeout: Some(stall),
+        ..Options::new(state_path("copy-lock"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    // Planned, then another session takes a on destination 2: the COPY waits for the lock.
+    let mut holder = c.dest[1].connect(&dbs[1]);
+    let holder_pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(!report.succeeded() && report.committed_any(), "{report:#?}");
+    let a = table(&report, "a");
+    assert_eq!(a.destinations[0].status, Status::Committed, "{a:#?}");
+    assert_eq!(a.destinations[1].status, Status::Failed, "{a:#?}");
+    let error = a.destinations[1].error.as_ref().unwrap();
+    assert!(
+        error.message.contains("stalled")
+            && error.message.contains(&format!(
+                "waiting for a lock (relation) held by backend {holder_pid}"
+            ))
+            && error.message.contains("cancelled"),
+        "{error}"
+    );
+    // The same worker copied b there next, on a new session.
+    let b = table(&report, "b");
+    assert!(
+        b.destinations.iter().all(|d| d.status == Status::Committed),
+        "{b:#?}"
+    );
+    assert_eq!(
+        busy_backends(&c.dest[1], &dbs[1], &[holder_pid]),
+        Vec::<String>::new()
+    );
+    tx.rollback().unwrap();
+    assert_eq!(digest(&c.dest[1], &dbs[1], "a").0, 0);
+    assert_eq!(digest(&c.dest[1], &dbs[1], "b").0, 50);
+    let _ = std::fs::remove_file(&options.state);
+}
