@@ -14,9 +14,10 @@
 //! its `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
 //! the destination's checksum matched the source's. `mismatch` says that the table committed
 //! there but its checksum differed (or could not be computed): it is not done, and a resume
-//! empties it and copies it again in one transaction, as any table begun and not done. A crash (even `kill -9`) can lose the
-//! last record — a table committed but not recorded is copied again, truncated first in the same
-//! transaction — but never records a table that is not committed. A line cut short by a crash
+//! empties it and copies it again in one transaction, as any table begun and not done. A crash
+//! (even `kill -9`) can lose the last record — a table committed but not recorded is copied
+//! again, truncated first in the same transaction — but never records a table that is not
+//! committed. A line cut short by a crash
 //! counts for nothing. A tab, a newline or a backslash in a field is
 //! written `\t`, `\n`, `\\`.
 

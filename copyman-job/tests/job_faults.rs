@@ -483,3 +483,77 @@ fn a_copy_that_stalls_on_a_lock_is_cancelled_and_its_session_replaced() {
     assert_eq!(digest(&c.dest[1], &dbs[1], "b").0, 50);
     let _ = std::fs::remove_file(&options.state);
 }
+
+/// `--truncate` on a split table empties it in the transaction that commits with its rows (a
+/// DELETE in the first range's): a range that fails leaves every destination's old rows as they
+/// were, where an emptying committed ahead of the ranges would have left the table empty. When
+/// the copy succeeds, the old rows are gone and the source's are there once.
+#[test]
+fn a_split_table_replaced_with_truncate_keeps_its_old_rows_when_a_range_fails() {
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
+    let rows = 20_000;
+    let (source, dests, src_db, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, {rows}) g;"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    // Old rows on both destinations (ids the source has too: kept twice, they would clash).
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        d.connect(db)
+            .batch_execute("INSERT INTO big SELECT g, 'old' FROM generate_series(1, 300) g")
+            .unwrap();
+    }
+    let old: Vec<_> = c
+        .dest
+        .iter()
+        .zip(&dbs)
+        .map(|(d, db)| digest(d, db, "big"))
+        .collect();
+    // Destination 2 refuses the source's last row: in the last range.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute(&format!("ALTER TABLE big ADD CHECK (id <> {rows})"))
+        .unwrap();
+    let options = Options {
+        jobs: 4,
+        truncate: true,
+        split_larger_than: Some(256 << 10),
+        ..Options::new(state_path("split-truncate"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert!(
+        plan.tables[0].ranges.len() > 1,
+        "{:?}",
+        plan.tables[0].ranges
+    );
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(
+        !report.succeeded() && !report.committed_any(),
+        "{report:#?}"
+    );
+    let big = table(&report, "big");
+    assert_eq!(big.destinations[1].status, Status::Failed, "{big:#?}");
+    for ((d, db), old) in c.dest.iter().zip(&dbs).zip(&old) {
+        assert_eq!(&digest(d, db, "big"), old, "the old rows on {db}");
+        assert_eq!(busy_backends(d, db, &[]), Vec::<String>::new(), "on {db}");
+    }
+    let _ = std::fs::remove_file(&options.state);
+
+    // Without the refusal the table is replaced on both.
+    c.dest[1]
+        .connect(&dbs[1])
+        .batch_execute("ALTER TABLE big DROP CONSTRAINT big_id_check")
+        .unwrap();
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    let expected = digest(&c.source, &src_db, "big");
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "big"), expected, "on {db}");
+    }
+    let _ = std::fs::remove_file(&options.state);
+}
