@@ -66,7 +66,9 @@ pub(crate) struct LowJob {
     pub(crate) max_rate: Option<String>,
     /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
     /// ctid ranges side by side, all in the job's snapshot (at most --jobs ranges); every range's
-    /// count and the table's total are checked against the source.
+    /// count and the table's total are checked against the source. A table emptied first
+    /// (--truncate, or taken up again by --resume) is copied whole, its TRUNCATE committing with
+    /// its rows.
     #[arg(long, value_name = "SIZE")]
     pub(crate) split_larger_than: Option<String>,
 }

@@ -361,11 +361,9 @@ pub enum JobError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DestPlan {
-    /// Copy it, emptying the table first (in the same transaction) when `truncate`.
+    /// Copy it, truncating the table first (in the same transaction) when `truncate`.
     Copy {
-        /// Emptied first: `--truncate`, or a resumed copy that began before. A `TRUNCATE`, or for
-        /// a split table a `DELETE` in its first range's transaction (the ranges' COPYs cannot
-        /// wait for a TRUNCATE's lock).
+        /// `TRUNCATE` first: `--truncate`, or a resumed copy that began before.
         truncate: bool,
         /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
         freeze: bool,
@@ -675,8 +673,14 @@ pub fn plan(
             header: false,
         };
         let select = needs_select(&source_rel, Some(&columns));
+        // A table emptied first (`--truncate`, or taken up again by a resume) is copied whole:
+        // its TRUNCATE must commit with its rows, and ranges in transactions of their own could
+        // not wait for its lock (nor, after a DELETE, for the unique keys it frees).
+        let emptied = plans
+            .iter()
+            .any(|p| matches!(p, DestPlan::Copy { truncate: true, .. }));
         let ranges = match options.split_larger_than {
-            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit => split(
+            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit && !emptied => split(
                 &copy,
                 choice.format,
                 sel.size,
@@ -686,15 +690,6 @@ pub fn plan(
             ),
             _ => Vec::new(),
         };
-        if !ranges.is_empty() {
-            // A split table is emptied by a DELETE in its first range's transaction, and its
-            // ranges' COPYs are not in that transaction: no FREEZE.
-            for plan in &mut plans {
-                if let DestPlan::Copy { freeze, .. } = plan {
-                    *freeze = false;
-                }
-            }
-        }
         tables.push(TablePlan {
             ranges,
             send: copy.copy_out(choice.format, select),
@@ -1072,7 +1067,7 @@ impl Shared<'_> {
         describe_with(error, self.options.stall_timeout)
     }
 
-    /// The error of emptying a table (`TRUNCATE`, `DELETE`). Without `--truncate` it empties a table that an earlier run began
+    /// A `TRUNCATE`'s error. Without `--truncate` it empties a table that an earlier run began
     /// or committed there: without it, a copy would add a second copy of the rows, so the table
     /// fails, and the error says what the DBA can do.
     fn resumed_truncate(&self, error: &(dyn StdError + 'static)) -> TableError {
@@ -1881,29 +1876,21 @@ struct RangeEnd {
     dests: Vec<(usize, Result<u64, TableError>)>,
 }
 
-/// One range of a split table: the source's statement for it, and the destinations where its
-/// transaction empties the table before its COPY (the first range's, where the table is emptied).
-#[derive(Clone, Copy)]
-struct Range<'r> {
-    send: &'r str,
-    empty_first: &'r [usize],
-}
-
-/// Copies one range of a split table to `targets` on its own sessions (`conns`), leaving each
-/// destination's transaction open where its COPY completed. `siblings` is raised by the first
-/// range whose failure fails the table (see [`drive`]): the others stop.
+/// Copies one range (`send`) of a split table to `targets` on its own sessions (`conns`),
+/// leaving each destination's transaction open where its COPY completed. `siblings` is raised
+/// by the first range whose failure fails the table (see [`drive`]): the others stop.
 #[allow(clippy::too_many_arguments)] // Each is one thing a range needs; a struct would only rename them.
 fn copy_range(
     shared: &Shared<'_>,
     worker: usize,
     t: &TablePlan,
-    range: Range<'_>,
+    send: &str,
     targets: &[usize],
     conns: &mut Conns,
     progress: &dyn Fn(u64, u64),
     siblings: &AtomicBool,
 ) -> RangeEnd {
-    let end = copy_range_on(shared, worker, t, range, targets, conns, progress, siblings);
+    let end = copy_range_on(shared, worker, t, send, targets, conns, progress, siblings);
     // A range that failed on a destination fails the table there: under the default policy,
     // everywhere, and its siblings stop (a failure mid-COPY raised the flag already, at once).
     if !shared.options.keep_going && end.dests.iter().any(|(_, r)| r.is_err()) {
@@ -1918,7 +1905,7 @@ fn copy_range_on(
     shared: &Shared<'_>,
     worker: usize,
     t: &TablePlan,
-    range: Range<'_>,
+    send: &str,
     targets: &[usize],
     conns: &mut Conns,
     progress: &dyn Fn(u64, u64),
@@ -1948,15 +1935,9 @@ fn copy_range_on(
         let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
             shared.announce(worker, &t.table, Side::Destination(d), c);
             shared.stall_guard(c, true);
-            c.execute("BEGIN").map_err(|e| shared.describe(&e))?;
-            // Emptied in the transaction that commits with the ranges' rows: a DELETE, which
-            // the other ranges' COPYs do not wait for (a TRUNCATE's lock would block them until
-            // this transaction ends, which is after theirs), and which rolls back with them.
-            if range.empty_first.contains(&d) {
-                c.execute(&format!("DELETE FROM {}", t.table))
-                    .map_err(|e| shared.resumed_truncate(&e))?;
-            }
-            Ok(())
+            c.execute("BEGIN")
+                .map(|_| ())
+                .map_err(|e| shared.describe(&e))
         });
         match begun {
             Ok(()) => live.push(d),
@@ -1975,7 +1956,7 @@ fn copy_range_on(
     }
     let outcome = {
         let source = conns.source.as_mut().expect("connected above");
-        let producer = StatementProducer::new(source, range.send.to_owned());
+        let producer = StatementProducer::new(source, send.to_owned());
         let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
         for (d, slot) in conns.dests.iter_mut().enumerate() {
             if !live.contains(&d) {
@@ -2081,9 +2062,8 @@ fn copy_range_on(
 /// Copies a table split into ranges: its ranges side by side, each on sessions of its own in the
 /// job's snapshot; each range's count checked against the source's for it, and their sum against
 /// the table's count in the snapshot; then every range's transaction on every destination ends
-/// through one commit. Where the table must be emptied first (`--truncate`, or a resumed table)
-/// the first range's transaction does it, with a `DELETE` that commits (or rolls back) with the
-/// rows: a failed copy leaves the table as it was.
+/// through one commit. A table to be emptied first is never split ([`plan`]): its emptying
+/// commits with its rows.
 fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
     let started = Instant::now();
     let options = shared.options;
@@ -2150,11 +2130,6 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         .collect();
     let totals: Vec<Mutex<(u64, u64)>> = (0..n).map(|_| Mutex::new((0, 0))).collect();
     let siblings = AtomicBool::new(false);
-    let emptied: Vec<usize> = targets
-        .iter()
-        .copied()
-        .filter(|&d| matches!(t.destinations[d], DestPlan::Copy { truncate: true, .. }))
-        .collect();
     let ends: Vec<RangeEnd> = thread::scope(|s| {
         let handles: Vec<_> = t
             .ranges
@@ -2162,7 +2137,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             .zip(range_conns.iter_mut())
             .enumerate()
             .map(|(i, (send, c))| {
-                let (targets, totals, siblings, emptied) = (&targets, &totals, &siblings, &emptied);
+                let (targets, totals, siblings) = (&targets, &totals, &siblings);
                 s.spawn(move || {
                     let progress = |rows, bytes| {
                         *totals[i].lock().unwrap_or_else(PoisonError::into_inner) = (rows, bytes);
@@ -2176,10 +2151,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                             bytes,
                         });
                     };
-                    // The first range empties the table where it must be, in its transaction.
-                    let empty_first = if i == 0 { &emptied[..] } else { &[] };
-                    let range = Range { send, empty_first };
-                    copy_range(shared, worker, t, range, targets, c, &progress, siblings)
+                    copy_range(shared, worker, t, send, targets, c, &progress, siblings)
                 })
             })
             .collect();

@@ -484,12 +484,13 @@ fn a_copy_that_stalls_on_a_lock_is_cancelled_and_its_session_replaced() {
     let _ = std::fs::remove_file(&options.state);
 }
 
-/// `--truncate` on a split table empties it in the transaction that commits with its rows (a
-/// DELETE in the first range's): a range that fails leaves every destination's old rows as they
-/// were, where an emptying committed ahead of the ranges would have left the table empty. When
-/// the copy succeeds, the old rows are gone and the source's are there once.
+/// `--truncate` on a table large enough to split copies it whole, its TRUNCATE and COPY in one
+/// transaction: a failure leaves every destination's old rows as they were (a TRUNCATE committed
+/// ahead of the ranges would have left the table empty; a DELETE in one range's transaction would
+/// have made the others wait for it on every key it frees, for ever). When the copy succeeds the
+/// old rows are gone and the source's are there once.
 #[test]
-fn a_split_table_replaced_with_truncate_keeps_its_old_rows_when_a_range_fails() {
+fn a_table_replaced_with_truncate_is_not_split_and_keeps_its_old_rows_when_it_fails() {
     let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
     let rows = 20_000;
     let (source, dests, src_db, dbs) = setup(
@@ -501,10 +502,12 @@ fn a_split_table_replaced_with_truncate_keeps_its_old_rows_when_a_range_fails() 
         None,
     );
     let c = clusters();
-    // Old rows on both destinations (ids the source has too: kept twice, they would clash).
+    // Old rows on both destinations, keys the source has too all through the table.
     for (d, db) in c.dest.iter().zip(&dbs) {
         d.connect(db)
-            .batch_execute("INSERT INTO big SELECT g, 'old' FROM generate_series(1, 300) g")
+            .batch_execute(&format!(
+                "INSERT INTO big SELECT g, 'old' FROM generate_series(1, {rows}, 7) g"
+            ))
             .unwrap();
     }
     let old: Vec<_> = c
@@ -513,10 +516,10 @@ fn a_split_table_replaced_with_truncate_keeps_its_old_rows_when_a_range_fails() 
         .zip(&dbs)
         .map(|(d, db)| digest(d, db, "big"))
         .collect();
-    // Destination 2 refuses the source's last row: in the last range.
+    // Destination 2 refuses one of the source's last rows (not among its old ones).
     c.dest[1]
         .connect(&dbs[1])
-        .batch_execute(&format!("ALTER TABLE big ADD CHECK (id <> {rows})"))
+        .batch_execute(&format!("ALTER TABLE big ADD CHECK (id <> {})", rows - 1))
         .unwrap();
     let options = Options {
         jobs: 4,
@@ -526,9 +529,18 @@ fn a_split_table_replaced_with_truncate_keeps_its_old_rows_when_a_range_fails() 
     };
     let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
     assert!(
-        plan.tables[0].ranges.len() > 1,
+        plan.tables[0].ranges.is_empty(),
         "{:?}",
         plan.tables[0].ranges
+    );
+    assert!(
+        plan.tables[0].destinations.iter().all(|d| *d
+            == DestPlan::Copy {
+                truncate: true,
+                freeze: true
+            }),
+        "{:?}",
+        plan.tables[0].destinations
     );
     let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
     assert!(
