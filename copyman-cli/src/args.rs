@@ -691,7 +691,10 @@ pub(crate) fn endpoints(
     to: &[String],
     env: &Env,
 ) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
-    let source = endpoint(from, env, "--from")?;
+    let mut source = endpoint(from, env, "--from")?;
+    if let Endpoint::Server(spec) = &mut source {
+        spec.read_every_row();
+    }
     let destinations = to
         .iter()
         .map(|t| endpoint(t, env, "--to"))

@@ -670,6 +670,23 @@ impl ServerSpec {
         copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup)
     }
 
+    /// Reads with row-level security off, as pg_dump does: a table whose policies would hide
+    /// rows from this role then fails (SQLSTATE 42501, "query would be affected by row-level
+    /// security policy") instead of copying a subset and saying it copied everything. A role
+    /// that owns the table or has BYPASSRLS reads every row either way; a CONN whose `options`
+    /// set `row_security` itself (e.g. `-c row_security=on`, to copy what the policies show)
+    /// keeps its choice.
+    pub(crate) fn read_every_row(&mut self) {
+        let chosen = self
+            .config
+            .get_options()
+            .is_some_and(|o| o.contains("row_security"));
+        if !chosen {
+            self.startup
+                .push(("row_security".to_owned(), "off".to_owned()));
+        }
+    }
+
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the
     /// CONN itself, as a password given to psql's prompt does.
     pub(crate) fn use_prompted_password(&mut self, password: &str) {
