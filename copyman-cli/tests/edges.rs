@@ -98,6 +98,25 @@ fn eod_marker_line_in_file_fails_and_commits_nothing() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 
+    // CR line ends (old Mac files), which the server takes as line ends: the marker ends the
+    // data there too.
+    fs::write(&file.0, text_rows(1000, Some(20)).replace('\n', "\r")).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 20 of"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
     // Text: a `\.` escape ending a longer line ends the data too (the server would load
     // `4, row` and drop the rest).
     let mut data = text_rows(1000, None);

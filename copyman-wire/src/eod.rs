@@ -14,11 +14,13 @@
 //!   line inside a quoted value is data; the scanner does not follow quotes (their characters
 //!   are COPY options it is not told), so it refuses such input rather than risk a silent loss.
 //!
-//! Either way a marker that is followed by no byte at all (the last line, with or without its line
-//! end, LF or CRLF) is allowed: the server stops there and nothing is lost. A stream that starts
+//! A line ends as the server ends it: LF, CRLF, or a lone CR (a file written with old Mac line
+//! ends, which the server takes as such: a `\.` line there ends the data too). Either way a marker
+//! that is followed by no byte at all (the last line, with or without its line end) is allowed:
+//! the server stops there and nothing is lost. A stream that starts
 //! with the binary COPY signature (`PGCOPY\n\xff\r\n\0`) is not scanned: binary data has no lines.
 //!
-//! The cost is a search for the next LF (or backslash, in text mode) and a few comparisons
+//! The cost is a search for the next CR or LF (or backslash, in text mode) and a few comparisons
 //! around each.
 
 /// The binary COPY file signature: its first 11 bytes.
@@ -37,7 +39,7 @@ pub enum Mode {
 /// A marker with data after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Marker {
-    /// The 1-based number of its line (lines are counted by LF).
+    /// The 1-based number of its line (lines end with LF, CRLF or a lone CR).
     pub line: u64,
     /// Whether the line is exactly `\.` (else it ends a longer line, in text mode).
     pub alone: bool,
@@ -53,8 +55,10 @@ enum Line {
     Backslash,
     /// Just after a `\.`.
     Dot,
-    /// Just after `\.\r`.
+    /// Just after `\.\r`: the marker, ended by a CR or, if an LF comes next, a CRLF.
     DotCr,
+    /// Just after a CR that is not a marker's: a line end, with the LF of a CRLF or alone.
+    Cr,
     /// Anywhere else in a line.
     Other,
 }
@@ -141,8 +145,8 @@ impl EndOfDataScanner {
             if self.line == Line::Other {
                 // Skip to the next byte that matters without looking at those between.
                 let next = match self.mode {
-                    Mode::Lines => memchr::memchr(b'\n', &chunk[at..]),
-                    Mode::Text => memchr::memchr2(b'\n', b'\\', &chunk[at..]),
+                    Mode::Lines => memchr::memchr2(b'\n', b'\r', &chunk[at..]),
+                    Mode::Text => memchr::memchr3(b'\n', b'\r', b'\\', &chunk[at..]),
                 };
                 match next {
                     Some(skip) => at += skip,
@@ -152,8 +156,19 @@ impl EndOfDataScanner {
             let byte = chunk[at];
             at += 1;
             self.step(byte);
+            if self.found.is_some() {
+                return self.found;
+            }
         }
         None
+    }
+
+    /// The marker whose `\.` was just read, at the end of its line.
+    fn marker(&self) -> Marker {
+        Marker {
+            line: self.number,
+            alone: self.at_start,
+        }
     }
 
     fn step(&mut self, byte: u8) {
@@ -163,16 +178,37 @@ impl EndOfDataScanner {
                 self.number = self.number.saturating_add(1);
                 Line::Other
             }
+            // `\.` and a CR: the marker, whether an LF follows (CRLF) or not (a lone CR: the
+            // server's line end in a CR file; in an LF file, an error on the server).
+            (_, Line::DotCr, b'\n') => {
+                self.pending = Some(self.marker());
+                self.number = self.number.saturating_add(1);
+                Line::Start
+            }
+            (_, Line::DotCr, _) => {
+                // A byte after the marker's lone CR: data the server would drop.
+                self.found = Some(self.marker());
+                Line::Other
+            }
+            (_, Line::Dot, b'\r') => Line::DotCr,
+            (_, Line::Cr, b'\n') => {
+                self.number = self.number.saturating_add(1);
+                Line::Start
+            }
+            (_, Line::Cr, _) => {
+                // The CR ended its line alone: this byte starts the next one.
+                self.number = self.number.saturating_add(1);
+                self.line = Line::Start;
+                return self.step(byte);
+            }
             (_, line, b'\n') => {
-                if matches!(line, Line::Dot | Line::DotCr) {
-                    self.pending = Some(Marker {
-                        line: self.number,
-                        alone: self.at_start,
-                    });
+                if line == Line::Dot {
+                    self.pending = Some(self.marker());
                 }
                 self.number = self.number.saturating_add(1);
                 Line::Start
             }
+            (_, _, b'\r') => Line::Cr,
             (_, Line::Start, b'\\') => {
                 self.at_start = true;
                 Line::Backslash
@@ -182,7 +218,6 @@ impl EndOfDataScanner {
                 Line::Backslash
             }
             (_, Line::Backslash, b'.') => Line::Dot,
-            (_, Line::Dot, b'\r') => Line::DotCr,
             _ => Line::Other,
         };
     }
@@ -193,7 +228,8 @@ impl EndOfDataScanner {
         self.found
     }
 
-    /// The 1-based number of the line being read (lines are counted by LF).
+    /// The 1-based number of the line being read (lines end with LF, CRLF or a lone CR; a CR
+    /// that the stream's last bytes end with is not counted yet).
     pub fn line_number(&self) -> u64 {
         self.number
     }
@@ -210,22 +246,36 @@ mod tests {
 
     use super::*;
 
-    /// The definition, on the whole input at once: the first line (split at LF) that is `\.` or
-    /// `\.\r`, ended by its LF, with at least one byte after that LF; none for binary input.
+    /// The line ends of `input`: each as (where it starts, where the next line starts). A line
+    /// ends with LF, CRLF or a lone CR; a CR that ends the input may yet be a CRLF's: not one.
+    fn line_ends(input: &[u8]) -> Vec<(usize, usize)> {
+        let mut ends = Vec::new();
+        let mut at = 0;
+        while let Some(i) = input[at..].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let end = at + i;
+            let next = match (input[end], input.get(end + 1)) {
+                (b'\r', Some(b'\n')) => end + 2,
+                (b'\r', None) => break,
+                _ => end + 1,
+            };
+            ends.push((end, next));
+            at = next;
+        }
+        ends
+    }
+
+    /// The definition, on the whole input at once: the first line (ended by LF, CRLF or a lone
+    /// CR) that is `\.`, with at least one byte after its line end; none for binary input.
     fn reference(input: &[u8]) -> Option<u64> {
         if input.starts_with(BINARY_SIGNATURE) {
             return None;
         }
         let mut start = 0;
-        let mut number = 1;
-        while let Some(lf) = input[start..].iter().position(|&b| b == b'\n') {
-            let line = &input[start..start + lf];
-            let next = start + lf + 1;
-            if (line == b"\\." || line == b"\\.\r") && next < input.len() {
+        for (number, (end, next)) in (1..).zip(line_ends(input)) {
+            if &input[start..end] == b"\\." && next < input.len() {
                 return Some(number);
             }
             start = next;
-            number += 1;
         }
         None
     }
@@ -267,7 +317,12 @@ mod tests {
         assert_eq!(scan(&[b" \\.\nb\n"]), None);
         assert_eq!(scan(&[b"\\.x\nb\n"]), None);
         assert_eq!(scan(&[b"\\\\.\nb\n"]), None);
-        assert_eq!(scan(&[b"\\.\r\rb\n"]), None);
+        // A lone CR ends a line, as on the server (a file with old Mac line ends).
+        assert_eq!(scan(&[b"\\.\r\rb\n"]), Some(1));
+        assert_eq!(scan(&[b"1,a\r\\.\r2,b\r"]), Some(2));
+        assert_eq!(scan(&[b"1,a\r\\.\r"]), None, "trailing marker, CR");
+        assert_eq!(scan(&[b"1,a\r\\", b".\r", b"2"]), Some(2));
+        assert_eq!(scan(&[b"1,a\r\\.x\r2\r"]), None);
         assert_eq!(scan(&[b""]), None);
         // Split anywhere.
         assert_eq!(scan(&[b"a\n\\", b".", b"\r", b"\n", b"b"]), Some(2));
@@ -295,6 +350,10 @@ mod tests {
         assert_eq!(text(b"1\tone\\."), None);
         // An escaped line end is counted as a line.
         assert_eq!(text(b"1\ta\\\nb\n\\.\nc"), Some((3, true)));
+        // CR line ends (the tester's files, each loading fewer rows than it holds, exit 0).
+        assert_eq!(text(b"1\ta\r\\.\r2\tb\r"), Some((2, true)));
+        assert_eq!(text(b"1\ta\r2\tb\\.\r3\tc\r"), Some((2, false)));
+        assert_eq!(text(b"1\ta\r2\tb\r\\.\r"), None, "at the very end");
     }
 
     #[test]
@@ -392,12 +451,12 @@ mod tests {
         }
 
         #[test]
-        fn the_line_count_is_the_lf_count(input in stream()) {
+        fn the_line_count_is_the_line_end_count(input in stream()) {
             for mode in [Mode::Lines, Mode::Text] {
                 let mut scanner = EndOfDataScanner::new(mode);
                 if scanner.feed(&input).is_none() && !scanner.is_binary() {
-                    let lfs = input.iter().filter(|&&b| b == b'\n').count() as u64;
-                    prop_assert_eq!(scanner.line_number(), lfs + 1);
+                    let ends = line_ends(&input).len() as u64;
+                    prop_assert_eq!(scanner.line_number(), ends + 1);
                 }
             }
         }
