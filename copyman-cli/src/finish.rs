@@ -16,6 +16,7 @@ use copyman_sync::Connection;
 use crate::dest::Dest;
 use crate::report::{self, ErrorInfo, Exit, Fatal};
 use crate::run::describe_sync;
+use crate::signals;
 
 /// How a run ends its transactions.
 pub(crate) struct Finish<'a> {
@@ -191,6 +192,11 @@ impl Participant for Party<'_, '_> {
             Failure::Lost(e) => Failure::Lost(describe_sync(&e)),
         };
         report::log(format_args!("{}: {}", self.name, action.sql()));
+        let commits =
+            self.dest.is_some() && matches!(action, Action::Commit | Action::CommitPrepared(_));
+        if commits {
+            signals::commit_sent(&self.name);
+        }
         let result = match (&mut self.conn, &mut self.dest) {
             (Some(conn), _) => Participant::run(&mut **conn, action).map_err(describe),
             (None, Some(dest)) => match dest.conn.as_mut() {
@@ -218,6 +224,9 @@ impl Participant for Party<'_, '_> {
             dest.ended = Some(std::time::Instant::now());
         }
         if result.is_ok() {
+            if commits {
+                signals::committed(&self.name);
+            }
             let step = match action {
                 Action::CheckConstraints => "checked",
                 Action::Commit => "committed",

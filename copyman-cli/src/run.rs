@@ -94,7 +94,11 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
-    let (mut source_conn, mut dests) = connect_all(t)?;
+    // A signal while connecting exits at once: nothing began anywhere.
+    signals::connecting(true);
+    let connected = connect_all(t);
+    signals::connecting(false);
+    let (mut source_conn, mut dests) = connected?;
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
     let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     let mut file_source = match &t.source {

@@ -7,6 +7,12 @@
 //! (129, 130, 143). A second signal exits at once, after removing the temporary files of file
 //! destinations (servers roll back what a closed connection leaves).
 //!
+//! Before anything began (while connecting: a server that accepts and never answers) the first
+//! signal exits at once: nothing was copied. Once the first COMMIT was sent the first signal
+//! lets the COMMITs finish (the report then says what committed), and a second one exits at once
+//! saying what is known: which destinations committed, which COMMIT went unanswered (it may have
+//! committed), with exit status 4 (partial) when any may have.
+//!
 //! A job of many tables ([`install_with`] [`JOB_STOPPING`]) is stopped the same way by its
 //! [`JobWatch`](crate::watch::JobWatch): the tables being copied roll back, the committed ones
 //! stay (recorded in the state file), and the exit status is the signal's.
@@ -31,6 +37,68 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
 /// Temporary files of file destinations, removed if the process exits at once.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Where a one-table run stands, for what a signal does and says.
+static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
+    sent: Vec::new(),
+    committed: Vec::new(),
+});
+
+/// Where a one-table run stands ([`STAGE`]).
+enum Stage {
+    /// Connecting: nothing began anywhere.
+    Connecting,
+    /// Copying, then committing: the destinations whose COMMIT was sent, and of those the ones
+    /// whose COMMIT was answered with success.
+    Running {
+        sent: Vec<String>,
+        committed: Vec<String>,
+    },
+}
+
+/// The run connects (`true`: a signal then exits at once) or is done connecting.
+pub(crate) fn connecting(on: bool) {
+    *STAGE.lock().unwrap_or_else(PoisonError::into_inner) = if on {
+        Stage::Connecting
+    } else {
+        Stage::Running {
+            sent: Vec::new(),
+            committed: Vec::new(),
+        }
+    };
+}
+
+/// A COMMIT (or COMMIT PREPARED) goes to `party` now.
+pub(crate) fn commit_sent(party: &str) {
+    if let Stage::Running { sent, .. } = &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        sent.push(party.to_owned());
+    }
+}
+
+/// `party`'s COMMIT was answered with success.
+pub(crate) fn committed(party: &str) {
+    if let Stage::Running { committed, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        committed.push(party.to_owned());
+    }
+}
+
+/// What a signal finds: `None` while connecting, else what the COMMITs sent so far did: the
+/// parties committed, and those whose COMMIT is unanswered.
+fn commits() -> Option<(Vec<String>, Vec<String>)> {
+    match &*STAGE.lock().unwrap_or_else(PoisonError::into_inner) {
+        Stage::Connecting => None,
+        Stage::Running { sent, committed } => Some((
+            committed.clone(),
+            sent.iter()
+                .filter(|p| !committed.contains(p))
+                .cloned()
+                .collect(),
+        )),
+    }
+}
 
 /// How often a stop that takes long says it is still under way.
 const STILL_STOPPING: Duration = Duration::from_secs(10);
@@ -57,15 +125,43 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
         .name("copyman-signals".to_owned())
         .spawn(move || {
             for signal in signals.forever() {
-                if RECEIVED
+                let first = RECEIVED
                     .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
+                    .is_ok();
+                let Some((committed, unanswered)) = commits() else {
+                    eprintln!(
+                        "copyman: {} received while connecting: nothing was copied; exiting",
+                        name(signal)
+                    );
+                    std::process::exit(exit_code(signal).into());
+                };
+                let committing = !committed.is_empty() || !unanswered.is_empty();
+                if first {
+                    let stopping = if committing {
+                        "the COMMITs are under way and finish; the report says what committed"
+                    } else {
+                        stopping
+                    };
                     progress::println(&format!(
                         "copyman: {} received: {stopping} (again to exit at once)",
                         name(signal)
                     ));
                     remind(signal);
+                } else if committing {
+                    remove_temp_files();
+                    let list = |names: &[String]| match names {
+                        [] => "none".to_owned(),
+                        names => names.join(", "),
+                    };
+                    eprintln!(
+                        "copyman: {} received again: exiting at once during the COMMITs: \
+                         committed: {}; COMMIT sent, not answered (may have committed): {}; \
+                         the others have not committed (prepared ones: copyman recover)",
+                        name(signal),
+                        list(&committed),
+                        list(&unanswered)
+                    );
+                    std::process::exit(crate::report::Exit::Partial as i32);
                 } else {
                     remove_temp_files();
                     eprintln!("copyman: {} received again: exiting at once", name(signal));

@@ -1,0 +1,105 @@
+//! What a signal does before the copy and during the COMMITs of a one-table run: while
+//! connecting (a server that accepts and never answers) it exits at once, nothing begun; during
+//! the COMMITs the first signal lets them finish and says so, and a second one exits at once
+//! saying which destinations committed, with exit status 4 — never "nothing committed".
+
+mod common;
+
+use std::io::{BufReader, Read};
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use std::{fs, thread};
+
+use common::*;
+
+/// Waits (bounded: a hang fails the test) for `child` to end.
+fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("copyman did not end after the signal");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_signal_while_connecting_exits_at_once() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE t (id int)");
+    // A "server" that takes the connection and never answers.
+    let dir = TempPath::new("mute-server");
+    fs::create_dir_all(&dir.0).unwrap();
+    let listener = UnixListener::bind(dir.0.join(".s.PGSQL.5999")).unwrap();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &format!("host={} port=5999 user=postgres dbname=x", dir.arg()),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its startup packet is waiting when the connection was accepted.
+    let (_held, _) = listener.accept().unwrap();
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SIGINT received while connecting: nothing was copied"),
+        "{stderr}"
+    );
+    drop(listener);
+    let _ = fs::remove_dir_all(&dir.0);
+}
+
+#[test]
+fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int)");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int)");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    // Destination 1 committed; destination 2's COMMIT not sent yet.
+    let mut paused = Paused::start(&args, "committed:1");
+    let mut stderr = BufReader::new(paused.child.stderr.take().unwrap());
+    signal(&paused.child, "INT");
+    // (Read once it ended: a run that never says it would hang a read of its stderr.)
+    thread::sleep(Duration::from_millis(300));
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("SIGINT received: the COMMITs are under way and finish"),
+        "{said}"
+    );
+    assert!(
+        said.contains("exiting at once during the COMMITs: committed: destination 1;")
+            && !said.contains("nothing committed"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+}
