@@ -32,10 +32,10 @@
 //! that destination only ([`DestPlan::Refused`]): the job stops before copying anything under
 //! the default policy, and copies the rest under `keep_going`.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::error::Error as StdError;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -422,6 +422,12 @@ impl TablePlan {
 pub struct Plan {
     /// The tables, largest first.
     pub tables: Vec<TablePlan>,
+    /// What the plan did with the selection that the user should hear of: each partition left
+    /// out because its partitioned ancestor is selected too (its rows are copied with it).
+    pub notes: Vec<String>,
+    /// Each destination as the state file names it ([`identity`], or
+    /// [`state::unidentified_key`] for one that cannot say).
+    pub keys: Vec<String>,
     /// The exported snapshot, if the job uses one.
     pub snapshot: Option<String>,
     /// What the state file said (empty unless resuming).
@@ -499,6 +505,69 @@ fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
     ))
 }
 
+/// Which server and database `conn` is on, as the state file names a destination:
+/// `system SYSID database OID` (`pg_control_system()`'s identifier, unique per cluster, and the
+/// database's oid), the same however the destination was spelled (a host name or an address,
+/// a socket directory with or without a trailing slash, a user or database from the
+/// environment). `None` when the server does not say (`pg_control_system()` revoked).
+pub fn identity(conn: &mut Connection) -> Option<String> {
+    let rows = conn
+        .query(
+            "SELECT s.system_identifier::text, d.oid::text FROM pg_catalog.pg_control_system() s, \
+             pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
+        )
+        .ok()?;
+    let row = rows.first()?;
+    let system = row.first().cloned().flatten()?;
+    let database = row.get(1).cloned().flatten()?;
+    Some(state::identity_key(&system, &database))
+}
+
+/// The records of the state file at `path` for a resume of a job to `destinations` (named in
+/// the file by `keys`).
+///
+/// # Errors
+/// No state file there (nothing says which tables the destinations may already hold: copying
+/// them all again would duplicate the rows of those that committed), one that cannot be read
+/// or is of an older format, or a destination that cannot say which server it is while the
+/// file records destinations this run does not have (it may be one of them, spelled otherwise).
+fn resumed(path: &Path, keys: &[String], destinations: &[Server]) -> Result<Recorded, JobError> {
+    let state_error = |error| JobError::State {
+        path: path.to_owned(),
+        error,
+    };
+    if !path.exists() {
+        return Err(JobError::Refused(format!(
+            "--resume: there is no state file at {} to resume from (a resume copies again only \
+             what that file does not record as done; without it, tables an earlier run committed \
+             would be copied twice): give the earlier run's --state, or run the job without \
+             --resume (with --truncate to empty the tables first)",
+            path.display()
+        )));
+    }
+    let recorded = state::read(path).map_err(state_error)?;
+    let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let others: Vec<&str> = recorded
+        .destinations()
+        .into_iter()
+        .filter(|d| !known.contains(d))
+        .collect();
+    for (key, server) in keys.iter().zip(destinations) {
+        if !others.is_empty() && state::is_unidentified(key) {
+            return Err(JobError::Refused(format!(
+                "--resume: destination {} cannot say which server it is (pg_control_system() \
+                 is not readable there), and the state file {} records destinations this run \
+                 does not have ({}): it may be one of them, spelled otherwise; resume with the \
+                 destinations spelled as before, or run the job without --resume",
+                server.name,
+                path.display(),
+                others.join(", ")
+            )));
+        }
+    }
+    Ok(recorded)
+}
+
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
 ///
@@ -529,15 +598,60 @@ pub fn plan(
             JobError::Source(error)
         }
     })?;
-    let selected = select::read_selection(&rows).map_err(JobError::Selection)?;
+    let (covered, selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
+        .map_err(JobError::Selection)?
+        .into_iter()
+        .partition(|s| s.within.is_some());
+    // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
+    let notes = covered
+        .iter()
+        .filter_map(|s| {
+            let within = s.within.as_ref()?;
+            Some(format!(
+                "{}: copied with its partitioned table {within}, not by itself",
+                s.table
+            ))
+        })
+        .collect();
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
+    // A table the source's role cannot read is refused here, by name, rather than left out (the
+    // destinations would lack it without a word) or found only after other tables committed.
+    let unreadable: Vec<String> = selected
+        .iter()
+        .filter(|s| !s.readable)
+        .map(|s| s.table.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(JobError::Source(TableError {
+            sqlstate: None,
+            message: format!(
+                "permission denied: the source's role may not SELECT {} {} (it needs SELECT on \
+                 the table, or on each of its columns, and USAGE on its schema); grant it, or \
+                 leave {} out with --exclude-table",
+                if unreadable.len() == 1 {
+                    "table"
+                } else {
+                    "tables"
+                },
+                unreadable.join(", "),
+                if unreadable.len() == 1 { "it" } else { "them" },
+            ),
+        }));
+    }
+    // Each destination as the state file names it: by what it is, not by how it was spelled.
+    let keys: Vec<String> = dests
+        .iter_mut()
+        .zip(destinations)
+        .map(|(conn, server)| {
+            conn.as_mut()
+                .and_then(identity)
+                .unwrap_or_else(|| state::unidentified_key(&server.name))
+        })
+        .collect();
     let recorded = if options.resume {
-        state::read(&options.state).map_err(|error| JobError::State {
-            path: options.state.clone(),
-            error,
-        })?
+        resumed(&options.state, &keys, destinations)?
     } else {
         Recorded::default()
     };
@@ -602,7 +716,7 @@ pub fn plan(
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
         for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
-            if let Some(rows) = recorded.done(&key, &server.name) {
+            if let Some(rows) = recorded.done(&key, &keys[i]) {
                 plans.push(DestPlan::Done(rows));
                 continue;
             }
@@ -641,7 +755,7 @@ pub fn plan(
                 plans.push(DestPlan::Refused(TableError::new(why)));
                 continue;
             }
-            let truncate = options.truncate || recorded.begun(&key, &server.name);
+            let truncate = options.truncate || recorded.begun(&key, &keys[i]);
             plans.push(DestPlan::Copy {
                 truncate,
                 freeze: truncate && rel.kind == "r",
@@ -724,6 +838,8 @@ pub fn plan(
     };
     Ok(Plan {
         tables,
+        notes,
+        keys,
         snapshot,
         recorded,
         coordinator,
@@ -1490,7 +1606,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             let DestPlan::Copy { truncate, .. } = t.destinations[d] else {
                 continue;
             };
-            if let Err(e) = shared.state.begin(&key, &shared.destinations[d].name) {
+            if let Err(e) = shared.state.begin(&key, &shared.plan.keys[d]) {
                 report.destinations[d]
                     .fail(Status::Failed, TableError::new(format!("state file: {e}")));
                 continue;
@@ -1832,7 +1948,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
 /// not done (a resume empties the table there and copies it again, in one transaction), and
 /// the destination's error says so.
 fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
-    let name = &shared.destinations[d].name;
+    let name = &shared.plan.keys[d];
     let rows = result.rows.unwrap_or(0);
     if shared.options.verify && result.verified != Some(true) {
         // If this record is lost, the table has no `done` record all the same: not done.
