@@ -677,7 +677,23 @@ fn write_human(
              trigger or a rule on the destination, or it will differ again)"
         )?;
     }
-    if !report.succeeded() {
+    // A table other tables reference that could not be emptied fails the same on every resume.
+    let referenced = report.tables.iter().any(|t| {
+        t.destinations.iter().any(|d| {
+            d.error
+                .as_ref()
+                .is_some_and(|e| e.sqlstate.as_deref() == Some("0A000"))
+        })
+    });
+    if referenced {
+        writeln!(
+            out,
+            "copyman: a table that other tables reference could not be emptied (above), and \
+             --resume would fail on it again: do what its error says, then finish the rest with \
+             --resume --state {} and an --exclude-table for each table you copied yourself",
+            options.state.display()
+        )?;
+    } else if !report.succeeded() {
         writeln!(
             out,
             "copyman: state file {}: run again with --resume to copy what is missing",

@@ -331,3 +331,140 @@ fn job_selection_a_resume_recognises_a_destination_spelled_otherwise() {
     );
     check("a resume from an older state file");
 }
+
+/// `fk.child` (the largest) references `fk.parent`; `fk.a` and `fk.b` reference each other (a
+/// cycle, whose rows reference nothing: it must not hold the job up).
+const FK: &str = "
+    CREATE SCHEMA fk;
+    CREATE TABLE fk.parent (id int PRIMARY KEY, note text);
+    CREATE TABLE fk.child (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES fk.parent,
+        pad text);
+    CREATE TABLE fk.a (id int PRIMARY KEY, b_id int);
+    CREATE TABLE fk.b (id int PRIMARY KEY, a_id int REFERENCES fk.a);
+    ALTER TABLE fk.a ADD FOREIGN KEY (b_id) REFERENCES fk.b;
+";
+
+const FK_FILL: &str = "
+    INSERT INTO fk.parent SELECT g, 'p' FROM generate_series(1, 100) g;
+    INSERT INTO fk.child SELECT g, 1 + g % 100, repeat('c', 200) FROM generate_series(1, 5000) g;
+    INSERT INTO fk.a SELECT g, NULL FROM generate_series(1, 10) g;
+    INSERT INTO fk.b SELECT g, NULL FROM generate_series(1, 10) g;
+";
+
+#[test]
+fn job_selection_a_referenced_table_commits_before_the_tables_that_reference_it() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{FK}{FK_FILL}"));
+    let dsts = [database(&c.dest[0], FK), database(&c.dest[1], FK)];
+    let from = c.source.conninfo(&src);
+    let to: Vec<String> = c
+        .dest
+        .iter()
+        .zip(&dsts)
+        .map(|(cl, db)| cl.conninfo(db))
+        .collect();
+    let state = TempPath::new("fk.state");
+    // One job at a time: largest first would take fk.child before fk.parent (23503); two at
+    // a time, fk.child's rows would not find fk.parent's uncommitted ones.
+    for jobs in ["1", "2"] {
+        for db in &dsts {
+            let cl = if db == &dsts[0] {
+                &c.dest[0]
+            } else {
+                &c.dest[1]
+            };
+            cl.connect(db)
+                .batch_execute("TRUNCATE fk.parent, fk.child, fk.a, fk.b")
+                .unwrap();
+        }
+        let out = job(
+            &from,
+            &to,
+            &["--schema", "fk", "--jobs", jobs, "--state", state.arg()],
+        );
+        assert_exit(&out, 0);
+        for table in ["fk.parent", "fk.child", "fk.a", "fk.b"] {
+            let expected = digest(&c.source, &src, table);
+            for (cl, db) in c.dest.iter().zip(&dsts) {
+                assert_eq!(
+                    digest(cl, db, table),
+                    expected,
+                    "--jobs {jobs}: {table} on {db}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn job_selection_a_referenced_table_that_cannot_be_emptied_says_what_to_do_not_resume() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{FK}{FK_FILL}"));
+    let dsts = [database(&c.dest[0], FK), database(&c.dest[1], FK)];
+    let from = c.source.conninfo(&src);
+    let to: Vec<String> = c
+        .dest
+        .iter()
+        .zip(&dsts)
+        .map(|(cl, db)| cl.conninfo(db))
+        .collect();
+    let state = TempPath::new("fk-truncate.state");
+    let said = |out: &Output| {
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("cannot truncate a table referenced in a foreign key constraint")
+                && stderr.contains("TRUNCATE \"fk\".\"parent\", \"fk\".\"child\")")
+                && stderr.contains("job of their own, without --truncate or --resume")
+                && stderr.contains("--resume would fail on it again")
+                && !stderr.contains("run again with --resume to copy what is missing"),
+            "{stderr}"
+        );
+        for (cl, db) in c.dest.iter().zip(&dsts) {
+            assert_eq!(count(cl, db, "fk.child"), 0, "nothing of fk.child on {db}");
+        }
+    };
+    // --truncate: fk.parent cannot be emptied alone.
+    let out = job(
+        &from,
+        &to,
+        &[
+            "fk.parent",
+            "fk.child",
+            "--truncate",
+            "--state",
+            state.arg(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    said(&out);
+    // A resume of a table begun (it failed on destination 2: a row already there) must empty
+    // it, and cannot either.
+    c.dest[1]
+        .connect(&dsts[1])
+        .batch_execute("INSERT INTO fk.parent VALUES (1, 'in the way')")
+        .unwrap();
+    let out = job(
+        &from,
+        &to,
+        &["fk.parent", "fk.child", "--state", state.arg()],
+    );
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    c.dest[1]
+        .connect(&dsts[1])
+        .batch_execute("DELETE FROM fk.parent")
+        .unwrap();
+    let out = job(
+        &from,
+        &to,
+        &["fk.parent", "fk.child", "--resume", "--state", state.arg()],
+    );
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    said(&out);
+    for (cl, db) in c.dest.iter().zip(&dsts) {
+        assert_eq!(
+            count(cl, db, "fk.parent"),
+            0,
+            "nothing of fk.parent on {db}"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! ([`crate::select`]), reads every table's catalog on the source and on each destination
 //! ([`crate::plan`]), reads the state file (to resume), and opens the coordinating source session,
 //! which exports its snapshot. [`run`] then starts the workers: each owns one source connection
-//! and one connection per destination, takes the largest table left, imports the snapshot, copies
+//! and one connection per destination, takes the largest table left (whose tables referenced by a
+//! foreign key, [`TablePlan::after`], have finished), imports the snapshot, copies
 //! the table to every destination that still needs it (one `COPY … TO STDOUT` fanned out), checks
 //! the row counts and ends each destination's transaction through core's commit machine
 //! ([`crate::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
@@ -37,7 +38,7 @@ use std::error::Error as StdError;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -399,6 +400,13 @@ pub struct TablePlan {
     pub ranges: Vec<String>,
     /// Each destination's part.
     pub destinations: Vec<DestPlan>,
+    /// The tables of the job it references by a foreign key (indexes into [`Plan::tables`]):
+    /// it starts only once they finished, so that its rows find theirs committed. Edges that
+    /// would close a cycle are left out (those tables keep the size order).
+    pub after: Vec<usize>,
+    /// Every table that references it by a foreign key on some server (of the job or not),
+    /// schema-qualified and quoted: a `TRUNCATE` of it alone fails there (0A000).
+    pub referenced_by: Vec<String>,
 }
 
 impl TablePlan {
@@ -816,8 +824,17 @@ pub fn plan(
             format: choice.format,
             format_reason: choice.reason,
             destinations: plans,
+            after: Vec::new(),
+            referenced_by: Vec::new(),
         });
     }
+    // Foreign keys, as every server has them (the destinations enforce theirs; the source's
+    // say how the data hangs together): parents first.
+    let mut edges = foreign_keys(&mut src);
+    for conn in dests.iter_mut().flatten() {
+        edges.extend(foreign_keys(conn));
+    }
+    order_by_foreign_keys(&mut tables, &edges);
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
@@ -844,6 +861,96 @@ pub fn plan(
         recorded,
         coordinator,
     })
+}
+
+/// Every foreign key on `conn`'s database as `(referencing, referenced)` table names, between
+/// the tables themselves and between the roots of their partition trees (a partition selected by
+/// itself, or its partitioned table); a self-reference left out. Nothing when the catalog cannot
+/// be read (the tables then keep the size order).
+fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
+    const SQL: &str = "SELECT DISTINCT cn.nspname::text, c.relname::text, pn.nspname::text, \
+          p.relname::text \
+        FROM pg_catalog.pg_constraint k \
+        CROSS JOIN LATERAL (VALUES (k.conrelid, k.confrelid), \
+            (coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid), \
+             coalesce(pg_catalog.pg_partition_root(k.confrelid), k.confrelid))) e(child, parent) \
+        JOIN pg_catalog.pg_class c ON c.oid = e.child \
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+        JOIN pg_catalog.pg_class p ON p.oid = e.parent \
+        JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+        WHERE k.contype = 'f' AND e.child <> e.parent";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            let mut name = || {
+                let schema = row.next().flatten()?;
+                let name = row.next().flatten()?;
+                Some(TableName::from_parts(Some(schema), name))
+            };
+            let child = name()?;
+            let parent = name()?;
+            Some((child.to_string(), parent.to_string()))
+        })
+        .collect()
+}
+
+/// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
+/// cycle with it: tables on a cycle keep the size order) and [`TablePlan::referenced_by`].
+fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) {
+    let index: std::collections::HashMap<String, usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.table.to_string(), i))
+        .collect();
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    // Whether `from` waits, through the edges kept so far, for `to`.
+    fn waits(after: &[Vec<usize>], from: usize, to: usize) -> bool {
+        let mut seen = vec![false; after.len()];
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            if i == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(&after[i]);
+            }
+        }
+        false
+    }
+    let mut pairs: Vec<(usize, usize)> = edges
+        .iter()
+        .filter_map(|(child, parent)| Some((*index.get(child)?, *index.get(parent)?)))
+        .filter(|(c, p)| c != p)
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut all: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    for &(child, parent) in &pairs {
+        all[child].push(parent);
+    }
+    // Tables on one cycle keep the size order among themselves: no edge of the cycle is kept.
+    for (child, parent) in pairs {
+        if !waits(&all, parent, child) {
+            after[child].push(parent);
+        }
+    }
+    for (t, after) in tables.iter_mut().zip(after) {
+        t.after = after;
+    }
+    for t in tables.iter_mut() {
+        let me = t.table.to_string();
+        let mut by: Vec<&String> = edges
+            .iter()
+            .filter(|(_, parent)| *parent == me)
+            .map(|(child, _)| child)
+            .collect();
+        by.sort_unstable();
+        by.dedup();
+        t.referenced_by = by.into_iter().map(|name| name.to_owned()).collect();
+    }
 }
 
 /// The source's statements for a table of `size` bytes split into ranges of about `limit`
@@ -1123,6 +1230,11 @@ struct Shared<'a> {
     state: &'a StateFile,
     events: &'a (dyn Fn(Event) + Sync),
     queue: Mutex<VecDeque<usize>>,
+    /// Which tables this run copies (a table done earlier everywhere is not waited for).
+    pending: Vec<bool>,
+    /// Told (under `queue`'s lock) whenever a table finishes: a table that waits for the tables
+    /// it references may start.
+    turn: Condvar,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
     reports: Mutex<Vec<Option<TableReport>>>,
@@ -1186,8 +1298,45 @@ impl Shared<'_> {
     /// A `TRUNCATE`'s error. Without `--truncate` it empties a table that an earlier run began
     /// or committed there: without it, a copy would add a second copy of the rows, so the table
     /// fails, and the error says what the DBA can do.
-    fn resumed_truncate(&self, error: &(dyn StdError + 'static)) -> TableError {
+    ///
+    /// A table other tables reference cannot be emptied alone (0A000), with or without
+    /// `--truncate`, and never will be: copyman empties no other table to make way (their
+    /// rows would go), so the error says what to do instead of a resume that fails the same.
+    fn resumed_truncate(
+        &self,
+        error: &(dyn StdError + 'static),
+        t: &TablePlan,
+        d: usize,
+    ) -> TableError {
         let described = self.describe(error);
+        if let Some(db) = db_error(error).filter(|db| db.code == "0A000") {
+            let mut referencing: Vec<String> = t.referenced_by.clone();
+            if referencing.is_empty() {
+                referencing.push("the tables that reference it".to_owned());
+            }
+            let all = std::iter::once(t.table.to_string())
+                .chain(t.referenced_by.iter().cloned())
+                .collect::<Vec<_>>();
+            return TableError {
+                sqlstate: described.sqlstate,
+                message: one_line(&format!(
+                    "{}{}: copyman does not empty the tables that reference it (their rows \
+                     would go), so it cannot copy it here, now or on --resume; on destination \
+                     {} ({}) empty it with {} yourself (TRUNCATE {}), then copy {} there with a \
+                     job of their own, without --truncate or --resume",
+                    db.message,
+                    db.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                    d + 1,
+                    self.destinations[d].name,
+                    referencing.join(", "),
+                    all.join(", "),
+                    if all.len() > 1 { "them all" } else { "it" },
+                )),
+            };
+        }
         if self.options.truncate {
             return described;
         }
@@ -1224,14 +1373,40 @@ impl Shared<'_> {
         }
     }
 
+    /// The next table to copy: the first in the queue (largest first) whose referenced tables
+    /// ([`TablePlan::after`]) have finished; waits while every table left waits for one in
+    /// flight. `None` once the queue is empty or the job halted.
     fn next(&self) -> Option<usize> {
-        if self.halted() {
-            return None;
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.halted() || queue.is_empty() {
+                return None;
+            }
+            let ready = {
+                let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+                queue.iter().position(|&i| {
+                    self.plan.tables[i]
+                        .after
+                        .iter()
+                        .all(|&p| !self.pending[p] || reports[p].is_some())
+                })
+            };
+            if let Some(at) = ready {
+                return queue.remove(at);
+            }
+            // A bounded wait: a job that halts meanwhile is seen without a notification.
+            queue = self
+                .turn
+                .wait_timeout(queue, Duration::from_millis(200))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
+    }
+
+    /// A table finished: the tables waiting for it may start.
+    fn finished(&self) {
+        let _queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        self.turn.notify_all();
     }
 }
 
@@ -1286,6 +1461,8 @@ pub fn run(
         state: &state,
         events,
         queue: Mutex::new(todo.clone()),
+        pending: (0..plan.tables.len()).map(|i| todo.contains(&i)).collect(),
+        turn: Condvar::new(),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
         reports: Mutex::new(vec![None; plan.tables.len()]),
@@ -1421,6 +1598,7 @@ fn work(shared: &Shared<'_>, worker: usize) {
             .reports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)[i] = Some(report.clone());
+        shared.finished();
         (shared.events)(Event::TableFinished { worker, report });
     }
 }
@@ -1617,7 +1795,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
                     conn.execute(&format!("TRUNCATE {}", t.table))
-                        .map_err(|e| shared.resumed_truncate(&e))?;
+                        .map_err(|e| shared.resumed_truncate(&e, t, d))?;
                 }
                 Ok(())
             });
@@ -2674,12 +2852,59 @@ mod tests {
             receive: r#"COPY "t" ("a") FROM STDIN (FORMAT binary)"#.into(),
             ranges: Vec::new(),
             destinations: Vec::new(),
+            after: Vec::new(),
+            referenced_by: Vec::new(),
         };
         assert_eq!(
             t.receive_for(true),
             r#"COPY "t" ("a") FROM STDIN (FORMAT binary, FREEZE)"#
         );
         assert_eq!(t.receive_for(false), t.receive);
+    }
+
+    #[test]
+    fn a_table_waits_for_the_tables_it_references_except_on_a_cycle() {
+        let plan = |name: &str| TablePlan {
+            table: TableName::from_parts(Some("s".into()), name.into()),
+            kind: "r".into(),
+            size: 0,
+            estimate: None,
+            columns: Vec::new(),
+            format: Format::Text,
+            format_reason: String::new(),
+            send: String::new(),
+            receive: String::new(),
+            ranges: Vec::new(),
+            destinations: Vec::new(),
+            after: Vec::new(),
+            referenced_by: Vec::new(),
+        };
+        let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
+            .into_iter()
+            .map(plan)
+            .collect();
+        let name = |n: &str| format!(r#""s"."{n}""#);
+        let edges = [
+            (name("child"), name("parent")),
+            (name("parent"), name("grand")),
+            (name("a"), name("b")),
+            (name("b"), name("a")),
+            (name("outside"), name("parent")),
+            (name("child"), name("parent")),
+        ];
+        order_by_foreign_keys(&mut tables, &edges);
+        assert_eq!(tables[0].after, vec![1]);
+        assert_eq!(tables[1].after, vec![2]);
+        assert!(tables[2].after.is_empty());
+        assert!(
+            tables[3].after.is_empty() && tables[4].after.is_empty(),
+            "a cycle"
+        );
+        assert_eq!(
+            tables[1].referenced_by,
+            vec![name("child"), name("outside")]
+        );
+        assert_eq!(tables[3].referenced_by, vec![name("b")]);
     }
 
     #[test]
