@@ -421,6 +421,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let render = Arc::new(Render::new(output, options.jobs));
     let _ = display.set(Arc::clone(&render));
+    let notes = plan.notes.clone();
     let report = job::run(plan, &source, &dests, options, &|e| {
         watch.event(&e);
         render.event(e);
@@ -441,7 +442,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         Exit::Partial
     };
     if output.json {
-        report::print_json(&to_json(&report, &dests, options, exit))?;
+        report::print_json(&to_json(&report, &dests, options, exit, &notes))?;
     }
     let mut err = io::stderr().lock();
     write_human(&mut err, &report, &dests, options, output)?;
@@ -524,7 +525,13 @@ fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
     }
 }
 
-fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) -> Value {
+fn to_json(
+    report: &JobReport,
+    dests: &[Server],
+    options: &Options,
+    exit: Exit,
+    notes: &[String],
+) -> Value {
     let mut records = Vec::new();
     for t in &report.tables {
         for (d, s) in t.destinations.iter().zip(dests) {
@@ -555,6 +562,7 @@ fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) 
         "exit_code": exit.code(),
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,
+        "notes": notes,
         "stopped": report.stopped,
         "interrupted": report.interrupted,
         "seconds": report.seconds,

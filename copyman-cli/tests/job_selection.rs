@@ -113,9 +113,21 @@ fn job_selection_a_partition_selected_with_its_partitioned_table_is_copied_once(
     let out = job(
         &from,
         &to,
-        &["--truncate", "--state", state.arg(), "parts_2_b", "parts_2"],
+        &[
+            "--json",
+            "--truncate",
+            "--state",
+            state.arg(),
+            "parts_2_b",
+            "parts_2",
+        ],
     );
     assert_exit(&out, 0);
+    assert_eq!(
+        json(&out)["notes"][0],
+        "\"public\".\"parts_2_b\": copied with its partitioned table \"public\".\"parts_2\", \
+         not by itself"
+    );
     for (cl, db) in c.dest.iter().zip(&dsts) {
         assert_eq!(count(cl, db, "parts_2"), 2000, "{}", text(&out.stderr));
         assert_eq!(digest(cl, db, "parts"), expected, "parts_1 untouched");
@@ -467,4 +479,73 @@ fn job_selection_a_referenced_table_that_cannot_be_emptied_says_what_to_do_not_r
             "nothing of fk.parent on {db}"
         );
     }
+}
+
+#[test]
+fn job_selection_a_resume_refuses_a_destination_that_cannot_say_who_it_is_spelled_otherwise() {
+    let c = clusters();
+    role(&c.dest[0], "job_writer");
+    const ODD: &str = "CREATE SCHEMA odd; CREATE TABLE odd.a (id int);";
+    let src = database(
+        &c.source,
+        &format!("{ODD} INSERT INTO odd.a SELECT generate_series(1, 100);"),
+    );
+    // Destination 1 as a role that may not read pg_control_system() there.
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{ODD}
+             REVOKE EXECUTE ON FUNCTION pg_catalog.pg_control_system() FROM PUBLIC;
+             GRANT USAGE ON SCHEMA odd TO job_writer;
+             GRANT SELECT, INSERT, TRUNCATE ON odd.a TO job_writer;"
+        ),
+    );
+    let d2db = database(&c.dest[1], ODD);
+    let (from, d2) = (c.source.conninfo(&src), c.dest[1].conninfo(&d2db));
+    let tcp = format!(
+        "host={} port={} user=job_writer dbname={dst}",
+        c.dest[0].host(),
+        c.dest[0].port()
+    );
+    let socket = format!(
+        "host={} port={} user=job_writer dbname={dst}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port()
+    );
+    let state = TempPath::new("unidentified.state");
+    let job = |d1: &str, resume: bool| {
+        let mut args = vec![
+            "--json", "table", "--schema", "odd", "--from", &from, "--to", d1, "--to", &d2,
+            "--state",
+        ];
+        args.push(state.arg());
+        if resume {
+            args.push("--resume");
+        }
+        run(&args)
+    };
+    assert_exit(&job(&tcp, false), 0);
+    // Spelled otherwise, it could be a destination the file records: refused, nothing copied.
+    let out = job(&socket, true);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot say which server it is") && stderr.contains("pg_control_system"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "odd.a"), 100);
+    assert_eq!(count(&c.dest[1], &d2db, "odd.a"), 100);
+    // Spelled as before, it is resumed.
+    let out = job(&tcp, true);
+    assert_exit(&out, 0);
+    assert!(
+        json(&out)["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "already done"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "odd.a"), 100);
 }
