@@ -93,6 +93,35 @@ fn job_selection_a_partition_selected_with_its_partitioned_table_is_copied_once(
             );
         }
     }
+    // A partition excluded while its partitioned table is selected: its rows come with it, and
+    // the plan says so.
+    let out = job(
+        &from,
+        &to,
+        &[
+            "--truncate",
+            "--state",
+            state.arg(),
+            "--table",
+            "parts",
+            "--exclude-table",
+            "parts_2*",
+        ],
+    );
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    for partition in ["parts_2", "parts_2_a", "parts_2_b"] {
+        assert!(
+            stderr.contains(&format!(
+                "note: \"public\".\"{partition}\": matches --exclude-table, but its rows are \
+                 copied with its partitioned table \"public\".\"parts\""
+            )),
+            "{stderr}"
+        );
+    }
+    for (cl, db) in c.dest.iter().zip(&dsts) {
+        assert_eq!(digest(cl, db, "parts"), expected, "{stderr}");
+    }
     // A sub-partitioned partition named with one of its own partitions: through it, once; the
     // dry run says so too.
     let out = job(

@@ -431,7 +431,8 @@ pub struct Plan {
     /// The tables, largest first.
     pub tables: Vec<TablePlan>,
     /// What the plan did with the selection that the user should hear of: each partition left
-    /// out because its partitioned ancestor is selected too (its rows are copied with it).
+    /// out because its partitioned ancestor is selected too (its rows are copied with it), and
+    /// each partition excluded whose rows its selected ancestor copies all the same.
     pub notes: Vec<String>,
     /// Each destination as the state file names it ([`identity`], or
     /// [`state::unidentified_key`] for one that cannot say).
@@ -615,10 +616,18 @@ pub fn plan(
         .iter()
         .filter_map(|s| {
             let within = s.within.as_ref()?;
-            Some(format!(
-                "{}: copied with its partitioned table {within}, not by itself",
-                s.table
-            ))
+            Some(if s.excluded {
+                format!(
+                    "{}: matches --exclude-table, but its rows are copied with its partitioned \
+                     table {within}, which is copied whole (leave {within} out to leave them out)",
+                    s.table
+                )
+            } else {
+                format!(
+                    "{}: copied with its partitioned table {within}, not by itself",
+                    s.table
+                )
+            })
         })
         .collect();
     if selected.is_empty() {

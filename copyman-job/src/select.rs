@@ -19,7 +19,9 @@
 //! * minus every table matching an `--exclude-table` pattern;
 //! * minus every partition (at any depth) whose partitioned ancestor is selected too: its rows are
 //!   copied with that ancestor's, and selecting it as well would copy them twice. The query
-//!   still lists it, with the ancestor ([`Selected::within`]), so that the plan can say so.
+//!   still lists it, with the ancestor ([`Selected::within`]), so that the plan can say so; and
+//!   it lists a partition matching an `--exclude-table` pattern whose ancestor is selected
+//!   ([`Selected::excluded`]): its rows come with the ancestor's all the same.
 //!
 //! A table is selected whether or not the source's role may read it: the query says which it
 //! cannot ([`Selected::readable`]: `SELECT` on the table or on each of its columns, `USAGE` on its
@@ -222,23 +224,29 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE ({named} OR (c.relkind IN ('r', 'p') AND NOT c.relispartition \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}))) \
-             AND NOT ({excluded})) \
-         SELECT sel.nspname::text, sel.relname::text, sel.relkind::text, s.bytes::text, \
+             AND NOT ({excluded})), \
+         listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
+           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, true \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relispartition AND ({excluded}) AND c.oid NOT IN (SELECT oid FROM sel)) \
+         SELECT l.nspname::text, l.relname::text, l.relkind::text, s.bytes::text, \
              w.nspname::text, w.relname::text, \
-             (pg_catalog.has_schema_privilege(sel.relnamespace, 'USAGE') \
-              AND (pg_catalog.has_table_privilege(sel.oid, 'SELECT') \
-                OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = sel.oid \
+             (pg_catalog.has_schema_privilege(l.relnamespace, 'USAGE') \
+              AND (pg_catalog.has_table_privilege(l.oid, 'SELECT') \
+                OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = l.oid \
                   AND a.attnum > 0 AND NOT a.attisdropped \
-                  AND NOT pg_catalog.has_column_privilege(sel.oid, a.attnum, 'SELECT'))))::text \
-         FROM sel \
-         CROSS JOIN LATERAL (SELECT CASE WHEN sel.relkind = 'p' THEN \
+                  AND NOT pg_catalog.has_column_privilege(l.oid, a.attnum, 'SELECT'))))::text, \
+             l.excluded::text \
+         FROM listed l \
+         CROSS JOIN LATERAL (SELECT CASE WHEN l.relkind = 'p' THEN \
              (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0) \
-                FROM pg_catalog.pg_partition_tree(sel.oid) t) \
-             ELSE pg_catalog.pg_relation_size(sel.oid) END::int8 AS bytes) s \
+                FROM pg_catalog.pg_partition_tree(l.oid) t) \
+             ELSE pg_catalog.pg_relation_size(l.oid) END::int8 AS bytes) s \
          LEFT JOIN LATERAL (SELECT up.nspname, up.relname \
-             FROM pg_catalog.pg_partition_ancestors(sel.oid) WITH ORDINALITY AS a(relid, depth) \
+             FROM pg_catalog.pg_partition_ancestors(l.oid) WITH ORDINALITY AS a(relid, depth) \
              JOIN sel up ON up.oid = a.relid \
-             WHERE a.relid <> sel.oid ORDER BY a.depth DESC LIMIT 1) w ON true \
+             WHERE a.relid <> l.oid ORDER BY a.depth DESC LIMIT 1) w ON true \
+         WHERE NOT l.excluded OR w.relname IS NOT NULL \
          ORDER BY s.bytes DESC, 1, 2"
     ))
 }
@@ -258,6 +266,10 @@ pub struct Selected {
     /// Whether the source's role may read it (`SELECT` on the table or on every column, `USAGE`
     /// on its schema).
     pub readable: bool,
+    /// A partition that matches an `--exclude-table` pattern whose partitioned ancestor
+    /// ([`Self::within`]) is selected: its rows are copied with that table's all the same (a
+    /// partitioned table is copied whole), which the plan says.
+    pub excluded: bool,
 }
 
 /// Reads the rows of [`selection_query`].
@@ -280,6 +292,7 @@ pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, Str
                     .map(|(schema, name)| TableName::from_parts(Some(schema), name)),
                 // Unknown counts as readable: the copy then says what the server says.
                 readable: field(6).is_none_or(|r| r != "false"),
+                excluded: field(7).is_some_and(|e| e == "true"),
             })
         })
         .collect()
