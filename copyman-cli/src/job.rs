@@ -30,7 +30,9 @@ use crate::watch::{JobWatch, NoteFn};
 /// The flags of a job (`copyman table` with many tables).
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct LowJob {
-    /// Copy every table of the schemas matching PATTERN (as pg_dump's -n); repeatable.
+    /// Copy every table of the schemas matching PATTERN (as pg_dump's -n); repeatable. A table
+    /// the source's role cannot read is refused, never left out; a partition whose partitioned
+    /// table is selected too is copied through it, once.
     #[arg(long = "schema", value_name = "PATTERN")]
     pub(crate) schemas: Vec<String>,
     /// Copy the tables matching PATTERN (as pg_dump's -t: `*`, `?`, "Quoted", schema.table);
@@ -48,11 +50,12 @@ pub(crate) struct LowJob {
     #[arg(long)]
     pub(crate) no_snapshot: bool,
     /// The state file [default: a file under $XDG_CACHE_HOME/copyman/jobs or
-    /// ~/.cache/copyman/jobs named for the source, destinations and selection].
+    /// ~/.cache/copyman/jobs named for the servers (by identity, not spelling) and the selection].
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
     /// Skip the tables the state file records as done; copy the others again (truncating a table
-    /// first, in the same transaction, where an earlier run began it).
+    /// first, in the same transaction, where an earlier run began it). Refused when there is no
+    /// state file to resume from.
     #[arg(long)]
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
@@ -100,6 +103,9 @@ pub(crate) struct JobArgs {
     destinations: Vec<ServerSpec>,
     selection: Selection,
     options: Options,
+    /// Where the default state file goes (no `--state`): its name comes from the servers'
+    /// identities ([`default_state`]).
+    state_dir: Option<PathBuf>,
     dry_run: bool,
     /// `--lock-timeout`: `lock_timeout` of every session of the job.
     lock_timeout: Option<Duration>,
@@ -202,8 +208,9 @@ impl JobArgs {
             .into_iter()
             .map(server)
             .collect::<Result<Vec<_>, _>>()?;
-        let state = match &low.job.state {
-            Some(path) => path.clone(),
+        // The default state file is named once the servers said who they are (in `run`).
+        let (state, state_dir) = match &low.job.state {
+            Some(path) => (path.clone(), None),
             None => {
                 let cache = env
                     .get("XDG_CACHE_HOME")
@@ -212,18 +219,8 @@ impl JobArgs {
                     .ok_or_else(|| {
                         ArgError::usage("--state is needed: neither XDG_CACHE_HOME nor HOME is set")
                     })?;
-                let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-                hash.write(source.display.as_bytes());
-                for d in &destinations {
-                    hash.write(b"\0");
-                    hash.write(d.display.as_bytes());
-                }
-                hash.write(b"\0");
-                hash.write(selection.to_string().as_bytes());
-                cache
-                    .join("copyman")
-                    .join("jobs")
-                    .join(format!("{:016x}.state", hash.finish()))
+                let dir = cache.join("copyman").join("jobs");
+                (dir.clone(), Some(dir))
             }
         };
         let options = Options {
@@ -254,6 +251,7 @@ impl JobArgs {
             destinations,
             selection,
             options,
+            state_dir,
             dry_run: low.dry_run,
             lock_timeout: safety.lock_timeout,
         })
@@ -265,6 +263,40 @@ impl JobArgs {
             .chain(&mut self.destinations)
             .collect()
     }
+}
+
+/// The default state file in `dir`: named for the source and the destinations as the servers
+/// identify themselves (so that a resume finds it however they are spelled; a server that
+/// cannot say is named by its connection string) and for the selection.
+///
+/// # Errors
+/// A server that cannot be reached.
+fn default_state(
+    dir: &std::path::Path,
+    source: &Server,
+    dests: &[Server],
+    selection: &Selection,
+) -> Result<PathBuf, Fatal> {
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    for (i, server) in std::iter::once(source).chain(dests).enumerate() {
+        let mut conn = (server.connect)().map_err(|e| Fatal {
+            exit: Exit::Connect,
+            message: format!(
+                "cannot connect to {}: {}",
+                server.name,
+                report::describe(&e)
+            ),
+        })?;
+        let id = job::identity(&mut conn)
+            .unwrap_or_else(|| copyman_job::state::unidentified_key(&server.name));
+        if i > 0 {
+            hash.write(b"\0");
+        }
+        hash.write(id.as_bytes());
+    }
+    hash.write(b"\0");
+    hash.write(selection.to_string().as_bytes());
+    Ok(dir.join(format!("{:016x}.state", hash.finish())))
 }
 
 /// A server of the job: every session it opens gets `lock_timeout` (`--lock-timeout`).
@@ -370,21 +402,27 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .collect();
     watch.planning(true);
     crate::identity::check_job(&source, &dests)?;
+    let mut options = args.options.clone();
+    if let Some(dir) = &args.state_dir {
+        options.state = default_state(dir, &source, &dests, &args.selection)?;
+    }
+    let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
-    let plan = job::plan(&source, &dests, &args.selection, &args.options).map_err(fatal)?;
+    let plan = job::plan(&source, &dests, &args.selection, options).map_err(fatal)?;
     watch.planning(false);
     if args.dry_run {
         return dry_run(&plan, &dests, output);
     }
     if !output.quiet {
-        crate::progress::println(&format!(
-            "copyman: state file: {}",
-            args.options.state.display()
-        ));
+        for note in &plan.notes {
+            crate::progress::println(&format!("copyman: note: {note}"));
+        }
+        crate::progress::println(&format!("copyman: state file: {}", options.state.display()));
     }
-    let render = Arc::new(Render::new(output, args.options.jobs));
+    let render = Arc::new(Render::new(output, options.jobs));
     let _ = display.set(Arc::clone(&render));
-    let report = job::run(plan, &source, &dests, &args.options, &|e| {
+    let notes = plan.notes.clone();
+    let report = job::run(plan, &source, &dests, options, &|e| {
         watch.event(&e);
         render.event(e);
     })
@@ -404,10 +442,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         Exit::Partial
     };
     if output.json {
-        report::print_json(&to_json(&report, &dests, &args.options, exit))?;
+        report::print_json(&to_json(&report, &dests, options, exit, &notes))?;
     }
     let mut err = io::stderr().lock();
-    write_human(&mut err, &report, &dests, &args.options, output)?;
+    write_human(&mut err, &report, &dests, options, output)?;
     Ok(exit)
 }
 
@@ -435,6 +473,7 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
             "exit_code": 0,
             "dry_run": true,
             "snapshot": plan.snapshot,
+            "notes": plan.notes,
             "tables": tables,
         }))?;
         return Ok(Exit::Success);
@@ -443,6 +482,9 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
         "copyman: dry run, nothing copied: {} tables, largest first\n",
         plan.tables.len()
     );
+    for note in &plan.notes {
+        text.push_str(&format!("  note: {note}\n"));
+    }
     for t in &plan.tables {
         text.push_str(&format!(
             "  {} ({}, {})\n    {}\n",
@@ -483,7 +525,13 @@ fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
     }
 }
 
-fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) -> Value {
+fn to_json(
+    report: &JobReport,
+    dests: &[Server],
+    options: &Options,
+    exit: Exit,
+    notes: &[String],
+) -> Value {
     let mut records = Vec::new();
     for t in &report.tables {
         for (d, s) in t.destinations.iter().zip(dests) {
@@ -514,6 +562,7 @@ fn to_json(report: &JobReport, dests: &[Server], options: &Options, exit: Exit) 
         "exit_code": exit.code(),
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,
+        "notes": notes,
         "stopped": report.stopped,
         "interrupted": report.interrupted,
         "seconds": report.seconds,
@@ -636,7 +685,23 @@ fn write_human(
              trigger or a rule on the destination, or it will differ again)"
         )?;
     }
-    if !report.succeeded() {
+    // A table other tables reference that could not be emptied fails the same on every resume.
+    let referenced = report.tables.iter().any(|t| {
+        t.destinations.iter().any(|d| {
+            d.error
+                .as_ref()
+                .is_some_and(|e| e.sqlstate.as_deref() == Some("0A000"))
+        })
+    });
+    if referenced {
+        writeln!(
+            out,
+            "copyman: a table that other tables reference could not be emptied (above), and \
+             --resume would fail on it again: do what its error says, then finish the rest with \
+             --resume --state {} and an --exclude-table for each table you copied yourself",
+            options.state.display()
+        )?;
+    } else if !report.succeeded() {
         writeln!(
             out,
             "copyman: state file {}: run again with --resume to copy what is missing",
@@ -880,13 +945,11 @@ mod tests {
         assert_eq!(j.selection.tables.len(), 2);
         assert_eq!(j.options.jobs, DEFAULT_JOBS);
         assert!(j.options.snapshot);
-        assert!(
-            j.options.state.starts_with("/home/u/.cache/copyman/jobs"),
-            "{}",
-            j.options.state.display()
+        // The default state file goes there, named once the servers said who they are.
+        assert_eq!(
+            j.state_dir.as_deref(),
+            Some(std::path::Path::new("/home/u/.cache/copyman/jobs"))
         );
-        // The default state file depends on the selection.
-        assert_ne!(j.options.state, job(&with(&["a", "c"])).options.state);
         let j = job(&with(&[
             "--schema",
             "s",
@@ -908,6 +971,7 @@ mod tests {
         assert_eq!(j.options.max_rate, Some(10 << 20));
         assert!(!j.options.snapshot && j.options.verify && j.options.resume);
         assert_eq!(j.options.state, PathBuf::from("/tmp/s"));
+        assert_eq!(j.state_dir, None);
         assert_eq!(j.selection.exclude, ["x_old"]);
         // No table at all: every table.
         assert_eq!(job(&with(&[])).selection, Selection::default());

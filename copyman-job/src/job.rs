@@ -4,7 +4,8 @@
 //! ([`crate::select`]), reads every table's catalog on the source and on each destination
 //! ([`crate::plan`]), reads the state file (to resume), and opens the coordinating source session,
 //! which exports its snapshot. [`run`] then starts the workers: each owns one source connection
-//! and one connection per destination, takes the largest table left, imports the snapshot, copies
+//! and one connection per destination, takes the largest table left (whose tables referenced by a
+//! foreign key, [`TablePlan::after`], have finished), imports the snapshot, copies
 //! the table to every destination that still needs it (one `COPY … TO STDOUT` fanned out), checks
 //! the row counts and ends each destination's transaction through core's commit machine
 //! ([`crate::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
@@ -32,12 +33,12 @@
 //! that destination only ([`DestPlan::Refused`]): the job stops before copying anything under
 //! the default policy, and copies the rest under `keep_going`.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::error::Error as StdError;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -399,6 +400,13 @@ pub struct TablePlan {
     pub ranges: Vec<String>,
     /// Each destination's part.
     pub destinations: Vec<DestPlan>,
+    /// The tables of the job it references by a foreign key (indexes into [`Plan::tables`]):
+    /// it starts only once they finished, so that its rows find theirs committed. Edges that
+    /// would close a cycle are left out (those tables keep the size order).
+    pub after: Vec<usize>,
+    /// Every table that references it by a foreign key on some server (of the job or not),
+    /// schema-qualified and quoted: a `TRUNCATE` of it alone fails there (0A000).
+    pub referenced_by: Vec<String>,
 }
 
 impl TablePlan {
@@ -422,6 +430,13 @@ impl TablePlan {
 pub struct Plan {
     /// The tables, largest first.
     pub tables: Vec<TablePlan>,
+    /// What the plan did with the selection that the user should hear of: each partition left
+    /// out because its partitioned ancestor is selected too (its rows are copied with it), and
+    /// each partition excluded whose rows its selected ancestor copies all the same.
+    pub notes: Vec<String>,
+    /// Each destination as the state file names it ([`identity`], or
+    /// [`state::unidentified_key`] for one that cannot say).
+    pub keys: Vec<String>,
     /// The exported snapshot, if the job uses one.
     pub snapshot: Option<String>,
     /// What the state file said (empty unless resuming).
@@ -499,6 +514,69 @@ fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
     ))
 }
 
+/// Which server and database `conn` is on, as the state file names a destination:
+/// `system SYSID database OID` (`pg_control_system()`'s identifier, unique per cluster, and the
+/// database's oid), the same however the destination was spelled (a host name or an address,
+/// a socket directory with or without a trailing slash, a user or database from the
+/// environment). `None` when the server does not say (`pg_control_system()` revoked).
+pub fn identity(conn: &mut Connection) -> Option<String> {
+    let rows = conn
+        .query(
+            "SELECT s.system_identifier::text, d.oid::text FROM pg_catalog.pg_control_system() s, \
+             pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
+        )
+        .ok()?;
+    let row = rows.first()?;
+    let system = row.first().cloned().flatten()?;
+    let database = row.get(1).cloned().flatten()?;
+    Some(state::identity_key(&system, &database))
+}
+
+/// The records of the state file at `path` for a resume of a job to `destinations` (named in
+/// the file by `keys`).
+///
+/// # Errors
+/// No state file there (nothing says which tables the destinations may already hold: copying
+/// them all again would duplicate the rows of those that committed), one that cannot be read
+/// or is of an older format, or a destination that cannot say which server it is while the
+/// file records destinations this run does not have (it may be one of them, spelled otherwise).
+fn resumed(path: &Path, keys: &[String], destinations: &[Server]) -> Result<Recorded, JobError> {
+    let state_error = |error| JobError::State {
+        path: path.to_owned(),
+        error,
+    };
+    if !path.exists() {
+        return Err(JobError::Refused(format!(
+            "--resume: there is no state file at {} to resume from (a resume copies again only \
+             what that file does not record as done; without it, tables an earlier run committed \
+             would be copied twice): give the earlier run's --state, or run the job without \
+             --resume (with --truncate to empty the tables first)",
+            path.display()
+        )));
+    }
+    let recorded = state::read(path).map_err(state_error)?;
+    let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let others: Vec<&str> = recorded
+        .destinations()
+        .into_iter()
+        .filter(|d| !known.contains(d))
+        .collect();
+    for (key, server) in keys.iter().zip(destinations) {
+        if !others.is_empty() && state::is_unidentified(key) {
+            return Err(JobError::Refused(format!(
+                "--resume: destination {} cannot say which server it is (pg_control_system() \
+                 is not readable there), and the state file {} records destinations this run \
+                 does not have ({}): it may be one of them, spelled otherwise; resume with the \
+                 destinations spelled as before, or run the job without --resume",
+                server.name,
+                path.display(),
+                others.join(", ")
+            )));
+        }
+    }
+    Ok(recorded)
+}
+
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
 ///
@@ -529,15 +607,68 @@ pub fn plan(
             JobError::Source(error)
         }
     })?;
-    let selected = select::read_selection(&rows).map_err(JobError::Selection)?;
+    let (covered, selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
+        .map_err(JobError::Selection)?
+        .into_iter()
+        .partition(|s| s.within.is_some());
+    // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
+    let notes = covered
+        .iter()
+        .filter_map(|s| {
+            let within = s.within.as_ref()?;
+            Some(if s.excluded {
+                format!(
+                    "{}: matches --exclude-table, but its rows are copied with its partitioned \
+                     table {within}, which is copied whole (leave {within} out to leave them out)",
+                    s.table
+                )
+            } else {
+                format!(
+                    "{}: copied with its partitioned table {within}, not by itself",
+                    s.table
+                )
+            })
+        })
+        .collect();
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
+    // A table the source's role cannot read is refused here, by name, rather than left out (the
+    // destinations would lack it without a word) or found only after other tables committed.
+    let unreadable: Vec<String> = selected
+        .iter()
+        .filter(|s| !s.readable)
+        .map(|s| s.table.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(JobError::Source(TableError {
+            sqlstate: None,
+            message: format!(
+                "permission denied: the source's role may not SELECT {} {} (it needs SELECT on \
+                 the table, or on each of its columns, and USAGE on its schema); grant it, or \
+                 leave {} out with --exclude-table",
+                if unreadable.len() == 1 {
+                    "table"
+                } else {
+                    "tables"
+                },
+                unreadable.join(", "),
+                if unreadable.len() == 1 { "it" } else { "them" },
+            ),
+        }));
+    }
+    // Each destination as the state file names it: by what it is, not by how it was spelled.
+    let keys: Vec<String> = dests
+        .iter_mut()
+        .zip(destinations)
+        .map(|(conn, server)| {
+            conn.as_mut()
+                .and_then(identity)
+                .unwrap_or_else(|| state::unidentified_key(&server.name))
+        })
+        .collect();
     let recorded = if options.resume {
-        state::read(&options.state).map_err(|error| JobError::State {
-            path: options.state.clone(),
-            error,
-        })?
+        resumed(&options.state, &keys, destinations)?
     } else {
         Recorded::default()
     };
@@ -602,7 +733,7 @@ pub fn plan(
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
         for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
-            if let Some(rows) = recorded.done(&key, &server.name) {
+            if let Some(rows) = recorded.done(&key, &keys[i]) {
                 plans.push(DestPlan::Done(rows));
                 continue;
             }
@@ -641,7 +772,7 @@ pub fn plan(
                 plans.push(DestPlan::Refused(TableError::new(why)));
                 continue;
             }
-            let truncate = options.truncate || recorded.begun(&key, &server.name);
+            let truncate = options.truncate || recorded.begun(&key, &keys[i]);
             plans.push(DestPlan::Copy {
                 truncate,
                 freeze: truncate && rel.kind == "r",
@@ -702,8 +833,17 @@ pub fn plan(
             format: choice.format,
             format_reason: choice.reason,
             destinations: plans,
+            after: Vec::new(),
+            referenced_by: Vec::new(),
         });
     }
+    // Foreign keys, as every server has them (the destinations enforce theirs; the source's
+    // say how the data hangs together): parents first.
+    let mut edges = foreign_keys(&mut src);
+    for conn in dests.iter_mut().flatten() {
+        edges.extend(foreign_keys(conn));
+    }
+    order_by_foreign_keys(&mut tables, &edges);
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
@@ -724,10 +864,102 @@ pub fn plan(
     };
     Ok(Plan {
         tables,
+        notes,
+        keys,
         snapshot,
         recorded,
         coordinator,
     })
+}
+
+/// Every foreign key on `conn`'s database as `(referencing, referenced)` table names, between
+/// the tables themselves and between the roots of their partition trees (a partition selected by
+/// itself, or its partitioned table); a self-reference left out. Nothing when the catalog cannot
+/// be read (the tables then keep the size order).
+fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
+    const SQL: &str = "SELECT DISTINCT cn.nspname::text, c.relname::text, pn.nspname::text, \
+          p.relname::text \
+        FROM pg_catalog.pg_constraint k \
+        CROSS JOIN LATERAL (VALUES (k.conrelid, k.confrelid), \
+            (coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid), \
+             coalesce(pg_catalog.pg_partition_root(k.confrelid), k.confrelid))) e(child, parent) \
+        JOIN pg_catalog.pg_class c ON c.oid = e.child \
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+        JOIN pg_catalog.pg_class p ON p.oid = e.parent \
+        JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+        WHERE k.contype = 'f' AND e.child <> e.parent";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            let mut name = || {
+                let schema = row.next().flatten()?;
+                let name = row.next().flatten()?;
+                Some(TableName::from_parts(Some(schema), name))
+            };
+            let child = name()?;
+            let parent = name()?;
+            Some((child.to_string(), parent.to_string()))
+        })
+        .collect()
+}
+
+/// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
+/// cycle with it: tables on a cycle keep the size order) and [`TablePlan::referenced_by`].
+fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) {
+    let index: std::collections::HashMap<String, usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.table.to_string(), i))
+        .collect();
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    // Whether `from` waits, through the edges kept so far, for `to`.
+    fn waits(after: &[Vec<usize>], from: usize, to: usize) -> bool {
+        let mut seen = vec![false; after.len()];
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            if i == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(&after[i]);
+            }
+        }
+        false
+    }
+    let mut pairs: Vec<(usize, usize)> = edges
+        .iter()
+        .filter_map(|(child, parent)| Some((*index.get(child)?, *index.get(parent)?)))
+        .filter(|(c, p)| c != p)
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut all: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    for &(child, parent) in &pairs {
+        all[child].push(parent);
+    }
+    // Tables on one cycle keep the size order among themselves: no edge of the cycle is kept.
+    for (child, parent) in pairs {
+        if !waits(&all, parent, child) {
+            after[child].push(parent);
+        }
+    }
+    for (t, after) in tables.iter_mut().zip(after) {
+        t.after = after;
+    }
+    for t in tables.iter_mut() {
+        let me = t.table.to_string();
+        let mut by: Vec<&String> = edges
+            .iter()
+            .filter(|(_, parent)| *parent == me)
+            .map(|(child, _)| child)
+            .collect();
+        by.sort_unstable();
+        by.dedup();
+        t.referenced_by = by.into_iter().map(|name| name.to_owned()).collect();
+    }
 }
 
 /// The source's statements for a table of `size` bytes split into ranges of about `limit`
@@ -1007,6 +1239,11 @@ struct Shared<'a> {
     state: &'a StateFile,
     events: &'a (dyn Fn(Event) + Sync),
     queue: Mutex<VecDeque<usize>>,
+    /// Which tables this run copies (a table done earlier everywhere is not waited for).
+    pending: Vec<bool>,
+    /// Told (under `queue`'s lock) whenever a table finishes: a table that waits for the tables
+    /// it references may start.
+    turn: Condvar,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
     reports: Mutex<Vec<Option<TableReport>>>,
@@ -1070,8 +1307,45 @@ impl Shared<'_> {
     /// A `TRUNCATE`'s error. Without `--truncate` it empties a table that an earlier run began
     /// or committed there: without it, a copy would add a second copy of the rows, so the table
     /// fails, and the error says what the DBA can do.
-    fn resumed_truncate(&self, error: &(dyn StdError + 'static)) -> TableError {
+    ///
+    /// A table other tables reference cannot be emptied alone (0A000), with or without
+    /// `--truncate`, and never will be: copyman empties no other table to make way (their
+    /// rows would go), so the error says what to do instead of a resume that fails the same.
+    fn resumed_truncate(
+        &self,
+        error: &(dyn StdError + 'static),
+        t: &TablePlan,
+        d: usize,
+    ) -> TableError {
         let described = self.describe(error);
+        if let Some(db) = db_error(error).filter(|db| db.code == "0A000") {
+            let mut referencing: Vec<String> = t.referenced_by.clone();
+            if referencing.is_empty() {
+                referencing.push("the tables that reference it".to_owned());
+            }
+            let all = std::iter::once(t.table.to_string())
+                .chain(t.referenced_by.iter().cloned())
+                .collect::<Vec<_>>();
+            return TableError {
+                sqlstate: described.sqlstate,
+                message: one_line(&format!(
+                    "{}{}: copyman does not empty the tables that reference it (their rows \
+                     would go), so it cannot copy it here, now or on --resume; on destination \
+                     {} ({}) empty it with {} yourself (TRUNCATE {}), then copy {} there with a \
+                     job of their own, without --truncate or --resume",
+                    db.message,
+                    db.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                    d + 1,
+                    self.destinations[d].name,
+                    referencing.join(", "),
+                    all.join(", "),
+                    if all.len() > 1 { "them all" } else { "it" },
+                )),
+            };
+        }
         if self.options.truncate {
             return described;
         }
@@ -1108,14 +1382,40 @@ impl Shared<'_> {
         }
     }
 
+    /// The next table to copy: the first in the queue (largest first) whose referenced tables
+    /// ([`TablePlan::after`]) have finished; waits while every table left waits for one in
+    /// flight. `None` once the queue is empty or the job halted.
     fn next(&self) -> Option<usize> {
-        if self.halted() {
-            return None;
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.halted() || queue.is_empty() {
+                return None;
+            }
+            let ready = {
+                let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+                queue.iter().position(|&i| {
+                    self.plan.tables[i]
+                        .after
+                        .iter()
+                        .all(|&p| !self.pending[p] || reports[p].is_some())
+                })
+            };
+            if let Some(at) = ready {
+                return queue.remove(at);
+            }
+            // A bounded wait: a job that halts meanwhile is seen without a notification.
+            queue = self
+                .turn
+                .wait_timeout(queue, Duration::from_millis(200))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
+    }
+
+    /// A table finished: the tables waiting for it may start.
+    fn finished(&self) {
+        let _queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        self.turn.notify_all();
     }
 }
 
@@ -1170,6 +1470,8 @@ pub fn run(
         state: &state,
         events,
         queue: Mutex::new(todo.clone()),
+        pending: (0..plan.tables.len()).map(|i| todo.contains(&i)).collect(),
+        turn: Condvar::new(),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
         reports: Mutex::new(vec![None; plan.tables.len()]),
@@ -1305,6 +1607,7 @@ fn work(shared: &Shared<'_>, worker: usize) {
             .reports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)[i] = Some(report.clone());
+        shared.finished();
         (shared.events)(Event::TableFinished { worker, report });
     }
 }
@@ -1490,7 +1793,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             let DestPlan::Copy { truncate, .. } = t.destinations[d] else {
                 continue;
             };
-            if let Err(e) = shared.state.begin(&key, &shared.destinations[d].name) {
+            if let Err(e) = shared.state.begin(&key, &shared.plan.keys[d]) {
                 report.destinations[d]
                     .fail(Status::Failed, TableError::new(format!("state file: {e}")));
                 continue;
@@ -1501,7 +1804,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
                 conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
                     conn.execute(&format!("TRUNCATE {}", t.table))
-                        .map_err(|e| shared.resumed_truncate(&e))?;
+                        .map_err(|e| shared.resumed_truncate(&e, t, d))?;
                 }
                 Ok(())
             });
@@ -1832,7 +2135,7 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
 /// not done (a resume empties the table there and copies it again, in one transaction), and
 /// the destination's error says so.
 fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
-    let name = &shared.destinations[d].name;
+    let name = &shared.plan.keys[d];
     let rows = result.rows.unwrap_or(0);
     if shared.options.verify && result.verified != Some(true) {
         // If this record is lost, the table has no `done` record all the same: not done.
@@ -2558,12 +2861,59 @@ mod tests {
             receive: r#"COPY "t" ("a") FROM STDIN (FORMAT binary)"#.into(),
             ranges: Vec::new(),
             destinations: Vec::new(),
+            after: Vec::new(),
+            referenced_by: Vec::new(),
         };
         assert_eq!(
             t.receive_for(true),
             r#"COPY "t" ("a") FROM STDIN (FORMAT binary, FREEZE)"#
         );
         assert_eq!(t.receive_for(false), t.receive);
+    }
+
+    #[test]
+    fn a_table_waits_for_the_tables_it_references_except_on_a_cycle() {
+        let plan = |name: &str| TablePlan {
+            table: TableName::from_parts(Some("s".into()), name.into()),
+            kind: "r".into(),
+            size: 0,
+            estimate: None,
+            columns: Vec::new(),
+            format: Format::Text,
+            format_reason: String::new(),
+            send: String::new(),
+            receive: String::new(),
+            ranges: Vec::new(),
+            destinations: Vec::new(),
+            after: Vec::new(),
+            referenced_by: Vec::new(),
+        };
+        let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
+            .into_iter()
+            .map(plan)
+            .collect();
+        let name = |n: &str| format!(r#""s"."{n}""#);
+        let edges = [
+            (name("child"), name("parent")),
+            (name("parent"), name("grand")),
+            (name("a"), name("b")),
+            (name("b"), name("a")),
+            (name("outside"), name("parent")),
+            (name("child"), name("parent")),
+        ];
+        order_by_foreign_keys(&mut tables, &edges);
+        assert_eq!(tables[0].after, vec![1]);
+        assert_eq!(tables[1].after, vec![2]);
+        assert!(tables[2].after.is_empty());
+        assert!(
+            tables[3].after.is_empty() && tables[4].after.is_empty(),
+            "a cycle"
+        );
+        assert_eq!(
+            tables[1].referenced_by,
+            vec![name("child"), name("outside")]
+        );
+        assert_eq!(tables[3].referenced_by, vec![name("b")]);
     }
 
     #[test]

@@ -15,9 +15,18 @@
 //! * every ordinary or partitioned table in a `--schema` (a pattern) or matching a `--table`
 //!   pattern — partitions are never matched by a pattern or a schema: they are copied through
 //!   their root, once;
-//! * with none of these, every ordinary and partitioned table the user can read, outside the
-//!   system schemas;
-//! * minus every table matching an `--exclude-table` pattern.
+//! * with none of these, every ordinary and partitioned table outside the system schemas;
+//! * minus every table matching an `--exclude-table` pattern;
+//! * minus every partition (at any depth) whose partitioned ancestor is selected too: its rows are
+//!   copied with that ancestor's, and selecting it as well would copy them twice. The query
+//!   still lists it, with the ancestor ([`Selected::within`]), so that the plan can say so; and
+//!   it lists a partition matching an `--exclude-table` pattern whose ancestor is selected
+//!   ([`Selected::excluded`]): its rows come with the ancestor's all the same.
+//!
+//! A table is selected whether or not the source's role may read it: the query says which it
+//! cannot ([`Selected::readable`]: `SELECT` on the table or on each of its columns, `USAGE` on its
+//! schema), and the plan refuses them by name, as pg_dump fails on them, rather than leave a
+//! table out without a word.
 
 use std::fmt;
 
@@ -206,17 +215,38 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     } else {
         exclude.join(" OR ")
     };
+    // `sel`: what the names, patterns and schemas select. A partition whose partitioned
+    // ancestor (at any depth) is in `sel` comes out with that ancestor (the topmost one
+    // selected), so that it is copied once, through it. `readable`: whether the role may
+    // `SELECT` every column (a table-wide grant, or one per column) in a schema it may use.
     Ok(format!(
-        "SELECT n.nspname::text, c.relname::text, c.relkind::text, s.bytes::text \
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         CROSS JOIN LATERAL (SELECT CASE WHEN c.relkind = 'p' THEN \
+        "WITH sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE ({named} OR (c.relkind IN ('r', 'p') AND NOT c.relispartition \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}))) \
+             AND NOT ({excluded})), \
+         listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
+           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, true \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relispartition AND ({excluded}) AND c.oid NOT IN (SELECT oid FROM sel)) \
+         SELECT l.nspname::text, l.relname::text, l.relkind::text, s.bytes::text, \
+             w.nspname::text, w.relname::text, \
+             (pg_catalog.has_schema_privilege(l.relnamespace, 'USAGE') \
+              AND (pg_catalog.has_table_privilege(l.oid, 'SELECT') \
+                OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = l.oid \
+                  AND a.attnum > 0 AND NOT a.attisdropped \
+                  AND NOT pg_catalog.has_column_privilege(l.oid, a.attnum, 'SELECT'))))::text, \
+             l.excluded::text \
+         FROM listed l \
+         CROSS JOIN LATERAL (SELECT CASE WHEN l.relkind = 'p' THEN \
              (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0) \
-                FROM pg_catalog.pg_partition_tree(c.oid) t) \
-             ELSE pg_catalog.pg_relation_size(c.oid) END::int8 AS bytes) s \
-         WHERE ({named} OR (c.relkind IN ('r', 'p') AND NOT c.relispartition \
-             AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
-             AND pg_catalog.has_table_privilege(c.oid, 'SELECT') AND ({by_pattern}))) \
-           AND NOT ({excluded}) \
+                FROM pg_catalog.pg_partition_tree(l.oid) t) \
+             ELSE pg_catalog.pg_relation_size(l.oid) END::int8 AS bytes) s \
+         LEFT JOIN LATERAL (SELECT up.nspname, up.relname \
+             FROM pg_catalog.pg_partition_ancestors(l.oid) WITH ORDINALITY AS a(relid, depth) \
+             JOIN sel up ON up.oid = a.relid \
+             WHERE a.relid <> l.oid ORDER BY a.depth DESC LIMIT 1) w ON true \
+         WHERE NOT l.excluded OR w.relname IS NOT NULL \
          ORDER BY s.bytes DESC, 1, 2"
     ))
 }
@@ -230,6 +260,16 @@ pub struct Selected {
     pub kind: String,
     /// Its size on disk in bytes (its partitions' for a partitioned table; 0 for a view).
     pub size: u64,
+    /// A partition whose partitioned ancestor is selected too: that ancestor (the topmost
+    /// selected), through which its rows are copied. It is not copied by itself.
+    pub within: Option<TableName>,
+    /// Whether the source's role may read it (`SELECT` on the table or on every column, `USAGE`
+    /// on its schema).
+    pub readable: bool,
+    /// A partition that matches an `--exclude-table` pattern whose partitioned ancestor
+    /// ([`Self::within`]) is selected: its rows are copied with that table's all the same (a
+    /// partitioned table is copied whole), which the plan says.
+    pub excluded: bool,
 }
 
 /// Reads the rows of [`selection_query`].
@@ -247,6 +287,12 @@ pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, Str
                 table: TableName::from_parts(Some(schema), name),
                 kind,
                 size: field(3).and_then(|s| s.parse().ok()).unwrap_or(0),
+                within: field(4)
+                    .zip(field(5))
+                    .map(|(schema, name)| TableName::from_parts(Some(schema), name)),
+                // Unknown counts as readable: the copy then says what the server says.
+                readable: field(6).is_none_or(|r| r != "false"),
+                excluded: field(7).is_some_and(|e| e == "true"),
             })
         })
         .collect()
@@ -351,6 +397,24 @@ mod tests {
         assert_eq!(read[0].table.to_string(), r#""Odd Schema"."t""#);
         assert_eq!(read[0].size, 8192);
         assert_eq!(read[0].kind, "p");
+        assert_eq!(read[0].within, None);
+        assert!(read[0].readable);
         assert!(Selection::default().to_string() == "every table");
+        // A partition under a selected ancestor, and a table the role may not read.
+        let rows = vec![vec![
+            Some("public".into()),
+            Some("parts_1".into()),
+            Some("r".into()),
+            Some("0".into()),
+            Some("public".into()),
+            Some("parts".into()),
+            Some("false".into()),
+        ]];
+        let read = read_selection(&rows).unwrap();
+        assert_eq!(
+            read[0].within.as_ref().map(ToString::to_string).as_deref(),
+            Some(r#""public"."parts""#)
+        );
+        assert!(!read[0].readable);
     }
 }

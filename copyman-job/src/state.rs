@@ -4,11 +4,19 @@
 //! before the job goes on:
 //!
 //! ```text
-//! copyman-job 1
-//! begin  "public"."orders"  host=dst1 dbname=shop
-//! done  "public"."orders"  host=dst1 dbname=shop  120000
-//! mismatch  "public"."items"  host=dst1 dbname=shop  5000
+//! copyman-job 2
+//! begin  "public"."orders"  system 7301847126395823112 database 16384
+//! done  "public"."orders"  system 7301847126395823112 database 16384  120000
+//! mismatch  "public"."items"  system 7301847126395823112 database 16384  5000
 //! ```
+//!
+//! A destination is named by what it is, not by how it was spelled: `system SYSID database OID`
+//! ([`identity_key`]: the cluster's `pg_control_system()` identifier and the database's oid), so
+//! a resume recognises a destination whatever connection string reaches it (another host name
+//! or address, a socket directory with a trailing slash, a user or database from the
+//! environment). A destination whose server will not say (`pg_control_system()` revoked) is
+//! named `conninfo STRING` ([`unidentified_key`]); a resume refuses it when the file records
+//! destinations that run does not have, since it could be one of them spelled otherwise.
 //!
 //! `begin` is written before a table's transaction starts on a destination, `done` only after
 //! its `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
@@ -20,6 +28,10 @@
 //! committed. A line cut short by a crash
 //! counts for nothing. A tab, a newline or a backslash in a field is
 //! written `\t`, `\n`, `\\`.
+//!
+//! Format 1 (`copyman-job 1`, before copyman named destinations by identity) named them by
+//! their connection strings: it is refused, not read, since its records cannot be matched to
+//! destinations safely (a record missed means rows copied twice).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -27,7 +39,27 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const HEADER: &str = "copyman-job 1\n";
+const HEADER: &str = "copyman-job 2\n";
+
+/// The first line of a state file of format 1 (destinations by connection string).
+const HEADER_V1: &str = "copyman-job 1\n";
+
+/// How the state file names a destination whose server said who it is: `system_identifier` is
+/// `pg_control_system()`'s, `database` the database's oid.
+pub fn identity_key(system_identifier: &str, database: &str) -> String {
+    format!("system {system_identifier} database {database}")
+}
+
+/// How the state file names a destination whose server would not say who it is: by its
+/// connection string as shown (no password).
+pub fn unidentified_key(display: &str) -> String {
+    format!("conninfo {display}")
+}
+
+/// Whether `key` names a destination by its connection string ([`unidentified_key`]).
+pub fn is_unidentified(key: &str) -> bool {
+    key.starts_with("conninfo ")
+}
 
 /// What a state file says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +74,14 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// Every destination the file has a record of.
+    pub fn destinations(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self.begun.iter().map(|(_, d)| d.as_str()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// The rows committed for `table` on `destination`, if it is done.
     pub fn done(&self, table: &str, destination: &str) -> Option<u64> {
         self.done
@@ -106,6 +146,14 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recorded::default()),
         Err(e) => return Err(e),
     };
+    if text.starts_with(HEADER_V1) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "written by an older copyman, which named destinations by their connection strings: \
+             it cannot be resumed safely; run the job again without --resume (with --truncate to \
+             empty the tables it filled)",
+        ));
+    }
     if !text.is_empty() && !text.starts_with(HEADER) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -280,6 +328,9 @@ mod tests {
         assert!(super::read(&path).unwrap().done.is_empty());
         fs::write(&path, "something else\n").unwrap();
         assert!(super::read(&path).is_err());
+        fs::write(&path, "copyman-job 1\ndone\t\"a\"\thost=x\t10\n").unwrap();
+        let err = super::read(&path).unwrap_err();
+        assert!(err.to_string().contains("older copyman"), "{err}");
         fs::remove_dir_all(dir).unwrap();
     }
 }
