@@ -25,6 +25,8 @@ pub(crate) struct Finish<'a> {
     pub(crate) atomic: Option<Atomic>,
     /// The source's connection, holding a transaction.
     pub(crate) source: Option<&'a mut Connection>,
+    /// The source's transaction wrote nothing (see [`source_wrote`]).
+    pub(crate) source_read_only: bool,
     /// The copy failed: everything rolls back.
     pub(crate) copy_failed: bool,
 }
@@ -122,6 +124,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         },
         two_phase: f.atomic.as_ref().map(|a| a.run.clone()),
         source: f.source.is_some(),
+        source_read_only: f.source_read_only,
         copy_failed: f.copy_failed,
     };
     let mut parties: Vec<Party<'_, '_>> = dests
@@ -289,12 +292,49 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
     }
 }
 
-/// The run's error from the source's outcome, if its commit failed.
+/// Whether the source's transaction wrote anything (a transaction id was assigned to it), asked
+/// before anything commits: a transaction that wrote nothing changes nothing by committing, so
+/// its COMMIT's failure cannot make a run partial. `true` when it cannot be told (the session is
+/// gone, for one): the commit's check of the source then says what happened.
+/// (`txid_current_if_assigned()` rather than PostgreSQL 13's `pg_current_xact_id_if_assigned()`:
+/// the same answer on every version copyman reads from.)
+pub(crate) fn source_wrote(conn: &mut Connection) -> bool {
+    report::log("source: SELECT txid_current_if_assigned() IS NOT NULL");
+    match conn.query("SELECT txid_current_if_assigned() IS NOT NULL") {
+        Ok(rows) => !matches!(
+            rows.first()
+                .and_then(|r| r.first().cloned().flatten())
+                .as_deref(),
+            Some("f")
+        ),
+        Err(e) => {
+            report::log(format_args!(
+                "source: cannot tell whether its transaction wrote anything: {}",
+                describe_sync(&e)
+            ));
+            true
+        }
+    }
+}
+
+/// The run's error from the source's outcome, if its check or its commit failed; a note when a
+/// source that wrote nothing could not commit (that changes nothing).
 pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<String> {
     match source {
         Some(SourceOutcome::CommitFailed(e)) => Some(format!(
             "every destination committed, but the source's transaction did not commit: {e}"
         )),
+        Some(SourceOutcome::CheckFailed(e)) => Some(format!(
+            "source: its transaction failed its check before the destinations' commit, so \
+             every destination rolled back: {e}"
+        )),
+        Some(SourceOutcome::WroteNothing(Some(e))) => {
+            report::warn(format_args!(
+                "source: its transaction wrote nothing, and its COMMIT failed, which changes \
+                 nothing: {e}"
+            ));
+            None
+        }
         _ => None,
     }
 }

@@ -288,12 +288,20 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         );
     }
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;
+    // A table is read `READ ONLY`; a user's statement may have written (`COPY (DELETE …)`): asked
+    // now, before anything commits.
+    let source_read_only = match (&t.statements, source_conn.as_mut()) {
+        (Statements::Raw { .. }, Some(conn)) if run_error.is_none() => !finish::source_wrote(conn),
+        (Statements::Raw { .. }, _) => false,
+        (Statements::Table { .. }, _) => true,
+    };
     watch.ending();
     let ended = finish(
         Finish {
             keep_going: t.keep_going,
             atomic,
             source: source_conn.as_mut(),
+            source_read_only,
             copy_failed: run_error.is_some(),
         },
         &mut dests,

