@@ -203,3 +203,61 @@ fn a_move_still_commits_everywhere() {
         assert_eq!(digest(cluster, db, "mv"), expected);
     }
 }
+
+/// `mv`'s 1000 rows as a binary COPY file, as the server writes it.
+fn binary_file(s: &Servers, name: &str) -> (TempPath, (i64, String)) {
+    use std::io::Read;
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let mut data = Vec::new();
+    s.source
+        .connect(&src)
+        .copy_out("COPY mv TO STDOUT (FORMAT binary)")
+        .expect("COPY TO STDOUT")
+        .read_to_end(&mut data)
+        .expect("read the binary COPY");
+    assert_eq!(&data[data.len() - 2..], b"\xff\xff", "the trailer");
+    let file = TempPath::new(name);
+    std::fs::write(&file.0, &data).unwrap();
+    (file, digest(&s.source, &src, "mv"))
+}
+
+fn load_args<'a>(file: &'a str, urls: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec!["copy", "--from", file];
+    for url in urls {
+        args.extend(["--to", url]);
+    }
+    args.extend(["--receive", "COPY mv FROM STDIN (FORMAT binary)"]);
+    args
+}
+
+/// Point 2: a binary COPY file cut at a tuple boundary (its `-1` trailer gone) is refused, not
+/// loaded short.
+#[test]
+fn a_truncated_binary_file_is_refused_and_nothing_commits() {
+    let s = servers();
+    let (file, expected) = binary_file(s, "mv.bin");
+    let dbs = empty_destinations(s, "");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+
+    // Whole, it loads every row.
+    let out = run(&load_args(file.arg(), &urls));
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+
+    // Cut before the trailer: every row it has is whole, and none is loaded.
+    let dbs = empty_destinations(s, "");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let data = std::fs::read(&file.0).unwrap();
+    std::fs::write(&file.0, &data[..data.len() - 2]).unwrap();
+    let out = run(&load_args(file.arg(), &urls));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("ends without binary COPY's end marker (after 1,000 rows): truncated?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+}
