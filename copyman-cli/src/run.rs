@@ -94,6 +94,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
+    crate::dest::refuse_same_file(&t.destinations)?;
     let (mut source_conn, mut dests) = connect_all(t)?;
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
     let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;

@@ -261,3 +261,116 @@ fn a_truncated_binary_file_is_refused_and_nothing_commits() {
     assert!(stderr.contains("nothing committed"), "{stderr}");
     assert_nothing_committed(s, &dbs);
 }
+
+/// A fresh directory under the temp dir, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = TempPath::new(name).0.clone();
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// Its entries' names, sorted.
+    fn list(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `copyman copy` of `mv`'s 1000 rows to `to`, run in `dir`.
+fn copy_to_files(s: &Servers, src: &str, dir: &TempDir, to: &[&str]) -> std::process::Output {
+    let url = s.source.url(src);
+    let mut args = vec!["copy", "--from", &url, "--send", "COPY mv TO STDOUT"];
+    for t in to {
+        args.extend(["--to", t]);
+    }
+    copyman()
+        .args(&args)
+        .current_dir(&dir.0)
+        .output()
+        .expect("run copyman")
+}
+
+/// Point 3: one file given twice by different paths (or through a link) is a usage error, as a
+/// server given twice is; nothing is written.
+#[test]
+fn the_same_file_given_twice_is_refused() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dir = TempDir::new("twice");
+    let absolute = dir.path("same.txt");
+    let out = copy_to_files(s, &src, &dir, &["./same.txt", &absolute]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(stderr.contains("are the same file"), "{stderr}");
+    assert_eq!(dir.list(), Vec::<String>::new(), "nothing written");
+
+    // A link to it is the same file too.
+    std::os::unix::fs::symlink("same.txt", dir.0.join("link.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["link.txt", &absolute]);
+    assert_exit(&out, 2);
+    assert_eq!(dir.list(), vec!["link.txt"], "nothing written");
+
+    // Different files in one directory are fine.
+    let out = copy_to_files(s, &src, &dir, &["a.txt", "b.txt"]);
+    assert_exit(&out, 0);
+    assert_eq!(dir.list(), vec!["a.txt", "b.txt", "link.txt"]);
+}
+
+/// Point 4: a symlink destination is written through to its target (the rename happens beside
+/// the target), and stays a link.
+#[test]
+fn a_symlink_destination_writes_its_target() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dir = TempDir::new("link");
+    std::fs::create_dir(dir.0.join("sub")).unwrap();
+    std::fs::write(dir.0.join("sub/target.txt"), "old\n").unwrap();
+    std::os::unix::fs::symlink("sub/target.txt", dir.0.join("link.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["./link.txt"]);
+    assert_exit(&out, 0);
+
+    let link = std::fs::symlink_metadata(dir.0.join("link.txt")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let written = std::fs::read_to_string(dir.0.join("sub/target.txt")).unwrap();
+    assert_eq!(written.lines().count(), 1000);
+    assert!(written.starts_with("1\tv1\n"), "{}", &written[..20]);
+    assert_eq!(
+        dir.list(),
+        vec!["link.txt", "sub"],
+        "no temporary file left"
+    );
+    let sub: Vec<_> = std::fs::read_dir(dir.0.join("sub")).unwrap().collect();
+    assert_eq!(sub.len(), 1, "no temporary file left beside the target");
+
+    // A dangling link creates its target.
+    std::os::unix::fs::symlink("new.txt", dir.0.join("dangling.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["dangling.txt"]);
+    assert_exit(&out, 0);
+    assert!(
+        std::fs::symlink_metadata(dir.0.join("dangling.txt"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("new.txt")).unwrap(),
+        written
+    );
+}
