@@ -28,6 +28,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) broken_pipe: bool,
     /// When its transaction (or file) was committed or discarded.
     pub(crate) ended: Option<std::time::Instant>,
+    /// Bytes that went out on stdout though the run failed: they cannot be taken back.
+    pub(crate) sent_anyway: u64,
 }
 
 impl<'e> Dest<'e> {
@@ -41,6 +43,7 @@ impl<'e> Dest<'e> {
             error: None,
             broken_pipe: false,
             ended: None,
+            sent_anyway: 0,
         }
     }
 
@@ -98,7 +101,7 @@ impl<'e> Dest<'e> {
     pub(crate) fn discard(&mut self) {
         self.rollback();
         if let Some(sink) = self.sink.take() {
-            sink.discard();
+            self.sent_anyway = sink.discard();
         }
     }
 
@@ -124,6 +127,8 @@ pub(crate) struct FileSink {
     pub(crate) out: BufWriter<Out>,
     /// The temporary file and its final name.
     pub(crate) rename: Option<(PathBuf, PathBuf)>,
+    /// Bytes written (to the buffer) so far.
+    written: u64,
 }
 
 pub(crate) enum Out {
@@ -167,11 +172,14 @@ impl FileSink {
         Ok(Self {
             out: BufWriter::with_capacity(FILE_CHUNK, out),
             rename,
+            written: 0,
         })
     }
 
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.out.write_all(data)
+        self.out.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
     }
 
     pub(crate) fn commit(mut self) -> io::Result<()> {
@@ -186,13 +194,16 @@ impl FileSink {
         Ok(())
     }
 
-    pub(crate) fn discard(mut self) {
+    /// Removes the temporary file; returns the bytes that went out anyway where there is none
+    /// (stdout, a pipe: what was written is out already, and what is buffered is passed on).
+    pub(crate) fn discard(mut self) -> u64 {
         if let Some((temp, _)) = self.rename.take() {
             let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
+            0
         } else {
-            // Stdout: what was written is out already; pass on what is buffered.
             let _ = self.out.flush();
+            self.written
         }
     }
 }

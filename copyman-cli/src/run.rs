@@ -329,6 +329,17 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             if let Some(error) = finish::outcome_error(outcome) {
                 dest.fail_with(error);
             }
+            // Stdout (or a pipe) has no rollback: what went out before the failure is out.
+            if status != Status::Committed && dest.sent_anyway > 0 {
+                dest.fail_with(ErrorInfo {
+                    sqlstate: None,
+                    message: format!(
+                        "{} went out before the run failed and cannot be taken back: \
+                         discard it",
+                        indicatif::HumanBytes(dest.sent_anyway)
+                    ),
+                });
+            }
             // A file took every row the source sent (it has no `COPY n` of its own).
             let rows = match (&dest.conn, status) {
                 (None, Status::Committed) => dest.rows.or(source_rows),

@@ -374,3 +374,42 @@ fn a_symlink_destination_writes_its_target() {
         written
     );
 }
+
+/// Point 5: stdout has no rollback: when a server destination fails, what already went down
+/// the pipe is said to be out, not rolled back silently.
+#[test]
+fn stdout_says_what_went_out_when_the_copy_fails() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let d1 = database(
+        &s.dest[0],
+        "CREATE TABLE mv (id int PRIMARY KEY CHECK (id < 500), v text)",
+    );
+    let url = s.dest[0].url(&d1);
+    let out = run(&[
+        "copy",
+        "--from",
+        &s.source.url(&src),
+        "--send",
+        "COPY mv TO STDOUT",
+        "--to",
+        "-",
+        "--to",
+        &url,
+        "--receive",
+        RECEIVE,
+    ]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(!out.stdout.is_empty(), "rows went out on stdout");
+    assert!(stderr.contains("23514"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_end().contains(" -: "))
+        .unwrap_or_else(|| panic!("no line for stdout:\n{stderr}"));
+    assert!(
+        line.contains("went out before the run failed and cannot be taken back"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &d1, "mv"), 0);
+}
