@@ -134,16 +134,16 @@ fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
     assert!(decisions.trim().is_empty(), "no decision: {decisions}");
 }
 
-/// Destination 1 takes 3 s over its deferred constraint check (one row's trigger sleeps), while
-/// the source's session is ended by the server after 1 s idle in its transaction.
+/// Destination 1 takes 4 s over its deferred constraint check (one row's trigger sleeps), while
+/// the source's session is ended by the server after 2 s idle in its transaction (margins wide enough for a loaded machine).
 const SLOW_CHECK: &str = "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;
+        BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NULL; END $$;
     CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON mv DEFERRABLE INITIALLY DEFERRED
         FOR EACH ROW EXECUTE FUNCTION slow();";
 
 fn idle_timeout_url(s: &Servers, db: &str) -> String {
     format!(
-        "{}?options=-c%20idle_in_transaction_session_timeout%3D1000",
+        "{}?options=-c%20idle_in_transaction_session_timeout%3D2000",
         s.source.url(db)
     )
 }
