@@ -168,6 +168,33 @@ fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
     );
 }
 
+/// Point 1 under `--atomic`: the source lost before the decision rolls every prepared
+/// destination back; no decision is recorded, no prepared transaction is left.
+#[test]
+fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, SLOW_CHECK);
+    let log = TempPath::new("decisions.log");
+    let out = run_owned(&move_args(
+        s,
+        &idle_timeout_url(s, &src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    ));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("25P03"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+    let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(decisions.trim().is_empty(), "no decision: {decisions}");
+}
+
 /// Point 1: a read-only `--send` whose source times out after the copy changed nothing by
 /// failing to commit: every destination holds the source's rows, exit 0, not PARTIAL.
 #[test]
