@@ -126,7 +126,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         })?;
     }
     let atomic = match &t.atomic {
-        Some(log) => Some(Atomic::prepare(log, &mut dests)?),
+        Some(log) => Some(Atomic::prepare(
+            log,
+            &mut dests,
+            source_conn
+                .as_mut()
+                .filter(|_| matches!(t.statements, Statements::Raw { .. })),
+        )?),
         None => None,
     };
 

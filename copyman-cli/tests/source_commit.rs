@@ -61,11 +61,25 @@ fn empty_destinations(s: &Servers, extra: &str) -> [String; 2] {
     ]
 }
 
+/// The prepared transactions of database `db` (the tests run side by side on shared clusters).
+fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
+            &[&db],
+        )
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 #[track_caller]
 fn assert_nothing_committed(s: &Servers, dbs: &[String; 2]) {
     for (cluster, db) in s.dest.iter().zip(dbs) {
         assert_eq!(count(cluster, db, "mv"), 0, "destination {db} committed");
-        assert_eq!(prepared_xacts(cluster), Vec::<String>::new());
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
     }
 }
 
@@ -124,7 +138,7 @@ fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
     assert!(stderr.contains("23503"), "{stderr}");
     assert!(stderr.contains("nothing committed"), "{stderr}");
     assert_nothing_committed(s, &dbs);
-    assert_eq!(prepared_xacts(&s.source), Vec::<String>::new());
+    assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
     assert_eq!(
         count(&s.source, &src, "mv"),
         1000,
@@ -439,4 +453,109 @@ fn stdout_says_what_went_out_when_the_copy_fails() {
         "{stderr}"
     );
     assert_eq!(count(&s.dest[0], &d1, "mv"), 0);
+}
+
+/// Point 1 under `--atomic`, where the source allows prepared transactions: the moving source is
+/// a participant. Killed right after the decision was recorded, copyman leaves the source and
+/// every destination prepared, and `copyman recover` given all of them commits all of them: the
+/// rows end up moved, never on both sides.
+#[test]
+fn atomic_a_moving_source_is_prepared_with_the_destinations_and_recovered_with_them() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let expected = digest(&s.source, &src, "mv");
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let atomic = ["--atomic", "--decision-log", log.arg()];
+
+    // Straight through: moved.
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &atomic));
+    assert_exit(&out, 0);
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+    let decisions = std::fs::read_to_string(&log.0).unwrap();
+    assert!(
+        decisions.contains(":0"),
+        "the source's gid is decided: {decisions}"
+    );
+
+    // Killed after the decision: everything is prepared, nothing visible yet.
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let args = move_args(s, &s.source.url(&src), &dbs, &atomic);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Paused::start(&args, "recorded").kill();
+    let source_gids = prepared_in(&s.source, &src);
+    assert_eq!(source_gids.len(), 1, "{source_gids:?}");
+    assert!(source_gids[0].ends_with(":0"), "{source_gids:?}");
+    assert_eq!(count(&s.source, &src, "mv"), 1000, "not yet moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(prepared_in(cluster, db).len(), 1);
+        assert_eq!(count(cluster, db, "mv"), 0);
+    }
+
+    let mut recover = vec!["recover".to_owned()];
+    for url in s
+        .dest
+        .iter()
+        .zip(&dbs)
+        .map(|(c, d)| c.url(d))
+        .chain([s.source.url(&src)])
+    {
+        recover.extend(["--to".to_owned(), url]);
+    }
+    recover.extend(["--decision-log".to_owned(), log.arg().to_owned()]);
+    let out = run_owned(&recover);
+    assert_exit(&out, 0);
+    assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved by recovery");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
+
+/// Point 1 under `--atomic`, where the source allows no prepared transactions (PostgreSQL's
+/// default): the source is checked right before the decision instead, and the user is told the
+/// move is not atomic with the destinations.
+#[test]
+fn atomic_a_source_without_prepared_transactions_is_checked_before_the_decision() {
+    static PLAIN: OnceLock<Cluster> = OnceLock::new();
+    let s = servers();
+    let plain = PLAIN.get_or_init(Cluster::start);
+    let log = TempPath::new("decisions.log");
+    let atomic = ["--atomic", "--decision-log", log.arg()];
+
+    let src = database(
+        plain,
+        &format!(
+            "{MV} {FILL} CREATE TABLE ch (id int REFERENCES mv DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO ch VALUES (5);"
+        ),
+    );
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &plain.url(&src), &dbs, &atomic));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(count(plain, &src, "mv"), 1000, "the source keeps its rows");
+
+    let src = database(plain, &format!("{MV} {FILL}"));
+    let expected = digest(plain, &src, "mv");
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &plain.url(&src), &dbs, &atomic));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        stderr.contains("the source allows no prepared transactions"),
+        "{stderr}"
+    );
+    assert_eq!(count(plain, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
 }

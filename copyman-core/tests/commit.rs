@@ -330,6 +330,88 @@ fn a_source_that_wrote_nothing_is_not_checked_and_its_failed_commit_changes_noth
 }
 
 #[test]
+fn two_phase_a_source_that_can_prepare_is_a_participant() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        source: true,
+        source_two_phase: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(options.clone(), &[true], |_, _| Answer::Ok, true);
+    let kinds: Vec<String> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Run { party, action } => format!("{party:?} {}", action.sql()),
+            Step::Record(decision) => format!("record {decision:?}"),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Destination(0) SET CONSTRAINTS ALL IMMEDIATE",
+            "Destination(0) PREPARE TRANSACTION 'copyman:r:1'",
+            "Source PREPARE TRANSACTION 'copyman:r:0'",
+            "record Decision { run: \"r\", gids: [(0, \"copyman:r:1\")], source: Some(\"copyman:r:0\") }",
+            "Destination(0) COMMIT PREPARED 'copyman:r:1'",
+            "Source COMMIT PREPARED 'copyman:r:0'",
+        ]
+    );
+    assert!(report.succeeded());
+
+    // Its COMMIT PREPARED unconfirmed: pending, for recovery, and the run did not succeed.
+    let (_, report) = run(
+        options.clone(),
+        &[true],
+        |p, a| {
+            if p == Party::Source && matches!(a, Action::CommitPrepared(_)) {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(
+        report.source,
+        Some(SourceOutcome::CommitPending {
+            gid: "copyman:r:0".to_owned(),
+            error: "Source lost".to_owned()
+        })
+    );
+    assert!(!report.succeeded());
+
+    // Its PREPARE lost: it may be prepared; nothing is decided, everything rolls back.
+    let (steps, report) = run(
+        options.clone(),
+        &[true],
+        |p, a| {
+            if p == Party::Source && matches!(a, Action::Prepare(_)) {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
+    assert!(report.nothing_committed());
+    assert!(matches!(
+        report.source,
+        Some(SourceOutcome::RollbackPending { .. })
+    ));
+
+    // The decision not recorded: the prepared source is rolled back prepared.
+    let (steps, report) = run(options, &[true], |_, _| Answer::Ok, false);
+    assert_eq!(
+        runs(&steps).last(),
+        Some(&(Party::Source, "ROLLBACK PREPARED 'copyman:r:0'".to_owned()))
+    );
+    assert_eq!(report.source, Some(SourceOutcome::RolledBack));
+    assert!(report.nothing_committed());
+}
+
+#[test]
 fn two_phase_prepares_records_then_commits_prepared() {
     let options = Options {
         two_phase: Some("run-1".to_owned()),
@@ -351,7 +433,7 @@ fn two_phase_prepares_records_then_commits_prepared() {
             "Destination(1) SET CONSTRAINTS ALL IMMEDIATE",
             "Destination(0) PREPARE TRANSACTION 'copyman:run-1:1'",
             "Destination(1) PREPARE TRANSACTION 'copyman:run-1:2'",
-            "record Decision { run: \"run-1\", gids: [(0, \"copyman:run-1:1\"), (1, \"copyman:run-1:2\")] }",
+            "record Decision { run: \"run-1\", gids: [(0, \"copyman:run-1:1\"), (1, \"copyman:run-1:2\")], source: None }",
             "Destination(0) COMMIT PREPARED 'copyman:run-1:1'",
             "Destination(1) COMMIT PREPARED 'copyman:run-1:2'",
         ]
@@ -428,8 +510,8 @@ fn two_phase_a_lost_commit_prepared_is_pending_and_the_rest_still_commit() {
 
 #[test]
 fn gids_parse_and_recovery_never_touches_foreign_ones() {
-    assert_eq!(parse_gid("copyman:abc-1:3"), Some(("abc-1", 2)));
-    assert_eq!(parse_gid("copyman:abc:0"), None);
+    assert_eq!(parse_gid("copyman:abc-1:3"), Some(("abc-1", d(2))));
+    assert_eq!(parse_gid("copyman:abc:0"), Some(("abc", Party::Source)));
     assert_eq!(parse_gid("copyman:a b:1"), None);
     assert_eq!(parse_gid("other:abc:1"), None);
     assert_eq!(recovery("pgbouncer-1", |_| true), Recovery::NotOurs);
@@ -461,6 +543,7 @@ proptest! {
         two_phase: bool,
         source: bool,
         source_read_only: bool,
+        source_two_phase: bool,
         copy_failed in proptest::bool::weighted(0.2),
         record: bool,
     ) {
@@ -469,6 +552,7 @@ proptest! {
             two_phase: two_phase.then(|| "p".to_owned()),
             source,
             source_read_only,
+            source_two_phase,
             copy_failed,
         };
         let mut i = 0;
@@ -493,18 +577,26 @@ proptest! {
             prop_assert!(commits.is_empty());
             prop_assert!(report.nothing_committed());
         }
-        // The source commits only when every destination committed.
+        // The source commits only when every destination committed, or (prepared) under the
+        // recorded decision.
+        let source_prepared = steps.iter().any(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CommitPrepared(_) | Action::RollbackPrepared(_) }));
         match &report.source {
-            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) => {
+            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) if !source_prepared => {
                 prop_assert!(report.destinations.iter().all(Outcome::is_committed));
             }
+            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitPending { .. }) => {
+                prop_assert!(record && steps.iter().any(|s| matches!(s, Step::Record(d) if d.source.is_some())));
+            }
             _ => {}
+        }
+        if source_prepared {
+            prop_assert!(two_phase && source_two_phase && source && !source_read_only);
         }
         prop_assert_eq!(report.source.is_some(), source);
         // A source that may have written is checked before anything is committed or decided,
         // and a failed check commits nothing.
         if source && !source_read_only {
-            let checked = steps.iter().position(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CheckConstraints }));
+            let checked = steps.iter().position(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CheckConstraints | Action::Prepare(_) }));
             let decided = steps.iter().position(|s| matches!(s, Step::Record(_) | Step::Run { party: Party::Destination(_), action: Action::Commit | Action::CommitPrepared(_) }));
             if let Some(decided) = decided {
                 prop_assert!(checked.is_some_and(|c| c < decided), "{:?}", steps);
