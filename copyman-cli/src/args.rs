@@ -39,8 +39,9 @@ Every destination copies inside its own transaction, committed only once the cop
 everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
 another: a COMMIT that fails stops the rest (they roll back), and the report says which committed.
 --atomic makes them all or nothing (two-phase commit; see copyman recover --help). A destination
-given twice (the same server and database, however it is reached) is refused before anything is
-sent.
+given twice (the same server and database, or the same file, however it is reached) is refused
+before anything is sent. A file is written beside it and renamed into place when everything
+committed; a symbolic link is written through to its target.
 
 Exit status:
   0  success: every destination committed

@@ -10,8 +10,9 @@ use copyman_core::{BoxError, EndpointError};
 use copyman_sync::{CallReceiver, Connection, Receiver, StatementReceiver};
 
 use crate::args::Endpoint;
+use crate::conn;
 use crate::file_source::FILE_CHUNK;
-use crate::report::{self, ErrorInfo};
+use crate::report::{self, ErrorInfo, Exit, Fatal};
 use crate::run::describe_sync;
 use crate::signals;
 
@@ -27,6 +28,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) broken_pipe: bool,
     /// When its transaction (or file) was committed or discarded.
     pub(crate) ended: Option<std::time::Instant>,
+    /// Bytes that went out on stdout though the run failed: they cannot be taken back.
+    pub(crate) sent_anyway: u64,
 }
 
 impl<'e> Dest<'e> {
@@ -40,6 +43,7 @@ impl<'e> Dest<'e> {
             error: None,
             broken_pipe: false,
             ended: None,
+            sent_anyway: 0,
         }
     }
 
@@ -97,7 +101,7 @@ impl<'e> Dest<'e> {
     pub(crate) fn discard(&mut self) {
         self.rollback();
         if let Some(sink) = self.sink.take() {
-            sink.discard();
+            self.sent_anyway = sink.discard();
         }
     }
 
@@ -117,11 +121,14 @@ impl<'e> Dest<'e> {
 
 /// A file destination: written to a temporary file beside it and renamed into place on commit,
 /// so a failed copy leaves an existing file as it was. Stdout and special files (`/dev/null`, a
-/// pipe) are written directly.
+/// pipe) are written directly. A symbolic link is written through, as `cp` and shells do: the
+/// temporary file and the rename are beside the link's target ([`resolve`]), the link stays.
 pub(crate) struct FileSink {
     pub(crate) out: BufWriter<Out>,
     /// The temporary file and its final name.
     pub(crate) rename: Option<(PathBuf, PathBuf)>,
+    /// Bytes written (to the buffer) so far.
+    written: u64,
 }
 
 pub(crate) enum Out {
@@ -153,10 +160,11 @@ impl FileSink {
                 if special {
                     (Out::File(File::create(path)?), None)
                 } else {
-                    let temp = temp_path(path);
+                    let path = resolve(path)?;
+                    let temp = temp_path(&path);
                     let file = File::create(&temp)?;
                     signals::register_temp(&temp);
-                    (Out::File(file), Some((temp, path.clone())))
+                    (Out::File(file), Some((temp, path)))
                 }
             }
             _ => (Out::Stdout(io::stdout()), None),
@@ -164,11 +172,14 @@ impl FileSink {
         Ok(Self {
             out: BufWriter::with_capacity(FILE_CHUNK, out),
             rename,
+            written: 0,
         })
     }
 
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.out.write_all(data)
+        self.out.write_all(data)?;
+        self.written += data.len() as u64;
+        Ok(())
     }
 
     pub(crate) fn commit(mut self) -> io::Result<()> {
@@ -183,13 +194,16 @@ impl FileSink {
         Ok(())
     }
 
-    pub(crate) fn discard(mut self) {
+    /// Removes the temporary file; returns the bytes that went out anyway where there is none
+    /// (stdout, a pipe: what was written is out already, and what is buffered is passed on).
+    pub(crate) fn discard(mut self) -> u64 {
         if let Some((temp, _)) = self.rename.take() {
             let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
+            0
         } else {
-            // Stdout: what was written is out already; pass on what is buffered.
             let _ = self.out.flush();
+            self.written
         }
     }
 }
@@ -201,4 +215,83 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "copyman".to_owned());
     path.with_file_name(format!(".{name}.copyman-{}.tmp", std::process::id()))
+}
+
+/// Where writing to `path` lands: `path`, or the end of the chain of symbolic links it starts (a
+/// relative link read from the link's directory). The target need not exist (a dangling link is
+/// written through, creating its target, as `cp` does).
+///
+/// # Errors
+/// A link cannot be read, or the chain is longer than 40 links (the kernel's limit).
+pub(crate) fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&path)?;
+                // An absolute target replaces the directory it is joined to.
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}: too many levels of symbolic links", path.display()),
+    ))
+}
+
+/// The file a destination path writes, however it is spelled (`./x`, `/tmp/d/x`, a link to it):
+/// its directory made canonical, joined with its name. `None` for what cannot be told (a
+/// directory that does not exist: opening it fails later, named).
+fn file_identity(path: &Path) -> Option<PathBuf> {
+    let path = resolve(path).ok()?;
+    let name = path.file_name()?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Some(fs::canonicalize(dir).ok()?.join(name))
+}
+
+/// Refuses a file given twice as a destination (by different paths, or through a link): the two
+/// would share one temporary file and the second rename would fail after the first. A character
+/// device (`/dev/null`) may be given any number of times: it is written directly and keeps
+/// nothing.
+///
+/// # Errors
+/// [`Fatal`] with exit 2, naming both.
+pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
+    use std::os::unix::fs::FileTypeExt;
+
+    let mut seen: Vec<(PathBuf, usize)> = Vec::new();
+    for (i, endpoint) in destinations.iter().enumerate() {
+        let Endpoint::File(path) = endpoint else {
+            continue;
+        };
+        let Some(identity) = file_identity(path) else {
+            continue;
+        };
+        if fs::metadata(&identity).is_ok_and(|m| m.file_type().is_char_device()) {
+            continue;
+        }
+        if let Some((_, first)) = seen.iter().find(|(p, _)| *p == identity) {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "destinations {} ({}) and {} ({}) are the same file, {}: give it once",
+                    first + 1,
+                    destinations[*first].display(),
+                    i + 1,
+                    endpoint.display(),
+                    conn::redact(&identity.to_string_lossy())
+                ),
+            });
+        }
+        seen.push((identity, i));
+    }
+    Ok(())
 }

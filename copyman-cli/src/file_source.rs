@@ -8,8 +8,9 @@
 //! end would make every server stop reading there and drop the rows after it while reporting
 //! success, so the copy fails instead, naming the line. Text data is scanned as the server reads
 //! text (a `\.` escape ending any line); CSV, and `copy` statements whose format is not plain,
-//! for a line that is exactly `\.`. Binary COPY data (it starts with the binary signature) is not
-//! scanned.
+//! for a line that is exactly `\.`. Binary COPY data (it starts with the binary signature) has no
+//! lines: its tuples are followed instead ([`BinaryTrailer`]), and input that ends without the
+//! trailer fails the copy, since a server takes binary data cut between two tuples as whole.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{Producer, Protocol};
+use copyman_wire::binary::{BinaryTrailer, End};
 use copyman_wire::eod::{EndOfDataScanner, Mode};
 
 use crate::args::{Endpoint, Statements, Transfer};
@@ -46,6 +48,8 @@ pub(crate) struct FileSource {
     /// Bytes read so far by the thread (for the stall timeout).
     read: Arc<AtomicU64>,
     scanner: EndOfDataScanner,
+    /// Binary input's tuples, followed to the trailer.
+    binary: BinaryTrailer,
     stall_timeout: Option<Duration>,
     done: bool,
 }
@@ -81,6 +85,7 @@ impl FileSource {
             chunks,
             read,
             scanner: EndOfDataScanner::new(scan_mode(&t.statements)),
+            binary: BinaryTrailer::new(),
             stall_timeout: t.safety.stall_timeout,
             done: false,
         })
@@ -168,10 +173,19 @@ impl Producer for FileProducer<'_> {
                         )
                         .into());
                     }
+                    source.binary.feed(&buf);
                     return Ok(Some(Chunk::lines(vec![Bytes::from(buf)])));
                 }
                 Ok(Err(e)) => return Err(format!("cannot read {}: {e}", source.name).into()),
                 Err(RecvTimeoutError::Disconnected) => {
+                    if let End::Truncated { tuples } = source.binary.end() {
+                        return Err(format!(
+                            "{} ends without binary COPY's end marker (after {}): truncated?",
+                            source.name,
+                            crate::progress::rows(tuples)
+                        )
+                        .into());
+                    }
                     source.done = true;
                     return Ok(None);
                 }

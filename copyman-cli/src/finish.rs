@@ -26,6 +26,8 @@ pub(crate) struct Finish<'a> {
     pub(crate) atomic: Option<Atomic>,
     /// The source's connection, holding a transaction.
     pub(crate) source: Option<&'a mut Connection>,
+    /// The source's transaction wrote nothing (see [`source_wrote`]).
+    pub(crate) source_read_only: bool,
     /// The copy failed: everything rolls back.
     pub(crate) copy_failed: bool,
 }
@@ -34,13 +36,21 @@ pub(crate) struct Finish<'a> {
 pub(crate) struct Atomic {
     pub(crate) run: String,
     pub(crate) log: DecisionLog,
+    /// The source (a `--send` statement's, which may write) can prepare its transaction too.
+    pub(crate) source_two_phase: bool,
     _lock: commit::RunLock,
 }
 
 impl Atomic {
     /// Checks that every server destination can prepare a transaction, then opens the decision
     /// log and marks the run in progress. Before anything is copied: a refusal is exit 2.
-    pub(crate) fn prepare(path: &Path, dests: &mut [Dest<'_>]) -> anyhow::Result<Self> {
+    /// `source` is a `--send` statement's source: where it allows prepared transactions, it is
+    /// prepared with the destinations (else it is only checked before the decision).
+    pub(crate) fn prepare(
+        path: &Path,
+        dests: &mut [Dest<'_>],
+        source: Option<&mut Connection>,
+    ) -> anyhow::Result<Self> {
         for (i, dest) in dests.iter_mut().enumerate() {
             let Some(conn) = dest.conn.as_mut() else {
                 continue;
@@ -97,6 +107,33 @@ impl Atomic {
             exit: Exit::Usage,
             message: format!("--atomic: decision log {}: {e}", path.display()),
         };
+        let source_two_phase = match source {
+            None => false,
+            Some(conn) => {
+                let rows = conn.query(
+                    "SELECT current_setting('max_prepared_transactions')::int \
+                     > (SELECT count(*) FROM pg_prepared_xacts)",
+                );
+                let can = matches!(
+                    rows.as_ref()
+                        .ok()
+                        .and_then(|r| r.first()?.first().cloned().flatten())
+                        .as_deref(),
+                    Some("t")
+                );
+                report::log(format_args!(
+                    "--atomic: the source {}",
+                    if can {
+                        "allows prepared transactions: a --send statement that writes is prepared \
+                         with the destinations"
+                    } else {
+                        "allows no (more) prepared transactions: a --send statement that writes is \
+                         checked before the decision and commits after the destinations"
+                    }
+                ));
+                can
+            }
+        };
         let log = DecisionLog::open(path).map_err(io)?;
         let run = DecisionLog::new_run_id();
         let lock = log.lock_run(&run).map_err(io)?;
@@ -107,6 +144,7 @@ impl Atomic {
         Ok(Self {
             run,
             log,
+            source_two_phase,
             _lock: lock,
         })
     }
@@ -123,8 +161,21 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         },
         two_phase: f.atomic.as_ref().map(|a| a.run.clone()),
         source: f.source.is_some(),
+        source_read_only: f.source_read_only,
+        source_two_phase: f.atomic.as_ref().is_some_and(|a| a.source_two_phase),
         copy_failed: f.copy_failed,
     };
+    if f.atomic.as_ref().is_some_and(|a| !a.source_two_phase)
+        && f.source.is_some()
+        && !f.source_read_only
+        && !f.copy_failed
+    {
+        report::warn(
+            "--atomic: the source allows no prepared transactions (max_prepared_transactions), so \
+             its --send statement's changes are checked before the decision and committed after \
+             the destinations, not atomically with them",
+        );
+    }
     let mut parties: Vec<Party<'_, '_>> = dests
         .iter_mut()
         .enumerate()
@@ -298,12 +349,63 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
     }
 }
 
-/// The run's error from the source's outcome, if its commit failed.
+/// Whether the source's transaction wrote anything (a transaction id was assigned to it), asked
+/// before anything commits: a transaction that wrote nothing changes nothing by committing, so
+/// its COMMIT's failure cannot make a run partial. `true` when it cannot be told (the session is
+/// gone, for one): the commit's check of the source then says what happened.
+/// (`txid_current_if_assigned()` rather than PostgreSQL 13's `pg_current_xact_id_if_assigned()`:
+/// the same answer on every version copyman reads from.)
+pub(crate) fn source_wrote(conn: &mut Connection) -> bool {
+    report::log("source: SELECT txid_current_if_assigned() IS NOT NULL");
+    match conn.query("SELECT txid_current_if_assigned() IS NOT NULL") {
+        Ok(rows) => !matches!(
+            rows.first()
+                .and_then(|r| r.first().cloned().flatten())
+                .as_deref(),
+            Some("f")
+        ),
+        Err(e) => {
+            report::log(format_args!(
+                "source: cannot tell whether its transaction wrote anything: {}",
+                describe_sync(&e)
+            ));
+            true
+        }
+    }
+}
+
+/// The run's error from the source's outcome, if its check or its commit failed; a note when a
+/// source that wrote nothing could not commit (that changes nothing).
 pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<String> {
     match source {
         Some(SourceOutcome::CommitFailed(e)) => Some(format!(
             "every destination committed, but the source's transaction did not commit: {e}"
         )),
+        Some(SourceOutcome::CheckFailed(e)) => Some(format!(
+            "source: its transaction failed its check before anything was committed, so every \
+             destination rolled back: {e}"
+        )),
+        Some(SourceOutcome::CommitPending { gid, error }) => Some(format!(
+            "every destination committed; the source's transaction was prepared as {gid} and \
+             decided commit, but COMMIT PREPARED failed ({error}): run copyman recover with the \
+             source as a --to to finish it (its changes are not visible until then)"
+        )),
+        Some(SourceOutcome::RollbackPending { gid, error }) => Some(format!(
+            "source: the connection was lost during its PREPARE TRANSACTION, so every destination \
+             rolled back; the source may hold the prepared transaction {gid} (nothing visible; it \
+             holds its locks): run copyman recover with the source as a --to to roll it back{}",
+            error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        )),
+        Some(SourceOutcome::WroteNothing(Some(e))) => {
+            report::warn(format_args!(
+                "source: its transaction wrote nothing, and its COMMIT failed, which changes \
+                 nothing: {e}"
+            ));
+            None
+        }
         _ => None,
     }
 }

@@ -94,6 +94,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
+    crate::dest::refuse_same_file(&t.destinations)?;
     // A signal while connecting exits at once: nothing began anywhere.
     signals::connecting(true);
     let connected = connect_all(t);
@@ -129,7 +130,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         })?;
     }
     let atomic = match &t.atomic {
-        Some(log) => Some(Atomic::prepare(log, &mut dests)?),
+        Some(log) => Some(Atomic::prepare(
+            log,
+            &mut dests,
+            source_conn
+                .as_mut()
+                .filter(|_| matches!(t.statements, Statements::Raw { .. })),
+        )?),
         None => None,
     };
 
@@ -292,12 +299,20 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         );
     }
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;
+    // A table is read `READ ONLY`; a user's statement may have written (`COPY (DELETE …)`): asked
+    // now, before anything commits.
+    let source_read_only = match (&t.statements, source_conn.as_mut()) {
+        (Statements::Raw { .. }, Some(conn)) if run_error.is_none() => !finish::source_wrote(conn),
+        (Statements::Raw { .. }, _) => false,
+        (Statements::Table { .. }, _) => true,
+    };
     watch.ending();
     let ended = finish(
         Finish {
             keep_going: t.keep_going,
             atomic,
             source: source_conn.as_mut(),
+            source_read_only,
             copy_failed: run_error.is_some(),
         },
         &mut dests,
@@ -323,6 +338,17 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             };
             if let Some(error) = finish::outcome_error(outcome) {
                 dest.fail_with(error);
+            }
+            // Stdout (or a pipe) has no rollback: what went out before the failure is out.
+            if status != Status::Committed && dest.sent_anyway > 0 {
+                dest.fail_with(ErrorInfo {
+                    sqlstate: None,
+                    message: format!(
+                        "{} went out before the run failed and cannot be taken back: \
+                         discard it",
+                        indicatif::HumanBytes(dest.sent_anyway)
+                    ),
+                });
             }
             // A file took every row the source sent (it has no `COPY n` of its own).
             let rows = match (&dest.conn, status) {

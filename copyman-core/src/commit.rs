@@ -17,7 +17,19 @@
 //! The source's transaction (a user's data-modifying `COPY (DELETE … RETURNING …) TO STDOUT`)
 //! commits only after every destination committed, and rolls back otherwise: a failed copy changes
 //! nothing on any server, and the worst a crash can leave is rows on both sides, never rows on
-//! neither.
+//! neither. Unless the caller knows it wrote nothing ([`Options::source_read_only`]), the source's
+//! transaction is checked right before the first destination commits (after the destinations'
+//! checks; with two-phase commit, after every PREPARE and before the decision): its deferred
+//! constraints fire (`SET CONSTRAINTS ALL IMMEDIATE`) and its session is shown alive. A failure
+//! there rolls every destination back ([`SourceOutcome::CheckFailed`]): its COMMIT would have
+//! failed after the destinations committed. What is left is the window of the destinations'
+//! COMMITs themselves (or COMMIT PREPAREDs), during which the source can still be lost. With
+//! two-phase commit that window closes where the source can prepare
+//! ([`Options::source_two_phase`]): the source is then a participant, `PREPARE TRANSACTION`d in
+//! place of the check (a PREPARE checks deferred constraints too), named in the decision, and
+//! committed prepared after it, or finished by [`recovery`] like a destination.
+//! A source that wrote nothing changes nothing by committing: its COMMIT's failure is only noted
+//! ([`SourceOutcome::WroteNothing`]).
 //!
 //! The run loop: take [`Commit::poll_step`], carry it out, report with [`Commit::handle_result`]
 //! (or [`Commit::handle_recorded`]), until it returns `None`; then read [`Commit::outcome`].
@@ -120,6 +132,8 @@ pub struct Decision {
     pub run: String,
     /// Every prepared destination and its global id.
     pub gids: Vec<(usize, String)>,
+    /// The source's global id, when it was prepared too.
+    pub source: Option<String>,
 }
 
 /// Why a party's step did not succeed, with the caller's error.
@@ -163,6 +177,14 @@ pub struct Options {
     pub two_phase: Option<String>,
     /// The source holds a transaction that commits only after every destination committed.
     pub source: bool,
+    /// The source's transaction wrote nothing (a `READ ONLY` transaction, or no transaction id
+    /// was assigned to it before the commit began): it is not checked before the destinations
+    /// commit, and its COMMIT's failure changes nothing. `false` (the default) when unknown.
+    pub source_read_only: bool,
+    /// With [`Options::two_phase`], the source's server allows prepared transactions: a source
+    /// that may have written is prepared (global id [`Commit::source_gid`]) and committed under
+    /// the decision like a destination, instead of only checked before it.
+    pub source_two_phase: bool,
     /// The copy itself failed: everything rolls back, nothing is checked or committed.
     pub copy_failed: bool,
 }
@@ -256,6 +278,28 @@ pub enum SourceOutcome<E> {
     /// Its COMMIT failed after every destination committed: the destinations hold the rows and
     /// the source's own changes (if the statement made any) are undone.
     CommitFailed(E),
+    /// Its check before the destinations' commit failed (a deferred constraint, a session the
+    /// server ended): every destination was rolled back, nothing was committed anywhere.
+    CheckFailed(E),
+    /// It wrote nothing ([`Options::source_read_only`]): its transaction ended without changing
+    /// anything, whether its COMMIT succeeded (`None`) or failed (the error, for a note).
+    WroteNothing(Option<E>),
+    /// Prepared, and the recorded decision is commit, but `COMMIT PREPARED` was not confirmed:
+    /// `copyman recover` given the source commits it (its changes are not visible until then).
+    CommitPending {
+        /// The prepared transaction's global id.
+        gid: String,
+        /// Why the commit was not confirmed.
+        error: E,
+    },
+    /// Possibly prepared, and the decision is rollback, but `ROLLBACK PREPARED` was not
+    /// confirmed: its changes are not visible; `copyman recover` given the source removes it.
+    RollbackPending {
+        /// The prepared transaction's global id.
+        gid: String,
+        /// Why the rollback was not confirmed.
+        error: Option<E>,
+    },
 }
 
 /// Where the run ended, for the caller to report.
@@ -274,7 +318,10 @@ impl<E> Report<E> {
     pub fn succeeded(&self) -> bool {
         !self.destinations.is_empty()
             && self.destinations.iter().all(Outcome::is_committed)
-            && !matches!(self.source, Some(SourceOutcome::CommitFailed(_)))
+            && !matches!(
+                self.source,
+                Some(SourceOutcome::CommitFailed(_) | SourceOutcome::CommitPending { .. })
+            )
     }
 
     /// Whether nothing is or can become visible anywhere.
@@ -312,6 +359,8 @@ enum Asked {
 enum Phase {
     Check,
     Prepare,
+    /// The source's transaction is checked before anything is committed (or decided).
+    SourceCheck,
     Record,
     CommitPrepared,
     Commit,
@@ -339,6 +388,10 @@ pub struct Commit<E> {
     /// The step handed out and not yet answered.
     pending: Option<Asked>,
     source: Option<SourceOutcome<E>>,
+    /// The source's global id once it may be prepared (sent PREPARE), until it is settled.
+    source_prepared: Option<String>,
+    /// The decision was recorded.
+    decided: bool,
     record_error: Option<E>,
 }
 
@@ -379,6 +432,8 @@ impl<E> Commit<E> {
             next: 0,
             pending: None,
             source: None,
+            source_prepared: None,
+            decided: false,
             record_error: None,
         };
         // Nothing completed: nothing to check or commit.
@@ -391,6 +446,11 @@ impl<E> Commit<E> {
     /// The global id of destination `n` in run `run`: `copyman:RUN:N` (1-based N).
     pub fn gid(run: &str, n: usize) -> String {
         format!("{GID_PREFIX}{run}:{}", n + 1)
+    }
+
+    /// The global id of the source's transaction in run `run`: `copyman:RUN:0`.
+    pub fn source_gid(run: &str) -> String {
+        format!("{GID_PREFIX}{run}:0")
     }
 
     /// The next step, or `None` when everything is settled.
@@ -417,12 +477,41 @@ impl<E> Commit<E> {
                         })
                         .collect();
                     self.pending = Some(Asked::Record);
-                    return Some(Step::Record(Decision { run, gids }));
+                    let source = self.source_prepared.clone();
+                    return Some(Step::Record(Decision { run, gids, source }));
+                }
+                Phase::SourceCheck => {
+                    self.next = 0;
+                    self.phase = if self.options.two_phase.is_some() {
+                        Phase::Record
+                    } else {
+                        Phase::Commit
+                    };
+                    if self.options.source && !self.options.source_read_only {
+                        let action = match &self.options.two_phase {
+                            Some(run) if self.options.source_two_phase => {
+                                Action::Prepare(Self::source_gid(run))
+                            }
+                            _ => Action::CheckConstraints,
+                        };
+                        return Some(self.ask(Party::Source, action));
+                    }
                 }
                 Phase::Source => {
                     self.phase = Phase::Done;
+                    if let Some(gid) = self.source_prepared.clone() {
+                        // Prepared: the recorded decision (or its absence) says which way.
+                        let action = if self.decided {
+                            Action::CommitPrepared(gid)
+                        } else {
+                            Action::RollbackPrepared(gid)
+                        };
+                        return Some(self.ask(Party::Source, action));
+                    }
                     if self.options.source {
-                        let action = if self.destinations_all_committed() {
+                        let action = if self.destinations_all_committed()
+                            && !matches!(self.source, Some(SourceOutcome::CheckFailed(_)))
+                        {
                             Action::Commit
                         } else {
                             Action::Rollback
@@ -478,17 +567,19 @@ impl<E> Commit<E> {
         match phase {
             Phase::Check if !any_open => Phase::Abort,
             Phase::Check if self.options.two_phase.is_some() => Phase::Prepare,
-            Phase::Check => Phase::Commit,
+            Phase::Check => Phase::SourceCheck,
             Phase::Prepare => {
                 if self.slots.iter().any(|s| matches!(s, Slot::Prepared(_))) {
-                    Phase::Record
+                    Phase::SourceCheck
                 } else {
                     Phase::Abort
                 }
             }
             Phase::CommitPrepared | Phase::Commit | Phase::Abort => Phase::Release,
             Phase::Release => Phase::Source,
-            Phase::Record | Phase::Source | Phase::Done => unreachable!("not a destination phase"),
+            Phase::SourceCheck | Phase::Record | Phase::Source | Phase::Done => {
+                unreachable!("not a destination phase")
+            }
         }
     }
 
@@ -504,13 +595,70 @@ impl<E> Commit<E> {
         };
         let n = match party {
             Party::Source => {
-                self.source = Some(match (action, result) {
-                    (Action::Commit, Ok(())) => SourceOutcome::Committed,
-                    (Action::Commit, Err(failure)) => {
-                        SourceOutcome::CommitFailed(failure.into_error())
+                let read_only = self.options.source_read_only;
+                self.source = match (action, result) {
+                    (Action::CheckConstraints, Ok(())) => None,
+                    (Action::Prepare(gid), Ok(())) => {
+                        self.source_prepared = Some(gid);
+                        None
                     }
-                    _ => SourceOutcome::RolledBack,
-                });
+                    // Its PREPARE failed: nothing may be decided.
+                    (Action::Prepare(gid), Err(failure)) => {
+                        self.phase = Phase::Abort;
+                        self.next = 0;
+                        match failure {
+                            Failure::Refused(e) => Some(SourceOutcome::CheckFailed(e)),
+                            // It may have prepared before the connection broke: recovery rolls
+                            // it back (no decision names it).
+                            Failure::Lost(e) => Some(SourceOutcome::RollbackPending {
+                                gid,
+                                error: Some(e),
+                            }),
+                        }
+                    }
+                    (Action::CommitPrepared(_), Ok(())) => Some(SourceOutcome::Committed),
+                    (Action::CommitPrepared(gid), Err(failure)) => {
+                        Some(SourceOutcome::CommitPending {
+                            gid,
+                            error: failure.into_error(),
+                        })
+                    }
+                    (Action::RollbackPrepared(_), Ok(())) => match self.source.take() {
+                        Some(failed @ SourceOutcome::CheckFailed(_)) => Some(failed),
+                        _ => Some(SourceOutcome::RolledBack),
+                    },
+                    (Action::RollbackPrepared(gid), Err(failure)) => {
+                        Some(SourceOutcome::RollbackPending {
+                            gid,
+                            error: Some(failure.into_error()),
+                        })
+                    }
+                    // Its COMMIT would fail after the destinations committed: nothing commits.
+                    (Action::CheckConstraints, Err(failure)) => {
+                        self.phase = Phase::Abort;
+                        self.next = 0;
+                        Some(SourceOutcome::CheckFailed(failure.into_error()))
+                    }
+                    (Action::Commit, Ok(())) if read_only => {
+                        Some(SourceOutcome::WroteNothing(None))
+                    }
+                    (Action::Commit, Err(failure)) if read_only => {
+                        Some(SourceOutcome::WroteNothing(Some(failure.into_error())))
+                    }
+                    (Action::Commit, Ok(())) => Some(SourceOutcome::Committed),
+                    (Action::Commit, Err(failure)) => {
+                        Some(SourceOutcome::CommitFailed(failure.into_error()))
+                    }
+                    // Rolled back after its failed check (or lost PREPARE): that is what happened.
+                    _ if matches!(
+                        self.source,
+                        Some(SourceOutcome::CheckFailed(_) | SourceOutcome::RollbackPending { .. })
+                    ) =>
+                    {
+                        self.source.take()
+                    }
+                    _ => Some(SourceOutcome::RolledBack),
+                };
                 return;
             }
             Party::Destination(n) => n,
@@ -593,6 +741,7 @@ impl<E> Commit<E> {
             "handle_recorded without a Record step"
         );
         self.next = 0;
+        self.decided = recorded.is_ok();
         self.phase = match recorded {
             Ok(()) => Phase::CommitPrepared,
             Err(e) => {
@@ -629,12 +778,17 @@ impl<E> Commit<E> {
     }
 }
 
-/// A global id's run and destination number, if the id is one copyman made (`copyman:RUN:N`).
-pub fn parse_gid(gid: &str) -> Option<(&str, usize)> {
+/// A global id's run and party, if the id is one copyman made: `copyman:RUN:N` is destination
+/// N (1-based: [`Party::Destination`]`(N - 1)`), `copyman:RUN:0` the source.
+pub fn parse_gid(gid: &str) -> Option<(&str, Party)> {
     let rest = gid.strip_prefix(GID_PREFIX)?;
     let (run, n) = rest.rsplit_once(':')?;
-    let n: usize = n.parse().ok().filter(|&n| n > 0)?;
-    valid_run_id(run).then_some((run, n - 1))
+    let n: usize = n.parse().ok()?;
+    let party = match n {
+        0 => Party::Source,
+        n => Party::Destination(n - 1),
+    };
+    valid_run_id(run).then_some((run, party))
 }
 
 /// What recovery does with a prepared transaction it finds.

@@ -238,6 +238,180 @@ fn the_source_commits_last_and_only_after_every_destination() {
 }
 
 #[test]
+fn a_source_that_may_have_written_is_checked_before_the_first_commit() {
+    let options = Options {
+        source: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(options, &[true, true], |_, _| Answer::Ok, true);
+    let check = "SET CONSTRAINTS ALL IMMEDIATE".to_owned();
+    assert_eq!(
+        runs(&steps),
+        vec![
+            (d(0), check.clone()),
+            (d(1), check.clone()),
+            (Party::Source, check),
+            (d(0), "COMMIT".to_owned()),
+            (d(1), "COMMIT".to_owned()),
+            (Party::Source, "COMMIT".to_owned()),
+        ]
+    );
+    assert!(report.succeeded());
+}
+
+#[test]
+fn a_failed_source_check_rolls_every_destination_back() {
+    for two_phase in [None, Some("r".to_owned())] {
+        let options = Options {
+            source: true,
+            two_phase: two_phase.clone(),
+            ..Options::default()
+        };
+        let (steps, report) = run(
+            options,
+            &[true, true],
+            |p, a| {
+                if p == Party::Source && *a == Action::CheckConstraints {
+                    Answer::Refused
+                } else {
+                    Answer::Ok
+                }
+            },
+            true,
+        );
+        let sql = runs(&steps);
+        assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
+        assert!(!sql.iter().any(|(_, s)| s.starts_with("COMMIT")), "{sql:?}");
+        assert_eq!(sql.last(), Some(&(Party::Source, "ROLLBACK".to_owned())));
+        assert!(report.nothing_committed());
+        assert_eq!(
+            report.source,
+            Some(SourceOutcome::CheckFailed("Source refused".to_owned()))
+        );
+        if two_phase.is_some() {
+            assert!(sql.contains(&(d(1), "ROLLBACK PREPARED 'copyman:r:2'".to_owned())));
+        }
+    }
+}
+
+#[test]
+fn a_source_that_wrote_nothing_is_not_checked_and_its_failed_commit_changes_nothing() {
+    let options = Options {
+        source: true,
+        source_read_only: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(
+        options,
+        &[true, true],
+        |p, _| {
+            if p == Party::Source {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(
+        runs(&steps)
+            .iter()
+            .filter(|(p, _)| *p == Party::Source)
+            .count(),
+        1,
+        "only the source's COMMIT"
+    );
+    assert_eq!(
+        report.source,
+        Some(SourceOutcome::WroteNothing(Some("Source lost".to_owned())))
+    );
+    assert!(report.succeeded());
+    assert!(!report.partial());
+}
+
+#[test]
+fn two_phase_a_source_that_can_prepare_is_a_participant() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        source: true,
+        source_two_phase: true,
+        ..Options::default()
+    };
+    let (steps, report) = run(options.clone(), &[true], |_, _| Answer::Ok, true);
+    let kinds: Vec<String> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Run { party, action } => format!("{party:?} {}", action.sql()),
+            Step::Record(decision) => format!("record {decision:?}"),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Destination(0) SET CONSTRAINTS ALL IMMEDIATE",
+            "Destination(0) PREPARE TRANSACTION 'copyman:r:1'",
+            "Source PREPARE TRANSACTION 'copyman:r:0'",
+            "record Decision { run: \"r\", gids: [(0, \"copyman:r:1\")], source: Some(\"copyman:r:0\") }",
+            "Destination(0) COMMIT PREPARED 'copyman:r:1'",
+            "Source COMMIT PREPARED 'copyman:r:0'",
+        ]
+    );
+    assert!(report.succeeded());
+
+    // Its COMMIT PREPARED unconfirmed: pending, for recovery, and the run did not succeed.
+    let (_, report) = run(
+        options.clone(),
+        &[true],
+        |p, a| {
+            if p == Party::Source && matches!(a, Action::CommitPrepared(_)) {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert_eq!(
+        report.source,
+        Some(SourceOutcome::CommitPending {
+            gid: "copyman:r:0".to_owned(),
+            error: "Source lost".to_owned()
+        })
+    );
+    assert!(!report.succeeded());
+
+    // Its PREPARE lost: it may be prepared; nothing is decided, everything rolls back.
+    let (steps, report) = run(
+        options.clone(),
+        &[true],
+        |p, a| {
+            if p == Party::Source && matches!(a, Action::Prepare(_)) {
+                Answer::Lost
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
+    assert!(report.nothing_committed());
+    assert!(matches!(
+        report.source,
+        Some(SourceOutcome::RollbackPending { .. })
+    ));
+
+    // The decision not recorded: the prepared source is rolled back prepared.
+    let (steps, report) = run(options, &[true], |_, _| Answer::Ok, false);
+    assert_eq!(
+        runs(&steps).last(),
+        Some(&(Party::Source, "ROLLBACK PREPARED 'copyman:r:0'".to_owned()))
+    );
+    assert_eq!(report.source, Some(SourceOutcome::RolledBack));
+    assert!(report.nothing_committed());
+}
+
+#[test]
 fn two_phase_prepares_records_then_commits_prepared() {
     let options = Options {
         two_phase: Some("run-1".to_owned()),
@@ -259,7 +433,7 @@ fn two_phase_prepares_records_then_commits_prepared() {
             "Destination(1) SET CONSTRAINTS ALL IMMEDIATE",
             "Destination(0) PREPARE TRANSACTION 'copyman:run-1:1'",
             "Destination(1) PREPARE TRANSACTION 'copyman:run-1:2'",
-            "record Decision { run: \"run-1\", gids: [(0, \"copyman:run-1:1\"), (1, \"copyman:run-1:2\")] }",
+            "record Decision { run: \"run-1\", gids: [(0, \"copyman:run-1:1\"), (1, \"copyman:run-1:2\")], source: None }",
             "Destination(0) COMMIT PREPARED 'copyman:run-1:1'",
             "Destination(1) COMMIT PREPARED 'copyman:run-1:2'",
         ]
@@ -336,8 +510,8 @@ fn two_phase_a_lost_commit_prepared_is_pending_and_the_rest_still_commit() {
 
 #[test]
 fn gids_parse_and_recovery_never_touches_foreign_ones() {
-    assert_eq!(parse_gid("copyman:abc-1:3"), Some(("abc-1", 2)));
-    assert_eq!(parse_gid("copyman:abc:0"), None);
+    assert_eq!(parse_gid("copyman:abc-1:3"), Some(("abc-1", d(2))));
+    assert_eq!(parse_gid("copyman:abc:0"), Some(("abc", Party::Source)));
     assert_eq!(parse_gid("copyman:a b:1"), None);
     assert_eq!(parse_gid("other:abc:1"), None);
     assert_eq!(recovery("pgbouncer-1", |_| true), Recovery::NotOurs);
@@ -368,6 +542,8 @@ proptest! {
         keep_going: bool,
         two_phase: bool,
         source: bool,
+        source_read_only: bool,
+        source_two_phase: bool,
         copy_failed in proptest::bool::weighted(0.2),
         record: bool,
     ) {
@@ -375,6 +551,8 @@ proptest! {
             policy: if keep_going { Policy::KeepGoing } else { Policy::AllOrNothing },
             two_phase: two_phase.then(|| "p".to_owned()),
             source,
+            source_read_only,
+            source_two_phase,
             copy_failed,
         };
         let mut i = 0;
@@ -399,14 +577,40 @@ proptest! {
             prop_assert!(commits.is_empty());
             prop_assert!(report.nothing_committed());
         }
-        // The source commits only when every destination committed.
+        // The source commits only when every destination committed, or (prepared) under the
+        // recorded decision.
+        let source_prepared = steps.iter().any(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CommitPrepared(_) | Action::RollbackPrepared(_) }));
         match &report.source {
-            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) => {
+            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) if !source_prepared => {
                 prop_assert!(report.destinations.iter().all(Outcome::is_committed));
+            }
+            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitPending { .. }) => {
+                prop_assert!(record && steps.iter().any(|s| matches!(s, Step::Record(d) if d.source.is_some())));
             }
             _ => {}
         }
+        if source_prepared {
+            prop_assert!(two_phase && source_two_phase && source && !source_read_only);
+        }
         prop_assert_eq!(report.source.is_some(), source);
+        // A source that may have written is checked before anything is committed or decided,
+        // and a failed check commits nothing.
+        if source && !source_read_only {
+            let checked = steps.iter().position(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CheckConstraints | Action::Prepare(_) }));
+            let decided = steps.iter().position(|s| matches!(s, Step::Record(_) | Step::Run { party: Party::Destination(_), action: Action::Commit | Action::CommitPrepared(_) }));
+            if let Some(decided) = decided {
+                prop_assert!(checked.is_some_and(|c| c < decided), "{:?}", steps);
+            }
+        }
+        if matches!(report.source, Some(SourceOutcome::CheckFailed(_))) {
+            prop_assert!(commits.is_empty());
+            prop_assert!(report.nothing_committed());
+        }
+        // Only a source that wrote nothing ends as such, and it never makes a run partial.
+        prop_assert_eq!(
+            matches!(report.source, Some(SourceOutcome::WroteNothing(_))),
+            source && source_read_only && report.destinations.iter().all(Outcome::is_committed)
+        );
         if two_phase {
             // No COMMIT PREPARED before the decision, which names every prepared destination.
             let record_at = steps.iter().position(|s| matches!(s, Step::Record(_)));

@@ -224,7 +224,12 @@ impl DecisionLog {
     /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
     pub fn record(&self, decision: &Decision) -> io::Result<()> {
         let mut line = format!("commit {}", decision.run);
-        for (_, gid) in &decision.gids {
+        for gid in decision
+            .gids
+            .iter()
+            .map(|(_, gid)| gid)
+            .chain(&decision.source)
+        {
             line.push(' ');
             line.push_str(gid);
         }
@@ -344,6 +349,7 @@ mod tests {
         log.record(&Decision {
             run: "r1".into(),
             gids: vec![(0, "copyman:r1:1".into()), (1, "copyman:r1:2".into())],
+            source: Some("copyman:r1:0".into()),
         })
         .unwrap();
         // A crash in the middle of the next record: no newline, never fsynced.
@@ -351,6 +357,7 @@ mod tests {
         f.write_all(b"commit r2 copyman:r2:1 copyman:r2").unwrap();
         let committed = log.committed().unwrap();
         assert!(committed.contains("copyman:r1:1") && committed.contains("copyman:r1:2"));
+        assert!(committed.contains("copyman:r1:0"), "the source's, too");
         assert!(!committed.contains("copyman:r2:1"), "{committed:?}");
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }

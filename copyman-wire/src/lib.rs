@@ -14,7 +14,7 @@
 //!   `cat_messages` in py-postgresql's copyman).
 //! * [`message`] encodes CopyData, CopyDone and CopyFail and peeks at backend headers.
 //! * [`eod`] finds a `\.` end-of-data line that would make a server drop the rest of a text or
-//!   CSV input.
+//!   CSV input; [`binary`] finds binary COPY data that ends without its trailer.
 //!
 //! Not here: rows (bodies are opaque bytes), other backend messages (copyman-core's session
 //! parses those), IO of any kind.
@@ -43,6 +43,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod binary;
 pub mod eod;
 mod error;
 mod framer;

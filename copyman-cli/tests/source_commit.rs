@@ -1,0 +1,561 @@
+//! The source's side of the commit, and file endpoints, against real clusters: a `--send`
+//! statement's transaction is checked before any destination commits (with `--atomic` too), a
+//! source that wrote nothing cannot make a run partial; a truncated binary file, a file named
+//! twice and a symlink destination.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::thread;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A source and two destinations, all allowing prepared transactions (for `--atomic`).
+struct Servers {
+    source: Cluster,
+    dest: [Cluster; 2],
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let start = || {
+            Cluster::builder()
+                .setting("max_prepared_transactions", "10")
+                .start()
+        };
+        thread::scope(|s| {
+            let source = s.spawn(start);
+            let a = s.spawn(start);
+            let b = s.spawn(start);
+            Servers {
+                source: source.join().unwrap(),
+                dest: [a.join().unwrap(), b.join().unwrap()],
+            }
+        })
+    })
+}
+
+const MV: &str = "CREATE TABLE mv (id int PRIMARY KEY, v text);";
+const FILL: &str = "INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 1000) AS g;";
+const MOVE: &str = "COPY (DELETE FROM mv RETURNING *) TO STDOUT";
+const RECEIVE: &str = "COPY mv FROM STDIN";
+
+/// A source whose `DELETE` breaks a deferred foreign key (a child row references id 5): the
+/// failure comes only when the source's constraints are checked.
+fn source_with_deferred_child(s: &Servers) -> String {
+    database(
+        &s.source,
+        &format!(
+            "{MV} {FILL} CREATE TABLE ch (id int REFERENCES mv DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO ch VALUES (5);"
+        ),
+    )
+}
+
+fn empty_destinations(s: &Servers, extra: &str) -> [String; 2] {
+    [
+        database(&s.dest[0], &format!("{MV} {extra}")),
+        database(&s.dest[1], MV),
+    ]
+}
+
+/// The prepared transactions of database `db` (the tests run side by side on shared clusters).
+fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
+            &[&db],
+        )
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[track_caller]
+fn assert_nothing_committed(s: &Servers, dbs: &[String; 2]) {
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "destination {db} committed");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
+fn move_args(s: &Servers, src_url: &str, dbs: &[String; 2], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["copy", "--from", src_url, "--send", MOVE]
+        .map(str::to_owned)
+        .to_vec();
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        args.extend(["--to".to_owned(), cluster.url(db)]);
+    }
+    args.extend(["--receive".to_owned(), RECEIVE.to_owned()]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
+}
+
+fn run_owned(args: &[String]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args)
+}
+
+/// Point 1: a deferred constraint on the source fails the move before any destination commits.
+#[test]
+fn a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
+    let s = servers();
+    let src = source_with_deferred_child(s);
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &[]));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+}
+
+/// Point 1 under `--atomic`: the source is checked before the decision is recorded.
+#[test]
+fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
+    let s = servers();
+    let src = source_with_deferred_child(s);
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let out = run_owned(&move_args(
+        s,
+        &s.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    ));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+    let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(decisions.trim().is_empty(), "no decision: {decisions}");
+}
+
+/// Destination 1 takes 4 s over its deferred constraint check (one row's trigger sleeps), while
+/// the source's session is ended by the server after 2 s idle in its transaction (margins wide enough for a loaded machine).
+const SLOW_CHECK: &str = "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON mv DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION slow();";
+
+fn idle_timeout_url(s: &Servers, db: &str) -> String {
+    format!(
+        "{}?options=-c%20idle_in_transaction_session_timeout%3D2000",
+        s.source.url(db)
+    )
+}
+
+/// Point 1: a source session the server ended before the destinations' COMMIT (25P03) fails the
+/// move: every destination rolls back.
+#[test]
+fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, SLOW_CHECK);
+    let out = run_owned(&move_args(s, &idle_timeout_url(s, &src), &dbs, &[]));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("25P03"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+}
+
+/// Point 1 under `--atomic`: the source lost before the decision rolls every prepared
+/// destination back; no decision is recorded, no prepared transaction is left.
+#[test]
+fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, SLOW_CHECK);
+    let log = TempPath::new("decisions.log");
+    let out = run_owned(&move_args(
+        s,
+        &idle_timeout_url(s, &src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    ));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("25P03"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+    let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(decisions.trim().is_empty(), "no decision: {decisions}");
+}
+
+/// Point 1: a read-only `--send` whose source times out after the copy changed nothing by
+/// failing to commit: every destination holds the source's rows, exit 0, not PARTIAL.
+#[test]
+fn a_read_only_source_lost_before_its_commit_is_not_partial() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, SLOW_CHECK);
+    let mut args = move_args(s, &idle_timeout_url(s, &src), &dbs, &[]);
+    args[4] = "COPY mv TO STDOUT".to_owned();
+    let out = run_owned(&args);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(!stderr.contains("PARTIAL"), "{stderr}");
+    assert!(stderr.contains("wrote nothing"), "{stderr}");
+    let expected = digest(&s.source, &src, "mv");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
+
+/// Point 1: a moving source that stays alive still commits after every destination (the check
+/// adds no failure of its own).
+#[test]
+fn a_move_still_commits_everywhere() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let expected = digest(&s.source, &src, "mv");
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &[]));
+    assert_exit(&out, 0);
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
+
+/// `mv`'s 1000 rows as a binary COPY file, as the server writes it.
+fn binary_file(s: &Servers, name: &str) -> (TempPath, (i64, String)) {
+    use std::io::Read;
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let mut data = Vec::new();
+    s.source
+        .connect(&src)
+        .copy_out("COPY mv TO STDOUT (FORMAT binary)")
+        .expect("COPY TO STDOUT")
+        .read_to_end(&mut data)
+        .expect("read the binary COPY");
+    assert_eq!(&data[data.len() - 2..], b"\xff\xff", "the trailer");
+    let file = TempPath::new(name);
+    std::fs::write(&file.0, &data).unwrap();
+    (file, digest(&s.source, &src, "mv"))
+}
+
+fn load_args<'a>(file: &'a str, urls: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec!["copy", "--from", file];
+    for url in urls {
+        args.extend(["--to", url]);
+    }
+    args.extend(["--receive", "COPY mv FROM STDIN (FORMAT binary)"]);
+    args
+}
+
+/// Point 2: a binary COPY file cut at a tuple boundary (its `-1` trailer gone) is refused, not
+/// loaded short.
+#[test]
+fn a_truncated_binary_file_is_refused_and_nothing_commits() {
+    let s = servers();
+    let (file, expected) = binary_file(s, "mv.bin");
+    let dbs = empty_destinations(s, "");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+
+    // Whole, it loads every row.
+    let out = run(&load_args(file.arg(), &urls));
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+
+    // Cut before the trailer: every row it has is whole, and none is loaded.
+    let dbs = empty_destinations(s, "");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let data = std::fs::read(&file.0).unwrap();
+    std::fs::write(&file.0, &data[..data.len() - 2]).unwrap();
+    let out = run(&load_args(file.arg(), &urls));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("ends without binary COPY's end marker (after 1,000 rows): truncated?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+}
+
+/// A fresh directory under the temp dir, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = TempPath::new(name).0.clone();
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// Its entries' names, sorted.
+    fn list(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `copyman copy` of `mv`'s 1000 rows to `to`, run in `dir`.
+fn copy_to_files(s: &Servers, src: &str, dir: &TempDir, to: &[&str]) -> std::process::Output {
+    let url = s.source.url(src);
+    let mut args = vec!["copy", "--from", &url, "--send", "COPY mv TO STDOUT"];
+    for t in to {
+        args.extend(["--to", t]);
+    }
+    copyman()
+        .args(&args)
+        .current_dir(&dir.0)
+        .output()
+        .expect("run copyman")
+}
+
+/// Point 3: one file given twice by different paths (or through a link) is a usage error, as a
+/// server given twice is; nothing is written.
+#[test]
+fn the_same_file_given_twice_is_refused() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dir = TempDir::new("twice");
+    let absolute = dir.path("same.txt");
+    let out = copy_to_files(s, &src, &dir, &["./same.txt", &absolute]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(stderr.contains("are the same file"), "{stderr}");
+    assert_eq!(dir.list(), Vec::<String>::new(), "nothing written");
+
+    // A link to it is the same file too.
+    std::os::unix::fs::symlink("same.txt", dir.0.join("link.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["link.txt", &absolute]);
+    assert_exit(&out, 2);
+    assert_eq!(dir.list(), vec!["link.txt"], "nothing written");
+
+    // Different files in one directory are fine.
+    let out = copy_to_files(s, &src, &dir, &["a.txt", "b.txt"]);
+    assert_exit(&out, 0);
+    assert_eq!(dir.list(), vec!["a.txt", "b.txt", "link.txt"]);
+}
+
+/// Point 4: a symlink destination is written through to its target (the rename happens beside
+/// the target), and stays a link.
+#[test]
+fn a_symlink_destination_writes_its_target() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dir = TempDir::new("link");
+    std::fs::create_dir(dir.0.join("sub")).unwrap();
+    std::fs::write(dir.0.join("sub/target.txt"), "old\n").unwrap();
+    std::os::unix::fs::symlink("sub/target.txt", dir.0.join("link.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["./link.txt"]);
+    assert_exit(&out, 0);
+
+    let link = std::fs::symlink_metadata(dir.0.join("link.txt")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let written = std::fs::read_to_string(dir.0.join("sub/target.txt")).unwrap();
+    assert_eq!(written.lines().count(), 1000);
+    assert!(written.starts_with("1\tv1\n"), "{}", &written[..20]);
+    assert_eq!(
+        dir.list(),
+        vec!["link.txt", "sub"],
+        "no temporary file left"
+    );
+    let sub: Vec<_> = std::fs::read_dir(dir.0.join("sub")).unwrap().collect();
+    assert_eq!(sub.len(), 1, "no temporary file left beside the target");
+
+    // A dangling link creates its target.
+    std::os::unix::fs::symlink("new.txt", dir.0.join("dangling.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["dangling.txt"]);
+    assert_exit(&out, 0);
+    assert!(
+        std::fs::symlink_metadata(dir.0.join("dangling.txt"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("new.txt")).unwrap(),
+        written
+    );
+}
+
+/// Point 5: stdout has no rollback: when a server destination fails, what already went down
+/// the pipe is said to be out, not rolled back silently.
+#[test]
+fn stdout_says_what_went_out_when_the_copy_fails() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let d1 = database(
+        &s.dest[0],
+        "CREATE TABLE mv (id int PRIMARY KEY CHECK (id < 500), v text)",
+    );
+    let url = s.dest[0].url(&d1);
+    let out = run(&[
+        "copy",
+        "--from",
+        &s.source.url(&src),
+        "--send",
+        "COPY mv TO STDOUT",
+        "--to",
+        "-",
+        "--to",
+        &url,
+        "--receive",
+        RECEIVE,
+    ]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(!out.stdout.is_empty(), "rows went out on stdout");
+    assert!(stderr.contains("23514"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_end().contains(" -: "))
+        .unwrap_or_else(|| panic!("no line for stdout:\n{stderr}"));
+    assert!(
+        line.contains("went out before the run failed and cannot be taken back"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &d1, "mv"), 0);
+}
+
+/// Point 1 under `--atomic`, where the source allows prepared transactions: the moving source is
+/// a participant. Killed right after the decision was recorded, copyman leaves the source and
+/// every destination prepared, and `copyman recover` given all of them commits all of them: the
+/// rows end up moved, never on both sides.
+#[test]
+fn atomic_a_moving_source_is_prepared_with_the_destinations_and_recovered_with_them() {
+    let s = servers();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let expected = digest(&s.source, &src, "mv");
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let atomic = ["--atomic", "--decision-log", log.arg()];
+
+    // Straight through: moved.
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &atomic));
+    assert_exit(&out, 0);
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+    let decisions = std::fs::read_to_string(&log.0).unwrap();
+    assert!(
+        decisions.contains(":0"),
+        "the source's gid is decided: {decisions}"
+    );
+
+    // Killed after the decision: everything is prepared, nothing visible yet.
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let args = move_args(s, &s.source.url(&src), &dbs, &atomic);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Paused::start(&args, "recorded").kill();
+    let source_gids = prepared_in(&s.source, &src);
+    assert_eq!(source_gids.len(), 1, "{source_gids:?}");
+    assert!(source_gids[0].ends_with(":0"), "{source_gids:?}");
+    assert_eq!(count(&s.source, &src, "mv"), 1000, "not yet moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(prepared_in(cluster, db).len(), 1);
+        assert_eq!(count(cluster, db, "mv"), 0);
+    }
+
+    let mut recover = vec!["recover".to_owned()];
+    for url in s
+        .dest
+        .iter()
+        .zip(&dbs)
+        .map(|(c, d)| c.url(d))
+        .chain([s.source.url(&src)])
+    {
+        recover.extend(["--to".to_owned(), url]);
+    }
+    recover.extend(["--decision-log".to_owned(), log.arg().to_owned()]);
+    let out = run_owned(&recover);
+    assert_exit(&out, 0);
+    assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
+    assert_eq!(count(&s.source, &src, "mv"), 0, "moved by recovery");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
+
+/// Point 1 under `--atomic`, where the source allows no prepared transactions (PostgreSQL's
+/// default): the source is checked right before the decision instead, and the user is told the
+/// move is not atomic with the destinations.
+#[test]
+fn atomic_a_source_without_prepared_transactions_is_checked_before_the_decision() {
+    static PLAIN: OnceLock<Cluster> = OnceLock::new();
+    let s = servers();
+    let plain = PLAIN.get_or_init(Cluster::start);
+    let log = TempPath::new("decisions.log");
+    let atomic = ["--atomic", "--decision-log", log.arg()];
+
+    let src = database(
+        plain,
+        &format!(
+            "{MV} {FILL} CREATE TABLE ch (id int REFERENCES mv DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO ch VALUES (5);"
+        ),
+    );
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &plain.url(&src), &dbs, &atomic));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_nothing_committed(s, &dbs);
+    assert_eq!(count(plain, &src, "mv"), 1000, "the source keeps its rows");
+
+    let src = database(plain, &format!("{MV} {FILL}"));
+    let expected = digest(plain, &src, "mv");
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &plain.url(&src), &dbs, &atomic));
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        stderr.contains("the source allows no prepared transactions"),
+        "{stderr}"
+    );
+    assert_eq!(count(plain, &src, "mv"), 0, "moved");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "mv"), expected);
+    }
+}
