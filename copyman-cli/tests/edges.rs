@@ -548,22 +548,37 @@ fn signals_abort_the_copy_and_commit_nothing() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    // A "server" that takes the connection and never answers: copyman sits in its connect.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    // A source that stops answering mid-copy: the abort and the cancel after SIGINT wait for it.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int8, v text);
+         INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 300000) g;",
+    );
+    let proxy = Proxy::for_cluster(&c.source);
     let mut child = copyman()
         .args([
             "table",
             "t",
             "--from",
-            &format!("host=127.0.0.1 port={port} user=u dbname=d"),
+            &proxy.conninfo(&c.source, &src),
             "--to",
             "/dev/null",
         ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (_held, _) = listener.accept().unwrap();
+    assert!(
+        proxy.wait_bytes(
+            Direction::ServerToClient,
+            64 * 1024,
+            std::time::Duration::from_secs(30)
+        ),
+        "the copy never started"
+    );
+    proxy.set(Direction::ServerToClient, Fault::Stall);
+    proxy.set(Direction::ClientToServer, Fault::Stall);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     signal(&child, "INT");
     read_until(&mut stderr, "SIGINT received: stopping the copy");
