@@ -156,9 +156,14 @@ fn table_plan(
 
     let columns =
         resolve_columns(&copy.columns, source_rel.as_ref(), &dest_view).map_err(|message| {
+            let hint = if copy.columns.is_empty() {
+                "; choose the columns to copy with --columns"
+            } else {
+                ""
+            };
             Fatal {
                 exit: Exit::Usage,
-                message,
+                message: format!("{message}{hint}"),
             }
         })?;
 

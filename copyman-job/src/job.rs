@@ -769,7 +769,12 @@ pub fn plan(
             };
             let label = format!("destination {}", i + 1);
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
-                plans.push(DestPlan::Refused(TableError::new(why)));
+                // A job copies whole tables: --columns is for one table copied alone.
+                plans.push(DestPlan::Refused(TableError::new(format!(
+                    "{why}; copy it alone (copyman table {} --columns …) and leave it out of \
+                     the job (--exclude-table)",
+                    sel.table
+                ))));
                 continue;
             }
             let truncate = options.truncate || recorded.begun(&key, &keys[i]);

@@ -203,8 +203,7 @@ pub fn resolve_columns(
         return Ok(Some(columns));
     }
     let what = if requested.is_empty() {
-        "the source's and the destinations' columns differ (table mode copies by name; choose \
-         the columns to copy with --columns)"
+        "the source's and the destinations' columns differ (table mode copies by name)"
     } else {
         "--columns names columns a destination cannot take"
     };
