@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use copyman_job::commit::Action;
 use copyman_job::job::{
     self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Status,
 };
@@ -360,6 +361,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         output.quiet,
     ));
     let _stop = StopWatch(Arc::clone(&watch));
+    // After a first signal, the reminder names what the job waits for; a second signal says
+    // what is known right then (from the plan and the job's events) before exiting.
+    {
+        let watch = Arc::clone(&watch);
+        signals::set_waiting(move || watch.waiting_for());
+    }
+    let ledger: Arc<Mutex<Ledger>> = Arc::new(Mutex::new(Ledger::default()));
+    {
+        let ledger = Arc::clone(&ledger);
+        let json = output.json;
+        signals::set_at_once(move |signal| match crate::watch::lock_briefly(&ledger) {
+            Some(ledger) => ledger.exit_at_once(signal, json),
+            None => report::warn("what committed is not known right now: see the state file"),
+        });
+    }
     let limits = (args.lock_timeout, args.options.stall_timeout);
     let source = server(&args.source, limits, &watch, 0);
     let dests: Vec<Server> = args
@@ -382,10 +398,16 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             args.options.state.display()
         ));
     }
+    *ledger.lock().unwrap_or_else(PoisonError::into_inner) =
+        Ledger::new(&plan, &dests, &args.options);
     let render = Arc::new(Render::new(output, args.options.jobs));
     let _ = display.set(Arc::clone(&render));
     let report = job::run(plan, &source, &dests, &args.options, &|e| {
         watch.event(&e);
+        ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .event(&e);
         render.event(e);
     })
     .map_err(fatal)?;
@@ -644,6 +666,251 @@ fn write_human(
         )?;
     }
     Ok(())
+}
+
+/// What the process knows of every table × destination, from the plan and the job's events:
+/// what a second signal prints before the process exits at once ([`signals::set_at_once`]),
+/// with no server round trip.
+#[derive(Default)]
+struct Ledger {
+    /// The destinations' names.
+    dests: Vec<String>,
+    /// The state file.
+    state: String,
+    /// `--atomic`.
+    two_phase: bool,
+    /// Each table of the plan, and where it stands on each destination.
+    tables: Vec<(String, Vec<Cell>)>,
+}
+
+/// Where a table stands on a destination, as far as this process knows.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    /// Not taken up yet.
+    NotStarted,
+    /// Done by an earlier run.
+    AlreadyDone,
+    /// Refused at planning.
+    Refused,
+    /// Being copied: its transaction is open (a closed connection rolls it back).
+    Copying,
+    /// Its transaction ends: each backend's last statement and its answer (`None`: sent, not
+    /// answered).
+    Ending(Vec<(Option<i32>, Action, Option<bool>)>),
+    /// The job's report for it.
+    Finished(Status),
+}
+
+impl Ledger {
+    fn new(plan: &job::Plan, dests: &[Server], options: &Options) -> Self {
+        Self {
+            dests: dests.iter().map(|d| d.name.clone()).collect(),
+            state: options.state.display().to_string(),
+            two_phase: options.two_phase.is_some(),
+            tables: plan
+                .tables
+                .iter()
+                .map(|t| {
+                    let cells = t
+                        .destinations
+                        .iter()
+                        .map(|d| match d {
+                            DestPlan::Done(_) => Cell::AlreadyDone,
+                            DestPlan::Refused(_) => Cell::Refused,
+                            _ => Cell::NotStarted,
+                        })
+                        .collect();
+                    (t.table.to_string(), cells)
+                })
+                .collect(),
+        }
+    }
+
+    fn cells(&mut self, table: &str) -> Option<&mut Vec<Cell>> {
+        self.tables
+            .iter_mut()
+            .find(|(t, _)| t == table)
+            .map(|(_, cells)| cells)
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::TableStarted { table, .. } => {
+                if let Some(cells) = self.cells(&table.to_string()) {
+                    for c in cells.iter_mut().filter(|c| **c == Cell::NotStarted) {
+                        *c = Cell::Copying;
+                    }
+                }
+            }
+            Event::CommitStep {
+                table,
+                destination,
+                pid,
+                action,
+                answered,
+                ..
+            } => {
+                if let Some(cell) = self
+                    .cells(&table.to_string())
+                    .and_then(|cells| cells.get_mut(*destination))
+                {
+                    if !matches!(cell, Cell::Ending(_)) {
+                        *cell = Cell::Ending(Vec::new());
+                    }
+                    if let Cell::Ending(steps) = cell {
+                        steps.retain(|(p, _, _)| p != pid);
+                        steps.push((*pid, action.clone(), *answered));
+                    }
+                }
+            }
+            Event::TableFinished { report, .. } => {
+                if let Some(cells) = self.cells(&report.table.to_string()) {
+                    for (cell, d) in cells.iter_mut().zip(&report.destinations) {
+                        *cell = Cell::Finished(d.status);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Where `cell` stands if the process exits now: a status (`--json`'s words), and what
+    /// follows from it.
+    fn verdict(&self, cell: &Cell) -> (&'static str, &'static str) {
+        let recover = if self.two_phase {
+            "it may have committed or be prepared: copyman recover finishes it"
+        } else {
+            "it may have committed: --resume empties it there and copies it again"
+        };
+        match cell {
+            Cell::NotStarted => ("not started", ""),
+            Cell::AlreadyDone => ("already done", ""),
+            Cell::Refused => ("failed", "refused while planning"),
+            Cell::Copying => (
+                "interrupted",
+                "its transaction was open: its server rolls it back",
+            ),
+            Cell::Finished(Status::Committed) => ("committed", "recorded in the state file"),
+            Cell::Finished(Status::InDoubt) => ("in doubt", recover),
+            Cell::Finished(status) => (status.name(), ""),
+            Cell::Ending(steps) => {
+                let committed =
+                    |a: &Action| matches!(a, Action::Commit | Action::CommitPrepared(_));
+                // One backend per destination unless the table was split into ranges.
+                let all_committed = steps.len() == 1
+                    && steps
+                        .iter()
+                        .all(|(_, a, answered)| committed(a) && *answered == Some(true));
+                // An error answer or a broken connection leaves a COMMIT in doubt too.
+                let may_have = steps.iter().any(|(_, a, answered)| match a {
+                    Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
+                    Action::RollbackPrepared(_) => *answered != Some(true),
+                    _ => false,
+                });
+                if all_committed {
+                    (
+                        "committed",
+                        "not recorded in the state file: --resume empties it there and copies \
+                         it again",
+                    )
+                } else if may_have {
+                    ("in doubt", recover)
+                } else {
+                    (
+                        "interrupted",
+                        "its transaction was open: its server rolls it back",
+                    )
+                }
+            }
+        }
+    }
+
+    /// What is known right now: a line per table × destination and a summary on stderr, and
+    /// under `--json` a document on stdout, for a process that exits at once on `signal`.
+    fn exit_at_once(&self, signal: i32, json: bool) {
+        let exit = signals::exit_code(signal);
+        let mut records = Vec::new();
+        let mut lines = Vec::new();
+        let (mut committed, mut doubt) = (Vec::new(), Vec::new());
+        for (table, cells) in &self.tables {
+            for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
+                let (status, note) = self.verdict(cell);
+                let in_flight = match cell {
+                    Cell::Ending(steps) => steps
+                        .iter()
+                        .filter(|(_, _, answered)| answered.is_none())
+                        .map(|(_, a, _)| a.sql())
+                        .next(),
+                    _ => None,
+                };
+                records.push(json!({
+                    "table": table,
+                    "destination": dest,
+                    "status": status,
+                    "recorded": matches!(cell, Cell::Finished(Status::Committed | Status::AlreadyDone)),
+                    "unanswered": in_flight,
+                    "note": (!note.is_empty()).then_some(note),
+                }));
+                let at = format!("{table} on destination {}", i + 1);
+                match status {
+                    "committed" => committed.push(at),
+                    "in doubt" => doubt.push(at),
+                    _ => {}
+                }
+                let mut line = format!("  {table} → destination {} ({dest}): {status}", i + 1);
+                if let Some(sql) = &in_flight {
+                    line.push_str(&format!(" ({sql} sent, not answered)"));
+                }
+                if !note.is_empty() {
+                    line.push_str(&format!(": {note}"));
+                }
+                lines.push(line);
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut err = io::stderr().lock();
+        for line in &lines {
+            let _ = writeln!(err, "{line}");
+        }
+        let summary = if self.tables.is_empty() {
+            "nothing was committed: the job was still being planned".to_owned()
+        } else {
+            format!(
+                "exited at once: committed: {}; in doubt (a statement that ends its transaction \
+                 was sent, not answered: it may have committed; {}): {}; nothing else was \
+                 committed by this run (the servers roll back the open transactions)",
+                list(&committed),
+                if self.two_phase {
+                    "copyman recover finishes what is prepared"
+                } else {
+                    "--resume empties such a table there and copies it again"
+                },
+                list(&doubt)
+            )
+        };
+        let _ = writeln!(err, "copyman: {summary}");
+        let _ = writeln!(
+            err,
+            "copyman: state file {}: run again with --resume to copy what is missing",
+            self.state
+        );
+        drop(err);
+        if json {
+            let _ = report::print_json(&json!({
+                "status": "interrupted",
+                "exit_code": exit,
+                "exited_at_once": true,
+                "state": self.state,
+                "tables": records,
+            }));
+        }
+    }
 }
 
 /// `1 table`, `2 tables`.
