@@ -413,6 +413,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     .map_err(fatal)?;
     watch.stop();
     render.finish();
+    let mut report = report;
+    if signals::received().is_some() {
+        own_cancels(&mut report);
+    }
     let exit = if report.succeeded() {
         Exit::Success
     } else if let Some(signal) = signals::received().filter(|_| report.interrupted.is_some()) {
@@ -431,6 +435,34 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let mut err = io::stderr().lock();
     write_human(&mut err, &report, &dests, &args.options, output)?;
     Ok(exit)
+}
+
+/// A job interrupted by a signal: a statement that failed because the watch cancelled it
+/// (SQLSTATE 57014 "canceling statement due to user request": a planning lookup waiting for a
+/// lock, on any destination) was interrupted, not failed; and the job did not stop for it.
+fn own_cancels(report: &mut JobReport) {
+    let Some(why) = report.interrupted.clone() else {
+        return;
+    };
+    let ours = |e: &job::TableError| {
+        e.sqlstate.as_deref() == Some("57014") && e.message.contains("due to user request")
+    };
+    for d in report.tables.iter_mut().flat_map(|t| &mut t.destinations) {
+        if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
+            d.status = Status::Interrupted;
+            d.error = Some(job::TableError {
+                sqlstate: None,
+                message: format!("{why}: its statement was cancelled, nothing of it committed"),
+            });
+        }
+    }
+    if report
+        .stopped
+        .as_deref()
+        .is_some_and(|s| s.contains("SQLSTATE 57014") && s.contains("due to user request"))
+    {
+        report.stopped = None;
+    }
 }
 
 fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result<Exit> {

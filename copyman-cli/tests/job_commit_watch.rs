@@ -323,3 +323,76 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     assert_eq!(s.counts("t1"), [500, 500, 0]);
     assert_eq!(s.counts("t2"), [300, 300, 0]);
 }
+
+// Point 4: an interrupt during planning reads "interrupted", not "failed".
+
+#[test]
+fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let d1 = database(&c.dest[0], TABLES);
+    let d2 = database(&c.dest[1], TABLES);
+    let state = TempPath::new("plan-sigint.state");
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t1 IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = copyman()
+        .args(["--json", "table", "t1", "t2", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--to")
+        .arg(c.dest[1].conninfo(&d2))
+        .args(["--state", state.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    watchdog(child.id());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
+    signal(&child, "INT");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    drop(holder);
+    assert_exit(&out, 130);
+    assert!(seen.contains("while planning the job"), "{seen}");
+    let report = json(&out);
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert_eq!(report["stopped"], Value::Null, "{report}");
+    // Destination 1's lookup waited for the lock and was cancelled: interrupted. Destination
+    // 2's (no lock there) was cancelled too or not reached: interrupted or not started, never
+    // failed.
+    let t1 = record(&report, "t1", 0);
+    assert_eq!(t1["status"], "interrupted", "{report}");
+    assert_eq!(t1["error"]["sqlstate"], Value::Null, "{report}");
+    let t1 = record(&report, "t1", 1);
+    assert!(
+        t1["status"] == "interrupted" || t1["status"] == "not started",
+        "{report}"
+    );
+    assert_eq!(t1["error"]["sqlstate"], Value::Null, "{report}");
+    for dest in 0..2 {
+        assert_eq!(
+            record(&report, "t2", dest)["status"],
+            "not started",
+            "{report}"
+        );
+    }
+    assert!(
+        !rest.contains("57014") && !rest.contains(": failed"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("): interrupted: interrupted by SIGINT"),
+        "{rest}"
+    );
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(count(cluster, db, "t1"), 0);
+        assert_eq!(count(cluster, db, "t2"), 0);
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+}
