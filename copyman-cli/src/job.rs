@@ -387,22 +387,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     watch.planning(true);
     crate::identity::check_job(&source, &dests)?;
     report::log(format_args!("planning the job: {}", args.selection));
-    let plan = job::plan(&source, &dests, &args.selection, &args.options).map_err(fatal)?;
+    // --jobs within what the servers accept (max_connections): capped, said.
+    let mut options = args.options.clone();
+    options.jobs = fit_jobs(&source, &dests, &options)?;
+    let plan = job::plan(&source, &dests, &args.selection, &options).map_err(fatal)?;
     watch.planning(false);
     if args.dry_run {
         return dry_run(&plan, &dests, output);
     }
     if !output.quiet {
-        crate::progress::println(&format!(
-            "copyman: state file: {}",
-            args.options.state.display()
-        ));
+        crate::progress::println(&format!("copyman: state file: {}", options.state.display()));
     }
-    *ledger.lock().unwrap_or_else(PoisonError::into_inner) =
-        Ledger::new(&plan, &dests, &args.options);
-    let render = Arc::new(Render::new(output, args.options.jobs));
+    *ledger.lock().unwrap_or_else(PoisonError::into_inner) = Ledger::new(&plan, &dests, &options);
+    let render = Arc::new(Render::new(output, options.jobs));
     let _ = display.set(Arc::clone(&render));
-    let report = job::run(plan, &source, &dests, &args.options, &|e| {
+    let report = job::run(plan, &source, &dests, &options, &|e| {
         watch.event(&e);
         ledger
             .lock()
@@ -430,11 +429,125 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         Exit::Partial
     };
     if output.json {
-        report::print_json(&to_json(&report, &dests, &args.options, exit))?;
+        report::print_json(&to_json(&report, &dests, &options, exit))?;
     }
     let mut err = io::stderr().lock();
-    write_human(&mut err, &report, &dests, &args.options, output)?;
+    write_human(&mut err, &report, &dests, &options, output)?;
     Ok(exit)
+}
+
+/// What one server accepts and what it holds now: its server key (two endpoints on one server
+/// share its connections), how many more connections it accepts.
+const CAPACITY_SQL: &str =
+    "SELECT pg_postmaster_start_time()::text || ':' || current_setting('port'),
+        current_setting('max_connections')::int
+          - CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 0
+                 ELSE current_setting('superuser_reserved_connections')::int
+                      + coalesce(current_setting('reserved_connections', true), '0')::int END
+          - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+              AND pid <> pg_backend_pid()),
+        current_setting('max_connections')";
+
+/// The connections a job of `jobs` workers may hold at once on an endpoint: each worker's
+/// session, each range of a split table (at most `jobs` per table, one table per worker), the
+/// watch's monitoring session, and on the source the session that holds the snapshot.
+fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
+    let ranges = if split { jobs } else { 0 };
+    jobs * (1 + ranges) + 1 + usize::from(source)
+}
+
+/// `--jobs`, capped to what every server accepts now (`max_connections`, less its reserved
+/// slots for a role that is not superuser, less the connections it holds): a job of more
+/// workers than that would fail table after table with "too many clients". Capped with a
+/// warning; refused when not even one worker fits. A server that cannot be asked is not
+/// counted (the job says so when it connects).
+///
+/// # Errors
+/// [`Fatal`] (exit 3) when a server cannot take even one worker's connections.
+fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usize, Fatal> {
+    let split = options.split_larger_than.is_some();
+    // Per server: its name(s), its free connections, max_connections, its endpoints (source?).
+    let mut servers: Vec<(String, String, i64, String, Vec<bool>)> = Vec::new();
+    let endpoints = std::iter::once(("source".to_owned(), source, true)).chain(
+        dests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("destination {}", i + 1), d, false)),
+    );
+    for (role, server, is_source) in endpoints {
+        let answer = (server.connect)()
+            .map_err(|e| report::describe(&e).to_string())
+            .and_then(|mut conn| {
+                conn.query(CAPACITY_SQL)
+                    .map_err(|e| report::describe(&e).to_string())
+            });
+        let row = match answer {
+            Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+            Err(e) => {
+                report::log(format_args!(
+                    "cannot ask {role} how many connections it accepts: {e}"
+                ));
+                continue;
+            }
+        };
+        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let (key, free, max) = (
+            field(0),
+            field(1).parse::<i64>().unwrap_or(i64::MAX),
+            field(2),
+        );
+        let name = format!("{role} ({})", server.name);
+        match servers.iter_mut().find(|s| s.0 == key) {
+            Some(s) => {
+                s.1.push_str(&format!(" and {name}"));
+                s.4.push(is_source);
+            }
+            None => servers.push((key, name, free, max, vec![is_source])),
+        }
+    }
+    let need = |jobs: usize, endpoints: &[bool]| -> i64 {
+        endpoints
+            .iter()
+            .map(|&source| connections_needed(jobs, split, source))
+            .sum::<usize>()
+            .try_into()
+            .unwrap_or(i64::MAX)
+    };
+    let fits = |jobs: usize| servers.iter().all(|s| need(jobs, &s.4) <= s.2);
+    let wanted = options.jobs;
+    if fits(wanted) {
+        return Ok(wanted);
+    }
+    let tightest = servers
+        .iter()
+        .find(|s| need(wanted, &s.4) > s.2)
+        .expect("one server does not fit");
+    let what = format!(
+        "{} accepts {} now (max_connections {})",
+        tightest.1,
+        plural(
+            usize::try_from(tightest.2.max(0)).unwrap_or(0),
+            "more connection"
+        ),
+        tightest.3
+    );
+    let Some(jobs) = (1..wanted).rev().find(|&j| fits(j)) else {
+        return Err(Fatal {
+            exit: Exit::Connect,
+            message: format!(
+                "{what}: a job needs {} there even with --jobs 1; free connections there, or \
+                 raise max_connections",
+                need(1, &tightest.4)
+            ),
+        });
+    };
+    report::warn(format_args!(
+        "--jobs {wanted} needs up to {} connections there, and {what}: copying {} at a time \
+         (--jobs {jobs})",
+        need(wanted, &tightest.4),
+        plural(jobs, "table")
+    ));
+    Ok(jobs)
 }
 
 /// A job interrupted by a signal: a statement that failed because the watch cancelled it

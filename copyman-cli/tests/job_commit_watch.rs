@@ -396,3 +396,65 @@ fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
         assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
     }
 }
+
+// Point 5: --jobs within what the servers accept.
+
+#[test]
+fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
+    let c = clusters();
+    let tight = Cluster::builder().setting("max_connections", "15").start();
+    let schema: String = (1..=20)
+        .map(|i| format!("CREATE TABLE m{i} (id int8 PRIMARY KEY, v text);"))
+        .collect();
+    let fill: String = (1..=20)
+        .map(|i| {
+            format!("INSERT INTO m{i} SELECT g, repeat('m', 100) FROM generate_series(1, 1000) g;")
+        })
+        .collect();
+    let src = database(&c.source, &format!("{schema}{fill}"));
+    let d1 = database(&tight, &schema);
+    let state = TempPath::new("max-connections.state");
+    let job = |extra: &[&str]| {
+        copyman()
+            .args(["--json", "table", "--table", "m*", "--from"])
+            .arg(c.source.conninfo(&src))
+            .arg("--to")
+            .arg(tight.conninfo(&d1))
+            // Slowly (all at once, ~2 s): every worker holds its connections together.
+            .args(["--state", state.arg(), "--jobs", "20", "--max-rate", "1M"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // 20 workers would need 21 connections (one each and the watch's) where 15 are allowed:
+    // capped, said, and every table copied.
+    let out = job(&[]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("--jobs 20 needs up to 21 connections there"))
+        .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
+    assert!(
+        warning.contains("destination 1 (")
+            && warning.contains("more connections now (max_connections 15)")
+            && warning.contains("at a time (--jobs 1"),
+        "{warning}"
+    );
+    assert!(!stderr.contains("too many clients"), "{stderr}");
+    for i in 1..=20 {
+        assert_eq!(count(&tight, &d1, &format!("m{i}")), 1000);
+    }
+    // With 14 of its 15 connections taken, not even one worker fits (its session and the
+    // watch's): refused before copying.
+    let held: Vec<postgres::Client> = (0..14).map(|_| tight.connect("postgres")).collect();
+    let out = job(&["--resume"]);
+    drop(held);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destination 1 (")
+            && stderr.contains(" now (max_connections 15): a job needs 2 there even with --jobs 1"),
+        "{stderr}"
+    );
+}
