@@ -1,9 +1,10 @@
 //! A job's commit phase is never silent: a COMMIT that does not return is said (table,
 //! destination, backend, what it waits on), never cancelled; the reminder after a first signal
 //! names what it waits for; a second signal says what committed and what may have (and prints
-//! `--json`); an interrupt during planning reads "interrupted", not "failed". Real clusters: the
-//! shared source and two destinations, and a destination whose COMMITs wait for a synchronous
-//! standby that does not exist.
+//! `--json`; under `--atomic`, that `copyman recover` finishes what is prepared); an interrupt
+//! during planning reads "interrupted", not "failed"; `--jobs` is capped to what the servers
+//! accept. Real clusters: the shared source and two destinations, a destination whose COMMITs
+//! wait for a synchronous standby that does not exist, one with `max_connections = 15`.
 
 mod common;
 
@@ -26,6 +27,7 @@ fn syncrep() -> &'static Cluster {
         Cluster::builder()
             .setting("synchronous_standby_names", "nosuch")
             .setting("synchronous_commit", "local")
+            .setting("max_prepared_transactions", "10")
             .start()
     })
 }
@@ -117,6 +119,22 @@ fn sync_waiters(db: &str) -> Vec<(i32, String)> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// Waits (bounded) until `n` backends of `db` wait for the standby.
+fn wait_for_waiters(db: &str, n: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        let waiters = sync_waiters(db);
+        if waiters.len() >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never {n} backends waiting for the standby: {waiters:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Releases every COMMIT of `db` waiting for the standby (a cancel ends the wait: the
@@ -262,9 +280,7 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     watchdog(child.id());
     // Both tables' COMMITs wait on destination 2 (destination 1 committed both).
     commit_wait_line(&mut stderr, 1);
-    while sync_waiters(&s.d2).len() < 2 {
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_waiters(&s.d2, 2);
     signal(&child, "INT");
     read_until(&mut stderr, "SIGINT received");
     signal(&child, "INT");
@@ -322,6 +338,89 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     );
     assert_eq!(s.counts("t1"), [500, 500, 0]);
     assert_eq!(s.counts("t2"), [300, 300, 0]);
+}
+
+#[test]
+fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes_it() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let d2 = stuck_db();
+    let state = TempPath::new("atomic-at-once.state");
+    let log = TempPath::new("atomic-at-once.log");
+    let to = syncrep().conninfo(&d2);
+    let mut child = copyman()
+        .args(["--json", "table", "t1", "t2", "--atomic", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args([
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--decision-log",
+            log.arg(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    watchdog(child.id());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = read_until(&mut stderr, "'s PREPARE TRANSACTION of table");
+    assert!(seen.contains("waiting on IPC/SyncRep"), "{seen}");
+    wait_for_waiters(&d2, 2);
+    signal(&child, "INT");
+    read_until(&mut stderr, "SIGINT received");
+    signal(&child, "INT");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 130);
+    let report = json(&out);
+    assert_eq!(report["exited_at_once"], true, "{report}");
+    for table in ["t1", "t2"] {
+        let r = record(&report, table, 0);
+        assert_eq!(r["status"], "in doubt", "{report}");
+        assert!(
+            r["unanswered"]
+                .as_str()
+                .unwrap()
+                .starts_with("PREPARE TRANSACTION '"),
+            "{report}"
+        );
+        assert!(
+            r["note"].as_str().unwrap().contains("copyman recover"),
+            "{report}"
+        );
+    }
+    assert!(
+        rest.contains("copyman recover finishes what is prepared"),
+        "{rest}"
+    );
+    // Released, the PREPAREs complete: prepared, never decided; recover rolls them back.
+    let releaser = release(d2.clone(), &STOP);
+    while !sync_waiters(&d2).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    assert_eq!(settle_backends(syncrep(), &d2), Vec::<String>::new());
+    assert_eq!(prepared_xacts(syncrep()).len(), 2);
+    // (recover's own ROLLBACK PREPARED would wait for the standby as well.)
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d2}\" SET synchronous_commit = local"
+        ))
+        .unwrap();
+    let out = copyman()
+        .args(["recover", "--to", &to, "--decision-log", log.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(prepared_xacts(syncrep()), Vec::<String>::new());
+    assert_eq!(count(syncrep(), &d2, "t1"), 0);
+    assert_eq!(count(syncrep(), &d2, "t2"), 0);
 }
 
 // Point 4: an interrupt during planning reads "interrupted", not "failed".
