@@ -41,7 +41,8 @@ pub(crate) struct LowJob {
     /// Leave out the tables matching PATTERN; repeatable.
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
-    /// Tables copied at once, each to every destination [default: 4].
+    /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,
+    /// to what every server accepts now (max_connections less the connections in use).
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Copy each table under a snapshot of its own (for a source that cannot export one): the
