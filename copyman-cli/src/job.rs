@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use copyman_job::commit::Action;
 use copyman_job::job::{
     self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Status,
 };
@@ -42,7 +43,8 @@ pub(crate) struct LowJob {
     /// Leave out the tables matching PATTERN; repeatable.
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
-    /// Tables copied at once, each to every destination [default: 4].
+    /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,
+    /// to what every server accepts now (max_connections less the connections in use).
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Copy each table under a snapshot of its own (for a source that cannot export one): the
@@ -392,6 +394,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         output.quiet,
     ));
     let _stop = StopWatch(Arc::clone(&watch));
+    // After a first signal, the reminder names what the job waits for; a second signal says
+    // what is known right then (from the plan and the job's events) before exiting.
+    {
+        let watch = Arc::clone(&watch);
+        signals::set_waiting(move || watch.waiting_for());
+    }
+    let ledger: Arc<Mutex<Ledger>> = Arc::new(Mutex::new(Ledger::default()));
+    {
+        let ledger = Arc::clone(&ledger);
+        let json = output.json;
+        signals::set_at_once(move |signal| match crate::watch::lock_briefly(&ledger) {
+            Some(ledger) => ledger.exit_at_once(signal, json),
+            None => report::warn("what committed is not known right now: see the state file"),
+        });
+    }
     let limits = (args.lock_timeout, args.options.stall_timeout);
     let source = server(&args.source, limits, &watch, 0);
     let dests: Vec<Server> = args
@@ -408,6 +425,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
+    // --jobs within what the servers accept (max_connections): capped, said.
+    let mut options = options.clone();
+    options.jobs = fit_jobs(&source, &dests, &options)?;
+    let options = &options;
     let plan = job::plan(&source, &dests, &args.selection, options).map_err(fatal)?;
     watch.planning(false);
     if args.dry_run {
@@ -419,16 +440,25 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
         crate::progress::println(&format!("copyman: state file: {}", options.state.display()));
     }
+    *ledger.lock().unwrap_or_else(PoisonError::into_inner) = Ledger::new(&plan, &dests, options);
     let render = Arc::new(Render::new(output, options.jobs));
     let _ = display.set(Arc::clone(&render));
     let notes = plan.notes.clone();
     let report = job::run(plan, &source, &dests, options, &|e| {
         watch.event(&e);
+        ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .event(&e);
         render.event(e);
     })
     .map_err(fatal)?;
     watch.stop();
     render.finish();
+    let mut report = report;
+    if signals::received().is_some() {
+        own_cancels(&mut report);
+    }
     let exit = if report.succeeded() {
         Exit::Success
     } else if let Some(signal) = signals::received().filter(|_| report.interrupted.is_some()) {
@@ -447,6 +477,148 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let mut err = io::stderr().lock();
     write_human(&mut err, &report, &dests, options, output)?;
     Ok(exit)
+}
+
+/// What one server accepts and what it holds now: its server key (two endpoints on one server
+/// share its connections), how many more connections it accepts.
+const CAPACITY_SQL: &str =
+    "SELECT pg_postmaster_start_time()::text || ':' || current_setting('port'),
+        current_setting('max_connections')::int
+          - CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 0
+                 ELSE current_setting('superuser_reserved_connections')::int
+                      + coalesce(current_setting('reserved_connections', true), '0')::int END
+          - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+              AND pid <> pg_backend_pid()),
+        current_setting('max_connections')";
+
+/// The connections a job of `jobs` workers may hold at once on an endpoint: each worker's
+/// session, each range of a split table (at most `jobs` per table, one table per worker), the
+/// watch's monitoring session, and on the source the session that holds the snapshot.
+fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
+    let ranges = if split { jobs } else { 0 };
+    jobs * (1 + ranges) + 1 + usize::from(source)
+}
+
+/// `--jobs`, capped to what every server accepts now (`max_connections`, less its reserved
+/// slots for a role that is not superuser, less the connections it holds): a job of more
+/// workers than that would fail table after table with "too many clients". Capped with a
+/// warning; refused when not even one worker fits. A server that cannot be asked is not
+/// counted (the job says so when it connects).
+///
+/// # Errors
+/// [`Fatal`] (exit 3) when a server cannot take even one worker's connections.
+fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usize, Fatal> {
+    let split = options.split_larger_than.is_some();
+    // Per server: its name(s), its free connections, max_connections, its endpoints (source?).
+    let mut servers: Vec<(String, String, i64, String, Vec<bool>)> = Vec::new();
+    let endpoints = std::iter::once(("source".to_owned(), source, true)).chain(
+        dests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("destination {}", i + 1), d, false)),
+    );
+    for (role, server, is_source) in endpoints {
+        let answer = (server.connect)()
+            .map_err(|e| report::describe(&e).to_string())
+            .and_then(|mut conn| {
+                conn.query(CAPACITY_SQL)
+                    .map_err(|e| report::describe(&e).to_string())
+            });
+        let row = match answer {
+            Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+            Err(e) => {
+                report::log(format_args!(
+                    "cannot ask {role} how many connections it accepts: {e}"
+                ));
+                continue;
+            }
+        };
+        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let (key, free, max) = (
+            field(0),
+            field(1).parse::<i64>().unwrap_or(i64::MAX),
+            field(2),
+        );
+        let name = format!("{role} ({})", server.name);
+        match servers.iter_mut().find(|s| s.0 == key) {
+            Some(s) => {
+                s.1.push_str(&format!(" and {name}"));
+                s.4.push(is_source);
+            }
+            None => servers.push((key, name, free, max, vec![is_source])),
+        }
+    }
+    let need = |jobs: usize, endpoints: &[bool]| -> i64 {
+        endpoints
+            .iter()
+            .map(|&source| connections_needed(jobs, split, source))
+            .sum::<usize>()
+            .try_into()
+            .unwrap_or(i64::MAX)
+    };
+    let fits = |jobs: usize| servers.iter().all(|s| need(jobs, &s.4) <= s.2);
+    let wanted = options.jobs;
+    if fits(wanted) {
+        return Ok(wanted);
+    }
+    let tightest = servers
+        .iter()
+        .find(|s| need(wanted, &s.4) > s.2)
+        .expect("one server does not fit");
+    let what = format!(
+        "{} accepts {} now (max_connections {})",
+        tightest.1,
+        plural(
+            usize::try_from(tightest.2.max(0)).unwrap_or(0),
+            "more connection"
+        ),
+        tightest.3
+    );
+    let Some(jobs) = (1..wanted).rev().find(|&j| fits(j)) else {
+        return Err(Fatal {
+            exit: Exit::Connect,
+            message: format!(
+                "{what}: a job needs {} there even with --jobs 1; free connections there, or \
+                 raise max_connections",
+                need(1, &tightest.4)
+            ),
+        });
+    };
+    report::warn(format_args!(
+        "--jobs {wanted} needs up to {} connections there, and {what}: copying {} at a time \
+         (--jobs {jobs})",
+        need(wanted, &tightest.4),
+        plural(jobs, "table")
+    ));
+    Ok(jobs)
+}
+
+/// A job interrupted by a signal: a statement that failed because the watch cancelled it
+/// (SQLSTATE 57014 "canceling statement due to user request": a planning lookup waiting for a
+/// lock, on any destination) was interrupted, not failed; and the job did not stop for it.
+fn own_cancels(report: &mut JobReport) {
+    let Some(why) = report.interrupted.clone() else {
+        return;
+    };
+    let ours = |e: &job::TableError| {
+        e.sqlstate.as_deref() == Some("57014") && e.message.contains("due to user request")
+    };
+    for d in report.tables.iter_mut().flat_map(|t| &mut t.destinations) {
+        if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
+            d.status = Status::Interrupted;
+            d.error = Some(job::TableError {
+                sqlstate: None,
+                message: format!("{why}: its statement was cancelled, nothing of it committed"),
+            });
+        }
+    }
+    if report
+        .stopped
+        .as_deref()
+        .is_some_and(|s| s.contains("SQLSTATE 57014") && s.contains("due to user request"))
+    {
+        report.stopped = None;
+    }
 }
 
 fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result<Exit> {
@@ -709,6 +881,251 @@ fn write_human(
         )?;
     }
     Ok(())
+}
+
+/// What the process knows of every table × destination, from the plan and the job's events:
+/// what a second signal prints before the process exits at once ([`signals::set_at_once`]),
+/// with no server round trip.
+#[derive(Default)]
+struct Ledger {
+    /// The destinations' names.
+    dests: Vec<String>,
+    /// The state file.
+    state: String,
+    /// `--atomic`.
+    two_phase: bool,
+    /// Each table of the plan, and where it stands on each destination.
+    tables: Vec<(String, Vec<Cell>)>,
+}
+
+/// Where a table stands on a destination, as far as this process knows.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    /// Not taken up yet.
+    NotStarted,
+    /// Done by an earlier run.
+    AlreadyDone,
+    /// Refused at planning.
+    Refused,
+    /// Being copied: its transaction is open (a closed connection rolls it back).
+    Copying,
+    /// Its transaction ends: each backend's last statement and its answer (`None`: sent, not
+    /// answered).
+    Ending(Vec<(Option<i32>, Action, Option<bool>)>),
+    /// The job's report for it.
+    Finished(Status),
+}
+
+impl Ledger {
+    fn new(plan: &job::Plan, dests: &[Server], options: &Options) -> Self {
+        Self {
+            dests: dests.iter().map(|d| d.name.clone()).collect(),
+            state: options.state.display().to_string(),
+            two_phase: options.two_phase.is_some(),
+            tables: plan
+                .tables
+                .iter()
+                .map(|t| {
+                    let cells = t
+                        .destinations
+                        .iter()
+                        .map(|d| match d {
+                            DestPlan::Done(_) => Cell::AlreadyDone,
+                            DestPlan::Refused(_) => Cell::Refused,
+                            _ => Cell::NotStarted,
+                        })
+                        .collect();
+                    (t.table.to_string(), cells)
+                })
+                .collect(),
+        }
+    }
+
+    fn cells(&mut self, table: &str) -> Option<&mut Vec<Cell>> {
+        self.tables
+            .iter_mut()
+            .find(|(t, _)| t == table)
+            .map(|(_, cells)| cells)
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::TableStarted { table, .. } => {
+                if let Some(cells) = self.cells(&table.to_string()) {
+                    for c in cells.iter_mut().filter(|c| **c == Cell::NotStarted) {
+                        *c = Cell::Copying;
+                    }
+                }
+            }
+            Event::CommitStep {
+                table,
+                destination,
+                pid,
+                action,
+                answered,
+                ..
+            } => {
+                if let Some(cell) = self
+                    .cells(&table.to_string())
+                    .and_then(|cells| cells.get_mut(*destination))
+                {
+                    if !matches!(cell, Cell::Ending(_)) {
+                        *cell = Cell::Ending(Vec::new());
+                    }
+                    if let Cell::Ending(steps) = cell {
+                        steps.retain(|(p, _, _)| p != pid);
+                        steps.push((*pid, action.clone(), *answered));
+                    }
+                }
+            }
+            Event::TableFinished { report, .. } => {
+                if let Some(cells) = self.cells(&report.table.to_string()) {
+                    for (cell, d) in cells.iter_mut().zip(&report.destinations) {
+                        *cell = Cell::Finished(d.status);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Where `cell` stands if the process exits now: a status (`--json`'s words), and what
+    /// follows from it.
+    fn verdict(&self, cell: &Cell) -> (&'static str, &'static str) {
+        let recover = if self.two_phase {
+            "it may have committed or be prepared: copyman recover finishes it"
+        } else {
+            "it may have committed: --resume empties it there and copies it again"
+        };
+        match cell {
+            Cell::NotStarted => ("not started", ""),
+            Cell::AlreadyDone => ("already done", ""),
+            Cell::Refused => ("failed", "refused while planning"),
+            Cell::Copying => (
+                "interrupted",
+                "its transaction was open: its server rolls it back",
+            ),
+            Cell::Finished(Status::Committed) => ("committed", "recorded in the state file"),
+            Cell::Finished(Status::InDoubt) => ("in doubt", recover),
+            Cell::Finished(status) => (status.name(), ""),
+            Cell::Ending(steps) => {
+                let committed =
+                    |a: &Action| matches!(a, Action::Commit | Action::CommitPrepared(_));
+                // One backend per destination unless the table was split into ranges.
+                let all_committed = steps.len() == 1
+                    && steps
+                        .iter()
+                        .all(|(_, a, answered)| committed(a) && *answered == Some(true));
+                // An error answer or a broken connection leaves a COMMIT in doubt too.
+                let may_have = steps.iter().any(|(_, a, answered)| match a {
+                    Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
+                    Action::RollbackPrepared(_) => *answered != Some(true),
+                    _ => false,
+                });
+                if all_committed {
+                    (
+                        "committed",
+                        "not recorded in the state file: --resume empties it there and copies \
+                         it again",
+                    )
+                } else if may_have {
+                    ("in doubt", recover)
+                } else {
+                    (
+                        "interrupted",
+                        "its transaction was open: its server rolls it back",
+                    )
+                }
+            }
+        }
+    }
+
+    /// What is known right now: a line per table × destination and a summary on stderr, and
+    /// under `--json` a document on stdout, for a process that exits at once on `signal`.
+    fn exit_at_once(&self, signal: i32, json: bool) {
+        let exit = signals::exit_code(signal);
+        let mut records = Vec::new();
+        let mut lines = Vec::new();
+        let (mut committed, mut doubt) = (Vec::new(), Vec::new());
+        for (table, cells) in &self.tables {
+            for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
+                let (status, note) = self.verdict(cell);
+                let in_flight = match cell {
+                    Cell::Ending(steps) => steps
+                        .iter()
+                        .filter(|(_, _, answered)| answered.is_none())
+                        .map(|(_, a, _)| a.sql())
+                        .next(),
+                    _ => None,
+                };
+                records.push(json!({
+                    "table": table,
+                    "destination": dest,
+                    "status": status,
+                    "recorded": matches!(cell, Cell::Finished(Status::Committed | Status::AlreadyDone)),
+                    "unanswered": in_flight,
+                    "note": (!note.is_empty()).then_some(note),
+                }));
+                let at = format!("{table} on destination {}", i + 1);
+                match status {
+                    "committed" => committed.push(at),
+                    "in doubt" => doubt.push(at),
+                    _ => {}
+                }
+                let mut line = format!("  {table} → destination {} ({dest}): {status}", i + 1);
+                if let Some(sql) = &in_flight {
+                    line.push_str(&format!(" ({sql} sent, not answered)"));
+                }
+                if !note.is_empty() {
+                    line.push_str(&format!(": {note}"));
+                }
+                lines.push(line);
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut err = io::stderr().lock();
+        for line in &lines {
+            let _ = writeln!(err, "{line}");
+        }
+        let summary = if self.tables.is_empty() {
+            "nothing was committed: the job was still being planned".to_owned()
+        } else {
+            format!(
+                "exited at once: committed: {}; in doubt (a statement that ends its transaction \
+                 was sent, not answered: it may have committed; {}): {}; nothing else was \
+                 committed by this run (the servers roll back the open transactions)",
+                list(&committed),
+                if self.two_phase {
+                    "copyman recover finishes what is prepared"
+                } else {
+                    "--resume empties such a table there and copies it again"
+                },
+                list(&doubt)
+            )
+        };
+        let _ = writeln!(err, "copyman: {summary}");
+        let _ = writeln!(
+            err,
+            "copyman: state file {}: run again with --resume to copy what is missing",
+            self.state
+        );
+        drop(err);
+        if json {
+            let _ = report::print_json(&json!({
+                "status": "interrupted",
+                "exit_code": exit,
+                "exited_at_once": true,
+                "state": self.state,
+                "tables": records,
+            }));
+        }
+    }
 }
 
 /// `1 table`, `2 tables`.

@@ -15,7 +15,10 @@
 //!
 //! A job of many tables ([`install_with`] [`JOB_STOPPING`]) is stopped the same way by its
 //! [`JobWatch`](crate::watch::JobWatch): the tables being copied roll back, the committed ones
-//! stay (recorded in the state file), and the exit status is the signal's.
+//! stay (recorded in the state file), and the exit status is the signal's. While it stops, the
+//! reminder names what it waits for ([`set_waiting`]: "destination 2's COMMIT of …"); a second
+//! signal says, before exiting, what committed and what may have ([`set_at_once`]: from what
+//! the process knows, with no server round trip), on stderr and under `--json`.
 //!
 //! The handlers are signal-hook's: the signal handler itself only writes to a pipe; a thread of
 //! ours reads it and does the rest, so nothing here runs in a signal handler.
@@ -100,6 +103,29 @@ fn commits() -> Option<(Vec<String>, Vec<String>)> {
     }
 }
 
+/// What the run waits for, in words (for the reminder); set by a job ([`set_waiting`]).
+type WaitingFn = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// What says what the run knows when it exits at once ([`set_at_once`]).
+type AtOnceFn = Box<dyn Fn(i32) + Send + Sync>;
+
+static WAITING: Mutex<Option<WaitingFn>> = Mutex::new(None);
+
+static AT_ONCE: Mutex<Option<AtOnceFn>> = Mutex::new(None);
+
+/// Sets what the reminder after a first signal names as waited for ("destination 2's COMMIT of
+/// …"), instead of "the servers".
+pub(crate) fn set_waiting(waiting: impl Fn() -> Vec<String> + Send + Sync + 'static) {
+    *WAITING.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(waiting));
+}
+
+/// Sets what a second signal runs before the process exits at once (given the signal): it
+/// says what is known right then (what committed, what may have) from what the process already
+/// holds, with no server round trip (nothing that could hang).
+pub(crate) fn set_at_once(at_once: impl Fn(i32) + Send + Sync + 'static) {
+    *AT_ONCE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(at_once));
+}
+
 /// How often a stop that takes long says it is still under way.
 const STILL_STOPPING: Duration = Duration::from_secs(10);
 
@@ -165,6 +191,12 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                 } else {
                     remove_temp_files();
                     eprintln!("copyman: {} received again: exiting at once", name(signal));
+                    if let Some(at_once) = crate::watch::lock_briefly(&AT_ONCE)
+                        .as_deref()
+                        .and_then(Option::as_ref)
+                    {
+                        at_once(signal);
+                    }
                     std::process::exit(exit_code(signal).into());
                 }
             }
@@ -181,9 +213,19 @@ fn remind(signal: i32) {
         .spawn(move || {
             loop {
                 thread::sleep(STILL_STOPPING);
+                let waits = crate::watch::lock_briefly(&WAITING)
+                    .as_deref()
+                    .and_then(Option::as_ref)
+                    .map(|waiting| waiting())
+                    .unwrap_or_default();
+                let what = if waits.is_empty() {
+                    "the servers to answer".to_owned()
+                } else {
+                    waits.join("; ")
+                };
                 progress::println(&format!(
-                    "copyman: still stopping {} s after {}: waiting for the servers to answer \
-                     (again to exit at once)",
+                    "copyman: still stopping {} s after {}: waiting for {what} (again to exit \
+                     at once)",
                     since.elapsed().as_secs(),
                     name(signal)
                 ));

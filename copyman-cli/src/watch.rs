@@ -29,6 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use copyman_job::commit::Action;
 use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::Connection;
 use postgres::config::Host;
@@ -257,12 +258,16 @@ impl Monitor {
             return Look {
                 lock: None,
                 activity: "its server cannot be asked".to_owned(),
+                state: None,
+                wait: None,
             };
         };
         let Some(row) = rows.into_iter().next() else {
             return Look {
                 lock: None,
                 activity: format!("backend {pid} is gone"),
+                state: None,
+                wait: None,
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -272,10 +277,13 @@ impl Monitor {
         if !kind.is_empty() {
             activity.push_str(&format!(", waiting on {kind}/{event}"));
         }
+        let wait = (!kind.is_empty()).then(|| (kind.clone(), event.clone()));
         if kind != "Lock" {
             return Look {
                 lock: None,
                 activity,
+                state: Some(state),
+                wait,
             };
         }
         let mut lock = format!("backend {pid} waits for a {event} lock");
@@ -288,6 +296,8 @@ impl Monitor {
         Look {
             lock: Some(lock),
             activity,
+            state: Some(state),
+            wait,
         }
     }
 }
@@ -304,6 +314,23 @@ pub(crate) struct Look {
     pub(crate) lock: Option<String>,
     /// Its state and wait event, in words.
     pub(crate) activity: String,
+    /// Its `pg_stat_activity.state` (`None`: not known).
+    pub(crate) state: Option<String>,
+    /// Its `wait_event_type` and `wait_event`, if it waits.
+    pub(crate) wait: Option<(String, String)>,
+}
+
+/// What a backend's wait event likely means, for a statement that ends a transaction.
+fn commit_wait_hint(kind: &str, event: &str) -> &'static str {
+    match (kind, event) {
+        ("IPC", "SyncRep") => {
+            ": waiting for a synchronous standby that is not there? (synchronous_standby_names \
+             on that server)"
+        }
+        ("IO", "WALSync" | "WALWrite") => ": writing its WAL to disk",
+        ("Lock", _) => ": waiting for a lock",
+        _ => "",
+    }
 }
 
 fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: bool) {
@@ -394,6 +421,12 @@ pub(crate) type NoteFn = Arc<dyn Fn(usize, Option<String>) + Send + Sync>;
 /// every backend of a worker that is still copying (not one that is ending its transactions:
 /// [`Event::Ending`]), so that a copy blocked on a server returns and rolls back.
 ///
+/// A statement that ends a table's transaction (`COMMIT`, `PREPARE TRANSACTION`, …:
+/// [`Event::CommitStep`]) and is not answered after a second is looked at too, before and after
+/// a signal: "waiting 1 s for destination 2 (…)'s COMMIT of table t: backend 1234 active,
+/// waiting on IPC/SyncRep: …", again every ten seconds. It is never cancelled nor timed out:
+/// only the server's answer says whether it committed.
+///
 /// The planning of the job (catalog queries on every server, which wait for a lock held on a
 /// table as well) is watched the same way, as one more "worker" whose backends are the sessions
 /// opened while [`JobWatch::planning`] is on ([`JobWatch::connected`]).
@@ -427,6 +460,56 @@ struct WorkerBackends {
     backends: Vec<(usize, Target, bool)>,
     told_stuck: bool,
     last_look: Option<Instant>,
+    /// The statements that end its table's transactions, sent and not yet answered
+    /// ([`Event::CommitStep`]): looked at and said, never cancelled.
+    commits: Vec<CommitWait>,
+}
+
+/// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
+/// …), sent and not yet answered.
+struct CommitWait {
+    /// The destination's server (index into [`JobShared::servers`]).
+    server: usize,
+    /// The destination's backend (no cancel request: it is never cancelled).
+    target: Target,
+    /// `"public"."t2"`.
+    table: String,
+    /// `COMMIT`, `PREPARE TRANSACTION`, … (without its transaction id).
+    statement: &'static str,
+    since: Instant,
+    last_look: Option<Instant>,
+    /// When the wait was last said.
+    told: Option<Instant>,
+    /// What the last look found it waiting on (`IPC SyncRep`).
+    wait: Option<String>,
+}
+
+impl CommitWait {
+    /// "destination 2's COMMIT of "public"."t2" (backend 1234, IPC SyncRep)".
+    fn describe(&self) -> String {
+        let wait = self
+            .wait
+            .as_ref()
+            .map(|w| format!(", {w}"))
+            .unwrap_or_default();
+        format!(
+            "destination {}'s {} of {} (backend {}{wait})",
+            self.server, self.statement, self.table, self.target.pid
+        )
+    }
+}
+
+/// A commit step's statement without its transaction id.
+fn statement_name(action: &Action) -> &'static str {
+    match action {
+        Action::CheckConstraints => "SET CONSTRAINTS ALL IMMEDIATE",
+        Action::Commit => "COMMIT",
+        Action::Rollback => "ROLLBACK",
+        Action::Prepare(_) => "PREPARE TRANSACTION",
+        Action::CommitPrepared(_) => "COMMIT PREPARED",
+        Action::RollbackPrepared(_) => "ROLLBACK PREPARED",
+        _ => "statement ending its transaction",
+    }
 }
 
 impl WorkerBackends {
@@ -439,6 +522,7 @@ impl WorkerBackends {
             backends: Vec::new(),
             told_stuck: false,
             last_look: None,
+            commits: Vec::new(),
         }
     }
 
@@ -512,6 +596,40 @@ impl JobWatch {
         true
     }
 
+    /// What the job waits for now, in words (for the reminder after a signal): each statement
+    /// ending a transaction that is not answered yet ("destination 2's COMMIT of "public"."t2"
+    /// (backend 1234, IPC SyncRep)"), each copy whose backends were cancelled and did not end
+    /// yet. Empty if nothing is known (or the watch is busy for more than a moment).
+    pub(crate) fn waiting_for(&self) -> Vec<String> {
+        let Some(workers) = lock_briefly(&self.shared.workers) else {
+            return Vec::new();
+        };
+        let mut waits = Vec::new();
+        for w in workers.iter() {
+            waits.extend(w.commits.iter().map(CommitWait::describe));
+            if !w.ending && !w.backends.is_empty() {
+                let backends: Vec<String> = w
+                    .backends
+                    .iter()
+                    .map(|(server, t, _)| match server {
+                        0 => format!("source {}", t.pid),
+                        d => format!("destination {d} {}", t.pid),
+                    })
+                    .collect();
+                waits.push(format!(
+                    "{} to end (backends: {}; cancelled)",
+                    if w.table == PLANNING {
+                        "the planning".to_owned()
+                    } else {
+                        format!("the copy of {}", w.table)
+                    },
+                    backends.join(", ")
+                ));
+            }
+        }
+        waits
+    }
+
     /// Stops watching (the thread ends within [`POLL`]).
     pub(crate) fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -536,6 +654,47 @@ impl JobWatch {
                     w.generation += 1;
                     w.ending = false;
                     w.backends.clear();
+                    w.commits.clear();
+                }
+            }
+            Event::CommitStep {
+                worker,
+                table,
+                destination,
+                pid,
+                action,
+                answered,
+            } => {
+                let server = destination + 1;
+                let (Some(w), Some((label, spec))) =
+                    (workers.get_mut(*worker), self.shared.servers.get(server))
+                else {
+                    return;
+                };
+                w.moved(*worker, note);
+                let Some(pid) = *pid else { return };
+                let had = w.commits.len();
+                w.commits
+                    .retain(|c| c.server != server || c.target.pid != pid);
+                if had != w.commits.len() && w.commits.is_empty() {
+                    note(*worker, None);
+                }
+                if answered.is_none() {
+                    w.commits.push(CommitWait {
+                        server,
+                        target: Target {
+                            label: label.clone(),
+                            spec: spec.clone(),
+                            pid,
+                            cancel_request: None,
+                        },
+                        table: table.to_string(),
+                        statement: statement_name(action),
+                        since: Instant::now(),
+                        last_look: None,
+                        told: None,
+                        wait: None,
+                    });
                 }
             }
             Event::Backend {
@@ -571,11 +730,22 @@ impl JobWatch {
                     w.moved(*worker, note);
                 }
             }
-            Event::Ending { worker } | Event::TableFinished { worker, .. } => {
+            Event::Ending { worker } => {
                 if let Some(w) = workers.get_mut(*worker) {
                     w.moved(*worker, note);
                     w.ending = true;
                     w.backends.clear();
+                }
+            }
+            Event::TableFinished { worker, .. } => {
+                if let Some(w) = workers.get_mut(*worker) {
+                    w.moved(*worker, note);
+                    w.ending = true;
+                    w.backends.clear();
+                    if !w.commits.is_empty() {
+                        w.commits.clear();
+                        note(*worker, None);
+                    }
                 }
             }
             _ => {}
@@ -587,6 +757,19 @@ impl Drop for JobWatch {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Takes `mutex` if it is free within a moment: a thread that must not wait (a reminder, an
+/// exit at once) gives up rather than wait behind a cancel request or a look in flight.
+pub(crate) fn lock_briefly<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    for _ in 0..50 {
+        match mutex.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    None
 }
 
 /// A worker to look at: its index, its table's generation, its backends (server, pid).
@@ -607,6 +790,9 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
     };
     while !shared.stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
+        // Statements ending a transaction are looked at and said, before and after a signal:
+        // they are never cancelled, so a wait there is only said.
+        look_at_commits(shared, &mut monitors);
         if let Some(signal) = signals::received() {
             interrupt.interrupt(format!("interrupted by {}", signals::name(signal)));
             if last_cancel.is_none_or(|t| t.elapsed() >= STILL) {
@@ -705,5 +891,76 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 ));
             }
         }
+    }
+}
+
+/// Looks, once per [`STILL`], at each statement ending a transaction that was sent more than
+/// [`STILL`] ago and not answered; says what its backend waits on (on stderr, then again every
+/// [`STUCK`]; on its worker's line), never cancels it: only the server's answer says whether a
+/// `COMMIT` went through.
+fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
+    let lock = || {
+        shared
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    // (worker, server, pid), looked at without the lock.
+    let due: Vec<(usize, usize, i32)> = {
+        let mut workers = lock();
+        let mut due = Vec::new();
+        for (i, w) in workers.iter_mut().enumerate() {
+            for c in &mut w.commits {
+                if c.since.elapsed() >= STILL && c.last_look.is_none_or(|t| t.elapsed() >= STILL) {
+                    c.last_look = Some(Instant::now());
+                    due.push((i, c.server, c.target.pid));
+                }
+            }
+        }
+        due
+    };
+    for (worker, server, pid) in due {
+        let look = monitors[server].look(pid);
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut workers = lock();
+        let Some(w) = workers.get_mut(worker) else {
+            continue;
+        };
+        let Some(c) = w
+            .commits
+            .iter_mut()
+            .find(|c| c.server == server && c.target.pid == pid)
+        else {
+            continue;
+        };
+        // Idle: the server answered, the worker reads it now.
+        if look.state.as_deref().is_some_and(|s| s != "active") {
+            continue;
+        }
+        let hint = look
+            .wait
+            .as_ref()
+            .map(|(kind, event)| commit_wait_hint(kind, event))
+            .unwrap_or_default();
+        c.wait = look
+            .wait
+            .as_ref()
+            .map(|(kind, event)| format!("{kind} {event}"));
+        if c.told.is_none_or(|t| t.elapsed() >= STUCK) {
+            c.told = Some(Instant::now());
+            progress::println(&format!(
+                "copyman: waiting {} s for {}'s {} of table {}: {}{hint} (not cancelled: only \
+                 its answer says whether it committed)",
+                c.since.elapsed().as_secs(),
+                c.target.label,
+                c.statement,
+                c.table,
+                look.activity
+            ));
+        }
+        let note = format!("waiting for {}'s {}", shared.servers[server].0, c.statement);
+        (shared.note)(worker, Some(note));
     }
 }

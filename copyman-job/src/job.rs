@@ -1186,6 +1186,26 @@ pub enum Event {
         /// The worker.
         worker: usize,
     },
+    /// A statement that ends a table's transaction on a destination (`COMMIT`, `PREPARE
+    /// TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK`, …) is sent (`answered: None`), or its server
+    /// answered it (`Some(true)`: it took effect; `Some(false)`: an error, or the connection
+    /// broke and the final report says how it ended). Such a statement is never cancelled nor
+    /// timed out (only the server's answer says whether it committed): a caller that sees one
+    /// wait can only say so, and one that must exit at once can say what may have committed.
+    CommitStep {
+        /// The worker.
+        worker: usize,
+        /// The table.
+        table: TableName,
+        /// The destination (0-based).
+        destination: usize,
+        /// Its backend's process id, if the server gave it.
+        pid: Option<i32>,
+        /// The statement.
+        action: commit::Action,
+        /// Whether it took effect, once answered.
+        answered: Option<bool>,
+    },
     /// A worker finished a table (whatever the outcome).
     TableFinished {
         /// The worker.
@@ -1262,6 +1282,37 @@ struct TwoPhase {
     log: commit::DecisionLog,
     run: String,
     next: std::sync::atomic::AtomicUsize,
+}
+
+/// A destination's connection in a table's commit: each statement is told to the caller
+/// ([`Event::CommitStep`]) before it is sent and once it is answered.
+struct Announced<'c, 's, 'a> {
+    conn: &'c mut Connection,
+    shared: &'s Shared<'a>,
+    worker: usize,
+    table: &'s TableName,
+    destination: usize,
+}
+
+impl Participant for Announced<'_, '_, '_> {
+    type Error = copyman_sync::Error;
+
+    fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
+        let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
+        let (worker, table, destination) = (self.worker, self.table, self.destination);
+        let step = |answered| Event::CommitStep {
+            worker,
+            table: table.clone(),
+            destination,
+            pid,
+            action: action.clone(),
+            answered,
+        };
+        (self.shared.events)(step(None));
+        let result = self.conn.run(action);
+        (self.shared.events)(step(Some(result.is_ok())));
+        result
+    }
 }
 
 /// Ends a table's transactions (on `parties`) through core's commit machine: one COMMIT after
@@ -2039,12 +2090,22 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     let stopped_before_commit = shared.halted();
     commit_options.copy_failed = copy_failed || stopped_before_commit;
     let outcome = {
-        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = conns
+        let mut announced: Vec<Announced<'_, '_, '_>> = conns
             .dests
             .iter_mut()
             .enumerate()
             .filter(|(d, _)| live.contains(d))
-            .map(|(_, c)| c.as_mut().expect("begun above") as &mut dyn Participant<Error = _>)
+            .map(|(destination, c)| Announced {
+                conn: c.as_mut().expect("begun above"),
+                shared,
+                worker,
+                table: &t.table,
+                destination,
+            })
+            .collect();
+        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
+            .iter_mut()
+            .map(|a| a as &mut dyn Participant<Error = _>)
             .collect();
         commit_table(shared, commit_options, &flags, &mut parties)
     };
@@ -2539,17 +2600,27 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     let stopped = shared.halted();
     let mut parties_of: Vec<usize> = Vec::new();
     let mut flags = Vec::new();
-    let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = Vec::new();
+    let mut announced: Vec<Announced<'_, '_, '_>> = Vec::new();
     for (i, c) in range_conns.iter_mut().enumerate() {
         for (d, slot) in c.dests.iter_mut().enumerate() {
             let open = ends[i].dests.iter().any(|(x, r)| *x == d && r.is_ok());
             if let Some(conn) = slot.as_mut().filter(|_| open) {
                 parties_of.push(d);
                 flags.push(report.destinations[d].error.is_none());
-                parties.push(conn);
+                announced.push(Announced {
+                    conn,
+                    shared,
+                    worker,
+                    table: &t.table,
+                    destination: d,
+                });
             }
         }
     }
+    let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
+        .iter_mut()
+        .map(|a| a as &mut dyn Participant<Error = _>)
+        .collect();
     let mut commit_options = commit::Options::new(if options.keep_going {
         Policy::KeepGoing
     } else {
