@@ -234,6 +234,8 @@ pub(crate) enum Status {
     CommitPending,
     /// Perhaps prepared, decided rollback: nothing visible; `copyman recover` removes it.
     RollbackPending,
+    /// Stdout or a pipe, when the run failed: what went out before cannot be taken back.
+    Sent,
 }
 
 impl Status {
@@ -245,6 +247,7 @@ impl Status {
             Self::InDoubt => "in doubt",
             Self::CommitPending => "commit pending",
             Self::RollbackPending => "rollback pending",
+            Self::Sent => "sent",
         }
     }
 
@@ -318,6 +321,17 @@ impl RunReport {
                 .destinations
                 .iter()
                 .all(|d| d.status == Status::Committed)
+    }
+
+    /// What "nothing committed" says when the run failed: stdout (or a pipe) that got data before
+    /// the failure is said apart, since nothing takes it back.
+    fn nothing_committed(&self) -> &'static str {
+        if self.destinations.iter().any(|d| d.status == Status::Sent) {
+            "nothing committed on any server, but data went out on stdout, which cannot be taken \
+             back (see below)"
+        } else {
+            "nothing committed"
+        }
     }
 
     /// Whether some destinations hold (or may hold) the rows and others do not.
@@ -396,8 +410,9 @@ impl RunReport {
         match &self.error {
             _ if self.exit().is_interruption() => writeln!(
                 out,
-                "copyman: interrupted by {}: nothing committed",
-                signals::name(self.interrupted().unwrap_or_default())
+                "copyman: interrupted by {}: {}",
+                signals::name(self.interrupted().unwrap_or_default()),
+                self.nothing_committed()
             )?,
             None if self.succeeded() => writeln!(out, "copyman: copied {}", self.headline())?,
             _ if self.partial() => writeln!(
@@ -411,8 +426,12 @@ impl RunReport {
                     .unwrap_or_default(),
                 self.pending_hint()
             )?,
-            None => writeln!(out, "copyman: copy failed; nothing committed")?,
-            Some(error) => writeln!(out, "copyman: copy failed: {error}; nothing committed")?,
+            None => writeln!(out, "copyman: copy failed; {}", self.nothing_committed())?,
+            Some(error) => writeln!(
+                out,
+                "copyman: copy failed: {error}; {}",
+                self.nothing_committed()
+            )?,
         }
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
@@ -456,8 +475,9 @@ impl RunReport {
         if self.exit().is_interruption() {
             writeln!(
                 out,
-                "copyman: interrupted by {}: nothing committed",
-                signals::name(self.interrupted().unwrap_or_default())
+                "copyman: interrupted by {}: {}",
+                signals::name(self.interrupted().unwrap_or_default()),
+                self.nothing_committed()
             )?;
             return Ok(());
         }

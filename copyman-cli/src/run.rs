@@ -328,7 +328,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         .iter_mut()
         .zip(&ended.destinations)
         .map(|(dest, outcome)| {
-            let status = match outcome {
+            let mut status = match outcome {
                 Outcome::Committed => Status::Committed,
                 Outcome::RolledBack => Status::RolledBack,
                 Outcome::InDoubt(_) => Status::InDoubt,
@@ -341,6 +341,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             }
             // Stdout (or a pipe) has no rollback: what went out before the failure is out.
             if status != Status::Committed && dest.sent_anyway > 0 {
+                status = Status::Sent;
                 dest.fail_with(ErrorInfo {
                     sqlstate: None,
                     message: format!(
