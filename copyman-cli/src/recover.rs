@@ -6,6 +6,9 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use copyman_job::commit::{self, Action, DecisionLog, Recovery, recovery};
 use serde_json::{Value, json};
@@ -85,7 +88,8 @@ pub(crate) fn run(
                     (format!("would be {word}"), None)
                 } else {
                     report::log(format_args!("{}: {sql}", spec.display));
-                    match conn.execute(&sql) {
+                    let what = format!("{}'s {sql}", spec.display);
+                    match said_while_waiting(&what, || conn.execute(&sql)) {
                         Ok(_) => (word.to_owned(), None),
                         Err(e) => {
                             failed = true;
@@ -128,4 +132,31 @@ pub(crate) fn run(
         }
     }
     Ok(exit)
+}
+
+/// Runs `statement` (a COMMIT or ROLLBACK PREPARED, which is never cancelled: only its answer
+/// says what the server did) and, while it has not returned, says so after a second and every
+/// 10 s after: a server waiting for a synchronous standby that is not there answers nothing.
+fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send) -> T {
+    let (done, finished) = mpsc::channel::<()>();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let started = Instant::now();
+            let mut next = Duration::from_secs(1);
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                finished.recv_timeout(next.saturating_sub(started.elapsed()))
+            {
+                crate::progress::println(&format!(
+                    "copyman: waiting {} s for {what}: the server has not answered (a \
+                     synchronous standby that is not there? see synchronous_standby_names on \
+                     that server); not cancelled: only its answer says what it did",
+                    started.elapsed().as_secs()
+                ));
+                next += Duration::from_secs(10);
+            }
+        });
+        let result = statement();
+        drop(done);
+        result
+    })
 }

@@ -358,3 +358,90 @@ fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
     run.assert_all();
     assert!(run.prepared().is_empty());
 }
+
+/// `copyman recover` is never silent while a server does not answer its COMMIT PREPARED (here
+/// a synchronous standby that is not there): it says what it waits for, does not cancel it, and
+/// finishes once the server answers.
+#[test]
+fn recover_says_what_it_waits_for() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let s = servers();
+    // Its own server: the setting that holds its commits would hold every other test's.
+    let cluster = Cluster::builder()
+        .setting("max_prepared_transactions", "10")
+        .setting("synchronous_commit", "on")
+        .start();
+    let src = database(
+        &s.source,
+        &format!("{TABLE}; INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 2000) g"),
+    );
+    let db = database(&cluster, TABLE);
+    let log = TempPath::new("decisions.log");
+    let (from, to) = (s.source.url(&src), cluster.url(&db));
+    let copy = [
+        "table",
+        "m",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    // Prepared, and the commit decided and recorded: then copyman dies.
+    Paused::start(&copy, "recorded").kill();
+    let set = |value: &str| {
+        let mut admin = cluster.connect("postgres");
+        admin
+            .batch_execute(&format!(
+                "ALTER SYSTEM SET synchronous_standby_names = '{value}'"
+            ))
+            .unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        // The reload is asynchronous: a new session sees the setting once it took effect.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster
+            .connect("postgres")
+            .query_one("SHOW synchronous_standby_names", &[])
+            .unwrap()
+            .get::<_, String>(0)
+            != value
+        {
+            assert!(Instant::now() < deadline, "the reload never took");
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    set("nosuch");
+    let mut child = copyman()
+        .args(["recover", "--to", &to, "--decision-log", log.arg()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its stderr, line by line, read aside: a recover that never says it waits must fail the
+    // test, not hang it.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (lines, said) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let waiting = std::iter::from_fn(|| said.recv_timeout(Duration::from_secs(60)).ok())
+        .find(|line| line.contains("waiting 1 s for"));
+    // Released either way, so that the recover ends.
+    set("");
+    let waiting = waiting.expect("recover never said it waits");
+    assert!(
+        waiting.contains("COMMIT PREPARED 'copyman:")
+            && waiting.contains("synchronous_standby_names"),
+        "{waiting}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    reader.join().unwrap();
+    assert_eq!(prepared_xacts(&cluster), Vec::<String>::new());
+    assert_eq!(count(&cluster, &db, "m"), 2000);
+}
