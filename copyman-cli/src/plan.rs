@@ -194,10 +194,10 @@ fn table_plan(
         .is_some_and(|r| needs_select(r, columns.as_deref()));
     let mut resolved = copy.clone();
     resolved.columns = columns.clone().unwrap_or_default();
-    let send = t
-        .source
-        .is_server()
-        .then(|| resolved.copy_out(format, select));
+    let send = t.source.is_server().then(|| {
+        let ordinary = source_rel.as_ref().is_some_and(|r| r.kind == "r");
+        resolved.copy_out(format, select, ordinary)
+    });
     let receive = dests
         .iter()
         .map(|d| d.endpoint.is_server().then(|| resolved.copy_in(format)))

@@ -828,7 +828,7 @@ pub fn plan(
         };
         tables.push(TablePlan {
             ranges,
-            send: copy.copy_out(choice.format, select),
+            send: copy.copy_out(choice.format, select, source_rel.kind == "r"),
             receive: copy.copy_in(choice.format),
             table: sel.table,
             kind: sel.kind,
@@ -995,7 +995,7 @@ pub fn split(
                 condition: Some(condition),
                 ..copy.clone()
             }
-            .copy_out(format, true)
+            .copy_out(format, true, true)
         })
         .collect()
 }
@@ -2449,7 +2449,8 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         shared.announce(worker, &t.table, Side::Source, source);
         begin_source(shared, source, shared.plan.snapshot.as_deref())?;
         let total = source
-            .query(&format!("SELECT count(*)::text FROM {}", t.table))
+            // An ordinary table (only those are split): its own rows, as its ranges read them.
+            .query(&format!("SELECT count(*)::text FROM ONLY {}", t.table))
             .map_err(|e| describe(&e))?
             .first()
             .and_then(|r| r.first().cloned().flatten())
@@ -3006,10 +3007,10 @@ mod tests {
         assert_eq!(
             ranges,
             [
-                r#"COPY (SELECT "a" FROM "t" WHERE (ctid < '(3,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
-                r#"COPY (SELECT "a" FROM "t" WHERE (ctid >= '(3,0)'::pg_catalog.tid AND ctid < '(6,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
-                r#"COPY (SELECT "a" FROM "t" WHERE (ctid >= '(6,0)'::pg_catalog.tid AND ctid < '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
-                r#"COPY (SELECT "a" FROM "t" WHERE (ctid >= '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid < '(3,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid >= '(3,0)'::pg_catalog.tid AND ctid < '(6,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid >= '(6,0)'::pg_catalog.tid AND ctid < '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid >= '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
             ]
         );
         // At least two ranges, at most --jobs.

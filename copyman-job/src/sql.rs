@@ -358,8 +358,10 @@ impl TableCopy {
     }
 
     /// The source's statement. `select` asks for the `COPY (SELECT …)` form, which views and
-    /// partitioned tables need; a condition implies it.
-    pub fn copy_out(&self, format: Format, select: bool) -> String {
+    /// partitioned tables need; a condition implies it. `only` (an ordinary table) selects from
+    /// `ONLY` the table: its own rows, as `COPY table TO` reads them, not those of tables that
+    /// inherit from it (copied as tables of their own).
+    pub fn copy_out(&self, format: Format, select: bool, only: bool) -> String {
         let options = self.options(format);
         if self.condition.is_none() && !select {
             let columns = if self.columns.is_empty() {
@@ -378,8 +380,9 @@ impl TableCopy {
             Some(condition) => format!(" WHERE ({condition})"),
             None => String::new(),
         };
+        let only = if only { "ONLY " } else { "" };
         format!(
-            "COPY (SELECT {columns} FROM {}{condition}) TO STDOUT {options}",
+            "COPY (SELECT {columns} FROM {only}{}{condition}) TO STDOUT {options}",
             self.table
         )
     }
@@ -639,12 +642,16 @@ mod tests {
             header: false,
         };
         assert_eq!(
-            copy.copy_out(Format::Binary, false),
+            copy.copy_out(Format::Binary, false, true),
             r#"COPY "s"."T" TO STDOUT (FORMAT binary)"#
         );
         assert_eq!(
-            copy.copy_out(Format::Text, true),
+            copy.copy_out(Format::Text, true, false),
             r#"COPY (SELECT * FROM "s"."T") TO STDOUT (FORMAT text)"#
+        );
+        assert_eq!(
+            copy.copy_out(Format::Text, true, true),
+            r#"COPY (SELECT * FROM ONLY "s"."T") TO STDOUT (FORMAT text)"#
         );
         assert_eq!(
             copy.copy_in(Format::Text),
@@ -655,7 +662,7 @@ mod tests {
         copy.condition = Some("a > 1".into());
         copy.header = true;
         assert_eq!(
-            copy.copy_out(Format::Csv, false),
+            copy.copy_out(Format::Csv, false, false),
             r#"COPY (SELECT "a", "b" FROM "s"."T" WHERE (a > 1)) TO STDOUT (FORMAT csv, HEADER)"#
         );
         assert_eq!(
