@@ -488,8 +488,13 @@ impl<E> Commit<E> {
                         Phase::Commit
                     };
                     if self.options.source && !self.options.source_read_only {
+                        // Prepared (to commit under the decision) only when every destination
+                        // is: under keep-going some may not be, and then the source must roll
+                        // back (its rows stay; never on neither side), only checked here.
+                        let all_prepared =
+                            self.slots.iter().all(|s| matches!(s, Slot::Prepared(_)));
                         let action = match &self.options.two_phase {
-                            Some(run) if self.options.source_two_phase => {
+                            Some(run) if self.options.source_two_phase && all_prepared => {
                                 Action::Prepare(Self::source_gid(run))
                             }
                             _ => Action::CheckConstraints,

@@ -577,8 +577,8 @@ proptest! {
             prop_assert!(commits.is_empty());
             prop_assert!(report.nothing_committed());
         }
-        // The source commits only when every destination committed, or (prepared) under the
-        // recorded decision.
+        // The source commits only when every destination committed, or, prepared, under the
+        // recorded decision once every destination prepared: never rows on neither side.
         let source_prepared = steps.iter().any(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CommitPrepared(_) | Action::RollbackPrepared(_) }));
         match &report.source {
             Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) if !source_prepared => {
@@ -586,6 +586,7 @@ proptest! {
             }
             Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitPending { .. }) => {
                 prop_assert!(record && steps.iter().any(|s| matches!(s, Step::Record(d) if d.source.is_some())));
+                prop_assert!(report.destinations.iter().all(Outcome::may_hold_rows), "{:?}", report);
             }
             _ => {}
         }
