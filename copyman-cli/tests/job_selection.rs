@@ -577,4 +577,18 @@ fn job_selection_a_resume_refuses_a_destination_that_cannot_say_who_it_is_spelle
         text(&out.stdout)
     );
     assert_eq!(count(&c.dest[0], &dst, "odd.a"), 100);
+    // Now it can say which server it is: its records, under its connection string, no longer
+    // match it, and a resume would copy its tables again: refused, nothing copied.
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() TO PUBLIC")
+        .unwrap();
+    let out = job(&tcp, true);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("records a destination by its connection string"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "odd.a"), 100);
 }
