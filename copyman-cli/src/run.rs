@@ -286,7 +286,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     }
     progress.finish();
     limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
-    if let Some(signal) = signals::received().filter(|_| run_error.is_none()) {
+    // A signal that came before aborts; from here on the commit goes on whatever comes, and a
+    // signal says so (signals.rs).
+    if run_error.is_none()
+        && let Some(signal) = signals::commit_begins(atomic.is_some())
+    {
         run_error = Some(format!("interrupted by {}", signals::name(signal)));
     }
 

@@ -43,6 +43,7 @@ static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Where a one-table run stands, for what a signal does and says.
 static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
+    ending: None,
     sent: Vec::new(),
     committed: Vec::new(),
 });
@@ -51,9 +52,11 @@ static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
 enum Stage {
     /// Connecting: nothing began anywhere.
     Connecting,
-    /// Copying, then committing: the destinations whose COMMIT was sent, and of those the ones
-    /// whose COMMIT was answered with success.
+    /// Copying, then committing: whether the commit began (`Some(two_phase)`: from then on it
+    /// goes on whatever signal comes), the destinations whose COMMIT was sent, and of those the
+    /// ones whose COMMIT was answered with success.
     Running {
+        ending: Option<bool>,
         sent: Vec<String>,
         committed: Vec<String>,
     },
@@ -65,10 +68,26 @@ pub(crate) fn connecting(on: bool) {
         Stage::Connecting
     } else {
         Stage::Running {
+            ending: None,
             sent: Vec::new(),
             committed: Vec::new(),
         }
     };
+}
+
+/// The commit begins (`two_phase`: with PREPAREs and a decision): from now on a signal does not
+/// stop it, and says so. Returns the signal received before, if any: the run must not commit
+/// then. (Checked under the stage's lock, which the signal thread takes after it noted the
+/// signal: either the run sees the signal, or the signal sees the commit under way.)
+pub(crate) fn commit_begins(two_phase: bool) -> Option<i32> {
+    let mut stage = STAGE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(signal) = received() {
+        return Some(signal);
+    }
+    if let Stage::Running { ending, .. } = &mut *stage {
+        *ending = Some(two_phase);
+    }
+    None
 }
 
 /// A COMMIT (or COMMIT PREPARED) goes to `party` now.
@@ -88,18 +107,33 @@ pub(crate) fn committed(party: &str) {
     }
 }
 
-/// What a signal finds: `None` while connecting, else what the COMMITs sent so far did: the
-/// parties committed, and those whose COMMIT is unanswered.
-fn commits() -> Option<(Vec<String>, Vec<String>)> {
+/// Where the commit of a one-table run stands when a signal comes.
+struct Commits {
+    /// The commit began: `Some(two_phase)`.
+    ending: Option<bool>,
+    /// Destinations whose COMMIT was answered with success.
+    committed: Vec<String>,
+    /// Destinations whose COMMIT was sent and is unanswered.
+    unanswered: Vec<String>,
+}
+
+/// What a signal finds: `None` while connecting, else where the commit stands.
+fn commits() -> Option<Commits> {
     match &*STAGE.lock().unwrap_or_else(PoisonError::into_inner) {
         Stage::Connecting => None,
-        Stage::Running { sent, committed } => Some((
-            committed.clone(),
-            sent.iter()
+        Stage::Running {
+            ending,
+            sent,
+            committed,
+        } => Some(Commits {
+            ending: *ending,
+            committed: committed.clone(),
+            unanswered: sent
+                .iter()
                 .filter(|p| !committed.contains(p))
                 .cloned()
                 .collect(),
-        )),
+        }),
     }
 }
 
@@ -154,7 +188,12 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                 let first = RECEIVED
                     .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok();
-                let Some((committed, unanswered)) = commits() else {
+                let Some(Commits {
+                    ending,
+                    committed,
+                    unanswered,
+                }) = commits()
+                else {
                     eprintln!(
                         "copyman: {} received while connecting: nothing was copied; exiting",
                         name(signal)
@@ -163,8 +202,8 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                 };
                 let committing = !committed.is_empty() || !unanswered.is_empty();
                 if first {
-                    let stopping = if committing {
-                        "the COMMITs are under way and finish; the report says what committed"
+                    let stopping = if committing || ending.is_some() {
+                        "the commit is under way and finishes; the report says what committed"
                     } else {
                         stopping
                     };
@@ -188,6 +227,26 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                         list(&unanswered)
                     );
                     std::process::exit(crate::report::Exit::Partial as i32);
+                } else if let Some(two_phase) = ending {
+                    remove_temp_files();
+                    // No COMMIT was sent: the servers roll back the open transactions; prepared
+                    // ones stay, for copyman recover (which commits them if the decision was
+                    // recorded: they will hold the rows).
+                    let (said, exit) = if two_phase {
+                        (
+                            "prepared transactions may be left: copyman recover with the same \
+                             --to finishes them (it commits them if the decision was recorded)",
+                            crate::report::Exit::Partial as i32,
+                        )
+                    } else {
+                        ("nothing committed", exit_code(signal).into())
+                    };
+                    eprintln!(
+                        "copyman: {} received again: exiting at once before any COMMIT was \
+                         sent: {said}",
+                        name(signal)
+                    );
+                    std::process::exit(exit);
                 } else {
                     remove_temp_files();
                     eprintln!("copyman: {} received again: exiting at once", name(signal));

@@ -364,7 +364,6 @@ fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
 /// finishes once the server answers.
 #[test]
 fn recover_says_what_it_waits_for() {
-    use std::io::BufReader;
     use std::process::Stdio;
     use std::time::{Duration, Instant};
 
@@ -421,27 +420,18 @@ fn recover_says_what_it_waits_for() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Its stderr, line by line, read aside: a recover that never says it waits must fail the
-    // test, not hang it.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (lines, said) = std::sync::mpsc::channel();
-    let reader = thread::spawn(move || {
-        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let waiting = std::iter::from_fn(|| said.recv_timeout(Duration::from_secs(60)).ok())
-        .find(|line| line.contains("waiting 1 s for"));
+    let mut stderr = StderrLines::take(&mut child);
+    let waiting = stderr.wait_for("waiting 1 s for");
     // Released either way, so that the recover ends.
     set("");
-    let waiting = waiting.expect("recover never said it waits");
+    let waiting =
+        waiting.unwrap_or_else(|| panic!("recover never said it waits:\n{}", stderr.seen()));
     assert!(
         waiting.contains("COMMIT PREPARED 'copyman:")
             && waiting.contains("synchronous_standby_names"),
         "{waiting}"
     );
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    reader.join().unwrap();
     assert_eq!(prepared_xacts(&cluster), Vec::<String>::new());
     assert_eq!(count(&cluster, &db, "m"), 2000);
 }

@@ -579,14 +579,16 @@ fn a_second_signal_exits_at_once() {
     );
     proxy.set(Direction::ServerToClient, Fault::Stall);
     proxy.set(Direction::ClientToServer, Fault::Stall);
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = StderrLines::take(&mut child);
     signal(&child, "INT");
-    read_until(&mut stderr, "SIGINT received: stopping the copy");
+    let stopping = stderr.wait_for("SIGINT received: stopping the copy");
     // A stop that waits for a server that never answers says so, not silence.
-    read_until(&mut stderr, "still stopping 10 s after SIGINT");
+    let still = stopping.and_then(|_| stderr.wait_for("still stopping 10 s after SIGINT"));
+    // (Sent either way, so that the run ends and the test fails rather than hangs.)
     signal(&child, "INT");
-    read_until(&mut stderr, "SIGINT received again: exiting at once");
+    let again = stderr.wait_for("SIGINT received again: exiting at once");
     assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(still.is_some() && again.is_some(), "{}", stderr.rest());
 }
 
 // Point 12: --encoding, --allow-count-mismatch, "1 row", --help examples.

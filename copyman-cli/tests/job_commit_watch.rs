@@ -156,14 +156,35 @@ fn release(db: String, stop: &'static AtomicBool) -> thread::JoinHandle<()> {
 }
 
 /// Kills `child` if the test is still waiting for it after two minutes (a hang must fail the
-/// test, not stall the suite).
-fn watchdog(pid: u32) {
+/// test, not stall the suite). Dropping the guard (the test's end) calls it off, so that the
+/// pid, reaped and perhaps reused by another test's process, is never killed.
+fn watchdog(pid: u32) -> Watchdog {
+    let off = std::sync::Arc::new(AtomicBool::new(false));
+    let called_off = std::sync::Arc::clone(&off);
     thread::spawn(move || {
-        thread::sleep(Duration::from_secs(120));
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
+            if called_off.load(Ordering::SeqCst) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        if !called_off.load(Ordering::SeqCst) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     });
+    Watchdog(off)
+}
+
+/// Calls a [`watchdog`] off when dropped.
+struct Watchdog(std::sync::Arc<AtomicBool>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Reads `stderr` until a line says destination 2's COMMIT waits (at least `secs` s); the line.
@@ -200,7 +221,7 @@ fn job_commit_waiting_for_a_synchronous_standby_is_said_and_not_cancelled() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let s = Setup::new("commit-wait.state");
     let (child, mut stderr) = s.spawn(&[], &["--stall-timeout", "5s", "--progress"]);
-    watchdog(child.id());
+    let _watchdog = watchdog(child.id());
     let first = commit_wait_line(&mut stderr, 1);
     assert!(
         first.contains("copyman: waiting ")
@@ -243,7 +264,7 @@ fn job_signal_reminder_names_the_commit_it_waits_for() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let s = Setup::new("reminder.state");
     let (child, mut stderr) = s.spawn(&[], &[]);
-    watchdog(child.id());
+    let _watchdog = watchdog(child.id());
     commit_wait_line(&mut stderr, 1);
     signal(&child, "INT");
     let seen = read_until(&mut stderr, "still stopping");
@@ -277,7 +298,7 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let s = Setup::new("at-once.state");
     let (child, mut stderr) = s.spawn(&["--json"], &[]);
-    watchdog(child.id());
+    let _watchdog = watchdog(child.id());
     // Both tables' COMMITs wait on destination 2 (destination 1 committed both).
     commit_wait_line(&mut stderr, 1);
     wait_for_waiters(&s.d2, 2);
@@ -364,7 +385,7 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    watchdog(child.id());
+    let _watchdog = watchdog(child.id());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let seen = read_until(&mut stderr, "'s PREPARE TRANSACTION of table");
     assert!(seen.contains("waiting on IPC/SyncRep"), "{seen}");
@@ -448,7 +469,7 @@ fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    watchdog(child.id());
+    let _watchdog = watchdog(child.id());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
     signal(&child, "INT");

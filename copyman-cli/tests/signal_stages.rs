@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufReader, Read};
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -49,8 +48,23 @@ fn a_signal_while_connecting_exits_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Its startup packet is waiting when the connection was accepted.
-    let (_held, _) = listener.accept().unwrap();
+    // Its startup packet is waiting when the connection was accepted (bounded: a run that ends
+    // before it dials fails the test).
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let _held = loop {
+        match listener.accept() {
+            Ok((held, _)) => break held,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("copyman ended ({status}) before it connected");
+                }
+                assert!(Instant::now() < deadline, "copyman never connected");
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
     signal(&child, "INT");
     let status = wait_bounded(&mut child);
     assert_eq!(status.code(), Some(130));
@@ -81,17 +95,15 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
     // Destination 1 committed; destination 2's COMMIT not sent yet.
     let mut paused = Paused::start(&args, "committed:1");
-    let mut stderr = BufReader::new(paused.child.stderr.take().unwrap());
+    let mut stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "INT");
-    // (Read once it ended: a run that never says it would hang a read of its stderr.)
-    thread::sleep(Duration::from_millis(300));
+    let first = stderr.wait_for("SIGINT received");
     signal(&paused.child, "INT");
     let status = wait_bounded(&mut paused.child);
-    let mut said = String::new();
-    stderr.read_to_string(&mut said).unwrap();
+    let said = stderr.rest();
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
-        said.contains("SIGINT received: the COMMITs are under way and finish"),
+        first.is_some_and(|l| l.contains("the commit is under way and finishes")),
         "{said}"
     );
     assert!(
@@ -102,4 +114,36 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+}
+
+#[test]
+fn a_signal_once_the_commit_began_lets_it_finish_and_says_so() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int)");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int)");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    // The deferred constraints checked on destination 1: no COMMIT sent yet.
+    let mut paused = Paused::start(&args, "checked:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let said = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    assert!(
+        said.as_deref()
+            .is_some_and(|l| l.contains("the commit is under way and finishes")),
+        "{}",
+        stderr.rest()
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
 }

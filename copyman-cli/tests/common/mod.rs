@@ -300,3 +300,63 @@ pub fn read_until(reader: &mut impl std::io::BufRead, needle: &str) -> String {
         }
     }
 }
+
+/// A child's stderr read aside, line by line: a wait for a line is bounded (60 s), so a run that
+/// never says what a test waits for fails the test instead of hanging it.
+pub struct StderrLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl StderrLines {
+    /// Takes `child`'s stderr (it must be piped).
+    pub fn take(child: &mut std::process::Child) -> Self {
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    /// The line that contains `needle`, once it came; `None` if stderr ended or 60 s went by
+    /// without it (what was seen is in [`StderrLines::seen`]).
+    pub fn wait_for(&mut self, needle: &str) -> Option<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Everything seen so far, and the rest until stderr ends (bounded as `wait_for`).
+    pub fn rest(mut self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+        }
+        self.seen
+    }
+
+    /// What was seen so far.
+    pub fn seen(&self) -> &str {
+        &self.seen
+    }
+}
