@@ -948,9 +948,9 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
             .wait
             .as_ref()
             .map(|(kind, event)| format!("{kind} {event}"));
-        if c.told.is_none_or(|t| t.elapsed() >= STUCK) {
+        let said = c.told.is_none_or(|t| t.elapsed() >= STUCK).then(|| {
             c.told = Some(Instant::now());
-            progress::println(&format!(
+            format!(
                 "copyman: waiting {} s for {}'s {} of table {}: {}{hint} (not cancelled: only \
                  its answer says whether it committed)",
                 c.since.elapsed().as_secs(),
@@ -958,9 +958,14 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
                 c.statement,
                 c.table,
                 look.activity
-            ));
-        }
+            )
+        });
         let note = format!("waiting for {}'s {}", shared.servers[server].0, c.statement);
+        // Said without the workers' lock: a stderr that blocks must not stall their events.
+        drop(workers);
+        if let Some(said) = said {
+            progress::println(&said);
+        }
         (shared.note)(worker, Some(note));
     }
 }
