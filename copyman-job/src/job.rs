@@ -2492,7 +2492,7 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         return report;
     }
     for &d in &targets {
-        if let Err(e) = shared.state.begin(&key, &shared.destinations[d].name) {
+        if let Err(e) = shared.state.begin(&key, &shared.plan.keys[d]) {
             report.destinations[d]
                 .fail(Status::Failed, TableError::new(format!("state file: {e}")));
             continue;

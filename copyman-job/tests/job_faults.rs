@@ -575,3 +575,62 @@ fn a_table_replaced_with_truncate_is_not_split_and_keeps_its_old_rows_when_it_fa
     }
     let _ = std::fs::remove_file(&options.state);
 }
+
+/// A split table's `begin` names its destinations as every other record does (by identity):
+/// a resume of one that began and is not recorded done (its ranges committed, the job killed
+/// before its `done` lines) empties it first and copies it once, never a second time beside the
+/// first.
+#[test]
+fn a_resumed_split_table_that_began_is_emptied_first() {
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
+    let (source, dests, src_db, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, 20000) g;"
+        ),
+        schema,
+        None,
+    );
+    let c = clusters();
+    let options = Options {
+        jobs: 4,
+        split_larger_than: Some(256 << 10),
+        ..Options::new(state_path("split-begun"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert!(
+        plan.tables[0].ranges.len() > 1,
+        "{:?}",
+        plan.tables[0].ranges
+    );
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    // As if killed after the ranges committed, before their `done` lines.
+    let state = std::fs::read_to_string(&options.state).unwrap();
+    let begun: String = state
+        .lines()
+        .filter(|l| !l.starts_with("done"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&options.state, begun).unwrap();
+    let resume = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    assert!(
+        plan.tables[0]
+            .destinations
+            .iter()
+            .all(|d| matches!(d, DestPlan::Copy { truncate: true, .. })),
+        "{:?}",
+        plan.tables[0].destinations
+    );
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    let expected = digest(&c.source, &src_db, "big");
+    for (d, db) in c.dest.iter().zip(&dbs) {
+        assert_eq!(digest(d, db, "big"), expected, "on {db}");
+    }
+    let _ = std::fs::remove_file(&options.state);
+}
