@@ -418,6 +418,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .map(|(i, d)| server(d, limits, &watch, i + 1))
         .collect();
     watch.planning(true);
+    // Until planning proper: a signal while these connect (a server that accepts and never
+    // answers) exits at once, nothing began anywhere.
+    signals::connecting(true);
     crate::identity::check_job(&source, &dests)?;
     let mut options = args.options.clone();
     if let Some(dir) = &args.state_dir {
@@ -428,6 +431,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // --jobs within what the servers accept (max_connections): capped, said.
     let mut options = options.clone();
     options.jobs = fit_jobs(&source, &dests, &options)?;
+    signals::connecting(false);
     let options = &options;
     let plan = job::plan(&source, &dests, &args.selection, options).map_err(fatal)?;
     watch.planning(false);

@@ -30,50 +30,54 @@ fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
 #[test]
 fn a_signal_while_connecting_exits_at_once() {
     let c = clusters();
-    let src = database(&c.source, "CREATE TABLE t (id int)");
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); CREATE TABLE u (id int);",
+    );
     // A "server" that takes the connection and never answers.
     let dir = TempPath::new("mute-server");
     fs::create_dir_all(&dir.0).unwrap();
     let listener = UnixListener::bind(dir.0.join(".s.PGSQL.5999")).unwrap();
-    let mut child = copyman()
-        .args([
-            "table",
-            "t",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &format!("host={} port=5999 user=postgres dbname=x", dir.arg()),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Its startup packet is waiting when the connection was accepted (bounded: a run that ends
-    // before it dials fails the test).
     listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let _held = loop {
-        match listener.accept() {
-            Ok((held, _)) => break held,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!("copyman ended ({status}) before it connected");
+    let from = c.source.conninfo(&src);
+    let mute = format!("host={} port=5999 user=postgres dbname=x", dir.arg());
+    // One table, and a job of two.
+    for tables in [&["t"][..], &["t", "u"]] {
+        let mut args = vec!["table"];
+        args.extend_from_slice(tables);
+        args.extend(["--from", &from, "--to", &mute]);
+        let mut child = copyman()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its startup packet is waiting when the connection was accepted (bounded: a run that
+        // ends before it dials fails the test).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let _held = loop {
+            match listener.accept() {
+                Ok((held, _)) => break held,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        panic!("copyman {tables:?} ended ({status}) before it connected");
+                    }
+                    assert!(Instant::now() < deadline, "copyman never connected");
+                    thread::sleep(Duration::from_millis(20));
                 }
-                assert!(Instant::now() < deadline, "copyman never connected");
-                thread::sleep(Duration::from_millis(20));
+                Err(e) => panic!("accept: {e}"),
             }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    signal(&child, "INT");
-    let status = wait_bounded(&mut child);
-    assert_eq!(status.code(), Some(130));
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("SIGINT received while connecting: nothing was copied"),
-        "{stderr}"
-    );
+        };
+        signal(&child, "INT");
+        let status = wait_bounded(&mut child);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(status.code(), Some(130), "{tables:?}: {stderr}");
+        assert!(
+            stderr.contains("SIGINT received while connecting: nothing was copied"),
+            "{tables:?}: {stderr}"
+        );
+    }
     drop(listener);
     let _ = fs::remove_dir_all(&dir.0);
 }
