@@ -592,3 +592,37 @@ fn job_selection_a_resume_refuses_a_destination_that_cannot_say_who_it_is_spelle
     );
     assert_eq!(count(&c.dest[0], &dst, "odd.a"), 100);
 }
+
+/// A resume is of the same selection, in whatever order it is given: the partitions of a table,
+/// then the partitioned table itself, would be its rows twice (what the first recorded done
+/// does not name the second's tables).
+#[test]
+fn job_selection_a_resume_of_another_selection_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{PARTS} INSERT INTO parts SELECT g, 'n' || g FROM generate_series(1, 3000) g;"),
+    );
+    let dst = database(&c.dest[0], PARTS);
+    let (from, to) = (c.source.conninfo(&src), vec![c.dest[0].conninfo(&dst)]);
+    let state = TempPath::new("selection.state");
+    let out = job(&from, &to, &["parts_1", "parts_2", "--state", state.arg()]);
+    assert_exit(&out, 0);
+    // The same selection in another order: resumed, nothing copied again.
+    let out = job(
+        &from,
+        &to,
+        &["parts_2", "parts_1", "--state", state.arg(), "--resume"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "parts"), 3000);
+    // The partitioned table: refused, nothing copied.
+    let out = job(&from, &to, &["parts", "--state", state.arg(), "--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("was written for another selection"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "parts"), 3000);
+}

@@ -441,6 +441,8 @@ pub struct Plan {
     pub snapshot: Option<String>,
     /// What the state file said (empty unless resuming).
     pub recorded: Recorded,
+    /// The selection, as the state file records it ([`Selection::key`]).
+    pub selection: String,
     coordinator: Option<Connection>,
 }
 
@@ -540,7 +542,12 @@ pub fn identity(conn: &mut Connection) -> Option<String> {
 /// them all again would duplicate the rows of those that committed), one that cannot be read
 /// or is of an older format, or a destination that cannot say which server it is while the
 /// file records destinations this run does not have (it may be one of them, spelled otherwise).
-fn resumed(path: &Path, keys: &[String], destinations: &[Server]) -> Result<Recorded, JobError> {
+fn resumed(
+    path: &Path,
+    selection: &str,
+    keys: &[String],
+    destinations: &[Server],
+) -> Result<Recorded, JobError> {
     let state_error = |error| JobError::State {
         path: path.to_owned(),
         error,
@@ -555,6 +562,17 @@ fn resumed(path: &Path, keys: &[String], destinations: &[Server]) -> Result<Reco
         )));
     }
     let recorded = state::read(path).map_err(state_error)?;
+    // Another selection may cover the same rows otherwise (a partitioned table, then its
+    // partitions): what it records done would not match, and they would be copied twice.
+    if let Some(recorded_for) = recorded.selection.as_deref().filter(|s| *s != selection) {
+        return Err(JobError::Refused(format!(
+            "--resume: the state file {} was written for another selection ({recorded_for}), \
+             not {selection}: a resume of another selection could copy rows twice (a \
+             partitioned table and its partitions, selected one way and then the other); \
+             resume with the same tables and patterns, or give this job another --state",
+            path.display()
+        )));
+    }
     let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let others: Vec<&str> = recorded
         .destinations()
@@ -681,7 +699,7 @@ pub fn plan(
         })
         .collect();
     let recorded = if options.resume {
-        resumed(&options.state, &keys, destinations)?
+        resumed(&options.state, &selection.key(), &keys, destinations)?
     } else {
         Recorded::default()
     };
@@ -886,6 +904,7 @@ pub fn plan(
         keys,
         snapshot,
         recorded,
+        selection: selection.key(),
         coordinator,
     })
 }
@@ -1506,6 +1525,14 @@ pub fn run(
             error,
         })?;
     let mut plan = plan;
+    if plan.recorded.selection.is_none() {
+        state
+            .selection(&plan.selection)
+            .map_err(|error| JobError::State {
+                path: options.state.clone(),
+                error,
+            })?;
+    }
     let coordinator = plan.coordinator.take();
     let todo: VecDeque<usize> = (0..plan.tables.len())
         .filter(|&i| {

@@ -130,6 +130,18 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The selection as a state file records it: its parts in one order whatever order they
+    /// were given in, so that a resume can tell it is the same selection.
+    pub fn key(&self) -> String {
+        let mut parts: Vec<String> = self.tables.iter().map(ToString::to_string).collect();
+        parts.extend(self.schemas.iter().map(|s| format!("--schema {s}")));
+        parts.extend(self.include.iter().map(|s| format!("--table {s}")));
+        parts.extend(self.exclude.iter().map(|s| format!("--exclude-table {s}")));
+        parts.sort_unstable();
+        parts.dedup();
+        parts.join(" ")
+    }
+
     /// Whether it names exactly one table and nothing else: `copyman table`'s single-table copy.
     pub fn is_single_table(&self) -> bool {
         self.tables.len() == 1

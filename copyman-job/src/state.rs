@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! copyman-job 2
+//! selection  "public"."items" "public"."orders"
 //! begin  "public"."orders"  system 7301847126395823112 database 16384
 //! done  "public"."orders"  system 7301847126395823112 database 16384  120000
 //! mismatch  "public"."items"  system 7301847126395823112 database 16384  5000
@@ -18,7 +19,8 @@
 //! named `conninfo STRING` ([`unidentified_key`]); a resume refuses it when the file records
 //! destinations that run does not have, since it could be one of them spelled otherwise.
 //!
-//! `begin` is written before a table's transaction starts on a destination, `done` only after
+//! `selection` is what the job copies (its tables and patterns, in one order): a resume of
+//! another selection is refused. `begin` is written before a table's transaction starts on a destination, `done` only after
 //! its `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
 //! the destination's checksum matched the source's. `mismatch` says that the table committed
 //! there but its checksum differed (or could not be computed): it is not done, and a resume
@@ -71,6 +73,9 @@ pub struct Recorded {
     /// `(table, destination)` pairs committed whose `--verify` checksum differed from the
     /// source's (not done), with the rows committed.
     pub mismatched: HashMap<(String, String), u64>,
+    /// The selection of the job that wrote it ([`Selection::key`](crate::select::Selection::key)),
+    /// if it recorded one.
+    pub selection: Option<String>,
 }
 
 impl Recorded {
@@ -169,6 +174,9 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             .map(unescape)
             .collect();
         match fields.as_slice() {
+            [kind, selection] if kind == "selection" => {
+                recorded.selection = Some(selection.clone());
+            }
             [kind, table, dest] if kind == "begin" => {
                 recorded.begun.insert((table.clone(), dest.clone()));
             }
@@ -227,6 +235,16 @@ impl StateFile {
             path: path.to_owned(),
             file: Mutex::new(file),
         })
+    }
+
+    /// Records the job's selection ([`Selection::key`](crate::select::Selection::key)): a resume
+    /// of another selection is refused (a partitioned table and its partitions, selected one
+    /// way and then the other, would be copied twice).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn selection(&self, selection: &str) -> io::Result<()> {
+        self.append(&["selection", selection])
     }
 
     /// Where it is.
