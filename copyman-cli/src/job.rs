@@ -279,8 +279,7 @@ fn default_state(
     dests: &[Server],
     selection: &Selection,
 ) -> Result<PathBuf, Fatal> {
-    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    for (i, server) in std::iter::once(source).chain(dests).enumerate() {
+    let identity = |server: &Server| {
         let mut conn = (server.connect)().map_err(|e| Fatal {
             exit: Exit::Connect,
             message: format!(
@@ -289,15 +288,23 @@ fn default_state(
                 report::describe(&e)
             ),
         })?;
-        let id = job::identity(&mut conn)
-            .unwrap_or_else(|| copyman_job::state::unidentified_key(&server.name));
-        if i > 0 {
-            hash.write(b"\0");
-        }
+        Ok::<_, Fatal>(
+            job::identity(&mut conn)
+                .unwrap_or_else(|| copyman_job::state::unidentified_key(&server.name)),
+        )
+    };
+    // The source, then the destinations and the selection in one order whatever order they
+    // were given in: the same job finds the same file.
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    hash.write(identity(source)?.as_bytes());
+    let mut destinations = dests.iter().map(identity).collect::<Result<Vec<_>, _>>()?;
+    destinations.sort_unstable();
+    for id in destinations {
+        hash.write(b"\0");
         hash.write(id.as_bytes());
     }
     hash.write(b"\0");
-    hash.write(selection.to_string().as_bytes());
+    hash.write(selection.key().as_bytes());
     Ok(dir.join(format!("{:016x}.state", hash.finish())))
 }
 

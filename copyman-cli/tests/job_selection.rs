@@ -344,6 +344,26 @@ fn job_selection_a_resume_recognises_a_destination_spelled_otherwise() {
         "{}",
         text(&out.stdout)
     );
+    // The destinations given in the other order: the same job, the same file.
+    let out = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args([
+            "--json", "table", "--schema", "odd", "--from", &from, "--to", &d2, "--to", &d1,
+            "--resume",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    check("resumed with the destinations in the other order, default state file");
+    assert!(
+        json(&out)["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "already done"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // Nothing to resume from: refused, naming where it looked, nothing copied.
     let missing = TempPath::new("missing.state");
