@@ -265,7 +265,7 @@ fn file_identity(path: &Path) -> Option<PathBuf> {
 /// # Errors
 /// [`Fatal`] with exit 2, naming both.
 pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
-    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     let mut seen: Vec<(PathBuf, usize)> = Vec::new();
     for (i, endpoint) in destinations.iter().enumerate() {
@@ -278,7 +278,15 @@ pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
         if fs::metadata(&identity).is_ok_and(|m| m.file_type().is_char_device()) {
             continue;
         }
-        if let Some((_, first)) = seen.iter().find(|(p, _)| *p == identity) {
+        // The same path, or another name of the same existing file (a hard link).
+        let same = |other: &PathBuf| {
+            *other == identity
+                || match (fs::metadata(other), fs::metadata(&identity)) {
+                    (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                    _ => false,
+                }
+        };
+        if let Some((_, first)) = seen.iter().find(|(p, _)| same(p)) {
             return Err(Fatal {
                 exit: Exit::Usage,
                 message: format!(

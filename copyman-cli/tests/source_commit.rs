@@ -372,6 +372,13 @@ fn the_same_file_given_twice_is_refused() {
     let out = copy_to_files(s, &src, &dir, &["a.txt", "b.txt"]);
     assert_exit(&out, 0);
     assert_eq!(dir.list(), vec!["a.txt", "b.txt", "link.txt"]);
+
+    // A hard link is another name of the same file (found by a tester: both written, the link
+    // split in two).
+    std::fs::hard_link(dir.0.join("a.txt"), dir.0.join("hard.txt")).unwrap();
+    let out = copy_to_files(s, &src, &dir, &["a.txt", "hard.txt"]);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("are the same file"));
 }
 
 /// Point 4: a symlink destination is written through to its target (the rename happens beside
