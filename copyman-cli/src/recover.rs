@@ -51,6 +51,9 @@ pub(crate) fn run(
     let mut lines = Vec::new();
     let mut records = Vec::new();
     let mut failed = false;
+    // The runs whose prepared transactions were found, and every global id found.
+    let mut runs = BTreeSet::new();
+    let mut gids = BTreeSet::new();
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
@@ -70,6 +73,10 @@ pub(crate) fn run(
         }
         if found.is_empty() {
             lines.push(format!("{}: nothing pending", spec.display));
+        }
+        for p in &found {
+            runs.insert(p.run.clone());
+            gids.insert(p.gid.clone());
         }
         for p in found {
             let age = format!("prepared {} s ago", p.age_secs);
@@ -109,6 +116,18 @@ pub(crate) fn run(
                 "outcome": done,
                 "error": error.as_ref().map(report::error_json),
             }));
+        }
+    }
+    // A --send source prepared with the destinations (`copyman:RUN:0`, named in the decision)
+    // is on the source: if it was not given, say so rather than "nothing pending".
+    for run in &runs {
+        let source = commit::Commit::<()>::source_gid(run);
+        if committed.contains(&source) && !gids.contains(&source) {
+            lines.push(format!(
+                "{source}: the source's transaction of run {run}, decided commit, is not on the \
+                 servers given: if the source still holds it prepared (pg_prepared_xacts \
+                 there), give the source as one more --to"
+            ));
         }
     }
     let exit = if failed {

@@ -509,6 +509,21 @@ fn atomic_a_moving_source_is_prepared_with_the_destinations_and_recovered_with_t
         assert_eq!(count(cluster, db, "mv"), 0);
     }
 
+    // Without the source: the destinations commit, and the source's prepared transaction,
+    // named in the decision, is said to be missing (found by a tester: "nothing pending").
+    let mut without_source = vec!["recover".to_owned()];
+    for url in s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)) {
+        without_source.extend(["--to".to_owned(), url]);
+    }
+    without_source.extend(["--decision-log".to_owned(), log.arg().to_owned()]);
+    let out = run_owned(&without_source);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(":0: the source's transaction of run")
+            && stderr.contains("give the source as one more --to"),
+        "{stderr}"
+    );
     let mut recover = vec!["recover".to_owned()];
     for url in s
         .dest
