@@ -56,6 +56,7 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
             if let Err(e) = signals::install() {
                 report::warn(format_args!("cannot handle signals: {e}"));
             }
+            signals::set_json(args.output.json);
             let mut report = transfer(&t, args.output)?;
             crate::plan::hint_forced_binary(&t, &mut report);
             if args.output.json {

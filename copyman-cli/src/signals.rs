@@ -25,7 +25,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,6 +37,40 @@ use crate::progress;
 
 /// The first signal received (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// The run prints its report as JSON (`--json`): an exit at once during a one-table run's
+/// commit prints what it knows as JSON too.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether the run reports as JSON ([`JSON`]).
+pub(crate) fn set_json(on: bool) {
+    JSON.store(on, Ordering::SeqCst);
+}
+
+/// An exit at once during a one-table run's commit, as JSON on stdout (under `--json`): each
+/// destination whose COMMIT was answered (`committed`) or sent and not answered (`in doubt`);
+/// the others have not committed.
+fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], note: &str) {
+    if !JSON.load(Ordering::SeqCst) {
+        return;
+    }
+    let destinations: Vec<serde_json::Value> = committed
+        .iter()
+        .map(|d| serde_json::json!({ "destination": d, "status": "committed" }))
+        .chain(
+            unanswered
+                .iter()
+                .map(|d| serde_json::json!({ "destination": d, "status": "in doubt" })),
+        )
+        .collect();
+    let _ = crate::report::print_json(&serde_json::json!({
+        "status": "interrupted",
+        "exit_code": exit,
+        "exited_at_once": true,
+        "destinations": destinations,
+        "others": note,
+    }));
+}
 
 /// Temporary files of file destinations, removed if the process exits at once.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -226,7 +260,14 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                         list(&committed),
                         list(&unanswered)
                     );
-                    std::process::exit(crate::report::Exit::Partial as i32);
+                    let exit = crate::report::Exit::Partial as i32;
+                    print_at_once_json(
+                        exit,
+                        &committed,
+                        &unanswered,
+                        "not committed (prepared ones: copyman recover)",
+                    );
+                    std::process::exit(exit);
                 } else if let Some(two_phase) = ending {
                     remove_temp_files();
                     // No COMMIT was sent: the servers roll back the open transactions; prepared
@@ -246,6 +287,7 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                          sent: {said}",
                         name(signal)
                     );
+                    print_at_once_json(exit, &[], &[], said);
                     std::process::exit(exit);
                 } else {
                     remove_temp_files();

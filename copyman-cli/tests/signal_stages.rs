@@ -96,7 +96,9 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
         c.dest[0].conninfo(&d1),
         c.dest[1].conninfo(&d2),
     );
-    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let args = [
+        "--json", "table", "t", "--from", &from, "--to", &to1, "--to", &to2,
+    ];
     // Destination 1 committed; destination 2's COMMIT not sent yet.
     let mut paused = Paused::start(&args, "committed:1");
     let mut stderr = StderrLines::take(&mut paused.child);
@@ -114,6 +116,17 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
         said.contains("exiting at once during the COMMITs: committed: destination 1;")
             && !said.contains("nothing committed"),
         "{said}"
+    );
+    // And under --json, the same on stdout.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["exited_at_once"], true, "{report}");
+    assert_eq!(report["exit_code"], 4, "{report}");
+    assert_eq!(
+        report["destinations"][0],
+        serde_json::json!({ "destination": "destination 1", "status": "committed" }),
+        "{report}"
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
