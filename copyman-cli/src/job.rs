@@ -761,11 +761,13 @@ fn write_human(
     output: Output,
 ) -> io::Result<()> {
     let pairs = report.tables.len() * dests.len();
+    // Done: committed as the source has it (a table --verify found different is committed, not
+    // done: it is not recorded so, and a resume copies it again).
     let done = report
         .tables
         .iter()
         .flat_map(|t| &t.destinations)
-        .filter(|d| d.status.is_done())
+        .filter(|d| d.status.is_done() && d.verified != Some(false))
         .count();
     let rows: u64 = report
         .tables

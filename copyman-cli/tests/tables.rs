@@ -751,6 +751,11 @@ fn tables_verify_reports_a_checksum_mismatch_per_table_and_destination() {
     );
     // The JSON says partial, as the exit status does.
     assert_eq!(report["status"], "partial", "{report}");
+    // The table that differs is not counted done (2 tables to 2 destinations, one differs).
+    assert!(
+        stderr.contains("3 of 4 tables × destinations done"),
+        "{stderr}"
+    );
 }
 
 /// Keeps the helpers used (each test binary uses its own part of common).
