@@ -195,8 +195,8 @@ fn table_plan(
     let mut resolved = copy.clone();
     resolved.columns = columns.clone().unwrap_or_default();
     let send = t.source.is_server().then(|| {
-        let ordinary = source_rel.as_ref().is_some_and(|r| r.kind == "r");
-        resolved.copy_out(format, select, ordinary)
+        let kind = source_rel.as_ref().map_or("", |r| r.kind.as_str());
+        resolved.copy_out(format, select, kind)
     });
     let receive = dests
         .iter()

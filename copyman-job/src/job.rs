@@ -859,7 +859,7 @@ pub fn plan(
         };
         tables.push(TablePlan {
             ranges,
-            send: copy.copy_out(choice.format, select, source_rel.kind == "r"),
+            send: copy.copy_out(choice.format, select, &source_rel.kind),
             receive: copy.copy_in(choice.format),
             table: sel.table,
             kind: sel.kind,
@@ -1027,7 +1027,7 @@ pub fn split(
                 condition: Some(condition),
                 ..copy.clone()
             }
-            .copy_out(format, true, true)
+            .copy_out(format, true, "r")
         })
         .collect()
 }

@@ -357,11 +357,13 @@ impl TableCopy {
         }
     }
 
-    /// The source's statement. `select` asks for the `COPY (SELECT …)` form, which views and
-    /// partitioned tables need; a condition implies it. `only` (an ordinary table) selects from
-    /// `ONLY` the table: its own rows, as `COPY table TO` reads them, not those of tables that
-    /// inherit from it (copied as tables of their own).
-    pub fn copy_out(&self, format: Format, select: bool, only: bool) -> String {
+    /// The source's statement for a relation of `kind` (`pg_class.relkind`: `r` an ordinary
+    /// table, `p` partitioned, `v` a view, …; empty when not known). `select` asks for the
+    /// `COPY (SELECT …)` form, which views and partitioned tables need; a condition implies it.
+    /// An ordinary table is selected from `ONLY` itself: its own rows, as `COPY table TO` reads
+    /// them, not those of tables that inherit from it (copied as tables of their own).
+    pub fn copy_out(&self, format: Format, select: bool, kind: &str) -> String {
+        let only = kind == "r";
         let options = self.options(format);
         if self.condition.is_none() && !select {
             let columns = if self.columns.is_empty() {
@@ -642,15 +644,15 @@ mod tests {
             header: false,
         };
         assert_eq!(
-            copy.copy_out(Format::Binary, false, true),
+            copy.copy_out(Format::Binary, false, "r"),
             r#"COPY "s"."T" TO STDOUT (FORMAT binary)"#
         );
         assert_eq!(
-            copy.copy_out(Format::Text, true, false),
+            copy.copy_out(Format::Text, true, "p"),
             r#"COPY (SELECT * FROM "s"."T") TO STDOUT (FORMAT text)"#
         );
         assert_eq!(
-            copy.copy_out(Format::Text, true, true),
+            copy.copy_out(Format::Text, true, "r"),
             r#"COPY (SELECT * FROM ONLY "s"."T") TO STDOUT (FORMAT text)"#
         );
         assert_eq!(
@@ -662,7 +664,7 @@ mod tests {
         copy.condition = Some("a > 1".into());
         copy.header = true;
         assert_eq!(
-            copy.copy_out(Format::Csv, false, false),
+            copy.copy_out(Format::Csv, false, ""),
             r#"COPY (SELECT "a", "b" FROM "s"."T" WHERE (a > 1)) TO STDOUT (FORMAT csv, HEADER)"#
         );
         assert_eq!(
