@@ -82,20 +82,27 @@ fn a_signal_while_connecting_exits_at_once() {
     let _ = fs::remove_dir_all(&dir.0);
 }
 
-#[test]
-fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
-    let c = clusters();
+/// A source of 100 rows in `t` and two destinations with an empty `t`: the destinations'
+/// databases, and the source's and destinations' conninfos.
+fn one_table_to_two(c: &Clusters) -> (String, String, [String; 3]) {
     let src = database(
         &c.source,
         "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
     );
     let d1 = database(&c.dest[0], "CREATE TABLE t (id int)");
     let d2 = database(&c.dest[1], "CREATE TABLE t (id int)");
-    let (from, to1, to2) = (
+    let conninfos = [
         c.source.conninfo(&src),
         c.dest[0].conninfo(&d1),
         c.dest[1].conninfo(&d2),
-    );
+    ];
+    (d1, d2, conninfos)
+}
+
+#[test]
+fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
+    let c = clusters();
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
     let args = [
         "--json", "table", "t", "--from", &from, "--to", &to1, "--to", &to2,
     ];
@@ -136,17 +143,7 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
 #[test]
 fn a_signal_once_the_commit_began_lets_it_finish_and_says_so() {
     let c = clusters();
-    let src = database(
-        &c.source,
-        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
-    );
-    let d1 = database(&c.dest[0], "CREATE TABLE t (id int)");
-    let d2 = database(&c.dest[1], "CREATE TABLE t (id int)");
-    let (from, to1, to2) = (
-        c.source.conninfo(&src),
-        c.dest[0].conninfo(&d1),
-        c.dest[1].conninfo(&d2),
-    );
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
     let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
     // The deferred constraints checked on destination 1: no COMMIT sent yet.
     let mut paused = Paused::start(&args, "checked:1");
