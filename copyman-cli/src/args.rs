@@ -62,7 +62,12 @@ Examples:
   copyman table items --from SRC --to items.csv --header        # a table to a CSV file
   copyman table items --from items.csv --to DST1 --to DST2      # a CSV file to two servers
   copyman table items --from - --to DST --encoding LATIN1 < items.txt
-  copyman table items --from SRC --to DST --lock-timeout 10s --stall-timeout 1min";
+  copyman table items --from SRC --to DST --lock-timeout 10s --stall-timeout 1min
+
+Sequences: between servers, the sequence a copied serial or identity column owns is advanced on
+each destination to where the source's stands (never moved back), in its transaction before its
+COMMIT, so that the next INSERT there does not collide with a copied row; a role that may not
+UPDATE it is warned. Other sequences are left alone.";
 
 /// Examples shown by `copyman copy --help`.
 const COPY_EXAMPLES: &str = "\

@@ -1,14 +1,20 @@
-//! Step 4 and 5 of a run: the copy manager driven to its end, faults mapped to destinations, and
-//! what the manager leaves of the row counts to the command.
+//! Step 4 and 5 of a run: the copy manager driven to its end, faults mapped to destinations,
+//! what the manager leaves of the row counts to the command, and the copied columns' sequences
+//! carried forward.
 
 use copyman_core::{CountsDisagree, EndpointError};
 use copyman_sync::{
     CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverId, ReceiverOutcome, Summary,
 };
 
+use copyman_job::sequences;
+use copyman_job::sequences::Carry;
+use copyman_sync::Connection;
+
 use crate::dest::Dest;
 use crate::progress::Progress;
 use crate::report::{self, ErrorInfo};
+use crate::run::describe_sync;
 use crate::signals;
 
 /// What a run of the copy manager came to.
@@ -200,4 +206,50 @@ pub(crate) fn check_counts(
         None if server_source => Some("the source reported no row count".to_owned()),
         _ => None,
     }
+}
+
+/// Advances each live destination's sequences of the copied columns to the source's (read now,
+/// after its rows), in the destination's open transaction, before anything commits. A failure
+/// fails that destination; the run's error when it may not go on without it.
+pub(crate) fn carry_sequences(
+    carries: &[Vec<Carry>],
+    source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+    keep_going: bool,
+) -> Option<String> {
+    let source = source?;
+    for (i, (dest, carries)) in dests.iter_mut().zip(carries).enumerate() {
+        let Some(conn) = dest.conn.as_mut().filter(|_| !carries.is_empty()) else {
+            continue;
+        };
+        if dest.error.is_some() {
+            continue;
+        }
+        let advanced = sequences::positions(source, carries)
+            .map_err(|e| ("the source's sequences", e))
+            .and_then(|at| {
+                sequences::advance(conn, carries, &at).map_err(|e| ("advancing its sequences", e))
+            });
+        let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        match advanced {
+            Ok(said) => {
+                for said in said {
+                    if said.is_warning() {
+                        report::warn(format_args!("{label}: {said}"));
+                    } else {
+                        report::log(format_args!("{label}: {said}"));
+                    }
+                }
+            }
+            Err((what, e)) => {
+                let mut info = describe_sync(&e);
+                info.message = format!("{what}: {}", info.message);
+                dest.fail_with(info);
+                if !keep_going {
+                    return Some(format!("{label}: could not advance its sequences"));
+                }
+            }
+        }
+    }
+    None
 }

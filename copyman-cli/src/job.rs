@@ -694,12 +694,22 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
 
 fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
     match d {
-        DestPlan::Copy { truncate, freeze } => {
+        DestPlan::Copy {
+            truncate,
+            freeze,
+            sequences,
+        } => {
             let mut steps = vec!["BEGIN".to_owned()];
             if *truncate {
                 steps.push(format!("TRUNCATE {}", t.table));
             }
             steps.push(t.receive_for(*freeze));
+            for carry in sequences {
+                steps.push(format!(
+                    "advance the sequence of {} to the source's",
+                    carry.column
+                ));
+            }
             steps.join("; ")
         }
         DestPlan::Done(rows) => format!("done earlier ({rows} rows): skipped"),

@@ -23,6 +23,7 @@ use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
     FormatChoice, LookupError, choose_format, major, needs_select, resolve_columns,
 };
+use copyman_job::sequences::Carry;
 
 use crate::sql::{self, Format, Ident, Relation, TableCopy};
 
@@ -38,6 +39,9 @@ pub(crate) struct Plan {
     /// The columns copied, by name (`table` only; `None`: the destination's own, positionally,
     /// for a file source without `--columns`).
     pub(crate) columns: Option<Vec<Ident>>,
+    /// Per destination, the copied columns' sequences advanced there to the source's before
+    /// its COMMIT (`table` between servers only).
+    pub(crate) sequences: Vec<Vec<Carry>>,
 }
 
 pub(crate) fn plan(
@@ -61,6 +65,7 @@ pub(crate) fn plan(
             estimate: file_estimate,
             format_reason: None,
             columns: None,
+            sequences: Vec::new(),
         }),
         Statements::Table {
             copy,
@@ -206,6 +211,12 @@ fn table_plan(
         (Some(rel), None) => rel.estimate.map_or(Estimate::Unknown, Estimate::Rows),
         _ => Estimate::Unknown,
     };
+    let mut sequences = vec![Vec::new(); dests.len()];
+    if let (Some(columns), Some(source)) = (&columns, &source_rel) {
+        for (i, rel) in &dest_rels {
+            sequences[*i] = copyman_job::sequences::carried(columns, source, rel);
+        }
+    }
     Ok(Plan {
         send,
         receive,
@@ -214,6 +225,7 @@ fn table_plan(
         estimate,
         format_reason: Some(reason),
         columns,
+        sequences,
     })
 }
 
@@ -327,6 +339,12 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             if let Some(receive) = receive {
                 text.push_str(&format!("    {receive}\n"));
             }
+            for carry in &plan.sequences[i] {
+                text.push_str(&format!(
+                    "    then the sequence of {} advanced to the source's (never back)\n",
+                    carry.column
+                ));
+            }
         }
         print!("{text}");
     }
@@ -354,11 +372,13 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>]) -> Value {
             "format": plan.format.map(Format::name),
             "format_reason": plan.format_reason,
             "estimate": estimate,
-            "destinations": dests.iter().zip(&plan.receive).map(|(d, receive)| json!({
+            "destinations": dests.iter().zip(&plan.receive).zip(&plan.sequences)
+                .map(|((d, receive), carries)| json!({
                 "endpoint": d.endpoint.display(),
                 "columns": if d.error.is_none() { json!(columns) } else { Value::Null },
                 "truncate": plan.truncate.as_ref().filter(|_| d.endpoint.is_server()),
                 "statement": receive,
+                "sequences": carries.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(),
                 "error": d.error.as_ref().map(report::error_json),
             })).collect::<Vec<_>>(),
         },

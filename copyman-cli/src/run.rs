@@ -33,7 +33,9 @@ use crate::args::{Command, Endpoint, HiArgs, Output, Statements, Transfer};
 use crate::conn::ServerSpec;
 use crate::demo;
 use crate::dest::{Dest, FileSink};
-use crate::drive::{check_counts, dest_error, disagreement, drive, record_summary};
+use crate::drive::{
+    carry_sequences, check_counts, dest_error, disagreement, drive, record_summary,
+};
 use crate::file_source::FileSource;
 use crate::finish::{self, Atomic, Finish, finish};
 use crate::limits;
@@ -287,6 +289,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     }
     progress.finish();
     limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
+
     // A signal that came before aborts; from here on the commit goes on whatever comes, and a
     // signal says so (signals.rs).
     if run_error.is_none()
@@ -301,6 +304,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             source_rows,
             source_conn.is_some(),
             t.safety.allow_count_mismatch,
+        );
+    }
+    if run_error.is_none() {
+        run_error = carry_sequences(
+            &plan.sequences,
+            source_conn.as_mut(),
+            &mut dests,
+            t.keep_going,
         );
     }
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;

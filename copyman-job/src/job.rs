@@ -51,6 +51,7 @@ use copyman_sync::{
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::select::{self, Selection};
+use crate::sequences::{self, Carry};
 use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal};
 use crate::state::{self, Recorded, StateFile};
 
@@ -368,6 +369,8 @@ pub enum DestPlan {
         truncate: bool,
         /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
         freeze: bool,
+        /// The copied columns' sequences, advanced there to the source's before its COMMIT.
+        sequences: Vec<Carry>,
     },
     /// The state file records it done, with these rows: skipped.
     Done(u64),
@@ -812,6 +815,7 @@ pub fn plan(
             plans.push(DestPlan::Copy {
                 truncate,
                 freeze: truncate && rel.kind == "r",
+                sequences: sequences::carried(&columns, &source_rel, &rel),
             });
             rels.push((i, rel));
         }
@@ -2092,6 +2096,8 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     if let Some(conn) = conns.source.as_mut() {
         shared.stall_guard(conn, false);
     }
+    // The sequences of the copied columns: the source's read now, after its rows.
+    let positions = carry_positions(t, &ok, conns.source.as_mut());
     // The source's checksum, inside the same snapshot.
     let mut source_sum = None;
     if options.verify && !ok.is_empty() {
@@ -2113,6 +2119,12 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     let live: Vec<usize> = completed.iter().map(|(d, _)| *d).collect();
     for conn in conns.dests.iter_mut().flatten() {
         shared.stall_guard(conn, false);
+    }
+    for (d, at) in positions {
+        let conn = conns.dests[d].as_mut();
+        if !carry_forward(t, d, conn, at, &mut report.destinations[d]) {
+            ok.retain(|(o, _)| *o != d);
+        }
     }
     // From here the worker's backends are not cancelled; an interruption seen now still rolls
     // the table back, one that comes later lets its commit finish.
@@ -2468,6 +2480,68 @@ fn copy_range_on(
     RangeEnd { source_rows, dests }
 }
 
+/// The source's positions of the sequences each destination in `ok` carries (read on the source
+/// once the table's rows are out), per destination; a failed read fails only that carry.
+fn carry_positions(
+    t: &TablePlan,
+    ok: &[(usize, Option<u64>)],
+    source: Option<&mut Connection>,
+) -> Vec<(usize, Result<Vec<sequences::Position>, TableError>)> {
+    let Some(source) = source else {
+        return Vec::new();
+    };
+    let mut positions = Vec::new();
+    for &(d, _) in ok {
+        if let DestPlan::Copy {
+            sequences: carries, ..
+        } = &t.destinations[d]
+            && !carries.is_empty()
+        {
+            let at = sequences::positions(source, carries)
+                .map_err(|e| describe(&e).prefixed("reading the source's: "));
+            positions.push((d, at));
+        }
+    }
+    positions
+}
+
+/// Advances destination `d`'s sequences of `t` to the source's positions (`at`), in its open
+/// transaction (`conn`), into `result`: a warning to say, or the error that fails the table
+/// there (then `false`: it must not commit).
+fn carry_forward(
+    t: &TablePlan,
+    d: usize,
+    conn: Option<&mut Connection>,
+    at: Result<Vec<sequences::Position>, TableError>,
+    result: &mut DestResult,
+) -> bool {
+    let DestPlan::Copy {
+        sequences: carries, ..
+    } = &t.destinations[d]
+    else {
+        return true;
+    };
+    let advanced = at.and_then(|at| {
+        let conn = conn.ok_or_else(|| TableError::new("no connection to the destination"))?;
+        sequences::advance(conn, carries, &at).map_err(|e| describe(&e))
+    });
+    match advanced {
+        Ok(said) => {
+            let warnings = said
+                .iter()
+                .filter(|s| s.is_warning())
+                .map(ToString::to_string);
+            let warnings: Vec<String> = result.warning.take().into_iter().chain(warnings).collect();
+            result.warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+            true
+        }
+        Err(e) => {
+            result.fail(Status::Failed, e.prefixed("advancing its sequences: "));
+            false
+        }
+    }
+}
+
 /// Copies a table split into ranges: its ranges side by side, each on sessions of its own in the
 /// job's snapshot; each range's count checked against the source's for it, and their sum against
 /// the table's count in the snapshot; then every range's transaction on every destination ends
@@ -2631,6 +2705,20 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
             }
             None => result.rows = Some(sum),
         }
+    }
+
+    // The copied columns' sequences, on one of each destination's range sessions.
+    let ok: Vec<(usize, Option<u64>)> = targets
+        .iter()
+        .filter(|&&d| report.destinations[d].error.is_none())
+        .map(|&d| (d, None))
+        .collect();
+    for (d, at) in carry_positions(t, &ok, ensure(&mut conns.source, shared.source).ok()) {
+        let conn = range_conns.iter_mut().zip(&ends).find_map(|(c, end)| {
+            let open = end.dests.iter().any(|(x, r)| *x == d && r.is_ok());
+            c.dests[d].as_mut().filter(|_| open)
+        });
+        carry_forward(t, d, conn, at, &mut report.destinations[d]);
     }
 
     // One commit over every range's transaction on every destination.

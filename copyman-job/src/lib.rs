@@ -8,12 +8,15 @@
 //! * [`job`]: [`job::plan`] and [`job::run`]: the snapshot, the workers, the commit of each table
 //!   through core's commit machine, and [`job::Event`]s for progress.
 //! * [`state`]: the state file a resumed job reads.
+//! * [`sequences`]: after a copy, each destination's sequence of a copied `serial` or identity
+//!   column advanced to the source's (never back), before its COMMIT.
 //! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or two-phase
 //!   commit with a durable decision log — and recovering what a crash left prepared (also used by
 //!   `copyman copy` and `copyman table` for one copy).
 //!
 //! What it does not do: create or alter tables on the destinations (the schema must be there),
-//! copy sequences, or copy a table that is not the same name on every server.
+//! copy sequences that no copied column owns, or copy a table that is not the same name on every
+//! server.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -40,5 +43,6 @@ pub mod commit;
 pub mod job;
 pub mod plan;
 pub mod select;
+pub mod sequences;
 pub mod sql;
 pub mod state;

@@ -269,6 +269,7 @@ mod tests {
                     type_name: type_name.into(),
                     generated,
                     binary: binary.map(str::to_owned),
+                    sequence: None,
                 })
                 .collect(),
         }

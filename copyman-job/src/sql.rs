@@ -463,7 +463,13 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
            (SELECT pg_catalog.string_agg(t.typtype::text || ',' || t.oid::text || ',' || \
               (t.oid < 16384)::text || ',' || (t.typlen = -1 AND t.typelem <> 0)::text || ',' || \
               r.elem::text, ' ' ORDER BY t.oid, r.elem) \
-            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum) \
+            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum), \
+           (SELECT d.objid::text FROM pg_catalog.pg_depend d \
+             JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+            WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+              AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i') \
+            ORDER BY d.objid LIMIT 1) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -484,6 +490,10 @@ pub struct Column {
     /// What binary COPY needs to match besides the type's name, `None` when copyman does not
     /// trust the binary format of this type between servers (see [`binary_key`]).
     pub binary: Option<String>,
+    /// The OID of the sequence the column owns (`serial`, or `GENERATED … AS IDENTITY`), as
+    /// `pg_get_serial_sequence` finds it: carried forward after a copy
+    /// ([`crate::sequences`]).
+    pub sequence: Option<u32>,
 }
 
 /// A relation, as a server's catalog describes it.
@@ -517,6 +527,7 @@ impl Relation {
                 type_name: field(row, 3).unwrap_or_default(),
                 generated: field(row, 4).as_deref() == Some("t"),
                 binary: binary_key(&field(row, 5).unwrap_or_default()),
+                sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
             });
         }
         Ok(Self {

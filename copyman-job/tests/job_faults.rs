@@ -540,11 +540,14 @@ fn a_table_replaced_with_truncate_is_not_split_and_keeps_its_old_rows_when_it_fa
         plan.tables[0].ranges
     );
     assert!(
-        plan.tables[0].destinations.iter().all(|d| *d
-            == DestPlan::Copy {
+        plan.tables[0].destinations.iter().all(|d| matches!(
+            d,
+            DestPlan::Copy {
                 truncate: true,
-                freeze: true
-            }),
+                freeze: true,
+                ..
+            }
+        )),
         "{:?}",
         plan.tables[0].destinations
     );
