@@ -251,7 +251,8 @@ impl Monitor {
                     (SELECT coalesce(l.relation::regclass::text, l.locktype)
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
-                         THEN array_to_string(pg_blocking_pids(a.pid), ', ') END
+                         THEN array_to_string(pg_blocking_pids(a.pid), ', ') END,
+                    left(split_part(a.query, '''', 1), 40)
                FROM pg_stat_activity a
               WHERE a.pid = {pid}"
         )) else {
@@ -260,6 +261,7 @@ impl Monitor {
                 activity: "its server cannot be asked".to_owned(),
                 state: None,
                 wait: None,
+                statement: None,
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -268,6 +270,7 @@ impl Monitor {
                 activity: format!("backend {pid} is gone"),
                 state: None,
                 wait: None,
+                statement: None,
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -278,12 +281,14 @@ impl Monitor {
             activity.push_str(&format!(", waiting on {kind}/{event}"));
         }
         let wait = (!kind.is_empty()).then(|| (kind.clone(), event.clone()));
+        let statement = Some(field(5).trim().to_owned()).filter(|s| !s.is_empty());
         if kind != "Lock" {
             return Look {
                 lock: None,
                 activity,
                 state: Some(state),
                 wait,
+                statement,
             };
         }
         let mut lock = format!("backend {pid} waits for a {event} lock");
@@ -298,6 +303,7 @@ impl Monitor {
             activity,
             state: Some(state),
             wait,
+            statement,
         }
     }
 }
@@ -306,6 +312,8 @@ struct Watched<'t> {
     target: &'t Target,
     monitor: Monitor,
     waiting: bool,
+    /// When its unanswered statement ending the transaction (a COMMIT) was last said.
+    told_commit: Option<Instant>,
 }
 
 /// What a look at a backend found.
@@ -318,6 +326,27 @@ pub(crate) struct Look {
     pub(crate) state: Option<String>,
     /// Its `wait_event_type` and `wait_event`, if it waits.
     pub(crate) wait: Option<(String, String)>,
+    /// Its statement's first words, up to a quote (`COMMIT PREPARED`), when it is known.
+    pub(crate) statement: Option<String>,
+}
+
+impl Look {
+    /// "waiting 3 s for destination 2 (…)'s COMMIT of table t: backend 1234 active, waiting on
+    /// IPC/SyncRep: waiting for a synchronous standby …": a statement ending a transaction that
+    /// has not been answered, said the same way by the one-table and the job watches.
+    fn commit_wait(&self, waited: Duration, label: &str, statement: &str, table: &str) -> String {
+        let hint = self
+            .wait
+            .as_ref()
+            .map(|(kind, event)| commit_wait_hint(kind, event))
+            .unwrap_or_default();
+        format!(
+            "copyman: waiting {} s for {label}'s {statement}{table}: {}{hint} (not cancelled: \
+             only its answer says whether it committed)",
+            waited.as_secs(),
+            self.activity
+        )
+    }
 }
 
 /// What a backend's wait event likely means, for a statement that ends a transaction.
@@ -340,6 +369,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             target,
             monitor: Monitor::new(target.spec.clone(), target.label.clone()),
             waiting: false,
+            told_commit: None,
         })
         .collect();
     let mut ticks = progress::ticks();
@@ -383,6 +413,17 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 return;
             }
             activities.push(format!("{}: {}", w.target.label, look.activity));
+            // The commit: a statement ending the transaction that is not answered is said
+            // after a second and every ten (even under --quiet: a wait without a word is a hang).
+            if committing.load(Ordering::SeqCst)
+                && look.state.as_deref() == Some("active")
+                && w.told_commit.is_none_or(|t| t.elapsed() >= STUCK)
+            {
+                w.told_commit = Some(Instant::now());
+                let statement = look.statement.as_deref().unwrap_or("statement");
+                let said = look.commit_wait(moved.elapsed(), &w.target.label, statement, "");
+                progress::println(&said);
+            }
             match look.lock {
                 Some(what) => {
                     if !w.waiting {
@@ -398,7 +439,12 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             }
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
-        if !told_stuck && !quiet && moved.elapsed() >= STUCK && !activities.is_empty() {
+        if !told_stuck
+            && !quiet
+            && !committing.load(Ordering::SeqCst)
+            && moved.elapsed() >= STUCK
+            && !activities.is_empty()
+        {
             told_stuck = true;
             progress::println(&format!(
                 "copyman: nothing has moved for {} s: {}",
@@ -939,26 +985,14 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
         if look.state.as_deref().is_some_and(|s| s != "active") {
             continue;
         }
-        let hint = look
-            .wait
-            .as_ref()
-            .map(|(kind, event)| commit_wait_hint(kind, event))
-            .unwrap_or_default();
         c.wait = look
             .wait
             .as_ref()
             .map(|(kind, event)| format!("{kind} {event}"));
         let said = c.told.is_none_or(|t| t.elapsed() >= STUCK).then(|| {
             c.told = Some(Instant::now());
-            format!(
-                "copyman: waiting {} s for {}'s {} of table {}: {}{hint} (not cancelled: only \
-                 its answer says whether it committed)",
-                c.since.elapsed().as_secs(),
-                c.target.label,
-                c.statement,
-                c.table,
-                look.activity
-            )
+            let table = format!(" of table {}", c.table);
+            look.commit_wait(c.since.elapsed(), &c.target.label, c.statement, &table)
         });
         let note = format!("waiting for {}'s {}", shared.servers[server].0, c.statement);
         // Said without the workers' lock: a stderr that blocks must not stall their events.
