@@ -678,3 +678,45 @@ fn an_inheritance_parent_is_read_without_its_childrens_rows() {
         "5"
     );
 }
+
+/// OID alias columns (`regclass`, `regtype`) travel by name, never as binary OIDs that name
+/// another object (or none) on another server; `aclitem`, which has no binary form, is copied
+/// too. The auto-chosen format is text, and says why.
+#[test]
+fn oid_aliases_and_types_without_binary_io_are_copied_as_text() {
+    let c = clusters();
+    let table = "CREATE TABLE rc (id int, r regclass, ty regtype, a aclitem[]);";
+    let src = database(
+        &c.source,
+        &format!(
+            "CREATE TABLE big (x int); CREATE TYPE pair AS (a int, b int); {table}
+             INSERT INTO rc VALUES (1, 'big', 'pair', '{{postgres=r/postgres}}');"
+        ),
+    );
+    // Created in another order: other OIDs.
+    let d = database(
+        &c.dest[0],
+        &format!("CREATE TYPE pair AS (a int, b int); CREATE TABLE big (x int); {table}"),
+    );
+    let args = [
+        "table",
+        "rc",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ];
+    let dry = run(&[&args[..], &["--dry-run"]].concat());
+    assert_exit(&dry, 0);
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains("format: text") && plan.contains("regclass"),
+        "{plan}"
+    );
+    let out = run(&args);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(&c.dest[0], &d, "SELECT r::text, ty::text, a::text FROM rc"),
+        [["big", "pair", "{postgres=r/postgres}"]]
+    );
+}

@@ -462,7 +462,8 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
            pg_catalog.format_type(a.atttypid, a.atttypmod), {generated}, \
            (SELECT pg_catalog.string_agg(t.typtype::text || ',' || t.oid::text || ',' || \
               (t.oid < 16384)::text || ',' || (t.typlen = -1 AND t.typelem <> 0)::text || ',' || \
-              r.elem::text, ' ' ORDER BY t.oid, r.elem) \
+              r.elem::text || ',' || (t.typsend <> 0 AND t.typreceive <> 0)::text, \
+              ' ' ORDER BY t.oid, r.elem) \
             FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum), \
            (SELECT d.objid::text FROM pg_catalog.pg_depend d \
              JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
@@ -543,13 +544,23 @@ impl Relation {
     }
 }
 
+/// The built-in OID alias types: `regproc`, `regprocedure`, `regoper`, `regoperator`,
+/// `regclass`, `regtype`, `regconfig`, `regdictionary`, `regnamespace`, `regrole`,
+/// `regcollation` (their binary form is the OID; their text form, the name).
+const OID_ALIASES: [&str; 11] = [
+    "24", "2202", "2203", "2204", "2205", "2206", "3734", "3769", "4089", "4096", "4191",
+];
+
 /// Whether binary COPY can carry a column's values between servers, and what must match for it
 /// to: `None` when copyman does not trust it; else a key that must be equal on every side (with
 /// the type's name).
 ///
 /// `reached` lists the types a column's values are made of (the type, a domain's base types, an
-/// array's element types), each as `typtype,oid,builtin,is_array,as_element`:
-/// * built-in types (OID below 16384, the same on every server) are safe by name;
+/// array's element types), each as `typtype,oid,builtin,is_array,as_element,binary_io`:
+/// * a type without binary send and receive functions (`aclitem`) cannot be sent in binary;
+/// * the OID alias types (`regclass`, `regtype`, `regproc`, …) are sent as the bare OID, which
+///   names another object, or none, on another server: never binary;
+/// * other built-in types (OID below 16384, the same on every server) are safe by name;
 /// * enums are sent as their labels, domains as their base type: safe by name;
 /// * a composite type's binary form carries its fields' type OIDs and an array's its element
 ///   type's OID, which the receiving server checks against its own: those OIDs must be equal;
@@ -559,11 +570,11 @@ pub fn binary_key(reached: &str) -> Option<String> {
     let mut oids = Vec::new();
     for item in reached.split_whitespace() {
         let parts: Vec<&str> = item.split(',').collect();
-        let [typtype, oid, builtin, array, elem] = parts[..] else {
+        let [typtype, oid, builtin, array, elem, binary_io] = parts[..] else {
             return None;
         };
         let (builtin, array, elem) = (builtin == "true", array == "true", elem == "true");
-        if typtype == "p" {
+        if typtype == "p" || binary_io != "true" || (builtin && OID_ALIASES.contains(&oid)) {
             return None;
         }
         if typtype == "c" || (elem && !builtin) {
@@ -698,32 +709,50 @@ mod tests {
     fn binary_keys() {
         // As the catalog query reports them (PostgreSQL 15).
         let key = |reached: &str| binary_key(reached);
-        assert_eq!(key("b,20,true,false,false"), Some(String::new()));
+        assert_eq!(key("b,20,true,false,false,true"), Some(String::new()));
         assert_eq!(
-            key("b,25,true,false,true b,1009,true,true,false"),
+            key("b,25,true,false,true,true b,1009,true,true,false,true"),
             Some(String::new())
         );
-        assert_eq!(key("r,3904,true,false,false"), Some(String::new()));
+        assert_eq!(key("r,3904,true,false,false,true"), Some(String::new()));
         // An enum travels as its label, a domain as its base type.
-        assert_eq!(key("e,16385,false,false,false"), Some(String::new()));
+        assert_eq!(key("e,16385,false,false,false,true"), Some(String::new()));
         assert_eq!(
-            key("b,23,true,false,false d,16390,false,false,false"),
+            key("b,23,true,false,false,true d,16390,false,false,false,true"),
             Some(String::new())
         );
         // Arrays of user-defined types and composites carry OIDs.
         assert_eq!(
-            key("b,16384,false,true,false e,16385,false,false,true"),
+            key("b,16384,false,true,false,true e,16385,false,false,true,true"),
             Some("16385".to_owned())
         );
-        assert_eq!(key("c,16394,false,false,false"), Some("16394".to_owned()));
         assert_eq!(
-            key("b,16393,false,true,false c,16394,false,false,true"),
+            key("c,16394,false,false,false,true"),
+            Some("16394".to_owned())
+        );
+        assert_eq!(
+            key("b,16393,false,true,false,true c,16394,false,false,true,true"),
             Some("16394".to_owned())
         );
         // Extension base types, user-defined ranges, anything unreadable: not trusted.
-        assert_eq!(key("b,16500,false,false,false"), None);
-        assert_eq!(key("r,16600,false,false,false b,23,true,false,false"), None);
+        assert_eq!(key("b,16500,false,false,false,true"), None);
+        assert_eq!(
+            key("r,16600,false,false,false,true b,23,true,false,false,true"),
+            None
+        );
         assert_eq!(key("b,20"), None);
+        // OID aliases travel as bare OIDs; aclitem has no binary form; nor has an array of it.
+        assert_eq!(key("b,2205,true,false,false,true"), None);
+        assert_eq!(
+            key("b,2206,true,false,true,true b,2211,true,true,false,true"),
+            None
+        );
+        assert_eq!(key("b,1033,true,false,false,false"), None);
+        assert_eq!(
+            key("b,1033,true,false,true,false b,1034,true,true,false,true"),
+            None
+        );
+        assert_eq!(key("b,26,true,false,false,true"), Some(String::new()));
     }
 
     #[test]
