@@ -832,6 +832,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
         statement::check(receive, Direction::FromStdin)
             .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
     }
+    same_representation(low.send.as_deref(), &receive)?;
     Transfer {
         source,
         destinations,
@@ -884,6 +885,37 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
 
 /// Gives each destination its `--receive`: the one right after its `--to`, or the single one
 /// given for all.
+/// Refuses ends that read the data as something else than it was written: every `--receive`
+/// must have the `--send`'s format and options (`FORMAT`, `DELIMITER`, `NULL`, `QUOTE`,
+/// `ESCAPE`, `ENCODING`), or, from a file, each other's — a text `\N` read as CSV is a string,
+/// CSV's empty string read as text is NULL, and nothing fails.
+fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result<(), ArgError> {
+    let mut reference = send.and_then(|sql| Some(("--send", statement::representation(sql)?)));
+    for (i, sql) in receive.iter().enumerate() {
+        let Some(rep) = sql.as_deref().and_then(statement::representation) else {
+            continue;
+        };
+        match &reference {
+            None => reference = Some(("the first --receive", rep)),
+            Some((whose, expected)) if *expected != rep => {
+                return Err(ArgError::usage(format!(
+                    "the --receive of destination {} reads {rep}, but {whose} {} {expected}: \
+                     its rows would be read as another format (NULLs, empty strings and escapes \
+                     changed without an error); give both ends the same FORMAT and options",
+                    i + 1,
+                    if *whose == "--send" {
+                        "writes"
+                    } else {
+                        "reads"
+                    },
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 fn pair_receives(
     low: &LowCopy,
     destinations: &[Endpoint],
@@ -1012,6 +1044,59 @@ mod tests {
             t.statements,
             Statements::Table { format: None, .. }
         ));
+    }
+
+    #[test]
+    fn copy_ends_that_read_the_data_otherwise_are_refused() {
+        let copy = |send: &str, receives: &[&str]| {
+            let mut args = vec!["copy", "--from", "host=a", "--send", send];
+            for (i, r) in receives.iter().enumerate() {
+                args.extend(["--to", ["host=b", "host=c"][i], "--receive", r]);
+            }
+            hi(&args)
+        };
+        let err = copy("COPY t TO STDOUT", &["COPY t FROM STDIN (FORMAT csv)"]).unwrap_err();
+        assert_eq!(err.exit, Exit::Usage);
+        assert!(
+            err.message.contains("destination 1 reads FORMAT csv")
+                && err.message.contains("--send writes FORMAT text"),
+            "{}",
+            err.message
+        );
+        let err = copy(
+            "COPY t TO STDOUT (FORMAT csv)",
+            &["COPY t FROM STDIN CSV", "COPY t FROM STDIN CSV NULL AS ''"],
+        )
+        .unwrap_err();
+        assert!(err.message.contains("destination 2"), "{}", err.message);
+        // The same representation, spelled otherwise.
+        assert!(
+            copy(
+                "copy t to stdout with csv",
+                &["COPY u FROM STDIN (FORMAT 'csv')"]
+            )
+            .is_ok()
+        );
+        // From a file, the destinations must agree with each other.
+        let err = hi(&[
+            "copy",
+            "--from",
+            "./in.txt",
+            "--to",
+            "host=b",
+            "--receive",
+            "COPY t FROM STDIN",
+            "--to",
+            "host=c",
+            "--receive",
+            "COPY t FROM STDIN (FORMAT csv)",
+        ])
+        .unwrap_err();
+        assert!(
+            err.message.contains("the first --receive reads"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -597,8 +597,10 @@ fn mismatched_copy_formats_are_refused_before_data() {
         "COPY t FROM STDIN (FORMAT csv)",
         "--to",
         &c.dest[1].url(&d2),
+        // Spelled so that the arguments' check cannot read it (it refuses `(FORMAT binary)`
+        // with exit 2 before connecting): the run's own check at the COPY's start is tested.
         "--receive",
-        "COPY t FROM STDIN (FORMAT binary)",
+        "COPY t FROM STDIN (FORMAT $$binary$$)",
         "--json",
     ]);
     assert_exit(&out, 1);

@@ -5,7 +5,11 @@
 //! them (a `SELECT` scans its table, a `COPY … TO STDOUT` given to a receiver streams until
 //! cancelled), so copyman checks first. The check reads the statement's top-level words the way
 //! PostgreSQL's lexer splits them — strings, quoted identifiers, dollar quotes, comments and
-//! parentheses are skipped — and never interprets anything else.
+//! parentheses are skipped — and never interprets anything else. [`representation`] reads, the
+//! same way, the options that say what the data's bytes mean, so that the two ends of a copy can
+//! be compared before anything is sent.
+
+use std::fmt;
 
 /// Which way a COPY moves data, seen from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +165,127 @@ pub fn check_with(
     }
 }
 
+/// How a COPY statement writes or reads its rows: the options that change what the bytes mean.
+/// Two ends of one copy must agree on every one of them, or the rows are read as something else
+/// (a text `\N` taken for a CSV string, CSV's empty string for text's NULL, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Representation {
+    /// `text`, `csv` or `binary`.
+    pub format: String,
+    /// `DELIMITER`, `NULL`, `QUOTE`, `ESCAPE`, `ENCODING` (lower-case names) with their values
+    /// as written (`','`), in that order; options left at their default are not listed.
+    pub options: Vec<(String, String)>,
+}
+
+impl fmt::Display for Representation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FORMAT {}", self.format)?;
+        for (name, value) in &self.options {
+            write!(f, ", {} {value}", name.to_ascii_uppercase())?;
+        }
+        Ok(())
+    }
+}
+
+/// The data representation of a COPY statement that [`check`] accepted: its format and the
+/// options that change what the bytes mean, in the new (`WITH (FORMAT csv, NULL '')`) and the
+/// old (`WITH CSV NULL AS ''`, `COPY BINARY t`) syntax alike. `None` when it cannot be told
+/// (an option's value given in a form copyman does not read).
+///
+/// ```
+/// use copyman_core::statement::representation;
+///
+/// let send = representation("COPY t TO STDOUT").unwrap();
+/// let receive = representation("COPY t FROM STDIN (FORMAT csv)").unwrap();
+/// assert_ne!(send, receive);
+/// assert_eq!(send, representation("copy (select 1) to stdout with (format 'text')").unwrap());
+/// assert_eq!(
+///     representation("COPY t FROM STDIN WITH CSV DELIMITER AS ';'").unwrap().to_string(),
+///     "FORMAT csv, DELIMITER ';'"
+/// );
+/// ```
+pub fn representation(sql: &str) -> Option<Representation> {
+    let tokens = tokens(sql, true).ok()?;
+    let top: Vec<&Token> = tokens.iter().filter(|t| t.depth == 0).collect();
+    let at = top.iter().position(|t| {
+        !t.literal && (t.text.eq_ignore_ascii_case("to") || t.text.eq_ignore_ascii_case("from"))
+    })?;
+    let mut format = None;
+    // `COPY BINARY t …` (before 7.4's syntax, still read).
+    if top
+        .get(1)
+        .is_some_and(|t| t.text.eq_ignore_ascii_case("binary"))
+    {
+        format = Some("binary".to_owned());
+    }
+    let mut options: Vec<(String, String)> = Vec::new();
+    // After `TO STDOUT` / `FROM STDIN`: the options, as words (old syntax) or in parentheses.
+    let start = tokens
+        .iter()
+        .position(|t| std::ptr::eq(t, top[at]))
+        .map(|i| i + 2)?;
+    let rest = tokens.get(start..).unwrap_or_default();
+    let mut i = 0;
+    while i < rest.len() {
+        let t = &rest[i];
+        let word = t.text.to_ascii_lowercase();
+        let value = |i: usize| -> Option<(String, usize)> {
+            // An optional AS (old syntax), then the value.
+            let mut j = i + 1;
+            if rest
+                .get(j)
+                .is_some_and(|v| v.text.eq_ignore_ascii_case("as"))
+            {
+                j += 1;
+            }
+            let v = rest.get(j).filter(|v| v.text != ",")?;
+            Some((v.text.clone(), j))
+        };
+        match word.as_str() {
+            "binary" | "csv" if !t.literal => format = Some(word),
+            "format" => {
+                let (v, j) = value(i)?;
+                format = Some(unquote(&v)?.to_ascii_lowercase());
+                i = j;
+            }
+            "delimiter" | "null" | "quote" | "escape" | "encoding" if !t.literal => {
+                let (v, j) = value(i)?;
+                options.retain(|(name, _)| *name != word);
+                options.push((word, v));
+                i = j;
+            }
+            // Old syntax: FORCE QUOTE cols, FORCE NOT NULL cols (no representation options).
+            "force" if !t.literal => {
+                i += 1;
+                if rest
+                    .get(i)
+                    .is_some_and(|t| t.text.eq_ignore_ascii_case("not"))
+                {
+                    i += 1;
+                }
+            }
+            // FORCE_QUOTE/FORCE_NULL's column lists, HEADER's value: skipped by the loop.
+            _ => {}
+        }
+        i += 1;
+    }
+    let order = ["delimiter", "null", "quote", "escape", "encoding"];
+    options.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
+    Some(Representation {
+        format: format.unwrap_or_else(|| "text".to_owned()),
+        options,
+    })
+}
+
+/// A value as written: a plain `'…'` string's text, or a word; `None` for other literals.
+fn unquote(value: &str) -> Option<String> {
+    match value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(inner) => Some(inner.replace("''", "'")),
+        None if value.starts_with(['E', 'e', '$']) && value.len() > 1 => None,
+        None => Some(value.to_owned()),
+    }
+}
+
 /// `sql` on one line, cut to 60 characters, for messages.
 fn shortened(sql: &str) -> String {
     let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -174,8 +299,37 @@ fn shortened(sql: &str) -> String {
 /// followed by anything but blanks and comments is kept as a word of its own, and literals stand
 /// as `'…'`.
 fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, StatementError> {
+    Ok(tokens(sql, standard_strings)?
+        .into_iter()
+        .filter(|t| t.depth == 0 && t.text != ",")
+        .map(|t| match (t.literal, t.text.starts_with('"')) {
+            (true, _) => "'…'".to_owned(),
+            (false, true) => "\"…\"".to_owned(),
+            (false, false) => t.text,
+        })
+        .collect())
+}
+
+/// A word, literal or comma of a statement, at its depth of parentheses.
+#[derive(Debug)]
+struct Token {
+    depth: usize,
+    /// The word, the literal as written (quotes included), or `,`.
+    text: String,
+    literal: bool,
+}
+
+/// The tokens of `sql` (see [`top_level_words`]; literals kept as written).
+fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementError> {
     let bytes = sql.as_bytes();
-    let mut words = Vec::new();
+    let mut words: Vec<Token> = Vec::new();
+    let push = |words: &mut Vec<Token>, depth, text: &str, literal| {
+        words.push(Token {
+            depth,
+            text: text.to_owned(),
+            literal,
+        });
+    };
     let mut depth = 0usize;
     let mut i = 0;
     let mut ended = false;
@@ -193,7 +347,7 @@ fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, Sta
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i)?,
             _ if ended => {
                 // Something after a `;`: a second statement.
-                words.push(";".to_owned());
+                push(&mut words, 0, ";", false);
                 return Ok(words);
             }
             b';' if depth == 0 => {
@@ -215,16 +369,26 @@ fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, Sta
                     || (i > 0
                         && matches!(bytes[i - 1], b'e' | b'E')
                         && is_word_start(bytes, i - 1));
+                let start = i;
                 i = skip_quoted(bytes, i, b'\'', escapes, "string")?;
-                if depth == 0 {
-                    words.push("'…'".to_owned());
-                }
+                // An `E` prefix was read as a word: it belongs to the literal.
+                let start = match words.last() {
+                    Some(w) if escapes && standard_strings && w.text.eq_ignore_ascii_case("e") => {
+                        words.pop();
+                        start - 1
+                    }
+                    _ => start,
+                };
+                push(&mut words, depth, &sql[start..i], true);
             }
             b'"' => {
+                let start = i;
                 i = skip_quoted(bytes, i, b'"', false, "quoted identifier")?;
-                if depth == 0 {
-                    words.push("\"…\"".to_owned());
-                }
+                push(&mut words, depth, &sql[start..i], false);
+            }
+            b',' => {
+                push(&mut words, depth, ",", false);
+                i += 1;
             }
             b'$' if dollar_tag(bytes, i).is_some() => {
                 let tag = dollar_tag(bytes, i).expect("checked just above");
@@ -232,10 +396,8 @@ fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, Sta
                 let end = find(&bytes[body..], tag).ok_or(StatementError::Unterminated {
                     what: "dollar-quoted string",
                 })?;
+                push(&mut words, depth, &sql[i..body + end + tag.len()], true);
                 i = body + end + tag.len();
-                if depth == 0 {
-                    words.push("'…'".to_owned());
-                }
             }
             _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
                 let start = i;
@@ -246,11 +408,9 @@ fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, Sta
                 {
                     i += 1;
                 }
-                if depth == 0 {
-                    // A word may end inside a multi-byte character only at a byte >= 0x80,
-                    // which the loop includes: the slice is on character boundaries.
-                    words.push(sql[start..i].to_owned());
-                }
+                // A word may end inside a multi-byte character only at a byte >= 0x80, which
+                // the loop includes: the slice is on character boundaries.
+                push(&mut words, depth, &sql[start..i], false);
             }
             _ => {
                 // Operators and punctuation: not words; the check never needs them.
@@ -342,6 +502,37 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn representations_are_read_in_both_syntaxes() {
+        let rep = |sql: &str| representation(sql).map(|r| r.to_string());
+        let text = Some("FORMAT text".to_owned());
+        assert_eq!(rep("COPY t TO STDOUT"), text);
+        assert_eq!(rep("COPY (SELECT 'csv', format FROM t) TO STDOUT"), text);
+        assert_eq!(rep("COPY t (a, \"csv\") FROM STDIN (HEADER false)"), text);
+        assert_eq!(
+            rep("COPY t TO STDOUT WITH (FORMAT csv, HEADER, FORCE_QUOTE (a, b))"),
+            Some("FORMAT csv".to_owned())
+        );
+        assert_eq!(
+            rep("copy t from stdin csv header delimiter as ';' force not null a, b quote '\"'"),
+            Some("FORMAT csv, DELIMITER ';', QUOTE '\"'".to_owned())
+        );
+        assert_eq!(
+            rep("COPY t FROM STDIN (NULL '', FORMAT 'csv', ENCODING 'LATIN1', DELIMITER E'\\t')"),
+            Some("FORMAT csv, DELIMITER E'\\t', NULL '', ENCODING 'LATIN1'".to_owned())
+        );
+        assert_eq!(
+            rep("COPY BINARY t TO STDOUT"),
+            Some("FORMAT binary".to_owned())
+        );
+        assert_eq!(
+            rep("COPY t TO STDOUT WITH BINARY"),
+            Some("FORMAT binary".to_owned())
+        );
+        // A format given as an escape string or a dollar quote: cannot be told.
+        assert_eq!(rep("COPY t TO STDOUT (FORMAT $$csv$$)"), None);
+    }
 
     #[test]
     fn copy_out_forms_are_accepted() {
