@@ -722,3 +722,47 @@ fn oid_aliases_and_types_without_binary_io_are_copied_as_text() {
         [["big", "pair", "{postgres=r/postgres}"]]
     );
 }
+
+/// A file's fields are positional: loaded into destinations whose columns are in different
+/// orders, each would get other values in its columns (exit 0). Refused before anything is sent,
+/// unless `--columns` names the file's columns; destinations alike take it as before.
+#[test]
+fn a_file_into_destinations_with_different_column_orders_is_refused() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE w (a text, b text);");
+    let d2 = database(&c.dest[1], "CREATE TABLE w (b text, a text);");
+    let file = TempPath::new("w.csv");
+    std::fs::write(&file.0, "a,b\nAVAL,BVAL\n").unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut args = vec![
+            "table".to_owned(),
+            "w".to_owned(),
+            "--from".to_owned(),
+            file.arg().to_owned(),
+            "--header".to_owned(),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&d1),
+            "--to".to_owned(),
+            c.dest[1].conninfo(&d2),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let refused = run(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_exit(&refused, 2);
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains(r#"has ("a", "b")"#) && stderr.contains("--columns"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "w"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "w"), 0);
+    let named = run(&args(&["--columns", "a,b"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_exit(&named, 0);
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(rows(cluster, db, "SELECT a, b FROM w"), [["AVAL", "BVAL"]]);
+    }
+}

@@ -160,7 +160,28 @@ pub fn resolve_columns(
             .map(|c| c.name.clone())
             .collect()
     } else {
-        // A file's fields are positional: the destination's own columns, in its order.
+        // A file's fields are positional: each destination's own columns, in its order — which
+        // must then be the same everywhere, or one file would load differently into each.
+        let order = |rel: &Relation| -> Vec<Ident> {
+            let stored = rel.columns.iter().filter(|c| !c.generated);
+            stored.map(|c| c.name.clone()).collect()
+        };
+        let Some(((first_label, first), rest)) = dests.split_first() else {
+            return Ok(None);
+        };
+        let expected = order(first);
+        if let Some((label, rel)) = rest.iter().find(|(_, rel)| order(rel) != expected) {
+            let show = |columns: &[Ident]| {
+                let names: Vec<String> = columns.iter().map(ToString::to_string).collect();
+                names.join(", ")
+            };
+            return Err(format!(
+                "a file's fields are read by position, and the destinations' columns differ: \
+                 {first_label} has ({}), {label} has ({})",
+                show(&expected),
+                show(&order(rel))
+            ));
+        }
         return Ok(None);
     };
     let mut problems = Vec::new();
@@ -333,8 +354,26 @@ mod tests {
         assert!(err.contains(r#"d1 lacks "b""#), "{err}");
         let err = resolve_columns(&parse_columns("zz").unwrap(), Some(&source), &[]).unwrap_err();
         assert!(err.contains(r#"no column "zz""#), "{err}");
-        // A file source without --columns: the destination's own columns.
+        // A file source without --columns: the destination's own columns, the same everywhere.
         assert_eq!(resolve_columns(&[], None, &[("d1", &d1)]), Ok(None));
+        assert_eq!(
+            resolve_columns(&[], None, &[("d1", &d1), ("d2", &d1)]),
+            Ok(None)
+        );
+        let err = resolve_columns(&[], None, &[("d1", &source), ("d2", &ok)]).unwrap_err();
+        assert!(
+            err.contains(r#"d1 has ("a", "b"), d2 has ("b", "a")"#),
+            "{err}"
+        );
+        // Generated columns are not fields of the file.
+        assert_eq!(
+            resolve_columns(
+                &[],
+                None,
+                &[("d2", &d2), ("x", &rel(&[("a", "int", false, Some(""))]))]
+            ),
+            Ok(None)
+        );
     }
 
     #[test]
