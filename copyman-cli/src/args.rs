@@ -701,10 +701,17 @@ pub(crate) fn endpoints(
     if let Endpoint::Server(spec) = &mut source {
         spec.read_every_row();
     }
-    let destinations = to
+    let mut destinations = to
         .iter()
         .map(|t| endpoint(t, env, "--to"))
         .collect::<Result<Vec<_>, _>>()?;
+    if !source.is_server() {
+        for d in &mut destinations {
+            if let Endpoint::Server(spec) = d {
+                spec.read_as_the_server();
+            }
+        }
+    }
     // COPY data passes from server to server as bytes: read in another client_encoding than it
     // was written in, it fails, or worse, is stored as other text.
     let servers: Vec<&ServerSpec> = std::iter::once(&source)

@@ -687,6 +687,16 @@ impl ServerSpec {
         }
     }
 
+    /// Reads data written elsewhere (a file, stdin) as the server's own `DateStyle` and
+    /// `IntervalStyle` say, as psql's `\copy` does: `04/03/2024` is the 4th of March on a
+    /// `DMY` server. (A session that writes data, or reads a server's, keeps the portable ISO
+    /// styles: every server reads those alike.)
+    pub(crate) fn read_as_the_server(&mut self) {
+        for name in ["DateStyle", "IntervalStyle"] {
+            self.startup.push((name.to_owned(), String::new()));
+        }
+    }
+
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the
     /// CONN itself, as a password given to psql's prompt does.
     pub(crate) fn use_prompted_password(&mut self, password: &str) {

@@ -766,3 +766,41 @@ fn a_file_into_destinations_with_different_column_orders_is_refused() {
         assert_eq!(rows(cluster, db, "SELECT a, b FROM w"), [["AVAL", "BVAL"]]);
     }
 }
+
+/// A file is read as the destination server's own DateStyle and IntervalStyle say, as psql's
+/// `\copy` reads it (`04/03/2024` is the 4th of March on a `DMY` server; `-1 2:03:04` is all
+/// negative under `sql_standard`), not as the ISO styles copyman's sessions use between servers.
+#[test]
+fn a_file_is_read_as_the_destination_server_reads_dates_and_intervals() {
+    let c = clusters();
+    let d = database(
+        &c.dest[0],
+        "CREATE TABLE dd (id int, day date, span interval);",
+    );
+    c.dest[0]
+        .connect(&d)
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d}\" SET datestyle = 'SQL, DMY';
+             ALTER DATABASE \"{d}\" SET intervalstyle = 'sql_standard';"
+        ))
+        .unwrap();
+    let file = TempPath::new("dd.txt");
+    std::fs::write(&file.0, "1\t04/03/2024\t-1 2:03:04\n").unwrap();
+    let out = run(&[
+        "table",
+        "dd",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(
+            &c.dest[0],
+            &d,
+            "SELECT to_char(day, 'YYYY-MM-DD'), (span = interval '-1 day -2:03:04')::text FROM dd"
+        ),
+        [["2024-03-04", "true"]]
+    );
+}

@@ -27,6 +27,10 @@ pub const PORTABILITY_SETTINGS: [(&str, &str); 3] = [
 /// assert_eq!(config.client_encoding, "UTF8");
 /// // The password never shows in logs.
 /// assert!(!format!("{config:?}").contains("s3cret"));
+/// assert!(config.parameters().contains(&("DateStyle", "ISO")));
+/// // A session that reads a file's dates as the server's own DateStyle says.
+/// config.extra.push(("DateStyle".into(), String::new()));
+/// assert!(!config.parameters().iter().any(|(name, _)| *name == "DateStyle"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct StartupConfig {
@@ -43,7 +47,9 @@ pub struct StartupConfig {
     /// `client_encoding`; `UTF8` by default.
     pub client_encoding: String,
     /// More startup parameters (run-time settings such as `TimeZone`), sent as given. One that
-    /// names a portability setting replaces it.
+    /// names a portability setting replaces it; with an empty value, it is not sent at all and
+    /// the server's own setting stands (for a session that only reads data written elsewhere,
+    /// as psql's `\copy` reads a file).
     pub extra: Vec<(String, String)>,
     /// Whether SCRAM must, may or must not bind itself to the TLS channel (`channel_binding`).
     pub channel_binding: ChannelBinding,
@@ -100,7 +106,18 @@ impl StartupConfig {
                 params.push((name, value));
             }
         }
-        params.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let left_to_the_server = |(name, value): &&(String, String)| {
+            value.is_empty()
+                && PORTABILITY_SETTINGS
+                    .iter()
+                    .any(|(p, _)| p.eq_ignore_ascii_case(name))
+        };
+        params.extend(
+            self.extra
+                .iter()
+                .filter(|p| !left_to_the_server(p))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         params
     }
 }
