@@ -259,7 +259,8 @@ const BINARY_REFUSALS: [&str; 5] = ["22P03", "08P01", "22P04", "42804", "42883"]
 const BINARY_HINT: &str = "hint: a server refused the binary data that --format binary asked for; use --format text, \
      which converts values";
 
-/// A copy forced to `--format binary` that a server refused gets a hint to use text.
+/// A copy between servers forced to `--format binary` that a server refused gets a hint to use
+/// text. (From a file, the file is binary: text would not read it.)
 pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
     let forced = matches!(
         t.statements,
@@ -268,7 +269,7 @@ pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
             ..
         }
     );
-    if !forced {
+    if !forced || !t.source.is_server() {
         return;
     }
     let refused = |sqlstate: Option<&str>| sqlstate.is_some_and(|s| BINARY_REFUSALS.contains(&s));

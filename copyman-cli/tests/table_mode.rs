@@ -804,3 +804,47 @@ fn a_file_is_read_as_the_destination_server_reads_dates_and_intervals() {
         [["2024-03-04", "true"]]
     );
 }
+
+/// A binary file a server refuses is not "fixed" by `--format text` (the file is binary): no
+/// such hint, only the server's error.
+#[test]
+fn a_refused_binary_file_gets_no_hint_to_use_text() {
+    let c = clusters();
+    let table = "CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO b SELECT generate_series(1, 10);"),
+    );
+    let d = database(&c.dest[0], table);
+    let file = TempPath::new("b.bin");
+    let out = run(&[
+        "table",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        file.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    // Twice over: data after the trailer.
+    let once = std::fs::read(&file.0).unwrap();
+    std::fs::write(&file.0, [once.clone(), once].concat()).unwrap();
+    let out = run(&[
+        "table",
+        "b",
+        "--from",
+        file.arg(),
+        "--format",
+        "binary",
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    // The server's 22P04 ("received copy data after EOF marker"), or copyman's own refusal.
+    assert!(stderr.contains("EOF marker") || stderr.contains("trailer"), "{stderr}");
+    assert!(!stderr.contains("--format text"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d, "b"), 0);
+}
