@@ -16,13 +16,16 @@
 //! * in table mode, the table: `to_regclass(name)`, so that a different `search_path` naming
 //!   another table is not taken for the same one.
 //!
-//! Refused (exit 2): two destinations on one database in table mode, or in copy mode with the
-//! same `--receive` statement; a table-mode destination that is the source's own table. Only
+//! Refused (exit 2): two destinations on one database in table mode, or in copy mode with
+//! `--receive` statements that name one table (`t` and `public."t"`, as each session resolves
+//! them; the same statement when its table cannot be told); a table-mode destination that is the
+//! source's own table. Only
 //! warned about: copy-mode destinations on one database with different statements, and a copy
 //! mode destination on the source's database (the statements may name different tables).
 
 use std::fmt;
 
+use copyman_core::statement;
 use copyman_sync::Connection;
 
 use crate::args::{Statements, Transfer};
@@ -168,7 +171,15 @@ pub(crate) fn check(
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        let Some(id) = identify(conn, &format!("destination {}", i + 1), target.as_deref()) else {
+        // In copy mode, the table its --receive names, as its session resolves it.
+        let receives = match &t.statements {
+            Statements::Raw { receive, .. } => receive.get(i).cloned().flatten(),
+            Statements::Table { .. } => None,
+        };
+        let target = target
+            .as_deref()
+            .or_else(|| receives.as_deref().and_then(statement::copy_table));
+        let Some(id) = identify(conn, &format!("destination {}", i + 1), target) else {
             continue;
         };
         report::log(format_args!("destination {}: {id}", i + 1));
@@ -199,6 +210,10 @@ pub(crate) fn check(
             }
             let same_statement = match &t.statements {
                 Statements::Table { .. } => id.same_table(other),
+                // Both --receive name a table each session found: the same one or not.
+                Statements::Raw { .. } if id.table.is_some() && other.table.is_some() => {
+                    id.same_table(other)
+                }
                 Statements::Raw { receive, .. } => {
                     let statement = |k: usize| receive.get(k).cloned().flatten();
                     statement(i).map(|s| s.trim().to_owned())

@@ -272,6 +272,29 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         "COPY t FROM STDIN",
     ]);
     assert_exit(&out, 2);
+    // … and two statements that name one table otherwise (each session resolves its name).
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &tcp,
+        "--receive",
+        "COPY t FROM STDIN",
+        "--to",
+        &socket,
+        "--receive",
+        r#"COPY public."t" (id, v) FROM STDIN"#,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("destinations 1 and 2 are the same database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 
     // The source's own table.
     let out = run(&[

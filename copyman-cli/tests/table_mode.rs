@@ -844,7 +844,10 @@ fn a_refused_binary_file_gets_no_hint_to_use_text() {
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     // The server's 22P04 ("received copy data after EOF marker"), or copyman's own refusal.
-    assert!(stderr.contains("EOF marker") || stderr.contains("trailer"), "{stderr}");
+    assert!(
+        stderr.contains("EOF marker") || stderr.contains("trailer"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("--format text"), "{stderr}");
     assert_eq!(count(&c.dest[0], &d, "b"), 0);
 }

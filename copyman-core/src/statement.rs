@@ -277,6 +277,46 @@ pub fn representation(sql: &str) -> Option<Representation> {
     })
 }
 
+/// The table a `COPY table [(columns)] FROM STDIN` (or `TO STDOUT`) names, as written
+/// (`public."T"`): `None` for a `COPY (query) TO STDOUT`, or a statement [`check`] refuses.
+///
+/// ```
+/// use copyman_core::statement::copy_table;
+///
+/// assert_eq!(copy_table("COPY public.t (a, b) FROM STDIN (FORMAT csv)"), Some("public.t"));
+/// assert_eq!(copy_table(r#"copy "My ""T""" from stdin"#), Some(r#""My ""T""""#));
+/// assert_eq!(copy_table("COPY BINARY t FROM STDIN"), Some("t"));
+/// assert_eq!(copy_table("COPY (SELECT 1) TO STDOUT"), None);
+/// ```
+pub fn copy_table(sql: &str) -> Option<&str> {
+    let tokens = tokens(sql, true).ok()?;
+    if !tokens.first()?.text.eq_ignore_ascii_case("copy") {
+        return None;
+    }
+    let mut name = tokens.iter().skip(1).peekable();
+    // `COPY BINARY t` (the old syntax), not a table named binary.
+    let second_is_name = tokens.get(2).is_some_and(|t| {
+        t.depth == 0 && !matches!(t.text.to_ascii_lowercase().as_str(), "from" | "to")
+    });
+    if second_is_name
+        && name
+            .peek()
+            .is_some_and(|t| t.text.eq_ignore_ascii_case("binary"))
+    {
+        name.next();
+    }
+    let first = name.next().filter(|t| t.depth == 0 && !t.literal)?;
+    let mut end = first.at + first.text.len();
+    for t in name {
+        let word = t.text.to_ascii_lowercase();
+        if t.depth > 0 || word == "from" || word == "to" {
+            break;
+        }
+        end = t.at + t.text.len();
+    }
+    Some(&sql[first.at..end])
+}
+
 /// A value as written: a plain `'…'` string's text, or a word; `None` for other literals.
 fn unquote(value: &str) -> Option<String> {
     match value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
@@ -314,6 +354,8 @@ fn top_level_words(sql: &str, standard_strings: bool) -> Result<Vec<String>, Sta
 #[derive(Debug)]
 struct Token {
     depth: usize,
+    /// Where it starts in the statement.
+    at: usize,
     /// The word, the literal as written (quotes included), or `,`.
     text: String,
     literal: bool,
@@ -323,9 +365,10 @@ struct Token {
 fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementError> {
     let bytes = sql.as_bytes();
     let mut words: Vec<Token> = Vec::new();
-    let push = |words: &mut Vec<Token>, depth, text: &str, literal| {
+    let push = |words: &mut Vec<Token>, depth, at: usize, text: &str, literal| {
         words.push(Token {
             depth,
+            at,
             text: text.to_owned(),
             literal,
         });
@@ -347,7 +390,7 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
             b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i)?,
             _ if ended => {
                 // Something after a `;`: a second statement.
-                push(&mut words, 0, ";", false);
+                push(&mut words, 0, i, ";", false);
                 return Ok(words);
             }
             b';' if depth == 0 => {
@@ -379,15 +422,15 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
                     }
                     _ => start,
                 };
-                push(&mut words, depth, &sql[start..i], true);
+                push(&mut words, depth, start, &sql[start..i], true);
             }
             b'"' => {
                 let start = i;
                 i = skip_quoted(bytes, i, b'"', false, "quoted identifier")?;
-                push(&mut words, depth, &sql[start..i], false);
+                push(&mut words, depth, start, &sql[start..i], false);
             }
             b',' => {
-                push(&mut words, depth, ",", false);
+                push(&mut words, depth, i, ",", false);
                 i += 1;
             }
             b'$' if dollar_tag(bytes, i).is_some() => {
@@ -396,7 +439,7 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
                 let end = find(&bytes[body..], tag).ok_or(StatementError::Unterminated {
                     what: "dollar-quoted string",
                 })?;
-                push(&mut words, depth, &sql[i..body + end + tag.len()], true);
+                push(&mut words, depth, i, &sql[i..body + end + tag.len()], true);
                 i = body + end + tag.len();
             }
             _ if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 => {
@@ -410,7 +453,7 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
                 }
                 // A word may end inside a multi-byte character only at a byte >= 0x80, which
                 // the loop includes: the slice is on character boundaries.
-                push(&mut words, depth, &sql[start..i], false);
+                push(&mut words, depth, start, &sql[start..i], false);
             }
             _ => {
                 // Operators and punctuation: not words; the check never needs them.
