@@ -655,6 +655,21 @@ impl HiArgs {
                 "--json prints on stdout: it cannot go with --to - (data on stdout)",
             ));
         }
+        if let Command::Transfer(t) = &command {
+            // `copyman … --to - >&-`: the data would go nowhere (fd 1 is `/dev/null` now).
+            if crate::closed_at_start(0) && matches!(t.source, Endpoint::Stdio) {
+                return Err(ArgError::usage(
+                    "--from -: stdin is closed: give it the data (< FILE), or name the file",
+                ));
+            }
+            if crate::closed_at_start(1)
+                && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio))
+            {
+                return Err(ArgError::usage(
+                    "--to -: stdout is closed: the data would go nowhere (redirect it: > FILE)",
+                ));
+            }
+        }
         if prompt {
             // Once everything else is known to be right, and once for every server, as psql
             // asks before it connects (a copy between files connects nowhere: nothing to ask).
