@@ -671,18 +671,26 @@ impl HiArgs {
             }
         }
         if let Command::Transfer(t) = &command {
-            // `copyman … --to - >&-`: the data would go nowhere (fd 1 is `/dev/null` now).
-            if crate::closed_at_start(0) && matches!(t.source, Endpoint::Stdio) {
-                return Err(ArgError::usage(
-                    "--from -: stdin is closed: give it the data (< FILE), or name the file",
-                ));
+            // `copyman … --to - >&-`: the data would go nowhere (fd 1 is `/dev/null` now), and
+            // `--to /dev/stdout` (`/dev/fd/1`) is the same descriptor.
+            let is_fd = |e: &Endpoint, fd: i32| match e {
+                Endpoint::Stdio => true,
+                Endpoint::File(path) => crate::dest::own_descriptor(path) == Some(fd),
+                Endpoint::Server(_) => false,
+            };
+            if crate::closed_at_start(0) && is_fd(&t.source, 0) {
+                return Err(ArgError::usage(format!(
+                    "--from {}: stdin is closed: give it the data (< FILE), or name the file",
+                    t.source.display()
+                )));
             }
             if crate::closed_at_start(1)
-                && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio))
+                && let Some(d) = t.destinations.iter().find(|d| is_fd(d, 1))
             {
-                return Err(ArgError::usage(
-                    "--to -: stdout is closed: the data would go nowhere (redirect it: > FILE)",
-                ));
+                return Err(ArgError::usage(format!(
+                    "--to {}: stdout is closed: the data would go nowhere (redirect it: > FILE)",
+                    d.display()
+                )));
             }
         }
         if prompt {

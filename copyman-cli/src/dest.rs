@@ -297,7 +297,7 @@ fn open_direct(path: &Path) -> io::Result<File> {
 /// The descriptor number `path` names when it is one of this process's: a link
 /// `/proc/PID/fd/N` (or `/proc/PID/task/TID/fd/N`) of our own PID, however reached
 /// (`/dev/stdout` → `/proc/self/fd/1`, `/dev/fd/N` → `/proc/self/fd/N`).
-fn own_descriptor(path: &Path) -> Option<i32> {
+pub(crate) fn own_descriptor(path: &Path) -> Option<i32> {
     let (link, true) = follow(path).ok()? else {
         return None;
     };

@@ -309,6 +309,33 @@ fn a_closed_stdout_or_stdin_is_refused_before_connecting() {
     assert!(!connected(&out));
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 
+    // The same descriptors by their names.
+    for (redirect, from, to, said) in [
+        (
+            ">&-",
+            url.as_str(),
+            "/dev/stdout",
+            "--to /dev/stdout: stdout is closed",
+        ),
+        (
+            "<&-",
+            "/dev/stdin",
+            dest.as_str(),
+            "--from /dev/stdin: stdin is closed",
+        ),
+    ] {
+        let out = via_sh(
+            &format!(r#"exec "$0" "$@" {redirect}"#),
+            &["table", "t", "--from", from, "--to", to, "-v"],
+        )
+        .output()
+        .unwrap();
+        assert_exit(&out, 2);
+        assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+        assert!(!connected(&out));
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
     // Nothing on stdin, stdout or stderr: a copy between servers still copies.
     let out = via_sh(
         r#"exec "$0" "$@" <&- >&- 2>&-"#,
