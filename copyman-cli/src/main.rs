@@ -38,6 +38,7 @@ static CLOSED_AT_START: AtomicU8 = AtomicU8::new(0);
 /// data), and notes which were closed: `--to -` with no stdout must be refused, not written to
 /// `/dev/null`. It runs from `.init_array`, before the standard library's own start (which
 /// would open `/dev/null` on them too, leaving no trace of their having been closed).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 extern "C" fn open_standard_fds() {
     let mut closed = 0;
     for fd in 0..3 {
@@ -65,9 +66,10 @@ extern "C" fn open_standard_fds() {
 /// [`open_standard_fds`] in the ELF `.init_array`: the dynamic loader (or the static start code)
 /// calls it once, on the main thread before any other exists and before `main`.
 // SAFETY: an `.init_array` entry must be a pointer to a function the start code may call with
-// the C ABI: `open_standard_fds` is one, takes no argument (the arguments glibc passes are
-// ignored by the C ABI), uses no part of the Rust runtime that is not set up yet (two libc calls,
-// `errno`, an atomic store) and cannot unwind (it does not panic).
+// the C ABI and no arguments (the ELF gABI; glibc passes argc, argv and envp besides, which the
+// C calling convention lets a callee that takes none ignore): `open_standard_fds` is one. It uses
+// no part of the Rust runtime that is not set up yet (libc calls, `errno`, an atomic store) and
+// cannot unwind (nothing in it panics).
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
