@@ -41,7 +41,10 @@ another: a COMMIT that fails stops the rest (they roll back), and the report say
 --atomic makes them all or nothing (two-phase commit; see copyman recover --help). A destination
 given twice (the same server and database, or the same file, however it is reached) is refused
 before anything is sent. A file is written beside it and renamed into place when everything
-committed; a symbolic link is written through to its target.
+committed (keeping its permission bits; an existing file we may not write is refused before
+anything is sent); a symbolic link is written through to its target. What is not a regular file
+(a pipe, a device, /dev/stdout, /dev/fd/N) is written directly, as stdout is: what went out
+before a failure cannot be taken back.
 
 Exit status:
   0  success: every destination committed
@@ -649,11 +652,46 @@ impl HiArgs {
         };
         if let Command::Transfer(t) = &command
             && output.json
-            && t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio))
         {
-            return Err(ArgError::usage(
-                "--json prints on stdout: it cannot go with --to - (data on stdout)",
-            ));
+            if t.destinations.iter().any(|d| matches!(d, Endpoint::Stdio)) {
+                return Err(ArgError::usage(
+                    "--json prints on stdout: it cannot go with --to - (data on stdout)",
+                ));
+            }
+            // `--to /dev/stdout`, or the file stdout was redirected to.
+            if let Some(d) = t
+                .destinations
+                .iter()
+                .find(|d| matches!(d, Endpoint::File(path) if crate::dest::is_stdout(path)))
+            {
+                return Err(ArgError::usage(format!(
+                    "--json prints on stdout: it cannot go with --to {}, which is stdout",
+                    d.display()
+                )));
+            }
+        }
+        if let Command::Transfer(t) = &command {
+            // `copyman … --to - >&-`: the data would go nowhere (fd 1 is `/dev/null` now), and
+            // `--to /dev/stdout` (`/dev/fd/1`) is the same descriptor.
+            let is_fd = |e: &Endpoint, fd: i32| match e {
+                Endpoint::Stdio => true,
+                Endpoint::File(path) => crate::dest::own_descriptor(path) == Some(fd),
+                Endpoint::Server(_) => false,
+            };
+            if crate::closed_at_start(0) && is_fd(&t.source, 0) {
+                return Err(ArgError::usage(format!(
+                    "--from {}: stdin is closed: give it the data (< FILE), or name the file",
+                    t.source.display()
+                )));
+            }
+            if crate::closed_at_start(1)
+                && let Some(d) = t.destinations.iter().find(|d| is_fd(d, 1))
+            {
+                return Err(ArgError::usage(format!(
+                    "--to {}: stdout is closed: the data would go nowhere (redirect it: > FILE)",
+                    d.display()
+                )));
+            }
         }
         if prompt {
             // Once everything else is known to be right, and once for every server, as psql

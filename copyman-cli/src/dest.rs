@@ -1,7 +1,7 @@
 //! One destination through a run: its transaction (server) or temporary file (file, stdout),
 //! committed or discarded at the end.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -119,10 +119,11 @@ impl<'e> Dest<'e> {
     }
 }
 
-/// A file destination: written to a temporary file beside it and renamed into place on commit,
-/// so a failed copy leaves an existing file as it was. Stdout and special files (`/dev/null`, a
-/// pipe) are written directly. A symbolic link is written through, as `cp` and shells do: the
-/// temporary file and the rename are beside the link's target ([`resolve`]), the link stays.
+/// A file destination: a regular file is written to a temporary file beside it and renamed into
+/// place on commit, so a failed copy leaves an existing file as it was. Stdout and what is not a
+/// regular file (`/dev/null`, a pipe, `/dev/stdout`: see [`FileTarget`]) are written directly. A
+/// symbolic link is written through, as `cp` and shells do: the temporary file and the rename are
+/// beside the link's target ([`resolve`]), the link stays.
 pub(crate) struct FileSink {
     pub(crate) out: BufWriter<Out>,
     /// The temporary file and its final name.
@@ -155,18 +156,22 @@ impl Write for Out {
 impl FileSink {
     pub(crate) fn open(endpoint: &Endpoint) -> io::Result<Self> {
         let (out, rename) = match endpoint {
-            Endpoint::File(path) => {
-                let special = fs::metadata(path).is_ok_and(|m| !m.is_file());
-                if special {
-                    (Out::File(File::create(path)?), None)
-                } else {
-                    let path = resolve(path)?;
-                    let temp = temp_path(&path);
-                    let file = File::create(&temp)?;
+            Endpoint::File(path) => match target(path)? {
+                FileTarget::Direct => (Out::File(open_direct(path)?), None),
+                FileTarget::Replace { path, existing } => {
+                    let (temp, file) = create_temp(&path, existing.is_some())?;
                     signals::register_temp(&temp);
+                    if let Some(old) = &existing
+                        && let Err(e) = take_owner_and_mode(&file, old)
+                    {
+                        drop(file);
+                        let _ = fs::remove_file(&temp);
+                        signals::unregister_temp(&temp);
+                        return Err(e);
+                    }
                     (Out::File(file), Some((temp, path)))
                 }
-            }
+            },
             _ => (Out::Stdout(io::stdout()), None),
         };
         Ok(Self {
@@ -182,16 +187,35 @@ impl FileSink {
         Ok(())
     }
 
-    pub(crate) fn commit(mut self) -> io::Result<()> {
-        self.out.flush()?;
-        if let Some((temp, path)) = self.rename.take() {
-            if let Out::File(file) = self.out.get_ref() {
-                file.sync_all()?;
-            }
-            fs::rename(&temp, &path)?;
+    /// Flushes, and renames the temporary file into place.
+    ///
+    /// # Errors
+    /// What failed, in words. A temporary file that could not be written to its end is removed;
+    /// one that holds the complete copy but could not be renamed is kept and named (the copy may
+    /// have committed elsewhere: it is the only complete copy of what they got).
+    pub(crate) fn commit(mut self) -> Result<(), String> {
+        let written = self.out.flush().and_then(|()| match self.out.get_ref() {
+            Out::File(file) if self.rename.is_some() => file.sync_all(),
+            _ => Ok(()),
+        });
+        let Some((temp, path)) = self.rename.take() else {
+            return written.map_err(|e| e.to_string());
+        };
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
+            return Err(e.to_string());
         }
-        Ok(())
+        let renamed = fs::rename(&temp, &path);
+        // Renamed, or kept on purpose: either way no signal may remove it now.
+        signals::unregister_temp(&temp);
+        renamed.map_err(|e| {
+            let temp = conn::redact(&temp.to_string_lossy());
+            format!(
+                "cannot rename {temp} onto it: {e}; the complete copy is kept in {temp}: move \
+                 it into place, or remove it"
+            )
+        })
     }
 
     /// Removes the temporary file; returns the bytes that went out anyway where there is none
@@ -208,13 +232,210 @@ impl FileSink {
     }
 }
 
-/// `dir/.name.copyman-PID.tmp` beside `path`.
+/// How a file destination is written.
+#[derive(Debug)]
+pub(crate) enum FileTarget {
+    /// Not a regular file — a pipe, a device, a directory (refused when opened), or a name of an
+    /// open file (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`: a link of `/proc`, whatever it
+    /// leads to): opened and written directly, as `-` is. What was written cannot be taken back.
+    Direct,
+    /// A regular file, or none yet: written beside `path` (the end of the destination's links)
+    /// and renamed onto it. `existing`: the file there now.
+    Replace {
+        path: PathBuf,
+        existing: Option<fs::Metadata>,
+    },
+}
+
+/// How writing to `path` is done (see [`FileTarget`]).
+///
+/// # Errors
+/// Its links cannot be followed ([`resolve`]), or what it names cannot be looked at (a directory
+/// on the way that is not one, or that we may not search).
+pub(crate) fn target(path: &Path) -> io::Result<FileTarget> {
+    let (resolved, open_file) = follow(path)?;
+    if open_file {
+        return Ok(FileTarget::Direct);
+    }
+    match fs::metadata(&resolved) {
+        Ok(meta) if !meta.is_file() => Ok(FileTarget::Direct),
+        Ok(meta) => Ok(FileTarget::Replace {
+            path: resolved,
+            existing: Some(meta),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileTarget::Replace {
+            path: resolved,
+            existing: None,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a destination that is written directly ([`FileTarget::Direct`]). A name of one of our
+/// own descriptors (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) is that descriptor, duplicated:
+/// written as `-` writes fd 1, at its offset and with its flags (opening the name would open the
+/// file again, at its start: `copyman … --to /dev/stdout > log` would overwrite what the shell
+/// writes to `log` after it). Anything else is opened to be appended to, never truncated (a pipe
+/// or a device has no end to append at: the same as writing).
+fn open_direct(path: &Path) -> io::Result<File> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    if let Some(fd) = own_descriptor(path) {
+        // SAFETY: `F_DUPFD_CLOEXEC` takes an integer and makes a new descriptor (the lowest free
+        // one from 3) on what `fd` is open on, or fails with EBADF; no memory is passed.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is open (fcntl just made it) and nothing else owns it: the `File` closes
+        // it, once.
+        return Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }));
+    }
+    OpenOptions::new().append(true).open(path)
+}
+
+/// The descriptor number `path` names when it is one of this process's: a link
+/// `/proc/PID/fd/N` (or `/proc/PID/task/TID/fd/N`) of our own PID, however reached
+/// (`/dev/stdout` → `/proc/self/fd/1`, `/dev/fd/N` → `/proc/self/fd/N`).
+pub(crate) fn own_descriptor(path: &Path) -> Option<i32> {
+    let (link, true) = follow(path).ok()? else {
+        return None;
+    };
+    let fd = link.file_name()?.to_str()?.parse::<i32>().ok()?;
+    let dir = fs::canonicalize(link.parent()?).ok()?;
+    let parts: Vec<_> = dir
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let pid = std::process::id().to_string();
+    let ours = match parts.as_slice() {
+        [root, proc, p, last] => root == "/" && proc == "proc" && *p == pid && last == "fd",
+        [root, proc, p, task, _, last] => {
+            root == "/" && proc == "proc" && *p == pid && task == "task" && last == "fd"
+        }
+        _ => false,
+    };
+    ours.then_some(fd)
+}
+
+/// Refuses, before anything is copied or connected, a destination file that exists and that we
+/// may not write: psql's `\copy` could not open it either, and the rename would replace a file
+/// (another user's, or a read-only one) that its directory lets us replace but not write. It is
+/// opened for writing, without truncating, and closed.
+///
+/// # Errors
+/// [`Fatal`] with exit 1, naming it.
+pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> {
+    for (i, endpoint) in destinations.iter().enumerate() {
+        let Endpoint::File(path) = endpoint else {
+            continue;
+        };
+        let checked = target(path).and_then(|target| match target {
+            FileTarget::Replace {
+                path,
+                existing: Some(_),
+            } => OpenOptions::new().write(true).open(path).map(drop),
+            // Nothing to replace (the temporary file is created when the copy begins), or
+            // written directly (opening a pipe for writing would wait for its reader).
+            _ => Ok(()),
+        });
+        if let Err(e) = checked {
+            return Err(Fatal {
+                exit: Exit::CopyFailed,
+                message: format!(
+                    "destination {} {}: cannot write it: {e}: nothing copied",
+                    i + 1,
+                    endpoint.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gives a temporary file the owner (where we may: as root) and the permission bits of the file
+/// it is to replace, as writing that file in place (psql's `\copy`) would keep them.
+fn take_owner_and_mode(file: &File, old: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let now = file.metadata()?;
+    if (now.uid(), now.gid()) != (old.uid(), old.gid()) {
+        // Only root may give a file away; another user may still give it its group. Neither is
+        // an error: the file then belongs to who ran the copy, as any file it creates.
+        if std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid())).is_err() {
+            let _ = std::os::unix::fs::fchown(file, None, Some(old.gid()));
+        }
+    }
+    file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o777))
+}
+
+/// The longest file name (`NAME_MAX` of Linux and the BSDs).
+const NAME_MAX: usize = 255;
+
+/// Creates the temporary file beside `path`: a new file (`O_EXCL`: never a file or link already
+/// there, whoever put it there), under a name no one can foretell, tried again under another on
+/// the rare collision. `private`: created `0600` (its mode is set to the replaced file's next);
+/// else with the mode a new file gets (`0666` less the umask, as psql's).
+fn create_temp(path: &Path, private: bool) -> io::Result<(PathBuf, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    for _ in 0..64 {
+        let temp = temp_path(path);
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if private { 0o600 } else { 0o666 })
+            .open(&temp);
+        match created {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free name for a temporary file beside it",
+    ))
+}
+
+/// `dir/.name.copyman-PID-RANDOM.tmp` beside `path`, within [`NAME_MAX`] bytes (a long name is
+/// shortened), RANDOM from the standard library's randomly keyed hasher over the time and a
+/// counter: a new one on every call.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    CALLS.fetch_add(1, Ordering::Relaxed).hash(&mut hasher);
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    let suffix = format!(
+        ".copyman-{}-{:016x}.tmp",
+        std::process::id(),
+        hasher.finish()
+    );
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "copyman".to_owned());
-    path.with_file_name(format!(".{name}.copyman-{}.tmp", std::process::id()))
+        .map(OsStrExt::as_bytes)
+        .unwrap_or(b"copyman");
+    let room = NAME_MAX - 1 - suffix.len();
+    let mut keep = name.len().min(room);
+    // Not in the middle of a character, where the name is UTF-8.
+    if let Ok(text) = std::str::from_utf8(name) {
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+    }
+    let mut temp = Vec::with_capacity(NAME_MAX);
+    temp.push(b'.');
+    temp.extend_from_slice(&name[..keep]);
+    temp.extend_from_slice(suffix.as_bytes());
+    path.with_file_name(std::ffi::OsStr::from_bytes(&temp))
 }
 
 /// Where writing to `path` lands: `path`, or the end of the chain of symbolic links it starts (a
@@ -224,10 +445,22 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 /// # Errors
 /// A link cannot be read, or the chain is longer than 40 links (the kernel's limit).
 pub(crate) fn resolve(path: &Path) -> io::Result<PathBuf> {
+    follow(path).map(|(path, _)| path)
+}
+
+/// [`resolve`], which stops at a link of `/proc` (`/dev/stdout` leads to `/proc/self/fd/1`): such
+/// a link names an open file (`pipe:[…]`, a file since deleted), not a path; `true` then.
+fn follow(path: &Path) -> io::Result<(PathBuf, bool)> {
+    use std::os::unix::fs::MetadataExt;
+
+    let procfs = fs::metadata("/proc/self").ok().map(|m| m.dev());
     let mut path = path.to_path_buf();
     for _ in 0..40 {
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
+                if procfs == Some(meta.dev()) {
+                    return Ok((path, true));
+                }
                 let target = fs::read_link(&path)?;
                 // An absolute target replaces the directory it is joined to.
                 path = match path.parent() {
@@ -235,13 +468,34 @@ pub(crate) fn resolve(path: &Path) -> io::Result<PathBuf> {
                     None => target,
                 };
             }
-            _ => return Ok(path),
+            _ => return Ok((path, false)),
         }
     }
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
         format!("{}: too many levels of symbolic links", path.display()),
     ))
+}
+
+/// Whether `path` names what stdout is (the same file, pipe or socket), other than a character
+/// device (`/dev/null`, a terminal: writing it twice keeps nothing twice).
+pub(crate) fn is_stdout(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    let (Some(stdout), Ok(meta)) = (stdout_identity(), fs::metadata(path)) else {
+        return false;
+    };
+    !meta.file_type().is_char_device() && (meta.dev(), meta.ino()) == stdout
+}
+
+/// The device and inode of what fd 1 is open on (`fstat`, through a duplicate of it).
+fn stdout_identity() -> Option<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let meta = File::from(fd).metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
 }
 
 /// The file a destination path writes, however it is spelled (`./x`, `/tmp/d/x`, a link to it):
@@ -258,20 +512,39 @@ fn file_identity(path: &Path) -> Option<PathBuf> {
 }
 
 /// Refuses a file given twice as a destination (by different paths, or through a link): the two
-/// would share one temporary file and the second rename would fail after the first. A character
-/// device (`/dev/null`) may be given any number of times: it is written directly and keeps
-/// nothing.
+/// would share one temporary file and the second rename would fail after the first. Refuses as
+/// well a path that is stdout (`/dev/stdout`, `/dev/fd/1`, the file or pipe stdout is) given with
+/// `-`: its reader would get every row twice. A character device (`/dev/null`, a terminal) may be
+/// given any number of times: it is written directly and keeps nothing.
 ///
 /// # Errors
 /// [`Fatal`] with exit 2, naming both.
 pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
+    let stdio = destinations
+        .iter()
+        .position(|d| matches!(d, Endpoint::Stdio));
     let mut seen: Vec<(PathBuf, usize)> = Vec::new();
     for (i, endpoint) in destinations.iter().enumerate() {
         let Endpoint::File(path) = endpoint else {
             continue;
         };
+        if let Some(first) = stdio
+            && is_stdout(path)
+        {
+            let (first, second) = (first.min(i), first.max(i));
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "destinations {} ({}) and {} ({}) are both stdout: give it once",
+                    first + 1,
+                    destinations[first].display(),
+                    second + 1,
+                    destinations[second].display(),
+                ),
+            });
+        }
         let Some(identity) = file_identity(path) else {
             continue;
         };
@@ -302,4 +575,69 @@ pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
         seen.push((identity, i));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn temporary_names_fit_and_differ() {
+        let long = format!("/d/{}", "n".repeat(NAME_MAX));
+        let a = temp_path(Path::new(&long));
+        let b = temp_path(Path::new(&long));
+        assert_ne!(a, b, "a new name on every call");
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() <= NAME_MAX, "{}", name.len());
+        assert!(name.starts_with(".nnn"), "{name}");
+        assert!(
+            name.contains(&format!(".copyman-{}-", std::process::id())),
+            "{name}"
+        );
+        assert_eq!(a.parent(), Some(Path::new("/d")));
+
+        // Shortened between characters, never inside one.
+        let accented = format!("/d/{}", "é".repeat(127));
+        let temp = temp_path(Path::new(&accented));
+        let name = temp.file_name().unwrap();
+        assert!(name.as_bytes().len() <= NAME_MAX);
+        assert!(name.to_str().is_some(), "{name:?}");
+
+        let short = temp_path(Path::new("out.txt"));
+        assert!(short.to_str().unwrap().starts_with(".out.txt.copyman-"));
+    }
+
+    #[test]
+    fn names_of_our_descriptors_are_written_directly() {
+        assert!(follow(Path::new("/proc/self/fd/2")).unwrap().1);
+        assert_eq!(own_descriptor(Path::new("/proc/self/fd/2")), Some(2));
+        assert_eq!(own_descriptor(Path::new("/dev/fd/2")), Some(2));
+        assert!(matches!(
+            target(Path::new("/dev/fd/2")).unwrap(),
+            FileTarget::Direct
+        ));
+        // A plain path is written beside and renamed.
+        assert!(!follow(Path::new("/nonexistent/x")).unwrap().1);
+        assert_eq!(own_descriptor(Path::new("/nonexistent/x")), None);
+        assert!(matches!(
+            target(Path::new("/nonexistent-dir-copyman/x")),
+            Ok(FileTarget::Replace { existing: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_temporary_file_is_always_a_new_one() {
+        let dir = std::env::temp_dir().join(format!("copyman-dest-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("out.txt");
+        let (temp, file) = create_temp(&target, true).unwrap();
+        assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(temp.parent(), Some(dir.as_path()));
+        let (other, _) = create_temp(&target, false).unwrap();
+        assert_ne!(temp, other);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

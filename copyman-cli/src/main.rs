@@ -24,9 +24,61 @@ mod sql;
 mod watch;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use args::{HiArgs, LowArgs};
 use report::{Exit, Fatal};
+
+/// Which of fds 0, 1 and 2 were closed when copyman started (bit N for fd N): set by
+/// [`open_standard_fds`], before `main`.
+static CLOSED_AT_START: AtomicU8 = AtomicU8::new(0);
+
+/// Opens each of fds 0, 1 and 2 that is closed on `/dev/null` (as OpenSSH and coreutils do), so
+/// that no file or socket copyman opens takes its number (a socket on fd 1 would get the COPY
+/// data), and notes which were closed: `--to -` with no stdout must be refused, not written to
+/// `/dev/null`. It runs from `.init_array`, before the standard library's own start (which
+/// would open `/dev/null` on them too, leaving no trace of their having been closed).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+extern "C" fn open_standard_fds() {
+    let mut closed = 0;
+    for fd in 0..3 {
+        // SAFETY: `fcntl(F_GETFD)` only reads the flags of a descriptor number of this process;
+        // any integer is a valid argument (an unused one fails with EBADF), and no memory is
+        // passed.
+        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+        if open || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+            continue;
+        }
+        closed |= 1 << fd;
+        // SAFETY: the path is a NUL-terminated literal that outlives the call; `open` takes no
+        // other pointer. It returns the lowest free descriptor, which is `fd` (those below it
+        // are open, or were opened by this loop); the descriptor is deliberately never closed.
+        let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        if got != fd && got >= 0 {
+            // Cannot happen (see above); not left dangling if it did.
+            // SAFETY: `got` was just returned by `open` and is owned by nothing else.
+            unsafe { libc::close(got) };
+        }
+    }
+    CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+/// [`open_standard_fds`] in the ELF `.init_array`: the dynamic loader (or the static start code)
+/// calls it once, on the main thread before any other exists and before `main`.
+// SAFETY: an `.init_array` entry must be a pointer to a function the start code may call with
+// the C ABI and no arguments (the ELF gABI; glibc passes argc, argv and envp besides, which the
+// C calling convention lets a callee that takes none ignore): `open_standard_fds` is one. It uses
+// no part of the Rust runtime that is not set up yet (libc calls, `errno`, an atomic store) and
+// cannot unwind (nothing in it panics).
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static OPEN_STANDARD_FDS: extern "C" fn() = open_standard_fds;
+
+/// Whether fd `fd` (0, 1 or 2) was closed when copyman started (it is `/dev/null` now).
+pub(crate) fn closed_at_start(fd: u8) -> bool {
+    CLOSED_AT_START.load(Ordering::Relaxed) & (1 << fd) != 0
+}
 
 fn main() -> ExitCode {
     let low = match LowArgs::parse_from_args(std::env::args_os()) {

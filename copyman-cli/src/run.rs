@@ -98,6 +98,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
     crate::dest::refuse_same_file(&t.destinations)?;
+    crate::dest::refuse_unwritable(&t.destinations)?;
     // A signal while connecting exits at once: nothing began anywhere.
     signals::connecting(true);
     let connected = connect_all(t);

@@ -522,7 +522,7 @@ fn signals_abort_the_copy_and_commit_nothing() {
         .filter(|e| {
             e.file_name()
                 .to_string_lossy()
-                .contains(&format!("copyman-{pid}.tmp"))
+                .contains(&format!(".copyman-{pid}-"))
         })
         .collect();
     assert!(leftovers.is_empty());
@@ -548,11 +548,23 @@ fn signals_abort_the_copy_and_commit_nothing() {
         stdin.write_all(text_rows(100, None).as_bytes()).unwrap();
         stdin.flush().unwrap();
         wait_for_query(&c.dest[0], &d1, "COPY%FROM STDIN%");
-        let temp = out_file.0.with_file_name(format!(
-            ".{}.copyman-{}.tmp",
+        // `.NAME.copyman-PID-RANDOM.tmp`: the one this run made.
+        let prefix = format!(
+            ".{}.copyman-{}-",
             out_file.0.file_name().unwrap().to_string_lossy(),
             child.id()
-        ));
+        );
+        let temps = || -> Vec<std::path::PathBuf> {
+            fs::read_dir(out_file.0.parent().unwrap())
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        };
+        let made = temps();
+        assert_eq!(made.len(), 1, "the temporary file: {made:?}");
+        let temp = made[0].clone();
         signal(&child, name);
         let out = child.wait_with_output().unwrap();
         drop(stdin);
