@@ -51,7 +51,7 @@ use copyman_sync::{
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::select::{self, Selection};
-use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal};
+use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
 use crate::state::{self, Recorded, StateFile};
 
 /// Opens a connection to a server (called once per worker, and again after a connection broke).
@@ -1747,23 +1747,37 @@ const CHECKSUM_SETTINGS: [&str; 5] = [
 ];
 
 /// An order-independent checksum of a table's copied columns: the row count and the sum of
-/// the first 60 bits of each row's md5.
-fn checksum_query(table: &TableName, columns: &[Ident]) -> String {
+/// the first 60 bits of each row's md5, over the rows a copy of the relation (of `kind` on the
+/// server asked) reads or writes ([`own_rows`]: an inheritance parent's own rows, not its
+/// children's).
+fn checksum_query(table: &TableName, columns: &[Ident], kind: &str) -> String {
     let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
     format!(
         "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(ROW({})::text), 1, 15))\
-         ::bit(60)::int8), 0)::text FROM {table}",
-        list.join(", ")
+         ::bit(60)::int8), 0)::text FROM {}",
+        list.join(", "),
+        own_rows(table, kind)
     )
 }
 
-/// Runs the checksum on `conn`, inside its open transaction.
+/// Runs the checksum on `conn`, inside its open transaction. The relation's kind is read on
+/// that server: a destination's table may be of another kind than the source's (partitioned
+/// there, ordinary here), and each side counts the rows its copy read or wrote.
 fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
     for sql in CHECKSUM_SETTINGS {
         conn.execute(sql).map_err(|e| describe(&e))?;
     }
+    let kind = conn
+        .query(&format!(
+            "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
+            literal(&t.table.to_string())
+        ))
+        .map_err(|e| describe(&e))?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .ok_or_else(|| TableError::new("the relation's kind could not be read"))?;
     let rows = conn
-        .query(&checksum_query(&t.table, &t.columns))
+        .query(&checksum_query(&t.table, &t.columns, &kind))
         .map_err(|e| describe(&e))?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -2587,7 +2601,10 @@ fn copy_split(
         begin_source(shared, source, shared.plan.snapshot.as_deref())?;
         let total = source
             // An ordinary table (only those are split): its own rows, as its ranges read them.
-            .query(&format!("SELECT count(*)::text FROM ONLY {}", t.table))
+            .query(&format!(
+                "SELECT count(*)::text FROM {}",
+                own_rows(&t.table, &t.kind)
+            ))
             .map_err(|e| describe(&e))?
             .first()
             .and_then(|r| r.first().cloned().flatten())
@@ -3247,11 +3264,13 @@ mod tests {
 
     #[test]
     fn the_checksum_names_every_column() {
-        let q = checksum_query(
-            &TableName::parse("s.t").unwrap(),
-            &crate::sql::parse_columns(r#"a, "B""#).unwrap(),
-        );
+        let table = TableName::parse("s.t").unwrap();
+        let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
+        let q = checksum_query(&table, &columns, "p");
         assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
         assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
+        // An ordinary table's own rows, as its copy reads them (not its children's).
+        let q = checksum_query(&table, &columns, "r");
+        assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
     }
 }
