@@ -1803,9 +1803,11 @@ fn begin_source(
     Ok(())
 }
 
+/// Rolls back `conn`'s transaction, if it has one open (and is usable).
 fn end(conn: Option<&mut Connection>) {
     if let Some(conn) = conn
         && conn.is_ready()
+        && commit::Action::Rollback.is_due(conn.session().transaction_status())
     {
         let _ = conn.execute("ROLLBACK");
     }
