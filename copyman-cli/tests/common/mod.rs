@@ -288,6 +288,7 @@ pub fn signal(child: &std::process::Child, name: &str) {
 }
 
 /// Reads `reader` (a child's stderr) until a line contains `needle`; returns what was read.
+/// Unbounded: a child that never says it hangs the test. Prefer [`StderrLines`].
 pub fn read_until(reader: &mut impl std::io::BufRead, needle: &str) -> String {
     let mut seen = String::new();
     loop {
