@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use copyman_core::commit::Action;
 use copyman_core::{BoxError, EndpointError};
 use copyman_sync::{CallReceiver, Connection, Receiver, StatementReceiver};
 
@@ -90,10 +91,12 @@ impl<'e> Dest<'e> {
     }
 
     pub(crate) fn rollback(&mut self) {
+        // A connection the server closed, or one whose transaction ended, has nothing to roll
+        // back (core says which from its transaction status).
         if let Some(conn) = self.conn.as_mut()
             && conn.is_ready()
+            && Action::Rollback.is_due(conn.session().transaction_status())
         {
-            // A connection the server closed has nothing to roll back.
             let _ = conn.execute("ROLLBACK");
         }
     }

@@ -61,8 +61,9 @@ pub(crate) struct LowJob {
     #[arg(long)]
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
-    /// snapshot) and on each destination (after its commit); a table that differs is not
-    /// recorded as done there (--resume copies it again).
+    /// snapshot) and on each destination (after its commit; with --resume, the tables done
+    /// earlier too); a table that differs is not recorded as done there (--resume copies it
+    /// again).
     #[arg(long)]
     pub(crate) verify: bool,
     /// Cap the read rate from the source, across all jobs (bytes per second; k, M, G suffixes
@@ -476,8 +477,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         // Interrupted: the tables it committed stay (and are recorded); the exit status says
         // why the rest is missing, as a shell's would for a killed process.
         Exit::interrupted(signal)
-    } else if !report.committed_any() {
-        // 1 says nothing was committed anywhere; a table --verify found different was.
+    } else if !report.committed_any() && !differs(&report) {
+        // 1 says nothing was committed anywhere; a table --verify found different was (by this
+        // run, or by an earlier one that a resume compared).
         Exit::CopyFailed
     } else {
         Exit::Partial
@@ -763,6 +765,15 @@ fn to_json(
     })
 }
 
+/// Whether `--verify` found a table on a destination that differs from the source's (or could
+/// not compare it): it is committed there.
+fn differs(report: &JobReport) -> bool {
+    report
+        .tables
+        .iter()
+        .any(|t| t.destinations.iter().any(|d| d.verified == Some(false)))
+}
+
 fn write_human(
     out: &mut dyn Write,
     report: &JobReport,
@@ -868,11 +879,7 @@ fn write_human(
             names(&not)
         )?;
     }
-    let differs = report
-        .tables
-        .iter()
-        .any(|t| t.destinations.iter().any(|d| d.verified == Some(false)));
-    if differs {
+    if differs(report) {
         writeln!(
             out,
             "copyman: a table whose checksum differs is committed there but not recorded as done: \

@@ -6,7 +6,7 @@ mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::process::Stdio;
 
 use common::*;
@@ -421,12 +421,13 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
-    assert!(seen.contains("held by backend"), "{seen}");
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    assert!(line.contains("held by backend"), "{line}");
     holder.batch_execute("ROLLBACK").unwrap();
+    let rest = stderr.unseen();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{rest}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStderr, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -72,8 +71,8 @@ impl Setup {
     }
 
     /// `copyman [pre] table t1 t2 --from S --to D1 --to D2 --to D3 --state X [extra]`, its
-    /// stderr piped.
-    fn spawn(&self, pre: &[&str], extra: &[&str]) -> (Child, BufReader<ChildStderr>) {
+    /// stderr read aside.
+    fn spawn(&self, pre: &[&str], extra: &[&str]) -> (Child, StderrLines) {
         let c = clusters();
         let mut child = copyman()
             .args(pre)
@@ -91,7 +90,7 @@ impl Setup {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = StderrLines::take(&mut child);
         (child, stderr)
     }
 
@@ -188,10 +187,9 @@ impl Drop for Watchdog {
 }
 
 /// Reads `stderr` until a line says destination 2's COMMIT waits (at least `secs` s); the line.
-fn commit_wait_line(stderr: &mut impl BufRead, secs: u64) -> String {
+fn commit_wait_line(stderr: &mut StderrLines, secs: u64) -> String {
     loop {
-        let seen = read_until(stderr, "'s COMMIT of table");
-        let line = seen.lines().last().unwrap().to_owned();
+        let line = stderr.expect("'s COMMIT of table");
         let waited: u64 = line
             .split("waiting ")
             .nth(1)
@@ -246,8 +244,7 @@ fn job_commit_waiting_for_a_synchronous_standby_is_said_and_not_cancelled() {
     assert_eq!(waiters.len(), 2, "{waiters:?}");
     assert!(waiters.iter().all(|(_, q)| q == "COMMIT"), "{waiters:?}");
     let releaser = release(s.d2.clone(), &STOP);
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     STOP.store(true, Ordering::SeqCst);
     releaser.join().unwrap();
@@ -267,8 +264,8 @@ fn job_signal_reminder_names_the_commit_it_waits_for() {
     let _watchdog = watchdog(child.id());
     commit_wait_line(&mut stderr, 1);
     signal(&child, "INT");
-    let seen = read_until(&mut stderr, "still stopping");
-    let line = seen.lines().last().unwrap();
+    let line = stderr.expect("still stopping");
+    let seen = stderr.seen().to_owned();
     assert!(
         line.contains("waiting for destination 2's COMMIT of \"public\".\"t")
             && line.contains("(backend ")
@@ -280,8 +277,7 @@ fn job_signal_reminder_names_the_commit_it_waits_for() {
         "{line}"
     );
     let releaser = release(s.d2.clone(), &STOP);
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     STOP.store(true, Ordering::SeqCst);
     releaser.join().unwrap();
@@ -303,10 +299,9 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
     commit_wait_line(&mut stderr, 1);
     wait_for_waiters(&s.d2, 2);
     signal(&child, "INT");
-    read_until(&mut stderr, "SIGINT received");
+    stderr.expect("SIGINT received");
     signal(&child, "INT");
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 130);
     assert!(rest.contains("exiting at once"), "{rest}");
@@ -386,15 +381,14 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
         .spawn()
         .unwrap();
     let _watchdog = watchdog(child.id());
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_until(&mut stderr, "'s PREPARE TRANSACTION of table");
-    assert!(seen.contains("waiting on IPC/SyncRep"), "{seen}");
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("'s PREPARE TRANSACTION of table");
+    assert!(line.contains("waiting on IPC/SyncRep"), "{line}");
     wait_for_waiters(&d2, 2);
     signal(&child, "INT");
-    read_until(&mut stderr, "SIGINT received");
+    stderr.expect("SIGINT received");
     signal(&child, "INT");
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 130);
     let report = json(&out);
@@ -470,11 +464,10 @@ fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
         .spawn()
         .unwrap();
     let _watchdog = watchdog(child.id());
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
+    let mut stderr = StderrLines::take(&mut child);
+    let seen = stderr.expect("waiting for lock on destination 1 (");
     signal(&child, "INT");
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     holder.batch_execute("ROLLBACK").unwrap();
     drop(holder);

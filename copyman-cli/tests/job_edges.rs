@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufReader, Read};
 use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -197,11 +196,11 @@ fn job_waiting_on_a_lock_says_so_on_stderr_then_finishes_once_released() {
         .query_one("SELECT pg_backend_pid()", &[])
         .unwrap()
         .get(0);
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = StderrLines::take(&mut child);
     // Off a terminal too: one line when the wait begins, naming the table, the destination,
     // the lock and who holds it.
-    let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
-    let line = seen.lines().last().unwrap();
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    let seen = stderr.seen().to_owned();
     assert!(
         line.contains(r#", table "public"."later_t": backend "#)
             && line.contains("lock on later_t, held by backend")
@@ -211,8 +210,7 @@ fn job_waiting_on_a_lock_says_so_on_stderr_then_finishes_once_released() {
     // Still waiting a while later: said once, not once a second.
     thread::sleep(Duration::from_secs(2));
     holder.batch_execute("ROLLBACK").unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 0);
     assert!(!rest.contains("waiting for lock"), "{seen}{rest}");
@@ -246,14 +244,15 @@ fn job_waiting_on_a_lock_says_so_on_stderr_then_finishes_once_released() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_until(&mut stderr, "waiting for lock on destination 1 (");
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
     assert!(
-        seen.contains("while planning the job: backend ") && seen.contains("lock on later_t"),
-        "{seen}"
+        line.contains("while planning the job: backend ") && line.contains("lock on later_t"),
+        "{line}"
     );
     holder.batch_execute("ROLLBACK").unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let rest = stderr.unseen();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{rest}");
     assert_eq!(count(&c.dest[0], &d0, "later_t"), 10);
 }
 
@@ -404,12 +403,11 @@ fn job_sigterm_cancels_a_table_waiting_on_a_lock_and_rolls_it_back() {
     let d1 = database(&c.dest[1], LATER);
     let state = TempPath::new("sigterm.state");
     let (mut child, mut holder) = job_then_lock(c, &src, &d0, &d1, &state, &[]);
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    read_until(&mut stderr, "waiting for lock on destination 1 (");
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting for lock on destination 1 (");
     // The job sits in later_t's lock wait: the signal must cancel it, not wait for the lock.
     signal(&child, "TERM");
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
+    let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
     holder.batch_execute("ROLLBACK").unwrap();
     assert_exit(&out, 143);

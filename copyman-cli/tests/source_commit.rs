@@ -5,8 +5,10 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 use copyman_testkit::Cluster;
@@ -148,31 +150,103 @@ fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
     assert!(decisions.trim().is_empty(), "no decision: {decisions}");
 }
 
-/// Destination 1 takes 4 s over its deferred constraint check (one row's trigger sleeps), while
-/// the source's session is ended by the server after 2 s idle in its transaction (margins wide enough for a loaded machine).
-const SLOW_CHECK: &str = "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NULL; END $$;
-    CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON mv DEFERRABLE INITIALLY DEFERRED
-        FOR EACH ROW EXECUTE FUNCTION slow();";
+/// Destination 1's deferred constraint check waits (one row's trigger) for an advisory lock the
+/// test holds ([`run_losing_the_source`]): the copy's end is held there as long as the test
+/// wants, whatever the machine's load.
+const GATED_CHECK: &str = "CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.id = 1 THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+        RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER gate AFTER INSERT ON mv DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION gate();";
 
-fn idle_timeout_url(s: &Servers, db: &str) -> String {
-    format!(
-        "{}?options=-c%20idle_in_transaction_session_timeout%3D2000",
-        s.source.url(db)
-    )
+/// Runs copyman with `args` (destination 1 in database `d1`, made with [`GATED_CHECK`]) and
+/// ends the source's session (database `src`) on the server while destination 1's check waits
+/// at the gate: the copy is over then, the source idle in its transaction, nothing committed.
+/// The gate opens once the source's backend is gone. copyman's output.
+fn run_losing_the_source(
+    s: &Servers,
+    src: &str,
+    d1: &str,
+    args: &[String],
+) -> std::process::Output {
+    let mut gate = s.dest[0].connect(d1);
+    gate.execute("SELECT pg_advisory_lock(4242)", &[]).unwrap();
+    let mut child = copyman()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut admin = s.source.connect("postgres");
+    let mut watch = s.dest[0].connect("postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut waiting = || -> i64 {
+        watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+                &[&d1],
+            )
+            .unwrap()
+            .get(0)
+    };
+    while waiting() == 0 {
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "destination 1's check never reached the gate\n--- stderr\n{}",
+                text(&out.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    // (In the select list, so that only the rows the WHERE keeps are terminated.)
+    let ended: Vec<bool> = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
+             AND state = 'idle in transaction'",
+            &[&src],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        ended,
+        [true],
+        "the source's session, idle in its transaction"
+    );
+    // Gone before the gate opens: copyman then finds it ended, however fast it goes on.
+    while admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&src],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the source's backend never went");
+        thread::sleep(Duration::from_millis(20));
+    }
+    gate.execute("SELECT pg_advisory_unlock(4242)", &[])
+        .unwrap();
+    child.wait_with_output().expect("copyman output")
 }
 
-/// Point 1: a source session the server ended before the destinations' COMMIT (25P03) fails the
-/// move: every destination rolls back.
+/// Point 1: a source session the server ended before the destinations' COMMIT (57P01) fails
+/// the move: every destination rolls back.
 #[test]
 fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
     let s = servers();
     let src = database(&s.source, &format!("{MV} {FILL}"));
-    let dbs = empty_destinations(s, SLOW_CHECK);
-    let out = run_owned(&move_args(s, &idle_timeout_url(s, &src), &dbs, &[]));
+    let dbs = empty_destinations(s, GATED_CHECK);
+    let args = move_args(s, &s.source.url(&src), &dbs, &[]);
+    let out = run_losing_the_source(s, &src, &dbs[0], &args);
     let stderr = text(&out.stderr);
     assert_exit(&out, 1);
-    assert!(stderr.contains("25P03"), "{stderr}");
+    assert!(stderr.contains("57P01"), "{stderr}");
     assert!(stderr.contains("nothing committed"), "{stderr}");
     assert_nothing_committed(s, &dbs);
     assert_eq!(
@@ -188,17 +262,18 @@ fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
 fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
     let s = servers();
     let src = database(&s.source, &format!("{MV} {FILL}"));
-    let dbs = empty_destinations(s, SLOW_CHECK);
+    let dbs = empty_destinations(s, GATED_CHECK);
     let log = TempPath::new("decisions.log");
-    let out = run_owned(&move_args(
+    let args = move_args(
         s,
-        &idle_timeout_url(s, &src),
+        &s.source.url(&src),
         &dbs,
         &["--atomic", "--decision-log", log.arg()],
-    ));
+    );
+    let out = run_losing_the_source(s, &src, &dbs[0], &args);
     let stderr = text(&out.stderr);
     assert_exit(&out, 1);
-    assert!(stderr.contains("25P03"), "{stderr}");
+    assert!(stderr.contains("57P01"), "{stderr}");
     assert_nothing_committed(s, &dbs);
     assert_eq!(
         count(&s.source, &src, "mv"),
@@ -209,16 +284,16 @@ fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
     assert!(decisions.trim().is_empty(), "no decision: {decisions}");
 }
 
-/// Point 1: a read-only `--send` whose source times out after the copy changed nothing by
+/// Point 1: a read-only `--send` whose source is lost after the copy changed nothing by
 /// failing to commit: every destination holds the source's rows, exit 0, not PARTIAL.
 #[test]
 fn a_read_only_source_lost_before_its_commit_is_not_partial() {
     let s = servers();
     let src = database(&s.source, &format!("{MV} {FILL}"));
-    let dbs = empty_destinations(s, SLOW_CHECK);
-    let mut args = move_args(s, &idle_timeout_url(s, &src), &dbs, &[]);
+    let dbs = empty_destinations(s, GATED_CHECK);
+    let mut args = move_args(s, &s.source.url(&src), &dbs, &[]);
     args[4] = "COPY mv TO STDOUT".to_owned();
-    let out = run_owned(&args);
+    let out = run_losing_the_source(s, &src, &dbs[0], &args);
     let stderr = text(&out.stderr);
     assert_exit(&out, 0);
     assert!(!stderr.contains("PARTIAL"), "{stderr}");

@@ -59,6 +59,8 @@
 //! assert!(outcome.partial());
 //! ```
 
+use crate::session::TransactionStatus;
+
 /// The prefix of every global transaction id copyman prepares: `copyman:RUN:N`.
 pub const GID_PREFIX: &str = "copyman:";
 
@@ -99,6 +101,22 @@ impl Action {
             Self::Prepare(gid) => format!("PREPARE TRANSACTION {}", quote(gid)),
             Self::CommitPrepared(gid) => format!("COMMIT PREPARED {}", quote(gid)),
             Self::RollbackPrepared(gid) => format!("ROLLBACK PREPARED {}", quote(gid)),
+        }
+    }
+}
+
+impl Action {
+    /// Whether the action has anything to do on a session whose last ReadyForQuery reported
+    /// `status`. A `ROLLBACK` has something to roll back only inside a transaction block (open or
+    /// failed): a `PREPARE TRANSACTION` that failed ended the transaction already (PostgreSQL
+    /// turns it into a rollback), and a `ROLLBACK` sent then only makes the server warn
+    /// `there is no transaction in progress` (SQLSTATE 25P01). A driver skips an action that is
+    /// not due and reports it done: the transaction is rolled back either way. Every other
+    /// action is due whatever the status (the server's answer says how it went).
+    pub fn is_due(&self, status: TransactionStatus) -> bool {
+        match self {
+            Self::Rollback => status != TransactionStatus::Idle,
+            _ => true,
         }
     }
 }

@@ -650,3 +650,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rollback_is_due_only_where_a_transaction_is_open() {
+    use copyman_core::session::TransactionStatus;
+    // A failed PREPARE TRANSACTION (or COMMIT) ended the transaction: a ROLLBACK then would only
+    // make the server warn "there is no transaction in progress" (25P01).
+    assert!(!Action::Rollback.is_due(TransactionStatus::Idle));
+    assert!(Action::Rollback.is_due(TransactionStatus::InTransaction));
+    assert!(Action::Rollback.is_due(TransactionStatus::Failed));
+    // Every other action is the server's to answer, whatever the status.
+    for status in [
+        TransactionStatus::Idle,
+        TransactionStatus::InTransaction,
+        TransactionStatus::Failed,
+    ] {
+        for action in [
+            Action::CheckConstraints,
+            Action::Commit,
+            Action::Prepare("copyman:r:1".into()),
+            Action::CommitPrepared("copyman:r:1".into()),
+            Action::RollbackPrepared("copyman:r:1".into()),
+        ] {
+            assert!(action.is_due(status), "{action:?} in {status:?}");
+        }
+    }
+}

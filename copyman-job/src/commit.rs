@@ -69,6 +69,11 @@ impl Participant for Connection {
                 _ => Err(Failure::Refused(e)),
             };
         }
+        // Nothing to roll back where no transaction is open (a failed PREPARE TRANSACTION ended
+        // it): core says so from the session's transaction status.
+        if !action.is_due(self.session().transaction_status()) {
+            return Ok(());
+        }
         match self.execute(&action.sql()) {
             Ok(_) => Ok(()),
             // An ERROR answers the statement: it did not take effect.

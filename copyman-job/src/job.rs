@@ -52,7 +52,7 @@ use copyman_sync::{
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carry};
-use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal};
+use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
 use crate::state::{self, Recorded, StateFile};
 
 /// Opens a connection to a server (called once per worker, and again after a connection broke).
@@ -95,7 +95,9 @@ pub struct Options {
     /// Compare an order-independent checksum of every table on the source and each destination
     /// (after its commit there). A table is recorded done on a destination only once its
     /// checksum matched; one that differs is recorded `mismatch` (not done: a resume empties it
-    /// there and copies it again).
+    /// there and copies it again). Under [`Options::resume`] the tables an earlier run did are
+    /// compared too (the source in the job's snapshot): one that differs now is recorded
+    /// `mismatch` as well, and the next resume copies it again.
     pub verify: bool,
     /// Cap on the bytes per second read from the source, across all workers.
     pub max_rate: Option<u64>,
@@ -1177,9 +1179,11 @@ impl JobReport {
 pub enum Event {
     /// The job starts: how many tables, and their total size.
     Started {
-        /// Tables to copy (those not already done).
+        /// Tables the workers take up: those to copy (not already done everywhere) and, under
+        /// [`Options::verify`], those done earlier, only to compare (each is a
+        /// [`Event::TableStarted`] and a [`Event::TableFinished`] as well).
         tables: usize,
-        /// Their total size on the source.
+        /// The total size on the source of the tables to copy.
         bytes: u64,
     },
     /// A worker took a table.
@@ -1538,17 +1542,20 @@ pub fn run(
             })?;
     }
     let coordinator = plan.coordinator.take();
+    // The tables this run copies; under verify, those done earlier are taken up too, only to
+    // be compared (`verify_done`).
+    let copies: Vec<bool> = plan.tables.iter().map(copies_any).collect();
     let todo: VecDeque<usize> = (0..plan.tables.len())
-        .filter(|&i| {
-            plan.tables[i]
-                .destinations
-                .iter()
-                .any(|d| !matches!(d, DestPlan::Done(_)))
-        })
+        .filter(|&i| copies[i] || (options.verify && !done_earlier(&plan.tables[i]).is_empty()))
         .collect();
+    let taken_up = todo.len();
     events(Event::Started {
-        tables: todo.len(),
-        bytes: todo.iter().map(|&i| plan.tables[i].size).sum(),
+        tables: taken_up,
+        bytes: todo
+            .iter()
+            .filter(|&&i| copies[i])
+            .map(|&i| plan.tables[i].size)
+            .sum(),
     });
     let two_phase = match &options.two_phase {
         Some(path) => Some(TwoPhase {
@@ -1569,8 +1576,8 @@ pub fn run(
         options,
         state: &state,
         events,
-        queue: Mutex::new(todo.clone()),
-        pending: (0..plan.tables.len()).map(|i| todo.contains(&i)).collect(),
+        queue: Mutex::new(todo),
+        pending: copies,
         turn: Condvar::new(),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
@@ -1600,7 +1607,7 @@ pub fn run(
             destinations[dest].name
         ));
     }
-    let workers = options.jobs.max(1).min(todo.len().max(1));
+    let workers = options.jobs.max(1).min(taken_up.max(1));
     thread::scope(|s| {
         for worker in 0..workers {
             let shared = &shared;
@@ -1628,6 +1635,20 @@ pub fn run(
         interrupted: options.interrupt.reason(),
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether a destination copies `t` in this run (it is not done there already).
+fn copies_any(t: &TablePlan) -> bool {
+    t.destinations
+        .iter()
+        .any(|d| !matches!(d, DestPlan::Done(_)))
+}
+
+/// The destinations where an earlier run did `t` (by position).
+fn done_earlier(t: &TablePlan) -> Vec<usize> {
+    (0..t.destinations.len())
+        .filter(|&d| matches!(t.destinations[d], DestPlan::Done(_)))
+        .collect()
 }
 
 /// The report of a table no worker took: done earlier, refused, or not started.
@@ -1730,23 +1751,37 @@ const CHECKSUM_SETTINGS: [&str; 5] = [
 ];
 
 /// An order-independent checksum of a table's copied columns: the row count and the sum of
-/// the first 60 bits of each row's md5.
-fn checksum_query(table: &TableName, columns: &[Ident]) -> String {
+/// the first 60 bits of each row's md5, over the rows a copy of the relation (of `kind` on the
+/// server asked) reads or writes ([`own_rows`]: an inheritance parent's own rows, not its
+/// children's).
+fn checksum_query(table: &TableName, columns: &[Ident], kind: &str) -> String {
     let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
     format!(
         "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(ROW({})::text), 1, 15))\
-         ::bit(60)::int8), 0)::text FROM {table}",
-        list.join(", ")
+         ::bit(60)::int8), 0)::text FROM {}",
+        list.join(", "),
+        own_rows(table, kind)
     )
 }
 
-/// Runs the checksum on `conn`, inside its open transaction.
+/// Runs the checksum on `conn`, inside its open transaction. The relation's kind is read on
+/// that server: a destination's table may be of another kind than the source's (partitioned
+/// there, ordinary here), and each side counts the rows its copy read or wrote.
 fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
     for sql in CHECKSUM_SETTINGS {
         conn.execute(sql).map_err(|e| describe(&e))?;
     }
+    let kind = conn
+        .query(&format!(
+            "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
+            literal(&t.table.to_string())
+        ))
+        .map_err(|e| describe(&e))?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .ok_or_else(|| TableError::new("the relation's kind could not be read"))?;
     let rows = conn
-        .query(&checksum_query(&t.table, &t.columns))
+        .query(&checksum_query(&t.table, &t.columns, &kind))
         .map_err(|e| describe(&e))?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -1772,20 +1807,27 @@ fn begin_source(
     Ok(())
 }
 
+/// Rolls back `conn`'s transaction, if it has one open (and is usable).
 fn end(conn: Option<&mut Connection>) {
     if let Some(conn) = conn
         && conn.is_ready()
+        && commit::Action::Rollback.is_due(conn.session().transaction_status())
     {
         let _ = conn.execute("ROLLBACK");
     }
 }
 
-/// Copies one table to every destination that needs it.
+/// Copies one table to every destination that needs it; under verify, compares it on those
+/// where an earlier run did it ([`verify_done`]).
 fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
-    let mut report = if t.ranges.is_empty() {
-        copy_whole(shared, worker, t, conns)
+    // The source's checksum, if the copy computed one.
+    let mut source_sum = None;
+    let mut report = if !copies_any(t) {
+        unstarted(t)
+    } else if t.ranges.is_empty() {
+        copy_whole(shared, worker, t, conns, &mut source_sum)
     } else {
-        copy_split(shared, worker, t, conns)
+        copy_split(shared, worker, t, conns, &mut source_sum)
     };
     give_up_stalled(shared, conns, &mut report);
     // Whatever way the copy ended, no socket timeout outlives it.
@@ -1797,7 +1839,73 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         shared.stall_guard(conn, false);
     }
     mark_interrupted(shared, &mut report);
+    verify_done(shared, worker, t, conns, source_sum, &mut report);
     report
+}
+
+/// Under [`Options::verify`], compares `t` on the destinations where an earlier run did it
+/// ([`DestPlan::Done`], skipped by the copy) with the source in the job's snapshot (`sum`: the
+/// source's checksum if the copy computed it, else computed now), as a table copied now is
+/// compared: a resume with verify checks every table of the job. One that differs, or cannot
+/// be compared, is recorded `mismatch`: not done, so that the next resume empties it there and
+/// copies it again. Nothing is compared once the job halted (an interrupt may have cancelled
+/// the source's checksum: that would say nothing of the table).
+fn verify_done(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    conns: &mut Conns,
+    sum: Option<String>,
+    report: &mut TableReport,
+) {
+    let done = done_earlier(t);
+    if !shared.options.verify || done.is_empty() || shared.halted() {
+        return;
+    }
+    let sum = match sum {
+        Some(sum) => Ok(sum),
+        None => source_checksum(shared, worker, t, conns),
+    };
+    if shared.halted() {
+        return;
+    }
+    let key = t.table.to_string();
+    for d in done {
+        let result = &mut report.destinations[d];
+        match &sum {
+            Ok(sum) => match ensure(&mut conns.dests[d], &shared.destinations[d]) {
+                Ok(conn) => verify_dest(result, Some(conn), t, sum),
+                Err(e) => {
+                    result.verified = Some(false);
+                    result.error = Some(e.prefixed("verify: "));
+                }
+            },
+            Err(e) => {
+                result.verified = Some(false);
+                result.error = Some(e.clone().prefixed("verify: the source's checksum failed: "));
+            }
+        }
+        if result.verified != Some(true) {
+            record_mismatch(shared, &key, d, result);
+        }
+    }
+}
+
+/// The source's checksum of `t`, in the job's snapshot, on the worker's source session
+/// (announced while it runs, so that a signal can cancel it).
+fn source_checksum(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    conns: &mut Conns,
+) -> Result<String, TableError> {
+    let source = ensure(&mut conns.source, shared.source).map_err(|e| e.prefixed("source: "))?;
+    shared.announce(worker, &t.table, Side::Source, source);
+    let sum = begin_source(shared, source, shared.plan.snapshot.as_deref())
+        .and_then(|()| checksum(source, t));
+    end(Some(source));
+    (shared.events)(Event::Ending { worker });
+    sum
 }
 
 /// The sessions of a table's copy whose statement did not end (a stall: a `BEGIN`, `TRUNCATE`
@@ -1847,8 +1955,15 @@ fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
     }
 }
 
-/// Copies one table (not split) to every destination that needs it.
-fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+/// Copies one table (not split) to every destination that needs it; `sum_out` gets the source's
+/// checksum under verify (in the copy's transaction), for [`verify_done`] too.
+fn copy_whole(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    conns: &mut Conns,
+    sum_out: &mut Option<String>,
+) -> TableReport {
     let started = Instant::now();
     let options = shared.options;
     let key = t.table.to_string();
@@ -2098,9 +2213,9 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
     }
     // The sequences of the copied columns: the source's read now, after its rows.
     let positions = carry_positions(t, &ok, conns.source.as_mut());
-    // The source's checksum, inside the same snapshot.
+    // The source's checksum, inside the same snapshot (for the destinations done earlier too).
     let mut source_sum = None;
-    if options.verify && !ok.is_empty() {
+    if options.verify && (!ok.is_empty() || !done_earlier(t).is_empty()) {
         let conn = conns.source.as_mut().expect("connected above");
         match checksum(conn, t) {
             Ok(sum) => source_sum = Some(sum),
@@ -2226,18 +2341,14 @@ fn copy_whole(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         }
     }
     // The destinations' checksums, after their commit.
-    if let Some(sum) = source_sum {
+    if let Some(sum) = &source_sum {
         for &d in &live {
             if report.destinations[d].status == Status::Committed {
-                verify_dest(
-                    &mut report.destinations[d],
-                    conns.dests[d].as_mut(),
-                    t,
-                    &sum,
-                );
+                verify_dest(&mut report.destinations[d], conns.dests[d].as_mut(), t, sum);
             }
         }
     }
+    *sum_out = source_sum;
     if options.verify {
         for &d in &live {
             if report.destinations[d].status == Status::Committed {
@@ -2256,13 +2367,7 @@ fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestR
     let name = &shared.plan.keys[d];
     let rows = result.rows.unwrap_or(0);
     if shared.options.verify && result.verified != Some(true) {
-        // If this record is lost, the table has no `done` record all the same: not done.
-        let _ = shared.state.mismatch(key, name, rows);
-        let said = "not recorded as done: --resume empties the table there and copies it again";
-        match &mut result.error {
-            Some(error) => error.message = format!("{}; {said}", error.message),
-            None => result.error = Some(TableError::new(said)),
-        }
+        record_mismatch(shared, key, d, result);
         return;
     }
     if let Err(e) = shared.state.done(key, name, rows) {
@@ -2547,7 +2652,15 @@ fn carry_forward(
 /// the table's count in the snapshot; then every range's transaction on every destination ends
 /// through one commit. A table to be emptied first is never split ([`plan`]): its emptying
 /// commits with its rows.
-fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+///
+/// `sum_out` gets the source's checksum under verify, for [`verify_done`] too.
+fn copy_split(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    conns: &mut Conns,
+    sum_out: &mut Option<String>,
+) -> TableReport {
     let started = Instant::now();
     let options = shared.options;
     let key = t.table.to_string();
@@ -2564,7 +2677,10 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         begin_source(shared, source, shared.plan.snapshot.as_deref())?;
         let total = source
             // An ordinary table (only those are split): its own rows, as its ranges read them.
-            .query(&format!("SELECT count(*)::text FROM ONLY {}", t.table))
+            .query(&format!(
+                "SELECT count(*)::text FROM {}",
+                own_rows(&t.table, &t.kind)
+            ))
             .map_err(|e| describe(&e))?
             .first()
             .and_then(|r| r.first().cloned().flatten())
@@ -2579,7 +2695,10 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         Ok((total, sum))
     });
     let (total, source_sum) = match counted {
-        Ok(counted) => counted,
+        Ok((total, source_sum)) => {
+            sum_out.clone_from(&source_sum);
+            (total, source_sum)
+        }
         Err(e) => {
             end(conns.source.as_mut());
             for &d in &targets {
@@ -2825,6 +2944,32 @@ fn copy_split(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         }
     }
     report
+}
+
+/// Records that table `key` on destination `d` is committed but its checksum differs from the
+/// source's (or could not be compared): `mismatch`, not done, and the destination's error says
+/// what a resume does with it.
+fn record_mismatch(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
+    // If this record is lost, a table copied now has no `done` record all the same; one done
+    // earlier keeps its `done`, as if it had not been compared.
+    let recorded = shared
+        .state
+        .mismatch(key, &shared.plan.keys[d], result.rows.unwrap_or(0));
+    let said =
+        match recorded {
+            Ok(()) => "not recorded as done: --resume empties the table there and copies it again"
+                .to_owned(),
+            Err(e) if result.status == Status::AlreadyDone => format!(
+                "the state file could not record the mismatch ({e}): it still records the table \
+             as done, and a resume skips it"
+            ),
+            Err(_) => "not recorded as done: --resume empties the table there and copies it again"
+                .to_owned(),
+        };
+    match &mut result.error {
+        Some(error) => error.message = format!("{}; {said}", error.message),
+        None => result.error = Some(TableError::new(said)),
+    }
 }
 
 /// Whether `error` only says that the copy was stopped for a failure elsewhere (another
@@ -3209,11 +3354,13 @@ mod tests {
 
     #[test]
     fn the_checksum_names_every_column() {
-        let q = checksum_query(
-            &TableName::parse("s.t").unwrap(),
-            &crate::sql::parse_columns(r#"a, "B""#).unwrap(),
-        );
+        let table = TableName::parse("s.t").unwrap();
+        let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
+        let q = checksum_query(&table, &columns, "p");
         assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
         assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
+        // An ordinary table's own rows, as its copy reads them (not its children's).
+        let q = checksum_query(&table, &columns, "r");
+        assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
     }
 }

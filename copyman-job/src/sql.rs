@@ -325,6 +325,19 @@ pub fn check_condition(sql: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The `FROM` item that reads the rows of `table`, a relation of `kind` (`pg_class.relkind`;
+/// empty when not known), as `COPY table TO` reads them: an ordinary table from `ONLY` itself,
+/// its own rows, not those of tables that inherit from it (copied as tables of their own); any
+/// other kind as it is (a partitioned table: the rows of its partitions). What a copy reads and
+/// what a check of it counts must be the same rows: both take it from here.
+pub fn own_rows(table: &TableName, kind: &str) -> String {
+    if kind == "r" {
+        format!("ONLY {table}")
+    } else {
+        table.to_string()
+    }
+}
+
 /// What a `copyman table` copy reads and writes.
 #[derive(Debug, Clone)]
 pub struct TableCopy {
@@ -360,10 +373,8 @@ impl TableCopy {
     /// The source's statement for a relation of `kind` (`pg_class.relkind`: `r` an ordinary
     /// table, `p` partitioned, `v` a view, …; empty when not known). `select` asks for the
     /// `COPY (SELECT …)` form, which views and partitioned tables need; a condition implies it.
-    /// An ordinary table is selected from `ONLY` itself: its own rows, as `COPY table TO` reads
-    /// them, not those of tables that inherit from it (copied as tables of their own).
+    /// The rows selected are those [`own_rows`] reads.
     pub fn copy_out(&self, format: Format, select: bool, kind: &str) -> String {
-        let only = kind == "r";
         let options = self.options(format);
         if self.condition.is_none() && !select {
             let columns = if self.columns.is_empty() {
@@ -382,10 +393,9 @@ impl TableCopy {
             Some(condition) => format!(" WHERE ({condition})"),
             None => String::new(),
         };
-        let only = if only { "ONLY " } else { "" };
         format!(
-            "COPY (SELECT {columns} FROM {only}{}{condition}) TO STDOUT {options}",
-            self.table
+            "COPY (SELECT {columns} FROM {}{condition}) TO STDOUT {options}",
+            own_rows(&self.table, kind)
         )
     }
 

@@ -1,99 +1,17 @@
 //! The job layer against real clusters: selection, one snapshot under a concurrent writer,
 //! fan-out to three destinations verified, resume from the state file, bad input.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
+use common::*;
 use copyman_job::job::{self, Event, JobError, Options, Server, Status};
 use copyman_job::select::Selection;
 use copyman_job::sql::TableName;
 use copyman_sync::Connection;
-use copyman_testkit::Cluster;
-
-struct Clusters {
-    source: Cluster,
-    dest: [Cluster; 3],
-}
-
-fn clusters() -> &'static Clusters {
-    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
-    CLUSTERS.get_or_init(|| {
-        thread::scope(|s| {
-            let source = s.spawn(Cluster::start);
-            // Destinations that allow prepared transactions (two-phase commit per table).
-            let dest: Vec<_> = (0..3)
-                .map(|_| {
-                    s.spawn(|| {
-                        Cluster::builder()
-                            .setting("max_prepared_transactions", "10")
-                            .start()
-                    })
-                })
-                .collect();
-            let mut dest = dest.into_iter().map(|h| h.join().unwrap());
-            Clusters {
-                source: source.join().unwrap(),
-                dest: [
-                    dest.next().unwrap(),
-                    dest.next().unwrap(),
-                    dest.next().unwrap(),
-                ],
-            }
-        })
-    })
-}
-
-fn server(cluster: &Cluster, db: &str) -> Server {
-    let conninfo = cluster.conninfo(db);
-    Server {
-        name: format!("port={} dbname={db}", cluster.port()),
-        connect: Arc::new(move || Connection::connect_str(&conninfo)),
-    }
-}
-
-/// A fresh database with `sql` on the source and `dest_sql` on each of `n` destinations.
-fn setup(sql: &str, dest_sql: &str, n: usize) -> (Server, Vec<Server>, String, Vec<String>) {
-    let c = clusters();
-    let src_db = c.source.create_database();
-    c.source.connect(&src_db).batch_execute(sql).unwrap();
-    let dbs: Vec<String> = c.dest[..n]
-        .iter()
-        .map(|d| {
-            let db = d.create_database();
-            d.connect(&db).batch_execute(dest_sql).unwrap();
-            db
-        })
-        .collect();
-    let dests = c.dest[..n]
-        .iter()
-        .zip(&dbs)
-        .map(|(d, db)| server(d, db))
-        .collect();
-    (server(&c.source, &src_db), dests, src_db, dbs)
-}
-
-fn state_path(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "copyman-job-test-{}-{name}.state",
-        std::process::id()
-    ))
-}
-
-/// Count and an order-independent digest of a table.
-fn digest(cluster: &Cluster, db: &str, table: &str) -> (i64, String) {
-    let row = cluster
-        .connect(db)
-        .query_one(
-            &format!(
-                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
-                 FROM {table} AS t"
-            ),
-            &[],
-        )
-        .unwrap();
-    (row.get(0), row.get(1))
-}
 
 fn names(plan: &job::Plan) -> Vec<String> {
     plan.tables.iter().map(|t| t.table.to_string()).collect()

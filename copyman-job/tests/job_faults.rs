@@ -1,105 +1,16 @@
 //! The job layer's faults against real clusters: a lock held on one destination while the job
 //! is planned, a range of a split table that fails, a `--verify` mismatch and its resume.
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod common;
+
+use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
-use copyman_job::job::{self, DestPlan, Event, Options, Server, Status, TableReport};
+use common::*;
+use copyman_job::job::{self, DestPlan, Event, Options, Status};
 use copyman_job::select::Selection;
-use copyman_sync::Connection;
 use copyman_testkit::Cluster;
-
-struct Clusters {
-    source: Cluster,
-    dest: [Cluster; 2],
-}
-
-fn clusters() -> &'static Clusters {
-    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
-    CLUSTERS.get_or_init(|| {
-        thread::scope(|s| {
-            let source = s.spawn(Cluster::start);
-            let d1 = s.spawn(Cluster::start);
-            let d2 = s.spawn(Cluster::start);
-            Clusters {
-                source: source.join().unwrap(),
-                dest: [d1.join().unwrap(), d2.join().unwrap()],
-            }
-        })
-    })
-}
-
-/// A server of the job whose sessions time out after `timeout` without a byte (as the
-/// `copyman` command's planning sessions do under `--stall-timeout`).
-fn server(cluster: &Cluster, db: &str, timeout: Option<Duration>) -> Server {
-    let conninfo = cluster.conninfo(db);
-    Server {
-        name: format!("port={} dbname={db}", cluster.port()),
-        connect: Arc::new(move || {
-            let mut conn = Connection::connect_str(&conninfo)?;
-            conn.set_timeout(timeout)?;
-            Ok(conn)
-        }),
-    }
-}
-
-/// A fresh database with `sql` on the source and `dest_sql` on both destinations.
-fn setup(
-    sql: &str,
-    dest_sql: &str,
-    timeout: Option<Duration>,
-) -> (Server, Vec<Server>, String, Vec<String>) {
-    let c = clusters();
-    let src_db = c.source.create_database();
-    c.source.connect(&src_db).batch_execute(sql).unwrap();
-    let dbs: Vec<String> = c
-        .dest
-        .iter()
-        .map(|d| {
-            let db = d.create_database();
-            d.connect(&db).batch_execute(dest_sql).unwrap();
-            db
-        })
-        .collect();
-    let dests = c
-        .dest
-        .iter()
-        .zip(&dbs)
-        .map(|(d, db)| server(d, db, timeout))
-        .collect();
-    (server(&c.source, &src_db, timeout), dests, src_db, dbs)
-}
-
-fn state_path(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "copyman-job-faults-{}-{name}.state",
-        std::process::id()
-    ))
-}
-
-/// Count and an order-independent digest of a table.
-fn digest(cluster: &Cluster, db: &str, table: &str) -> (i64, String) {
-    let row = cluster
-        .connect(db)
-        .query_one(
-            &format!(
-                "SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
-                 FROM {table} AS t"
-            ),
-            &[],
-        )
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
-fn table<'r>(report: &'r job::JobReport, name: &str) -> &'r TableReport {
-    report
-        .tables
-        .iter()
-        .find(|t| t.table.name.as_str() == name)
-        .unwrap()
-}
 
 /// Backends of `db` (but `except`) that are not idle, once those that are going have gone
 /// (a cancel is asynchronous: bounded wait, 10 s).
@@ -130,12 +41,13 @@ fn busy_backends(cluster: &Cluster, db: &str, except: &[i32]) -> Vec<String> {
 fn a_lock_held_on_one_destination_while_planning_fails_only_that_table_there() {
     let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
     let stall = Duration::from_secs(2);
-    let (source, dests, _, dbs) = setup(
+    let (source, dests, _, dbs) = setup_timed(
         &format!(
             "{schema} INSERT INTO a SELECT generate_series(1, 100);
              INSERT INTO b SELECT generate_series(1, 50);"
         ),
         schema,
+        2,
         Some(stall),
     );
     let c = clusters();
@@ -228,7 +140,7 @@ fn a_range_that_fails_stops_its_sibling_ranges_and_nothing_of_the_table_commits(
              INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, {rows}) g;"
         ),
         schema,
-        None,
+        2,
     );
     let c = clusters();
     // Destination 2 refuses the table's fifth row: in its first range (the lowest pages).
@@ -306,7 +218,7 @@ fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_d
              INSERT INTO big SELECT g, repeat('b', 100) FROM generate_series(1, 20000) g;"
         ),
         schema,
-        None,
+        2,
     );
     let c = clusters();
     // Destination 2 changes a value of each table on insert: the checksums differ there.
@@ -441,7 +353,7 @@ fn a_copy_that_stalls_on_a_lock_is_cancelled_and_its_session_replaced() {
              INSERT INTO b SELECT generate_series(1, 50);"
         ),
         schema,
-        None,
+        2,
     );
     let c = clusters();
     let options = Options {
@@ -505,7 +417,7 @@ fn a_table_replaced_with_truncate_is_not_split_and_keeps_its_old_rows_when_it_fa
              INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, {rows}) g;"
         ),
         schema,
-        None,
+        2,
     );
     let c = clusters();
     // Old rows on both destinations, keys the source has too all through the table.
@@ -592,7 +504,7 @@ fn a_resumed_split_table_that_began_is_emptied_first() {
              INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, 20000) g;"
         ),
         schema,
-        None,
+        2,
     );
     let c = clusters();
     let options = Options {

@@ -288,6 +288,7 @@ pub fn signal(child: &std::process::Child, name: &str) {
 }
 
 /// Reads `reader` (a child's stderr) until a line contains `needle`; returns what was read.
+/// Unbounded: a child that never says it hangs the test. Prefer [`StderrLines`].
 pub fn read_until(reader: &mut impl std::io::BufRead, needle: &str) -> String {
     let mut seen = String::new();
     loop {
@@ -358,5 +359,22 @@ impl StderrLines {
     /// What was seen so far.
     pub fn seen(&self) -> &str {
         &self.seen
+    }
+
+    /// The line that contains `needle`; fails the test with what was seen if stderr ended or
+    /// 60 s went by without it.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str) -> String {
+        match self.wait_for(needle) {
+            Some(line) => line,
+            None => panic!("stderr never said {needle:?}:\n{}", self.seen),
+        }
+    }
+
+    /// What comes from now until stderr ends (bounded as `wait_for`), without what was seen.
+    pub fn unseen(self) -> String {
+        let said = self.seen.len();
+        let mut all = self.rest();
+        all.split_off(said)
     }
 }

@@ -1,0 +1,169 @@
+//! `--atomic` when a `PREPARE TRANSACTION` fails (on the source of a moving `--send`, or on a
+//! destination): nothing committed, nothing left prepared, and no `ROLLBACK` sent where the
+//! failed PREPARE already ended the transaction (the server would answer `WARNING:  there is no
+//! transaction in progress`, SQLSTATE 25P01, and copyman would print it). Real clusters, shared
+//! by the binary.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::thread;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A source and two destinations, all allowing prepared transactions.
+struct Servers {
+    source: Cluster,
+    dest: [Cluster; 2],
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let two_phase = || {
+            Cluster::builder()
+                .setting("max_prepared_transactions", "10")
+                .start()
+        };
+        thread::scope(|s| {
+            let source = s.spawn(two_phase);
+            let a = s.spawn(two_phase);
+            let b = s.spawn(two_phase);
+            Servers {
+                source: source.join().unwrap(),
+                dest: [a.join().unwrap(), b.join().unwrap()],
+            }
+        })
+    })
+}
+
+const MV: &str = "CREATE TABLE mv (id int PRIMARY KEY, v text);";
+
+/// The prepared transactions of database `db` (the tests run side by side on shared clusters).
+fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
+            &[&db],
+        )
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// What a failed PREPARE must not be followed by: our own ROLLBACK's warning.
+#[track_caller]
+fn assert_no_stray_rollback(stderr: &str) {
+    assert!(
+        !stderr.contains("there is no transaction in progress") && !stderr.contains("WARNING"),
+        "a ROLLBACK was sent where no transaction was open: {stderr}"
+    );
+}
+
+#[test]
+fn atomic_a_source_whose_prepare_fails_gets_no_rollback_after_it() {
+    let s = servers();
+    // The moving source's DELETE breaks a deferred foreign key: its PREPARE TRANSACTION fails
+    // (23503), which rolls its transaction back.
+    let src = database(
+        &s.source,
+        &format!(
+            "{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 1000) AS g;
+             CREATE TABLE ch (id int REFERENCES mv DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO ch VALUES (5);"
+        ),
+    );
+    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
+    let log = TempPath::new("decisions.log");
+    let out = run(&[
+        "copy",
+        "--from",
+        &s.source.url(&src),
+        "--send",
+        "COPY (DELETE FROM mv RETURNING *) TO STDOUT",
+        "--to",
+        &s.dest[0].url(&dbs[0]),
+        "--to",
+        &s.dest[1].url(&dbs[1]),
+        "--receive",
+        "COPY mv FROM STDIN",
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("23503") && stderr.contains("nothing committed"),
+        "{stderr}"
+    );
+    assert_no_stray_rollback(&stderr);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+    assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the source keeps its rows"
+    );
+    let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(decisions.trim().is_empty(), "no decision: {decisions}");
+}
+
+#[test]
+fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
+    let s = servers();
+    let src = database(
+        &s.source,
+        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 500) g;"),
+    );
+    // Destination 2 cannot prepare: PostgreSQL refuses to PREPARE a transaction that executed
+    // NOTIFY (0A000), and rolls it back.
+    let dbs = [
+        database(&s.dest[0], MV),
+        database(
+            &s.dest[1],
+            &format!(
+                "{MV} CREATE FUNCTION tell() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN PERFORM pg_notify('copied', 'mv'); RETURN NULL; END $$;
+                 CREATE TRIGGER tell AFTER INSERT ON mv FOR EACH STATEMENT
+                   EXECUTE FUNCTION tell();"
+            ),
+        ),
+    ];
+    let log = TempPath::new("decisions.log");
+    let out = run(&[
+        "--json",
+        "table",
+        "mv",
+        "--from",
+        &s.source.url(&src),
+        "--to",
+        &s.dest[0].url(&dbs[0]),
+        "--to",
+        &s.dest[1].url(&dbs[1]),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("0A000") && stderr.contains("nothing committed"),
+        "{stderr}"
+    );
+    assert_no_stray_rollback(&stderr);
+    let report = json(&out);
+    assert_eq!(report["notices"], serde_json::json!([]), "{report}");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+    let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
+    assert!(decisions.trim().is_empty(), "no decision: {decisions}");
+}
