@@ -104,8 +104,12 @@ destination database of the interrupted run. Each one found is listed with its a
 done: committed (its run's decision, read from the decision log, was commit) or rolled back (no
 commit decision was recorded, so nothing of that run was committed anywhere).
 
-Exit status: 0 nothing left pending, 1 something could not be finished, 2 usage error,
-3 connection failure.";
+A prepared transaction whose run the decision log does not know (its run records its start in
+the log before it prepares anything) is left alone: the log given is not that run's, and only the
+run's own log says whether it decided commit.
+
+Exit status: 0 nothing left pending, 1 something left pending (a run still in progress, a run
+the log does not know) or that could not be finished, 2 usage error, 3 connection failure.";
 
 /// The raw command line, as clap parses it.
 // No Debug for the raw arguments: they hold CONNs as typed, passwords and all.

@@ -326,6 +326,19 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
                 e.message
             ),
         }),
+        // 42704: no such prepared transaction — another session finished it meanwhile.
+        Outcome::CommitPending { gid, error } if error.sqlstate.as_deref() == Some("42704") => {
+            Some(ErrorInfo {
+                sqlstate: error.sqlstate.clone(),
+                message: format!(
+                    "prepared as {gid} and decided commit, but by its COMMIT PREPARED the \
+                     transaction was gone ({}): another session finished it (copyman recover \
+                     with another decision log, or COMMIT/ROLLBACK PREPARED by hand), and \
+                     whether it committed is unknown: check what this destination holds",
+                    error.message
+                ),
+            })
+        }
         Outcome::CommitPending { gid, error } => Some(ErrorInfo {
             sqlstate: error.sqlstate.clone(),
             message: format!(

@@ -43,14 +43,18 @@ pub(crate) fn run(
             ),
         })?
     };
-    let committed = log.committed().map_err(|e| Fatal {
+    let unreadable = |e: io::Error| Fatal {
         exit: Exit::CopyFailed,
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
-    })?;
+    };
+    let committed = log.committed().map_err(unreadable)?;
+    let logged = log.runs().map_err(unreadable)?;
     let mut warned = BTreeSet::new();
     let mut lines = Vec::new();
     let mut records = Vec::new();
     let mut failed = false;
+    // Something left as it was: a run in progress, or one this log does not know.
+    let mut pending = false;
     // The runs whose prepared transactions were found, and every global id found.
     let mut runs = BTreeSet::new();
     let mut gids = BTreeSet::new();
@@ -81,13 +85,43 @@ pub(crate) fn run(
         for p in found {
             let age = format!("prepared {} s ago", p.age_secs);
             let (done, error) = if log.run_in_progress(&p.run) {
+                pending = true;
                 ("left alone: its run is still in progress".to_owned(), None)
             } else {
-                let action = recovery(&p.gid, |gid| committed.contains(gid));
+                // --no-decision-log: the user says the log is lost, and no run decided commit.
+                let action = recovery(
+                    &p.gid,
+                    |gid| committed.contains(gid),
+                    |run| no_decision_log || logged.contains(run),
+                );
                 let (sql, word) = match action {
                     Recovery::Commit => (Action::CommitPrepared(p.gid.clone()).sql(), "committed"),
                     Recovery::Rollback => {
                         (Action::RollbackPrepared(p.gid.clone()).sql(), "rolled back")
+                    }
+                    Recovery::UnknownRun => {
+                        pending = true;
+                        lines.push(format!(
+                            "{}: {} ({age}): left alone: the decision log {} has no line of run \
+                             {}, so it is not that run's log and cannot say whether it decided \
+                             commit: give the run's --decision-log (a run of an older copyman \
+                             recorded no start: --no-decision-log rolls it back, if no commit \
+                             was decided)",
+                            spec.display,
+                            p.gid,
+                            log_path.display(),
+                            p.run
+                        ));
+                        records.push(json!({
+                            "destination": spec.display,
+                            "gid": p.gid,
+                            "run": p.run,
+                            "database": p.database,
+                            "age_secs": p.age_secs,
+                            "outcome": "left alone: its run is not in the decision log",
+                            "error": Value::Null,
+                        }));
+                        continue;
                     }
                     _ => continue,
                 };
@@ -130,14 +164,18 @@ pub(crate) fn run(
             ));
         }
     }
-    let exit = if failed {
+    let exit = if failed || pending {
         Exit::CopyFailed
     } else {
         Exit::Success
     };
     if output.json {
         let value: Value = json!({
-            "status": if failed { "failed" } else { "ok" },
+            "status": match (failed, pending) {
+                (true, _) => "failed",
+                (false, true) => "pending",
+                (false, false) => "ok",
+            },
             "exit_code": exit.code(),
             "decision_log": log_path.display().to_string(),
             "prepared": records,

@@ -158,8 +158,10 @@ fn atomic_copies_to_three_destinations_row_for_row() {
     run.assert_all();
     assert!(run.prepared().is_empty());
     let log = std::fs::read_to_string(&run.log.0).expect("the decision was recorded");
-    assert_eq!(log.lines().count(), 1, "{log}");
-    assert!(log.starts_with("commit "), "{log}");
+    // The run's start, then its decision.
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log.starts_with("begin "), "{log}");
+    assert!(log.lines().nth(1).unwrap().starts_with("commit "), "{log}");
     assert_eq!(log.matches("copyman:").count(), 3, "{log}");
 }
 
@@ -304,7 +306,8 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
     let copy = run.copy_args();
     let paused = Paused::start(&args(&copy), "prepared:1");
     let out = run.recover();
-    assert_exit(&out, 0);
+    // Something is left pending: exit 1.
+    assert_exit(&out, 1);
     let report = json(&out);
     let ours = report["prepared"].as_array().unwrap();
     assert_eq!(ours.len(), 1, "{report}");
@@ -352,6 +355,23 @@ fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
         "{}",
         text(&out.stderr)
     );
+    assert_eq!(run.prepared().len(), 2);
+    // A log that exists but is not the run's (empty, another user's, another run's): it knows
+    // nothing of the run, so it decides nothing — the run's own log decided commit, and one
+    // destination already committed.
+    std::fs::write(&wrong.0, "").unwrap();
+    let out = copyman()
+        .args(&recover)
+        .args(["--decision-log", wrong.arg(), "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("left alone") && stderr.contains("has no line of run"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["status"], "pending");
     assert_eq!(run.prepared().len(), 2);
     // With the run's own log, the decided commit is finished.
     assert_exit(&run.recover(), 0);
@@ -434,4 +454,33 @@ fn recover_says_what_it_waits_for() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(prepared_xacts(&cluster), Vec::<String>::new());
     assert_eq!(count(&cluster, &db, "m"), 2000);
+}
+
+/// A decided transaction that another session finished before its COMMIT PREPARED (a `copyman
+/// recover` given another log, a DBA by hand) is not sent to `copyman recover`, which would find
+/// nothing: the run says it was finished elsewhere and that what the destination holds must be
+/// checked (exit 4).
+#[test]
+fn a_decided_transaction_finished_elsewhere_is_said_so() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "commit-prepared:1");
+    // Destination 2's prepared transaction, rolled back by hand meanwhile.
+    let (cluster, db) = &run.dests[1];
+    let gid = run
+        .prepared()
+        .into_iter()
+        .find(|g| g.ends_with(":2"))
+        .expect("destination 2 prepared");
+    cluster
+        .connect(db)
+        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let error = json(&out)["destinations"][1]["error"].to_string();
+    assert!(error.contains("another session finished it"), "{error}");
+    assert!(!error.contains("run copyman recover"), "{error}");
+    assert_eq!(run.counts()[1], 0);
+    assert!(run.prepared().is_empty());
 }

@@ -825,10 +825,15 @@ pub enum Recovery {
     /// Its run recorded no commit decision naming it: `ROLLBACK PREPARED`. (A run writes its
     /// decision before it commits anything, so without one nothing of the run was committed.)
     Rollback,
+    /// The log holds no line of its run at all (a run records its start before it prepares
+    /// anything): it is not this run's log, and its decision may be in another. Never touched.
+    UnknownRun,
 }
 
-/// What to do with the prepared transaction `gid`, given the recorded decisions
-/// (`committed(gid)` is true when a recorded commit decision names this global id).
+/// What to do with the prepared transaction `gid`, given the log: `committed(gid)` is true when
+/// a recorded commit decision names this global id, `logged(run)` when the log holds any line of
+/// the run (its start, recorded before anything is prepared, or its decision). A log that does
+/// not know the run is not its log: nothing is decided from it.
 ///
 /// The caller must make sure the run is over (a run still in progress may yet record its
 /// decision): copyman holds a lock for the length of a run for that.
@@ -838,14 +843,21 @@ pub enum Recovery {
 ///
 /// let decided = ["copyman:r1:1", "copyman:r1:2"];
 /// let committed = |gid: &str| decided.contains(&gid);
-/// assert_eq!(recovery("copyman:r1:2", committed), Recovery::Commit);
-/// assert_eq!(recovery("copyman:r2:1", committed), Recovery::Rollback);
-/// assert_eq!(recovery("app-xact-7", committed), Recovery::NotOurs);
+/// let logged = |run: &str| ["r1", "r2"].contains(&run);
+/// assert_eq!(recovery("copyman:r1:2", committed, logged), Recovery::Commit);
+/// assert_eq!(recovery("copyman:r2:1", committed, logged), Recovery::Rollback);
+/// assert_eq!(recovery("copyman:r3:1", committed, logged), Recovery::UnknownRun);
+/// assert_eq!(recovery("app-xact-7", committed, logged), Recovery::NotOurs);
 /// ```
-pub fn recovery(gid: &str, committed: impl Fn(&str) -> bool) -> Recovery {
+pub fn recovery(
+    gid: &str,
+    committed: impl Fn(&str) -> bool,
+    logged: impl Fn(&str) -> bool,
+) -> Recovery {
     match parse_gid(gid) {
         None => Recovery::NotOurs,
         Some(_) if committed(gid) => Recovery::Commit,
+        Some((run, _)) if !logged(run) => Recovery::UnknownRun,
         Some(_) => Recovery::Rollback,
     }
 }

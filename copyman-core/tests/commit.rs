@@ -514,11 +514,20 @@ fn gids_parse_and_recovery_never_touches_foreign_ones() {
     assert_eq!(parse_gid("copyman:abc:0"), Some(("abc", Party::Source)));
     assert_eq!(parse_gid("copyman:a b:1"), None);
     assert_eq!(parse_gid("other:abc:1"), None);
-    assert_eq!(recovery("pgbouncer-1", |_| true), Recovery::NotOurs);
-    assert_eq!(recovery("copyman:x:1", |_| false), Recovery::Rollback);
+    let logged = |run: &str| run == "x";
+    assert_eq!(recovery("pgbouncer-1", |_| true, logged), Recovery::NotOurs);
     assert_eq!(
-        recovery("copyman:x:1", |g| g == "copyman:x:1"),
+        recovery("copyman:x:1", |_| false, logged),
+        Recovery::Rollback
+    );
+    assert_eq!(
+        recovery("copyman:x:1", |g| g == "copyman:x:1", logged),
         Recovery::Commit
+    );
+    // Another run's: this is not its log.
+    assert_eq!(
+        recovery("copyman:y:1", |_| false, logged),
+        Recovery::UnknownRun
     );
     assert_eq!(Commit::<()>::gid("x", 0), "copyman:x:1");
 }

@@ -199,11 +199,29 @@ impl DecisionLog {
     ///
     /// # Errors
     /// The lock file cannot be created or locked.
+    /// Its start is recorded in the log first (`begin RUN`, fsynced), before anything is
+    /// prepared: a recovery reading another log then finds no line of the run and decides
+    /// nothing ([`Recovery::UnknownRun`]) instead of rolling back what its own log decided.
     pub fn lock_run(&self, run: &str) -> io::Result<RunLock> {
+        self.append(&format!("begin {run}\n"))?;
         let path = self.lock_path(run);
         let file = File::create(&path)?;
         file.lock()?;
         Ok(RunLock { file, path })
+    }
+
+    /// Appends `line` and makes it durable (file and directory fsynced).
+    fn append(&self, line: &str) -> io::Result<()> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(line.as_bytes())?;
+        file.sync_all()?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// Whether `run` is in progress (its lock is held by a live process).
@@ -239,16 +257,7 @@ impl DecisionLog {
             line.push_str(gid);
         }
         line.push('\n');
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        file.write_all(line.as_bytes())?;
-        file.sync_all()?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        self.append(&line)
     }
 
     /// Every global id a recorded commit decision names (an empty set when there is no log).
@@ -256,22 +265,39 @@ impl DecisionLog {
     /// # Errors
     /// The log exists but cannot be read.
     pub fn committed(&self) -> io::Result<HashSet<String>> {
+        Ok(self.read()?.1)
+    }
+
+    /// Every run the log holds a line of: its start or its decision.
+    ///
+    /// # Errors
+    /// The log exists but cannot be read.
+    pub fn runs(&self) -> io::Result<HashSet<String>> {
+        Ok(self.read()?.0)
+    }
+
+    /// The runs it names, and the global ids its commit decisions name.
+    fn read(&self) -> io::Result<(HashSet<String>, HashSet<String>)> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(e),
         };
-        let mut gids = HashSet::new();
+        let (mut runs, mut gids) = (HashSet::new(), HashSet::new());
         // Only whole lines: a line cut short by a crash while it was written was never fsynced,
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
-            if words.next() == Some("commit") {
-                let _run = words.next();
+            let (Some(kind @ ("begin" | "commit")), Some(run)) = (words.next(), words.next())
+            else {
+                continue;
+            };
+            runs.insert(run.to_owned());
+            if kind == "commit" {
                 gids.extend(words.filter(|w| parse_gid(w).is_some()).map(str::to_owned));
             }
         }
-        Ok(gids)
+        Ok((runs, gids))
     }
 }
 
@@ -374,8 +400,12 @@ mod tests {
         let run = DecisionLog::new_run_id();
         assert!(valid_run_id(&run), "{run}");
         assert_ne!(run, DecisionLog::new_run_id());
+        assert!(!log.runs().unwrap().contains(&run));
         let guard = log.lock_run(&run).unwrap();
         assert!(log.run_in_progress(&run));
+        // Its start is in the log before anything is prepared.
+        assert!(log.runs().unwrap().contains(&run));
+        assert!(log.committed().unwrap().is_empty());
         drop(guard);
         assert!(!log.run_in_progress(&run));
         assert!(DecisionLog::existing(&path).is_ok());

@@ -737,8 +737,19 @@ fn two_phase_commit_per_table_records_each_decision_and_leaves_nothing_prepared(
     }
     // One decision per table: p1's names every range on every destination.
     let decisions = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<&str> = decisions.lines().collect();
+    // Each table's run: its start, then its decision.
+    let lines: Vec<&str> = decisions
+        .lines()
+        .filter(|l| l.starts_with("commit "))
+        .collect();
     assert_eq!(lines.len(), 2, "{decisions}");
+    assert_eq!(
+        decisions
+            .lines()
+            .filter(|l| l.starts_with("begin "))
+            .count(),
+        2
+    );
     let most = lines
         .iter()
         .map(|l| l.split_whitespace().count() - 2)
