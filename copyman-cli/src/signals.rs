@@ -26,7 +26,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -187,6 +187,37 @@ pub(crate) fn set_waiting(waiting: impl Fn() -> Vec<String> + Send + Sync + 'sta
     *WAITING.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(waiting));
 }
 
+/// Sends a CancelRequest to each backend of the run that may be running a statement.
+type CancelFn = Arc<dyn Fn() + Send + Sync>;
+
+static CANCEL: Mutex<Option<CancelFn>> = Mutex::new(None);
+
+/// Sets what a second signal runs, during the copy, before the process exits at once: a
+/// CancelRequest to each backend (a connect and 16 bytes, no login). Closing the connections is
+/// not enough: a backend that waits (for a lock, in a trigger) reads nothing, would not see them
+/// closed, and would hold its locks — a TRUNCATE's too — until its wait ended.
+pub(crate) fn set_cancel(cancel: impl Fn() + Send + Sync + 'static) {
+    *CANCEL.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(cancel));
+}
+
+/// Runs [`set_cancel`]'s function, for at most two seconds (a server that does not take the
+/// request must not keep the process from exiting).
+fn cancel_before_exit() {
+    let Some(cancel) = crate::watch::lock_briefly(&CANCEL).and_then(|c| c.clone()) else {
+        return;
+    };
+    let (sent, done) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("copyman-cancel".to_owned())
+        .spawn(move || {
+            cancel();
+            let _ = sent.send(());
+        });
+    if spawned.is_ok() {
+        let _ = done.recv_timeout(Duration::from_secs(2));
+    }
+}
+
 /// Sets what a second signal runs before the process exits at once (given the signal): it
 /// says what is known right then (what committed, what may have) from what the process already
 /// holds, with no server round trip (nothing that could hang).
@@ -291,7 +322,11 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                     std::process::exit(exit);
                 } else {
                     remove_temp_files();
-                    eprintln!("copyman: {} received again: exiting at once", name(signal));
+                    eprintln!(
+                        "copyman: {} received again: exiting at once (its backends cancelled)",
+                        name(signal)
+                    );
+                    cancel_before_exit();
                     if let Some(at_once) = crate::watch::lock_briefly(&AT_ONCE)
                         .as_deref()
                         .and_then(Option::as_ref)

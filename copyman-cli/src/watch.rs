@@ -145,6 +145,13 @@ impl Watch {
         let committing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let no_cancel = Arc::clone(&committing);
+        let targets = Arc::new(targets);
+        let cancelled = Arc::clone(&targets);
+        signals::set_cancel(move || {
+            for target in cancelled.iter() {
+                target.send_cancel_request();
+            }
+        });
         // Not joined: a monitoring query in flight ends within its timeout, and nothing the
         // thread holds needs the run.
         let spawned = thread::Builder::new()
@@ -375,13 +382,17 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
     let mut ticks = progress::ticks();
     let mut moved = Instant::now();
     let mut last_look: Option<Instant> = None;
+    let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
         if signals::received().is_some() {
-            if due && !committing.load(Ordering::SeqCst) {
-                last_look = Some(Instant::now());
+            // At once (a second signal may follow quickly), then once a second.
+            if last_cancel.is_none_or(|t| t.elapsed() >= STILL)
+                && !committing.load(Ordering::SeqCst)
+            {
+                last_cancel = Some(Instant::now());
                 for w in &mut watched {
                     w.monitor.cancel(w.target);
                 }
@@ -600,6 +611,18 @@ impl JobWatch {
             workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
             servers,
             note,
+        });
+        let cancelled = Arc::clone(&shared);
+        signals::set_cancel(move || {
+            // Briefly: a worker may hold the lock while its stderr write blocks.
+            let Some(workers) = lock_briefly(&cancelled.workers) else {
+                return;
+            };
+            for w in workers.iter().filter(|w| !w.ending) {
+                for (_, target, _) in &w.backends {
+                    target.send_cancel_request();
+                }
+            }
         });
         let watched = Arc::clone(&shared);
         // Not joined, as the one-table watch: a query in flight ends within its timeout.

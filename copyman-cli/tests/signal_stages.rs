@@ -161,3 +161,79 @@ fn a_signal_once_the_commit_began_lets_it_finish_and_says_so() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 100);
 }
+
+/// A fast second signal in the middle of the copy exits at once, and leaves no backend of the run
+/// in its COPY: a destination's backend that waits (here on a lock, in a trigger) reads nothing,
+/// would not see its connection closed, and would keep the TRUNCATE's lock on the table until its
+/// wait ended — so its CancelRequest is sent before the process exits.
+#[test]
+fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{table}
+             CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF NEW.id = 5000 THEN PERFORM pg_advisory_xact_lock_shared(42); END IF;
+                 RETURN NEW;
+               END $$;
+             CREATE TRIGGER hold BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION hold();"
+        ),
+    );
+    let mut holder = c.dest[1].connect(&d2);
+    holder.batch_execute("SELECT pg_advisory_lock(42)").unwrap();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--truncate",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = StderrLines::take(&mut child);
+    // Destination 2's backend waits for the lock, in its COPY.
+    let mut admin = c.dest[1].connect("postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND wait_event = 'advisory' AND query ILIKE 'COPY%'",
+                &[&d2],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never waited: {}", stderr.seen());
+        thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "INT");
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("exiting at once"), "{said}");
+    // The lock is still held: only the cancel ends that COPY.
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0, "{said}");
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(42)")
+        .unwrap();
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
