@@ -227,8 +227,9 @@ fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
     signal(&child, "INT");
     let status = wait_bounded(&mut child);
     let said = stderr.rest();
+    // (Two signals this close may reach copyman as one: then the first one's cancel, sent at
+    // once, ends the COPY, and the run stops as after one signal. Either way, the same end.)
     assert_eq!(status.code(), Some(130), "{said}");
-    assert!(said.contains("exiting at once"), "{said}");
     // The lock is still held: only the cancel ends that COPY.
     assert_eq!(copy_backends(&c.dest[1], &d2), 0, "{said}");
     holder
