@@ -23,6 +23,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) conn: Option<Connection>,
     pub(crate) sink: Option<FileSink>,
     pub(crate) receive: Option<String>,
+    /// `--truncate`: the statement that empties its table first, in its transaction.
+    pub(crate) truncate: Option<String>,
     pub(crate) rows: Option<u64>,
     pub(crate) error: Option<ErrorInfo>,
     /// It failed because stdout's reader went away.
@@ -40,6 +42,7 @@ impl<'e> Dest<'e> {
             conn: None,
             sink: None,
             receive: None,
+            truncate: None,
             rows: None,
             error: None,
             broken_pipe: false,
@@ -48,10 +51,11 @@ impl<'e> Dest<'e> {
         }
     }
 
-    pub(crate) fn begin(&mut self, truncate: Option<&str>) -> Result<(), copyman_sync::Error> {
+    /// Its transaction: `BEGIN`, and its `--truncate`.
+    pub(crate) fn begin(&mut self) -> Result<(), copyman_sync::Error> {
         if let Some(conn) = self.conn.as_mut() {
             conn.execute("BEGIN")?;
-            if let Some(sql) = truncate {
+            if let Some(sql) = &self.truncate {
                 conn.execute(sql)?;
             }
         }

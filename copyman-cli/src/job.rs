@@ -700,10 +700,11 @@ fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
             truncate,
             freeze,
             sequences,
+            kind,
         } => {
             let mut steps = vec!["BEGIN".to_owned()];
             if *truncate {
-                steps.push(format!("TRUNCATE {}", t.table));
+                steps.push(t.emptying(kind));
             }
             steps.push(t.receive_for(*freeze));
             for carry in sequences {
@@ -887,20 +888,22 @@ fn write_human(
              trigger or a rule on the destination, or it will differ again)"
         )?;
     }
-    // A table other tables reference that could not be emptied fails the same on every resume.
+    // A table whose rows other tables' rows reference, which could not be emptied: a resume
+    // fails on it again until they are emptied together (the job's error says how).
     let referenced = report.tables.iter().any(|t| {
         t.destinations.iter().any(|d| {
-            d.error
-                .as_ref()
-                .is_some_and(|e| e.sqlstate.as_deref() == Some("0A000"))
+            d.error.as_ref().is_some_and(|e| {
+                matches!(e.sqlstate.as_deref(), Some("0A000" | "23503"))
+                    && e.message.contains("copyman empties no other table")
+            })
         })
     });
     if referenced {
         writeln!(
             out,
-            "copyman: a table that other tables reference could not be emptied (above), and \
-             --resume would fail on it again: do what its error says, then finish the rest with \
-             --resume --state {} and an --exclude-table for each table you copied yourself",
+            "copyman: a table whose rows other tables reference could not be emptied (above), \
+             and --resume would fail on it again: empty them together as its error says, then \
+             run again with --resume --state {}",
             options.state.display()
         )?;
     } else if !report.succeeded() {

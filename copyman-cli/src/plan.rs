@@ -31,7 +31,8 @@ use crate::sql::{self, Format, Ident, Relation, TableCopy};
 pub(crate) struct Plan {
     pub(crate) send: Option<String>,
     pub(crate) receive: Vec<Option<String>>,
-    pub(crate) truncate: Option<String>,
+    /// Per destination, `--truncate`'s statement (as its table's kind there says).
+    pub(crate) truncate: Vec<Option<String>>,
     pub(crate) format: Option<Format>,
     pub(crate) estimate: Estimate,
     /// Why this format (`table` only).
@@ -60,7 +61,7 @@ pub(crate) fn plan(
         Statements::Raw { send, receive } => Ok(Plan {
             send: send.clone(),
             receive: receive.clone(),
-            truncate: None,
+            truncate: vec![None; dests.len()],
             format: None,
             estimate: file_estimate,
             format_reason: None,
@@ -72,11 +73,10 @@ pub(crate) fn plan(
             truncate,
             format,
         } => {
-            let mut plan = table_plan(t, copy, *format, source, dests)?;
+            let mut plan = table_plan(t, copy, *format, *truncate, source, dests)?;
             if plan.estimate == Estimate::Unknown {
                 plan.estimate = file_estimate;
             }
-            plan.truncate = truncate.then(|| copy.truncate());
             Ok(plan)
         }
     }
@@ -97,6 +97,7 @@ fn table_plan(
     t: &Transfer,
     copy: &TableCopy,
     forced: Option<Format>,
+    truncate: bool,
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> anyhow::Result<Plan> {
@@ -211,6 +212,14 @@ fn table_plan(
         (Some(rel), None) => rel.estimate.map_or(Estimate::Unknown, Estimate::Rows),
         _ => Estimate::Unknown,
     };
+    let truncate = dests
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let (_, rel) = dest_rels.iter().find(|(d, _)| *d == i)?;
+            truncate.then(|| copy.truncate(&rel.kind))
+        })
+        .collect();
     let mut sequences = vec![Vec::new(); dests.len()];
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {
@@ -220,7 +229,7 @@ fn table_plan(
     Ok(Plan {
         send,
         receive,
-        truncate: None,
+        truncate,
         format: Some(format),
         estimate,
         format_reason: Some(reason),
@@ -333,7 +342,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             }
             if dest.endpoint.is_server() {
                 text.push_str("    BEGIN\n");
-                if let Some(truncate) = &plan.truncate {
+                if let Some(truncate) = &plan.truncate[i] {
                     text.push_str(&format!("    {truncate}\n"));
                 }
             }
@@ -374,10 +383,11 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>]) -> Value {
             "format_reason": plan.format_reason,
             "estimate": estimate,
             "destinations": dests.iter().zip(&plan.receive).zip(&plan.sequences)
-                .map(|((d, receive), carries)| json!({
+                .zip(&plan.truncate)
+                .map(|(((d, receive), carries), truncate)| json!({
                 "endpoint": d.endpoint.display(),
                 "columns": if d.error.is_none() { json!(columns) } else { Value::Null },
-                "truncate": plan.truncate.as_ref().filter(|_| d.endpoint.is_server()),
+                "truncate": truncate,
                 "statement": receive,
                 "sequences": carries.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(),
                 "error": d.error.as_ref().map(report::error_json),

@@ -112,8 +112,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
 
     let plan = plan(t, source_conn.as_mut(), &mut dests)?;
-    for (dest, receive) in dests.iter_mut().zip(&plan.receive) {
+    for ((dest, receive), truncate) in dests.iter_mut().zip(&plan.receive).zip(&plan.truncate) {
         dest.receive.clone_from(receive);
+        dest.truncate.clone_from(truncate);
     }
     if let Some(send) = &plan.send {
         report::log(format_args!("source: {send}"));
@@ -151,13 +152,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 report::log(format_args!(
                     "destination {}: BEGIN{}; {}",
                     i + 1,
-                    plan.truncate
+                    dest.truncate
                         .as_deref()
                         .map(|sql| format!("; {sql}"))
                         .unwrap_or_default(),
                     dest.receive.as_deref().unwrap_or_default()
                 ));
-                if let Err(e) = dest.begin(plan.truncate.as_deref()) {
+                if let Err(e) = dest.begin() {
                     dest.fail_with(describe_sync(&e));
                 }
             }
@@ -260,7 +261,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
                         if dest.conn.is_some() {
                             dest.rollback();
-                            if let Err(e) = dest.begin(plan.truncate.as_deref()) {
+                            if let Err(e) = dest.begin() {
                                 dest.fail_with(describe_sync(&e));
                             }
                         }

@@ -502,7 +502,7 @@ fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
         "estimate: about",
         "destination 2: postgres@127.0.0.1:",
         r#"columns: "id", "note""#,
-        r#"TRUNCATE "d""#,
+        r#"TRUNCATE ONLY "d""#,
         r#"COPY "d" ("id", "note") FROM STDIN (FORMAT binary)"#,
     ] {
         assert!(stdout.contains(said), "{said:?} not in: {stdout}");

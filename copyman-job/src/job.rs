@@ -371,6 +371,8 @@ pub enum DestPlan {
         truncate: bool,
         /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
         freeze: bool,
+        /// The table's `pg_class.relkind` there (how it is emptied: [`TablePlan::emptying`]).
+        kind: String,
         /// The copied columns' sequences, advanced there to the source's before its COMMIT.
         sequences: Vec<Carry>,
     },
@@ -415,6 +417,18 @@ pub struct TablePlan {
 }
 
 impl TablePlan {
+    /// Whether another table references it by a foreign key (on some server): it is then
+    /// emptied with a `DELETE` ([`sql::emptying`]).
+    pub fn referenced(&self) -> bool {
+        let me = self.table.to_string();
+        self.referenced_by.iter().any(|by| *by != me)
+    }
+
+    /// The statement that empties it on a destination where it is a relation of `kind`.
+    pub fn emptying(&self, kind: &str) -> String {
+        crate::sql::emptying(&self.table, kind, self.referenced())
+    }
+
     /// The statement for a destination, with `FREEZE` when it truncated the table.
     pub fn receive_for(&self, freeze: bool) -> String {
         if freeze {
@@ -816,7 +830,9 @@ pub fn plan(
             let truncate = options.truncate || recorded.begun(&key, &keys[i]);
             plans.push(DestPlan::Copy {
                 truncate,
+                // Not where it is emptied by a DELETE (referenced): set again below.
                 freeze: truncate && rel.kind == "r",
+                kind: rel.kind.clone(),
                 sequences: sequences::carried(&columns, &source_rel, &rel),
             });
             rels.push((i, rel));
@@ -886,6 +902,14 @@ pub fn plan(
         edges.extend(foreign_keys(conn));
     }
     order_by_foreign_keys(&mut tables, &edges);
+    for t in &mut tables {
+        let referenced = t.referenced();
+        for d in &mut t.destinations {
+            if let DestPlan::Copy { freeze, .. } = d {
+                *freeze &= !referenced;
+            }
+        }
+    }
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
@@ -1404,9 +1428,10 @@ impl Shared<'_> {
     /// or committed there: without it, a copy would add a second copy of the rows, so the table
     /// fails, and the error says what the DBA can do.
     ///
-    /// A table other tables reference cannot be emptied alone (0A000), with or without
-    /// `--truncate`, and never will be: copyman empties no other table to make way (their
-    /// rows would go), so the error says what to do instead of a resume that fails the same.
+    /// A table whose rows other tables' rows reference cannot be emptied (its `DELETE`: 23503;
+    /// a `TRUNCATE` of a referenced table alone: 0A000), with or without `--truncate`, and never
+    /// will be: copyman empties no other table to make way (their rows would go), so the error
+    /// says what to do instead of a resume that fails the same.
     fn resumed_truncate(
         &self,
         error: &(dyn StdError + 'static),
@@ -1414,31 +1439,51 @@ impl Shared<'_> {
         d: usize,
     ) -> TableError {
         let described = self.describe(error);
-        if let Some(db) = db_error(error).filter(|db| db.code == "0A000") {
-            let mut referencing: Vec<String> = t.referenced_by.clone();
+        if let Some(db) = db_error(error).filter(|db| matches!(db.code.as_str(), "0A000" | "23503"))
+        {
+            let me = t.table.to_string();
+            let mut referencing: Vec<String> = t
+                .referenced_by
+                .iter()
+                .filter(|r| **r != me)
+                .cloned()
+                .collect();
             if referencing.is_empty() {
                 referencing.push("the tables that reference it".to_owned());
             }
-            let all = std::iter::once(t.table.to_string())
-                .chain(t.referenced_by.iter().cloned())
-                .collect::<Vec<_>>();
+            // Those the job does not copy: their rows, once emptied, are the DBA's to copy again.
+            let outside: Vec<&String> = referencing
+                .iter()
+                .filter(|r| !self.plan.tables.iter().any(|p| p.table.to_string() == **r))
+                .collect();
+            let refill = if outside.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (and copy {} there again yourself: the job does not)",
+                    outside
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
             return TableError {
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
-                    "{}{}: copyman does not empty the tables that reference it (their rows \
-                     would go), so it cannot copy it here, now or on --resume; on destination \
-                     {} ({}) empty it with {} yourself (TRUNCATE {}), then copy {} there with a \
-                     job of their own, without --truncate or --resume",
+                    "{}{}: rows of {} reference its rows, and copyman empties no other table \
+                     (their rows would go), so it cannot empty it to copy it again; on \
+                     destination {} ({}) empty them together yourself (TRUNCATE {me}, {}), then \
+                     run again with --resume{refill}",
                     db.message,
                     db.detail
                         .as_ref()
                         .map(|d| format!(" ({d})"))
                         .unwrap_or_default(),
+                    referencing.join(", "),
                     d + 1,
                     self.destinations[d].name,
                     referencing.join(", "),
-                    all.join(", "),
-                    if all.len() > 1 { "them all" } else { "it" },
                 )),
             };
         }
@@ -2005,7 +2050,10 @@ fn copy_whole(
         // The destinations, each in its transaction (truncated first where planned).
         let mut live = Vec::new();
         for &d in &targets {
-            let DestPlan::Copy { truncate, .. } = t.destinations[d] else {
+            let DestPlan::Copy {
+                truncate, ref kind, ..
+            } = t.destinations[d]
+            else {
                 continue;
             };
             if let Err(e) = shared.state.begin(&key, &shared.plan.keys[d]) {
@@ -2018,7 +2066,7 @@ fn copy_whole(
                 shared.stall_guard(conn, true);
                 conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
-                    conn.execute(&format!("TRUNCATE {}", t.table))
+                    conn.execute(&t.emptying(kind))
                         .map_err(|e| shared.resumed_truncate(&e, t, d))?;
                 }
                 Ok(())

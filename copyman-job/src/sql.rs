@@ -338,6 +338,31 @@ pub fn own_rows(table: &TableName, kind: &str) -> String {
     }
 }
 
+/// The statement that empties `table`, a relation of `kind` (`pg_class.relkind`) on the server
+/// that runs it, before a copy into it (in the copy's transaction): its own rows only, never
+/// those of the tables that inherit from it (`ONLY`: copied, or not, as tables of their own; a
+/// partitioned table's partitions are its rows). `TRUNCATE`, unless other tables `referenced` it
+/// by a foreign key: a `TRUNCATE` of it alone is refused there (0A000), so `DELETE`, which the
+/// foreign keys check row by row — it succeeds where no row of another table references it (a
+/// table being copied again before the tables that reference it), and names the constraint
+/// where one does (23503). (`COPY … FREEZE` needs the `TRUNCATE`.)
+///
+/// ```
+/// use copyman_job::sql::{TableName, emptying};
+///
+/// let t = TableName::parse("app.t").unwrap();
+/// assert_eq!(emptying(&t, "r", false), r#"TRUNCATE ONLY "app"."t""#);
+/// assert_eq!(emptying(&t, "p", false), r#"TRUNCATE "app"."t""#);
+/// assert_eq!(emptying(&t, "r", true), r#"DELETE FROM ONLY "app"."t""#);
+/// ```
+pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
+    if referenced {
+        format!("DELETE FROM {}", own_rows(table, kind))
+    } else {
+        format!("TRUNCATE {}", own_rows(table, kind))
+    }
+}
+
 /// What a `copyman table` copy reads and writes.
 #[derive(Debug, Clone)]
 pub struct TableCopy {
@@ -418,9 +443,9 @@ impl TableCopy {
         )
     }
 
-    /// The destination's `TRUNCATE`.
-    pub fn truncate(&self) -> String {
-        format!("TRUNCATE {}", self.target())
+    /// The destination's `TRUNCATE` of its table, a relation of `kind` there (see [`emptying`]).
+    pub fn truncate(&self, kind: &str) -> String {
+        emptying(self.target(), kind, false)
     }
 }
 
@@ -691,7 +716,7 @@ mod tests {
             copy.copy_in(Format::Text),
             r#"COPY "s"."T" FROM STDIN (FORMAT text)"#
         );
-        assert_eq!(copy.truncate(), r#"TRUNCATE "s"."T""#);
+        assert_eq!(copy.truncate("r"), r#"TRUNCATE ONLY "s"."T""#);
         copy.columns = parse_columns("a, B").unwrap();
         copy.condition = Some("a > 1".into());
         copy.header = true;
@@ -708,7 +733,7 @@ mod tests {
             copy.copy_in(Format::Text),
             r#"COPY "other" ("a", "b") FROM STDIN (FORMAT text)"#
         );
-        assert_eq!(copy.truncate(), r#"TRUNCATE "other""#);
+        assert_eq!(copy.truncate("p"), r#"TRUNCATE "other""#);
         assert!(
             catalog_query(&table(r#"s."T""#), Some(150_000))
                 .contains(r#"'"s"."T"'::pg_catalog.regclass"#)

@@ -296,17 +296,18 @@ fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_d
     assert_eq!(t.destinations[0].status, Status::AlreadyDone, "{t:#?}");
     assert_eq!(t.destinations[1].status, Status::Failed, "{t:#?}");
     let error = t.destinations[1].error.as_ref().unwrap();
-    assert_eq!(error.sqlstate.as_deref(), Some("0A000"), "{error}");
+    // Its DELETE (a TRUNCATE of a referenced table alone is refused): r's rows reference it.
+    assert_eq!(error.sqlstate.as_deref(), Some("23503"), "{error}");
     assert!(
-        // A table other tables reference cannot be emptied alone: the error says what to do,
-        // not a resume that would fail the same way.
-        error
-            .message
-            .contains("copyman does not empty the tables that reference it")
+        // A table whose rows other tables' rows reference cannot be emptied alone: the error
+        // says what to do (r is not in the job: its rows are the DBA's to copy again).
+        error.message.contains("copyman empties no other table")
             && error
                 .message
                 .contains(r#"(TRUNCATE "public"."t", "public"."r")"#)
-            && error.message.contains("without --truncate or --resume"),
+            && error
+                .message
+                .contains(r#"copy "public"."r" there again yourself"#),
         "{error}"
     );
     // big was emptied and copied again: once, still different (the trigger is there).

@@ -1,0 +1,136 @@
+//! How a table is emptied before it is copied again (`--truncate`, or a resumed table): its own
+//! rows only — an inheritance child keeps its rows (`TRUNCATE ONLY`) — and a table that other
+//! tables reference by a foreign key with a `DELETE`, which succeeds where no row references it
+//! (a `TRUNCATE` of it alone is refused, 0A000, so such a table could never be copied again) and
+//! names the constraint where one does. Real clusters, shared by the binary.
+
+mod common;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+const INHERIT: &str = "CREATE TABLE par (id int); CREATE TABLE kid () INHERITS (par);";
+
+#[test]
+fn emptying_a_parent_never_empties_its_inheritance_children() {
+    let c = clusters();
+    let fill = "INSERT INTO par SELECT generate_series(1, 10);
+                INSERT INTO kid SELECT generate_series(100, 119);";
+    let src = database(&c.source, &format!("{INHERIT} {fill}"));
+    let (d1, d2) = (
+        database(&c.dest[0], &format!("{INHERIT} {fill}")),
+        database(&c.dest[1], &format!("{INHERIT} {fill}")),
+    );
+    // One table.
+    let out = run(&[
+        "table",
+        "par",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let only = |cluster: &Cluster, db: &str, table: &str| -> i64 {
+        let sql = format!("SELECT count(*) FROM ONLY {table}");
+        cluster.connect(db).query_one(&sql, &[]).unwrap().get(0)
+    };
+    assert_eq!(only(&c.dest[0], &d1, "par"), 10);
+    assert_eq!(only(&c.dest[0], &d1, "kid"), 20, "the child kept its rows");
+    // A job of both.
+    let state = TempPath::new("emptying.state");
+    let out = run(&[
+        "table",
+        "par",
+        "kid",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(only(cluster, db, "par"), 10);
+        assert_eq!(only(cluster, db, "kid"), 20);
+    }
+}
+
+const FK: &str = "CREATE TABLE customers (id int PRIMARY KEY);
+    CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customers);";
+
+#[test]
+fn a_referenced_table_is_emptied_where_no_row_references_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1, 100);
+             INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g;"
+        ),
+    );
+    // Stale customers, no orders yet: emptied with a DELETE, copied again.
+    let d1 = database(
+        &c.dest[0],
+        &format!("{FK} INSERT INTO customers SELECT generate_series(1000, 1004);"),
+    );
+    let state = TempPath::new("fk.state");
+    let job = |to: &str| {
+        run(&[
+            "table",
+            "customers",
+            "orders",
+            "--truncate",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            to,
+            "--state",
+            state.arg(),
+        ])
+    };
+    let dry = run(&[
+        "table",
+        "customers",
+        "orders",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--dry-run",
+    ]);
+    assert!(
+        text(&dry.stdout).contains(r#"DELETE FROM ONLY "public"."customers""#),
+        "{}",
+        text(&dry.stdout)
+    );
+    let out = job(&c.dest[0].conninfo(&d1));
+    assert_exit(&out, 0);
+    assert_eq!(
+        digest(&c.dest[0], &d1, "customers"),
+        digest(&c.source, &src, "customers")
+    );
+    assert_eq!(count(&c.dest[0], &d1, "orders"), 50);
+
+    // Orders on the destination that reference its customers: the DELETE names the constraint,
+    // and nothing of customers is lost.
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1000, 1004);
+             INSERT INTO orders VALUES (1, 1000);"
+        ),
+    );
+    std::fs::remove_file(&state.0).ok();
+    let out = job(&c.dest[1].conninfo(&d2));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "customers"), 5);
+}
