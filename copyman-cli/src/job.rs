@@ -179,6 +179,15 @@ impl JobArgs {
         if jobs == 0 {
             return Err(ArgError::usage("--jobs must be at least 1"));
         }
+        // Each job holds a session on every server (more for a split table): no server takes
+        // more than a few hundred, and the plan sizes its workers from it before the servers
+        // are asked how many they accept.
+        if jobs > MAX_JOBS {
+            return Err(ArgError::usage(format!(
+                "--jobs {jobs}: at most {MAX_JOBS} (each one holds a connection to every server; \
+                 copyman caps it further to what the servers accept)"
+            )));
+        }
         let max_rate = match &low.job.max_rate {
             Some(text) => Some(parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
                 ArgError::usage(format!(
@@ -503,6 +512,9 @@ const CAPACITY_SQL: &str =
           - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
               AND pid <> pg_backend_pid()),
         current_setting('max_connections')";
+
+/// The most `--jobs` taken.
+const MAX_JOBS: usize = 1024;
 
 /// The connections a job of `jobs` workers may hold at once on an endpoint: each worker's
 /// session, each range of a split table (at most `jobs` per table, one table per worker), the
@@ -1487,6 +1499,13 @@ mod tests {
             usage(&["table", "--jobs", "0", "--from", "host=a", "--to", "host=b"])
                 .contains("--jobs")
         );
+        // Refused before anything is sized from it (it aborted, out of memory).
+        for huge in ["1025", "99999999999"] {
+            let said = usage(&[
+                "table", "--jobs", huge, "--from", "host=a", "--to", "host=b",
+            ]);
+            assert!(said.contains("at most 1024"), "{said}");
+        }
         assert!(
             usage(&[
                 "table",

@@ -123,7 +123,8 @@ fn job_selection_a_partition_selected_with_its_partitioned_table_is_copied_once(
         assert_eq!(digest(cl, db, "parts"), expected, "{stderr}");
     }
     // A sub-partitioned partition named with one of its own partitions: through it, once; the
-    // dry run says so too.
+    // dry run says so too. (A new job: the state file of the last would refuse it.)
+    fs::remove_file(&state.0).unwrap();
     let out = job(
         &from,
         &to,
@@ -438,6 +439,8 @@ fn job_selection_a_referenced_table_commits_before_the_tables_that_reference_it(
                 .batch_execute("TRUNCATE fk.parent, fk.child, fk.a, fk.b")
                 .unwrap();
         }
+        // A new job each time (the last one's state file would refuse it).
+        let _ = fs::remove_file(&state.0);
         let out = job(
             &from,
             &to,

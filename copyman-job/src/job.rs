@@ -627,6 +627,45 @@ fn resumed(
     Ok(recorded)
 }
 
+/// A job that is not a resume starts a new state file. Where the one at `path` records an
+/// earlier run that began one of these `tables` on one of these destinations (`keys`), a copy
+/// that does not empty it first would add its rows a second time: refused, unless `truncate`.
+///
+/// # Errors
+/// [`JobError::Refused`], naming the tables and what to do instead.
+fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Result<(), JobError> {
+    if truncate {
+        return Ok(());
+    }
+    // An unreadable or older file: nothing to go by (it is replaced, as before).
+    let Ok(recorded) = state::read(path) else {
+        return Ok(());
+    };
+    let mut again: Vec<&str> = tables
+        .iter()
+        .filter(|t| keys.iter().any(|k| recorded.begun(t, k)))
+        .map(String::as_str)
+        .collect();
+    if again.is_empty() {
+        return Ok(());
+    }
+    let more = again.len().saturating_sub(3);
+    again.truncate(3);
+    Err(JobError::Refused(format!(
+        "the state file {} records an earlier run of this job into these destinations, which \
+         began {}{}: copied again without emptying them, their rows would be there twice; \
+         --resume copies only what that run did not finish, --truncate empties each table and \
+         copies it again, and another --state (or removing that file) adds the rows once more",
+        path.display(),
+        again.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )))
+}
+
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
 ///
@@ -720,6 +759,8 @@ pub fn plan(
     let recorded = if options.resume {
         resumed(&options.state, &selection.key(), &keys, destinations)?
     } else {
+        let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
+        fresh(&options.state, options.truncate, &tables, &keys)?;
         Recorded::default()
     };
     if options.two_phase.is_some() {
