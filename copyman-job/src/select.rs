@@ -13,15 +13,19 @@
 //! * every `TABLE` named (any relation: a view, a foreign table or a materialized view too, and a
 //!   partition by itself);
 //! * every ordinary or partitioned table in a `--schema` (a pattern) or matching a `--table`
-//!   pattern — partitions are never matched by a pattern or a schema: they are copied through
-//!   their root, once;
-//! * with none of these, every ordinary and partitioned table outside the system schemas;
+//!   pattern, a partition as any table (pg_dump's `-n` and `-t` dump a partition's rows too);
+//! * with none of these, every ordinary and partitioned table outside the system schemas that
+//!   is not a partition (partitions come with their root; one whose root is excluded is left
+//!   out with it);
 //! * minus every table matching an `--exclude-table` pattern;
 //! * minus every partition (at any depth) whose partitioned ancestor is selected too: its rows are
 //!   copied with that ancestor's, and selecting it as well would copy them twice. The query
-//!   still lists it, with the ancestor ([`Selected::within`]), so that the plan can say so; and
-//!   it lists a partition matching an `--exclude-table` pattern whose ancestor is selected
-//!   ([`Selected::excluded`]): its rows come with the ancestor's all the same.
+//!   still lists a partition named so, with the ancestor ([`Selected::within`]), so that the
+//!   plan can say so (one a pattern or a schema matched, not: every partition of a partitioned
+//!   table in a `--schema` would be a note); and it lists a partition matching an
+//!   `--exclude-table` pattern whose ancestor is selected ([`Selected::excluded`]): its rows come
+//!   with the ancestor's all the same. A partition whose ancestors are all left out is copied by
+//!   itself, as any table.
 //!
 //! A table is selected whether or not the source's role may read it: the query says which it
 //! cannot ([`Selected::readable`]: `SELECT` on the table or on each of its columns, `USAGE` on its
@@ -205,10 +209,13 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     for pattern in &selection.exclude {
         exclude.push(pattern_sql(&parse_pattern(pattern)?));
     }
+    // Nothing named, no pattern, no schema: every table, its partitions through it (a partition
+    // whose root is left out by --exclude-table goes with it). A pattern or a schema matches a
+    // partition as any table.
     let by_pattern = if include.is_empty() && !selection.tables.is_empty() {
         "false".to_owned()
     } else if include.is_empty() {
-        "true".to_owned()
+        "NOT c.relispartition".to_owned()
     } else {
         include.join(" OR ")
     };
@@ -227,18 +234,23 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     } else {
         exclude.join(" OR ")
     };
-    // `sel`: what the names, patterns and schemas select. A partition whose partitioned
-    // ancestor (at any depth) is in `sel` comes out with that ancestor (the topmost one
-    // selected), so that it is copied once, through it. `readable`: whether the role may
-    // `SELECT` every column (a table-wide grant, or one per column) in a schema it may use.
+    // `sel`: what the names, patterns and schemas select (`named`: by its name). A partition
+    // whose partitioned ancestor (at any depth) is in `sel` comes out with that ancestor (the
+    // topmost one selected), so that it is copied once, through it; one that was named is
+    // listed so (the plan says so), one that a pattern or a schema matched is not (that would
+    // be a note for each partition of every partitioned table `--schema` takes). A partition
+    // whose ancestors are all left out is copied by itself, as any table. `readable`: whether
+    // the role may `SELECT` every column (a table-wide grant, or one per column) in a schema it
+    // may use.
     Ok(format!(
-        "WITH sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind \
+        "WITH sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, \
+             ({named}) AS named \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-           WHERE ({named} OR (c.relkind IN ('r', 'p') AND NOT c.relispartition \
+           WHERE ({named} OR (c.relkind IN ('r', 'p') \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}))) \
              AND NOT ({excluded})), \
          listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
-           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, true \
+           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE c.relispartition AND ({excluded}) AND c.oid NOT IN (SELECT oid FROM sel)) \
          SELECT l.nspname::text, l.relname::text, l.relkind::text, s.bytes::text, \
@@ -258,7 +270,8 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
              FROM pg_catalog.pg_partition_ancestors(l.oid) WITH ORDINALITY AS a(relid, depth) \
              JOIN sel up ON up.oid = a.relid \
              WHERE a.relid <> l.oid ORDER BY a.depth DESC LIMIT 1) w ON true \
-         WHERE NOT l.excluded OR w.relname IS NOT NULL \
+         WHERE CASE WHEN w.relname IS NULL THEN NOT l.excluded \
+             ELSE l.named OR l.excluded END \
          ORDER BY s.bytes DESC, 1, 2"
     ))
 }
@@ -351,8 +364,10 @@ mod tests {
     #[test]
     fn the_query_combines_names_patterns_schemas_and_exclusions() {
         let everything = selection_query(&Selection::default()).unwrap();
-        assert!(everything.contains("AND (true)"), "{everything}");
-        assert!(everything.contains("NOT c.relispartition"));
+        assert!(
+            everything.contains("AND (NOT c.relispartition)"),
+            "everything: partitions through their root: {everything}"
+        );
         assert!(everything.contains("AND NOT (false)"));
         let named = Selection {
             tables: vec![TableName::parse("app.v").unwrap()],
