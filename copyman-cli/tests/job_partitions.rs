@@ -32,27 +32,24 @@ fn job_partitions_a_partition_apart_from_its_partitioned_table_is_selected_by_pa
     let (pt_1, pt_2) = (source("parts.pt_1"), source("parts.pt_2"));
     assert_eq!((pt_1.0, pt_2.0), (1000, 2000));
     let empty = (0, String::new());
-    // Each selection: what each destination must hold after it, from empty destinations.
-    // `shape.s` tells a schema that was left out.
-    let selections: [(&[&str], (i64, String), (i64, String), i64); 5] = [
-        (&["--table", "parts.pt_1"], pt_1.clone(), empty.clone(), 0),
-        (&["--table", "parts.*"], pt_1.clone(), pt_2.clone(), 0),
-        (&["--schema", "parts"], pt_1.clone(), pt_2.clone(), 0),
+    // Each selection: what each destination must hold after it (parts.pt_1, parts.pt_2, and
+    // shape.s's count, which tells a schema left out), from empty destinations.
+    type Want = ((i64, String), (i64, String), i64);
+    let selections: [(&[&str], Want); 5] = [
+        (&["--table", "parts.pt_1"], (pt_1.clone(), empty.clone(), 0)),
+        (&["--table", "parts.*"], (pt_1.clone(), pt_2.clone(), 0)),
+        (&["--schema", "parts"], (pt_1.clone(), pt_2.clone(), 0)),
         (
             &["--schema", "parts", "--schema", "shape"],
-            pt_1.clone(),
-            pt_2.clone(),
-            7,
+            (pt_1.clone(), pt_2.clone(), 7),
         ),
         // The partitioned table selected too: its partitions through it, once.
         (
             &["--schema", "app", "--schema", "parts"],
-            pt_1.clone(),
-            pt_2.clone(),
-            0,
+            (pt_1.clone(), pt_2.clone(), 0),
         ),
     ];
-    for (selection, want_1, want_2, want_s) in selections {
+    for (selection, (want_1, want_2, want_s)) in selections {
         let dsts = [database(&c.dest[0], SCHEMA), database(&c.dest[1], SCHEMA)];
         let state = TempPath::new("partitions.state");
         let mut args = vec!["table", "--from", &from];
@@ -107,7 +104,7 @@ fn group(n: i64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
