@@ -40,7 +40,8 @@ pub(crate) struct LowJob {
     /// repeatable.
     #[arg(long = "table", value_name = "PATTERN")]
     pub(crate) include: Vec<String>,
-    /// Leave out the tables matching PATTERN; repeatable.
+    /// Leave out the tables matching PATTERN; repeatable. A partitioned table's partitions are
+    /// left out with it, unless named.
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
     /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,

@@ -1,6 +1,6 @@
 //! `copyman table` and partitions that live apart from their partitioned table: a pattern or a
-//! schema selects a partition as any table when its partitioned table is not selected, and
-//! through that table, once, when it is.
+//! schema selects a partition as any table when its partitioned table is not selected, through
+//! that table, once, when it is, and leaves it out with that table when `--exclude-table` does.
 
 mod common;
 
@@ -35,7 +35,7 @@ fn job_partitions_a_partition_apart_from_its_partitioned_table_is_selected_by_pa
     // Each selection: what each destination must hold after it (parts.pt_1, parts.pt_2, and
     // shape.s's count, which tells a schema left out), from empty destinations.
     type Want = ((i64, String), (i64, String), i64);
-    let selections: [(&[&str], Want); 5] = [
+    let selections: [(&[&str], Want); 7] = [
         (&["--table", "parts.pt_1"], (pt_1.clone(), empty.clone(), 0)),
         (&["--table", "parts.*"], (pt_1.clone(), pt_2.clone(), 0)),
         (&["--schema", "parts"], (pt_1.clone(), pt_2.clone(), 0)),
@@ -47,6 +47,28 @@ fn job_partitions_a_partition_apart_from_its_partitioned_table_is_selected_by_pa
         (
             &["--schema", "app", "--schema", "parts"],
             (pt_1.clone(), pt_2.clone(), 0),
+        ),
+        // The partitioned table excluded: its partitions go with it, unless named.
+        (
+            &[
+                "--schema",
+                "parts",
+                "--schema",
+                "shape",
+                "--exclude-table",
+                "app.pt",
+            ],
+            (empty.clone(), empty.clone(), 7),
+        ),
+        (
+            &[
+                "parts.pt_2",
+                "--schema",
+                "shape",
+                "--exclude-table",
+                "app.pt",
+            ],
+            (empty.clone(), pt_2.clone(), 7),
         ),
     ];
     for (selection, (want_1, want_2, want_s)) in selections {

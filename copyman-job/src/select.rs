@@ -14,10 +14,10 @@
 //!   partition by itself);
 //! * every ordinary or partitioned table in a `--schema` (a pattern) or matching a `--table`
 //!   pattern, a partition as any table (pg_dump's `-n` and `-t` dump a partition's rows too);
-//! * with none of these, every ordinary and partitioned table outside the system schemas that
-//!   is not a partition (partitions come with their root; one whose root is excluded is left
-//!   out with it);
-//! * minus every table matching an `--exclude-table` pattern;
+//! * with none of these, every ordinary and partitioned table outside the system schemas;
+//! * minus every table matching an `--exclude-table` pattern, and every partition a pattern, a
+//!   schema or the default took under a partitioned table matching one (its rows are left out
+//!   with that table's; a partition named is copied all the same);
 //! * minus every partition (at any depth) whose partitioned ancestor is selected too: its rows are
 //!   copied with that ancestor's, and selecting it as well would copy them twice. The query
 //!   still lists a partition named so, with the ancestor ([`Selected::within`]), so that the
@@ -209,13 +209,10 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     for pattern in &selection.exclude {
         exclude.push(pattern_sql(&parse_pattern(pattern)?));
     }
-    // Nothing named, no pattern, no schema: every table, its partitions through it (a partition
-    // whose root is left out by --exclude-table goes with it). A pattern or a schema matches a
-    // partition as any table.
     let by_pattern = if include.is_empty() && !selection.tables.is_empty() {
         "false".to_owned()
     } else if include.is_empty() {
-        "NOT c.relispartition".to_owned()
+        "true".to_owned()
     } else {
         include.join(" OR ")
     };
@@ -234,20 +231,32 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     } else {
         exclude.join(" OR ")
     };
-    // `sel`: what the names, patterns and schemas select (`named`: by its name). A partition
-    // whose partitioned ancestor (at any depth) is in `sel` comes out with that ancestor (the
-    // topmost one selected), so that it is copied once, through it; one that was named is
-    // listed so (the plan says so), one that a pattern or a schema matched is not (that would
-    // be a note for each partition of every partitioned table `--schema` takes). A partition
-    // whose ancestors are all left out is copied by itself, as any table. `readable`: whether
-    // the role may `SELECT` every column (a table-wide grant, or one per column) in a schema it
-    // may use.
+    // A partition under a partitioned table that `--exclude-table` leaves out (`ex`).
+    let under_excluded = if exclude.is_empty() {
+        "false"
+    } else {
+        "c.relispartition AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(c.oid) a \
+           WHERE a.relid <> c.oid AND a.relid IN (SELECT oid FROM ex))"
+    };
+    // The rule, once: a name, a pattern or a schema selects a partition as any table (`sel`,
+    // `named`: by its name), except that a pattern or a schema leaves out one whose partitioned
+    // ancestor `--exclude-table` leaves out (its rows go with it). A partition whose partitioned
+    // ancestor (at any depth) is in `sel` comes out with that ancestor (the topmost one
+    // selected), so that it is copied once, through it; one that was named is listed so (the
+    // plan says so), one that a pattern, a schema or the default matched is not (that would be
+    // a note for each partition of every partitioned table `--schema` takes). A partition whose
+    // ancestors are all left out is copied by itself. `readable`: whether the role may `SELECT`
+    // every column (a table-wide grant, or one per column) in a schema it may use.
     Ok(format!(
-        "WITH sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, \
+        "WITH ex AS (SELECT c.oid \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE c.relkind = 'p' AND ({excluded})), \
+         sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, \
              ({named}) AS named \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE ({named} OR (c.relkind IN ('r', 'p') \
-               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}))) \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}) \
+               AND NOT ({under_excluded}))) \
              AND NOT ({excluded})), \
          listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
            SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true \
@@ -364,10 +373,8 @@ mod tests {
     #[test]
     fn the_query_combines_names_patterns_schemas_and_exclusions() {
         let everything = selection_query(&Selection::default()).unwrap();
-        assert!(
-            everything.contains("AND (NOT c.relispartition)"),
-            "everything: partitions through their root: {everything}"
-        );
+        assert!(everything.contains("AND (true)"), "{everything}");
+        assert!(everything.contains("AND NOT (false)"), "{everything}");
         assert!(everything.contains("AND NOT (false)"));
         let named = Selection {
             tables: vec![TableName::parse("app.v").unwrap()],
