@@ -40,7 +40,8 @@ pub(crate) struct LowJob {
     /// repeatable.
     #[arg(long = "table", value_name = "PATTERN")]
     pub(crate) include: Vec<String>,
-    /// Leave out the tables matching PATTERN; repeatable.
+    /// Leave out the tables matching PATTERN; repeatable. A partitioned table's partitions are
+    /// left out with it, unless named.
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
     /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,
@@ -71,8 +72,9 @@ pub(crate) struct LowJob {
     #[arg(long, value_name = "BYTES/s")]
     pub(crate) max_rate: Option<String>,
     /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
-    /// ctid ranges side by side, all in the job's snapshot (at most --jobs ranges); every range's
-    /// count and the table's total are checked against the source. A table emptied first
+    /// ctid ranges side by side, all in one snapshot (the job's; under --no-snapshot, one of the
+    /// table's own) (at most --jobs ranges); every range's count and the table's total are
+    /// checked against the source. A table emptied first
     /// (--truncate, or taken up again by --resume) is copied whole, its TRUNCATE committing with
     /// its rows.
     #[arg(long, value_name = "SIZE")]

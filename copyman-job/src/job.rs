@@ -106,7 +106,8 @@ pub struct Options {
     /// Skip what the state file records as done; truncate and redo what it does not.
     pub resume: bool,
     /// Copy an ordinary table larger than this many bytes as several ctid ranges side by side
-    /// (at most `jobs` ranges, all in the job's snapshot).
+    /// (at most `jobs` ranges, all in the job's snapshot; without it, in one snapshot of the
+    /// table's own, exported by the session that counts the table).
     pub split_larger_than: Option<u64>,
     /// Two-phase commit per table under a durable decision in this log (`copyman recover`
     /// finishes what a crash leaves prepared); `None` for one COMMIT after another.
@@ -701,7 +702,7 @@ pub fn plan(
         .into_iter()
         .partition(|s| s.within.is_some());
     // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
-    let notes = covered
+    let mut notes: Vec<String> = covered
         .iter()
         .filter_map(|s| {
             let within = s.within.as_ref()?;
@@ -795,6 +796,20 @@ pub fn plan(
                 .is_none_or(|v| major(v) == s)
         })
     });
+
+    // Without the job's snapshot, a split table's ranges read one of its own, which the session
+    // that counts it exports: a source that cannot export one has its tables copied whole.
+    let no_export = if options.snapshot || options.split_larger_than.is_none() {
+        None
+    } else {
+        let probe = src
+            .execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .and_then(|_| src.query("SELECT pg_catalog.pg_export_snapshot()"));
+        let _ = src.execute("ROLLBACK");
+        probe
+            .err()
+            .map(|e| describe_with(&e, options.stall_timeout).to_string())
+    };
 
     let mut tables = Vec::new();
     for sel in selected {
@@ -910,14 +925,27 @@ pub fn plan(
             .iter()
             .any(|p| matches!(p, DestPlan::Copy { truncate: true, .. }));
         let ranges = match options.split_larger_than {
-            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit && !emptied => split(
-                &copy,
-                choice.format,
-                sel.size,
-                limit,
-                block_size,
-                options.jobs,
-            ),
+            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit && !emptied => {
+                match &no_export {
+                    None => split(
+                        &copy,
+                        choice.format,
+                        sel.size,
+                        limit,
+                        block_size,
+                        options.jobs,
+                    ),
+                    Some(why) => {
+                        notes.push(format!(
+                            "{}: copied whole, not split: without the job's snapshot its ranges \
+                             would read one of the table's own, and the source cannot export \
+                             one ({why})",
+                            sel.table
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
             _ => Vec::new(),
         };
         tables.push(TablePlan {
@@ -1874,7 +1902,7 @@ fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> 
         .ok_or_else(|| TableError::new("the checksum query returned nothing"))
 }
 
-/// Begins the source's transaction in the job's snapshot.
+/// Begins the source's transaction in `snapshot` (the job's, or a split table's own).
 fn begin_source(
     shared: &Shared<'_>,
     conn: &mut Connection,
@@ -1887,7 +1915,11 @@ fn begin_source(
             .map_err(|e| {
                 shared
                     .describe(&e)
-                    .prefixed("cannot import the job's snapshot: ")
+                    .prefixed(if shared.plan.snapshot.as_deref() == Some(id) {
+                        "cannot import the job's snapshot: "
+                    } else {
+                        "cannot import the table's snapshot: "
+                    })
             })?;
     }
     Ok(())
@@ -2491,21 +2523,25 @@ struct RangeEnd {
     dests: Vec<(usize, Result<u64, TableError>)>,
 }
 
-/// Copies one range (`send`) of a split table to `targets` on its own sessions (`conns`),
-/// leaving each destination's transaction open where its COPY completed. `siblings` is raised
-/// by the first range whose failure fails the table (see [`drive`]): the others stop.
+/// Copies one range (`send`) of a split table to `targets` on its own sessions (`conns`), in
+/// `snapshot` (the one every range of the table reads in), leaving each destination's
+/// transaction open where its COPY completed. `siblings` is raised by the first range whose
+/// failure fails the table (see [`drive`]): the others stop.
 #[allow(clippy::too_many_arguments)] // Each is one thing a range needs; a struct would only rename them.
 fn copy_range(
     shared: &Shared<'_>,
     worker: usize,
     t: &TablePlan,
+    snapshot: Option<&str>,
     send: &str,
     targets: &[usize],
     conns: &mut Conns,
     progress: &dyn Fn(u64, u64),
     siblings: &AtomicBool,
 ) -> RangeEnd {
-    let end = copy_range_on(shared, worker, t, send, targets, conns, progress, siblings);
+    let end = copy_range_on(
+        shared, worker, t, snapshot, send, targets, conns, progress, siblings,
+    );
     // A range that failed on a destination fails the table there: under the default policy,
     // everywhere, and its siblings stop (a failure mid-COPY raised the flag already, at once).
     if !shared.options.keep_going && end.dests.iter().any(|(_, r)| r.is_err()) {
@@ -2520,6 +2556,7 @@ fn copy_range_on(
     shared: &Shared<'_>,
     worker: usize,
     t: &TablePlan,
+    snapshot: Option<&str>,
     send: &str,
     targets: &[usize],
     conns: &mut Conns,
@@ -2540,7 +2577,7 @@ fn copy_range_on(
     };
     shared.announce(worker, &t.table, Side::Source, source);
     shared.stall_guard(source, true);
-    if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref()) {
+    if let Err(e) = begin_source(shared, source, snapshot) {
         end(Some(source));
         return everywhere(e.prefixed("source: "));
     }
@@ -2736,10 +2773,11 @@ fn carry_forward(
     }
 }
 
-/// Copies a table split into ranges: its ranges side by side, each on sessions of its own in the
-/// job's snapshot; each range's count checked against the source's for it, and their sum against
-/// the table's count in the snapshot; then every range's transaction on every destination ends
-/// through one commit. A table to be emptied first is never split ([`plan`]): its emptying
+/// Copies a table split into ranges: its ranges side by side, each on sessions of its own in one
+/// snapshot (the job's, or without it one that the session counting the table exports); each
+/// range's count checked against the source's for it, and their sum against the table's count
+/// in the snapshot; then every range's transaction on every destination ends through one
+/// commit. A table to be emptied first is never split ([`plan`]): its emptying
 /// commits with its rows.
 ///
 /// `sum_out` gets the source's checksum under verify, for [`verify_done`] too.
@@ -2760,10 +2798,34 @@ fn copy_split(
     for &d in &targets {
         report.destinations[d].status = Status::RolledBack;
     }
-    // The table's count (and checksum) in the snapshot.
+    // The table's count (and checksum) in the snapshot. Without the job's snapshot
+    // (`--no-snapshot`), the session that counts exports one of the table's own, and keeps its
+    // transaction open until every range has imported it: the ranges and the count then read
+    // one state of the table (in snapshots of their own, a row an update moves from one range's
+    // pages to another's would be read twice, or not at all).
     let counted = ensure(&mut conns.source, shared.source).and_then(|source| {
         shared.announce(worker, &t.table, Side::Source, source);
         begin_source(shared, source, shared.plan.snapshot.as_deref())?;
+        let own = match shared.plan.snapshot {
+            Some(_) => None,
+            None => Some(
+                source
+                    .query("SELECT pg_catalog.pg_export_snapshot()")
+                    .map_err(|e| {
+                        let mut e = describe(&e);
+                        e.message = format!(
+                            "cannot export a snapshot for its ranges ({}); a table split \
+                             without the job's snapshot needs one (its ranges read it), \
+                             copy it whole (a larger --split-larger-than)",
+                            e.message
+                        );
+                        e
+                    })?
+                    .first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .ok_or_else(|| TableError::new("pg_export_snapshot() returned nothing"))?,
+            ),
+        };
         let total = source
             // An ordinary table (only those are split): its own rows, as its ranges read them.
             .query(&format!(
@@ -2780,13 +2842,15 @@ fn copy_split(
         } else {
             None
         };
-        end(Some(source));
-        Ok((total, sum))
+        if own.is_none() {
+            end(Some(source));
+        }
+        Ok((total, sum, own))
     });
-    let (total, source_sum) = match counted {
-        Ok((total, source_sum)) => {
+    let (total, source_sum, own) = match counted {
+        Ok((total, source_sum, own)) => {
             sum_out.clone_from(&source_sum);
-            (total, source_sum)
+            (total, source_sum, own)
         }
         Err(e) => {
             end(conns.source.as_mut());
@@ -2797,7 +2861,16 @@ fn copy_split(
         }
     };
     report.source_rows = Some(total);
+    // The snapshot the ranges read in: the job's, or the table's own (its exporting
+    // transaction ends once the ranges are done, or on a return before they start).
+    let snapshot = own.as_deref().or(shared.plan.snapshot.as_deref());
+    let release = |conns: &mut Conns| {
+        if own.is_some() {
+            end(conns.source.as_mut());
+        }
+    };
     if shared.halted() {
+        release(conns);
         return report;
     }
     for &d in &targets {
@@ -2809,6 +2882,7 @@ fn copy_split(
     }
     targets.retain(|&d| report.destinations[d].error.is_none());
     if targets.is_empty() || (!options.keep_going && targets.len() < report_targets(t)) {
+        release(conns);
         return report;
     }
 
@@ -2843,7 +2917,9 @@ fn copy_split(
                             bytes,
                         });
                     };
-                    copy_range(shared, worker, t, send, targets, c, &progress, siblings)
+                    copy_range(
+                        shared, worker, t, snapshot, send, targets, c, &progress, siblings,
+                    )
                 })
             })
             .collect();
@@ -2852,6 +2928,7 @@ fn copy_split(
             .map(|h| h.join().expect("a range's copy does not panic"))
             .collect()
     });
+    release(conns);
     let bytes: u64 = totals
         .iter()
         .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner).1)

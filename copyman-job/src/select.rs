@@ -13,15 +13,19 @@
 //! * every `TABLE` named (any relation: a view, a foreign table or a materialized view too, and a
 //!   partition by itself);
 //! * every ordinary or partitioned table in a `--schema` (a pattern) or matching a `--table`
-//!   pattern — partitions are never matched by a pattern or a schema: they are copied through
-//!   their root, once;
+//!   pattern, a partition as any table (pg_dump's `-n` and `-t` dump a partition's rows too);
 //! * with none of these, every ordinary and partitioned table outside the system schemas;
-//! * minus every table matching an `--exclude-table` pattern;
+//! * minus every table matching an `--exclude-table` pattern, and every partition a pattern, a
+//!   schema or the default took under a partitioned table matching one (its rows are left out
+//!   with that table's; a partition named is copied all the same);
 //! * minus every partition (at any depth) whose partitioned ancestor is selected too: its rows are
 //!   copied with that ancestor's, and selecting it as well would copy them twice. The query
-//!   still lists it, with the ancestor ([`Selected::within`]), so that the plan can say so; and
-//!   it lists a partition matching an `--exclude-table` pattern whose ancestor is selected
-//!   ([`Selected::excluded`]): its rows come with the ancestor's all the same.
+//!   still lists a partition named so, with the ancestor ([`Selected::within`]), so that the
+//!   plan can say so (one a pattern or a schema matched, not: every partition of a partitioned
+//!   table in a `--schema` would be a note); and it lists a partition matching an
+//!   `--exclude-table` pattern whose ancestor is selected ([`Selected::excluded`]): its rows come
+//!   with the ancestor's all the same. A partition whose ancestors are all left out is copied by
+//!   itself, as any table.
 //!
 //! A table is selected whether or not the source's role may read it: the query says which it
 //! cannot ([`Selected::readable`]: `SELECT` on the table or on each of its columns, `USAGE` on its
@@ -227,18 +231,35 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     } else {
         exclude.join(" OR ")
     };
-    // `sel`: what the names, patterns and schemas select. A partition whose partitioned
+    // A partition under a partitioned table that `--exclude-table` leaves out (`ex`).
+    let under_excluded = if exclude.is_empty() {
+        "false"
+    } else {
+        "c.relispartition AND EXISTS (SELECT FROM pg_catalog.pg_partition_ancestors(c.oid) a \
+           WHERE a.relid <> c.oid AND a.relid IN (SELECT oid FROM ex))"
+    };
+    // The rule, once: a name, a pattern or a schema selects a partition as any table (`sel`,
+    // `named`: by its name), except that a pattern or a schema leaves out one whose partitioned
+    // ancestor `--exclude-table` leaves out (its rows go with it). A partition whose partitioned
     // ancestor (at any depth) is in `sel` comes out with that ancestor (the topmost one
-    // selected), so that it is copied once, through it. `readable`: whether the role may
-    // `SELECT` every column (a table-wide grant, or one per column) in a schema it may use.
+    // selected), so that it is copied once, through it; one that was named is listed so (the
+    // plan says so), one that a pattern, a schema or the default matched is not (that would be
+    // a note for each partition of every partitioned table `--schema` takes). A partition whose
+    // ancestors are all left out is copied by itself. `readable`: whether the role may `SELECT`
+    // every column (a table-wide grant, or one per column) in a schema it may use.
     Ok(format!(
-        "WITH sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind \
+        "WITH ex AS (SELECT c.oid \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-           WHERE ({named} OR (c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}))) \
+           WHERE c.relkind = 'p' AND ({excluded})), \
+         sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, \
+             ({named}) AS named \
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           WHERE ({named} OR (c.relkind IN ('r', 'p') \
+               AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}) \
+               AND NOT ({under_excluded}))) \
              AND NOT ({excluded})), \
          listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
-           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, true \
+           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE c.relispartition AND ({excluded}) AND c.oid NOT IN (SELECT oid FROM sel)) \
          SELECT l.nspname::text, l.relname::text, l.relkind::text, s.bytes::text, \
@@ -258,7 +279,8 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
              FROM pg_catalog.pg_partition_ancestors(l.oid) WITH ORDINALITY AS a(relid, depth) \
              JOIN sel up ON up.oid = a.relid \
              WHERE a.relid <> l.oid ORDER BY a.depth DESC LIMIT 1) w ON true \
-         WHERE NOT l.excluded OR w.relname IS NOT NULL \
+         WHERE CASE WHEN w.relname IS NULL THEN NOT l.excluded \
+             ELSE l.named OR l.excluded END \
          ORDER BY s.bytes DESC, 1, 2"
     ))
 }
@@ -352,7 +374,7 @@ mod tests {
     fn the_query_combines_names_patterns_schemas_and_exclusions() {
         let everything = selection_query(&Selection::default()).unwrap();
         assert!(everything.contains("AND (true)"), "{everything}");
-        assert!(everything.contains("NOT c.relispartition"));
+        assert!(everything.contains("AND NOT (false)"), "{everything}");
         assert!(everything.contains("AND NOT (false)"));
         let named = Selection {
             tables: vec![TableName::parse("app.v").unwrap()],

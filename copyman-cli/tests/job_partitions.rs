@@ -1,0 +1,135 @@
+//! `copyman table` and partitions that live apart from their partitioned table: a pattern or a
+//! schema selects a partition as any table when its partitioned table is not selected, through
+//! that table, once, when it is, and leaves it out with that table when `--exclude-table` does.
+
+mod common;
+
+use common::*;
+
+/// `app.pt` (3000 rows) by range, its partitions in schema `parts`: `parts.pt_1` (1000 rows),
+/// `parts.pt_2` (2000 rows); and `shape.s` (7 rows), a table of its own.
+const SCHEMA: &str = "
+    CREATE SCHEMA app;
+    CREATE SCHEMA parts;
+    CREATE SCHEMA shape;
+    CREATE TABLE app.pt (id int, note text) PARTITION BY RANGE (id);
+    CREATE TABLE parts.pt_1 PARTITION OF app.pt FOR VALUES FROM (1) TO (1001);
+    CREATE TABLE parts.pt_2 PARTITION OF app.pt FOR VALUES FROM (1001) TO (3001);
+    CREATE TABLE shape.s (id int);
+";
+
+const FILL: &str = "
+    INSERT INTO app.pt SELECT g, 'n' || g FROM generate_series(1, 3000) g;
+    INSERT INTO shape.s SELECT generate_series(1, 7);
+";
+
+#[test]
+fn job_partitions_a_partition_apart_from_its_partitioned_table_is_selected_by_pattern_and_schema() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
+    let from = c.source.conninfo(&src);
+    let source = |table: &str| digest(&c.source, &src, table);
+    let (pt_1, pt_2) = (source("parts.pt_1"), source("parts.pt_2"));
+    assert_eq!((pt_1.0, pt_2.0), (1000, 2000));
+    let empty = (0, String::new());
+    // Each selection: what each destination must hold after it (parts.pt_1, parts.pt_2, and
+    // shape.s's count, which tells a schema left out), from empty destinations.
+    type Want = ((i64, String), (i64, String), i64);
+    let selections: [(&[&str], Want); 7] = [
+        (&["--table", "parts.pt_1"], (pt_1.clone(), empty.clone(), 0)),
+        (&["--table", "parts.*"], (pt_1.clone(), pt_2.clone(), 0)),
+        (&["--schema", "parts"], (pt_1.clone(), pt_2.clone(), 0)),
+        (
+            &["--schema", "parts", "--schema", "shape"],
+            (pt_1.clone(), pt_2.clone(), 7),
+        ),
+        // The partitioned table selected too: its partitions through it, once.
+        (
+            &["--schema", "app", "--schema", "parts"],
+            (pt_1.clone(), pt_2.clone(), 0),
+        ),
+        // The partitioned table excluded: its partitions go with it, unless named.
+        (
+            &[
+                "--schema",
+                "parts",
+                "--schema",
+                "shape",
+                "--exclude-table",
+                "app.pt",
+            ],
+            (empty.clone(), empty.clone(), 7),
+        ),
+        (
+            &[
+                "parts.pt_2",
+                "--schema",
+                "shape",
+                "--exclude-table",
+                "app.pt",
+            ],
+            (empty.clone(), pt_2.clone(), 7),
+        ),
+    ];
+    for (selection, (want_1, want_2, want_s)) in selections {
+        let dsts = [database(&c.dest[0], SCHEMA), database(&c.dest[1], SCHEMA)];
+        let state = TempPath::new("partitions.state");
+        let mut args = vec!["table", "--from", &from];
+        let to: Vec<String> = c
+            .dest
+            .iter()
+            .zip(&dsts)
+            .map(|(cl, db)| cl.conninfo(db))
+            .collect();
+        for t in &to {
+            args.extend(["--to", t.as_str()]);
+        }
+        args.extend(["--state", state.arg()]);
+        args.extend(selection);
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 0);
+        for (cl, db) in c.dest.iter().zip(&dsts) {
+            // Every row once: the partitions' counts and digests, and their sum through the
+            // partitioned table (a row copied twice would show in both).
+            assert_eq!(
+                digest(cl, db, "parts.pt_1"),
+                want_1,
+                "{selection:?}: parts.pt_1 on {db}\n{stderr}"
+            );
+            assert_eq!(
+                digest(cl, db, "parts.pt_2"),
+                want_2,
+                "{selection:?}: parts.pt_2 on {db}\n{stderr}"
+            );
+            assert_eq!(
+                count(cl, db, "app.pt"),
+                want_1.0 + want_2.0,
+                "{selection:?}: app.pt on {db}\n{stderr}"
+            );
+            assert_eq!(
+                count(cl, db, "shape.s"),
+                want_s,
+                "{selection:?}: shape.s on {db}\n{stderr}"
+            );
+        }
+        let rows = 2 * (want_1.0 + want_2.0 + want_s);
+        assert!(
+            stderr.contains(&format!(" {} rows committed", group(rows))),
+            "{selection:?}: {rows} rows committed: {stderr}"
+        );
+    }
+}
+
+/// `n` as the CLI prints a count: thousands separated by commas.
+fn group(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
