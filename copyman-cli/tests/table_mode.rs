@@ -180,7 +180,8 @@ fn differing_column_sets_are_refused_with_the_listing() {
     let d1 = database(&c.dest[0], &format!("CREATE TABLE t (a int, b int); {old}"));
     let d2 = database(
         &c.dest[1],
-        &format!("CREATE TABLE t (a int, b int, c int, \"Extra\" text); {old}"),
+        // An extra column that would take no value (a nullable or defaulted one is left to it).
+        &format!("CREATE TABLE t (a int, b int, c int, \"Extra\" text NOT NULL); {old}"),
     );
     let out = run(&[
         "table",
@@ -850,4 +851,61 @@ fn a_refused_binary_file_gets_no_hint_to_use_text() {
     );
     assert!(!stderr.contains("--format text"), "{stderr}");
     assert_eq!(count(&c.dest[0], &d, "b"), 0);
+}
+
+/// A destination column the source has not, which takes its default (or NULL) for every row, is
+/// left to it: nothing of the source is lost (an audit column, one added on that side first) —
+/// in one table's copy and in a job. One that would take neither (NOT NULL, no default) is
+/// refused, named, before anything is sent.
+#[test]
+fn destination_columns_that_fill_themselves_are_left_to_their_default() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE x (id int, v text); INSERT INTO x SELECT g, 'v' FROM generate_series(1, 50) g;",
+    );
+    let d = database(
+        &c.dest[0],
+        "CREATE TABLE x (id int, audit timestamptz DEFAULT now() NOT NULL, v text, note text,
+                         n int GENERATED ALWAYS AS IDENTITY);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let out = run(&["table", "x", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(
+            &c.dest[0],
+            &d,
+            "SELECT count(*), count(audit), count(note), count(DISTINCT v) FROM x"
+        ),
+        [["50", "50", "0", "1"]]
+    );
+    let state = TempPath::new("fills.state");
+    let out = run(&[
+        "table",
+        "x",
+        "x",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--truncate",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "x"), 50);
+    // A column that would take no value: refused, named.
+    c.dest[0]
+        .connect(&d)
+        .batch_execute("ALTER TABLE x ADD COLUMN must int NOT NULL DEFAULT 0; ALTER TABLE x ALTER COLUMN must DROP DEFAULT")
+        .unwrap();
+    let out = run(&["table", "x", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#""must""#) && !stderr.contains(r#""note""#),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "x"), 50);
 }

@@ -196,7 +196,14 @@ pub fn resolve_columns(
         }
         let mut extra = Vec::new();
         if requested.is_empty() {
-            for c in rel.columns.iter().filter(|c| !c.generated) {
+            // A column the source has not, which takes its default (or NULL) for every row,
+            // loses nothing: the copy goes on without it (an audit column, a column added on
+            // one side first).
+            for c in rel
+                .columns
+                .iter()
+                .filter(|c| !c.generated && !c.fills_itself)
+            {
                 if !columns.contains(&c.name) {
                     let generated_at_source = source
                         .and_then(|s| s.column(&c.name))
@@ -291,6 +298,7 @@ mod tests {
                     generated,
                     binary: binary.map(str::to_owned),
                     sequence: None,
+                    fills_itself: false,
                 })
                 .collect(),
         }
@@ -354,6 +362,18 @@ mod tests {
         assert!(err.contains(r#"d1 lacks "b""#), "{err}");
         let err = resolve_columns(&parse_columns("zz").unwrap(), Some(&source), &[]).unwrap_err();
         assert!(err.contains(r#"no column "zz""#), "{err}");
+        // A destination's column the source has not that takes its default: copied without it.
+        let mut with_default = rel(&[("a", "int", false, Some("")), ("b", "int", false, Some(""))]);
+        with_default.columns.push(Column {
+            fills_itself: true,
+            ..rel(&[("audit", "timestamptz", false, Some(""))])
+                .columns
+                .remove(0)
+        });
+        let columns = resolve_columns(&[], Some(&source), &[("d", &with_default)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(names(&columns), ["a", "b"]);
         // A file source without --columns: the destination's own columns, the same everywhere.
         assert_eq!(resolve_columns(&[], None, &[("d1", &d1)]), Ok(None));
         assert_eq!(

@@ -468,6 +468,12 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     } else {
         "false"
     };
+    // attidentity is from PostgreSQL 10.
+    let identity = if version >= 100_000 {
+        "a.attidentity <> ''"
+    } else {
+        "false"
+    };
     let parts = if version >= 120_000 {
         "SELECT rel.oid UNION ALL \
          SELECT t.relid FROM pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
@@ -505,7 +511,8 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i') \
-            ORDER BY d.objid LIMIT 1) \
+            ORDER BY d.objid LIMIT 1), \
+           NOT a.attnotnull OR a.atthasdef OR {identity} \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -530,6 +537,9 @@ pub struct Column {
     /// `pg_get_serial_sequence` finds it: carried forward after a copy
     /// ([`crate::sequences`]).
     pub sequence: Option<u32>,
+    /// A row that does not give it a value still gets one: it has a default (or is an identity
+    /// column), or it takes NULL. A destination may have such columns the source has not.
+    pub fills_itself: bool,
 }
 
 /// A relation, as a server's catalog describes it.
@@ -564,6 +574,7 @@ impl Relation {
                 generated: field(row, 4).as_deref() == Some("t"),
                 binary: binary_key(&field(row, 5).unwrap_or_default()),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
+                fills_itself: field(row, 7).as_deref() == Some("t"),
             });
         }
         Ok(Self {
