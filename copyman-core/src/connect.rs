@@ -314,6 +314,13 @@ impl<E: AttemptError> Connecting<E> {
         }
     }
 
+    /// The server of the last [`Next::Attempt`] declined TLS and the attempt went on without it
+    /// ([`Plan::tls_declined`]): a refusal of it is not tried again without TLS. Say it before
+    /// [`attempted`](Self::attempted).
+    pub fn tls_declined(&mut self) {
+        self.plan.tls_declined();
+    }
+
     /// The outcome of the last [`Next::Attempt`]: the connection it made, or `None` after
     /// taking its error (the plan goes on as [`AttemptError::failure`] says).
     pub fn attempted<C>(&mut self, outcome: Result<C, E>) -> Option<C> {
@@ -473,6 +480,8 @@ pub struct Plan {
     current: Option<(Target, usize)>,
     /// Whether each attempt on a TCP address uses TLS, in order.
     tcp_attempts: Vec<bool>,
+    /// The server of the current attempt declined TLS, and the attempt went on without it.
+    declined: bool,
     /// The plan gave up.
     done: bool,
 }
@@ -540,6 +549,7 @@ impl Plan {
             } else {
                 tcp_tls.to_vec()
             },
+            declined: false,
             done: false,
         })
     }
@@ -608,8 +618,17 @@ impl Plan {
             }));
     }
 
+    /// The server of the current [`Step::Attempt`] with TLS answered the SSLRequest with `N`,
+    /// and the attempt went on without TLS (the mode allows that): if the server refuses it,
+    /// the same address is not tried again without TLS — that was just done. libpq retries
+    /// `prefer` without TLS only after a refusal over TLS.
+    pub fn tls_declined(&mut self) {
+        self.declined = self.current.is_some();
+    }
+
     /// The last [`Step::Attempt`] failed this way.
     pub fn failed(&mut self, failure: Failure) {
+        let declined = std::mem::take(&mut self.declined);
         let Some((target, next)) = &mut self.current else {
             return;
         };
@@ -619,7 +638,7 @@ impl Plan {
         };
         match failure {
             Failure::Unreachable => self.current = None,
-            Failure::Refused if *next + 1 < attempts => *next += 1,
+            Failure::Refused if *next + 1 < attempts && !declined => *next += 1,
             Failure::Refused => {
                 self.current = None;
                 self.done = true;
@@ -716,6 +735,18 @@ mod tests {
         plan.resolved([addr("10.0.0.3:2")]);
         assert_eq!(plan.step(), attempt(true, true, "10.0.0.3:2"));
         plan.failed(Failure::Refused);
+        plan.failed(Failure::Refused);
+        assert_eq!(plan.step(), Step::GiveUp);
+        // A server without TLS that refuses the plain session its `N` led to: that was the plain
+        // attempt, not made twice; one that does not answer in it moves on as before.
+        let mut plan = Plan::new(&hosts, &[1, 2], &[], &[true, false]).unwrap();
+        let _ = plan.step();
+        plan.resolved([addr("10.0.0.1:1"), addr("10.0.0.2:1")]);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.1:1"));
+        plan.tls_declined();
+        plan.failed(Failure::Unreachable);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.2:1"));
+        plan.tls_declined();
         plan.failed(Failure::Refused);
         assert_eq!(plan.step(), Step::GiveUp);
         // A name that does not resolve is skipped; nothing left is giving up.
