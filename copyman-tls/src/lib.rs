@@ -88,7 +88,8 @@ pub enum TlsError {
     Handshake {
         /// The server.
         target: String,
-        /// What rustls said.
+        /// What went wrong: a refused certificate in words (rustls' error after them in
+        /// parentheses), else what rustls said.
         reason: String,
     },
 }
