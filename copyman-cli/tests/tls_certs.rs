@@ -136,7 +136,10 @@ fn self_signed_server_certificate_as_sslrootcert_verifies_as_in_libpq() {
     assert_exit(&out, 3);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("the server's certificate is not valid for host db.example.com ("),
+        stderr.contains(
+            "the server's certificate is not valid for host db.example.com (certificate verify \
+             failed: "
+        ),
         "{stderr}"
     );
     assert_eq!(count(cluster, &dest, "t"), 0);
@@ -174,7 +177,7 @@ fn refused_server_certificates_are_said_in_words() {
     assert!(
         stderr.contains(&format!(
             "the server's certificate is not signed by a root in sslrootcert={other} \
-             (certificate verify failed) (invalid peer certificate: UnknownIssuer)"
+             (certificate verify failed: invalid peer certificate: UnknownIssuer)"
         )),
         "{stderr}"
     );
@@ -186,8 +189,9 @@ fn refused_server_certificates_are_said_in_words() {
     ));
     assert!(
         stderr.contains(
-            "the server's certificate is not valid for host 127.0.0.1 (invalid peer certificate: \
-             certificate not valid for name \"127.0.0.1\"; certificate is only valid for"
+            "the server's certificate is not valid for host 127.0.0.1 (certificate verify \
+             failed: invalid peer certificate: certificate not valid for name \"127.0.0.1\"; \
+             certificate is only valid for"
         ),
         "{stderr}"
     );

@@ -202,7 +202,8 @@ pub trait AttemptError: From<PlanError> + From<ResolveError> + From<AllFailed<Se
 /// # }
 /// impl From<AllFailed<Error>> for Error {
 ///     fn from(all: AllFailed<Error>) -> Self {
-///         let each: Vec<String> = all.0.iter().map(|a| format!("{}: {}", a.target, a.error.0)).collect();
+///         let each: Vec<_> =
+///             all.0.iter().map(|a| format!("{}: {}", a.target, a.error.0)).collect();
 ///         Self(each.join("; "))
 ///     }
 /// }

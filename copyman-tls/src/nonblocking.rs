@@ -690,8 +690,8 @@ mod tests {
         assert!(
             said.starts_with(
                 "TLS handshake with localhost:5432 failed: the server's certificate is not valid \
-                 for host db.example.com (invalid peer certificate: certificate not valid for \
-                 name \"db.example.com\""
+                 for host db.example.com (certificate verify failed: invalid peer certificate: \
+                 certificate not valid for name \"db.example.com\""
             ),
             "{said}"
         );
@@ -711,8 +711,8 @@ mod tests {
             pair.try_handshake().unwrap_err(),
             format!(
                 "TLS handshake with localhost:5432 failed: the server's certificate is not signed \
-                 by a root in sslrootcert={} (certificate verify failed) (invalid peer \
-                 certificate: UnknownIssuer)",
+                 by a root in sslrootcert={} (certificate verify failed: \
+                 invalid peer certificate: UnknownIssuer)",
                 root.0.display()
             )
         );
@@ -724,7 +724,7 @@ mod tests {
         assert!(
             said.contains(&format!(
                 "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of \
-                 the roots in sslrootcert={} (",
+                 the roots in sslrootcert={} (certificate verify failed: ",
                 ca.0.display()
             )),
             "{said}"

@@ -176,7 +176,11 @@ pub(crate) struct Refused {
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.words, self.detail)
+        write!(
+            f,
+            "{} (certificate verify failed: {})",
+            self.words, self.detail
+        )
     }
 }
 
@@ -187,10 +191,10 @@ impl std::error::Error for Refused {}
 fn words(kind: &CertificateError, roots: &str, host: &ServerName<'_>) -> Option<String> {
     let host = host.to_str();
     Some(match kind {
-        CertificateError::UnknownIssuer => format!(
-            "the server's certificate is not signed by a root in {roots} (certificate verify \
-             failed)"
-        ),
+        // The words libpq users know from OpenSSL go with rustls' in the parentheses.
+        CertificateError::UnknownIssuer => {
+            format!("the server's certificate is not signed by a root in {roots}")
+        }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             format!("the server's certificate is not valid for host {host}")
         }
@@ -409,14 +413,16 @@ mod tests {
             verify(&v, SELF_SIGNED, "127.0.0.1", now).unwrap();
             assert_eq!(
                 verify(&v, SELF_SIGNED, "localhost", at(not_after + 1)).unwrap_err(),
-                "the server's certificate expired at 2126-11-06 16:52:33 UTC (invalid peer \
-                 certificate: certificate expired: verification time 4949657554 (UNIX), but \
-                 certificate is not valid after 4949657553 (1 seconds ago))"
+                "the server's certificate expired at 2126-11-06 16:52:33 UTC (certificate verify \
+                 failed: invalid peer certificate: certificate expired: verification time \
+                 4949657554 (UNIX), but certificate is not valid after 4949657553 (1 seconds \
+                 ago))"
             );
             let early = verify(&v, SELF_SIGNED, "localhost", at(not_before - 1)).unwrap_err();
             assert!(
                 early.starts_with(
-                    "the server's certificate is not valid before 2026-11-30 16:52:33 UTC ("
+                    "the server's certificate is not valid before 2026-11-30 16:52:33 UTC \
+                     (certificate verify failed: "
                 ),
                 "{early}"
             );
@@ -437,7 +443,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            said.starts_with("the server's certificate is not valid for host db.example.com ("),
+            said.starts_with(
+                "the server's certificate is not valid for host db.example.com (certificate \
+                 verify failed: "
+            ),
             "{said}"
         );
     }
@@ -451,7 +460,7 @@ mod tests {
         assert_eq!(
             said,
             "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of the \
-             roots in sslrootcert=root.crt (invalid peer certificate: \
+             roots in sslrootcert=root.crt (certificate verify failed: invalid peer certificate: \
              Other(OtherError(CaUsedAsEndEntity)))"
         );
     }
