@@ -275,16 +275,20 @@ impl Connection {
                     tls,
                     deadline,
                 } => {
+                    let mut declined = false;
                     let result = match deadline.remaining(Instant::now()) {
                         Err(_) => Err(Error::timeout_expired(&target)),
                         Ok(left) => {
-                            let attempt = Self::attempt(&target, &attempts, tls);
+                            let attempt = Self::attempt(&target, &attempts, tls, &mut declined);
                             let within = left.unwrap_or(Duration::MAX);
                             tokio::time::timeout(within, attempt)
                                 .await
                                 .unwrap_or_else(|_| Err(Error::timeout_expired(&target)))
                         }
                     };
+                    if declined {
+                        attempts.connecting.tls_declined();
+                    }
                     if let Some(conn) = attempts.connecting.attempted(result) {
                         return Ok(conn);
                     }
@@ -294,7 +298,13 @@ impl Connection {
     }
 
     /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication.
-    async fn attempt(target: &Target, attempts: &Attempts, with_tls: bool) -> Result<Self, Error> {
+    /// `declined` is set when the server declined TLS and the attempt went on without it.
+    async fn attempt(
+        target: &Target,
+        attempts: &Attempts,
+        with_tls: bool,
+        declined: &mut bool,
+    ) -> Result<Self, Error> {
         let stream = open(target).await.map_err(|source| Error::Connect {
             target: target.to_string(),
             source,
@@ -302,6 +312,9 @@ impl Connection {
         let mut session = Session::new(attempts.startup.clone());
         let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
         let stream = negotiate_tls(stream, target, tls, &mut session).await?;
+        *declined = tls.is_some()
+            && matches!(target, Target::Tcp { .. })
+            && !matches!(stream, Stream::Tls(_));
         let mut conn = Self {
             stream: Some(stream),
             endpoint: Endpoint::new(session),

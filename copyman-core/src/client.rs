@@ -63,6 +63,11 @@ macro_rules! client_glue {
                 #[source]
                 source: io::Error,
             },
+            /// Every attempt to connect failed, more than one (hosts, addresses, TLS and plain):
+            /// each with where it went and why, in order, as libpq says them. The server's
+            /// error ([`db_error`](Self::db_error)) is the last attempt's, if it said one.
+            #[error("{}", attempts_text(.0))]
+            Attempts(Vec<connect::Attempted<Error>>),
             /// No server could be reached.
             #[error("could not connect to {target}")]
             Connect {
@@ -109,6 +114,7 @@ macro_rules! client_glue {
                 match self {
                     Self::Session(e) => e.db_error(),
                     Self::Client(e) => e.db_error.as_deref(),
+                    Self::Attempts(each) => each.last().and_then(|a| a.error.db_error()),
                     _ => None,
                 }
             }
@@ -127,6 +133,21 @@ macro_rules! client_glue {
                     Self::Io(e) => $crate::fault::is_connection_lost(e),
                     _ => self.db_error().is_some_and(DbError::is_fatal),
                 }
+            }
+
+            /// Whether the error's own words say where it went (a host, an address), so that a
+            /// list of attempts need not.
+            fn names_target(&self) -> bool {
+                matches!(
+                    self,
+                    Self::Connect { .. }
+                        | Self::Resolve { .. }
+                        | Self::Tls(
+                            ::copyman_tls::TlsError::Handshake { .. }
+                                | ::copyman_tls::TlsError::NotSupported { .. }
+                                | ::copyman_tls::TlsError::BadResponse { .. }
+                        )
+                )
             }
 
             /// libpq's "timeout expired" for an attempt on `target` that ran out of its
@@ -151,6 +172,46 @@ macro_rules! client_glue {
             fn from(error: $krate::Error) -> Self {
                 Self::Client(ClientError::new(error))
             }
+        }
+
+        impl From<connect::AllFailed<Error>> for Error {
+            fn from(all: connect::AllFailed<Error>) -> Self {
+                Self::Attempts(all.0)
+            }
+        }
+
+        /// Every attempt with its error and the error's sources, on one line each, `; ` between
+        /// them: `all 2 connection attempts failed: could not connect to 10.0.0.1:5432:
+        /// Connection refused (os error 111); 10.0.0.2:5432: FATAL: …`.
+        fn attempts_text(attempts: &[connect::Attempted<Error>]) -> String {
+            let each: Vec<String> = attempts
+                .iter()
+                .map(|attempt| {
+                    let mut text = String::new();
+                    if !attempt.error.names_target() {
+                        text.push_str(&attempt.target);
+                        text.push_str(": ");
+                    }
+                    text.push_str(&attempt.error.to_string());
+                    let mut source = ::std::error::Error::source(&attempt.error);
+                    while let Some(e) = source {
+                        text.push_str(": ");
+                        text.push_str(&e.to_string());
+                        source = e.source();
+                    }
+                    // One line each, whatever the server's message holds (DETAIL, HINT).
+                    text.split(['\n', '\r'])
+                        .map(str::trim)
+                        .filter(|line| !line.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            format!(
+                "all {} connection attempts failed: {}",
+                attempts.len(),
+                each.join("; ")
+            )
         }
 
         impl From<connect::PlanError> for Error {

@@ -9,6 +9,9 @@
 //! answer moves on to the next one; a server that answered and said no ends the plan, as in libpq
 //! (a wrong password is not retried on the next host). See [`Plan`] for the loop.
 //!
+//! When nothing connects, the error says every attempt that failed, as libpq's does: one failed
+//! attempt is its own error; more are [`AllFailed`], each with where it went.
+//!
 //! # The deadline
 //!
 //! libpq's `connect_timeout`: one deadline for the whole attempt to connect to one address.
@@ -157,21 +160,38 @@ pub struct ResolveError {
     pub source: io::Error,
 }
 
+/// One failed attempt of a connection that failed ([`AllFailed`]): where it went, and why.
+#[derive(Debug)]
+pub struct Attempted<E> {
+    /// Where: the address (`host:port`) or socket path tried, or the host name that could not be
+    /// resolved.
+    pub target: String,
+    /// Why it failed.
+    pub error: E,
+}
+
+/// Every attempt to connect failed, and there was more than one (hosts, their addresses, the
+/// TLS and the plain attempt of `sslmode=prefer`): each one's error, in the order they were
+/// made. libpq names each attempt too; one failed attempt is reported as its own error.
+#[derive(Debug)]
+pub struct AllFailed<E>(pub Vec<Attempted<E>>);
+
 /// What [`Connecting`] needs of an adapter's error: how an attempt that failed with it failed,
 /// and the errors it makes itself.
-pub trait AttemptError: From<PlanError> + From<ResolveError> {
+pub trait AttemptError: From<PlanError> + From<ResolveError> + From<AllFailed<Self>> {
     /// Whether the server could not be reached or answered and refused.
     fn failure(&self) -> Failure;
 }
 
 /// libpq's connection loop over a [`Plan`], with its bookkeeping: one [`Deadline`] per address
-/// (started when its first attempt is), and the error to report when nothing connects (the
-/// last one seen). The adapter's loop only resolves names and makes attempts:
+/// (started when its first attempt is), and the error to report when nothing connects (every
+/// failed attempt's, [`AllFailed`] when there were several). The adapter's loop only resolves
+/// names and makes attempts:
 ///
 /// ```
 /// use std::time::Instant;
 ///
-/// use copyman_core::connect::{AttemptError, Connecting, Failure, Host, Next, Plan};
+/// use copyman_core::connect::{AllFailed, AttemptError, Connecting, Failure, Host, Next, Plan};
 /// # #[derive(Debug)]
 /// # struct Error(String);
 /// # impl From<copyman_core::connect::PlanError> for Error {
@@ -180,6 +200,13 @@ pub trait AttemptError: From<PlanError> + From<ResolveError> {
 /// # impl From<copyman_core::connect::ResolveError> for Error {
 /// #     fn from(e: copyman_core::connect::ResolveError) -> Self { Self(e.host) }
 /// # }
+/// impl From<AllFailed<Error>> for Error {
+///     fn from(all: AllFailed<Error>) -> Self {
+///         let each: Vec<_> =
+///             all.0.iter().map(|a| format!("{}: {}", a.target, a.error.0)).collect();
+///         Self(each.join("; "))
+///     }
+/// }
 /// impl AttemptError for Error {
 ///     fn failure(&self) -> Failure {
 ///         Failure::Refused
@@ -203,8 +230,11 @@ pub trait AttemptError: From<PlanError> + From<ResolveError> {
 /// }
 ///
 /// let plan = Plan::new(&[Host::Tcp("db".into())], &[5432], &[], &[true, false]).unwrap();
-/// // TLS, then plain on the same address: the plain attempt's error is reported.
-/// assert_eq!(connect(plan).unwrap_err().0, "refused (tls: false)");
+/// // TLS, then plain on the same address: both attempts' errors are reported.
+/// assert_eq!(
+///     connect(plan).unwrap_err().0,
+///     "10.0.0.1:5432: refused (tls: true); 10.0.0.1:5432: refused (tls: false)"
+/// );
 /// ```
 #[derive(Debug)]
 pub struct Connecting<E> {
@@ -213,7 +243,10 @@ pub struct Connecting<E> {
     started: Option<Started>,
     /// The name of the last [`Next::Resolve`].
     resolving: Option<String>,
-    last: Option<E>,
+    /// The target of the last [`Next::Attempt`].
+    attempting: Option<String>,
+    /// Every failed attempt so far, and every name that did not resolve.
+    failed: Vec<Attempted<E>>,
 }
 
 impl<E: AttemptError> Connecting<E> {
@@ -224,7 +257,8 @@ impl<E: AttemptError> Connecting<E> {
             deadline: Deadline::new(connect_timeout),
             started: None,
             resolving: None,
-            last: None,
+            attempting: None,
+            failed: Vec::new(),
         }
     }
 
@@ -232,8 +266,8 @@ impl<E: AttemptError> Connecting<E> {
     /// its deadline). The same step until it is reported on.
     ///
     /// # Errors
-    /// Nothing is left to try: the error to fail with, the last one seen (or
-    /// [`PlanError::NoHost`] if none was).
+    /// Nothing is left to try: the error to fail with — the one failed attempt's, [`AllFailed`]
+    /// with each of several, or [`PlanError::NoHost`] if none was made.
     pub fn next(&mut self, now: Instant) -> Result<Next, E> {
         match self.plan.step() {
             Step::Resolve { name, port } => {
@@ -246,27 +280,46 @@ impl<E: AttemptError> Connecting<E> {
                     // One deadline for everything tried on this address (libpq's).
                     _ => *self.started.insert(Started::new(self.deadline, now)),
                 };
+                self.attempting = Some(target.to_string());
                 Ok(Next::Attempt {
                     target,
                     tls,
                     deadline,
                 })
             }
-            _ => Err(self.last.take().unwrap_or_else(|| PlanError::NoHost.into())),
+            _ => {
+                let mut failed = std::mem::take(&mut self.failed);
+                Err(match failed.len() {
+                    0 => PlanError::NoHost.into(),
+                    1 => failed.remove(0).error,
+                    _ => AllFailed(failed).into(),
+                })
+            }
         }
     }
 
     /// The resolver's outcome for the last [`Next::Resolve`]: the addresses to try, or an error
-    /// ([`ResolveError`]) to report if no later attempt has one; the next host is tried then.
+    /// ([`ResolveError`]) to report with the others if nothing connects; the next host is tried
+    /// then.
     pub fn resolved<A: IntoIterator<Item = SocketAddr>>(&mut self, outcome: io::Result<A>) {
         match outcome {
             Ok(addrs) => self.plan.resolved(addrs),
             Err(source) => {
                 self.plan.resolved([]);
                 let host = self.resolving.take().unwrap_or_default();
-                self.last = Some(ResolveError { host, source }.into());
+                self.failed.push(Attempted {
+                    target: host.clone(),
+                    error: ResolveError { host, source }.into(),
+                });
             }
         }
+    }
+
+    /// The server of the last [`Next::Attempt`] declined TLS and the attempt went on without it
+    /// ([`Plan::tls_declined`]): a refusal of it is not tried again without TLS. Say it before
+    /// [`attempted`](Self::attempted).
+    pub fn tls_declined(&mut self) {
+        self.plan.tls_declined();
     }
 
     /// The outcome of the last [`Next::Attempt`]: the connection it made, or `None` after
@@ -276,7 +329,10 @@ impl<E: AttemptError> Connecting<E> {
             Ok(conn) => Some(conn),
             Err(e) => {
                 self.plan.failed(e.failure());
-                self.last = Some(e);
+                self.failed.push(Attempted {
+                    target: self.attempting.take().unwrap_or_default(),
+                    error: e,
+                });
                 None
             }
         }
@@ -373,7 +429,7 @@ pub enum Step {
         /// TLS and the plain attempt of `prefer` share one, as in libpq).
         fresh: bool,
     },
-    /// Nothing is left to try: fail with the last error seen.
+    /// Nothing is left to try: fail with the errors seen.
     GiveUp,
 }
 
@@ -425,6 +481,8 @@ pub struct Plan {
     current: Option<(Target, usize)>,
     /// Whether each attempt on a TCP address uses TLS, in order.
     tcp_attempts: Vec<bool>,
+    /// The server of the current attempt declined TLS, and the attempt went on without it.
+    declined: bool,
     /// The plan gave up.
     done: bool,
 }
@@ -492,6 +550,7 @@ impl Plan {
             } else {
                 tcp_tls.to_vec()
             },
+            declined: false,
             done: false,
         })
     }
@@ -560,8 +619,17 @@ impl Plan {
             }));
     }
 
+    /// The server of the current [`Step::Attempt`] with TLS answered the SSLRequest with `N`,
+    /// and the attempt went on without TLS (the mode allows that): if the server refuses it,
+    /// the same address is not tried again without TLS — that was just done. libpq retries
+    /// `prefer` without TLS only after a refusal over TLS.
+    pub fn tls_declined(&mut self) {
+        self.declined = self.current.is_some();
+    }
+
     /// The last [`Step::Attempt`] failed this way.
     pub fn failed(&mut self, failure: Failure) {
+        let declined = std::mem::take(&mut self.declined);
         let Some((target, next)) = &mut self.current else {
             return;
         };
@@ -571,7 +639,7 @@ impl Plan {
         };
         match failure {
             Failure::Unreachable => self.current = None,
-            Failure::Refused if *next + 1 < attempts => *next += 1,
+            Failure::Refused if *next + 1 < attempts && !declined => *next += 1,
             Failure::Refused => {
                 self.current = None;
                 self.done = true;
@@ -670,11 +738,136 @@ mod tests {
         plan.failed(Failure::Refused);
         plan.failed(Failure::Refused);
         assert_eq!(plan.step(), Step::GiveUp);
+        // A server without TLS that refuses the plain session its `N` led to: that was the plain
+        // attempt, not made twice; one that does not answer in it moves on as before.
+        let mut plan = Plan::new(&hosts, &[1, 2], &[], &[true, false]).unwrap();
+        let _ = plan.step();
+        plan.resolved([addr("10.0.0.1:1"), addr("10.0.0.2:1")]);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.1:1"));
+        plan.tls_declined();
+        plan.failed(Failure::Unreachable);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.2:1"));
+        plan.tls_declined();
+        plan.failed(Failure::Refused);
+        assert_eq!(plan.step(), Step::GiveUp);
         // A name that does not resolve is skipped; nothing left is giving up.
         let mut plan = Plan::new(&hosts[..1], &[], &[], &[]).unwrap();
         assert!(matches!(plan.step(), Step::Resolve { .. }));
         plan.resolved([]);
         assert_eq!(plan.step(), Step::GiveUp);
+    }
+
+    /// An adapter's error, as far as [`Connecting`] cares.
+    #[derive(Debug, PartialEq)]
+    enum TestError {
+        Unreachable(String),
+        Refused(String),
+        Resolve(String),
+        Planning(PlanError),
+        All(Vec<(String, Self)>),
+    }
+
+    impl From<PlanError> for TestError {
+        fn from(e: PlanError) -> Self {
+            Self::Planning(e)
+        }
+    }
+
+    impl From<ResolveError> for TestError {
+        fn from(e: ResolveError) -> Self {
+            Self::Resolve(e.host)
+        }
+    }
+
+    impl From<AllFailed<Self>> for TestError {
+        fn from(all: AllFailed<Self>) -> Self {
+            Self::All(all.0.into_iter().map(|a| (a.target, a.error)).collect())
+        }
+    }
+
+    impl AttemptError for TestError {
+        fn failure(&self) -> Failure {
+            match self {
+                Self::Unreachable(_) => Failure::Unreachable,
+                _ => Failure::Refused,
+            }
+        }
+    }
+
+    /// Runs `connecting` to its end, every name resolving as `resolve` says and every attempt
+    /// failing as `attempt` says.
+    fn give_up(
+        mut connecting: Connecting<TestError>,
+        resolve: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
+        attempt: impl Fn(&Target, bool) -> TestError,
+    ) -> TestError {
+        let now = Instant::now();
+        loop {
+            match connecting.next(now) {
+                Err(e) => return e,
+                Ok(Next::Resolve { name, port }) => connecting.resolved(resolve(&name, port)),
+                Ok(Next::Attempt { target, tls, .. }) => {
+                    assert!(
+                        connecting
+                            .attempted::<()>(Err(attempt(&target, tls)))
+                            .is_none()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
+        use TestError::*;
+        let refused = |t: &Target, _| Unreachable(format!("refused {t}"));
+        // host=a,b port=1,2: both down, both named, in order.
+        let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
+        let plan = Plan::new(&hosts, &[1, 2], &[], &[]).unwrap();
+        let resolve = |name: &str, port| -> io::Result<Vec<SocketAddr>> {
+            match name {
+                "a" => Ok(vec![addr(&format!("10.0.0.1:{port}"))]),
+                "b" => Ok(vec![addr(&format!("10.0.0.2:{port}"))]),
+                _ => Err(io::ErrorKind::NotFound.into()),
+            }
+        };
+        assert_eq!(
+            give_up(Connecting::new(plan, None), resolve, refused),
+            All(vec![
+                (
+                    "10.0.0.1:1".into(),
+                    Unreachable("refused 10.0.0.1:1".into())
+                ),
+                (
+                    "10.0.0.2:2".into(),
+                    Unreachable("refused 10.0.0.2:2".into())
+                ),
+            ])
+        );
+        // A name that does not resolve is one of them; a refusal ends the list.
+        let hosts = [
+            Host::Tcp("nowhere".into()),
+            Host::Tcp("a".into()),
+            Host::Tcp("b".into()),
+        ];
+        let plan = Plan::new(&hosts, &[7], &[], &[true, false]).unwrap();
+        let said = give_up(Connecting::new(plan, None), resolve, |t, tls| {
+            Refused(format!("{t} tls={tls}"))
+        });
+        assert_eq!(
+            said,
+            All(vec![
+                ("nowhere".into(), Resolve("nowhere".into())),
+                ("10.0.0.1:7".into(), Refused("10.0.0.1:7 tls=true".into())),
+                ("10.0.0.1:7".into(), Refused("10.0.0.1:7 tls=false".into())),
+            ])
+        );
+        // One attempt: its own error, as before.
+        let plan = Plan::new(&hosts[1..2], &[7], &[], &[]).unwrap();
+        assert_eq!(
+            give_up(Connecting::new(plan, None), resolve, refused),
+            Unreachable("refused 10.0.0.1:7".into())
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use copyman_core::connect::{
-    AttemptError, Connecting, Deadline, Failure, Host, Next, Plan, PlanError, ResolveError, Started,
+    AllFailed, AttemptError, Connecting, Deadline, Failure, Host, Next, Plan, PlanError,
+    ResolveError, Started,
 };
 
 /// An adapter's error: what it is, and how the attempt failed.
@@ -14,6 +15,13 @@ enum Error {
     Plan(PlanError),
     Resolve(String),
     Attempt(&'static str, Failure),
+    All(Vec<(String, Self)>),
+}
+
+impl From<AllFailed<Self>> for Error {
+    fn from(all: AllFailed<Self>) -> Self {
+        Self::All(all.0.into_iter().map(|a| (a.target, a.error)).collect())
+    }
 }
 
 impl From<PlanError> for Error {
@@ -84,7 +92,7 @@ fn one_deadline_per_address_started_with_its_first_attempt() {
 }
 
 #[test]
-fn the_last_error_is_the_one_reported() {
+fn every_error_is_reported_each_with_where() {
     let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
     let plan = Plan::new(&hosts, &[], &[], &[]).unwrap();
     let mut connecting = Connecting::<Error>::new(plan, None);
@@ -99,7 +107,13 @@ fn the_last_error_is_the_one_reported() {
     assert_eq!(connecting.attempted(refused), None);
     assert_eq!(
         connecting.next(t0).unwrap_err(),
-        Error::Attempt("password", Failure::Refused)
+        Error::All(vec![
+            ("a".into(), Error::Resolve("a: no such host".into())),
+            (
+                "10.0.0.1:5432".into(),
+                Error::Attempt("password", Failure::Refused)
+            ),
+        ])
     );
     // Only `a`, which does not resolve: its error.
     let plan = Plan::new(&hosts[..1], &[], &[], &[]).unwrap();

@@ -273,6 +273,16 @@ fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
 pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
+    // Several connection attempts failed: each is said (the server's error only for its own
+    // attempt), with the last one's SQLSTATE if its server spoke.
+    if let Some(all @ copyman_sync::Error::Attempts(_)) =
+        error.downcast_ref::<copyman_sync::Error>()
+    {
+        return TableError {
+            sqlstate: all.code().map(str::to_owned),
+            message: one_line(&error_chain(error)),
+        };
+    }
     if let Some(db) = db_error(error) {
         let extras: Vec<String> = [
             ("detail", &db.detail),

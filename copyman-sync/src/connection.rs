@@ -247,8 +247,12 @@ impl Connection {
                     tls,
                     deadline,
                 } => {
-                    let attempt = Self::attempt(&target, &attempts, tls, deadline);
+                    let mut declined = false;
+                    let attempt = Self::attempt(&target, &attempts, tls, deadline, &mut declined);
                     let attempt = attempt.map_err(|e| expired(e, &target, deadline));
+                    if declined {
+                        attempts.connecting.tls_declined();
+                    }
                     if let Some(conn) = attempts.connecting.attempted(attempt) {
                         return Ok(conn);
                     }
@@ -258,12 +262,14 @@ impl Connection {
     }
 
     /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication, all
-    /// before `deadline`.
+    /// before `deadline`. `declined` is set when the server declined TLS and the attempt went on
+    /// without it.
     fn attempt(
         target: &Target,
         attempts: &Attempts,
         with_tls: bool,
         deadline: Started,
+        declined: &mut bool,
     ) -> Result<Self, Error> {
         let open_within = deadline.remaining(Instant::now());
         let stream = open_within
@@ -276,6 +282,7 @@ impl Connection {
         let mut session = Session::new(attempts.startup.clone());
         let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
         let stream = negotiate_tls(stream, target, tls, deadline, &mut session)?;
+        *declined = tls.is_some() && matches!(target, Target::Tcp { .. }) && !stream.is_tls();
         let mut conn = Self {
             stream,
             endpoint: Endpoint::new(session),

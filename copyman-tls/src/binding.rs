@@ -78,7 +78,7 @@ fn signature_hash(certificate: &[u8]) -> Option<Hash> {
 }
 
 /// Reads one DER tag-length-value: the tag, the value, and what follows it.
-fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {

@@ -88,17 +88,24 @@ pub enum TlsError {
     Handshake {
         /// The server.
         target: String,
-        /// What rustls said.
+        /// What went wrong: a refused certificate in words (rustls' error after them in
+        /// parentheses), else what rustls said.
         reason: String,
     },
 }
 
 impl TlsError {
     /// A handshake error from the IO error rustls' IO helpers return (which wraps its own
-    /// error).
+    /// error). A server certificate the verifier refused is said in words, rustls' own error
+    /// after them in parentheses.
     pub fn handshake(target: impl Into<String>, error: &std::io::Error) -> Self {
         let reason = match error.get_ref() {
-            Some(inner) => inner.to_string(),
+            Some(inner) => match inner.downcast_ref::<rustls::Error>() {
+                Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                    rustls::OtherError(other),
+                ))) if other.is::<verify::Refused>() => other.to_string(),
+                _ => inner.to_string(),
+            },
             None => error.to_string(),
         };
         Self::Handshake {

@@ -218,6 +218,9 @@ mod tests {
     const CA: &str = include_str!("../testdata/ca.pem");
     const SERVER_CERT: &str = include_str!("../testdata/server.pem");
     const SERVER_KEY: &str = include_str!("../testdata/server-key.pem");
+    /// Self-signed and `CA:TRUE`, for `localhost` and 127.0.0.1: PostgreSQL's documented recipe.
+    const SELF_SIGNED: &str = include_str!("../testdata/self-signed.pem");
+    const SELF_SIGNED_KEY: &str = include_str!("../testdata/self-signed-key.pem");
 
     /// One end of an in-memory socket: it gives what was put in it (`WouldBlock` when empty,
     /// 0 once closed) and takes up to `room` bytes (`WouldBlock` when full).
@@ -304,6 +307,58 @@ mod tests {
                 },
                 server: ServerConnection::new(Arc::new(server)).unwrap(),
             }
+        }
+
+        /// A client made from libpq-style `settings` for `host`, and a server presenting
+        /// `cert` with `key`.
+        fn with_settings(settings: &crate::TlsSettings, host: &str, cert: &str, key: &str) -> Self {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+            let config = settings.client_config().unwrap().unwrap();
+            Self {
+                client: TlsClient::new(&config, host).unwrap(),
+                socket: Socket {
+                    room: usize::MAX,
+                    ..Socket::default()
+                },
+                server: ServerConnection::new(Arc::new(server)).unwrap(),
+            }
+        }
+
+        /// The handshake to its end: `Ok` once done, else the error as the adapters word it.
+        fn try_handshake(&mut self) -> Result<(), String> {
+            loop {
+                match self.client.handshake(&mut self.socket) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => self.exchange_lenient(),
+                    Err(e) => return Err(TlsError::handshake("localhost:5432", &e).to_string()),
+                }
+            }
+        }
+
+        /// [`exchange`](Self::exchange), where the server may refuse (an alert from the client).
+        fn exchange_lenient(&mut self) {
+            let sent = std::mem::take(&mut self.socket.outgoing);
+            let mut sent = &sent[..];
+            while !sent.is_empty() {
+                if self.server.read_tls(&mut sent).is_err()
+                    || self.server.process_new_packets().is_err()
+                {
+                    return;
+                }
+            }
+            let mut answer = Vec::new();
+            while self.server.wants_write() {
+                self.server.write_tls(&mut answer).unwrap();
+            }
+            self.socket.incoming.extend(answer);
         }
 
         /// Carries the client's records to the server, and the server's back to the socket.
@@ -580,5 +635,99 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         // The alert that says why went out.
         assert!(!pair.socket.outgoing.is_empty());
+    }
+
+    /// A PEM file in the temporary directory, removed when dropped.
+    struct PemFile(std::path::PathBuf);
+
+    impl PemFile {
+        fn new(name: &str, pem: &str) -> Self {
+            let unique = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                name,
+            );
+            let path = std::env::temp_dir().join(format!("copyman-tls-{name}-{unique:x}.pem"));
+            std::fs::write(&path, pem).unwrap();
+            Self(path)
+        }
+
+        fn settings(&self, mode: crate::SslMode) -> crate::TlsSettings {
+            crate::TlsSettings {
+                mode,
+                root_cert: Some(self.0.to_str().unwrap().to_owned()),
+                cert: None,
+                key: None,
+            }
+        }
+    }
+
+    impl Drop for PemFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_self_signed_server_certificate_given_as_the_root_is_trusted_as_libpq_does() {
+        let root = PemFile::new("self-signed", SELF_SIGNED);
+        for mode in [
+            crate::SslMode::Require,
+            crate::SslMode::VerifyCa,
+            crate::SslMode::VerifyFull,
+        ] {
+            for host in ["localhost", "127.0.0.1"] {
+                let settings = root.settings(mode);
+                let mut pair = Pair::with_settings(&settings, host, SELF_SIGNED, SELF_SIGNED_KEY);
+                pair.try_handshake()
+                    .unwrap_or_else(|e| panic!("{mode} to {host}: {e}"));
+            }
+        }
+        // verify-full still checks the name; verify-ca does not.
+        let settings = root.settings(crate::SslMode::VerifyFull);
+        let mut pair =
+            Pair::with_settings(&settings, "db.example.com", SELF_SIGNED, SELF_SIGNED_KEY);
+        let said = pair.try_handshake().unwrap_err();
+        assert!(
+            said.starts_with(
+                "TLS handshake with localhost:5432 failed: the server's certificate is not valid \
+                 for host db.example.com (certificate verify failed: invalid peer certificate: \
+                 certificate not valid for name \"db.example.com\""
+            ),
+            "{said}"
+        );
+        let settings = root.settings(crate::SslMode::VerifyCa);
+        let mut pair =
+            Pair::with_settings(&settings, "db.example.com", SELF_SIGNED, SELF_SIGNED_KEY);
+        pair.try_handshake().unwrap();
+    }
+
+    #[test]
+    fn a_certificate_no_root_signed_is_said_in_words_with_the_file() {
+        // The CA's server certificate against the self-signed one as the root.
+        let root = PemFile::new("self-signed", SELF_SIGNED);
+        let settings = root.settings(crate::SslMode::VerifyFull);
+        let mut pair = Pair::with_settings(&settings, "localhost", SERVER_CERT, SERVER_KEY);
+        assert_eq!(
+            pair.try_handshake().unwrap_err(),
+            format!(
+                "TLS handshake with localhost:5432 failed: the server's certificate is not signed \
+                 by a root in sslrootcert={} (certificate verify failed: \
+                 invalid peer certificate: UnknownIssuer)",
+                root.0.display()
+            )
+        );
+        // The self-signed certificate against another root: webpki refuses its CA:TRUE first.
+        let ca = PemFile::new("ca", CA);
+        let settings = ca.settings(crate::SslMode::VerifyCa);
+        let mut pair = Pair::with_settings(&settings, "localhost", SELF_SIGNED, SELF_SIGNED_KEY);
+        let said = pair.try_handshake().unwrap_err();
+        assert!(
+            said.contains(&format!(
+                "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of \
+                 the roots in sslrootcert={} (certificate verify failed: ",
+                ca.0.display()
+            )),
+            "{said}"
+        );
     }
 }

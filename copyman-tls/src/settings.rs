@@ -9,7 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::verify::{ChainOnly, Unverified};
+use crate::verify::{Rooted, Unverified};
 use crate::{SslMode, TlsError};
 
 /// The connection-string parameters [`TlsSettings`] reads, in the order
@@ -92,20 +92,25 @@ impl TlsSettings {
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match self.roots()? {
-            Some(roots) => {
+            Some(Roots {
+                store,
+                certs,
+                source,
+            }) => {
                 let webpki = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
+                    Arc::new(store),
                     Arc::clone(&provider),
                 )
                 .build()
                 .map_err(|e| TlsError::Settings(format!("root certificates: {e}")))?;
                 // As libpq: with root certificates at hand every mode checks the chain; only
                 // verify-full checks the name too.
-                if self.mode == SslMode::VerifyFull {
-                    webpki
-                } else {
-                    Arc::new(ChainOnly(webpki))
-                }
+                Arc::new(Rooted {
+                    webpki,
+                    roots: certs,
+                    source,
+                    check_name: self.mode == SslMode::VerifyFull,
+                })
             }
             None => Arc::new(Unverified {
                 algorithms: provider.signature_verification_algorithms,
@@ -128,7 +133,7 @@ impl TlsSettings {
     }
 
     /// The trusted roots: `None` when there are none to check against.
-    fn roots(&self) -> Result<Option<RootCertStore>, TlsError> {
+    fn roots(&self) -> Result<Option<Roots>, TlsError> {
         let verifying = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull);
         let path = match self.root_cert.as_deref() {
             Some("system") => {
@@ -139,7 +144,12 @@ impl TlsSettings {
                         self.mode
                     )));
                 }
-                return system_roots().map(Some);
+                let certs = system_roots()?;
+                return Ok(Some(Roots {
+                    store: store(&certs),
+                    certs,
+                    source: "the system's root certificates (sslrootcert=system)".to_owned(),
+                }));
             }
             Some(path) => PathBuf::from(path),
             None => match default_file("root.crt") {
@@ -153,16 +163,19 @@ impl TlsSettings {
             },
         };
         let certs = read_certificates(&path, "root certificate file")?;
-        let mut roots = RootCertStore::empty();
-        let (_, unusable) = roots.add_parsable_certificates(certs);
+        let roots = store(&certs);
         if roots.is_empty() {
             return Err(TlsError::File {
                 what: "root certificate file",
                 path,
-                reason: format!("no usable certificate ({unusable} could not be read)"),
+                reason: format!("no usable certificate ({} could not be read)", certs.len()),
             });
         }
-        Ok(Some(roots))
+        Ok(Some(Roots {
+            store: roots,
+            certs,
+            source: format!("sslrootcert={}", path.display()),
+        }))
     }
 
     /// The client certificate chain and key, if one is named or at its default place.
@@ -232,11 +245,24 @@ fn read_certificates(
     Ok(certs)
 }
 
-fn system_roots() -> Result<RootCertStore, TlsError> {
-    let found = rustls_native_certs::load_native_certs();
+/// Trusted root certificates: webpki's store of them, the certificates as read, and where they
+/// came from.
+struct Roots {
+    store: RootCertStore,
+    certs: Vec<CertificateDer<'static>>,
+    source: String,
+}
+
+/// The trust anchors of the certificates that parse as such.
+fn store(certs: &[CertificateDer<'static>]) -> RootCertStore {
     let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
+    roots.add_parsable_certificates(certs.iter().cloned());
+    roots
+}
+
+fn system_roots() -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    if store(&found.certs).is_empty() {
         let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
         return Err(TlsError::Settings(format!(
             "sslrootcert=system: no system root certificates found{}",
@@ -247,7 +273,7 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
             }
         )));
     }
-    Ok(roots)
+    Ok(found.certs)
 }
 
 fn pem_reason(error: &rustls::pki_types::pem::Error) -> String {

@@ -1,13 +1,27 @@
-//! The server-certificate checks `require` and `verify-ca` need, which rustls does not ship:
-//! rustls' own verifier is `verify-full`.
+//! The server-certificate checks libpq's modes need, on rustls' webpki verifier: `require`
+//! without root certificates checks nothing ([`Unverified`]); with them every mode checks the
+//! chain, and `verify-full` the name too ([`Rooted`]).
+//!
+//! Two things differ from webpki, both as libpq (OpenSSL) does:
+//!
+//! - A server certificate that is itself one of the trusted roots (byte for byte) is trusted as
+//!   it stands: PostgreSQL's documented self-signed server certificate is `CA:TRUE`, which webpki
+//!   refuses as an end entity. Its validity period is still checked, and under `verify-full` its
+//!   name. Every other certificate goes through webpki unchanged.
+//! - A refused certificate is said in words a DBA reads ([`Refused`]), rustls' own error after
+//!   them in parentheses.
 
+use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
+
+use crate::binding::tlv;
 
 /// `require` without a root certificate: any certificate is taken (as libpq does), but the
 /// handshake's signatures are still checked, so the session's keys belong to that certificate —
@@ -52,11 +66,60 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
-/// `verify-ca`: the chain must lead to a trusted root, whatever host name the certificate names.
+/// Root certificates at hand: the chain must lead to one of them; under `verify-full`
+/// (`check_name`) the certificate must name the host too.
 #[derive(Debug)]
-pub(crate) struct ChainOnly(pub(crate) Arc<WebPkiServerVerifier>);
+pub(crate) struct Rooted {
+    pub(crate) webpki: Arc<WebPkiServerVerifier>,
+    /// The trusted roots as read (DER), to know a server certificate that is one of them.
+    pub(crate) roots: Vec<CertificateDer<'static>>,
+    /// Where the roots came from, for the words of a refusal: `sslrootcert=FILE`.
+    pub(crate) source: String,
+    /// `verify-full`: the certificate must be valid for the host name.
+    pub(crate) check_name: bool,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl Rooted {
+    /// The checks, before a refusal is put in words.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        if self
+            .roots
+            .iter()
+            .any(|root| root.as_ref() == end_entity.as_ref())
+        {
+            // Trusted as it stands (OpenSSL's chain of one trust anchor): its dates, and its
+            // name under verify-full, are all that is left to check.
+            check_validity(end_entity, now)?;
+            if self.check_name {
+                let parsed = ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+            }
+            return Ok(ServerCertVerified::assertion());
+        }
+        // webpki checks the name only after the chain verified.
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+}
+
+impl ServerCertVerifier for Rooted {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -65,16 +128,17 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        // The name is checked only after the chain verified.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
+        self.check(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|e| match e {
+                Error::InvalidCertificate(ref kind) => match words(kind, &self.source, server_name)
+                {
+                    Some(words) => Error::InvalidCertificate(CertificateError::Other(OtherError(
+                        Arc::new(Refused { words, detail: e }),
+                    ))),
+                    None => e,
+                },
+                other => other,
+            })
     }
 
     fn verify_tls12_signature(
@@ -83,7 +147,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -92,10 +156,312 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A server certificate refused, in a DBA's words, with rustls' error for the detail.
+///
+/// It travels inside rustls' error as [`CertificateError::Other`] (so the alert sent is
+/// `certificate_unknown`), and [`TlsError::handshake`](crate::TlsError::handshake) takes it out.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    words: String,
+    detail: Error,
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (certificate verify failed: {})",
+            self.words, self.detail
+        )
+    }
+}
+
+// Display says the detail: no source, or it would be said twice.
+impl std::error::Error for Refused {}
+
+/// The words for the common refusals; `None` keeps rustls' text.
+fn words(kind: &CertificateError, roots: &str, host: &ServerName<'_>) -> Option<String> {
+    let host = host.to_str();
+    Some(match kind {
+        // The words libpq users know from OpenSSL go with rustls' in the parentheses.
+        CertificateError::UnknownIssuer => {
+            format!("the server's certificate is not signed by a root in {roots}")
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!("the server's certificate is not valid for host {host}")
+        }
+        CertificateError::ExpiredContext { not_after, .. } => format!(
+            "the server's certificate expired at {}",
+            utc(not_after.as_secs())
+        ),
+        CertificateError::Expired => "the server's certificate has expired".to_owned(),
+        CertificateError::NotValidYetContext { not_before, .. } => format!(
+            "the server's certificate is not valid before {}",
+            utc(not_before.as_secs())
+        ),
+        CertificateError::NotValidYet => "the server's certificate is not valid yet".to_owned(),
+        CertificateError::Revoked => "the server's certificate is revoked".to_owned(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the server's certificate is not meant for a TLS server (extended key usage)".to_owned()
+        }
+        CertificateError::BadSignature => format!(
+            "the server's certificate chain has a bad signature (certificate verify failed \
+             against {roots})"
+        ),
+        // webpki's own errors, which rustls passes on as they are; their Debug text is their name
+        // (rustls-webpki is not a dependency of this crate to match on them).
+        CertificateError::Other(OtherError(e)) => match format!("{e:?}").as_str() {
+            "CaUsedAsEndEntity" => format!(
+                "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of \
+                 the roots in {roots}"
+            ),
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// A certificate's validity period checked at `now`, with webpki's errors.
+fn check_validity(der: &[u8], now: UnixTime) -> Result<(), Error> {
+    let (not_before, not_after) =
+        validity(der).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let time = now.as_secs();
+    if time < not_before {
+        return Err(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: UnixTime::since_unix_epoch(std::time::Duration::from_secs(not_before)),
+        }
+        .into());
+    }
+    if time > not_after {
+        return Err(CertificateError::ExpiredContext {
+            time: now,
+            not_after: UnixTime::since_unix_epoch(std::time::Duration::from_secs(not_after)),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// A certificate's `notBefore` and `notAfter` (RFC 5280 4.1.2.5), in seconds since the epoch.
+/// Times before 1970 count as 0.
+fn validity(der: &[u8]) -> Option<(u64, u64)> {
+    let (0x30, certificate, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = tlv(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    // version [0] EXPLICIT, optional
+    if rest.first() == Some(&0xa0) {
+        rest = tlv(rest)?.2;
+    }
+    // serialNumber, signature, issuer
+    for _ in 0..3 {
+        rest = tlv(rest)?.2;
+    }
+    let (0x30, validity, _) = tlv(rest)? else {
+        return None;
+    };
+    let (tag, not_before, rest) = tlv(validity)?;
+    let not_before = time(tag, not_before)?;
+    let (tag, not_after, _) = tlv(rest)?;
+    Some((not_before, time(tag, not_after)?))
+}
+
+/// A UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`), as RFC 5280 writes them.
+fn time(tag: u8, value: &[u8]) -> Option<u64> {
+    let digits = |s: &[u8]| -> Option<i64> {
+        s.iter().try_fold(0i64, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+        })
+    };
+    let (year, rest) = match (tag, value.len()) {
+        // RFC 5280: YY >= 50 is 19YY, else 20YY.
+        (0x17, 13) => {
+            let yy = digits(&value[..2])?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &value[2..])
+        }
+        (0x18, 15) => (digits(&value[..4])?, &value[4..]),
+        _ => return None,
+    };
+    if rest[10] != b'Z' {
+        return None;
+    }
+    let field = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (Howard Hinnant's `civil_from_days`).
+pub(crate) fn utc(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+
+    use super::*;
+
+    const SELF_SIGNED: &str = include_str!("../testdata/self-signed.pem");
+    const CA: &str = include_str!("../testdata/ca.pem");
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    /// The verifier `verify-full` (or `verify-ca`) makes with `roots`.
+    fn rooted(roots: &[&str], check_name: bool) -> Rooted {
+        let certs: Vec<_> = roots.iter().map(|pem| der(pem)).collect();
+        let mut store = rustls::RootCertStore::empty();
+        store.add_parsable_certificates(certs.iter().cloned());
+        let webpki = WebPkiServerVerifier::builder_with_provider(
+            Arc::new(store),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        Rooted {
+            webpki,
+            roots: certs,
+            source: "sslrootcert=root.crt".into(),
+            check_name,
+        }
+    }
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    fn verify(v: &Rooted, cert: &str, host: &str, now: UnixTime) -> Result<(), String> {
+        let name = ServerName::try_from(host.to_owned()).unwrap();
+        v.verify_server_cert(&der(cert), &[], &name, &[], now)
+            .map(|_| ())
+            .map_err(|e| match e {
+                Error::InvalidCertificate(CertificateError::Other(OtherError(e))) => e.to_string(),
+                e => format!("{e:?}"),
+            })
+    }
+
+    #[test]
+    fn the_validity_period_is_read_from_the_certificate() {
+        // openssl x509 -dates: notBefore=Nov 30 16:52:33 2026 GMT, notAfter=Nov 6 16:52:33 2126
+        let (not_before, not_after) = validity(&der(SELF_SIGNED)).unwrap();
+        assert_eq!(utc(not_before), "2026-11-30 16:52:33 UTC");
+        assert_eq!(utc(not_after), "2126-11-06 16:52:33 UTC");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_825_599), "2000-02-29 11:59:59 UTC");
+        assert_eq!(time(0x17, b"491231235959Z"), Some(2_524_607_999));
+        assert_eq!(time(0x17, b"500101000000Z"), Some(0));
+        assert_eq!(time(0x18, b"20000229115959Z"), Some(951_825_599));
+        assert_eq!(time(0x17, b"0001010000Z"), None);
+        assert_eq!(time(0x18, b"2000022911595+Z"), None);
+        assert_eq!(validity(b"\x30\x03\x30\x01\x00"), None);
+    }
+
+    #[test]
+    fn a_server_certificate_that_is_a_trusted_root_is_checked_for_its_dates_and_name() {
+        let (not_before, not_after) = validity(&der(SELF_SIGNED)).unwrap();
+        let now = at(not_before + 60);
+        for check_name in [false, true] {
+            let v = rooted(&[CA, SELF_SIGNED], check_name);
+            verify(&v, SELF_SIGNED, "localhost", now).unwrap();
+            verify(&v, SELF_SIGNED, "127.0.0.1", now).unwrap();
+            assert_eq!(
+                verify(&v, SELF_SIGNED, "localhost", at(not_after + 1)).unwrap_err(),
+                "the server's certificate expired at 2126-11-06 16:52:33 UTC (certificate verify \
+                 failed: invalid peer certificate: certificate expired: verification time \
+                 4949657554 (UNIX), but certificate is not valid after 4949657553 (1 seconds \
+                 ago))"
+            );
+            let early = verify(&v, SELF_SIGNED, "localhost", at(not_before - 1)).unwrap_err();
+            assert!(
+                early.starts_with(
+                    "the server's certificate is not valid before 2026-11-30 16:52:33 UTC \
+                     (certificate verify failed: "
+                ),
+                "{early}"
+            );
+        }
+        // The name: verify-full only.
+        verify(
+            &rooted(&[SELF_SIGNED], false),
+            SELF_SIGNED,
+            "db.example.com",
+            now,
+        )
+        .unwrap();
+        let said = verify(
+            &rooted(&[SELF_SIGNED], true),
+            SELF_SIGNED,
+            "db.example.com",
+            now,
+        )
+        .unwrap_err();
+        assert!(
+            said.starts_with(
+                "the server's certificate is not valid for host db.example.com (certificate \
+                 verify failed: "
+            ),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_ca_certificate_that_is_not_itself_a_root_still_goes_through_webpki() {
+        // The CA certificate presented as the server's, with only the self-signed one trusted.
+        let v = rooted(&[SELF_SIGNED], true);
+        let now = at(validity(&der(SELF_SIGNED)).unwrap().0 + 60);
+        let said = verify(&v, CA, "localhost", now).unwrap_err();
+        assert_eq!(
+            said,
+            "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of the \
+             roots in sslrootcert=root.crt (certificate verify failed: invalid peer certificate: \
+             Other(OtherError(CaUsedAsEndEntity)))"
+        );
     }
 }
