@@ -181,7 +181,8 @@ fn differing_column_sets_are_refused_with_the_listing() {
     let d2 = database(
         &c.dest[1],
         // An extra column that would take no value (a nullable or defaulted one is left to it).
-        &format!("CREATE TABLE t (a int, b int, c int, \"Extra\" text NOT NULL); {old}"),
+        "CREATE TABLE t (a int, b int, c int, \"Extra\" text NOT NULL);
+         INSERT INTO t (a, \"Extra\") VALUES (-1, 'x'), (-2, 'x');",
     );
     let out = run(&[
         "table",
