@@ -4,13 +4,22 @@
 //! copy never sits in a blocking `read` it cannot leave: while it waits for the next chunk it
 //! notices a signal ([`signals`]) and a source that moved no byte for `--stall-timeout`.
 //!
-//! Every chunk of text or CSV goes through copyman-wire's [`EndOfDataScanner`]: a `\.` before the
-//! end would make every server stop reading there and drop the rows after it while reporting
-//! success, so the copy fails instead, naming the line. Text data is scanned as the server reads
-//! text (a `\.` escape ending any line); CSV, and `copy` statements whose format is not plain,
-//! for a line that is exactly `\.`. Binary COPY data (it starts with the binary signature) has no
-//! lines: its tuples are followed instead ([`BinaryTrailer`]), and input that ends without the
-//! trailer fails the copy, since a server takes binary data cut between two tuples as whole.
+//! Every chunk goes through copyman-wire's [`EndOfDataScanner`]: a `\.` before the end would make
+//! every server stop reading there and drop the rows after it while reporting success, so the
+//! copy fails instead, naming the line. Text data is scanned as the server reads text (a `\.`
+//! escape ending any line); `table` CSV as the server reads CSV (quotes followed); `copy`
+//! statements whose format is not plain text, for a line that is exactly `\.`. The data is read in
+//! the client encoding of the servers' sessions (`--encoding`, or the destinations'
+//! `client_encoding`), whose multibyte characters the server steps over whole. Binary COPY data
+//! (it starts with the binary signature) has no lines: its tuples are followed instead, and input
+//! that ends without the trailer fails the copy, since a server takes binary data cut between two
+//! tuples as whole.
+//!
+//! The same walk counts the rows the servers will load, and the producer gives that count to the
+//! manager as its `COPY n`: each destination's count must match it, as a server source's must
+//! (`--allow-count-mismatch` to accept otherwise). A `copy` statement whose options can change
+//! which lines are rows (CSV, HEADER, WHERE, ENCODING) gives no count: the destinations' counts
+//! must then agree with each other.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -23,8 +32,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{Producer, Protocol};
-use copyman_wire::binary::{BinaryTrailer, End};
-use copyman_wire::eod::{EndOfDataScanner, Mode};
+use copyman_wire::binary::End;
+use copyman_wire::eod::{Encoding, EndOfDataScanner, Mode};
 
 use crate::args::{Endpoint, Statements, Transfer};
 use crate::report::{Exit, Fatal};
@@ -47,9 +56,10 @@ pub(crate) struct FileSource {
     chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
     /// Bytes read so far by the thread (for the stall timeout).
     read: Arc<AtomicU64>,
+    /// The end-of-data check and the row count (binary input's tuples too).
     scanner: EndOfDataScanner,
-    /// Binary input's tuples, followed to the trailer.
-    binary: BinaryTrailer,
+    /// Whether the scanner's row count is the servers' (see [`Scan`]).
+    count_rows: bool,
     stall_timeout: Option<Duration>,
     done: bool,
 }
@@ -70,6 +80,10 @@ impl FileSource {
             ),
             _ => (Box::new(io::stdin()), "stdin".to_owned()),
         };
+        let scan = scan(&t.statements);
+        let scanner = EndOfDataScanner::new(scan.mode)
+            .with_header(scan.header)
+            .with_encoding(Encoding::from_name(&client_encoding(t)));
         let (send, chunks) = mpsc::sync_channel(READ_AHEAD);
         let read = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&read);
@@ -84,8 +98,8 @@ impl FileSource {
             name,
             chunks,
             read,
-            scanner: EndOfDataScanner::new(scan_mode(&t.statements)),
-            binary: BinaryTrailer::new(),
+            scanner,
+            count_rows: scan.count_rows,
             stall_timeout: t.safety.stall_timeout,
             done: false,
         })
@@ -153,6 +167,19 @@ impl Producer for FileProducer<'_> {
         Ok(())
     }
 
+    /// The rows the servers will load from what was read, once it was all read: the count every
+    /// destination's `COPY n` is checked against.
+    fn count(&self) -> Option<u64> {
+        let source = &*self.source;
+        if !source.done {
+            return None;
+        }
+        match source.scanner.binary_end() {
+            End::NotBinary if !source.count_rows => None,
+            _ => source.scanner.rows(),
+        }
+    }
+
     fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
         let source = &mut *self.source;
         if source.done {
@@ -173,12 +200,11 @@ impl Producer for FileProducer<'_> {
                         )
                         .into());
                     }
-                    source.binary.feed(&buf);
                     return Ok(Some(Chunk::lines(vec![Bytes::from(buf)])));
                 }
                 Ok(Err(e)) => return Err(format!("cannot read {}: {e}", source.name).into()),
                 Err(RecvTimeoutError::Disconnected) => {
-                    if let End::Truncated { tuples } = source.binary.end() {
+                    if let End::Truncated { tuples } = source.scanner.binary_end() {
                         return Err(format!(
                             "{} ends without binary COPY's end marker (after {}): truncated?",
                             source.name,
@@ -213,26 +239,73 @@ impl Producer for FileProducer<'_> {
     }
 }
 
-/// How the servers will read the data, for the scanner: text as text; CSV, and `copy` statements
-/// that ask for another format (or whose options are not plain to see), as lines.
-fn scan_mode(statements: &Statements) -> Mode {
+/// How the servers will read the data, for the scanner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scan {
+    mode: Mode,
+    /// The first line is a header.
+    header: bool,
+    /// The rows the scanner counts are the rows the servers will read (binary data's tuples
+    /// always are).
+    count_rows: bool,
+}
+
+/// How the servers will read the data: `table`'s statements are copyman's own (text, or CSV with
+/// the default QUOTE and ESCAPE); a `copy` statement that says nothing of CSV or binary is text,
+/// others are scanned as lines.
+fn scan(statements: &Statements) -> Scan {
     match statements {
         // The default for a file source is text (plan's `default_format`).
-        Statements::Table { format, .. } => match format {
-            None | Some(Format::Text) => Mode::Text,
-            Some(_) => Mode::Lines,
+        Statements::Table { format, copy, .. } => match format {
+            None | Some(Format::Text) => Scan {
+                mode: Mode::Text,
+                header: false,
+                count_rows: true,
+            },
+            Some(Format::Csv) => Scan {
+                mode: Mode::CSV,
+                header: copy.header,
+                count_rows: true,
+            },
+            Some(_) => Scan {
+                mode: Mode::Lines,
+                header: false,
+                count_rows: true,
+            },
         },
         Statements::Raw { receive, .. } => {
             // COPY knows three formats: a statement that says nothing of CSV or binary is text.
             // A table named `csv_log` errs on the side of the weaker scan, which still finds a
-            // line that is exactly `\.`.
-            let plain = receive.iter().flatten().all(|sql| {
-                let upper = sql.to_ascii_uppercase();
-                !["CSV", "BINARY"].iter().any(|word| upper.contains(word))
-            });
-            if plain { Mode::Text } else { Mode::Lines }
+            // line that is exactly `\.`; one named `header_log` gives no count, which the
+            // destinations' agreeing counts replace.
+            let says = |words: &[&str]| {
+                receive.iter().flatten().any(|sql| {
+                    let upper = sql.to_ascii_uppercase();
+                    words.iter().any(|word| upper.contains(word))
+                })
+            };
+            let plain = !says(&["CSV", "BINARY"]);
+            Scan {
+                mode: if plain { Mode::Text } else { Mode::Lines },
+                header: false,
+                count_rows: plain && !says(&["HEADER", "WHERE", "ENCODING"]),
+            }
         }
     }
+}
+
+/// The client encoding the servers will read the data in: `--encoding`, else the destinations'
+/// `client_encoding` (they all share it), else UTF8.
+fn client_encoding(t: &Transfer) -> String {
+    t.safety.encoding.clone().unwrap_or_else(|| {
+        t.destinations
+            .iter()
+            .find_map(|d| match d {
+                Endpoint::Server(spec) => Some(spec.client_encoding()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "UTF8".to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -245,19 +318,17 @@ mod tests {
             send: None,
             receive: vec![Some(sql.to_owned()), None],
         };
-        assert_eq!(scan_mode(&raw("COPY t FROM STDIN")), Mode::Text);
-        assert_eq!(
-            scan_mode(&raw("COPY t FROM STDIN (FORMAT text)")),
-            Mode::Text
-        );
-        assert_eq!(
-            scan_mode(&raw("copy t from stdin (format csv)")),
-            Mode::Lines
-        );
-        assert_eq!(
-            scan_mode(&raw("COPY t FROM STDIN WITH CSV HEADER")),
-            Mode::Lines
-        );
-        assert_eq!(scan_mode(&raw("COPY csv_log FROM STDIN")), Mode::Lines);
+        let mode = |sql: &str| scan(&raw(sql)).mode;
+        let counts = |sql: &str| scan(&raw(sql)).count_rows;
+        assert_eq!(mode("COPY t FROM STDIN"), Mode::Text);
+        assert!(counts("COPY t FROM STDIN"));
+        assert_eq!(mode("COPY t FROM STDIN (FORMAT text)"), Mode::Text);
+        assert_eq!(mode("copy t from stdin (format csv)"), Mode::Lines);
+        assert_eq!(mode("COPY t FROM STDIN WITH CSV HEADER"), Mode::Lines);
+        assert!(!counts("COPY t FROM STDIN WITH CSV HEADER"));
+        assert_eq!(mode("COPY csv_log FROM STDIN"), Mode::Lines);
+        assert!(!counts("COPY t FROM STDIN (FORMAT text, HEADER)"));
+        assert!(!counts("COPY t FROM STDIN WHERE a > 1"));
+        assert!(!counts("COPY t FROM STDIN (ENCODING 'SJIS')"));
     }
 }

@@ -1,0 +1,181 @@
+//! Files and stdin as the source of a copy: their rows are counted as they stream and each
+//! destination's count is checked against them; a stdin source whose destinations all failed
+//! ends the run at once; and the `\.` check reads client-only multibyte encodings (SJIS, …) as
+//! the server does. Real clusters, shared by the binary.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use common::*;
+
+const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+
+/// `t` with a trigger that drops the rows of odd ids (`RETURN NULL`): half the rows vanish
+/// without an error.
+fn drop_odd_table() -> String {
+    format!(
+        "{T}
+         CREATE FUNCTION drop_odd() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_odd BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_odd();"
+    )
+}
+
+/// `rows` text-format rows of `t`.
+fn text_rows(rows: u64) -> String {
+    let mut data = String::new();
+    for i in 1..=rows {
+        writeln!(data, "{i}\trow {i}").unwrap();
+    }
+    data
+}
+
+/// Runs `copyman ARGS` with `input` on its stdin.
+fn run_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = copyman()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A run that fails early closes its stdin: a broken pipe here is no failure.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("copyman output");
+    writer.join().unwrap();
+    out
+}
+
+/// Asserts that a run failed on the row count and that nothing is left on `db`.
+#[track_caller]
+fn assert_count_mismatch(out: &std::process::Output, cluster: &copyman_testkit::Cluster, db: &str) {
+    assert_exit(out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("row count mismatch") && stderr.contains("stored 500"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("copied 500"), "{stderr}");
+    assert_eq!(count(cluster, db, "t"), 0, "nothing committed");
+    assert_eq!(copy_backends(cluster, db), 0);
+    assert!(prepared_xacts(cluster).is_empty());
+}
+
+// Point 1: a file or stdin gave the manager no row count, so a destination whose trigger dropped
+// half the rows "copied 500 rows" and exited 0.
+
+#[test]
+fn file_and_stdin_rows_are_counted_so_dropped_rows_fail_the_copy() {
+    let c = clusters();
+    let dest = &c.dest[0];
+    let db = database(dest, &drop_odd_table());
+    let to = dest.conninfo(&db);
+    let data = text_rows(1000);
+
+    // A text file.
+    let file = TempPath::new("dropped.txt");
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &to]);
+    assert_count_mismatch(&out, dest, &db);
+
+    // Stdin.
+    let out = run_with_stdin(&["table", "t", "--from", "-", "--to", &to], data.as_bytes());
+    assert_count_mismatch(&out, dest, &db);
+
+    // CSV with a header and values that hold line ends (quoted): 1000 rows, not 1002 lines.
+    let mut csv = String::from("id,v\n");
+    for i in 1..=1000 {
+        if i % 100 == 0 {
+            writeln!(csv, "{i},\"two\nlines, \"\"quoted\"\"\"").unwrap();
+        } else {
+            writeln!(csv, "{i},row {i}").unwrap();
+        }
+    }
+    let csv_file = TempPath::new("dropped.csv");
+    fs::write(&csv_file.0, &csv).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to,
+        "--header",
+    ]);
+    assert_count_mismatch(&out, dest, &db);
+
+    // Binary: its tuples are counted.
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
+    );
+    let bin = TempPath::new("dropped.bin");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        bin.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--format",
+        "binary",
+    ]);
+    assert_count_mismatch(&out, dest, &db);
+
+    // --allow-count-mismatch accepts it, saying so.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--allow-count-mismatch",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(dest, &db, "t"), 500);
+
+    // Without a trigger, every count matches: text, CSV with its quoted line ends, stdin.
+    let plain = database(&c.dest[1], T);
+    let to_plain = c.dest[1].conninfo(&plain);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to_plain,
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("copied 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &plain, "t"), 1000);
+}
