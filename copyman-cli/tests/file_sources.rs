@@ -179,3 +179,93 @@ fn file_and_stdin_rows_are_counted_so_dropped_rows_fail_the_copy() {
     );
     assert_eq!(count(&c.dest[1], &plain, "t"), 1000);
 }
+
+// Point 3: a stdin source whose destinations all rejected row 1 waited for more stdin (for ever,
+// with a pipe that stays open), saying "nothing has moved" about destinations that had failed.
+
+#[test]
+fn stdin_source_ends_when_every_destination_failed_while_stdin_stays_open() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    for extra in [None, Some("--keep-going")] {
+        let mut args = vec!["table", "t", "--from", "-", "--to", &to1, "--to", &to2];
+        args.extend(extra);
+        let mut child = copyman()
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn copyman");
+        // Row 1 is bad for both destinations; the pipe stays open (this test holds its end).
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"bad\ta\n").unwrap();
+        stdin.flush().unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(120) {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let ended_while_open = status.is_some();
+        if !ended_while_open {
+            child.kill().unwrap();
+        }
+        // Only now does the pipe close.
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            ended_while_open,
+            "{extra:?}: copyman waited for stdin after every destination failed\n{stderr}"
+        );
+        assert_eq!(status.unwrap().code(), Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains("22P02"), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("nothing has moved"), "{extra:?}: {stderr}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+        assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+    }
+
+    // One destination failing, without --keep-going, ends it too.
+    let good = database(&c.dest[1], "CREATE TABLE t (id text, v text);");
+    let to_good = c.dest[1].conninfo(&good);
+    let mut child = copyman()
+        .args(["table", "t", "--from", "-", "--to", &to1, "--to", &to_good])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"bad\ta\n").unwrap();
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &good, "t"), 0, "the other rolled back");
+    assert_eq!(copy_backends(&c.dest[1], &good), 0);
+}
