@@ -269,3 +269,96 @@ fn stdin_source_ends_when_every_destination_failed_while_stdin_stays_open() {
     assert_eq!(count(&c.dest[1], &good, "t"), 0, "the other rolled back");
     assert_eq!(copy_backends(&c.dest[1], &good), 0);
 }
+
+// Point 2: the `\.` check read client encodings whose multibyte characters can end in 0x5C (a
+// backslash) byte by byte, where the server steps over whole characters: a real marker after
+// such a character was missed (rows lost, exit 0), and valid data was refused.
+
+const X2: &str = "CREATE TABLE x2 (id int, v text);";
+
+/// What PostgreSQL itself loads from `data` sent by a plain `COPY x2 FROM STDIN` in
+/// `client_encoding` `encoding`: the reference. Its rows, and the database it loaded them into.
+fn server_loads(c: &Clusters, encoding: &str, data: &[u8]) -> (u64, String) {
+    let db = database(&c.dest[1], X2);
+    let mut client = c.dest[1].connect(&db);
+    client
+        .batch_execute(&format!("SET client_encoding = '{encoding}'"))
+        .unwrap();
+    let mut writer = client.copy_in("COPY x2 FROM STDIN").unwrap();
+    writer.write_all(data).unwrap();
+    (writer.finish().unwrap(), db)
+}
+
+#[test]
+fn client_only_multibyte_encodings_are_read_as_the_server_reads_them() {
+    let c = clusters();
+    let dest = &c.dest[0];
+    // Each encoding with a valid two-byte character whose second byte is 0x5C.
+    let encodings: [(&str, &[u8]); 4] = [
+        ("SJIS", b"\x95\x5c"),
+        ("BIG5", b"\xa5\x5c"),
+        ("GBK", b"\x81\x5c"),
+        ("GB18030", b"\x81\x5c"),
+    ];
+    for (encoding, ch) in encodings {
+        // The character, then a real `\.`: the server ends the data there (rows 2 and 3 lost).
+        let mut lost = b"1\tx".to_vec();
+        lost.extend_from_slice(ch);
+        lost.extend_from_slice(b"\\.\n2\tb\n3\tc\n");
+        assert_eq!(server_loads(c, encoding, &lost).0, 1, "{encoding}");
+        // The character, then a dot: data (its 0x5C escapes nothing), three rows.
+        let mut valid = b"1\t".to_vec();
+        valid.extend_from_slice(ch);
+        valid.extend_from_slice(b".\n2\tb\n3\tc\n");
+        let (rows, reference) = server_loads(c, encoding, &valid);
+        assert_eq!(rows, 3, "{encoding}");
+
+        let db = database(dest, X2);
+        let to = dest.conninfo(&db);
+        let file = TempPath::new("mb.txt");
+        fs::write(&file.0, &lost).unwrap();
+        let args = [
+            "table",
+            "x2",
+            "--from",
+            file.arg(),
+            "--to",
+            &to,
+            "--encoding",
+            encoding,
+        ];
+        let out = run(&args);
+        assert_exit(&out, 1);
+        assert!(
+            text(&out.stderr).contains("line 1 of") && text(&out.stderr).contains("ends in `\\.`"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(dest, &db, "x2"), 0, "{encoding}");
+
+        fs::write(&file.0, &valid).unwrap();
+        let out = run(&args);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("copied 3 rows"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            digest(dest, &db, "x2"),
+            digest(&c.dest[1], &reference, "x2"),
+            "{encoding}: what PostgreSQL loads itself"
+        );
+    }
+
+    // The encoding can come from the destination's connection string too, and stdin is read
+    // the same way.
+    let db = database(dest, X2);
+    let to = format!("{} client_encoding=SJIS", dest.conninfo(&db));
+    let out = run_with_stdin(
+        &["table", "x2", "--from", "-", "--to", &to],
+        b"1\t\x95\x5c.\n2\tb\n3\tc\n",
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(dest, &db, "x2"), 3);
+}
