@@ -229,6 +229,8 @@ pub struct EndOfDataScanner {
     pending: Option<Marker>,
     /// A marker with data after it (sticky).
     found: Option<Marker>,
+    /// The bytes [`Self::skip_to_special`] stops at, by value.
+    special: [bool; 256],
     /// Bytes of the stream seen so far, up to the signature's length.
     head: usize,
     /// Whether the stream so far matches the binary signature.
@@ -258,6 +260,7 @@ impl EndOfDataScanner {
             line_bytes: false,
             pending: None,
             found: None,
+            special: Self::special_bytes(mode, Encoding::AsciiSafe),
             head: 0,
             head_matches: true,
             binary: false,
@@ -269,6 +272,7 @@ impl EndOfDataScanner {
     /// or the COPY's `ENCODING`).
     pub fn with_encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
+        self.special = Self::special_bytes(self.mode, encoding);
         self
     }
 
@@ -305,22 +309,22 @@ impl EndOfDataScanner {
                 return self.found;
             }
             if self.line == Line::Other && self.skip == 0 {
-                // Skip to the next byte that matters without looking at those between.
-                let rest = &chunk[at..];
-                let next = self.next_special(rest);
-                let skip = next.unwrap_or(rest.len());
-                if skip > 0 {
+                // Skip to the next byte that matters without stepping through those between.
+                let from = at;
+                at = self.skip_to_special(chunk, at);
+                if at > from {
                     if self.prev_cr {
                         // The CR before was a line end of its own.
                         self.number = self.number.saturating_add(1);
                         self.prev_cr = false;
                     }
-                    // None of them was an escape (inside quotes it is searched for).
+                    // None of them was an escape (inside quotes it is stopped at).
                     self.last_was_esc = false;
-                    at += skip;
                 }
-                // Nothing that matters in the rest of the chunk.
-                next?;
+                if at == chunk.len() {
+                    // Nothing that matters in the rest of the chunk.
+                    return None;
+                }
             }
             let byte = chunk[at];
             at += 1;
@@ -338,31 +342,52 @@ impl EndOfDataScanner {
         None
     }
 
-    /// Where the next byte that can change the state is in `rest`, from the middle of a line.
-    fn next_special(&self, rest: &[u8]) -> Option<usize> {
-        let (a, b) = (b'\n', b'\r');
-        let third = match self.mode {
-            Mode::Lines => None,
-            Mode::Text => Some(b'\\'),
-            Mode::Csv { quote, .. } => Some(quote),
+    /// Where the next byte that can change the state is in `chunk`, from `at` in the middle of
+    /// a line (`chunk.len()`: none). CSV quotes on the way may be taken too.
+    fn skip_to_special(&mut self, chunk: &[u8], at: usize) -> usize {
+        let rest = &chunk[at..];
+        let next = match (self.mode, self.encoding.embeds_ascii()) {
+            // Long spans between line ends (and backslashes): memchr's vector search.
+            (Mode::Lines, false) => memchr::memchr2(b'\n', b'\r', rest),
+            (Mode::Text, false) => memchr::memchr3(b'\n', b'\r', b'\\', rest),
+            // CSV whose ESCAPE is its QUOTE (the default): each quote only toggles the quoting,
+            // so the quotes before the next line end are counted (a vectorised count), not
+            // stopped at one by one.
+            (Mode::Csv { quote, escape }, false) if quote == escape => {
+                let next = memchr::memchr2(b'\n', b'\r', rest);
+                let span = &rest[..next.unwrap_or(rest.len())];
+                if span.iter().filter(|&&c| c == quote).count() % 2 == 1 {
+                    self.in_quote = !self.in_quote;
+                }
+                next
+            }
+            // A search memchr cannot make (any byte with the high bit set, four characters): a
+            // table lookup per byte.
+            _ => rest.iter().position(|&c| self.special[usize::from(c)]),
         };
-        // Inside quotes a distinct escape character matters too.
-        let fourth = match self.mode {
-            Mode::Csv { quote, escape } if self.in_quote && escape != quote => Some(escape),
-            _ => None,
-        };
-        if self.encoding.embeds_ascii() || fourth.is_some() {
-            let third = third.unwrap_or(a);
-            let fourth = fourth.unwrap_or(a);
-            let multibyte = self.encoding.embeds_ascii();
-            return rest.iter().position(|&c| {
-                c == a || c == b || c == third || c == fourth || (multibyte && c >= 0x80)
-            });
+        next.map_or(chunk.len(), |i| at + i)
+    }
+
+    /// The bytes that can change the state from the middle of a line (the table of
+    /// [`Self::skip_to_special`]): line ends, the backslash in text, QUOTE and ESCAPE in CSV, and
+    /// the lead bytes of multibyte characters in an encoding that embeds ASCII in them.
+    fn special_bytes(mode: Mode, encoding: Encoding) -> [bool; 256] {
+        let mut special = [false; 256];
+        special[usize::from(b'\n')] = true;
+        special[usize::from(b'\r')] = true;
+        match mode {
+            Mode::Lines => {}
+            Mode::Text => special[usize::from(b'\\')] = true,
+            Mode::Csv { quote, escape } => {
+                // Outside quotes an ESCAPE changes nothing; stopping at it costs a step.
+                special[usize::from(quote)] = true;
+                special[usize::from(escape)] = true;
+            }
         }
-        match third {
-            None => memchr::memchr2(a, b, rest),
-            Some(third) => memchr::memchr3(a, b, third, rest),
+        if encoding.embeds_ascii() {
+            special[0x80..].fill(true);
         }
+        special
     }
 
     /// The marker whose `\.` was just read, at the end of its line.
