@@ -1218,3 +1218,70 @@ fn malformed_producer_chunk_never_completes_a_partial_copy() {
         }
     }
 }
+
+/// An abort while a producer read is out (a stdin that gives nothing): the IO layer may leave the
+/// read ([`Manager::abandons_read`]), and the copy ends without waiting for it, failing every
+/// receiver, cancelling the producer and blaming no producer fault. While receivers copy, a read
+/// out is not to be left.
+#[test]
+fn an_abort_may_leave_the_read_that_is_out() {
+    let mut manager = Manager::new(Protocol::Chunks, Config::default());
+    let r0 = manager.add_receiver(Protocol::PQv3).unwrap();
+    assert!(matches!(manager.poll_output(), Output::ReadProducer));
+    manager
+        .handle_input(Input::ProducerData(Chunk::lines(vec![Bytes::from_static(
+            b"bad\n",
+        )])))
+        .unwrap();
+    assert!(matches!(
+        manager.poll_output(),
+        Output::Transmit { receiver: R0, .. }
+    ));
+    manager
+        .handle_input(Input::Transmitted { receiver: r0 })
+        .unwrap();
+    assert!(matches!(manager.poll_output(), Output::Event(_)));
+    assert!(matches!(manager.poll_output(), Output::ReadProducer));
+    assert!(!manager.abandons_read(), "not while copying");
+    assert!(manager.handle_input(Input::ReadAbandoned).is_err());
+    // The server said row 1 is bad: no receiver is left to take the read's data.
+    manager
+        .handle_input(Input::ReceiverError {
+            receiver: r0,
+            error: "22P02".into(),
+            written: 0,
+        })
+        .unwrap();
+    assert!(manager.abandons_read(), "no receiver is left");
+    // The caller aborts.
+    manager
+        .handle_input(Input::Abort {
+            reason: "destination 1 failed".to_owned(),
+        })
+        .unwrap();
+    let mut left = false;
+    let fail = loop {
+        match manager.poll_output() {
+            Output::Wait => {
+                assert!(manager.abandons_read());
+                manager.handle_input(Input::ReadAbandoned).unwrap();
+                left = true;
+            }
+            Output::Fail { receiver, .. } => manager
+                .handle_input(Input::ReceiverDone {
+                    receiver,
+                    result: Ok(None),
+                })
+                .unwrap(),
+            Output::CancelProducer => manager
+                .handle_input(Input::ProducerDone { result: Ok(()) })
+                .unwrap(),
+            Output::Event(Event::Finished(result)) => break copy_fail(result),
+            Output::Event(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(left, "the read was left");
+    assert_eq!(&*fail.reason, "destination 1 failed");
+    assert!(fail.producer_fault.is_none());
+}

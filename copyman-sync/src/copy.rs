@@ -303,6 +303,16 @@ impl<'a> CopyManager<'a> {
     /// said [`Output::Wait`]). A stall timeout bounds the wait: an endpoint whose bytes did not
     /// move for that long is reported stalled.
     fn wait_io(&mut self) {
+        if self.reading.is_some()
+            && self.producer.can_abandon_read()
+            && self.core.manager().abandons_read()
+        {
+            // The copy is ending: the read that is out is left rather than waited for (a source
+            // may give nothing for ever), so the receivers' COPYs fail and the copy ends now.
+            self.reading = None;
+            self.report(Input::ReadAbandoned);
+            return;
+        }
         let idle = self.writes.iter().all(Option::is_none);
         if idle && self.reading.is_some_and(|r| !r.eager) {
             // The producer may hold a partly filled buffer: the receivers wait for it now.

@@ -83,6 +83,14 @@ pub trait Producer {
         None
     }
 
+    /// Whether a read made through [`Producer::try_next_chunk`] that is still pending may be left
+    /// when the copy ends ([`Manager::abandons_read`](copyman_core::Manager::abandons_read)):
+    /// the producer holds nothing of it that its [`Producer::cancel`] would need. The default is
+    /// `false`: the driver waits for the read to complete.
+    fn can_abandon_read(&self) -> bool {
+        false
+    }
+
     /// The next chunk without blocking: `Poll::Pending` when the socket has no more to give now
     /// (wait until [`Producer::poll_socket`] is readable, then call again). With `eager` false the
     /// producer may keep a partly filled buffer pending, to hand over a fuller chunk later (the
@@ -111,6 +119,7 @@ copyman_core::forward_boxed! {
         fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
         fn poll_socket(&self) -> Option<PollSocket>;
+        fn can_abandon_read(&self) -> bool;
         fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError>;
     }
 }

@@ -165,6 +165,11 @@ pub enum Input {
     },
     /// Reading the producer failed.
     ProducerError(BoxError),
+    /// The IO layer left the producer read that was out, as [`Manager::abandons_read`] lets it
+    /// (a read it can leave without losing anything the producer needs: one made without
+    /// blocking, by a producer that holds nothing of it): the producer is idle again, without a
+    /// fault.
+    ReadAbandoned,
     /// The receiver transmitted all the data of its last [`Output::Transmit`].
     Transmitted {
         /// The receiver.
@@ -642,6 +647,19 @@ impl Manager {
         matches!(self.phase, Phase::Finished)
     }
 
+    /// Whether the producer read that is out may be left ([`Input::ReadAbandoned`]): the copy
+    /// is ending (finished or aborted), or no receiver is left to take its data (every one
+    /// faulted, none reconciling), so an IO layer that can leave it need not wait for a source
+    /// that may give nothing for ever (a pipe whose writer is idle) before the copy ends.
+    pub fn abandons_read(&self) -> bool {
+        let receiving = self
+            .receivers
+            .iter()
+            .any(|r| matches!(r.state, ReceiverState::Live | ReceiverState::Reconciling));
+        self.producer == ProducerState::Reading
+            && (!matches!(self.phase, Phase::Copying) || !receiving)
+    }
+
     /// Reports what happened.
     ///
     /// # Errors
@@ -666,6 +684,13 @@ impl Manager {
                     self.events
                         .push_back(Event::ProducerFault(ProducerFault { error }));
                 }
+                Ok(())
+            }
+            Input::ReadAbandoned => {
+                if !self.abandons_read() {
+                    return Err(self.unexpected("read abandoned"));
+                }
+                self.producer = ProducerState::Idle;
                 Ok(())
             }
             Input::Transmitted { receiver } => self.on_transmitted(receiver),
