@@ -715,10 +715,11 @@ fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
             freeze,
             sequences,
             kind,
+            quiet_delete,
         } => {
             let mut steps = vec!["BEGIN".to_owned()];
             if *truncate {
-                steps.push(t.emptying(kind));
+                steps.push(t.emptying(kind, *quiet_delete));
             }
             steps.push(t.receive_for(*freeze));
             for carry in sequences {
@@ -916,8 +917,8 @@ fn write_human(
         writeln!(
             out,
             "copyman: a table whose rows other tables reference could not be emptied (above), \
-             and --resume would fail on it again: empty them together as its error says, then \
-             run again with --resume --state {}",
+             and --resume would fail on it again until they are emptied together: do what its \
+             error says (state file {})",
             options.state.display()
         )?;
     } else if !report.succeeded() {

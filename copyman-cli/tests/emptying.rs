@@ -134,3 +134,44 @@ fn a_referenced_table_is_emptied_where_no_row_references_it() {
     assert!(stderr.contains("23503"), "{stderr}");
     assert_eq!(count(&c.dest[1], &d2, "customers"), 5);
 }
+
+/// A referenced table whose foreign keys act on delete (`ON DELETE CASCADE`) is never emptied
+/// with a DELETE: it would delete another table's rows. It is refused (a TRUNCATE of it alone),
+/// and the other table keeps its rows.
+#[test]
+fn a_table_whose_foreign_keys_act_on_delete_is_never_emptied_with_a_delete() {
+    let c = clusters();
+    let cascade = "CREATE TABLE customers (id int PRIMARY KEY);
+        CREATE TABLE notes (id int PRIMARY KEY,
+                            customer int REFERENCES customers ON DELETE CASCADE);";
+    let src = database(
+        &c.source,
+        &format!("{cascade} INSERT INTO customers SELECT generate_series(1, 100);"),
+    );
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{cascade} INSERT INTO customers SELECT generate_series(1, 10);
+             INSERT INTO notes SELECT g, g FROM generate_series(1, 10) g;"
+        ),
+    );
+    let state = TempPath::new("cascade.state");
+    let out = run(&[
+        "table",
+        "customers",
+        "--schema",
+        "nothing_else",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--state",
+        state.arg(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("0A000"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d, "notes"), 10, "not cascaded away");
+    assert_eq!(count(&c.dest[0], &d, "customers"), 10);
+}

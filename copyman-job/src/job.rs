@@ -384,6 +384,9 @@ pub enum DestPlan {
         freeze: bool,
         /// The table's `pg_class.relkind` there (how it is emptied: [`TablePlan::emptying`]).
         kind: String,
+        /// Emptied first, a `DELETE` of its rows would touch nothing else there
+        /// ([`sql::delete_is_quiet_query`](crate::sql::delete_is_quiet_query)).
+        quiet_delete: bool,
         /// The copied columns' sequences, advanced there to the source's before its COMMIT.
         sequences: Vec<Carry>,
     },
@@ -435,9 +438,11 @@ impl TablePlan {
         self.referenced_by.iter().any(|by| *by != me)
     }
 
-    /// The statement that empties it on a destination where it is a relation of `kind`.
-    pub fn emptying(&self, kind: &str) -> String {
-        crate::sql::emptying(&self.table, kind, self.referenced())
+    /// The statement that empties it on a destination where it is a relation of `kind`, and
+    /// where a `DELETE` of its rows would touch nothing else (`quiet_delete`): a `DELETE` where
+    /// it is referenced and that is so, else a `TRUNCATE` (refused where it is referenced).
+    pub fn emptying(&self, kind: &str, quiet_delete: bool) -> String {
+        crate::sql::emptying(&self.table, kind, self.referenced() && quiet_delete)
     }
 
     /// The statement for a destination, with `FREEZE` when it truncated the table.
@@ -894,11 +899,20 @@ pub fn plan(
                 continue;
             }
             let truncate = options.truncate || recorded.begun(&key, &keys[i]);
+            // Asked only of a table to be emptied; an unanswered question is a no.
+            let quiet_delete = truncate
+                && conn
+                    .query(&crate::sql::delete_is_quiet_query(&sel.table))
+                    .ok()
+                    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+                    .as_deref()
+                    == Some("t");
             plans.push(DestPlan::Copy {
                 truncate,
                 // Not where it is emptied by a DELETE (referenced): set again below.
                 freeze: truncate && rel.kind == "r",
                 kind: rel.kind.clone(),
+                quiet_delete,
                 sequences: sequences::carried(&columns, &source_rel, &rel),
             });
             rels.push((i, rel));
@@ -984,8 +998,13 @@ pub fn plan(
     for t in &mut tables {
         let referenced = t.referenced();
         for d in &mut t.destinations {
-            if let DestPlan::Copy { freeze, .. } = d {
-                *freeze &= !referenced;
+            if let DestPlan::Copy {
+                freeze,
+                quiet_delete,
+                ..
+            } = d
+            {
+                *freeze &= !(referenced && *quiet_delete);
             }
         }
     }
@@ -1484,6 +1503,45 @@ fn commit_table(
 }
 
 impl Shared<'_> {
+    /// Leaves out of `targets` (failed, said) each destination where a table of the job that
+    /// `t` references ([`TablePlan::after`]) did not end committed or done: its rows would
+    /// reference rows that are not there, or the old ones that failed to go (a table that could
+    /// not be emptied) — copied and recorded done, it would be skipped by the resume that copies
+    /// that table again. Whether the table may go on: not when none is left, or, without
+    /// keep-going, when one was left out.
+    fn referenced_committed(
+        &self,
+        t: &TablePlan,
+        targets: &mut Vec<usize>,
+        report: &mut TableReport,
+    ) -> bool {
+        let before = targets.len();
+        {
+            let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+            targets.retain(|&d| {
+                let behind = t.after.iter().find(|&&p| {
+                    reports[p].as_ref().is_some_and(|r| {
+                        !matches!(
+                            r.destinations[d].status,
+                            Status::Committed | Status::AlreadyDone
+                        )
+                    })
+                });
+                let Some(&p) = behind else { return true };
+                report.destinations[d].fail(
+                    Status::Failed,
+                    TableError::new(format!(
+                        "not copied here: it references {}, which did not commit here (above); \
+                         a resume copies them in turn",
+                        self.plan.tables[p].table
+                    )),
+                );
+                false
+            });
+        }
+        !targets.is_empty() && (self.options.keep_going || targets.len() == before)
+    }
+
     fn stop(&self, why: String) {
         let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         if stopped.is_none() {
@@ -1547,13 +1605,25 @@ impl Shared<'_> {
                         .join(", ")
                 )
             };
+            // 23503: its DELETE met rows that reference it; 0A000: a TRUNCATE, because a DELETE
+            // would have touched other rows (a foreign key that acts on delete, a trigger, a
+            // rule), or a partitioned table: it can be copied again only into emptied tables.
+            let then = if db.code == "23503" {
+                format!("then run again with --resume{refill}")
+            } else {
+                "then copy them there with a job of their own (another --state), without \
+                 --truncate or --resume: here copyman would empty it only with a TRUNCATE, which \
+                 PostgreSQL refuses (a DELETE would act on other rows: a foreign key ON DELETE \
+                 CASCADE or SET NULL, a trigger or a rule)"
+                    .to_owned()
+            };
             return TableError {
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
                      (their rows would go), so it cannot empty it to copy it again; on \
-                     destination {} ({}) empty them together yourself (TRUNCATE {me}, {}), then \
-                     run again with --resume{refill}",
+                     destination {} ({}) empty them together yourself (TRUNCATE {me}, {}), \
+                     {then}",
                     db.message,
                     db.detail
                         .as_ref()
@@ -2106,6 +2176,9 @@ fn copy_whole(
     for &d in &targets {
         report.destinations[d].status = Status::RolledBack;
     }
+    if !shared.referenced_committed(t, &mut targets, &mut report) {
+        return report;
+    }
     let fail_all = |report: &mut TableReport, targets: &[usize], error: &TableError| {
         for &d in targets {
             report.destinations[d].fail(Status::Failed, error.clone());
@@ -2134,7 +2207,10 @@ fn copy_whole(
         let mut live = Vec::new();
         for &d in &targets {
             let DestPlan::Copy {
-                truncate, ref kind, ..
+                truncate,
+                ref kind,
+                quiet_delete,
+                ..
             } = t.destinations[d]
             else {
                 continue;
@@ -2149,7 +2225,7 @@ fn copy_whole(
                 shared.stall_guard(conn, true);
                 conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
                 if truncate {
-                    conn.execute(&t.emptying(kind))
+                    conn.execute(&t.emptying(kind, quiet_delete))
                         .map_err(|e| shared.resumed_truncate(&e, t, d))?;
                 }
                 Ok(())
@@ -2807,6 +2883,9 @@ fn copy_split(
         .collect();
     for &d in &targets {
         report.destinations[d].status = Status::RolledBack;
+    }
+    if !shared.referenced_committed(t, &mut targets, &mut report) {
+        return report;
     }
     // The table's count (and checksum) in the snapshot. Without the job's snapshot
     // (`--no-snapshot`), the session that counts exports one of the table's own, and keeps its

@@ -345,7 +345,9 @@ pub fn own_rows(table: &TableName, kind: &str) -> String {
 /// by a foreign key: a `TRUNCATE` of it alone is refused there (0A000), so `DELETE`, which the
 /// foreign keys check row by row — it succeeds where no row of another table references it (a
 /// table being copied again before the tables that reference it), and names the constraint
-/// where one does (23503). (`COPY … FREEZE` needs the `TRUNCATE`.)
+/// where one does (23503). Only where a `DELETE` touches nothing else
+/// ([`delete_is_quiet_query`]): the caller passes `referenced` false otherwise, and the
+/// `TRUNCATE` is refused. (`COPY … FREEZE` needs the `TRUNCATE`.)
 ///
 /// ```
 /// use copyman_job::sql::{TableName, emptying};
@@ -361,6 +363,24 @@ pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
     } else {
         format!("TRUNCATE {}", own_rows(table, kind))
     }
+}
+
+/// A query whose one boolean says whether emptying `table` with a `DELETE` touches nothing but
+/// its rows: no foreign key into it acts on delete (`CASCADE`, `SET NULL`, `SET DEFAULT`: they
+/// would change another table's rows), no trigger or rule of its own fires on `DELETE`, and it is
+/// an ordinary table (a partitioned one's partitions may have triggers of their own). Where it
+/// says no, a referenced table is not emptied at all ([`emptying`]'s `TRUNCATE` is refused).
+pub fn delete_is_quiet_query(table: &TableName) -> String {
+    let t = format!("{}::pg_catalog.regclass", literal(&table.to_string()));
+    format!(
+        "SELECT (SELECT c.relkind = 'r' FROM pg_catalog.pg_class c WHERE c.oid = {t}) \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.confrelid = {t} \
+             AND k.contype = 'f' AND k.confdeltype NOT IN ('a', 'r')) \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = {t} \
+             AND NOT g.tgisinternal AND (g.tgtype & 8) <> 0) \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = {t} \
+             AND r.ev_type = '4')"
+    )
 }
 
 /// What a `copyman table` copy reads and writes.
