@@ -290,6 +290,28 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     progress.finish();
+    if run_error.is_none() {
+        run_error = check_counts(
+            &dests,
+            source_rows,
+            source_conn.is_some(),
+            t.safety.allow_count_mismatch,
+        );
+    }
+    // The sequences, where the copy goes on (a setval is not rolled back), while the stall
+    // timeouts and the watch's cancels still stand: a setval that waits is said and given up.
+    if run_error.is_none() {
+        run_error = carry_sequences(
+            &plan.sequences,
+            source_conn.as_mut(),
+            &mut dests,
+            t.keep_going,
+        )
+        .map(|error| match signals::received() {
+            Some(signal) => format!("interrupted by {}", signals::name(signal)),
+            None => error,
+        });
+    }
     limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
 
     // A signal that came before aborts; from here on the commit goes on whatever comes, and a
@@ -300,22 +322,6 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         run_error = Some(format!("interrupted by {}", signals::name(signal)));
     }
 
-    if run_error.is_none() {
-        run_error = check_counts(
-            &dests,
-            source_rows,
-            source_conn.is_some(),
-            t.safety.allow_count_mismatch,
-        );
-    }
-    if run_error.is_none() {
-        run_error = carry_sequences(
-            &plan.sequences,
-            source_conn.as_mut(),
-            &mut dests,
-            t.keep_going,
-        );
-    }
     let stdout_only_broke = dests.len() == 1 && dests[0].broken_pipe;
     // A table is read `READ ONLY`; a user's statement may have written (`COPY (DELETE …)`): asked
     // now, before anything commits.

@@ -201,3 +201,37 @@ fn a_job_carries_the_sequences_of_whole_and_split_tables() {
         assert_eq!(insert_default(cluster, db, "ser").unwrap(), 3201);
     }
 }
+
+/// A sequence that stands uncalled at a value of its own (created `START WITH`, or `RESTART`ed)
+/// is read as where it stands, not as unused: a destination started ahead is not moved back, and
+/// a source restarted ahead is carried.
+#[test]
+fn an_uncalled_sequence_is_where_it_stands() {
+    let c = clusters();
+    let (src, d1, d2) = servers(c);
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("ALTER TABLE ident ALTER COLUMN id RESTART WITH 1000000")
+        .unwrap();
+    c.source
+        .connect(&src)
+        .batch_execute("ALTER SEQUENCE ser_id_seq RESTART WITH 5000")
+        .unwrap();
+    for table in ["ident", "ser"] {
+        let out = run(&[
+            "table",
+            table,
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ]);
+        assert_exit(&out, 0);
+    }
+    assert_eq!(insert_default(&c.dest[0], &d1, "ident").unwrap(), 1_000_000);
+    assert_eq!(insert_default(&c.dest[1], &d2, "ident").unwrap(), 201);
+    assert_eq!(insert_default(&c.dest[0], &d1, "ser").unwrap(), 5000);
+    assert_eq!(insert_default(&c.dest[1], &d2, "ser").unwrap(), 5000);
+}

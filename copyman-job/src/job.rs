@@ -2418,8 +2418,25 @@ fn copy_whole(
     if let Some(conn) = conns.source.as_mut() {
         shared.stall_guard(conn, false);
     }
-    // The sequences of the copied columns: the source's read now, after its rows.
-    let positions = carry_positions(t, &ok, conns.source.as_mut());
+    // The sequences of the copied columns, where the table goes on (a setval is not rolled
+    // back): the source's read now, after its rows, and each destination's advanced in its
+    // transaction while its stall guard still stands (a setval waiting on a lock is said and
+    // given up as a COPY would be).
+    let going_on = !shared.halted()
+        && (options.keep_going
+            || (ok.len() == completed.len() && completed.len() == report_targets(t)));
+    if going_on {
+        let source = conns
+            .source
+            .as_mut()
+            .ok_or_else(|| TableError::new("no connection to the source"));
+        for (d, at) in carry_positions(t, &ok, source) {
+            let conn = conns.dests[d].as_mut();
+            if !carry_forward(t, d, conn, at, &mut report.destinations[d]) {
+                ok.retain(|(o, _)| *o != d);
+            }
+        }
+    }
     // The source's checksum, inside the same snapshot (for the destinations done earlier too).
     let mut source_sum = None;
     if options.verify && (!ok.is_empty() || !done_earlier(t).is_empty()) {
@@ -2441,12 +2458,6 @@ fn copy_whole(
     let live: Vec<usize> = completed.iter().map(|(d, _)| *d).collect();
     for conn in conns.dests.iter_mut().flatten() {
         shared.stall_guard(conn, false);
-    }
-    for (d, at) in positions {
-        let conn = conns.dests[d].as_mut();
-        if !carry_forward(t, d, conn, at, &mut report.destinations[d]) {
-            ok.retain(|(o, _)| *o != d);
-        }
     }
     // From here the worker's backends are not cancelled; an interruption seen now still rolls
     // the table back, one that comes later lets its commit finish.
@@ -2802,11 +2813,8 @@ fn copy_range_on(
 fn carry_positions(
     t: &TablePlan,
     ok: &[(usize, Option<u64>)],
-    source: Option<&mut Connection>,
-) -> Vec<(usize, Result<Vec<sequences::Position>, TableError>)> {
-    let Some(source) = source else {
-        return Vec::new();
-    };
+    mut source: Result<&mut Connection, TableError>,
+) -> Vec<(usize, Result<Vec<sequences::SourcePosition>, TableError>)> {
     let mut positions = Vec::new();
     for &(d, _) in ok {
         if let DestPlan::Copy {
@@ -2814,8 +2822,11 @@ fn carry_positions(
         } = &t.destinations[d]
             && !carries.is_empty()
         {
-            let at = sequences::positions(source, carries)
-                .map_err(|e| describe(&e).prefixed("reading the source's: "));
+            let at = match source.as_mut() {
+                Ok(source) => sequences::positions(source, carries)
+                    .map_err(|e| describe(&e).prefixed("reading the source's: ")),
+                Err(e) => Err(e.clone().prefixed("reading the source's: ")),
+            };
             positions.push((d, at));
         }
     }
@@ -2829,7 +2840,7 @@ fn carry_forward(
     t: &TablePlan,
     d: usize,
     conn: Option<&mut Connection>,
-    at: Result<Vec<sequences::Position>, TableError>,
+    at: Result<Vec<sequences::SourcePosition>, TableError>,
     result: &mut DestResult,
 ) -> bool {
     let DestPlan::Copy {
@@ -3081,18 +3092,22 @@ fn copy_split(
         }
     }
 
-    // The copied columns' sequences, on one of each destination's range sessions.
+    // The copied columns' sequences, on one of each destination's range sessions, where the
+    // table goes on (a setval is not rolled back).
     let ok: Vec<(usize, Option<u64>)> = targets
         .iter()
         .filter(|&&d| report.destinations[d].error.is_none())
         .map(|&d| (d, None))
         .collect();
-    for (d, at) in carry_positions(t, &ok, ensure(&mut conns.source, shared.source).ok()) {
-        let conn = range_conns.iter_mut().zip(&ends).find_map(|(c, end)| {
-            let open = end.dests.iter().any(|(x, r)| *x == d && r.is_ok());
-            c.dests[d].as_mut().filter(|_| open)
-        });
-        carry_forward(t, d, conn, at, &mut report.destinations[d]);
+    if !shared.halted() && (options.keep_going || ok.len() == targets.len()) {
+        let source = ensure(&mut conns.source, shared.source);
+        for (d, at) in carry_positions(t, &ok, source) {
+            let conn = range_conns.iter_mut().zip(&ends).find_map(|(c, end)| {
+                let open = end.dests.iter().any(|(x, r)| *x == d && r.is_ok());
+                c.dests[d].as_mut().filter(|_| open)
+            });
+            carry_forward(t, d, conn, at, &mut report.destinations[d]);
+        }
     }
 
     // One commit over every range's transaction on every destination.

@@ -63,20 +63,28 @@ pub fn carried(columns: &[Ident], source: &Relation, destination: &Relation) -> 
 /// Where a sequence stands, as its server tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
-    /// Never used (`nextval` never called, or reset by `setval(…, false)` to its start).
-    Unused,
-    /// The role may not read it (neither `SELECT` nor `USAGE`).
+    /// The role may not read it (`SELECT` on the sequence).
     Unreadable,
-    /// The last value it gave.
-    Last(i64),
+    /// Its `last_value` and `is_called`: the next value it gives is `last_value`, or one step
+    /// beyond it once called (as after `setval(…, true)` or a `nextval`). A sequence created
+    /// `START WITH 1000`, or `RESTART`ed, stands at its start uncalled.
+    At {
+        /// `last_value`.
+        last: i64,
+        /// `is_called`.
+        called: bool,
+    },
 }
 
 impl Position {
-    fn from_field(field: Option<&str>, readable: bool) -> Self {
-        match (readable, field.and_then(|v| v.parse().ok())) {
-            (false, _) => Self::Unreadable,
-            (true, Some(last)) => Self::Last(last),
-            (true, None) => Self::Unused,
+    /// The value its next `nextval` gives, counting by `increment` (beyond i64 when it is
+    /// used up).
+    fn next(self, increment: i64) -> Option<i128> {
+        match self {
+            Self::Unreadable => None,
+            Self::At { last, called } => {
+                Some(i128::from(last) + if called { i128::from(increment) } else { 0 })
+            }
         }
     }
 }
@@ -84,9 +92,9 @@ impl Position {
 /// What one destination's sequence needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Nothing: the source's was never used, or the destination's is at or beyond it.
+    /// Nothing: its next value is at or beyond the source's.
     Keep,
-    /// `setval(seq, n, true)`.
+    /// `setval(seq, n, false)`: its next value becomes the source's, `n`.
     Advance(i64),
     /// It is behind, and the role may not `UPDATE` it.
     Denied,
@@ -95,53 +103,101 @@ pub enum Step {
 }
 
 /// Decides, for a destination sequence that counts by `increment`, given where the source's
-/// and the destination's stand and whether the role may `UPDATE` it.
-pub fn step(source: Position, destination: Position, increment: i64, may_update: bool) -> Step {
-    let last = match source {
-        Position::Unused => return Step::Keep,
-        Position::Unreadable => return Step::Unknown,
-        Position::Last(last) => last,
+/// (counting by `source_increment`) and the destination's stand and whether the role may
+/// `UPDATE` it: behind when its next value comes before the source's, in its direction.
+pub fn step(
+    source: Position,
+    source_increment: i64,
+    destination: Position,
+    increment: i64,
+    may_update: bool,
+) -> Step {
+    let (Some(theirs), Some(ours)) = (source.next(source_increment), destination.next(increment))
+    else {
+        return Step::Unknown;
     };
-    let behind = match destination {
-        Position::Unreadable => return Step::Unknown,
-        Position::Unused => true,
-        Position::Last(at) if increment < 0 => at > last,
-        Position::Last(at) => at < last,
+    let behind = if increment < 0 {
+        ours > theirs
+    } else {
+        ours < theirs
     };
-    match (behind, may_update) {
-        (false, _) => Step::Keep,
-        (true, false) => Step::Denied,
-        (true, true) => Step::Advance(last),
+    match (behind, may_update, i64::try_from(theirs)) {
+        (false, _, _) => Step::Keep,
+        (true, false, _) => Step::Denied,
+        (true, true, Ok(next)) => Step::Advance(next),
+        // The source's is used up: no value comes after its last one.
+        (true, true, Err(_)) => Step::Unknown,
     }
 }
 
-/// Where the source's sequences of `carries` stand (read after the copy's rows).
+/// A sequence as its server describes it: its name there, its increment, whether the role may
+/// read and update it, and where it stands (read only when it may).
+struct Described {
+    name: String,
+    increment: i64,
+    may_update: bool,
+    at: Position,
+}
+
+/// Reads the sequence `oid` on `conn`; `None` when there is no such sequence (dropped).
+fn describe(conn: &mut Connection, oid: u32) -> Result<Option<Described>, Error> {
+    let rows = conn.query(&format!(
+        "SELECT s.seqrelid::pg_catalog.regclass::text, s.seqincrement::text, \
+           pg_catalog.has_sequence_privilege(s.seqrelid, 'SELECT'), \
+           pg_catalog.has_sequence_privilege(s.seqrelid, 'UPDATE') \
+         FROM pg_catalog.pg_sequence s WHERE s.seqrelid = {oid}"
+    ))?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let field = |i: usize| row.get(i).cloned().flatten();
+    let name = field(0).unwrap_or_else(|| oid.to_string());
+    let increment = field(1).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let at = if field(2).as_deref() == Some("t") {
+        // The server's own name for it (quoted as needed), read in the same session.
+        let rows = conn.query(&format!(
+            "SELECT last_value::text, is_called::text FROM {name}"
+        ))?;
+        let row = rows.first();
+        let value = |i: usize| row.and_then(|r| r.get(i).cloned().flatten());
+        match value(0).and_then(|v| v.parse().ok()) {
+            Some(last) => Position::At {
+                last,
+                called: value(1).as_deref() == Some("true"),
+            },
+            None => Position::Unreadable,
+        }
+    } else {
+        Position::Unreadable
+    };
+    Ok(Some(Described {
+        name,
+        increment,
+        may_update: field(3).as_deref() == Some("t"),
+        at,
+    }))
+}
+
+/// Where a source's sequence stands, and its increment.
+pub type SourcePosition = (Position, i64);
+
+/// Where the source's sequences of `carries` stand (read after the copy's rows), with their
+/// increments.
 ///
 /// # Errors
 /// The server's.
-pub fn positions(source: &mut Connection, carries: &[Carry]) -> Result<Vec<Position>, Error> {
-    if carries.is_empty() {
-        return Ok(Vec::new());
+pub fn positions(source: &mut Connection, carries: &[Carry]) -> Result<Vec<SourcePosition>, Error> {
+    let mut at = Vec::new();
+    for carry in carries {
+        // pg_sequence is from PostgreSQL 10: an older source's cannot be read.
+        let described = if has_sequence_catalog(source) {
+            describe(source, carry.source)?
+        } else {
+            None
+        };
+        at.push(described.map_or((Position::Unreadable, 1), |d| (d.at, d.increment)));
     }
-    // pg_sequence_last_value is from PostgreSQL 10: an older source's cannot be read.
-    if !has_sequence_catalog(source) {
-        return Ok(vec![Position::Unreadable; carries.len()]);
-    }
-    let oids: Vec<String> = carries.iter().map(|c| c.source.to_string()).collect();
-    let rows = source.query(&format!(
-        "SELECT pg_catalog.has_sequence_privilege(u.o, 'SELECT,USAGE'), \
-           CASE WHEN pg_catalog.has_sequence_privilege(u.o, 'SELECT,USAGE') \
-             THEN pg_catalog.pg_sequence_last_value(u.o::pg_catalog.regclass)::text END \
-         FROM unnest('{{{}}}'::pg_catalog.oid[]) WITH ORDINALITY u(o, n) ORDER BY u.n",
-        oids.join(",")
-    ))?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let readable = row.first().cloned().flatten().as_deref() == Some("t");
-            Position::from_field(row.get(1).cloned().flatten().as_deref(), readable)
-        })
-        .collect())
+    Ok(at)
 }
 
 /// What [`advance`] did to one sequence, for the log or a warning.
@@ -168,42 +224,49 @@ impl fmt::Display for Said {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (sequence, column) = (&self.sequence, &self.column);
         match (self.step, self.source) {
-            (Step::Advance(to), _) => write!(f, "sequence {sequence} advanced to {to}"),
+            (Step::Advance(to), _) => {
+                write!(f, "sequence {sequence} advanced: its next value {to}")
+            }
             (Step::Keep, _) => write!(f, "sequence {sequence} left as it is (not behind)"),
-            (Step::Denied, Position::Last(last)) => write!(
+            (Step::Denied, _) => write!(
                 f,
-                "sequence {sequence} (column {column}) is behind the source's ({last}) and the \
-                 role may not UPDATE it: an INSERT that takes its default may collide with a \
-                 copied row"
+                "sequence {sequence} (column {column}) is behind the source's and the role may \
+                 not UPDATE it: an INSERT that takes its default may collide with a copied row"
             ),
             (Step::Unknown, Position::Unreadable) => write!(
                 f,
-                "the source's sequence of column {column} cannot be read by its role (SELECT or \
-                 USAGE): {sequence} left as it is"
+                "the source's sequence of column {column} cannot be read (SELECT on it, \
+                 PostgreSQL 10 or later): {sequence} left as it is, perhaps behind the copied rows"
             ),
-            _ => write!(
+            (Step::Unknown, Position::At { .. }) => write!(
                 f,
-                "sequence {sequence} (column {column}) cannot be read by the role (SELECT or \
-                 USAGE): left as it is, perhaps behind the copied rows"
+                "sequence {sequence} (column {column}) cannot be read (SELECT on it, PostgreSQL \
+                 10 or later), or the source's is used up: left as it is, perhaps behind the \
+                 copied rows"
             ),
         }
     }
 }
 
 /// Advances each of `carries`' sequences on `destination` (in its open transaction) to the
-/// source's `positions`, never back.
+/// source's `positions` ([`positions`]), never back.
 ///
 /// # Errors
 /// The server's: a `setval` beyond the sequence's bounds there (`22003`) fails the copy.
 pub fn advance(
     destination: &mut Connection,
     carries: &[Carry],
-    positions: &[Position],
+    positions: &[SourcePosition],
 ) -> Result<Vec<Said>, Error> {
     let mut said = Vec::new();
     let readable = has_sequence_catalog(destination);
-    for (carry, &source) in carries.iter().zip(positions) {
-        if !readable {
+    for (carry, &(source, source_increment)) in carries.iter().zip(positions) {
+        let described = if readable {
+            describe(destination, carry.destination)?
+        } else {
+            None
+        };
+        let Some(d) = described else {
             said.push(Said {
                 sequence: format!("of column {}", carry.column),
                 column: carry.column.clone(),
@@ -211,35 +274,22 @@ pub fn advance(
                 source,
             });
             continue;
-        }
-        let oid = carry.destination;
-        let rows = destination.query(&format!(
-            "SELECT s.seqrelid::pg_catalog.regclass::text, s.seqincrement::text, \
-               pg_catalog.has_sequence_privilege(s.seqrelid, 'SELECT,USAGE'), \
-               CASE WHEN pg_catalog.has_sequence_privilege(s.seqrelid, 'SELECT,USAGE') \
-                 THEN pg_catalog.pg_sequence_last_value(s.seqrelid)::text END, \
-               pg_catalog.has_sequence_privilege(s.seqrelid, 'UPDATE') \
-             FROM pg_catalog.pg_sequence s WHERE s.seqrelid = {oid}"
-        ))?;
-        // Dropped since the plan: nothing to carry.
-        let Some(row) = rows.first() else { continue };
-        let field = |i: usize| row.get(i).cloned().flatten();
-        let name = field(0).unwrap_or_else(|| oid.to_string());
-        let increment = field(1).and_then(|v| v.parse().ok()).unwrap_or(1);
-        let at = Position::from_field(field(3).as_deref(), field(2).as_deref() == Some("t"));
-        let step = step(source, at, increment, field(4).as_deref() == Some("t"));
+        };
+        let step = step(source, source_increment, d.at, d.increment, d.may_update);
         if let Step::Advance(to) = step {
             // Decided on what was read; the statement checks again, so that a sequence that
             // moved on meanwhile is not set back.
-            let ahead = if increment < 0 { "<=" } else { ">=" };
+            let (name, inc) = (&d.name, d.increment);
+            let behind = if inc < 0 { ">" } else { "<" };
             destination.query(&format!(
-                "SELECT pg_catalog.setval({oid}::pg_catalog.regclass, {to}, true) \
-                 WHERE NOT coalesce(pg_catalog.pg_sequence_last_value({oid}::pg_catalog.regclass) \
-                   {ahead} {to}, false)"
+                "SELECT pg_catalog.setval('{}'::pg_catalog.regclass, {to}, false) FROM {name} \
+                 WHERE (CASE WHEN is_called THEN last_value::numeric + {inc} \
+                        ELSE last_value::numeric END) {behind} {to}",
+                carry.destination
             ))?;
         }
         said.push(Said {
-            sequence: name,
+            sequence: d.name,
             column: carry.column.clone(),
             step,
             source,
@@ -248,7 +298,7 @@ pub fn advance(
     Ok(said)
 }
 
-/// Whether the server has `pg_sequence` and `pg_sequence_last_value` (PostgreSQL 10 on).
+/// Whether the server has `pg_sequence` (PostgreSQL 10 on).
 fn has_sequence_catalog(conn: &Connection) -> bool {
     conn.session()
         .server_version_num()
@@ -258,26 +308,63 @@ fn has_sequence_catalog(conn: &Connection) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Position::{Last, Unreadable, Unused};
+
+    fn at(last: i64, called: bool) -> Position {
+        Position::At { last, called }
+    }
 
     #[test]
     fn a_sequence_moves_forward_only() {
-        assert_eq!(step(Last(100), Unused, 1, true), Step::Advance(100));
-        assert_eq!(step(Last(100), Last(7), 1, true), Step::Advance(100));
-        assert_eq!(step(Last(100), Last(100), 1, true), Step::Keep);
-        assert_eq!(step(Last(100), Last(500), 1, true), Step::Keep);
+        // Source used up to 100: next 101.
+        assert_eq!(
+            step(at(100, true), 1, at(1, false), 1, true),
+            Step::Advance(101)
+        );
+        assert_eq!(
+            step(at(100, true), 1, at(7, true), 1, true),
+            Step::Advance(101)
+        );
+        assert_eq!(step(at(100, true), 1, at(100, true), 1, true), Step::Keep);
+        assert_eq!(step(at(100, true), 1, at(500, true), 1, true), Step::Keep);
+        // A destination created START WITH 1000000 (uncalled) is ahead, not unused.
+        assert_eq!(
+            step(at(500, true), 1, at(1_000_000, false), 1, true),
+            Step::Keep
+        );
+        // A source RESTARTed at 1000 (uncalled) gives 1000 next: carried.
+        assert_eq!(
+            step(at(1000, false), 1, at(1, false), 1, true),
+            Step::Advance(1000)
+        );
         // Counting down: behind means above.
-        assert_eq!(step(Last(-100), Last(-7), -1, true), Step::Advance(-100));
-        assert_eq!(step(Last(-100), Last(-500), -1, true), Step::Keep);
+        assert_eq!(
+            step(at(-100, true), -1, at(-7, true), -1, true),
+            Step::Advance(-101)
+        );
+        assert_eq!(
+            step(at(-100, true), -1, at(-500, true), -1, true),
+            Step::Keep
+        );
     }
 
     #[test]
     fn an_unused_source_changes_nothing_and_what_cannot_be_read_is_said() {
-        assert_eq!(step(Unused, Unused, 1, true), Step::Keep);
-        assert_eq!(step(Unused, Last(3), 1, false), Step::Keep);
-        assert_eq!(step(Unreadable, Last(3), 1, true), Step::Unknown);
-        assert_eq!(step(Last(9), Unreadable, 1, true), Step::Unknown);
-        assert_eq!(step(Last(9), Last(3), 1, false), Step::Denied);
-        assert_eq!(step(Last(9), Last(30), 1, false), Step::Keep);
+        assert_eq!(step(at(1, false), 1, at(1, false), 1, true), Step::Keep);
+        assert_eq!(step(at(1, false), 1, at(3, true), 1, false), Step::Keep);
+        assert_eq!(
+            step(Position::Unreadable, 1, at(3, true), 1, true),
+            Step::Unknown
+        );
+        assert_eq!(
+            step(at(9, true), 1, Position::Unreadable, 1, true),
+            Step::Unknown
+        );
+        assert_eq!(step(at(9, true), 1, at(3, true), 1, false), Step::Denied);
+        assert_eq!(step(at(9, true), 1, at(30, true), 1, false), Step::Keep);
+        // A source used up at i64::MAX: nothing comes after it.
+        assert_eq!(
+            step(at(i64::MAX, true), 1, at(3, true), 1, true),
+            Step::Unknown
+        );
     }
 }
