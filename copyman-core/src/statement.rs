@@ -242,6 +242,8 @@ pub fn representation(sql: &str) -> Option<Representation> {
             Some((v.text.clone(), j))
         };
         match word.as_str() {
+            // `FROM STDIN … WHERE condition`: the condition's words are not options.
+            "where" if !t.literal && t.depth == 0 => break,
             "binary" | "csv" if !t.literal => format = Some(word),
             "format" => {
                 let (v, j) = value(i)?;
@@ -575,6 +577,28 @@ mod tests {
         );
         // A format given as an escape string or a dollar quote: cannot be told.
         assert_eq!(rep("COPY t TO STDOUT (FORMAT $$csv$$)"), None);
+    }
+
+    #[test]
+    fn words_after_where_are_not_options() {
+        let rep = |sql: &str| representation(sql).map(|r| r.to_string());
+        assert_eq!(
+            rep("COPY t FROM STDIN WHERE note IS NULL AND x > 0"),
+            Some("FORMAT text".to_owned())
+        );
+        assert_eq!(
+            rep("copy t from stdin csv where format = 'x' and delimiter is null"),
+            Some("FORMAT csv".to_owned())
+        );
+        assert_eq!(
+            rep("COPY t FROM STDIN (FORMAT csv) WHERE (a IS NULL) OR binary_col IS NULL"),
+            Some("FORMAT csv".to_owned())
+        );
+        // A quoted "where" is a column name, not the keyword.
+        assert_eq!(
+            rep("COPY t (\"where\") FROM STDIN (NULL 'x')"),
+            Some("FORMAT text, NULL 'x'".to_owned())
+        );
     }
 
     #[test]
