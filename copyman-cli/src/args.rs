@@ -1115,7 +1115,10 @@ mod tests {
         );
         let err = copy(
             "COPY t TO STDOUT (FORMAT csv)",
-            &["COPY t FROM STDIN CSV", "COPY t FROM STDIN CSV NULL AS ''"],
+            &[
+                "COPY t FROM STDIN CSV",
+                "COPY t FROM STDIN CSV NULL AS '\\N'",
+            ],
         )
         .unwrap_err();
         assert!(err.message.contains("destination 2"), "{}", err.message);
@@ -1144,6 +1147,54 @@ mod tests {
         .unwrap_err();
         assert!(
             err.message.contains("the first --receive reads"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn copy_ends_that_read_the_data_alike_are_not_refused() {
+        let copy = |send: &str, receive: &str| {
+            hi(&[
+                "copy",
+                "--from",
+                "host=a",
+                "--send",
+                send,
+                "--to",
+                "host=b",
+                "--receive",
+                receive,
+            ])
+        };
+        for (send, receive) in [
+            (
+                "COPY t TO STDOUT",
+                "COPY t FROM STDIN WHERE note IS NULL AND x > 0",
+            ),
+            (
+                "COPY t TO STDOUT (ENCODING 'latin1')",
+                "COPY t FROM STDIN (ENCODING 'LATIN1')",
+            ),
+            (
+                "COPY t TO STDOUT (DELIMITER E'\\t')",
+                "COPY t FROM STDIN (DELIMITER '\t')",
+            ),
+            (
+                "COPY t TO STDOUT (FORMAT csv, DELIMITER ',')",
+                "COPY t FROM STDIN (FORMAT csv)",
+            ),
+        ] {
+            assert!(copy(send, receive).is_ok(), "{send} / {receive}");
+        }
+        let err = copy(
+            "COPY t TO STDOUT (FORMAT csv, DELIMITER E'\\t')",
+            "COPY t FROM STDIN (FORMAT csv) WHERE a IS NULL",
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("reads FORMAT csv, but --send writes FORMAT csv, DELIMITER E'\\t'"),
             "{}",
             err.message
         );

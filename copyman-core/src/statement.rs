@@ -165,23 +165,102 @@ pub fn check_with(
     }
 }
 
-/// How a COPY statement writes or reads its rows: the options that change what the bytes mean.
-/// Two ends of one copy must agree on every one of them, or the rows are read as something else
-/// (a text `\N` taken for a CSV string, CSV's empty string for text's NULL, …).
+/// How a COPY statement writes or reads its rows: the options that change what the bytes mean,
+/// each at its effective value (the value given, decoded, else the format's default), so that
+/// two spellings of one representation are equal. Two ends of one copy must agree on every one
+/// of them, or the rows are read as something else (a text `\N` taken for a CSV string, CSV's
+/// empty string for text's NULL, …).
+///
+/// An option the format does not read is left empty (or `None`): the server refuses it (text's
+/// QUOTE and ESCAPE, binary's DELIMITER and NULL) or ignores it (binary's ENCODING).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Representation {
     /// `text`, `csv` or `binary`.
     pub format: String,
-    /// `DELIMITER`, `NULL`, `QUOTE`, `ESCAPE`, `ENCODING` (lower-case names) with their values
-    /// as written (`','`), in that order; options left at their default are not listed.
-    pub options: Vec<(String, String)>,
+    /// DELIMITER: a tab in text, `,` in csv, unless given; empty in binary.
+    pub delimiter: String,
+    /// NULL: `\N` in text, empty in csv, unless given; empty in binary.
+    pub null: String,
+    /// QUOTE: `"` in csv unless given; empty in text and binary.
+    pub quote: String,
+    /// ESCAPE: QUOTE's value in csv unless given; empty in text and binary.
+    pub escape: String,
+    /// ENCODING, lower-case and with only its letters and digits (the server compares encoding
+    /// names so: `'LATIN-1'` is `latin1`); `None` when not given (the session's
+    /// `client_encoding`) and in binary.
+    pub encoding: Option<String>,
+}
+
+/// The values given for DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, in that order.
+type Given = [Option<String>; 5];
+const OPTIONS: [&str; 5] = ["delimiter", "null", "quote", "escape", "encoding"];
+
+impl Representation {
+    /// The representation of `format` with the options `given`; `None` for a format the server
+    /// does not know (it refuses the statement).
+    fn resolve(format: &str, given: Given) -> Option<Self> {
+        let [delimiter, null, quote, escape, encoding] = given;
+        let or = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.to_owned());
+        let encoding = encoding.map(|name| {
+            name.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        });
+        Some(match format {
+            "text" => Self {
+                format: "text".to_owned(),
+                delimiter: or(delimiter, "\t"),
+                null: or(null, "\\N"),
+                quote: String::new(),
+                escape: String::new(),
+                encoding,
+            },
+            "csv" => {
+                let quote = or(quote, "\"");
+                Self {
+                    format: "csv".to_owned(),
+                    delimiter: or(delimiter, ","),
+                    null: or(null, ""),
+                    escape: or(escape, &quote),
+                    quote,
+                    encoding,
+                }
+            }
+            "binary" => Self {
+                format: "binary".to_owned(),
+                delimiter: String::new(),
+                null: String::new(),
+                quote: String::new(),
+                escape: String::new(),
+                encoding: None,
+            },
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Representation {
+    /// `FORMAT csv, DELIMITER ';'`: the format, then the options not at their default.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "FORMAT {}", self.format)?;
-        for (name, value) in &self.options {
-            write!(f, ", {} {value}", name.to_ascii_uppercase())?;
+        let defaults = Self::resolve(&self.format, Given::default()).map(|d| {
+            // ESCAPE's default is this QUOTE, not the default QUOTE (in csv, the one with both).
+            let escape = if d.escape.is_empty() {
+                d.escape
+            } else {
+                self.quote.clone()
+            };
+            [d.delimiter, d.null, d.quote, escape]
+        });
+        let values = [&self.delimiter, &self.null, &self.quote, &self.escape];
+        for (i, (name, value)) in OPTIONS.iter().zip(values).enumerate() {
+            if defaults.as_ref().is_none_or(|d| d[i] != *value) {
+                write!(f, ", {} {}", name.to_ascii_uppercase(), sql_string(value))?;
+            }
+        }
+        if let Some(encoding) = &self.encoding {
+            write!(f, ", ENCODING {}", sql_string(encoding))?;
         }
         Ok(())
     }
@@ -189,8 +268,10 @@ impl fmt::Display for Representation {
 
 /// The data representation of a COPY statement that [`check`] accepted: its format and the
 /// options that change what the bytes mean, in the new (`WITH (FORMAT csv, NULL '')`) and the
-/// old (`WITH CSV NULL AS ''`, `COPY BINARY t`) syntax alike. `None` when it cannot be told
-/// (an option's value given in a form copyman does not read).
+/// old (`WITH CSV NULL AS ''`, `COPY BINARY t`) syntax alike, at their effective values (see
+/// [`Representation`]). `None` when it cannot be told: an option's value given in a form
+/// copyman does not read (a dollar quote, a `U&'…'` string, an `E'…'` escape other than `\t`
+/// `\n` `\r` `\b` `\f` `\\` `\'` `\xHH` and octal), or a format the server does not know.
 ///
 /// ```
 /// use copyman_core::statement::representation;
@@ -199,6 +280,7 @@ impl fmt::Display for Representation {
 /// let receive = representation("COPY t FROM STDIN (FORMAT csv)").unwrap();
 /// assert_ne!(send, receive);
 /// assert_eq!(send, representation("copy (select 1) to stdout with (format 'text')").unwrap());
+/// assert_eq!(receive, representation("COPY u FROM STDIN CSV DELIMITER ',' QUOTE '\"'").unwrap());
 /// assert_eq!(
 ///     representation("COPY t FROM STDIN WITH CSV DELIMITER AS ';'").unwrap().to_string(),
 ///     "FORMAT csv, DELIMITER ';'"
@@ -218,63 +300,187 @@ pub fn representation(sql: &str) -> Option<Representation> {
     {
         format = Some("binary".to_owned());
     }
-    let mut options: Vec<(String, String)> = Vec::new();
-    // After `TO STDOUT` / `FROM STDIN`: the options, as words (old syntax) or in parentheses.
+    let mut given = Given::default();
+    // After `TO STDOUT` / `FROM STDIN`: the options, as words at depth 0 (old syntax) or in
+    // parentheses at depth 1 (deeper: an option's column list).
     let start = tokens
         .iter()
         .position(|t| std::ptr::eq(t, top[at]))
         .map(|i| i + 2)?;
     let rest = tokens.get(start..).unwrap_or_default();
     let mut i = 0;
-    while i < rest.len() {
-        let t = &rest[i];
+    while let Some(t) = rest.get(i) {
+        i += 1;
+        if t.depth > 1 || t.literal {
+            continue;
+        }
         let word = t.text.to_ascii_lowercase();
-        let value = |i: usize| -> Option<(String, usize)> {
-            // An optional AS (old syntax), then the value.
-            let mut j = i + 1;
-            if rest
-                .get(j)
-                .is_some_and(|v| v.text.eq_ignore_ascii_case("as"))
-            {
-                j += 1;
-            }
-            let v = rest.get(j).filter(|v| v.text != ",")?;
-            Some((v.text.clone(), j))
-        };
         match word.as_str() {
-            "binary" | "csv" if !t.literal => format = Some(word),
+            // `FROM STDIN … WHERE condition`: the condition's words are not options.
+            "where" if t.depth == 0 => break,
+            "binary" | "csv" if t.depth == 0 => format = Some(word),
             "format" => {
-                let (v, j) = value(i)?;
-                format = Some(unquote(&v)?.to_ascii_lowercase());
-                i = j;
+                let (value, next) = option_value(rest, i - 1)?;
+                format = Some(value);
+                i = next;
             }
-            "delimiter" | "null" | "quote" | "escape" | "encoding" if !t.literal => {
-                let (v, j) = value(i)?;
-                options.retain(|(name, _)| *name != word);
-                options.push((word, v));
-                i = j;
+            _ if OPTIONS.contains(&word.as_str()) => {
+                let (value, next) = option_value(rest, i - 1)?;
+                let slot = OPTIONS.iter().position(|o| *o == word)?;
+                *given.get_mut(slot)? = Some(value);
+                i = next;
             }
-            // Old syntax: FORCE QUOTE cols, FORCE NOT NULL cols (no representation options).
-            "force" if !t.literal => {
-                i += 1;
-                if rest
-                    .get(i)
-                    .is_some_and(|t| t.text.eq_ignore_ascii_case("not"))
-                {
+            // Old syntax: FORCE QUOTE cols, FORCE NOT NULL cols, FORCE NULL cols: past the
+            // list, whose columns may be named like options.
+            "force" if t.depth == 0 => {
+                let is = |i: usize, word: &str| {
+                    rest.get(i)
+                        .is_some_and(|t| t.depth == 0 && t.text.eq_ignore_ascii_case(word))
+                };
+                if is(i, "not") {
                     i += 1;
                 }
+                // QUOTE or NULL, then `*` (not a token) or the columns.
+                let star = rest
+                    .get(i)
+                    .zip(rest.get(i + 1))
+                    .is_some_and(|(word, next)| {
+                        sql.get(word.at + word.text.len()..next.at)
+                            .is_some_and(|between| between.contains('*'))
+                    });
+                i += if star { 1 } else { 2 };
+                while is(i, ",") {
+                    i += 2;
+                }
             }
-            // FORCE_QUOTE/FORCE_NULL's column lists, HEADER's value: skipped by the loop.
+            // HEADER's and FREEZE's values, FORCE_QUOTE's column list: skipped by the loop.
             _ => {}
         }
+    }
+    Representation::resolve(format.as_deref().unwrap_or("text"), given)
+}
+
+/// The decoded value of the option named at `rest[name]`, and where the value's token is
+/// followed; `None` when there is none or it cannot be read.
+fn option_value(rest: &[Token], name: usize) -> Option<(String, usize)> {
+    let depth = rest.get(name)?.depth;
+    let at_depth = |i: usize| rest.get(i).filter(|t| t.depth == depth);
+    // An optional AS (old syntax), then the value.
+    let mut i = name + 1;
+    if at_depth(i).is_some_and(|t| !t.literal && t.text.eq_ignore_ascii_case("as")) {
         i += 1;
     }
-    let order = ["delimiter", "null", "quote", "escape", "encoding"];
-    options.sort_by_key(|(name, _)| order.iter().position(|o| o == name));
-    Some(Representation {
-        format: format.unwrap_or_else(|| "text".to_owned()),
-        options,
-    })
+    let value = at_depth(i).filter(|t| t.text != ",")?;
+    // A literal right after: a prefix read as a word (`U&'…'`, `N'…'`) or a string continued
+    // on the next line; not read.
+    if at_depth(i + 1).is_some_and(|t| t.literal) {
+        return None;
+    }
+    Some((decode(value)?, i + 1))
+}
+
+/// The value a token stands for: a `'…'` string's text, an `E'…'` string's decoded text, a
+/// quoted identifier's name, a word folded to lower case as the server folds it; `None` for
+/// other literals and escapes.
+fn decode(token: &Token) -> Option<String> {
+    let text = token.text.as_str();
+    let inside = |prefix: &str, quote: char| {
+        text.strip_prefix(prefix)
+            .and_then(|t| t.strip_prefix(quote))
+            .and_then(|t| t.strip_suffix(quote))
+    };
+    if let Some(body) = inside("", '\'') {
+        Some(body.replace("''", "'"))
+    } else if let Some(body) = inside("E", '\'').or_else(|| inside("e", '\'')) {
+        unescape(body)
+    } else if let Some(body) = inside("", '"') {
+        Some(body.replace("\"\"", "\""))
+    } else if token.literal {
+        None
+    } else {
+        Some(text.to_ascii_lowercase())
+    }
+}
+
+/// The text of an `E'…'` string's `body`: `\t` `\n` `\r` `\b` `\f` `\\` `\'` `\xHH`, octal
+/// `\ooo` and `''` decoded; `None` for any other escape, or text that is not UTF-8 or holds a
+/// NUL (the server refuses both).
+fn unescape(body: &str) -> Option<String> {
+    let bytes = body.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    // Up to `max` digits of `radix` from `at`: their value and how many there were.
+    let number = |at: usize, radix: u32, max: usize| -> (u32, usize) {
+        let digits = bytes
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .take(max)
+            .map_while(|&b| char::from(b).to_digit(radix));
+        digits.fold((0, 0), |(value, n), d| (value * radix + d, n + 1))
+    };
+    let mut i = 0;
+    while let Some(&c) = bytes.get(i) {
+        i += 1;
+        match c {
+            b'\'' => {
+                // Only a doubled quote is inside the string.
+                (bytes.get(i) == Some(&b'\'')).then_some(())?;
+                i += 1;
+                out.push(b'\'');
+            }
+            b'\\' => {
+                let e = *bytes.get(i)?;
+                i += 1;
+                let byte = match e {
+                    b't' => b'\t',
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
+                    b'\\' | b'\'' => e,
+                    b'x' => {
+                        let (value, n) = number(i, 16, 2);
+                        (n > 0).then_some(())?;
+                        i += n;
+                        u8::try_from(value).ok()?
+                    }
+                    b'0'..=b'7' => {
+                        let (value, n) = number(i - 1, 8, 3);
+                        i += n - 1;
+                        u8::try_from(value).ok()?
+                    }
+                    _ => return None,
+                };
+                out.push(byte);
+            }
+            _ => out.push(c),
+        }
+    }
+    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
+}
+
+/// `value` as an SQL string for messages: `'…'`, or `E'…'` when it holds control characters.
+fn sql_string(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return format!("'{}'", value.replace('\'', "''"));
+    }
+    let mut out = String::from("E'");
+    for c in value.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02X}", u32::from(c))),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// The table a `COPY table [(columns)] FROM STDIN` (or `TO STDOUT`) names, as written
@@ -315,15 +521,6 @@ pub fn copy_table(sql: &str) -> Option<&str> {
         end = t.at + t.text.len();
     }
     Some(&sql[first.at..end])
-}
-
-/// A value as written: a plain `'…'` string's text, or a word; `None` for other literals.
-fn unquote(value: &str) -> Option<String> {
-    match value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-        Some(inner) => Some(inner.replace("''", "'")),
-        None if value.starts_with(['E', 'e', '$']) && value.len() > 1 => None,
-        None => Some(value.to_owned()),
-    }
 }
 
 /// `sql` on one line, cut to 60 characters, for messages.
@@ -559,11 +756,11 @@ mod tests {
         );
         assert_eq!(
             rep("copy t from stdin csv header delimiter as ';' force not null a, b quote '\"'"),
-            Some("FORMAT csv, DELIMITER ';', QUOTE '\"'".to_owned())
+            Some("FORMAT csv, DELIMITER ';'".to_owned())
         );
         assert_eq!(
             rep("COPY t FROM STDIN (NULL '', FORMAT 'csv', ENCODING 'LATIN1', DELIMITER E'\\t')"),
-            Some("FORMAT csv, DELIMITER E'\\t', NULL '', ENCODING 'LATIN1'".to_owned())
+            Some("FORMAT csv, DELIMITER E'\\t', ENCODING 'latin1'".to_owned())
         );
         assert_eq!(
             rep("COPY BINARY t TO STDOUT"),
@@ -575,6 +772,157 @@ mod tests {
         );
         // A format given as an escape string or a dollar quote: cannot be told.
         assert_eq!(rep("COPY t TO STDOUT (FORMAT $$csv$$)"), None);
+    }
+
+    #[test]
+    fn words_after_where_are_not_options() {
+        let rep = |sql: &str| representation(sql).map(|r| r.to_string());
+        assert_eq!(
+            rep("COPY t FROM STDIN WHERE note IS NULL AND x > 0"),
+            Some("FORMAT text".to_owned())
+        );
+        assert_eq!(
+            rep("copy t from stdin csv where format = 'x' and delimiter is null"),
+            Some("FORMAT csv".to_owned())
+        );
+        assert_eq!(
+            rep("COPY t FROM STDIN (FORMAT csv) WHERE (a IS NULL) OR binary_col IS NULL"),
+            Some("FORMAT csv".to_owned())
+        );
+        // A quoted "where" is a column name, not the keyword.
+        assert_eq!(
+            rep("COPY t (\"where\") FROM STDIN (NULL 'x')"),
+            Some("FORMAT text, NULL 'x'".to_owned())
+        );
+    }
+
+    #[test]
+    fn encoding_names_are_compared_as_the_server_compares_them() {
+        let rep = |sql: &str| representation(sql).unwrap();
+        let latin1 = rep("COPY t FROM STDIN (ENCODING 'latin1')");
+        assert_eq!(latin1, rep("COPY t TO STDOUT (ENCODING 'LATIN1')"));
+        assert_eq!(latin1, rep("COPY t TO STDOUT WITH ENCODING 'Latin-1'"));
+        assert_eq!(latin1, rep("COPY t TO STDOUT (encoding LATIN1)"));
+        assert_eq!(latin1.encoding.as_deref(), Some("latin1"));
+        assert_eq!(latin1.to_string(), "FORMAT text, ENCODING 'latin1'");
+        assert_ne!(latin1, rep("COPY t TO STDOUT (ENCODING 'UTF8')"));
+        // Not given: the session's client_encoding, which may be another.
+        assert_ne!(latin1, rep("COPY t TO STDOUT"));
+        // Binary data is not transcoded by COPY: its ENCODING changes nothing.
+        assert_eq!(
+            rep("COPY t TO STDOUT (FORMAT binary, ENCODING 'latin1')"),
+            rep("COPY BINARY t FROM STDIN")
+        );
+    }
+
+    #[test]
+    fn escape_strings_are_decoded() {
+        let tab = representation("COPY t TO STDOUT (DELIMITER '\t', NULL '')").unwrap();
+        assert_eq!(tab.delimiter, "\t");
+        for same in [
+            r"COPY t FROM STDIN (DELIMITER E'\t', NULL E'')",
+            r"copy t from stdin delimiter as e'\x09' null as ''",
+            r"COPY t FROM STDIN (DELIMITER E'\011', NULL '')",
+            r"COPY t FROM STDIN (DELIMITER E'\11', NULL '')",
+        ] {
+            assert_eq!(representation(same).as_ref(), Some(&tab), "{same}");
+        }
+        let quote = |value: &str| {
+            representation(&format!("COPY t FROM STDIN (FORMAT csv, QUOTE {value})"))
+                .map(|r| r.quote)
+        };
+        for (value, text) in [
+            (r"E'\''", "'"),
+            (r"E''''", "'"),
+            (r"E'\\'", r"\"),
+            (r"E'\n\r\b\f'", "\n\r\x08\x0c"),
+            (r"E'\x7C'", "|"),
+            (r"E'\x7c0'", "|0"),
+            (r"E'\1740'", "|0"),
+            (r"e'\xc3\xa9'", "é"),
+            (r"'\x7c'", r"\x7c"),
+        ] {
+            assert_eq!(quote(value).as_deref(), Some(text), "{value}");
+        }
+        // Escapes copyman does not read, or text the server refuses: cannot be told.
+        for value in [
+            r"E'\u007c'",
+            r"E'\q'",
+            r"E'\xg'",
+            r"E'\777'",
+            r"E'\xc3'",
+            r"E'\0'",
+            r"U&'\007c'",
+            "'|'\n'|'",
+            "$$|$$",
+        ] {
+            assert_eq!(quote(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn options_at_their_format_default_are_as_if_left_out() {
+        let rep = |sql: &str| representation(sql).unwrap();
+        let text = rep("COPY t TO STDOUT");
+        assert_eq!(
+            text,
+            rep(r"COPY t FROM STDIN (FORMAT text, DELIMITER E'\t', NULL '\N')")
+        );
+        assert_eq!(text, rep("COPY t FROM STDIN DELIMITER '\t' NULL AS '\\N'"));
+        let csv = rep("COPY t TO STDOUT (FORMAT csv)");
+        for same in [
+            "COPY t FROM STDIN (FORMAT csv, DELIMITER ',')",
+            r#"COPY t FROM STDIN (FORMAT csv, NULL '', QUOTE '"', ESCAPE '"')"#,
+            r#"copy t from stdin csv delimiter ',' null '' quote as '"' escape as '"' header"#,
+            r#"COPY t FROM STDIN (FORMAT "csv", ESCAPE E'\x22')"#,
+        ] {
+            assert_eq!(rep(same), csv, "{same}");
+        }
+        // ESCAPE's default is QUOTE's value.
+        let single = rep("COPY t TO STDOUT (FORMAT csv, QUOTE '''')");
+        assert_eq!(single, rep("COPY t FROM STDIN CSV QUOTE '''' ESCAPE ''''"));
+        assert_eq!(single.to_string(), "FORMAT csv, QUOTE ''''");
+        let other = rep(r#"COPY t FROM STDIN CSV QUOTE '''' ESCAPE '"'"#);
+        assert_ne!(single, other);
+        assert_eq!(other.to_string(), r#"FORMAT csv, QUOTE '''', ESCAPE '"'"#);
+        // Each format has its own defaults: text's NULL is not csv's.
+        assert_ne!(csv, rep(r"COPY t FROM STDIN (FORMAT csv, NULL '\N')"));
+        assert_ne!(text, rep("COPY t FROM STDIN (DELIMITER ',')"));
+        assert_eq!(
+            rep("COPY t FROM STDIN (FORMAT text, DELIMITER ',', NULL '')").to_string(),
+            "FORMAT text, DELIMITER ',', NULL ''"
+        );
+        assert_eq!(
+            rep(r"COPY t FROM STDIN (FORMAT csv, DELIMITER E'\t', NULL '\N')").to_string(),
+            r"FORMAT csv, DELIMITER E'\t', NULL '\N'"
+        );
+        // A format the server does not know (it takes FORMAT's string as written).
+        assert_eq!(representation("COPY t TO STDOUT (FORMAT 'CSV')"), None);
+        assert_eq!(representation("COPY t TO STDOUT (FORMAT json)"), None);
+    }
+
+    #[test]
+    fn columns_named_like_options_are_not_options() {
+        let rep = |sql: &str| representation(sql).map(|r| r.to_string());
+        let csv = Some("FORMAT csv".to_owned());
+        let semicolon = Some("FORMAT csv, DELIMITER ';'".to_owned());
+        assert_eq!(
+            rep("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (delimiter, quote))"),
+            csv
+        );
+        assert_eq!(
+            rep("COPY t FROM STDIN CSV FORCE NOT NULL delimiter, escape"),
+            csv
+        );
+        assert_eq!(rep("COPY t FROM STDIN CSV FORCE NULL encoding"), csv);
+        assert_eq!(
+            rep("COPY t TO STDOUT CSV FORCE QUOTE * DELIMITER ';'"),
+            semicolon
+        );
+        assert_eq!(
+            rep("COPY t TO STDOUT CSV FORCE QUOTE quote DELIMITER ';'"),
+            semicolon
+        );
     }
 
     #[test]
@@ -693,6 +1041,8 @@ mod tests {
         fn never_panics(sql in ".{0,80}") {
             let _ = check(&sql, Direction::ToStdout);
             let _ = check(&sql, Direction::FromStdin);
+            let _ = representation(&sql).map(|r| r.to_string());
+            let _ = copy_table(&sql);
         }
 
         #[test]
@@ -703,6 +1053,18 @@ mod tests {
             ]), 0..24)) {
             let sql: String = parts.concat();
             let _ = check(&sql, Direction::ToStdout);
+        }
+        #[test]
+        fn representation_never_panics_on_copy_like_input(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "COPY t TO STDOUT", "COPY BINARY t FROM STDIN", "(", ")", ",", " ", "'", "''",
+                "E'", r"e'\x", r"\", r"\0", r"\7", r"\x", r"\xF", r"\u", "\u{85}", "7", "f", "\"",
+                "$$", "*", "\n", "FORMAT", "csv", "binary", "text", "DELIMITER", "NULL", "QUOTE",
+                "ESCAPE", "ENCODING", "AS", "FORCE", "NOT", "WHERE", "HEADER", "U&", "é",
+            ]), 0..24)) {
+            let sql: String = parts.concat();
+            let _ = representation(&sql).map(|r| r.to_string());
+            let _ = copy_table(&sql);
         }
     }
 }
