@@ -355,11 +355,17 @@ pub fn own_rows(table: &TableName, kind: &str) -> String {
 /// let t = TableName::parse("app.t").unwrap();
 /// assert_eq!(emptying(&t, "r", false), r#"TRUNCATE ONLY "app"."t""#);
 /// assert_eq!(emptying(&t, "p", false), r#"TRUNCATE "app"."t""#);
-/// assert_eq!(emptying(&t, "r", true), r#"DELETE FROM ONLY "app"."t""#);
+/// assert_eq!(
+///     emptying(&t, "r", true),
+///     r#"LOCK TABLE ONLY "app"."t" IN EXCLUSIVE MODE; DELETE FROM ONLY "app"."t""#
+/// );
 /// ```
 pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
     if referenced {
-        format!("DELETE FROM {}", own_rows(table, kind))
+        // As a TRUNCATE's lock would, the table's writers wait until the copy commits: rows
+        // another session adds meanwhile do not end up beside the copied ones.
+        let rows = own_rows(table, kind);
+        format!("LOCK TABLE {rows} IN EXCLUSIVE MODE; DELETE FROM {rows}")
     } else {
         format!("TRUNCATE {}", own_rows(table, kind))
     }
