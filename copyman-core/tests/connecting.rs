@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use copyman_core::connect::{
     AllFailed, AttemptError, Connecting, Deadline, Failure, Host, Next, Plan, PlanError,
-    ResolveError, Started,
+    ResolveError, Started, Target,
 };
 
 /// An adapter's error: what it is, and how the attempt failed.
@@ -52,7 +52,7 @@ fn addr(s: &str) -> SocketAddr {
 fn attempt(connecting: &mut Connecting<Error>, now: Instant) -> (SocketAddr, bool, Started) {
     match connecting.next(now).unwrap() {
         Next::Attempt {
-            target: copyman_core::connect::Target::Tcp { addr, .. },
+            target: Target::Tcp { addr, .. },
             tls,
             deadline,
         } => (addr, tls, deadline),
@@ -132,5 +132,118 @@ fn every_error_is_reported_each_with_where() {
     assert_eq!(
         connecting.next(t0).unwrap_err(),
         Error::Plan(PlanError::NoHost)
+    );
+}
+
+/// An adapter's error, as far as [`Connecting`] cares.
+#[derive(Debug, PartialEq)]
+enum TestError {
+    Unreachable(String),
+    Refused(String),
+    Resolve(String),
+    Planning(PlanError),
+    All(Vec<(String, Self)>),
+}
+
+impl From<PlanError> for TestError {
+    fn from(e: PlanError) -> Self {
+        Self::Planning(e)
+    }
+}
+
+impl From<ResolveError> for TestError {
+    fn from(e: ResolveError) -> Self {
+        Self::Resolve(e.host)
+    }
+}
+
+impl From<AllFailed<Self>> for TestError {
+    fn from(all: AllFailed<Self>) -> Self {
+        Self::All(all.0.into_iter().map(|a| (a.target, a.error)).collect())
+    }
+}
+
+impl AttemptError for TestError {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::Unreachable(_) => Failure::Unreachable,
+            _ => Failure::Refused,
+        }
+    }
+}
+
+/// Runs `connecting` to its end, every name resolving as `resolve` says and every attempt
+/// failing as `attempt` says.
+fn give_up(
+    mut connecting: Connecting<TestError>,
+    resolve: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
+    attempt: impl Fn(&Target, bool) -> TestError,
+) -> TestError {
+    let now = Instant::now();
+    loop {
+        match connecting.next(now) {
+            Err(e) => return e,
+            Ok(Next::Resolve { name, port }) => connecting.resolved(resolve(&name, port)),
+            Ok(Next::Attempt { target, tls, .. }) => {
+                assert!(
+                    connecting
+                        .attempted::<()>(Err(attempt(&target, tls)))
+                        .is_none()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_failed_attempt_is_in_the_error_when_nothing_connects() {
+    use TestError::*;
+    let refused = |t: &Target, _| Unreachable(format!("refused {t}"));
+    // host=a,b port=1,2: both down, both named, in order.
+    let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
+    let plan = Plan::new(&hosts, &[1, 2], &[], &[]).unwrap();
+    let resolve = |name: &str, port| -> io::Result<Vec<SocketAddr>> {
+        match name {
+            "a" => Ok(vec![addr(&format!("10.0.0.1:{port}"))]),
+            "b" => Ok(vec![addr(&format!("10.0.0.2:{port}"))]),
+            _ => Err(io::ErrorKind::NotFound.into()),
+        }
+    };
+    assert_eq!(
+        give_up(Connecting::new(plan, None), resolve, refused),
+        All(vec![
+            (
+                "10.0.0.1:1".into(),
+                Unreachable("refused 10.0.0.1:1".into())
+            ),
+            (
+                "10.0.0.2:2".into(),
+                Unreachable("refused 10.0.0.2:2".into())
+            ),
+        ])
+    );
+    // A name that does not resolve is one of them; a refusal ends the list.
+    let hosts = [
+        Host::Tcp("nowhere".into()),
+        Host::Tcp("a".into()),
+        Host::Tcp("b".into()),
+    ];
+    let plan = Plan::new(&hosts, &[7], &[], &[true, false]).unwrap();
+    let said = give_up(Connecting::new(plan, None), resolve, |t, tls| {
+        Refused(format!("{t} tls={tls}"))
+    });
+    assert_eq!(
+        said,
+        All(vec![
+            ("nowhere".into(), Resolve("nowhere".into())),
+            ("10.0.0.1:7".into(), Refused("10.0.0.1:7 tls=true".into())),
+            ("10.0.0.1:7".into(), Refused("10.0.0.1:7 tls=false".into())),
+        ])
+    );
+    // One attempt: its own error, as before.
+    let plan = Plan::new(&hosts[1..2], &[7], &[], &[]).unwrap();
+    assert_eq!(
+        give_up(Connecting::new(plan, None), resolve, refused),
+        Unreachable("refused 10.0.0.1:7".into())
     );
 }
