@@ -235,3 +235,36 @@ fn an_uncalled_sequence_is_where_it_stands() {
     assert_eq!(insert_default(&c.dest[0], &d1, "ser").unwrap(), 5000);
     assert_eq!(insert_default(&c.dest[1], &d2, "ser").unwrap(), 5000);
 }
+
+/// A sequence at its end — MAXVALUE reached, cycling or not — is carried as the source's own
+/// position (within the bounds both sides share), not as a next value beyond them (22003).
+#[test]
+fn a_sequence_at_its_end_is_carried_as_it_stands() {
+    let c = clusters();
+    let table = "CREATE SEQUENCE cys MAXVALUE 10 CYCLE;
+        CREATE TABLE cy (id int DEFAULT nextval('cys') PRIMARY KEY, v text);
+        ALTER SEQUENCE cys OWNED BY cy.id;";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO cy (v) SELECT 'v' FROM generate_series(1, 10);"),
+    );
+    let d = database(&c.dest[0], table);
+    let out = run(&[
+        "table",
+        "cy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "cy"), 10);
+    let at: (i64, bool) = {
+        let row = c.dest[0]
+            .connect(&d)
+            .query_one("SELECT last_value, is_called FROM cys", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(at, (10, true));
+}

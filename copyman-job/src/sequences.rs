@@ -94,8 +94,14 @@ impl Position {
 pub enum Step {
     /// Nothing: its next value is at or beyond the source's.
     Keep,
-    /// `setval(seq, n, false)`: its next value becomes the source's, `n`.
-    Advance(i64),
+    /// `setval(seq, last, called)`: it stands where the source's stands (the source's own pair,
+    /// always within the bounds of a sequence defined alike, a used-up or cycling one too).
+    Advance {
+        /// The source's `last_value`.
+        last: i64,
+        /// The source's `is_called`.
+        called: bool,
+    },
     /// It is behind, and the role may not `UPDATE` it.
     Denied,
     /// One side could not be read: whether it is behind is unknown.
@@ -121,12 +127,11 @@ pub fn step(
     } else {
         ours < theirs
     };
-    match (behind, may_update, i64::try_from(theirs)) {
+    match (behind, may_update, source) {
         (false, _, _) => Step::Keep,
         (true, false, _) => Step::Denied,
-        (true, true, Ok(next)) => Step::Advance(next),
-        // The source's is used up: no value comes after its last one.
-        (true, true, Err(_)) => Step::Unknown,
+        (true, true, Position::At { last, called }) => Step::Advance { last, called },
+        (true, true, Position::Unreadable) => Step::Unknown,
     }
 }
 
@@ -224,9 +229,11 @@ impl fmt::Display for Said {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (sequence, column) = (&self.sequence, &self.column);
         match (self.step, self.source) {
-            (Step::Advance(to), _) => {
-                write!(f, "sequence {sequence} advanced: its next value {to}")
-            }
+            (Step::Advance { last, called }, _) => write!(
+                f,
+                "sequence {sequence} advanced to the source's ({last}, {})",
+                if called { "called" } else { "not called yet" }
+            ),
             (Step::Keep, _) => write!(f, "sequence {sequence} left as it is (not behind)"),
             (Step::Denied, _) => write!(
                 f,
@@ -241,7 +248,7 @@ impl fmt::Display for Said {
             (Step::Unknown, Position::At { .. }) => write!(
                 f,
                 "sequence {sequence} (column {column}) cannot be read (SELECT on it, PostgreSQL \
-                 10 or later), or the source's is used up: left as it is, perhaps behind the \
+                 10 or later): left as it is, perhaps behind the \
                  copied rows"
             ),
         }
@@ -276,15 +283,21 @@ pub fn advance(
             continue;
         };
         let step = step(source, source_increment, d.at, d.increment, d.may_update);
-        if let Step::Advance(to) = step {
+        if let Step::Advance { last, called } = step {
             // Decided on what was read; the statement checks again, so that a sequence that
             // moved on meanwhile is not set back.
             let (name, inc) = (&d.name, d.increment);
             let behind = if inc < 0 { ">" } else { "<" };
+            let theirs = i128::from(last)
+                + if called {
+                    i128::from(source_increment)
+                } else {
+                    0
+                };
             destination.query(&format!(
-                "SELECT pg_catalog.setval('{}'::pg_catalog.regclass, {to}, false) FROM {name} \
-                 WHERE (CASE WHEN is_called THEN last_value::numeric + {inc} \
-                        ELSE last_value::numeric END) {behind} {to}",
+                "SELECT pg_catalog.setval('{}'::pg_catalog.regclass, {last}, {called}) \
+                 FROM {name} WHERE (CASE WHEN is_called THEN last_value::numeric + {inc} \
+                        ELSE last_value::numeric END) {behind} {theirs}",
                 carry.destination
             ))?;
         }
@@ -318,11 +331,17 @@ mod tests {
         // Source used up to 100: next 101.
         assert_eq!(
             step(at(100, true), 1, at(1, false), 1, true),
-            Step::Advance(101)
+            Step::Advance {
+                last: 100,
+                called: true
+            }
         );
         assert_eq!(
             step(at(100, true), 1, at(7, true), 1, true),
-            Step::Advance(101)
+            Step::Advance {
+                last: 100,
+                called: true
+            }
         );
         assert_eq!(step(at(100, true), 1, at(100, true), 1, true), Step::Keep);
         assert_eq!(step(at(100, true), 1, at(500, true), 1, true), Step::Keep);
@@ -334,12 +353,18 @@ mod tests {
         // A source RESTARTed at 1000 (uncalled) gives 1000 next: carried.
         assert_eq!(
             step(at(1000, false), 1, at(1, false), 1, true),
-            Step::Advance(1000)
+            Step::Advance {
+                last: 1000,
+                called: false
+            }
         );
         // Counting down: behind means above.
         assert_eq!(
             step(at(-100, true), -1, at(-7, true), -1, true),
-            Step::Advance(-101)
+            Step::Advance {
+                last: -100,
+                called: true
+            }
         );
         assert_eq!(
             step(at(-100, true), -1, at(-500, true), -1, true),
@@ -361,10 +386,14 @@ mod tests {
         );
         assert_eq!(step(at(9, true), 1, at(3, true), 1, false), Step::Denied);
         assert_eq!(step(at(9, true), 1, at(30, true), 1, false), Step::Keep);
-        // A source used up at i64::MAX: nothing comes after it.
+        // A source used up (at i64::MAX, or at a MAXVALUE of its own, cycling or not): the
+        // destination is set to the source's own pair, within the bounds they share.
         assert_eq!(
             step(at(i64::MAX, true), 1, at(3, true), 1, true),
-            Step::Unknown
+            Step::Advance {
+                last: i64::MAX,
+                called: true
+            }
         );
     }
 }
