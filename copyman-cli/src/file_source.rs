@@ -47,6 +47,7 @@ use crate::args::{Endpoint, Statements, Transfer};
 use crate::report::{Exit, Fatal};
 use crate::signals;
 use crate::sql::Format;
+use copyman_core::statement;
 
 /// Bytes read from a file source per chunk: each becomes one CopyData message for the servers.
 pub(crate) const FILE_CHUNK: usize = 256 * 1024;
@@ -387,23 +388,45 @@ fn scan(statements: &Statements) -> Scan {
             },
         },
         Statements::Raw { receive, .. } => {
-            // COPY knows three formats: a statement that says nothing of CSV or binary is text.
-            // A table named `csv_log` errs on the side of the weaker scan, which still finds a
-            // line that is exactly `\.`; one named `header_log` gives no count, which the
-            // destinations' agreeing counts replace.
-            let says = |words: &[&str]| {
-                receive.iter().flatten().any(|sql| {
-                    let upper = sql.to_ascii_uppercase();
-                    words.iter().any(|word| upper.contains(word))
-                })
+            // Every --receive reads the data alike (args.rs refuses otherwise): the first says
+            // how, as core reads its options. What cannot be told is scanned for a line that is
+            // exactly `\.` and gives no count (the destinations' counts must then agree); an
+            // ENCODING of its own too (the scanner steps through the session's encoding).
+            let first = receive.iter().flatten().next();
+            let rep = first.and_then(|sql| statement::representation(sql));
+            let header = first.and_then(|sql| statement::has_header(sql));
+            let single = |s: &str| <[u8; 1]>::try_from(s.as_bytes()).ok().map(|[b]| b);
+            let counted = |mode| Scan {
+                mode,
+                header: header.unwrap_or(false),
+                count_rows: true,
             };
-            let plain = !says(&["CSV", "BINARY"]);
-            Scan {
-                mode: if plain { Mode::Text } else { Mode::Lines },
-                header: false,
-                count_rows: plain && !says(&["HEADER", "ENCODING"]),
+            match (rep, header) {
+                (Some(rep), Some(_)) if rep.encoding.is_none() => match rep.format.as_str() {
+                    "text" => counted(Mode::Text),
+                    "csv" => match (single(&rep.quote), single(&rep.escape)) {
+                        (Some(quote), Some(escape)) => counted(Mode::Csv { quote, escape }),
+                        _ => uncounted(),
+                    },
+                    // Binary data's tuples are counted whatever the mode.
+                    _ => Scan {
+                        mode: Mode::Lines,
+                        header: false,
+                        count_rows: true,
+                    },
+                },
+                _ => uncounted(),
             }
         }
+    }
+}
+
+/// Data whose reading cannot be told: scanned for a line that is exactly `\.`, not counted.
+fn uncounted() -> Scan {
+    Scan {
+        mode: Mode::Lines,
+        header: false,
+        count_rows: false,
     }
 }
 
@@ -433,17 +456,32 @@ mod tests {
         };
         let mode = |sql: &str| scan(&raw(sql)).mode;
         let counts = |sql: &str| scan(&raw(sql)).count_rows;
+        let header = |sql: &str| scan(&raw(sql)).header;
         assert_eq!(mode("COPY t FROM STDIN"), Mode::Text);
         assert!(counts("COPY t FROM STDIN"));
         assert_eq!(mode("COPY t FROM STDIN (FORMAT text)"), Mode::Text);
-        assert_eq!(mode("copy t from stdin (format csv)"), Mode::Lines);
-        assert_eq!(mode("COPY t FROM STDIN WITH CSV HEADER"), Mode::Lines);
-        assert!(!counts("COPY t FROM STDIN WITH CSV HEADER"));
-        assert_eq!(mode("COPY csv_log FROM STDIN"), Mode::Lines);
-        assert!(!counts("COPY t FROM STDIN (FORMAT text, HEADER)"));
+        // CSV and its header are read as the server reads them, and counted.
+        assert_eq!(mode("copy t from stdin (format csv)"), Mode::CSV);
+        assert_eq!(mode("COPY t FROM STDIN WITH CSV HEADER"), Mode::CSV);
+        assert!(counts("COPY t FROM STDIN WITH CSV HEADER"));
+        assert!(header("COPY t FROM STDIN WITH CSV HEADER"));
+        assert_eq!(
+            mode(r"COPY t FROM STDIN (FORMAT csv, QUOTE '''', ESCAPE '\')"),
+            Mode::Csv {
+                quote: b'\'',
+                escape: b'\\'
+            }
+        );
+        // Names are names: a table called csv_log or header_log is text, without a header.
+        assert_eq!(mode("COPY csv_log FROM STDIN"), Mode::Text);
+        assert!(counts("COPY header_log FROM STDIN") && !header("COPY header_log FROM STDIN"));
+        assert!(counts("COPY t FROM STDIN (FORMAT text, HEADER)"));
+        assert!(header("COPY t FROM STDIN (FORMAT text, HEADER)"));
         // A WHERE drops rows on purpose, as a trigger may: the count is checked all the same
         // (as with a server source), --allow-count-mismatch accepts it.
         assert!(counts("COPY t FROM STDIN WHERE a > 1"));
+        // An encoding of its own: not scanned in it, not counted.
         assert!(!counts("COPY t FROM STDIN (ENCODING 'SJIS')"));
+        assert_eq!(mode("COPY t FROM STDIN (ENCODING 'SJIS')"), Mode::Lines);
     }
 }

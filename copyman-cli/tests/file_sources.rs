@@ -362,3 +362,58 @@ fn client_only_multibyte_encodings_are_read_as_the_server_reads_them() {
     assert_exit(&out, 0);
     assert_eq!(count(dest, &db, "x2"), 3);
 }
+
+/// `copy` mode reads its `--receive`'s options as the server does: a CSV file with a header and
+/// quoted line ends, loaded through `COPY … (FORMAT csv, HEADER)`, is counted too, so a trigger
+/// that drops rows fails the copy (it exited 0: CSV statements gave no count); a table named
+/// like an option (`header_log`) is only a name.
+#[test]
+fn copy_statements_with_csv_and_a_header_are_counted() {
+    let c = clusters();
+    let mut csv = String::from("id,v\n");
+    for i in 1..=1000 {
+        writeln!(csv, "{i},\"row\n{i}\"").unwrap();
+    }
+    let file = TempPath::new("counted.csv");
+    fs::write(&file.0, &csv).unwrap();
+    let d = database(&c.dest[0], &drop_odd_table());
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_count_mismatch(&out, &c.dest[0], &d);
+    // Without the trigger: every row, and the count agrees.
+    let d = database(
+        &c.dest[0],
+        &format!("{T} CREATE TABLE header_log (id int8, v text);"),
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--receive",
+        "COPY t FROM STDIN WITH CSV HEADER",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "t"), 1000);
+    let text = TempPath::new("counted.txt");
+    fs::write(&text.0, text_rows(10)).unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        text.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--receive",
+        "COPY header_log FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "header_log"), 10);
+}

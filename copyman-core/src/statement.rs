@@ -483,6 +483,50 @@ fn sql_string(value: &str) -> String {
     out
 }
 
+/// Whether a COPY statement that [`check`] accepted says its data's first line is a header
+/// (`HEADER`, `HEADER true`/`on`/`1`/`match` in either syntax; `HEADER false`/`off`/`0` is none):
+/// `None` when it cannot be told.
+///
+/// ```
+/// use copyman_core::statement::has_header;
+///
+/// assert_eq!(has_header("COPY t FROM STDIN (FORMAT csv, HEADER)"), Some(true));
+/// assert_eq!(has_header("COPY t FROM STDIN WITH CSV HEADER"), Some(true));
+/// assert_eq!(has_header("COPY header_log FROM STDIN (HEADER off)"), Some(false));
+/// assert_eq!(has_header("COPY t FROM STDIN WHERE header IS NULL"), Some(false));
+/// ```
+pub fn has_header(sql: &str) -> Option<bool> {
+    let tokens = tokens(sql, true).ok()?;
+    let at = tokens.iter().position(|t| {
+        t.depth == 0
+            && !t.literal
+            && (t.text.eq_ignore_ascii_case("to") || t.text.eq_ignore_ascii_case("from"))
+    })?;
+    let rest = tokens.get(at + 2..).unwrap_or_default();
+    let mut header = false;
+    for (i, t) in rest.iter().enumerate() {
+        if t.literal || t.depth > 1 {
+            continue;
+        }
+        if t.depth == 0 && t.text.eq_ignore_ascii_case("where") {
+            break;
+        }
+        if t.text.eq_ignore_ascii_case("header") {
+            header = match rest
+                .get(i + 1)
+                .filter(|v| v.depth == t.depth && v.text != ",")
+            {
+                Some(value) => {
+                    let value = value.text.trim_matches('\'').to_ascii_lowercase();
+                    !matches!(value.as_str(), "false" | "off" | "0")
+                }
+                None => true,
+            };
+        }
+    }
+    Some(header)
+}
+
 /// The table a `COPY table [(columns)] FROM STDIN` (or `TO STDOUT`) names, as written
 /// (`public."T"`): `None` for a `COPY (query) TO STDOUT`, or a statement [`check`] refuses.
 ///
