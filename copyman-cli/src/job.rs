@@ -259,6 +259,7 @@ impl JobArgs {
             stall_timeout: safety.stall_timeout,
             allow_count_mismatch: safety.allow_count_mismatch,
             interrupt: Interrupt::new(),
+            other_states: Vec::new(),
         };
         Ok(Self {
             source,
@@ -444,6 +445,15 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let mut options = args.options.clone();
     if let Some(dir) = &args.state_dir {
         options.state = default_state(dir, &source, &dests, &args.selection)?;
+        // The default directory's other state files: a table an earlier job (another selection,
+        // another spelling) began on these destinations is not copied again over its rows.
+        options.other_states = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|p| *p != options.state && p.is_file())
+            .collect();
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));

@@ -54,6 +54,29 @@ fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
         );
         assert_eq!(count(&c.dest[0], &d1, "big"), 2000, "not twice");
         assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "not twice");
+        if extra.is_empty() {
+            // The same tables selected otherwise: another default state file, the same rows.
+            let otherwise = copyman()
+                .env("XDG_CACHE_HOME", &cache.0)
+                .args([
+                    "table",
+                    "--schema",
+                    "public",
+                    "--from",
+                    &c.source.conninfo(&src),
+                    "--to",
+                    &c.dest[0].conninfo(&d1),
+                ])
+                .output()
+                .unwrap();
+            assert_exit(&otherwise, 2);
+            assert!(
+                text(&otherwise.stderr).contains("records an earlier run"),
+                "{}",
+                text(&otherwise.stderr)
+            );
+            assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "not twice");
+        }
         // --truncate copies each table again, once; --resume has nothing left to do.
         assert_exit(&job(&[extra, &["--truncate"]].concat()), 0);
         assert_eq!(count(&c.dest[0], &d1, "big"), 2000);

@@ -122,6 +122,10 @@ pub struct Options {
     pub allow_count_mismatch: bool,
     /// Stops the job from outside (a signal): see [`Interrupt`].
     pub interrupt: Interrupt,
+    /// Other state files a run without `--resume` also reads (the `copyman` command's default
+    /// directory: earlier jobs of other selections, another spelling of this one): a table one
+    /// of them records begun on these destinations is refused as in [`Options::state`].
+    pub other_states: Vec<PathBuf>,
 }
 
 /// Stops a running job from outside, as a first SIGINT does: every table being copied is
@@ -186,6 +190,7 @@ impl Options {
             stall_timeout: None,
             allow_count_mismatch: false,
             interrupt: Interrupt::new(),
+            other_states: Vec::new(),
         }
     }
 }
@@ -776,7 +781,9 @@ pub fn plan(
         resumed(&options.state, &selection.key(), &keys, destinations)?
     } else {
         let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
-        fresh(&options.state, options.truncate, &tables, &keys)?;
+        for path in std::iter::once(&options.state).chain(&options.other_states) {
+            fresh(path, options.truncate, &tables, &keys)?;
+        }
         Recorded::default()
     };
     if options.two_phase.is_some() {
