@@ -71,6 +71,22 @@ impl<'e> Dest<'e> {
         }
     }
 
+    /// Marks it failed with the error of its [`Dest::begin`]. A `--truncate` that PostgreSQL
+    /// refuses because other tables reference the table (0A000) comes with the server's hint to
+    /// use `TRUNCATE … CASCADE`, which would empty those tables too: copyman says what it does
+    /// instead.
+    pub(crate) fn fail_begun(&mut self, error: &copyman_sync::Error) {
+        let mut info = describe_sync(error);
+        if self.truncate.is_some() && info.sqlstate.as_deref() == Some("0A000") {
+            info.message = format!(
+                "{} (copyman never truncates with CASCADE: the tables that reference it would \
+                 lose their rows; empty them together yourself, then copy without --truncate)",
+                info.message
+            );
+        }
+        self.fail_with(info);
+    }
+
     pub(crate) fn fail_with(&mut self, error: ErrorInfo) {
         if self.error.is_none() {
             self.error = Some(error);

@@ -224,6 +224,13 @@ fn table_plan(
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {
             sequences[*i] = copyman_job::sequences::carried(columns, source, rel);
+            let uncarried = copyman_job::sequences::uncarried(columns, source, rel);
+            let table = copy.target().to_string();
+            if let Some(warning) =
+                copyman_job::sequences::uncarried_warning(&table, &labels[*i], &uncarried)
+            {
+                report::warn(warning);
+            }
         }
     }
     Ok(Plan {

@@ -159,7 +159,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     dest.receive.as_deref().unwrap_or_default()
                 ));
                 if let Err(e) = dest.begin() {
-                    dest.fail_with(describe_sync(&e));
+                    dest.fail_begun(&e);
                 }
             }
             Endpoint::Stdio | Endpoint::File(_) => match FileSink::open(dest.endpoint) {
@@ -262,7 +262,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         if dest.conn.is_some() {
                             dest.rollback();
                             if let Err(e) = dest.begin() {
-                                dest.fail_with(describe_sync(&e));
+                                dest.fail_begun(&e);
                             }
                         }
                     }

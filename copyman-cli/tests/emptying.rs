@@ -175,3 +175,39 @@ fn a_table_whose_foreign_keys_act_on_delete_is_never_emptied_with_a_delete() {
     assert_eq!(count(&c.dest[0], &d, "notes"), 10, "not cascaded away");
     assert_eq!(count(&c.dest[0], &d, "customers"), 10);
 }
+
+/// One table's `--truncate` of a table others reference is refused by PostgreSQL (0A000), whose
+/// hint says to `TRUNCATE … CASCADE` — which would empty the tables that reference it: copyman
+/// says what it does instead, and nothing changes anywhere.
+#[test]
+fn one_tables_refused_truncate_says_copyman_never_cascades() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{FK} INSERT INTO customers SELECT generate_series(1, 10);"),
+    );
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1, 3);
+             INSERT INTO orders VALUES (1, 1);"
+        ),
+    );
+    let out = run(&[
+        "table",
+        "customers",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("0A000") && stderr.contains("never truncates with CASCADE"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "customers"), 3);
+    assert_eq!(count(&c.dest[0], &d, "orders"), 1);
+}

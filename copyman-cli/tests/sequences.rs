@@ -268,3 +268,40 @@ fn a_sequence_at_its_end_is_carried_as_it_stands() {
     };
     assert_eq!(at, (10, true));
 }
+
+/// A column that owns a sequence on a destination but not on the source (`int` there, `serial`
+/// here) cannot be carried: nothing says where it should stand. It is said, in one table's copy
+/// and in a job, not left for the next INSERT to find.
+#[test]
+fn a_sequence_only_the_destination_has_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE plain (id int PRIMARY KEY, v text);
+         INSERT INTO plain SELECT g, 'v' FROM generate_series(1, 20) g;",
+    );
+    let d = database(
+        &c.dest[0],
+        "CREATE TABLE plain (id serial PRIMARY KEY, v text);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let out = run(&["table", "plain", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    let said = "owns a sequence there but not on the source";
+    assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+    let state = TempPath::new("uncarried.state");
+    let out = run(&[
+        "table",
+        "plain",
+        "plain",
+        "--truncate",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+}

@@ -922,6 +922,12 @@ pub fn plan(
                 quiet_delete,
                 sequences: sequences::carried(&columns, &source_rel, &rel),
             });
+            let uncarried = sequences::uncarried(&columns, &source_rel, &rel);
+            notes.extend(sequences::uncarried_warning(
+                &key,
+                &format!("destination {}", i + 1),
+                &uncarried,
+            ));
             rels.push((i, rel));
         }
         let labels: Vec<String> = rels

@@ -60,6 +60,35 @@ pub fn carried(columns: &[Ident], source: &Relation, destination: &Relation) -> 
         .collect()
 }
 
+/// The copied columns that own a sequence on `destination` but not on the source (an `int` there,
+/// a `serial` here): nothing says where the destination's should stand, so it is left where it
+/// is, and an INSERT there that takes its default may collide with a copied row — said.
+pub fn uncarried(columns: &[Ident], source: &Relation, destination: &Relation) -> Vec<Ident> {
+    columns
+        .iter()
+        .filter(|name| {
+            destination
+                .column(name)
+                .is_some_and(|c| c.sequence.is_some())
+                && source.column(name).is_some_and(|c| c.sequence.is_none())
+        })
+        .cloned()
+        .collect()
+}
+
+/// What the user is told of [`uncarried`] columns on `destination` (its label).
+pub fn uncarried_warning(table: &str, destination: &str, columns: &[Ident]) -> Option<String> {
+    let names: Vec<String> = columns.iter().map(ToString::to_string).collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "{table} on {destination}: {} owns a sequence there but not on the source, which is \
+             left where it stands: an INSERT there that takes its default may collide with a \
+             copied row (setval it past the copied values)",
+            names.join(", ")
+        )
+    })
+}
+
 /// Where a sequence stands, as its server tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
