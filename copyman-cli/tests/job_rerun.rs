@@ -47,7 +47,7 @@ fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
         assert_exit(&again, 2);
         let stderr = text(&again.stderr);
         assert!(
-            stderr.contains("records an earlier run")
+            stderr.contains("records an earlier job")
                 && stderr.contains("--resume")
                 && stderr.contains("--truncate"),
             "{stderr}"
@@ -71,7 +71,7 @@ fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
                 .unwrap();
             assert_exit(&otherwise, 2);
             assert!(
-                text(&otherwise.stderr).contains("records an earlier run"),
+                text(&otherwise.stderr).contains("records an earlier job"),
                 "{}",
                 text(&otherwise.stderr)
             );

@@ -673,7 +673,7 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     let more = again.len().saturating_sub(3);
     again.truncate(3);
     Err(JobError::Refused(format!(
-        "the state file {} records an earlier run of this job into these destinations, which \
+        "the state file {} records an earlier job into these destinations, which \
          began {}{}: copied again without emptying them, their rows would be there twice; \
          --resume copies only what that run did not finish, --truncate empties each table and \
          copies it again, and another --state (or removing that file) adds the rows once more",
