@@ -6,37 +6,8 @@
 
 mod common;
 
-use std::sync::OnceLock;
-use std::thread;
-
 use common::*;
 use copyman_testkit::Cluster;
-
-/// A source and two destinations, all allowing prepared transactions.
-struct Servers {
-    source: Cluster,
-    dest: [Cluster; 2],
-}
-
-fn servers() -> &'static Servers {
-    static SERVERS: OnceLock<Servers> = OnceLock::new();
-    SERVERS.get_or_init(|| {
-        let two_phase = || {
-            Cluster::builder()
-                .setting("max_prepared_transactions", "10")
-                .start()
-        };
-        thread::scope(|s| {
-            let source = s.spawn(two_phase);
-            let a = s.spawn(two_phase);
-            let b = s.spawn(two_phase);
-            Servers {
-                source: source.join().unwrap(),
-                dest: [a.join().unwrap(), b.join().unwrap()],
-            }
-        })
-    })
-}
 
 const MV: &str = "CREATE TABLE mv (id int PRIMARY KEY, v text);";
 
@@ -65,7 +36,7 @@ fn assert_no_stray_rollback(stderr: &str) {
 
 #[test]
 fn atomic_a_source_whose_prepare_fails_gets_no_rollback_after_it() {
-    let s = servers();
+    let s = two_phase_clusters();
     // The moving source's DELETE breaks a deferred foreign key: its PREPARE TRANSACTION fails
     // (23503), which rolls its transaction back.
     let src = database(
@@ -121,7 +92,7 @@ fn atomic_a_source_whose_prepare_fails_gets_no_rollback_after_it() {
 
 #[test]
 fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(
         &s.source,
         &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 500) g;"),

@@ -13,32 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use copyman_testkit::Cluster;
 
-/// A source and two destinations, all allowing prepared transactions (for `--atomic`).
-struct Servers {
-    source: Cluster,
-    dest: [Cluster; 2],
-}
-
-fn servers() -> &'static Servers {
-    static SERVERS: OnceLock<Servers> = OnceLock::new();
-    SERVERS.get_or_init(|| {
-        let start = || {
-            Cluster::builder()
-                .setting("max_prepared_transactions", "10")
-                .start()
-        };
-        thread::scope(|s| {
-            let source = s.spawn(start);
-            let a = s.spawn(start);
-            let b = s.spawn(start);
-            Servers {
-                source: source.join().unwrap(),
-                dest: [a.join().unwrap(), b.join().unwrap()],
-            }
-        })
-    })
-}
-
 const MV: &str = "CREATE TABLE mv (id int PRIMARY KEY, v text);";
 const FILL: &str = "INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 1000) AS g;";
 const MOVE: &str = "COPY (DELETE FROM mv RETURNING *) TO STDOUT";
@@ -46,7 +20,7 @@ const RECEIVE: &str = "COPY mv FROM STDIN";
 
 /// A source whose `DELETE` breaks a deferred foreign key (a child row references id 5): the
 /// failure comes only when the source's constraints are checked.
-fn source_with_deferred_child(s: &Servers) -> String {
+fn source_with_deferred_child(s: &Clusters) -> String {
     database(
         &s.source,
         &format!(
@@ -56,7 +30,7 @@ fn source_with_deferred_child(s: &Servers) -> String {
     )
 }
 
-fn empty_destinations(s: &Servers, extra: &str) -> [String; 2] {
+fn empty_destinations(s: &Clusters, extra: &str) -> [String; 2] {
     [
         database(&s.dest[0], &format!("{MV} {extra}")),
         database(&s.dest[1], MV),
@@ -78,14 +52,14 @@ fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
 }
 
 #[track_caller]
-fn assert_nothing_committed(s: &Servers, dbs: &[String; 2]) {
+fn assert_nothing_committed(s: &Clusters, dbs: &[String; 2]) {
     for (cluster, db) in s.dest.iter().zip(dbs) {
         assert_eq!(count(cluster, db, "mv"), 0, "destination {db} committed");
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
     }
 }
 
-fn move_args(s: &Servers, src_url: &str, dbs: &[String; 2], extra: &[&str]) -> Vec<String> {
+fn move_args(s: &Clusters, src_url: &str, dbs: &[String; 2], extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = ["copy", "--from", src_url, "--send", MOVE]
         .map(str::to_owned)
         .to_vec();
@@ -105,7 +79,7 @@ fn run_owned(args: &[String]) -> std::process::Output {
 /// Point 1: a deferred constraint on the source fails the move before any destination commits.
 #[test]
 fn a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = source_with_deferred_child(s);
     let dbs = empty_destinations(s, "");
     let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &[]));
@@ -125,7 +99,7 @@ fn a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
 /// Point 1 under `--atomic`: the source is checked before the decision is recorded.
 #[test]
 fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = source_with_deferred_child(s);
     let dbs = empty_destinations(s, "");
     let log = TempPath::new("decisions.log");
@@ -168,7 +142,7 @@ const GATED_CHECK: &str = "CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgs
 /// at the gate: the copy is over then, the source idle in its transaction, nothing committed.
 /// The gate opens once the source's backend is gone. copyman's output.
 fn run_losing_the_source(
-    s: &Servers,
+    s: &Clusters,
     src: &str,
     d1: &str,
     args: &[String],
@@ -243,7 +217,7 @@ fn run_losing_the_source(
 /// the move: every destination rolls back.
 #[test]
 fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let dbs = empty_destinations(s, GATED_CHECK);
     let args = move_args(s, &s.source.url(&src), &dbs, &[]);
@@ -264,7 +238,7 @@ fn a_source_lost_before_the_destinations_commit_commits_nothing_anywhere() {
 /// destination back; no decision is recorded, no prepared transaction is left.
 #[test]
 fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let dbs = empty_destinations(s, GATED_CHECK);
     let log = TempPath::new("decisions.log");
@@ -296,7 +270,7 @@ fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
 /// failing to commit: every destination holds the source's rows, exit 0, not PARTIAL.
 #[test]
 fn a_read_only_source_lost_before_its_commit_is_not_partial() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let dbs = empty_destinations(s, GATED_CHECK);
     let mut args = move_args(s, &s.source.url(&src), &dbs, &[]);
@@ -316,7 +290,7 @@ fn a_read_only_source_lost_before_its_commit_is_not_partial() {
 /// adds no failure of its own).
 #[test]
 fn a_move_still_commits_everywhere() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let expected = digest(&s.source, &src, "mv");
     let dbs = empty_destinations(s, "");
@@ -329,7 +303,7 @@ fn a_move_still_commits_everywhere() {
 }
 
 /// `mv`'s 1000 rows as a binary COPY file, as the server writes it.
-fn binary_file(s: &Servers, name: &str) -> (TempPath, (i64, String)) {
+fn binary_file(s: &Clusters, name: &str) -> (TempPath, (i64, String)) {
     use std::io::Read;
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let mut data = Vec::new();
@@ -358,7 +332,7 @@ fn load_args<'a>(file: &'a str, urls: &'a [String]) -> Vec<&'a str> {
 /// loaded short.
 #[test]
 fn a_truncated_binary_file_is_refused_and_nothing_commits() {
-    let s = servers();
+    let s = two_phase_clusters();
     let (file, expected) = binary_file(s, "mv.bin");
     let dbs = empty_destinations(s, "");
     let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
@@ -418,7 +392,7 @@ impl Drop for TempDir {
 }
 
 /// `copyman copy` of `mv`'s 1000 rows to `to`, run in `dir`.
-fn copy_to_files(s: &Servers, src: &str, dir: &TempDir, to: &[&str]) -> std::process::Output {
+fn copy_to_files(s: &Clusters, src: &str, dir: &TempDir, to: &[&str]) -> std::process::Output {
     let url = s.source.url(src);
     let mut args = vec!["copy", "--from", &url, "--send", "COPY mv TO STDOUT"];
     for t in to {
@@ -435,7 +409,7 @@ fn copy_to_files(s: &Servers, src: &str, dir: &TempDir, to: &[&str]) -> std::pro
 /// server given twice is; nothing is written.
 #[test]
 fn the_same_file_given_twice_is_refused() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let dir = TempDir::new("twice");
     let absolute = dir.path("same.txt");
@@ -468,7 +442,7 @@ fn the_same_file_given_twice_is_refused() {
 /// the target), and stays a link.
 #[test]
 fn a_symlink_destination_writes_its_target() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let dir = TempDir::new("link");
     std::fs::create_dir(dir.0.join("sub")).unwrap();
@@ -510,7 +484,7 @@ fn a_symlink_destination_writes_its_target() {
 /// the pipe is said to be out, not rolled back silently.
 #[test]
 fn stdout_says_what_went_out_when_the_copy_fails() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let d1 = database(
         &s.dest[0],
@@ -557,7 +531,7 @@ fn stdout_says_what_went_out_when_the_copy_fails() {
 /// rows end up moved, never on both sides.
 #[test]
 fn atomic_a_moving_source_is_prepared_with_the_destinations_and_recovered_with_them() {
-    let s = servers();
+    let s = two_phase_clusters();
     let src = database(&s.source, &format!("{MV} {FILL}"));
     let expected = digest(&s.source, &src, "mv");
     let dbs = empty_destinations(s, "");
@@ -634,7 +608,7 @@ fn atomic_a_moving_source_is_prepared_with_the_destinations_and_recovered_with_t
 #[test]
 fn atomic_a_source_without_prepared_transactions_is_checked_before_the_decision() {
     static PLAIN: OnceLock<Cluster> = OnceLock::new();
-    let s = servers();
+    let s = two_phase_clusters();
     let plain = PLAIN.get_or_init(Cluster::start);
     let log = TempPath::new("decisions.log");
     let atomic = ["--atomic", "--decision-log", log.arg()];

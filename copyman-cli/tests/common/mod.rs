@@ -19,19 +19,34 @@ pub struct Clusters {
 
 pub fn clusters() -> &'static Clusters {
     static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
+    CLUSTERS.get_or_init(|| three(Cluster::start))
+}
+
+/// A source and two destinations that allow prepared transactions (for `--atomic`, or a source
+/// prepared with them), started once per test binary.
+pub fn two_phase_clusters() -> &'static Clusters {
+    static CLUSTERS: OnceLock<Clusters> = OnceLock::new();
     CLUSTERS.get_or_init(|| {
-        // Side by side: each start mostly waits for initdb and the server.
-        let (source, a, b) = thread::scope(|s| {
-            let source = s.spawn(Cluster::start);
-            let a = s.spawn(Cluster::start);
-            let b = s.spawn(Cluster::start);
-            (source.join().unwrap(), a.join().unwrap(), b.join().unwrap())
-        });
-        Clusters {
-            source,
-            dest: [a, b],
-        }
+        three(|| {
+            Cluster::builder()
+                .setting("max_prepared_transactions", "10")
+                .start()
+        })
     })
+}
+
+/// Three clusters started side by side (each start mostly waits for initdb and the server).
+fn three(start: impl Fn() -> Cluster + Sync) -> Clusters {
+    let (source, a, b) = thread::scope(|s| {
+        let source = s.spawn(&start);
+        let a = s.spawn(&start);
+        let b = s.spawn(&start);
+        (source.join().unwrap(), a.join().unwrap(), b.join().unwrap())
+    });
+    Clusters {
+        source,
+        dest: [a, b],
+    }
 }
 
 /// A cluster that insists on SCRAM passwords.
