@@ -7,8 +7,7 @@ use copyman_sync::{
     CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverId, ReceiverOutcome, Summary,
 };
 
-use copyman_job::sequences;
-use copyman_job::sequences::Carry;
+use copyman_job::sequences::{Carrier, Carry};
 use copyman_sync::Connection;
 
 use crate::dest::Dest;
@@ -209,8 +208,8 @@ pub(crate) fn check_counts(
 }
 
 /// Advances each live destination's sequences of the copied columns to the source's (read now,
-/// after its rows), in the destination's open transaction, before anything commits. A failure
-/// fails that destination; the run's error when it may not go on without it.
+/// after its rows, each once), in the destination's open transaction, before anything commits.
+/// A failure fails that destination; the run's error when it may not go on without it.
 pub(crate) fn carry_sequences(
     carries: &[Vec<Carry>],
     source: Option<&mut Connection>,
@@ -218,6 +217,7 @@ pub(crate) fn carry_sequences(
     keep_going: bool,
 ) -> Option<String> {
     let source = source?;
+    let mut carrier = Carrier::default();
     for (i, (dest, carries)) in dests.iter_mut().zip(carries).enumerate() {
         let Some(conn) = dest.conn.as_mut().filter(|_| !carries.is_empty()) else {
             continue;
@@ -225,13 +225,8 @@ pub(crate) fn carry_sequences(
         if dest.error.is_some() {
             continue;
         }
-        let advanced = sequences::positions(source, carries)
-            .map_err(|e| ("the source's sequences", e))
-            .and_then(|at| {
-                sequences::advance(conn, carries, &at).map_err(|e| ("advancing its sequences", e))
-            });
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
-        match advanced {
+        match carrier.carry(source, conn, carries) {
             Ok(said) => {
                 for said in said {
                     if said.is_warning() {
@@ -241,9 +236,9 @@ pub(crate) fn carry_sequences(
                     }
                 }
             }
-            Err((what, e)) => {
-                let mut info = describe_sync(&e);
-                info.message = format!("{what}: {}", info.message);
+            Err(e) => {
+                let mut info = describe_sync(e.error());
+                info.message = format!("{}: {}", e.what(), info.message);
                 dest.fail_with(info);
                 if !keep_going {
                     return Some(format!("{label}: could not advance its sequences"));

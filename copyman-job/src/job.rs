@@ -51,7 +51,7 @@ use copyman_sync::{
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::select::{self, Selection};
-use crate::sequences::{self, Carry};
+use crate::sequences::{self, Carrier, Carry};
 use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
 use crate::state::{self, Recorded, StateFile};
 
@@ -2439,13 +2439,18 @@ fn copy_whole(
         && (options.keep_going
             || (ok.len() == completed.len() && completed.len() == report_targets(t)));
     if going_on {
-        let source = conns
-            .source
-            .as_mut()
-            .ok_or_else(|| TableError::new("no connection to the source"));
-        for (d, at) in carry_positions(t, &ok, source) {
-            let conn = conns.dests[d].as_mut();
-            if !carry_forward(t, d, conn, at, &mut report.destinations[d]) {
+        let mut carrier = Carrier::default();
+        let live: Vec<usize> = ok.iter().map(|(d, _)| *d).collect();
+        for d in live {
+            let (source, conn) = (conns.source.as_mut(), conns.dests[d].as_mut());
+            if !carry(
+                &mut carrier,
+                t,
+                d,
+                source,
+                conn,
+                &mut report.destinations[d],
+            ) {
                 ok.retain(|(o, _)| *o != d);
             }
         }
@@ -2821,39 +2826,15 @@ fn copy_range_on(
     RangeEnd { source_rows, dests }
 }
 
-/// The source's positions of the sequences each destination in `ok` carries (read on the source
-/// once the table's rows are out), per destination; a failed read fails only that carry.
-fn carry_positions(
-    t: &TablePlan,
-    ok: &[(usize, Option<u64>)],
-    mut source: Result<&mut Connection, TableError>,
-) -> Vec<(usize, Result<Vec<sequences::SourcePosition>, TableError>)> {
-    let mut positions = Vec::new();
-    for &(d, _) in ok {
-        if let DestPlan::Copy {
-            sequences: carries, ..
-        } = &t.destinations[d]
-            && !carries.is_empty()
-        {
-            let at = match source.as_mut() {
-                Ok(source) => sequences::positions(source, carries)
-                    .map_err(|e| describe(&e).prefixed("reading the source's: ")),
-                Err(e) => Err(e.clone().prefixed("reading the source's: ")),
-            };
-            positions.push((d, at));
-        }
-    }
-    positions
-}
-
-/// Advances destination `d`'s sequences of `t` to the source's positions (`at`), in its open
-/// transaction (`conn`), into `result`: a warning to say, or the error that fails the table
-/// there (then `false`: it must not commit).
-fn carry_forward(
+/// Advances destination `d`'s sequences of `t` (in its open transaction, `conn`) to where the
+/// source's stand, through `carrier` (each source sequence read once per table), into `result`:
+/// a warning to say, or the error that fails the table there (then `false`: it must not commit).
+fn carry(
+    carrier: &mut Carrier,
     t: &TablePlan,
     d: usize,
+    source: Option<&mut Connection>,
     conn: Option<&mut Connection>,
-    at: Result<Vec<sequences::SourcePosition>, TableError>,
     result: &mut DestResult,
 ) -> bool {
     let DestPlan::Copy {
@@ -2862,11 +2843,21 @@ fn carry_forward(
     else {
         return true;
     };
-    let advanced = at.and_then(|at| {
-        let conn = conn.ok_or_else(|| TableError::new("no connection to the destination"))?;
-        sequences::advance(conn, carries, &at).map_err(|e| describe(&e))
-    });
-    match advanced {
+    if carries.is_empty() {
+        return true;
+    }
+    let carried = match (source, conn) {
+        (Some(source), Some(conn)) => carrier
+            .carry(source, conn, carries)
+            .map_err(|e| describe(e.error()).prefixed(&format!("{}: ", e.what()))),
+        (None, _) => Err(TableError::new(
+            "reading the source's sequences: no connection to the source",
+        )),
+        (_, None) => Err(TableError::new(
+            "advancing its sequences: no connection to the destination",
+        )),
+    };
+    match carried {
         Ok(said) => {
             let warnings = said
                 .iter()
@@ -2877,7 +2868,7 @@ fn carry_forward(
             true
         }
         Err(e) => {
-            result.fail(Status::Failed, e.prefixed("advancing its sequences: "));
+            result.fail(Status::Failed, e);
             false
         }
     }
@@ -3113,13 +3104,21 @@ fn copy_split(
         .map(|&d| (d, None))
         .collect();
     if !shared.halted() && (options.keep_going || ok.len() == targets.len()) {
-        let source = ensure(&mut conns.source, shared.source);
-        for (d, at) in carry_positions(t, &ok, source) {
+        let mut carrier = Carrier::default();
+        for &(d, _) in &ok {
+            let source = ensure(&mut conns.source, shared.source).ok();
             let conn = range_conns.iter_mut().zip(&ends).find_map(|(c, end)| {
                 let open = end.dests.iter().any(|(x, r)| *x == d && r.is_ok());
                 c.dests[d].as_mut().filter(|_| open)
             });
-            carry_forward(t, d, conn, at, &mut report.destinations[d]);
+            carry(
+                &mut carrier,
+                t,
+                d,
+                source,
+                conn,
+                &mut report.destinations[d],
+            );
         }
     }
 

@@ -12,22 +12,30 @@
 //! is read after its rows, so it stands at or beyond every copied value it produced.
 //!
 //! ```no_run
-//! use copyman_job::sequences::{self, Carry};
+//! use copyman_job::sequences::{Carrier, Carry};
 //! use copyman_sync::Connection;
 //!
 //! # fn carries() -> Vec<Carry> { Vec::new() }
 //! let mut source = Connection::connect_str("host=src dbname=shop")?;
-//! let mut dest = Connection::connect_str("host=dst dbname=shop")?;
+//! let mut dests = [
+//!     Connection::connect_str("host=dst1 dbname=shop")?,
+//!     Connection::connect_str("host=dst2 dbname=shop")?,
+//! ];
 //! let carries = carries(); // from `sequences::carried`, with the plan's catalogs
-//! let at = sequences::positions(&mut source, &carries)?;
-//! dest.execute("BEGIN")?; // … the copy into it …
-//! for said in sequences::advance(&mut dest, &carries, &at)? {
-//!     eprintln!("{said}");
+//! let mut carrier = Carrier::default(); // one per table: the source's read once
+//! for dest in &mut dests {
+//!     dest.execute("BEGIN")?; // … the copy into it …
+//!     for said in carrier.carry(&mut source, dest, &carries)? {
+//!         eprintln!("{said}");
+//!     }
 //! }
-//! dest.execute("COMMIT")?;
+//! for dest in &mut dests {
+//!     dest.execute("COMMIT")?;
+//! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 
 use copyman_sync::{Connection, Error};
@@ -338,6 +346,73 @@ pub fn advance(
         });
     }
     Ok(said)
+}
+
+/// Why carrying a table's sequences to a destination failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CarryError {
+    /// The source's sequences could not be read.
+    #[error("reading the source's sequences: {0}")]
+    Source(#[source] Error),
+    /// The destination refused a `setval` (or its reads).
+    #[error("advancing its sequences: {0}")]
+    Destination(#[source] Error),
+}
+
+impl CarryError {
+    /// What failed, in words: "reading the source's sequences", "advancing its sequences".
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::Source(_) => "reading the source's sequences",
+            Self::Destination(_) => "advancing its sequences",
+        }
+    }
+
+    /// The server's error.
+    pub fn error(&self) -> &Error {
+        match self {
+            Self::Source(e) | Self::Destination(e) => e,
+        }
+    }
+}
+
+/// Carries one table's sequences to its destinations, one after another: each source sequence
+/// is read once (after the table's rows), whatever the number of destinations.
+#[derive(Debug, Default)]
+pub struct Carrier {
+    read: HashMap<u32, SourcePosition>,
+}
+
+impl Carrier {
+    /// Advances `destination`'s sequences of `carries` (in its open transaction) to where the
+    /// source's stand ([`positions`], [`advance`]).
+    ///
+    /// # Errors
+    /// [`CarryError`]: the source's or the destination's error.
+    pub fn carry(
+        &mut self,
+        source: &mut Connection,
+        destination: &mut Connection,
+        carries: &[Carry],
+    ) -> Result<Vec<Said>, CarryError> {
+        let unread: Vec<Carry> = carries
+            .iter()
+            .filter(|c| !self.read.contains_key(&c.source))
+            .cloned()
+            .collect();
+        let read = positions(source, &unread).map_err(CarryError::Source)?;
+        self.read.extend(unread.iter().map(|c| c.source).zip(read));
+        let at: Vec<SourcePosition> = carries
+            .iter()
+            .map(|c| {
+                self.read
+                    .get(&c.source)
+                    .copied()
+                    .unwrap_or((Position::Unreadable, 1))
+            })
+            .collect();
+        advance(destination, carries, &at).map_err(CarryError::Destination)
+    }
 }
 
 /// Whether the server has `pg_sequence` (PostgreSQL 10 on).
