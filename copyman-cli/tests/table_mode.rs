@@ -910,3 +910,99 @@ fn destination_columns_that_fill_themselves_are_left_to_their_default() {
     );
     assert_eq!(count(&c.dest[0], &d, "x"), 50);
 }
+
+/// A domain of one name over other base types on each side (`int8` here, `float8` there), or a
+/// composite whose field is such a domain, must not go in binary: its bits would be read as the
+/// other type (exit 0 with other values). Text converts them; the conversion is warned about.
+#[test]
+fn domains_and_composites_over_other_base_types_are_copied_as_text() {
+    let c = clusters();
+    let table = "CREATE TABLE dt (id int, v dm, c pair);";
+    let src = database(
+        &c.source,
+        &format!(
+            "CREATE DOMAIN dm AS int8; CREATE TYPE pair AS (d dm, n int); {table}
+             INSERT INTO dt VALUES (1, 1, ROW(1, 1)), (2, 4607182418800017408, ROW(-5, 2));"
+        ),
+    );
+    // The same OIDs (created in the same order), other base types.
+    let d = database(
+        &c.dest[0],
+        &format!("CREATE DOMAIN dm AS float8; CREATE TYPE pair AS (d dm, n int); {table}"),
+    );
+    let args = [
+        "table",
+        "dt",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ];
+    let dry = run(&[&args[..], &["--dry-run"]].concat());
+    assert_exit(&dry, 0);
+    assert!(
+        text(&dry.stdout).contains("format: text"),
+        "{}",
+        text(&dry.stdout)
+    );
+    let out = run(&args);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(
+            &c.dest[0],
+            &d,
+            "SELECT (v = id * 4607182418800017407 - 4607182418800017406)::text, c::text \
+             FROM dt ORDER BY id"
+        ),
+        [["true", "(1,1)"], ["true", "(-5,2)"]]
+    );
+}
+
+/// A column the source generates, nullable (or with a default) on the destination, would be
+/// NULL (or its default) in every row: refused, naming `--columns`, which copies its values.
+/// A narrowing type (numeric to numeric(6,2)) is copied with a warning naming it.
+#[test]
+fn a_generated_source_column_is_refused_and_narrowing_types_warned() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE g (a int, b int GENERATED ALWAYS AS (a * 2) STORED, n numeric);
+         INSERT INTO g (a, n) VALUES (1, 1.005), (2, 2);",
+    );
+    let d = database(&c.dest[0], "CREATE TABLE g (a int, b int, n numeric(6,2));");
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "table".to_owned(),
+            "g".to_owned(),
+            "--from".to_owned(),
+            c.source.conninfo(&src),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&d),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let run_with = |extra: &[&str]| {
+        let args = args(extra);
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let refused = run_with(&[]);
+    assert_exit(&refused, 2);
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains(r#""b" that the source generates"#) && stderr.contains("--columns"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "g"), 0);
+    let out = run_with(&["--columns", "a,b,n"]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"n\" is numeric on the source but numeric(6,2)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        rows(&c.dest[0], &d, "SELECT a, b, n FROM g ORDER BY a"),
+        [["1", "2", "1.01"], ["2", "4", "2.00"]]
+    );
+}

@@ -947,6 +947,9 @@ pub fn plan(
             true,
             same_major,
         );
+        if let Some(warning) = &choice.warning {
+            notes.push(format!("{}: {warning}", sel.table));
+        }
         let copy = TableCopy {
             table: sel.table.clone(),
             target: None,

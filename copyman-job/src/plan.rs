@@ -67,14 +67,15 @@ pub fn choose_format(
     match (forced, columns, source) {
         (Some(format), _, _) => {
             let mut warning = None;
-            if format == Format::Binary
-                && let (Some(columns), Some(source)) = (columns, source)
-                && let Err(why) = binary_types(columns, source, dests)
-            {
-                warning = Some(format!(
-                    "--format binary, but {why}: binary COPY does not convert values \
-                     (--format text does)"
-                ));
+            if let (Some(columns), Some(source)) = (columns, source) {
+                if format != Format::Binary {
+                    warning = conversions(columns, source, dests);
+                } else if let Err(why) = binary_types(columns, source, dests) {
+                    warning = Some(format!(
+                        "--format binary, but {why}: binary COPY does not convert values \
+                         (--format text does)"
+                    ));
+                }
             }
             let given = match format {
                 Format::Csv => "--format csv, --header or a *.csv file",
@@ -105,7 +106,7 @@ pub fn choose_format(
             FormatChoice {
                 format,
                 reason,
-                warning: None,
+                warning: conversions(columns, source, dests),
             }
         }
         (None, _, _) => FormatChoice {
@@ -194,25 +195,24 @@ pub fn resolve_columns(
                 Some(_) => {}
             }
         }
-        let mut extra = Vec::new();
+        let (mut extra, mut generated) = (Vec::new(), Vec::new());
         if requested.is_empty() {
             // A column the source has not, which takes its default (or NULL) for every row,
             // loses nothing: the copy goes on without it (an audit column, a column added on
             // one side first).
-            for c in rel
-                .columns
-                .iter()
-                .filter(|c| !c.generated && !c.fills_itself)
-            {
-                if !columns.contains(&c.name) {
-                    let generated_at_source = source
-                        .and_then(|s| s.column(&c.name))
-                        .is_some_and(|s| s.generated);
-                    extra.push(if generated_at_source {
-                        format!("{} (generated on the source)", c.name)
-                    } else {
-                        c.name.to_string()
-                    });
+            // Not one the source generates: its values would be left behind (the destination
+            // taking NULL or its default for every row).
+            for c in rel.columns.iter().filter(|c| !c.generated) {
+                let generated_at_source = source
+                    .and_then(|s| s.column(&c.name))
+                    .is_some_and(|s| s.generated);
+                if columns.contains(&c.name) {
+                    continue;
+                }
+                if generated_at_source {
+                    generated.push(c.name.to_string());
+                } else if !c.fills_itself {
+                    extra.push(c.name.to_string());
                 }
             }
         }
@@ -222,6 +222,13 @@ pub fn resolve_columns(
         }
         if !extra.is_empty() {
             said.push(format!("has {} that the source has not", extra.join(", ")));
+        }
+        if !generated.is_empty() {
+            said.push(format!(
+                "has {} that the source generates, whose values would be left behind \
+                 (--columns naming them copies them)",
+                generated.join(", ")
+            ));
         }
         if !said.is_empty() {
             problems.push(format!("{label} {}", said.join(" and ")));
@@ -281,6 +288,83 @@ pub fn binary_types(
     Ok(())
 }
 
+/// The copied columns whose type differs between the source and a destination in a way that
+/// may change values — the destination reads each value as its own type does (a `numeric`
+/// rounded to its scale, a `float8` to a `real`, a `timestamptz` without its offset, a `json`
+/// object's duplicate keys dropped): one warning naming them, or `None` where every value reads
+/// back unchanged (the same type, a wider one, or `text`).
+pub fn conversions(
+    columns: &[Ident],
+    source: &Relation,
+    dests: &[(&str, &Relation)],
+) -> Option<String> {
+    let mut said = Vec::new();
+    for name in columns {
+        let Some(from) = source.column(name) else {
+            continue;
+        };
+        for (label, rel) in dests {
+            let Some(to) = rel.column(name) else { continue };
+            if !keeps_values(&from.type_name, &to.type_name) {
+                said.push(format!(
+                    "column {name} is {} on the source but {} on {label}",
+                    from.type_name, to.type_name
+                ));
+            }
+        }
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "{}: the destination converts each value to its type (it may be rounded, cut or \
+             read otherwise; --verify compares what was loaded)",
+            said.join("; ")
+        )
+    })
+}
+
+/// Whether every value of the type `format_type` names `from` reads back unchanged as `to`.
+fn keeps_values(from: &str, to: &str) -> bool {
+    if from == to || to == "text" {
+        return true;
+    }
+    if let (Some(from), Some(to)) = (from.strip_suffix("[]"), to.strip_suffix("[]")) {
+        return keeps_values(from, to);
+    }
+    let (from_base, from_mod) = modifiers(from);
+    let (to_base, to_mod) = modifiers(to);
+    match (from_base, to_base) {
+        ("character varying", "character varying") => match (&from_mod[..], &to_mod[..]) {
+            (_, []) => true,
+            ([n], [m]) => m >= n,
+            _ => false,
+        },
+        ("numeric", "numeric") => match (&from_mod[..], &to_mod[..]) {
+            (_, []) => true,
+            ([p, s], [q, t]) => t >= s && q - t >= p - s,
+            _ => false,
+        },
+        ("smallint", "integer" | "bigint" | "numeric" | "real" | "double precision")
+        | ("integer", "bigint" | "numeric" | "double precision")
+        | ("bigint", "numeric")
+        | ("real", "double precision")
+        | ("json" | "jsonb" | "character varying" | "character", "text") => to_mod.is_empty(),
+        _ => false,
+    }
+}
+
+/// A type name and its modifiers when they close it: `numeric(12,2)` is `numeric` and
+/// `[12, 2]`; a name without them (or with them inside, as `timestamp(3) with time zone`) is
+/// itself and none.
+fn modifiers(name: &str) -> (&str, Vec<i64>) {
+    if let Some((base, rest)) = name.split_once('(')
+        && let Some(inner) = rest.strip_suffix(')')
+        && let Ok(mods) = inner.split(',').map(|m| m.trim().parse()).collect()
+    {
+        return (base, mods);
+    }
+    (name, Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +390,62 @@ mod tests {
 
     fn names(columns: &[Ident]) -> Vec<&str> {
         columns.iter().map(Ident::as_str).collect()
+    }
+
+    #[test]
+    fn a_column_the_source_generates_is_not_left_behind_silently() {
+        let source = rel(&[
+            ("a", "integer", false, Some("")),
+            ("b", "integer", true, Some("")),
+        ]);
+        let mut dest = rel(&[
+            ("a", "integer", false, Some("")),
+            ("b", "integer", false, Some("")),
+        ]);
+        // Nullable or with a default, it would take NULL or the default for every row.
+        dest.columns[1].fills_itself = true;
+        let err = resolve_columns(&[], Some(&source), &[("destination 1", &dest)]).unwrap_err();
+        assert!(
+            err.contains(r#"has "b" that the source generates"#) && err.contains("--columns"),
+            "{err}"
+        );
+        let chosen = parse_columns("a, b").unwrap();
+        let columns = resolve_columns(&chosen, Some(&source), &[("destination 1", &dest)]);
+        assert_eq!(names(&columns.unwrap().unwrap()), ["a", "b"]);
+    }
+
+    #[test]
+    fn conversions_that_may_change_values_are_named() {
+        let pairs = [
+            ("integer", "bigint", true),
+            ("integer[]", "bigint[]", true),
+            ("numeric(6,2)", "numeric(8,3)", true),
+            ("numeric(6,2)", "numeric", true),
+            ("character varying(3)", "character varying(5)", true),
+            ("timestamp with time zone", "text", true),
+            ("numeric", "numeric(6,2)", false),
+            ("numeric(6,2)", "numeric(6,3)", false),
+            ("double precision", "real", false),
+            ("bigint", "integer", false),
+            ("json", "jsonb", false),
+            (
+                "timestamp with time zone",
+                "timestamp without time zone",
+                false,
+            ),
+            ("character varying(5)", "character varying(3)", false),
+            ("text", "character varying(3)", false),
+        ];
+        for (from, to, keeps) in pairs {
+            assert_eq!(keeps_values(from, to), keeps, "{from} -> {to}");
+            let source = rel(&[("v", from, false, None)]);
+            let dest = rel(&[("v", to, false, None)]);
+            let said = conversions(&parse_columns("v").unwrap(), &source, &[("d1", &dest)]);
+            assert_eq!(said.is_none(), keeps, "{from} -> {to}: {said:?}");
+            if let Some(said) = said {
+                assert!(said.contains(&format!("is {from} on the source but {to} on d1")));
+            }
+        }
     }
 
     #[test]

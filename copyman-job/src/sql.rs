@@ -515,7 +515,10 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
            SELECT r.attnum, n.typ, n.elem FROM reach r \
              JOIN pg_catalog.pg_type t ON t.oid = r.typ \
              CROSS JOIN LATERAL (VALUES (t.typbasetype, false), \
-               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true)) AS n(typ, elem) \
+               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true) \
+               UNION ALL SELECT f.atttypid, true FROM pg_catalog.pg_attribute f \
+                WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
+                  AND NOT f.attisdropped) AS n(typ, elem) \
             WHERE n.typ <> 0), \
          width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
            FROM pg_catalog.pg_attribute a, rel \
@@ -628,12 +631,15 @@ const OID_ALIASES: [&str; 11] = [
 /// the type's name).
 ///
 /// `reached` lists the types a column's values are made of (the type, a domain's base types, an
-/// array's element types), each as `typtype,oid,builtin,is_array,as_element,binary_io`:
+/// array's element types, a composite type's fields' types), each as
+/// `typtype,oid,builtin,is_array,as_element,binary_io`:
 /// * a type without binary send and receive functions (`aclitem`) cannot be sent in binary;
 /// * the OID alias types (`regclass`, `regtype`, `regproc`, …) are sent as the bare OID, which
 ///   names another object, or none, on another server: never binary;
-/// * other built-in types (OID below 16384, the same on every server) are safe by name;
-/// * enums are sent as their labels, domains as their base type: safe by name;
+/// * other built-in types (OID below 16384, the same on every server) are in the key: a domain
+///   of one name over `int8` here and `float8` there, or a composite whose field is such a
+///   domain, must not be read bit for bit as the other;
+/// * enums are sent as their labels, domains as their base type (which the key holds);
 /// * a composite type's binary form carries its fields' type OIDs and an array's its element
 ///   type's OID, which the receiving server checks against its own: those OIDs must be equal;
 /// * other user-defined types (extension base types, ranges, pseudo-types) have a binary form
@@ -649,11 +655,8 @@ pub fn binary_key(reached: &str) -> Option<String> {
         if typtype == "p" || binary_io != "true" || (builtin && OID_ALIASES.contains(&oid)) {
             return None;
         }
-        if typtype == "c" || (elem && !builtin) {
+        if builtin || typtype == "c" || elem {
             oids.push(oid.to_owned());
-            continue;
-        }
-        if builtin {
             continue;
         }
         match typtype {
@@ -781,17 +784,36 @@ mod tests {
     fn binary_keys() {
         // As the catalog query reports them (PostgreSQL 15).
         let key = |reached: &str| binary_key(reached);
-        assert_eq!(key("b,20,true,false,false,true"), Some(String::new()));
+        assert_eq!(key("b,20,true,false,false,true"), Some("20".to_owned()));
         assert_eq!(
             key("b,25,true,false,true,true b,1009,true,true,false,true"),
-            Some(String::new())
+            Some("1009 25".to_owned())
         );
-        assert_eq!(key("r,3904,true,false,false,true"), Some(String::new()));
-        // An enum travels as its label, a domain as its base type.
+        assert_eq!(key("r,3904,true,false,false,true"), Some("3904".to_owned()));
+        // An enum travels as its label, a domain as its base type: one domain name over two
+        // base types has two keys.
         assert_eq!(key("e,16385,false,false,false,true"), Some(String::new()));
         assert_eq!(
             key("b,23,true,false,false,true d,16390,false,false,false,true"),
-            Some(String::new())
+            Some("23".to_owned())
+        );
+        assert_ne!(
+            key("b,20,true,false,false,true d,16390,false,false,false,true"),
+            key("b,701,true,false,false,true d,16390,false,false,false,true"),
+        );
+        // A composite's fields are reached as elements: a domain field's OID is in its binary
+        // form, its base type in the key; an OID alias field makes it text.
+        assert_eq!(
+            key(
+                "b,20,true,false,false,true c,16394,false,false,false,true d,16390,false,false,true,true"
+            ),
+            Some("16390 16394 20".to_owned())
+        );
+        assert_eq!(
+            key(
+                "b,23,true,false,true,true b,2205,true,false,true,true c,16394,false,false,false,true"
+            ),
+            None
         );
         // Arrays of user-defined types and composites carry OIDs.
         assert_eq!(
@@ -824,7 +846,7 @@ mod tests {
             key("b,1033,true,false,true,false b,1034,true,true,false,true"),
             None
         );
-        assert_eq!(key("b,26,true,false,false,true"), Some(String::new()));
+        assert_eq!(key("b,26,true,false,false,true"), Some("26".to_owned()));
     }
 
     #[test]
