@@ -18,6 +18,7 @@ use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 pub(crate) use copyman_job::job::error_chain;
@@ -661,13 +662,41 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     Ok(spec)
 }
 
+/// How long a connection without `connect_timeout` may wait for its server before the wait is
+/// said.
+pub(crate) const SLOW_CONNECT: Duration = Duration::from_secs(10);
+
 impl ServerSpec {
     /// Connects with these parameters.
     ///
     /// # Errors
     /// [`copyman_sync::Connection::connect_with`]'s.
+    ///
+    /// Without a `connect_timeout` a server that takes the connection and never answers is
+    /// waited on for ever, as libpq does; after [`SLOW_CONNECT`] it is said (once), so that
+    /// the wait is never silent.
     pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup)
+        let connect =
+            || copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup);
+        if self.config.get_connect_timeout().is_some() {
+            return connect();
+        }
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                if wait.recv_timeout(SLOW_CONNECT) == Err(RecvTimeoutError::Timeout) {
+                    crate::report::warn(format_args!(
+                        "{}: no answer after {} s, still waiting (no connect_timeout was given; \
+                         Ctrl-C stops)",
+                        self.display,
+                        SLOW_CONNECT.as_secs()
+                    ));
+                }
+            });
+            let conn = connect();
+            drop(done);
+            conn
+        })
     }
 
     /// Reads with row-level security off, as pg_dump does: a table whose policies would hide

@@ -869,3 +869,34 @@ fn one_row_is_one_row_and_help_has_examples() {
         assert!(help.contains("Examples:\n  copyman "), "{sub}: {help}");
     }
 }
+
+/// A server that takes the connection and never answers is waited on as libpq waits (no
+/// `connect_timeout` given), but not in silence: after 10 s the wait is said, naming the server.
+#[test]
+fn a_connection_that_is_never_answered_is_said() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T} INSERT INTO t VALUES (1, 'a');"));
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=mute"),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let (_held, _) = mute.accept().unwrap();
+    let line = stderr.expect("no answer after 10 s");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")) && line.contains("connect_timeout"),
+        "{line}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
