@@ -1191,7 +1191,8 @@ pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
     {
         Ok(tty) => {
             let read = ask(tty.as_raw_fd(), &mut BufReader::new(&tty), &mut &tty);
-            read.map_err(|e| {
+            // Ctrl-D at the prompt: the empty password, as psql.
+            read.map(Option::unwrap_or_default).map_err(|e| {
                 format!("-W/--password: cannot read the password from the terminal: {e}")
             })
         }
@@ -1199,26 +1200,35 @@ pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
             "-W/--password: cannot prompt for a password: no terminal to ask on (/dev/tty: {e}), \
              and standard input is the data (--from), not a password"
         )),
-        Err(_) => {
+        Err(e) => {
             let stdin = std::io::stdin();
             let mut stderr = std::io::stderr().lock();
             let read = ask(stdin.as_raw_fd(), &mut stdin.lock(), &mut stderr);
             let _ = stderr.flush();
-            read.map_err(|e| {
-                format!("-W/--password: cannot read the password from standard input: {e}")
-            })
+            match read {
+                Ok(Some(password)) => Ok(password),
+                // Nothing to read (`< /dev/null`, cron): psql would go on with no password and
+                // fail to connect; copyman says why before connecting.
+                Ok(None) => Err(format!(
+                    "-W/--password: cannot prompt for a password: no terminal to ask on \
+                     (/dev/tty: {e}), and standard input ended without a line"
+                )),
+                Err(e) => Err(format!(
+                    "-W/--password: cannot read the password from standard input: {e}"
+                )),
+            }
         }
     }
 }
 
 /// Shows "Password: " on `output` and reads one line from `input` (the descriptor `fd`), echo
 /// off while it is read if `fd` is a terminal, as psql's `simple_prompt`. End of input before a
-/// newline gives what was read (nothing: the empty password), as psql.
+/// newline gives what was read; `None` when it came before any byte.
 fn ask(
     fd: std::os::fd::RawFd,
     input: &mut dyn std::io::BufRead,
     output: &mut dyn std::io::Write,
-) -> std::io::Result<String> {
+) -> std::io::Result<Option<String>> {
     let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
     // SAFETY: `fd` is open (its owner outlives this call), and `saved.as_mut_ptr()` points to
     // writable memory the size of a `termios`.
@@ -1246,9 +1256,13 @@ fn ask(
     }
     // The newline the user typed was not echoed either (psql writes it in any case).
     let _ = output.write_all(b"\n").and_then(|()| output.flush());
-    read?;
+    if read? == 0 {
+        return Ok(None);
+    }
     let password = line.strip_suffix('\n').unwrap_or(&line);
-    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+    Ok(Some(
+        password.strip_suffix('\r').unwrap_or(password).to_owned(),
+    ))
 }
 
 #[cfg(test)]
