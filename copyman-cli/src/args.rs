@@ -140,8 +140,9 @@ pub(crate) struct LowArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long, global = true, display_order = 100)]
     pub(crate) json: bool,
-    /// Prompt for a password (on the terminal, once) before connecting; it serves every server
-    /// whose CONN has none, before PGPASSWORD and the password file.
+    /// Prompt for a password (once, on the terminal; without one, read a line from stdin as psql
+    /// does) before connecting; it serves every server whose CONN has none, before PGPASSWORD
+    /// and the password file.
     #[arg(short = 'W', long = "password", global = true, display_order = 100)]
     pub(crate) password: bool,
     /// Show progress even when stderr is not a terminal (a line every few seconds).
@@ -698,6 +699,11 @@ impl HiArgs {
                 )));
             }
         }
+        // `--from -` or `--from /dev/stdin`: `-W` then never reads a password from stdin.
+        let stdin_is_data = matches!(&command, Command::Transfer(t)
+            if matches!(&t.source, Endpoint::Stdio)
+                || matches!(&t.source, Endpoint::File(path)
+                    if crate::dest::own_descriptor(path) == Some(0)));
         if prompt {
             // Once everything else is known to be right, and once for every server, as psql
             // asks before it connects (a copy between files connects nowhere: nothing to ask).
@@ -714,7 +720,7 @@ impl HiArgs {
                 Command::Demo { .. } => Vec::new(),
             };
             if !servers.is_empty() {
-                let password = conn::prompt_password().map_err(ArgError::usage)?;
+                let password = conn::prompt_password(stdin_is_data).map_err(ArgError::usage)?;
                 for spec in servers {
                     spec.use_prompted_password(&password);
                 }

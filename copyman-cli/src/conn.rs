@@ -1202,50 +1202,96 @@ fn field_matches<'a>(field: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
-/// `-W`: asks for the password on the terminal as psql's `simple_prompt` does: `/dev/tty`, echo
-/// off (and what was typed ahead discarded) before the prompt is shown, one line read, the
-/// terminal restored. An error when there is no terminal to ask on: standard input may be the
-/// data, and is never read for a password.
-pub(crate) fn prompt_password() -> Result<String, String> {
-    use std::io::{BufRead, BufReader, Write};
+/// `-W`: asks for the password as psql's `simple_prompt` does: on `/dev/tty` when there is one
+/// (echo off, and what was typed ahead discarded, before the prompt is shown; one line read; the
+/// terminal restored), else on standard input with the prompt on stderr, as psql does when it has
+/// no terminal (`echo secret | psql -W …`). The password is never echoed nor printed.
+///
+/// `stdin_is_data` (`--from -`, `--from /dev/stdin`): standard input holds the rows, and its first
+/// line is not taken for a password (it would be a row lost); without a terminal that is an error.
+pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
+    use std::io::{BufReader, Write};
     use std::os::fd::AsRawFd;
 
-    let no_terminal = |e: std::io::Error| {
-        format!(
-            "-W/--password: cannot prompt for a password: no terminal to ask on (/dev/tty: {e})"
-        )
-    };
-    let tty = fs::OpenOptions::new()
+    match fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(no_terminal)?;
-    let fd = tty.as_raw_fd();
-    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
-    // SAFETY: `fd` is open (owned by `tty`, which outlives every use of it here), and
-    // `saved.as_mut_ptr()` points to writable memory the size of a `termios`.
-    if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
-        return Err(no_terminal(std::io::Error::last_os_error()));
+    {
+        Ok(tty) => {
+            let read = ask(tty.as_raw_fd(), &mut BufReader::new(&tty), &mut &tty);
+            // Ctrl-D at the prompt: the empty password, as psql.
+            read.map(Option::unwrap_or_default).map_err(|e| {
+                format!("-W/--password: cannot read the password from the terminal: {e}")
+            })
+        }
+        Err(e) if stdin_is_data => Err(format!(
+            "-W/--password: cannot prompt for a password: no terminal to ask on (/dev/tty: {e}), \
+             and standard input is the data (--from), not a password"
+        )),
+        Err(e) => {
+            let stdin = std::io::stdin();
+            let mut stderr = std::io::stderr().lock();
+            let read = ask(stdin.as_raw_fd(), &mut stdin.lock(), &mut stderr);
+            let _ = stderr.flush();
+            match read {
+                Ok(Some(password)) => Ok(password),
+                // Nothing to read (`< /dev/null`, cron): psql would go on with no password and
+                // fail to connect; copyman says why before connecting.
+                Ok(None) => Err(format!(
+                    "-W/--password: cannot prompt for a password: no terminal to ask on \
+                     (/dev/tty: {e}), and standard input ended without a line"
+                )),
+                Err(e) => Err(format!(
+                    "-W/--password: cannot read the password from standard input: {e}"
+                )),
+            }
+        }
     }
-    // SAFETY: tcgetattr returned 0, so it filled in the whole `termios`.
-    let saved = unsafe { saved.assume_init() };
-    let mut quiet = saved;
-    quiet.c_lflag &= !libc::ECHO;
-    // SAFETY: `fd` is open; `quiet` is a valid `termios`, the terminal's own with ECHO cleared.
-    if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
-        return Err(no_terminal(std::io::Error::last_os_error()));
+}
+
+/// Shows "Password: " on `output` and reads one line from `input` (the descriptor `fd`), echo
+/// off while it is read if `fd` is a terminal, as psql's `simple_prompt`. End of input before a
+/// newline gives what was read; `None` when it came before any byte.
+fn ask(
+    fd: std::os::fd::RawFd,
+    input: &mut dyn std::io::BufRead,
+    output: &mut dyn std::io::Write,
+) -> std::io::Result<Option<String>> {
+    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: `fd` is open (its owner outlives this call), and `saved.as_mut_ptr()` points to
+    // writable memory the size of a `termios`.
+    let terminal = (unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } == 0).then(|| {
+        // SAFETY: tcgetattr returned 0, so it filled in the whole `termios`.
+        unsafe { saved.assume_init() }
+    });
+    if let Some(saved) = terminal {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: `fd` is open; `quiet` is a valid `termios`, the terminal's own with ECHO
+        // cleared.
+        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     let mut line = String::new();
-    let read = (&tty)
+    let read = output
         .write_all(b"Password: ")
-        .and_then(|()| BufReader::new(&tty).read_line(&mut line));
-    // SAFETY: `fd` is open; `saved` is the terminal's own settings, read above.
-    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
-    // The newline the user typed was not echoed either.
-    let _ = (&tty).write_all(b"\n");
-    read.map_err(|e| format!("-W/--password: cannot read the password from the terminal: {e}"))?;
+        .and_then(|()| output.flush())
+        .and_then(|()| input.read_line(&mut line));
+    if let Some(saved) = terminal {
+        // SAFETY: `fd` is open; `saved` is the terminal's own settings, read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
+    }
+    // The newline the user typed was not echoed either (psql writes it in any case).
+    let _ = output.write_all(b"\n").and_then(|()| output.flush());
+    if read? == 0 {
+        return Ok(None);
+    }
     let password = line.strip_suffix('\n').unwrap_or(&line);
-    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+    Ok(Some(
+        password.strip_suffix('\r').unwrap_or(password).to_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -177,10 +177,12 @@ impl Write for Out {
 }
 
 impl FileSink {
-    pub(crate) fn open(endpoint: &Endpoint) -> io::Result<Self> {
+    /// Opens the destination: stdout, a file written directly (a FIFO's reader waited for,
+    /// said unless `quiet`), or a temporary file beside the file it is to replace.
+    pub(crate) fn open(endpoint: &Endpoint, quiet: bool) -> io::Result<Self> {
         let (out, rename) = match endpoint {
             Endpoint::File(path) => match target(path)? {
-                FileTarget::Direct => (Out::File(open_direct(path)?), None),
+                FileTarget::Direct => (Out::File(open_direct(path, quiet)?), None),
                 FileTarget::Replace { path, existing } => {
                     let (temp, file) = create_temp(&path, existing.is_some())?;
                     signals::register_temp(&temp);
@@ -298,9 +300,10 @@ pub(crate) fn target(path: &Path) -> io::Result<FileTarget> {
 /// own descriptors (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`) is that descriptor, duplicated:
 /// written as `-` writes fd 1, at its offset and with its flags (opening the name would open the
 /// file again, at its start: `copyman … --to /dev/stdout > log` would overwrite what the shell
-/// writes to `log` after it). Anything else is opened to be appended to, never truncated (a pipe
-/// or a device has no end to append at: the same as writing).
-fn open_direct(path: &Path) -> io::Result<File> {
+/// writes to `log` after it). A FIFO is opened as [`open_fifo`] says. Anything else is opened to
+/// be appended to, never truncated (a pipe or a device has no end to append at: the same as
+/// writing).
+fn open_direct(path: &Path, quiet: bool) -> io::Result<File> {
     use std::os::fd::{FromRawFd, OwnedFd};
 
     if let Some(fd) = own_descriptor(path) {
@@ -314,7 +317,91 @@ fn open_direct(path: &Path) -> io::Result<File> {
         // it, once.
         return Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }));
     }
+    if fs::metadata(path)
+        .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()))
+    {
+        return open_fifo(path, quiet);
+    }
     OpenOptions::new().append(true).open(path)
+}
+
+/// How often the wait for a FIFO's reader looks whether a signal came.
+const FIFO_SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Opens a FIFO for writing. Opening one blocks until it has a reader, so it is first opened
+/// without blocking (`O_NONBLOCK`: at once, or `ENXIO` when no one reads it). Without a reader
+/// "waiting for a reader of FIFO PATH" is said on stderr once (unless `quiet`), and it is opened
+/// blocking, as a shell redirection would, on a thread of its own: a signal during the wait
+/// ends the wait (an `Interrupted` error: the run then stops, nothing committed), which a
+/// blocked `open` in this thread would not (the signal handler restarts it).
+fn open_fifo(path: &Path, quiet: bool) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::mpsc::{self, RecvTimeoutError};
+
+    let interrupted = |signal: i32| {
+        io::Error::new(
+            io::ErrorKind::Interrupted,
+            format!(
+                "interrupted by {} while waiting for a reader of the FIFO",
+                signals::name(signal)
+            ),
+        )
+    };
+    match OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => {
+            // Written blocking from now on, as every other destination: a full pipe waits for
+            // its reader.
+            let fd = file.as_raw_fd();
+            // SAFETY: `fd` is open (owned by `file`, alive here); F_GETFL takes no argument.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            // SAFETY: `fd` is open; F_SETFL takes an integer of flags, no memory.
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            return Ok(file);
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(signal) = signals::received() {
+        return Err(interrupted(signal));
+    }
+    if !quiet {
+        crate::progress::println(&format!(
+            "copyman: waiting for a reader of FIFO {}",
+            conn::redact(&path.to_string_lossy())
+        ));
+    }
+    let (opened, wait) = mpsc::channel();
+    let fifo = path.to_owned();
+    std::thread::Builder::new()
+        .name("copyman-fifo".to_owned())
+        .spawn(move || {
+            // The run may have stopped waiting (a signal): then no one receives this, and the
+            // file, opened late, is closed here (its reader reads an end of file).
+            let _ = opened.send(OpenOptions::new().append(true).open(&fifo));
+        })?;
+    loop {
+        match wait.recv_timeout(FIFO_SIGNAL_CHECK) {
+            Ok(file) => return file,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(signal) = signals::received() {
+                    return Err(interrupted(signal));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other(
+                    "the thread opening it ended without a word",
+                ));
+            }
+        }
+    }
 }
 
 /// The descriptor number `path` names when it is one of this process's: a link
@@ -372,6 +459,99 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
                 ),
             });
         }
+    }
+    Ok(())
+}
+
+/// For `--dry-run`: what a real run would refuse about its file destinations, found without
+/// creating, truncating or opening anything ([`refuse_same_file`] and [`refuse_unwritable`] run
+/// first, as in a real run). A file to be replaced or created needs a directory that exists and
+/// that we may write and search (its temporary file is created there); a name of a directory is
+/// refused; another file written directly (a device) must be writable; a FIFO is not opened
+/// (that would wait for its reader). Checked with `faccessat(AT_EACCESS)`: as the process's
+/// effective user, read-only file systems included.
+///
+/// Returns, for `keep_going`, the destinations a real run would drop (index, why); without it
+/// the first such destination is an error.
+///
+/// # Errors
+/// [`Fatal`] with exit 1, naming it, in the words of [`refuse_unwritable`].
+pub(crate) fn refuse_unopenable(
+    destinations: &[Endpoint],
+    keep_going: bool,
+) -> Result<Vec<(usize, String)>, Fatal> {
+    let mut dropped = Vec::new();
+    for (i, endpoint) in destinations.iter().enumerate() {
+        let Endpoint::File(path) = endpoint else {
+            continue;
+        };
+        let Err(why) = would_open(path) else {
+            continue;
+        };
+        if !keep_going {
+            return Err(Fatal {
+                exit: Exit::CopyFailed,
+                message: format!(
+                    "destination {} {}: cannot write it: {why}: nothing copied",
+                    i + 1,
+                    endpoint.display()
+                ),
+            });
+        }
+        dropped.push((i, format!("cannot write it: {why}")));
+    }
+    Ok(dropped)
+}
+
+/// Whether [`FileSink::open`] would open `path` (see [`refuse_unopenable`]); why not, in words.
+fn would_open(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+
+    if own_descriptor(path).is_some() {
+        // Our own descriptor, duplicated: open already.
+        return Ok(());
+    }
+    match target(path).map_err(|e| e.to_string())? {
+        FileTarget::Direct => {
+            let meta = fs::metadata(path).map_err(|e| e.to_string())?;
+            if meta.is_dir() {
+                Err(io::Error::from_raw_os_error(libc::EISDIR).to_string())
+            } else if meta.file_type().is_fifo() {
+                Ok(())
+            } else {
+                access(path, libc::W_OK).map_err(|e| e.to_string())
+            }
+        }
+        FileTarget::Replace { path, .. } => {
+            let dir = path
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let dir_meta = fs::metadata(dir);
+            match dir_meta {
+                Ok(meta) if !meta.is_dir() => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+                Ok(_) => access(dir, libc::W_OK | libc::X_OK),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| {
+                format!(
+                    "cannot create a file in its directory {}: {e}",
+                    conn::redact(&dir.to_string_lossy())
+                )
+            })
+        }
+    }
+}
+
+/// `faccessat(AT_FDCWD, path, mode, AT_EACCESS)`: whether the effective user may.
+fn access(path: &Path, mode: libc::c_int) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c_path` is a NUL-terminated string alive for the call; no other memory is passed.
+    if unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), mode, libc::AT_EACCESS) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

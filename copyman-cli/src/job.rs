@@ -426,7 +426,11 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         let json = output.json;
         signals::set_at_once(move |signal| match crate::watch::lock_briefly(&ledger) {
             Some(ledger) => ledger.exit_at_once(signal, json),
-            None => report::warn("what committed is not known right now: see the state file"),
+            None => {
+                report::warn("what committed is not known right now: see the state file");
+                // Not known: may have, as far as a script reading the status can tell.
+                signals::at_once_exit(signal, true)
+            }
         });
     }
     let limits = (args.lock_timeout, args.options.stall_timeout);
@@ -1098,10 +1102,23 @@ impl Ledger {
         }
     }
 
+    /// The exit status of a second signal, as in a one-table run
+    /// ([`signals::at_once_exit`]): 4 (partial) when the COMMITs were under way — a table's
+    /// COMMIT, COMMIT PREPARED or PREPARE TRANSACTION was sent on some destination (answered or
+    /// not), or one is in doubt —, else the signal's own.
+    fn at_once_exit(&self, signal: i32) -> i32 {
+        let committing = self.tables.iter().flat_map(|(_, cells)| cells).any(|cell| {
+            let (status, _) = self.verdict(cell);
+            status == "in doubt" || (matches!(cell, Cell::Ending(_)) && status == "committed")
+        });
+        signals::at_once_exit(signal, committing)
+    }
+
     /// What is known right now: a line per table × destination and a summary on stderr, and
-    /// under `--json` a document on stdout, for a process that exits at once on `signal`.
-    fn exit_at_once(&self, signal: i32, json: bool) {
-        let exit = signals::exit_code(signal);
+    /// under `--json` a document on stdout, for a process that exits at once on `signal`; returns
+    /// its exit status ([`Ledger::at_once_exit`]).
+    fn exit_at_once(&self, signal: i32, json: bool) -> i32 {
+        let exit = self.at_once_exit(signal);
         let mut records = Vec::new();
         let mut lines = Vec::new();
         let (mut committed, mut doubt) = (Vec::new(), Vec::new());
@@ -1183,6 +1200,7 @@ impl Ledger {
                 "tables": records,
             }));
         }
+        exit
     }
 }
 

@@ -311,7 +311,17 @@ pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
 /// # Errors
 /// As a run's planning: connections (exit 3), a missing table, differing columns (exit 2).
 pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
+    // What a real run would refuse about its files, found without creating anything.
+    crate::dest::refuse_same_file(&t.destinations)?;
+    crate::dest::refuse_unwritable(&t.destinations)?;
+    let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     let (mut source_conn, mut dests) = connect_all(t)?;
+    for (i, message) in dropped {
+        dests[i].fail_with(ErrorInfo {
+            sqlstate: None,
+            message,
+        });
+    }
     let plan = plan(t, source_conn.as_mut(), &mut dests)?;
     let value = plan_json(t, &plan, &dests);
     if output.json {

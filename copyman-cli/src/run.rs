@@ -162,13 +162,15 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     dest.fail_begun(&e);
                 }
             }
-            Endpoint::Stdio | Endpoint::File(_) => match FileSink::open(dest.endpoint) {
-                Ok(sink) => dest.sink = Some(sink),
-                Err(e) => dest.fail_with(ErrorInfo {
-                    sqlstate: None,
-                    message: format!("cannot write {}: {e}", dest.endpoint.display()),
-                }),
-            },
+            Endpoint::Stdio | Endpoint::File(_) => {
+                match FileSink::open(dest.endpoint, output.quiet) {
+                    Ok(sink) => dest.sink = Some(sink),
+                    Err(e) => dest.fail_with(ErrorInfo {
+                        sqlstate: None,
+                        message: format!("cannot write {}: {e}", dest.endpoint.display()),
+                    }),
+                }
+            }
         }
     }
 

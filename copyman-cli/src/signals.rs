@@ -11,14 +11,15 @@
 //! signal exits at once: nothing was copied. Once the first COMMIT was sent the first signal
 //! lets the COMMITs finish (the report then says what committed), and a second one exits at once
 //! saying what is known: which destinations committed, which COMMIT went unanswered (it may have
-//! committed), with exit status 4 (partial) when any may have.
+//! committed), with exit status 4 (partial) when any may have ([`at_once_exit`]).
 //!
 //! A job of many tables ([`install_with`] [`JOB_STOPPING`]) is stopped the same way by its
 //! [`JobWatch`](crate::watch::JobWatch): the tables being copied roll back, the committed ones
 //! stay (recorded in the state file), and the exit status is the signal's. While it stops, the
 //! reminder names what it waits for ([`set_waiting`]: "destination 2's COMMIT of …"); a second
 //! signal says, before exiting, what committed and what may have ([`set_at_once`]: from what
-//! the process knows, with no server round trip), on stderr and under `--json`.
+//! the process knows, with no server round trip), on stderr and under `--json`, and exits as a
+//! one-table run does ([`at_once_exit`]): 4 during the COMMITs, else the signal's status.
 //!
 //! The handlers are signal-hook's: the signal handler itself only writes to a pipe; a thread of
 //! ours reads it and does the rest, so nothing here runs in a signal handler.
@@ -174,8 +175,9 @@ fn commits() -> Option<Commits> {
 /// What the run waits for, in words (for the reminder); set by a job ([`set_waiting`]).
 type WaitingFn = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// What says what the run knows when it exits at once ([`set_at_once`]).
-type AtOnceFn = Box<dyn Fn(i32) + Send + Sync>;
+/// What says what the run knows when it exits at once ([`set_at_once`]), and gives the exit
+/// status.
+type AtOnceFn = Box<dyn Fn(i32) -> i32 + Send + Sync>;
 
 static WAITING: Mutex<Option<WaitingFn>> = Mutex::new(None);
 
@@ -220,8 +222,9 @@ fn cancel_before_exit() {
 
 /// Sets what a second signal runs before the process exits at once (given the signal): it
 /// says what is known right then (what committed, what may have) from what the process already
-/// holds, with no server round trip (nothing that could hang).
-pub(crate) fn set_at_once(at_once: impl Fn(i32) + Send + Sync + 'static) {
+/// holds, with no server round trip (nothing that could hang), and returns the exit status
+/// ([`at_once_exit`]).
+pub(crate) fn set_at_once(at_once: impl Fn(i32) -> i32 + Send + Sync + 'static) {
     *AT_ONCE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(at_once));
 }
 
@@ -291,7 +294,7 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                         list(&committed),
                         list(&unanswered)
                     );
-                    let exit = crate::report::Exit::Partial as i32;
+                    let exit = at_once_exit(signal, true);
                     print_at_once_json(
                         exit,
                         &committed,
@@ -308,10 +311,10 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                         (
                             "prepared transactions may be left: copyman recover with the same \
                              --to finishes them (it commits them if the decision was recorded)",
-                            crate::report::Exit::Partial as i32,
+                            at_once_exit(signal, true),
                         )
                     } else {
-                        ("nothing committed", exit_code(signal).into())
+                        ("nothing committed", at_once_exit(signal, false))
                     };
                     eprintln!(
                         "copyman: {} received again: exiting at once before any COMMIT was \
@@ -327,13 +330,11 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
                         name(signal)
                     );
                     cancel_before_exit();
-                    if let Some(at_once) = crate::watch::lock_briefly(&AT_ONCE)
+                    let exit = crate::watch::lock_briefly(&AT_ONCE)
                         .as_deref()
                         .and_then(Option::as_ref)
-                    {
-                        at_once(signal);
-                    }
-                    std::process::exit(exit_code(signal).into());
+                        .map_or(at_once_exit(signal, false), |at_once| at_once(signal));
+                    std::process::exit(exit);
                 }
             }
         })?;
@@ -384,6 +385,18 @@ pub(crate) fn name(signal: i32) -> &'static str {
         SIGTERM => "SIGTERM",
         SIGHUP => "SIGHUP",
         _ => "a signal",
+    }
+}
+
+/// The exit status of a second signal, which exits at once: 4 (partial) when `committing` —
+/// a COMMIT was sent (answered or not), or under two-phase commit a PREPARE, on some
+/// destination: something committed, may have, or will on `copyman recover` — else the
+/// signal's own ([`exit_code`]: nothing committed). One rule for one table and for a job.
+pub(crate) fn at_once_exit(signal: i32, committing: bool) -> i32 {
+    if committing {
+        crate::report::Exit::Partial as i32
+    } else {
+        exit_code(signal).into()
     }
 }
 

@@ -110,7 +110,7 @@ fn verify_ca_checks_the_chain_but_not_the_name() {
 fn missing_root_certificate_file_is_named_before_connecting() {
     let err = connect("sslmode=verify-ca sslrootcert=/nonexistent/root.crt").unwrap_err();
     assert!(
-        matches!(&err, Error::Tls(TlsError::File { .. }))
+        matches!(&err, Error::Tls(TlsError::NoRootCertificate { .. }))
             && err.to_string().contains("/nonexistent/root.crt"),
         "{err}"
     );

@@ -21,9 +21,12 @@ pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"
 ///
 /// Files default as in libpq: the root certificates `~/.postgresql/root.crt`, the client
 /// certificate `~/.postgresql/postgresql.crt` and its key `~/.postgresql/postgresql.key`, each used
-/// if it exists. A file named explicitly must exist (libpq ignores a missing `sslrootcert` under
-/// `require`; copyman takes it for the mistake it is). `sslrootcert=system` trusts the system's
-/// root certificates and needs `verify-full`, as in libpq.
+/// if it exists. A root certificate file that does not exist (named or not) is an error only
+/// under `verify-ca`/`verify-full`; under `allow`/`prefer`/`require` the server's certificate is
+/// then not verified, as libpq does (`initialize_SSL` in `fe-secure-openssl.c`). A root file that
+/// exists but cannot be read, and a named client certificate that is missing, are errors in
+/// every mode. `sslrootcert=system` trusts the system's root certificates and needs
+/// `verify-full`, as in libpq.
 ///
 /// ```
 /// use copyman_tls::{SslMode, TlsSettings};
@@ -151,7 +154,16 @@ impl TlsSettings {
                     source: "the system's root certificates (sslrootcert=system)".to_owned(),
                 }));
             }
-            Some(path) => PathBuf::from(path),
+            // As libpq: a root file that is not there (stat fails) is an error only when
+            // verifying; otherwise the certificate goes unchecked. One that is there must be
+            // readable whatever the mode.
+            Some(path) if std::fs::metadata(path).is_ok() => PathBuf::from(path),
+            Some(path) if verifying => {
+                return Err(TlsError::NoRootCertificate {
+                    path: PathBuf::from(path),
+                });
+            }
+            Some(_) => return Ok(None),
             None => match default_file("root.crt") {
                 Some(path) if path.exists() => path,
                 other if verifying => {
@@ -309,22 +321,35 @@ mod tests {
     }
 
     #[test]
-    fn named_files_must_exist_and_be_named_in_the_error() {
-        let err = settings(SslMode::Require, Some("/nonexistent/root.crt"))
-            .client_config()
-            .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                TlsError::File {
-                    what: "root certificate file",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert!(err.to_string().contains("/nonexistent/root.crt"), "{err}");
-        // The client certificate too (no root certificate asked for here).
+    fn a_missing_root_file_is_an_error_only_when_verifying() {
+        // As libpq: under allow/prefer/require the certificate then goes unchecked.
+        for mode in [SslMode::Allow, SslMode::Prefer, SslMode::Require] {
+            let mut s = settings(mode, Some("/nonexistent/root.crt"));
+            s.cert = None;
+            if default_file("postgresql.crt").is_none_or(|p| !p.exists()) {
+                assert!(s.client_config().unwrap().is_some(), "{mode}");
+            }
+            assert!(s.roots().unwrap().is_none(), "{mode}");
+        }
+        for mode in [SslMode::VerifyCa, SslMode::VerifyFull] {
+            let err = settings(mode, Some("/nonexistent/root.crt"))
+                .client_config()
+                .unwrap_err();
+            assert!(
+                matches!(&err, TlsError::NoRootCertificate { path } if path.to_str() == Some("/nonexistent/root.crt")),
+                "{mode}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("root certificate file \"/nonexistent/root.crt\" does not exist"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn named_client_certificates_must_exist_and_be_named_in_the_error() {
+        // No root certificate asked for here.
         let mut s = settings(SslMode::Require, None);
         s.root_cert = None;
         if default_file("root.crt").is_none_or(|p| !p.exists()) {
