@@ -1724,12 +1724,42 @@ impl Shared<'_> {
                  CASCADE or SET NULL, a trigger or a rule)"
                     .to_owned()
             };
+            // The one statement that empties them: the table (with its group, if it is in
+            // one: the group's tables are emptied in one transaction), and the tables that
+            // reference them.
+            let mut together: Vec<String> = match self
+                .plan
+                .tables
+                .iter()
+                .position(|p| p.table == t.table)
+                .and_then(|i| self.plan.group_of(i))
+            {
+                Some(g) => g
+                    .members
+                    .iter()
+                    .map(|&m| self.plan.tables[m].table.to_string())
+                    .collect(),
+                None => vec![me.clone()],
+            };
+            let by: Vec<String> = self
+                .plan
+                .tables
+                .iter()
+                .filter(|p| together.contains(&p.table.to_string()))
+                .flat_map(|p| p.referenced_by.iter().cloned())
+                .chain(referencing.iter().filter(|r| r.starts_with('"')).cloned())
+                .collect();
+            for r in by {
+                if !together.contains(&r) {
+                    together.push(r);
+                }
+            }
             return TableError {
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
                      (their rows would go), so it cannot empty it to copy it again; on \
-                     destination {} ({}) empty them together yourself (TRUNCATE {me}, {}), \
+                     destination {} ({}) empty them together yourself (TRUNCATE ONLY {}), \
                      {then}",
                     db.message,
                     db.detail
@@ -1739,7 +1769,7 @@ impl Shared<'_> {
                     referencing.join(", "),
                     d + 1,
                     self.destinations[d].name,
-                    referencing.join(", "),
+                    together.join(", ONLY "),
                 )),
             };
         }
