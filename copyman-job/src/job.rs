@@ -11,6 +11,11 @@
 //! ([`crate::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
 //! state file before the worker takes its next table.
 //!
+//! Tables emptied first and linked by foreign keys ([`Plan::groups`], formed by
+//! [`crate::plan::fk_groups`]) are taken up by one worker as one unit: one transaction per
+//! destination empties them all with one `TRUNCATE`, copies each (parents first) and commits
+//! once; they succeed, fail and are recorded together.
+//!
 //! Failures: a table that fails on a destination is rolled back there. Under the default policy
 //! ([`Options::keep_going`] off) it is rolled back on every destination and the job stops: the
 //! tables in flight on other workers are aborted and rolled back, tables not started are not
@@ -1559,7 +1564,8 @@ struct Announced<'c, 's, 'a> {
     conn: &'c mut Connection,
     shared: &'s Shared<'a>,
     worker: usize,
-    table: &'s TableName,
+    /// The tables the transaction holds (a group's: each is told of every step).
+    tables: &'s [TableName],
     destination: usize,
 }
 
@@ -1568,8 +1574,8 @@ impl Participant for Announced<'_, '_, '_> {
 
     fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
         let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
-        let (worker, table, destination) = (self.worker, self.table, self.destination);
-        let step = |answered| Event::CommitStep {
+        let (worker, destination) = (self.worker, self.destination);
+        let step = |table: &TableName, answered| Event::CommitStep {
             worker,
             table: table.clone(),
             destination,
@@ -1577,9 +1583,13 @@ impl Participant for Announced<'_, '_, '_> {
             action: action.clone(),
             answered,
         };
-        (self.shared.events)(step(None));
+        for table in self.tables {
+            (self.shared.events)(step(table, None));
+        }
         let result = self.conn.run(action);
-        (self.shared.events)(step(Some(result.is_ok())));
+        for table in self.tables {
+            (self.shared.events)(step(table, Some(result.is_ok())));
+        }
         result
     }
 }
@@ -2666,7 +2676,7 @@ fn copy_whole(
                 conn: c.as_mut().expect("begun above"),
                 shared,
                 worker,
-                table: &t.table,
+                tables: std::slice::from_ref(&t.table),
                 destination,
             })
             .collect();
@@ -3239,6 +3249,7 @@ fn copy_group_unit(
     }
     (shared.events)(Event::Ending { worker });
     let flags = vec![true; live.len()];
+    let names: Vec<TableName> = tables.iter().map(|t| t.table.clone()).collect();
     let mut commit_options = commit::Options::new(if options.keep_going {
         Policy::KeepGoing
     } else {
@@ -3256,7 +3267,7 @@ fn copy_group_unit(
                 conn: c.as_mut().expect("begun above"),
                 shared,
                 worker,
-                table: leader,
+                tables: &names,
                 destination,
             })
             .collect();
@@ -3890,7 +3901,7 @@ fn copy_split(
                     conn,
                     shared,
                     worker,
-                    table: &t.table,
+                    tables: std::slice::from_ref(&t.table),
                     destination: d,
                 });
             }
