@@ -190,7 +190,9 @@ pub(crate) struct LowTable {
     /// Copy only the rows matching this SQL condition (source must be a server).
     #[arg(long = "where", value_name = "SQL")]
     pub(crate) condition: Option<String>,
-    /// Empty each destination table first, in the same transaction as the copy.
+    /// Empty each destination table first, in the same transaction as the copy. Tables of a
+    /// job linked by foreign keys are emptied together (one TRUNCATE) and copied as one unit:
+    /// one transaction per destination, parents first, one commit.
     #[arg(long)]
     pub(crate) truncate: bool,
     /// Data format [default: binary between servers of one major version when every column's

@@ -667,7 +667,8 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
         let tables: Vec<Value> = plan
             .tables
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(ti, t)| {
                 json!({
                     "table": t.table.to_string(),
                     "size": t.size,
@@ -675,8 +676,8 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
                     "format_reason": t.format_reason,
                     "statement": t.send,
                     "ranges": t.ranges,
-                    "destinations": t.destinations.iter().zip(dests).map(|(d, s)| {
-                        json!({ "endpoint": s.name, "plan": dest_plan(t, d) })
+                    "destinations": t.destinations.iter().zip(dests).enumerate().map(|(i, (d, s))| {
+                        json!({ "endpoint": s.name, "plan": dest_plan(plan, ti, i, d) })
                     }).collect::<Vec<_>>(),
                 })
             })
@@ -698,7 +699,7 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
     for note in &plan.notes {
         text.push_str(&format!("  note: {note}\n"));
     }
-    for t in &plan.tables {
+    for (ti, t) in plan.tables.iter().enumerate() {
         text.push_str(&format!(
             "  {} ({}, {})\n    {}\n",
             t.table,
@@ -714,7 +715,7 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
                 "    destination {} ({}): {}\n",
                 i + 1,
                 s.name,
-                dest_plan(t, d)
+                dest_plan(plan, ti, i, d)
             ));
         }
     }
@@ -722,7 +723,10 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
     Ok(Exit::Success)
 }
 
-fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
+/// What destination `dest` does with table `i` of `plan`: its steps, or why not.
+fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
+    let t = &plan.tables[i];
+    let group = plan.group_of(i);
     match d {
         DestPlan::Copy {
             truncate,
@@ -732,8 +736,14 @@ fn dest_plan(t: &job::TablePlan, d: &DestPlan) -> String {
             quiet_delete,
         } => {
             let mut steps = vec!["BEGIN".to_owned()];
-            if *truncate {
-                steps.push(t.emptying(kind, *quiet_delete));
+            match group {
+                // Emptied with its group, in the group's one transaction.
+                Some(g) => steps.push(format!(
+                    "{} (with its group)",
+                    plan.group_emptying(g, dest).unwrap_or_default()
+                )),
+                None if *truncate => steps.push(t.emptying(kind, *quiet_delete)),
+                None => {}
             }
             steps.push(t.receive_for(*freeze));
             for carry in sequences {

@@ -11,6 +11,11 @@
 //! ([`crate::commit::run`]); a destination's `COMMIT` that succeeded is recorded in the
 //! state file before the worker takes its next table.
 //!
+//! Tables emptied first and linked by foreign keys ([`Plan::groups`], formed by
+//! [`crate::plan::fk_groups`]) are taken up by one worker as one unit: one transaction per
+//! destination empties them all with one `TRUNCATE`, copies each (parents first) and commits
+//! once; they succeed, fail and are recorded together.
+//!
 //! Failures: a table that fails on a destination is rolled back there. Under the default policy
 //! ([`Options::keep_going`] off) it is rolled back on every destination and the job stops: the
 //! tables in flight on other workers are aborted and rolled back, tables not started are not
@@ -450,6 +455,14 @@ impl TablePlan {
         crate::sql::emptying(&self.table, kind, self.referenced() && quiet_delete)
     }
 
+    /// Whether it is emptied first on some destination (`--truncate`, or a resume taking it
+    /// up again).
+    pub fn emptied(&self) -> bool {
+        self.destinations
+            .iter()
+            .any(|d| matches!(d, DestPlan::Copy { truncate: true, .. }))
+    }
+
     /// The statement for a destination, with `FREEZE` when it truncated the table.
     pub fn receive_for(&self, freeze: bool) -> String {
         if freeze {
@@ -470,6 +483,9 @@ impl TablePlan {
 pub struct Plan {
     /// The tables, largest first.
     pub tables: Vec<TablePlan>,
+    /// The FK-linked groups of tables emptied first, each copied as one unit
+    /// ([`crate::plan::Group`]).
+    pub groups: Vec<crate::plan::Group>,
     /// What the plan did with the selection that the user should hear of: each partition left
     /// out because its partitioned ancestor is selected too (its rows are copied with it), and
     /// each partition excluded whose rows its selected ancestor copies all the same.
@@ -484,6 +500,50 @@ pub struct Plan {
     /// The selection, as the state file records it ([`Selection::key`]).
     pub selection: String,
     coordinator: Option<Connection>,
+}
+
+impl Plan {
+    /// The group ([`Plan::groups`]) table `i` is copied with, if any.
+    pub fn group_of(&self, i: usize) -> Option<&crate::plan::Group> {
+        self.groups.iter().find(|g| g.members.contains(&i))
+    }
+
+    /// The statement that empties the members of `group` that destination `d` empties first:
+    /// one `TRUNCATE` of them all ([`crate::plan::Group::truncate_together`]), else each
+    /// member's own ([`TablePlan::emptying`]), children first; `None` when it empties none.
+    pub fn group_emptying(&self, group: &crate::plan::Group, d: usize) -> Option<String> {
+        let emptied: Vec<(&TablePlan, &str, bool)> = group
+            .members
+            .iter()
+            .map(|&m| &self.tables[m])
+            .filter_map(|t| match &t.destinations[d] {
+                DestPlan::Copy {
+                    truncate: true,
+                    kind,
+                    quiet_delete,
+                    ..
+                } => Some((t, kind.as_str(), *quiet_delete)),
+                _ => None,
+            })
+            .collect();
+        if emptied.is_empty() {
+            return None;
+        }
+        Some(if group.truncate_together {
+            let list: Vec<(&TableName, &str)> = emptied
+                .iter()
+                .map(|&(t, kind, _)| (&t.table, kind))
+                .collect();
+            crate::sql::emptying_together(&list)
+        } else {
+            let each: Vec<String> = emptied
+                .iter()
+                .rev()
+                .map(|&(t, kind, quiet)| t.emptying(kind, quiet))
+                .collect();
+            each.join("; ")
+        })
+    }
 }
 
 impl std::fmt::Debug for Plan {
@@ -1011,8 +1071,44 @@ pub fn plan(
         edges.extend(foreign_keys(conn));
     }
     order_by_foreign_keys(&mut tables, &edges);
-    for t in &mut tables {
-        let referenced = t.referenced();
+    // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
+    let groups = {
+        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+        let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
+        let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
+        crate::plan::fk_groups(&names, &emptied, &after, &edges)
+    };
+    let together: HashSet<usize> = groups
+        .iter()
+        .filter(|g| g.truncate_together)
+        .flat_map(|g| g.members.iter().copied())
+        .collect();
+    for g in &groups {
+        let names: Vec<String> = g
+            .members
+            .iter()
+            .map(|&m| tables[m].table.to_string())
+            .collect();
+        notes.push(format!(
+            "{}: linked by foreign keys and emptied first, so copied as one unit in this order \
+             (on each destination one transaction {}, then each table's COPY, then one \
+             COMMIT; not split, one session per destination)",
+            names.join(", "),
+            if g.truncate_together {
+                format!(
+                    "empties them with one TRUNCATE ONLY {}",
+                    names.join(", ONLY ")
+                )
+            } else {
+                "empties them one by one, children first (a table outside the group references \
+                 one of them: TRUNCATE is refused there)"
+                    .to_owned()
+            }
+        ));
+    }
+    for (i, t) in tables.iter_mut().enumerate() {
+        // Truncated with every table that references it, a table takes FREEZE like any other.
+        let referenced = t.referenced() && !together.contains(&i);
         for d in &mut t.destinations {
             if let DestPlan::Copy {
                 freeze,
@@ -1044,6 +1140,7 @@ pub fn plan(
     };
     Ok(Plan {
         tables,
+        groups,
         notes,
         keys,
         snapshot,
@@ -1452,6 +1549,8 @@ struct Shared<'a> {
     reports: Mutex<Vec<Option<TableReport>>>,
     rate: Option<Rate>,
     two_phase: Option<TwoPhase>,
+    /// Each table's group ([`Plan::groups`], by position), if it is in one.
+    group_of: Vec<Option<usize>>,
 }
 
 /// Two-phase commit per table: the decision log, the job's run id, and a count of the tables'
@@ -1468,7 +1567,8 @@ struct Announced<'c, 's, 'a> {
     conn: &'c mut Connection,
     shared: &'s Shared<'a>,
     worker: usize,
-    table: &'s TableName,
+    /// The tables the transaction holds (a group's: each is told of every step).
+    tables: &'s [TableName],
     destination: usize,
 }
 
@@ -1477,8 +1577,8 @@ impl Participant for Announced<'_, '_, '_> {
 
     fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
         let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
-        let (worker, table, destination) = (self.worker, self.table, self.destination);
-        let step = |answered| Event::CommitStep {
+        let (worker, destination) = (self.worker, self.destination);
+        let step = |table: &TableName, answered| Event::CommitStep {
             worker,
             table: table.clone(),
             destination,
@@ -1486,9 +1586,13 @@ impl Participant for Announced<'_, '_, '_> {
             action: action.clone(),
             answered,
         };
-        (self.shared.events)(step(None));
+        for table in self.tables {
+            (self.shared.events)(step(table, None));
+        }
         let result = self.conn.run(action);
-        (self.shared.events)(step(Some(result.is_ok())));
+        for table in self.tables {
+            (self.shared.events)(step(table, Some(result.is_ok())));
+        }
         result
     }
 }
@@ -1633,12 +1737,42 @@ impl Shared<'_> {
                  CASCADE or SET NULL, a trigger or a rule)"
                     .to_owned()
             };
+            // The one statement that empties them: the table (with its group, if it is in
+            // one: the group's tables are emptied in one transaction), and the tables that
+            // reference them.
+            let mut together: Vec<String> = match self
+                .plan
+                .tables
+                .iter()
+                .position(|p| p.table == t.table)
+                .and_then(|i| self.plan.group_of(i))
+            {
+                Some(g) => g
+                    .members
+                    .iter()
+                    .map(|&m| self.plan.tables[m].table.to_string())
+                    .collect(),
+                None => vec![me.clone()],
+            };
+            let by: Vec<String> = self
+                .plan
+                .tables
+                .iter()
+                .filter(|p| together.contains(&p.table.to_string()))
+                .flat_map(|p| p.referenced_by.iter().cloned())
+                .chain(referencing.iter().filter(|r| r.starts_with('"')).cloned())
+                .collect();
+            for r in by {
+                if !together.contains(&r) {
+                    together.push(r);
+                }
+            }
             return TableError {
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
                      (their rows would go), so it cannot empty it to copy it again; on \
-                     destination {} ({}) empty them together yourself (TRUNCATE {me}, {}), \
+                     destination {} ({}) empty them together yourself (TRUNCATE ONLY {}), \
                      {then}",
                     db.message,
                     db.detail
@@ -1648,7 +1782,7 @@ impl Shared<'_> {
                     referencing.join(", "),
                     d + 1,
                     self.destinations[d].name,
-                    referencing.join(", "),
+                    together.join(", ONLY "),
                 )),
             };
         }
@@ -1700,8 +1834,7 @@ impl Shared<'_> {
             let ready = {
                 let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
                 queue.iter().position(|&i| {
-                    self.plan.tables[i]
-                        .after
+                    self.waits_for(i)
                         .iter()
                         .all(|&p| !self.pending[p] || reports[p].is_some())
                 })
@@ -1715,6 +1848,19 @@ impl Shared<'_> {
                 .wait_timeout(queue, Duration::from_millis(200))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// The tables `i` waits for ([`TablePlan::after`]); for a group's first member, every
+    /// member's, outside the group.
+    fn waits_for(&self, i: usize) -> Vec<usize> {
+        match self.group_of[i].map(|g| &self.plan.groups[g].members) {
+            Some(members) => members
+                .iter()
+                .flat_map(|&m| self.plan.tables[m].after.iter().copied())
+                .filter(|p| !members.contains(p))
+                .collect(),
+            None => self.plan.tables[i].after.clone(),
         }
     }
 
@@ -1755,16 +1901,29 @@ pub fn run(
     // The tables this run copies; under verify, those done earlier are taken up too, only to
     // be compared (`verify_done`).
     let copies: Vec<bool> = plan.tables.iter().map(copies_any).collect();
+    let mut group_of = vec![None; plan.tables.len()];
+    for (g, group) in plan.groups.iter().enumerate() {
+        for &m in &group.members {
+            group_of[m] = Some(g);
+        }
+    }
+    // A group is taken up by its first member; the worker copies the others with it.
     let todo: VecDeque<usize> = (0..plan.tables.len())
         .filter(|&i| copies[i] || (options.verify && !done_earlier(&plan.tables[i]).is_empty()))
+        .filter(|&i| group_of[i].is_none_or(|g| plan.groups[g].members[0] == i))
         .collect();
     let taken_up = todo.len();
+    let members = |i: usize| match group_of[i] {
+        Some(g) => plan.groups[g].members.clone(),
+        None => vec![i],
+    };
     events(Event::Started {
-        tables: taken_up,
+        tables: todo.iter().map(|&i| members(i).len()).sum(),
         bytes: todo
             .iter()
-            .filter(|&&i| copies[i])
-            .map(|&i| plan.tables[i].size)
+            .flat_map(|&i| members(i))
+            .filter(|&i| copies[i])
+            .map(|i| plan.tables[i].size)
             .sum(),
     });
     let two_phase = match &options.two_phase {
@@ -1780,6 +1939,7 @@ pub fn run(
     };
     let shared = Shared {
         two_phase,
+        group_of,
         plan: &plan,
         source,
         destinations,
@@ -1916,31 +2076,45 @@ fn work(shared: &Shared<'_>, worker: usize) {
             table: t.table.clone(),
             size: t.size,
         });
-        let report = copy_table(shared, worker, t, &mut conns);
-        if !shared.options.keep_going
-            && let Some((d, r)) = report
-                .destinations
-                .iter()
-                .enumerate()
-                .find(|(_, r)| matches!(r.status, Status::Failed | Status::InDoubt))
-        {
-            shared.stop(format!(
-                "table {} on destination {} ({}): {}",
-                t.table,
-                d + 1,
-                shared.destinations[d].name,
-                r.error
-                    .as_ref()
-                    .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
-            ));
+        if let Some(g) = shared.group_of[i] {
+            let group = &shared.plan.groups[g];
+            let reports = copy_group(shared, worker, group, &mut conns);
+            for (&m, report) in group.members.iter().zip(reports) {
+                finish_table(shared, worker, m, report);
+            }
+            continue;
         }
-        shared
-            .reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)[i] = Some(report.clone());
-        shared.finished();
-        (shared.events)(Event::TableFinished { worker, report });
+        let report = copy_table(shared, worker, t, &mut conns);
+        finish_table(shared, worker, i, report);
     }
+}
+
+/// Records how table `i` went (and stops the job on its failure under the default policy).
+fn finish_table(shared: &Shared<'_>, worker: usize, i: usize, report: TableReport) {
+    let t = &shared.plan.tables[i];
+    if !shared.options.keep_going
+        && let Some((d, r)) = report
+            .destinations
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches!(r.status, Status::Failed | Status::InDoubt))
+    {
+        shared.stop(format!(
+            "table {} on destination {} ({}): {}",
+            t.table,
+            d + 1,
+            shared.destinations[d].name,
+            r.error
+                .as_ref()
+                .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
+        ));
+    }
+    shared
+        .reports
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)[i] = Some(report.clone());
+    shared.finished();
+    (shared.events)(Event::TableFinished { worker, report });
 }
 
 /// Why a healthy destination's copy of a table was rolled back: the job stopped (another table
@@ -2505,7 +2679,7 @@ fn copy_whole(
                 conn: c.as_mut().expect("begun above"),
                 shared,
                 worker,
-                table: &t.table,
+                tables: std::slice::from_ref(&t.table),
                 destination,
             })
             .collect();
@@ -2596,6 +2770,592 @@ fn copy_whole(
         }
     }
     report
+}
+
+/// Why a destination's copy of a group's table was rolled back: another table of its group
+/// failed there.
+fn group_failed(table: &TableName) -> TableError {
+    TableError::new(format!(
+        "its group (tables linked by foreign keys, copied as one unit) failed here: {table}"
+    ))
+}
+
+/// Why a destination's copy of a group rolled back: the group failed on another destination.
+const GROUP_OTHER_FAILED: &str =
+    "its group (tables linked by foreign keys, copied as one unit) failed on another destination";
+
+/// Copies an FK-linked group of tables as one unit ([`crate::plan::Group`]): on each
+/// destination one transaction empties every member (one `TRUNCATE` where no other table
+/// references them, else one by one, children first), copies each member in the group's order
+/// from the job's snapshot, advances their sequences, and ends with one commit (two-phase under
+/// [`Options::two_phase`]); every member is recorded done there together, after that commit.
+/// A failure of any member on a destination rolls the whole group back there, and under the
+/// default policy on every destination: nothing of the group is committed, and a resume copies
+/// it again. Under keep-going a destination that fails leaves the group there and the others
+/// go on (a COPY that cannot even start rolls the group back everywhere). Returns each member's
+/// report, in [`crate::plan::Group::members`]' order.
+fn copy_group(
+    shared: &Shared<'_>,
+    worker: usize,
+    group: &crate::plan::Group,
+    conns: &mut Conns,
+) -> Vec<TableReport> {
+    let mut sums = vec![None; group.members.len()];
+    let mut reports = copy_group_unit(shared, worker, group, conns, &mut sums);
+    // As after a table's copy: stalled sessions given up, no socket timeout left, an
+    // interruption said, and under verify the members done earlier compared.
+    for report in &mut reports {
+        give_up_stalled(shared, conns, report);
+    }
+    for conn in conns
+        .source
+        .iter_mut()
+        .chain(conns.dests.iter_mut().flatten())
+    {
+        shared.stall_guard(conn, false);
+    }
+    for ((&m, report), sum) in group.members.iter().zip(&mut reports).zip(sums) {
+        mark_interrupted(shared, report);
+        verify_done(shared, worker, &shared.plan.tables[m], conns, sum, report);
+    }
+    reports
+}
+
+/// [`copy_group`]'s copy and commit; `sums_out` gets the source's checksums under verify.
+fn copy_group_unit(
+    shared: &Shared<'_>,
+    worker: usize,
+    group: &crate::plan::Group,
+    conns: &mut Conns,
+    sums_out: &mut [Option<String>],
+) -> Vec<TableReport> {
+    let started = Instant::now();
+    let options = shared.options;
+    let tables: Vec<&TablePlan> = group
+        .members
+        .iter()
+        .map(|&m| &shared.plan.tables[m])
+        .collect();
+    let leader = &tables[0].table;
+    let mut reports: Vec<TableReport> = tables.iter().map(|t| unstarted(t)).collect();
+    let copies = |k: usize, d: usize| matches!(tables[k].destinations[d], DestPlan::Copy { .. });
+    let mut targets: Vec<usize> = (0..shared.destinations.len())
+        .filter(|&d| (0..tables.len()).any(|k| copies(k, d)))
+        .collect();
+    // Fails the group on `d`: member `k` with `error` (`None`: its error is set already), the
+    // others rolled back with it.
+    let fail_on =
+        |reports: &mut Vec<TableReport>, d: usize, k: usize, error: Option<TableError>| {
+            if let Some(error) = error {
+                reports[k].destinations[d].fail(Status::Failed, error);
+            }
+            for (j, r) in reports.iter_mut().enumerate() {
+                if j != k && copies(j, d) {
+                    r.destinations[d].fail(Status::RolledBack, group_failed(&tables[k].table));
+                }
+            }
+        };
+    // A member refused by a destination's catalog fails the group there.
+    targets.retain(|&d| {
+        let refused =
+            (0..tables.len()).find(|&k| matches!(tables[k].destinations[d], DestPlan::Refused(_)));
+        match refused {
+            Some(k) => {
+                fail_on(&mut reports, d, k, None);
+                false
+            }
+            None => true,
+        }
+    });
+    for &d in &targets {
+        for (k, r) in reports.iter_mut().enumerate() {
+            if copies(k, d) {
+                r.destinations[d].status = Status::RolledBack;
+            }
+        }
+    }
+    // Tables outside the group that a member references must have committed there.
+    let before = targets.len();
+    for (k, t) in tables.iter().enumerate() {
+        let mut kept = targets.clone();
+        shared.referenced_committed(t, &mut kept, &mut reports[k]);
+        for d in targets.clone() {
+            if !kept.contains(&d) {
+                fail_on(&mut reports, d, k, None);
+                targets.retain(|&o| o != d);
+            }
+        }
+    }
+    // Everything still planned on `live` rolls back with `why`.
+    let roll_back =
+        |reports: &mut Vec<TableReport>, conns: &mut Conns, live: &[usize], why: &str| {
+            end(conns.source.as_mut());
+            for &d in live {
+                end(conns.dests[d].as_mut());
+                let why = if why == OTHER_FAILED {
+                    GROUP_OTHER_FAILED
+                } else {
+                    why
+                };
+                for (k, r) in reports.iter_mut().enumerate() {
+                    if copies(k, d) {
+                        r.destinations[d].fail(Status::RolledBack, TableError::new(why));
+                    }
+                }
+            }
+        };
+    let why_stopped = || {
+        if shared.halted() {
+            JOB_STOPPED
+        } else {
+            OTHER_FAILED
+        }
+    };
+    if targets.is_empty() || (!options.keep_going && targets.len() < before) {
+        return reports;
+    }
+
+    // The source, in the snapshot.
+    let source = match ensure(&mut conns.source, shared.source) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let e = e.prefixed("source: ");
+            for r in &mut reports {
+                for &d in &targets {
+                    r.destinations[d].fail(Status::Failed, e.clone());
+                }
+            }
+            return reports;
+        }
+    };
+    shared.announce(worker, leader, Side::Source, source);
+    shared.stall_guard(source, true);
+    if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref()) {
+        end(Some(source));
+        let e = e.prefixed("source: ");
+        for r in &mut reports {
+            for &d in &targets {
+                r.destinations[d].fail(Status::Failed, e.clone());
+            }
+        }
+        return reports;
+    }
+
+    // The destinations, each in one transaction, every member emptied first where planned.
+    let mut live = Vec::new();
+    for &d in &targets {
+        let mut begun_all = true;
+        for (k, t) in tables.iter().enumerate() {
+            if copies(k, d)
+                && let Err(e) = shared
+                    .state
+                    .begin(&t.table.to_string(), &shared.plan.keys[d])
+            {
+                fail_on(
+                    &mut reports,
+                    d,
+                    k,
+                    Some(TableError::new(format!("state file: {e}"))),
+                );
+                begun_all = false;
+                break;
+            }
+        }
+        if !begun_all {
+            continue;
+        }
+        let emptied: Vec<(usize, &str, bool)> = (0..tables.len())
+            .filter_map(|k| match &tables[k].destinations[d] {
+                DestPlan::Copy {
+                    truncate: true,
+                    kind,
+                    quiet_delete,
+                    ..
+                } => Some((k, kind.as_str(), *quiet_delete)),
+                _ => None,
+            })
+            .collect();
+        let begun = ensure(&mut conns.dests[d], &shared.destinations[d])
+            .map_err(|e| (0, e))
+            .and_then(|conn| {
+                shared.announce(worker, leader, Side::Destination(d), conn);
+                shared.stall_guard(conn, true);
+                conn.execute("BEGIN")
+                    .map_err(|e| (0, shared.describe(&e)))?;
+                if emptied.is_empty() {
+                    return Ok(());
+                }
+                if group.truncate_together {
+                    let sql = shared
+                        .plan
+                        .group_emptying(group, d)
+                        .expect("it empties some member");
+                    conn.execute(&sql).map_err(|e| {
+                        let e = shared.describe(&e);
+                        (
+                            emptied[0].0,
+                            TableError {
+                                message: format!("emptying its group ({sql}): {}", e.message),
+                                ..e
+                            },
+                        )
+                    })?;
+                } else {
+                    // Children first: a member's DELETE meets no rows of the members after it.
+                    for &(k, kind, quiet) in emptied.iter().rev() {
+                        conn.execute(&tables[k].emptying(kind, quiet))
+                            .map_err(|e| (k, shared.resumed_truncate(&e, tables[k], d)))?;
+                    }
+                }
+                Ok(())
+            });
+        match begun {
+            Ok(()) => live.push(d),
+            Err((k, e)) => {
+                end(conns.dests[d].as_mut());
+                fail_on(&mut reports, d, k, Some(e));
+            }
+        }
+    }
+    if live.is_empty() || (live.len() < targets.len() && !options.keep_going) || shared.halted() {
+        roll_back(&mut reports, conns, &live, why_stopped());
+        return reports;
+    }
+
+    // Each member's COPY, parents first, in the same transactions; the rows each stored, by
+    // member and destination (reported once committed).
+    let mut counted = vec![vec![None; shared.destinations.len()]; tables.len()];
+    // Each member's COPY, parents first, in the same transactions.
+    for (k, t) in tables.iter().enumerate() {
+        let here: Vec<usize> = live.iter().copied().filter(|&d| copies(k, d)).collect();
+        if here.is_empty() {
+            continue;
+        }
+        if k > 0 {
+            (shared.events)(Event::TableStarted {
+                worker,
+                table: t.table.clone(),
+                size: t.size,
+            });
+        }
+        let source = conns.source.as_mut().expect("connected above");
+        shared.announce(worker, &t.table, Side::Source, source);
+        let outcome = {
+            let producer = StatementProducer::new(source, t.send.clone());
+            let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+            for (d, slot) in conns.dests.iter_mut().enumerate() {
+                if !here.contains(&d) {
+                    continue;
+                }
+                let DestPlan::Copy { freeze, .. } = t.destinations[d] else {
+                    continue;
+                };
+                receivers.push(Box::new(StatementReceiver::new(
+                    slot.as_mut().expect("begun above"),
+                    t.receive_for(freeze),
+                )));
+            }
+            let progress = |rows, bytes| {
+                (shared.events)(Event::Progress {
+                    worker,
+                    rows,
+                    bytes,
+                });
+            };
+            drive(shared, &progress, producer, receivers, None)
+        };
+        // Each destination of `here`: its COPY n, or its error.
+        let mut ended: Vec<Result<Option<u64>, TableError>> =
+            vec![Err(TableError::new("COPY did not complete")); here.len()];
+        let mut source_rows = None;
+        let mut source_error = None;
+        match outcome {
+            Driven::StartFailed {
+                receivers,
+                producer,
+            } => {
+                for (j, error) in receivers {
+                    ended[j] = Err(error);
+                }
+                source_error = producer;
+                // Every destination's transaction is in doubt of its COPY: none goes on.
+                for e in &mut ended {
+                    if e.is_ok()
+                        || e.as_ref()
+                            .is_err_and(|e| e.message == "COPY did not complete")
+                    {
+                        *e = Err(TableError::new(OTHER_FAILED));
+                    }
+                }
+            }
+            Driven::Ran {
+                faults,
+                aborted,
+                summary,
+                bytes,
+                producer_count,
+                completions,
+            } => {
+                source_rows = producer_count;
+                for &d in &here {
+                    reports[k].destinations[d].bytes = bytes;
+                }
+                let mut faulted = vec![None; here.len()];
+                for (j, error) in faults {
+                    faulted[j] = Some(error);
+                }
+                match summary {
+                    Ok(rows) => {
+                        for (j, outcome) in rows {
+                            ended[j] = match faulted[j].take() {
+                                Some(error) => Err(error),
+                                None => outcome,
+                            };
+                        }
+                    }
+                    Err(fail) => {
+                        for (j, error) in fail.receivers {
+                            faulted[j].get_or_insert(error);
+                        }
+                        let ours = aborted
+                            .as_deref()
+                            .is_some_and(|a| a == OTHER_FAILED || a == JOB_STOPPED);
+                        if !ours {
+                            source_error = fail.producer;
+                        }
+                        // A destination whose COPY completed, or that our own abort
+                        // stopped, is rolled back for another's failure; else it failed.
+                        for (j, e) in ended.iter_mut().enumerate() {
+                            let completed = completions.get(j).is_some_and(Option::is_some);
+                            *e = Err(faulted[j].take().unwrap_or_else(|| match &aborted {
+                                _ if completed => TableError::new(OTHER_FAILED),
+                                Some(why) => TableError::new(why.clone()),
+                                None => TableError::new(format!(
+                                    "COPY did not complete: {}",
+                                    fail.reason
+                                )),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        reports[k].source_rows = source_rows;
+        if let Some(error) = source_error {
+            let error = error.prefixed("source: ");
+            for &d in &here {
+                fail_on(&mut reports, d, k, Some(error.clone()));
+            }
+            roll_back(&mut reports, conns, &live, OTHER_FAILED);
+            return reports;
+        }
+        // Row counts, then who goes on.
+        let mut failed_here = Vec::new();
+        for (j, &d) in here.iter().enumerate() {
+            let result = &mut reports[k].destinations[d];
+            match &ended[j] {
+                Ok(rows) => {
+                    let check = match (source_rows, rows) {
+                        (Some(sent), Some(stored)) if sent != *stored => {
+                            Err(mismatch(sent, *stored))
+                        }
+                        (None, _) => Err("the source reported no row count".to_owned()),
+                        _ => Ok(()),
+                    };
+                    match check {
+                        Ok(()) => counted[k][d] = *rows,
+                        Err(message) if options.allow_count_mismatch && source_rows.is_some() => {
+                            result.warning = Some(format!("{message} (allowed)"));
+                            counted[k][d] = *rows;
+                        }
+                        Err(message) => failed_here.push((d, TableError::new(message))),
+                    }
+                }
+                Err(e) if knock_on(e) => {}
+                Err(e) => failed_here.push((d, e.clone())),
+            }
+        }
+        let knocked: Vec<usize> = here
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| ended[*j].as_ref().is_err_and(knock_on))
+            .map(|(_, &d)| d)
+            .collect();
+        for (d, error) in failed_here.iter().cloned() {
+            end(conns.dests[d].as_mut());
+            fail_on(&mut reports, d, k, Some(error));
+            live.retain(|&o| o != d);
+        }
+        if shared.halted()
+            || live.is_empty()
+            || !knocked.is_empty()
+            || (!failed_here.is_empty() && !options.keep_going)
+        {
+            roll_back(&mut reports, conns, &live, why_stopped());
+            return reports;
+        }
+    }
+    if let Some(conn) = conns.source.as_mut() {
+        shared.stall_guard(conn, false);
+    }
+
+    // The members' sequences, on each destination in its transaction.
+    let mut carrier = Carrier::default();
+    for (k, t) in tables.iter().enumerate() {
+        for d in live.clone() {
+            if !copies(k, d) {
+                continue;
+            }
+            let (source, conn) = (conns.source.as_mut(), conns.dests[d].as_mut());
+            if !carry(
+                &mut carrier,
+                t,
+                d,
+                source,
+                conn,
+                &mut reports[k].destinations[d],
+            ) {
+                end(conns.dests[d].as_mut());
+                fail_on(&mut reports, d, k, None);
+                live.retain(|&o| o != d);
+            }
+        }
+    }
+    if live.is_empty() || (live.len() < targets.len() && !options.keep_going) || shared.halted() {
+        roll_back(&mut reports, conns, &live, why_stopped());
+        return reports;
+    }
+    // The source's checksums, in the same snapshot.
+    let mut sums: Vec<Option<String>> = vec![None; tables.len()];
+    if options.verify {
+        let conn = conns.source.as_mut().expect("connected above");
+        for (k, t) in tables.iter().enumerate() {
+            match checksum(conn, t) {
+                Ok(sum) => sums[k] = Some(sum),
+                Err(e) => {
+                    for &d in &live {
+                        if copies(k, d) {
+                            reports[k].destinations[d].error =
+                                Some(e.clone().prefixed("verify: the source's checksum failed: "));
+                            reports[k].destinations[d].verified = Some(false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    end(conns.source.as_mut());
+
+    // One commit of the group per destination: core's commit machine.
+    for conn in conns.dests.iter_mut().flatten() {
+        shared.stall_guard(conn, false);
+    }
+    (shared.events)(Event::Ending { worker });
+    let flags = vec![true; live.len()];
+    let names: Vec<TableName> = tables.iter().map(|t| t.table.clone()).collect();
+    let mut commit_options = commit::Options::new(if options.keep_going {
+        Policy::KeepGoing
+    } else {
+        Policy::AllOrNothing
+    });
+    let stopped_before_commit = shared.halted();
+    commit_options.copy_failed = stopped_before_commit;
+    let outcome = {
+        let mut announced: Vec<Announced<'_, '_, '_>> = conns
+            .dests
+            .iter_mut()
+            .enumerate()
+            .filter(|(d, _)| live.contains(d))
+            .map(|(destination, c)| Announced {
+                conn: c.as_mut().expect("begun above"),
+                shared,
+                worker,
+                tables: &names,
+                destination,
+            })
+            .collect();
+        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
+            .iter_mut()
+            .map(|a| a as &mut dyn Participant<Error = _>)
+            .collect();
+        commit_table(shared, commit_options, &flags, &mut parties)
+    };
+    let record_error = outcome.record_error.as_ref().map(|e| describe(e));
+    for (j, outcome) in outcome.destinations.into_iter().enumerate() {
+        let d = live[j];
+        for (k, report) in reports.iter_mut().enumerate() {
+            if !copies(k, d) {
+                continue;
+            }
+            let result = &mut report.destinations[d];
+            result.seconds = started.elapsed().as_secs_f64();
+            match &outcome {
+                Outcome::Committed => {
+                    result.status = Status::Committed;
+                    result.rows = counted[k][d];
+                }
+                Outcome::RolledBack if record_error.is_some() => result.fail(
+                    Status::Failed,
+                    record_error
+                        .clone()
+                        .expect("checked")
+                        .prefixed("the two-phase decision could not be recorded: "),
+                ),
+                Outcome::RolledBack => {
+                    result.fail(Status::RolledBack, TableError::new(why_stopped()));
+                }
+                Outcome::InDoubt(e) => {
+                    result.status = Status::InDoubt;
+                    result.error = Some(describe(e).prefixed("COMMIT in doubt: "));
+                }
+                Outcome::CommitPending { gid, error } => {
+                    result.status = Status::InDoubt;
+                    result.error = Some(describe(error).prefixed(&format!(
+                        "prepared as {gid} and decided, but COMMIT PREPARED was not confirmed \
+                         (copyman recover commits it): "
+                    )));
+                }
+                Outcome::RollbackPending { gid, error } => {
+                    let why = error
+                        .as_ref()
+                        .map(|e| format!(": {}", describe(e)))
+                        .unwrap_or_default();
+                    result.status = Status::Failed;
+                    result.error = Some(TableError::new(format!(
+                        "may hold the prepared transaction {gid} (nothing visible; copyman \
+                         recover rolls it back){why}"
+                    )));
+                }
+                other => {
+                    let error = other
+                        .error()
+                        .map(|e| describe(e))
+                        .unwrap_or_else(|| TableError::new("failed"));
+                    result.fail(Status::Failed, error);
+                }
+            }
+        }
+    }
+    // Checked (under verify) and recorded done, every member together, after the commit.
+    for (k, t) in tables.iter().enumerate() {
+        let key = t.table.to_string();
+        for &d in &live {
+            if !copies(k, d) || reports[k].destinations[d].status != Status::Committed {
+                continue;
+            }
+            if let Some(sum) = &sums[k] {
+                verify_dest(
+                    &mut reports[k].destinations[d],
+                    conns.dests[d].as_mut(),
+                    t,
+                    sum,
+                );
+            }
+            record_committed(shared, &key, d, &mut reports[k].destinations[d]);
+        }
+    }
+    sums_out.clone_from_slice(&sums);
+    reports
 }
 
 /// Records a table committed on destination `d` in the state file: `done`, and under
@@ -3144,7 +3904,7 @@ fn copy_split(
                     conn,
                     shared,
                     worker,
-                    table: &t.table,
+                    tables: std::slice::from_ref(&t.table),
                     destination: d,
                 });
             }

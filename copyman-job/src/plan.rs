@@ -560,3 +560,154 @@ mod tests {
         assert!(err.contains("does not trust"), "{err}");
     }
 }
+
+/// The tables of a job copied as one unit: an FK-linked group of tables that are emptied first.
+///
+/// PostgreSQL refuses a `TRUNCATE` of a table that another table references unless that table
+/// is truncated in the same statement (0A000), and a `DELETE` of a referenced table's rows fails
+/// while the referencing rows are there (23503). So tables that are emptied first (`--truncate`,
+/// or a resume taking them up again) and linked by a foreign key between them (either way, over
+/// any number of links, cycles included) are copied together: on each destination one
+/// transaction empties them all with one statement (`TRUNCATE ONLY a, ONLY b, …`), copies each in
+/// [`Group::members`]' order and commits once. Decisions, documented for the user:
+/// * only there: tables not emptied first, or with no foreign key to another emptied table of
+///   the job, are copied one by one, side by side (`--jobs`), as before;
+/// * a group is never split into ctid ranges (a table emptied first never is): one session per
+///   destination carries the whole group;
+/// * a member that a table outside the group references (not selected, or not emptied) cannot
+///   be truncated with the others: the group then empties its members one by one, children
+///   first, each as a table alone would be ([`crate::sql::emptying`]: a `DELETE` where that
+///   touches nothing else, which fails with 23503 while that outside table's rows reference
+///   its rows), still in the group's one transaction ([`Group::truncate_together`] false).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The members (indexes into the plan's tables), referenced tables first (on a cycle, in
+    /// the plan's order).
+    pub members: Vec<usize>,
+    /// Whether no table outside the group references a member: then one `TRUNCATE` empties
+    /// them all.
+    pub truncate_together: bool,
+}
+
+/// Forms the [`Group`]s of a job: `names` are its tables (schema-qualified and quoted, in the
+/// plan's order: largest first), `emptied` whether each is emptied first on some destination,
+/// `after` the foreign keys kept for ordering (each table's referenced tables, cycles left
+/// out) and `edges` every foreign key `(referencing, referenced)` on any server. A group has at
+/// least two members; a table is in one group at most.
+pub fn fk_groups(
+    names: &[String],
+    emptied: &[bool],
+    after: &[Vec<usize>],
+    edges: &[(String, String)],
+) -> Vec<Group> {
+    let index: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let links: Vec<(usize, usize)> = edges
+        .iter()
+        .filter_map(|(c, p)| Some((*index.get(c.as_str())?, *index.get(p.as_str())?)))
+        .filter(|&(c, p)| c != p && emptied[c] && emptied[p])
+        .collect();
+    // Connected components (union-find) over the links.
+    let mut root: Vec<usize> = (0..names.len()).collect();
+    fn find(root: &mut [usize], mut i: usize) -> usize {
+        while root[i] != i {
+            root[i] = root[root[i]];
+            i = root[i];
+        }
+        i
+    }
+    for &(c, p) in &links {
+        let (a, b) = (find(&mut root, c), find(&mut root, p));
+        if a != b {
+            root[a.max(b)] = a.min(b);
+        }
+    }
+    let mut groups = Vec::new();
+    for first in 0..names.len() {
+        if find(&mut root, first) != first {
+            continue;
+        }
+        let set: Vec<usize> = (0..names.len())
+            .filter(|&i| find(&mut root, i) == first)
+            .collect();
+        if set.len() < 2 {
+            continue;
+        }
+        // Parents first: repeatedly the first (plan order) whose kept references are placed.
+        let mut members = Vec::with_capacity(set.len());
+        let mut left = set.clone();
+        while !left.is_empty() {
+            let at = left
+                .iter()
+                .position(|&i| {
+                    after[i]
+                        .iter()
+                        .all(|p| !set.contains(p) || members.contains(p))
+                })
+                .unwrap_or(0);
+            members.push(left.remove(at));
+        }
+        let outside = edges.iter().any(|(c, p)| {
+            let member = |n: &str| index.get(n).is_some_and(|i| set.contains(i));
+            member(p) && !member(c) && c != p
+        });
+        groups.push(Group {
+            members,
+            truncate_together: !outside,
+        });
+    }
+    groups
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    fn n(s: &str) -> String {
+        format!(r#""s"."{s}""#)
+    }
+
+    #[test]
+    fn fk_linked_emptied_tables_form_one_group_parents_first() {
+        // Plan order (largest first): child, grand, parent, lone, kept.
+        let names: Vec<String> = ["child", "grand", "parent", "lone", "kept"]
+            .iter()
+            .map(|s| n(s))
+            .collect();
+        let edges = vec![
+            (n("child"), n("parent")),
+            (n("parent"), n("grand")),
+            (n("kept"), n("lone")),
+        ];
+        let after = vec![vec![2], vec![], vec![1], vec![], vec![3]];
+        // `kept` is not emptied: `lone` and `kept` stay tables of their own.
+        let emptied = [true, true, true, true, false];
+        let groups = fk_groups(&names, &emptied, &after, &edges);
+        assert_eq!(
+            groups,
+            vec![Group {
+                members: vec![1, 2, 0],
+                truncate_together: true
+            }]
+        );
+        // Nothing emptied: no group, the job keeps its parallelism.
+        assert!(fk_groups(&names, &[false; 5], &after, &edges).is_empty());
+    }
+
+    #[test]
+    fn a_group_referenced_from_outside_is_not_truncated_together() {
+        let names: Vec<String> = ["a", "b"].iter().map(|s| n(s)).collect();
+        let edges = vec![(n("b"), n("a")), (n("other"), n("a"))];
+        let groups = fk_groups(&names, &[true, true], &[vec![], vec![0]], &edges);
+        assert_eq!(
+            groups,
+            vec![Group {
+                members: vec![0, 1],
+                truncate_together: false
+            }]
+        );
+    }
+}

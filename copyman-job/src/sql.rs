@@ -371,6 +371,26 @@ pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
     }
 }
 
+/// The one statement that empties an FK-linked group of tables together
+/// ([`crate::plan::Group`]), each a relation of its `kind` on the server that runs it, its own
+/// rows only ([`own_rows`]): PostgreSQL truncates a referenced table when every table that
+/// references it is truncated in the same statement.
+///
+/// ```
+/// use copyman_job::sql::{TableName, emptying_together};
+///
+/// let a = TableName::parse("app.a").unwrap();
+/// let b = TableName::parse("app.b").unwrap();
+/// assert_eq!(
+///     emptying_together(&[(&a, "r"), (&b, "p")]),
+///     r#"TRUNCATE ONLY "app"."a", "app"."b""#
+/// );
+/// ```
+pub fn emptying_together(tables: &[(&TableName, &str)]) -> String {
+    let list: Vec<String> = tables.iter().map(|(t, k)| own_rows(t, k)).collect();
+    format!("TRUNCATE {}", list.join(", "))
+}
+
 /// A query whose one boolean says whether emptying `table` with a `DELETE` touches nothing but
 /// its rows: no foreign key into it acts on delete (`CASCADE`, `SET NULL`, `SET DEFAULT`: they
 /// would change another table's rows), no trigger or rule of its own fires on `DELETE`, and it is

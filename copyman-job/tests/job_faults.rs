@@ -304,7 +304,7 @@ fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_d
         error.message.contains("copyman empties no other table")
             && error
                 .message
-                .contains(r#"(TRUNCATE "public"."t", "public"."r")"#)
+                .contains(r#"(TRUNCATE ONLY "public"."t", ONLY "public"."r")"#)
             && error
                 .message
                 .contains(r#"copy "public"."r" there again yourself"#),

@@ -1,0 +1,361 @@
+//! Re-copying (`--truncate`) a schema whose destinations already hold rows in tables linked by
+//! foreign keys: the linked tables are copied as one unit — on each destination one
+//! transaction holds one `TRUNCATE ONLY a, ONLY b, …`, each table's COPY (parents first), the
+//! sequences and one commit (two-phase under `--atomic`) — so the refresh succeeds; a fault in
+//! any table of the group rolls the whole group back everywhere (every destination keeps its
+//! old rows in every table, exit 1: nothing committed), and `--resume` copies the group again.
+//! Real clusters (allowing prepared transactions), shared by the binary.
+
+mod common;
+
+use common::*;
+
+/// Grandparent, parent, child: the child is the largest (first in the size order), so the
+/// group's FK order (parents first) is not the job's size order.
+const SCHEMA: &str = "
+    CREATE TABLE grand (id serial PRIMARY KEY, v text);
+    CREATE TABLE parent (id serial PRIMARY KEY, grand int NOT NULL REFERENCES grand, v text);
+    CREATE TABLE child (id serial PRIMARY KEY, parent int NOT NULL REFERENCES parent, v text);
+    CREATE TABLE lone (id int);";
+
+const SOURCE_ROWS: &str = "
+    INSERT INTO grand (v) SELECT 'g' || g FROM generate_series(1, 20) g;
+    INSERT INTO parent (grand, v) SELECT 1 + g % 20, 'p' || g FROM generate_series(1, 200) g;
+    INSERT INTO child (parent, v) SELECT 1 + g % 200, 'c' || g FROM generate_series(1, 3000) g;
+    INSERT INTO lone SELECT generate_series(1, 10);";
+
+/// Old rows on a destination, referencing each other (as an earlier copy left them).
+const OLD_ROWS: &str = "
+    INSERT INTO grand (id, v) VALUES (1, 'old'), (500, 'old');
+    INSERT INTO parent (id, grand, v) VALUES (1, 500, 'old'), (600, 1, 'old');
+    INSERT INTO child (id, parent, v) VALUES (1, 600, 'old'), (2, 1, 'old');
+    INSERT INTO lone VALUES (42);";
+
+const TABLES: [&str; 4] = ["grand", "parent", "child", "lone"];
+
+/// The job over the whole schema to both destinations, with `extra` arguments.
+fn job(src: &str, d1: &str, d2: &str, state: &TempPath, extra: &[&str]) -> std::process::Output {
+    let c = two_phase_clusters();
+    copyman()
+        .args([
+            "table",
+            "--schema",
+            "public",
+            "--from",
+            &c.source.conninfo(src),
+            "--to",
+            &c.dest[0].conninfo(d1),
+            "--to",
+            &c.dest[1].conninfo(d2),
+            "--state",
+            state.arg(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `last_value` of a sequence.
+fn last_value(cluster: &copyman_testkit::Cluster, db: &str, seq: &str) -> i64 {
+    cluster
+        .connect(db)
+        .query_one(&format!("SELECT last_value FROM {seq}"), &[])
+        .unwrap()
+        .get(0)
+}
+
+#[track_caller]
+fn assert_equal_to_source(src: &str, dests: [&str; 2]) {
+    assert_equal_to_source_in(src, dests, &TABLES);
+}
+
+/// Every destination's `tables` and the three sequences as the source's.
+#[track_caller]
+fn assert_equal_to_source_in(src: &str, dests: [&str; 2], tables: &[&str]) {
+    let c = two_phase_clusters();
+    for (cluster, db) in c.dest.iter().zip(dests) {
+        for &table in tables {
+            assert_eq!(
+                digest(cluster, db, table),
+                digest(&c.source, src, table),
+                "{table} on {db}"
+            );
+        }
+        for seq in ["grand_id_seq", "parent_id_seq", "child_id_seq"] {
+            assert_eq!(
+                last_value(cluster, db, seq),
+                last_value(&c.source, src, seq),
+                "{seq} on {db}"
+            );
+        }
+    }
+}
+
+#[test]
+fn refresh_of_a_fk_linked_schema_with_rows_on_two_destinations_succeeds() {
+    let c = two_phase_clusters();
+    let src = database(&c.source, &format!("{SCHEMA} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{SCHEMA} {OLD_ROWS}"));
+    let d2 = database(&c.dest[1], &format!("{SCHEMA} {OLD_ROWS}"));
+    let state = TempPath::new("fk-refresh.state");
+
+    // The plan says it: one unit, one TRUNCATE over the group, parents first.
+    let dry = job(&src, &d1, &d2, &state, &["--truncate", "--dry-run"]);
+    assert_exit(&dry, 0);
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains(
+            r#"TRUNCATE ONLY "public"."grand", ONLY "public"."parent", ONLY "public"."child" (with its group)"#
+        ) && plan.contains("copied as one unit"),
+        "{plan}"
+    );
+
+    let out = job(&src, &d1, &d2, &state, &["--truncate"]);
+    assert_exit(&out, 0);
+    assert_equal_to_source(&src, [&d1, &d2]);
+
+    // The most common refresh, again: the destinations now hold the source's rows.
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "DELETE FROM child WHERE id % 2 = 0; INSERT INTO child (parent, v) VALUES (7, 'new');",
+        )
+        .unwrap();
+    let out = job(&src, &d1, &d2, &state, &["--truncate"]);
+    assert_exit(&out, 0);
+    assert_equal_to_source(&src, [&d1, &d2]);
+    for (cluster, db) in c.dest.iter().zip([&d1, &d2]) {
+        assert_eq!(copy_backends(cluster, db), 0);
+    }
+}
+
+#[test]
+fn a_fault_in_the_last_table_of_the_group_rolls_the_whole_group_back_everywhere() {
+    let c = two_phase_clusters();
+    let src = database(&c.source, &format!("{SCHEMA} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{SCHEMA} {OLD_ROWS}"));
+    // Destination 2 refuses one row of the child, the group's last table (FK order).
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{SCHEMA} {OLD_ROWS}
+             CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.v = 'c2999' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION refuse();"
+        ),
+    );
+    let old: Vec<Vec<(i64, String)>> = c
+        .dest
+        .iter()
+        .zip([&d1, &d2])
+        .map(|(cluster, db)| TABLES.iter().map(|t| digest(cluster, db, t)).collect())
+        .collect();
+    let state = TempPath::new("fk-fault.state");
+    let log = TempPath::new("fk-fault.decisions");
+    let atomic = ["--atomic", "--decision-log", log.arg()];
+    // The group alone (a table that the stopped job never started is not emptied by the
+    // resume: not this test's point).
+    let no_lone = ["--exclude-table", "lone"];
+
+    let out = job(
+        &src,
+        &d1,
+        &d2,
+        &state,
+        &[
+            &["--truncate", "--jobs", "2"][..],
+            &atomic[..],
+            &no_lone[..],
+        ]
+        .concat(),
+    );
+    // Nothing committed anywhere: exit 1 (the fault named).
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refused by the test"),
+        "the fault is named: {stderr}"
+    );
+    assert_exit(&out, 1);
+    for (k, (cluster, db)) in c.dest.iter().zip([&d1, &d2]).enumerate() {
+        for (t, table) in TABLES.iter().enumerate().take(3) {
+            assert_eq!(
+                digest(cluster, db, table),
+                old[k][t],
+                "{table} on destination {} kept its old rows",
+                k + 1
+            );
+        }
+        assert_eq!(copy_backends(cluster, db), 0, "no session left in COPY");
+        assert!(prepared_xacts(cluster).is_empty(), "nothing left prepared");
+    }
+
+    // The fault goes; --resume copies the group again, as one unit.
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("DROP TRIGGER refuse ON child")
+        .unwrap();
+    let out = job(
+        &src,
+        &d1,
+        &d2,
+        &state,
+        &[&["--resume"][..], &atomic[..], &no_lone[..]].concat(),
+    );
+    assert_exit(&out, 0);
+    assert_equal_to_source_in(&src, [&d1, &d2], &TABLES[..3]);
+    for cluster in &c.dest {
+        assert!(prepared_xacts(cluster).is_empty());
+    }
+}
+
+/// The group is formed only where it is needed: without `--truncate` (nothing emptied) the
+/// linked tables are copied one by one, side by side, as before.
+#[test]
+fn without_truncate_no_group_is_formed() {
+    let c = two_phase_clusters();
+    let src = database(&c.source, &format!("{SCHEMA} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], SCHEMA);
+    let d2 = database(&c.dest[1], SCHEMA);
+    let state = TempPath::new("fk-nogroup.state");
+    let dry = job(&src, &d1, &d2, &state, &["--dry-run"]);
+    assert_exit(&dry, 0);
+    let plan = text(&dry.stdout);
+    assert!(
+        !plan.contains("copied as one unit") && !plan.contains("TRUNCATE"),
+        "{plan}"
+    );
+    let out = job(&src, &d1, &d2, &state, &["--jobs", "3"]);
+    assert_exit(&out, 0);
+    assert_equal_to_source(&src, [&d1, &d2]);
+}
+
+/// A table outside the selection that references a member still blocks the group's TRUNCATE
+/// (PostgreSQL refuses it, and copyman never empties a table it does not copy): the group's
+/// members are then emptied one by one, children first, each as a table alone is (a `DELETE`
+/// where it touches nothing else). Where that outside table holds no referencing rows the
+/// refresh succeeds; where it does, its 23503 names the constraint and says what to do, and
+/// nothing of the group is committed on any destination.
+#[test]
+fn a_referencing_table_outside_the_selection_keeps_the_delete_rule() {
+    let c = two_phase_clusters();
+    let outside = "CREATE TABLE note (id int PRIMARY KEY, grand int REFERENCES grand);";
+    let src = database(&c.source, &format!("{SCHEMA} {outside} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{SCHEMA} {outside} {OLD_ROWS}"));
+    let d2 = database(&c.dest[1], &format!("{SCHEMA} {outside} {OLD_ROWS}"));
+    let state = TempPath::new("fk-outside.state");
+    let selected = |extra: &[&str]| {
+        copyman()
+            .args(["table", "grand", "parent", "child"])
+            .args(["--from", &c.source.conninfo(&src)])
+            .args(["--to", &c.dest[0].conninfo(&d1)])
+            .args(["--to", &c.dest[1].conninfo(&d2)])
+            .args(["--state", state.arg(), "--truncate"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let dry = selected(&["--dry-run"]);
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains("empties them one by one, children first")
+            && plan.contains(r#"DELETE FROM ONLY "public"."grand""#),
+        "{plan}"
+    );
+    // No row of note references grand: emptied one by one, copied as one unit.
+    assert_exit(&selected(&[]), 0);
+    assert_equal_to_source_in(&src, [&d1, &d2], &TABLES[..3]);
+
+    // A row of note on destination 2 references grand's row 1.
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("INSERT INTO note VALUES (1, 1)")
+        .unwrap();
+    c.source
+        .connect(&src)
+        .batch_execute("INSERT INTO child (parent, v) VALUES (3, 'more')")
+        .unwrap();
+    let before: Vec<Vec<(i64, String)>> = c
+        .dest
+        .iter()
+        .zip([&d1, &d2])
+        .map(|(cluster, db)| TABLES.iter().map(|t| digest(cluster, db, t)).collect())
+        .collect();
+    let out = selected(&[]);
+    let stderr = text(&out.stderr);
+    // It says the one statement that empties them all there (the group and note).
+    assert!(
+        stderr.contains("23503")
+            && stderr.contains(
+                r#"on destination 2 ("#
+            )
+            && stderr.contains(
+                r#"(TRUNCATE ONLY "public"."grand", ONLY "public"."parent", ONLY "public"."child", ONLY "public"."note")"#
+            ),
+        "{stderr}"
+    );
+    assert_exit(&out, 1);
+    for (k, (cluster, db)) in c.dest.iter().zip([&d1, &d2]).enumerate() {
+        for (t, table) in TABLES.iter().enumerate().take(3) {
+            assert_eq!(digest(cluster, db, table), before[k][t], "{table}");
+        }
+        assert_eq!(copy_backends(cluster, db), 0);
+    }
+    assert_eq!(count(&c.dest[1], &d2, "note"), 1, "never emptied");
+    // Done as it says, a resume finishes the job.
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute(
+            "TRUNCATE ONLY public.grand, ONLY public.parent, ONLY public.child, ONLY public.note",
+        )
+        .unwrap();
+    let resumed = copyman()
+        .args(["table", "grand", "parent", "child"])
+        .args(["--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--to", &c.dest[1].conninfo(&d2)])
+        .args(["--state", state.arg(), "--resume"])
+        .output()
+        .unwrap();
+    assert_exit(&resumed, 0);
+    assert_equal_to_source_in(&src, [&d1, &d2], &TABLES[..3]);
+}
+
+/// Under `--keep-going` a destination where the group fails rolls it back there (every
+/// member keeps its old rows), the others commit it whole; `--resume` finishes the rest.
+#[test]
+fn under_keep_going_the_group_commits_where_it_completed() {
+    let c = two_phase_clusters();
+    let src = database(&c.source, &format!("{SCHEMA} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{SCHEMA} {OLD_ROWS}"));
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{SCHEMA} {OLD_ROWS}
+             CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION refuse();"
+        ),
+    );
+    let old: Vec<(i64, String)> = TABLES.iter().map(|t| digest(&c.dest[1], &d2, t)).collect();
+    let state = TempPath::new("fk-keep.state");
+    let out = job(&src, &d1, &d2, &state, &["--truncate", "--keep-going"]);
+    assert_exit(&out, 4);
+    for table in TABLES {
+        assert_eq!(
+            digest(&c.dest[0], &d1, table),
+            digest(&c.source, &src, table)
+        );
+    }
+    for (t, table) in TABLES.iter().enumerate().take(3) {
+        assert_eq!(digest(&c.dest[1], &d2, table), old[t], "{table}");
+    }
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("DROP TRIGGER refuse ON child")
+        .unwrap();
+    assert_exit(&job(&src, &d1, &d2, &state, &["--resume"]), 0);
+    assert_equal_to_source(&src, [&d1, &d2]);
+}
