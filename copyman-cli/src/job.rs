@@ -513,18 +513,6 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
-/// What one server accepts and what it holds now: its server key (two endpoints on one server
-/// share its connections), how many more connections it accepts.
-const CAPACITY_SQL: &str =
-    "SELECT pg_postmaster_start_time()::text || ':' || current_setting('port'),
-        current_setting('max_connections')::int
-          - CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 0
-                 ELSE current_setting('superuser_reserved_connections')::int
-                      + coalesce(current_setting('reserved_connections', true), '0')::int END
-          - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
-              AND pid <> pg_backend_pid()),
-        current_setting('max_connections')";
-
 /// The most `--jobs` taken.
 const MAX_JOBS: usize = 1024;
 
@@ -558,7 +546,7 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         let answer = (server.connect)()
             .map_err(|e| report::describe(&e).to_string())
             .and_then(|mut conn| {
-                conn.query(CAPACITY_SQL)
+                conn.query(copyman_job::sql::CAPACITY)
                     .map_err(|e| report::describe(&e).to_string())
             });
         let row = match answer {

@@ -43,6 +43,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::commit::{self, Commit, Outcome, Participant, Policy};
+use crate::identity::Identity;
 use copyman_core::session::{DbError, SessionError};
 use copyman_sync::{
     Connection, CopyManager, Fault, Producer, Receiver, ReceiverOutcome, StatementProducer,
@@ -562,16 +563,7 @@ fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
 /// a socket directory with or without a trailing slash, a user or database from the
 /// environment). `None` when the server does not say (`pg_control_system()` revoked).
 pub fn identity(conn: &mut Connection) -> Option<String> {
-    let rows = conn
-        .query(
-            "SELECT s.system_identifier::text, d.oid::text FROM pg_catalog.pg_control_system() s, \
-             pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
-        )
-        .ok()?;
-    let row = rows.first()?;
-    let system = row.first().cloned().flatten()?;
-    let database = row.get(1).cloned().flatten()?;
-    Some(state::identity_key(&system, &database))
+    Identity::of(conn, None).ok()?.state_key()
 }
 
 /// The records of the state file at `path` for a resume of a job to `destinations` (named in
