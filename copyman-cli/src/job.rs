@@ -131,6 +131,7 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// A stable 64-bit FNV-1a hash (the default state file's name).
+#[derive(Clone)]
 struct Fnv(u64);
 
 impl Hasher for Fnv {
@@ -317,8 +318,19 @@ fn default_state(
         hash.write(id.as_bytes());
     }
     hash.write(b"\0");
-    hash.write(selection.key().as_bytes());
-    Ok(dir.join(format!("{:016x}.state", hash.finish())))
+    let named = |key: String| {
+        let mut hash = hash.clone();
+        hash.write(key.as_bytes());
+        dir.join(format!("{:016x}.state", hash.finish()))
+    };
+    let path = named(selection.key());
+    // A file named before patterns were spelled one way (`--table BULK` then named another
+    // file than `--table bulk`): still this job's.
+    let spelled = named(selection.spelled_key());
+    if !path.exists() && spelled.exists() {
+        return Ok(spelled);
+    }
+    Ok(path)
 }
 
 /// A server of the job: every session it opens gets `lock_timeout` (`--lock-timeout`).

@@ -576,7 +576,7 @@ pub fn identity(conn: &mut Connection) -> Option<String> {
 /// file records destinations this run does not have (it may be one of them, spelled otherwise).
 fn resumed(
     path: &Path,
-    selection: &str,
+    selection: &Selection,
     keys: &[String],
     destinations: &[Server],
 ) -> Result<Recorded, JobError> {
@@ -596,7 +596,13 @@ fn resumed(
     let recorded = state::read(path).map_err(state_error)?;
     // Another selection may cover the same rows otherwise (a partitioned table, then its
     // partitions): what it records done would not match, and they would be copied twice.
-    if let Some(recorded_for) = recorded.selection.as_deref().filter(|s| *s != selection) {
+    // (The same selection spelled otherwise is the same: `--table BULK` is `--table bulk`.)
+    if let Some(recorded_for) = recorded
+        .selection
+        .as_deref()
+        .filter(|s| !selection.is_recorded_as(s))
+    {
+        let selection = selection.key();
         return Err(JobError::Refused(format!(
             "--resume: the state file {} was written for another selection ({recorded_for}), \
              not {selection}: a resume of another selection could copy rows twice (a \
@@ -770,7 +776,7 @@ pub fn plan(
         })
         .collect();
     let recorded = if options.resume {
-        resumed(&options.state, &selection.key(), &keys, destinations)?
+        resumed(&options.state, selection, &keys, destinations)?
     } else {
         let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
         for path in std::iter::once(&options.state).chain(&options.other_states) {
