@@ -644,6 +644,7 @@ fn own_cancels(report: &mut JobReport) {
         if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
             d.status = Status::Interrupted;
             d.error = Some(job::TableError {
+                in_catalog: false,
                 sqlstate: None,
                 message: format!("{why}: its statement was cancelled, nothing of it committed"),
             });
@@ -931,6 +932,8 @@ fn write_human(
              error says (state file {})",
             options.state.display()
         )?;
+    } else if let Some(advice) = lasting_advice(report, options) {
+        writeln!(out, "{advice}")?;
     } else if !report.succeeded() {
         writeln!(
             out,
@@ -939,6 +942,41 @@ fn write_human(
         )?;
     }
     Ok(())
+}
+
+/// What to fix when a table failed with an error a rerun meets again ([`job::TableError::lasts`]:
+/// a table missing or different on a destination, a view or a sequence written to, a bad row, a
+/// constraint, a privilege): "run again with --resume" alone cannot finish such a job. `None`
+/// when every failure may pass on another try (a connection lost, a lock timeout, a cancel).
+fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
+    let lasting: Vec<String> = report
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.destinations.iter().enumerate().filter_map(move |(i, d)| {
+                let e = d.error.as_ref().filter(|e| e.lasts())?;
+                let code = e
+                    .sqlstate
+                    .as_ref()
+                    .map(|c| format!(": SQLSTATE {c}"))
+                    .unwrap_or_default();
+                Some(format!("{} on destination {}{code}", t.table, i + 1))
+            })
+        })
+        .collect();
+    if lasting.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \
+         first (the error above says what is wrong: a table missing or different on that \
+         destination, a relation that cannot take rows, a row or a privilege), then run again with --resume (state file {}) to copy what \
+         is missing",
+        plural(lasting.len(), "table copy"),
+        lasting.join(", "),
+        if lasting.len() == 1 { "it" } else { "them" },
+        options.state.display()
+    ))
 }
 
 /// What the process knows of every table × destination, from the plan and the job's events:

@@ -203,6 +203,10 @@ pub struct TableError {
     pub sqlstate: Option<String>,
     /// The error on one line.
     pub message: String,
+    /// Found by the plan in a destination's catalog (the table missing there, its columns
+    /// different, a relation that cannot be copied into): a rerun meets it again until the
+    /// table is mended ([`TableError::lasts`]).
+    pub in_catalog: bool,
 }
 
 impl TableError {
@@ -210,7 +214,29 @@ impl TableError {
         Self {
             sqlstate: None,
             message: message.into(),
+            in_catalog: false,
         }
+    }
+
+    /// An error the plan found in a destination's catalog.
+    fn in_catalog(message: impl Into<String>) -> Self {
+        Self {
+            in_catalog: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Whether a rerun (`--resume`) meets this error again until what it names is changed: one
+    /// found in a destination's catalog, or a server error of a class no retry passes
+    /// ([`copyman_core::session::sqlstate_lasts`]: a table missing, a view written to, a bad
+    /// row, a constraint violated, a privilege lacking). A connection lost, a lock or
+    /// statement timeout, a cancel, a stall may not happen again.
+    pub fn lasts(&self) -> bool {
+        self.in_catalog
+            || self
+                .sqlstate
+                .as_deref()
+                .is_some_and(copyman_core::session::sqlstate_lasts)
     }
 
     fn prefixed(mut self, prefix: &str) -> Self {
@@ -285,6 +311,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         error.downcast_ref::<copyman_sync::Error>()
     {
         return TableError {
+            in_catalog: false,
             sqlstate: all.code().map(str::to_owned),
             message: one_line(&error_chain(error)),
         };
@@ -303,6 +330,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             false => format!("{} ({})", db.message, extras.join("; ")),
         };
         return TableError {
+            in_catalog: false,
             sqlstate: Some(db.code.clone()),
             message: one_line(&message),
         };
@@ -750,6 +778,7 @@ pub fn plan(
         .collect();
     if !unreadable.is_empty() {
         return Err(JobError::Source(TableError {
+            in_catalog: false,
             sqlstate: None,
             message: format!(
                 "permission denied: the source's role may not SELECT {} {} (it needs SELECT on \
@@ -873,7 +902,7 @@ pub fn plan(
             let rel = match lookup(conn, &sel.table) {
                 Ok(Some(rel)) => rel,
                 Ok(None) => {
-                    plans.push(DestPlan::Refused(TableError::new("not found")));
+                    plans.push(DestPlan::Refused(TableError::in_catalog("not found")));
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
@@ -889,14 +918,14 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Catalog(m)) => {
-                    plans.push(DestPlan::Refused(TableError::new(m)));
+                    plans.push(DestPlan::Refused(TableError::in_catalog(m)));
                     continue;
                 }
             };
             let label = format!("destination {}", i + 1);
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
                 // A job copies whole tables: --columns is for one table copied alone.
-                plans.push(DestPlan::Refused(TableError::new(format!(
+                plans.push(DestPlan::Refused(TableError::in_catalog(format!(
                     "{why}; copy it alone (copyman table {} --columns …) and leave it out of \
                      the job (--exclude-table)",
                     sel.table
@@ -1629,6 +1658,7 @@ impl Shared<'_> {
                     .to_owned()
             };
             return TableError {
+                in_catalog: false,
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
@@ -1651,6 +1681,7 @@ impl Shared<'_> {
             return described;
         }
         TableError {
+            in_catalog: false,
             message: format!(
                 "cannot empty the table, which an earlier run of the job began or committed \
                  here (copying without emptying it could leave its rows twice): {}; empty it \
