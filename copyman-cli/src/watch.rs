@@ -259,7 +259,12 @@ impl Monitor {
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
                          THEN array_to_string(pg_blocking_pids(a.pid), ', ') END,
-                    left(split_part(a.query, '''', 1), 40)
+                    left(split_part(a.query, '''', 1), 40),
+                    a.backend_start::text,
+                    CASE WHEN a.wait_event_type = 'Lock'
+                         THEN (SELECT string_agg(b.pid || ' ' || b.backend_start::text, ',')
+                                 FROM pg_stat_activity b
+                                WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END
                FROM pg_stat_activity a
               WHERE a.pid = {pid}"
         )) else {
@@ -269,6 +274,8 @@ impl Monitor {
                 state: None,
                 wait: None,
                 statement: None,
+                backend: None,
+                blockers: Vec::new(),
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -278,6 +285,8 @@ impl Monitor {
                 state: None,
                 wait: None,
                 statement: None,
+                backend: None,
+                blockers: Vec::new(),
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -289,6 +298,21 @@ impl Monitor {
         }
         let wait = (!kind.is_empty()).then(|| (kind.clone(), event.clone()));
         let statement = Some(field(5).trim().to_owned()).filter(|s| !s.is_empty());
+        let backend = Some(Backend {
+            pid,
+            started: field(6),
+        });
+        // "pid start,pid start": a start time has no comma.
+        let blockers = field(7)
+            .split(',')
+            .filter_map(|b| {
+                let (pid, started) = b.split_once(' ')?;
+                Some(Backend {
+                    pid: pid.parse().ok()?,
+                    started: started.to_owned(),
+                })
+            })
+            .collect();
         if kind != "Lock" {
             return Look {
                 lock: None,
@@ -296,6 +320,8 @@ impl Monitor {
                 state: Some(state),
                 wait,
                 statement,
+                backend,
+                blockers: Vec::new(),
             };
         }
         let mut lock = format!("backend {pid} waits for a {event} lock");
@@ -311,8 +337,20 @@ impl Monitor {
             state: Some(state),
             wait,
             statement,
+            backend,
+            blockers,
         }
     }
+}
+
+/// A backend as its server names it: a process id is reused, a process id with its start time
+/// is not (and two servers' backends never share both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Backend {
+    /// Its process id.
+    pub(crate) pid: i32,
+    /// `pg_stat_activity.backend_start`, as text.
+    pub(crate) started: String,
 }
 
 struct Watched<'t> {
@@ -335,9 +373,70 @@ pub(crate) struct Look {
     pub(crate) wait: Option<(String, String)>,
     /// Its statement's first words, up to a quote (`COMMIT PREPARED`), when it is known.
     pub(crate) statement: Option<String>,
+    /// The backend looked at (`None`: its server could not say).
+    pub(crate) backend: Option<Backend>,
+    /// The backends holding the lock it waits for (`pg_blocking_pids`).
+    pub(crate) blockers: Vec<Backend>,
+}
+
+/// Two sessions of one copy, one waiting for a lock the other holds: the holder's transaction
+/// ends only when the copy ends, and the copy cannot end while the waiter waits (copyman
+/// writes to it or reads from it, and ends no transaction before every endpoint finished). No
+/// timeout of the server's and no deadlock detector sees it (the holder is idle in its
+/// transaction, not waiting for a lock): only a cancel ends it.
+///
+/// `looks` are the copy's backends; the first waiter found and its holder, by their indexes.
+fn waits_on_itself(looks: &[&Look]) -> Option<(usize, usize)> {
+    looks.iter().enumerate().find_map(|(i, look)| {
+        look.blockers.iter().find_map(|blocker| {
+            looks
+                .iter()
+                .position(|other| other.backend.as_ref() == Some(blocker))
+                .filter(|&j| j != i)
+                .map(|j| (i, j))
+        })
+    })
+}
+
+/// Why copyman cancelled a session of its own copy ([`waits_on_itself`]), once it did: the
+/// summary repeats it under the server's "canceling statement due to user request".
+static WAITED_ON_ITSELF: Mutex<Option<String>> = Mutex::new(None);
+
+/// Why copyman cancelled a session of this run because it waited on another of the same copy,
+/// if it did.
+pub(crate) fn waited_on_itself() -> Option<String> {
+    WAITED_ON_ITSELF
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Says, once, that `waiter` waits for a lock `holder` holds in the same copy (`lock`: the
+/// waiter's lock in words), and records it for the summary ([`waited_on_itself`]).
+fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) {
+    let why = format!(
+        "{waiter} was cancelled by copyman: it waited for a lock that {holder}, another session \
+         of this same copy, holds ({lock}), and that session's transaction ends only with the \
+         copy: nothing could ever release it"
+    );
+    progress::println(&format!(
+        "copyman: {why}; the copy fails, nothing of it is committed"
+    ));
+    *WAITED_ON_ITSELF
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(why);
 }
 
 impl Look {
+    /// `label`, and the statement its backend runs when it is known: "destination 2 (…) in
+    /// `COPY pt_1 FROM STDIN`".
+    fn named(&self, label: &str) -> String {
+        match &self.statement {
+            Some(statement) => format!("{label} in `{statement}`"),
+            None => label.to_owned(),
+        }
+    }
+
     /// "waiting 3 s for destination 2 (…)'s COMMIT of table t: backend 1234 active, waiting on
     /// IPC/SyncRep: waiting for a synchronous standby …": a statement ending a transaction that
     /// has not been answered, said the same way by the one-table and the job watches.
@@ -384,6 +483,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
+    let mut told_itself = false;
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
@@ -418,6 +518,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
         last_look = Some(Instant::now());
         let mut notes = Vec::new();
         let mut activities = Vec::new();
+        let mut looks = Vec::new();
         for w in &mut watched {
             let look = w.monitor.look(w.target.pid);
             if stop.load(Ordering::SeqCst) {
@@ -435,7 +536,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 let said = look.commit_wait(moved.elapsed(), &w.target.label, statement, "");
                 progress::println(&said);
             }
-            match look.lock {
+            match &look.lock {
                 Some(what) => {
                     if !w.waiting {
                         progress::println(&format!(
@@ -448,8 +549,27 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 }
                 None => w.waiting = false,
             }
+            looks.push(look);
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+        // A session waiting for another of this copy: cancelled, once a second until the copy
+        // ends (not while it commits: a COMMIT cancelled half-way would split the destinations).
+        let refs: Vec<&Look> = looks.iter().collect();
+        if let Some((waiter, holder)) = waits_on_itself(&refs)
+            && !committing.load(Ordering::SeqCst)
+        {
+            let w = &mut watched[waiter];
+            if !told_itself {
+                told_itself = true;
+                let lock = looks[waiter].lock.as_deref().unwrap_or("a lock");
+                say_waits_on_itself(
+                    &looks[waiter].named(&w.target.label),
+                    &looks[holder].named(&targets[holder].label),
+                    lock,
+                );
+            }
+            w.monitor.cancel(w.target);
+        }
         if !told_stuck
             && !quiet
             && !committing.load(Ordering::SeqCst)
@@ -917,7 +1037,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             }
             let mut notes = Vec::new();
             let mut activities = Vec::new();
-            for (&(server, pid), look) in pids.iter().zip(looks) {
+            for (&(server, pid), look) in pids.iter().zip(&looks) {
                 let Some(b) = w
                     .backends
                     .iter_mut()
@@ -926,7 +1046,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     continue;
                 };
                 activities.push(format!("{}: {}", b.1.label, look.activity));
-                match look.lock {
+                match &look.lock {
                     Some(what) => {
                         if !b.2 {
                             progress::println(&format!(
@@ -942,6 +1062,36 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 }
             }
             (shared.note)(worker, (!notes.is_empty()).then(|| notes.join("; ")));
+            // A session of this table's copy waiting for another of the same copy (a split
+            // table's ranges): cancelled. (A wait on another worker's table ends with that
+            // table's commit.)
+            let own: Vec<&Look> = looks.iter().collect();
+            if let Some((waiter, holder)) = waits_on_itself(&own)
+                && w.table != PLANNING
+            {
+                let (server, pid) = pids[waiter];
+                let label = |i: usize| {
+                    let (s, p) = pids[i];
+                    w.backends
+                        .iter()
+                        .find(|(bs, t, _)| *bs == s && t.pid == p)
+                        .map(|(_, t, _)| t.label.clone())
+                        .unwrap_or_else(|| format!("backend {p}"))
+                };
+                let lock = looks[waiter].lock.as_deref().unwrap_or("a lock");
+                say_waits_on_itself(
+                    &looks[waiter].named(&label(waiter)),
+                    &looks[holder].named(&label(holder)),
+                    lock,
+                );
+                if let Some((_, target, _)) = w
+                    .backends
+                    .iter()
+                    .find(|(s, t, _)| *s == server && t.pid == pid)
+                {
+                    monitors[server].cancel(target);
+                }
+            }
             // Planning many tables takes a while without a move: only lock waits are said there.
             let planning = w.table == PLANNING;
             if !w.told_stuck
@@ -1024,5 +1174,45 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
             progress::println(&said);
         }
         (shared.note)(worker, Some(note));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(pid: i32, started: &str, blockers: &[(i32, &str)]) -> Look {
+        Look {
+            lock: None,
+            activity: String::new(),
+            state: None,
+            wait: None,
+            statement: None,
+            backend: Some(Backend {
+                pid,
+                started: started.into(),
+            }),
+            blockers: blockers
+                .iter()
+                .map(|&(pid, started)| Backend {
+                    pid,
+                    started: started.into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_copy_waits_on_itself_only_when_the_holder_is_one_of_its_own_backends() {
+        let source = look(10, "t0", &[]);
+        let first = look(20, "t1", &[]);
+        let second = look(21, "t2", &[(20, "t1")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &second]), Some((2, 1)));
+        // Another session with the same pid (another server, or a pid reused): not ours.
+        let outside = look(21, "t2", &[(20, "t9")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &outside]), None);
+        // A holder outside the copy.
+        let waits = look(21, "t2", &[(99, "t1")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &waits]), None);
     }
 }
