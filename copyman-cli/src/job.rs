@@ -504,6 +504,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     if signals::received().is_some() {
         own_cancels(&mut report);
     }
+    waited_on_itself(&mut report, watch.waited_on_itself());
     let exit = if report.succeeded() {
         Exit::Success
     } else if let Some(signal) = signals::received().filter(|_| report.interrupted.is_some()) {
@@ -644,7 +645,7 @@ fn own_cancels(report: &mut JobReport) {
         if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
             d.status = Status::Interrupted;
             d.error = Some(job::TableError {
-                in_catalog: false,
+                lasting: false,
                 sqlstate: None,
                 message: format!("{why}: its statement was cancelled, nothing of it committed"),
             });
@@ -656,6 +657,34 @@ fn own_cancels(report: &mut JobReport) {
         .is_some_and(|s| s.contains("SQLSTATE 57014") && s.contains("due to user request"))
     {
         report.stopped = None;
+    }
+}
+
+/// A table's copy the watch cancelled because it waited on itself: its error (SQLSTATE 57014
+/// "canceling statement due to user request") says why, and is one a rerun meets again (the
+/// same sessions would wait on each other again).
+fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) {
+    for wait in waits {
+        let Some(t) = report
+            .tables
+            .iter_mut()
+            .find(|t| t.table.to_string() == wait.table)
+        else {
+            continue;
+        };
+        // The waiting session's destination; a source session fails the table everywhere.
+        for (i, d) in t.destinations.iter_mut().enumerate() {
+            let cancelled = d.error.as_ref().is_some_and(|e| {
+                e.sqlstate.as_deref() == Some("57014") && e.message.contains("due to user request")
+            });
+            if cancelled
+                && wait.destination.is_none_or(|w| w == i)
+                && let Some(e) = d.error.as_mut()
+            {
+                e.message = format!("{}; {}", wait.why, e.message);
+                e.lasting = true;
+            }
+        }
     }
 }
 
@@ -969,8 +998,7 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
     }
     Some(format!(
         "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \
-         first (the error above says what is wrong: a table missing or different on that \
-         destination, a relation that cannot take rows, a row or a privilege), then run again with --resume (state file {}) to copy what \
+         first (the error above says what is wrong), then run again with --resume (state file {}) to copy what \
          is missing",
         plural(lasting.len(), "table copy"),
         lasting.join(", "),

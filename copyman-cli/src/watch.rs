@@ -411,29 +411,45 @@ pub(crate) fn waited_on_itself() -> Option<String> {
         .clone()
 }
 
-/// Says, once, that `waiter` waits for a lock `holder` holds in the same copy (`lock`: the
-/// waiter's lock in words), and records it for the summary ([`waited_on_itself`]).
-fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) {
+/// Says that `waiter` waits for a lock `holder` holds in the same copy (`lock`: its kind in
+/// words, [`Look::lock_kind`]), records it for the summary ([`waited_on_itself`]), and returns
+/// why the waiter is cancelled.
+fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) -> String {
     let why = format!(
-        "{waiter} was cancelled by copyman: it waited for a lock that {holder}, another session \
-         of this same copy, holds ({lock}), and that session's transaction ends only with the \
-         copy: nothing could ever release it"
+        "{waiter} was cancelled by copyman: it waited for {lock} that {holder}, another session \
+         of this same copy, holds, and that session's transaction ends only with the copy: \
+         nothing could ever release it"
     );
     progress::println(&format!(
         "copyman: {why}; the copy fails, nothing of it is committed"
     ));
     *WAITED_ON_ITSELF
         .lock()
-        .unwrap_or_else(PoisonError::into_inner) = Some(why);
+        .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+    why
 }
 
 impl Look {
-    /// `label`, and the statement its backend runs when it is known: "destination 2 (…) in
-    /// `COPY pt_1 FROM STDIN`".
+    /// "a transactionid lock": the kind of lock it waits for, in words.
+    fn lock_kind(&self) -> String {
+        match &self.wait {
+            Some((kind, event)) if kind == "Lock" => format!("a {event} lock"),
+            _ => "a lock".to_owned(),
+        }
+    }
+
+    /// `label`, its backend and the statement it runs when they are known: "destination 2 (…)
+    /// (backend 1234: `COPY pt_1 FROM STDIN`)".
     fn named(&self, label: &str) -> String {
+        let pid = self
+            .backend
+            .as_ref()
+            .map(|b| format!("backend {}", b.pid))
+            .unwrap_or_default();
         match &self.statement {
-            Some(statement) => format!("{label} in `{statement}`"),
-            None => label.to_owned(),
+            Some(statement) => format!("{label} ({pid}: `{statement}`)"),
+            None if pid.is_empty() => label.to_owned(),
+            None => format!("{label} ({pid})"),
         }
     }
 
@@ -561,11 +577,11 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             let w = &mut watched[waiter];
             if !told_itself {
                 told_itself = true;
-                let lock = looks[waiter].lock.as_deref().unwrap_or("a lock");
-                say_waits_on_itself(
+                let lock = looks[waiter].lock_kind();
+                let _ = say_waits_on_itself(
                     &looks[waiter].named(&w.target.label),
                     &looks[holder].named(&targets[holder].label),
-                    lock,
+                    &lock,
                 );
             }
             w.monitor.cancel(w.target);
@@ -613,11 +629,25 @@ pub(crate) struct JobWatch {
     planning: usize,
 }
 
+/// A table's copy in a job that the watch cancelled because one of its sessions waited for a
+/// lock another of its sessions held ([`waits_on_itself`]: a split table's ranges whose rows
+/// meet in a unique index there).
+pub(crate) struct SelfWait {
+    /// The waiting session's destination (0-based; `None`: the source).
+    pub(crate) destination: Option<usize>,
+    /// The table, as its name is shown (`"public"."t"`).
+    pub(crate) table: String,
+    /// Why it was cancelled, in words.
+    pub(crate) why: String,
+}
+
 /// What a worker's backends are named with while the job is being planned.
 const PLANNING: &str = "while planning the job";
 
 struct JobShared {
     stop: AtomicBool,
+    /// The copies cancelled because they waited on themselves.
+    itself: Mutex<Vec<SelfWait>>,
     workers: Mutex<Vec<WorkerBackends>>,
     /// Every server of the job: the source first, then the destinations; each with its label.
     servers: Vec<(String, ServerSpec)>,
@@ -636,6 +666,8 @@ struct WorkerBackends {
     /// it was said to wait for a lock.
     backends: Vec<(usize, Target, bool)>,
     told_stuck: bool,
+    /// Said (and recorded) that its table's copy waits on itself ([`waits_on_itself`]).
+    told_itself: bool,
     last_look: Option<Instant>,
     /// The statements that end its table's transactions, sent and not yet answered
     /// ([`Event::CommitStep`]): looked at and said, never cancelled.
@@ -698,6 +730,7 @@ impl WorkerBackends {
             ending: false,
             backends: Vec::new(),
             told_stuck: false,
+            told_itself: false,
             last_look: None,
             commits: Vec::new(),
         }
@@ -728,6 +761,7 @@ impl JobWatch {
     ) -> Self {
         let shared = Arc::new(JobShared {
             stop: AtomicBool::new(false),
+            itself: Mutex::new(Vec::new()),
             workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
             servers,
             note,
@@ -819,6 +853,17 @@ impl JobWatch {
         waits
     }
 
+    /// The copies cancelled because they waited on themselves, taken once.
+    pub(crate) fn waited_on_itself(&self) -> Vec<SelfWait> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .itself
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
     /// Stops watching (the thread ends within [`POLL`]).
     pub(crate) fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -840,6 +885,7 @@ impl JobWatch {
                 if let Some(w) = workers.get_mut(*worker) {
                     w.moved(*worker, note);
                     w.table = format!("table {table}");
+                    w.told_itself = false;
                     w.generation += 1;
                     w.ending = false;
                     w.backends.clear();
@@ -1070,6 +1116,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 && w.table != PLANNING
             {
                 let (server, pid) = pids[waiter];
+                let told = w.told_itself;
+                w.told_itself = true;
                 let label = |i: usize| {
                     let (s, p) = pids[i];
                     w.backends
@@ -1078,12 +1126,23 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                         .map(|(_, t, _)| t.label.clone())
                         .unwrap_or_else(|| format!("backend {p}"))
                 };
-                let lock = looks[waiter].lock.as_deref().unwrap_or("a lock");
-                say_waits_on_itself(
-                    &looks[waiter].named(&label(waiter)),
-                    &looks[holder].named(&label(holder)),
-                    lock,
-                );
+                if !told {
+                    let lock = looks[waiter].lock_kind();
+                    let why = say_waits_on_itself(
+                        &looks[waiter].named(&label(waiter)),
+                        &looks[holder].named(&label(holder)),
+                        &lock,
+                    );
+                    shared
+                        .itself
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(SelfWait {
+                            destination: server.checked_sub(1),
+                            table: w.table.trim_start_matches("table ").to_owned(),
+                            why,
+                        });
+                }
                 if let Some((_, target, _)) = w
                     .backends
                     .iter()

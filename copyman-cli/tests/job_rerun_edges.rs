@@ -323,8 +323,9 @@ fn a_copy_into_a_partitioned_table_and_its_partition_waiting_on_itself_fails_at_
     let stderr = text(&out.stderr);
     assert!(
         // Either COPY may be the one that waits.
-        stderr.contains("was cancelled by copyman: it waited for a lock that destination ")
-            && stderr.contains("another session of this same copy")
+        stderr.contains(
+            "was cancelled by copyman: it waited for a transactionid lock that destination "
+        ) && stderr.contains("another session of this same copy")
             && stderr.contains("COPY pt_1 FROM STDIN")
             && stderr.contains("COPY pt FROM STDIN")
             && stderr.contains("57014")
@@ -338,4 +339,53 @@ fn a_copy_into_a_partitioned_table_and_its_partition_waiting_on_itself_fails_at_
     assert_eq!(copy_backends(&c.dest[0], &d1), 0);
     assert_eq!(copy_backends(&c.source, &src), 0);
     assert_eq!(count(&c.source, &src, "s"), 50000);
+}
+
+#[test]
+fn a_split_table_whose_ranges_wait_on_each_other_fails_at_once_and_says_to_mend_it() {
+    let c = clusters();
+    // Every id twice, far apart: two ranges of the table bring the same key to the
+    // destination's primary key, and one range's session waits for the other's transaction,
+    // which commits only with the whole table.
+    let src = database(
+        &c.source,
+        "CREATE TABLE big (id int8, v text);
+         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
+         INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series(1, 20000) g;",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE big (id int8 PRIMARY KEY, v text);",
+    );
+    let state = TempPath::new("split-itself.state");
+    // No --lock-timeout: without the watch's cancel, this would wait for ever.
+    let out = run(&[
+        "table",
+        "big",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--split-larger-than",
+        "64k",
+        "--jobs",
+        "4",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("another session of this same copy")
+            && stderr.contains("\"public\".\"big\" on destination 1: SQLSTATE 57014")
+            && stderr.contains("mend it first"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(": run again with --resume to copy what is missing"),
+        "a rerun would wait on itself again: {stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 0, "nothing committed");
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
 }

@@ -203,10 +203,11 @@ pub struct TableError {
     pub sqlstate: Option<String>,
     /// The error on one line.
     pub message: String,
-    /// Found by the plan in a destination's catalog (the table missing there, its columns
-    /// different, a relation that cannot be copied into): a rerun meets it again until the
-    /// table is mended ([`TableError::lasts`]).
-    pub in_catalog: bool,
+    /// Known to be met again by a rerun until what it names is mended, whatever its SQLSTATE
+    /// says: found by the plan in a destination's catalog (the table missing there, its
+    /// columns different), or a copy its caller cancelled because it waited on itself
+    /// ([`TableError::lasts`]).
+    pub lasting: bool,
 }
 
 impl TableError {
@@ -214,25 +215,25 @@ impl TableError {
         Self {
             sqlstate: None,
             message: message.into(),
-            in_catalog: false,
+            lasting: false,
         }
     }
 
-    /// An error the plan found in a destination's catalog.
-    fn in_catalog(message: impl Into<String>) -> Self {
+    /// An error the plan found in a destination's catalog: [`TableError::lasting`].
+    fn lasting(message: impl Into<String>) -> Self {
         Self {
-            in_catalog: true,
+            lasting: true,
             ..Self::new(message)
         }
     }
 
     /// Whether a rerun (`--resume`) meets this error again until what it names is changed: one
-    /// found in a destination's catalog, or a server error of a class no retry passes
+    /// known to ([`TableError::lasting`]), or a server error of a class no retry passes
     /// ([`copyman_core::session::sqlstate_lasts`]: a table missing, a view written to, a bad
     /// row, a constraint violated, a privilege lacking). A connection lost, a lock or
     /// statement timeout, a cancel, a stall may not happen again.
     pub fn lasts(&self) -> bool {
-        self.in_catalog
+        self.lasting
             || self
                 .sqlstate
                 .as_deref()
@@ -311,7 +312,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         error.downcast_ref::<copyman_sync::Error>()
     {
         return TableError {
-            in_catalog: false,
+            lasting: false,
             sqlstate: all.code().map(str::to_owned),
             message: one_line(&error_chain(error)),
         };
@@ -330,7 +331,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             false => format!("{} ({})", db.message, extras.join("; ")),
         };
         return TableError {
-            in_catalog: false,
+            lasting: false,
             sqlstate: Some(db.code.clone()),
             message: one_line(&message),
         };
@@ -778,7 +779,7 @@ pub fn plan(
         .collect();
     if !unreadable.is_empty() {
         return Err(JobError::Source(TableError {
-            in_catalog: false,
+            lasting: false,
             sqlstate: None,
             message: format!(
                 "permission denied: the source's role may not SELECT {} {} (it needs SELECT on \
@@ -902,7 +903,7 @@ pub fn plan(
             let rel = match lookup(conn, &sel.table) {
                 Ok(Some(rel)) => rel,
                 Ok(None) => {
-                    plans.push(DestPlan::Refused(TableError::in_catalog("not found")));
+                    plans.push(DestPlan::Refused(TableError::lasting("not found")));
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
@@ -918,14 +919,14 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Catalog(m)) => {
-                    plans.push(DestPlan::Refused(TableError::in_catalog(m)));
+                    plans.push(DestPlan::Refused(TableError::lasting(m)));
                     continue;
                 }
             };
             let label = format!("destination {}", i + 1);
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
                 // A job copies whole tables: --columns is for one table copied alone.
-                plans.push(DestPlan::Refused(TableError::in_catalog(format!(
+                plans.push(DestPlan::Refused(TableError::lasting(format!(
                     "{why}; copy it alone (copyman table {} --columns …) and leave it out of \
                      the job (--exclude-table)",
                     sel.table
@@ -1658,7 +1659,7 @@ impl Shared<'_> {
                     .to_owned()
             };
             return TableError {
-                in_catalog: false,
+                lasting: false,
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
@@ -1681,7 +1682,7 @@ impl Shared<'_> {
             return described;
         }
         TableError {
-            in_catalog: false,
+            lasting: false,
             message: format!(
                 "cannot empty the table, which an earlier run of the job began or committed \
                  here (copying without emptying it could leave its rows twice): {}; empty it \
