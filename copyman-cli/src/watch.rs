@@ -6,6 +6,13 @@
 //!   `pg_blocking_pids`), and says so: "waiting for lock on destination 2 (…)", on stderr and on
 //!   the progress bar. When nothing moved for ten seconds, it says once what every backend is
 //!   doing (its state and wait event, or that its server cannot be asked), unless `--quiet`.
+//! * When a backend of a copy waits for a lock that another backend of the same copy holds (a
+//!   partitioned table and its partition written by two destinations on one database, a split
+//!   table's ranges meeting in a unique index: `pg_blocking_pids` against the copy's own
+//!   backends, each known by its pid and start time), nothing can release it: the holder's
+//!   transaction ends only with the copy. It cancels the waiter at once, saying which two
+//!   sessions wait on each other, and the copy fails, committing nothing ([`waits_on_itself`]).
+//!   A wait on a session of another table of a job is only said: that table's commit ends it.
 //! * When a signal came ([`signals`]), it cancels every backend of the run, once a second until
 //!   the run ends, so that a read or write blocked on a server returns and the copy can abort: a
 //!   CancelRequest with the backend's key, as libpq sends it (no login, no privilege needed), to
