@@ -1,5 +1,6 @@
 //! Which server and database each endpoint reached, so that one database given twice is refused
-//! before anything is sent.
+//! before anything is sent. The servers are asked by [`Identity::of`], the query a job's state
+//! file names its destinations by too.
 //!
 //! Two COPYs into one table from two sessions of one copy wait on each other as soon as their
 //! rows meet in a unique index (the second waits for the first's transaction, which waits for
@@ -23,116 +24,13 @@
 //! warned about: copy-mode destinations on one database with different statements, and a copy
 //! mode destination on the source's database (the statements may name different tables).
 
-use std::fmt;
-
 use copyman_core::statement;
+use copyman_job::identity::Identity;
 use copyman_sync::Connection;
 
 use crate::args::{Statements, Transfer};
 use crate::dest::Dest;
 use crate::report::{self, Exit, Fatal};
-
-/// A server and database, as the server itself names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Identity {
-    /// The server: its system identifier, or the fallback.
-    server: String,
-    /// Which of the two the server is.
-    how: How,
-    /// The database's oid.
-    database: String,
-    /// The table's oid (table mode, when it exists).
-    table: Option<String>,
-}
-
-/// How the server was identified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum How {
-    /// `pg_control_system()`.
-    SystemIdentifier,
-    /// Postmaster start time and port.
-    StartTimeAndPort,
-}
-
-impl Identity {
-    /// Asks the server behind `conn`; `table` is the table of table mode, quoted.
-    ///
-    /// # Errors
-    /// The server's, for the queries every role may run.
-    pub(crate) fn of(
-        conn: &mut Connection,
-        table: Option<&str>,
-    ) -> Result<Self, copyman_sync::Error> {
-        let (server, how) = match first_value(
-            conn,
-            "SELECT system_identifier::text FROM pg_control_system()",
-        ) {
-            Ok(Some(id)) => (id, How::SystemIdentifier),
-            _ => {
-                let fallback = first_value(
-                    conn,
-                    "SELECT pg_postmaster_start_time()::text || ' port ' || \
-                         current_setting('port')",
-                )?;
-                (fallback.unwrap_or_default(), How::StartTimeAndPort)
-            }
-        };
-        let database = first_value(
-            conn,
-            "SELECT oid::text FROM pg_database WHERE datname = current_database()",
-        )?
-        .unwrap_or_default();
-        let table = match table {
-            Some(name) => first_value(
-                conn,
-                &format!("SELECT to_regclass({})::oid::text", literal(name)),
-            )?,
-            None => None,
-        };
-        Ok(Self {
-            server,
-            how,
-            database,
-            table,
-        })
-    }
-
-    pub(crate) fn same_database(&self, other: &Self) -> bool {
-        self.server == other.server && self.how == other.how && self.database == other.database
-    }
-
-    fn same_table(&self, other: &Self) -> bool {
-        self.same_database(other)
-            && match (&self.table, &other.table) {
-                (Some(a), Some(b)) => a == b,
-                // A table that is not there yet: the plan fails on it anyway.
-                _ => true,
-            }
-    }
-}
-
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.how {
-            How::SystemIdentifier => write!(f, "system identifier {}", self.server)?,
-            How::StartTimeAndPort => write!(f, "server started {}", self.server)?,
-        }
-        write!(f, ", database oid {}", self.database)
-    }
-}
-
-/// A string as an SQL literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copyman_sync::Error> {
-    Ok(conn
-        .query(sql)?
-        .into_iter()
-        .next()
-        .and_then(|row| row.into_iter().next().flatten()))
-}
 
 /// Identifies every server endpoint and refuses a database given twice (see the module).
 ///
@@ -211,7 +109,7 @@ pub(crate) fn check(
             let same_statement = match &t.statements {
                 Statements::Table { .. } => id.same_table(other),
                 // Both --receive name a table each session found: the same one or not.
-                Statements::Raw { .. } if id.table.is_some() && other.table.is_some() => {
+                Statements::Raw { .. } if id.has_table() && other.has_table() => {
                     id.same_table(other)
                 }
                 Statements::Raw { receive, .. } => {
@@ -308,30 +206,4 @@ pub(crate) fn check_job(
         seen.push((i, id));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(server: &str, database: &str, table: Option<&str>) -> Identity {
-        Identity {
-            server: server.into(),
-            how: How::SystemIdentifier,
-            database: database.into(),
-            table: table.map(Into::into),
-        }
-    }
-
-    #[test]
-    fn sameness() {
-        let a = id("1", "5", Some("100"));
-        assert!(a.same_table(&id("1", "5", Some("100"))));
-        assert!(!a.same_table(&id("1", "5", Some("101"))));
-        assert!(a.same_table(&id("1", "5", None)));
-        assert!(!a.same_database(&id("2", "5", Some("100"))));
-        assert!(!a.same_database(&id("1", "6", Some("100"))));
-        assert_eq!(literal("a'b"), "'a''b'");
-        assert_eq!(a.to_string(), "system identifier 1, database oid 5");
-    }
 }

@@ -131,6 +131,7 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// A stable 64-bit FNV-1a hash (the default state file's name).
+#[derive(Clone)]
 struct Fnv(u64);
 
 impl Hasher for Fnv {
@@ -317,8 +318,19 @@ fn default_state(
         hash.write(id.as_bytes());
     }
     hash.write(b"\0");
-    hash.write(selection.key().as_bytes());
-    Ok(dir.join(format!("{:016x}.state", hash.finish())))
+    let named = |key: String| {
+        let mut hash = hash.clone();
+        hash.write(key.as_bytes());
+        dir.join(format!("{:016x}.state", hash.finish()))
+    };
+    let path = named(selection.key());
+    // A file named before patterns were spelled one way (`--table BULK` then named another
+    // file than `--table bulk`): still this job's.
+    let spelled = named(selection.spelled_key());
+    if !path.exists() && spelled.exists() {
+        return Ok(spelled);
+    }
+    Ok(path)
 }
 
 /// A server of the job: every session it opens gets `lock_timeout` (`--lock-timeout`).
@@ -496,6 +508,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     if signals::received().is_some() {
         own_cancels(&mut report);
     }
+    waited_on_itself(&mut report, watch.waited_on_itself());
     let exit = if report.succeeded() {
         Exit::Success
     } else if let Some(signal) = signals::received().filter(|_| report.interrupted.is_some()) {
@@ -516,18 +529,6 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     write_human(&mut err, &report, &dests, options, output)?;
     Ok(exit)
 }
-
-/// What one server accepts and what it holds now: its server key (two endpoints on one server
-/// share its connections), how many more connections it accepts.
-const CAPACITY_SQL: &str =
-    "SELECT pg_postmaster_start_time()::text || ':' || current_setting('port'),
-        current_setting('max_connections')::int
-          - CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN 0
-                 ELSE current_setting('superuser_reserved_connections')::int
-                      + coalesce(current_setting('reserved_connections', true), '0')::int END
-          - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
-              AND pid <> pg_backend_pid()),
-        current_setting('max_connections')";
 
 /// The most `--jobs` taken.
 const MAX_JOBS: usize = 1024;
@@ -562,7 +563,7 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         let answer = (server.connect)()
             .map_err(|e| report::describe(&e).to_string())
             .and_then(|mut conn| {
-                conn.query(CAPACITY_SQL)
+                conn.query(copyman_job::sql::CAPACITY)
                     .map_err(|e| report::describe(&e).to_string())
             });
         let row = match answer {
@@ -648,6 +649,7 @@ fn own_cancels(report: &mut JobReport) {
         if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
             d.status = Status::Interrupted;
             d.error = Some(job::TableError {
+                lasting: false,
                 sqlstate: None,
                 message: format!("{why}: its statement was cancelled, nothing of it committed"),
             });
@@ -659,6 +661,34 @@ fn own_cancels(report: &mut JobReport) {
         .is_some_and(|s| s.contains("SQLSTATE 57014") && s.contains("due to user request"))
     {
         report.stopped = None;
+    }
+}
+
+/// A table's copy the watch cancelled because it waited on itself: its error (SQLSTATE 57014
+/// "canceling statement due to user request") says why, and is one a rerun meets again (the
+/// same sessions would wait on each other again).
+fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) {
+    for wait in waits {
+        let Some(t) = report
+            .tables
+            .iter_mut()
+            .find(|t| t.table.to_string() == wait.table)
+        else {
+            continue;
+        };
+        // The waiting session's destination; a source session fails the table everywhere.
+        for (i, d) in t.destinations.iter_mut().enumerate() {
+            let cancelled = d.error.as_ref().is_some_and(|e| {
+                e.sqlstate.as_deref() == Some("57014") && e.message.contains("due to user request")
+            });
+            if cancelled
+                && wait.destination.is_none_or(|w| w == i)
+                && let Some(e) = d.error.as_mut()
+            {
+                e.message = format!("{}; {}", wait.why, e.message);
+                e.lasting = true;
+            }
+        }
     }
 }
 
@@ -945,6 +975,8 @@ fn write_human(
              error says (state file {})",
             options.state.display()
         )?;
+    } else if let Some(advice) = lasting_advice(report, options) {
+        writeln!(out, "{advice}")?;
     } else if !report.succeeded() {
         writeln!(
             out,
@@ -953,6 +985,40 @@ fn write_human(
         )?;
     }
     Ok(())
+}
+
+/// What to fix when a table failed with an error a rerun meets again ([`job::TableError::lasts`]:
+/// a table missing or different on a destination, a view or a sequence written to, a bad row, a
+/// constraint, a privilege): "run again with --resume" alone cannot finish such a job. `None`
+/// when every failure may pass on another try (a connection lost, a lock timeout, a cancel).
+fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
+    let lasting: Vec<String> = report
+        .tables
+        .iter()
+        .flat_map(|t| {
+            t.destinations.iter().enumerate().filter_map(move |(i, d)| {
+                let e = d.error.as_ref().filter(|e| e.lasts())?;
+                let code = e
+                    .sqlstate
+                    .as_ref()
+                    .map(|c| format!(": SQLSTATE {c}"))
+                    .unwrap_or_default();
+                Some(format!("{} on destination {}{code}", t.table, i + 1))
+            })
+        })
+        .collect();
+    if lasting.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \
+         first (the error above says what is wrong), then run again with --resume (state file {}) to copy what \
+         is missing",
+        plural(lasting.len(), "table copy"),
+        lasting.join(", "),
+        if lasting.len() == 1 { "it" } else { "them" },
+        options.state.display()
+    ))
 }
 
 /// What the process knows of every table × destination, from the plan and the job's events:

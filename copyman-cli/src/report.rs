@@ -433,6 +433,9 @@ impl RunReport {
                 self.nothing_committed()
             )?,
         }
+        if let Some(why) = crate::watch::waited_on_itself() {
+            writeln!(out, "copyman: {why}")?;
+        }
         for d in &self.destinations {
             let tag = d.rows.map(|n| format!("COPY {n}")).unwrap_or_default();
             match &d.error {
@@ -492,6 +495,9 @@ impl RunReport {
         }
         if let Some(error) = &self.error {
             writeln!(out, "copyman: copy failed: {error}")?;
+        }
+        if let Some(why) = crate::watch::waited_on_itself() {
+            writeln!(out, "copyman: {why}")?;
         }
         for d in &self.destinations {
             if let Some(error) = &d.error {

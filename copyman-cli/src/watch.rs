@@ -6,6 +6,13 @@
 //!   `pg_blocking_pids`), and says so: "waiting for lock on destination 2 (…)", on stderr and on
 //!   the progress bar. When nothing moved for ten seconds, it says once what every backend is
 //!   doing (its state and wait event, or that its server cannot be asked), unless `--quiet`.
+//! * When a backend of a copy waits for a lock that another backend of the same copy holds (a
+//!   partitioned table and its partition written by two destinations on one database, a split
+//!   table's ranges meeting in a unique index: `pg_blocking_pids` against the copy's own
+//!   backends, each known by its pid and start time), nothing can release it: the holder's
+//!   transaction ends only with the copy. It cancels the waiter at once, saying which two
+//!   sessions wait on each other, and the copy fails, committing nothing ([`waits_on_itself`]).
+//!   A wait on a session of another table of a job is only said: that table's commit ends it.
 //! * When a signal came ([`signals`]), it cancels every backend of the run, once a second until
 //!   the run ends, so that a read or write blocked on a server returns and the copy can abort: a
 //!   CancelRequest with the backend's key, as libpq sends it (no login, no privilege needed), to
@@ -259,7 +266,12 @@ impl Monitor {
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
                          THEN array_to_string(pg_blocking_pids(a.pid), ', ') END,
-                    left(split_part(a.query, '''', 1), 40)
+                    left(split_part(a.query, '''', 1), 40),
+                    a.backend_start::text,
+                    CASE WHEN a.wait_event_type = 'Lock'
+                         THEN (SELECT string_agg(b.pid || ' ' || b.backend_start::text, ',')
+                                 FROM pg_stat_activity b
+                                WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END
                FROM pg_stat_activity a
               WHERE a.pid = {pid}"
         )) else {
@@ -269,6 +281,8 @@ impl Monitor {
                 state: None,
                 wait: None,
                 statement: None,
+                backend: None,
+                blockers: Vec::new(),
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -278,6 +292,8 @@ impl Monitor {
                 state: None,
                 wait: None,
                 statement: None,
+                backend: None,
+                blockers: Vec::new(),
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -289,6 +305,21 @@ impl Monitor {
         }
         let wait = (!kind.is_empty()).then(|| (kind.clone(), event.clone()));
         let statement = Some(field(5).trim().to_owned()).filter(|s| !s.is_empty());
+        let backend = Some(Backend {
+            pid,
+            started: field(6),
+        });
+        // "pid start,pid start": a start time has no comma.
+        let blockers = field(7)
+            .split(',')
+            .filter_map(|b| {
+                let (pid, started) = b.split_once(' ')?;
+                Some(Backend {
+                    pid: pid.parse().ok()?,
+                    started: started.to_owned(),
+                })
+            })
+            .collect();
         if kind != "Lock" {
             return Look {
                 lock: None,
@@ -296,6 +327,8 @@ impl Monitor {
                 state: Some(state),
                 wait,
                 statement,
+                backend,
+                blockers: Vec::new(),
             };
         }
         let mut lock = format!("backend {pid} waits for a {event} lock");
@@ -311,8 +344,20 @@ impl Monitor {
             state: Some(state),
             wait,
             statement,
+            backend,
+            blockers,
         }
     }
+}
+
+/// A backend as its server names it: a process id is reused, a process id with its start time
+/// is not (and two servers' backends never share both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Backend {
+    /// Its process id.
+    pub(crate) pid: i32,
+    /// `pg_stat_activity.backend_start`, as text.
+    pub(crate) started: String,
 }
 
 struct Watched<'t> {
@@ -335,9 +380,86 @@ pub(crate) struct Look {
     pub(crate) wait: Option<(String, String)>,
     /// Its statement's first words, up to a quote (`COMMIT PREPARED`), when it is known.
     pub(crate) statement: Option<String>,
+    /// The backend looked at (`None`: its server could not say).
+    pub(crate) backend: Option<Backend>,
+    /// The backends holding the lock it waits for (`pg_blocking_pids`).
+    pub(crate) blockers: Vec<Backend>,
+}
+
+/// Two sessions of one copy, one waiting for a lock the other holds: the holder's transaction
+/// ends only when the copy ends, and the copy cannot end while the waiter waits (copyman
+/// writes to it or reads from it, and ends no transaction before every endpoint finished). No
+/// timeout of the server's and no deadlock detector sees it (the holder is idle in its
+/// transaction, not waiting for a lock): only a cancel ends it.
+///
+/// `looks` are the copy's backends; the first waiter found and its holder, by their indexes.
+fn waits_on_itself(looks: &[&Look]) -> Option<(usize, usize)> {
+    looks.iter().enumerate().find_map(|(i, look)| {
+        look.blockers.iter().find_map(|blocker| {
+            looks
+                .iter()
+                .position(|other| other.backend.as_ref() == Some(blocker))
+                .filter(|&j| j != i)
+                .map(|j| (i, j))
+        })
+    })
+}
+
+/// Why copyman cancelled a session of its own copy ([`waits_on_itself`]), once it did: the
+/// summary repeats it under the server's "canceling statement due to user request".
+static WAITED_ON_ITSELF: Mutex<Option<String>> = Mutex::new(None);
+
+/// Why copyman cancelled a session of this run because it waited on another of the same copy,
+/// if it did.
+pub(crate) fn waited_on_itself() -> Option<String> {
+    WAITED_ON_ITSELF
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Says that `waiter` waits for a lock `holder` holds in the same copy (`lock`: its kind in
+/// words, [`Look::lock_kind`]), records it for the summary ([`waited_on_itself`]), and returns
+/// why the waiter is cancelled.
+fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) -> String {
+    let why = format!(
+        "{waiter} was cancelled by copyman: it waited for {lock} that {holder}, another session \
+         of this same copy, holds, and that session's transaction ends only with the copy: \
+         nothing could ever release it"
+    );
+    progress::println(&format!(
+        "copyman: {why}; the copy fails, nothing of it is committed"
+    ));
+    *WAITED_ON_ITSELF
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+    why
 }
 
 impl Look {
+    /// "a transactionid lock": the kind of lock it waits for, in words.
+    fn lock_kind(&self) -> String {
+        match &self.wait {
+            Some((kind, event)) if kind == "Lock" => format!("a {event} lock"),
+            _ => "a lock".to_owned(),
+        }
+    }
+
+    /// `label`, its backend and the statement it runs when they are known: "destination 2 (…)
+    /// (backend 1234: `COPY pt_1 FROM STDIN`)".
+    fn named(&self, label: &str) -> String {
+        let pid = self
+            .backend
+            .as_ref()
+            .map(|b| format!("backend {}", b.pid))
+            .unwrap_or_default();
+        match &self.statement {
+            Some(statement) => format!("{label} ({pid}: `{statement}`)"),
+            None if pid.is_empty() => label.to_owned(),
+            None => format!("{label} ({pid})"),
+        }
+    }
+
     /// "waiting 3 s for destination 2 (…)'s COMMIT of table t: backend 1234 active, waiting on
     /// IPC/SyncRep: waiting for a synchronous standby …": a statement ending a transaction that
     /// has not been answered, said the same way by the one-table and the job watches.
@@ -384,6 +506,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
     let mut last_look: Option<Instant> = None;
     let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
+    let mut told_itself = false;
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
@@ -418,6 +541,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
         last_look = Some(Instant::now());
         let mut notes = Vec::new();
         let mut activities = Vec::new();
+        let mut looks = Vec::new();
         for w in &mut watched {
             let look = w.monitor.look(w.target.pid);
             if stop.load(Ordering::SeqCst) {
@@ -435,7 +559,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 let said = look.commit_wait(moved.elapsed(), &w.target.label, statement, "");
                 progress::println(&said);
             }
-            match look.lock {
+            match &look.lock {
                 Some(what) => {
                     if !w.waiting {
                         progress::println(&format!(
@@ -448,8 +572,27 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 }
                 None => w.waiting = false,
             }
+            looks.push(look);
         }
         progress::set_note((!notes.is_empty()).then(|| notes.join("; ")));
+        // A session waiting for another of this copy: cancelled, once a second until the copy
+        // ends (not while it commits: a COMMIT cancelled half-way would split the destinations).
+        let refs: Vec<&Look> = looks.iter().collect();
+        if let Some((waiter, holder)) = waits_on_itself(&refs)
+            && !committing.load(Ordering::SeqCst)
+        {
+            let w = &mut watched[waiter];
+            if !told_itself {
+                told_itself = true;
+                let lock = looks[waiter].lock_kind();
+                let _ = say_waits_on_itself(
+                    &looks[waiter].named(&w.target.label),
+                    &looks[holder].named(&targets[holder].label),
+                    &lock,
+                );
+            }
+            w.monitor.cancel(w.target);
+        }
         if !told_stuck
             && !quiet
             && !committing.load(Ordering::SeqCst)
@@ -493,11 +636,25 @@ pub(crate) struct JobWatch {
     planning: usize,
 }
 
+/// A table's copy in a job that the watch cancelled because one of its sessions waited for a
+/// lock another of its sessions held ([`waits_on_itself`]: a split table's ranges whose rows
+/// meet in a unique index there).
+pub(crate) struct SelfWait {
+    /// The waiting session's destination (0-based; `None`: the source).
+    pub(crate) destination: Option<usize>,
+    /// The table, as its name is shown (`"public"."t"`).
+    pub(crate) table: String,
+    /// Why it was cancelled, in words.
+    pub(crate) why: String,
+}
+
 /// What a worker's backends are named with while the job is being planned.
 const PLANNING: &str = "while planning the job";
 
 struct JobShared {
     stop: AtomicBool,
+    /// The copies cancelled because they waited on themselves.
+    itself: Mutex<Vec<SelfWait>>,
     workers: Mutex<Vec<WorkerBackends>>,
     /// Every server of the job: the source first, then the destinations; each with its label.
     servers: Vec<(String, ServerSpec)>,
@@ -516,6 +673,8 @@ struct WorkerBackends {
     /// it was said to wait for a lock.
     backends: Vec<(usize, Target, bool)>,
     told_stuck: bool,
+    /// Said (and recorded) that its table's copy waits on itself ([`waits_on_itself`]).
+    told_itself: bool,
     last_look: Option<Instant>,
     /// The statements that end its table's transactions, sent and not yet answered
     /// ([`Event::CommitStep`]): looked at and said, never cancelled.
@@ -578,6 +737,7 @@ impl WorkerBackends {
             ending: false,
             backends: Vec::new(),
             told_stuck: false,
+            told_itself: false,
             last_look: None,
             commits: Vec::new(),
         }
@@ -608,6 +768,7 @@ impl JobWatch {
     ) -> Self {
         let shared = Arc::new(JobShared {
             stop: AtomicBool::new(false),
+            itself: Mutex::new(Vec::new()),
             workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
             servers,
             note,
@@ -699,6 +860,17 @@ impl JobWatch {
         waits
     }
 
+    /// The copies cancelled because they waited on themselves, taken once.
+    pub(crate) fn waited_on_itself(&self) -> Vec<SelfWait> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .itself
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
     /// Stops watching (the thread ends within [`POLL`]).
     pub(crate) fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -720,6 +892,7 @@ impl JobWatch {
                 if let Some(w) = workers.get_mut(*worker) {
                     w.moved(*worker, note);
                     w.table = format!("table {table}");
+                    w.told_itself = false;
                     w.generation += 1;
                     w.ending = false;
                     w.backends.clear();
@@ -917,7 +1090,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             }
             let mut notes = Vec::new();
             let mut activities = Vec::new();
-            for (&(server, pid), look) in pids.iter().zip(looks) {
+            for (&(server, pid), look) in pids.iter().zip(&looks) {
                 let Some(b) = w
                     .backends
                     .iter_mut()
@@ -926,7 +1099,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     continue;
                 };
                 activities.push(format!("{}: {}", b.1.label, look.activity));
-                match look.lock {
+                match &look.lock {
                     Some(what) => {
                         if !b.2 {
                             progress::println(&format!(
@@ -942,6 +1115,49 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 }
             }
             (shared.note)(worker, (!notes.is_empty()).then(|| notes.join("; ")));
+            // A session of this table's copy waiting for another of the same copy (a split
+            // table's ranges): cancelled. (A wait on another worker's table ends with that
+            // table's commit.)
+            let own: Vec<&Look> = looks.iter().collect();
+            if let Some((waiter, holder)) = waits_on_itself(&own)
+                && w.table != PLANNING
+            {
+                let (server, pid) = pids[waiter];
+                let told = w.told_itself;
+                w.told_itself = true;
+                let label = |i: usize| {
+                    let (s, p) = pids[i];
+                    w.backends
+                        .iter()
+                        .find(|(bs, t, _)| *bs == s && t.pid == p)
+                        .map(|(_, t, _)| t.label.clone())
+                        .unwrap_or_else(|| format!("backend {p}"))
+                };
+                if !told {
+                    let lock = looks[waiter].lock_kind();
+                    let why = say_waits_on_itself(
+                        &looks[waiter].named(&label(waiter)),
+                        &looks[holder].named(&label(holder)),
+                        &lock,
+                    );
+                    shared
+                        .itself
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(SelfWait {
+                            destination: server.checked_sub(1),
+                            table: w.table.trim_start_matches("table ").to_owned(),
+                            why,
+                        });
+                }
+                if let Some((_, target, _)) = w
+                    .backends
+                    .iter()
+                    .find(|(s, t, _)| *s == server && t.pid == pid)
+                {
+                    monitors[server].cancel(target);
+                }
+            }
             // Planning many tables takes a while without a move: only lock waits are said there.
             let planning = w.table == PLANNING;
             if !w.told_stuck
@@ -1024,5 +1240,45 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
             progress::println(&said);
         }
         (shared.note)(worker, Some(note));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn look(pid: i32, started: &str, blockers: &[(i32, &str)]) -> Look {
+        Look {
+            lock: None,
+            activity: String::new(),
+            state: None,
+            wait: None,
+            statement: None,
+            backend: Some(Backend {
+                pid,
+                started: started.into(),
+            }),
+            blockers: blockers
+                .iter()
+                .map(|&(pid, started)| Backend {
+                    pid,
+                    started: started.into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_copy_waits_on_itself_only_when_the_holder_is_one_of_its_own_backends() {
+        let source = look(10, "t0", &[]);
+        let first = look(20, "t1", &[]);
+        let second = look(21, "t2", &[(20, "t1")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &second]), Some((2, 1)));
+        // Another session with the same pid (another server, or a pid reused): not ours.
+        let outside = look(21, "t2", &[(20, "t9")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &outside]), None);
+        // A holder outside the copy.
+        let waits = look(21, "t2", &[(99, "t1")]);
+        assert_eq!(waits_on_itself(&[&source, &first, &waits]), None);
     }
 }

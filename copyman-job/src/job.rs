@@ -48,6 +48,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::commit::{self, Commit, Outcome, Participant, Policy};
+use crate::identity::Identity;
 use copyman_core::session::{DbError, SessionError};
 use copyman_sync::{
     Connection, CopyManager, Fault, Producer, Receiver, ReceiverOutcome, StatementProducer,
@@ -207,6 +208,11 @@ pub struct TableError {
     pub sqlstate: Option<String>,
     /// The error on one line.
     pub message: String,
+    /// Known to be met again by a rerun until what it names is mended, whatever its SQLSTATE
+    /// says: found by the plan in a destination's catalog (the table missing there, its
+    /// columns different), or a copy its caller cancelled because it waited on itself
+    /// ([`TableError::lasts`]).
+    pub lasting: bool,
 }
 
 impl TableError {
@@ -214,7 +220,29 @@ impl TableError {
         Self {
             sqlstate: None,
             message: message.into(),
+            lasting: false,
         }
+    }
+
+    /// An error the plan found in a destination's catalog: [`TableError::lasting`].
+    fn lasting(message: impl Into<String>) -> Self {
+        Self {
+            lasting: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Whether a rerun (`--resume`) meets this error again until what it names is changed: one
+    /// known to ([`TableError::lasting`]), or a server error of a class no retry passes
+    /// ([`copyman_core::session::sqlstate_lasts`]: a table missing, a view written to, a bad
+    /// row, a constraint violated, a privilege lacking). A connection lost, a lock or
+    /// statement timeout, a cancel, a stall may not happen again.
+    pub fn lasts(&self) -> bool {
+        self.lasting
+            || self
+                .sqlstate
+                .as_deref()
+                .is_some_and(copyman_core::session::sqlstate_lasts)
     }
 
     fn prefixed(mut self, prefix: &str) -> Self {
@@ -289,6 +317,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         error.downcast_ref::<copyman_sync::Error>()
     {
         return TableError {
+            lasting: false,
             sqlstate: all.code().map(str::to_owned),
             message: one_line(&error_chain(error)),
         };
@@ -307,6 +336,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             false => format!("{} ({})", db.message, extras.join("; ")),
         };
         return TableError {
+            lasting: false,
             sqlstate: Some(db.code.clone()),
             message: one_line(&message),
         };
@@ -622,16 +652,7 @@ fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
 /// a socket directory with or without a trailing slash, a user or database from the
 /// environment). `None` when the server does not say (`pg_control_system()` revoked).
 pub fn identity(conn: &mut Connection) -> Option<String> {
-    let rows = conn
-        .query(
-            "SELECT s.system_identifier::text, d.oid::text FROM pg_catalog.pg_control_system() s, \
-             pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
-        )
-        .ok()?;
-    let row = rows.first()?;
-    let system = row.first().cloned().flatten()?;
-    let database = row.get(1).cloned().flatten()?;
-    Some(state::identity_key(&system, &database))
+    Identity::of(conn, None).ok()?.state_key()
 }
 
 /// The records of the state file at `path` for a resume of a job to `destinations` (named in
@@ -644,7 +665,7 @@ pub fn identity(conn: &mut Connection) -> Option<String> {
 /// file records destinations this run does not have (it may be one of them, spelled otherwise).
 fn resumed(
     path: &Path,
-    selection: &str,
+    selection: &Selection,
     keys: &[String],
     destinations: &[Server],
 ) -> Result<Recorded, JobError> {
@@ -664,7 +685,13 @@ fn resumed(
     let recorded = state::read(path).map_err(state_error)?;
     // Another selection may cover the same rows otherwise (a partitioned table, then its
     // partitions): what it records done would not match, and they would be copied twice.
-    if let Some(recorded_for) = recorded.selection.as_deref().filter(|s| *s != selection) {
+    // (The same selection spelled otherwise is the same: `--table BULK` is `--table bulk`.)
+    if let Some(recorded_for) = recorded
+        .selection
+        .as_deref()
+        .filter(|s| !selection.is_recorded_as(s))
+    {
+        let selection = selection.key();
         return Err(JobError::Refused(format!(
             "--resume: the state file {} was written for another selection ({recorded_for}), \
              not {selection}: a resume of another selection could copy rows twice (a \
@@ -812,6 +839,7 @@ pub fn plan(
         .collect();
     if !unreadable.is_empty() {
         return Err(JobError::Source(TableError {
+            lasting: false,
             sqlstate: None,
             message: format!(
                 "permission denied: the source's role may not SELECT {} {} (it needs SELECT on \
@@ -838,7 +866,7 @@ pub fn plan(
         })
         .collect();
     let recorded = if options.resume {
-        resumed(&options.state, &selection.key(), &keys, destinations)?
+        resumed(&options.state, selection, &keys, destinations)?
     } else {
         let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
         for path in std::iter::once(&options.state).chain(&options.other_states) {
@@ -935,7 +963,7 @@ pub fn plan(
             let rel = match lookup(conn, &sel.table) {
                 Ok(Some(rel)) => rel,
                 Ok(None) => {
-                    plans.push(DestPlan::Refused(TableError::new("not found")));
+                    plans.push(DestPlan::Refused(TableError::lasting("not found")));
                     continue;
                 }
                 Err(crate::plan::LookupError::Server(e)) => {
@@ -951,14 +979,14 @@ pub fn plan(
                     continue;
                 }
                 Err(crate::plan::LookupError::Catalog(m)) => {
-                    plans.push(DestPlan::Refused(TableError::new(m)));
+                    plans.push(DestPlan::Refused(TableError::lasting(m)));
                     continue;
                 }
             };
             let label = format!("destination {}", i + 1);
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
                 // A job copies whole tables: --columns is for one table copied alone.
-                plans.push(DestPlan::Refused(TableError::new(format!(
+                plans.push(DestPlan::Refused(TableError::lasting(format!(
                     "{why}; copy it alone (copyman table {} --columns …) and leave it out of \
                      the job (--exclude-table)",
                     sel.table
@@ -1768,6 +1796,7 @@ impl Shared<'_> {
                 }
             }
             return TableError {
+                lasting: false,
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
@@ -1790,6 +1819,7 @@ impl Shared<'_> {
             return described;
         }
         TableError {
+            lasting: false,
             message: format!(
                 "cannot empty the table, which an earlier run of the job began or committed \
                  here (copying without emptying it could leave its rows twice): {}; empty it \

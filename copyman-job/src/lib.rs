@@ -7,7 +7,8 @@
 //!   `copyman table`'s single-table copy; [`sql`]: names and statements, always quoted.
 //! * [`job`]: [`job::plan`] and [`job::run`]: the snapshot, the workers, the commit of each table
 //!   through core's commit machine, and [`job::Event`]s for progress.
-//! * [`state`]: the state file a resumed job reads.
+//! * [`state`]: the state file a resumed job reads; [`identity`]: which server and database a
+//!   session is on, as the server names them (the state file's name for a destination).
 //! * [`sequences`]: after a copy, each destination's sequence of a copied `serial` or identity
 //!   column advanced to the source's (never back), before its COMMIT.
 //! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or two-phase
@@ -40,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod commit;
+pub mod identity;
 pub mod job;
 pub mod plan;
 pub mod select;

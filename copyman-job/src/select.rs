@@ -107,6 +107,44 @@ pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
     }
 }
 
+/// `pattern` spelled one way, meaning what it meant ([`parse_pattern`]'s reading): letters
+/// outside double quotes folded to lower case, as PostgreSQL folds unquoted names; a quoted
+/// part written without its quotes when they change nothing (only lower-case letters, digits,
+/// `_` and `$`: `"items"` is `items`); every other quoted part kept quoted, as it is. A pattern
+/// that cannot be read is returned as it is (the selection refuses it anyway).
+pub fn canonical_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c.to_ascii_lowercase());
+            continue;
+        }
+        // A quoted part, `""` standing for one `"`.
+        let mut quoted = String::new();
+        loop {
+            match chars.next() {
+                Some('"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    quoted.push('"');
+                }
+                Some('"') => break,
+                Some(c) => quoted.push(c),
+                None => return pattern.to_owned(),
+            }
+        }
+        let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$';
+        if !quoted.is_empty() && quoted.chars().all(plain) {
+            out.push_str(&quoted);
+        } else {
+            out.push('"');
+            out.push_str(&quoted.replace('"', "\"\""));
+            out.push('"');
+        }
+    }
+    out
+}
+
 /// A schema pattern (`--schema`): one part, the schema's name.
 ///
 /// # Errors
@@ -135,12 +173,38 @@ pub struct Selection {
 
 impl Selection {
     /// The selection as a state file records it: its parts in one order whatever order they
-    /// were given in, so that a resume can tell it is the same selection.
+    /// were given in, and each pattern spelled one way whatever way it was given in
+    /// ([`canonical_pattern`]: `--table BULK` and `--table bulk` select the same tables), so
+    /// that a resume can tell it is the same selection.
     pub fn key(&self) -> String {
+        self.key_with(canonical_pattern)
+    }
+
+    /// The key as copyman wrote it before patterns were spelled one way (each as given): a
+    /// state file written then records this one.
+    pub fn spelled_key(&self) -> String {
+        self.key_with(str::to_owned)
+    }
+
+    /// Whether a state file's `selection` record (`recorded`) is this selection's: its
+    /// [`key`](Self::key), or its [`spelled_key`](Self::spelled_key) in a file written before.
+    pub fn is_recorded_as(&self, recorded: &str) -> bool {
+        recorded == self.key() || recorded == self.spelled_key()
+    }
+
+    fn key_with(&self, spell: impl Fn(&str) -> String) -> String {
         let mut parts: Vec<String> = self.tables.iter().map(ToString::to_string).collect();
-        parts.extend(self.schemas.iter().map(|s| format!("--schema {s}")));
-        parts.extend(self.include.iter().map(|s| format!("--table {s}")));
-        parts.extend(self.exclude.iter().map(|s| format!("--exclude-table {s}")));
+        parts.extend(
+            self.schemas
+                .iter()
+                .map(|s| format!("--schema {}", spell(s))),
+        );
+        parts.extend(self.include.iter().map(|s| format!("--table {}", spell(s))));
+        parts.extend(
+            self.exclude
+                .iter()
+                .map(|s| format!("--exclude-table {}", spell(s))),
+        );
         parts.sort_unstable();
         parts.dedup();
         parts.join(" ")
@@ -335,6 +399,46 @@ pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pattern_is_spelled_one_way_meaning_what_it_meant() {
+        for (given, canonical) in [
+            ("BULK", "bulk"),
+            ("\"bulk\"", "bulk"),
+            ("App.\"Items\"", "app.\"Items\""),
+            ("\"a.b\"", "\"a.b\""),
+            ("\"x*\"", "\"x*\""),
+            ("\"say \"\"hi\"\"\"", "\"say \"\"hi\"\"\""),
+            ("T_*", "t_*"),
+            ("\"open", "\"open"),
+        ] {
+            assert_eq!(canonical_pattern(given), canonical, "{given}");
+            // The same meaning: the same regular expressions.
+            if let Ok(p) = parse_pattern(given) {
+                assert_eq!(parse_pattern(canonical).unwrap(), p, "{given}");
+            }
+        }
+        let upper = Selection {
+            include: vec!["BULK".into()],
+            ..Selection::default()
+        };
+        let lower = Selection {
+            include: vec!["bulk".into()],
+            ..Selection::default()
+        };
+        assert_eq!(upper.key(), lower.key());
+        assert_eq!(
+            lower.key(),
+            lower.spelled_key(),
+            "unchanged for a lower-case pattern"
+        );
+        assert!(
+            upper.is_recorded_as("--table BULK"),
+            "a file written before"
+        );
+        assert!(upper.is_recorded_as("--table bulk"));
+        assert!(!upper.is_recorded_as("--table bulks"));
+    }
 
     fn p(text: &str) -> (Option<String>, String) {
         let p = parse_pattern(text).unwrap();

@@ -228,6 +228,46 @@ pub fn literal(text: &str) -> String {
     }
 }
 
+/// The server's system identifier (`pg_control_system()`: unique per cluster, readable by every
+/// role since PostgreSQL 10 unless revoked), as text ([`crate::identity`]).
+pub const SYSTEM_IDENTIFIER: &str =
+    "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
+
+/// Where [`SYSTEM_IDENTIFIER`] cannot be read: the postmaster's start time and port, which tell
+/// servers apart just as well in practice ([`crate::identity`]).
+pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text \
+     || ' port ' || pg_catalog.current_setting('port')";
+
+/// The session's database's oid, as text.
+pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
+     WHERE datname = pg_catalog.current_database()";
+
+/// The oid (as text) of the relation `name` (SQL syntax, quoted as needed) names on the
+/// session's `search_path`; NULL when there is none.
+pub fn relation_oid_query(name: &str) -> String {
+    format!(
+        "SELECT pg_catalog.to_regclass({})::oid::text",
+        literal(name)
+    )
+}
+
+/// What one server accepts for a job's sessions, asked before `--jobs` is settled: its key (the
+/// postmaster's start time and port: two endpoints on one server share its connections), how
+/// many more connections it accepts now (`max_connections`, less its reserved slots for a role
+/// that is not superuser, less the client backends connected but this one), and
+/// `max_connections`.
+pub const CAPACITY: &str =
+    "SELECT pg_catalog.pg_postmaster_start_time()::text || ':' || pg_catalog.current_setting('port'),
+        pg_catalog.current_setting('max_connections')::int
+          - CASE WHEN (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                 THEN 0
+                 ELSE pg_catalog.current_setting('superuser_reserved_connections')::int
+                      + coalesce(pg_catalog.current_setting('reserved_connections', true), '0')::int
+            END
+          - (SELECT count(*) FROM pg_catalog.pg_stat_activity
+              WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()),
+        pg_catalog.current_setting('max_connections')";
+
 /// A data format of COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -34,6 +34,18 @@ pub use self::error::{DbError, SessionError};
 /// SQLSTATE `query_canceled`: what the server answers a CancelRequest or a CopyFail with.
 pub const QUERY_CANCELED: &str = "57014";
 
+/// Whether an error of SQLSTATE `code` is one the same statement meets again, however often it
+/// is retried, until something is changed (the data, the tables, the grants): the classes `0A`
+/// (feature not supported), `22` (data exception), `23` (integrity constraint violation), `42`
+/// (syntax error or access rule violation: a table missing, a view written to, a privilege
+/// lacking), `44` (`WITH CHECK OPTION` violation) and `54` (program limit exceeded). Every other
+/// class may pass on another try: a connection lost (`08`), a serialization failure or a
+/// deadlock (`40`), a shortage of resources (`53`), a lock not available (`55`), a cancel or a
+/// shutdown (`57`).
+pub fn sqlstate_lasts(code: &str) -> bool {
+    matches!(code.get(..2), Some("0A" | "22" | "23" | "42" | "44" | "54"))
+}
+
 /// Where a [`Session`] stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

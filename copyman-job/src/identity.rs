@@ -1,0 +1,165 @@
+//! Which server and database a session is on, as the server itself names them: asked once,
+//! here, for every use.
+//!
+//! Connection strings cannot tell (`host=/run/postgresql` and `host=127.0.0.1` may be one
+//! server), so the server is asked:
+//!
+//! * the server: `system_identifier` from `pg_control_system()` ([`sql::SYSTEM_IDENTIFIER`]:
+//!   unique per cluster, readable by every role since PostgreSQL 10 unless revoked); where that
+//!   fails, the postmaster's start time and port ([`sql::START_TIME_AND_PORT`]), which tell
+//!   servers apart just as well in practice (a cluster restarted between two connections would
+//!   not be seen as itself, but one run connects to all endpoints within moments);
+//! * the database: its oid;
+//! * when a table is named, the table: the oid `to_regclass(name)` finds, so that a different
+//!   `search_path` naming another table is not taken for the same one.
+//!
+//! Two uses: `copyman` refuses one database given twice before anything is sent (two COPYs into
+//! one table from two sessions of one copy wait on each other), and a job's state file names
+//! each destination by [`Identity::state_key`], so that a resume recognises it however it is
+//! spelled.
+
+use std::fmt;
+
+use copyman_sync::Connection;
+
+use crate::sql;
+use crate::state;
+
+/// A server and database (and perhaps a table), as the server itself names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The server: its system identifier, or the fallback.
+    server: String,
+    /// Which of the two the server is.
+    how: How,
+    /// The database's oid.
+    database: String,
+    /// The table's oid (when one was named and it exists).
+    table: Option<String>,
+}
+
+/// How the server was identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// `pg_control_system()`.
+    SystemIdentifier,
+    /// Postmaster start time and port.
+    StartTimeAndPort,
+}
+
+impl Identity {
+    /// Asks the server behind `conn`; `table` is a table's name in SQL syntax (quoted as
+    /// needed), whose oid is asked too.
+    ///
+    /// # Errors
+    /// The server's, for the queries every role may run (the database's oid, the fallback's
+    /// start time and port).
+    pub fn of(conn: &mut Connection, table: Option<&str>) -> Result<Self, copyman_sync::Error> {
+        let (server, how) = match first_value(conn, sql::SYSTEM_IDENTIFIER) {
+            Ok(Some(id)) => (id, How::SystemIdentifier),
+            _ => (
+                first_value(conn, sql::START_TIME_AND_PORT)?.unwrap_or_default(),
+                How::StartTimeAndPort,
+            ),
+        };
+        let database = first_value(conn, sql::DATABASE_OID)?.unwrap_or_default();
+        let table = match table {
+            Some(name) => first_value(conn, &sql::relation_oid_query(name))?,
+            None => None,
+        };
+        Ok(Self {
+            server,
+            how,
+            database,
+            table,
+        })
+    }
+
+    /// Whether both are the same database of the same server.
+    pub fn same_database(&self, other: &Self) -> bool {
+        self.server == other.server && self.how == other.how && self.database == other.database
+    }
+
+    /// Whether both are the same table: the same database, and the same table oid (or a table
+    /// not found on either side, which fails elsewhere anyway).
+    pub fn same_table(&self, other: &Self) -> bool {
+        self.same_database(other)
+            && match (&self.table, &other.table) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// Whether a table was named and found.
+    pub fn has_table(&self) -> bool {
+        self.table.is_some()
+    }
+
+    /// How a job's state file names this destination: `system SYSID database OID`
+    /// ([`state::identity_key`]); `None` when the server did not give its system identifier
+    /// (the state file then names it by its connection string).
+    pub fn state_key(&self) -> Option<String> {
+        (self.how == How::SystemIdentifier && !self.server.is_empty() && !self.database.is_empty())
+            .then(|| state::identity_key(&self.server, &self.database))
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.how {
+            How::SystemIdentifier => write!(f, "system identifier {}", self.server)?,
+            How::StartTimeAndPort => write!(f, "server started {}", self.server)?,
+        }
+        write!(f, ", database oid {}", self.database)
+    }
+}
+
+fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copyman_sync::Error> {
+    Ok(conn
+        .query(sql)?
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next().flatten()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(server: &str, database: &str, table: Option<&str>) -> Identity {
+        Identity {
+            server: server.into(),
+            how: How::SystemIdentifier,
+            database: database.into(),
+            table: table.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn sameness() {
+        let a = id("1", "5", Some("100"));
+        assert!(a.same_table(&id("1", "5", Some("100"))));
+        assert!(!a.same_table(&id("1", "5", Some("101"))));
+        assert!(a.same_table(&id("1", "5", None)));
+        assert!(!a.same_database(&id("2", "5", Some("100"))));
+        assert!(!a.same_database(&id("1", "6", Some("100"))));
+        assert_eq!(a.to_string(), "system identifier 1, database oid 5");
+    }
+
+    #[test]
+    fn state_key_is_the_system_identifier_and_the_database_oid() {
+        // Byte for byte what state files have recorded since format 2.
+        assert_eq!(
+            id("7301847126395823112", "16384", None)
+                .state_key()
+                .as_deref(),
+            Some("system 7301847126395823112 database 16384")
+        );
+        let fallback = Identity {
+            how: How::StartTimeAndPort,
+            ..id("2026-01-01 00:00:00+00 port 5432", "16384", None)
+        };
+        assert_eq!(fallback.state_key(), None);
+        assert!(!fallback.same_database(&id("2026-01-01 00:00:00+00 port 5432", "16384", None)));
+    }
+}
