@@ -32,6 +32,10 @@ pub struct Identity {
     server: String,
     /// Which of the two the server is.
     how: How,
+    /// The running server: its postmaster's start time and port. A clone (a copied data
+    /// directory, `pg_basebackup`, a restore) has its origin's system identifier, but not its
+    /// postmaster: two clones running side by side are two servers.
+    instance: String,
     /// The database's oid.
     database: String,
     /// The table's oid (when one was named and it exists).
@@ -55,12 +59,10 @@ impl Identity {
     /// The server's, for the queries every role may run (the database's oid, the fallback's
     /// start time and port).
     pub fn of(conn: &mut Connection, table: Option<&str>) -> Result<Self, copyman_sync::Error> {
+        let instance = first_value(conn, sql::START_TIME_AND_PORT)?.unwrap_or_default();
         let (server, how) = match first_value(conn, sql::SYSTEM_IDENTIFIER) {
             Ok(Some(id)) => (id, How::SystemIdentifier),
-            _ => (
-                first_value(conn, sql::START_TIME_AND_PORT)?.unwrap_or_default(),
-                How::StartTimeAndPort,
-            ),
+            _ => (instance.clone(), How::StartTimeAndPort),
         };
         let database = first_value(conn, sql::DATABASE_OID)?.unwrap_or_default();
         let table = match table {
@@ -70,14 +72,19 @@ impl Identity {
         Ok(Self {
             server,
             how,
+            instance,
             database,
             table,
         })
     }
 
-    /// Whether both are the same database of the same server.
+    /// Whether both are the same database of the same running server (clones of one server,
+    /// which share its system identifier and oids, are not).
     pub fn same_database(&self, other: &Self) -> bool {
-        self.server == other.server && self.how == other.how && self.database == other.database
+        self.server == other.server
+            && self.how == other.how
+            && self.instance == other.instance
+            && self.database == other.database
     }
 
     /// Whether both are the same table: the same database, and the same table oid (or a table
@@ -130,6 +137,7 @@ mod tests {
         Identity {
             server: server.into(),
             how: How::SystemIdentifier,
+            instance: "2026-11-30 10:00:00+00 port 5432".into(),
             database: database.into(),
             table: table.map(Into::into),
         }
@@ -144,6 +152,12 @@ mod tests {
         assert!(!a.same_database(&id("2", "5", Some("100"))));
         assert!(!a.same_database(&id("1", "6", Some("100"))));
         assert_eq!(a.to_string(), "system identifier 1, database oid 5");
+        // A clone: the same system identifier and oids, another postmaster.
+        let clone = Identity {
+            instance: "2026-11-30 11:00:00+00 port 5433".into(),
+            ..id("1", "5", Some("100"))
+        };
+        assert!(!a.same_database(&clone) && !a.same_table(&clone));
     }
 
     #[test]
