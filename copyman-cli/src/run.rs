@@ -111,10 +111,28 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         Endpoint::Server(_) => None,
     };
 
-    let plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    // The input's start, read before anything is sent: its format, a byte order mark, a header.
+    let file_start = match file_source.as_mut() {
+        Some(source) => {
+            let reading = crate::file_source::reading(t);
+            let start = source.examine_start(&reading)?;
+            let binary = crate::file_source::read_as(t, &reading, &start, source.name())?;
+            Some((start, binary))
+        }
+        None => None,
+    };
+    let planned = match &file_start {
+        Some((_, Some(binary))) => binary,
+        _ => t,
+    };
+
+    let plan = plan(planned, source_conn.as_mut(), &mut dests)?;
     for ((dest, receive), truncate) in dests.iter_mut().zip(&plan.receive).zip(&plan.truncate) {
         dest.receive.clone_from(receive);
         dest.truncate.clone_from(truncate);
+    }
+    if let (Some((start, _)), Some(source)) = (&file_start, &file_source) {
+        crate::file_source::check_header(t, start, source.name(), &plan, &mut dests)?;
     }
     if let Some(send) = &plan.send {
         report::log(format_args!("source: {send}"));

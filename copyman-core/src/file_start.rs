@@ -352,8 +352,8 @@ pub enum Verdict {
 pub enum FormatError {
     /// Binary COPY data declared as text or CSV.
     #[error(
-        "it is binary COPY data (it starts with the PGCOPY signature), which {declared} would \
-         read as garbage"
+        "it is binary COPY data (it starts with the PGCOPY signature), which FORMAT {declared} \
+         would misread"
     )]
     BinaryData {
         /// The declared format: `text` or `csv`.
@@ -424,7 +424,7 @@ pub enum Mismatch {
 }
 
 impl fmt::Display for HeaderMismatch {
-    /// `header field 1 is "b", the COPY's column 2 (it reads a, b)`.
+    /// `header field 1 is "b", but the COPY loads field 1 into column "a" …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let columns = self.columns.join(", ");
         match &self.kind {
@@ -434,12 +434,9 @@ impl fmt::Display for HeaderMismatch {
                 column,
             } => write!(
                 f,
-                "header field {field} is \"{name}\", but the COPY reads the file's field \
-                 {field} into column \"{}\" and \"{name}\" from field {column} (its columns: \
-                 {columns})",
-                self.columns
-                    .get(field - 1)
-                    .map_or("(none)", String::as_str),
+                "header field {field} is \"{name}\", but the COPY loads field {field} into \
+                 column \"{}\" and column \"{name}\" from field {column} (it reads {columns})",
+                self.columns.get(field - 1).map_or("(none)", String::as_str),
             ),
             Mismatch::Count {
                 fields,
@@ -848,7 +845,10 @@ mod tests {
     #[test]
     fn csv_fields_are_split_as_the_server_splits_them() {
         let split_csv = |line: &[u8]| split(line, &Layout::csv()).unwrap();
-        assert_eq!(split_csv(b"a,\"b,c\",\"d\"\"e\""), fields(&["a", "b,c", "d\"e"]));
+        assert_eq!(
+            split_csv(b"a,\"b,c\",\"d\"\"e\""),
+            fields(&["a", "b,c", "d\"e"])
+        );
         // The empty unquoted field is the NULL string; a quoted one is a name.
         assert_eq!(split_csv(b",\"\""), vec![None, Some(String::new())]);
         // Blanks are kept: ` a` names no column `a`.
@@ -870,10 +870,16 @@ mod tests {
         let split_text = |line: &[u8]| split(line, &Layout::text()).unwrap();
         assert_eq!(split_text(b"a\tb"), fields(&["a", "b"]));
         assert_eq!(split_text(b"a\\tb\tc"), fields(&["a\tb", "c"]));
-        assert_eq!(split_text(b"\\N\t\\x41\\102"), vec![None, Some("AB".to_owned())]);
+        assert_eq!(
+            split_text(b"\\N\t\\x41\\102"),
+            vec![None, Some("AB".to_owned())]
+        );
         // An escaped delimiter is data.
         assert_eq!(split_text(b"a\\\tb"), fields(&["a\tb"]));
-        assert_eq!(first_line(b"a\\\nb\nc", &Layout::text()), Some(&b"a\\\nb"[..]));
+        assert_eq!(
+            first_line(b"a\\\nb\nc", &Layout::text()),
+            Some(&b"a\\\nb"[..])
+        );
     }
 
     #[test]
