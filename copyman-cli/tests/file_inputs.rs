@@ -448,3 +448,47 @@ fn row_counts_are_still_checked() {
         assert_eq!(count(&c.dest[0], &db, "t"), 0);
     }
 }
+
+#[test]
+fn stdin_start_split_across_writes_is_read_whole() {
+    let c = clusters();
+    let db = database(&c.dest[0], P);
+    let to = c.dest[0].conninfo(&db);
+    let receive = "COPY p FROM STDIN (FORMAT csv, HEADER)";
+    // The byte order mark cut in two, then the header cut before its line end: the start is
+    // read on until it is whole, and every byte read reaches the copy.
+    let pieces: [&[u8]; 3] = [b"\xef\xbb", b"\xbfb,", b"a\nb1,a1\n"];
+    let run_in_pieces = |pieces: [&'static [u8]; 3]| {
+        let mut child = copyman()
+            .args(["copy", "--from", "-", "--to", &to, "--receive", receive])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn copyman");
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            for piece in pieces {
+                // A run that fails early closes its stdin: a broken pipe is no failure.
+                if stdin.write_all(piece).and_then(|()| stdin.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    };
+    let out = run_in_pieces(pieces);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("stdin: header field 1 is \"b\""));
+    assert_eq!(count(&c.dest[0], &db, "p"), 0);
+
+    let out = run_in_pieces([b"\xef\xbb", b"\xbfa,", b"b\na1,b1\na2,b2\n"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(&c.dest[0], &db, "SELECT a || '/' || b FROM p ORDER BY a"),
+        ["a1/b1", "a2/b2"]
+    );
+}

@@ -819,6 +819,9 @@ mod tests {
         });
         let binary = ready(examine(b"PGCOPY\n\xff\r\n\0rest", false, &csv(true)));
         assert!(binary.binary && binary.header.is_none());
+        // A line longer than any header is left unchecked rather than read to its end.
+        let long = vec![b'x'; MAX_HEADER + 1];
+        assert_eq!(ready(examine(&long, false, &csv(true))).header, None);
     }
 
     #[test]
