@@ -502,6 +502,9 @@ pub(crate) enum Statements {
         truncate: bool,
         /// `--format`, if given (or implied by `--header` or a `.csv` file).
         format: Option<Format>,
+        /// The format was said (`--format` or `--header`), not guessed from a `.csv` name: a
+        /// binary COPY file is then refused as that format, not read as binary.
+        format_given: bool,
     },
     /// `copyman copy`: the source's statement, and each destination's (`None` for files).
     Raw {
@@ -854,6 +857,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             },
             truncate: low.truncate,
             format,
+            format_given: low.format.is_some() || low.header,
         },
         keep_going: low.keep_going,
         safety,
@@ -1079,6 +1083,7 @@ mod tests {
             copy,
             truncate,
             format,
+            ..
         } = t.statements
         else {
             panic!("table statements")

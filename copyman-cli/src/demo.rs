@@ -132,6 +132,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             },
             truncate: false,
             format: None,
+            format_given: false,
         },
         keep_going: false,
         safety: Safety::default(),

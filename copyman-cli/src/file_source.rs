@@ -21,6 +21,13 @@
 //! that ends without the trailer fails the copy, since a server takes binary data cut between two
 //! tuples as whole.
 //!
+//! Before anything is sent, the start of the input is read ([`FileSource::examine_start`]) and
+//! kept for the copy (stdin cannot seek back), as copyman-core's [`file_start`] decides: a UTF-8
+//! byte order mark is dropped, a PGCOPY file without a format is read as binary and one that
+//! contradicts its format is refused ([`read_as`]), and a header line is checked against the
+//! columns the COPY reads ([`check_header`]: `b,a` for a table `(a, b)` would load every value
+//! into the wrong column).
+//!
 //! The same walk counts the rows the servers will load, and the producer gives that count to the
 //! manager as its `COPY n`: each destination's count must match it, as a server source's must
 //! (`--allow-count-mismatch` to accept otherwise). A `copy` statement whose options can change
@@ -38,13 +45,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use copyman_core::file_start::{
+    self, Declared, FormatError, HeaderMismatch, Layout, Peek, Reading, Start, Verdict,
+};
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{PollSocket, Producer, Protocol};
 use copyman_wire::binary::End;
 use copyman_wire::eod::{Encoding, EndOfDataScanner, Mode};
 
 use crate::args::{Endpoint, Statements, Transfer};
-use crate::report::{Exit, Fatal};
+use crate::dest::Dest;
+use crate::plan::Plan;
+use crate::report::{self, Exit, Fatal};
 use crate::signals;
 use crate::sql::Format;
 use copyman_core::statement;
@@ -77,6 +89,8 @@ pub(crate) struct FileSource {
     wakeup: Arc<Wakeup>,
     /// Stops the ticking thread when the source goes.
     stop: Arc<AtomicBool>,
+    /// Bytes [`Self::examine_start`] read and the copy has not had yet.
+    front: Option<Vec<u8>>,
     done: bool,
 }
 
@@ -174,8 +188,62 @@ impl FileSource {
             wakeups,
             wakeup,
             stop,
+            front: None,
             done: false,
         })
+    }
+
+    /// How the source is named in messages: its path, or `stdin`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads the start of the input until copyman-core's [`file_start::examine`] can tell what
+    /// it is, before anything is sent anywhere, and keeps those bytes for the copy (stdin cannot
+    /// seek back), without a UTF-8 byte order mark. A signal meanwhile exits at once (nothing
+    /// began anywhere); `--stall-timeout` applies.
+    ///
+    /// # Errors
+    /// The input cannot be read, stalled, or a signal came.
+    pub(crate) fn examine_start(&mut self, reading: &Reading) -> Result<Start, Fatal> {
+        let mut data: Vec<u8> = Vec::new();
+        let mut ended = false;
+        signals::connecting(true);
+        let start = loop {
+            if let Peek::Ready(start) = file_start::examine(&data, ended, reading) {
+                break Ok(start);
+            }
+            match self.chunks.recv_timeout(POLL) {
+                Ok(Ok(bytes)) if data.is_empty() => data = bytes,
+                Ok(Ok(bytes)) => data.extend_from_slice(&bytes),
+                Ok(Err(e)) => break Err(format!("cannot read {}: {e}", self.name)),
+                Err(RecvTimeoutError::Disconnected) => ended = true,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.still_waiting() {
+                        break Err(e.to_string());
+                    }
+                }
+            }
+        };
+        signals::connecting(false);
+        self.waiting = None;
+        let start = start.map_err(|message| Fatal {
+            exit: Exit::CopyFailed,
+            message,
+        })?;
+        if start.bom {
+            report::log(format_args!(
+                "{}: its UTF-8 byte order mark is not sent",
+                self.name
+            ));
+            data.drain(..file_start::UTF8_BOM.len());
+        }
+        if !data.is_empty() {
+            self.front = Some(data);
+            // The copy's driver polls the wake-up pipe: it must find the bytes kept.
+            self.wakeup.wake();
+        }
+        Ok(start)
     }
 
     /// Reads the wake-up bytes that are in the pipe (never more: it does not block).
@@ -318,6 +386,9 @@ impl Producer for FileProducer<'_> {
         if source.done {
             return Ok(None);
         }
+        if let Some(front) = source.front.take() {
+            return source.chunk(Ok(front));
+        }
         loop {
             match source.chunks.recv_timeout(POLL) {
                 Ok(read) => return source.chunk(read),
@@ -342,6 +413,9 @@ impl Producer for FileProducer<'_> {
             return Ok(Poll::Ready(None));
         }
         source.drain_wakeups()?;
+        if let Some(front) = source.front.take() {
+            return source.chunk(Ok(front)).map(Poll::Ready);
+        }
         match source.chunks.try_recv() {
             Ok(read) => source.chunk(read).map(Poll::Ready),
             Err(TryRecvError::Disconnected) => source.end().map(Poll::Ready),
@@ -428,6 +502,228 @@ fn uncounted() -> Scan {
         header: false,
         count_rows: false,
     }
+}
+
+/// How the destinations will read the input, as far as its start matters (see
+/// [`file_start::Reading`]).
+pub(crate) fn reading(t: &Transfer) -> Reading {
+    let session = client_encoding(t);
+    // A header is split only where the encoding embeds no ASCII byte in its characters.
+    let splittable = |encoding: &str| Encoding::from_name(encoding) == Encoding::AsciiSafe;
+    match &t.statements {
+        Statements::Table {
+            format,
+            format_given,
+            copy,
+            ..
+        } => {
+            let (declared, layout) = match (format, format_given) {
+                (Some(Format::Binary), _) => (Declared::Binary, Layout::Opaque),
+                (Some(Format::Csv), true) => (Declared::Csv, Layout::csv()),
+                (Some(Format::Text), true) => (Declared::Text, Layout::text()),
+                // A `.csv` name is a guess: the file's signature goes first.
+                (Some(Format::Csv), false) => (Declared::Detect, Layout::csv()),
+                _ => (Declared::Detect, Layout::text()),
+            };
+            Reading {
+                declared,
+                layout,
+                header: copy.header && splittable(&session),
+                utf8: is_utf8(&session),
+            }
+        }
+        Statements::Raw { receive, .. } => {
+            let first = receive.iter().flatten().next();
+            let Some(rep) = first.and_then(|sql| statement::representation(sql)) else {
+                return Reading {
+                    declared: Declared::Unknown,
+                    layout: Layout::Opaque,
+                    header: false,
+                    utf8: false,
+                };
+            };
+            let byte = |s: &str| <[u8; 1]>::try_from(s.as_bytes()).ok().map(|[b]| b);
+            let null = rep.null.clone().into_bytes();
+            let (declared, layout) = match rep.format.as_str() {
+                "text" => (
+                    Declared::Text,
+                    byte(&rep.delimiter)
+                        .map_or(Layout::Opaque, |delimiter| Layout::Text { delimiter, null }),
+                ),
+                "csv" => (
+                    Declared::Csv,
+                    match (byte(&rep.delimiter), byte(&rep.quote), byte(&rep.escape)) {
+                        (Some(delimiter), Some(quote), Some(escape)) => Layout::Csv {
+                            delimiter,
+                            quote,
+                            escape,
+                            null,
+                        },
+                        _ => Layout::Opaque,
+                    },
+                ),
+                _ => (Declared::Binary, Layout::Opaque),
+            };
+            let encoding = rep.encoding.clone().unwrap_or(session);
+            Reading {
+                declared,
+                layout,
+                header: first.and_then(|sql| statement::has_header(sql)) == Some(true)
+                    && splittable(&encoding),
+                utf8: is_utf8(&encoding),
+            }
+        }
+    }
+}
+
+/// Whether an encoding name is PostgreSQL's UTF8 (`UTF8`, `utf-8`, `Unicode`).
+fn is_utf8(name: &str) -> bool {
+    let clean: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    matches!(clean.as_str(), "utf8" | "unicode")
+}
+
+/// What the input's start says about its format: `Ok(Some(t))`, `t` reading it as binary (a
+/// PGCOPY file given without a format); `Ok(None)`, as declared.
+///
+/// # Errors
+/// A usage error (exit 2) when the start contradicts the declared format: a PGCOPY file read as
+/// text or CSV, or a file without the signature read as binary.
+pub(crate) fn read_as(
+    t: &Transfer,
+    reading: &Reading,
+    start: &Start,
+    name: &str,
+) -> Result<Option<Transfer>, Fatal> {
+    let table = matches!(t.statements, Statements::Table { .. });
+    match file_start::check_format(reading.declared, start) {
+        Ok(Verdict::Binary) => {
+            report::log(format_args!(
+                "{name} starts with the PGCOPY signature: read as binary COPY data"
+            ));
+            let mut binary = t.clone();
+            if let Statements::Table { format, .. } = &mut binary.statements {
+                *format = Some(Format::Binary);
+            }
+            Ok(Some(binary))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            let advice = match (e, table) {
+                (FormatError::BinaryData { .. }, true) => {
+                    "leave out --format and --header: copyman reads a PGCOPY file as binary"
+                }
+                (FormatError::BinaryData { .. }, false) => {
+                    "read it with FORMAT binary in --receive"
+                }
+                (FormatError::NotBinary, true) => "give --format text or --format csv",
+                (FormatError::NotBinary, false) => "give --receive the file's FORMAT (text or csv)",
+                _ => "",
+            };
+            Err(Fatal {
+                exit: Exit::Usage,
+                message: format!("{name}: {e}: nothing was sent; {advice}"),
+            })
+        }
+    }
+}
+
+/// Refuses a header line whose fields would load into other columns than they name (see
+/// [`file_start::check_header`]), before anything is sent: `table` against the plan's columns,
+/// `copy` against each server destination's `--receive` (its column list, else its table's
+/// columns, asked of that server).
+///
+/// # Errors
+/// A usage error (exit 2) naming the file, the first mismatch and the column list that loads it
+/// by its header.
+pub(crate) fn check_header(
+    t: &Transfer,
+    start: &Start,
+    name: &str,
+    plan: &Plan,
+    dests: &mut [Dest<'_>],
+) -> Result<(), Fatal> {
+    let Some(fields) = &start.header else {
+        return Ok(());
+    };
+    let refuse = |mismatch: HeaderMismatch, fix: String| Fatal {
+        exit: Exit::Usage,
+        message: format!(
+            "{name}: {mismatch}: its values would load into the wrong columns, so nothing was sent; \
+             {fix}"
+        ),
+    };
+    if let Statements::Table { .. } = t.statements {
+        let Some(columns) = &plan.file_columns else {
+            return Ok(());
+        };
+        return file_start::check_header(fields, columns).map_err(|mismatch| {
+            let fix = match &mismatch.by_header {
+                Some(names) => {
+                    let list: Vec<String> =
+                        names.iter().map(|n| file_start::column_name(n)).collect();
+                    let list = list.join(",");
+                    if list.contains(['"', ' ']) {
+                        format!("load it by its header with --columns '{list}'")
+                    } else {
+                        format!("load it by its header with --columns {list}")
+                    }
+                }
+                None => "name the file's columns in its order with --columns".to_owned(),
+            };
+            refuse(mismatch, fix)
+        });
+    }
+    let servers = dests.iter().filter(|d| d.conn.is_some()).count();
+    for (i, dest) in dests.iter_mut().enumerate() {
+        let (Some(sql), Some(conn)) = (dest.receive.clone(), dest.conn.as_mut()) else {
+            continue;
+        };
+        let columns = match file_start::copy_columns(&sql) {
+            Some(Some(columns)) => columns,
+            Some(None) => match table_columns(conn, &sql) {
+                Some(columns) => columns,
+                None => continue,
+            },
+            None => continue,
+        };
+        if let Err(mismatch) = file_start::check_header(fields, &columns) {
+            let which = if servers > 1 {
+                format!(" for destination {} ({})", i + 1, dest.endpoint.display())
+            } else {
+                String::new()
+            };
+            let fix = match mismatch
+                .by_header
+                .as_ref()
+                .and_then(|names| file_start::with_columns(&sql, names))
+            {
+                Some(fixed) => format!("load it by its header{which} with --receive \"{fixed}\""),
+                None => format!("give the file's columns in its order in the --receive{which}"),
+            };
+            return Err(refuse(mismatch, fix));
+        }
+    }
+    Ok(())
+}
+
+/// The columns a `COPY table FROM STDIN` without a column list reads on `conn`'s server: its
+/// table's stored columns that are not generated; `None` when they cannot be told (the COPY
+/// itself then says what is wrong).
+fn table_columns(conn: &mut copyman_sync::Connection, sql: &str) -> Option<Vec<String>> {
+    let table = crate::sql::TableName::parse(statement::copy_table(sql)?).ok()?;
+    let relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    Some(
+        relation
+            .columns
+            .iter()
+            .filter(|c| !c.generated)
+            .map(|c| c.name.as_str().to_owned())
+            .collect(),
+    )
 }
 
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'

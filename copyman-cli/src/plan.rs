@@ -43,6 +43,9 @@ pub(crate) struct Plan {
     /// Per destination, the copied columns' sequences advanced there to the source's before
     /// its COMMIT (`table` between servers only).
     pub(crate) sequences: Vec<Vec<Carry>>,
+    /// The columns a file's fields load into, in order (`table` only): `--columns`, else the
+    /// destinations' own (the same everywhere). A header line is checked against them.
+    pub(crate) file_columns: Option<Vec<String>>,
 }
 
 pub(crate) fn plan(
@@ -67,11 +70,13 @@ pub(crate) fn plan(
             format_reason: None,
             columns: None,
             sequences: Vec::new(),
+            file_columns: None,
         }),
         Statements::Table {
             copy,
             truncate,
             format,
+            ..
         } => {
             let mut plan = table_plan(t, copy, *format, *truncate, source, dests)?;
             if plan.estimate == Estimate::Unknown {
@@ -233,6 +238,17 @@ fn table_plan(
             }
         }
     }
+    let file_columns = match (&columns, dest_rels.first()) {
+        (Some(columns), _) => Some(columns.iter().map(|c| c.as_str().to_owned()).collect()),
+        (None, Some((_, rel))) => Some(
+            rel.columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| c.name.as_str().to_owned())
+                .collect(),
+        ),
+        (None, None) => None,
+    };
     Ok(Plan {
         send,
         receive,
@@ -242,6 +258,7 @@ fn table_plan(
         format_reason: Some(reason),
         columns,
         sequences,
+        file_columns,
     })
 }
 

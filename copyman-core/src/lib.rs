@@ -13,6 +13,8 @@
 //!   addresses and TLS modes, its deadline) and what it does alike in both adapters.
 //! * [`run`]: a copy from its start to its result around the manager, the sequence both
 //!   adapters' `CopyManager` follow ([`copy_api!`] writes their public calls once).
+//! * [`file_start`]: what the first bytes of an input file mean (a header line checked against
+//!   the COPY's columns, a UTF-8 byte order mark, the binary COPY signature).
 //! * [`start`] and [`ready`]: what a session's events mean while a COPY starts and until the
 //!   next ReadyForQuery (a COPY OUT nobody reads is cancelled).
 //!
@@ -28,6 +30,7 @@ pub mod connection;
 pub mod copy_api;
 pub mod endpoint;
 pub mod fault;
+pub mod file_start;
 // The fuzz targets' logic: only for `fuzz/`, which turns the feature on.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -1,0 +1,976 @@
+//! What the first bytes of an input file mean for a copy, decided before anything is sent.
+//!
+//! A file (or stdin) given to `COPY … FROM STDIN` is read by every destination as its statement
+//! says. Three things at its start change what it loads, and none of them makes a server fail:
+//!
+//! * **A header line** (`HEADER`): the server skips it, as psql's `\copy` does, and loads the
+//!   fields after it by position. A header that names the columns in another order than the
+//!   COPY reads them (`b,a` for a table `(a, b)`) loads every value into the wrong column.
+//!   [`check_header`] refuses it when a field is exactly the name of one of the COPY's columns
+//!   at another position, or when the header has another number of fields than the COPY reads
+//!   and one of them names a column. Labels that name no column (`Customer ID`) pass, as with
+//!   psql.
+//! * **A UTF-8 byte order mark** (EF BB BF) in a file read as UTF-8: the server takes it as part
+//!   of the first value (22P02 for an integer, a silent invisible character in text). The file
+//!   is UTF-8 by declaration, so the mark says nothing: [`Start::bom`] tells the caller to drop
+//!   it, before the header line and the row count.
+//! * **The binary COPY signature** (`PGCOPY\n\377\r\n\0`): a file that starts with it is binary
+//!   COPY data, which text or CSV would read as garbage; one that does not is no binary data.
+//!   [`check_format`] reads a file given without a format as what it is, and refuses one whose
+//!   declared format it contradicts.
+//!
+//! [`examine`] says, from the bytes read so far, whether it has seen enough ([`Peek`]); the
+//! caller reads more until it has, and keeps the bytes to hand them to the copy afterwards
+//! (nothing is read twice: stdin cannot seek back). No IO here.
+
+use std::fmt;
+
+use copyman_wire::eod::BINARY_SIGNATURE;
+
+/// The UTF-8 byte order mark.
+pub const UTF8_BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+
+/// How long a header line may be before [`examine`] stops looking for its end (and leaves the
+/// header unchecked): more than any list of column names.
+pub const MAX_HEADER: usize = 1 << 20;
+
+/// How the destinations will read the file, as far as its start matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The format the copy declares.
+    pub declared: Declared,
+    /// How a header line's fields are split (the declared format's, or the format read when
+    /// none is declared).
+    pub layout: Layout,
+    /// The first line is a header (`HEADER`).
+    pub header: bool,
+    /// The data is read as UTF-8 (the sessions' `client_encoding`, or the COPY's `ENCODING`).
+    pub utf8: bool,
+}
+
+/// The format a copy declares for its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Declared {
+    /// None was given: the file's own signature decides between binary and the layout's format.
+    Detect,
+    /// Text, explicitly.
+    Text,
+    /// CSV, explicitly.
+    Csv,
+    /// Binary, explicitly.
+    Binary,
+    /// A format that cannot be told (an option copyman does not read): nothing is decided.
+    Unknown,
+}
+
+impl Declared {
+    /// The format's name as COPY spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Detect | Self::Text => "text",
+            Self::Csv => "csv",
+            Self::Binary => "binary",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// How a line of text or CSV is split into fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// PostgreSQL's text format: `delimiter` between fields, backslash escapes.
+    Text {
+        /// DELIMITER (a tab by default).
+        delimiter: u8,
+        /// NULL as written (`\N` by default): a field that is exactly this names nothing.
+        null: Vec<u8>,
+    },
+    /// CSV.
+    Csv {
+        /// DELIMITER (`,` by default).
+        delimiter: u8,
+        /// QUOTE (`"` by default).
+        quote: u8,
+        /// ESCAPE (the QUOTE by default).
+        escape: u8,
+        /// NULL as written (empty by default): an unquoted field that is exactly this names
+        /// nothing.
+        null: Vec<u8>,
+    },
+    /// Lines that cannot be split (binary, or options not known): no header is read.
+    Opaque,
+}
+
+impl Layout {
+    /// PostgreSQL's default text layout.
+    pub fn text() -> Self {
+        Self::Text {
+            delimiter: b'\t',
+            null: b"\\N".to_vec(),
+        }
+    }
+
+    /// PostgreSQL's default CSV layout.
+    pub fn csv() -> Self {
+        Self::Csv {
+            delimiter: b',',
+            quote: b'"',
+            escape: b'"',
+            null: Vec::new(),
+        }
+    }
+}
+
+/// What the start of a file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    /// It starts with a UTF-8 byte order mark to drop (3 bytes), in a file read as UTF-8 and
+    /// not declared binary.
+    pub bom: bool,
+    /// It starts with the binary COPY signature.
+    pub binary: bool,
+    /// The header line's fields, as the server splits them (after the mark); `None` for a field
+    /// that is the NULL string. `None` when no header is read, the line could not be split, or
+    /// it was longer than [`MAX_HEADER`].
+    pub header: Option<Vec<Option<String>>>,
+}
+
+/// Whether the bytes read so far tell enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Peek {
+    /// Read more (unless the input ended: then call again with `ended`).
+    NeedMore,
+    /// Enough was read.
+    Ready(Start),
+}
+
+/// Looks at the first bytes of a file, `data` (all of them read so far; `ended`: there are no
+/// more), read as `reading` says.
+///
+/// ```
+/// use copyman_core::file_start::{Declared, Layout, Peek, Reading, examine};
+///
+/// let reading = Reading { declared: Declared::Csv, layout: Layout::csv(), header: true, utf8: true };
+/// assert_eq!(examine(b"\xef\xbb\xbfb,", false, &reading), Peek::NeedMore);
+/// let Peek::Ready(start) = examine(b"\xef\xbb\xbfb,\"a\"\n1,2\n", false, &reading) else {
+///     unreachable!()
+/// };
+/// assert!(start.bom && !start.binary);
+/// assert_eq!(start.header, Some(vec![Some("b".to_owned()), Some("a".to_owned())]));
+/// ```
+pub fn examine(data: &[u8], ended: bool, reading: &Reading) -> Peek {
+    let prefix_of = |whole: &[u8]| data.len() < whole.len() && whole.starts_with(data);
+    if !ended && (prefix_of(BINARY_SIGNATURE) || prefix_of(&UTF8_BOM)) {
+        return Peek::NeedMore;
+    }
+    let binary = data.starts_with(BINARY_SIGNATURE);
+    let bom = reading.utf8
+        && !binary
+        && reading.declared != Declared::Binary
+        && data.starts_with(&UTF8_BOM);
+    let body = if bom { &data[UTF8_BOM.len()..] } else { data };
+    let header = if reading.header && !binary {
+        match first_line(body, &reading.layout) {
+            Some(line) => split(line, &reading.layout),
+            None if ended => split(body, &reading.layout),
+            None if body.len() <= MAX_HEADER => return Peek::NeedMore,
+            None => None,
+        }
+    } else {
+        None
+    };
+    Peek::Ready(Start {
+        bom,
+        binary,
+        header,
+    })
+}
+
+/// The first line of `data` as the server reads lines (without its line end), when it ended:
+/// text steps over a backslash's next byte, CSV over quoted line ends.
+fn first_line<'d>(data: &'d [u8], layout: &Layout) -> Option<&'d [u8]> {
+    let mut in_quote = false;
+    let mut i = 0;
+    while let Some(&c) = data.get(i) {
+        match layout {
+            Layout::Text { .. } if c == b'\\' => {
+                i += 2;
+                continue;
+            }
+            Layout::Csv { quote, escape, .. } if in_quote => {
+                if c == *escape && data.get(i + 1).is_some_and(|n| n == quote || n == escape) {
+                    i += 2;
+                    continue;
+                }
+                if c == *quote {
+                    in_quote = false;
+                }
+            }
+            Layout::Csv { quote, .. } if c == *quote => in_quote = true,
+            _ if c == b'\n' || c == b'\r' => return Some(&data[..i]),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The fields of `line` as the server splits them (PostgreSQL's `CopyReadAttributesText` and
+/// `CopyReadAttributesCSV`); `None` for a layout that cannot be split.
+fn split(line: &[u8], layout: &Layout) -> Option<Vec<Option<String>>> {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    match layout {
+        Layout::Opaque => None,
+        Layout::Text { delimiter, null } => Some(
+            split_text(line, *delimiter)
+                .into_iter()
+                .map(|raw| (raw != *null).then(|| text(&unescape_text(raw))))
+                .collect(),
+        ),
+        Layout::Csv {
+            delimiter,
+            quote,
+            escape,
+            null,
+        } => {
+            let mut fields = Vec::new();
+            let mut value = Vec::new();
+            let (mut quoted, mut in_quote) = (false, false);
+            let mut i = 0;
+            let mut end_field = |value: &mut Vec<u8>, quoted: &mut bool| {
+                let field = (*quoted || value != null).then(|| text(value));
+                fields.push(field);
+                value.clear();
+                *quoted = false;
+            };
+            while let Some(&c) = line.get(i) {
+                i += 1;
+                if in_quote {
+                    if c == *escape && line.get(i).is_some_and(|n| n == quote || n == escape) {
+                        value.push(line[i]);
+                        i += 1;
+                    } else if c == *quote {
+                        in_quote = false;
+                    } else {
+                        value.push(c);
+                    }
+                } else if c == *delimiter {
+                    end_field(&mut value, &mut quoted);
+                } else if c == *quote {
+                    in_quote = true;
+                    quoted = true;
+                } else {
+                    value.push(c);
+                }
+            }
+            end_field(&mut value, &mut quoted);
+            Some(fields)
+        }
+    }
+}
+
+/// A text line's raw fields: split at each delimiter not escaped by a backslash.
+fn split_text(line: &[u8], delimiter: u8) -> Vec<&[u8]> {
+    let mut fields = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while let Some(&c) = line.get(i) {
+        if c == b'\\' {
+            i += 2;
+            continue;
+        }
+        if c == delimiter {
+            fields.push(&line[start..i]);
+            start = i + 1;
+        }
+        i += 1;
+    }
+    fields.push(line.get(start..).unwrap_or_default());
+    fields
+}
+
+/// A text field's value: its backslash escapes decoded as the server decodes them.
+fn unescape_text(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&c) = raw.get(i) {
+        i += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&e) = raw.get(i) else {
+            break;
+        };
+        i += 1;
+        let digits = |from: usize, radix: u32, max: usize| {
+            raw.get(from..)
+                .unwrap_or_default()
+                .iter()
+                .take(max)
+                .map_while(|&b| char::from(b).to_digit(radix))
+                .fold((0u32, 0usize), |(v, n), d| (v * radix + d, n + 1))
+        };
+        out.push(match e {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 0x0b,
+            b'0'..=b'7' => {
+                let (value, n) = digits(i - 1, 8, 3);
+                i += n - 1;
+                u8::try_from(value & 0xff).unwrap_or_default()
+            }
+            b'x' if digits(i, 16, 2).1 > 0 => {
+                let (value, n) = digits(i, 16, 2);
+                i += n;
+                u8::try_from(value & 0xff).unwrap_or_default()
+            }
+            other => other,
+        });
+    }
+    out
+}
+
+/// How the file is to be read, once its start is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// As the copy declares (or its default, text or CSV).
+    AsDeclared,
+    /// As binary COPY data: no format was declared and the file has the signature.
+    Binary,
+}
+
+/// A file whose start contradicts the format the copy declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Binary COPY data declared as text or CSV.
+    #[error(
+        "it is binary COPY data (it starts with the PGCOPY signature), which FORMAT {declared} \
+         would misread"
+    )]
+    BinaryData {
+        /// The declared format: `text` or `csv`.
+        declared: &'static str,
+    },
+    /// Binary declared, and the file does not start with the signature.
+    #[error("binary COPY data starts with the PGCOPY signature, and this file does not")]
+    NotBinary,
+}
+
+/// How a file that starts as `start` says is read, given the `declared` format.
+///
+/// ```
+/// use copyman_core::file_start::{Declared, FormatError, Start, Verdict, check_format};
+///
+/// let pgcopy = Start { bom: false, binary: true, header: None };
+/// assert_eq!(check_format(Declared::Detect, &pgcopy), Ok(Verdict::Binary));
+/// assert_eq!(
+///     check_format(Declared::Csv, &pgcopy),
+///     Err(FormatError::BinaryData { declared: "csv" })
+/// );
+/// let csv = Start { binary: false, ..pgcopy };
+/// assert_eq!(check_format(Declared::Binary, &csv), Err(FormatError::NotBinary));
+/// ```
+pub fn check_format(declared: Declared, start: &Start) -> Result<Verdict, FormatError> {
+    match (declared, start.binary) {
+        (Declared::Detect, true) => Ok(Verdict::Binary),
+        (Declared::Text | Declared::Csv, true) => Err(FormatError::BinaryData {
+            declared: declared.name(),
+        }),
+        (Declared::Binary, false) => Err(FormatError::NotBinary),
+        _ => Ok(Verdict::AsDeclared),
+    }
+}
+
+/// A header whose fields would load into other columns than they name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMismatch {
+    /// The first mismatch.
+    pub kind: Mismatch,
+    /// The COPY's columns, in the order it reads them.
+    pub columns: Vec<String>,
+    /// The column list that reads the file by its header: the header's fields, when every one
+    /// names a different column of the COPY's.
+    pub by_header: Option<Vec<String>>,
+}
+
+/// The first mismatch of a header with the COPY's columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// A field names a column the COPY reads at another position.
+    Moved {
+        /// The field's position (1-based).
+        field: usize,
+        /// The column it names.
+        name: String,
+        /// That column's position in the COPY (1-based).
+        column: usize,
+    },
+    /// The header has another number of fields than the COPY reads, and one names a column.
+    Count {
+        /// The header's fields.
+        fields: usize,
+        /// The first field that names a column (1-based), and its name.
+        named: (usize, String),
+    },
+}
+
+impl fmt::Display for HeaderMismatch {
+    /// `header field 1 is "b", but the COPY loads field 1 into column "a" …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let columns = self.columns.join(", ");
+        match &self.kind {
+            Mismatch::Moved {
+                field,
+                name,
+                column,
+            } => write!(
+                f,
+                "header field {field} is \"{name}\", but the COPY loads field {field} into \
+                 column \"{}\" and column \"{name}\" from field {column} (it reads {columns})",
+                self.columns.get(field - 1).map_or("(none)", String::as_str),
+            ),
+            Mismatch::Count {
+                fields,
+                named: (field, name),
+            } => write!(
+                f,
+                "the header has {fields} field{} and names column \"{name}\" (field {field}), \
+                 but the COPY reads {} column{} ({columns})",
+                if *fields == 1 { "" } else { "s" },
+                self.columns.len(),
+                if self.columns.len() == 1 { "" } else { "s" },
+            ),
+        }
+    }
+}
+
+/// Checks a header line's `fields` against the `columns` the COPY reads, in its order (see the
+/// module): a field that is exactly the name of one of them must be at that column's position,
+/// and a header that names any of them must have as many fields as the COPY reads.
+///
+/// ```
+/// use copyman_core::file_start::check_header;
+///
+/// let field = |s: &str| Some(s.to_owned());
+/// assert!(check_header(&[field("a"), field("b")], &["a", "b"]).is_ok());
+/// assert!(check_header(&[field("Customer ID"), field("Name")], &["a", "b"]).is_ok());
+/// let refused = check_header(&[field("b"), field("a")], &["a", "b"]).unwrap_err();
+/// assert_eq!(refused.by_header, Some(vec!["b".to_owned(), "a".to_owned()]));
+/// ```
+pub fn check_header(
+    fields: &[Option<String>],
+    columns: &[impl AsRef<str>],
+) -> Result<(), HeaderMismatch> {
+    let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
+    let position = |name: &str| columns.iter().position(|c| *c == name);
+    let named: Vec<(usize, &str, usize)> = fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let name = f.as_deref()?;
+            Some((i, name, position(name)?))
+        })
+        .collect();
+    let kind = if let Some(&(i, name, at)) = named.iter().find(|(i, _, at)| i != at) {
+        Mismatch::Moved {
+            field: i + 1,
+            name: name.to_owned(),
+            column: at + 1,
+        }
+    } else if let Some(&(i, name, _)) = named.first().filter(|_| fields.len() != columns.len()) {
+        Mismatch::Count {
+            fields: fields.len(),
+            named: (i + 1, name.to_owned()),
+        }
+    } else {
+        return Ok(());
+    };
+    let mut seen: Vec<usize> = named.iter().map(|(_, _, at)| *at).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let by_header = (named.len() == fields.len() && seen.len() == fields.len()).then(|| {
+        named
+            .iter()
+            .map(|(_, name, _)| (*name).to_owned())
+            .collect()
+    });
+    Err(HeaderMismatch {
+        kind,
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        by_header,
+    })
+}
+
+/// PostgreSQL's reserved and type/function-name keywords: a column so named must be quoted in a
+/// column list.
+const KEYWORDS: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "similar",
+    "some",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// `name` as a column list writes it: as it is when PostgreSQL reads it back unchanged (lower
+/// case letters, digits, `_`, not a reserved word), else double-quoted.
+///
+/// ```
+/// use copyman_core::file_start::column_name;
+///
+/// assert_eq!(column_name("customer_id"), "customer_id");
+/// assert_eq!(column_name("Customer ID"), "\"Customer ID\"");
+/// assert_eq!(column_name("user"), "\"user\"");
+/// ```
+pub fn column_name(name: &str) -> String {
+    let plain = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !KEYWORDS.contains(&name);
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// The column list of a `COPY table (columns) FROM STDIN`, each name as the server reads it
+/// (unquoted names folded to lower case): `Some(None)` when it has none (the table's columns),
+/// `None` when it cannot be told (a `COPY (query)`, a name written in a form not read here).
+///
+/// ```
+/// use copyman_core::file_start::copy_columns;
+///
+/// let names = |v: &[&str]| Some(Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+/// assert_eq!(copy_columns("COPY t (B, \"a\") FROM STDIN"), names(&["b", "a"]));
+/// assert_eq!(copy_columns("COPY public.t FROM STDIN (FORMAT csv)"), Some(None));
+/// ```
+pub fn copy_columns(sql: &str) -> Option<Option<Vec<String>>> {
+    let (_, after) = column_list_span(sql)?;
+    let Some((open, close)) = after else {
+        return Some(None);
+    };
+    split_names(&sql[open + 1..close]).map(Some)
+}
+
+/// `sql` (a `COPY table [(columns)] FROM STDIN …`) with `columns` as its column list, in place
+/// of the one it has: the statement that reads a file's fields into those columns.
+///
+/// ```
+/// use copyman_core::file_start::with_columns;
+///
+/// assert_eq!(
+///     with_columns("COPY t FROM STDIN (FORMAT csv, HEADER)", &["b".into(), "a".into()]).unwrap(),
+///     "COPY t (b, a) FROM STDIN (FORMAT csv, HEADER)"
+/// );
+/// assert_eq!(
+///     with_columns("copy t(a,b) from stdin csv header", &["b".into(), "a".into()]).unwrap(),
+///     "copy t (b, a) from stdin csv header"
+/// );
+/// ```
+pub fn with_columns(sql: &str, columns: &[String]) -> Option<String> {
+    let (table_end, list) = column_list_span(sql)?;
+    let rest = match list {
+        Some((_, close)) => &sql[close + 1..],
+        None => &sql[table_end..],
+    };
+    let names: Vec<String> = columns.iter().map(|c| column_name(c)).collect();
+    Some(format!(
+        "{} ({}) {}",
+        &sql[..table_end],
+        names.join(", "),
+        rest.trim_start()
+    ))
+}
+
+/// Where a COPY's table name ends, and its column list's parentheses (their offsets) if it has
+/// one.
+fn column_list_span(sql: &str) -> Option<(usize, Option<(usize, usize)>)> {
+    let table = crate::statement::copy_table(sql)?;
+    // `copy_table` gives a part of `sql`: where it ends there.
+    let table_end = (table.as_ptr() as usize)
+        .checked_sub(sql.as_ptr() as usize)?
+        .checked_add(table.len())?;
+    let after = sql.get(table_end..)?;
+    let skipped = after.len() - after.trim_start().len();
+    let open = table_end + skipped;
+    if !sql[open..].starts_with('(') {
+        return Some((table_end, None));
+    }
+    // The list holds names only: its `)` is the first one outside double quotes.
+    let mut in_quote = false;
+    for (i, c) in sql[open + 1..].char_indices() {
+        match c {
+            '"' => in_quote = !in_quote,
+            ')' if !in_quote => return Some((table_end, Some((open, open + 1 + i)))),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The names of a column list's inside (`a, "B"`); `None` for anything but names and commas.
+fn split_names(list: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut chars = list.trim().chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut name = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        name.push('"');
+                    }
+                    '"' => break,
+                    c => name.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_alphanumeric() || c == '_' || c == '$' {
+                    name.push(c.to_ascii_lowercase());
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
+                return None;
+            }
+        }
+        names.push(name);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Some(names),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn csv(header: bool) -> Reading {
+        Reading {
+            declared: Declared::Csv,
+            layout: Layout::csv(),
+            header,
+            utf8: true,
+        }
+    }
+
+    fn ready(peek: Peek) -> Start {
+        match peek {
+            Peek::Ready(start) => start,
+            Peek::NeedMore => panic!("needs more"),
+        }
+    }
+
+    fn fields(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|s| Some((*s).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_start_is_read_until_it_is_decided() {
+        // A prefix of the signature or of the mark: more is needed, unless the input ended.
+        assert_eq!(examine(b"PGC", false, &csv(false)), Peek::NeedMore);
+        assert_eq!(examine(b"\xef\xbb", false, &csv(false)), Peek::NeedMore);
+        assert!(!ready(examine(b"PGC", true, &csv(false))).binary);
+        // One byte that starts neither is enough without a header.
+        assert_eq!(
+            ready(examine(b"b", false, &csv(false))),
+            Start {
+                bom: false,
+                binary: false,
+                header: None
+            }
+        );
+        // A header needs its line end, or the end of the input.
+        assert_eq!(examine(b"a,b", false, &csv(true)), Peek::NeedMore);
+        assert_eq!(
+            ready(examine(b"a,b", true, &csv(true))).header,
+            Some(fields(&["a", "b"]))
+        );
+        // A quoted line end is inside the line.
+        assert_eq!(examine(b"\"a\nb\",c\n", false, &csv(true)), {
+            Peek::Ready(Start {
+                bom: false,
+                binary: false,
+                header: Some(fields(&["a\nb", "c"])),
+            })
+        });
+        let binary = ready(examine(b"PGCOPY\n\xff\r\n\0rest", false, &csv(true)));
+        assert!(binary.binary && binary.header.is_none());
+        // A line longer than any header is left unchecked rather than read to its end.
+        let long = vec![b'x'; MAX_HEADER + 1];
+        assert_eq!(ready(examine(&long, false, &csv(true))).header, None);
+    }
+
+    #[test]
+    fn the_byte_order_mark_only_in_utf8_and_not_in_binary() {
+        let data = b"\xef\xbb\xbfid\n1\n";
+        assert!(ready(examine(data, false, &csv(true))).bom);
+        assert_eq!(
+            ready(examine(data, false, &csv(true))).header,
+            Some(fields(&["id"]))
+        );
+        let latin1 = Reading {
+            utf8: false,
+            ..csv(false)
+        };
+        assert!(!ready(examine(data, false, &latin1)).bom);
+        let binary = Reading {
+            declared: Declared::Binary,
+            layout: Layout::Opaque,
+            ..csv(false)
+        };
+        assert!(!ready(examine(data, false, &binary)).bom);
+    }
+
+    #[test]
+    fn csv_fields_are_split_as_the_server_splits_them() {
+        let split_csv = |line: &[u8]| split(line, &Layout::csv()).unwrap();
+        assert_eq!(
+            split_csv(b"a,\"b,c\",\"d\"\"e\""),
+            fields(&["a", "b,c", "d\"e"])
+        );
+        // The empty unquoted field is the NULL string; a quoted one is a name.
+        assert_eq!(split_csv(b",\"\""), vec![None, Some(String::new())]);
+        // Blanks are kept: ` a` names no column `a`.
+        assert_eq!(split_csv(b" a,b "), fields(&[" a", "b "]));
+        let escaped = Layout::Csv {
+            delimiter: b';',
+            quote: b'\'',
+            escape: b'\\',
+            null: b"NULL".to_vec(),
+        };
+        assert_eq!(
+            split(b"'a\\'b';NULL;'NULL'", &escaped).unwrap(),
+            vec![Some("a'b".to_owned()), None, Some("NULL".to_owned())]
+        );
+    }
+
+    #[test]
+    fn text_fields_are_split_and_unescaped() {
+        let split_text = |line: &[u8]| split(line, &Layout::text()).unwrap();
+        assert_eq!(split_text(b"a\tb"), fields(&["a", "b"]));
+        assert_eq!(split_text(b"a\\tb\tc"), fields(&["a\tb", "c"]));
+        assert_eq!(
+            split_text(b"\\N\t\\x41\\102"),
+            vec![None, Some("AB".to_owned())]
+        );
+        // An escaped delimiter is data.
+        assert_eq!(split_text(b"a\\\tb"), fields(&["a\tb"]));
+        assert_eq!(
+            first_line(b"a\\\nb\nc", &Layout::text()),
+            Some(&b"a\\\nb"[..])
+        );
+    }
+
+    #[test]
+    fn headers_are_checked_against_the_columns() {
+        let cols = ["a", "b", "c"];
+        assert!(check_header(&fields(&["a", "b", "c"]), &cols).is_ok());
+        // Labels that name no column, or some columns in place.
+        assert!(check_header(&fields(&["A", "B", "C"]), &cols).is_ok());
+        assert!(check_header(&fields(&["a", "x", "c"]), &cols).is_ok());
+        assert!(check_header(&fields(&["x", "y"]), &cols).is_ok());
+        assert!(check_header(&[None, None, None], &cols).is_ok());
+        // A name elsewhere.
+        let moved = check_header(&fields(&["a", "c", "b"]), &cols).unwrap_err();
+        assert_eq!(
+            moved.kind,
+            Mismatch::Moved {
+                field: 2,
+                name: "c".to_owned(),
+                column: 3
+            }
+        );
+        assert_eq!(
+            moved.by_header,
+            Some(vec!["a".to_owned(), "c".to_owned(), "b".to_owned()])
+        );
+        assert!(moved.to_string().contains("header field 2 is \"c\""));
+        // Another count, naming a column.
+        let short = check_header(&fields(&["a", "b"]), &cols).unwrap_err();
+        assert!(matches!(short.kind, Mismatch::Count { fields: 2, .. }));
+        assert_eq!(short.by_header, Some(vec!["a".to_owned(), "b".to_owned()]));
+        // A label among names: no column list can be suggested.
+        let mixed = check_header(&fields(&["b", "x", "a"]), &cols).unwrap_err();
+        assert_eq!(mixed.by_header, None);
+        // A name twice.
+        let twice = check_header(&fields(&["a", "a", "c"]), &cols).unwrap_err();
+        assert_eq!(twice.by_header, None);
+    }
+
+    #[test]
+    fn column_lists_are_read_and_replaced() {
+        assert_eq!(copy_columns("COPY (SELECT 1) TO STDOUT"), None);
+        assert_eq!(copy_columns("COPY t (a b) FROM STDIN"), None);
+        assert_eq!(
+            copy_columns("COPY \"T\" ( \"x\"\"y\" ,z ) FROM STDIN"),
+            Some(Some(vec!["x\"y".to_owned(), "z".to_owned()]))
+        );
+        assert_eq!(
+            with_columns("COPY s.t (a) FROM STDIN", &["Odd".into(), "user".into()]).unwrap(),
+            "COPY s.t (\"Odd\", \"user\") FROM STDIN"
+        );
+    }
+
+    /// Column names: distinct, as catalogs have them.
+    fn columns() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::btree_set("[a-zA-Z_ ][a-zA-Z0-9_ ]{0,6}", 2..8)
+            .prop_map(|set| set.into_iter().collect::<Vec<_>>())
+            .prop_shuffle()
+    }
+
+    proptest! {
+        #[test]
+        fn a_header_equal_to_the_columns_passes(columns in columns()) {
+            let header: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
+            prop_assert!(check_header(&header, &columns).is_ok());
+            // And so it is read from a CSV line the way a writer quotes it.
+            let line: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+            let data = format!("{}\n1\n", line.join(","));
+            let reading = csv(true);
+            let Peek::Ready(start) = examine(data.as_bytes(), false, &reading) else {
+                return Err(TestCaseError::fail("needs more"));
+            };
+            prop_assert_eq!(start.header, Some(header));
+        }
+
+        #[test]
+        fn any_transposition_of_two_named_columns_is_refused(
+            columns in columns(),
+            picks in (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+        ) {
+            let (i, j) = (picks.0.index(columns.len()), picks.1.index(columns.len()));
+            prop_assume!(i != j);
+            let mut header: Vec<Option<String>> = columns.iter().cloned().map(Some).collect();
+            header.swap(i, j);
+            let refused = check_header(&header, &columns);
+            prop_assert!(refused.is_err());
+            let refused = refused.unwrap_err();
+            let by_header: Vec<String> = header.iter().flatten().cloned().collect();
+            prop_assert_eq!(refused.by_header, Some(by_header));
+        }
+    }
+}
