@@ -115,10 +115,24 @@ fn table_plan(
             exit: Exit::CopyFailed,
             message: format!("source table {}: {e}", copy.table),
         })?;
-        source_rel = Some(rel.ok_or_else(|| Fatal {
+        let rel = rel.ok_or_else(|| Fatal {
             exit: Exit::CopyFailed,
             message: format!("source table {} not found", copy.table),
-        })?);
+        })?;
+        if rel.children > 0 {
+            report::warn(format_args!(
+                "{} has {} inheritance {}: only its own rows are copied, as COPY and pg_dump \
+                 read them (name the children to copy theirs)",
+                copy.table,
+                rel.children,
+                if rel.children == 1 {
+                    "child"
+                } else {
+                    "children"
+                }
+            ));
+        }
+        source_rel = Some(rel);
     }
     let mut dest_rels: Vec<(usize, Relation)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {

@@ -658,6 +658,11 @@ fn an_inheritance_parent_is_read_without_its_childrens_rows() {
     ]);
     assert_exit(&out, 0);
     assert_eq!(only(&d), "2000");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#""parent" has 1 inheritance child: only its own rows are copied"#),
+        "{stderr}"
+    );
 
     // A job splitting the parent into ranges, the child copied as itself.
     let d = database(&c.dest[0], schema);

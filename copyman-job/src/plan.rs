@@ -374,6 +374,7 @@ mod tests {
         Relation {
             kind: "r".into(),
             estimate: None,
+            children: 0,
             columns: columns
                 .iter()
                 .map(|&(name, type_name, generated, binary)| Column {

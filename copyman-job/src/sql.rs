@@ -541,7 +541,8 @@ impl TableCopy {
 ///
 /// The columns of a row: `relkind`, the row estimate (see below), `attname`,
 /// `format_type(atttypid, atttypmod)`, whether the column is generated, and the types its values
-/// are made of (see [`binary_key`]).
+/// are made of (see [`binary_key`]), its sequence, whether it fills itself, and how many
+/// inheritance children the table has.
 ///
 /// The estimate sums, over the relation and the leaves of its partition tree, `reltuples` where
 /// the relation was analyzed, and its size divided by an estimated row width where it never was
@@ -601,7 +602,9 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i') \
             ORDER BY d.objid LIMIT 1), \
-           NOT a.attnotnull OR a.atthasdef OR {identity} \
+           NOT a.attnotnull OR a.atthasdef OR {identity}, \
+           (SELECT count(*) FROM pg_catalog.pg_inherits i \
+             WHERE i.inhparent = c.oid AND c.relkind = 'r') \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -640,6 +643,9 @@ pub struct Relation {
     pub estimate: Option<u64>,
     /// Its stored columns, in order.
     pub columns: Vec<Column>,
+    /// How many tables inherit from it (`INHERITS`; partitions are not counted): a table's
+    /// COPY reads its own rows, not theirs.
+    pub children: u64,
 }
 
 impl Relation {
@@ -666,10 +672,12 @@ impl Relation {
                 fills_itself: field(row, 7).as_deref() == Some("t"),
             });
         }
+        let children = field(first, 8).and_then(|n| n.parse().ok()).unwrap_or(0);
         Ok(Self {
             kind,
             estimate,
             columns,
+            children,
         })
     }
 
