@@ -281,7 +281,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
         );
         if !pending && let Err(e) = atomic.log.finished(&atomic.run) {
-            report::warn(&format!(
+            report::warn(format!(
                 "cannot record the end of run {} in {}: {e} (copyman recover will ask for its \
                  servers)",
                 atomic.run,

@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use copyman_job::commit::Action;
+use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::Connection;
 use postgres::config::Host;
@@ -258,10 +258,11 @@ impl Monitor {
                     (SELECT coalesce(l.relation::regclass::text, l.locktype)
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
-                         THEN array_to_string(pg_blocking_pids(a.pid), ', ') END,
+                         THEN {} END,
                     left(split_part(a.query, '''', 1), 40)
                FROM pg_stat_activity a
-              WHERE a.pid = {pid}"
+              WHERE a.pid = {pid}",
+            commit::lock_holders_sql("a.pid")
         )) else {
             return Look {
                 lock: None,
@@ -303,7 +304,8 @@ impl Monitor {
             lock.push_str(&format!(" on {what}"));
         }
         if !holders.is_empty() {
-            lock.push_str(&format!(", held by backend {holders}"));
+            // A prepared transaction (pg_blocking_pids says 0) by its name.
+            lock.push_str(&format!(", {}", commit::held_by(&holders)));
         }
         Look {
             lock: Some(lock),

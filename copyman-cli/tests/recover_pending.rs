@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::sync::{Mutex, MutexGuard};
 
 use common::*;
@@ -254,4 +255,53 @@ fn recover_counts_a_transaction_in_another_database_as_pending() {
     assert_eq!(prepared_in(&s.dest[1], &other), Vec::<String>::new());
     assert_eq!(count(&s.dest[0], &app1, "q"), 0);
     assert_eq!(count(&s.dest[1], &other, "q"), 0);
+}
+
+/// Point 3: a copy blocked by a prepared transaction (an earlier run killed after it prepared)
+/// says which one holds the lock and how to finish it, not "held by backend 0"; released, the
+/// copy goes on.
+#[test]
+fn a_lock_held_by_a_prepared_transaction_is_named_with_its_gid() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{Q} {FILL}"));
+    let db = database(&s.dest[0], Q);
+    let gid = "copyman:1700000000-4242-beef:1";
+    s.dest[0]
+        .connect(&db)
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE q IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION '{gid}'"
+        ))
+        .unwrap();
+    let mut child = copyman()
+        .args([
+            "table",
+            "q",
+            "--from",
+            &s.source.url(&src),
+            "--to",
+            &s.dest[0].url(&db),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.wait_for("waiting for lock on destination 1 (");
+    // Released whatever was said, so that the copy ends.
+    s.dest[0]
+        .connect(&db)
+        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+        .unwrap();
+    let line = line.unwrap_or_else(|| panic!("never said it waits:\n{}", stderr.seen()));
+    assert!(
+        line.contains(&format!(
+            "held by the prepared transaction {gid} (run `copyman recover --to CONN`"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("backend 0"), "{line}");
+    let rest = stderr.unseen();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{rest}");
+    assert_eq!(count(&s.dest[0], &db, "q"), 100);
+    assert_eq!(prepared_in(&s.dest[0], &db), Vec::<String>::new());
 }

@@ -40,7 +40,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, parse_gid, recovery, valid_run_id,
+    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, recovery, valid_run_id,
 };
 
 use copyman_sync::{Connection, Error};
