@@ -864,7 +864,8 @@ pub fn recovery(
 
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
 /// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid,
-/// and `prepared GID` for a prepared transaction. `pg_blocking_pids` gives 0 for a prepared
+/// and `prepared GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
+/// expression's own tables have `pid` columns too. `pg_blocking_pids` gives 0 for a prepared
 /// transaction (it has no backend); its locks are `pg_locks` rows without a pid, whose
 /// `virtualtransaction` is that of the transaction's own `transactionid` lock, which names it
 /// in `pg_prepared_xacts`.

@@ -539,9 +539,9 @@ const CANCELLED: &str = "its statement was cancelled";
 fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
     let rows = conn
         .query(&format!(
-            "SELECT wait_event, {} \
-             FROM pg_catalog.pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'",
-            commit::lock_holders_sql("pid")
+            "SELECT a.wait_event, {} FROM pg_catalog.pg_stat_activity a \
+             WHERE a.pid = {pid} AND a.wait_event_type = 'Lock'",
+            commit::lock_holders_sql("a.pid")
         ))
         .ok()?;
     let row = rows.first()?;
