@@ -305,3 +305,59 @@ fn a_lock_held_by_a_prepared_transaction_is_named_with_its_gid() {
     assert_eq!(count(&s.dest[0], &db, "q"), 100);
     assert_eq!(prepared_in(&s.dest[0], &db), Vec::<String>::new());
 }
+
+/// Point 3 in a job of many tables (as a `--resume` after a killed run): the job's watch names
+/// the prepared transaction that holds the lock a table's COPY waits for.
+#[test]
+fn a_job_blocked_by_a_prepared_transaction_names_it() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let r = "CREATE TABLE r (id int PRIMARY KEY);";
+    let src = database(
+        &s.source,
+        &format!("{Q} {FILL} {r} INSERT INTO r SELECT generate_series(1, 10);"),
+    );
+    let db = database(&s.dest[0], &format!("{Q} {r}"));
+    let gid = "copyman:1700000000-4243-beef:1";
+    s.dest[0]
+        .connect(&db)
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE r IN SHARE MODE; PREPARE TRANSACTION '{gid}'"
+        ))
+        .unwrap();
+    let state = TempPath::new("job.state");
+    let mut child = copyman()
+        .args([
+            "table",
+            "q",
+            "r",
+            "--from",
+            &s.source.url(&src),
+            "--to",
+            &s.dest[0].url(&db),
+            "--state",
+            state.arg(),
+            "--jobs",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.wait_for("waiting for lock on destination 1 (");
+    s.dest[0]
+        .connect(&db)
+        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+        .unwrap();
+    let line = line.unwrap_or_else(|| panic!("never said it waits:\n{}", stderr.seen()));
+    assert!(
+        line.contains(&format!(
+            "held by the prepared transaction {gid} (run `copyman recover --to CONN`"
+        )),
+        "{line}"
+    );
+    let rest = stderr.unseen();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{rest}");
+    assert_eq!(count(&s.dest[0], &db, "q"), 100);
+    assert_eq!(count(&s.dest[0], &db, "r"), 10);
+}
