@@ -101,10 +101,10 @@ Example:
 
 A prepared transaction belongs to the database it was prepared in: give a CONN for each
 destination database of the interrupted run, and the source's CONN too when the run's source
-wrote (a --send statement that modifies, such as DELETE … RETURNING, is prepared on the source as
-copyman:RUN:0 and committed with the destinations). Each one found is listed with its age and what was
-done: committed (its run's decision, read from the decision log, was commit) or rolled back (no
-commit decision was recorded, so nothing of that run was committed anywhere).
+wrote (a --send statement that modifies, such as DELETE … RETURNING, is prepared on the source
+as copyman:RUN:0 and committed with the destinations). Each one found is listed with its age and
+what was done: committed (its run's decision, read from the decision log, was commit) or rolled
+back (no commit decision was recorded, so nothing of that run was committed anywhere).
 
 A prepared transaction whose run the decision log does not know (its run records its start in
 the log before it prepares anything) is left alone: the log given is not that run's, and only the
@@ -300,7 +300,7 @@ pub(crate) struct LowAtomic {
 /// `copyman recover`.
 #[derive(clap::Args)]
 pub(crate) struct LowRecover {
-    /// A destination to look at; repeat for each.
+    /// A destination to look at (or the source of a run whose --send wrote); repeat for each.
     #[arg(long, value_name = "CONN", required = true)]
     pub(crate) to: Vec<String>,
     /// The decision log the runs wrote [default: as for --atomic].
