@@ -100,16 +100,23 @@ Example:
   copyman recover --to 'host=dst1 dbname=app' --to 'host=dst2 dbname=app'
 
 A prepared transaction belongs to the database it was prepared in: give a CONN for each
-destination database of the interrupted run. Each one found is listed with its age and what was
-done: committed (its run's decision, read from the decision log, was commit) or rolled back (no
-commit decision was recorded, so nothing of that run was committed anywhere).
+destination database of the interrupted run, and the source's CONN too when the run's source
+wrote (a --send statement that modifies, such as DELETE … RETURNING, is prepared on the source
+as copyman:RUN:0 and committed with the destinations). Each one found is listed with its age and
+what was done: committed (its run's decision, read from the decision log, was commit) or rolled
+back (no commit decision was recorded, so nothing of that run was committed anywhere).
 
 A prepared transaction whose run the decision log does not know (its run records its start in
 the log before it prepares anything) is left alone: the log given is not that run's, and only the
 run's own log says whether it decided commit.
 
+A run decided commit whose transactions are not all on the servers given (the log records
+which server holds each) is named with what is missing (\"give the source's CONN too\"), as are
+prepared transactions in other databases of a server given.
+
 Exit status: 0 nothing left pending, 1 something left pending (a run still in progress, a run
-the log does not know) or that could not be finished, 2 usage error, 3 connection failure.";
+the log does not know, a transaction in another database or on a server not given) or that
+could not be finished, 2 usage error, 3 connection failure.";
 
 /// The raw command line, as clap parses it.
 // No Debug for the raw arguments: they hold CONNs as typed, passwords and all.
@@ -296,7 +303,7 @@ pub(crate) struct LowAtomic {
 /// `copyman recover`.
 #[derive(clap::Args)]
 pub(crate) struct LowRecover {
-    /// A destination to look at; repeat for each.
+    /// A destination to look at (or the source of a run whose --send wrote); repeat for each.
     #[arg(long, value_name = "CONN", required = true)]
     pub(crate) to: Vec<String>,
     /// The decision log the runs wrote [default: as for --atomic].

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use copyman_job::commit::{
-    self, Action, Commit, DecisionLog, Failure, Options, Outcome, Participant, Policy, Report,
-    SourceOutcome,
+    self, Action, Commit, DecisionLog, Failure, Holder, Options, Outcome, Participant, Policy,
+    Report, SourceOutcome,
 };
 use copyman_sync::Connection;
 
@@ -38,7 +38,25 @@ pub(crate) struct Atomic {
     pub(crate) log: DecisionLog,
     /// The source (a `--send` statement's, which may write) can prepare its transaction too.
     pub(crate) source_two_phase: bool,
+    /// The server of each destination's transaction (`None`: a file), for the decision's
+    /// `party` lines.
+    servers: Vec<Option<Holder>>,
+    /// The source's server, when it prepares its transaction too.
+    source_server: Option<Holder>,
     _lock: commit::RunLock,
+}
+
+/// Where a party's transaction is, as recovery will compare it with the servers it is given;
+/// its gid is filled in with the decision. A server whose identity cannot be read is recorded
+/// with an empty one (recovery then asks for it by name).
+fn holder_of(conn: &mut Connection, display: String) -> Holder {
+    let (server, database) = commit::server_identity(conn).unwrap_or_default();
+    Holder {
+        gid: String::new(),
+        server,
+        database,
+        display,
+    }
 }
 
 impl Atomic {
@@ -51,10 +69,14 @@ impl Atomic {
         dests: &mut [Dest<'_>],
         source: Option<&mut Connection>,
     ) -> anyhow::Result<Self> {
+        let mut servers = Vec::with_capacity(dests.len());
         for (i, dest) in dests.iter_mut().enumerate() {
+            let display = format!("destination {} {}", i + 1, dest.endpoint.display());
             let Some(conn) = dest.conn.as_mut() else {
+                servers.push(None);
                 continue;
             };
+            servers.push(Some(holder_of(conn, display)));
             let rows = conn
                 .query(
                     "SELECT current_setting('max_prepared_transactions')::int, \
@@ -107,6 +129,7 @@ impl Atomic {
             exit: Exit::Usage,
             message: format!("--atomic: decision log {}: {e}", path.display()),
         };
+        let mut source_server = None;
         let source_two_phase = match source {
             None => false,
             Some(conn) => {
@@ -131,6 +154,9 @@ impl Atomic {
                          checked before the decision and commits after the destinations"
                     }
                 ));
+                if can {
+                    source_server = Some(holder_of(conn, "the source".to_owned()));
+                }
                 can
             }
         };
@@ -145,6 +171,8 @@ impl Atomic {
             run,
             log,
             source_two_phase,
+            servers,
+            source_server,
             _lock: lock,
         })
     }
@@ -197,7 +225,8 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         .map(|p| p as &mut dyn Participant<Error = ErrorInfo>)
         .collect();
     let atomic = f.atomic.as_ref();
-    commit::run(
+    let decided = std::cell::Cell::new(false);
+    let report = commit::run(
         Commit::new(options, &completed),
         &mut refs,
         source
@@ -210,19 +239,57 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 decision.run,
                 atomic.log.path().display()
             ));
-            let recorded = atomic.log.record(decision).map_err(|e| ErrorInfo {
-                sqlstate: None,
-                message: format!(
-                    "cannot record the commit decision in {}: {e}",
-                    atomic.log.path().display()
-                ),
-            });
+            let holders: Vec<Holder> = decision
+                .gids
+                .iter()
+                .filter_map(|(n, gid)| Some((atomic.servers.get(*n)?.as_ref()?, gid)))
+                .chain(atomic.source_server.as_ref().zip(decision.source.as_ref()))
+                .map(|(holder, gid)| Holder {
+                    gid: gid.clone(),
+                    ..holder.clone()
+                })
+                .collect();
+            let recorded = atomic
+                .log
+                .record_with_holders(decision, &holders)
+                .map_err(|e| ErrorInfo {
+                    sqlstate: None,
+                    message: format!(
+                        "cannot record the commit decision in {}: {e}",
+                        atomic.log.path().display()
+                    ),
+                });
             if recorded.is_ok() {
+                decided.set(true);
                 test_pause("recorded");
             }
             recorded
         },
-    )
+    );
+    // Decided commit, and nothing of the run is left prepared: recovery need not ask for its
+    // servers. (A run without a decision has nothing for recovery to account for.)
+    if let Some(atomic) = atomic.filter(|_| decided.get()) {
+        let pending = report.destinations.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::InDoubt(_)
+                    | Outcome::CommitPending { .. }
+                    | Outcome::RollbackPending { .. }
+            )
+        }) || matches!(
+            report.source,
+            Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
+        );
+        if !pending && let Err(e) = atomic.log.finished(&atomic.run) {
+            report::warn(format!(
+                "cannot record the end of run {} in {}: {e} (copyman recover will ask for its \
+                 servers)",
+                atomic.run,
+                atomic.log.path().display()
+            ));
+        }
+    }
+    report
 }
 
 /// A destination or the source, as a party to the commit.

@@ -47,8 +47,8 @@ pub(crate) fn run(
         exit: Exit::CopyFailed,
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
     };
-    let committed = log.committed().map_err(unreadable)?;
-    let logged = log.runs().map_err(unreadable)?;
+    let contents = log.read().map_err(unreadable)?;
+    let (committed, logged) = (&contents.committed, &contents.runs);
     let mut warned = BTreeSet::new();
     let mut lines = Vec::new();
     let mut records = Vec::new();
@@ -58,15 +58,56 @@ pub(crate) fn run(
     // The runs whose prepared transactions were found, and every global id found.
     let mut runs = BTreeSet::new();
     let mut gids = BTreeSet::new();
+    // The runs of which something found is left prepared (left alone, in another database,
+    // not finished, or only listed by --dry-run).
+    let mut unfinished = BTreeSet::new();
+    // Each server given, as a run's decision records where its transactions are.
+    let mut identities = BTreeSet::new();
+    let mut conns = Vec::with_capacity(destinations.len());
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
+        // Unreadable (a server before 9.6), it matches no recorded party: asked for by name.
+        let identity = commit::server_identity(&mut conn).ok();
+        identities.extend(identity.clone());
+        conns.push((spec, conn, identity));
+    }
+    for (spec, mut conn, identity) in conns {
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             message: format!("{}: {}", spec.display, describe_sync(&e)),
         })?;
-        // A prepared transaction can be finished only from its own database.
+        // A prepared transaction can be finished only from its own database: one in another
+        // database of this server is that database's CONN's, if it was given too; one of a run
+        // still in progress is not a crash's leftover.
         let (found, elsewhere): (Vec<_>, Vec<_>) = found.into_iter().partition(|p| p.here);
+        let elsewhere = elsewhere.into_iter().filter(|p| {
+            !identity.as_ref().is_some_and(|(server, _)| {
+                identities.contains(&(server.clone(), p.database.clone()))
+            }) && !log.run_in_progress(&p.run)
+        });
+        // Those of runs this log knows are its business; another log's runs are only named.
+        let (elsewhere, others): (Vec<_>, Vec<_>) =
+            elsewhere.partition(|p| no_decision_log || logged.contains(&p.run));
+        if !others.is_empty() {
+            lines.push(format!(
+                "{}: {} more in other databases of this server ({}), of runs the decision log {} \
+                 does not know: give a CONN for each with its run's --decision-log",
+                spec.display,
+                others.len(),
+                others
+                    .iter()
+                    .map(|p| p.database.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                log_path.display()
+            ));
+        }
         if !elsewhere.is_empty() {
+            // Left prepared, holding their locks: pending until a CONN of their database is
+            // given.
+            pending = true;
             let databases: BTreeSet<&str> = elsewhere.iter().map(|p| p.database.as_str()).collect();
             lines.push(format!(
                 "{}: {} more in other databases of this server ({}): give a CONN for each",
@@ -74,8 +115,25 @@ pub(crate) fn run(
                 elsewhere.len(),
                 databases.into_iter().collect::<Vec<_>>().join(", ")
             ));
+            for p in &elsewhere {
+                runs.insert(p.run.clone());
+                gids.insert(p.gid.clone());
+                unfinished.insert(p.run.clone());
+                records.push(json!({
+                    "destination": spec.display,
+                    "gid": p.gid,
+                    "run": p.run,
+                    "database": p.database,
+                    "age_secs": p.age_secs,
+                    "outcome": format!(
+                        "left alone: it is in database {}: give a CONN of that database",
+                        p.database
+                    ),
+                    "error": Value::Null,
+                }));
+            }
         }
-        if found.is_empty() {
+        if found.is_empty() && elsewhere.is_empty() && others.is_empty() {
             lines.push(format!("{}: nothing pending", spec.display));
         }
         for p in &found {
@@ -86,6 +144,7 @@ pub(crate) fn run(
             let age = format!("prepared {} s ago", p.age_secs);
             let (done, error) = if log.run_in_progress(&p.run) {
                 pending = true;
+                unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
             } else {
                 // --no-decision-log: the user says the log is lost, and no run decided commit.
@@ -101,6 +160,7 @@ pub(crate) fn run(
                     }
                     Recovery::UnknownRun => {
                         pending = true;
+                        unfinished.insert(p.run.clone());
                         lines.push(format!(
                             "{}: {} ({age}): left alone: the decision log {} has no line of run \
                              {}, so it is not that run's log and cannot say whether it decided \
@@ -126,6 +186,7 @@ pub(crate) fn run(
                     _ => continue,
                 };
                 if dry_run {
+                    unfinished.insert(p.run.clone());
                     (format!("would be {word}"), None)
                 } else {
                     report::log(format_args!("{}: {sql}", spec.display));
@@ -134,6 +195,7 @@ pub(crate) fn run(
                         Ok(_) => (word.to_owned(), None),
                         Err(e) => {
                             failed = true;
+                            unfinished.insert(p.run.clone());
                             let e = describe_sync(&e);
                             (format!("could not be {word}: {e}"), Some(e))
                         }
@@ -152,15 +214,76 @@ pub(crate) fn run(
             }));
         }
     }
-    // A --send source prepared with the destinations (`copyman:RUN:0`, named in the decision)
-    // is on the source: if it was not given, say so rather than "nothing pending".
-    for run in &runs {
+    // Every run decided commit and not recorded as finished: each of its transactions must be
+    // accounted for by a server given (found prepared there, or gone from a server given: it
+    // was committed). One on a server not given (a --send source prepared with the
+    // destinations, `copyman:RUN:0`; a destination left out) still holds its changes and its
+    // locks: say which, and exit 1, never "nothing pending".
+    let mut decided: Vec<(&String, &Vec<commit::Holder>)> = contents
+        .holders
+        .iter()
+        .filter(|(run, _)| !contents.done.contains(*run))
+        .collect();
+    decided.sort_by_key(|(run, _)| *run);
+    for (run, holders) in decided {
+        if log.run_in_progress(run) {
+            continue;
+        }
+        let missing: Vec<&commit::Holder> = holders
+            .iter()
+            .filter(|h| {
+                !gids.contains(&h.gid)
+                    && (h.server.is_empty()
+                        || !identities.contains(&(h.server.clone(), h.database.clone())))
+            })
+            .collect();
+        if missing.is_empty() {
+            // Nothing of the run is left anywhere: later recoveries need not ask for it.
+            if !dry_run && !unfinished.contains(run) {
+                let _ = log.finished(run);
+            }
+            continue;
+        }
+        pending = true;
+        for h in missing {
+            let what = if commit::parse_gid(&h.gid)
+                .is_some_and(|(_, party)| party == commit::Party::Source)
+            {
+                format!(
+                    "the source's transaction {} was decided commit: give the source's CONN too \
+                     (it stays prepared, holding its changes and locks, until it is committed)",
+                    h.gid
+                )
+            } else {
+                format!(
+                    "{} ({}, database {}) was decided commit and is not on the servers given: \
+                     give its CONN too",
+                    h.gid, h.display, h.database
+                )
+            };
+            lines.push(what.clone());
+            records.push(json!({
+                "destination": Value::Null,
+                "gid": h.gid,
+                "run": run,
+                "database": h.database,
+                "server": h.display,
+                "age_secs": Value::Null,
+                "outcome": format!("not on the servers given: {what}"),
+                "error": Value::Null,
+            }));
+        }
+    }
+    // A run whose decision did not record its parties (an older copyman, or the job layer):
+    // its source's transaction, if the decision names one, is known only by its global id.
+    for run in runs.iter().filter(|r| !contents.holders.contains_key(*r)) {
         let source = commit::Commit::<()>::source_gid(run);
         if committed.contains(&source) && !gids.contains(&source) {
+            pending = true;
             lines.push(format!(
-                "{source}: the source's transaction of run {run}, decided commit, is not on the \
-                 servers given: if the source still holds it prepared (pg_prepared_xacts \
-                 there), give the source as one more --to"
+                "the source's transaction {source} was decided commit: give the source's CONN \
+                 too (unless the source already committed it: its run did not record where \
+                 each transaction is)"
             ));
         }
     }

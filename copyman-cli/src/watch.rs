@@ -36,7 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use copyman_job::commit::Action;
+use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::Connection;
 use postgres::config::Host;
@@ -265,7 +265,7 @@ impl Monitor {
                     (SELECT coalesce(l.relation::regclass::text, l.locktype)
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
-                         THEN array_to_string(pg_blocking_pids(a.pid), ', ') END,
+                         THEN {} END,
                     left(split_part(a.query, '''', 1), 40),
                     a.backend_start::text,
                     CASE WHEN a.wait_event_type = 'Lock'
@@ -273,7 +273,8 @@ impl Monitor {
                                  FROM pg_stat_activity b
                                 WHERE b.pid = ANY (pg_blocking_pids(a.pid))) END
                FROM pg_stat_activity a
-              WHERE a.pid = {pid}"
+              WHERE a.pid = {pid}",
+            commit::lock_holders_sql("a.pid")
         )) else {
             return Look {
                 lock: None,
@@ -336,7 +337,8 @@ impl Monitor {
             lock.push_str(&format!(" on {what}"));
         }
         if !holders.is_empty() {
-            lock.push_str(&format!(", held by backend {holders}"));
+            // A prepared transaction (pg_blocking_pids says 0) by its name.
+            lock.push_str(&format!(", {}", commit::held_by(&holders)));
         }
         Look {
             lock: Some(lock),

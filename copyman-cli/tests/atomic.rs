@@ -158,11 +158,16 @@ fn atomic_copies_to_three_destinations_row_for_row() {
     run.assert_all();
     assert!(run.prepared().is_empty());
     let log = std::fs::read_to_string(&run.log.0).expect("the decision was recorded");
-    // The run's start, then its decision.
-    assert_eq!(log.lines().count(), 2, "{log}");
-    assert!(log.starts_with("begin "), "{log}");
-    assert!(log.lines().nth(1).unwrap().starts_with("commit "), "{log}");
-    assert_eq!(log.matches("copyman:").count(), 3, "{log}");
+    // The run's start, where each of its transactions is, its decision, and its end.
+    let kinds: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        kinds,
+        ["begin", "party", "party", "party", "commit", "done"],
+        "{log}"
+    );
+    let decision = log.lines().nth(4).unwrap();
+    assert_eq!(decision.matches("copyman:").count(), 3, "{log}");
+    assert!(!log.contains("password"), "{log}");
 }
 
 #[test]

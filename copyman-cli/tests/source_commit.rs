@@ -574,11 +574,14 @@ fn atomic_a_moving_source_is_prepared_with_the_destinations_and_recovered_with_t
     }
     without_source.extend(["--decision-log".to_owned(), log.arg().to_owned()]);
     let out = run_owned(&without_source);
-    assert_exit(&out, 0);
+    // Something is left pending (the source's transaction): exit 1, never "nothing pending".
+    assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(":0: the source's transaction of run")
-            && stderr.contains("give the source as one more --to"),
+        stderr.contains(&format!(
+            "the source's transaction {} was decided commit: give the source's CONN too",
+            source_gids[0]
+        )),
         "{stderr}"
     );
     let mut recover = vec!["recover".to_owned()];

@@ -149,8 +149,9 @@ pub fn parse(text: &str) -> Result<Vec<Param>, String> {
 /// ```
 ///
 /// # Errors
-/// A malformed URL (an unclosed `[`, a query item without `=` or with two, a bad `%` escape), by
-/// position or parameter name: the message never quotes a value.
+/// A malformed URL (an unclosed `[`, a query item without `=` or with two, a bad `%` escape, a
+/// port that is not a number, an `@` after the user info: a password's `@`, `/` or `:` not
+/// percent-encoded), by position or parameter name: the message never quotes a value.
 pub fn parse_url(text: &str) -> Result<Vec<Param>, String> {
     let start = ["postgresql://", "postgres://"]
         .iter()
@@ -189,6 +190,17 @@ pub fn parse_url(text: &str) -> Result<Vec<Param>, String> {
             );
         }
         p = end + 1;
+    }
+
+    // A password with a raw `@`, `/` or `:` is read by libpq as host, port or database name,
+    // and would then be shown in an error: an `@` after the user info (before the query: a
+    // database name's `@` is written %40), or a port that is not a number, is refused without
+    // quoting anything.
+    let path_end = text[p..].find('?').map_or(b.len(), |i| p + i);
+    if text[p..path_end].contains('@') {
+        return Err(format!(
+            "an \"@\" after the user info of the URL; {ENCODE_PASSWORD}"
+        ));
     }
 
     // Hosts and ports: `host[:port]` or `[ipv6][:port]`, separated by commas.
@@ -232,6 +244,13 @@ pub fn parse_url(text: &str) -> Result<Vec<Param>, String> {
             let begin = p;
             while !matches!(at(p), None | Some(b'/' | b'?' | b',')) {
                 p += 1;
+            }
+            // Digits only (percent-encoded digits are digits too): anything else may be a
+            // password's piece, and is not quoted.
+            if !uri_decode(&text[begin..p], "port")
+                .is_ok_and(|port| port.bytes().all(|c| c.is_ascii_digit()))
+            {
+                return Err(format!("invalid port number in the URL; {ENCODE_PASSWORD}"));
             }
             ports.push_str(&text[begin..p]);
             term = at(p);
@@ -301,6 +320,9 @@ pub fn parse_url(text: &str) -> Result<Vec<Param>, String> {
     }
     Ok(params)
 }
+
+/// The hint of every error a URL's password written raw can cause.
+const ENCODE_PASSWORD: &str = "a `@`, `/` or `:` in a password must be percent-encoded";
 
 /// libpq's `conninfo_uri_decode`: `%XX` escapes decoded, a malformed one or `%00` refused.
 fn uri_decode(text: &str, what: &str) -> Result<String, String> {
@@ -536,5 +558,88 @@ mod tests {
             assert!(!err.contains("s3cret"), "{url}: {err}");
         }
         assert!(parse_url("postgresql:/h/db").is_err());
+    }
+
+    #[test]
+    fn a_password_with_a_raw_at_or_slash_is_refused_without_its_pieces() {
+        for (url, said) in [
+            (
+                "postgresql://postgres:sec@retXX@127.0.0.1:56012/app",
+                "an \"@\" after the user info",
+            ),
+            (
+                "postgresql://postgres:sec/retXX@127.0.0.1:56012/app",
+                "an \"@\" after the user info",
+            ),
+            (
+                "postgresql://postgres:@/retXX@127.0.0.1:56012/app",
+                "an \"@\" after the user info",
+            ),
+            ("postgresql://h:sec/retXX", "invalid port number in the URL"),
+            (
+                "postgresql://postgres:123/retXX@127.0.0.1:56012/app",
+                "an \"@\" after the user info",
+            ),
+            (
+                "postgresql://postgres:sec:retXX@127.0.0.1:sec/app",
+                "invalid port number in the URL",
+            ),
+        ] {
+            let err = parse_url(url).unwrap_err();
+            assert!(err.contains(said), "{url}: {err}");
+            assert!(err.contains("must be percent-encoded"), "{url}: {err}");
+            assert!(
+                !err.contains("sec") && !err.contains("retXX"),
+                "{url}: {err}"
+            );
+        }
+        // Encoded, the same password is read whole; an `@` in the query is a value's.
+        let params = parse_url("postgresql://postgres:sec%40retXX@127.0.0.1:56012/app").unwrap();
+        assert_eq!(params[1].value, "sec@retXX");
+        assert!(parse_url("postgresql://h/db?user=alice@corp").is_ok());
+        assert!(parse_url("postgresql://h:%35%34/db").is_ok());
+    }
+
+    proptest::proptest! {
+        /// Whatever a password holds, written raw into a URL, no piece of it is ever in an
+        /// error, nor in any parameter but the password (a host, port or database name is
+        /// shown in messages).
+        #[test]
+        fn no_piece_of_a_raw_password_leaks(
+            pieces in proptest::collection::vec("[A-Z]{4}", 1..4),
+            seps in proptest::collection::vec("[@/:#&=%, ]{1,2}", 0..4),
+            digits in "[0-9]{0,3}",
+        ) {
+            let mut password = digits.clone();
+            for (i, piece) in pieces.iter().enumerate() {
+                if let Some(sep) = seps.get(i) {
+                    password.push_str(sep);
+                }
+                password.push_str(piece);
+            }
+            for url in [
+                format!("postgresql://postgres:{password}@127.0.0.1:56012/app"),
+                format!("postgres://postgres:{password}@db1/app?sslmode=prefer"),
+                format!("postgresql://postgres:{password}@db1,db2:5433"),
+            ] {
+                match parse_url(&url) {
+                    Err(err) => {
+                        for piece in &pieces {
+                            proptest::prop_assert!(!err.contains(piece.as_str()), "{url}: {err}");
+                        }
+                    }
+                    Ok(params) => {
+                        for param in params.iter().filter(|p| p.key != "password") {
+                            for piece in &pieces {
+                                proptest::prop_assert!(
+                                    !param.value.contains(piece.as_str()),
+                                    "{url}: {} = {}", param.key, param.value
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -862,6 +862,68 @@ pub fn recovery(
     }
 }
 
+/// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
+/// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid,
+/// and `prepared GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the
+/// expression's own tables have `pid` columns too. `pg_blocking_pids` gives 0 for a prepared
+/// transaction (it has no backend); its locks are `pg_locks` rows without a pid, whose
+/// `virtualtransaction` is that of the transaction's own `transactionid` lock, which names it
+/// in `pg_prepared_xacts`.
+pub fn lock_holders_sql(pid: &str) -> String {
+    format!(
+        "(SELECT pg_catalog.string_agg(h, ', ') FROM (SELECT DISTINCT CASE WHEN b.pid <> 0 \
+         THEN b.pid::text ELSE coalesce((SELECT pg_catalog.string_agg(DISTINCT 'prepared ' || \
+         px.gid, ', ') FROM pg_catalog.pg_locks w JOIN pg_catalog.pg_locks h ON h.pid IS NULL \
+         AND h.granted AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, \
+         h.transactionid, h.classid, h.objid, h.objsubid) IS NOT DISTINCT FROM (w.locktype, \
+         w.database, w.relation, w.page, w.tuple, w.virtualxid, w.transactionid, w.classid, \
+         w.objid, w.objsubid) JOIN pg_catalog.pg_locks t ON t.pid IS NULL AND t.locktype = \
+         'transactionid' AND t.virtualtransaction = h.virtualtransaction JOIN \
+         pg_catalog.pg_prepared_xacts px ON px.transaction = t.transactionid WHERE w.pid = {pid} \
+         AND NOT w.granted), '0') END AS h FROM \
+         pg_catalog.unnest(pg_catalog.pg_blocking_pids({pid})) AS b(pid)) AS holders)"
+    )
+}
+
+/// The holders [`lock_holders_sql`] listed, in words: `held by backend 1234`, `held by the
+/// prepared transaction copyman:RUN:1 (run `copyman recover --to CONN`)`, or for another
+/// program's prepared transaction `held by the prepared transaction GID (COMMIT PREPARED or
+/// ROLLBACK PREPARED ends it)`; empty when there are none.
+///
+/// ```
+/// use copyman_core::commit::held_by;
+///
+/// assert_eq!(held_by("1234"), "held by backend 1234");
+/// assert!(held_by("prepared copyman:1764479123-42-9f3a:2")
+///     .starts_with("held by the prepared transaction copyman:1764479123-42-9f3a:2 (run `copyman recover"));
+/// assert!(held_by("77, prepared app-xact").ends_with("(COMMIT PREPARED or ROLLBACK PREPARED in its database ends it)"));
+/// assert_eq!(held_by(""), "");
+/// ```
+pub fn held_by(holders: &str) -> String {
+    let said: Vec<String> = holders
+        .split(", ")
+        .filter(|h| !h.is_empty())
+        .map(|h| match h.strip_prefix("prepared ") {
+            Some(gid) if parse_gid(gid).is_some() => format!(
+                "the prepared transaction {gid} (run `copyman recover --to CONN` with its \
+                 database's CONN)"
+            ),
+            Some(gid) => format!(
+                "the prepared transaction {gid} (COMMIT PREPARED or ROLLBACK PREPARED in its \
+                 database ends it)"
+            ),
+            // A prepared transaction that could not be named (gone meanwhile).
+            None if h == "0" => "a prepared transaction (see pg_prepared_xacts)".to_owned(),
+            None => format!("backend {h}"),
+        })
+        .collect();
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!("held by {}", said.join(", "))
+    }
+}
+
 /// Whether `run` can be a two-phase run id: 1 to 100 of `[A-Za-z0-9_.-]`.
 pub fn valid_run_id(run: &str) -> bool {
     !run.is_empty()

@@ -32,7 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, parse_gid, recovery, valid_run_id,
+    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, recovery, valid_run_id,
 };
 
 use copyman_sync::{Connection, Error};
@@ -246,7 +246,30 @@ impl DecisionLog {
     /// # Errors
     /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
     pub fn record(&self, decision: &Decision) -> io::Result<()> {
-        let mut line = format!("commit {}", decision.run);
+        self.record_with_holders(decision, &[])
+    }
+
+    /// [`DecisionLog::record`], with the server holding each of the decision's transactions
+    /// (`holders`, one per global id it knows) on `party RUN GID SERVER DATABASE DISPLAY` lines
+    /// before the decision's line, in the same durable write: recovery then knows every party
+    /// of the run, and can say which ones the servers it was given do not account for. A log
+    /// reader that does not know these lines skips them.
+    ///
+    /// # Errors
+    /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
+    pub fn record_with_holders(&self, decision: &Decision, holders: &[Holder]) -> io::Result<()> {
+        let mut line = String::new();
+        for holder in holders {
+            line.push_str(&format!(
+                "party {} {} {} {} {}\n",
+                decision.run,
+                holder.gid,
+                escape(&holder.server),
+                escape(&holder.database),
+                escape(&holder.display)
+            ));
+        }
+        line.push_str(&format!("commit {}", decision.run));
         for gid in decision
             .gids
             .iter()
@@ -260,12 +283,21 @@ impl DecisionLog {
         self.append(&line)
     }
 
+    /// Records that nothing of `run` is left prepared anywhere (`done RUN`): recovery no longer
+    /// asks for its parties' servers.
+    ///
+    /// # Errors
+    /// Writing or syncing failed (recovery then still asks for the run's servers).
+    pub fn finished(&self, run: &str) -> io::Result<()> {
+        self.append(&format!("done {run}\n"))
+    }
+
     /// Every global id a recorded commit decision names (an empty set when there is no log).
     ///
     /// # Errors
     /// The log exists but cannot be read.
     pub fn committed(&self) -> io::Result<HashSet<String>> {
-        Ok(self.read()?.1)
+        Ok(self.read()?.committed)
     }
 
     /// Every run the log holds a line of: its start or its decision.
@@ -273,32 +305,155 @@ impl DecisionLog {
     /// # Errors
     /// The log exists but cannot be read.
     pub fn runs(&self) -> io::Result<HashSet<String>> {
-        Ok(self.read()?.0)
+        Ok(self.read()?.runs)
     }
 
-    /// The runs it names, and the global ids its commit decisions name.
-    fn read(&self) -> io::Result<(HashSet<String>, HashSet<String>)> {
+    /// Everything the log says (empty when there is no log).
+    ///
+    /// # Errors
+    /// The log exists but cannot be read.
+    pub fn read(&self) -> io::Result<LogContents> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LogContents::default()),
             Err(e) => return Err(e),
         };
-        let (mut runs, mut gids) = (HashSet::new(), HashSet::new());
+        let mut log = LogContents::default();
+        let mut holders: HashMap<String, Vec<Holder>> = HashMap::new();
         // Only whole lines: a line cut short by a crash while it was written was never fsynced,
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
-            let (Some(kind @ ("begin" | "commit")), Some(run)) = (words.next(), words.next())
+            let (Some(kind @ ("begin" | "commit" | "party" | "done")), Some(run)) =
+                (words.next(), words.next())
             else {
                 continue;
             };
-            runs.insert(run.to_owned());
-            if kind == "commit" {
-                gids.extend(words.filter(|w| parse_gid(w).is_some()).map(str::to_owned));
+            log.runs.insert(run.to_owned());
+            match kind {
+                "commit" => {
+                    let gids: Vec<String> = words
+                        .filter(|w| parse_gid(w).is_some())
+                        .map(str::to_owned)
+                        .collect();
+                    // The holders written with this decision are its parties.
+                    if let Some(mut known) = holders.remove(run) {
+                        known.retain(|h| gids.contains(&h.gid));
+                        log.holders.insert(run.to_owned(), known);
+                    }
+                    log.committed.extend(gids);
+                }
+                "party" => {
+                    let mut field = || words.next().map(unescape).unwrap_or_default();
+                    let (gid, server, database, display) = (field(), field(), field(), field());
+                    if parse_gid(&gid).is_some() {
+                        holders.entry(run.to_owned()).or_default().push(Holder {
+                            gid,
+                            server,
+                            database,
+                            display,
+                        });
+                    }
+                }
+                "done" => {
+                    log.done.insert(run.to_owned());
+                }
+                _ => {}
             }
         }
-        Ok((runs, gids))
+        Ok(log)
     }
+}
+
+/// What a [`DecisionLog`] says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogContents {
+    /// Every run it holds a line of.
+    pub runs: HashSet<String>,
+    /// Every global id a commit decision names.
+    pub committed: HashSet<String>,
+    /// The parties of each run whose decision recorded them (a log written by an older copyman
+    /// records none): run → the server of each of its transactions.
+    pub holders: HashMap<String, Vec<Holder>>,
+    /// The runs that recorded that nothing of theirs is left prepared.
+    pub done: HashSet<String>,
+}
+
+/// Which server holds one of a run's prepared transactions, as its decision recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The transaction's global id.
+    pub gid: String,
+    /// The server's identity ([`server_identity`]; empty when it could not be read).
+    pub server: String,
+    /// The database the transaction is in.
+    pub database: String,
+    /// The server as the run showed it (never with a password), for messages.
+    pub display: String,
+}
+
+/// A server's identity for recovery: its `system_identifier` (the same for every database of
+/// the cluster, different for every `initdb`), and the session's database.
+///
+/// # Errors
+/// The server's (PostgreSQL before 9.6 has no `pg_control_system()`).
+pub fn server_identity(conn: &mut Connection) -> Result<(String, String), Error> {
+    let rows = conn.query(
+        "SELECT (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
+         pg_catalog.current_database()",
+    )?;
+    let text = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .unwrap_or_default()
+    };
+    Ok((text(0), text(1)))
+}
+
+/// A log field: `%`, whitespace and control characters as `%XX` (an empty field as `%`).
+fn escape(text: &str) -> String {
+    if text.is_empty() {
+        return "%".to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '%' || c.is_whitespace() || c.is_control() {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+fn unescape(field: &str) -> String {
+    if field == "%" {
+        return String::new();
+    }
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = (bytes[i] == b'%')
+            .then(|| field.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match byte {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A run in progress, for [`DecisionLog::run_in_progress`]; dropped when the run is over.
@@ -390,6 +545,46 @@ mod tests {
         assert!(committed.contains("copyman:r1:1") && committed.contains("copyman:r1:2"));
         assert!(committed.contains("copyman:r1:0"), "the source's, too");
         assert!(!committed.contains("copyman:r2:1"), "{committed:?}");
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn holders_and_ends_are_read_back_and_old_lines_still_read() {
+        let path = temp_log("holders");
+        let log = DecisionLog::open(&path).unwrap();
+        // An older copyman's decision: no holders.
+        log.record(&Decision {
+            run: "r0".into(),
+            gids: vec![(0, "copyman:r0:1".into())],
+            source: None,
+        })
+        .unwrap();
+        let holder = |gid: &str, display: &str| Holder {
+            gid: gid.into(),
+            server: "7300".into(),
+            database: "my db".into(),
+            display: display.into(),
+        };
+        let holders = [
+            holder("copyman:r1:1", "destination 1 h:1/my db"),
+            holder("copyman:r1:0", ""),
+        ];
+        log.record_with_holders(
+            &Decision {
+                run: "r1".into(),
+                gids: vec![(0, "copyman:r1:1".into())],
+                source: Some("copyman:r1:0".into()),
+            },
+            &holders,
+        )
+        .unwrap();
+        let read = log.read().unwrap();
+        assert!(!read.holders.contains_key("r0"));
+        assert_eq!(read.holders["r1"], holders);
+        assert!(read.committed.contains("copyman:r0:1") && read.committed.contains("copyman:r1:0"));
+        assert!(read.done.is_empty());
+        log.finished("r1").unwrap();
+        assert!(log.read().unwrap().done.contains("r1"));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -629,17 +629,18 @@ const CANCELLED: &str = "its statement was cancelled";
 fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
     let rows = conn
         .query(&format!(
-            "SELECT wait_event, pg_catalog.array_to_string(pg_catalog.pg_blocking_pids(pid), ', ') \
-             FROM pg_catalog.pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"
+            "SELECT a.wait_event, {} FROM pg_catalog.pg_stat_activity a \
+             WHERE a.pid = {pid} AND a.wait_event_type = 'Lock'",
+            commit::lock_holders_sql("a.pid")
         ))
         .ok()?;
     let row = rows.first()?;
     let kind = row.first().cloned().flatten().unwrap_or_default();
     let holders = row.get(1).cloned().flatten().unwrap_or_default();
-    let held = match holders.as_str() {
-        "" => String::new(),
-        one if !one.contains(',') => format!(" held by backend {one}"),
-        many => format!(" held by backends {many}"),
+    // A prepared transaction (pg_blocking_pids says 0) by its name.
+    let held = match commit::held_by(&holders) {
+        held if held.is_empty() => held,
+        held => format!(" {held}"),
     };
     Some(format!(
         "backend {pid} was waiting for a lock ({kind}){held}"
