@@ -131,8 +131,8 @@ pub struct CopyManager<'a> {
     receivers: Vec<Option<Box<dyn Receiver + 'a>>>,
     in_flight: FuturesUnordered<Io<'a>>,
     /// The producer's read while one is out, apart from the other IO so that it can be left
-    /// (its flag, when the producer can leave a read: see [`Producer::can_abandon_read`]).
-    reading: Option<(Io<'a>, Option<Arc<AtomicBool>>)>,
+    /// (its flag: when the producer can leave a read, [`Producer::can_abandon_read`], it does).
+    reading: Option<(Io<'a>, Arc<AtomicBool>)>,
 }
 
 impl fmt::Debug for CopyManager<'_> {
@@ -225,12 +225,7 @@ impl<'a> CopyManager<'a> {
     /// idle, whether or not its source ever gives more (as copyman-sync's driver does).
     fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Done<'a>> {
         if let Some((read, leave)) = &mut self.reading {
-            if let Some(leave) = leave
-                .as_ref()
-                .filter(|_| self.core.manager().abandons_read())
-            {
-                leave.store(true, Ordering::Relaxed);
-            }
+            leave.store(self.core.manager().abandons_read(), Ordering::Relaxed);
             if let Poll::Ready(done) = read.as_mut().poll(cx) {
                 self.reading = None;
                 return Poll::Ready(done);
@@ -270,24 +265,21 @@ impl<'a> CopyManager<'a> {
             }
             Order::ReadProducer => {
                 let mut producer = self.take_producer();
-                let leave = producer.can_abandon_read().then(Arc::<AtomicBool>::default);
-                let left = leave.clone();
-                let left = poll_fn(move |_| match &left {
-                    Some(left) if left.load(Ordering::Relaxed) => Poll::Ready(()),
-                    _ => Poll::Pending,
+                let leave = Arc::new(AtomicBool::new(false));
+                let (left, can) = (Arc::clone(&leave), producer.can_abandon_read());
+                let left = poll_fn(move |_| match can && left.load(Ordering::Relaxed) {
+                    true => Poll::Ready(()),
+                    false => Poll::Pending,
                 });
                 self.reading = Some((
                     Box::pin(async move {
                         // A producer read is cancel-safe: one that stalls is dropped, and the
                         // next starts afresh; one that is left is dropped too.
-                        let result = tokio::select! {
+                        let input = tokio::select! {
                             biased;
-                            () = left => None,
-                            r = watched(EndpointId::Producer, stall, producer.next_chunk(), || 0) => Some(r),
-                        };
-                        let input = match result {
-                            Some(result) => Input::read(result, || producer.count()),
-                            None => Input::ReadAbandoned,
+                            () = left => Input::ReadAbandoned,
+                            r = watched(EndpointId::Producer, stall, producer.next_chunk(), || 0) =>
+                                Input::read(r, || producer.count()),
                         };
                         Done {
                             endpoint: Endpoint::Producer(producer),
