@@ -134,7 +134,7 @@ pub fn check_formats(
         .collect()
 }
 
-/// A receiver's COPY reads the data otherwise than it is written: a text `\\N` read as CSV is a
+/// A receiver's COPY reads the data otherwise than it is written: a text `\N` read as CSV is a
 /// string, CSV's empty string read as text is NULL, a delimiter or an encoding of its own
 /// changes the values — and nothing fails. The words are the same wherever copyman refuses it
 /// (the `copyman` command before it connects, a copy's start): only the names of the ends
