@@ -4,6 +4,8 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -128,6 +130,9 @@ pub struct CopyManager<'a> {
     /// A receiver is `None` while an order of it is in flight.
     receivers: Vec<Option<Box<dyn Receiver + 'a>>>,
     in_flight: FuturesUnordered<Io<'a>>,
+    /// The producer's read while one is out, apart from the other IO so that it can be left
+    /// (its flag: when the producer can leave a read, [`Producer::can_abandon_read`], it does).
+    reading: Option<(Io<'a>, Arc<AtomicBool>)>,
 }
 
 impl fmt::Debug for CopyManager<'_> {
@@ -180,6 +185,7 @@ impl<'a> CopyManager<'a> {
             producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),
             in_flight: FuturesUnordered::new(),
+            reading: None,
         };
         // Every receiver's COPY starts at once, then the producer's.
         copy.drive(CopyRun::poll_started).await?;
@@ -202,8 +208,7 @@ impl<'a> CopyManager<'a> {
             match poll(&mut self.core) {
                 Step::Order(order) => self.dispatch(order),
                 Step::Wait => {
-                    let done = ready!(self.in_flight.poll_next_unpin(cx))
-                        .expect("core waits only while IO it ordered is in flight");
+                    let done = ready!(self.poll_io(cx));
                     match done.endpoint {
                         Endpoint::Producer(producer) => self.producer = Some(producer),
                         Endpoint::Receiver(id, receiver) => self.receivers[id.0] = Some(receiver),
@@ -212,6 +217,24 @@ impl<'a> CopyManager<'a> {
                 }
                 Step::Ready(done) => return Poll::Ready(done),
             }
+        }
+    }
+
+    /// The next IO in flight to end. The producer's read is left when core says the copy no
+    /// longer needs it and its producer can leave it: it then ends at once, with the producer
+    /// idle, whether or not its source ever gives more (as copyman-sync's driver does).
+    fn poll_io(&mut self, cx: &mut Context<'_>) -> Poll<Done<'a>> {
+        if let Some((read, leave)) = &mut self.reading {
+            leave.store(self.core.manager().abandons_read(), Ordering::Relaxed);
+            if let Poll::Ready(done) = read.as_mut().poll(cx) {
+                self.reading = None;
+                return Poll::Ready(done);
+            }
+        }
+        match ready!(self.in_flight.poll_next_unpin(cx)) {
+            Some(done) => Poll::Ready(done),
+            None if self.reading.is_some() => Poll::Pending,
+            None => unreachable!("core waits only while IO it ordered is in flight"),
         }
     }
 
@@ -242,17 +265,30 @@ impl<'a> CopyManager<'a> {
             }
             Order::ReadProducer => {
                 let mut producer = self.take_producer();
-                Box::pin(async move {
-                    // A producer read is cancel-safe: one that stalls is dropped, and the next
-                    // starts afresh.
-                    let read = producer.next_chunk();
-                    let result = watched(EndpointId::Producer, stall, read, || 0).await;
-                    let input = Input::read(result, || producer.count());
-                    Done {
-                        endpoint: Endpoint::Producer(producer),
-                        report: input.into(),
-                    }
-                })
+                let leave = Arc::new(AtomicBool::new(false));
+                let (left, can) = (Arc::clone(&leave), producer.can_abandon_read());
+                let left = poll_fn(move |_| match can && left.load(Ordering::Relaxed) {
+                    true => Poll::Ready(()),
+                    false => Poll::Pending,
+                });
+                self.reading = Some((
+                    Box::pin(async move {
+                        // A producer read is cancel-safe: one that stalls is dropped, and the
+                        // next starts afresh; one that is left is dropped too.
+                        let input = tokio::select! {
+                            biased;
+                            () = left => Input::ReadAbandoned,
+                            r = watched(EndpointId::Producer, stall, producer.next_chunk(), || 0) =>
+                                Input::read(r, || producer.count()),
+                        };
+                        Done {
+                            endpoint: Endpoint::Producer(producer),
+                            report: input.into(),
+                        }
+                    }),
+                    leave,
+                ));
+                return;
             }
             Order::CancelProducer => {
                 let mut producer = self.take_producer();

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
-use copyman_core::session::CopyFormat;
+use copyman_core::start::DataFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 use futures_util::{Stream, StreamExt};
@@ -50,9 +50,11 @@ pub trait Producer: Send {
         None
     }
 
-    /// The overall format (text or binary) its server announced when its COPY started, if it
-    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
-    fn format(&self) -> Option<CopyFormat> {
+    /// What its data is, once its COPY started, if it has a server: the overall format (text or
+    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
+    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
+    /// producer and receivers differ in either.
+    fn format(&self) -> Option<DataFormat> {
         None
     }
 
@@ -69,18 +71,28 @@ pub trait Producer: Send {
     fn set_buffer_size(&mut self, size: usize) {
         let _ = size;
     }
+
+    /// Whether a [`Producer::next_chunk`] still pending may be left (its future dropped) when the
+    /// copy no longer needs it ([`Manager::abandons_read`](copyman_core::Manager::abandons_read):
+    /// every receiver failed, or the copy ends): the future holds nothing the producer needs,
+    /// no data is lost, and the producer may be read or cancelled again. The default is `false`:
+    /// the driver waits for the read to complete.
+    fn can_abandon_read(&self) -> bool {
+        false
+    }
 }
 
 copyman_core::forward_boxed! {
     #[async_trait]
     impl Producer {
         fn protocol(&self) -> Protocol;
-        fn format(&self) -> Option<CopyFormat>;
+        fn format(&self) -> Option<DataFormat>;
         async fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
         async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
         fn count(&self) -> Option<u64>;
         async fn cancel(&mut self) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
+        fn can_abandon_read(&self) -> bool;
     }
 }
 
@@ -137,7 +149,7 @@ impl Producer for StatementProducer<'_> {
         Protocol::PQv3
     }
 
-    fn format(&self) -> Option<CopyFormat> {
+    fn format(&self) -> Option<DataFormat> {
         self.out.format()
     }
 
@@ -243,6 +255,11 @@ where
         Protocol::Chunks
     }
 
+    /// A stream's `next` is cancel-safe: a read left takes nothing from the stream.
+    fn can_abandon_read(&self) -> bool {
+        true
+    }
+
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
         match self.stream.next().await {
             Some(Ok(bytes)) => Ok(Some(Chunk::lines(vec![bytes]))),
@@ -289,6 +306,11 @@ impl<R: AsyncRead + Send + Unpin> ReaderProducer<R> {
 impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
+    }
+
+    /// `read_buf` is cancel-safe: a read left has read nothing.
+    fn can_abandon_read(&self) -> bool {
+        true
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use copyman_core::endpoint::{Abandon, Endpoint};
 use copyman_core::local::{CallReceiver, CopyInStatement, NullReceiver, completed, joined, lines};
-use copyman_core::session::CopyFormat;
 use copyman_core::stall::Written;
+use copyman_core::start::DataFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
@@ -69,9 +69,11 @@ pub trait Receiver: Send {
     /// Its connection could not be made usable again.
     async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
 
-    /// The overall format (text or binary) its server announced when its COPY started, if it
-    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
-    fn format(&self) -> Option<CopyFormat> {
+    /// What its data is, once its COPY started, if it has a server: the overall format (text or
+    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
+    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
+    /// producer and receivers differ in either.
+    fn format(&self) -> Option<DataFormat> {
         None
     }
 }
@@ -80,7 +82,7 @@ copyman_core::forward_boxed! {
     #[async_trait]
     impl Receiver {
         fn protocol(&self) -> Protocol;
-        fn format(&self) -> Option<CopyFormat>;
+        fn format(&self) -> Option<DataFormat>;
         async fn start(&mut self) -> Result<(), BoxError>;
         async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError>;
         async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
@@ -219,7 +221,7 @@ impl Receiver for StatementReceiver<'_> {
         Protocol::PQv3
     }
 
-    fn format(&self) -> Option<CopyFormat> {
+    fn format(&self) -> Option<DataFormat> {
         self.copy.format()
     }
 

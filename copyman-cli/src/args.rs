@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use copyman_core::start;
 use copyman_core::statement::{self, Direction};
 
 use crate::conn::{self, ConnError, Env, ServerSpec, Target};
@@ -952,39 +953,32 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
     Ok(state.join("copyman").join("decisions.log"))
 }
 
-/// Gives each destination its `--receive`: the one right after its `--to`, or the single one
-/// given for all.
 /// Refuses ends that read the data as something else than it was written: every `--receive`
 /// must have the `--send`'s format and options (`FORMAT`, `DELIMITER`, `NULL`, `QUOTE`,
-/// `ESCAPE`, `ENCODING`), or, from a file, each other's — a text `\N` read as CSV is a string,
-/// CSV's empty string read as text is NULL, and nothing fails.
+/// `ESCAPE`, `ENCODING`), or, from a file, each other's. The rule and its words are core's
+/// ([`start::check_representations`], which a copy's start applies again with each session's
+/// `client_encoding` for an ENCODING left out); here it is applied before connecting.
 fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result<(), ArgError> {
-    let mut reference = send.and_then(|sql| Some(("--send", statement::representation(sql)?)));
-    for (i, sql) in receive.iter().enumerate() {
-        let Some(rep) = sql.as_deref().and_then(statement::representation) else {
-            continue;
-        };
-        match &reference {
-            None => reference = Some(("the first --receive", rep)),
-            Some((whose, expected)) if *expected != rep => {
-                return Err(ArgError::usage(format!(
-                    "the --receive of destination {} reads {rep}, but {whose} {} {expected}: \
-                     its rows would be read as another format (NULLs, empty strings and escapes \
-                     changed without an error); give both ends the same FORMAT and options",
-                    i + 1,
-                    if *whose == "--send" {
-                        "writes"
-                    } else {
-                        "reads"
-                    },
-                )));
-            }
-            Some(_) => {}
-        }
+    let send = send.and_then(statement::representation);
+    let receive: Vec<_> = receive
+        .iter()
+        .map(|sql| sql.as_deref().and_then(statement::representation))
+        .collect();
+    let name = |i: usize| format!("the --receive of destination {}", i + 1);
+    let refused = start::check_representations(
+        send.as_ref(),
+        receive.iter().enumerate().map(|(i, rep)| (i, rep.as_ref())),
+        name,
+        |against| against.map_or_else(|| "--send".to_owned(), name),
+    );
+    match refused.into_iter().next() {
+        Some((_, mismatch)) => Err(ArgError::usage(mismatch.to_string())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
+/// Gives each destination its `--receive`: the one right after its `--to`, or the single one
+/// given for all.
 fn pair_receives(
     low: &LowCopy,
     destinations: &[Endpoint],
@@ -1166,7 +1160,10 @@ mod tests {
         ])
         .unwrap_err();
         assert!(
-            err.message.contains("the first --receive reads"),
+            err.message.contains(
+                "the --receive of destination 2 reads FORMAT csv, but the --receive of \
+                 destination 1 reads FORMAT text"
+            ),
             "{}",
             err.message
         );
@@ -1196,6 +1193,17 @@ mod tests {
                 "COPY t TO STDOUT (ENCODING 'latin1')",
                 "COPY t FROM STDIN (ENCODING 'LATIN1')",
             ),
+            // Aliases of one encoding, and an ENCODING against none (the session's
+            // client_encoding, which the copy's start compares once connected).
+            (
+                "COPY t TO STDOUT (ENCODING 'latin1')",
+                "COPY t FROM STDIN (ENCODING 'ISO-8859-1')",
+            ),
+            (
+                "COPY t TO STDOUT (ENCODING 'unicode')",
+                "COPY t FROM STDIN (ENCODING 'UTF8')",
+            ),
+            ("COPY t TO STDOUT", "COPY t FROM STDIN (ENCODING 'UTF8')"),
             (
                 "COPY t TO STDOUT (DELIMITER E'\\t')",
                 "COPY t FROM STDIN (DELIMITER '\t')",
@@ -1207,6 +1215,17 @@ mod tests {
         ] {
             assert!(copy(send, receive).is_ok(), "{send} / {receive}");
         }
+        let err = copy(
+            "COPY t TO STDOUT (ENCODING 'latin1')",
+            "COPY t FROM STDIN (ENCODING 'UTF8')",
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("reads FORMAT text, ENCODING 'UTF8', but --send writes"),
+            "{}",
+            err.message
+        );
         let err = copy(
             "COPY t TO STDOUT (FORMAT csv, DELIMITER E'\\t')",
             "COPY t FROM STDIN (FORMAT csv) WHERE a IS NULL",

@@ -19,9 +19,9 @@ use copyman_wire::realign;
 use copyman_wire::{Framer, HEADROOM};
 
 use crate::endpoint::{Abandon, Endpoint, Outcome};
-use crate::session::{CopyFormat, Session, SessionError};
+use crate::session::{Session, SessionError};
 use crate::source::{Abort, CopyOutSource, SourceItem};
-use crate::start::Started;
+use crate::start::{DataFormat, Started};
 use crate::{BoxError, Chunk, Data, Protocol};
 
 /// An iterator of chunks, each a list of COPY lines: what an [`IteratorProducer`] takes. Every
@@ -347,7 +347,7 @@ pub struct CopyOutStatement {
     /// Its statement was sent: from then on its connection is in its COPY until Ready.
     started: bool,
     source: Option<CopyOutSource>,
-    format: Option<CopyFormat>,
+    format: Option<DataFormat>,
 }
 
 impl CopyOutStatement {
@@ -385,14 +385,15 @@ impl CopyOutStatement {
         reblock: bool,
         session: &mut Session,
     ) -> Result<(), SessionError> {
-        self.format = started.format;
+        self.format = DataFormat::of(&started);
         self.source = Some(CopyOutSource::started(reblock, started, session)?);
         Ok(())
     }
 
-    /// The format its server announced, once its COPY started.
-    pub fn format(&self) -> Option<CopyFormat> {
-        self.format
+    /// The format its server announced and its statement's representation, once its COPY
+    /// started.
+    pub fn format(&self) -> Option<DataFormat> {
+        self.format.clone()
     }
 
     /// Its server's `COPY n`, once the end was read.
@@ -513,7 +514,7 @@ pub struct CopyInStatement {
     statement: String,
     /// Its statement was sent: from then on its connection is in its COPY until Ready.
     started: bool,
-    format: Option<CopyFormat>,
+    format: Option<DataFormat>,
     /// Follows the CopyData stream written to the server.
     framer: Framer,
 }
@@ -537,12 +538,13 @@ impl CopyInStatement {
 
     /// Its COPY started.
     pub fn started(&mut self, started: &Started) {
-        self.format = started.format;
+        self.format = DataFormat::of(started);
     }
 
-    /// The format its server announced, once its COPY started.
-    pub fn format(&self) -> Option<CopyFormat> {
-        self.format
+    /// The format its server announced and its statement's representation, once its COPY
+    /// started.
+    pub fn format(&self) -> Option<DataFormat> {
+        self.format.clone()
     }
 
     /// The PQv3 bytes of `data`, to be sent.

@@ -71,9 +71,8 @@ use crate::fault::{BoxError, CopyFail, Diagnose, Fault};
 use crate::manager::{
     Config, Data, Event, Input, Manager, Output, Protocol, ReceiverId, ReconcileError, Summary,
 };
-use crate::session::CopyFormat;
 use crate::stall::{self, EndpointId};
-use crate::start;
+use crate::start::{self, DataFormat};
 
 /// A progress report `(messages, bytes)` of one cycle, or a fault: the items of both adapters'
 /// progress iterator / stream.
@@ -164,7 +163,7 @@ pub enum Report {
         /// The endpoint.
         endpoint: EndpointId,
         /// Its format, or why it could not start.
-        result: Result<Option<CopyFormat>, BoxError>,
+        result: Result<Option<DataFormat>, BoxError>,
     },
     /// What the manager asked for: see [`Input`].
     Io(Input),
@@ -172,7 +171,7 @@ pub enum Report {
 
 impl Report {
     /// The result of a start order.
-    pub fn started(endpoint: EndpointId, result: Result<Option<CopyFormat>, BoxError>) -> Self {
+    pub fn started(endpoint: EndpointId, result: Result<Option<DataFormat>, BoxError>) -> Self {
         Self::Started { endpoint, result }
     }
 }
@@ -203,13 +202,13 @@ struct Starting {
     /// Start orders out.
     outstanding: usize,
     /// The formats of receivers that started.
-    formats: Vec<(ReceiverId, Option<CopyFormat>)>,
+    formats: Vec<(ReceiverId, Option<DataFormat>)>,
     /// Receivers that could not start.
     faults: Vec<(ReceiverId, BoxError)>,
     /// The producer was asked to start.
     producer_asked: bool,
     /// The producer's start, once reported.
-    producer: Option<Result<Option<CopyFormat>, BoxError>>,
+    producer: Option<Result<Option<DataFormat>, BoxError>>,
 }
 
 /// A copy from its start to its result; see the [module](self) docs.
@@ -404,12 +403,8 @@ impl CopyRun {
             None => None,
         };
         // Every COPY started and announced its format; no data has moved yet.
-        let mismatches = start::check_formats(producer, start.formats);
-        start.faults.extend(
-            mismatches
-                .into_iter()
-                .map(|(id, mismatch)| (id, BoxError::from(mismatch))),
-        );
+        let mismatches = start::check_data_formats(producer.as_ref(), &start.formats);
+        start.faults.extend(mismatches);
         if !start.faults.is_empty() {
             self.start_failed(start.faults, None);
         }

@@ -6,9 +6,9 @@
 
 use bytes::BytesMut;
 
-use crate::ReceiverId;
 use crate::session::{CopyFormat, Event, Session, SessionError};
-use crate::statement::{self, Direction};
+use crate::statement::{self, Direction, Representation};
+use crate::{BoxError, ReceiverId};
 
 /// What the caller must do for a [`CopyStart`] to go on.
 #[derive(Debug)]
@@ -33,6 +33,45 @@ pub struct Started {
     pub ended: Option<Option<u64>>,
     /// The overall format the server announced in its CopyOutResponse or CopyInResponse.
     pub format: Option<CopyFormat>,
+    /// The statement's representation ([`statement::representation`]) in its session
+    /// ([`Representation::in_session`]: an ENCODING left out is the session's
+    /// `client_encoding`); `None` when it cannot be told.
+    pub representation: Option<Representation>,
+}
+
+/// What an endpoint's COPY data is, as the endpoint knows it once its COPY started: the overall
+/// format its server announced, and its statement's representation when it can be told. The
+/// start of a copy compares every endpoint's ([`check_formats`], [`check_representations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DataFormat {
+    /// Text (text or CSV) or binary, as the server announced it.
+    pub format: CopyFormat,
+    /// FORMAT, DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, as its session reads them.
+    pub representation: Option<Representation>,
+}
+
+impl DataFormat {
+    /// The data format of a COPY whose server announced `format`, of a statement whose
+    /// representation is `representation`.
+    pub fn new(format: CopyFormat, representation: Option<Representation>) -> Self {
+        Self {
+            format,
+            representation,
+        }
+    }
+
+    /// The data format a COPY that started says.
+    pub fn of(started: &Started) -> Option<Self> {
+        let format = started.format?;
+        Some(Self::new(format, started.representation.clone()))
+    }
+}
+
+impl From<CopyFormat> for DataFormat {
+    fn from(format: CopyFormat) -> Self {
+        Self::new(format, None)
+    }
 }
 
 /// A receiver's COPY does not take the format its producer's COPY sends.
@@ -95,6 +134,135 @@ pub fn check_formats(
         .collect()
 }
 
+/// A receiver's COPY reads the data otherwise than it is written: a text `\N` read as CSV is a
+/// string, CSV's empty string read as text is NULL, a delimiter or an encoding of its own
+/// changes the values — and nothing fails. The words are the same wherever copyman refuses it
+/// (the `copyman` command before it connects, a copy's start): only the names of the ends
+/// differ.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{receiver} reads {reads}, but {against} {verb} {expected}: its rows would be read as \
+     another format (NULLs, empty strings and escapes changed without an error); give both ends \
+     the same FORMAT and options",
+    verb = if *.against_producer { "writes" } else { "reads" }
+)]
+#[non_exhaustive]
+pub struct RepresentationMismatch {
+    /// The receiver's end, as its caller names it.
+    pub receiver: String,
+    /// How it reads the data (its encoding only when the two ends' differ).
+    pub reads: Representation,
+    /// The end it was compared with: the producer's, or (when the producer's representation is
+    /// unknown) the first receiver's that is known.
+    pub against: String,
+    /// Whether `against` is the producer's end.
+    pub against_producer: bool,
+    /// How `against` writes (or reads) the data (its encoding only when the two ends' differ).
+    pub expected: Representation,
+}
+
+/// The receivers that read the data otherwise than the producer writes it, or, when the
+/// producer's representation is unknown, otherwise than the first receiver whose
+/// representation is known reads it ([`Representation::agrees_with`]); endpoints whose
+/// representation is unknown are not compared. `receiver_name` names a refused receiver,
+/// `against_name` the end it was compared with (`None`: the producer).
+///
+/// ```
+/// use copyman_core::start::check_representations;
+/// use copyman_core::statement::representation;
+///
+/// let text = representation("COPY t TO STDOUT");
+/// let csv = representation("COPY t FROM STDIN (FORMAT csv)");
+/// let names = |i: usize| format!("destination {i}");
+/// let against = |i: Option<usize>| i.map_or("the source".to_owned(), names);
+/// let refused = check_representations(text.as_ref(), [(1, csv.as_ref())], names, against);
+/// assert_eq!(refused.len(), 1);
+/// assert!(refused[0].1.to_string().starts_with(
+///     "destination 1 reads FORMAT csv, but the source writes FORMAT text: "
+/// ));
+/// // Without the producer's, the receivers are compared with each other.
+/// let refused = check_representations(None, [(1, text.as_ref()), (2, csv.as_ref())], names, against);
+/// assert_eq!(refused[0].0, 2);
+/// ```
+pub fn check_representations<'a, K: Copy>(
+    producer: Option<&'a Representation>,
+    receivers: impl IntoIterator<Item = (K, Option<&'a Representation>)>,
+    receiver_name: impl Fn(K) -> String,
+    against_name: impl Fn(Option<K>) -> String,
+) -> Vec<(K, RepresentationMismatch)> {
+    let mut reference = producer.map(|rep| (None, rep));
+    let mut refused = Vec::new();
+    for (id, rep) in receivers {
+        let Some(rep) = rep else { continue };
+        match reference {
+            None => reference = Some((Some(id), rep)),
+            Some((against, expected)) if !expected.agrees_with(rep) => {
+                let (mut reads, mut expected) = (rep.clone(), expected.clone());
+                if reads.encoding.is_none()
+                    || expected.encoding.is_none()
+                    || reads.encoding == expected.encoding
+                {
+                    // Not what differs: it would only hide what does.
+                    (reads.encoding, expected.encoding) = (None, None);
+                }
+                refused.push((
+                    id,
+                    RepresentationMismatch {
+                        receiver: receiver_name(id),
+                        reads,
+                        against: against_name(against),
+                        against_producer: against.is_none(),
+                        expected,
+                    },
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    refused
+}
+
+/// The receivers that cannot take the producer's data, as every endpoint's [`DataFormat`] says
+/// once every COPY started and before any data is sent: a format of their own
+/// ([`check_formats`]: [`FormatMismatch`]), else a representation of their own
+/// ([`check_representations`]: [`RepresentationMismatch`], the receiver named "the COPY FROM
+/// STDIN", the end it was compared with "the COPY TO STDOUT" or "receiver N's COPY FROM STDIN").
+pub fn check_data_formats(
+    producer: Option<&DataFormat>,
+    receivers: &[(ReceiverId, Option<DataFormat>)],
+) -> Vec<(ReceiverId, BoxError)> {
+    fn representation(format: Option<&DataFormat>) -> Option<&Representation> {
+        format?.representation.as_ref()
+    }
+    let formats = receivers
+        .iter()
+        .map(|(id, format)| (*id, format.as_ref().map(|f| f.format)));
+    let mut refused: Vec<(ReceiverId, BoxError)> =
+        check_formats(producer.map(|f| f.format), formats)
+            .into_iter()
+            .map(|(id, mismatch)| (id, mismatch.into()))
+            .collect();
+    let mut ordered: Vec<_> = receivers
+        .iter()
+        .filter(|(id, _)| refused.iter().all(|(r, _)| r != id))
+        .map(|(id, format)| (*id, representation(format.as_ref())))
+        .collect();
+    ordered.sort_by_key(|(id, _)| id.0);
+    let mismatches = check_representations(
+        representation(producer),
+        ordered,
+        |_| "the COPY FROM STDIN".to_owned(),
+        |against| {
+            against.map_or("the COPY TO STDOUT".to_owned(), |id| {
+                format!("receiver {id}'s COPY FROM STDIN")
+            })
+        },
+    );
+    refused.extend(mismatches.into_iter().map(|(id, m)| (id, m.into())));
+    refused.sort_by_key(|(id, _)| id.0);
+    refused
+}
+
 /// Follows a session from a COPY statement to the start of its COPY.
 ///
 /// ```no_run
@@ -118,6 +286,7 @@ pub fn check_formats(
 pub struct CopyStart {
     started: bool,
     format: Option<CopyFormat>,
+    representation: Option<Representation>,
     error: Option<SessionError>,
     early: Option<BytesMut>,
     count: Option<u64>,
@@ -137,6 +306,13 @@ impl CopyStart {
         // Read the statement as this server will: its strings' backslashes depend on it.
         let standard_strings = session.parameter("standard_conforming_strings") != Some("off");
         statement::check_with(sql, direction, standard_strings)?;
+        // Its representation as this session reads it; with standard_conforming_strings off
+        // its strings' backslashes are read otherwise, and it cannot be told.
+        let client_encoding = session.parameter("client_encoding");
+        let representation = standard_strings
+            .then(|| statement::representation(sql))
+            .flatten()
+            .map(|r| r.in_session(client_encoding));
         match direction {
             Direction::ToStdout => session.copy_out(sql)?,
             Direction::FromStdin => session.copy_in(sql)?,
@@ -144,6 +320,7 @@ impl CopyStart {
         Ok(Self {
             started: false,
             format: None,
+            representation,
             error: None,
             early: None,
             count: None,
@@ -180,6 +357,7 @@ impl CopyStart {
                         early,
                         ended: Some(self.count),
                         format: self.format,
+                        representation: self.representation.clone(),
                     }));
                 }
                 Event::Ready(_) => {
@@ -196,6 +374,7 @@ impl CopyStart {
                 early: self.early.take(),
                 ended: None,
                 format: self.format,
+                representation: self.representation.clone(),
             }))
         } else {
             Ok(StartStep::ReadMore)

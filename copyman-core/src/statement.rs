@@ -185,10 +185,123 @@ pub struct Representation {
     pub quote: String,
     /// ESCAPE: QUOTE's value in csv unless given; empty in text and binary.
     pub escape: String,
-    /// ENCODING, lower-case and with only its letters and digits (the server compares encoding
-    /// names so: `'LATIN-1'` is `latin1`); `None` when not given (the session's
-    /// `client_encoding`) and in binary.
+    /// ENCODING, as the server names the encoding it reads as ([`encoding_name`]: `'latin-1'`
+    /// and `'ISO_8859_1'` are `LATIN1`, `'unicode'` is `UTF8`); `None` when not given (the
+    /// session's `client_encoding`, see [`Representation::in_session`]) and in binary.
     pub encoding: Option<String>,
+}
+
+/// PostgreSQL's encoding names and aliases (`pg_encname_tbl` in its `src/common/encnames.c`), as
+/// the server looks them up (letters and digits, lower-case), sorted, each with the name the
+/// server gives that encoding (its `pg_enc2name_tbl`, what `client_encoding` reports).
+const ENCODINGS: &[(&str, &str)] = &[
+    ("abc", "WIN1258"),
+    ("alt", "WIN866"),
+    ("big5", "BIG5"),
+    ("euccn", "EUC_CN"),
+    ("eucjis2004", "EUC_JIS_2004"),
+    ("eucjp", "EUC_JP"),
+    ("euckr", "EUC_KR"),
+    ("euctw", "EUC_TW"),
+    ("gb18030", "GB18030"),
+    ("gbk", "GBK"),
+    ("iso88591", "LATIN1"),
+    ("iso885910", "LATIN6"),
+    ("iso885913", "LATIN7"),
+    ("iso885914", "LATIN8"),
+    ("iso885915", "LATIN9"),
+    ("iso885916", "LATIN10"),
+    ("iso88592", "LATIN2"),
+    ("iso88593", "LATIN3"),
+    ("iso88594", "LATIN4"),
+    ("iso88595", "ISO_8859_5"),
+    ("iso88596", "ISO_8859_6"),
+    ("iso88597", "ISO_8859_7"),
+    ("iso88598", "ISO_8859_8"),
+    ("iso88599", "LATIN5"),
+    ("johab", "JOHAB"),
+    ("koi8", "KOI8R"),
+    ("koi8r", "KOI8R"),
+    ("koi8u", "KOI8U"),
+    ("latin1", "LATIN1"),
+    ("latin10", "LATIN10"),
+    ("latin2", "LATIN2"),
+    ("latin3", "LATIN3"),
+    ("latin4", "LATIN4"),
+    ("latin5", "LATIN5"),
+    ("latin6", "LATIN6"),
+    ("latin7", "LATIN7"),
+    ("latin8", "LATIN8"),
+    ("latin9", "LATIN9"),
+    ("mskanji", "SJIS"),
+    ("muleinternal", "MULE_INTERNAL"),
+    ("shiftjis", "SJIS"),
+    ("shiftjis2004", "SHIFT_JIS_2004"),
+    ("sjis", "SJIS"),
+    ("sqlascii", "SQL_ASCII"),
+    ("tcvn", "WIN1258"),
+    ("tcvn5712", "WIN1258"),
+    ("uhc", "UHC"),
+    ("unicode", "UTF8"),
+    ("utf8", "UTF8"),
+    ("vscii", "WIN1258"),
+    ("win", "WIN1251"),
+    ("win1250", "WIN1250"),
+    ("win1251", "WIN1251"),
+    ("win1252", "WIN1252"),
+    ("win1253", "WIN1253"),
+    ("win1254", "WIN1254"),
+    ("win1255", "WIN1255"),
+    ("win1256", "WIN1256"),
+    ("win1257", "WIN1257"),
+    ("win1258", "WIN1258"),
+    ("win866", "WIN866"),
+    ("win874", "WIN874"),
+    ("win932", "SJIS"),
+    ("win936", "GBK"),
+    ("win949", "UHC"),
+    ("win950", "BIG5"),
+    ("windows1250", "WIN1250"),
+    ("windows1251", "WIN1251"),
+    ("windows1252", "WIN1252"),
+    ("windows1253", "WIN1253"),
+    ("windows1254", "WIN1254"),
+    ("windows1255", "WIN1255"),
+    ("windows1256", "WIN1256"),
+    ("windows1257", "WIN1257"),
+    ("windows1258", "WIN1258"),
+    ("windows866", "WIN866"),
+    ("windows874", "WIN874"),
+    ("windows932", "SJIS"),
+    ("windows936", "GBK"),
+    ("windows949", "UHC"),
+    ("windows950", "BIG5"),
+];
+
+/// The encoding `name` names, as PostgreSQL reads an encoding name (`pg_char_to_encoding`): its
+/// letters and digits, lower-case, looked up among the server's names and aliases, and given as
+/// the server names that encoding — so that two spellings of one encoding are equal. A name the
+/// server does not know (it refuses the statement) comes back cleaned, lower-case.
+///
+/// ```
+/// use copyman_core::statement::encoding_name;
+///
+/// assert_eq!(encoding_name("Latin-1"), "LATIN1");
+/// assert_eq!(encoding_name("ISO_8859_1"), "LATIN1");
+/// assert_eq!(encoding_name("unicode"), encoding_name("UTF8"));
+/// assert_eq!(encoding_name("Windows-1252"), "WIN1252");
+/// assert_eq!(encoding_name("no such"), "nosuch");
+/// ```
+pub fn encoding_name(name: &str) -> String {
+    let key: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    match ENCODINGS.binary_search_by(|(alias, _)| (*alias).cmp(&key)) {
+        Ok(i) => ENCODINGS[i].1.to_owned(),
+        Err(_) => key,
+    }
 }
 
 /// The values given for DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, in that order.
@@ -201,12 +314,7 @@ impl Representation {
     fn resolve(format: &str, given: Given) -> Option<Self> {
         let [delimiter, null, quote, escape, encoding] = given;
         let or = |value: Option<String>, default: &str| value.unwrap_or_else(|| default.to_owned());
-        let encoding = encoding.map(|name| {
-            name.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .map(|c| c.to_ascii_lowercase())
-                .collect()
-        });
+        let encoding = encoding.map(|name| encoding_name(&name));
         Some(match format {
             "text" => Self {
                 format: "text".to_owned(),
@@ -237,6 +345,57 @@ impl Representation {
             },
             _ => return None,
         })
+    }
+}
+
+impl Representation {
+    /// This representation as a session reads it: an ENCODING left out is the session's
+    /// `client_encoding` (`client_encoding`, as the server reported it; copyman's raw
+    /// connections set UTF8 unless told otherwise). Binary data is not transcoded: it stays
+    /// without one.
+    ///
+    /// ```
+    /// use copyman_core::statement::representation;
+    ///
+    /// let none = representation("COPY t TO STDOUT").unwrap();
+    /// let utf8 = representation("COPY t FROM STDIN (ENCODING 'unicode')").unwrap();
+    /// assert_ne!(none, utf8);
+    /// assert_eq!(none.clone().in_session(Some("UTF8")), utf8);
+    /// assert_ne!(none.in_session(Some("LATIN1")), utf8);
+    /// ```
+    #[must_use]
+    pub fn in_session(mut self, client_encoding: Option<&str>) -> Self {
+        if self.format != "binary" && self.encoding.is_none() {
+            self.encoding = client_encoding.map(encoding_name);
+        }
+        self
+    }
+
+    /// Whether data written in this representation is read alike in `other`: every option the
+    /// same, and the encoding too when both ends know theirs (an ENCODING left out is the
+    /// session's `client_encoding`, which only the session knows: compare
+    /// [`in_session`](Self::in_session) representations to decide on it).
+    ///
+    /// ```
+    /// use copyman_core::statement::representation;
+    ///
+    /// let rep = |sql| representation(sql).unwrap();
+    /// assert!(rep("COPY t TO STDOUT").agrees_with(&rep("COPY t FROM STDIN (ENCODING 'UTF8')")));
+    /// assert!(!rep("COPY t TO STDOUT").agrees_with(&rep("COPY t FROM STDIN CSV")));
+    /// assert!(!rep("COPY t TO STDOUT (ENCODING 'latin1')")
+    ///     .agrees_with(&rep("COPY t FROM STDIN (ENCODING 'UTF8')")));
+    /// ```
+    pub fn agrees_with(&self, other: &Self) -> bool {
+        let encodings = match (&self.encoding, &other.encoding) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        encodings
+            && self.format == other.format
+            && self.delimiter == other.delimiter
+            && self.null == other.null
+            && self.quote == other.quote
+            && self.escape == other.escape
     }
 }
 
@@ -804,7 +963,7 @@ mod tests {
         );
         assert_eq!(
             rep("COPY t FROM STDIN (NULL '', FORMAT 'csv', ENCODING 'LATIN1', DELIMITER E'\\t')"),
-            Some("FORMAT csv, DELIMITER E'\\t', ENCODING 'latin1'".to_owned())
+            Some("FORMAT csv, DELIMITER E'\\t', ENCODING 'LATIN1'".to_owned())
         );
         assert_eq!(
             rep("COPY BINARY t TO STDOUT"),
@@ -847,11 +1006,32 @@ mod tests {
         assert_eq!(latin1, rep("COPY t TO STDOUT (ENCODING 'LATIN1')"));
         assert_eq!(latin1, rep("COPY t TO STDOUT WITH ENCODING 'Latin-1'"));
         assert_eq!(latin1, rep("COPY t TO STDOUT (encoding LATIN1)"));
-        assert_eq!(latin1.encoding.as_deref(), Some("latin1"));
-        assert_eq!(latin1.to_string(), "FORMAT text, ENCODING 'latin1'");
+        assert_eq!(latin1.encoding.as_deref(), Some("LATIN1"));
+        assert_eq!(latin1.to_string(), "FORMAT text, ENCODING 'LATIN1'");
         assert_ne!(latin1, rep("COPY t TO STDOUT (ENCODING 'UTF8')"));
+        // Aliases the server takes for one encoding are that encoding.
+        assert_eq!(latin1, rep("COPY t TO STDOUT (ENCODING 'iso88591')"));
+        assert_eq!(latin1, rep("COPY t TO STDOUT (ENCODING 'ISO-8859-1')"));
+        let utf8 = rep("COPY t FROM STDIN (ENCODING 'utf8')");
+        assert_eq!(utf8, rep("COPY t TO STDOUT (ENCODING 'Unicode')"));
+        assert_eq!(utf8.encoding.as_deref(), Some("UTF8"));
+        assert_eq!(
+            rep("COPY t TO STDOUT (ENCODING 'win932')"),
+            rep("COPY t FROM STDIN (ENCODING 'Shift_JIS')")
+        );
+        assert_ne!(
+            rep("COPY t TO STDOUT (ENCODING 'SJIS')"),
+            rep("COPY t FROM STDIN (ENCODING 'SHIFT_JIS_2004')")
+        );
         // Not given: the session's client_encoding, which may be another.
-        assert_ne!(latin1, rep("COPY t TO STDOUT"));
+        let none = rep("COPY t TO STDOUT");
+        assert_ne!(latin1, none);
+        assert!(none.agrees_with(&latin1), "only the session can tell");
+        assert!(none.agrees_with(&utf8));
+        assert_eq!(none.clone().in_session(Some("UTF8")), utf8);
+        assert!(!none.clone().in_session(Some("UTF8")).agrees_with(&latin1));
+        assert_eq!(none.clone().in_session(Some("latin1")), latin1);
+        assert_eq!(none.clone().in_session(None), none);
         // Binary data is not transcoded by COPY: its ENCODING changes nothing.
         assert_eq!(
             rep("COPY t TO STDOUT (FORMAT binary, ENCODING 'latin1')"),
@@ -1080,7 +1260,43 @@ mod tests {
         assert!(e.to_string().contains(", x,…; expected"), "{e}");
     }
 
+    #[test]
+    fn the_encoding_table_is_sorted_and_names_itself() {
+        assert!(ENCODINGS.windows(2).all(|w| w[0].0 < w[1].0));
+        // Every name the server gives an encoding is one of its names.
+        for (_, name) in ENCODINGS {
+            assert_eq!(encoding_name(name), *name);
+        }
+    }
+
     proptest::proptest! {
+        /// Any spelling of an encoding name the server reads alike (case, punctuation) is the
+        /// same encoding.
+        #[test]
+        fn encoding_spellings_are_one_encoding(
+            i in 0..ENCODINGS.len(),
+            upper in proptest::collection::vec(proptest::bool::ANY, 16),
+            gaps in proptest::collection::vec(proptest::sample::select(vec!["", "-", "_", " ", "."]), 16),
+        ) {
+            let (alias, name) = ENCODINGS[i];
+            let spelled: String = alias
+                .chars()
+                .zip(upper.iter().cycle().zip(gaps.iter().cycle()))
+                .map(|(c, (&up, gap))| {
+                    let c = if up { c.to_ascii_uppercase() } else { c };
+                    format!("{gap}{c}")
+                })
+                .collect();
+            proptest::prop_assert_eq!(encoding_name(&spelled), name);
+            let sql = format!("COPY t FROM STDIN (ENCODING '{spelled}')");
+            let rep = representation(&sql).unwrap();
+            proptest::prop_assert_eq!(rep.encoding.as_deref(), Some(name));
+            proptest::prop_assert!(representation("COPY t TO STDOUT")
+                .unwrap()
+                .in_session(Some(name))
+                .agrees_with(&rep));
+        }
+
         #[test]
         fn never_panics(sql in ".{0,80}") {
             let _ = check(&sql, Direction::ToStdout);

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use copyman_core::run::{CopyRun, Order, Progress, Report, Step};
 use copyman_core::session::CopyFormat;
 use copyman_core::stall::{EndpointId, Stalled};
-use copyman_core::start::FormatMismatch;
+use copyman_core::start::{DataFormat, FormatMismatch, RepresentationMismatch};
+use copyman_core::statement::representation;
 use copyman_core::{Chunk, Config, Data, Fault, Input, Protocol, ReceiverId, ReceiverOutcome};
 
 const R0: ReceiverId = ReceiverId(0);
@@ -20,9 +21,9 @@ const R2: ReceiverId = ReceiverId(2);
 #[derive(Default)]
 struct Endpoints {
     receivers: usize,
-    producer_format: Option<CopyFormat>,
+    producer_format: Option<DataFormat>,
     producer_cannot_start: bool,
-    receiver_formats: Vec<(ReceiverId, CopyFormat)>,
+    receiver_formats: Vec<(ReceiverId, DataFormat)>,
     cannot_start: Vec<ReceiverId>,
     /// Chunks of lines the producer hands in, each `rows` lines of 4 bytes.
     chunks: VecDeque<Vec<Bytes>>,
@@ -78,7 +79,7 @@ impl Endpoints {
                     .receiver_formats
                     .iter()
                     .find(|(r, _)| *r == id)
-                    .map(|(_, f)| *f);
+                    .map(|(_, f)| f.clone());
                 let result = match self.cannot_start.contains(&id) {
                     true => Err(format!("receiver {id} cannot start").into()),
                     false => Ok(format),
@@ -88,7 +89,7 @@ impl Endpoints {
             Order::StartProducer { .. } => {
                 let result = match self.producer_cannot_start {
                     true => Err("the producer cannot start".into()),
-                    false => Ok(self.producer_format),
+                    false => Ok(self.producer_format.clone()),
                 };
                 Report::started(EndpointId::Producer, result)
             }
@@ -249,8 +250,11 @@ fn a_producer_that_cannot_start_fails_the_copy() {
 #[test]
 fn a_receiver_whose_format_differs_from_the_producers_fails_the_start() {
     let mut io = Endpoints::new(2, 1);
-    io.producer_format = Some(CopyFormat::Text);
-    io.receiver_formats = vec![(R0, CopyFormat::Text), (R1, CopyFormat::Binary)];
+    io.producer_format = Some(CopyFormat::Text.into());
+    io.receiver_formats = vec![
+        (R0, CopyFormat::Text.into()),
+        (R1, CopyFormat::Binary.into()),
+    ];
     let mut run = io.run(Config::default());
     let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
     let (id, error) = &fail.receiver_faults[0];
@@ -260,6 +264,102 @@ fn a_receiver_whose_format_differs_from_the_producers_fails_the_start() {
         "{error}"
     );
     assert!(io.logged("read").is_empty(), "no data moved");
+}
+
+/// The data format of a statement, as a session whose client_encoding is UTF8 reads it.
+fn of(sql: &str) -> DataFormat {
+    let rep = representation(sql).map(|r| r.in_session(Some("UTF8")));
+    let format = match rep.as_ref().map(|r| r.format.as_str()) {
+        Some("binary") => CopyFormat::Binary,
+        _ => CopyFormat::Text,
+    };
+    DataFormat::new(format, rep)
+}
+
+/// The representation mismatch a receiver's start failed with.
+fn representation_mismatch(fail: &copyman_core::CopyFail, id: ReceiverId) -> String {
+    let (_, error) = fail
+        .receiver_faults
+        .iter()
+        .find(|(r, _)| *r == id)
+        .unwrap_or_else(|| panic!("receiver {id} refused: {fail}"));
+    let mismatch = error.get_ref().downcast_ref::<RepresentationMismatch>();
+    mismatch.unwrap_or_else(|| panic!("{error}")).to_string()
+}
+
+#[test]
+fn a_receiver_reading_another_representation_than_the_producers_fails_the_start() {
+    let mut io = Endpoints::new(3, 1);
+    io.producer_format = Some(of("COPY t TO STDOUT"));
+    io.receiver_formats = vec![
+        (R0, of("COPY t FROM STDIN (ENCODING 'unicode')")),
+        (R1, of("COPY t FROM STDIN (FORMAT csv)")),
+        (R2, of("COPY t FROM STDIN WITH NULL AS ''")),
+    ];
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    assert_eq!(fail.receiver_faults.len(), 2, "{fail}");
+    assert_eq!(
+        representation_mismatch(&fail, R1),
+        "the COPY FROM STDIN reads FORMAT csv, but the COPY TO STDOUT writes FORMAT text: its \
+         rows would be read as another format (NULLs, empty strings and escapes changed without \
+         an error); give both ends the same FORMAT and options"
+    );
+    assert!(
+        representation_mismatch(&fail, R2)
+            .starts_with("the COPY FROM STDIN reads FORMAT text, NULL ''")
+    );
+    assert!(io.logged("read").is_empty(), "no data moved");
+    assert!(io.logged("complete").is_empty(), "nothing completed");
+    assert_eq!(io.logged("fail"), ["fail 0", "fail 1", "fail 2"]);
+    // An encoding of its own is named.
+    let mut io = Endpoints::new(1, 1);
+    io.producer_format = Some(of("COPY t TO STDOUT"));
+    io.receiver_formats = vec![(R0, of("COPY t FROM STDIN (ENCODING 'latin1')"))];
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    assert!(
+        representation_mismatch(&fail, R0).starts_with(
+            "the COPY FROM STDIN reads FORMAT text, ENCODING 'LATIN1', but the COPY TO STDOUT \
+             writes FORMAT text, ENCODING 'UTF8': "
+        ),
+        "{fail}"
+    );
+    assert_eq!(io.logged("cancel"), ["cancel producer"]);
+}
+
+#[test]
+fn without_the_producers_representation_receivers_are_compared_with_each_other() {
+    let mut io = Endpoints::new(3, 1);
+    io.receiver_formats = vec![
+        (R1, of("COPY t FROM STDIN (FORMAT csv)")),
+        (R2, of("COPY t FROM STDIN")),
+    ];
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    assert_eq!(fail.receiver_faults.len(), 1, "{fail}");
+    assert!(
+        representation_mismatch(&fail, R2).starts_with(
+            "the COPY FROM STDIN reads FORMAT text, but receiver 1's COPY FROM STDIN reads FORMAT \
+             csv: "
+        ),
+        "{fail}"
+    );
+    assert!(io.logged("complete").is_empty(), "nothing completed");
+}
+
+#[test]
+fn spellings_of_one_representation_start() {
+    let mut io = Endpoints::new(3, 2);
+    io.producer_format = Some(of("copy t to stdout with csv"));
+    io.receiver_formats = vec![
+        (R0, of("COPY t FROM STDIN (FORMAT 'csv', ENCODING 'UTF-8')")),
+        (R1, of(r#"COPY t FROM STDIN CSV QUOTE '"' ESCAPE E'\x22'"#)),
+        (R2, CopyFormat::Text.into()),
+    ];
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    assert_eq!(io.drive(&mut run, CopyRun::poll_run).unwrap().messages, 6);
 }
 
 #[test]

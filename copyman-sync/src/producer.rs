@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
-use copyman_core::session::CopyFormat;
+use copyman_core::start::DataFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 
@@ -44,9 +44,11 @@ pub trait Producer {
         None
     }
 
-    /// The overall format (text or binary) its server announced when its COPY started, if it
-    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
-    fn format(&self) -> Option<CopyFormat> {
+    /// What its data is, once its COPY started, if it has a server: the overall format (text or
+    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
+    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
+    /// producer and receivers differ in either.
+    fn format(&self) -> Option<DataFormat> {
         None
     }
 
@@ -114,7 +116,7 @@ copyman_core::forward_boxed! {
         fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
         fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
         fn count(&self) -> Option<u64>;
-        fn format(&self) -> Option<CopyFormat>;
+        fn format(&self) -> Option<DataFormat>;
         fn cancel(&mut self) -> Result<(), BoxError>;
         fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
@@ -195,7 +197,7 @@ impl Producer for StatementProducer<'_> {
         Protocol::PQv3
     }
 
-    fn format(&self) -> Option<CopyFormat> {
+    fn format(&self) -> Option<DataFormat> {
         self.out.format()
     }
 

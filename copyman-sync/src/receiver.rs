@@ -5,7 +5,7 @@ use std::io::Write;
 use bytes::Bytes;
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{CallReceiver, CopyInStatement, NullReceiver, completed, lines};
-use copyman_core::session::CopyFormat;
+use copyman_core::start::DataFormat;
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
@@ -73,9 +73,11 @@ pub trait Receiver {
     /// Its connection could not be made usable again.
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
 
-    /// The overall format (text or binary) its server announced when its COPY started, if it
-    /// has a server; the manager refuses a copy whose producer and receivers differ in it.
-    fn format(&self) -> Option<CopyFormat> {
+    /// What its data is, once its COPY started, if it has a server: the overall format (text or
+    /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
+    /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
+    /// producer and receivers differ in either.
+    fn format(&self) -> Option<DataFormat> {
         None
     }
 
@@ -213,7 +215,7 @@ impl Receiver for StatementReceiver<'_> {
         Protocol::PQv3
     }
 
-    fn format(&self) -> Option<CopyFormat> {
+    fn format(&self) -> Option<DataFormat> {
         self.copy.format()
     }
 

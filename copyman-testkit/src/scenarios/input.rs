@@ -128,6 +128,66 @@ pub fn mismatched_formats<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     assert_eq!(error.sqlstate, None, "{error}");
 }
 
+/// A receiver whose COPY reads CSV while the producer's writes text: the servers announce the
+/// same overall format, and the server would load the rows (a text `\N` as a string), so it is
+/// refused from the statements' representations once every COPY started, before any data is
+/// sent, in the words the `copyman` command uses.
+pub fn mismatched_representations<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let fail = failed_start(
+        driver,
+        clusters,
+        &series(10),
+        "COPY t FROM STDIN (FORMAT csv)",
+    );
+    let error = receiver_error(&fail);
+    names(
+        &error.text,
+        &[
+            "the COPY FROM STDIN reads FORMAT csv, but the COPY TO STDOUT writes FORMAT text",
+            "give both ends the same FORMAT and options",
+        ],
+    );
+    assert_eq!(error.sqlstate, None, "{error}");
+}
+
+/// Spellings of one encoding are one encoding, and an ENCODING left out is the session's
+/// client_encoding (UTF8 on copyman's connections): `ENCODING 'unicode'` on the source,
+/// `ENCODING 'UTF8'` and none on the destinations copy every row.
+pub fn encoding_spellings_agree<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = 100;
+    let source_db = clusters.source.create_database();
+    let statements = ["COPY t FROM STDIN (ENCODING 'UTF8')", "COPY t FROM STDIN"];
+    let dests: Vec<(&Cluster, String)> = clusters.destinations[..2]
+        .iter()
+        .map(|c| {
+            let db = c.create_database();
+            exec(c, &db, "CREATE TABLE t (i int8)");
+            (c, db)
+        })
+        .collect();
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            format!("{} (ENCODING 'unicode')", series(ROWS)),
+        )),
+        destinations: dests
+            .iter()
+            .zip(statements)
+            .map(|((c, db), copy)| {
+                DestinationSpec::Statement(StatementSpec::new(c.conninfo(db), copy))
+            })
+            .collect(),
+    };
+    let mut copy = open(driver, plan);
+    let summary = copy
+        .run()
+        .unwrap_or_else(|e| panic!("[{}] run: {e}", driver.name()));
+    assert_eq!(summary.messages, ROWS);
+    for (c, db) in &dests {
+        assert_eq!(count(c, db, "t"), ROWS as i64);
+    }
+}
+
 /// A missing table on either side: the server's 42P01 with its message.
 pub fn missing_table<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let fail = failed_start(

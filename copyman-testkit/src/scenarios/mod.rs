@@ -23,8 +23,9 @@
 //! * faults with real servers: [`destination_rejects_row_midway`],
 //!   [`source_error_midstream`], [`source_backend_terminated_midstream`],
 //!   [`destination_server_stopped_midstream`], [`stopped_early`], [`dropped_mid_copy`];
-//! * bad input: [`not_a_copy_statement`], [`wrong_direction`], [`missing_table`],
-//!   [`wrong_password`];
+//! * bad input: [`not_a_copy_statement`], [`wrong_direction`], [`mismatched_formats`],
+//!   [`mismatched_representations`] (and what is not a mismatch: [`encoding_spellings_agree`]),
+//!   [`missing_table`], [`wrong_password`];
 //! * row sizes: [`tiny_and_huge_rows`];
 //! * the other endpoints: [`iterator_producer_into_statement_receiver`],
 //!   [`statement_producer_into_call_receiver`];
@@ -65,7 +66,8 @@ pub use faults::{
     source_backend_terminated_midstream, source_error_midstream, stopped_early,
 };
 pub use input::{
-    mismatched_formats, missing_table, not_a_copy_statement, wrong_direction, wrong_password,
+    encoding_spellings_agree, mismatched_formats, mismatched_representations, missing_table,
+    not_a_copy_statement, wrong_direction, wrong_password,
 };
 pub use options::{keep_going_leaves_refusing_destination_usable, window_of_one_holds_one_chunk};
 pub use seed::{
@@ -175,6 +177,8 @@ macro_rules! scenario_tests {
             not_a_copy_statement,
             wrong_direction,
             mismatched_formats,
+            mismatched_representations,
+            encoding_spellings_agree,
             missing_table,
             wrong_password,
             tiny_and_huge_rows,

@@ -1,0 +1,97 @@
+//! `copyman copy` ends that read the data otherwise than it is written: refused before connecting
+//! when the statements say so (exit 2), at the copy's start by core when only the sessions can
+//! tell (an ENCODING left out is the session's client_encoding); spellings of one encoding copy.
+
+mod common;
+use common::*;
+
+const TABLE: &str = "CREATE TABLE t (i int8, s text)";
+const FILL: &str = "INSERT INTO t SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'é' || g END \
+                    FROM generate_series(1, 1000) g";
+
+/// A text `--send` and a CSV `--receive`: refused before any server is reached (the hosts do not
+/// exist), exit 2, in core's words.
+#[test]
+fn text_send_with_csv_receive_exits_2_before_connecting() {
+    let out = run(&[
+        "copy",
+        "--from",
+        "host=/nonexistent/source dbname=x",
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        "host=/nonexistent/dest dbname=x",
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv)",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the --receive of destination 1 reads FORMAT csv, but --send writes FORMAT text: its \
+             rows would be read as another format"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("nonexistent"),
+        "nothing was connected: {stderr}"
+    );
+}
+
+/// `ENCODING 'UTF8'` on one end and none on the other (the session's client_encoding, UTF8 on
+/// copyman's connections) was refused before connecting; it copies every row.
+#[test]
+fn explicit_utf8_against_the_session_encoding_copies() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE}; {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN (ENCODING 'unicode')",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.dest[0], &dst, "t"), digest(&c.source, &src, "t"));
+}
+
+/// A `--receive` with an ENCODING of its own (LATIN1) against a `--send` without one: only the
+/// source session's client_encoding (UTF8) tells them apart, so core refuses it at the copy's
+/// start, before any data moves: nothing loaded, no COPY left on either server.
+#[test]
+fn an_encoding_other_than_the_sessions_fails_at_the_start() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE}; {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN (ENCODING 'LATIN1')",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ne!(out.status.code(), Some(2), "refused only once connected");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the COPY FROM STDIN reads FORMAT text, ENCODING 'LATIN1', but the COPY TO STDOUT \
+             writes FORMAT text, ENCODING 'UTF8'"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &dst), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
+}
