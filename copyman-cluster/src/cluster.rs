@@ -437,6 +437,66 @@ impl Cluster {
         self.wait_until_accepting();
     }
 
+    /// A second cluster started from a file-level copy of this one's data directory, as a
+    /// copied data directory, `pg_basebackup` or a restore makes one: the same system
+    /// identifier, databases and oids, on its own port and socket, with the default settings
+    /// (the builder's custom settings and TLS are not carried). This cluster is stopped for the
+    /// copy and started again.
+    ///
+    /// Do not call this on a cluster others share (copyman-testkit's `shared()`).
+    ///
+    /// # Panics
+    ///
+    /// If the copy or either server's start fails.
+    pub fn clone_data(&self) -> Cluster {
+        let root = make_root_dir();
+        let mut clone = Self {
+            data_dir: root.join("data"),
+            socket_dir: root.join("socket"),
+            log_file: root.join("server.log"),
+            root,
+            port: 0,
+            auth: self.auth,
+            password: self.password.clone(),
+            running: Mutex::new(false),
+            watchdog: None,
+            tls: None,
+        };
+        clone.watchdog = Some(Watchdog::spawn(
+            &binaries().pg_ctl,
+            &clone.data_dir,
+            &clone.root,
+        ));
+        check_socket_path_len(&clone.socket_dir);
+        fs::create_dir(&clone.socket_dir).unwrap_or_else(|e| {
+            panic!(
+                "copyman-cluster: cannot create {}: {e}",
+                clone.socket_dir.display()
+            )
+        });
+        set_private(&clone.socket_dir);
+        give_to_server(&clone.socket_dir);
+        // An immediate stop loses what `synchronous_commit = off` has not flushed yet.
+        self.with_admin_client(|client| {
+            client
+                .batch_execute("CHECKPOINT")
+                .unwrap_or_else(|e| panic!("copyman-cluster: CHECKPOINT failed: {e}"));
+        });
+        self.stop_immediate();
+        // `cp -a` keeps the files' owner (the server's OS user) and modes.
+        let copied = run(Command::new("cp")
+            .arg("-a")
+            .arg(&self.data_dir)
+            .arg(&clone.data_dir));
+        self.start_again();
+        if let Err(e) = copied {
+            panic!("copyman-cluster: copying the data directory failed: {e}");
+        }
+        let _ = fs::remove_file(clone.data_dir.join("postmaster.pid"));
+        clone.start_on_free_port(&[]);
+        clone
+    }
+
     /// Runs `sql` with the installed `psql` against database `db` (unaligned,
     /// tuples only, `ON_ERROR_STOP`, no `.psqlrc`) and returns its standard
     /// output.

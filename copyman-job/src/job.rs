@@ -857,7 +857,7 @@ pub fn plan(
         }));
     }
     // Each destination as the state file names it: by what it is, not by how it was spelled.
-    let keys: Vec<String> = dests
+    let mut keys: Vec<String> = dests
         .iter_mut()
         .zip(destinations)
         .map(|(conn, server)| {
@@ -866,6 +866,18 @@ pub fn plan(
                 .unwrap_or_else(|| state::unidentified_key(&server.name))
         })
         .collect();
+    // Clones of one server (a copied data directory, pg_basebackup) running side by side are
+    // two destinations with one system identifier: named alike, one's records would stand for
+    // the other's. They are named by their connection strings instead.
+    let shared: Vec<bool> = keys
+        .iter()
+        .map(|k| keys.iter().filter(|other| *other == k).count() > 1)
+        .collect();
+    for ((key, server), shared) in keys.iter_mut().zip(destinations).zip(shared) {
+        if shared {
+            *key = state::unidentified_key(&server.name);
+        }
+    }
     let recorded = if options.resume {
         resumed(&options.state, selection, &keys, destinations)?
     } else {
