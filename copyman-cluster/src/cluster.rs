@@ -448,7 +448,7 @@ impl Cluster {
     /// # Panics
     ///
     /// If the copy or either server's start fails.
-    pub fn clone_data(&self) -> Cluster {
+    pub fn clone_data(&self) -> Self {
         let root = make_root_dir();
         let mut clone = Self {
             data_dir: root.join("data"),
