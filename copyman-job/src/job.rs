@@ -559,7 +559,7 @@ impl Plan {
         if emptied.is_empty() {
             return None;
         }
-        Some(if group.truncate_together {
+        Some(if truncates_together(&self.tables, group, d) {
             let list: Vec<(&TableName, &str)> = emptied
                 .iter()
                 .map(|&(t, kind, _)| (&t.table, kind))
@@ -574,6 +574,26 @@ impl Plan {
             each.join("; ")
         })
     }
+}
+
+/// Whether destination `d` empties `group`'s members with one `TRUNCATE`: the group is
+/// truncated together ([`crate::plan::Group::truncate_together`]) and every member that
+/// references a member emptied there is emptied there too. A member copied there without
+/// emptying (not begun there on a resume) or done there keeps its rows, and PostgreSQL refuses
+/// a `TRUNCATE` of a table it references without it (0A000): there the members are emptied one
+/// by one, as a table alone would be.
+fn truncates_together(tables: &[TablePlan], group: &crate::plan::Group, d: usize) -> bool {
+    let emptied_here =
+        |t: &TablePlan| matches!(t.destinations[d], DestPlan::Copy { truncate: true, .. });
+    group.truncate_together
+        && group.members.iter().all(|&m| {
+            let t = &tables[m];
+            !emptied_here(t)
+                || group.members.iter().all(|&k| {
+                    let by = &tables[k];
+                    emptied_here(by) || !t.referenced_by.contains(&by.table.to_string())
+                })
+        })
 }
 
 impl std::fmt::Debug for Plan {
@@ -1096,9 +1116,12 @@ pub fn plan(
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
     // say how the data hangs together): parents first.
     let mut edges = foreign_keys(&mut src);
+    let mut ancestors = partition_ancestors(&mut src);
     for conn in dests.iter_mut().flatten() {
         edges.extend(foreign_keys(conn));
+        ancestors.extend(partition_ancestors(conn));
     }
+    let edges = onto_job_tables(&tables, &ancestors, edges);
     order_by_foreign_keys(&mut tables, &edges);
     // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
     let groups = {
@@ -1107,11 +1130,6 @@ pub fn plan(
         let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
         crate::plan::fk_groups(&names, &emptied, &after, &edges)
     };
-    let together: HashSet<usize> = groups
-        .iter()
-        .filter(|g| g.truncate_together)
-        .flat_map(|g| g.members.iter().copied())
-        .collect();
     for g in &groups {
         let names: Vec<String> = g
             .members
@@ -1135,17 +1153,30 @@ pub fn plan(
             }
         ));
     }
+    // Truncated with every table that references it, a table takes FREEZE like any other;
+    // that is decided on each destination ([`truncates_together`]).
+    let together: Vec<Vec<bool>> = (0..tables.len())
+        .map(|i| {
+            (0..tables[i].destinations.len())
+                .map(|d| {
+                    groups
+                        .iter()
+                        .find(|g| g.members.contains(&i))
+                        .is_some_and(|g| truncates_together(&tables, g, d))
+                })
+                .collect()
+        })
+        .collect();
     for (i, t) in tables.iter_mut().enumerate() {
-        // Truncated with every table that references it, a table takes FREEZE like any other.
-        let referenced = t.referenced() && !together.contains(&i);
-        for d in &mut t.destinations {
+        let referenced = t.referenced();
+        for (d, dest) in t.destinations.iter_mut().enumerate() {
             if let DestPlan::Copy {
                 freeze,
                 quiet_delete,
                 ..
-            } = d
+            } = dest
             {
-                *freeze &= !(referenced && *quiet_delete);
+                *freeze &= !(referenced && !together[i][d] && *quiet_delete);
             }
         }
     }
@@ -1211,6 +1242,70 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
             Some((child.to_string(), parent.to_string()))
         })
         .collect()
+}
+
+/// Each partition on `conn`'s database with its ancestors, nearest first (schema-qualified and
+/// quoted). Nothing when the catalog cannot be read.
+fn partition_ancestors(conn: &mut Connection) -> Vec<(String, Vec<String>)> {
+    const SQL: &str = "SELECT cn.nspname::text, c.relname::text, an.nspname::text, a.relname::text \
+        FROM pg_catalog.pg_class c \
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+        CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY u(relid, n) \
+        JOIN pg_catalog.pg_class a ON a.oid = u.relid \
+        JOIN pg_catalog.pg_namespace an ON an.oid = a.relnamespace \
+        WHERE c.relispartition AND u.relid <> c.oid ORDER BY c.oid, u.n";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let mut row = row.into_iter();
+        let mut name = || {
+            let schema = row.next().flatten()?;
+            let name = row.next().flatten()?;
+            Some(TableName::from_parts(Some(schema), name).to_string())
+        };
+        let (Some(part), Some(ancestor)) = (name(), name()) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((p, list)) if *p == part => list.push(ancestor),
+            _ => out.push((part, vec![ancestor])),
+        }
+    }
+    out
+}
+
+/// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
+/// not a table of the job but whose ancestor is (its rows are copied, and emptied, with that
+/// ancestor's) stands for its nearest such ancestor. A partitioned table's foreign key has a
+/// row of its own for each partition (`c1 → p` besides `c → p`): without this, such a
+/// partition would count as a table outside the job that references `p`. Self-references and
+/// repeats are left out.
+fn onto_job_tables(
+    tables: &[TablePlan],
+    ancestors: &[(String, Vec<String>)],
+    edges: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
+    let map = |name: String| -> String {
+        if job.contains(&name) {
+            return name;
+        }
+        ancestors
+            .iter()
+            .filter(|(p, _)| *p == name)
+            .find_map(|(_, list)| list.iter().find(|a| job.contains(*a)).cloned())
+            .unwrap_or(name)
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (c, p) in edges {
+        let edge = (map(c), map(p));
+        if edge.0 != edge.1 && !out.contains(&edge) {
+            out.push(edge);
+        }
+    }
+    out
 }
 
 /// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
@@ -1796,13 +1891,36 @@ impl Shared<'_> {
                     together.push(r);
                 }
             }
+            // Each as the job empties it: a partitioned table with its partitions (PostgreSQL
+            // refuses `TRUNCATE ONLY` of one), an ordinary one without its heirs; a table the
+            // job does not copy, of a kind not known here, `ONLY` itself.
+            let together: Vec<String> = together
+                .iter()
+                .map(|name| {
+                    match self
+                        .plan
+                        .tables
+                        .iter()
+                        .find(|p| p.table.to_string() == *name)
+                    {
+                        Some(p) => {
+                            let kind = match &p.destinations[d] {
+                                DestPlan::Copy { kind, .. } => kind.as_str(),
+                                _ => p.kind.as_str(),
+                            };
+                            own_rows(&p.table, kind)
+                        }
+                        None => format!("ONLY {name}"),
+                    }
+                })
+                .collect();
             return TableError {
                 lasting: false,
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
                      (their rows would go), so it cannot empty it to copy it again; on \
-                     destination {} ({}) empty them together yourself (TRUNCATE ONLY {}), \
+                     destination {} ({}) empty them together yourself (TRUNCATE {}), \
                      {then}",
                     db.message,
                     db.detail
@@ -1812,7 +1930,7 @@ impl Shared<'_> {
                     referencing.join(", "),
                     d + 1,
                     self.destinations[d].name,
-                    together.join(", ONLY "),
+                    together.join(", "),
                 )),
             };
         }
@@ -3016,7 +3134,7 @@ fn copy_group_unit(
                 if emptied.is_empty() {
                     return Ok(());
                 }
-                if group.truncate_together {
+                if truncates_together(&shared.plan.tables, group, d) {
                     let sql = shared
                         .plan
                         .group_emptying(group, d)
