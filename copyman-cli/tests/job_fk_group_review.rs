@@ -139,3 +139,69 @@ fn a_partitioned_member_referencing_another_is_truncated_with_the_group() {
         assert_eq!(copy_backends(cluster, db), 0);
     }
 }
+
+// Point 3: a member after the first is watched on the destinations too.
+
+/// c references p and x (x not selected): the group is p, c. On destination 1 another session
+/// holds x's row 1 `FOR UPDATE`, so c's COPY (the second member) waits there for its foreign
+/// key check. The job says so, and a SIGINT cancels that backend: exit 130, nothing committed,
+/// no COPY left on the server although the lock is still held.
+#[test]
+fn a_second_member_waiting_for_a_lock_on_a_destination_is_reported_and_cancelled() {
+    let c = clusters();
+    let schema = "CREATE TABLE x (id int PRIMARY KEY);
+         CREATE TABLE p (id int PRIMARY KEY, v text);
+         CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p, xid int REFERENCES x, v text);
+         INSERT INTO x SELECT generate_series(1, 5);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO p SELECT g, 'p' || g FROM generate_series(1, 30) g;
+             INSERT INTO c SELECT g, 1 + g % 30, 1, 'c' || g FROM generate_series(1, 500) g;"
+        ),
+    );
+    let old = "INSERT INTO p VALUES (1, 'old'), (99, 'old');
+         INSERT INTO c VALUES (1, 99, 2, 'old'), (2, 1, 3, 'old');";
+    let d1 = database(&c.dest[0], &format!("{schema} {old}"));
+    let d2 = database(&c.dest[1], &format!("{schema} {old}"));
+    let before: Vec<Vec<(i64, String)>> = c
+        .dest
+        .iter()
+        .zip([&d1, &d2])
+        .map(|(cluster, db)| ["p", "c"].iter().map(|t| digest(cluster, db, t)).collect())
+        .collect();
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; SELECT id FROM x WHERE id = 1 FOR UPDATE")
+        .unwrap();
+    let state = TempPath::new("fk-review-lock.state");
+    let mut child = copyman()
+        .args(["table", "--truncate"])
+        .args(["--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--to", &c.dest[1].conninfo(&d2)])
+        .args(["--state", state.arg(), "public.p", "public.c"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    assert!(line.contains(r#"table "public"."c""#), "{line}");
+    signal(&child, "INT");
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{rest}");
+    // The lock is still held: the COPY that waited for it is gone all the same.
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0, "{rest}");
+    holder.batch_execute("ROLLBACK").unwrap();
+    for (k, (cluster, db)) in c.dest.iter().zip([&d1, &d2]).enumerate() {
+        for (t, table) in ["p", "c"].iter().enumerate() {
+            assert_eq!(digest(cluster, db, table), before[k][t], "{table}");
+        }
+        assert_eq!(copy_backends(cluster, db), 0);
+    }
+    assert!(
+        rest.contains("committed on every destination (and recorded): none"),
+        "{rest}"
+    );
+}

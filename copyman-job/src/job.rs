@@ -3186,6 +3186,14 @@ fn copy_group_unit(
                 table: t.table.clone(),
                 size: t.size,
             });
+            // The watch forgets the worker's backends at a table's start: the destinations'
+            // sessions, open since the group's BEGIN, are this member's now (a lock wait there
+            // is reported, a signal cancels it).
+            for &d in &here {
+                if let Some(conn) = conns.dests[d].as_ref() {
+                    shared.announce(worker, &t.table, Side::Destination(d), conn);
+                }
+            }
         }
         let source = conns.source.as_mut().expect("connected above");
         shared.announce(worker, &t.table, Side::Source, source);
