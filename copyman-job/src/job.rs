@@ -1668,6 +1668,8 @@ struct Shared<'a> {
     /// Told (under `queue`'s lock) whenever a table finishes: a table that waits for the tables
     /// it references may start.
     turn: Condvar,
+    /// How many tables (a group counts once) workers took from the queue and have not finished.
+    running: std::sync::atomic::AtomicUsize,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
     reports: Mutex<Vec<Option<TableReport>>>,
@@ -1989,7 +1991,43 @@ impl Shared<'_> {
                 })
             };
             if let Some(at) = ready {
+                self.running.fetch_add(1, Ordering::SeqCst);
                 return queue.remove(at);
+            }
+            // Nothing in flight will ever let a table left start: they wait for each other
+            // (a group waits for a table it references, which references one of its members
+            // and is copied without emptying). Said, rather than waited on for ever.
+            if self.running.load(Ordering::SeqCst) == 0 {
+                let waits: Vec<String> = queue
+                    .iter()
+                    .map(|&i| {
+                        let names = |list: Vec<usize>| -> Vec<String> {
+                            list.iter()
+                                .map(|&p| self.plan.tables[p].table.to_string())
+                                .collect()
+                        };
+                        let me = match self.group_of[i] {
+                            Some(g) => names(self.plan.groups[g].members.clone()).join(" with "),
+                            None => self.plan.tables[i].table.to_string(),
+                        };
+                        let behind: Vec<usize> = self
+                            .waits_for(i)
+                            .into_iter()
+                            .filter(|&p| self.pending[p])
+                            .collect();
+                        format!("{me} waits for {}", names(behind).join(", "))
+                    })
+                    .collect();
+                self.stop(format!(
+                    "cannot order the tables left by their foreign keys: {}; each must commit \
+                     before the other starts (a group of tables emptied first and a table \
+                     copied without emptying that references one member and is referenced by \
+                     another); nothing of them was copied: copy them with --truncate (all \
+                     emptied, one group), or the table copied without emptying in a job of its \
+                     own",
+                    waits.join("; ")
+                ));
+                return None;
             }
             // A bounded wait: a job that halts meanwhile is seen without a notification.
             queue = self
@@ -2098,6 +2136,7 @@ pub fn run(
         queue: Mutex::new(todo),
         pending: copies,
         turn: Condvar::new(),
+        running: std::sync::atomic::AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
         reports: Mutex::new(vec![None; plan.tables.len()]),
@@ -2231,10 +2270,12 @@ fn work(shared: &Shared<'_>, worker: usize) {
             for (&m, report) in group.members.iter().zip(reports) {
                 finish_table(shared, worker, m, report);
             }
-            continue;
+        } else {
+            let report = copy_table(shared, worker, t, &mut conns);
+            finish_table(shared, worker, i, report);
         }
-        let report = copy_table(shared, worker, t, &mut conns);
-        finish_table(shared, worker, i, report);
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+        shared.finished();
     }
 }
 
