@@ -1142,9 +1142,34 @@ pub fn plan(
              COMMIT; not split, one session per destination)",
             names.join(", "),
             if g.truncate_together {
+                // As the first destination has them (the plan shows each destination's).
+                let list: Vec<String> = g
+                    .members
+                    .iter()
+                    .map(|&m| {
+                        let t = &tables[m];
+                        let kind = t
+                            .destinations
+                            .iter()
+                            .find_map(|d| match d {
+                                DestPlan::Copy { kind, .. } => Some(kind.as_str()),
+                                _ => None,
+                            })
+                            .unwrap_or(t.kind.as_str());
+                        own_rows(&t.table, kind)
+                    })
+                    .collect();
+                let partly = (0..tables[g.members[0]].destinations.len())
+                    .any(|d| !truncates_together(&tables, g, d));
                 format!(
-                    "empties them with one TRUNCATE ONLY {}",
-                    names.join(", ONLY ")
+                    "empties them with one TRUNCATE {}{}",
+                    list.join(", "),
+                    if partly {
+                        " (one by one, children first, where a member that references another \
+                         emptied there is not emptied there itself)"
+                    } else {
+                        ""
+                    }
                 )
             } else {
                 "empties them one by one, children first (a table outside the group references \
