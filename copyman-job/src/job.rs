@@ -559,7 +559,7 @@ impl Plan {
         if emptied.is_empty() {
             return None;
         }
-        Some(if group.truncate_together {
+        Some(if truncates_together(&self.tables, group, d) {
             let list: Vec<(&TableName, &str)> = emptied
                 .iter()
                 .map(|&(t, kind, _)| (&t.table, kind))
@@ -574,6 +574,26 @@ impl Plan {
             each.join("; ")
         })
     }
+}
+
+/// Whether destination `d` empties `group`'s members with one `TRUNCATE`: the group is
+/// truncated together ([`crate::plan::Group::truncate_together`]) and every member that
+/// references a member emptied there is emptied there too. A member copied there without
+/// emptying (not begun there on a resume) or done there keeps its rows, and PostgreSQL refuses
+/// a `TRUNCATE` of a table it references without it (0A000): there the members are emptied one
+/// by one, as a table alone would be.
+fn truncates_together(tables: &[TablePlan], group: &crate::plan::Group, d: usize) -> bool {
+    let emptied_here =
+        |t: &TablePlan| matches!(t.destinations[d], DestPlan::Copy { truncate: true, .. });
+    group.truncate_together
+        && group.members.iter().all(|&m| {
+            let t = &tables[m];
+            !emptied_here(t)
+                || group.members.iter().all(|&k| {
+                    let by = &tables[k];
+                    emptied_here(by) || !t.referenced_by.contains(&by.table.to_string())
+                })
+        })
 }
 
 impl std::fmt::Debug for Plan {
@@ -1108,9 +1128,12 @@ pub fn plan(
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
     // say how the data hangs together): parents first.
     let mut edges = foreign_keys(&mut src);
+    let mut ancestors = partition_ancestors(&mut src);
     for conn in dests.iter_mut().flatten() {
         edges.extend(foreign_keys(conn));
+        ancestors.extend(partition_ancestors(conn));
     }
+    let edges = onto_job_tables(&tables, &ancestors, edges);
     order_by_foreign_keys(&mut tables, &edges);
     // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
     let groups = {
@@ -1119,11 +1142,6 @@ pub fn plan(
         let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
         crate::plan::fk_groups(&names, &emptied, &after, &edges)
     };
-    let together: HashSet<usize> = groups
-        .iter()
-        .filter(|g| g.truncate_together)
-        .flat_map(|g| g.members.iter().copied())
-        .collect();
     for g in &groups {
         let names: Vec<String> = g
             .members
@@ -1136,9 +1154,34 @@ pub fn plan(
              COMMIT; not split, one session per destination)",
             names.join(", "),
             if g.truncate_together {
+                // As the first destination has them (the plan shows each destination's).
+                let list: Vec<String> = g
+                    .members
+                    .iter()
+                    .map(|&m| {
+                        let t = &tables[m];
+                        let kind = t
+                            .destinations
+                            .iter()
+                            .find_map(|d| match d {
+                                DestPlan::Copy { kind, .. } => Some(kind.as_str()),
+                                _ => None,
+                            })
+                            .unwrap_or(t.kind.as_str());
+                        own_rows(&t.table, kind)
+                    })
+                    .collect();
+                let partly = (0..tables[g.members[0]].destinations.len())
+                    .any(|d| !truncates_together(&tables, g, d));
                 format!(
-                    "empties them with one TRUNCATE ONLY {}",
-                    names.join(", ONLY ")
+                    "empties them with one TRUNCATE {}{}",
+                    list.join(", "),
+                    if partly {
+                        " (one by one, children first, where a member that references another \
+                         emptied there is not emptied there itself)"
+                    } else {
+                        ""
+                    }
                 )
             } else {
                 "empties them one by one, children first (a table outside the group references \
@@ -1147,17 +1190,30 @@ pub fn plan(
             }
         ));
     }
+    // Truncated with every table that references it, a table takes FREEZE like any other;
+    // that is decided on each destination ([`truncates_together`]).
+    let together: Vec<Vec<bool>> = (0..tables.len())
+        .map(|i| {
+            (0..tables[i].destinations.len())
+                .map(|d| {
+                    groups
+                        .iter()
+                        .find(|g| g.members.contains(&i))
+                        .is_some_and(|g| truncates_together(&tables, g, d))
+                })
+                .collect()
+        })
+        .collect();
     for (i, t) in tables.iter_mut().enumerate() {
-        // Truncated with every table that references it, a table takes FREEZE like any other.
-        let referenced = t.referenced() && !together.contains(&i);
-        for d in &mut t.destinations {
+        let referenced = t.referenced();
+        for (d, dest) in t.destinations.iter_mut().enumerate() {
             if let DestPlan::Copy {
                 freeze,
                 quiet_delete,
                 ..
-            } = d
+            } = dest
             {
-                *freeze &= !(referenced && *quiet_delete);
+                *freeze &= !(referenced && !together[i][d] && *quiet_delete);
             }
         }
     }
@@ -1223,6 +1279,70 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
             Some((child.to_string(), parent.to_string()))
         })
         .collect()
+}
+
+/// Each partition on `conn`'s database with its ancestors, nearest first (schema-qualified and
+/// quoted). Nothing when the catalog cannot be read.
+fn partition_ancestors(conn: &mut Connection) -> Vec<(String, Vec<String>)> {
+    const SQL: &str = "SELECT cn.nspname::text, c.relname::text, an.nspname::text, a.relname::text \
+        FROM pg_catalog.pg_class c \
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+        CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY u(relid, n) \
+        JOIN pg_catalog.pg_class a ON a.oid = u.relid \
+        JOIN pg_catalog.pg_namespace an ON an.oid = a.relnamespace \
+        WHERE c.relispartition AND u.relid <> c.oid ORDER BY c.oid, u.n";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let mut row = row.into_iter();
+        let mut name = || {
+            let schema = row.next().flatten()?;
+            let name = row.next().flatten()?;
+            Some(TableName::from_parts(Some(schema), name).to_string())
+        };
+        let (Some(part), Some(ancestor)) = (name(), name()) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((p, list)) if *p == part => list.push(ancestor),
+            _ => out.push((part, vec![ancestor])),
+        }
+    }
+    out
+}
+
+/// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
+/// not a table of the job but whose ancestor is (its rows are copied, and emptied, with that
+/// ancestor's) stands for its nearest such ancestor. A partitioned table's foreign key has a
+/// row of its own for each partition (`c1 → p` besides `c → p`): without this, such a
+/// partition would count as a table outside the job that references `p`. Self-references and
+/// repeats are left out.
+fn onto_job_tables(
+    tables: &[TablePlan],
+    ancestors: &[(String, Vec<String>)],
+    edges: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
+    let map = |name: String| -> String {
+        if job.contains(&name) {
+            return name;
+        }
+        ancestors
+            .iter()
+            .filter(|(p, _)| *p == name)
+            .find_map(|(_, list)| list.iter().find(|a| job.contains(*a)).cloned())
+            .unwrap_or(name)
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (c, p) in edges {
+        let edge = (map(c), map(p));
+        if edge.0 != edge.1 && !out.contains(&edge) {
+            out.push(edge);
+        }
+    }
+    out
 }
 
 /// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
@@ -1585,6 +1705,8 @@ struct Shared<'a> {
     /// Told (under `queue`'s lock) whenever a table finishes: a table that waits for the tables
     /// it references may start.
     turn: Condvar,
+    /// How many tables (a group counts once) workers took from the queue and have not finished.
+    running: std::sync::atomic::AtomicUsize,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
     reports: Mutex<Vec<Option<TableReport>>>,
@@ -1808,13 +1930,36 @@ impl Shared<'_> {
                     together.push(r);
                 }
             }
+            // Each as the job empties it: a partitioned table with its partitions (PostgreSQL
+            // refuses `TRUNCATE ONLY` of one), an ordinary one without its heirs; a table the
+            // job does not copy, of a kind not known here, `ONLY` itself.
+            let together: Vec<String> = together
+                .iter()
+                .map(|name| {
+                    match self
+                        .plan
+                        .tables
+                        .iter()
+                        .find(|p| p.table.to_string() == *name)
+                    {
+                        Some(p) => {
+                            let kind = match &p.destinations[d] {
+                                DestPlan::Copy { kind, .. } => kind.as_str(),
+                                _ => p.kind.as_str(),
+                            };
+                            own_rows(&p.table, kind)
+                        }
+                        None => format!("ONLY {name}"),
+                    }
+                })
+                .collect();
             return TableError {
                 lasting: false,
                 sqlstate: described.sqlstate,
                 message: one_line(&format!(
                     "{}{}: rows of {} reference its rows, and copyman empties no other table \
                      (their rows would go), so it cannot empty it to copy it again; on \
-                     destination {} ({}) empty them together yourself (TRUNCATE ONLY {}), \
+                     destination {} ({}) empty them together yourself (TRUNCATE {}), \
                      {then}",
                     db.message,
                     db.detail
@@ -1824,7 +1969,7 @@ impl Shared<'_> {
                     referencing.join(", "),
                     d + 1,
                     self.destinations[d].name,
-                    together.join(", ONLY "),
+                    together.join(", "),
                 )),
             };
         }
@@ -1883,7 +2028,43 @@ impl Shared<'_> {
                 })
             };
             if let Some(at) = ready {
+                self.running.fetch_add(1, Ordering::SeqCst);
                 return queue.remove(at);
+            }
+            // Nothing in flight will ever let a table left start: they wait for each other
+            // (a group waits for a table it references, which references one of its members
+            // and is copied without emptying). Said, rather than waited on for ever.
+            if self.running.load(Ordering::SeqCst) == 0 {
+                let waits: Vec<String> = queue
+                    .iter()
+                    .map(|&i| {
+                        let names = |list: Vec<usize>| -> Vec<String> {
+                            list.iter()
+                                .map(|&p| self.plan.tables[p].table.to_string())
+                                .collect()
+                        };
+                        let me = match self.group_of[i] {
+                            Some(g) => names(self.plan.groups[g].members.clone()).join(" with "),
+                            None => self.plan.tables[i].table.to_string(),
+                        };
+                        let behind: Vec<usize> = self
+                            .waits_for(i)
+                            .into_iter()
+                            .filter(|&p| self.pending[p])
+                            .collect();
+                        format!("{me} waits for {}", names(behind).join(", "))
+                    })
+                    .collect();
+                self.stop(format!(
+                    "cannot order the tables left by their foreign keys: {}; each must commit \
+                     before the other starts (a group of tables emptied first and a table \
+                     copied without emptying that references one member and is referenced by \
+                     another); nothing of them was copied: copy them with --truncate (all \
+                     emptied, one group), or the table copied without emptying in a job of its \
+                     own",
+                    waits.join("; ")
+                ));
+                return None;
             }
             // A bounded wait: a job that halts meanwhile is seen without a notification.
             queue = self
@@ -1992,6 +2173,7 @@ pub fn run(
         queue: Mutex::new(todo),
         pending: copies,
         turn: Condvar::new(),
+        running: std::sync::atomic::AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
         reports: Mutex::new(vec![None; plan.tables.len()]),
@@ -2125,10 +2307,12 @@ fn work(shared: &Shared<'_>, worker: usize) {
             for (&m, report) in group.members.iter().zip(reports) {
                 finish_table(shared, worker, m, report);
             }
-            continue;
+        } else {
+            let report = copy_table(shared, worker, t, &mut conns);
+            finish_table(shared, worker, i, report);
         }
-        let report = copy_table(shared, worker, t, &mut conns);
-        finish_table(shared, worker, i, report);
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+        shared.finished();
     }
 }
 
@@ -3028,7 +3212,7 @@ fn copy_group_unit(
                 if emptied.is_empty() {
                     return Ok(());
                 }
-                if group.truncate_together {
+                if truncates_together(&shared.plan.tables, group, d) {
                     let sql = shared
                         .plan
                         .group_emptying(group, d)
@@ -3080,6 +3264,14 @@ fn copy_group_unit(
                 table: t.table.clone(),
                 size: t.size,
             });
+            // The watch forgets the worker's backends at a table's start: the destinations'
+            // sessions, open since the group's BEGIN, are this member's now (a lock wait there
+            // is reported, a signal cancels it).
+            for &d in &here {
+                if let Some(conn) = conns.dests[d].as_ref() {
+                    shared.announce(worker, &t.table, Side::Destination(d), conn);
+                }
+            }
         }
         let source = conns.source.as_mut().expect("connected above");
         shared.announce(worker, &t.table, Side::Source, source);
