@@ -50,6 +50,7 @@ use copyman_sync::{
 };
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
+use crate::resume::{self, Resumed};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carrier, Carry};
 use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
@@ -205,14 +206,14 @@ pub struct TableError {
 }
 
 impl TableError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             sqlstate: None,
             message: message.into(),
         }
     }
 
-    fn prefixed(mut self, prefix: &str) -> Self {
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}{}", self.message);
         self
     }
@@ -483,6 +484,9 @@ pub struct Plan {
     pub recorded: Recorded,
     /// The selection, as the state file records it ([`Selection::key`]).
     pub selection: String,
+    /// Tables begun and not recorded done by an earlier run whose commit the destination
+    /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
+    confirmed: Vec<(String, usize, u64)>,
     coordinator: Option<Connection>,
 }
 
@@ -676,7 +680,10 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
         "the state file {} records an earlier job into these destinations, which \
          began {}{}: copied again without emptying them, their rows would be there twice; \
          --resume copies only what that run did not finish, --truncate empties each table and \
-         copies it again, and another --state (or removing that file) adds the rows once more",
+         copies it again, and another --state (or removing that file) adds the rows once more; \
+         a clone of a destination (a base backup, a copied data directory, a restore) shares \
+         its origin's identity, so the file names it too: --resume is wrong for a clone, give \
+         it another --state",
         path.display(),
         again.join(", "),
         if more > 0 {
@@ -834,6 +841,7 @@ pub fn plan(
     };
 
     let mut tables = Vec::new();
+    let mut confirmed = Vec::new();
     for sel in selected {
         let key = sel.table.to_string();
         let source_rel = match lookup(&mut src, &sel.table) {
@@ -861,15 +869,37 @@ pub fn plan(
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
         for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
-            if let Some(rows) = recorded.done(&key, &keys[i]) {
+            let done = recorded.done(&key, &keys[i]);
+            if let Some(rows @ 0) = done {
                 plans.push(DestPlan::Done(rows));
                 continue;
             }
             let conn = match ensure(slot, server) {
                 Ok(conn) => conn,
+                // Recorded done: as recorded (it cannot be checked).
+                Err(_) if done.is_some() => {
+                    plans.push(DestPlan::Done(done.unwrap_or_default()));
+                    continue;
+                }
                 Err(e) => {
                     plans.push(DestPlan::Refused(e));
                     continue;
+                }
+            };
+            // What the state file says of it here, checked against the destination.
+            let here = resume::resumed_here(conn, &recorded, &sel.table, &sel.kind, &keys[i], i);
+            let empty_first = match here.map_err(JobError::Refused)? {
+                Resumed::Done { rows, note } => {
+                    notes.extend(note);
+                    if done.is_none() {
+                        confirmed.push((key.clone(), i, rows));
+                    }
+                    plans.push(DestPlan::Done(rows));
+                    continue;
+                }
+                Resumed::Copy { empty, note } => {
+                    notes.extend(note);
+                    empty
                 }
             };
             let rel = match lookup(conn, &sel.table) {
@@ -905,7 +935,7 @@ pub fn plan(
                 ))));
                 continue;
             }
-            let truncate = options.truncate || recorded.begun(&key, &keys[i]);
+            let truncate = options.truncate || empty_first;
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
                 && conn
@@ -1049,6 +1079,7 @@ pub fn plan(
         snapshot,
         recorded,
         selection: selection.key(),
+        confirmed,
         coordinator,
     })
 }
@@ -1746,6 +1777,15 @@ pub fn run(
     if plan.recorded.selection.is_none() {
         state
             .selection(&plan.selection)
+            .map_err(|error| JobError::State {
+                path: options.state.clone(),
+                error,
+            })?;
+    }
+    // What an earlier run committed without recording it (the destination confirmed it).
+    for (table, d, rows) in std::mem::take(&mut plan.confirmed) {
+        state
+            .done(&table, &plan.keys[d], rows)
             .map_err(|error| JobError::State {
                 path: options.state.clone(),
                 error,
@@ -2483,10 +2523,31 @@ fn copy_whole(
     // From here the worker's backends are not cancelled; an interruption seen now still rolls
     // the table back, one that comes later lets its commit finish.
     (shared.events)(Event::Ending { worker });
-    let flags: Vec<bool> = live
+    let mut flags: Vec<bool> = live
         .iter()
         .map(|d| ok.iter().any(|(o, _)| o == d))
         .collect();
+    // Each COMMIT announced in the state file first: one that could not be, is not sent.
+    if !shared.halted() && (options.keep_going || flags.iter().all(|f| *f)) {
+        for (k, &d) in live.iter().enumerate() {
+            if !flags[k] {
+                continue;
+            }
+            let rows = ok.iter().find(|(o, _)| *o == d).and_then(|(_, r)| *r);
+            let conn = conns.dests[d].as_mut().expect("begun above");
+            let announced = resume::announce_commit(
+                shared.state,
+                &key,
+                &shared.plan.keys[d],
+                rows.unwrap_or(0),
+                vec![conn],
+            );
+            if let Err(e) = announced {
+                flags[k] = false;
+                report.destinations[d].fail(Status::Failed, e);
+            }
+        }
+    }
     let copy_failed = !options.keep_going && flags.iter().any(|f| !f);
     let mut commit_options = commit::Options::new(if options.keep_going {
         Policy::KeepGoing
@@ -3125,6 +3186,34 @@ fn copy_split(
         }
     }
 
+    // Each destination's COMMITs announced in the state file first (the ids of its ranges'
+    // transactions): one that could not be, is not sent.
+    if !shared.halted()
+        && (options.keep_going
+            || targets
+                .iter()
+                .all(|&d| report.destinations[d].error.is_none()))
+    {
+        for &d in &targets {
+            if report.destinations[d].error.is_some() {
+                continue;
+            }
+            let open: Vec<&mut Connection> = range_conns
+                .iter_mut()
+                .zip(&ends)
+                .filter_map(|(c, end)| {
+                    let open = end.dests.iter().any(|(x, r)| *x == d && r.is_ok());
+                    c.dests[d].as_mut().filter(|_| open)
+                })
+                .collect();
+            let rows = report.destinations[d].rows.unwrap_or(0);
+            if let Err(e) =
+                resume::announce_commit(shared.state, &key, &shared.plan.keys[d], rows, open)
+            {
+                report.destinations[d].fail(Status::Failed, e);
+            }
+        }
+    }
     // One commit over every range's transaction on every destination.
     let any_failed = targets
         .iter()
