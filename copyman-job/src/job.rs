@@ -104,7 +104,11 @@ pub struct Options {
     pub max_rate: Option<u64>,
     /// The state file.
     pub state: PathBuf,
-    /// Skip what the state file records as done; truncate and redo what it does not.
+    /// Skip what the state file records as done (unless the destination holds none of a table
+    /// recorded done with rows: another server with its identity, a clone); redo what it does
+    /// not, asking each destination whether an earlier attempt committed (the transaction ids
+    /// recorded before each COMMIT): done if it did, copied again without emptying the table if
+    /// not (an append stays an append), emptied first only where that cannot be told.
     pub resume: bool,
     /// Copy an ordinary table larger than this many bytes as several ctid ranges side by side
     /// (at most `jobs` ranges, all in the job's snapshot; without it, in one snapshot of the
@@ -384,7 +388,8 @@ pub enum JobError {
 pub enum DestPlan {
     /// Copy it, truncating the table first (in the same transaction) when `truncate`.
     Copy {
-        /// `TRUNCATE` first: `--truncate`, or a resumed copy that began before.
+        /// Emptied first: `--truncate`, or a resumed copy whose earlier attempt may have left
+        /// rows there that cannot be told from the destination's own (see [`crate::state`]).
         truncate: bool,
         /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
         freeze: bool,
@@ -1222,11 +1227,11 @@ pub enum Status {
     RolledBack,
     /// The job stopped before this table started.
     NotStarted,
-    /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume
-    /// copies it again, truncating first).
+    /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume asks
+    /// the destination: done if it did, copied again if not).
     InDoubt,
     /// The job was interrupted ([`Interrupt`]) while it copied this table: rolled back, nothing
-    /// of it committed (a resume copies it again, truncating first).
+    /// of it committed (a resume copies it again).
     Interrupted,
 }
 
@@ -2672,7 +2677,8 @@ fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestR
     }
     if let Err(e) = shared.state.done(key, name, rows) {
         result.error = Some(TableError::new(format!(
-            "committed, but the state file could not record it (a resume copies it again): {e}"
+            "committed, but the state file could not record it (a resume finds it committed \
+             there, by the transaction id recorded before its COMMIT): {e}"
         )));
     }
 }
