@@ -7,8 +7,9 @@
 //!   so, not copied twice); one it aborted is copied again without emptying; a prepared one
 //!   (an `--atomic` run stopped before its decision) is refused with words until recovered; a
 //!   `begin` of the old format (no `commit` lines) is emptied and copied again, as before.
-//! * A table recorded done with rows that is empty on the destination (a clone of the recorded
-//!   server has its system identifier and oids) is copied again, and said; a run without
+//! * A table recorded done with rows (or committed, by a transaction id the clone's own
+//!   transactions took) that is empty on the destination (a clone of the recorded server has
+//!   its system identifier and oids) is copied again, and said; a run without
 //!   `--resume` refused by the state file says that a clone needs another `--state`.
 //!
 //! Real clusters (allowing prepared transactions), shared by the binary.
@@ -340,9 +341,14 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
              INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 2000) g;"
         ),
     );
-    // The clone: the identity the state file names (its origin's), none of its rows.
-    let clone = database(&c.dest[0], SCHEMA);
+    // The clone: the identity the state file names (its origin's), none of its rows; its own
+    // transactions took the ids its origin's had (k1's recorded commit: committed here).
+    let clone = database(
+        &c.dest[0],
+        &format!("{SCHEMA} CREATE TABLE scratch (id int, v text);"),
+    );
     let me = identity(&c.dest[0], &clone);
+    let other = transaction(&c.dest[0], &clone, "scratch", 1, "COMMIT");
     let state = TempPath::new("exact-clone.state");
     std::fs::write(
         &state.0,
@@ -351,7 +357,7 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
              begin\t\"jk\".\"k3\"\t{me}\texact\n\
              done\t\"jk\".\"k3\"\t{me}\t2000\n\
              begin\t\"jk\".\"k1\"\t{me}\texact\n\
-             done\t\"jk\".\"k1\"\t{me}\t100\n"
+             commit\t\"jk\".\"k1\"\t{me}\t100\t{other}\n"
         ),
     )
     .unwrap();
@@ -368,6 +374,13 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
             "destination 1 holds no rows of \"jk\".\"k3\", which the state file records done \
              with 2000 rows"
         ) && stderr.contains("(a clone?): copied again"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "destination 1 holds no rows of \"jk\".\"k1\", which the state file records \
+             committed with 100 rows"
+        ),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &clone, "jk.k3"), 2000);

@@ -190,11 +190,11 @@ fn holds_rows(conn: &mut Connection, table: &TableName, kind: &str) -> Option<bo
     }
 }
 
-/// What a resume says of a table recorded done with `rows` rows on destination `d`, which
-/// holds none there.
-fn clone_note(table: &str, rows: u64, d: usize) -> String {
+/// What a resume says of a table recorded `done` (or committed) with `rows` rows on
+/// destination `d`, which holds none there.
+fn clone_note(table: &str, rows: u64, d: usize, done: &str) -> String {
     format!(
-        "destination {} holds no rows of {table}, which the state file records done \
+        "destination {} holds no rows of {table}, which the state file records {done} \
          with {rows} rows — another server with the same system identifier (a clone?): copied \
          again",
         d + 1
@@ -240,7 +240,7 @@ pub(crate) fn resumed_here(
         if rows > 0 && holds_rows(conn, table, kind) == Some(false) {
             return Ok(Resumed::Copy {
                 empty: false,
-                note: Some(clone_note(&key, rows, d)),
+                note: Some(clone_note(&key, rows, d, "done")),
             });
         }
         return Ok(Resumed::Done { rows, note: None });
@@ -252,6 +252,13 @@ pub(crate) fn resumed_here(
         });
     }
     Ok(match settle(conn, recorded, &key, dest, d)? {
+        // A clone whose own transactions took the recorded id may call it committed.
+        Settled::Committed(rows) if rows > 0 && holds_rows(conn, table, kind) == Some(false) => {
+            Resumed::Copy {
+                empty: false,
+                note: Some(clone_note(&key, rows, d, "committed")),
+            }
+        }
         Settled::Committed(rows) => Resumed::Done {
             rows,
             note: Some(format!(

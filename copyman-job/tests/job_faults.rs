@@ -550,6 +550,10 @@ fn a_resumed_split_table_whose_ranges_committed_is_not_copied_twice() {
     }
     // Recorded done now: the next resume does not ask again.
     let state = std::fs::read_to_string(&options.state).unwrap();
-    assert_eq!(state.lines().filter(|l| l.starts_with("done")).count(), 2, "{state}");
+    assert_eq!(
+        state.lines().filter(|l| l.starts_with("done")).count(),
+        2,
+        "{state}"
+    );
     let _ = std::fs::remove_file(&options.state);
 }
