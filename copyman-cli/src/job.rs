@@ -56,9 +56,11 @@ pub(crate) struct LowJob {
     /// ~/.cache/copyman/jobs named for the servers (by identity, not spelling) and the selection].
     #[arg(long, value_name = "PATH")]
     pub(crate) state: Option<PathBuf>,
-    /// Skip the tables the state file records as done; copy the others again (truncating a table
-    /// first, in the same transaction, where an earlier run began it). Refused when there is no
-    /// state file to resume from.
+    /// Skip the tables the state file records as done (one that holds no rows there is copied
+    /// again: a clone of the recorded server); copy the others again, asking each destination
+    /// whether an earlier run's transaction committed (done if it did; copied again, without
+    /// emptying the table, if not); a table is emptied first, in the same transaction, only where
+    /// that cannot be told. Refused when there is no state file to resume from.
     #[arg(long)]
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
@@ -1133,7 +1135,7 @@ impl Ledger {
         let recover = if self.two_phase {
             "it may have committed or be prepared: copyman recover finishes it"
         } else {
-            "it may have committed: --resume empties it there and copies it again"
+            "it may have committed: --resume asks its server (done if it did, copied again if not)"
         };
         match cell {
             Cell::NotStarted => ("not started", ""),
@@ -1163,8 +1165,8 @@ impl Ledger {
                 if all_committed {
                     (
                         "committed",
-                        "not recorded in the state file: --resume empties it there and copies \
-                         it again",
+                        "not recorded in the state file: --resume finds it committed there and \
+                         records it",
                     )
                 } else if may_have {
                     ("in doubt", recover)
@@ -1255,7 +1257,7 @@ impl Ledger {
                 if self.two_phase {
                     "copyman recover finishes what is prepared"
                 } else {
-                    "--resume empties such a table there and copies it again"
+                    "--resume asks each server whether such a table committed"
                 },
                 list(&doubt)
             )

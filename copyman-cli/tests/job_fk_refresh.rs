@@ -359,3 +359,74 @@ fn under_keep_going_the_group_commits_where_it_completed() {
     assert_exit(&job(&src, &d1, &d2, &state, &["--resume"]), 0);
     assert_equal_to_source(&src, [&d1, &d2]);
 }
+
+/// A crash between the group's COMMIT and its `done` records: the state file holds the group's
+/// `begin` and `commit` lines only. A resume (without `--truncate`) asks each destination about
+/// the announced transaction, finds it committed, and copies nothing twice.
+#[test]
+fn a_group_committed_but_not_recorded_done_is_not_copied_twice() {
+    let c = two_phase_clusters();
+    let src = database(&c.source, &format!("{SCHEMA} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{SCHEMA} {OLD_ROWS}"));
+    let d2 = database(&c.dest[1], &format!("{SCHEMA} {OLD_ROWS}"));
+    let state = TempPath::new("fk-lost-done.state");
+    let out = job(&src, &d1, &d2, &state, &["--truncate"]);
+    assert_exit(&out, 0);
+    let recorded = std::fs::read_to_string(&state.0).unwrap();
+    let groups = ["\"grand\"", "\"parent\"", "\"child\""];
+    for table in groups {
+        assert_eq!(
+            recorded
+                .lines()
+                .filter(|l| l.starts_with("commit\t") && l.contains(table))
+                .count(),
+            2,
+            "a commit line per destination for {table}:\n{recorded}"
+        );
+    }
+    let lost: String = recorded
+        .lines()
+        .filter(|l| !l.starts_with("done\t"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&state.0, lost).unwrap();
+    let resumed = job(&src, &d1, &d2, &state, &["--resume"]);
+    assert_exit(&resumed, 0);
+    assert_equal_to_source(&src, [&d1, &d2]);
+}
+
+/// A `--truncate` run that stopped before a table: its resume, given no `--truncate`, empties
+/// that table too (the state file says how the run began), rather than adding the source's
+/// rows beside the old ones; and the group it rolled back is emptied again as one unit.
+#[test]
+fn a_resume_of_a_truncate_run_empties_what_it_copies_as_the_run_would_have() {
+    let c = two_phase_clusters();
+    let src = database(&c.source, &format!("{SCHEMA} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{SCHEMA} {OLD_ROWS}"));
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{SCHEMA} {OLD_ROWS}
+             CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+             CREATE TRIGGER refuse BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION refuse();"
+        ),
+    );
+    let state = TempPath::new("fk-truncate-resume.state");
+    // One worker: the group (larger) first; it fails, the job stops before `lone`.
+    let out = job(&src, &d1, &d2, &state, &["--truncate", "--jobs", "1"]);
+    assert_exit(&out, 1);
+    assert_eq!(count(&c.dest[0], &d1, "lone"), 1, "lone not started");
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("DROP TRIGGER refuse ON child")
+        .unwrap();
+    let resumed = job(&src, &d1, &d2, &state, &["--resume"]);
+    assert_exit(&resumed, 0);
+    assert!(
+        text(&resumed.stderr).contains("was given --truncate"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    assert_equal_to_source(&src, [&d1, &d2]);
+}

@@ -56,6 +56,7 @@ use copyman_sync::{
 };
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
+use crate::resume::{self, Resumed};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carrier, Carry};
 use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
@@ -109,7 +110,11 @@ pub struct Options {
     pub max_rate: Option<u64>,
     /// The state file.
     pub state: PathBuf,
-    /// Skip what the state file records as done; truncate and redo what it does not.
+    /// Skip what the state file records as done (unless the destination holds none of a table
+    /// recorded done with rows: another server with its identity, a clone); redo what it does
+    /// not, asking each destination whether an earlier attempt committed (the transaction ids
+    /// recorded before each COMMIT): done if it did, copied again without emptying the table if
+    /// not (an append stays an append), emptied first only where that cannot be told.
     pub resume: bool,
     /// Copy an ordinary table larger than this many bytes as several ctid ranges side by side
     /// (at most `jobs` ranges, all in the job's snapshot; without it, in one snapshot of the
@@ -216,7 +221,7 @@ pub struct TableError {
 }
 
 impl TableError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             sqlstate: None,
             message: message.into(),
@@ -245,7 +250,7 @@ impl TableError {
                 .is_some_and(copyman_core::session::sqlstate_lasts)
     }
 
-    fn prefixed(mut self, prefix: &str) -> Self {
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}{}", self.message);
         self
     }
@@ -418,7 +423,8 @@ pub enum JobError {
 pub enum DestPlan {
     /// Copy it, truncating the table first (in the same transaction) when `truncate`.
     Copy {
-        /// `TRUNCATE` first: `--truncate`, or a resumed copy that began before.
+        /// Emptied first: `--truncate`, or a resumed copy whose earlier attempt may have left
+        /// rows there that cannot be told from the destination's own (see [`crate::state`]).
         truncate: bool,
         /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
         freeze: bool,
@@ -529,6 +535,9 @@ pub struct Plan {
     pub recorded: Recorded,
     /// The selection, as the state file records it ([`Selection::key`]).
     pub selection: String,
+    /// Tables begun and not recorded done by an earlier run whose commit the destination
+    /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
+    confirmed: Vec<(String, usize, u64)>,
     coordinator: Option<Connection>,
 }
 
@@ -784,7 +793,10 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
         "the state file {} records an earlier job into these destinations, which \
          began {}{}: copied again without emptying them, their rows would be there twice; \
          --resume copies only what that run did not finish, --truncate empties each table and \
-         copies it again, and another --state (or removing that file) adds the rows once more",
+         copies it again, and another --state (or removing that file) adds the rows once more; \
+         a clone of a destination (a base backup, a copied data directory, a restore) shares \
+         its origin's identity, so the file names it too: --resume is wrong for a clone, give \
+         it another --state",
         path.display(),
         again.join(", "),
         if more > 0 {
@@ -907,6 +919,13 @@ pub fn plan(
         }
         Recorded::default()
     };
+    if recorded.truncate && !options.truncate {
+        notes.push(
+            "the run this resumes was given --truncate: each table is emptied before it is \
+             copied, as it would have been"
+                .to_owned(),
+        );
+    }
     if options.two_phase.is_some() {
         for (conn, server) in dests.iter_mut().flatten().zip(destinations) {
             let max = conn
@@ -955,6 +974,7 @@ pub fn plan(
     };
 
     let mut tables = Vec::new();
+    let mut confirmed = Vec::new();
     for sel in selected {
         let key = sel.table.to_string();
         let source_rel = match lookup(&mut src, &sel.table) {
@@ -982,15 +1002,37 @@ pub fn plan(
         let mut plans = Vec::new();
         let mut rels: Vec<(usize, Relation)> = Vec::new();
         for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
-            if let Some(rows) = recorded.done(&key, &keys[i]) {
+            let done = recorded.done(&key, &keys[i]);
+            if let Some(rows @ 0) = done {
                 plans.push(DestPlan::Done(rows));
                 continue;
             }
             let conn = match ensure(slot, server) {
                 Ok(conn) => conn,
+                // Recorded done: as recorded (it cannot be checked).
+                Err(_) if done.is_some() => {
+                    plans.push(DestPlan::Done(done.unwrap_or_default()));
+                    continue;
+                }
                 Err(e) => {
                     plans.push(DestPlan::Refused(e));
                     continue;
+                }
+            };
+            // What the state file says of it here, checked against the destination.
+            let here = resume::resumed_here(conn, &recorded, &sel.table, &sel.kind, &keys[i], i);
+            let empty_first = match here.map_err(JobError::Refused)? {
+                Resumed::Done { rows, note } => {
+                    notes.extend(note);
+                    if done.is_none() {
+                        confirmed.push((key.clone(), i, rows));
+                    }
+                    plans.push(DestPlan::Done(rows));
+                    continue;
+                }
+                Resumed::Copy { empty, note } => {
+                    notes.extend(note);
+                    empty
                 }
             };
             let rel = match lookup(conn, &sel.table) {
@@ -1026,7 +1068,7 @@ pub fn plan(
                 ))));
                 continue;
             }
-            let truncate = options.truncate || recorded.begun(&key, &keys[i]);
+            let truncate = options.truncate || recorded.truncate || empty_first;
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
                 && conn
@@ -1243,6 +1285,7 @@ pub fn plan(
         snapshot,
         recorded,
         selection: selection.key(),
+        confirmed,
         coordinator,
     })
 }
@@ -1449,11 +1492,11 @@ pub enum Status {
     RolledBack,
     /// The job stopped before this table started.
     NotStarted,
-    /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume
-    /// copies it again, truncating first).
+    /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume asks
+    /// the destination: done if it did, copied again if not).
     InDoubt,
     /// The job was interrupted ([`Interrupt`]) while it copied this table: rolled back, nothing
-    /// of it committed (a resume copies it again, truncating first).
+    /// of it committed (a resume copies it again).
     Interrupted,
 }
 
@@ -1973,7 +2016,7 @@ impl Shared<'_> {
                 )),
             };
         }
-        if self.options.truncate {
+        if self.options.truncate || self.plan.recorded.truncate {
             return described;
         }
         TableError {
@@ -2116,6 +2159,21 @@ pub fn run(
     if plan.recorded.selection.is_none() {
         state
             .selection(&plan.selection)
+            .map_err(|error| JobError::State {
+                path: options.state.clone(),
+                error,
+            })?;
+    }
+    if options.truncate && !plan.recorded.truncate {
+        state.truncate().map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
+    // What an earlier run committed without recording it (the destination confirmed it).
+    for (table, d, rows) in std::mem::take(&mut plan.confirmed) {
+        state
+            .done(&table, &plan.keys[d], rows)
             .map_err(|error| JobError::State {
                 path: options.state.clone(),
                 error,
@@ -2884,10 +2942,31 @@ fn copy_whole(
     // From here the worker's backends are not cancelled; an interruption seen now still rolls
     // the table back, one that comes later lets its commit finish.
     (shared.events)(Event::Ending { worker });
-    let flags: Vec<bool> = live
+    let mut flags: Vec<bool> = live
         .iter()
         .map(|d| ok.iter().any(|(o, _)| o == d))
         .collect();
+    // Each COMMIT announced in the state file first: one that could not be, is not sent.
+    if !shared.halted() && (options.keep_going || flags.iter().all(|f| *f)) {
+        for (k, &d) in live.iter().enumerate() {
+            if !flags[k] {
+                continue;
+            }
+            let rows = ok.iter().find(|(o, _)| *o == d).and_then(|(_, r)| *r);
+            let conn = conns.dests[d].as_mut().expect("begun above");
+            let announced = resume::announce_commit(
+                shared.state,
+                &key,
+                &shared.plan.keys[d],
+                rows.unwrap_or(0),
+                vec![conn],
+            );
+            if let Err(e) = announced {
+                flags[k] = false;
+                report.destinations[d].fail(Status::Failed, e);
+            }
+        }
+    }
     let copy_failed = !options.keep_going && flags.iter().any(|f| !f);
     let mut commit_options = commit::Options::new(if options.keep_going {
         Policy::KeepGoing
@@ -3481,6 +3560,32 @@ fn copy_group_unit(
     }
     end(conns.source.as_mut());
 
+    // Each member's COMMIT announced in the state file first, with the group's one transaction
+    // id there (a resume asks the destination whether it committed): a destination where it
+    // could not be is not committed.
+    if !shared.halted() {
+        for d in live.clone() {
+            let conn = conns.dests[d].as_mut().expect("begun above");
+            let unannounced = (0..tables.len()).filter(|&k| copies(k, d)).find_map(|k| {
+                let rows = counted[k][d].unwrap_or(0);
+                let table = tables[k].table.to_string();
+                let key = &shared.plan.keys[d];
+                resume::announce_commit(shared.state, &table, key, rows, vec![&mut *conn])
+                    .err()
+                    .map(|e| (k, e))
+            });
+            if let Some((k, error)) = unannounced {
+                end(conns.dests[d].as_mut());
+                fail_on(&mut reports, d, k, Some(error));
+                live.retain(|&o| o != d);
+            }
+        }
+    }
+    if live.is_empty() || (live.len() < targets.len() && !options.keep_going) || shared.halted() {
+        roll_back(&mut reports, conns, &live, why_stopped());
+        return reports;
+    }
+
     // One commit of the group per destination: core's commit machine.
     for conn in conns.dests.iter_mut().flatten() {
         shared.stall_guard(conn, false);
@@ -3606,7 +3711,8 @@ fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestR
     }
     if let Err(e) = shared.state.done(key, name, rows) {
         result.error = Some(TableError::new(format!(
-            "committed, but the state file could not record it (a resume copies it again): {e}"
+            "committed, but the state file could not record it (a resume finds it committed \
+             there, by the transaction id recorded before its COMMIT): {e}"
         )));
     }
 }
@@ -4120,6 +4226,34 @@ fn copy_split(
         }
     }
 
+    // Each destination's COMMITs announced in the state file first (the ids of its ranges'
+    // transactions): one that could not be, is not sent.
+    if !shared.halted()
+        && (options.keep_going
+            || targets
+                .iter()
+                .all(|&d| report.destinations[d].error.is_none()))
+    {
+        for &d in &targets {
+            if report.destinations[d].error.is_some() {
+                continue;
+            }
+            let open: Vec<&mut Connection> = range_conns
+                .iter_mut()
+                .zip(&ends)
+                .filter_map(|(c, end)| {
+                    let open = end.dests.iter().any(|(x, r)| *x == d && r.is_ok());
+                    c.dests[d].as_mut().filter(|_| open)
+                })
+                .collect();
+            let rows = report.destinations[d].rows.unwrap_or(0);
+            if let Err(e) =
+                resume::announce_commit(shared.state, &key, &shared.plan.keys[d], rows, open)
+            {
+                report.destinations[d].fail(Status::Failed, e);
+            }
+        }
+    }
     // One commit over every range's transaction on every destination.
     let any_failed = targets
         .iter()

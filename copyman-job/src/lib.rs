@@ -7,8 +7,10 @@
 //!   `copyman table`'s single-table copy; [`sql`]: names and statements, always quoted.
 //! * [`job`]: [`job::plan`] and [`job::run`]: the snapshot, the workers, the commit of each table
 //!   through core's commit machine, and [`job::Event`]s for progress.
-//! * [`state`]: the state file a resumed job reads; [`identity`]: which server and database a
-//!   session is on, as the server names them (the state file's name for a destination).
+//! * [`state`]: the state file a resumed job reads; what a resume does with a table begun and
+//!   not done is asked of the destination (`txid_status()` of the transaction ids recorded
+//!   before each COMMIT), not guessed; [`identity`]: which server and database a session is
+//!   on, as the server names them (the state file's name for a destination).
 //! * [`sequences`]: after a copy, each destination's sequence of a copied `serial` or identity
 //!   column advanced to the source's (never back), before its COMMIT.
 //! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or two-phase
@@ -44,6 +46,7 @@ pub mod commit;
 pub mod identity;
 pub mod job;
 pub mod plan;
+mod resume;
 pub mod select;
 pub mod sequences;
 pub mod sql;

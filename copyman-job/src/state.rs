@@ -4,10 +4,14 @@
 //! before the job goes on:
 //!
 //! ```text
-//! copyman-job 2
+//! copyman-job 3
 //! selection  "public"."items" "public"."orders"
-//! begin  "public"."orders"  system 7301847126395823112 database 16384
+//! truncate
+//! begin  "public"."orders"  system 7301847126395823112 database 16384  exact
+//! commit  "public"."orders"  system 7301847126395823112 database 16384  120000  48123
 //! done  "public"."orders"  system 7301847126395823112 database 16384  120000
+//! begin  "public"."items"  system 7301847126395823112 database 16384  exact
+//! commit  "public"."items"  system 7301847126395823112 database 16384  5000  48130,48131
 //! mismatch  "public"."items"  system 7301847126395823112 database 16384  5000
 //! ```
 //!
@@ -17,19 +21,34 @@
 //! or address, a socket directory with a trailing slash, a user or database from the
 //! environment). A destination whose server will not say (`pg_control_system()` revoked) is
 //! named `conninfo STRING` ([`unidentified_key`]); a resume refuses it when the file records
-//! destinations that run does not have, since it could be one of them spelled otherwise.
+//! destinations that run does not have, since it could be one of them spelled otherwise. A
+//! clone of a destination (a base backup, a copied data directory) has its identity too: a
+//! resume checks that a table recorded done with rows holds some there.
 //!
 //! `selection` is what the job copies (its tables and patterns, in one order): a resume of
-//! another selection is refused. `begin` is written before a table's transaction starts on a destination, `done` only after
-//! its `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
+//! another selection is refused. `truncate` says the job was run with `--truncate`: its
+//! resumes empty the tables they copy as it would have. `begin` is written before a table's transaction starts on a
+//! destination (`exact`: this attempt records its `commit` line, below); `commit`, before its
+//! `COMMIT` (or `PREPARE TRANSACTION`) is sent, with the rows copied and the destination's
+//! transaction ids (`txid_current()`; one per range of a split table); `done` only after its
+//! `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
 //! the destination's checksum matched the source's. `mismatch` says that the table committed
 //! there but its checksum differed (or could not be computed): it is not done, and a resume
-//! empties it and copies it again in one transaction, as any table begun and not done. A crash
-//! (even `kill -9`) can lose the last record — a table committed but not recorded is copied
-//! again, truncated first in the same transaction — but never records a table that is not
-//! committed. A line cut short by a crash
-//! counts for nothing. A tab, a newline or a backslash in a field is
-//! written `\t`, `\n`, `\\`.
+//! empties it and copies it again in one transaction.
+//!
+//! A crash (even `kill -9`) can lose the last record, never records a table that is not
+//! committed, and never sends a `COMMIT` the file does not announce. So a resume knows of a
+//! table begun and not done: without a `commit` line its earlier attempt never committed (it
+//! is copied again, not emptied: rows the destination held of its own stay); with one, the
+//! destination's `txid_status()` says whether it committed (then it is done) or not. Only what
+//! cannot be told (a `begin` of an older copyman, without `exact`; a transaction id too old
+//! for the server to remember; ranges of which some committed) is emptied and copied again in
+//! one transaction, as every begun table was before. A line cut short by a crash counts for
+//! nothing. A tab, a newline or a backslash in a field is written `\t`, `\n`, `\\`.
+//!
+//! Format 2 (`copyman-job 2`) wrote no `commit` lines: it is read, its `begin` lines without
+//! `exact`. Format 3 is refused by a copyman that knows only format 2 (it would read a table
+//! begun as not begun).
 //!
 //! Format 1 (`copyman-job 1`, before copyman named destinations by identity) named them by
 //! their connection strings: it is refused, not read, since its records cannot be matched to
@@ -41,7 +60,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const HEADER: &str = "copyman-job 2\n";
+const HEADER: &str = "copyman-job 3\n";
+
+/// The first line of a state file of format 2 (no `commit` lines): read as well.
+const HEADER_V2: &str = "copyman-job 2\n";
+
+/// The last field of a `begin` line whose attempt records its `commit` line before its COMMIT.
+const EXACT: &str = "exact";
 
 /// The first line of a state file of format 1 (destinations by connection string).
 const HEADER_V1: &str = "copyman-job 1\n";
@@ -73,12 +98,50 @@ pub struct Recorded {
     /// `(table, destination)` pairs committed whose `--verify` checksum differed from the
     /// source's (not done), with the rows committed.
     pub mismatched: HashMap<(String, String), u64>,
+    /// `(table, destination)` pairs begun and not done: what their attempts since the last
+    /// `done` or `mismatch` recorded.
+    pub attempts: HashMap<(String, String), Attempts>,
     /// The selection of the job that wrote it ([`Selection::key`](crate::select::Selection::key)),
     /// if it recorded one.
     pub selection: Option<String>,
+    /// The job was run with `--truncate`: a resume empties its tables before it copies them
+    /// too, whether or not it is given `--truncate` (without it, a table the first run never
+    /// began, or one it rolled back, would get the source's rows beside the old ones).
+    pub truncate: bool,
+}
+
+/// What the state file says of the attempts at a table on a destination since it was last
+/// recorded `done` (or `mismatch`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// An attempt began that announced no `commit` line (a `begin` without `exact`, written by
+    /// an older copyman): it may have committed without a word.
+    pub unannounced: bool,
+    /// The `commit` lines, oldest first: each attempt that sent (or was about to send) its
+    /// COMMIT.
+    pub commits: Vec<Committing>,
+}
+
+/// A `commit` line: an attempt about to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committing {
+    /// The rows it copied.
+    pub rows: u64,
+    /// The destination's transaction ids (`txid_current()`, with epoch): one, or one per range
+    /// of a split table.
+    pub xids: Vec<u64>,
 }
 
 impl Recorded {
+    /// What the attempts at `table` on `destination` since its last `done` or `mismatch`
+    /// recorded (nothing when none began).
+    pub fn attempts(&self, table: &str, destination: &str) -> Attempts {
+        self.attempts
+            .get(&(table.to_owned(), destination.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every destination the file has a record of.
     pub fn destinations(&self) -> Vec<&str> {
         let mut all: Vec<&str> = self.begun.iter().map(|(_, d)| d.as_str()).collect();
@@ -159,7 +222,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
              empty the tables it filled)",
         ));
     }
-    if !text.is_empty() && !text.starts_with(HEADER) {
+    if !text.is_empty() && !text.starts_with(HEADER) && !text.starts_with(HEADER_V2) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} is not a copyman state file", path.display()),
@@ -177,14 +240,32 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             [kind, selection] if kind == "selection" => {
                 recorded.selection = Some(selection.clone());
             }
+            [kind] if kind == "truncate" => recorded.truncate = true,
             [kind, table, dest] if kind == "begin" => {
-                recorded.begun.insert((table.clone(), dest.clone()));
+                let key = (table.clone(), dest.clone());
+                recorded.begun.insert(key.clone());
+                recorded.attempts.entry(key).or_default().unannounced = true;
+            }
+            [kind, table, dest, exact] if kind == "begin" && exact == EXACT => {
+                let key = (table.clone(), dest.clone());
+                recorded.begun.insert(key.clone());
+                recorded.attempts.entry(key).or_default();
+            }
+            [kind, table, dest, rows, xids] if kind == "commit" => {
+                let xids: Option<Vec<u64>> = xids.split(',').map(|x| x.parse().ok()).collect();
+                if let (Ok(rows), Some(xids)) = (rows.parse(), xids) {
+                    let key = (table.clone(), dest.clone());
+                    recorded.begun.insert(key.clone());
+                    let attempts = recorded.attempts.entry(key).or_default();
+                    attempts.commits.push(Committing { rows, xids });
+                }
             }
             [kind, table, dest, rows] if kind == "done" => {
                 if let Ok(rows) = rows.parse() {
                     let key = (table.clone(), dest.clone());
                     recorded.begun.insert(key.clone());
                     recorded.mismatched.remove(&key);
+                    recorded.attempts.remove(&key);
                     recorded.done.insert(key, rows);
                 }
             }
@@ -194,6 +275,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                     let key = (table.clone(), dest.clone());
                     recorded.begun.insert(key.clone());
                     recorded.done.remove(&key);
+                    recorded.attempts.remove(&key);
                     recorded.mismatched.insert(key, rows);
                 }
             }
@@ -247,6 +329,15 @@ impl StateFile {
         self.append(&["selection", selection])
     }
 
+    /// Records that the job empties its tables before it copies them (`--truncate`), for its
+    /// resumes ([`Recorded::truncate`]).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn truncate(&self) -> io::Result<()> {
+        self.append(&["truncate"])
+    }
+
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
@@ -268,12 +359,35 @@ impl StateFile {
         file.sync_data()
     }
 
-    /// Records that the copy of `table` to `destination` begins (before its transaction does).
+    /// Records that the copy of `table` to `destination` begins (before its transaction does),
+    /// and that it will record its [`commit`](Self::commit) before it commits.
     ///
     /// # Errors
     /// Writing or syncing failed.
     pub fn begin(&self, table: &str, destination: &str) -> io::Result<()> {
-        self.append(&["begin", table, destination])
+        self.append(&["begin", table, destination, EXACT])
+    }
+
+    /// Records that `table`, `rows` rows copied to `destination` in its transactions `xids`
+    /// (one per range of a split table), is about to commit there. Call before sending the
+    /// `COMMIT` (or `PREPARE TRANSACTION`), and send none if this fails: a resume takes an
+    /// attempt without this record for one that never committed.
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn commit(
+        &self,
+        table: &str,
+        destination: &str,
+        rows: u64,
+        xids: &[u64],
+    ) -> io::Result<()> {
+        let xids = xids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.append(&["commit", table, destination, &rows.to_string(), &xids])
     }
 
     /// Records that `table` is committed on `destination` with `rows` rows. Call only after the
@@ -322,7 +436,27 @@ mod tests {
         state.begin("\"n\"", "host=x").unwrap();
         state.mismatch("\"n\"", "host=x", 4).unwrap();
         state.done("\"n\"", "host=x", 4).unwrap();
+        // An attempt announces its commit; a `begin` of format 2 does not; done forgets both.
+        state.begin("\"c\"", "host=x").unwrap();
+        state.commit("\"c\"", "host=x", 7, &[41, 42]).unwrap();
+        state.begin("\"c\"", "host=x").unwrap();
+        state.append(&["begin", "\"c\"", "host=x"]).unwrap();
+        state.begin("\"d\"", "host=x").unwrap();
+        state.commit("\"d\"", "host=x", 2, &[43]).unwrap();
+        state.done("\"d\"", "host=x", 2).unwrap();
         drop(state);
+        let recorded = read(&path).unwrap();
+        let c = recorded.attempts("\"c\"", "host=x");
+        assert!(c.unannounced);
+        assert_eq!(
+            c.commits,
+            vec![Committing {
+                rows: 7,
+                xids: vec![41, 42]
+            }]
+        );
+        assert_eq!(recorded.attempts("\"d\"", "host=x"), Attempts::default());
+        assert_eq!(recorded.attempts("\"a\"", "host=x"), Attempts::default());
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"done\t\"b\tc\"\thost=x\\\\y\t5").unwrap();
         let read = read(&path).unwrap();
@@ -341,9 +475,17 @@ mod tests {
         assert_eq!(read.done("\"b\tc\"", "host=x\\y"), None, "torn line");
         // Resuming keeps the records; starting anew drops them.
         drop(StateFile::open(&path, true).unwrap());
-        assert_eq!(super::read(&path).unwrap().done.len(), 2);
+        assert_eq!(super::read(&path).unwrap().done.len(), 3);
         drop(StateFile::open(&path, false).unwrap());
         assert!(super::read(&path).unwrap().done.is_empty());
+        // Format 2 is read: its `begin` lines announce no commit.
+        fs::write(&path, "copyman-job 2\nbegin\t\"a\"\thost=x\n").unwrap();
+        assert!(
+            super::read(&path)
+                .unwrap()
+                .attempts("\"a\"", "host=x")
+                .unannounced
+        );
         fs::write(&path, "something else\n").unwrap();
         assert!(super::read(&path).is_err());
         fs::write(&path, "copyman-job 1\ndone\t\"a\"\thost=x\t10\n").unwrap();

@@ -1,0 +1,305 @@
+//! What a resume does with a table an earlier run began on a destination and did not record
+//! done, and with one it recorded done: asked of the destination, not guessed.
+//!
+//! Before each COMMIT (or `PREPARE TRANSACTION`) the job records a `commit` line with the
+//! destination's transaction ids ([`announce_commit`]). A resume then knows, for a table begun
+//! and not done ([`settle`]): no `commit` line, its COMMIT was never sent (copied again, not
+//! emptied: rows the destination holds of its own stay); a `commit` line, `txid_status()` there
+//! says whether it committed (done: not copied twice) or not (copied again, not emptied). Only
+//! what cannot be told is emptied first, as every begun table was before (and said, when it is
+//! not the old format's plain lack of records).
+//!
+//! A table recorded done with rows but empty there ([`holds_rows`]) is not what the record
+//! describes: a clone of the destination (a base backup, a copied data directory) has its
+//! system identifier and oids, hence its name in the state file.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use copyman_sync::Connection;
+
+use crate::job::{TableError, describe};
+use crate::sql::{TableName, own_rows};
+use crate::state::{Recorded, StateFile};
+
+/// How long a resume waits for an earlier run's transaction that is still in progress (the
+/// server has not yet noticed that its client died) before it refuses.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(10);
+
+/// What a resume does with a table begun and not done on a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Settled {
+    /// An earlier attempt committed, with these rows: done (recorded so, not copied again).
+    Committed(u64),
+    /// No earlier attempt committed: copied again, emptied first only when `empty` (what the
+    /// earlier attempts left cannot be told otherwise); `note` says why, when it should be said.
+    Again {
+        /// Empty the table first (in the copy's transaction).
+        empty: bool,
+        /// What the user should hear.
+        note: Option<String>,
+    },
+}
+
+/// A transaction's fate, as `txid_status()` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    Committed,
+    Aborted,
+    InProgress,
+    /// The server does not remember it (too old: NULL), cannot say (before PostgreSQL 10, a
+    /// revoked function), or refuses the id (a clone whose transactions went elsewhere).
+    Unknown(String),
+}
+
+fn fate(conn: &mut Connection, xid: u64) -> Fate {
+    match conn.query(&format!("SELECT pg_catalog.txid_status({xid})")) {
+        Ok(rows) => match rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .as_deref()
+        {
+            Some("committed") => Fate::Committed,
+            Some("aborted") => Fate::Aborted,
+            Some("in progress") => Fate::InProgress,
+            Some(other) => Fate::Unknown(format!("txid_status() said {other:?}")),
+            None => Fate::Unknown("the server no longer remembers it".to_owned()),
+        },
+        Err(e) => Fate::Unknown(describe(&e).to_string()),
+    }
+}
+
+/// The fate of `xid`, waiting up to [`IN_PROGRESS_WAIT`] while it is in progress (not for a
+/// prepared transaction: only a decision ends it).
+fn settled_fate(conn: &mut Connection, xid: u64) -> Fate {
+    let deadline = Instant::now() + IN_PROGRESS_WAIT;
+    loop {
+        let fate = fate(conn, xid);
+        if fate != Fate::InProgress || Instant::now() >= deadline || prepared(conn, xid).is_some() {
+            return fate;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Decides what a resume does with `table`, which the state file records begun and not done
+/// on destination `d` (`dest`: its key in the file), asking the
+/// destination (`conn`) the fate of the transactions its `commit` lines name.
+///
+/// # Errors
+/// The words of a refusal: a transaction of an earlier attempt still in progress there (its
+/// session has not ended, or it is prepared and undecided: `copyman recover` decides it).
+fn settle(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &str,
+    dest: &str,
+    d: usize,
+) -> Result<Settled, String> {
+    let attempts = recorded.attempts(table, dest);
+    let mut unknown: Option<String> = None;
+    let mut partial = false;
+    for commit in &attempts.commits {
+        let fates: Vec<(u64, Fate)> = commit
+            .xids
+            .iter()
+            .map(|&x| (x, settled_fate(conn, x)))
+            .collect();
+        if !fates.is_empty() && fates.iter().all(|(_, f)| *f == Fate::Committed) {
+            return Ok(Settled::Committed(commit.rows));
+        }
+        if let Some((xid, _)) = fates.iter().find(|(_, f)| *f == Fate::InProgress) {
+            return Err(in_progress(conn, table, *xid, d));
+        }
+        if let Some((xid, Fate::Unknown(why))) =
+            fates.iter().find(|(_, f)| matches!(f, Fate::Unknown(_)))
+        {
+            unknown.get_or_insert_with(|| format!("transaction {xid}: {why}"));
+        }
+        partial |= fates.iter().any(|(_, f)| *f == Fate::Committed);
+    }
+    let note = if let Some(why) = unknown {
+        Some(format!(
+            "{table}: whether an earlier run's copy to destination {} committed cannot \
+             be told ({why}): it is emptied there and copied again, in one transaction",
+            d + 1
+        ))
+    } else if partial {
+        Some(format!(
+            "{table}: some of the ranges an earlier run copied to destination {} \
+             committed, the others not: it is emptied there and copied again, in one transaction",
+            d + 1
+        ))
+    } else {
+        None
+    };
+    // A table that committed with a checksum unlike the source's, or begun by a copyman that
+    // announced no commit (format 2), is emptied as before.
+    let empty =
+        note.is_some() || attempts.unannounced || recorded.mismatched(table, dest).is_some();
+    Ok(Settled::Again { empty, note })
+}
+
+/// The refusal for a transaction still in progress: prepared (an `--atomic` run stopped
+/// before its decision) or still running.
+fn in_progress(conn: &mut Connection, table: &str, xid: u64, d: usize) -> String {
+    let what = match prepared(conn, xid) {
+        Some(gid) => format!(
+            "it is prepared as {gid} and not decided (an --atomic run stopped between its \
+             PREPARE and its COMMIT PREPARED): finish it with copyman recover (the run's \
+             decision log), then resume"
+        ),
+        None => format!(
+            "the earlier run's session there has not ended (waited {} s): end it \
+             (pg_terminate_backend) or wait for it, then resume",
+            IN_PROGRESS_WAIT.as_secs()
+        ),
+    };
+    format!(
+        "--resume: table {table}: the earlier run's transaction {xid} on destination {} \
+         is still in progress, so whether its rows will be there cannot be told yet; \
+         {what}",
+        d + 1
+    )
+}
+
+/// The global id of the prepared transaction `xid`, if it is one.
+fn prepared(conn: &mut Connection, xid: u64) -> Option<String> {
+    // pg_prepared_xacts names the 32-bit transaction id (no epoch).
+    conn.query(&format!(
+        "SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE transaction::text = '{}'",
+        xid & 0xFFFF_FFFF
+    ))
+    .ok()
+    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+}
+
+/// Whether `table` (a relation of `kind` on the source) holds any row of its own on `conn`'s
+/// database; `None` when the question fails (then nothing is concluded).
+fn holds_rows(conn: &mut Connection, table: &TableName, kind: &str) -> Option<bool> {
+    let rows = conn
+        .query(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {})::text",
+            own_rows(table, kind)
+        ))
+        .ok()?;
+    match rows.first()?.first()?.as_deref()? {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// What a resume says of a table recorded `done` (or committed) with `rows` rows on
+/// destination `d`, which holds none there.
+fn clone_note(table: &str, rows: u64, d: usize, done: &str) -> String {
+    format!(
+        "destination {} holds no rows of {table}, which the state file records {done} \
+         with {rows} rows — another server with the same system identifier (a clone?): copied \
+         again",
+        d + 1
+    )
+}
+
+/// What a run does with a table on a destination, given what the state file says of it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// Done (recorded so, or its earlier commit confirmed by the destination): not copied.
+    Done {
+        /// The rows committed.
+        rows: u64,
+        /// What the user should hear.
+        note: Option<String>,
+    },
+    /// Copied, emptied first when `empty`.
+    Copy {
+        /// Empty the table first (in the copy's transaction).
+        empty: bool,
+        /// What the user should hear.
+        note: Option<String>,
+    },
+}
+
+/// What this run does with `table` (a relation of `kind` on the source) on destination `d`
+/// (`dest`: its key in the state file; `conn`: a session there), from what `recorded` says: a
+/// table recorded done with rows that holds none there was done on another server with this
+/// one's identity (a clone), and is copied again; one begun and not done is [`settle`]d.
+///
+/// # Errors
+/// The words of a refusal ([`settle`]).
+pub(crate) fn resumed_here(
+    conn: &mut Connection,
+    recorded: &Recorded,
+    table: &TableName,
+    kind: &str,
+    dest: &str,
+    d: usize,
+) -> Result<Resumed, String> {
+    let key = table.to_string();
+    if let Some(rows) = recorded.done(&key, dest) {
+        if rows > 0 && holds_rows(conn, table, kind) == Some(false) {
+            return Ok(Resumed::Copy {
+                empty: false,
+                note: Some(clone_note(&key, rows, d, "done")),
+            });
+        }
+        return Ok(Resumed::Done { rows, note: None });
+    }
+    if !recorded.begun(&key, dest) {
+        return Ok(Resumed::Copy {
+            empty: false,
+            note: None,
+        });
+    }
+    Ok(match settle(conn, recorded, &key, dest, d)? {
+        // A clone whose own transactions took the recorded id may call it committed.
+        Settled::Committed(rows) if rows > 0 && holds_rows(conn, table, kind) == Some(false) => {
+            Resumed::Copy {
+                empty: false,
+                note: Some(clone_note(&key, rows, d, "committed")),
+            }
+        }
+        Settled::Committed(rows) => Resumed::Done {
+            rows,
+            note: Some(format!(
+                "{key}: an earlier run committed it on destination {} ({rows} rows; the                  server confirms its transaction) without recording it done: recorded now,                  not copied again",
+                d + 1
+            )),
+        },
+        Settled::Again { empty, note } => Resumed::Copy { empty, note },
+    })
+}
+
+/// The transaction id of `conn`'s open transaction (`txid_current()`, with its epoch).
+fn xid(conn: &mut Connection) -> Result<u64, TableError> {
+    let rows = conn
+        .query("SELECT pg_catalog.txid_current()::text")
+        .map_err(|e| describe(&e).prefixed("reading its transaction id (txid_current()): "))?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|x| x.parse().ok())
+        .ok_or_else(|| TableError::new("txid_current() returned no transaction id"))
+}
+
+/// Records, before the COMMIT (or `PREPARE TRANSACTION`) of `table` on a destination (`dest`,
+/// its key in the state file), the ids of its open transactions (`conns`: one, or one per
+/// range), with the `rows` copied: a resume then asks the destination whether they committed.
+///
+/// # Errors
+/// An id could not be read, or the line not written: that destination must not commit (a
+/// resume would take its attempt for one that never committed, and copy it again).
+pub(crate) fn announce_commit(
+    state: &StateFile,
+    table: &str,
+    dest: &str,
+    rows: u64,
+    conns: Vec<&mut Connection>,
+) -> Result<(), TableError> {
+    let xids = conns
+        .into_iter()
+        .map(xid)
+        .collect::<Result<Vec<u64>, TableError>>()?;
+    state
+        .commit(table, dest, rows, &xids)
+        .map_err(|e| TableError::new(format!("state file: cannot record its commit: {e}")))
+}
