@@ -402,3 +402,42 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
     );
     assert_eq!(count(&c.dest[0], &clone, "jk.k3"), 2000, "not twice");
 }
+
+/// A table partitioned on the destination and not on the source holds its rows in its
+/// partitions: `ONLY` finds none there. A resume must not take it for a clone's empty table
+/// and copy its rows a second time.
+#[test]
+fn a_resume_into_a_partitioned_destination_table_copies_nothing_twice() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE pt (id int); INSERT INTO pt VALUES (1), (2), (3);
+         CREATE TABLE other (id int); INSERT INTO other VALUES (1);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE pt (id int) PARTITION BY RANGE (id);
+         CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (MINVALUE) TO (MAXVALUE);
+         CREATE TABLE other (id int);",
+    );
+    let state = TempPath::new("partitioned-dest.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "pt",
+        "other",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    assert_exit(&run(&args), 0);
+    let resumed = run(&[&args[..], &["--resume"]].concat());
+    assert_exit(&resumed, 0);
+    let stderr = text(&resumed.stderr);
+    assert!(!stderr.contains("a clone?"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "pt"), 3);
+    assert_eq!(count(&c.dest[0], &dst, "other"), 1);
+}

@@ -1020,7 +1020,7 @@ pub fn plan(
                 }
             };
             // What the state file says of it here, checked against the destination.
-            let here = resume::resumed_here(conn, &recorded, &sel.table, &sel.kind, &keys[i], i);
+            let here = resume::resumed_here(conn, &recorded, &sel.table, &keys[i], i);
             let empty_first = match here.map_err(JobError::Refused)? {
                 Resumed::Done { rows, note } => {
                     notes.extend(note);

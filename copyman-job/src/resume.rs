@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use copyman_sync::Connection;
 
 use crate::job::{TableError, describe};
-use crate::sql::{TableName, own_rows};
+use crate::sql::{TableName, literal, own_rows};
 use crate::state::{Recorded, StateFile};
 
 /// How long a resume waits for an earlier run's transaction that is still in progress (the
@@ -174,13 +174,19 @@ fn prepared(conn: &mut Connection, xid: u64) -> Option<String> {
     .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
 }
 
-/// Whether `table` (a relation of `kind` on the source) holds any row of its own on `conn`'s
-/// database; `None` when the question fails (then nothing is concluded).
-fn holds_rows(conn: &mut Connection, table: &TableName, kind: &str) -> Option<bool> {
+/// Whether `table` holds any row of its own on `conn`'s database, read as the relation it is
+/// there (a table partitioned there but not on the source has its rows in its partitions:
+/// `ONLY` would find none); `None` when the question fails (then nothing is concluded).
+fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<bool> {
     let rows = conn
         .query(&format!(
-            "SELECT EXISTS (SELECT 1 FROM {})::text",
-            own_rows(table, kind)
+            "SELECT (CASE (SELECT c.relkind FROM pg_catalog.pg_class c \
+               WHERE c.oid = {}::pg_catalog.regclass) \
+             WHEN 'r' THEN EXISTS (SELECT 1 FROM {}) \
+             ELSE EXISTS (SELECT 1 FROM {}) END)::text",
+            literal(&table.to_string()),
+            own_rows(table, "r"),
+            own_rows(table, "p"),
         ))
         .ok()?;
     match rows.first()?.first()?.as_deref()? {
@@ -220,7 +226,7 @@ pub(crate) enum Resumed {
     },
 }
 
-/// What this run does with `table` (a relation of `kind` on the source) on destination `d`
+/// What this run does with `table` on destination `d`
 /// (`dest`: its key in the state file; `conn`: a session there), from what `recorded` says: a
 /// table recorded done with rows that holds none there was done on another server with this
 /// one's identity (a clone), and is copied again; one begun and not done is [`settle`]d.
@@ -231,13 +237,12 @@ pub(crate) fn resumed_here(
     conn: &mut Connection,
     recorded: &Recorded,
     table: &TableName,
-    kind: &str,
     dest: &str,
     d: usize,
 ) -> Result<Resumed, String> {
     let key = table.to_string();
     if let Some(rows) = recorded.done(&key, dest) {
-        if rows > 0 && holds_rows(conn, table, kind) == Some(false) {
+        if rows > 0 && holds_rows(conn, table) == Some(false) {
             return Ok(Resumed::Copy {
                 empty: false,
                 note: Some(clone_note(&key, rows, d, "done")),
@@ -253,7 +258,7 @@ pub(crate) fn resumed_here(
     }
     Ok(match settle(conn, recorded, &key, dest, d)? {
         // A clone whose own transactions took the recorded id may call it committed.
-        Settled::Committed(rows) if rows > 0 && holds_rows(conn, table, kind) == Some(false) => {
+        Settled::Committed(rows) if rows > 0 && holds_rows(conn, table) == Some(false) => {
             Resumed::Copy {
                 empty: false,
                 note: Some(clone_note(&key, rows, d, "committed")),
@@ -262,7 +267,9 @@ pub(crate) fn resumed_here(
         Settled::Committed(rows) => Resumed::Done {
             rows,
             note: Some(format!(
-                "{key}: an earlier run committed it on destination {} ({rows} rows; the                  server confirms its transaction) without recording it done: recorded now,                  not copied again",
+                "{key}: an earlier run committed it on destination {} ({rows} rows; the \
+                 server confirms its transaction) without recording it done: recorded now, \
+                 not copied again",
                 d + 1
             )),
         },

@@ -65,6 +65,27 @@ const HEADER: &str = "copyman-job 3\n";
 /// The first line of a state file of format 2 (no `commit` lines): read as well.
 const HEADER_V2: &str = "copyman-job 2\n";
 
+// A format-2 file a resume goes on with is marked format 3 in place ([`upgrade_header`]).
+const _: () = assert!(HEADER.len() == HEADER_V2.len());
+
+/// Marks a state file of format 2 that a resume is about to add format-3 lines to (`begin …
+/// exact`, `commit`, `truncate`) as format 3, so that a copyman knowing only format 2 refuses
+/// it (it would skip those lines and take a table begun for one never begun). The two headers
+/// are the same length: the first line is overwritten in place (one sector, written whole),
+/// through a handle of its own (an `O_APPEND` one would write at the end).
+fn upgrade_header(path: &Path) -> io::Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+
+    let mut head = [0u8; HEADER_V2.len()];
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    if file.read_exact(&mut head).is_err() || head != HEADER_V2.as_bytes() {
+        return Ok(());
+    }
+    file.write_all_at(HEADER.as_bytes(), 0)?;
+    file.sync_all()
+}
+
 /// The last field of a `begin` line whose attempt records its `commit` line before its COMMIT.
 const EXACT: &str = "exact";
 
@@ -312,6 +333,8 @@ impl StateFile {
             file.write_all(HEADER.as_bytes())?;
             file.sync_all()?;
             sync_dir(path)?;
+        } else {
+            upgrade_header(path)?;
         }
         Ok(Self {
             path: path.to_owned(),
@@ -480,6 +503,19 @@ mod tests {
         assert!(super::read(&path).unwrap().done.is_empty());
         // Format 2 is read: its `begin` lines announce no commit.
         fs::write(&path, "copyman-job 2\nbegin\t\"a\"\thost=x\n").unwrap();
+        assert!(
+            super::read(&path)
+                .unwrap()
+                .attempts("\"a\"", "host=x")
+                .unannounced
+        );
+        // A resume that goes on with it marks it format 3 (an older copyman then refuses the
+        // lines it adds), keeping every record.
+        drop(StateFile::open(&path, true).unwrap());
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "copyman-job 3\nbegin\t\"a\"\thost=x\n"
+        );
         assert!(
             super::read(&path)
                 .unwrap()
