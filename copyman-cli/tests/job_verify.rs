@@ -185,3 +185,35 @@ fn job_verify_compares_an_inheritance_parents_own_rows_as_its_copy_reads_them() 
     );
     assert_eq!(records[1]["verified"], true, "{report}");
 }
+
+/// A job run with `--verify` is resumed with it: without it, a table the resume finds
+/// committed and not recorded done would be recorded done unchecked. Refused, saying so.
+#[test]
+fn a_verified_job_is_resumed_with_verify() {
+    let c = clusters();
+    let schema = "CREATE TABLE v1 (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO v1 VALUES (1), (2);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let state = TempPath::new("verified.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "v1",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    assert_exit(&run(&[&args[..], &["--verify"]].concat()), 0);
+    let refused = run(&[&args[..], &["--resume"]].concat());
+    assert_exit(&refused, 2);
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("resume with --verify too"), "{stderr}");
+    assert_exit(&run(&[&args[..], &["--resume", "--verify"]].concat()), 0);
+    assert_eq!(count(&c.dest[0], &dst, "v1"), 2);
+}

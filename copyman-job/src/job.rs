@@ -919,6 +919,13 @@ pub fn plan(
         }
         Recorded::default()
     };
+    if recorded.verify && !options.verify {
+        return Err(JobError::Refused(
+            "the run this resumes was given --verify: resume with --verify too (a table it \
+             finds committed and not recorded done would else be recorded done unchecked)"
+                .to_owned(),
+        ));
+    }
     if recorded.truncate && !options.truncate {
         notes.push(
             "the run this resumes was given --truncate: each table is emptied before it is \
@@ -2166,6 +2173,14 @@ pub fn run(
     }
     if options.truncate && !plan.recorded.truncate {
         state.truncate().map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
+    // The run that began the job says whether it verifies (a resume that verifies once does
+    // not bind the next).
+    if options.verify && !options.resume {
+        state.verify().map_err(|error| JobError::State {
             path: options.state.clone(),
             error,
         })?;

@@ -100,16 +100,18 @@ fn settle(
     let mut unknown: Option<String> = None;
     let mut partial = false;
     for commit in &attempts.commits {
-        let fates: Vec<(u64, Fate)> = commit
-            .xids
-            .iter()
-            .map(|&x| (x, settled_fate(conn, x)))
-            .collect();
+        // The first transaction still in progress (after its wait) refuses the resume: the
+        // ones after it are not waited for too.
+        let mut fates: Vec<(u64, Fate)> = Vec::with_capacity(commit.xids.len());
+        for &xid in &commit.xids {
+            let fate = settled_fate(conn, xid);
+            if fate == Fate::InProgress {
+                return Err(in_progress(conn, table, xid, d));
+            }
+            fates.push((xid, fate));
+        }
         if !fates.is_empty() && fates.iter().all(|(_, f)| *f == Fate::Committed) {
             return Ok(Settled::Committed(commit.rows));
-        }
-        if let Some((xid, _)) = fates.iter().find(|(_, f)| *f == Fate::InProgress) {
-            return Err(in_progress(conn, table, *xid, d));
         }
         if let Some((xid, Fate::Unknown(why))) =
             fates.iter().find(|(_, f)| matches!(f, Fate::Unknown(_)))

@@ -7,6 +7,7 @@
 //! copyman-job 3
 //! selection  "public"."items" "public"."orders"
 //! truncate
+//! verify
 //! begin  "public"."orders"  system 7301847126395823112 database 16384  exact
 //! commit  "public"."orders"  system 7301847126395823112 database 16384  120000  48123
 //! done  "public"."orders"  system 7301847126395823112 database 16384  120000
@@ -27,7 +28,8 @@
 //!
 //! `selection` is what the job copies (its tables and patterns, in one order): a resume of
 //! another selection is refused. `truncate` says the job was run with `--truncate`: its
-//! resumes empty the tables they copy as it would have. `begin` is written before a table's transaction starts on a
+//! resumes empty the tables they copy as it would have. `verify` says it began with
+//! `--verify`: a resume without it is refused. `begin` is written before a table's transaction starts on a
 //! destination (`exact`: this attempt records its `commit` line, below); `commit`, before its
 //! `COMMIT` (or `PREPARE TRANSACTION`) is sent, with the rows copied and the destination's
 //! transaction ids (`txid_current()`; one per range of a split table); `done` only after its
@@ -129,6 +131,10 @@ pub struct Recorded {
     /// too, whether or not it is given `--truncate` (without it, a table the first run never
     /// began, or one it rolled back, would get the source's rows beside the old ones).
     pub truncate: bool,
+    /// The job was run with `--verify`: its tables are recorded done only once their checksum
+    /// matched, and a resume must verify too (a table it finds committed and unrecorded would
+    /// else be recorded done unchecked).
+    pub verify: bool,
 }
 
 /// What the state file says of the attempts at a table on a destination since it was last
@@ -262,6 +268,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 recorded.selection = Some(selection.clone());
             }
             [kind] if kind == "truncate" => recorded.truncate = true,
+            [kind] if kind == "verify" => recorded.verify = true,
             [kind, table, dest] if kind == "begin" => {
                 let key = (table.clone(), dest.clone());
                 recorded.begun.insert(key.clone());
@@ -359,6 +366,15 @@ impl StateFile {
     /// Writing or syncing failed.
     pub fn truncate(&self) -> io::Result<()> {
         self.append(&["truncate"])
+    }
+
+    /// Records that the job verifies its tables (`--verify`), for its resumes
+    /// ([`Recorded::verify`]).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn verify(&self) -> io::Result<()> {
+        self.append(&["verify"])
     }
 
     /// Where it is.
