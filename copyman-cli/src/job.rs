@@ -478,6 +478,19 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // --jobs within what the servers accept (max_connections): capped, said.
     let mut options = options.clone();
     options.jobs = fit_jobs(&source, &dests, &options)?;
+    // A resume goes on as the job began: verifying if it began with --verify (a table found
+    // committed and not recorded done is then recorded only once its checksum matched).
+    if options.resume
+        && !options.verify
+        && copyman_job::state::read(&options.state).is_ok_and(|r| r.verify)
+    {
+        options.verify = true;
+        if !output.quiet {
+            crate::progress::println(
+                "copyman: note: the job began with --verify: it is resumed with it",
+            );
+        }
+    }
     signals::connecting(false);
     let options = &options;
     let plan = job::plan(&source, &dests, &args.selection, options).map_err(fatal)?;
