@@ -692,10 +692,17 @@ fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) 
             continue;
         };
         // The waiting session's destination; a source session fails the table everywhere.
+        // Its error is the cancel's, or, when the copy's other sessions still waited on each
+        // other in a cycle PostgreSQL sees, the deadlock detector's (40P01) that came first.
         for (i, d) in t.destinations.iter_mut().enumerate() {
-            let cancelled = d.error.as_ref().is_some_and(|e| {
-                e.sqlstate.as_deref() == Some("57014") && e.message.contains("due to user request")
-            });
+            let cancelled = d
+                .error
+                .as_ref()
+                .is_some_and(|e| match e.sqlstate.as_deref() {
+                    Some("57014") => e.message.contains("due to user request"),
+                    Some("40P01") => true,
+                    _ => false,
+                });
             if cancelled
                 && wait.destination.is_none_or(|w| w == i)
                 && let Some(e) = d.error.as_mut()
