@@ -1812,6 +1812,36 @@ impl Participant for Announced<'_, '_, '_> {
 
 /// Ends a table's transactions (on `parties`) through core's commit machine: one COMMIT after
 /// another, or two-phase under the decision log.
+/// Ends the transactions of one table (or FK group: `tables`) on the `live` destinations
+/// through core's commit machine ([`commit_table`]), each telling the job's events of its steps.
+fn commit_live(
+    shared: &Shared<'_>,
+    worker: usize,
+    dests: &mut [Option<Connection>],
+    live: &[usize],
+    tables: &[TableName],
+    options: commit::Options,
+    flags: &[bool],
+) -> commit::Report<copyman_sync::Error> {
+    let mut announced: Vec<Announced<'_, '_, '_>> = dests
+        .iter_mut()
+        .enumerate()
+        .filter(|(d, _)| live.contains(d))
+        .map(|(destination, c)| Announced {
+            conn: c.as_mut().expect("begun above"),
+            shared,
+            worker,
+            tables,
+            destination,
+        })
+        .collect();
+    let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
+        .iter_mut()
+        .map(|a| a as &mut dyn Participant<Error = _>)
+        .collect();
+    commit_table(shared, options, flags, &mut parties)
+}
+
 fn commit_table(
     shared: &Shared<'_>,
     mut options: commit::Options,
@@ -2990,26 +3020,16 @@ fn copy_whole(
     });
     let stopped_before_commit = shared.halted();
     commit_options.copy_failed = copy_failed || stopped_before_commit;
-    let outcome = {
-        let mut announced: Vec<Announced<'_, '_, '_>> = conns
-            .dests
-            .iter_mut()
-            .enumerate()
-            .filter(|(d, _)| live.contains(d))
-            .map(|(destination, c)| Announced {
-                conn: c.as_mut().expect("begun above"),
-                shared,
-                worker,
-                tables: std::slice::from_ref(&t.table),
-                destination,
-            })
-            .collect();
-        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
-            .iter_mut()
-            .map(|a| a as &mut dyn Participant<Error = _>)
-            .collect();
-        commit_table(shared, commit_options, &flags, &mut parties)
-    };
+    let tables = std::slice::from_ref(&t.table);
+    let outcome = commit_live(
+        shared,
+        worker,
+        &mut conns.dests,
+        &live,
+        tables,
+        commit_options,
+        &flags,
+    );
     let record_error = outcome.record_error.as_ref().map(|e| describe(e));
     for (k, outcome) in outcome.destinations.into_iter().enumerate() {
         let d = live[k];
@@ -3615,26 +3635,15 @@ fn copy_group_unit(
     });
     let stopped_before_commit = shared.halted();
     commit_options.copy_failed = stopped_before_commit;
-    let outcome = {
-        let mut announced: Vec<Announced<'_, '_, '_>> = conns
-            .dests
-            .iter_mut()
-            .enumerate()
-            .filter(|(d, _)| live.contains(d))
-            .map(|(destination, c)| Announced {
-                conn: c.as_mut().expect("begun above"),
-                shared,
-                worker,
-                tables: &names,
-                destination,
-            })
-            .collect();
-        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
-            .iter_mut()
-            .map(|a| a as &mut dyn Participant<Error = _>)
-            .collect();
-        commit_table(shared, commit_options, &flags, &mut parties)
-    };
+    let outcome = commit_live(
+        shared,
+        worker,
+        &mut conns.dests,
+        &live,
+        &names,
+        commit_options,
+        &flags,
+    );
     let record_error = outcome.record_error.as_ref().map(|e| describe(e));
     for (j, outcome) in outcome.destinations.into_iter().enumerate() {
         let d = live[j];
