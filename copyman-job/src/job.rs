@@ -934,10 +934,16 @@ pub fn plan(
         );
     }
     if options.two_phase.is_some() {
-        for (conn, server) in dests.iter_mut().flatten().zip(destinations) {
+        // Under --keep-going a destination that did not connect has no connection here: pair
+        // each connection with its own server, so the refusal names the right one.
+        let connected = dests.iter_mut().zip(destinations);
+        for (conn, server) in connected.filter_map(|(c, s)| c.as_mut().map(|c| (c, s))) {
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
-                .map_err(|e| JobError::Source(describe_with(&e, options.stall_timeout)))?
+                .map_err(|e| {
+                    let why = describe_with(&e, options.stall_timeout);
+                    JobError::Refused(format!("destination {}: {why}", server.name))
+                })?
                 .first()
                 .and_then(|r| r.first().cloned().flatten())
                 .and_then(|v| v.parse::<u64>().ok())
