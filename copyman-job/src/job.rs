@@ -2404,6 +2404,7 @@ fn work(shared: &Shared<'_>, worker: usize) {
         dests: shared.destinations.iter().map(|_| None).collect(),
     };
     while let Some(i) = shared.next() {
+        let _flight = InFlight(shared);
         let t = &shared.plan.tables[i];
         (shared.events)(Event::TableStarted {
             worker,
@@ -2420,8 +2421,23 @@ fn work(shared: &Shared<'_>, worker: usize) {
             let report = copy_table(shared, worker, t, &mut conns);
             finish_table(shared, worker, i, report);
         }
-        shared.running.fetch_sub(1, Ordering::SeqCst);
-        shared.finished();
+    }
+}
+
+/// A table (or group) a worker took: when it is over, the tables waiting for it may start. A
+/// worker that panics (a bug, or the caller's `events` callback) stops the job, so that the
+/// other workers end instead of waiting for ever for a table that will not finish; the panic
+/// then reaches `run`'s caller.
+struct InFlight<'s, 'a>(&'s Shared<'a>);
+
+impl Drop for InFlight<'_, '_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0
+                .stop("a worker of the job panicked (see the message above)".to_owned());
+        }
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.finished();
     }
 }
 

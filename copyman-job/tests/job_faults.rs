@@ -557,3 +557,49 @@ fn a_resumed_split_table_whose_ranges_committed_is_not_copied_twice() {
     );
     let _ = std::fs::remove_file(&options.state);
 }
+
+/// A worker that panics (here the caller's own `events` callback, when the referenced table
+/// starts) stops the job: the worker waiting for that table to finish before it starts the
+/// table that references it ends instead of waiting for ever, the panic reaches `run`'s caller,
+/// and nothing was committed.
+#[test]
+fn a_worker_that_panics_stops_the_job_instead_of_leaving_the_others_waiting() {
+    let schema = "CREATE TABLE up (id int PRIMARY KEY);
+                  CREATE TABLE down (id int PRIMARY KEY, up int REFERENCES up);";
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema} INSERT INTO up SELECT generate_series(1, 10);
+             INSERT INTO down SELECT g, 1 + g % 10 FROM generate_series(1, 5000) g;"
+        ),
+        schema,
+        1,
+    );
+    let options = Options {
+        jobs: 2,
+        ..Options::new(state_path("worker-panics"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    let (done, ended) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let events = |event: Event| {
+            if let Event::TableStarted { table, .. } = event
+                && table.name.as_str() == "up"
+            {
+                panic!("the caller's callback fails on {table}");
+            }
+        };
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            job::run(plan, &source, &dests, &options, &events)
+        }));
+        let _ = done.send(run.is_err());
+    });
+    // A bound on a hang, not a timing: the job either ends or never does.
+    let panicked = ended
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the job never ended: a worker waits for a table a panicked worker held");
+    assert!(panicked, "the worker's panic reaches run's caller");
+    let c = clusters();
+    for table in ["up", "down"] {
+        assert_eq!(digest(&c.dest[0], &dbs[0], table).0, 0, "{table} committed");
+    }
+}
