@@ -1,0 +1,219 @@
+//! What `copyman` waits for is said, and what it can tell of its files before it connects or
+//! copies is told then.
+//!
+//! 1. A `--resume` that finds an earlier run's announced transaction still in progress on a
+//!    destination says at once what it waits for (the table, the destination by name, the
+//!    transaction, the backend holding it, how long), then goes on once it ended, or refuses as
+//!    before when it did not.
+//! 2. A FIFO source says that it waits for its writer, as a FIFO destination says it waits for
+//!    its reader, and then copies every row.
+//! 3. A file destination in a missing directory is refused before any server is asked
+//!    anything, as bad input (exit 2); under `--keep-going` it is dropped and the servers get
+//!    every row.
+//! 4. `--dry-run` reads the start of a regular input file and decides on it as the run would
+//!    (a header in another order refused in the run's words, a PGCOPY file planned binary);
+//!    stdin and a FIFO are not read, and the plan says so.
+//!
+//! Real clusters, shared by the binary; a fresh database per test.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+/// Waits for `child` (bounded: a child that never ends is killed and fails the test); its
+/// output.
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("copyman did not end: {:?}", child.wait_with_output());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+// Point 1: a resume that waits says so.
+
+const JK: &str = "CREATE SCHEMA jk; CREATE TABLE jk.k3 (id int, v text);";
+
+/// The state file's name for database `db` on `cluster` (`system SYSID database OID`).
+fn identity(cluster: &Cluster, db: &str) -> String {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            "SELECT s.system_identifier::text, d.oid::text FROM pg_control_system() s, \
+             pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .unwrap();
+    format!(
+        "system {} database {}",
+        row.get::<_, String>(0),
+        row.get::<_, String>(1)
+    )
+}
+
+/// An earlier run's copy of `jk.k3` (500 rows) to `db`, announced in a state file and still in
+/// progress: a session that holds it open (application_name `held-by-test`), its backend pid,
+/// and the state file.
+fn held_copy(cluster: &Cluster, db: &str, name: &str) -> (postgres::Client, i32, u64, TempPath) {
+    let me = identity(cluster, db);
+    let mut holder = cluster.connect(db);
+    holder
+        .batch_execute(
+            "SET application_name = 'held-by-test'; BEGIN; \
+             INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;",
+        )
+        .unwrap();
+    let row = holder
+        .query_one("SELECT txid_current()::text, pg_backend_pid()", &[])
+        .unwrap();
+    let xid: u64 = row.get::<_, String>(0).parse().unwrap();
+    let pid: i32 = row.get(1);
+    let state = TempPath::new(name);
+    fs::write(
+        &state.0,
+        format!(
+            "copyman-job 3\n\
+             begin\t\"jk\".\"k3\"\t{me}\texact\n\
+             commit\t\"jk\".\"k3\"\t{me}\t500\t{xid}\n"
+        ),
+    )
+    .unwrap();
+    (holder, pid, xid, state)
+}
+
+/// `copyman table --schema jk --resume` from `src` to `dest`, spawned with its output piped.
+fn resume(src: &str, dest: &str, state: &TempPath) -> Child {
+    copyman()
+        .args([
+            "table", "--schema", "jk", "--jobs", "1", "--json", "--resume", "--from", src, "--to",
+            dest, "--state",
+        ])
+        .arg(state.arg())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_resume_that_waits_for_a_transaction_in_progress_says_at_once_what_and_how_long() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{JK} INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{JK} INSERT INTO jk.k3 VALUES (-1, 'precious'), (-2, 'precious');"),
+    );
+    let (holder, pid, xid, state) = held_copy(&c.dest[0], &d1, "resume-waits.state");
+    let dest = c.dest[0].conninfo(&d1);
+    let mut child = resume(&c.source.conninfo(&src), &dest, &state);
+    let mut stderr = StderrLines::take(&mut child);
+    // Said while the transaction is still held: the wait has begun, not ended.
+    let line = stderr.expect("waiting up to");
+    assert!(
+        line.starts_with("copyman: note: --resume: table \"jk\".\"k3\""),
+        "{line}"
+    );
+    assert!(line.contains(&format!("transaction {xid} ")), "{line}");
+    let name = format!(
+        "{}@{}:{}/{d1}",
+        c.dest[0].user(),
+        c.dest[0].host(),
+        c.dest[0].port()
+    );
+    assert!(
+        line.contains(&format!("on destination 1 ({name}) is still in progress")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("backend {pid}, application_name \"held-by-test\"")),
+        "{line}"
+    );
+    assert!(line.ends_with("waiting up to 10 s for it to end"), "{line}");
+    assert!(!line.contains(c.dest[0].password()), "{line}");
+    // The earlier run's session ends (its transaction rolls back): the resume goes on, copies
+    // the table again and keeps the rows the destination held.
+    holder.close().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert_eq!(said.matches("waiting up to").count(), 1, "{said}");
+    assert!(!said.contains(c.dest[0].password()), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "jk.k3"), 502);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let notes = report["notes"].as_array().expect("notes").clone();
+    assert!(
+        notes.iter().any(|n| n.as_str().is_some_and(|n| n
+            .contains(&format!("transaction {xid} on destination 1"))
+            && n.contains("waiting up to 10 s"))),
+        "{report}"
+    );
+    assert!(!stdout.contains(c.dest[0].password()), "{stdout}");
+}
+
+#[test]
+fn a_resume_whose_wait_ends_with_the_transaction_still_in_progress_refuses_as_before() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{JK} INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{JK} INSERT INTO jk.k3 VALUES (-1, 'precious'), (-2, 'precious');"),
+    );
+    let (holder, pid, xid, state) = held_copy(&c.dest[0], &d1, "resume-refused.state");
+    let child = resume(&c.source.conninfo(&src), &c.dest[0].conninfo(&d1), &state);
+    let out = finish(child);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let note = stderr
+        .find(&format!("transaction {xid} on destination 1 ("))
+        .expect(&stderr);
+    let refusal = stderr
+        .find(&format!(
+            "copyman: error: --resume: table \"jk\".\"k3\": the earlier run's transaction {xid} \
+             on destination 1 is still in progress, so whether its rows will be there cannot be \
+             told yet; the earlier run's session there has not ended (waited 10 s): end it \
+             (pg_terminate_backend) or wait for it, then resume"
+        ))
+        .expect(&stderr);
+    assert!(
+        note < refusal,
+        "said before the wait, refused after it:\n{stderr}"
+    );
+    assert!(stderr.contains(&format!("backend {pid}")), "{stderr}");
+    assert!(!stderr.contains(c.dest[0].password()), "{stderr}");
+    // Refused: nothing done; the holder's session is the only one left there.
+    let report = json(&out);
+    assert_eq!(report["exit_code"], 2, "{report}");
+    drop(holder);
+    assert_eq!(count(&c.dest[0], &d1, "jk.k3"), 2);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+}
