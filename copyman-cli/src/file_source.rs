@@ -126,19 +126,25 @@ impl Wakeup {
 }
 
 impl FileSource {
-    /// Opens `t`'s source (a file or stdin) and starts reading it.
+    /// Opens `t`'s source (a file or stdin) and starts reading it. A FIFO's writer is waited
+    /// for as [`crate::dest::open_fifo`] says (said unless `quiet`).
     ///
     /// # Errors
-    /// The file cannot be opened.
-    pub(crate) fn open(t: &Transfer) -> Result<Self, Fatal> {
+    /// The file cannot be opened, or a signal came while a FIFO waited for its writer.
+    pub(crate) fn open(t: &Transfer, quiet: bool) -> Result<Self, Fatal> {
         let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
-            Endpoint::File(path) => (
-                Box::new(File::open(path).map_err(|e| Fatal {
+            Endpoint::File(path) => {
+                let opened = if crate::dest::is_fifo(path) {
+                    crate::dest::open_fifo(path, crate::dest::FifoEnd::Read, quiet)
+                } else {
+                    File::open(path)
+                };
+                let file = opened.map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
                     message: format!("cannot open source file {}: {e}", t.source.display()),
-                })?),
-                t.source.display(),
-            ),
+                })?;
+                (Box::new(file), t.source.display())
+            }
             _ => (Box::new(io::stdin()), "stdin".to_owned()),
         };
         let scan = scan(&t.statements);

@@ -107,7 +107,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
     let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     let mut file_source = match &t.source {
-        Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t)?),
+        Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t, output.quiet)?),
         Endpoint::Server(_) => None,
     };
 

@@ -217,3 +217,47 @@ fn a_resume_whose_wait_ends_with_the_transaction_still_in_progress_refuses_as_be
     assert_eq!(count(&c.dest[0], &d1, "jk.k3"), 2);
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
 }
+
+// Point 2: a FIFO source says what it waits for.
+
+const T: &str = "CREATE TABLE t (a int, b text);";
+
+#[test]
+fn a_fifo_source_says_it_waits_for_its_writer_then_copies_every_row() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("writer-later.fifo");
+    mkfifo(&fifo.0);
+    let mut child = copyman()
+        .args(["table", "t", "--from", fifo.arg(), "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for a writer");
+    assert_eq!(
+        line,
+        format!("copyman: waiting for a writer of FIFO {}", fifo.arg())
+    );
+    // The writer comes now, after the message.
+    let mut writer = fs::OpenOptions::new().write(true).open(&fifo.0).unwrap();
+    for i in 1..=1000 {
+        writeln!(writer, "{i}\tv{i}").unwrap();
+    }
+    drop(writer);
+    let status = child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert_eq!(said.matches("waiting for a writer").count(), 1, "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    let (sum, max): (i64, String) = {
+        let row = c.dest[0]
+            .connect(&d1)
+            .query_one("SELECT sum(a), max(b) FROM t", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((sum, max.as_str()), (500_500, "v999"));
+}
