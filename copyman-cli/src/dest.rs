@@ -446,7 +446,7 @@ pub(crate) fn own_descriptor(path: &Path) -> Option<i32> {
 /// opened for writing, without truncating, and closed.
 ///
 /// # Errors
-/// [`Fatal`] with exit 1, naming it.
+/// [`Fatal`] with exit 2 (bad input, found before anything began), naming it.
 pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> {
     for (i, endpoint) in destinations.iter().enumerate() {
         let Endpoint::File(path) = endpoint else {
@@ -463,7 +463,7 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
         });
         if let Err(e) = checked {
             return Err(Fatal {
-                exit: Exit::CopyFailed,
+                exit: Exit::Usage,
                 message: format!(
                     "destination {} {}: cannot write it: {e}: nothing copied",
                     i + 1,
@@ -475,9 +475,9 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
     Ok(())
 }
 
-/// For `--dry-run`: what a real run would refuse about its file destinations, found without
-/// creating, truncating or opening anything ([`refuse_same_file`] and [`refuse_unwritable`] run
-/// first, as in a real run). A file to be replaced or created needs a directory that exists and
+/// What a run would refuse about its file destinations when it opens them, found before it
+/// connects anywhere (a real run and `--dry-run` alike), without creating, truncating or
+/// opening anything ([`refuse_same_file`] and [`refuse_unwritable`] run first). A file to be replaced or created needs a directory that exists and
 /// that we may write and search (its temporary file is created there); a name of a directory is
 /// refused; another file written directly (a device) must be writable; a FIFO is not opened
 /// (that would wait for its reader). Checked with `faccessat(AT_EACCESS)`: as the process's
@@ -487,7 +487,7 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
 /// the first such destination is an error.
 ///
 /// # Errors
-/// [`Fatal`] with exit 1, naming it, in the words of [`refuse_unwritable`].
+/// [`Fatal`] with exit 2, naming it, in the words of [`refuse_unwritable`].
 pub(crate) fn refuse_unopenable(
     destinations: &[Endpoint],
     keep_going: bool,
@@ -502,7 +502,7 @@ pub(crate) fn refuse_unopenable(
         };
         if !keep_going {
             return Err(Fatal {
-                exit: Exit::CopyFailed,
+                exit: Exit::Usage,
                 message: format!(
                     "destination {} {}: cannot write it: {why}: nothing copied",
                     i + 1,

@@ -97,13 +97,24 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
+    // What a real run would find about its files only once it opens them (a missing or
+    // unwritable directory), found before any server is asked anything, as --dry-run finds it:
+    // refused (exit 2), or under --keep-going that destination dropped.
     crate::dest::refuse_same_file(&t.destinations)?;
     crate::dest::refuse_unwritable(&t.destinations)?;
+    let unopenable = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     // A signal while connecting exits at once: nothing began anywhere.
     signals::connecting(true);
     let connected = connect_all(t);
     signals::connecting(false);
     let (mut source_conn, mut dests) = connected?;
+    for (i, message) in unopenable {
+        report::log(format_args!("destination {}: {message}", i + 1));
+        dests[i].fail_with(ErrorInfo {
+            sqlstate: None,
+            message,
+        });
+    }
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
     let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     let mut file_source = match &t.source {
@@ -179,6 +190,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     dest.fail_begun(&e);
                 }
             }
+            // Dropped before connecting (--keep-going): not opened.
+            Endpoint::File(_) if dest.error.is_some() => {}
             Endpoint::Stdio | Endpoint::File(_) => {
                 match FileSink::open(dest.endpoint, output.quiet) {
                     Ok(sink) => dest.sink = Some(sink),

@@ -261,3 +261,106 @@ fn a_fifo_source_says_it_waits_for_its_writer_then_copies_every_row() {
     };
     assert_eq!((sum, max.as_str()), (500_500, "v999"));
 }
+
+// Point 3: file destinations checked before connecting.
+
+/// A TCP port on 127.0.0.1 where nothing listens (taken and let go).
+fn unused_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_file_destination_in_a_missing_directory_is_refused_before_any_connection() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("no-such-dir");
+    let target = dir.0.join("out.tsv");
+    let target = target.to_str().unwrap();
+    let why = format!(
+        "destination 2 {target}: cannot write it: cannot create a file in its directory {}: \
+         No such file or directory (os error 2): nothing copied",
+        dir.arg()
+    );
+
+    // A source where nothing listens: the error is the file's, not the connection's.
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", unused_port());
+    let out = copyman()
+        .args(["table", "t", "--from", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--to", target])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&why), "{stderr}");
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+
+    // A source that is there: still no session anywhere (-v logs every connection), no row.
+    let out = copyman()
+        .args([
+            "-v",
+            "--json",
+            "table",
+            "t",
+            "--from",
+            &c.source.url(&src),
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--to", target])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&why), "{stderr}");
+    assert!(!stderr.contains("connecting to"), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["committed"], 0, "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(backends(&c.dest[0], &d1), Vec::<String>::new());
+    assert!(!dir.0.exists());
+}
+
+#[test]
+fn under_keep_going_a_file_destination_in_a_missing_directory_is_dropped_and_the_servers_get_every_row()
+ {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("no-such-dir-kept-going");
+    let target = dir.0.join("out.tsv");
+    let target = target.to_str().unwrap();
+    let out = copyman()
+        .args([
+            "--json",
+            "table",
+            "t",
+            "--keep-going",
+            "--from",
+            &c.source.url(&src),
+        ])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--to", target])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let dests = report["destinations"].as_array().expect("destinations");
+    assert_eq!(dests[0]["status"], "committed", "{report}");
+    assert_eq!(dests[1]["status"], "failed", "{report}");
+    let error = dests[1]["error"].to_string();
+    assert!(
+        error.contains("cannot create a file in its directory") && error.contains(dir.arg()),
+        "{report}"
+    );
+    assert_eq!(digest(&c.dest[0], &d1, "t"), digest(&c.source, &src, "t"));
+    assert!(!dir.0.exists());
+}
