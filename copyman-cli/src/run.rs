@@ -126,23 +126,12 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // The input's start, read once the plan stands (a missing table is said without waiting
     // for stdin) and before anything is sent: its format, a byte order mark, a header. A PGCOPY
     // file without a format is planned again, as binary.
-    let file_start = match file_source.as_mut() {
-        Some(source) => {
-            let reading = crate::file_source::reading(t);
-            let start = source.examine_start(&reading)?;
-            if let Some(binary) = crate::file_source::read_as(t, &reading, &start, source.name())? {
-                plan = crate::plan::plan(&binary, source_conn.as_mut(), &mut dests)?;
-            }
-            Some(start)
-        }
-        None => None,
-    };
+    if let Some(source) = file_source.as_mut() {
+        crate::file_source::check_start(t, source, &mut plan, source_conn.as_mut(), &mut dests)?;
+    }
     for ((dest, receive), truncate) in dests.iter_mut().zip(&plan.receive).zip(&plan.truncate) {
         dest.receive.clone_from(receive);
         dest.truncate.clone_from(truncate);
-    }
-    if let (Some(start), Some(source)) = (&file_start, &file_source) {
-        crate::file_source::check_header(t, start, source.name(), &plan, &mut dests)?;
     }
     if let Some(send) = &plan.send {
         report::log(format_args!("source: {send}"));

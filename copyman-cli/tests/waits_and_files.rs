@@ -364,3 +364,167 @@ fn under_keep_going_a_file_destination_in_a_missing_directory_is_dropped_and_the
     assert_eq!(digest(&c.dest[0], &d1, "t"), digest(&c.source, &src, "t"));
     assert!(!dir.0.exists());
 }
+
+// Point 4: --dry-run reads the start of an input file.
+
+/// Two text columns: a header in another order loads without any error.
+const P: &str = "CREATE TABLE p (a text, b text);";
+
+/// A file named `name` holding `data`.
+fn file(name: &str, data: &[u8]) -> TempPath {
+    let path = TempPath::new(name);
+    fs::write(&path.0, data).unwrap();
+    path
+}
+
+/// The `copyman: error: …` line of a run's stderr.
+fn error_line(out: &Output) -> String {
+    text(&out.stderr)
+        .lines()
+        .find(|l| l.starts_with("copyman: error: "))
+        .unwrap_or_else(|| panic!("no error line: {}", text(&out.stderr)))
+        .to_owned()
+}
+
+#[test]
+fn dry_run_refuses_a_csv_header_in_another_order_with_the_real_runs_words_and_exit() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], P);
+    let to = c.dest[0].conninfo(&d1);
+    let csv = file("swapped-dry.csv", b"b,a\nb1,a1\nb2,a2\n");
+    for args in [
+        vec!["table", "p", "--from", csv.arg(), "--to", &to, "--header"],
+        vec![
+            "copy",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to,
+            "--receive",
+            "COPY p FROM STDIN (FORMAT csv, HEADER)",
+        ],
+    ] {
+        let real = run(&args);
+        assert_exit(&real, 2);
+        let dry = run(&[args.as_slice(), &["--dry-run"]].concat());
+        assert_exit(&dry, 2);
+        assert_eq!(error_line(&dry), error_line(&real), "{args:?}");
+        assert!(
+            error_line(&dry).contains("header field 1 is \"b\""),
+            "{}",
+            error_line(&dry)
+        );
+        assert_eq!(text(&dry.stdout), "", "no plan printed");
+        // The file is all there still, and nothing reached the server.
+        assert_eq!(fs::read(&csv.0).unwrap(), b"b,a\nb1,a1\nb2,a2\n");
+        assert_eq!(count(&c.dest[0], &d1, "p"), 0);
+    }
+    // The header in the table's order: the dry run plans it, and says it read the header.
+    let fine = file("in-order-dry.csv", b"a,b\na1,b1\n");
+    let dry = run(&[
+        "table",
+        "p",
+        "--from",
+        fine.arg(),
+        "--to",
+        &to,
+        "--header",
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 0);
+    let stdout = text(&dry.stdout);
+    assert!(
+        stdout.contains("    input: read as csv; its header (a, b) matches the columns\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dry_run_of_a_pgcopy_file_plans_binary() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 100) g;"),
+    );
+    let mut data = Vec::new();
+    c.source
+        .connect(&src)
+        .copy_out("COPY t TO STDOUT (FORMAT binary)")
+        .unwrap()
+        .read_to_end(&mut data)
+        .unwrap();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&d1);
+    // Named like a CSV file: only a guess, which the signature overrides.
+    let bin = file("rows-dry.csv", &data);
+    let dry = run(&["table", "t", "--from", bin.arg(), "--to", &to, "--dry-run"]);
+    assert_exit(&dry, 0);
+    let stdout = text(&dry.stdout);
+    assert!(
+        stdout.contains("    input: starts with the PGCOPY signature: read as binary COPY data\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  format: binary ("), "{stdout}");
+    assert!(stdout.contains("(FORMAT binary)"), "{stdout}");
+    let dry = run(&[
+        "--json",
+        "table",
+        "t",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 0);
+    let plan = json(&dry);
+    assert_eq!(plan["format"], "binary", "{plan}");
+    assert_eq!(plan["plan"]["source"]["input"]["read"], true, "{plan}");
+    // copy: the --receive must say binary, as the run would refuse otherwise.
+    let dry = run(&[
+        "copy",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--receive",
+        "COPY t FROM STDIN",
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 2);
+    assert!(
+        error_line(&dry).contains("read it with FORMAT binary in --receive"),
+        "{}",
+        error_line(&dry)
+    );
+    assert_eq!(fs::read(&bin.0).unwrap(), data, "not consumed");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+#[test]
+fn dry_run_does_not_read_stdin_or_a_fifo_and_says_so() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&d1);
+    let fifo = TempPath::new("never-written-dry.fifo");
+    mkfifo(&fifo.0);
+    for (from, why) in [("-", "stdin"), (fifo.arg(), "a FIFO")] {
+        // No writer ever comes, and stdin stays open: a dry run that read either would hang.
+        let mut child = copyman()
+            .args(["table", "t", "--from", from, "--to", &to, "--dry-run"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let out = finish(child);
+        drop(stdin);
+        assert_exit(&out, 0);
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains(&format!("    input: not read until the run ({why})\n")),
+            "{stdout}"
+        );
+    }
+}
