@@ -690,7 +690,7 @@ pub(crate) fn describe_start(t: &Transfer, start: &Start, plan: &Plan) -> String
             .map(|f| f.as_deref().unwrap_or("NULL"))
             .collect();
         said.push_str(&format!(
-            "; its header ({}) matches the columns",
+            "; its header ({}) checked against the columns",
             names.join(", ")
         ));
     }

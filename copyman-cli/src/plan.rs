@@ -465,16 +465,12 @@ fn input(
         Endpoint::File(path) => path,
     };
     match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) if crate::dest::is_fifo(path) => return Ok(Some(Input::NotRead("a FIFO"))),
-        Ok(_) => return Ok(Some(Input::NotRead("not a regular file"))),
-        Err(e) => {
-            return Err(Fatal {
-                exit: Exit::CopyFailed,
-                message: format!("cannot open source file {}: {e}", t.source.display()),
-            }
-            .into());
+        Ok(meta) if !meta.is_file() && crate::dest::is_fifo(path) => {
+            return Ok(Some(Input::NotRead("a FIFO")));
         }
+        Ok(meta) if !meta.is_file() => return Ok(Some(Input::NotRead("not a regular file"))),
+        // A regular file; or none, which the open refuses as the run's would.
+        _ => {}
     }
     let mut source = crate::file_source::FileSource::open(t, output.quiet)?;
     let start = crate::file_source::check_start(t, &mut source, plan, source_conn, dests)?;

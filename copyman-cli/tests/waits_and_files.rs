@@ -434,7 +434,7 @@ fn dry_run_refuses_a_csv_header_in_another_order_with_the_real_runs_words_and_ex
     assert_exit(&dry, 0);
     let stdout = text(&dry.stdout);
     assert!(
-        stdout.contains("    input: read as csv; its header (a, b) matches the columns\n"),
+        stdout.contains("    input: read as csv; its header (a, b) checked against the columns\n"),
         "{stdout}"
     );
 }
