@@ -317,66 +317,65 @@ fn open_direct(path: &Path, quiet: bool) -> io::Result<File> {
         // it, once.
         return Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }));
     }
-    if fs::metadata(path)
-        .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()))
-    {
-        return open_fifo(path, quiet);
+    if is_fifo(path) {
+        return open_fifo(path, FifoEnd::Write, quiet);
     }
     OpenOptions::new().append(true).open(path)
 }
 
-/// How often the wait for a FIFO's reader looks whether a signal came.
+/// How often the wait for a FIFO's other end looks whether a signal came.
 const FIFO_SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Opens a FIFO for writing. Opening one blocks until it has a reader, so it is first opened
-/// without blocking (`O_NONBLOCK`: at once, or `ENXIO` when no one reads it). Without a reader
-/// "waiting for a reader of FIFO PATH" is said on stderr once (unless `quiet`), and it is opened
-/// blocking, as a shell redirection would, on a thread of its own: a signal during the wait
-/// ends the wait (an `Interrupted` error: the run then stops, nothing committed), which a
-/// blocked `open` in this thread would not (the signal handler restarts it).
-fn open_fifo(path: &Path, quiet: bool) -> io::Result<File> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
+/// How long the open of a FIFO waits for its other end before it says so: one that comes at
+/// once (a reader already there, a writer started with copyman) is not worth a word.
+const FIFO_SAY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Which end of a FIFO copyman opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FifoEnd {
+    /// Its writing end, for a destination: the open waits for a reader.
+    Write,
+    /// Its reading end, for a source: the open waits for a writer.
+    Read,
+}
+
+impl FifoEnd {
+    /// Who the open waits for.
+    fn other(self) -> &'static str {
+        match self {
+            Self::Write => "reader",
+            Self::Read => "writer",
+        }
+    }
+}
+
+/// Whether `path` is a FIFO (following links).
+pub(crate) fn is_fifo(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()))
+}
+
+/// Opens the FIFO `path` at `end`, for a destination or a source alike. Opening a FIFO blocks
+/// until its other end is opened too, so it is opened (blocking, as a shell redirection would)
+/// on a thread of its own, and waited for here: when the other end has not come after
+/// [`FIFO_SAY_AFTER`], "waiting for a reader of FIFO PATH" (a writer, for a source) is said on
+/// stderr once (unless `quiet`); a signal during the wait ends it (an `Interrupted` error: the
+/// run then stops, nothing committed), which a blocked `open` in this thread would not (the
+/// signal handler restarts it).
+pub(crate) fn open_fifo(path: &Path, end: FifoEnd, quiet: bool) -> io::Result<File> {
     use std::sync::mpsc::{self, RecvTimeoutError};
 
     let interrupted = |signal: i32| {
         io::Error::new(
             io::ErrorKind::Interrupted,
             format!(
-                "interrupted by {} while waiting for a reader of the FIFO",
-                signals::name(signal)
+                "interrupted by {} while waiting for a {} of the FIFO",
+                signals::name(signal),
+                end.other()
             ),
         )
     };
-    match OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(file) => {
-            // Written blocking from now on, as every other destination: a full pipe waits for
-            // its reader.
-            let fd = file.as_raw_fd();
-            // SAFETY: `fd` is open (owned by `file`, alive here); F_GETFL takes no argument.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-            // SAFETY: `fd` is open; F_SETFL takes an integer of flags, no memory.
-            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            return Ok(file);
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
-        Err(e) => return Err(e),
-    }
     if let Some(signal) = signals::received() {
         return Err(interrupted(signal));
-    }
-    if !quiet {
-        crate::progress::println(&format!(
-            "copyman: waiting for a reader of FIFO {}",
-            conn::redact(&path.to_string_lossy())
-        ));
     }
     let (opened, wait) = mpsc::channel();
     let fifo = path.to_owned();
@@ -384,15 +383,28 @@ fn open_fifo(path: &Path, quiet: bool) -> io::Result<File> {
         .name("copyman-fifo".to_owned())
         .spawn(move || {
             // The run may have stopped waiting (a signal): then no one receives this, and the
-            // file, opened late, is closed here (its reader reads an end of file).
-            let _ = opened.send(OpenOptions::new().append(true).open(&fifo));
+            // file, opened late, is closed here (its other end reads or writes an end of file).
+            let _ = opened.send(match end {
+                FifoEnd::Write => OpenOptions::new().append(true).open(&fifo),
+                FifoEnd::Read => File::open(&fifo),
+            });
         })?;
+    let since = std::time::Instant::now();
+    let mut said = quiet;
     loop {
         match wait.recv_timeout(FIFO_SIGNAL_CHECK) {
             Ok(file) => return file,
             Err(RecvTimeoutError::Timeout) => {
                 if let Some(signal) = signals::received() {
                     return Err(interrupted(signal));
+                }
+                if !said && since.elapsed() >= FIFO_SAY_AFTER {
+                    said = true;
+                    crate::progress::println(&format!(
+                        "copyman: waiting for a {} of FIFO {}",
+                        end.other(),
+                        conn::redact(&path.to_string_lossy())
+                    ));
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -434,7 +446,7 @@ pub(crate) fn own_descriptor(path: &Path) -> Option<i32> {
 /// opened for writing, without truncating, and closed.
 ///
 /// # Errors
-/// [`Fatal`] with exit 1, naming it.
+/// [`Fatal`] with exit 2 (bad input, found before anything began), naming it.
 pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> {
     for (i, endpoint) in destinations.iter().enumerate() {
         let Endpoint::File(path) = endpoint else {
@@ -451,7 +463,7 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
         });
         if let Err(e) = checked {
             return Err(Fatal {
-                exit: Exit::CopyFailed,
+                exit: Exit::Usage,
                 message: format!(
                     "destination {} {}: cannot write it: {e}: nothing copied",
                     i + 1,
@@ -463,9 +475,9 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
     Ok(())
 }
 
-/// For `--dry-run`: what a real run would refuse about its file destinations, found without
-/// creating, truncating or opening anything ([`refuse_same_file`] and [`refuse_unwritable`] run
-/// first, as in a real run). A file to be replaced or created needs a directory that exists and
+/// What a run would refuse about its file destinations when it opens them, found before it
+/// connects anywhere (a real run and `--dry-run` alike), without creating, truncating or
+/// opening anything ([`refuse_same_file`] and [`refuse_unwritable`] run first). A file to be replaced or created needs a directory that exists and
 /// that we may write and search (its temporary file is created there); a name of a directory is
 /// refused; another file written directly (a device) must be writable; a FIFO is not opened
 /// (that would wait for its reader). Checked with `faccessat(AT_EACCESS)`: as the process's
@@ -475,7 +487,7 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
 /// the first such destination is an error.
 ///
 /// # Errors
-/// [`Fatal`] with exit 1, naming it, in the words of [`refuse_unwritable`].
+/// [`Fatal`] with exit 2, naming it, in the words of [`refuse_unwritable`].
 pub(crate) fn refuse_unopenable(
     destinations: &[Endpoint],
     keep_going: bool,
@@ -490,7 +502,7 @@ pub(crate) fn refuse_unopenable(
         };
         if !keep_going {
             return Err(Fatal {
-                exit: Exit::CopyFailed,
+                exit: Exit::Usage,
                 message: format!(
                     "destination {} {}: cannot write it: {why}: nothing copied",
                     i + 1,

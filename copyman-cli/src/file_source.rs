@@ -126,19 +126,25 @@ impl Wakeup {
 }
 
 impl FileSource {
-    /// Opens `t`'s source (a file or stdin) and starts reading it.
+    /// Opens `t`'s source (a file or stdin) and starts reading it. A FIFO's writer is waited
+    /// for as [`crate::dest::open_fifo`] says (said unless `quiet`).
     ///
     /// # Errors
-    /// The file cannot be opened.
-    pub(crate) fn open(t: &Transfer) -> Result<Self, Fatal> {
+    /// The file cannot be opened, or a signal came while a FIFO waited for its writer.
+    pub(crate) fn open(t: &Transfer, quiet: bool) -> Result<Self, Fatal> {
         let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
-            Endpoint::File(path) => (
-                Box::new(File::open(path).map_err(|e| Fatal {
+            Endpoint::File(path) => {
+                let opened = if crate::dest::is_fifo(path) {
+                    crate::dest::open_fifo(path, crate::dest::FifoEnd::Read, quiet)
+                } else {
+                    File::open(path)
+                };
+                let file = opened.map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
                     message: format!("cannot open source file {}: {e}", t.source.display()),
-                })?),
-                t.source.display(),
-            ),
+                })?;
+                (Box::new(file), t.source.display())
+            }
             _ => (Box::new(io::stdin()), "stdin".to_owned()),
         };
         let scan = scan(&t.statements);
@@ -629,6 +635,66 @@ pub(crate) fn read_as(
             })
         }
     }
+}
+
+/// Reads the start of the input and decides on it before anything is sent, as a run and
+/// `--dry-run` both do: its format ([`read_as`]: a PGCOPY file given without a format is
+/// planned again, as binary, replacing `plan`), and its header line against the columns
+/// ([`check_header`], each server destination's `receive` set from the plan first).
+///
+/// # Errors
+/// As [`FileSource::examine_start`], [`read_as`], planning again, and [`check_header`].
+pub(crate) fn check_start(
+    t: &Transfer,
+    source: &mut FileSource,
+    plan: &mut Plan,
+    source_conn: Option<&mut copyman_sync::Connection>,
+    dests: &mut [Dest<'_>],
+) -> anyhow::Result<Start> {
+    let reading = reading(t);
+    let start = source.examine_start(&reading)?;
+    if let Some(binary) = read_as(t, &reading, &start, source.name())? {
+        *plan = crate::plan::plan(&binary, source_conn, dests)?;
+        if plan.format.is_some() {
+            plan.format_reason = Some(format!(
+                "{} starts with the PGCOPY signature",
+                source.name()
+            ));
+        }
+    }
+    for (dest, receive) in dests.iter_mut().zip(&plan.receive) {
+        dest.receive.clone_from(receive);
+    }
+    check_header(t, &start, source.name(), plan, dests)?;
+    Ok(start)
+}
+
+/// What [`check_start`] found, in the words of `--dry-run`'s plan.
+pub(crate) fn describe_start(t: &Transfer, start: &Start, plan: &Plan) -> String {
+    let format = if start.binary {
+        "starts with the PGCOPY signature: read as binary COPY data".to_owned()
+    } else {
+        match (plan.format, reading(t).declared) {
+            (Some(format), _) => format!("read as {}", format.name()),
+            (None, Declared::Unknown) => "read as its --receive says".to_owned(),
+            (None, declared) => format!("read as {}", declared.name()),
+        }
+    };
+    let mut said = format;
+    if start.bom {
+        said.push_str("; its UTF-8 byte order mark is not sent");
+    }
+    if let Some(fields) = &start.header {
+        let names: Vec<&str> = fields
+            .iter()
+            .map(|f| f.as_deref().unwrap_or("NULL"))
+            .collect();
+        said.push_str(&format!(
+            "; its header ({}) checked against the columns",
+            names.join(", ")
+        ));
+    }
+    said
 }
 
 /// Refuses a header line whose fields would load into other columns than they name (see

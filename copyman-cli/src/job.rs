@@ -493,9 +493,26 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     signals::connecting(false);
     let options = &options;
-    let plan = job::plan(&source, &dests, &args.selection, options).map_err(fatal)?;
+    // What planning waits for (a resume waiting for an earlier run's transaction) is said at
+    // once, and kept for --json's notes.
+    let waited: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let planned = job::plan_with(&source, &dests, &args.selection, options, &|event| {
+        if let Event::ResumeWait(wait) = event {
+            let note = wait.to_string();
+            if !output.quiet {
+                crate::progress::println(&format!("copyman: note: {note}"));
+            }
+            waited
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(note);
+        }
+    });
+    let mut plan = planned.map_err(fatal)?;
     watch.planning(false);
+    let waited = waited.into_inner().unwrap_or_else(PoisonError::into_inner);
     if args.dry_run {
+        plan.notes.splice(0..0, waited);
         return dry_run(&plan, &dests, output);
     }
     if !output.quiet {
@@ -507,7 +524,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     *ledger.lock().unwrap_or_else(PoisonError::into_inner) = Ledger::new(&plan, &dests, options);
     let render = Arc::new(Render::new(output, options.jobs));
     let _ = display.set(Arc::clone(&render));
-    let notes = plan.notes.clone();
+    let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
     let report = job::run(plan, &source, &dests, options, &|e| {
         watch.event(&e);
         ledger

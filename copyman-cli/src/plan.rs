@@ -353,8 +353,12 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             message,
         });
     }
-    let plan = plan(t, source_conn.as_mut(), &mut dests)?;
-    let value = plan_json(t, &plan, &dests);
+    let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    let input = input(t, output, &mut plan, source_conn.as_mut(), &mut dests)?;
+    let mut value = plan_json(t, &plan, &dests);
+    if let Some(input) = &input {
+        value["plan"]["source"]["input"] = input.to_json();
+    }
     if output.json {
         report::print_json(&value)?;
     } else {
@@ -362,6 +366,9 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         text.push_str(&format!("  source: {}\n", t.source.display()));
         if let Some(send) = &plan.send {
             text.push_str(&format!("    {send}\n"));
+        }
+        if let Some(input) = &input {
+            text.push_str(&format!("    input: {input}\n"));
         }
         if let Some(format) = plan.format {
             text.push_str(&format!(
@@ -407,6 +414,69 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         print!("{text}");
     }
     Ok(Exit::Success)
+}
+
+/// What `--dry-run` knows of a file or stdin source's start.
+enum Input {
+    /// A regular file: its start was read and checked as a run would
+    /// ([`crate::file_source::check_start`]); what it found.
+    Read(String),
+    /// Stdin, a FIFO or another file that is not a regular one: reading its start would take
+    /// it from the run (or wait for its writer); why it is not read.
+    NotRead(&'static str),
+}
+
+impl Input {
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Read(found) => json!({ "read": true, "found": found }),
+            Self::NotRead(why) => json!({ "read": false, "found": Value::Null, "why": why }),
+        }
+    }
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(found) => f.write_str(found),
+            Self::NotRead(why) => write!(f, "not read until the run ({why})"),
+        }
+    }
+}
+
+/// For `--dry-run`: a regular file source's start read (only its start: nothing is consumed)
+/// and decided on as the run would decide ([`crate::file_source::check_start`]: the format it
+/// detects, which may plan the copy again as binary; a header that names the columns in
+/// another order refused in the run's words); stdin and a FIFO are not read. `None` for a
+/// server source.
+///
+/// # Errors
+/// What the run would refuse about the start, with its exit status.
+fn input(
+    t: &Transfer,
+    output: Output,
+    plan: &mut Plan,
+    source_conn: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+) -> anyhow::Result<Option<Input>> {
+    let path = match &t.source {
+        Endpoint::Server(_) => return Ok(None),
+        Endpoint::Stdio => return Ok(Some(Input::NotRead("stdin"))),
+        Endpoint::File(path) => path,
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && crate::dest::is_fifo(path) => {
+            return Ok(Some(Input::NotRead("a FIFO")));
+        }
+        Ok(meta) if !meta.is_file() => return Ok(Some(Input::NotRead("not a regular file"))),
+        // A regular file; or none, which the open refuses as the run's would.
+        _ => {}
+    }
+    let mut source = crate::file_source::FileSource::open(t, output.quiet)?;
+    let start = crate::file_source::check_start(t, &mut source, plan, source_conn, dests)?;
+    Ok(Some(Input::Read(crate::file_source::describe_start(
+        t, &start, plan,
+    ))))
 }
 
 /// The plan as `--json` shows it for `--dry-run`.

@@ -97,17 +97,28 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
 pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     let started_at = std::time::SystemTime::now();
+    // What a real run would find about its files only once it opens them (a missing or
+    // unwritable directory), found before any server is asked anything, as --dry-run finds it:
+    // refused (exit 2), or under --keep-going that destination dropped.
     crate::dest::refuse_same_file(&t.destinations)?;
     crate::dest::refuse_unwritable(&t.destinations)?;
+    let unopenable = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     // A signal while connecting exits at once: nothing began anywhere.
     signals::connecting(true);
     let connected = connect_all(t);
     signals::connecting(false);
     let (mut source_conn, mut dests) = connected?;
+    for (i, message) in unopenable {
+        report::log(format_args!("destination {}: {message}", i + 1));
+        dests[i].fail_with(ErrorInfo {
+            sqlstate: None,
+            message,
+        });
+    }
     // Duplicates refused, limits set, lock waits and signals watched until the run ends.
     let watch = limits::prepare(t, source_conn.as_mut(), &mut dests, output.quiet)?;
     let mut file_source = match &t.source {
-        Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t)?),
+        Endpoint::Stdio | Endpoint::File(_) => Some(FileSource::open(t, output.quiet)?),
         Endpoint::Server(_) => None,
     };
 
@@ -115,23 +126,12 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // The input's start, read once the plan stands (a missing table is said without waiting
     // for stdin) and before anything is sent: its format, a byte order mark, a header. A PGCOPY
     // file without a format is planned again, as binary.
-    let file_start = match file_source.as_mut() {
-        Some(source) => {
-            let reading = crate::file_source::reading(t);
-            let start = source.examine_start(&reading)?;
-            if let Some(binary) = crate::file_source::read_as(t, &reading, &start, source.name())? {
-                plan = crate::plan::plan(&binary, source_conn.as_mut(), &mut dests)?;
-            }
-            Some(start)
-        }
-        None => None,
-    };
+    if let Some(source) = file_source.as_mut() {
+        crate::file_source::check_start(t, source, &mut plan, source_conn.as_mut(), &mut dests)?;
+    }
     for ((dest, receive), truncate) in dests.iter_mut().zip(&plan.receive).zip(&plan.truncate) {
         dest.receive.clone_from(receive);
         dest.truncate.clone_from(truncate);
-    }
-    if let (Some(start), Some(source)) = (&file_start, &file_source) {
-        crate::file_source::check_header(t, start, source.name(), &plan, &mut dests)?;
     }
     if let Some(send) = &plan.send {
         report::log(format_args!("source: {send}"));
@@ -179,6 +179,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     dest.fail_begun(&e);
                 }
             }
+            // Dropped before connecting (--keep-going): not opened.
+            Endpoint::File(_) if dest.error.is_some() => {}
             Endpoint::Stdio | Endpoint::File(_) => {
                 match FileSink::open(dest.endpoint, output.quiet) {
                     Ok(sink) => dest.sink = Some(sink),

@@ -367,7 +367,7 @@ fn dry_run_refuses_file_destinations_a_real_run_would_and_creates_nothing() {
             args.push("--dry-run");
         }
         let out = run(&args);
-        assert_exit(&out, 1);
+        assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains(&format!("{missing}: cannot write it"))
@@ -388,7 +388,7 @@ fn dry_run_refuses_file_destinations_a_real_run_would_and_creates_nothing() {
         dir.arg(),
         "--dry-run",
     ]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("Is a directory"),
         "{}",
@@ -409,7 +409,7 @@ fn dry_run_refuses_file_destinations_a_real_run_would_and_creates_nothing() {
     }
     let out = cmd.output().unwrap();
     fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).unwrap();
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
@@ -433,7 +433,7 @@ fn dry_run_refuses_file_destinations_a_real_run_would_and_creates_nothing() {
         cmd.uid(65534).gid(65534);
     }
     let out = cmd.output().unwrap();
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("cannot write it"),
         "{}",

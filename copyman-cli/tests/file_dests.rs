@@ -137,7 +137,7 @@ fn is_root() -> bool {
 /// Point 2: the rename replaced files psql's `\copy` would refuse to write (a root-owned `0444`
 /// file, run as another user: its directory allowed the rename), and gave a `0600` file back
 /// `0644`. An existing target must be writable by us, checked before anything is sent anywhere
-/// (exit 1, naming it); the new file gets the old one's permission bits (and owner, as root).
+/// (exit 2, naming it); the new file gets the old one's permission bits (and owner, as root).
 #[test]
 fn a_target_psql_could_not_write_is_refused_and_modes_are_kept() {
     let c = clusters();
@@ -162,7 +162,7 @@ fn a_target_psql_could_not_write_is_refused_and_modes_are_kept() {
         cmd.uid(65534).gid(65534);
     }
     let out = cmd.output().unwrap();
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!("destination 2 {target}: cannot write it")),

@@ -57,6 +57,7 @@ use copyman_sync::{
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::resume::{self, Resumed};
+pub use crate::resume::{Holder, ResumeWait};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carrier, Carry};
 use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
@@ -809,6 +810,7 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
 
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
+/// [`plan_with`] tells what planning waits for as it happens.
 ///
 /// # Errors
 /// See [`JobError`]: a server that cannot be reached, a bad or empty selection, a source that
@@ -818,6 +820,22 @@ pub fn plan(
     destinations: &[Server],
     selection: &Selection,
     options: &Options,
+) -> Result<Plan, JobError> {
+    plan_with(source, destinations, selection, options, &|_| {})
+}
+
+/// [`plan`], telling `events` at once of what planning waits for: a resume that waits for an
+/// earlier run's transaction still in progress on a destination ([`Event::ResumeWait`], before
+/// the wait).
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_with(
+    source: &Server,
+    destinations: &[Server],
+    selection: &Selection,
+    options: &Options,
+    events: &dyn Fn(Event),
 ) -> Result<Plan, JobError> {
     let mut src = connect(source)?;
     // A destination's planning session: `None` once it was given up and could not be replaced
@@ -1033,7 +1051,14 @@ pub fn plan(
                 }
             };
             // What the state file says of it here, checked against the destination.
-            let here = resume::resumed_here(conn, &recorded, &sel.table, &keys[i], i);
+            let waiting = |wait: ResumeWait| events(Event::ResumeWait(wait));
+            let here = resume::Here {
+                d: i,
+                key: &keys[i],
+                name: &server.name,
+                waiting: &waiting,
+            };
+            let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
                 Resumed::Done { rows, note } => {
                     notes.extend(note);
@@ -1698,6 +1723,10 @@ pub enum Event {
         /// Whether it took effect, once answered.
         answered: Option<bool>,
     },
+    /// While planning ([`plan_with`]), before a resume waits for a transaction an earlier run
+    /// announced on a destination and that is still in progress there: what it waits for, and
+    /// how long at most (then it goes on if the transaction ended, or refuses the resume).
+    ResumeWait(ResumeWait),
     /// A worker finished a table (whatever the outcome).
     TableFinished {
         /// The worker.

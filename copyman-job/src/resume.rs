@@ -13,6 +13,7 @@
 //! describes: a clone of the destination (a base backup, a copied data directory) has its
 //! system identifier and oids, hence its name in the state file.
 
+use std::fmt;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,22 +70,118 @@ fn fate(conn: &mut Connection, xid: u64) -> Fate {
     }
 }
 
+/// A resume that waits for a transaction an earlier run announced (its `commit` line) and that
+/// is still in progress on a destination: its session has not ended yet (the server has not
+/// noticed that its client died, or the run is still alive). Said before the wait (the job's
+/// [`Event::ResumeWait`](crate::job::Event::ResumeWait)): the wait lasts up to
+/// [`ResumeWait::limit`], then the resume goes on if the transaction ended, or is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResumeWait {
+    /// The table, as the state file names it (quoted).
+    pub table: String,
+    /// The destination (0-based).
+    pub destination: usize,
+    /// The destination's name ([`Server::name`](crate::job::Server::name): never with a
+    /// password).
+    pub name: String,
+    /// The transaction id (`txid_current()`, with its epoch) recorded on the `commit` line.
+    pub xid: u64,
+    /// The backend that holds it, when `pg_stat_activity` tells (its `backend_xid`).
+    pub holder: Option<Holder>,
+    /// How long the resume waits for it at most.
+    pub limit: Duration,
+}
+
+/// A backend that holds a transaction, as `pg_stat_activity` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holder {
+    /// Its process id.
+    pub pid: i32,
+    /// Its `application_name`, when it has one and the server shows it.
+    pub application_name: Option<String>,
+}
+
+impl fmt::Display for ResumeWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--resume: table {}: the earlier run's transaction {} on destination {} ({}) is \
+             still in progress",
+            self.table,
+            self.xid,
+            self.destination + 1,
+            self.name
+        )?;
+        match &self.holder {
+            Some(Holder {
+                pid,
+                application_name: Some(app),
+            }) => write!(f, " (held by backend {pid}, application_name {app:?})")?,
+            Some(Holder { pid, .. }) => write!(f, " (held by backend {pid})")?,
+            None => {}
+        }
+        write!(
+            f,
+            ": waiting up to {} s for it to end",
+            self.limit.as_secs()
+        )
+    }
+}
+
+/// The backend whose transaction is `xid`, if `pg_stat_activity` shows it (its `backend_xid`:
+/// the 32-bit id, no epoch; a role without `pg_read_all_stats` sees it of its own sessions
+/// only).
+fn holder(conn: &mut Connection, xid: u64) -> Option<Holder> {
+    let rows = conn
+        .query(&format!(
+            "SELECT pid::text, application_name FROM pg_catalog.pg_stat_activity \
+             WHERE backend_xid::text = '{}'",
+            xid & 0xFFFF_FFFF
+        ))
+        .ok()?;
+    let row = rows.first()?;
+    Some(Holder {
+        pid: row.first()?.as_deref()?.parse().ok()?,
+        application_name: row.get(1).cloned().flatten().filter(|a| !a.is_empty()),
+    })
+}
+
 /// The fate of `xid`, waiting up to [`IN_PROGRESS_WAIT`] while it is in progress (not for a
-/// prepared transaction: only a decision ends it).
-fn settled_fate(conn: &mut Connection, xid: u64) -> Fate {
+/// prepared transaction: only a decision ends it); `waiting` is told once, before the wait.
+fn settled_fate(conn: &mut Connection, xid: u64, waiting: &dyn Fn(Option<Holder>)) -> Fate {
     let deadline = Instant::now() + IN_PROGRESS_WAIT;
+    let mut said = false;
     loop {
         let fate = fate(conn, xid);
         if fate != Fate::InProgress || Instant::now() >= deadline || prepared(conn, xid).is_some() {
             return fate;
         }
+        if !said {
+            said = true;
+            waiting(holder(conn, xid));
+        }
         thread::sleep(Duration::from_millis(200));
     }
 }
 
+/// Where a resume is asked about: destination `d` (0-based), its key in the state file and its
+/// name in words, and whom to tell of a wait.
+pub(crate) struct Here<'a> {
+    /// The destination (0-based).
+    pub(crate) d: usize,
+    /// Its key in the state file.
+    pub(crate) key: &'a str,
+    /// Its name ([`Server::name`](crate::job::Server::name)).
+    pub(crate) name: &'a str,
+    /// Told of each wait ([`ResumeWait`]) before it begins.
+    pub(crate) waiting: &'a dyn Fn(ResumeWait),
+}
+
 /// Decides what a resume does with `table`, which the state file records begun and not done
-/// on destination `d` (`dest`: its key in the file), asking the
-/// destination (`conn`) the fate of the transactions its `commit` lines name.
+/// on destination `here`, asking the destination (`conn`) the fate of the transactions its
+/// `commit` lines name (a wait for one still in progress is told first, [`Here::waiting`]).
 ///
 /// # Errors
 /// The words of a refusal: a transaction of an earlier attempt still in progress there (its
@@ -93,9 +190,9 @@ fn settle(
     conn: &mut Connection,
     recorded: &Recorded,
     table: &str,
-    dest: &str,
-    d: usize,
+    here: &Here<'_>,
 ) -> Result<Settled, String> {
+    let (dest, d) = (here.key, here.d);
     let attempts = recorded.attempts(table, dest);
     let mut unknown: Option<String> = None;
     let mut partial = false;
@@ -104,7 +201,17 @@ fn settle(
         // ones after it are not waited for too.
         let mut fates: Vec<(u64, Fate)> = Vec::with_capacity(commit.xids.len());
         for &xid in &commit.xids {
-            let fate = settled_fate(conn, xid);
+            let waiting = |holder| {
+                (here.waiting)(ResumeWait {
+                    table: table.to_owned(),
+                    destination: d,
+                    name: here.name.to_owned(),
+                    xid,
+                    holder,
+                    limit: IN_PROGRESS_WAIT,
+                });
+            };
+            let fate = settled_fate(conn, xid, &waiting);
             if fate == Fate::InProgress {
                 return Err(in_progress(conn, table, xid, d));
             }
@@ -228,10 +335,10 @@ pub(crate) enum Resumed {
     },
 }
 
-/// What this run does with `table` on destination `d`
-/// (`dest`: its key in the state file; `conn`: a session there), from what `recorded` says: a
-/// table recorded done with rows that holds none there was done on another server with this
-/// one's identity (a clone), and is copied again; one begun and not done is [`settle`]d.
+/// What this run does with `table` on destination `here` (`conn`: a session there), from what
+/// `recorded` says: a table recorded done with rows that holds none there was done on another
+/// server with this one's identity (a clone), and is copied again; one begun and not done is
+/// [`settle`]d.
 ///
 /// # Errors
 /// The words of a refusal ([`settle`]).
@@ -239,9 +346,9 @@ pub(crate) fn resumed_here(
     conn: &mut Connection,
     recorded: &Recorded,
     table: &TableName,
-    dest: &str,
-    d: usize,
+    here: &Here<'_>,
 ) -> Result<Resumed, String> {
+    let (dest, d) = (here.key, here.d);
     let key = table.to_string();
     if let Some(rows) = recorded.done(&key, dest) {
         if rows > 0 && holds_rows(conn, table) == Some(false) {
@@ -258,7 +365,7 @@ pub(crate) fn resumed_here(
             note: None,
         });
     }
-    Ok(match settle(conn, recorded, &key, dest, d)? {
+    Ok(match settle(conn, recorded, &key, here)? {
         // A clone whose own transactions took the recorded id may call it committed.
         Settled::Committed(rows) if rows > 0 && holds_rows(conn, table) == Some(false) => {
             Resumed::Copy {
