@@ -509,6 +509,16 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let _ = display.set(Arc::clone(&render));
     let notes = plan.notes.clone();
     let report = job::run(plan, &source, &dests, options, &|e| {
+        // A test can stop the job where a crash would leave a decided run half committed.
+        if let Event::CommitStep {
+            destination,
+            action: Action::CommitPrepared(_),
+            answered: Some(true),
+            ..
+        } = &e
+        {
+            crate::finish::test_pause(&format!("commit-prepared:{}", destination + 1));
+        }
         watch.event(&e);
         ledger
             .lock()

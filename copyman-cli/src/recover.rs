@@ -63,6 +63,8 @@ pub(crate) fn run(
     let mut unfinished = BTreeSet::new();
     // Each server given, as a run's decision records where its transactions are.
     let mut identities = BTreeSet::new();
+    // The lines of servers where nothing of copyman's is prepared.
+    let mut quiet_servers = Vec::new();
     let mut conns = Vec::with_capacity(destinations.len());
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
@@ -134,6 +136,8 @@ pub(crate) fn run(
             }
         }
         if found.is_empty() && elsewhere.is_empty() && others.is_empty() {
+            // "Nothing pending" only if the whole recovery ends so (below).
+            quiet_servers.push(lines.len());
             lines.push(format!("{}: nothing pending", spec.display));
         }
         for p in &found {
@@ -274,7 +278,7 @@ pub(crate) fn run(
             }));
         }
     }
-    // A run whose decision did not record its parties (an older copyman, or the job layer):
+    // A run whose decision did not record its parties (an older copyman's):
     // its source's transaction, if the decision names one, is known only by its global id.
     for run in runs.iter().filter(|r| !contents.holders.contains_key(*r)) {
         let source = commit::Commit::<()>::source_gid(run);
@@ -292,6 +296,16 @@ pub(crate) fn run(
     } else {
         Exit::Success
     };
+    // Something is left: a server with nothing prepared is not "nothing pending".
+    if failed || pending {
+        for &i in &quiet_servers {
+            if let Some(line) = lines.get_mut(i)
+                && let Some(server) = line.strip_suffix(": nothing pending")
+            {
+                *line = format!("{server}: nothing of copyman's prepared here");
+            }
+        }
+    }
     if output.json {
         let value: Value = json!({
             "status": match (failed, pending) {

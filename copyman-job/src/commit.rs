@@ -283,6 +283,33 @@ impl DecisionLog {
         self.append(&line)
     }
 
+    /// [`DecisionLog::record_with_holders`], each holder found from where its party is:
+    /// `destinations[n]` holds the transaction of the commit's destination `n`, `source` the
+    /// source's (`None`: not a server, or not known, and then not recorded). The one place that
+    /// turns a decision's parties into its `party` lines, for a one-table run and a job's
+    /// tables alike.
+    ///
+    /// # Errors
+    /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
+    pub fn record_parties(
+        &self,
+        decision: &Decision,
+        destinations: &[Option<&Holder>],
+        source: Option<&Holder>,
+    ) -> io::Result<()> {
+        let holders: Vec<Holder> = decision
+            .gids
+            .iter()
+            .filter_map(|(n, gid)| Some((destinations.get(*n).copied().flatten()?, gid)))
+            .chain(source.zip(decision.source.as_ref()))
+            .map(|(holder, gid)| Holder {
+                gid: gid.clone(),
+                ..holder.clone()
+            })
+            .collect();
+        self.record_with_holders(decision, &holders)
+    }
+
     /// Records that nothing of `run` is left prepared anywhere (`done RUN`): recovery no longer
     /// asks for its parties' servers.
     ///
@@ -390,6 +417,38 @@ pub struct Holder {
     pub database: String,
     /// The server as the run showed it (never with a password), for messages.
     pub display: String,
+}
+
+impl Holder {
+    /// Where a party's transaction on `conn`'s server will be, as recovery compares it with the
+    /// servers it is given; its gid is filled in with the decision
+    /// ([`DecisionLog::record_parties`]). A server whose identity cannot be read is recorded
+    /// with an empty one (recovery then asks for it by name).
+    pub fn of(conn: &mut Connection, display: String) -> Self {
+        let (server, database) = server_identity(conn).unwrap_or_default();
+        Self {
+            gid: String::new(),
+            server,
+            database,
+            display,
+        }
+    }
+}
+
+/// Whether `report` (a two-phase run's, after its decision) leaves something of the run for
+/// `copyman recover`: a transaction still prepared, or one whose end is unknown. When it leaves
+/// nothing, the run is recorded finished ([`DecisionLog::finished`]) and recovery no longer
+/// asks for its servers.
+pub fn leaves_work<E>(report: &Report<E>) -> bool {
+    report.destinations.iter().any(|o| {
+        matches!(
+            o,
+            Outcome::InDoubt(_) | Outcome::CommitPending { .. } | Outcome::RollbackPending { .. }
+        )
+    }) || matches!(
+        report.source,
+        Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
+    )
 }
 
 /// A server's identity for recovery: its `system_identifier` (the same for every database of

@@ -538,6 +538,9 @@ pub struct Plan {
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     confirmed: Vec<(String, usize, u64)>,
+    /// Under two-phase commit, where each destination's transactions are (by destination), for
+    /// the `party` lines of every decision ([`commit::DecisionLog::record_parties`]).
+    parties: Vec<commit::Holder>,
     coordinator: Option<Connection>,
 }
 
@@ -933,11 +936,26 @@ pub fn plan(
                 .to_owned(),
         );
     }
+    // Each destination's party in the decisions (one without a connection here is recorded
+    // without an identity: recovery then asks for it by name).
+    let mut parties: Vec<commit::Holder> = destinations
+        .iter()
+        .enumerate()
+        .map(|(i, server)| commit::Holder {
+            gid: String::new(),
+            server: String::new(),
+            database: String::new(),
+            display: format!("destination {} {}", i + 1, server.name),
+        })
+        .collect();
     if options.two_phase.is_some() {
         // Under --keep-going a destination that did not connect has no connection here: pair
         // each connection with its own server, so the refusal names the right one.
-        let connected = dests.iter_mut().zip(destinations);
-        for (conn, server) in connected.filter_map(|(c, s)| c.as_mut().map(|c| (c, s))) {
+        let connected = dests.iter_mut().zip(destinations).zip(&mut parties);
+        for ((conn, server), party) in
+            connected.filter_map(|((c, s), p)| c.as_mut().map(|c| ((c, s), p)))
+        {
+            *party = commit::Holder::of(conn, std::mem::take(&mut party.display));
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
                 .map_err(|e| {
@@ -1299,6 +1317,7 @@ pub fn plan(
         recorded,
         selection: selection.key(),
         confirmed,
+        parties,
         coordinator,
     })
 }
@@ -1816,8 +1835,6 @@ impl Participant for Announced<'_, '_, '_> {
     }
 }
 
-/// Ends a table's transactions (on `parties`) through core's commit machine: one COMMIT after
-/// another, or two-phase under the decision log.
 /// Ends the transactions of one table (or FK group: `tables`) on the `live` destinations
 /// through core's commit machine ([`commit_table`]), each telling the job's events of its steps.
 fn commit_live(
@@ -1841,18 +1858,24 @@ fn commit_live(
             destination,
         })
         .collect();
+    let destination_of: Vec<usize> = announced.iter().map(|a| a.destination).collect();
     let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
         .iter_mut()
         .map(|a| a as &mut dyn Participant<Error = _>)
         .collect();
-    commit_table(shared, options, flags, &mut parties)
+    commit_table(shared, options, flags, &mut parties, &destination_of)
 }
 
+/// Ends the transactions of `parties` (party `k` on destination `destination_of[k]`) through
+/// core's commit machine: one COMMIT after another, or two-phase under the decision log, whose
+/// decision names every party's server (`party` lines) and which records the run finished when
+/// nothing of it is left prepared, as a one-table run's does.
 fn commit_table(
     shared: &Shared<'_>,
     mut options: commit::Options,
     flags: &[bool],
     parties: &mut [&mut dyn Participant<Error = copyman_sync::Error>],
+    destination_of: &[usize],
 ) -> commit::Report<copyman_sync::Error> {
     let Some(two) = &shared.two_phase else {
         return commit::run(Commit::new(options, flags), parties, None, |_| Ok(()));
@@ -1863,10 +1886,22 @@ fn commit_table(
     if lock.is_err() {
         options.copy_failed = true;
     }
-    options.two_phase = Some(run);
+    options.two_phase = Some(run.clone());
+    let holders: Vec<Option<&commit::Holder>> = destination_of
+        .iter()
+        .map(|&d| shared.plan.parties.get(d))
+        .collect();
+    let mut decided = false;
     let report = commit::run(Commit::new(options, flags), parties, None, |d| {
-        two.log.record(d).map_err(copyman_sync::Error::Io)
+        let recorded = two.log.record_parties(d, &holders, None);
+        decided = recorded.is_ok();
+        recorded.map_err(copyman_sync::Error::Io)
     });
+    // Nothing of a decided run left prepared: recovery need not ask for its servers. (Not
+    // recorded, recovery asks for them all: the safe side.)
+    if decided && !commit::leaves_work(&report) {
+        let _ = two.log.finished(&run);
+    }
     drop(lock);
     report
 }
@@ -4322,7 +4357,13 @@ fn copy_split(
     let outcome = if parties.is_empty() {
         None
     } else {
-        Some(commit_table(shared, commit_options, &flags, &mut parties))
+        Some(commit_table(
+            shared,
+            commit_options,
+            &flags,
+            &mut parties,
+            &parties_of,
+        ))
     };
     drop(parties);
     let outcomes = outcome.map(|o| o.destinations).unwrap_or_default();

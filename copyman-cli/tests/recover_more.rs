@@ -1,0 +1,264 @@
+//! Two-phase commit around jobs and `copyman recover`, against real clusters that allow
+//! prepared transactions (copyman killed with SIGKILL at a point of its commit):
+//!
+//! 1. a job's `--atomic` decisions name their parties, so `recover` given every destination
+//!    finishes the run, and given only some says which party it could not see (exit 1).
+
+mod common;
+
+use std::fs;
+use std::sync::{Mutex, MutexGuard};
+
+use common::*;
+use copyman_testkit::Cluster;
+
+const T: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);";
+const FILL: &str = "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) AS g;";
+
+/// One test at a time: each leaves prepared transactions that a recover of another, on the same
+/// servers, would see (in another database).
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The prepared transactions of database `db`.
+fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
+            &[&db],
+        )
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn recover(to: &[&String], log: &str) -> std::process::Output {
+    let mut cmd = copyman();
+    cmd.arg("recover");
+    for url in to {
+        cmd.args(["--to", url.as_str()]);
+    }
+    cmd.args(["--decision-log", log, "--json"]);
+    cmd.output().expect("run copyman recover")
+}
+
+/// A source with `t` filled, two destinations with `t` empty: (source, [d1, d2]).
+fn databases(s: &Clusters, schema: &str, fill: &str) -> (String, [String; 2]) {
+    (
+        database(&s.source, &format!("{schema} {fill}")),
+        [database(&s.dest[0], schema), database(&s.dest[1], schema)],
+    )
+}
+
+/// `copyman table TABLES --state … --jobs 1 --atomic` from `src` to both destinations: a job.
+fn job_args(
+    s: &Clusters,
+    src: &str,
+    dbs: &[String; 2],
+    tables: &[&str],
+    state: &TempPath,
+    log: &TempPath,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec!["table".into()];
+    args.extend(tables.iter().map(|t| (*t).to_owned()));
+    args.extend(["--from".into(), s.source.url(src)]);
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        args.extend(["--to".into(), cluster.url(db)]);
+    }
+    args.extend([
+        "--state".into(),
+        state.arg().into(),
+        "--jobs".into(),
+        "1".into(),
+        "--atomic".into(),
+        "--decision-log".into(),
+        log.arg().into(),
+    ]);
+    args
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The lines of the decision log at `log` that start with `kind`.
+fn log_lines(log: &TempPath, kind: &str) -> Vec<String> {
+    fs::read_to_string(&log.0)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(kind))
+        .map(str::to_owned)
+        .collect()
+}
+
+// Point 1: a job's decisions name their parties.
+
+/// Killed after destination 1's COMMIT PREPARED of the table and before destination 2's: the
+/// decision recorded a `party` line for each destination; recover given both commits the rest
+/// (exit 0), every destination then holds the source's rows, nothing is left prepared or open.
+#[test]
+fn job_killed_between_commit_prepareds_is_finished_by_recover_given_every_destination() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (TempPath::new("job-all.state"), TempPath::new("job-all.log"));
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+
+    assert_eq!(
+        count(&s.dest[0], &dbs[0], "t"),
+        300,
+        "destination 1 committed"
+    );
+    assert_eq!(
+        count(&s.dest[1], &dbs[1], "t"),
+        0,
+        "destination 2 only prepared"
+    );
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let parties = log_lines(&log, "party ");
+    assert_eq!(
+        parties.len(),
+        2,
+        "a party line per destination: {parties:?}"
+    );
+    assert!(
+        parties
+            .iter()
+            .any(|p| p.contains(&left[0]) && p.contains("destination%202")),
+        "{parties:?}"
+    );
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "ok");
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+    // Finished: recorded so, later recoveries need not ask for its servers.
+    assert!(!log_lines(&log, "done ").is_empty());
+}
+
+/// The same kill; recover given only the destination that committed finds nothing prepared
+/// there, yet names destination 2's transaction of the decided run and exits 1 (before, a job's
+/// decision recorded no parties and this was "nothing pending", exit 0). Given only destination
+/// 2 it commits it and names destination 1's, which it cannot see. Given both, the run is
+/// accounted for (exit 0), and after that destination 1 alone is nothing pending.
+#[test]
+fn job_recover_given_only_some_destinations_names_the_party_it_could_not_see() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-some.state"),
+        TempPath::new("job-some.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let gid = &left[0];
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+
+    let out = recover(&[&urls[0]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{gid} (destination 2 "))
+            && stderr
+                .contains("was decided commit and is not on the servers given: give its CONN too"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    assert_eq!(report["status"], "pending", "{report}");
+    assert!(
+        report["prepared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["gid"] == gid.as_str() && p["database"] == dbs[1].as_str()),
+        "{report}"
+    );
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "left alone");
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+
+    // Destination 2 alone: committed there; destination 1's transaction is not seen.
+    let out = recover(&[&urls[1]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{gid} (")) && stderr.contains("committed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(destination 1 "), "{stderr}");
+    assert_eq!(json(&out)["status"], "pending");
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), Vec::<String>::new());
+
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+    }
+    let out = recover(&[&urls[0]], log.arg());
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("nothing pending"));
+}
+
+/// An FK group (both tables emptied first under --truncate, one commit): killed between the
+/// destinations' COMMIT PREPAREDs, its decision names both parties too; recover given only
+/// destination 1 names destination 2's transaction and exits 1; given both, it commits it.
+#[test]
+fn job_fk_group_decision_names_its_parties_too() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let schema = "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE c (id int PRIMARY KEY, pid int NOT NULL REFERENCES p);";
+    let fill = "INSERT INTO p SELECT generate_series(1, 20);
+         INSERT INTO c SELECT g, 1 + g % 20 FROM generate_series(1, 200) g;";
+    let (src, dbs) = databases(s, schema, fill);
+    let (state, log) = (
+        TempPath::new("job-group.state"),
+        TempPath::new("job-group.log"),
+    );
+    let mut args = job_args(s, &src, &dbs, &["p", "c"], &state, &log);
+    args.push("--truncate".into());
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "one transaction for the group: {left:?}");
+    assert_eq!(
+        log_lines(&log, "party ").len(),
+        2,
+        "{:?}",
+        log_lines(&log, "")
+    );
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&[&urls[0]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} (destination 2 ", left[0])),
+        "{stderr}"
+    );
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    for table in ["p", "c"] {
+        let expected = digest(&s.source, &src, table);
+        for (cluster, db) in s.dest.iter().zip(&dbs) {
+            assert_eq!(digest(cluster, db, table), expected, "{table} on {db}");
+            assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        }
+    }
+}
