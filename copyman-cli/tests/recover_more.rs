@@ -2,7 +2,9 @@
 //! prepared transactions (copyman killed with SIGKILL at a point of its commit):
 //!
 //! 1. a job's `--atomic` decisions name their parties, so `recover` given every destination
-//!    finishes the run, and given only some says which party it could not see (exit 1).
+//!    finishes the run, and given only some says which party it could not see (exit 1);
+//! 2. a stale decision log holding only a run's start never makes `recover` roll back a run the
+//!    servers show partly finished.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use copyman_testkit::Cluster;
+use serde_json::Value;
 
 const T: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);";
 const FILL: &str = "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) AS g;";
@@ -261,4 +264,147 @@ fn job_fk_group_decision_names_its_parties_too() {
             assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
         }
     }
+}
+
+// Point 2: a stale decision log holding only a run's start.
+
+/// A one-table `--atomic` copy to two destinations; its args.
+fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "copy".into(),
+        "--from".into(),
+        s.source.url(src),
+        "--send".into(),
+        "COPY t TO STDOUT".into(),
+    ];
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        args.extend(["--to".into(), cluster.url(db)]);
+    }
+    args.extend([
+        "--receive".into(),
+        "COPY t FROM STDIN".into(),
+        "--atomic".into(),
+        "--decision-log".into(),
+        log.arg().into(),
+    ]);
+    args
+}
+
+/// Killed after destination 1's COMMIT PREPARED; recover is given a copy of the log taken
+/// before the decision (only the run's `begin` line). Destination 1 shows no transaction of the
+/// run, destination 2 still holds one: presumed abort would roll it back and split the run
+/// (destination 1 keeps the rows). recover leaves it prepared, says what it saw and what to
+/// check, exit 1; given the run's real log, it commits it.
+#[test]
+fn recover_with_a_stale_log_never_rolls_back_a_run_the_servers_show_partly_committed() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("stale-real.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let gid = &left[0];
+    let run = gid
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .strip_prefix("copyman:")
+        .unwrap();
+    let stale = TempPath::new("stale-copy.log");
+    let begins = log_lines(&log, "begin ");
+    assert_eq!(begins, [format!("begin {run}")]);
+    fs::write(&stale.0, format!("{}\n", begins.join("\n"))).unwrap();
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let all: Vec<&String> = urls.iter().collect();
+    let out = recover(&all, stale.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{gid} (")) && stderr.contains("left alone"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("run {run}: left alone: the decision log"))
+            && stderr.contains(&format!(
+                "copyman:{run}:1 of it is prepared on none of the servers given while {gid} is"
+            ))
+            && stderr.contains("latest decision log"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ago): rolled back"), "{stderr}");
+    assert!(!stderr.contains("nothing pending"), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["status"], "pending", "{report}");
+    let listed: Vec<&Value> = report["prepared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["gid"] == gid.as_str())
+        .collect();
+    assert_eq!(listed.len(), 1, "{report}");
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "not rolled back");
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+
+    // The run's own log: its decision commits the rest.
+    let out = recover(&all, log.arg());
+    assert_exit(&out, 0);
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
+/// What presumed abort is for still works: killed after destination 1 prepared and before
+/// destination 2 did (no decision), recover given the log (the run's `begin` only) rolls back
+/// destination 1's transaction, exit 0, nothing committed anywhere.
+#[test]
+fn recover_still_rolls_back_a_run_stopped_while_preparing() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("preparing.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:1").kill();
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]).len(), 1);
+    assert_eq!(log_lines(&log, "commit "), Vec::<String>::new());
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("rolled back"));
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+}
+
+/// Killed after destination 1's COMMIT PREPARED, recover is given the stale log and only
+/// destination 2: the run's transaction 1 is on no server given while its 2 is prepared: left
+/// alone as well (it may be committed on the server not given), exit 1.
+#[test]
+fn recover_with_a_stale_log_and_a_server_left_out_rolls_back_nothing() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("stale-out.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let stale = TempPath::new("stale-out-copy.log");
+    fs::write(
+        &stale.0,
+        format!("{}\n", log_lines(&log, "begin ").join("\n")),
+    )
+    .unwrap();
+    let url = s.dest[1].url(&dbs[1]);
+    let out = recover(&[&url], stale.arg());
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("give every server the run copied to"));
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "not rolled back");
+    // Cleaned up with the run's own log.
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), log.arg()), 0);
 }

@@ -40,7 +40,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, recovery, valid_run_id,
+    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, partly_ended, recovery,
+    valid_run_id,
 };
 
 use copyman_sync::{Connection, Error};
@@ -319,6 +320,17 @@ impl DecisionLog {
         self.append(&format!("done {run}\n"))
     }
 
+    /// Records that recovery rolls back `run`'s prepared transactions (`abort RUN`), before the
+    /// first of them: a later recovery that finds some of the run gone and some still prepared
+    /// (in a database or on a server not given the first time) then knows why, and rolls back
+    /// the rest.
+    ///
+    /// # Errors
+    /// Writing or syncing failed: nothing of the run may be rolled back on the strength of it.
+    pub fn aborted(&self, run: &str) -> io::Result<()> {
+        self.append(&format!("abort {run}\n"))
+    }
+
     /// Every global id a recorded commit decision names (an empty set when there is no log).
     ///
     /// # Errors
@@ -351,7 +363,7 @@ impl DecisionLog {
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
-            let (Some(kind @ ("begin" | "commit" | "party" | "done")), Some(run)) =
+            let (Some(kind @ ("begin" | "commit" | "party" | "done" | "abort")), Some(run)) =
                 (words.next(), words.next())
             else {
                 continue;
@@ -385,6 +397,9 @@ impl DecisionLog {
                 "done" => {
                     log.done.insert(run.to_owned());
                 }
+                "abort" => {
+                    log.aborted.insert(run.to_owned());
+                }
                 _ => {}
             }
         }
@@ -404,6 +419,8 @@ pub struct LogContents {
     pub holders: HashMap<String, Vec<Holder>>,
     /// The runs that recorded that nothing of theirs is left prepared.
     pub done: HashSet<String>,
+    /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
+    pub aborted: HashSet<String>,
 }
 
 /// Which server holds one of a run's prepared transactions, as its decision recorded it.
@@ -644,6 +661,10 @@ mod tests {
         assert!(read.done.is_empty());
         log.finished("r1").unwrap();
         assert!(log.read().unwrap().done.contains("r1"));
+        log.aborted("r2").unwrap();
+        let read = log.read().unwrap();
+        assert!(read.aborted.contains("r2") && read.runs.contains("r2"));
+        assert!(!read.aborted.contains("r1"));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
