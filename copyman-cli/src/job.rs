@@ -1009,6 +1009,17 @@ fn write_human(
         )?;
     } else if let Some(advice) = lasting_advice(report, options) {
         writeln!(out, "{advice}")?;
+    } else if report.stopped_waiting {
+        // The same resume would meet the same order; one that empties every table copies them
+        // as one group, whatever each destination holds.
+        writeln!(
+            out,
+            "copyman: state file {}: --resume alone would stop the same way (the tables left wait \
+             on each other, above): run again with --resume --truncate, which empties every \
+             table of the selection first and copies them together, or copy the table copied \
+             without emptying in a job of its own first",
+            options.state.display()
+        )?;
     } else if !report.succeeded() {
         writeln!(
             out,

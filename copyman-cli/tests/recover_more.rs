@@ -4,7 +4,9 @@
 //! 1. a job's `--atomic` decisions name their parties, so `recover` given every destination
 //!    finishes the run, and given only some says which party it could not see (exit 1);
 //! 2. a stale decision log holding only a run's start never makes `recover` roll back a run the
-//!    servers show partly finished.
+//!    servers show partly finished;
+//! 3. a job stopped because its tables wait on each other advises what works, not `--resume`
+//!    alone.
 
 mod common;
 
@@ -407,4 +409,94 @@ fn recover_with_a_stale_log_and_a_server_left_out_rolls_back_nothing() {
     // Cleaned up with the run's own log.
     let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
     assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), log.arg()), 0);
+}
+
+// Point 3: tables that wait on each other.
+
+/// A resume without --truncate: p and c were begun (emptied again, one group), x was not
+/// (copied without emptying). x references p, c references x: the group waits for x, x for
+/// the group's p. The job stops without copying anything, and its advice is not "run again
+/// with --resume" (which stops the same way) but what works: the advised rerun succeeds.
+#[test]
+fn a_job_stopped_by_tables_waiting_on_each_other_advises_what_works() {
+    let s = two_phase_clusters();
+    let schema = "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE x (id int PRIMARY KEY, pid int REFERENCES p);
+         CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p, xid int REFERENCES x);";
+    let src = database(
+        &s.source,
+        &format!(
+            "{schema} INSERT INTO p SELECT generate_series(1, 20);
+             INSERT INTO x SELECT g, g FROM generate_series(1, 20) g;
+             INSERT INTO c SELECT g, 1 + g % 20, 1 + g % 20 FROM generate_series(1, 100) g;"
+        ),
+    );
+    let d1 = database(
+        &s.dest[0],
+        &format!("{schema} INSERT INTO p VALUES (1), (2); INSERT INTO c VALUES (1, 1, NULL);"),
+    );
+    let key = {
+        let row = s.dest[0]
+            .connect(&d1)
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+                 (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .unwrap();
+        let (system, database): (String, String) = (row.get(0), row.get(1));
+        format!("system {system} database {database}")
+    };
+    let state = TempPath::new("wait-each-other.state");
+    fs::write(
+        &state.0,
+        format!(
+            "copyman-job 2\nselection\t\"public\".\"c\" \"public\".\"p\" \"public\".\"x\"\n\
+             begin\t\"public\".\"p\"\t{key}\nbegin\t\"public\".\"c\"\t{key}\n"
+        ),
+    )
+    .unwrap();
+    let (from, to) = (s.source.conninfo(&src), s.dest[0].conninfo(&d1));
+    let base = [
+        "table",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--resume",
+        "public.p",
+        "public.x",
+        "public.c",
+    ];
+    let out = run(&base);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot order the tables left by their foreign keys"),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        !last.contains("run again with --resume to copy what is missing"),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("--resume alone would stop the same way")
+            && last.contains("--resume --truncate"),
+        "{stderr}"
+    );
+    // Nothing was copied; the advised rerun finishes the job.
+    assert_eq!(count(&s.dest[0], &d1, "x"), 0);
+    let out = run(&[&base[..], &["--truncate"][..]].concat());
+    assert_exit(&out, 0);
+    for table in ["p", "x", "c"] {
+        assert_eq!(
+            digest(&s.dest[0], &d1, table),
+            digest(&s.source, &src, table),
+            "{table}"
+        );
+    }
+    assert_eq!(settle_backends(&s.dest[0], &d1), Vec::<String>::new());
 }

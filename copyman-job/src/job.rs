@@ -1618,6 +1618,11 @@ pub struct JobReport {
     pub snapshot: Option<String>,
     /// Why the job stopped early (default policy), if it did.
     pub stopped: Option<String>,
+    /// The job stopped because the tables left wait on each other by their foreign keys (a
+    /// group emptied first and a table copied without emptying, [`JobReport::stopped`] names
+    /// them): a resume as it was would stop the same way; one that empties every table
+    /// ([`Options::truncate`]) copies them as one group.
+    pub stopped_waiting: bool,
     /// Why the job was interrupted ([`Options::interrupt`]), if it was.
     pub interrupted: Option<String>,
     /// How long it took.
@@ -1784,6 +1789,8 @@ struct Shared<'a> {
     running: std::sync::atomic::AtomicUsize,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
+    /// [`JobReport::stopped_waiting`].
+    stopped_waiting: AtomicBool,
     reports: Mutex<Vec<Option<TableReport>>>,
     rate: Option<Rate>,
     two_phase: Option<TwoPhase>,
@@ -2176,6 +2183,10 @@ impl Shared<'_> {
                         format!("{me} waits for {}", names(behind).join(", "))
                     })
                     .collect();
+                // Said only if this is why the job stops (not when it had stopped already).
+                if !self.halted() {
+                    self.stopped_waiting.store(true, Ordering::SeqCst);
+                }
                 self.stop(format!(
                     "cannot order the tables left by their foreign keys: {}; each must commit \
                      before the other starts (a group of tables emptied first and a table \
@@ -2320,6 +2331,7 @@ pub fn run(
         running: std::sync::atomic::AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
+        stopped_waiting: AtomicBool::new(false),
         reports: Mutex::new(vec![None; plan.tables.len()]),
         rate: options.max_rate.filter(|&r| r > 0).map(|per_second| Rate {
             per_second,
@@ -2371,6 +2383,7 @@ pub fn run(
             .stopped
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner),
+        stopped_waiting: shared.stopped_waiting.into_inner(),
         interrupted: options.interrupt.reason(),
         seconds: started.elapsed().as_secs_f64(),
     })
