@@ -6,12 +6,13 @@
 //! 2. a stale decision log holding only a run's start never makes `recover` roll back a run the
 //!    servers show partly finished;
 //! 3. a job stopped because its tables wait on each other advises what works, not `--resume`
-//!    alone.
+//!    alone;
+//! 4. the job's max_prepared_transactions refusal names the destination it asked.
 
 mod common;
 
 use std::fs;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use common::*;
 use copyman_testkit::Cluster;
@@ -499,4 +500,116 @@ fn a_job_stopped_by_tables_waiting_on_each_other_advises_what_works() {
         );
     }
     assert_eq!(settle_backends(&s.dest[0], &d1), Vec::<String>::new());
+}
+
+// Point 4: the max_prepared_transactions refusal names the destination it asked.
+
+/// A cluster that allows no prepared transactions (PostgreSQL's default).
+fn no_two_phase() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+/// A TCP port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Destinations [a server that allows prepared transactions, one that does not] under
+/// --keep-going --atomic: the job is refused before anything is copied, naming destination 2
+/// (the server that does not, never the first), exit 2; nothing is copied or prepared anywhere.
+#[test]
+fn job_atomic_keep_going_refusal_names_the_destination_without_prepared_transactions() {
+    let s = two_phase_clusters();
+    let no = no_two_phase();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let (d1, d2) = (database(&s.dest[0], T), database(no, T));
+    let (state, log) = (TempPath::new("mpt.state"), TempPath::new("mpt.log"));
+    let (from, to1, to2) = (s.source.url(&src), s.dest[0].url(&d1), no.url(&d2));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let second = format!("destination 2 postgres@127.0.0.1:{}/{d2} ", no.port());
+    let first = format!("127.0.0.1:{}/{d1}", s.dest[0].port());
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("does not allow prepared transactions"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        refusal.contains(&second) && !refusal.contains(&first),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &d1, "t"), 0);
+    assert_eq!(count(no, &d2, "t"), 0);
+    assert_eq!(prepared_in(&s.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(settle_backends(&s.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(settle_backends(no, &d2), Vec::<String>::new());
+}
+
+/// Destinations [a port nothing listens on, a server without prepared transactions] under
+/// --keep-going --atomic: a job connects every destination before it plans, and --keep-going
+/// does not drop one that cannot be reached (it drops destinations that fail a table), so the
+/// job ends there: exit 3 naming destination 1 (without its password), before the second's
+/// max_prepared_transactions is asked; nothing is copied to the second.
+#[test]
+fn job_atomic_keep_going_with_an_unreachable_destination_stops_at_connecting() {
+    let s = two_phase_clusters();
+    let no = no_two_phase();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let d2 = database(no, T);
+    let (state, log) = (
+        TempPath::new("unreachable.state"),
+        TempPath::new("unreachable.log"),
+    );
+    let from = s.source.url(&src);
+    let port = closed_port();
+    let to1 = format!("postgresql://u:pw-unreachable@127.0.0.1:{port}/x?connect_timeout=2");
+    let to2 = no.url(&d2);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to destination 1 u@127.0.0.1:{port}/x"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-unreachable"), "{stderr}");
+    assert!(!stderr.contains("prepared transactions"), "{stderr}");
+    assert_eq!(count(no, &d2, "t"), 0);
+    assert_eq!(settle_backends(no, &d2), Vec::<String>::new());
 }

@@ -950,17 +950,17 @@ pub fn plan(
         .collect();
     if options.two_phase.is_some() {
         // Under --keep-going a destination that did not connect has no connection here: pair
-        // each connection with its own server, so the refusal names the right one.
-        let connected = dests.iter_mut().zip(destinations).zip(&mut parties);
-        for ((conn, server), party) in
-            connected.filter_map(|((c, s), p)| c.as_mut().map(|c| ((c, s), p)))
-        {
+        // each connection with its own server (its party, named `destination N NAME` as a
+        // one-table run names it), so the refusal names the right one.
+        let connected = dests.iter_mut().zip(&mut parties);
+        for (conn, party) in connected.filter_map(|(c, p)| c.as_mut().map(|c| (c, p))) {
+            let name = party.display.clone();
             *party = commit::Holder::of(conn, std::mem::take(&mut party.display));
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
                 .map_err(|e| {
                     let why = describe_with(&e, options.stall_timeout);
-                    JobError::Refused(format!("destination {}: {why}", server.name))
+                    JobError::Refused(format!("{name}: {why}"))
                 })?
                 .first()
                 .and_then(|r| r.first().cloned().flatten())
@@ -968,9 +968,9 @@ pub fn plan(
                 .unwrap_or(0);
             if max == 0 {
                 return Err(JobError::Refused(format!(
-                    "two-phase commit: destination {} does not allow prepared transactions \
-                     (max_prepared_transactions = 0)",
-                    server.name
+                    "two-phase commit: {name} does not allow prepared transactions \
+                     (max_prepared_transactions = 0): set max_prepared_transactions above 0 in \
+                     its postgresql.conf and restart it"
                 )));
             }
         }
