@@ -186,6 +186,11 @@ fn job_recover_given_only_some_destinations_names_the_party_it_could_not_see() {
                 .contains("was decided commit and is not on the servers given: give its CONN too"),
         "{stderr}"
     );
+    assert!(
+        !stderr.contains("nothing pending")
+            && stderr.contains("nothing of copyman's prepared here"),
+        "{stderr}"
+    );
     let report = json(&out);
     assert_eq!(report["status"], "pending", "{report}");
     assert!(
