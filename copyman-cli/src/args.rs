@@ -115,9 +115,14 @@ A run decided commit whose transactions are not all on the servers given (the lo
 which server holds each) is named with what is missing (\"give the source's CONN too\"), as are
 prepared transactions in other databases of a server given.
 
+A run whose log holds its start and no decision, while the servers show one of its transactions
+gone and a later one still prepared, is left alone and said: it got past its prepares, and if
+the log given is an old copy taken before its decision, some of it committed (rolling back the
+rest would split it). Give the run's latest log and every server it copied to.
+
 Exit status: 0 nothing left pending, 1 something left pending (a run still in progress, a run
-the log does not know, a transaction in another database or on a server not given) or that
-could not be finished, 2 usage error, 3 connection failure.";
+the log does not know, a run the servers show partly ended, a transaction in another database
+or on a server not given) or that could not be finished, 2 usage error, 3 connection failure.";
 
 /// The raw command line, as clap parses it.
 // No Debug for the raw arguments: they hold CONNs as typed, passwords and all.

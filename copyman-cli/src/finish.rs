@@ -46,19 +46,6 @@ pub(crate) struct Atomic {
     _lock: commit::RunLock,
 }
 
-/// Where a party's transaction is, as recovery will compare it with the servers it is given;
-/// its gid is filled in with the decision. A server whose identity cannot be read is recorded
-/// with an empty one (recovery then asks for it by name).
-fn holder_of(conn: &mut Connection, display: String) -> Holder {
-    let (server, database) = commit::server_identity(conn).unwrap_or_default();
-    Holder {
-        gid: String::new(),
-        server,
-        database,
-        display,
-    }
-}
-
 impl Atomic {
     /// Checks that every server destination can prepare a transaction, then opens the decision
     /// log and marks the run in progress. Before anything is copied: a refusal is exit 2.
@@ -76,7 +63,7 @@ impl Atomic {
                 servers.push(None);
                 continue;
             };
-            servers.push(Some(holder_of(conn, display)));
+            servers.push(Some(Holder::of(conn, display)));
             let rows = conn
                 .query(
                     "SELECT current_setting('max_prepared_transactions')::int, \
@@ -155,7 +142,7 @@ impl Atomic {
                     }
                 ));
                 if can {
-                    source_server = Some(holder_of(conn, "the source".to_owned()));
+                    source_server = Some(Holder::of(conn, "the source".to_owned()));
                 }
                 can
             }
@@ -239,19 +226,10 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 decision.run,
                 atomic.log.path().display()
             ));
-            let holders: Vec<Holder> = decision
-                .gids
-                .iter()
-                .filter_map(|(n, gid)| Some((atomic.servers.get(*n)?.as_ref()?, gid)))
-                .chain(atomic.source_server.as_ref().zip(decision.source.as_ref()))
-                .map(|(holder, gid)| Holder {
-                    gid: gid.clone(),
-                    ..holder.clone()
-                })
-                .collect();
+            let servers: Vec<Option<&Holder>> = atomic.servers.iter().map(Option::as_ref).collect();
             let recorded = atomic
                 .log
-                .record_with_holders(decision, &holders)
+                .record_parties(decision, &servers, atomic.source_server.as_ref())
                 .map_err(|e| ErrorInfo {
                     sqlstate: None,
                     message: format!(
@@ -268,26 +246,16 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
     );
     // Decided commit, and nothing of the run is left prepared: recovery need not ask for its
     // servers. (A run without a decision has nothing for recovery to account for.)
-    if let Some(atomic) = atomic.filter(|_| decided.get()) {
-        let pending = report.destinations.iter().any(|o| {
-            matches!(
-                o,
-                Outcome::InDoubt(_)
-                    | Outcome::CommitPending { .. }
-                    | Outcome::RollbackPending { .. }
-            )
-        }) || matches!(
-            report.source,
-            Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
-        );
-        if !pending && let Err(e) = atomic.log.finished(&atomic.run) {
-            report::warn(format!(
-                "cannot record the end of run {} in {}: {e} (copyman recover will ask for its \
-                 servers)",
-                atomic.run,
-                atomic.log.path().display()
-            ));
-        }
+    if let Some(atomic) = atomic.filter(|_| decided.get())
+        && !commit::leaves_work(&report)
+        && let Err(e) = atomic.log.finished(&atomic.run)
+    {
+        report::warn(format!(
+            "cannot record the end of run {} in {}: {e} (copyman recover will ask for its \
+             servers)",
+            atomic.run,
+            atomic.log.path().display()
+        ));
     }
     report
 }
@@ -364,7 +332,9 @@ impl Participant for Party<'_, '_> {
 /// `POINT@FILE` and `point` is POINT (e.g. `prepared:1`, `recorded`, `checked:2`), copyman creates
 /// FILE and waits while it exists, so a test can kill copyman or a server at exactly that point,
 /// then remove FILE to let it go on. Unset (always, outside the tests), this does nothing.
-fn test_pause(point: &str) {
+/// A job's commit steps pause here too (`commit-prepared:N` once destination N's `COMMIT
+/// PREPARED` of a table answered).
+pub(crate) fn test_pause(point: &str) {
     let Ok(spec) = std::env::var("COPYMAN_TEST_PAUSE") else {
         return;
     };

@@ -526,6 +526,16 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let _ = display.set(Arc::clone(&render));
     let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
     let report = job::run(plan, &source, &dests, options, &|e| {
+        // A test can stop the job where a crash would leave a decided run half committed.
+        if let Event::CommitStep {
+            destination,
+            action: Action::CommitPrepared(_),
+            answered: Some(true),
+            ..
+        } = &e
+        {
+            crate::finish::test_pause(&format!("commit-prepared:{}", destination + 1));
+        }
         watch.event(&e);
         ledger
             .lock()
@@ -1016,6 +1026,17 @@ fn write_human(
         )?;
     } else if let Some(advice) = lasting_advice(report, options) {
         writeln!(out, "{advice}")?;
+    } else if report.stopped_waiting {
+        // The same resume would meet the same order; one that empties every table copies them
+        // as one group, whatever each destination holds.
+        writeln!(
+            out,
+            "copyman: state file {}: --resume alone would stop the same way (the tables left wait \
+             on each other, above): run again with --resume --truncate, which empties every \
+             table of the selection first and copies them together, or copy the table copied \
+             without emptying in a job of its own first",
+            options.state.display()
+        )?;
     } else if !report.succeeded() {
         writeln!(
             out,

@@ -3,7 +3,7 @@
 //! commit decision naming the transaction, else roll back. Never another program's prepared
 //! transaction, never one of a run still in progress.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::mpsc;
@@ -63,6 +63,10 @@ pub(crate) fn run(
     let mut unfinished = BTreeSet::new();
     // Each server given, as a run's decision records where its transactions are.
     let mut identities = BTreeSet::new();
+    // The runs whose rollback this recovery recorded in the log.
+    let mut aborting = BTreeSet::new();
+    // The lines of servers where nothing of copyman's is prepared.
+    let mut quiet_servers = Vec::new();
     let mut conns = Vec::with_capacity(destinations.len());
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
@@ -71,11 +75,19 @@ pub(crate) fn run(
         identities.extend(identity.clone());
         conns.push((spec, conn, identity));
     }
+    // Every server's prepared transactions before any is finished: whether a run may be
+    // partly committed is seen across them all.
+    let mut listed = Vec::with_capacity(conns.len());
     for (spec, mut conn, identity) in conns {
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             message: format!("{}: {}", spec.display, describe_sync(&e)),
         })?;
+        listed.push((spec, conn, identity, found));
+    }
+    let every: Vec<&commit::Prepared> = listed.iter().flat_map(|l| &l.3).collect();
+    let split = partly_ended(&every, &contents, no_decision_log, &log);
+    for (spec, mut conn, identity, found) in listed {
         // A prepared transaction can be finished only from its own database: one in another
         // database of this server is that database's CONN's, if it was given too; one of a run
         // still in progress is not a crash's leftover.
@@ -134,6 +146,8 @@ pub(crate) fn run(
             }
         }
         if found.is_empty() && elsewhere.is_empty() && others.is_empty() {
+            // "Nothing pending" only if the whole recovery ends so (below).
+            quiet_servers.push(lines.len());
             lines.push(format!("{}: nothing pending", spec.display));
         }
         for p in &found {
@@ -146,6 +160,17 @@ pub(crate) fn run(
                 pending = true;
                 unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
+            } else if split.contains_key(&p.run) {
+                // Presumed abort could split the run: said below, with what to check.
+                pending = true;
+                unfinished.insert(p.run.clone());
+                (
+                    format!(
+                        "left alone: run {} may be partly committed (see below)",
+                        p.run
+                    ),
+                    None,
+                )
             } else {
                 // --no-decision-log: the user says the log is lost, and no run decided commit.
                 let action = recovery(
@@ -185,9 +210,33 @@ pub(crate) fn run(
                     }
                     _ => continue,
                 };
+                // A run rolled back is recorded so first (once): a later recovery that finds
+                // the rest of it, elsewhere, rolls that back too rather than suspect a split.
+                let unrecorded = if dry_run
+                    || no_decision_log
+                    || action != Recovery::Rollback
+                    || !aborting.insert(p.run.clone())
+                {
+                    None
+                } else {
+                    log.aborted(&p.run).err()
+                };
                 if dry_run {
                     unfinished.insert(p.run.clone());
                     (format!("would be {word}"), None)
+                } else if let Some(e) = unrecorded {
+                    failed = true;
+                    unfinished.insert(p.run.clone());
+                    aborting.remove(&p.run);
+                    let e = report::ErrorInfo {
+                        sqlstate: None,
+                        message: format!(
+                            "cannot record in the decision log {} that run {} is rolled back: {e}",
+                            log_path.display(),
+                            p.run
+                        ),
+                    };
+                    (format!("could not be {word}: {}", e.message), Some(e))
                 } else {
                     report::log(format_args!("{}: {sql}", spec.display));
                     let what = format!("{}'s {sql}", spec.display);
@@ -213,6 +262,20 @@ pub(crate) fn run(
                 "error": error.as_ref().map(report::error_json),
             }));
         }
+    }
+    for (run, (missing, present)) in &split {
+        let (missing, present) = (missing.join(", "), present.join(", "));
+        lines.push(format!(
+            "run {run}: left alone: the decision log {} holds its start and no decision, yet \
+             {missing} of it is prepared on none of the servers given while {present} is: \
+             prepared first, that one ended since (committed, if the run decided commit in a \
+             later copy of the log: rolling back the rest would split the run; or rolled back), \
+             or it is on a server not given. Check that this is the run's latest decision log \
+             (one with a line `commit {run}` commits the rest) and give every server the run \
+             copied to; only if the run certainly decided no commit, end each with ROLLBACK \
+             PREPARED in its database",
+            log_path.display()
+        ));
     }
     // Every run decided commit and not recorded as finished: each of its transactions must be
     // accounted for by a server given (found prepared there, or gone from a server given: it
@@ -274,7 +337,7 @@ pub(crate) fn run(
             }));
         }
     }
-    // A run whose decision did not record its parties (an older copyman, or the job layer):
+    // A run whose decision did not record its parties (an older copyman's):
     // its source's transaction, if the decision names one, is known only by its global id.
     for run in runs.iter().filter(|r| !contents.holders.contains_key(*r)) {
         let source = commit::Commit::<()>::source_gid(run);
@@ -292,6 +355,16 @@ pub(crate) fn run(
     } else {
         Exit::Success
     };
+    // Something is left: a server with nothing prepared is not "nothing pending".
+    if failed || pending {
+        for &i in &quiet_servers {
+            if let Some(line) = lines.get_mut(i)
+                && let Some(server) = line.strip_suffix(": nothing pending")
+            {
+                *line = format!("{server}: nothing of copyman's prepared here");
+            }
+        }
+    }
     if output.json {
         let value: Value = json!({
             "status": match (failed, pending) {
@@ -312,6 +385,57 @@ pub(crate) fn run(
         }
     }
     Ok(exit)
+}
+
+/// The runs with no decision in the log (known to it, neither commit nor recovery's abort;
+/// not in progress; none under --no-decision-log) whose prepared transactions, across
+/// `listed` (every one of copyman's found on the servers given), show that some of their
+/// parties ended after they were prepared ([`commit::partly_ended`]): run → (the global ids
+/// missing, those found). Presumed abort would roll back the rest of such a run.
+fn partly_ended(
+    listed: &[&commit::Prepared],
+    contents: &commit::LogContents,
+    no_decision_log: bool,
+    log: &DecisionLog,
+) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let decided: BTreeSet<&str> = contents
+        .committed
+        .iter()
+        .filter_map(|gid| commit::parse_gid(gid).map(|(run, _)| run))
+        .collect();
+    let mut found: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for p in listed {
+        found.entry(&p.run).or_default().insert(&p.gid);
+    }
+    found
+        .into_iter()
+        .filter(|(run, _)| {
+            // Under --no-decision-log the user says no run decided commit: every run found
+            // rolls back, as documented.
+            !no_decision_log
+                && !decided.contains(run)
+                && !contents.aborted.contains(*run)
+                && contents.runs.contains(*run)
+                && !log.run_in_progress(run)
+        })
+        .filter_map(|(run, gids)| {
+            let parties: Vec<commit::Party> = gids
+                .iter()
+                .filter_map(|gid| commit::parse_gid(gid).map(|(_, party)| party))
+                .collect();
+            let missing: Vec<String> = commit::partly_ended(&parties)
+                .into_iter()
+                .filter_map(|party| match party {
+                    commit::Party::Destination(n) => Some(commit::Commit::<()>::gid(run, n)),
+                    _ => None,
+                })
+                .collect();
+            (!missing.is_empty()).then(|| {
+                let present = gids.into_iter().map(str::to_owned).collect();
+                (run.to_owned(), (missing, present))
+            })
+        })
+        .collect()
 }
 
 /// Runs `statement` (a COMMIT or ROLLBACK PREPARED, which is never cancelled: only its answer

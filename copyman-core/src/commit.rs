@@ -862,6 +862,49 @@ pub fn recovery(
     }
 }
 
+/// The parties of a run with no commit decision in the log that the servers show ended after
+/// they were prepared: `found` is every party of the run found prepared (on all the servers
+/// recovery was given); the answer, the destinations missing below one still prepared.
+///
+/// A run prepares its destinations in order, and its source last, only once every destination
+/// is prepared; it commits (or rolls back) them in the same order. A run that stopped while
+/// preparing leaves a prefix of its destinations prepared, and [`Recovery::Rollback`] is right
+/// for them. A destination missing below one still prepared was prepared and ended since:
+/// committed, if the run decided commit in a log recovery was not given (a stale copy of the
+/// log, taken before the decision), or rolled back — or it is on a server recovery was not
+/// given. Rolling back the rest could split the run, so recovery leaves the run alone and says
+/// what it saw (an empty answer: nothing says the run got past its prepares).
+///
+/// ```
+/// use copyman_core::commit::{Party, partly_ended};
+///
+/// // Stopped while preparing: 1 and 2 prepared, 3 never was.
+/// assert!(partly_ended(&[Party::Destination(0), Party::Destination(1)]).is_empty());
+/// // 1 committed (or rolled back) while 2 is still prepared.
+/// assert_eq!(partly_ended(&[Party::Destination(1)]), [Party::Destination(0)]);
+/// // The source is prepared only once every destination is: none of them left.
+/// assert_eq!(partly_ended(&[Party::Source]), [Party::Destination(0)]);
+/// ```
+pub fn partly_ended(found: &[Party]) -> Vec<Party> {
+    let destinations: Vec<usize> = found
+        .iter()
+        .filter_map(|p| match p {
+            Party::Destination(n) => Some(*n),
+            Party::Source => None,
+        })
+        .collect();
+    let below = match destinations.iter().max() {
+        Some(&top) => top,
+        // The source alone: its destinations were all prepared, and none is any more.
+        None if found.contains(&Party::Source) => 1,
+        None => 0,
+    };
+    (0..below)
+        .filter(|n| !destinations.contains(n))
+        .map(Party::Destination)
+        .collect()
+}
+
 /// SQL (an expression of one row's scope) listing who holds the lock backend `pid` (an SQL
 /// expression: `a.pid`, `1234`) waits for, as [`held_by`] reads it: each blocking backend's pid,
 /// and `prepared GID` for a prepared transaction. `pid` must be qualified (`a.pid`): the

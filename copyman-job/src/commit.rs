@@ -40,7 +40,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use copyman_core::commit::{
     Action, Commit, Decision, Failure, GID_PREFIX, Options, Outcome, Party, Policy, Recovery,
-    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, recovery, valid_run_id,
+    Report, SourceOutcome, Step, held_by, lock_holders_sql, parse_gid, partly_ended, recovery,
+    valid_run_id,
 };
 
 use copyman_sync::{Connection, Error};
@@ -283,6 +284,33 @@ impl DecisionLog {
         self.append(&line)
     }
 
+    /// [`DecisionLog::record_with_holders`], each holder found from where its party is:
+    /// `destinations[n]` holds the transaction of the commit's destination `n`, `source` the
+    /// source's (`None`: not a server, or not known, and then not recorded). The one place that
+    /// turns a decision's parties into its `party` lines, for a one-table run and a job's
+    /// tables alike.
+    ///
+    /// # Errors
+    /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
+    pub fn record_parties(
+        &self,
+        decision: &Decision,
+        destinations: &[Option<&Holder>],
+        source: Option<&Holder>,
+    ) -> io::Result<()> {
+        let holders: Vec<Holder> = decision
+            .gids
+            .iter()
+            .filter_map(|(n, gid)| Some((destinations.get(*n).copied().flatten()?, gid)))
+            .chain(source.zip(decision.source.as_ref()))
+            .map(|(holder, gid)| Holder {
+                gid: gid.clone(),
+                ..holder.clone()
+            })
+            .collect();
+        self.record_with_holders(decision, &holders)
+    }
+
     /// Records that nothing of `run` is left prepared anywhere (`done RUN`): recovery no longer
     /// asks for its parties' servers.
     ///
@@ -290,6 +318,17 @@ impl DecisionLog {
     /// Writing or syncing failed (recovery then still asks for the run's servers).
     pub fn finished(&self, run: &str) -> io::Result<()> {
         self.append(&format!("done {run}\n"))
+    }
+
+    /// Records that recovery rolls back `run`'s prepared transactions (`abort RUN`), before the
+    /// first of them: a later recovery that finds some of the run gone and some still prepared
+    /// (in a database or on a server not given the first time) then knows why, and rolls back
+    /// the rest.
+    ///
+    /// # Errors
+    /// Writing or syncing failed: nothing of the run may be rolled back on the strength of it.
+    pub fn aborted(&self, run: &str) -> io::Result<()> {
+        self.append(&format!("abort {run}\n"))
     }
 
     /// Every global id a recorded commit decision names (an empty set when there is no log).
@@ -324,7 +363,7 @@ impl DecisionLog {
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
-            let (Some(kind @ ("begin" | "commit" | "party" | "done")), Some(run)) =
+            let (Some(kind @ ("begin" | "commit" | "party" | "done" | "abort")), Some(run)) =
                 (words.next(), words.next())
             else {
                 continue;
@@ -358,6 +397,9 @@ impl DecisionLog {
                 "done" => {
                     log.done.insert(run.to_owned());
                 }
+                "abort" => {
+                    log.aborted.insert(run.to_owned());
+                }
                 _ => {}
             }
         }
@@ -377,6 +419,8 @@ pub struct LogContents {
     pub holders: HashMap<String, Vec<Holder>>,
     /// The runs that recorded that nothing of theirs is left prepared.
     pub done: HashSet<String>,
+    /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
+    pub aborted: HashSet<String>,
 }
 
 /// Which server holds one of a run's prepared transactions, as its decision recorded it.
@@ -390,6 +434,38 @@ pub struct Holder {
     pub database: String,
     /// The server as the run showed it (never with a password), for messages.
     pub display: String,
+}
+
+impl Holder {
+    /// Where a party's transaction on `conn`'s server will be, as recovery compares it with the
+    /// servers it is given; its gid is filled in with the decision
+    /// ([`DecisionLog::record_parties`]). A server whose identity cannot be read is recorded
+    /// with an empty one (recovery then asks for it by name).
+    pub fn of(conn: &mut Connection, display: String) -> Self {
+        let (server, database) = server_identity(conn).unwrap_or_default();
+        Self {
+            gid: String::new(),
+            server,
+            database,
+            display,
+        }
+    }
+}
+
+/// Whether `report` (a two-phase run's, after its decision) leaves something of the run for
+/// `copyman recover`: a transaction still prepared, or one whose end is unknown. When it leaves
+/// nothing, the run is recorded finished ([`DecisionLog::finished`]) and recovery no longer
+/// asks for its servers.
+pub fn leaves_work<E>(report: &Report<E>) -> bool {
+    report.destinations.iter().any(|o| {
+        matches!(
+            o,
+            Outcome::InDoubt(_) | Outcome::CommitPending { .. } | Outcome::RollbackPending { .. }
+        )
+    }) || matches!(
+        report.source,
+        Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
+    )
 }
 
 /// A server's identity for recovery: its `system_identifier` (the same for every database of
@@ -585,6 +661,10 @@ mod tests {
         assert!(read.done.is_empty());
         log.finished("r1").unwrap();
         assert!(log.read().unwrap().done.contains("r1"));
+        log.aborted("r2").unwrap();
+        let read = log.read().unwrap();
+        assert!(read.aborted.contains("r2") && read.runs.contains("r2"));
+        assert!(!read.aborted.contains("r1"));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 

@@ -539,6 +539,9 @@ pub struct Plan {
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     confirmed: Vec<(String, usize, u64)>,
+    /// Under two-phase commit, where each destination's transactions are (by destination), for
+    /// the `party` lines of every decision ([`commit::DecisionLog::record_parties`]).
+    parties: Vec<commit::Holder>,
     coordinator: Option<Connection>,
 }
 
@@ -951,16 +954,31 @@ pub fn plan_with(
                 .to_owned(),
         );
     }
+    // Each destination's party in the decisions (one without a connection here is recorded
+    // without an identity: recovery then asks for it by name).
+    let mut parties: Vec<commit::Holder> = destinations
+        .iter()
+        .enumerate()
+        .map(|(i, server)| commit::Holder {
+            gid: String::new(),
+            server: String::new(),
+            database: String::new(),
+            display: format!("destination {} {}", i + 1, server.name),
+        })
+        .collect();
     if options.two_phase.is_some() {
         // Under --keep-going a destination that did not connect has no connection here: pair
-        // each connection with its own server, so the refusal names the right one.
-        let connected = dests.iter_mut().zip(destinations);
-        for (conn, server) in connected.filter_map(|(c, s)| c.as_mut().map(|c| (c, s))) {
+        // each connection with its own server (its party, named `destination N NAME` as a
+        // one-table run names it), so the refusal names the right one.
+        let connected = dests.iter_mut().zip(&mut parties);
+        for (conn, party) in connected.filter_map(|(c, p)| c.as_mut().map(|c| (c, p))) {
+            let name = party.display.clone();
+            *party = commit::Holder::of(conn, std::mem::take(&mut party.display));
             let max = conn
                 .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
                 .map_err(|e| {
                     let why = describe_with(&e, options.stall_timeout);
-                    JobError::Refused(format!("destination {}: {why}", server.name))
+                    JobError::Refused(format!("{name}: {why}"))
                 })?
                 .first()
                 .and_then(|r| r.first().cloned().flatten())
@@ -968,9 +986,9 @@ pub fn plan_with(
                 .unwrap_or(0);
             if max == 0 {
                 return Err(JobError::Refused(format!(
-                    "two-phase commit: destination {} does not allow prepared transactions \
-                     (max_prepared_transactions = 0)",
-                    server.name
+                    "two-phase commit: {name} does not allow prepared transactions \
+                     (max_prepared_transactions = 0): set max_prepared_transactions above 0 in \
+                     its postgresql.conf and restart it"
                 )));
             }
         }
@@ -1324,6 +1342,7 @@ pub fn plan_with(
         recorded,
         selection: selection.key(),
         confirmed,
+        parties,
         coordinator,
     })
 }
@@ -1624,6 +1643,11 @@ pub struct JobReport {
     pub snapshot: Option<String>,
     /// Why the job stopped early (default policy), if it did.
     pub stopped: Option<String>,
+    /// The job stopped because the tables left wait on each other by their foreign keys (a
+    /// group emptied first and a table copied without emptying, [`JobReport::stopped`] names
+    /// them): a resume as it was would stop the same way; one that empties every table
+    /// ([`Options::truncate`]) copies them as one group.
+    pub stopped_waiting: bool,
     /// Why the job was interrupted ([`Options::interrupt`]), if it was.
     pub interrupted: Option<String>,
     /// How long it took.
@@ -1794,6 +1818,8 @@ struct Shared<'a> {
     running: std::sync::atomic::AtomicUsize,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
+    /// [`JobReport::stopped_waiting`].
+    stopped_waiting: AtomicBool,
     reports: Mutex<Vec<Option<TableReport>>>,
     rate: Option<Rate>,
     two_phase: Option<TwoPhase>,
@@ -1845,8 +1871,6 @@ impl Participant for Announced<'_, '_, '_> {
     }
 }
 
-/// Ends a table's transactions (on `parties`) through core's commit machine: one COMMIT after
-/// another, or two-phase under the decision log.
 /// Ends the transactions of one table (or FK group: `tables`) on the `live` destinations
 /// through core's commit machine ([`commit_table`]), each telling the job's events of its steps.
 fn commit_live(
@@ -1870,18 +1894,24 @@ fn commit_live(
             destination,
         })
         .collect();
+    let destination_of: Vec<usize> = announced.iter().map(|a| a.destination).collect();
     let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
         .iter_mut()
         .map(|a| a as &mut dyn Participant<Error = _>)
         .collect();
-    commit_table(shared, options, flags, &mut parties)
+    commit_table(shared, options, flags, &mut parties, &destination_of)
 }
 
+/// Ends the transactions of `parties` (party `k` on destination `destination_of[k]`) through
+/// core's commit machine: one COMMIT after another, or two-phase under the decision log, whose
+/// decision names every party's server (`party` lines) and which records the run finished when
+/// nothing of it is left prepared, as a one-table run's does.
 fn commit_table(
     shared: &Shared<'_>,
     mut options: commit::Options,
     flags: &[bool],
     parties: &mut [&mut dyn Participant<Error = copyman_sync::Error>],
+    destination_of: &[usize],
 ) -> commit::Report<copyman_sync::Error> {
     let Some(two) = &shared.two_phase else {
         return commit::run(Commit::new(options, flags), parties, None, |_| Ok(()));
@@ -1892,10 +1922,22 @@ fn commit_table(
     if lock.is_err() {
         options.copy_failed = true;
     }
-    options.two_phase = Some(run);
+    options.two_phase = Some(run.clone());
+    let holders: Vec<Option<&commit::Holder>> = destination_of
+        .iter()
+        .map(|&d| shared.plan.parties.get(d))
+        .collect();
+    let mut decided = false;
     let report = commit::run(Commit::new(options, flags), parties, None, |d| {
-        two.log.record(d).map_err(copyman_sync::Error::Io)
+        let recorded = two.log.record_parties(d, &holders, None);
+        decided = recorded.is_ok();
+        recorded.map_err(copyman_sync::Error::Io)
     });
+    // Nothing of a decided run left prepared: recovery need not ask for its servers. (Not
+    // recorded, recovery asks for them all: the safe side.)
+    if decided && !commit::leaves_work(&report) {
+        let _ = two.log.finished(&run);
+    }
     drop(lock);
     report
 }
@@ -2170,6 +2212,10 @@ impl Shared<'_> {
                         format!("{me} waits for {}", names(behind).join(", "))
                     })
                     .collect();
+                // Said only if this is why the job stops (not when it had stopped already).
+                if !self.halted() {
+                    self.stopped_waiting.store(true, Ordering::SeqCst);
+                }
                 self.stop(format!(
                     "cannot order the tables left by their foreign keys: {}; each must commit \
                      before the other starts (a group of tables emptied first and a table \
@@ -2314,6 +2360,7 @@ pub fn run(
         running: std::sync::atomic::AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
+        stopped_waiting: AtomicBool::new(false),
         reports: Mutex::new(vec![None; plan.tables.len()]),
         rate: options.max_rate.filter(|&r| r > 0).map(|per_second| Rate {
             per_second,
@@ -2365,6 +2412,7 @@ pub fn run(
             .stopped
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner),
+        stopped_waiting: shared.stopped_waiting.into_inner(),
         interrupted: options.interrupt.reason(),
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -4367,7 +4415,13 @@ fn copy_split(
     let outcome = if parties.is_empty() {
         None
     } else {
-        Some(commit_table(shared, commit_options, &flags, &mut parties))
+        Some(commit_table(
+            shared,
+            commit_options,
+            &flags,
+            &mut parties,
+            &parties_of,
+        ))
     };
     drop(parties);
     let outcomes = outcome.map(|o| o.destinations).unwrap_or_default();

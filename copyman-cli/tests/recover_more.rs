@@ -1,0 +1,620 @@
+//! Two-phase commit around jobs and `copyman recover`, against real clusters that allow
+//! prepared transactions (copyman killed with SIGKILL at a point of its commit):
+//!
+//! 1. a job's `--atomic` decisions name their parties, so `recover` given every destination
+//!    finishes the run, and given only some says which party it could not see (exit 1);
+//! 2. a stale decision log holding only a run's start never makes `recover` roll back a run the
+//!    servers show partly finished;
+//! 3. a job stopped because its tables wait on each other advises what works, not `--resume`
+//!    alone;
+//! 4. the job's max_prepared_transactions refusal names the destination it asked.
+
+mod common;
+
+use std::fs;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use common::*;
+use copyman_testkit::Cluster;
+use serde_json::Value;
+
+const T: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);";
+const FILL: &str = "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 300) AS g;";
+
+/// One test at a time: each leaves prepared transactions that a recover of another, on the same
+/// servers, would see (in another database).
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The prepared transactions of database `db`.
+fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
+    cluster
+        .connect("postgres")
+        .query(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = $1 ORDER BY gid",
+            &[&db],
+        )
+        .expect("pg_prepared_xacts")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn recover(to: &[&String], log: &str) -> std::process::Output {
+    let mut cmd = copyman();
+    cmd.arg("recover");
+    for url in to {
+        cmd.args(["--to", url.as_str()]);
+    }
+    cmd.args(["--decision-log", log, "--json"]);
+    cmd.output().expect("run copyman recover")
+}
+
+/// A source with `t` filled, two destinations with `t` empty: (source, [d1, d2]).
+fn databases(s: &Clusters, schema: &str, fill: &str) -> (String, [String; 2]) {
+    (
+        database(&s.source, &format!("{schema} {fill}")),
+        [database(&s.dest[0], schema), database(&s.dest[1], schema)],
+    )
+}
+
+/// `copyman table TABLES --state … --jobs 1 --atomic` from `src` to both destinations: a job.
+fn job_args(
+    s: &Clusters,
+    src: &str,
+    dbs: &[String; 2],
+    tables: &[&str],
+    state: &TempPath,
+    log: &TempPath,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec!["table".into()];
+    args.extend(tables.iter().map(|t| (*t).to_owned()));
+    args.extend(["--from".into(), s.source.url(src)]);
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        args.extend(["--to".into(), cluster.url(db)]);
+    }
+    args.extend([
+        "--state".into(),
+        state.arg().into(),
+        "--jobs".into(),
+        "1".into(),
+        "--atomic".into(),
+        "--decision-log".into(),
+        log.arg().into(),
+    ]);
+    args
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The lines of the decision log at `log` that start with `kind`.
+fn log_lines(log: &TempPath, kind: &str) -> Vec<String> {
+    fs::read_to_string(&log.0)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(kind))
+        .map(str::to_owned)
+        .collect()
+}
+
+// Point 1: a job's decisions name their parties.
+
+/// Killed after destination 1's COMMIT PREPARED of the table and before destination 2's: the
+/// decision recorded a `party` line for each destination; recover given both commits the rest
+/// (exit 0), every destination then holds the source's rows, nothing is left prepared or open.
+#[test]
+fn job_killed_between_commit_prepareds_is_finished_by_recover_given_every_destination() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (TempPath::new("job-all.state"), TempPath::new("job-all.log"));
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+
+    assert_eq!(
+        count(&s.dest[0], &dbs[0], "t"),
+        300,
+        "destination 1 committed"
+    );
+    assert_eq!(
+        count(&s.dest[1], &dbs[1], "t"),
+        0,
+        "destination 2 only prepared"
+    );
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let parties = log_lines(&log, "party ");
+    assert_eq!(
+        parties.len(),
+        2,
+        "a party line per destination: {parties:?}"
+    );
+    assert!(
+        parties
+            .iter()
+            .any(|p| p.contains(&left[0]) && p.contains("destination%202")),
+        "{parties:?}"
+    );
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "ok");
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+    // Finished: recorded so, later recoveries need not ask for its servers.
+    assert!(!log_lines(&log, "done ").is_empty());
+}
+
+/// The same kill; recover given only the destination that committed finds nothing prepared
+/// there, yet names destination 2's transaction of the decided run and exits 1 (before, a job's
+/// decision recorded no parties and this was "nothing pending", exit 0). Given only destination
+/// 2 it commits it and names destination 1's, which it cannot see. Given both, the run is
+/// accounted for (exit 0), and after that destination 1 alone is nothing pending.
+#[test]
+fn job_recover_given_only_some_destinations_names_the_party_it_could_not_see() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-some.state"),
+        TempPath::new("job-some.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let gid = &left[0];
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+
+    let out = recover(&[&urls[0]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{gid} (destination 2 "))
+            && stderr
+                .contains("was decided commit and is not on the servers given: give its CONN too"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("nothing pending")
+            && stderr.contains("nothing of copyman's prepared here"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    assert_eq!(report["status"], "pending", "{report}");
+    assert!(
+        report["prepared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["gid"] == gid.as_str() && p["database"] == dbs[1].as_str()),
+        "{report}"
+    );
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "left alone");
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+
+    // Destination 2 alone: committed there; destination 1's transaction is not seen.
+    let out = recover(&[&urls[1]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{gid} (")) && stderr.contains("committed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(destination 1 "), "{stderr}");
+    assert_eq!(json(&out)["status"], "pending");
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), Vec::<String>::new());
+
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+    }
+    let out = recover(&[&urls[0]], log.arg());
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("nothing pending"));
+}
+
+/// An FK group (both tables emptied first under --truncate, one commit): killed between the
+/// destinations' COMMIT PREPAREDs, its decision names both parties too; recover given only
+/// destination 1 names destination 2's transaction and exits 1; given both, it commits it.
+#[test]
+fn job_fk_group_decision_names_its_parties_too() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let schema = "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE c (id int PRIMARY KEY, pid int NOT NULL REFERENCES p);";
+    let fill = "INSERT INTO p SELECT generate_series(1, 20);
+         INSERT INTO c SELECT g, 1 + g % 20 FROM generate_series(1, 200) g;";
+    let (src, dbs) = databases(s, schema, fill);
+    let (state, log) = (
+        TempPath::new("job-group.state"),
+        TempPath::new("job-group.log"),
+    );
+    let mut args = job_args(s, &src, &dbs, &["p", "c"], &state, &log);
+    args.push("--truncate".into());
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "one transaction for the group: {left:?}");
+    assert_eq!(
+        log_lines(&log, "party ").len(),
+        2,
+        "{:?}",
+        log_lines(&log, "")
+    );
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&[&urls[0]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} (destination 2 ", left[0])),
+        "{stderr}"
+    );
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    for table in ["p", "c"] {
+        let expected = digest(&s.source, &src, table);
+        for (cluster, db) in s.dest.iter().zip(&dbs) {
+            assert_eq!(digest(cluster, db, table), expected, "{table} on {db}");
+            assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        }
+    }
+}
+
+// Point 2: a stale decision log holding only a run's start.
+
+/// A one-table `--atomic` copy to two destinations; its args.
+fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "copy".into(),
+        "--from".into(),
+        s.source.url(src),
+        "--send".into(),
+        "COPY t TO STDOUT".into(),
+    ];
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        args.extend(["--to".into(), cluster.url(db)]);
+    }
+    args.extend([
+        "--receive".into(),
+        "COPY t FROM STDIN".into(),
+        "--atomic".into(),
+        "--decision-log".into(),
+        log.arg().into(),
+    ]);
+    args
+}
+
+/// Killed after destination 1's COMMIT PREPARED; recover is given a copy of the log taken
+/// before the decision (only the run's `begin` line). Destination 1 shows no transaction of the
+/// run, destination 2 still holds one: presumed abort would roll it back and split the run
+/// (destination 1 keeps the rows). recover leaves it prepared, says what it saw and what to
+/// check, exit 1; given the run's real log, it commits it.
+#[test]
+fn recover_with_a_stale_log_never_rolls_back_a_run_the_servers_show_partly_committed() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("stale-real.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let gid = &left[0];
+    let run = gid
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .strip_prefix("copyman:")
+        .unwrap();
+    let stale = TempPath::new("stale-copy.log");
+    let begins = log_lines(&log, "begin ");
+    assert_eq!(begins, [format!("begin {run}")]);
+    fs::write(&stale.0, format!("{}\n", begins.join("\n"))).unwrap();
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let all: Vec<&String> = urls.iter().collect();
+    let out = recover(&all, stale.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{gid} (")) && stderr.contains("left alone"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("run {run}: left alone: the decision log"))
+            && stderr.contains(&format!(
+                "copyman:{run}:1 of it is prepared on none of the servers given while {gid} is"
+            ))
+            && stderr.contains("latest decision log"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ago): rolled back"), "{stderr}");
+    assert!(!stderr.contains("nothing pending"), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["status"], "pending", "{report}");
+    let listed: Vec<&Value> = report["prepared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["gid"] == gid.as_str())
+        .collect();
+    assert_eq!(listed.len(), 1, "{report}");
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "not rolled back");
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+
+    // The run's own log: its decision commits the rest.
+    let out = recover(&all, log.arg());
+    assert_exit(&out, 0);
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
+/// What presumed abort is for still works: killed after destination 1 prepared and before
+/// destination 2 did (no decision), recover given the log (the run's `begin` only) rolls back
+/// destination 1's transaction, exit 0, nothing committed anywhere.
+#[test]
+fn recover_still_rolls_back_a_run_stopped_while_preparing() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("preparing.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:1").kill();
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]).len(), 1);
+    assert_eq!(log_lines(&log, "commit "), Vec::<String>::new());
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("rolled back"));
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+}
+
+/// Killed after destination 1's COMMIT PREPARED, recover is given the stale log and only
+/// destination 2: the run's transaction 1 is on no server given while its 2 is prepared: left
+/// alone as well (it may be committed on the server not given), exit 1.
+#[test]
+fn recover_with_a_stale_log_and_a_server_left_out_rolls_back_nothing() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("stale-out.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let stale = TempPath::new("stale-out-copy.log");
+    fs::write(
+        &stale.0,
+        format!("{}\n", log_lines(&log, "begin ").join("\n")),
+    )
+    .unwrap();
+    let url = s.dest[1].url(&dbs[1]);
+    let out = recover(&[&url], stale.arg());
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("give every server the run copied to"));
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "not rolled back");
+    // Cleaned up with the run's own log.
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    assert_exit(&recover(&urls.iter().collect::<Vec<_>>(), log.arg()), 0);
+}
+
+// Point 3: tables that wait on each other.
+
+/// A resume without --truncate: p and c were begun (emptied again, one group), x was not
+/// (copied without emptying). x references p, c references x: the group waits for x, x for
+/// the group's p. The job stops without copying anything, and its advice is not "run again
+/// with --resume" (which stops the same way) but what works: the advised rerun succeeds.
+#[test]
+fn a_job_stopped_by_tables_waiting_on_each_other_advises_what_works() {
+    let s = two_phase_clusters();
+    let schema = "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE x (id int PRIMARY KEY, pid int REFERENCES p);
+         CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p, xid int REFERENCES x);";
+    let src = database(
+        &s.source,
+        &format!(
+            "{schema} INSERT INTO p SELECT generate_series(1, 20);
+             INSERT INTO x SELECT g, g FROM generate_series(1, 20) g;
+             INSERT INTO c SELECT g, 1 + g % 20, 1 + g % 20 FROM generate_series(1, 100) g;"
+        ),
+    );
+    let d1 = database(
+        &s.dest[0],
+        &format!("{schema} INSERT INTO p VALUES (1), (2); INSERT INTO c VALUES (1, 1, NULL);"),
+    );
+    let key = {
+        let row = s.dest[0]
+            .connect(&d1)
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+                 (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .unwrap();
+        let (system, database): (String, String) = (row.get(0), row.get(1));
+        format!("system {system} database {database}")
+    };
+    let state = TempPath::new("wait-each-other.state");
+    fs::write(
+        &state.0,
+        format!(
+            "copyman-job 2\nselection\t\"public\".\"c\" \"public\".\"p\" \"public\".\"x\"\n\
+             begin\t\"public\".\"p\"\t{key}\nbegin\t\"public\".\"c\"\t{key}\n"
+        ),
+    )
+    .unwrap();
+    let (from, to) = (s.source.conninfo(&src), s.dest[0].conninfo(&d1));
+    let base = [
+        "table",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--resume",
+        "public.p",
+        "public.x",
+        "public.c",
+    ];
+    let out = run(&base);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot order the tables left by their foreign keys"),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        !last.contains("run again with --resume to copy what is missing"),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("--resume alone would stop the same way")
+            && last.contains("--resume --truncate"),
+        "{stderr}"
+    );
+    // Nothing was copied; the advised rerun finishes the job.
+    assert_eq!(count(&s.dest[0], &d1, "x"), 0);
+    let out = run(&[&base[..], &["--truncate"][..]].concat());
+    assert_exit(&out, 0);
+    for table in ["p", "x", "c"] {
+        assert_eq!(
+            digest(&s.dest[0], &d1, table),
+            digest(&s.source, &src, table),
+            "{table}"
+        );
+    }
+    assert_eq!(settle_backends(&s.dest[0], &d1), Vec::<String>::new());
+}
+
+// Point 4: the max_prepared_transactions refusal names the destination it asked.
+
+/// A cluster that allows no prepared transactions (PostgreSQL's default).
+fn no_two_phase() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(Cluster::start)
+}
+
+/// A TCP port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Destinations [a server that allows prepared transactions, one that does not] under
+/// --keep-going --atomic: the job is refused before anything is copied, naming destination 2
+/// (the server that does not, never the first), exit 2; nothing is copied or prepared anywhere.
+#[test]
+fn job_atomic_keep_going_refusal_names_the_destination_without_prepared_transactions() {
+    let s = two_phase_clusters();
+    let no = no_two_phase();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let (d1, d2) = (database(&s.dest[0], T), database(no, T));
+    let (state, log) = (TempPath::new("mpt.state"), TempPath::new("mpt.log"));
+    let (from, to1, to2) = (s.source.url(&src), s.dest[0].url(&d1), no.url(&d2));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let second = format!("destination 2 postgres@127.0.0.1:{}/{d2} ", no.port());
+    let first = format!("127.0.0.1:{}/{d1}", s.dest[0].port());
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("does not allow prepared transactions"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        refusal.contains(&second) && !refusal.contains(&first),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &d1, "t"), 0);
+    assert_eq!(count(no, &d2, "t"), 0);
+    assert_eq!(prepared_in(&s.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(settle_backends(&s.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(settle_backends(no, &d2), Vec::<String>::new());
+}
+
+/// Destinations [a port nothing listens on, a server without prepared transactions] under
+/// --keep-going --atomic: a job connects every destination before it plans, and --keep-going
+/// does not drop one that cannot be reached (it drops destinations that fail a table), so the
+/// job ends there: exit 3 naming destination 1 (without its password), before the second's
+/// max_prepared_transactions is asked; nothing is copied to the second.
+#[test]
+fn job_atomic_keep_going_with_an_unreachable_destination_stops_at_connecting() {
+    let s = two_phase_clusters();
+    let no = no_two_phase();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let d2 = database(no, T);
+    let (state, log) = (
+        TempPath::new("unreachable.state"),
+        TempPath::new("unreachable.log"),
+    );
+    let from = s.source.url(&src);
+    let port = closed_port();
+    let to1 = format!("postgresql://u:pw-unreachable@127.0.0.1:{port}/x?connect_timeout=2");
+    let to2 = no.url(&d2);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to destination 1 u@127.0.0.1:{port}/x"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-unreachable"), "{stderr}");
+    assert!(!stderr.contains("prepared transactions"), "{stderr}");
+    assert_eq!(count(no, &d2, "t"), 0);
+    assert_eq!(settle_backends(no, &d2), Vec::<String>::new());
+}
