@@ -247,7 +247,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
     // Decided commit, and nothing of the run is left prepared: recovery need not ask for its
     // servers. (A run without a decision has nothing for recovery to account for.)
     if let Some(atomic) = atomic.filter(|_| decided.get())
-        && !commit::leaves_work(&report)
+        && !report.leaves_work()
         && let Err(e) = atomic.log.finished(&atomic.run)
     {
         report::warn(format!(

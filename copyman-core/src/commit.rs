@@ -352,6 +352,23 @@ impl<E> Report<E> {
     pub fn partial(&self) -> bool {
         !self.succeeded() && !self.nothing_committed()
     }
+
+    /// Whether a two-phase run's report (after its decision) leaves something of the run for
+    /// recovery: a transaction still prepared, or one whose end is unknown. When it leaves
+    /// nothing, the run can be recorded finished and recovery need not ask for its servers.
+    pub fn leaves_work(&self) -> bool {
+        self.destinations.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::InDoubt(_)
+                    | Outcome::CommitPending { .. }
+                    | Outcome::RollbackPending { .. }
+            )
+        }) || matches!(
+            self.source,
+            Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
+        )
+    }
 }
 
 #[derive(Debug)]

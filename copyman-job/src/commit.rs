@@ -452,22 +452,6 @@ impl Holder {
     }
 }
 
-/// Whether `report` (a two-phase run's, after its decision) leaves something of the run for
-/// `copyman recover`: a transaction still prepared, or one whose end is unknown. When it leaves
-/// nothing, the run is recorded finished ([`DecisionLog::finished`]) and recovery no longer
-/// asks for its servers.
-pub fn leaves_work<E>(report: &Report<E>) -> bool {
-    report.destinations.iter().any(|o| {
-        matches!(
-            o,
-            Outcome::InDoubt(_) | Outcome::CommitPending { .. } | Outcome::RollbackPending { .. }
-        )
-    }) || matches!(
-        report.source,
-        Some(SourceOutcome::CommitPending { .. } | SourceOutcome::RollbackPending { .. })
-    )
-}
-
 /// A server's identity for recovery: its `system_identifier` (the same for every database of
 /// the cluster, different for every `initdb`), and the session's database.
 ///

@@ -57,7 +57,7 @@ use copyman_sync::{
 
 use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
 use crate::resume::{self, Resumed};
-pub use crate::resume::{Holder, ResumeWait};
+pub use crate::resume::{Backend, ResumeWait};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carrier, Carry};
 use crate::sql::{Format, Ident, Relation, TableCopy, TableName, literal, own_rows};
