@@ -465,7 +465,7 @@ fn input(
         Endpoint::File(path) => path,
     };
     match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() && crate::dest::is_fifo(path) => {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) => {
             return Ok(Some(Input::NotRead("a FIFO")));
         }
         Ok(meta) if !meta.is_file() => return Ok(Some(Input::NotRead("not a regular file"))),

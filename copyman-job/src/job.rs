@@ -1935,7 +1935,7 @@ fn commit_table(
     });
     // Nothing of a decided run left prepared: recovery need not ask for its servers. (Not
     // recorded, recovery asks for them all: the safe side.)
-    if decided && !commit::leaves_work(&report) {
+    if decided && !report.leaves_work() {
         let _ = two.log.finished(&run);
     }
     drop(lock);

@@ -88,7 +88,7 @@ pub struct ResumeWait {
     /// The transaction id (`txid_current()`, with its epoch) recorded on the `commit` line.
     pub xid: u64,
     /// The backend that holds it, when `pg_stat_activity` tells (its `backend_xid`).
-    pub holder: Option<Holder>,
+    pub holder: Option<Backend>,
     /// How long the resume waits for it at most.
     pub limit: Duration,
 }
@@ -96,7 +96,7 @@ pub struct ResumeWait {
 /// A backend that holds a transaction, as `pg_stat_activity` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Holder {
+pub struct Backend {
     /// Its process id.
     pub pid: i32,
     /// Its `application_name`, when it has one and the server shows it.
@@ -115,11 +115,11 @@ impl fmt::Display for ResumeWait {
             self.name
         )?;
         match &self.holder {
-            Some(Holder {
+            Some(Backend {
                 pid,
                 application_name: Some(app),
             }) => write!(f, " (held by backend {pid}, application_name {app:?})")?,
-            Some(Holder { pid, .. }) => write!(f, " (held by backend {pid})")?,
+            Some(Backend { pid, .. }) => write!(f, " (held by backend {pid})")?,
             None => {}
         }
         write!(
@@ -133,7 +133,7 @@ impl fmt::Display for ResumeWait {
 /// The backend whose transaction is `xid`, if `pg_stat_activity` shows it (its `backend_xid`:
 /// the 32-bit id, no epoch; a role without `pg_read_all_stats` sees it of its own sessions
 /// only).
-fn holder(conn: &mut Connection, xid: u64) -> Option<Holder> {
+fn holder(conn: &mut Connection, xid: u64) -> Option<Backend> {
     let rows = conn
         .query(&format!(
             "SELECT pid::text, application_name FROM pg_catalog.pg_stat_activity \
@@ -142,7 +142,7 @@ fn holder(conn: &mut Connection, xid: u64) -> Option<Holder> {
         ))
         .ok()?;
     let row = rows.first()?;
-    Some(Holder {
+    Some(Backend {
         pid: row.first()?.as_deref()?.parse().ok()?,
         application_name: row.get(1).cloned().flatten().filter(|a| !a.is_empty()),
     })
@@ -150,7 +150,7 @@ fn holder(conn: &mut Connection, xid: u64) -> Option<Holder> {
 
 /// The fate of `xid`, waiting up to [`IN_PROGRESS_WAIT`] while it is in progress (not for a
 /// prepared transaction: only a decision ends it); `waiting` is told once, before the wait.
-fn settled_fate(conn: &mut Connection, xid: u64, waiting: &dyn Fn(Option<Holder>)) -> Fate {
+fn settled_fate(conn: &mut Connection, xid: u64, waiting: &dyn Fn(Option<Backend>)) -> Fate {
     let deadline = Instant::now() + IN_PROGRESS_WAIT;
     let mut said = false;
     loop {
