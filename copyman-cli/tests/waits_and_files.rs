@@ -262,6 +262,35 @@ fn a_fifo_source_says_it_waits_for_its_writer_then_copies_every_row() {
     assert_eq!((sum, max.as_str()), (500_500, "v999"));
 }
 
+/// A FIFO source whose writer never comes: a SIGTERM ends the wait (an earlier copyman stayed
+/// blocked in `open(2)`, saying "waiting for the servers" every 10 s); exit 143, nothing
+/// committed, no session left on the destination.
+#[test]
+fn a_fifo_source_without_a_writer_ends_on_sigterm_with_nothing_committed() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("writer-never.fifo");
+    mkfifo(&fifo.0);
+    let mut child = copyman()
+        .args(["table", "t", "--from", fifo.arg(), "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting for a writer");
+    signal(&child, "TERM");
+    let out = finish(child);
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(143), "{said}");
+    assert!(said.contains("nothing committed"), "{said}");
+    assert!(!said.contains("waiting for the servers"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let left = settle_backends(&c.dest[0], &d1);
+    assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+}
+
 // Point 3: file destinations checked before connecting.
 
 /// A TCP port on 127.0.0.1 where nothing listens (taken and let go).
