@@ -515,15 +515,6 @@ fn no_two_phase() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
-/// A TCP port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Destinations [a server that allows prepared transactions, one that does not] under
 /// --keep-going --atomic: the job is refused before anything is copied, naming destination 2
 /// (the server that does not, never the first), exit 2; nothing is copied or prepared anywhere.

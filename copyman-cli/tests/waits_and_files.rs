@@ -293,12 +293,6 @@ fn a_fifo_source_without_a_writer_ends_on_sigterm_with_nothing_committed() {
 
 // Point 3: file destinations checked before connecting.
 
-/// A TCP port on 127.0.0.1 where nothing listens (taken and let go).
-fn unused_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[test]
 fn a_file_destination_in_a_missing_directory_is_refused_before_any_connection() {
     let c = clusters();
@@ -317,7 +311,7 @@ fn a_file_destination_in_a_missing_directory_is_refused_before_any_connection() 
     );
 
     // A source where nothing listens: the error is the file's, not the connection's.
-    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", unused_port());
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
     let out = copyman()
         .args(["table", "t", "--from", &nowhere, "--to"])
         .arg(c.dest[0].conninfo(&d1))
