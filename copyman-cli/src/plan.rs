@@ -205,7 +205,11 @@ fn table_plan(
         &dest_view,
         all_servers,
         same_major,
-    );
+    )
+    .map_err(|message| Fatal {
+        exit: Exit::Usage,
+        message,
+    })?;
     if let Some(warning) = warning {
         report::warn(warning);
     }

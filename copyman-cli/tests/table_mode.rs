@@ -378,42 +378,6 @@ fn same_types_get_binary_and_oids_that_differ_get_text() {
 }
 
 #[test]
-fn forced_binary_rejected_gets_the_hint() {
-    let c = clusters();
-    let src = database(
-        &c.source,
-        "CREATE TABLE n (id int4, v int4); INSERT INTO n SELECT g, g FROM generate_series(1, 10) g;",
-    );
-    let d1 = database(&c.dest[0], "CREATE TABLE n (id int4, v int8);");
-    let out = run(&[
-        "table",
-        "n",
-        "--from",
-        &c.source.url(&src),
-        "--to",
-        &c.dest[0].url(&d1),
-        "--format",
-        "binary",
-    ]);
-    assert_exit(&out, 1);
-    let stderr = text(&out.stderr);
-    // Warned before, refused by the server, told what to do.
-    assert!(
-        stderr.contains(
-            "warning: --format binary, but column \"v\" is integer on the source but bigint"
-        ),
-        "{stderr}"
-    );
-    assert!(stderr.contains("SQLSTATE"), "{stderr}");
-    assert!(
-        stderr.contains("hint:") && stderr.contains("--format text"),
-        "{stderr}"
-    );
-    assert_eq!(count(&c.dest[0], &d1, "n"), 0);
-    nothing_left_open(&c.dest[0], &d1);
-}
-
-#[test]
 fn target_table_names_the_destination_table() {
     let c = clusters();
     let src = database(&c.source, &format!("{ITEMS}{FILL_ITEMS}"));

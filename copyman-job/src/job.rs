@@ -1124,6 +1124,13 @@ pub fn plan_with(
                 ))));
                 continue;
             }
+            if options.format == Some(Format::Binary)
+                && let Err(why) =
+                    crate::plan::binary_misreads(&columns, &source_rel, &[(label.as_str(), &rel)])
+            {
+                plans.push(DestPlan::Refused(TableError::lasting(why)));
+                continue;
+            }
             let truncate = options.truncate || recorded.truncate || empty_first;
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
@@ -1165,7 +1172,8 @@ pub fn plan_with(
             &view,
             true,
             same_major,
-        );
+        )
+        .map_err(JobError::Refused)?;
         if let Some(warning) = &choice.warning {
             notes.push(format!("{}: {warning}", sel.table));
         }

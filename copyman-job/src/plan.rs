@@ -54,8 +54,13 @@ pub struct FormatChoice {
 }
 
 /// Chooses the format: `forced` if given (with a warning when it is binary over columns whose
-/// types differ); else, between servers of one major version (`all_servers`, `same_major`),
-/// binary when every copied column has the same trusted type on every side, text otherwise.
+/// binary form copyman cannot vouch for); else, between servers of one major version
+/// (`all_servers`, `same_major`), binary when every copied column has the same trusted type on
+/// every side, text otherwise.
+///
+/// # Errors
+/// `--format binary` over a column that binary COPY would misread on a destination (see
+/// [`binary_misreads`]): the values would be stored wrong, without an error.
 pub fn choose_format(
     forced: Option<Format>,
     columns: Option<&[Ident]>,
@@ -63,13 +68,15 @@ pub fn choose_format(
     dests: &[(&str, &Relation)],
     all_servers: bool,
     same_major: bool,
-) -> FormatChoice {
-    match (forced, columns, source) {
+) -> Result<FormatChoice, String> {
+    Ok(match (forced, columns, source) {
         (Some(format), _, _) => {
             let mut warning = None;
             if let (Some(columns), Some(source)) = (columns, source) {
                 if format != Format::Binary {
                     warning = conversions(columns, source, dests);
+                } else if let Err(why) = binary_misreads(columns, source, dests) {
+                    return Err(why);
                 } else if let Err(why) = binary_types(columns, source, dests) {
                     warning = Some(format!(
                         "--format binary, but {why}: binary COPY does not convert values \
@@ -114,7 +121,102 @@ pub fn choose_format(
             reason: "a file or stdin is at one end".to_owned(),
             warning: None,
         },
+    })
+}
+
+/// The built-in types whose binary form is an OID naming an object of the server that sent it
+/// (`regclass` and its kin): on another server the same number names another object, or none.
+const OID_ALIAS_NAMES: [&str; 11] = [
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regclass",
+    "regtype",
+    "regconfig",
+    "regdictionary",
+    "regnamespace",
+    "regrole",
+    "regcollation",
+];
+
+/// A type's name without its modifiers: `numeric(12,2)` → `numeric`, `timestamp(3) with time
+/// zone` → `timestamp with time zone`, `character varying(10)[]` → `character varying[]`.
+fn base_type(type_name: &str) -> String {
+    let mut base = String::with_capacity(type_name.len());
+    let mut depth = 0usize;
+    for c in type_name.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => base.push(c),
+            _ => {}
+        }
     }
+    base.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether two types (without modifiers) have one binary form: the same type, or two of the
+/// string types (`text`, `character varying`, `character`: the string's bytes).
+fn one_binary_form(a: &str, b: &str) -> bool {
+    let strings = ["text", "character varying", "character"];
+    a == b || (strings.contains(&a) && strings.contains(&b))
+}
+
+/// Whether binary COPY would store a copied column's values wrong on a destination without an
+/// error, which `--format binary` must then refuse: the destination's type is another than the
+/// source's (a receive function reads the bytes it is given as its own type: an `int4`'s four
+/// bytes are a valid `text`), a type of one name is a domain over other base types on each side,
+/// or the values are OIDs (`regclass` and its kin) that name other objects on another server.
+/// Types that differ only in their modifiers (`numeric(12,2)` and `numeric(10,2)`) are not
+/// refused: the receiving side applies its modifier to binary input as to text.
+///
+/// # Errors
+/// The first such column, its types and the destination's label, with the way out.
+pub fn binary_misreads(
+    columns: &[Ident],
+    source: &Relation,
+    dests: &[(&str, &Relation)],
+) -> Result<(), String> {
+    let refuse = |why: String| {
+        Err(format!(
+            "--format binary: {why}; binary COPY does not convert values, so they would be \
+             stored wrong without an error (--format text converts each value)"
+        ))
+    };
+    for name in columns {
+        let Some(from) = source.column(name) else {
+            continue;
+        };
+        let from_base = base_type(&from.type_name);
+        if OID_ALIAS_NAMES.contains(&from_base.trim_end_matches("[]")) {
+            return refuse(format!(
+                "column {name} is of type {}, whose binary form is an OID of the source's",
+                from.type_name
+            ));
+        }
+        for (label, rel) in dests {
+            let Some(to) = rel.column(name) else { continue };
+            let to_base = base_type(&to.type_name);
+            if !one_binary_form(&from_base, &to_base) {
+                return refuse(format!(
+                    "column {name} is {} on the source but {} on {label}",
+                    from.type_name, to.type_name
+                ));
+            }
+            if to_base == from_base
+                && let (Some(a), Some(b)) = (&from.binary, &to.binary)
+                && a != b
+            {
+                return refuse(format!(
+                    "column {name} is of type {}, whose binary form differs on {label} (other \
+                     base types, or type OIDs that server would refuse)",
+                    from.type_name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the source is read with `COPY (SELECT …)`: a view, a partitioned or foreign table or
@@ -559,6 +661,63 @@ mod tests {
         assert!(err.contains("type OIDs"), "{err}");
         let err = binary_types(&cols("x"), &source, &[("destination 1", &dest)]).unwrap_err();
         assert!(err.contains("does not trust"), "{err}");
+    }
+
+    #[test]
+    fn forced_binary_refuses_what_it_would_misread() {
+        let source = rel(&[
+            ("n", "integer", false, Some("23")),
+            ("s", "character varying(10)", false, Some("1043")),
+            ("m", "numeric(12,2)", false, Some("1700")),
+            ("d", "money_like", false, Some("20")),
+            ("r", "regclass", false, None),
+            ("x", "geometry", false, None),
+        ]);
+        let dest = rel(&[
+            ("n", "text", false, Some("25")),
+            ("s", "text", false, Some("25")),
+            ("m", "numeric(10,2)", false, Some("1700")),
+            ("d", "money_like", false, Some("701")),
+            ("r", "regclass", false, None),
+            ("x", "geometry", false, None),
+        ]);
+        let cols = |text: &str| parse_columns(text).unwrap();
+        let dests = [("destination 1", &dest)];
+        let misreads = |c: &str| binary_misreads(&cols(c), &source, &dests);
+        // An int4's four bytes are a valid text: refused, naming column, types, side, way out.
+        let err = misreads("n").unwrap_err();
+        assert!(
+            err.contains(r#"column "n" is integer on the source but text on destination 1"#)
+                && err.contains("--format text"),
+            "{err}"
+        );
+        // A domain of one name over other base types; OIDs that name other objects.
+        assert!(
+            misreads("d")
+                .unwrap_err()
+                .contains("binary form differs on destination 1")
+        );
+        assert!(misreads("r").unwrap_err().contains("OID"));
+        // One binary form (varchar → text), a modifier only (the receiver applies it), a type
+        // copyman does not vouch for but the same on both sides (warned, not refused).
+        assert_eq!(misreads("s, m, x"), Ok(()));
+        let forced = |c: &str| {
+            choose_format(
+                Some(Format::Binary),
+                Some(&cols(c)),
+                Some(&source),
+                &dests,
+                true,
+                true,
+            )
+        };
+        assert!(forced("n").is_err());
+        let choice = forced("x").unwrap();
+        assert_eq!(choice.format, Format::Binary);
+        assert!(choice.warning.unwrap().contains("does not trust"));
+        // Not forced: text, as before.
+        let chosen = choose_format(None, Some(&cols("n")), Some(&source), &dests, true, true);
+        assert_eq!(chosen.unwrap().format, Format::Text);
     }
 }
 
