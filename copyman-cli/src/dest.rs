@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use copyman_core::commit::Action;
@@ -178,11 +179,16 @@ impl Write for Out {
 
 impl FileSink {
     /// Opens the destination: stdout, a file written directly (a FIFO's reader waited for,
-    /// said unless `quiet`), or a temporary file beside the file it is to replace.
-    pub(crate) fn open(endpoint: &Endpoint, quiet: bool) -> io::Result<Self> {
+    /// said unless `quiet`, up to `give_up`), or a temporary file beside the file it is to
+    /// replace.
+    pub(crate) fn open(
+        endpoint: &Endpoint,
+        quiet: bool,
+        give_up: Option<Duration>,
+    ) -> io::Result<Self> {
         let (out, rename) = match endpoint {
             Endpoint::File(path) => match target(path)? {
-                FileTarget::Direct => (Out::File(open_direct(path, quiet)?), None),
+                FileTarget::Direct => (Out::File(open_direct(path, quiet, give_up)?), None),
                 FileTarget::Replace { path, existing } => {
                     let (temp, file) = create_temp(&path, existing.is_some())?;
                     signals::register_temp(&temp);
@@ -303,7 +309,7 @@ pub(crate) fn target(path: &Path) -> io::Result<FileTarget> {
 /// writes to `log` after it). A FIFO is opened as [`open_fifo`] says. Anything else is opened to
 /// be appended to, never truncated (a pipe or a device has no end to append at: the same as
 /// writing).
-fn open_direct(path: &Path, quiet: bool) -> io::Result<File> {
+fn open_direct(path: &Path, quiet: bool, give_up: Option<Duration>) -> io::Result<File> {
     use std::os::fd::{FromRawFd, OwnedFd};
 
     if let Some(fd) = own_descriptor(path) {
@@ -318,17 +324,17 @@ fn open_direct(path: &Path, quiet: bool) -> io::Result<File> {
         return Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }));
     }
     if is_fifo(path) {
-        return open_fifo(path, FifoEnd::Write, quiet);
+        return open_fifo(path, FifoEnd::Write, quiet, give_up);
     }
     OpenOptions::new().append(true).open(path)
 }
 
 /// How often the wait for a FIFO's other end looks whether a signal came.
-const FIFO_SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+const FIFO_SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// How long the open of a FIFO waits for its other end before it says so: one that comes at
 /// once (a reader already there, a writer started with copyman) is not worth a word.
-const FIFO_SAY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+const FIFO_SAY_AFTER: Duration = Duration::from_secs(1);
 
 /// Which end of a FIFO copyman opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,8 +366,14 @@ pub(crate) fn is_fifo(path: &Path) -> bool {
 /// [`FIFO_SAY_AFTER`], "waiting for a reader of FIFO PATH" (a writer, for a source) is said on
 /// stderr once (unless `quiet`); a signal during the wait ends it (an `Interrupted` error: the
 /// run then stops, nothing committed), which a blocked `open` in this thread would not (the
-/// signal handler restarts it).
-pub(crate) fn open_fifo(path: &Path, end: FifoEnd, quiet: bool) -> io::Result<File> {
+/// signal handler restarts it); so does `give_up` (`--stall-timeout`) passing with no other end
+/// (a `TimedOut` error): a FIFO no one opens moves no byte.
+pub(crate) fn open_fifo(
+    path: &Path,
+    end: FifoEnd,
+    quiet: bool,
+    give_up: Option<Duration>,
+) -> io::Result<File> {
     use std::sync::mpsc::{self, RecvTimeoutError};
 
     let interrupted = |signal: i32| {
@@ -397,6 +409,18 @@ pub(crate) fn open_fifo(path: &Path, end: FifoEnd, quiet: bool) -> io::Result<Fi
             Err(RecvTimeoutError::Timeout) => {
                 if let Some(signal) = signals::received() {
                     return Err(interrupted(signal));
+                }
+                if let Some(limit) = give_up
+                    && since.elapsed() >= limit
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "no {} of the FIFO came in {} s (--stall-timeout)",
+                            end.other(),
+                            limit.as_secs_f64()
+                        ),
+                    ));
                 }
                 if !said && since.elapsed() >= FIFO_SAY_AFTER {
                     said = true;

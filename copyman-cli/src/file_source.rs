@@ -135,7 +135,8 @@ impl FileSource {
         let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
             Endpoint::File(path) => {
                 let opened = if crate::dest::is_fifo(path) {
-                    crate::dest::open_fifo(path, crate::dest::FifoEnd::Read, quiet)
+                    let give_up = t.safety.stall_timeout;
+                    crate::dest::open_fifo(path, crate::dest::FifoEnd::Read, quiet, give_up)
                 } else {
                     File::open(path)
                 };

@@ -182,7 +182,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             // Dropped before connecting (--keep-going): not opened.
             Endpoint::File(_) if dest.error.is_some() => {}
             Endpoint::Stdio | Endpoint::File(_) => {
-                match FileSink::open(dest.endpoint, output.quiet) {
+                match FileSink::open(dest.endpoint, output.quiet, t.safety.stall_timeout) {
                     Ok(sink) => dest.sink = Some(sink),
                     Err(e) => dest.fail_with(ErrorInfo {
                         sqlstate: None,

@@ -6,7 +6,7 @@
 //!    transaction, the backend holding it, how long), then goes on once it ended, or refuses as
 //!    before when it did not.
 //! 2. A FIFO source says that it waits for its writer, as a FIFO destination says it waits for
-//!    its reader, and then copies every row.
+//!    its reader, and then copies every row; either gives up after `--stall-timeout`.
 //! 3. A file destination in a missing directory is refused before any server is asked
 //!    anything, as bad input (exit 2); under `--keep-going` it is dropped and the servers get
 //!    every row.
@@ -289,6 +289,80 @@ fn a_fifo_source_without_a_writer_ends_on_sigterm_with_nothing_committed() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     let left = settle_backends(&c.dest[0], &d1);
     assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+}
+
+/// A FIFO whose other end never comes moves no byte: `--stall-timeout` ends the wait, as it
+/// ends any stalled source or destination (an earlier copyman waited for ever). A source: exit 1,
+/// the stall named (before any transaction began), nothing committed, no session left.
+#[test]
+fn a_fifo_source_without_a_writer_gives_up_after_the_stall_timeout() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("writer-late.fifo");
+    mkfifo(&fifo.0);
+    let child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            fifo.arg(),
+            "--stall-timeout",
+            "1s",
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&d1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    let said = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        said.contains("cannot open source file")
+            && said.contains("no writer of the FIFO came in 1 s (--stall-timeout)"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let left = settle_backends(&c.dest[0], &d1);
+    assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+}
+
+/// A FIFO destination whose reader never comes, beside a server destination: the stall timeout
+/// fails it, and the run commits nothing anywhere (without --keep-going).
+#[test]
+fn a_fifo_destination_without_a_reader_gives_up_after_the_stall_timeout() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("reader-never.fifo");
+    mkfifo(&fifo.0);
+    let child = copyman()
+        .args(["table", "t", "--stall-timeout", "1s", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--to", fifo.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    let said = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        said.contains("no reader of the FIFO came in 1 s (--stall-timeout)"),
+        "{said}"
+    );
+    assert!(said.contains("nothing committed"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &d1)] {
+        let left = settle_backends(cluster, db);
+        assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+    }
 }
 
 // Point 3: file destinations checked before connecting.
