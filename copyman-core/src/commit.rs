@@ -59,7 +59,7 @@
 //! assert!(outcome.partial());
 //! ```
 
-use crate::session::TransactionStatus;
+use crate::session::{DbError, TransactionStatus};
 
 /// The prefix of every global transaction id copyman prepares: `copyman:RUN:N`.
 pub const GID_PREFIX: &str = "copyman:";
@@ -118,6 +118,23 @@ impl Action {
             Self::Rollback => status != TransactionStatus::Idle,
             _ => true,
         }
+    }
+
+    /// Whether a commit whose connection broke before its answer took effect all the same, as
+    /// the `notices` the server sent while it ran say: a wait for a synchronous standby given up
+    /// (the session terminated, or the wait cancelled) is a WARNING from the server's
+    /// `SyncRepWaitForLSN` — "The transaction has already committed locally, but might not have
+    /// been replicated to the standby." — sent only after the commit is durable locally. Known
+    /// by the routine's name, which is not translated (the detail is, under `lc_messages`),
+    /// or by that detail in English. Without such a notice, a lost commit stays in doubt.
+    pub fn committed_despite_loss(&self, notices: &[DbError]) -> bool {
+        matches!(self, Self::Commit | Self::CommitPrepared(_))
+            && notices.iter().any(|n| {
+                n.routine.as_deref() == Some("SyncRepWaitForLSN")
+                    || n.detail.as_deref().is_some_and(|d| {
+                        d.starts_with("The transaction has already committed locally")
+                    })
+            })
     }
 }
 

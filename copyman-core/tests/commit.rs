@@ -685,3 +685,35 @@ fn a_rollback_is_due_only_where_a_transaction_is_open() {
         }
     }
 }
+
+#[test]
+fn a_lost_commit_is_committed_only_when_the_server_said_it_committed_locally() {
+    use copyman_core::session::DbError;
+    // What PostgreSQL's syncrep.c sends before a terminated backend closes its connection.
+    let mut terminated = DbError::new(
+        "WARNING",
+        "57P01",
+        "canceling the wait for synchronous replication and terminating connection due to \
+         administrator command",
+    );
+    terminated.detail = Some(
+        "The transaction has already committed locally, but might not have been replicated to \
+         the standby."
+            .into(),
+    );
+    // The same under another lc_messages: only the routine's name is not translated.
+    let mut translated = DbError::new("WARNUNG", "57P01", "breche Warten ab");
+    translated.routine = Some("SyncRepWaitForLSN".into());
+    let unrelated = DbError::new("NOTICE", "00000", "something else");
+
+    for said in [&terminated, &translated] {
+        let notices = [unrelated.clone(), said.clone()];
+        assert!(Action::Commit.committed_despite_loss(&notices));
+        assert!(Action::CommitPrepared("copyman:r:1".into()).committed_despite_loss(&notices));
+        // A PREPARE waits for the standby too, but a prepared transaction is not committed.
+        assert!(!Action::Prepare("copyman:r:1".into()).committed_despite_loss(&notices));
+        assert!(!Action::Rollback.committed_despite_loss(&notices));
+    }
+    assert!(!Action::Commit.committed_despite_loss(&[unrelated]));
+    assert!(!Action::Commit.committed_despite_loss(&[]));
+}

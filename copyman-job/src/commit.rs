@@ -75,10 +75,23 @@ impl Participant for Connection {
         if !action.is_due(self.session().transaction_status()) {
             return Ok(());
         }
+        let said_before = self.session().notices().len();
         match self.execute(&action.sql()) {
             Ok(_) => Ok(()),
             // An ERROR answers the statement: it did not take effect.
             Err(e) if e.db_error().is_some_and(|db| !db.is_fatal()) => Err(Failure::Refused(e)),
+            // The server said it committed before the connection broke (a terminated wait for a
+            // synchronous standby); its WARNING stays queued for the caller to show.
+            Err(_)
+                if action.committed_despite_loss(
+                    self.session()
+                        .notices()
+                        .get(said_before..)
+                        .unwrap_or_default(),
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(Failure::Lost(e)),
         }
     }

@@ -724,6 +724,11 @@ impl Session {
         std::mem::take(&mut self.notices)
     }
 
+    /// The notices waiting to be taken by [`Session::take_notices`], oldest first (left there).
+    pub fn notices(&self) -> &[DbError] {
+        &self.notices
+    }
+
     /// Takes the notifications (NotificationResponse, from `LISTEN`) received since the last
     /// call, in order; kept like [`Session::take_notices`].
     pub fn take_notifications(&mut self) -> Vec<Notification> {
