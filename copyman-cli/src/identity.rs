@@ -144,13 +144,15 @@ pub(crate) fn check(
 
 /// For a job of many tables: refuses, before anything is planned or sent, a destination database
 /// given twice and a destination that is the source's database (every table would be copied
-/// into itself). A server that cannot say who it is gets a warning, as in [`check`].
+/// into itself). A server that cannot say who it is gets a warning, as in [`check`]. Under
+/// `keep_going` a destination that cannot be reached is passed over here: the job leaves it out.
 ///
 /// # Errors
 /// [`Fatal`] with exit 2 naming both; a server that cannot be reached, exit 3.
 pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
+    keep_going: bool,
 ) -> Result<(), Fatal> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
@@ -178,8 +180,11 @@ pub(crate) fn check_job(
     let source_id = identify(source, "source")?;
     let mut seen: Vec<(usize, Identity)> = Vec::new();
     for (i, dest) in dests.iter().enumerate() {
-        let Some(id) = identify(dest, &format!("destination {}", i + 1))? else {
-            continue;
+        let id = match identify(dest, &format!("destination {}", i + 1)) {
+            Ok(Some(id)) => id,
+            Ok(None) => continue,
+            Err(fatal) if keep_going && fatal.exit == Exit::Connect => continue,
+            Err(fatal) => return Err(fatal),
         };
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {

@@ -288,12 +288,14 @@ impl JobArgs {
 /// cannot say is named by its connection string) and for the selection.
 ///
 /// # Errors
-/// A server that cannot be reached.
+/// A server that cannot be reached (under `keep_going` a destination that cannot is named by
+/// its connection string: the job leaves it out).
 fn default_state(
     dir: &std::path::Path,
     source: &Server,
     dests: &[Server],
     selection: &Selection,
+    keep_going: bool,
 ) -> Result<PathBuf, Fatal> {
     let identity = |server: &Server| {
         let mut conn = (server.connect)().map_err(|e| Fatal {
@@ -313,7 +315,15 @@ fn default_state(
     // were given in: the same job finds the same file.
     let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
     hash.write(identity(source)?.as_bytes());
-    let mut destinations = dests.iter().map(identity).collect::<Result<Vec<_>, _>>()?;
+    let mut destinations = dests
+        .iter()
+        .map(|d| match identity(d) {
+            Err(fatal) if keep_going && fatal.exit == Exit::Connect => {
+                Ok(copyman_job::state::unidentified_key(&d.name))
+            }
+            other => other,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     destinations.sort_unstable();
     for id in destinations {
         hash.write(b"\0");
@@ -459,10 +469,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // Until planning proper: a signal while these connect (a server that accepts and never
     // answers) exits at once, nothing began anywhere.
     signals::connecting(true);
-    crate::identity::check_job(&source, &dests)?;
+    crate::identity::check_job(&source, &dests, args.options.keep_going)?;
     let mut options = args.options.clone();
     if let Some(dir) = &args.state_dir {
-        options.state = default_state(dir, &source, &dests, &args.selection)?;
+        options.state = default_state(dir, &source, &dests, &args.selection, options.keep_going)?;
         // The default directory's other state files: a table an earlier job (another selection,
         // another spelling) began on these destinations is not copied again over its rows.
         options.other_states = std::fs::read_dir(dir)

@@ -70,3 +70,58 @@ fn job_planning_under_a_lock_on_one_destination_keeps_going_and_cancels_its_look
         "{stderr}"
     );
 }
+
+/// A job under `--keep-going` whose destination cannot be reached at all: it is left out, said
+/// once, and every table goes to the others (exit 4, partial), as a one-table run drops it. It
+/// stopped the job (exit 3) though the others were there. Without `--keep-going` the job stops
+/// before anything began, as before.
+#[test]
+fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let state = TempPath::new("unreachable.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json".to_owned(),
+            "table".to_owned(),
+            "a".to_owned(),
+            "b".to_owned(),
+            "--from".to_owned(),
+            c.source.conninfo(&src),
+            "--to".to_owned(),
+            nowhere.clone(),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&d1),
+            "--state".to_owned(),
+            state.arg().to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        copyman().args(&args).output().unwrap()
+    };
+
+    let out = job(&[]);
+    assert_exit(&out, 3);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 0);
+
+    let out = job(&["--keep-going"]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("destination 1") && stderr.contains("left out (--keep-going)"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 50);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+}

@@ -842,11 +842,26 @@ pub fn plan_with(
 ) -> Result<Plan, JobError> {
     let mut src = connect(source)?;
     // A destination's planning session: `None` once it was given up and could not be replaced
-    // (each later table tries to connect again).
-    let mut dests = destinations
-        .iter()
-        .map(|d| connect(d).map(Some))
-        .collect::<Result<Vec<_>, _>>()?;
+    // (each later table tries to connect again). Under `keep_going` a destination that cannot
+    // be reached is left out of the job (`down`: each of its tables refused with why), as a
+    // one-table run drops it; else the job stops before anything began.
+    let mut dests = Vec::with_capacity(destinations.len());
+    let mut down: Vec<Option<TableError>> = vec![None; destinations.len()];
+    let mut left_out = Vec::new();
+    for (i, server) in destinations.iter().enumerate() {
+        match connect(server) {
+            Ok(conn) => dests.push(Some(conn)),
+            Err(JobError::Connect { server, error }) if options.keep_going => {
+                left_out.push(format!(
+                    "destination {} {server}: cannot connect: {error}; left out (--keep-going)",
+                    i + 1
+                ));
+                down[i] = Some(error.prefixed("cannot connect: "));
+                dests.push(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let query =
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
     let rows = src.query(&query).map_err(|e| {
@@ -863,24 +878,22 @@ pub fn plan_with(
         .into_iter()
         .partition(|s| s.within.is_some());
     // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
-    let mut notes: Vec<String> = covered
-        .iter()
-        .filter_map(|s| {
-            let within = s.within.as_ref()?;
-            Some(if s.excluded {
-                format!(
-                    "{}: matches --exclude-table, but its rows are copied with its partitioned \
+    let mut notes: Vec<String> = left_out;
+    notes.extend(covered.iter().filter_map(|s| {
+        let within = s.within.as_ref()?;
+        Some(if s.excluded {
+            format!(
+                "{}: matches --exclude-table, but its rows are copied with its partitioned \
                      table {within}, which is copied whole (leave {within} out to leave them out)",
-                    s.table
-                )
-            } else {
-                format!(
-                    "{}: copied with its partitioned table {within}, not by itself",
-                    s.table
-                )
-            })
+                s.table
+            )
+        } else {
+            format!(
+                "{}: copied with its partitioned table {within}, not by itself",
+                s.table
+            )
         })
-        .collect();
+    }));
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
@@ -1054,6 +1067,11 @@ pub fn plan_with(
             let done = recorded.done(&key, &keys[i]);
             if let Some(rows @ 0) = done {
                 plans.push(DestPlan::Done(rows));
+                continue;
+            }
+            // Left out (--keep-going): recorded done as recorded, else refused with why.
+            if let Some(error) = &down[i] {
+                plans.push(done.map_or_else(|| DestPlan::Refused(error.clone()), DestPlan::Done));
                 continue;
             }
             let conn = match ensure(slot, server) {
