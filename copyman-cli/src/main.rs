@@ -70,10 +70,89 @@ extern "C" fn open_standard_fds() {
 // C calling convention lets a callee that takes none ignore): `open_standard_fds` is one. It uses
 // no part of the Rust runtime that is not set up yet (libc calls, `errno`, an atomic store) and
 // cannot unwind (nothing in it panics).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(target_env = "gnu")))]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static OPEN_STANDARD_FDS: extern "C" fn() = open_standard_fds;
+
+/// The process's `argv` as glibc hands it to `.init_array` functions (`None` elsewhere): the C
+/// strings `/proc/PID/cmdline` shows, which [`hide_passwords_in_argv`] overwrites.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static ARGV: std::sync::atomic::AtomicPtr<*mut libc::c_char> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+static ARGC: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// glibc's form of the `.init_array` call (argc, argv, envp, as the standard library's own
+/// argument capture takes them): [`open_standard_fds`], and `argv` kept.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" fn at_start(argc: libc::c_int, argv: *mut *mut libc::c_char, _env: *const libc::c_void) {
+    open_standard_fds();
+    ARGC.store(usize::try_from(argc).unwrap_or(0), Ordering::Relaxed);
+    ARGV.store(argv, Ordering::Relaxed);
+}
+
+/// [`at_start`] in the ELF `.init_array`.
+// SAFETY: glibc's start code (and its dynamic loader) calls each `.init_array` entry once, on
+// the main thread before `main` and before any other thread exists, as `fn(int argc, char
+// **argv, char **envp)` with the C ABI (glibc's csu/libc-start.c and elf/dl-init.c; the
+// standard library relies on the same call for `std::env::args` on this target): `at_start`
+// has that signature. It uses no part of the Rust runtime that is not set up yet (libc calls,
+// `errno`, atomic stores) and cannot unwind (nothing in it panics).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static AT_START: extern "C" fn(libc::c_int, *mut *mut libc::c_char, *const libc::c_void) = at_start;
+
+/// Overwrites, in the process's own `argv` strings, each password a connection string on the
+/// command line holds (`postgresql://u:SECRET@h/db`, `password=SECRET`), as MySQL's client does:
+/// `ps` and `/proc/PID/cmdline` then show `***` (other users on the machine can read them). An
+/// argument keeps its length (padded with spaces). Called once, right after the arguments were
+/// parsed and before any thread starts. Before it, a password is visible for the moment
+/// between `exec` and here, as with psql (which never hides it): PGPASSWORD, a password file,
+/// a service file or `-W` keep it off the command line altogether.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn hide_passwords_in_argv() {
+    let argv = ARGV.load(Ordering::Relaxed);
+    if argv.is_null() {
+        return;
+    }
+    for i in 1..ARGC.load(Ordering::Relaxed) {
+        // SAFETY: glibc passed `argv` with `argc` entries, each a NUL-terminated string (or
+        // null), in memory of this process that lives as long as it and is writable (the
+        // initial stack); `i < argc`.
+        let arg = unsafe { *argv.add(i) };
+        if arg.is_null() {
+            break;
+        }
+        // SAFETY: `arg` is one of those strings (see above).
+        let bytes = unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes();
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            continue;
+        };
+        if !(text.contains('@') || text.to_ascii_lowercase().contains("password")) {
+            continue;
+        }
+        let shown = conn::scrub(&conn::redact(text));
+        if shown == text {
+            continue;
+        }
+        let mut hidden = shown.into_bytes();
+        hidden.resize(bytes.len(), b' ');
+        hidden
+            .iter_mut()
+            .filter(|b| **b == 0)
+            .for_each(|b| *b = b' ');
+        // SAFETY: `arg` points to `bytes.len()` writable bytes before its NUL (see above), which
+        // no Rust reference borrows any more (`bytes` and `text` are not used after this); the
+        // standard library keeps only the raw pointers and reads them when `std::env::args` is
+        // called, which nothing does after the parse; no other thread exists yet. The NUL stays.
+        unsafe { std::ptr::copy_nonoverlapping(hidden.as_ptr(), arg.cast::<u8>(), hidden.len()) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn hide_passwords_in_argv() {}
 
 /// Whether fd `fd` (0, 1 or 2) was closed when copyman started (it is `/dev/null` now).
 pub(crate) fn closed_at_start(fd: u8) -> bool {
@@ -104,6 +183,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    hide_passwords_in_argv();
     let json = low.json;
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,
