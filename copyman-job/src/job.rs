@@ -878,22 +878,26 @@ pub fn plan_with(
         .into_iter()
         .partition(|s| s.within.is_some());
     // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
-    let mut notes: Vec<String> = left_out;
-    notes.extend(covered.iter().filter_map(|s| {
-        let within = s.within.as_ref()?;
-        Some(if s.excluded {
-            format!(
-                "{}: matches --exclude-table, but its rows are copied with its partitioned \
+    let mut notes: Vec<String> = covered
+        .iter()
+        .filter_map(|s| {
+            let within = s.within.as_ref()?;
+            Some(if s.excluded {
+                format!(
+                    "{}: matches --exclude-table, but its rows are copied with its partitioned \
                      table {within}, which is copied whole (leave {within} out to leave them out)",
-                s.table
-            )
-        } else {
-            format!(
-                "{}: copied with its partitioned table {within}, not by itself",
-                s.table
-            )
+                    s.table
+                )
+            } else {
+                format!(
+                    "{}: copied with its partitioned table {within}, not by itself",
+                    s.table
+                )
+            })
         })
-    }));
+        .collect();
+    // The destinations left out are said first.
+    notes.splice(0..0, left_out);
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
