@@ -347,10 +347,18 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
             "copyman asks for TLS the PostgreSQL way only (sslnegotiation=postgres)"
         }
         "sslkeylogfile" if set => "copyman does not log TLS keys",
-        "ssl_min_protocol_version" if !matches!(value, "" | "TLSv1" | "TLSv1.1" | "TLSv1.2") => {
+        // libpq reads TLS versions in any case (`sslVerifyProtocolVersion`).
+        "ssl_min_protocol_version"
+            if !matches!(
+                value.to_ascii_lowercase().as_str(),
+                "" | "tlsv1" | "tlsv1.1" | "tlsv1.2"
+            ) =>
+        {
             "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
         }
-        "ssl_max_protocol_version" if !matches!(value, "" | "TLSv1.3") => {
+        "ssl_max_protocol_version"
+            if !value.is_empty() && !value.eq_ignore_ascii_case("TLSv1.3") =>
+        {
             "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
         }
         "min_protocol_version" | "max_protocol_version" if set && value != "3.0" => {
@@ -1785,6 +1793,14 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             assert!(text.contains("not supported"), "{conn}: {text}");
             assert!(!text.contains("s3cret"), "{text}");
         }
+        // As libpq, in any case.
+        assert!(
+            resolve(
+                "host=h user=u",
+                &env(&[("PGSSLMINPROTOCOLVERSION", "tlsv1.2")])
+            )
+            .is_ok()
+        );
         let err = resolve("host=h user=u", &env(&[("PGGSSENCMODE", "require")])).unwrap_err();
         assert!(err.to_string().contains("from PGGSSENCMODE"), "{err}");
         // Harmless ones are accepted.
@@ -1792,7 +1808,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             "host=h user=u connect_timeout=10 keepalives=1 keepalives_idle=30 \
              keepalives_interval=5 keepalives_count=3 tcp_user_timeout=0 sslnegotiation=postgres \
              target_session_attrs=any gssencmode=disable sslcompression=0 sslsni=1 \
-             load_balance_hosts=disable ssl_min_protocol_version=TLSv1.2 sslcertmode=allow",
+             load_balance_hosts=disable ssl_min_protocol_version=TLSv1.2 sslcertmode=allow \
+             ssl_max_protocol_version=tlsv1.3",
             &env(&[]),
         )
         .unwrap();
