@@ -24,7 +24,7 @@ use std::time::Duration;
 pub(crate) use copyman_job::job::error_chain;
 
 use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
-use copyman_tls::{SslMode, TlsSettings};
+use copyman_tls::{SslMode, TlsSettings, TlsVersion};
 use postgres::config::Host;
 
 /// libpq's default Unix socket directory on Debian-like systems, tried before `localhost`.
@@ -347,19 +347,14 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
             "copyman asks for TLS the PostgreSQL way only (sslnegotiation=postgres)"
         }
         "sslkeylogfile" if set => "copyman does not log TLS keys",
-        // libpq reads TLS versions in any case (`sslVerifyProtocolVersion`).
-        "ssl_min_protocol_version"
-            if !matches!(
-                value.to_ascii_lowercase().as_str(),
-                "" | "tlsv1" | "tlsv1.1" | "tlsv1.2"
-            ) =>
-        {
-            "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
-        }
+        // A minimum of TLSv1 or TLSv1.1 is accepted: copyman offers TLSv1.2 and TLSv1.3 within
+        // it, which every PostgreSQL server of a supported OpenSSL speaks.
         "ssl_max_protocol_version"
-            if !value.is_empty() && !value.eq_ignore_ascii_case("TLSv1.3") =>
+            if value
+                .parse::<TlsVersion>()
+                .is_ok_and(|max| max < TlsVersion::Tls1_2) =>
         {
-            "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
+            "copyman speaks TLSv1.2 and TLSv1.3 only"
         }
         "min_protocol_version" | "max_protocol_version" if set && value != "3.0" => {
             "copyman speaks protocol version 3.0 only"
@@ -507,6 +502,19 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         }
     }
 
+    // libpq's `sslVerifyProtocolVersion`: the empty value is the default.
+    let version = |key: &str| -> Result<Option<TlsVersion>, ConnError> {
+        match params.values.get(key) {
+            Some((value, source)) if !value.is_empty() => value.parse().map(Some).map_err(|_| {
+                let from = match source {
+                    Source::Conn => String::new(),
+                    other => format!(" (from {other})"),
+                };
+                ConnError::Invalid(format!("invalid {key} value: \"{value}\"{from}"))
+            }),
+            _ => Ok(None),
+        }
+    };
     let tls = TlsSettings {
         mode: params
             .get("sslmode")
@@ -515,7 +523,12 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         root_cert: params.get("sslrootcert").map(str::to_owned),
         cert: params.get("sslcert").map(PathBuf::from),
         key: params.get("sslkey").map(PathBuf::from),
+        min_version: version("ssl_min_protocol_version")?,
+        max_version: version("ssl_max_protocol_version")?,
     };
+    // A minimum above the maximum, said before connecting, as libpq says it.
+    tls.protocol_versions()
+        .map_err(|e| ConnError::Invalid(e.to_string()))?;
 
     // The hosts: `host` (each entry empty meaning the default socket directory), addressed by
     // `hostaddr` where given; names are what TLS verifies and the password file matches.
@@ -1783,8 +1796,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             ("load_balance_hosts=random", "load_balance_hosts"),
             ("replication=database", "replication"),
             (
-                "ssl_min_protocol_version=TLSv1.3",
-                "ssl_min_protocol_version",
+                "ssl_max_protocol_version=TLSv1.1",
+                "ssl_max_protocol_version",
             ),
         ] {
             let err = resolve(&format!("host=h user=u {conn}"), &env(&[])).unwrap_err();
@@ -1793,14 +1806,6 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             assert!(text.contains("not supported"), "{conn}: {text}");
             assert!(!text.contains("s3cret"), "{text}");
         }
-        // As libpq, in any case.
-        assert!(
-            resolve(
-                "host=h user=u",
-                &env(&[("PGSSLMINPROTOCOLVERSION", "tlsv1.2")])
-            )
-            .is_ok()
-        );
         let err = resolve("host=h user=u", &env(&[("PGGSSENCMODE", "require")])).unwrap_err();
         assert!(err.to_string().contains("from PGGSSENCMODE"), "{err}");
         // Harmless ones are accepted.
@@ -1808,8 +1813,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             "host=h user=u connect_timeout=10 keepalives=1 keepalives_idle=30 \
              keepalives_interval=5 keepalives_count=3 tcp_user_timeout=0 sslnegotiation=postgres \
              target_session_attrs=any gssencmode=disable sslcompression=0 sslsni=1 \
-             load_balance_hosts=disable ssl_min_protocol_version=TLSv1.2 sslcertmode=allow \
-             ssl_max_protocol_version=tlsv1.3",
+             load_balance_hosts=disable ssl_min_protocol_version=TLSv1.2 sslcertmode=allow",
             &env(&[]),
         )
         .unwrap();
@@ -2153,8 +2157,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ("PGSSLCRLDIR", "/crls", &[], Use::Refused),
         ("PGSSLSNI", "0", &[], Use::Refused),
         ("PGREQUIREPEER", "postgres", &[], Use::Refused),
-        ("PGSSLMINPROTOCOLVERSION", "TLSv1.3", &[], Use::Refused),
-        ("PGSSLMAXPROTOCOLVERSION", "TLSv1.2", &[], Use::Refused),
+        ("PGSSLMINPROTOCOLVERSION", "TLSv1.3", &[], Use::Honoured),
+        ("PGSSLMAXPROTOCOLVERSION", "TLSv1.2", &[], Use::Honoured),
         ("PGGSSENCMODE", "require", &[], Use::Refused),
         ("PGKRBSRVNAME", "postgres", &[], Use::Refused),
         ("PGGSSLIB", "gssapi", &[], Use::Refused),
@@ -2234,5 +2238,38 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         for var in read {
             assert!(listed.contains(&var), "{var} is not in LIBPQ_VARIABLES");
         }
+    }
+
+    #[test]
+    fn tls_protocol_versions_bound_the_connection_as_in_libpq() {
+        let tls = |conn: &str, vars: &[(&str, &str)]| resolve(conn, &env(vars)).map(|s| s.tls);
+        let spec = tls(
+            "host=h user=u ssl_min_protocol_version=tlsv1.3",
+            &[("PGSSLMAXPROTOCOLVERSION", "TLSv1.3")],
+        )
+        .unwrap();
+        assert_eq!(spec.min_version, Some(TlsVersion::Tls1_3));
+        assert_eq!(spec.max_version, Some(TlsVersion::Tls1_3));
+        let spec = tls("host=h user=u", &[("PGSSLMAXPROTOCOLVERSION", "TLSv1.2")]).unwrap();
+        assert_eq!(spec.max_version, Some(TlsVersion::Tls1_2));
+        // Empty: the default, as libpq.
+        let spec = tls("host=h user=u ssl_min_protocol_version=''", &[]).unwrap();
+        assert_eq!(spec.min_version, None);
+        // libpq's words for a bad value and a range upside down.
+        let err = tls("host=h user=u", &[("PGSSLMINPROTOCOLVERSION", "SSLv3")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid ssl_min_protocol_version value: \"SSLv3\" (from PGSSLMINPROTOCOLVERSION)"
+        );
+        let err = tls(
+            "host=h user=u ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid SSL protocol version range"),
+            "{err}"
+        );
     }
 }

@@ -380,3 +380,76 @@ fn a_copy_between_servers_under_pgtz_and_pgdatestyle_round_trips_exactly() {
     };
     assert_eq!(epochs(&c.dest[0], &dst), epochs(&c.source, &src));
 }
+
+// Point 3: the TLS version bounds, honoured instead of refused.
+
+/// The TLS version of the session that runs the query, as copyman (a `copy` to stdout) and as
+/// psql see it under `env`.
+fn tls_versions(conninfo: &str, env: &[(&str, &str)]) -> (String, String) {
+    let query = "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let out = copyman_with(
+        &[
+            "copy",
+            "--from",
+            conninfo,
+            "--send",
+            &format!("COPY ({query}) TO STDOUT"),
+            "--to",
+            "-",
+        ],
+        env,
+    );
+    assert_exit(&out, 0);
+    let by_psql = psql(conninfo, query, env);
+    assert!(by_psql.status.success(), "psql: {}", text(&by_psql.stderr));
+    (text(&out.stdout), text(&by_psql.stdout))
+}
+
+#[test]
+fn pgsslmaxprotocolversion_tls12_connects_with_tls12_as_psql_does() {
+    let tls = tls_cluster();
+    let db = tls.create_database();
+    let conninfo = format!("{} sslmode=require connect_timeout=10", tls.conninfo(&db));
+    let (copyman, psql) = tls_versions(&conninfo, &[]);
+    assert_eq!(
+        (copyman.as_str(), psql.as_str()),
+        ("TLSv1.3\n", "TLSv1.3\n")
+    );
+    let (copyman, psql) = tls_versions(&conninfo, &[("PGSSLMAXPROTOCOLVERSION", "TLSv1.2")]);
+    assert_eq!(
+        (copyman.as_str(), psql.as_str()),
+        ("TLSv1.2\n", "TLSv1.2\n")
+    );
+}
+
+#[test]
+fn pgsslminprotocolversion_tls13_refuses_a_server_of_tls12_as_psql_does() {
+    let c = clusters();
+    let (server, _) = copyman_testkit::tls_1_2();
+    let src = database(&server, &format!("{T}{FILL}"));
+    let from = format!(
+        "{} sslmode=require connect_timeout=10",
+        server.conninfo(&src)
+    );
+    let dst = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&dst);
+    let (copyman, psql_saw) = tls_versions(&from, &[]);
+    assert_eq!(
+        (copyman.as_str(), psql_saw.as_str()),
+        ("TLSv1.2\n", "TLSv1.2\n")
+    );
+
+    let env = [("PGSSLMINPROTOCOLVERSION", "TLSv1.3")];
+    assert!(!psql(&from, "SELECT 1", &env).status.success());
+    let out = copyman_with(&["table", "t", "--from", &from, "--to", &to], &env);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    // psql: "SSL error: tlsv1 alert protocol version".
+    assert!(
+        stderr.contains("TLS handshake") && stderr.contains("ProtocolVersion"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(server.password()), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &dst), Vec::<String>::new());
+}
