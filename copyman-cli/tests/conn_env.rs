@@ -4,8 +4,9 @@
 //! `PGDATESTYLE`, `PGGEQO`, which libpq sends in its startup packet (a file loads as psql's
 //! `\copy` loads it; the server applies them after a CONN's `options`, so they win over an
 //! `options=-c timezone=…` under psql and copyman alike; a copy between servers still
-//! round-trips exactly). Real clusters: the shared source and two destinations (no TLS), and a
-//! TLS-only one.
+//! round-trips exactly); and `PGSSLMINPROTOCOLVERSION` / `PGSSLMAXPROTOCOLVERSION`, honoured
+//! instead of refused. Real clusters: the shared source and two destinations (no TLS), a
+//! TLS-only one, and one limited to TLS 1.2.
 
 mod common;
 

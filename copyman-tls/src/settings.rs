@@ -213,9 +213,10 @@ impl TlsSettings {
                  ssl_max_protocol_version={max}"
             )));
         }
+        // Newest first, as rustls' own defaults.
         let versions: Vec<_> = [
-            (TlsVersion::Tls1_2, &rustls::version::TLS12),
             (TlsVersion::Tls1_3, &rustls::version::TLS13),
+            (TlsVersion::Tls1_2, &rustls::version::TLS12),
         ]
         .into_iter()
         .filter(|(version, _)| (min..=max).contains(version))
@@ -420,8 +421,8 @@ mod tests {
             })
         };
         use TlsVersion::*;
-        assert_eq!(bounded(None, None).unwrap(), ["TLSv1_2", "TLSv1_3"]);
-        assert_eq!(bounded(Some(Tls1_0), None).unwrap(), ["TLSv1_2", "TLSv1_3"]);
+        assert_eq!(bounded(None, None).unwrap(), ["TLSv1_3", "TLSv1_2"]);
+        assert_eq!(bounded(Some(Tls1_0), None).unwrap(), ["TLSv1_3", "TLSv1_2"]);
         assert_eq!(bounded(Some(Tls1_3), None).unwrap(), ["TLSv1_3"]);
         assert_eq!(bounded(None, Some(Tls1_2)).unwrap(), ["TLSv1_2"]);
         let err = bounded(Some(Tls1_3), Some(Tls1_2)).unwrap_err().to_string();
