@@ -347,8 +347,9 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
             "copyman asks for TLS the PostgreSQL way only (sslnegotiation=postgres)"
         }
         "sslkeylogfile" if set => "copyman does not log TLS keys",
-        // A minimum of TLSv1 or TLSv1.1 is accepted: copyman offers TLSv1.2 and TLSv1.3 within
-        // it, which every PostgreSQL server of a supported OpenSSL speaks.
+        // Every ssl_min_protocol_version is honoured (a minimum of TLSv1 or TLSv1.1 still offers
+        // TLSv1.2 and TLSv1.3, which every PostgreSQL server of a supported OpenSSL speaks); a
+        // maximum below TLSv1.2 leaves copyman nothing to speak.
         "ssl_max_protocol_version"
             if value
                 .parse::<TlsVersion>()
