@@ -24,7 +24,7 @@ use std::time::Duration;
 pub(crate) use copyman_job::job::error_chain;
 
 use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
-use copyman_tls::{SslMode, TlsSettings};
+use copyman_tls::{SslMode, TlsSettings, TlsVersion};
 use postgres::config::Host;
 
 /// libpq's default Unix socket directory on Debian-like systems, tried before `localhost`.
@@ -144,6 +144,12 @@ impl Env {
         }
     }
 
+    /// A variable's value if it is set, even to the empty string (libpq sends an empty `PGTZ`
+    /// to the server as it is, which refuses it).
+    fn get_set(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
     /// A variable's value, if set and not empty (libpq ignores empty ones).
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.vars
@@ -207,8 +213,13 @@ pub(crate) struct ServerSpec {
     pub(crate) config: postgres::Config,
     /// The TLS parameters, defaults applied.
     pub(crate) tls: TlsSettings,
-    /// Startup parameters the configuration cannot carry (`client_encoding`).
+    /// Startup parameters the configuration cannot carry (`client_encoding`, and the settings
+    /// libpq takes from the environment: `timezone` from `PGTZ`, `geqo` from `PGGEQO`).
     pub(crate) startup: Vec<(String, String)>,
+    /// `PGDATESTYLE`'s value, if libpq would send it: the `DateStyle` of a session that reads
+    /// data written elsewhere ([`ServerSpec::read_as_the_server`]). Every other session keeps
+    /// the portable ISO style, which is what makes COPY data mean the same on every server.
+    datestyle: Option<String>,
     /// The CONN as it may be shown: redacted.
     pub(crate) display: String,
     /// Things the user should know (an ignored password file).
@@ -283,6 +294,17 @@ const PARAMETERS: &[(&str, Option<&str>)] = &[
     ("oauth_scope", None),
 ];
 
+/// libpq's `EnvironmentOptions` (fe-connect.c): variables libpq sends to the server as run-time
+/// settings in its startup packet, whatever the CONN says, unless their value is `default` (in
+/// any case). The empty value is sent too (the server refuses it for `timezone` and `geqo`, as
+/// it does under psql). The server applies the startup packet's `options` first and these
+/// after, so `PGTZ` wins over an `options=-c timezone=…` under psql and copyman alike.
+const ENVIRONMENT_SETTINGS: &[(&str, &str)] = &[
+    ("PGDATESTYLE", "datestyle"),
+    ("PGTZ", "timezone"),
+    ("PGGEQO", "geqo"),
+];
+
 /// The parameters handed to the `postgres` crate's parser as they are (it checks their values).
 const CRATE_PARAMETERS: &[&str] = &[
     "user",
@@ -325,11 +347,15 @@ fn unsupported(key: &str, value: &str) -> Option<&'static str> {
             "copyman asks for TLS the PostgreSQL way only (sslnegotiation=postgres)"
         }
         "sslkeylogfile" if set => "copyman does not log TLS keys",
-        "ssl_min_protocol_version" if !matches!(value, "" | "TLSv1" | "TLSv1.1" | "TLSv1.2") => {
-            "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
-        }
-        "ssl_max_protocol_version" if !matches!(value, "" | "TLSv1.3") => {
-            "copyman speaks TLSv1.2 and TLSv1.3 and cannot narrow that"
+        // Every ssl_min_protocol_version is honoured (a minimum of TLSv1 or TLSv1.1 still offers
+        // TLSv1.2 and TLSv1.3, which every PostgreSQL server of a supported OpenSSL speaks); a
+        // maximum below TLSv1.2 leaves copyman nothing to speak.
+        "ssl_max_protocol_version"
+            if value
+                .parse::<TlsVersion>()
+                .is_ok_and(|max| max < TlsVersion::Tls1_2) =>
+        {
+            "copyman speaks TLSv1.2 and TLSv1.3 only"
         }
         "min_protocol_version" | "max_protocol_version" if set && value != "3.0" => {
             "copyman speaks protocol version 3.0 only"
@@ -418,7 +444,19 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     let invalid =
         |reason: String| ConnError::Invalid(format!("invalid connection string: {reason}"));
     let mut params = Params::default();
-    for param in parse(text).map_err(invalid)? {
+    for mut param in parse(text).map_err(invalid)? {
+        // libpq's `conninfo_storeval`: the deprecated `requiressl` is read as `sslmode`,
+        // `require` for a value starting with 1 and `prefer` for any other; whichever of the
+        // two comes last wins.
+        if param.key == "requiressl" {
+            param.key = "sslmode".to_owned();
+            param.value = if param.value.starts_with('1') {
+                "require"
+            } else {
+                "prefer"
+            }
+            .to_owned();
+        }
         let key = known(&param.key).ok_or_else(|| {
             if is_url(text) {
                 invalid(format!("invalid URL query parameter \"{}\"", param.key))
@@ -446,6 +484,12 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             params.fill(key, value, Source::Env(var.unwrap_or_default()));
         }
     }
+    // libpq's `conninfo_add_defaults`: the deprecated PGREQUIRESSL, when it starts with 1, means
+    // sslmode=require where neither the CONN, its service nor PGSSLMODE gave an sslmode; any
+    // other value is ignored.
+    if env.get("PGREQUIRESSL").is_some_and(|v| v.starts_with('1')) {
+        params.fill("sslmode", "require", Source::Env("PGREQUIRESSL"));
+    }
 
     for (key, (value, source)) in &params.values {
         if let Some(reason) = unsupported(key, value) {
@@ -459,6 +503,19 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         }
     }
 
+    // libpq's `sslVerifyProtocolVersion`: the empty value is the default.
+    let version = |key: &str| -> Result<Option<TlsVersion>, ConnError> {
+        match params.values.get(key) {
+            Some((value, source)) if !value.is_empty() => value.parse().map(Some).map_err(|_| {
+                let from = match source {
+                    Source::Conn => String::new(),
+                    other => format!(" (from {other})"),
+                };
+                ConnError::Invalid(format!("invalid {key} value: \"{value}\"{from}"))
+            }),
+            _ => Ok(None),
+        }
+    };
     let tls = TlsSettings {
         mode: params
             .get("sslmode")
@@ -467,7 +524,12 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         root_cert: params.get("sslrootcert").map(str::to_owned),
         cert: params.get("sslcert").map(PathBuf::from),
         key: params.get("sslkey").map(PathBuf::from),
+        min_version: version("ssl_min_protocol_version")?,
+        max_version: version("ssl_max_protocol_version")?,
     };
+    // A minimum above the maximum, said before connecting, as libpq says it.
+    tls.protocol_versions()
+        .map_err(|e| ConnError::Invalid(e.to_string()))?;
 
     // The hosts: `host` (each entry empty meaning the default socket directory), addressed by
     // `hostaddr` where given; names are what TLS verifies and the password file matches.
@@ -623,6 +685,20 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         };
         startup.push(("client_encoding".to_owned(), encoding));
     }
+    let mut datestyle = None;
+    for (var, name) in ENVIRONMENT_SETTINGS {
+        let Some(value) = env
+            .get_set(var)
+            .filter(|v| !v.eq_ignore_ascii_case("default"))
+        else {
+            continue;
+        };
+        if *name == "datestyle" {
+            datestyle = Some(value.to_owned());
+        } else {
+            startup.push(((*name).to_owned(), value.to_owned()));
+        }
+    }
 
     let mut warnings = Vec::new();
     let password_from_conn = params
@@ -654,6 +730,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         config,
         tls,
         startup,
+        datestyle,
         display,
         warnings,
         password_from_conn,
@@ -716,14 +793,16 @@ impl ServerSpec {
         }
     }
 
-    /// Reads data written elsewhere (a file, stdin) as the server's own `DateStyle` and
-    /// `IntervalStyle` say, as psql's `\copy` does: `04/03/2024` is the 4th of March on a
-    /// `DMY` server. (A session that writes data, or reads a server's, keeps the portable ISO
-    /// styles: every server reads those alike.)
+    /// Reads data written elsewhere (a file, stdin) as psql's `\copy` does: in the `DateStyle`
+    /// of `PGDATESTYLE` if it is set, else the server's own, and in the server's
+    /// `IntervalStyle`: `04/03/2024` is the 4th of March on a `DMY` server or under
+    /// `PGDATESTYLE=ISO,DMY`. (A session that writes data, or reads a server's, keeps the
+    /// portable ISO styles: every server reads those alike.)
     pub(crate) fn read_as_the_server(&mut self) {
-        for name in ["DateStyle", "IntervalStyle"] {
-            self.startup.push((name.to_owned(), String::new()));
-        }
+        let datestyle = self.datestyle.clone().unwrap_or_default();
+        self.startup.push(("DateStyle".to_owned(), datestyle));
+        self.startup
+            .push(("IntervalStyle".to_owned(), String::new()));
     }
 
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the
@@ -1718,8 +1797,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             ("load_balance_hosts=random", "load_balance_hosts"),
             ("replication=database", "replication"),
             (
-                "ssl_min_protocol_version=TLSv1.3",
-                "ssl_min_protocol_version",
+                "ssl_max_protocol_version=TLSv1.1",
+                "ssl_max_protocol_version",
             ),
         ] {
             let err = resolve(&format!("host=h user=u {conn}"), &env(&[])).unwrap_err();
@@ -1926,5 +2005,272 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         let mut spec = resolve("host=h user=u password=written", &vars).unwrap();
         spec.use_prompted_password("typed");
         assert_eq!(spec.config.get_password(), Some(&b"written"[..]));
+    }
+
+    #[test]
+    fn requiressl_is_read_as_sslmode_as_libpq_15_reads_it() {
+        let mode = |conn: &str, vars: &[(&str, &str)]| resolve(conn, &env(vars)).unwrap().tls.mode;
+        // The keyword is sslmode spelled the old way: 1… is require, anything else prefer, and
+        // of the two keywords the last one wins, in both forms of CONN.
+        assert_eq!(mode("host=h user=u requiressl=1", &[]), SslMode::Require);
+        assert_eq!(mode("host=h user=u requiressl=0", &[]), SslMode::Prefer);
+        assert_eq!(
+            mode("host=h user=u sslmode=disable requiressl=1", &[]),
+            SslMode::Require
+        );
+        assert_eq!(
+            mode("host=h user=u requiressl=1 sslmode=disable", &[]),
+            SslMode::Disable
+        );
+        assert_eq!(
+            mode("postgresql://u@h/db?requiressl=1", &[]),
+            SslMode::Require
+        );
+        // Given in the CONN, requiressl=0 is an sslmode (prefer): PGSSLMODE does not replace it.
+        assert_eq!(
+            mode("host=h user=u requiressl=0", &[("PGSSLMODE", "require")]),
+            SslMode::Prefer
+        );
+        // PGREQUIRESSL starting with 1 is require where no sslmode was given; a given one wins,
+        // from the CONN or from PGSSLMODE; other values are ignored.
+        assert_eq!(
+            mode("host=h user=u", &[("PGREQUIRESSL", "1")]),
+            SslMode::Require
+        );
+        assert_eq!(
+            mode(
+                "host=h user=u",
+                &[("PGREQUIRESSL", "1"), ("PGSSLMODE", "disable")]
+            ),
+            SslMode::Disable
+        );
+        assert_eq!(
+            mode("host=h user=u sslmode=verify-ca", &[("PGREQUIRESSL", "1")]),
+            SslMode::VerifyCa
+        );
+        assert_eq!(
+            mode("host=h user=u requiressl=0", &[("PGREQUIRESSL", "1")]),
+            SslMode::Prefer
+        );
+        for ignored in ["0", "yes", "true", ""] {
+            assert_eq!(
+                mode("host=h user=u", &[("PGREQUIRESSL", ignored)]),
+                SslMode::Prefer,
+                "PGREQUIRESSL={ignored:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pgtz_pgdatestyle_and_pggeqo_are_startup_settings_as_in_libpq() {
+        let startup = |vars: &[(&str, &str)]| resolve("host=h user=u", &env(vars)).unwrap().startup;
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            startup(&[("PGTZ", "Asia/Tokyo"), ("PGGEQO", "off")]),
+            [pair("timezone", "Asia/Tokyo"), pair("geqo", "off")]
+        );
+        // `default`, in any case, is not sent; the empty value is (the server refuses it).
+        assert!(startup(&[("PGTZ", "DEFAULT"), ("PGGEQO", "default")]).is_empty());
+        assert_eq!(startup(&[("PGTZ", "")]), [pair("timezone", "")]);
+        // PGDATESTYLE is the DateStyle of the sessions that read data written elsewhere (a file)
+        // as psql's \copy does; the others keep the portable ISO.
+        let mut spec = resolve("host=h user=u", &env(&[("PGDATESTYLE", "SQL, DMY")])).unwrap();
+        assert!(spec.startup.is_empty(), "{:?}", spec.startup);
+        spec.read_as_the_server();
+        assert_eq!(
+            spec.startup,
+            [pair("DateStyle", "SQL, DMY"), pair("IntervalStyle", "")]
+        );
+        let mut spec = resolve("host=h user=u", &env(&[])).unwrap();
+        spec.read_as_the_server();
+        assert_eq!(
+            spec.startup,
+            [pair("DateStyle", ""), pair("IntervalStyle", "")]
+        );
+    }
+
+    /// What copyman does with an environment variable libpq reads.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Use {
+        /// It changes the connection as libpq's.
+        Honoured,
+        /// A value that changes libpq's behaviour is refused, naming the variable.
+        Refused,
+        /// It changes nothing copyman does (said in the README).
+        Unused,
+    }
+
+    /// An environment variable, a value that changes what libpq does, the other variables the
+    /// value needs to matter, and what copyman does with it.
+    type Variable = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Use,
+    );
+
+    /// Every environment variable libpq reads: libpq 15's (`strings libpq.so.5.15`:
+    /// `PQconninfoOptions`' fallbacks, `EnvironmentOptions`, PGREQUIRESSL, PGSERVICE,
+    /// PGSERVICEFILE, PGSYSCONFDIR, PGLOCALEDIR) and those later versions added, up to 18. Each
+    /// with a value that changes what libpq does, the other variables the value needs to
+    /// matter, and what copyman does with it.
+    const LIBPQ_VARIABLES: &[Variable] = &[
+        ("PGHOST", "h9", &[], Use::Honoured),
+        ("PGHOSTADDR", "10.0.0.9", &[], Use::Honoured),
+        ("PGPORT", "6000", &[], Use::Honoured),
+        ("PGDATABASE", "db9", &[], Use::Honoured),
+        ("PGUSER", "u9", &[], Use::Honoured),
+        ("PGPASSWORD", "pw9", &[], Use::Honoured),
+        ("PGPASSFILE", "(a password file)", &[], Use::Honoured),
+        (
+            "PGSERVICE",
+            "svc",
+            &[("PGSERVICEFILE", "(a service file)")],
+            Use::Honoured,
+        ),
+        (
+            "PGSERVICEFILE",
+            "(a service file)",
+            &[("PGSERVICE", "svc"), ("PGSYSCONFDIR", "/nonexistent")],
+            Use::Honoured,
+        ),
+        (
+            "PGSYSCONFDIR",
+            "(a directory with pg_service.conf)",
+            &[("PGSERVICE", "svc"), ("PGSERVICEFILE", "/nonexistent")],
+            Use::Honoured,
+        ),
+        ("PGCHANNELBINDING", "require", &[], Use::Honoured),
+        ("PGCONNECT_TIMEOUT", "10", &[], Use::Honoured),
+        ("PGCLIENTENCODING", "LATIN1", &[], Use::Honoured),
+        ("PGOPTIONS", "-c search_path=app", &[], Use::Honoured),
+        ("PGAPPNAME", "app9", &[], Use::Honoured),
+        ("PGSSLMODE", "require", &[], Use::Honoured),
+        ("PGREQUIRESSL", "1", &[], Use::Honoured),
+        ("PGSSLCERT", "/c.crt", &[], Use::Honoured),
+        ("PGSSLKEY", "/c.key", &[], Use::Honoured),
+        ("PGSSLROOTCERT", "/ca.pem", &[], Use::Honoured),
+        ("PGTZ", "Asia/Tokyo", &[], Use::Honoured),
+        ("PGDATESTYLE", "SQL, DMY", &[], Use::Honoured),
+        ("PGGEQO", "off", &[], Use::Honoured),
+        ("PGSSLCOMPRESSION", "1", &[], Use::Refused),
+        ("PGSSLCRL", "/crl.pem", &[], Use::Refused),
+        ("PGSSLCRLDIR", "/crls", &[], Use::Refused),
+        ("PGSSLSNI", "0", &[], Use::Refused),
+        ("PGREQUIREPEER", "postgres", &[], Use::Refused),
+        ("PGSSLMINPROTOCOLVERSION", "TLSv1.3", &[], Use::Honoured),
+        ("PGSSLMAXPROTOCOLVERSION", "TLSv1.2", &[], Use::Honoured),
+        ("PGGSSENCMODE", "require", &[], Use::Refused),
+        ("PGKRBSRVNAME", "postgres", &[], Use::Refused),
+        ("PGGSSLIB", "gssapi", &[], Use::Refused),
+        ("PGTARGETSESSIONATTRS", "read-write", &[], Use::Refused),
+        ("PGLOCALEDIR", "/usr/share/locale", &[], Use::Unused),
+        // Added after libpq 15.
+        ("PGSSLCERTMODE", "require", &[], Use::Refused),
+        ("PGREQUIREAUTH", "scram-sha-256", &[], Use::Refused),
+        ("PGGSSDELEGATION", "1", &[], Use::Refused),
+        ("PGLOADBALANCEHOSTS", "random", &[], Use::Refused),
+        ("PGSSLNEGOTIATION", "direct", &[], Use::Refused),
+        ("PGMINPROTOCOLVERSION", "3.2", &[], Use::Refused),
+        ("PGMAXPROTOCOLVERSION", "3.2", &[], Use::Refused),
+    ];
+
+    #[test]
+    fn every_variable_libpq_reads_is_honoured_or_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("copyman-envs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let services = dir.join("pg_service.conf");
+        fs::write(&services, "[svc]\nhost=fromservice\n").unwrap();
+        let passwords = dir.join("pgpass");
+        fs::write(&passwords, "*:*:*:*:frompassfile\n").unwrap();
+        fs::set_permissions(&passwords, fs::Permissions::from_mode(0o600)).unwrap();
+        let real = |value: &str| -> String {
+            match value {
+                "(a service file)" => services.display().to_string(),
+                "(a directory with pg_service.conf)" => dir.display().to_string(),
+                "(a password file)" => passwords.display().to_string(),
+                other => other.to_owned(),
+            }
+        };
+        // Everything a resolved CONN carries to the connection, or the refusal.
+        let outcome = |vars: &[(&str, String)]| -> String {
+            let mut all: Vec<(&str, &str)> = vec![("USER", "os")];
+            all.extend(vars.iter().map(|(k, v)| (*k, v.as_str())));
+            match resolve("", &env(&all)) {
+                Ok(mut spec) => {
+                    spec.read_as_the_server();
+                    format!(
+                        "{:?} {:?} {:?} {:?}",
+                        spec.config, spec.tls, spec.startup, spec.warnings
+                    )
+                }
+                Err(e) => format!("error: {e}"),
+            }
+        };
+        for &(var, value, context, expected) in LIBPQ_VARIABLES {
+            let context: Vec<(&str, String)> = context.iter().map(|(k, v)| (*k, real(v))).collect();
+            let without = outcome(&context);
+            let mut with_it = context.clone();
+            with_it.push((var, real(value)));
+            let with = outcome(&with_it);
+            match expected {
+                Use::Honoured => {
+                    assert!(!with.starts_with("error"), "{var}={value}: {with}");
+                    assert_ne!(with, without, "{var}={value} changes nothing");
+                }
+                Use::Refused => {
+                    assert!(
+                        with.contains(&format!("(from {var}) is not supported")),
+                        "{var}={value}: {with}"
+                    );
+                }
+                Use::Unused => assert_eq!(with, without, "{var}={value}"),
+            }
+        }
+        fs::remove_dir_all(&dir).unwrap();
+
+        // A variable copyman reads that this list forgot fails here too.
+        let listed: Vec<&str> = LIBPQ_VARIABLES.iter().map(|(var, ..)| *var).collect();
+        let read = PARAMETERS
+            .iter()
+            .filter_map(|(_, var)| *var)
+            .chain(ENVIRONMENT_SETTINGS.iter().map(|(var, _)| *var))
+            .chain(["PGSERVICE", "PGSERVICEFILE", "PGSYSCONFDIR", "PGREQUIRESSL"]);
+        for var in read {
+            assert!(listed.contains(&var), "{var} is not in LIBPQ_VARIABLES");
+        }
+    }
+
+    #[test]
+    fn tls_protocol_versions_bound_the_connection_as_in_libpq() {
+        let tls = |conn: &str, vars: &[(&str, &str)]| resolve(conn, &env(vars)).map(|s| s.tls);
+        let spec = tls(
+            "host=h user=u ssl_min_protocol_version=tlsv1.3",
+            &[("PGSSLMAXPROTOCOLVERSION", "TLSv1.3")],
+        )
+        .unwrap();
+        assert_eq!(spec.min_version, Some(TlsVersion::Tls1_3));
+        assert_eq!(spec.max_version, Some(TlsVersion::Tls1_3));
+        let spec = tls("host=h user=u", &[("PGSSLMAXPROTOCOLVERSION", "TLSv1.2")]).unwrap();
+        assert_eq!(spec.max_version, Some(TlsVersion::Tls1_2));
+        // Empty: the default, as libpq.
+        let spec = tls("host=h user=u ssl_min_protocol_version=''", &[]).unwrap();
+        assert_eq!(spec.min_version, None);
+        // libpq's words for a bad value and a range upside down.
+        let err = tls("host=h user=u", &[("PGSSLMINPROTOCOLVERSION", "SSLv3")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid ssl_min_protocol_version value: \"SSLv3\" (from PGSSLMINPROTOCOLVERSION)"
+        );
+        let err = tls(
+            "host=h user=u ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid SSL protocol version range"),
+            "{err}"
+        );
     }
 }

@@ -5,9 +5,10 @@
 //! after `S` does the TLS handshake begin, on the same socket, before the StartupMessage. This
 //! crate holds everything about that which is not a socket:
 //!
-//! - [`SslMode`] and [`TlsSettings`] (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) with libpq's
-//!   meanings, taken out of a connection string ([`TlsSettings::take_from`]) and turned into a
-//!   rustls [`ClientConfig`](rustls::ClientConfig) ([`TlsSettings::client_config`]);
+//! - [`SslMode`] and [`TlsSettings`] (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, and the
+//!   [`TlsVersion`] bounds `ssl_min_protocol_version`/`ssl_max_protocol_version`) with libpq's
+//!   meanings, taken out of a connection string ([`TlsSettings::take_from`], the first four) and
+//!   turned into a rustls [`ClientConfig`](rustls::ClientConfig) ([`TlsSettings::client_config`]);
 //! - [`negotiate`], which reads the server's answer to the SSLRequest under a mode;
 //! - [`server_end_point`], the channel binding data for SCRAM-SHA-256-PLUS;
 //! - [`TlsClient`] ([`nonblocking`]), rustls' session over a socket the adapters lend it: the
@@ -30,7 +31,7 @@ use std::path::PathBuf;
 pub use binding::server_end_point;
 pub use mode::{Encryption, SslMode};
 pub use nonblocking::TlsClient;
-pub use settings::{PARAMETERS, TlsSettings, server_name};
+pub use settings::{PARAMETERS, TlsSettings, TlsVersion, server_name};
 
 /// The rustls crate, for the types in this crate's API.
 pub use rustls;

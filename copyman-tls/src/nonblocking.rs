@@ -655,8 +655,7 @@ mod tests {
             crate::TlsSettings {
                 mode,
                 root_cert: Some(self.0.to_str().unwrap().to_owned()),
-                cert: None,
-                key: None,
+                ..crate::TlsSettings::default()
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::{SslMode, TlsError};
 pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 
 /// A connection's TLS parameters, named and meant as libpq's: `sslmode`, `sslrootcert`,
-/// `sslcert`, `sslkey`.
+/// `sslcert`, `sslkey`, `ssl_min_protocol_version`, `ssl_max_protocol_version`.
 ///
 /// Files default as in libpq: the root certificates `~/.postgresql/root.crt`, the client
 /// certificate `~/.postgresql/postgresql.crt` and its key `~/.postgresql/postgresql.key`, each used
@@ -50,6 +50,63 @@ pub struct TlsSettings {
     pub cert: Option<PathBuf>,
     /// `sslkey`: the client certificate's private key (PEM, unencrypted).
     pub key: Option<PathBuf>,
+    /// `ssl_min_protocol_version`: the oldest TLS version to accept; `None` is libpq's default,
+    /// TLSv1.2.
+    pub min_version: Option<TlsVersion>,
+    /// `ssl_max_protocol_version`: the newest TLS version to offer; `None` is the newest known.
+    pub max_version: Option<TlsVersion>,
+}
+
+/// A TLS protocol version, as libpq's `ssl_min_protocol_version` and `ssl_max_protocol_version`
+/// name it: `TLSv1`, `TLSv1.1`, `TLSv1.2`, `TLSv1.3`, in any case. rustls speaks TLSv1.2 and
+/// TLSv1.3; the older two can bound a range, never be spoken.
+///
+/// ```
+/// use copyman_tls::TlsVersion;
+///
+/// assert_eq!("tlsv1.3".parse::<TlsVersion>().unwrap(), TlsVersion::Tls1_3);
+/// assert!(TlsVersion::Tls1_2 < TlsVersion::Tls1_3);
+/// assert!("SSLv3".parse::<TlsVersion>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// `TLSv1` (1.0).
+    Tls1_0,
+    /// `TLSv1.1`.
+    Tls1_1,
+    /// `TLSv1.2`.
+    Tls1_2,
+    /// `TLSv1.3`.
+    Tls1_3,
+}
+
+impl std::str::FromStr for TlsVersion {
+    type Err = TlsError;
+
+    /// libpq's `sslVerifyProtocolVersion`: the four names, in any case.
+    fn from_str(s: &str) -> Result<Self, TlsError> {
+        match s.to_ascii_lowercase().as_str() {
+            "tlsv1" => Ok(Self::Tls1_0),
+            "tlsv1.1" => Ok(Self::Tls1_1),
+            "tlsv1.2" => Ok(Self::Tls1_2),
+            "tlsv1.3" => Ok(Self::Tls1_3),
+            _ => Err(TlsError::Settings(format!(
+                "invalid TLS protocol version \"{s}\" (TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tls1_0 => "TLSv1",
+            Self::Tls1_1 => "TLSv1.1",
+            Self::Tls1_2 => "TLSv1.2",
+            Self::Tls1_3 => "TLSv1.3",
+        })
+    }
 }
 
 impl TlsSettings {
@@ -79,6 +136,7 @@ impl TlsSettings {
                 root_cert,
                 cert: cert.map(PathBuf::from),
                 key: key.map(PathBuf::from),
+                ..Self::default()
             },
         ))
     }
@@ -120,7 +178,7 @@ impl TlsSettings {
             }),
         };
         let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(&self.protocol_versions()?)
             .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
@@ -133,6 +191,43 @@ impl TlsSettings {
         // What PostgreSQL 17's direct TLS expects; older servers ignore it.
         config.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(Some(Arc::new(config)))
+    }
+
+    /// The TLS versions to offer: those rustls speaks (TLSv1.2, TLSv1.3) between
+    /// [`TlsSettings::min_version`] (TLSv1.2 by default, as libpq's) and
+    /// [`TlsSettings::max_version`].
+    ///
+    /// [`TlsSettings::client_config`] offers these; a caller may check them earlier, as libpq
+    /// checks the range before connecting.
+    ///
+    /// # Errors
+    /// A minimum above the maximum (libpq's words), or a range holding neither version.
+    pub fn protocol_versions(
+        &self,
+    ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+        let min = self.min_version.unwrap_or(TlsVersion::Tls1_2);
+        let max = self.max_version.unwrap_or(TlsVersion::Tls1_3);
+        if min > max {
+            return Err(TlsError::Settings(format!(
+                "invalid SSL protocol version range: ssl_min_protocol_version={min} is above \
+                 ssl_max_protocol_version={max}"
+            )));
+        }
+        // Newest first, as rustls' own defaults.
+        let versions: Vec<_> = [
+            (TlsVersion::Tls1_3, &rustls::version::TLS13),
+            (TlsVersion::Tls1_2, &rustls::version::TLS12),
+        ]
+        .into_iter()
+        .filter(|(version, _)| (min..=max).contains(version))
+        .map(|(_, supported)| supported)
+        .collect();
+        if versions.is_empty() {
+            return Err(TlsError::Settings(format!(
+                "ssl_max_protocol_version={max}: copyman speaks TLSv1.2 and TLSv1.3 only"
+            )));
+        }
+        Ok(versions)
     }
 
     /// The trusted roots: `None` when there are none to check against.
@@ -306,8 +401,43 @@ mod tests {
             mode,
             root_cert: root_cert.map(str::to_owned),
             cert: Some(PathBuf::from("/nonexistent/no-client.crt")),
-            key: None,
+            ..TlsSettings::default()
         }
+    }
+
+    #[test]
+    fn protocol_versions_are_bounded_as_libpq_bounds_them() {
+        let bounded = |min: Option<TlsVersion>, max: Option<TlsVersion>| {
+            let tls = TlsSettings {
+                min_version: min,
+                max_version: max,
+                ..TlsSettings::new(SslMode::Require)
+            };
+            tls.protocol_versions().map(|versions| {
+                versions
+                    .iter()
+                    .map(|v| format!("{:?}", v.version))
+                    .collect::<Vec<_>>()
+            })
+        };
+        use TlsVersion::*;
+        assert_eq!(bounded(None, None).unwrap(), ["TLSv1_3", "TLSv1_2"]);
+        assert_eq!(bounded(Some(Tls1_0), None).unwrap(), ["TLSv1_3", "TLSv1_2"]);
+        assert_eq!(bounded(Some(Tls1_3), None).unwrap(), ["TLSv1_3"]);
+        assert_eq!(bounded(None, Some(Tls1_2)).unwrap(), ["TLSv1_2"]);
+        let err = bounded(Some(Tls1_3), Some(Tls1_2)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid SSL protocol version range"),
+            "{err}"
+        );
+        let err = bounded(Some(Tls1_0), Some(Tls1_1)).unwrap_err().to_string();
+        assert!(err.contains("TLSv1.2 and TLSv1.3 only"), "{err}");
+        // A configuration is made with TLS 1.3 alone.
+        let tls = TlsSettings {
+            min_version: Some(Tls1_3),
+            ..TlsSettings::new(SslMode::Require)
+        };
+        assert!(tls.client_config().unwrap().is_some());
     }
 
     #[test]
