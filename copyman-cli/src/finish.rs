@@ -149,7 +149,12 @@ impl Atomic {
         };
         let log = DecisionLog::open(path).map_err(io)?;
         let run = DecisionLog::new_run_id();
-        let lock = log.lock_run(&run).map_err(io)?;
+        // Every destination the run may prepare a transaction on, named before anything is: a
+        // recovery after a crash before the decision asks for those it is not given. (The
+        // source is named only if it comes to prepare: a `--send` statement that only read
+        // never does.)
+        let named: Vec<Option<&Holder>> = servers.iter().map(Option::as_ref).collect();
+        let lock = log.lock_run_with(&run, &named, None).map_err(io)?;
         report::log(format_args!(
             "two-phase commit: run {run}, decision log {}",
             path.display()
@@ -199,6 +204,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             pause: format!("{}", i + 1),
             dest: Some(dest),
             conn: None,
+            named_before_prepare: None,
         })
         .collect();
     let mut source = f.source.map(|conn| Party {
@@ -206,13 +212,13 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         pause: "source".to_owned(),
         dest: None,
         conn: Some(conn),
+        named_before_prepare: atomic_named(f.atomic.as_ref()),
     });
     let mut refs: Vec<&mut dyn Participant<Error = ErrorInfo>> = parties
         .iter_mut()
         .map(|p| p as &mut dyn Participant<Error = ErrorInfo>)
         .collect();
     let atomic = f.atomic.as_ref();
-    let decided = std::cell::Cell::new(false);
     let report = commit::run(
         Commit::new(options, &completed),
         &mut refs,
@@ -238,15 +244,23 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                     ),
                 });
             if recorded.is_ok() {
-                decided.set(true);
                 test_pause("recorded");
             }
             recorded
         },
+        |run| {
+            let atomic = atomic.expect("an abort only in a two-phase run");
+            if let Err(e) = atomic.log.aborted(run) {
+                report::warn(format!(
+                    "cannot record in {} that run {run} rolls back: {e} (a recovery that finds                      it half rolled back will ask for its servers)",
+                    atomic.log.path().display()
+                ));
+            }
+        },
     );
-    // Decided commit, and nothing of the run is left prepared: recovery need not ask for its
-    // servers. (A run without a decision has nothing for recovery to account for.)
-    if let Some(atomic) = atomic.filter(|_| decided.get())
+    // Nothing of the run is left prepared (committed under its decision, or rolled back):
+    // recovery need not ask for its servers.
+    if let Some(atomic) = atomic
         && !report.leaves_work()
         && let Err(e) = atomic.log.finished(&atomic.run)
     {
@@ -267,6 +281,19 @@ struct Party<'a, 'e> {
     pause: String,
     dest: Option<&'a mut Dest<'e>>,
     conn: Option<&'a mut Connection>,
+    /// The log and the server to name there (a `party` line) before it prepares, when the run's
+    /// start did not name it (the source).
+    named_before_prepare: Option<(&'a DecisionLog, &'a str, &'a Holder)>,
+}
+
+/// The source's naming before it prepares ([`Party::named_before_prepare`]).
+fn atomic_named(atomic: Option<&Atomic>) -> Option<(&DecisionLog, &str, &Holder)> {
+    let atomic = atomic?;
+    Some((
+        &atomic.log,
+        atomic.run.as_str(),
+        atomic.source_server.as_ref()?,
+    ))
 }
 
 impl Participant for Party<'_, '_> {
@@ -277,6 +304,19 @@ impl Participant for Party<'_, '_> {
             Failure::Refused(e) => Failure::Refused(describe_sync(&e)),
             Failure::Lost(e) => Failure::Lost(describe_sync(&e)),
         };
+        // Named in the log before it prepares: a recovery after a crash asks for its server.
+        if let (Action::Prepare(gid), Some((log, run, holder))) =
+            (action, self.named_before_prepare)
+            && let Err(e) = log.name_party(run, gid, holder)
+        {
+            return Err(Failure::Refused(ErrorInfo {
+                sqlstate: None,
+                message: format!(
+                    "not prepared: cannot name it in the decision log {}: {e}",
+                    log.path().display()
+                ),
+            }));
+        }
         report::log(format_args!("{}: {}", self.name, action.sql()));
         let commits =
             self.dest.is_some() && matches!(action, Action::Commit | Action::CommitPrepared(_));

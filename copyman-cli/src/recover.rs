@@ -277,18 +277,26 @@ pub(crate) fn run(
             log_path.display()
         ));
     }
-    // Every run decided commit and not recorded as finished: each of its transactions must be
-    // accounted for by a server given (found prepared there, or gone from a server given: it
-    // was committed). One on a server not given (a --send source prepared with the
-    // destinations, `copyman:RUN:0`; a destination left out) still holds its changes and its
-    // locks: say which, and exit 1, never "nothing pending".
-    let mut decided: Vec<(&String, &Vec<commit::Holder>)> = contents
+    // Every run not recorded as finished whose parties the log names — decided commit (the
+    // decision's), or dead before a decision (those it named at its start): each of its
+    // transactions must be accounted for by a server given (found prepared there, or gone from a
+    // server given: committed, rolled back or never prepared). One on a server not given (a
+    // --send source prepared with the destinations, `copyman:RUN:0`; a destination left out)
+    // may still hold its changes and its locks: say which, and exit 1, never "nothing pending".
+    let mut named: Vec<(&String, &Vec<commit::Holder>, bool)> = contents
         .holders
         .iter()
-        .filter(|(run, _)| !contents.done.contains(*run))
+        .map(|(run, holders)| (run, holders, true))
+        .chain(
+            contents
+                .begun
+                .iter()
+                .map(|(run, holders)| (run, holders, false)),
+        )
+        .filter(|(run, _, _)| !contents.done.contains(*run))
         .collect();
-    decided.sort_by_key(|(run, _)| *run);
-    for (run, holders) in decided {
+    named.sort_by_key(|(run, _, _)| *run);
+    for (run, holders, decided) in named {
         if log.run_in_progress(run) {
             continue;
         }
@@ -308,19 +316,27 @@ pub(crate) fn run(
             continue;
         }
         pending = true;
+        let (state, then) = if decided {
+            ("was decided commit", "committed")
+        } else {
+            (
+                "may still be prepared (its run recorded no commit decision)",
+                "rolled back",
+            )
+        };
         for h in missing {
             let what = if commit::parse_gid(&h.gid)
                 .is_some_and(|(_, party)| party == commit::Party::Source)
             {
                 format!(
-                    "the source's transaction {} was decided commit: give the source's CONN too \
-                     (it stays prepared, holding its changes and locks, until it is committed)",
+                    "the source's transaction {} {state}: give the source's CONN too (it stays \
+                     prepared, holding its changes and locks, until it is {then})",
                     h.gid
                 )
             } else {
                 format!(
-                    "{} ({}, database {}) was decided commit and is not on the servers given: \
-                     give its CONN too",
+                    "{} ({}, database {}) {state} and is not on the servers given: give its \
+                     CONN too",
                     h.gid, h.display, h.database
                 )
             };

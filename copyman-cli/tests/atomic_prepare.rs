@@ -83,10 +83,19 @@ fn atomic_a_source_whose_prepare_fails_gets_no_rollback_after_it() {
         "the source keeps its rows"
     );
     let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
-    // The run's start only (`begin RUN`), no `commit` line.
+    // The run's start (`begin RUN` and its parties), its own rollback (`abort RUN` before its
+    // ROLLBACK PREPAREDs) and its end (`done RUN`: nothing left prepared); no `commit` line.
     assert!(
-        decisions.lines().all(|l| l.starts_with("begin ")),
+        !decisions.lines().any(|l| l.starts_with("commit ")),
         "no decision: {decisions}"
+    );
+    assert!(
+        decisions.starts_with("begin ")
+            && decisions
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("done ")),
+        "{decisions}"
     );
 }
 
@@ -140,9 +149,18 @@ fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
     let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
-    // The run's start only (`begin RUN`), no `commit` line.
+    // The run's start (`begin RUN` and its parties), its own rollback (`abort RUN` before its
+    // ROLLBACK PREPAREDs) and its end (`done RUN`: nothing left prepared); no `commit` line.
     assert!(
-        decisions.lines().all(|l| l.starts_with("begin ")),
+        !decisions.lines().any(|l| l.starts_with("commit ")),
         "no decision: {decisions}"
+    );
+    assert!(
+        decisions.starts_with("begin ")
+            && decisions
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("done ")),
+        "{decisions}"
     );
 }

@@ -7,7 +7,11 @@
 //!    servers show partly finished;
 //! 3. a job stopped because its tables wait on each other advises what works, not `--resume`
 //!    alone;
-//! 4. the job's max_prepared_transactions refusal names the destination it asked.
+//! 4. the job's max_prepared_transactions refusal names the destination it asked;
+//! 5. the decision log holds: a line a failed write left torn is cut off before the next one
+//!    (it read as a commit), a recover given another spelling of the log's path sees the run in
+//!    progress, a run's start names its servers (a recover not given one of a run that died
+//!    before its decision says so, exit 1), and a source is named before it prepares.
 
 mod common;
 
@@ -605,4 +609,175 @@ fn job_atomic_keep_going_leaves_out_an_unreachable_destination_and_refuses_one_w
     assert!(!stderr.contains("pw-unreachable"), "{stderr}");
     assert_eq!(count(no, &d2, "t"), 0);
     assert_eq!(settle_backends(no, &d2), Vec::<String>::new());
+}
+
+// Point 5: the decision log.
+
+/// A run killed while it wrote its decision left `commit RUN copyman:RUN:1 copyman:RUN:2 cop`
+/// without its newline (never durable: nothing was decided) and both destinations prepared.
+/// The next run appended its `begin` to the torn line, which then read as a whole commit line
+/// naming both, and recover committed them (a tester saw the same after a full disk, where the
+/// rest had been rolled back: t on one destination only). Now the torn line is cut off before
+/// the next line is written, and recover rolls both back.
+#[test]
+fn a_torn_decision_line_is_never_read_as_a_commit() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (_, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("torn.log");
+    let id = "1764000000-1-abcd";
+    fs::write(
+        &log.0,
+        format!("begin {id}\ncommit {id} copyman:{id}:1 copyman:{id}:2 cop"),
+    )
+    .unwrap();
+    for (n, (cluster, db)) in s.dest.iter().zip(&dbs).enumerate() {
+        cluster
+            .connect(db)
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO t SELECT g, 'x' FROM generate_series(1, 10) g; \
+                 PREPARE TRANSACTION 'copyman:{id}:{}'",
+                n + 1
+            ))
+            .unwrap();
+    }
+    // The next run, with the same log (other databases): copies and commits as usual.
+    let (src2, dbs2) = databases(s, T, FILL);
+    let out = run(&strs(&copy_args(s, &src2, &dbs2, &log)));
+    assert_exit(&out, 0);
+    let begun = log_lines(&log, "begin ");
+    assert_eq!(
+        begun.len(),
+        2,
+        "the next run's start is a line of its own: {begun:?}"
+    );
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(!stderr.contains("): committed"), "{stderr}");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert!(prepared_in(cluster, db).is_empty());
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+    }
+    assert_eq!(
+        log_lines(&log, &format!("commit {id}")),
+        Vec::<String>::new()
+    );
+}
+
+/// A recover given another spelling of the log's path (the file, where the run was given a
+/// symbolic link to it) sees the run in progress and leaves it alone; it rolled back the run's
+/// first transaction and wrote `abort RUN`, and the run, going on, committed the others: t on
+/// one destination only. Now the run is left alone, and it commits everywhere.
+#[test]
+fn a_recover_given_another_spelling_of_the_log_leaves_a_run_in_progress_alone() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let real = TempPath::new("real.log");
+    let link = TempPath::new("link.log");
+    fs::write(&real.0, "").unwrap();
+    std::os::unix::fs::symlink(&real.0, &link.0).unwrap();
+    let paused = Paused::start(&strs(&copy_args(s, &src, &dbs, &link)), "prepared:1");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), real.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("left alone: its run is still in progress"),
+        "{stderr}"
+    );
+    assert_eq!(log_lines(&real, "abort "), Vec::<String>::new());
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
+/// A run killed after destination 1 prepared, before its decision: its start named both
+/// destinations, so a recover given only destination 2 says destination 1 may still hold a
+/// prepared transaction (exit 1; it said "nothing pending", exit 0, leaving it prepared); given
+/// both, it rolls it back (exit 0) and records the run done, so a later recover given one
+/// server does not ask again.
+#[test]
+fn a_recover_not_given_a_server_of_a_run_that_died_before_its_decision_asks_for_it() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("undecided.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:1").kill();
+    let left = prepared_in(&s.dest[0], &dbs[0]);
+    assert_eq!(left.len(), 1);
+    assert_eq!(log_lines(&log, "party ").len(), 2, "named at its start");
+
+    let d2 = s.dest[1].url(&dbs[1]);
+    let out = recover(&[&d2], log.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains(&format!("{} (destination 1 ", left[0]))
+            && stderr.contains("may still be prepared (its run recorded no commit decision)")
+            && stderr.contains("give its CONN too"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing pending"), "{stderr}");
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]), left);
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+    assert_eq!(log_lines(&log, "done ").len(), 1);
+    let out = recover(&[&d2], log.arg());
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+    }
+}
+
+/// A `--send` statement that writes, on a source that allows prepared transactions, prepares
+/// with the destinations: it is named in the log before it does. Killed then, a recover given
+/// only the destinations says the source's transaction may still be prepared (exit 1; it said
+/// nothing, leaving the source's DELETE prepared, holding its row locks); given the source too,
+/// it rolls it back: every row still on the source, none on the destinations.
+#[test]
+fn a_source_prepared_by_a_run_that_died_is_asked_for_by_recover() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("source-prepared.log");
+    let mut args = copy_args(s, &src, &dbs, &log);
+    let send = args.iter().position(|a| a == "COPY t TO STDOUT").unwrap();
+    args[send] = "COPY (DELETE FROM t RETURNING *) TO STDOUT".into();
+    Paused::start(&strs(&args), "prepared:source").kill();
+    let source_gid = prepared_in(&s.source, &src);
+    assert_eq!(source_gid.len(), 1, "the source prepared");
+    assert!(source_gid[0].ends_with(":0"), "{source_gid:?}");
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains(&format!("the source's transaction {}", source_gid[0]))
+            && stderr.contains("give the source's CONN too"),
+        "{stderr}"
+    );
+    assert_eq!(prepared_in(&s.source, &src), source_gid);
+
+    let from = s.source.url(&src);
+    let mut all: Vec<&String> = urls.iter().collect();
+    all.push(&from);
+    let out = recover(&all, log.arg());
+    assert_exit(&out, 0);
+    assert!(prepared_in(&s.source, &src).is_empty());
+    assert_eq!(count(&s.source, &src, "t"), 300);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+        assert!(prepared_in(cluster, db).is_empty());
+    }
 }

@@ -158,6 +158,13 @@ pub enum Step {
     /// Record the decision durably (written and fsynced), then report with
     /// [`Commit::handle_recorded`]. Two-phase commit only; nothing is committed before it.
     Record(Decision),
+    /// Record that the run (this id) rolls back what it prepared (`abort RUN`), durably if the
+    /// driver can, before the first `ROLLBACK PREPARED`; nothing to report back (the rollback
+    /// goes on either way). Two-phase commit only. A recovery that then finds some of the run's
+    /// transactions gone and some still prepared (the run died in the middle of its rollback)
+    /// knows they were rolled back, not committed, and rolls back the rest; and a decision can
+    /// never be recorded after it.
+    RecordAbort(String),
 }
 
 /// The two-phase commit decision, as it must be recorded before the second phase.
@@ -445,6 +452,10 @@ pub struct Commit<E> {
     /// The decision was recorded.
     decided: bool,
     record_error: Option<E>,
+    /// [`Step::RecordAbort`] was handed out.
+    abort_said: bool,
+    /// A `ROLLBACK PREPARED` held back until the abort is recorded.
+    deferred: Option<(Party, Action)>,
 }
 
 impl<E> Commit<E> {
@@ -487,6 +498,8 @@ impl<E> Commit<E> {
             source_prepared: None,
             decided: false,
             record_error: None,
+            abort_said: false,
+            deferred: None,
         };
         // Nothing completed: nothing to check or commit.
         if !commit.slots.iter().any(|s| matches!(s, Slot::Open)) {
@@ -514,6 +527,9 @@ impl<E> Commit<E> {
             self.pending.is_none(),
             "poll_step called before the last step was answered"
         );
+        if let Some((party, action)) = self.deferred.take() {
+            return Some(self.ask(party, action));
+        }
         loop {
             match self.phase {
                 Phase::Done => return None,
@@ -614,6 +630,14 @@ impl<E> Commit<E> {
     }
 
     fn ask(&mut self, party: Party, action: Action) -> Step {
+        if let (Action::RollbackPrepared(_), Some(run), false) =
+            (&action, &self.options.two_phase, self.abort_said)
+        {
+            self.abort_said = true;
+            let run = run.clone();
+            self.deferred = Some((party, action));
+            return Step::RecordAbort(run);
+        }
         self.pending = Some(Asked::Run(party, action.clone()));
         Step::Run { party, action }
     }

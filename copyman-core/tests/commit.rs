@@ -45,6 +45,7 @@ fn run(
             } else {
                 Err("the disk is full".to_owned())
             }),
+            Step::RecordAbort(_) => {}
             _ => unreachable!(),
         }
     }
@@ -343,6 +344,7 @@ fn two_phase_a_source_that_can_prepare_is_a_participant() {
         .map(|s| match s {
             Step::Run { party, action } => format!("{party:?} {}", action.sql()),
             Step::Record(decision) => format!("record {decision:?}"),
+            Step::RecordAbort(run) => format!("abort {run}"),
             _ => unreachable!(),
         })
         .collect();
@@ -423,6 +425,7 @@ fn two_phase_prepares_records_then_commits_prepared() {
         .map(|s| match s {
             Step::Run { party, action } => format!("{party:?} {}", action.sql()),
             Step::Record(decision) => format!("record {decision:?}"),
+            Step::RecordAbort(run) => format!("abort {run}"),
             _ => unreachable!(),
         })
         .collect();
@@ -716,4 +719,43 @@ fn a_lost_commit_is_committed_only_when_the_server_said_it_committed_locally() {
     }
     assert!(!Action::Commit.committed_despite_loss(&[unrelated]));
     assert!(!Action::Commit.committed_despite_loss(&[]));
+}
+
+proptest! {
+    /// A two-phase run records its abort once, before its first ROLLBACK PREPARED (and never
+    /// after a recorded decision), whatever fails: a recovery finding it half rolled back then
+    /// knows which way it went.
+    #[test]
+    fn an_abort_is_recorded_before_the_first_rollback_prepared(
+        answers in proptest::collection::vec(0u8..3, 40),
+        completed in proptest::collection::vec(any::<bool>(), 1..4),
+        record in any::<bool>(),
+    ) {
+        let options = Options {
+            two_phase: Some("r".to_owned()),
+            ..Options::default()
+        };
+        let mut i = 0;
+        let (steps, _) = run(options, &completed, |_, _| {
+            i += 1;
+            match answers[i % answers.len()] {
+                0 | 1 => Answer::Ok,
+                _ if i % 2 == 0 => Answer::Refused,
+                _ => Answer::Lost,
+            }
+        }, record);
+        let aborts: Vec<usize> = steps.iter().enumerate()
+            .filter(|(_, s)| matches!(s, Step::RecordAbort(run) if run == "r"))
+            .map(|(k, _)| k)
+            .collect();
+        let first_rollback = steps.iter().position(|s| matches!(
+            s, Step::Run { action: Action::RollbackPrepared(_), .. }
+        ));
+        match first_rollback {
+            Some(k) => prop_assert!(aborts == vec![k - 1], "{steps:?}"),
+            None => prop_assert!(aborts.is_empty(), "{steps:?}"),
+        }
+        let decided = steps.iter().any(|s| matches!(s, Step::Record(_))) && record;
+        prop_assert!(!decided || aborts.is_empty(), "{steps:?}");
+    }
 }

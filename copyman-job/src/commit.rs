@@ -25,9 +25,15 @@
 //! let options = Options { two_phase: Some(run), ..Options::default() };
 //! let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> =
 //!     dests.iter_mut().map(|c| c as &mut dyn Participant<Error = _>).collect();
-//! let report = commit::run(Commit::new(options, &[true, true]), &mut parties, None, |d| {
-//!     log.record(d).map_err(copyman_sync::Error::Io)
-//! });
+//! let report = commit::run(
+//!     Commit::new(options, &[true, true]),
+//!     &mut parties,
+//!     None,
+//!     |d| log.record(d).map_err(copyman_sync::Error::Io),
+//!     |run| {
+//!         let _ = log.aborted(run); // best effort: the rollback goes on either way
+//!     },
+//! );
 //! assert!(report.succeeded());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -98,7 +104,8 @@ impl Participant for Connection {
 }
 
 /// Runs `commit` to its end: each step on its destination (by index into `destinations`) or on
-/// the source, [`Step::Record`] through `record`. Returns where every party ended.
+/// the source, [`Step::Record`] through `record`, [`Step::RecordAbort`] through `record_abort`.
+/// Returns where every party ended.
 ///
 /// # Panics
 /// If the commit names a destination `destinations` does not have, or a source when `source`
@@ -108,6 +115,7 @@ pub fn run<E>(
     destinations: &mut [&mut dyn Participant<Error = E>],
     mut source: Option<&mut dyn Participant<Error = E>>,
     mut record: impl FnMut(&Decision) -> Result<(), E>,
+    mut record_abort: impl FnMut(&str),
 ) -> Report<E> {
     while let Some(step) = commit.poll_step() {
         match step {
@@ -122,6 +130,7 @@ pub fn run<E>(
                 commit.handle_result(result);
             }
             Step::Record(decision) => commit.handle_recorded(record(&decision)),
+            Step::RecordAbort(run) => record_abort(&run),
             _ => unreachable!("a step this driver does not know"),
         }
     }
@@ -200,38 +209,109 @@ impl DecisionLog {
         )
     }
 
+    /// The lock file of `run`, beside the log as it really is: the same for every spelling of
+    /// its path (a symbolic link to it, `./` or `..` in it), so that a recovery given another
+    /// spelling than the run's still sees the run in progress.
     fn lock_path(&self, run: &str) -> PathBuf {
-        let name = self
-            .path
+        let real = fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let name = real
             .file_name()
             .map_or_else(|| "copyman".into(), |n| n.to_string_lossy().into_owned());
-        self.path.with_file_name(format!(".{name}.{run}.lock"))
+        real.with_file_name(format!(".{name}.{run}.lock"))
     }
 
     /// Marks `run` as in progress until the guard is dropped (or the process dies: the lock is
     /// the kernel's).
     ///
-    /// # Errors
-    /// The lock file cannot be created or locked.
     /// Its start is recorded in the log first (`begin RUN`, fsynced), before anything is
     /// prepared: a recovery reading another log then finds no line of the run and decides
     /// nothing ([`Recovery::UnknownRun`]) instead of rolling back what its own log decided.
+    ///
+    /// # Errors
+    /// The log cannot be written, or the lock file cannot be created or locked.
     pub fn lock_run(&self, run: &str) -> io::Result<RunLock> {
-        self.append(&format!("begin {run}\n"))?;
+        self.lock_run_with(run, &[], None)
+    }
+
+    /// [`DecisionLog::lock_run`], with the server that will hold each transaction the run may
+    /// prepare (`destinations[n]` destination `n`'s, `source` the source's, each with the global
+    /// id [`Commit::gid`] / [`Commit::source_gid`] gives it) on `party` lines in the same
+    /// durable write: a recovery then knows every server of a run that died before its decision
+    /// too, and asks for those it was not given rather than say "nothing pending" while one may
+    /// still hold a prepared transaction.
+    ///
+    /// # Errors
+    /// As [`DecisionLog::lock_run`].
+    pub fn lock_run_with(
+        &self,
+        run: &str,
+        destinations: &[Option<&Holder>],
+        source: Option<&Holder>,
+    ) -> io::Result<RunLock> {
+        let mut lines = format!("begin {run}\n");
+        let each = destinations.iter().enumerate();
+        let parties = each
+            .filter_map(|(n, h)| Some((Commit::<()>::gid(run, n), (*h)?)))
+            .chain(source.map(|h| (Commit::<()>::source_gid(run), h)));
+        for (gid, holder) in parties {
+            lines.push_str(&party_line(run, &gid, holder));
+        }
+        self.append(&lines)?;
         let path = self.lock_path(run);
         let file = File::create(&path)?;
         file.lock()?;
         Ok(RunLock { file, path })
     }
 
-    /// Appends `line` and makes it durable (file and directory fsynced).
+    /// Names `holder`'s server as the one that will hold `run`'s transaction `gid` (a durable
+    /// `party` line), for a party its start did not name ([`DecisionLog::lock_run_with`]): before
+    /// it prepares.
+    ///
+    /// # Errors
+    /// Writing or syncing failed: it must not prepare.
+    pub fn name_party(&self, run: &str, gid: &str, holder: &Holder) -> io::Result<()> {
+        self.append(&party_line(run, gid, holder))
+    }
+
+    /// Appends `line` (whole lines) and makes it durable (file and directory fsynced).
     fn append(&self, line: &str) -> io::Result<()> {
+        self.append_checked(|_| Ok(line.to_owned()))
+    }
+
+    /// [`DecisionLog::append`] of the lines `lines` makes of the log's whole lines as they are
+    /// (or refuses, with its error).
+    ///
+    /// Writers take the log's lock for the whole of it, so each finds the log as the last one
+    /// left it. A line not ended by a newline at the end is a write that failed or was cut short
+    /// (a full disk, a crash): it was never durable, so it decided nothing, and it is cut off
+    /// before this line is written — written after it, the two would read as one whole line (a
+    /// `commit` whose cut-off gids run into the next line's words). A write that fails is cut
+    /// back the same way.
+    fn append_checked(&self, lines: impl FnOnce(&str) -> io::Result<String>) -> io::Result<()> {
+        use std::io::Read;
+
         let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)?;
-        file.write_all(line.as_bytes())?;
-        file.sync_all()?;
+        file.lock()?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64)?;
+            file.sync_all()?;
+        }
+        let line = lines(&text[..whole])?;
+        let written = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = file.set_len(whole as u64);
+            let _ = file.sync_all();
+            return Err(e);
+        }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)?.sync_all()?;
         }
@@ -272,29 +352,42 @@ impl DecisionLog {
     /// # Errors
     /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
     pub fn record_with_holders(&self, decision: &Decision, holders: &[Holder]) -> io::Result<()> {
-        let mut line = String::new();
-        for holder in holders {
-            line.push_str(&format!(
-                "party {} {} {} {} {}\n",
-                decision.run,
-                holder.gid,
-                escape(&holder.server),
-                escape(&holder.database),
-                escape(&holder.display)
-            ));
-        }
-        line.push_str(&format!("commit {}", decision.run));
-        for gid in decision
-            .gids
-            .iter()
-            .map(|(_, gid)| gid)
-            .chain(&decision.source)
-        {
-            line.push(' ');
-            line.push_str(gid);
-        }
-        line.push('\n');
-        self.append(&line)
+        let run = decision.run.as_str();
+        self.append_checked(|log| {
+            // Never after a recovery began to roll the run back (`abort RUN`, written first):
+            // some of its transactions may be gone already.
+            if log.lines().any(|l| l.split_whitespace().eq(["abort", run])) {
+                return Err(io::Error::other(format!(
+                    "run {run} was rolled back meanwhile (the log says `abort {run}`: a copyman \
+                     recover or the run itself), so it cannot be committed"
+                )));
+            }
+            // Each party once: those its start named ([`DecisionLog::lock_run_with`]) are not
+            // written again.
+            let named: HashSet<&str> = log
+                .lines()
+                .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                    ["party", r, gid, ..] if r == run => Some(gid),
+                    _ => None,
+                })
+                .collect();
+            let mut line = String::new();
+            for holder in holders.iter().filter(|h| !named.contains(h.gid.as_str())) {
+                line.push_str(&party_line(run, &holder.gid, holder));
+            }
+            line.push_str(&format!("commit {run}"));
+            for gid in decision
+                .gids
+                .iter()
+                .map(|(_, gid)| gid)
+                .chain(&decision.source)
+            {
+                line.push(' ');
+                line.push_str(gid);
+            }
+            line.push('\n');
+            Ok(line)
+        })
     }
 
     /// [`DecisionLog::record_with_holders`], each holder found from where its party is:
@@ -372,6 +465,7 @@ impl DecisionLog {
         };
         let mut log = LogContents::default();
         let mut holders: HashMap<String, Vec<Holder>> = HashMap::new();
+        let mut decisions: HashMap<String, Vec<String>> = HashMap::new();
         // Only whole lines: a line cut short by a crash while it was written was never fsynced,
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
@@ -388,18 +482,16 @@ impl DecisionLog {
                         .filter(|w| parse_gid(w).is_some())
                         .map(str::to_owned)
                         .collect();
-                    // The holders written with this decision are its parties.
-                    if let Some(mut known) = holders.remove(run) {
-                        known.retain(|h| gids.contains(&h.gid));
-                        log.holders.insert(run.to_owned(), known);
-                    }
+                    decisions.insert(run.to_owned(), gids.clone());
                     log.committed.extend(gids);
                 }
                 "party" => {
                     let mut field = || words.next().map(unescape).unwrap_or_default();
                     let (gid, server, database, display) = (field(), field(), field(), field());
-                    if parse_gid(&gid).is_some() {
-                        holders.entry(run.to_owned()).or_default().push(Holder {
+                    let known = holders.entry(run.to_owned()).or_default();
+                    // Named at its start and again with its decision: once.
+                    if parse_gid(&gid).is_some() && !known.iter().any(|h| h.gid == gid) {
+                        known.push(Holder {
                             gid,
                             server,
                             database,
@@ -416,8 +508,31 @@ impl DecisionLog {
                 _ => {}
             }
         }
+        for (run, mut known) in holders {
+            match decisions.get(&run) {
+                // The decision's parties: the transactions it names.
+                Some(gids) => {
+                    known.retain(|h| gids.contains(&h.gid));
+                    log.holders.insert(run, known);
+                }
+                None => {
+                    log.begun.insert(run, known);
+                }
+            }
+        }
         Ok(log)
     }
+}
+
+/// A `party RUN GID SERVER DATABASE DISPLAY` line: `holder`'s server holds (or will hold) the
+/// transaction `gid` of `run`.
+fn party_line(run: &str, gid: &str, holder: &Holder) -> String {
+    format!(
+        "party {run} {gid} {} {} {}\n",
+        escape(&holder.server),
+        escape(&holder.database),
+        escape(&holder.display)
+    )
 }
 
 /// What a [`DecisionLog`] says.
@@ -430,6 +545,9 @@ pub struct LogContents {
     /// The parties of each run whose decision recorded them (a log written by an older copyman
     /// records none): run → the server of each of its transactions.
     pub holders: HashMap<String, Vec<Holder>>,
+    /// The parties each run without a decision named at its start ([`DecisionLog::lock_run_with`];
+    /// none for an older copyman's): run → the server of each transaction it may have prepared.
+    pub begun: HashMap<String, Vec<Holder>>,
     /// The runs that recorded that nothing of theirs is left prepared.
     pub done: HashSet<String>,
     /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
@@ -682,6 +800,121 @@ mod tests {
         assert!(!log.run_in_progress(&run));
         assert!(DecisionLog::existing(&path).is_ok());
         assert!(DecisionLog::existing(path.with_file_name("missing.log")).is_err());
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_runs_start_names_its_parties_once_and_an_undecided_run_keeps_them() {
+        let path = temp_log("begun");
+        let log = DecisionLog::open(&path).unwrap();
+        let at = |display: &str| Holder {
+            gid: String::new(),
+            server: "7300".into(),
+            database: "db".into(),
+            display: display.into(),
+        };
+        let (d1, d2, source) = (at("destination 1"), at("destination 2"), at("the source"));
+        // r1 dies before its decision; r2 decides commit for both destinations.
+        drop(
+            log.lock_run_with("r1", &[Some(&d1), None], Some(&source))
+                .unwrap(),
+        );
+        drop(
+            log.lock_run_with("r2", &[Some(&d1), Some(&d2)], None)
+                .unwrap(),
+        );
+        let decision = Decision {
+            run: "r2".into(),
+            gids: vec![(0, "copyman:r2:1".into()), (1, "copyman:r2:2".into())],
+            source: None,
+        };
+        log.record_parties(&decision, &[Some(&d1), Some(&d2)], None)
+            .unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("party r2 ").count(), 2, "named once: {text}");
+        let read = log.read().unwrap();
+        let gids = |hs: &[Holder]| hs.iter().map(|h| h.gid.clone()).collect::<Vec<_>>();
+        assert_eq!(gids(&read.begun["r1"]), ["copyman:r1:1", "copyman:r1:0"]);
+        assert_eq!(read.begun["r1"][1].display, "the source");
+        assert!(
+            !read.begun.contains_key("r2"),
+            "decided: its decision's parties"
+        );
+        assert_eq!(gids(&read.holders["r2"]), ["copyman:r2:1", "copyman:r2:2"]);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_torn_line_is_cut_off_before_the_next_line_is_written() {
+        // A decision cut short (a full disk): written after it, the next run's `begin` made one
+        // whole line of both, read as a commit of the torn decision's gids.
+        let path = temp_log("torn-then-begin");
+        let log = DecisionLog::open(&path).unwrap();
+        log.lock_run("r0").map(drop).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"commit r1 copyman:r1:1 copyman:r1:2 cop")
+            .unwrap();
+        drop(f);
+        let guard = log.lock_run("r2").unwrap();
+        let read = log.read().unwrap();
+        assert!(read.committed.is_empty(), "{read:?}");
+        assert!(
+            read.runs.contains("r2") && read.runs.contains("r0"),
+            "{read:?}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), "begin r0\nbegin r2\n");
+        drop(guard);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn no_decision_is_recorded_after_the_run_was_rolled_back() {
+        let path = temp_log("abort-first");
+        let log = DecisionLog::open(&path).unwrap();
+        let decision = Decision {
+            run: "r1".into(),
+            gids: vec![(0, "copyman:r1:1".into())],
+            source: None,
+        };
+        log.aborted("r1").unwrap();
+        let refused = log.record(&decision).unwrap_err();
+        assert!(refused.to_string().contains("abort r1"), "{refused}");
+        assert!(log.committed().unwrap().is_empty());
+        // Another run's abort does not stand in its way.
+        log.aborted("r10").unwrap();
+        let other = Decision {
+            run: "r1x".into(),
+            ..decision
+        };
+        log.record(&other).unwrap();
+        assert!(log.committed().unwrap().contains("copyman:r1:1"));
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_run_is_in_progress_however_the_logs_path_is_spelled() {
+        let path = temp_log("symlink");
+        let log = DecisionLog::open(&path).unwrap();
+        let link = path.with_file_name("link.log");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let guard = DecisionLog::existing(&link)
+            .unwrap()
+            .lock_run("r1")
+            .unwrap();
+        assert!(log.run_in_progress("r1"));
+        let dotted = path
+            .parent()
+            .unwrap()
+            .join("..")
+            .join(path.parent().unwrap().file_name().unwrap())
+            .join("decisions.log");
+        assert!(
+            DecisionLog::existing(&dotted)
+                .unwrap()
+                .run_in_progress("r1")
+        );
+        drop(guard);
+        assert!(!log.run_in_progress("r1"));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

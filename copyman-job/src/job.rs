@@ -1944,28 +1944,44 @@ fn commit_table(
     destination_of: &[usize],
 ) -> commit::Report<copyman_sync::Error> {
     let Some(two) = &shared.two_phase else {
-        return commit::run(Commit::new(options, flags), parties, None, |_| Ok(()));
+        return commit::run(
+            Commit::new(options, flags),
+            parties,
+            None,
+            |_| Ok(()),
+            |_| {},
+        );
     };
     let run = format!("{}-{}", two.run, two.next.fetch_add(1, Ordering::SeqCst));
-    // The lock says "in progress" to a concurrent `copyman recover`; without it, commit nothing.
-    let lock = two.log.lock_run(&run);
-    if lock.is_err() {
-        options.copy_failed = true;
-    }
-    options.two_phase = Some(run.clone());
     let holders: Vec<Option<&commit::Holder>> = destination_of
         .iter()
         .map(|&d| shared.plan.parties.get(d))
         .collect();
-    let mut decided = false;
-    let report = commit::run(Commit::new(options, flags), parties, None, |d| {
-        let recorded = two.log.record_parties(d, &holders, None);
-        decided = recorded.is_ok();
-        recorded.map_err(copyman_sync::Error::Io)
-    });
-    // Nothing of a decided run left prepared: recovery need not ask for its servers. (Not
-    // recorded, recovery asks for them all: the safe side.)
-    if decided && !report.leaves_work() {
+    // The lock says "in progress" to a concurrent `copyman recover`, and the log names every
+    // server the run may prepare on; without them, commit nothing.
+    let lock = two.log.lock_run_with(&run, &holders, None);
+    if lock.is_err() {
+        options.copy_failed = true;
+    }
+    options.two_phase = Some(run.clone());
+    let report = commit::run(
+        Commit::new(options, flags),
+        parties,
+        None,
+        |d| {
+            two.log
+                .record_parties(d, &holders, None)
+                .map_err(copyman_sync::Error::Io)
+        },
+        // Best effort: not recorded, a recovery that finds the run half rolled back asks for
+        // its servers rather than guess.
+        |run| {
+            let _ = two.log.aborted(run);
+        },
+    );
+    // Nothing of the run left prepared (committed under its decision, or rolled back): recovery
+    // need not ask for its servers. (Not recorded, recovery asks for them all: the safe side.)
+    if lock.is_ok() && !report.leaves_work() {
         let _ = two.log.finished(&run);
     }
     drop(lock);
