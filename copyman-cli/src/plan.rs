@@ -401,14 +401,14 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             }
             if dest.endpoint.is_server() {
                 text.push_str("    BEGIN\n");
-                if let Some(truncate) = &plan.truncate[i] {
+                if let Some(Some(truncate)) = plan.truncate.get(i) {
                     text.push_str(&format!("    {truncate}\n"));
                 }
             }
             if let Some(receive) = receive {
                 text.push_str(&format!("    {receive}\n"));
             }
-            for carry in &plan.sequences[i] {
+            for carry in plan.sequences.get(i).into_iter().flatten() {
                 text.push_str(&format!(
                     "    then the sequence of {} advanced to the source's (never back)\n",
                     carry.column

@@ -975,3 +975,37 @@ fn a_generated_source_column_is_refused_and_narrowing_types_warned() {
         [["1", "2", "1.01"], ["2", "4", "2.00"]]
     );
 }
+
+#[test]
+fn copy_dry_run_between_servers_shows_the_statements_and_copies_nothing() {
+    // It panicked (exit 101): the plan of raw statements has no per-destination sequences.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (n int);");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (n int);");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--receive",
+        "COPY t FROM STDIN",
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("COPY t TO STDOUT") && plan.matches("COPY t FROM STDIN").count() == 2,
+        "{plan}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
