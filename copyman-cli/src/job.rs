@@ -385,7 +385,10 @@ impl Drop for StopWatch {
 fn fatal(error: JobError) -> Fatal {
     let exit = match &error {
         JobError::Connect { .. } => Exit::Connect,
-        JobError::Selection(_) | JobError::Empty(_) | JobError::Refused(_) => Exit::Usage,
+        JobError::Selection(_)
+        | JobError::Empty(_)
+        | JobError::Refused(_)
+        | JobError::DecisionLog { .. } => Exit::Usage,
         _ => Exit::CopyFailed,
     };
     Fatal {

@@ -72,7 +72,29 @@ pub(crate) fn run(
         let mut conn = connect(spec, "destination", &mut warned)?;
         // Unreadable (a server before 9.6), it matches no recorded party: asked for by name.
         let identity = commit::server_identity(&mut conn).ok();
-        identities.extend(identity.clone());
+        // One database given twice (two spellings): each transaction would be finished once
+        // and then found gone (42704) on the second pass.
+        if let Some(id) = &identity
+            && !identities.insert(id.clone())
+        {
+            let first = conns
+                .iter()
+                .find_map(
+                    |(first, _, other): &(&ServerSpec, _, Option<(String, String)>)| {
+                        (other.as_ref() == Some(id)).then(|| first.display.clone())
+                    },
+                )
+                .unwrap_or_default();
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "{} is the database of {first} again (the same server and database, \
+                     however reached): give each once",
+                    spec.display
+                ),
+            }
+            .into());
+        }
         conns.push((spec, conn, identity));
     }
     // Every server's prepared transactions before any is finished: whether a run may be

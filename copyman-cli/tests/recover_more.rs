@@ -781,3 +781,30 @@ fn a_source_prepared_by_a_run_that_died_is_asked_for_by_recover() {
         assert!(prepared_in(cluster, db).is_empty());
     }
 }
+
+/// One database given twice (a URL and a conninfo): refused before anything is finished
+/// (exit 2); it committed on the first pass, then failed on the second (42704), exit 1.
+#[test]
+fn recover_refuses_one_database_given_twice() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (_, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("twice.log");
+    let id = "1764000000-2-abcd";
+    fs::write(&log.0, format!("begin {id}\n")).unwrap();
+    s.dest[0]
+        .connect(&dbs[0])
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO t VALUES (1, 'x'); PREPARE TRANSACTION 'copyman:{id}:1'"
+        ))
+        .unwrap();
+    let (url, conninfo) = (s.dest[0].url(&dbs[0]), s.dest[0].conninfo(&dbs[0]));
+    let out = recover(&[&url, &conninfo], log.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(stderr.contains("give each once"), "{stderr}");
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]).len(), 1, "left as it was");
+    let out = recover(&[&url], log.arg());
+    assert_exit(&out, 0);
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+}

@@ -416,6 +416,14 @@ pub enum JobError {
         /// Why.
         error: io::Error,
     },
+    /// The two-phase commit's decision log cannot be opened.
+    #[error("decision log {path}: {error}")]
+    DecisionLog {
+        /// Where it is.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
 }
 
 /// What a destination does with a table.
@@ -2382,7 +2390,7 @@ pub fn run(
     });
     let two_phase = match &options.two_phase {
         Some(path) => Some(TwoPhase {
-            log: commit::DecisionLog::open(path).map_err(|error| JobError::State {
+            log: commit::DecisionLog::open(path).map_err(|error| JobError::DecisionLog {
                 path: path.clone(),
                 error,
             })?,

@@ -254,9 +254,9 @@ fn settle(
 fn in_progress(conn: &mut Connection, table: &str, xid: u64, d: usize) -> String {
     let what = match prepared(conn, xid) {
         Some(gid) => format!(
-            "it is prepared as {gid} and not decided (an --atomic run stopped between its \
-             PREPARE and its COMMIT PREPARED): finish it with copyman recover (the run's \
-             decision log), then resume"
+            "it is prepared as {gid} and not finished (an --atomic run stopped between its \
+             PREPARE and its COMMIT or ROLLBACK PREPARED): finish it with copyman recover (the \
+             run's decision log says which way), then resume"
         ),
         None => format!(
             "the earlier run's session there has not ended (waited {} s): end it \
