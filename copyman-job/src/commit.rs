@@ -275,40 +275,41 @@ impl DecisionLog {
 
     /// Appends `line` (whole lines) and makes it durable (file and directory fsynced).
     fn append(&self, line: &str) -> io::Result<()> {
-        self.append_checked(|_| Ok(line.to_owned()))
+        self.append_checked(None, |_| Ok(line.to_owned()))
     }
 
-    /// [`DecisionLog::append`] of the lines `lines` makes of the log's whole lines as they are
-    /// (or refuses, with its error).
+    /// [`DecisionLog::append`] of the lines `lines` makes of the log's whole lines from the last
+    /// line `since` on (the run's `begin` line: all of the run's lines follow it; the whole log
+    /// when there is no such line; none when `since` is `None`), or its refusal.
     ///
     /// Writers take the log's lock for the whole of it, so each finds the log as the last one
     /// left it. A line not ended by a newline at the end is a write that failed or was cut short
     /// (a full disk, a crash): it was never durable, so it decided nothing, and it is cut off
     /// before this line is written — written after it, the two would read as one whole line (a
     /// `commit` whose cut-off gids run into the next line's words). A write that fails is cut
-    /// back the same way.
-    fn append_checked(&self, lines: impl FnOnce(&str) -> io::Result<String>) -> io::Result<()> {
-        use std::io::Read;
-
+    /// back the same way. Only the log's end is read (a log grows by a few lines per run).
+    fn append_checked(
+        &self,
+        since: Option<&str>,
+        lines: impl FnOnce(&str) -> io::Result<String>,
+    ) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(&self.path)?;
         file.lock()?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let whole = text.rfind('\n').map_or(0, |i| i + 1);
-        if whole < text.len() {
-            file.set_len(whole as u64)?;
+        let (tail, whole) = read_tail(&file, since)?;
+        if whole < file.metadata()?.len() {
+            file.set_len(whole)?;
             file.sync_all()?;
         }
-        let line = lines(&text[..whole])?;
+        let line = lines(&tail)?;
         let written = file
             .write_all(line.as_bytes())
             .and_then(|()| file.sync_all());
         if let Err(e) = written {
-            let _ = file.set_len(whole as u64);
+            let _ = file.set_len(whole);
             let _ = file.sync_all();
             return Err(e);
         }
@@ -353,7 +354,7 @@ impl DecisionLog {
     /// Writing or syncing failed: the decision is not recorded, nothing may be committed.
     pub fn record_with_holders(&self, decision: &Decision, holders: &[Holder]) -> io::Result<()> {
         let run = decision.run.as_str();
-        self.append_checked(|log| {
+        self.append_checked(Some(&format!("begin {run}")), |log| {
             // Never after a recovery began to roll the run back (`abort RUN`, written first):
             // some of its transactions may be gone already.
             if log.lines().any(|l| l.split_whitespace().eq(["abort", run])) {
@@ -522,6 +523,62 @@ impl DecisionLog {
         }
         Ok(log)
     }
+}
+
+/// The end of a log `file`: its whole lines from the start of the last line `since` (all of
+/// them when there is none; none when `since` is `None`), and where its whole lines end (a line
+/// not ended by a newline after that is torn). Read backwards, a block at a time, only as far as
+/// needed.
+fn read_tail(file: &File, since: Option<&str>) -> io::Result<(String, u64)> {
+    read_tail_by(file, since, 64 * 1024)
+}
+
+/// [`read_tail`], `block` bytes at a time.
+fn read_tail_by(file: &File, since: Option<&str>, block: u64) -> io::Result<(String, u64)> {
+    use std::os::unix::fs::FileExt;
+
+    let marker = since.map(|line| format!("{line}\n").into_bytes());
+    // What was read: the file from `start` to its end.
+    let mut start = file.metadata()?.len();
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut whole: Option<u64> = None;
+    let mut from: Option<u64> = None;
+    while start > 0 && (whole.is_none() || (marker.is_some() && from.is_none())) {
+        let step = block.min(start);
+        start -= step;
+        let mut block = vec![0; usize::try_from(step).expect("a block fits in memory")];
+        file.read_exact_at(&mut block, start)?;
+        let new = block.len();
+        block.extend_from_slice(&bytes);
+        bytes = block;
+        if whole.is_none() {
+            let last = bytes[..new].iter().rposition(|&b| b == b'\n');
+            whole = last.map(|i| start + i as u64 + 1);
+        }
+        if let (Some(m), None) = (&marker, from) {
+            // A line that starts in the new block, or right after it (where the byte before it
+            // was not read until now).
+            let at_line_start = |i: usize| {
+                if i == 0 {
+                    start == 0
+                } else {
+                    bytes[i - 1] == b'\n'
+                }
+            };
+            from = (0..=new)
+                .rev()
+                .find(|&i| bytes[i..].starts_with(m) && at_line_start(i))
+                .map(|i| start + i as u64);
+        }
+    }
+    let whole = whole.unwrap_or(0);
+    let from = match marker {
+        None => whole,
+        Some(_) => from.unwrap_or(0).min(whole),
+    };
+    let offset = |at: u64| usize::try_from(at - start).expect("read");
+    let text = String::from_utf8_lossy(&bytes[offset(from)..offset(whole)]).into_owned();
+    Ok((text, whole))
 }
 
 /// A `party RUN GID SERVER DATABASE DISPLAY` line: `holder`'s server holds (or will hold) the
@@ -841,6 +898,56 @@ mod tests {
             "decided: its decision's parties"
         );
         assert_eq!(gids(&read.holders["r2"]), ["copyman:r2:1", "copyman:r2:2"]);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn the_logs_end_is_read_as_the_whole_log_would_be_whatever_the_block_size() {
+        // What `read_tail` must find, read the simple way.
+        fn naive(text: &str, since: Option<&str>) -> (String, u64) {
+            let whole = text.rfind('\n').map_or(0, |i| i + 1);
+            let lines = &text[..whole];
+            let from = match since {
+                None => whole,
+                Some(m) => {
+                    let m = format!("{m}\n");
+                    let mut at = None;
+                    let mut pos = 0;
+                    for line in lines.split_inclusive('\n') {
+                        if line == m {
+                            at = Some(pos);
+                        }
+                        pos += line.len();
+                    }
+                    at.unwrap_or(0)
+                }
+            };
+            (lines[from..].to_owned(), whole as u64)
+        }
+        let path = temp_log("tail");
+        let _ = DecisionLog::open(&path).unwrap();
+        let logs = [
+            "",
+            "torn",
+            "begin r\n",
+            "begin r\nparty r a\ncommit r a\n",
+            "begin r\nxbegin r\nbegin r\nabort r\ncommit r c",
+            "done q\nbegin r\nabort q\nbegin rr\nbegin r\nparty r g s d x\ntorn tail",
+            "begin rx\nbegin r",
+            "\n\nbegin r\n\n",
+        ];
+        for text in logs {
+            fs::write(&path, text).unwrap();
+            let file = File::open(&path).unwrap();
+            for since in [None, Some("begin r")] {
+                let expected = naive(text, since);
+                for block in 1..=12 {
+                    let got = read_tail_by(&file, since, block).unwrap();
+                    assert_eq!(got, expected, "{text:?} since {since:?} by {block}");
+                }
+                assert_eq!(read_tail(&file, since).unwrap(), expected);
+            }
+        }
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
