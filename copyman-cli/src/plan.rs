@@ -347,6 +347,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     crate::dest::refuse_same_file(&t.destinations)?;
     crate::dest::refuse_unwritable(&t.destinations)?;
     let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
+    crate::file_source::refuse_compressed(t)?;
     let (mut source_conn, mut dests) = connect_all(t)?;
     // A database given twice, or a table copied into itself: refused by the run's own check
     // (its queries only read what the server says of itself), with its exit status and words.

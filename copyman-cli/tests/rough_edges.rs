@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::fs;
+use std::io::Write;
 use std::process::{Output, Stdio};
 
 use common::*;
@@ -118,4 +120,171 @@ fn dry_run_refuses_one_database_spelled_two_ways_as_the_run_does() {
         "--dry-run",
     ]);
     assert_exit(&out, 0);
+}
+
+// Point 2: compressed input is refused before anything is sent.
+
+/// `1\tone\n2\ttwo\n` compressed by each tool, as a file named for it.
+const COMPRESSED: [(&str, &str, &[u8]); 4] = [
+    (
+        "gzip",
+        "t.txt.gz",
+        &[
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x33, 0xe4, 0xcc, 0xcf,
+            0x4b, 0xe5, 0x32, 0xe2, 0x2c, 0x29, 0xcf, 0xe7, 0x02, 0x00, 0x64, 0x65, 0xd3, 0xf4,
+            0x0c, 0x00, 0x00, 0x00,
+        ],
+    ),
+    (
+        "zstd",
+        "t.txt.zst",
+        &[
+            0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x61, 0x00, 0x00, 0x31, 0x09, 0x6f, 0x6e, 0x65,
+            0x0a, 0x32, 0x09, 0x74, 0x77, 0x6f, 0x0a, 0xc0, 0x68, 0x0e, 0x0d,
+        ],
+    ),
+    (
+        "bzip2",
+        "t.txt.bz2",
+        &[
+            0x42, 0x5a, 0x68, 0x39, 0x31, 0x41, 0x59, 0x26, 0x53, 0x59, 0x10, 0xd1, 0xc9, 0xae,
+            0x00, 0x00, 0x02, 0x49, 0x80, 0x00, 0x30, 0x30, 0x00, 0x02, 0x01, 0x84, 0x80, 0x20,
+            0x00, 0x31, 0x06, 0x4c, 0x40, 0xd0, 0xd3, 0x26, 0x98, 0x5a, 0x41, 0x99, 0xc2, 0x78,
+            0xbb, 0x92, 0x29, 0xc2, 0x84, 0x80, 0x86, 0x8e, 0x4d, 0x70,
+        ],
+    ),
+    (
+        "xz",
+        "t.txt.xz",
+        &[
+            0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04, 0xe6, 0xd6, 0xb4, 0x46, 0x02, 0x00,
+            0x21, 0x01, 0x16, 0x00, 0x00, 0x00, 0x74, 0x2f, 0xe5, 0xa3, 0x01, 0x00, 0x0b, 0x31,
+            0x09, 0x6f, 0x6e, 0x65, 0x0a, 0x32, 0x09, 0x74, 0x77, 0x6f, 0x0a, 0x00, 0x18, 0x94,
+            0x77, 0x4b, 0xbe, 0x82, 0x5b, 0x40, 0x00, 0x01, 0x24, 0x0c, 0xa6, 0x18, 0xd8, 0xd8,
+            0x1f, 0xb6, 0xf3, 0x7d, 0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x59, 0x5a,
+        ],
+    ),
+];
+
+/// The words of a refusal of compressed input `name` by `tool`.
+#[track_caller]
+fn assert_refused_compressed(out: &Output, name: &str, tool: &str, pipe: &str) {
+    assert_exit(out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
+             read the compressed bytes as rows, so nothing was sent; decompress it on its way \
+             in: {pipe}"
+        )),
+        "{stderr}"
+    );
+}
+
+/// A regular file is refused before any server is asked anything (its destination listens
+/// nowhere: connecting first would exit 3), by a run and by `--dry-run` alike.
+#[test]
+fn compressed_file_is_refused_before_connecting() {
+    let nowhere = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=5",
+        closed_port()
+    );
+    for (tool, file_name, bytes) in COMPRESSED {
+        let file = TempPath::new(file_name);
+        fs::write(&file.0, bytes).unwrap();
+        let pipe = format!("{tool} -dc {} | copyman … --from -", file.arg());
+        for dry_run in [false, true] {
+            let mut args = vec!["table", "t", "--from", file.arg(), "--to", &nowhere];
+            if dry_run {
+                args.push("--dry-run");
+            }
+            assert_refused_compressed(&run(&args), file.arg(), tool, &pipe);
+            let mut args = vec![
+                "copy",
+                "--from",
+                file.arg(),
+                "--to",
+                &nowhere,
+                "--receive",
+                "COPY t FROM STDIN",
+            ];
+            if dry_run {
+                args.push("--dry-run");
+            }
+            assert_refused_compressed(&run(&args), file.arg(), tool, &pipe);
+        }
+    }
+}
+
+/// Stdin is refused on its first read, in the same words, before any transaction began:
+/// nothing committed, no session left.
+#[test]
+fn compressed_stdin_is_refused_on_its_first_read() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    for (tool, _, bytes) in COMPRESSED {
+        let mut child = copyman()
+            .args(["table", "t", "--from", "-", "--to", &to1, "--to", &to2])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Written and closed: the refusal comes from the first read either way.
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(bytes);
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_refused_compressed(
+            &out,
+            "stdin",
+            tool,
+            &format!("… | {tool} -dc | copyman … --from -"),
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+        assert!(settle_backends(&c.dest[0], &d1).is_empty());
+        assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    }
+}
+
+/// A FIFO likewise: its writer's first bytes show the signature.
+#[test]
+fn compressed_fifo_is_refused_on_its_first_read() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to1 = c.dest[0].conninfo(&d1);
+    let (tool, _, bytes) = COMPRESSED[0];
+    let fifo = TempPath::new("source.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo.0)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let path = fifo.0.clone();
+    let writer = std::thread::spawn(move || {
+        // Opening blocks until copyman opens the other end; a refusal may close it early.
+        let mut w = fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = w.write_all(bytes);
+    });
+    let out = run(&[
+        "copy",
+        "--from",
+        fifo.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    writer.join().unwrap();
+    assert_refused_compressed(
+        &out,
+        fifo.arg(),
+        tool,
+        &format!("{tool} -dc {} | copyman … --from -", fifo.arg()),
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }
