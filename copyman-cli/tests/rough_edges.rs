@@ -288,3 +288,126 @@ fn compressed_fifo_is_refused_on_its_first_read() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }
+
+// Point 3: a row count mismatch names its way out.
+
+/// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
+fn drop_even_table() -> String {
+    format!(
+        "{T}
+         CREATE FUNCTION drop_even() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_even BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_even();"
+    )
+}
+
+#[test]
+fn count_mismatch_names_allow_count_mismatch_and_commits_nothing() {
+    let c = clusters();
+    let src = with_rows(&c.source, 1000);
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let d2 = database(&c.dest[1], T);
+    let from = c.source.conninfo(&src);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let out = run(&args);
+    // Exit 1: the copy failed, nothing committed.
+    assert_exit(&out, 1);
+    let said = line_with(&out, "row count mismatch");
+    assert!(
+        said.contains("stored 500 rows where the source sent 1,000 rows")
+            && said.contains("--allow-count-mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    assert!(settle_backends(&c.source, &src).is_empty());
+
+    // --keep-going: the miscounted one alone rolls back, saying the same.
+    let mut keep_going = args.to_vec();
+    keep_going.push("--keep-going");
+    let out = run(&keep_going);
+    assert_exit(&out, 4);
+    assert!(
+        line_with(&out, "row count mismatch").contains("--allow-count-mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+    c.dest[1].connect(&d2).batch_execute("TRUNCATE t").unwrap();
+
+    // The way out: it commits what each stored, and says the counts.
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-count-mismatch");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    assert!(
+        line_with(&out, "warning").contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+/// A job (many tables) says the same of the table whose destination miscounted.
+#[test]
+fn job_count_mismatch_names_allow_count_mismatch() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{T} CREATE TABLE u (id int8 PRIMARY KEY);
+             INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;
+             INSERT INTO u SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{} CREATE TABLE u (id int8 PRIMARY KEY);",
+            drop_even_table()
+        ),
+    );
+    let state = TempPath::new("job.state");
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&d1);
+    let args = [
+        "table",
+        "t",
+        "u",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    let out = run(&args);
+    assert_exit(&out, 1);
+    assert!(
+        line_with(&out, "row count mismatch").contains("--allow-count-mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+    let out = copyman()
+        .args(args)
+        .args(["--allow-count-mismatch", "--resume"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        line_with(&out, "warning").contains("the destination stored 500 (allowed)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+}
