@@ -411,3 +411,177 @@ fn job_count_mismatch_names_allow_count_mismatch() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 500);
 }
+
+// Point 4: a --receive table is the table its server resolves, however it is spelled.
+
+/// Two `--receive` on one database: refused when their server resolves both to one table.
+fn two_receives(c: &Clusters, src: &str, d: &str, first: &str, second: &str) -> Output {
+    let from = c.source.conninfo(src);
+    let tcp = c.dest[0].conninfo(d);
+    let socket = format!(
+        "host={} port={} user=postgres password={} dbname={d}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port(),
+        c.dest[0].password()
+    );
+    run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &tcp,
+        "--receive",
+        first,
+        "--to",
+        &socket,
+        "--receive",
+        second,
+    ])
+}
+
+#[test]
+fn receive_tables_are_resolved_by_the_server_not_by_their_spelling() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    // `t` and `"T"` are two tables; `s.t` comes first on the search_path.
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{T} CREATE TABLE \"T\" (LIKE t); CREATE SCHEMA s; CREATE TABLE s.t (LIKE t);
+             CREATE TABLE \"table\" (LIKE t);"
+        ),
+    );
+    let same = "destinations 1 and 2 are the same database";
+    for (first, second) in [
+        // U& escapes: t, and "table" (a reserved word, quoted).
+        ("COPY t FROM STDIN", r#"COPY U&"\0074" FROM STDIN"#),
+        (
+            r#"COPY "table" FROM STDIN"#,
+            r#"COPY U&"t\0061ble" FROM STDIN"#,
+        ),
+        (
+            r#"COPY "table" FROM STDIN"#,
+            r#"COPY U&"t!0061ble" UESCAPE '!' FROM STDIN"#,
+        ),
+        // Case folding: unquoted T is t; quoted "t" too.
+        ("COPY T FROM STDIN", r#"COPY "t" FROM STDIN"#),
+        // Schema-qualified, with a comment holding a dot between the parts.
+        (
+            "COPY public.t FROM STDIN",
+            r#"COPY "public" /* . */ . U&"\0074" (id, v) FROM STDIN"#,
+        ),
+    ] {
+        let out = two_receives(c, &src, &d, first, second);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(same),
+            "{first} / {second}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
+
+    // The search_path decides: with s first, `t` is s.t, the same as `s.t` and not public.t.
+    c.dest[0]
+        .connect(&d)
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d}\" SET search_path = s, public"
+        ))
+        .unwrap();
+    let out = two_receives(c, &src, &d, "COPY t FROM STDIN", "COPY S.T FROM STDIN");
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains(same), "{}", text(&out.stderr));
+    // Different tables, however alike their spelling: a warning, and both are copied.
+    for (first, second, tables) in [
+        (
+            "COPY t FROM STDIN",
+            "COPY public.t FROM STDIN",
+            ["s.t", "public.t"],
+        ),
+        (
+            "COPY public.t FROM STDIN",
+            r#"COPY "T" FROM STDIN"#,
+            ["public.t", r#""T""#],
+        ),
+    ] {
+        let out = two_receives(c, &src, &d, first, second);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("their --receive statements differ"),
+            "{}",
+            text(&out.stderr)
+        );
+        for table in tables {
+            assert_eq!(count(&c.dest[0], &d, table), 10, "{table}");
+        }
+        c.dest[0]
+            .connect(&d)
+            .batch_execute(&format!("TRUNCATE public.t, s.t, \"T\""))
+            .unwrap();
+    }
+}
+
+/// copy mode into the source's own table, however spelled: refused as table mode refuses it;
+/// another table of the source's database is only warned about.
+#[test]
+fn receive_into_the_sources_own_table_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 10) g;
+             CREATE TABLE \"table\" (LIKE t);"
+        ),
+    );
+    let from = c.source.conninfo(&src);
+    let to = c
+        .source
+        .conninfo(&src)
+        .replace("host=127.0.0.1", "host=localhost");
+    for (send, receive) in [
+        ("COPY t TO STDOUT", r#"COPY U&"\0074" FROM STDIN"#),
+        ("COPY T TO STDOUT", r#"COPY public."t" FROM STDIN"#),
+        (
+            r#"COPY "table" TO STDOUT"#,
+            r#"COPY U&"t\0061ble" FROM STDIN"#,
+        ),
+    ] {
+        let said = refused_alike(
+            &[
+                "copy",
+                "--from",
+                &from,
+                "--send",
+                send,
+                "--to",
+                &to,
+                "--receive",
+                receive,
+            ],
+            "is the source's own table",
+        );
+        assert!(said.contains("destination 1 ("), "{said}");
+    }
+    assert_eq!(count(&c.source, &src, "t"), 10);
+    assert!(settle_backends(&c.source, &src).is_empty());
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        r#"COPY U&"t\0061ble" FROM STDIN"#,
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("is the source's database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "\"table\""), 10);
+}
