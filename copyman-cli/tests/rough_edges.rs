@@ -518,7 +518,7 @@ fn receive_tables_are_resolved_by_the_server_not_by_their_spelling() {
         }
         c.dest[0]
             .connect(&d)
-            .batch_execute(&format!("TRUNCATE public.t, s.t, \"T\""))
+            .batch_execute(r#"TRUNCATE public.t, s.t, "T""#)
             .unwrap();
     }
 }
