@@ -7,6 +7,7 @@ use copyman_sync::{
     CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverId, ReceiverOutcome, Summary,
 };
 
+use copyman_job::job::COUNT_WAY_OUT;
 use copyman_job::sequences::{Carrier, Carry};
 use copyman_sync::Connection;
 
@@ -162,11 +163,6 @@ pub(crate) fn disagreement(fail: &CopyFail, live: &[usize], dests: &[Dest<'_>]) 
         all.join(", ")
     ))
 }
-
-/// The way out of a row count check, said with every refusal: rows that a trigger, a rule or a
-/// `WHERE` drops or routes on purpose.
-const COUNT_WAY_OUT: &str = "if a trigger, rule or WHERE drops or routes rows on purpose, \
-                             --allow-count-mismatch commits what each destination stored";
 
 /// A destination's error as the command says it: the manager's, except the row count checks,
 /// said with the destination's own count and the way out (`--allow-count-mismatch`): a count
