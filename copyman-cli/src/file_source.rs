@@ -790,7 +790,7 @@ impl Compression {
         let pipe = if stdin {
             format!("… | {tool} -dc | copyman … --from -")
         } else {
-            format!("{tool} -dc {name} | copyman … --from -")
+            format!("{tool} -dc {} | copyman … --from -", shell_word(name))
         };
         Fatal {
             exit: Exit::Usage,
@@ -800,6 +800,20 @@ impl Compression {
                  in: {pipe}"
             ),
         }
+    }
+}
+
+/// `word` as a shell reads it back: as it is when it holds nothing a shell would take apart,
+/// else in single quotes (a `'` in it as `'\''`).
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%=".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 
@@ -975,6 +989,21 @@ fn client_encoding(t: &Transfer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compressed_file_is_named_as_a_shell_reads_it() {
+        let said = |name| Compression::Gzip.refusal(name, false).message;
+        assert!(said("/tmp/x.csv.gz").ends_with(": gzip -dc /tmp/x.csv.gz | copyman … --from -"));
+        assert!(
+            said("/tmp/my x's.gz").ends_with(r"gzip -dc '/tmp/my x'\''s.gz' | copyman … --from -")
+        );
+        assert!(
+            Compression::Xz
+                .refusal("stdin", true)
+                .message
+                .ends_with(": … | xz -dc | copyman … --from -")
+        );
+    }
 
     #[test]
     fn compressed_input_is_told_by_its_first_bytes() {
