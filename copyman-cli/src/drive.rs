@@ -2,11 +2,12 @@
 //! what the manager leaves of the row counts to the command, and the copied columns' sequences
 //! carried forward.
 
-use copyman_core::{CountsDisagree, EndpointError};
+use copyman_core::{CountMismatch, CountsDisagree, EndpointError};
 use copyman_sync::{
     CopyFail, CopyManager, Fault, Options, Producer, Receiver, ReceiverId, ReceiverOutcome, Summary,
 };
 
+use copyman_job::job::COUNT_WAY_OUT;
 use copyman_job::sequences::{Carrier, Carry};
 use copyman_sync::Connection;
 
@@ -130,7 +131,10 @@ pub(crate) fn record_summary(summary: &Summary, live: &[usize], dests: &mut [Des
         match (outcome, outcome.error()) {
             (ReceiverOutcome::Completed(rows), _) => dest.rows = *rows,
             // Faulted, failed, or miscounted under --keep-going: rolled back with the others.
-            (_, Some(error)) => dest.fail(error),
+            (_, Some(error)) => match dest_error(error, *id) {
+                Some(info) => dest.fail_with(info),
+                None => dest.fail(error),
+            },
             (_, None) => dest.fail_with(ErrorInfo {
                 sqlstate: None,
                 message: "unknown outcome".to_owned(),
@@ -155,22 +159,33 @@ pub(crate) fn disagreement(fail: &CopyFail, live: &[usize], dests: &[Dest<'_>]) 
         })
         .collect();
     Some(format!(
-        "destinations disagree on the row count: {}",
+        "destinations disagree on the row count: {} ({COUNT_WAY_OUT})",
         all.join(", ")
     ))
 }
 
-/// A destination's error as the command says it: the manager's, except a disagreement on the
-/// row counts, which names the manager's receivers and is said here with the destination's own
-/// count.
+/// A destination's error as the command says it: the manager's, except the row count checks,
+/// said with the destination's own count and the way out (`--allow-count-mismatch`): a count
+/// that is not the source's, and a disagreement between destinations (which names the
+/// manager's receivers).
 pub(crate) fn dest_error(error: &EndpointError, id: ReceiverId) -> Option<ErrorInfo> {
+    if let Some(mismatch) = error.downcast_ref::<CountMismatch>() {
+        return Some(ErrorInfo {
+            sqlstate: None,
+            message: format!(
+                "row count mismatch: stored {} where the source sent {} ({COUNT_WAY_OUT})",
+                crate::progress::rows(mismatch.receiver),
+                crate::progress::rows(mismatch.producer)
+            ),
+        });
+    }
     let disagree = error.downcast_ref::<CountsDisagree>()?;
     let (_, rows) = disagree.counts.iter().find(|(r, _)| *r == id)?;
     Some(ErrorInfo {
         sqlstate: None,
         message: format!(
             "stored {}, where another destination stored a different number and the source \
-             (a file) gave no count to say which is right",
+             (a file) gave no count to say which is right ({COUNT_WAY_OUT})",
             crate::progress::rows(*rows)
         ),
     })

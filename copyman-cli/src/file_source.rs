@@ -91,6 +91,8 @@ pub(crate) struct FileSource {
     stop: Arc<AtomicBool>,
     /// Bytes [`Self::examine_start`] read and the copy has not had yet.
     front: Option<Vec<u8>>,
+    /// The source is stdin (a file's name can be given to a decompressor, stdin's cannot).
+    stdin: bool,
     done: bool,
 }
 
@@ -196,6 +198,7 @@ impl FileSource {
             wakeup,
             stop,
             front: None,
+            stdin: !matches!(t.source, Endpoint::File(_)),
             done: false,
         })
     }
@@ -206,38 +209,48 @@ impl FileSource {
     }
 
     /// Reads the start of the input until copyman-core's [`file_start::examine`] can tell what
-    /// it is, before anything is sent anywhere, and keeps those bytes for the copy (stdin cannot
-    /// seek back), without a UTF-8 byte order mark. A signal meanwhile exits at once (nothing
-    /// began anywhere); `--stall-timeout` applies.
+    /// it is, and whether it is compressed ([`Compression::of`]), before anything is sent
+    /// anywhere, and keeps those bytes for the copy (stdin cannot seek back), without a UTF-8
+    /// byte order mark. A signal meanwhile exits at once (nothing began anywhere);
+    /// `--stall-timeout` applies.
     ///
     /// # Errors
-    /// The input cannot be read, stalled, or a signal came.
+    /// The input cannot be read, stalled, or a signal came (exit 1); it is compressed (exit 2,
+    /// [`Compression::refusal`]).
     pub(crate) fn examine_start(&mut self, reading: &Reading) -> Result<Start, Fatal> {
         let mut data: Vec<u8> = Vec::new();
         let mut ended = false;
         signals::connecting(true);
+        let failed = |message| Fatal {
+            exit: Exit::CopyFailed,
+            message,
+        };
         let start = loop {
-            if let Peek::Ready(start) = file_start::examine(&data, ended, reading) {
-                break Ok(start);
+            // Compressed input is refused first, whatever its bytes would seem to be after.
+            if let (Peek::Ready(start), Some(compression)) = (
+                file_start::examine(&data, ended, reading),
+                Compression::of(&data, ended),
+            ) {
+                break match compression {
+                    Some(compression) => Err(compression.refusal(&self.name, self.stdin)),
+                    None => Ok(start),
+                };
             }
             match self.chunks.recv_timeout(POLL) {
                 Ok(Ok(bytes)) if data.is_empty() => data = bytes,
                 Ok(Ok(bytes)) => data.extend_from_slice(&bytes),
-                Ok(Err(e)) => break Err(format!("cannot read {}: {e}", self.name)),
+                Ok(Err(e)) => break Err(failed(format!("cannot read {}: {e}", self.name))),
                 Err(RecvTimeoutError::Disconnected) => ended = true,
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(e) = self.still_waiting() {
-                        break Err(e.to_string());
+                        break Err(failed(e.to_string()));
                     }
                 }
             }
         };
         signals::connecting(false);
         self.waiting = None;
-        let start = start.map_err(|message| Fatal {
-            exit: Exit::CopyFailed,
-            message,
-        })?;
+        let start = start?;
         if start.bom {
             report::log(format_args!(
                 "{}: its UTF-8 byte order mark is not sent",
@@ -670,6 +683,173 @@ pub(crate) fn check_start(
     Ok(start)
 }
 
+/// A compressed format, told by the signature its data starts with. COPY reads bytes as they
+/// come: compressed data would reach the servers as rows of garbage (22021 invalid byte
+/// sequence, or worse, rows), so it is refused before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compression {
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    /// The most bytes [`Self::of`] looks at.
+    const LONGEST: usize = 10;
+
+    /// Each format's signatures, as byte ranges: gzip's `1f 8b` and its only method, deflate
+    /// (`08`); zstd's frame magic `28 b5 2f fd`; bzip2's `BZh`, a block size `1`–`9`, then a
+    /// block's magic (π, `31 41 59 26 53 59`) or, for empty data, the end of stream's (√π,
+    /// `17 72 45 38 50 90`) — text that starts with `BZh` is not taken for it; xz's
+    /// `fd 37 7a 58 5a 00`.
+    const SIGNATURES: [(Self, &'static [(u8, u8)]); 5] = [
+        (Self::Gzip, &[(0x1f, 0x1f), (0x8b, 0x8b), (0x08, 0x08)]),
+        (
+            Self::Zstd,
+            &[(0x28, 0x28), (0xb5, 0xb5), (0x2f, 0x2f), (0xfd, 0xfd)],
+        ),
+        (
+            Self::Bzip2,
+            &[
+                (b'B', b'B'),
+                (b'Z', b'Z'),
+                (b'h', b'h'),
+                (b'1', b'9'),
+                (0x31, 0x31),
+                (0x41, 0x41),
+                (0x59, 0x59),
+                (0x26, 0x26),
+                (0x53, 0x53),
+                (0x59, 0x59),
+            ],
+        ),
+        (
+            Self::Bzip2,
+            &[
+                (b'B', b'B'),
+                (b'Z', b'Z'),
+                (b'h', b'h'),
+                (b'1', b'9'),
+                (0x17, 0x17),
+                (0x72, 0x72),
+                (0x45, 0x45),
+                (0x38, 0x38),
+                (0x50, 0x50),
+                (0x90, 0x90),
+            ],
+        ),
+        (
+            Self::Xz,
+            &[
+                (0xfd, 0xfd),
+                (0x37, 0x37),
+                (0x7a, 0x7a),
+                (0x58, 0x58),
+                (0x5a, 0x5a),
+                (0x00, 0x00),
+            ],
+        ),
+    ];
+
+    /// What the input's first bytes `start` say (`ended`: they are all of it): `Some(Some(c))`
+    /// compressed with `c`, `Some(None)` not compressed, `None` when more bytes are needed to
+    /// tell.
+    pub(crate) fn of(start: &[u8], ended: bool) -> Option<Option<Self>> {
+        let mut undecided = false;
+        for (format, signature) in Self::SIGNATURES {
+            let seen = start.len().min(signature.len());
+            let agrees = start[..seen]
+                .iter()
+                .zip(signature)
+                .all(|(b, (lo, hi))| (lo..=hi).contains(&b));
+            if !agrees {
+                continue;
+            }
+            if seen == signature.len() {
+                return Some(Some(format));
+            }
+            undecided |= !ended;
+        }
+        (!undecided).then_some(None)
+    }
+
+    /// The format's name, as its tool is named.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::Bzip2 => "bzip2",
+            Self::Xz => "xz",
+        }
+    }
+
+    /// The refusal of input `name` (stdin or a file's path) compressed this way: exit 2, what
+    /// it is, that nothing was sent, and the command that decompresses it on its way in.
+    pub(crate) fn refusal(self, name: &str, stdin: bool) -> Fatal {
+        let tool = self.name();
+        let pipe = if stdin {
+            format!("… | {tool} -dc | copyman … --from -")
+        } else {
+            format!("{tool} -dc {} | copyman … --from -", shell_word(name))
+        };
+        Fatal {
+            exit: Exit::Usage,
+            message: format!(
+                "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
+                 read the compressed bytes as rows, so nothing was sent; decompress it on its way \
+                 in: {pipe}"
+            ),
+        }
+    }
+}
+
+/// `word` as a shell reads it back: as it is when it holds nothing a shell would take apart,
+/// else in single quotes (a `'` in it as `'\''`).
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%=".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Refuses, before any server is asked anything, a regular file source that is compressed
+/// (its first bytes, [`Compression::of`]); stdin and FIFOs are refused on their first read
+/// ([`FileSource::examine_start`]), in the same words. A file that cannot be read is left to
+/// the run's open, which says why.
+///
+/// # Errors
+/// [`Compression::refusal`] (exit 2).
+pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
+    let Endpoint::File(path) = &t.source else {
+        return Ok(());
+    };
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let Ok(file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut start = Vec::with_capacity(Compression::LONGEST);
+    if file
+        .take(Compression::LONGEST as u64)
+        .read_to_end(&mut start)
+        .is_err()
+    {
+        return Ok(());
+    }
+    // Read to the end or to the longest signature: it can tell.
+    match Compression::of(&start, true) {
+        Some(Some(compression)) => Err(compression.refusal(&t.source.display(), false)),
+        _ => Ok(()),
+    }
+}
+
 /// What [`check_start`] found, in the words of `--dry-run`'s plan.
 pub(crate) fn describe_start(t: &Transfer, start: &Start, plan: &Plan) -> String {
     let format = if start.binary {
@@ -810,6 +990,52 @@ fn client_encoding(t: &Transfer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compressed_file_is_named_as_a_shell_reads_it() {
+        let said = |name| Compression::Gzip.refusal(name, false).message;
+        assert!(said("/tmp/x.csv.gz").ends_with(": gzip -dc /tmp/x.csv.gz | copyman … --from -"));
+        assert!(
+            said("/tmp/my x's.gz").ends_with(r"gzip -dc '/tmp/my x'\''s.gz' | copyman … --from -")
+        );
+        assert!(
+            Compression::Xz
+                .refusal("stdin", true)
+                .message
+                .ends_with(": … | xz -dc | copyman … --from -")
+        );
+    }
+
+    #[test]
+    fn compressed_input_is_told_by_its_first_bytes() {
+        let of = Compression::of;
+        assert_eq!(
+            of(b"\x1f\x8b\x08\x00", false),
+            Some(Some(Compression::Gzip))
+        );
+        assert_eq!(
+            of(b"\x28\xb5\x2f\xfd\x04", true),
+            Some(Some(Compression::Zstd))
+        );
+        assert_eq!(of(b"BZh91AY&SY\x10", false), Some(Some(Compression::Bzip2)));
+        // Empty data compressed: the end of stream's magic.
+        assert_eq!(
+            of(b"BZh9\x17\x72\x45\x38\x50\x90", true),
+            Some(Some(Compression::Bzip2))
+        );
+        assert_eq!(of(b"\xfd7zXZ\x00\x00", false), Some(Some(Compression::Xz)));
+        // Not yet told: a start that may still become a signature.
+        assert_eq!(of(b"", false), None);
+        assert_eq!(of(b"\x1f", false), None);
+        assert_eq!(of(b"BZh9", false), None);
+        // Told: ended before a signature was whole, or disagreeing with every one.
+        assert_eq!(of(b"\x1f", true), Some(None));
+        assert_eq!(of(b"", true), Some(None));
+        assert_eq!(of(b"1\tone\n", false), Some(None));
+        assert_eq!(of(b"BZh9 is a row\n", false), Some(None));
+        assert_eq!(of(b"PGCOPY\n\xff\r\n\x00", false), Some(None));
+        assert_eq!(of(b"\xef\xbb\xbf1\tone\n", false), Some(None));
+    }
 
     #[test]
     fn scan_modes() {

@@ -14,15 +14,20 @@
 //!   just as well in practice (a cluster restarted between two connections would not be seen as
 //!   itself, but one run connects to all endpoints within moments);
 //! * the database: its oid;
-//! * in table mode, the table: `to_regclass(name)`, so that a different `search_path` naming
-//!   another table is not taken for the same one.
+//! * the table (table mode, and the tables copy-mode statements name): the server reads the
+//!   name as spelled with its own scanner and resolves it with `to_regclass`
+//!   ([`copyman_job::sql::relation_oid_query`]), so that one table spelled two ways is one, and
+//!   a different `search_path` naming another table is not taken for the same one.
 //!
 //! Refused (exit 2): two destinations on one database in table mode, or in copy mode with
-//! `--receive` statements that name one table (`t` and `public."t"`, as each session resolves
-//! them; the same statement when its table cannot be told); a table-mode destination that is the
-//! source's own table. Only
-//! warned about: copy-mode destinations on one database with different statements, and a copy
-//! mode destination on the source's database (the statements may name different tables).
+//! `--receive` statements that name one table (`t`, `public."t"` and `U&"\0074"`, as each
+//! session's server reads and resolves them; the same statement when its table cannot be told);
+//! a destination that is the source's own table (in copy mode: a `--receive` naming the table
+//! `--send` reads, `COPY t TO STDOUT`, on the source's database). Only warned about: copy-mode
+//! destinations on one database with different statements, and a copy mode destination on the
+//! source's database otherwise (the statements may name different tables).
+//!
+//! `--dry-run` refuses what the run refuses: it calls [`check`] too.
 
 use copyman_core::statement;
 use copyman_job::identity::Identity;
@@ -41,13 +46,21 @@ pub(crate) fn check(
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
-    // The source reads its table; the destinations write theirs (`--target-table`).
+    // The source reads its table; the destinations write theirs (`--target-table`). In copy
+    // mode, the tables the statements name (a `--send` of a query names none), as spelled: each
+    // server reads the name as the statement would.
+    let table_mode = matches!(t.statements, Statements::Table { .. });
     let (table, target) = match &t.statements {
         Statements::Table { copy, .. } => (
             Some(copy.table.to_string()),
             Some(copy.target().to_string()),
         ),
-        Statements::Raw { .. } => (None, None),
+        Statements::Raw { send, .. } => (
+            send.as_deref()
+                .and_then(statement::copy_table)
+                .map(str::to_owned),
+            None,
+        ),
     };
     // A server that cannot say who it is (not PostgreSQL itself, a pooler) is not refused: the
     // check is skipped for it, and --lock-timeout / --stall-timeout still bound a wait.
@@ -83,7 +96,14 @@ pub(crate) fn check(
         report::log(format_args!("destination {}: {id}", i + 1));
         let name = dest.endpoint.display();
         if let Some(source) = &source {
-            if table.is_some() && id.same_table(source) {
+            // Table mode names a table on both sides; copy mode only where both statements name
+            // one that their sessions found.
+            let own_table = if table_mode {
+                id.same_table(source)
+            } else {
+                source.has_table() && id.has_table() && id.same_table(source)
+            };
+            if own_table {
                 return Err(Fatal {
                     exit: Exit::Usage,
                     message: format!(
@@ -93,7 +113,7 @@ pub(crate) fn check(
                     ),
                 });
             }
-            if table.is_none() && id.same_database(source) {
+            if !table_mode && id.same_database(source) {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
                      names the table --send reads, the copy can wait on itself (--lock-timeout \

@@ -344,13 +344,18 @@ pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
 /// opened, nothing but catalog queries reaches a server.
 ///
 /// # Errors
-/// As a run's planning: connections (exit 3), a missing table, differing columns (exit 2).
+/// As a run's planning: connections (exit 3), a database given twice ([`crate::identity::check`],
+/// the run's check), a missing table, differing columns (exit 2).
 pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     // What a real run would refuse about its files, found without creating anything.
     crate::dest::refuse_same_file(&t.destinations)?;
     crate::dest::refuse_unwritable(&t.destinations)?;
     let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
+    crate::file_source::refuse_compressed(t)?;
     let (mut source_conn, mut dests) = connect_all(t)?;
+    // A database given twice, or a table copied into itself: refused by the run's own check
+    // (its queries only read what the server says of itself), with its exit status and words.
+    crate::identity::check(t, source_conn.as_mut(), &mut dests)?;
     for (i, message) in dropped {
         dests[i].fail_with(ErrorInfo {
             sqlstate: None,

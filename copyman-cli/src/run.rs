@@ -103,6 +103,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     crate::dest::refuse_same_file(&t.destinations)?;
     crate::dest::refuse_unwritable(&t.destinations)?;
     let unopenable = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
+    // A compressed source file (stdin and FIFOs: on their first read, in `check_start`).
+    crate::file_source::refuse_compressed(t)?;
     // A signal while connecting exits at once: nothing began anywhere.
     signals::connecting(true);
     let connected = connect_all(t);

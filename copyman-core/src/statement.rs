@@ -726,6 +726,63 @@ pub fn copy_table(sql: &str) -> Option<&str> {
     Some(&sql[first.at..end])
 }
 
+/// The dot-separated parts of a qualified name as a statement spells it, each as written
+/// (`public.U&"t\0061ble" UESCAPE '!'` gives `public` and `U&"t\0061ble" UESCAPE '!'`): split
+/// at the dots outside quoted identifiers, strings (a `UESCAPE` character) and comments, and
+/// neither decoded nor case folded, so that a server can read each part with its own scanner.
+/// `None` for a part without a name, or something left unterminated.
+///
+/// ```
+/// use copyman_core::statement::name_parts;
+///
+/// assert_eq!(name_parts("public.t"), Some(vec!["public", "t"]));
+/// assert_eq!(name_parts(r#""a.b" . U&"\0074""#), Some(vec![r#""a.b" "#, r#" U&"\0074""#]));
+/// assert_eq!(name_parts("s./* . */t"), Some(vec!["s", "/* . */t"]));
+/// assert_eq!(name_parts("s..t"), None);
+/// ```
+pub fn name_parts(name: &str) -> Option<Vec<&str>> {
+    let bytes = name.as_bytes();
+    let mut parts = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    // Whether the part read so far holds something else than blanks and comments.
+    let mut named = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i = skip_quoted(bytes, i, b'"', false, "quoted identifier").ok()?;
+                named = true;
+            }
+            b'\'' => i = skip_quoted(bytes, i, b'\'', false, "string").ok()?,
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i).ok()?,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n' || b == b'\r')
+                    .map_or(bytes.len(), |n| i + n + 1);
+            }
+            b'.' => {
+                if !named {
+                    return None;
+                }
+                parts.push(&name[start..i]);
+                i += 1;
+                start = i;
+                named = false;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => i += 1,
+            _ => {
+                i += 1;
+                named = true;
+            }
+        }
+    }
+    if !named {
+        return None;
+    }
+    parts.push(&name[start..]);
+    Some(parts)
+}
+
 /// `sql` on one line, cut to 60 characters, for messages.
 fn shortened(sql: &str) -> String {
     let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -1303,6 +1360,7 @@ mod tests {
             let _ = check(&sql, Direction::FromStdin);
             let _ = representation(&sql).map(|r| r.to_string());
             let _ = copy_table(&sql);
+            let _ = name_parts(&sql);
         }
 
         #[test]
@@ -1325,6 +1383,19 @@ mod tests {
             let sql: String = parts.concat();
             let _ = representation(&sql).map(|r| r.to_string());
             let _ = copy_table(&sql);
+            let _ = name_parts(&sql);
+        }
+
+        /// A name's parts, each spelled any way a statement may (quoted with dots, `U&` with
+        /// `UESCAPE`, comments holding dots), joined by dots: split back as they were.
+        #[test]
+        fn name_parts_split_at_the_dots_between_parts(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "t", " T ", r#""a.b""#, r#""a"".b""#, r#"U&"\0074""#, r#"U&"d.!0061" UESCAPE '.'"#,
+                "/* . */ s", "s -- .\n", "é", "\"\"\"\"",
+            ]), 1..4)) {
+            let name = parts.join(".");
+            proptest::prop_assert_eq!(name_parts(&name), Some(parts.clone()));
         }
     }
 }

@@ -10,8 +10,10 @@
 //!   servers apart just as well in practice (a cluster restarted between two connections would
 //!   not be seen as itself, but one run connects to all endpoints within moments);
 //! * the database: its oid;
-//! * when a table is named, the table: the oid `to_regclass(name)` finds, so that a different
-//!   `search_path` naming another table is not taken for the same one.
+//! * when a table is named, the table: the oid `to_regclass` finds for the name as the server's
+//!   scanner reads it ([`sql::relation_oid_query`]: `U&"…"`, quotes and case folding), so that
+//!   one table spelled two ways is one, and a different `search_path` naming another table is
+//!   not taken for the same one.
 //!
 //! Two uses: `copyman` refuses one database given twice before anything is sent (two COPYs into
 //! one table from two sessions of one copy wait on each other), and a job's state file names
@@ -52,8 +54,9 @@ enum How {
 }
 
 impl Identity {
-    /// Asks the server behind `conn`; `table` is a table's name in SQL syntax (quoted as
-    /// needed), whose oid is asked too.
+    /// Asks the server behind `conn`; `table` is a table's name as a statement spells it
+    /// (quoted or not, schema-qualified or not, `U&"…"`), whose oid is asked too: resolved by
+    /// the server as that statement would resolve it ([`sql::relation_oid_query`]).
     ///
     /// # Errors
     /// The server's, for the queries every role may run (the database's oid, the fallback's

@@ -347,6 +347,10 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             message: one_line(&message),
         };
     }
+    // A row count the manager refused: said with its way out.
+    if let Some(mismatch) = error.downcast_ref::<copyman_core::CountMismatch>() {
+        return TableError::new(format!("{mismatch} ({COUNT_WAY_OUT})"));
+    }
     match stall_in(error).and_then(|named| named.or(stall)) {
         Some(limit) => TableError::new(format!(
             "stalled for {} s: no byte moved (stall timeout)",
@@ -3085,7 +3089,8 @@ fn copy_whole(
                 report.destinations[*d].warning = Some(format!("{message} (allowed)"));
                 ok.push((*d, *rows));
             }
-            Err(message) => report.destinations[*d].fail(Status::Failed, TableError::new(message)),
+            Err(message) => report.destinations[*d]
+                .fail(Status::Failed, refused(message, source_rows.is_some())),
         }
     }
     if let Some(conn) = conns.source.as_mut() {
@@ -3670,7 +3675,9 @@ fn copy_group_unit(
                             result.warning = Some(format!("{message} (allowed)"));
                             counted[k][d] = *rows;
                         }
-                        Err(message) => failed_here.push((d, TableError::new(message))),
+                        Err(message) => {
+                            failed_here.push((d, refused(message, source_rows.is_some())))
+                        }
                     }
                 }
                 Err(e) if knock_on(e) => {}
@@ -3894,9 +3901,25 @@ fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestR
     }
 }
 
+/// What lets a row count that is not the source's through, said with every refusal of one: rows
+/// that a trigger, a rule or a `WHERE` drops or routes on purpose. The `copyman` command says
+/// the same of one table.
+pub const COUNT_WAY_OUT: &str = "if a trigger, rule or WHERE drops or routes rows on purpose, \
+                             --allow-count-mismatch commits what each destination stored";
+
 /// The error of a destination that stored another number of rows than the source sent.
 fn mismatch(sent: u64, stored: u64) -> String {
     format!("row count mismatch: the source sent {sent} rows, the destination stored {stored}")
+}
+
+/// A row count check's refusal: a count that is not the source's (`mismatch`) gets the way
+/// out; a source that gave none does not, as `--allow-count-mismatch` does not pass it.
+fn refused(message: String, mismatch: bool) -> TableError {
+    if mismatch {
+        TableError::new(format!("{message} ({COUNT_WAY_OUT})"))
+    } else {
+        TableError::new(message)
+    }
 }
 
 /// A receiver (by position) and its `COPY n` or error.
@@ -4360,7 +4383,7 @@ fn copy_split(
             Some(m) if options.allow_count_mismatch => {
                 result.warning = Some(format!("{m} (allowed)"))
             }
-            Some(m) if error.is_none() => error = Some(TableError::new(m)),
+            Some(m) if error.is_none() => error = Some(refused(m, true)),
             _ => {}
         }
         result.bytes = bytes;

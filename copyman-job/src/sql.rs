@@ -4,9 +4,13 @@
 //! `"My Schema"."Odd ""Name"""`), are parsed into their parts exactly as PostgreSQL reads them
 //! (unquoted parts fold to lower case, quoted parts keep case and `""`), and are written back
 //! always double-quoted. The only user text that goes into a statement unparsed is `--where`,
-//! which is SQL by definition; it is checked to stay inside its parentheses.
+//! which is SQL by definition; it is checked to stay inside its parentheses; and the table a
+//! user's own `COPY` statement names, which the server is given to read as that statement spells
+//! it ([`relation_oid_query`]) on the session that runs the statement.
 
 use std::fmt;
+
+use copyman_core::statement;
 
 /// A name given on the command line could not be read as SQL identifiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,12 +246,34 @@ pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.pg_postmaster_start_tim
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
      WHERE datname = pg_catalog.current_database()";
 
-/// The oid (as text) of the relation `name` (SQL syntax, quoted as needed) names on the
-/// session's `search_path`; NULL when there is none.
+/// The oid (as text) of the relation `name` names on the session's `search_path`, as a
+/// statement naming it would find it; NULL when there is none. `name` is spelled as in a
+/// statement (`t`, `public."T"`, `U&"t\0061ble" UESCAPE '!'`, comments and all): the server reads
+/// it, not copyman. Each dot-separated part ([`statement::name_parts`]) becomes a column alias
+/// of a one-row query, so the server's own scanner folds its case, applies its escapes and
+/// truncates it; the decoded parts come back as the row's JSON keys, in order, and
+/// `to_regclass` resolves them quoted, on the `search_path` (and `pg_temp`) as COPY would.
+/// A name that cannot be split is given to `to_regclass` as it is.
 pub fn relation_oid_query(name: &str) -> String {
+    let Some(parts) = statement::name_parts(name) else {
+        return format!(
+            "SELECT pg_catalog.to_regclass({})::oid::text",
+            literal(name)
+        );
+    };
+    // Each part on a line of its own: a `--` comment in it ends there.
+    let aliases: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| format!("{i} AS {part}\n"))
+        .collect();
     format!(
-        "SELECT pg_catalog.to_regclass({})::oid::text",
-        literal(name)
+        "SELECT pg_catalog.to_regclass((\
+           SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.key), '.' ORDER BY e.n) \
+           FROM pg_catalog.json_each(pg_catalog.row_to_json(r)) WITH ORDINALITY \
+             AS e(key, value, n)))::oid::text \
+         FROM (SELECT {}) AS r",
+        aliases.join(", ")
     )
 }
 
