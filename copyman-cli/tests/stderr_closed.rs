@@ -271,3 +271,29 @@ fn a_verbose_job_of_two_tables_with_stderr_closed_commits_both_and_exits_0() {
         assert_eq!(count(cluster, db, "b"), 500);
     }
 }
+
+/// `copyman --json … 2>&1 | head -0`: the report cannot be written anywhere. The run's status
+/// still stands (it used to become main's quiet 0 for a broken pipe: a failed copy exiting 0).
+#[test]
+fn a_failed_json_run_with_stdout_and_stderr_closed_still_exits_1() {
+    let src = source();
+    let dests = destinations("");
+    let (first, db) = &dests[0];
+    first
+        .connect(db)
+        .batch_execute("INSERT INTO t VALUES (1, 'already here')")
+        .unwrap();
+    let (out_reader, out_writer) = std::io::pipe().expect("a pipe");
+    let (err_reader, err_writer) = std::io::pipe().expect("a pipe");
+    drop((out_reader, err_reader));
+    let status = copyman()
+        .args(table_args(&src, &dests, &["--json"]))
+        .stdout(out_writer)
+        .stderr(err_writer)
+        .status()
+        .expect("run copyman");
+    assert_eq!(status.code(), Some(1), "{status}");
+    assert_eq!(count(first, db, "t"), 1);
+    assert_eq!(count(dests[1].0, &dests[1].1, "t"), 0);
+    assert_eq!(count(dests[2].0, &dests[2].1, "t"), 0);
+}
