@@ -297,3 +297,148 @@ fn a_failed_json_run_with_stdout_and_stderr_closed_still_exits_1() {
     assert_eq!(count(dests[1].0, &dests[1].1, "t"), 0);
     assert_eq!(count(dests[2].0, &dests[2].1, "t"), 0);
 }
+
+/// A pseudo-terminal: its master end, and its slave end for copyman's stderr.
+fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes one descriptor through each of the two pointers, which point to
+    // live `c_int`s of this frame; the name, termios and winsize pointers may be null.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty succeeded: both are open descriptors this process owns and nothing else
+    // holds; each is given one owner here.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// A job shows its bars on a terminal, which hangs up during the job's COMMITs (its master end
+/// closed: every later write gets EIO), and SIGHUP follows, as when a terminal window closes.
+/// The first SIGHUP's message, printed above the bars, must leave the signals thread alive:
+/// the second exits at once, with 4 (a COMMIT PREPARED answered), and `copyman recover`
+/// finishes the decided table everywhere.
+#[test]
+fn a_job_whose_terminal_hangs_up_during_its_commits_still_answers_sighup() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let c = two_phase_clusters();
+    let both = "CREATE TABLE a (id int8 PRIMARY KEY); CREATE TABLE b (id int8 PRIMARY KEY)";
+    let src = database(
+        &c.source,
+        &format!(
+            "{both}; INSERT INTO a SELECT generate_series(1, 2000); \
+             INSERT INTO b SELECT generate_series(1, 500)"
+        ),
+    );
+    let dests: Vec<String> = c.dest.iter().map(|d| database(d, both)).collect();
+    let log = TempPath::new("decisions.log");
+    let state = TempPath::new("state");
+    let pause = TempPath::new("pause");
+    let mut args = vec![
+        "-v".to_owned(),
+        "table".to_owned(),
+        "a".to_owned(),
+        "b".to_owned(),
+        "--from".to_owned(),
+        c.source.url(&src),
+        "--atomic".to_owned(),
+        "--decision-log".to_owned(),
+        log.arg().to_owned(),
+        "--state".to_owned(),
+        state.arg().to_owned(),
+        // One table at a time, largest first: `a` pauses, `b` has not begun.
+        "--jobs".to_owned(),
+        "1".to_owned(),
+    ];
+    let mut to = Vec::new();
+    for (cluster, db) in c.dest.iter().zip(&dests) {
+        to.push("--to".to_owned());
+        to.push(cluster.url(db));
+    }
+    args.extend(to.iter().cloned());
+    let (mut master, slave) = pty();
+    let mut child = copyman()
+        .args(&args)
+        .env("TERM", "xterm")
+        .env(
+            "COPYMAN_TEST_PAUSE",
+            format!("commit-prepared:1@{}", pause.arg()),
+        )
+        .stdout(Stdio::null())
+        .stderr(slave)
+        .spawn()
+        .expect("spawn copyman");
+    // The terminal is read (a full one would block copyman) until it hangs up.
+    let hang_up = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let hang_up = Arc::clone(&hang_up);
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [0; 4096];
+            while !hang_up.load(Ordering::SeqCst) {
+                match master.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            // Dropping the master end here hangs the terminal up.
+            seen
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pause.0.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("copyman ended ({status}) before pausing");
+        }
+        assert!(Instant::now() < deadline, "copyman never paused");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Paused after destination 1's COMMIT PREPARED of `a`, its bars up (their spinner ticks, so
+    // the reader wakes up to see the hang-up).
+    hang_up.store(true, Ordering::SeqCst);
+    let seen = text(&reader.join().unwrap());
+    assert!(
+        seen.contains("job 1: \"public\".\"a\""),
+        "the bars were drawn: {seen}"
+    );
+    // The pause is never lifted: only a signal ends the run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("copyman ignored SIGHUP after its terminal hung up (its signals thread died)");
+        }
+        signal(&child, "HUP");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(4), "{status} (101 is a panic)");
+    // The decided table is finished everywhere by recover; `b` never began.
+    let mut recover = vec!["recover".to_owned()];
+    recover.extend(to);
+    recover.extend(["--decision-log".to_owned(), log.arg().to_owned()]);
+    let out = run_with_stderr_closed(&recover);
+    assert_status(&out, 0);
+    for (cluster, db) in c.dest.iter().zip(&dests) {
+        assert_eq!(count(cluster, db, "a"), 2000, "{db}");
+        assert_eq!(count(cluster, db, "b"), 0, "{db}");
+    }
+    assert_no_prepared();
+}
