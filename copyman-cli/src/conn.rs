@@ -1289,7 +1289,7 @@ fn field_matches<'a>(field: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
 /// `stdin_is_data` (`--from -`, `--from /dev/stdin`): standard input holds the rows, and its first
 /// line is not taken for a password (it would be a row lost); without a terminal that is an error.
 pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
-    use std::io::{BufReader, Write};
+    use std::io::BufReader;
     use std::os::fd::AsRawFd;
 
     match fs::OpenOptions::new()
@@ -1310,9 +1310,13 @@ pub(crate) fn prompt_password(stdin_is_data: bool) -> Result<String, String> {
         )),
         Err(e) => {
             let stdin = std::io::stdin();
-            let mut stderr = std::io::stderr().lock();
-            let read = ask(stdin.as_raw_fd(), &mut stdin.lock(), &mut stderr);
-            let _ = stderr.flush();
+            // The prompt goes where every stderr write goes: a stderr that is gone does not
+            // keep the password from being read.
+            let read = ask(
+                stdin.as_raw_fd(),
+                &mut stdin.lock(),
+                &mut crate::progress::Stderr,
+            );
             match read {
                 Ok(Some(password)) => Ok(password),
                 // Nothing to read (`< /dev/null`, cron): psql would go on with no password and

@@ -384,7 +384,9 @@ pub(crate) fn test_pause(point: &str) {
     if at != point {
         return;
     }
-    eprintln!("copyman: paused at {point} (COPYMAN_TEST_PAUSE) until {file} is removed");
+    crate::progress::println(&format!(
+        "copyman: paused at {point} (COPYMAN_TEST_PAUSE) until {file} is removed"
+    ));
     if std::fs::write(file, point).is_err() {
         return;
     }

@@ -16,9 +16,7 @@ use copyman_job::job::{
     self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Status,
 };
 use copyman_job::select::{self, Selection};
-use indicatif::{
-    HumanBytes, HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
-};
+use indicatif::{HumanBytes, HumanCount, MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::args::{ArgError, Endpoint, LowTable, Output, Safety, endpoints};
@@ -577,11 +575,15 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     } else {
         Exit::Partial
     };
+    // The exit status stands whoever reads the report: a reader gone from stdout or stderr
+    // (`… | head`) must not turn a failed job's status into 0 (main's quiet exit on a broken
+    // pipe), nor end it before it is returned.
     if output.json {
-        report::print_json(&to_json(&report, &dests, options, exit, &notes))?;
+        let _ = report::print_json(&to_json(&report, &dests, options, exit, &notes));
     }
-    let mut err = io::stderr().lock();
-    write_human(&mut err, &report, &dests, options, output)?;
+    let mut human = Vec::new();
+    write_human(&mut human, &report, &dests, options, output)?;
+    crate::progress::eprint(&String::from_utf8_lossy(&human));
     Ok(exit)
 }
 
@@ -811,7 +813,7 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
             ));
         }
     }
-    print!("{text}");
+    report::print_stdout(&text)?;
     Ok(Exit::Success)
 }
 
@@ -1313,9 +1315,9 @@ impl Ledger {
                 v.join(", ")
             }
         };
-        let mut err = io::stderr().lock();
+        let mut said = String::new();
         for line in &lines {
-            let _ = writeln!(err, "{line}");
+            said.push_str(&format!("{line}\n"));
         }
         let summary = if self.tables.is_empty() {
             "nothing was committed: the job was still being planned".to_owned()
@@ -1333,13 +1335,12 @@ impl Ledger {
                 list(&doubt)
             )
         };
-        let _ = writeln!(err, "copyman: {summary}");
-        let _ = writeln!(
-            err,
-            "copyman: state file {}: run again with --resume to copy what is missing",
+        said.push_str(&format!(
+            "copyman: {summary}\ncopyman: state file {}: run again with --resume to copy what \
+             is missing\n",
             self.state
-        );
-        drop(err);
+        ));
+        crate::progress::write_stderr(said.as_bytes());
         if json {
             let _ = report::print_json(&json!({
                 "status": "interrupted",
@@ -1389,7 +1390,7 @@ impl Render {
     fn new(output: Output, jobs: usize) -> Self {
         let terminal = io::stderr().is_terminal();
         let multi = (!output.quiet && terminal).then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let multi = MultiProgress::with_draw_target(crate::progress::draw_target());
             let overall = multi.add(ProgressBar::new(0));
             overall.set_style(
                 ProgressStyle::with_template(
@@ -1510,10 +1511,10 @@ impl Render {
             overall.set_message(line);
         } else if self.plain && s.last_plain.elapsed() >= PLAIN_EVERY {
             s.last_plain = Instant::now();
-            eprintln!(
+            crate::progress::println(&format!(
                 "copyman: {:.0} s: {line}",
                 s.started.elapsed().as_secs_f64()
-            );
+            ));
         }
     }
 

@@ -165,7 +165,7 @@ fn main() -> ExitCode {
         Err(e) if e.use_stderr() => {
             // clap may quote the command line: never a password.
             let message = conn::scrub(&e.to_string());
-            eprint!("{message}");
+            progress::eprint(&message);
             // `--json` asked for a document whatever happens, a usage error included.
             if std::env::args_os().any(|a| a == "--json") {
                 let first = message
@@ -213,7 +213,7 @@ fn main() -> ExitCode {
 /// Reports an error that ended the run (one line on stderr, and the `--json` document).
 fn fail(exit: Exit, message: &str, json: bool) -> ExitCode {
     let message = report::one_line(message);
-    eprintln!("copyman: error: {message}");
+    progress::println(&format!("copyman: error: {message}"));
     if json {
         let _ = report::print_json(&report::fatal_json(exit, &message));
     }

@@ -420,7 +420,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
                 ));
             }
         }
-        print!("{text}");
+        report::print_stdout(&text)?;
     }
     Ok(Exit::Success)
 }

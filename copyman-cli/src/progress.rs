@@ -4,13 +4,17 @@
 //! Whatever is shown, each cycle of the copy bumps a counter ([`ticks`]) that the
 //! [`watch`](crate::watch) thread reads to notice a copy that stopped moving, and a note (a lock
 //! wait) can be put on the bar from that thread ([`set_note`]).
+//!
+//! Everything copyman writes on stderr goes through [`write_stderr`], which never panics and
+//! ignores a failed write: log lines, warnings, the report ([`eprint`], [`println()`]) and the
+//! bars themselves (drawn on a [`draw_target`] that writes through it).
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 /// The bar on screen, so log lines can be printed above it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -61,12 +65,153 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 /// How often the bar's message is rebuilt.
 const MESSAGE_EVERY: Duration = Duration::from_millis(100);
 
-/// Prints a line on stderr, above the progress bar if one is showing.
-pub(crate) fn println(line: &str) {
+/// Writes `bytes` on stderr: the one place copyman-cli writes there (`cargo xtask tidy` forbids
+/// `eprintln!` and its kin in it).
+///
+/// It never panics (std's `eprintln!` does when the write fails), and a failed write is
+/// ignored: stderr closed (`copyman … 2>&1 | head`: EPIPE, SIGPIPE being ignored), a full disk,
+/// a terminal hung up. Like psql and coreutils, copyman then goes on with its work: what it
+/// does cannot depend on whether anyone reads what it says, and the exit status and the
+/// servers' state still tell the truth. A panic here would instead end a run between two
+/// COMMITs, or kill the thread that handles signals.
+pub(crate) fn write_stderr(bytes: &[u8]) {
+    let _ = io::stderr().lock().write_all(bytes); // tidy: the one stderr writer
+}
+
+/// Stderr as an [`io::Write`], through [`write_stderr`]: no write fails, and nothing is kept
+/// to flush.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_stderr(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes `text` on stderr as it is, above the progress bar if one is showing; never panics
+/// ([`write_stderr`]).
+pub(crate) fn eprint(text: &str) {
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
     match active.as_ref() {
-        Some(bar) => bar.suspend(|| eprintln!("{line}")),
-        None => eprintln!("{line}"),
+        Some(bar) => bar.suspend(|| write_stderr(text.as_bytes())),
+        None => write_stderr(text.as_bytes()),
+    }
+}
+
+/// Prints a line on stderr, above the progress bar if one is showing; never panics
+/// ([`write_stderr`]).
+pub(crate) fn println(line: &str) {
+    eprint(&format!("{line}\n"));
+}
+
+/// The draw target of every progress bar: the terminal on stderr, written through
+/// [`write_stderr`]. indicatif's own stderr target hands a failed write back, and its
+/// `MultiProgress` unwraps that result when it clears the bars to print a line above them
+/// (`MultiState::suspend`): a terminal hung up (EIO) would panic whichever thread printed —
+/// the signals thread, after the very SIGHUP that hung it up.
+pub(crate) fn draw_target() -> ProgressDrawTarget {
+    // indicatif's own rate for a terminal.
+    ProgressDrawTarget::term_like_with_hz(Box::new(StderrTerm::default()), 20)
+}
+
+/// Stderr as indicatif's [`TermLike`], on an ANSI terminal (the escape sequences are those of
+/// `console`, which indicatif's own target uses); a drawing is written at once on `flush`.
+/// No method fails: what cannot be written is dropped ([`write_stderr`]).
+#[derive(Debug, Default)]
+struct StderrTerm {
+    /// What was drawn since the last flush.
+    pending: Mutex<Vec<u8>>,
+}
+
+impl StderrTerm {
+    fn put(&self, text: &str) -> io::Result<()> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+
+    fn cursor(&self, n: usize, direction: char) -> io::Result<()> {
+        if n > 0 {
+            self.put(&format!("\x1b[{n}{direction}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TermLike for StderrTerm {
+    fn width(&self) -> u16 {
+        terminal_size().1
+    }
+
+    fn height(&self) -> u16 {
+        terminal_size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'A')
+    }
+
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'B')
+    }
+
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'C')
+    }
+
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.cursor(n, 'D')
+    }
+
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.put(s)?;
+        self.put("\n")
+    }
+
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.put(s)
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        self.put("\r\x1b[2K")
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let drawn =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if !drawn.is_empty() {
+            write_stderr(&drawn);
+        }
+        Ok(())
+    }
+}
+
+/// The size of the terminal on stderr (rows, columns); 24 × 80 when it cannot be told, as
+/// `console` falls back.
+fn terminal_size() -> (u16, u16) {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which points to a live,
+    // writable `winsize` of this frame for the whole call; fd 2 is open (copyman opens
+    // `/dev/null` on it if it was closed at start), and on a descriptor that is not a terminal
+    // the call fails with ENOTTY, writing nothing.
+    let asked = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if asked == 0 && size.ws_row > 0 && size.ws_col > 0 {
+        (size.ws_row, size.ws_col)
+    } else {
+        (24, 80)
     }
 }
 
@@ -113,7 +258,7 @@ impl Progress {
         counts_rows: bool,
         destinations: usize,
     ) -> Self {
-        let terminal = std::io::stderr().is_terminal();
+        let terminal = io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let (bar, template) = match estimate {
                 Estimate::Rows(n) => (
@@ -133,7 +278,7 @@ impl Progress {
                 .expect("the progress templates are valid")
                 .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_draw_target(draw_target());
             bar.enable_steady_tick(Duration::from_millis(200));
             *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
             bar
@@ -225,7 +370,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_message(self.status_line());
         } else if self.plain && self.started.elapsed() >= PLAIN_EVERY {
-            eprintln!("copyman: {}", self.status_line());
+            println(&format!("copyman: {}", self.status_line()));
         }
     }
 

@@ -4,7 +4,7 @@
 //! transaction, never one of a run still in progress.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
@@ -414,12 +414,11 @@ pub(crate) fn run(
             "decision_log": log_path.display().to_string(),
             "prepared": records,
         });
-        report::print_json(&value)?;
+        let _ = report::print_json(&value); // The exit status stands whoever reads it.
     }
     if !output.quiet {
-        let mut err = io::stderr().lock();
         for line in &lines {
-            writeln!(err, "copyman: {line}")?;
+            crate::progress::println(&format!("copyman: {line}"));
         }
     }
     Ok(exit)

@@ -1,8 +1,9 @@
 //! What copyman tells the user: exit statuses, the run's summary (human or `--json`), one-line
 //! errors, and the `--verbose` log.
 //!
-//! The log is a plain stderr logger (a flag and `eprintln!`, routed around the progress bar): the
-//! CLI has a handful of steps to report, not spans to trace.
+//! The log is a plain stderr logger (a flag and [`progress::println`], routed around the
+//! progress bar, which never panics and ignores a stderr that is gone): the CLI has a handful of
+//! steps to report, not spans to trace.
 
 use std::error::Error;
 use std::fmt;
@@ -597,6 +598,17 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
         rem % 60,
         since.subsec_millis()
     )
+}
+
+/// Writes `text` on stdout (std's `print!` would panic on a closed stdout; this hands the
+/// error back, and a broken pipe ends the run quietly, as main says).
+///
+/// # Errors
+/// Stdout cannot be written.
+pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// Writes a JSON document and a newline on stdout.

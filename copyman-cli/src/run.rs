@@ -61,15 +61,19 @@ pub(crate) fn run(args: HiArgs) -> anyhow::Result<Exit> {
             signals::set_json(args.output.json);
             let mut report = transfer(&t, args.output)?;
             crate::plan::hint_forced_binary(&t, &mut report);
+            // The exit status stands whoever reads the report: a reader gone from stdout or
+            // stderr (`… 2>&1 | head`) must not turn a failed run's status into 0 (main's quiet
+            // exit on a broken pipe).
             if args.output.json {
-                report::print_json(&report.to_json())?;
+                let _ = report::print_json(&report.to_json());
             }
+            let mut said = Vec::new();
             if !args.output.quiet {
-                let mut err = io::stderr().lock();
-                report.write_human(&mut err)?;
+                report.write_human(&mut said)?;
             } else {
-                report.write_errors(&mut io::stderr().lock())?;
+                report.write_errors(&mut said)?;
             }
+            crate::progress::eprint(&String::from_utf8_lossy(&said));
             Ok(report.exit())
         }
         Command::Recover {

@@ -25,6 +25,7 @@
 //! ours reads it and does the rest, so nothing here runs in a signal handler.
 
 use std::fs;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -253,92 +254,117 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
         .name("copyman-signals".to_owned())
         .spawn(move || {
             for signal in signals.forever() {
-                let first = RECEIVED
-                    .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok();
-                let Some(Commits {
-                    ending,
-                    committed,
-                    unanswered,
-                }) = commits()
-                else {
-                    eprintln!(
-                        "copyman: {} received while connecting: nothing was copied; exiting",
-                        name(signal)
-                    );
-                    std::process::exit(exit_code(signal).into());
-                };
-                let committing = !committed.is_empty() || !unanswered.is_empty();
-                if first {
-                    let stopping = if committing || ending.is_some() {
-                        "the commit is under way and finishes; the report says what committed"
-                    } else {
-                        stopping
-                    };
-                    progress::println(&format!(
-                        "copyman: {} received: {stopping} (again to exit at once)",
+                // This thread must outlive anything that goes wrong in what a signal does: if
+                // it died, every later signal would be ignored for ever (the handler only
+                // writes to a pipe nobody reads), and a stop that hangs could not be cut
+                // short. Nothing in `handle` should panic (its prints cannot: they go through
+                // `progress::write_stderr`); this is the belt to those braces. The state it
+                // touches is atomics and mutexes taken poison-tolerantly.
+                let handled = panic::catch_unwind(AssertUnwindSafe(|| handle(signal, stopping)));
+                if handled.is_err() {
+                    say(&format!(
+                        "copyman: handling {} failed (a bug); still handling signals",
                         name(signal)
                     ));
-                    remind(signal);
-                } else if committing {
-                    remove_temp_files();
-                    let list = |names: &[String]| match names {
-                        [] => "none".to_owned(),
-                        names => names.join(", "),
-                    };
-                    eprintln!(
-                        "copyman: {} received again: exiting at once during the COMMITs: \
-                         committed: {}; COMMIT sent, not answered (may have committed): {}; \
-                         the others have not committed (prepared ones: copyman recover)",
-                        name(signal),
-                        list(&committed),
-                        list(&unanswered)
-                    );
-                    let exit = at_once_exit(signal, true);
-                    print_at_once_json(
-                        exit,
-                        &committed,
-                        &unanswered,
-                        "not committed (prepared ones: copyman recover)",
-                    );
-                    std::process::exit(exit);
-                } else if let Some(two_phase) = ending {
-                    remove_temp_files();
-                    // No COMMIT was sent: the servers roll back the open transactions; prepared
-                    // ones stay, for copyman recover (which commits them if the decision was
-                    // recorded: they will hold the rows).
-                    let (said, exit) = if two_phase {
-                        (
-                            "prepared transactions may be left: copyman recover with the same \
-                             --to finishes them (it commits them if the decision was recorded)",
-                            at_once_exit(signal, true),
-                        )
-                    } else {
-                        ("nothing committed", at_once_exit(signal, false))
-                    };
-                    eprintln!(
-                        "copyman: {} received again: exiting at once before any COMMIT was \
-                         sent: {said}",
-                        name(signal)
-                    );
-                    print_at_once_json(exit, &[], &[], said);
-                    std::process::exit(exit);
-                } else {
-                    remove_temp_files();
-                    eprintln!(
-                        "copyman: {} received again: exiting at once (its backends cancelled)",
-                        name(signal)
-                    );
-                    cancel_before_exit();
-                    let exit = crate::watch::lock_briefly(&AT_ONCE)
-                        .as_deref()
-                        .and_then(Option::as_ref)
-                        .map_or(at_once_exit(signal, false), |at_once| at_once(signal));
-                    std::process::exit(exit);
                 }
             }
         })?;
     Ok(())
+}
+
+/// Writes `line` and a newline on stderr, never panicking ([`progress::write_stderr`]), and
+/// without waiting for the progress bar's lock: what a signal says before the process exits at
+/// once goes out straight.
+fn say(line: &str) {
+    progress::write_stderr(format!("{line}\n").as_bytes());
+}
+
+/// What signal `signal` does, in the signals thread ([`install_with`]; `stopping` is what the
+/// first one says the run does now).
+fn handle(signal: i32, stopping: &'static str) {
+    let first = RECEIVED
+        .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    let Some(Commits {
+        ending,
+        committed,
+        unanswered,
+    }) = commits()
+    else {
+        say(&format!(
+            "copyman: {} received while connecting: nothing was copied; exiting",
+            name(signal)
+        ));
+        std::process::exit(exit_code(signal).into());
+    };
+    let committing = !committed.is_empty() || !unanswered.is_empty();
+    if first {
+        let stopping = if committing || ending.is_some() {
+            "the commit is under way and finishes; the report says what committed"
+        } else {
+            stopping
+        };
+        progress::println(&format!(
+            "copyman: {} received: {stopping} (again to exit at once)",
+            name(signal)
+        ));
+        remind(signal);
+    } else if committing {
+        remove_temp_files();
+        let list = |names: &[String]| match names {
+            [] => "none".to_owned(),
+            names => names.join(", "),
+        };
+        say(&format!(
+            "copyman: {} received again: exiting at once during the COMMITs: \
+             committed: {}; COMMIT sent, not answered (may have committed): {}; \
+             the others have not committed (prepared ones: copyman recover)",
+            name(signal),
+            list(&committed),
+            list(&unanswered)
+        ));
+        let exit = at_once_exit(signal, true);
+        print_at_once_json(
+            exit,
+            &committed,
+            &unanswered,
+            "not committed (prepared ones: copyman recover)",
+        );
+        std::process::exit(exit);
+    } else if let Some(two_phase) = ending {
+        remove_temp_files();
+        // No COMMIT was sent: the servers roll back the open transactions; prepared
+        // ones stay, for copyman recover (which commits them if the decision was
+        // recorded: they will hold the rows).
+        let (said, exit) = if two_phase {
+            (
+                "prepared transactions may be left: copyman recover with the same \
+                 --to finishes them (it commits them if the decision was recorded)",
+                at_once_exit(signal, true),
+            )
+        } else {
+            ("nothing committed", at_once_exit(signal, false))
+        };
+        say(&format!(
+            "copyman: {} received again: exiting at once before any COMMIT was \
+             sent: {said}",
+            name(signal)
+        ));
+        print_at_once_json(exit, &[], &[], said);
+        std::process::exit(exit);
+    } else {
+        remove_temp_files();
+        say(&format!(
+            "copyman: {} received again: exiting at once (its backends cancelled)",
+            name(signal)
+        ));
+        cancel_before_exit();
+        let exit = crate::watch::lock_briefly(&AT_ONCE)
+            .as_deref()
+            .and_then(Option::as_ref)
+            .map_or(at_once_exit(signal, false), |at_once| at_once(signal));
+        std::process::exit(exit);
+    }
 }
 
 /// Says every [`STILL_STOPPING`] that the stop is still under way (servers that do not answer
@@ -350,24 +376,29 @@ fn remind(signal: i32) {
         .spawn(move || {
             loop {
                 thread::sleep(STILL_STOPPING);
-                let waits = crate::watch::lock_briefly(&WAITING)
-                    .as_deref()
-                    .and_then(Option::as_ref)
-                    .map(|waiting| waiting())
-                    .unwrap_or_default();
-                let what = if waits.is_empty() {
-                    "the servers to answer".to_owned()
-                } else {
-                    waits.join("; ")
-                };
-                progress::println(&format!(
-                    "copyman: still stopping {} s after {}: waiting for {what} (again to exit \
-                     at once)",
-                    since.elapsed().as_secs(),
-                    name(signal)
-                ));
+                // As the signals thread: a reminder that went wrong is skipped, not the rest.
+                let _ = panic::catch_unwind(|| remind_once(signal, since));
             }
         });
+}
+
+/// One reminder of [`remind`]'s.
+fn remind_once(signal: i32, since: Instant) {
+    let waits = crate::watch::lock_briefly(&WAITING)
+        .as_deref()
+        .and_then(Option::as_ref)
+        .map(|waiting| waiting())
+        .unwrap_or_default();
+    let what = if waits.is_empty() {
+        "the servers to answer".to_owned()
+    } else {
+        waits.join("; ")
+    };
+    progress::println(&format!(
+        "copyman: still stopping {} s after {}: waiting for {what} (again to exit at once)",
+        since.elapsed().as_secs(),
+        name(signal)
+    ));
 }
 
 /// The first signal received, if any.

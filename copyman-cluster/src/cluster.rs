@@ -834,14 +834,17 @@ impl Drop for Cluster {
         if self.data_dir.join("postmaster.pid").exists()
             && let Err(e) = self.pg_ctl_stop()
         {
-            eprintln!(
+            // Not `eprintln!`, which panics when stderr is gone (`copyman demo 2>&1 | head`).
+            let _ = writeln!(
+                std::io::stderr(),
                 "copyman-cluster: stopping the server failed: {e}{}",
                 self.log_tail()
             );
             clean = false;
         }
         if let Err(e) = fs::remove_dir_all(&self.root) {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "copyman-cluster: cannot remove {}: {e}",
                 self.root.display()
             );

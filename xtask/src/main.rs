@@ -3,7 +3,8 @@
 //! * `tidy` — the architecture's firewall, checked mechanically: copyman-wire, copyman-core,
 //!   copyman-conninfo and copyman-tls depend on no runtime or client crate; the sources of the
 //!   first three use no sockets, threads or clocks, copyman-tls's no sockets or threads; no test
-//!   is `#[ignore]`d.
+//!   is `#[ignore]`d; copyman-cli writes stderr only through its one writer that never panics
+//!   (no `eprintln!`, `print!` and their kin: they panic on a closed stdout or stderr).
 //! * `bench [--quick] [suite options]` — the end-to-end benchmark (copyman against `psql | psql`, a
 //!   tokio-postgres loop and the server-only floor), built in release mode; `bench micro` runs the criterion
 //!   micro-benchmarks (framer and re-blocking; manager dispatch), `bench wire` the framer's only;
@@ -290,8 +291,64 @@ const FORBIDDEN_TLS_SOURCE: &[&str] = &[
     "std::process",
 ];
 
+/// std's printing macros, which panic when the write fails: copyman-cli's sources must not use
+/// them. With stderr or stdout gone (`copyman … 2>&1 | head`; SIGPIPE is ignored, so a write
+/// fails with EPIPE) such a panic ended runs between two COMMITs, and killed the thread that
+/// handles signals. copyman-cli writes stderr through `progress::write_stderr` (which ignores a
+/// failed write) and stdout through functions that hand the error back.
+const PANICKING_PRINTS: &[&str] = &["eprintln!", "eprint!", "println!", "print!", "dbg!"];
+
+/// The mark of the one line of copyman-cli that writes stderr itself (`progress::write_stderr`).
+const STDERR_WRITER: &str = "// tidy: the one stderr writer";
+
+/// Where copyman-cli's sources print with a macro that panics when the write fails
+/// ([`PANICKING_PRINTS`]), or take stderr for anything but asking whether it is a terminal
+/// outside the one line marked [`STDERR_WRITER`].
+fn panicking_prints(file: &Path, text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        let at = format!("{}:{}", file.display(), n + 1);
+        for name in PANICKING_PRINTS {
+            if calls(code, name) {
+                problems.push(format!(
+                    "{at}: `{name}` in copyman-cli: it panics when the write fails; write \
+                     through progress::write_stderr (stderr) or report::print_stdout (stdout)"
+                ));
+            }
+        }
+        if calls(code, "stderr()")
+            && !code.contains("is_terminal()")
+            && !code.ends_with(STDERR_WRITER)
+        {
+            problems.push(format!(
+                "{at}: stderr taken in copyman-cli outside progress::write_stderr, the one \
+                 writer that never panics (bars draw on progress::draw_target())"
+            ));
+        }
+    }
+    problems
+}
+
+/// Whether `code` names `name` as a whole word (`print!` in `eprint!` is that one, not
+/// another; `stderr()` in `use_stderr()` is clap's).
+fn calls(code: &str, name: &str) -> bool {
+    code.match_indices(name).any(|(i, _)| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
 fn tidy() -> anyhow::Result<()> {
     let mut problems = Vec::new();
+    for file in rust_files(&project_root().join("copyman-cli").join("src"))? {
+        problems.extend(panicking_prints(&file, &std::fs::read_to_string(&file)?));
+    }
     for (krate, forbidden_source) in [
         ("copyman-wire", FORBIDDEN_SOURCE),
         ("copyman-core", FORBIDDEN_SOURCE),
@@ -388,4 +445,36 @@ fn rust_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_finds_the_prints_that_panic_and_stderr_taken_outside_the_one_writer() {
+        let text = "\
+/// `eprintln!` in a comment is fine.
+fn f() {
+    eprintln!(\"a\");
+    eprint!(\"b\");
+    print!(\"c\");
+    let _ = io::stderr().lock().write_all(b\"d\");
+    let _ = io::stderr().lock().write_all(b\"e\"); // tidy: the one stderr writer
+    let terminal = io::stderr().is_terminal();
+    if e.use_stderr() {}
+    progress::println(\"f\");
+}
+";
+        let found = panicking_prints(Path::new("x.rs"), text);
+        let lines: Vec<&str> = found
+            .iter()
+            .map(|p| p.split(": ").next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            lines,
+            ["x.rs:3", "x.rs:4", "x.rs:5", "x.rs:6"],
+            "{found:#?}"
+        );
+    }
 }
