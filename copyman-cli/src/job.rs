@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::Hasher;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -1388,7 +1388,7 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 impl Render {
     fn new(output: Output, jobs: usize) -> Self {
-        let terminal = io::stderr().is_terminal();
+        let terminal = crate::progress::draws_bars();
         let multi = (!output.quiet && terminal).then(|| {
             let multi = MultiProgress::with_draw_target(crate::progress::draw_target());
             let overall = multi.add(ProgressBar::new(0));

@@ -110,6 +110,13 @@ pub(crate) fn println(line: &str) {
     eprint(&format!("{line}\n"));
 }
 
+/// Whether progress bars are drawn: stderr is a terminal that reads ANSI cursor codes (`TERM`
+/// set, and not `dumb`, as indicatif's own target decides); else the plain lines of
+/// `--progress`, if asked for.
+pub(crate) fn draws_bars() -> bool {
+    io::stderr().is_terminal() && std::env::var_os("TERM").is_some_and(|term| term != "dumb")
+}
+
 /// The draw target of every progress bar: the terminal on stderr, written through
 /// [`write_stderr`]. indicatif's own stderr target hands a failed write back, and its
 /// `MultiProgress` unwraps that result when it clears the bars to print a line above them
@@ -258,7 +265,7 @@ impl Progress {
         counts_rows: bool,
         destinations: usize,
     ) -> Self {
-        let terminal = io::stderr().is_terminal();
+        let terminal = draws_bars();
         let bar = (!quiet && terminal).then(|| {
             let (bar, template) = match estimate {
                 Estimate::Rows(n) => (
