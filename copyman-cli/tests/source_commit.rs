@@ -121,10 +121,19 @@ fn atomic_a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
         "the source keeps its rows"
     );
     let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
-    // The run's start only (`begin RUN`), no `commit` line.
+    // No `commit` line: the run's start (with its parties), its own rollback (`abort RUN`,
+    // before its ROLLBACK PREPAREDs) and its end (`done RUN`: nothing left prepared).
     assert!(
-        decisions.lines().all(|l| l.starts_with("begin ")),
+        !decisions.lines().any(|l| l.starts_with("commit ")),
         "no decision: {decisions}"
+    );
+    assert!(
+        decisions.starts_with("begin ")
+            && decisions
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("done ")),
+        "{decisions}"
     );
 }
 
@@ -259,10 +268,19 @@ fn atomic_a_source_lost_before_the_decision_commits_nothing_anywhere() {
         "the source keeps its rows"
     );
     let decisions = std::fs::read_to_string(&log.0).unwrap_or_default();
-    // The run's start only (`begin RUN`), no `commit` line.
+    // No `commit` line: the run's start (with its parties), its own rollback (`abort RUN`,
+    // before its ROLLBACK PREPAREDs) and its end (`done RUN`: nothing left prepared).
     assert!(
-        decisions.lines().all(|l| l.starts_with("begin ")),
+        !decisions.lines().any(|l| l.starts_with("commit ")),
         "no decision: {decisions}"
+    );
+    assert!(
+        decisions.starts_with("begin ")
+            && decisions
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("done ")),
+        "{decisions}"
     );
 }
 
