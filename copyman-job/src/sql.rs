@@ -595,17 +595,17 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     };
     format!(
         "WITH RECURSIVE rel AS (SELECT {table}::pg_catalog.regclass::pg_catalog.oid AS oid), \
-         reach(attnum, typ, elem) AS ( \
-           SELECT a.attnum, a.atttypid, false FROM pg_catalog.pg_attribute a, rel \
+         reach(attnum, typ, elem, path) AS ( \
+           SELECT a.attnum, a.atttypid, false, ''::text FROM pg_catalog.pg_attribute a, rel \
             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped \
            UNION \
-           SELECT r.attnum, n.typ, n.elem FROM reach r \
+           SELECT r.attnum, n.typ, n.elem, r.path || '/' || n.pos FROM reach r \
              JOIN pg_catalog.pg_type t ON t.oid = r.typ \
-             CROSS JOIN LATERAL (VALUES (t.typbasetype, false), \
-               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true) \
-               UNION ALL SELECT f.atttypid, true FROM pg_catalog.pg_attribute f \
+             CROSS JOIN LATERAL (VALUES (t.typbasetype, false, 'b'::text), \
+               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e') \
+               UNION ALL SELECT f.atttypid, true, f.attnum::text FROM pg_catalog.pg_attribute f \
                 WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
-                  AND NOT f.attisdropped) AS n(typ, elem) \
+                  AND NOT f.attisdropped) AS n(typ, elem, pos) \
             WHERE n.typ <> 0), \
          width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
            FROM pg_catalog.pg_attribute a, rel \
@@ -619,8 +619,8 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
            pg_catalog.format_type(a.atttypid, a.atttypmod), {generated}, \
            (SELECT pg_catalog.string_agg(t.typtype::text || ',' || t.oid::text || ',' || \
               (t.oid < 16384)::text || ',' || (t.typlen = -1 AND t.typelem <> 0)::text || ',' || \
-              r.elem::text || ',' || (t.typsend <> 0 AND t.typreceive <> 0)::text, \
-              ' ' ORDER BY t.oid, r.elem) \
+              r.elem::text || ',' || (t.typsend <> 0 AND t.typreceive <> 0)::text || ',' || \
+              r.path, ' ' ORDER BY r.path, t.oid) \
             FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum), \
            (SELECT d.objid::text FROM pg_catalog.pg_depend d \
              JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
@@ -726,7 +726,8 @@ const OID_ALIASES: [&str; 11] = [
 ///
 /// `reached` lists the types a column's values are made of (the type, a domain's base types, an
 /// array's element types, a composite type's fields' types), each as
-/// `typtype,oid,builtin,is_array,as_element,binary_io`:
+/// `typtype,oid,builtin,is_array,as_element,binary_io,path` (`path`: where in the value, `/b` a
+/// domain's base, `/e` an array's element, `/N` a composite's field N; empty at the top):
 /// * a type without binary send and receive functions (`aclitem`) cannot be sent in binary;
 /// * the OID alias types (`regclass`, `regtype`, `regproc`, …) are sent as the bare OID, which
 ///   names another object, or none, on another server: never binary;
@@ -742,15 +743,27 @@ pub fn binary_key(reached: &str) -> Option<String> {
     let mut oids = Vec::new();
     for item in reached.split_whitespace() {
         let parts: Vec<&str> = item.split(',').collect();
-        let [typtype, oid, builtin, array, elem, binary_io] = parts[..] else {
-            return None;
+        let (typtype, oid, builtin, array, elem, binary_io, path) = match parts[..] {
+            [typtype, oid, builtin, array, elem, binary_io] => {
+                (typtype, oid, builtin, array, elem, binary_io, "")
+            }
+            [typtype, oid, builtin, array, elem, binary_io, path] => {
+                (typtype, oid, builtin, array, elem, binary_io, path)
+            }
+            _ => return None,
         };
         let (builtin, array, elem) = (builtin == "true", array == "true", elem == "true");
         if typtype == "p" || binary_io != "true" || (builtin && OID_ALIASES.contains(&oid)) {
             return None;
         }
         if builtin || typtype == "c" || elem {
-            oids.push(oid.to_owned());
+            // Where in the value it is, too: a composite of two domain fields over int4 and
+            // float4 is not one whose fields are the other way round.
+            oids.push(if path.is_empty() {
+                oid.to_owned()
+            } else {
+                format!("{oid}@{path}")
+            });
             continue;
         }
         match typtype {
@@ -872,6 +885,20 @@ mod tests {
             catalog_query(&table(r#"s."T""#), Some(150_000))
                 .contains(r#"'"s"."T"'::pg_catalog.regclass"#)
         );
+    }
+
+    #[test]
+    fn binary_keys_tell_where_each_type_is_in_the_value() {
+        // cpx(a da, b db): da over int4 and db over float4 here, the other way round there.
+        let here = "c,16390,false,false,false,true, d,16385,false,false,true,true,/1 \
+                    b,23,true,false,false,true,/1/b d,16387,false,false,true,true,/2 \
+                    b,700,true,false,false,true,/2/b";
+        let there = "c,16390,false,false,false,true, d,16385,false,false,true,true,/1 \
+                     b,700,true,false,false,true,/1/b d,16387,false,false,true,true,/2 \
+                     b,23,true,false,false,true,/2/b";
+        assert!(binary_key(here).is_some());
+        assert_ne!(binary_key(here), binary_key(there));
+        assert_eq!(binary_key(here), binary_key(here));
     }
 
     #[test]

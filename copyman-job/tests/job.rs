@@ -842,3 +842,39 @@ fn an_interrupt_rolls_back_the_tables_in_flight_and_keeps_those_committed() {
     let recorded = copyman_job::state::read(&options.state).unwrap();
     assert_eq!(recorded.done.len(), 2, "{recorded:?}");
 }
+
+/// The catalog's binary key says where each type is in a value: a composite of two domain
+/// fields over int4 and float4 is told from one with the fields' base types the other way round
+/// (with the same OIDs, as on two fresh clusters, binary COPY read one's bytes as the other's:
+/// `(1, 1.5)` stored as `(1e-45, 1069547520)`).
+#[test]
+fn the_binary_key_of_a_composite_says_which_field_has_which_base_type() {
+    let c = clusters();
+    let key = |domains: &str| {
+        let db = c.source.create_database();
+        c.source
+            .connect(&db)
+            .batch_execute(&format!(
+                "{domains} CREATE TYPE cpx AS (a da, b db); CREATE TABLE cx (v cpx);"
+            ))
+            .unwrap();
+        let mut conn = Connection::connect_str(&c.source.conninfo(&db)).unwrap();
+        let rel = copyman_job::plan::lookup(&mut conn, &TableName::parse("cx").unwrap())
+            .unwrap()
+            .unwrap();
+        rel.columns[0]
+            .binary
+            .clone()
+            .expect("a composite of built-ins is trusted")
+    };
+    let here = key("CREATE DOMAIN da AS int4; CREATE DOMAIN db AS float4;");
+    let there = key("CREATE DOMAIN da AS float4; CREATE DOMAIN db AS int4;");
+    assert!(
+        here.contains("23@/1/b") && here.contains("700@/2/b"),
+        "{here}"
+    );
+    assert!(
+        there.contains("700@/1/b") && there.contains("23@/2/b"),
+        "{there}"
+    );
+}
