@@ -22,7 +22,6 @@
 //! `COMMIT` that still fails is reported for its destination.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::time::Instant;
 
 use copyman_sync::{Connection, Producer, Receiver, StatementProducer};
@@ -422,8 +421,18 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         dests.iter_mut().map(|d| d.conn.as_mut()),
     );
     if stdout_only_broke {
-        // The reader of our stdout went away (`copyman … --to - | head`): not an error.
-        return Err(io::Error::from(io::ErrorKind::BrokenPipe).into());
+        // The reader of our stdout went away before the end (`copyman … --to - | head`, a
+        // `gzip` that died): it got part of the data, so the copy did not complete — a failure,
+        // as pg_dump's, so that `set -o pipefail` and scripts see it (the source rolled back).
+        return Err(Fatal {
+            exit: Exit::CopyFailed,
+            message: format!(
+                "--to -: stdout's reader went away after {} (broken pipe): the copy did not \
+                 complete",
+                indicatif::HumanBytes(bytes)
+            ),
+        }
+        .into());
     }
     Ok(RunReport {
         command: match &t.statements {

@@ -244,8 +244,11 @@ fn query_to_stdout_and_table_to_file() {
     assert_eq!(fs::read_to_string(&file.0).unwrap(), "old content");
 }
 
+/// A reader of stdout that goes away before the end (`copyman … --to - | head`, a `gzip` that
+/// died) got part of the data: exit 1 with one line saying so, as pg_dump does (it exited 0,
+/// and a script saw a success with a fraction of the rows).
 #[test]
-fn closed_stdout_ends_quietly() {
+fn a_stdout_reader_that_goes_away_fails_the_copy() {
     let c = clusters();
     let src = database(&c.source, "SELECT 1");
     let mut child = copyman()
@@ -263,8 +266,14 @@ fn closed_stdout_ends_quietly() {
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
     let out = child.wait_with_output().unwrap();
-    assert_exit(&out, 0);
-    assert_eq!(text(&out.stderr), "");
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdout's reader went away after")
+            && stderr.contains("the copy did not complete"),
+        "{stderr}"
+    );
+    assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
 }
 
 /// Source rows for the CHECK tests: 1..=n, with one negative value in the middle.
