@@ -313,10 +313,13 @@ fn default_state(
     // were given in: the same job finds the same file.
     let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
     hash.write(identity(source)?.as_bytes());
+    let mut unasked = Vec::new();
     let mut destinations = dests
         .iter()
-        .map(|d| match identity(d) {
+        .enumerate()
+        .map(|(i, d)| match identity(d) {
             Err(fatal) if keep_going && fatal.exit == Exit::Connect => {
+                unasked.push(format!("destination {}", i + 1));
                 Ok(copyman_job::state::unidentified_key(&d.name))
             }
             other => other,
@@ -337,8 +340,20 @@ fn default_state(
     // A file named before patterns were spelled one way (`--table BULK` then named another
     // file than `--table bulk`): still this job's.
     let spelled = named(selection.spelled_key());
-    if !path.exists() && spelled.exists() {
-        return Ok(spelled);
+    let path = if !path.exists() && spelled.exists() {
+        spelled
+    } else {
+        path
+    };
+    // Named by its connection string now, by what it is once it answers: a later resume would
+    // look for another file.
+    if !unasked.is_empty() {
+        report::warn(format_args!(
+            "{} could not be asked who it is, and the default state file's name depends on it: \
+             a later --resume must name the file: --state {}",
+            unasked.join(" and "),
+            path.display()
+        ));
     }
     Ok(path)
 }
@@ -378,6 +393,16 @@ impl Drop for StopWatch {
     fn drop(&mut self) {
         self.0.stop();
     }
+}
+
+/// Whether a destination holds a table an earlier run committed (a resume found it done): the
+/// destinations are then partly copied, whatever this run committed.
+fn holds_earlier(report: &JobReport) -> bool {
+    report.tables.iter().any(|t| {
+        t.destinations
+            .iter()
+            .any(|d| d.status == Status::AlreadyDone)
+    })
 }
 
 fn fatal(error: JobError) -> Fatal {
@@ -568,9 +593,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         // Interrupted: the tables it committed stay (and are recorded); the exit status says
         // why the rest is missing, as a shell's would for a killed process.
         Exit::interrupted(signal)
-    } else if !report.committed_any() && !differs(&report) {
+    } else if !report.committed_any() && !differs(&report) && !holds_earlier(&report) {
         // 1 says nothing was committed anywhere; a table --verify found different was (by this
-        // run, or by an earlier one that a resume compared).
+        // run, or by an earlier one that a resume compared), and a table a resume found done
+        // is there from an earlier run.
         Exit::CopyFailed
     } else {
         Exit::Partial

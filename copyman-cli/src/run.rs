@@ -170,6 +170,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // Open files and transactions.
     for (i, dest) in dests.iter_mut().enumerate() {
         match dest.endpoint {
+            // Left out before connecting (--keep-going): nothing to begin.
+            Endpoint::Server(_) if dest.conn.is_none() => {}
             Endpoint::Server(_) => {
                 report::log(format_args!(
                     "destination {}: BEGIN{}; {}",
@@ -468,10 +470,34 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
         _ => None,
     };
     let mut dests: Vec<Dest<'_>> = t.destinations.iter().map(Dest::new).collect();
-    for dest in &mut dests {
+    let mut unreachable = None;
+    for (i, dest) in dests.iter_mut().enumerate() {
         if let Endpoint::Server(spec) = dest.endpoint {
-            dest.conn = Some(connect(spec, "destination", &mut warned)?);
+            match connect(spec, "destination", &mut warned) {
+                Ok(conn) => dest.conn = Some(conn),
+                // Under --keep-going a destination that cannot be reached is left out (failed,
+                // said) and the others are copied to, as a job does; the first error stands
+                // when none is left.
+                Err(e) if t.keep_going => {
+                    let message = e.to_string();
+                    report::warn(format_args!(
+                        "destination {}: {message}; left out (--keep-going)",
+                        i + 1
+                    ));
+                    dest.fail_with(ErrorInfo {
+                        sqlstate: None,
+                        message: message.clone(),
+                    });
+                    unreachable.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
+    }
+    if let Some(e) = unreachable
+        && dests.iter().all(|d| d.error.is_some())
+    {
+        return Err(e);
     }
     Ok((source_conn, dests))
 }

@@ -124,4 +124,99 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
     assert_eq!(count(&c.dest[0], &d1, "b"), 50);
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+
+    // Resumed while it is still down: destination 2 holds every table from the first run, so
+    // partial (4), not "nothing committed" (1).
+    let out = job(&["--keep-going", "--resume"]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100, "not copied twice");
+
+    // Every destination unreachable: a connection failure (3), as without --keep-going.
+    let only_down = copyman()
+        .args([
+            "table",
+            "a",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &nowhere,
+        ])
+        .args(["--keep-going", "--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&only_down, 3);
+}
+
+/// The default state file is named for what each destination is; one that cannot be asked
+/// (left out under --keep-going) is named by its connection string, so a resume once it answers
+/// would look for another file: the run says which file a resume must name.
+#[test]
+fn a_default_state_file_named_without_a_destination_says_to_name_it_on_resume() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a SELECT generate_series(1, 10);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let cache = TempPath::new("cache-home");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let out = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args(["table", "a", "b"])
+        .args(["--from", &c.source.conninfo(&src), "--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&cache.0);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("destination 1 could not be asked who it is")
+            && stderr.contains("a later --resume must name the file: --state "),
+        "{stderr}"
+    );
+}
+
+/// A one-table run under `--keep-going` leaves out a destination it cannot reach, as a job
+/// does (it stopped with exit 3 though the other destination was there): exit 4, the others
+/// get every row; every destination unreachable is still exit 3.
+#[test]
+fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let out = copyman()
+        .args(["--json", "table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("destination 1: cannot connect to destination")
+            && stderr.contains("left out (--keep-going)"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    assert_eq!(report["destinations"][0]["status"], "failed", "{report}");
+    assert_eq!(report["destinations"][1]["status"], "committed", "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+
+    let out = copyman()
+        .args(["table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--keep-going"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
 }

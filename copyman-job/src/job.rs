@@ -874,6 +874,20 @@ pub fn plan_with(
             Err(e) => return Err(e),
         }
     }
+    // None left: a connection failure, as without `keep_going`.
+    if !destinations.is_empty() && down.iter().all(Option::is_some) {
+        let error = down.swap_remove(0).expect("checked: every one is down");
+        return Err(JobError::Connect {
+            server: destinations[0].name.clone(),
+            error: TableError {
+                message: error
+                    .message
+                    .trim_start_matches("cannot connect: ")
+                    .to_owned(),
+                ..error
+            },
+        });
+    }
     let query =
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
     let rows = src.query(&query).map_err(|e| {
