@@ -213,6 +213,28 @@ fn table_plan(
     if let Some(warning) = warning {
         report::warn(warning);
     }
+    // A binary file holds no column types: each value is read as the destination's column's
+    // type, whatever it was written from (an int8 read as a float8, a jsonb as text with its
+    // version byte), without an error; psql's \copy reads it so too. Said, with the types.
+    if format == Format::Binary
+        && !t.source.is_server()
+        && let Some((_, rel)) = dest_rels.first()
+    {
+        let types: Vec<String> = rel
+            .columns
+            .iter()
+            .filter(|c| !c.generated)
+            .filter(|c| columns.as_ref().is_none_or(|cols| cols.contains(&c.name)))
+            .map(|c| format!("{} {}", c.name, c.type_name))
+            .collect();
+        report::warn(format_args!(
+            "{} is binary COPY data, which records no column types: its values are read as \
+             ({}), and data written from columns of other types would be read wrong without an \
+             error: check that it was written from these types",
+            t.source.display(),
+            types.join(", ")
+        ));
+    }
     report::log(format_args!("format: {} ({reason})", format.name()));
     if let Some(columns) = &columns {
         report::log(format_args!("columns: {}", show_columns(columns)));

@@ -228,3 +228,43 @@ fn a_job_forced_to_binary_refuses_the_destination_that_would_misread() {
         assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
     }
 }
+
+#[test]
+fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
+    // A PGCOPY file records no column types: loaded into other types it is read wrong without
+    // an error (as psql's \copy reads it). copyman cannot check it; it says what it reads it as.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE jf (id int8, v int4); INSERT INTO jf VALUES (5, 7);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE jf (id int8, v int4);");
+    let file = TempPath::new("jf.bin");
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        file.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].url(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is binary COPY data, which records no column types")
+            && stderr.contains(r#"("id" bigint, "v" integer)"#),
+        "{stderr}"
+    );
+    assert_eq!(digest(&c.dest[0], &d1, "jf"), digest(&c.source, &src, "jf"));
+}
