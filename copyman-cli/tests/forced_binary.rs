@@ -268,3 +268,53 @@ fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
     );
     assert_eq!(digest(&c.dest[0], &d1, "jf"), digest(&c.source, &src, "jf"));
 }
+
+#[test]
+fn binary_forced_over_a_range_of_another_subtype_is_refused() {
+    // A range of one name over int8 here and timestamp there: its bounds would be read as the
+    // other subtype's ([1000000,2000000) stored as timestamps in 2000), only warned before.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TYPE rr AS RANGE (subtype = int8); CREATE TABLE r1 (v rr);
+         INSERT INTO r1 VALUES ('[1000000,2000000)');",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TYPE rr AS RANGE (subtype = timestamp); CREATE TABLE r1 (v rr);",
+    );
+    let out = run(&[
+        "table",
+        "r1",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"column "v" is of type rr, whose binary form differs on destination 1"#),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "r1"), 0);
+    // The same range on both sides is carried in binary, by default too.
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TYPE rr AS RANGE (subtype = int8); CREATE TABLE r1 (v rr);",
+    );
+    let out = run(&[
+        "table",
+        "r1",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["format"], "binary");
+    assert_eq!(digest(&c.dest[1], &d2, "r1"), digest(&c.source, &src, "r1"));
+}

@@ -602,7 +602,9 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
            SELECT r.attnum, n.typ, n.elem, r.path || '/' || n.pos FROM reach r \
              JOIN pg_catalog.pg_type t ON t.oid = r.typ \
              CROSS JOIN LATERAL (VALUES (t.typbasetype, false, 'b'::text), \
-               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e') \
+               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e'), \
+               (coalesce((SELECT g.rngsubtype FROM pg_catalog.pg_range g \
+                  WHERE g.rngtypid = t.oid), 0), false, 's') \
                UNION ALL SELECT f.atttypid, true, f.attnum::text FROM pg_catalog.pg_attribute f \
                 WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
                   AND NOT f.attisdropped) AS n(typ, elem, pos) \
@@ -727,17 +729,19 @@ const OID_ALIASES: [&str; 11] = [
 /// `reached` lists the types a column's values are made of (the type, a domain's base types, an
 /// array's element types, a composite type's fields' types), each as
 /// `typtype,oid,builtin,is_array,as_element,binary_io,path` (`path`: where in the value, `/b` a
-/// domain's base, `/e` an array's element, `/N` a composite's field N; empty at the top):
+/// domain's base, `/e` an array's element, `/s` a range's subtype, `/N` a composite's field N;
+/// empty at the top):
 /// * a type without binary send and receive functions (`aclitem`) cannot be sent in binary;
 /// * the OID alias types (`regclass`, `regtype`, `regproc`, …) are sent as the bare OID, which
 ///   names another object, or none, on another server: never binary;
 /// * other built-in types (OID below 16384, the same on every server) are in the key: a domain
 ///   of one name over `int8` here and `float8` there, or a composite whose field is such a
 ///   domain, must not be read bit for bit as the other;
-/// * enums are sent as their labels, domains as their base type (which the key holds);
+/// * enums are sent as their labels, domains as their base type, ranges as their bounds in
+///   their subtype's form (which the key holds);
 /// * a composite type's binary form carries its fields' type OIDs and an array's its element
 ///   type's OID, which the receiving server checks against its own: those OIDs must be equal;
-/// * other user-defined types (extension base types, ranges, pseudo-types) have a binary form
+/// * other user-defined types (extension base types, pseudo-types, multiranges) have a binary form
 ///   copyman cannot vouch for: text.
 pub fn binary_key(reached: &str) -> Option<String> {
     let mut oids = Vec::new();
@@ -767,7 +771,9 @@ pub fn binary_key(reached: &str) -> Option<String> {
             continue;
         }
         match typtype {
-            "e" | "d" => {}
+            // A range is sent as its flags and its bounds in its subtype's binary form (which
+            // the key holds, at `/s`).
+            "e" | "d" | "r" => {}
             "b" if array => {}
             _ => return None,
         }
@@ -949,10 +955,19 @@ mod tests {
             key("b,16393,false,true,false,true c,16394,false,false,true,true"),
             Some("16394".to_owned())
         );
-        // Extension base types, user-defined ranges, anything unreadable: not trusted.
+        // Extension base types, anything unreadable: not trusted. A user-defined range is its
+        // subtype's values: over int8 here and timestamp there, two keys.
         assert_eq!(key("b,16500,false,false,false,true"), None);
         assert_eq!(
-            key("r,16600,false,false,false,true b,23,true,false,false,true"),
+            key("r,16600,false,false,false,true, b,20,true,false,false,true,/s"),
+            Some("20@/s".to_owned())
+        );
+        assert_ne!(
+            key("r,16600,false,false,false,true, b,20,true,false,false,true,/s"),
+            key("r,16600,false,false,false,true, b,1114,true,false,false,true,/s"),
+        );
+        assert_eq!(
+            key("r,16600,false,false,false,true, b,16500,false,false,false,true,/s"),
             None
         );
         assert_eq!(key("b,20"), None);
