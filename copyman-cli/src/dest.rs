@@ -156,23 +156,156 @@ pub(crate) struct FileSink {
     written: u64,
 }
 
-pub(crate) enum Out {
+/// Where a file destination's bytes go.
+pub(crate) struct Out {
+    to: To,
+    /// A pipe, a FIFO or a socket (whose reader may stop reading): each write first waits for
+    /// room there, looking at signals and at the stall timeout (`Some(limit)`) meanwhile, and
+    /// writes no more than fits, so that it never blocks: a reader that reads nothing would
+    /// otherwise hold the run, deaf to a signal, for as long as it lives. With whether it is a
+    /// pipe or FIFO (else a socket).
+    waits: Option<(bool, Option<Duration>)>,
+}
+
+enum To {
     Stdout(io::Stdout),
     File(File),
 }
 
+impl Out {
+    fn new(to: To, give_up: Option<Duration>) -> Self {
+        use std::os::fd::AsRawFd;
+
+        let fd = match &to {
+            To::Stdout(s) => s.as_raw_fd(),
+            To::File(f) => f.as_raw_fd(),
+        };
+        let waits = pipe_kind(fd).map(|pipe| (pipe, give_up));
+        Self { to, waits }
+    }
+
+    fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+
+        match &self.to {
+            To::Stdout(s) => s.as_raw_fd(),
+            To::File(f) => f.as_raw_fd(),
+        }
+    }
+}
+
+/// What kind of pipe descriptor `fd` is: `Some(true)` a pipe or FIFO, `Some(false)` a socket,
+/// `None` anything else (a regular file, a device: written as it comes).
+fn pipe_kind(fd: i32) -> Option<bool> {
+    // SAFETY: `fstat` writes one `stat` into the zeroed struct it is given, which lives on this
+    // stack frame for the call; any descriptor number is a valid argument (EBADF otherwise).
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd, &raw mut stat) } != 0 {
+        return None;
+    }
+    match stat.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => Some(true),
+        libc::S_IFSOCK => Some(false),
+        _ => None,
+    }
+}
+
+/// How many bytes can surely be written to `fd` without blocking, if it is a `pipe` or FIFO (0
+/// if that is not known, or for a socket): its slots (of a page each) less those the bytes its reader has not read may
+/// occupy (one more than they fill: the one being read is freed only once read to its end).
+fn room(fd: i32, pipe: bool) -> usize {
+    const PAGE: usize = libc::PIPE_BUF;
+    if !pipe {
+        return 0;
+    }
+    // SAFETY: `F_GETPIPE_SZ` takes no argument beyond the descriptor and returns the pipe's
+    // capacity (or -1); no memory is passed.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    let mut unread: libc::c_int = 0;
+    // SAFETY: `FIONREAD` writes one `int` (the bytes not yet read) to the pointer, which points
+    // to `unread` on this stack frame for the call.
+    let asked = unsafe { libc::ioctl(fd, libc::FIONREAD, &raw mut unread) };
+    let (Ok(size), Ok(unread)) = (usize::try_from(size), usize::try_from(unread)) else {
+        return 0;
+    };
+    if asked != 0 {
+        return 0;
+    }
+    let used = unread.div_ceil(PAGE) + 1;
+    (size / PAGE).saturating_sub(used) * PAGE
+}
+
+/// Waits until `fd` can take a write: a signal ends the wait (an error saying so), and so does
+/// `give_up` passing without room (`TimedOut`: its reader read nothing for that long).
+fn wait_for_room(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
+    let since = std::time::Instant::now();
+    loop {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: `poll` reads and writes the one `pollfd` it is given (count 1), which lives on
+        // this stack frame for the call.
+        let ready = unsafe { libc::poll(&raw mut poll, 1, 100) };
+        if ready > 0 {
+            // Writable, or an error or hang-up that the write itself then reports.
+            return Ok(());
+        }
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        if let Some(signal) = signals::received() {
+            // Not `ErrorKind::Interrupted`: `write_all` retries that.
+            return Err(io::Error::other(format!(
+                "interrupted by {} while its reader read nothing",
+                signals::name(signal)
+            )));
+        }
+        if let Some(limit) = give_up
+            && since.elapsed() >= limit
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "its reader read nothing for {} s (--stall-timeout)",
+                    limit.as_secs_f64()
+                ),
+            ));
+        }
+    }
+}
+
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Stdout(s) => s.write(buf),
-            Self::File(f) => f.write(buf),
+        let buf = match self.waits {
+            Some((pipe, give_up)) if !buf.is_empty() => {
+                let fd = self.fd();
+                let mut fits = room(fd, pipe);
+                if fits == 0 {
+                    // `poll` says writable once a slot is free (for a socket: room for a
+                    // `PIPE_BUF` write): that much goes without blocking.
+                    wait_for_room(fd, give_up)?;
+                    fits = room(fd, pipe).max(libc::PIPE_BUF);
+                }
+                &buf[..buf.len().min(fits)]
+            }
+            _ => buf,
+        };
+        match &mut self.to {
+            To::Stdout(s) => s.write(buf),
+            To::File(f) => f.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Stdout(s) => s.flush(),
-            Self::File(f) => f.flush(),
+        match &mut self.to {
+            To::Stdout(s) => s.flush(),
+            To::File(f) => f.flush(),
         }
     }
 }
@@ -188,7 +321,7 @@ impl FileSink {
     ) -> io::Result<Self> {
         let (out, rename) = match endpoint {
             Endpoint::File(path) => match target(path)? {
-                FileTarget::Direct => (Out::File(open_direct(path, quiet, give_up)?), None),
+                FileTarget::Direct => (To::File(open_direct(path, quiet, give_up)?), None),
                 FileTarget::Replace { path, existing } => {
                     let (temp, file) = create_temp(&path, existing.is_some())?;
                     signals::register_temp(&temp);
@@ -200,13 +333,13 @@ impl FileSink {
                         signals::unregister_temp(&temp);
                         return Err(e);
                     }
-                    (Out::File(file), Some((temp, path)))
+                    (To::File(file), Some((temp, path)))
                 }
             },
-            _ => (Out::Stdout(io::stdout()), None),
+            _ => (To::Stdout(io::stdout()), None),
         };
         Ok(Self {
-            out: BufWriter::with_capacity(FILE_CHUNK, out),
+            out: BufWriter::with_capacity(FILE_CHUNK, Out::new(out, give_up)),
             rename,
             written: 0,
         })
@@ -226,7 +359,9 @@ impl FileSink {
     /// have committed elsewhere: it is the only complete copy of what they got).
     pub(crate) fn commit(mut self) -> Result<(), String> {
         let written = self.out.flush().and_then(|()| match self.out.get_ref() {
-            Out::File(file) if self.rename.is_some() => file.sync_all(),
+            Out {
+                to: To::File(file), ..
+            } if self.rename.is_some() => file.sync_all(),
             _ => Ok(()),
         });
         let Some((temp, path)) = self.rename.take() else {

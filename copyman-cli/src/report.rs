@@ -326,13 +326,26 @@ impl RunReport {
 
     /// What "nothing committed" says when the run failed: stdout (or a pipe) that got data before
     /// the failure is said apart, since nothing takes it back.
-    fn nothing_committed(&self) -> &'static str {
-        if self.destinations.iter().any(|d| d.status == Status::Sent) {
-            "nothing committed on any server, but data went out on stdout, which cannot be taken \
-             back (see below)"
-        } else {
-            "nothing committed"
+    fn nothing_committed(&self) -> String {
+        let sent: Vec<&str> = self
+            .destinations
+            .iter()
+            .filter(|d| d.status == Status::Sent)
+            .map(|d| d.endpoint.as_str())
+            .collect();
+        if sent.is_empty() {
+            return "nothing committed".to_owned();
         }
+        // stdout (`-`), or the pipe, FIFO or device a path names.
+        let to: Vec<&str> = sent
+            .into_iter()
+            .map(|e| if e == "-" { "stdout" } else { e })
+            .collect();
+        let to = to.join(", ");
+        format!(
+            "nothing committed on any server, but data went out to {to}, which cannot be taken \
+             back (see below)"
+        )
     }
 
     /// Whether some destinations hold (or may hold) the rows and others do not.

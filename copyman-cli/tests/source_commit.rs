@@ -537,7 +537,7 @@ fn stdout_says_what_went_out_when_the_copy_fails() {
     // Said as sent, never as rolled back; the headline says the servers hold nothing.
     assert!(line.trim_start().starts_with("sent"), "{stderr}");
     assert!(
-        stderr.contains("nothing committed on any server, but data went out on stdout"),
+        stderr.contains("nothing committed on any server, but data went out to stdout"),
         "{stderr}"
     );
     assert_eq!(count(&s.dest[0], &d1, "mv"), 0);

@@ -365,6 +365,70 @@ fn a_fifo_destination_without_a_reader_gives_up_after_the_stall_timeout() {
     }
 }
 
+/// A FIFO destination whose reader opened it and reads nothing: the pipe fills, and a write
+/// would block for as long as that reader lives (deaf to signals; a tester's run waited 25 s
+/// under `--stall-timeout 2s`). Now `--stall-timeout` ends it (exit 1, said, nothing committed
+/// on the server destination beside it), and so does a SIGTERM without it (exit 143).
+#[test]
+fn a_fifo_destination_whose_reader_reads_nothing_gives_up_or_ends_on_a_signal() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 20000) g;"),
+    );
+    for stall in [true, false] {
+        let d1 = database(&c.dest[0], T);
+        let fifo = TempPath::new("reader-idle.fifo");
+        mkfifo(&fifo.0);
+        // Opens the FIFO for reading and never reads.
+        let mut idle = Command::new("sh")
+            .args(["-c", &format!("exec 3<'{}'; sleep 60", fifo.arg())])
+            .spawn()
+            .unwrap();
+        let mut cmd = copyman();
+        cmd.args(["table", "t", "--from"])
+            .arg(c.source.conninfo(&src))
+            .arg("--to")
+            .arg(c.dest[0].conninfo(&d1))
+            .args(["--to", fifo.arg()]);
+        if stall {
+            cmd.args(["--stall-timeout", "1s"]);
+        }
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if !stall {
+            std::thread::sleep(Duration::from_millis(1500));
+            signal(&child, "TERM");
+        }
+        let out = finish(child);
+        let _ = idle.kill();
+        let _ = idle.wait();
+        let said = text(&out.stderr);
+        if stall {
+            assert_exit(&out, 1);
+            // The engine's stall rule or the write's wait, whichever sees it first.
+            assert!(
+                said.contains("its reader read nothing for 1 s (--stall-timeout)")
+                    || said.contains("stalled for 1 s: no byte moved"),
+                "{said}"
+            );
+            assert!(
+                said.contains(&format!("data went out to {}", fifo.arg())),
+                "{said}"
+            );
+        } else {
+            assert_exit(&out, 143);
+        }
+        assert!(said.contains("nothing committed"), "{said}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        let left = settle_backends(&c.dest[0], &d1);
+        assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+    }
+}
+
 // Point 3: file destinations checked before connecting.
 
 #[test]
