@@ -412,6 +412,15 @@ pub fn conversions(
                     "column {name} is {} on the source but {} on {label}",
                     from.type_name, to.type_name
                 ));
+            } else if from.type_name == to.type_name
+                && let (Some(a), Some(b)) = (&from.binary, &to.binary)
+                && built_in_part(a) != built_in_part(b)
+            {
+                // One name over other types (a domain over int4 here, float4 there).
+                said.push(format!(
+                    "column {name} is {} on both sides, but made of other types on {label}",
+                    from.type_name
+                ));
             }
         }
     }
@@ -422,6 +431,18 @@ pub fn conversions(
             said.join("; ")
         )
     })
+}
+
+/// The built-in types of a binary key ([`crate::sql::binary_key`]) and where they are in the
+/// value: what a type of one name is made of, whatever OIDs the server gave its user-defined
+/// parts (an enum's, a composite's).
+fn built_in_part(key: &str) -> Vec<&str> {
+    key.split_whitespace()
+        .filter(|item| {
+            let oid = item.split('@').next().unwrap_or_default();
+            oid.parse::<u32>().is_ok_and(|oid| oid < 16_384)
+        })
+        .collect()
 }
 
 /// Whether every value of the type `format_type` names `from` reads back unchanged as `to`.
@@ -661,6 +682,27 @@ mod tests {
         assert!(err.contains("type OIDs"), "{err}");
         let err = binary_types(&cols("x"), &source, &[("destination 1", &dest)]).unwrap_err();
         assert!(err.contains("does not trust"), "{err}");
+    }
+
+    #[test]
+    fn one_type_name_over_other_built_in_types_is_a_conversion() {
+        // A domain of one name over int4 here and float4 there; an enum array whose enum has
+        // another OID there (its values read back the same: no warning).
+        let source = rel(&[
+            ("d", "da", false, Some("23@/b")),
+            ("m", "mood[]", false, Some("16385@/e")),
+        ]);
+        let dest = rel(&[
+            ("d", "da", false, Some("700@/b")),
+            ("m", "mood[]", false, Some("16400@/e")),
+        ]);
+        let cols = parse_columns("d, m").unwrap();
+        let said = conversions(&cols, &source, &[("destination 1", &dest)]).unwrap();
+        assert!(
+            said.contains(r#"column "d" is da on both sides, but made of other types"#),
+            "{said}"
+        );
+        assert!(!said.contains(r#"column "m""#), "{said}");
     }
 
     #[test]
