@@ -263,7 +263,13 @@ pub(crate) fn run(
                     report::log(format_args!("{}: {sql}", spec.display));
                     let what = format!("{}'s {sql}", spec.display);
                     match said_while_waiting(&what, || conn.execute(&sql)) {
-                        Ok(_) => (word.to_owned(), None),
+                        Ok(_) => {
+                            // Best effort: unrecorded, a later recovery asks for its server.
+                            if !no_decision_log {
+                                let _ = log.ended(&p.run, &p.gid);
+                            }
+                            (word.to_owned(), None)
+                        }
                         Err(e) => {
                             failed = true;
                             unfinished.insert(p.run.clone());
@@ -326,6 +332,7 @@ pub(crate) fn run(
             .iter()
             .filter(|h| {
                 !gids.contains(&h.gid)
+                    && !contents.ended.contains(&h.gid)
                     && (h.server.is_empty()
                         || !identities.contains(&(h.server.clone(), h.database.clone())))
             })

@@ -808,3 +808,30 @@ fn recover_refuses_one_database_given_twice() {
     assert_exit(&out, 0);
     assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
 }
+
+/// A run killed with both destinations prepared, recovered one server at a time: the first
+/// recover (destination 1) rolls back its transaction and asks for destination 2 (exit 1); the
+/// second (destination 2 only) rolls back the other and, the first recorded finished, is done
+/// (exit 0) — it asked for destination 1 again, where nothing was left.
+#[test]
+fn recovering_one_server_at_a_time_finishes_a_run() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("one-at-a-time.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:2").kill();
+    let (d1, d2) = (s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1]));
+    let out = recover(&[&d1], log.arg());
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("give its CONN too"));
+    let out = recover(&[&d2], log.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(!stderr.contains("give its CONN too"), "{stderr}");
+    assert_eq!(log_lines(&log, "ended ").len(), 2);
+    assert_eq!(log_lines(&log, "done ").len(), 1);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert!(prepared_in(cluster, db).is_empty());
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+    }
+}

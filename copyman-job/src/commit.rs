@@ -438,6 +438,16 @@ impl DecisionLog {
         self.append(&format!("abort {run}\n"))
     }
 
+    /// Records that recovery finished `run`'s prepared transaction `gid` (`ended RUN GID`, after
+    /// its COMMIT or ROLLBACK PREPARED): a later recovery not given its server then counts it
+    /// finished rather than ask for that server again.
+    ///
+    /// # Errors
+    /// Writing or syncing failed (a later recovery then asks for its server: the safe side).
+    pub fn ended(&self, run: &str, gid: &str) -> io::Result<()> {
+        self.append(&format!("ended {run} {gid}\n"))
+    }
+
     /// Every global id a recorded commit decision names (an empty set when there is no log).
     ///
     /// # Errors
@@ -471,8 +481,10 @@ impl DecisionLog {
         // so its run committed nothing.
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
-            let (Some(kind @ ("begin" | "commit" | "party" | "done" | "abort")), Some(run)) =
-                (words.next(), words.next())
+            let (
+                Some(kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended")),
+                Some(run),
+            ) = (words.next(), words.next())
             else {
                 continue;
             };
@@ -502,6 +514,14 @@ impl DecisionLog {
                 }
                 "done" => {
                     log.done.insert(run.to_owned());
+                }
+                "ended" => {
+                    log.ended.extend(
+                        words
+                            .next()
+                            .filter(|w| parse_gid(w).is_some())
+                            .map(str::to_owned),
+                    );
                 }
                 "abort" => {
                     log.aborted.insert(run.to_owned());
@@ -607,6 +627,8 @@ pub struct LogContents {
     pub begun: HashMap<String, Vec<Holder>>,
     /// The runs that recorded that nothing of theirs is left prepared.
     pub done: HashSet<String>,
+    /// The prepared transactions recovery finished ([`DecisionLog::ended`]).
+    pub ended: HashSet<String>,
     /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
     pub aborted: HashSet<String>,
 }
