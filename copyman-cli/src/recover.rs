@@ -17,6 +17,7 @@ use crate::args::Output;
 use crate::conn::ServerSpec;
 use crate::report::{self, Exit, Fatal};
 use crate::run::{connect, describe_sync};
+use crate::signals;
 
 /// Runs `copyman recover`; the exit status.
 ///
@@ -48,6 +49,13 @@ pub(crate) fn run(
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
     };
     let contents = log.read().map_err(unreadable)?;
+    // A signal while connecting exits at once (nothing was finished); later, the statement in
+    // progress finishes and nothing more is begun (a second signal exits at once, naming the
+    // COMMIT PREPAREDs that were answered and those that were not).
+    if let Err(e) = signals::install_with(signals::RECOVER_STOPPING) {
+        report::warn(format_args!("cannot handle signals: {e}"));
+    }
+    signals::connecting(true);
     let (committed, logged) = (&contents.committed, &contents.runs);
     let mut warned = BTreeSet::new();
     let mut lines = Vec::new();
@@ -107,6 +115,7 @@ pub(crate) fn run(
         })?;
         listed.push((spec, conn, identity, found));
     }
+    signals::connecting(false);
     let every: Vec<&commit::Prepared> = listed.iter().flat_map(|l| &l.3).collect();
     let split = partly_ended(&every, &contents, no_decision_log, &log);
     for (spec, mut conn, identity, found) in listed {
@@ -178,7 +187,14 @@ pub(crate) fn run(
         }
         for p in found {
             let age = format!("prepared {} s ago", p.age_secs);
-            let (done, error) = if log.run_in_progress(&p.run) {
+            let (done, error) = if let Some(signal) = signals::received() {
+                pending = true;
+                unfinished.insert(p.run.clone());
+                (
+                    format!("left alone: interrupted by {}", signals::name(signal)),
+                    None,
+                )
+            } else if log.run_in_progress(&p.run) {
                 pending = true;
                 unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
@@ -262,8 +278,16 @@ pub(crate) fn run(
                 } else {
                     report::log(format_args!("{}: {sql}", spec.display));
                     let what = format!("{}'s {sql}", spec.display);
+                    let commits = action == Recovery::Commit;
+                    let party = format!("{} on {}", p.gid, spec.display);
+                    if commits {
+                        signals::commit_sent(&party);
+                    }
                     match said_while_waiting(&what, || conn.execute(&sql)) {
                         Ok(_) => {
+                            if commits {
+                                signals::committed(&party);
+                            }
                             // Best effort: unrecorded, a later recovery asks for its server.
                             if !no_decision_log {
                                 let _ = log.ended(&p.run, &p.gid);
@@ -395,10 +419,10 @@ pub(crate) fn run(
             ));
         }
     }
-    let exit = if failed || pending {
-        Exit::CopyFailed
-    } else {
-        Exit::Success
+    let exit = match signals::received() {
+        Some(signal) => Exit::interrupted(signal),
+        None if failed || pending => Exit::CopyFailed,
+        None => Exit::Success,
     };
     // Something is left: a server with nothing prepared is not "nothing pending".
     if failed || pending {

@@ -240,6 +240,11 @@ pub(crate) fn install() -> std::io::Result<()> {
     install_with("stopping the copy, nothing will be committed")
 }
 
+/// What `copyman recover` says on the first signal: the statement in progress is never
+/// cancelled (only its answer says what the server did); nothing more is begun.
+pub(crate) const RECOVER_STOPPING: &str = "finishing the COMMIT or ROLLBACK PREPARED in progress \
+     (never cancelled), then stopping: the transactions not reached are left prepared";
+
 /// What a job says on the first signal: unlike one copy, a job keeps what it committed.
 pub(crate) const JOB_STOPPING: &str = "stopping the job: the tables being copied are rolled back, \
      the tables committed stay committed and recorded in the state file";

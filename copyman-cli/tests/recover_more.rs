@@ -835,3 +835,59 @@ fn recovering_one_server_at_a_time_finishes_a_run() {
         assert_eq!(count(cluster, db, "t"), 0, "{db}");
     }
 }
+
+/// A recover whose COMMIT PREPARED waits for a synchronous standby that is not there: a signal
+/// is said and the statement is never cancelled; a second exits at once naming the COMMIT
+/// PREPARED sent and not answered (it was killed without a word, leaving no account).
+#[test]
+fn a_recover_stopped_by_signals_says_what_it_had_sent() {
+    let _serial = serial();
+    let stuck = Cluster::builder()
+        .setting("synchronous_standby_names", "nosuch")
+        .setting("synchronous_commit", "local")
+        .setting("max_prepared_transactions", "5")
+        .start();
+    let db = database(&stuck, T);
+    let id = "1764000000-3-abcd";
+    let gid = format!("copyman:{id}:1");
+    stuck
+        .connect(&db)
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO t VALUES (1, 'x'); PREPARE TRANSACTION '{gid}';
+             ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
+        ))
+        .unwrap();
+    let log = TempPath::new("stuck.log");
+    fs::write(&log.0, format!("begin {id}\ncommit {id} {gid}\n")).unwrap();
+    let mut child = copyman()
+        .args([
+            "recover",
+            "--to",
+            &stuck.url(&db),
+            "--decision-log",
+            log.arg(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("COMMIT PREPARED");
+    signal(&child, "TERM");
+    stderr.expect("SIGTERM received");
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("received again: exiting at once during the COMMITs")
+            && said.contains(&format!("not answered (may have committed): {gid} on ")),
+        "{said}"
+    );
+    // The server finishes it (the wait given up: committed locally).
+    stuck
+        .connect("postgres")
+        .batch_execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )
+        .unwrap();
+}
