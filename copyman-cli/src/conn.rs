@@ -329,10 +329,13 @@ const KEEPALIVE_PARAMETERS: &[&str] =
 fn unsupported(key: &str, value: &str) -> Option<&'static str> {
     let set = !value.is_empty();
     let reason = match key {
-        "gssencmode" if value != "disable" => {
-            "copyman has no GSSAPI encryption (TLS is sslmode); gssencmode=disable is accepted"
+        // As a libpq built without GSSAPI: `prefer` (libpq's default) falls back to TLS or
+        // plain, and the Kerberos names matter only to an authentication it cannot do (which
+        // then fails by name); only a demand for GSSAPI encryption is refused.
+        "gssencmode" if value == "require" => {
+            "copyman has no GSSAPI encryption (TLS is sslmode); gssencmode=prefer or disable is \
+             accepted"
         }
-        "krbsrvname" | "gsslib" if set => "copyman has no Kerberos/GSSAPI authentication",
         "gssdelegation" if set && value != "0" => "copyman has no GSSAPI credential delegation",
         "sslcrl" | "sslcrldir" if set => "copyman does not check certificate revocation lists",
         "sslpassword" if set => {
@@ -1787,14 +1790,11 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
     #[test]
     fn options_copyman_cannot_honour_are_refused_by_name() {
         for (conn, key) in [
-            ("gssencmode=prefer", "gssencmode"),
             ("gssencmode=require", "gssencmode"),
             ("sslcrl=/crl.pem", "sslcrl"),
             ("sslcrldir=/crls", "sslcrldir"),
             ("sslpassword=s3cret", "sslpassword"),
             ("require_auth=scram-sha-256", "require_auth"),
-            ("krbsrvname=postgres", "krbsrvname"),
-            ("gsslib=gssapi", "gsslib"),
             ("sslcompression=1", "sslcompression"),
             ("sslnegotiation=direct", "sslnegotiation"),
             ("target_session_attrs=read-write", "target_session_attrs"),
@@ -2165,8 +2165,10 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         ("PGSSLMINPROTOCOLVERSION", "TLSv1.3", &[], Use::Honoured),
         ("PGSSLMAXPROTOCOLVERSION", "TLSv1.2", &[], Use::Honoured),
         ("PGGSSENCMODE", "require", &[], Use::Refused),
-        ("PGKRBSRVNAME", "postgres", &[], Use::Refused),
-        ("PGGSSLIB", "gssapi", &[], Use::Refused),
+        // As a libpq built without GSSAPI: read, and of no use without it.
+        ("PGGSSENCMODE", "prefer", &[], Use::Unused),
+        ("PGKRBSRVNAME", "postgres", &[], Use::Unused),
+        ("PGGSSLIB", "gssapi", &[], Use::Unused),
         ("PGTARGETSESSIONATTRS", "read-write", &[], Use::Refused),
         ("PGLOCALEDIR", "/usr/share/locale", &[], Use::Unused),
         // Added after libpq 15.
