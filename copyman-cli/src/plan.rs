@@ -69,7 +69,8 @@ pub(crate) fn plan(
             estimate: file_estimate,
             format_reason: None,
             columns: None,
-            sequences: Vec::new(),
+            // One (empty) list per destination: the plan's report goes through them.
+            sequences: vec![Vec::new(); dests.len()],
             file_columns: None,
         }),
         Statements::Table {
@@ -216,23 +217,34 @@ fn table_plan(
     // A binary file holds no column types: each value is read as the destination's column's
     // type, whatever it was written from (an int8 read as a float8, a jsonb as text with its
     // version byte), without an error; psql's \copy reads it so too. Said, with the types.
-    if format == Format::Binary
-        && !t.source.is_server()
-        && let Some((_, rel)) = dest_rels.first()
-    {
-        let types: Vec<String> = rel
-            .columns
-            .iter()
-            .filter(|c| !c.generated)
-            .filter(|c| columns.as_ref().is_none_or(|cols| cols.contains(&c.name)))
-            .map(|c| format!("{} {}", c.name, c.type_name))
-            .collect();
+    if format == Format::Binary && !t.source.is_server() && !dest_rels.is_empty() {
+        let types = |rel: &Relation| -> String {
+            let each: Vec<String> = rel
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .filter(|c| columns.as_ref().is_none_or(|cols| cols.contains(&c.name)))
+                .map(|c| format!("{} {}", c.name, c.type_name))
+                .collect();
+            format!("({})", each.join(", "))
+        };
+        // Each destination's, when they differ: the same bytes are then read as other values.
+        let read_as: Vec<String> = dest_rels.iter().map(|(_, rel)| types(rel)).collect();
+        let read_as = if read_as.iter().all(|t| *t == read_as[0]) {
+            read_as[0].clone()
+        } else {
+            let each: Vec<String> = dest_rels
+                .iter()
+                .zip(&read_as)
+                .map(|((i, _), t)| format!("{t} on {}", labels[*i]))
+                .collect();
+            each.join(", ")
+        };
         report::warn(format_args!(
             "{} is binary COPY data, which records no column types: its values are read as \
-             ({}), and data written from columns of other types would be read wrong without an \
-             error: check that it was written from these types",
+             {read_as}, and data written from columns of other types would be read wrong \
+             without an error: check that it was written from these types",
             t.source.display(),
-            types.join(", ")
         ));
     }
     report::log(format_args!("format: {} ({reason})", format.name()));

@@ -267,6 +267,26 @@ fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
         "{stderr}"
     );
     assert_eq!(digest(&c.dest[0], &d1, "jf"), digest(&c.source, &src, "jf"));
+    // Destinations whose types differ read the same bytes otherwise: each is named.
+    let d2 = database(&c.dest[1], "CREATE TABLE jf (id int8, v float4);");
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--truncate",
+        "--dry-run",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"("id" bigint, "v" integer) on destination 1"#)
+            && stderr.contains(r#"("id" bigint, "v" real) on destination 2"#),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1008,4 +1008,27 @@ fn copy_dry_run_between_servers_shows_the_statements_and_copies_nothing() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    // --json lists both destinations (it listed none).
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--receive",
+        "COPY t FROM STDIN",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let plan = json(&out);
+    assert_eq!(
+        plan["plan"]["destinations"].as_array().map(Vec::len),
+        Some(2),
+        "{plan}"
+    );
 }
