@@ -501,3 +501,16 @@ pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<
         _ => None,
     }
 }
+
+/// The source's outcome in words, for the report.
+pub(crate) fn source_outcome_name(outcome: &SourceOutcome<ErrorInfo>) -> &'static str {
+    match outcome {
+        SourceOutcome::Committed => "committed",
+        SourceOutcome::RolledBack | SourceOutcome::CheckFailed(_) => "rolled back",
+        SourceOutcome::CommitFailed(_) => "commit failed",
+        SourceOutcome::WroteNothing(_) => "wrote nothing",
+        SourceOutcome::CommitPending { .. } => "commit pending",
+        SourceOutcome::RollbackPending { .. } => "rollback pending",
+        _ => "unknown",
+    }
+}

@@ -292,6 +292,9 @@ pub(crate) struct RunReport {
     pub(crate) format: Option<&'static str>,
     /// The source's `COPY n`.
     pub(crate) source_rows: Option<u64>,
+    /// What became of the source's transaction when its statement wrote (`committed`,
+    /// `rolled back`, …); `None` for a source that only read, or a file.
+    pub(crate) source_transaction: Option<&'static str>,
     /// Payload bytes read from the source.
     pub(crate) bytes: u64,
     /// How long the copy took (connections to commit).
@@ -536,6 +539,7 @@ impl RunReport {
                 "endpoint": self.source,
                 "statement": self.statement,
                 "rows": self.source_rows,
+                "transaction": self.source_transaction,
             },
             "format": self.format,
             "rows": rows,
@@ -675,6 +679,7 @@ mod tests {
             source: "u@h:5432/db".into(),
             format: Some("binary"),
             source_rows: Some(10),
+            source_transaction: None,
             bytes: 100,
             duration: Duration::from_secs(2),
             destinations: vec![

@@ -376,6 +376,25 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             .map(|e| e.to_string())
             .or_else(|| finish::source_error(ended.source.as_ref()));
     }
+    // A --send statement that wrote: what became of its changes, said when some destination
+    // committed and they did not (under --keep-going the source commits only if every
+    // destination did: its rows are then in both places).
+    let source_transaction = match (&ended.source, source_read_only) {
+        (_, true) | (None, _) => None,
+        (Some(outcome), false) => Some(finish::source_outcome_name(outcome)),
+    };
+    if source_transaction == Some("rolled back")
+        && ended
+            .destinations
+            .iter()
+            .any(|d| matches!(d, Outcome::Committed))
+    {
+        report::warn(
+            "the source's --send statement's changes were rolled back, since not every \
+             destination committed: the rows it wrote are on the source and on the destinations \
+             that committed",
+        );
+    }
     let reports = dests
         .iter_mut()
         .zip(&ended.destinations)
@@ -454,6 +473,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         source: t.source.display(),
         format: plan.format.map(Format::name),
         source_rows,
+        source_transaction,
         bytes,
         duration: started.elapsed(),
         destinations: reports,

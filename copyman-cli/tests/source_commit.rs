@@ -665,3 +665,28 @@ fn atomic_a_source_without_prepared_transactions_is_checked_before_the_decision(
         assert_eq!(digest(cluster, db, "mv"), expected);
     }
 }
+
+/// Under --keep-going a move whose one destination fails commits on the other while the
+/// source's DELETE rolls back (the source commits only if every destination did): its rows are
+/// then in both places. That is said (a warning, and `source.transaction` in --json); it was
+/// silent.
+#[test]
+fn a_move_under_keep_going_says_the_sources_changes_were_rolled_back() {
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = [
+        database(&s.dest[0], "SELECT 1"), // no table: fails
+        database(&s.dest[1], MV),
+    ];
+    let args = move_args(s, &s.source.url(&src), &dbs, &["--keep-going", "--json"]);
+    let out = run_owned(&args);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("the source's --send statement's changes were rolled back"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["source"]["transaction"], "rolled back");
+    assert_eq!(count(&s.source, &src, "mv"), 1000, "the DELETE rolled back");
+    assert_eq!(count(&s.dest[1], &dbs[1], "mv"), 1000);
+}
