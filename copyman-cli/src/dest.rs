@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use copyman_core::commit::Action;
+use copyman_core::fault::ReceiverId;
+use copyman_core::stall::{EndpointId, StallTimer, Stalled};
 use copyman_core::{BoxError, EndpointError};
 use copyman_sync::{CallReceiver, Connection, Receiver, StatementReceiver};
 
@@ -236,10 +238,20 @@ fn room(fd: i32, pipe: bool) -> usize {
     (size / PAGE).saturating_sub(used) * PAGE
 }
 
+/// Core's stall rule for a wait of this file's (`give_up`: `--stall-timeout`), started now.
+fn stall_timer(endpoint: EndpointId, give_up: Option<Duration>) -> Option<StallTimer> {
+    give_up.map(|limit| StallTimer::new(endpoint, limit, std::time::Instant::now()))
+}
+
+/// Whether the wait `timer` bounds moved no byte for its whole limit (core's rule), now.
+fn stalled(timer: Option<&StallTimer>) -> Option<Stalled> {
+    timer?.handle_timeout(std::time::Instant::now()).err()
+}
+
 /// Waits until `fd` can take a write: a signal ends the wait (an error saying so), and so does
 /// `give_up` passing without room (`TimedOut`: its reader read nothing for that long).
 fn wait_for_room(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
-    let since = std::time::Instant::now();
+    let timer = stall_timer(EndpointId::Receiver(ReceiverId(0)), give_up);
     loop {
         let mut poll = libc::pollfd {
             fd,
@@ -266,14 +278,12 @@ fn wait_for_room(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
                 signals::name(signal)
             )));
         }
-        if let Some(limit) = give_up
-            && since.elapsed() >= limit
-        {
+        if let Some(stalled) = stalled(timer.as_ref()) {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "its reader read nothing for {} s (--stall-timeout)",
-                    limit.as_secs_f64()
+                    stalled.timeout.as_secs_f64()
                 ),
             ));
         }
@@ -537,6 +547,11 @@ pub(crate) fn open_fifo(
             });
         })?;
     let since = std::time::Instant::now();
+    let endpoint = match end {
+        FifoEnd::Write => EndpointId::Receiver(ReceiverId(0)),
+        FifoEnd::Read => EndpointId::Producer,
+    };
+    let timer = stall_timer(endpoint, give_up);
     let mut said = quiet;
     loop {
         match wait.recv_timeout(FIFO_SIGNAL_CHECK) {
@@ -545,15 +560,13 @@ pub(crate) fn open_fifo(
                 if let Some(signal) = signals::received() {
                     return Err(interrupted(signal));
                 }
-                if let Some(limit) = give_up
-                    && since.elapsed() >= limit
-                {
+                if let Some(stalled) = stalled(timer.as_ref()) {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!(
                             "no {} of the FIFO came in {} s (--stall-timeout)",
                             end.other(),
-                            limit.as_secs_f64()
+                            stalled.timeout.as_secs_f64()
                         ),
                     ));
                 }
