@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use copyman_core::file_start::{
-    self, Declared, FormatError, HeaderMismatch, Layout, Peek, Reading, Start, Verdict,
+    self, Compression, Declared, FormatError, HeaderMismatch, Layout, Peek, Reading, Start, Verdict,
 };
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{PollSocket, Producer, Protocol};
@@ -216,7 +216,7 @@ impl FileSource {
     ///
     /// # Errors
     /// The input cannot be read, stalled, or a signal came (exit 1); it is compressed (exit 2,
-    /// [`Compression::refusal`]).
+    /// [`compressed`]).
     pub(crate) fn examine_start(&mut self, reading: &Reading) -> Result<Start, Fatal> {
         let mut data: Vec<u8> = Vec::new();
         let mut ended = false;
@@ -232,7 +232,7 @@ impl FileSource {
                 Compression::of(&data, ended),
             ) {
                 break match compression {
-                    Some(compression) => Err(compression.refusal(&self.name, self.stdin)),
+                    Some(compression) => Err(compressed(compression, &self.name, self.stdin)),
                     None => Ok(start),
                 };
             }
@@ -683,124 +683,23 @@ pub(crate) fn check_start(
     Ok(start)
 }
 
-/// A compressed format, told by the signature its data starts with. COPY reads bytes as they
-/// come: compressed data would reach the servers as rows of garbage (22021 invalid byte
-/// sequence, or worse, rows), so it is refused before anything is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Compression {
-    Gzip,
-    Zstd,
-    Bzip2,
-    Xz,
-}
-
-impl Compression {
-    /// The most bytes [`Self::of`] looks at.
-    const LONGEST: usize = 10;
-
-    /// Each format's signatures, as byte ranges: gzip's `1f 8b` and its only method, deflate
-    /// (`08`); zstd's frame magic `28 b5 2f fd`; bzip2's `BZh`, a block size `1`–`9`, then a
-    /// block's magic (π, `31 41 59 26 53 59`) or, for empty data, the end of stream's (√π,
-    /// `17 72 45 38 50 90`) — text that starts with `BZh` is not taken for it; xz's
-    /// `fd 37 7a 58 5a 00`.
-    const SIGNATURES: [(Self, &'static [(u8, u8)]); 5] = [
-        (Self::Gzip, &[(0x1f, 0x1f), (0x8b, 0x8b), (0x08, 0x08)]),
-        (
-            Self::Zstd,
-            &[(0x28, 0x28), (0xb5, 0xb5), (0x2f, 0x2f), (0xfd, 0xfd)],
+/// The refusal of input `name` (stdin or a file's path) compressed with `compression`
+/// ([`Compression::of`] in copyman-core): exit 2, what it is, that nothing was sent, and the
+/// command that decompresses it on its way in.
+pub(crate) fn compressed(compression: Compression, name: &str, stdin: bool) -> Fatal {
+    let tool = compression.name();
+    let pipe = if stdin {
+        format!("… | {tool} -dc | copyman … --from -")
+    } else {
+        format!("{tool} -dc {} | copyman … --from -", shell_word(name))
+    };
+    Fatal {
+        exit: Exit::Usage,
+        message: format!(
+            "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
+             read the compressed bytes as rows, so nothing was sent; decompress it on its way \
+             in: {pipe}"
         ),
-        (
-            Self::Bzip2,
-            &[
-                (b'B', b'B'),
-                (b'Z', b'Z'),
-                (b'h', b'h'),
-                (b'1', b'9'),
-                (0x31, 0x31),
-                (0x41, 0x41),
-                (0x59, 0x59),
-                (0x26, 0x26),
-                (0x53, 0x53),
-                (0x59, 0x59),
-            ],
-        ),
-        (
-            Self::Bzip2,
-            &[
-                (b'B', b'B'),
-                (b'Z', b'Z'),
-                (b'h', b'h'),
-                (b'1', b'9'),
-                (0x17, 0x17),
-                (0x72, 0x72),
-                (0x45, 0x45),
-                (0x38, 0x38),
-                (0x50, 0x50),
-                (0x90, 0x90),
-            ],
-        ),
-        (
-            Self::Xz,
-            &[
-                (0xfd, 0xfd),
-                (0x37, 0x37),
-                (0x7a, 0x7a),
-                (0x58, 0x58),
-                (0x5a, 0x5a),
-                (0x00, 0x00),
-            ],
-        ),
-    ];
-
-    /// What the input's first bytes `start` say (`ended`: they are all of it): `Some(Some(c))`
-    /// compressed with `c`, `Some(None)` not compressed, `None` when more bytes are needed to
-    /// tell.
-    pub(crate) fn of(start: &[u8], ended: bool) -> Option<Option<Self>> {
-        let mut undecided = false;
-        for (format, signature) in Self::SIGNATURES {
-            let seen = start.len().min(signature.len());
-            let agrees = start[..seen]
-                .iter()
-                .zip(signature)
-                .all(|(b, (lo, hi))| (lo..=hi).contains(&b));
-            if !agrees {
-                continue;
-            }
-            if seen == signature.len() {
-                return Some(Some(format));
-            }
-            undecided |= !ended;
-        }
-        (!undecided).then_some(None)
-    }
-
-    /// The format's name, as its tool is named.
-    fn name(self) -> &'static str {
-        match self {
-            Self::Gzip => "gzip",
-            Self::Zstd => "zstd",
-            Self::Bzip2 => "bzip2",
-            Self::Xz => "xz",
-        }
-    }
-
-    /// The refusal of input `name` (stdin or a file's path) compressed this way: exit 2, what
-    /// it is, that nothing was sent, and the command that decompresses it on its way in.
-    pub(crate) fn refusal(self, name: &str, stdin: bool) -> Fatal {
-        let tool = self.name();
-        let pipe = if stdin {
-            format!("… | {tool} -dc | copyman … --from -")
-        } else {
-            format!("{tool} -dc {} | copyman … --from -", shell_word(name))
-        };
-        Fatal {
-            exit: Exit::Usage,
-            message: format!(
-                "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
-                 read the compressed bytes as rows, so nothing was sent; decompress it on its way \
-                 in: {pipe}"
-            ),
-        }
     }
 }
 
@@ -824,7 +723,7 @@ fn shell_word(word: &str) -> String {
 /// the run's open, which says why.
 ///
 /// # Errors
-/// [`Compression::refusal`] (exit 2).
+/// [`compressed`] (exit 2).
 pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     let Endpoint::File(path) = &t.source else {
         return Ok(());
@@ -845,7 +744,7 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     }
     // Read to the end or to the longest signature: it can tell.
     match Compression::of(&start, true) {
-        Some(Some(compression)) => Err(compression.refusal(&t.source.display(), false)),
+        Some(Some(compression)) => Err(compressed(compression, &t.source.display(), false)),
         _ => Ok(()),
     }
 }
@@ -993,48 +892,16 @@ mod tests {
 
     #[test]
     fn a_compressed_file_is_named_as_a_shell_reads_it() {
-        let said = |name| Compression::Gzip.refusal(name, false).message;
+        let said = |name| compressed(Compression::Gzip, name, false).message;
         assert!(said("/tmp/x.csv.gz").ends_with(": gzip -dc /tmp/x.csv.gz | copyman … --from -"));
         assert!(
             said("/tmp/my x's.gz").ends_with(r"gzip -dc '/tmp/my x'\''s.gz' | copyman … --from -")
         );
         assert!(
-            Compression::Xz
-                .refusal("stdin", true)
+            compressed(Compression::Xz, "stdin", true)
                 .message
                 .ends_with(": … | xz -dc | copyman … --from -")
         );
-    }
-
-    #[test]
-    fn compressed_input_is_told_by_its_first_bytes() {
-        let of = Compression::of;
-        assert_eq!(
-            of(b"\x1f\x8b\x08\x00", false),
-            Some(Some(Compression::Gzip))
-        );
-        assert_eq!(
-            of(b"\x28\xb5\x2f\xfd\x04", true),
-            Some(Some(Compression::Zstd))
-        );
-        assert_eq!(of(b"BZh91AY&SY\x10", false), Some(Some(Compression::Bzip2)));
-        // Empty data compressed: the end of stream's magic.
-        assert_eq!(
-            of(b"BZh9\x17\x72\x45\x38\x50\x90", true),
-            Some(Some(Compression::Bzip2))
-        );
-        assert_eq!(of(b"\xfd7zXZ\x00\x00", false), Some(Some(Compression::Xz)));
-        // Not yet told: a start that may still become a signature.
-        assert_eq!(of(b"", false), None);
-        assert_eq!(of(b"\x1f", false), None);
-        assert_eq!(of(b"BZh9", false), None);
-        // Told: ended before a signature was whole, or disagreeing with every one.
-        assert_eq!(of(b"\x1f", true), Some(None));
-        assert_eq!(of(b"", true), Some(None));
-        assert_eq!(of(b"1\tone\n", false), Some(None));
-        assert_eq!(of(b"BZh9 is a row\n", false), Some(None));
-        assert_eq!(of(b"PGCOPY\n\xff\r\n\x00", false), Some(None));
-        assert_eq!(of(b"\xef\xbb\xbf1\tone\n", false), Some(None));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   of the first value (22P02 for an integer, a silent invisible character in text). The file
 //!   is UTF-8 by declaration, so the mark says nothing: [`Start::bom`] tells the caller to drop
 //!   it, before the header line and the row count.
+//! * **A compressed file** (gzip, zstd, bzip2, xz): COPY would read the compressed bytes as
+//!   rows. [`Compression::of`] tells it by its signature, for the caller to refuse.
 //! * **The binary COPY signature** (`PGCOPY\n\377\r\n\0`): a file that starts with it is binary
 //!   COPY data, which text or CSV would read as garbage; one that does not is no binary data.
 //!   [`check_format`] reads a file given without a format as what it is, and refuses one whose
@@ -762,6 +764,114 @@ fn split_names(list: &str) -> Option<Vec<String>> {
     }
 }
 
+/// A compressed format, told by the signature its data starts with ([`Compression::of`]).
+/// COPY reads bytes as they come: compressed data would reach the servers as rows of garbage
+/// (22021 invalid byte sequence, or worse, rows), so a caller refuses it before anything is
+/// sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// gzip (`1f 8b`, deflate).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+}
+
+impl Compression {
+    /// The most bytes [`Self::of`] looks at.
+    pub const LONGEST: usize = 10;
+
+    /// Each format's signatures, as byte ranges: gzip's `1f 8b` and its only method, deflate
+    /// (`08`); zstd's frame magic `28 b5 2f fd`; bzip2's `BZh`, a block size `1`–`9`, then a
+    /// block's magic (π, `31 41 59 26 53 59`) or, for empty data, the end of stream's (√π,
+    /// `17 72 45 38 50 90`) — text that starts with `BZh` is not taken for it; xz's
+    /// `fd 37 7a 58 5a 00`.
+    const SIGNATURES: [(Self, &'static [(u8, u8)]); 5] = [
+        (Self::Gzip, &[(0x1f, 0x1f), (0x8b, 0x8b), (0x08, 0x08)]),
+        (
+            Self::Zstd,
+            &[(0x28, 0x28), (0xb5, 0xb5), (0x2f, 0x2f), (0xfd, 0xfd)],
+        ),
+        (
+            Self::Bzip2,
+            &[
+                (b'B', b'B'),
+                (b'Z', b'Z'),
+                (b'h', b'h'),
+                (b'1', b'9'),
+                (0x31, 0x31),
+                (0x41, 0x41),
+                (0x59, 0x59),
+                (0x26, 0x26),
+                (0x53, 0x53),
+                (0x59, 0x59),
+            ],
+        ),
+        (
+            Self::Bzip2,
+            &[
+                (b'B', b'B'),
+                (b'Z', b'Z'),
+                (b'h', b'h'),
+                (b'1', b'9'),
+                (0x17, 0x17),
+                (0x72, 0x72),
+                (0x45, 0x45),
+                (0x38, 0x38),
+                (0x50, 0x50),
+                (0x90, 0x90),
+            ],
+        ),
+        (
+            Self::Xz,
+            &[
+                (0xfd, 0xfd),
+                (0x37, 0x37),
+                (0x7a, 0x7a),
+                (0x58, 0x58),
+                (0x5a, 0x5a),
+                (0x00, 0x00),
+            ],
+        ),
+    ];
+
+    /// What the input's first bytes `start` say (`ended`: they are all of it): `Some(Some(c))`
+    /// compressed with `c`, `Some(None)` not compressed, `None` when more bytes are needed to
+    /// tell.
+    pub fn of(start: &[u8], ended: bool) -> Option<Option<Self>> {
+        let mut undecided = false;
+        for (format, signature) in Self::SIGNATURES {
+            let seen = start.len().min(signature.len());
+            let agrees = start[..seen]
+                .iter()
+                .zip(signature)
+                .all(|(b, (lo, hi))| (lo..=hi).contains(&b));
+            if !agrees {
+                continue;
+            }
+            if seen == signature.len() {
+                return Some(Some(format));
+            }
+            undecided |= !ended;
+        }
+        (!undecided).then_some(None)
+    }
+
+    /// The format's name, as its tool is named.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::Bzip2 => "bzip2",
+            Self::Xz => "xz",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -972,5 +1082,36 @@ mod tests {
             let by_header: Vec<String> = header.iter().flatten().cloned().collect();
             prop_assert_eq!(refused.by_header, Some(by_header));
         }
+    }
+
+    #[test]
+    fn compressed_input_is_told_by_its_first_bytes() {
+        let of = Compression::of;
+        assert_eq!(
+            of(b"\x1f\x8b\x08\x00", false),
+            Some(Some(Compression::Gzip))
+        );
+        assert_eq!(
+            of(b"\x28\xb5\x2f\xfd\x04", true),
+            Some(Some(Compression::Zstd))
+        );
+        assert_eq!(of(b"BZh91AY&SY\x10", false), Some(Some(Compression::Bzip2)));
+        // Empty data compressed: the end of stream's magic.
+        assert_eq!(
+            of(b"BZh9\x17\x72\x45\x38\x50\x90", true),
+            Some(Some(Compression::Bzip2))
+        );
+        assert_eq!(of(b"\xfd7zXZ\x00\x00", false), Some(Some(Compression::Xz)));
+        // Not yet told: a start that may still become a signature.
+        assert_eq!(of(b"", false), None);
+        assert_eq!(of(b"\x1f", false), None);
+        assert_eq!(of(b"BZh9", false), None);
+        // Told: ended before a signature was whole, or disagreeing with every one.
+        assert_eq!(of(b"\x1f", true), Some(None));
+        assert_eq!(of(b"", true), Some(None));
+        assert_eq!(of(b"1\tone\n", false), Some(None));
+        assert_eq!(of(b"BZh9 is a row\n", false), Some(None));
+        assert_eq!(of(b"PGCOPY\n\xff\r\n\x00", false), Some(None));
+        assert_eq!(of(b"\xef\xbb\xbf1\tone\n", false), Some(None));
     }
 }
