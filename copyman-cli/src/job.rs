@@ -783,6 +783,21 @@ fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) 
 }
 
 fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result<Exit> {
+    // What the run would end with: a table refused on a destination (left out under
+    // --keep-going, an unreachable destination among them) makes it partial, or a failure
+    // when no destination would hold anything; so `--dry-run && run` stops where the run
+    // would not succeed.
+    let planned = plan.tables.iter().flat_map(|t| &t.destinations);
+    let exit = if !planned.clone().any(|d| matches!(d, DestPlan::Refused(_))) {
+        Exit::Success
+    } else if planned
+        .clone()
+        .any(|d| matches!(d, DestPlan::Copy { .. } | DestPlan::Done(_)))
+    {
+        Exit::Partial
+    } else {
+        Exit::CopyFailed
+    };
     if output.json {
         let tables: Vec<Value> = plan
             .tables
@@ -803,14 +818,14 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
             })
             .collect();
         report::print_json(&json!({
-            "status": "ok",
-            "exit_code": 0,
+            "status": status_word(exit),
+            "exit_code": exit.code(),
             "dry_run": true,
             "snapshot": plan.snapshot,
             "notes": plan.notes,
             "tables": tables,
         }))?;
-        return Ok(Exit::Success);
+        return Ok(exit);
     }
     let mut text = format!(
         "copyman: dry run, nothing copied: {} tables, largest first\n",
@@ -840,10 +855,21 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
         }
     }
     report::print_stdout(&text)?;
-    Ok(Exit::Success)
+    Ok(exit)
 }
 
 /// What destination `dest` does with table `i` of `plan`: its steps, or why not.
+/// The `status` word of a job's `--json` for its exit: the words of a one-table run's
+/// (report.rs).
+fn status_word(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Success => "ok",
+        Exit::Partial => "partial",
+        exit if exit.is_interruption() => "interrupted",
+        _ => "failed",
+    }
+}
+
 fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
     let t = &plan.tables[i];
     let group = plan.group_of(i);
@@ -908,12 +934,7 @@ fn to_json(
     }
     json!({
         // The words of a one-table run's `--json` (report.rs).
-        "status": match exit {
-            Exit::Success => "ok",
-            Exit::Partial => "partial",
-            exit if exit.is_interruption() => "interrupted",
-            _ => "failed",
-        },
+        "status": status_word(exit),
         "exit_code": exit.code(),
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,

@@ -398,7 +398,14 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
     let input = input(t, output, &mut plan, source_conn.as_mut(), &mut dests)?;
-    let mut value = plan_json(t, &plan, &dests);
+    // A destination left out (--keep-going) makes the run partial: the dry run says so by the
+    // run's own exit status, so that `--dry-run && run` does not go on to a partial copy.
+    let exit = if dests.iter().any(|d| d.error.is_some()) {
+        Exit::Partial
+    } else {
+        Exit::Success
+    };
+    let mut value = plan_json(t, &plan, &dests, exit);
     if let Some(input) = &input {
         value["plan"]["source"]["input"] = input.to_json();
     }
@@ -456,7 +463,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         }
         report::print_stdout(&text)?;
     }
-    Ok(Exit::Success)
+    Ok(exit)
 }
 
 /// What `--dry-run` knows of a file or stdin source's start.
@@ -523,7 +530,7 @@ fn input(
 }
 
 /// The plan as `--json` shows it for `--dry-run`.
-fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>]) -> Value {
+fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>], exit: Exit) -> Value {
     let columns = plan
         .columns
         .as_ref()
@@ -534,8 +541,8 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>]) -> Value {
         Estimate::Unknown => Value::Null,
     };
     json!({
-        "status": "ok",
-        "exit_code": Exit::Success.code(),
+        "status": if exit == Exit::Success { "ok" } else { "partial" },
+        "exit_code": exit.code(),
         "dry_run": true,
         "format": plan.format.map(Format::name),
         "plan": {

@@ -490,36 +490,62 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
         _ => None,
     };
     let mut dests: Vec<Dest<'_>> = t.destinations.iter().map(Dest::new).collect();
-    let mut unreachable = None;
+    let mut unreachable = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         if let Endpoint::Server(spec) = dest.endpoint {
-            match connect(spec, "destination", &mut warned) {
+            match try_connect(spec, "destination", &mut warned) {
                 Ok(conn) => dest.conn = Some(conn),
                 // Under --keep-going a destination that cannot be reached is left out (failed,
-                // said) and the others are copied to, as a job does; the first error stands
-                // when none is left.
+                // said, its SQLSTATE kept for --json) and the others are copied to, as a job
+                // does; when none is left, each one's error is the run's.
                 Err(e) if t.keep_going => {
-                    let message = e.to_string();
                     report::warn(format_args!(
-                        "destination {}: {message}; left out (--keep-going)",
+                        "destination {}: {e}; left out (--keep-going)",
                         i + 1
                     ));
+                    unreachable.push(e.to_string());
                     dest.fail_with(ErrorInfo {
-                        sqlstate: None,
-                        message: message.clone(),
+                        sqlstate: e.error.sqlstate,
+                        message: format!("cannot connect to {}: {}", e.whom, e.error.message),
                     });
-                    unreachable.get_or_insert(e);
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
-    if let Some(e) = unreachable
-        && dests.iter().all(|d| d.error.is_some())
-    {
-        return Err(e);
+    if !unreachable.is_empty() && dests.iter().all(|d| d.error.is_some()) {
+        return Err(Fatal {
+            exit: Exit::Connect,
+            message: unreachable.join("; "),
+        }
+        .into());
     }
     Ok((source_conn, dests))
+}
+
+/// A server that could not be reached: who it was and what was said.
+#[derive(Debug)]
+pub(crate) struct Unreachable {
+    /// "source" or "destination", with the server as it was given (no password).
+    whom: String,
+    /// The error, with the server's SQLSTATE when it spoke (authentication, a missing database).
+    error: ErrorInfo,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot connect to {}: {}", self.whom, self.error)
+    }
+}
+
+impl From<Unreachable> for anyhow::Error {
+    fn from(e: Unreachable) -> Self {
+        Fatal {
+            exit: Exit::Connect,
+            message: e.to_string(),
+        }
+        .into()
+    }
 }
 
 /// Connects, or ends the run with exit 3.
@@ -528,19 +554,24 @@ pub(crate) fn connect(
     role: &str,
     warned: &mut BTreeSet<String>,
 ) -> anyhow::Result<Connection> {
+    Ok(try_connect(spec, role, warned)?)
+}
+
+/// Connects, saying first the warnings of its connection string not said yet.
+fn try_connect(
+    spec: &ServerSpec,
+    role: &str,
+    warned: &mut BTreeSet<String>,
+) -> Result<Connection, Unreachable> {
     for warning in &spec.warnings {
         if warned.insert(warning.clone()) {
             report::warn(warning);
         }
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
-    let conn = spec.connect().map_err(|e| Fatal {
-        exit: Exit::Connect,
-        message: format!(
-            "cannot connect to {role} {}: {}",
-            spec.display,
-            describe_sync(&e)
-        ),
+    let conn = spec.connect().map_err(|e| Unreachable {
+        whom: format!("{role} {}", spec.display),
+        error: describe_sync(&e),
     })?;
     report::log(format_args!(
         "connected to {role} {} (PostgreSQL {})",

@@ -112,6 +112,12 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
     assert_exit(&out, 3);
     assert_eq!(count(&c.dest[0], &d1, "a"), 0);
 
+    // A dry run under --keep-going says the run would be partial (4), in --json too.
+    let out = job(&["--keep-going", "--dry-run"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+
     let out = job(&["--keep-going"]);
     let stderr = text(&out.stderr);
     assert_exit(&out, 4);
@@ -213,10 +219,63 @@ fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
 
+    // A destination whose server answers but refuses (no such database): its SQLSTATE is kept
+    // in --json (it was null, the error flattened to text).
+    let missing = c.dest[0].conninfo("no_such_database");
+    let out = copyman()
+        .args(["--json", "table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &missing, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--keep-going", "--truncate"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let error = &report["destinations"][0]["error"];
+    assert_eq!(error["sqlstate"], "3D000", "{report}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot connect to destination")
+                && m.contains("no_such_database")),
+        "{report}"
+    );
+
+    // A dry run says what the run would end with: partial (4), not 0, so that
+    // `--dry-run && run` does not go on to a partial copy.
+    let out = copyman()
+        .args(["--json", "table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--keep-going", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["exit_code"], 4, "{report}");
+
+    // Every destination unreachable: exit 3, each one named.
     let out = copyman()
         .args(["table", "a", "--from", &c.source.conninfo(&src)])
-        .args(["--to", &nowhere, "--keep-going"])
+        .args(["--to", &nowhere, "--to", &missing, "--keep-going"])
         .output()
         .unwrap();
     assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(":{}/x", closed_port_of(&nowhere)))
+            && last.contains("no_such_database")
+            && last.contains("3D000"),
+        "{stderr}"
+    );
+}
+
+/// The port of a `host=… port=N …` connection string.
+fn closed_port_of(conninfo: &str) -> &str {
+    conninfo
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .expect("a port")
 }
