@@ -58,19 +58,39 @@ pub(crate) fn prepare(
 ) -> Result<Watch, Fatal> {
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
+    apply_all(t, source.as_deref_mut(), dests)?;
     let mut targets = Vec::new();
     if let (Some(conn), Endpoint::Server(spec)) = (source, &t.source) {
-        apply(conn, &t.safety, "source")?;
         targets.extend(Target::of(format!("source ({})", spec.display), spec, conn));
     }
     for (i, dest) in dests.iter_mut().enumerate() {
         if let (Some(conn), Endpoint::Server(spec)) = (dest.conn.as_mut(), dest.endpoint) {
             let role = format!("destination {}", i + 1);
-            apply(conn, &t.safety, &role)?;
             targets.extend(Target::of(format!("{role} ({})", spec.display), spec, conn));
         }
     }
     Ok(Watch::start(targets, quiet))
+}
+
+/// Applies the limits to every server session ([`apply`]); `--dry-run` does it too, so that it
+/// refuses what the run would (`--encoding KLINGON`) and plans under the same settings.
+///
+/// # Errors
+/// [`Fatal`], from [`apply`].
+pub(crate) fn apply_all(
+    t: &Transfer,
+    source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+) -> Result<(), Fatal> {
+    if let Some(conn) = source {
+        apply(conn, &t.safety, "source")?;
+    }
+    for (i, dest) in dests.iter_mut().enumerate() {
+        if let Some(conn) = dest.conn.as_mut() {
+            apply(conn, &t.safety, &format!("destination {}", i + 1))?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes

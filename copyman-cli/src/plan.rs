@@ -375,7 +375,8 @@ pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
 }
 
 /// `--dry-run`: connects, plans and shows the plan; nothing is copied, no transaction is
-/// opened, nothing but catalog queries reaches a server.
+/// opened, nothing but catalog queries and the run's session settings (`--encoding`,
+/// `--lock-timeout`) reaches a server.
 ///
 /// # Errors
 /// As a run's planning: connections (exit 3), a database given twice ([`crate::identity::check`],
@@ -390,6 +391,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     // A database given twice, or a table copied into itself: refused by the run's own check
     // (its queries only read what the server says of itself), with its exit status and words.
     crate::identity::check(t, source_conn.as_mut(), &mut dests)?;
+    crate::limits::apply_all(t, source_conn.as_mut(), &mut dests)?;
     for (i, message) in dropped {
         dests[i].fail_with(ErrorInfo {
             sqlstate: None,

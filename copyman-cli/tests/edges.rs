@@ -689,6 +689,29 @@ fn encoding_of_file_endpoints() {
         "KLINGON",
     ]);
     assert_exit(&out, 2);
+    // --dry-run refuses it as the run does (it passed: the dry run skipped the session's
+    // settings), and plans a good one without copying.
+    for (encoding, exit) in [("KLINGON", 2), ("LATIN1", 0)] {
+        let out = run(&[
+            "table",
+            "t",
+            "--from",
+            file.arg(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--encoding",
+            encoding,
+            "--dry-run",
+        ]);
+        assert_exit(&out, exit);
+        if exit == 2 {
+            assert!(
+                text(&out.stderr).contains("--encoding"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
     let out = run(&[
         "table",
         "t",

@@ -234,10 +234,9 @@ fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
     let error = &report["destinations"][0]["error"];
     assert_eq!(error["sqlstate"], "3D000", "{report}");
     assert!(
-        error["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("cannot connect to destination")
-                && m.contains("no_such_database")),
+        error["message"].as_str().is_some_and(
+            |m| m.contains("cannot connect to destination") && m.contains("no_such_database")
+        ),
         "{report}"
     );
 
