@@ -860,7 +860,12 @@ pub(crate) fn check_header(
 /// table's stored columns that are not generated; `None` when they cannot be told (the COPY
 /// itself then says what is wrong).
 fn table_columns(conn: &mut copyman_sync::Connection, sql: &str) -> Option<Vec<String>> {
-    let table = crate::sql::TableName::parse(statement::copy_table(sql)?).ok()?;
+    // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
+    let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
+    let row = conn.query(&query).ok()?.into_iter().next()?;
+    let mut parts = row.into_iter();
+    let (schema, name) = (parts.next()?, parts.next()??);
+    let table = crate::sql::TableName::from_parts(schema, name);
     let relation = copyman_job::plan::lookup(conn, &table).ok()??;
     Some(
         relation

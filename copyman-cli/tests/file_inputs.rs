@@ -110,6 +110,31 @@ fn swapped_csv_header_is_refused_before_anything_is_sent() {
     );
     nothing_anywhere(c, &dbs, "p");
 
+    // The table spelled so that only the server reads it (`U&"\0070"` is p; and a quoted,
+    // schema-qualified name): checked all the same (the check read the name itself and let a
+    // U& name through, loading every value into the other column).
+    for receive in [
+        r#"COPY U&"\0070" FROM STDIN (FORMAT csv, HEADER)"#,
+        r#"COPY "public"."p" FROM STDIN (FORMAT csv, HEADER)"#,
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to1,
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("header field 1 is \"b\""),
+            "{receive}: {stderr}"
+        );
+        nothing_anywhere(c, &dbs, "p");
+    }
+
     // From stdin: its first line is read before anything is sent, and refused the same way.
     let out = run_with_stdin(
         &[

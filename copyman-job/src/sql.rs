@@ -277,6 +277,18 @@ pub fn relation_oid_query(name: &str) -> String {
     )
 }
 
+/// The schema and name (as the catalog holds them) of the relation `name` names on the
+/// session's `search_path`, resolved by the server as [`relation_oid_query`] resolves it (`U&"…"`,
+/// quotes, case folding); no row when there is none.
+pub fn relation_name_query(name: &str) -> String {
+    format!(
+        "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = ({})::oid",
+        relation_oid_query(name)
+    )
+}
+
 /// What one server accepts for a job's sessions, asked before `--jobs` is settled: its key (the
 /// postmaster's start time and port: two endpoints on one server share its connections), how
 /// many more connections it accepts now (`max_connections`, less its reserved slots for a role
