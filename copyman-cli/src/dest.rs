@@ -30,7 +30,7 @@ pub(crate) struct Dest<'e> {
     pub(crate) truncate: Option<String>,
     pub(crate) rows: Option<u64>,
     pub(crate) error: Option<ErrorInfo>,
-    /// It failed because stdout's reader went away.
+    /// It failed because the reader of its pipe (stdout, a FIFO) went away.
     pub(crate) broken_pipe: bool,
     /// When its transaction (or file) was committed or discarded.
     pub(crate) ended: Option<std::time::Instant>,
@@ -68,8 +68,7 @@ impl<'e> Dest<'e> {
     /// Marks it failed with `error`, unless it already failed (the first error stands).
     pub(crate) fn fail(&mut self, error: &EndpointError) {
         if self.error.is_none() {
-            self.broken_pipe =
-                matches!(self.endpoint, Endpoint::Stdio) && report::is_broken_pipe(&**error);
+            self.broken_pipe = !self.endpoint.is_server() && report::is_broken_pipe(&**error);
             self.error = Some(report::describe(&**error));
         }
     }
@@ -274,7 +273,7 @@ fn wait_for_room(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
         if let Some(signal) = signals::received() {
             // Not `ErrorKind::Interrupted`: `write_all` retries that.
             return Err(io::Error::other(format!(
-                "interrupted by {} while its reader read nothing",
+                "interrupted by {} while waiting for its reader to read (the pipe was full)",
                 signals::name(signal)
             )));
         }

@@ -413,12 +413,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             // Stdout (or a pipe) has no rollback: what went out before the failure is out.
             if status != Status::Committed && dest.sent_anyway > 0 {
                 status = Status::Sent;
+                let sent = indicatif::HumanBytes(dest.sent_anyway);
+                if dest.broken_pipe {
+                    // Said for what it is, not as the bare "Broken pipe" of the write.
+                    dest.error = Some(ErrorInfo {
+                        sqlstate: None,
+                        message: broken_pipe(dest.endpoint, dest.sent_anyway),
+                    });
+                }
                 dest.fail_with(ErrorInfo {
                     sqlstate: None,
                     message: format!(
-                        "{} went out before the run failed and cannot be taken back: \
-                         discard it",
-                        indicatif::HumanBytes(dest.sent_anyway)
+                        "{sent} went out before the run failed and cannot be taken back: \
+                         discard it"
                     ),
                 });
             }
@@ -448,9 +455,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         return Err(Fatal {
             exit: Exit::CopyFailed,
             message: format!(
-                "--to -: stdout's reader went away after {} (broken pipe): the copy did not \
-                 complete",
-                indicatif::HumanBytes(bytes)
+                "--to {}: {}",
+                dests[0].endpoint.display(),
+                broken_pipe(dests[0].endpoint, bytes)
             ),
         }
         .into());
@@ -480,6 +487,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         error: run_error,
         notices,
     })
+}
+
+/// What a destination whose pipe's reader went away (`| head`, a `gzip` that died) is said to
+/// have done: it got `sent`, so the copy did not complete there.
+fn broken_pipe(endpoint: &Endpoint, sent: u64) -> String {
+    let whose = match endpoint {
+        Endpoint::Stdio => "stdout's reader",
+        _ => "its reader",
+    };
+    format!(
+        "{whose} went away after {} (broken pipe): the copy did not complete",
+        indicatif::HumanBytes(sent)
+    )
 }
 
 /// Connects the source (if a server) and every server destination, or ends the run with exit 3.

@@ -276,6 +276,43 @@ fn a_stdout_reader_that_goes_away_fails_the_copy() {
     assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
 }
 
+/// Beside a server destination, stdout's reader going away is said for what it is (it said only
+/// "Broken pipe (os error 32)"), and the server rolls back: nothing committed anywhere.
+#[test]
+fn a_stdout_reader_that_goes_away_beside_a_server_is_said() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let dst = database(&c.dest[0], "CREATE TABLE t (v text)");
+    let mut child = copyman()
+        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
+        .args(["--to", &c.dest[0].conninfo(&dst)])
+        .args([
+            "--send",
+            "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
+            "--receive",
+            "COPY t FROM STDIN",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1024];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdout's reader went away after")
+            && stderr.contains("(broken pipe): the copy did not complete"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("os error 32"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &dst), Vec::<String>::new());
+}
+
 /// Source rows for the CHECK tests: 1..=n, with one negative value in the middle.
 fn check_source(c: &Clusters, rows: u32) -> String {
     database(
