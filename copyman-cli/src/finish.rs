@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use copyman_job::commit::{
     self, Action, Commit, DecisionLog, Failure, Holder, Options, Outcome, Participant, Policy,
-    Report, SourceOutcome,
+    Report, SourceOutcome, Step,
 };
 use copyman_sync::Connection;
 
@@ -248,11 +248,22 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             }
             recorded
         },
-        |run| {
-            let atomic = atomic.expect("an abort only in a two-phase run");
-            if let Err(e) = atomic.log.aborted(run) {
+        |step| {
+            let atomic = atomic.expect("an abort or a party out only in a two-phase run");
+            if let Err(e) = atomic.log.note(step) {
+                let (what, then) = match step {
+                    Step::RecordOut { gids, .. } => (
+                        format!("that {} will not be prepared", gids.join(", ")),
+                        "a recovery of the run if it dies before its decision will refuse it as \
+                         possibly split",
+                    ),
+                    _ => (
+                        format!("that run {} rolls back", atomic.run),
+                        "a recovery that finds it half rolled back will ask for its servers",
+                    ),
+                };
                 report::warn(format!(
-                    "cannot record in {} that run {run} rolls back: {e} (a recovery that finds                      it half rolled back will ask for its servers)",
+                    "cannot record in {} {what}: {e} ({then})",
                     atomic.log.path().display()
                 ));
             }

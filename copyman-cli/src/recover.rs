@@ -357,6 +357,7 @@ pub(crate) fn run(
             .filter(|h| {
                 !gids.contains(&h.gid)
                     && !contents.ended.contains(&h.gid)
+                    && !contents.out.contains(&h.gid)
                     && (h.server.is_empty()
                         || !identities.contains(&(h.server.clone(), h.database.clone())))
             })
@@ -491,12 +492,15 @@ fn partly_ended(
                 .iter()
                 .filter_map(|gid| commit::parse_gid(gid).map(|(_, party)| party))
                 .collect();
+            // A destination its run recorded out (failed under --keep-going) was never
+            // prepared: no gap.
             let missing: Vec<String> = commit::partly_ended(&parties)
                 .into_iter()
                 .filter_map(|party| match party {
                     commit::Party::Destination(n) => Some(commit::Commit::<()>::gid(run, n)),
                     _ => None,
                 })
+                .filter(|gid| !contents.out.contains(gid))
                 .collect();
             (!missing.is_empty()).then(|| {
                 let present = gids.into_iter().map(str::to_owned).collect();

@@ -891,3 +891,55 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
         )
         .unwrap();
 }
+
+/// `--atomic --keep-going` whose destination 1 fails its copy: destination 2 is prepared past
+/// it, and the run is killed before its decision. The run recorded destination 1 out before
+/// preparing destination 2, so recover rolls destination 2 back (exit 0) — it refused the run as
+/// "may be partly committed", taking the gap for a transaction that had ended.
+#[test]
+fn recover_rolls_back_a_keep_going_run_killed_past_a_failed_destination() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{T} {FILL}"));
+    let refusing = format!(
+        "{T} CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'destination 1 refuses rows'; END $$;
+         CREATE TRIGGER no BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION no();"
+    );
+    let dbs = [database(&s.dest[0], &refusing), database(&s.dest[1], T)];
+    let log = TempPath::new("keep-going-out.log");
+    let mut args = copy_args(s, &src, &dbs, &log);
+    args.push("--keep-going".into());
+    Paused::start(&strs(&args), "prepared:2").kill();
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]), Vec::<String>::new());
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let run = left[0]
+        .strip_suffix(":2")
+        .unwrap()
+        .strip_prefix("copyman:")
+        .unwrap();
+    assert_eq!(
+        log_lines(&log, "out "),
+        [format!("out {run} copyman:{run}:1")],
+        "{:?}",
+        log_lines(&log, "")
+    );
+
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("rolled back"),
+        "{}",
+        text(&out.stderr)
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+    // Destination 1's server need not be given: its transaction was never prepared.
+    let again = recover(&[&urls[1]], log.arg());
+    assert_exit(&again, 0);
+}

@@ -165,6 +165,20 @@ pub enum Step {
     /// knows they were rolled back, not committed, and rolls back the rest; and a decision can
     /// never be recorded after it.
     RecordAbort(String),
+    /// Record that these transactions of the run (its id, their global ids) will never be
+    /// prepared (`out RUN GID…`), durably if the driver can, before the next `PREPARE`; nothing
+    /// to report back. Two-phase commit under keep-going only: a destination that failed (its
+    /// copy, its check, its refused `PREPARE`) is not prepared while those after it are, and a
+    /// recovery of a run that died before its decision would take that gap for a transaction
+    /// that was prepared and ended since — perhaps committed, under a decision in a log it was
+    /// not given ([`partly_ended`]) — and refuse to roll the rest back. Unrecorded (a full
+    /// disk), recovery refuses so: the safe side.
+    RecordOut {
+        /// The run's id.
+        run: String,
+        /// The global ids of the destinations that will never be prepared.
+        gids: Vec<String>,
+    },
 }
 
 /// The two-phase commit decision, as it must be recorded before the second phase.
@@ -454,8 +468,11 @@ pub struct Commit<E> {
     record_error: Option<E>,
     /// [`Step::RecordAbort`] was handed out.
     abort_said: bool,
-    /// A `ROLLBACK PREPARED` held back until the abort is recorded.
+    /// A `ROLLBACK PREPARED` held back until the abort is recorded, or a `PREPARE` until the
+    /// destinations below it that will never be prepared are ([`Step::RecordOut`]).
     deferred: Option<(Party, Action)>,
+    /// Each destination [`Step::RecordOut`] named.
+    out_said: Vec<bool>,
 }
 
 impl<E> Commit<E> {
@@ -500,6 +517,7 @@ impl<E> Commit<E> {
             record_error: None,
             abort_said: false,
             deferred: None,
+            out_said: vec![false; completed.len()],
         };
         // Nothing completed: nothing to check or commit.
         if !commit.slots.iter().any(|s| matches!(s, Slot::Open)) {
@@ -611,8 +629,24 @@ impl<E> Commit<E> {
             let action = match (phase, &self.slots[n]) {
                 (Phase::Check, Slot::Open) => Action::CheckConstraints,
                 (Phase::Prepare, Slot::Open) => {
-                    let run = self.options.two_phase.as_deref().expect("two-phase run");
-                    Action::Prepare(Self::gid(run, n))
+                    let run = self.options.two_phase.clone().expect("two-phase run");
+                    let prepare = Action::Prepare(Self::gid(&run, n));
+                    // Those below it that failed, never to be prepared, said first.
+                    let out: Vec<usize> = (0..n)
+                        .filter(|&k| {
+                            matches!(self.slots[k], Slot::Done(Outcome::Failed(_)))
+                                && !self.out_said[k]
+                        })
+                        .collect();
+                    if !out.is_empty() {
+                        let gids = out.iter().map(|&k| Self::gid(&run, k)).collect();
+                        for k in out {
+                            self.out_said[k] = true;
+                        }
+                        self.deferred = Some((Party::Destination(n), prepare));
+                        return Some(Step::RecordOut { run, gids });
+                    }
+                    prepare
                 }
                 (Phase::CommitPrepared, Slot::Prepared(gid)) => Action::CommitPrepared(gid.clone()),
                 (Phase::Commit, Slot::Open) => Action::Commit,

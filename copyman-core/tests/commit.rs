@@ -45,7 +45,7 @@ fn run(
             } else {
                 Err("the disk is full".to_owned())
             }),
-            Step::RecordAbort(_) => {}
+            Step::RecordAbort(_) | Step::RecordOut { .. } => {}
             _ => unreachable!(),
         }
     }
@@ -757,5 +757,129 @@ proptest! {
         }
         let decided = steps.iter().any(|s| matches!(s, Step::Record(_))) && record;
         prop_assert!(!decided || aborts.is_empty(), "{steps:?}");
+    }
+}
+
+/// Under keep-going, a destination that failed is said to be out before any PREPARE above it:
+/// a recovery of a run that died then finds the gap explained, not a transaction that ended.
+#[test]
+fn keep_going_two_phase_records_the_failed_ones_out_before_preparing_past_them() {
+    let options = Options {
+        two_phase: Some("r".to_owned()),
+        policy: Policy::KeepGoing,
+        ..Options::default()
+    };
+    // Destination 2's copy failed (copyman:r:2); destination 3's PREPARE (copyman:r:3) is refused.
+    let (steps, report) = run(
+        options,
+        &[true, false, true, true, true],
+        |p, a| {
+            if p == d(2) && matches!(a, Action::Prepare(_)) {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    let kinds: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Run {
+                action: Action::Prepare(gid),
+                ..
+            } => Some(format!("prepare {gid}")),
+            Step::RecordOut { run, gids } => Some(format!("out {run} {}", gids.join(" "))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "prepare copyman:r:1",
+            "out r copyman:r:2",
+            "prepare copyman:r:3",
+            "out r copyman:r:3",
+            "prepare copyman:r:4",
+            "prepare copyman:r:5",
+        ]
+    );
+    assert!(report.partial());
+    // All or nothing never prepares past a failure: nothing to say.
+    let (steps, _) = run(
+        Options {
+            two_phase: Some("r".to_owned()),
+            ..Options::default()
+        },
+        &[true, true, true],
+        |p, a| {
+            if p == d(0) && matches!(a, Action::Prepare(_)) {
+                Answer::Refused
+            } else {
+                Answer::Ok
+            }
+        },
+        true,
+    );
+    assert!(!steps.iter().any(|s| matches!(s, Step::RecordOut { .. })));
+}
+
+proptest! {
+    /// Under keep-going two-phase commit, whatever fails: before each PREPARE every destination
+    /// below it that is not prepared (and not maybe prepared: a PREPARE whose answer was lost)
+    /// was recorded out, and no destination recorded out is ever prepared.
+    #[test]
+    fn keep_going_prepares_no_gap_unrecorded(
+        answers in proptest::collection::vec(0u8..3, 40),
+        completed in proptest::collection::vec(any::<bool>(), 1..6),
+        record in any::<bool>(),
+    ) {
+        let options = Options {
+            two_phase: Some("r".to_owned()),
+            policy: Policy::KeepGoing,
+            ..Options::default()
+        };
+        let mut i = 0;
+        let mut sent: Vec<(Party, Action, Answer)> = Vec::new();
+        let (steps, _) = run(options, &completed, |p, a| {
+            i += 1;
+            let answer = match answers[i % answers.len()] {
+                0 | 1 => Answer::Ok,
+                _ if i % 2 == 0 => Answer::Refused,
+                _ => Answer::Lost,
+            };
+            sent.push((p, a.clone(), answer));
+            answer
+        }, record);
+        let mut out: Vec<String> = Vec::new();
+        // Destinations whose PREPARE was sent, and how it was answered.
+        let mut prepared: Vec<(usize, Answer)> = Vec::new();
+        let mut answers = sent.into_iter();
+        for step in &steps {
+            match step {
+                Step::RecordOut { run, gids } => {
+                    prop_assert_eq!(run, "r");
+                    out.extend(gids.iter().cloned());
+                }
+                Step::Run { party, action } => {
+                    let (_, _, answer) = answers.next().expect("answered");
+                    if let (Party::Destination(n), Action::Prepare(gid)) = (party, action) {
+                        prop_assert!(!out.contains(gid), "{gid} prepared after out: {steps:?}");
+                        for k in 0..*n {
+                            let maybe = prepared
+                                .iter()
+                                .any(|(m, a)| *m == k && *a != Answer::Refused);
+                            let gid = format!("copyman:r:{}", k + 1);
+                            prop_assert!(
+                                maybe || out.contains(&gid),
+                                "{gid} neither prepared nor out before {action:?}: {steps:?}"
+                            );
+                        }
+                        prepared.push((*n, answer));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }

@@ -30,8 +30,8 @@
 //!     &mut parties,
 //!     None,
 //!     |d| log.record(d).map_err(copyman_sync::Error::Io),
-//!     |run| {
-//!         let _ = log.aborted(run); // best effort: the rollback goes on either way
+//!     |step| {
+//!         let _ = log.note(step); // best effort: the run goes on either way
 //!     },
 //! );
 //! assert!(report.succeeded());
@@ -104,8 +104,9 @@ impl Participant for Connection {
 }
 
 /// Runs `commit` to its end: each step on its destination (by index into `destinations`) or on
-/// the source, [`Step::Record`] through `record`, [`Step::RecordAbort`] through `record_abort`.
-/// Returns where every party ended.
+/// the source, [`Step::Record`] through `record`, and the records nothing waits on
+/// ([`Step::RecordAbort`], [`Step::RecordOut`]: best effort) through `note`
+/// ([`DecisionLog::note`] writes them). Returns where every party ended.
 ///
 /// # Panics
 /// If the commit names a destination `destinations` does not have, or a source when `source`
@@ -115,7 +116,7 @@ pub fn run<E>(
     destinations: &mut [&mut dyn Participant<Error = E>],
     mut source: Option<&mut dyn Participant<Error = E>>,
     mut record: impl FnMut(&Decision) -> Result<(), E>,
-    mut record_abort: impl FnMut(&str),
+    mut note: impl FnMut(&Step),
 ) -> Report<E> {
     while let Some(step) = commit.poll_step() {
         match step {
@@ -130,7 +131,7 @@ pub fn run<E>(
                 commit.handle_result(result);
             }
             Step::Record(decision) => commit.handle_recorded(record(&decision)),
-            Step::RecordAbort(run) => record_abort(&run),
+            step @ (Step::RecordAbort(_) | Step::RecordOut { .. }) => note(&step),
             _ => unreachable!("a step this driver does not know"),
         }
     }
@@ -438,6 +439,32 @@ impl DecisionLog {
         self.append(&format!("abort {run}\n"))
     }
 
+    /// Records that `run`'s transactions `gids` will never be prepared (`out RUN GID…`): under
+    /// keep-going, destinations that failed below others that are prepared
+    /// ([`Step::RecordOut`]), so that a recovery of a run that died before its decision does
+    /// not take the gap for transactions that ended.
+    ///
+    /// # Errors
+    /// Writing or syncing failed (a recovery then refuses the run as possibly split: the safe
+    /// side).
+    pub fn left_out(&self, run: &str, gids: &[String]) -> io::Result<()> {
+        self.append(&format!("out {run} {}\n", gids.join(" ")))
+    }
+
+    /// Writes what a commit's best-effort step records: [`Step::RecordAbort`]
+    /// ([`DecisionLog::aborted`]) and [`Step::RecordOut`] ([`DecisionLog::left_out`]); other
+    /// steps write nothing.
+    ///
+    /// # Errors
+    /// As those.
+    pub fn note(&self, step: &Step) -> io::Result<()> {
+        match step {
+            Step::RecordAbort(run) => self.aborted(run),
+            Step::RecordOut { run, gids } => self.left_out(run, gids),
+            _ => Ok(()),
+        }
+    }
+
     /// Records that recovery finished `run`'s prepared transaction `gid` (`ended RUN GID`, after
     /// its COMMIT or ROLLBACK PREPARED): a later recovery not given its server then counts it
     /// finished rather than ask for that server again.
@@ -482,7 +509,7 @@ impl DecisionLog {
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
             let (
-                Some(kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended")),
+                Some(kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended" | "out")),
                 Some(run),
             ) = (words.next(), words.next())
             else {
@@ -525,6 +552,10 @@ impl DecisionLog {
                 }
                 "abort" => {
                     log.aborted.insert(run.to_owned());
+                }
+                "out" => {
+                    log.out
+                        .extend(words.filter(|w| parse_gid(w).is_some()).map(str::to_owned));
                 }
                 _ => {}
             }
@@ -631,6 +662,8 @@ pub struct LogContents {
     pub ended: HashSet<String>,
     /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
     pub aborted: HashSet<String>,
+    /// The transactions their runs never prepared ([`DecisionLog::left_out`]).
+    pub out: HashSet<String>,
 }
 
 /// Which server holds one of a run's prepared transactions, as its decision recorded it.

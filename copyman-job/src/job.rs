@@ -1999,10 +1999,10 @@ fn commit_table(
                 .record_parties(d, &holders, None)
                 .map_err(copyman_sync::Error::Io)
         },
-        // Best effort: not recorded, a recovery that finds the run half rolled back asks for
-        // its servers rather than guess.
-        |run| {
-            let _ = two.log.aborted(run);
+        // Best effort: not recorded, a recovery that finds the run half rolled back, or a gap
+        // among its prepared transactions, asks for its servers or refuses rather than guess.
+        |step| {
+            let _ = two.log.note(step);
         },
     );
     // Nothing of the run left prepared (committed under its decision, or rolled back): recovery
