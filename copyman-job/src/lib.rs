@@ -6,7 +6,8 @@
 //! * [`plan`]: one table's plan (catalogs, columns by name, format), shared with
 //!   `copyman table`'s single-table copy; [`sql`]: names and statements, always quoted.
 //! * [`job`]: [`job::plan`] and [`job::run`]: the snapshot, the workers, the commit of each table
-//!   through core's commit machine, and [`job::Event`]s for progress.
+//!   through core's commit machine, and [`job::Event`]s for progress; its files are named for what
+//!   they hold (the plan, the run, a table copied whole, as an FK group or in ranges: see [`job`]).
 //! * [`state`]: the state file a resumed job reads; what a resume does with a table begun and
 //!   not done is asked of the destination (`txid_status()` of the transaction ids recorded
 //!   before each COMMIT), not guessed; [`identity`]: which server and database a session is

@@ -1,0 +1,278 @@
+//! What goes wrong, as the user reads it: a table's error on one line with the server's SQLSTATE
+//! ([`TableError`]), what ends a job before any table is copied ([`JobError`]), how an error is
+//! said ([`describe`], [`describe_with`], [`db_error`], [`error_chain`], [`one_line`]), and the
+//! row count check's refusals ([`COUNT_WAY_OUT`]).
+
+use std::error::Error as StdError;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use copyman_core::session::{DbError, SessionError};
+
+/// An error as the user sees it: the server's SQLSTATE (when it spoke) and one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    /// The server's SQLSTATE.
+    pub sqlstate: Option<String>,
+    /// The error on one line.
+    pub message: String,
+    /// Known to be met again by a rerun until what it names is mended, whatever its SQLSTATE
+    /// says: found by the plan in a destination's catalog (the table missing there, its
+    /// columns different), or a copy its caller cancelled because it waited on itself
+    /// ([`TableError::lasts`]).
+    pub lasting: bool,
+}
+
+impl TableError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            sqlstate: None,
+            message: message.into(),
+            lasting: false,
+        }
+    }
+
+    /// An error the plan found in a destination's catalog: [`TableError::lasting`].
+    pub(super) fn lasting(message: impl Into<String>) -> Self {
+        Self {
+            lasting: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// Whether a rerun (`--resume`) meets this error again until what it names is changed: one
+    /// known to ([`TableError::lasting`]), or a server error of a class no retry passes
+    /// ([`copyman_core::session::sqlstate_lasts`]: a table missing, a view written to, a bad
+    /// row, a constraint violated, a privilege lacking). A connection lost, a lock or
+    /// statement timeout, a cancel, a stall may not happen again.
+    pub fn lasts(&self) -> bool {
+        self.lasting
+            || self
+                .sqlstate
+                .as_deref()
+                .is_some_and(copyman_core::session::sqlstate_lasts)
+    }
+
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
+    }
+}
+
+impl std::fmt::Display for TableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "SQLSTATE {code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// The server's error somewhere in `error`'s chain.
+pub fn db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(db) = e.downcast_ref::<DbError>() {
+            return Some(db);
+        }
+        if let Some(db) = e
+            .downcast_ref::<copyman_sync::Error>()
+            .and_then(copyman_sync::Error::db_error)
+        {
+            return Some(db);
+        }
+        if let Some(db) = e
+            .downcast_ref::<SessionError>()
+            .and_then(SessionError::db_error)
+        {
+            return Some(db);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Describes `error` on one line: the server's SQLSTATE, message, detail, hint and context when
+/// the server spoke, else the error chain.
+pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
+    describe_with(error, None)
+}
+
+/// Whether `error`'s chain holds a socket timeout, or core's stall error: the stall timeout it
+/// names, if it names one.
+fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(stalled) = e.downcast_ref::<copyman_sync::Stalled>() {
+            return Some(Some(stalled.timeout));
+        }
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(copyman_core::stall::is_timeout)
+        {
+            return Some(None);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
+/// said as a stall of that long, not as "Resource temporarily unavailable".
+pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
+    // Several connection attempts failed: each is said (the server's error only for its own
+    // attempt), with the last one's SQLSTATE if its server spoke.
+    if let Some(all @ copyman_sync::Error::Attempts(_)) =
+        error.downcast_ref::<copyman_sync::Error>()
+    {
+        return TableError {
+            lasting: false,
+            sqlstate: all.code().map(str::to_owned),
+            message: one_line(&error_chain(error)),
+        };
+    }
+    if let Some(db) = db_error(error) {
+        let extras: Vec<String> = [
+            ("detail", &db.detail),
+            ("hint", &db.hint),
+            ("context", &db.context),
+        ]
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+        .collect();
+        let message = match extras.is_empty() {
+            true => db.message.clone(),
+            false => format!("{} ({})", db.message, extras.join("; ")),
+        };
+        return TableError {
+            lasting: false,
+            sqlstate: Some(db.code.clone()),
+            message: one_line(&message),
+        };
+    }
+    // A row count the manager refused: said with its way out.
+    if let Some(mismatch) = error.downcast_ref::<copyman_core::CountMismatch>() {
+        return TableError::new(format!("{mismatch} ({COUNT_WAY_OUT})"));
+    }
+    match stall_in(error).and_then(|named| named.or(stall)) {
+        Some(limit) => TableError::new(format!(
+            "stalled for {} s: no byte moved (stall timeout)",
+            limit.as_secs_f64()
+        )),
+        None => TableError::new(one_line(&error_chain(error))),
+    }
+}
+
+/// An error and its sources on one line, `a: b: c`.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Folds line breaks so that a message is one line.
+pub fn one_line(text: &str) -> String {
+    text.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What ends a job before any table is copied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A server could not be reached.
+    #[error("cannot connect to {server}: {error}")]
+    Connect {
+        /// Which.
+        server: String,
+        /// Why.
+        error: TableError,
+    },
+    /// The selection could not be read (a bad pattern, a named table that does not exist).
+    #[error("{0}")]
+    Selection(String),
+    /// The selection matched no table.
+    #[error("no table matches the selection ({0})")]
+    Empty(String),
+    /// The source cannot export a snapshot.
+    #[error(
+        "the source cannot export a snapshot ({0}); --no-snapshot copies each table under a \
+         snapshot of its own (tables then come from different moments of the source)"
+    )]
+    Snapshot(TableError),
+    /// The source refused a catalog query or the snapshot's transaction.
+    #[error("source: {0}")]
+    Source(TableError),
+    /// A destination cannot take part as the options ask (two-phase commit without prepared
+    /// transactions).
+    #[error("{0}")]
+    Refused(String),
+    /// The state file cannot be read or written.
+    #[error("state file {path}: {error}")]
+    State {
+        /// Where it is.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The two-phase commit's decision log cannot be opened.
+    #[error("decision log {path}: {error}")]
+    DecisionLog {
+        /// Where it is.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+/// What lets a row count that is not the source's through, said with every refusal of one: rows
+/// that a trigger, a rule or a `WHERE` drops or routes on purpose. The `copyman` command says
+/// the same of one table.
+pub const COUNT_WAY_OUT: &str = "if a trigger, rule or WHERE drops or routes rows on purpose, \
+                             --allow-count-mismatch commits what each destination stored";
+
+/// The error of a destination that stored another number of rows than the source sent.
+pub(super) fn mismatch(sent: u64, stored: u64) -> String {
+    format!("row count mismatch: the source sent {sent} rows, the destination stored {stored}")
+}
+
+/// A row count check's refusal: a count that is not the source's (`mismatch`) gets the way
+/// out; a source that gave none does not, as `--allow-count-mismatch` does not pass it.
+pub(super) fn refused(message: String, mismatch: bool) -> TableError {
+    if mismatch {
+        TableError::new(format!("{message} ({COUNT_WAY_OUT})"))
+    } else {
+        TableError::new(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_timeout_is_said_as_a_stall_of_the_stall_timeout() {
+        let timeout = copyman_sync::Error::Io(io::ErrorKind::WouldBlock.into());
+        assert_eq!(
+            describe_with(&timeout, Some(Duration::from_millis(1500))).message,
+            "stalled for 1.5 s: no byte moved (stall timeout)"
+        );
+        // Without a stall timeout it is what it is.
+        assert!(!describe(&timeout).message.contains("stalled"));
+        // Core's stall error names its timeout itself.
+        let stalled =
+            copyman_sync::Stalled::new(copyman_sync::EndpointId::Producer, Duration::from_secs(2));
+        assert_eq!(
+            describe(&stalled).message,
+            "stalled for 2 s: no byte moved (stall timeout)"
+        );
+    }
+}

@@ -1,0 +1,1237 @@
+//! The job's plan, read before anything is written: [`plan`] and [`plan_with`] connect to every
+//! server, list the selection on the source, read each table's catalog everywhere and the state
+//! file, and give a [`Plan`]: its [`TablePlan`]s, each with a [`DestPlan`] per destination. With
+//! them what only planning uses: each destination's name in the state file ([`identity`]), the
+//! state file read for a resume (`resumed`) or checked before a fresh run (`fresh`), the foreign
+//! keys and partitions that order the tables, and a large table's [`split`] into ctid ranges.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use copyman_sync::Connection;
+
+use super::error::{JobError, TableError, describe, describe_with};
+use super::options::{Options, Server};
+use super::report::Event;
+#[cfg(doc)]
+use super::run;
+use super::sessions::{ensure, give_up};
+use crate::commit;
+use crate::identity::Identity;
+use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
+use crate::resume::{self, ResumeWait, Resumed};
+use crate::select::{self, Selection};
+use crate::sequences::{self, Carry};
+use crate::sql::{Format, Ident, Relation, TableCopy, TableName, own_rows};
+use crate::state::{self, Recorded};
+
+/// What a destination does with a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DestPlan {
+    /// Copy it, truncating the table first (in the same transaction) when `truncate`.
+    Copy {
+        /// Emptied first: `--truncate`, or a resumed copy whose earlier attempt may have left
+        /// rows there that cannot be told from the destination's own (see [`crate::state`]).
+        truncate: bool,
+        /// `COPY … FREEZE` (truncated in the same transaction, an ordinary table).
+        freeze: bool,
+        /// The table's `pg_class.relkind` there (how it is emptied: [`TablePlan::emptying`]).
+        kind: String,
+        /// Emptied first, a `DELETE` of its rows would touch nothing else there
+        /// ([`sql::delete_is_quiet_query`](crate::sql::delete_is_quiet_query)).
+        quiet_delete: bool,
+        /// The copied columns' sequences, advanced there to the source's before its COMMIT.
+        sequences: Vec<Carry>,
+    },
+    /// The state file records it done, with these rows: skipped.
+    Done(u64),
+    /// It cannot be copied there (missing, different columns): the error.
+    Refused(TableError),
+}
+
+/// One table of the job.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// The table (the same name on every server).
+    pub table: TableName,
+    /// `pg_class.relkind` on the source.
+    pub kind: String,
+    /// Its size on the source, in bytes (the order of the job: largest first).
+    pub size: u64,
+    /// About how many rows it holds.
+    pub estimate: Option<u64>,
+    /// The columns copied, by name.
+    pub columns: Vec<Ident>,
+    /// The format.
+    pub format: Format,
+    /// Why that format.
+    pub format_reason: String,
+    /// The source's statement.
+    pub send: String,
+    /// The destinations' statement (without `FREEZE`).
+    pub receive: String,
+    /// A table split into ctid ranges: the source's statement for each range (empty: not split).
+    pub ranges: Vec<String>,
+    /// Each destination's part.
+    pub destinations: Vec<DestPlan>,
+    /// The tables of the job it references by a foreign key (indexes into [`Plan::tables`]):
+    /// it starts only once they finished, so that its rows find theirs committed. Edges that
+    /// would close a cycle are left out (those tables keep the size order).
+    pub after: Vec<usize>,
+    /// Every table that references it by a foreign key on some server (of the job or not),
+    /// schema-qualified and quoted: a `TRUNCATE` of it alone fails there (0A000).
+    pub referenced_by: Vec<String>,
+}
+
+impl TablePlan {
+    /// Whether another table references it by a foreign key (on some server): it is then
+    /// emptied with a `DELETE` ([`sql::emptying`]).
+    pub fn referenced(&self) -> bool {
+        let me = self.table.to_string();
+        self.referenced_by.iter().any(|by| *by != me)
+    }
+
+    /// The statement that empties it on a destination where it is a relation of `kind`, and
+    /// where a `DELETE` of its rows would touch nothing else (`quiet_delete`): a `DELETE` where
+    /// it is referenced and that is so, else a `TRUNCATE` (refused where it is referenced).
+    pub fn emptying(&self, kind: &str, quiet_delete: bool) -> String {
+        crate::sql::emptying(&self.table, kind, self.referenced() && quiet_delete)
+    }
+
+    /// Whether it is emptied first on some destination (`--truncate`, or a resume taking it
+    /// up again).
+    pub fn emptied(&self) -> bool {
+        self.destinations
+            .iter()
+            .any(|d| matches!(d, DestPlan::Copy { truncate: true, .. }))
+    }
+
+    /// The statement for a destination, with `FREEZE` when it truncated the table.
+    pub fn receive_for(&self, freeze: bool) -> String {
+        if freeze {
+            // The options end the statement: `… (FORMAT x)` becomes `… (FORMAT x, FREEZE)`.
+            let mut sql = self.receive.clone();
+            if sql.ends_with(')') {
+                sql.pop();
+                sql.push_str(", FREEZE)");
+            }
+            sql
+        } else {
+            self.receive.clone()
+        }
+    }
+}
+
+/// A planned job, ready to [`run`].
+pub struct Plan {
+    /// The tables, largest first.
+    pub tables: Vec<TablePlan>,
+    /// The FK-linked groups of tables emptied first, each copied as one unit
+    /// ([`crate::plan::Group`]).
+    pub groups: Vec<crate::plan::Group>,
+    /// What the plan did with the selection that the user should hear of: each partition left
+    /// out because its partitioned ancestor is selected too (its rows are copied with it), and
+    /// each partition excluded whose rows its selected ancestor copies all the same.
+    pub notes: Vec<String>,
+    /// Each destination as the state file names it ([`identity`], or
+    /// [`state::unidentified_key`] for one that cannot say).
+    pub keys: Vec<String>,
+    /// The exported snapshot, if the job uses one.
+    pub snapshot: Option<String>,
+    /// What the state file said (empty unless resuming).
+    pub recorded: Recorded,
+    /// The selection, as the state file records it ([`Selection::key`]).
+    pub selection: String,
+    /// Tables begun and not recorded done by an earlier run whose commit the destination
+    /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
+    pub(super) confirmed: Vec<(String, usize, u64)>,
+    /// Under two-phase commit, where each destination's transactions are (by destination), for
+    /// the `party` lines of every decision ([`commit::DecisionLog::record_parties`]).
+    pub(super) parties: Vec<commit::Holder>,
+    pub(super) coordinator: Option<Connection>,
+}
+
+impl Plan {
+    /// The group ([`Plan::groups`]) table `i` is copied with, if any.
+    pub fn group_of(&self, i: usize) -> Option<&crate::plan::Group> {
+        self.groups.iter().find(|g| g.members.contains(&i))
+    }
+
+    /// The statement that empties the members of `group` that destination `d` empties first:
+    /// one `TRUNCATE` of them all ([`crate::plan::Group::truncate_together`]), else each
+    /// member's own ([`TablePlan::emptying`]), children first; `None` when it empties none.
+    pub fn group_emptying(&self, group: &crate::plan::Group, d: usize) -> Option<String> {
+        let emptied: Vec<(&TablePlan, &str, bool)> = group
+            .members
+            .iter()
+            .map(|&m| &self.tables[m])
+            .filter_map(|t| match &t.destinations[d] {
+                DestPlan::Copy {
+                    truncate: true,
+                    kind,
+                    quiet_delete,
+                    ..
+                } => Some((t, kind.as_str(), *quiet_delete)),
+                _ => None,
+            })
+            .collect();
+        if emptied.is_empty() {
+            return None;
+        }
+        Some(if truncates_together(&self.tables, group, d) {
+            let list: Vec<(&TableName, &str)> = emptied
+                .iter()
+                .map(|&(t, kind, _)| (&t.table, kind))
+                .collect();
+            crate::sql::emptying_together(&list)
+        } else {
+            let each: Vec<String> = emptied
+                .iter()
+                .rev()
+                .map(|&(t, kind, quiet)| t.emptying(kind, quiet))
+                .collect();
+            each.join("; ")
+        })
+    }
+}
+
+/// Whether destination `d` empties `group`'s members with one `TRUNCATE`: the group is
+/// truncated together ([`crate::plan::Group::truncate_together`]) and every member that
+/// references a member emptied there is emptied there too. A member copied there without
+/// emptying (not begun there on a resume) or done there keeps its rows, and PostgreSQL refuses
+/// a `TRUNCATE` of a table it references without it (0A000): there the members are emptied one
+/// by one, as a table alone would be.
+pub(super) fn truncates_together(
+    tables: &[TablePlan],
+    group: &crate::plan::Group,
+    d: usize,
+) -> bool {
+    let emptied_here =
+        |t: &TablePlan| matches!(t.destinations[d], DestPlan::Copy { truncate: true, .. });
+    group.truncate_together
+        && group.members.iter().all(|&m| {
+            let t = &tables[m];
+            !emptied_here(t)
+                || group.members.iter().all(|&k| {
+                    let by = &tables[k];
+                    emptied_here(by) || !t.referenced_by.contains(&by.table.to_string())
+                })
+        })
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("tables", &self.tables)
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect(server: &Server) -> Result<Connection, JobError> {
+    (server.connect)().map_err(|e| JobError::Connect {
+        server: server.name.clone(),
+        error: describe(&e),
+    })
+}
+
+/// Which server and database `conn` is on, as the state file names a destination:
+/// `system SYSID database OID` (`pg_control_system()`'s identifier, unique per cluster, and the
+/// database's oid), the same however the destination was spelled (a host name or an address,
+/// a socket directory with or without a trailing slash, a user or database from the
+/// environment). `None` when the server does not say (`pg_control_system()` revoked).
+pub fn identity(conn: &mut Connection) -> Option<String> {
+    Identity::of(conn, None).ok()?.state_key()
+}
+
+/// The records of the state file at `path` for a resume of a job to `destinations` (named in
+/// the file by `keys`).
+///
+/// # Errors
+/// No state file there (nothing says which tables the destinations may already hold: copying
+/// them all again would duplicate the rows of those that committed), one that cannot be read
+/// or is of an older format, or a destination that cannot say which server it is while the
+/// file records destinations this run does not have (it may be one of them, spelled otherwise).
+fn resumed(
+    path: &Path,
+    selection: &Selection,
+    keys: &[String],
+    destinations: &[Server],
+) -> Result<Recorded, JobError> {
+    let state_error = |error| JobError::State {
+        path: path.to_owned(),
+        error,
+    };
+    if !path.exists() {
+        return Err(JobError::Refused(format!(
+            "--resume: there is no state file at {} to resume from (a resume copies again only \
+             what that file does not record as done; without it, tables an earlier run committed \
+             would be copied twice): give the earlier run's --state, or run the job without \
+             --resume (with --truncate to empty the tables first)",
+            path.display()
+        )));
+    }
+    let recorded = state::read(path).map_err(state_error)?;
+    // Another selection may cover the same rows otherwise (a partitioned table, then its
+    // partitions): what it records done would not match, and they would be copied twice.
+    // (The same selection spelled otherwise is the same: `--table BULK` is `--table bulk`.)
+    if let Some(recorded_for) = recorded
+        .selection
+        .as_deref()
+        .filter(|s| !selection.is_recorded_as(s))
+    {
+        let selection = selection.key();
+        return Err(JobError::Refused(format!(
+            "--resume: the state file {} was written for another selection ({recorded_for}), \
+             not {selection}: a resume of another selection could copy rows twice (a \
+             partitioned table and its partitions, selected one way and then the other); \
+             resume with the same tables and patterns, or give this job another --state",
+            path.display()
+        )));
+    }
+    let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let others: Vec<&str> = recorded
+        .destinations()
+        .into_iter()
+        .filter(|d| !known.contains(d))
+        .collect();
+    for (key, server) in keys.iter().zip(destinations) {
+        if !others.is_empty() && state::is_unidentified(key) {
+            return Err(JobError::Refused(format!(
+                "--resume: destination {} cannot say which server it is (pg_control_system() \
+                 is not readable there), and the state file {} records destinations this run \
+                 does not have ({}): it may be one of them, spelled otherwise; resume with the \
+                 destinations spelled as before, or run the job without --resume",
+                server.name,
+                path.display(),
+                others.join(", ")
+            )));
+        }
+    }
+    // A destination recorded by its connection string (it could not say which server it was)
+    // that this run does not name so may be one of this run's, identified now: its records would
+    // not match, and a resume would copy its tables a second time.
+    if let Some(recorded_as) = others.iter().find(|d| state::is_unidentified(d)) {
+        return Err(JobError::Refused(format!(
+            "--resume: the state file {} records a destination by its connection string \
+             ({recorded_as}: it could not say which server it was), and no destination of this \
+             run is named so: it may be one of them, which a resume would copy into a second \
+             time; resume with the destinations as before, or run the job without --resume \
+             (with --truncate to empty the tables first)",
+            path.display()
+        )));
+    }
+    Ok(recorded)
+}
+
+/// A job that is not a resume starts a new state file. Where the one at `path` records an
+/// earlier run that began one of these `tables` on one of these destinations (`keys`), a copy
+/// that does not empty it first would add its rows a second time: refused, unless `truncate`.
+///
+/// # Errors
+/// [`JobError::Refused`], naming the tables and what to do instead.
+fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Result<(), JobError> {
+    if truncate {
+        return Ok(());
+    }
+    // An unreadable or older file: nothing to go by (it is replaced, as before).
+    let Ok(recorded) = state::read(path) else {
+        return Ok(());
+    };
+    let mut again: Vec<&str> = tables
+        .iter()
+        .filter(|t| keys.iter().any(|k| recorded.begun(t, k)))
+        .map(String::as_str)
+        .collect();
+    if again.is_empty() {
+        return Ok(());
+    }
+    let more = again.len().saturating_sub(3);
+    again.truncate(3);
+    Err(JobError::Refused(format!(
+        "the state file {} records an earlier job into these destinations, which \
+         began {}{}: copied again without emptying them, their rows would be there twice; \
+         --resume copies only what that run did not finish, --truncate empties each table and \
+         copies it again, and another --state (or removing that file) adds the rows once more; \
+         a clone of a destination (a base backup, a copied data directory, a restore) shares \
+         its origin's identity, so the file names it too: --resume is wrong for a clone, give \
+         it another --state",
+        path.display(),
+        again.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )))
+}
+
+/// Plans a job: the selection listed on the source, every table's catalog read on every server,
+/// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
+/// [`plan_with`] tells what planning waits for as it happens.
+///
+/// # Errors
+/// See [`JobError`]: a server that cannot be reached, a bad or empty selection, a source that
+/// cannot export its snapshot, an unreadable state file.
+pub fn plan(
+    source: &Server,
+    destinations: &[Server],
+    selection: &Selection,
+    options: &Options,
+) -> Result<Plan, JobError> {
+    plan_with(source, destinations, selection, options, &|_| {})
+}
+
+/// [`plan`], telling `events` at once of what planning waits for: a resume that waits for an
+/// earlier run's transaction still in progress on a destination ([`Event::ResumeWait`], before
+/// the wait).
+///
+/// # Errors
+/// As [`plan`].
+pub fn plan_with(
+    source: &Server,
+    destinations: &[Server],
+    selection: &Selection,
+    options: &Options,
+    events: &dyn Fn(Event),
+) -> Result<Plan, JobError> {
+    let mut src = connect(source)?;
+    // A destination's planning session: `None` once it was given up and could not be replaced
+    // (each later table tries to connect again). Under `keep_going` a destination that cannot
+    // be reached is left out of the job (`down`: each of its tables refused with why), as a
+    // one-table run drops it; else the job stops before anything began.
+    let mut dests = Vec::with_capacity(destinations.len());
+    let mut down: Vec<Option<TableError>> = vec![None; destinations.len()];
+    let mut left_out = Vec::new();
+    for (i, server) in destinations.iter().enumerate() {
+        match connect(server) {
+            Ok(conn) => dests.push(Some(conn)),
+            Err(JobError::Connect { server, error }) if options.keep_going => {
+                left_out.push(format!(
+                    "destination {} {server}: cannot connect: {error}; left out (--keep-going)",
+                    i + 1
+                ));
+                down[i] = Some(error.prefixed("cannot connect: "));
+                dests.push(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // None left: a connection failure, as without `keep_going`.
+    if !destinations.is_empty() && down.iter().all(Option::is_some) {
+        let error = down.swap_remove(0).expect("checked: every one is down");
+        return Err(JobError::Connect {
+            server: destinations[0].name.clone(),
+            error: TableError {
+                message: error
+                    .message
+                    .trim_start_matches("cannot connect: ")
+                    .to_owned(),
+                ..error
+            },
+        });
+    }
+    let query =
+        select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
+    let rows = src.query(&query).map_err(|e| {
+        let error = describe_with(&e, options.stall_timeout);
+        // A named table that does not exist: the regclass cast refuses it (42P01).
+        if error.sqlstate.as_deref() == Some("42P01") {
+            JobError::Selection(error.message)
+        } else {
+            JobError::Source(error)
+        }
+    })?;
+    let (covered, selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
+        .map_err(JobError::Selection)?
+        .into_iter()
+        .partition(|s| s.within.is_some());
+    // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
+    let mut notes: Vec<String> = covered
+        .iter()
+        .filter_map(|s| {
+            let within = s.within.as_ref()?;
+            Some(if s.excluded {
+                format!(
+                    "{}: matches --exclude-table, but its rows are copied with its partitioned \
+                     table {within}, which is copied whole (leave {within} out to leave them out)",
+                    s.table
+                )
+            } else {
+                format!(
+                    "{}: copied with its partitioned table {within}, not by itself",
+                    s.table
+                )
+            })
+        })
+        .collect();
+    // The destinations left out are said first.
+    notes.splice(0..0, left_out);
+    if selected.is_empty() {
+        return Err(JobError::Empty(selection.to_string()));
+    }
+    // A table the source's role cannot read is refused here, by name, rather than left out (the
+    // destinations would lack it without a word) or found only after other tables committed.
+    let unreadable: Vec<String> = selected
+        .iter()
+        .filter(|s| !s.readable)
+        .map(|s| s.table.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(JobError::Source(TableError {
+            lasting: false,
+            sqlstate: None,
+            message: format!(
+                "permission denied: the source's role may not SELECT {} {} (it needs SELECT on \
+                 the table, or on each of its columns, and USAGE on its schema); grant it, or \
+                 leave {} out with --exclude-table",
+                if unreadable.len() == 1 {
+                    "table"
+                } else {
+                    "tables"
+                },
+                unreadable.join(", "),
+                if unreadable.len() == 1 { "it" } else { "them" },
+            ),
+        }));
+    }
+    // Each destination as the state file names it: by what it is, not by how it was spelled.
+    let mut keys: Vec<String> = dests
+        .iter_mut()
+        .zip(destinations)
+        .map(|(conn, server)| {
+            conn.as_mut()
+                .and_then(identity)
+                .unwrap_or_else(|| state::unidentified_key(&server.name))
+        })
+        .collect();
+    // Clones of one server (a copied data directory, pg_basebackup) running side by side are
+    // two destinations with one system identifier: named alike, one's records would stand for
+    // the other's. They are named by their connection strings instead.
+    let shared: Vec<bool> = keys
+        .iter()
+        .map(|k| keys.iter().filter(|other| *other == k).count() > 1)
+        .collect();
+    for ((key, server), shared) in keys.iter_mut().zip(destinations).zip(shared) {
+        if shared {
+            *key = state::unidentified_key(&server.name);
+        }
+    }
+    let recorded = if options.resume {
+        resumed(&options.state, selection, &keys, destinations)?
+    } else {
+        let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
+        for path in std::iter::once(&options.state).chain(&options.other_states) {
+            fresh(path, options.truncate, &tables, &keys)?;
+        }
+        Recorded::default()
+    };
+    if recorded.verify && !options.verify {
+        return Err(JobError::Refused(
+            "the run this resumes was given --verify: resume with --verify too (a table it \
+             finds committed and not recorded done would else be recorded done unchecked)"
+                .to_owned(),
+        ));
+    }
+    if recorded.truncate && !options.truncate {
+        notes.push(
+            "the run this resumes was given --truncate: each table is emptied before it is \
+             copied, as it would have been"
+                .to_owned(),
+        );
+    }
+    // Each destination's party in the decisions (one without a connection here is recorded
+    // without an identity: recovery then asks for it by name).
+    let mut parties: Vec<commit::Holder> = destinations
+        .iter()
+        .enumerate()
+        .map(|(i, server)| commit::Holder {
+            gid: String::new(),
+            server: String::new(),
+            database: String::new(),
+            display: format!("destination {} {}", i + 1, server.name),
+        })
+        .collect();
+    if options.two_phase.is_some() {
+        // Under --keep-going a destination that did not connect has no connection here: pair
+        // each connection with its own server (its party, named `destination N NAME` as a
+        // one-table run names it), so the refusal names the right one.
+        let connected = dests.iter_mut().zip(&mut parties);
+        for (conn, party) in connected.filter_map(|(c, p)| c.as_mut().map(|c| (c, p))) {
+            let name = party.display.clone();
+            *party = commit::Holder::of(conn, std::mem::take(&mut party.display));
+            let max = conn
+                .query("SELECT pg_catalog.current_setting('max_prepared_transactions')")
+                .map_err(|e| {
+                    let why = describe_with(&e, options.stall_timeout);
+                    JobError::Refused(format!("{name}: {why}"))
+                })?
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if max == 0 {
+                return Err(JobError::Refused(format!(
+                    "two-phase commit: {name} does not allow prepared transactions \
+                     (max_prepared_transactions = 0): set max_prepared_transactions above 0 in \
+                     its postgresql.conf and restart it"
+                )));
+            }
+        }
+    }
+    let block_size: u64 = src
+        .query("SELECT pg_catalog.current_setting('block_size')")
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(8192);
+    let source_version = src.session().server_version_num();
+    let same_major = source_version.map(major).is_some_and(|s| {
+        dests.iter().flatten().all(|d| {
+            d.session()
+                .server_version_num()
+                .is_none_or(|v| major(v) == s)
+        })
+    });
+
+    // Without the job's snapshot, a split table's ranges read one of its own, which the session
+    // that counts it exports: a source that cannot export one has its tables copied whole.
+    let no_export = if options.snapshot || options.split_larger_than.is_none() {
+        None
+    } else {
+        let probe = src
+            .execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .and_then(|_| src.query("SELECT pg_catalog.pg_export_snapshot()"));
+        let _ = src.execute("ROLLBACK");
+        probe
+            .err()
+            .map(|e| describe_with(&e, options.stall_timeout).to_string())
+    };
+
+    let mut tables = Vec::new();
+    let mut confirmed = Vec::new();
+    for sel in selected {
+        let key = sel.table.to_string();
+        let source_rel = match lookup(&mut src, &sel.table) {
+            Ok(Some(rel)) => rel,
+            Ok(None) => {
+                return Err(JobError::Selection(format!("source table {key} not found")));
+            }
+            Err(crate::plan::LookupError::Server(e)) => {
+                return Err(JobError::Source(
+                    describe_with(&e, options.stall_timeout).prefixed(&format!("table {key}: ")),
+                ));
+            }
+            Err(crate::plan::LookupError::Catalog(m)) => {
+                return Err(JobError::Source(TableError::new(format!(
+                    "table {key}: {m}"
+                ))));
+            }
+        };
+        let columns: Vec<Ident> = source_rel
+            .columns
+            .iter()
+            .filter(|c| !c.generated)
+            .map(|c| c.name.clone())
+            .collect();
+        let mut plans = Vec::new();
+        let mut rels: Vec<(usize, Relation)> = Vec::new();
+        for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
+            let done = recorded.done(&key, &keys[i]);
+            if let Some(rows @ 0) = done {
+                plans.push(DestPlan::Done(rows));
+                continue;
+            }
+            // Left out (--keep-going): recorded done as recorded, else refused with why.
+            if let Some(error) = &down[i] {
+                plans.push(done.map_or_else(|| DestPlan::Refused(error.clone()), DestPlan::Done));
+                continue;
+            }
+            let conn = match ensure(slot, server) {
+                Ok(conn) => conn,
+                // Recorded done: as recorded (it cannot be checked).
+                Err(_) if done.is_some() => {
+                    plans.push(DestPlan::Done(done.unwrap_or_default()));
+                    continue;
+                }
+                Err(e) => {
+                    plans.push(DestPlan::Refused(e));
+                    continue;
+                }
+            };
+            // What the state file says of it here, checked against the destination.
+            let waiting = |wait: ResumeWait| events(Event::ResumeWait(wait));
+            let here = resume::Here {
+                d: i,
+                key: &keys[i],
+                name: &server.name,
+                waiting: &waiting,
+            };
+            let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
+            let empty_first = match here.map_err(JobError::Refused)? {
+                Resumed::Done { rows, note } => {
+                    notes.extend(note);
+                    if done.is_none() {
+                        confirmed.push((key.clone(), i, rows));
+                    }
+                    plans.push(DestPlan::Done(rows));
+                    continue;
+                }
+                Resumed::Copy { empty, note } => {
+                    notes.extend(note);
+                    empty
+                }
+            };
+            let rel = match lookup(conn, &sel.table) {
+                Ok(Some(rel)) => rel,
+                Ok(None) => {
+                    plans.push(DestPlan::Refused(TableError::lasting("not found")));
+                    continue;
+                }
+                Err(crate::plan::LookupError::Server(e)) => {
+                    let mut error = describe_with(&e, options.stall_timeout);
+                    // A lookup given up (a stall: it waits for a lock the catalog query takes
+                    // to read the table's size) still runs on the server: it is cancelled, and
+                    // the next tables are looked up on a new session. (A server's error, such
+                    // as lock_timeout's 55P03, leaves the session usable.)
+                    if let Some(note) = give_up(slot, server) {
+                        error.message = format!("reading its catalog: {}; {note}", error.message);
+                    }
+                    plans.push(DestPlan::Refused(error));
+                    continue;
+                }
+                Err(crate::plan::LookupError::Catalog(m)) => {
+                    plans.push(DestPlan::Refused(TableError::lasting(m)));
+                    continue;
+                }
+            };
+            let label = format!("destination {}", i + 1);
+            if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
+                // A job copies whole tables: --columns is for one table copied alone.
+                plans.push(DestPlan::Refused(TableError::lasting(format!(
+                    "{why}; copy it alone (copyman table {} --columns …) and leave it out of \
+                     the job (--exclude-table)",
+                    sel.table
+                ))));
+                continue;
+            }
+            if options.format == Some(Format::Binary)
+                && let Err(why) =
+                    crate::plan::binary_misreads(&columns, &source_rel, &[(label.as_str(), &rel)])
+            {
+                plans.push(DestPlan::Refused(TableError::lasting(why)));
+                continue;
+            }
+            let truncate = options.truncate || recorded.truncate || empty_first;
+            // Asked only of a table to be emptied; an unanswered question is a no.
+            let quiet_delete = truncate
+                && conn
+                    .query(&crate::sql::delete_is_quiet_query(&sel.table))
+                    .ok()
+                    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+                    .as_deref()
+                    == Some("t");
+            plans.push(DestPlan::Copy {
+                truncate,
+                // Not where it is emptied by a DELETE (referenced): set again below.
+                freeze: truncate && rel.kind == "r",
+                kind: rel.kind.clone(),
+                quiet_delete,
+                sequences: sequences::carried(&columns, &source_rel, &rel),
+            });
+            let uncarried = sequences::uncarried(&columns, &source_rel, &rel);
+            notes.extend(sequences::uncarried_warning(
+                &key,
+                &format!("destination {}", i + 1),
+                &uncarried,
+            ));
+            rels.push((i, rel));
+        }
+        let labels: Vec<String> = rels
+            .iter()
+            .map(|(i, _)| format!("destination {}", i + 1))
+            .collect();
+        let view: Vec<(&str, &Relation)> = labels
+            .iter()
+            .zip(&rels)
+            .map(|(l, (_, r))| (l.as_str(), r))
+            .collect();
+        let choice = choose_format(
+            options.format,
+            Some(&columns),
+            Some(&source_rel),
+            &view,
+            true,
+            same_major,
+        )
+        .map_err(JobError::Refused)?;
+        if let Some(warning) = &choice.warning {
+            notes.push(format!("{}: {warning}", sel.table));
+        }
+        let copy = TableCopy {
+            table: sel.table.clone(),
+            target: None,
+            columns: columns.clone(),
+            condition: None,
+            header: false,
+        };
+        let select = needs_select(&source_rel, Some(&columns));
+        // A table emptied first (`--truncate`, or taken up again by a resume) is copied whole:
+        // its TRUNCATE must commit with its rows, and ranges in transactions of their own could
+        // not wait for its lock (nor, after a DELETE, for the unique keys it frees).
+        let emptied = plans
+            .iter()
+            .any(|p| matches!(p, DestPlan::Copy { truncate: true, .. }));
+        let ranges = match options.split_larger_than {
+            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit && !emptied => {
+                match &no_export {
+                    None => split(
+                        &copy,
+                        choice.format,
+                        sel.size,
+                        limit,
+                        block_size,
+                        options.jobs,
+                    ),
+                    Some(why) => {
+                        notes.push(format!(
+                            "{}: copied whole, not split: without the job's snapshot its ranges \
+                             would read one of the table's own, and the source cannot export \
+                             one ({why})",
+                            sel.table
+                        ));
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        tables.push(TablePlan {
+            ranges,
+            send: copy.copy_out(choice.format, select, &source_rel.kind),
+            receive: copy.copy_in(choice.format),
+            table: sel.table,
+            kind: sel.kind,
+            size: sel.size,
+            estimate: source_rel.estimate,
+            columns,
+            format: choice.format,
+            format_reason: choice.reason,
+            destinations: plans,
+            after: Vec::new(),
+            referenced_by: Vec::new(),
+        });
+    }
+    // Foreign keys, as every server has them (the destinations enforce theirs; the source's
+    // say how the data hangs together): parents first.
+    let mut edges = foreign_keys(&mut src);
+    let mut ancestors = partition_ancestors(&mut src);
+    for conn in dests.iter_mut().flatten() {
+        edges.extend(foreign_keys(conn));
+        ancestors.extend(partition_ancestors(conn));
+    }
+    let edges = onto_job_tables(&tables, &ancestors, edges);
+    order_by_foreign_keys(&mut tables, &edges);
+    // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
+    let groups = {
+        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+        let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
+        let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
+        crate::plan::fk_groups(&names, &emptied, &after, &edges)
+    };
+    for g in &groups {
+        let names: Vec<String> = g
+            .members
+            .iter()
+            .map(|&m| tables[m].table.to_string())
+            .collect();
+        notes.push(format!(
+            "{}: linked by foreign keys and emptied first, so copied as one unit in this order \
+             (on each destination one transaction {}, then each table's COPY, then one \
+             COMMIT; not split, one session per destination)",
+            names.join(", "),
+            if g.truncate_together {
+                // As the first destination has them (the plan shows each destination's).
+                let list: Vec<String> = g
+                    .members
+                    .iter()
+                    .map(|&m| {
+                        let t = &tables[m];
+                        let kind = t
+                            .destinations
+                            .iter()
+                            .find_map(|d| match d {
+                                DestPlan::Copy { kind, .. } => Some(kind.as_str()),
+                                _ => None,
+                            })
+                            .unwrap_or(t.kind.as_str());
+                        own_rows(&t.table, kind)
+                    })
+                    .collect();
+                let partly = (0..tables[g.members[0]].destinations.len())
+                    .any(|d| !truncates_together(&tables, g, d));
+                format!(
+                    "empties them with one TRUNCATE {}{}",
+                    list.join(", "),
+                    if partly {
+                        " (one by one, children first, where a member that references another \
+                         emptied there is not emptied there itself)"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                "empties them one by one, children first (a table outside the group references \
+                 one of them: TRUNCATE is refused there)"
+                    .to_owned()
+            }
+        ));
+    }
+    // Truncated with every table that references it, a table takes FREEZE like any other;
+    // that is decided on each destination ([`truncates_together`]).
+    let together: Vec<Vec<bool>> = (0..tables.len())
+        .map(|i| {
+            (0..tables[i].destinations.len())
+                .map(|d| {
+                    groups
+                        .iter()
+                        .find(|g| g.members.contains(&i))
+                        .is_some_and(|g| truncates_together(&tables, g, d))
+                })
+                .collect()
+        })
+        .collect();
+    for (i, t) in tables.iter_mut().enumerate() {
+        let referenced = t.referenced();
+        for (d, dest) in t.destinations.iter_mut().enumerate() {
+            if let DestPlan::Copy {
+                freeze,
+                quiet_delete,
+                ..
+            } = dest
+            {
+                *freeze &= !(referenced && !together[i][d] && *quiet_delete);
+            }
+        }
+    }
+    drop(dests);
+
+    // The snapshot: exported by a session that stays open, in its transaction, until the job
+    // ends (an exported snapshot lives as long as the transaction that exported it).
+    let (coordinator, snapshot) = if options.snapshot {
+        src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(|e| JobError::Source(describe(&e)))?;
+        let rows = src
+            .query("SELECT pg_catalog.pg_export_snapshot()")
+            .map_err(|e| JobError::Snapshot(describe(&e)))?;
+        let id = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .ok_or_else(|| JobError::Snapshot(TableError::new("no snapshot id returned")))?;
+        (Some(src), Some(id))
+    } else {
+        (None, None)
+    };
+    Ok(Plan {
+        tables,
+        groups,
+        notes,
+        keys,
+        snapshot,
+        recorded,
+        selection: selection.key(),
+        confirmed,
+        parties,
+        coordinator,
+    })
+}
+
+/// Every foreign key on `conn`'s database as `(referencing, referenced)` table names, between
+/// the tables themselves and between the roots of their partition trees (a partition selected by
+/// itself, or its partitioned table); a self-reference left out. Nothing when the catalog cannot
+/// be read (the tables then keep the size order).
+fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
+    const SQL: &str = "SELECT DISTINCT cn.nspname::text, c.relname::text, pn.nspname::text, \
+          p.relname::text \
+        FROM pg_catalog.pg_constraint k \
+        CROSS JOIN LATERAL (VALUES (k.conrelid, k.confrelid), \
+            (coalesce(pg_catalog.pg_partition_root(k.conrelid), k.conrelid), \
+             coalesce(pg_catalog.pg_partition_root(k.confrelid), k.confrelid))) e(child, parent) \
+        JOIN pg_catalog.pg_class c ON c.oid = e.child \
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+        JOIN pg_catalog.pg_class p ON p.oid = e.parent \
+        JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+        WHERE k.contype = 'f' AND e.child <> e.parent";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            let mut name = || {
+                let schema = row.next().flatten()?;
+                let name = row.next().flatten()?;
+                Some(TableName::from_parts(Some(schema), name))
+            };
+            let child = name()?;
+            let parent = name()?;
+            Some((child.to_string(), parent.to_string()))
+        })
+        .collect()
+}
+
+/// Each partition on `conn`'s database with its ancestors, nearest first (schema-qualified and
+/// quoted). Nothing when the catalog cannot be read.
+fn partition_ancestors(conn: &mut Connection) -> Vec<(String, Vec<String>)> {
+    const SQL: &str = "SELECT cn.nspname::text, c.relname::text, an.nspname::text, a.relname::text \
+        FROM pg_catalog.pg_class c \
+        JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+        CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY u(relid, n) \
+        JOIN pg_catalog.pg_class a ON a.oid = u.relid \
+        JOIN pg_catalog.pg_namespace an ON an.oid = a.relnamespace \
+        WHERE c.relispartition AND u.relid <> c.oid ORDER BY c.oid, u.n";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for row in rows {
+        let mut row = row.into_iter();
+        let mut name = || {
+            let schema = row.next().flatten()?;
+            let name = row.next().flatten()?;
+            Some(TableName::from_parts(Some(schema), name).to_string())
+        };
+        let (Some(part), Some(ancestor)) = (name(), name()) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((p, list)) if *p == part => list.push(ancestor),
+            _ => out.push((part, vec![ancestor])),
+        }
+    }
+    out
+}
+
+/// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
+/// not a table of the job but whose ancestor is (its rows are copied, and emptied, with that
+/// ancestor's) stands for its nearest such ancestor. A partitioned table's foreign key has a
+/// row of its own for each partition (`c1 → p` besides `c → p`): without this, such a
+/// partition would count as a table outside the job that references `p`. Self-references and
+/// repeats are left out.
+fn onto_job_tables(
+    tables: &[TablePlan],
+    ancestors: &[(String, Vec<String>)],
+    edges: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
+    let map = |name: String| -> String {
+        if job.contains(&name) {
+            return name;
+        }
+        ancestors
+            .iter()
+            .filter(|(p, _)| *p == name)
+            .find_map(|(_, list)| list.iter().find(|a| job.contains(*a)).cloned())
+            .unwrap_or(name)
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (c, p) in edges {
+        let edge = (map(c), map(p));
+        if edge.0 != edge.1 && !out.contains(&edge) {
+            out.push(edge);
+        }
+    }
+    out
+}
+
+/// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
+/// cycle with it: tables on a cycle keep the size order) and [`TablePlan::referenced_by`].
+fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) {
+    let index: std::collections::HashMap<String, usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.table.to_string(), i))
+        .collect();
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    // Whether `from` waits, through the edges kept so far, for `to`.
+    fn waits(after: &[Vec<usize>], from: usize, to: usize) -> bool {
+        let mut seen = vec![false; after.len()];
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            if i == to {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(&after[i]);
+            }
+        }
+        false
+    }
+    let mut pairs: Vec<(usize, usize)> = edges
+        .iter()
+        .filter_map(|(child, parent)| Some((*index.get(child)?, *index.get(parent)?)))
+        .filter(|(c, p)| c != p)
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut all: Vec<Vec<usize>> = vec![Vec::new(); tables.len()];
+    for &(child, parent) in &pairs {
+        all[child].push(parent);
+    }
+    // Tables on one cycle keep the size order among themselves: no edge of the cycle is kept.
+    for (child, parent) in pairs {
+        if !waits(&all, parent, child) {
+            after[child].push(parent);
+        }
+    }
+    for (t, after) in tables.iter_mut().zip(after) {
+        t.after = after;
+    }
+    for t in tables.iter_mut() {
+        let me = t.table.to_string();
+        let mut by: Vec<&String> = edges
+            .iter()
+            .filter(|(_, parent)| *parent == me)
+            .map(|(child, _)| child)
+            .collect();
+        by.sort_unstable();
+        by.dedup();
+        t.referenced_by = by.into_iter().map(|name| name.to_owned()).collect();
+    }
+}
+
+/// The source's statements for a table of `size` bytes split into ranges of about `limit`
+/// bytes (at least 2, at most `jobs`), by heap page: `ctid >= '(lo,0)' AND ctid < '(hi,0)'`, the
+/// first range open below and the last open above (pages added since the size was read).
+pub fn split(
+    copy: &TableCopy,
+    format: Format,
+    size: u64,
+    limit: u64,
+    block_size: u64,
+    jobs: usize,
+) -> Vec<String> {
+    let n = size.div_ceil(limit.max(1)).clamp(2, (jobs as u64).max(2));
+    let pages = (size / block_size.max(1)).max(1);
+    let per = pages.div_ceil(n);
+    (0..n)
+        .map(|i| {
+            let (lo, hi) = (i * per, (i + 1) * per);
+            let condition = if i == 0 {
+                format!("ctid < '({hi},0)'::pg_catalog.tid")
+            } else if i == n - 1 {
+                format!("ctid >= '({lo},0)'::pg_catalog.tid")
+            } else {
+                format!("ctid >= '({lo},0)'::pg_catalog.tid AND ctid < '({hi},0)'::pg_catalog.tid")
+            };
+            TableCopy {
+                condition: Some(condition),
+                ..copy.clone()
+            }
+            .copy_out(format, true, "r")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freeze_goes_into_the_options() {
+        let t = TablePlan {
+            table: TableName::parse("t").unwrap(),
+            kind: "r".into(),
+            size: 0,
+            estimate: None,
+            columns: Vec::new(),
+            format: Format::Binary,
+            format_reason: String::new(),
+            send: String::new(),
+            receive: r#"COPY "t" ("a") FROM STDIN (FORMAT binary)"#.into(),
+            ranges: Vec::new(),
+            destinations: Vec::new(),
+            after: Vec::new(),
+            referenced_by: Vec::new(),
+        };
+        assert_eq!(
+            t.receive_for(true),
+            r#"COPY "t" ("a") FROM STDIN (FORMAT binary, FREEZE)"#
+        );
+        assert_eq!(t.receive_for(false), t.receive);
+    }
+
+    #[test]
+    fn a_table_waits_for_the_tables_it_references_except_on_a_cycle() {
+        let plan = |name: &str| TablePlan {
+            table: TableName::from_parts(Some("s".into()), name.into()),
+            kind: "r".into(),
+            size: 0,
+            estimate: None,
+            columns: Vec::new(),
+            format: Format::Text,
+            format_reason: String::new(),
+            send: String::new(),
+            receive: String::new(),
+            ranges: Vec::new(),
+            destinations: Vec::new(),
+            after: Vec::new(),
+            referenced_by: Vec::new(),
+        };
+        let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
+            .into_iter()
+            .map(plan)
+            .collect();
+        let name = |n: &str| format!(r#""s"."{n}""#);
+        let edges = [
+            (name("child"), name("parent")),
+            (name("parent"), name("grand")),
+            (name("a"), name("b")),
+            (name("b"), name("a")),
+            (name("outside"), name("parent")),
+            (name("child"), name("parent")),
+        ];
+        order_by_foreign_keys(&mut tables, &edges);
+        assert_eq!(tables[0].after, vec![1]);
+        assert_eq!(tables[1].after, vec![2]);
+        assert!(tables[2].after.is_empty());
+        assert!(
+            tables[3].after.is_empty() && tables[4].after.is_empty(),
+            "a cycle"
+        );
+        assert_eq!(
+            tables[1].referenced_by,
+            vec![name("child"), name("outside")]
+        );
+        assert_eq!(tables[3].referenced_by, vec![name("b")]);
+    }
+
+    #[test]
+    fn a_split_covers_every_page_once() {
+        let copy = TableCopy {
+            table: TableName::parse("t").unwrap(),
+            target: None,
+            columns: crate::sql::parse_columns("a").unwrap(),
+            condition: None,
+            header: false,
+        };
+        // 10 pages of 8 KiB in ranges of about 3 pages, at most 4 (--jobs).
+        let ranges = split(&copy, Format::Text, 10 * 8192, 3 * 8192, 8192, 4);
+        assert_eq!(
+            ranges,
+            [
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid < '(3,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid >= '(3,0)'::pg_catalog.tid AND ctid < '(6,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid >= '(6,0)'::pg_catalog.tid AND ctid < '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+                r#"COPY (SELECT "a" FROM ONLY "t" WHERE (ctid >= '(9,0)'::pg_catalog.tid)) TO STDOUT (FORMAT text)"#,
+            ]
+        );
+        // At least two ranges, at most --jobs.
+        assert_eq!(
+            split(&copy, Format::Text, 100 * 8192, 8192, 8192, 3).len(),
+            3
+        );
+        assert_eq!(split(&copy, Format::Text, 8192, 1, 8192, 1).len(), 2);
+    }
+}

@@ -1,0 +1,246 @@
+//! What a running job says: the [`Event`]s it tells as it goes (a session's [`Side`] among
+//! them), and at its end a [`JobReport`] of [`TableReport`]s, each with a [`DestResult`] and its
+//! [`Status`] per destination.
+
+use super::error::TableError;
+#[cfg(doc)]
+use super::{Interrupt, Options, plan_with};
+use crate::commit;
+use crate::resume::ResumeWait;
+use crate::sql::{Format, TableName};
+
+/// How a table ended on a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Committed in this run (and recorded).
+    Committed,
+    /// Recorded done by an earlier run: skipped.
+    AlreadyDone,
+    /// It failed there: nothing of it is committed.
+    Failed,
+    /// It was fine there, but the table failed elsewhere (default policy) or the job stopped:
+    /// rolled back, nothing committed.
+    RolledBack,
+    /// The job stopped before this table started.
+    NotStarted,
+    /// The connection broke during its `COMMIT`: whether it committed is unknown (a resume asks
+    /// the destination: done if it did, copied again if not).
+    InDoubt,
+    /// The job was interrupted ([`Interrupt`]) while it copied this table: rolled back, nothing
+    /// of it committed (a resume copies it again).
+    Interrupted,
+}
+
+impl Status {
+    /// A short name: `committed`, `already done`, `failed`, `rolled back`, `not started`,
+    /// `in doubt`, `interrupted`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Committed => "committed",
+            Self::AlreadyDone => "already done",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled back",
+            Self::NotStarted => "not started",
+            Self::InDoubt => "in doubt",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the table is on the destination (now or from an earlier run).
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Committed | Self::AlreadyDone)
+    }
+}
+
+/// A table on one destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestResult {
+    /// How it ended.
+    pub status: Status,
+    /// Rows committed (or recorded by an earlier run).
+    pub rows: Option<u64>,
+    /// Bytes read from the source for it.
+    pub bytes: u64,
+    /// How long its copy took.
+    pub seconds: f64,
+    /// What went wrong.
+    pub error: Option<TableError>,
+    /// `--verify`: whether its checksum equals the source's (`None`: not checked).
+    pub verified: Option<bool>,
+    /// What the caller should hear about a table that did commit (a row count that differs
+    /// from the source's, under [`Options::allow_count_mismatch`]).
+    pub warning: Option<String>,
+}
+
+impl DestResult {
+    pub(super) fn new(status: Status) -> Self {
+        Self {
+            status,
+            rows: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: None,
+            verified: None,
+            warning: None,
+        }
+    }
+
+    /// Marks it ended with `status` and `error`, unless it already has an error (the first
+    /// stands, with its status).
+    pub(super) fn fail(&mut self, status: Status, error: TableError) {
+        if self.error.is_none() {
+            self.status = status;
+            self.error = Some(error);
+        }
+    }
+}
+
+/// How a table went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableReport {
+    /// The table.
+    pub table: TableName,
+    /// The format it was copied in.
+    pub format: Format,
+    /// Rows the source sent (its `COPY n`).
+    pub source_rows: Option<u64>,
+    /// Each destination, in order.
+    pub destinations: Vec<DestResult>,
+}
+
+/// How the job went.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// Every table of the plan, in the plan's order.
+    pub tables: Vec<TableReport>,
+    /// The snapshot the tables were read in.
+    pub snapshot: Option<String>,
+    /// Why the job stopped early (default policy), if it did.
+    pub stopped: Option<String>,
+    /// The job stopped because the tables left wait on each other by their foreign keys (a
+    /// group emptied first and a table copied without emptying, [`JobReport::stopped`] names
+    /// them): a resume as it was would stop the same way; one that empties every table
+    /// ([`Options::truncate`]) copies them as one group.
+    pub stopped_waiting: bool,
+    /// Why the job was interrupted ([`Options::interrupt`]), if it was.
+    pub interrupted: Option<String>,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl JobReport {
+    /// Whether every table reached every destination (and, with verify, matched the source).
+    pub fn succeeded(&self) -> bool {
+        self.tables.iter().all(|t| {
+            t.destinations
+                .iter()
+                .all(|d| d.status.is_done() && d.verified != Some(false))
+        })
+    }
+
+    /// Whether this run committed anything.
+    pub fn committed_any(&self) -> bool {
+        self.tables.iter().any(|t| {
+            t.destinations
+                .iter()
+                .any(|d| matches!(d.status, Status::Committed | Status::InDoubt))
+        })
+    }
+}
+
+/// What a running job tells its caller.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The job starts: how many tables, and their total size.
+    Started {
+        /// Tables the workers take up: those to copy (not already done everywhere) and, under
+        /// [`Options::verify`], those done earlier, only to compare (each is a
+        /// [`Event::TableStarted`] and a [`Event::TableFinished`] as well).
+        tables: usize,
+        /// The total size on the source of the tables to copy.
+        bytes: u64,
+    },
+    /// A worker took a table.
+    TableStarted {
+        /// The worker (0-based).
+        worker: usize,
+        /// The table.
+        table: TableName,
+        /// Its size on the source.
+        size: u64,
+    },
+    /// A worker's table moved on (totals for the table so far).
+    Progress {
+        /// The worker.
+        worker: usize,
+        /// Rows sent so far.
+        rows: u64,
+        /// Bytes sent so far.
+        bytes: u64,
+    },
+    /// A session is about to run a table's statements (its `BEGIN`, `TRUNCATE`, `COPY`): its
+    /// backend, for a caller that shows lock waits or cancels the copy on a signal. It stands
+    /// for that worker until [`Event::Ending`] or [`Event::TableFinished`].
+    Backend {
+        /// The worker.
+        worker: usize,
+        /// The table.
+        table: TableName,
+        /// Which server.
+        side: Side,
+        /// The backend's process id (`pg_backend_pid()`).
+        pid: i32,
+        /// The CancelRequest message that cancels what the backend runs (sent to the server
+        /// on a new connection, as libpq's `PQcancel` does).
+        cancel_request: Option<Vec<u8>>,
+    },
+    /// A worker's copy of a table is over and its transactions end now (`COMMIT` or
+    /// `ROLLBACK`): its backends must no longer be cancelled.
+    Ending {
+        /// The worker.
+        worker: usize,
+    },
+    /// A statement that ends a table's transaction on a destination (`COMMIT`, `PREPARE
+    /// TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK`, …) is sent (`answered: None`), or its server
+    /// answered it (`Some(true)`: it took effect; `Some(false)`: an error, or the connection
+    /// broke and the final report says how it ended). Such a statement is never cancelled nor
+    /// timed out (only the server's answer says whether it committed): a caller that sees one
+    /// wait can only say so, and one that must exit at once can say what may have committed.
+    CommitStep {
+        /// The worker.
+        worker: usize,
+        /// The table.
+        table: TableName,
+        /// The destination (0-based).
+        destination: usize,
+        /// Its backend's process id, if the server gave it.
+        pid: Option<i32>,
+        /// The statement.
+        action: commit::Action,
+        /// Whether it took effect, once answered.
+        answered: Option<bool>,
+    },
+    /// While planning ([`plan_with`]), before a resume waits for a transaction an earlier run
+    /// announced on a destination and that is still in progress there: what it waits for, and
+    /// how long at most (then it goes on if the transaction ended, or refuses the resume).
+    ResumeWait(ResumeWait),
+    /// A worker finished a table (whatever the outcome).
+    TableFinished {
+        /// The worker.
+        worker: usize,
+        /// How it went.
+        report: TableReport,
+    },
+}
+
+/// Which server of the job a session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Side {
+    /// The source.
+    Source,
+    /// A destination, by position (0-based).
+    Destination(usize),
+}

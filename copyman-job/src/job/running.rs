@@ -1,0 +1,983 @@
+//! Running a planned job ([`run`]): what its workers share ([`Shared`]: the queue in foreign-key
+//! order, the job's stop, the reports), the workers and each table they take ([`copy_table`]:
+//! copied whole, as a group or in ranges, then its stalled sessions given up, an interruption
+//! said, a verify of what an earlier run did), and what every copy ends with: the sequences
+//! carried ([`carry`]), the commit through core's commit machine ([`commit_live`],
+//! [`commit_table`]) and the state file's records ([`record_committed`], [`record_mismatch`]).
+
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use copyman_sync::Connection;
+
+use super::drive::Rate;
+use super::error::{JobError, TableError, db_error, describe, describe_with, one_line};
+use super::group::copy_group;
+use super::options::{Options, Server};
+use super::planning::{DestPlan, Plan, TablePlan};
+use super::ranges::copy_split;
+use super::report::{DestResult, Event, JobReport, Side, Status, TableReport};
+use super::sessions::{CANCELLED, Conns, give_up};
+use super::verify::verify_done;
+use super::whole::copy_whole;
+use crate::commit::{self, Commit, Participant};
+use crate::sequences::Carrier;
+use crate::sql::{TableName, literal, own_rows};
+use crate::state::StateFile;
+
+pub(super) struct Shared<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) source: &'a Server,
+    pub(super) destinations: &'a [Server],
+    pub(super) options: &'a Options,
+    pub(super) state: &'a StateFile,
+    pub(super) events: &'a (dyn Fn(Event) + Sync),
+    queue: Mutex<VecDeque<usize>>,
+    /// Which tables this run copies (a table done earlier everywhere is not waited for).
+    pending: Vec<bool>,
+    /// Told (under `queue`'s lock) whenever a table finishes: a table that waits for the tables
+    /// it references may start.
+    turn: Condvar,
+    /// How many tables (a group counts once) workers took from the queue and have not finished.
+    running: std::sync::atomic::AtomicUsize,
+    pub(super) stop: AtomicBool,
+    stopped: Mutex<Option<String>>,
+    /// [`JobReport::stopped_waiting`].
+    stopped_waiting: AtomicBool,
+    reports: Mutex<Vec<Option<TableReport>>>,
+    pub(super) rate: Option<Rate>,
+    two_phase: Option<TwoPhase>,
+    /// Each table's group ([`Plan::groups`], by position), if it is in one.
+    group_of: Vec<Option<usize>>,
+}
+
+/// Two-phase commit per table: the decision log, the job's run id, and a count of the tables'
+/// commits (each table commits under run id `RUN-N`).
+struct TwoPhase {
+    log: commit::DecisionLog,
+    run: String,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// A destination's connection in a table's commit: each statement is told to the caller
+/// ([`Event::CommitStep`]) before it is sent and once it is answered.
+pub(super) struct Announced<'c, 's, 'a> {
+    pub(super) conn: &'c mut Connection,
+    pub(super) shared: &'s Shared<'a>,
+    pub(super) worker: usize,
+    /// The tables the transaction holds (a group's: each is told of every step).
+    pub(super) tables: &'s [TableName],
+    pub(super) destination: usize,
+}
+
+impl Participant for Announced<'_, '_, '_> {
+    type Error = copyman_sync::Error;
+
+    fn run(&mut self, action: &commit::Action) -> Result<(), commit::Failure<Self::Error>> {
+        let pid = self.conn.session().backend_key().map(|(pid, _)| pid);
+        let (worker, destination) = (self.worker, self.destination);
+        let step = |table: &TableName, answered| Event::CommitStep {
+            worker,
+            table: table.clone(),
+            destination,
+            pid,
+            action: action.clone(),
+            answered,
+        };
+        for table in self.tables {
+            (self.shared.events)(step(table, None));
+        }
+        let result = self.conn.run(action);
+        for table in self.tables {
+            (self.shared.events)(step(table, Some(result.is_ok())));
+        }
+        result
+    }
+}
+
+/// Ends the transactions of one table (or FK group: `tables`) on the `live` destinations
+/// through core's commit machine ([`commit_table`]), each telling the job's events of its steps.
+pub(super) fn commit_live(
+    shared: &Shared<'_>,
+    worker: usize,
+    dests: &mut [Option<Connection>],
+    live: &[usize],
+    tables: &[TableName],
+    options: commit::Options,
+    flags: &[bool],
+) -> commit::Report<copyman_sync::Error> {
+    let mut announced: Vec<Announced<'_, '_, '_>> = dests
+        .iter_mut()
+        .enumerate()
+        .filter(|(d, _)| live.contains(d))
+        .map(|(destination, c)| Announced {
+            conn: c.as_mut().expect("begun above"),
+            shared,
+            worker,
+            tables,
+            destination,
+        })
+        .collect();
+    let destination_of: Vec<usize> = announced.iter().map(|a| a.destination).collect();
+    let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
+        .iter_mut()
+        .map(|a| a as &mut dyn Participant<Error = _>)
+        .collect();
+    commit_table(shared, options, flags, &mut parties, &destination_of)
+}
+
+/// Ends the transactions of `parties` (party `k` on destination `destination_of[k]`) through
+/// core's commit machine: one COMMIT after another, or two-phase under the decision log, whose
+/// decision names every party's server (`party` lines) and which records the run finished when
+/// nothing of it is left prepared, as a one-table run's does.
+pub(super) fn commit_table(
+    shared: &Shared<'_>,
+    mut options: commit::Options,
+    flags: &[bool],
+    parties: &mut [&mut dyn Participant<Error = copyman_sync::Error>],
+    destination_of: &[usize],
+) -> commit::Report<copyman_sync::Error> {
+    let Some(two) = &shared.two_phase else {
+        return commit::run(
+            Commit::new(options, flags),
+            parties,
+            None,
+            |_| Ok(()),
+            |_| {},
+        );
+    };
+    let run = format!("{}-{}", two.run, two.next.fetch_add(1, Ordering::SeqCst));
+    let holders: Vec<Option<&commit::Holder>> = destination_of
+        .iter()
+        .map(|&d| shared.plan.parties.get(d))
+        .collect();
+    // The lock says "in progress" to a concurrent `copyman recover`, and the log names every
+    // server the run may prepare on; without them, commit nothing.
+    let lock = two.log.lock_run_with(&run, &holders, None);
+    if lock.is_err() {
+        options.copy_failed = true;
+    }
+    options.two_phase = Some(run.clone());
+    let report = commit::run(
+        Commit::new(options, flags),
+        parties,
+        None,
+        |d| {
+            two.log
+                .record_parties(d, &holders, None)
+                .map_err(copyman_sync::Error::Io)
+        },
+        // Best effort: not recorded, a recovery that finds the run half rolled back, or a gap
+        // among its prepared transactions, asks for its servers or refuses rather than guess.
+        |step| {
+            let _ = two.log.note(step);
+        },
+    );
+    // Nothing of the run left prepared (committed under its decision, or rolled back): recovery
+    // need not ask for its servers. (Not recorded, recovery asks for them all: the safe side.)
+    if lock.is_ok() && !report.leaves_work() {
+        let _ = two.log.finished(&run);
+    }
+    drop(lock);
+    report
+}
+
+impl Shared<'_> {
+    /// Leaves out of `targets` (failed, said) each destination where a table of the job that
+    /// `t` references ([`TablePlan::after`]) did not end committed or done: its rows would
+    /// reference rows that are not there, or the old ones that failed to go (a table that could
+    /// not be emptied) — copied and recorded done, it would be skipped by the resume that copies
+    /// that table again. Whether the table may go on: not when none is left, or, without
+    /// keep-going, when one was left out.
+    pub(super) fn referenced_committed(
+        &self,
+        t: &TablePlan,
+        targets: &mut Vec<usize>,
+        report: &mut TableReport,
+    ) -> bool {
+        let before = targets.len();
+        {
+            let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+            targets.retain(|&d| {
+                let behind = t.after.iter().find(|&&p| {
+                    reports[p].as_ref().is_some_and(|r| {
+                        !matches!(
+                            r.destinations[d].status,
+                            Status::Committed | Status::AlreadyDone
+                        )
+                    })
+                });
+                let Some(&p) = behind else { return true };
+                report.destinations[d].fail(
+                    Status::Failed,
+                    TableError::new(format!(
+                        "not copied here: it references {}, which did not commit here (above); \
+                         a resume copies them in turn",
+                        self.plan.tables[p].table
+                    )),
+                );
+                false
+            });
+        }
+        !targets.is_empty() && (self.options.keep_going || targets.len() == before)
+    }
+
+    fn stop(&self, why: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if stopped.is_none() {
+            *stopped = Some(why);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the job stopped (default policy) or was interrupted: no new table starts, and
+    /// a table not yet committing rolls back.
+    pub(super) fn halted(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.options.interrupt.is_interrupted()
+    }
+
+    /// [`describe`], with the job's stall timeout.
+    pub(super) fn describe(&self, error: &(dyn StdError + 'static)) -> TableError {
+        describe_with(error, self.options.stall_timeout)
+    }
+
+    /// A `TRUNCATE`'s error. Without `--truncate` it empties a table that an earlier run began
+    /// or committed there: without it, a copy would add a second copy of the rows, so the table
+    /// fails, and the error says what the DBA can do.
+    ///
+    /// A table whose rows other tables' rows reference cannot be emptied (its `DELETE`: 23503;
+    /// a `TRUNCATE` of a referenced table alone: 0A000), with or without `--truncate`, and never
+    /// will be: copyman empties no other table to make way (their rows would go), so the error
+    /// says what to do instead of a resume that fails the same.
+    pub(super) fn resumed_truncate(
+        &self,
+        error: &(dyn StdError + 'static),
+        t: &TablePlan,
+        d: usize,
+    ) -> TableError {
+        let described = self.describe(error);
+        if let Some(db) = db_error(error).filter(|db| matches!(db.code.as_str(), "0A000" | "23503"))
+        {
+            let me = t.table.to_string();
+            let mut referencing: Vec<String> = t
+                .referenced_by
+                .iter()
+                .filter(|r| **r != me)
+                .cloned()
+                .collect();
+            if referencing.is_empty() {
+                referencing.push("the tables that reference it".to_owned());
+            }
+            // Those the job does not copy: their rows, once emptied, are the DBA's to copy again.
+            let outside: Vec<&String> = referencing
+                .iter()
+                .filter(|r| !self.plan.tables.iter().any(|p| p.table.to_string() == **r))
+                .collect();
+            let refill = if outside.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (and copy {} there again yourself: the job does not)",
+                    outside
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            // 23503: its DELETE met rows that reference it; 0A000: a TRUNCATE, because a DELETE
+            // would have touched other rows (a foreign key that acts on delete, a trigger, a
+            // rule), or a partitioned table: it can be copied again only into emptied tables.
+            let then = if db.code == "23503" {
+                format!("then run again with --resume{refill}")
+            } else {
+                "then copy them there with a job of their own (another --state), without \
+                 --truncate or --resume: here copyman would empty it only with a TRUNCATE, which \
+                 PostgreSQL refuses (a DELETE would act on other rows: a foreign key ON DELETE \
+                 CASCADE or SET NULL, a trigger or a rule)"
+                    .to_owned()
+            };
+            // The one statement that empties them: the table (with its group, if it is in
+            // one: the group's tables are emptied in one transaction), and the tables that
+            // reference them.
+            let mut together: Vec<String> = match self
+                .plan
+                .tables
+                .iter()
+                .position(|p| p.table == t.table)
+                .and_then(|i| self.plan.group_of(i))
+            {
+                Some(g) => g
+                    .members
+                    .iter()
+                    .map(|&m| self.plan.tables[m].table.to_string())
+                    .collect(),
+                None => vec![me.clone()],
+            };
+            let by: Vec<String> = self
+                .plan
+                .tables
+                .iter()
+                .filter(|p| together.contains(&p.table.to_string()))
+                .flat_map(|p| p.referenced_by.iter().cloned())
+                .chain(referencing.iter().filter(|r| r.starts_with('"')).cloned())
+                .collect();
+            for r in by {
+                if !together.contains(&r) {
+                    together.push(r);
+                }
+            }
+            // Each as the job empties it: a partitioned table with its partitions (PostgreSQL
+            // refuses `TRUNCATE ONLY` of one), an ordinary one without its heirs; a table the
+            // job does not copy, of a kind not known here, `ONLY` itself.
+            let together: Vec<String> = together
+                .iter()
+                .map(|name| {
+                    match self
+                        .plan
+                        .tables
+                        .iter()
+                        .find(|p| p.table.to_string() == *name)
+                    {
+                        Some(p) => {
+                            let kind = match &p.destinations[d] {
+                                DestPlan::Copy { kind, .. } => kind.as_str(),
+                                _ => p.kind.as_str(),
+                            };
+                            own_rows(&p.table, kind)
+                        }
+                        None => format!("ONLY {name}"),
+                    }
+                })
+                .collect();
+            return TableError {
+                lasting: false,
+                sqlstate: described.sqlstate,
+                message: one_line(&format!(
+                    "{}{}: rows of {} reference its rows, and copyman empties no other table \
+                     (their rows would go), so it cannot empty it to copy it again; on \
+                     destination {} ({}) empty them together yourself (TRUNCATE {}), \
+                     {then}",
+                    db.message,
+                    db.detail
+                        .as_ref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default(),
+                    referencing.join(", "),
+                    d + 1,
+                    self.destinations[d].name,
+                    together.join(", "),
+                )),
+            };
+        }
+        if self.options.truncate || self.plan.recorded.truncate {
+            return described;
+        }
+        TableError {
+            lasting: false,
+            message: format!(
+                "cannot empty the table, which an earlier run of the job began or committed \
+                 here (copying without emptying it could leave its rows twice): {}; empty it \
+                 there yourself, then run again with --resume",
+                described.message
+            ),
+            ..described
+        }
+    }
+
+    /// Tells the caller that `conn` is about to run `table`'s statements for `worker`.
+    pub(super) fn announce(&self, worker: usize, table: &TableName, side: Side, conn: &Connection) {
+        if let Some((pid, _)) = conn.session().backend_key() {
+            (self.events)(Event::Backend {
+                worker,
+                table: table.clone(),
+                side,
+                pid,
+                cancel_request: conn.session().cancel_request().map(|b| b.to_vec()),
+            });
+        }
+    }
+
+    /// Arms (`on`) or clears the stall timeout on `conn`'s socket: armed from a table's `BEGIN`
+    /// to the end of its COPY, cleared before a checksum or a `COMMIT`. A socket that cannot
+    /// take it is broken, and its next statement says so.
+    pub(super) fn stall_guard(&self, conn: &mut Connection, on: bool) {
+        if let Some(limit) = self.options.stall_timeout {
+            let _ = conn.set_timeout(on.then_some(limit));
+        }
+    }
+
+    /// The next table to copy: the first in the queue (largest first) whose referenced tables
+    /// ([`TablePlan::after`]) have finished; waits while every table left waits for one in
+    /// flight. `None` once the queue is empty or the job halted.
+    fn next(&self) -> Option<usize> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.halted() || queue.is_empty() {
+                return None;
+            }
+            let ready = {
+                let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+                queue.iter().position(|&i| {
+                    self.waits_for(i)
+                        .iter()
+                        .all(|&p| !self.pending[p] || reports[p].is_some())
+                })
+            };
+            if let Some(at) = ready {
+                self.running.fetch_add(1, Ordering::SeqCst);
+                return queue.remove(at);
+            }
+            // Nothing in flight will ever let a table left start: they wait for each other
+            // (a group waits for a table it references, which references one of its members
+            // and is copied without emptying). Said, rather than waited on for ever.
+            if self.running.load(Ordering::SeqCst) == 0 {
+                let waits: Vec<String> = queue
+                    .iter()
+                    .map(|&i| {
+                        let names = |list: Vec<usize>| -> Vec<String> {
+                            list.iter()
+                                .map(|&p| self.plan.tables[p].table.to_string())
+                                .collect()
+                        };
+                        let me = match self.group_of[i] {
+                            Some(g) => names(self.plan.groups[g].members.clone()).join(" with "),
+                            None => self.plan.tables[i].table.to_string(),
+                        };
+                        let behind: Vec<usize> = self
+                            .waits_for(i)
+                            .into_iter()
+                            .filter(|&p| self.pending[p])
+                            .collect();
+                        format!("{me} waits for {}", names(behind).join(", "))
+                    })
+                    .collect();
+                // Said only if this is why the job stops (not when it had stopped already).
+                if !self.halted() {
+                    self.stopped_waiting.store(true, Ordering::SeqCst);
+                }
+                self.stop(format!(
+                    "cannot order the tables left by their foreign keys: {}; each must commit \
+                     before the other starts (a group of tables emptied first and a table \
+                     copied without emptying that references one member and is referenced by \
+                     another); nothing of them was copied: copy them with --truncate (all \
+                     emptied, one group), or the table copied without emptying in a job of its \
+                     own",
+                    waits.join("; ")
+                ));
+                return None;
+            }
+            // A bounded wait: a job that halts meanwhile is seen without a notification.
+            queue = self
+                .turn
+                .wait_timeout(queue, Duration::from_millis(200))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The tables `i` waits for ([`TablePlan::after`]); for a group's first member, every
+    /// member's, outside the group.
+    fn waits_for(&self, i: usize) -> Vec<usize> {
+        match self.group_of[i].map(|g| &self.plan.groups[g].members) {
+            Some(members) => members
+                .iter()
+                .flat_map(|&m| self.plan.tables[m].after.iter().copied())
+                .filter(|p| !members.contains(p))
+                .collect(),
+            None => self.plan.tables[i].after.clone(),
+        }
+    }
+
+    /// A table finished: the tables waiting for it may start.
+    fn finished(&self) {
+        let _queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        self.turn.notify_all();
+    }
+}
+
+/// Runs a planned job to its end; `events` hears about its progress (from every worker thread).
+///
+/// # Errors
+/// The state file cannot be opened. Everything else is in the [`JobReport`].
+pub fn run(
+    plan: Plan,
+    source: &Server,
+    destinations: &[Server],
+    options: &Options,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<JobReport, JobError> {
+    let started = Instant::now();
+    let state =
+        StateFile::open(&options.state, options.resume).map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    let mut plan = plan;
+    if plan.recorded.selection.is_none() {
+        state
+            .selection(&plan.selection)
+            .map_err(|error| JobError::State {
+                path: options.state.clone(),
+                error,
+            })?;
+    }
+    if options.truncate && !plan.recorded.truncate {
+        state.truncate().map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
+    // The run that began the job says whether it verifies (a resume that verifies once does
+    // not bind the next).
+    if options.verify && !options.resume {
+        state.verify().map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
+    // What an earlier run committed without recording it (the destination confirmed it).
+    for (table, d, rows) in std::mem::take(&mut plan.confirmed) {
+        state
+            .done(&table, &plan.keys[d], rows)
+            .map_err(|error| JobError::State {
+                path: options.state.clone(),
+                error,
+            })?;
+    }
+    let coordinator = plan.coordinator.take();
+    // The tables this run copies; under verify, those done earlier are taken up too, only to
+    // be compared (`verify_done`).
+    let copies: Vec<bool> = plan.tables.iter().map(copies_any).collect();
+    let mut group_of = vec![None; plan.tables.len()];
+    for (g, group) in plan.groups.iter().enumerate() {
+        for &m in &group.members {
+            group_of[m] = Some(g);
+        }
+    }
+    // A group is taken up by its first member; the worker copies the others with it.
+    let todo: VecDeque<usize> = (0..plan.tables.len())
+        .filter(|&i| copies[i] || (options.verify && !done_earlier(&plan.tables[i]).is_empty()))
+        .filter(|&i| group_of[i].is_none_or(|g| plan.groups[g].members[0] == i))
+        .collect();
+    let taken_up = todo.len();
+    let members = |i: usize| match group_of[i] {
+        Some(g) => plan.groups[g].members.clone(),
+        None => vec![i],
+    };
+    events(Event::Started {
+        tables: todo.iter().map(|&i| members(i).len()).sum(),
+        bytes: todo
+            .iter()
+            .flat_map(|&i| members(i))
+            .filter(|&i| copies[i])
+            .map(|i| plan.tables[i].size)
+            .sum(),
+    });
+    let two_phase = match &options.two_phase {
+        Some(path) => Some(TwoPhase {
+            log: commit::DecisionLog::open(path).map_err(|error| JobError::DecisionLog {
+                path: path.clone(),
+                error,
+            })?,
+            run: commit::DecisionLog::new_run_id(),
+            next: std::sync::atomic::AtomicUsize::new(1),
+        }),
+        None => None,
+    };
+    let shared = Shared {
+        two_phase,
+        group_of,
+        plan: &plan,
+        source,
+        destinations,
+        options,
+        state: &state,
+        events,
+        queue: Mutex::new(todo),
+        pending: copies,
+        turn: Condvar::new(),
+        running: std::sync::atomic::AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        stopped: Mutex::new(None),
+        stopped_waiting: AtomicBool::new(false),
+        reports: Mutex::new(vec![None; plan.tables.len()]),
+        rate: options.max_rate.filter(|&r| r > 0).map(|per_second| Rate {
+            per_second,
+            start: Instant::now(),
+            used: Mutex::new(0),
+        }),
+    };
+    // Under the default policy a table refused by a destination's catalog stops the job before
+    // anything is copied.
+    if !options.keep_going
+        && let Some((table, dest, error)) = plan.tables.iter().find_map(|t| {
+            t.destinations
+                .iter()
+                .enumerate()
+                .find_map(|(i, d)| match d {
+                    DestPlan::Refused(e) => Some((&t.table, i, e)),
+                    _ => None,
+                })
+        })
+    {
+        shared.stop(format!(
+            "table {table} on destination {} ({}): {error}",
+            dest + 1,
+            destinations[dest].name
+        ));
+    }
+    let workers = options.jobs.max(1).min(taken_up.max(1));
+    thread::scope(|s| {
+        for worker in 0..workers {
+            let shared = &shared;
+            s.spawn(move || work(shared, worker));
+        }
+    });
+    drop(coordinator);
+    let reports = shared
+        .reports
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let tables = plan
+        .tables
+        .iter()
+        .zip(reports)
+        .map(|(t, report)| report.unwrap_or_else(|| unstarted(t)))
+        .collect();
+    Ok(JobReport {
+        tables,
+        snapshot: plan.snapshot.clone(),
+        stopped: shared
+            .stopped
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner),
+        stopped_waiting: shared.stopped_waiting.into_inner(),
+        interrupted: options.interrupt.reason(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Whether a destination copies `t` in this run (it is not done there already).
+fn copies_any(t: &TablePlan) -> bool {
+    t.destinations
+        .iter()
+        .any(|d| !matches!(d, DestPlan::Done(_)))
+}
+
+/// The destinations where an earlier run did `t` (by position).
+pub(super) fn done_earlier(t: &TablePlan) -> Vec<usize> {
+    (0..t.destinations.len())
+        .filter(|&d| matches!(t.destinations[d], DestPlan::Done(_)))
+        .collect()
+}
+
+/// The report of a table no worker took: done earlier, refused, or not started.
+pub(super) fn unstarted(t: &TablePlan) -> TableReport {
+    TableReport {
+        table: t.table.clone(),
+        format: t.format,
+        source_rows: None,
+        destinations: t
+            .destinations
+            .iter()
+            .map(|d| match d {
+                DestPlan::Done(rows) => DestResult {
+                    rows: Some(*rows),
+                    ..DestResult::new(Status::AlreadyDone)
+                },
+                DestPlan::Refused(e) => DestResult {
+                    error: Some(e.clone().prefixed(&format!("table {}: ", t.table))),
+                    ..DestResult::new(Status::Failed)
+                },
+                DestPlan::Copy { .. } => DestResult::new(Status::NotStarted),
+            })
+            .collect(),
+    }
+}
+
+fn work(shared: &Shared<'_>, worker: usize) {
+    let mut conns = Conns {
+        source: None,
+        dests: shared.destinations.iter().map(|_| None).collect(),
+    };
+    while let Some(i) = shared.next() {
+        let _flight = InFlight(shared);
+        let t = &shared.plan.tables[i];
+        (shared.events)(Event::TableStarted {
+            worker,
+            table: t.table.clone(),
+            size: t.size,
+        });
+        if let Some(g) = shared.group_of[i] {
+            let group = &shared.plan.groups[g];
+            let reports = copy_group(shared, worker, group, &mut conns);
+            for (&m, report) in group.members.iter().zip(reports) {
+                finish_table(shared, worker, m, report);
+            }
+        } else {
+            let report = copy_table(shared, worker, t, &mut conns);
+            finish_table(shared, worker, i, report);
+        }
+    }
+}
+
+/// A table (or group) a worker took: when it is over, the tables waiting for it may start. A
+/// worker that panics (a bug, or the caller's `events` callback) stops the job, so that the
+/// other workers end instead of waiting for ever for a table that will not finish; the panic
+/// then reaches `run`'s caller.
+struct InFlight<'s, 'a>(&'s Shared<'a>);
+
+impl Drop for InFlight<'_, '_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0
+                .stop("a worker of the job panicked (see the message above)".to_owned());
+        }
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.finished();
+    }
+}
+
+/// Records how table `i` went (and stops the job on its failure under the default policy).
+fn finish_table(shared: &Shared<'_>, worker: usize, i: usize, report: TableReport) {
+    let t = &shared.plan.tables[i];
+    if !shared.options.keep_going
+        && let Some((d, r)) = report
+            .destinations
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches!(r.status, Status::Failed | Status::InDoubt))
+    {
+        shared.stop(format!(
+            "table {} on destination {} ({}): {}",
+            t.table,
+            d + 1,
+            shared.destinations[d].name,
+            r.error
+                .as_ref()
+                .map_or_else(|| r.status.name().to_owned(), ToString::to_string)
+        ));
+    }
+    shared
+        .reports
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)[i] = Some(report.clone());
+    shared.finished();
+    (shared.events)(Event::TableFinished { worker, report });
+}
+
+/// Why a healthy destination's copy of a table was rolled back: the job stopped (another table
+/// failed under the default policy).
+pub(super) const JOB_STOPPED: &str = "the job stopped";
+
+/// Why a healthy destination's copy of a table was rolled back: it failed on another destination
+/// (default policy).
+pub(super) const OTHER_FAILED: &str = "the table failed on another destination";
+
+/// Begins the source's transaction in `snapshot` (the job's, or a split table's own).
+pub(super) fn begin_source(
+    shared: &Shared<'_>,
+    conn: &mut Connection,
+    snapshot: Option<&str>,
+) -> Result<(), TableError> {
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .map_err(|e| shared.describe(&e))?;
+    if let Some(id) = snapshot {
+        conn.execute(&format!("SET TRANSACTION SNAPSHOT {}", literal(id)))
+            .map_err(|e| {
+                shared
+                    .describe(&e)
+                    .prefixed(if shared.plan.snapshot.as_deref() == Some(id) {
+                        "cannot import the job's snapshot: "
+                    } else {
+                        "cannot import the table's snapshot: "
+                    })
+            })?;
+    }
+    Ok(())
+}
+
+/// Copies one table to every destination that needs it; under verify, compares it on those
+/// where an earlier run did it ([`verify_done`]).
+fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+    // The source's checksum, if the copy computed one.
+    let mut source_sum = None;
+    let mut report = if !copies_any(t) {
+        unstarted(t)
+    } else if t.ranges.is_empty() {
+        copy_whole(shared, worker, t, conns, &mut source_sum)
+    } else {
+        copy_split(shared, worker, t, conns, &mut source_sum)
+    };
+    give_up_stalled(shared, conns, &mut report);
+    // Whatever way the copy ended, no socket timeout outlives it.
+    for conn in conns
+        .source
+        .iter_mut()
+        .chain(conns.dests.iter_mut().flatten())
+    {
+        shared.stall_guard(conn, false);
+    }
+    mark_interrupted(shared, &mut report);
+    verify_done(shared, worker, t, conns, source_sum, &mut report);
+    report
+}
+
+/// The sessions of a table's copy whose statement did not end (a stall: a `BEGIN`, `TRUNCATE`
+/// or COPY waiting for a lock, a server that stopped answering) are given up ([`give_up`]):
+/// their statements cancelled, new sessions in their place, and what they waited for added to
+/// the destination's error. A destination whose `COMMIT` is in doubt is left as it is (a cancel
+/// must not decide it).
+pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &mut TableReport) {
+    give_up(&mut conns.source, shared.source);
+    for (d, slot) in conns.dests.iter_mut().enumerate() {
+        let result = &mut report.destinations[d];
+        if result.status == Status::InDoubt {
+            continue;
+        }
+        // (One note is enough: the ranges of a split table may each have stalled.)
+        if let Some(note) = give_up(slot, &shared.destinations[d])
+            && let Some(error) = &mut result.error
+            && !error.message.contains(CANCELLED)
+        {
+            error.message = format!("{}; {note}", error.message);
+        }
+    }
+}
+
+/// After an interruption, the table's destinations that were rolled back because of it (or
+/// whose statement the caller's cancel ended: SQLSTATE 57014) are [`Status::Interrupted`].
+pub(super) fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
+    let Some(reason) = shared.options.interrupt.reason() else {
+        return;
+    };
+    for d in &mut report.destinations {
+        let cut_short = match d.status {
+            Status::RolledBack => true,
+            Status::Failed => d.error.as_ref().is_some_and(|e| {
+                e.sqlstate.as_deref() == Some("57014")
+                    || e.message.contains(JOB_STOPPED)
+                    || e.message.contains(OTHER_FAILED)
+            }),
+            _ => false,
+        };
+        if cut_short {
+            d.status = Status::Interrupted;
+            d.error = Some(TableError::new(format!(
+                "rolled back, nothing of it committed: {reason}"
+            )));
+        }
+    }
+}
+
+/// Records a table committed on destination `d` in the state file: `done`, and under
+/// [`Options::verify`] only once its checksum matched the source's; else `mismatch`, which is
+/// not done (a resume empties the table there and copies it again, in one transaction), and
+/// the destination's error says so.
+pub(super) fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
+    let name = &shared.plan.keys[d];
+    let rows = result.rows.unwrap_or(0);
+    if shared.options.verify && result.verified != Some(true) {
+        record_mismatch(shared, key, d, result);
+        return;
+    }
+    if let Err(e) = shared.state.done(key, name, rows) {
+        result.error = Some(TableError::new(format!(
+            "committed, but the state file could not record it (a resume finds it committed \
+             there, by the transaction id recorded before its COMMIT): {e}"
+        )));
+    }
+}
+
+/// Advances destination `d`'s sequences of `t` (in its open transaction, `conn`) to where the
+/// source's stand, through `carrier` (each source sequence read once per table), into `result`:
+/// a warning to say, or the error that fails the table there (then `false`: it must not commit).
+pub(super) fn carry(
+    carrier: &mut Carrier,
+    t: &TablePlan,
+    d: usize,
+    source: Option<&mut Connection>,
+    conn: Option<&mut Connection>,
+    result: &mut DestResult,
+) -> bool {
+    let DestPlan::Copy {
+        sequences: carries, ..
+    } = &t.destinations[d]
+    else {
+        return true;
+    };
+    if carries.is_empty() {
+        return true;
+    }
+    let carried = match (source, conn) {
+        (Some(source), Some(conn)) => carrier
+            .carry(source, conn, carries)
+            .map_err(|e| describe(e.error()).prefixed(&format!("{}: ", e.what()))),
+        (None, _) => Err(TableError::new(
+            "reading the source's sequences: no connection to the source",
+        )),
+        (_, None) => Err(TableError::new(
+            "advancing its sequences: no connection to the destination",
+        )),
+    };
+    match carried {
+        Ok(said) => {
+            let warnings = said
+                .iter()
+                .filter(|s| s.is_warning())
+                .map(ToString::to_string);
+            let warnings: Vec<String> = result.warning.take().into_iter().chain(warnings).collect();
+            result.warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+            true
+        }
+        Err(e) => {
+            result.fail(Status::Failed, e);
+            false
+        }
+    }
+}
+
+/// Records that table `key` on destination `d` is committed but its checksum differs from the
+/// source's (or could not be compared): `mismatch`, not done, and the destination's error says
+/// what a resume does with it.
+pub(super) fn record_mismatch(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
+    // If this record is lost, a table copied now has no `done` record all the same; one done
+    // earlier keeps its `done`, as if it had not been compared.
+    let recorded = shared
+        .state
+        .mismatch(key, &shared.plan.keys[d], result.rows.unwrap_or(0));
+    let said =
+        match recorded {
+            Ok(()) => "not recorded as done: --resume empties the table there and copies it again"
+                .to_owned(),
+            Err(e) if result.status == Status::AlreadyDone => format!(
+                "the state file could not record the mismatch ({e}): it still records the table \
+             as done, and a resume skips it"
+            ),
+            Err(_) => "not recorded as done: --resume empties the table there and copies it again"
+                .to_owned(),
+        };
+    match &mut result.error {
+        Some(error) => error.message = format!("{}; {said}", error.message),
+        None => result.error = Some(TableError::new(said)),
+    }
+}
+
+/// Whether `error` only says that the copy was stopped for a failure elsewhere (another
+/// destination, another range) or for the job's stop.
+pub(super) fn knock_on(error: &TableError) -> bool {
+    error.message.ends_with(OTHER_FAILED) || error.message.ends_with(JOB_STOPPED)
+}
+
+/// How many destinations copy `t` (not done earlier, not refused).
+pub(super) fn report_targets(t: &TablePlan) -> usize {
+    t.destinations
+        .iter()
+        .filter(|d| matches!(d, DestPlan::Copy { .. }))
+        .count()
+}

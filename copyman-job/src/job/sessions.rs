@@ -1,0 +1,94 @@
+//! The job's sessions: a session whose statement did not end given up ([`give_up`]: what it
+//! waited for asked, its statement cancelled, a new session in its place), a worker's
+//! connections ([`Conns`]), (re)connected when missing or broken ([`ensure`]), and a
+//! transaction rolled back ([`end`]).
+
+use copyman_sync::Connection;
+
+use super::error::{TableError, describe};
+use super::options::Server;
+use crate::commit;
+
+/// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
+/// asks a new session what its backend was waiting for (a lock: which, held by whom), cancels
+/// its statement, so that nothing of it goes on waiting or running on the server, and leaves
+/// the new session in `slot` (or nothing, if none could be opened: the next use connects
+/// again). Returns what to tell the user: what it waited for and that it was cancelled.
+/// A session that is ready is left alone (`None`).
+pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<String> {
+    if slot.as_ref().is_none_or(Connection::is_ready) {
+        return None;
+    }
+    let old = slot.take().expect("checked just above");
+    let mut fresh = (server.connect)().ok();
+    let pid = old.session().backend_key().map(|(pid, _)| pid);
+    let waited = pid
+        .zip(fresh.as_mut())
+        .and_then(|(pid, conn)| lock_wait(conn, pid));
+    let cancelled = match old.cancel() {
+        Ok(()) => CANCELLED.to_owned(),
+        Err(e) => format!("cancelling its statement failed: {}", describe(&e)),
+    };
+    // Its socket closes with it: a backend that ends its wait finds no one and rolls back.
+    drop(old);
+    *slot = fresh;
+    Some(match waited {
+        Some(waited) => format!("{waited}; {cancelled}"),
+        None => cancelled,
+    })
+}
+
+/// What [`give_up`] says of a statement it cancelled.
+pub(super) const CANCELLED: &str = "its statement was cancelled";
+
+/// Whether backend `pid` waits for a lock, said as "backend N was waiting for a lock (kind)
+/// held by backend M", asked on `conn` (another session on its server).
+fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT a.wait_event, {} FROM pg_catalog.pg_stat_activity a \
+             WHERE a.pid = {pid} AND a.wait_event_type = 'Lock'",
+            commit::lock_holders_sql("a.pid")
+        ))
+        .ok()?;
+    let row = rows.first()?;
+    let kind = row.first().cloned().flatten().unwrap_or_default();
+    let holders = row.get(1).cloned().flatten().unwrap_or_default();
+    // A prepared transaction (pg_blocking_pids says 0) by its name.
+    let held = match commit::held_by(&holders) {
+        held if held.is_empty() => held,
+        held => format!(" {held}"),
+    };
+    Some(format!(
+        "backend {pid} was waiting for a lock ({kind}){held}"
+    ))
+}
+
+/// A worker's connections.
+pub(super) struct Conns {
+    pub(super) source: Option<Connection>,
+    pub(super) dests: Vec<Option<Connection>>,
+}
+
+/// The connection in `slot`, (re)connected when missing or broken (a statement that did not
+/// end there is cancelled first: [`give_up`]).
+pub(super) fn ensure<'c>(
+    slot: &'c mut Option<Connection>,
+    server: &Server,
+) -> Result<&'c mut Connection, TableError> {
+    give_up(slot, server);
+    if slot.is_none() {
+        *slot = Some((server.connect)().map_err(|e| describe(&e).prefixed("cannot connect: "))?);
+    }
+    Ok(slot.as_mut().expect("connected just above"))
+}
+
+/// Rolls back `conn`'s transaction, if it has one open (and is usable).
+pub(super) fn end(conn: Option<&mut Connection>) {
+    if let Some(conn) = conn
+        && conn.is_ready()
+        && commit::Action::Rollback.is_due(conn.session().transaction_status())
+    {
+        let _ = conn.execute("ROLLBACK");
+    }
+}

@@ -1,0 +1,177 @@
+//! `--verify`: an order-independent checksum of a table's copied columns ([`checksum`]), the
+//! source's in the copy's snapshot compared with each destination's after its commit
+//! ([`verify_dest`]), and on a resume with the destinations where an earlier run did the table
+//! ([`verify_done`]).
+
+use copyman_sync::Connection;
+
+use super::error::{TableError, describe};
+use super::planning::TablePlan;
+use super::report::{DestResult, Event, Side, TableReport};
+use super::running::{Shared, begin_source, done_earlier, record_mismatch};
+use super::sessions::{Conns, end, ensure};
+#[cfg(doc)]
+use super::{DestPlan, Options};
+use crate::sql::{Ident, TableName, literal, own_rows};
+
+/// The SQL that makes two servers print values alike, for the checksum.
+const CHECKSUM_SETTINGS: [&str; 5] = [
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'postgres'",
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL bytea_output = 'hex'",
+];
+
+/// An order-independent checksum of a table's copied columns: the row count and the sum of
+/// the first 60 bits of each row's md5, over the rows a copy of the relation (of `kind` on the
+/// server asked) reads or writes ([`own_rows`]: an inheritance parent's own rows, not its
+/// children's).
+fn checksum_query(table: &TableName, columns: &[Ident], kind: &str) -> String {
+    let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
+    format!(
+        "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(ROW({})::text), 1, 15))\
+         ::bit(60)::int8), 0)::text FROM {}",
+        list.join(", "),
+        own_rows(table, kind)
+    )
+}
+
+/// Runs the checksum on `conn`, inside its open transaction. The relation's kind is read on
+/// that server: a destination's table may be of another kind than the source's (partitioned
+/// there, ordinary here), and each side counts the rows its copy read or wrote.
+pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
+    for sql in CHECKSUM_SETTINGS {
+        conn.execute(sql).map_err(|e| describe(&e))?;
+    }
+    let kind = conn
+        .query(&format!(
+            "SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = {}::pg_catalog.regclass",
+            literal(&t.table.to_string())
+        ))
+        .map_err(|e| describe(&e))?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .ok_or_else(|| TableError::new("the relation's kind could not be read"))?;
+    let rows = conn
+        .query(&checksum_query(&t.table, &t.columns, &kind))
+        .map_err(|e| describe(&e))?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .ok_or_else(|| TableError::new("the checksum query returned nothing"))
+}
+
+/// Under [`Options::verify`], compares `t` on the destinations where an earlier run did it
+/// ([`DestPlan::Done`], skipped by the copy) with the source in the job's snapshot (`sum`: the
+/// source's checksum if the copy computed it, else computed now), as a table copied now is
+/// compared: a resume with verify checks every table of the job. One that differs, or cannot
+/// be compared, is recorded `mismatch`: not done, so that the next resume empties it there and
+/// copies it again. Nothing is compared once the job halted (an interrupt may have cancelled
+/// the source's checksum: that would say nothing of the table).
+pub(super) fn verify_done(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    conns: &mut Conns,
+    sum: Option<String>,
+    report: &mut TableReport,
+) {
+    let done = done_earlier(t);
+    if !shared.options.verify || done.is_empty() || shared.halted() {
+        return;
+    }
+    let sum = match sum {
+        Some(sum) => Ok(sum),
+        None => source_checksum(shared, worker, t, conns),
+    };
+    if shared.halted() {
+        return;
+    }
+    let key = t.table.to_string();
+    for d in done {
+        let result = &mut report.destinations[d];
+        match &sum {
+            Ok(sum) => match ensure(&mut conns.dests[d], &shared.destinations[d]) {
+                Ok(conn) => verify_dest(result, Some(conn), t, sum),
+                Err(e) => {
+                    result.verified = Some(false);
+                    result.error = Some(e.prefixed("verify: "));
+                }
+            },
+            Err(e) => {
+                result.verified = Some(false);
+                result.error = Some(e.clone().prefixed("verify: the source's checksum failed: "));
+            }
+        }
+        if result.verified != Some(true) {
+            record_mismatch(shared, &key, d, result);
+        }
+    }
+}
+
+/// The source's checksum of `t`, in the job's snapshot, on the worker's source session
+/// (announced while it runs, so that a signal can cancel it).
+fn source_checksum(
+    shared: &Shared<'_>,
+    worker: usize,
+    t: &TablePlan,
+    conns: &mut Conns,
+) -> Result<String, TableError> {
+    let source = ensure(&mut conns.source, shared.source).map_err(|e| e.prefixed("source: "))?;
+    shared.announce(worker, &t.table, Side::Source, source);
+    let sum = begin_source(shared, source, shared.plan.snapshot.as_deref())
+        .and_then(|()| checksum(source, t));
+    end(Some(source));
+    (shared.events)(Event::Ending { worker });
+    sum
+}
+
+/// Compares a committed destination's checksum of `t` with the source's.
+pub(super) fn verify_dest(
+    result: &mut DestResult,
+    conn: Option<&mut Connection>,
+    t: &TablePlan,
+    sum: &str,
+) {
+    let Some(conn) = conn else {
+        result.verified = Some(false);
+        result.error = Some(TableError::new("verify: no connection to the destination"));
+        return;
+    };
+    let theirs = conn
+        .execute("BEGIN")
+        .map_err(|e| describe(&e))
+        .and_then(|_| checksum(conn, t));
+    end(Some(conn));
+    match theirs {
+        Ok(theirs) if theirs == sum => result.verified = Some(true),
+        Ok(theirs) => {
+            result.verified = Some(false);
+            result.error = Some(TableError::new(format!(
+                "verify: the checksum differs from the source's (rows:sum {theirs} here, {sum} on \
+                 the source)"
+            )));
+        }
+        Err(e) => {
+            result.verified = Some(false);
+            result.error = Some(e.prefixed("verify: the checksum failed: "));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checksum_names_every_column() {
+        let table = TableName::parse("s.t").unwrap();
+        let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
+        let q = checksum_query(&table, &columns, "p");
+        assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
+        assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
+        // An ordinary table's own rows, as its copy reads them (not its children's).
+        let q = checksum_query(&table, &columns, "r");
+        assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
+    }
+}
