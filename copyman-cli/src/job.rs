@@ -407,7 +407,7 @@ fn holds_earlier(report: &JobReport) -> bool {
 
 fn fatal(error: JobError) -> Fatal {
     let exit = match &error {
-        JobError::Connect { .. } => Exit::Connect,
+        JobError::Connect { .. } | JobError::Unreachable(_) => Exit::Connect,
         JobError::Selection(_)
         | JobError::Empty(_)
         | JobError::Refused(_)

@@ -151,6 +151,23 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
         .output()
         .unwrap();
     assert_exit(&only_down, 3);
+    // Two, both unreachable: each one named (only the first was).
+    let missing = c.dest[0].conninfo("no_such_database");
+    let both_down = copyman()
+        .args(["table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to", &missing])
+        .args(["--keep-going", "--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&both_down, 3);
+    let stderr = text(&both_down.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(":{}/x", closed_port_of(&nowhere)))
+            && last.contains("no_such_database")
+            && last.contains("3D000"),
+        "{stderr}"
+    );
 }
 
 /// The default state file is named for what each destination is; one that cannot be asked

@@ -404,6 +404,7 @@ pub fn plan_with(
     let mut dests = Vec::with_capacity(destinations.len());
     let mut down: Vec<Option<TableError>> = vec![None; destinations.len()];
     let mut left_out = Vec::new();
+    let mut unreachable = Vec::new();
     for (i, server) in destinations.iter().enumerate() {
         match connect(server) {
             Ok(conn) => dests.push(Some(conn)),
@@ -412,24 +413,18 @@ pub fn plan_with(
                     "destination {} {server}: cannot connect: {error}; left out (--keep-going)",
                     i + 1
                 ));
-                down[i] = Some(error.prefixed("cannot connect: "));
+                down[i] = Some(error.clone().prefixed("cannot connect: "));
+                unreachable.push(JobError::Connect { server, error });
                 dests.push(None);
             }
             Err(e) => return Err(e),
         }
     }
-    // None left: a connection failure, as without `keep_going`.
+    // None left: a connection failure, as without `keep_going`, naming each one.
     if !destinations.is_empty() && down.iter().all(Option::is_some) {
-        let error = down.swap_remove(0).expect("checked: every one is down");
-        return Err(JobError::Connect {
-            server: destinations[0].name.clone(),
-            error: TableError {
-                message: error
-                    .message
-                    .trim_start_matches("cannot connect: ")
-                    .to_owned(),
-                ..error
-            },
+        return Err(match unreachable.len() {
+            1 => unreachable.remove(0),
+            _ => JobError::Unreachable(unreachable),
         });
     }
     let query =
