@@ -198,7 +198,7 @@ pub enum JobError {
     },
     /// Under `keep_going`, no destination could be reached: each one's [`JobError::Connect`].
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Unreachable(Vec<JobError>),
+    Unreachable(Vec<Self>),
     /// The selection could not be read (a bad pattern, a named table that does not exist).
     #[error("{0}")]
     Selection(String),
