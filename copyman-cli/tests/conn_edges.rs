@@ -443,7 +443,7 @@ fn dry_run_refuses_file_destinations_a_real_run_would_and_creates_nothing() {
     assert_eq!(names(&dir.0), vec!["readonly.tsv"]);
 
     // --keep-going: the plan goes on, that destination shown as skipped; a writable one is
-    // planned; nothing is created.
+    // planned; nothing is created; the run would be partial, and the dry run exits so (4).
     let fine = dir.0.join("fine.tsv");
     let out = run(&[
         "table",
@@ -457,7 +457,7 @@ fn dry_run_refuses_file_destinations_a_real_run_would_and_creates_nothing() {
         "--keep-going",
         "--dry-run",
     ]);
-    assert_exit(&out, 0);
+    assert_exit(&out, 4);
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("skipped: cannot write it: cannot create a file in its directory"),
