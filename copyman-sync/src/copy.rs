@@ -547,6 +547,12 @@ impl Iterator for CopyManager<'_> {
 
 impl Drop for CopyManager<'_> {
     fn drop(&mut self) {
+        // Unwinding from a panic (an endpoint's callback, mid-order): the run cannot be driven
+        // on, its order's report never came. Each endpoint fails its own COPY as it is dropped
+        // next (core's abandon rule), so nothing half-copied is committed all the same.
+        if std::thread::panicking() {
+            return;
+        }
         if self.core.result().is_none() {
             // Nothing half-copied may be committed: fail every receiver's COPY.
             self.core.abort("copy dropped before it finished");

@@ -67,3 +67,35 @@ fn a_receiver_dropped_mid_frame_fails_its_copy_and_its_connection_is_usable() {
     );
     assert_eq!(conn.execute("INSERT INTO t VALUES ('after')").unwrap(), 1);
 }
+
+/// A panic in a callback endpoint unwinds through the copy (it aborted the process: the copy's
+/// drop drove IO for an order whose report never came, and panicked again while unwinding); a
+/// raw receiver beside it fails its COPY as it is dropped, and its connection is usable with
+/// nothing committed.
+#[test]
+fn a_panic_in_a_callback_endpoint_unwinds_and_commits_nothing() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    conn.execute("CREATE TABLE t (v text)").unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let chunks = (0..100).map(|i| vec![bytes::Bytes::from(format!("{i}\n"))]);
+        let mut calls = 0;
+        copyman_sync::CopyManager::builder(copyman_sync::IteratorProducer::new(chunks))
+            .to(StatementReceiver::new(&mut conn, "COPY t FROM STDIN"))
+            .to(copyman_sync::CallReceiver::new(
+                move |_: &[bytes::Bytes]| {
+                    calls += 1;
+                    assert!(calls < 2, "the callback panics on its second call");
+                    Ok(())
+                },
+            ))
+            .run()
+    }));
+    assert!(caught.is_err(), "the panic reached the caller");
+    assert_eq!(
+        conn.query("SELECT count(*) FROM t").unwrap(),
+        vec![vec![Some("0".to_owned())]]
+    );
+    assert_eq!(conn.execute("INSERT INTO t VALUES ('after')").unwrap(), 1);
+}
