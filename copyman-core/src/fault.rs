@@ -297,9 +297,9 @@ pub enum ReceiverOutcome {
     /// it holds nothing of this copy.
     Dropped,
     /// Its COPY completed, but its `COPY n` (the first field) is not the producer's: the error
-    /// ([`CountMismatch`]) says both. Only under the keep-going policy, which lets the others
-    /// complete: its rows are in (committed unless in a transaction, which the caller should
-    /// roll back).
+    /// ([`CountMismatch`]) says both. Its rows are in (committed unless in a transaction, which
+    /// the caller should roll back); under the keep-going policy the others complete, else the
+    /// copy fails.
     Miscounted(Option<u64>, EndpointError),
 }
 
@@ -360,13 +360,43 @@ impl CopyFail {
 }
 
 impl fmt::Display for CopyFail {
+    /// The reason, every receiver's error (those that faulted during the copy too: "no
+    /// receivers" alone would hide why), the producer's, and the receivers whose COPY completed
+    /// all the same — committed, unless their session had a transaction open.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)?;
         for (id, error) in &self.receiver_faults {
             write!(f, "; receiver {id}: {error}")?;
         }
+        for (id, outcome) in &self.receivers {
+            if let ReceiverOutcome::Faulted(error) = outcome
+                && self.receiver_fault(*id).is_none()
+            {
+                write!(f, "; receiver {id} faulted: {error}")?;
+            }
+        }
         if let Some(error) = &self.producer_fault {
             write!(f, "; producer: {error}")?;
+        }
+        let completed: Vec<String> = self
+            .receivers
+            .iter()
+            .filter(|(_, o)| o.is_completed())
+            .map(|(id, _)| id.to_string())
+            .collect();
+        match completed.as_slice() {
+            [] => {}
+            [one] => write!(
+                f,
+                "; receiver {one}'s COPY completed all the same: committed there unless it ran \
+                 inside a transaction"
+            )?,
+            several => write!(
+                f,
+                "; the COPYs of receivers {} completed all the same: committed there unless they \
+                 ran inside a transaction",
+                several.join(", ")
+            )?,
         }
         Ok(())
     }

@@ -179,11 +179,40 @@ fn count_check_is_a_manager_option() {
             receiver: 39
         })
     );
-    // Its COPY did complete: the outcome says so, the fault says why the copy failed.
+    // Its COPY did complete, miscounted: the outcome says so under either policy (it said
+    // `Completed`, as if nothing were wrong with it), and so does the failure's text.
     assert!(matches!(
         fail.receivers[0],
-        (R0, ReceiverOutcome::Completed(Some(39)))
+        (R0, ReceiverOutcome::Miscounted(Some(39), _))
     ));
+    assert!(fail.receivers[0].1.is_completed());
+    let said = fail.to_string();
+    assert!(
+        said.contains("receiver 0: row count mismatch")
+            && said.contains("the COPYs of receivers 0, 1 completed all the same: committed there"),
+        "{said}"
+    );
+}
+
+/// Every receiver faulted mid-copy: the failure's text names each one's error (it said only
+/// "no receivers", the errors left in the outcomes).
+#[test]
+fn a_copy_whose_receivers_all_faulted_says_why() {
+    let receivers = vec![ScriptedReceiver::pqv3().fail_on(1, 0)];
+    let result = Harness::with_config(
+        ScriptedProducer::pqv3(chunks(4)),
+        receivers,
+        Config::with_window(2).with_keep_going(true),
+        Schedule::Eager,
+    )
+    .drive_to_end();
+    let fail = failed(result);
+    assert_eq!(fail.reason, "no receivers");
+    let said = fail.to_string();
+    assert!(
+        said.starts_with("no receivers; receiver 0 faulted: "),
+        "{said}"
+    );
 }
 
 /// Under keep-going a receiver that stored another number of rows is one more casualty, not
@@ -254,4 +283,31 @@ fn without_a_producer_count_receivers_must_agree() {
         let summary = run([40, 40], keep_going).expect("counts that agree");
         assert!(summary.receivers.iter().all(|(_, o)| o.is_success()));
     }
+}
+
+/// A copy that succeeded without a receiver that faulted during it says so in one call.
+#[test]
+fn a_summary_tells_whether_every_receiver_completed() {
+    let run = |faulting: bool| {
+        let second = if faulting {
+            ScriptedReceiver::pqv3().fail_on(1, 0)
+        } else {
+            ScriptedReceiver::pqv3()
+        };
+        Harness::with_config(
+            ScriptedProducer::pqv3(chunks(4)),
+            vec![ScriptedReceiver::pqv3(), second],
+            Config::with_window(2).with_keep_going(true),
+            Schedule::Eager,
+        )
+        .drive_to_end()
+        .expect("the other receiver completes")
+    };
+    assert!(run(false).all_completed());
+    let summary = run(true);
+    assert!(!summary.all_completed(), "{summary:?}");
+    assert!(matches!(
+        summary.receivers[1].1,
+        ReceiverOutcome::Faulted(_)
+    ));
 }

@@ -25,11 +25,16 @@
 //!     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
 //!     .run();
 //! match result {
-//!     Ok(summary) => println!("{} rows", summary.messages),
-//!     // Each receiver's error, with the server's SQLSTATE at hand.
+//!     // The source's `COPY n`: the rows every receiver stored (they were checked against it).
+//!     Ok(summary) => println!("{:?} rows", summary.producer_count),
 //!     Err(fail) => {
-//!         for (id, error) in &fail.receiver_faults {
-//!             eprintln!("receiver {id}: SQLSTATE {:?}: {error}", error.code());
+//!         // What happened to each receiver, with the server's SQLSTATE at hand; `{fail}` says
+//!         // it all on one line.
+//!         for (id, outcome) in &fail.receivers {
+//!             match outcome.error() {
+//!                 Some(error) => eprintln!("receiver {id}: SQLSTATE {:?}: {error}", error.code()),
+//!                 None => eprintln!("receiver {id}: {outcome:?}"),
+//!             }
 //!         }
 //!     }
 //! }

@@ -253,7 +253,9 @@ impl Input {
 /// The result of a successful copy.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    /// Messages (rows) the producer delivered.
+    /// CopyData messages (or lines) the producer delivered: one per row in text and CSV from a
+    /// server, plus binary data's header-and-trailer message; a chunk producer's items as it
+    /// gave them. The rows are [`Summary::producer_count`] and each receiver's `COPY n`.
     pub messages: u64,
     /// Payload bytes the producer delivered.
     pub bytes: u64,
@@ -261,6 +263,16 @@ pub struct Summary {
     pub producer_count: Option<u64>,
     /// Every receiver, in order of [`ReceiverId`].
     pub receivers: Vec<(ReceiverId, ReceiverOutcome)>,
+}
+
+impl Summary {
+    /// Whether every receiver's COPY completed (with the producer's row count, when it gave
+    /// one): the copy reached every receiver. A successful copy may have left out receivers that
+    /// faulted during it and were not reconciled ([`ReceiverOutcome::Faulted`]: they hold
+    /// nothing of it), under keep-going also [`ReceiverOutcome::Miscounted`] ones.
+    pub fn all_completed(&self) -> bool {
+        self.receivers.iter().all(|(_, o)| o.is_success())
+    }
 }
 
 /// Caller misuse of a [`Manager`]: the input made no sense in the manager's state.
@@ -1205,9 +1217,10 @@ impl Manager {
                             receivers.push((id, ReceiverOutcome::Miscounted(count, error.clone())));
                             casualties.push((id, error));
                         }
+                        // The copy fails; its outcome says what it is under either policy.
                         Some(error) => {
-                            exit_faults.push((id, error));
-                            receivers.push((id, ReceiverOutcome::Completed(count)));
+                            exit_faults.push((id, error.clone()));
+                            receivers.push((id, ReceiverOutcome::Miscounted(count, error)));
                         }
                         None => receivers.push((id, ReceiverOutcome::Completed(count))),
                     }
