@@ -45,9 +45,12 @@ pub(crate) fn drive<'a>(
     // Keep-going and the count check are the manager's policies: with keep-going, a
     // destination whose CopyDone is refused or whose row count is not the source's is one more
     // casualty in the summary; without a source count the destinations' must agree.
+    // A file source is scanned for the end-of-data marker by its own format's rules
+    // (file_source.rs), which the manager's format-blind scan cannot know.
     let mut options = Options::default()
         .with_keep_going(keep_going)
-        .with_check_counts(check_counts);
+        .with_check_counts(check_counts)
+        .with_end_marker_scan(false);
     options.stall_timeout = stall_timeout;
     let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,

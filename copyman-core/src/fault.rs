@@ -405,6 +405,19 @@ impl fmt::Display for CopyFail {
 // Display already lists every error, so none is repeated as the source.
 impl Error for CopyFail {}
 
+/// A chunk producer's data holds a line that is exactly `\.`, PostgreSQL's end-of-data marker,
+/// with data after it: every receiver's server would stop there, drop the rows after it and
+/// report success. A producer fault; the copy fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "line {line} of the data is `\\.`, the end-of-data marker: the receivers would stop there \
+     and lose the rows after it"
+)]
+pub struct EndOfDataMarker {
+    /// Its 1-based line number in the producer's data (lines end with LF, CRLF or a lone CR).
+    pub line: u64,
+}
+
 /// Receivers' `COPY n` differ, and the producer gave no count to say which is right (a
 /// producer reading a file): no receiver's rows can be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -46,8 +46,8 @@ pub mod start;
 pub mod statement;
 
 pub use fault::{
-    BoxError, CopyFail, CountMismatch, CountsDisagree, Diagnose, Diagnosis, EndpointError, Fault,
-    ProducerFault, ReceiverFault, SharedError,
+    BoxError, CopyFail, CountMismatch, CountsDisagree, Diagnose, Diagnosis, EndOfDataMarker,
+    EndpointError, Fault, ProducerFault, ReceiverFault, SharedError,
 };
 pub use manager::{
     Chunk, Config, Data, Event, Input, Manager, ManagerError, Output, Protocol, ReceiverId,

@@ -7,7 +7,7 @@ mod harness;
 
 use bytes::Bytes;
 use copyman_core::manager::{Config, Input, ReceiverId, ReceiverOutcome};
-use copyman_core::{CopyFail, CountMismatch, Fault, Summary};
+use copyman_core::{CopyFail, CountMismatch, EndOfDataMarker, Fault, Summary};
 use harness::{Harness, Schedule, ScriptedProducer, ScriptedReceiver, Stop, frames, split};
 
 const R0: ReceiverId = ReceiverId(0);
@@ -310,4 +310,37 @@ fn a_summary_tells_whether_every_receiver_completed() {
         summary.receivers[1].1,
         ReceiverOutcome::Faulted(_)
     ));
+}
+
+/// A chunk producer whose data holds a line that is exactly `\.` with rows after it: the
+/// receivers' servers would stop there and drop the rest, reporting success. The copy fails
+/// instead, naming the line; a marker as the very last line is the data's own end, and passes.
+#[test]
+fn an_end_of_data_marker_before_the_end_fails_the_copy() {
+    let run = |chunks: &[Vec<&str>]| {
+        Harness::with_config(
+            ScriptedProducer::lines(chunks),
+            vec![ScriptedReceiver::pqv3()],
+            Config::with_window(2),
+            Schedule::Eager,
+        )
+        .drive_to_end()
+    };
+    // The marker and the rows after it in one chunk, or split across two.
+    for chunks in [
+        vec![vec!["1\ta\n", "2\tb\n", "\\.\n", "3\tc\n"]],
+        vec![vec!["1\ta\n", "2\tb\n", "\\.\n"], vec!["3\tc\n", "4\td\n"]],
+    ] {
+        let fail = failed(run(&chunks));
+        let error = fail.producer_fault.as_ref().expect("the producer's fault");
+        assert_eq!(
+            error.downcast_ref::<EndOfDataMarker>(),
+            Some(&EndOfDataMarker { line: 3 }),
+            "{fail}"
+        );
+        assert!(!fail.any_completed(), "{fail}");
+    }
+    assert!(run(&[vec!["1\ta\n", "2\tb\n", "\\.\n"]]).is_ok());
+    // A value ending in a backslash is no marker.
+    assert!(run(&[vec!["1\ta\\\\.\n", "2\tb\n"]]).is_ok());
 }

@@ -7,6 +7,7 @@ mod transform;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use copyman_wire::eod::{EndOfDataScanner, Mode};
 use copyman_wire::realign::{Completion, completion};
 use copyman_wire::{Framer, Position, WireError};
 
@@ -15,8 +16,8 @@ use transform::Transformer;
 pub use transform::{Chunk, Data, Protocol};
 
 use crate::fault::{
-    BoxError, CopyFail, CountMismatch, CountsDisagree, Diagnose, Diagnosis, EndpointError, Fault,
-    ProducerFault, ReceiverFault,
+    BoxError, CopyFail, CountMismatch, CountsDisagree, Diagnose, Diagnosis, EndOfDataMarker,
+    EndpointError, Fault, ProducerFault, ReceiverFault,
 };
 // Defined with the faults that name it (so `fault` does not import the manager back); the
 // manager hands it out.
@@ -52,6 +53,11 @@ pub struct Config {
     /// right, and the copy fails with [`CountsDisagree`] whatever the policy. `false` leaves the
     /// comparison to the caller (the counts are in the [`Summary`]).
     pub check_counts: bool,
+    /// Whether a chunk producer's data is followed for a line that is exactly `\.` with data
+    /// after it (the default): every receiver's server would stop there and drop the rows after
+    /// it, so the copy fails with [`EndOfDataMarker`] instead. Off for a caller that scans the
+    /// data itself with its format's rules (in CSV a `\.` line inside a quoted value is data).
+    pub scan_end_marker: bool,
 }
 
 impl Default for Config {
@@ -68,6 +74,7 @@ impl Config {
             window: window.max(1),
             keep_going: false,
             check_counts: true,
+            scan_end_marker: true,
         }
     }
 
@@ -80,6 +87,13 @@ impl Config {
     /// This configuration with the row-count check on or off ([`Config::check_counts`]).
     pub fn with_check_counts(mut self, check_counts: bool) -> Self {
         self.check_counts = check_counts;
+        self
+    }
+
+    /// This configuration with the end-of-data marker scan on or off
+    /// ([`Config::scan_end_marker`]).
+    pub fn with_end_marker_scan(mut self, scan: bool) -> Self {
+        self.scan_end_marker = scan;
         self
     }
 }
@@ -530,6 +544,9 @@ pub struct Manager {
     diagnose: Diagnose,
     /// The producer reached its end (it stays true once its state moves on to closed).
     producer_ended: bool,
+    /// A chunk producer's data, followed for a line that is exactly `\.` with data after it
+    /// (binary data, known by its signature, is not scanned).
+    end_marker: Option<EndOfDataScanner>,
 }
 
 impl Manager {
@@ -541,6 +558,9 @@ impl Manager {
                 ..config
             },
             producer_protocol: producer,
+            // A server's COPY TO never sends the marker as data; lines from elsewhere may.
+            end_marker: (producer == Protocol::Chunks && config.scan_end_marker)
+                .then(|| EndOfDataScanner::new(Mode::Lines)),
             producer: ProducerState::Idle,
             producer_count: None,
             producer_error: None,
@@ -789,11 +809,20 @@ impl Manager {
             // because the producer did not reach its end.
             return Ok(());
         }
-        match self.distribute(&chunk) {
+        let marker = match (&mut self.end_marker, &chunk.data) {
+            (Some(scanner), Data::Lines(lines)) => lines.iter().find_map(|l| scanner.feed(l)),
+            _ => None,
+        };
+        let distributed = match marker {
+            // The receivers' servers would stop at the marker and drop every row after it, and
+            // report success: the copy fails instead, this chunk going nowhere.
+            Some(marker) => Err(EndpointError::new(EndOfDataMarker { line: marker.line })),
+            None => self.distribute(&chunk).map_err(EndpointError::new),
+        };
+        match distributed {
             Ok(()) => Ok(()),
             Err(error) => {
                 // The producer handed in a malformed stream: its fault, nothing distributed.
-                let error = EndpointError::new(error);
                 self.producer_error = Some(error.clone());
                 self.data_lost = true;
                 self.events

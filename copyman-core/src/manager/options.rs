@@ -56,6 +56,12 @@ impl Options {
         self
     }
 
+    /// These options with the end-of-data marker scan on or off ([`Config::scan_end_marker`]).
+    pub fn with_end_marker_scan(mut self, scan: bool) -> Self {
+        self.config = self.config.with_end_marker_scan(scan);
+        self
+    }
+
     /// These options with the producer reading `size` bytes at a time (at least 1).
     pub fn with_buffer_size(mut self, size: usize) -> Self {
         self.buffer_size = Some(size.max(1));
