@@ -295,3 +295,49 @@ fn closed_port_of(conninfo: &str) -> &str {
         .find_map(|kv| kv.strip_prefix("port="))
         .expect("a port")
 }
+
+/// A job locks its tables on the source before taking its snapshot (ACCESS SHARE, as pg_dump):
+/// a TRUNCATE or table-rewriting ALTER TABLE committed on the source while the job copied
+/// another table made the job copy that table EMPTY (the rewrite is invisible to the older
+/// snapshot), count and --verify agreeing, exit 0. Such DDL now waits for the job.
+#[test]
+fn a_job_holds_its_tables_so_source_ddl_cannot_empty_them_under_its_snapshot() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text); CREATE TABLE small (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;
+             INSERT INTO small SELECT g, 'row' FROM generate_series(1, 100) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("ddl-lock.state");
+    let mut job = copyman()
+        .args(["table", "big", "small", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+        .args(["--jobs", "1", "--max-rate", "2M", "--verify"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `big` is being copied (largest first): `small` waits its turn.
+    wait_for_query(&c.source, &src, "COPY%big%TO STDOUT%");
+    let mut ddl = c.source.connect(&src);
+    ddl.batch_execute("SET lock_timeout = '300ms'").unwrap();
+    let refused = ddl
+        .batch_execute("ALTER TABLE small ADD COLUMN later float8 DEFAULT random()")
+        .expect_err("the job holds small");
+    assert_eq!(
+        refused.code(),
+        Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+        "{refused}"
+    );
+    let out = job.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "small"), 100);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 60000);
+    // Released with the job.
+    ddl.batch_execute("ALTER TABLE small ADD COLUMN later float8 DEFAULT random()")
+        .unwrap();
+}

@@ -289,6 +289,20 @@ pub fn relation_name_query(name: &str) -> String {
     )
 }
 
+/// `LOCK TABLE … IN ACCESS SHARE MODE` of the ordinary and partitioned tables among `tables`
+/// (name, `relkind`; a partitioned table's lock covers its partitions), for a job's snapshot
+/// (as pg_dump locks what it dumps); `None` when there is none. Views, foreign tables and
+/// materialized views cannot be locked so and are left out.
+pub fn lock_for_snapshot<'a>(
+    tables: impl Iterator<Item = (&'a TableName, &'a str)>,
+) -> Option<String> {
+    let names: Vec<String> = tables
+        .filter(|(_, kind)| matches!(*kind, "r" | "p"))
+        .map(|(t, _)| t.to_string())
+        .collect();
+    (!names.is_empty()).then(|| format!("LOCK TABLE {} IN ACCESS SHARE MODE", names.join(", ")))
+}
+
 /// What one server accepts for a job's sessions, asked before `--jobs` is settled: its key (the
 /// postmaster's start time and port: two endpoints on one server share its connections), how
 /// many more connections it accepts now (`max_connections`, less its reserved slots for a role

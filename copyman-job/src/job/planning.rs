@@ -913,10 +913,22 @@ pub fn plan_with(
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
-    // ends (an exported snapshot lives as long as the transaction that exported it).
+    // ends (an exported snapshot lives as long as the transaction that exported it). Its tables
+    // are locked first (ACCESS SHARE, as pg_dump does, held to the job's end; a LOCK takes no
+    // snapshot, so the snapshot comes after every lock): a TRUNCATE or a table-rewriting ALTER
+    // TABLE on the source is not MVCC-safe — committed during the job, it would show the table
+    // empty to the job's older snapshot, and the table would be copied empty, its count and
+    // checksum agreeing. Such DDL now waits for the job.
     let (coordinator, snapshot) = if options.snapshot {
         src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| JobError::Source(describe(&e)))?;
+        if let Some(lock) =
+            crate::sql::lock_for_snapshot(tables.iter().map(|t| (&t.table, t.kind.as_str())))
+        {
+            src.execute(&lock).map_err(|e| {
+                JobError::Snapshot(describe(&e).prefixed("locking the tables before it: "))
+            })?;
+        }
         let rows = src
             .query("SELECT pg_catalog.pg_export_snapshot()")
             .map_err(|e| JobError::Snapshot(describe(&e)))?;
