@@ -68,7 +68,7 @@ fn job_verify_on_resume_compares_the_tables_done_earlier() {
     assert_eq!(altered[1]["verified"], false, "{report}");
     let message = altered[1]["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("checksum differs") && message.contains("--resume empties the table"),
+        message.contains("checksum differs") && message.contains("--resume leaves it to you"),
         "{report}"
     );
     let stderr = text(&out.stderr);
@@ -87,8 +87,22 @@ fn job_verify_on_resume_compares_the_tables_done_earlier() {
         digest(&c.source, &src, "altered")
     );
 
-    // The next resume copies again what differed (and only that), and it is equal everywhere.
+    // The next resume does not empty it on its own: without --truncate the table may hold rows
+    // the job did not write (it did, deleting them). Refused, named, nothing changed.
     let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"table "public"."altered" on destination 2 differs from the source"#)
+            && stderr.contains("--truncate"),
+        "{stderr}"
+    );
+    assert_ne!(
+        digest(&c.dest[1], &d1, "altered"),
+        digest(&c.source, &src, "altered")
+    );
+    // With --truncate it copies again what differed (and only that), and it is equal everywhere.
+    let out = job(&["--resume", "--truncate"]);
     assert_exit(&out, 0);
     let report = json(&out);
     let altered = records(&report, r#""public"."altered""#);

@@ -177,6 +177,8 @@ pub(crate) struct Here<'a> {
     pub(crate) name: &'a str,
     /// Told of each wait ([`ResumeWait`]) before it begins.
     pub(crate) waiting: &'a dyn Fn(ResumeWait),
+    /// The job empties its tables first (`--truncate`): a table may be emptied again.
+    pub(crate) truncate: bool,
 }
 
 /// Decides what a resume does with `table`, which the state file records begun and not done
@@ -242,8 +244,21 @@ fn settle(
     } else {
         None
     };
-    // A table that committed with a checksum unlike the source's, or begun by a copyman that
-    // announced no commit (format 2), is emptied as before.
+    // A table that committed with a checksum unlike the source's: emptied and copied again
+    // only by a job that empties its tables anyway; an append's table may hold rows the job did
+    // not write (it held some before, or got some since), which emptying it would delete.
+    if recorded.mismatched(table, dest).is_some() && !here.truncate {
+        return Err(format!(
+            "--resume: table {table} on destination {} differs from the source (an earlier \
+             run's --verify found it so after its COMMIT): it is not emptied and copied again, \
+             since without --truncate it may hold rows this job did not write; compare it with \
+             the source, then resume with --truncate to replace it, or leave it out \
+             (--exclude-table)",
+            d + 1
+        ));
+    }
+    // One begun by a copyman that announced no commit (format 2), or that committed with a
+    // checksum unlike the source's under --truncate, is emptied as before.
     let empty =
         note.is_some() || attempts.unannounced || recorded.mismatched(table, dest).is_some();
     Ok(Settled::Again { empty, note })

@@ -662,6 +662,7 @@ pub fn plan_with(
                 key: &keys[i],
                 name: &server.name,
                 waiting: &waiting,
+                truncate: options.truncate,
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {

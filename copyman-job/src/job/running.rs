@@ -951,17 +951,23 @@ pub(super) fn record_mismatch(shared: &Shared<'_>, key: &str, d: usize, result: 
     let recorded = shared
         .state
         .mismatch(key, &shared.plan.keys[d], result.rows.unwrap_or(0));
-    let said =
-        match recorded {
-            Ok(()) => "not recorded as done: --resume empties the table there and copies it again"
-                .to_owned(),
-            Err(e) if result.status == Status::AlreadyDone => format!(
-                "the state file could not record the mismatch ({e}): it still records the table \
+    // Without --truncate the table may hold rows the job did not write (it held some before, or
+    // got some since its COMMIT): a resume must not empty it on its own.
+    let again = if shared.options.truncate {
+        "not recorded as done: --resume empties the table there and copies it again"
+    } else {
+        "not recorded as done: it may hold rows this job did not write (an append, without \
+         --truncate), so --resume leaves it to you: compare it with the source, then resume \
+         with --truncate to replace it, or leave it out of the job"
+    };
+    let said = match recorded {
+        Ok(()) => again.to_owned(),
+        Err(e) if result.status == Status::AlreadyDone => format!(
+            "the state file could not record the mismatch ({e}): it still records the table \
              as done, and a resume skips it"
-            ),
-            Err(_) => "not recorded as done: --resume empties the table there and copies it again"
-                .to_owned(),
-        };
+        ),
+        Err(_) => again.to_owned(),
+    };
     match &mut result.error {
         Some(error) => error.message = format!("{}; {said}", error.message),
         None => result.error = Some(TableError::new(said)),
