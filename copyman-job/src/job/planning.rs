@@ -828,6 +828,27 @@ pub fn plan_with(
         ancestors.extend(partition_ancestors(conn));
     }
     let edges = onto_job_tables(&tables, &ancestors, edges);
+    // A table that references itself on a destination is copied whole: a range's row may
+    // reference a row of a range not committed yet there (a tree's child before its parent),
+    // which would fail every run alike (23503).
+    let mut self_referencing: Vec<(String, usize)> = Vec::new();
+    for (d, conn) in dests.iter_mut().enumerate() {
+        if let Some(conn) = conn {
+            self_referencing.extend(references_itself(conn).into_iter().map(|t| (t, d)));
+        }
+    }
+    for t in tables.iter_mut().filter(|t| !t.ranges.is_empty()) {
+        let name = t.table.to_string();
+        if let Some((_, d)) = self_referencing.iter().find(|(s, _)| *s == name) {
+            t.ranges.clear();
+            notes.push(format!(
+                "{name}: copied whole, not split: it references itself by a foreign key on \
+                 destination {}, and a range's rows could reference rows of a range not \
+                 committed yet",
+                d + 1
+            ));
+        }
+    }
     order_by_foreign_keys(&mut tables, &edges);
     // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
     let groups = {
@@ -985,6 +1006,27 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
             let child = name()?;
             let parent = name()?;
             Some((child.to_string(), parent.to_string()))
+        })
+        .collect()
+}
+
+/// The tables on `conn`'s database with a foreign key to themselves (schema-qualified and
+/// quoted). Nothing when the catalog cannot be read.
+fn references_itself(conn: &mut Connection) -> Vec<String> {
+    const SQL: &str = "SELECT DISTINCT n.nspname::text, c.relname::text \
+        FROM pg_catalog.pg_constraint k \
+        JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        WHERE k.contype = 'f' AND k.conrelid = k.confrelid";
+    let Ok(rows) = conn.query(SQL) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            let schema = row.next().flatten()?;
+            let name = row.next().flatten()?;
+            Some(TableName::from_parts(Some(schema), name).to_string())
         })
         .collect()
 }
