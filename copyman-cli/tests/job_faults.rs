@@ -313,7 +313,7 @@ fn a_job_holds_its_tables_so_source_ddl_cannot_empty_them_under_its_snapshot() {
     );
     let d1 = database(&c.dest[0], schema);
     let state = TempPath::new("ddl-lock.state");
-    let mut job = copyman()
+    let job = copyman()
         .args(["table", "big", "small", "--from", &c.source.conninfo(&src)])
         .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
         .args(["--jobs", "1", "--max-rate", "2M", "--verify"])
