@@ -1032,3 +1032,65 @@ fn copy_dry_run_between_servers_shows_the_statements_and_copies_nothing() {
         "{plan}"
     );
 }
+
+/// A composite type whose fields stand in another order on a destination (`addr(street, city)`
+/// against `addr(city, street)`): COPY fills a composite's fields by position, in text as in
+/// binary, so street and city were swapped on every row with exit 0 (and --verify agreeing).
+/// Refused before anything is sent, naming the column and both field lists; an array of them
+/// too; a job refuses that table there.
+#[test]
+fn a_composite_whose_fields_stand_in_another_order_is_refused() {
+    let c = clusters();
+    let table = "CREATE TABLE people (id int, home addr, past addr[]);";
+    let src = database(
+        &c.source,
+        &format!(
+            "CREATE TYPE addr AS (street text, city text); {table}
+             INSERT INTO people VALUES (1, ROW('1 Main St', 'Springfield'),
+               ARRAY[ROW('2 Elm St', 'Shelbyville')::addr]);"
+        ),
+    );
+    let swapped = database(
+        &c.dest[0],
+        &format!("CREATE TYPE addr AS (city text, street text); {table}"),
+    );
+    for format in ["text", "binary"] {
+        let out = run(&[
+            "table",
+            "people",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&swapped),
+            "--format",
+            format,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(r#"has column "home" of addr: a composite type whose fields are ("street", "city") on the source and ("city", "street") there"#),
+            "{format}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &swapped, "people"), 0);
+    }
+    // The same fields in the same order (another type OID, say) still copy.
+    let same = database(
+        &c.dest[1],
+        &format!(
+            "CREATE TYPE other AS (x int); CREATE TYPE addr AS (street text, city text); {table}"
+        ),
+    );
+    let out = run(&[
+        "table",
+        "people",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[1].conninfo(&same),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        digest(&c.dest[1], &same, "people"),
+        digest(&c.source, &src, "people")
+    );
+}

@@ -4,7 +4,7 @@
 
 use copyman_sync::Connection;
 
-use crate::sql::{self, Format, Ident, Relation, TableName};
+use crate::sql::{self, Column, Format, Ident, Relation, TableName};
 
 /// Why a table could not be looked up.
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +322,15 @@ pub fn resolve_columns(
         if !missing.is_empty() {
             said.push(format!("lacks {}", missing.join(", ")));
         }
+        for name in &columns {
+            let (Some(from), Some(to)) = (source.and_then(|s| s.column(name)), rel.column(name))
+            else {
+                continue;
+            };
+            if let Some(why) = composite_reordered(from, to) {
+                said.push(format!("has column {name} of {}: {why}", to.type_name));
+            }
+        }
         if !extra.is_empty() {
             said.push(format!("has {} that the source has not", extra.join(", ")));
         }
@@ -345,6 +354,45 @@ pub fn resolve_columns(
         "--columns names columns a destination cannot take"
     };
     Err(format!("{what}: {}", problems.join("; ")))
+}
+
+/// Why a column's composite values would land in other fields on the destination `to`: a
+/// composite type (at the same place in the value) whose fields, by name, stand in another
+/// order there (`(street, city)` against `(city, street)`). COPY fills a composite's fields by
+/// position, in text as in binary, so the values would be swapped without an error. `None` when
+/// every field both sides name is at the same position.
+fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
+    for (path, fields) in &from.composites {
+        let Some((_, there)) = to.composites.iter().find(|(p, _)| p == path) else {
+            continue;
+        };
+        let moved = fields
+            .iter()
+            .enumerate()
+            .any(|(i, f)| there.iter().position(|g| g == f).is_some_and(|j| j != i));
+        if moved {
+            let show = |f: &[String]| {
+                let quoted: Vec<String> = f
+                    .iter()
+                    .map(|n| Ident::new(n.clone()).to_string())
+                    .collect();
+                quoted.join(", ")
+            };
+            let at = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" (at {path} in its values)")
+            };
+            return Some(format!(
+                "a composite type{at} whose fields are ({}) on the source and ({}) there, and COPY \
+                 fills a composite's fields by position: its values would land in the wrong \
+                 fields",
+                show(fields),
+                show(there)
+            ));
+        }
+    }
+    None
 }
 
 /// Whether binary COPY carries every copied column faithfully: the same type (name and
@@ -507,6 +555,7 @@ mod tests {
                     binary: binary.map(str::to_owned),
                     sequence: None,
                     fills_itself: false,
+                    composites: Vec::new(),
                 })
                 .collect(),
         }

@@ -658,7 +658,14 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
             ORDER BY d.objid LIMIT 1), \
            NOT a.attnotnull OR a.atthasdef OR {identity}, \
            (SELECT count(*) FROM pg_catalog.pg_inherits i \
-             WHERE i.inhparent = c.oid AND c.relkind = 'r') \
+             WHERE i.inhparent = c.oid AND c.relkind = 'r'), \
+           (SELECT pg_catalog.string_agg(r.path || chr(29) || \
+              (SELECT pg_catalog.string_agg(f.attname::text, chr(31) ORDER BY f.attnum) \
+                FROM pg_catalog.pg_attribute f \
+               WHERE f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped), \
+              chr(30) ORDER BY r.path) \
+            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ \
+            WHERE r.attnum = a.attnum AND t.typtype = 'c') \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -686,6 +693,10 @@ pub struct Column {
     /// A row that does not give it a value still gets one: it has a default (or is an identity
     /// column), or it takes NULL. A destination may have such columns the source has not.
     pub fills_itself: bool,
+    /// Each composite type its values are made of, where in the value (the path of
+    /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
+    /// fields by position, in text as in binary.
+    pub composites: Vec<(String, Vec<String>)>,
 }
 
 /// A relation, as a server's catalog describes it.
@@ -724,6 +735,17 @@ impl Relation {
                 binary: binary_key(&field(row, 5).unwrap_or_default()),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),
+                composites: field(row, 9)
+                    .unwrap_or_default()
+                    .split('\u{1e}')
+                    .filter_map(|c| {
+                        let (path, fields) = c.split_once('\u{1d}')?;
+                        Some((
+                            path.to_owned(),
+                            fields.split('\u{1f}').map(str::to_owned).collect(),
+                        ))
+                    })
+                    .collect(),
             });
         }
         let children = field(first, 8).and_then(|n| n.parse().ok()).unwrap_or(0);
