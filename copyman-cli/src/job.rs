@@ -1403,10 +1403,11 @@ impl Ledger {
 
 /// `1 table`, `2 tables`.
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
+    match what.strip_suffix('y') {
+        _ if n == 1 => format!("1 {what}"),
+        // "table copy" → "table copies" (not "copys"); "day" stays "days".
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {what}s"),
     }
 }
 
@@ -1597,6 +1598,14 @@ impl Render {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plurals_are_english() {
+        assert_eq!(plural(1, "table copy"), "1 table copy");
+        assert_eq!(plural(3, "table copy"), "3 table copies");
+        assert_eq!(plural(2, "table"), "2 tables");
+        assert_eq!(plural(2, "day"), "2 days");
+    }
     use crate::args::{Command, HiArgs, LowArgs};
 
     fn hi(args: &[&str], env: &[(&str, &str)]) -> Result<HiArgs, ArgError> {

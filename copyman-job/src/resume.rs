@@ -392,8 +392,8 @@ pub(crate) fn resumed_here(
             rows,
             note: Some(format!(
                 "{key}: an earlier run committed it on destination {} ({rows} rows; the \
-                 server confirms its transaction) without recording it done: recorded now, \
-                 not copied again",
+                 server confirms its transaction) without recording it done: taken as done (a \
+                 run records it so), not copied again",
                 d + 1
             )),
         },
