@@ -382,3 +382,49 @@ fn a_self_referencing_table_is_not_split() {
         "{report}"
     );
 }
+
+/// A `regclass` value names the same table on the destination: the job's source sessions read
+/// with an empty search_path, as pg_dump does, so it is written schema-qualified. Written as the
+/// source's search_path shows it (`customers`), the destination read it under its own, where a
+/// schema of the user's name came first, and it named `postgres.customers` (exit 0, --verify
+/// agreeing).
+#[test]
+fn a_regclass_value_names_the_same_table_on_the_destination() {
+    let c = clusters();
+    let schema = "CREATE TABLE public.customers (id int); CREATE SCHEMA rc;
+                  CREATE TABLE rc.refs (id int, tbl regclass);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO rc.refs VALUES (1, 'public.customers');"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} CREATE SCHEMA postgres; CREATE TABLE postgres.customers (id int);"),
+    );
+    let state = TempPath::new("regclass.state");
+    let out = copyman()
+        .args([
+            "table",
+            "--schema",
+            "rc",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--state",
+            state.arg(),
+            "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let mut dest = c.dest[0].connect(&d1);
+    dest.batch_execute("SET search_path = ''").unwrap();
+    let tbl: String = dest
+        .query_one("SELECT tbl::text FROM rc.refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tbl, "public.customers");
+}

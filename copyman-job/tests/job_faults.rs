@@ -272,14 +272,27 @@ fn a_verify_mismatch_is_not_recorded_done_and_a_resume_copies_it_again_without_d
         );
     }
 
-    // A resume takes both up again on destination 2, emptying them first. t cannot be
-    // emptied there now (a foreign key refers to it): it fails, and says what to do.
+    // A resume with --truncate takes both up again on destination 2, emptying them first. t
+    // cannot be emptied there now (a foreign key refers to it): it fails, and says what to do.
     c.dest[1]
         .connect(&dbs[1])
         .batch_execute("CREATE TABLE r (t_id int REFERENCES t (id)); INSERT INTO r VALUES (1);")
         .unwrap();
+    // Not without --truncate: the tables may hold rows the job did not write, which emptying
+    // them would delete.
+    let append = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let refused = job::plan(&source, &dests, &Selection::default(), &append).unwrap_err();
+    assert!(
+        refused.to_string().contains("differs from the source")
+            && refused.to_string().contains("--truncate"),
+        "{refused}"
+    );
     let resume = Options {
         resume: true,
+        truncate: true,
         ..options.clone()
     };
     let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();

@@ -181,7 +181,7 @@ fn copy_group_unit(
     };
     shared.announce(worker, leader, Side::Source, source);
     shared.stall_guard(source, true);
-    if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref()) {
+    if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref(), &tables) {
         end(Some(source));
         let e = e.prefixed("source: ");
         for r in &mut reports {

@@ -91,7 +91,7 @@ fn copy_range_on(
     };
     shared.announce(worker, &t.table, Side::Source, source);
     shared.stall_guard(source, true);
-    if let Err(e) = begin_source(shared, source, snapshot) {
+    if let Err(e) = begin_source(shared, source, snapshot, &[t]) {
         end(Some(source));
         return everywhere(e.prefixed("source: "));
     }
@@ -260,7 +260,7 @@ pub(super) fn copy_split(
     // pages to another's would be read twice, or not at all).
     let counted = ensure(&mut conns.source, shared.source).and_then(|source| {
         shared.announce(worker, &t.table, Side::Source, source);
-        begin_source(shared, source, shared.plan.snapshot.as_deref())?;
+        begin_source(shared, source, shared.plan.snapshot.as_deref(), &[t])?;
         let own = match shared.plan.snapshot {
             Some(_) => None,
             None => Some(

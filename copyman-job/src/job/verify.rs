@@ -15,8 +15,10 @@ use super::{DestPlan, Options};
 use crate::sql::{Ident, TableName, literal, own_rows};
 
 /// The SQL that makes two servers print values alike, for the checksum.
-const CHECKSUM_SETTINGS: [&str; 5] = [
+const CHECKSUM_SETTINGS: [&str; 6] = [
     "SET LOCAL DateStyle = 'ISO, YMD'",
+    // Values that name objects (`regclass` …) printed schema-qualified on both sides.
+    "SET LOCAL search_path = ''",
     "SET LOCAL IntervalStyle = 'postgres'",
     "SET LOCAL TimeZone = 'UTC'",
     "SET LOCAL extra_float_digits = 3",
@@ -119,7 +121,7 @@ fn source_checksum(
 ) -> Result<String, TableError> {
     let source = ensure(&mut conns.source, shared.source).map_err(|e| e.prefixed("source: "))?;
     shared.announce(worker, &t.table, Side::Source, source);
-    let sum = begin_source(shared, source, shared.plan.snapshot.as_deref())
+    let sum = begin_source(shared, source, shared.plan.snapshot.as_deref(), &[t])
         .and_then(|()| checksum(source, t));
     end(Some(source));
     (shared.events)(Event::Ending { worker });

@@ -67,7 +67,7 @@ pub(super) fn copy_whole(
         };
         shared.announce(worker, &t.table, Side::Source, source);
         shared.stall_guard(source, true);
-        if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref()) {
+        if let Err(e) = begin_source(shared, source, shared.plan.snapshot.as_deref(), &[t]) {
             end(Some(source));
             fail_all(&mut report, &targets, &e.prefixed("source: "));
             return report;
