@@ -46,6 +46,10 @@ pub(crate) struct Plan {
     /// The columns a file's fields load into, in order (`table` only): `--columns`, else the
     /// destinations' own (the same everywhere). A header line is checked against them.
     pub(crate) file_columns: Option<Vec<String>>,
+    /// The source reads with an empty search_path, as pg_dump does (values that name objects,
+    /// `regclass` …, then written schema-qualified): a table named with its schema, read as
+    /// such (no `--where`, not a view whose functions may depend on the search_path).
+    pub(crate) pinned_search_path: bool,
 }
 
 pub(crate) fn plan(
@@ -72,6 +76,7 @@ pub(crate) fn plan(
             // One (empty) list per destination: the plan's report goes through them.
             sequences: vec![Vec::new(); dests.len()],
             file_columns: None,
+            pinned_search_path: false,
         }),
         Statements::Table {
             copy,
@@ -311,6 +316,11 @@ fn table_plan(
         columns,
         sequences,
         file_columns,
+        pinned_search_path: copy.table.schema.is_some()
+            && copy.condition.is_none()
+            && source_rel
+                .as_ref()
+                .is_some_and(|rel| matches!(rel.kind.as_str(), "r" | "p")),
     })
 }
 

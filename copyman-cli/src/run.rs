@@ -155,6 +155,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             exit: Exit::CopyFailed,
             message: format!("source: {}", describe_sync(&e)),
         })?;
+        if plan.pinned_search_path {
+            conn.execute("SET LOCAL search_path = ''")
+                .map_err(|e| Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("source: {}", describe_sync(&e)),
+                })?;
+        }
     }
     let atomic = match &t.atomic {
         Some(log) => Some(Atomic::prepare(

@@ -427,4 +427,16 @@ fn a_regclass_value_names_the_same_table_on_the_destination() {
         .unwrap()
         .get(0);
     assert_eq!(tbl, "public.customers");
+    // A one-table run of the table named with its schema reads it so too.
+    let out = copyman()
+        .args(["table", "rc.refs", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--truncate"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let tbl: String = dest
+        .query_one("SELECT tbl::text FROM rc.refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tbl, "public.customers");
 }
