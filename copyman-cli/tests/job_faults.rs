@@ -440,3 +440,43 @@ fn a_regclass_value_names_the_same_table_on_the_destination() {
         .get(0);
     assert_eq!(tbl, "public.customers");
 }
+
+/// Under --keep-going a split table whose range fails its deferred check on one destination
+/// rolls back there in every range (a part of the table was committed: 4 of its 5 ranges), and
+/// commits on the other.
+#[test]
+fn a_split_table_failing_on_one_destination_under_keep_going_leaves_none_of_it_there() {
+    let c = clusters();
+    let schema = "CREATE TABLE parents (id int PRIMARY KEY); CREATE TABLE big (id int, ref int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, CASE WHEN g = 59000 THEN 2 ELSE 1 END,
+               repeat('y', 200) FROM generate_series(1, 60000) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{schema} INSERT INTO parents VALUES (1);
+             ALTER TABLE big ADD FOREIGN KEY (ref) REFERENCES parents (id)
+               DEFERRABLE INITIALLY DEFERRED;"
+        ),
+    );
+    let state = TempPath::new("split-keep-going.state");
+    let out = copyman()
+        .args(["--json", "table", "big", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--to", &c.dest[1].conninfo(&d2)])
+        .args(["--state", state.arg(), "--jobs", "5", "--split-larger-than", "1M"])
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 60000);
+    assert_eq!(count(&c.dest[1], &d2, "big"), 0, "no part of it committed there");
+    let report = json(&out);
+    let error = &report["tables"][1]["error"];
+    assert_eq!(error["sqlstate"], "23503", "{report}");
+    assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+}

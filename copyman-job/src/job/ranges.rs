@@ -526,29 +526,51 @@ pub(super) fn copy_split(
             }
         }
     }
-    let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
-        .iter_mut()
-        .map(|a| a as &mut dyn Participant<Error = _>)
-        .collect();
-    let mut commit_options = commit::Options::new(if options.keep_going {
-        Policy::KeepGoing
+    let outcomes = if announced.is_empty() {
+        Vec::new()
+    } else if options.keep_going {
+        // Keep-going lets each destination end the table apart, but a destination's ranges end
+        // together: one commit per destination, all or nothing over its ranges. (One commit
+        // over every range under keep-going committed the ranges that passed on a destination
+        // where another failed its check or its PREPARE: a part of the table, committed.)
+        let mut rest: Vec<(usize, bool, Announced<'_, '_, '_>)> = parties_of
+            .iter()
+            .zip(&flags)
+            .zip(announced)
+            .map(|((&d, &flag), a)| (d, flag, a))
+            .collect();
+        let (mut order, mut outcomes) = (Vec::new(), Vec::new());
+        for &d in &targets {
+            let (mine, others): (Vec<_>, Vec<_>) = rest.into_iter().partition(|(x, _, _)| *x == d);
+            rest = others;
+            if mine.is_empty() {
+                continue;
+            }
+            let flags: Vec<bool> = mine.iter().map(|(_, flag, _)| *flag).collect();
+            let mut mine: Vec<Announced<'_, '_, '_>> =
+                mine.into_iter().map(|(_, _, a)| a).collect();
+            let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = mine
+                .iter_mut()
+                .map(|a| a as &mut dyn Participant<Error = _>)
+                .collect();
+            let mut commit_options = commit::Options::new(Policy::AllOrNothing);
+            commit_options.copy_failed = report.destinations[d].error.is_some() || stopped;
+            let here = vec![d; flags.len()];
+            let outcome = commit_table(shared, commit_options, &flags, &mut parties, &here);
+            order.extend(here);
+            outcomes.extend(outcome.destinations);
+        }
+        parties_of = order;
+        outcomes
     } else {
-        Policy::AllOrNothing
-    });
-    commit_options.copy_failed = (!options.keep_going && any_failed) || stopped;
-    let outcome = if parties.is_empty() {
-        None
-    } else {
-        Some(commit_table(
-            shared,
-            commit_options,
-            &flags,
-            &mut parties,
-            &parties_of,
-        ))
+        let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
+            .iter_mut()
+            .map(|a| a as &mut dyn Participant<Error = _>)
+            .collect();
+        let mut commit_options = commit::Options::new(Policy::AllOrNothing);
+        commit_options.copy_failed = any_failed || stopped;
+        commit_table(shared, commit_options, &flags, &mut parties, &parties_of).destinations
     };
-    drop(parties);
-    let outcomes = outcome.map(|o| o.destinations).unwrap_or_default();
     for &d in &targets {
         let mine: Vec<&Outcome<copyman_sync::Error>> = parties_of
             .iter()
