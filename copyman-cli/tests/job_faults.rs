@@ -447,7 +447,8 @@ fn a_regclass_value_names_the_same_table_on_the_destination() {
 #[test]
 fn a_split_table_failing_on_one_destination_under_keep_going_leaves_none_of_it_there() {
     let c = clusters();
-    let schema = "CREATE TABLE parents (id int PRIMARY KEY); CREATE TABLE big (id int, ref int, v text);";
+    let schema =
+        "CREATE TABLE parents (id int PRIMARY KEY); CREATE TABLE big (id int, ref int, v text);";
     let src = database(
         &c.source,
         &format!(
@@ -467,16 +468,74 @@ fn a_split_table_failing_on_one_destination_under_keep_going_leaves_none_of_it_t
     let state = TempPath::new("split-keep-going.state");
     let out = copyman()
         .args(["--json", "table", "big", "--from", &c.source.conninfo(&src)])
-        .args(["--to", &c.dest[0].conninfo(&d1), "--to", &c.dest[1].conninfo(&d2)])
-        .args(["--state", state.arg(), "--jobs", "5", "--split-larger-than", "1M"])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .args([
+            "--state",
+            state.arg(),
+            "--jobs",
+            "5",
+            "--split-larger-than",
+            "1M",
+        ])
         .arg("--keep-going")
         .output()
         .unwrap();
     assert_exit(&out, 4);
     assert_eq!(count(&c.dest[0], &d1, "big"), 60000);
-    assert_eq!(count(&c.dest[1], &d2, "big"), 0, "no part of it committed there");
+    assert_eq!(
+        count(&c.dest[1], &d2, "big"),
+        0,
+        "no part of it committed there"
+    );
     let report = json(&out);
     let error = &report["tables"][1]["error"];
     assert_eq!(error["sqlstate"], "23503", "{report}");
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+}
+
+/// A job of a partitioned table after one that began its partition (or the other way round)
+/// is refused as the same table named again is: the partition's rows are its ancestor's too,
+/// and were copied twice (150 rows for the source's 100, both exit 0).
+#[test]
+fn a_job_of_a_partitioned_table_after_one_of_its_partition_is_refused() {
+    let c = clusters();
+    let schema = "CREATE TABLE root (k int, v text) PARTITION BY LIST (k);
+                  CREATE TABLE p1 PARTITION OF root FOR VALUES IN (1);
+                  CREATE TABLE p2 PARTITION OF root FOR VALUES IN (2);
+                  CREATE TABLE other (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO root SELECT 1 + g % 2, 'v' FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("partition-rerun.state");
+    let job = |tables: &[&str]| {
+        copyman()
+            .arg("table")
+            .args(tables)
+            .args([
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+            ])
+            .args(["--state", state.arg()])
+            .output()
+            .unwrap()
+    };
+    assert_exit(&job(&["p1", "other"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "root"), 50);
+    let out = job(&["root", "other"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(r#""public"."p1""#),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "root"), 50, "nothing copied twice");
 }

@@ -516,7 +516,29 @@ pub fn plan_with(
     let recorded = if options.resume {
         resumed(&options.state, selection, &keys, destinations)?
     } else {
-        let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
+        // A partition's rows are its partitioned ancestors' too: a job of `root` after one
+        // that began its partition `p1` (or the other way round) would copy them twice.
+        let mut tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
+        let ancestry = partition_ancestors(&mut src);
+        let relatives: Vec<String> = ancestry
+            .iter()
+            .flat_map(|(partition, ancestors)| {
+                let up = tables
+                    .contains(partition)
+                    .then(|| ancestors.clone())
+                    .unwrap_or_default();
+                let down = ancestors
+                    .iter()
+                    .any(|a| tables.contains(a))
+                    .then(|| partition.clone());
+                up.into_iter().chain(down)
+            })
+            .collect();
+        for relative in relatives {
+            if !tables.contains(&relative) {
+                tables.push(relative);
+            }
+        }
         for path in std::iter::once(&options.state).chain(&options.other_states) {
             fresh(path, options.truncate, &tables, &keys)?;
         }
