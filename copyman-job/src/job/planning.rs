@@ -523,10 +523,11 @@ pub fn plan_with(
         let relatives: Vec<String> = ancestry
             .iter()
             .flat_map(|(partition, ancestors)| {
-                let up = tables
-                    .contains(partition)
-                    .then(|| ancestors.clone())
-                    .unwrap_or_default();
+                let up = if tables.contains(partition) {
+                    ancestors.clone()
+                } else {
+                    Vec::new()
+                };
                 let down = ancestors
                     .iter()
                     .any(|a| tables.contains(a))
