@@ -70,4 +70,35 @@ fn clones_are_two_destinations_and_a_resume_tells_them_apart() {
         assert_eq!(count(server, &db, "t"), 1000);
         assert_eq!(count(server, &db, "u"), 1);
     }
+
+    // A job to the original alone, resumed with its clone added: refused, saying why as it is
+    // (it said pg_control_system() was not readable there).
+    let alone = TempPath::new("clones-added.state");
+    let job = |to: &[&str], resume: bool| {
+        let mut args = vec![
+            "table",
+            "public.t",
+            "public.u",
+            "--from",
+            &from,
+            "--truncate",
+        ];
+        for to in to {
+            args.extend(["--to", to]);
+        }
+        args.extend(["--state", alone.arg()]);
+        if resume {
+            args.push("--resume");
+        }
+        run(&args)
+    };
+    assert_exit(&job(&[&to1], false), 0);
+    let out = job(&[&to1, &to2], true);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("a clone: one system identifier and database oid")
+            && !stderr.contains("pg_control_system() is not readable"),
+        "{stderr}"
+    );
 }

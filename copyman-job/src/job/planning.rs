@@ -246,7 +246,8 @@ pub fn identity(conn: &mut Connection) -> Option<String> {
 }
 
 /// The records of the state file at `path` for a resume of a job to `destinations` (named in
-/// the file by `keys`).
+/// the file by `keys`; `clones[i]`: destination `i` shares its identity with another, so it is
+/// named by its connection string).
 ///
 /// # Errors
 /// No state file there (nothing says which tables the destinations may already hold: copying
@@ -258,6 +259,7 @@ fn resumed(
     selection: &Selection,
     keys: &[String],
     destinations: &[Server],
+    clones: &[bool],
 ) -> Result<Recorded, JobError> {
     let state_error = |error| JobError::State {
         path: path.to_owned(),
@@ -296,13 +298,20 @@ fn resumed(
         .into_iter()
         .filter(|d| !known.contains(d))
         .collect();
-    for (key, server) in keys.iter().zip(destinations) {
+    for ((key, server), clone) in keys.iter().zip(destinations).zip(clones) {
         if !others.is_empty() && state::is_unidentified(key) {
+            let why = if *clone {
+                "another destination of this run is the same server and database as far as it \
+                 can tell (a clone: one system identifier and database oid), so neither can be \
+                 told apart from what the state file recorded"
+            } else {
+                "pg_control_system() is not readable there"
+            };
             return Err(JobError::Refused(format!(
-                "--resume: destination {} cannot say which server it is (pg_control_system() \
-                 is not readable there), and the state file {} records destinations this run \
-                 does not have ({}): it may be one of them, spelled otherwise; resume with the \
-                 destinations spelled as before, or run the job without --resume",
+                "--resume: destination {} cannot say which server it is ({why}), and the state \
+                 file {} records destinations this run does not have ({}): it may be one of \
+                 them; resume with the destinations as before (a clone in a job of its own), \
+                 or run the job without --resume",
                 server.name,
                 path.display(),
                 others.join(", ")
@@ -508,13 +517,13 @@ pub fn plan_with(
         .iter()
         .map(|k| keys.iter().filter(|other| *other == k).count() > 1)
         .collect();
-    for ((key, server), shared) in keys.iter_mut().zip(destinations).zip(shared) {
-        if shared {
+    for ((key, server), shared) in keys.iter_mut().zip(destinations).zip(&shared) {
+        if *shared {
             *key = state::unidentified_key(&server.name);
         }
     }
     let recorded = if options.resume {
-        resumed(&options.state, selection, &keys, destinations)?
+        resumed(&options.state, selection, &keys, destinations, &shared)?
     } else {
         // A partition's rows are its partitioned ancestors' too: a job of `root` after one
         // that began its partition `p1` (or the other way round) would copy them twice.
