@@ -407,6 +407,11 @@ impl CopyRun {
         start.faults.extend(mismatches);
         if !start.faults.is_empty() {
             self.start_failed(start.faults, None);
+        } else {
+            // A chunk producer's rows are counted as the receivers' servers will read them.
+            let formats: Vec<Option<DataFormat>> =
+                start.formats.iter().map(|(_, f)| f.clone()).collect();
+            self.manager.receivers_read(&formats);
         }
         None
     }

@@ -14,6 +14,8 @@ use crate::{BoxError, ReceiverId};
 #[derive(Debug)]
 #[must_use]
 #[non_exhaustive]
+// `Started` comes once per COPY, moved straight out: boxing it would allocate for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StartStep {
     /// Write what the session has to send, read the socket into the session, then poll again.
     ReadMore,

@@ -189,6 +189,10 @@ pub struct Representation {
     /// and `'ISO_8859_1'` are `LATIN1`, `'unicode'` is `UTF8`); `None` when not given (the
     /// session's `client_encoding`, see [`Representation::in_session`]) and in binary.
     pub encoding: Option<String>,
+    /// HEADER (or HEADER MATCH): the first line is a header, no row (text and csv). Not one of
+    /// the options two ends must agree on ([`Representation::agrees_with`]): a COPY TO's header
+    /// is a line a COPY FROM with HEADER skips.
+    pub header: bool,
 }
 
 /// PostgreSQL's encoding names and aliases (`pg_encname_tbl` in its `src/common/encnames.c`), as
@@ -323,6 +327,7 @@ impl Representation {
                 quote: String::new(),
                 escape: String::new(),
                 encoding,
+                header: false,
             },
             "csv" => {
                 let quote = or(quote, "\"");
@@ -333,6 +338,7 @@ impl Representation {
                     escape: or(escape, &quote),
                     quote,
                     encoding,
+                    header: false,
                 }
             }
             "binary" => Self {
@@ -342,6 +348,7 @@ impl Representation {
                 quote: String::new(),
                 escape: String::new(),
                 encoding: None,
+                header: false,
             },
             _ => return None,
         })
@@ -516,7 +523,9 @@ pub fn representation(sql: &str) -> Option<Representation> {
             _ => {}
         }
     }
-    Representation::resolve(format.as_deref().unwrap_or("text"), given)
+    let mut rep = Representation::resolve(format.as_deref().unwrap_or("text"), given)?;
+    rep.header = rep.format != "binary" && has_header(sql) == Some(true);
+    Some(rep)
 }
 
 /// The decoded value of the option named at `rest[name]`, and where the value's token is
@@ -1154,11 +1163,15 @@ mod tests {
         for same in [
             "COPY t FROM STDIN (FORMAT csv, DELIMITER ',')",
             r#"COPY t FROM STDIN (FORMAT csv, NULL '', QUOTE '"', ESCAPE '"')"#,
-            r#"copy t from stdin csv delimiter ',' null '' quote as '"' escape as '"' header"#,
+            r#"copy t from stdin csv delimiter ',' null '' quote as '"' escape as '"'"#,
             r#"COPY t FROM STDIN (FORMAT "csv", ESCAPE E'\x22')"#,
         ] {
             assert_eq!(rep(same), csv, "{same}");
         }
+        // HEADER is read, and is not an option two ends must agree on.
+        let header = rep("COPY t FROM STDIN (FORMAT csv, HEADER)");
+        assert!(header.header && !csv.header && header.agrees_with(&csv));
+        assert!(rep("COPY t FROM STDIN (FORMAT text, HEADER MATCH)").header);
         // ESCAPE's default is QUOTE's value.
         let single = rep("COPY t TO STDOUT (FORMAT csv, QUOTE '''')");
         assert_eq!(single, rep("COPY t FROM STDIN CSV QUOTE '''' ESCAPE ''''"));

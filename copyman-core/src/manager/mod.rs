@@ -7,7 +7,7 @@ mod transform;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use copyman_wire::eod::{EndOfDataScanner, Mode};
+use copyman_wire::eod::{Encoding, EndOfDataScanner, Mode};
 use copyman_wire::realign::{Completion, completion};
 use copyman_wire::{Framer, Position, WireError};
 
@@ -633,6 +633,54 @@ impl Manager {
         self.producer_protocol
     }
 
+    /// Tells a manager of a chunk producer how its receivers' servers read the data, once every
+    /// COPY started and before any data came (`formats`: each receiver's, `None` for one without
+    /// a server): its rows are then counted as those servers will count them (text and CSV
+    /// lines, quotes followed, a header left out; binary data's tuples), and every receiver's
+    /// `COPY n` is checked against that count as against a server producer's (a receiver whose
+    /// trigger dropped rows, which matched nothing to compare with, fails the copy). Receivers
+    /// that read the data otherwise among themselves (a header here and not there), or an
+    /// option the count cannot follow (a multi-byte QUOTE), leave the data uncounted.
+    pub fn receivers_read(&mut self, formats: &[Option<crate::start::DataFormat>]) {
+        let Some(scanner) = self.end_marker.as_mut() else {
+            return;
+        };
+        let read: Vec<(Mode, bool, Encoding)> = formats
+            .iter()
+            .flatten()
+            .map(|format| match (&format.format, &format.representation) {
+                (crate::session::CopyFormat::Binary, _) => {
+                    Some((Mode::Lines, false, Encoding::AsciiSafe))
+                }
+                (_, Some(rep)) => {
+                    let single = |s: &str| <[u8; 1]>::try_from(s.as_bytes()).ok().map(|[b]| b);
+                    let mode = match rep.format.as_str() {
+                        "text" => Mode::Text,
+                        "csv" => Mode::Csv {
+                            quote: single(&rep.quote)?,
+                            escape: single(&rep.escape)?,
+                        },
+                        _ => return None,
+                    };
+                    let encoding = rep
+                        .encoding
+                        .as_deref()
+                        .map_or(Encoding::AsciiSafe, Encoding::from_name);
+                    Some((mode, rep.header, encoding))
+                }
+                (_, None) => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        if let Some(&(mode, header, encoding)) = read.first()
+            && read.iter().all(|r| *r == (mode, header, encoding))
+        {
+            *scanner = EndOfDataScanner::new(mode)
+                .with_header(header)
+                .with_encoding(encoding);
+        }
+    }
+
     /// A receiver's protocol.
     pub fn receiver_protocol(&self, receiver: ReceiverId) -> Option<Protocol> {
         self.receivers.get(receiver.0).map(|r| r.protocol)
@@ -704,7 +752,9 @@ impl Manager {
                 self.expect_reading("producer end")?;
                 self.producer = ProducerState::Ended;
                 self.producer_ended = true;
-                self.producer_count = count;
+                // A chunk producer gives no `COPY n`: its rows as its receivers read them.
+                self.producer_count =
+                    count.or_else(|| self.end_marker.as_ref().and_then(EndOfDataScanner::rows));
                 Ok(())
             }
             Input::ProducerError(error) => {

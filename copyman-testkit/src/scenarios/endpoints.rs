@@ -144,3 +144,74 @@ pub fn statement_producer_into_call_receiver<D: CopyDriver>(driver: &D, clusters
         exec(d, &db, "TRUNCATE t");
     }
 }
+
+/// An `IteratorProducer`'s rows are counted as the receivers' servers read them, and each
+/// receiver's `COPY n` is checked against that count, as against a server producer's: a
+/// receiver whose trigger dropped rows fails the copy (it was reported a success, with nothing
+/// to compare its count with). A CSV header line is no row; `\.` before the end is refused.
+pub fn chunk_producer_rows_are_counted<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let d = &clusters.destinations[0];
+    let db = d.create_database();
+    exec(
+        d,
+        &db,
+        "CREATE TABLE t (i int8, s text);
+         CREATE FUNCTION drop_tenth() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.i % 10 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TABLE dropping (i int8, s text);
+         CREATE TRIGGER drop_tenth BEFORE INSERT ON dropping
+           FOR EACH ROW EXECUTE FUNCTION drop_tenth();",
+    );
+    let lines: Vec<Vec<u8>> = (1..=1000).map(line).collect();
+    // The driver's own result, as `finish` gives it.
+    #[allow(clippy::result_large_err)]
+    let run = |lines: Vec<Vec<u8>>, statement: &str| {
+        let plan = CopyPlan {
+            source: SourceSpec::Lines(lines.chunks(97).map(<[_]>::to_vec).collect()),
+            destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+                d.conninfo(&db),
+                statement,
+            ))],
+        };
+        let mut copy = open(driver, plan);
+        copy.start()
+            .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+        while let Some(progress) = copy.next() {
+            if progress.is_err() {
+                break;
+            }
+        }
+        copy.finish()
+    };
+    let summary = run(lines.clone(), "COPY t FROM STDIN")
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert_eq!(summary.producer_count, Some(1000), "[{}]", driver.name());
+    let fail = run(lines, "COPY dropping FROM STDIN").expect_err("900 rows stored of 1000");
+    assert!(
+        fail.text
+            .contains("the producer sent 1000 rows, the receiver stored 900"),
+        "[{}] {}",
+        driver.name(),
+        fail.text
+    );
+    // CSV with a header line: three rows.
+    let csv: Vec<Vec<u8>> = ["i,s\n", "1,a\n", "2,\"two\nlines\"\n", "3,c\n"]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    let summary = run(csv, "COPY t FROM STDIN (FORMAT csv, HEADER)")
+        .unwrap_or_else(|e| panic!("[{}] csv: {e}", driver.name()));
+    assert_eq!(summary.producer_count, Some(3), "[{}]", driver.name());
+    // A line that is exactly `\.` with rows after it: refused, not a quiet stop.
+    let marked: Vec<Vec<u8>> = ["1\ta\n", "\\.\n", "2\tb\n"]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    let fail = run(marked, "COPY t FROM STDIN").expect_err("the marker is refused");
+    assert!(
+        fail.text.contains("line 2 of the data is `\\.`"),
+        "[{}] {}",
+        driver.name(),
+        fail.text
+    );
+}

@@ -56,7 +56,8 @@ pub use driver::{
     OpenError, ReceiverEnd, Rows, RunningCopy, SessionInfo, SourceSpec, StatementSpec, SummaryInfo,
 };
 pub use endpoints::{
-    iterator_producer_into_statement_receiver, statement_producer_into_call_receiver,
+    chunk_producer_rows_are_counted, iterator_producer_into_statement_receiver,
+    statement_producer_into_call_receiver,
 };
 pub use fanout::{
     counts_match_in_summary, fanout_binary, fanout_csv, fanout_text, tiny_and_huge_rows,
@@ -183,6 +184,7 @@ macro_rules! scenario_tests {
             wrong_password,
             tiny_and_huge_rows,
             iterator_producer_into_statement_receiver,
+            chunk_producer_rows_are_counted,
             statement_producer_into_call_receiver,
             execute_of_copy_out_is_cancelled,
             stall_timeout_faults_receiver,
