@@ -303,6 +303,21 @@ pub fn lock_for_snapshot<'a>(
     (!names.is_empty()).then(|| format!("LOCK TABLE {} IN ACCESS SHARE MODE", names.join(", ")))
 }
 
+/// Those of `tables` (spelled as [`TableName`] shows them) the session's role may SELECT from as
+/// a whole (not only some of its columns): one row each, its name as given.
+pub fn readable_tables_query(tables: &[String]) -> String {
+    let list: Vec<String> = tables.iter().map(|t| literal(t)).collect();
+    format!(
+        "SELECT n FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS n \
+         WHERE pg_catalog.has_table_privilege(n, 'SELECT')",
+        if list.is_empty() {
+            "NULL".to_owned()
+        } else {
+            list.join(", ")
+        }
+    )
+}
+
 /// What one server accepts for a job's sessions, asked before `--jobs` is settled: its key (the
 /// postmaster's start time and port: two endpoints on one server share its connections), how
 /// many more connections it accepts now (`max_connections`, less its reserved slots for a role

@@ -973,12 +973,29 @@ pub fn plan_with(
     // TABLE on the source is not MVCC-safe — committed during the job, it would show the table
     // empty to the job's older snapshot, and the table would be copied empty, its count and
     // checksum agreeing. Such DDL now waits for the job.
+    // A table the role may read only some columns of cannot be locked so (LOCK needs SELECT on
+    // the table): asked before the transaction, whose first query would take the snapshot.
+    let lockable: Vec<(&TableName, &str)> = if options.snapshot {
+        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+        let readable = src
+            .query(&crate::sql::readable_tables_query(&names))
+            .map_err(|e| JobError::Source(describe(&e)))?;
+        let readable: HashSet<String> = readable
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        tables
+            .iter()
+            .filter(|t| readable.contains(&t.table.to_string()))
+            .map(|t| (&t.table, t.kind.as_str()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (coordinator, snapshot) = if options.snapshot {
         src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| JobError::Source(describe(&e)))?;
-        if let Some(lock) =
-            crate::sql::lock_for_snapshot(tables.iter().map(|t| (&t.table, t.kind.as_str())))
-        {
+        if let Some(lock) = crate::sql::lock_for_snapshot(lockable.into_iter()) {
             src.execute(&lock).map_err(|e| {
                 JobError::Snapshot(describe(&e).prefixed("locking the tables before it: "))
             })?;
