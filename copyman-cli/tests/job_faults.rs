@@ -539,3 +539,46 @@ fn a_job_of_a_partitioned_table_after_one_of_its_partition_is_refused() {
     );
     assert_eq!(count(&c.dest[0], &d1, "root"), 50, "nothing copied twice");
 }
+
+/// A destination backend terminated mid-copy (pg_terminate_backend) is said as the server said
+/// it (57P01), and not as a statement copyman cancelled: it said "its statement was cancelled",
+/// though nothing was.
+#[test]
+fn a_terminated_destination_backend_is_not_said_cancelled() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;
+             INSERT INTO small VALUES (1);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("terminated.state");
+    let job = copyman()
+        .args(["table", "big", "small", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+        .args(["--jobs", "1", "--max-rate", "2M"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &d1, "COPY%big%FROM STDIN%");
+    c.dest[0]
+        .connect("postgres")
+        .execute(
+            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'COPY%big%FROM STDIN%'",
+            &[&d1],
+        )
+        .unwrap();
+    let out = job.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("57P01") && !stderr.contains("its statement was cancelled"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 0);
+}

@@ -21,7 +21,7 @@ use super::options::{Options, Server};
 use super::planning::{DestPlan, Plan, TablePlan};
 use super::ranges::copy_split;
 use super::report::{DestResult, Event, JobReport, Side, Status, TableReport};
-use super::sessions::{CANCELLED, Conns, give_up};
+use super::sessions::{CANCELLED, Conns, ENDED, give_up};
 use super::verify::verify_done;
 use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
@@ -855,6 +855,7 @@ pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &m
         if let Some(note) = give_up(slot, &shared.destinations[d])
             && let Some(error) = &mut result.error
             && !error.message.contains(CANCELLED)
+            && !error.message.contains(ENDED)
         {
             error.message = format!("{}; {note}", error.message);
         }

@@ -25,9 +25,18 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
     let waited = pid
         .zip(fresh.as_mut())
         .and_then(|(pid, conn)| lock_wait(conn, pid));
-    let cancelled = match old.cancel() {
-        Ok(()) => CANCELLED.to_owned(),
-        Err(e) => format!("cancelling its statement failed: {}", describe(&e)),
+    // A backend that is gone (terminated, its server restarted) has nothing to cancel: said so,
+    // not "cancelled". One that cannot be asked about is cancelled all the same.
+    let gone = pid
+        .zip(fresh.as_mut())
+        .is_some_and(|(pid, conn)| !backend_alive(conn, pid));
+    let cancelled = if gone {
+        ENDED.to_owned()
+    } else {
+        match old.cancel() {
+            Ok(()) => CANCELLED.to_owned(),
+            Err(e) => format!("cancelling its statement failed: {}", describe(&e)),
+        }
     };
     // Its socket closes with it: a backend that ends its wait finds no one and rolls back.
     drop(old);
@@ -40,6 +49,20 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
 
 /// What [`give_up`] says of a statement it cancelled.
 pub(super) const CANCELLED: &str = "its statement was cancelled";
+
+/// What [`give_up`] says of a session whose backend was gone (nothing to cancel).
+pub(super) const ENDED: &str = "its backend had already ended";
+
+/// Whether backend `pid` is still there, asked on `conn` (another session on its server);
+/// `true` when that cannot be told.
+fn backend_alive(conn: &mut Connection, pid: i32) -> bool {
+    conn.query(&format!(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = {pid}"
+    ))
+    .ok()
+    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+    .is_none_or(|n| n != "0")
+}
 
 /// Whether backend `pid` waits for a lock, said as "backend N was waiting for a lock (kind)
 /// held by backend M", asked on `conn` (another session on its server).
