@@ -532,7 +532,19 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // What planning waits for (a resume waiting for an earlier run's transaction) is said at
     // once, and kept for --json's notes.
     let waited: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    // A long planning (thousands of tables: one catalog query per table and server) is said,
+    // after a few seconds and then every few seconds, so that it is never silent.
+    let planning_said = Mutex::new(Instant::now());
     let planned = job::plan_with(&source, &dests, &args.selection, options, &|event| {
+        if let Event::Planning { done, total } = event {
+            let mut said = planning_said.lock().unwrap_or_else(PoisonError::into_inner);
+            if !output.quiet && said.elapsed() >= PLANNING_SAID_EVERY {
+                crate::progress::println(&format!(
+                    "copyman: planning: {done} of {total} tables looked up on every server"
+                ));
+                *said = Instant::now();
+            }
+        }
         if let Event::ResumeWait(wait) = event {
             let note = wait.to_string();
             if !output.quiet {
@@ -612,6 +624,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     crate::progress::eprint(&String::from_utf8_lossy(&human));
     Ok(exit)
 }
+
+/// How often a long planning says how far it is.
+const PLANNING_SAID_EVERY: Duration = Duration::from_secs(5);
 
 /// The most `--jobs` taken.
 const MAX_JOBS: usize = 1024;

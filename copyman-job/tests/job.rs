@@ -60,6 +60,18 @@ fn selection_follows_pg_dump_patterns_and_copies_partitions_through_their_root()
             r#""sales"."orders_old""#,
         ]
     );
+    // Planning says how far it is, table by table (thousands take a while).
+    let said = Mutex::new(Vec::new());
+    job::plan_with(&source, &dests, &Selection::default(), &options, &|event| {
+        if let Event::Planning { done, total } = event {
+            said.lock().unwrap().push((done, total));
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        said.into_inner().unwrap(),
+        (0..6).map(|done| (done, 6)).collect::<Vec<_>>()
+    );
     // A partitioned root is read with COPY (SELECT …).
     let events = all
         .tables

@@ -638,7 +638,9 @@ pub fn plan_with(
 
     let mut tables = Vec::new();
     let mut confirmed = Vec::new();
-    for sel in selected {
+    let total = selected.len();
+    for (done, sel) in selected.into_iter().enumerate() {
+        events(Event::Planning { done, total });
         let key = sel.table.to_string();
         let source_rel = match lookup(&mut src, &sel.table) {
             Ok(Some(rel)) => rel,

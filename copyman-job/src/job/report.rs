@@ -226,6 +226,15 @@ pub enum Event {
     /// announced on a destination and that is still in progress there: what it waits for, and
     /// how long at most (then it goes on if the transaction ended, or refuses the resume).
     ResumeWait(ResumeWait),
+    /// While planning ([`plan_with`]), before each table's catalogs are read on every server:
+    /// how many tables were planned so far, of how many (a selection of thousands takes a
+    /// while, one catalog query per table and server).
+    Planning {
+        /// Tables planned so far.
+        done: usize,
+        /// Tables selected.
+        total: usize,
+    },
     /// A worker finished a table (whatever the outcome).
     TableFinished {
         /// The worker.
