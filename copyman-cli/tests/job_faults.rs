@@ -582,3 +582,52 @@ fn a_terminated_destination_backend_is_not_said_cancelled() {
     );
     assert_eq!(count(&c.dest[0], &d1, "big"), 0);
 }
+
+/// Foreign keys order a job by the destinations' constraints (only they refuse a row): a cycle
+/// the source has and the destination broke for the load (a → b dropped there, b → a kept)
+/// copies a before b (it failed every run alike, 23503, ordered by the source's cycle); a
+/// cycle the destination keeps is said in the plan.
+#[test]
+fn foreign_keys_order_a_job_as_the_destinations_have_them() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int PRIMARY KEY, b_id int, pad text);
+                  CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id));";
+    let cycle = "ALTER TABLE a ADD CONSTRAINT a_b FOREIGN KEY (b_id) REFERENCES b (id);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} {cycle}
+             INSERT INTO a SELECT g, NULL, repeat('p', 300) FROM generate_series(1, 20000) g;
+             INSERT INTO b SELECT g, g FROM generate_series(1, 20000) g;"
+        ),
+    );
+    let broken = database(&c.dest[0], schema);
+    let kept = database(&c.dest[1], &format!("{schema} {cycle}"));
+    let state = TempPath::new("fk-cycle.state");
+    let job = |db: &str, extra: &[&str]| {
+        copyman()
+            .args([
+                "--json",
+                "table",
+                "a",
+                "b",
+                "--from",
+                &c.source.conninfo(&src),
+            ])
+            .args(["--to", db, "--state", state.arg(), "--jobs", "4"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = job(&c.dest[0].conninfo(&broken), &[]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &broken, "b"), 20000);
+    let out = job(&c.dest[1].conninfo(&kept), &["--dry-run"]);
+    let report = json(&out);
+    assert!(
+        report["notes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("form a cycle")))),
+        "{report}"
+    );
+}

@@ -79,13 +79,13 @@ pub struct TablePlan {
     /// it starts only once they finished, so that its rows find theirs committed. Edges that
     /// would close a cycle are left out (those tables keep the size order).
     pub after: Vec<usize>,
-    /// Every table that references it by a foreign key on some server (of the job or not),
+    /// Every table that references it by a foreign key on some destination (of the job or not),
     /// schema-qualified and quoted: a `TRUNCATE` of it alone fails there (0A000).
     pub referenced_by: Vec<String>,
 }
 
 impl TablePlan {
-    /// Whether another table references it by a foreign key (on some server): it is then
+    /// Whether another table references it by a foreign key (on some destination): it is then
     /// emptied with a `DELETE` ([`sql::emptying`]).
     pub fn referenced(&self) -> bool {
         let me = self.table.to_string();
@@ -855,7 +855,9 @@ pub fn plan_with(
     }
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
     // say how the data hangs together): parents first.
-    let mut edges = foreign_keys(&mut src);
+    // The destinations' (only they can refuse a row): a cycle the source has and the
+    // destinations broke (a constraint dropped for the load) orders the tables all the same.
+    let mut edges = Vec::new();
     let mut ancestors = partition_ancestors(&mut src);
     for conn in dests.iter_mut().flatten() {
         edges.extend(foreign_keys(conn));
@@ -883,7 +885,15 @@ pub fn plan_with(
             ));
         }
     }
-    order_by_foreign_keys(&mut tables, &edges);
+    let cycles = order_by_foreign_keys(&mut tables, &edges);
+    if !cycles.is_empty() {
+        notes.push(format!(
+            "{}: their foreign keys on a destination form a cycle, so they are copied side by \
+             side and a row may reference one not committed yet there (23503): load them with a \
+             constraint of the cycle dropped (or DEFERRABLE and the tables emptied together)",
+            cycles.join(", ")
+        ));
+    }
     // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
     let groups = {
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
@@ -1148,7 +1158,7 @@ fn onto_job_tables(
 
 /// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
 /// cycle with it: tables on a cycle keep the size order) and [`TablePlan::referenced_by`].
-fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) {
+fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) -> Vec<String> {
     let index: std::collections::HashMap<String, usize> = tables
         .iter()
         .enumerate()
@@ -1181,11 +1191,21 @@ fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) {
         all[child].push(parent);
     }
     // Tables on one cycle keep the size order among themselves: no edge of the cycle is kept.
+    let mut on_cycle = vec![false; tables.len()];
     for (child, parent) in pairs {
-        if !waits(&all, parent, child) {
+        if waits(&all, parent, child) {
+            on_cycle[child] = true;
+            on_cycle[parent] = true;
+        } else {
             after[child].push(parent);
         }
     }
+    let cycles: Vec<String> = tables
+        .iter()
+        .zip(&on_cycle)
+        .filter(|(_, on)| **on)
+        .map(|(t, _)| t.table.to_string())
+        .collect();
     for (t, after) in tables.iter_mut().zip(after) {
         t.after = after;
     }
@@ -1200,6 +1220,7 @@ fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) {
         by.dedup();
         t.referenced_by = by.into_iter().map(|name| name.to_owned()).collect();
     }
+    cycles
 }
 
 /// The source's statements for a table of `size` bytes split into ranges of about `limit`
