@@ -21,8 +21,10 @@ use crate::{DEFAULT_BUFFER_SIZE, Error};
 ///
 /// Implement it to feed a copy from anything; the manager calls `start` once, then
 /// `next_chunk` until it returns `None`, or `cancel` if the copy is aborted first. At most one
-/// call is outstanding at a time; a call's future may be dropped midway only when the whole copy
-/// is dropped (then the producer is dropped too).
+/// call is outstanding at a time; a call's future may be dropped midway when the whole copy
+/// is dropped (then the producer is dropped too), and, with a stall timeout
+/// ([`Options::stall_timeout`](crate::Options::stall_timeout)), a `start` or `next_chunk` that
+/// moves no byte for that long (the producer lives on; after a read, the next starts afresh).
 #[async_trait]
 pub trait Producer: Send {
     /// The protocol of the chunks it produces.

@@ -275,7 +275,8 @@ impl CopyRun {
     }
 
     /// This copy with a stall timeout ([`Options::stall_timeout`](crate::manager::Options)):
-    /// the errors reported for a producer read, a transmit, a server's message or a CopyFail
+    /// the errors reported for an endpoint's start (its wait for the server's
+    /// CopyIn/CopyOutResponse), a producer read, a transmit, a server's message or a CopyFail
     /// that are IO timeouts become [`Stalled`](crate::stall::Stalled) faults naming their
     /// endpoint ([`stall::classify`]), the same way whichever adapter reports them. The adapter
     /// bounds the IO itself (socket timeouts, timers).
@@ -335,6 +336,9 @@ impl CopyRun {
     pub fn report(&mut self, report: impl Into<Report>) {
         match report.into() {
             Report::Started { endpoint, result } => {
+                // Waiting for a COPY to start is waiting for bytes too (a table locked by another
+                // session, a source whose first rows take long): the same rule, the same fault.
+                let result = result.map_err(|e| stall::classify(e, endpoint, self.stall_timeout));
                 let start = self
                     .starting
                     .as_mut()

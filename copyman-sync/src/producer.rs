@@ -63,7 +63,9 @@ pub trait Producer {
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, a read that
     /// gets no byte for that long fails with a timeout error, which the manager reports as a
-    /// stall of the producer. The default does nothing.
+    /// stall of the producer. A copy arms it before [`Producer::start`], so a start that waits
+    /// that long for its server (a locked table, first rows that take long) stalls too. The
+    /// default does nothing.
     ///
     /// # Errors
     /// The timeout could not be set.
