@@ -140,7 +140,7 @@ impl Drop for StatementProducer<'_> {
         match self.out.abandon(&mut self.conn.endpoint) {
             Abandon::Nothing => {}
             Abandon::Cancel if self.conn.cancel_in_background() => {}
-            _ => self.conn.close("a COPY TO STDOUT was abandoned midway"),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_OUT),
         }
     }
 }

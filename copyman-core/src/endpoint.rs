@@ -95,6 +95,13 @@ pub enum Abandon {
 /// The reason a dropped COPY IN gives the server.
 pub const DROPPED: &str = "copyman: the copy was dropped before it finished";
 
+/// Why copyman closed a connection whose COPY FROM STDIN it had to abandon ([`Abandon::Close`]):
+/// both adapters' `Error::Closed` say it, in these words, on every later call.
+pub const ABANDONED_COPY_IN: &str = "a COPY FROM STDIN was abandoned midway";
+
+/// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]).
+pub const ABANDONED_COPY_OUT: &str = "a COPY TO STDOUT was abandoned midway";
+
 /// The most realignment filler an abandon writes without waiting; a larger frame is ended by
 /// closing the socket instead.
 const ABANDON_LIMIT: u64 = 64 * 1024;

@@ -189,7 +189,7 @@ impl Drop for StatementProducer<'_> {
         match self.out.abandon(&mut self.conn.endpoint) {
             Abandon::Nothing => {}
             Abandon::Cancel if self.conn.cancel().is_ok() => {}
-            _ => self.conn.close(),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_OUT),
         }
     }
 }

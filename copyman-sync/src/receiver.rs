@@ -292,7 +292,7 @@ impl Drop for StatementReceiver<'_> {
         match self.copy.abandon(&mut self.conn.endpoint, flushed) {
             Abandon::Nothing => {}
             Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
-            _ => self.conn.close(),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN),
         }
     }
 }
