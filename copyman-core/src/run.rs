@@ -231,6 +231,8 @@ pub struct CopyRun {
     stall_timeout: Option<Duration>,
     /// By receiver: its last order was to complete its COPY (whose wait is never a stall).
     completing: Vec<bool>,
+    /// A producer fault was handed out: the copy cannot go on, its progress is over.
+    producer_faulted: bool,
 }
 
 impl CopyRun {
@@ -271,6 +273,7 @@ impl CopyRun {
             peak_buffered: 0,
             stall_timeout: None,
             completing: vec![false; receivers],
+            producer_faulted: false,
         }
     }
 
@@ -441,15 +444,18 @@ impl CopyRun {
     }
 
     /// The next cycle's progress `(messages, bytes)` or a fault; `None` once the producer reached
-    /// its end (or no receiver is left), or the copy is over.
+    /// its end (or no receiver is left), the copy is over, or a producer fault was given: no
+    /// data can come after it (the copy can only be finished, which fails it), so the
+    /// iteration ends rather than give the same fault for ever. A receiver fault does not end
+    /// it: the receiver may be reconciled, and the others go on.
     pub fn poll_progress(&mut self) -> Step<Option<Progress>> {
         if let Some(step) = self.poll_start() {
             return step;
         }
         if let Some(item) = self.queued.pop_front() {
-            return Step::Ready(Some(item));
+            return Step::Ready(Some(self.handed_out(item)));
         }
-        if self.result.is_some() {
+        if self.result.is_some() || self.producer_faulted {
             return Step::Ready(None);
         }
         loop {
@@ -460,7 +466,7 @@ impl CopyRun {
                 }
                 Output::Event(event) => {
                     if let Some(item) = progress(event) {
-                        return Step::Ready(Some(item));
+                        return Step::Ready(Some(self.handed_out(item)));
                     }
                 }
                 Output::EndOfCopy | Output::Done => return Step::Ready(None),
@@ -468,6 +474,14 @@ impl CopyRun {
                 order => return Step::Order(self.order(order)),
             }
         }
+    }
+
+    /// A progress item on its way to the caller, noting a producer fault (the last item).
+    fn handed_out(&mut self, item: Progress) -> Progress {
+        if let Err(Fault::Producer(_)) = &item {
+            self.producer_faulted = true;
+        }
+        item
     }
 
     /// Completes the copy (`__exit__` in py-postgresql's copyman): it succeeds only if the

@@ -32,6 +32,8 @@ struct Endpoints {
     chunks: VecDeque<Vec<Bytes>>,
     /// A receiver whose transmits fail.
     failing: Option<ReceiverId>,
+    /// The producer's reads fail.
+    producer_fails: bool,
     /// Its transmits fail with an IO timeout (a socket that took nothing for its timeout).
     timing_out: bool,
     /// A receiver whose completion fails with an IO timeout.
@@ -97,6 +99,9 @@ impl Endpoints {
                     false => Ok(self.producer_format.clone()),
                 };
                 Report::started(EndpointId::Producer, result)
+            }
+            Order::ReadProducer if self.producer_fails => {
+                Input::ProducerError("division by zero".into()).into()
             }
             Order::ReadProducer => match self.chunks.pop_front() {
                 Some(lines) => Input::ProducerData(Chunk::lines(lines)).into(),
@@ -564,4 +569,20 @@ fn a_start_that_times_out_is_the_endpoints_stall() {
     let mut run = io.run(Config::default());
     let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
     assert!(fail.receiver_faults[0].1.get_ref().is::<io::Error>());
+}
+
+#[test]
+fn the_progress_ends_after_a_producer_fault_is_given_once() {
+    let mut io = Endpoints::new(2, 3);
+    io.producer_fails = true;
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let first = io.drive(&mut run, CopyRun::poll_progress);
+    assert!(matches!(first, Some(Err(Fault::Producer(_)))), "{first:?}");
+    // Not the same fault again (a loop that logs faults and goes on would spin for ever).
+    assert!(io.drive(&mut run, CopyRun::poll_progress).is_none());
+    assert!(io.drive(&mut run, CopyRun::poll_progress).is_none());
+    run.finish();
+    let fail = io.drive(&mut run, CopyRun::poll_finished).unwrap_err();
+    assert!(fail.producer_fault.is_some());
 }
