@@ -245,7 +245,11 @@ impl<'a> CopyManager<'a> {
             Order::StartReceiver(receiver) => {
                 let mut endpoint = self.take_receiver(receiver);
                 Box::pin(async move {
-                    let result = endpoint.start().await.map(|()| endpoint.format());
+                    // The wait for the server's CopyInResponse (a table another session
+                    // locked) is under the stall rule too.
+                    let id = EndpointId::Receiver(receiver);
+                    let result = watched(id, stall, endpoint.start(), || 0).await;
+                    let result = result.map(|()| endpoint.format());
                     Done {
                         endpoint: Endpoint::Receiver(receiver, endpoint),
                         report: Report::started(EndpointId::Receiver(receiver), result),
@@ -255,7 +259,10 @@ impl<'a> CopyManager<'a> {
             Order::StartProducer { source_frames } => {
                 let mut producer = self.take_producer();
                 Box::pin(async move {
-                    let result = producer.start(source_frames).await;
+                    // So is the wait for its CopyOutResponse (a locked table, or first rows
+                    // that take long: the server sends the response with them).
+                    let start = producer.start(source_frames);
+                    let result = watched(EndpointId::Producer, stall, start, || 0).await;
                     let result = result.map(|()| producer.format());
                     Done {
                         endpoint: Endpoint::Producer(producer),

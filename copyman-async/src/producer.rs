@@ -21,8 +21,10 @@ use crate::{DEFAULT_BUFFER_SIZE, Error};
 ///
 /// Implement it to feed a copy from anything; the manager calls `start` once, then
 /// `next_chunk` until it returns `None`, or `cancel` if the copy is aborted first. At most one
-/// call is outstanding at a time; a call's future may be dropped midway only when the whole copy
-/// is dropped (then the producer is dropped too).
+/// call is outstanding at a time; a call's future may be dropped midway when the whole copy
+/// is dropped (then the producer is dropped too), and, with a stall timeout
+/// ([`Options::stall_timeout`](crate::Options::stall_timeout)), a `start` or `next_chunk` that
+/// moves no byte for that long (the producer lives on; after a read, the next starts afresh).
 #[async_trait]
 pub trait Producer: Send {
     /// The protocol of the chunks it produces.
@@ -138,7 +140,7 @@ impl Drop for StatementProducer<'_> {
         match self.out.abandon(&mut self.conn.endpoint) {
             Abandon::Nothing => {}
             Abandon::Cancel if self.conn.cancel_in_background() => {}
-            _ => self.conn.close("a COPY TO STDOUT was abandoned midway"),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_OUT),
         }
     }
 }

@@ -26,7 +26,8 @@ use crate::connection::{Connection, Stream};
 /// different receivers run concurrently; one receiver never has two calls outstanding.
 ///
 /// With a stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)) the future
-/// of a `transmit` or `fail` may be dropped midway; the receiver itself lives on, and the
+/// of a `start` (its server's answer did not come: a table another session locked), a
+/// `transmit` or a `fail` may be dropped midway; the receiver itself lives on, and the
 /// `written` count its transmit kept up to date tells the manager how much of the data went out,
 /// and, while it runs, whether bytes still move (core's stall rule).
 #[async_trait]
@@ -210,7 +211,7 @@ impl Drop for StatementReceiver<'_> {
         match self.copy.abandon(&mut self.conn.endpoint, flushed) {
             Abandon::Nothing => {}
             Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
-            _ => self.conn.close("a COPY FROM STDIN was abandoned midway"),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN),
         }
     }
 }

@@ -173,3 +173,28 @@ fn unhonoured_config_fields_are_errors_naming_them() {
         }
     });
 }
+
+/// A backend the server terminated: the connection knows it is closed once a call read it, not
+/// only when copyman closed it.
+#[test]
+fn a_terminated_backend_is_closed() {
+    let cluster = shared();
+    let db = cluster.create_database();
+    runtime().block_on(async {
+        let mut conn = Connection::connect_str(&cluster.conninfo(&db))
+            .await
+            .unwrap();
+        let pid = conn.session().backend_key().expect("a backend key").0;
+        let mut admin = Connection::connect_str(&cluster.conninfo("postgres"))
+            .await
+            .unwrap();
+        admin
+            .execute(&format!("SELECT pg_terminate_backend({pid})"))
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!conn.is_closed(), "nothing read it yet");
+        assert!(conn.query("SELECT 1").await.is_err());
+        assert!(conn.is_closed());
+    });
+}

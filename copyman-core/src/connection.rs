@@ -15,7 +15,10 @@ use crate::session::SessionError;
 
 /// What a read of the socket into `buf` means for `endpoint`: the bytes read go to the session,
 /// the socket's end ends it, and so does an error, which is returned. A read a signal
-/// interrupted did nothing.
+/// interrupted did nothing. A read that timed out (a blocking socket's timeout, copyman-sync's
+/// waits) is returned and ends nothing: the operation is still under way, as when copyman-async
+/// drops a future that waited too long, and the connection's next operation waits for its end
+/// (a COPY whose start waited for a lock stays usable once the lock goes).
 ///
 /// ```
 /// use std::io;
@@ -36,6 +39,9 @@ use crate::session::SessionError;
 /// let interrupted = Err(io::ErrorKind::Interrupted.into());
 /// handle_read::<Error>(&mut endpoint, interrupted, &[]).unwrap();
 /// assert_ne!(endpoint.session().state(), State::Closed);
+/// let timed_out = Err(io::ErrorKind::TimedOut.into());
+/// assert!(matches!(handle_read::<Error>(&mut endpoint, timed_out, &[]), Err(Error::Io(_))));
+/// assert_ne!(endpoint.session().state(), State::Closed, "a timeout ends nothing");
 /// let reset = Err(io::ErrorKind::ConnectionReset.into());
 /// assert!(matches!(handle_read::<Error>(&mut endpoint, reset, &[]), Err(Error::Io(_))));
 /// assert_eq!(endpoint.session().state(), State::Closed);
@@ -51,6 +57,7 @@ where
         Ok(0) => endpoint.handle_eof(),
         Ok(n) => endpoint.handle_input(&buf[..n])?,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(e) if crate::stall::is_timeout(&e) => return Err(e.into()),
         Err(e) => {
             endpoint.handle_eof();
             return Err(e.into());

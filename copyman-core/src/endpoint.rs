@@ -95,6 +95,13 @@ pub enum Abandon {
 /// The reason a dropped COPY IN gives the server.
 pub const DROPPED: &str = "copyman: the copy was dropped before it finished";
 
+/// Why copyman closed a connection whose COPY FROM STDIN it had to abandon ([`Abandon::Close`]):
+/// both adapters' `Error::Closed` say it, in these words, on every later call.
+pub const ABANDONED_COPY_IN: &str = "a COPY FROM STDIN was abandoned midway";
+
+/// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]).
+pub const ABANDONED_COPY_OUT: &str = "a COPY TO STDOUT was abandoned midway";
+
 /// The most realignment filler an abandon writes without waiting; a larger frame is ended by
 /// closing the socket instead.
 const ABANDON_LIMIT: u64 = 64 * 1024;
@@ -312,6 +319,7 @@ impl Endpoint {
         self.realign = (!header.is_empty()).then(|| Bytes::copy_from_slice(header));
         self.filler = completion.filler;
         self.failing = true;
+        let abandoned_start = matches!(self.op, Op::Start(_));
         match state {
             State::CopyIn => self.session.copy_fail(reason)?,
             // The server failed the COPY and is ready: only the realignment goes out.
@@ -322,6 +330,9 @@ impl Endpoint {
             _ => {}
         }
         self.op = Self::wait(Keep::Nothing);
+        if abandoned_start {
+            self.cancel_abandoned_start();
+        }
         Ok(())
     }
 
@@ -427,6 +438,14 @@ impl Endpoint {
                     completed,
                     ..
                 } => match wait.poll(&mut self.session) {
+                    // A COPY IN nobody wants any more started all the same (its start was
+                    // abandoned while the statement waited): it is failed, not fed.
+                    WaitStep::Event(Event::CopyInStarted { .. }) if *keep == Keep::Nothing => {
+                        match self.session.copy_fail(DROPPED) {
+                            Ok(()) => continue,
+                            Err(e) => Step::Done(Err(e)),
+                        }
+                    }
                     WaitStep::Event(event) => {
                         if *keep != Keep::Nothing {
                             match event {
@@ -496,11 +515,31 @@ impl Endpoint {
     /// dropped endpoint) has finished.
     fn begin(&mut self, op: Pending) -> Result<(), SessionError> {
         if let State::Query | State::CopyInEnding | State::Draining = self.session.state() {
+            let abandoned_start = matches!(self.op, Op::Start(_));
             self.op = Self::wait(Keep::Nothing);
+            if abandoned_start {
+                self.cancel_abandoned_start();
+            }
             self.next = Some(op);
             return Ok(());
         }
         self.start(op)
+    }
+
+    /// The op under way (a wait now) ends a COPY whose start was abandoned while its statement
+    /// waited for the server (a table another session locked, first rows that take long: the
+    /// stall rule gave up on it): nobody wants that COPY, so the server is cancelled rather than
+    /// waited for. A COPY TO STDOUT that starts all the same is drained, a COPY FROM STDIN
+    /// failed ([`Endpoint::poll`]).
+    fn cancel_abandoned_start(&mut self) {
+        if self.session.state() != State::Query {
+            return;
+        }
+        // Refused (and nothing done) unless the statement is a COPY TO STDOUT's.
+        let _ = self.session.abort_copy_out(&[]);
+        if let Op::Wait { cancel_first, .. } = &mut self.op {
+            *cancel_first = true;
+        }
     }
 
     fn start(&mut self, op: Pending) -> Result<(), SessionError> {

@@ -231,6 +231,8 @@ pub struct CopyRun {
     stall_timeout: Option<Duration>,
     /// By receiver: its last order was to complete its COPY (whose wait is never a stall).
     completing: Vec<bool>,
+    /// A producer fault was handed out: the copy cannot go on, its progress is over.
+    producer_faulted: bool,
 }
 
 impl CopyRun {
@@ -271,11 +273,13 @@ impl CopyRun {
             peak_buffered: 0,
             stall_timeout: None,
             completing: vec![false; receivers],
+            producer_faulted: false,
         }
     }
 
     /// This copy with a stall timeout ([`Options::stall_timeout`](crate::manager::Options)):
-    /// the errors reported for a producer read, a transmit, a server's message or a CopyFail
+    /// the errors reported for an endpoint's start (its wait for the server's
+    /// CopyIn/CopyOutResponse), a producer read, a transmit, a server's message or a CopyFail
     /// that are IO timeouts become [`Stalled`](crate::stall::Stalled) faults naming their
     /// endpoint ([`stall::classify`]), the same way whichever adapter reports them. The adapter
     /// bounds the IO itself (socket timeouts, timers).
@@ -335,6 +339,9 @@ impl CopyRun {
     pub fn report(&mut self, report: impl Into<Report>) {
         match report.into() {
             Report::Started { endpoint, result } => {
+                // Waiting for a COPY to start is waiting for bytes too (a table locked by another
+                // session, a source whose first rows take long): the same rule, the same fault.
+                let result = result.map_err(|e| stall::classify(e, endpoint, self.stall_timeout));
                 let start = self
                     .starting
                     .as_mut()
@@ -442,15 +449,18 @@ impl CopyRun {
     }
 
     /// The next cycle's progress `(messages, bytes)` or a fault; `None` once the producer reached
-    /// its end (or no receiver is left), or the copy is over.
+    /// its end (or no receiver is left), the copy is over, or a producer fault was given: no
+    /// data can come after it (the copy can only be finished, which fails it), so the
+    /// iteration ends rather than give the same fault for ever. A receiver fault does not end
+    /// it: the receiver may be reconciled, and the others go on.
     pub fn poll_progress(&mut self) -> Step<Option<Progress>> {
         if let Some(step) = self.poll_start() {
             return step;
         }
         if let Some(item) = self.queued.pop_front() {
-            return Step::Ready(Some(item));
+            return Step::Ready(Some(self.handed_out(item)));
         }
-        if self.result.is_some() {
+        if self.result.is_some() || self.producer_faulted {
             return Step::Ready(None);
         }
         loop {
@@ -461,7 +471,7 @@ impl CopyRun {
                 }
                 Output::Event(event) => {
                     if let Some(item) = progress(event) {
-                        return Step::Ready(Some(item));
+                        return Step::Ready(Some(self.handed_out(item)));
                     }
                 }
                 Output::EndOfCopy | Output::Done => return Step::Ready(None),
@@ -469,6 +479,14 @@ impl CopyRun {
                 order => return Step::Order(self.order(order)),
             }
         }
+    }
+
+    /// A progress item on its way to the caller, noting a producer fault (the last item).
+    fn handed_out(&mut self, item: Progress) -> Progress {
+        if let Err(Fault::Producer(_)) = &item {
+            self.producer_faulted = true;
+        }
+        item
     }
 
     /// Completes the copy (`__exit__` in py-postgresql's copyman): it succeeds only if the

@@ -1,10 +1,12 @@
 //! The stall rule: an endpoint that moves no byte for the stall timeout is a fault.
 //!
 //! Both adapters give their `CopyManager` the same option, `stall_timeout`, with this one
-//! meaning: a producer whose read, or a receiver whose transmit or CopyFail, moves no byte for
-//! that long has *stalled*; it faults with a [`Stalled`] error naming it (a receiver leaves the
-//! copy while the others go on; a producer raises a ProducerFault). Completing a COPY (CopyDone
-//! and its answer) is never timed out: only the answer says whether it committed.
+//! meaning: an endpoint whose start (the wait for its server's CopyIn/CopyOutResponse: a table
+//! another session locked, a source whose first rows take long), a producer whose read, or a
+//! receiver whose transmit or CopyFail, moves no byte for that long has *stalled*; it faults with
+//! a [`Stalled`] error naming it (a receiver leaves the copy while the others go on; a producer
+//! raises a ProducerFault; at the start, the copy cannot start and fails naming it). Completing a
+//! COPY (CopyDone and its answer) is never timed out: only the answer says whether it committed.
 //!
 //! Time is an input: a [`StallTimer`] starts with the IO, is told when bytes moved
 //! ([`StallTimer::moved`]), says when it must be looked at again ([`StallTimer::poll_timeout`])

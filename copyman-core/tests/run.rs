@@ -25,10 +25,15 @@ struct Endpoints {
     producer_cannot_start: bool,
     receiver_formats: Vec<(ReceiverId, DataFormat)>,
     cannot_start: Vec<ReceiverId>,
+    /// The endpoints that cannot start fail with an IO timeout (a COPY whose start response did
+    /// not come: its table locked by another session).
+    start_times_out: bool,
     /// Chunks of lines the producer hands in, each `rows` lines of 4 bytes.
     chunks: VecDeque<Vec<Bytes>>,
     /// A receiver whose transmits fail.
     failing: Option<ReceiverId>,
+    /// The producer's reads fail.
+    producer_fails: bool,
     /// Its transmits fail with an IO timeout (a socket that took nothing for its timeout).
     timing_out: bool,
     /// A receiver whose completion fails with an IO timeout.
@@ -81,6 +86,7 @@ impl Endpoints {
                     .find(|(r, _)| *r == id)
                     .map(|(_, f)| f.clone());
                 let result = match self.cannot_start.contains(&id) {
+                    true if self.start_times_out => Err(timed_out()),
                     true => Err(format!("receiver {id} cannot start").into()),
                     false => Ok(format),
                 };
@@ -88,10 +94,14 @@ impl Endpoints {
             }
             Order::StartProducer { .. } => {
                 let result = match self.producer_cannot_start {
+                    true if self.start_times_out => Err(timed_out()),
                     true => Err("the producer cannot start".into()),
                     false => Ok(self.producer_format.clone()),
                 };
                 Report::started(EndpointId::Producer, result)
+            }
+            Order::ReadProducer if self.producer_fails => {
+                Input::ProducerError("division by zero".into()).into()
             }
             Order::ReadProducer => match self.chunks.pop_front() {
                 Some(lines) => Input::ProducerData(Chunk::lines(lines)).into(),
@@ -175,6 +185,10 @@ impl Endpoints {
             .filter(|l| l.starts_with(prefix))
             .collect()
     }
+}
+
+fn timed_out() -> copyman_core::BoxError {
+    Box::new(io::Error::from(io::ErrorKind::TimedOut))
 }
 
 #[test]
@@ -513,4 +527,62 @@ fn receivers_hold_at_most_a_window_of_chunks_and_nothing_at_the_end() {
         run.peak_buffered()
     );
     assert_eq!(run.buffered_bytes(), 0);
+}
+
+#[test]
+fn a_start_that_times_out_is_the_endpoints_stall() {
+    // A receiver whose COPY waits for a lock: its start is its stall, named, and the copy fails.
+    let mut io = Endpoints::new(2, 1);
+    io.cannot_start = vec![R1];
+    io.start_times_out = true;
+    let mut run = io
+        .run(Config::default())
+        .with_stall_timeout(Some(Duration::from_secs(2)));
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    let (id, error) = &fail.receiver_faults[0];
+    assert_eq!(*id, R1);
+    let stalled = error
+        .get_ref()
+        .downcast_ref::<Stalled>()
+        .unwrap_or_else(|| panic!("a stall: {error}"));
+    assert_eq!(stalled.endpoint, EndpointId::Receiver(R1));
+    assert_eq!(
+        error.to_string(),
+        "receiver 1 stalled: no byte moved for 2s"
+    );
+
+    // A source whose COPY waits (a lock, or its first rows take long): the producer's stall.
+    let mut io = Endpoints::new(1, 1);
+    io.producer_cannot_start = true;
+    io.start_times_out = true;
+    let mut run = io
+        .run(Config::default())
+        .with_stall_timeout(Some(Duration::from_secs(2)));
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    let error = fail.producer_fault.expect("the producer's fault");
+    assert_eq!(error.to_string(), "producer stalled: no byte moved for 2s");
+
+    // Without a stall timeout it stays the IO error it was.
+    let mut io = Endpoints::new(1, 1);
+    io.cannot_start = vec![R0];
+    io.start_times_out = true;
+    let mut run = io.run(Config::default());
+    let fail = io.drive(&mut run, CopyRun::poll_started).unwrap_err();
+    assert!(fail.receiver_faults[0].1.get_ref().is::<io::Error>());
+}
+
+#[test]
+fn the_progress_ends_after_a_producer_fault_is_given_once() {
+    let mut io = Endpoints::new(2, 3);
+    io.producer_fails = true;
+    let mut run = io.run(Config::default());
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let first = io.drive(&mut run, CopyRun::poll_progress);
+    assert!(matches!(first, Some(Err(Fault::Producer(_)))), "{first:?}");
+    // Not the same fault again (a loop that logs faults and goes on would spin for ever).
+    assert!(io.drive(&mut run, CopyRun::poll_progress).is_none());
+    assert!(io.drive(&mut run, CopyRun::poll_progress).is_none());
+    run.finish();
+    let fail = io.drive(&mut run, CopyRun::poll_finished).unwrap_err();
+    assert!(fail.producer_fault.is_some());
 }

@@ -152,6 +152,8 @@ pub struct Connection {
     scratch: Vec<u8>,
     /// A write of the session's output failed midway: part of a message may be on the wire.
     half_written: bool,
+    /// Why copyman closed the socket to keep an abandoned COPY from committing, once it did.
+    closed: Option<&'static str>,
 }
 
 impl fmt::Debug for Connection {
@@ -293,6 +295,7 @@ impl Connection {
             caller_timeout: None,
             scratch: vec![0; MESSAGE_READ],
             half_written: false,
+            closed: None,
         };
         conn.endpoint.wait_ready();
         conn.drive()?;
@@ -369,10 +372,21 @@ impl Connection {
 
     copyman_core::connection_glue!();
 
-    /// Nothing to wait for before a new operation (`connection_glue!` calls it): cancels are
-    /// sent before they return.
+    /// Before a new operation (`connection_glue!` calls it): nothing to wait for (cancels are
+    /// sent before they return), but a connection copyman closed says why.
     fn settle(&mut self) -> Result<(), Error> {
-        Ok(())
+        match self.closed {
+            Some(reason) => Err(Error::Closed { reason }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the connection is known closed, for any reason: copyman closed it (see
+    /// [`Error::Closed`]), or the server or the network ended it (a terminated backend, a reset,
+    /// the end of the stream), as the last call that read it found ([`Connection::check`] reads
+    /// what the server sent unasked). Every later call fails; connect again.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some() || self.endpoint.session().state() == State::Closed
     }
 
     /// Reads, without blocking, what the server sent unasked, and says whether the session is
@@ -384,6 +398,7 @@ impl Connection {
     /// # Errors
     /// The server's error that ended the session, or the socket's.
     pub fn check(&mut self) -> Result<(), Error> {
+        self.settle()?;
         if self.endpoint.session().state() == State::Ready {
             self.poll_server()?;
         }
@@ -474,9 +489,10 @@ impl Connection {
 
     /// Closes the socket: the server aborts whatever runs, a COPY and the transaction around it
     /// included, and every later call fails with the connection closed.
-    pub(crate) fn close(&mut self) {
+    pub(crate) fn close(&mut self, reason: &'static str) {
         let _ = self.stream.shutdown();
         self.endpoint.handle_eof();
+        self.closed.get_or_insert(reason);
     }
 
     /// Reads once from the socket into the session, waiting until it has something.

@@ -467,19 +467,26 @@ impl<'a> CopyManager<'a> {
         let stall = self.options.stall_timeout;
         match order {
             Order::StartReceiver(id) => {
-                let receiver = &mut self.receivers[id.0];
-                let result = start_endpoint(receiver.start(), stall, &mut self.armed, |t| {
-                    receiver.set_stall_timeout(t)
-                });
+                let receiver = &mut **self.receivers.get_mut(id.0).expect("a receiver's order");
+                let result = start_endpoint(
+                    receiver,
+                    stall,
+                    &mut self.armed,
+                    |r| r.start(),
+                    |r, t| r.set_stall_timeout(t),
+                );
                 let result = result.map(|()| receiver.format());
                 self.report(Report::started(EndpointId::Receiver(id), result));
             }
             Order::StartProducer { source_frames } => {
-                let producer = &mut self.producer;
-                let result =
-                    start_endpoint(producer.start(source_frames), stall, &mut self.armed, |t| {
-                        producer.set_stall_timeout(t)
-                    });
+                let producer = &mut *self.producer;
+                let result = start_endpoint(
+                    producer,
+                    stall,
+                    &mut self.armed,
+                    |p| p.start(source_frames),
+                    |p, t| p.set_stall_timeout(t),
+                );
                 let result = result.map(|()| producer.format());
                 self.report(Report::started(EndpointId::Producer, result));
             }
@@ -520,19 +527,21 @@ impl<'a> CopyManager<'a> {
     }
 }
 
-/// An endpoint's start, then its stall timeout armed (noted in `armed`) when the copy has one.
-fn start_endpoint(
-    started: Result<(), BoxError>,
+/// An endpoint's stall timeout armed (noted in `armed`) when the copy has one, then its start:
+/// the wait for its server's CopyIn/CopyOutResponse (a table another session locked, a source
+/// whose first rows take long) is bounded too, a timeout core takes for the endpoint's stall.
+fn start_endpoint<E: ?Sized>(
+    endpoint: &mut E,
     stall: Option<Duration>,
     armed: &mut bool,
-    arm: impl FnOnce(Option<Duration>) -> Result<(), BoxError>,
+    start: impl FnOnce(&mut E) -> Result<(), BoxError>,
+    arm: impl FnOnce(&mut E, Option<Duration>) -> Result<(), BoxError>,
 ) -> Result<(), BoxError> {
-    started?;
     if stall.is_some() {
         *armed = true;
-        arm(stall)?;
+        arm(endpoint, stall)?;
     }
-    Ok(())
+    start(endpoint)
 }
 
 impl Iterator for CopyManager<'_> {

@@ -63,7 +63,9 @@ pub trait Producer {
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, a read that
     /// gets no byte for that long fails with a timeout error, which the manager reports as a
-    /// stall of the producer. The default does nothing.
+    /// stall of the producer. A copy arms it before [`Producer::start`], so a start that waits
+    /// that long for its server (a locked table, first rows that take long) stalls too. The
+    /// default does nothing.
     ///
     /// # Errors
     /// The timeout could not be set.
@@ -187,7 +189,7 @@ impl Drop for StatementProducer<'_> {
         match self.out.abandon(&mut self.conn.endpoint) {
             Abandon::Nothing => {}
             Abandon::Cancel if self.conn.cancel().is_ok() => {}
-            _ => self.conn.close(),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_OUT),
         }
     }
 }

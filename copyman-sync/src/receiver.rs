@@ -84,8 +84,10 @@ pub trait Receiver {
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, IO that moves no
     /// byte for that long fails with a timeout error (`WouldBlock` or `TimedOut`), which the
-    /// manager reports as a stall of this receiver. [`Receiver::complete`] must not be timed
-    /// out. The default does nothing: an in-process receiver does not stall on a socket.
+    /// manager reports as a stall of this receiver. A copy arms it before [`Receiver::start`],
+    /// so a start that waits that long for its server (a table another session locked) stalls
+    /// too. [`Receiver::complete`] must not be timed out. The default does nothing: an
+    /// in-process receiver does not stall on a socket.
     ///
     /// # Errors
     /// The timeout could not be set.
@@ -290,7 +292,7 @@ impl Drop for StatementReceiver<'_> {
         match self.copy.abandon(&mut self.conn.endpoint, flushed) {
             Abandon::Nothing => {}
             Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
-            _ => self.conn.close(),
+            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN),
         }
     }
 }
@@ -341,6 +343,13 @@ impl Receiver for NullReceiver {
 /// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
 /// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
 /// copyman sees only the rows.
+///
+/// The copy's stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)) cannot
+/// bound it: `postgres::CopyInWriter` blocks in its writes and has no timeout to set, so a
+/// destination that stops reading (a row lock held by another session) holds the whole copy
+/// until it reads again, and its COPY starts in [`ClientReceiver::new`], before the copy does.
+/// Bound it on the server (`statement_timeout`, `lock_timeout`), or use a
+/// [`StatementReceiver`] (or copyman-async's `ClientReceiver`, whose writes can be timed out).
 pub struct ClientReceiver<'c> {
     writer: Option<postgres::CopyInWriter<'c>>,
 }

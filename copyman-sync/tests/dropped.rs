@@ -99,3 +99,61 @@ fn a_panic_in_a_callback_endpoint_unwinds_and_commits_nothing() {
     );
     assert_eq!(conn.execute("INSERT INTO t VALUES ('after')").unwrap(), 1);
 }
+
+/// A receiver dropped with more of a frame owed than an abandon writes without waiting: copyman
+/// closes the connection, says so (as copyman-async does, in core's words) rather than "closed by
+/// the server", and the connection says it is closed.
+#[test]
+fn a_receiver_closed_by_copyman_says_so_in_cores_words() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    conn.execute("CREATE TABLE t (i int8)").unwrap();
+    assert!(!conn.is_closed());
+    {
+        let mut receiver = StatementReceiver::new(&mut conn, "COPY t FROM STDIN");
+        receiver.start().unwrap();
+        // A CopyData header announcing 200 000 bytes, and only 10 of them.
+        let mut partial = vec![b'd'];
+        partial.extend_from_slice(&200_004u32.to_be_bytes());
+        partial.extend_from_slice(b"1\n2\n3\n4\n5\n");
+        let mut sent = 0;
+        while sent < partial.len() {
+            sent += receiver.try_write(&partial[sent..]).unwrap();
+        }
+    }
+    assert!(conn.is_closed(), "copyman closed it");
+    let error = conn.execute("SELECT 1").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "connection closed: {}",
+            copyman_core::endpoint::ABANDONED_COPY_IN
+        )
+    );
+    assert!(error.is_closed());
+    assert_eq!(
+        cluster
+            .connect(&db)
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+}
+
+/// A backend the server terminated: the connection knows it is closed once a call read it.
+#[test]
+fn a_terminated_backend_is_closed() {
+    let cluster = copyman_testkit::shared();
+    let db = cluster.create_database();
+    let mut conn = Connection::connect_str(&cluster.conninfo(&db)).unwrap();
+    let pid = conn.session().backend_key().expect("a backend key").0;
+    cluster
+        .connect("postgres")
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(conn.query("SELECT 1").is_err());
+    assert!(conn.is_closed());
+}

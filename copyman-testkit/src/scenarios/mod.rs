@@ -31,7 +31,8 @@
 //!   [`statement_producer_into_call_receiver`];
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
-//!   [`stall_timeout_faults_producer`], [`server_error_noticed_mid_copy_in`],
+//!   [`stall_timeout_faults_producer`], [`stall_timeout_bounds_a_locked_start`],
+//!   [`server_error_noticed_mid_copy_in`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
 //!   [`keep_going_leaves_refusing_destination_usable`].
@@ -77,7 +78,8 @@ pub use seed::{
 };
 pub use server::{
     connect_timeout_expires_then_next_host, execute_of_copy_out_is_cancelled,
-    notices_reach_the_caller, server_error_noticed_mid_copy_in, stall_timeout_faults_producer,
+    notices_reach_the_caller, server_error_noticed_mid_copy_in,
+    stall_timeout_bounds_a_locked_start, stall_timeout_faults_producer,
     stall_timeout_faults_receiver,
 };
 
@@ -189,6 +191,7 @@ macro_rules! scenario_tests {
             execute_of_copy_out_is_cancelled,
             stall_timeout_faults_receiver,
             stall_timeout_faults_producer,
+            stall_timeout_bounds_a_locked_start,
             server_error_noticed_mid_copy_in,
             notices_reach_the_caller,
             connect_timeout_expires_then_next_host,

@@ -482,3 +482,96 @@ pub fn connect_timeout_expires_then_next_host<D: CopyDriver>(driver: &D, cluster
     );
     select_one(&mut copy, Endpoint::Source);
 }
+
+/// With a stall timeout, a COPY that cannot start because another session holds a lock on its
+/// table (the statement waits for the lock, no CopyIn/CopyOutResponse comes) stalls as a COPY
+/// that stops midway does: a destination's, then the source's, fail the start with core's
+/// "stalled" error naming the endpoint, of kind `TimedOut`, while the lock is still held;
+/// nothing is committed, and once the lock goes every session is usable.
+pub fn stall_timeout_bounds_a_locked_start<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source = &clusters.source;
+    let source_db = source.create_database();
+    exec(
+        source,
+        &source_db,
+        "CREATE TABLE s AS SELECT i::int8 AS i FROM generate_series(1, 1000) AS g(i)",
+    );
+    let (locked, other) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let locked_db = locked.create_database();
+    let other_db = other.create_database();
+    exec(locked, &locked_db, "CREATE TABLE t (i int8)");
+    exec(other, &other_db, "CREATE TABLE t (i int8)");
+    let cases = [
+        (
+            Endpoint::Destination(0),
+            locked,
+            &locked_db,
+            "t",
+            "receiver 0",
+        ),
+        (Endpoint::Source, source, &source_db, "s", "producer"),
+    ];
+    for (endpoint, cluster, db, table, name) in cases {
+        let mut locker = cluster.connect(db);
+        locker
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .expect("lock the table");
+        let plan = CopyPlan {
+            source: SourceSpec::Statement(
+                StatementSpec::new(source.conninfo(&source_db), "COPY s TO STDOUT")
+                    .timeout(Duration::from_secs(1)),
+            ),
+            destinations: vec![
+                DestinationSpec::Statement(StatementSpec::new(
+                    locked.conninfo(&locked_db),
+                    "COPY t FROM STDIN",
+                )),
+                DestinationSpec::Statement(StatementSpec::new(
+                    other.conninfo(&other_db),
+                    "COPY t FROM STDIN",
+                )),
+            ],
+        };
+        let mut copy = open(driver, plan);
+        let began = Instant::now();
+        let fail = match copy.start() {
+            Err(fail) => fail,
+            Ok(()) => panic!(
+                "[{}] the copy started with the {endpoint}'s table locked",
+                driver.name()
+            ),
+        };
+        let waited = began.elapsed();
+        let error = match endpoint {
+            Endpoint::Source => fail.producer_fault.as_ref(),
+            Endpoint::Destination(i) => fail.receiver_fault(i),
+        };
+        let error =
+            error.unwrap_or_else(|| panic!("[{}] the {name} stalled: {fail}", driver.name()));
+        assert!(
+            error
+                .text
+                .contains(&format!("{name} stalled: no byte moved for 1s")),
+            "[{}] {error}",
+            driver.name()
+        );
+        assert_eq!(error.io_kind, Some(io::ErrorKind::TimedOut), "{error}");
+        assert!(
+            waited < Duration::from_secs(15),
+            "[{}] the start took {waited:?} with a stall timeout of 1s",
+            driver.name()
+        );
+        locker.batch_execute("ROLLBACK").expect("release the lock");
+        assert_eq!(count(locked, &locked_db, "t"), 0);
+        assert_eq!(count(other, &other_db, "t"), 0);
+        for endpoint in [
+            Endpoint::Source,
+            Endpoint::Destination(0),
+            Endpoint::Destination(1),
+        ] {
+            select_one(&mut copy, endpoint);
+        }
+    }
+}
