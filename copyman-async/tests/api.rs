@@ -198,3 +198,20 @@ fn a_terminated_backend_is_closed() {
         assert!(conn.is_closed());
     });
 }
+
+/// A connection string the client crate refuses says which parameter was wrong, as in
+/// copyman-sync.
+#[test]
+fn a_bad_connection_string_names_the_parameter() {
+    runtime().block_on(async {
+        let err = Connection::connect_str("host=127.0.0.1 port=notaport")
+            .await
+            .expect_err("a bad port");
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        let said = err.to_string();
+        assert!(
+            said.starts_with("invalid connection string: ") && said.contains("port"),
+            "{said}"
+        );
+    });
+}

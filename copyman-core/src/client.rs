@@ -17,6 +17,17 @@ use std::time::Duration;
 /// connection cannot honour it.
 pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// What the innermost cause of `error` says: for a connection string the client crate refused,
+/// which parameter and why (``invalid value for option `port` ``), under two layers that say
+/// only "invalid connection string".
+pub fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 /// Expands, in an adapter's `error` module, to its `Error` type, `ClientError`, and the functions
 /// that read a client `Config`: `startup_config`, `tls_settings` and `plan`.
 ///
@@ -36,9 +47,10 @@ macro_rules! client_glue {
         #[derive(Debug, ::thiserror::Error)]
         #[non_exhaustive]
         pub enum Error {
-            /// The connection string could not be parsed.
-            #[error("invalid connection string")]
-            Config(#[source] $krate::Error),
+            /// The connection string could not be parsed: said with what was wrong (the
+            /// parameter, from the client crate's innermost cause).
+            #[error("invalid connection string: {}", $crate::client::innermost(.0))]
+            Config($krate::Error),
             /// The configuration sets a parameter copyman's raw connections cannot honour; it is
             /// refused rather than ignored.
             #[error(

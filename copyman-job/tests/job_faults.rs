@@ -392,12 +392,11 @@ fn a_copy_that_stalls_on_a_lock_is_cancelled_and_its_session_replaced() {
     assert_eq!(a.destinations[0].status, Status::Committed, "{a:#?}");
     assert_eq!(a.destinations[1].status, Status::Failed, "{a:#?}");
     let error = a.destinations[1].error.as_ref().unwrap();
+    // The COPY's start stalled (the stall rule times a start too, and the endpoint cancels the
+    // abandoned start itself, so the session is usable at once; the `copyman` command's watch
+    // says whose lock it waited for while it waits).
     assert!(
-        error.message.contains("stalled")
-            && error.message.contains(&format!(
-                "waiting for a lock (relation) held by backend {holder_pid}"
-            ))
-            && error.message.contains("cancelled"),
+        error.message.contains("stalled") && error.message.contains("no byte moved"),
         "{error}"
     );
     // The same worker copied b there next, on a new session.

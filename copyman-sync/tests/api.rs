@@ -169,3 +169,16 @@ fn unhonoured_config_fields_are_errors_naming_them() {
         assert!(err.to_string().contains(parameter), "{err}");
     }
 }
+
+/// A connection string the client crate refuses says which parameter was wrong (it said only
+/// "invalid connection string", the parameter three causes down).
+#[test]
+fn a_bad_connection_string_names_the_parameter() {
+    let err = Connection::connect_str("host=127.0.0.1 port=notaport").expect_err("a bad port");
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let said = err.to_string();
+    assert!(
+        said.starts_with("invalid connection string: ") && said.contains("port"),
+        "{said}"
+    );
+}

@@ -30,7 +30,9 @@ pub struct Options {
     /// An endpoint that moves no byte for this long has stalled (the
     /// [`stall`](crate::stall) rule): a receiver whose transmit or CopyFail moves nothing faults
     /// with a [`Stalled`](crate::stall::Stalled) error naming it, while the others go on; a
-    /// producer whose read gets nothing raises a ProducerFault with it. `None` (the default)
+    /// producer whose read gets nothing raises a ProducerFault with it. A COPY's start is timed
+    /// too (its statement waiting for a lock another session holds, a source whose first rows
+    /// take long): a start that stalls fails the copy, naming the endpoint. `None` (the default)
     /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
     /// the answer is the only way to know whether it committed.
     pub stall_timeout: Option<Duration>,
