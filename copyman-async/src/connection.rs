@@ -343,14 +343,6 @@ impl Connection {
             && self.outgoing.is_empty()
     }
 
-    /// Whether the connection is known closed, for any reason: copyman closed it (see
-    /// [`Error::Closed`]), or the server or the network ended it (a terminated backend, a reset,
-    /// the end of the stream), as the last call that read it found. Every later call fails;
-    /// connect again.
-    pub fn is_closed(&self) -> bool {
-        self.closed.is_some() || self.endpoint.session().state() == State::Closed
-    }
-
     copyman_core::connection_glue!(async await);
 
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the

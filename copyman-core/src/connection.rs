@@ -92,6 +92,15 @@ macro_rules! connection_glue {
             self.endpoint.session()
         }
 
+        /// Whether the connection is known closed, for any reason: copyman closed it (see
+        /// [`Error::Closed`]), or the server or the network ended it (a terminated backend, a
+        /// reset, the end of the stream), as the last call that read it found. Every later call
+        /// fails; connect again.
+        pub fn is_closed(&self) -> bool {
+            self.closed.is_some()
+                || self.endpoint.session().state() == $crate::session::State::Closed
+        }
+
         /// Runs SQL (one or more statements, simple query protocol) and returns the row count
         /// of the last statement that has one (0 otherwise).
         ///

@@ -381,14 +381,6 @@ impl Connection {
         }
     }
 
-    /// Whether the connection is known closed, for any reason: copyman closed it (see
-    /// [`Error::Closed`]), or the server or the network ended it (a terminated backend, a reset,
-    /// the end of the stream), as the last call that read it found ([`Connection::check`] reads
-    /// what the server sent unasked). Every later call fails; connect again.
-    pub fn is_closed(&self) -> bool {
-        self.closed.is_some() || self.endpoint.session().state() == State::Closed
-    }
-
     /// Reads, without blocking, what the server sent unasked, and says whether the session is
     /// still usable: a server that terminated the backend (its FATAL error waiting in the socket,
     /// e.g. 57P01 "terminating connection due to administrator command") ends the session, and
