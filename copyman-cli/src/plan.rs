@@ -320,7 +320,7 @@ fn table_plan(
             && copy.condition.is_none()
             && source_rel
                 .as_ref()
-                .is_some_and(|rel| matches!(rel.kind.as_str(), "r" | "p")),
+                .is_some_and(|rel| sql::reads_pinned(&rel.kind)),
     })
 }
 

@@ -156,7 +156,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             message: format!("source: {}", describe_sync(&e)),
         })?;
         if plan.pinned_search_path {
-            conn.execute("SET LOCAL search_path = ''")
+            conn.execute(crate::sql::PIN_SEARCH_PATH)
                 .map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
                     message: format!("source: {}", describe_sync(&e)),

@@ -318,6 +318,19 @@ pub fn readable_tables_query(tables: &[String]) -> String {
     )
 }
 
+/// How a source reads a table as pg_dump does: with no schema on the search_path, values that
+/// name objects (`regclass`, `regtype`, `regproc` …) are written schema-qualified, so a
+/// destination reads them as the same objects whatever its own search_path. In the reading
+/// transaction, before its COPY; only for a relation [`reads_pinned`] says.
+pub const PIN_SEARCH_PATH: &str = "SET LOCAL search_path = ''";
+
+/// Whether a relation of `kind` (`pg_class.relkind`), named schema-qualified, is read under
+/// [`PIN_SEARCH_PATH`]: a table (ordinary or partitioned) reads no function of the user's,
+/// while a view's may depend on the search_path.
+pub fn reads_pinned(kind: &str) -> bool {
+    matches!(kind, "r" | "p")
+}
+
 /// What one server accepts for a job's sessions, asked before `--jobs` is settled: its key (the
 /// postmaster's start time and port: two endpoints on one server share its connections), how
 /// many more connections it accepts now (`max_connections`, less its reserved slots for a role

@@ -522,14 +522,15 @@ pub fn plan_with(
             *key = state::unidentified_key(&server.name);
         }
     }
+    // Each partition of the source with its ancestors: for the rerun check and the foreign keys.
+    let source_ancestry = partition_ancestors(&mut src);
     let recorded = if options.resume {
         resumed(&options.state, selection, &keys, destinations, &shared)?
     } else {
         // A partition's rows are its partitioned ancestors' too: a job of `root` after one
         // that began its partition `p1` (or the other way round) would copy them twice.
         let mut tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
-        let ancestry = partition_ancestors(&mut src);
-        let relatives: Vec<String> = ancestry
+        let relatives: Vec<String> = source_ancestry
             .iter()
             .flat_map(|(partition, ancestors)| {
                 let up = if tables.contains(partition) {
@@ -858,7 +859,7 @@ pub fn plan_with(
     // The destinations' (only they can refuse a row): a cycle the source has and the
     // destinations broke (a constraint dropped for the load) orders the tables all the same.
     let mut edges = Vec::new();
-    let mut ancestors = partition_ancestors(&mut src);
+    let mut ancestors = source_ancestry;
     for conn in dests.iter_mut().flatten() {
         edges.extend(foreign_keys(conn));
         ancestors.extend(partition_ancestors(conn));

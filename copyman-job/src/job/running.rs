@@ -788,16 +788,6 @@ pub(super) fn begin_source(
 ) -> Result<(), TableError> {
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .map_err(|e| shared.describe(&e))?;
-    // As pg_dump reads: with no schema on the search_path, values that name objects
-    // (`regclass`, `regtype`, `regproc` …) are written schema-qualified, so a destination
-    // reads them as the same objects whatever its own search_path (`customers` named
-    // `postgres.customers` there, where a schema of the user's name comes first). Only for
-    // tables read as such (schema-qualified statements that call nothing of the user's): a
-    // view's functions may depend on the search_path.
-    if tables.iter().all(|t| matches!(t.kind.as_str(), "r" | "p")) {
-        conn.execute("SET LOCAL search_path = ''")
-            .map_err(|e| shared.describe(&e))?;
-    }
     if let Some(id) = snapshot {
         conn.execute(&format!("SET TRANSACTION SNAPSHOT {}", literal(id)))
             .map_err(|e| {
@@ -809,6 +799,12 @@ pub(super) fn begin_source(
                         "cannot import the table's snapshot: "
                     })
             })?;
+    }
+    // After the snapshot's import, which must come first in the transaction.
+    // Tables read as pg_dump reads them (`regclass` values schema-qualified); not a view.
+    if tables.iter().all(|t| crate::sql::reads_pinned(&t.kind)) {
+        conn.execute(crate::sql::PIN_SEARCH_PATH)
+            .map_err(|e| shared.describe(&e))?;
     }
     Ok(())
 }

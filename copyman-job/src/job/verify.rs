@@ -18,7 +18,7 @@ use crate::sql::{Ident, TableName, literal, own_rows};
 const CHECKSUM_SETTINGS: [&str; 6] = [
     "SET LOCAL DateStyle = 'ISO, YMD'",
     // Values that name objects (`regclass` …) printed schema-qualified on both sides.
-    "SET LOCAL search_path = ''",
+    crate::sql::PIN_SEARCH_PATH,
     "SET LOCAL IntervalStyle = 'postgres'",
     "SET LOCAL TimeZone = 'UTC'",
     "SET LOCAL extra_float_digits = 3",
