@@ -16,6 +16,12 @@
 //! mismatch  "public"."items"  system 7301847126395823112 database 16384  5000
 //! ```
 //!
+//! A run also writes, before it begins any table, a `claim  TABLE  DESTINATION` line for
+//! each table it will copy (and each partition relative of one) on each destination: while its
+//! file is locked (the run is alive), another job of the same state directory that would copy
+//! one of those tables there refuses to ([`running`]). Claims are read only from a running
+//! job's file; a dead run's claims mean nothing.
+//!
 //! A destination is named by what it is, not by how it was spelled: `system SYSID database OID`
 //! ([`identity_key`]: the cluster's `pg_control_system()` identifier and the database's oid), so
 //! a resume recognises a destination whatever connection string reaches it (another host name
@@ -124,6 +130,9 @@ pub struct Recorded {
     /// `(table, destination)` pairs begun and not done: what their attempts since the last
     /// `done` or `mismatch` recorded.
     pub attempts: HashMap<(String, String), Attempts>,
+    /// `(table, destination)` pairs the run that wrote it claimed: it copies them, or copies a
+    /// partition relative of them ([`StateFile::claim`]).
+    pub claimed: HashSet<(String, String)>,
     /// The selection of the job that wrote it ([`Selection::key`](crate::select::Selection::key)),
     /// if it recorded one.
     pub selection: Option<String>,
@@ -182,6 +191,12 @@ impl Recorded {
         self.done
             .get(&(table.to_owned(), destination.to_owned()))
             .copied()
+    }
+
+    /// Whether the run that wrote it claimed `table` on `destination` ([`StateFile::claim`]).
+    pub fn claimed(&self, table: &str, destination: &str) -> bool {
+        self.claimed
+            .contains(&(table.to_owned(), destination.to_owned()))
     }
 
     /// Whether a copy of `table` to `destination` began (and may have committed).
@@ -268,6 +283,9 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 recorded.selection = Some(selection.clone());
             }
             [kind] if kind == "truncate" => recorded.truncate = true,
+            [kind, table, dest] if kind == "claim" => {
+                recorded.claimed.insert((table.clone(), dest.clone()));
+            }
             [kind] if kind == "verify" => recorded.verify = true,
             [kind, table, dest] if kind == "begin" => {
                 let key = (table.clone(), dest.clone());
@@ -323,7 +341,11 @@ impl StateFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
         // One run of a job at a time: two would record over each other, and a resume must not
         // redo a table another run is copying. The kernel releases the lock when we die.
         if let Err(e) = file.try_lock() {
@@ -342,6 +364,7 @@ impl StateFile {
             sync_dir(path)?;
         } else {
             upgrade_header(path)?;
+            cut_torn_line(&file)?;
         }
         Ok(Self {
             path: path.to_owned(),
@@ -377,24 +400,38 @@ impl StateFile {
         self.append(&["verify"])
     }
 
+    /// Records, in one write, that this run copies each of `pairs` (table, destination): a job
+    /// of the same directory started while this one runs refuses them ([`running`]).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn claim<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> io::Result<()> {
+        let mut lines = String::new();
+        for (table, destination) in pairs {
+            lines.push_str(&line(&["claim", table, destination]));
+        }
+        self.write(&lines)
+    }
+
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     fn append(&self, fields: &[&str]) -> io::Result<()> {
-        let mut line = fields
-            .iter()
-            .map(|f| escape(f))
-            .collect::<Vec<_>>()
-            .join("\t");
-        line.push('\n');
+        self.write(&line(fields))
+    }
+
+    fn write(&self, lines: &str) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
         // A poisoned lock only means another worker panicked mid-write; the file is append-only.
         let mut file = self
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.write_all(line.as_bytes())?;
+        file.write_all(lines.as_bytes())?;
         file.sync_data()
     }
 
@@ -448,6 +485,52 @@ impl StateFile {
     pub fn mismatch(&self, table: &str, destination: &str, rows: u64) -> io::Result<()> {
         self.append(&["mismatch", table, destination, &rows.to_string()])
     }
+}
+
+/// Cuts a last line a crash left without its newline (never fsynced, read as nothing): the
+/// next record appended would else be glued to it and lost.
+fn cut_torn_line(file: &File) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+
+    let len = file.metadata()?.len();
+    let mut at = len;
+    let mut block = [0u8; 4096];
+    while at > 0 {
+        let start = at.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(at - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(newline) = chunk.iter().rposition(|&b| b == b'\n') {
+            let end = start + newline as u64 + 1;
+            if end < len {
+                file.set_len(end)?;
+                file.sync_all()?;
+            }
+            return Ok(());
+        }
+        at = start;
+    }
+    Ok(())
+}
+
+/// One record: its fields escaped, tab-separated, with its newline.
+fn line(fields: &[&str]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| escape(f))
+        .collect::<Vec<_>>()
+        .join("\t");
+    line.push('\n');
+    line
+}
+
+/// Whether a copyman run holds the state file at `path` now (its lock is taken): its claims
+/// count. A file that cannot be opened has no run.
+pub fn running(path: &Path) -> bool {
+    File::open(path).is_ok_and(|file| {
+        // Taken for an instant if free (a run starting in that instant is refused as "another
+        // copyman is running this job", and may be started again).
+        matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+    })
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -506,11 +589,21 @@ mod tests {
         assert_eq!(read.mismatched("\"m\"", "host=x"), Some(3));
         assert_eq!(read.done("\"n\"", "host=x"), Some(4));
         assert_eq!(read.mismatched("\"n\"", "host=x"), None);
-        // A second run of the same job is refused while the first holds the file.
+        // A second run of the same job is refused while the first holds the file; a job of
+        // the same directory reads its claims only then. The torn line above is cut as the
+        // file is opened: the records appended after it are read.
+        assert!(!running(&path));
         let held = StateFile::open(&path, true).unwrap();
+        held.claim([("\"e\"", "host=x"), ("\"f\"", "host=y")])
+            .unwrap();
+        assert!(running(&path));
+        let claims = super::read(&path).unwrap();
+        assert!(claims.claimed("\"e\"", "host=x") && claims.claimed("\"f\"", "host=y"));
+        assert!(!claims.claimed("\"e\"", "host=y") && !claims.begun("\"e\"", "host=x"));
         let err = StateFile::open(&path, true).unwrap_err();
         assert!(err.to_string().contains("another copyman"), "{err}");
         drop(held);
+        assert!(!running(&path));
         assert_eq!(read.done("\"b\tc\"", "host=x\\y"), None, "torn line");
         // Resuming keeps the records; starting anew drops them.
         drop(StateFile::open(&path, true).unwrap());

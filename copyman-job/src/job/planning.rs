@@ -143,6 +143,10 @@ pub struct Plan {
     pub recorded: Recorded,
     /// The selection, as the state file records it ([`Selection::key`]).
     pub selection: String,
+    /// The source's partitions and partitioned tables not selected whose rows a selected table
+    /// shares (its ancestors, its partitions): claimed with the tables
+    /// ([`StateFile::claim`](crate::state::StateFile::claim)).
+    pub(super) relatives: Vec<String>,
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     pub(super) confirmed: Vec<(String, usize, u64)>,
@@ -524,32 +528,37 @@ pub fn plan_with(
     }
     // Each partition of the source with its ancestors: for the rerun check and the foreign keys.
     let source_ancestry = partition_ancestors(&mut src);
+    // A partition's rows are its partitioned ancestors' too: a job of `root` after one that
+    // began its partition `p1` (or the other way round) would copy them twice.
+    let relatives = {
+        let tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
+        let mut relatives: Vec<String> = Vec::new();
+        for (partition, ancestors) in &source_ancestry {
+            let up = if tables.contains(partition) {
+                ancestors.clone()
+            } else {
+                Vec::new()
+            };
+            let down = ancestors
+                .iter()
+                .any(|a| tables.contains(a))
+                .then(|| partition.clone());
+            for relative in up.into_iter().chain(down) {
+                if !tables.contains(&relative) && !relatives.contains(&relative) {
+                    relatives.push(relative);
+                }
+            }
+        }
+        relatives
+    };
     let recorded = if options.resume {
         resumed(&options.state, selection, &keys, destinations, &shared)?
     } else {
-        // A partition's rows are its partitioned ancestors' too: a job of `root` after one
-        // that began its partition `p1` (or the other way round) would copy them twice.
-        let mut tables: Vec<String> = selected.iter().map(|s| s.table.to_string()).collect();
-        let relatives: Vec<String> = source_ancestry
+        let tables: Vec<String> = selected
             .iter()
-            .flat_map(|(partition, ancestors)| {
-                let up = if tables.contains(partition) {
-                    ancestors.clone()
-                } else {
-                    Vec::new()
-                };
-                let down = ancestors
-                    .iter()
-                    .any(|a| tables.contains(a))
-                    .then(|| partition.clone());
-                up.into_iter().chain(down)
-            })
+            .map(|s| s.table.to_string())
+            .chain(relatives.iter().cloned())
             .collect();
-        for relative in relatives {
-            if !tables.contains(&relative) {
-                tables.push(relative);
-            }
-        }
         for path in std::iter::once(&options.state).chain(&options.other_states) {
             fresh(path, options.truncate, &tables, &keys)?;
         }
@@ -1032,6 +1041,7 @@ pub fn plan_with(
         snapshot,
         recorded,
         selection: selection.key(),
+        relatives,
         confirmed,
         parties,
         coordinator,

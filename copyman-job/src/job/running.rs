@@ -27,7 +27,7 @@ use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
 use crate::sequences::Carrier;
 use crate::sql::{TableName, literal, own_rows};
-use crate::state::StateFile;
+use crate::state::{self, StateFile};
 
 pub(super) struct Shared<'a> {
     pub(super) plan: &'a Plan,
@@ -500,6 +500,74 @@ impl Shared<'_> {
     }
 }
 
+/// Claims the tables this run copies (and their partition relatives) on its destinations in
+/// its state file, then looks for a job of the same directory running now that claimed or
+/// began one of them there: appended by both, its rows would be there twice. Claiming first,
+/// two jobs starting together each see the other's claims (at least one of them does).
+///
+/// # Errors
+/// [`JobError::Refused`] naming the other job's state file and the tables, unless both runs
+/// empty their tables first (`--truncate`: the later copy replaces the earlier);
+/// [`JobError::State`] when the claims cannot be written.
+fn claim(
+    plan: &Plan,
+    copies: &[bool],
+    state: &StateFile,
+    options: &Options,
+) -> Result<(), JobError> {
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .zip(copies)
+        .filter(|(_, copies)| **copies)
+        .map(|(t, _)| t.table.to_string())
+        .chain(plan.relatives.iter().cloned())
+        .collect();
+    let pairs = || {
+        tables
+            .iter()
+            .flat_map(|t| plan.keys.iter().map(move |k| (t.as_str(), k.as_str())))
+    };
+    state.claim(pairs()).map_err(|error| JobError::State {
+        path: options.state.clone(),
+        error,
+    })?;
+    let truncates = options.truncate || plan.recorded.truncate;
+    for path in options.other_states.iter().filter(|p| state::running(p)) {
+        let Ok(other) = state::read(path) else {
+            continue;
+        };
+        // Two jobs that empty the table first: the second's TRUNCATE waits for the first's
+        // commit and replaces its rows. One that appends would add its rows to the other's.
+        if truncates && other.truncate {
+            continue;
+        }
+        let mut shared: Vec<&str> = pairs()
+            .filter(|(t, k)| other.begun(t, k) || other.claimed(t, k))
+            .map(|(t, _)| t)
+            .collect();
+        shared.dedup();
+        if shared.is_empty() {
+            continue;
+        }
+        let more = shared.len().saturating_sub(3);
+        shared.truncate(3);
+        return Err(JobError::Refused(format!(
+            "another copyman job is running into these destinations (its state file {}) and \
+             copies {}{}: copied by both, their rows would be there twice; run this job after \
+             it ends",
+            path.display(),
+            shared.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    Ok(())
+}
+
 /// Runs a planned job to its end; `events` hears about its progress (from every worker thread).
 ///
 /// # Errors
@@ -553,6 +621,7 @@ pub fn run(
     // The tables this run copies; under verify, those done earlier are taken up too, only to
     // be compared (`verify_done`).
     let copies: Vec<bool> = plan.tables.iter().map(copies_any).collect();
+    claim(&plan, &copies, &state, options)?;
     let mut group_of = vec![None; plan.tables.len()];
     for (g, group) in plan.groups.iter().enumerate() {
         for &m in &group.members {
