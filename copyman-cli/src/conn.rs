@@ -742,10 +742,6 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     Ok(spec)
 }
 
-/// How long a connection without `connect_timeout` may wait for its server before the wait is
-/// said.
-pub(crate) const SLOW_CONNECT: Duration = Duration::from_secs(10);
-
 impl ServerSpec {
     /// Connects with these parameters.
     ///
@@ -753,7 +749,7 @@ impl ServerSpec {
     /// [`copyman_sync::Connection::connect_with`]'s.
     ///
     /// Without a `connect_timeout` a server that takes the connection and never answers is
-    /// waited on for ever, as libpq does; after [`SLOW_CONNECT`] it is said (once), so that
+    /// waited on for ever, as libpq does; after [`crate::watch::say_after`] it is said (once), so that
     /// the wait is never silent.
     pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
         let connect =
@@ -764,12 +760,12 @@ impl ServerSpec {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                if wait.recv_timeout(SLOW_CONNECT) == Err(RecvTimeoutError::Timeout) {
+                if wait.recv_timeout(crate::watch::say_after()) == Err(RecvTimeoutError::Timeout) {
                     crate::report::warn(format_args!(
                         "{}: no answer after {} s, still waiting (no connect_timeout was given; \
                          Ctrl-C stops)",
                         self.display,
-                        SLOW_CONNECT.as_secs()
+                        crate::watch::say_after().as_secs()
                     ));
                 }
             });

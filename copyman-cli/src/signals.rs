@@ -229,9 +229,6 @@ pub(crate) fn set_at_once(at_once: impl Fn(i32) -> i32 + Send + Sync + 'static) 
     *AT_ONCE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(at_once));
 }
 
-/// How often a stop that takes long says it is still under way.
-const STILL_STOPPING: Duration = Duration::from_secs(10);
-
 /// Starts handling SIGINT, SIGTERM and SIGHUP as this module describes.
 ///
 /// # Errors
@@ -372,7 +369,7 @@ fn handle(signal: i32, stopping: &'static str) {
     }
 }
 
-/// Says every [`STILL_STOPPING`] that the stop is still under way (servers that do not answer
+/// Says every [`crate::watch::say_after`] that the stop is still under way (servers that do not answer
 /// the aborts or cancels, a COMMIT that finishes), so that no wait after a signal is silent.
 fn remind(signal: i32) {
     let since = Instant::now();
@@ -380,7 +377,7 @@ fn remind(signal: i32) {
         .name("copyman-stopping".to_owned())
         .spawn(move || {
             loop {
-                thread::sleep(STILL_STOPPING);
+                thread::sleep(crate::watch::say_after());
                 // As the signals thread: a reminder that went wrong is skipped, not the rest.
                 let _ = panic::catch_unwind(|| remind_once(signal, since));
             }

@@ -50,8 +50,19 @@ const STILL: Duration = Duration::from_secs(1);
 /// How often the thread looks.
 const POLL: Duration = Duration::from_millis(100);
 
-/// How long the copy may not move before copyman says what every backend is doing.
-const STUCK: Duration = Duration::from_secs(10);
+/// How long a wait goes unsaid, and then how long between the reminders that it goes on: a
+/// copy that does not move, a connection its server does not answer, a stop that takes long.
+/// 10 s; the test hook `COPYMAN_TEST_SAY_AFTER` (whole seconds) shortens it, so that the tests
+/// of these words do not wait 10 s each.
+pub(crate) fn say_after() -> Duration {
+    static SAY_AFTER: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SAY_AFTER.get_or_init(|| {
+        std::env::var("COPYMAN_TEST_SAY_AFTER")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::from_secs(10), Duration::from_secs)
+    })
+}
 
 /// Connect and statement timeout of a monitoring connection.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
@@ -554,7 +565,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             // after a second and every ten (even under --quiet: a wait without a word is a hang).
             if committing.load(Ordering::SeqCst)
                 && look.state.as_deref() == Some("active")
-                && w.told_commit.is_none_or(|t| t.elapsed() >= STUCK)
+                && w.told_commit.is_none_or(|t| t.elapsed() >= say_after())
             {
                 w.told_commit = Some(Instant::now());
                 let statement = look.statement.as_deref().unwrap_or("statement");
@@ -598,13 +609,13 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
         if !told_stuck
             && !quiet
             && !committing.load(Ordering::SeqCst)
-            && moved.elapsed() >= STUCK
+            && moved.elapsed() >= say_after()
             && !activities.is_empty()
         {
             told_stuck = true;
             progress::println(&format!(
                 "copyman: nothing has moved for {} s: {}",
-                STUCK.as_secs(),
+                say_after().as_secs(),
                 activities.join("; ")
             ));
         }
@@ -1165,13 +1176,13 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             if !w.told_stuck
                 && !quiet
                 && !planning
-                && w.moved.elapsed() >= STUCK
+                && w.moved.elapsed() >= say_after()
                 && !activities.is_empty()
             {
                 w.told_stuck = true;
                 progress::println(&format!(
                     "copyman: nothing has moved for {} s on job {} ({}): {}",
-                    STUCK.as_secs(),
+                    say_after().as_secs(),
                     worker + 1,
                     w.table,
                     activities.join("; ")
@@ -1183,7 +1194,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
 
 /// Looks, once per [`STILL`], at each statement ending a transaction that was sent more than
 /// [`STILL`] ago and not answered; says what its backend waits on (on stderr, then again every
-/// [`STUCK`]; on its worker's line), never cancels it: only the server's answer says whether a
+/// [`say_after`]; on its worker's line), never cancels it: only the server's answer says whether a
 /// `COMMIT` went through.
 fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
     let lock = || {
@@ -1230,7 +1241,7 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
             .wait
             .as_ref()
             .map(|(kind, event)| format!("{kind} {event}"));
-        let said = c.told.is_none_or(|t| t.elapsed() >= STUCK).then(|| {
+        let said = c.told.is_none_or(|t| t.elapsed() >= say_after()).then(|| {
             c.told = Some(Instant::now());
             let table = format!(" of table {}", c.table);
             look.commit_wait(c.since.elapsed(), &c.target.label, c.statement, &table)

@@ -602,6 +602,8 @@ fn a_second_signal_exits_at_once() {
             "--to",
             "/dev/null",
         ])
+        // The reminder after 2 s, not 10.
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -619,7 +621,7 @@ fn a_second_signal_exits_at_once() {
     signal(&child, "INT");
     let stopping = stderr.wait_for("SIGINT received: stopping the copy");
     // A stop that waits for a server that never answers says so, not silence.
-    let still = stopping.and_then(|_| stderr.wait_for("still stopping 10 s after SIGINT"));
+    let still = stopping.and_then(|_| stderr.wait_for("still stopping 2 s after SIGINT"));
     // (Sent either way, so that the run ends and the test fails rather than hangs.)
     signal(&child, "INT");
     let again = stderr.wait_for("SIGINT received again: exiting at once");
@@ -894,7 +896,8 @@ fn one_row_is_one_row_and_help_has_examples() {
 }
 
 /// A server that takes the connection and never answers is waited on as libpq waits (no
-/// `connect_timeout` given), but not in silence: after 10 s the wait is said, naming the server.
+/// `connect_timeout` given), but not in silence: after 10 s (here 2) the wait is said, naming
+/// the server.
 #[test]
 fn a_connection_that_is_never_answered_is_said() {
     let c = clusters();
@@ -910,12 +913,13 @@ fn a_connection_that_is_never_answered_is_said() {
             "--to",
             &format!("host=127.0.0.1 port={port} user=postgres dbname=mute"),
         ])
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = StderrLines::take(&mut child);
     let (_held, _) = mute.accept().unwrap();
-    let line = stderr.expect("no answer after 10 s");
+    let line = stderr.expect("no answer after 2 s");
     assert!(
         line.contains(&format!("127.0.0.1:{port}")) && line.contains("connect_timeout"),
         "{line}"

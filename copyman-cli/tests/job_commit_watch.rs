@@ -86,6 +86,8 @@ impl Setup {
             .arg(c.dest[1].conninfo(&self.d3))
             .args(["--state", self.state.arg()])
             .args(extra)
+            // Reminders every 3 s, not 10.
+            .env("COPYMAN_TEST_SAY_AFTER", "3")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -218,7 +220,7 @@ fn record<'a>(report: &'a Value, table: &str, dest: usize) -> &'a Value {
 fn job_commit_waiting_for_a_synchronous_standby_is_said_and_not_cancelled() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let s = Setup::new("commit-wait.state");
-    let (child, mut stderr) = s.spawn(&[], &["--stall-timeout", "5s", "--progress"]);
+    let (child, mut stderr) = s.spawn(&[], &["--stall-timeout", "2s", "--progress"]);
     let _watchdog = watchdog(child.id());
     let first = commit_wait_line(&mut stderr, 1);
     assert!(
@@ -237,8 +239,9 @@ fn job_commit_waiting_for_a_synchronous_standby_is_said_and_not_cancelled() {
             .any(|(pid, _)| first.contains(&format!("backend {pid} active"))),
         "{first}\n{waiters:?}"
     );
-    // Said again, past --stall-timeout: the COMMITs are still there, not cancelled.
-    let again = commit_wait_line(&mut stderr, 10);
+    // Said again (every 3 s here), past --stall-timeout: the COMMITs are still there, not
+    // cancelled.
+    let again = commit_wait_line(&mut stderr, 4);
     assert!(again.contains("for destination 2 ("), "{again}");
     let waiters = sync_waiters(&s.d2);
     assert_eq!(waiters.len(), 2, "{waiters:?}");

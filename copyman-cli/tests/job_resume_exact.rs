@@ -137,7 +137,7 @@ fn a_resume_after_a_kill_mid_copy_keeps_the_rows_the_destination_held() {
     holder
         .batch_execute("SELECT pg_advisory_unlock(4242)")
         .unwrap();
-    assert!(settle_backends(&c.dest[0], &d1).len() <= 1);
+    assert!(settle_backends_to(&c.dest[0], &d1, 1).len() <= 1);
     let recorded = std::fs::read_to_string(&state.0).unwrap();
     assert!(recorded.contains("begin\t\"jk\".\"k3\""), "{recorded}");
     assert!(!recorded.contains("commit\t\"jk\".\"k3\""), "{recorded}");
@@ -166,7 +166,7 @@ fn a_resume_after_a_kill_mid_copy_keeps_the_rows_the_destination_held() {
     assert!(recorded.contains("commit\t\"jk\".\"k3\""), "{recorded}");
     assert!(recorded.contains("done\t\"jk\".\"k3\""), "{recorded}");
     // Nothing left open or prepared.
-    assert!(settle_backends(&c.dest[0], &d1).len() <= 1);
+    assert!(settle_backends_to(&c.dest[0], &d1, 1).len() <= 1);
     assert!(prepared_xacts(&c.dest[0]).is_empty());
 }
 

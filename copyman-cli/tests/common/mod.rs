@@ -239,10 +239,16 @@ pub fn backends(cluster: &Cluster, db: &str) -> Vec<String> {
 
 /// Waits (up to 10 s) until database `db` has no backend but the asking one; the ones left.
 pub fn settle_backends(cluster: &Cluster, db: &str) -> Vec<String> {
+    settle_backends_to(cluster, db, 0)
+}
+
+/// Waits (up to 10 s) until database `db` has at most `keep` backends but the asking one (the
+/// test's own sessions); the ones left.
+pub fn settle_backends_to(cluster: &Cluster, db: &str, keep: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let left = backends(cluster, db);
-        if left.is_empty() || std::time::Instant::now() > deadline {
+        if left.len() <= keep || std::time::Instant::now() > deadline {
             return left;
         }
         thread::sleep(std::time::Duration::from_millis(50));
