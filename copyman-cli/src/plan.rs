@@ -25,7 +25,7 @@ use copyman_job::plan::{
 };
 use copyman_job::sequences::Carry;
 
-use crate::sql::{self, Format, Ident, Relation, TableCopy};
+use crate::sql::{self, Format, Ident, Relation, TableCopy, TableName};
 
 /// The statements and what the bar can know in advance.
 pub(crate) struct Plan {
@@ -94,7 +94,7 @@ pub(crate) fn plan(
 }
 
 /// Looks `table` up on one server.
-fn lookup(conn: &mut Connection, table: &sql::TableName) -> Result<Option<Relation>, ErrorInfo> {
+fn lookup(conn: &mut Connection, table: &TableName) -> Result<Option<Relation>, ErrorInfo> {
     copyman_job::plan::lookup(conn, table).map_err(|e| match e {
         LookupError::Server(e) => describe_sync(&e),
         LookupError::Catalog(message) => ErrorInfo {
@@ -115,6 +115,7 @@ fn table_plan(
     // The catalogs: once per server, before anything else is sent.
     let mut source_version = None;
     let mut source_rel = None;
+    let mut source_qualified = None;
     if let Some(conn) = source {
         source_version = conn.session().server_version_num();
         let rel = lookup(conn, &copy.table).map_err(|e| Fatal {
@@ -139,6 +140,9 @@ fn table_plan(
             ));
         }
         source_rel = Some(rel);
+        if copy.table.schema.is_none() {
+            source_qualified = qualified(conn, &copy.table);
+        }
     }
     let mut dest_rels: Vec<(usize, Relation)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
@@ -262,6 +266,13 @@ fn table_plan(
         .is_some_and(|r| needs_select(r, columns.as_deref()));
     let mut resolved = copy.clone();
     resolved.columns = columns.clone().unwrap_or_default();
+    // A source table named without its schema is read by the name its server resolves it to
+    // (the destinations keep resolving theirs): with its schema it is read with an empty
+    // search_path, so that values naming objects (`regclass` …) are written schema-qualified.
+    if let Some(qualified) = source_qualified.filter(|_| copy.table.schema.is_none()) {
+        resolved.target = Some(copy.target().clone());
+        resolved.table = qualified;
+    }
     let send = t.source.is_server().then(|| {
         let kind = source_rel.as_ref().map_or("", |r| r.kind.as_str());
         resolved.copy_out(format, select, kind)
@@ -316,12 +327,25 @@ fn table_plan(
         columns,
         sequences,
         file_columns,
-        pinned_search_path: copy.table.schema.is_some()
+        pinned_search_path: resolved.table.schema.is_some()
             && copy.condition.is_none()
             && source_rel
                 .as_ref()
                 .is_some_and(|rel| sql::reads_pinned(&rel.kind)),
     })
+}
+
+/// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it
+/// cannot be asked (the name is then sent as given).
+fn qualified(conn: &mut Connection, table: &TableName) -> Option<TableName> {
+    let row = conn
+        .query(&sql::relation_name_query(&table.to_string()))
+        .ok()?
+        .into_iter()
+        .next()?;
+    let mut parts = row.into_iter();
+    let (schema, name) = (parts.next()?, parts.next()??);
+    Some(TableName::from_parts(schema, name))
 }
 
 fn show_columns(columns: &[Ident]) -> String {

@@ -392,10 +392,14 @@ fn a_self_referencing_table_is_not_split() {
 fn a_regclass_value_names_the_same_table_on_the_destination() {
     let c = clusters();
     let schema = "CREATE TABLE public.customers (id int); CREATE SCHEMA rc;
-                  CREATE TABLE rc.refs (id int, tbl regclass);";
+                  CREATE TABLE rc.refs (id int, tbl regclass);
+                  CREATE TABLE public.refs (id int, tbl regclass);";
     let src = database(
         &c.source,
-        &format!("{schema} INSERT INTO rc.refs VALUES (1, 'public.customers');"),
+        &format!(
+            "{schema} INSERT INTO rc.refs VALUES (1, 'public.customers');
+             INSERT INTO public.refs VALUES (1, 'public.customers');"
+        ),
     );
     let d1 = database(
         &c.dest[0],
@@ -436,6 +440,19 @@ fn a_regclass_value_names_the_same_table_on_the_destination() {
     assert_exit(&out, 0);
     let tbl: String = dest
         .query_one("SELECT tbl::text FROM rc.refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tbl, "public.customers");
+    // And one of a table named without it: the source's server says which table that is
+    // (`public.refs`), read so (it was read on the session's search_path: `customers`).
+    let out = copyman()
+        .args(["table", "refs", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let tbl: String = dest
+        .query_one("SELECT tbl::text FROM public.refs", &[])
         .unwrap()
         .get(0);
     assert_eq!(tbl, "public.customers");

@@ -130,7 +130,7 @@ fn generated_column_on_partitioned_source_copies() {
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(r#"COPY (SELECT "id", "v" FROM "m") TO STDOUT"#),
+        stderr.contains(r#"COPY (SELECT "id", "v" FROM "public"."m") TO STDOUT"#),
         "{stderr}"
     );
     assert!(
@@ -463,7 +463,8 @@ fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
     let stdout = text(&out.stdout);
     for said in [
         "dry run, nothing copied",
-        r#"COPY "d" ("id", "note") TO STDOUT (FORMAT binary)"#,
+        // The source's table as its server resolves it; the destinations' as they do.
+        r#"COPY "public"."d" ("id", "note") TO STDOUT (FORMAT binary)"#,
         "format: binary (every copied column has the same type on every server)",
         "estimate: about",
         "destination 2: postgres@127.0.0.1:",
