@@ -169,7 +169,9 @@ pub(crate) async fn cancel_at(
 /// everything tried on one host (TCP, TLS, startup and authentication), then "timeout expired"
 /// and the next host; TCP sockets have `TCP_NODELAY` set. Every connection
 /// sets the portability settings (`client_encoding` UTF8, `DateStyle` ISO, `IntervalStyle`
-/// postgres, `extra_float_digits` 3) so that text COPY data means the same on every server.
+/// postgres, `extra_float_digits` 3, `lc_monetary` C …:
+/// [`copyman_core::session::PORTABILITY_SETTINGS`]) so that text COPY data means the same on
+/// every server.
 /// Plain SQL runs with [`Connection::execute`] and [`Connection::query`] before and after a copy,
 /// e.g. to copy inside a transaction.
 ///

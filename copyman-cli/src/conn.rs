@@ -794,14 +794,16 @@ impl ServerSpec {
 
     /// Reads data written elsewhere (a file, stdin) as psql's `\copy` does: in the `DateStyle`
     /// of `PGDATESTYLE` if it is set, else the server's own, and in the server's
-    /// `IntervalStyle`: `04/03/2024` is the 4th of March on a `DMY` server or under
-    /// `PGDATESTYLE=ISO,DMY`. (A session that writes data, or reads a server's, keeps the
-    /// portable ISO styles: every server reads those alike.)
+    /// `IntervalStyle` and `lc_monetary`: `04/03/2024` is the 4th of March on a `DMY` server or
+    /// under `PGDATESTYLE=ISO,DMY`, `$ 0,50` is 0.50 under `es_AR`. (A session that writes data,
+    /// or reads a server's, keeps the portable ISO styles and the C locale's `money`: every
+    /// server reads those alike.)
     pub(crate) fn read_as_the_server(&mut self) {
         let datestyle = self.datestyle.clone().unwrap_or_default();
         self.startup.push(("DateStyle".to_owned(), datestyle));
-        self.startup
-            .push(("IntervalStyle".to_owned(), String::new()));
+        for setting in ["IntervalStyle", "lc_monetary"] {
+            self.startup.push((setting.to_owned(), String::new()));
+        }
     }
 
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the
@@ -2079,13 +2081,21 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         spec.read_as_the_server();
         assert_eq!(
             spec.startup,
-            [pair("DateStyle", "SQL, DMY"), pair("IntervalStyle", "")]
+            [
+                pair("DateStyle", "SQL, DMY"),
+                pair("IntervalStyle", ""),
+                pair("lc_monetary", "")
+            ]
         );
         let mut spec = resolve("host=h user=u", &env(&[])).unwrap();
         spec.read_as_the_server();
         assert_eq!(
             spec.startup,
-            [pair("DateStyle", ""), pair("IntervalStyle", "")]
+            [
+                pair("DateStyle", ""),
+                pair("IntervalStyle", ""),
+                pair("lc_monetary", "")
+            ]
         );
     }
 

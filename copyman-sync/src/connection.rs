@@ -124,8 +124,9 @@ fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
 ///
 /// Parameters come as a [`postgres::Config`], or a URL or `key=value` string parsed exactly as the
 /// `postgres` crate parses it. Every connection sets the portability settings (`client_encoding`
-/// UTF8, `DateStyle` ISO, `IntervalStyle` postgres, `extra_float_digits` 3) so that text COPY data
-/// means the same on every server. Plain SQL runs with [`Connection::execute`] and
+/// UTF8, `DateStyle` ISO, `IntervalStyle` postgres, `extra_float_digits` 3, `lc_monetary` C …:
+/// [`copyman_core::session::PORTABILITY_SETTINGS`]) so that text COPY data means the same on
+/// every server. Plain SQL runs with [`Connection::execute`] and
 /// [`Connection::query`] before and after a copy, e.g. to copy inside a transaction.
 ///
 /// ```no_run

@@ -3,20 +3,32 @@
 use std::fmt;
 
 /// The startup parameters every session sends so that text COPY data means the same on every
-/// server: the date, interval and float output formats. `client_encoding` joins them from
-/// [`StartupConfig::client_encoding`].
-pub const PORTABILITY_SETTINGS: [(&str, &str); 3] = [
+/// server, whatever a database or role sets (the client's settings come first): the date,
+/// interval and float output formats; `money` printed and read in the C locale (a database's
+/// `lc_monetary` moved the decimal point: `$ 0,50` under `es_AR` is 50.00 under `en_US`); an
+/// unquoted `NULL` in an array a NULL element (`array_nulls = off` read it as the string);
+/// standard string literals in statements (`NULL '\N'` meant `NULL 'N'` where
+/// `standard_conforming_strings` is off); type and object names printed unquoted where they can
+/// be (`quote_all_identifiers` made every type name differ from its server's); and XML values
+/// read as content, as pg_dump does (`xmloption = document` refused a fragment).
+/// `client_encoding` joins them from [`StartupConfig::client_encoding`].
+pub const PORTABILITY_SETTINGS: [(&str, &str); 8] = [
     ("DateStyle", "ISO"),
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "3"),
+    ("lc_monetary", "C"),
+    ("array_nulls", "on"),
+    ("standard_conforming_strings", "on"),
+    ("quote_all_identifiers", "off"),
+    ("xmloption", "content"),
 ];
 
 /// What a [`Session`](super::Session) says in its StartupMessage, and the password it answers
 /// authentication requests with.
 ///
 /// Whatever else is set, the startup message carries `client_encoding` and the
-/// [`PORTABILITY_SETTINGS`] (`DateStyle=ISO`, `IntervalStyle=postgres`, `extra_float_digits=3`)
-/// unless [`StartupConfig::extra`] names them itself.
+/// [`PORTABILITY_SETTINGS`] (`DateStyle=ISO`, `IntervalStyle=postgres`, `extra_float_digits=3`,
+/// `lc_monetary=C` …) unless [`StartupConfig::extra`] names them itself.
 ///
 /// ```
 /// use copyman_core::session::StartupConfig;
