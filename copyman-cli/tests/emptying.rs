@@ -139,6 +139,33 @@ fn a_referenced_table_is_emptied_where_no_row_references_it() {
     assert!(stderr.contains("23503"), "{stderr}");
     assert_eq!(count(&c.dest[1], &d2, "customers"), 5);
     assert_eq!(count(&c.dest[1], &d2, "orders"), 1);
+
+    // The same where the database sets session_replication_role = replica: the foreign keys
+    // are not checked there, and the DELETE left the order referencing nothing (exit 0). It is
+    // refused, saying why, and nothing of customers is lost.
+    let d3 = database(
+        &c.dest[1],
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1000, 1004);
+             INSERT INTO orders VALUES (1, 1000);"
+        ),
+    );
+    c.dest[1]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {d3} SET session_replication_role = replica"
+        ))
+        .unwrap();
+    std::fs::remove_file(&state.0).ok();
+    let out = job(&c.dest[1].conninfo(&d3));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("55000") && stderr.contains("session_replication_role = replica"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &d3, "customers"), 5);
+    assert_eq!(count(&c.dest[1], &d3, "orders"), 1);
 }
 
 /// A referenced table whose foreign keys act on delete (`ON DELETE CASCADE`) is never emptied
