@@ -111,3 +111,64 @@ fn copy_statements_read_alike_where_standard_conforming_strings_is_off() {
     assert_exit(&out, 0);
     assert_eq!(values(&c.dest[0], &dst), expected);
 }
+
+/// `client_encoding` SQL_ASCII converts nothing: between a UTF8 source and a LATIN1 destination
+/// the source's bytes were stored as they are (`café` as `cafÃ©`, in text and binary alike,
+/// exit 0, and `--verify` agreed). Such sessions' data is in their server's encoding: they are
+/// refused before any row, naming both. Without it copyman's UTF8 converts on both sides.
+#[test]
+fn client_encoding_sql_ascii_between_servers_of_other_encodings_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, s text); INSERT INTO t VALUES (1, 'café'), (2, 'plain');",
+    );
+    let latin1 = |name: &str| {
+        let db = format!("{name}_latin1");
+        c.dest[0]
+            .connect("postgres")
+            .batch_execute(&format!(
+                "CREATE DATABASE {db} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0"
+            ))
+            .unwrap();
+        c.dest[0]
+            .connect(&db)
+            .batch_execute("CREATE TABLE t (id int, s text)")
+            .unwrap();
+        db
+    };
+    let stored = |db: &str| -> Vec<String> {
+        c.dest[0]
+            .connect(db)
+            .query("SELECT s FROM t ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    for format in ["text", "binary"] {
+        let dst = latin1(&format!("{src}_{format}"));
+        let copy = |encoding: Option<&str>| {
+            let mut cmd = copyman();
+            cmd.args(["table", "t", "--format", format, "--from"])
+                .arg(c.source.conninfo(&src))
+                .arg("--to")
+                .arg(c.dest[0].conninfo(&dst));
+            if let Some(encoding) = encoding {
+                cmd.env("PGCLIENTENCODING", encoding);
+            }
+            cmd.output().unwrap()
+        };
+        let out = copy(Some("SQL_ASCII"));
+        assert_ne!(out.status.code(), Some(0), "{format}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("UTF8") && stderr.contains("LATIN1"),
+            "{format}: {stderr}"
+        );
+        assert!(stored(&dst).is_empty(), "{format}: nothing stored");
+        assert_exit(&copy(None), 0);
+        assert_eq!(stored(&dst), ["café", "plain"], "{format}");
+    }
+}

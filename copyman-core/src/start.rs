@@ -294,6 +294,19 @@ pub struct CopyStart {
     count: Option<u64>,
 }
 
+/// The encoding a session's COPY data is in when its statement names none: its
+/// `client_encoding`, or with `SQL_ASCII` (no conversion at all) its server's own: the bytes as
+/// the server holds them (a UTF8 server's `café` stored as `cafÃ©` by a LATIN1 one, where both
+/// sessions said SQL_ASCII and so agreed).
+fn data_encoding(session: &Session) -> Option<&str> {
+    match session.parameter("client_encoding") {
+        Some(client) if statement::encoding_name(client) == "SQL_ASCII" => {
+            session.parameter("server_encoding").or(Some(client))
+        }
+        client => client,
+    }
+}
+
 impl CopyStart {
     /// Checks `sql` for `direction` and, if it is that COPY, queues it on `session`.
     ///
@@ -310,11 +323,10 @@ impl CopyStart {
         statement::check_with(sql, direction, standard_strings)?;
         // Its representation as this session reads it; with standard_conforming_strings off
         // its strings' backslashes are read otherwise, and it cannot be told.
-        let client_encoding = session.parameter("client_encoding");
         let representation = standard_strings
             .then(|| statement::representation(sql))
             .flatten()
-            .map(|r| r.in_session(client_encoding));
+            .map(|r| r.in_session(data_encoding(session)));
         match direction {
             Direction::ToStdout => session.copy_out(sql)?,
             Direction::FromStdin => session.copy_in(sql)?,

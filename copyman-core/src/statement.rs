@@ -358,8 +358,9 @@ impl Representation {
 impl Representation {
     /// This representation as a session reads it: an ENCODING left out is the session's
     /// `client_encoding` (`client_encoding`, as the server reported it; copyman's raw
-    /// connections set UTF8 unless told otherwise). Binary data is not transcoded: it stays
-    /// without one.
+    /// connections set UTF8 unless told otherwise; with `SQL_ASCII`, no conversion, the
+    /// server's own). Binary data too: its text fields are sent and read in the client
+    /// encoding (`textsend`, `textrecv`).
     ///
     /// ```
     /// use copyman_core::statement::representation;
@@ -372,7 +373,7 @@ impl Representation {
     /// ```
     #[must_use]
     pub fn in_session(mut self, client_encoding: Option<&str>) -> Self {
-        if self.format != "binary" && self.encoding.is_none() {
+        if self.encoding.is_none() {
             self.encoding = client_encoding.map(encoding_name);
         }
         self
@@ -1098,10 +1099,24 @@ mod tests {
         assert!(!none.clone().in_session(Some("UTF8")).agrees_with(&latin1));
         assert_eq!(none.clone().in_session(Some("latin1")), latin1);
         assert_eq!(none.clone().in_session(None), none);
-        // Binary data is not transcoded by COPY: its ENCODING changes nothing.
+        // Binary data is not transcoded by COPY's ENCODING: it changes nothing. Its text
+        // fields are in the session's client_encoding (textsend, textrecv).
         assert_eq!(
             rep("COPY t TO STDOUT (FORMAT binary, ENCODING 'latin1')"),
             rep("COPY BINARY t FROM STDIN")
+        );
+        let binary = rep("COPY BINARY t FROM STDIN");
+        assert!(
+            !binary
+                .clone()
+                .in_session(Some("UTF8"))
+                .agrees_with(&binary.clone().in_session(Some("LATIN1")))
+        );
+        assert!(
+            binary
+                .clone()
+                .in_session(Some("utf8"))
+                .agrees_with(&binary.in_session(Some("UTF8")))
         );
     }
 
