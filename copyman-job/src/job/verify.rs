@@ -29,12 +29,22 @@ const CHECKSUM_SETTINGS: [&str; 6] = [
 /// the first 60 bits of each row's md5, over the rows a copy of the relation (of `kind` on the
 /// server asked) reads or writes ([`own_rows`]: an inheritance parent's own rows, not its
 /// children's).
-fn checksum_query(table: &TableName, columns: &[Ident], kind: &str) -> String {
+///
+/// Each row's text is hashed as UTF-8 bytes (`convert_to`), so that servers of other encodings
+/// agree on the same characters (`café` is other bytes in LATIN1), except on a `SQL_ASCII`
+/// server (`raw`), whose bytes are hashed as it holds them (it converts nothing, and refuses to
+/// call bytes that are not UTF-8 so).
+fn checksum_query(table: &TableName, columns: &[Ident], kind: &str, raw: bool) -> String {
     let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
+    let row = format!("ROW({})::text", list.join(", "));
+    let bytes = if raw {
+        row
+    } else {
+        format!("pg_catalog.convert_to({row}, 'UTF8')")
+    };
     format!(
-        "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5(ROW({})::text), 1, 15))\
+        "SELECT count(*)::text || ':' || coalesce(sum(('x' || substr(md5({bytes}), 1, 15))\
          ::bit(60)::int8), 0)::text FROM {}",
-        list.join(", "),
         own_rows(table, kind)
     )
 }
@@ -55,8 +65,9 @@ pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, T
         .first()
         .and_then(|r| r.first().cloned().flatten())
         .ok_or_else(|| TableError::new("the relation's kind could not be read"))?;
+    let raw = conn.session().parameter("server_encoding") == Some("SQL_ASCII");
     let rows = conn
-        .query(&checksum_query(&t.table, &t.columns, &kind))
+        .query(&checksum_query(&t.table, &t.columns, &kind, raw))
         .map_err(|e| describe(&e))?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -169,11 +180,17 @@ mod tests {
     fn the_checksum_names_every_column() {
         let table = TableName::parse("s.t").unwrap();
         let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
-        let q = checksum_query(&table, &columns, "p");
-        assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
+        let q = checksum_query(&table, &columns, "p", false);
+        assert!(
+            q.contains(r#"md5(pg_catalog.convert_to(ROW("a", "B")::text, 'UTF8'))"#),
+            "{q}"
+        );
         assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
+        // A SQL_ASCII server's bytes as they are.
+        let q = checksum_query(&table, &columns, "p", true);
+        assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
         // An ordinary table's own rows, as its copy reads them (not its children's).
-        let q = checksum_query(&table, &columns, "r");
+        let q = checksum_query(&table, &columns, "r", false);
         assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
     }
 }
