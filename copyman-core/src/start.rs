@@ -383,7 +383,10 @@ impl CopyStart {
                 _ => {}
             }
         }
-        if self.started {
+        // A COPY that failed as it started (an error on its first row) is its error, once its
+        // ReadyForQuery comes: started without it, the error was lost, and the copy ended
+        // "without a row count" or sent the destinations an end of data with no data.
+        if self.started && self.error.is_none() {
             Ok(StartStep::Started(Started {
                 early: self.early.take(),
                 ended: None,

@@ -211,3 +211,22 @@ fn end_of_stream_mid_copy_is_a_closed_connection_and_needs_no_drain() {
     assert_eq!(source.failure(), Some(&SessionError::Closed));
     assert_eq!(source.abort(&mut s).unwrap(), Abort::Done);
 }
+
+/// An error on a COPY OUT's first row can come in the read of its CopyOutResponse, before its
+/// ReadyForQuery: the start waits for that and fails with the error (it started the copy
+/// without it, and the error was lost: "no row count", or an end of data sent on).
+#[test]
+fn an_error_read_with_the_copy_out_response_is_the_start_error() {
+    let mut s = session();
+    let mut start =
+        CopyStart::begin(&mut s, "COPY (SELECT 1 / 0) TO STDOUT", Direction::ToStdout).unwrap();
+    assert!(s.poll_transmit().is_some());
+    let mut server = copy_response(b'H');
+    server.extend(error("22012"));
+    s.handle_input(&server).unwrap();
+    assert!(matches!(start.poll(&mut s).unwrap(), StartStep::ReadMore));
+    s.handle_input(&ready()).unwrap();
+    let e = start.poll(&mut s).unwrap_err();
+    assert_eq!(e.db_error().map(|d| d.code.as_str()), Some("22012"));
+    assert_eq!(s.state(), State::Ready);
+}
