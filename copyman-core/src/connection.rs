@@ -161,7 +161,14 @@ macro_rules! connection_glue {
             loop {
                 // What the step asks for goes out first: the server may be waiting for it.
                 let step = self.endpoint.poll();
-                self.flush()$(.$await)??;
+                if let Err(unsent) = self.flush()$(.$await)? {
+                    // A server that ended the session (terminated, an idle timeout) said why
+                    // before it closed: its FATAL, not the write's "Broken pipe", is the error.
+                    return Err(match self.read_into_session()$(.$await)? {
+                        Err(said) if said.db_error().is_some() => said,
+                        _ => unsent,
+                    });
+                }
                 match step {
                     $crate::endpoint::Step::Read => self.read_into_session()$(.$await)??,
                     $crate::endpoint::Step::SendCancel => self.cancel()$(.$await)??,

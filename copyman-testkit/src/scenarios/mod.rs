@@ -32,7 +32,7 @@
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
 //!   [`stall_timeout_faults_producer`], [`stall_timeout_bounds_a_locked_start`],
-//!   [`server_error_noticed_mid_copy_in`],
+//!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
 //!   [`keep_going_leaves_refusing_destination_usable`].
@@ -77,8 +77,8 @@ pub use seed::{
     seed_reconcile_after_timeout, seed_run, seed_transfer,
 };
 pub use server::{
-    connect_timeout_expires_then_next_host, execute_of_copy_out_is_cancelled,
-    notices_reach_the_caller, server_error_noticed_mid_copy_in,
+    a_session_ended_by_its_server_says_why, connect_timeout_expires_then_next_host,
+    execute_of_copy_out_is_cancelled, notices_reach_the_caller, server_error_noticed_mid_copy_in,
     stall_timeout_bounds_a_locked_start, stall_timeout_faults_producer,
     stall_timeout_faults_receiver,
 };
@@ -189,6 +189,7 @@ macro_rules! scenario_tests {
             chunk_producer_rows_are_counted,
             statement_producer_into_call_receiver,
             execute_of_copy_out_is_cancelled,
+            a_session_ended_by_its_server_says_why,
             stall_timeout_faults_receiver,
             stall_timeout_faults_producer,
             stall_timeout_bounds_a_locked_start,

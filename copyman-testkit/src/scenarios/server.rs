@@ -575,3 +575,52 @@ pub fn stall_timeout_bounds_a_locked_start<D: CopyDriver>(driver: &D, clusters: 
         }
     }
 }
+
+/// A session its server ended while it was idle (terminated; an idle timeout does the same)
+/// says why on its next statement: the server's FATAL (57P01), which it sent before it closed.
+/// Over a Unix socket the statement's write fails at once ("Broken pipe"), which was the error;
+/// the server's words were unread behind it.
+pub fn a_session_ended_by_its_server_says_why<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source = &clusters.source;
+    let db = source.create_database();
+    let socket = format!(
+        "host={} port={} user=postgres password={} dbname={db}",
+        source.socket_dir().display(),
+        source.port(),
+        source.password()
+    );
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(socket, series(10))),
+        destinations: Vec::new(),
+    };
+    let mut copy = open(driver, plan);
+    let pid: i32 = copy
+        .sql(Endpoint::Source, "SELECT pg_backend_pid()")
+        .unwrap_or_else(|e| panic!("[{}] backend pid: {e}", driver.name()))[0][0]
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .expect("a pid");
+    let mut admin = source.connect(&db);
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while admin
+        .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .unwrap()
+        .len()
+        == 1
+    {
+        assert!(Instant::now() < until, "backend {pid} never ended");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let error = copy
+        .sql(Endpoint::Source, "SELECT 1")
+        .expect_err("the session was ended");
+    assert_eq!(
+        error.sqlstate.as_deref(),
+        Some("57P01"),
+        "[{}] the server's reason: {error}",
+        driver.name()
+    );
+}
