@@ -833,7 +833,12 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     if let Some(condition) = &low.condition {
         sql::check_condition(condition).map_err(|e| ArgError::usage(e.to_string()))?;
     }
-    let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+    let (mut source, destinations) = endpoints(&low.from, &low.to, env)?;
+    // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
+    // output before the COPY).
+    if let Endpoint::Server(spec) = &mut source {
+        spec.keep_date_order();
+    }
     let safety = Safety::from_low(&low.safety, &source, &destinations)?;
     if low.condition.is_some() && !source.is_server() {
         return Err(ArgError::usage(
@@ -881,7 +886,12 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
 }
 
 fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
-    let (source, destinations) = endpoints(&low.from, &low.to, env)?;
+    let (mut source, destinations) = endpoints(&low.from, &low.to, env)?;
+    // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
+    // output before the COPY).
+    if let Endpoint::Server(spec) = &mut source {
+        spec.keep_date_order();
+    }
     let safety = Safety::from_low(&low.safety, &source, &destinations)?;
     match (&source, &low.send) {
         (Endpoint::Server(_), None) => {

@@ -207,6 +207,10 @@ fn os_user_name() -> Option<String> {
 }
 
 /// A server CONN resolved into connection parameters.
+/// The source's dates printed in the portable ISO style, in its transaction before its COPY;
+/// the order ([`ServerSpec::keep_date_order`]) stays as the session has it.
+pub(crate) const SOURCE_DATESTYLE: &str = "SET LOCAL DateStyle = 'ISO'";
+
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
     /// The parameters, defaults applied, ready for `copyman_sync::Connection::connect_tls`.
@@ -751,9 +755,24 @@ impl ServerSpec {
     /// Without a `connect_timeout` a server that takes the connection and never answers is
     /// waited on for ever, as libpq does; after [`crate::watch::say_after`] it is said (once), so that
     /// the wait is never silent.
+    ///
+    /// A server of PostgreSQL 14 or later is told not to end the session while it is idle
+    /// outside a transaction (`idle_session_timeout`, which an older server does not know, so
+    /// it cannot go in the startup message): a destination that prepared its transaction first
+    /// (`--atomic`) waits so for the others, and its COMMIT PREPARED then failed.
     pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        let connect =
-            || copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup);
+        let connect = || {
+            let mut conn =
+                copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup)?;
+            if conn
+                .session()
+                .server_version_num()
+                .is_some_and(|v| v >= 140_000)
+            {
+                conn.execute("SET idle_session_timeout = 0")?;
+            }
+            Ok(conn)
+        };
         if self.config.get_connect_timeout().is_some() {
             return connect();
         }
@@ -804,6 +823,16 @@ impl ServerSpec {
         for setting in ["IntervalStyle", "lc_monetary"] {
             self.startup.push((setting.to_owned(), String::new()));
         }
+    }
+
+    /// Reads the user's SQL (`--where`, `--send`) in the date order psql would on this
+    /// server: `PGDATESTYLE`'s if it is set, else the database's or role's own (`DMY`:
+    /// `04/03/2024` is the 4th of March), not postgresql.conf's, which a `DateStyle` sent at
+    /// the start would bring with it. The session's output style is set to ISO once it runs
+    /// ([`SOURCE_DATESTYLE`], order kept), before its COPY.
+    pub(crate) fn keep_date_order(&mut self) {
+        let datestyle = self.datestyle.clone().unwrap_or_default();
+        self.startup.push(("DateStyle".to_owned(), datestyle));
     }
 
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the

@@ -78,6 +78,25 @@ pub(crate) fn run(
     let mut conns = Vec::with_capacity(destinations.len());
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
+        // A standby shares its primary's identity and lists nothing it could finish: it would
+        // stand for the primary, where the run's transactions wait, and say nothing is pending.
+        let standby = conn
+            .query("SELECT pg_catalog.pg_is_in_recovery()::text")
+            .ok()
+            .and_then(|rows| rows.into_iter().next())
+            .and_then(|row| row.into_iter().next().flatten());
+        if standby.as_deref() == Some("true") {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                message: format!(
+                    "{} is a standby (in recovery): a prepared transaction can be finished only \
+                     on the primary it replicates, where a run's transactions wait; give the \
+                     primary instead",
+                    spec.display
+                ),
+            }
+            .into());
+        }
         // Unreadable (a server before 9.6), it matches no recorded party: asked for by name.
         let identity = commit::server_identity(&mut conn).ok();
         // One database given twice (two spellings): each transaction would be finished once

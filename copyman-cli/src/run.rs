@@ -155,6 +155,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             exit: Exit::CopyFailed,
             message: format!("source: {}", describe_sync(&e)),
         })?;
+        conn.execute(crate::conn::SOURCE_DATESTYLE)
+            .map_err(|e| Fatal {
+                exit: Exit::CopyFailed,
+                message: format!("source: {}", describe_sync(&e)),
+            })?;
         if plan.pinned_search_path {
             conn.execute(crate::sql::PIN_SEARCH_PATH)
                 .map_err(|e| Fatal {

@@ -943,3 +943,31 @@ fn recover_rolls_back_a_keep_going_run_killed_past_a_failed_destination() {
     let again = recover(&[&urls[1]], log.arg());
     assert_exit(&again, 0);
 }
+
+/// A hot standby of a destination has its identity, and copies of what it had prepared that it
+/// cannot finish: given to recover in the primary's stead, it stood for the primary and recover
+/// said nothing was pending (exit 0) while the run's transaction waited there, holding its
+/// locks. A standby is refused, saying to give the primary.
+#[test]
+fn recover_refuses_a_standby_for_its_primary() {
+    let primary = Cluster::builder()
+        .setting("max_prepared_transactions", "10")
+        .start();
+    let db = primary.create_database();
+    let standby = primary.clone_as_standby();
+    let recover = |url: String| {
+        copyman()
+            .args(["recover", "--to", &url, "--no-decision-log"])
+            .output()
+            .unwrap()
+    };
+    let out = recover(standby.url(&db));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is a standby") && stderr.contains("give the primary"),
+        "{stderr}"
+    );
+    // The primary itself is recovered as ever.
+    assert_exit(&recover(primary.url(&db)), 0);
+}

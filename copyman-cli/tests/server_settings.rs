@@ -211,3 +211,116 @@ fn verify_agrees_on_the_same_characters_in_other_encodings() {
     let recorded = std::fs::read_to_string(&state.0).unwrap();
     assert!(recorded.contains("done\t\"public\".\"t\""), "{recorded}");
 }
+
+/// A source database whose DateStyle is `DMY`: `--where "d = '04/03/2024'"` is the 4th of March
+/// there, as psql reads it (copyman's `DateStyle` at the start brought postgresql.conf's order
+/// with it: it copied the 3rd of April, exit 0); its rows still travel in ISO, which every
+/// server reads alike.
+#[test]
+fn a_where_condition_reads_dates_in_the_source_databases_order() {
+    let c = clusters();
+    let src = database_setting(
+        &c.source,
+        &["DateStyle = 'SQL, DMY'"],
+        "CREATE TABLE w (id int, d date, ts timestamp);
+         INSERT INTO w VALUES (1, '2024-03-04', '2024-03-04 10:00'),
+                              (2, '2024-04-03', '2024-04-03 10:00');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE w (id int, d date, ts timestamp)");
+    let iso = |cluster: &copyman_testkit::Cluster, db: &str| -> Vec<String> {
+        cluster
+            .connect(db)
+            .query(
+                "SELECT id || ' ' || to_char(d, 'YYYY-MM-DD') || ' ' || \
+                 to_char(ts, 'YYYY-MM-DD HH24:MI') FROM w ORDER BY id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&[
+        "table",
+        "w",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--where",
+        "d = '04/03/2024'",
+        "--format",
+        "text",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(iso(&c.dest[0], &dst), ["1 2024-03-04 2024-03-04 10:00"]);
+    // Every row, in text: the same dates on both sides.
+    let out = run(&[
+        "table",
+        "w",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--format",
+        "text",
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(iso(&c.dest[0], &dst), iso(&c.source, &src));
+}
+
+/// Timeouts a role or database sets for idle sessions: the source waits idle in its
+/// transaction while the slowest destination finishes, and so does a destination that
+/// finished first; their servers ended those sessions, and the whole copy failed ("Broken
+/// pipe", or 25P03 on every destination). Under `--atomic` a destination that prepared first
+/// waits idle outside any transaction, and `idle_session_timeout` ended it before its COMMIT
+/// PREPARED (exit 4, a prepared transaction left for recover). copyman's sessions turn these
+/// timeouts off, as pg_dump's do.
+#[test]
+fn idle_timeouts_of_the_servers_do_not_end_a_copy_that_waits_for_its_slowest_destination() {
+    const T: &str = "CREATE TABLE t (id serial PRIMARY KEY, v text)";
+    let idle = [
+        "idle_in_transaction_session_timeout = '300ms'",
+        "idle_session_timeout = '300ms'",
+    ];
+    // The slow destination: a trigger that takes 2 s at the end of its COPY, or (atomic) a
+    // deferred one that takes them at its PREPARE.
+    let slow_plain = "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
+        CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow();";
+    let slow_atomic = "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN IF NEW.id = 1 THEN PERFORM pg_sleep(2); END IF; RETURN NULL; END $$;
+        CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION slow();";
+    for (c, slow_sql, atomic) in [
+        (clusters(), slow_plain, false),
+        (two_phase_clusters(), slow_atomic, true),
+    ] {
+        let src = database_setting(
+            &c.source,
+            &idle,
+            &format!("{T}; INSERT INTO t (v) SELECT md5(g::text) FROM generate_series(1, 5000) g"),
+        );
+        let quick = database_setting(&c.dest[0], &idle, T);
+        let slow = database(&c.dest[1], &format!("{T}; {slow_sql}"));
+        let (from, to_quick, to_slow) = (
+            c.source.conninfo(&src),
+            c.dest[0].conninfo(&quick),
+            c.dest[1].conninfo(&slow),
+        );
+        let log = TempPath::new("idle-timeouts.log");
+        let mut args = vec![
+            "table", "t", "--from", &from, "--to", &to_quick, "--to", &to_slow,
+        ];
+        if atomic {
+            args.extend(["--atomic", "--decision-log", log.arg()]);
+        }
+        let out = run(&args);
+        assert_exit(&out, 0);
+        assert_eq!(count(&c.dest[0], &quick, "t"), 5000, "atomic {atomic}");
+        assert_eq!(count(&c.dest[1], &slow, "t"), 5000, "atomic {atomic}");
+        assert!(prepared_xacts(&c.dest[0]).is_empty(), "atomic {atomic}");
+    }
+}

@@ -449,6 +449,21 @@ impl Cluster {
     ///
     /// If the copy or either server's start fails.
     pub fn clone_data(&self) -> Self {
+        self.copy_data(false)
+    }
+
+    /// A hot standby of this cluster: [`clone_data`](Self::clone_data) started in recovery
+    /// (`standby.signal`), read-only, with no primary to stream from. It shares this cluster's
+    /// identity and what it had prepared.
+    ///
+    /// # Panics
+    ///
+    /// As [`clone_data`](Self::clone_data).
+    pub fn clone_as_standby(&self) -> Self {
+        self.copy_data(true)
+    }
+
+    fn copy_data(&self, standby: bool) -> Self {
         let root = make_root_dir();
         let mut clone = Self {
             data_dir: root.join("data"),
@@ -476,6 +491,23 @@ impl Cluster {
         });
         set_private(&clone.socket_dir);
         give_to_server(&clone.socket_dir);
+        // A standby needs at least its primary's limits (it replays what they allowed).
+        let mut settings = Vec::new();
+        if standby {
+            self.with_admin_client(|client| {
+                for name in [
+                    "max_prepared_transactions",
+                    "max_connections",
+                    "max_locks_per_transaction",
+                ] {
+                    let value: String = client
+                        .query_one(&format!("SHOW {name}"), &[])
+                        .unwrap_or_else(|e| panic!("copyman-cluster: SHOW {name} failed: {e}"))
+                        .get(0);
+                    settings.push((name.to_owned(), value));
+                }
+            });
+        }
         // An immediate stop loses what `synchronous_commit = off` has not flushed yet.
         self.with_admin_client(|client| {
             client
@@ -493,7 +525,14 @@ impl Cluster {
             panic!("copyman-cluster: copying the data directory failed: {e}");
         }
         let _ = fs::remove_file(clone.data_dir.join("postmaster.pid"));
-        clone.start_on_free_port(&[]);
+        if standby {
+            let signal = clone.data_dir.join("standby.signal");
+            fs::write(&signal, "").unwrap_or_else(|e| {
+                panic!("copyman-cluster: cannot write {}: {e}", signal.display())
+            });
+            give_to_server(&signal);
+        }
+        clone.start_on_free_port(&settings);
         clone
     }
 

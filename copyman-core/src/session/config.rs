@@ -23,6 +23,13 @@ pub const PORTABILITY_SETTINGS: [(&str, &str); 8] = [
     ("xmloption", "content"),
 ];
 
+/// The startup parameters every session sends so that the server does not end it while it
+/// waits, idle in its transaction, for the copy's other endpoints (a destination that finished
+/// its COPY first, the source while the slowest destination finishes): as pg_dump sets
+/// `idle_in_transaction_session_timeout` to 0. A role's or database's timeout ended such a
+/// session and failed every destination.
+pub const SESSION_SETTINGS: [(&str, &str); 1] = [("idle_in_transaction_session_timeout", "0")];
+
 /// What a [`Session`](super::Session) says in its StartupMessage, and the password it answers
 /// authentication requests with.
 ///
@@ -113,7 +120,7 @@ impl StartupConfig {
         if !overridden("client_encoding") {
             params.push(("client_encoding", &self.client_encoding));
         }
-        for (name, value) in PORTABILITY_SETTINGS {
+        for (name, value) in PORTABILITY_SETTINGS.into_iter().chain(SESSION_SETTINGS) {
             if !overridden(name) {
                 params.push((name, value));
             }
