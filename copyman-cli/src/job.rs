@@ -683,6 +683,8 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         match servers.iter_mut().find(|s| s.0 == key) {
             Some(s) => {
                 s.1.push_str(&format!(" and {name}"));
+                // Another role or database of the server may have a lower limit of its own.
+                s.2 = s.2.min(free);
                 s.4.push(is_source);
             }
             None => servers.push((key, name, free, max, vec![is_source])),

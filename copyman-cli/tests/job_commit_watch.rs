@@ -576,3 +576,69 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
         "{stderr}"
     );
 }
+
+/// A role that is not superuser sees other roles' sessions in `pg_stat_activity` without their
+/// backend type: the cap counted only its own (25 connections held by others counted as none),
+/// and the job failed with 53300 (exit 1). Nor did it count the role's `CONNECTION LIMIT`. Both
+/// cap `--jobs` now, said, and every table is copied.
+#[test]
+fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_limit() {
+    let c = clusters();
+    let tight = Cluster::builder().setting("max_connections", "15").start();
+    let schema: String = (1..=8)
+        .map(|i| format!("CREATE TABLE m{i} (id int8 PRIMARY KEY, v text);"))
+        .collect();
+    let fill: String = (1..=8)
+        .map(|i| format!("INSERT INTO m{i} SELECT g, 'm' FROM generate_series(1, 500) g;"))
+        .collect();
+    let src = database(&c.source, &format!("{schema}{fill}"));
+    let d1 = database(&tight, &schema);
+    let role = format!("app_{d1}");
+    let mut admin = tight.connect(&d1);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT EXECUTE ON FUNCTION pg_control_system() TO {role};"
+        ))
+        .unwrap();
+    let to = format!(
+        "host=127.0.0.1 port={} user={role} dbname={d1}",
+        tight.port()
+    );
+    let state = TempPath::new("not-superuser.state");
+    let job = || {
+        let mut admin = tight.connect(&d1);
+        for i in 1..=8 {
+            admin.batch_execute(&format!("TRUNCATE m{i}")).unwrap();
+        }
+        drop(admin);
+        let _ = std::fs::remove_file(&state.0);
+        copyman()
+            .args(["table", "--table", "m*", "--from"])
+            .arg(c.source.conninfo(&src))
+            .args(["--to", &to, "--state", state.arg(), "--jobs", "8"])
+            .output()
+            .unwrap()
+    };
+    let copied = |out: &std::process::Output| {
+        assert_exit(out, 0);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--jobs 8 needs up to 9 connections there"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("53300"), "{stderr}");
+        for i in 1..=8 {
+            assert_eq!(count(&tight, &d1, &format!("m{i}")), 500);
+        }
+    };
+    // Eight of the 12 connections a role that is not superuser may have are held by another.
+    let held: Vec<postgres::Client> = (0..8).map(|_| tight.connect("postgres")).collect();
+    copied(&job());
+    drop(held);
+    // The role may have three connections.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 3"))
+        .unwrap();
+    copied(&job());
+}
