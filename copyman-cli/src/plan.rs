@@ -156,7 +156,34 @@ fn table_plan(
             })
         });
         match found {
-            Ok(rel) => dest_rels.push((i, rel)),
+            Ok(rel) => {
+                // A name without its schema is each server's to resolve, on its search_path:
+                // where a destination finds it in another schema than the source, say so (a
+                // --truncate empties that table).
+                if copy.target().schema.is_none()
+                    && let Some(there) = qualified(conn, copy.target())
+                {
+                    report::log(format_args!(
+                        "destination {}: table {} is {there}",
+                        i + 1,
+                        copy.target()
+                    ));
+                    if let Some(here) = source_qualified
+                        .as_ref()
+                        .filter(|here| copy.target.is_none() && here.schema != there.schema)
+                    {
+                        report::warn(format_args!(
+                            "destination {} ({}): {} is {there} there (on its search_path), \
+                             {here} on the source; name the schema (with --target-table) to \
+                             write another",
+                            i + 1,
+                            dest.endpoint.display(),
+                            copy.target()
+                        ));
+                    }
+                }
+                dest_rels.push((i, rel));
+            }
             Err(error) => {
                 let message = format!(
                     "destination {} ({}): table {}: {error}",

@@ -324,3 +324,37 @@ fn idle_timeouts_of_the_servers_do_not_end_a_copy_that_waits_for_its_slowest_des
         assert!(prepared_xacts(&c.dest[0]).is_empty(), "atomic {atomic}");
     }
 }
+
+/// A table named without its schema is each server's to resolve: a destination whose
+/// search_path finds `staging.t` before `public.t` writes (and with --truncate empties) that
+/// one. It stays so (the name means that there), but it is said, not only `"t"` everywhere.
+#[test]
+fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);",
+    );
+    let dst = database_setting(
+        &c.dest[0],
+        &["search_path = staging, public"],
+        "CREATE TABLE t (id int); CREATE SCHEMA staging; CREATE TABLE staging.t (id int);",
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#""t" is "staging"."t" there (on its search_path), "public"."t" on the source"#
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "staging.t"), 2);
+}
