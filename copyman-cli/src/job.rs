@@ -738,13 +738,13 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
 /// A job interrupted by a signal: a statement that failed because the watch cancelled it
 /// (SQLSTATE 57014 "canceling statement due to user request": a planning lookup waiting for a
 /// lock, on any destination) was interrupted, not failed; and the job did not stop for it.
+/// Known by its SQLSTATE alone: the words are the server's `lc_messages`' (German's
+/// "storniere Anfrage wegen Benutzeraufforderung" read as a failure that stopped the job).
 fn own_cancels(report: &mut JobReport) {
     let Some(why) = report.interrupted.clone() else {
         return;
     };
-    let ours = |e: &job::TableError| {
-        e.sqlstate.as_deref() == Some("57014") && e.message.contains("due to user request")
-    };
+    let ours = |e: &job::TableError| e.sqlstate.as_deref() == Some("57014");
     for d in report.tables.iter_mut().flat_map(|t| &mut t.destinations) {
         if d.status == Status::Failed && d.error.as_ref().is_some_and(ours) {
             d.status = Status::Interrupted;
@@ -758,7 +758,7 @@ fn own_cancels(report: &mut JobReport) {
     if report
         .stopped
         .as_deref()
-        .is_some_and(|s| s.contains("SQLSTATE 57014") && s.contains("due to user request"))
+        .is_some_and(|s| s.contains("SQLSTATE 57014"))
     {
         report.stopped = None;
     }
@@ -784,8 +784,8 @@ fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) 
                 .error
                 .as_ref()
                 .is_some_and(|e| match e.sqlstate.as_deref() {
-                    Some("57014") => e.message.contains("due to user request"),
-                    Some("40P01") => true,
+                    // The cancel's, in whatever language the server speaks.
+                    Some("57014" | "40P01") => true,
                     _ => false,
                 });
             if cancelled
@@ -1615,6 +1615,43 @@ impl Render {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job's own cancel after a signal reads as interrupted whatever language the server's
+    /// `lc_messages` speaks: known by its SQLSTATE, not by English words.
+    #[test]
+    fn own_cancels_are_known_by_their_sqlstate_in_any_language() {
+        let german = "storniere Anfrage wegen Benutzeraufforderung";
+        let failed = job::DestResult {
+            status: Status::Failed,
+            rows: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: Some(job::TableError {
+                lasting: false,
+                sqlstate: Some("57014".to_owned()),
+                message: german.to_owned(),
+            }),
+            verified: None,
+            warning: None,
+        };
+        let mut report = JobReport {
+            tables: vec![job::TableReport {
+                table: TableName::parse("p").unwrap(),
+                format: Format::Text,
+                source_rows: None,
+                destinations: vec![failed],
+            }],
+            snapshot: None,
+            stopped: Some(format!("table \"public\".\"p\": SQLSTATE 57014: {german}")),
+            stopped_waiting: false,
+            interrupted: Some("interrupted by SIGINT".to_owned()),
+            seconds: 0.0,
+        };
+        own_cancels(&mut report);
+        let d = &report.tables[0].destinations[0];
+        assert_eq!(d.status, Status::Interrupted);
+        assert_eq!(report.stopped, None);
+    }
 
     #[test]
     fn plurals_are_english() {
