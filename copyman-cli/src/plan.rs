@@ -229,6 +229,16 @@ fn table_plan(
             }
         })?;
 
+    if !t.source.is_server()
+        && let Some(message) = read_otherwise(dests, &dest_rels, &labels)
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            message,
+        }
+        .into());
+    }
+
     let all_servers = t.source.is_server() && t.destinations.iter().all(Endpoint::is_server);
     let same_major = same_major(source_version, dests);
     let FormatChoice {
@@ -360,6 +370,84 @@ fn table_plan(
                 .as_ref()
                 .is_some_and(|rel| sql::reads_pinned(&rel.kind)),
     })
+}
+
+/// Where one file would load differently into each destination: its values are read in each
+/// server's own settings (as psql's `\copy` reads them), and for the columns copied those
+/// differ: the order of a date's fields (`DateStyle`'s `DMY`, `MDY`, `YMD`: `04/03/2024`),
+/// whether an interval's leading sign is the whole value's (`IntervalStyle` `sql_standard`),
+/// the time zone of a `timestamptz` written without one. Column types are matched by name
+/// (arrays of them too; a domain over one is not seen).
+fn read_otherwise(
+    dests: &[Dest<'_>],
+    dest_rels: &[(usize, Relation)],
+    labels: &[String],
+) -> Option<String> {
+    let has = |rel: &Relation, kinds: &[&str]| {
+        rel.columns
+            .iter()
+            .any(|c| kinds.iter().any(|k| c.type_name.starts_with(k)))
+    };
+    let order = |style: &str| {
+        let style = style.to_ascii_uppercase();
+        ["DMY", "YMD"]
+            .into_iter()
+            .find(|o| style.contains(o) || (*o == "DMY" && style.contains("EURO")))
+            .unwrap_or("MDY")
+            .to_owned()
+    };
+    // The setting, the column types it reads, what of its value counts, what that is.
+    type Rule<'a> = (&'a str, &'a [&'a str], &'a dyn Fn(&str) -> String, &'a str);
+    let rules: [Rule<'_>; 3] = [
+        (
+            "DateStyle",
+            &["date", "timestamp"],
+            &order,
+            "the order of a date's fields",
+        ),
+        (
+            "IntervalStyle",
+            &["interval"],
+            &|style: &str| (style == "sql_standard").to_string(),
+            "what an interval's leading sign applies to",
+        ),
+        (
+            "TimeZone",
+            &["timestamp with time zone", "time with time zone"],
+            &str::to_owned,
+            "the time zone of a time written without one",
+        ),
+    ];
+    for (setting, kinds, meaning, what) in rules {
+        let mut seen: Option<(&str, String, String)> = None;
+        for (i, rel) in dest_rels {
+            let Some(value) = dests[*i]
+                .conn
+                .as_ref()
+                .and_then(|c| c.session().parameter(setting))
+            else {
+                continue;
+            };
+            if !has(rel, kinds) {
+                continue;
+            }
+            match &seen {
+                None => seen = Some((&labels[*i], value.to_owned(), meaning(value))),
+                Some((first, first_value, means)) if *means != meaning(value) => {
+                    return Some(format!(
+                        "a file's values are read in each destination's own settings, and \
+                         {what} differs: {first} has {setting} {first_value}, {} has {value}; \
+                         one file would load differently into each: give both the same \
+                         {setting} (PGDATESTYLE, PGTZ or the CONN's options), or copy into \
+                         each alone",
+                        labels[*i]
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    None
 }
 
 /// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it

@@ -358,3 +358,57 @@ fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
     );
     assert_eq!(count(&c.dest[0], &dst, "staging.t"), 2);
 }
+
+/// One file into destinations that read it otherwise: its values are read in each server's own
+/// settings, as psql's `\copy` reads them, and where their DateStyle order, IntervalStyle or
+/// TimeZone differ for the columns copied, each stored another date, interval and instant for
+/// the same line (exit 0). Refused, as destinations of other column orders are; a table none of
+/// whose columns those settings read loads as before.
+#[test]
+fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
+    let c = clusters();
+    const F: &str = "CREATE TABLE f (id int, d date, iv interval, ts timestamptz, s text)";
+    let file = TempPath::new("otherwise.csv");
+    std::fs::write(&file.0, "1,04/03/2024,-1 2:00:00,2024-01-01 00:00:00,x\n").unwrap();
+    let dmy = database_setting(
+        &c.dest[0],
+        &[
+            "DateStyle = 'ISO, DMY'",
+            "IntervalStyle = sql_standard",
+            "TimeZone = 'Asia/Tokyo'",
+        ],
+        &format!("{F}; CREATE TABLE plain (id int, s text)"),
+    );
+    let mdy = database(
+        &c.dest[1],
+        &format!("{F}; CREATE TABLE plain (id int, s text)"),
+    );
+    let load = |table: &str, path: &str| {
+        run(&[
+            "table",
+            table,
+            "--from",
+            path,
+            "--to",
+            &c.dest[0].conninfo(&dmy),
+            "--to",
+            &c.dest[1].conninfo(&mdy),
+        ])
+    };
+    let out = load("f", file.arg());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the order of a date's fields differs")
+            && stderr.contains("DateStyle ISO, DMY"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dmy, "f"), 0);
+    assert_eq!(count(&c.dest[1], &mdy, "f"), 0);
+    // No column those settings read: loaded alike everywhere.
+    let plain = TempPath::new("otherwise-plain.csv");
+    std::fs::write(&plain.0, "1,a\n2,b\n").unwrap();
+    assert_exit(&load("plain", plain.arg()), 0);
+    assert_eq!(count(&c.dest[0], &dmy, "plain"), 2);
+    assert_eq!(count(&c.dest[1], &mdy, "plain"), 2);
+}
