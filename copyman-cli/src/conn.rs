@@ -844,6 +844,11 @@ impl ServerSpec {
         }
     }
 
+    /// Whether the CONN or the environment named a `client_encoding` (else copyman's UTF8).
+    pub(crate) fn names_client_encoding(&self) -> bool {
+        self.startup.iter().any(|(k, _)| k == "client_encoding")
+    }
+
     /// The `client_encoding` the session will ask for (UTF8 unless the CONN or the environment
     /// named another), normalised as PostgreSQL compares encoding names: case and punctuation
     /// do not count.

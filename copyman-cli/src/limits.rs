@@ -93,6 +93,67 @@ pub(crate) fn apply_all(
     Ok(())
 }
 
+/// Between servers that all hold one encoding other than UTF8, with no `client_encoding` asked
+/// for (`--encoding`, a CONN's, `PGCLIENTENCODING`), the data passes in that encoding, as a psql
+/// pipe passes it: not to UTF8 and back, which changed bytes (EUC_JP's NEC and IBM duplicates
+/// came back as their canonical codes) or failed the copy (codes without a Unicode mapping; a
+/// SQL_ASCII database's bytes that are not UTF-8). Set before the copy, after planning (whose
+/// catalog reads stay in UTF8).
+///
+/// # Errors
+/// [`Fatal`] (exit 1) when a server refuses the setting.
+pub(crate) fn pass_server_encoding(
+    t: &Transfer,
+    source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+) -> Result<(), Fatal> {
+    let endpoints = std::iter::once(&t.source).chain(&t.destinations);
+    let mut specs = endpoints.clone().filter_map(|e| match e {
+        Endpoint::Server(spec) => Some(spec),
+        _ => None,
+    });
+    if t.safety.encoding.is_some()
+        || !endpoints.clone().all(Endpoint::is_server)
+        || specs.any(|spec| spec.names_client_encoding())
+    {
+        return Ok(());
+    }
+    let mut conns: Vec<(String, &mut Connection)> = source
+        .map(|c| ("source".to_owned(), c))
+        .into_iter()
+        .chain(
+            dests
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, d)| Some((format!("destination {}", i + 1), d.conn.as_mut()?))),
+        )
+        .collect();
+    let encodings: Vec<Option<String>> = conns
+        .iter()
+        .map(|(_, c)| c.session().parameter("server_encoding").map(str::to_owned))
+        .collect();
+    let Some(Some(shared)) = encodings.first().cloned() else {
+        return Ok(());
+    };
+    if shared == "UTF8"
+        || encodings
+            .iter()
+            .any(|e| e.as_deref() != Some(shared.as_str()))
+    {
+        return Ok(());
+    }
+    // The server's own name for it: letters, digits and '_' only.
+    let sql = format!("SET client_encoding = '{shared}'");
+    for (role, conn) in &mut conns {
+        report::log(format_args!("{role}: {sql}"));
+        conn.execute(&sql).map_err(|e| Fatal {
+            exit: Exit::CopyFailed,
+            message: format!("{role}: {}", report::describe(&e)),
+        })?;
+    }
+    Ok(())
+}
+
 /// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes
 /// long must not be given up on while the server may still commit it (copyman would report as
 /// failed a destination that committed). Lock waits stay bounded by `--lock-timeout`.

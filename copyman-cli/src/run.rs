@@ -179,6 +179,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         None => None,
     };
 
+    limits::pass_server_encoding(t, source_conn.as_mut(), &mut dests)?;
+
     // Open files and transactions.
     for (i, dest) in dests.iter_mut().enumerate() {
         match dest.endpoint {

@@ -412,3 +412,53 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
     assert_eq!(count(&c.dest[0], &dmy, "plain"), 2);
     assert_eq!(count(&c.dest[1], &mdy, "plain"), 2);
 }
+
+/// Between servers that all hold one encoding other than UTF8, the data passes in it, as a psql
+/// pipe passes it: a SQL_ASCII database's bytes that are not UTF-8 failed the copy (22021, read
+/// out as UTF8), and EUC_JP's duplicate codes came back as others.
+#[test]
+fn servers_of_one_encoding_other_than_utf8_pass_their_bytes() {
+    let c = clusters();
+    let ascii = |cluster: &copyman_testkit::Cluster, name: String, fill: &str| {
+        cluster
+            .connect("postgres")
+            .batch_execute(&format!(
+                "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0"
+            ))
+            .unwrap();
+        cluster
+            .connect(&name)
+            .batch_execute(&format!("CREATE TABLE t (id int, s text); {fill}"))
+            .unwrap();
+        name
+    };
+    let base = database(&c.source, "SELECT 1");
+    let src = ascii(
+        &c.source,
+        format!("{base}_ascii"),
+        r"INSERT INTO t VALUES (1, convert_from('\x636166e9', 'SQL_ASCII')), (2, 'plain');",
+    );
+    let dst = ascii(&c.dest[0], format!("{base}_ascii_to"), "");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--format",
+        "text",
+    ]);
+    assert_exit(&out, 0);
+    let digests = |cluster: &copyman_testkit::Cluster, db: &str| -> Vec<String> {
+        cluster
+            .connect(db)
+            .query("SELECT md5(s) FROM t ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(digests(&c.dest[0], &dst), digests(&c.source, &src));
+}
