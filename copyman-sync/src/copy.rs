@@ -87,6 +87,9 @@ pub struct CopyManager<'a> {
     writes: Vec<Option<Pending>>,
     /// A producer read under way without blocking.
     reading: Option<Reading>,
+    /// Receivers whose CopyDone is out and whose answer is waited for next: every receiver's
+    /// COPY ends at once, their servers finish side by side (not one after another).
+    ending: Vec<ReceiverId>,
     /// Receivers' sockets were polled for readability since the last producer read.
     polled: bool,
     /// Reused for each `poll(2)`: the sockets and whose they are.
@@ -166,6 +169,7 @@ impl<'a> CopyManager<'a> {
             armed: false,
             writes: (0..count).map(|_| None).collect(),
             reading: None,
+            ending: Vec::new(),
             polled: false,
             watches: Vec::with_capacity(count + 1),
             owners: Vec::with_capacity(count + 1),
@@ -303,6 +307,14 @@ impl<'a> CopyManager<'a> {
     /// said [`Output::Wait`]). A stall timeout bounds the wait: an endpoint whose bytes did not
     /// move for that long is reported stalled.
     fn wait_io(&mut self) {
+        // Every receiver's CopyDone is out: their answers, one after another, cost the slowest.
+        if !self.ending.is_empty() {
+            for receiver in std::mem::take(&mut self.ending) {
+                let result = self.receivers[receiver.0].complete();
+                self.report(Input::ReceiverDone { receiver, result });
+            }
+            return;
+        }
         if self.reading.is_some()
             && self.producer.can_abandon_read()
             && self.core.manager().abandons_read()
@@ -505,10 +517,18 @@ impl<'a> CopyManager<'a> {
                 self.report(Input::read(result, || self.producer.count()));
             }
             Order::Transmit { receiver, data } => self.transmit(receiver, data),
-            Order::Complete { receiver } => {
-                let result = self.receivers[receiver.0].complete();
-                self.report(Input::ReceiverDone { receiver, result });
-            }
+            Order::Complete { receiver } => match self.receivers[receiver.0].begin_complete() {
+                // Its answer is waited for with the others' (`wait_io`).
+                Ok(true) => self.ending.push(receiver),
+                Ok(false) => {
+                    let result = self.receivers[receiver.0].complete();
+                    self.report(Input::ReceiverDone { receiver, result });
+                }
+                Err(e) => self.report(Input::ReceiverDone {
+                    receiver,
+                    result: Err(e),
+                }),
+            },
             Order::Fail {
                 receiver,
                 reason,

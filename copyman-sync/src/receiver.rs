@@ -66,6 +66,18 @@ pub trait Receiver {
     /// The commit failed: the copy fails.
     fn complete(&mut self) -> Result<Option<u64>, BoxError>;
 
+    /// Sends the end of its data (CopyDone) without waiting for the server's answer, so that a
+    /// driver ends every receiver's COPY at once and their servers finish them side by side
+    /// (foreign-key checks, triggers at the end of the statement); `true` if it did, and
+    /// [`Receiver::complete`] then waits for the answer. The default sends nothing: `complete`
+    /// does it all.
+    ///
+    /// # Errors
+    /// The end could not be sent: the commit failed, as [`Receiver::complete`]'s would.
+    fn begin_complete(&mut self) -> Result<bool, BoxError> {
+        Ok(false)
+    }
+
     /// Discards what it received: first sends `completion` (realignment, PQv3 receivers), then
     /// fails its COPY with `reason`, leaving its connection usable.
     ///
@@ -154,13 +166,19 @@ pub struct StatementReceiver<'c> {
     conn: &'c mut Connection,
     /// Its statement, format and the CopyData stream it sent: copyman-core's half.
     copy: CopyInStatement,
+    /// Its CopyDone is out ([`Receiver::begin_complete`]).
+    ending: bool,
 }
 
 impl<'c> StatementReceiver<'c> {
     /// A receiver running `statement` (a `COPY … FROM STDIN`) on `conn`.
     pub fn new(conn: &'c mut Connection, statement: impl Into<String>) -> Self {
         let copy = CopyInStatement::new(statement);
-        Self { conn, copy }
+        Self {
+            conn,
+            copy,
+            ending: false,
+        }
     }
 
     /// The server's error that ended the COPY, if it sent one (read already).
@@ -234,11 +252,20 @@ impl Receiver for StatementReceiver<'_> {
         self.write_data(CopyInStatement::take(data)?)
     }
 
-    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+    fn begin_complete(&mut self) -> Result<bool, BoxError> {
         // Completing is never timed out, by the copy's stall timeout or the caller's: only the
         // server's answer says whether it committed. The caller's is back for what follows.
         self.conn.set_copy_timeout(None);
         self.conn.endpoint.complete_copy().map_err(Error::Session)?;
+        self.ending = true;
+        self.conn.untimed(Connection::flush)?;
+        Ok(true)
+    }
+
+    fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+        if !self.ending {
+            self.begin_complete()?;
+        }
         Ok(completed(self.conn.untimed(Connection::drive)?))
     }
 

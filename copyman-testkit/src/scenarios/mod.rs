@@ -35,7 +35,8 @@
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
-//!   [`keep_going_leaves_refusing_destination_usable`].
+//!   [`keep_going_leaves_refusing_destination_usable`]; how it ends:
+//!   [`receivers_end_their_copies_side_by_side`].
 
 mod check;
 mod driver;
@@ -71,7 +72,10 @@ pub use input::{
     encoding_spellings_agree, mismatched_formats, mismatched_representations, missing_table,
     not_a_copy_statement, wrong_direction, wrong_password,
 };
-pub use options::{keep_going_leaves_refusing_destination_usable, window_of_one_holds_one_chunk};
+pub use options::{
+    keep_going_leaves_refusing_destination_usable, receivers_end_their_copies_side_by_side,
+    window_of_one_holds_one_chunk,
+};
 pub use seed::{
     seed_copy_fail_attributes, seed_copy_manager_loop, seed_receiver_fault_loop,
     seed_reconcile_after_timeout, seed_run, seed_transfer,
@@ -198,6 +202,7 @@ macro_rules! scenario_tests {
             connect_timeout_expires_then_next_host,
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,
+            receivers_end_their_copies_side_by_side,
         );
     };
     (@each $driver:expr, $clusters:ident; $($name:ident),* $(,)?) => {

@@ -145,3 +145,81 @@ pub fn keep_going_leaves_refusing_destination_usable<D: CopyDriver>(
     assert_eq!(count(good, &good_db, "t"), ROWS as i64);
     assert_eq!(count(bad, &bad_db, "t"), 0);
 }
+
+/// Every receiver's COPY ends at once: their servers' work at the end of the statement (here a
+/// trigger sleeping 2 s, as a foreign-key check or a statement trigger takes its time) runs side
+/// by side on the three destinations, not one after another (the blocking adapter ended one,
+/// waited for its answer, then the next: three times the slowest). Seen on the servers: at one
+/// moment every destination's backend is in its trigger's sleep.
+pub fn receivers_end_their_copies_side_by_side<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let source = &clusters.source;
+    let source_db = source.create_database();
+    exec(
+        source,
+        &source_db,
+        "CREATE TABLE src AS SELECT i::int8 FROM generate_series(1, 1000) AS g(i)",
+    );
+    let dests: Vec<(&crate::Cluster, String)> = clusters
+        .destinations
+        .iter()
+        .map(|d| {
+            let db = d.create_database();
+            exec(
+                d,
+                &db,
+                "CREATE TABLE t (i int8);
+                 CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$;
+                 CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT
+                   EXECUTE FUNCTION slow();",
+            );
+            (d, db)
+        })
+        .collect();
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            source.conninfo(&source_db),
+            "COPY src TO STDOUT",
+        )),
+        destinations: dests
+            .iter()
+            .map(|(d, db)| {
+                DestinationSpec::Statement(StatementSpec::new(d.conninfo(db), "COPY t FROM STDIN"))
+            })
+            .collect(),
+    };
+    let (stop, most) = (AtomicBool::new(false), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut watchers: Vec<_> = dests.iter().map(|(d, _)| d.connect("postgres")).collect();
+            while !stop.load(Ordering::SeqCst) {
+                let mut sleeping = 0;
+                for (w, (_, db)) in watchers.iter_mut().zip(&dests) {
+                    let rows = w.query(
+                        "SELECT 1 FROM pg_stat_activity WHERE datname = $1 \
+                         AND wait_event = 'PgSleep'",
+                        &[db],
+                    );
+                    if rows.is_ok_and(|rows| !rows.is_empty()) {
+                        sleeping += 1;
+                    }
+                }
+                most.fetch_max(sleeping, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let summary = open(driver, plan).run();
+        stop.store(true, Ordering::SeqCst);
+        summary.unwrap_or_else(|e| panic!("[{}] the copy: {e}", driver.name()));
+    });
+    for (d, db) in &dests {
+        assert_eq!(count(d, db, "t"), 1000, "[{}]", driver.name());
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        dests.len(),
+        "[{}] the destinations' ends ran side by side",
+        driver.name()
+    );
+}
