@@ -206,11 +206,11 @@ fn os_user_name() -> Option<String> {
     })
 }
 
-/// A server CONN resolved into connection parameters.
 /// The source's dates printed in the portable ISO style, in its transaction before its COPY;
 /// the order ([`ServerSpec::keep_date_order`]) stays as the session has it.
 pub(crate) const SOURCE_DATESTYLE: &str = "SET LOCAL DateStyle = 'ISO'";
 
+/// A server CONN resolved into connection parameters.
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
     /// The parameters, defaults applied, ready for `copyman_sync::Connection::connect_tls`.
@@ -753,8 +753,8 @@ impl ServerSpec {
     /// [`copyman_sync::Connection::connect_with`]'s.
     ///
     /// Without a `connect_timeout` a server that takes the connection and never answers is
-    /// waited on for ever, as libpq does; after [`crate::watch::say_after`] it is said (once), so that
-    /// the wait is never silent.
+    /// waited on for ever, as libpq does; after [`crate::watch::say_after`] it is said (once),
+    /// so that the wait is never silent.
     ///
     /// A server of PostgreSQL 14 or later is told not to end the session while it is idle
     /// outside a transaction (`idle_session_timeout`, which an older server does not know, so
