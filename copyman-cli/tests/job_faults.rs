@@ -648,3 +648,66 @@ fn foreign_keys_order_a_job_as_the_destinations_have_them() {
         "{report}"
     );
 }
+
+/// The session holding the job's exported snapshot ends mid-job (terminated; an idle timeout
+/// did it before copyman turned those off): every later table cannot import the snapshot
+/// (22023, "invalid snapshot identifier"), which read as an error a rerun meets again ("mend
+/// them first"). It is said for what it is, and a resume (a new snapshot) finishes the job.
+#[test]
+fn a_job_whose_snapshot_session_ends_says_so_and_resume_finishes() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('b', 100) FROM generate_series(1, 5000) g;
+             INSERT INTO small SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("snapshot-gone.state");
+    // big (the larger, first) waits on a lock here while the snapshot's session is ended.
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK big IN SHARE MODE")
+        .unwrap();
+    let job = |extra: &[&str]| {
+        let mut cmd = copyman();
+        cmd.args(["table", "big", "small", "--jobs", "1", "--from"])
+            .arg(c.source.conninfo(&src))
+            .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let first = job(&[]).spawn().unwrap();
+    wait_for_query(&c.dest[0], &d1, "%\"public\".\"big\"%");
+    let ended: i64 = c
+        .source
+        .connect("postgres")
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE '%pg_export_snapshot%'",
+            &[&src],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the snapshot's session");
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot import the job's snapshot (the session that exported it has ended")
+            && stderr.contains("--resume")
+            && !stderr.contains("mend"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 5000);
+    assert_eq!(count(&c.dest[0], &d1, "small"), 0);
+    let out = job(&["--resume"]).output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 5000, "not twice");
+    assert_eq!(count(&c.dest[0], &d1, "small"), 10);
+}

@@ -860,13 +860,18 @@ pub(super) fn begin_source(
     if let Some(id) = snapshot {
         conn.execute(&format!("SET TRANSACTION SNAPSHOT {}", literal(id)))
             .map_err(|e| {
-                shared
-                    .describe(&e)
-                    .prefixed(if shared.plan.snapshot.as_deref() == Some(id) {
-                        "cannot import the job's snapshot: "
-                    } else {
-                        "cannot import the table's snapshot: "
-                    })
+                let error = shared.describe(&e);
+                if shared.plan.snapshot.as_deref() == Some(id) {
+                    // The session that exported it ended (terminated, its server restarted):
+                    // nothing to mend (its 22023 is no bad value of the user's), a rerun plans
+                    // with a new one.
+                    TableError::new(format!(
+                        "cannot import the job's snapshot (the session that exported it has \
+                         ended; --resume takes a new one): {error}"
+                    ))
+                } else {
+                    error.prefixed("cannot import the table's snapshot: ")
+                }
             })?;
     }
     // After the snapshot's import, which must come first in the transaction.
