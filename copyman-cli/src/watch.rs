@@ -204,6 +204,8 @@ pub(crate) struct Monitor {
     conn: Option<Connection>,
     /// Gave up on a monitoring connection.
     unreachable: bool,
+    /// Why the server could not be asked, last time (a role's connection limit: 53300).
+    why: Option<String>,
 }
 
 impl Monitor {
@@ -213,6 +215,7 @@ impl Monitor {
             label,
             conn: None,
             unreachable: false,
+            why: None,
         }
     }
 
@@ -228,11 +231,12 @@ impl Monitor {
                     self.conn = Some(conn);
                 }
                 Err(e) => {
+                    let why = report::describe(&e).to_string();
                     report::log(format_args!(
-                        "cannot open a monitoring connection for {}: {}",
-                        self.label,
-                        report::describe(&e)
+                        "cannot open a monitoring connection for {}: {why}",
+                        self.label
                     ));
+                    self.why = Some(why);
                     self.unreachable = true;
                 }
             }
@@ -246,7 +250,8 @@ impl Monitor {
         let result = self.conn()?.query(sql);
         match result {
             Ok(rows) => Some(rows),
-            Err(_) => {
+            Err(e) => {
+                self.why = Some(report::describe(&e).to_string());
                 self.conn = None;
                 None
             }
@@ -289,7 +294,10 @@ impl Monitor {
         )) else {
             return Look {
                 lock: None,
-                activity: "its server cannot be asked".to_owned(),
+                activity: match &self.why {
+                    Some(why) => format!("its server cannot be asked ({why})"),
+                    None => "its server cannot be asked".to_owned(),
+                },
                 state: None,
                 wait: None,
                 statement: None,

@@ -462,3 +462,46 @@ fn servers_of_one_encoding_other_than_utf8_pass_their_bytes() {
     };
     assert_eq!(digests(&c.dest[0], &dst), digests(&c.source, &src));
 }
+
+/// A role whose `CONNECTION LIMIT` leaves no connection for copyman's lock-wait monitor: the
+/// watch says a stuck copy's server cannot be asked, and now why (53300), not only that.
+#[test]
+fn a_monitor_that_cannot_connect_says_why() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int)");
+    let role = format!("lim_{dst}");
+    let mut admin = c.dest[0].connect(&dst);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN CONNECTION LIMIT 1; GRANT ALL ON t TO {role};"
+        ))
+        .unwrap();
+    admin.batch_execute("BEGIN; LOCK t IN SHARE MODE").unwrap();
+    let to = format!(
+        "host=127.0.0.1 port={} user={role} dbname={dst}",
+        c.dest[0].port()
+    );
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &to,
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("cannot be asked");
+    admin.batch_execute("ROLLBACK").unwrap();
+    assert!(line.contains("53300"), "{line}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(count(&c.dest[0], &dst, "t"), 2);
+}
