@@ -682,13 +682,15 @@ fn a_job_whose_snapshot_session_ends_says_so_and_resume_finishes() {
         cmd
     };
     let first = job(&[]).spawn().unwrap();
-    wait_for_query(&c.dest[0], &d1, "%\"public\".\"big\"%");
+    // Its COPY waits (planning, which names big too, is over: the snapshot is exported).
+    wait_for_query(&c.dest[0], &d1, "COPY \"public\".\"big\"%FROM STDIN%");
     let ended: i64 = c
         .source
         .connect("postgres")
+        // The session that exported it: the one whose transaction began first (in planning).
         .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND query LIKE '%pg_export_snapshot%'",
+            "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity \
+             WHERE datname = $1 AND xact_start IS NOT NULL ORDER BY xact_start LIMIT 1) s",
             &[&src],
         )
         .unwrap()

@@ -135,8 +135,14 @@ fn a_job_beside_a_running_job_of_the_same_tables_is_refused() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Its COPY (or its TRUNCATE) waits: it has claimed its tables.
-        wait_for_query(&c.dest[0], &d1, "%\"public\".\"big\"%");
+        // Its COPY (or its TRUNCATE) waits: it has claimed its tables (planning, which names
+        // big too, is over).
+        let waits = if truncate {
+            "TRUNCATE ONLY \"public\".\"big\"%"
+        } else {
+            "COPY \"public\".\"big\"%FROM STDIN%"
+        };
+        wait_for_query(&c.dest[0], &d1, waits);
         // `unl` alone, another default state file, while the first runs.
         let beside = job(&["unl"], extra).output().unwrap();
         if truncate {
