@@ -48,6 +48,24 @@ fn database_setting(cluster: &copyman_testkit::Cluster, settings: &[&str], sql: 
     db
 }
 
+/// A database `name` of `encoding` (C locale) on `cluster` that runs `sql`.
+fn database_in(
+    cluster: &copyman_testkit::Cluster,
+    name: String,
+    encoding: &str,
+    sql: &str,
+) -> String {
+    cluster
+        .connect("postgres")
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' \
+             TEMPLATE template0"
+        ))
+        .unwrap();
+    cluster.connect(&name).batch_execute(sql).unwrap();
+    name
+}
+
 #[test]
 fn a_destination_databases_settings_change_no_value() {
     let c = clusters();
@@ -124,19 +142,12 @@ fn client_encoding_sql_ascii_between_servers_of_other_encodings_is_refused() {
         "CREATE TABLE t (id int, s text); INSERT INTO t VALUES (1, 'café'), (2, 'plain');",
     );
     let latin1 = |name: &str| {
-        let db = format!("{name}_latin1");
-        c.dest[0]
-            .connect("postgres")
-            .batch_execute(&format!(
-                "CREATE DATABASE {db} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
-                 TEMPLATE template0"
-            ))
-            .unwrap();
-        c.dest[0]
-            .connect(&db)
-            .batch_execute("CREATE TABLE t (id int, s text)")
-            .unwrap();
-        db
+        database_in(
+            &c.dest[0],
+            format!("{name}_latin1"),
+            "LATIN1",
+            "CREATE TABLE t (id int, s text)",
+        )
     };
     let stored = |db: &str| -> Vec<String> {
         c.dest[0]
@@ -183,18 +194,12 @@ fn verify_agrees_on_the_same_characters_in_other_encodings() {
         &c.source,
         "CREATE TABLE t (id int, s text); INSERT INTO t VALUES (1, 'café'), (2, 'Ærø');",
     );
-    let dst = format!("{src}_verify_latin1");
-    c.dest[0]
-        .connect("postgres")
-        .batch_execute(&format!(
-            "CREATE DATABASE {dst} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' \
-             TEMPLATE template0"
-        ))
-        .unwrap();
-    c.dest[0]
-        .connect(&dst)
-        .batch_execute("CREATE TABLE t (id int, s text)")
-        .unwrap();
+    let dst = database_in(
+        &c.dest[0],
+        format!("{src}_verify_latin1"),
+        "LATIN1",
+        "CREATE TABLE t (id int, s text)",
+    );
     let state = TempPath::new("verify-latin1.state");
     let out = run(&[
         "table",
@@ -420,18 +425,12 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
 fn servers_of_one_encoding_other_than_utf8_pass_their_bytes() {
     let c = clusters();
     let ascii = |cluster: &copyman_testkit::Cluster, name: String, fill: &str| {
-        cluster
-            .connect("postgres")
-            .batch_execute(&format!(
-                "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' \
-                 TEMPLATE template0"
-            ))
-            .unwrap();
-        cluster
-            .connect(&name)
-            .batch_execute(&format!("CREATE TABLE t (id int, s text); {fill}"))
-            .unwrap();
-        name
+        database_in(
+            cluster,
+            name,
+            "SQL_ASCII",
+            &format!("CREATE TABLE t (id int, s text); {fill}"),
+        )
     };
     let base = database(&c.source, "SELECT 1");
     let src = ascii(
