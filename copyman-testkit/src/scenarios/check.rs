@@ -63,6 +63,15 @@ pub fn exec(cluster: &Cluster, db: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// The process id of `endpoint`'s backend, asked on its own session.
+pub(crate) fn backend_pid<C: RunningCopy + ?Sized>(copy: &mut C, endpoint: Endpoint) -> i32 {
+    copy.sql(endpoint, "SELECT pg_backend_pid()")
+        .unwrap_or_else(|e| panic!("the backend's pid: {e}"))[0][0]
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .expect("a pid")
+}
+
 /// Asserts that a session of `copy` answers `SELECT 1`: it is usable, not stuck in a COPY.
 ///
 /// # Panics

@@ -2,7 +2,9 @@
 //! copy stopped or dropped early.
 
 use super::Clusters;
-use super::check::{count, digest, exec, open, select_one, series, series_digest, series_pausing};
+use super::check::{
+    backend_pid, count, digest, exec, open, select_one, series, series_digest, series_pausing,
+};
 use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, FaultInfo, ReceiverEnd, RunningCopy,
     SourceSpec, StatementSpec,
@@ -181,13 +183,7 @@ pub fn source_backend_terminated_midstream<D: CopyDriver>(driver: &D, clusters: 
         destinations: specs,
     };
     let mut copy = open(driver, plan);
-    let pid: i32 = copy
-        .sql(Endpoint::Source, "SELECT pg_backend_pid()")
-        .expect("the source's pid")[0][0]
-        .as_deref()
-        .expect("a pid")
-        .parse()
-        .expect("a pid");
+    let pid = backend_pid(&mut copy, Endpoint::Source);
     copy.start()
         .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
     match copy.next() {

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::Clusters;
-use super::check::{count, exec, open, select_one, series, series_pausing};
+use super::check::{backend_pid, count, exec, open, select_one, series, series_pausing};
 use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, FaultInfo, ReceiverEnd, RunningCopy,
     SourceSpec, StatementSpec,
@@ -30,12 +30,7 @@ pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Cl
         destinations: Vec::new(),
     };
     let mut copy = open(driver, plan);
-    let pid: i32 = copy
-        .sql(Endpoint::Source, "SELECT pg_backend_pid()")
-        .unwrap_or_else(|e| panic!("[{}] backend pid: {e}", driver.name()))[0][0]
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .expect("a pid");
+    let pid = backend_pid(&mut copy, Endpoint::Source);
     let before = copy.session(Endpoint::Source).received_bytes;
     // Streamed from its first row: a join of two small series, nothing materialized first.
     let big = "COPY (SELECT a.i * 10000 + b.i FROM generate_series(1, 20000) AS a(i), \
@@ -594,26 +589,11 @@ pub fn a_session_ended_by_its_server_says_why<D: CopyDriver>(driver: &D, cluster
         destinations: Vec::new(),
     };
     let mut copy = open(driver, plan);
-    let pid: i32 = copy
-        .sql(Endpoint::Source, "SELECT pg_backend_pid()")
-        .unwrap_or_else(|e| panic!("[{}] backend pid: {e}", driver.name()))[0][0]
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .expect("a pid");
-    let mut admin = source.connect(&db);
-    admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while admin
-        .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
-        .unwrap()
-        .len()
-        == 1
-    {
-        assert!(Instant::now() < until, "backend {pid} never ended");
-        thread::sleep(Duration::from_millis(10));
-    }
+    let pid = backend_pid(&mut copy, Endpoint::Source);
+    assert!(
+        source.terminate_backend(pid),
+        "the source backend was there"
+    );
     let error = copy
         .sql(Endpoint::Source, "SELECT 1")
         .expect_err("the session was ended");
