@@ -164,6 +164,11 @@ macro_rules! connection_glue {
                 if let Err(unsent) = self.flush()$(.$await)? {
                     // A server that ended the session (terminated, an idle timeout) said why
                     // before it closed: its FATAL, not the write's "Broken pipe", is the error.
+                    // Only for a connection lost (a write that timed out is not waited for
+                    // again: the server may say nothing).
+                    if !unsent.is_closed() {
+                        return Err(unsent);
+                    }
                     return Err(match self.read_into_session()$(.$await)? {
                         Err(said) if said.db_error().is_some() => said,
                         _ => unsent,
