@@ -14,7 +14,7 @@ use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsSettings};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::error::{Attempts, Error, tls_settings};
+use crate::error::{Attempts, Error, TcpOptions, tls_settings};
 use crate::tls::{TlsSocket, when_ready};
 
 /// Bytes read from the socket at a time outside the COPY data path.
@@ -128,13 +128,16 @@ impl Stream {
     }
 }
 
-/// Opens a socket to `target`.
-async fn open(target: &Target) -> io::Result<Stream> {
+/// Opens a socket to `target`, with the configuration's TCP options (keepalives) if given.
+async fn open(target: &Target, tcp: Option<&TcpOptions>) -> io::Result<Stream> {
     match target {
         Target::Tcp { addr, .. } => {
             let stream = TcpStream::connect(addr).await?;
             // COPY data goes out in large writes; small protocol messages must not wait.
             stream.set_nodelay(true)?;
+            if let Some(tcp) = tcp {
+                tcp.set((&stream).into())?;
+            }
             Ok(Stream::Tcp(stream))
         }
         Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
@@ -148,7 +151,7 @@ pub(crate) async fn cancel_at(
     timeout: Duration,
 ) -> io::Result<()> {
     let run = async {
-        let stream = open(target).await?;
+        let stream = open(target, None).await?;
         stream.write_all(&request).await?;
         // The server closes the connection once it has the request.
         let mut sink = [0u8; 64];
@@ -307,10 +310,12 @@ impl Connection {
         with_tls: bool,
         declined: &mut bool,
     ) -> Result<Self, Error> {
-        let stream = open(target).await.map_err(|source| Error::Connect {
-            target: target.to_string(),
-            source,
-        })?;
+        let stream = open(target, Some(&attempts.tcp))
+            .await
+            .map_err(|source| Error::Connect {
+                target: target.to_string(),
+                source,
+            })?;
         let mut session = Session::new(attempts.startup.clone());
         let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
         let stream = negotiate_tls(stream, target, tls, &mut session).await?;

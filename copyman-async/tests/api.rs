@@ -160,7 +160,6 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     runtime().block_on(async {
         for (extra, parameter) in [
             ("target_session_attrs=read-write", "target_session_attrs"),
-            ("keepalives_idle=30", "keepalives_idle"),
             ("load_balance_hosts=random", "load_balance_hosts"),
         ] {
             let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))

@@ -8,13 +8,13 @@
 //! accessors say — is this one macro, [`client_glue!`](crate::client_glue), expanded once in each
 //! adapter's `error` module with the client crate's name.
 //!
-//! The expansion refers to the client crate, `copyman_tls` and `thiserror` by name: the adapters
-//! depend on all three.
+//! The expansion refers to the client crate, `copyman_tls`, `socket2` and `thiserror` by name: the
+//! adapters depend on all four.
 
 use std::time::Duration;
 
-/// The default of the clients' `keepalives_idle`: any other value was asked for, and a raw
-/// connection cannot honour it.
+/// The default of the clients' `keepalives_idle`: any other value was asked for. Without one a
+/// raw connection leaves the system's idle time (Linux: 2 hours too), as libpq does.
 pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// What the innermost cause of `error` says: for a connection string the client crate refused,
@@ -313,19 +313,6 @@ macro_rules! client_glue {
             if config.get_ssl_negotiation() != SslNegotiation::Postgres {
                 return unsupported("sslnegotiation", "direct".into());
             }
-            if let Some(timeout) = config.get_tcp_user_timeout() {
-                return unsupported("tcp_user_timeout", timeout.as_millis().to_string());
-            }
-            if config.get_keepalives_idle() != $crate::client::DEFAULT_KEEPALIVES_IDLE {
-                let value = config.get_keepalives_idle().as_secs().to_string();
-                return unsupported("keepalives_idle", value);
-            }
-            if let Some(interval) = config.get_keepalives_interval() {
-                return unsupported("keepalives_interval", interval.as_secs().to_string());
-            }
-            if let Some(retries) = config.get_keepalives_retries() {
-                return unsupported("keepalives_count", retries.to_string());
-            }
             let user = config
                 .get_user()
                 .ok_or(Error::Parameters("no user name given".into()))?;
@@ -354,6 +341,55 @@ macro_rules! client_glue {
             })
         }
 
+        /// The TCP options of a configuration, as libpq sets them on every TCP connection:
+        /// keepalives on (unless `keepalives=0`), their idle time, interval and count where
+        /// given (else the system's), and `tcp_user_timeout` where given. A connection that
+        /// idles through a lock wait or a slow COMMIT so survives a firewall's idle timeout,
+        /// and a server that vanished is noticed.
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct TcpOptions {
+            keepalives: bool,
+            idle: Option<::std::time::Duration>,
+            interval: Option<::std::time::Duration>,
+            retries: Option<u32>,
+            user_timeout: Option<::std::time::Duration>,
+        }
+
+        impl TcpOptions {
+            /// `config`'s.
+            pub(crate) fn of(config: &$krate::Config) -> Self {
+                let idle = config.get_keepalives_idle();
+                Self {
+                    keepalives: config.get_keepalives(),
+                    idle: (idle != $crate::client::DEFAULT_KEEPALIVES_IDLE).then_some(idle),
+                    interval: config.get_keepalives_interval(),
+                    retries: config.get_keepalives_retries(),
+                    user_timeout: config.get_tcp_user_timeout().copied(),
+                }
+            }
+
+            /// Sets them on a connected TCP socket.
+            pub(crate) fn set(&self, socket: ::socket2::SockRef<'_>) -> io::Result<()> {
+                if self.keepalives {
+                    let mut keepalive = ::socket2::TcpKeepalive::new();
+                    if let Some(idle) = self.idle {
+                        keepalive = keepalive.with_time(idle);
+                    }
+                    if let Some(interval) = self.interval {
+                        keepalive = keepalive.with_interval(interval);
+                    }
+                    if let Some(retries) = self.retries {
+                        keepalive = keepalive.with_retries(retries);
+                    }
+                    socket.set_tcp_keepalive(&keepalive)?;
+                }
+                if let Some(timeout) = self.user_timeout {
+                    socket.set_tcp_user_timeout(Some(timeout))?;
+                }
+                Ok(())
+            }
+        }
+
         /// What connecting with a configuration takes: its startup parameters, its TLS, and
         /// core's loop over its hosts ([`Connecting`](connect::Connecting)).
         pub(crate) struct Attempts {
@@ -366,6 +402,8 @@ macro_rules! client_glue {
             tls: Option<::std::sync::Arc<::copyman_tls::rustls::ClientConfig>>,
             /// What to try next.
             pub(crate) connecting: connect::Connecting<Error>,
+            /// What to set on each TCP socket.
+            pub(crate) tcp: TcpOptions,
         }
 
         impl Attempts {
@@ -379,7 +417,18 @@ macro_rules! client_glue {
                 let mut startup = startup_config(config)?;
                 startup.extra.extend_from_slice(extra);
                 let timeout = config.get_connect_timeout().copied();
-                let client_config = tls.client_config()?;
+                // As libpq, no TLS over a Unix socket: a CONN of sockets only needs no
+                // certificate files, whatever its `sslmode` says.
+                let sockets_only = !config.get_hosts().is_empty()
+                    && config.get_hostaddrs().is_empty()
+                    && config
+                        .get_hosts()
+                        .iter()
+                        .all(|h| matches!(h, $krate::config::Host::Unix(_)));
+                let client_config = match sockets_only {
+                    true => None,
+                    false => tls.client_config()?,
+                };
                 let plan = plan(config, tls, client_config.is_some())?;
                 Ok(Self {
                     startup,
@@ -387,6 +436,7 @@ macro_rules! client_glue {
                     mode: tls.mode,
                     tls: client_config,
                     connecting: connect::Connecting::new(plan, timeout),
+                    tcp: TcpOptions::of(config),
                 })
             }
 
@@ -436,12 +486,17 @@ macro_rules! client_glue {
             }
         }
 
-        /// What an attempt's error means for the plan: a server that could not be reached, or
-        /// one that answered and refused.
+        /// What an attempt's error means for the plan: a server that could not be reached (or a
+        /// name that did not resolve), one that cannot take connections now (57P03), or one
+        /// that answered and refused; a list of attempts as its last.
         impl connect::AttemptError for Error {
             fn failure(&self) -> Failure {
                 match self {
-                    Error::Connect { .. } => Failure::Unreachable,
+                    Error::Connect { .. } | Error::Resolve { .. } => Failure::Unreachable,
+                    Error::Attempts(each) => each
+                        .last()
+                        .map_or(Failure::Refused, |a| a.error.failure()),
+                    e if e.code() == Some(Failure::CANNOT_CONNECT_NOW) => Failure::NotNow,
                     _ => Failure::Refused,
                 }
             }

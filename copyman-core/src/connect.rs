@@ -7,7 +7,9 @@
 //! (each resolved when its turn comes, a `hostaddr` used as given), every address of a host, and on
 //! each TCP address the TLS mode's attempts (`prefer`: TLS, then plain). An address that does not
 //! answer moves on to the next one; a server that answered and said no ends the plan, as in libpq
-//! (a wrong password is not retried on the next host). See [`Plan`] for the loop.
+//! (a wrong password is not retried on the next host), unless it said it cannot take connections
+//! now (SQLSTATE 57P03: starting up, shutting down, a standby without hot standby), which moves on
+//! to the next host as libpq 14 and later do. See [`Plan`] for the loop.
 //!
 //! When nothing connects, the error says every attempt that failed, as libpq's does: one failed
 //! attempt is its own error; more are [`AllFailed`], each with where it went.
@@ -444,6 +446,21 @@ pub enum Failure {
     /// no such database. The same address the other way if the TLS mode has one; else the plan
     /// gives up, as libpq does (the next host is not asked).
     Refused,
+    /// The server answered that it cannot take connections now (SQLSTATE 57P03: starting up,
+    /// shutting down, in recovery without hot standby): the next host, as libpq's
+    /// `try_next_host` (14 and later) — the failover a host list is written for.
+    NotNow,
+}
+
+impl Failure {
+    /// The SQLSTATE of a server that cannot take connections now ([`Failure::NotNow`]).
+    pub const CANNOT_CONNECT_NOW: &'static str = "57P03";
+
+    /// Whether a connection whose attempts on one host ended this way goes on to the next
+    /// host: yes unless the server answered and refused.
+    pub fn tries_next_host(self) -> bool {
+        !matches!(self, Self::Refused)
+    }
 }
 
 /// The order of a connection's attempts: libpq's loop over hosts, addresses and TLS modes, with
@@ -639,6 +656,11 @@ impl Plan {
         };
         match failure {
             Failure::Unreachable => self.current = None,
+            // The host's other addresses too: the next host.
+            Failure::NotNow => {
+                self.current = None;
+                self.addresses.clear();
+            }
             Failure::Refused if *next + 1 < attempts && !declined => *next += 1,
             Failure::Refused => {
                 self.current = None;
@@ -755,6 +777,24 @@ mod tests {
         assert!(matches!(plan.step(), Step::Resolve { .. }));
         plan.resolved([]);
         assert_eq!(plan.step(), Step::GiveUp);
+    }
+
+    #[test]
+    fn a_server_that_cannot_take_connections_now_moves_on_to_the_next_host() {
+        let hosts = [Host::Tcp("a".into()), Host::Tcp("b".into())];
+        let mut plan = Plan::new(&hosts, &[1, 2], &[], &[true, false]).unwrap();
+        assert!(matches!(plan.step(), Step::Resolve { port: 1, .. }));
+        plan.resolved([addr("10.0.0.1:1"), addr("10.0.0.2:1")]);
+        assert!(matches!(plan.step(), Step::Attempt { tls: true, .. }));
+        // 57P03 over TLS: neither plain on the same address nor the host's other address.
+        plan.failed(Failure::NotNow);
+        assert!(matches!(plan.step(), Step::Resolve { port: 2, .. }));
+        plan.resolved([addr("10.0.0.3:2")]);
+        assert!(matches!(plan.step(), Step::Attempt { tls: true, .. }));
+        plan.failed(Failure::NotNow);
+        assert_eq!(plan.step(), Step::GiveUp);
+        assert!(Failure::NotNow.tries_next_host() && Failure::Unreachable.tries_next_host());
+        assert!(!Failure::Refused.tries_next_host());
     }
 
     #[test]

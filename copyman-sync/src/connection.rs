@@ -18,7 +18,7 @@ use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
 use crate::PollSocket;
-use crate::error::{Attempts, Error, tls_settings};
+use crate::error::{Attempts, Error, TcpOptions, tls_settings};
 use crate::poll::{self, READABLE, WRITABLE};
 
 /// Bytes read from the socket at a time outside the COPY data path.
@@ -104,8 +104,12 @@ impl Write for Stream {
 }
 
 /// Opens a socket to `target`, within `timeout` for TCP, in blocking mode (made non-blocking
-/// next).
-fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
+/// next), with the configuration's TCP options (keepalives) if given.
+fn open(
+    target: &Target,
+    timeout: Option<Duration>,
+    tcp: Option<&TcpOptions>,
+) -> io::Result<Stream> {
     match target {
         Target::Tcp { addr, .. } => {
             let stream = match timeout {
@@ -114,6 +118,9 @@ fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
             };
             // COPY data goes out in large writes; small protocol messages must not wait.
             stream.set_nodelay(true)?;
+            if let Some(tcp) = tcp {
+                tcp.set((&stream).into())?;
+            }
             Ok(Stream::Tcp(stream))
         }
         Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
@@ -276,7 +283,7 @@ impl Connection {
     ) -> Result<Self, Error> {
         let open_within = deadline.remaining(Instant::now());
         let stream = open_within
-            .and_then(|within| open(target, within))
+            .and_then(|within| open(target, within, Some(&attempts.tcp)))
             .and_then(Stream::into_nonblocking)
             .map_err(|source| Error::Connect {
                 target: target.to_string(),
@@ -416,7 +423,7 @@ impl Connection {
     /// no backend key.
     pub fn cancel(&self) -> Result<(), Error> {
         let (request, timeout) = self.cancel_request()?;
-        let mut stream = open(&self.target, Some(timeout))?.into_nonblocking()?;
+        let mut stream = open(&self.target, Some(timeout), None)?.into_nonblocking()?;
         let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(timeout)));
         write_all(&mut stream, &request, fd, limit)?;
         // The server closes the connection once it has the request.

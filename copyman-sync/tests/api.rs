@@ -156,8 +156,6 @@ fn unhonoured_config_fields_are_errors_naming_them() {
     let db = cluster.create_database();
     for (extra, parameter) in [
         ("target_session_attrs=read-write", "target_session_attrs"),
-        ("keepalives_idle=30", "keepalives_idle"),
-        ("tcp_user_timeout=1000", "tcp_user_timeout"),
         ("load_balance_hosts=random", "load_balance_hosts"),
     ] {
         let err = Connection::connect_str(&format!("{} {extra}", cluster.conninfo(&db)))

@@ -84,7 +84,7 @@ pub use server::{
     a_session_ended_by_its_server_says_why, connect_timeout_expires_then_next_host,
     execute_of_copy_out_is_cancelled, notices_reach_the_caller, server_error_noticed_mid_copy_in,
     stall_timeout_bounds_a_locked_start, stall_timeout_faults_producer,
-    stall_timeout_faults_receiver,
+    stall_timeout_faults_receiver, tcp_keepalives_are_set_as_libpq_sets_them,
 };
 
 use crate::Cluster;
@@ -200,6 +200,7 @@ macro_rules! scenario_tests {
             server_error_noticed_mid_copy_in,
             notices_reach_the_caller,
             connect_timeout_expires_then_next_host,
+            tcp_keepalives_are_set_as_libpq_sets_them,
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,
             receivers_end_their_copies_side_by_side,

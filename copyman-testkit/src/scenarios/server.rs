@@ -478,6 +478,80 @@ pub fn connect_timeout_expires_then_next_host<D: CopyDriver>(driver: &D, cluster
     select_one(&mut copy, Endpoint::Source);
 }
 
+/// As libpq, every TCP connection has keepalives on (unless `keepalives=0`), with the idle time
+/// given (`keepalives_idle`; interval and count likewise): a session that waits idle (a lock, a
+/// slow COMMIT) survives a firewall's idle timeout, and a server that vanished is noticed.
+/// Seen where the kernel shows it: the connection's socket in `/proc/net/tcp`, whose timer 2 is
+/// the keepalive timer, due within the idle time.
+pub fn tcp_keepalives_are_set_as_libpq_sets_them<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source = &clusters.source;
+    let db = source.create_database();
+    // Nothing said: on, after the system's idle time (Linux: 2 hours).
+    let cases = [
+        ("", Some(7200)),
+        ("keepalives_idle=7", Some(7)),
+        ("keepalives=0", None),
+    ];
+    for (extra, keepalive) in cases {
+        let conninfo = format!("{} {extra}", source.conninfo(&db));
+        let mut copy = open(
+            driver,
+            CopyPlan {
+                source: SourceSpec::Statement(StatementSpec::new(conninfo, series(10))),
+                destinations: Vec::new(),
+            },
+        );
+        let port: u16 = copy
+            .sql(Endpoint::Source, "SELECT inet_client_port()")
+            .unwrap_or_else(|e| panic!("[{}] the client's port: {e}", driver.name()))[0][0]
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .expect("a TCP session has a client port");
+        // Idle now: the timer the kernel shows is the keepalive's, or none.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let timer = loop {
+            let timer = tcp_timer(port);
+            if timer.as_ref().is_some_and(|(kind, _)| *kind != 1) || Instant::now() > deadline {
+                break timer;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let (kind, due) = timer.unwrap_or_else(|| panic!("port {port} not in /proc/net/tcp"));
+        match keepalive {
+            Some(secs) => assert!(
+                kind == 2 && due <= secs * 100,
+                "[{}] {extra}: timer {kind}, due in {due} ticks",
+                driver.name()
+            ),
+            None => assert_eq!(kind, 0, "[{}] {extra}: a timer is set", driver.name()),
+        }
+        select_one(&mut copy, Endpoint::Source);
+    }
+}
+
+/// The timer of the TCP socket whose local port is `port` (`/proc/net/tcp`, `/proc/net/tcp6`):
+/// its kind (0 none, 1 retransmit, 2 keepalive …) and when it is due, in clock ticks.
+fn tcp_timer(port: u16) -> Option<(u32, u64)> {
+    let local = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // sl local_address rem_address st tx_queue:rx_queue tr:tm->when …; 01 is ESTABLISHED.
+                if !fields.get(1)?.ends_with(&local) || *fields.get(3)? != "01" {
+                    return None;
+                }
+                let (kind, due) = fields.get(5)?.split_once(':')?;
+                Some((
+                    u32::from_str_radix(kind, 16).ok()?,
+                    u64::from_str_radix(due, 16).ok()?,
+                ))
+            })
+        })
+}
+
 /// With a stall timeout, a COPY that cannot start because another session holds a lock on its
 /// table (the statement waits for the lock, no CopyIn/CopyOutResponse comes) stalls as a COPY
 /// that stops midway does: a destination's, then the source's, fail the start with core's
