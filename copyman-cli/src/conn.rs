@@ -19,6 +19,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub(crate) use copyman_job::job::error_chain;
@@ -100,6 +101,9 @@ impl std::error::Error for ConnError {}
 #[derive(Clone, Default)]
 pub(crate) struct Env {
     vars: HashMap<String, String>,
+    /// libpq's variables (`PG…`) whose values are not UTF-8: copyman cannot read them, and
+    /// refuses to connect as if they were not set.
+    unreadable: Vec<String>,
     /// The operating system's name for the user running copyman: the default user name.
     os_user: Option<String>,
 }
@@ -116,18 +120,33 @@ impl fmt::Debug for Env {
 impl Env {
     /// The current process's environment.
     pub(crate) fn from_process() -> Self {
+        let mut unreadable = Vec::new();
         let vars = std::env::vars_os()
             .filter_map(|(k, v): (OsString, OsString)| {
-                Some((k.into_string().ok()?, v.into_string().ok()?))
+                let k = k.into_string().ok()?;
+                match v.into_string() {
+                    Ok(v) => Some((k, v)),
+                    Err(_) => {
+                        if k.starts_with("PG") {
+                            unreadable.push(k);
+                        }
+                        None
+                    }
+                }
             })
             .collect::<HashMap<String, String>>();
+        unreadable.sort();
         // libpq asks the system for the effective user's name, not `$USER`; `$USER` and
         // `$LOGNAME` serve only where the password database does not say.
         let os_user = os_user_name()
             .or_else(|| vars.get("USER").cloned())
             .or_else(|| vars.get("LOGNAME").cloned())
             .filter(|name| !name.is_empty());
-        Self { vars, os_user }
+        Self {
+            vars,
+            unreadable,
+            os_user,
+        }
     }
 
     /// An environment holding exactly `vars`; `USER`, if among them, stands for the operating
@@ -141,6 +160,7 @@ impl Env {
         Self {
             os_user: vars.get("USER").cloned(),
             vars,
+            unreadable: Vec::new(),
         }
     }
 
@@ -213,8 +233,17 @@ pub(crate) const SOURCE_DATESTYLE: &str = "SET LOCAL DateStyle = 'ISO'";
 /// A server CONN resolved into connection parameters.
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
-    /// The parameters, defaults applied, ready for `copyman_sync::Connection::connect_tls`.
+    /// The parameters, defaults applied, every host of the CONN: how it is named. Sessions
+    /// connect through [`ServerSpec::connect`] (each host with its own password, every session
+    /// to the host the first one reached), and monitors with [`ServerSpec::session_config`].
     pub(crate) config: postgres::Config,
+    /// Each host of the CONN on its own, with the password the password file has for it.
+    hosts: Vec<postgres::Config>,
+    /// The host (index into `hosts`) the first session reached: every later session of the run
+    /// (a job's workers, a reconnection, a monitor), goes there and nowhere else. With a host
+    /// list, another host that answers later is another server: a job's tables would be
+    /// committed there and recorded as done on the first.
+    pinned: Arc<OnceLock<usize>>,
     /// The TLS parameters, defaults applied.
     pub(crate) tls: TlsSettings,
     /// Startup parameters the configuration cannot carry (`client_encoding`, and the settings
@@ -309,27 +338,24 @@ const ENVIRONMENT_SETTINGS: &[(&str, &str)] = &[
     ("PGGEQO", "geqo"),
 ];
 
-/// The parameters handed to the `postgres` crate's parser as they are (it checks their values).
-const CRATE_PARAMETERS: &[&str] = &[
-    "user",
-    "password",
-    "dbname",
-    "options",
-    "channel_binding",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "tcp_user_timeout",
+/// The parameters handed to the `postgres` crate's parser (it checks their values), each under
+/// the crate's name for it (libpq's `keepalives_count` is its `keepalives_retries`).
+const CRATE_PARAMETERS: &[(&str, &str)] = &[
+    ("user", "user"),
+    ("password", "password"),
+    ("dbname", "dbname"),
+    ("options", "options"),
+    ("channel_binding", "channel_binding"),
+    ("keepalives", "keepalives"),
+    ("keepalives_idle", "keepalives_idle"),
+    ("keepalives_interval", "keepalives_interval"),
+    ("keepalives_count", "keepalives_retries"),
+    ("tcp_user_timeout", "tcp_user_timeout"),
 ];
-
-/// Parameters of [`CRATE_PARAMETERS`] whose values the crate checks but which copyman's raw
-/// sessions do not use (TCP keepalives): they are not passed on.
-const KEEPALIVE_PARAMETERS: &[&str] =
-    &["keepalives_idle", "keepalives_interval", "tcp_user_timeout"];
 
 /// Why copyman cannot honour `key=value`, if it cannot: the raw session would silently do
 /// something else than libpq would. `None` for everything copyman honours or that changes
-/// nothing for it (`keepalives*`, `sslnegotiation=postgres`, `target_session_attrs=any`, …).
+/// nothing for it (`sslnegotiation=postgres`, `target_session_attrs=any`, …).
 fn unsupported(key: &str, value: &str) -> Option<&'static str> {
     let set = !value.is_empty();
     let reason = match key {
@@ -437,6 +463,40 @@ fn known(key: &str) -> Option<&'static str> {
     PARAMETERS.iter().map(|(k, _)| *k).find(|k| *k == key)
 }
 
+/// One host of a CONN ([`resolve`]).
+struct HostEntry {
+    /// Its name: where to connect unless `addr` is given, what TLS verifies.
+    name: String,
+    /// Its `hostaddr`, if given.
+    addr: Option<String>,
+    /// The name it is looked up by in the password file.
+    passfile_host: String,
+}
+
+impl HostEntry {
+    /// A host by its name alone.
+    fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            addr: None,
+            passfile_host: name.to_owned(),
+        }
+    }
+}
+
+/// `key='value' `, quoted for the `postgres` crate's parser.
+fn conninfo_pair(key: &str, value: &str) -> String {
+    let mut pair = format!("{key}='");
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            pair.push('\\');
+        }
+        pair.push(c);
+    }
+    pair.push_str("' ");
+    pair
+}
+
 /// Resolves a server CONN as libpq does (`conninfo_add_defaults`): the CONN's own parameters,
 /// then those of its service (`service=` or `PGSERVICE`) it leaves out, then the environment's,
 /// then libpq's defaults; the password last, from the password file.
@@ -446,6 +506,11 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             "{}: not a valid connection URL: it must start with \"postgresql://\" or \
              \"postgres://\"",
             redact(text)
+        )));
+    }
+    if let Some(var) = env.unreadable.first() {
+        return Err(ConnError::Invalid(format!(
+            "the environment variable {var} is not valid UTF-8: copyman cannot read it"
         )));
     }
     let invalid =
@@ -478,7 +543,8 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     if let Some(service) = params
         .get("service")
         .map(str::to_owned)
-        .or_else(|| env.get("PGSERVICE").map(str::to_owned))
+        // Set but empty too: libpq looks for a service of that name (and finds none).
+        .or_else(|| env.get_set("PGSERVICE").map(str::to_owned))
     {
         let servicefile = params.get("servicefile").map(PathBuf::from);
         let (file, entries) = find_service(&service, servicefile, env)?;
@@ -546,18 +612,26 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             .map(|v| v.split(',').map(str::to_owned).collect())
     };
     let hostaddrs = list("hostaddr");
-    let hosts: Vec<String> = match (list("host"), &hostaddrs) {
-        (None, None) => vec![DEFAULT_SOCKET_DIR.to_owned(), "localhost".to_owned()],
-        (None, Some(addrs)) => addrs.clone(),
-        (Some(hosts), None) => hosts
-            .into_iter()
-            .map(|h| {
-                if h.is_empty() {
-                    DEFAULT_SOCKET_DIR.to_owned()
-                } else {
-                    h
-                }
+    // Each host: its name (what TLS verifies), its address if `hostaddr` gives one, and the
+    // name it has in the password file. Without a host, libpq's is the socket directory only
+    // (not `localhost` after it: a port forwarded there may be another server), and so is
+    // the password file's name of a host given by `hostaddr` alone: `localhost`.
+    let hosts: Vec<HostEntry> = match (list("host"), &hostaddrs) {
+        (None, None) => vec![HostEntry::named(DEFAULT_SOCKET_DIR)],
+        (None, Some(addrs)) => addrs
+            .iter()
+            .map(|a| match a.as_str() {
+                "" => HostEntry::named(DEFAULT_SOCKET_DIR),
+                a => HostEntry {
+                    name: a.to_owned(),
+                    addr: Some(a.to_owned()),
+                    passfile_host: "localhost".to_owned(),
+                },
             })
+            .collect(),
+        (Some(hosts), None) => hosts
+            .iter()
+            .map(|h| HostEntry::named(if h.is_empty() { DEFAULT_SOCKET_DIR } else { h }))
             .collect(),
         (Some(hosts), Some(addrs)) => {
             if hosts.len() != addrs.len() {
@@ -568,15 +642,27 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                 )));
             }
             hosts
-                .into_iter()
+                .iter()
                 .zip(addrs)
-                .map(|(h, a)| if h.is_empty() { a.clone() } else { h })
+                .map(|(h, a)| match (h.as_str(), a.as_str()) {
+                    ("", "") => HostEntry::named(DEFAULT_SOCKET_DIR),
+                    (h, "") => HostEntry::named(h),
+                    ("", a) => HostEntry {
+                        name: a.to_owned(),
+                        addr: Some(a.to_owned()),
+                        passfile_host: "localhost".to_owned(),
+                    },
+                    (h, a) => HostEntry {
+                        addr: Some(a.to_owned()),
+                        ..HostEntry::named(h)
+                    },
+                })
                 .collect()
         }
     };
     let ports: Vec<String> = list("port").unwrap_or_default();
     for port in &ports {
-        if !port.is_empty() && port.trim().parse::<u16>().is_err() {
+        if !port.is_empty() && !port.trim().parse::<u16>().is_ok_and(|p| p != 0) {
             let from = &params.values["port"].1;
             return Err(ConnError::Invalid(format!(
                 "invalid port number \"{port}\" (from {from})"
@@ -591,7 +677,8 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         )));
     }
 
-    let user = match params.get("user") {
+    // An empty user or database is none given, as libpq takes them.
+    let user = match params.get("user").filter(|u| !u.is_empty()) {
         Some(user) => user.to_owned(),
         None => env.os_user.clone().ok_or_else(|| {
             ConnError::Invalid(format!(
@@ -600,7 +687,11 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             ))
         })?,
     };
-    let dbname = params.get("dbname").unwrap_or(&user).to_owned();
+    let dbname = params
+        .get("dbname")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user)
+        .to_owned();
     let application_name = params
         .get("application_name")
         .or_else(|| params.get("fallback_application_name"));
@@ -620,68 +711,63 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
 
     // The `postgres` crate checks the values of what it knows; the rest is set here.
     let mut conninfo = String::new();
-    let mut add = |key: &str, value: &str| {
-        conninfo.push_str(key);
-        conninfo.push_str("='");
-        for c in value.chars() {
-            if c == '\'' || c == '\\' {
-                conninfo.push('\\');
-            }
-            conninfo.push(c);
-        }
-        conninfo.push_str("' ");
-    };
-    // TCP keepalive settings change nothing for copyman's raw sessions (which copyman-sync
-    // refuses to take silently): their values are checked by the crate, then left out.
-    let mut checked_only = String::new();
-    for key in CRATE_PARAMETERS {
+    for (key, crate_key) in CRATE_PARAMETERS {
         match params.get(key) {
             // As libpq: an empty password is none, and the password file is asked.
             Some("") if *key == "password" => {}
-            Some(value) if KEEPALIVE_PARAMETERS.contains(key) => {
-                let escaped: String = value
-                    .chars()
-                    .flat_map(|c| {
-                        let escape = (c == '\'' || c == '\\').then_some('\\');
-                        escape.into_iter().chain(std::iter::once(c))
-                    })
-                    .collect();
-                checked_only.push_str(&format!("{key}='{escaped}' "));
-            }
-            Some(value) => add(key, value),
+            Some(value) => conninfo.push_str(&conninfo_pair(crate_key, value)),
             None => {}
         }
     }
-    checked_only
-        .parse::<postgres::Config>()
-        .map_err(|e: postgres::Error| {
+    conninfo.push_str(&conninfo_pair("user", &user));
+    conninfo.push_str(&conninfo_pair("dbname", &dbname));
+    if let Some(name) = application_name {
+        conninfo.push_str(&conninfo_pair("application_name", name));
+    }
+    let port_of = |i: usize| match ports.as_slice() {
+        [] => None,
+        [one] => Some(one.trim()),
+        many => Some(many[i].trim()),
+    };
+    let parse = |text: String| -> Result<postgres::Config, ConnError> {
+        let mut config: postgres::Config = text.parse().map_err(|e: postgres::Error| {
+            // The crate's message names the option, never its value; its outermost layer is
+            // the "invalid connection string" said here already.
             let inner = std::error::Error::source(&e).map_or_else(|| e.to_string(), error_chain);
             invalid(inner)
         })?;
-    add("host", &hosts.join(","));
-    if let Some(addrs) = &hostaddrs {
-        add("hostaddr", &addrs.join(","));
+        if let Some(timeout) = connect_timeout {
+            config.connect_timeout(timeout);
+        }
+        Ok(config)
+    };
+    // Every host on its own: each is connected to with the password the password file has for
+    // it, as libpq does (never one host's password to another).
+    let mut host_configs = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let mut text = conninfo.clone();
+        text.push_str(&conninfo_pair("host", &host.name));
+        if let Some(addr) = &host.addr {
+            text.push_str(&conninfo_pair("hostaddr", addr));
+        }
+        if let Some(port) = port_of(i) {
+            text.push_str(&conninfo_pair("port", port));
+        }
+        host_configs.push(parse(text)?);
+    }
+    // All of them: how the CONN is named, and what it says to whoever reads it whole.
+    let mut all = conninfo.clone();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    all.push_str(&conninfo_pair("host", &names.join(",")));
+    if hosts.iter().all(|h| h.addr.is_some()) {
+        let addrs: Vec<&str> = hosts.iter().filter_map(|h| h.addr.as_deref()).collect();
+        all.push_str(&conninfo_pair("hostaddr", &addrs.join(",")));
     }
     if !ports.is_empty() {
-        add(
-            "port",
-            &ports.iter().map(|p| p.trim()).collect::<Vec<_>>().join(","),
-        );
+        let ports: Vec<&str> = ports.iter().map(|p| p.trim()).collect();
+        all.push_str(&conninfo_pair("port", &ports.join(",")));
     }
-    add("user", &user);
-    add("dbname", &dbname);
-    if let Some(name) = application_name {
-        add("application_name", name);
-    }
-    let mut config: postgres::Config = conninfo.parse().map_err(|e: postgres::Error| {
-        // The crate's message names the option, never its value; its outermost layer is the
-        // "invalid connection string" said here already.
-        let inner = std::error::Error::source(&e).map_or_else(|| e.to_string(), error_chain);
-        invalid(inner)
-    })?;
-    if let Some(timeout) = connect_timeout {
-        config.connect_timeout(timeout);
-    }
+    let config = parse(all)?;
 
     let mut startup = Vec::new();
     if let Some(encoding) = params.get("client_encoding") {
@@ -713,15 +799,22 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .get("password")
         .is_some_and(|(value, source)| *source == Source::Conn && !value.is_empty());
     if config.get_password().is_none() {
+        // `passfile=''` is no file given: the default one, as in libpq.
         let passfile = params
             .get("passfile")
+            .filter(|f| !f.is_empty())
             .map(PathBuf::from)
             .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".pgpass")));
         if let Some(file) = passfile {
             match read_passfile(&file) {
                 Ok(Some(content)) => {
-                    if let Some(password) = passfile_password(&content, &config, &dbname, &user) {
-                        config.password(password);
+                    for (i, (host, config)) in hosts.iter().zip(&mut host_configs).enumerate() {
+                        let port = port_of(i).map_or(DEFAULT_PORT.to_string(), str::to_owned);
+                        let host = passfile_host(&host.passfile_host);
+                        if let Some(password) = pgpass_lookup(&content, host, &port, &dbname, &user)
+                        {
+                            config.password(password);
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -735,6 +828,8 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     let display = resolved_name(&config);
     let mut spec = ServerSpec {
         config,
+        hosts: host_configs,
+        pinned: Arc::new(OnceLock::new()),
         tls,
         startup,
         datestyle,
@@ -760,19 +855,13 @@ impl ServerSpec {
     /// outside a transaction (`idle_session_timeout`, which an older server does not know, so
     /// it cannot go in the startup message): a destination that prepared its transaction first
     /// (`--atomic`) waits so for the others, and its COMMIT PREPARED then failed.
+    ///
+    /// The hosts of a CONN are tried in order, each with the password the password file has
+    /// for it, going on to the next one where the last could not be reached or could not take
+    /// connections now (core's `Failure::tries_next_host`); the first host a session reaches
+    /// is the only one every later session of the run connects to ([`ServerSpec::pinned`]).
     pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        let connect = || {
-            let mut conn =
-                copyman_sync::Connection::connect_with(&self.config, &self.tls, &self.startup)?;
-            if conn
-                .session()
-                .server_version_num()
-                .is_some_and(|v| v >= 140_000)
-            {
-                conn.execute("SET idle_session_timeout = 0")?;
-            }
-            Ok(conn)
-        };
+        let connect = || self.connect_hosts();
         if self.config.get_connect_timeout().is_some() {
             return connect();
         }
@@ -792,6 +881,76 @@ impl ServerSpec {
             drop(done);
             conn
         })
+    }
+
+    /// Connects to the pinned host, or to the first of the hosts that answers (and pins it).
+    fn connect_hosts(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
+        use copyman_core::connect::{AttemptError, Attempted};
+        let pinned = self.pinned.get().copied();
+        let mut failed = Vec::new();
+        for (i, config) in self.hosts.iter().enumerate() {
+            if pinned.is_some_and(|p| p != i) {
+                continue;
+            }
+            match self.connect_to(config) {
+                Ok(conn) if *self.pinned.get_or_init(|| i) == i => {
+                    if self.hosts.len() > 1 && pinned.is_none() {
+                        crate::report::log(format_args!(
+                            "{}: connected to {} (every session of this CONN goes there)",
+                            self.display,
+                            resolved_name(config)
+                        ));
+                    }
+                    return Ok(conn);
+                }
+                // Another session of this CONN reached another host meanwhile: that one.
+                Ok(_) => return self.connect_hosts(),
+                Err(e) => {
+                    let next = e.failure().tries_next_host();
+                    failed.push((i, e));
+                    if !next {
+                        break;
+                    }
+                }
+            }
+        }
+        if failed.len() == 1 {
+            return Err(failed.remove(0).1);
+        }
+        let mut each = Vec::new();
+        for (i, error) in failed {
+            match error {
+                copyman_sync::Error::Attempts(attempts) => each.extend(attempts),
+                error => each.push(Attempted {
+                    target: host_target(&self.hosts[i]),
+                    error,
+                }),
+            }
+        }
+        Err(copyman_sync::Error::Attempts(each))
+    }
+
+    /// One host's connection.
+    fn connect_to(
+        &self,
+        config: &postgres::Config,
+    ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
+        let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &self.startup)?;
+        if conn
+            .session()
+            .server_version_num()
+            .is_some_and(|v| v >= 140_000)
+        {
+            conn.execute("SET idle_session_timeout = 0")?;
+        }
+        Ok(conn)
+    }
+
+    /// The parameters a monitoring session uses: those of the host the run's sessions went to
+    /// (the CONN's first host before any did).
+    pub(crate) fn session_config(&self) -> &postgres::Config {
+        let pinned = self.pinned.get().copied().unwrap_or(0);
+        self.hosts.get(pinned).unwrap_or(&self.config)
     }
 
     /// Reads with row-level security off, as pg_dump does: a table whose policies would hide
@@ -840,6 +999,9 @@ impl ServerSpec {
     pub(crate) fn use_prompted_password(&mut self, password: &str) {
         if !self.password_from_conn {
             self.config.password(password);
+            for config in &mut self.hosts {
+                config.password(password);
+            }
             self.check_display();
         }
     }
@@ -868,9 +1030,13 @@ impl ServerSpec {
     /// (written some way redaction did not foresee) is replaced by one built from the
     /// parameters.
     fn check_display(&mut self) {
-        if let Some(pw) = self.config.get_password()
-            && !pw.is_empty()
-            && self.display.as_bytes().windows(pw.len()).any(|w| w == pw)
+        let shown = |pw: &[u8]| {
+            !pw.is_empty() && self.display.as_bytes().windows(pw.len()).any(|w| w == pw)
+        };
+        if std::iter::once(&self.config)
+            .chain(&self.hosts)
+            .filter_map(postgres::Config::get_password)
+            .any(shown)
         {
             self.display = resolved_name(&self.config);
         }
@@ -914,12 +1080,21 @@ fn find_service(
     servicefile: Option<PathBuf>,
     env: &Env,
 ) -> Result<(PathBuf, ServiceEntries), ConnError> {
-    let user_file = servicefile
-        .or_else(|| env.get("PGSERVICEFILE").map(PathBuf::from))
-        .or_else(|| {
-            env.get("HOME")
-                .map(|h| Path::new(h).join(".pg_service.conf"))
-        });
+    // A file named (`servicefile`, `PGSERVICEFILE`) must be there, as in libpq: another file's
+    // service of the same name would be another server.
+    let named = servicefile.or_else(|| env.get("PGSERVICEFILE").map(PathBuf::from));
+    if let Some(file) = &named
+        && fs::metadata(file).is_err()
+    {
+        return Err(ConnError::Invalid(format!(
+            "service file \"{}\" not found",
+            file.display()
+        )));
+    }
+    let user_file = named.or_else(|| {
+        env.get("HOME")
+            .map(|h| Path::new(h).join(".pg_service.conf"))
+    });
     let system_file =
         Path::new(env.get("PGSYSCONFDIR").unwrap_or(DEFAULT_SYSCONFDIR)).join("pg_service.conf");
     for file in user_file.into_iter().chain([system_file]) {
@@ -1026,6 +1201,18 @@ fn resolved_name(config: &postgres::Config) -> String {
         hosts.join(","),
         config.get_dbname().unwrap_or_default()
     )
+}
+
+/// Where a host of a CONN is (`host:port`, a socket directory's socket), for a list of failed
+/// attempts whose error does not say it.
+fn host_target(config: &postgres::Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(DEFAULT_PORT);
+    match (config.get_hostaddrs().first(), config.get_hosts().first()) {
+        (Some(addr), _) => std::net::SocketAddr::new(*addr, port).to_string(),
+        (None, Some(Host::Unix(dir))) => dir.join(format!(".s.PGSQL.{port}")).display().to_string(),
+        (None, Some(Host::Tcp(name))) => format!("{name}:{port}"),
+        (None, None) => String::new(),
+    }
 }
 
 /// A CONN as it may be shown: the password replaced by `***`
@@ -1230,28 +1417,14 @@ fn read_passfile(path: &Path) -> Result<Option<String>, String> {
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// The password-file password for `config`'s first host that has an entry.
-fn passfile_password(
-    content: &str,
-    config: &postgres::Config,
-    dbname: &str,
-    user: &str,
-) -> Option<String> {
-    let ports = config.get_ports();
-    config.get_hosts().iter().enumerate().find_map(|(i, host)| {
-        let host = match host {
-            Host::Tcp(name) => name.clone(),
-            // libpq matches the default socket directory as `localhost`.
-            Host::Unix(dir) if dir == Path::new(DEFAULT_SOCKET_DIR) => "localhost".to_owned(),
-            Host::Unix(dir) => dir.display().to_string(),
-        };
-        let port = match ports {
-            [] => DEFAULT_PORT,
-            [one] => *one,
-            many => *many.get(i)?,
-        };
-        pgpass_lookup(content, &host, &port.to_string(), dbname, user)
-    })
+/// The name a host has in the password file: its own, but `localhost` for the default socket
+/// directory (as libpq matches it).
+fn passfile_host(host: &str) -> &str {
+    if host == DEFAULT_SOCKET_DIR {
+        "localhost"
+    } else {
+        host
+    }
 }
 
 /// Looks up a password in password-file text: the first line
@@ -1551,12 +1724,10 @@ mod tests {
         assert!(!spec.display.contains("pw"));
 
         let spec = resolve("user=bob", &env(&[("USER", "os"), ("PGDATABASE", "app")])).unwrap();
+        // libpq's default host is the socket directory alone (not `localhost` after it).
         assert_eq!(
             spec.config.get_hosts(),
-            &[
-                Host::Unix(DEFAULT_SOCKET_DIR.into()),
-                Host::Tcp("localhost".into())
-            ]
+            &[Host::Unix(DEFAULT_SOCKET_DIR.into())]
         );
         assert_eq!(spec.config.get_user(), Some("bob"));
         assert_eq!(spec.config.get_dbname(), Some("app"));
@@ -1716,15 +1887,15 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         };
         // The default socket directory matches as `localhost`.
         let spec = resolve("dbname=app user=alice", &vars(&[])).unwrap();
-        assert_eq!(spec.config.get_password(), Some(&b"sockpw"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"sockpw"[..]));
         let spec = resolve("host=h2 port=5433 dbname=x user=alice", &vars(&[])).unwrap();
-        assert_eq!(spec.config.get_password(), Some(&b"tcppw"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"tcppw"[..]));
         // PGPASSWORD comes first.
         let spec = resolve("dbname=app user=alice", &vars(&[("PGPASSWORD", "env")])).unwrap();
-        assert_eq!(spec.config.get_password(), Some(&b"env"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"env"[..]));
         // An empty password is none.
         let spec = resolve("dbname=app user=alice password=''", &vars(&[])).unwrap();
-        assert_eq!(spec.config.get_password(), Some(&b"sockpw"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"sockpw"[..]));
         // HOME/.pgpass when PGPASSFILE is unset.
         let dir = path
             .parent()
@@ -1735,13 +1906,13 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         fs::set_permissions(dir.join(".pgpass"), fs::Permissions::from_mode(0o600)).unwrap();
         let home = Env::from_pairs(&[("HOME", dir.to_str().unwrap())]);
         let spec = resolve("dbname=app user=alice", &home).unwrap();
-        assert_eq!(spec.config.get_password(), Some(&b"sockpw"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"sockpw"[..]));
         fs::remove_dir_all(&dir).unwrap();
 
         let (open, _guard2) = passfile(0o644, "*:*:*:*:leaky\n");
         let env = Env::from_pairs(&[("PGPASSFILE", open.to_str().unwrap())]);
         let spec = resolve("host=h user=u", &env).unwrap();
-        assert_eq!(spec.config.get_password(), None);
+        assert_eq!(spec.hosts[0].get_password(), None);
         assert_eq!(spec.warnings.len(), 1);
         assert!(
             spec.warnings[0].contains("group or world access"),
@@ -1803,12 +1974,10 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         assert_eq!(spec.config.get_ports(), &[6000]);
         // No host at all: libpq's defaults.
         let spec = resolve("postgresql://:5433/app?user=u", &env(&[])).unwrap();
+        // libpq's default host is the socket directory alone (not `localhost` after it).
         assert_eq!(
             spec.config.get_hosts(),
-            &[
-                Host::Unix(DEFAULT_SOCKET_DIR.into()),
-                Host::Tcp("localhost".into())
-            ]
+            &[Host::Unix(DEFAULT_SOCKET_DIR.into())]
         );
         let spec = resolve("postgresql://u@[::1]:7000,db2/app?ssl=true", &env(&[])).unwrap();
         assert_eq!(
@@ -2006,6 +2175,93 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
     }
 
     #[test]
+    fn each_host_of_a_list_has_its_own_password_file_entry() {
+        let (path, _guard) = passfile(
+            0o600,
+            "127.0.0.1:5001:*:app:first\n127.0.0.1:5002:*:app:second\nlocalhost:5003:*:app:local\n",
+        );
+        let vars = env(&[("PGPASSFILE", path.to_str().unwrap())]);
+        let spec = resolve(
+            "host=127.0.0.1,127.0.0.1,127.0.0.1 port=5001,5002,5009 user=app",
+            &vars,
+        )
+        .unwrap();
+        let passwords: Vec<Option<&[u8]>> = spec
+            .hosts
+            .iter()
+            .map(postgres::Config::get_password)
+            .collect();
+        assert_eq!(
+            passwords,
+            [Some(&b"first"[..]), Some(&b"second"[..]), None],
+            "never one host's password to another"
+        );
+        // The whole CONN carries none of them: it is not connected to.
+        assert_eq!(spec.config.get_password(), None);
+        // A host given by `hostaddr` alone is `localhost` in the password file, as in libpq.
+        let spec = resolve("hostaddr=127.0.0.1 port=5003 user=app", &vars).unwrap();
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"local"[..]));
+        // An empty `passfile` is none given: `~/.pgpass` (not PGPASSFILE: the CONN set it), as
+        // in libpq.
+        let home = path.with_extension("home");
+        fs::create_dir_all(&home).unwrap();
+        fs::write(home.join(".pgpass"), "*:*:*:app:at-home\n").unwrap();
+        fs::set_permissions(home.join(".pgpass"), fs::Permissions::from_mode(0o600)).unwrap();
+        let at_home = env(&[
+            ("PGPASSFILE", path.to_str().unwrap()),
+            ("HOME", home.to_str().unwrap()),
+        ]);
+        let spec = resolve("host=127.0.0.1 port=5001 user=app passfile=''", &at_home).unwrap();
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"at-home"[..]));
+        fs::remove_dir_all(&home).unwrap();
+        // An empty `hostaddr` entry means the host's name, as in libpq.
+        let spec = resolve("host=a,b hostaddr=127.0.0.1, user=app", &vars).unwrap();
+        assert_eq!(spec.hosts[0].get_hostaddrs().len(), 1);
+        assert!(spec.hosts[1].get_hostaddrs().is_empty());
+        assert_eq!(spec.hosts[1].get_hosts(), &[Host::Tcp("b".into())]);
+        // Port 0 is no port, said before connecting.
+        let err = resolve("host=h port=0 user=app", &vars)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid port number \"0\""), "{err}");
+        // An empty user or database is the default one.
+        let spec = resolve("host=h user='' dbname=''", &env(&[("USER", "os")])).unwrap();
+        assert_eq!(
+            (spec.config.get_user(), spec.config.get_dbname()),
+            (Some("os"), Some("os"))
+        );
+    }
+
+    #[test]
+    fn a_service_file_named_must_exist() {
+        let (file, _guard) = temp_file("services", "[prod]\nhost=h\n");
+        let missing = file.with_extension("missing");
+        let err = resolve(
+            "service=prod",
+            &env(&[("PGSERVICEFILE", missing.to_str().unwrap()), ("USER", "u")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("not found") && err.contains(".missing"),
+            "{err}"
+        );
+        let conn = format!("service=prod servicefile={}", missing.display());
+        assert!(resolve(&conn, &env(&[("USER", "u")])).is_err());
+        // PGSERVICE set but empty names a service (none has that name), as in libpq.
+        let err = resolve(
+            "host=h",
+            &env(&[("PGSERVICE", ""), ("PGSERVICEFILE", file.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("definition of service \"\" not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn hostaddr_connects_and_host_names() {
         let (path, _guard) = passfile(0o600, "db.example:5432:*:u:byname\n*:*:*:*:other\n");
         let vars = env(&[("PGPASSFILE", path.to_str().unwrap())]);
@@ -2016,7 +2272,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             &["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
         );
         // The password file is matched by the host name, as libpq matches it.
-        assert_eq!(spec.config.get_password(), Some(&b"byname"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"byname"[..]));
         let err = resolve("host=a,b hostaddr=127.0.0.1 user=u", &vars).unwrap_err();
         assert!(
             err.to_string()
@@ -2029,7 +2285,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             &vars,
         )
         .unwrap();
-        assert_eq!(spec.config.get_password(), Some(&b"mine"[..]));
+        assert_eq!(spec.hosts[0].get_password(), Some(&b"mine"[..]));
     }
 
     #[test]
@@ -2181,7 +2437,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         (
             "PGSYSCONFDIR",
             "(a directory with pg_service.conf)",
-            &[("PGSERVICE", "svc"), ("PGSERVICEFILE", "/nonexistent")],
+            &[("PGSERVICE", "svc"), ("HOME", "/nonexistent")],
             Use::Honoured,
         ),
         ("PGCHANNELBINDING", "require", &[], Use::Honoured),
@@ -2246,8 +2502,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 Ok(mut spec) => {
                     spec.read_as_the_server();
                     format!(
-                        "{:?} {:?} {:?} {:?}",
-                        spec.config, spec.tls, spec.startup, spec.warnings
+                        "{:?} {:?} {:?} {:?} {:?}",
+                        spec.config, spec.hosts, spec.tls, spec.startup, spec.warnings
                     )
                 }
                 Err(e) => format!("error: {e}"),

@@ -96,7 +96,7 @@ impl Target {
         let Some(request) = &self.cancel_request else {
             return false;
         };
-        let config = &self.spec.config;
+        let config = self.spec.session_config();
         let ports = config.get_ports();
         let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
         let send = |stream: &mut dyn ReadWrite| -> std::io::Result<()> {
@@ -221,7 +221,7 @@ impl Monitor {
 
     fn conn(&mut self) -> Option<&mut Connection> {
         if self.conn.is_none() && !self.unreachable {
-            let mut config = self.spec.config.clone();
+            let mut config = self.spec.session_config().clone();
             config
                 .connect_timeout(MONITOR_TIMEOUT)
                 .application_name("copyman monitor");

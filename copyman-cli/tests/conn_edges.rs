@@ -651,3 +651,250 @@ fn a_second_signal_during_the_commits_exits_partial_in_a_job_too() {
         .collect();
     assert!(statuses.contains(&"in doubt"), "{report}");
 }
+
+// Host lists, default hosts and the password file, as libpq (session 14's tester).
+
+/// A job whose destination CONN lists two hosts sends every session to the host its first
+/// session reached: that host stopping midway fails the job's tables there, and none of them
+/// goes to the other host — another server, where a table was committed and recorded as done
+/// on the first (a resume then skipped it there, exit 0, rows missing).
+#[test]
+fn a_host_list_keeps_every_session_of_a_job_on_the_host_the_first_reached() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int8); CREATE TABLE b (id int8);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 1000); INSERT INTO b SELECT generate_series(1, 1000);"
+        ),
+    );
+    // Its own first host: it is stopped midway.
+    let first = Cluster::start();
+    let db = database(&first, tables);
+    // The same database on the second host, another server.
+    let other = &c.dest[0];
+    other
+        .connect("postgres")
+        .batch_execute(&format!("CREATE DATABASE \"{db}\""))
+        .unwrap();
+    other.connect(&db).batch_execute(tables).unwrap();
+    // Both tables wait for a lock on the first host.
+    let mut holder = first.connect(&db);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE a, b IN SHARE MODE")
+        .unwrap();
+    let state = TempPath::new("host-list-state");
+    let to = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname={db}",
+        first.port(),
+        other.port()
+    );
+    let child = copyman()
+        .args([
+            "table",
+            "a",
+            "b",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &to,
+        ])
+        .args(["--jobs", "1", "--keep-going", "--state", state.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&first, &db, "COPY %FROM STDIN%");
+    drop(holder);
+    first.stop_immediate();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the first host stopped: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        (count(other, &db, "a"), count(other, &db, "b")),
+        (0, 0),
+        "nothing went to the other host\n{}",
+        text(&out.stderr)
+    );
+    let recorded = fs::read_to_string(&state.0).unwrap_or_default();
+    assert!(!recorded.contains("done"), "{recorded}");
+}
+
+/// A server that answers every connection as one that cannot take connections now (57P03: a
+/// server starting up or shutting down, a standby without hot standby): its port.
+fn not_now_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            loop {
+                let mut len = [0u8; 4];
+                if stream.read_exact(&mut len).is_err() {
+                    break;
+                }
+                let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                if stream.read_exact(&mut body).is_err() {
+                    break;
+                }
+                // An SSLRequest or GSSENCRequest: declined, the startup comes next.
+                if body.len() == 4 {
+                    let _ = stream.write_all(b"N");
+                    continue;
+                }
+                let fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0";
+                let mut message = vec![b'E'];
+                message.extend(u32::try_from(fields.len() + 4).unwrap().to_be_bytes());
+                message.extend(fields);
+                let _ = stream.write_all(&message);
+                break;
+            }
+        }
+    });
+    port
+}
+
+/// As libpq 14 and later: a host that cannot take connections now (57P03) gives way to the next
+/// host of the list — the failover a host list is written for. (It failed, exit 3.)
+#[test]
+fn a_host_that_cannot_take_connections_now_gives_way_to_the_next() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    let dst = database(&c.dest[0], T);
+    let to = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user=postgres password={} dbname={dst}",
+        not_now_server(),
+        c.dest[0].port(),
+        c.dest[0].password()
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.dest[0], &dst, "t"), digest(&c.source, &src, "t"));
+    // Alone, it is the error, said with its SQLSTATE (exit 3).
+    let alone = format!(
+        "host=127.0.0.1 port={} user=postgres dbname={dst}",
+        not_now_server()
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &alone,
+    ]);
+    assert_exit(&out, 3);
+    assert!(text(&out.stderr).contains("57P03"), "{}", text(&out.stderr));
+}
+
+/// Each host of a list is looked up in the password file by its own name and port, as libpq
+/// does: an entry for a first host that does not answer is never sent to the second (the
+/// second failed with 28P01, and a first host that answered got the second's password).
+#[test]
+fn each_host_of_a_list_gets_its_own_password_file_entry() {
+    let c = clusters();
+    let scram = scram_cluster();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    let dst = database(scram, T);
+    let dead = closed_port();
+    let passfile = TempPath::new("pgpass");
+    fs::write(
+        &passfile.0,
+        format!(
+            "127.0.0.1:{dead}:*:*:not-this-one\n127.0.0.1:{}:*:*:{}\n",
+            scram.port(),
+            scram.password()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&passfile.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let to = format!(
+        "host=127.0.0.1,127.0.0.1 port={dead},{} user=postgres dbname={dst}",
+        scram.port()
+    );
+    let out = copyman()
+        .env("PGPASSFILE", &passfile.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &to,
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(scram, &dst, "t"), 1000);
+    assert!(!text(&out.stderr).contains(scram.password()));
+}
+
+/// With no host at all, libpq tries the default socket directory and nothing else: copyman went
+/// on to `localhost` over TCP, where a forwarded port may be another server, and committed.
+#[test]
+fn no_host_means_the_default_socket_directory_only() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    let dst = database(&c.dest[0], T);
+    let to = format!(
+        "port={} user=postgres password={} dbname={dst}",
+        c.dest[0].port(),
+        c.dest[0].password()
+    );
+    assert!(!libpq_connects(&to), "libpq finds no socket there");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 3);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "/var/run/postgresql/.s.PGSQL.{}",
+            c.dest[0].port()
+        )),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}
+
+/// libpq never speaks TLS over a Unix socket, so `sslmode=verify-full` there needs no root
+/// certificate file (copyman refused: "root certificate file … does not exist", exit 3).
+#[test]
+fn verify_full_over_a_unix_socket_needs_no_root_file() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T}{FILL}"));
+    let dst = database(&c.dest[0], T);
+    let from = format!(
+        "host={} port={} user=postgres password={} dbname={src} sslmode=verify-full \
+         sslrootcert=/nonexistent/copyman-root.crt",
+        c.source.socket_dir().display(),
+        c.source.port(),
+        c.source.password()
+    );
+    assert!(libpq_connects(&from), "libpq connects over the socket");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "t"), 1000);
+}

@@ -422,10 +422,15 @@ fn url_with_only_a_port() {
     );
     assert_exit(&out, 0);
     assert_eq!(text(&out.stdout), "unix\n");
-    // No PGHOST: libpq's defaults, the default socket directory then localhost.
+    // No PGHOST: libpq's default, the default socket directory alone (not `localhost` after
+    // it, where a forwarded port may be another server).
     let out = select(&mut cm(&home), &url, "'tcp'");
-    assert_exit(&out, 0);
-    assert_eq!(text(&out.stdout), "tcp\n");
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains(&format!("/var/run/postgresql/.s.PGSQL.{}", c.source.port())),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
