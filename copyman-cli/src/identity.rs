@@ -36,6 +36,7 @@ use copyman_sync::Connection;
 use crate::args::{Statements, Transfer};
 use crate::dest::Dest;
 use crate::report::{self, Exit, Fatal};
+use crate::run::Unreachable;
 
 /// Identifies every server endpoint and refuses a database given twice (see the module).
 ///
@@ -168,22 +169,18 @@ pub(crate) fn check(
 /// `keep_going` a destination that cannot be reached is passed over here: the job leaves it out.
 ///
 /// # Errors
-/// [`Fatal`] with exit 2 naming both; a server that cannot be reached, exit 3.
+/// [`Fatal`] with exit 2 naming both; a server that cannot be reached ([`Unreachable`], exit 3).
 pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
     keep_going: bool,
-) -> Result<(), Fatal> {
+) -> anyhow::Result<()> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
-     -> Result<Option<Identity>, Fatal> {
-        let mut conn = (server.connect)().map_err(|e| Fatal {
-            exit: Exit::Connect,
-            message: format!(
-                "cannot connect to {role} {}: {}",
-                server.name,
-                report::describe(&e)
-            ),
+     -> Result<Option<Identity>, Unreachable> {
+        let mut conn = (server.connect)().map_err(|e| Unreachable {
+            whom: format!("{role} {}", server.name),
+            error: report::describe(&e),
         })?;
         Ok(match Identity::of(&mut conn, None) {
             Ok(id) => Some(id),
@@ -203,8 +200,8 @@ pub(crate) fn check_job(
         let id = match identify(dest, &format!("destination {}", i + 1)) {
             Ok(Some(id)) => id,
             Ok(None) => continue,
-            Err(fatal) if keep_going && fatal.exit == Exit::Connect => continue,
-            Err(fatal) => return Err(fatal),
+            Err(_) if keep_going => continue,
+            Err(unreachable) => return Err(unreachable.into()),
         };
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {
@@ -215,7 +212,8 @@ pub(crate) fn check_job(
                     i + 1,
                     dest.name
                 ),
-            });
+            }
+            .into());
         }
         if let Some((j, _)) = seen.iter().find(|(_, other)| other.same_database(&id)) {
             return Err(Fatal {
@@ -226,7 +224,8 @@ pub(crate) fn check_job(
                     j + 1,
                     i + 1
                 ),
-            });
+            }
+            .into());
         }
         seen.push((i, id));
     }

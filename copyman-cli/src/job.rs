@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::args::{ArgError, Endpoint, LowTable, Output, Safety, endpoints};
 use crate::conn::{Env, ServerSpec};
 use crate::report::{self, Exit, Fatal};
+use crate::run::Unreachable;
 use crate::signals;
 use crate::sql::{Format, TableName};
 use crate::watch::{JobWatch, NoteFn};
@@ -294,17 +295,13 @@ fn default_state(
     dests: &[Server],
     selection: &Selection,
     keep_going: bool,
-) -> Result<PathBuf, Fatal> {
+) -> Result<PathBuf, Unreachable> {
     let identity = |server: &Server| {
-        let mut conn = (server.connect)().map_err(|e| Fatal {
-            exit: Exit::Connect,
-            message: format!(
-                "cannot connect to {}: {}",
-                server.name,
-                report::describe(&e)
-            ),
+        let mut conn = (server.connect)().map_err(|e| Unreachable {
+            whom: server.name.clone(),
+            error: report::describe(&e),
         })?;
-        Ok::<_, Fatal>(
+        Ok::<_, Unreachable>(
             job::identity(&mut conn)
                 .unwrap_or_else(|| copyman_job::state::unidentified_key(&server.name)),
         )
@@ -318,7 +315,7 @@ fn default_state(
         .iter()
         .enumerate()
         .map(|(i, d)| match identity(d) {
-            Err(fatal) if keep_going && fatal.exit == Exit::Connect => {
+            Err(_) if keep_going => {
                 unasked.push(format!("destination {}", i + 1));
                 Ok(copyman_job::state::unidentified_key(&d.name))
             }
@@ -405,7 +402,17 @@ fn holds_earlier(report: &JobReport) -> bool {
     })
 }
 
-fn fatal(error: JobError) -> Fatal {
+fn fatal(error: JobError) -> anyhow::Error {
+    if let JobError::Connect { server, error } = error {
+        return Unreachable {
+            whom: server,
+            error: report::ErrorInfo {
+                sqlstate: error.sqlstate,
+                message: error.message,
+            },
+        }
+        .into();
+    }
     let exit = match &error {
         JobError::Connect { .. } | JobError::Unreachable(_) => Exit::Connect,
         JobError::Selection(_)
@@ -418,6 +425,7 @@ fn fatal(error: JobError) -> Fatal {
         exit,
         message: error.to_string(),
     }
+    .into()
 }
 
 /// Runs a job to its end and reports how it went.

@@ -173,7 +173,7 @@ fn main() -> ExitCode {
                     .next()
                     .unwrap_or_default()
                     .trim_start_matches("error: ");
-                let _ = report::print_json(&report::fatal_json(Exit::Usage, first));
+                let _ = report::print_json(&report::fatal_json(Exit::Usage, first, None));
             }
             return ExitCode::from(Exit::Usage.code());
         }
@@ -187,7 +187,7 @@ fn main() -> ExitCode {
     let json = low.json;
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,
-        Err(e) => return fail(e.exit, &conn::scrub(&e.message), json),
+        Err(e) => return fail(e.exit, &conn::scrub(&e.message), None, json),
     };
     match run::run(hi) {
         Ok(exit) => ExitCode::from(exit.code()),
@@ -200,22 +200,41 @@ fn main() -> ExitCode {
                 "interrupted by {}: nothing committed",
                 signals::name(signal)
             );
-            fail(Exit::interrupted(signal), &message, json)
+            fail(Exit::interrupted(signal), &message, None, json)
         }
-        Err(e) => match e.downcast_ref::<Fatal>() {
+        Err(e) => match (
+            e.downcast_ref::<Fatal>(),
+            e.downcast_ref::<run::Unreachable>(),
+        ) {
             // Composed from redacted CONNs and the server's words, which are shown verbatim.
-            Some(fatal) => fail(fatal.exit, &fatal.message, json),
-            None => fail(Exit::CopyFailed, &conn::scrub(&format!("{e:#}")), json),
+            (Some(fatal), _) => fail(fatal.exit, &fatal.message, None, json),
+            (None, Some(u)) => fail(
+                Exit::Connect,
+                &u.to_string(),
+                Some((&u.whom, &u.error)),
+                json,
+            ),
+            (None, None) => fail(
+                Exit::CopyFailed,
+                &conn::scrub(&format!("{e:#}")),
+                None,
+                json,
+            ),
         },
     }
 }
 
 /// Reports an error that ended the run (one line on stderr, and the `--json` document).
-fn fail(exit: Exit, message: &str, json: bool) -> ExitCode {
+fn fail(
+    exit: Exit,
+    message: &str,
+    server: Option<(&str, &report::ErrorInfo)>,
+    json: bool,
+) -> ExitCode {
     let message = report::one_line(message);
     progress::println(&format!("copyman: error: {message}"));
     if json {
-        let _ = report::print_json(&report::fatal_json(exit, &message));
+        let _ = report::print_json(&report::fatal_json(exit, &message, server));
     }
     ExitCode::from(exit.code())
 }

@@ -574,8 +574,9 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
     json!({ "sqlstate": error.sqlstate, "message": error.message })
 }
 
-/// The `--json` document for a run that ended before copying (connection, usage).
-pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
+/// The `--json` document for a run that ended before copying (connection, usage): `server`
+/// and `sqlstate` say which server could not be connected to and what it said, if it did.
+pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &ErrorInfo)>) -> Value {
     let status = if exit.is_interruption() {
         "interrupted"
     } else {
@@ -586,6 +587,8 @@ pub(crate) fn fatal_json(exit: Exit, message: &str) -> Value {
         "status": status,
         "exit_code": exit.code(),
         "error": message,
+        "server": server.map(|(whom, _)| whom),
+        "sqlstate": server.and_then(|(_, error)| error.sqlstate.as_deref()),
         "committed": 0,
         "destinations": [],
         "finished_at": rfc3339(SystemTime::now()),

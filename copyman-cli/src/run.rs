@@ -561,9 +561,9 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
 #[derive(Debug)]
 pub(crate) struct Unreachable {
     /// "source" or "destination", with the server as it was given (no password).
-    whom: String,
+    pub(crate) whom: String,
     /// The error, with the server's SQLSTATE when it spoke (authentication, a missing database).
-    error: ErrorInfo,
+    pub(crate) error: ErrorInfo,
 }
 
 impl std::fmt::Display for Unreachable {
@@ -572,15 +572,8 @@ impl std::fmt::Display for Unreachable {
     }
 }
 
-impl From<Unreachable> for anyhow::Error {
-    fn from(e: Unreachable) -> Self {
-        Fatal {
-            exit: Exit::Connect,
-            message: e.to_string(),
-        }
-        .into()
-    }
-}
+/// Ends the run with exit 3; its `--json` document names the server and its SQLSTATE.
+impl std::error::Error for Unreachable {}
 
 /// Connects, or ends the run with exit 3.
 pub(crate) fn connect(

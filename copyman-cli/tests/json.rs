@@ -104,4 +104,37 @@ fn early_failures_and_usage_errors_are_json_too() {
     assert_eq!(j["exit_code"], 3);
     assert_eq!(j["committed"], 0);
     assert!(j["finished_at"].is_string(), "{j}");
+    assert_eq!(j["server"], "source u@127.0.0.1:1/d", "{j}");
+    assert!(j["sqlstate"].is_null(), "{j}");
+}
+
+/// A server that answered and refused the connection: `--json` names it and carries its
+/// SQLSTATE as a field (it was only in the free text), in one table's run and in a job alike.
+#[test]
+fn a_refused_connection_names_the_server_and_its_sqlstate() {
+    let c = clusters();
+    let scram = scram_cluster();
+    let src = database(&c.source, "CREATE TABLE a (i int); CREATE TABLE b (i int);");
+    let dst = database(scram, "CREATE TABLE a (i int); CREATE TABLE b (i int);");
+    let to = format!(
+        "host=127.0.0.1 port={} user=postgres password=wrong dbname={dst}",
+        scram.port()
+    );
+    for tables in [&["a"][..], &["a", "b"]] {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let from = c.source.conninfo(&src);
+        args.extend(["--from", &from, "--to", &to, "--json"]);
+        let out = run(&args);
+        assert_exit(&out, 3);
+        let j = json(&out);
+        assert_eq!(j["sqlstate"], "28P01", "{tables:?}: {j}");
+        assert!(
+            j["server"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("destination") && s.contains(&dst)),
+            "{tables:?}: {j}"
+        );
+        assert!(!text(&out.stdout).contains(c.source.password()));
+    }
 }
