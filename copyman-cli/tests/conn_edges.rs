@@ -705,8 +705,9 @@ fn a_host_list_keeps_every_session_of_a_job_on_the_host_the_first_reached() {
         .spawn()
         .unwrap();
     wait_for_query(&first, &db, "COPY %FROM STDIN%");
-    drop(holder);
+    // Stopped with the lock still held: nothing of the job commits there.
     first.stop_immediate();
+    drop(holder);
     let out = child.wait_with_output().unwrap();
     assert!(
         !out.status.success(),
