@@ -585,12 +585,20 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         // A test can stop the job where a crash would leave a decided run half committed.
         if let Event::CommitStep {
             destination,
-            action: Action::CommitPrepared(_),
+            action,
             answered: Some(true),
             ..
         } = &e
         {
-            crate::finish::test_pause(&format!("commit-prepared:{}", destination + 1));
+            match action {
+                Action::CommitPrepared(_) => {
+                    crate::finish::test_pause(&format!("commit-prepared:{}", destination + 1));
+                }
+                Action::Commit => {
+                    crate::finish::test_pause(&format!("committed:{}", destination + 1));
+                }
+                _ => {}
+            }
         }
         watch.event(&e);
         ledger
@@ -973,6 +981,15 @@ fn to_json(
 
 /// Whether `--verify` found a table on a destination that differs from the source's (or could
 /// not compare it): it is committed there.
+/// Whether a table's end on a destination is in doubt (under `--atomic`: perhaps prepared).
+fn in_doubt(report: &JobReport) -> bool {
+    report
+        .tables
+        .iter()
+        .flat_map(|t| &t.destinations)
+        .any(|d| d.status == Status::InDoubt)
+}
+
 fn differs(report: &JobReport) -> bool {
     report
         .tables
@@ -1000,7 +1017,7 @@ fn write_human(
         .tables
         .iter()
         .flat_map(|t| &t.destinations)
-        .filter(|d| d.status == Status::Committed)
+        .filter(|d| matches!(d.status, Status::Committed | Status::PartlyCommitted))
         .filter_map(|d| d.rows)
         .sum();
     if !output.quiet {
@@ -1086,11 +1103,18 @@ fn write_human(
         )?;
     }
     if differs(report) {
+        // What a resume does with it is the table's own line's (an append's is left to the
+        // user, never emptied).
+        let then = if options.truncate {
+            "--resume empties it there and copies it again"
+        } else {
+            "--resume does as its line says"
+        };
         writeln!(
             out,
             "copyman: a table whose checksum differs is committed there but not recorded as done: \
-             --resume empties it there and copies it again (mend what makes it differ first, a \
-             trigger or a rule on the destination, or it will differ again)"
+             {then} (mend what makes it differ first, a trigger or a rule on the destination, or \
+             it will differ again)"
         )?;
     }
     // A table whose rows other tables' rows reference, which could not be emptied: a resume
@@ -1122,6 +1146,15 @@ fn write_human(
              on each other, above): run again with --resume --truncate, which empties every \
              table of the selection first and copies them together, or copy the table copied \
              without emptying in a job of its own first",
+            options.state.display()
+        )?;
+    } else if !report.succeeded() && options.two_phase.is_some() && in_doubt(report) {
+        // A prepared transaction not finished: a resume refuses its table until recover.
+        writeln!(
+            out,
+            "copyman: state file {}: run copyman recover with the same --to and decision log \
+             first (a table in doubt may be prepared), then run again with --resume to copy \
+             what is missing",
             options.state.display()
         )?;
     } else if !report.succeeded() {

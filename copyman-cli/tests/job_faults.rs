@@ -515,6 +515,78 @@ fn a_split_table_failing_on_one_destination_under_keep_going_leaves_none_of_it_t
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
 }
 
+/// A split table whose commit stops midway on a destination (its session lost between two of
+/// its ranges' COMMITs) is said `partly committed`, with the rows those ranges committed (it
+/// was `failed`, "0 rows committed"); the ranges commit one destination after another, so the
+/// other destination holds none of it (they committed in turn: a part on each). The append's
+/// resume refuses it rather than empty it: the destination's own row stays.
+#[test]
+fn a_split_table_partly_committed_is_said_so_and_its_append_resume_refused() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} INSERT INTO big VALUES (-1, 'mine');"),
+    );
+    let d2 = database(&c.dest[1], schema);
+    let state = TempPath::new("split-partial.state");
+    let args = [
+        "--json",
+        "table",
+        "big",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "3",
+        "--split-larger-than",
+        "2M",
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    // Destination 1's first range committed; its other ranges' sessions are lost.
+    c.dest[0]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{d1}' AND state = 'idle in transaction'"
+        ))
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let held = count(&c.dest[0], &d1, "big") - 1;
+    assert!(held > 0 && held < 60000, "a part of it: {held}");
+    assert_eq!(count(&c.dest[1], &d2, "big"), 0, "none of it on the other");
+    let report = json(&out);
+    let line = &report["tables"][0];
+    assert_eq!(line["status"], "partly committed", "{report}");
+    assert_eq!(line["rows"], held, "{report}");
+    assert!(!line["error"].to_string().contains("()"), "{report}");
+    // The resume of an append does not empty it.
+    let resumed = copyman().args(args).arg("--resume").output().unwrap();
+    assert_exit(&resumed, 2);
+    assert!(
+        text(&resumed.stderr).contains("--truncate"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    assert_eq!(
+        count(&c.dest[0], &d1, "(SELECT * FROM big WHERE id = -1)"),
+        1
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big") - 1, held);
+}
+
 /// A job of a partitioned table after one that began its partition (or the other way round)
 /// is refused as the same table named again is: the partition's rows are its ancestor's too,
 /// and were copied twice (150 rows for the source's 100, both exit 0).

@@ -244,6 +244,19 @@ fn settle(
     } else {
         None
     };
+    // What cannot be told, or a part of a table committed: emptied and copied again only by a
+    // job that empties its tables anyway (as below).
+    if let Some(note) = note.as_ref().filter(|_| !here.truncate) {
+        let note = note
+            .split_once(": it is emptied")
+            .map_or(note.as_str(), |(what, _)| what);
+        return Err(format!(
+            "--resume: {note}: it is not emptied and copied again, since without --truncate it \
+             may hold rows this job did not write; delete the rows the earlier run committed \
+             there, then resume, or resume with --truncate to replace it, or leave it out \
+             (--exclude-table)"
+        ));
+    }
     // A table that committed with a checksum unlike the source's: emptied and copied again
     // only by a job that empties its tables anyway; an append's table may hold rows the job did
     // not write (it held some before, or got some since), which emptying it would delete.

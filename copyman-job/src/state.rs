@@ -49,9 +49,10 @@
 //! table begun and not done: without a `commit` line its earlier attempt never committed (it
 //! is copied again, not emptied: rows the destination held of its own stay); with one, the
 //! destination's `txid_status()` says whether it committed (then it is done) or not. Only what
-//! cannot be told (a `begin` of an older copyman, without `exact`; a transaction id too old
-//! for the server to remember; ranges of which some committed) is emptied and copied again in
-//! one transaction, as every begun table was before. A line cut short by a crash counts for
+//! cannot be told (a `begin` of an older copyman, without `exact`; under `--truncate`, a
+//! transaction id too old for the server to remember, ranges of which some committed — an
+//! append's resume refuses those) is emptied and copied again in one transaction, as every
+//! begun table was before. A line cut short by a crash counts for
 //! nothing. A tab, a newline or a backslash in a field is written `\t`, `\n`, `\\`.
 //!
 //! Format 2 (`copyman-job 2`) wrote no `commit` lines: it is read, its `begin` lines without

@@ -570,6 +570,88 @@ fn a_resumed_split_table_whose_ranges_committed_is_not_copied_twice() {
     let _ = std::fs::remove_file(&options.state);
 }
 
+/// An append (no `--truncate`) whose split table committed some of its ranges on a destination
+/// and not the others: its resume refuses the table there, never empties it — emptying it
+/// deleted rows the destination held before the job (the tester's 2 rows, gone, exit 0).
+#[test]
+fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied() {
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
+    let (source, dests, _, dbs) = setup(
+        &format!(
+            "{schema}
+             INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, 20000) g;"
+        ),
+        schema,
+        1,
+    );
+    let c = clusters();
+    // A row of the destination's own, before the job.
+    c.dest[0]
+        .connect(&dbs[0])
+        .batch_execute("INSERT INTO big VALUES (1000001, 'mine')")
+        .unwrap();
+    let options = Options {
+        jobs: 4,
+        split_larger_than: Some(256 << 10),
+        ..Options::new(state_path("split-partial"))
+    };
+    let plan = job::plan(&source, &dests, &Selection::default(), &options).unwrap();
+    assert!(
+        plan.tables[0].ranges.len() > 1,
+        "{:?}",
+        plan.tables[0].ranges
+    );
+    let report = job::run(plan, &source, &dests, &options, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    // As if the job died between its ranges' COMMITs: the first range's transaction stands for
+    // one that rolled back there, and no `done` line was written.
+    let aborted: i64 = {
+        let mut client = c.dest[0].connect(&dbs[0]);
+        let mut tx = client.transaction().unwrap();
+        let xid: i64 = tx.query_one("SELECT txid_current()", &[]).unwrap().get(0);
+        tx.rollback().unwrap();
+        xid
+    };
+    let state = std::fs::read_to_string(&options.state).unwrap();
+    let partial: String = state
+        .lines()
+        .filter(|l| !l.starts_with("done"))
+        .map(|l| match l.strip_prefix("commit\t") {
+            Some(rest) => {
+                let (head, xids) = rest.rsplit_once('\t').unwrap();
+                let rest_xids: Vec<&str> = xids.split(',').skip(1).collect();
+                assert!(!rest_xids.is_empty(), "one xid per range: {l}");
+                format!("commit\t{head}\t{aborted},{}\n", rest_xids.join(","))
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&options.state, partial).unwrap();
+    let resume = Options {
+        resume: true,
+        ..options.clone()
+    };
+    let refused = job::plan(&source, &dests, &Selection::default(), &resume)
+        .expect_err("an append's partly committed table is not emptied");
+    let said = refused.to_string();
+    assert!(
+        said.contains("some of the ranges") && said.contains("--truncate"),
+        "{said}"
+    );
+    // Nothing was emptied: the destination's own row is there.
+    assert_eq!(
+        digest(
+            &c.dest[0],
+            &dbs[0],
+            "(SELECT * FROM big WHERE id > 1000000)"
+        )
+        .0,
+        1,
+        "the destination's own row"
+    );
+    let _ = std::fs::remove_file(&options.state);
+}
+
 /// A worker that panics (here the caller's own `events` callback, when the referenced table
 /// starts) stops the job: the worker waiting for that table to finish before it starts the
 /// table that references it ends instead of waiting for ever, the panic reaches `run`'s caller,

@@ -507,25 +507,37 @@ pub(super) fn copy_split(
         .any(|&d| report.destinations[d].error.is_some());
     (shared.events)(Event::Ending { worker });
     let stopped = shared.halted();
-    let mut parties_of: Vec<usize> = Vec::new();
-    let mut flags = Vec::new();
-    let mut announced: Vec<Announced<'_, '_, '_>> = Vec::new();
+    // Each range's transaction on each destination, one destination's ranges after another:
+    // a commit that stops midway leaves one destination with a part of the table, not every
+    // destination with a part each.
+    let mut parties: Vec<(usize, usize, Announced<'_, '_, '_>)> = Vec::new();
     for (i, c) in range_conns.iter_mut().enumerate() {
         for (d, slot) in c.dests.iter_mut().enumerate() {
             let open = ends[i].dests.iter().any(|(x, r)| *x == d && r.is_ok());
             if let Some(conn) = slot.as_mut().filter(|_| open) {
-                parties_of.push(d);
-                flags.push(report.destinations[d].error.is_none());
-                announced.push(Announced {
-                    conn,
-                    shared,
-                    worker,
-                    tables: std::slice::from_ref(&t.table),
-                    destination: d,
-                });
+                parties.push((
+                    d,
+                    i,
+                    Announced {
+                        conn,
+                        shared,
+                        worker,
+                        tables: std::slice::from_ref(&t.table),
+                        destination: d,
+                    },
+                ));
             }
         }
     }
+    parties.sort_by_key(|(d, _, _)| *d);
+    let mut parties_of: Vec<usize> = parties.iter().map(|(d, _, _)| *d).collect();
+    let range_of: Vec<usize> = parties.iter().map(|(_, i, _)| *i).collect();
+    let flags: Vec<bool> = parties_of
+        .iter()
+        .map(|&d| report.destinations[d].error.is_none())
+        .collect();
+    let mut announced: Vec<Announced<'_, '_, '_>> =
+        parties.into_iter().map(|(_, _, a)| a).collect();
     let outcomes = if announced.is_empty() {
         Vec::new()
     } else if options.keep_going {
@@ -578,6 +590,19 @@ pub(super) fn copy_split(
             .filter(|(x, _)| **x == d)
             .map(|(_, o)| o)
             .collect();
+        // The rows of the ranges committed there.
+        let committed_rows: u64 = parties_of
+            .iter()
+            .zip(&range_of)
+            .zip(&outcomes)
+            .filter(|((x, _), o)| **x == d && o.is_committed())
+            .filter_map(|((_, &i), _)| {
+                ends[i]
+                    .dests
+                    .iter()
+                    .find_map(|(x, r)| (*x == d).then(|| r.as_ref().ok().copied()).flatten())
+            })
+            .sum();
         let result = &mut report.destinations[d];
         result.seconds = started.elapsed().as_secs_f64();
         let committed = mine.iter().filter(|o| o.is_committed()).count();
@@ -588,19 +613,38 @@ pub(super) fn copy_split(
                 record_committed(shared, &key, d, result);
             }
         } else if committed > 0 || mine.iter().any(|o| o.may_hold_rows()) {
-            result.status = if mine.iter().any(|o| matches!(o, Outcome::InDoubt(_))) {
+            let in_doubt = mine.iter().any(|o| matches!(o, Outcome::InDoubt(_)));
+            result.status = if in_doubt {
                 Status::InDoubt
             } else {
-                Status::Failed
+                result.rows = Some(committed_rows);
+                Status::PartlyCommitted
             };
-            let why = mine
-                .iter()
-                .find_map(|o| o.error())
-                .map(|e| describe(e).to_string())
+            let why = result
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .or_else(|| {
+                    mine.iter()
+                        .find_map(|o| o.error())
+                        .map(|e| describe(e).to_string())
+                })
+                .map(|why| format!(" ({why})"))
                 .unwrap_or_default();
+            let rows = match in_doubt {
+                true => String::new(),
+                false => format!(", {committed_rows} rows"),
+            };
+            let then = match options.truncate {
+                true => "a resume empties it and copies it again",
+                false => {
+                    "a resume refuses it: without --truncate it may hold rows this job did not \
+                     write, which emptying it would delete; delete the rows those ranges \
+                     committed, or resume with --truncate to replace the table"
+                }
+            };
             result.error = Some(TableError::new(format!(
-                "{committed} of its {n} ranges committed, the others not ({why}): a resume \
-                 truncates it and copies it again"
+                "{committed} of its {n} ranges committed{rows}, the others not{why}: {then}"
             )));
         } else if result.error.is_none() {
             let why = mine.iter().find_map(|o| o.error()).map(|e| describe(e));

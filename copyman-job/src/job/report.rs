@@ -30,13 +30,19 @@ pub enum Status {
     /// The job was interrupted ([`Interrupt`]) while it copied this table: rolled back, nothing
     /// of it committed (a resume copies it again).
     Interrupted,
+    /// A table split into ranges whose commit stopped midway there: some ranges committed (their
+    /// rows are the result's `rows`), the others not. A resume of a job that empties its tables
+    /// (`--truncate`) empties it and copies it again; an append's resume refuses it (emptying
+    /// it would delete rows the job did not write).
+    PartlyCommitted,
 }
 
 impl Status {
     /// A short name: `committed`, `already done`, `failed`, `rolled back`, `not started`,
-    /// `in doubt`, `interrupted`.
+    /// `in doubt`, `interrupted`, `partly committed`.
     pub fn name(self) -> &'static str {
         match self {
+            Self::PartlyCommitted => "partly committed",
             Self::Committed => "committed",
             Self::AlreadyDone => "already done",
             Self::Failed => "failed",
@@ -142,9 +148,12 @@ impl JobReport {
     /// Whether this run committed anything.
     pub fn committed_any(&self) -> bool {
         self.tables.iter().any(|t| {
-            t.destinations
-                .iter()
-                .any(|d| matches!(d.status, Status::Committed | Status::InDoubt))
+            t.destinations.iter().any(|d| {
+                matches!(
+                    d.status,
+                    Status::Committed | Status::InDoubt | Status::PartlyCommitted
+                )
+            })
         })
     }
 }

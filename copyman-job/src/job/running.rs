@@ -816,11 +816,12 @@ impl Drop for InFlight<'_, '_> {
 fn finish_table(shared: &Shared<'_>, worker: usize, i: usize, report: TableReport) {
     let t = &shared.plan.tables[i];
     if !shared.options.keep_going
-        && let Some((d, r)) = report
-            .destinations
-            .iter()
-            .enumerate()
-            .find(|(_, r)| matches!(r.status, Status::Failed | Status::InDoubt))
+        && let Some((d, r)) = report.destinations.iter().enumerate().find(|(_, r)| {
+            matches!(
+                r.status,
+                Status::Failed | Status::InDoubt | Status::PartlyCommitted
+            )
+        })
     {
         shared.stop(format!(
             "table {} on destination {} ({}): {}",
