@@ -226,6 +226,17 @@ fn os_user_name() -> Option<String> {
     })
 }
 
+/// What every session of a server of PostgreSQL 14 or later is told after connecting (these
+/// settings are unknown to older servers, so they cannot go in the startup message):
+/// `idle_session_timeout` off, since a destination that finished first, or one prepared first
+/// under `--atomic`, waits idle for the others and must not be ended; and the backend checks
+/// every 5 s that copyman is still there while a statement runs (`client_connection_check_
+/// interval`), so that a copyman killed (`kill -9`) while its source sorts or its `--send`
+/// statement waits for its first row does not leave that query running for hours, holding its
+/// locks.
+const SESSION_SETTINGS_14: &str =
+    "SET idle_session_timeout = 0; SET client_connection_check_interval = '5s'";
+
 /// The source's dates printed in the portable ISO style, in its transaction before its COPY;
 /// the order ([`ServerSpec::keep_date_order`]) stays as the session has it.
 pub(crate) const SOURCE_DATESTYLE: &str = "SET LOCAL DateStyle = 'ISO'";
@@ -852,9 +863,8 @@ impl ServerSpec {
     /// so that the wait is never silent.
     ///
     /// A server of PostgreSQL 14 or later is told not to end the session while it is idle
-    /// outside a transaction (`idle_session_timeout`, which an older server does not know, so
-    /// it cannot go in the startup message): a destination that prepared its transaction first
-    /// (`--atomic`) waits so for the others, and its COMMIT PREPARED then failed.
+    /// outside a transaction, and to check that copyman is there while a statement runs
+    /// ([`SESSION_SETTINGS_14`]).
     ///
     /// The hosts of a CONN are tried in order, each with the password the password file has
     /// for it, going on to the next one where the last could not be reached or could not take
@@ -941,7 +951,7 @@ impl ServerSpec {
             .server_version_num()
             .is_some_and(|v| v >= 140_000)
         {
-            conn.execute("SET idle_session_timeout = 0")?;
+            conn.execute(SESSION_SETTINGS_14)?;
         }
         Ok(conn)
     }

@@ -227,6 +227,10 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             .map(|p| p as &mut dyn Participant<Error = ErrorInfo>),
         |decision| {
             let atomic = atomic.expect("a decision only in a two-phase run");
+            // A signal before the decision calls the commit off: every PREPARE rolls back.
+            if let Some(signal) = signals::commit_point() {
+                return Err(interrupted_before_commit(signal));
+            }
             report::log(format_args!(
                 "recording the commit decision of run {} in {}",
                 decision.run,
@@ -252,6 +256,11 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             let atomic = atomic.expect("an abort or a party out only in a two-phase run");
             if let Err(e) = atomic.log.note(step) {
                 let (what, then) = match step {
+                    Step::RecordCommitting { gid, .. } => (
+                        format!("that {gid} is being committed"),
+                        "a recovery of the run, if it dies before its end, will say that server \
+                         must be checked",
+                    ),
                     Step::RecordOut { gids, .. } => (
                         format!("that {} will not be prepared", gids.join(", ")),
                         "a recovery of the run if it dies before its decision will refuse it as \
@@ -283,6 +292,17 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         ));
     }
     report
+}
+
+/// The error of a commit called off by `signal` before anything committed.
+fn interrupted_before_commit(signal: i32) -> ErrorInfo {
+    ErrorInfo {
+        sqlstate: None,
+        message: format!(
+            "interrupted by {} before anything was committed: rolled back",
+            signals::name(signal)
+        ),
+    }
 }
 
 /// A destination or the source, as a party to the commit.
@@ -327,6 +347,13 @@ impl Participant for Party<'_, '_> {
                     log.path().display()
                 ),
             }));
+        }
+        // A signal before the first COMMIT calls the commit off: nothing has committed yet.
+        if self.dest.is_some()
+            && *action == Action::Commit
+            && let Some(signal) = signals::commit_point()
+        {
+            return Err(Failure::Refused(interrupted_before_commit(signal)));
         }
         report::log(format_args!("{}: {}", self.name, action.sql()));
         let commits =
@@ -383,8 +410,8 @@ impl Participant for Party<'_, '_> {
 /// `POINT@FILE` and `point` is POINT (e.g. `prepared:1`, `recorded`, `checked:2`), copyman creates
 /// FILE and waits while it exists, so a test can kill copyman or a server at exactly that point,
 /// then remove FILE to let it go on. Unset (always, outside the tests), this does nothing.
-/// A job's commit steps pause here too (`commit-prepared:N` once destination N's `COMMIT
-/// PREPARED` of a table answered).
+/// A job's commit steps pause here too (`commit-prepared:N`, `committed:N` once destination
+/// N's `COMMIT PREPARED` or `COMMIT` of a table, or of a range of a split table, answered).
 pub(crate) fn test_pause(point: &str) {
     let Ok(spec) = std::env::var("COPYMAN_TEST_PAUSE") else {
         return;
@@ -484,6 +511,12 @@ pub(crate) fn source_error(source: Option<&SourceOutcome<ErrorInfo>>) -> Option<
         Some(SourceOutcome::CommitFailed(e)) => Some(format!(
             "every destination committed, but the source's transaction did not commit: {e}"
         )),
+        Some(SourceOutcome::InDoubt(e)) => Some(format!(
+            "every destination committed, but the connection to the source was lost during its \
+             COMMIT: whether the source's transaction committed (and with it the --send \
+             statement's changes, a move's DELETE) is unknown; check the source before undoing \
+             anything: {e}"
+        )),
         Some(SourceOutcome::CheckFailed(e)) => Some(format!(
             "source: its transaction failed its check before anything was committed, so every \
              destination rolled back: {e}"
@@ -519,6 +552,7 @@ pub(crate) fn source_outcome_name(outcome: &SourceOutcome<ErrorInfo>) -> &'stati
         SourceOutcome::Committed => "committed",
         SourceOutcome::RolledBack | SourceOutcome::CheckFailed(_) => "rolled back",
         SourceOutcome::CommitFailed(_) => "commit failed",
+        SourceOutcome::InDoubt(_) => "in doubt",
         SourceOutcome::WroteNothing(_) => "wrote nothing",
         SourceOutcome::CommitPending { .. } => "commit pending",
         SourceOutcome::RollbackPending { .. } => "rollback pending",

@@ -75,6 +75,8 @@ pub(crate) fn run(
     let mut aborting = BTreeSet::new();
     // The lines of servers where nothing of copyman's is prepared.
     let mut quiet_servers = Vec::new();
+    // A decided transaction someone else ended: its destination must be checked.
+    let mut check = false;
     let mut conns = Vec::with_capacity(destinations.len());
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
@@ -217,6 +219,18 @@ pub(crate) fn run(
                 pending = true;
                 unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
+            } else if let Some(pid) = no_decision_log.then(|| live_copyman(&p.run)).flatten() {
+                // Without the run's log its lock cannot be seen: a copyman process of the run's
+                // id alive on this host may be that run, which may yet decide commit.
+                pending = true;
+                unfinished.insert(p.run.clone());
+                (
+                    format!(
+                        "left alone: its run may still be in progress (copyman process {pid}, \
+                         which its id names, is running on this host): wait for it to end"
+                    ),
+                    None,
+                )
             } else if split.contains_key(&p.run) {
                 // Presumed abort could split the run: said below, with what to check.
                 pending = true;
@@ -371,6 +385,44 @@ pub(crate) fn run(
         if log.run_in_progress(run) {
             continue;
         }
+        // Decided commit, on a server given, prepared there no more, and neither did its run
+        // send its COMMIT PREPARED nor a recovery end it (each records so): someone else ended
+        // it — a ROLLBACK PREPARED by hand, a failover to a standby that never received it. Its
+        // rows may not be there.
+        let vanished = holders.iter().filter(|h| {
+            decided
+                && !gids.contains(&h.gid)
+                && !contents.ended.contains(&h.gid)
+                && !contents.committing.contains(&h.gid)
+                && !contents.out.contains(&h.gid)
+                && !h.server.is_empty()
+                && identities.contains(&(h.server.clone(), h.database.clone()))
+        });
+        for h in vanished {
+            check = true;
+            let what = format!(
+                "{} ({}, database {}) was decided commit, but it is prepared there no more, and \
+                 neither its run nor a recovery sent its COMMIT PREPARED: another session \
+                 committed or rolled it back (a ROLLBACK PREPARED by hand, a failover to a standby that never \
+                 received it), so that destination may lack the run's rows: check what it holds \
+                 (said once: it is recorded as ended now)",
+                h.gid, h.display, h.database
+            );
+            lines.push(what.clone());
+            records.push(json!({
+                "destination": h.display,
+                "gid": h.gid,
+                "run": run,
+                "database": h.database,
+                "server": h.display,
+                "age_secs": Value::Null,
+                "outcome": what,
+                "error": Value::Null,
+            }));
+            if !dry_run {
+                let _ = log.ended(run, &h.gid);
+            }
+        }
         let missing: Vec<&commit::Holder> = holders
             .iter()
             .filter(|h| {
@@ -441,11 +493,11 @@ pub(crate) fn run(
     }
     let exit = match signals::received() {
         Some(signal) => Exit::interrupted(signal),
-        None if failed || pending => Exit::CopyFailed,
+        None if failed || pending || check => Exit::CopyFailed,
         None => Exit::Success,
     };
     // Something is left: a server with nothing prepared is not "nothing pending".
-    if failed || pending {
+    if failed || pending || check {
         for &i in &quiet_servers {
             if let Some(line) = lines.get_mut(i)
                 && let Some(server) = line.strip_suffix(": nothing pending")
@@ -456,10 +508,11 @@ pub(crate) fn run(
     }
     if output.json {
         let value: Value = json!({
-            "status": match (failed, pending) {
-                (true, _) => "failed",
-                (false, true) => "pending",
-                (false, false) => "ok",
+            "status": match (failed, pending, check) {
+                (true, _, _) => "failed",
+                (false, true, _) => "pending",
+                (false, false, true) => "check",
+                (false, false, false) => "ok",
             },
             "exit_code": exit.code(),
             "decision_log": log_path.display().to_string(),
@@ -473,6 +526,19 @@ pub(crate) fn run(
         }
     }
     Ok(exit)
+}
+
+/// The process a run id names (`TIME-PID-SALT`, [`DecisionLog::new_run_id`]), if a copyman
+/// process of that id runs on this host: perhaps the run itself, still in progress.
+fn live_copyman(run: &str) -> Option<u32> {
+    let pid: u32 = run.split('-').nth(1)?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let program = cmdline.split(|&b| b == 0).next()?;
+    String::from_utf8_lossy(program)
+        .rsplit('/')
+        .next()?
+        .contains("copyman")
+        .then_some(pid)
 }
 
 /// The runs with no decision in the log (known to it, neither commit nor recovery's abort;

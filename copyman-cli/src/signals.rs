@@ -8,8 +8,9 @@
 //! destinations (servers roll back what a closed connection leaves).
 //!
 //! Before anything began (while connecting: a server that accepts and never answers) the first
-//! signal exits at once: nothing was copied. Once the first COMMIT was sent the first signal
-//! lets the COMMITs finish (the report then says what committed), and a second one exits at once
+//! signal exits at once: nothing was copied. Until the first COMMIT (or, with `--atomic`, the
+//! decision) goes out, the first signal calls the commit off: nothing commits ([`commit_point`]).
+//! Once it went out the first signal lets the COMMITs finish (the report then says what committed), and a second one exits at once
 //! saying what is known: which destinations committed, which COMMIT went unanswered (it may have
 //! committed), with exit status 4 (partial) when any may have ([`at_once_exit`]).
 //!
@@ -80,6 +81,7 @@ static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Where a one-table run stands, for what a signal does and says.
 static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
     ending: None,
+    point: false,
     sent: Vec::new(),
     committed: Vec::new(),
 });
@@ -93,6 +95,8 @@ enum Stage {
     /// ones whose COMMIT was answered with success.
     Running {
         ending: Option<bool>,
+        /// The first COMMIT (or, two-phase, the decision) went out: no going back.
+        point: bool,
         sent: Vec<String>,
         committed: Vec<String>,
     },
@@ -105,6 +109,7 @@ pub(crate) fn connecting(on: bool) {
     } else {
         Stage::Running {
             ending: None,
+            point: false,
             sent: Vec::new(),
             committed: Vec::new(),
         }
@@ -123,6 +128,26 @@ pub(crate) fn commit_begins(two_phase: bool) -> Option<i32> {
     if let Stage::Running { ending, .. } = &mut *stage {
         *ending = Some(two_phase);
     }
+    None
+}
+
+/// The first COMMIT (or, two-phase, the decision) is about to go out: from then on the commit
+/// finishes whatever signal comes. Returns the signal received before, if one came and this is
+/// the first such point: then nothing may be committed (nothing was yet: the commit is called
+/// off, and the report says the run was interrupted). Checked under the stage's lock, as
+/// [`commit_begins`].
+pub(crate) fn commit_point() -> Option<i32> {
+    let mut stage = STAGE.lock().unwrap_or_else(PoisonError::into_inner);
+    let Stage::Running { point, .. } = &mut *stage else {
+        return None;
+    };
+    if *point {
+        return None;
+    }
+    if let Some(signal) = received() {
+        return Some(signal);
+    }
+    *point = true;
     None
 }
 
@@ -147,6 +172,8 @@ pub(crate) fn committed(party: &str) {
 struct Commits {
     /// The commit began: `Some(two_phase)`.
     ending: Option<bool>,
+    /// The first COMMIT (or the decision) went out.
+    point: bool,
     /// Destinations whose COMMIT was answered with success.
     committed: Vec<String>,
     /// Destinations whose COMMIT was sent and is unanswered.
@@ -159,10 +186,12 @@ fn commits() -> Option<Commits> {
         Stage::Connecting => None,
         Stage::Running {
             ending,
+            point,
             sent,
             committed,
         } => Some(Commits {
             ending: *ending,
+            point: *point,
             committed: committed.clone(),
             unanswered: sent
                 .iter()
@@ -289,6 +318,7 @@ fn handle(signal: i32, stopping: &'static str) {
         .is_ok();
     let Some(Commits {
         ending,
+        point,
         committed,
         unanswered,
     }) = commits()
@@ -301,8 +331,10 @@ fn handle(signal: i32, stopping: &'static str) {
     };
     let committing = !committed.is_empty() || !unanswered.is_empty();
     if first {
-        let stopping = if committing || ending.is_some() {
+        let stopping = if committing || point {
             "the commit is under way and finishes; the report says what committed"
+        } else if ending.is_some() {
+            "nothing is committed yet: the commit is called off, everything rolls back"
         } else {
             stopping
         };

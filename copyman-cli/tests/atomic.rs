@@ -158,11 +158,22 @@ fn atomic_copies_to_three_destinations_row_for_row() {
     run.assert_all();
     assert!(run.prepared().is_empty());
     let log = std::fs::read_to_string(&run.log.0).expect("the decision was recorded");
-    // The run's start, where each of its transactions is, its decision, and its end.
+    // The run's start, where each of its transactions is, its decision, each COMMIT PREPARED
+    // as it is sent, and its end.
     let kinds: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(
         kinds,
-        ["begin", "party", "party", "party", "commit", "done"],
+        [
+            "begin",
+            "party",
+            "party",
+            "party",
+            "commit",
+            "committing",
+            "committing",
+            "committing",
+            "done"
+        ],
         "{log}"
     );
     let decision = log.lines().nth(4).unwrap();
@@ -483,9 +494,70 @@ fn a_decided_transaction_finished_elsewhere_is_said_so() {
         .unwrap();
     let out = paused.resume();
     assert_exit(&out, 4);
-    let error = json(&out)["destinations"][1]["error"].to_string();
+    let report = json(&out);
+    let error = report["destinations"][1]["error"].to_string();
     assert!(error.contains("another session finished it"), "{error}");
     assert!(!error.contains("run copyman recover"), "{error}");
+    // Nothing is left for recover: in doubt, not "commit pending", and no hint to run it.
+    assert_eq!(report["destinations"][1]["status"], "in doubt", "{report}");
+    assert!(
+        !report["error"].to_string().contains("copyman recover"),
+        "{report}"
+    );
     assert_eq!(run.counts()[1], 0);
+    assert!(run.prepared().is_empty());
+}
+
+/// A run killed after its decision, and a destination's prepared transaction then ended by
+/// someone else (a ROLLBACK PREPARED by hand; a failover to a standby that never received it):
+/// recover commits the others and says that destination must be checked, exit 1 (it said
+/// "nothing pending", exit 0, and that destination lacked the rows). Said once. A transaction
+/// the run itself committed before it was killed is no such case (the run records each COMMIT
+/// PREPARED it sends): `killed_after_the_decision_and_one_commit_then_recover_commits_the_rest`.
+#[test]
+fn recover_says_a_decided_transaction_someone_else_ended_must_be_checked() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "recorded").kill();
+    let (cluster, db) = &run.dests[1];
+    let gid = run
+        .prepared()
+        .into_iter()
+        .find(|g| g.ends_with(":2"))
+        .expect("destination 2 prepared");
+    cluster
+        .connect(db)
+        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+        .unwrap();
+    let out = run.recover();
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert_eq!(report["status"], "check", "{report}");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(&gid)
+            && said.contains("was decided commit, but it is prepared there no more"),
+        "{said}"
+    );
+    assert_eq!(run.counts(), [2000, 0, 2000]);
+    assert!(run.prepared().is_empty());
+    // Said once: the next recovery has nothing to say.
+    let again = run.recover();
+    assert_exit(&again, 0);
+}
+
+/// Under --atomic a signal before the decision is recorded calls the commit off: every
+/// PREPARE rolls back, nothing is committed or left prepared (it committed everything).
+#[test]
+fn a_signal_before_the_decision_calls_the_commit_off() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "prepared:3");
+    signal(&paused.child, "INT");
+    // The signal noted before the run goes on.
+    thread::sleep(std::time::Duration::from_millis(300));
+    let out = paused.resume();
+    assert_exit(&out, 130);
+    assert_eq!(run.counts(), [0, 0, 0]);
     assert!(run.prepared().is_empty());
 }

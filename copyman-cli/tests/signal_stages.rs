@@ -140,13 +140,36 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
 }
 
+/// A signal once the commit began, but before its first COMMIT went out (the deferred
+/// constraints checked), calls the commit off: nothing has committed yet, so nothing does (it
+/// committed everything and exited 0, though the user had asked it to stop). One after the
+/// first COMMIT lets the commit finish, and says so.
 #[test]
-fn a_signal_once_the_commit_began_lets_it_finish_and_says_so() {
+fn a_signal_before_the_first_commit_calls_it_off_and_one_after_lets_it_finish() {
     let c = clusters();
     let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
     let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
     // The deferred constraints checked on destination 1: no COMMIT sent yet.
     let mut paused = Paused::start(&args, "checked:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let said = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    assert!(
+        said.as_deref()
+            .is_some_and(|l| l.contains("nothing is committed yet: the commit is called off")),
+        "{}",
+        stderr.rest()
+    );
+    assert_exit(&out, 130);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+
+    // Destination 1 committed: the commit finishes.
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "committed:1");
     let mut stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "INT");
     let said = stderr.wait_for("SIGINT received");
@@ -237,4 +260,56 @@ fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
         .unwrap();
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
+
+/// A copyman killed (`kill -9`) while its source's statement has not sent its first row (a sort,
+/// a `--send` waiting on something) does not leave that statement running on the server: the
+/// backend checks that its client is still there while a statement runs
+/// (`client_connection_check_interval`, PostgreSQL 14+) and ends within seconds (it ran on
+/// until its query ended: hours for a large sort, holding a move's locks).
+#[test]
+fn a_killed_copyman_leaves_no_source_query_running() {
+    let c = clusters();
+    let src = database(&c.source, "");
+    let dst = database(&c.dest[0], "CREATE TABLE t (x text);");
+    let mut child = copyman()
+        .args([
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            "COPY (SELECT pg_sleep(120)::text) TO STDOUT",
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--receive",
+            "COPY t FROM STDIN",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.source, &src, "COPY (SELECT pg_sleep(120)%");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    loop {
+        let running: i64 = c
+            .source
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND query LIKE 'COPY (SELECT pg_sleep(120)%'",
+                &[&src],
+            )
+            .unwrap()
+            .get(0);
+        if running == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the source's query still runs 30 s after copyman was killed"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 }

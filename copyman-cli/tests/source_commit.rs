@@ -690,3 +690,69 @@ fn a_move_under_keep_going_says_the_sources_changes_were_rolled_back() {
     assert_eq!(count(&s.source, &src, "mv"), 1000, "the DELETE rolled back");
     assert_eq!(count(&s.dest[1], &dbs[1], "mv"), 1000);
 }
+
+/// A move whose source COMMIT is sent and never answered (the source waits for a synchronous
+/// standby, then stops: a crash, a network cut) is in doubt, not "did not commit": here the
+/// DELETE committed locally, and a user told it did not would undo the move on the
+/// destinations and lose the rows everywhere.
+#[test]
+fn a_source_commit_lost_in_flight_is_in_doubt() {
+    // Its own source: it is stopped. Its COMMITs wait for a standby that does not exist in the
+    // move's database only.
+    let source = Cluster::builder()
+        .setting("synchronous_standby_names", "nosuch")
+        .setting("synchronous_commit", "local")
+        .start();
+    let s = clusters();
+    let src = database(&source, &format!("{MV} {FILL}"));
+    source
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{src}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+    let dbs = empty_destinations(s, "");
+    let args = move_args(s, &source.url(&src), &dbs, &["--json"]);
+    let child = copyman()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let waiting = || -> i64 {
+        source
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND wait_event = 'SyncRep'",
+                &[&src],
+            )
+            .unwrap()
+            .get(0)
+    };
+    while waiting() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no COMMIT waited"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    source.stop_immediate();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["source"]["transaction"], "in doubt", "{report}");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("whether the source's transaction committed")
+            && !said.contains("did not commit"),
+        "{said}"
+    );
+    source.start_again();
+    // It did commit: the rows are on the destinations only.
+    assert_eq!(count(&source, &src, "mv"), 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1000);
+    }
+}

@@ -179,6 +179,18 @@ pub enum Step {
         /// The global ids of the destinations that will never be prepared.
         gids: Vec<String>,
     },
+    /// Record that this transaction of the run is being committed prepared (`committing RUN
+    /// GID`), best effort, before its `COMMIT PREPARED` is sent; nothing to report back.
+    /// Two-phase commit only. A recovery that finds one of the run's decided transactions gone
+    /// from its server then knows whether the run sent its COMMIT PREPARED (it committed it, in
+    /// all likelihood) or never did: then someone else ended it — a `ROLLBACK PREPARED` by hand,
+    /// a failover to a standby that never had it — and its rows may not be there.
+    RecordCommitting {
+        /// The run's id.
+        run: String,
+        /// The transaction's global id.
+        gid: String,
+    },
 }
 
 /// The two-phase commit decision, as it must be recorded before the second phase.
@@ -334,6 +346,11 @@ pub enum SourceOutcome<E> {
     /// Its COMMIT failed after every destination committed: the destinations hold the rows and
     /// the source's own changes (if the statement made any) are undone.
     CommitFailed(E),
+    /// Its COMMIT was sent after every destination committed, and the connection broke before
+    /// the answer: whether the source's own changes committed is unknown (a move's `DELETE …
+    /// RETURNING` may be committed: the rows then are on the destinations only). Check the
+    /// source before undoing anything.
+    InDoubt(E),
     /// Its check before the destinations' commit failed (a deferred constraint, a session the
     /// server ended): every destination was rolled back, nothing was committed anywhere.
     CheckFailed(E),
@@ -376,7 +393,11 @@ impl<E> Report<E> {
             && self.destinations.iter().all(Outcome::is_committed)
             && !matches!(
                 self.source,
-                Some(SourceOutcome::CommitFailed(_) | SourceOutcome::CommitPending { .. })
+                Some(
+                    SourceOutcome::CommitFailed(_)
+                        | SourceOutcome::InDoubt(_)
+                        | SourceOutcome::CommitPending { .. }
+                )
             )
     }
 
@@ -473,6 +494,8 @@ pub struct Commit<E> {
     deferred: Option<(Party, Action)>,
     /// Each destination [`Step::RecordOut`] named.
     out_said: Vec<bool>,
+    /// The global id of the last [`Step::RecordCommitting`].
+    committing: Option<String>,
 }
 
 impl<E> Commit<E> {
@@ -518,6 +541,7 @@ impl<E> Commit<E> {
             abort_said: false,
             deferred: None,
             out_said: vec![false; completed.len()],
+            committing: None,
         };
         // Nothing completed: nothing to check or commit.
         if !commit.slots.iter().any(|s| matches!(s, Slot::Open)) {
@@ -672,6 +696,19 @@ impl<E> Commit<E> {
             self.deferred = Some((party, action));
             return Step::RecordAbort(run);
         }
+        // Said before each COMMIT PREPARED (the deferred action comes back here once more:
+        // `committing` marks it said).
+        if let (Action::CommitPrepared(gid), Some(run)) = (&action, &self.options.two_phase)
+            && self.committing.as_ref() != Some(gid)
+        {
+            let step = Step::RecordCommitting {
+                run: run.clone(),
+                gid: gid.clone(),
+            };
+            self.committing = Some(gid.clone());
+            self.deferred = Some((party, action));
+            return step;
+        }
         self.pending = Some(Asked::Run(party, action.clone()));
         Step::Run { party, action }
     }
@@ -761,9 +798,10 @@ impl<E> Commit<E> {
                         Some(SourceOutcome::WroteNothing(Some(failure.into_error())))
                     }
                     (Action::Commit, Ok(())) => Some(SourceOutcome::Committed),
-                    (Action::Commit, Err(failure)) => {
-                        Some(SourceOutcome::CommitFailed(failure.into_error()))
+                    (Action::Commit, Err(Failure::Refused(e))) => {
+                        Some(SourceOutcome::CommitFailed(e))
                     }
+                    (Action::Commit, Err(Failure::Lost(e))) => Some(SourceOutcome::InDoubt(e)),
                     // Rolled back after its failed check (or lost PREPARE): that is what happened.
                     _ if matches!(
                         self.source,

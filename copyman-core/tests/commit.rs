@@ -45,7 +45,7 @@ fn run(
             } else {
                 Err("the disk is full".to_owned())
             }),
-            Step::RecordAbort(_) | Step::RecordOut { .. } => {}
+            Step::RecordAbort(_) | Step::RecordOut { .. } | Step::RecordCommitting { .. } => {}
             _ => unreachable!(),
         }
     }
@@ -238,6 +238,42 @@ fn the_source_commits_last_and_only_after_every_destination() {
     assert_eq!(report.source, Some(SourceOutcome::RolledBack));
 }
 
+/// A source whose COMMIT was sent and not answered (its connection lost) may have committed: in
+/// doubt, not "did not commit" — a move's DELETE said undone was committed, and a user undoing
+/// the move on the destinations would lose the rows everywhere. One refused did not commit.
+#[test]
+fn a_source_commit_lost_in_flight_is_in_doubt_and_a_refused_one_failed() {
+    let options = Options {
+        source: true,
+        ..Options::default()
+    };
+    for (answer, in_doubt) in [(Answer::Lost, true), (Answer::Refused, false)] {
+        let (_, report) = run(
+            options.clone(),
+            &[true, true],
+            |p, a| {
+                if p == Party::Source && *a == Action::Commit {
+                    answer
+                } else {
+                    Answer::Ok
+                }
+            },
+            true,
+        );
+        assert_eq!(
+            matches!(report.source, Some(SourceOutcome::InDoubt(_))),
+            in_doubt,
+            "{report:?}"
+        );
+        assert_eq!(
+            matches!(report.source, Some(SourceOutcome::CommitFailed(_))),
+            !in_doubt,
+            "{report:?}"
+        );
+        assert!(report.partial() && !report.succeeded());
+    }
+}
+
 #[test]
 fn a_source_that_may_have_written_is_checked_before_the_first_commit() {
     let options = Options {
@@ -345,6 +381,7 @@ fn two_phase_a_source_that_can_prepare_is_a_participant() {
             Step::Run { party, action } => format!("{party:?} {}", action.sql()),
             Step::Record(decision) => format!("record {decision:?}"),
             Step::RecordAbort(run) => format!("abort {run}"),
+            Step::RecordCommitting { gid, .. } => format!("committing {gid}"),
             _ => unreachable!(),
         })
         .collect();
@@ -355,7 +392,10 @@ fn two_phase_a_source_that_can_prepare_is_a_participant() {
             "Destination(0) PREPARE TRANSACTION 'copyman:r:1'",
             "Source PREPARE TRANSACTION 'copyman:r:0'",
             "record Decision { run: \"r\", gids: [(0, \"copyman:r:1\")], source: Some(\"copyman:r:0\") }",
+            // Each COMMIT PREPARED recorded as sent, before it is.
+            "committing copyman:r:1",
             "Destination(0) COMMIT PREPARED 'copyman:r:1'",
+            "committing copyman:r:0",
             "Source COMMIT PREPARED 'copyman:r:0'",
         ]
     );
@@ -426,6 +466,7 @@ fn two_phase_prepares_records_then_commits_prepared() {
             Step::Run { party, action } => format!("{party:?} {}", action.sql()),
             Step::Record(decision) => format!("record {decision:?}"),
             Step::RecordAbort(run) => format!("abort {run}"),
+            Step::RecordCommitting { gid, .. } => format!("committing {gid}"),
             _ => unreachable!(),
         })
         .collect();
@@ -437,7 +478,9 @@ fn two_phase_prepares_records_then_commits_prepared() {
             "Destination(0) PREPARE TRANSACTION 'copyman:run-1:1'",
             "Destination(1) PREPARE TRANSACTION 'copyman:run-1:2'",
             "record Decision { run: \"run-1\", gids: [(0, \"copyman:run-1:1\"), (1, \"copyman:run-1:2\")], source: None }",
+            "committing copyman:run-1:1",
             "Destination(0) COMMIT PREPARED 'copyman:run-1:1'",
+            "committing copyman:run-1:2",
             "Destination(1) COMMIT PREPARED 'copyman:run-1:2'",
         ]
     );
@@ -593,7 +636,7 @@ proptest! {
         // recorded decision once every destination prepared: never rows on neither side.
         let source_prepared = steps.iter().any(|s| matches!(s, Step::Run { party: Party::Source, action: Action::CommitPrepared(_) | Action::RollbackPrepared(_) }));
         match &report.source {
-            Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitFailed(_)) if !source_prepared => {
+            Some(SourceOutcome::Committed | SourceOutcome::CommitFailed(_) | SourceOutcome::InDoubt(_)) if !source_prepared => {
                 prop_assert!(report.destinations.iter().all(Outcome::is_committed));
             }
             Some(SourceOutcome::Committed) | Some(SourceOutcome::CommitPending { .. }) => {

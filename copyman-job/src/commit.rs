@@ -131,7 +131,9 @@ pub fn run<E>(
                 commit.handle_result(result);
             }
             Step::Record(decision) => commit.handle_recorded(record(&decision)),
-            step @ (Step::RecordAbort(_) | Step::RecordOut { .. }) => note(&step),
+            step @ (Step::RecordAbort(_)
+            | Step::RecordOut { .. }
+            | Step::RecordCommitting { .. }) => note(&step),
             _ => unreachable!("a step this driver does not know"),
         }
     }
@@ -452,8 +454,8 @@ impl DecisionLog {
     }
 
     /// Writes what a commit's best-effort step records: [`Step::RecordAbort`]
-    /// ([`DecisionLog::aborted`]) and [`Step::RecordOut`] ([`DecisionLog::left_out`]); other
-    /// steps write nothing.
+    /// ([`DecisionLog::aborted`]), [`Step::RecordOut`] ([`DecisionLog::left_out`]) and
+    /// [`Step::RecordCommitting`] ([`DecisionLog::committing`]); other steps write nothing.
     ///
     /// # Errors
     /// As those.
@@ -461,6 +463,7 @@ impl DecisionLog {
         match step {
             Step::RecordAbort(run) => self.aborted(run),
             Step::RecordOut { run, gids } => self.left_out(run, gids),
+            Step::RecordCommitting { run, gid } => self.committing(run, gid),
             _ => Ok(()),
         }
     }
@@ -473,6 +476,17 @@ impl DecisionLog {
     /// Writing or syncing failed (a later recovery then asks for its server: the safe side).
     pub fn ended(&self, run: &str, gid: &str) -> io::Result<()> {
         self.append(&format!("ended {run} {gid}\n"))
+    }
+
+    /// Records that `run` sends its `COMMIT PREPARED` of `gid` now (`committing RUN GID`,
+    /// [`Step::RecordCommitting`]): a recovery that finds `gid` gone from its server knows the
+    /// run (not someone else) ended it.
+    ///
+    /// # Errors
+    /// Writing or syncing failed (a recovery then says that server must be checked: the safe
+    /// side).
+    pub fn committing(&self, run: &str, gid: &str) -> io::Result<()> {
+        self.append(&format!("committing {run} {gid}\n"))
     }
 
     /// Every global id a recorded commit decision names (an empty set when there is no log).
@@ -509,7 +523,10 @@ impl DecisionLog {
         for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
             let mut words = line.split_whitespace();
             let (
-                Some(kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended" | "out")),
+                Some(
+                    kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended"
+                    | "committing" | "out"),
+                ),
                 Some(run),
             ) = (words.next(), words.next())
             else {
@@ -544,6 +561,14 @@ impl DecisionLog {
                 }
                 "ended" => {
                     log.ended.extend(
+                        words
+                            .next()
+                            .filter(|w| parse_gid(w).is_some())
+                            .map(str::to_owned),
+                    );
+                }
+                "committing" => {
+                    log.committing.extend(
                         words
                             .next()
                             .filter(|w| parse_gid(w).is_some())
@@ -660,6 +685,9 @@ pub struct LogContents {
     pub done: HashSet<String>,
     /// The prepared transactions recovery finished ([`DecisionLog::ended`]).
     pub ended: HashSet<String>,
+    /// The prepared transactions whose run sent their `COMMIT PREPARED`
+    /// ([`DecisionLog::committing`]).
+    pub committing: HashSet<String>,
     /// The runs recovery began to roll back ([`DecisionLog::aborted`]).
     pub aborted: HashSet<String>,
     /// The transactions their runs never prepared ([`DecisionLog::left_out`]).
