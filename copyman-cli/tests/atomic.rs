@@ -331,6 +331,22 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
         ours[0]["outcome"].as_str().unwrap().contains("in progress"),
         "{report}"
     );
+    // Without the decision log (whose lock says "in progress") it is left alone too: a
+    // copyman process of the run's id is alive on this host (it rolled the live run back).
+    let mut no_log = vec!["recover".to_owned()];
+    for url in run.urls() {
+        no_log.extend(["--to".to_owned(), url]);
+    }
+    no_log.extend(["--no-decision-log".to_owned(), "--json".to_owned()]);
+    let out = copyman().args(&no_log).output().unwrap();
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert!(
+        report["prepared"][0]["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("may still be in progress")),
+        "{report}"
+    );
     // The run goes on and commits everywhere.
     let out = paused.resume();
     assert_exit(&out, 0);
