@@ -772,6 +772,18 @@ pub(crate) fn endpoints(
         .iter()
         .map(|t| endpoint(t, env, "--to"))
         .collect::<Result<Vec<_>, _>>()?;
+    // A bare word is a file here (psql would take it for a database name): said, with the way
+    // to name a database.
+    for (text, d) in to.iter().zip(&destinations) {
+        if let Endpoint::File(path) = d
+            && !text.contains(['/', '.'])
+        {
+            crate::report::warn(format_args!(
+                "--to {text}: written to the file ./{} (a database is `dbname={text}`)",
+                path.display()
+            ));
+        }
+    }
     if !source.is_server() {
         for d in &mut destinations {
             if let Endpoint::Server(spec) = d {

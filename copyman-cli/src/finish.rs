@@ -13,6 +13,7 @@ use copyman_job::commit::{
 };
 use copyman_sync::Connection;
 
+use crate::args::Endpoint;
 use crate::dest::Dest;
 use crate::report::{self, ErrorInfo, Exit, Fatal};
 use crate::run::describe_sync;
@@ -363,9 +364,13 @@ impl Participant for Party<'_, '_> {
         }
         let result = match (&mut self.conn, &mut self.dest) {
             (Some(conn), _) => Participant::run(&mut **conn, action).map_err(describe),
-            (None, Some(dest)) => match dest.conn.as_mut() {
-                Some(conn) => Participant::run(conn, action).map_err(describe),
-                None => match action {
+            (None, Some(dest)) => match (dest.conn.as_mut(), dest.endpoint) {
+                (Some(conn), Endpoint::Server(spec)) => {
+                    commit::run_on_a_live_session(conn, action, &|| spec.connect())
+                        .map_err(describe)
+                }
+                (Some(conn), _) => Participant::run(conn, action).map_err(describe),
+                (None, _) => match action {
                     // A file: renamed into place, or removed.
                     Action::Commit => dest.commit().map_err(Failure::Refused),
                     Action::Rollback => {
@@ -449,9 +454,10 @@ pub(crate) fn outcome_error(outcome: &Outcome<ErrorInfo>) -> Option<ErrorInfo> {
                 sqlstate: error.sqlstate.clone(),
                 message: format!(
                     "prepared as {gid} and decided commit, but by its COMMIT PREPARED the \
-                     transaction was gone ({}): another session finished it (copyman recover \
-                     with another decision log, or COMMIT/ROLLBACK PREPARED by hand), and \
-                     whether it committed is unknown: check what this destination holds",
+                     transaction was gone ({}): it was finished meanwhile (by a COMMIT PREPARED \
+                     of this run whose answer was lost, or by another session: copyman recover \
+                     with another decision log, COMMIT/ROLLBACK PREPARED by hand), and whether \
+                     it committed is unknown: check what this destination holds",
                     error.message
                 ),
             })

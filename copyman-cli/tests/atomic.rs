@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::fs;
 use std::sync::OnceLock;
 use std::thread;
 
@@ -157,7 +158,7 @@ fn atomic_copies_to_three_destinations_row_for_row() {
     assert_eq!(json(&out)["status"], "ok");
     run.assert_all();
     assert!(run.prepared().is_empty());
-    let log = std::fs::read_to_string(&run.log.0).expect("the decision was recorded");
+    let log = fs::read_to_string(&run.log.0).expect("the decision was recorded");
     // The run's start, where each of its transactions is, its decision, each COMMIT PREPARED
     // as it is sent, and its end.
     let kinds: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
@@ -391,7 +392,7 @@ fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
     // A log that exists but is not the run's (empty, another user's, another run's): it knows
     // nothing of the run, so it decides nothing — the run's own log decided commit, and one
     // destination already committed.
-    std::fs::write(&wrong.0, "").unwrap();
+    fs::write(&wrong.0, "").unwrap();
     let out = copyman()
         .args(&recover)
         .args(["--decision-log", wrong.arg(), "--json"])
@@ -576,4 +577,79 @@ fn a_signal_before_the_decision_calls_the_commit_off() {
     assert_exit(&out, 130);
     assert_eq!(run.counts(), [0, 0, 0]);
     assert!(run.prepared().is_empty());
+}
+
+/// A destination whose session is lost after its PREPARE (a terminated backend, a network
+/// blip) with the server up is finished by the run on a new session: its COMMIT PREPARED names
+/// the transaction by its global id. (It was left `commit pending`, holding its locks, exit 4,
+/// for copyman recover.)
+#[test]
+fn a_destination_session_lost_after_its_prepare_is_finished_on_a_new_one() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "recorded");
+    let (cluster, db) = &run.dests[1];
+    assert!(
+        cluster.terminate_backends(db) >= 1,
+        "the run's session there"
+    );
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+/// The same in a job: a destination whose session is lost after its PREPARE (here after the
+/// first destination's COMMIT PREPARED of a table) is finished by the job on a new session.
+#[test]
+fn a_job_destination_session_lost_after_its_prepare_is_finished_on_a_new_one() {
+    let s = servers();
+    let tables = "CREATE TABLE m (id int8 PRIMARY KEY, v text); CREATE TABLE n (id int8);";
+    let src = database(
+        &s.source,
+        &format!(
+            "{tables} INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 500) g;
+             INSERT INTO n SELECT generate_series(1, 300);"
+        ),
+    );
+    let (d1, d2) = (database(&s.a, tables), database(&s.b, tables));
+    let (log, state) = (
+        TempPath::new("job-decisions.log"),
+        TempPath::new("job.state"),
+    );
+    let copy = [
+        "table",
+        "m",
+        "n",
+        "--jobs",
+        "1",
+        "--from",
+        &s.source.url(&src),
+        "--to",
+        &s.a.url(&d1),
+        "--to",
+        &s.b.url(&d2),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--state",
+        state.arg(),
+    ];
+    let mut paused = Paused::start(&copy, "commit-prepared:1");
+    assert!(s.b.terminate_backends(&d2) >= 1, "the job's sessions there");
+    // The next table pauses there too: let it go on.
+    let started = std::time::Instant::now();
+    let _ = fs::remove_file(&paused.file.0);
+    while paused.child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed().as_secs() < 60, "the job did not end");
+        let _ = fs::remove_file(&paused.file.0);
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = paused.child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    for (c, db) in [(&s.a, &d1), (&s.b, &d2)] {
+        assert_eq!(digest(c, db, "m"), digest(&s.source, &src, "m"));
+        assert_eq!(digest(c, db, "n"), digest(&s.source, &src, "n"));
+    }
+    assert_eq!(prepared_xacts(&s.b), Vec::<String>::new());
 }

@@ -415,3 +415,32 @@ fn a_failed_rename_names_the_kept_temporary_file() {
     assert_eq!(kept.len(), 1000);
     assert_eq!(kept[0], "1\tv1");
 }
+
+/// A bare word as `--to` is a file (psql would take it for a database name): written, and said
+/// with the way to name a database.
+#[test]
+fn a_bare_word_destination_is_a_file_and_said_so() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempDir::new("bare-word");
+    let out = copyman()
+        .current_dir(&dir.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            "mydb",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("--to mydb: written to the file ./mydb (a database is `dbname=mydb`)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(dir.list(), ["mydb"]);
+}

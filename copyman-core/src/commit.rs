@@ -120,6 +120,15 @@ impl Action {
         }
     }
 
+    /// Whether the action names its transaction by its global id (`COMMIT PREPARED`, `ROLLBACK
+    /// PREPARED`), so that any session of its database can carry it out: one whose session was
+    /// lost (a network blip, a terminated backend) is sent again on a new session, and the run
+    /// finishes it itself instead of leaving it prepared, holding its locks, for recovery. (A
+    /// `COMMIT` or a `PREPARE` belongs to its session: lost with it.)
+    pub fn finishes_anywhere(&self) -> bool {
+        matches!(self, Self::CommitPrepared(_) | Self::RollbackPrepared(_))
+    }
+
     /// Whether a commit whose connection broke before its answer took effect all the same, as
     /// the `notices` the server sent while it ran say: a wait for a synchronous standby given up
     /// (the session terminated, or the wait cancelled) is a WARNING from the server's

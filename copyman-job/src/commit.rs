@@ -103,6 +103,40 @@ impl Participant for Connection {
     }
 }
 
+/// Runs `action` on `conn` as [`Participant::run`] does; an action any session can carry out
+/// ([`Action::finishes_anywhere`]) that failed because the session was lost (before the
+/// statement was sent, or before its answer) is sent again on a new session from `connect`,
+/// which then replaces `conn`. Its answer there stands, except that a transaction found gone
+/// there (42704) after a statement that was sent and not answered leaves that loss as the
+/// outcome: the lost statement may have finished it.
+///
+/// # Errors
+/// As [`Participant::run`].
+pub fn run_on_a_live_session(
+    conn: &mut Connection,
+    action: &Action,
+    connect: &dyn Fn() -> Result<Connection, Error>,
+) -> Result<(), Failure<Error>> {
+    let first = Participant::run(conn, action);
+    let lost = match &first {
+        Err(Failure::Lost(_)) => true,
+        Err(Failure::Refused(e)) if e.is_closed() => false,
+        _ => return first,
+    };
+    if !action.finishes_anywhere() {
+        return first;
+    }
+    let Ok(mut fresh) = connect() else {
+        return first;
+    };
+    let again = Participant::run(&mut fresh, action);
+    *conn = fresh;
+    match again {
+        Err(Failure::Refused(e)) if lost && e.code() == Some("42704") => Err(Failure::Lost(e)),
+        again => again,
+    }
+}
+
 /// Runs `commit` to its end: each step on its destination (by index into `destinations`) or on
 /// the source, [`Step::Record`] through `record`, and the records nothing waits on
 /// ([`Step::RecordAbort`], [`Step::RecordOut`]: best effort) through `note`

@@ -91,7 +91,8 @@ impl Participant for Announced<'_, '_, '_> {
         for table in self.tables {
             (self.shared.events)(step(table, None));
         }
-        let result = self.conn.run(action);
+        let connect = &self.shared.destinations[self.destination].connect;
+        let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
         for table in self.tables {
             (self.shared.events)(step(table, Some(result.is_ok())));
         }
