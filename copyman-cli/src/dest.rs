@@ -130,6 +130,12 @@ impl<'e> Dest<'e> {
         }
     }
 
+    /// Whether what it received can still be taken back before its commit: a server's
+    /// transaction, a file written beside its name; not stdout or a pipe, which got it already.
+    pub(crate) fn can_roll_back(&self) -> bool {
+        self.conn.is_some() || self.sink.as_ref().is_some_and(|s| s.rename.is_some())
+    }
+
     pub(crate) fn commit(&mut self) -> Result<(), ErrorInfo> {
         if let Some(conn) = self.conn.as_mut() {
             conn.execute("COMMIT").map_err(|e| describe_sync(&e))?;

@@ -300,7 +300,7 @@ fn interrupted_before_commit(signal: i32) -> ErrorInfo {
     ErrorInfo {
         sqlstate: None,
         message: format!(
-            "interrupted by {} before anything was committed: rolled back",
+            "interrupted by {} before its COMMIT was sent: rolled back",
             signals::name(signal)
         ),
     }
@@ -350,15 +350,17 @@ impl Participant for Party<'_, '_> {
             }));
         }
         // A signal before the first COMMIT calls the commit off: nothing has committed yet.
-        if self.dest.is_some()
+        // (Stdout or a pipe got its data already: it has nothing to call off.)
+        if self.dest.as_ref().is_some_and(|d| d.can_roll_back())
             && *action == Action::Commit
             && let Some(signal) = signals::commit_point()
         {
             return Err(Failure::Refused(interrupted_before_commit(signal)));
         }
         report::log(format_args!("{}: {}", self.name, action.sql()));
-        let commits =
-            self.dest.is_some() && matches!(action, Action::Commit | Action::CommitPrepared(_));
+        // Known to a second signal (which exits at once naming them): the destinations' COMMITs,
+        // and the source's, which may commit a move's DELETE.
+        let commits = matches!(action, Action::Commit | Action::CommitPrepared(_));
         if commits {
             signals::commit_sent(&self.name);
         }

@@ -4,7 +4,7 @@
 //! A `copyman table` runs a job when it names more or fewer than one table, or gives any of the
 //! selection or job flags; one plain `TABLE` keeps the single-table copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -981,6 +981,15 @@ fn to_json(
 
 /// Whether `--verify` found a table on a destination that differs from the source's (or could
 /// not compare it): it is committed there.
+/// Whether a split table ended partly committed on a destination.
+fn partly_committed(report: &JobReport) -> bool {
+    report
+        .tables
+        .iter()
+        .flat_map(|t| &t.destinations)
+        .any(|d| d.status == Status::PartlyCommitted)
+}
+
 /// Whether a table's end on a destination is in doubt (under `--atomic`: perhaps prepared).
 fn in_doubt(report: &JobReport) -> bool {
     report
@@ -1148,6 +1157,14 @@ fn write_human(
              without emptying in a job of its own first",
             options.state.display()
         )?;
+    } else if !report.succeeded() && !options.truncate && partly_committed(report) {
+        // An append's resume refuses a table a part of which committed.
+        writeln!(
+            out,
+            "copyman: state file {}: --resume copies what is missing, but refuses a table a part \
+             of which committed (see its line)",
+            options.state.display()
+        )?;
     } else if !report.succeeded() && options.two_phase.is_some() && in_doubt(report) {
         // A prepared transaction not finished: a resume refuses its table until recover.
         writeln!(
@@ -1214,6 +1231,8 @@ struct Ledger {
     two_phase: bool,
     /// Each table of the plan, and where it stands on each destination.
     tables: Vec<(String, Vec<Cell>)>,
+    /// The ranges of each table split into ranges (one backend each on every destination).
+    ranges: HashMap<String, usize>,
 }
 
 /// Where a table stands on a destination, as far as this process knows.
@@ -1227,9 +1246,9 @@ enum Cell {
     Refused,
     /// Being copied: its transaction is open (a closed connection rolls it back).
     Copying,
-    /// Its transaction ends: each backend's last statement and its answer (`None`: sent, not
-    /// answered).
-    Ending(Vec<(Option<i32>, Action, Option<bool>)>),
+    /// Its transactions end (one, or one per range of a split table: how many): each
+    /// backend's last statement and its answer (`None`: sent, not answered).
+    Ending(usize, Vec<(Option<i32>, Action, Option<bool>)>),
     /// The job's report for it.
     Finished(Status),
 }
@@ -1255,6 +1274,12 @@ impl Ledger {
                         .collect();
                     (t.table.to_string(), cells)
                 })
+                .collect(),
+            ranges: plan
+                .tables
+                .iter()
+                .filter(|t| t.ranges.len() > 1)
+                .map(|t| (t.table.to_string(), t.ranges.len()))
                 .collect(),
         }
     }
@@ -1283,14 +1308,16 @@ impl Ledger {
                 answered,
                 ..
             } => {
+                let key = table.to_string();
+                let ranges = self.ranges.get(&key).copied().unwrap_or(1);
                 if let Some(cell) = self
-                    .cells(&table.to_string())
+                    .cells(&key)
                     .and_then(|cells| cells.get_mut(*destination))
                 {
-                    if !matches!(cell, Cell::Ending(_)) {
-                        *cell = Cell::Ending(Vec::new());
+                    if !matches!(cell, Cell::Ending(..)) {
+                        *cell = Cell::Ending(ranges, Vec::new());
                     }
-                    if let Cell::Ending(steps) = cell {
+                    if let Cell::Ending(_, steps) = cell {
                         steps.retain(|(p, _, _)| p != pid);
                         steps.push((*pid, action.clone(), *answered));
                     }
@@ -1326,14 +1353,21 @@ impl Ledger {
             Cell::Finished(Status::Committed) => ("committed", "recorded in the state file"),
             Cell::Finished(Status::InDoubt) => ("in doubt", recover),
             Cell::Finished(status) => (status.name(), ""),
-            Cell::Ending(steps) => {
+            Cell::Ending(ranges, steps) => {
                 let committed =
                     |a: &Action| matches!(a, Action::Commit | Action::CommitPrepared(_));
-                // One backend per destination unless the table was split into ranges.
-                let all_committed = steps.len() == 1
+                // One backend per destination, or one per range of a split table.
+                let all_committed = steps.len() == *ranges
                     && steps
                         .iter()
                         .all(|(_, a, answered)| committed(a) && *answered == Some(true));
+                // Some of a split table's ranges committed, none unanswered: a part is there.
+                let part = steps
+                    .iter()
+                    .any(|(_, a, answered)| committed(a) && *answered == Some(true))
+                    && steps.iter().all(|(_, a, answered)| {
+                        answered.is_some() && !matches!(a, Action::Prepare(_))
+                    });
                 // An error answer or a broken connection leaves a COMMIT in doubt too.
                 let may_have = steps.iter().any(|(_, a, answered)| match a {
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
@@ -1345,6 +1379,13 @@ impl Ledger {
                         "committed",
                         "not recorded in the state file: --resume finds it committed there and \
                          records it",
+                    )
+                } else if part && !self.two_phase {
+                    (
+                        "partly committed",
+                        "some of its ranges committed, the others not: an append's --resume \
+                         refuses it (see its advice), one under --truncate empties it and copies \
+                         it again",
                     )
                 } else if may_have {
                     ("in doubt", recover)
@@ -1365,7 +1406,9 @@ impl Ledger {
     fn at_once_exit(&self, signal: i32) -> i32 {
         let committing = self.tables.iter().flat_map(|(_, cells)| cells).any(|cell| {
             let (status, _) = self.verdict(cell);
-            status == "in doubt" || (matches!(cell, Cell::Ending(_)) && status == "committed")
+            status == "in doubt"
+                || status == "partly committed"
+                || (matches!(cell, Cell::Ending(..)) && status == "committed")
         });
         signals::at_once_exit(signal, committing)
     }
@@ -1382,7 +1425,7 @@ impl Ledger {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
                 let (status, note) = self.verdict(cell);
                 let in_flight = match cell {
-                    Cell::Ending(steps) => steps
+                    Cell::Ending(_, steps) => steps
                         .iter()
                         .filter(|(_, _, answered)| answered.is_none())
                         .map(|(_, a, _)| a.sql())

@@ -314,6 +314,11 @@ pub(crate) fn run(
                     let commits = action == Recovery::Commit;
                     let party = format!("{} on {}", p.gid, spec.display);
                     if commits {
+                        // As a run does: a later recovery that finds it gone knows copyman sent
+                        // it (best effort: unrecorded, that recovery says to check the server).
+                        if !no_decision_log {
+                            let _ = log.committing(&p.run, &p.gid);
+                        }
                         signals::commit_sent(&party);
                     }
                     match said_while_waiting(&what, || conn.execute(&sql)) {
@@ -529,16 +534,24 @@ pub(crate) fn run(
 }
 
 /// The process a run id names (`TIME-PID-SALT`, [`DecisionLog::new_run_id`]), if a copyman
-/// process of that id runs on this host: perhaps the run itself, still in progress.
+/// process of that id runs on this host: perhaps the run itself, still in progress. Known by
+/// its executable (`/proc/PID/exe`): this very program however it was started (a symbolic link,
+/// another name), or one whose file is named copyman.
 fn live_copyman(run: &str) -> Option<u32> {
     let pid: u32 = run.split('-').nth(1)?.parse().ok()?;
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let program = cmdline.split(|&b| b == 0).next()?;
-    String::from_utf8_lossy(program)
-        .rsplit('/')
-        .next()?
-        .contains("copyman")
-        .then_some(pid)
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let same = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    };
+    let ours = std::fs::read_link("/proc/self/exe").ok();
+    let named = exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("copyman"));
+    (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
 }
 
 /// The runs with no decision in the log (known to it, neither commit nor recovery's abort;

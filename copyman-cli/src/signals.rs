@@ -151,6 +151,16 @@ pub(crate) fn commit_point() -> Option<i32> {
     None
 }
 
+/// Whether the first COMMIT (or the decision) went out ([`commit_point`]). Once a signal came
+/// before it, it never will: what runs before it (a deferred constraint's check, a PREPARE)
+/// may then be cancelled.
+pub(crate) fn commit_point_passed() -> bool {
+    matches!(
+        &*STAGE.lock().unwrap_or_else(PoisonError::into_inner),
+        Stage::Running { point: true, .. }
+    )
+}
+
 /// A COMMIT (or COMMIT PREPARED) goes to `party` now.
 pub(crate) fn commit_sent(party: &str) {
     if let Stage::Running { sent, .. } = &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
@@ -334,7 +344,7 @@ fn handle(signal: i32, stopping: &'static str) {
         let stopping = if committing || point {
             "the commit is under way and finishes; the report says what committed"
         } else if ending.is_some() {
-            "nothing is committed yet: the commit is called off, everything rolls back"
+            "nothing is committed yet: the commit is called off, every transaction rolls back"
         } else {
             stopping
         };
@@ -349,9 +359,15 @@ fn handle(signal: i32, stopping: &'static str) {
             [] => "none".to_owned(),
             names => names.join(", "),
         };
+        let source = if unanswered.iter().any(|p| p == "source") {
+            " (the source's may have committed its statement's changes, a move's DELETE: check \
+             the source before undoing anything)"
+        } else {
+            ""
+        };
         say(&format!(
             "copyman: {} received again: exiting at once during the COMMITs: \
-             committed: {}; COMMIT sent, not answered (may have committed): {}; \
+             committed: {}; COMMIT sent, not answered (may have committed): {}{source}; \
              the others have not committed (prepared ones: copyman recover)",
             name(signal),
             list(&committed),
@@ -370,11 +386,18 @@ fn handle(signal: i32, stopping: &'static str) {
         // No COMMIT was sent: the servers roll back the open transactions; prepared
         // ones stay, for copyman recover (which commits them if the decision was
         // recorded: they will hold the rows).
-        let (said, exit) = if two_phase {
+        let (said, exit) = if two_phase && point {
             (
                 "prepared transactions may be left: copyman recover with the same \
                  --to finishes them (it commits them if the decision was recorded)",
                 at_once_exit(signal, true),
+            )
+        } else if two_phase {
+            // The first signal came before the decision: none will be recorded.
+            (
+                "prepared transactions may be left: copyman recover with the same \
+                 --to rolls them back (no commit decision was recorded)",
+                at_once_exit(signal, false),
             )
         } else {
             ("nothing committed", at_once_exit(signal, false))

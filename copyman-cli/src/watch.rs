@@ -490,9 +490,15 @@ impl Look {
             .as_ref()
             .map(|(kind, event)| commit_wait_hint(kind, event))
             .unwrap_or_default();
+        // Only a COMMIT may have committed; a check or a PREPARE says what it did by its answer.
+        let why = if statement.starts_with("COMMIT") {
+            "only its answer says whether it committed"
+        } else {
+            "only its answer says what it did"
+        };
         format!(
             "copyman: waiting {} s for {label}'s {statement}{table}: {}{hint} (not cancelled: \
-             only its answer says whether it committed)",
+             {why})",
             waited.as_secs(),
             self.activity
         )
@@ -533,8 +539,10 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
         if signals::received().is_some() {
             // At once (a second signal may follow quickly), then once a second.
+            // Before the commit's point of no return, what it runs (a deferred constraint's
+            // check) is called off with it: cancelled too.
             if last_cancel.is_none_or(|t| t.elapsed() >= STILL)
-                && !committing.load(Ordering::SeqCst)
+                && (!committing.load(Ordering::SeqCst) || !signals::commit_point_passed())
             {
                 last_cancel = Some(Instant::now());
                 for w in &mut watched {

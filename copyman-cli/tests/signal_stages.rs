@@ -313,3 +313,112 @@ fn a_killed_copyman_leaves_no_source_query_running() {
         thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A signal before the first COMMIT calls the commit off on the servers, but stdout got every
+/// row already: it is said `sent`, never "rolled back" (every row had gone out, and the report
+/// said stdout rolled back and nothing committed).
+#[test]
+fn a_signal_before_the_first_commit_says_stdout_got_its_rows() {
+    let c = clusters();
+    let (d1, _, [from, to1, _]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", "-", "--to", &to1];
+    let mut paused = Paused::start(&args, "checked:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    let said = stderr.rest();
+    // Stdout holds the rows, the server none: partial, said so.
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert_eq!(text(&out.stdout).lines().count(), 100, "every row went out");
+    assert!(!said.contains("-: interrupted"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+/// A job interrupted while a table's commit checks its deferred constraints (before any COMMIT
+/// of it) calls that table's commit off, as a one-table run does (it said the tables being
+/// copied roll back, then committed it everywhere).
+#[test]
+fn a_job_interrupted_before_a_tables_first_commit_calls_it_off() {
+    let c = clusters();
+    let tables = "CREATE TABLE m (id int); CREATE TABLE n (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO m SELECT generate_series(1, 100); INSERT INTO n VALUES (1);"
+        ),
+    );
+    // Destination 1 checks m's deferred constraint slowly.
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{tables}
+             CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON m DEFERRABLE INITIALLY DEFERRED
+               FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION slow();"
+        ),
+    );
+    let d2 = database(&c.dest[1], tables);
+    let state = TempPath::new("called-off.state");
+    let mut child = copyman()
+        .args([
+            "table",
+            "m",
+            "n",
+            "--jobs",
+            "1",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .args(["--state", state.arg()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &d1, "SET CONSTRAINTS ALL IMMEDIATE");
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(130));
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(count(cluster, db, "m"), 0, "m committed on {db}");
+    }
+}
+
+/// A signal while the commit checks a slow deferred constraint (before any COMMIT) cancels the
+/// check with the commit it calls off (it waited for the whole check: here a minute).
+#[test]
+fn a_signal_during_a_slow_check_cancels_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int);
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+           FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION slow();",
+    );
+    let mut child = copyman()
+        .args(["table", "t", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&dst)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &dst, "SET CONSTRAINTS ALL IMMEDIATE");
+    signal(&child, "INT");
+    // (Bounded at 20 s, a third of the check.)
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}

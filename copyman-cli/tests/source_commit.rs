@@ -695,15 +695,16 @@ fn a_move_under_keep_going_says_the_sources_changes_were_rolled_back() {
 /// standby, then stops: a crash, a network cut) is in doubt, not "did not commit": here the
 /// DELETE committed locally, and a user told it did not would undo the move on the
 /// destinations and lose the rows everywhere.
-#[test]
-fn a_source_commit_lost_in_flight_is_in_doubt() {
-    // Its own source: it is stopped. Its COMMITs wait for a standby that does not exist in the
-    // move's database only.
+/// A source whose COMMITs wait for a standby that does not exist (in `src` only, which holds
+/// the move's table), and a move from it under way until its COMMIT waits.
+fn move_until_the_source_commit_waits(
+    s: &Clusters,
+    dbs: &[String; 2],
+) -> (Cluster, String, std::process::Child) {
     let source = Cluster::builder()
         .setting("synchronous_standby_names", "nosuch")
         .setting("synchronous_commit", "local")
         .start();
-    let s = clusters();
     let src = database(&source, &format!("{MV} {FILL}"));
     source
         .connect("postgres")
@@ -711,8 +712,7 @@ fn a_source_commit_lost_in_flight_is_in_doubt() {
             "ALTER DATABASE \"{src}\" SET synchronous_commit = on"
         ))
         .unwrap();
-    let dbs = empty_destinations(s, "");
-    let args = move_args(s, &source.url(&src), &dbs, &["--json"]);
+    let args = move_args(s, &source.url(&src), dbs, &["--json"]);
     let child = copyman()
         .args(&args)
         .stdout(Stdio::piped())
@@ -738,6 +738,15 @@ fn a_source_commit_lost_in_flight_is_in_doubt() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+    (source, src, child)
+}
+
+#[test]
+fn a_source_commit_lost_in_flight_is_in_doubt() {
+    // Its own source: it is stopped.
+    let s = clusters();
+    let dbs = empty_destinations(s, "");
+    let (source, src, child) = move_until_the_source_commit_waits(s, &dbs);
     source.stop_immediate();
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 4);
@@ -755,4 +764,26 @@ fn a_source_commit_lost_in_flight_is_in_doubt() {
     for (cluster, db) in s.dest.iter().zip(&dbs) {
         assert_eq!(count(cluster, db, "mv"), 1000);
     }
+}
+
+/// A second signal while the source's COMMIT is unanswered names it among the COMMITs that may
+/// have committed (it said "not answered: none; the others have not committed" while the move's
+/// DELETE had committed).
+#[test]
+fn a_second_signal_during_the_source_commit_says_it_may_have_committed() {
+    let s = clusters();
+    let dbs = empty_destinations(s, "");
+    let (_source, _src, mut child) = move_until_the_source_commit_waits(s, &dbs);
+    let mut stderr = StderrLines::take(&mut child);
+    signal(&child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("COMMIT sent, not answered (may have committed): source")
+            && said.contains("check the source"),
+        "{said}"
+    );
 }

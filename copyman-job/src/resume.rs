@@ -252,9 +252,9 @@ fn settle(
             .map_or(note.as_str(), |(what, _)| what);
         return Err(format!(
             "--resume: {note}: it is not emptied and copied again, since without --truncate it \
-             may hold rows this job did not write; delete the rows the earlier run committed \
-             there, then resume, or resume with --truncate to replace it, or leave it out \
-             (--exclude-table)"
+             may hold rows this job did not write; resume with --truncate to replace it, or \
+             delete the rows the earlier run committed there and copy it in a job of its own \
+             (another --state)"
         ));
     }
     // A table that committed with a checksum unlike the source's: emptied and copied again

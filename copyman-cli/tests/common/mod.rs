@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub)] // Each test binary uses its own part of these helpers.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::thread;
@@ -70,7 +70,12 @@ pub fn database(cluster: &Cluster, sql: &str) -> String {
 
 /// The `copyman` command with a clean libpq environment.
 pub fn copyman() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_copyman"));
+    copyman_as(Path::new(env!("CARGO_BIN_EXE_copyman")))
+}
+
+/// [`copyman`], started as `program` (a link to it under another name).
+pub fn copyman_as(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
     // Every libpq variable of the environment the tests run in (PGSERVICEFILE, PGCLIENTENCODING,
     // PGSYSCONFDIR, …): a test sets what it means.
     for (var, _) in std::env::vars_os() {
@@ -172,8 +177,13 @@ pub struct Paused {
 impl Paused {
     /// Starts `copyman ARGS` to pause at `point`, and waits until it is there.
     pub fn start(args: &[&str], point: &str) -> Self {
+        Self::start_with(copyman(), args, point)
+    }
+
+    /// [`Paused::start`] with `command` (e.g. [`copyman_as`]).
+    pub fn start_with(mut command: Command, args: &[&str], point: &str) -> Self {
         let file = TempPath::new("pause");
-        let mut child = copyman()
+        let mut child = command
             .args(args)
             .env("COPYMAN_TEST_PAUSE", format!("{point}@{}", file.arg()))
             .stdout(Stdio::piped())

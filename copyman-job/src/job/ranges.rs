@@ -510,6 +510,7 @@ pub(super) fn copy_split(
     // Each range's transaction on each destination, one destination's ranges after another:
     // a commit that stops midway leaves one destination with a part of the table, not every
     // destination with a part each.
+    let sent = std::cell::Cell::new(false);
     let mut parties: Vec<(usize, usize, Announced<'_, '_, '_>)> = Vec::new();
     for (i, c) in range_conns.iter_mut().enumerate() {
         for (d, slot) in c.dests.iter_mut().enumerate() {
@@ -524,6 +525,7 @@ pub(super) fn copy_split(
                         worker,
                         tables: std::slice::from_ref(&t.table),
                         destination: d,
+                        sent: &sent,
                     },
                 ));
             }
@@ -613,7 +615,13 @@ pub(super) fn copy_split(
                 record_committed(shared, &key, d, result);
             }
         } else if committed > 0 || mine.iter().any(|o| o.may_hold_rows()) {
-            let in_doubt = mine.iter().any(|o| matches!(o, Outcome::InDoubt(_)));
+            // Some ranges known committed: a part of the table is there (whatever the ranges
+            // whose COMMIT went unanswered did), said with its rows.
+            let doubtful = mine
+                .iter()
+                .filter(|o| matches!(o, Outcome::InDoubt(_)))
+                .count();
+            let in_doubt = committed == 0 && doubtful > 0;
             result.status = if in_doubt {
                 Status::InDoubt
             } else {
@@ -631,16 +639,21 @@ pub(super) fn copy_split(
                 })
                 .map(|why| format!(" ({why})"))
                 .unwrap_or_default();
-            let rows = match in_doubt {
-                true => String::new(),
-                false => format!(", {committed_rows} rows"),
+            let rows = match (in_doubt, doubtful) {
+                (true, _) => String::new(),
+                (false, 0) => format!(", {committed_rows} rows"),
+                (false, k) => format!(
+                    ", {committed_rows} rows, and {k} sent its COMMIT with no answer (it may \
+                     have committed)"
+                ),
             };
             let then = match options.truncate {
                 true => "a resume empties it and copies it again",
                 false => {
                     "a resume refuses it: without --truncate it may hold rows this job did not \
-                     write, which emptying it would delete; delete the rows those ranges \
-                     committed, or resume with --truncate to replace the table"
+                     write, which emptying it would delete; resume with --truncate to replace \
+                     the table, or delete the rows those ranges committed and copy it again in \
+                     a job of its own (another --state)"
                 }
             };
             result.error = Some(TableError::new(format!(

@@ -5,6 +5,7 @@
 //! carried ([`carry`]), the commit through core's commit machine ([`commit_live`],
 //! [`commit_table`]) and the state file's records ([`record_committed`], [`record_mismatch`]).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +73,9 @@ pub(super) struct Announced<'c, 's, 'a> {
     /// The tables the transaction holds (a group's: each is told of every step).
     pub(super) tables: &'s [TableName],
     pub(super) destination: usize,
+    /// Whether a COMMIT of this commit went out (shared by its parties): until one did, an
+    /// interrupt calls the commit off, as in a one-table run (the job said its tables roll back).
+    pub(super) sent: &'s Cell<bool>,
 }
 
 impl Participant for Announced<'_, '_, '_> {
@@ -90,6 +94,14 @@ impl Participant for Announced<'_, '_, '_> {
         };
         for table in self.tables {
             (self.shared.events)(step(table, None));
+        }
+        if *action == commit::Action::Commit {
+            if !self.sent.get() && self.shared.options.interrupt.is_interrupted() {
+                return Err(commit::Failure::Refused(copyman_sync::Error::State(
+                    JOB_STOPPED,
+                )));
+            }
+            self.sent.set(true);
         }
         let connect = &self.shared.destinations[self.destination].connect;
         let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
@@ -111,6 +123,7 @@ pub(super) fn commit_live(
     options: commit::Options,
     flags: &[bool],
 ) -> commit::Report<copyman_sync::Error> {
+    let sent = Cell::new(false);
     let mut announced: Vec<Announced<'_, '_, '_>> = dests
         .iter_mut()
         .enumerate()
@@ -121,6 +134,7 @@ pub(super) fn commit_live(
             worker,
             tables,
             destination,
+            sent: &sent,
         })
         .collect();
     let destination_of: Vec<usize> = announced.iter().map(|a| a.destination).collect();
@@ -168,6 +182,10 @@ pub(super) fn commit_table(
         parties,
         None,
         |d| {
+            // An interrupt before the decision calls the commit off: every PREPARE rolls back.
+            if shared.options.interrupt.is_interrupted() {
+                return Err(copyman_sync::Error::State(JOB_STOPPED));
+            }
             two.log
                 .record_parties(d, &holders, None)
                 .map_err(copyman_sync::Error::Io)
