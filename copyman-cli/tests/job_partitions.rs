@@ -133,3 +133,43 @@ fn group(n: i64) -> String {
     }
     out
 }
+
+/// A partition detached from its partitioned table while the job plans (the table already
+/// selected, its partitions to come with it) would be copied by nobody, and one attached would
+/// come twice (by itself and with its new parent): the job checks the trees again once its
+/// tables are locked, and refuses, nothing copied (it exited 0, 1000 rows missing).
+#[test]
+fn a_partition_tree_changed_while_the_job_plans_is_refused() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
+    let dst = database(&c.dest[0], SCHEMA);
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("tree-changed.state");
+    let args = [
+        "table",
+        "app.pt",
+        "shape.s",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--json",
+    ];
+    let paused = Paused::start(&args, "planning:1");
+    c.source
+        .connect(&src)
+        .batch_execute("ALTER TABLE app.pt DETACH PARTITION parts.pt_2")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("the partition tree of") && said.contains("app"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "app.pt"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "shape.s"), 0);
+}

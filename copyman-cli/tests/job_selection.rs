@@ -625,3 +625,27 @@ fn job_selection_a_resume_of_another_selection_is_refused() {
     );
     assert_eq!(count(&c.dest[0], &dst, "parts"), 3000);
 }
+
+/// A table named in a schema that does not exist is a usage error naming it (exit 2), as one
+/// that does not exist in a schema that does (it exited 1).
+#[test]
+fn job_selection_a_table_in_a_missing_schema_is_a_usage_error() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE a (i int);");
+    let dst = database(&c.dest[0], "CREATE TABLE a (i int);");
+    let out = run(&[
+        "table",
+        "nosuchschema.t",
+        "a",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("nosuchschema"),
+        "{}",
+        text(&out.stderr)
+    );
+}

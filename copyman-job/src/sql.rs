@@ -663,11 +663,14 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     } else {
         "false"
     };
+    // The relation and its leaves, each looked up in pg_class by oid (its index; `OFFSET 0`
+    // keeps the planner from hashing all of pg_class): an `IN (…)` of them scanned all of
+    // pg_class, for every table of a job (seconds per hundred tables).
     let parts = if version >= 120_000 {
-        "SELECT rel.oid UNION ALL \
-         SELECT t.relid FROM pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
+        "SELECT rel.oid FROM rel UNION ALL \
+         SELECT t.relid FROM rel, pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
     } else {
-        "SELECT rel.oid"
+        "SELECT rel.oid FROM rel"
     };
     format!(
         "WITH RECURSIVE rel AS (SELECT {table}::pg_catalog.regclass::pg_catalog.oid AS oid), \
@@ -676,7 +679,8 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped \
            UNION \
            SELECT r.attnum, n.typ, n.elem, r.path || '/' || n.pos FROM reach r \
-             JOIN pg_catalog.pg_type t ON t.oid = r.typ \
+             CROSS JOIN LATERAL (SELECT t.* FROM pg_catalog.pg_type t \
+              WHERE t.oid = r.typ OFFSET 0) t \
              CROSS JOIN LATERAL (VALUES (t.typbasetype, false, 'b'::text), \
                (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e'), \
                (coalesce((SELECT g.rngsubtype FROM pg_catalog.pg_range g \
@@ -685,21 +689,24 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
                 WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
                   AND NOT f.attisdropped) AS n(typ, elem, pos) \
             WHERE n.typ <> 0), \
+         parts AS ({parts}), \
          width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
            FROM pg_catalog.pg_attribute a, rel \
            WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped), \
          estimate AS (SELECT sum(CASE \
              WHEN p.reltuples < 0 OR (p.reltuples = 0 AND pg_catalog.pg_relation_size(p.oid) > 0) \
              THEN pg_catalog.pg_relation_size(p.oid) / width.w ELSE p.reltuples END)::int8 AS n \
-           FROM pg_catalog.pg_class p, width, rel \
-           WHERE p.oid IN ({parts}) AND p.relkind <> 'p') \
+           FROM parts CROSS JOIN width CROSS JOIN LATERAL (SELECT p.oid, p.reltuples \
+             FROM pg_catalog.pg_class p WHERE p.oid = parts.oid AND p.relkind <> 'p' \
+             OFFSET 0) p) \
          SELECT c.relkind::text, estimate.n, a.attname::text, \
            pg_catalog.format_type(a.atttypid, a.atttypmod), {generated}, \
            (SELECT pg_catalog.string_agg(t.typtype::text || ',' || t.oid::text || ',' || \
               (t.oid < 16384)::text || ',' || (t.typlen = -1 AND t.typelem <> 0)::text || ',' || \
               r.elem::text || ',' || (t.typsend <> 0 AND t.typreceive <> 0)::text || ',' || \
               r.path, ' ' ORDER BY r.path, t.oid) \
-            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ WHERE r.attnum = a.attnum), \
+            FROM reach r CROSS JOIN LATERAL (SELECT t.* FROM pg_catalog.pg_type t \
+              WHERE t.oid = r.typ OFFSET 0) t WHERE r.attnum = a.attnum), \
            (SELECT d.objid::text FROM pg_catalog.pg_depend d \
              JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
@@ -714,7 +721,8 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
                 FROM pg_catalog.pg_attribute f \
                WHERE f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped), \
               chr(30) ORDER BY r.path) \
-            FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ \
+            FROM reach r CROSS JOIN LATERAL (SELECT t.* FROM pg_catalog.pg_type t \
+              WHERE t.oid = r.typ OFFSET 0) t \
             WHERE r.attnum = a.attnum AND t.typtype = 'c') \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \

@@ -444,8 +444,9 @@ pub fn plan_with(
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
     let rows = src.query(&query).map_err(|e| {
         let error = describe_with(&e, options.stall_timeout);
-        // A named table that does not exist: the regclass cast refuses it (42P01).
-        if error.sqlstate.as_deref() == Some("42P01") {
+        // A named table that does not exist, or whose schema does not: the regclass cast
+        // refuses it (42P01, 3F000).
+        if matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000")) {
             JobError::Selection(error.message)
         } else {
             JobError::Source(error)
@@ -476,6 +477,10 @@ pub fn plan_with(
         .collect();
     // The destinations left out are said first.
     notes.splice(0..0, left_out);
+    // The selected tables' partition trees as the selection saw them: checked again once the
+    // tables are locked (below), since a partition attached or detached while the job plans
+    // would be copied twice, or by nobody.
+    let shape_before = partition_shape(&mut src, selected.iter().map(|s| &s.table));
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
@@ -1017,9 +1022,20 @@ pub fn plan_with(
     let (coordinator, snapshot) = if options.snapshot {
         src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| JobError::Source(describe(&e)))?;
-        if let Some(lock) = crate::sql::lock_for_snapshot(lockable.into_iter()) {
+        if let Some(lock) = crate::sql::lock_for_snapshot(lockable.iter().copied()) {
             src.execute(&lock).map_err(|e| {
-                JobError::Snapshot(describe(&e).prefixed("locking the tables before it: "))
+                let error = describe(&e);
+                // Out of lock slots (53200): the server's limit, not its snapshots.
+                if error.sqlstate.as_deref() == Some("53200") {
+                    JobError::Source(error.prefixed(&format!(
+                        "cannot lock the {} tables before the job's snapshot (raise the \
+                         source's max_locks_per_transaction, copy fewer tables at once, or \
+                         take no snapshot: --no-snapshot): ",
+                        lockable.len()
+                    )))
+                } else {
+                    JobError::Snapshot(error.prefixed("locking the tables before it: "))
+                }
             })?;
         }
         let rows = src
@@ -1033,6 +1049,27 @@ pub fn plan_with(
     } else {
         (None, None)
     };
+    // Locked now (under the job's snapshot; else as late as the plan can look): the trees must
+    // be what the selection saw.
+    let mut asker = match (coordinator, connect(source)) {
+        (Some(conn), _) => Some((conn, true)),
+        (None, Ok(conn)) => Some((conn, false)),
+        (None, Err(_)) => None,
+    };
+    if let (Some(before), Some((conn, _))) = (&shape_before, asker.as_mut()) {
+        let after = partition_shape(conn, tables.iter().map(|t| &t.table));
+        if let Some(changed) = after
+            .as_ref()
+            .and_then(|after| shape_changed(before, after))
+        {
+            return Err(JobError::Source(TableError::new(format!(
+                "{changed} while the job planned (a partition attached, detached or dropped): \
+                 its rows would be copied twice or not at all; nothing was copied: run the job \
+                 again"
+            ))));
+        }
+    }
+    let coordinator = asker.and_then(|(conn, ours)| ours.then_some(conn));
     Ok(Plan {
         tables,
         groups,
@@ -1045,6 +1082,54 @@ pub fn plan_with(
         confirmed,
         parties,
         coordinator,
+    })
+}
+
+/// Each of `tables`' place in its partition tree, as the source's catalog says now: the
+/// relations of its tree (itself and every partition below it, by name) and its root if it is
+/// a partition. `None` before PostgreSQL 12 (no `pg_partition_tree`) or if the question fails.
+fn partition_shape<'a>(
+    conn: &mut Connection,
+    tables: impl Iterator<Item = &'a TableName>,
+) -> Option<Vec<(String, String)>> {
+    if conn
+        .session()
+        .server_version_num()
+        .is_none_or(|v| v < 120_000)
+    {
+        return None;
+    }
+    let list: Vec<String> = tables
+        .map(|t| crate::sql::literal(&t.to_string()))
+        .collect();
+    if list.is_empty() {
+        return Some(Vec::new());
+    }
+    let sql = format!(
+        "SELECT t, coalesce((SELECT pg_catalog.string_agg(r.relid::pg_catalog.regclass::text, \
+           ',' ORDER BY r.relid::pg_catalog.regclass::text) \
+           FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(t)) r), '') || ' < ' || \
+           coalesce(pg_catalog.pg_partition_root(pg_catalog.to_regclass(t))::text, '') \
+         FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t ORDER BY t",
+        list.join(", ")
+    );
+    let rows = conn.query(&sql).ok()?;
+    Some(
+        rows.into_iter()
+            .filter_map(|r| {
+                let mut r = r.into_iter();
+                Some((r.next()??, r.next()??))
+            })
+            .collect(),
+    )
+}
+
+/// The first table whose partition tree differs between `before` and `after` (the selected
+/// tables' shapes, [`partition_shape`]), said in words.
+fn shape_changed(before: &[(String, String)], after: &[(String, String)]) -> Option<String> {
+    after.iter().find_map(|(table, now)| {
+        let then = before.iter().find(|(t, _)| t == table).map(|(_, s)| s)?;
+        (then != now).then(|| format!("the partition tree of {table} changed ({then} → {now})"))
     })
 }
 
