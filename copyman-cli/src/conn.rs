@@ -350,7 +350,8 @@ const ENVIRONMENT_SETTINGS: &[(&str, &str)] = &[
 ];
 
 /// The parameters handed to the `postgres` crate's parser (it checks their values), each under
-/// the crate's name for it (libpq's `keepalives_count` is its `keepalives_retries`).
+/// the crate's name for it (libpq's `keepalives_count` is its `keepalives_retries`). Not
+/// `tcp_user_timeout`: libpq's is in milliseconds, the crate's in seconds (set apart).
 const CRATE_PARAMETERS: &[(&str, &str)] = &[
     ("user", "user"),
     ("password", "password"),
@@ -361,7 +362,6 @@ const CRATE_PARAMETERS: &[(&str, &str)] = &[
     ("keepalives_idle", "keepalives_idle"),
     ("keepalives_interval", "keepalives_interval"),
     ("keepalives_count", "keepalives_retries"),
-    ("tcp_user_timeout", "tcp_user_timeout"),
 ];
 
 /// Why copyman cannot honour `key=value`, if it cannot: the raw session would silently do
@@ -720,6 +720,18 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         None => None,
     };
 
+    // libpq's `tcp_user_timeout`: milliseconds; zero or less is the system's.
+    let tcp_user_timeout = match params.get("tcp_user_timeout") {
+        Some(ms) => {
+            let ms: i64 = ms.trim().parse().map_err(|_| {
+                let from = &params.values["tcp_user_timeout"].1;
+                ConnError::Invalid(format!("invalid tcp_user_timeout \"{ms}\" (from {from})"))
+            })?;
+            (ms > 0).then(|| Duration::from_millis(ms.unsigned_abs()))
+        }
+        None => None,
+    };
+
     // The `postgres` crate checks the values of what it knows; the rest is set here.
     let mut conninfo = String::new();
     for (key, crate_key) in CRATE_PARAMETERS {
@@ -749,6 +761,9 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         })?;
         if let Some(timeout) = connect_timeout {
             config.connect_timeout(timeout);
+        }
+        if let Some(timeout) = tcp_user_timeout {
+            config.tcp_user_timeout(timeout);
         }
         Ok(config)
     };
@@ -2234,6 +2249,21 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid port number \"0\""), "{err}");
+        // TCP options reach every host's configuration; tcp_user_timeout in milliseconds, as
+        // libpq's.
+        let spec = resolve(
+            "host=a,b user=u keepalives_idle=7 keepalives_count=3 tcp_user_timeout=1500",
+            &vars,
+        )
+        .unwrap();
+        for config in &spec.hosts {
+            assert_eq!(config.get_keepalives_idle(), Duration::from_secs(7));
+            assert_eq!(config.get_keepalives_retries(), Some(3));
+            assert_eq!(
+                config.get_tcp_user_timeout(),
+                Some(&Duration::from_millis(1500))
+            );
+        }
         // An empty user or database is the default one.
         let spec = resolve("host=h user='' dbname=''", &env(&[("USER", "os")])).unwrap();
         assert_eq!(
