@@ -16,6 +16,11 @@
 //! mismatch  "public"."items"  system 7301847126395823112 database 16384  5000
 //! ```
 //!
+//! A run also writes, before it begins any table, a `covers  TABLE  OID,OID…` line for each
+//! table it copies: the source's oids of the relations its copy covers (the table and every
+//! partition below it). A resume refuses a table the earlier run began under another name (one
+//! renamed since, or a partition detached from a table copied whole): its rows may be there.
+//!
 //! A run also writes, before it begins any table, a `claim  TABLE  DESTINATION` line for
 //! each table it will copy (and each partition relative of one) on each destination: while its
 //! file is locked (the run is alive), another job of the same state directory that would copy
@@ -134,6 +139,9 @@ pub struct Recorded {
     /// `(table, destination)` pairs the run that wrote it claimed: it copies them, or copies a
     /// partition relative of them ([`StateFile::claim`]).
     pub claimed: HashSet<(String, String)>,
+    /// Each table a run copied, with the source's oids of the relations its copy covered (itself
+    /// and every partition below it: [`StateFile::covers`]).
+    pub covers: HashMap<String, Vec<u64>>,
     /// The selection of the job that wrote it ([`Selection::key`](crate::select::Selection::key)),
     /// if it recorded one.
     pub selection: Option<String>,
@@ -287,6 +295,15 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             [kind, table, dest] if kind == "claim" => {
                 recorded.claimed.insert((table.clone(), dest.clone()));
             }
+            [kind, table, oids] if kind == "covers" => {
+                let oids: Vec<u64> = oids.split(',').filter_map(|o| o.parse().ok()).collect();
+                let known = recorded.covers.entry(table.clone()).or_default();
+                for oid in oids {
+                    if !known.contains(&oid) {
+                        known.push(oid);
+                    }
+                }
+            }
             [kind] if kind == "verify" => recorded.verify = true,
             [kind, table, dest] if kind == "begin" => {
                 let key = (table.clone(), dest.clone());
@@ -410,6 +427,24 @@ impl StateFile {
         let mut lines = String::new();
         for (table, destination) in pairs {
             lines.push_str(&line(&["claim", table, destination]));
+        }
+        self.write(&lines)
+    }
+
+    /// Records, in one write, the source's oids of the relations each table's copy covers
+    /// (`covers  TABLE  OID,OID…`: the table and every partition below it), so that a resume
+    /// knows a table renamed, detached or attached since by what it is on the source.
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn covers<'a>(
+        &self,
+        tables: impl IntoIterator<Item = (&'a str, &'a [u64])>,
+    ) -> io::Result<()> {
+        let mut lines = String::new();
+        for (table, oids) in tables {
+            let oids: Vec<String> = oids.iter().map(u64::to_string).collect();
+            lines.push_str(&line(&["covers", table, &oids.join(",")]));
         }
         self.write(&lines)
     }

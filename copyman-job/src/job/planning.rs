@@ -147,6 +147,9 @@ pub struct Plan {
     /// shares (its ancestors, its partitions): claimed with the tables
     /// ([`StateFile::claim`](crate::state::StateFile::claim)).
     pub(super) relatives: Vec<String>,
+    /// Each table and the source's oids of what its copy covers (itself and its partitions):
+    /// recorded with the claims ([`StateFile::covers`](crate::state::StateFile::covers)).
+    pub(super) covers: Vec<(String, Vec<u64>)>,
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     pub(super) confirmed: Vec<(String, usize, u64)>,
@@ -569,6 +572,15 @@ pub fn plan_with(
         }
         Recorded::default()
     };
+    // What each table's copy covers on the source, by oid; a resume refuses a table the earlier
+    // run copied under another name (renamed since) or as a part of another (a partition
+    // detached since): its rows may be there already.
+    let covers = source_covers(&mut src, selected.iter().map(|s| &s.table));
+    if options.resume
+        && let Some(again) = copied_under_another_name(&covers, &recorded, &keys)
+    {
+        return Err(JobError::Refused(again));
+    }
     if recorded.verify && !options.verify {
         return Err(JobError::Refused(
             "the run this resumes was given --verify: resume with --verify too (a table it \
@@ -1079,6 +1091,7 @@ pub fn plan_with(
         recorded,
         selection: selection.key(),
         relatives,
+        covers,
         confirmed,
         parties,
         coordinator,
@@ -1122,6 +1135,86 @@ fn partition_shape<'a>(
             })
             .collect(),
     )
+}
+
+/// Each of `tables` with the source's oids of the relations its copy covers (itself, and on
+/// PostgreSQL 12 and later every partition below it). Empty if the question fails.
+fn source_covers<'a>(
+    conn: &mut Connection,
+    tables: impl Iterator<Item = &'a TableName>,
+) -> Vec<(String, Vec<u64>)> {
+    let list: Vec<String> = tables
+        .map(|t| crate::sql::literal(&t.to_string()))
+        .collect();
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let tree = if conn
+        .session()
+        .server_version_num()
+        .is_some_and(|v| v >= 120_000)
+    {
+        // (A table neither partitioned nor a partition has no tree: itself.)
+        "SELECT pg_catalog.to_regclass(t) UNION \
+         SELECT r.relid FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(t)) r"
+    } else {
+        "SELECT pg_catalog.to_regclass(t)"
+    };
+    let sql = format!(
+        "SELECT t, (SELECT pg_catalog.string_agg(o::pg_catalog.oid::text, ',') FROM ({tree}) \
+         AS x(o)) FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t",
+        list.join(", ")
+    );
+    let Ok(rows) = conn.query(&sql) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            let table = r.next()??;
+            let oids = r
+                .next()
+                .flatten()
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|o| o.parse().ok())
+                .collect();
+            Some((table, oids))
+        })
+        .collect()
+}
+
+/// Why a resume refuses, if it must: a table of this run that the earlier run never began on a
+/// destination, whose rows it copied there under another name all the same — renamed since, or
+/// a partition it copied with its partitioned table and detached since (the same relation on
+/// the source: an oid the earlier run's record of that other table covers).
+fn copied_under_another_name(
+    covers: &[(String, Vec<u64>)],
+    recorded: &Recorded,
+    keys: &[String],
+) -> Option<String> {
+    for (table, oids) in covers {
+        for (other, theirs) in &recorded.covers {
+            if other == table || !oids.iter().any(|o| theirs.contains(o)) {
+                continue;
+            }
+            let Some(d) = keys
+                .iter()
+                .position(|k| recorded.begun(other, k) && !recorded.begun(table, k))
+            else {
+                continue;
+            };
+            return Some(format!(
+                "--resume: table {table} was copied to destination {} by the earlier run as \
+                 (a part of) {other} (the same relation on the source: renamed, detached or \
+                 attached since): copied again, its rows would be there twice; check what that \
+                 destination holds, then copy it in a job of its own (another --state), or \
+                 run this job again without --resume with --truncate",
+                d + 1
+            ));
+        }
+    }
+    None
 }
 
 /// The first table whose partition tree differs between `before` and `after` (the selected

@@ -547,10 +547,19 @@ fn claim(
             .iter()
             .flat_map(|t| plan.keys.iter().map(move |k| (t.as_str(), k.as_str())))
     };
-    state.claim(pairs()).map_err(|error| JobError::State {
-        path: options.state.clone(),
-        error,
-    })?;
+    state
+        .claim(pairs())
+        .and_then(|()| {
+            state.covers(
+                plan.covers
+                    .iter()
+                    .map(|(table, oids)| (table.as_str(), oids.as_slice())),
+            )
+        })
+        .map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
     let truncates = options.truncate || plan.recorded.truncate;
     for path in options.other_states.iter().filter(|p| state::running(p)) {
         let Ok(other) = state::read(path) else {
