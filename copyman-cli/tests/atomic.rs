@@ -114,6 +114,22 @@ impl Run {
         copyman().args(&args).output().expect("run copyman recover")
     }
 
+    /// Rolls destination `n`'s (0-based) prepared transaction back by hand, as a DBA would;
+    /// its global id.
+    fn roll_back_by_hand(&self, n: usize) -> String {
+        let (cluster, db) = &self.dests[n];
+        let gid = self
+            .prepared()
+            .into_iter()
+            .find(|g| g.ends_with(&format!(":{}", n + 1)))
+            .expect("that destination prepared");
+        cluster
+            .connect(db)
+            .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+            .unwrap();
+        gid
+    }
+
     /// Rows on each destination.
     fn counts(&self) -> Vec<i64> {
         self.dests.iter().map(|(c, db)| count(c, db, "m")).collect()
@@ -525,16 +541,7 @@ fn a_decided_transaction_finished_elsewhere_is_said_so() {
     let copy = run.copy_args();
     let paused = Paused::start(&args(&copy), "commit-prepared:1");
     // Destination 2's prepared transaction, rolled back by hand meanwhile.
-    let (cluster, db) = &run.dests[1];
-    let gid = run
-        .prepared()
-        .into_iter()
-        .find(|g| g.ends_with(":2"))
-        .expect("destination 2 prepared");
-    cluster
-        .connect(db)
-        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
-        .unwrap();
+    run.roll_back_by_hand(1);
     let out = paused.resume();
     assert_exit(&out, 4);
     let report = json(&out);
@@ -564,16 +571,7 @@ fn recover_says_a_decided_transaction_someone_else_ended_must_be_checked() {
     let run = Run::new();
     let copy = run.copy_args();
     Paused::start(&args(&copy), "recorded").kill();
-    let (cluster, db) = &run.dests[1];
-    let gid = run
-        .prepared()
-        .into_iter()
-        .find(|g| g.ends_with(":2"))
-        .expect("destination 2 prepared");
-    cluster
-        .connect(db)
-        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
-        .unwrap();
+    let gid = run.roll_back_by_hand(1);
     let out = run.recover();
     assert_exit(&out, 1);
     let report = json(&out);

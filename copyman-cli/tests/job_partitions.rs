@@ -174,56 +174,15 @@ fn a_partition_tree_changed_while_the_job_plans_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "shape.s"), 0);
 }
 
-/// A resume knows a table by what it is on the source, not only by its name: a partition the
-/// earlier run copied with its partitioned table, detached since (on every server), is refused
-/// rather than copied again as a new table (its rows were there twice, exit 0).
-#[test]
-fn a_resume_refuses_a_partition_detached_since_the_earlier_run() {
+/// Copies every table of [`SCHEMA`] to a fresh destination database, runs `change` on the source
+/// and the destination, then resumes: the resume's output, and the destination database.
+fn resume_after(change: &str) -> (std::process::Output, String) {
     let c = clusters();
     let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
     let dst = database(&c.dest[0], SCHEMA);
     let from = c.source.conninfo(&src);
     let to = c.dest[0].conninfo(&dst);
-    let state = TempPath::new("detached-since.state");
-    let args = [
-        "table",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--state",
-        state.arg(),
-    ];
-    let out = run(&args);
-    assert_exit(&out, 0);
-    assert_eq!(count(&c.dest[0], &dst, "parts.pt_2"), 2000);
-    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
-        cluster
-            .connect(db)
-            .batch_execute("ALTER TABLE app.pt DETACH PARTITION parts.pt_2")
-            .unwrap();
-    }
-    let resumed = copyman().args(args).arg("--resume").output().unwrap();
-    assert_exit(&resumed, 2);
-    let said = text(&resumed.stderr);
-    assert!(said.contains("pt_2") && said.contains("app"), "{said}");
-    assert_eq!(
-        count(&c.dest[0], &dst, "parts.pt_2"),
-        2000,
-        "not copied twice"
-    );
-}
-
-/// The same for a table renamed (on every server) since the earlier run: refused by name, not
-/// copied again as a new table.
-#[test]
-fn a_resume_refuses_a_table_renamed_since_the_earlier_run() {
-    let c = clusters();
-    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
-    let dst = database(&c.dest[0], SCHEMA);
-    let from = c.source.conninfo(&src);
-    let to = c.dest[0].conninfo(&dst);
-    let state = TempPath::new("renamed-since.state");
+    let state = TempPath::new("changed-since.state");
     let args = [
         "table",
         "--from",
@@ -235,17 +194,41 @@ fn a_resume_refuses_a_table_renamed_since_the_earlier_run() {
     ];
     assert_exit(&run(&args), 0);
     for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
-        cluster
-            .connect(db)
-            .batch_execute("ALTER TABLE shape.s RENAME TO s2")
-            .unwrap();
+        cluster.connect(db).batch_execute(change).unwrap();
     }
-    let resumed = copyman().args(args).arg("--resume").output().unwrap();
+    (copyman().args(args).arg("--resume").output().unwrap(), dst)
+}
+
+/// A resume knows a table by what it is on the source, not only by its name: a partition the
+/// earlier run copied with its partitioned table, detached since (on every server), is refused
+/// rather than copied again as a new table (its rows were there twice, exit 0).
+#[test]
+fn a_resume_refuses_a_partition_detached_since_the_earlier_run() {
+    let (resumed, dst) = resume_after("ALTER TABLE app.pt DETACH PARTITION parts.pt_2");
+    assert_exit(&resumed, 2);
+    let said = text(&resumed.stderr);
+    assert!(said.contains("pt_2") && said.contains("app"), "{said}");
+    assert_eq!(
+        count(&clusters().dest[0], &dst, "parts.pt_2"),
+        2000,
+        "not copied twice"
+    );
+}
+
+/// The same for a table renamed (on every server) since the earlier run: refused by name, not
+/// copied again as a new table.
+#[test]
+fn a_resume_refuses_a_table_renamed_since_the_earlier_run() {
+    let (resumed, dst) = resume_after("ALTER TABLE shape.s RENAME TO s2");
     assert_exit(&resumed, 2);
     assert!(
         text(&resumed.stderr).contains("s2"),
         "{}",
         text(&resumed.stderr)
     );
-    assert_eq!(count(&c.dest[0], &dst, "shape.s2"), 7, "not copied twice");
+    assert_eq!(
+        count(&clusters().dest[0], &dst, "shape.s2"),
+        7,
+        "not copied twice"
+    );
 }
