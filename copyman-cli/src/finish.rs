@@ -14,6 +14,7 @@ use copyman_job::commit::{
 use copyman_sync::Connection;
 
 use crate::args::Endpoint;
+use crate::conn::ServerSpec;
 use crate::dest::Dest;
 use crate::report::{self, ErrorInfo, Exit, Fatal};
 use crate::run::describe_sync;
@@ -27,6 +28,9 @@ pub(crate) struct Finish<'a> {
     pub(crate) atomic: Option<Atomic>,
     /// The source's connection, holding a transaction.
     pub(crate) source: Option<&'a mut Connection>,
+    /// The source's server: its prepared transaction (`--atomic`) is finished on a new session
+    /// if the first is lost.
+    pub(crate) source_spec: Option<&'a ServerSpec>,
     /// The source's transaction wrote nothing (see [`source_wrote`]).
     pub(crate) source_read_only: bool,
     /// The copy failed: everything rolls back.
@@ -204,14 +208,17 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             name: format!("destination {}", i + 1),
             pause: format!("{}", i + 1),
             dest: Some(dest),
+            spec: None,
             conn: None,
             named_before_prepare: None,
         })
         .collect();
+    let source_spec = f.source_spec;
     let mut source = f.source.map(|conn| Party {
         name: "source".to_owned(),
         pause: "source".to_owned(),
         dest: None,
+        spec: source_spec,
         conn: Some(conn),
         named_before_prepare: atomic_named(f.atomic.as_ref()),
     });
@@ -312,6 +319,8 @@ struct Party<'a, 'e> {
     /// Its name in `COPYMAN_TEST_PAUSE` points.
     pause: String,
     dest: Option<&'a mut Dest<'e>>,
+    /// The source's server (a destination's is its endpoint's).
+    spec: Option<&'a ServerSpec>,
     conn: Option<&'a mut Connection>,
     /// The log and the server to name there (a `party` line) before it prepares, when the run's
     /// start did not name it (the source).
@@ -365,7 +374,11 @@ impl Participant for Party<'_, '_> {
             signals::commit_sent(&self.name);
         }
         let result = match (&mut self.conn, &mut self.dest) {
-            (Some(conn), _) => Participant::run(&mut **conn, action).map_err(describe),
+            (Some(conn), _) => match self.spec {
+                Some(spec) => commit::run_on_a_live_session(conn, action, &|| spec.connect())
+                    .map_err(describe),
+                None => Participant::run(&mut **conn, action).map_err(describe),
+            },
             (None, Some(dest)) => match (dest.conn.as_mut(), dest.endpoint) {
                 (Some(conn), Endpoint::Server(spec)) => {
                     commit::run_on_a_live_session(conn, action, &|| spec.connect())

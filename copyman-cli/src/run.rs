@@ -378,6 +378,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             keep_going: t.keep_going,
             atomic,
             source: source_conn.as_mut(),
+            source_spec: match &t.source {
+                Endpoint::Server(spec) => Some(spec),
+                _ => None,
+            },
             source_read_only,
             copy_failed: run_error.is_some(),
         },

@@ -787,3 +787,37 @@ fn a_second_signal_during_the_source_commit_says_it_may_have_committed() {
         "{said}"
     );
 }
+
+/// Under --atomic a source prepared with the destinations whose session is lost after the
+/// decision (a terminated backend, a network blip) is finished by the run on a new session, as
+/// a destination is: the move commits everywhere (it was left `commit pending`, exit 4, holding
+/// its locks, for copyman recover given the source).
+#[test]
+fn atomic_a_prepared_source_whose_session_is_lost_is_finished_on_a_new_one() {
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let args = move_args(
+        s,
+        &s.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let paused = Paused::start(&args, "recorded");
+    assert_eq!(prepared_in(&s.source, &src).len(), 1, "the source prepared");
+    assert!(s.source.terminate_backends(&src) >= 1);
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        0,
+        "the move's DELETE committed"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1000);
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+    assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
+}
