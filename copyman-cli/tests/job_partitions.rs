@@ -167,7 +167,7 @@ fn a_partition_tree_changed_while_the_job_plans_is_refused() {
     assert_exit(&out, 1);
     let said = text(&out.stderr);
     assert!(
-        said.contains("the partition tree of") && said.contains("app"),
+        said.contains("changed while the job planned") && said.contains("app"),
         "{said}"
     );
     assert_eq!(count(&c.dest[0], &dst, "app.pt"), 0);

@@ -480,10 +480,10 @@ pub fn plan_with(
         .collect();
     // The destinations left out are said first.
     notes.splice(0..0, left_out);
-    // The selected tables' partition trees as the selection saw them: checked again once the
-    // tables are locked (below), since a partition attached or detached while the job plans
-    // would be copied twice, or by nobody.
-    let shape_before = partition_shape(&mut src, selected.iter().map(|s| &s.table));
+    // What each selected table's copy covers on the source, by oid, as the selection saw it:
+    // checked again once the tables are locked (below), since a partition attached or detached
+    // while the job plans would be copied twice, or by nobody; and recorded with the claims.
+    let covers_before = source_covers(&mut src, selected.iter().map(|s| &s.table));
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
@@ -572,10 +572,9 @@ pub fn plan_with(
         }
         Recorded::default()
     };
-    // What each table's copy covers on the source, by oid; a resume refuses a table the earlier
-    // run copied under another name (renamed since) or as a part of another (a partition
-    // detached since): its rows may be there already.
-    let covers = source_covers(&mut src, selected.iter().map(|s| &s.table));
+    // A resume refuses a table the earlier run copied under another name (renamed since) or as
+    // a part of another (a partition detached since): its rows may be there already.
+    let covers = covers_before.clone().unwrap_or_default();
     if options.resume
         && let Some(again) = copied_under_another_name(&covers, &recorded, &keys)
     {
@@ -1068,18 +1067,15 @@ pub fn plan_with(
         (None, Ok(conn)) => Some((conn, false)),
         (None, Err(_)) => None,
     };
-    if let (Some(before), Some((conn, _))) = (&shape_before, asker.as_mut()) {
-        let after = partition_shape(conn, tables.iter().map(|t| &t.table));
-        if let Some(changed) = after
-            .as_ref()
-            .and_then(|after| shape_changed(before, after))
-        {
-            return Err(JobError::Source(TableError::new(format!(
-                "{changed} while the job planned (a partition attached, detached or dropped): \
-                 its rows would be copied twice or not at all; nothing was copied: run the job \
-                 again"
-            ))));
-        }
+    if let (Some(before), Some((conn, _))) = (&covers_before, asker.as_mut())
+        && let Some(after) = source_covers(conn, tables.iter().map(|t| &t.table))
+        && let Some((table, _)) = after.iter().find(|a| !before.contains(a))
+    {
+        return Err(JobError::Source(TableError::new(format!(
+            "{table} changed while the job planned (a partition attached, detached or dropped, \
+             or the table renamed or dropped): its rows would be copied twice or not at all; \
+             nothing was copied: run the job again"
+        ))));
     }
     let coordinator = asker.and_then(|(conn, ours)| ours.then_some(conn));
     Ok(Plan {
@@ -1098,56 +1094,18 @@ pub fn plan_with(
     })
 }
 
-/// Each of `tables`' place in its partition tree, as the source's catalog says now: the
-/// relations of its tree (itself and every partition below it, by name) and its root if it is
-/// a partition. `None` before PostgreSQL 12 (no `pg_partition_tree`) or if the question fails.
-fn partition_shape<'a>(
+/// Each of `tables` with the source's oids of the relations its copy covers, sorted (itself, and
+/// on PostgreSQL 12 and later every partition below it; none for a table gone). `None` if the
+/// question fails.
+fn source_covers<'a>(
     conn: &mut Connection,
     tables: impl Iterator<Item = &'a TableName>,
-) -> Option<Vec<(String, String)>> {
-    if conn
-        .session()
-        .server_version_num()
-        .is_none_or(|v| v < 120_000)
-    {
-        return None;
-    }
+) -> Option<Vec<(String, Vec<u64>)>> {
     let list: Vec<String> = tables
         .map(|t| crate::sql::literal(&t.to_string()))
         .collect();
     if list.is_empty() {
         return Some(Vec::new());
-    }
-    let sql = format!(
-        "SELECT t, coalesce((SELECT pg_catalog.string_agg(r.relid::pg_catalog.regclass::text, \
-           ',' ORDER BY r.relid::pg_catalog.regclass::text) \
-           FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(t)) r), '') || ' < ' || \
-           coalesce(pg_catalog.pg_partition_root(pg_catalog.to_regclass(t))::text, '') \
-         FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t ORDER BY t",
-        list.join(", ")
-    );
-    let rows = conn.query(&sql).ok()?;
-    Some(
-        rows.into_iter()
-            .filter_map(|r| {
-                let mut r = r.into_iter();
-                Some((r.next()??, r.next()??))
-            })
-            .collect(),
-    )
-}
-
-/// Each of `tables` with the source's oids of the relations its copy covers (itself, and on
-/// PostgreSQL 12 and later every partition below it). Empty if the question fails.
-fn source_covers<'a>(
-    conn: &mut Connection,
-    tables: impl Iterator<Item = &'a TableName>,
-) -> Vec<(String, Vec<u64>)> {
-    let list: Vec<String> = tables
-        .map(|t| crate::sql::literal(&t.to_string()))
-        .collect();
-    if list.is_empty() {
-        return Vec::new();
     }
     let tree = if conn
         .session()
@@ -1165,23 +1123,24 @@ fn source_covers<'a>(
          AS x(o)) FROM pg_catalog.unnest(ARRAY[{}]::text[]) AS t",
         list.join(", ")
     );
-    let Ok(rows) = conn.query(&sql) else {
-        return Vec::new();
-    };
-    rows.into_iter()
-        .filter_map(|r| {
-            let mut r = r.into_iter();
-            let table = r.next()??;
-            let oids = r
-                .next()
-                .flatten()
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|o| o.parse().ok())
-                .collect();
-            Some((table, oids))
-        })
-        .collect()
+    let rows = conn.query(&sql).ok()?;
+    Some(
+        rows.into_iter()
+            .filter_map(|r| {
+                let mut r = r.into_iter();
+                let table = r.next()??;
+                let mut oids: Vec<u64> = r
+                    .next()
+                    .flatten()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|o| o.parse().ok())
+                    .collect();
+                oids.sort_unstable();
+                Some((table, oids))
+            })
+            .collect(),
+    )
 }
 
 /// Why a resume refuses, if it must: a table of this run that the earlier run never began on a
@@ -1215,15 +1174,6 @@ fn copied_under_another_name(
         }
     }
     None
-}
-
-/// The first table whose partition tree differs between `before` and `after` (the selected
-/// tables' shapes, [`partition_shape`]), said in words.
-fn shape_changed(before: &[(String, String)], after: &[(String, String)]) -> Option<String> {
-    after.iter().find_map(|(table, now)| {
-        let then = before.iter().find(|(t, _)| t == table).map(|(_, s)| s)?;
-        (then != now).then(|| format!("the partition tree of {table} changed ({then} → {now})"))
-    })
 }
 
 /// Every foreign key on `conn`'s database as `(referencing, referenced)` table names, between
