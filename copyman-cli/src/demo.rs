@@ -112,6 +112,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     let endpoint = |cluster: &Cluster| -> anyhow::Result<Endpoint> {
         let spec = conn::resolve(&cluster.url("postgres"), &env).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: e.to_string(),
         })?;
         Ok(Endpoint::Server(Box::new(spec)))
@@ -236,6 +237,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
 fn setup_error(what: &str, error: &(dyn std::error::Error + 'static)) -> Fatal {
     Fatal {
         exit: Exit::CopyFailed,
+        server: None,
         message: format!("demo {what}: {}", report::describe(error)),
     }
 }
@@ -274,6 +276,7 @@ fn start_clusters(n: usize) -> anyhow::Result<Vec<Cluster>> {
                 // Dropping the clusters that did start removes them.
                 return Err(Fatal {
                     exit: Exit::CopyFailed,
+                    server: None,
                     message: format!("demo: cannot start a throwaway cluster: {message}"),
                 }
                 .into());

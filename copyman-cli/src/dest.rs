@@ -641,6 +641,7 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
         if let Err(e) = checked {
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "destination {} {}: cannot write it: {e}: nothing copied",
                     i + 1,
@@ -680,6 +681,7 @@ pub(crate) fn refuse_unopenable(
         if !keep_going {
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "destination {} {}: cannot write it: {why}: nothing copied",
                     i + 1,
@@ -928,6 +930,7 @@ pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
             let (first, second) = (first.min(i), first.max(i));
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "destinations {} ({}) and {} ({}) are both stdout: give it once",
                     first + 1,
@@ -954,6 +957,7 @@ pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
         if let Some((_, first)) = seen.iter().find(|(p, _)| same(p)) {
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "destinations {} ({}) and {} ({}) are the same file, {}: give it once",
                     first + 1,

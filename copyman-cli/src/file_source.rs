@@ -144,6 +144,7 @@ impl FileSource {
                 };
                 let file = opened.map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
+                    server: None,
                     message: format!("cannot open source file {}: {e}", t.source.display()),
                 })?;
                 (Box::new(file), t.source.display())
@@ -156,6 +157,7 @@ impl FileSource {
             .with_encoding(Encoding::from_name(&client_encoding(t)));
         let cannot_start = |e: io::Error| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: format!("cannot start reading {name}: {e}"),
         };
         let (wakeups, writer) = io::pipe().map_err(cannot_start)?;
@@ -223,6 +225,7 @@ impl FileSource {
         signals::connecting(true);
         let failed = |message| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message,
         };
         let start = loop {
@@ -645,6 +648,7 @@ pub(crate) fn read_as(
             };
             Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!("{name}: {e}: nothing was sent; {advice}"),
             })
         }
@@ -695,6 +699,7 @@ pub(crate) fn compressed(compression: Compression, name: &str, stdin: bool) -> F
     };
     Fatal {
         exit: Exit::Usage,
+        server: None,
         message: format!(
             "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
              read the compressed bytes as rows, so nothing was sent; decompress it on its way \
@@ -797,6 +802,7 @@ pub(crate) fn check_header(
     };
     let refuse = |mismatch: HeaderMismatch, fix: String| Fatal {
         exit: Exit::Usage,
+        server: None,
         message: format!(
             "{name}: {mismatch}: its values would load into the wrong columns, so nothing was sent; \
              {fix}"

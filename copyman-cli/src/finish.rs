@@ -76,6 +76,7 @@ impl Atomic {
                 )
                 .map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
+                    server: None,
                     message: format!(
                         "destination {} {}: {}",
                         i + 1,
@@ -93,6 +94,7 @@ impl Atomic {
             if max == 0 {
                 return Err(Fatal {
                     exit: Exit::Usage,
+                    server: None,
                     message: format!(
                         "--atomic: destination {} {} does not allow prepared transactions \
                          (max_prepared_transactions = 0): set max_prepared_transactions above 0 \
@@ -106,6 +108,7 @@ impl Atomic {
             if used >= max {
                 return Err(Fatal {
                     exit: Exit::Usage,
+                    server: None,
                     message: format!(
                         "--atomic: destination {} {} has all its {max} prepared transactions in \
                          use (max_prepared_transactions): finish them first (copyman recover, or \
@@ -119,6 +122,7 @@ impl Atomic {
         }
         let io = |e: std::io::Error| Fatal {
             exit: Exit::Usage,
+            server: None,
             message: format!("--atomic: decision log {}: {e}", path.display()),
         };
         let mut source_server = None;

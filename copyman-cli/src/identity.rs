@@ -107,6 +107,7 @@ pub(crate) fn check(
             if own_table {
                 return Err(Fatal {
                     exit: Exit::Usage,
+                    server: None,
                     message: format!(
                         "destination {} ({name}) is the source's own table ({id}): copying a \
                          table into itself",
@@ -142,6 +143,7 @@ pub(crate) fn check(
             if same_statement {
                 return Err(Fatal {
                     exit: Exit::Usage,
+                    server: None,
                     message: format!(
                         "destinations {} and {} are the same database ({id}): a copy into one \
                          table twice would wait on itself",
@@ -206,6 +208,7 @@ pub(crate) fn check_job(
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "destination {} ({}) is the source's database ({id}): every table would be \
                      copied into itself",
@@ -218,6 +221,7 @@ pub(crate) fn check_job(
         if let Some((j, _)) = seen.iter().find(|(_, other)| other.same_database(&id)) {
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "destinations {} and {} are the same database ({id}): a copy into one table \
                      twice would wait on itself",

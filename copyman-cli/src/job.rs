@@ -424,6 +424,7 @@ fn fatal(error: JobError) -> anyhow::Error {
     Fatal {
         exit,
         message: error.to_string(),
+        server: None,
     }
     .into()
 }
@@ -737,6 +738,7 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
     let Some(jobs) = (1..wanted).rev().find(|&j| fits(j)) else {
         return Err(Fatal {
             exit: Exit::Connect,
+            server: None,
             message: format!(
                 "{what}: a job needs {} there even with --jobs 1; free connections there, or \
                  raise max_connections",

@@ -15,9 +15,13 @@ use crate::watch::{Target, Watch};
 /// # Errors
 /// [`Fatal`]: exit 2 for an encoding the server does not know, 1 for other server errors.
 pub(crate) fn apply(conn: &mut Connection, safety: &Safety, role: &str) -> Result<(), Fatal> {
-    let fail = |what: &str, e: &copyman_sync::Error, exit: Exit| Fatal {
-        exit,
-        message: format!("{what} on {role}: {}", report::describe(e)),
+    let fail = |what: &str, e: &copyman_sync::Error, exit: Exit| {
+        let said = report::describe(e);
+        Fatal {
+            exit,
+            message: format!("{what} on {role}: {said}"),
+            server: Some((role.to_owned(), said)),
+        }
     };
     if let Some(limit) = safety.lock_timeout {
         let sql = lock_timeout_sql(limit);
@@ -148,6 +152,7 @@ pub(crate) fn pass_server_encoding(
         report::log(format_args!("{role}: {sql}"));
         conn.execute(&sql).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: format!("{role}: {}", report::describe(&e)),
         })?;
     }

@@ -207,7 +207,13 @@ fn main() -> ExitCode {
             e.downcast_ref::<run::Unreachable>(),
         ) {
             // Composed from redacted CONNs and the server's words, which are shown verbatim.
-            (Some(fatal), _) => fail(fatal.exit, &fatal.message, None, json),
+            (Some(fatal), _) => {
+                let server = fatal
+                    .server
+                    .as_ref()
+                    .map(|(whom, said)| (whom.as_str(), said));
+                fail(fatal.exit, &fatal.message, server, json)
+            }
             (None, Some(u)) => fail(
                 Exit::Connect,
                 &u.to_string(),

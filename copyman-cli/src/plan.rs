@@ -121,9 +121,11 @@ fn table_plan(
         let rel = lookup(conn, &copy.table).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             message: format!("source table {}: {e}", copy.table),
+            server: Some(("source".to_owned(), e)),
         })?;
         let rel = rel.ok_or_else(|| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: format!("source table {} not found", copy.table),
         })?;
         if rel.children > 0 {
@@ -149,11 +151,19 @@ fn table_plan(
         let Some(conn) = dest.conn.as_mut() else {
             continue;
         };
-        let found = lookup(conn, copy.target()).and_then(|rel| {
-            rel.ok_or_else(|| ErrorInfo {
+        let found = lookup(conn, copy.target()).and_then(|rel| match rel {
+            None => Err(ErrorInfo {
                 sqlstate: None,
                 message: "not found".to_owned(),
-            })
+            }),
+            // Refused as its server would refuse the COPY, before any copy starts.
+            Some(rel) => match rel.refuses_copy_in() {
+                Some(why) => Err(ErrorInfo {
+                    sqlstate: Some("42809".to_owned()),
+                    message: format!("is {why} there: COPY cannot write into it"),
+                }),
+                None => Ok(rel),
+            },
         });
         match found {
             Ok(rel) => {
@@ -192,9 +202,11 @@ fn table_plan(
                     copy.target()
                 );
                 if !t.keep_going {
+                    let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
                     return Err(Fatal {
                         exit: Exit::CopyFailed,
                         message,
+                        server: Some((whom, error)),
                     }
                     .into());
                 }
@@ -225,6 +237,7 @@ fn table_plan(
             };
             Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!("{message}{hint}"),
             }
         })?;
@@ -234,6 +247,7 @@ fn table_plan(
     {
         return Err(Fatal {
             exit: Exit::Usage,
+            server: None,
             message,
         }
         .into());
@@ -255,6 +269,7 @@ fn table_plan(
     )
     .map_err(|message| Fatal {
         exit: Exit::Usage,
+        server: None,
         message,
     })?;
     if let Some(warning) = warning {

@@ -37,6 +37,7 @@ pub(crate) fn run(
         // rolled back on a guess.
         DecisionLog::existing(log_path).map_err(|e| Fatal {
             exit: Exit::Usage,
+            server: None,
             message: format!(
                 "decision log {}: {e}: give the --decision-log of the interrupted run (or \
                  --no-decision-log if it is lost and no run recorded a commit decision)",
@@ -46,6 +47,7 @@ pub(crate) fn run(
     };
     let unreadable = |e: io::Error| Fatal {
         exit: Exit::CopyFailed,
+        server: None,
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
     };
     let contents = log.read().map_err(unreadable)?;
@@ -90,6 +92,7 @@ pub(crate) fn run(
         if standby.as_deref() == Some("true") {
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "{} is a standby (in recovery): a prepared transaction can be finished only \
                      on the primary it replicates, where a run's transactions wait; give the \
@@ -116,6 +119,7 @@ pub(crate) fn run(
                 .unwrap_or_default();
             return Err(Fatal {
                 exit: Exit::Usage,
+                server: None,
                 message: format!(
                     "{} is the database of {first} again (the same server and database, \
                      however reached): give each once",
@@ -132,6 +136,7 @@ pub(crate) fn run(
     for (spec, mut conn, identity) in conns {
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: format!("{}: {}", spec.display, describe_sync(&e)),
         })?;
         listed.push((spec, conn, identity, found));

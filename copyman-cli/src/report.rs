@@ -69,6 +69,9 @@ pub(crate) struct Fatal {
     pub(crate) exit: Exit,
     /// One line saying what happened.
     pub(crate) message: String,
+    /// The server that said it, and its words (SQLSTATE) when it did: in the `--json`
+    /// document's `server` and `sqlstate`.
+    pub(crate) server: Option<(String, ErrorInfo)>,
 }
 
 impl fmt::Display for Fatal {

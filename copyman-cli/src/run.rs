@@ -153,17 +153,20 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         report::log(format_args!("source: {source_begin}"));
         conn.execute(source_begin).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: format!("source: {}", describe_sync(&e)),
         })?;
         conn.execute(crate::conn::SOURCE_DATESTYLE)
             .map_err(|e| Fatal {
                 exit: Exit::CopyFailed,
+                server: None,
                 message: format!("source: {}", describe_sync(&e)),
             })?;
         if plan.pinned_search_path {
             conn.execute(crate::sql::PIN_SEARCH_PATH)
                 .map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
+                    server: None,
                     message: format!("source: {}", describe_sync(&e)),
                 })?;
         }
@@ -479,6 +482,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         // as pg_dump's, so that `set -o pipefail` and scripts see it (the source rolled back).
         return Err(Fatal {
             exit: Exit::CopyFailed,
+            server: None,
             message: format!(
                 "--to {}: {}",
                 dests[0].endpoint.display(),
@@ -561,6 +565,7 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
     if !unreachable.is_empty() && dests.iter().all(|d| d.error.is_some()) {
         return Err(Fatal {
             exit: Exit::Connect,
+            server: None,
             message: unreachable.join("; "),
         }
         .into());

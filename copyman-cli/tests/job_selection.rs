@@ -649,3 +649,99 @@ fn job_selection_a_table_in_a_missing_schema_is_a_usage_error() {
         text(&out.stderr)
     );
 }
+
+/// A destination relation COPY cannot write into (a materialized view, a view without an
+/// `INSTEAD OF INSERT` trigger) is refused while planning, naming it and the server's 42809:
+/// the job stops before anything is copied (it was found only at that table's COPY, after the
+/// others had committed: partial, exit 4). A view with such a trigger takes the rows.
+#[test]
+fn job_selection_a_destination_matview_or_plain_view_is_refused_before_anything_is_copied() {
+    let c = clusters();
+    let tables = "CREATE TABLE big (id int); CREATE TABLE m (id int); CREATE TABLE v (id int); \
+                  CREATE TABLE w (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO big SELECT generate_series(1, 5000); \
+             INSERT INTO m VALUES (1), (2); INSERT INTO v VALUES (3); INSERT INTO w VALUES (4);"
+        ),
+    );
+    // Destination 1: tables, and `w` a view that writes through its INSTEAD OF trigger.
+    // Destination 2: `m` a materialized view and `v` a plain view.
+    let through = "CREATE TABLE big (id int); CREATE TABLE m (id int); CREATE TABLE v (id int); \
+                   CREATE TABLE w_rows (id int); CREATE VIEW w AS SELECT id FROM w_rows; \
+                   CREATE FUNCTION w_insert() RETURNS trigger LANGUAGE plpgsql AS \
+                   $$ BEGIN INSERT INTO w_rows VALUES (NEW.id); RETURN NEW; END $$; \
+                   CREATE TRIGGER w_insert INSTEAD OF INSERT ON w \
+                   FOR EACH ROW EXECUTE FUNCTION w_insert();";
+    let d1 = database(&c.dest[0], through);
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE big (id int); CREATE TABLE w (id int); \
+         CREATE MATERIALIZED VIEW m AS SELECT 1::int AS id; CREATE VIEW v AS SELECT 1::int AS id;",
+    );
+    let from = c.source.conninfo(&src);
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let out = job(&from, &to, &["big", "m", "v", "w", "--json"]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    for (table, what) in [
+        ("m", "is a materialized view there"),
+        ("v", "is a view without an INSTEAD OF INSERT trigger there"),
+    ] {
+        assert!(
+            stderr.lines().any(|line| line.contains(&format!("\"public\".\"{table}\" → destination 2"))
+                && line.contains(&format!("SQLSTATE 42809: table \"public\".\"{table}\": {what}: COPY cannot write into it"))),
+            "{table}: {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("\"w\" → destination 1 (") || !stderr.contains("w\": is a view"),
+        "{stderr}"
+    );
+    // Nothing copied anywhere.
+    assert_eq!(count(&c.dest[0], &d1, "big"), 0, "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "big"), 0, "{stderr}");
+    // Under --keep-going the rest is copied, the trigger's view included; exit 4.
+    let out = job(&from, &to, &["big", "m", "v", "w", "--keep-going"]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 5000, "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "big"), 5000, "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "w_rows"), 1, "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "m"), 2, "{stderr}");
+}
+
+/// One table into a destination materialized view is refused before any COPY starts, with the
+/// server's 42809 (exit 1, nothing anywhere).
+#[test]
+fn job_selection_one_table_into_a_destination_matview_is_refused_by_planning() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE m (id int); INSERT INTO m VALUES (1);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE m (id int);");
+    let d2 = database(
+        &c.dest[1],
+        "CREATE MATERIALIZED VIEW m AS SELECT 1::int AS id;",
+    );
+    let from = c.source.conninfo(&src);
+    let to = [c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2)];
+    let out = job(&from, &to, &["m", "--json"]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("destination 2") && stderr.contains("is a materialized view there"),
+        "{stderr}"
+    );
+    let doc = json(&out);
+    assert_eq!(doc["sqlstate"], "42809", "{stderr}");
+    assert!(
+        doc["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("destination 2 (")),
+        "{doc}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "m"), 0, "{stderr}");
+}

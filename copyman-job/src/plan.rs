@@ -546,6 +546,7 @@ mod tests {
             kind: "r".into(),
             estimate: None,
             children: 0,
+            view_takes_inserts: true,
             columns: columns
                 .iter()
                 .map(|&(name, type_name, generated, binary)| Column {

@@ -644,7 +644,8 @@ impl TableCopy {
 /// The columns of a row: `relkind`, the row estimate (see below), `attname`,
 /// `format_type(atttypid, atttypmod)`, whether the column is generated, and the types its values
 /// are made of (see [`binary_key`]), its sequence, whether it fills itself, and how many
-/// inheritance children the table has.
+/// inheritance children the table has, its composites' fields, and whether a view has an
+/// `INSTEAD OF INSERT` row trigger (true for any other relation).
 ///
 /// The estimate sums, over the relation and the leaves of its partition tree, `reltuples` where
 /// the relation was analyzed, and its size divided by an estimated row width where it never was
@@ -723,7 +724,9 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
               chr(30) ORDER BY r.path) \
             FROM reach r CROSS JOIN LATERAL (SELECT t.* FROM pg_catalog.pg_type t \
               WHERE t.oid = r.typ OFFSET 0) t \
-            WHERE r.attnum = a.attnum AND t.typtype = 'c') \
+            WHERE r.attnum = a.attnum AND t.typtype = 'c'), \
+           c.relkind <> 'v' OR EXISTS (SELECT FROM pg_catalog.pg_trigger g \
+             WHERE g.tgrelid = c.oid AND g.tgtype & 69 = 69) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -769,6 +772,9 @@ pub struct Relation {
     /// How many tables inherit from it (`INHERITS`; partitions are not counted): a table's
     /// COPY reads its own rows, not theirs.
     pub children: u64,
+    /// A view with an `INSTEAD OF INSERT` row trigger, which a `COPY … FROM` can write through
+    /// (`true` for every relation that is not a view).
+    pub view_takes_inserts: bool,
 }
 
 impl Relation {
@@ -812,7 +818,26 @@ impl Relation {
             estimate,
             columns,
             children,
+            view_takes_inserts: field(first, 10).as_deref() != Some("f"),
         })
+    }
+
+    /// What it is when a `COPY … FROM` cannot write into it ("a materialized view"), as its
+    /// server would refuse it (42809) at the COPY's start: told while planning, before anything
+    /// is copied anywhere. A table (ordinary, partitioned, foreign) and a view with an
+    /// `INSTEAD OF INSERT` trigger take rows.
+    pub fn refuses_copy_in(&self) -> Option<String> {
+        let what = match self.kind.as_str() {
+            "r" | "p" | "f" => return None,
+            "v" if self.view_takes_inserts => return None,
+            "v" => "a view without an INSTEAD OF INSERT trigger",
+            "m" => "a materialized view",
+            "S" => "a sequence",
+            "c" => "a composite type",
+            "i" | "I" => "an index",
+            other => return Some(format!("a relation of kind '{other}'")),
+        };
+        Some(what.to_owned())
     }
 
     /// A column by name.

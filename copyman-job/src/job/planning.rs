@@ -762,6 +762,13 @@ pub fn plan_with(
                     continue;
                 }
             };
+            if let Some(why) = rel.refuses_copy_in() {
+                plans.push(DestPlan::Refused(TableError {
+                    sqlstate: Some("42809".to_owned()),
+                    ..TableError::lasting(format!("is {why} there: COPY cannot write into it"))
+                }));
+                continue;
+            }
             let label = format!("destination {}", i + 1);
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
                 // A job copies whole tables: --columns is for one table copied alone.
