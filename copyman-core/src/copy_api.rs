@@ -65,7 +65,8 @@ macro_rules! copy_api {
             ///
             /// # Errors
             /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault,
-            /// or data went by while it was out); [`ReconcileError::Fault`] when its transmit
+            /// data went by while it was out, or its server ended its COPY: an error there, a
+            /// lost connection); [`ReconcileError::Fault`] when its transmit
             /// fails again (it stays out).
             pub $($async)? fn reconcile(
                 &mut self,

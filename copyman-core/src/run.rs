@@ -556,8 +556,8 @@ impl CopyRun {
     /// [`poll_reconciled`](Self::poll_reconciled).
     ///
     /// # Errors
-    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, or data
-    /// went by while it was out).
+    /// [`ReconcileError::Refused`] when the manager refuses (the receiver did not fault, data
+    /// went by while it was out, or its server ended its COPY).
     pub fn reconcile(&mut self, receiver: ReceiverId) -> Result<(), ReconcileError> {
         Ok(self.manager.handle_input(Input::Reconcile(receiver))?)
     }

@@ -382,6 +382,38 @@ fn reconcile_refused_when_not_faulted_or_after_missed_data() {
     ));
 }
 
+/// A receiver whose server said an error (its COPY ended there: the server discards what
+/// follows) cannot rejoin, whatever went by: reconcile refuses it at once, naming the error,
+/// and it ends faulted (one adapter said `Ok` and let it fault again on the next chunks).
+#[test]
+fn reconcile_refused_when_the_server_ended_the_copy() {
+    let (_, stream, chunks) = source(20, 10);
+    let receivers = vec![
+        ScriptedReceiver::pqv3().fail_on(1, 0).server_error("23505"),
+        ScriptedReceiver::pqv3(),
+    ];
+    let mut h = Harness::new(ScriptedProducer::pqv3(chunks), receivers, 1, Schedule::Fifo);
+    match next_event(&mut h) {
+        Event::ReceiverFault(fault) => {
+            assert_eq!(fault.get(R0).and_then(|e| e.code()), Some("23505"));
+        }
+        other => panic!("expected the fault, got {other:?}"),
+    }
+    let refused = h.manager.handle_input(Input::Reconcile(R0)).unwrap_err();
+    assert!(
+        matches!(&refused, ManagerError::CopyEnded { receiver, error }
+            if *receiver == R0 && error.contains("failed on transmit 1")),
+        "{refused:?}"
+    );
+    assert!(!h.manager.is_live(R0));
+    let summary = h.drive_to_end().expect("the copy completes on receiver 1");
+    assert_eq!(h.rx(R1).wire, stream);
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Faulted(_)
+    ));
+}
+
 /// With a window above 1 (a concurrent adapter), chunks go on while the caller learns of a fault:
 /// the faulted receiver keeps up to a window of them, so a late reconcile still loses nothing.
 #[test]

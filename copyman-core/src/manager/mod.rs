@@ -307,6 +307,15 @@ pub enum ManagerError {
         /// Chunks it missed.
         missed: u64,
     },
+    /// Reconcile asked for a receiver whose COPY its server ended (it said an error, or its
+    /// connection is gone): no data sent again can bring it back.
+    #[error("receiver {receiver} cannot rejoin: its server ended its COPY ({error})")]
+    CopyEnded {
+        /// The receiver.
+        receiver: ReceiverId,
+        /// The fault that ended it, as said.
+        error: String,
+    },
     /// Receivers can only be added before the copy starts.
     #[error("cannot add a receiver to a copy that has started")]
     Started,
@@ -1051,6 +1060,19 @@ impl Manager {
         let slot = self.slot(receiver)?;
         if slot.state != ReceiverState::Faulted {
             return Err(ManagerError::NotFaulted(receiver));
+        }
+        // A server's error during COPY IN ends the COPY there (it discards what follows until
+        // the CopyDone or CopyFail), as a lost connection does: only a fault of the way there
+        // (a timeout, a write the socket refused) leaves a COPY that more data can go on.
+        if let Some(fault) = slot
+            .fault
+            .as_ref()
+            .filter(|f| f.db_error().is_some() || f.is_closed())
+        {
+            return Err(ManagerError::CopyEnded {
+                receiver,
+                error: fault.to_string(),
+            });
         }
         if slot.missed > 0 {
             return Err(ManagerError::MissedData {

@@ -223,6 +223,8 @@ pub(crate) struct ScriptedReceiver {
     pub(crate) protocol: Protocol,
     /// Fail the k-th transmit (from 1) after writing w bytes of it.
     pub(crate) faults: Vec<(usize, usize)>,
+    /// Those faults are its server's error with this SQLSTATE (a `DbError`), not its own.
+    pub(crate) server_error: Option<String>,
     /// Never acknowledge a transmit (until released).
     pub(crate) hold: bool,
     /// The `COPY n` reported on Complete; `None` echoes the producer's count.
@@ -255,6 +257,7 @@ impl ScriptedReceiver {
         Self {
             protocol,
             faults: Vec::new(),
+            server_error: None,
             hold: false,
             count: None,
             complete_error: None,
@@ -285,6 +288,12 @@ impl ScriptedReceiver {
     /// Fails its `k`-th transmit (from 1) after writing `w` bytes of it.
     pub(crate) fn fail_on(mut self, k: usize, w: usize) -> Self {
         self.faults.push((k, w));
+        self
+    }
+
+    /// Its faults are its server's error `code` (a `DbError`).
+    pub(crate) fn server_error(mut self, code: &str) -> Self {
+        self.server_error = Some(code.to_owned());
         self
     }
 
@@ -743,9 +752,19 @@ impl Harness {
                 rx.wire.extend_from_slice(&bytes[..written]);
                 let message = format!("receiver {receiver} failed on transmit {k}");
                 rx.errors.push(message.clone());
+                let error = match &rx.server_error {
+                    Some(code) => {
+                        let mut error = copyman_core::session::DbError::default();
+                        error.severity = "ERROR".into();
+                        error.code = code.clone();
+                        error.message = message;
+                        Box::new(error)
+                    }
+                    None => boxed(&message),
+                };
                 return Input::ReceiverError {
                     receiver,
-                    error: boxed(&message),
+                    error,
                     written,
                 };
             }

@@ -42,8 +42,9 @@ fn nothing_committed<C: RunningCopy>(copy: &mut C, dests: &[(&Cluster, String)],
 }
 
 /// A destination rejects a row midway (CHECK constraint failing at row 500 000 of 1 000 000):
-/// a ReceiverFault for it alone, with SQLSTATE 23514; the other two complete with every row; the
-/// failed one holds nothing and its session answers `SELECT 1`.
+/// a ReceiverFault for it alone, with SQLSTATE 23514, which a reconcile refuses (its server ended
+/// that COPY); the other two complete with every row; the failed one holds nothing and its
+/// session answers `SELECT 1`.
 pub fn destination_rejects_row_midway<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     const ROWS: u64 = 1_000_000;
     let source_db = clusters.source.create_database();
@@ -71,7 +72,18 @@ pub fn destination_rejects_row_midway<D: CopyDriver>(driver: &D, clusters: &Clus
         match progress {
             Ok((m, _)) if faults.is_empty() => before_fault += m,
             Ok(_) => {}
-            Err(fault) => faults.push(fault),
+            Err(fault) => {
+                // Its server ended its COPY: no data sent again can bring it back, and a
+                // reconcile says so at once (it said `Ok` in one adapter, then faulted again).
+                let refused = copy.reconcile(2).expect_err("a reconcile of an ended COPY");
+                assert!(
+                    refused.text.contains("its server ended its COPY")
+                        && refused.text.contains("below_half"),
+                    "[{}] {refused}",
+                    driver.name()
+                );
+                faults.push(fault);
+            }
         }
     }
     assert_eq!(faults.len(), 1, "{faults:?}");
