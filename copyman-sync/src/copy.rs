@@ -53,6 +53,15 @@ use crate::{PollSocket, Producer, Receiver};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// # One receiver per table
+///
+/// Two receivers whose COPYs write one table (two connections to one database) wait on each
+/// other as soon as their rows meet in a unique index — the second waits for the first's
+/// transaction, which waits for this copy — and without one every row is stored twice. The
+/// library does not ask the servers who they are (the `copyman` command does, and refuses a
+/// database given twice): give each table one receiver, and set
+/// [`Options::stall_timeout`](crate::Options::stall_timeout) to bound any wait.
+///
 /// # All or nothing across destinations
 ///
 /// A copy that fails before its end completes no receiver's COPY. A failure *at* the end is
