@@ -296,6 +296,37 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 
+    // A table named `r` (or any part of its name): the lookup's row alias was `r`, and the
+    // part's column shadowed it (42883: the check was lost to a warning, rows stored twice).
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE r (LIKE t); INSERT INTO r SELECT * FROM t")
+        .unwrap();
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("CREATE TABLE r (LIKE t)")
+        .unwrap();
+    for table in ["r", "public.r", "\"r\""] {
+        let out = run(&[
+            "table",
+            table,
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &tcp,
+            "--to",
+            &socket,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("destinations 1 and 2 are the same database")
+                && !stderr.contains("cannot identify"),
+            "{table}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "r"), 0);
+    }
+
     // The source's own table.
     let out = run(&[
         "table",

@@ -270,7 +270,7 @@ pub fn relation_oid_query(name: &str) -> String {
     format!(
         "SELECT pg_catalog.to_regclass((\
            SELECT pg_catalog.string_agg(pg_catalog.quote_ident(e.key), '.' ORDER BY e.n) \
-           FROM pg_catalog.json_each(pg_catalog.row_to_json(r)) WITH ORDINALITY \
+           FROM pg_catalog.json_each(pg_catalog.row_to_json(r.*)) WITH ORDINALITY \
              AS e(key, value, n)))::oid::text \
          FROM (SELECT {}) AS r",
         aliases.join(", ")
