@@ -147,14 +147,16 @@ impl FileSource {
                     server: None,
                     message: format!("cannot open source file {}: {e}", t.source.display()),
                 })?;
-                (Box::new(file), t.source.display())
+                (Box::new(Unchanging::new(file)), t.source.display())
             }
             _ => (Box::new(io::stdin()), "stdin".to_owned()),
         };
         let scan = scan(&t.statements);
         let scanner = EndOfDataScanner::new(scan.mode)
             .with_header(scan.header)
-            .with_encoding(Encoding::from_name(&client_encoding(t)));
+            .with_encoding(Encoding::from_name(
+                &scan.encoding.unwrap_or_else(|| client_encoding(t)),
+            ));
         let cannot_start = |e: io::Error| Fatal {
             exit: Exit::CopyFailed,
             server: None,
@@ -376,6 +378,60 @@ fn read_chunks(
     }
 }
 
+/// A source file read whole as it was when opened: a regular file whose size or modification
+/// time changed by its end (truncated, or written to, while the copy read it) fails the read,
+/// so nothing of it commits — it loaded the part read before a truncation, its last row torn,
+/// and exited 0. (A file that says it is empty when opened, as pseudo-files do, is not checked;
+/// FIFOs and other streams have no size.)
+struct Unchanging {
+    file: File,
+    /// The size and modification time when opened, for a regular file that had a size.
+    opened: Option<(u64, Option<std::time::SystemTime>)>,
+    read: u64,
+}
+
+impl Unchanging {
+    fn new(file: File) -> Self {
+        let opened = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file() && m.len() > 0)
+            .map(|m| (m.len(), m.modified().ok()));
+        Self {
+            file,
+            opened,
+            read: 0,
+        }
+    }
+
+    /// At the end: an error if the file is not what it was when opened.
+    fn check_end(&self) -> io::Result<()> {
+        let Some((size, modified)) = self.opened else {
+            return Ok(());
+        };
+        let now = self.file.metadata()?;
+        if self.read == size && now.len() == size && now.modified().ok() == modified {
+            return Ok(());
+        }
+        Err(io::Error::other(format!(
+            "the file changed while it was read ({size} bytes when opened, {} now, {} read):              a copy of a file written to or truncated meanwhile would load part of it; copy a              file no one writes",
+            now.len(),
+            self.read
+        )))
+    }
+}
+
+impl Read for Unchanging {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.check_end()?;
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Hands a [`FileSource`]'s chunks on, each as one blob: servers get it as one CopyData message
 /// (COPY accepts any split of its data), files as it is.
 pub(crate) struct FileProducer<'s> {
@@ -451,7 +507,7 @@ impl Producer for FileProducer<'_> {
 }
 
 /// How the servers will read the data, for the scanner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Scan {
     mode: Mode,
     /// The first line is a header.
@@ -459,6 +515,9 @@ struct Scan {
     /// The rows the scanner counts are the rows the servers will read (binary data's tuples
     /// always are).
     count_rows: bool,
+    /// The data's encoding when the statement names one (`ENCODING 'SJIS'`): the servers read
+    /// it in that one, not in the session's.
+    encoding: Option<String>,
 }
 
 /// How the servers will read the data: `table`'s statements are copyman's own (text, or CSV with
@@ -467,52 +526,46 @@ struct Scan {
 fn scan(statements: &Statements) -> Scan {
     match statements {
         // The default for a file source is text (plan's `default_format`).
-        Statements::Table { format, copy, .. } => match format {
-            None | Some(Format::Text) => Scan {
-                mode: Mode::Text,
-                header: false,
+        Statements::Table { format, copy, .. } => {
+            let (mode, header) = match format {
+                None | Some(Format::Text) => (Mode::Text, false),
+                Some(Format::Csv) => (Mode::CSV, copy.header),
+                Some(_) => (Mode::Lines, false),
+            };
+            Scan {
+                mode,
+                header,
                 count_rows: true,
-            },
-            Some(Format::Csv) => Scan {
-                mode: Mode::CSV,
-                header: copy.header,
-                count_rows: true,
-            },
-            Some(_) => Scan {
-                mode: Mode::Lines,
-                header: false,
-                count_rows: true,
-            },
-        },
+                encoding: None,
+            }
+        }
         Statements::Raw { receive, .. } => {
             // Every --receive reads the data alike (args.rs refuses otherwise): the first says
-            // how, as core reads its options. What cannot be told is scanned for a line that is
-            // exactly `\.` and gives no count (the destinations' counts must then agree); an
-            // ENCODING of its own too (the scanner steps through the session's encoding).
+            // how, as core reads its options, in its ENCODING if it names one (stepping over
+            // that encoding's characters whole, as the server does). What cannot be told is
+            // scanned for a line that is exactly `\.` and gives no count (the destinations'
+            // counts must then agree).
             let first = receive.iter().flatten().next();
             let rep = first.and_then(|sql| statement::representation(sql));
             let header = first.and_then(|sql| statement::has_header(sql));
             let single = |s: &str| <[u8; 1]>::try_from(s.as_bytes()).ok().map(|[b]| b);
-            let counted = |mode| Scan {
-                mode,
-                header: header.unwrap_or(false),
-                count_rows: true,
+            let Some((rep, header)) = rep.zip(header) else {
+                return uncounted();
             };
-            match (rep, header) {
-                (Some(rep), Some(_)) if rep.encoding.is_none() => match rep.format.as_str() {
-                    "text" => counted(Mode::Text),
-                    "csv" => match (single(&rep.quote), single(&rep.escape)) {
-                        (Some(quote), Some(escape)) => counted(Mode::Csv { quote, escape }),
-                        _ => uncounted(),
-                    },
-                    // Binary data's tuples are counted whatever the mode.
-                    _ => Scan {
-                        mode: Mode::Lines,
-                        header: false,
-                        count_rows: true,
-                    },
+            let counted = |mode, header| Scan {
+                mode,
+                header,
+                count_rows: true,
+                encoding: rep.encoding.clone(),
+            };
+            match rep.format.as_str() {
+                "text" => counted(Mode::Text, header),
+                "csv" => match (single(&rep.quote), single(&rep.escape)) {
+                    (Some(quote), Some(escape)) => counted(Mode::Csv { quote, escape }, header),
+                    _ => uncounted(),
                 },
-                _ => uncounted(),
+                // Binary data's tuples are counted whatever the mode.
+                _ => counted(Mode::Lines, false),
             }
         }
     }
@@ -524,6 +577,7 @@ fn uncounted() -> Scan {
         mode: Mode::Lines,
         header: false,
         count_rows: false,
+        encoding: None,
     }
 }
 
@@ -947,8 +1001,13 @@ mod tests {
         // A WHERE drops rows on purpose, as a trigger may: the count is checked all the same
         // (as with a server source), --allow-count-mismatch accepts it.
         assert!(counts("COPY t FROM STDIN WHERE a > 1"));
-        // An encoding of its own: not scanned in it, not counted.
-        assert!(!counts("COPY t FROM STDIN (ENCODING 'SJIS')"));
-        assert_eq!(mode("COPY t FROM STDIN (ENCODING 'SJIS')"), Mode::Lines);
+        // An encoding of its own: scanned in it (its characters stepped over whole), counted.
+        let sjis = "COPY t FROM STDIN (ENCODING 'SJIS')";
+        assert!(counts(sjis));
+        assert_eq!(mode(sjis), Mode::Text);
+        assert_eq!(scan(&raw(sjis)).encoding.as_deref(), Some("SJIS"));
+        let csv = "COPY t FROM STDIN (FORMAT csv, ENCODING 'UTF8')";
+        assert_eq!(mode(csv), Mode::CSV);
+        assert!(counts(csv));
     }
 }

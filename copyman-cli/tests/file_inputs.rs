@@ -92,6 +92,26 @@ fn swapped_csv_header_is_refused_before_anything_is_sent() {
     assert!(stderr.contains("--columns b,a"), "{stderr}");
     nothing_anywhere(c, &dbs, "p");
 
+    // A spreadsheet's header names the columns but for case and blanks: the same refusal
+    // (it was taken for free labels, every value loaded into the other column).
+    let spreadsheet = file("spreadsheet.csv", b"B , A\nb1,a1\n");
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        spreadsheet.arg(),
+        "--to",
+        &to1,
+        "--header",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("header field 1 is \"B \"") && stderr.contains("--columns b,a"),
+        "{stderr}"
+    );
+    nothing_anywhere(c, &dbs, "p");
+
     // copy: HEADER in the --receive; the fix is the --receive with the header's columns.
     let out = run(&[
         "copy",
@@ -462,9 +482,20 @@ fn row_counts_are_still_checked() {
     // A byte order mark and a header, and a PGCOPY file read as binary: counted all the same.
     let csv = file("counted.csv", b"\xef\xbb\xbfa,b\n1,one\n2,two\n");
     let bin = file("counted.dat", &pgcopy(c, 10).0);
+    // A statement's own ENCODING, even UTF8, is read in it: counted too (it was not).
+    let receive = "COPY t FROM STDIN (FORMAT csv, HEADER, ENCODING 'UTF8')";
     for args in [
         vec!["table", "t", "--from", csv.arg(), "--to", &to, "--header"],
         vec!["table", "t", "--from", bin.arg(), "--to", &to],
+        vec![
+            "copy",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ],
     ] {
         let out = run(&args);
         assert_exit(&out, 1);

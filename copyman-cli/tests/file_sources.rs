@@ -336,7 +336,36 @@ fn client_only_multibyte_encodings_are_read_as_the_server_reads_them() {
         );
         assert_eq!(count(dest, &db, "x2"), 0, "{encoding}");
 
+        // The same encoding named by a copy's own statement is read in it alike (a statement
+        // with an ENCODING was not scanned: the rows after the `\.` were lost, exit 0).
+        let receive = format!("COPY x2 FROM STDIN (ENCODING '{encoding}')");
+        let copy_args = [
+            "copy",
+            "--from",
+            file.arg(),
+            "--to",
+            &to,
+            "--receive",
+            &receive,
+        ];
+        let out = run(&copy_args);
+        assert_exit(&out, 1);
+        assert!(
+            text(&out.stderr).contains("line 1 of") && text(&out.stderr).contains("ends in `\\.`"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(dest, &db, "x2"), 0, "{encoding}");
+
         fs::write(&file.0, &valid).unwrap();
+        let out = run(&copy_args);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("copied 3 rows"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        c.dest[0].connect(&db).batch_execute("TRUNCATE x2").unwrap();
         let out = run(&args);
         assert_exit(&out, 0);
         assert!(

@@ -13,6 +13,7 @@
 //! 4. `--dry-run` reads the start of a regular input file and decides on it as the run would
 //!    (a header in another order refused in the run's words, a PGCOPY file planned binary);
 //!    stdin and a FIFO are not read, and the plan says so.
+//! 5. A source file truncated while it is read fails the copy: nothing commits.
 //!
 //! Real clusters, shared by the binary; a fresh database per test.
 
@@ -688,4 +689,53 @@ fn dry_run_does_not_read_stdin_or_a_fifo_and_says_so() {
             "{stdout}"
         );
     }
+}
+
+/// A source file truncated while the copy reads it fails the copy, naming the change: nothing
+/// commits (the rows before the cut committed, the last one torn, exit 0).
+#[test]
+fn a_source_file_truncated_while_read_commits_nothing() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE t (a int, b text)");
+    let to = c.dest[0].conninfo(&db);
+    let file = TempPath::new("truncated.txt");
+    let mut data = String::new();
+    for i in 1..=60_000 {
+        data.push_str(&format!("{i}\t{}\n", "x".repeat(90)));
+    }
+    fs::write(&file.0, &data).unwrap();
+    // The COPY waits for the lock (SHARE lets the planning's catalog reads through), with the
+    // start of the file read ahead; then the file is cut.
+    let mut locker = c.dest[0].connect(&db);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .unwrap();
+    let child = copyman()
+        .args(["table", "t", "--from", file.arg(), "--to", &to])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &db, "COPY%");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file.0)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+    locker.batch_execute("COMMIT").unwrap();
+    let out = finish(child);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("the file changed while it was read (5")
+            && stderr.contains(", 100000 now, "),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &db, "t"), 0, "{stderr}");
+    // Unchanged, the same file loads whole.
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &db, "t"), 60_000);
 }
