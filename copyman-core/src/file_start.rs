@@ -437,8 +437,11 @@ impl fmt::Display for HeaderMismatch {
             } => write!(
                 f,
                 "header field {field} is \"{name}\", but the COPY loads field {field} into \
-                 column \"{}\" and column \"{name}\" from field {column} (it reads {columns})",
+                 column \"{}\" and column \"{}\" from field {column} (it reads {columns})",
                 self.columns.get(field - 1).map_or("(none)", String::as_str),
+                self.columns
+                    .get(column - 1)
+                    .map_or(name.as_str(), String::as_str),
             ),
             Mismatch::Count {
                 fields,
@@ -456,8 +459,9 @@ impl fmt::Display for HeaderMismatch {
 }
 
 /// Checks a header line's `fields` against the `columns` the COPY reads, in its order (see the
-/// module): a field that is exactly the name of one of them must be at that column's position,
-/// and a header that names any of them must have as many fields as the COPY reads.
+/// module): a field that is the name of one of them (exactly, or of only one but for ASCII case
+/// and blanks around it) must be at that column's position, and a header that names any of them
+/// must have as many fields as the COPY reads.
 ///
 /// ```
 /// use copyman_core::file_start::check_header;
@@ -465,6 +469,10 @@ impl fmt::Display for HeaderMismatch {
 /// let field = |s: &str| Some(s.to_owned());
 /// assert!(check_header(&[field("a"), field("b")], &["a", "b"]).is_ok());
 /// assert!(check_header(&[field("Customer ID"), field("Name")], &["a", "b"]).is_ok());
+/// // A name but for its case is that column's.
+/// let refused = check_header(&[field("Email"), field("Name")], &["name", "email"]).unwrap_err();
+/// assert_eq!(refused.by_header, Some(vec!["email".to_owned(), "name".to_owned()]));
+/// assert!(check_header(&[field("Name"), field(" Email ")], &["name", "email"]).is_ok());
 /// let refused = check_header(&[field("b"), field("a")], &["a", "b"]).unwrap_err();
 /// assert_eq!(refused.by_header, Some(vec!["b".to_owned(), "a".to_owned()]));
 /// ```
@@ -473,7 +481,20 @@ pub fn check_header(
     columns: &[impl AsRef<str>],
 ) -> Result<(), HeaderMismatch> {
     let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
-    let position = |name: &str| columns.iter().position(|c| *c == name);
+    // A field names a column when it is its name, or only one column's but for ASCII case and
+    // blanks around it (a spreadsheet's `Email` for `email`: loaded by position, it went into
+    // another column).
+    let position = |name: &str| {
+        columns.iter().position(|c| *c == name).or_else(|| {
+            let loose = name.trim();
+            let mut matching =
+                (columns.iter().enumerate()).filter(|(_, c)| c.eq_ignore_ascii_case(loose));
+            match (matching.next(), matching.next()) {
+                (Some((at, _)), None) => Some(at),
+                _ => None,
+            }
+        })
+    };
     let named: Vec<(usize, &str, usize)> = fields
         .iter()
         .enumerate()
@@ -502,7 +523,7 @@ pub fn check_header(
     let by_header = (named.len() == fields.len() && seen.len() == fields.len()).then(|| {
         named
             .iter()
-            .map(|(_, name, _)| (*name).to_owned())
+            .map(|&(_, _, at)| columns[at].to_owned())
             .collect()
     });
     Err(HeaderMismatch {
