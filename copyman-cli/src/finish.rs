@@ -215,6 +215,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             spec: None,
             conn: None,
             named_before_prepare: None,
+            commits_nothing: false,
         })
         .collect();
     let source_spec = f.source_spec;
@@ -225,6 +226,7 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         spec: source_spec,
         conn: Some(conn),
         named_before_prepare: atomic_named(f.atomic.as_ref()),
+        commits_nothing: f.source_read_only,
     });
     let mut refs: Vec<&mut dyn Participant<Error = ErrorInfo>> = parties
         .iter_mut()
@@ -329,6 +331,9 @@ struct Party<'a, 'e> {
     /// The log and the server to name there (a `party` line) before it prepares, when the run's
     /// start did not name it (the source).
     named_before_prepare: Option<(&'a DecisionLog, &'a str, &'a Holder)>,
+    /// A read-only source: its COMMIT commits nothing, so a second signal does not list it
+    /// among the COMMITs that may have committed.
+    commits_nothing: bool,
 }
 
 /// The source's naming before it prepares ([`Party::named_before_prepare`]).
@@ -373,7 +378,8 @@ impl Participant for Party<'_, '_> {
         report::log(format_args!("{}: {}", self.name, action.sql()));
         // Known to a second signal (which exits at once naming them): the destinations' COMMITs,
         // and the source's, which may commit a move's DELETE.
-        let commits = matches!(action, Action::Commit | Action::CommitPrepared(_));
+        let commits =
+            matches!(action, Action::Commit | Action::CommitPrepared(_)) && !self.commits_nothing;
         if commits {
             signals::commit_sent(&self.name);
         }

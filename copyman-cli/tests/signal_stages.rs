@@ -140,6 +140,37 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
 }
 
+/// A table's source reads in a read-only transaction: its COMMIT commits nothing, and a second
+/// signal does not list it among what committed or may have (it listed "source").
+#[test]
+fn a_second_signal_never_lists_a_read_only_source_as_committing() {
+    let c = clusters();
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "committed:source");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    let again = said
+        .lines()
+        .find(|l| l.contains("received again"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        again.contains(
+            "exiting at once during the COMMITs: committed: destination 1, destination 2;"
+        ) && again.contains("may have committed): none;")
+            && !again.contains("source"),
+        "{said}"
+    );
+    // Every destination committed all its rows: the run is a success cut short.
+    assert!(matches!(status.code(), Some(0 | 4)), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
+}
+
 /// A signal once the commit began, but before its first COMMIT went out (the deferred
 /// constraints checked), calls the commit off: nothing has committed yet, so nothing does (it
 /// committed everything and exited 0, though the user had asked it to stop). One after the
