@@ -920,13 +920,7 @@ pub(crate) fn check_header(
 /// table's stored columns that are not generated; `None` when they cannot be told (the COPY
 /// itself then says what is wrong).
 fn table_columns(conn: &mut copyman_sync::Connection, sql: &str) -> Option<Vec<String>> {
-    // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
-    let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
-    let row = conn.query(&query).ok()?.into_iter().next()?;
-    let mut parts = row.into_iter();
-    let (schema, name) = (parts.next()?, parts.next()??);
-    let table = crate::sql::TableName::from_parts(schema, name);
-    let relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    let relation = copy_relation(conn, sql)?;
     Some(
         relation
             .columns
@@ -935,6 +929,21 @@ fn table_columns(conn: &mut copyman_sync::Connection, sql: &str) -> Option<Vec<S
             .map(|c| c.name.as_str().to_owned())
             .collect(),
     )
+}
+
+/// The relation a `COPY table … FROM STDIN` writes on `conn`'s server, as its catalog
+/// describes it; `None` when it cannot be told.
+pub(crate) fn copy_relation(
+    conn: &mut copyman_sync::Connection,
+    sql: &str,
+) -> Option<crate::sql::Relation> {
+    // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
+    let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
+    let row = conn.query(&query).ok()?.into_iter().next()?;
+    let mut parts = row.into_iter();
+    let (schema, name) = (parts.next()?, parts.next()??);
+    let table = crate::sql::TableName::from_parts(schema, name);
+    copyman_job::plan::lookup(conn, &table).ok()?
 }
 
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'

@@ -65,19 +65,31 @@ pub(crate) fn plan(
         _ => Estimate::Unknown,
     };
     match &t.statements {
-        Statements::Raw { send, receive } => Ok(Plan {
-            send: send.clone(),
-            receive: receive.clone(),
-            truncate: vec![None; dests.len()],
-            format: None,
-            estimate: file_estimate,
-            format_reason: None,
-            columns: None,
-            // One (empty) list per destination: the plan's report goes through them.
-            sequences: vec![Vec::new(); dests.len()],
-            file_columns: None,
-            pinned_search_path: false,
-        }),
+        Statements::Raw { send, receive } => {
+            if !t.source.is_server()
+                && let Some(message) = raw_file_read_otherwise(receive, dests)
+            {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    message,
+                    server: None,
+                }
+                .into());
+            }
+            Ok(Plan {
+                send: send.clone(),
+                receive: receive.clone(),
+                truncate: vec![None; dests.len()],
+                format: None,
+                estimate: file_estimate,
+                format_reason: None,
+                columns: None,
+                // One (empty) list per destination: the plan's report goes through them.
+                sequences: vec![Vec::new(); dests.len()],
+                file_columns: None,
+                pinned_search_path: false,
+            })
+        }
         Statements::Table {
             copy,
             truncate,
@@ -463,6 +475,57 @@ fn read_otherwise(
         }
     }
     None
+}
+
+/// As [`read_otherwise`], for a file copied with `--receive` statements: each destination's
+/// COPY reads the columns its statement lists (else its table's, generated ones left out), in
+/// its own settings; where the same statement goes to several destinations, their columns in
+/// the file's order must be the same too (a file's fields are read by position). A statement
+/// whose table cannot be told is left to the COPY.
+fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -> Option<String> {
+    let labels: Vec<String> = dests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
+        .collect();
+    let mut rels: Vec<(usize, Relation)> = Vec::new();
+    let mut loads: Vec<(usize, &str, Vec<String>)> = Vec::new();
+    for (i, dest) in dests.iter_mut().enumerate() {
+        let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
+            continue;
+        };
+        let Some(mut rel) = crate::file_source::copy_relation(conn, sql) else {
+            continue;
+        };
+        let listed = copyman_core::file_start::copy_columns(sql).flatten();
+        let columns: Vec<String> = match &listed {
+            Some(list) => list.clone(),
+            None => (rel.columns.iter())
+                .filter(|c| !c.generated)
+                .map(|c| c.name.as_str().to_owned())
+                .collect(),
+        };
+        rel.columns
+            .retain(|c| columns.iter().any(|n| n == c.name.as_str()));
+        loads.push((i, sql.as_str(), columns));
+        rels.push((i, rel));
+    }
+    for (k, (i, sql, columns)) in loads.iter().enumerate() {
+        if let Some((j, _, other)) = loads[..k]
+            .iter()
+            .find(|(_, first, other)| first == sql && other != columns)
+        {
+            return Some(format!(
+                "a file's fields are read by position, and the destinations' columns differ: \
+                 {} has ({}), {} has ({}); name the columns in the --receive",
+                labels[*j],
+                other.join(", "),
+                labels[*i],
+                columns.join(", ")
+            ));
+        }
+    }
+    read_otherwise(dests, &rels, &labels)
 }
 
 /// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it

@@ -504,3 +504,64 @@ fn a_monitor_that_cannot_connect_says_why() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(count(&c.dest[0], &dst, "t"), 2);
 }
+
+/// The same for `copy` with `--receive` statements: each destination reads the columns its
+/// statement names (else its table's) in its own settings, and one statement's columns must be
+/// the same on every destination (the file's fields are read by position). Both loaded other
+/// values on each destination, exit 0.
+#[test]
+fn one_file_copied_into_destinations_that_read_it_otherwise_is_refused() {
+    let c = clusters();
+    let file = TempPath::new("copy-otherwise.txt");
+    std::fs::write(&file.0, "04/03/2024\tA\tB\n").unwrap();
+    let dmy = database_setting(
+        &c.dest[0],
+        &["DateStyle = 'ISO, DMY'"],
+        "CREATE TABLE f (d date, a text, b text); CREATE TABLE g (a text, b text)",
+    );
+    let mdy = database(
+        &c.dest[1],
+        "CREATE TABLE f (d date, a text, b text); CREATE TABLE g (b text, a text)",
+    );
+    let copy = |receive: &str, path: &str| {
+        run(&[
+            "copy",
+            "--from",
+            path,
+            "--to",
+            &c.dest[0].conninfo(&dmy),
+            "--to",
+            &c.dest[1].conninfo(&mdy),
+            "--receive",
+            receive,
+        ])
+    };
+    let out = copy("COPY f FROM STDIN", file.arg());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the order of a date's fields differs")
+            && stderr.contains("DateStyle ISO, DMY"),
+        "{stderr}"
+    );
+    // Only the text columns: their settings do not matter.
+    let texts = TempPath::new("copy-otherwise-texts.txt");
+    std::fs::write(&texts.0, "A\tB\n").unwrap();
+    assert_exit(&copy("COPY f (a, b) FROM STDIN", texts.arg()), 0);
+    assert_eq!(count(&c.dest[0], &dmy, "f"), 1);
+    assert_eq!(count(&c.dest[1], &mdy, "f"), 1);
+    // One statement, other column orders: refused; named columns load alike.
+    let out = copy("COPY g FROM STDIN", texts.arg());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("has (a, b)") && stderr.contains("has (b, a)"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dmy, "g"), 0);
+    assert_exit(&copy("COPY g (a, b) FROM STDIN", texts.arg()), 0);
+    assert_eq!(
+        count(&c.dest[1], &mdy, "(SELECT 1 FROM g WHERE a = 'A')"),
+        1
+    );
+}
