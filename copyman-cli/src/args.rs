@@ -751,6 +751,13 @@ impl HiArgs {
 pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
     match Target::classify(text) {
         Target::Stdio => Ok(Endpoint::Stdio),
+        Target::File(_) if conn::looks_like_a_server(text) => Err(ArgError::usage(format!(
+            "{flag} {}: this names a server without saying so, and would be taken for a file; \
+             give a server as postgresql://USER@HOST:PORT/DB or 'host=HOST port=PORT user=USER', \
+             a file of that name as ./{}",
+            conn::redact(text),
+            conn::redact(text)
+        ))),
         Target::File(path) => Ok(Endpoint::File(path)),
         Target::Server(conn) => match conn::resolve(&conn, env) {
             Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),

@@ -1265,6 +1265,31 @@ pub(crate) fn redact(text: &str) -> String {
     }
 }
 
+/// Whether `text`, a CONN read as a file path, looks like a server written without
+/// `postgresql://` or `host=`: `user@host`, `user:password@host`, `host:port`, an IPv4 or `[IPv6]`
+/// address. Taken for a file it was created in the working directory, password and all, and
+/// the run said it committed to something that read as a server (`--to postgres@db1:5432`).
+/// A path that starts with `/`, `./` or `../` is a file whatever it holds.
+pub(crate) fn looks_like_a_server(text: &str) -> bool {
+    if text.starts_with('/') || text.starts_with("./") || text.starts_with("../") {
+        return false;
+    }
+    let host_port = text.split_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            && port.split('/').next().is_some_and(|p| {
+                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            })
+    });
+    let ipv4 = text.split('.').count() == 4
+        && text.split('.').all(|part| {
+            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+        });
+    text.contains('@') || host_port || ipv4 || text.starts_with('[')
+}
+
 /// Hides what looks like the password of a `user:password@` in `text`: after a leading
 /// `scheme:`, everything from the first `:` to the last `@` (more than the password, rather than
 /// less, when the text is odd).
@@ -1272,6 +1297,8 @@ fn redact_userinfo(text: &str) -> String {
     let Some(at) = text.rfind('@') else {
         return text.to_owned();
     };
+    // A scheme is PostgreSQL's, or followed by a `/` (`postgresql:/…`): in `alice:pw@host`,
+    // `alice` is the user.
     let scheme = text
         .find(':')
         .filter(|&i| {
@@ -1279,6 +1306,10 @@ fn redact_userinfo(text: &str) -> String {
                 && text[..i]
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+                && (text[i + 1..].starts_with('/')
+                    || ["postgres", "postgresql"]
+                        .iter()
+                        .any(|s| text[..i].eq_ignore_ascii_case(s)))
         })
         .map_or(0, |i| i + 1)
         .min(at);
@@ -1637,6 +1668,35 @@ mod tests {
             Target::Server("postgresql://db1/app".into())
         );
         assert_eq!(Target::classify(""), Target::Server(String::new()));
+    }
+
+    #[test]
+    fn servers_written_as_files_are_told() {
+        for server in [
+            "postgres@127.0.0.1:5432",
+            "alice:S3cret@db1",
+            "db2.example.com:5432",
+            "db2:5432/app",
+            "10.0.0.5",
+            "[::1]:5432",
+        ] {
+            assert!(looks_like_a_server(server), "{server}");
+        }
+        for file in [
+            "data.csv",
+            "report.2024.csv",
+            "./postgres@db1",
+            "/tmp/a@b",
+            "out",
+            "x:y.csv",
+            "1.2.3.csv",
+        ] {
+            assert!(!looks_like_a_server(file), "{file}");
+        }
+        assert_eq!(
+            redact("alice:S3cretPW@127.0.0.1:57211"),
+            "alice:***@127.0.0.1:57211"
+        );
     }
 
     #[test]

@@ -140,9 +140,13 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         atomic: None,
         dry_run: false,
     };
-    let mut command = format!("copyman table {TABLE} --from {}", transfer.source.display());
-    for d in &transfer.destinations {
-        command.push_str(&format!(" --to {}", d.display()));
+    // As it would be typed (the URLs, passwords hidden): `user@host:port/db` is not a CONN.
+    let mut command = format!(
+        "copyman table {TABLE} --from {}",
+        conn::redact(&source.url("postgres"))
+    );
+    for target in targets {
+        command.push_str(&format!(" --to {}", conn::redact(&target.url("postgres"))));
     }
     say(format!("  running: {command}"))?;
     let report = run::transfer(&transfer, output)?;

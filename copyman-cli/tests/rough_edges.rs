@@ -585,3 +585,67 @@ fn receive_into_the_sources_own_table_is_refused() {
     );
     assert_eq!(count(&c.source, &src, "\"table\""), 10);
 }
+
+/// A server written without `postgresql://` or `host=` (`user:password@host:port`, `host:port`,
+/// an address) is refused as such, never taken for a file: it was created in the working
+/// directory under that name, the password printed and stored, and the run said it committed
+/// to what read as a server (exit 0).
+#[test]
+fn a_server_written_as_a_file_name_is_refused_without_its_password() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let dir = TempPath::new("server-as-file");
+    fs::create_dir_all(&dir.0).unwrap();
+    let port = c.dest[0].port();
+    for to in [
+        format!("alice:S3cretPW@127.0.0.1:{port}"),
+        format!("postgres@127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
+        "10.0.0.5".to_owned(),
+    ] {
+        let out = copyman()
+            .current_dir(&dir.0)
+            .args([
+                "--json",
+                "table",
+                "t",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &to,
+            ])
+            .output()
+            .unwrap();
+        assert_exit(&out, 2);
+        let (stderr, stdout) = (text(&out.stderr), text(&out.stdout));
+        assert!(
+            stderr.contains("names a server without saying so") && stderr.contains("./"),
+            "{to}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("S3cretPW") && !stdout.contains("S3cretPW"),
+            "{stderr}{stdout}"
+        );
+        assert_eq!(
+            fs::read_dir(&dir.0).unwrap().count(),
+            0,
+            "{to}: a file was made"
+        );
+    }
+    // Written as a path, it is a file.
+    let out = copyman()
+        .current_dir(&dir.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            "./postgres@db1",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(dir.0.join("postgres@db1").exists());
+    let _ = fs::remove_dir_all(&dir.0);
+}
