@@ -95,3 +95,61 @@ fn an_encoding_other_than_the_sessions_fails_at_the_start() {
     assert_eq!(copy_backends(&c.dest[0], &dst), 0);
     assert_eq!(copy_backends(&c.source, &src), 0);
 }
+
+/// HEADER on one end only, or FORCE_NULL / FORCE_NOT_NULL on a `--receive` from a server: the
+/// data would be read otherwise than it was written (a row skipped as a header, a header stored
+/// as a row, `''` and NULL swapped; the count check caught the first two, and its hint to
+/// `--allow-count-mismatch` committed them), refused before connecting, exit 2.
+#[test]
+fn a_header_on_one_end_or_forced_nulls_are_refused_before_connecting() {
+    for (send, receive, says) in [
+        (
+            "COPY t TO STDOUT (FORMAT csv)",
+            "COPY t FROM STDIN (FORMAT csv, HEADER)",
+            "reads FORMAT csv, HEADER, but --send writes FORMAT csv:",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv, HEADER)",
+            "COPY t FROM STDIN (FORMAT csv)",
+            "reads FORMAT csv, but --send writes FORMAT csv, HEADER:",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv)",
+            "COPY t FROM STDIN (FORMAT csv, FORCE_NULL (s))",
+            "reads FORMAT csv, FORCE_NULL or FORCE_NOT_NULL, but --send writes FORMAT csv:",
+        ),
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            "host=/nonexistent/source dbname=x",
+            "--send",
+            send,
+            "--to",
+            "host=/nonexistent/dest dbname=x",
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{receive}: {stderr}");
+        assert!(!stderr.contains("nonexistent"), "{stderr}");
+    }
+    // Both ends with a header agree: it copies.
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE}; {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT (FORMAT csv, HEADER)",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.dest[0], &dst, "t"), digest(&c.source, &src, "t"));
+}

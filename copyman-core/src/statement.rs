@@ -189,10 +189,14 @@ pub struct Representation {
     /// and `'ISO_8859_1'` are `LATIN1`, `'unicode'` is `UTF8`); `None` when not given (the
     /// session's `client_encoding`, see [`Representation::in_session`]) and in binary.
     pub encoding: Option<String>,
-    /// HEADER (or HEADER MATCH): the first line is a header, no row (text and csv). Not one of
-    /// the options two ends must agree on ([`Representation::agrees_with`]): a COPY TO's header
-    /// is a line a COPY FROM with HEADER skips.
+    /// HEADER (or HEADER MATCH): the first line is a header, no row (text and csv). Two ends
+    /// must agree on it ([`Representation::agrees_with`]): a COPY TO's header is a line only a
+    /// COPY FROM with HEADER skips, and a COPY FROM with HEADER skips the first row of data
+    /// written without one.
     pub header: bool,
+    /// FORCE_NULL or FORCE_NOT_NULL (csv, COPY FROM): values read otherwise than they were
+    /// written (a quoted empty string as NULL, a NULL as an empty string).
+    pub forces_nulls: bool,
 }
 
 /// PostgreSQL's encoding names and aliases (`pg_encname_tbl` in its `src/common/encnames.c`), as
@@ -328,6 +332,7 @@ impl Representation {
                 escape: String::new(),
                 encoding,
                 header: false,
+                forces_nulls: false,
             },
             "csv" => {
                 let quote = or(quote, "\"");
@@ -339,6 +344,7 @@ impl Representation {
                     quote,
                     encoding,
                     header: false,
+                    forces_nulls: false,
                 }
             }
             "binary" => Self {
@@ -349,6 +355,7 @@ impl Representation {
                 escape: String::new(),
                 encoding: None,
                 header: false,
+                forces_nulls: false,
             },
             _ => return None,
         })
@@ -404,6 +411,8 @@ impl Representation {
             && self.null == other.null
             && self.quote == other.quote
             && self.escape == other.escape
+            && self.header == other.header
+            && self.forces_nulls == other.forces_nulls
     }
 }
 
@@ -428,6 +437,12 @@ impl fmt::Display for Representation {
         }
         if let Some(encoding) = &self.encoding {
             write!(f, ", ENCODING {}", sql_string(encoding))?;
+        }
+        if self.header {
+            f.write_str(", HEADER")?;
+        }
+        if self.forces_nulls {
+            f.write_str(", FORCE_NULL or FORCE_NOT_NULL")?;
         }
         Ok(())
     }
@@ -468,6 +483,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
         format = Some("binary".to_owned());
     }
     let mut given = Given::default();
+    let mut forces_nulls = false;
     // After `TO STDOUT` / `FROM STDIN`: the options, as words at depth 0 (old syntax) or in
     // parentheses at depth 1 (deeper: an option's column list).
     let start = tokens
@@ -485,6 +501,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
         match word.as_str() {
             // `FROM STDIN … WHERE condition`: the condition's words are not options.
             "where" if t.depth == 0 => break,
+            "force_null" | "force_not_null" if t.depth == 1 => forces_nulls = true,
             "binary" | "csv" if t.depth == 0 => format = Some(word),
             "format" => {
                 let (value, next) = option_value(rest, i - 1)?;
@@ -507,6 +524,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
                 if is(i, "not") {
                     i += 1;
                 }
+                forces_nulls |= is(i, "null");
                 // QUOTE or NULL, then `*` (not a token) or the columns.
                 let star = rest
                     .get(i)
@@ -526,6 +544,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
     }
     let mut rep = Representation::resolve(format.as_deref().unwrap_or("text"), given)?;
     rep.header = rep.format != "binary" && has_header(sql) == Some(true);
+    rep.forces_nulls = forces_nulls;
     Some(rep)
 }
 
@@ -1022,11 +1041,11 @@ mod tests {
         assert_eq!(rep("COPY t (a, \"csv\") FROM STDIN (HEADER false)"), text);
         assert_eq!(
             rep("COPY t TO STDOUT WITH (FORMAT csv, HEADER, FORCE_QUOTE (a, b))"),
-            Some("FORMAT csv".to_owned())
+            Some("FORMAT csv, HEADER".to_owned())
         );
         assert_eq!(
             rep("copy t from stdin csv header delimiter as ';' force not null a, b quote '\"'"),
-            Some("FORMAT csv, DELIMITER ';'".to_owned())
+            Some("FORMAT csv, DELIMITER ';', HEADER, FORCE_NULL or FORCE_NOT_NULL".to_owned())
         );
         assert_eq!(
             rep("COPY t FROM STDIN (NULL '', FORMAT 'csv', ENCODING 'LATIN1', DELIMITER E'\\t')"),
@@ -1064,6 +1083,30 @@ mod tests {
             rep("COPY t (\"where\") FROM STDIN (NULL 'x')"),
             Some("FORMAT text, NULL 'x'".to_owned())
         );
+    }
+
+    #[test]
+    fn headers_and_forced_nulls_must_agree() {
+        let rep = |sql: &str| representation(sql).unwrap();
+        let csv = rep("COPY t TO STDOUT (FORMAT csv)");
+        let with_header = rep("COPY t TO STDOUT (FORMAT csv, HEADER)");
+        // A header written is a line only a HEADER skips; a HEADER skips a row written without.
+        assert!(!csv.agrees_with(&rep("COPY t FROM STDIN (FORMAT csv, HEADER)")));
+        assert!(!with_header.agrees_with(&rep("COPY t FROM STDIN (FORMAT csv)")));
+        assert!(with_header.agrees_with(&rep("COPY t FROM STDIN CSV HEADER")));
+        assert_eq!(with_header.to_string(), "FORMAT csv, HEADER");
+        // FORCE_NULL and FORCE_NOT_NULL read values otherwise than they were written.
+        for forced in [
+            "COPY t FROM STDIN (FORMAT csv, FORCE_NULL (v))",
+            "COPY t FROM STDIN (FORMAT csv, force_not_null (a, b))",
+            "COPY t FROM STDIN CSV FORCE NOT NULL v",
+        ] {
+            let forced = rep(forced);
+            assert!(forced.forces_nulls && !csv.agrees_with(&forced), "{forced}");
+        }
+        // A column named like the option is not the option.
+        assert!(!rep("COPY t (force_null) FROM STDIN (FORMAT csv)").forces_nulls);
+        assert!(!rep("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (v))").forces_nulls);
     }
 
     #[test]
@@ -1183,9 +1226,9 @@ mod tests {
         ] {
             assert_eq!(rep(same), csv, "{same}");
         }
-        // HEADER is read, and is not an option two ends must agree on.
+        // HEADER is read, and is an option two ends must agree on.
         let header = rep("COPY t FROM STDIN (FORMAT csv, HEADER)");
-        assert!(header.header && !csv.header && header.agrees_with(&csv));
+        assert!(header.header && !csv.header && !header.agrees_with(&csv));
         assert!(rep("COPY t FROM STDIN (FORMAT text, HEADER MATCH)").header);
         // ESCAPE's default is QUOTE's value.
         let single = rep("COPY t TO STDOUT (FORMAT csv, QUOTE '''')");
@@ -1219,11 +1262,12 @@ mod tests {
             rep("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (delimiter, quote))"),
             csv
         );
+        let forced = Some("FORMAT csv, FORCE_NULL or FORCE_NOT_NULL".to_owned());
         assert_eq!(
             rep("COPY t FROM STDIN CSV FORCE NOT NULL delimiter, escape"),
-            csv
+            forced
         );
-        assert_eq!(rep("COPY t FROM STDIN CSV FORCE NULL encoding"), csv);
+        assert_eq!(rep("COPY t FROM STDIN CSV FORCE NULL encoding"), forced);
         assert_eq!(
             rep("COPY t TO STDOUT CSV FORCE QUOTE * DELIMITER ';'"),
             semicolon
