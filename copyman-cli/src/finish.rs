@@ -52,15 +52,11 @@ pub(crate) struct Atomic {
 }
 
 impl Atomic {
-    /// Checks that every server destination can prepare a transaction, then opens the decision
-    /// log and marks the run in progress. Before anything is copied: a refusal is exit 2.
-    /// `source` is a `--send` statement's source: where it allows prepared transactions, it is
-    /// prepared with the destinations (else it is only checked before the decision).
-    pub(crate) fn prepare(
-        path: &Path,
+    /// Checks that every server destination can prepare a transaction (exit 2 if one cannot):
+    /// each one's server to name in the decision log. A `--dry-run` asks it too.
+    pub(crate) fn check_destinations(
         dests: &mut [Dest<'_>],
-        source: Option<&mut Connection>,
-    ) -> anyhow::Result<Self> {
+    ) -> anyhow::Result<Vec<Option<Holder>>> {
         let mut servers = Vec::with_capacity(dests.len());
         for (i, dest) in dests.iter_mut().enumerate() {
             let display = format!("destination {} {}", i + 1, dest.endpoint.display());
@@ -120,6 +116,19 @@ impl Atomic {
                 .into());
             }
         }
+        Ok(servers)
+    }
+
+    /// Checks that every server destination can prepare a transaction, then opens the decision
+    /// log and marks the run in progress. Before anything is copied: a refusal is exit 2.
+    /// `source` is a `--send` statement's source: where it allows prepared transactions, it is
+    /// prepared with the destinations (else it is only checked before the decision).
+    pub(crate) fn prepare(
+        path: &Path,
+        dests: &mut [Dest<'_>],
+        source: Option<&mut Connection>,
+    ) -> anyhow::Result<Self> {
+        let servers = Self::check_destinations(dests)?;
         let io = |e: std::io::Error| Fatal {
             exit: Exit::Usage,
             server: None,

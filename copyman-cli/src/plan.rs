@@ -626,6 +626,10 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    // --atomic: destinations that cannot prepare are refused, as the run refuses them.
+    if t.atomic.is_some() {
+        crate::finish::Atomic::check_destinations(&mut dests)?;
+    }
     let input = input(t, output, &mut plan, source_conn.as_mut(), &mut dests)?;
     // A destination left out (--keep-going) makes the run partial: the dry run says so by the
     // run's own exit status, so that `--dry-run && run` does not go on to a partial copy.

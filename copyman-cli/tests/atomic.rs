@@ -299,7 +299,7 @@ fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
     let s = servers();
     // The source cluster allows no prepared transactions: as a destination it cannot be atomic.
     let plain = database(&s.source, TABLE);
-    let out = run_args(&[
+    let args = [
         "table",
         "m",
         "--from",
@@ -311,11 +311,22 @@ fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
         "--atomic",
         "--decision-log",
         run.log.arg(),
-    ]);
+    ];
+    let out = run_args(&args);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("destination 2"), "{stderr}");
     assert!(stderr.contains("max_prepared_transactions"), "{stderr}");
+    // The dry run says the same (it exited 0).
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = run_args(&dry);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("does not allow prepared transactions"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(count(&s.source, &plain, "m"), 0);
     assert_eq!(run.counts(), [0, 0, 0]);
     assert!(run.prepared().is_empty());
