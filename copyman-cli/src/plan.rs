@@ -256,6 +256,7 @@ fn table_plan(
 
     if !t.source.is_server()
         && let Some(message) = read_otherwise(dests, &dest_rels, &labels)
+            .or_else(|| money_misread(dests, &dest_rels, &labels))
     {
         return Err(Fatal {
             exit: Exit::Usage,
@@ -525,7 +526,48 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
             ));
         }
     }
-    read_otherwise(dests, &rels, &labels)
+    read_otherwise(dests, &rels, &labels).or_else(|| money_misread(dests, &rels, &labels))
+}
+
+/// Where a file's `money` values would not be read as written in the C locale (`$1,234.56`):
+/// each destination reads them in its `lc_monetary` (as psql's `\copy` does), and one whose
+/// decimal point is not `.` reads `0.50` as 50.00 — a file copyman wrote (its sessions write
+/// money in the C locale) loaded ×100, and another destination may read the same line
+/// otherwise. Asked of each destination whose copied table has a money column (arrays of money
+/// too; a domain over it is not seen).
+fn money_misread(
+    dests: &mut [Dest<'_>],
+    dest_rels: &[(usize, Relation)],
+    labels: &[String],
+) -> Option<String> {
+    for (i, rel) in dest_rels {
+        if !rel.columns.iter().any(|c| c.type_name.starts_with("money")) {
+            continue;
+        }
+        let Some(conn) = dests[*i].conn.as_mut() else {
+            continue;
+        };
+        let Ok(rows) = conn.query(
+            "SELECT pg_catalog.current_setting('lc_monetary'), \
+             '0.50'::pg_catalog.money::pg_catalog.numeric::pg_catalog.text",
+        ) else {
+            continue;
+        };
+        let field = |c: usize| rows.first().and_then(|r| r.get(c).cloned().flatten());
+        if let (Some(locale), Some(read)) = (field(0), field(1))
+            && read != "0.50"
+        {
+            return Some(format!(
+                "{} reads a file's money values in its lc_monetary '{locale}', where \
+                 '0.50' is {read}: a file written in the C locale's money (as copyman \
+                 writes it) would load other amounts; give that destination the locale the \
+                 file was written in (for copyman's files: options='-c lc_monetary=C' in its \
+                 CONN)",
+                labels[*i]
+            ));
+        }
+    }
+    None
 }
 
 /// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it

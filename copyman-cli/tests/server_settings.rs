@@ -565,3 +565,78 @@ fn one_file_copied_into_destinations_that_read_it_otherwise_is_refused() {
         1
     );
 }
+
+/// A file's money values are read in each destination's lc_monetary (as psql's `\copy` reads
+/// them), and copyman writes them in the C locale's: into a destination whose decimal point is
+/// a comma, `$0.50` loaded as 50.00 (a round trip through a file multiplied every amount by 100,
+/// exit 0). Refused, naming the locale and what it reads; told the file's locale in the CONN
+/// (`options='-c lc_monetary=C'`), it loads every amount as written.
+#[test]
+fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
+    let locales = TempPath::new("locales");
+    std::fs::create_dir_all(&locales.0).unwrap();
+    // localedef warns (status 1) about the system's locale sources, and builds all the same.
+    let _ = std::process::Command::new("localedef")
+        .args(["-i", "es_AR", "-f", "UTF-8"])
+        .arg(locales.0.join("es_AR.UTF-8"))
+        .output();
+    if !locales.0.join("es_AR.UTF-8/LC_MONETARY").exists() {
+        eprintln!(
+            "SKIPPED money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told: \
+             localedef cannot build es_AR.UTF-8 on this machine (no locale sources)"
+        );
+        return;
+    }
+    let c = clusters();
+    let argentina = copyman_testkit::Cluster::builder()
+        .env("LOCPATH", locales.arg())
+        .start();
+    let src = database(
+        &c.source,
+        "CREATE TABLE m (id int, v money); \
+         INSERT INTO m VALUES (1, 0.50), (2, 12.34), (3, -7.25);",
+    );
+    let dst = database_setting(
+        &argentina,
+        &["lc_monetary = 'es_AR.UTF-8'"],
+        "CREATE TABLE m (id int, v money)",
+    );
+    let file = TempPath::new("money.txt");
+    assert_exit(
+        &run(&[
+            "table",
+            "m",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            file.arg(),
+        ]),
+        0,
+    );
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        file.arg(),
+        "--to",
+        &argentina.conninfo(&dst),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("lc_monetary 'es_AR.UTF-8', where '0.50' is 50.00")
+            && stderr.contains("options='-c lc_monetary=C'"),
+        "{stderr}"
+    );
+    assert_eq!(count(&argentina, &dst, "m"), 0);
+    let told = format!("{} options='-c lc_monetary=C'", argentina.conninfo(&dst));
+    assert_exit(
+        &run(&["table", "m", "--from", file.arg(), "--to", &told]),
+        0,
+    );
+    let amounts = argentina.psql(
+        &dst,
+        "SELECT string_agg(v::numeric::text, ' ' ORDER BY id) FROM m",
+    );
+    assert_eq!(amounts.trim(), "0.50 12.34 -7.25");
+}

@@ -101,6 +101,7 @@ pub struct Builder {
     auth: Auth,
     settings: Vec<(String, String)>,
     tls: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -134,6 +135,13 @@ impl Builder {
     /// name (letters, digits, `_` and `.`).
     pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets an environment variable of the server process, e.g. `LOCPATH` for locales built
+    /// with `localedef` outside the system's locale directory.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -181,6 +189,8 @@ pub struct Cluster {
     watchdog: Option<Watchdog>,
     /// The certificates, when TLS is on.
     tls: Option<TlsFiles>,
+    /// The server process's own environment variables ([`Builder::env`]).
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -476,6 +486,7 @@ impl Cluster {
             running: Mutex::new(false),
             watchdog: None,
             tls: None,
+            env: self.env.clone(),
         };
         clone.watchdog = Some(Watchdog::spawn(
             &binaries().pg_ctl,
@@ -600,6 +611,7 @@ impl Cluster {
             running: Mutex::new(false),
             watchdog: None,
             tls: None,
+            env: builder.env.clone(),
         };
         // From here on a panic drops `cluster`, which cleans up; the watchdog
         // covers deaths without unwinding.
@@ -797,6 +809,7 @@ impl Cluster {
 
     fn pg_ctl_start(&self) -> Result<(), String> {
         let mut cmd = server_command(&binaries().pg_ctl, &self.root);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("start")
             .arg("-D")
             .arg(&self.data_dir)
