@@ -254,7 +254,9 @@ fn table_plan(
             }
         })?;
 
+    // Binary data carries values, not text read in the destinations' settings.
     if !t.source.is_server()
+        && !reads_binary(t, forced)
         && let Some(message) = read_otherwise(dests, &dest_rels, &labels)
             .or_else(|| money_misread(dests, &dest_rels, &labels))
     {
@@ -527,6 +529,24 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
         }
     }
     read_otherwise(dests, &rels, &labels).or_else(|| money_misread(dests, &rels, &labels))
+}
+
+/// Whether a file source is read as binary: `--format binary`, or (no format given) a regular
+/// file that starts with the PGCOPY signature, which the run reads as binary once it has read
+/// the start.
+fn reads_binary(t: &Transfer, forced: Option<Format>) -> bool {
+    match (forced, &t.source) {
+        (Some(format), _) => format == Format::Binary,
+        // Only a regular file is read ahead: a FIFO's data is the run's.
+        (None, Endpoint::File(path)) if fs::metadata(path).is_ok_and(|m| m.is_file()) => {
+            let signature = copyman_wire::eod::BINARY_SIGNATURE;
+            let mut start = vec![0; signature.len()];
+            fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start))
+                .is_ok_and(|()| start == signature)
+        }
+        _ => false,
+    }
 }
 
 /// Where a file's `money` values would not be read as written in the C locale (`$1,234.56`):

@@ -410,6 +410,39 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
     );
     assert_eq!(count(&c.dest[0], &dmy, "f"), 0);
     assert_eq!(count(&c.dest[1], &mdy, "f"), 0);
+    // A binary (PGCOPY) file carries values, not text: loaded alike everywhere, with or without
+    // --format (it was refused for the destinations' DateStyle).
+    let src = database(
+        &c.source,
+        &format!(
+            "{F}; INSERT INTO f VALUES (1, '2024-03-04', '-1 day 2 hours', '2024-01-01 00:00:00+00', 'x')"
+        ),
+    );
+    let binary = TempPath::new("otherwise.pgcopy");
+    assert_exit(
+        &run(&[
+            "table",
+            "f",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            binary.arg(),
+            "--format",
+            "binary",
+        ]),
+        0,
+    );
+    assert_exit(&load("f", binary.arg()), 0);
+    for (cluster, db) in [(&c.dest[0], &dmy), (&c.dest[1], &mdy)] {
+        assert_eq!(
+            count(
+                cluster,
+                db,
+                "(SELECT 1 FROM f WHERE d = '2024-03-04' AND ts = '2024-01-01 00:00:00+00')"
+            ),
+            1
+        );
+    }
     // No column those settings read: loaded alike everywhere.
     let plain = TempPath::new("otherwise-plain.csv");
     std::fs::write(&plain.0, "1,a\n2,b\n").unwrap();
