@@ -26,11 +26,12 @@ CONN is one of:
   'host=h port=5432 user=u dbname=d'                        a key=value conninfo
   -                                                         stdin (--from) or stdout (--to)
   a path (starts with / or ./, or has no '=' and no '://')  a file
+(A server written as user@host:port, host:port or an address is refused: say postgresql://.)
 Parameters a CONN leaves out come, as in libpq, from its service (service=NAME or PGSERVICE, in
 PGSERVICEFILE or ~/.pg_service.conf, then $PGSYSCONFDIR/pg_service.conf), then from PGHOST,
 PGHOSTADDR, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGOPTIONS, PGAPPNAME, PGCLIENTENCODING,
 PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGCONNECT_TIMEOUT (every variable libpq reads),
-then libpq's defaults (socket /var/run/postgresql, then localhost; the OS user name; database =
+then libpq's defaults (the socket directory /var/run/postgresql; the OS user name; database =
 user; sslmode prefer); passwords also from -W, passfile, PGPASSFILE or ~/.pgpass. TLS (sslmode
 disable, allow, prefer, require, verify-ca, verify-full; sslrootcert=FILE or system; sslcert,
 sslkey) is as in libpq; channel_binding=require insists on SCRAM-SHA-256-PLUS. Parameters copyman

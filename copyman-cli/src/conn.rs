@@ -28,7 +28,8 @@ use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
 use copyman_tls::{SslMode, TlsSettings, TlsVersion};
 use postgres::config::Host;
 
-/// libpq's default Unix socket directory on Debian-like systems, tried before `localhost`.
+/// libpq's default Unix socket directory on Debian-like systems: a CONN without a host goes
+/// there (only).
 pub(crate) const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// The default port.
