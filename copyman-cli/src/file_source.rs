@@ -778,15 +778,26 @@ fn shell_word(word: &str) -> String {
 
 /// Refuses, before any server is asked anything, a regular file source that is compressed
 /// (its first bytes, [`Compression::of`]); stdin and FIFOs are refused on their first read
-/// ([`FileSource::examine_start`]), in the same words. A file that cannot be read is left to
-/// the run's open, which says why.
+/// ([`FileSource::examine_start`]), in the same words; and a directory (its open succeeds, its
+/// first read fails: the run failed once connected, the dry run passed). A file that cannot be
+/// read is left to the run's open, which says why.
 ///
 /// # Errors
-/// [`compressed`] (exit 2).
+/// [`compressed`], or a directory (exit 2).
 pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     let Endpoint::File(path) = &t.source else {
         return Ok(());
     };
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "source file {} is a directory: give a file of COPY data",
+                t.source.display()
+            ),
+        });
+    }
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Ok(());
     }

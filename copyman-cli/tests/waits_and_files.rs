@@ -739,3 +739,26 @@ fn a_source_file_truncated_while_read_commits_nothing() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &db, "t"), 60_000);
 }
+
+/// A directory given as the source file is refused before connecting, by the dry run as by the
+/// run (exit 2): the dry run passed it, and the run failed reading it once connected.
+#[test]
+fn a_directory_as_the_source_is_refused_before_connecting() {
+    let dir = TempPath::new("a-directory");
+    fs::create_dir_all(&dir.0).unwrap();
+    let to = "host=/nonexistent/socket dbname=x";
+    for dry in [false, true] {
+        let mut args = vec!["table", "t", "--from", dir.arg(), "--to", to];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is a directory") && !stderr.contains("nonexistent"),
+            "{stderr}"
+        );
+    }
+    let _ = fs::remove_dir(&dir.0);
+}
