@@ -862,6 +862,9 @@ pub(crate) fn check_header(
     plan: &Plan,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
+    if let Some(fields) = &start.first_line {
+        return check_first_line(t, fields, name, plan, dests);
+    }
     let Some(fields) = &start.header else {
         return Ok(());
     };
@@ -925,6 +928,75 @@ pub(crate) fn check_header(
         }
     }
     Ok(())
+}
+
+/// Refuses a first line read as a row that names the columns the COPY reads (a header given
+/// without `--header`): it was loaded as data, or failed on its first typed column with a
+/// message that did not say why. Columns named in the command (`--columns`, a `--receive`'s
+/// column list) load it as a row.
+///
+/// # Errors
+/// A usage error (exit 2) naming the file and the line.
+fn check_first_line(
+    t: &Transfer,
+    fields: &[Option<String>],
+    name: &str,
+    plan: &Plan,
+    dests: &mut [Dest<'_>],
+) -> Result<(), Fatal> {
+    let refuse = |hint: &str| {
+        let line: Vec<&str> = fields
+            .iter()
+            .map(|f| f.as_deref().unwrap_or("NULL"))
+            .collect();
+        Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{name}: its first line ({}) names the columns: a header, which would be loaded \
+                 as a row, so nothing was sent; {hint}",
+                line.join(", ")
+            ),
+        }
+    };
+    match &t.statements {
+        Statements::Table { copy, format, .. } => match &plan.file_columns {
+            Some(columns)
+                if copy.columns.is_empty() && file_start::names_columns(fields, columns) =>
+            {
+                // --header is CSV's; a text file's line is left out before copyman reads it.
+                let skip = if *format == Some(Format::Csv) {
+                    "give --header to skip it".to_owned()
+                } else {
+                    format!("leave it out (tail -n +2 {name} | copyman … --from -)")
+                };
+                Err(refuse(&format!(
+                    "{skip} (or name the columns with --columns to load it as a row)"
+                )))
+            }
+            _ => Ok(()),
+        },
+        Statements::Raw { .. } => {
+            for dest in dests.iter_mut() {
+                let (Some(sql), Some(conn)) = (dest.receive.clone(), dest.conn.as_mut()) else {
+                    continue;
+                };
+                // A column list in the statement loads the line as a row, as it says.
+                if !matches!(file_start::copy_columns(&sql), Some(None)) {
+                    continue;
+                }
+                if let Some(columns) = table_columns(conn, &sql)
+                    && file_start::names_columns(fields, &columns)
+                {
+                    return Err(refuse(
+                        "add HEADER to the --receive to skip it (or a column list to load it as \
+                         a row)",
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The columns a `COPY table FROM STDIN` without a column list reads on `conn`'s server: its

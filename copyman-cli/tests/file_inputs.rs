@@ -548,3 +548,87 @@ fn stdin_start_split_across_writes_is_read_whole() {
         ["a1/b1", "a2/b2"]
     );
 }
+
+/// A first line that names the columns, given without `--header` (or HEADER in the
+/// `--receive`): a header, which was loaded as a row without a word (or failed with 22P02 on a
+/// typed column, the way out unsaid). Refused before anything is sent, saying so; columns named
+/// in the command load it as the row it then is.
+#[test]
+fn a_header_given_as_data_is_refused_with_the_way_to_skip_it() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], P), database(&c.dest[1], T)];
+    let (to_p, to_t) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let text_file = file("named.txt", b"a\tb\nx\ty\n");
+    let csv_file = file("named.csv", b"A,b\n1,one\n");
+    let receive = "COPY t FROM STDIN (FORMAT csv)";
+    let refusals: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["table", "p", "--from", text_file.arg(), "--to", &to_p],
+            "tail -n +2 ",
+        ),
+        (
+            vec!["table", "t", "--from", csv_file.arg(), "--to", &to_t],
+            "give --header",
+        ),
+        (
+            vec![
+                "copy",
+                "--from",
+                csv_file.arg(),
+                "--to",
+                &to_t,
+                "--receive",
+                receive,
+            ],
+            "add HEADER to the --receive",
+        ),
+    ];
+    for (args, hint) in refusals {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("names the columns: a header, which would be loaded as a row")
+                && stderr.contains(hint),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dbs[0], "p"), 0);
+    assert_eq!(count(&c.dest[1], &dbs[1], "t"), 0);
+    // Skipped as a header, or loaded as a row when the columns are named.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to_t,
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &dbs[1], "t"), 1);
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        text_file.arg(),
+        "--to",
+        &to_p,
+        "--columns",
+        "a,b",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dbs[0], "p"), 2);
+    let with_header = "COPY t FROM STDIN (FORMAT csv, HEADER)";
+    let out = run(&[
+        "copy",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to_t,
+        "--receive",
+        with_header,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &dbs[1], "t"), 2);
+}

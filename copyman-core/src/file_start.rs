@@ -137,6 +137,10 @@ pub struct Start {
     /// that is the NULL string. `None` when no header is read, the line could not be split, or
     /// it was longer than [`MAX_HEADER`].
     pub header: Option<Vec<Option<String>>>,
+    /// Without a header: the first line's fields, as the server splits them (`None` as for
+    /// `header`): a first line that names the columns is a header read as a row
+    /// ([`names_columns`]).
+    pub first_line: Option<Vec<Option<String>>>,
 }
 
 /// Whether the bytes read so far tell enough.
@@ -174,20 +178,26 @@ pub fn examine(data: &[u8], ended: bool, reading: &Reading) -> Peek {
         && reading.declared != Declared::Binary
         && data.starts_with(&UTF8_BOM);
     let body = if bom { &data[UTF8_BOM.len()..] } else { data };
-    let header = if reading.header && !binary {
+    let line = if binary || reading.layout == Layout::Opaque {
+        None
+    } else {
         match first_line(body, &reading.layout) {
             Some(line) => split(line, &reading.layout),
             None if ended => split(body, &reading.layout),
             None if body.len() <= MAX_HEADER => return Peek::NeedMore,
             None => None,
         }
+    };
+    let (header, first_line) = if reading.header {
+        (line, None)
     } else {
-        None
+        (None, line)
     };
     Peek::Ready(Start {
         bom,
         binary,
         header,
+        first_line,
     })
 }
 
@@ -371,7 +381,7 @@ pub enum FormatError {
 /// ```
 /// use copyman_core::file_start::{Declared, FormatError, Start, Verdict, check_format};
 ///
-/// let pgcopy = Start { bom: false, binary: true, header: None };
+/// let pgcopy = Start { bom: false, binary: true, header: None, first_line: None };
 /// assert_eq!(check_format(Declared::Detect, &pgcopy), Ok(Verdict::Binary));
 /// assert_eq!(
 ///     check_format(Declared::Csv, &pgcopy),
@@ -531,6 +541,41 @@ pub fn check_header(
         columns: columns.iter().map(|c| (*c).to_owned()).collect(),
         by_header,
     })
+}
+
+/// Whether a line's `fields` name the `columns` a COPY reads, each a different one (by name, or
+/// but for ASCII case and blanks around it, as [`check_header`] reads names), as many as there
+/// are: a header, which read as a row is loaded as data (or fails on its first typed column).
+///
+/// ```
+/// use copyman_core::file_start::names_columns;
+///
+/// let fields = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+/// assert!(names_columns(&fields(&["Name", "email"]), &["name", "email"]));
+/// assert!(names_columns(&fields(&["email", "name"]), &["name", "email"]));
+/// assert!(!names_columns(&fields(&["Ann", "ann@example.com"]), &["name", "email"]));
+/// assert!(!names_columns(&fields(&["name"]), &["name", "email"]));
+/// ```
+pub fn names_columns(fields: &[Option<String>], columns: &[impl AsRef<str>]) -> bool {
+    let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
+    let mut named = Vec::with_capacity(fields.len());
+    for field in fields {
+        let Some(name) = field.as_deref() else {
+            return false;
+        };
+        let loose = name.trim();
+        let Some(at) = columns
+            .iter()
+            .position(|c| *c == name)
+            .or_else(|| columns.iter().position(|c| c.eq_ignore_ascii_case(loose)))
+        else {
+            return false;
+        };
+        named.push(at);
+    }
+    named.sort_unstable();
+    named.dedup();
+    !fields.is_empty() && named.len() == fields.len() && fields.len() == columns.len()
 }
 
 /// PostgreSQL's reserved and type/function-name keywords: a column so named must be quoted in a
@@ -925,13 +970,15 @@ mod tests {
         assert_eq!(examine(b"PGC", false, &csv(false)), Peek::NeedMore);
         assert_eq!(examine(b"\xef\xbb", false, &csv(false)), Peek::NeedMore);
         assert!(!ready(examine(b"PGC", true, &csv(false))).binary);
-        // One byte that starts neither is enough without a header.
+        // Without a header, the first line is read too (it may be a header all the same).
+        assert_eq!(examine(b"b", false, &csv(false)), Peek::NeedMore);
         assert_eq!(
-            ready(examine(b"b", false, &csv(false))),
+            ready(examine(b"b,c\n1,2\n", false, &csv(false))),
             Start {
                 bom: false,
                 binary: false,
-                header: None
+                header: None,
+                first_line: Some(fields(&["b", "c"])),
             }
         );
         // A header needs its line end, or the end of the input.
@@ -946,6 +993,7 @@ mod tests {
                 bom: false,
                 binary: false,
                 header: Some(fields(&["a\nb", "c"])),
+                first_line: None,
             })
         });
         let binary = ready(examine(b"PGCOPY\n\xff\r\n\0rest", false, &csv(true)));
