@@ -464,6 +464,14 @@ fn a_table_replaced_with_truncate_is_not_split_and_keeps_its_old_rows_when_it_fa
         "{:?}",
         plan.tables[0].ranges
     );
+    // And the plan says so (it said nothing, where the README said it would).
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("copied whole, not split: it is emptied first")),
+        "{:?}",
+        plan.notes
+    );
     assert!(
         plan.tables[0].destinations.iter().all(|d| matches!(
             d,

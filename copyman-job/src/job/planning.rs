@@ -868,6 +868,14 @@ pub fn plan_with(
                     }
                 }
             }
+            Some(limit) if limit > 0 && sel.kind == "r" && sel.size > limit => {
+                notes.push(format!(
+                    "{}: copied whole, not split: it is emptied first on a destination, and its \
+                     TRUNCATE commits with its rows in one transaction",
+                    sel.table
+                ));
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         tables.push(TablePlan {
