@@ -36,6 +36,8 @@ pub(crate) struct Dest<'e> {
     pub(crate) ended: Option<std::time::Instant>,
     /// Bytes that went out on stdout though the run failed: they cannot be taken back.
     pub(crate) sent_anyway: u64,
+    /// What its report says besides its status (`--allow-count-mismatch`: another count).
+    pub(crate) warning: Option<String>,
 }
 
 impl<'e> Dest<'e> {
@@ -51,6 +53,7 @@ impl<'e> Dest<'e> {
             broken_pipe: false,
             ended: None,
             sent_anyway: 0,
+            warning: None,
         }
     }
 

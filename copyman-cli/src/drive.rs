@@ -201,21 +201,22 @@ pub(crate) fn dest_error(error: &EndpointError, id: ReceiverId) -> Option<ErrorI
 /// source's, destinations agreeing without one, keep-going) is the manager's. Returns the run's
 /// error, if any.
 pub(crate) fn check_counts(
-    dests: &[Dest<'_>],
+    dests: &mut [Dest<'_>],
     source_rows: Option<u64>,
     server_source: bool,
     allow_mismatch: bool,
 ) -> Option<String> {
     match source_rows {
         Some(expected) if allow_mismatch => {
-            for dest in dests.iter().filter(|d| d.error.is_none()) {
+            for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
                 if let Some(rows) = dest.rows.filter(|&r| r != expected) {
-                    report::warn(format_args!(
-                        "{} stored {} where the source sent {} (--allow-count-mismatch)",
-                        dest.endpoint.display(),
+                    let warning = format!(
+                        "stored {} where the source sent {} (--allow-count-mismatch)",
                         crate::progress::rows(rows),
                         crate::progress::rows(expected)
-                    ));
+                    );
+                    report::warn(format_args!("{} {warning}", dest.endpoint.display()));
+                    dest.warning = Some(warning);
                 }
             }
             None

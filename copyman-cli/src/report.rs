@@ -276,6 +276,8 @@ pub(crate) struct DestinationReport {
     pub(crate) statement: Option<String>,
     /// From the start of the run to the end of its transaction (or file).
     pub(crate) duration: Option<Duration>,
+    /// What it did besides (`--allow-count-mismatch`: another count than the source's).
+    pub(crate) warning: Option<String>,
 }
 
 /// The outcome of a `table` or `copy` run.
@@ -466,7 +468,18 @@ impl RunReport {
                     tag,
                     d.endpoint
                 )?,
-                None => writeln!(out, "  {:<12} {:<14} {}", d.status.name(), tag, d.endpoint)?,
+                None => match &d.warning {
+                    Some(warning) => writeln!(
+                        out,
+                        "  {:<12} {:<14} {}: {warning}",
+                        d.status.name(),
+                        tag,
+                        d.endpoint
+                    )?,
+                    None => {
+                        writeln!(out, "  {:<12} {:<14} {}", d.status.name(), tag, d.endpoint)?;
+                    }
+                },
             }
         }
         Ok(())
@@ -558,6 +571,7 @@ impl RunReport {
                 "statement": d.statement,
                 "duration_secs": d.duration.map(|t| t.as_secs_f64()),
                 "error": d.error.as_ref().map(error_json),
+                "warning": d.warning,
             })).collect::<Vec<_>>(),
             "error": self.error,
             "notices": self.notices.iter().map(|n| json!({
@@ -696,6 +710,7 @@ mod tests {
                     error: None,
                     statement: Some("COPY public.t FROM STDIN".into()),
                     duration: Some(Duration::from_millis(1500)),
+                    warning: None,
                 },
                 DestinationReport {
                     endpoint: "host=c".into(),
@@ -707,6 +722,7 @@ mod tests {
                     }),
                     statement: Some("COPY public.t FROM STDIN".into()),
                     duration: None,
+                    warning: None,
                 },
             ],
             error: None,

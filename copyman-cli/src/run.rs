@@ -337,7 +337,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     progress.finish();
     if run_error.is_none() {
         run_error = check_counts(
-            &dests,
+            &mut dests,
             source_rows,
             source_conn.is_some(),
             t.safety.allow_count_mismatch,
@@ -469,6 +469,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 error: dest.error.clone(),
                 statement: dest.receive.clone(),
                 duration: dest.ended.map(|at| at.duration_since(started)),
+                warning: dest.warning.clone(),
             }
         })
         .collect();

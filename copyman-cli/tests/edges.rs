@@ -896,6 +896,17 @@ fn count_mismatch_from_triggers_fails_unless_allowed() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+    // --json says it on the destination too (only a job's record did).
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+    allowed.push("--json");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(
+        report["destinations"][0]["warning"],
+        "stored 500 rows where the source sent 1,000 rows (--allow-count-mismatch)",
+        "{report}"
+    );
 }
 
 #[test]
