@@ -1033,15 +1033,28 @@ fn write_human(
         .filter(|d| matches!(d.status, Status::Committed | Status::PartlyCommitted))
         .filter_map(|d| d.rows)
         .sum();
+    // The source's rows of the tables copied (as a one-table run counts), then what the
+    // destinations committed in all: a 1,000-row table to 2 destinations is 2,000 there.
+    let source_rows: u64 = report
+        .tables
+        .iter()
+        .filter(|t| {
+            t.destinations
+                .iter()
+                .any(|d| matches!(d.status, Status::Committed | Status::PartlyCommitted))
+        })
+        .filter_map(|t| t.source_rows)
+        .sum();
     if !output.quiet {
         writeln!(
             out,
-            "copyman: {} of {} tables × destinations done ({} to {}), {} rows committed in \
-             {:.1} s{}",
+            "copyman: {} of {} tables × destinations done ({} to {}), {} source rows, {} rows \
+             committed on the destinations in {:.1} s{}",
             done,
             pairs,
             plural(report.tables.len(), "table"),
             plural(dests.len(), "destination"),
+            HumanCount(source_rows),
             HumanCount(rows),
             report.seconds,
             report

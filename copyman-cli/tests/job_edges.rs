@@ -547,7 +547,7 @@ fn job_allow_count_mismatch_commits_with_a_warning_and_fails_without_it() {
         r["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("row count mismatch: the producer sent 1000 rows, the receiver stored 500"),
+            .contains("row count mismatch: the source sent 1000 rows, the destination stored 500"),
         "{report}"
     );
     assert_eq!(count(&c.dest[0], &d0, "t"), 0);

@@ -152,7 +152,11 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
     }
     // A row count the manager refused: said with its way out.
     if let Some(mismatch) = error.downcast_ref::<copyman_core::CountMismatch>() {
-        return TableError::new(format!("{mismatch} ({COUNT_WAY_OUT})"));
+        // In the job's words (the library's are producer and receiver).
+        return TableError::new(format!(
+            "{} ({COUNT_WAY_OUT})",
+            self::mismatch(mismatch.producer, mismatch.receiver)
+        ));
     }
     match stall_in(error).and_then(|named| named.or(stall)) {
         Some(limit) => TableError::new(format!(
