@@ -282,7 +282,8 @@ impl Monitor {
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
                          THEN {} END,
-                    left(split_part(a.query, '''', 1), 40),
+                    (SELECT CASE WHEN length(q) < length(a.query) THEN q || '...' ELSE q END
+                       FROM (SELECT left(split_part(a.query, '''', 1), 60) AS q) s),
                     a.backend_start::text,
                     CASE WHEN a.wait_event_type = 'Lock'
                          THEN (SELECT string_agg(b.pid || ' ' || b.backend_start::text, ',')
@@ -491,10 +492,21 @@ impl Look {
             .map(|(kind, event)| commit_wait_hint(kind, event))
             .unwrap_or_default();
         // Only a COMMIT may have committed; a check or a PREPARE says what it did by its answer.
+        // A statement still running that ends no transaction (a COPY whose trigger runs on
+        // after the copy was failed) ends once its server gets to it.
+        let ends_transaction = ["COMMIT", "PREPARE", "ROLLBACK", "SET CONSTRAINTS", "END"]
+            .iter()
+            .any(|s| {
+                statement
+                    .get(..s.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(s))
+            });
         let why = if statement.starts_with("COMMIT") {
             "only its answer says whether it committed"
-        } else {
+        } else if ends_transaction {
             "only its answer says what it did"
+        } else {
+            "its transaction is ended once it returns; nothing of it is committed"
         };
         format!(
             "copyman: waiting {} s for {label}'s {statement}{table}: {}{hint} (not cancelled: \
