@@ -19,6 +19,7 @@ use crate::conn::{self, Env};
 use crate::progress;
 use crate::report::{self, Exit, Fatal};
 use crate::run;
+use crate::signals;
 use crate::sql::{TableCopy, TableName};
 
 /// The sample table.
@@ -65,6 +66,21 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             Ok(())
         }
     };
+    // A signal stops the demo at its next step; its clusters go with it (dropped on return).
+    if let Err(e) = signals::install_with(signals::DEMO_STOPPING) {
+        report::warn(format_args!("cannot handle signals: {e}"));
+    }
+    let stop = || match signals::received() {
+        Some(signal) => Err(Fatal {
+            exit: Exit::interrupted(signal),
+            server: None,
+            message: format!(
+                "interrupted by {}: the demo stopped, its clusters are removed",
+                signals::name(signal)
+            ),
+        }),
+        None => Ok(()),
+    };
     say(format!(
         "copyman demo: {} to {destinations} destination{}",
         progress::rows(rows),
@@ -73,6 +89,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
 
     let clock = Instant::now();
     let clusters = start_clusters(destinations + 1)?;
+    stop()?;
     let (source, targets) = clusters.split_first().expect("at least two clusters");
     say(format!(
         "  started {} throwaway clusters in {:.1} s (ports {})",
@@ -97,6 +114,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         Ok(())
     };
     setup(source, true).map_err(|e| setup_error("source", e.as_ref()))?;
+    stop()?;
     for (i, target) in targets.iter().enumerate() {
         setup(target, false)
             .map_err(|e| setup_error(&format!("destination {}", i + 1), e.as_ref()))?;
@@ -153,6 +171,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     if !output.quiet && !output.json {
         report.write_human(&mut io::stdout().lock())?;
     }
+    stop()?;
 
     // Verify: every destination holds exactly the source's rows.
     let clock = Instant::now();

@@ -35,7 +35,7 @@
 //! must then agree with each other.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
@@ -67,6 +67,9 @@ pub(crate) const FILE_CHUNK: usize = 256 * 1024;
 /// How often a wait for the next chunk looks at signals and the stall timeout.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long a wait for the input's first bytes goes before it is said.
+const SAY_WAIT: Duration = Duration::from_secs(1);
+
 /// Chunks read ahead of the copy.
 const READ_AHEAD: usize = 2;
 
@@ -94,6 +97,8 @@ pub(crate) struct FileSource {
     /// The source is stdin (a file's name can be given to a decompressor, stdin's cannot).
     stdin: bool,
     done: bool,
+    /// Nothing said while waiting (`--quiet`), or the wait for the first bytes was said.
+    quiet_wait: bool,
 }
 
 impl Drop for FileSource {
@@ -204,6 +209,7 @@ impl FileSource {
             front: None,
             stdin: !matches!(t.source, Endpoint::File(_)),
             done: false,
+            quiet_wait: quiet,
         })
     }
 
@@ -224,7 +230,7 @@ impl FileSource {
     pub(crate) fn examine_start(&mut self, reading: &Reading) -> Result<Start, Fatal> {
         let mut data: Vec<u8> = Vec::new();
         let mut ended = false;
-        signals::connecting(true);
+        signals::waiting_for_input(true);
         let failed = |message| Fatal {
             exit: Exit::CopyFailed,
             server: None,
@@ -253,7 +259,7 @@ impl FileSource {
                 }
             }
         };
-        signals::connecting(false);
+        signals::waiting_for_input(false);
         self.waiting = None;
         let start = start?;
         if start.bom {
@@ -322,6 +328,19 @@ impl FileSource {
         }
         let read = self.read.load(Ordering::Relaxed);
         match self.waiting {
+            Some((0, since)) if read == 0 && !self.quiet_wait && since.elapsed() >= SAY_WAIT => {
+                // A wait without a word is a hang: said once, and what may end it.
+                self.quiet_wait = true;
+                let hint = if self.stdin && io::stdin().is_terminal() {
+                    " (a terminal: type the data, then Ctrl-D)"
+                } else {
+                    ""
+                };
+                report::warn(format_args!(
+                    "waiting for the first bytes of {}{hint}; nothing is sent before they come",
+                    self.name
+                ));
+            }
             Some((before, since)) if before == read => {
                 if let Some(limit) = self.stall_timeout.filter(|&l| since.elapsed() >= l) {
                     return Err(format!(

@@ -102,6 +102,17 @@ enum Stage {
     },
 }
 
+/// The run waits for its file or stdin's first bytes, before anything was sent (a signal then
+/// exits at once, saying so).
+static WAITING_FOR_INPUT: AtomicBool = AtomicBool::new(false);
+
+/// The run waits for its input's first bytes (`true`: as while connecting, a signal exits at
+/// once) or is done with that.
+pub(crate) fn waiting_for_input(on: bool) {
+    WAITING_FOR_INPUT.store(on, Ordering::SeqCst);
+    connecting(on);
+}
+
 /// The run connects (`true`: a signal then exits at once) or is done connecting.
 pub(crate) fn connecting(on: bool) {
     *STAGE.lock().unwrap_or_else(PoisonError::into_inner) = if on {
@@ -281,6 +292,10 @@ pub(crate) fn install() -> std::io::Result<()> {
 pub(crate) const RECOVER_STOPPING: &str = "finishing the COMMIT or ROLLBACK PREPARED in progress \
      (never cancelled), then stopping: the transactions not reached are left prepared";
 
+/// What `copyman demo` says on the first signal: it stops at its next step and removes its
+/// clusters.
+pub(crate) const DEMO_STOPPING: &str = "stopping the demo: its clusters are removed";
+
 /// What a job says on the first signal: unlike one copy, a job keeps what it committed.
 pub(crate) const JOB_STOPPING: &str = "stopping the job: the tables being copied are rolled back, \
      the tables committed stay committed and recorded in the state file";
@@ -333,10 +348,23 @@ fn handle(signal: i32, stopping: &'static str) {
         unanswered,
     }) = commits()
     else {
+        let what = if WAITING_FOR_INPUT.load(Ordering::SeqCst) {
+            "waiting for the input's first bytes"
+        } else {
+            "connecting"
+        };
+        let message = format!(
+            "interrupted by {} while {what}: nothing was copied",
+            name(signal)
+        );
         say(&format!(
-            "copyman: {} received while connecting: nothing was copied; exiting",
+            "copyman: {} received while {what}: nothing was copied; exiting",
             name(signal)
         ));
+        if JSON.load(Ordering::SeqCst) {
+            let exit = crate::report::Exit::interrupted(signal);
+            let _ = crate::report::print_json(&crate::report::fatal_json(exit, &message, None));
+        }
         std::process::exit(exit_code(signal).into());
     };
     let committing = !committed.is_empty() || !unanswered.is_empty();

@@ -749,3 +749,36 @@ fn demo_verifies() {
     assert!(stdout.contains("verified"), "{stdout}");
     assert!(stdout.contains("throughput"), "{stdout}");
 }
+
+/// A signal stops the demo at its next step, says so and removes its clusters (it had no
+/// handler: from a script, where SIGINT is ignored, the demo ran on to exit 0; from a terminal
+/// it died without a word).
+#[test]
+fn demo_stops_on_a_signal() {
+    use std::io::BufRead;
+    let mut child = copyman()
+        .args(["demo", "--rows", "300000", "--destinations", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("started") {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the demo ended: {said}"
+        );
+        said.push_str(&line);
+    }
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{said}{stderr}");
+    assert!(
+        stderr.contains("SIGINT received: stopping the demo: its clusters are removed")
+            && stderr.contains("error: interrupted by SIGINT"),
+        "{stderr}"
+    );
+}

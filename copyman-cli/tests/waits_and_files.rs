@@ -762,3 +762,53 @@ fn a_directory_as_the_source_is_refused_before_connecting() {
     }
     let _ = fs::remove_dir(&dir.0);
 }
+
+/// A stdin that sends nothing is said after a second (the only word was the watch's, ten
+/// seconds in, naming the destination's idle backend), and a signal then says what the run
+/// waited for (it said "while connecting") and, under `--json`, prints the interrupted report
+/// (it printed nothing).
+#[test]
+fn a_silent_stdin_is_said_and_a_signal_names_what_was_waited_for() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE t (a int)");
+    let mut child = copyman()
+        .args([
+            "--json",
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&db),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = child.stdin.take();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting for the first bytes of stdin; nothing is sent before they come");
+    signal(&child, "TERM");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let out = finish(child);
+    drop(writer);
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(143), "{said}");
+    assert!(
+        said.contains(
+            "SIGTERM received while waiting for the input's first bytes: nothing was copied"
+        ),
+        "{said}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert_eq!(report["exit_code"], 143, "{report}");
+    assert_eq!(count(&c.dest[0], &db, "t"), 0);
+}
