@@ -26,6 +26,7 @@ use copyman_job::plan::{
 use copyman_job::sequences::Carry;
 
 use crate::sql::{self, Format, Ident, Relation, TableCopy, TableName};
+use copyman_core::statement;
 
 /// The statements and what the bar can know in advance.
 pub(crate) struct Plan {
@@ -66,9 +67,12 @@ pub(crate) fn plan(
     };
     match &t.statements {
         Statements::Raw { send, receive } => {
-            if !t.source.is_server()
-                && let Some(message) = raw_file_read_otherwise(receive, dests)
-            {
+            let refused = match (send, source) {
+                (Some(send), Some(conn)) => raw_binary_misreads(send, conn, receive, dests),
+                _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
+                _ => None,
+            };
+            if let Some(message) = refused {
                 return Err(Fatal {
                     exit: Exit::Usage,
                     message,
@@ -584,6 +588,60 @@ fn money_misread(
                  file was written in (for copyman's files: options='-c lc_monetary=C' in its \
                  CONN)",
                 labels[*i]
+            ));
+        }
+    }
+    None
+}
+
+/// Where a binary `--send` that names a table goes to a `--receive` whose table has another
+/// type at the same position: binary COPY does not convert values, a server reads the bytes as
+/// its own column's type (an int8 became a timestamp, an int4 a float4). A statement whose
+/// table cannot be told (a query) is left to the servers.
+fn raw_binary_misreads(
+    send: &str,
+    source: &mut Connection,
+    receive: &[Option<String>],
+    dests: &mut [Dest<'_>],
+) -> Option<String> {
+    let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
+    if !binary(send) {
+        return None;
+    }
+    // The types a statement's COPY reads or writes, in its order.
+    let types = |conn: &mut Connection, sql: &str| -> Option<Vec<(String, String)>> {
+        let rel = crate::file_source::copy_relation(conn, sql)?;
+        let names = copyman_core::file_start::copy_columns(sql).flatten();
+        let columns: Vec<&sql::Column> = match &names {
+            Some(names) => names
+                .iter()
+                .map(|n| rel.columns.iter().find(|c| c.name.as_str() == n))
+                .collect::<Option<_>>()?,
+            None => rel.columns.iter().filter(|c| !c.generated).collect(),
+        };
+        Some(
+            columns
+                .into_iter()
+                .map(|c| (c.name.as_str().to_owned(), c.type_name.clone()))
+                .collect(),
+        )
+    };
+    let sent = types(source, send)?;
+    for (i, dest) in dests.iter_mut().enumerate() {
+        let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
+            continue;
+        };
+        let Some(read) = types(conn, sql) else {
+            continue;
+        };
+        if let Some(((name, from), (into, to))) = sent.iter().zip(&read).find(|(a, b)| a.1 != b.1) {
+            return Some(format!(
+                "binary COPY does not convert values: the --send writes column \"{name}\" as \
+                 {from}, and destination {} ({}) reads it into \"{into}\", a {to}: its bytes \
+                 would be read as another type; copy in text (FORMAT text or csv on both ends), \
+                 which converts, or into columns of the same types",
+                i + 1,
+                dest.endpoint.display()
             ));
         }
     }

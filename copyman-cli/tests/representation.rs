@@ -153,3 +153,48 @@ fn a_header_on_one_end_or_forced_nulls_are_refused_before_connecting() {
     assert_exit(&out, 0);
     assert_eq!(digest(&c.dest[0], &dst, "t"), digest(&c.source, &src, "t"));
 }
+
+/// A binary `--send` of a table into a `--receive` whose table has other types at the same
+/// positions: refused before anything is sent, naming the column (it stored the bytes read as
+/// the other types: 2 as a timestamp, 3.5 as an int8, exit 0); the same types copy.
+#[test]
+fn binary_copy_into_other_types_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE bx (a int8, b int4, c float8); INSERT INTO bx VALUES (1, 2, 3.5);",
+    );
+    let other = database(
+        &c.dest[0],
+        "CREATE TABLE bx (a timestamp, b float4, c int8)",
+    );
+    let same = database(&c.dest[1], "CREATE TABLE bx (a int8, b int4, c float8)");
+    let copy = |to: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            "COPY bx TO STDOUT (FORMAT binary)",
+            "--to",
+            to,
+            "--receive",
+            "COPY bx FROM STDIN (FORMAT binary)",
+        ])
+    };
+    let out = copy(&c.dest[0].conninfo(&other));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "binary COPY does not convert values: the --send writes column \"a\" as bigint"
+        ) && stderr.contains("timestamp without time zone"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &other, "bx"), 0);
+    assert_exit(&copy(&c.dest[1].conninfo(&same)), 0);
+    assert_eq!(
+        digest(&c.dest[1], &same, "bx"),
+        digest(&c.source, &src, "bx")
+    );
+}
