@@ -51,10 +51,11 @@ before a failure cannot be taken back.
 Exit status:
   0  success: every destination committed
   1  the copy failed, and nothing was committed anywhere
-  2  usage error (also: a destination given twice, or the source's own table)
+  2  usage error (also: a destination given twice, the source's own table, or --atomic with a
+     destination that cannot prepare)
   3  connection or authentication failure
-  4  partial: some destinations committed (or may have) and others did not, or --verify found
-     a committed table that differs from the source
+  4  partial: some destinations committed (or may have) and others did not (also: a signal
+     during the COMMITs), or a job's --verify found a committed table that differs
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
      signal exits at once); a job of many tables keeps the tables it committed before the
      signal (recorded in its state file: --resume goes on) and rolls back the others";
@@ -245,7 +246,8 @@ pub(crate) struct LowSafety {
     /// 500ms, 10s, 2min; a bare number is seconds.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) lock_timeout: Option<Duration>,
-    /// Fail a source or destination that moves no byte for this long (same units).
+    /// Fail a source or destination that moves no byte for this long (same units); not a
+    /// destination completing its COPY with every byte in hand (its wait is said).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) stall_timeout: Option<Duration>,
     /// The encoding of the file and stdin endpoints (client_encoding of every server session,
