@@ -271,6 +271,16 @@ fn table_plan(
         }
         .into());
     }
+    if let (Some(source), Some(columns)) = (&source_rel, &columns)
+        && let Some(message) = zones_differ(source, columns, dests, &dest_rels, &labels)
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message,
+        }
+        .into());
+    }
 
     let all_servers = t.source.is_server() && t.destinations.iter().all(Endpoint::is_server);
     let same_major = same_major(source_version, dests);
@@ -479,6 +489,52 @@ fn read_otherwise(
                 }
                 Some(_) => {}
             }
+        }
+    }
+    None
+}
+
+/// Between servers, where a copied column is a time without a zone on the source (`timestamp`,
+/// `time`, arrays of them) and one with a zone on destinations whose `TimeZone`s differ: each
+/// reads the source's wall-clock time in its own zone, and stores another instant for the same
+/// row (the run warned of the conversion, and went on).
+fn zones_differ(
+    source: &Relation,
+    columns: &[Ident],
+    dests: &[Dest<'_>],
+    dest_rels: &[(usize, Relation)],
+    labels: &[String],
+) -> Option<String> {
+    let zoned = |t: &str| t.starts_with("timestamp with time zone") || t.starts_with("time with");
+    let unzoned = |t: &str| t.starts_with("timestamp without") || t.starts_with("time without");
+    let mut seen: Option<(&str, &str)> = None;
+    for (i, rel) in dest_rels {
+        let Some(column) = columns.iter().find(|name| {
+            source.column(name).is_some_and(|c| unzoned(&c.type_name))
+                && rel.column(name).is_some_and(|c| zoned(&c.type_name))
+        }) else {
+            continue;
+        };
+        let Some(zone) = dests[*i]
+            .conn
+            .as_ref()
+            .and_then(|c| c.session().parameter("TimeZone"))
+        else {
+            continue;
+        };
+        match seen {
+            None => seen = Some((&labels[*i], zone)),
+            Some((first, first_zone)) if first_zone != zone => {
+                return Some(format!(
+                    "column {column} has no time zone on the source and one on the destinations, \
+                     which read it in their own TimeZone, and those differ: {first} has TimeZone \
+                     {first_zone}, {} has {zone}; each would store another instant for the same \
+                     row: give them the same TimeZone (PGTZ or the CONN's options), or copy into \
+                     each alone",
+                    labels[*i]
+                ));
+            }
+            Some(_) => {}
         }
     }
     None

@@ -673,3 +673,60 @@ fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
     );
     assert_eq!(amounts.trim(), "0.50 12.34 -7.25");
 }
+
+/// A `timestamp` without a zone on the source into `timestamptz` on destinations whose TimeZone
+/// differs: each read the wall-clock time in its own zone and stored another instant (a
+/// warning, exit 0). Refused, naming the column and both zones; the same zone everywhere copies.
+#[test]
+fn a_timestamp_into_timestamptz_across_other_time_zones_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE z (id int, at timestamp); INSERT INTO z VALUES (1, '2024-01-01 00:00');",
+    );
+    let zoned = "CREATE TABLE z (id int, at timestamptz)";
+    let tokyo = database_setting(&c.dest[0], &["TimeZone = 'Asia/Tokyo'"], zoned);
+    let utc = database_setting(&c.dest[1], &["TimeZone = 'UTC'"], zoned);
+    let out = run(&[
+        "table",
+        "z",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&tokyo),
+        "--to",
+        &c.dest[1].conninfo(&utc),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"at\" has no time zone on the source")
+            && stderr.contains("TimeZone Asia/Tokyo")
+            && stderr.contains("has UTC"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &tokyo, "z"), 0);
+    // One zone for both (the CONN's options): one instant everywhere.
+    let in_utc = |conninfo: String| format!("{conninfo} options='-c TimeZone=UTC'");
+    let out = run(&[
+        "table",
+        "z",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &in_utc(c.dest[0].conninfo(&tokyo)),
+        "--to",
+        &c.dest[1].conninfo(&utc),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in [(&c.dest[0], &tokyo), (&c.dest[1], &utc)] {
+        assert_eq!(
+            count(
+                cluster,
+                db,
+                "(SELECT 1 FROM z WHERE at = '2024-01-01 00:00+00')"
+            ),
+            1
+        );
+    }
+}
