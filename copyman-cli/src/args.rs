@@ -940,6 +940,19 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
             .map_err(|e| ArgError::usage(format!("--receive: {e}")))?;
     }
     same_representation(low.send.as_deref(), &receive)?;
+    // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said.
+    let written = low.send.as_deref().and_then(statement::representation);
+    if let Some(rep) = written.filter(|r| r.format != "csv") {
+        for (text, d) in low.to.iter().zip(&destinations) {
+            if d.is_csv_file() {
+                crate::report::warn(format_args!(
+                    "--to {text}: written in FORMAT {} (the --send's), not CSV; `copyman \
+                     table` reads a *.csv file as CSV: read it back with --format {}",
+                    rep.format, rep.format
+                ));
+            }
+        }
+    }
     Transfer {
         source,
         destinations,

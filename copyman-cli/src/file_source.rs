@@ -978,6 +978,27 @@ fn check_first_line(
             ),
         }
     };
+    // A *.csv file guessed CSV by its name whose first line is one field with tabs in it, for
+    // several columns: text data (a one-column table would load its NULLs as `\N` strings).
+    if let Statements::Table {
+        format: Some(Format::Csv),
+        format_given: false,
+        ..
+    } = &t.statements
+        && let (Some(columns), [Some(only)]) = (&plan.file_columns, fields)
+        && columns.len() > 1
+        && only.contains('\t')
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{name} is read as CSV for its name, but its first line has tabs and no comma: \
+                 text COPY data, whose NULLs and escapes CSV would load as other values; give \
+                 --format text"
+            ),
+        });
+    }
     match &t.statements {
         Statements::Table { copy, format, .. } => match &plan.file_columns {
             Some(columns)

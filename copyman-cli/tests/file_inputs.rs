@@ -632,3 +632,52 @@ fn a_header_given_as_data_is_refused_with_the_way_to_skip_it() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[1], &dbs[1], "t"), 2);
 }
+
+/// Text data in a file named *.csv: `table` guesses CSV by the name, and a first line of one
+/// field with tabs in it, for several columns, is refused with the way to read it (CSV would
+/// load NULLs and escapes as other values); `copy` writing text into a *.csv file says so.
+#[test]
+fn text_data_in_a_csv_named_file_is_told() {
+    let c = clusters();
+    let db = database(&c.dest[0], P);
+    let to = c.dest[0].conninfo(&db);
+    let misnamed = file("text-data.csv", b"x\t\\N\ny\tz\n");
+    let out = run(&["table", "p", "--from", misnamed.arg(), "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("give --format text"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &db, "p"), 0);
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        misnamed.arg(),
+        "--to",
+        &to,
+        "--format",
+        "text",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&c.dest[0], &db, "(SELECT 1 FROM p WHERE b IS NULL)"),
+        1
+    );
+    // Written so by copy mode: said.
+    let src = database(&c.source, &format!("{P} INSERT INTO p VALUES ('a', NULL);"));
+    let out_file = TempPath::new("written.csv");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY p TO STDOUT",
+        "--to",
+        out_file.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("written in FORMAT text (the --send's), not CSV"),
+        "{}",
+        text(&out.stderr)
+    );
+}
