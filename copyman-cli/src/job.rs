@@ -102,6 +102,35 @@ pub(crate) fn is_job(low: &LowTable) -> bool {
     low.tables.len() != 1 || low.job.any()
 }
 
+/// Why `copyman table` runs a job, in the user's words: "2 TABLEs", "--verify given".
+fn why_a_job(low: &LowTable) -> String {
+    let job = &low.job;
+    let flags = [
+        (!job.schemas.is_empty(), "--schema"),
+        (!job.include.is_empty(), "--table"),
+        (!job.exclude.is_empty(), "--exclude-table"),
+        (job.jobs.is_some(), "--jobs"),
+        (job.no_snapshot, "--no-snapshot"),
+        (job.state.is_some(), "--state"),
+        (job.resume, "--resume"),
+        (job.verify, "--verify"),
+        (job.max_rate.is_some(), "--max-rate"),
+        (job.split_larger_than.is_some(), "--split-larger-than"),
+    ];
+    let given: Vec<&str> = flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
+    match (low.tables.len(), given.is_empty()) {
+        (1, false) => format!("{} given", given.join(", ")),
+        (0, true) => "no TABLE given: every table".to_owned(),
+        (0, false) => format!("{} given", given.join(", ")),
+        (n, true) => format!("{n} TABLEs"),
+        (n, false) => format!("{n} TABLEs, {}", given.join(", ")),
+    }
+}
+
 /// A validated job.
 #[derive(Debug)]
 pub(crate) struct JobArgs {
@@ -162,8 +191,9 @@ impl JobArgs {
         ] {
             if given {
                 return Err(ArgError::usage(format!(
-                    "{flag} is for one table: a job of many tables (several TABLEs, --schema, \
-                     --table, --exclude-table, or a job flag) cannot take it"
+                    "{flag} is for one table copied alone, and this is a job ({}): a job \
+                     copies whole tables between servers",
+                    why_a_job(&low)
                 )));
             }
         }
@@ -195,7 +225,8 @@ impl JobArgs {
         let max_rate = match &low.job.max_rate {
             Some(text) => Some(parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
                 ArgError::usage(format!(
-                    "--max-rate {text:?}: give bytes per second, e.g. 50M"
+                    "--max-rate {text:?}: give bytes per second, a number with K, M or G \
+                     (1024-based, B optional), e.g. 50M"
                 ))
             })?),
             None => None,
@@ -203,7 +234,8 @@ impl JobArgs {
         let split_larger_than = match &low.job.split_larger_than {
             Some(text) => Some(parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
                 ArgError::usage(format!(
-                    "--split-larger-than {text:?}: give a size in bytes, e.g. 1G"
+                    "--split-larger-than {text:?}: give a size in bytes, a number with K, M or \
+                     G (1024-based, B optional), e.g. 1G"
                 ))
             })?),
             None => None,
@@ -865,8 +897,8 @@ fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result
         return Ok(exit);
     }
     let mut text = format!(
-        "copyman: dry run, nothing copied: {} tables, largest first\n",
-        plan.tables.len()
+        "copyman: dry run, nothing copied: {}, largest first\n",
+        plural(plan.tables.len(), "table")
     );
     for note in &plan.notes {
         text.push_str(&format!("  note: {note}\n"));

@@ -602,3 +602,28 @@ fn job_encoding_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// A flag of the single-table copy with a flag that makes a job says which flag made it a job
+/// (it spoke of "a job of many tables" for one named table).
+#[test]
+fn a_one_table_flag_in_a_job_names_what_made_it_a_job() {
+    let out = run(&[
+        "table",
+        "items",
+        "--from",
+        "host=/nonexistent/a dbname=x",
+        "--to",
+        "host=/nonexistent/b dbname=x",
+        "--verify",
+        "--columns",
+        "id",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "--columns is for one table copied alone, and this is a job (--verify given)"
+        ),
+        "{stderr}"
+    );
+}

@@ -46,8 +46,9 @@ fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
         let again = job(extra);
         assert_exit(&again, 2);
         let stderr = text(&again.stderr);
+        // The earlier run finished: it "copied" them (it said "began", as of a stopped run).
         assert!(
-            stderr.contains("records an earlier job")
+            stderr.contains("records an earlier job into these destinations, which copied")
                 && stderr.contains("--resume")
                 && stderr.contains("--truncate"),
             "{stderr}"

@@ -363,11 +363,16 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     if again.is_empty() {
         return Ok(());
     }
+    // Finished or not: a finished run's tables are there once already, as a stopped one's.
+    let finished = again
+        .iter()
+        .all(|t| keys.iter().all(|k| recorded.done(t, k).is_some()));
+    let what = if finished { "copied" } else { "began" };
     let more = again.len().saturating_sub(3);
     again.truncate(3);
     Err(JobError::Refused(format!(
         "the state file {} records an earlier job into these destinations, which \
-         began {}{}: copied again without emptying them, their rows would be there twice; \
+         {what} {}{}: copied again without emptying them, their rows would be there twice; \
          --resume copies only what that run did not finish, --truncate empties each table and \
          copies it again, and another --state (or removing that file) adds the rows once more; \
          a clone of a destination (a base backup, a copied data directory, a restore) shares \
