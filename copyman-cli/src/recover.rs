@@ -207,6 +207,25 @@ pub(crate) fn run(
             quiet_servers.push(lines.len());
             lines.push(format!("{}: nothing pending", spec.display));
         }
+        // Another program's prepared transactions are never touched, and said: they hold locks.
+        if let Ok(rows) = conn.query(
+            "SELECT gid FROM pg_catalog.pg_prepared_xacts \
+             WHERE gid NOT LIKE 'copyman:%' AND database = pg_catalog.current_database() \
+             ORDER BY prepared",
+        ) && !rows.is_empty()
+        {
+            let gids: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.first().cloned().flatten())
+                .collect();
+            lines.push(format!(
+                "{}: {} prepared transaction{} not copyman's, left alone ({})",
+                spec.display,
+                gids.len(),
+                if gids.len() == 1 { "" } else { "s" },
+                gids.join(", ")
+            ));
+        }
         for p in &found {
             runs.insert(p.run.clone());
             gids.insert(p.gid.clone());

@@ -405,8 +405,15 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
     assert_exit(&out, 0);
     assert_eq!(run.counts(), [2000, 2000, 2000]);
     let _ = fs::remove_dir_all(&dir.0);
-    // The other program's transaction is still there, untouched.
+    // The other program's transaction is still there, untouched, and said (it said "nothing
+    // pending" while it held its locks).
     assert!(prepared_xacts(a).contains(&"app-xact-1".to_owned()));
+    let out = run.recover();
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("1 prepared transaction not copyman's, left alone (app-xact-1)"),
+        "{said}"
+    );
     a.connect(db)
         .batch_execute("ROLLBACK PREPARED 'app-xact-1'")
         .unwrap();
