@@ -160,7 +160,8 @@ pub(crate) struct LowArgs {
     /// and the password file.
     #[arg(short = 'W', long = "password", global = true, display_order = 100)]
     pub(crate) password: bool,
-    /// Show progress even when stderr is not a terminal (a line every few seconds).
+    /// Show progress even when stderr is not a terminal (a line every 5 s while data moves;
+    /// a wait is said every 10 s).
     #[arg(long, global = true, conflicts_with = "quiet", display_order = 100)]
     pub(crate) progress: bool,
 }
