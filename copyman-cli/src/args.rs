@@ -93,9 +93,9 @@ Examples:
 
 Needs only the PostgreSQL server binaries (initdb, pg_ctl, postgres: on PATH, in pg_config \
 --bindir or /usr/lib/postgresql/*/bin, or in $COPYMAN_PG_BINDIR); run as root, the servers run \
-as the OS user postgres.
+as the OS user postgres. The clusters live under $COPYMAN_CLUSTER_TMPDIR (default /dev/shm, else the system's temporary directory), on ports the system gives, and are removed at the end, also when the demo fails or a signal stops it.
 
-Exit status: 0 when every destination holds exactly the source's rows, 1 otherwise.";
+Exit status: 0 when every destination holds exactly the source's rows, 1 otherwise, 2 for a usage error, 129/130/143 when a signal stopped it.";
 
 /// Shown after `copyman recover --help`.
 const RECOVER_HELP: &str = "\
@@ -345,7 +345,7 @@ pub(crate) struct LowDemo {
     /// Rows in the sample table.
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub(crate) rows: u64,
-    /// Destination clusters.
+    /// Destination clusters (1 to 16).
     #[arg(long, default_value_t = 3, value_name = "K")]
     pub(crate) destinations: usize,
 }
