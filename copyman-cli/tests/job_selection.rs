@@ -133,7 +133,7 @@ fn job_selection_a_partition_selected_with_its_partitioned_table_is_copied_once(
     assert_exit(&out, 0);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("1 tables")
+        stdout.contains("1 table,")
             && stdout.contains(
                 "note: \"public\".\"parts_2_b\": copied with its partitioned table \
                  \"public\".\"parts_2\""
