@@ -1298,8 +1298,9 @@ fn redact_userinfo(text: &str) -> String {
     let Some(at) = text.rfind('@') else {
         return text.to_owned();
     };
-    // A scheme is PostgreSQL's, or followed by a `/` (`postgresql:/…`): in `alice:pw@host`,
-    // `alice` is the user.
+    // A scheme is followed by a `/` (`postgresql:/…`): in `alice:pw@host` and
+    // `postgres:pw@host`, the word before the colon is a user (hiding from the first colon
+    // hides more than the password, never less).
     let scheme = text
         .find(':')
         .filter(|&i| {
@@ -1307,10 +1308,7 @@ fn redact_userinfo(text: &str) -> String {
                 && text[..i]
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
-                && (text[i + 1..].starts_with('/')
-                    || ["postgres", "postgresql"]
-                        .iter()
-                        .any(|s| text[..i].eq_ignore_ascii_case(s)))
+                && text[i + 1..].starts_with('/')
         })
         .map_or(0, |i| i + 1)
         .min(at);
@@ -1698,6 +1696,11 @@ mod tests {
             redact("alice:S3cretPW@127.0.0.1:57211"),
             "alice:***@127.0.0.1:57211"
         );
+        // A user named like a scheme is a user.
+        for user in ["postgres", "postgresql", "POSTGRES"] {
+            let said = redact(&format!("{user}:S3cretPW@127.0.0.1:57211"));
+            assert!(!said.contains("S3cretPW"), "{said}");
+        }
     }
 
     #[test]
@@ -2014,6 +2017,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             "postgresql//alice:s3cret@db1/app",
             "postgres:alice:s3cret@db1/app",
             "POSTGRESQL:/alice:s3cret@db1/app",
+            "postgres:s3cret@db1:5432",
         ] {
             assert!(
                 matches!(Target::classify(text), Target::Server(_)),
@@ -2021,7 +2025,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             );
             let err = resolve(text, &env(&[])).unwrap_err().to_string();
             assert!(!err.contains("s3cret"), "{err}");
-            assert!(err.contains("alice:***@db1"), "{err}");
+            assert!(err.contains(":***@db1"), "{err}");
             assert!(err.contains("\"postgresql://\""), "{err}");
             assert!(!redact(text).contains("s3cret"), "{}", redact(text));
         }
