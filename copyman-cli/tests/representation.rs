@@ -116,7 +116,7 @@ fn a_header_on_one_end_or_forced_nulls_are_refused_before_connecting() {
         (
             "COPY t TO STDOUT (FORMAT csv)",
             "COPY t FROM STDIN (FORMAT csv, FORCE_NULL (s))",
-            "reads FORMAT csv, FORCE_NULL or FORCE_NOT_NULL, but --send writes FORMAT csv:",
+            "reads FORMAT csv, FORCE_NULL (s), but --send writes FORMAT csv:",
         ),
     ] {
         let out = run(&[

@@ -194,9 +194,10 @@ pub struct Representation {
     /// COPY FROM with HEADER skips, and a COPY FROM with HEADER skips the first row of data
     /// written without one.
     pub header: bool,
-    /// FORCE_NULL or FORCE_NOT_NULL (csv, COPY FROM): values read otherwise than they were
-    /// written (a quoted empty string as NULL, a NULL as an empty string).
-    pub forces_nulls: bool,
+    /// FORCE_NULL and FORCE_NOT_NULL (csv, COPY FROM), each with its columns (`FORCE_NULL (v)`,
+    /// sorted): values read otherwise than they were written (a quoted empty string as NULL, a
+    /// NULL as an empty string).
+    pub forced_nulls: Vec<String>,
 }
 
 /// PostgreSQL's encoding names and aliases (`pg_encname_tbl` in its `src/common/encnames.c`), as
@@ -332,7 +333,7 @@ impl Representation {
                 escape: String::new(),
                 encoding,
                 header: false,
-                forces_nulls: false,
+                forced_nulls: Vec::new(),
             },
             "csv" => {
                 let quote = or(quote, "\"");
@@ -344,7 +345,7 @@ impl Representation {
                     quote,
                     encoding,
                     header: false,
-                    forces_nulls: false,
+                    forced_nulls: Vec::new(),
                 }
             }
             "binary" => Self {
@@ -355,7 +356,7 @@ impl Representation {
                 escape: String::new(),
                 encoding: None,
                 header: false,
-                forces_nulls: false,
+                forced_nulls: Vec::new(),
             },
             _ => return None,
         })
@@ -412,7 +413,7 @@ impl Representation {
             && self.quote == other.quote
             && self.escape == other.escape
             && self.header == other.header
-            && self.forces_nulls == other.forces_nulls
+            && self.forced_nulls == other.forced_nulls
     }
 }
 
@@ -441,8 +442,8 @@ impl fmt::Display for Representation {
         if self.header {
             f.write_str(", HEADER")?;
         }
-        if self.forces_nulls {
-            f.write_str(", FORCE_NULL or FORCE_NOT_NULL")?;
+        for forced in &self.forced_nulls {
+            write!(f, ", {forced}")?;
         }
         Ok(())
     }
@@ -483,7 +484,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
         format = Some("binary".to_owned());
     }
     let mut given = Given::default();
-    let mut forces_nulls = false;
+    let mut forced_nulls: Vec<String> = Vec::new();
     // After `TO STDOUT` / `FROM STDIN`: the options, as words at depth 0 (old syntax) or in
     // parentheses at depth 1 (deeper: an option's column list).
     let start = tokens
@@ -497,11 +498,38 @@ pub fn representation(sql: &str) -> Option<Representation> {
         if t.depth > 1 || t.literal {
             continue;
         }
-        let word = t.text.to_ascii_lowercase();
+        // An option's name is an identifier: `"null"` is NULL (a quoted name as it is); a
+        // `U&"…"` one is not read here: the representation cannot be told.
+        let quoted = t.depth == 1 && t.text.starts_with('"');
+        if quoted && sql.get(..t.at).is_some_and(|before| before.ends_with('&')) {
+            return None;
+        }
+        let word = if quoted {
+            decode(t)?
+        } else {
+            t.text.to_ascii_lowercase()
+        };
         match word.as_str() {
             // `FROM STDIN … WHERE condition`: the condition's words are not options.
             "where" if t.depth == 0 => break,
-            "force_null" | "force_not_null" if t.depth == 1 => forces_nulls = true,
+            "force_null" | "force_not_null" if t.depth == 1 => {
+                // Its columns (depth 2), or `*` (no token).
+                let mut columns = Vec::new();
+                while let Some(c) = rest.get(i).filter(|c| c.depth == 2) {
+                    if c.text != "," {
+                        columns.push(decode(c)?);
+                    }
+                    i += 1;
+                }
+                if columns.is_empty() {
+                    columns.push("*".to_owned());
+                }
+                forced_nulls.push(format!(
+                    "{} ({})",
+                    word.to_ascii_uppercase(),
+                    columns.join(", ")
+                ));
+            }
             "binary" | "csv" if t.depth == 0 => format = Some(word),
             "format" => {
                 let (value, next) = option_value(rest, i - 1)?;
@@ -521,10 +549,24 @@ pub fn representation(sql: &str) -> Option<Representation> {
                     rest.get(i)
                         .is_some_and(|t| t.depth == 0 && t.text.eq_ignore_ascii_case(word))
                 };
-                if is(i, "not") {
+                let not = is(i, "not");
+                if not {
                     i += 1;
                 }
-                forces_nulls |= is(i, "null");
+                if is(i, "null") {
+                    // Its columns: a name, then `, name` …
+                    let mut columns = Vec::new();
+                    let mut at = i + 1;
+                    while let Some(c) = rest.get(at).filter(|c| c.depth == 0) {
+                        columns.push(decode(c)?);
+                        if !is(at + 1, ",") {
+                            break;
+                        }
+                        at += 2;
+                    }
+                    let name = if not { "FORCE_NOT_NULL" } else { "FORCE_NULL" };
+                    forced_nulls.push(format!("{name} ({})", columns.join(", ")));
+                }
                 // QUOTE or NULL, then `*` (not a token) or the columns.
                 let star = rest
                     .get(i)
@@ -544,7 +586,8 @@ pub fn representation(sql: &str) -> Option<Representation> {
     }
     let mut rep = Representation::resolve(format.as_deref().unwrap_or("text"), given)?;
     rep.header = rep.format != "binary" && has_header(sql) == Some(true);
-    rep.forces_nulls = forces_nulls;
+    forced_nulls.sort();
+    rep.forced_nulls = forced_nulls;
     Some(rep)
 }
 
@@ -1045,7 +1088,7 @@ mod tests {
         );
         assert_eq!(
             rep("copy t from stdin csv header delimiter as ';' force not null a, b quote '\"'"),
-            Some("FORMAT csv, DELIMITER ';', HEADER, FORCE_NULL or FORCE_NOT_NULL".to_owned())
+            Some("FORMAT csv, DELIMITER ';', HEADER, FORCE_NOT_NULL (a, b)".to_owned())
         );
         assert_eq!(
             rep("COPY t FROM STDIN (NULL '', FORMAT 'csv', ENCODING 'LATIN1', DELIMITER E'\\t')"),
@@ -1102,11 +1145,39 @@ mod tests {
             "COPY t FROM STDIN CSV FORCE NOT NULL v",
         ] {
             let forced = rep(forced);
-            assert!(forced.forces_nulls && !csv.agrees_with(&forced), "{forced}");
+            assert!(
+                !forced.forced_nulls.is_empty() && !csv.agrees_with(&forced),
+                "{forced}"
+            );
         }
+        // Each option with its columns: two ends that force other columns, or the other way,
+        // disagree; the same options in another order or spelling agree.
+        let null_v = rep("COPY t FROM STDIN (FORMAT csv, FORCE_NULL (v))");
+        assert!(!null_v.agrees_with(&rep("COPY t FROM STDIN (FORMAT csv, FORCE_NOT_NULL (v))")));
+        assert!(!null_v.agrees_with(&rep("COPY t FROM STDIN (FORMAT csv, FORCE_NULL (w))")));
+        assert!(null_v.agrees_with(&rep(
+            r#"COPY t FROM STDIN (FORMAT csv, "force_null" ("v"))"#
+        )));
+        assert_eq!(null_v.to_string(), "FORMAT csv, FORCE_NULL (v)");
         // A column named like the option is not the option.
-        assert!(!rep("COPY t (force_null) FROM STDIN (FORMAT csv)").forces_nulls);
-        assert!(!rep("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (v))").forces_nulls);
+        assert!(
+            rep("COPY t (force_null) FROM STDIN (FORMAT csv)")
+                .forced_nulls
+                .is_empty()
+        );
+        assert!(
+            rep("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (v))")
+                .forced_nulls
+                .is_empty()
+        );
+        // Option names quoted are the options.
+        let quoted = rep(r#"COPY t FROM STDIN (FORMAT csv, "null" 'x', "quote" '|')"#);
+        assert_eq!((quoted.null.as_str(), quoted.quote.as_str()), ("x", "|"));
+        assert!(!csv.agrees_with(&quoted));
+        assert_eq!(
+            representation(r#"COPY t FROM STDIN (FORMAT csv, U&"null" 'x')"#),
+            None
+        );
     }
 
     #[test]
@@ -1262,12 +1333,14 @@ mod tests {
             rep("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE (delimiter, quote))"),
             csv
         );
-        let forced = Some("FORMAT csv, FORCE_NULL or FORCE_NOT_NULL".to_owned());
         assert_eq!(
             rep("COPY t FROM STDIN CSV FORCE NOT NULL delimiter, escape"),
-            forced
+            Some("FORMAT csv, FORCE_NOT_NULL (delimiter, escape)".to_owned())
         );
-        assert_eq!(rep("COPY t FROM STDIN CSV FORCE NULL encoding"), forced);
+        assert_eq!(
+            rep("COPY t FROM STDIN CSV FORCE NULL encoding"),
+            Some("FORMAT csv, FORCE_NULL (encoding)".to_owned())
+        );
         assert_eq!(
             rep("COPY t TO STDOUT CSV FORCE QUOTE * DELIMITER ';'"),
             semicolon
