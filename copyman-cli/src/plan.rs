@@ -557,6 +557,10 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
+        // Binary data carries values, not text read in the destination's settings.
+        if statement::representation(sql).is_some_and(|r| r.format == "binary") {
+            continue;
+        }
         let Some(mut rel) = crate::file_source::copy_relation(conn, sql) else {
             continue;
         };
@@ -690,7 +694,11 @@ fn raw_binary_misreads(
         let Some(read) = types(conn, sql) else {
             continue;
         };
-        if let Some(((name, from), (into, to))) = sent.iter().zip(&read).find(|(a, b)| a.1 != b.1) {
+        if let Some(((name, from), (into, to))) = sent
+            .iter()
+            .zip(&read)
+            .find(|(a, b)| !copyman_job::plan::same_binary_form(&a.1, &b.1))
+        {
             return Some(format!(
                 "binary COPY does not convert values: the --send writes column \"{name}\" as \
                  {from}, and destination {} ({}) reads it into \"{into}\", a {to}: its bytes \

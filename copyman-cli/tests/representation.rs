@@ -197,4 +197,28 @@ fn binary_copy_into_other_types_is_refused() {
         digest(&c.dest[1], &same, "bx"),
         digest(&c.source, &src, "bx")
     );
+    // Types of one binary form copy (a string into another string type, other modifiers).
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "CREATE TABLE vs (v varchar(10), n numeric(6,2)); INSERT INTO vs VALUES ('x', 1.5)",
+        )
+        .unwrap();
+    c.dest[1]
+        .connect(&same)
+        .batch_execute("CREATE TABLE vs (v text, n numeric(8,2))")
+        .unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY vs TO STDOUT (FORMAT binary)",
+        "--to",
+        &c.dest[1].conninfo(&same),
+        "--receive",
+        "COPY vs FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &same, "vs"), 1);
 }

@@ -433,6 +433,19 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
         0,
     );
     assert_exit(&load("f", binary.arg()), 0);
+    // And by copy mode (it refused it).
+    let copied = run(&[
+        "copy",
+        "--from",
+        binary.arg(),
+        "--to",
+        &c.dest[0].conninfo(&dmy),
+        "--to",
+        &c.dest[1].conninfo(&mdy),
+        "--receive",
+        "COPY f FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&copied, 0);
     for (cluster, db) in [(&c.dest[0], &dmy), (&c.dest[1], &mdy)] {
         assert_eq!(
             count(
@@ -440,7 +453,7 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
                 db,
                 "(SELECT 1 FROM f WHERE d = '2024-03-04' AND ts = '2024-01-01 00:00:00+00')"
             ),
-            1
+            2
         );
     }
     // No column those settings read: loaded alike everywhere.

@@ -163,6 +163,12 @@ fn one_binary_form(a: &str, b: &str) -> bool {
     a == b || (strings.contains(&a) && strings.contains(&b))
 }
 
+/// Whether a column of type `from` (as `format_type` names it) read by binary COPY into one of
+/// type `to` keeps its values: the same type but for its modifiers, or two string types.
+pub fn same_binary_form(from: &str, to: &str) -> bool {
+    one_binary_form(&base_type(from), &base_type(to))
+}
+
 /// Whether binary COPY would store a copied column's values wrong on a destination without an
 /// error, which `--format binary` must then refuse: the destination's type is another than the
 /// source's (a receive function reads the bytes it is given as its own type: an `int4`'s four
