@@ -416,22 +416,28 @@ fn table_plan(
     })
 }
 
+/// Built-in type OIDs whose text form a session's settings change.
+const DATE: u32 = 1082;
+const TIMESTAMP: u32 = 1114;
+const TIMESTAMPTZ: u32 = 1184;
+const INTERVAL: u32 = 1186;
+const TIMETZ: u32 = 1266;
+const MONEY: u32 = 790;
+
 /// Where one file would load differently into each destination: its values are read in each
 /// server's own settings (as psql's `\copy` reads them), and for the columns copied those
 /// differ: the order of a date's fields (`DateStyle`'s `DMY`, `MDY`, `YMD`: `04/03/2024`),
 /// whether an interval's leading sign is the whole value's (`IntervalStyle` `sql_standard`),
-/// the time zone of a `timestamptz` written without one. Column types are matched by name
-/// (arrays of them too; a domain over one is not seen).
+/// the time zone of a `timestamptz` written without one. Columns are matched by the built-in
+/// types their values are made of (domains, arrays, ranges and composites of them too).
 fn read_otherwise(
     dests: &[Dest<'_>],
     dest_rels: &[(usize, Relation)],
     labels: &[String],
 ) -> Option<String> {
-    let has = |rel: &Relation, kinds: &[&str]| {
-        rel.columns
-            .iter()
-            .any(|c| kinds.iter().any(|k| c.type_name.starts_with(k)))
-    };
+    // By the built-in types the values are made of: a domain over `date`, an array or a range
+    // of it, a composite with such a field are read in the setting too.
+    let has = |rel: &Relation, kinds: &[u32]| rel.columns.iter().any(|c| c.holds(kinds));
     let order = |style: &str| {
         let style = style.to_ascii_uppercase();
         ["DMY", "YMD"]
@@ -441,23 +447,23 @@ fn read_otherwise(
             .to_owned()
     };
     // The setting, the column types it reads, what of its value counts, what that is.
-    type Rule<'a> = (&'a str, &'a [&'a str], &'a dyn Fn(&str) -> String, &'a str);
+    type Rule<'a> = (&'a str, &'a [u32], &'a dyn Fn(&str) -> String, &'a str);
     let rules: [Rule<'_>; 3] = [
         (
             "DateStyle",
-            &["date", "timestamp"],
+            &[DATE, TIMESTAMP, TIMESTAMPTZ],
             &order,
             "the order of a date's fields",
         ),
         (
             "IntervalStyle",
-            &["interval"],
+            &[INTERVAL],
             &|style: &str| (style == "sql_standard").to_string(),
             "what an interval's leading sign applies to",
         ),
         (
             "TimeZone",
-            &["timestamp with time zone", "time with time zone"],
+            &[TIMESTAMPTZ, TIMETZ],
             &str::to_owned,
             "the time zone of a time written without one",
         ),
@@ -617,15 +623,15 @@ fn reads_binary(t: &Transfer, forced: Option<Format>) -> bool {
 /// each destination reads them in its `lc_monetary` (as psql's `\copy` does), and one whose
 /// decimal point is not `.` reads `0.50` as 50.00 — a file copyman wrote (its sessions write
 /// money in the C locale) loaded ×100, and another destination may read the same line
-/// otherwise. Asked of each destination whose copied table has a money column (arrays of money
-/// too; a domain over it is not seen).
+/// otherwise. Asked of each destination whose copied table has a money column (a domain over
+/// money, an array of it, a composite with a money field too).
 fn money_misread(
     dests: &mut [Dest<'_>],
     dest_rels: &[(usize, Relation)],
     labels: &[String],
 ) -> Option<String> {
     for (i, rel) in dest_rels {
-        if !rel.columns.iter().any(|c| c.type_name.starts_with("money")) {
+        if !rel.columns.iter().any(|c| c.holds(&[MONEY])) {
             continue;
         }
         let Some(conn) = dests[*i].conn.as_mut() else {

@@ -373,6 +373,9 @@ fn a_destination_resolving_an_unqualified_name_to_another_schema_is_said() {
 fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
     let c = clusters();
     const F: &str = "CREATE TABLE f (id int, d date, iv interval, ts timestamptz, s text)";
+    // A date inside a composite, and under a domain: read in the setting all the same.
+    const NESTED: &str = "CREATE TYPE dated AS (d date, n int); CREATE DOMAIN day AS date; \
+                          CREATE TABLE nested (id int, c dated); CREATE TABLE dom (id int, d day)";
     let file = TempPath::new("otherwise.csv");
     std::fs::write(&file.0, "1,04/03/2024,-1 2:00:00,2024-01-01 00:00:00,x\n").unwrap();
     let dmy = database_setting(
@@ -382,11 +385,11 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
             "IntervalStyle = sql_standard",
             "TimeZone = 'Asia/Tokyo'",
         ],
-        &format!("{F}; CREATE TABLE plain (id int, s text)"),
+        &format!("{F}; CREATE TABLE plain (id int, s text); {NESTED}"),
     );
     let mdy = database(
         &c.dest[1],
-        &format!("{F}; CREATE TABLE plain (id int, s text)"),
+        &format!("{F}; CREATE TABLE plain (id int, s text); {NESTED}"),
     );
     let load = |table: &str, path: &str| {
         run(&[
@@ -400,6 +403,19 @@ fn one_file_into_destinations_that_read_it_otherwise_is_refused() {
             &c.dest[1].conninfo(&mdy),
         ])
     };
+    let nested = TempPath::new("otherwise-nested.txt");
+    std::fs::write(&nested.0, "1\t(04/03/2024,1)\n").unwrap();
+    let dom = TempPath::new("otherwise-dom.txt");
+    std::fs::write(&dom.0, "1\t04/03/2024\n").unwrap();
+    for (table, path) in [("nested", nested.arg()), ("dom", dom.arg())] {
+        let out = load(table, path);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("the order of a date's fields differs"),
+            "{table}: {}",
+            text(&out.stderr)
+        );
+    }
     let out = load("f", file.arg());
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);

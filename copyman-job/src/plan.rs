@@ -563,6 +563,7 @@ mod tests {
                     sequence: None,
                     fills_itself: false,
                     composites: Vec::new(),
+                    reached: Vec::new(),
                 })
                 .collect(),
         }

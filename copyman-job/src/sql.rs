@@ -758,6 +758,18 @@ pub struct Column {
     /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
     /// fields by position, in text as in binary.
     pub composites: Vec<(String, Vec<String>)>,
+    /// The OID of every type its values are made of: its own, a domain's base, an array's
+    /// element, a range's subtype, a composite's fields' (what a setting that changes how a
+    /// `date` or `money` is read reaches, wherever it is in the value).
+    pub reached: Vec<u32>,
+}
+
+impl Column {
+    /// Whether its values hold one of the built-in types `oids` anywhere (a domain over it, an
+    /// array or range of it, a composite with such a field).
+    pub fn holds(&self, oids: &[u32]) -> bool {
+        self.reached.iter().any(|oid| oids.contains(oid))
+    }
 }
 
 /// A relation, as a server's catalog describes it.
@@ -797,6 +809,11 @@ impl Relation {
                 type_name: field(row, 3).unwrap_or_default(),
                 generated: field(row, 4).as_deref() == Some("t"),
                 binary: binary_key(&field(row, 5).unwrap_or_default()),
+                reached: field(row, 5)
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|item| item.split(',').nth(1)?.parse().ok())
+                    .collect(),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),
                 composites: field(row, 9)
