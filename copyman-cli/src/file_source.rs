@@ -36,7 +36,7 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -154,7 +154,18 @@ impl FileSource {
                 })?;
                 (Box::new(Unchanging::new(file)), t.source.display())
             }
-            _ => (Box::new(io::stdin()), "stdin".to_owned()),
+            // Stdin redirected from a regular file (`--from - < FILE`) is that file, read whole
+            // as it was too.
+            _ => match io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .ok()
+                .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+            {
+                Some(file) => (Box::new(Unchanging::new(file)), "stdin".to_owned()),
+                None => (Box::new(io::stdin()), "stdin".to_owned()),
+            },
         };
         let scan = scan(&t.statements);
         let scanner = EndOfDataScanner::new(scan.mode)
@@ -404,18 +415,20 @@ fn read_chunks(
 /// FIFOs and other streams have no size.)
 struct Unchanging {
     file: File,
-    /// The size and modification time when opened, for a regular file that had a size.
-    opened: Option<(u64, Option<std::time::SystemTime>)>,
+    /// The size and modification time when opened, for a regular file that had a size, and
+    /// where reading started (stdin may be a file read partly already).
+    opened: Option<(u64, Option<std::time::SystemTime>, u64)>,
     read: u64,
 }
 
 impl Unchanging {
-    fn new(file: File) -> Self {
+    fn new(mut file: File) -> Self {
+        let start = io::Seek::stream_position(&mut file).unwrap_or(0);
         let opened = file
             .metadata()
             .ok()
             .filter(|m| m.is_file() && m.len() > 0)
-            .map(|m| (m.len(), m.modified().ok()));
+            .map(|m| (m.len(), m.modified().ok(), start));
         Self {
             file,
             opened,
@@ -425,15 +438,17 @@ impl Unchanging {
 
     /// At the end: an error if the file is not what it was when opened.
     fn check_end(&self) -> io::Result<()> {
-        let Some((size, modified)) = self.opened else {
+        let Some((size, modified, start)) = self.opened else {
             return Ok(());
         };
         let now = self.file.metadata()?;
-        if self.read == size && now.len() == size && now.modified().ok() == modified {
+        if start + self.read == size && now.len() == size && now.modified().ok() == modified {
             return Ok(());
         }
         Err(io::Error::other(format!(
-            "the file changed while it was read ({size} bytes when opened, {} now, {} read):              a copy of a file written to or truncated meanwhile would load part of it; copy a              file no one writes",
+            "the file changed while it was read ({size} bytes when opened, {} now, {} read): \
+             a copy of a file written to or truncated meanwhile would load part of it; copy a \
+             file no one writes",
             now.len(),
             self.read
         )))

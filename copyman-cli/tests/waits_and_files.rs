@@ -707,32 +707,43 @@ fn a_source_file_truncated_while_read_commits_nothing() {
     // The COPY waits for the lock (SHARE lets the planning's catalog reads through), with the
     // start of the file read ahead; then the file is cut.
     let mut locker = c.dest[0].connect(&db);
-    locker
-        .batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE")
-        .unwrap();
-    let child = copyman()
-        .args(["table", "t", "--from", file.arg(), "--to", &to])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_query(&c.dest[0], &db, "COPY%");
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&file.0)
-        .unwrap()
-        .set_len(100_000)
-        .unwrap();
-    locker.batch_execute("COMMIT").unwrap();
-    let out = finish(child);
-    let stderr = text(&out.stderr);
-    assert_exit(&out, 1);
-    assert!(
-        stderr.contains("the file changed while it was read (5")
-            && stderr.contains(", 100000 now, "),
-        "{stderr}"
-    );
-    assert_eq!(count(&c.dest[0], &db, "t"), 0, "{stderr}");
+    // The file named, then given as stdin (`--from - < FILE`: the same file).
+    for from_stdin in [false, true] {
+        fs::write(&file.0, &data).unwrap();
+        locker
+            .batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE")
+            .unwrap();
+        let mut command = copyman();
+        if from_stdin {
+            command
+                .args(["table", "t", "--from", "-", "--to", &to])
+                .stdin(fs::File::open(&file.0).unwrap());
+        } else {
+            command.args(["table", "t", "--from", file.arg(), "--to", &to]);
+        }
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&c.dest[0], &db, "COPY%");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&file.0)
+            .unwrap()
+            .set_len(100_000)
+            .unwrap();
+        locker.batch_execute("COMMIT").unwrap();
+        let out = finish(child);
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 1);
+        assert!(
+            stderr.contains("the file changed while it was read (5")
+                && stderr.contains(", 100000 now, "),
+            "stdin {from_stdin}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &db, "t"), 0, "{stderr}");
+    }
     // Unchanged, the same file loads whole.
     fs::write(&file.0, &data).unwrap();
     let out = run(&["table", "t", "--from", file.arg(), "--to", &to]);
