@@ -178,6 +178,11 @@ fn table_plan(
                     sqlstate: Some("42809".to_owned()),
                     message: format!("is {why} there: COPY cannot write into it"),
                 }),
+                // A view takes rows through its trigger, but TRUNCATE takes tables only.
+                None if truncate && rel.kind == "v" => Err(ErrorInfo {
+                    sqlstate: Some("42809".to_owned()),
+                    message: "is a view there: --truncate cannot empty it".to_owned(),
+                }),
                 None => Ok(rel),
             },
         });

@@ -710,6 +710,23 @@ fn job_selection_a_destination_matview_or_plain_view_is_refused_before_anything_
     assert_eq!(count(&c.dest[1], &d2, "big"), 5000, "{stderr}");
     assert_eq!(count(&c.dest[0], &d1, "w_rows"), 1, "{stderr}");
     assert_eq!(count(&c.dest[0], &d1, "m"), 2, "{stderr}");
+    // Emptied first, the trigger's view cannot be: refused while planning (TRUNCATE failed at
+    // its turn, after other tables committed), in a job and for one table.
+    let out = job(&from, &to, &["big", "w", "--truncate", "--dry-run"]);
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stdout).contains("is a view there: it cannot be emptied first"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = job(&from, &to[..1], &["w", "--truncate"]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("is a view there: --truncate cannot empty it"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "w_rows"), 1);
 }
 
 /// One table into a destination materialized view is refused before any COPY starts, with the

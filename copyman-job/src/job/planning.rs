@@ -792,6 +792,14 @@ pub fn plan_with(
                 continue;
             }
             let truncate = options.truncate || recorded.truncate || empty_first;
+            // A view takes rows through its trigger, but TRUNCATE takes tables only.
+            if truncate && rel.kind == "v" {
+                plans.push(DestPlan::Refused(TableError {
+                    sqlstate: Some("42809".to_owned()),
+                    ..TableError::lasting("is a view there: it cannot be emptied first")
+                }));
+                continue;
+            }
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
                 && conn
