@@ -996,6 +996,14 @@ impl ServerSpec {
         }
     }
 
+    /// Whether the CONN's `options` set `setting` (`-c lc_monetary=…`): the user's choice.
+    pub(crate) fn sets(&self, setting: &str) -> bool {
+        self.config.get_options().is_some_and(|o| {
+            o.to_ascii_lowercase()
+                .contains(&setting.to_ascii_lowercase())
+        })
+    }
+
     /// Reads data written elsewhere (a file, stdin) as psql's `\copy` does: in the `DateStyle`
     /// of `PGDATESTYLE` if it is set, else the server's own, and in the server's
     /// `IntervalStyle` and `lc_monetary`: `04/03/2024` is the 4th of March on a `DMY` server or

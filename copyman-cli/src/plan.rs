@@ -263,11 +263,22 @@ fn table_plan(
             }
         })?;
 
-    // Binary data carries values, not text read in the destinations' settings.
+    // Binary data carries values, not text read in the destinations' settings. Only the
+    // columns copied are read (`--columns`).
+    let copied_rels: Vec<(usize, Relation)> = dest_rels
+        .iter()
+        .map(|(i, rel)| {
+            let mut rel = rel.clone();
+            if !copy.columns.is_empty() {
+                rel.columns.retain(|c| copy.columns.contains(&c.name));
+            }
+            (*i, rel)
+        })
+        .collect();
     if !t.source.is_server()
         && !reads_binary(t, forced)
-        && let Some(message) = read_otherwise(dests, &dest_rels, &labels)
-            .or_else(|| money_misread(dests, &dest_rels, &labels))
+        && let Some(message) = read_otherwise(dests, &copied_rels, &labels)
+            .or_else(|| money_misread(dests, &copied_rels, &labels))
     {
         return Err(Fatal {
             exit: Exit::Usage,
@@ -639,6 +650,12 @@ fn money_misread(
         if !rel.columns.iter().any(|c| c.holds(&[MONEY])) {
             continue;
         }
+        // A locale the CONN names is the user's word for the file's.
+        if let Endpoint::Server(spec) = dests[*i].endpoint
+            && spec.sets("lc_monetary")
+        {
+            continue;
+        }
         let Some(conn) = dests[*i].conn.as_mut() else {
             continue;
         };
@@ -655,9 +672,9 @@ fn money_misread(
             return Some(format!(
                 "{} reads a file's money values in its lc_monetary '{locale}', where \
                  '0.50' is {read}: a file written in the C locale's money (as copyman \
-                 writes it) would load other amounts; give that destination the locale the \
-                 file was written in (for copyman's files: options='-c lc_monetary=C' in its \
-                 CONN)",
+                 writes it) would load other amounts; say in that destination's CONN which \
+                 locale the file was written in: options='-c lc_monetary=C' for a file copyman \
+                 wrote, options='-c lc_monetary={locale}' for one written in its own",
                 labels[*i]
             ));
         }

@@ -696,11 +696,47 @@ fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
         &run(&["table", "m", "--from", file.arg(), "--to", &told]),
         0,
     );
-    let amounts = argentina.psql(
-        &dst,
-        "SELECT string_agg(v::numeric::text, ' ' ORDER BY id) FROM m",
+    let amounts = |db: &str| {
+        argentina.psql(
+            db,
+            "SELECT string_agg(v::numeric::text, ' ' ORDER BY id) FROM m",
+        )
+    };
+    assert_eq!(amounts(&dst).trim(), "0.50 12.34 -7.25");
+    // A file in the destination's own form, told so (it was refused whatever the CONN said),
+    // and a copy that leaves the money column out (it was refused too).
+    let own = TempPath::new("money-es.txt");
+    std::fs::write(&own.0, "1\t$ 0,50\n").unwrap();
+    let dst2 = database_setting(
+        &argentina,
+        &["lc_monetary = 'es_AR.UTF-8'"],
+        "CREATE TABLE m (id int, v money)",
     );
-    assert_eq!(amounts.trim(), "0.50 12.34 -7.25");
+    let in_es = format!(
+        "{} options='-c lc_monetary=es_AR.UTF-8'",
+        argentina.conninfo(&dst2)
+    );
+    assert_exit(
+        &run(&["table", "m", "--from", own.arg(), "--to", &in_es]),
+        0,
+    );
+    assert_eq!(amounts(&dst2).trim(), "0.50");
+    let ids = TempPath::new("money-ids.txt");
+    std::fs::write(&ids.0, "7\n").unwrap();
+    let to = argentina.conninfo(&dst2);
+    assert_exit(
+        &run(&[
+            "table",
+            "m",
+            "--from",
+            ids.arg(),
+            "--to",
+            &to,
+            "--columns",
+            "id",
+        ]),
+        0,
+    );
 }
 
 /// A `timestamp` without a zone on the source into `timestamptz` on destinations whose TimeZone
