@@ -714,6 +714,14 @@ fn raw_binary_misreads(
                 .collect(),
         )
     };
+    if statement::copy_table(send).is_none() {
+        report::warn(
+            "--send is a query in FORMAT binary: the types it writes are not checked against \
+             the destinations' columns, and binary COPY does not convert values (a type of the \
+             same width is read as the destination's); copy in text unless they are the same",
+        );
+        return None;
+    }
     let sent = types(source, send)?;
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {

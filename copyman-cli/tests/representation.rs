@@ -197,6 +197,25 @@ fn binary_copy_into_other_types_is_refused() {
         digest(&c.dest[1], &same, "bx"),
         digest(&c.source, &src, "bx")
     );
+    // A query's types are not checked: said.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY (SELECT * FROM bx) TO STDOUT (FORMAT binary)",
+        "--to",
+        &c.dest[1].conninfo(&same),
+        "--receive",
+        "COPY bx FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("--send is a query in FORMAT binary: the types it writes are not checked"),
+        "{}",
+        text(&out.stderr)
+    );
     // Types of one binary form copy (a string into another string type, other modifiers).
     c.source
         .connect(&src)
