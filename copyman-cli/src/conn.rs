@@ -1289,14 +1289,23 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
             && port.split('/').next().is_some_and(|p| {
-                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+                (4..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
             })
     });
+    // `::1`, `fe80::1`: an IPv6 address (hex digits and at least two colons).
+    let ipv6 = text.matches(':').count() >= 2
+        && text
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    // `user@host`, but not a path with a directory before its `@` (`exports/a@b.csv`).
+    let user_at = text
+        .split_once('@')
+        .is_some_and(|(user, _)| !user.contains('/'));
     let ipv4 = text.split('.').count() == 4
         && text.split('.').all(|part| {
             !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
         });
-    text.contains('@') || host_port || ipv4 || text.starts_with('[')
+    user_at || host_port || ipv4 || ipv6 || text.starts_with('[')
 }
 
 /// Hides what looks like the password of a `user:password@` in `text`: after a leading
@@ -1686,6 +1695,7 @@ mod tests {
             "db2:5432/app",
             "10.0.0.5",
             "[::1]:5432",
+            "::1",
         ] {
             assert!(looks_like_a_server(server), "{server}");
         }
@@ -1697,6 +1707,8 @@ mod tests {
             "out",
             "x:y.csv",
             "1.2.3.csv",
+            "exports/alice@corp.com.csv",
+            "dump-2024-01-01T10:30",
         ] {
             assert!(!looks_like_a_server(file), "{file}");
         }

@@ -1022,6 +1022,8 @@ fn check_first_line(
                 // --header is CSV's; a text file's line is left out before copyman reads it.
                 let skip = if *format == Some(Format::Csv) {
                     "give --header to skip it".to_owned()
+                } else if name == "stdin" {
+                    "leave it out (… | tail -n +2 | copyman … --from -)".to_owned()
                 } else {
                     format!("leave it out (tail -n +2 {name} | copyman … --from -)")
                 };

@@ -209,9 +209,9 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         && !f.copy_failed
     {
         report::warn(
-            "--atomic: the source allows no prepared transactions (max_prepared_transactions), so \
-             its --send statement's changes are checked before the decision and committed after \
-             the destinations, not atomically with them",
+            "--atomic: the source cannot prepare a transaction now (max_prepared_transactions is \
+             0, or all in use), so its --send statement's changes are checked before the \
+             decision and committed after the destinations, not atomically with them",
         );
     }
     let mut parties: Vec<Party<'_, '_>> = dests

@@ -106,7 +106,7 @@ fn a_header_on_one_end_or_forced_nulls_are_refused_before_connecting() {
         (
             "COPY t TO STDOUT (FORMAT csv)",
             "COPY t FROM STDIN (FORMAT csv, HEADER)",
-            "reads FORMAT csv, HEADER, but --send writes FORMAT csv:",
+            "reads FORMAT csv, HEADER, but --send writes FORMAT csv: a HEADER on one end only",
         ),
         (
             "COPY t TO STDOUT (FORMAT csv, HEADER)",
@@ -116,7 +116,8 @@ fn a_header_on_one_end_or_forced_nulls_are_refused_before_connecting() {
         (
             "COPY t TO STDOUT (FORMAT csv)",
             "COPY t FROM STDIN (FORMAT csv, FORCE_NULL (s))",
-            "reads FORMAT csv, FORCE_NULL (s), but --send writes FORMAT csv:",
+            "reads FORMAT csv, FORCE_NULL (s), but --send writes FORMAT csv: FORCE_NULL or \
+             FORCE_NOT_NULL on one end only",
         ),
     ] {
         let out = run(&[

@@ -657,7 +657,7 @@ fn atomic_a_source_without_prepared_transactions_is_checked_before_the_decision(
     let stderr = text(&out.stderr);
     assert_exit(&out, 0);
     assert!(
-        stderr.contains("the source allows no prepared transactions"),
+        stderr.contains("the source cannot prepare a transaction now"),
         "{stderr}"
     );
     assert_eq!(count(plain, &src, "mv"), 0, "moved");

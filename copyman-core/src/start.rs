@@ -143,10 +143,10 @@ pub fn check_formats(
 /// differ.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{receiver} reads {reads}, but {against} {verb} {expected}: its rows would be read as \
-     another format (NULLs, empty strings and escapes changed without an error); give both ends \
-     the same FORMAT and options",
-    verb = if *.against_producer { "writes" } else { "reads" }
+    "{receiver} reads {reads}, but {against} {verb} {expected}: {why}; give both ends the same \
+     FORMAT and options",
+    verb = if *.against_producer { "writes" } else { "reads" },
+    why = what_changes(.reads, .expected)
 )]
 #[non_exhaustive]
 pub struct RepresentationMismatch {
@@ -161,6 +161,23 @@ pub struct RepresentationMismatch {
     pub against_producer: bool,
     /// How `against` writes (or reads) the data (its encoding only when the two ends' differ).
     pub expected: Representation,
+}
+
+/// What reading data in `reads` that was written in `written` does to it, in words.
+fn what_changes(reads: &Representation, written: &Representation) -> &'static str {
+    let (mut a, mut b) = (reads.clone(), written.clone());
+    (a.header, b.header) = (false, false);
+    (a.forced_nulls, b.forced_nulls) = (Vec::new(), Vec::new());
+    if !a.agrees_with(&b) {
+        "its rows would be read as another format (NULLs, empty strings and escapes changed \
+         without an error)"
+    } else if reads.header != written.header {
+        "a HEADER on one end only: the first row would be skipped as a header, or a header \
+         stored as a row"
+    } else {
+        "FORCE_NULL or FORCE_NOT_NULL on one end only: empty strings and NULLs of those \
+         columns would be read as each other"
+    }
 }
 
 /// The receivers that read the data otherwise than the producer writes it, or, when the
