@@ -914,6 +914,23 @@ pub(crate) fn check_header(
         let Some(columns) = &plan.file_columns else {
             return Ok(());
         };
+        // A header that names no column may be free labels, or a first row of data given
+        // `--header` by mistake (skipped, not loaded): said, with what was skipped.
+        let names = |f: &Option<String>| {
+            let f = f.as_deref().unwrap_or_default().trim();
+            columns.iter().any(|c| c.eq_ignore_ascii_case(f))
+        };
+        if !fields.iter().any(names) {
+            let line: Vec<&str> = fields
+                .iter()
+                .map(|f| f.as_deref().unwrap_or("NULL"))
+                .collect();
+            report::warn(format_args!(
+                "{name}: its header ({}) names no column: it is skipped as a header, not \
+                 loaded (if it is data, leave out --header)",
+                line.join(", ")
+            ));
+        }
         return file_start::check_header(fields, columns).map_err(|mismatch| {
             let fix = match &mismatch.by_header {
                 Some(names) => {

@@ -681,3 +681,22 @@ fn text_data_in_a_csv_named_file_is_told() {
         text(&out.stderr)
     );
 }
+
+/// `--header` given for a file whose first line is data (it names no column): skipped, as
+/// asked, and said, with the line (it was skipped without a word, one row fewer, exit 0).
+#[test]
+fn a_header_that_names_no_column_is_said() {
+    let c = clusters();
+    let db = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&db);
+    let data = file("no-header.csv", b"1,Ann\n2,Bob\n");
+    let out = run(&["table", "t", "--from", data.arg(), "--to", &to, "--header"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("its header (1, Ann) names no column: it is skipped as a header"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &db, "t"), 1);
+}
