@@ -846,6 +846,38 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
+    // A --receive into a table its server does not have fails the run at its COPY (42P01):
+    // the dry run says so as the run would end (it exited 0).
+    if let Statements::Raw { receive, .. } = &t.statements {
+        for (i, dest) in dests.iter_mut().enumerate() {
+            let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
+                continue;
+            };
+            let Some(table) = statement::copy_table(sql) else {
+                continue;
+            };
+            let missing = conn
+                .query(&sql::relation_name_query(table))
+                .is_ok_and(|rows| rows.is_empty());
+            if !missing {
+                continue;
+            }
+            let error = ErrorInfo {
+                sqlstate: Some("42P01".to_owned()),
+                message: format!("table {table} does not exist there"),
+            };
+            if !t.keep_going {
+                let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
+                return Err(Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("{whom}: {error}"),
+                    server: Some((whom, error)),
+                }
+                .into());
+            }
+            dest.fail_with(error);
+        }
+    }
     // --atomic: destinations that cannot prepare are refused, as the run refuses them.
     if t.atomic.is_some() {
         crate::finish::Atomic::check_destinations(&mut dests)?;

@@ -649,3 +649,38 @@ fn a_server_written_as_a_file_name_is_refused_without_its_password() {
     assert!(dir.0.join("postgres@db1").exists());
     let _ = fs::remove_dir_all(&dir.0);
 }
+
+/// `copy --dry-run` with a `--receive` into a table its server does not have ends as the run
+/// does (exit 1, 42P01 named); it exited 0.
+#[test]
+fn a_dry_run_into_a_missing_table_ends_as_the_run() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let dst = database(&c.dest[0], T);
+    let args = |dry: bool| {
+        let mut args = vec![
+            "copy".to_owned(),
+            "--from".to_owned(),
+            c.source.conninfo(&src),
+            "--send".to_owned(),
+            "COPY t TO STDOUT".to_owned(),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&dst),
+            "--receive".to_owned(),
+            "COPY nosuch FROM STDIN".to_owned(),
+        ];
+        if dry {
+            args.push("--dry-run".to_owned());
+        }
+        args
+    };
+    for dry in [true, false] {
+        let out = copyman().args(args(dry)).output().unwrap();
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("nosuch") && stderr.contains("42P01"),
+            "{stderr}"
+        );
+    }
+}
