@@ -106,6 +106,11 @@ enum Stage {
 /// exits at once, saying so).
 static WAITING_FOR_INPUT: AtomicBool = AtomicBool::new(false);
 
+/// Whether the run waits for its input's first bytes ([`waiting_for_input`]).
+pub(crate) fn is_waiting_for_input() -> bool {
+    WAITING_FOR_INPUT.load(Ordering::SeqCst)
+}
+
 /// The run waits for its input's first bytes (`true`: as while connecting, a signal exits at
 /// once) or is done with that.
 pub(crate) fn waiting_for_input(on: bool) {

@@ -641,8 +641,14 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             && !activities.is_empty()
         {
             told_stuck = true;
+            // The servers idle because the input has sent nothing yet: said first.
+            let waiting = if signals::is_waiting_for_input() {
+                "waiting for the input's first bytes (the servers wait with it): "
+            } else {
+                ""
+            };
             progress::println(&format!(
-                "copyman: nothing has moved for {} s: {}",
+                "copyman: nothing has moved for {} s: {waiting}{}",
                 say_after().as_secs(),
                 activities.join("; ")
             ));

@@ -800,6 +800,9 @@ fn a_silent_stdin_is_said_and_a_signal_names_what_was_waited_for() {
     let writer = child.stdin.take();
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("waiting for the first bytes of stdin; nothing is sent before they come");
+    // Ten seconds in, the watch says the servers wait for the input (it named the
+    // destination's idle backend only).
+    stderr.expect("nothing has moved for 10 s: waiting for the input's first bytes");
     signal(&child, "TERM");
     let mut stdout = String::new();
     child
