@@ -279,6 +279,7 @@ fn table_plan(
         && !reads_binary(t, forced)
         && let Some(message) = read_otherwise(dests, &copied_rels, &labels)
             .or_else(|| money_misread(dests, &copied_rels, &labels))
+            .or_else(|| abbreviations_differ(dests, &copied_rels, &labels))
     {
         return Err(Fatal {
             exit: Exit::Usage,
@@ -614,7 +615,9 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
             ));
         }
     }
-    read_otherwise(dests, &rels, &labels).or_else(|| money_misread(dests, &rels, &labels))
+    read_otherwise(dests, &rels, &labels)
+        .or_else(|| money_misread(dests, &rels, &labels))
+        .or_else(|| abbreviations_differ(dests, &rels, &labels))
 }
 
 /// Whether a file source is read as binary: `--format binary`, or (no format given) a regular
@@ -633,6 +636,47 @@ fn reads_binary(t: &Transfer, forced: Option<Format>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Where one file's times with a zone would be read otherwise: a zone written as an
+/// abbreviation (`IST`) means what each destination's `timezone_abbreviations` says (India's
+/// +05:30 or Israel's +02), a setting its server does not report, asked of each destination
+/// whose copied columns hold a `timestamptz` or `timetz`.
+fn abbreviations_differ(
+    dests: &mut [Dest<'_>],
+    dest_rels: &[(usize, Relation)],
+    labels: &[String],
+) -> Option<String> {
+    let mut seen: Option<(&str, String)> = None;
+    for (i, rel) in dest_rels {
+        if !rel.columns.iter().any(|c| c.holds(&[TIMESTAMPTZ, TIMETZ])) {
+            continue;
+        }
+        let Some(conn) = dests[*i].conn.as_mut() else {
+            continue;
+        };
+        let Some(value) = conn
+            .query("SELECT pg_catalog.current_setting('timezone_abbreviations')")
+            .ok()
+            .and_then(|rows| rows.first()?.first().cloned().flatten())
+        else {
+            continue;
+        };
+        match &seen {
+            None => seen = Some((&labels[*i], value)),
+            Some((first, first_value)) if *first_value != value => {
+                return Some(format!(
+                    "a file's values are read in each destination's own settings, and what a \
+                     time zone abbreviation means differs: {first} has timezone_abbreviations \
+                     {first_value}, {} has {value}; one file would load differently into each: \
+                     give both the same (the CONN's options), or copy into each alone",
+                    labels[*i]
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// Where a file's `money` values would not be read as written in the C locale (`$1,234.56`):

@@ -795,3 +795,34 @@ fn a_timestamp_into_timestamptz_across_other_time_zones_is_refused() {
         );
     }
 }
+
+/// One file whose times carry a zone abbreviation, into destinations whose
+/// `timezone_abbreviations` differ (`IST`: India's +05:30 under `India`, Israel's +02 under
+/// `Default`): each stored another instant (exit 0). Refused, naming both settings.
+#[test]
+fn one_file_into_destinations_of_other_zone_abbreviations_is_refused() {
+    let c = clusters();
+    let zoned = "CREATE TABLE za (id int, at timestamptz)";
+    let india = database_setting(&c.dest[0], &["timezone_abbreviations = 'India'"], zoned);
+    let default = database(&c.dest[1], zoned);
+    let file = TempPath::new("abbreviations.txt");
+    std::fs::write(&file.0, "1\t2024-01-01 00:00:00 IST\n").unwrap();
+    let out = run(&[
+        "table",
+        "za",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&india),
+        "--to",
+        &c.dest[1].conninfo(&default),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("what a time zone abbreviation means differs")
+            && stderr.contains("timezone_abbreviations India"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &india, "za"), 0);
+}
