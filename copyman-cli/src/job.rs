@@ -453,10 +453,21 @@ fn fatal(error: JobError) -> anyhow::Error {
         | JobError::DecisionLog { .. } => Exit::Usage,
         _ => Exit::CopyFailed,
     };
+    // What the source said, for `--json`'s `server` and `sqlstate`.
+    let server = match &error {
+        JobError::Snapshot(said) | JobError::Source(said) => Some((
+            "source".to_owned(),
+            report::ErrorInfo {
+                sqlstate: said.sqlstate.clone(),
+                message: said.message.clone(),
+            },
+        )),
+        _ => None,
+    };
     Fatal {
         exit,
         message: error.to_string(),
-        server: None,
+        server,
     }
     .into()
 }

@@ -627,3 +627,42 @@ fn a_one_table_flag_in_a_job_names_what_made_it_a_job() {
         "{stderr}"
     );
 }
+
+/// A job the source refuses before any table is copied (its LOCK of a table another session
+/// holds, under --lock-timeout) names the source and its SQLSTATE in `--json` (only inside the
+/// error's words before).
+#[test]
+fn a_job_refused_by_its_source_names_it_and_its_sqlstate_in_json() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int)",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int)",
+    );
+    let mut holder = c.source.connect(&src);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let state = TempPath::new("refused.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--lock-timeout",
+        "300ms",
+        "--state",
+        state.arg(),
+    ]);
+    holder.batch_execute("ROLLBACK").unwrap();
+    let doc = json(&out);
+    assert_eq!(doc["server"], "source", "{doc}");
+    assert_eq!(doc["sqlstate"], "55P03", "{doc}");
+}
