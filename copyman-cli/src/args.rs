@@ -1010,6 +1010,30 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
 /// ([`start::check_representations`], which a copy's start applies again with each session's
 /// `client_encoding` for an ENCODING left out); here it is applied before connecting.
 fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result<(), ArgError> {
+    // Options copyman cannot read (a dollar-quoted or U& value or name) cannot be compared: a
+    // NULL or QUOTE of its own went through unseen ('' and NULL swapped).
+    let unreadable = |what: &str| {
+        ArgError::usage(format!(
+            "{what}: copyman cannot read its options (a dollar-quoted or U& value or name), so \
+             it cannot tell that both ends read the data alike: write each option's name \
+             unquoted and its value as a plain 'string' or E'string'"
+        ))
+    };
+    if let Some(sql) = send
+        && statement::representation(sql).is_none()
+    {
+        return Err(unreadable("--send"));
+    }
+    for (i, sql) in receive.iter().enumerate() {
+        if let Some(sql) = sql
+            && statement::representation(sql).is_none()
+        {
+            return Err(unreadable(&format!(
+                "the --receive of destination {}",
+                i + 1
+            )));
+        }
+    }
     let send = send.and_then(statement::representation);
     let receive: Vec<_> = receive
         .iter()

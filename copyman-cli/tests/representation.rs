@@ -242,3 +242,34 @@ fn binary_copy_into_other_types_is_refused() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[1], &same, "vs"), 1);
 }
+
+/// Options copyman cannot read (dollar-quoted or U& values and names, a quoted "header") are
+/// refused before connecting: the ends could not be compared ('' and NULL were swapped, a NULL
+/// stored as 'x', exit 0).
+#[test]
+fn options_the_check_cannot_read_are_refused_before_connecting() {
+    for receive in [
+        "COPY t FROM STDIN (FORMAT csv, NULL $$$$)",
+        "COPY t FROM STDIN (FORMAT csv, QUOTE $a$|$a$)",
+        r#"COPY t FROM STDIN (FORMAT csv, U&"force_not_null" (v))"#,
+        r#"COPY t FROM STDIN (FORMAT csv, "header")"#,
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            "host=/nonexistent/source dbname=x",
+            "--send",
+            "COPY t TO STDOUT (FORMAT csv)",
+            "--to",
+            "host=/nonexistent/dest dbname=x",
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("copyman cannot read its options") && !stderr.contains("nonexistent"),
+            "{receive}: {stderr}"
+        );
+    }
+}

@@ -546,12 +546,15 @@ fn malformed_copy_statement_exit_2_without_connecting() {
     }
 }
 
+/// A `--receive` whose options copyman cannot read (a dollar-quoted value) is refused before
+/// connecting: its ends could not be compared (a NULL or QUOTE spelled so swapped '' and NULL).
+/// (The run's own check of the formats the servers announce is the shared scenario
+/// `mismatched_formats`, under both adapters.)
 #[test]
 fn mismatched_copy_formats_are_refused_before_data() {
     let c = clusters();
     let src = database(&c.source, "SELECT 1");
     let d1 = database(&c.dest[0], "CREATE TABLE t (n int);");
-    let d2 = database(&c.dest[1], "CREATE TABLE t (n int);");
     let out = run(&[
         "copy",
         "--from",
@@ -561,34 +564,17 @@ fn mismatched_copy_formats_are_refused_before_data() {
         "--to",
         &c.dest[0].url(&d1),
         "--receive",
-        "COPY t FROM STDIN (FORMAT csv)",
-        "--to",
-        &c.dest[1].url(&d2),
-        // Spelled so that the arguments' check cannot read it (it refuses `(FORMAT binary)`
-        // with exit 2 before connecting): the run's own check at the COPY's start is tested.
-        "--receive",
         "COPY t FROM STDIN (FORMAT $$binary$$)",
         "--json",
     ]);
-    assert_exit(&out, 1);
-    let summary = json(&out);
-    let error = &summary["destinations"][1]["error"];
-    // copyman's refusal, not the server's: the binary COPY never saw a byte of text data
-    // (which it would have refused with 22P04, "COPY file signature not recognized").
-    assert_eq!(error["sqlstate"], serde_json::Value::Null, "{summary}");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
     assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("takes binary data but the COPY TO STDOUT sends text data"),
-        "{summary}"
+        stderr.contains("the --receive of destination 1: copyman cannot read its options"),
+        "{stderr}"
     );
-    assert_eq!(summary["destinations"][0]["status"], "rolled back");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
-    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
     nothing_left_open(&c.dest[0], &d1);
-    nothing_left_open(&c.dest[1], &d2);
-    nothing_left_open(&c.source, &src);
 }
 
 /// A table that other tables inherit from is read as `COPY table TO` reads it — its own rows,

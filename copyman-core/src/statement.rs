@@ -509,6 +509,10 @@ pub fn representation(sql: &str) -> Option<Representation> {
         } else {
             t.text.to_ascii_lowercase()
         };
+        // HEADER is read by `has_header`, from its unquoted name: a quoted one cannot be told.
+        if quoted && word == "header" {
+            return None;
+        }
         match word.as_str() {
             // `FROM STDIN … WHERE condition`: the condition's words are not options.
             "where" if t.depth == 0 => break,
@@ -524,6 +528,8 @@ pub fn representation(sql: &str) -> Option<Representation> {
                 if columns.is_empty() {
                     columns.push("*".to_owned());
                 }
+                // A set of columns: their order says nothing.
+                columns.sort();
                 forced_nulls.push(format!(
                     "{} ({})",
                     word.to_ascii_uppercase(),
@@ -564,6 +570,7 @@ pub fn representation(sql: &str) -> Option<Representation> {
                         }
                         at += 2;
                     }
+                    columns.sort();
                     let name = if not { "FORCE_NOT_NULL" } else { "FORCE_NULL" };
                     forced_nulls.push(format!("{name} ({})", columns.join(", ")));
                 }
@@ -1158,6 +1165,12 @@ mod tests {
         assert!(null_v.agrees_with(&rep(
             r#"COPY t FROM STDIN (FORMAT csv, "force_null" ("v"))"#
         )));
+        let both = rep("COPY t FROM STDIN (FORMAT csv, FORCE_NULL (a, v))");
+        assert!(both.agrees_with(&rep("COPY t FROM STDIN (FORMAT csv, FORCE_NULL (v, a))")));
+        assert_eq!(
+            representation(r#"COPY t FROM STDIN (FORMAT csv, "header")"#),
+            None
+        );
         assert_eq!(null_v.to_string(), "FORMAT csv, FORCE_NULL (v)");
         // A column named like the option is not the option.
         assert!(
