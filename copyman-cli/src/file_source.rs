@@ -916,19 +916,11 @@ pub(crate) fn check_header(
         };
         // A header that names no column may be free labels, or a first row of data given
         // `--header` by mistake (skipped, not loaded): said, with what was skipped.
-        let names = |f: &Option<String>| {
-            let f = f.as_deref().unwrap_or_default().trim();
-            columns.iter().any(|c| c.eq_ignore_ascii_case(f))
-        };
-        if !fields.iter().any(names) {
-            let line: Vec<&str> = fields
-                .iter()
-                .map(|f| f.as_deref().unwrap_or("NULL"))
-                .collect();
+        if !fields.iter().any(|f| names_one(f, columns)) {
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not \
                  loaded (if it is data, leave out --header)",
-                line.join(", ")
+                shown(fields)
             ));
         }
         return file_start::check_header(fields, columns).map_err(|mismatch| {
@@ -949,6 +941,7 @@ pub(crate) fn check_header(
         });
     }
     let servers = dests.iter().filter(|d| d.conn.is_some()).count();
+    let mut said_no_column = false;
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(sql), Some(conn)) = (dest.receive.clone(), dest.conn.as_mut()) else {
             continue;
@@ -961,6 +954,14 @@ pub(crate) fn check_header(
             },
             None => continue,
         };
+        if !said_no_column && !fields.iter().any(|f| names_one(f, &columns)) {
+            said_no_column = true;
+            report::warn(format_args!(
+                "{name}: its header ({}) names no column: it is skipped as a header, not loaded \
+                 (if it is data, leave HEADER out of the --receive)",
+                shown(fields)
+            ));
+        }
         if let Err(mismatch) = file_start::check_header(fields, &columns) {
             let which = if servers > 1 {
                 format!(" for destination {} ({})", i + 1, dest.endpoint.display())
@@ -981,6 +982,21 @@ pub(crate) fn check_header(
     Ok(())
 }
 
+/// Whether a header field names one of `columns` (but for ASCII case and blanks).
+fn names_one(field: &Option<String>, columns: &[String]) -> bool {
+    let field = field.as_deref().unwrap_or_default().trim();
+    columns.iter().any(|c| c.eq_ignore_ascii_case(field))
+}
+
+/// A line's fields as said: `1, Ann`, NULL for the NULL string.
+fn shown(fields: &[Option<String>]) -> String {
+    let line: Vec<&str> = fields
+        .iter()
+        .map(|f| f.as_deref().unwrap_or("NULL"))
+        .collect();
+    line.join(", ")
+}
+
 /// Refuses a first line read as a row that names the columns the COPY reads (a header given
 /// without `--header`): it was loaded as data, or failed on its first typed column with a
 /// message that did not say why. Columns named in the command (`--columns`, a `--receive`'s
@@ -995,20 +1011,14 @@ fn check_first_line(
     plan: &Plan,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
-    let refuse = |hint: &str| {
-        let line: Vec<&str> = fields
-            .iter()
-            .map(|f| f.as_deref().unwrap_or("NULL"))
-            .collect();
-        Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
-                "{name}: its first line ({}) names the columns: a header, which would be loaded \
-                 as a row, so nothing was sent; {hint}",
-                line.join(", ")
-            ),
-        }
+    let refuse = |hint: &str| Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "{name}: its first line ({}) names the columns: a header, which would be loaded as \
+             a row, so nothing was sent; {hint}",
+            shown(fields)
+        ),
     };
     // A *.csv file guessed CSV by its name whose first line is one field with tabs in it, for
     // several columns: text data (a one-column table would load its NULLs as `\N` strings).

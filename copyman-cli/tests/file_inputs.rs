@@ -699,4 +699,20 @@ fn a_header_that_names_no_column_is_said() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &db, "t"), 1);
+    // The same from copy mode's HEADER (it was skipped without a word there).
+    let out = run(&[
+        "copy",
+        "--from",
+        data.arg(),
+        "--to",
+        &to,
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("its header (1, Ann) names no column"),
+        "{}",
+        text(&out.stderr)
+    );
 }
