@@ -1283,14 +1283,23 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
     if text.starts_with('/') || text.starts_with("./") || text.starts_with("../") {
         return false;
     }
+    let is_ipv4 = |host: &str| {
+        host.split('.').count() == 4
+            && host.split('.').all(|part| {
+                !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    // `host:port`: a port of 4 or 5 digits after a host name (`dump-…T10:30` is a file), any
+    // port after an address or `localhost`.
     let host_port = text.split_once(':').is_some_and(|(host, port)| {
-        !host.is_empty()
+        let port = port.split('/').next().unwrap_or_default();
+        let digits =
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        let named = !host.is_empty()
             && host
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-            && port.split('/').next().is_some_and(|p| {
-                (4..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
-            })
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        digits && (is_ipv4(host) || host == "localhost" || (named && (4..=5).contains(&port.len())))
     });
     // `::1`, `fe80::1`: an IPv6 address (hex digits and at least two colons).
     let ipv6 = text.matches(':').count() >= 2
@@ -1301,10 +1310,7 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
     let user_at = text
         .split_once('@')
         .is_some_and(|(user, _)| !user.contains('/'));
-    let ipv4 = text.split('.').count() == 4
-        && text.split('.').all(|part| {
-            !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
-        });
+    let ipv4 = is_ipv4(text);
     user_at || host_port || ipv4 || ipv6 || text.starts_with('[')
 }
 
@@ -1696,6 +1702,8 @@ mod tests {
             "10.0.0.5",
             "[::1]:5432",
             "::1",
+            "127.0.0.1:999",
+            "localhost:543",
         ] {
             assert!(looks_like_a_server(server), "{server}");
         }
