@@ -615,7 +615,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let waited = waited.into_inner().unwrap_or_else(PoisonError::into_inner);
     if args.dry_run {
         plan.notes.splice(0..0, waited);
-        return dry_run(&plan, &dests, output);
+        return dry_run(&plan, &dests, options.keep_going, output);
     }
     if !output.quiet {
         for note in &plan.notes {
@@ -862,14 +862,22 @@ fn waited_on_itself(report: &mut JobReport, waits: Vec<crate::watch::SelfWait>) 
     }
 }
 
-fn dry_run(plan: &job::Plan, dests: &[Server], output: Output) -> anyhow::Result<Exit> {
-    // What the run would end with: a table refused on a destination (left out under
-    // --keep-going, an unreachable destination among them) makes it partial, or a failure
-    // when no destination would hold anything; so `--dry-run && run` stops where the run
-    // would not succeed.
+fn dry_run(
+    plan: &job::Plan,
+    dests: &[Server],
+    keep_going: bool,
+    output: Output,
+) -> anyhow::Result<Exit> {
+    // What the run would end with: a table refused on a destination stops the job before
+    // anything is copied (exit 1), unless --keep-going leaves it out (an unreachable
+    // destination among them): partial, or a failure when no destination would hold anything;
+    // so `--dry-run && run` stops where the run would not succeed.
     let planned = plan.tables.iter().flat_map(|t| &t.destinations);
-    let exit = if !planned.clone().any(|d| matches!(d, DestPlan::Refused(_))) {
+    let refused = planned.clone().any(|d| matches!(d, DestPlan::Refused(_)));
+    let exit = if !refused {
         Exit::Success
+    } else if !keep_going {
+        Exit::CopyFailed
     } else if planned
         .clone()
         .any(|d| matches!(d, DestPlan::Copy { .. } | DestPlan::Done(_)))
