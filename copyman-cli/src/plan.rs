@@ -178,12 +178,13 @@ fn table_plan(
                     sqlstate: Some("42809".to_owned()),
                     message: format!("is {why} there: COPY cannot write into it"),
                 }),
-                // A view takes rows through its trigger, but TRUNCATE takes tables only.
-                None if truncate && rel.kind == "v" => Err(ErrorInfo {
-                    sqlstate: Some("42809".to_owned()),
-                    message: "is a view there: --truncate cannot empty it".to_owned(),
-                }),
-                None => Ok(rel),
+                None => match rel.refuses_emptying().filter(|_| truncate) {
+                    Some(what) => Err(ErrorInfo {
+                        sqlstate: Some("42809".to_owned()),
+                        message: format!("is {what} there: --truncate cannot empty it"),
+                    }),
+                    None => Ok(rel),
+                },
             },
         });
         match found {

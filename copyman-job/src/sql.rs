@@ -857,6 +857,12 @@ impl Relation {
         Some(what.to_owned())
     }
 
+    /// What it is when it takes rows but cannot be emptied first (`--truncate`): a view, which
+    /// takes them through its `INSTEAD OF INSERT` trigger while `TRUNCATE` takes tables only.
+    pub fn refuses_emptying(&self) -> Option<&'static str> {
+        (self.kind == "v").then_some("a view")
+    }
+
     /// A column by name.
     pub fn column(&self, name: &Ident) -> Option<&Column> {
         self.columns.iter().find(|c| &c.name == name)

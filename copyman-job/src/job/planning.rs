@@ -792,11 +792,10 @@ pub fn plan_with(
                 continue;
             }
             let truncate = options.truncate || recorded.truncate || empty_first;
-            // A view takes rows through its trigger, but TRUNCATE takes tables only.
-            if truncate && rel.kind == "v" {
+            if let Some(what) = rel.refuses_emptying().filter(|_| truncate) {
                 plans.push(DestPlan::Refused(TableError {
                     sqlstate: Some("42809".to_owned()),
-                    ..TableError::lasting("is a view there: it cannot be emptied first")
+                    ..TableError::lasting(format!("is {what} there: it cannot be emptied first"))
                 }));
                 continue;
             }
