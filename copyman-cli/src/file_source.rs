@@ -1092,14 +1092,15 @@ fn table_columns(conn: &mut copyman_sync::Connection, sql: &str) -> Option<Vec<S
         relation
             .columns
             .iter()
-            .filter(|c| !c.generated)
             .map(|c| c.name.as_str().to_owned())
             .collect(),
     )
 }
 
-/// The relation a `COPY table … FROM STDIN` writes on `conn`'s server, as its catalog
-/// describes it; `None` when it cannot be told.
+/// The relation a `COPY table …` statement names on `conn`'s server, as its catalog describes
+/// it, with the columns the COPY reads or writes, in its order: its column list's, else the
+/// table's stored columns that are not generated; `None` when it cannot be told (a query, a
+/// table or a column the server does not have: the COPY itself says what is wrong).
 pub(crate) fn copy_relation(
     conn: &mut copyman_sync::Connection,
     sql: &str,
@@ -1110,7 +1111,25 @@ pub(crate) fn copy_relation(
     let mut parts = row.into_iter();
     let (schema, name) = (parts.next()?, parts.next()??);
     let table = crate::sql::TableName::from_parts(schema, name);
-    copyman_job::plan::lookup(conn, &table).ok()?
+    let mut relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    relation.columns = match file_start::copy_columns(sql).flatten() {
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                relation
+                    .columns
+                    .iter()
+                    .find(|c| c.name.as_str() == n)
+                    .cloned()
+            })
+            .collect::<Option<_>>()?,
+        None => relation
+            .columns
+            .into_iter()
+            .filter(|c| !c.generated)
+            .collect(),
+    };
+    Some(relation)
 }
 
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'

@@ -585,20 +585,11 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
         if statement::representation(sql).is_some_and(|r| r.format == "binary") {
             continue;
         }
-        let Some(mut rel) = crate::file_source::copy_relation(conn, sql) else {
+        let Some(rel) = crate::file_source::copy_relation(conn, sql) else {
             continue;
         };
-        let listed = copyman_core::file_start::copy_columns(sql).flatten();
-        let columns: Vec<String> = match &listed {
-            Some(list) => list.clone(),
-            None => (rel.columns.iter())
-                .filter(|c| !c.generated)
-                .map(|c| c.name.as_str().to_owned())
-                .collect(),
-        };
-        rel.columns
-            .retain(|c| columns.iter().any(|n| n == c.name.as_str()));
-        loads.push((i, sql.as_str(), columns));
+        let columns = rel.columns.iter().map(|c| c.name.as_str().to_owned());
+        loads.push((i, sql.as_str(), columns.collect()));
         rels.push((i, rel));
     }
     for (k, (i, sql, columns)) in loads.iter().enumerate() {
@@ -744,18 +735,10 @@ fn raw_binary_misreads(
     // The types a statement's COPY reads or writes, in its order.
     let types = |conn: &mut Connection, sql: &str| -> Option<Vec<(String, String)>> {
         let rel = crate::file_source::copy_relation(conn, sql)?;
-        let names = copyman_core::file_start::copy_columns(sql).flatten();
-        let columns: Vec<&sql::Column> = match &names {
-            Some(names) => names
-                .iter()
-                .map(|n| rel.columns.iter().find(|c| c.name.as_str() == n))
-                .collect::<Option<_>>()?,
-            None => rel.columns.iter().filter(|c| !c.generated).collect(),
-        };
+        let columns = rel.columns.into_iter();
         Some(
             columns
-                .into_iter()
-                .map(|c| (c.name.as_str().to_owned(), c.type_name.clone()))
+                .map(|c| (c.name.as_str().to_owned(), c.type_name))
                 .collect(),
         )
     };
