@@ -1,0 +1,708 @@
+//! `--atomic` (two-phase commit) and `copyman recover`, against real clusters, killing copyman or
+//! a destination server at each point of the commit. After every test every destination holds
+//! all the rows or none, and no prepared transaction is left anywhere.
+
+use crate::common;
+
+use std::fs;
+use std::sync::OnceLock;
+use std::thread;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A source (which allows no prepared transactions, as PostgreSQL's default) and two
+/// destination clusters that allow them; a third, `stopped`, for the one test that stops it.
+struct Servers {
+    source: Cluster,
+    a: Cluster,
+    b: Cluster,
+    stopped: Cluster,
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let two_phase = || {
+            Cluster::builder()
+                .setting("max_prepared_transactions", "10")
+                .start()
+        };
+        thread::scope(|s| {
+            let source = s.spawn(Cluster::start);
+            let a = s.spawn(two_phase);
+            let b = s.spawn(two_phase);
+            let stopped = s.spawn(two_phase);
+            Servers {
+                source: source.join().unwrap(),
+                a: a.join().unwrap(),
+                b: b.join().unwrap(),
+                stopped: stopped.join().unwrap(),
+            }
+        })
+    })
+}
+
+const TABLE: &str = "CREATE TABLE m (id int8 PRIMARY KEY, v text)";
+
+/// A run's three destinations: a database on A, one on B (the server a test may stop), another
+/// on A.
+struct Run {
+    src: String,
+    dests: [(&'static Cluster, String); 3],
+    log: TempPath,
+}
+
+impl Run {
+    fn new() -> Self {
+        Self::with_second(&servers().b)
+    }
+
+    /// A run whose second destination is on `second`.
+    fn with_second(second: &'static Cluster) -> Self {
+        let s = servers();
+        let src = database(
+            &s.source,
+            &format!("{TABLE}; INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 2000) g"),
+        );
+        Self {
+            src,
+            dests: [
+                (&s.a, database(&s.a, TABLE)),
+                (second, database(second, TABLE)),
+                (&s.a, database(&s.a, TABLE)),
+            ],
+            log: TempPath::new("decisions.log"),
+        }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.dests.iter().map(|(c, db)| c.url(db)).collect()
+    }
+
+    fn copy_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "table".to_owned(),
+            "m".to_owned(),
+            "--from".to_owned(),
+            servers().source.url(&self.src),
+        ];
+        for url in self.urls() {
+            args.push("--to".to_owned());
+            args.push(url);
+        }
+        args.extend([
+            "--atomic".to_owned(),
+            "--decision-log".to_owned(),
+            self.log.arg().to_owned(),
+            "--json".to_owned(),
+        ]);
+        args
+    }
+
+    fn recover(&self) -> std::process::Output {
+        let mut args = vec!["recover".to_owned()];
+        for url in self.urls() {
+            args.push("--to".to_owned());
+            args.push(url);
+        }
+        args.extend([
+            "--decision-log".to_owned(),
+            self.log.arg().to_owned(),
+            "--json".to_owned(),
+        ]);
+        copyman().args(&args).output().expect("run copyman recover")
+    }
+
+    /// Rolls destination `n`'s (0-based) prepared transaction back by hand, as a DBA would;
+    /// its global id.
+    fn roll_back_by_hand(&self, n: usize) -> String {
+        let (cluster, db) = &self.dests[n];
+        let gid = self
+            .prepared()
+            .into_iter()
+            .find(|g| g.ends_with(&format!(":{}", n + 1)))
+            .expect("that destination prepared");
+        cluster
+            .connect(db)
+            .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+            .unwrap();
+        gid
+    }
+
+    /// Rows on each destination.
+    fn counts(&self) -> Vec<i64> {
+        self.dests.iter().map(|(c, db)| count(c, db, "m")).collect()
+    }
+
+    /// Every destination holds exactly the source's rows.
+    fn assert_all(&self) {
+        let expected = digest(&servers().source, &self.src, "m");
+        for (c, db) in &self.dests {
+            assert_eq!(digest(c, db, "m"), expected, "{db}");
+        }
+    }
+
+    /// Prepared transactions in this run's destination databases.
+    fn prepared(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for (c, db) in &self.dests {
+            all.extend(
+                c.connect(db)
+                    .query(
+                        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+                        &[],
+                    )
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<_, String>(0)),
+            );
+        }
+        all
+    }
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn atomic_copies_to_three_destinations_row_for_row() {
+    let run = Run::new();
+    let out = copyman().args(run.copy_args()).output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "ok");
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+    let log = fs::read_to_string(&run.log.0).expect("the decision was recorded");
+    // The run's start, where each of its transactions is, its decision, each COMMIT PREPARED
+    // as it is sent, and its end.
+    let kinds: Vec<&str> = log.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "begin",
+            "party",
+            "party",
+            "party",
+            "commit",
+            "committing",
+            "committing",
+            "committing",
+            "done"
+        ],
+        "{log}"
+    );
+    let decision = log.lines().nth(4).unwrap();
+    assert_eq!(decision.matches("copyman:").count(), 3, "{log}");
+    assert!(!log.contains("password"), "{log}");
+}
+
+#[test]
+fn killed_after_some_prepared_then_recover_rolls_every_one_back() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "prepared:2").kill();
+    // Two destinations hold prepared transactions, nothing is visible anywhere.
+    assert_eq!(run.prepared().len(), 2, "{:?}", run.prepared());
+    assert_eq!(run.counts(), [0, 0, 0]);
+
+    let out = run.recover();
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["prepared"].as_array().unwrap().len(), 2, "{report}");
+    assert!(
+        report["prepared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outcome"] == "rolled back"),
+        "{report}"
+    );
+    assert!(run.prepared().is_empty());
+    assert_eq!(run.counts(), [0, 0, 0]);
+
+    // Idempotent: nothing left to do.
+    let out = run.recover();
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["prepared"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn killed_after_the_decision_and_one_commit_then_recover_commits_the_rest() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "commit-prepared:1").kill();
+    assert_eq!(run.counts(), [2000, 0, 0]);
+    assert_eq!(run.prepared().len(), 2);
+
+    let out = run.recover();
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert!(
+        report["prepared"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outcome"] == "committed"),
+        "{report}"
+    );
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+    // recover, as the run, records each COMMIT PREPARED before it sends it: a recovery killed
+    // before its answer leaves a later one nothing to suspect.
+    let log = fs::read_to_string(&run.log.0).unwrap();
+    for n in [2, 3] {
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with("committing ") && l.ends_with(&format!(":{n}"))),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn a_destination_stopped_after_it_prepared_keeps_its_transaction_for_recover() {
+    let stopped = &servers().stopped;
+    let run = Run::with_second(stopped);
+    let copy = run.copy_args();
+    // Every destination prepared and the decision is recorded; then the second one's server
+    // stops (immediate).
+    let paused = Paused::start(&args(&copy), "recorded");
+    stopped.stop_immediate();
+    let out = paused.resume();
+    stopped.start_again();
+
+    // A's destinations committed; B's is pending and said so.
+    assert_exit(&out, 4);
+    let summary = json(&out);
+    assert_eq!(summary["status"], "partial", "{summary}");
+    assert_eq!(summary["destinations"][1]["status"], "commit pending");
+    assert!(
+        text(&out.stderr).contains("copyman recover"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(run.counts(), [2000, 0, 2000]);
+    // The prepared transaction survived the crash and restart.
+    assert_eq!(prepared_xacts(stopped).len(), 1);
+
+    let out = run.recover();
+    assert_exit(&out, 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+#[test]
+fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
+    let run = Run::new();
+    let s = servers();
+    // The source cluster allows no prepared transactions: as a destination it cannot be atomic.
+    let plain = database(&s.source, TABLE);
+    let args = [
+        "table",
+        "m",
+        "--from",
+        &s.source.url(&run.src),
+        "--to",
+        &run.dests[0].0.url(&run.dests[0].1),
+        "--to",
+        &s.source.url(&plain),
+        "--atomic",
+        "--decision-log",
+        run.log.arg(),
+    ];
+    let out = run_args(&args);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("destination 2"), "{stderr}");
+    assert!(stderr.contains("max_prepared_transactions"), "{stderr}");
+    // The dry run says the same (it exited 0).
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = run_args(&dry);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("does not allow prepared transactions"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&s.source, &plain, "m"), 0);
+    assert_eq!(run.counts(), [0, 0, 0]);
+    assert!(run.prepared().is_empty());
+    assert!(prepared_xacts(&s.source).is_empty());
+    // Files cannot take part either.
+    let out = run_args(&[
+        "table",
+        "m",
+        "--from",
+        &s.source.url(&run.src),
+        "--to",
+        "/tmp/copyman-atomic-file.txt",
+        "--atomic",
+    ]);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("--atomic needs server destinations"));
+}
+
+#[test]
+fn recover_never_touches_another_programs_or_a_running_copy() {
+    let run = Run::new();
+    let (a, db) = &run.dests[0];
+    // Another program's prepared transaction.
+    a.connect(db)
+        .batch_execute(
+            "BEGIN; INSERT INTO m VALUES (-1, 'theirs'); PREPARE TRANSACTION 'app-xact-1'",
+        )
+        .unwrap();
+
+    // A run paused after its first destination prepared is still in progress; started
+    // through a link of another name.
+    let copy = run.copy_args();
+    let dir = TempPath::new("link-dir");
+    fs::create_dir(&dir.0).unwrap();
+    let link = dir.0.join("cm");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_copyman"), &link).unwrap();
+    let paused = Paused::start_with(copyman_as(&link), &args(&copy), "prepared:1");
+    let out = run.recover();
+    // Something is left pending: exit 1.
+    assert_exit(&out, 1);
+    let report = json(&out);
+    let ours = report["prepared"].as_array().unwrap();
+    assert_eq!(ours.len(), 1, "{report}");
+    assert!(
+        ours[0]["outcome"].as_str().unwrap().contains("in progress"),
+        "{report}"
+    );
+    // Without the decision log (whose lock says "in progress") it is left alone too: a
+    // copyman process of the run's id is alive on this host (it rolled the live run back).
+    let mut no_log = vec!["recover".to_owned()];
+    for url in run.urls() {
+        no_log.extend(["--to".to_owned(), url]);
+    }
+    no_log.extend(["--no-decision-log".to_owned(), "--json".to_owned()]);
+    let out = copyman().args(&no_log).output().unwrap();
+    assert_exit(&out, 1);
+    let report = json(&out);
+    // (Other tests' runs may have transactions in other databases of these servers.)
+    let mine: Vec<&serde_json::Value> = report["prepared"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| run.dests.iter().any(|(_, db)| p["database"] == db.as_str()))
+        .collect();
+    assert!(
+        !mine.is_empty()
+            && mine.iter().all(|p| {
+                p["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("may still be in progress"))
+            }),
+        "{report}"
+    );
+    // The run goes on and commits everywhere.
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    assert_eq!(run.counts(), [2000, 2000, 2000]);
+    let _ = fs::remove_dir_all(&dir.0);
+    // The other program's transaction is still there, untouched, and said (it said "nothing
+    // pending" while it held its locks).
+    assert!(prepared_xacts(a).contains(&"app-xact-1".to_owned()));
+    let out = run.recover();
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("1 prepared transaction not copyman's, left alone (app-xact-1)"),
+        "{said}"
+    );
+    a.connect(db)
+        .batch_execute("ROLLBACK PREPARED 'app-xact-1'")
+        .unwrap();
+    assert!(run.prepared().is_empty());
+}
+
+fn run_args(args: &[&str]) -> std::process::Output {
+    copyman().args(args).output().expect("run copyman")
+}
+
+#[test]
+fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "commit-prepared:1").kill();
+    assert_eq!(run.prepared().len(), 2);
+    // The wrong log: recover refuses to guess, and nothing changes.
+    let mut recover = vec!["recover".to_owned()];
+    for url in run.urls() {
+        recover.push("--to".to_owned());
+        recover.push(url);
+    }
+    let wrong = TempPath::new("no-such-decisions.log");
+    let out = copyman()
+        .args(&recover)
+        .args(["--decision-log", wrong.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--decision-log"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(run.prepared().len(), 2);
+    // A log that exists but is not the run's (empty, another user's, another run's): it knows
+    // nothing of the run, so it decides nothing — the run's own log decided commit, and one
+    // destination already committed.
+    fs::write(&wrong.0, "").unwrap();
+    let out = copyman()
+        .args(&recover)
+        .args(["--decision-log", wrong.arg(), "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("left alone") && stderr.contains("has no line of run"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["status"], "pending");
+    assert_eq!(run.prepared().len(), 2);
+    // With the run's own log, the decided commit is finished.
+    assert_exit(&run.recover(), 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+/// `copyman recover` is never silent while a server does not answer its COMMIT PREPARED (here
+/// a synchronous standby that is not there): it says what it waits for, does not cancel it, and
+/// finishes once the server answers.
+#[test]
+fn recover_says_what_it_waits_for() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let s = servers();
+    // Its own server: the setting that holds its commits would hold every other test's.
+    let cluster = Cluster::builder()
+        .setting("max_prepared_transactions", "10")
+        .setting("synchronous_commit", "on")
+        .start();
+    let src = database(
+        &s.source,
+        &format!("{TABLE}; INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 2000) g"),
+    );
+    let db = database(&cluster, TABLE);
+    let log = TempPath::new("decisions.log");
+    let (from, to) = (s.source.url(&src), cluster.url(&db));
+    let copy = [
+        "table",
+        "m",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    // Prepared, and the commit decided and recorded: then copyman dies.
+    Paused::start(&copy, "recorded").kill();
+    let set = |value: &str| {
+        let mut admin = cluster.connect("postgres");
+        admin
+            .batch_execute(&format!(
+                "ALTER SYSTEM SET synchronous_standby_names = '{value}'"
+            ))
+            .unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+        // The reload is asynchronous: a new session sees the setting once it took effect.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster
+            .connect("postgres")
+            .query_one("SHOW synchronous_standby_names", &[])
+            .unwrap()
+            .get::<_, String>(0)
+            != value
+        {
+            assert!(Instant::now() < deadline, "the reload never took");
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    set("nosuch");
+    let mut child = copyman()
+        .args(["recover", "--to", &to, "--decision-log", log.arg()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let waiting = stderr.wait_for("waiting 1 s for");
+    // Released either way, so that the recover ends.
+    set("");
+    let waiting =
+        waiting.unwrap_or_else(|| panic!("recover never said it waits:\n{}", stderr.seen()));
+    assert!(
+        waiting.contains("COMMIT PREPARED 'copyman:")
+            && waiting.contains("synchronous_standby_names"),
+        "{waiting}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(prepared_xacts(&cluster), Vec::<String>::new());
+    assert_eq!(count(&cluster, &db, "m"), 2000);
+}
+
+/// A decided transaction that another session finished before its COMMIT PREPARED (a `copyman
+/// recover` given another log, a DBA by hand) is not sent to `copyman recover`, which would find
+/// nothing: the run says it was finished elsewhere and that what the destination holds must be
+/// checked (exit 4).
+#[test]
+fn a_decided_transaction_finished_elsewhere_is_said_so() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "commit-prepared:1");
+    // Destination 2's prepared transaction, rolled back by hand meanwhile.
+    run.roll_back_by_hand(1);
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let error = report["destinations"][1]["error"].to_string();
+    assert!(error.contains("finished meanwhile"), "{error}");
+    assert!(!error.contains("run copyman recover"), "{error}");
+    // Nothing is left for recover: in doubt, not "commit pending", and no hint to run it.
+    assert_eq!(report["destinations"][1]["status"], "in doubt", "{report}");
+    assert!(
+        !report["error"]
+            .to_string()
+            .contains("to finish the prepared transactions"),
+        "{report}"
+    );
+    assert_eq!(run.counts()[1], 0);
+    assert!(run.prepared().is_empty());
+}
+
+/// A run killed after its decision, and a destination's prepared transaction then ended by
+/// someone else (a ROLLBACK PREPARED by hand; a failover to a standby that never received it):
+/// recover commits the others and says that destination must be checked, exit 1 (it said
+/// "nothing pending", exit 0, and that destination lacked the rows). Said once. A transaction
+/// the run itself committed before it was killed is no such case (the run records each COMMIT
+/// PREPARED it sends): `killed_after_the_decision_and_one_commit_then_recover_commits_the_rest`.
+#[test]
+fn recover_says_a_decided_transaction_someone_else_ended_must_be_checked() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "recorded").kill();
+    let gid = run.roll_back_by_hand(1);
+    let out = run.recover();
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert_eq!(report["status"], "check", "{report}");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(&gid)
+            && said.contains("was decided commit, but it is prepared there no more"),
+        "{said}"
+    );
+    assert_eq!(run.counts(), [2000, 0, 2000]);
+    assert!(run.prepared().is_empty());
+    // Said once: the next recovery has nothing to say.
+    let again = run.recover();
+    assert_exit(&again, 0);
+}
+
+/// Under --atomic a signal before the decision is recorded calls the commit off: every
+/// PREPARE rolls back, nothing is committed or left prepared (it committed everything).
+#[test]
+fn a_signal_before_the_decision_calls_the_commit_off() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "prepared:3");
+    signal(&paused.child, "INT");
+    // The signal noted before the run goes on.
+    thread::sleep(std::time::Duration::from_millis(300));
+    let out = paused.resume();
+    assert_exit(&out, 130);
+    assert_eq!(run.counts(), [0, 0, 0]);
+    assert!(run.prepared().is_empty());
+}
+
+/// A destination whose session is lost after its PREPARE (a terminated backend, a network
+/// blip) with the server up is finished by the run on a new session: its COMMIT PREPARED names
+/// the transaction by its global id. (It was left `commit pending`, holding its locks, exit 4,
+/// for copyman recover.)
+#[test]
+fn a_destination_session_lost_after_its_prepare_is_finished_on_a_new_one() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "recorded");
+    let (cluster, db) = &run.dests[1];
+    assert!(
+        cluster.terminate_backends(db) >= 1,
+        "the run's session there"
+    );
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+/// The same in a job: a destination whose session is lost after its PREPARE (here after the
+/// first destination's COMMIT PREPARED of a table) is finished by the job on a new session.
+#[test]
+fn a_job_destination_session_lost_after_its_prepare_is_finished_on_a_new_one() {
+    let s = servers();
+    let tables = "CREATE TABLE m (id int8 PRIMARY KEY, v text); CREATE TABLE n (id int8);";
+    let src = database(
+        &s.source,
+        &format!(
+            "{tables} INSERT INTO m SELECT g, 'v' || g FROM generate_series(1, 500) g;
+             INSERT INTO n SELECT generate_series(1, 300);"
+        ),
+    );
+    let (d1, d2) = (database(&s.a, tables), database(&s.b, tables));
+    let (log, state) = (
+        TempPath::new("job-decisions.log"),
+        TempPath::new("job.state"),
+    );
+    let copy = [
+        "table",
+        "m",
+        "n",
+        "--jobs",
+        "1",
+        "--from",
+        &s.source.url(&src),
+        "--to",
+        &s.a.url(&d1),
+        "--to",
+        &s.b.url(&d2),
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+        "--state",
+        state.arg(),
+    ];
+    let mut paused = Paused::start(&copy, "commit-prepared:1");
+    assert!(s.b.terminate_backends(&d2) >= 1, "the job's sessions there");
+    // The next table pauses there too: let it go on.
+    let started = std::time::Instant::now();
+    let _ = fs::remove_file(&paused.file.0);
+    while paused.child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed().as_secs() < 60, "the job did not end");
+        let _ = fs::remove_file(&paused.file.0);
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = paused.child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    for (c, db) in [(&s.a, &d1), (&s.b, &d2)] {
+        assert_eq!(digest(c, db, "m"), digest(&s.source, &src, "m"));
+        assert_eq!(digest(c, db, "n"), digest(&s.source, &src, "n"));
+    }
+    // (Other tests' runs may hold prepared transactions in other databases of B.)
+    let left: i64 =
+        s.b.connect(&d2)
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+    assert_eq!(left, 0);
+}

@@ -1,0 +1,784 @@
+//! The `copyman` binary against real PostgreSQL clusters (copyman-testkit): one source and two
+//! destination clusters shared by the whole test binary, fresh databases in every test.
+
+use crate::common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::*;
+
+#[test]
+fn table_fans_out_to_two_destinations() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{ITEMS}{FILL_ITEMS} ANALYZE items;"));
+    let d1 = database(&c.dest[0], ITEMS);
+    let d2 = database(&c.dest[1], ITEMS);
+    let out = run(&[
+        "table",
+        "items",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let summary = json(&out);
+    assert_eq!(summary["status"], "ok");
+    assert_eq!(summary["rows"], 1000);
+    assert_eq!(summary["format"], "binary", "same major version: binary");
+    for d in summary["destinations"].as_array().unwrap() {
+        assert_eq!(d["status"], "committed");
+        assert_eq!(d["command_tag"], "COPY 1000");
+    }
+    let expected = digest(&c.source, &src, "items");
+    assert_eq!(expected.0, 1000);
+    assert_eq!(digest(&c.dest[0], &d1, "items"), expected);
+    assert_eq!(digest(&c.dest[1], &d2, "items"), expected);
+    // The human summary went to stderr, without passwords.
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("copied 1,000 rows"), "{stderr}");
+    assert!(!stderr.contains(c.source.password()), "{stderr}");
+    // Each destination named as it resolved: user@host:port/dbname.
+    let named = format!("postgres@127.0.0.1:{}/{d1}", c.dest[0].port());
+    assert!(stderr.contains(&named), "{stderr}");
+}
+
+#[test]
+fn table_options_columns_where_truncate_format() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{ITEMS}{FILL_ITEMS}"));
+    let dest_sql = "CREATE TABLE items (id int8 PRIMARY KEY, name text, extra text DEFAULT 'd');
+                    INSERT INTO items VALUES (-1, 'old', 'old'), (-2, 'old', 'old');";
+    let d1 = database(&c.dest[0], dest_sql);
+    let out = run(&[
+        "table",
+        "public.items",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--columns",
+        "id, Name",
+        "--where",
+        "id <= 10 AND name IS NOT NULL",
+        "--truncate",
+        "--format",
+        "csv",
+        "--quiet",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stderr), "", "--quiet says nothing on success");
+    let rows = c.dest[0]
+        .connect(&d1)
+        .query("SELECT id, extra FROM items ORDER BY id", &[])
+        .unwrap();
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 8, 9, 10]);
+    assert!(rows.iter().all(|r| r.get::<_, String>(1) == "d"));
+}
+
+#[test]
+fn copy_with_raw_statements() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let d1 = database(&c.dest[0], "CREATE TABLE a (n int, s text)");
+    let d2 = database(&c.dest[1], "CREATE TABLE b (s text, n int)");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY (SELECT g, 'row ' || g FROM generate_series(1, 5000) AS g) TO STDOUT",
+        "--to",
+        &c.dest[0].url(&d1),
+        "--receive",
+        "COPY a (n, s) FROM STDIN",
+        "--to",
+        &c.dest[1].url(&d2),
+        "--receive",
+        "COPY b (n, s) FROM STDIN",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["source"]["rows"], 5000);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 5000);
+    let row = c.dest[1]
+        .connect(&d2)
+        .query_one("SELECT count(*), sum(n), max(s) FROM b", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 5000);
+    assert_eq!(row.get::<_, i64>(1), 5000 * 5001 / 2);
+    assert_eq!(row.get::<_, String>(2), "row 999");
+
+    // One --receive serves every destination.
+    let d3 = database(&c.dest[0], "CREATE TABLE t (n int)");
+    let d4 = database(&c.dest[1], "CREATE TABLE t (n int)");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY (SELECT generate_series(1, 10)) TO STDOUT",
+        "--to",
+        &c.dest[0].url(&d3),
+        "--to",
+        &c.dest[1].url(&d4),
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d3, "t"), 10);
+    assert_eq!(count(&c.dest[1], &d4, "t"), 10);
+}
+
+#[test]
+fn csv_file_into_two_databases() {
+    let c = clusters();
+    let table = "CREATE TABLE people (id int PRIMARY KEY, name text, note text)";
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(&c.dest[1], table);
+    let csv = TempPath::new("people.csv");
+    let mut content = String::from("id,name,note\n");
+    for i in 1..=20_000 {
+        // Quoted fields with commas, quotes and newlines; empty = NULL.
+        content.push_str(&format!(
+            "{i},\"Doe, J{i}\",\"said \"\"hi\"\"\nthen left\"\n"
+        ));
+    }
+    content.push_str("20001,,\n");
+    fs::write(&csv.0, &content).unwrap();
+    let out = run(&[
+        "table",
+        "people",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--header",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let summary = json(&out);
+    assert_eq!(summary["rows"], 20_001);
+    assert_eq!(summary["format"], "csv");
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        let row = cluster
+            .connect(db)
+            .query_one("SELECT count(*), count(name), min(note) FROM people", &[])
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 20_001);
+        assert_eq!(row.get::<_, i64>(1), 20_000);
+        assert_eq!(row.get::<_, String>(2), "said \"hi\"\nthen left");
+    }
+
+    // The same file from stdin, into a table copyman finds by a .csv-less name.
+    let d3 = database(&c.dest[0], table);
+    let out = copyman()
+        .args(["copy", "--from", "-", "--to", &c.dest[0].url(&d3)])
+        .args(["--receive", "COPY people FROM STDIN (FORMAT csv, HEADER)"])
+        .stdin(fs::File::open(&csv.0).unwrap())
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d3, "people"), 20_001);
+}
+
+#[test]
+fn query_to_stdout_and_table_to_file() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (n int, s text); INSERT INTO t SELECT g, 's' || g FROM generate_series(1, 3) g;",
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY (SELECT n, s FROM t ORDER BY n) TO STDOUT (FORMAT csv, HEADER)",
+        "--to",
+        "-",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "n,s\n1,s1\n2,s2\n3,s3\n");
+
+    let file = TempPath::new("dump.txt");
+    fs::write(&file.0, "old content").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        file.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let mut lines: Vec<String> = fs::read_to_string(&file.0)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["1\ts1", "2\ts2", "3\ts3"]);
+
+    // A failed dump leaves the existing file alone.
+    fs::write(&file.0, "old content").unwrap();
+    let out = run(&[
+        "table",
+        "missing",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        file.arg(),
+    ]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(&file.0).unwrap(), "old content");
+}
+
+/// A reader of stdout that goes away before the end (`copyman … --to - | head`, a `gzip` that
+/// died) got part of the data: exit 1 with one line saying so, as pg_dump does (it exited 0,
+/// and a script saw a success with a fraction of the rows).
+#[test]
+fn a_stdout_reader_that_goes_away_fails_the_copy() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let mut child = copyman()
+        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
+        .args([
+            "--send",
+            "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1024];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdout's reader went away after")
+            && stderr.contains("the copy did not complete"),
+        "{stderr}"
+    );
+    assert_eq!(settle_backends(&c.source, &src), Vec::<String>::new());
+}
+
+/// Beside a server destination, stdout's reader going away is said for what it is (it said only
+/// "Broken pipe (os error 32)"), and the server rolls back: nothing committed anywhere.
+#[test]
+fn a_stdout_reader_that_goes_away_beside_a_server_is_said() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let dst = database(&c.dest[0], "CREATE TABLE t (v text)");
+    let mut child = copyman()
+        .args(["copy", "--from", &c.source.url(&src), "--to", "-"])
+        .args(["--to", &c.dest[0].conninfo(&dst)])
+        .args([
+            "--send",
+            "COPY (SELECT repeat('x', 100) FROM generate_series(1, 2000000)) TO STDOUT",
+            "--receive",
+            "COPY t FROM STDIN",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1024];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdout's reader went away after")
+            && stderr.contains("(broken pipe): the copy did not complete"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("os error 32"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &dst), Vec::<String>::new());
+}
+
+/// Source rows for the CHECK tests: 1..=n, with one negative value in the middle.
+fn check_source(c: &Clusters, rows: u32) -> String {
+    database(
+        &c.source,
+        &format!(
+            "CREATE TABLE m (id int, v int);
+             INSERT INTO m SELECT g, CASE WHEN g = {bad} THEN -1 ELSE g END
+             FROM generate_series(1, {rows}) g;",
+            bad = rows / 2 + 1
+        ),
+    )
+}
+
+/// Destination 1 accepts anything, destination 2 rejects negative values; both hold old rows.
+fn check_destinations(c: &Clusters) -> (String, String) {
+    let old = "INSERT INTO m VALUES (0, 0), (0, 0), (0, 0);";
+    (
+        database(
+            &c.dest[0],
+            &format!("CREATE TABLE m (id int, v int); {old}"),
+        ),
+        database(
+            &c.dest[1],
+            &format!("CREATE TABLE m (id int, v int CHECK (v >= 0)); {old}"),
+        ),
+    )
+}
+
+#[test]
+fn rejected_row_aborts_every_destination() {
+    let c = clusters();
+    let src = check_source(c, 1000);
+    let (d1, d2) = check_destinations(c);
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--truncate",
+        "--json",
+    ]);
+    assert_exit(&out, 1);
+    let summary = json(&out);
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["destinations"][0]["status"], "rolled back");
+    assert_eq!(summary["destinations"][1]["status"], "failed");
+    assert_eq!(summary["destinations"][1]["error"]["sqlstate"], "23514");
+    // Truncate and copy were one transaction: the old rows are still there, and only them.
+    assert_eq!(count(&c.dest[0], &d1, "m"), 3);
+    assert_eq!(count(&c.dest[1], &d2, "m"), 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("SQLSTATE 23514"), "{stderr}");
+    assert!(stderr.contains("check constraint"), "{stderr}");
+    // The connections were left usable: the same copy to the good destination alone works.
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "m"), 1003);
+}
+
+#[test]
+fn rejected_row_with_keep_going() {
+    let c = clusters();
+    // Small: the error arrives when the COPY completes; large: during the stream.
+    for rows in [100, 300_000] {
+        let src = check_source(c, rows);
+        let (d1, d2) = check_destinations(c);
+        let out = run(&[
+            "table",
+            "m",
+            "--from",
+            &c.source.url(&src),
+            "--to",
+            &c.dest[0].url(&d1),
+            "--to",
+            &c.dest[1].url(&d2),
+            "--truncate",
+            "--keep-going",
+            "--json",
+        ]);
+        assert_exit(&out, 4);
+        let summary = json(&out);
+        assert_eq!(summary["status"], "partial");
+        assert_eq!(
+            summary["destinations"][0]["status"], "committed",
+            "{rows} rows"
+        );
+        assert_eq!(
+            summary["destinations"][0]["command_tag"],
+            format!("COPY {rows}")
+        );
+        assert_eq!(
+            summary["destinations"][1]["status"], "failed",
+            "{rows} rows"
+        );
+        assert_eq!(summary["destinations"][1]["error"]["sqlstate"], "23514");
+        assert_eq!(count(&c.dest[0], &d1, "m"), i64::from(rows), "{rows} rows");
+        assert_eq!(count(&c.dest[1], &d2, "m"), 3, "{rows} rows");
+    }
+}
+
+#[test]
+fn destination_missing_table_with_keep_going() {
+    let c = clusters();
+    let src = check_source(c, 50);
+    let d1 = database(&c.dest[0], "CREATE TABLE m (id int, v int)");
+    let d2 = database(&c.dest[1], "SELECT 1");
+    let args = |keep: bool| {
+        let mut args = vec![
+            "table".to_owned(),
+            "m".to_owned(),
+            "--from".to_owned(),
+            c.source.url(&src),
+            "--to".to_owned(),
+            c.dest[0].url(&d1),
+            "--to".to_owned(),
+            c.dest[1].url(&d2),
+        ];
+        if keep {
+            args.push("--keep-going".to_owned());
+        }
+        args
+    };
+    let out = copyman().args(args(false)).output().unwrap();
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d1, "m"), 0);
+    // Some destinations committed, one did not: partial (exit 4), never "nothing committed".
+    let out = copyman().args(args(true)).output().unwrap();
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("PARTIAL: 1 of 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "m"), 50);
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    for args in [
+        &[
+            "table", "t", "--from", "host=a", "--to", "host=b", "--bogus",
+        ][..],
+        &["table", "t", "--from", "host=a"],
+        &[
+            "copy",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+            "--receive",
+            "COPY t FROM STDIN",
+        ],
+        &["table", "a.b.c", "--from", "host=a", "--to", "host=b"],
+        &[
+            "table", "t", "--from", "host=a", "--to", "host=b", "--header", "--format", "binary",
+        ],
+        &[
+            "table",
+            "t",
+            "--from",
+            "host=a bogus_key=1",
+            "--to",
+            "host=b",
+        ],
+        &["nosuchcommand"],
+        &[],
+    ] {
+        let out = run(args);
+        assert_exit(&out, 2);
+        assert!(!text(&out.stderr).is_empty(), "{args:?}: no message");
+    }
+    // A password on a bad command line is not echoed.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        "host=a password=hunter2-secret",
+        "extra-arg",
+        "--to",
+        "host=b",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        !text(&out.stderr).contains("hunter2"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --help documents the exit codes.
+    let out = run(&["--help"]);
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains("3  connection or authentication failure"));
+}
+
+#[test]
+fn unreachable_host_exit_3() {
+    // A port nobody listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &format!("host=127.0.0.1 port={port} user=u dbname=d password=pw-unreachable"),
+        "--to",
+        "out.txt",
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cannot connect to source"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!stderr.contains("pw-unreachable"), "{stderr}");
+}
+
+#[test]
+fn fan_out_over_verified_tls_and_clear_tls_failures() {
+    let cluster = tls_cluster();
+    let files = cluster.tls_files().expect("TLS cluster");
+    let src = database(
+        cluster,
+        "CREATE TABLE t (i int8, s text); \
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g",
+    );
+    let dests = [
+        database(cluster, "CREATE TABLE t (i int8, s text)"),
+        database(cluster, "CREATE TABLE t (i int8, s text)"),
+    ];
+    let ca = files.ca_cert.display().to_string();
+    // verify-full against the name the certificate is issued for; the CA from PGSSLROOTCERT.
+    let conn = |db: &str| {
+        format!(
+            "postgresql://postgres:{}@localhost:{}/{db}?sslmode=verify-full",
+            cluster.password(),
+            cluster.port()
+        )
+    };
+    let out = copyman()
+        .env("PGSSLROOTCERT", &ca)
+        .args(["table", "t", "--json", "--from", &conn(&src)])
+        .args(["--to", &conn(&dests[0]), "--to", &conn(&dests[1])])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let expected = digest(cluster, &src, "t");
+    for db in &dests {
+        assert_eq!(digest(cluster, db, "t"), expected);
+    }
+    assert!(
+        !text(&out.stdout).contains(cluster.password()),
+        "password in --json"
+    );
+
+    // The wrong host name for the certificate: a connection failure that says why.
+    let wrong = format!(
+        "host=127.0.0.1 port={} user=postgres password={} dbname={src} sslmode=verify-full \
+         sslrootcert={ca}",
+        cluster.port(),
+        cluster.password()
+    );
+    let out = run(&["table", "t", "--from", &wrong, "--to", "-"]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not valid for name"), "{stderr}");
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+
+    // No TLS against a server that insists on it: the server's words.
+    let plain = wrong.replace("sslmode=verify-full", "sslmode=disable");
+    let out = run(&["table", "t", "--from", &plain, "--to", "-"]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no encryption") && stderr.contains("28000"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn wrong_password_exit_3() {
+    let cluster = scram_cluster();
+    let bad = format!(
+        "postgresql://postgres:wrong-pass-7731@127.0.0.1:{}/postgres",
+        cluster.port()
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &bad,
+        "--send",
+        "COPY (SELECT 1) TO STDOUT",
+        "--to",
+        "-",
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("28P01"), "{stderr}");
+    assert!(!stderr.contains("wrong-pass-7731"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to source postgres@127.0.0.1:"),
+        "{stderr}"
+    );
+    let out = run(&["table", "t", "--from", &bad, "--to", "x.txt", "--json"]);
+    assert_exit(&out, 3);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(!all.contains("wrong-pass-7731"), "{all}");
+    assert_eq!(json(&out)["exit_code"], 3);
+
+    // The right password from a password file and the rest from the environment works.
+    let pgpass = TempPath::new("pgpass");
+    fs::write(
+        &pgpass.0,
+        format!(
+            "127.0.0.1:{}:*:postgres:{}\n",
+            cluster.port(),
+            cluster.password()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&pgpass.0, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = copyman()
+        .args([
+            "copy",
+            "--from",
+            "",
+            "--send",
+            "COPY (SELECT 42) TO STDOUT",
+            "--to",
+            "-",
+        ])
+        .env("PGPASSFILE", &pgpass.0)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", cluster.port().to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "postgres")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "42\n");
+    // A password file others can read is ignored, as libpq does.
+    fs::set_permissions(&pgpass.0, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = copyman()
+        .args([
+            "copy",
+            "--from",
+            "",
+            "--send",
+            "COPY (SELECT 42) TO STDOUT",
+            "--to",
+            "-",
+        ])
+        .env("PGPASSFILE", &pgpass.0)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", cluster.port().to_string())
+        .env("PGUSER", "postgres")
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("group or world access"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn odd_identifiers_are_quoted() {
+    let c = clusters();
+    let ddl = r#"CREATE SCHEMA "Mixed Schema";
+        CREATE TABLE "Mixed Schema"."Odd ""Name""" ("Id" int, "va;l" text, lower_col text);"#;
+    let src = database(
+        &c.source,
+        &format!(
+            r#"{ddl} INSERT INTO "Mixed Schema"."Odd ""Name""" SELECT g, 'v' || g, 'l' FROM generate_series(1, 100) g;"#
+        ),
+    );
+    let d1 = database(&c.dest[0], ddl);
+    let d2 = database(&c.dest[1], ddl);
+    let out = run(&[
+        "table",
+        r#""Mixed Schema"."Odd ""Name""""#,
+        "--columns",
+        r#""Id", "va;l""#,
+        "--where",
+        r#""Id" > 50"#,
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        let row = cluster
+            .connect(db)
+            .query_one(
+                r#"SELECT count(*), min("Id"), count(lower_col) FROM "Mixed Schema"."Odd ""Name""""#,
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 50);
+        assert_eq!(row.get::<_, i32>(1), 51);
+        assert_eq!(row.get::<_, i64>(2), 0);
+    }
+}
+
+#[test]
+fn demo_verifies() {
+    let out = run(&["demo", "--rows", "100000", "--destinations", "2"]);
+    assert_exit(&out, 0);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("destination 1: 100000 rows, checksum matches"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("destination 2: 100000 rows, checksum matches"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verified"), "{stdout}");
+    assert!(stdout.contains("throughput"), "{stdout}");
+}
+
+/// A signal stops the demo at its next step, says so and removes its clusters (it had no
+/// handler: from a script, where SIGINT is ignored, the demo ran on to exit 0; from a terminal
+/// it died without a word).
+#[test]
+fn demo_stops_on_a_signal() {
+    use std::io::BufRead;
+    let mut child = copyman()
+        .args(["demo", "--rows", "300000", "--destinations", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("started") {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the demo ended: {said}"
+        );
+        said.push_str(&line);
+    }
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{said}{stderr}");
+    assert!(
+        stderr.contains("SIGINT received: stopping the demo: its clusters are removed")
+            && stderr.contains("error: interrupted by SIGINT"),
+        "{stderr}"
+    );
+}

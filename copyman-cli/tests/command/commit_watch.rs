@@ -1,0 +1,143 @@
+//! One table's commit phase is never silent: a COMMIT that does not return (a synchronous
+//! standby that is not there) is said after a second — which destination, its backend, what it
+//! waits on — even under `--quiet`, and never cancelled: once the server answers, the run ends
+//! as the answer says. Real clusters: the shared source and destination 1, and a destination
+//! whose COMMITs wait for a synchronous standby that does not exist.
+
+use crate::common;
+
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A cluster whose sessions' COMMITs wait for the synchronous standby "nosuch" in databases set
+/// so; `synchronous_commit = local` everywhere else (setup commits at once).
+fn syncrep() -> &'static Cluster {
+    static SYNC: OnceLock<Cluster> = OnceLock::new();
+    SYNC.get_or_init(|| {
+        Cluster::builder()
+            .setting("synchronous_standby_names", "nosuch")
+            .setting("synchronous_commit", "local")
+            .start()
+    })
+}
+
+#[test]
+fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let stuck = database(syncrep(), table);
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+
+    let mut child = copyman()
+        .args([
+            "--quiet",
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &syncrep().conninfo(&stuck),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("waiting");
+    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    assert!(
+        said.contains("destination 1")
+            && said.contains("'s COMMIT")
+            && said.contains("synchronous standby")
+            && said.contains("not cancelled"),
+        "{said}"
+    );
+    // The server answers (a cancelled wait for the standby: committed locally, with a warning).
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
+             AND datname = '{stuck}'"
+        ))
+        .unwrap();
+    let status = child.wait().unwrap();
+    let rest = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert_eq!(count(syncrep(), &stuck, "t"), 1000);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}
+
+/// A COMMIT waiting for a synchronous standby whose session is terminated: the server sends a
+/// WARNING ("already committed locally, but might not have been replicated") and closes the
+/// connection without answering the COMMIT. The rows are committed there, so copyman says
+/// committed (it said "in doubt"), shows the server's warning, and commits the others.
+#[test]
+fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let stuck = database(syncrep(), table);
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+
+    let mut child = copyman()
+        .args([
+            "--json",
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &syncrep().conninfo(&stuck),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting");
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
+             AND datname = '{stuck}'"
+        ))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let rest = stderr.rest();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("WARNING:") && rest.contains("already committed locally"),
+        "{rest}"
+    );
+    assert!(!rest.contains("in doubt"), "{rest}");
+    let report = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+    assert_eq!(report["destinations"][0]["status"], "committed", "{report}");
+    assert_eq!(report["destinations"][1]["status"], "committed", "{report}");
+    assert_eq!(count(syncrep(), &stuck, "t"), 1000);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}

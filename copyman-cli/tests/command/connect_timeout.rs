@@ -1,0 +1,112 @@
+//! `connect_timeout` as libpq means it (issue 12 point 8): one deadline for the whole attempt on
+//! a host, then "timeout expired" naming it, and on to the next host if there is one.
+
+use crate::common;
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Accepts connections and never answers; stops when dropped (or after two minutes).
+struct Silent {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Silent {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, quit) = (Arc::clone(&accepted), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            let until = Instant::now() + Duration::from_secs(120);
+            while !quit.load(Ordering::Relaxed) && Instant::now() < until {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        held.push(stream);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self {
+            port,
+            accepted,
+            stop,
+        }
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn connect_timeout_expires_and_the_next_host_is_tried() {
+    let c = clusters();
+    let silent = Silent::start();
+    let src = database(&c.source, "SELECT 1");
+    let dest = database(&c.dest[0], "CREATE TABLE t (n int)");
+    let send = "COPY (SELECT generate_series(1, 10)) TO STDOUT";
+
+    // The silent host alone: "timeout expired", naming it; exit 3 (could not connect).
+    let alone = format!(
+        "host=127.0.0.1 port={} user=postgres dbname={src} connect_timeout=1",
+        silent.port
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &alone,
+        "--send",
+        send,
+        "--to",
+        &c.dest[0].url(&dest),
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{}: timeout expired", silent.port)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("temporarily unavailable"), "{stderr}");
+    let tried = silent.accepted.load(Ordering::Relaxed);
+    assert!(tried >= 1);
+
+    // The silent host first, the real one second: the copy goes through the second.
+    let url = c.source.url(&src);
+    let both = url.replacen(
+        "@127.0.0.1:",
+        &format!("@127.0.0.1:{},127.0.0.1:", silent.port),
+        1,
+    ) + "?connect_timeout=1";
+    let out = run(&[
+        "copy",
+        "--from",
+        &both,
+        "--send",
+        send,
+        "--to",
+        &c.dest[0].url(&dest),
+        "--receive",
+        "COPY t FROM STDIN",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert!(silent.accepted.load(Ordering::Relaxed) > tried);
+    assert_eq!(count(&c.dest[0], &dest, "t"), 10);
+}

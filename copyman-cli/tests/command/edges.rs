@@ -1,0 +1,971 @@
+//! Edges of a copy (issue 12): a `\.` line in an input file, a destination given twice, lock
+//! waits and stalls, signals, and the usability points (`--encoding`,
+//! `--allow-count-mismatch`, "1 row", `--help` examples). Real clusters, shared by the binary.
+
+use crate::common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use common::*;
+
+const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+
+/// `rows` text-format rows of `t`, with `marker_at` (a 1-based line) replaced by `\.`.
+fn text_rows(rows: u64, marker_at: Option<u64>) -> String {
+    let mut data = String::new();
+    for i in 1..=rows {
+        if Some(i) == marker_at {
+            data.push_str("\\.\n");
+        } else {
+            writeln!(data, "{i}\trow {i}").unwrap();
+        }
+    }
+    data
+}
+
+/// A source database whose `t` holds `rows` rows.
+fn source_with(c: &Clusters, rows: u64) -> String {
+    database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, {rows}) g;"),
+    )
+}
+
+// Point 2: a `\.` line before the end of a text file.
+
+#[test]
+fn eod_marker_line_in_file_fails_and_commits_nothing() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let file = TempPath::new("marker.txt");
+    fs::write(&file.0, text_rows(200_000, Some(100_001))).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "line 100001 of {} is `\\.`, the end-of-data marker: the rows after it would be lost",
+            file.arg()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+
+    // The same through stdin, with CRLF line ends.
+    let data = text_rows(1000, Some(10)).replace('\n', "\r\n");
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(data.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 10 of stdin is `\\.`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // CR line ends (old Mac files), which the server takes as line ends: the marker ends the
+    // data there too.
+    fs::write(&file.0, text_rows(1000, Some(20)).replace('\n', "\r")).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 20 of"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // Text: a `\.` escape ending a longer line ends the data too (the server would load
+    // `4, row` and drop the rest).
+    let mut data = text_rows(1000, None);
+    data = data.replace("4\trow 4\n", "4\trow\\.\n");
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("line 4 of") && text(&out.stderr).contains("ends in `\\.`"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // CSV: a line that is exactly `\.`; `\.` ending a longer line is data there.
+    let csv = TempPath::new("marker.csv");
+    fs::write(&csv.0, "1,a\\.\n\\.\n3,c\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line 2 of {} is `\\.`", csv.arg())),
+        "{}",
+        text(&out.stderr)
+    );
+    fs::write(&csv.0, "1,a\\.\n3,c\n").unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+
+    // The marker's line ends exactly where copyman's first 256 KiB read ends: that chunk is
+    // sent before the next one shows data after the marker, and the server, which stopped at
+    // the marker, still gets the copy failed.
+    let mut data = String::new();
+    let mut i = 1;
+    while data.len() + 40 < 256 * 1024 {
+        writeln!(data, "{i}\trow {i}").unwrap();
+        i += 1;
+    }
+    let pad = 256 * 1024 - 3 - data.len() - format!("{i}\t\n").len();
+    writeln!(data, "{i}\t{}", "x".repeat(pad)).unwrap();
+    let marker_line = i + 1;
+    data.push_str("\\.\n");
+    assert_eq!(data.len(), 256 * 1024);
+    data.push_str(&text_rows(10, None).replace('\t', "0\t"));
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains(&format!("line {marker_line} of")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+
+    // A marker as the very last line is allowed: every row arrives.
+    let mut data = text_rows(1000, None);
+    data.push_str("\\.\n");
+    fs::write(&file.0, data).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+// Point 6: one destination given twice, the source's own table, lock waits, stalls.
+
+#[test]
+fn duplicate_destination_is_refused_before_anything_is_sent() {
+    let c = clusters();
+    let src = source_with(c, 100);
+    let d1 = database(&c.dest[0], T);
+    let tcp = c.dest[0].conninfo(&d1);
+    // The same database through the Unix socket.
+    let socket = format!(
+        "host={} port={} user=postgres password={} dbname={d1}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port(),
+        c.dest[0].password()
+    );
+    for second in [&tcp, &socket] {
+        let out = run(&[
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &tcp,
+            "--to",
+            second,
+            "--json",
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("destinations 1 and 2 are the same database (system identifier "),
+            "{stderr}"
+        );
+        assert_eq!(json(&out)["exit_code"], 2);
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    }
+
+    // copy mode: the same statement twice is refused; different ones only warned about.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &tcp,
+        "--to",
+        &socket,
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    // … and two statements that name one table otherwise (each session resolves its name).
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &tcp,
+        "--receive",
+        "COPY t FROM STDIN",
+        "--to",
+        &socket,
+        "--receive",
+        r#"COPY public."t" (id, v) FROM STDIN"#,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("destinations 1 and 2 are the same database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // A table named `r` (or any part of its name): the lookup's row alias was `r`, and the
+    // part's column shadowed it (42883: the check was lost to a warning, rows stored twice).
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE r (LIKE t); INSERT INTO r SELECT * FROM t")
+        .unwrap();
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("CREATE TABLE r (LIKE t)")
+        .unwrap();
+    for table in ["r", "public.r", "\"r\""] {
+        let out = run(&[
+            "table",
+            table,
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &tcp,
+            "--to",
+            &socket,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("destinations 1 and 2 are the same database")
+                && !stderr.contains("cannot identify"),
+            "{table}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "r"), 0);
+    }
+
+    // The source's own table.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.source.url(&src),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("destination 1 (")
+            && text(&out.stderr).contains("is the source's own table"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "t"), 100);
+
+    // copy mode into another table of the source's database: a warning, and it works.
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE t2 (LIKE t)")
+        .unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.source.conninfo(&src),
+        "--receive",
+        "COPY t2 FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("warning: destination 1 (")
+            && text(&out.stderr).contains("is the source's database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "t2"), 100);
+
+    // Table mode into another table of the source's database (--target-table) is no duplicate.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.source.conninfo(&src),
+        "--target-table",
+        "t2",
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.source, &src, "t2"), digest(&c.source, &src, "t"));
+}
+
+#[test]
+fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
+    let c = clusters();
+    let src = source_with(c, 1000);
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    // Another user holds a lock on destination 1's table.
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+
+    // --lock-timeout: the COPY gives up, nothing is committed anywhere.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--lock-timeout",
+        "300ms",
+    ]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("SQLSTATE 55P03"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+
+    // --stall-timeout: a destination that takes no byte is a fault that names it.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--stall-timeout",
+        "1",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("stalled for 1 s"), "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+
+    // No limit: the wait is shown, and the copy goes on once the lock is released.
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    assert!(line.contains("held by backend"), "{line}");
+    holder.batch_execute("ROLLBACK").unwrap();
+    let rest = stderr.unseen();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+#[test]
+fn a_stalled_stdin_source_is_a_fault() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--stall-timeout",
+            "500ms",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"1\tone\n").unwrap();
+    // Keep stdin open and silent until copyman gives up.
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("source: stdin stalled for 0.5 s"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+// Point 9: signals.
+
+#[test]
+fn signals_abort_the_copy_and_commit_nothing() {
+    let c = clusters();
+    let src = database(&c.source, T);
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let out_file = TempPath::new("interrupted.txt");
+
+    // SIGTERM during a server source that streams slowly.
+    let child = copyman()
+        .args([
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            "COPY (SELECT g, pg_sleep(0.001)::text FROM generate_series(1, 1000000) g) TO STDOUT",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+            "--receive",
+            "COPY t FROM STDIN",
+            "--to",
+            out_file.arg(),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    wait_for_query(&c.dest[1], &d2, "COPY t FROM STDIN");
+    wait_for_query(&c.source, &src, "COPY (SELECT%");
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 143);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("interrupted by SIGTERM: nothing committed"),
+        "{stderr}"
+    );
+    let summary = json(&out);
+    assert_eq!(summary["status"], "interrupted");
+    assert_eq!(summary["exit_code"], 143);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
+    assert!(!out_file.0.exists());
+    let leftovers: Vec<_> = fs::read_dir(out_file.0.parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(&format!(".copyman-{pid}-"))
+        })
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // SIGINT and SIGHUP while stdin is silent: the copy does not sit in its read.
+    for (name, code) in [("INT", 130), ("HUP", 129)] {
+        let mut child = copyman()
+            .args([
+                "table",
+                "t",
+                "--from",
+                "-",
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--to",
+                out_file.arg(),
+            ])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text_rows(100, None).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        wait_for_query(&c.dest[0], &d1, "COPY%FROM STDIN%");
+        // `.NAME.copyman-PID-RANDOM.tmp`: the one this run made.
+        let prefix = format!(
+            ".{}.copyman-{}-",
+            out_file.0.file_name().unwrap().to_string_lossy(),
+            child.id()
+        );
+        let temps = || -> Vec<std::path::PathBuf> {
+            fs::read_dir(out_file.0.parent().unwrap())
+                .unwrap()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        };
+        let made = temps();
+        assert_eq!(made.len(), 1, "the temporary file: {made:?}");
+        let temp = made[0].clone();
+        signal(&child, name);
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        assert_exit(&out, code);
+        assert!(
+            text(&out.stderr).contains(&format!("interrupted by SIG{name}: nothing committed")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+        assert!(!temp.exists(), "{} left behind", temp.display());
+        assert!(!out_file.0.exists());
+    }
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    // A source that stops answering mid-copy: the abort and the cancel after SIGINT wait for it.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int8, v text);
+         INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 300000) g;",
+    );
+    let proxy = Proxy::for_cluster(&c.source);
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &proxy.conninfo(&c.source, &src),
+            "--to",
+            "/dev/null",
+        ])
+        // The reminder after 2 s, not 10.
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        proxy.wait_bytes(
+            Direction::ServerToClient,
+            64 * 1024,
+            std::time::Duration::from_secs(30)
+        ),
+        "the copy never started"
+    );
+    proxy.set(Direction::ServerToClient, Fault::Stall);
+    proxy.set(Direction::ClientToServer, Fault::Stall);
+    let mut stderr = StderrLines::take(&mut child);
+    signal(&child, "INT");
+    let stopping = stderr.wait_for("SIGINT received: stopping the copy");
+    // A stop that waits for a server that never answers says so, not silence.
+    let still = stopping.and_then(|_| stderr.wait_for("still stopping 2 s after SIGINT"));
+    // (Sent either way, so that the run ends and the test fails rather than hangs.)
+    signal(&child, "INT");
+    let again = stderr.wait_for("SIGINT received again: exiting at once");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(still.is_some() && again.is_some(), "{}", stderr.rest());
+}
+
+// Point 12: --encoding, --allow-count-mismatch, "1 row", --help examples.
+
+#[test]
+fn encoding_of_file_endpoints() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let file = TempPath::new("latin1.txt");
+    fs::write(&file.0, b"1\tcaf\xe9\n").unwrap();
+    // Read as UTF8, LATIN1 bytes are refused by the server.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("22021"), "{}", text(&out.stderr));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 0);
+    let v: String = c.dest[0]
+        .connect(&d1)
+        .query_one("SELECT v FROM t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "café");
+    // And back out to a file in LATIN1.
+    let back = TempPath::new("latin1-out.txt");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        back.arg(),
+        "--encoding",
+        "latin1",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(fs::read(&back.0).unwrap(), b"1\tcaf\xe9\n");
+    // An encoding the server does not know is a usage error; servers alone need none.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--encoding",
+        "KLINGON",
+    ]);
+    assert_exit(&out, 2);
+    // --dry-run refuses it as the run does (it passed: the dry run skipped the session's
+    // settings), and plans a good one without copying.
+    for (encoding, exit) in [("KLINGON", 2), ("LATIN1", 0)] {
+        let out = run(&[
+            "table",
+            "t",
+            "--from",
+            file.arg(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--encoding",
+            encoding,
+            "--dry-run",
+        ]);
+        assert_exit(&out, exit);
+        if exit == 2 {
+            assert!(
+                text(&out.stderr).contains("--encoding"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo("postgres"),
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 2);
+}
+
+/// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
+fn drop_even_table() -> String {
+    format!(
+        "{T}
+         CREATE FUNCTION drop_even() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_even BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_even();"
+    )
+}
+
+/// A file's rows are counted as they stream, and each destination's count must match them, as
+/// a server source's: a destination whose trigger dropped rows fails the copy (both roll back);
+/// with `--keep-going` it alone rolls back and the other commits; `--allow-count-mismatch`
+/// commits both with a warning. The rule is the manager's.
+#[test]
+fn file_source_destinations_are_checked_against_the_files_rows() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let d2 = database(&c.dest[1], T);
+    let file = TempPath::new("disagree.txt");
+    fs::write(&file.0, text_rows(1000, None)).unwrap();
+    let to1 = c.dest[0].conninfo(&d1);
+    let to2 = c.dest[1].conninfo(&d2);
+    let args = [
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+    ];
+    let out = run(&args);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("row count mismatch") && stderr.contains("stored 500"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+
+    let mut keep_going = args.to_vec();
+    keep_going.push("--keep-going");
+    let out = run(&keep_going);
+    assert_exit(&out, 4);
+    assert_eq!(
+        count(&c.dest[0], &d1, "t"),
+        0,
+        "the miscounted one rolled back"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000, "the other committed");
+    c.dest[1].connect(&d2).batch_execute("TRUNCATE t").unwrap();
+
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-count-mismatch");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+/// With `--keep-going`, a destination that stored fewer rows than the source sent is rolled
+/// back and the others commit: the manager makes it a casualty, the run is partial.
+#[test]
+fn keep_going_rolls_back_only_the_miscounted_destination() {
+    let c = clusters();
+    let src = source_with(c, 1000);
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let d2 = database(&c.dest[1], T);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("row count mismatch") && stderr.contains("stored 500"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&c.dest[0], &d1, "t"),
+        0,
+        "the miscounted one rolled back"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000, "the other committed");
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+}
+
+#[test]
+fn count_mismatch_from_triggers_fails_unless_allowed() {
+    let c = clusters();
+    let src = source_with(c, 1000);
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--format",
+        "text",
+    ];
+    let out = run(&args);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("row count mismatch")
+            && text(&out.stderr).contains("stored 500"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-count-mismatch");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+    // --json says it on the destination too (only a job's record did).
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
+    allowed.push("--json");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(
+        report["destinations"][0]["warning"],
+        "stored 500 rows where the source sent 1,000 rows (--allow-count-mismatch)",
+        "{report}"
+    );
+}
+
+#[test]
+fn one_row_is_one_row_and_help_has_examples() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T} INSERT INTO t VALUES (1, 'one');"));
+    let d1 = database(&c.dest[0], T);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("copied 1 row ("), "{stderr}");
+    assert!(stderr.contains("to 1 of 1 destination in"), "{stderr}");
+    // Not a terminal and no --progress: no progress lines.
+    assert!(!stderr.contains("1:ok"), "{stderr}");
+
+    for sub in ["table", "copy", "demo"] {
+        let out = run(&[sub, "--help"]);
+        assert_exit(&out, 0);
+        let help = text(&out.stdout);
+        assert!(help.contains("Examples:\n  copyman "), "{sub}: {help}");
+    }
+}
+
+/// A server that takes the connection and never answers is waited on as libpq waits (no
+/// `connect_timeout` given), but not in silence: after 10 s (here 2) the wait is said, naming
+/// the server.
+#[test]
+fn a_connection_that_is_never_answered_is_said() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{T} INSERT INTO t VALUES (1, 'a');"));
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=mute"),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let (_held, _) = mute.accept().unwrap();
+    let line = stderr.expect("no answer after 2 s");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")) && line.contains("connect_timeout"),
+        "{line}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

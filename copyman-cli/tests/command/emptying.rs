@@ -1,0 +1,246 @@
+//! How a table is emptied before it is copied again (`--truncate`, or a resumed table): its own
+//! rows only — an inheritance child keeps its rows (`TRUNCATE ONLY`) — and a table that tables
+//! outside the job reference by a foreign key with a `DELETE`, which succeeds where no row
+//! references it (a `TRUNCATE` of it alone is refused, 0A000, so such a table could never be
+//! copied again) and names the constraint where one does. (Tables of the job linked by foreign
+//! keys are emptied together with one `TRUNCATE`: `job_fk_refresh.rs`.) Real clusters, shared
+//! by the binary.
+
+use crate::common;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+const INHERIT: &str = "CREATE TABLE par (id int); CREATE TABLE kid () INHERITS (par);";
+
+#[test]
+fn emptying_a_parent_never_empties_its_inheritance_children() {
+    let c = clusters();
+    let fill = "INSERT INTO par SELECT generate_series(1, 10);
+                INSERT INTO kid SELECT generate_series(100, 119);";
+    let src = database(&c.source, &format!("{INHERIT} {fill}"));
+    let (d1, d2) = (
+        database(&c.dest[0], &format!("{INHERIT} {fill}")),
+        database(&c.dest[1], &format!("{INHERIT} {fill}")),
+    );
+    // One table.
+    let out = run(&[
+        "table",
+        "par",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let only = |cluster: &Cluster, db: &str, table: &str| -> i64 {
+        let sql = format!("SELECT count(*) FROM ONLY {table}");
+        cluster.connect(db).query_one(&sql, &[]).unwrap().get(0)
+    };
+    assert_eq!(only(&c.dest[0], &d1, "par"), 10);
+    assert_eq!(only(&c.dest[0], &d1, "kid"), 20, "the child kept its rows");
+    // A job of both.
+    let state = TempPath::new("emptying.state");
+    let out = run(&[
+        "table",
+        "par",
+        "kid",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(only(cluster, db, "par"), 10);
+        assert_eq!(only(cluster, db, "kid"), 20);
+    }
+}
+
+const FK: &str = "CREATE TABLE customers (id int PRIMARY KEY);
+    CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customers);";
+
+#[test]
+fn a_referenced_table_is_emptied_where_no_row_references_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1, 100);
+             INSERT INTO orders SELECT g, g FROM generate_series(1, 50) g;"
+        ),
+    );
+    // Stale customers, no orders yet: emptied with a DELETE, copied again.
+    let d1 = database(
+        &c.dest[0],
+        &format!("{FK} INSERT INTO customers SELECT generate_series(1000, 1004);"),
+    );
+    let state = TempPath::new("fk.state");
+    // Only customers: orders, which references it, is not in the job.
+    let job = |to: &str| {
+        run(&[
+            "table",
+            "customers",
+            "--schema",
+            "nothing_else",
+            "--truncate",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            to,
+            "--state",
+            state.arg(),
+        ])
+    };
+    let dry = run(&[
+        "table",
+        "customers",
+        "--schema",
+        "nothing_else",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--dry-run",
+    ]);
+    assert!(
+        text(&dry.stdout).contains(r#"DELETE FROM ONLY "public"."customers""#),
+        "{}",
+        text(&dry.stdout)
+    );
+    let out = job(&c.dest[0].conninfo(&d1));
+    assert_exit(&out, 0);
+    assert_eq!(
+        digest(&c.dest[0], &d1, "customers"),
+        digest(&c.source, &src, "customers")
+    );
+    assert_eq!(count(&c.dest[0], &d1, "orders"), 0, "not in the job");
+
+    // Orders on the destination that reference its customers: the DELETE names the constraint,
+    // and nothing of customers is lost.
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1000, 1004);
+             INSERT INTO orders VALUES (1, 1000);"
+        ),
+    );
+    std::fs::remove_file(&state.0).ok();
+    let out = job(&c.dest[1].conninfo(&d2));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("23503"), "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "customers"), 5);
+    assert_eq!(count(&c.dest[1], &d2, "orders"), 1);
+
+    // The same where the database sets session_replication_role = replica: the foreign keys
+    // are not checked there, and the DELETE left the order referencing nothing (exit 0). It is
+    // refused, saying why, and nothing of customers is lost.
+    let d3 = database(
+        &c.dest[1],
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1000, 1004);
+             INSERT INTO orders VALUES (1, 1000);"
+        ),
+    );
+    c.dest[1]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {d3} SET session_replication_role = replica"
+        ))
+        .unwrap();
+    std::fs::remove_file(&state.0).ok();
+    let out = job(&c.dest[1].conninfo(&d3));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("55000") && stderr.contains("session_replication_role = replica"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &d3, "customers"), 5);
+    assert_eq!(count(&c.dest[1], &d3, "orders"), 1);
+}
+
+/// A referenced table whose foreign keys act on delete (`ON DELETE CASCADE`) is never emptied
+/// with a DELETE: it would delete another table's rows. It is refused (a TRUNCATE of it alone),
+/// and the other table keeps its rows.
+#[test]
+fn a_table_whose_foreign_keys_act_on_delete_is_never_emptied_with_a_delete() {
+    let c = clusters();
+    let cascade = "CREATE TABLE customers (id int PRIMARY KEY);
+        CREATE TABLE notes (id int PRIMARY KEY,
+                            customer int REFERENCES customers ON DELETE CASCADE);";
+    let src = database(
+        &c.source,
+        &format!("{cascade} INSERT INTO customers SELECT generate_series(1, 100);"),
+    );
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{cascade} INSERT INTO customers SELECT generate_series(1, 10);
+             INSERT INTO notes SELECT g, g FROM generate_series(1, 10) g;"
+        ),
+    );
+    let state = TempPath::new("cascade.state");
+    let out = run(&[
+        "table",
+        "customers",
+        "--schema",
+        "nothing_else",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--state",
+        state.arg(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("0A000"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d, "notes"), 10, "not cascaded away");
+    assert_eq!(count(&c.dest[0], &d, "customers"), 10);
+}
+
+/// One table's `--truncate` of a table others reference is refused by PostgreSQL (0A000), whose
+/// hint says to `TRUNCATE … CASCADE` — which would empty the tables that reference it: copyman
+/// says what it does instead, and nothing changes anywhere.
+#[test]
+fn one_tables_refused_truncate_says_copyman_never_cascades() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{FK} INSERT INTO customers SELECT generate_series(1, 10);"),
+    );
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1, 3);
+             INSERT INTO orders VALUES (1, 1);"
+        ),
+    );
+    let out = run(&[
+        "table",
+        "customers",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("0A000") && stderr.contains("never truncates with CASCADE"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "customers"), 3);
+    assert_eq!(count(&c.dest[0], &d, "orders"), 1);
+}

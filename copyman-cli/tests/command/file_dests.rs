@@ -1,0 +1,446 @@
+//! File destinations (`--to PATH`, `--to -`), as a tester found them: the temporary file beside
+//! the target (its name, how it is created, its length), who may replace what, paths that are
+//! not regular files (`/dev/stdout`), a stdout or stdin closed at the start, and a rename that
+//! fails. Real clusters, shared by the binary; a fresh database and directory per test.
+
+use crate::common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+
+/// A source database whose `t` holds 1000 rows (`1\tv1` …).
+fn source(c: &Clusters) -> String {
+    database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    )
+}
+
+/// A fresh directory under the temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = TempPath::new(name).0.clone();
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+
+    /// Its entries' names, sorted.
+    fn list(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `sh -c SCRIPT copyman ARGS…` with copyman's clean environment: the script ends with
+/// `exec "$0" "$@"` plus the redirections it means (`>&-`).
+fn via_sh(script: &str, args: &[&str]) -> Command {
+    let plain = copyman();
+    let mut sh = Command::new("sh");
+    for (var, value) in plain.get_envs() {
+        match value {
+            Some(value) => sh.env(var, value),
+            None => sh.env_remove(var),
+        };
+    }
+    sh.arg("-c")
+        .arg(script)
+        .arg(plain.get_program())
+        .args(args)
+        .stdin(Stdio::null());
+    sh
+}
+
+fn lines(path: impl AsRef<Path>) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether copyman began connecting (`-v` says so before every connection).
+fn connected(out: &Output) -> bool {
+    text(&out.stderr).contains("connecting to")
+}
+
+/// Point 1: the temporary file's name was `.NAME.copyman-PID.tmp`, opened following a link
+/// and truncating: a link planted at that name before the run (`$$` of the shell that execs
+/// copyman) had copyman overwrite the file it points to. It is created new now (`O_EXCL`),
+/// under a name no one can foretell: the planted link and its target stay as they were.
+#[test]
+fn a_link_planted_at_the_temporary_name_is_never_written_through() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempDir::new("planted");
+    let victim = dir.path("victim.conf");
+    fs::write(&victim, "secret = kept\n").unwrap();
+    let out_path = dir.path("out2.txt");
+    let url = c.source.url(&src);
+    let out = via_sh(
+        r#"ln -s "$VICTIM" "$DIR/.out2.txt.copyman-$$.tmp" && exec "$0" "$@""#,
+        &["table", "t", "--from", &url, "--to", &out_path],
+    )
+    .env("VICTIM", &victim)
+    .env("DIR", &dir.0)
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "secret = kept\n");
+    let written = lines(&out_path);
+    assert_eq!(written.len(), 1000);
+    assert_eq!(written[0], "1\tv1");
+    // The planted link is not ours to remove; nothing else is left beside the target.
+    let names = dir.list();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let planted = names.iter().find(|n| n.starts_with(".out2.txt")).unwrap();
+    assert!(
+        fs::symlink_metadata(dir.0.join(planted))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+/// The umask of this process (the mode psql gives a new file is `0666` less it).
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+fn is_root() -> bool {
+    fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// Point 2: the rename replaced files psql's `\copy` would refuse to write (a root-owned `0444`
+/// file, run as another user: its directory allowed the rename), and gave a `0600` file back
+/// `0644`. An existing target must be writable by us, checked before anything is sent anywhere
+/// (exit 2, naming it); the new file gets the old one's permission bits (and owner, as root).
+#[test]
+fn a_target_psql_could_not_write_is_refused_and_modes_are_kept() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempDir::new("modes");
+    // Anyone may create and rename files here (no sticky bit): only the file's own mode
+    // protects it, as in the tester's directory.
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+    let target = dir.path("readonly.txt");
+    fs::write(&target, "keep\n").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+    let url = c.source.url(&src);
+    let dest = c.dest[0].url(&d1);
+    let mut cmd = copyman();
+    cmd.args([
+        "table", "t", "--from", &url, "--to", &dest, "--to", &target, "-v",
+    ]);
+    if is_root() {
+        // Root may write any file: the run is another user's (nobody), the file root's.
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("destination 2 {target}: cannot write it")),
+        "{stderr}"
+    );
+    assert!(!connected(&out), "nothing sent to any server: {stderr}");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o444);
+    assert_eq!(dir.list(), vec!["readonly.txt"], "no temporary file");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // A private file stays private; a new one gets the mode psql would give it.
+    let private = dir.path("private.txt");
+    fs::write(&private, "old\n").unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
+    let new = dir.path("new.txt");
+    let out = run(&["table", "t", "--from", &url, "--to", &private, "--to", &new]);
+    assert_exit(&out, 0);
+    assert_eq!(lines(&private).len(), 1000);
+    assert_eq!(fs::metadata(&private).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(lines(&new).len(), 1000);
+    assert_eq!(fs::metadata(&new).unwrap().mode() & 0o777, 0o666 & !umask());
+
+    // Root replacing another user's file gives the new one to that user, as writing it would.
+    if is_root() {
+        let theirs = dir.path("theirs.txt");
+        fs::write(&theirs, "old\n").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o640)).unwrap();
+        let out = run(&["table", "t", "--from", &url, "--to", &theirs]);
+        assert_exit(&out, 0);
+        let meta = fs::metadata(&theirs).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 65534, 0o640)
+        );
+        assert_eq!(lines(&theirs).len(), 1000);
+    }
+}
+
+/// Point 3: `--to /dev/stdout` (stdout appended to a file) was written beside that file and
+/// renamed over it, destroying its lines; `--to - --to /dev/stdout` gave a pipe every row twice;
+/// `--json` with a path that is stdout mixed the data into the document. A path that is not a
+/// regular file is written directly (`/dev/stdout`: through fd 1 itself), and one that is stdout
+/// is refused with `-` or `--json`, as `-` given twice or with `--json` is.
+#[test]
+fn a_destination_that_is_stdout_is_written_in_place_and_only_once() {
+    let c = clusters();
+    let src = source(c);
+    let url = c.source.url(&src);
+    let dir = TempDir::new("stdout");
+    let app = dir.path("app.txt");
+    fs::write(&app, "line 1\nline 2\n").unwrap();
+    for name in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+        let log = fs::OpenOptions::new().append(true).open(&app).unwrap();
+        let out = copyman()
+            .args(["table", "t", "--from", &url, "--to", name, "-q"])
+            .stdout(log)
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+    }
+    let written = lines(&app);
+    assert_eq!(&written[..2], ["line 1", "line 2"], "the file's lines stay");
+    assert_eq!(written.len(), 2 + 3 * 1000);
+    assert_eq!(written[2], "1\tv1");
+    assert_eq!(dir.list(), vec!["app.txt"], "no temporary file");
+
+    // Stdout given twice (a pipe here), one way or another.
+    for name in ["/dev/stdout", "/dev/fd/1"] {
+        let out = run(&["table", "t", "--from", &url, "--to", "-", "--to", name]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "destinations 1 (-) and 2 ({name}) are both stdout: give it once"
+            )),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "nothing written");
+    }
+    // `--json` prints on stdout: not with a path that is stdout.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &url,
+        "--to",
+        "/dev/stdout",
+        "--json",
+    ]);
+    assert_exit(&out, 2);
+    let doc = json(&out);
+    assert_eq!(doc["status"], "failed");
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot go with --to /dev/stdout, which is stdout"),
+        "{doc}"
+    );
+    // `/dev/null` is not stdout here: fine with `--json`.
+    let out = run(&["table", "t", "--from", &url, "--to", "/dev/null", "--json"]);
+    assert_exit(&out, 0);
+}
+
+/// Point 4: with stdout closed, `--to -` exited 0 "committed" while the data went nowhere (and
+/// with stdin closed, `--from -` read nothing). Both are refused at once, before connecting; a
+/// run that does not need them still works with fds 0, 1 and 2 closed.
+#[test]
+fn a_closed_stdout_or_stdin_is_refused_before_connecting() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let url = c.source.url(&src);
+    let dest = c.dest[0].url(&d1);
+
+    let out = via_sh(
+        r#"exec "$0" "$@" >&-"#,
+        &["table", "t", "--from", &url, "--to", "-", "-v"],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--to -: stdout is closed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!connected(&out));
+
+    let out = via_sh(
+        r#"exec "$0" "$@" <&-"#,
+        &["table", "t", "--from", "-", "--to", &dest, "-v"],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--from -: stdin is closed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!connected(&out));
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // The same descriptors by their names.
+    for (redirect, from, to, said) in [
+        (
+            ">&-",
+            url.as_str(),
+            "/dev/stdout",
+            "--to /dev/stdout: stdout is closed",
+        ),
+        (
+            "<&-",
+            "/dev/stdin",
+            dest.as_str(),
+            "--from /dev/stdin: stdin is closed",
+        ),
+    ] {
+        let out = via_sh(
+            &format!(r#"exec "$0" "$@" {redirect}"#),
+            &["table", "t", "--from", from, "--to", to, "-v"],
+        )
+        .output()
+        .unwrap();
+        assert_exit(&out, 2);
+        assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+        assert!(!connected(&out));
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // Nothing on stdin, stdout or stderr: a copy between servers still copies.
+    let out = via_sh(
+        r#"exec "$0" "$@" <&- >&- 2>&-"#,
+        &["table", "t", "--from", &url, "--to", &dest, "--json"],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.dest[0], &d1, "t"), digest(&c.source, &src, "t"));
+}
+
+/// Point 5: a 249-byte file name was refused ("File name too long"): the temporary name is
+/// longer than the target's. It stays within 255 bytes now (the copied part of the name is
+/// shortened, never in the middle of a character).
+#[test]
+fn a_long_file_name_is_written() {
+    let c = clusters();
+    let src = source(c);
+    let url = c.source.url(&src);
+    let dir = TempDir::new("long");
+    let ascii = format!("{}.txt", "n".repeat(245));
+    // 124 two-byte characters: 249 bytes.
+    let accented = format!("{}x", "é".repeat(124));
+    assert_eq!((ascii.len(), accented.len()), (249, 249));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &url,
+        "--to",
+        &dir.path(&ascii),
+        "--to",
+        &dir.path(&accented),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(lines(dir.path(&ascii)).len(), 1000);
+    assert_eq!(lines(dir.path(&accented)).len(), 1000);
+    let mut expected = vec![ascii, accented];
+    expected.sort();
+    assert_eq!(dir.list(), expected, "no temporary file left");
+}
+
+/// Point 6: a rename that fails after the copy succeeded (exit 4: a server committed before it)
+/// did not say where the complete data was. The temporary file is kept — it is the only complete
+/// copy of what the server got — and named.
+#[test]
+fn a_failed_rename_names_the_kept_temporary_file() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempDir::new("rename");
+    let target = dir.path("out.txt");
+    let url = c.source.url(&src);
+    let dest = c.dest[0].url(&d1);
+    let paused = Paused::start(
+        &["table", "t", "--from", &url, "--to", &dest, "--to", &target],
+        "committed:1",
+    );
+    // The target becomes a directory that is not empty: the rename onto it fails.
+    fs::create_dir(&target).unwrap();
+    fs::write(dir.0.join("out.txt/inside"), "x").unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    assert_eq!(digest(&c.dest[0], &d1, "t"), digest(&c.source, &src, "t"));
+    let temp = dir
+        .list()
+        .into_iter()
+        .find(|n| n.starts_with(".out.txt.copyman-"))
+        .expect("the temporary file is kept");
+    let temp = dir.path(&temp);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the complete copy is kept in {temp}")),
+        "{stderr}"
+    );
+    let kept = lines(&temp);
+    assert_eq!(kept.len(), 1000);
+    assert_eq!(kept[0], "1\tv1");
+}
+
+/// A bare word as `--to` is a file (psql would take it for a database name): written, and said
+/// with the way to name a database.
+#[test]
+fn a_bare_word_destination_is_a_file_and_said_so() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempDir::new("bare-word");
+    let out = copyman()
+        .current_dir(&dir.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            "mydb",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("--to mydb: written to the file ./mydb (a database is `dbname=mydb`)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(dir.list(), ["mydb"]);
+}

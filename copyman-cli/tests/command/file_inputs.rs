@@ -1,0 +1,718 @@
+//! What the start of an input file means: a header line naming the columns in another order
+//! than the COPY reads them is refused before anything is sent (it would load every value into
+//! the wrong column), a UTF-8 byte order mark is not loaded into the first value, a PGCOPY file
+//! without a format is read as binary and one that contradicts its format is refused — and the
+//! row counts are checked all the same. Real clusters, shared by the binary.
+
+use crate::common;
+
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use common::*;
+
+/// Two text columns: a header in another order loads without any error.
+const P: &str = "CREATE TABLE p (a text, b text);";
+/// An integer first: a byte order mark in its first value is 22P02.
+const T: &str = "CREATE TABLE t (a int, b text);";
+
+/// A file named `name` holding `data`.
+fn file(name: &str, data: &[u8]) -> TempPath {
+    let path = TempPath::new(name);
+    fs::write(&path.0, data).unwrap();
+    path
+}
+
+/// Runs `copyman ARGS` with `input` on its stdin.
+fn run_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = copyman()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A run that fails early closes its stdin: a broken pipe here is no failure.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// The rows of `table` on `cluster`'s `db`, as text, in order.
+fn rows(cluster: &copyman_testkit::Cluster, db: &str, query: &str) -> Vec<String> {
+    cluster
+        .connect(db)
+        .query(query, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+/// Nothing reached either destination: no row, no backend left in a COPY.
+#[track_caller]
+fn nothing_anywhere(c: &Clusters, dbs: &[String; 2], table: &str) {
+    for (cluster, db) in c.dest.iter().zip(dbs) {
+        assert_eq!(count(cluster, db, table), 0);
+        assert_eq!(copy_backends(cluster, db), 0);
+        assert!(prepared_xacts(cluster).is_empty());
+    }
+}
+
+#[test]
+fn swapped_csv_header_is_refused_before_anything_is_sent() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], P), database(&c.dest[1], P)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let data = b"b,a\nb1,a1\nb2,a2\n";
+    let csv = file("swapped.csv", data);
+
+    // table: the --header flag; the message names the file, the mismatch and --columns.
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        csv.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--header",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(csv.arg()), "{stderr}");
+    assert!(stderr.contains("header field 1 is \"b\""), "{stderr}");
+    assert!(stderr.contains("--columns b,a"), "{stderr}");
+    nothing_anywhere(c, &dbs, "p");
+
+    // A spreadsheet's header names the columns but for case and blanks: the same refusal
+    // (it was taken for free labels, every value loaded into the other column).
+    let spreadsheet = file("spreadsheet.csv", b"B , A\nb1,a1\n");
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        spreadsheet.arg(),
+        "--to",
+        &to1,
+        "--header",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("header field 1 is \"B \"") && stderr.contains("--columns b,a"),
+        "{stderr}"
+    );
+    nothing_anywhere(c, &dbs, "p");
+
+    // copy: HEADER in the --receive; the fix is the --receive with the header's columns.
+    let out = run(&[
+        "copy",
+        "--from",
+        csv.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY p FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"--receive "COPY p (b, a) FROM STDIN (FORMAT csv, HEADER)""#),
+        "{stderr}"
+    );
+    nothing_anywhere(c, &dbs, "p");
+
+    // The table spelled so that only the server reads it (`U&"\0070"` is p; and a quoted,
+    // schema-qualified name): checked all the same (the check read the name itself and let a
+    // U& name through, loading every value into the other column).
+    for receive in [
+        r#"COPY U&"\0070" FROM STDIN (FORMAT csv, HEADER)"#,
+        r#"COPY "public"."p" FROM STDIN (FORMAT csv, HEADER)"#,
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to1,
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("header field 1 is \"b\""),
+            "{receive}: {stderr}"
+        );
+        nothing_anywhere(c, &dbs, "p");
+    }
+
+    // From stdin: its first line is read before anything is sent, and refused the same way.
+    let out = run_with_stdin(
+        &[
+            "copy",
+            "--from",
+            "-",
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--receive",
+            "COPY p FROM STDIN WITH CSV HEADER",
+        ],
+        data,
+    );
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("stdin: header field 1"), "{stderr}");
+    nothing_anywhere(c, &dbs, "p");
+
+    // A header with fewer fields than the COPY reads that names a column.
+    let short = file("short.csv", b"a\na1\n");
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        short.arg(),
+        "--to",
+        &to1,
+        "--header",
+    ]);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("the header has 1 field"));
+    nothing_anywhere(c, &dbs, "p");
+
+    // A text-format header, tab-separated, in the columns of an explicit column list.
+    let tsv = file("swapped.tsv", b"a\tb\na1\tb1\n");
+    let out = run(&[
+        "copy",
+        "--from",
+        tsv.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY p (b, a) FROM STDIN (FORMAT text, HEADER)",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(r#"--receive "COPY p (a, b) FROM STDIN (FORMAT text, HEADER)""#),
+        "{}",
+        text(&out.stderr)
+    );
+    nothing_anywhere(c, &dbs, "p");
+}
+
+#[test]
+fn matching_header_and_free_labels_load_right() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], P), database(&c.dest[1], P)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let loaded = |i: usize| {
+        rows(
+            &c.dest[i],
+            &dbs[i],
+            "SELECT a || '/' || b FROM p ORDER BY a",
+        )
+    };
+
+    let matching = file("matching.csv", b"a,\"b\"\na1,b1\n");
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        matching.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(loaded(0), ["a1/b1"]);
+    assert_eq!(loaded(1), ["a1/b1"]);
+
+    // Labels that name no column load by position, as with psql.
+    let labels = file("labels.csv", b"Customer ID,Name\na2,b2\n");
+    let out = run(&[
+        "copy",
+        "--from",
+        labels.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--receive",
+        "COPY p FROM STDIN (FORMAT csv, HEADER true)",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(loaded(0), ["a1/b1", "a2/b2"]);
+    assert_eq!(loaded(1), ["a1/b1", "a2/b2"]);
+
+    // The header's own order, given as the fix says, loads each value into its column.
+    let swapped = file("swapped.csv", b"b,a\nb3,a3\n");
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        swapped.arg(),
+        "--to",
+        &to1,
+        "--header",
+        "--columns",
+        "b,a",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(loaded(0), ["a1/b1", "a2/b2", "a3/b3"]);
+}
+
+#[test]
+fn utf8_bom_is_not_loaded() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], T), database(&c.dest[1], P)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+
+    // An integer first column: the mark would be 22P02.
+    let tsv = file("bom.tsv", b"\xef\xbb\xbf1\tone\n2\ttwo\n");
+    let out = run(&["table", "t", "--from", tsv.arg(), "--to", &to1, "--json"]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["source"]["rows"], 2);
+    assert_eq!(
+        rows(&c.dest[0], &dbs[0], "SELECT a || b FROM t ORDER BY a"),
+        ["1one", "2two"]
+    );
+
+    // A text first column: the value has no invisible mark; the header line after a mark is
+    // read as the header (and checked), from stdin too.
+    let data = b"\xef\xbb\xbfa,b\nfirst,x\n";
+    let out = run_with_stdin(
+        &[
+            "copy",
+            "--from",
+            "-",
+            "--to",
+            &to2,
+            "--receive",
+            "COPY p FROM STDIN (FORMAT csv, HEADER)",
+            "--json",
+        ],
+        data,
+    );
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["source"]["rows"], 1);
+    assert_eq!(
+        rows(&c.dest[1], &dbs[1], "SELECT a FROM p WHERE a = 'first'"),
+        ["first"]
+    );
+    let swapped = b"\xef\xbb\xbfb,a\nfirst,x\n";
+    let out = run_with_stdin(
+        &[
+            "copy",
+            "--from",
+            "-",
+            "--to",
+            &to2,
+            "--receive",
+            "COPY p FROM STDIN (FORMAT csv, HEADER)",
+        ],
+        swapped,
+    );
+    assert_exit(&out, 2);
+    assert_eq!(count(&c.dest[1], &dbs[1], "p"), 1);
+
+    // In another encoding the bytes are characters: LATIN1 loads them as they are.
+    let latin1 = file("latin1.tsv", b"\xef\xbb\xbfz\n");
+    let db = database(&c.dest[1], "CREATE TABLE s (v text);");
+    let out = run(&[
+        "table",
+        "s",
+        "--from",
+        latin1.arg(),
+        "--to",
+        &c.dest[1].conninfo(&db),
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(&c.dest[1], &db, "SELECT v FROM s"),
+        ["\u{ef}\u{bb}\u{bf}z"]
+    );
+}
+
+/// `t`'s rows 1..=`n` as a PGCOPY file, as the source server writes them, and the source's
+/// database that holds them.
+fn pgcopy(c: &Clusters, n: i32) -> (Vec<u8>, String) {
+    let db = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, {n}) g;"),
+    );
+    let mut data = Vec::new();
+    let mut client = c.source.connect(&db);
+    let mut reader = client.copy_out("COPY t TO STDOUT (FORMAT binary)").unwrap();
+    std::io::Read::read_to_end(&mut reader, &mut data).unwrap();
+    (data, db)
+}
+
+#[test]
+fn pgcopy_file_without_a_format_is_read_as_binary() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], T), database(&c.dest[1], T)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let (data, source) = pgcopy(c, 100);
+    let expected = digest(&c.source, &source, "t");
+    // Any name: even a `.csv` one is only a guess.
+    for name in ["rows.dat", "rows.csv"] {
+        let bin = file(name, &data);
+        let out = run(&[
+            "table",
+            "t",
+            "--from",
+            bin.arg(),
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--truncate",
+            "--json",
+        ]);
+        assert_exit(&out, 0);
+        let report = json(&out);
+        assert_eq!(report["format"], "binary", "{name}");
+        assert_eq!(report["source"]["rows"], 100, "{name}");
+        for (cluster, db) in c.dest.iter().zip(&dbs) {
+            assert_eq!(digest(cluster, db, "t"), expected, "{name}");
+        }
+    }
+}
+
+#[test]
+fn pgcopy_file_read_as_text_is_refused_and_text_read_as_binary_too() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], T), database(&c.dest[1], T)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let bin = file("rows.dat", &pgcopy(c, 10).0);
+
+    for args in [
+        vec![
+            "table",
+            "t",
+            "--from",
+            bin.arg(),
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--format",
+            "text",
+        ],
+        vec!["table", "t", "--from", bin.arg(), "--to", &to1, "--header"],
+        vec![
+            "copy",
+            "--from",
+            bin.arg(),
+            "--to",
+            &to1,
+            "--receive",
+            "COPY t FROM STDIN",
+        ],
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(bin.arg()), "{stderr}");
+        assert!(stderr.contains("is binary COPY data"), "{stderr}");
+        nothing_anywhere(c, &dbs, "t");
+    }
+
+    // A text file given as binary: refused in words, before the server's 22P04.
+    let tsv = file("rows.tsv", b"1\tone\n");
+    for args in [
+        vec![
+            "table",
+            "t",
+            "--from",
+            tsv.arg(),
+            "--to",
+            &to1,
+            "--format",
+            "binary",
+        ],
+        vec![
+            "copy",
+            "--from",
+            tsv.arg(),
+            "--to",
+            &to1,
+            "--receive",
+            "COPY t FROM STDIN (FORMAT binary)",
+        ],
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("PGCOPY signature, and this file does not"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("22P04"), "{stderr}");
+        nothing_anywhere(c, &dbs, "t");
+    }
+}
+
+#[test]
+fn row_counts_are_still_checked() {
+    let c = clusters();
+    // A trigger drops the rows of odd `a` without an error.
+    let dropping = format!(
+        "{T}
+         CREATE FUNCTION drop_odd() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.a % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_odd BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_odd();"
+    );
+    let db = database(&c.dest[0], &dropping);
+    let to = c.dest[0].conninfo(&db);
+    // A byte order mark and a header, and a PGCOPY file read as binary: counted all the same.
+    let csv = file("counted.csv", b"\xef\xbb\xbfa,b\n1,one\n2,two\n");
+    let bin = file("counted.dat", &pgcopy(c, 10).0);
+    // A statement's own ENCODING, even UTF8, is read in it: counted too (it was not).
+    let receive = "COPY t FROM STDIN (FORMAT csv, HEADER, ENCODING 'UTF8')";
+    for args in [
+        vec!["table", "t", "--from", csv.arg(), "--to", &to, "--header"],
+        vec!["table", "t", "--from", bin.arg(), "--to", &to],
+        vec![
+            "copy",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ],
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("row count mismatch"), "{stderr}");
+        assert_eq!(count(&c.dest[0], &db, "t"), 0);
+    }
+}
+
+#[test]
+fn stdin_start_split_across_writes_is_read_whole() {
+    let c = clusters();
+    let db = database(&c.dest[0], P);
+    let to = c.dest[0].conninfo(&db);
+    let receive = "COPY p FROM STDIN (FORMAT csv, HEADER)";
+    // The byte order mark cut in two, then the header cut before its line end: the start is
+    // read on until it is whole, and every byte read reaches the copy.
+    let pieces: [&[u8]; 3] = [b"\xef\xbb", b"\xbfb,", b"a\nb1,a1\n"];
+    let run_in_pieces = |pieces: [&'static [u8]; 3]| {
+        let mut child = copyman()
+            .args(["copy", "--from", "-", "--to", &to, "--receive", receive])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn copyman");
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            for piece in pieces {
+                // A run that fails early closes its stdin: a broken pipe is no failure.
+                if stdin.write_all(piece).and_then(|()| stdin.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        out
+    };
+    let out = run_in_pieces(pieces);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("stdin: header field 1 is \"b\""));
+    assert_eq!(count(&c.dest[0], &db, "p"), 0);
+
+    let out = run_in_pieces([b"\xef\xbb", b"\xbfa,", b"b\na1,b1\na2,b2\n"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(&c.dest[0], &db, "SELECT a || '/' || b FROM p ORDER BY a"),
+        ["a1/b1", "a2/b2"]
+    );
+}
+
+/// A first line that names the columns, given without `--header` (or HEADER in the
+/// `--receive`): a header, which was loaded as a row without a word (or failed with 22P02 on a
+/// typed column, the way out unsaid). Refused before anything is sent, saying so; columns named
+/// in the command load it as the row it then is.
+#[test]
+fn a_header_given_as_data_is_refused_with_the_way_to_skip_it() {
+    let c = clusters();
+    let dbs = [database(&c.dest[0], P), database(&c.dest[1], T)];
+    let (to_p, to_t) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let text_file = file("named.txt", b"a\tb\nx\ty\n");
+    let csv_file = file("named.csv", b"A,b\n1,one\n");
+    let receive = "COPY t FROM STDIN (FORMAT csv)";
+    let refusals: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["table", "p", "--from", text_file.arg(), "--to", &to_p],
+            "tail -n +2 ",
+        ),
+        (
+            vec!["table", "t", "--from", csv_file.arg(), "--to", &to_t],
+            "give --header",
+        ),
+        (
+            vec![
+                "copy",
+                "--from",
+                csv_file.arg(),
+                "--to",
+                &to_t,
+                "--receive",
+                receive,
+            ],
+            "add HEADER to the --receive",
+        ),
+    ];
+    for (args, hint) in refusals {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("names the columns: a header, which would be loaded as a row")
+                && stderr.contains(hint),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dbs[0], "p"), 0);
+    assert_eq!(count(&c.dest[1], &dbs[1], "t"), 0);
+    // Skipped as a header, or loaded as a row when the columns are named.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to_t,
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &dbs[1], "t"), 1);
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        text_file.arg(),
+        "--to",
+        &to_p,
+        "--columns",
+        "a,b",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dbs[0], "p"), 2);
+    let with_header = "COPY t FROM STDIN (FORMAT csv, HEADER)";
+    let out = run(&[
+        "copy",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to_t,
+        "--receive",
+        with_header,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &dbs[1], "t"), 2);
+}
+
+/// Text data in a file named *.csv: `table` guesses CSV by the name, and a first line of one
+/// field with tabs in it, for several columns, is refused with the way to read it (CSV would
+/// load NULLs and escapes as other values); `copy` writing text into a *.csv file says so.
+#[test]
+fn text_data_in_a_csv_named_file_is_told() {
+    let c = clusters();
+    let db = database(&c.dest[0], P);
+    let to = c.dest[0].conninfo(&db);
+    let misnamed = file("text-data.csv", b"x\t\\N\ny\tz\n");
+    let out = run(&["table", "p", "--from", misnamed.arg(), "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("give --format text"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &db, "p"), 0);
+    let out = run(&[
+        "table",
+        "p",
+        "--from",
+        misnamed.arg(),
+        "--to",
+        &to,
+        "--format",
+        "text",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&c.dest[0], &db, "(SELECT 1 FROM p WHERE b IS NULL)"),
+        1
+    );
+    // Written so by copy mode: said.
+    let src = database(&c.source, &format!("{P} INSERT INTO p VALUES ('a', NULL);"));
+    let out_file = TempPath::new("written.csv");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY p TO STDOUT",
+        "--to",
+        out_file.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("written in FORMAT text (the --send's), not CSV"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `--header` given for a file whose first line is data (it names no column): skipped, as
+/// asked, and said, with the line (it was skipped without a word, one row fewer, exit 0).
+#[test]
+fn a_header_that_names_no_column_is_said() {
+    let c = clusters();
+    let db = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&db);
+    let data = file("no-header.csv", b"1,Ann\n2,Bob\n");
+    let out = run(&["table", "t", "--from", data.arg(), "--to", &to, "--header"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("its header (1, Ann) names no column: it is skipped as a header"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &db, "t"), 1);
+    // The same from copy mode's HEADER (it was skipped without a word there).
+    let out = run(&[
+        "copy",
+        "--from",
+        data.arg(),
+        "--to",
+        &to,
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("its header (1, Ann) names no column"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,448 @@
+//! Files and stdin as the source of a copy: their rows are counted as they stream and each
+//! destination's count is checked against them; a stdin source whose destinations all failed
+//! ends the run at once; and the `\.` check reads client-only multibyte encodings (SJIS, …) as
+//! the server does. Real clusters, shared by the binary.
+
+use crate::common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::process::Stdio;
+
+use common::*;
+
+const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+
+/// `t` with a trigger that drops the rows of odd ids (`RETURN NULL`): half the rows vanish
+/// without an error.
+fn drop_odd_table() -> String {
+    format!(
+        "{T}
+         CREATE FUNCTION drop_odd() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 1 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_odd BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_odd();"
+    )
+}
+
+/// `rows` text-format rows of `t`.
+fn text_rows(rows: u64) -> String {
+    let mut data = String::new();
+    for i in 1..=rows {
+        writeln!(data, "{i}\trow {i}").unwrap();
+    }
+    data
+}
+
+/// Runs `copyman ARGS` with `input` on its stdin.
+fn run_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = copyman()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        // A run that fails early closes its stdin: a broken pipe here is no failure.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("copyman output");
+    writer.join().unwrap();
+    out
+}
+
+/// Asserts that a run failed on the row count and that nothing is left on `db`.
+#[track_caller]
+fn assert_count_mismatch(out: &std::process::Output, cluster: &copyman_testkit::Cluster, db: &str) {
+    assert_exit(out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("row count mismatch") && stderr.contains("stored 500"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("copied 500"), "{stderr}");
+    assert_eq!(count(cluster, db, "t"), 0, "nothing committed");
+    assert_eq!(copy_backends(cluster, db), 0);
+    assert!(prepared_xacts(cluster).is_empty());
+}
+
+// Point 1: a file or stdin gave the manager no row count, so a destination whose trigger dropped
+// half the rows "copied 500 rows" and exited 0.
+
+#[test]
+fn file_and_stdin_rows_are_counted_so_dropped_rows_fail_the_copy() {
+    let c = clusters();
+    let dest = &c.dest[0];
+    let db = database(dest, &drop_odd_table());
+    let to = dest.conninfo(&db);
+    let data = text_rows(1000);
+
+    // A text file.
+    let file = TempPath::new("dropped.txt");
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &to]);
+    assert_count_mismatch(&out, dest, &db);
+
+    // Stdin.
+    let out = run_with_stdin(&["table", "t", "--from", "-", "--to", &to], data.as_bytes());
+    assert_count_mismatch(&out, dest, &db);
+
+    // CSV with a header and values that hold line ends (quoted): 1000 rows, not 1002 lines.
+    let mut csv = String::from("id,v\n");
+    for i in 1..=1000 {
+        if i % 100 == 0 {
+            writeln!(csv, "{i},\"two\nlines, \"\"quoted\"\"\"").unwrap();
+        } else {
+            writeln!(csv, "{i},row {i}").unwrap();
+        }
+    }
+    let csv_file = TempPath::new("dropped.csv");
+    fs::write(&csv_file.0, &csv).unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to,
+        "--header",
+    ]);
+    assert_count_mismatch(&out, dest, &db);
+
+    // Binary: its tuples are counted.
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;"),
+    );
+    let bin = TempPath::new("dropped.bin");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        bin.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--format",
+        "binary",
+    ]);
+    assert_count_mismatch(&out, dest, &db);
+
+    // --allow-count-mismatch accepts it, saying so.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to,
+        "--allow-count-mismatch",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(dest, &db, "t"), 500);
+
+    // Without a trigger, every count matches: text, CSV with its quoted line ends, stdin.
+    let plain = database(&c.dest[1], T);
+    let to_plain = c.dest[1].conninfo(&plain);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        csv_file.arg(),
+        "--to",
+        &to_plain,
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("copied 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &plain, "t"), 1000);
+}
+
+// Point 3: a stdin source whose destinations all rejected row 1 waited for more stdin (for ever,
+// with a pipe that stays open), saying "nothing has moved" about destinations that had failed.
+
+#[test]
+fn stdin_source_ends_when_every_destination_failed_while_stdin_stays_open() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    for extra in [None, Some("--keep-going")] {
+        let mut args = vec!["table", "t", "--from", "-", "--to", &to1, "--to", &to2];
+        args.extend(extra);
+        let mut child = copyman()
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn copyman");
+        // Row 1 is bad for both destinations; the pipe stays open (this test holds its end).
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"bad\ta\n").unwrap();
+        stdin.flush().unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(120) {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let ended_while_open = status.is_some();
+        if !ended_while_open {
+            child.kill().unwrap();
+        }
+        // Only now does the pipe close.
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            ended_while_open,
+            "{extra:?}: copyman waited for stdin after every destination failed\n{stderr}"
+        );
+        assert_eq!(status.unwrap().code(), Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains("22P02"), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("nothing has moved"), "{extra:?}: {stderr}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+        assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+        assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+    }
+
+    // One destination failing, without --keep-going, ends it too.
+    let good = database(&c.dest[1], "CREATE TABLE t (id text, v text);");
+    let to_good = c.dest[1].conninfo(&good);
+    let mut child = copyman()
+        .args(["table", "t", "--from", "-", "--to", &to1, "--to", &to_good])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn copyman");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"bad\ta\n").unwrap();
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &good, "t"), 0, "the other rolled back");
+    assert_eq!(copy_backends(&c.dest[1], &good), 0);
+}
+
+// Point 2: the `\.` check read client encodings whose multibyte characters can end in 0x5C (a
+// backslash) byte by byte, where the server steps over whole characters: a real marker after
+// such a character was missed (rows lost, exit 0), and valid data was refused.
+
+const X2: &str = "CREATE TABLE x2 (id int, v text);";
+
+/// What PostgreSQL itself loads from `data` sent by a plain `COPY x2 FROM STDIN` in
+/// `client_encoding` `encoding`: the reference. Its rows, and the database it loaded them into.
+fn server_loads(c: &Clusters, encoding: &str, data: &[u8]) -> (u64, String) {
+    let db = database(&c.dest[1], X2);
+    let mut client = c.dest[1].connect(&db);
+    client
+        .batch_execute(&format!("SET client_encoding = '{encoding}'"))
+        .unwrap();
+    let mut writer = client.copy_in("COPY x2 FROM STDIN").unwrap();
+    writer.write_all(data).unwrap();
+    (writer.finish().unwrap(), db)
+}
+
+#[test]
+fn client_only_multibyte_encodings_are_read_as_the_server_reads_them() {
+    let c = clusters();
+    let dest = &c.dest[0];
+    // Each encoding with a valid two-byte character whose second byte is 0x5C.
+    let encodings: [(&str, &[u8]); 4] = [
+        ("SJIS", b"\x95\x5c"),
+        ("BIG5", b"\xa5\x5c"),
+        ("GBK", b"\x81\x5c"),
+        ("GB18030", b"\x81\x5c"),
+    ];
+    for (encoding, ch) in encodings {
+        // The character, then a real `\.`: the server ends the data there (rows 2 and 3 lost).
+        let mut lost = b"1\tx".to_vec();
+        lost.extend_from_slice(ch);
+        lost.extend_from_slice(b"\\.\n2\tb\n3\tc\n");
+        assert_eq!(server_loads(c, encoding, &lost).0, 1, "{encoding}");
+        // The character, then a dot: data (its 0x5C escapes nothing), three rows.
+        let mut valid = b"1\t".to_vec();
+        valid.extend_from_slice(ch);
+        valid.extend_from_slice(b".\n2\tb\n3\tc\n");
+        let (rows, reference) = server_loads(c, encoding, &valid);
+        assert_eq!(rows, 3, "{encoding}");
+
+        let db = database(dest, X2);
+        let to = dest.conninfo(&db);
+        let file = TempPath::new("mb.txt");
+        fs::write(&file.0, &lost).unwrap();
+        let args = [
+            "table",
+            "x2",
+            "--from",
+            file.arg(),
+            "--to",
+            &to,
+            "--encoding",
+            encoding,
+        ];
+        let out = run(&args);
+        assert_exit(&out, 1);
+        assert!(
+            text(&out.stderr).contains("line 1 of") && text(&out.stderr).contains("ends in `\\.`"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(dest, &db, "x2"), 0, "{encoding}");
+
+        // The same encoding named by a copy's own statement is read in it alike (a statement
+        // with an ENCODING was not scanned: the rows after the `\.` were lost, exit 0).
+        let receive = format!("COPY x2 FROM STDIN (ENCODING '{encoding}')");
+        let copy_args = [
+            "copy",
+            "--from",
+            file.arg(),
+            "--to",
+            &to,
+            "--receive",
+            &receive,
+        ];
+        let out = run(&copy_args);
+        assert_exit(&out, 1);
+        assert!(
+            text(&out.stderr).contains("line 1 of") && text(&out.stderr).contains("ends in `\\.`"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(dest, &db, "x2"), 0, "{encoding}");
+
+        fs::write(&file.0, &valid).unwrap();
+        let out = run(&copy_args);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("copied 3 rows"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        c.dest[0].connect(&db).batch_execute("TRUNCATE x2").unwrap();
+        let out = run(&args);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("copied 3 rows"),
+            "{encoding}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            digest(dest, &db, "x2"),
+            digest(&c.dest[1], &reference, "x2"),
+            "{encoding}: what PostgreSQL loads itself"
+        );
+    }
+
+    // The encoding can come from the destination's connection string too, and stdin is read
+    // the same way.
+    let db = database(dest, X2);
+    let to = format!("{} client_encoding=SJIS", dest.conninfo(&db));
+    let out = run_with_stdin(
+        &["table", "x2", "--from", "-", "--to", &to],
+        b"1\t\x95\x5c.\n2\tb\n3\tc\n",
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(dest, &db, "x2"), 3);
+}
+
+/// `copy` mode reads its `--receive`'s options as the server does: a CSV file with a header and
+/// quoted line ends, loaded through `COPY … (FORMAT csv, HEADER)`, is counted too, so a trigger
+/// that drops rows fails the copy (it exited 0: CSV statements gave no count); a table named
+/// like an option (`header_log`) is only a name.
+#[test]
+fn copy_statements_with_csv_and_a_header_are_counted() {
+    let c = clusters();
+    let mut csv = String::from("id,v\n");
+    for i in 1..=1000 {
+        writeln!(csv, "{i},\"row\n{i}\"").unwrap();
+    }
+    let file = TempPath::new("counted.csv");
+    fs::write(&file.0, &csv).unwrap();
+    let d = database(&c.dest[0], &drop_odd_table());
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_count_mismatch(&out, &c.dest[0], &d);
+    // Without the trigger: every row, and the count agrees.
+    let d = database(
+        &c.dest[0],
+        &format!("{T} CREATE TABLE header_log (id int8, v text);"),
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--receive",
+        "COPY t FROM STDIN WITH CSV HEADER",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "t"), 1000);
+    let text = TempPath::new("counted.txt");
+    fs::write(&text.0, text_rows(10)).unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        text.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--receive",
+        "COPY header_log FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "header_log"), 10);
+}

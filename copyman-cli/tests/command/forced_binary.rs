@@ -1,0 +1,340 @@
+//! `--format binary` forced over columns of other types, against real clusters: binary COPY
+//! does not convert values, so a destination whose column has another type would read the
+//! source's bytes as its own type's — an `int4`'s four bytes are a valid `text` (`ABCD`), stored
+//! without an error. copyman refuses it before copying (one table: exit 2; a job: that
+//! destination's table), and a server that refuses the binary data itself gets the hint.
+
+use crate::common;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// The values of `v` on `db`, in `id` order, as text.
+fn values(cluster: &Cluster, db: &str, table: &str) -> Vec<String> {
+    cluster
+        .connect(db)
+        .query(&format!("SELECT v::text FROM {table} ORDER BY id"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn binary_forced_over_int4_into_text_is_refused_before_copying() {
+    let c = clusters();
+    // 1094861636 is 0x41424344: its binary form is the text "ABCD".
+    let src = database(
+        &c.source,
+        "CREATE TABLE n (id int4, v int4); INSERT INTO n VALUES (1, 1094861636), (2, 7);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE n (id int4, v text);");
+    let d2 = database(&c.dest[1], "CREATE TABLE n (id int4, v int4);");
+    let (from, to1, to2) = (c.source.url(&src), c.dest[0].url(&d1), c.dest[1].url(&d2));
+    for dry_run in [true, false] {
+        let mut args = vec![
+            "table", "n", "--from", &from, "--to", &to1, "--to", &to2, "--format", "binary",
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                r#"--format binary: column "v" is integer on the source but text on destination 1"#
+            ) && stderr.contains("--format text"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "n"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "n"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+    assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+
+    // Text converts each value: what the user wanted.
+    let out = run(&[
+        "table",
+        "n",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "text",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(values(&c.dest[0], &d1, "n"), ["1094861636", "7"]);
+}
+
+#[test]
+fn binary_forced_where_it_is_faithful_still_copies() {
+    let c = clusters();
+    // varchar and text share a binary form; a narrower numeric modifier is applied by the
+    // receiver as for text.
+    let src = database(
+        &c.source,
+        "CREATE TABLE f (id int4, v varchar(10), m numeric(12,2));
+         INSERT INTO f VALUES (1, 'abc', 12.5), (2, NULL, 3);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE f (id int4, v text, m numeric(10,2));",
+    );
+    let out = run(&[
+        "table",
+        "f",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "binary",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["format"], "binary");
+    assert_eq!(digest(&c.dest[0], &d1, "f"), digest(&c.source, &src, "f"));
+}
+
+#[test]
+fn binary_forced_over_oids_that_differ_is_refused_before_copying() {
+    let c = clusters();
+    // An array of enums carries the enum's OID, which the destination would check against its
+    // own and refuse: refused before any data, saying why.
+    let types = "CREATE TYPE mood AS ENUM ('sad', 'ok');";
+    let table = "CREATE TABLE w (id int8, v mood[]);";
+    let src = database(
+        &c.source,
+        &format!("{types}{table} INSERT INTO w VALUES (1, ARRAY['sad', 'ok']::mood[]);"),
+    );
+    let d1 = database(&c.dest[0], types);
+    let oid = |cluster: &Cluster, db: &str| -> u32 {
+        cluster
+            .connect(db)
+            .query_one("SELECT 'mood'::regtype::oid", &[])
+            .unwrap()
+            .get(0)
+    };
+    {
+        let dest = &mut c.dest[0].connect(&d1);
+        while oid(&c.dest[0], &d1) == oid(&c.source, &src) {
+            dest.batch_execute(&format!("DROP TYPE mood; {types}"))
+                .unwrap();
+        }
+        dest.batch_execute(table).unwrap();
+    }
+    let out = run(&[
+        "table",
+        "w",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"column "v" is of type mood[], whose binary form differs on destination 1"#
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "w"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+}
+
+#[test]
+fn binary_forced_over_a_type_the_server_refuses_gets_the_hint() {
+    let c = clusters();
+    // aclitem has no binary form: the same type on both sides, warned, then refused by the
+    // source's server (42883), and copyman says what to do.
+    let table = "CREATE TABLE g (id int8, v aclitem[]);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO g VALUES (1, ARRAY['postgres=r/postgres']::aclitem[]);"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let out = run(&[
+        "table",
+        "g",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: --format binary, but column \"v\" is of type aclitem[]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SQLSTATE"), "{stderr}");
+    assert!(
+        stderr.contains("hint:") && stderr.contains("--format text"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "g"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+}
+
+#[test]
+fn a_job_forced_to_binary_refuses_the_destination_that_would_misread() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int4, v int4); INSERT INTO a VALUES (1, 1094861636);
+         CREATE TABLE b (id int4, v int4); INSERT INTO b VALUES (1, 2);",
+    );
+    // Destination 1 has `a.v` as text; destination 2 matches everywhere.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int4, v text); CREATE TABLE b (id int4, v int4);",
+    );
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TABLE a (id int4, v int4); CREATE TABLE b (id int4, v int4);",
+    );
+    let out = run(&[
+        "table",
+        "--table",
+        "public.*",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--format",
+        "binary",
+        "--json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(r#"column "v" is integer on the source but text on destination 1"#),
+        "{stderr}"
+    );
+    // Never the misread value, on any destination.
+    assert_eq!(count(&c.dest[0], &d1, "a"), 0);
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        let stored = values(cluster, db, "a");
+        assert!(stored.iter().all(|v| v == "1094861636"), "{stored:?}");
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
+    // A PGCOPY file records no column types: loaded into other types it is read wrong without
+    // an error (as psql's \copy reads it). copyman cannot check it; it says what it reads it as.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE jf (id int8, v int4); INSERT INTO jf VALUES (5, 7);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE jf (id int8, v int4);");
+    let file = TempPath::new("jf.bin");
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        file.arg(),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].url(&d1),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is binary COPY data, which records no column types")
+            && stderr.contains(r#"("id" bigint, "v" integer)"#),
+        "{stderr}"
+    );
+    assert_eq!(digest(&c.dest[0], &d1, "jf"), digest(&c.source, &src, "jf"));
+    // Destinations whose types differ read the same bytes otherwise: each is named.
+    let d2 = database(&c.dest[1], "CREATE TABLE jf (id int8, v float4);");
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--truncate",
+        "--dry-run",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"("id" bigint, "v" integer) on destination 1"#)
+            && stderr.contains(r#"("id" bigint, "v" real) on destination 2"#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn binary_forced_over_a_range_of_another_subtype_is_refused() {
+    // A range of one name over int8 here and timestamp there: its bounds would be read as the
+    // other subtype's ([1000000,2000000) stored as timestamps in 2000), only warned before.
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TYPE rr AS RANGE (subtype = int8); CREATE TABLE r1 (v rr);
+         INSERT INTO r1 VALUES ('[1000000,2000000)');",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TYPE rr AS RANGE (subtype = timestamp); CREATE TABLE r1 (v rr);",
+    );
+    let out = run(&[
+        "table",
+        "r1",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"column "v" is of type rr, whose binary form differs on destination 1"#),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "r1"), 0);
+    // The same range on both sides is carried in binary, by default too.
+    let d2 = database(
+        &c.dest[1],
+        "CREATE TYPE rr AS RANGE (subtype = int8); CREATE TABLE r1 (v rr);",
+    );
+    let out = run(&[
+        "table",
+        "r1",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[1].url(&d2),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["format"], "binary");
+    assert_eq!(digest(&c.dest[1], &d2, "r1"), digest(&c.source, &src, "r1"));
+}

@@ -1,0 +1,644 @@
+//! A job's commit phase is never silent: a COMMIT that does not return is said (table,
+//! destination, backend, what it waits on), never cancelled; the reminder after a first signal
+//! names what it waits for; a second signal says what committed and what may have (and prints
+//! `--json`; under `--atomic`, that `copyman recover` finishes what is prepared); an interrupt
+//! during planning reads "interrupted", not "failed"; `--jobs` is capped to what the servers
+//! accept. Real clusters: the shared source and two destinations, a destination whose COMMITs
+//! wait for a synchronous standby that does not exist, one with `max_connections = 15`.
+
+use crate::common;
+
+use std::process::{Child, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use copyman_testkit::Cluster;
+use serde_json::Value;
+
+/// A cluster whose COMMITs wait for the synchronous standby "nosuch", in a database set so
+/// ([`stuck_db`]); everywhere else `synchronous_commit = local` (setup commits at once).
+fn syncrep() -> &'static Cluster {
+    static SYNC: OnceLock<Cluster> = OnceLock::new();
+    SYNC.get_or_init(|| {
+        Cluster::builder()
+            .setting("synchronous_standby_names", "nosuch")
+            .setting("synchronous_commit", "local")
+            .setting("max_prepared_transactions", "10")
+            .start()
+    })
+}
+
+const TABLES: &str = "CREATE TABLE t1 (id int8 PRIMARY KEY, v text);
+                      CREATE TABLE t2 (id int8 PRIMARY KEY, v text);";
+const FILL: &str = "INSERT INTO t1 SELECT g, 'one ' || g FROM generate_series(1, 500) g;
+                    INSERT INTO t2 SELECT g, 'two ' || g FROM generate_series(1, 300) g;";
+
+/// A database on [`syncrep`] whose sessions' COMMITs wait for the missing standby.
+fn stuck_db() -> String {
+    let db = database(syncrep(), TABLES);
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{db}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+    db
+}
+
+/// The databases of one test: source, destinations 1 and 3 on the shared clusters,
+/// destination 2 the stuck one.
+struct Setup {
+    src: String,
+    d1: String,
+    d2: String,
+    d3: String,
+    state: TempPath,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let c = clusters();
+        Self {
+            src: database(&c.source, &format!("{TABLES}{FILL}")),
+            d1: database(&c.dest[0], TABLES),
+            d2: stuck_db(),
+            d3: database(&c.dest[1], TABLES),
+            state: TempPath::new(name),
+        }
+    }
+
+    /// `copyman [pre] table t1 t2 --from S --to D1 --to D2 --to D3 --state X [extra]`, its
+    /// stderr read aside.
+    fn spawn(&self, pre: &[&str], extra: &[&str]) -> (Child, StderrLines) {
+        let c = clusters();
+        let mut child = copyman()
+            .args(pre)
+            .args(["table", "t1", "t2", "--from"])
+            .arg(c.source.conninfo(&self.src))
+            .arg("--to")
+            .arg(c.dest[0].conninfo(&self.d1))
+            .arg("--to")
+            .arg(syncrep().conninfo(&self.d2))
+            .arg("--to")
+            .arg(c.dest[1].conninfo(&self.d3))
+            .args(["--state", self.state.arg()])
+            .args(extra)
+            // Reminders every 3 s, not 10.
+            .env("COPYMAN_TEST_SAY_AFTER", "3")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = StderrLines::take(&mut child);
+        (child, stderr)
+    }
+
+    /// Rows of `table` on destinations 1, 2, 3.
+    fn counts(&self, table: &str) -> [i64; 3] {
+        let c = clusters();
+        [
+            count(&c.dest[0], &self.d1, table),
+            count(syncrep(), &self.d2, table),
+            count(&c.dest[1], &self.d3, table),
+        ]
+    }
+}
+
+/// The backends of `db` on [`syncrep`] waiting for the standby: (pid, query).
+fn sync_waiters(db: &str) -> Vec<(i32, String)> {
+    syncrep()
+        .connect("postgres")
+        .query(
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+             AND wait_event_type = 'IPC' AND wait_event = 'SyncRep'",
+            &[&db],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Waits (bounded) until `n` backends of `db` wait for the standby.
+fn wait_for_waiters(db: &str, n: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        let waiters = sync_waiters(db);
+        if waiters.len() >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never {n} backends waiting for the standby: {waiters:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Releases every COMMIT of `db` waiting for the standby (a cancel ends the wait: the
+/// transaction committed locally), until `stop`.
+fn release(db: String, stop: &'static AtomicBool) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut client = syncrep().connect("postgres");
+        while !stop.load(Ordering::SeqCst) {
+            client
+                .execute(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
+                     AND wait_event = 'SyncRep'",
+                    &[&db],
+                )
+                .unwrap();
+            thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Kills `child` if the test is still waiting for it after two minutes (a hang must fail the
+/// test, not stall the suite). Dropping the guard (the test's end) calls it off, so that the
+/// pid, reaped and perhaps reused by another test's process, is never killed.
+fn watchdog(pid: u32) -> Watchdog {
+    let off = std::sync::Arc::new(AtomicBool::new(false));
+    let called_off = std::sync::Arc::clone(&off);
+    thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
+            if called_off.load(Ordering::SeqCst) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        if !called_off.load(Ordering::SeqCst) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    });
+    Watchdog(off)
+}
+
+/// Calls a [`watchdog`] off when dropped.
+struct Watchdog(std::sync::Arc<AtomicBool>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads `stderr` until a line says destination 2's COMMIT waits (at least `secs` s); the line.
+fn commit_wait_line(stderr: &mut StderrLines, secs: u64) -> String {
+    loop {
+        let line = stderr.expect("'s COMMIT of table");
+        let waited: u64 = line
+            .split("waiting ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if waited >= secs {
+            return line;
+        }
+    }
+}
+
+fn record<'a>(report: &'a Value, table: &str, dest: usize) -> &'a Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["table"].as_str().unwrap().contains(table))
+        .nth(dest)
+        .unwrap_or_else(|| panic!("no record of {table} on destination {}: {report}", dest + 1))
+}
+
+// Point 1: a COMMIT that does not return is said, again and again, and never cancelled.
+
+#[test]
+fn job_commit_waiting_for_a_synchronous_standby_is_said_and_not_cancelled() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let s = Setup::new("commit-wait.state");
+    let (child, mut stderr) = s.spawn(&[], &["--stall-timeout", "2s", "--progress"]);
+    let _watchdog = watchdog(child.id());
+    let first = commit_wait_line(&mut stderr, 1);
+    assert!(
+        first.contains("copyman: waiting ")
+            && first.contains("for destination 2 (")
+            && first.contains("'s COMMIT of table \"public\".\"t")
+            && first.contains("waiting on IPC/SyncRep")
+            && first.contains("synchronous standby that is not there?")
+            && first.contains("not cancelled"),
+        "{first}"
+    );
+    let waiters = sync_waiters(&s.d2);
+    assert!(
+        waiters
+            .iter()
+            .any(|(pid, _)| first.contains(&format!("backend {pid} active"))),
+        "{first}\n{waiters:?}"
+    );
+    // Said again (every 3 s here), past --stall-timeout: the COMMITs are still there, not
+    // cancelled.
+    let again = commit_wait_line(&mut stderr, 4);
+    assert!(again.contains("for destination 2 ("), "{again}");
+    let waiters = sync_waiters(&s.d2);
+    assert_eq!(waiters.len(), 2, "{waiters:?}");
+    assert!(waiters.iter().all(|(_, q)| q == "COMMIT"), "{waiters:?}");
+    let releaser = release(s.d2.clone(), &STOP);
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    assert!(!rest.contains("failed"), "{rest}");
+    assert_eq!(s.counts("t1"), [500; 3]);
+    assert_eq!(s.counts("t2"), [300; 3]);
+}
+
+// Point 2: the reminder after a signal names what it waits for.
+
+#[test]
+fn job_signal_reminder_names_the_commit_it_waits_for() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let s = Setup::new("reminder.state");
+    let (child, mut stderr) = s.spawn(&[], &[]);
+    let _watchdog = watchdog(child.id());
+    commit_wait_line(&mut stderr, 1);
+    signal(&child, "INT");
+    let line = stderr.expect("still stopping");
+    let seen = stderr.seen().to_owned();
+    assert!(
+        line.contains("waiting for destination 2's COMMIT of \"public\".\"t")
+            && line.contains("(backend ")
+            && line.contains(", IPC SyncRep)"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("waiting for the servers to answer"),
+        "{line}"
+    );
+    let releaser = release(s.d2.clone(), &STOP);
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    // A COMMIT under way when the signal came finishes: both tables committed everywhere.
+    assert_eq!(out.status.code(), Some(0), "{seen}{rest}");
+    assert_eq!(s.counts("t1"), [500; 3]);
+    assert_eq!(s.counts("t2"), [300; 3]);
+}
+
+// Point 3: a second signal exits at once, saying what committed and what may have.
+
+#[test]
+fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let s = Setup::new("at-once.state");
+    let (child, mut stderr) = s.spawn(&["--json"], &[]);
+    let _watchdog = watchdog(child.id());
+    // Both tables' COMMITs wait on destination 2 (destination 1 committed both).
+    commit_wait_line(&mut stderr, 1);
+    wait_for_waiters(&s.d2, 2);
+    signal(&child, "INT");
+    stderr.expect("SIGINT received");
+    signal(&child, "INT");
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    // During the COMMITs: partial, as one table's run says it (README, exit status).
+    assert_exit(&out, 4);
+    assert!(rest.contains("exiting at once"), "{rest}");
+    let report = json(&out);
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert_eq!(report["exit_code"], 4, "{report}");
+    assert_eq!(report["exited_at_once"], true, "{report}");
+    for table in ["t1", "t2"] {
+        assert_eq!(record(&report, table, 0)["status"], "committed", "{report}");
+        assert_eq!(record(&report, table, 1)["status"], "in doubt", "{report}");
+        assert_eq!(
+            record(&report, table, 1)["unanswered"],
+            "COMMIT",
+            "{report}"
+        );
+        assert_eq!(
+            record(&report, table, 2)["status"],
+            "interrupted",
+            "{report}"
+        );
+    }
+    let summary = rest
+        .lines()
+        .find(|l| l.starts_with("copyman: exited at once: committed: "))
+        .unwrap_or_else(|| panic!("no summary:\n{rest}"));
+    assert!(
+        summary.contains("\"public\".\"t1\" on destination 1")
+            && summary.contains("\"public\".\"t2\" on destination 1"),
+        "{summary}"
+    );
+    let doubt = summary.split("in doubt").nth(1).unwrap();
+    assert!(
+        doubt.contains("\"public\".\"t1\" on destination 2")
+            && doubt.contains("\"public\".\"t2\" on destination 2"),
+        "{summary}"
+    );
+    assert!(!rest.contains("nothing committed"), "{rest}");
+    // As said: destination 1 committed; destination 2's COMMITs go through once released;
+    // destination 3's open transactions were rolled back by its server.
+    let releaser = release(s.d2.clone(), &STOP);
+    while !sync_waiters(&s.d2).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    assert_eq!(settle_backends(syncrep(), &s.d2), Vec::<String>::new());
+    assert_eq!(
+        settle_backends(&clusters().dest[1], &s.d3),
+        Vec::<String>::new()
+    );
+    assert_eq!(s.counts("t1"), [500, 500, 0]);
+    assert_eq!(s.counts("t2"), [300, 300, 0]);
+}
+
+#[test]
+fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes_it() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let d2 = stuck_db();
+    let state = TempPath::new("atomic-at-once.state");
+    let log = TempPath::new("atomic-at-once.log");
+    let to = syncrep().conninfo(&d2);
+    let mut child = copyman()
+        .args(["--json", "table", "t1", "t2", "--atomic", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args([
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--decision-log",
+            log.arg(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _watchdog = watchdog(child.id());
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("'s PREPARE TRANSACTION of table");
+    assert!(line.contains("waiting on IPC/SyncRep"), "{line}");
+    wait_for_waiters(&d2, 2);
+    signal(&child, "INT");
+    stderr.expect("SIGINT received");
+    signal(&child, "INT");
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    // PREPAREs sent: partial (copyman recover finishes them), as one table's run says it.
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["exited_at_once"], true, "{report}");
+    for table in ["t1", "t2"] {
+        let r = record(&report, table, 0);
+        assert_eq!(r["status"], "in doubt", "{report}");
+        assert!(
+            r["unanswered"]
+                .as_str()
+                .unwrap()
+                .starts_with("PREPARE TRANSACTION '"),
+            "{report}"
+        );
+        assert!(
+            r["note"].as_str().unwrap().contains("copyman recover"),
+            "{report}"
+        );
+    }
+    assert!(
+        rest.contains("copyman recover finishes what is prepared"),
+        "{rest}"
+    );
+    // Released, the PREPAREs complete: prepared, never decided; recover rolls them back.
+    let releaser = release(d2.clone(), &STOP);
+    while !sync_waiters(&d2).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    assert_eq!(settle_backends(syncrep(), &d2), Vec::<String>::new());
+    assert_eq!(prepared_xacts(syncrep()).len(), 2);
+    // (recover's own ROLLBACK PREPARED would wait for the standby as well.)
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d2}\" SET synchronous_commit = local"
+        ))
+        .unwrap();
+    let out = copyman()
+        .args(["recover", "--to", &to, "--decision-log", log.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(prepared_xacts(syncrep()), Vec::<String>::new());
+    assert_eq!(count(syncrep(), &d2, "t1"), 0);
+    assert_eq!(count(syncrep(), &d2, "t2"), 0);
+}
+
+// Point 4: an interrupt during planning reads "interrupted", not "failed".
+
+#[test]
+fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let d1 = database(&c.dest[0], TABLES);
+    let d2 = database(&c.dest[1], TABLES);
+    let state = TempPath::new("plan-sigint.state");
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t1 IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = copyman()
+        .args(["--json", "table", "t1", "t2", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--to")
+        .arg(c.dest[1].conninfo(&d2))
+        .args(["--state", state.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _watchdog = watchdog(child.id());
+    let mut stderr = StderrLines::take(&mut child);
+    let seen = stderr.expect("waiting for lock on destination 1 (");
+    signal(&child, "INT");
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    drop(holder);
+    assert_exit(&out, 130);
+    assert!(seen.contains("while planning the job"), "{seen}");
+    let report = json(&out);
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert_eq!(report["stopped"], Value::Null, "{report}");
+    // Destination 1's lookup waited for the lock and was cancelled: interrupted. Destination
+    // 2's (no lock there) was cancelled too or not reached: interrupted or not started, never
+    // failed.
+    let t1 = record(&report, "t1", 0);
+    assert_eq!(t1["status"], "interrupted", "{report}");
+    assert_eq!(t1["error"]["sqlstate"], Value::Null, "{report}");
+    let t1 = record(&report, "t1", 1);
+    assert!(
+        t1["status"] == "interrupted" || t1["status"] == "not started",
+        "{report}"
+    );
+    assert_eq!(t1["error"]["sqlstate"], Value::Null, "{report}");
+    for dest in 0..2 {
+        assert_eq!(
+            record(&report, "t2", dest)["status"],
+            "not started",
+            "{report}"
+        );
+    }
+    assert!(
+        !rest.contains("57014") && !rest.contains(": failed"),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("): interrupted: interrupted by SIGINT"),
+        "{rest}"
+    );
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(count(cluster, db, "t1"), 0);
+        assert_eq!(count(cluster, db, "t2"), 0);
+        assert_eq!(settle_backends(cluster, db), Vec::<String>::new());
+    }
+}
+
+// Point 5: --jobs within what the servers accept.
+
+#[test]
+fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
+    let c = clusters();
+    let tight = Cluster::builder().setting("max_connections", "15").start();
+    let schema: String = (1..=20)
+        .map(|i| format!("CREATE TABLE m{i} (id int8 PRIMARY KEY, v text);"))
+        .collect();
+    let fill: String = (1..=20)
+        .map(|i| {
+            format!("INSERT INTO m{i} SELECT g, repeat('m', 100) FROM generate_series(1, 1000) g;")
+        })
+        .collect();
+    let src = database(&c.source, &format!("{schema}{fill}"));
+    let d1 = database(&tight, &schema);
+    let state = TempPath::new("max-connections.state");
+    let job = |extra: &[&str]| {
+        copyman()
+            .args(["--json", "table", "--table", "m*", "--from"])
+            .arg(c.source.conninfo(&src))
+            .arg("--to")
+            .arg(tight.conninfo(&d1))
+            // Slowly (all at once, ~2 s): every worker holds its connections together.
+            .args(["--state", state.arg(), "--jobs", "20", "--max-rate", "1M"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // 20 workers would need 21 connections (one each and the watch's) where 15 are allowed:
+    // capped, said, and every table copied.
+    let out = job(&[]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("--jobs 20 needs up to 21 connections there"))
+        .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
+    assert!(
+        warning.contains("destination 1 (")
+            && warning.contains("more connections now (max_connections 15)")
+            && warning.contains("at a time (--jobs 1"),
+        "{warning}"
+    );
+    assert!(!stderr.contains("too many clients"), "{stderr}");
+    for i in 1..=20 {
+        assert_eq!(count(&tight, &d1, &format!("m{i}")), 1000);
+    }
+    // With 14 of its 15 connections taken, not even one worker fits (its session and the
+    // watch's): refused before copying.
+    let held: Vec<postgres::Client> = (0..14).map(|_| tight.connect("postgres")).collect();
+    let out = job(&["--resume"]);
+    drop(held);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destination 1 (")
+            && stderr.contains(" now (max_connections 15): a job needs 2 there even with --jobs 1"),
+        "{stderr}"
+    );
+}
+
+/// A role that is not superuser sees other roles' sessions in `pg_stat_activity` without their
+/// backend type: the cap counted only its own (25 connections held by others counted as none),
+/// and the job failed with 53300 (exit 1). Nor did it count the role's `CONNECTION LIMIT`. Both
+/// cap `--jobs` now, said, and every table is copied.
+#[test]
+fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_limit() {
+    let c = clusters();
+    let tight = Cluster::builder().setting("max_connections", "15").start();
+    let schema: String = (1..=8)
+        .map(|i| format!("CREATE TABLE m{i} (id int8 PRIMARY KEY, v text);"))
+        .collect();
+    let fill: String = (1..=8)
+        .map(|i| format!("INSERT INTO m{i} SELECT g, 'm' FROM generate_series(1, 500) g;"))
+        .collect();
+    let src = database(&c.source, &format!("{schema}{fill}"));
+    let d1 = database(&tight, &schema);
+    let role = format!("app_{d1}");
+    let mut admin = tight.connect(&d1);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT EXECUTE ON FUNCTION pg_control_system() TO {role};"
+        ))
+        .unwrap();
+    let to = format!(
+        "host=127.0.0.1 port={} user={role} dbname={d1}",
+        tight.port()
+    );
+    let state = TempPath::new("not-superuser.state");
+    let job = || {
+        let mut admin = tight.connect(&d1);
+        for i in 1..=8 {
+            admin.batch_execute(&format!("TRUNCATE m{i}")).unwrap();
+        }
+        drop(admin);
+        let _ = std::fs::remove_file(&state.0);
+        copyman()
+            .args(["table", "--table", "m*", "--from"])
+            .arg(c.source.conninfo(&src))
+            .args(["--to", &to, "--state", state.arg(), "--jobs", "8"])
+            .output()
+            .unwrap()
+    };
+    let copied = |out: &std::process::Output| {
+        assert_exit(out, 0);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--jobs 8 needs up to 9 connections there"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("53300"), "{stderr}");
+        for i in 1..=8 {
+            assert_eq!(count(&tight, &d1, &format!("m{i}")), 500);
+        }
+    };
+    // Eight of the 12 connections a role that is not superuser may have are held by another.
+    let held: Vec<postgres::Client> = (0..8).map(|_| tight.connect("postgres")).collect();
+    copied(&job());
+    drop(held);
+    // The role may have three connections.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 3"))
+        .unwrap();
+    copied(&job());
+}

@@ -1,0 +1,787 @@
+//! `copyman table` jobs under faults, end to end: the command's exit status, its report, and
+//! what it leaves on the servers.
+
+use crate::common;
+use common::*;
+
+#[test]
+fn job_planning_under_a_lock_on_one_destination_keeps_going_and_cancels_its_lookup() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(&c.dest[1], schema);
+    // Another session holds a on destination 2 while copyman runs.
+    let mut holder = c.dest[1].connect(&d2);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let state = TempPath::new("planning-lock.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--keep-going",
+        "--stall-timeout",
+        "2",
+        "--state",
+        state.arg(),
+    ]);
+    // Nothing of copyman runs on destination 2 once it exited: its lookup was cancelled (a
+    // cancel takes effect a moment later: a bounded wait, while the lock is still held).
+    let active = || -> Vec<String> {
+        backends(&c.dest[1], &d2)
+            .into_iter()
+            .filter(|b| b.ends_with(":active"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut left = active();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = active();
+    }
+    tx.rollback().unwrap();
+    assert_eq!(left, Vec::<String>::new(), "{}", text(&out.stderr));
+    // A partial job: a on destination 1 only, b everywhere.
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "a"), 0);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 50);
+    assert_eq!(count(&c.dest[1], &d2, "b"), 50);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stalled for 2 s") && stderr.contains("waiting for a lock (relation)"),
+        "{stderr}"
+    );
+}
+
+/// A job under `--keep-going` whose destination cannot be reached at all: it is left out, said
+/// once, and every table goes to the others (exit 4, partial), as a one-table run drops it. It
+/// stopped the job (exit 3) though the others were there. Without `--keep-going` the job stops
+/// before anything began, as before.
+#[test]
+fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 100);
+             INSERT INTO b SELECT generate_series(1, 50);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let state = TempPath::new("unreachable.state");
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json".to_owned(),
+            "table".to_owned(),
+            "a".to_owned(),
+            "b".to_owned(),
+            "--from".to_owned(),
+            c.source.conninfo(&src),
+            "--to".to_owned(),
+            nowhere.clone(),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&d1),
+            "--state".to_owned(),
+            state.arg().to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        copyman().args(&args).output().unwrap()
+    };
+
+    let out = job(&[]);
+    assert_exit(&out, 3);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 0);
+
+    // A dry run under --keep-going says the run would be partial (4), in --json too.
+    let out = job(&["--keep-going", "--dry-run"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+
+    let out = job(&["--keep-going"]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("destination 1") && stderr.contains("left out (--keep-going)"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 50);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+
+    // Resumed while it is still down: destination 2 holds every table from the first run, so
+    // partial (4), not "nothing committed" (1).
+    let out = job(&["--keep-going", "--resume"]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100, "not copied twice");
+
+    // Every destination unreachable: a connection failure (3), as without --keep-going.
+    let only_down = copyman()
+        .args([
+            "table",
+            "a",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &nowhere,
+        ])
+        .args(["--keep-going", "--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&only_down, 3);
+    // Two, both unreachable: each one named (only the first was).
+    let missing = c.dest[0].conninfo("no_such_database");
+    let both_down = copyman()
+        .args(["table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to", &missing])
+        .args(["--keep-going", "--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&both_down, 3);
+    let stderr = text(&both_down.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(":{}/x", closed_port_of(&nowhere)))
+            && last.contains("no_such_database")
+            && last.contains("3D000"),
+        "{stderr}"
+    );
+}
+
+/// The default state file is named for what each destination is; one that cannot be asked
+/// (left out under --keep-going) is named by its connection string, so a resume once it answers
+/// would look for another file: the run says which file a resume must name.
+#[test]
+fn a_default_state_file_named_without_a_destination_says_to_name_it_on_resume() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a SELECT generate_series(1, 10);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let cache = TempPath::new("cache-home");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let out = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args(["table", "a", "b"])
+        .args(["--from", &c.source.conninfo(&src), "--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&cache.0);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("destination 1 could not be asked who it is")
+            && stderr.contains("a later --resume must name the file: --state "),
+        "{stderr}"
+    );
+}
+
+/// A one-table run under `--keep-going` leaves out a destination it cannot reach, as a job
+/// does (it stopped with exit 3 though the other destination was there): exit 4, the others
+/// get every row; every destination unreachable is still exit 3.
+#[test]
+fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let out = copyman()
+        .args(["--json", "table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("destination 1: cannot connect to destination")
+            && stderr.contains("left out (--keep-going)"),
+        "{stderr}"
+    );
+    let report = json(&out);
+    assert_eq!(report["destinations"][0]["status"], "failed", "{report}");
+    assert_eq!(report["destinations"][1]["status"], "committed", "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+
+    // A destination whose server answers but refuses (no such database): its SQLSTATE is kept
+    // in --json (it was null, the error flattened to text).
+    let missing = c.dest[0].conninfo("no_such_database");
+    let out = copyman()
+        .args(["--json", "table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &missing, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--keep-going", "--truncate"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let error = &report["destinations"][0]["error"];
+    assert_eq!(error["sqlstate"], "3D000", "{report}");
+    assert!(
+        error["message"].as_str().is_some_and(
+            |m| m.contains("cannot connect to destination") && m.contains("no_such_database")
+        ),
+        "{report}"
+    );
+
+    // A dry run says what the run would end with: partial (4), not 0, so that
+    // `--dry-run && run` does not go on to a partial copy.
+    let out = copyman()
+        .args(["--json", "table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--keep-going", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    assert_eq!(report["exit_code"], 4, "{report}");
+
+    // Every destination unreachable: exit 3, each one named.
+    let out = copyman()
+        .args(["table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to", &missing, "--keep-going"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(":{}/x", closed_port_of(&nowhere)))
+            && last.contains("no_such_database")
+            && last.contains("3D000"),
+        "{stderr}"
+    );
+}
+
+/// The port of a `host=… port=N …` connection string.
+fn closed_port_of(conninfo: &str) -> &str {
+    conninfo
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .expect("a port")
+}
+
+/// A job locks its tables on the source before taking its snapshot (ACCESS SHARE, as pg_dump):
+/// a TRUNCATE or table-rewriting ALTER TABLE committed on the source while the job copied
+/// another table made the job copy that table EMPTY (the rewrite is invisible to the older
+/// snapshot), count and --verify agreeing, exit 0. Such DDL now waits for the job.
+#[test]
+fn a_job_holds_its_tables_so_source_ddl_cannot_empty_them_under_its_snapshot() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text); CREATE TABLE small (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;
+             INSERT INTO small SELECT g, 'row' FROM generate_series(1, 100) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("ddl-lock.state");
+    let job = copyman()
+        .args(["table", "big", "small", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+        .args(["--jobs", "1", "--max-rate", "2M", "--verify"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `big` is being copied (largest first): `small` waits its turn.
+    wait_for_query(&c.source, &src, "COPY%big%TO STDOUT%");
+    let mut ddl = c.source.connect(&src);
+    ddl.batch_execute("SET lock_timeout = '300ms'").unwrap();
+    let refused = ddl
+        .batch_execute("ALTER TABLE small ADD COLUMN later float8 DEFAULT random()")
+        .expect_err("the job holds small");
+    assert_eq!(
+        refused.code(),
+        Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+        "{refused}"
+    );
+    let out = job.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "small"), 100);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 60000);
+    // Released with the job.
+    ddl.batch_execute("ALTER TABLE small ADD COLUMN later float8 DEFAULT random()")
+        .unwrap();
+}
+
+/// A table with a foreign key to itself (a tree) larger than --split-larger-than is copied
+/// whole, said: split, a range's child rows could come before their parents' range committed,
+/// and every run failed alike (23503) with "mend it first".
+#[test]
+fn a_self_referencing_table_is_not_split() {
+    let c = clusters();
+    let schema = "CREATE TABLE tree (id int PRIMARY KEY, parent int REFERENCES tree (id), v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO tree SELECT g, nullif(g / 2, 0), repeat('x', 100)
+             FROM generate_series(1, 50000) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("self-ref.state");
+    let out = copyman()
+        .args([
+            "--json",
+            "table",
+            "tree",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+        .args(["--split-larger-than", "1M", "--jobs", "2"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "tree"), 50000);
+    let report = json(&out);
+    assert!(
+        report["notes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n
+                .as_str()
+                .is_some_and(|n| n.contains("not split: it references itself")))),
+        "{report}"
+    );
+}
+
+/// A `regclass` value names the same table on the destination: the job's source sessions read
+/// with an empty search_path, as pg_dump does, so it is written schema-qualified. Written as the
+/// source's search_path shows it (`customers`), the destination read it under its own, where a
+/// schema of the user's name came first, and it named `postgres.customers` (exit 0, --verify
+/// agreeing).
+#[test]
+fn a_regclass_value_names_the_same_table_on_the_destination() {
+    let c = clusters();
+    let schema = "CREATE TABLE public.customers (id int); CREATE SCHEMA rc;
+                  CREATE TABLE rc.refs (id int, tbl regclass);
+                  CREATE TABLE public.refs (id int, tbl regclass);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO rc.refs VALUES (1, 'public.customers');
+             INSERT INTO public.refs VALUES (1, 'public.customers');"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} CREATE SCHEMA postgres; CREATE TABLE postgres.customers (id int);"),
+    );
+    let state = TempPath::new("regclass.state");
+    let out = copyman()
+        .args([
+            "table",
+            "--schema",
+            "rc",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--state",
+            state.arg(),
+            "--verify",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let mut dest = c.dest[0].connect(&d1);
+    dest.batch_execute("SET search_path = ''").unwrap();
+    let tbl: String = dest
+        .query_one("SELECT tbl::text FROM rc.refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tbl, "public.customers");
+    // A one-table run of the table named with its schema reads it so too.
+    let out = copyman()
+        .args(["table", "rc.refs", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--truncate"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let tbl: String = dest
+        .query_one("SELECT tbl::text FROM rc.refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tbl, "public.customers");
+    // And one of a table named without it: the source's server says which table that is
+    // (`public.refs`), read so (it was read on the session's search_path: `customers`).
+    let out = copyman()
+        .args(["table", "refs", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let tbl: String = dest
+        .query_one("SELECT tbl::text FROM public.refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tbl, "public.customers");
+}
+
+/// Under --keep-going a split table whose range fails its deferred check on one destination
+/// rolls back there in every range (a part of the table was committed: 4 of its 5 ranges), and
+/// commits on the other.
+#[test]
+fn a_split_table_failing_on_one_destination_under_keep_going_leaves_none_of_it_there() {
+    let c = clusters();
+    let schema =
+        "CREATE TABLE parents (id int PRIMARY KEY); CREATE TABLE big (id int, ref int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, CASE WHEN g = 59000 THEN 2 ELSE 1 END,
+               repeat('y', 200) FROM generate_series(1, 60000) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{schema} INSERT INTO parents VALUES (1);
+             ALTER TABLE big ADD FOREIGN KEY (ref) REFERENCES parents (id)
+               DEFERRABLE INITIALLY DEFERRED;"
+        ),
+    );
+    let state = TempPath::new("split-keep-going.state");
+    let out = copyman()
+        .args(["--json", "table", "big", "--from", &c.source.conninfo(&src)])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .args([
+            "--state",
+            state.arg(),
+            "--jobs",
+            "5",
+            "--split-larger-than",
+            "1M",
+        ])
+        .arg("--keep-going")
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 60000);
+    assert_eq!(
+        count(&c.dest[1], &d2, "big"),
+        0,
+        "no part of it committed there"
+    );
+    let report = json(&out);
+    let error = &report["tables"][1]["error"];
+    assert_eq!(error["sqlstate"], "23503", "{report}");
+    assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+}
+
+/// A split table whose commit stops midway on a destination (its session lost between two of
+/// its ranges' COMMITs) is said `partly committed`, with the rows those ranges committed (it
+/// was `failed`, "0 rows committed"); the ranges commit one destination after another, so the
+/// other destination holds none of it (they committed in turn: a part on each). The append's
+/// resume refuses it rather than empty it: the destination's own row stays.
+#[test]
+fn a_split_table_partly_committed_is_said_so_and_its_append_resume_refused() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} INSERT INTO big VALUES (-1, 'mine');"),
+    );
+    let d2 = database(&c.dest[1], schema);
+    let state = TempPath::new("split-partial.state");
+    let args = [
+        "--json",
+        "table",
+        "big",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "3",
+        "--split-larger-than",
+        "2M",
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    // Destination 1's first range committed; its other ranges' sessions are lost.
+    c.dest[0]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{d1}' AND state = 'idle in transaction'"
+        ))
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let held = count(&c.dest[0], &d1, "big") - 1;
+    assert!(held > 0 && held < 60000, "a part of it: {held}");
+    assert_eq!(count(&c.dest[1], &d2, "big"), 0, "none of it on the other");
+    let report = json(&out);
+    let line = &report["tables"][0];
+    assert_eq!(line["status"], "partly committed", "{report}");
+    assert_eq!(line["rows"], held, "{report}");
+    assert!(!line["error"].to_string().contains("()"), "{report}");
+    // The resume of an append does not empty it.
+    let resumed = copyman().args(args).arg("--resume").output().unwrap();
+    assert_exit(&resumed, 2);
+    assert!(
+        text(&resumed.stderr).contains("--truncate"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    assert_eq!(
+        count(&c.dest[0], &d1, "(SELECT * FROM big WHERE id = -1)"),
+        1
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big") - 1, held);
+}
+
+/// A job of a partitioned table after one that began its partition (or the other way round)
+/// is refused as the same table named again is: the partition's rows are its ancestor's too,
+/// and were copied twice (150 rows for the source's 100, both exit 0).
+#[test]
+fn a_job_of_a_partitioned_table_after_one_of_its_partition_is_refused() {
+    let c = clusters();
+    let schema = "CREATE TABLE root (k int, v text) PARTITION BY LIST (k);
+                  CREATE TABLE p1 PARTITION OF root FOR VALUES IN (1);
+                  CREATE TABLE p2 PARTITION OF root FOR VALUES IN (2);
+                  CREATE TABLE other (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO root SELECT 1 + g % 2, 'v' FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("partition-rerun.state");
+    let job = |tables: &[&str]| {
+        copyman()
+            .arg("table")
+            .args(tables)
+            .args([
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+            ])
+            .args(["--state", state.arg()])
+            .output()
+            .unwrap()
+    };
+    assert_exit(&job(&["p1", "other"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "root"), 50);
+    let out = job(&["root", "other"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(r#""public"."p1""#),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "root"), 50, "nothing copied twice");
+}
+
+/// A destination backend terminated mid-copy (pg_terminate_backend) is said as the server said
+/// it (57P01), and not as a statement copyman cancelled: it said "its statement was cancelled",
+/// though nothing was.
+#[test]
+fn a_terminated_destination_backend_is_not_said_cancelled() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;
+             INSERT INTO small VALUES (1);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("terminated.state");
+    let job = copyman()
+        .args(["table", "big", "small", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+        .args(["--jobs", "1", "--max-rate", "2M"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &d1, "COPY%big%FROM STDIN%");
+    c.dest[0]
+        .connect("postgres")
+        .execute(
+            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'COPY%big%FROM STDIN%'",
+            &[&d1],
+        )
+        .unwrap();
+    let out = job.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("57P01") && !stderr.contains("its statement was cancelled"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 0);
+}
+
+/// Foreign keys order a job by the destinations' constraints (only they refuse a row): a cycle
+/// the source has and the destination broke for the load (a → b dropped there, b → a kept)
+/// copies a before b (it failed every run alike, 23503, ordered by the source's cycle); a
+/// cycle the destination keeps is said in the plan.
+#[test]
+fn foreign_keys_order_a_job_as_the_destinations_have_them() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int PRIMARY KEY, b_id int, pad text);
+                  CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a (id));";
+    let cycle = "ALTER TABLE a ADD CONSTRAINT a_b FOREIGN KEY (b_id) REFERENCES b (id);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} {cycle}
+             INSERT INTO a SELECT g, NULL, repeat('p', 300) FROM generate_series(1, 20000) g;
+             INSERT INTO b SELECT g, g FROM generate_series(1, 20000) g;"
+        ),
+    );
+    let broken = database(&c.dest[0], schema);
+    let kept = database(&c.dest[1], &format!("{schema} {cycle}"));
+    let state = TempPath::new("fk-cycle.state");
+    let job = |db: &str, extra: &[&str]| {
+        copyman()
+            .args([
+                "--json",
+                "table",
+                "a",
+                "b",
+                "--from",
+                &c.source.conninfo(&src),
+            ])
+            .args(["--to", db, "--state", state.arg(), "--jobs", "4"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = job(&c.dest[0].conninfo(&broken), &[]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &broken, "b"), 20000);
+    let out = job(&c.dest[1].conninfo(&kept), &["--dry-run"]);
+    let report = json(&out);
+    assert!(
+        report["notes"].as_array().is_some_and(|n| n
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("form a cycle")))),
+        "{report}"
+    );
+}
+
+/// The session holding the job's exported snapshot ends mid-job (terminated; an idle timeout
+/// did it before copyman turned those off): every later table cannot import the snapshot
+/// (22023, "invalid snapshot identifier"), which read as an error a rerun meets again ("mend
+/// them first"). It is said for what it is, and a resume (a new snapshot) finishes the job.
+#[test]
+fn a_job_whose_snapshot_session_ends_says_so_and_resume_finishes() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int, v text); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('b', 100) FROM generate_series(1, 5000) g;
+             INSERT INTO small SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("snapshot-gone.state");
+    // big (the larger, first) waits on a lock here while the snapshot's session is ended.
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK big IN SHARE MODE")
+        .unwrap();
+    let job = |extra: &[&str]| {
+        let mut cmd = copyman();
+        cmd.args(["table", "big", "small", "--jobs", "1", "--from"])
+            .arg(c.source.conninfo(&src))
+            .args(["--to", &c.dest[0].conninfo(&d1), "--state", state.arg()])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let first = job(&[]).spawn().unwrap();
+    // Its COPY waits (planning, which names big too, is over: the snapshot is exported).
+    wait_for_query(&c.dest[0], &d1, "COPY \"public\".\"big\"%FROM STDIN%");
+    let ended: i64 = c
+        .source
+        .connect("postgres")
+        // The session that exported it: the one whose transaction began first (in planning).
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity \
+             WHERE datname = $1 AND xact_start IS NOT NULL ORDER BY xact_start LIMIT 1) s",
+            &[&src],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the snapshot's session");
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot import the job's snapshot (the session that exported it has ended")
+            && stderr.contains("--resume")
+            && !stderr.contains("mend"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 5000);
+    assert_eq!(count(&c.dest[0], &d1, "small"), 0);
+    let out = job(&["--resume"]).output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "big"), 5000, "not twice");
+    assert_eq!(count(&c.dest[0], &d1, "small"), 10);
+}

@@ -1,0 +1,234 @@
+//! `copyman table` and partitions that live apart from their partitioned table: a pattern or a
+//! schema selects a partition as any table when its partitioned table is not selected, through
+//! that table, once, when it is, and leaves it out with that table when `--exclude-table` does.
+
+use crate::common;
+
+use common::*;
+
+/// `app.pt` (3000 rows) by range, its partitions in schema `parts`: `parts.pt_1` (1000 rows),
+/// `parts.pt_2` (2000 rows); and `shape.s` (7 rows), a table of its own.
+const SCHEMA: &str = "
+    CREATE SCHEMA app;
+    CREATE SCHEMA parts;
+    CREATE SCHEMA shape;
+    CREATE TABLE app.pt (id int, note text) PARTITION BY RANGE (id);
+    CREATE TABLE parts.pt_1 PARTITION OF app.pt FOR VALUES FROM (1) TO (1001);
+    CREATE TABLE parts.pt_2 PARTITION OF app.pt FOR VALUES FROM (1001) TO (3001);
+    CREATE TABLE shape.s (id int);
+";
+
+const FILL: &str = "
+    INSERT INTO app.pt SELECT g, 'n' || g FROM generate_series(1, 3000) g;
+    INSERT INTO shape.s SELECT generate_series(1, 7);
+";
+
+#[test]
+fn job_partitions_a_partition_apart_from_its_partitioned_table_is_selected_by_pattern_and_schema() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
+    let from = c.source.conninfo(&src);
+    let source = |table: &str| digest(&c.source, &src, table);
+    let (pt_1, pt_2) = (source("parts.pt_1"), source("parts.pt_2"));
+    assert_eq!((pt_1.0, pt_2.0), (1000, 2000));
+    let empty = (0, String::new());
+    // Each selection: what each destination must hold after it (parts.pt_1, parts.pt_2, and
+    // shape.s's count, which tells a schema left out), from empty destinations.
+    type Want = ((i64, String), (i64, String), i64);
+    let selections: [(&[&str], Want); 7] = [
+        (&["--table", "parts.pt_1"], (pt_1.clone(), empty.clone(), 0)),
+        (&["--table", "parts.*"], (pt_1.clone(), pt_2.clone(), 0)),
+        (&["--schema", "parts"], (pt_1.clone(), pt_2.clone(), 0)),
+        (
+            &["--schema", "parts", "--schema", "shape"],
+            (pt_1.clone(), pt_2.clone(), 7),
+        ),
+        // The partitioned table selected too: its partitions through it, once.
+        (
+            &["--schema", "app", "--schema", "parts"],
+            (pt_1.clone(), pt_2.clone(), 0),
+        ),
+        // The partitioned table excluded: its partitions go with it, unless named.
+        (
+            &[
+                "--schema",
+                "parts",
+                "--schema",
+                "shape",
+                "--exclude-table",
+                "app.pt",
+            ],
+            (empty.clone(), empty.clone(), 7),
+        ),
+        (
+            &[
+                "parts.pt_2",
+                "--schema",
+                "shape",
+                "--exclude-table",
+                "app.pt",
+            ],
+            (empty.clone(), pt_2.clone(), 7),
+        ),
+    ];
+    for (selection, (want_1, want_2, want_s)) in selections {
+        let dsts = [database(&c.dest[0], SCHEMA), database(&c.dest[1], SCHEMA)];
+        let state = TempPath::new("partitions.state");
+        let mut args = vec!["table", "--from", &from];
+        let to: Vec<String> = c
+            .dest
+            .iter()
+            .zip(&dsts)
+            .map(|(cl, db)| cl.conninfo(db))
+            .collect();
+        for t in &to {
+            args.extend(["--to", t.as_str()]);
+        }
+        args.extend(["--state", state.arg()]);
+        args.extend(selection);
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 0);
+        for (cl, db) in c.dest.iter().zip(&dsts) {
+            // Every row once: the partitions' counts and digests, and their sum through the
+            // partitioned table (a row copied twice would show in both).
+            assert_eq!(
+                digest(cl, db, "parts.pt_1"),
+                want_1,
+                "{selection:?}: parts.pt_1 on {db}\n{stderr}"
+            );
+            assert_eq!(
+                digest(cl, db, "parts.pt_2"),
+                want_2,
+                "{selection:?}: parts.pt_2 on {db}\n{stderr}"
+            );
+            assert_eq!(
+                count(cl, db, "app.pt"),
+                want_1.0 + want_2.0,
+                "{selection:?}: app.pt on {db}\n{stderr}"
+            );
+            assert_eq!(
+                count(cl, db, "shape.s"),
+                want_s,
+                "{selection:?}: shape.s on {db}\n{stderr}"
+            );
+        }
+        let rows = 2 * (want_1.0 + want_2.0 + want_s);
+        assert!(
+            stderr.contains(&format!(" {} rows committed", group(rows))),
+            "{selection:?}: {rows} rows committed: {stderr}"
+        );
+    }
+}
+
+/// `n` as the CLI prints a count: thousands separated by commas.
+fn group(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A partition detached from its partitioned table while the job plans (the table already
+/// selected, its partitions to come with it) would be copied by nobody, and one attached would
+/// come twice (by itself and with its new parent): the job checks the trees again once its
+/// tables are locked, and refuses, nothing copied (it exited 0, 1000 rows missing).
+#[test]
+fn a_partition_tree_changed_while_the_job_plans_is_refused() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
+    let dst = database(&c.dest[0], SCHEMA);
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("tree-changed.state");
+    let args = [
+        "table",
+        "app.pt",
+        "shape.s",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--json",
+    ];
+    let paused = Paused::start(&args, "planning:1");
+    c.source
+        .connect(&src)
+        .batch_execute("ALTER TABLE app.pt DETACH PARTITION parts.pt_2")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("changed while the job planned") && said.contains("app"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "app.pt"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "shape.s"), 0);
+}
+
+/// Copies every table of [`SCHEMA`] to a fresh destination database, runs `change` on the source
+/// and the destination, then resumes: the resume's output, and the destination database.
+fn resume_after(change: &str) -> (std::process::Output, String) {
+    let c = clusters();
+    let src = database(&c.source, &format!("{SCHEMA}{FILL}"));
+    let dst = database(&c.dest[0], SCHEMA);
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("changed-since.state");
+    let args = [
+        "table",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    assert_exit(&run(&args), 0);
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
+        cluster.connect(db).batch_execute(change).unwrap();
+    }
+    (copyman().args(args).arg("--resume").output().unwrap(), dst)
+}
+
+/// A resume knows a table by what it is on the source, not only by its name: a partition the
+/// earlier run copied with its partitioned table, detached since (on every server), is refused
+/// rather than copied again as a new table (its rows were there twice, exit 0).
+#[test]
+fn a_resume_refuses_a_partition_detached_since_the_earlier_run() {
+    let (resumed, dst) = resume_after("ALTER TABLE app.pt DETACH PARTITION parts.pt_2");
+    assert_exit(&resumed, 2);
+    let said = text(&resumed.stderr);
+    assert!(said.contains("pt_2") && said.contains("app"), "{said}");
+    assert_eq!(
+        count(&clusters().dest[0], &dst, "parts.pt_2"),
+        2000,
+        "not copied twice"
+    );
+}
+
+/// The same for a table renamed (on every server) since the earlier run: refused by name, not
+/// copied again as a new table.
+#[test]
+fn a_resume_refuses_a_table_renamed_since_the_earlier_run() {
+    let (resumed, dst) = resume_after("ALTER TABLE shape.s RENAME TO s2");
+    assert_exit(&resumed, 2);
+    assert!(
+        text(&resumed.stderr).contains("s2"),
+        "{}",
+        text(&resumed.stderr)
+    );
+    assert_eq!(
+        count(&clusters().dest[0], &dst, "shape.s2"),
+        7,
+        "not copied twice"
+    );
+}

@@ -1,0 +1,173 @@
+//! A job run again without `--resume` into destinations its state file records an earlier run
+//! into would add every row a second time (tables without a key take them, exit 0): refused,
+//! naming `--resume` and `--truncate`; `--truncate` copies each table again, once. With the
+//! default state file too. Real clusters, shared by the binary.
+
+use crate::common;
+
+use common::*;
+
+const TABLES: &str = "CREATE TABLE big (id int, v text); CREATE TABLE unl (id int);";
+
+#[test]
+fn a_job_run_again_without_resume_is_refused_rather_than_copying_twice() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{TABLES} INSERT INTO big SELECT g, 'v' FROM generate_series(1, 2000) g;
+             INSERT INTO unl SELECT generate_series(1, 200);"
+        ),
+    );
+    let d1 = database(&c.dest[0], TABLES);
+    let cache = TempPath::new("rerun-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let job = |extra: &[&str]| {
+        copyman()
+            .env("XDG_CACHE_HOME", &cache.0)
+            .args([
+                "table",
+                "big",
+                "unl",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The default state file, then an explicit one.
+    let state = TempPath::new("rerun.state");
+    for extra in [&[][..], &["--state", state.arg()][..]] {
+        let _ = c.dest[0].connect(&d1).batch_execute("TRUNCATE big, unl");
+        assert_exit(&job(extra), 0);
+        let again = job(extra);
+        assert_exit(&again, 2);
+        let stderr = text(&again.stderr);
+        // The earlier run finished: it "copied" them (it said "began", as of a stopped run).
+        assert!(
+            stderr.contains("records an earlier job into these destinations, which copied")
+                && stderr.contains("--resume")
+                && stderr.contains("--truncate"),
+            "{stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "big"), 2000, "not twice");
+        assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "not twice");
+        if extra.is_empty() {
+            // The same tables selected otherwise: another default state file, the same rows.
+            let otherwise = copyman()
+                .env("XDG_CACHE_HOME", &cache.0)
+                .args([
+                    "table",
+                    "--schema",
+                    "public",
+                    "--from",
+                    &c.source.conninfo(&src),
+                    "--to",
+                    &c.dest[0].conninfo(&d1),
+                ])
+                .output()
+                .unwrap();
+            assert_exit(&otherwise, 2);
+            assert!(
+                text(&otherwise.stderr).contains("records an earlier job"),
+                "{}",
+                text(&otherwise.stderr)
+            );
+            assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "not twice");
+        }
+        // --truncate copies each table again, once; --resume has nothing left to do.
+        assert_exit(&job(&[extra, &["--truncate"]].concat()), 0);
+        assert_eq!(count(&c.dest[0], &d1, "big"), 2000);
+        assert_exit(&job(&[extra, &["--resume"]].concat()), 0);
+        assert_eq!(count(&c.dest[0], &d1, "big"), 2000);
+    }
+}
+
+/// Two jobs of the same state directory running at once: the later one's check of earlier
+/// runs found nothing begun (the first had not reached the shared table yet), and both appended
+/// it. A running job claims its tables in its state file before it copies: a job started
+/// beside it that would append one of them is refused; two that both empty the table first
+/// (the later TRUNCATE waits for the earlier copy, then replaces it) both run.
+#[test]
+fn a_job_beside_a_running_job_of_the_same_tables_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{TABLES} INSERT INTO big SELECT g, 'v' FROM generate_series(1, 2000) g;
+             INSERT INTO unl SELECT generate_series(1, 200);"
+        ),
+    );
+    let d1 = database(&c.dest[0], TABLES);
+    let cache = TempPath::new("beside-cache");
+    std::fs::create_dir_all(&cache.0).unwrap();
+    let job = |tables: &[&str], extra: &[&str]| {
+        let mut cmd = copyman();
+        cmd.env("XDG_CACHE_HOME", &cache.0)
+            .arg("table")
+            .args(tables)
+            .args([
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--jobs",
+                "1",
+            ])
+            .args(extra);
+        cmd
+    };
+    for truncate in [false, true] {
+        let extra: &[&str] = if truncate { &["--truncate"] } else { &[] };
+        c.dest[0]
+            .connect(&d1)
+            .batch_execute("TRUNCATE big, unl")
+            .unwrap();
+        // The first job waits on `big` (the larger, copied first): a SHARE lock held here.
+        let mut holder = c.dest[0].connect(&d1);
+        holder
+            .batch_execute("BEGIN; LOCK big IN SHARE MODE")
+            .unwrap();
+        let first = job(&["big", "unl"], extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its COPY (or its TRUNCATE) waits: it has claimed its tables (planning, which names
+        // big too, is over).
+        let waits = if truncate {
+            "TRUNCATE ONLY \"public\".\"big\"%"
+        } else {
+            "COPY \"public\".\"big\"%FROM STDIN%"
+        };
+        wait_for_query(&c.dest[0], &d1, waits);
+        // `unl` alone, another default state file, while the first runs.
+        let beside = job(&["unl"], extra).output().unwrap();
+        if truncate {
+            assert_exit(&beside, 0);
+        } else {
+            assert_exit(&beside, 2);
+            let stderr = text(&beside.stderr);
+            assert!(
+                stderr.contains("another copyman job is running")
+                    && stderr.contains("\"public\".\"unl\""),
+                "{stderr}"
+            );
+            // Emptying the table first does not help while the first job appends it.
+            let emptying = job(&["unl"], &["--truncate"]).output().unwrap();
+            assert_exit(&emptying, 2);
+            assert_eq!(count(&c.dest[0], &d1, "unl"), 0, "nothing copied beside");
+        }
+        holder.batch_execute("ROLLBACK").unwrap();
+        let first = first.wait_with_output().unwrap();
+        assert_exit(&first, 0);
+        assert_eq!(count(&c.dest[0], &d1, "big"), 2000);
+        assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "once, not twice");
+        // Every state file of the directory goes, for the next round.
+        std::fs::remove_dir_all(&cache.0).unwrap();
+        std::fs::create_dir_all(&cache.0).unwrap();
+    }
+}

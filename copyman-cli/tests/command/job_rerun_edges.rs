@@ -1,0 +1,394 @@
+//! Reruns of a job and copies that wait on themselves: the state file names a destination as it
+//! always has (an earlier run's file still resumes), a pattern spelled in capitals is the same
+//! selection on `--resume`, "run again with --resume" is said only when a rerun can finish the
+//! job (otherwise what to mend first), and a session of a copy waiting for a lock another
+//! session of the same copy holds is cancelled at once instead of waiting for ever. Real
+//! clusters, shared by the binary; a fresh database per test.
+
+use crate::common;
+
+use std::fs;
+
+use common::*;
+
+/// `system SYSID database OID` of `db` on `cluster`, asked directly.
+fn identity_key(cluster: &copyman_testkit::Cluster, db: &str) -> String {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+             (SELECT oid::text FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .unwrap();
+    let (system, database): (String, String) = (row.get(0), row.get(1));
+    format!("system {system} database {database}")
+}
+
+// Point 1: one identity query; the state file's key byte for byte as before.
+
+#[test]
+fn a_state_file_written_by_an_earlier_copyman_still_resumes() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 300); INSERT INTO b SELECT generate_series(1, 70);",
+    );
+    // a is on the destination already (an earlier run committed it), b is not.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 300);",
+    );
+    let key = identity_key(&c.dest[0], &d1);
+    // What copyman wrote before the identity query was shared (format 2, `system … database …`).
+    let state = TempPath::new("earlier.state");
+    fs::write(
+        &state.0,
+        format!(
+            "copyman-job 2\nselection\t--table a --table b\nbegin\t\"public\".\"a\"\t{key}\n\
+             done\t\"public\".\"a\"\t{key}\t300\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "table",
+        "--table",
+        "a",
+        "--table",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--resume",
+    ]);
+    assert_exit(&out, 0);
+    // a was recognised as done on this destination (not copied twice); b was copied.
+    assert_eq!(count(&c.dest[0], &d1, "a"), 300, "a not copied twice");
+    assert_eq!(digest(&c.dest[0], &d1, "b"), digest(&c.source, &src, "b"));
+    // The records this run appended name the destination by the same key, byte for byte.
+    let written = fs::read_to_string(&state.0).unwrap();
+    assert!(
+        written.contains(&format!("done\t\"public\".\"b\"\t{key}\t70\n")),
+        "{written}"
+    );
+}
+
+// Point 2: a pattern spelled otherwise is the same selection on --resume.
+
+#[test]
+fn resume_with_a_pattern_in_capitals_resumes_the_same_selection() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE bulk (id int); CREATE TABLE odd (id int);
+         INSERT INTO bulk SELECT generate_series(1, 1000); INSERT INTO odd SELECT generate_series(1, 10);",
+    );
+    let cache = TempPath::new("spelling-cache");
+    fs::create_dir_all(&cache.0).unwrap();
+    let state = TempPath::new("spelling.state");
+    // With an explicit --state, then with the default state file (named for the selection).
+    for explicit in [true, false] {
+        // odd is missing on the destination: the first run copies bulk only.
+        let d1 = database(&c.dest[0], "CREATE TABLE bulk (id int);");
+        let job = |tables: [&str; 2], resume: bool| {
+            let mut cmd = copyman();
+            cmd.env("XDG_CACHE_HOME", &cache.0).args([
+                "table",
+                "--table",
+                tables[0],
+                "--table",
+                tables[1],
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--keep-going",
+            ]);
+            if explicit {
+                cmd.args(["--state", state.arg()]);
+            }
+            if resume {
+                cmd.arg("--resume");
+            }
+            cmd.output().unwrap()
+        };
+        let first = job(["bulk", "odd"], false);
+        assert_exit(&first, 4);
+        assert_eq!(count(&c.dest[0], &d1, "bulk"), 1000);
+        c.dest[0]
+            .connect(&d1)
+            .batch_execute("CREATE TABLE odd (id int)")
+            .unwrap();
+        // BULK and "odd" name what bulk and odd name: the same selection.
+        let again = job(["BULK", "\"odd\""], true);
+        assert_exit(&again, 0);
+        let stderr = text(&again.stderr);
+        assert!(!stderr.contains("another selection"), "{stderr}");
+        assert_eq!(
+            count(&c.dest[0], &d1, "bulk"),
+            1000,
+            "bulk not copied twice"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "odd"), 10);
+        let _ = fs::remove_file(&state.0);
+    }
+}
+
+// Point 3: "run again with --resume" only where a rerun can finish the job.
+
+#[test]
+fn a_table_missing_on_a_destination_is_said_to_be_mended_first_then_resume_finishes() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE here (id int); CREATE TABLE gone (id int);
+         INSERT INTO here SELECT generate_series(1, 50); INSERT INTO gone SELECT generate_series(1, 5);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE here (id int);");
+    let state = TempPath::new("missing.state");
+    let job = |extra: &[&str]| {
+        run(&[
+            &[
+                "table",
+                "here",
+                "gone",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--state",
+                state.arg(),
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    // The default policy: the plan finds gone missing and the job stops before copying.
+    let out = job(&[]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("failed with an error a rerun meets again until it is mended")
+            && stderr.contains("\"public\".\"gone\" on destination 1")
+            && stderr.contains("mend it first"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(": run again with --resume to copy what is missing"),
+        "advice a rerun cannot follow: {stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "here"), 0, "nothing committed");
+    // Mended as said, the resume finishes the job.
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("CREATE TABLE gone (id int)")
+        .unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "here"), 50);
+    assert_eq!(count(&c.dest[0], &d1, "gone"), 5);
+}
+
+#[test]
+fn a_view_named_as_a_table_gets_no_advice_to_resume() {
+    let c = clusters();
+    let view = "CREATE TABLE t (id int); CREATE VIEW v AS SELECT id FROM t;";
+    let src = database(
+        &c.source,
+        &format!("{view} INSERT INTO t SELECT generate_series(1, 20);"),
+    );
+    let d1 = database(&c.dest[0], view);
+    let state = TempPath::new("view.state");
+    let out = run(&[
+        "table",
+        "t",
+        "v",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"public\".\"v\" on destination 1: SQLSTATE 42809")
+            && stderr.contains("mend it first"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(": run again with --resume to copy what is missing"),
+        "{stderr}"
+    );
+    // t (20 rows) committed; v took nothing.
+    assert_eq!(count(&c.dest[0], &d1, "t"), 20);
+}
+
+#[test]
+fn a_table_that_met_a_lock_timeout_gets_the_advice_to_resume_and_resume_finishes() {
+    let c = clusters();
+    let tables = "CREATE TABLE free (id int); CREATE TABLE held (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO free SELECT generate_series(1, 40);
+             INSERT INTO held SELECT generate_series(1, 30);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let state = TempPath::new("lock.state");
+    let job = |extra: &[&str]| {
+        run(&[
+            &[
+                "table",
+                "free",
+                "held",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--state",
+                state.arg(),
+                "--keep-going",
+                "--lock-timeout",
+                "1s",
+            ][..],
+            extra,
+        ]
+        .concat())
+    };
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let out = job(&[]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("55P03"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "state file {}: run again with --resume to copy what is missing",
+            state.arg()
+        )) && !stderr.contains("mend it first"),
+        "{stderr}"
+    );
+    // The lock is gone: the resume the advice names finishes the job.
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_exit(&job(&["--resume"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "free"), 40, "free not copied twice");
+    assert_eq!(count(&c.dest[0], &d1, "held"), 30);
+}
+
+// Point 4: a copy waiting on itself is cancelled at once.
+
+#[test]
+fn a_copy_into_a_partitioned_table_and_its_partition_waiting_on_itself_fails_at_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE s (id int8, v text);
+         INSERT INTO s SELECT g, 'x' FROM generate_series(1, 50000) g;",
+    );
+    // The partition's rows reach it twice, through the parent and directly: the second COPY
+    // waits for the first's transaction on the primary key, which waits for copyman.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE pt (id int8 PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (1) TO (100001);",
+    );
+    let to = c.dest[0].conninfo(&d1);
+    // No --lock-timeout: without the watch's cancel, this would wait for ever.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY s TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY pt FROM STDIN",
+        "--to",
+        &to,
+        "--receive",
+        "COPY pt_1 FROM STDIN",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        // Either COPY may be the one that waits.
+        stderr.contains(
+            "was cancelled by copyman: it waited for a transactionid lock that destination "
+        ) && stderr.contains("another session of this same copy")
+            && stderr.contains("COPY pt_1 FROM STDIN")
+            && stderr.contains("COPY pt FROM STDIN")
+            && stderr.contains("57014")
+            && stderr.contains("nothing committed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("55P03"), "not a lock timeout: {stderr}");
+    // Nothing committed anywhere, no backend left in COPY.
+    assert_eq!(count(&c.dest[0], &d1, "pt"), 0);
+    assert_eq!(count(&c.dest[0], &d1, "pt_1"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
+    assert_eq!(count(&c.source, &src, "s"), 50000);
+}
+
+#[test]
+fn a_split_table_whose_ranges_wait_on_each_other_fails_at_once_and_says_to_mend_it() {
+    let c = clusters();
+    // Every id twice, far apart: two ranges of the table bring the same key to the
+    // destination's primary key, and one range's session waits for the other's transaction,
+    // which commits only with the whole table.
+    let src = database(
+        &c.source,
+        "CREATE TABLE big (id int8, v text);
+         INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;
+         INSERT INTO big SELECT g, repeat('y', 100) FROM generate_series(1, 20000) g;",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE big (id int8 PRIMARY KEY, v text);",
+    );
+    let state = TempPath::new("split-itself.state");
+    // No --lock-timeout: without the watch's cancel, this would wait for ever.
+    let out = run(&[
+        "table",
+        "big",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--split-larger-than",
+        "64k",
+        "--jobs",
+        "4",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    // The cancel's 57014, or PostgreSQL's 40P01 when the other ranges still formed a cycle it
+    // saw first: a rerun meets either again.
+    assert!(
+        stderr.contains("another session of this same copy")
+            && (stderr.contains("\"public\".\"big\" on destination 1: SQLSTATE 57014")
+                || stderr.contains("\"public\".\"big\" on destination 1: SQLSTATE 40P01"))
+            && stderr.contains("mend it first"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(": run again with --resume to copy what is missing"),
+        "a rerun would wait on itself again: {stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "big"), 0, "nothing committed");
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
+}

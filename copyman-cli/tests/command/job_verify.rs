@@ -1,0 +1,238 @@
+//! `--verify` in a job (`copyman table` with many tables): a resume with `--verify` compares
+//! the tables an earlier run did too, and the checksum reads a table's own rows, as the copy
+//! does. Real clusters, shared by the binary.
+
+use crate::common;
+
+use common::*;
+use serde_json::Value;
+
+/// The `--json` records of one table, by destination.
+fn records<'a>(report: &'a Value, table: &str) -> Vec<&'a Value> {
+    report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter(|r| r["table"] == table)
+        .collect()
+}
+
+#[test]
+fn job_verify_on_resume_compares_the_tables_done_earlier() {
+    let c = clusters();
+    let schema = "CREATE TABLE kept (id int PRIMARY KEY, v text);
+                  CREATE TABLE altered (id int PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO kept SELECT g, 'k' || g FROM generate_series(1, 200) g;
+             INSERT INTO altered SELECT g, 'a' || g FROM generate_series(1, 100) g;"
+        ),
+    );
+    let d0 = database(&c.dest[0], schema);
+    let d1 = database(&c.dest[1], schema);
+    let state = TempPath::new("resume-verify.state");
+    let (from, to0, to1) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d0),
+        c.dest[1].conninfo(&d1),
+    );
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json", "table", "kept", "altered", "--from", &from, "--to", &to0, "--to", &to1,
+            "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 0);
+    // Someone changes a row on destination 2 by hand: same row count, another row.
+    c.dest[1]
+        .connect(&d1)
+        .batch_execute("UPDATE altered SET v = 'by hand' WHERE id = 42")
+        .unwrap();
+
+    // A resume with --verify copies nothing (everything is done) but compares every table.
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    assert_eq!(report["status"], "partial", "{report}");
+    for record in records(&report, r#""public"."kept""#) {
+        assert_eq!(record["status"], "already done", "{record}");
+        assert_eq!(record["verified"], true, "{record}");
+    }
+    let altered = records(&report, r#""public"."altered""#);
+    assert_eq!(altered[0]["verified"], true, "{report}");
+    assert_eq!(altered[1]["status"], "already done", "{report}");
+    assert_eq!(altered[1]["verified"], false, "{report}");
+    let message = altered[1]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("checksum differs") && message.contains("--resume leaves it to you"),
+        "{report}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#""public"."altered" → destination 2"#)
+            && stderr.contains("checksum differs"),
+        "the table is named: {stderr}"
+    );
+    assert!(
+        stderr.contains("3 of 4 tables × destinations done"),
+        "{stderr}"
+    );
+    // It was not copied again yet: the hand-made row is still there.
+    assert_ne!(
+        digest(&c.dest[1], &d1, "altered"),
+        digest(&c.source, &src, "altered")
+    );
+
+    // The next resume does not empty it on its own: without --truncate the table may hold rows
+    // the job did not write (it did, deleting them). Refused, named, nothing changed.
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"table "public"."altered" on destination 2 differs from the source"#)
+            && stderr.contains("--truncate"),
+        "{stderr}"
+    );
+    assert_ne!(
+        digest(&c.dest[1], &d1, "altered"),
+        digest(&c.source, &src, "altered")
+    );
+    // With --truncate it copies again what differed (and only that), and it is equal everywhere.
+    let out = job(&["--resume", "--truncate"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let altered = records(&report, r#""public"."altered""#);
+    assert_eq!(altered[0]["status"], "already done", "{report}");
+    assert_eq!(altered[1]["status"], "committed", "{report}");
+    assert_eq!(altered[1]["rows"], 100, "{report}");
+    for table in ["kept", "altered"] {
+        let expected = digest(&c.source, &src, table);
+        assert_eq!(digest(&c.dest[0], &d0, table), expected, "{table}");
+        assert_eq!(digest(&c.dest[1], &d1, table), expected, "{table}");
+    }
+    // And a resume that verifies finds every table equal.
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    for record in report["tables"].as_array().unwrap() {
+        assert_eq!(record["verified"], true, "{record}");
+    }
+}
+
+#[test]
+fn job_verify_compares_an_inheritance_parents_own_rows_as_its_copy_reads_them() {
+    let c = clusters();
+    let parent = "CREATE TABLE parent (id int PRIMARY KEY, v text);";
+    // On the source the parent has a child holding rows of its own (not copied with it).
+    let src = database(
+        &c.source,
+        &format!(
+            "{parent} CREATE TABLE child (extra int) INHERITS (parent);
+             INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 50) g;
+             INSERT INTO child SELECT g, 'c' || g, g FROM generate_series(1001, 1030) g;"
+        ),
+    );
+    // Destination 1: the parent without a child; destination 2: with another child, holding
+    // rows the job has nothing to do with.
+    let d0 = database(&c.dest[0], parent);
+    let d1 = database(
+        &c.dest[1],
+        &format!(
+            "{parent} CREATE TABLE theirs () INHERITS (parent);
+             INSERT INTO theirs SELECT g, 't' || g FROM generate_series(5001, 5007) g;"
+        ),
+    );
+    let state = TempPath::new("inheritance-verify.state");
+    let (from, to0, to1) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d0),
+        c.dest[1].conninfo(&d1),
+    );
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json", "table", "parent", "--from", &from, "--to", &to0, "--to", &to1, "--verify",
+            "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&[]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    for record in records(&report, r#""public"."parent""#) {
+        assert_eq!(record["status"], "committed", "{record}");
+        assert_eq!(record["rows"], 50, "{record}");
+        assert_eq!(record["verified"], true, "{record}");
+    }
+    let own = |cluster: &copyman_testkit::Cluster, db: &str| digest(cluster, db, "ONLY parent");
+    let expected = own(&c.source, &src);
+    assert_eq!(expected.0, 50);
+    assert_eq!(own(&c.dest[0], &d0), expected);
+    assert_eq!(own(&c.dest[1], &d1), expected);
+
+    // A real difference in the parent's own rows is still found (and one in a child's rows on
+    // a destination is none of the parent's).
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute("UPDATE ONLY parent SET v = 'by hand' WHERE id = 7")
+        .unwrap();
+    c.dest[1]
+        .connect(&d1)
+        .batch_execute("UPDATE theirs SET v = 'theirs, by hand' WHERE id = 5001")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let records = records(&report, r#""public"."parent""#);
+    assert_eq!(records[0]["verified"], false, "{report}");
+    assert!(
+        records[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checksum differs"),
+        "{report}"
+    );
+    assert_eq!(records[1]["verified"], true, "{report}");
+}
+
+/// A job begun with `--verify` is resumed with it, given or not: a table the resume finds
+/// committed and not recorded done is recorded only once its checksum matched.
+#[test]
+fn a_verified_job_is_resumed_with_verify() {
+    let c = clusters();
+    let schema = "CREATE TABLE v1 (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO v1 VALUES (1), (2);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let state = TempPath::new("verified.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "--json",
+        "table",
+        "v1",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    assert_exit(&run(&[&args[..], &["--verify"]].concat()), 0);
+    let resumed = run(&[&args[..], &["--resume"]].concat());
+    assert_exit(&resumed, 0);
+    let stderr = text(&resumed.stderr);
+    assert!(
+        stderr.contains("began with --verify: it is resumed with it"),
+        "{stderr}"
+    );
+    let report = json(&resumed);
+    assert_eq!(report["tables"][0]["verified"], true, "{report}");
+    assert_eq!(count(&c.dest[0], &dst, "v1"), 2);
+}

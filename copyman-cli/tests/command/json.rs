@@ -1,0 +1,140 @@
+//! `--json` is one well-formed document for every outcome: success, failure, a connection that
+//! fails, a usage error — with the command, the table, the statements, timestamps and each
+//! destination's duration and rows (files included).
+
+use crate::common;
+
+use common::*;
+
+#[test]
+fn a_successful_run_says_everything() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{ITEMS} {FILL_ITEMS}"));
+    let d1 = database(&c.dest[0], ITEMS);
+    let file = TempPath::new("items.txt");
+    let out = run(&[
+        "table",
+        "items",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        file.arg(),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let j = json(&out);
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["command"], "table");
+    assert_eq!(j["table"], "items");
+    for key in ["started_at", "finished_at"] {
+        let at = j[key].as_str().unwrap_or_else(|| panic!("{key}: {j}"));
+        assert!(
+            at.len() == 24 && at.ends_with('Z') && at.contains('T'),
+            "{key}: {at}"
+        );
+    }
+    assert!(j["finished_at"].as_str() >= j["started_at"].as_str());
+    assert!(
+        j["source"]["statement"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("COPY ") && s.contains("TO STDOUT")),
+        "{j}"
+    );
+    assert_eq!(
+        j["source"]["endpoint"],
+        format!("postgres@127.0.0.1:{}/{src}", c.source.port())
+    );
+    let server = &j["destinations"][0];
+    assert!(
+        server["statement"]
+            .as_str()
+            .is_some_and(|s| s.contains("FROM STDIN")),
+        "{j}"
+    );
+    assert_eq!(server["rows"], 1000);
+    // The file has no COPY n of its own: it holds every row the source sent.
+    let file_dest = &j["destinations"][1];
+    assert_eq!(file_dest["rows"], 1000, "{j}");
+    assert!(file_dest["statement"].is_null());
+    for d in j["destinations"].as_array().unwrap() {
+        assert!(d["duration_secs"].as_f64().is_some_and(|s| s >= 0.0), "{d}");
+    }
+}
+
+#[test]
+fn early_failures_and_usage_errors_are_json_too() {
+    // A usage error found by the parser.
+    let out = run(&["table", "--json", "--no-such-flag"]);
+    assert_exit(&out, 2);
+    let j = json(&out);
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["exit_code"], 2);
+    assert!(
+        j["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--no-such-flag")),
+        "{j}"
+    );
+    // A usage error found when validating.
+    let out = run(&[
+        "table",
+        "bad name!",
+        "--from",
+        "a.txt",
+        "--to",
+        "b.txt",
+        "--json",
+    ]);
+    assert_exit(&out, 2);
+    assert_eq!(json(&out)["exit_code"], 2);
+    // A server that cannot be reached.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        "host=127.0.0.1 port=1 user=u dbname=d connect_timeout=2",
+        "--to",
+        "x.txt",
+        "--json",
+    ]);
+    assert_exit(&out, 3);
+    let j = json(&out);
+    assert_eq!(j["exit_code"], 3);
+    assert_eq!(j["committed"], 0);
+    assert!(j["finished_at"].is_string(), "{j}");
+    assert_eq!(j["server"], "source u@127.0.0.1:1/d", "{j}");
+    assert!(j["sqlstate"].is_null(), "{j}");
+}
+
+/// A server that answered and refused the connection: `--json` names it and carries its
+/// SQLSTATE as a field (it was only in the free text), in one table's run and in a job alike.
+#[test]
+fn a_refused_connection_names_the_server_and_its_sqlstate() {
+    let c = clusters();
+    let scram = scram_cluster();
+    let src = database(&c.source, "CREATE TABLE a (i int); CREATE TABLE b (i int);");
+    let dst = database(scram, "CREATE TABLE a (i int); CREATE TABLE b (i int);");
+    let to = format!(
+        "host=127.0.0.1 port={} user=postgres password=wrong dbname={dst}",
+        scram.port()
+    );
+    for tables in [&["a"][..], &["a", "b"]] {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let from = c.source.conninfo(&src);
+        args.extend(["--from", &from, "--to", &to, "--json"]);
+        let out = run(&args);
+        assert_exit(&out, 3);
+        let j = json(&out);
+        assert_eq!(j["sqlstate"], "28P01", "{tables:?}: {j}");
+        assert!(
+            j["server"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("destination") && s.contains(&dst)),
+            "{tables:?}: {j}"
+        );
+        assert!(!text(&out.stdout).contains(c.source.password()));
+    }
+}

@@ -1,0 +1,100 @@
+//! What the servers say during a run reaches the user (issue 12 point 10, issue 13 point 7): a
+//! NOTICE a source function raises in the middle of its COPY OUT and a WARNING a destination
+//! trigger raises during its COPY IN are printed on stderr as psql prints them, prefixed with the
+//! endpoint that said them, and listed in `--json`.
+
+use crate::common;
+
+use common::*;
+
+const SOURCE_SQL: &str = "CREATE FUNCTION f(i int) RETURNS int LANGUAGE plpgsql AS $$
+    BEGIN IF i = 3000 THEN RAISE NOTICE 'source reached row %', i; END IF; RETURN i; END $$;";
+
+const DEST_SQL: &str = "CREATE TABLE t (n int);
+    CREATE FUNCTION w() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE WARNING 'destination saw row %', NEW.n
+            USING DETAIL = 'a trigger said so', HINT = 'nothing to do';
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER w BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.n = 4000) EXECUTE FUNCTION w();";
+
+#[test]
+fn server_notices_and_warnings_are_printed_and_listed_in_json() {
+    let c = clusters();
+    let src = database(&c.source, SOURCE_SQL);
+    let quiet = database(&c.dest[0], "CREATE TABLE t (n int)");
+    let loud = database(&c.dest[1], DEST_SQL);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY (SELECT f(g) FROM generate_series(1, 5000) AS g) TO STDOUT",
+        "--to",
+        &c.dest[0].url(&quiet),
+        "--to",
+        &c.dest[1].url(&loud),
+        "--receive",
+        "COPY t (n) FROM STDIN",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &quiet, "t"), 5000);
+    assert_eq!(count(&c.dest[1], &loud, "t"), 5000);
+
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("source: NOTICE:  source reached row 3000\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "destination 2: WARNING:  destination saw row 4000\n\
+             DETAIL:  a trigger said so\n\
+             HINT:  nothing to do\n"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("destination 1:"), "{stderr}");
+
+    let summary = json(&out);
+    let notices = summary["notices"].as_array().expect("a notices array");
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert_eq!(notices[0]["endpoint"], "source");
+    assert_eq!(notices[0]["severity"], "NOTICE");
+    assert_eq!(notices[0]["sqlstate"], "00000");
+    assert_eq!(notices[0]["message"], "source reached row 3000");
+    assert_eq!(notices[1]["endpoint"], "destination 2");
+    assert_eq!(notices[1]["severity"], "WARNING");
+    assert_eq!(notices[1]["sqlstate"], "01000");
+    assert_eq!(notices[1]["message"], "destination saw row 4000");
+    assert_eq!(notices[1]["detail"], "a trigger said so");
+    assert_eq!(notices[1]["hint"], "nothing to do");
+}
+
+#[test]
+fn a_quiet_run_lists_no_notices() {
+    let c = clusters();
+    let src = database(&c.source, "SELECT 1");
+    let dest = database(&c.dest[0], "CREATE TABLE t (n int)");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.url(&src),
+        "--send",
+        "COPY (SELECT generate_series(1, 10)) TO STDOUT",
+        "--to",
+        &c.dest[0].url(&dest),
+        "--receive",
+        "COPY t FROM STDIN",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["notices"], serde_json::json!([]));
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains("NOTICE:") && !stderr.contains("WARNING:"),
+        "{stderr}"
+    );
+}

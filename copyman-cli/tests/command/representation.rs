@@ -1,0 +1,275 @@
+//! `copyman copy` ends that read the data otherwise than it is written: refused before connecting
+//! when the statements say so (exit 2), at the copy's start by core when only the sessions can
+//! tell (an ENCODING left out is the session's client_encoding); spellings of one encoding copy.
+
+use crate::common;
+use common::*;
+
+const TABLE: &str = "CREATE TABLE t (i int8, s text)";
+const FILL: &str = "INSERT INTO t SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'é' || g END \
+                    FROM generate_series(1, 1000) g";
+
+/// A text `--send` and a CSV `--receive`: refused before any server is reached (the hosts do not
+/// exist), exit 2, in core's words.
+#[test]
+fn text_send_with_csv_receive_exits_2_before_connecting() {
+    let out = run(&[
+        "copy",
+        "--from",
+        "host=/nonexistent/source dbname=x",
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        "host=/nonexistent/dest dbname=x",
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv)",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the --receive of destination 1 reads FORMAT csv, but --send writes FORMAT text: its \
+             rows would be read as another format"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("nonexistent"),
+        "nothing was connected: {stderr}"
+    );
+}
+
+/// `ENCODING 'UTF8'` on one end and none on the other (the session's client_encoding, UTF8 on
+/// copyman's connections) was refused before connecting; it copies every row.
+#[test]
+fn explicit_utf8_against_the_session_encoding_copies() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE}; {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN (ENCODING 'unicode')",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.dest[0], &dst, "t"), digest(&c.source, &src, "t"));
+}
+
+/// A `--receive` with an ENCODING of its own (LATIN1) against a `--send` without one: only the
+/// source session's client_encoding (UTF8) tells them apart, so core refuses it at the copy's
+/// start, before any data moves: nothing loaded, no COPY left on either server.
+#[test]
+fn an_encoding_other_than_the_sessions_fails_at_the_start() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE}; {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN (ENCODING 'LATIN1')",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_ne!(out.status.code(), Some(2), "refused only once connected");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "the COPY FROM STDIN reads FORMAT text, ENCODING 'LATIN1', but the COPY TO STDOUT \
+             writes FORMAT text, ENCODING 'UTF8'"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    assert_eq!(copy_backends(&c.dest[0], &dst), 0);
+    assert_eq!(copy_backends(&c.source, &src), 0);
+}
+
+/// HEADER on one end only, or FORCE_NULL / FORCE_NOT_NULL on a `--receive` from a server: the
+/// data would be read otherwise than it was written (a row skipped as a header, a header stored
+/// as a row, `''` and NULL swapped; the count check caught the first two, and its hint to
+/// `--allow-count-mismatch` committed them), refused before connecting, exit 2.
+#[test]
+fn a_header_on_one_end_or_forced_nulls_are_refused_before_connecting() {
+    for (send, receive, says) in [
+        (
+            "COPY t TO STDOUT (FORMAT csv)",
+            "COPY t FROM STDIN (FORMAT csv, HEADER)",
+            "reads FORMAT csv, HEADER, but --send writes FORMAT csv: a HEADER on one end only",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv, HEADER)",
+            "COPY t FROM STDIN (FORMAT csv)",
+            "reads FORMAT csv, but --send writes FORMAT csv, HEADER:",
+        ),
+        (
+            "COPY t TO STDOUT (FORMAT csv)",
+            "COPY t FROM STDIN (FORMAT csv, FORCE_NULL (s))",
+            "reads FORMAT csv, FORCE_NULL (s), but --send writes FORMAT csv: FORCE_NULL or \
+             FORCE_NOT_NULL on one end only",
+        ),
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            "host=/nonexistent/source dbname=x",
+            "--send",
+            send,
+            "--to",
+            "host=/nonexistent/dest dbname=x",
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{receive}: {stderr}");
+        assert!(!stderr.contains("nonexistent"), "{stderr}");
+    }
+    // Both ends with a header agree: it copies.
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE}; {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT (FORMAT csv, HEADER)",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN (FORMAT csv, HEADER)",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digest(&c.dest[0], &dst, "t"), digest(&c.source, &src, "t"));
+}
+
+/// A binary `--send` of a table into a `--receive` whose table has other types at the same
+/// positions: refused before anything is sent, naming the column (it stored the bytes read as
+/// the other types: 2 as a timestamp, 3.5 as an int8, exit 0); the same types copy.
+#[test]
+fn binary_copy_into_other_types_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE bx (a int8, b int4, c float8); INSERT INTO bx VALUES (1, 2, 3.5);",
+    );
+    let other = database(
+        &c.dest[0],
+        "CREATE TABLE bx (a timestamp, b float4, c int8)",
+    );
+    let same = database(&c.dest[1], "CREATE TABLE bx (a int8, b int4, c float8)");
+    let copy = |to: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            "COPY bx TO STDOUT (FORMAT binary)",
+            "--to",
+            to,
+            "--receive",
+            "COPY bx FROM STDIN (FORMAT binary)",
+        ])
+    };
+    let out = copy(&c.dest[0].conninfo(&other));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "binary COPY does not convert values: the --send writes column \"a\" as bigint"
+        ) && stderr.contains("timestamp without time zone"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &other, "bx"), 0);
+    assert_exit(&copy(&c.dest[1].conninfo(&same)), 0);
+    assert_eq!(
+        digest(&c.dest[1], &same, "bx"),
+        digest(&c.source, &src, "bx")
+    );
+    // A query's types are not checked: said.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY (SELECT * FROM bx) TO STDOUT (FORMAT binary)",
+        "--to",
+        &c.dest[1].conninfo(&same),
+        "--receive",
+        "COPY bx FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr)
+            .contains("--send is a query in FORMAT binary: the types it writes are not checked"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Types of one binary form copy (a string into another string type, other modifiers).
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "CREATE TABLE vs (v varchar(10), n numeric(6,2)); INSERT INTO vs VALUES ('x', 1.5)",
+        )
+        .unwrap();
+    c.dest[1]
+        .connect(&same)
+        .batch_execute("CREATE TABLE vs (v text, n numeric(8,2))")
+        .unwrap();
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY vs TO STDOUT (FORMAT binary)",
+        "--to",
+        &c.dest[1].conninfo(&same),
+        "--receive",
+        "COPY vs FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &same, "vs"), 1);
+}
+
+/// Options copyman cannot read (dollar-quoted or U& values and names, a quoted "header") are
+/// refused before connecting: the ends could not be compared ('' and NULL were swapped, a NULL
+/// stored as 'x', exit 0).
+#[test]
+fn options_the_check_cannot_read_are_refused_before_connecting() {
+    for receive in [
+        "COPY t FROM STDIN (FORMAT csv, NULL $$$$)",
+        "COPY t FROM STDIN (FORMAT csv, QUOTE $a$|$a$)",
+        r#"COPY t FROM STDIN (FORMAT csv, U&"force_not_null" (v))"#,
+        r#"COPY t FROM STDIN (FORMAT csv, "header")"#,
+    ] {
+        let out = run(&[
+            "copy",
+            "--from",
+            "host=/nonexistent/source dbname=x",
+            "--send",
+            "COPY t TO STDOUT (FORMAT csv)",
+            "--to",
+            "host=/nonexistent/dest dbname=x",
+            "--receive",
+            receive,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("copyman cannot read its options") && !stderr.contains("nonexistent"),
+            "{receive}: {stderr}"
+        );
+    }
+}

@@ -1,0 +1,686 @@
+//! Rough edges testers found: `--dry-run` deciding a database given twice as the run does,
+//! compressed input refused before anything is sent, a row count mismatch naming its way out,
+//! and a `--receive` table spelled another way (`U&"…"`, quotes, a schema) still recognised as
+//! the same table. Real clusters, shared by the binary; a fresh database per test.
+
+use crate::common;
+
+use std::fs;
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use common::*;
+
+const T: &str = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+
+/// A database on `cluster` whose `t` holds `rows` rows.
+fn with_rows(cluster: &copyman_testkit::Cluster, rows: u64) -> String {
+    database(
+        cluster,
+        &format!("{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, {rows}) g;"),
+    )
+}
+
+/// The line of `out`'s stderr that holds `needle`.
+#[track_caller]
+fn line_with(out: &Output, needle: &str) -> String {
+    let stderr = text(&out.stderr);
+    stderr
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line says {needle:?}:\n{stderr}"))
+        .to_owned()
+}
+
+/// Runs `args` (a `table` or `copy` command) with and without `--dry-run`: both must refuse it
+/// with exit 2 and the same words; the line that says it.
+#[track_caller]
+fn refused_alike(args: &[&str], needle: &str) -> String {
+    let out = run(args);
+    assert_exit(&out, 2);
+    let said = line_with(&out, needle);
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let out = run(&dry);
+    assert_exit(&out, 2);
+    assert_eq!(line_with(&out, needle), said, "--dry-run said otherwise");
+    said
+}
+
+// Point 1: --dry-run refuses what the run refuses.
+
+#[test]
+fn dry_run_refuses_one_database_spelled_two_ways_as_the_run_does() {
+    let c = clusters();
+    let src = with_rows(&c.source, 100);
+    let d = database(&c.dest[0], T);
+    let cluster = &c.dest[0];
+    let socket = cluster.socket_dir().display().to_string();
+    // A key=value string over the Unix socket, and a URL with the socket as its host parameter.
+    let keywords = format!(
+        "host={socket} port={} user=postgres password={} dbname={d}",
+        cluster.port(),
+        cluster.password()
+    );
+    let url = cluster
+        .url(&d)
+        .replacen("@127.0.0.1:", "@:", 1)
+        .replace(&format!("/{d}"), &format!("/{d}?host={socket}"));
+    // localhost and 127.0.0.1 over TCP.
+    let tcp = cluster.conninfo(&d);
+    let localhost = tcp.replace("host=127.0.0.1", "host=localhost");
+    let from = c.source.conninfo(&src);
+    for (a, b) in [(&keywords, &url), (&tcp, &localhost)] {
+        let said = refused_alike(
+            &["table", "t", "--from", &from, "--to", a, "--to", b],
+            "destinations 1 and 2 are the same database",
+        );
+        assert!(said.contains("(system identifier "), "{said}");
+        // copy mode: one statement for both.
+        refused_alike(
+            &[
+                "copy",
+                "--from",
+                &from,
+                "--send",
+                "COPY t TO STDOUT",
+                "--to",
+                a,
+                "--to",
+                b,
+                "--receive",
+                "COPY t FROM STDIN",
+            ],
+            "destinations 1 and 2 are the same database",
+        );
+        assert_eq!(count(cluster, &d, "t"), 0);
+        assert!(settle_backends(cluster, &d).is_empty());
+    }
+    // The source's own table, through another spelling of its server.
+    let own = c
+        .source
+        .conninfo(&src)
+        .replace("host=127.0.0.1", "host=localhost");
+    refused_alike(
+        &["table", "t", "--from", &from, "--to", &own],
+        "is the source's own table",
+    );
+    assert_eq!(count(&c.source, &src, "t"), 100);
+    // Two databases of one server are two: the dry run passes.
+    let other = database(cluster, T);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &tcp,
+        "--to",
+        &cluster.conninfo(&other),
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+}
+
+// Point 2: compressed input is refused before anything is sent.
+
+/// `1\tone\n2\ttwo\n` compressed by each tool, as a file named for it.
+const COMPRESSED: [(&str, &str, &[u8]); 4] = [
+    (
+        "gzip",
+        "t.txt.gz",
+        &[
+            0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x33, 0xe4, 0xcc, 0xcf,
+            0x4b, 0xe5, 0x32, 0xe2, 0x2c, 0x29, 0xcf, 0xe7, 0x02, 0x00, 0x64, 0x65, 0xd3, 0xf4,
+            0x0c, 0x00, 0x00, 0x00,
+        ],
+    ),
+    (
+        "zstd",
+        "t.txt.zst",
+        &[
+            0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x61, 0x00, 0x00, 0x31, 0x09, 0x6f, 0x6e, 0x65,
+            0x0a, 0x32, 0x09, 0x74, 0x77, 0x6f, 0x0a, 0xc0, 0x68, 0x0e, 0x0d,
+        ],
+    ),
+    (
+        "bzip2",
+        "t.txt.bz2",
+        &[
+            0x42, 0x5a, 0x68, 0x39, 0x31, 0x41, 0x59, 0x26, 0x53, 0x59, 0x10, 0xd1, 0xc9, 0xae,
+            0x00, 0x00, 0x02, 0x49, 0x80, 0x00, 0x30, 0x30, 0x00, 0x02, 0x01, 0x84, 0x80, 0x20,
+            0x00, 0x31, 0x06, 0x4c, 0x40, 0xd0, 0xd3, 0x26, 0x98, 0x5a, 0x41, 0x99, 0xc2, 0x78,
+            0xbb, 0x92, 0x29, 0xc2, 0x84, 0x80, 0x86, 0x8e, 0x4d, 0x70,
+        ],
+    ),
+    (
+        "xz",
+        "t.txt.xz",
+        &[
+            0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04, 0xe6, 0xd6, 0xb4, 0x46, 0x02, 0x00,
+            0x21, 0x01, 0x16, 0x00, 0x00, 0x00, 0x74, 0x2f, 0xe5, 0xa3, 0x01, 0x00, 0x0b, 0x31,
+            0x09, 0x6f, 0x6e, 0x65, 0x0a, 0x32, 0x09, 0x74, 0x77, 0x6f, 0x0a, 0x00, 0x18, 0x94,
+            0x77, 0x4b, 0xbe, 0x82, 0x5b, 0x40, 0x00, 0x01, 0x24, 0x0c, 0xa6, 0x18, 0xd8, 0xd8,
+            0x1f, 0xb6, 0xf3, 0x7d, 0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x59, 0x5a,
+        ],
+    ),
+];
+
+/// The words of a refusal of compressed input `name` by `tool`.
+#[track_caller]
+fn assert_refused_compressed(out: &Output, name: &str, tool: &str, pipe: &str) {
+    assert_exit(out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
+             read the compressed bytes as rows, so nothing was sent; decompress it on its way \
+             in: {pipe}"
+        )),
+        "{stderr}"
+    );
+}
+
+/// A regular file is refused before any server is asked anything (its destination listens
+/// nowhere: connecting first would exit 3), by a run and by `--dry-run` alike.
+#[test]
+fn compressed_file_is_refused_before_connecting() {
+    let nowhere = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=5",
+        closed_port()
+    );
+    for (tool, file_name, bytes) in COMPRESSED {
+        let file = TempPath::new(file_name);
+        fs::write(&file.0, bytes).unwrap();
+        let pipe = format!("{tool} -dc {} | copyman … --from -", file.arg());
+        for dry_run in [false, true] {
+            let mut args = vec!["table", "t", "--from", file.arg(), "--to", &nowhere];
+            if dry_run {
+                args.push("--dry-run");
+            }
+            assert_refused_compressed(&run(&args), file.arg(), tool, &pipe);
+            let mut args = vec![
+                "copy",
+                "--from",
+                file.arg(),
+                "--to",
+                &nowhere,
+                "--receive",
+                "COPY t FROM STDIN",
+            ];
+            if dry_run {
+                args.push("--dry-run");
+            }
+            assert_refused_compressed(&run(&args), file.arg(), tool, &pipe);
+        }
+    }
+}
+
+/// Stdin is refused on its first read, in the same words, before any transaction began:
+/// nothing committed, no session left.
+#[test]
+fn compressed_stdin_is_refused_on_its_first_read() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(&c.dest[1], T);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    for (tool, _, bytes) in COMPRESSED {
+        let mut child = copyman()
+            .args(["table", "t", "--from", "-", "--to", &to1, "--to", &to2])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Written and closed: the refusal comes from the first read either way.
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(bytes);
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_refused_compressed(
+            &out,
+            "stdin",
+            tool,
+            &format!("… | {tool} -dc | copyman … --from -"),
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+        assert!(settle_backends(&c.dest[0], &d1).is_empty());
+        assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    }
+}
+
+/// A FIFO likewise: its writer's first bytes show the signature.
+#[test]
+fn compressed_fifo_is_refused_on_its_first_read() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to1 = c.dest[0].conninfo(&d1);
+    let (tool, _, bytes) = COMPRESSED[0];
+    let fifo = TempPath::new("source.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo.0)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let path = fifo.0.clone();
+    let writer = std::thread::spawn(move || {
+        // Opening blocks until copyman opens the other end; a refusal may close it early.
+        let mut w = fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = w.write_all(bytes);
+    });
+    let out = run(&[
+        "copy",
+        "--from",
+        fifo.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    writer.join().unwrap();
+    assert_refused_compressed(
+        &out,
+        fifo.arg(),
+        tool,
+        &format!("{tool} -dc {} | copyman … --from -", fifo.arg()),
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+}
+
+// Point 3: a row count mismatch names its way out.
+
+/// `t` with a trigger that drops the rows of even ids: the destination stores half the rows.
+fn drop_even_table() -> String {
+    format!(
+        "{T}
+         CREATE FUNCTION drop_even() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER drop_even BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION drop_even();"
+    )
+}
+
+#[test]
+fn count_mismatch_names_allow_count_mismatch_and_commits_nothing() {
+    let c = clusters();
+    let src = with_rows(&c.source, 1000);
+    let d1 = database(&c.dest[0], &drop_even_table());
+    let d2 = database(&c.dest[1], T);
+    let from = c.source.conninfo(&src);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let out = run(&args);
+    // Exit 1: the copy failed, nothing committed.
+    assert_exit(&out, 1);
+    let said = line_with(&out, "row count mismatch");
+    assert!(
+        said.contains("stored 500 rows where the source sent 1,000 rows")
+            && said.contains("--allow-count-mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    assert!(settle_backends(&c.source, &src).is_empty());
+
+    // --keep-going: the miscounted one alone rolls back, saying the same.
+    let mut keep_going = args.to_vec();
+    keep_going.push("--keep-going");
+    let out = run(&keep_going);
+    assert_exit(&out, 4);
+    assert!(
+        line_with(&out, "row count mismatch").contains("--allow-count-mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+    c.dest[1].connect(&d2).batch_execute("TRUNCATE t").unwrap();
+
+    // The way out: it commits what each stored, and says the counts.
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-count-mismatch");
+    let out = run(&allowed);
+    assert_exit(&out, 0);
+    assert!(
+        line_with(&out, "warning").contains("stored 500 rows where the source sent 1,000 rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
+/// A job (many tables) says the same of the table whose destination miscounted.
+#[test]
+fn job_count_mismatch_names_allow_count_mismatch() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{T} CREATE TABLE u (id int8 PRIMARY KEY);
+             INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g;
+             INSERT INTO u SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{} CREATE TABLE u (id int8 PRIMARY KEY);",
+            drop_even_table()
+        ),
+    );
+    let state = TempPath::new("job.state");
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&d1);
+    let args = [
+        "table",
+        "t",
+        "u",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    let out = run(&args);
+    assert_exit(&out, 1);
+    assert!(
+        line_with(&out, "row count mismatch").contains("--allow-count-mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+    let out = copyman()
+        .args(args)
+        .args(["--allow-count-mismatch", "--resume"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        line_with(&out, "warning").contains("the destination stored 500 (allowed)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 500);
+}
+
+// Point 4: a --receive table is the table its server resolves, however it is spelled.
+
+/// Two `--receive` on one database: refused when their server resolves both to one table.
+fn two_receives(c: &Clusters, src: &str, d: &str, first: &str, second: &str) -> Output {
+    let from = c.source.conninfo(src);
+    let tcp = c.dest[0].conninfo(d);
+    let socket = format!(
+        "host={} port={} user=postgres password={} dbname={d}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port(),
+        c.dest[0].password()
+    );
+    run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &tcp,
+        "--receive",
+        first,
+        "--to",
+        &socket,
+        "--receive",
+        second,
+    ])
+}
+
+#[test]
+fn receive_tables_are_resolved_by_the_server_not_by_their_spelling() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    // `t` and `"T"` are two tables; `s.t` comes first on the search_path.
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{T} CREATE TABLE \"T\" (LIKE t); CREATE SCHEMA s; CREATE TABLE s.t (LIKE t);
+             CREATE TABLE \"table\" (LIKE t);"
+        ),
+    );
+    let same = "destinations 1 and 2 are the same database";
+    for (first, second) in [
+        // U& escapes: t, and "table" (a reserved word, quoted).
+        ("COPY t FROM STDIN", r#"COPY U&"\0074" FROM STDIN"#),
+        (
+            r#"COPY "table" FROM STDIN"#,
+            r#"COPY U&"t\0061ble" FROM STDIN"#,
+        ),
+        (
+            r#"COPY "table" FROM STDIN"#,
+            r#"COPY U&"t!0061ble" UESCAPE '!' FROM STDIN"#,
+        ),
+        // Case folding: unquoted T is t; quoted "t" too.
+        ("COPY T FROM STDIN", r#"COPY "t" FROM STDIN"#),
+        // Schema-qualified, with a comment holding a dot between the parts.
+        (
+            "COPY public.t FROM STDIN",
+            r#"COPY "public" /* . */ . U&"\0074" (id, v) FROM STDIN"#,
+        ),
+    ] {
+        let out = two_receives(c, &src, &d, first, second);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains(same),
+            "{first} / {second}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
+
+    // The search_path decides: with s first, `t` is s.t, the same as `s.t` and not public.t.
+    c.dest[0]
+        .connect(&d)
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d}\" SET search_path = s, public"
+        ))
+        .unwrap();
+    let out = two_receives(c, &src, &d, "COPY t FROM STDIN", "COPY S.T FROM STDIN");
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains(same), "{}", text(&out.stderr));
+    // Different tables, however alike their spelling: a warning, and both are copied.
+    for (first, second, tables) in [
+        (
+            "COPY t FROM STDIN",
+            "COPY public.t FROM STDIN",
+            ["s.t", "public.t"],
+        ),
+        (
+            "COPY public.t FROM STDIN",
+            r#"COPY "T" FROM STDIN"#,
+            ["public.t", r#""T""#],
+        ),
+    ] {
+        let out = two_receives(c, &src, &d, first, second);
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("their --receive statements differ"),
+            "{}",
+            text(&out.stderr)
+        );
+        for table in tables {
+            assert_eq!(count(&c.dest[0], &d, table), 10, "{table}");
+        }
+        c.dest[0]
+            .connect(&d)
+            .batch_execute(r#"TRUNCATE public.t, s.t, "T""#)
+            .unwrap();
+    }
+}
+
+/// copy mode into the source's own table, however spelled: refused as table mode refuses it;
+/// another table of the source's database is only warned about.
+#[test]
+fn receive_into_the_sources_own_table_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{T} INSERT INTO t SELECT g, 'x' FROM generate_series(1, 10) g;
+             CREATE TABLE \"table\" (LIKE t);"
+        ),
+    );
+    let from = c.source.conninfo(&src);
+    let to = c
+        .source
+        .conninfo(&src)
+        .replace("host=127.0.0.1", "host=localhost");
+    for (send, receive) in [
+        ("COPY t TO STDOUT", r#"COPY U&"\0074" FROM STDIN"#),
+        ("COPY T TO STDOUT", r#"COPY public."t" FROM STDIN"#),
+        (
+            r#"COPY "table" TO STDOUT"#,
+            r#"COPY U&"t\0061ble" FROM STDIN"#,
+        ),
+    ] {
+        let said = refused_alike(
+            &[
+                "copy",
+                "--from",
+                &from,
+                "--send",
+                send,
+                "--to",
+                &to,
+                "--receive",
+                receive,
+            ],
+            "is the source's own table",
+        );
+        assert!(said.contains("destination 1 ("), "{said}");
+    }
+    assert_eq!(count(&c.source, &src, "t"), 10);
+    assert!(settle_backends(&c.source, &src).is_empty());
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        r#"COPY U&"t\0061ble" FROM STDIN"#,
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("is the source's database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "\"table\""), 10);
+}
+
+/// A server written without `postgresql://` or `host=` (`user:password@host:port`, `host:port`,
+/// an address) is refused as such, never taken for a file: it was created in the working
+/// directory under that name, the password printed and stored, and the run said it committed
+/// to what read as a server (exit 0).
+#[test]
+fn a_server_written_as_a_file_name_is_refused_without_its_password() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let dir = TempPath::new("server-as-file");
+    fs::create_dir_all(&dir.0).unwrap();
+    let port = c.dest[0].port();
+    for to in [
+        format!("alice:S3cretPW@127.0.0.1:{port}"),
+        format!("postgres@127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
+        "10.0.0.5".to_owned(),
+    ] {
+        let out = copyman()
+            .current_dir(&dir.0)
+            .args([
+                "--json",
+                "table",
+                "t",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &to,
+            ])
+            .output()
+            .unwrap();
+        assert_exit(&out, 2);
+        let (stderr, stdout) = (text(&out.stderr), text(&out.stdout));
+        assert!(
+            stderr.contains("names a server without saying so") && stderr.contains("./"),
+            "{to}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("S3cretPW") && !stdout.contains("S3cretPW"),
+            "{stderr}{stdout}"
+        );
+        assert_eq!(
+            fs::read_dir(&dir.0).unwrap().count(),
+            0,
+            "{to}: a file was made"
+        );
+    }
+    // Written as a path, it is a file.
+    let out = copyman()
+        .current_dir(&dir.0)
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            "./postgres@db1",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(dir.0.join("postgres@db1").exists());
+    let _ = fs::remove_dir_all(&dir.0);
+}
+
+/// `copy --dry-run` with a `--receive` into a table its server does not have ends as the run
+/// does (exit 1, 42P01 named); it exited 0.
+#[test]
+fn a_dry_run_into_a_missing_table_ends_as_the_run() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let dst = database(&c.dest[0], T);
+    let args = |dry: bool| {
+        let mut args = vec![
+            "copy".to_owned(),
+            "--from".to_owned(),
+            c.source.conninfo(&src),
+            "--send".to_owned(),
+            "COPY t TO STDOUT".to_owned(),
+            "--to".to_owned(),
+            c.dest[0].conninfo(&dst),
+            "--receive".to_owned(),
+            "COPY nosuch FROM STDIN".to_owned(),
+        ];
+        if dry {
+            args.push("--dry-run".to_owned());
+        }
+        args
+    };
+    for dry in [true, false] {
+        let out = copyman().args(args(dry)).output().unwrap();
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("nosuch") && stderr.contains("42P01"),
+            "{stderr}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Row-level security on the source: copyman reads with `row_security` off, as pg_dump does, so
+//! a table whose policies hide rows from the connecting role fails loudly (SQLSTATE 42501)
+//! instead of copying a subset and exiting 0 — in table mode and in a many-table job alike; a
+//! CONN that sets `row_security` itself keeps its choice. Real clusters, shared by the binary.
+
+use crate::common;
+
+use common::*;
+
+/// A source database with `secret` (100 rows, of which the policy shows `reader` the 50 it owns)
+/// and `open` (10 rows, no policy), readable by `reader`; its name and the reader's conninfo.
+fn source(c: &Clusters) -> (String, String) {
+    let db = c.source.create_database();
+    // Roles are the cluster's: one per database.
+    let reader = format!("reader_{db}");
+    c.source
+        .connect(&db)
+        .batch_execute(&format!(
+            "CREATE ROLE {reader} LOGIN;
+             CREATE TABLE secret (id int, owner text);
+             INSERT INTO secret SELECT g, CASE WHEN g % 2 = 0 THEN '{reader}' ELSE 'other' END
+               FROM generate_series(1, 100) g;
+             ALTER TABLE secret ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY mine ON secret FOR SELECT USING (owner = current_user);
+             CREATE TABLE open (id int);
+             INSERT INTO open SELECT generate_series(1, 10);
+             GRANT SELECT ON secret, open TO {reader};"
+        ))
+        .unwrap();
+    let conninfo = c
+        .source
+        .conninfo(&db)
+        .replace("user=postgres", &format!("user={reader}"));
+    (db, conninfo)
+}
+
+fn destination(c: &Clusters) -> String {
+    database(
+        &c.dest[0],
+        "CREATE TABLE secret (id int, owner text); CREATE TABLE open (id int);",
+    )
+}
+
+#[test]
+fn a_table_whose_policies_hide_rows_fails_instead_of_copying_a_subset() {
+    let c = clusters();
+    let (_, reader) = source(c);
+    let dst = destination(c);
+    let to = c.dest[0].conninfo(&dst);
+
+    // One table.
+    let out = run(&["table", "secret", "--from", &reader, "--to", &to]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("42501") && stderr.contains("row-level security"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
+
+    // A job: the table fails, loudly; the other one copies.
+    let state = TempPath::new("row-security.state");
+    let out = run(&[
+        "table",
+        "secret",
+        "open",
+        "--from",
+        &reader,
+        "--to",
+        &to,
+        "--keep-going",
+        "--state",
+        state.arg(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("row-level security"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "open"), 10);
+}
+
+#[test]
+fn row_security_set_in_the_conn_is_the_users_choice() {
+    let c = clusters();
+    let (_, reader) = source(c);
+    let dst = destination(c);
+    let to = c.dest[0].conninfo(&dst);
+    let filtered = format!("{reader} options='-c row_security=on'");
+    let out = run(&["table", "secret", "--from", &filtered, "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "secret"), 50);
+}
+
+#[test]
+fn the_tables_owner_reads_every_row() {
+    let c = clusters();
+    let (db, _) = source(c);
+    let dst = destination(c);
+    let out = run(&[
+        "table",
+        "secret",
+        "--from",
+        &c.source.conninfo(&db),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "secret"), 100);
+}

@@ -1,0 +1,455 @@
+//! What a signal does before the copy and during the COMMITs of a one-table run: while
+//! connecting (a server that accepts and never answers) it exits at once, nothing begun; during
+//! the COMMITs the first signal lets them finish and says so, and a second one exits at once
+//! saying which destinations committed, with exit status 4 — never "nothing committed".
+
+use crate::common;
+
+use std::os::unix::net::UnixListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use std::{fs, thread};
+
+use common::*;
+
+/// Waits (bounded: a hang fails the test) for `child` to end.
+fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("copyman did not end after the signal");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_signal_while_connecting_exits_at_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); CREATE TABLE u (id int);",
+    );
+    // A "server" that takes the connection and never answers.
+    let dir = TempPath::new("mute-server");
+    fs::create_dir_all(&dir.0).unwrap();
+    let listener = UnixListener::bind(dir.0.join(".s.PGSQL.5999")).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let from = c.source.conninfo(&src);
+    let mute = format!("host={} port=5999 user=postgres dbname=x", dir.arg());
+    // One table, and a job of two.
+    for tables in [&["t"][..], &["t", "u"]] {
+        let mut args = vec!["table"];
+        args.extend_from_slice(tables);
+        args.extend(["--from", &from, "--to", &mute]);
+        let mut child = copyman()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its startup packet is waiting when the connection was accepted (bounded: a run that
+        // ends before it dials fails the test).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let _held = loop {
+            match listener.accept() {
+                Ok((held, _)) => break held,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        panic!("copyman {tables:?} ended ({status}) before it connected");
+                    }
+                    assert!(Instant::now() < deadline, "copyman never connected");
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        signal(&child, "INT");
+        let status = wait_bounded(&mut child);
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(status.code(), Some(130), "{tables:?}: {stderr}");
+        assert!(
+            stderr.contains("SIGINT received while connecting: nothing was copied"),
+            "{tables:?}: {stderr}"
+        );
+    }
+    drop(listener);
+    let _ = fs::remove_dir_all(&dir.0);
+}
+
+/// A source of 100 rows in `t` and two destinations with an empty `t`: the destinations'
+/// databases, and the source's and destinations' conninfos.
+fn one_table_to_two(c: &Clusters) -> (String, String, [String; 3]) {
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int)");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int)");
+    let conninfos = [
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    ];
+    (d1, d2, conninfos)
+}
+
+#[test]
+fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
+    let c = clusters();
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = [
+        "--json", "table", "t", "--from", &from, "--to", &to1, "--to", &to2,
+    ];
+    // Destination 1 committed; destination 2's COMMIT not sent yet.
+    let mut paused = Paused::start(&args, "committed:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let first = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        first.is_some_and(|l| l.contains("the commit is under way and finishes")),
+        "{said}"
+    );
+    assert!(
+        said.contains("exiting at once during the COMMITs: committed: destination 1;")
+            && !said.contains("nothing committed"),
+        "{said}"
+    );
+    // And under --json, the same on stdout.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["exited_at_once"], true, "{report}");
+    assert_eq!(report["exit_code"], 4, "{report}");
+    assert_eq!(
+        report["destinations"][0],
+        serde_json::json!({ "destination": "destination 1", "status": "committed" }),
+        "{report}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+}
+
+/// A table's source reads in a read-only transaction: its COMMIT commits nothing, and a second
+/// signal does not list it among what committed or may have (it listed "source").
+#[test]
+fn a_second_signal_never_lists_a_read_only_source_as_committing() {
+    let c = clusters();
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "committed:source");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    let again = said
+        .lines()
+        .find(|l| l.contains("received again"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        again.contains(
+            "exiting at once during the COMMITs: committed: destination 1, destination 2;"
+        ) && again.contains("may have committed): none;")
+            && !again.contains("source"),
+        "{said}"
+    );
+    // Every destination committed all its rows: the run is a success cut short.
+    assert!(matches!(status.code(), Some(0 | 4)), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
+}
+
+/// A signal once the commit began, but before its first COMMIT went out (the deferred
+/// constraints checked), calls the commit off: nothing has committed yet, so nothing does (it
+/// committed everything and exited 0, though the user had asked it to stop). One after the
+/// first COMMIT lets the commit finish, and says so.
+#[test]
+fn a_signal_before_the_first_commit_calls_it_off_and_one_after_lets_it_finish() {
+    let c = clusters();
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    // The deferred constraints checked on destination 1: no COMMIT sent yet.
+    let mut paused = Paused::start(&args, "checked:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let said = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    assert!(
+        said.as_deref()
+            .is_some_and(|l| l.contains("nothing is committed yet: the commit is called off")),
+        "{}",
+        stderr.rest()
+    );
+    assert_exit(&out, 130);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+
+    // Destination 1 committed: the commit finishes.
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "committed:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let said = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    assert!(
+        said.as_deref()
+            .is_some_and(|l| l.contains("the commit is under way and finishes")),
+        "{}",
+        stderr.rest()
+    );
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
+}
+
+/// A fast second signal in the middle of the copy exits at once, and leaves no backend of the run
+/// in its COPY: a destination's backend that waits (here on a lock, in a trigger) reads nothing,
+/// would not see its connection closed, and would keep the TRUNCATE's lock on the table until its
+/// wait ended — so its CancelRequest is sent before the process exits.
+#[test]
+fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{table}
+             CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF NEW.id = 5000 THEN PERFORM pg_advisory_xact_lock_shared(42); END IF;
+                 RETURN NEW;
+               END $$;
+             CREATE TRIGGER hold BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION hold();"
+        ),
+    );
+    let mut holder = c.dest[1].connect(&d2);
+    holder.batch_execute("SELECT pg_advisory_lock(42)").unwrap();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--truncate",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = StderrLines::take(&mut child);
+    // Destination 2's backend waits for the lock, in its COPY.
+    let mut admin = c.dest[1].connect("postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND wait_event = 'advisory' AND query ILIKE 'COPY%'",
+                &[&d2],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never waited: {}", stderr.seen());
+        thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "INT");
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child);
+    let said = stderr.rest();
+    // (Two signals this close may reach copyman as one: then the first one's cancel, sent at
+    // once, ends the COPY, and the run stops as after one signal. Either way, the same end.)
+    assert_eq!(status.code(), Some(130), "{said}");
+    // The lock is still held: only the cancel ends that COPY.
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0, "{said}");
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(42)")
+        .unwrap();
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
+
+/// A copyman killed (`kill -9`) while its source's statement has not sent its first row (a sort,
+/// a `--send` waiting on something) does not leave that statement running on the server: the
+/// backend checks that its client is still there while a statement runs
+/// (`client_connection_check_interval`, PostgreSQL 14+) and ends within seconds (it ran on
+/// until its query ended: hours for a large sort, holding a move's locks).
+#[test]
+fn a_killed_copyman_leaves_no_source_query_running() {
+    let c = clusters();
+    let src = database(&c.source, "");
+    let dst = database(&c.dest[0], "CREATE TABLE t (x text);");
+    let mut child = copyman()
+        .args([
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            "COPY (SELECT pg_sleep(120)::text) TO STDOUT",
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--receive",
+            "COPY t FROM STDIN",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.source, &src, "COPY (SELECT pg_sleep(120)%");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    loop {
+        let running: i64 = c
+            .source
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND query LIKE 'COPY (SELECT pg_sleep(120)%'",
+                &[&src],
+            )
+            .unwrap()
+            .get(0);
+        if running == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the source's query still runs 30 s after copyman was killed"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A signal before the first COMMIT calls the commit off on the servers, but stdout got every
+/// row already: it is said `sent`, never "rolled back" (every row had gone out, and the report
+/// said stdout rolled back and nothing committed).
+#[test]
+fn a_signal_before_the_first_commit_says_stdout_got_its_rows() {
+    let c = clusters();
+    let (d1, _, [from, to1, _]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", "-", "--to", &to1];
+    let mut paused = Paused::start(&args, "checked:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    let out = paused.resume();
+    let said = stderr.rest();
+    // Stdout holds the rows, the server none: partial, said so.
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert_eq!(text(&out.stdout).lines().count(), 100, "every row went out");
+    assert!(!said.contains("-: interrupted"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+/// A job interrupted while a table's commit checks its deferred constraints (before any COMMIT
+/// of it) calls that table's commit off, as a one-table run does (it said the tables being
+/// copied roll back, then committed it everywhere).
+#[test]
+fn a_job_interrupted_before_a_tables_first_commit_calls_it_off() {
+    let c = clusters();
+    let tables = "CREATE TABLE m (id int); CREATE TABLE n (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO m SELECT generate_series(1, 100); INSERT INTO n VALUES (1);"
+        ),
+    );
+    // Destination 1 checks m's deferred constraint slowly.
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{tables}
+             CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON m DEFERRABLE INITIALLY DEFERRED
+               FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION slow();"
+        ),
+    );
+    let d2 = database(&c.dest[1], tables);
+    let state = TempPath::new("called-off.state");
+    let mut child = copyman()
+        .args([
+            "table",
+            "m",
+            "n",
+            "--jobs",
+            "1",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .args(["--state", state.arg()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &d1, "SET CONSTRAINTS ALL IMMEDIATE");
+    signal(&child, "INT");
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(130));
+    for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
+        assert_eq!(count(cluster, db, "m"), 0, "m committed on {db}");
+    }
+}
+
+/// A signal while the commit checks a slow deferred constraint (before any COMMIT) cancels the
+/// check with the commit it calls off (it waited for the whole check: here a minute).
+#[test]
+fn a_signal_during_a_slow_check_cancels_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int);
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+           FOR EACH ROW WHEN (NEW.id = 1) EXECUTE FUNCTION slow();",
+    );
+    let mut child = copyman()
+        .args(["table", "t", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&dst)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_query(&c.dest[0], &dst, "SET CONSTRAINTS ALL IMMEDIATE");
+    signal(&child, "INT");
+    // (Bounded at 20 s, a third of the check.)
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}

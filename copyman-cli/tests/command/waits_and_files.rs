@@ -1,0 +1,828 @@
+//! What `copyman` waits for is said, and what it can tell of its files before it connects or
+//! copies is told then.
+//!
+//! 1. A `--resume` that finds an earlier run's announced transaction still in progress on a
+//!    destination says at once what it waits for (the table, the destination by name, the
+//!    transaction, the backend holding it, how long), then goes on once it ended, or refuses as
+//!    before when it did not.
+//! 2. A FIFO source says that it waits for its writer, as a FIFO destination says it waits for
+//!    its reader, and then copies every row; either gives up after `--stall-timeout`.
+//! 3. A file destination in a missing directory is refused before any server is asked
+//!    anything, as bad input (exit 2); under `--keep-going` it is dropped and the servers get
+//!    every row.
+//! 4. `--dry-run` reads the start of a regular input file and decides on it as the run would
+//!    (a header in another order refused in the run's words, a PGCOPY file planned binary);
+//!    stdin and a FIFO are not read, and the plan says so.
+//! 5. A source file truncated while it is read fails the copy: nothing commits.
+//!
+//! Real clusters, shared by the binary; a fresh database per test.
+
+use crate::common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use copyman_testkit::Cluster;
+
+/// A FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+/// Waits for `child` (bounded: a child that never ends is killed and fails the test); its
+/// output.
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("copyman did not end: {:?}", child.wait_with_output());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+// Point 1: a resume that waits says so.
+
+const JK: &str = "CREATE SCHEMA jk; CREATE TABLE jk.k3 (id int, v text);";
+
+/// The state file's name for database `db` on `cluster` (`system SYSID database OID`).
+fn identity(cluster: &Cluster, db: &str) -> String {
+    let row = cluster
+        .connect(db)
+        .query_one(
+            "SELECT s.system_identifier::text, d.oid::text FROM pg_control_system() s, \
+             pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .unwrap();
+    format!(
+        "system {} database {}",
+        row.get::<_, String>(0),
+        row.get::<_, String>(1)
+    )
+}
+
+/// An earlier run's copy of `jk.k3` (500 rows) to `db`, announced in a state file and still in
+/// progress: a session that holds it open (application_name `held-by-test`), its backend pid,
+/// and the state file.
+fn held_copy(cluster: &Cluster, db: &str, name: &str) -> (postgres::Client, i32, u64, TempPath) {
+    let me = identity(cluster, db);
+    let mut holder = cluster.connect(db);
+    holder
+        .batch_execute(
+            "SET application_name = 'held-by-test'; BEGIN; \
+             INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;",
+        )
+        .unwrap();
+    let row = holder
+        .query_one("SELECT txid_current()::text, pg_backend_pid()", &[])
+        .unwrap();
+    let xid: u64 = row.get::<_, String>(0).parse().unwrap();
+    let pid: i32 = row.get(1);
+    let state = TempPath::new(name);
+    fs::write(
+        &state.0,
+        format!(
+            "copyman-job 3\n\
+             begin\t\"jk\".\"k3\"\t{me}\texact\n\
+             commit\t\"jk\".\"k3\"\t{me}\t500\t{xid}\n"
+        ),
+    )
+    .unwrap();
+    (holder, pid, xid, state)
+}
+
+/// `copyman table --schema jk --resume` from `src` to `dest`, spawned with its output piped.
+fn resume(src: &str, dest: &str, state: &TempPath) -> Child {
+    copyman()
+        .args([
+            "table", "--schema", "jk", "--jobs", "1", "--json", "--resume", "--from", src, "--to",
+            dest, "--state",
+        ])
+        .arg(state.arg())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_resume_that_waits_for_a_transaction_in_progress_says_at_once_what_and_how_long() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{JK} INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{JK} INSERT INTO jk.k3 VALUES (-1, 'precious'), (-2, 'precious');"),
+    );
+    let (holder, pid, xid, state) = held_copy(&c.dest[0], &d1, "resume-waits.state");
+    let dest = c.dest[0].conninfo(&d1);
+    let mut child = resume(&c.source.conninfo(&src), &dest, &state);
+    let mut stderr = StderrLines::take(&mut child);
+    // Said while the transaction is still held: the wait has begun, not ended.
+    let line = stderr.expect("waiting up to");
+    assert!(
+        line.starts_with("copyman: note: --resume: table \"jk\".\"k3\""),
+        "{line}"
+    );
+    assert!(line.contains(&format!("transaction {xid} ")), "{line}");
+    let name = format!(
+        "{}@{}:{}/{d1}",
+        c.dest[0].user(),
+        c.dest[0].host(),
+        c.dest[0].port()
+    );
+    assert!(
+        line.contains(&format!("on destination 1 ({name}) is still in progress")),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("backend {pid}, application_name \"held-by-test\"")),
+        "{line}"
+    );
+    assert!(line.ends_with("waiting up to 10 s for it to end"), "{line}");
+    assert!(!line.contains(c.dest[0].password()), "{line}");
+    // The earlier run's session ends (its transaction rolls back): the resume goes on, copies
+    // the table again and keeps the rows the destination held.
+    holder.close().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert_eq!(said.matches("waiting up to").count(), 1, "{said}");
+    assert!(!said.contains(c.dest[0].password()), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "jk.k3"), 502);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    let notes = report["notes"].as_array().expect("notes").clone();
+    assert!(
+        notes.iter().any(|n| n.as_str().is_some_and(|n| n
+            .contains(&format!("transaction {xid} on destination 1"))
+            && n.contains("waiting up to 10 s"))),
+        "{report}"
+    );
+    assert!(!stdout.contains(c.dest[0].password()), "{stdout}");
+}
+
+#[test]
+fn a_resume_whose_wait_ends_with_the_transaction_still_in_progress_refuses_as_before() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{JK} INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{JK} INSERT INTO jk.k3 VALUES (-1, 'precious'), (-2, 'precious');"),
+    );
+    let (holder, pid, xid, state) = held_copy(&c.dest[0], &d1, "resume-refused.state");
+    let child = resume(&c.source.conninfo(&src), &c.dest[0].conninfo(&d1), &state);
+    let out = finish(child);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let note = stderr
+        .find(&format!("transaction {xid} on destination 1 ("))
+        .expect(&stderr);
+    let refusal = stderr
+        .find(&format!(
+            "copyman: error: --resume: table \"jk\".\"k3\": the earlier run's transaction {xid} \
+             on destination 1 is still in progress, so whether its rows will be there cannot be \
+             told yet; the earlier run's session there has not ended (waited 10 s): end it \
+             (pg_terminate_backend) or wait for it, then resume"
+        ))
+        .expect(&stderr);
+    assert!(
+        note < refusal,
+        "said before the wait, refused after it:\n{stderr}"
+    );
+    assert!(stderr.contains(&format!("backend {pid}")), "{stderr}");
+    assert!(!stderr.contains(c.dest[0].password()), "{stderr}");
+    // Refused: nothing done; the holder's session is the only one left there.
+    let report = json(&out);
+    assert_eq!(report["exit_code"], 2, "{report}");
+    drop(holder);
+    assert_eq!(count(&c.dest[0], &d1, "jk.k3"), 2);
+    assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+}
+
+// Point 2: a FIFO source says what it waits for.
+
+const T: &str = "CREATE TABLE t (a int, b text);";
+
+#[test]
+fn a_fifo_source_says_it_waits_for_its_writer_then_copies_every_row() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("writer-later.fifo");
+    mkfifo(&fifo.0);
+    let mut child = copyman()
+        .args(["table", "t", "--from", fifo.arg(), "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for a writer");
+    assert_eq!(
+        line,
+        format!("copyman: waiting for a writer of FIFO {}", fifo.arg())
+    );
+    // The writer comes now, after the message.
+    let mut writer = fs::OpenOptions::new().write(true).open(&fifo.0).unwrap();
+    for i in 1..=1000 {
+        writeln!(writer, "{i}\tv{i}").unwrap();
+    }
+    drop(writer);
+    let status = child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert_eq!(said.matches("waiting for a writer").count(), 1, "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    let (sum, max): (i64, String) = {
+        let row = c.dest[0]
+            .connect(&d1)
+            .query_one("SELECT sum(a), max(b) FROM t", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((sum, max.as_str()), (500_500, "v999"));
+}
+
+/// A FIFO source whose writer never comes: a SIGTERM ends the wait (an earlier copyman stayed
+/// blocked in `open(2)`, saying "waiting for the servers" every 10 s); exit 143, nothing
+/// committed, no session left on the destination.
+#[test]
+fn a_fifo_source_without_a_writer_ends_on_sigterm_with_nothing_committed() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("writer-never.fifo");
+    mkfifo(&fifo.0);
+    let mut child = copyman()
+        .args(["table", "t", "--from", fifo.arg(), "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting for a writer");
+    signal(&child, "TERM");
+    let out = finish(child);
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(143), "{said}");
+    assert!(said.contains("nothing committed"), "{said}");
+    assert!(!said.contains("waiting for the servers"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let left = settle_backends(&c.dest[0], &d1);
+    assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+}
+
+/// A FIFO whose other end never comes moves no byte: `--stall-timeout` ends the wait, as it
+/// ends any stalled source or destination (an earlier copyman waited for ever). A source: exit 1,
+/// the stall named (before any transaction began), nothing committed, no session left.
+#[test]
+fn a_fifo_source_without_a_writer_gives_up_after_the_stall_timeout() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("writer-late.fifo");
+    mkfifo(&fifo.0);
+    let child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            fifo.arg(),
+            "--stall-timeout",
+            "1s",
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&d1))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    let said = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        said.contains("cannot open source file")
+            && said.contains("no writer of the FIFO came in 1 s (--stall-timeout)"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let left = settle_backends(&c.dest[0], &d1);
+    assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+}
+
+/// A FIFO destination whose reader never comes, beside a server destination: the stall timeout
+/// fails it, and the run commits nothing anywhere (without --keep-going).
+#[test]
+fn a_fifo_destination_without_a_reader_gives_up_after_the_stall_timeout() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("reader-never.fifo");
+    mkfifo(&fifo.0);
+    let child = copyman()
+        .args(["table", "t", "--stall-timeout", "1s", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--to", fifo.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    let said = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        said.contains("no reader of the FIFO came in 1 s (--stall-timeout)"),
+        "{said}"
+    );
+    assert!(said.contains("nothing committed"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &d1)] {
+        let left = settle_backends(cluster, db);
+        assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+    }
+}
+
+/// A FIFO destination whose reader opened it and reads nothing: the pipe fills, and a write
+/// would block for as long as that reader lives (deaf to signals; a tester's run waited 25 s
+/// under `--stall-timeout 2s`). Now `--stall-timeout` ends it (exit 1, said, nothing committed
+/// on the server destination beside it), and so does a SIGTERM without it (exit 143).
+#[test]
+fn a_fifo_destination_whose_reader_reads_nothing_gives_up_or_ends_on_a_signal() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 20000) g;"),
+    );
+    for stall in [true, false] {
+        let d1 = database(&c.dest[0], T);
+        let fifo = TempPath::new("reader-idle.fifo");
+        mkfifo(&fifo.0);
+        // Opens the FIFO for reading and never reads.
+        let mut idle = Command::new("sh")
+            .args(["-c", &format!("exec 3<'{}'; sleep 60", fifo.arg())])
+            .spawn()
+            .unwrap();
+        let mut cmd = copyman();
+        cmd.args(["table", "t", "--from"])
+            .arg(c.source.conninfo(&src))
+            .arg("--to")
+            .arg(c.dest[0].conninfo(&d1))
+            .args(["--to", fifo.arg()]);
+        if stall {
+            cmd.args(["--stall-timeout", "1s"]);
+        }
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if !stall {
+            std::thread::sleep(Duration::from_millis(1500));
+            signal(&child, "TERM");
+        }
+        let out = finish(child);
+        let _ = idle.kill();
+        let _ = idle.wait();
+        let said = text(&out.stderr);
+        if stall {
+            assert_exit(&out, 1);
+            // The engine's stall rule or the write's wait, whichever sees it first.
+            assert!(
+                said.contains("its reader read nothing for 1 s (--stall-timeout)")
+                    || said.contains("stalled for 1 s: no byte moved"),
+                "{said}"
+            );
+            assert!(
+                said.contains(&format!("data went out to {}", fifo.arg())),
+                "{said}"
+            );
+        } else {
+            assert_exit(&out, 143);
+        }
+        assert!(said.contains("nothing committed"), "{said}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        let left = settle_backends(&c.dest[0], &d1);
+        assert!(left.is_empty(), "copyman's sessions are gone: {left:?}");
+    }
+}
+
+// Point 3: file destinations checked before connecting.
+
+#[test]
+fn a_file_destination_in_a_missing_directory_is_refused_before_any_connection() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("no-such-dir");
+    let target = dir.0.join("out.tsv");
+    let target = target.to_str().unwrap();
+    let why = format!(
+        "destination 2 {target}: cannot write it: cannot create a file in its directory {}: \
+         No such file or directory (os error 2): nothing copied",
+        dir.arg()
+    );
+
+    // A source where nothing listens: the error is the file's, not the connection's.
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let out = copyman()
+        .args(["table", "t", "--from", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--to", target])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&why), "{stderr}");
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+
+    // A source that is there: still no session anywhere (-v logs every connection), no row.
+    let out = copyman()
+        .args([
+            "-v",
+            "--json",
+            "table",
+            "t",
+            "--from",
+            &c.source.url(&src),
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--to", target])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&why), "{stderr}");
+    assert!(!stderr.contains("connecting to"), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["status"], "failed", "{report}");
+    assert_eq!(report["committed"], 0, "{report}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(backends(&c.dest[0], &d1), Vec::<String>::new());
+    assert!(!dir.0.exists());
+}
+
+#[test]
+fn under_keep_going_a_file_destination_in_a_missing_directory_is_dropped_and_the_servers_get_every_row()
+ {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], T);
+    let dir = TempPath::new("no-such-dir-kept-going");
+    let target = dir.0.join("out.tsv");
+    let target = target.to_str().unwrap();
+    let out = copyman()
+        .args([
+            "--json",
+            "table",
+            "t",
+            "--keep-going",
+            "--from",
+            &c.source.url(&src),
+        ])
+        .args(["--to", &c.dest[0].conninfo(&d1), "--to", target])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let dests = report["destinations"].as_array().expect("destinations");
+    assert_eq!(dests[0]["status"], "committed", "{report}");
+    assert_eq!(dests[1]["status"], "failed", "{report}");
+    let error = dests[1]["error"].to_string();
+    assert!(
+        error.contains("cannot create a file in its directory") && error.contains(dir.arg()),
+        "{report}"
+    );
+    assert_eq!(digest(&c.dest[0], &d1, "t"), digest(&c.source, &src, "t"));
+    assert!(!dir.0.exists());
+}
+
+// Point 4: --dry-run reads the start of an input file.
+
+/// Two text columns: a header in another order loads without any error.
+const P: &str = "CREATE TABLE p (a text, b text);";
+
+/// A file named `name` holding `data`.
+fn file(name: &str, data: &[u8]) -> TempPath {
+    let path = TempPath::new(name);
+    fs::write(&path.0, data).unwrap();
+    path
+}
+
+/// The `copyman: error: …` line of a run's stderr.
+fn error_line(out: &Output) -> String {
+    text(&out.stderr)
+        .lines()
+        .find(|l| l.starts_with("copyman: error: "))
+        .unwrap_or_else(|| panic!("no error line: {}", text(&out.stderr)))
+        .to_owned()
+}
+
+#[test]
+fn dry_run_refuses_a_csv_header_in_another_order_with_the_real_runs_words_and_exit() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], P);
+    let to = c.dest[0].conninfo(&d1);
+    let csv = file("swapped-dry.csv", b"b,a\nb1,a1\nb2,a2\n");
+    for args in [
+        vec!["table", "p", "--from", csv.arg(), "--to", &to, "--header"],
+        vec![
+            "copy",
+            "--from",
+            csv.arg(),
+            "--to",
+            &to,
+            "--receive",
+            "COPY p FROM STDIN (FORMAT csv, HEADER)",
+        ],
+    ] {
+        let real = run(&args);
+        assert_exit(&real, 2);
+        let dry = run(&[args.as_slice(), &["--dry-run"]].concat());
+        assert_exit(&dry, 2);
+        assert_eq!(error_line(&dry), error_line(&real), "{args:?}");
+        assert!(
+            error_line(&dry).contains("header field 1 is \"b\""),
+            "{}",
+            error_line(&dry)
+        );
+        assert_eq!(text(&dry.stdout), "", "no plan printed");
+        // The file is all there still, and nothing reached the server.
+        assert_eq!(fs::read(&csv.0).unwrap(), b"b,a\nb1,a1\nb2,a2\n");
+        assert_eq!(count(&c.dest[0], &d1, "p"), 0);
+    }
+    // The header in the table's order: the dry run plans it, and says it read the header.
+    let fine = file("in-order-dry.csv", b"a,b\na1,b1\n");
+    let dry = run(&[
+        "table",
+        "p",
+        "--from",
+        fine.arg(),
+        "--to",
+        &to,
+        "--header",
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 0);
+    let stdout = text(&dry.stdout);
+    assert!(
+        stdout.contains("    input: read as csv; its header (a, b) checked against the columns\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dry_run_of_a_pgcopy_file_plans_binary() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 100) g;"),
+    );
+    let mut data = Vec::new();
+    c.source
+        .connect(&src)
+        .copy_out("COPY t TO STDOUT (FORMAT binary)")
+        .unwrap()
+        .read_to_end(&mut data)
+        .unwrap();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&d1);
+    // Named like a CSV file: only a guess, which the signature overrides.
+    let bin = file("rows-dry.csv", &data);
+    let dry = run(&["table", "t", "--from", bin.arg(), "--to", &to, "--dry-run"]);
+    assert_exit(&dry, 0);
+    let stdout = text(&dry.stdout);
+    assert!(
+        stdout.contains("    input: starts with the PGCOPY signature: read as binary COPY data\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  format: binary ("), "{stdout}");
+    assert!(stdout.contains("(FORMAT binary)"), "{stdout}");
+    let dry = run(&[
+        "--json",
+        "table",
+        "t",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 0);
+    let plan = json(&dry);
+    assert_eq!(plan["format"], "binary", "{plan}");
+    assert_eq!(plan["plan"]["source"]["input"]["read"], true, "{plan}");
+    // copy: the --receive must say binary, as the run would refuse otherwise.
+    let dry = run(&[
+        "copy",
+        "--from",
+        bin.arg(),
+        "--to",
+        &to,
+        "--receive",
+        "COPY t FROM STDIN",
+        "--dry-run",
+    ]);
+    assert_exit(&dry, 2);
+    assert!(
+        error_line(&dry).contains("read it with FORMAT binary in --receive"),
+        "{}",
+        error_line(&dry)
+    );
+    assert_eq!(fs::read(&bin.0).unwrap(), data, "not consumed");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+#[test]
+fn dry_run_does_not_read_stdin_or_a_fifo_and_says_so() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&d1);
+    let fifo = TempPath::new("never-written-dry.fifo");
+    mkfifo(&fifo.0);
+    for (from, why) in [("-", "stdin"), (fifo.arg(), "a FIFO")] {
+        // No writer ever comes, and stdin stays open: a dry run that read either would hang.
+        let mut child = copyman()
+            .args(["table", "t", "--from", from, "--to", &to, "--dry-run"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let out = finish(child);
+        drop(stdin);
+        assert_exit(&out, 0);
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains(&format!("    input: not read until the run ({why})\n")),
+            "{stdout}"
+        );
+    }
+}
+
+/// A source file truncated while the copy reads it fails the copy, naming the change: nothing
+/// commits (the rows before the cut committed, the last one torn, exit 0).
+#[test]
+fn a_source_file_truncated_while_read_commits_nothing() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE t (a int, b text)");
+    let to = c.dest[0].conninfo(&db);
+    let file = TempPath::new("truncated.txt");
+    let mut data = String::new();
+    for i in 1..=60_000 {
+        data.push_str(&format!("{i}\t{}\n", "x".repeat(90)));
+    }
+    fs::write(&file.0, &data).unwrap();
+    // The COPY waits for the lock (SHARE lets the planning's catalog reads through), with the
+    // start of the file read ahead; then the file is cut.
+    let mut locker = c.dest[0].connect(&db);
+    // The file named, then given as stdin (`--from - < FILE`: the same file).
+    for from_stdin in [false, true] {
+        fs::write(&file.0, &data).unwrap();
+        locker
+            .batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE")
+            .unwrap();
+        let mut command = copyman();
+        if from_stdin {
+            command
+                .args(["table", "t", "--from", "-", "--to", &to])
+                .stdin(fs::File::open(&file.0).unwrap());
+        } else {
+            command.args(["table", "t", "--from", file.arg(), "--to", &to]);
+        }
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_query(&c.dest[0], &db, "COPY%");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&file.0)
+            .unwrap()
+            .set_len(100_000)
+            .unwrap();
+        locker.batch_execute("COMMIT").unwrap();
+        let out = finish(child);
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 1);
+        assert!(
+            stderr.contains("the file changed while it was read (5")
+                && stderr.contains(", 100000 now, "),
+            "stdin {from_stdin}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &db, "t"), 0, "{stderr}");
+    }
+    // Unchanged, the same file loads whole.
+    fs::write(&file.0, &data).unwrap();
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &db, "t"), 60_000);
+}
+
+/// A directory given as the source file is refused before connecting, by the dry run as by the
+/// run (exit 2): the dry run passed it, and the run failed reading it once connected.
+#[test]
+fn a_directory_as_the_source_is_refused_before_connecting() {
+    let dir = TempPath::new("a-directory");
+    fs::create_dir_all(&dir.0).unwrap();
+    let to = "host=/nonexistent/socket dbname=x";
+    for dry in [false, true] {
+        let mut args = vec!["table", "t", "--from", dir.arg(), "--to", to];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is a directory") && !stderr.contains("nonexistent"),
+            "{stderr}"
+        );
+    }
+    let _ = fs::remove_dir(&dir.0);
+}
+
+/// A stdin that sends nothing is said after a second (the only word was the watch's, ten
+/// seconds in, naming the destination's idle backend), and a signal then says what the run
+/// waited for (it said "while connecting") and, under `--json`, prints the interrupted report
+/// (it printed nothing).
+#[test]
+fn a_silent_stdin_is_said_and_a_signal_names_what_was_waited_for() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE t (a int)");
+    let mut child = copyman()
+        .args([
+            "--json",
+            "table",
+            "t",
+            "--from",
+            "-",
+            "--to",
+            &c.dest[0].conninfo(&db),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = child.stdin.take();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting for the first bytes of stdin; nothing is sent before they come");
+    // Ten seconds in, the watch says the servers wait for the input (it named the
+    // destination's idle backend only).
+    stderr.expect("nothing has moved for 10 s: waiting for the input's first bytes");
+    signal(&child, "TERM");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let out = finish(child);
+    drop(writer);
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(143), "{said}");
+    assert!(
+        said.contains(
+            "SIGTERM received while waiting for the input's first bytes: nothing was copied"
+        ),
+        "{said}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert_eq!(report["exit_code"], 143, "{report}");
+    assert_eq!(count(&c.dest[0], &db, "t"), 0);
+}
