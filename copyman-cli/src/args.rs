@@ -783,17 +783,21 @@ pub(crate) fn endpoints(
         .iter()
         .map(|t| endpoint(t, env, "--to"))
         .collect::<Result<Vec<_>, _>>()?;
-    // A bare word is a file here (psql would take it for a database name): said, with the way
-    // to name a database.
+    // A bare word or a host name is a file here (psql would take the word for a database name):
+    // said, with the way to name a database or the server.
     for (text, d) in to.iter().zip(&destinations) {
-        if let Endpoint::File(path) = d
-            && !text.contains(['/', '.'])
-        {
-            crate::report::warn(format_args!(
-                "--to {text}: written to the file ./{} (a database is `dbname={text}`)",
-                path.display()
-            ));
-        }
+        let Endpoint::File(path) = d else { continue };
+        let named = if conn::names_a_host(text) {
+            format!("a server is `host={text}`")
+        } else if !text.contains(['/', '.']) {
+            format!("a database is `dbname={text}`")
+        } else {
+            continue;
+        };
+        crate::report::warn(format_args!(
+            "--to {text}: written to the file ./{} ({named})",
+            path.display()
+        ));
     }
     if !source.is_server() {
         for d in &mut destinations {

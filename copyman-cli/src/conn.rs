@@ -1314,6 +1314,32 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
     user_at || host_port || ipv4 || ipv6 || text.starts_with('[')
 }
 
+/// Whether `text`, a CONN read as a file name, reads as a host name: `localhost`, or a dotted
+/// name (`db2.example.com`: two dots or more, letters, digits and `-` between them) whose last
+/// part is a word that ends no data file's name. Such a destination is still a file (the name
+/// is a legal one), but said with the way to name the server; a missing source file of that
+/// name says it too.
+pub(crate) fn names_a_host(text: &str) -> bool {
+    const FILE_ENDINGS: &[&str] = &[
+        "bak", "bin", "bz2", "copy", "csv", "dat", "data", "dump", "gz", "json", "log", "lz4",
+        "out", "pgcopy", "sql", "tar", "text", "tmp", "tsv", "txt", "xz", "zip", "zst",
+    ];
+    if text.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let labels: Vec<&str> = text.split('.').collect();
+    let last = labels.last().copied().unwrap_or_default();
+    labels.len() >= 3
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+        })
+        && (2..=24).contains(&last.len())
+        && last.bytes().all(|b| b.is_ascii_alphabetic())
+        && !FILE_ENDINGS.contains(&last.to_ascii_lowercase().as_str())
+}
+
 /// Hides what looks like the password of a `user:password@` in `text`: after a leading
 /// `scheme:`, everything from the first `:` to the last `@` (more than the password, rather than
 /// less, when the text is odd).
@@ -1719,6 +1745,26 @@ mod tests {
             "dump-2024-01-01T10:30",
         ] {
             assert!(!looks_like_a_server(file), "{file}");
+        }
+        for host in [
+            "db2.example.com",
+            "localhost",
+            "pg-1.corp.internal",
+            "DB.Example.ORG",
+        ] {
+            assert!(names_a_host(host), "{host}");
+        }
+        for file in [
+            "data.csv",
+            "report.2024.csv",
+            "backup.tar.gz",
+            "out",
+            "t.copy",
+            "a.b.TXT",
+            "x..y.com",
+            "./db2.example.com",
+        ] {
+            assert!(!names_a_host(file), "{file}");
         }
         assert_eq!(
             redact("alice:S3cretPW@127.0.0.1:57211"),

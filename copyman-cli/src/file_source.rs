@@ -147,10 +147,23 @@ impl FileSource {
                 } else {
                     File::open(path)
                 };
-                let file = opened.map_err(|e| Fatal {
-                    exit: Exit::CopyFailed,
-                    server: None,
-                    message: format!("cannot open source file {}: {e}", t.source.display()),
+                let file = opened.map_err(|e| {
+                    let name = path.to_string_lossy();
+                    let hint = if e.kind() == io::ErrorKind::NotFound
+                        && crate::conn::names_a_host(&name)
+                    {
+                        format!(" (a server is `host={name}`)")
+                    } else {
+                        String::new()
+                    };
+                    Fatal {
+                        exit: Exit::CopyFailed,
+                        server: None,
+                        message: format!(
+                            "cannot open source file {}: {e}{hint}",
+                            t.source.display()
+                        ),
+                    }
                 })?;
                 (Box::new(Unchanging::new(file)), t.source.display())
             }

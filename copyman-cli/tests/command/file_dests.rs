@@ -444,3 +444,35 @@ fn a_bare_word_destination_is_a_file_and_said_so() {
     );
     assert_eq!(dir.list(), ["mydb"]);
 }
+
+/// A host name as `--to` is a file too (`db2.example.com`, `localhost`): written, and said with
+/// the way to name the server; a missing source file of such a name says it in its error.
+#[test]
+fn a_host_name_as_a_file_is_said_with_the_way_to_name_the_server() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempDir::new("host-name");
+    let from = c.source.conninfo(&src);
+    for host in ["db2.example.com", "localhost"] {
+        let out = copyman()
+            .current_dir(&dir.0)
+            .args(["table", "t", "--from", &from, "--to", host])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        let said = format!("--to {host}: written to the file ./{host} (a server is `host={host}`)");
+        assert!(text(&out.stderr).contains(&said), "{}", text(&out.stderr));
+    }
+    assert_eq!(dir.list(), ["db2.example.com", "localhost"]);
+    let out = copyman()
+        .current_dir(&dir.0)
+        .args(["copy", "--from", "db3.example.com", "--to", "./out"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("(a server is `host=db3.example.com`)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
