@@ -593,6 +593,8 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 
 /// The `--json` document for a run that ended before copying (connection, usage): `server`
 /// and `sqlstate` say which server could not be connected to and what it said, if it did.
+/// Whatever the command, every list its own document has is there, empty (a one-table run's
+/// `destinations`, a job's `tables`, recover's `prepared`): a script reads one shape.
 pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &ErrorInfo)>) -> Value {
     let status = if exit.is_interruption() {
         "interrupted"
@@ -608,6 +610,8 @@ pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &Error
         "sqlstate": server.and_then(|(_, error)| error.sqlstate.as_deref()),
         "committed": 0,
         "destinations": [],
+        "tables": [],
+        "prepared": [],
         "finished_at": rfc3339(SystemTime::now()),
     })
 }

@@ -106,6 +106,27 @@ fn early_failures_and_usage_errors_are_json_too() {
     assert!(j["finished_at"].is_string(), "{j}");
     assert_eq!(j["server"], "source u@127.0.0.1:1/d", "{j}");
     assert!(j["sqlstate"].is_null(), "{j}");
+    // A job and recover that end before they begin: their own lists are there, empty, as the
+    // one-table run's (a script reads one shape).
+    let dead = "host=127.0.0.1 port=1 user=u dbname=d connect_timeout=2";
+    for args in [
+        vec!["table", "a", "b", "--from", dead, "--to", "x.txt", "--json"],
+        vec![
+            "recover",
+            "--to",
+            dead,
+            "--decision-log",
+            "/nonexistent/copyman.log",
+            "--json",
+        ],
+    ] {
+        let out = run(&args);
+        let j = json(&out);
+        assert!(j["exit_code"].as_i64().is_some_and(|c| c > 0), "{j}");
+        for list in ["destinations", "tables", "prepared"] {
+            assert_eq!(j[list], serde_json::json!([]), "{list} in {j}");
+        }
+    }
 }
 
 /// A server that answered and refused the connection: `--json` names it and carries its
