@@ -3,7 +3,7 @@
 //! ends at once, even over a stream that never yields again. One cluster for the binary, a fresh
 //! database per test.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! connections accepted over TLS only (`hostssl`): the modes, root and client certificates,
 //! SCRAM-SHA-256-PLUS, the clear errors, and a concurrent fan-out through rustls.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

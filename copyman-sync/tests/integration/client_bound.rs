@@ -2,7 +2,7 @@
 //! `ClientReceiver` over `copy_in` of a `postgres::Client` or one of its `Transaction`s (their
 //! types are the blocking client's, so these tests are this adapter's own).
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use copyman_sync::{

@@ -2,7 +2,7 @@
 //! window, backpressure, the stall timeout, dropping a copy midway, the async endpoints (streams,
 //! readers, sinks, writers, `tokio-postgres` clients) and the raw connection itself.
 
-mod common;
+use crate::common;
 
 use std::future::pending;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The library API of issue 13 (typed faults, outcomes, the connect plan, the one-call form)
 //! against a real cluster. One cluster for the binary, a fresh database per test.
 
-mod common;
+use crate::common;
 
 use common::runtime;
 use copyman_async::{Connection, Error};

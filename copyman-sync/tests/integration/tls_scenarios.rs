@@ -2,6 +2,6 @@
 //! TCP connections over TLS only and authenticate with SCRAM-SHA-256-PLUS: every byte of every
 //! scenario goes through rustls.
 
-mod common;
+use crate::common;
 
 copyman_testkit::scenario_tests!(tls: common::SyncDriver);
