@@ -732,16 +732,6 @@ fn raw_binary_misreads(
     if !binary(send) {
         return None;
     }
-    // The types a statement's COPY reads or writes, in its order.
-    let types = |conn: &mut Connection, sql: &str| -> Option<Vec<(String, String)>> {
-        let rel = crate::file_source::copy_relation(conn, sql)?;
-        let columns = rel.columns.into_iter();
-        Some(
-            columns
-                .map(|c| (c.name.as_str().to_owned(), c.type_name))
-                .collect(),
-        )
-    };
     if statement::copy_table(send).is_none() {
         report::warn(
             "--send is a query in FORMAT binary: the types it writes are not checked against \
@@ -750,26 +740,28 @@ fn raw_binary_misreads(
         );
         return None;
     }
-    let sent = types(source, send)?;
+    // The columns each statement's COPY writes or reads, in its order: read by position.
+    let sent = crate::file_source::copy_relation(source, send)?.columns;
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        let Some(read) = types(conn, sql) else {
+        let Some(read) = crate::file_source::copy_relation(conn, sql) else {
             continue;
         };
-        if let Some(((name, from), (into, to))) = sent
-            .iter()
-            .zip(&read)
-            .find(|(a, b)| !copyman_job::plan::same_binary_form(&a.1, &b.1))
-        {
+        let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        let misread = sent.iter().zip(&read.columns).find_map(|(from, to)| {
+            copyman_job::plan::binary_misread(from, to).map(|how| (how, from, to))
+        });
+        if let Some((how, from, to)) = misread {
+            let what = how.describe(&format!("\"{}\"", from.name.as_str()), from, to, &label);
             return Some(format!(
-                "binary COPY does not convert values: the --send writes column \"{name}\" as \
-                 {from}, and destination {} ({}) reads it into \"{into}\", a {to}: its bytes \
-                 would be read as another type; copy in text (FORMAT text or csv on both ends), \
-                 which converts, or into columns of the same types",
-                i + 1,
-                dest.endpoint.display()
+                "binary COPY does not convert values: the --send's {what}, where it reads \
+                 column \"{}\" ({}): its bytes would be read as another type; copy in text \
+                 (FORMAT text or csv on both ends), which converts, or into columns of the same \
+                 types",
+                to.name.as_str(),
+                to.type_name
             ));
         }
     }

@@ -163,19 +163,63 @@ fn one_binary_form(a: &str, b: &str) -> bool {
     a == b || (strings.contains(&a) && strings.contains(&b))
 }
 
-/// Whether a column of type `from` (as `format_type` names it) read by binary COPY into one of
-/// type `to` keeps its values: the same type but for its modifiers, or two string types.
-pub fn same_binary_form(from: &str, to: &str) -> bool {
-    one_binary_form(&base_type(from), &base_type(to))
+/// How binary COPY would store a source column's values wrong in a destination column without an
+/// error ([`binary_misread`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryMisread {
+    /// The values are OIDs (`regclass` and its kin), which name other objects, or none, on
+    /// another server.
+    Oid,
+    /// The destination's type is another than the source's: a receive function reads the bytes
+    /// it is given as its own type (an `int4`'s four bytes are a valid `text`).
+    OtherType,
+    /// A type of one name is made of other types on each side (a domain, range or multirange
+    /// over other base types, an enum here and a range there, composite fields of other types).
+    OtherForm,
+}
+
+impl BinaryMisread {
+    /// What is wrong, for column `column` of type `from` on the source and `to` on `label`.
+    pub fn describe(self, column: &str, from: &Column, to: &Column, label: &str) -> String {
+        match self {
+            Self::Oid => format!(
+                "column {column} is of type {}, whose binary form is an OID of the source's",
+                from.type_name
+            ),
+            Self::OtherType => format!(
+                "column {column} is {} on the source but {} on {label}",
+                from.type_name, to.type_name
+            ),
+            Self::OtherForm => format!(
+                "column {column} is of type {}, whose binary form differs on {label} (other \
+                 base types, or type OIDs that server would refuse)",
+                from.type_name
+            ),
+        }
+    }
+}
+
+/// Whether binary COPY would store the values of source column `from` wrong in destination
+/// column `to` without an error, and how. Types that differ only in their modifiers
+/// (`numeric(12,2)` and `numeric(10,2)`) and the string types among themselves read each other's
+/// bytes: the receiving side applies its modifier to binary input as to text.
+pub fn binary_misread(from: &Column, to: &Column) -> Option<BinaryMisread> {
+    let from_base = base_type(&from.type_name);
+    if OID_ALIAS_NAMES.contains(&from_base.trim_end_matches("[]")) {
+        return Some(BinaryMisread::Oid);
+    }
+    let to_base = base_type(&to.type_name);
+    if !one_binary_form(&from_base, &to_base) {
+        return Some(BinaryMisread::OtherType);
+    }
+    // Keys are compared when one side has one: a type of one name that copyman trusts on one
+    // side and not on the other is made of other types.
+    let known = from.binary.is_some() || to.binary.is_some();
+    (to_base == from_base && known && from.binary != to.binary).then_some(BinaryMisread::OtherForm)
 }
 
 /// Whether binary COPY would store a copied column's values wrong on a destination without an
-/// error, which `--format binary` must then refuse: the destination's type is another than the
-/// source's (a receive function reads the bytes it is given as its own type: an `int4`'s four
-/// bytes are a valid `text`), a type of one name is a domain over other base types on each side,
-/// or the values are OIDs (`regclass` and its kin) that name other objects on another server.
-/// Types that differ only in their modifiers (`numeric(12,2)` and `numeric(10,2)`) are not
-/// refused: the receiving side applies its modifier to binary input as to text.
+/// error ([`binary_misread`]), which `--format binary` must then refuse.
 ///
 /// # Errors
 /// The first such column, its types and the destination's label, with the way out.
@@ -184,40 +228,17 @@ pub fn binary_misreads(
     source: &Relation,
     dests: &[(&str, &Relation)],
 ) -> Result<(), String> {
-    let refuse = |why: String| {
-        Err(format!(
-            "--format binary: {why}; binary COPY does not convert values, so they would be \
-             stored wrong without an error (--format text converts each value)"
-        ))
-    };
     for name in columns {
         let Some(from) = source.column(name) else {
             continue;
         };
-        let from_base = base_type(&from.type_name);
-        if OID_ALIAS_NAMES.contains(&from_base.trim_end_matches("[]")) {
-            return refuse(format!(
-                "column {name} is of type {}, whose binary form is an OID of the source's",
-                from.type_name
-            ));
-        }
         for (label, rel) in dests {
             let Some(to) = rel.column(name) else { continue };
-            let to_base = base_type(&to.type_name);
-            if !one_binary_form(&from_base, &to_base) {
-                return refuse(format!(
-                    "column {name} is {} on the source but {} on {label}",
-                    from.type_name, to.type_name
-                ));
-            }
-            if to_base == from_base
-                && let (Some(a), Some(b)) = (&from.binary, &to.binary)
-                && a != b
-            {
-                return refuse(format!(
-                    "column {name} is of type {}, whose binary form differs on {label} (other \
-                     base types, or type OIDs that server would refuse)",
-                    from.type_name
+            if let Some(how) = binary_misread(from, to) {
+                return Err(format!(
+                    "--format binary: {}; binary COPY does not convert values, so they would be \
+                     stored wrong without an error (--format text converts each value)",
+                    how.describe(&name.to_string(), from, to, label)
                 ));
             }
         }

@@ -667,6 +667,14 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     // The relation and its leaves, each looked up in pg_class by oid (its index; `OFFSET 0`
     // keeps the planner from hashing all of pg_class): an `IN (…)` of them scanned all of
     // pg_class, for every table of a job (seconds per hundred tables).
+    // A multirange is sent as its ranges, each in its range type's form (pg_range knows its
+    // multirange from PostgreSQL 14).
+    let multirange = if version >= 140_000 {
+        "UNION ALL SELECT g.rngtypid, false, 'm' FROM pg_catalog.pg_range g \
+          WHERE g.rngmultitypid = t.oid "
+    } else {
+        ""
+    };
     let parts = if version >= 120_000 {
         "SELECT rel.oid FROM rel UNION ALL \
          SELECT t.relid FROM rel, pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
@@ -688,7 +696,7 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
                   WHERE g.rngtypid = t.oid), 0), false, 's') \
                UNION ALL SELECT f.atttypid, true, f.attnum::text FROM pg_catalog.pg_attribute f \
                 WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
-                  AND NOT f.attisdropped) AS n(typ, elem, pos) \
+                  AND NOT f.attisdropped {multirange}) AS n(typ, elem, pos) \
             WHERE n.typ <> 0), \
          parts AS ({parts}), \
          width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
@@ -883,8 +891,8 @@ const OID_ALIASES: [&str; 11] = [
 /// `reached` lists the types a column's values are made of (the type, a domain's base types, an
 /// array's element types, a composite type's fields' types), each as
 /// `typtype,oid,builtin,is_array,as_element,binary_io,path` (`path`: where in the value, `/b` a
-/// domain's base, `/e` an array's element, `/s` a range's subtype, `/N` a composite's field N;
-/// empty at the top):
+/// domain's base, `/e` an array's element, `/s` a range's subtype, `/m` a multirange's range,
+/// `/N` a composite's field N; empty at the top):
 /// * a type without binary send and receive functions (`aclitem`) cannot be sent in binary;
 /// * the OID alias types (`regclass`, `regtype`, `regproc`, …) are sent as the bare OID, which
 ///   names another object, or none, on another server: never binary;
@@ -895,8 +903,11 @@ const OID_ALIASES: [&str; 11] = [
 ///   their subtype's form (which the key holds);
 /// * a composite type's binary form carries its fields' type OIDs and an array's its element
 ///   type's OID, which the receiving server checks against its own: those OIDs must be equal;
-/// * other user-defined types (extension base types, pseudo-types, multiranges) have a binary form
-///   copyman cannot vouch for: text.
+/// * enums, domains, ranges and multiranges are marked in the key where they are in the value
+///   (`d@`, `r@/b`): a type of one name that is an enum here and a range over an enum there is
+///   not read bit for bit as the other;
+/// * other user-defined types (extension base types, pseudo-types) have a binary form copyman
+///   cannot vouch for: text.
 pub fn binary_key(reached: &str) -> Option<String> {
     let mut oids = Vec::new();
     for item in reached.split_whitespace() {
@@ -925,9 +936,11 @@ pub fn binary_key(reached: &str) -> Option<String> {
             continue;
         }
         match typtype {
-            // A range is sent as its flags and its bounds in its subtype's binary form (which
-            // the key holds, at `/s`).
-            "e" | "d" | "r" => {}
+            // An enum is sent as its label, a domain as its base type, a range as its flags and
+            // its bounds in its subtype's form (which the key holds, at `/s`), a multirange as
+            // its ranges (at `/m`): what kind of type stands where is in the key (an enum here
+            // and a range over an enum there send other bytes).
+            "e" | "d" | "r" | "m" => oids.push(format!("{typtype}@{path}")),
             "b" if array => {}
             _ => return None,
         }
@@ -1073,10 +1086,10 @@ mod tests {
         assert_eq!(key("r,3904,true,false,false,true"), Some("3904".to_owned()));
         // An enum travels as its label, a domain as its base type: one domain name over two
         // base types has two keys.
-        assert_eq!(key("e,16385,false,false,false,true"), Some(String::new()));
+        assert_eq!(key("e,16385,false,false,false,true"), Some("e@".to_owned()));
         assert_eq!(
             key("b,23,true,false,false,true d,16390,false,false,false,true"),
-            Some("23".to_owned())
+            Some("23 d@".to_owned())
         );
         assert_ne!(
             key("b,20,true,false,false,true d,16390,false,false,false,true"),
@@ -1114,7 +1127,23 @@ mod tests {
         assert_eq!(key("b,16500,false,false,false,true"), None);
         assert_eq!(
             key("r,16600,false,false,false,true, b,20,true,false,false,true,/s"),
-            Some("20@/s".to_owned())
+            Some("20@/s r@".to_owned())
+        );
+        // A multirange over such a range: its ranges' subtype is in the key.
+        assert_ne!(
+            key(
+                "m,16601,false,false,false,true r,16600,false,false,false,true,/m \
+                 b,20,true,false,false,true,/m/s"
+            ),
+            key(
+                "m,16601,false,false,false,true r,16600,false,false,false,true,/m \
+                 b,1114,true,false,false,true,/m/s"
+            ),
+        );
+        // An enum and a range over an enum send other bytes.
+        assert_ne!(
+            key("e,16385,false,false,false,true"),
+            key("r,16600,false,false,false,true, e,16385,false,false,false,true,/s"),
         );
         assert_ne!(
             key("r,16600,false,false,false,true, b,20,true,false,false,true,/s"),
