@@ -183,7 +183,18 @@ fn table_plan(
                         sqlstate: Some("42809".to_owned()),
                         message: format!("is {what} there: --truncate cannot empty it"),
                     }),
-                    None => Ok(rel),
+                    None => match rel
+                        .counts_unchecked()
+                        .filter(|_| !t.safety.allow_count_mismatch)
+                    {
+                        Some(why) => Err(ErrorInfo {
+                            sqlstate: None,
+                            message: format!(
+                                "{why} (--allow-count-mismatch copies into it unchecked)"
+                            ),
+                        }),
+                        None => Ok(rel),
+                    },
                 },
             },
         });

@@ -372,6 +372,19 @@ pub fn resolve_columns(
             problems.push(format!("{label} {}", said.join(" and ")));
         }
     }
+    // COPY cannot name an empty column list: with nothing to copy, a destination with columns
+    // would read each empty row as its own columns ('' or NULL, not their defaults).
+    if columns.is_empty()
+        && let Some((label, _)) = dests
+            .iter()
+            .find(|(_, rel)| rel.columns.iter().any(|c| !c.generated))
+    {
+        return Err(format!(
+            "the source has no column to copy, and COPY cannot name an empty column list: \
+             {label} would read each row as its own columns ('' or NULL rather than their \
+             defaults); give the source table the columns, or insert the rows otherwise"
+        ));
+    }
     if problems.is_empty() {
         return Ok(Some(columns));
     }

@@ -722,7 +722,15 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i') \
             ORDER BY d.objid LIMIT 1), \
-           NOT a.attnotnull OR a.atthasdef OR {identity}, \
+           (NOT a.attnotnull AND NOT EXISTS (SELECT 1 FROM reach r \
+              JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+             WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+               AND (d.typnotnull OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
+                 WHERE k.contypid = d.oid)))) \
+             OR a.atthasdef OR {identity} \
+             OR EXISTS (SELECT 1 FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+             WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+               AND d.typdefaultbin IS NOT NULL), \
            (SELECT count(*) FROM pg_catalog.pg_inherits i \
              WHERE i.inhparent = c.oid AND c.relkind = 'r'), \
            (SELECT pg_catalog.string_agg(r.path || chr(29) || \
@@ -759,8 +767,10 @@ pub struct Column {
     /// `pg_get_serial_sequence` finds it: carried forward after a copy
     /// ([`crate::sequences`]).
     pub sequence: Option<u32>,
-    /// A row that does not give it a value still gets one: it has a default (or is an identity
-    /// column), or it takes NULL. A destination may have such columns the source has not.
+    /// A row that does not give it a value still gets one: it has a default (its own or its
+    /// domain's, or is an identity column), or it takes NULL (not under NOT NULL, nor of a
+    /// domain with NOT NULL or a CHECK: COPY gives an omitted column NULL without checking its
+    /// domain). A destination may have such columns the source has not.
     pub fills_itself: bool,
     /// Each composite type its values are made of, where in the value (the path of
     /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
@@ -845,6 +855,18 @@ impl Relation {
             children,
             view_takes_inserts: field(first, 10).as_deref() != Some("f"),
         })
+    }
+
+    /// Why its `COPY n` would not count the rows it stores, when it would not: a view takes rows
+    /// through its INSTEAD OF INSERT trigger, and its server counts every row handed to the
+    /// trigger, stored or not (a BEFORE trigger that skips a row on a table lowers the count; an
+    /// INSTEAD OF trigger that skips it does not). copyman then cannot tell that every row
+    /// arrived: refused unless the caller lets counts go unchecked.
+    pub fn counts_unchecked(&self) -> Option<&'static str> {
+        (self.kind == "v" && self.view_takes_inserts).then_some(
+            "is a view there: its COPY counts the rows it hands to its INSTEAD OF INSERT \
+             trigger, not the rows the trigger stores, so a row it skips would go unnoticed",
+        )
     }
 
     /// What it is when a `COPY … FROM` cannot write into it ("a materialized view"), as its

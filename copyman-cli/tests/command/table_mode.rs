@@ -1081,3 +1081,105 @@ fn a_composite_whose_fields_stand_in_another_order_is_refused() {
         digest(&c.source, &src, "people")
     );
 }
+
+/// Extra destination columns that would not get what an INSERT gives them are refused while
+/// planning: a column of a NOT NULL (or CHECKed) domain without a default (COPY gave it NULL,
+/// past its domain), and every column when the source has none to copy (COPY cannot name an
+/// empty list: each empty row was read as the destination's columns, '' instead of the
+/// default). A domain with a default fills itself.
+#[test]
+fn extra_columns_that_would_not_get_their_default_or_pass_their_domain_are_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);
+         CREATE TABLE z (); INSERT INTO z DEFAULT VALUES;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE DOMAIN nn AS text NOT NULL; CREATE DOMAIN nc AS int CHECK (VALUE IS NOT NULL);
+         CREATE DOMAIN nd AS text NOT NULL DEFAULT 'd';
+         CREATE TABLE t (id int, req nn, chk nc); CREATE TABLE z (x text DEFAULT 'dflt');",
+    );
+    let copy = |table: &str| {
+        run(&[
+            "table",
+            table,
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+        ])
+    };
+    let out = copy("t");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("req") && stderr.contains("chk"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    for format in ["text", "csv"] {
+        let out = run(&[
+            "table",
+            "z",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--format",
+            format,
+        ]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("the source has no column to copy"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &dst, "z"), 0);
+    }
+    // A domain's default fills the column: copied, each row given it.
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TABLE t; CREATE TABLE t (id int, req nd)")
+        .unwrap();
+    assert_exit(&copy("t"), 0);
+    assert_eq!(
+        count(&c.dest[0], &dst, "(SELECT * FROM t WHERE req = 'd')"),
+        2
+    );
+}
+
+/// A destination view that takes rows through its INSTEAD OF trigger counts every row handed to
+/// the trigger: one the trigger skips went unnoticed ("COPY 6", 4 rows there, exit 0). Refused
+/// unless `--allow-count-mismatch` lets the count go unchecked.
+#[test]
+fn a_destination_view_whose_trigger_may_skip_rows_is_refused_unless_counts_are_let_go() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE v (id int); INSERT INTO v SELECT generate_series(-2, 3);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE real_t (id int); CREATE VIEW v AS SELECT id FROM real_t;
+         CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id < 0 THEN RETURN NULL; END IF;
+              INSERT INTO real_t VALUES (NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER tr INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION f();",
+    );
+    let copy = |extra: &[&str]| {
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        let mut args = vec!["table", "v", "--from", from.as_str(), "--to", to.as_str()];
+        args.extend(extra);
+        run(&args)
+    };
+    let out = copy(&[]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("its COPY counts the rows it hands to its INSTEAD OF INSERT"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "real_t"), 0);
+    let out = copy(&["--allow-count-mismatch"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "real_t"), 4);
+}

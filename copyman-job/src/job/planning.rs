@@ -799,6 +799,15 @@ pub fn plan_with(
                 }));
                 continue;
             }
+            if let Some(why) = rel
+                .counts_unchecked()
+                .filter(|_| !options.allow_count_mismatch)
+            {
+                plans.push(DestPlan::Refused(TableError::lasting(format!(
+                    "{why} (--allow-count-mismatch copies into it unchecked)"
+                ))));
+                continue;
+            }
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
                 && conn
