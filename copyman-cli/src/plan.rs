@@ -529,10 +529,8 @@ fn read_otherwise(
     None
 }
 
-/// Between servers, where a copied column is a time without a zone on the source (`timestamp`,
-/// `time`, arrays of them) and one with a zone on destinations whose `TimeZone`s differ: each
-/// reads the source's wall-clock time in its own zone, and stores another instant for the same
-/// row (the run warned of the conversion, and went on).
+/// Between servers, where a copied column holds no time zone on the source and one on
+/// destinations whose `TimeZone`s differ ([`copyman_job::plan::zones_differ`]).
 fn zones_differ(
     source: &Relation,
     columns: &[Ident],
@@ -540,39 +538,15 @@ fn zones_differ(
     dest_rels: &[(usize, Relation)],
     labels: &[String],
 ) -> Option<String> {
-    let zoned = |t: &str| t.starts_with("timestamp with time zone") || t.starts_with("time with");
-    let unzoned = |t: &str| t.starts_with("timestamp without") || t.starts_with("time without");
-    let mut seen: Option<(&str, &str)> = None;
-    for (i, rel) in dest_rels {
-        let Some(column) = columns.iter().find(|name| {
-            source.column(name).is_some_and(|c| unzoned(&c.type_name))
-                && rel.column(name).is_some_and(|c| zoned(&c.type_name))
-        }) else {
-            continue;
-        };
-        let Some(zone) = dests[*i]
-            .conn
-            .as_ref()
-            .and_then(|c| c.session().parameter("TimeZone"))
-        else {
-            continue;
-        };
-        match seen {
-            None => seen = Some((&labels[*i], zone)),
-            Some((first, first_zone)) if first_zone != zone => {
-                return Some(format!(
-                    "column {column} has no time zone on the source and one on the destinations, \
-                     which read it in their own TimeZone, and those differ: {first} has TimeZone \
-                     {first_zone}, {} has {zone}; each would store another instant for the same \
-                     row: give them the same TimeZone (PGTZ or the CONN's options), or copy into \
-                     each alone",
-                    labels[*i]
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    None
+    let zoned: Vec<(&str, &Relation, Option<&str>)> = dest_rels
+        .iter()
+        .map(|(i, rel)| {
+            let zone = dests[*i].conn.as_ref();
+            let zone = zone.and_then(|c| c.session().parameter("TimeZone"));
+            (labels[*i].as_str(), rel, zone)
+        })
+        .collect();
+    copyman_job::plan::zones_differ(source, columns, &zoned)
 }
 
 /// As [`read_otherwise`], for a file copied with `--receive` statements: each destination's

@@ -794,6 +794,56 @@ fn a_timestamp_into_timestamptz_across_other_time_zones_is_refused() {
             1
         );
     }
+    // A job refuses it as well (it copied: another instant on each), and so does a date or text
+    // into a domain over timestamptz; UTC by another name is UTC.
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "CREATE TABLE u (id int, d date, s text); \
+             INSERT INTO u VALUES (1, '2024-01-01', '2024-01-01 00:00');",
+        )
+        .unwrap();
+    for (cluster, db) in [(&c.dest[0], &tokyo), (&c.dest[1], &utc)] {
+        cluster
+            .connect(db)
+            .batch_execute(
+                "TRUNCATE z; CREATE DOMAIN dtz AS timestamptz; \
+                 CREATE TABLE u (id int, d dtz, s timestamptz);",
+            )
+            .unwrap();
+    }
+    let to = [c.dest[0].conninfo(&tokyo), c.dest[1].conninfo(&utc)];
+    for tables in [&["z", "u"][..], &["u"][..]] {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let from = c.source.conninfo(&src);
+        args.extend(["--from", &from, "--to", &to[0], "--to", &to[1]]);
+        let state = TempPath::new("zones.state");
+        if tables.len() > 1 {
+            args.extend(["--state", state.arg()]);
+        }
+        let out = run(&args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("has no time zone on the source"),
+            "{tables:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &tokyo, "z"), 0);
+        assert_eq!(count(&c.dest[0], &tokyo, "u"), 0);
+    }
+    let etc_utc = |conninfo: String| format!("{conninfo} options='-c TimeZone=Etc/UTC'");
+    let out = run(&[
+        "table",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &etc_utc(c.dest[0].conninfo(&tokyo)),
+        "--to",
+        &c.dest[1].conninfo(&utc),
+    ]);
+    assert_exit(&out, 0);
 }
 
 /// One file whose times carry a zone abbreviation, into destinations whose

@@ -246,6 +246,74 @@ pub fn binary_misreads(
     Ok(())
 }
 
+/// The built-in types whose values carry a time zone: `timestamptz` and `timetz`.
+const ZONED: [u32; 2] = [1184, 1266];
+
+/// The names PostgreSQL knows for UTC (and GMT, the same offset for ever).
+const UTC_NAMES: [&str; 18] = [
+    "utc",
+    "etc/utc",
+    "uct",
+    "etc/uct",
+    "universal",
+    "etc/universal",
+    "zulu",
+    "etc/zulu",
+    "gmt",
+    "etc/gmt",
+    "gmt0",
+    "etc/gmt0",
+    "gmt+0",
+    "etc/gmt+0",
+    "gmt-0",
+    "etc/gmt-0",
+    "greenwich",
+    "etc/greenwich",
+];
+
+/// Whether two `TimeZone` settings read a time without a zone alike: the same name, or two
+/// names of UTC.
+fn same_zone(a: &str, b: &str) -> bool {
+    let utc = |z: &str| UTC_NAMES.contains(&z.to_ascii_lowercase().as_str());
+    a.eq_ignore_ascii_case(b) || (utc(a) && utc(b))
+}
+
+/// Between servers, where a copied column's values hold no time zone on the source (a
+/// `timestamp`, a `date`, text) and a destination's column holds one (`timestamptz`, `timetz`,
+/// a domain, array, range or composite of them), and the destinations' `TimeZone`s (each given
+/// with its label and relation) differ: each reads the source's wall-clock times in its own
+/// zone, and stores another instant for the same row.
+pub fn zones_differ(
+    source: &Relation,
+    columns: &[Ident],
+    dests: &[(&str, &Relation, Option<&str>)],
+) -> Option<String> {
+    let mut seen: Option<(&str, &str)> = None;
+    for (label, rel, zone) in dests {
+        let Some(column) = columns.iter().find(|name| {
+            source.column(name).is_some_and(|c| !c.holds(&ZONED))
+                && rel.column(name).is_some_and(|c| c.holds(&ZONED))
+        }) else {
+            continue;
+        };
+        let Some(zone) = zone else { continue };
+        match seen {
+            None => seen = Some((label, zone)),
+            Some((first, first_zone)) if !same_zone(first_zone, zone) => {
+                return Some(format!(
+                    "column {column} has no time zone on the source and one on the destinations, \
+                     which read it in their own TimeZone, and those differ: {first} has TimeZone \
+                     {first_zone}, {label} has {zone}; each would store another instant for the \
+                     same row: give them the same TimeZone (PGTZ or the CONN's options), or copy \
+                     into each alone"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
 /// Whether the source is read with `COPY (SELECT …)`: a view, a partitioned or foreign table or
 /// a materialized view needs it, as does a generated column (which COPY's column list refuses).
 pub fn needs_select(source: &Relation, columns: Option<&[Ident]>) -> bool {
@@ -605,6 +673,15 @@ mod tests {
 
     fn names(columns: &[Ident]) -> Vec<&str> {
         columns.iter().map(Ident::as_str).collect()
+    }
+
+    #[test]
+    fn utc_by_any_name_is_one_zone() {
+        assert!(same_zone("UTC", "Etc/UTC"));
+        assert!(same_zone("GMT", "utc"));
+        assert!(same_zone("Asia/Tokyo", "asia/tokyo"));
+        assert!(!same_zone("UTC", "Asia/Tokyo"));
+        assert!(!same_zone("Europe/Paris", "Europe/Berlin"));
     }
 
     #[test]

@@ -841,6 +841,21 @@ pub fn plan_with(
             .zip(&rels)
             .map(|(l, (_, r))| (l.as_str(), r))
             .collect();
+        let zoned: Vec<(&str, &Relation, Option<&str>)> = view
+            .iter()
+            .zip(&rels)
+            .map(|((label, rel), (i, _))| {
+                let zone = dests[*i].as_ref();
+                (
+                    *label,
+                    *rel,
+                    zone.and_then(|c| c.session().parameter("TimeZone")),
+                )
+            })
+            .collect();
+        if let Some(why) = crate::plan::zones_differ(&source_rel, &columns, &zoned) {
+            return Err(JobError::Refused(format!("table {}: {why}", sel.table)));
+        }
         let choice = choose_format(
             options.format,
             Some(&columns),
