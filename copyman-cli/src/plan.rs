@@ -68,7 +68,7 @@ pub(crate) fn plan(
     match &t.statements {
         Statements::Raw { send, receive } => {
             let refused = match (send, source) {
-                (Some(send), Some(conn)) => raw_binary_misreads(send, conn, receive, dests),
+                (Some(send), Some(conn)) => raw_misreads(send, conn, receive, dests),
                 _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
                 _ => None,
             };
@@ -703,26 +703,28 @@ fn money_misread(
     None
 }
 
-/// Where a binary `--send` that names a table goes to a `--receive` whose table has another
-/// type at the same position: binary COPY does not convert values, a server reads the bytes as
-/// its own column's type (an int8 became a timestamp, an int4 a float4). A statement whose
-/// table cannot be told (a query) is left to the servers.
-fn raw_binary_misreads(
+/// Where a `--send` that names a table goes to a `--receive` that reads its fields otherwise:
+/// COPY reads fields by position, so the same columns in another order (an old schema into a
+/// new one) would land in each other's places, in text as in binary; and binary COPY does not
+/// convert values, so another type at the same position would read the bytes as its own (an
+/// int8 became a timestamp). A statement whose table cannot be told (a query) is left to the
+/// servers.
+fn raw_misreads(
     send: &str,
     source: &mut Connection,
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
 ) -> Option<String> {
-    let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
-    if !binary(send) {
-        return None;
-    }
+    let binary = statement::representation(send).is_some_and(|r| r.format == "binary");
     if statement::copy_table(send).is_none() {
-        report::warn(
-            "--send is a query in FORMAT binary: the types it writes are not checked against \
-             the destinations' columns, and binary COPY does not convert values (a type of the \
-             same width is read as the destination's); copy in text unless they are the same",
-        );
+        if binary {
+            report::warn(
+                "--send is a query in FORMAT binary: the types it writes are not checked against \
+                 the destinations' columns, and binary COPY does not convert values (a type of \
+                 the same width is read as the destination's); copy in text unless they are the \
+                 same",
+            );
+        }
         return None;
     }
     // The columns each statement's COPY writes or reads, in its order: read by position.
@@ -735,6 +737,26 @@ fn raw_binary_misreads(
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        let names = |columns: &[copyman_job::sql::Column]| -> Vec<String> {
+            columns.iter().map(|c| c.name.as_str().to_owned()).collect()
+        };
+        let (written, taken) = (names(&sent), names(&read.columns));
+        let mut sorted = (written.clone(), taken.clone());
+        sorted.0.sort();
+        sorted.1.sort();
+        if written != taken && sorted.0 == sorted.1 {
+            return Some(format!(
+                "COPY reads fields by position: the --send writes the columns ({}) and {label} \
+                 reads the same columns in another order ({}): their values would land in each \
+                 other's places; list the columns in the --receive in the --send's order, or \
+                 use `copyman table`, which copies by name",
+                written.join(", "),
+                taken.join(", ")
+            ));
+        }
+        if !binary {
+            continue;
+        }
         let misread = sent.iter().zip(&read.columns).find_map(|(from, to)| {
             copyman_job::plan::binary_misread(from, to).map(|how| (how, from, to))
         });

@@ -372,3 +372,44 @@ fn same_named_multiranges_and_enum_ranges_of_other_kinds_are_not_binary() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &dst, "m"), 0);
 }
+
+/// `copy` between tables with the same columns in another order: COPY reads fields by position,
+/// so their values were swapped (exit 0). Refused before anything is sent, in text as in
+/// binary; a `--receive` that lists the columns in the `--send`'s order copies.
+#[test]
+fn copy_into_the_same_columns_in_another_order_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (a text, b text); INSERT INTO t VALUES ('x', 'y');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (b text, a text)");
+    let copy = |format: &str, receive: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            &format!("COPY t TO STDOUT (FORMAT {format})"),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--receive",
+            &format!("{receive} (FORMAT {format})"),
+        ])
+    };
+    for format in ["text", "csv", "binary"] {
+        let out = copy(format, "COPY t FROM STDIN");
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("reads the same columns in another order (b, a)"),
+            "{format}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    }
+    assert_exit(&copy("text", "COPY t (a, b) FROM STDIN"), 0);
+    assert_eq!(
+        count(&c.dest[0], &dst, "(SELECT 1 FROM t WHERE a = 'x')"),
+        1
+    );
+}
