@@ -546,6 +546,7 @@ pub(crate) fn run(
             "exit_code": exit.code(),
             "decision_log": log_path.display().to_string(),
             "prepared": records,
+            "warnings": report::warnings(),
         });
         let _ = report::print_json(&value); // The exit status stands whoever reads it.
     }

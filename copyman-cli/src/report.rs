@@ -98,7 +98,23 @@ pub(crate) fn log(message: impl fmt::Display) {
 
 /// Warns (always, on stderr).
 pub(crate) fn warn(message: impl fmt::Display) {
+    let message = message.to_string();
     progress::println(&format!("copyman: warning: {message}"));
+    WARNINGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(message);
+}
+
+/// Every warning said so far, for `--json` (`warnings`): what stderr said is in the document too.
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The warnings said so far ([`warn`]), in order.
+pub(crate) fn warnings() -> Vec<String> {
+    WARNINGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// A notice (NOTICE, WARNING, …) a server sent during the run, and whose server sent it.
@@ -545,6 +561,7 @@ impl RunReport {
         let rows = self.rows();
         json!({
             "status": self.status(),
+            "warnings": warnings(),
             "committed": self.committed(),
             "exit_code": self.exit().code(),
             "command": self.command,
@@ -612,6 +629,7 @@ pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &Error
         "destinations": [],
         "tables": [],
         "prepared": [],
+        "warnings": warnings(),
         "finished_at": rfc3339(SystemTime::now()),
     })
 }

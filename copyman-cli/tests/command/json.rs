@@ -159,3 +159,35 @@ fn a_refused_connection_names_the_server_and_its_sqlstate() {
         assert!(!text(&out.stdout).contains(c.source.password()));
     }
 }
+
+/// What stderr warns of is in `--json` too (`warnings`): a one-table run that rounds values into
+/// a narrower column said so on stderr only (`"warning": null`), as did a job for a bare-word
+/// destination.
+#[test]
+fn warnings_are_in_the_json_document() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, n numeric(12,4)); INSERT INTO t VALUES (1, 1.2345);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int, n numeric(10,2))");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let j = json(&out);
+    let warnings = j["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("numeric(10,2)"))),
+        "{j}"
+    );
+    assert!(text(&out.stderr).contains("numeric(10,2)"));
+}
