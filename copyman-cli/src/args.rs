@@ -799,9 +799,11 @@ pub(crate) fn endpoints(
             path.display()
         ));
     }
-    if !source.is_server() {
-        for d in &mut destinations {
-            if let Endpoint::Server(spec) = d {
+    for d in &mut destinations {
+        if let Endpoint::Server(spec) = d {
+            if source.is_server() {
+                spec.read_server_data();
+            } else {
                 spec.read_as_the_server();
             }
         }

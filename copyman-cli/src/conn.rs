@@ -262,8 +262,9 @@ pub(crate) struct ServerSpec {
     /// libpq takes from the environment: `timezone` from `PGTZ`, `geqo` from `PGGEQO`).
     pub(crate) startup: Vec<(String, String)>,
     /// `PGDATESTYLE`'s value, if libpq would send it: the `DateStyle` of a session that reads
-    /// data written elsewhere ([`ServerSpec::read_as_the_server`]). Every other session keeps
-    /// the portable ISO style, which is what makes COPY data mean the same on every server.
+    /// data ([`ServerSpec::read_as_the_server`], [`ServerSpec::read_server_data`]). A session
+    /// that writes data keeps the portable ISO style, which is what makes COPY data mean the
+    /// same on every server.
     datestyle: Option<String>,
     /// The CONN as it may be shown: redacted.
     pub(crate) display: String,
@@ -1016,6 +1017,20 @@ impl ServerSpec {
         for setting in ["IntervalStyle", "lc_monetary"] {
             self.startup.push((setting.to_owned(), String::new()));
         }
+    }
+
+    /// Reads data another server wrote — its dates in ISO, its intervals in the `postgres`
+    /// style, which every `DateStyle` and `IntervalStyle` reads alike — in this server's own
+    /// `DateStyle` (`PGDATESTYLE`'s if it is set) and `IntervalStyle`, as psql would: a text
+    /// column the destination converts to a `date` or an `interval` is read as its database
+    /// reads such text (`01/02/2024` is the 1st of February under `DMY`). `money` stays in the C
+    /// locale the source writes it in; the session's own output is not copied (`--verify`
+    /// sets its styles itself).
+    pub(crate) fn read_server_data(&mut self) {
+        let datestyle = self.datestyle.clone().unwrap_or_default();
+        self.startup.push(("DateStyle".to_owned(), datestyle));
+        self.startup
+            .push(("IntervalStyle".to_owned(), String::new()));
     }
 
     /// Reads the user's SQL (`--where`, `--send`) in the date order psql would on this
@@ -2555,6 +2570,13 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 pair("IntervalStyle", ""),
                 pair("lc_monetary", "")
             ]
+        );
+        // A destination of a server's data: its own date order and interval style, money in C.
+        let mut spec = resolve("host=h user=u", &env(&[("PGDATESTYLE", "SQL, DMY")])).unwrap();
+        spec.read_server_data();
+        assert_eq!(
+            spec.startup,
+            [pair("DateStyle", "SQL, DMY"), pair("IntervalStyle", "")]
         );
         let mut spec = resolve("host=h user=u", &env(&[])).unwrap();
         spec.read_as_the_server();

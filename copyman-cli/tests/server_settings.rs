@@ -876,3 +876,45 @@ fn one_file_into_destinations_of_other_zone_abbreviations_is_refused() {
     );
     assert_eq!(count(&c.dest[0], &india, "za"), 0);
 }
+
+/// Dates and intervals kept as text on the source, into `date` and `interval` columns of a
+/// database set to `DateStyle 'ISO, DMY'` and `IntervalStyle sql_standard`: read as that database
+/// reads such text, as a psql pipe does (copyman's pinned ISO/MDY and postgres styles stored the
+/// 2nd of January and `-1 days +02:03:04`). Typed dates and intervals, which the source writes
+/// in ISO and the postgres style, are read alike under any style.
+#[test]
+fn text_into_dates_and_intervals_is_read_as_the_destination_database_reads_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE ds (id int, d text, i text, td date, ti interval);
+         INSERT INTO ds VALUES
+           (1, '01/02/2024', '-1 2:03:04', '2024-03-04', '-1 days +02:03:04'),
+           (2, '31/12/2023', '1 2:03:04', '0044-03-15 BC', '1 mon -2 days -00:00:01');",
+    );
+    let dst = database_setting(
+        &c.dest[0],
+        &["DateStyle = 'ISO, DMY'", "IntervalStyle = 'sql_standard'"],
+        "CREATE TABLE ds (id int, d date, i interval, td date, ti interval)",
+    );
+    let out = run(&[
+        "table",
+        "ds",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 0);
+    let expect = [
+        "(SELECT 1 FROM ds WHERE id = 1 AND d = '2024-02-01' \
+           AND i = interval '-1 day -2 hours -3 minutes -4 seconds' \
+           AND td = '2024-03-04' AND ti = interval '-1 day +2 hours 3 minutes 4 seconds')",
+        "(SELECT 1 FROM ds WHERE id = 2 AND d = '2023-12-31' \
+           AND i = interval '1 day 2 hours 3 minutes 4 seconds' \
+           AND td = '0044-03-15 BC' AND ti = interval '1 mon -2 days -1 second')",
+    ];
+    for row in expect {
+        assert_eq!(count(&c.dest[0], &dst, row), 1, "{row}");
+    }
+}
