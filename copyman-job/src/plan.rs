@@ -534,6 +534,12 @@ pub fn binary_types(
                     from.type_name, to.type_name
                 ));
             }
+            if to.parts != from.parts {
+                return Err(format!(
+                    "column {name} is of type {}, made of other modifiers on {label}",
+                    from.type_name
+                ));
+            }
             if to.binary.as_ref() != Some(key) {
                 return Err(format!(
                     "column {name} is of type {}, whose binary form carries type OIDs that \
@@ -577,6 +583,13 @@ pub fn conversions(
                     "column {name} is {} on both sides, but made of other types on {label}",
                     from.type_name
                 ));
+            } else if from.type_name == to.type_name && from.parts != to.parts {
+                // One name over other modifiers (a domain over numeric(12,4) here, (10,2) there).
+                said.push(format!(
+                    "column {name} is {} on both sides, but made of ({}) on the source and ({}) \
+                     on {label}",
+                    from.type_name, from.parts, to.parts
+                ));
             }
         }
     }
@@ -603,8 +616,13 @@ fn built_in_part(key: &str) -> Vec<&str> {
 
 /// Whether every value of the type `format_type` names `from` reads back unchanged as `to`.
 fn keeps_values(from: &str, to: &str) -> bool {
-    if from == to || to == "text" {
+    if from == to {
         return true;
+    }
+    if to == "text" {
+        // Every value as its text, but a `character(n)` keeps its padding ('ab   ' no longer
+        // equals 'ab'), and a `bytea` becomes its hex digits (`\x0102`), not its characters.
+        return !matches!(modifiers(from).0, "character" | "bytea");
     }
     if let (Some(from), Some(to)) = (from.strip_suffix("[]"), to.strip_suffix("[]")) {
         return keeps_values(from, to);
@@ -625,8 +643,7 @@ fn keeps_values(from: &str, to: &str) -> bool {
         ("smallint", "integer" | "bigint" | "numeric" | "real" | "double precision")
         | ("integer", "bigint" | "numeric" | "double precision")
         | ("bigint", "numeric")
-        | ("real", "double precision")
-        | ("json" | "jsonb" | "character varying" | "character", "text") => to_mod.is_empty(),
+        | ("real", "double precision") => to_mod.is_empty(),
         _ => false,
     }
 }
@@ -665,6 +682,7 @@ mod tests {
                     sequence: None,
                     fills_itself: false,
                     composites: Vec::new(),
+                    parts: String::new(),
                     reached: Vec::new(),
                 })
                 .collect(),
@@ -715,6 +733,8 @@ mod tests {
             ("numeric(6,2)", "numeric", true),
             ("character varying(3)", "character varying(5)", true),
             ("timestamp with time zone", "text", true),
+            ("character(5)", "text", false),
+            ("bytea", "text", false),
             ("numeric", "numeric(6,2)", false),
             ("numeric(6,2)", "numeric(6,3)", false),
             ("double precision", "real", false),

@@ -670,7 +670,7 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     // A multirange is sent as its ranges, each in its range type's form (pg_range knows its
     // multirange from PostgreSQL 14).
     let multirange = if version >= 140_000 {
-        "UNION ALL SELECT g.rngtypid, false, 'm' FROM pg_catalog.pg_range g \
+        "UNION ALL SELECT g.rngtypid, false, 'm', -1 FROM pg_catalog.pg_range g \
           WHERE g.rngmultitypid = t.oid "
     } else {
         ""
@@ -683,20 +683,21 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     };
     format!(
         "WITH RECURSIVE rel AS (SELECT {table}::pg_catalog.regclass::pg_catalog.oid AS oid), \
-         reach(attnum, typ, elem, path) AS ( \
-           SELECT a.attnum, a.atttypid, false, ''::text FROM pg_catalog.pg_attribute a, rel \
+         reach(attnum, typ, elem, path, md) AS ( \
+           SELECT a.attnum, a.atttypid, false, ''::text, -1 FROM pg_catalog.pg_attribute a, rel \
             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped \
            UNION \
-           SELECT r.attnum, n.typ, n.elem, r.path || '/' || n.pos FROM reach r \
+           SELECT r.attnum, n.typ, n.elem, r.path || '/' || n.pos, n.md FROM reach r \
              CROSS JOIN LATERAL (SELECT t.* FROM pg_catalog.pg_type t \
               WHERE t.oid = r.typ OFFSET 0) t \
-             CROSS JOIN LATERAL (VALUES (t.typbasetype, false, 'b'::text), \
-               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e'), \
+             CROSS JOIN LATERAL (VALUES (t.typbasetype, false, 'b'::text, t.typtypmod), \
+               (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e', -1), \
                (coalesce((SELECT g.rngsubtype FROM pg_catalog.pg_range g \
-                  WHERE g.rngtypid = t.oid), 0), false, 's') \
-               UNION ALL SELECT f.atttypid, true, f.attnum::text FROM pg_catalog.pg_attribute f \
+                  WHERE g.rngtypid = t.oid), 0), false, 's', -1) \
+               UNION ALL SELECT f.atttypid, true, f.attnum::text, f.atttypmod \
+                FROM pg_catalog.pg_attribute f \
                 WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
-                  AND NOT f.attisdropped {multirange}) AS n(typ, elem, pos) \
+                  AND NOT f.attisdropped {multirange}) AS n(typ, elem, pos, md) \
             WHERE n.typ <> 0), \
          parts AS ({parts}), \
          width AS (SELECT 28 + coalesce(sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END), 0) AS w \
@@ -742,7 +743,10 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
               WHERE t.oid = r.typ OFFSET 0) t \
             WHERE r.attnum = a.attnum AND t.typtype = 'c'), \
            c.relkind <> 'v' OR EXISTS (SELECT FROM pg_catalog.pg_trigger g \
-             WHERE g.tgrelid = c.oid AND g.tgtype & 69 = 69) \
+             WHERE g.tgrelid = c.oid AND g.tgtype & 69 = 69), \
+           (SELECT pg_catalog.string_agg(r.path || ' ' || \
+              pg_catalog.format_type(r.typ, r.md), ', ' ORDER BY r.path) \
+            FROM reach r WHERE r.attnum = a.attnum AND r.md <> -1) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -776,6 +780,10 @@ pub struct Column {
     /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
     /// fields by position, in text as in binary.
     pub composites: Vec<(String, Vec<String>)>,
+    /// The parts of its type that carry modifiers of their own, each with where it is in the value:
+    /// a domain's base type (`/b numeric(12,4)`), a composite's fields (`/1 timestamp(0)`). Two
+    /// types of one name whose parts differ here round or cut values otherwise.
+    pub parts: String,
     /// The OID of every type its values are made of: its own, a domain's base, an array's
     /// element, a range's subtype, a composite's fields' (what a setting that changes how a
     /// `date` or `money` is read reaches, wherever it is in the value).
@@ -834,6 +842,7 @@ impl Relation {
                     .collect(),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),
+                parts: field(row, 11).unwrap_or_default(),
                 composites: field(row, 9)
                     .unwrap_or_default()
                     .split('\u{1e}')

@@ -1183,3 +1183,44 @@ fn a_destination_view_whose_trigger_may_skip_rows_is_refused_unless_counts_are_l
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "real_t"), 4);
 }
+
+/// Types of one name made of other modifiers (a domain over numeric(12,4) here and (10,2) there,
+/// a composite whose field is timestamp(6) here and timestamp(0) there) round values: said as a
+/// narrower column is, never "the same type on every server" (binary was chosen, 1.2345 stored
+/// as 1.23 without a word). A char(n) into text keeps its padding: said too.
+#[test]
+fn same_named_types_of_other_modifiers_and_padded_chars_are_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE DOMAIN dn AS numeric(12,4); CREATE TYPE cn AS (n numeric(12,4), ts timestamp(6));
+         CREATE TABLE t (id int, a dn, d cn, code char(5));
+         INSERT INTO t VALUES (1, 1.2345, ROW(9.8765, '2024-01-01 23:59:59.9'), 'ab');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE DOMAIN dn AS numeric(10,2); CREATE TYPE cn AS (n numeric(10,2), ts timestamp(0));
+         CREATE TABLE t (id int, a dn, d cn, code text);",
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--verbose",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"a\" is dn on both sides, but made of (/b numeric(12,4))")
+            && stderr.contains("column \"d\" is cn on both sides")
+            && stderr.contains("column \"code\" is character(5) on the source but text"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("the same type on every server"),
+        "{stderr}"
+    );
+}
