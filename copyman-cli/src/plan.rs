@@ -728,7 +728,9 @@ fn raw_misreads(
         return None;
     }
     // The columns each statement's COPY writes or reads, in its order: read by position.
-    let sent = crate::file_source::copy_relation(source, send)?.columns;
+    let sent_rel = crate::file_source::copy_relation(source, send)?;
+    let sent = &sent_rel.columns;
+    let mut converted = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
@@ -740,7 +742,7 @@ fn raw_misreads(
         let names = |columns: &[copyman_job::sql::Column]| -> Vec<String> {
             columns.iter().map(|c| c.name.as_str().to_owned()).collect()
         };
-        let (written, taken) = (names(&sent), names(&read.columns));
+        let (written, taken) = (names(sent), names(&read.columns));
         let mut sorted = (written.clone(), taken.clone());
         sorted.0.sort();
         sorted.1.sort();
@@ -754,6 +756,18 @@ fn raw_misreads(
                 taken.join(", ")
             ));
         }
+        // What the destination converts, pair by pair, said as table mode says it.
+        let mut paired = read.clone();
+        paired.columns.truncate(sent.len());
+        for (to, from) in paired.columns.iter_mut().zip(sent) {
+            to.name = from.name.clone();
+        }
+        let columns: Vec<_> = paired.columns.iter().map(|c| c.name.clone()).collect();
+        converted.extend(copyman_job::plan::conversions(
+            &columns,
+            &sent_rel,
+            &[(label.as_str(), &paired)],
+        ));
         if !binary {
             continue;
         }
@@ -771,6 +785,9 @@ fn raw_misreads(
                 to.type_name
             ));
         }
+    }
+    for warning in converted {
+        report::warn(warning);
     }
     None
 }

@@ -77,11 +77,23 @@ pub fn choose_format(
                     warning = conversions(columns, source, dests);
                 } else if let Err(why) = binary_misreads(columns, source, dests) {
                     return Err(why);
-                } else if let Err(why) = binary_types(columns, source, dests) {
-                    warning = Some(format!(
-                        "--format binary, but {why}: binary COPY does not convert values \
-                         (--format text does)"
-                    ));
+                } else {
+                    // What would round or cut is said as under text (the server applies a
+                    // destination's modifiers to binary input as to text), and a binary form
+                    // copyman cannot vouch for, besides.
+                    let said = conversions(columns, source, dests);
+                    let untrusted = binary_types(columns, source, dests)
+                        .err()
+                        .filter(|why| !said.as_ref().is_some_and(|s| s.contains(why.as_str())))
+                        .map(|why| {
+                            format!(
+                                "--format binary, but {why} (--format text converts each value)"
+                            )
+                        });
+                    warning = match (said, untrusted) {
+                        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                        (a, b) => a.or(b),
+                    };
                 }
             }
             let given = match format {

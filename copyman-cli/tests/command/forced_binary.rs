@@ -338,3 +338,37 @@ fn binary_forced_over_a_range_of_another_subtype_is_refused() {
     assert_eq!(json(&out)["format"], "binary");
     assert_eq!(digest(&c.dest[1], &d2, "r1"), digest(&c.source, &src, "r1"));
 }
+
+/// `--format binary` into narrower columns: every narrowing column is named, as under text (the
+/// warning named the first only, and said text would convert where both round alike).
+#[test]
+fn forced_binary_names_every_narrowing_column() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, n numeric(12,4), v varchar(10));
+         INSERT INTO t VALUES (1, 1.2345, 'ab');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int, n numeric(10,2), v varchar(3))",
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"n\" is numeric(12,4)")
+            && stderr.contains("column \"v\" is character varying(10)")
+            && !stderr.contains("--format text does"),
+        "{stderr}"
+    );
+}

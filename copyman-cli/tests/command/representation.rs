@@ -413,3 +413,36 @@ fn copy_into_the_same_columns_in_another_order_is_refused() {
         1
     );
 }
+
+/// `copy` between tables into narrower columns: said as table mode says it (rounded and cut
+/// without a word, exit 0).
+#[test]
+fn copy_into_narrower_columns_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, n numeric(12,4), f float8); INSERT INTO t VALUES (1, 1.2345, 0.1);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int, amount numeric(10,2), f float4)",
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("column \"n\" is numeric(12,4) on the source but numeric(10,2)")
+            && stderr.contains("column \"f\" is double precision on the source but real"),
+        "{stderr}"
+    );
+}
