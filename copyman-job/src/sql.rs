@@ -107,7 +107,14 @@ pub fn parse_columns(text: &str) -> Result<Vec<Ident>, NameError> {
     let mut parser = Parser::new(text);
     let mut columns = vec![parser.ident()?];
     while parser.eat(',') {
-        columns.push(parser.ident()?);
+        let column = parser.ident()?;
+        // As the server refuses it (42701), but before anything is sent.
+        if columns.contains(&column) {
+            return Err(NameError(format!(
+                "column {column} is named twice in {text:?}"
+            )));
+        }
+        columns.push(column);
     }
     parser.end()?;
     Ok(columns)
@@ -1032,6 +1039,10 @@ mod tests {
         let shown: Vec<String> = columns.iter().map(ToString::to_string).collect();
         assert_eq!(shown, [r#""id""#, r#""Name""#, r#""a,b""#, r#""note""#]);
         assert!(parse_columns("a,,b").is_err());
+        for twice in ["id,id", "id, ID", r#"id,"id""#] {
+            let err = parse_columns(twice).unwrap_err().to_string();
+            assert!(err.contains(r#"column "id" is named twice"#), "{err}");
+        }
         assert!(parse_columns("a b").is_err());
         assert!(parse_columns("").is_err());
     }
