@@ -399,7 +399,20 @@ pub fn resolve_columns(
         let mut missing = Vec::new();
         for name in &columns {
             match rel.column(name) {
-                None => missing.push(name.to_string()),
+                // A column there of that name but for its case is another column to the server
+                // (a quoted "ID" is not id): said, since no --columns maps one onto the other.
+                None => match rel
+                    .columns
+                    .iter()
+                    .find(|c| c.name.as_str().eq_ignore_ascii_case(name.as_str()))
+                {
+                    Some(c) => missing.push(format!(
+                        "{name} (it has {}, another name to the server: `copy` with column \
+                         lists in --send and --receive maps them)",
+                        c.name
+                    )),
+                    None => missing.push(name.to_string()),
+                },
                 Some(c) if c.generated => missing.push(format!("{name} (generated there)")),
                 Some(_) => {}
             }
@@ -824,6 +837,10 @@ mod tests {
         let err = resolve_columns(&parse_columns("b").unwrap(), Some(&source), &[("d1", &d1)])
             .unwrap_err();
         assert!(err.contains(r#"d1 lacks "b""#), "{err}");
+        // A column there but for its case is named, with what maps it.
+        let cased = rel(&[("a", "int", false, Some("")), ("B", "int", false, Some(""))]);
+        let err = resolve_columns(&[], Some(&source), &[("d1", &cased)]).unwrap_err();
+        assert!(err.contains(r#""b" (it has "B", another name"#), "{err}");
         let err = resolve_columns(&parse_columns("zz").unwrap(), Some(&source), &[]).unwrap_err();
         assert!(err.contains(r#"no column "zz""#), "{err}");
         // A destination's column the source has not that takes its default: copied without it.
