@@ -1785,6 +1785,7 @@ mod tests {
                 message: german.to_owned(),
             }),
             verified: None,
+            unverified: false,
             warning: None,
         };
         let mut report = JobReport {

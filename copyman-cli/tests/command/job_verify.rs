@@ -236,3 +236,62 @@ fn a_verified_job_is_resumed_with_verify() {
     assert_eq!(report["tables"][0]["verified"], true, "{report}");
     assert_eq!(count(&c.dest[0], &dst, "v1"), 2);
 }
+
+/// A `--verify` whose checksum cannot be computed on a destination (here its role may insert
+/// but not read the table; as when its session is terminated, or its server goes) is not a
+/// mismatch: the table is committed, said not compared, not recorded done, and a resume compares
+/// it again (it was recorded `mismatch`, and the resume refused it as different, exit 2).
+#[test]
+fn job_verify_that_cannot_compute_a_checksum_is_not_a_mismatch() {
+    let c = clusters();
+    let schema = "CREATE TABLE vt (id int PRIMARY KEY, v text); CREATE TABLE other (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO vt SELECT g, 'v' || g FROM generate_series(1, 300) g;"),
+    );
+    let d0 = database(&c.dest[0], schema);
+    let role = format!("blind_{d0}");
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT INSERT ON vt, other TO {role};"
+        ))
+        .unwrap();
+    let to = format!(
+        "host={} port={} user={role} password=pw dbname={d0}",
+        c.dest[0].host(),
+        c.dest[0].port()
+    );
+    let state = TempPath::new("unverified.state");
+    let from = c.source.conninfo(&src);
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json", "table", "vt", "other", "--from", &from, "--to", &to, "--verify", "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&[]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let vt = records(&report, "\"public\".\"vt\"");
+    assert_eq!(vt[0]["status"], "committed", "{report}");
+    assert!(vt[0]["verified"].is_null(), "{report}");
+    let error = vt[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("could not be computed") && error.contains("--resume compares it again"),
+        "{report}"
+    );
+    assert_eq!(count(&c.dest[0], &d0, "vt"), 300);
+    let recorded = std::fs::read_to_string(&state.0).unwrap();
+    assert!(!recorded.contains("mismatch"), "{recorded}");
+    // Once the role may read it, the resume compares it: verified, done, nothing copied again.
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute(&format!("GRANT SELECT ON vt, other TO {role}"))
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d0, "vt"), 300);
+}

@@ -496,9 +496,12 @@ fn copy_group_unit(
                 Err(e) => {
                     for &d in &live {
                         if copies(k, d) {
-                            reports[k].destinations[d].error =
-                                Some(e.clone().prefixed("verify: the source's checksum failed: "));
-                            reports[k].destinations[d].verified = Some(false);
+                            super::verify::not_compared(
+                                &mut reports[k].destinations[d],
+                                e.clone().prefixed(
+                                    "verify: the source's checksum could not be computed: ",
+                                ),
+                            );
                         }
                     }
                 }

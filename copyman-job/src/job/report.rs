@@ -72,8 +72,12 @@ pub struct DestResult {
     pub seconds: f64,
     /// What went wrong.
     pub error: Option<TableError>,
-    /// `--verify`: whether its checksum equals the source's (`None`: not checked).
+    /// `--verify`: whether its checksum equals the source's (`None`: not compared).
     pub verified: Option<bool>,
+    /// `--verify`: a checksum (its own or the source's) could not be computed (a session
+    /// terminated, a server gone): not compared, so neither done nor found different; the error
+    /// says why. A resume compares it again.
+    pub unverified: bool,
     /// What the caller should hear about a table that did commit (a row count that differs
     /// from the source's, under [`Options::allow_count_mismatch`]).
     pub warning: Option<String>,
@@ -88,6 +92,7 @@ impl DestResult {
             seconds: 0.0,
             error: None,
             verified: None,
+            unverified: false,
             warning: None,
         }
     }
@@ -141,7 +146,7 @@ impl JobReport {
         self.tables.iter().all(|t| {
             t.destinations
                 .iter()
-                .all(|d| d.status.is_done() && d.verified != Some(false))
+                .all(|d| d.status.is_done() && d.verified != Some(false) && !d.unverified)
         })
     }
 

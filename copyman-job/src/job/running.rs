@@ -993,6 +993,16 @@ pub(super) fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
 pub(super) fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result: &mut DestResult) {
     let name = &shared.plan.keys[d];
     let rows = result.rows.unwrap_or(0);
+    if shared.options.verify && result.unverified {
+        // Committed (its `commit` line and transaction id say so), but not compared: neither
+        // done nor different; a resume finds it committed and compares it again.
+        let said = "committed, not recorded as done: --resume compares it again";
+        match &mut result.error {
+            Some(error) => error.message = format!("{}; {said}", error.message),
+            None => result.error = Some(TableError::new(said)),
+        }
+        return;
+    }
     if shared.options.verify && result.verified != Some(true) {
         record_mismatch(shared, key, d, result);
         return;

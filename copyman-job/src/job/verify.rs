@@ -106,17 +106,16 @@ pub(super) fn verify_done(
         match &sum {
             Ok(sum) => match ensure(&mut conns.dests[d], &shared.destinations[d]) {
                 Ok(conn) => verify_dest(result, Some(conn), t, sum),
-                Err(e) => {
-                    result.verified = Some(false);
-                    result.error = Some(e.prefixed("verify: "));
-                }
+                Err(e) => not_compared(result, e.prefixed("verify: ")),
             },
-            Err(e) => {
-                result.verified = Some(false);
-                result.error = Some(e.clone().prefixed("verify: the source's checksum failed: "));
-            }
+            Err(e) => not_compared(
+                result,
+                e.clone()
+                    .prefixed("verify: the source's checksum could not be computed: "),
+            ),
         }
-        if result.verified != Some(true) {
+        // Found different: no longer done. Not compared: still done, as an earlier run found it.
+        if result.verified == Some(false) {
             record_mismatch(shared, &key, d, result);
         }
     }
@@ -147,8 +146,10 @@ pub(super) fn verify_dest(
     sum: &str,
 ) {
     let Some(conn) = conn else {
-        result.verified = Some(false);
-        result.error = Some(TableError::new("verify: no connection to the destination"));
+        not_compared(
+            result,
+            TableError::new("verify: no connection to the destination"),
+        );
         return;
     };
     let theirs = conn
@@ -165,11 +166,19 @@ pub(super) fn verify_dest(
                  the source)"
             )));
         }
-        Err(e) => {
-            result.verified = Some(false);
-            result.error = Some(e.prefixed("verify: the checksum failed: "));
-        }
+        Err(e) => not_compared(
+            result,
+            e.prefixed("verify: the checksum could not be computed: "),
+        ),
     }
+}
+
+/// Marks `result` not compared with the source (a checksum could not be computed), with why:
+/// neither verified nor found different.
+pub(super) fn not_compared(result: &mut DestResult, error: TableError) {
+    result.verified = None;
+    result.unverified = true;
+    result.error = Some(error);
 }
 
 #[cfg(test)]

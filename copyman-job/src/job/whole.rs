@@ -320,9 +320,11 @@ pub(super) fn copy_whole(
             Ok(sum) => source_sum = Some(sum),
             Err(e) => {
                 for (d, _) in &ok {
-                    report.destinations[*d].error =
-                        Some(e.clone().prefixed("verify: the source's checksum failed: "));
-                    report.destinations[*d].verified = Some(false);
+                    super::verify::not_compared(
+                        &mut report.destinations[*d],
+                        e.clone()
+                            .prefixed("verify: the source's checksum could not be computed: "),
+                    );
                 }
             }
         }
