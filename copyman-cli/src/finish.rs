@@ -227,6 +227,19 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
             commits_nothing: false,
         })
         .collect();
+    // Who commits something, for what a second signal says: the destinations whose copy
+    // completed, and the source when its statement wrote.
+    let committing = completed
+        .iter()
+        .zip(&parties)
+        .filter(|(done, _)| **done && !f.copy_failed)
+        .map(|(_, p)| p.name.clone())
+        .chain(
+            (f.source.is_some() && !f.source_read_only && !f.copy_failed)
+                .then(|| "source".to_owned()),
+        )
+        .collect();
+    signals::commit_parties(committing, completed.iter().any(|done| !done));
     let source_spec = f.source_spec;
     let mut source = f.source.map(|conn| Party {
         name: "source".to_owned(),
@@ -375,6 +388,15 @@ impl Participant for Party<'_, '_> {
                     log.path().display()
                 ),
             }));
+        }
+        // A signal before the first COMMIT (or the decision) calls the commit off: nothing more
+        // is checked or prepared, what is open rolls back (a PREPARE would hold its locks until
+        // it is rolled back, or, after a second signal, until copyman recover).
+        if matches!(action, Action::Prepare(_) | Action::CheckConstraints)
+            && !signals::commit_point_passed()
+            && let Some(signal) = signals::received()
+        {
+            return Err(Failure::Refused(interrupted_before_commit(signal)));
         }
         // A signal before the first COMMIT calls the commit off: nothing has committed yet.
         // (Stdout or a pipe got its data already: it has nothing to call off.)

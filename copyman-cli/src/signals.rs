@@ -82,6 +82,8 @@ static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
     ending: None,
     point: false,
+    parties: None,
+    failed_before: false,
     sent: Vec::new(),
     committed: Vec::new(),
 });
@@ -97,6 +99,12 @@ enum Stage {
         ending: Option<bool>,
         /// The first COMMIT (or, two-phase, the decision) went out: no going back.
         point: bool,
+        /// Every party whose COMMIT commits something (the destinations whose copy completed,
+        /// the source when its statement wrote), once the commit knows them.
+        parties: Option<Vec<String>>,
+        /// A destination failed before the commit (`--keep-going`): the run is partial however
+        /// the commit ends.
+        failed_before: bool,
         sent: Vec<String>,
         committed: Vec<String>,
     },
@@ -126,10 +134,27 @@ pub(crate) fn connecting(on: bool) {
         Stage::Running {
             ending: None,
             point: false,
+            parties: None,
+            failed_before: false,
             sent: Vec::new(),
             committed: Vec::new(),
         }
     };
+}
+
+/// The parties of the commit about to run: those whose COMMIT commits something, and whether a
+/// destination failed before it. A second signal then names the ones not yet committed, and
+/// once every one's COMMIT was answered exits as the run would have.
+pub(crate) fn commit_parties(names: Vec<String>, failed: bool) {
+    if let Stage::Running {
+        parties,
+        failed_before,
+        ..
+    } = &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        *parties = Some(names);
+        *failed_before = failed;
+    }
 }
 
 /// The commit begins (`two_phase`: with PREPAREs and a decision): from now on a signal does not
@@ -204,6 +229,10 @@ struct Commits {
     committed: Vec<String>,
     /// Destinations whose COMMIT was sent and is unanswered.
     unanswered: Vec<String>,
+    /// Parties whose COMMIT was not sent yet, once the commit knows its parties.
+    not_sent: Option<Vec<String>>,
+    /// A destination failed before the commit.
+    failed_before: bool,
 }
 
 /// What a signal finds: `None` while connecting, else where the commit stands.
@@ -213,11 +242,21 @@ fn commits() -> Option<Commits> {
         Stage::Running {
             ending,
             point,
+            parties,
+            failed_before,
             sent,
             committed,
         } => Some(Commits {
             ending: *ending,
             point: *point,
+            not_sent: parties.as_ref().map(|parties| {
+                parties
+                    .iter()
+                    .filter(|p| !sent.contains(p))
+                    .cloned()
+                    .collect()
+            }),
+            failed_before: *failed_before,
             committed: committed.clone(),
             unanswered: sent
                 .iter()
@@ -310,7 +349,14 @@ pub(crate) const JOB_STOPPING: &str = "stopping the job: the tables being copied
 /// # Errors
 /// The handlers could not be installed.
 pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    // A signal ignored when copyman started stays ignored, as shells and nohup expect: `nohup
+    // copyman …` must outlive the hangup of the terminal it was started from, and a background
+    // job of a script ignores SIGINT.
+    let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&signal| !ignored_at_start(signal))
+        .collect();
+    let mut signals = Signals::new(handled)?;
     thread::Builder::new()
         .name("copyman-signals".to_owned())
         .spawn(move || {
@@ -333,6 +379,18 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `signal`'s disposition is to be ignored (`SIG_IGN`), as the process was started with
+/// it.
+fn ignored_at_start(signal: i32) -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: with a null new action, sigaction(2) only writes the current disposition of
+    // `signal` (a valid signal number) into `current`, which is large enough for it and
+    // zero-initialised; nothing is changed, and it is read only when the call succeeded.
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), current.as_mut_ptr()) } == 0;
+    // SAFETY: zero-initialised, then filled by a successful call: a valid `sigaction`.
+    read && unsafe { current.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
 /// Writes `line` and a newline on stderr, never panicking ([`progress::write_stderr`]), and
 /// without waiting for the progress bar's lock: what a signal says before the process exits at
 /// once goes out straight.
@@ -351,6 +409,8 @@ fn handle(signal: i32, stopping: &'static str) {
         point,
         committed,
         unanswered,
+        not_sent,
+        failed_before,
     }) = commits()
     else {
         let what = if WAITING_FOR_INPUT.load(Ordering::SeqCst) {
@@ -386,6 +446,22 @@ fn handle(signal: i32, stopping: &'static str) {
             name(signal)
         ));
         remind(signal);
+    } else if committing && unanswered.is_empty() && not_sent.as_ref().is_some_and(Vec::is_empty) {
+        // Every COMMIT was answered: nothing is in doubt or left out; the run ends as it would.
+        remove_temp_files();
+        say(&format!(
+            "copyman: {} received again: exiting at once: every COMMIT was answered: committed: \
+             {}",
+            name(signal),
+            committed.join(", ")
+        ));
+        let exit = if failed_before {
+            crate::report::Exit::Partial as i32
+        } else {
+            0
+        };
+        print_at_once_json(exit, &committed, &[], "none: every COMMIT was answered");
+        std::process::exit(exit);
     } else if committing {
         remove_temp_files();
         let list = |names: &[String]| match names {
@@ -398,20 +474,43 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             ""
         };
+        // The source's COMMIT not sent: what its statement changed (a move's DELETE) rolls
+        // back as copyman exits, and the rows it returned are on both sides.
+        let known = not_sent.is_some();
+        let not_sent = not_sent.unwrap_or_default();
+        let kept = if not_sent.iter().any(|p| p == "source") {
+            "; the source's statement did not commit: its changes roll back (a move's rows stay \
+             on the source, as on the destinations that committed)"
+        } else {
+            ""
+        };
+        let others: Vec<String> = not_sent
+            .iter()
+            .filter(|p| *p != "source")
+            .cloned()
+            .collect();
+        let others = if known {
+            format!("not committed: {}", list(&others))
+        } else {
+            "the others have not committed".to_owned()
+        };
         say(&format!(
             "copyman: {} received again: exiting at once during the COMMITs: \
              committed: {}; COMMIT sent, not answered (may have committed): {}{source}; \
-             the others have not committed (prepared ones: copyman recover)",
+             {others} (prepared ones: copyman recover){kept}",
             name(signal),
             list(&committed),
-            list(&unanswered)
+            list(&unanswered),
         ));
         let exit = at_once_exit(signal, true);
         print_at_once_json(
             exit,
             &committed,
             &unanswered,
-            "not committed (prepared ones: copyman recover)",
+            &format!(
+                "not committed (prepared ones: copyman recover): {}{kept}",
+                list(&not_sent)
+            ),
         );
         std::process::exit(exit);
     } else if let Some(two_phase) = ending {

@@ -164,3 +164,49 @@ fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
         "{decisions}"
     );
 }
+
+/// A signal once the data is copied, before any PREPARE (the deferred constraints checked on
+/// destination 1): the commit is called off, and nothing more is checked or prepared — every
+/// open transaction rolls back (it went on to PREPARE every destination, then rolled them back:
+/// a second signal in between left them prepared, holding their locks).
+#[test]
+fn atomic_a_signal_before_the_prepares_prepares_nothing() {
+    let s = two_phase_clusters();
+    let src = database(
+        &s.source,
+        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
+    let log = TempPath::new("decisions.log");
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let args = [
+        "-v",
+        "table",
+        "mv",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    let mut paused = Paused::start(&args, "checked:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "HUP");
+    let _ = stderr.wait_for("SIGHUP received");
+    let out = paused.resume();
+    let said = stderr.rest();
+    assert_eq!(out.status.code(), Some(129), "{said}");
+    assert!(!said.contains("PREPARE TRANSACTION"), "{said}");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}

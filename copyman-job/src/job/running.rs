@@ -95,6 +95,18 @@ impl Participant for Announced<'_, '_, '_> {
         for table in self.tables {
             (self.shared.events)(step(table, None));
         }
+        // Called off before its first COMMIT: nothing more is checked or prepared (a PREPARE
+        // would hold its locks until rolled back, or until recover after a second signal).
+        if matches!(
+            action,
+            commit::Action::Prepare(_) | commit::Action::CheckConstraints
+        ) && !self.sent.get()
+            && self.shared.options.interrupt.is_interrupted()
+        {
+            return Err(commit::Failure::Refused(copyman_sync::Error::State(
+                JOB_STOPPED,
+            )));
+        }
         if *action == commit::Action::Commit {
             if !self.sent.get() && self.shared.options.interrupt.is_interrupted() {
                 return Err(commit::Failure::Refused(copyman_sync::Error::State(
