@@ -821,3 +821,29 @@ fn atomic_a_prepared_source_whose_session_is_lost_is_finished_on_a_new_one() {
     }
     assert_eq!(prepared_in(&s.source, &src), Vec::<String>::new());
 }
+
+/// A second signal once every destination committed a move, before the source's COMMIT went
+/// out: the at-once exit names the source — its DELETE rolls back as copyman exits, so the rows
+/// are on the source and on the destinations (it named only the destinations, and "the others").
+#[test]
+fn a_second_signal_before_the_source_commit_says_the_rows_stay_on_the_source() {
+    let s = clusters();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let args = move_args(s, &s.source.url(&src), &dbs, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut paused = Paused::start(&args, "committed:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = paused.child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("committed: destination 1, destination 2;")
+            && said.contains("the source's statement did not commit"),
+        "{said}"
+    );
+    assert_eq!(count(&s.source, &src, "mv"), 1000, "the move's DELETE rolled back");
+}
