@@ -241,6 +241,14 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         .collect();
     signals::commit_parties(committing, completed.iter().any(|done| !done));
     let source_spec = f.source_spec;
+    // A source that wrote and cannot prepare commits after the destinations, by this run: named
+    // with the decision, so that a recovery after its death says its changes may be lost.
+    let unprepared_source = f
+        .atomic
+        .as_ref()
+        .filter(|a| !a.source_two_phase && f.source.is_some() && !f.source_read_only)
+        .and(source_spec)
+        .map(|spec| spec.display.clone());
     let mut source = f.source.map(|conn| Party {
         name: "source".to_owned(),
         pause: "source".to_owned(),
@@ -272,6 +280,16 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
                 decision.run,
                 atomic.log.path().display()
             ));
+            if let Some(display) = &unprepared_source
+                && let Err(e) = atomic.log.unprepared_source(&decision.run, display)
+            {
+                report::warn(format!(
+                    "cannot record in {} that the source of run {} commits after the \
+                     destinations: {e} (a recovery of the run will not say to check it)",
+                    atomic.log.path().display(),
+                    decision.run
+                ));
+            }
             let servers: Vec<Option<&Holder>> = atomic.servers.iter().map(Option::as_ref).collect();
             let recorded = atomic
                 .log

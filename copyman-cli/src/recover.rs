@@ -79,6 +79,8 @@ pub(crate) fn run(
     let mut quiet_servers = Vec::new();
     // A decided transaction someone else ended: its destination must be checked.
     let mut check = false;
+    // The runs whose prepared transactions this recovery committed.
+    let mut committed_runs: BTreeSet<String> = BTreeSet::new();
     let mut conns = Vec::with_capacity(destinations.len());
     for spec in destinations {
         let mut conn = connect(spec, "destination", &mut warned)?;
@@ -349,6 +351,7 @@ pub(crate) fn run(
                         Ok(_) => {
                             if commits {
                                 signals::committed(&party);
+                                committed_runs.insert(p.run.clone());
                             }
                             // Best effort: unrecorded, a later recovery asks for its server.
                             if !no_decision_log {
@@ -375,6 +378,21 @@ pub(crate) fn run(
                 "outcome": done,
                 "error": error.as_ref().map(report::error_json),
             }));
+        }
+    }
+    // A run that died after its decision, whose source wrote and could not prepare: the run
+    // was to commit the source after the destinations, and may not have. Said when this
+    // recovery commits the run's transactions (once: they are not prepared afterwards).
+    for run in &committed_runs {
+        if let Some(source) = contents.unprepared.get(run) {
+            check = true;
+            lines.push(format!(
+                "run {run}: its source {source} wrote (a move's DELETE, an UPDATE … RETURNING) \
+                 and could not prepare, so the run was to commit it after the destinations: it \
+                 died first, and unless its COMMIT went out, the source's changes rolled back — \
+                 the rows it returned are then on the source as on the destinations: check the \
+                 source before moving them again"
+            ));
         }
     }
     for (run, (missing, present)) in &split {

@@ -845,5 +845,54 @@ fn a_second_signal_before_the_source_commit_says_the_rows_stay_on_the_source() {
             && said.contains("the source's statement did not commit"),
         "{said}"
     );
-    assert_eq!(count(&s.source, &src, "mv"), 1000, "the move's DELETE rolled back");
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        1000,
+        "the move's DELETE rolled back"
+    );
+}
+
+/// An `--atomic` move from a source that cannot prepare, killed after its decision: recover
+/// commits the destinations and says that the source's DELETE, which the run was to commit after
+/// them, may have rolled back — the rows then on both sides — and exits 1 (check) (it exited 0
+/// without a word, and a second move duplicated every row).
+#[test]
+fn recover_of_a_move_whose_source_could_not_prepare_says_to_check_the_source() {
+    let (plain, s) = (clusters(), two_phase_clusters());
+    let src = database(&plain.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let args = move_args(
+        s,
+        &plain.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Paused::start(&args, "recorded").kill();
+    let recover = run(&[
+        "recover",
+        "--to",
+        &s.dest[0].url(&dbs[0]),
+        "--to",
+        &s.dest[1].url(&dbs[1]),
+        "--decision-log",
+        log.arg(),
+    ]);
+    let said = text(&recover.stderr);
+    assert_exit(&recover, 1);
+    assert!(
+        said.contains("could not prepare, so the run was to commit it after the destinations")
+            && said.contains("check the source"),
+        "{said}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 1000);
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+    assert_eq!(
+        count(&plain.source, &src, "mv"),
+        1000,
+        "the DELETE rolled back"
+    );
 }

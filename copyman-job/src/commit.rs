@@ -310,6 +310,17 @@ impl DecisionLog {
         self.append(&party_line(run, gid, holder))
     }
 
+    /// Records that `run`'s source (shown as `display`) wrote and could not prepare
+    /// (`unprepared RUN DISPLAY`): the run commits it after the destinations, itself. A
+    /// recovery that commits the run's prepared transactions after it died then says that the
+    /// source's changes (a move's DELETE) may have rolled back, the rows being on both sides.
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn unprepared_source(&self, run: &str, display: &str) -> io::Result<()> {
+        self.append(&format!("unprepared {run} {}\n", escape(display)))
+    }
+
     /// Appends `line` (whole lines) and makes it durable (file and directory fsynced).
     fn append(&self, line: &str) -> io::Result<()> {
         self.append_checked(None, |_| Ok(line.to_owned()))
@@ -559,7 +570,7 @@ impl DecisionLog {
             let (
                 Some(
                     kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended"
-                    | "committing" | "out"),
+                    | "committing" | "out" | "unprepared"),
                 ),
                 Some(run),
             ) = (words.next(), words.next())
@@ -611,6 +622,10 @@ impl DecisionLog {
                 }
                 "abort" => {
                     log.aborted.insert(run.to_owned());
+                }
+                "unprepared" => {
+                    let display = words.next().map(unescape).unwrap_or_default();
+                    log.unprepared.insert(run.to_owned(), display);
                 }
                 "out" => {
                     log.out
@@ -726,6 +741,9 @@ pub struct LogContents {
     pub aborted: HashSet<String>,
     /// The transactions their runs never prepared ([`DecisionLog::left_out`]).
     pub out: HashSet<String>,
+    /// The runs whose source wrote and could not prepare, with the source as shown
+    /// ([`DecisionLog::unprepared_source`]).
+    pub unprepared: HashMap<String, String>,
 }
 
 /// Which server holds one of a run's prepared transactions, as its decision recorded it.
