@@ -163,6 +163,14 @@ impl Watch {
         let committing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let no_cancel = Arc::clone(&committing);
+        // What a stop that takes long waits for: the run's backends, by name.
+        let backends: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{} (backend {})", t.label, t.pid))
+            .collect();
+        signals::set_waiting(move || {
+            vec![format!("the servers to answer: {}", backends.join(", "))]
+        });
         let targets = Arc::new(targets);
         let cancelled = Arc::clone(&targets);
         signals::set_cancel(move || {

@@ -658,6 +658,12 @@ fn a_second_signal_exits_at_once() {
     let again = stderr.wait_for("SIGINT received again: exiting at once");
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(still.is_some() && again.is_some(), "{}", stderr.rest());
+    // The backends it waits for are named (it said only "the servers").
+    let still = still.unwrap_or_default();
+    assert!(
+        still.contains("the servers to answer: source") && still.contains("(backend "),
+        "{still}"
+    );
 }
 
 // Point 12: --encoding, --allow-count-mismatch, "1 row", --help examples.
