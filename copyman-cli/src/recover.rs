@@ -30,20 +30,31 @@ pub(crate) fn run(
     no_decision_log: bool,
     output: Output,
 ) -> anyhow::Result<Exit> {
+    // Without the log, "no commit decision" cannot be told from "the wrong log": nothing is
+    // rolled back on a guess. A log that does not exist is refused once something of copyman's
+    // is found prepared; where nothing is, there is nothing to decide (a run killed before it
+    // wrote its log, or the servers clean): said so.
+    let log_error = |e: &io::Error| Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "decision log {}: {e}: give the --decision-log of the interrupted run (or \
+             --no-decision-log if it is lost and no run recorded a commit decision)",
+            log_path.display()
+        ),
+    };
+    let mut missing = None;
     let log = if no_decision_log {
         DecisionLog::none(log_path)
     } else {
-        // Without the log, "no commit decision" cannot be told from "the wrong log": nothing is
-        // rolled back on a guess.
-        DecisionLog::existing(log_path).map_err(|e| Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
-                "decision log {}: {e}: give the --decision-log of the interrupted run (or \
-                 --no-decision-log if it is lost and no run recorded a commit decision)",
-                log_path.display()
-            ),
-        })?
+        match DecisionLog::existing(log_path) {
+            Ok(log) => log,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                missing = Some(e);
+                DecisionLog::none(log_path)
+            }
+            Err(e) => return Err(log_error(&e).into()),
+        }
     };
     let unreadable = |e: io::Error| Fatal {
         exit: Exit::CopyFailed,
@@ -538,11 +549,23 @@ pub(crate) fn run(
             ));
         }
     }
+    if let Some(e) = &missing
+        && !runs.is_empty()
+    {
+        return Err(log_error(e).into());
+    }
     let exit = match signals::received() {
         Some(signal) => Exit::interrupted(signal),
         None if failed || pending || check => Exit::CopyFailed,
         None => Exit::Success,
     };
+    if missing.is_some() {
+        lines.push(format!(
+            "the decision log {} does not exist: no run wrote it, and nothing of copyman's is \
+             prepared on the servers given",
+            log_path.display()
+        ));
+    }
     // Something is left: a server with nothing prepared is not "nothing pending".
     if failed || pending || check {
         for &i in &quiet_servers {

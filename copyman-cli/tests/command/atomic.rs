@@ -470,6 +470,20 @@ fn recover_without_the_decision_log_rolls_back_nothing_on_a_guess() {
     assert_exit(&run.recover(), 0);
     run.assert_all();
     assert!(run.prepared().is_empty());
+    // Nothing of copyman's prepared any more: a log that does not exist decides nothing, and
+    // there is nothing to decide (it was refused, exit 2, as when something is pending).
+    let _ = fs::remove_file(&wrong.0);
+    let out = copyman()
+        .args(&recover)
+        .args(["--decision-log", wrong.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("does not exist: no run wrote it"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// `copyman recover` is never silent while a server does not answer its COMMIT PREPARED (here
