@@ -392,3 +392,57 @@ fn a_split_table_whose_ranges_wait_on_each_other_fails_at_once_and_says_to_mend_
     assert_eq!(copy_backends(&c.dest[0], &d1), 0);
     assert_eq!(copy_backends(&c.source, &src), 0);
 }
+
+/// A resume given fewer destinations than the run it resumes says that the state file records
+/// one where tables are not done: they stay so until a resume is given it (it exited 0 without
+/// a word).
+#[test]
+fn a_resume_without_a_destination_that_has_tables_to_do_says_so() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(&c.dest[1], "CREATE TABLE a (id int);");
+    let state = TempPath::new("fewer.state");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let out = run(&[
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let out = run(&[
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--state",
+        state.arg(),
+        "--resume",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("also records a destination this resume is not given"),
+        "{}",
+        text(&out.stderr)
+    );
+}

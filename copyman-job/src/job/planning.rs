@@ -592,6 +592,33 @@ pub fn plan_with(
                 .to_owned(),
         ));
     }
+    // Destinations the earlier run had and this one does not: what it did not finish there
+    // stays as it was (a resume with them finishes it).
+    if options.resume {
+        let left: Vec<&str> = recorded
+            .destinations()
+            .into_iter()
+            .filter(|d| !keys.iter().any(|k| k == d))
+            .filter(|d| {
+                selected
+                    .iter()
+                    .any(|sel| recorded.done(&sel.table.to_string(), d).is_none())
+            })
+            .collect();
+        if !left.is_empty() {
+            notes.push(format!(
+                "the state file also records {} this resume is not given, where tables of the \
+                 job are not done ({}): they stay as they are until a resume is given {}",
+                if left.len() == 1 {
+                    "a destination"
+                } else {
+                    "destinations"
+                },
+                left.join(", "),
+                if left.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
     if recorded.truncate && !options.truncate {
         notes.push(
             "the run this resumes was given --truncate: each table is emptied before it is \
