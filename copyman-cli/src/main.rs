@@ -189,7 +189,10 @@ fn main() -> ExitCode {
         Ok(hi) => hi,
         Err(e) => return fail(e.exit, &conn::scrub(&e.message), None, json),
     };
-    match run::run(hi) {
+    let ran = run::run(hi);
+    // A second signal that is exiting at once, with what it said, ends the process: not this.
+    signals::hold_if_exiting_at_once();
+    match ran {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if report::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         // A signal before the copy (its cancel may be what ended the run): nothing was begun

@@ -41,6 +41,20 @@ use crate::progress;
 /// The first signal received (0: none).
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
+/// A second signal is exiting at once: the signals thread ends the process with its own status,
+/// after saying why; the run's own end must not end it first with another.
+static EXITING_AT_ONCE: AtomicBool = AtomicBool::new(false);
+
+/// Waits for the signals thread to end the process when a second signal is exiting at once
+/// ([`EXITING_AT_ONCE`]): the run ended just then, and its status (the first signal's) would
+/// contradict what the second said. Returns at once otherwise, and after a bound in any case.
+pub(crate) fn hold_if_exiting_at_once() {
+    let since = Instant::now();
+    while EXITING_AT_ONCE.load(Ordering::SeqCst) && since.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The run prints its report as JSON (`--json`): an exit at once during a one-table run's
 /// commit prints what it knows as JSON too.
 static JSON: AtomicBool = AtomicBool::new(false);
@@ -418,6 +432,7 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             "connecting"
         };
+        EXITING_AT_ONCE.store(true, Ordering::SeqCst);
         let message = format!(
             "interrupted by {} while {what}: nothing was copied",
             name(signal)
@@ -433,6 +448,9 @@ fn handle(signal: i32, stopping: &'static str) {
         std::process::exit(exit_code(signal).into());
     };
     let committing = !committed.is_empty() || !unanswered.is_empty();
+    if !first {
+        EXITING_AT_ONCE.store(true, Ordering::SeqCst);
+    }
     if first {
         let stopping = if committing || point {
             "the commit is under way and finishes; the report says what committed"
