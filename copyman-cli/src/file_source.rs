@@ -929,7 +929,8 @@ pub(crate) fn check_header(
         };
         // A header that names no column may be free labels, or a first row of data given
         // `--header` by mistake (skipped, not loaded): said, with what was skipped.
-        if !fields.iter().any(|f| names_one(f, columns)) {
+        // (A table without columns has a header of none: nothing to name.)
+        if !columns.is_empty() && !fields.iter().any(|f| names_one(f, columns)) {
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not \
                  loaded (if it is data, leave out --header)",
@@ -967,7 +968,8 @@ pub(crate) fn check_header(
             },
             None => continue,
         };
-        if !said_no_column && !fields.iter().any(|f| names_one(f, &columns)) {
+        if !said_no_column && !columns.is_empty() && !fields.iter().any(|f| names_one(f, &columns))
+        {
             said_no_column = true;
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not loaded \

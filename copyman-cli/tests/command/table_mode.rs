@@ -1224,3 +1224,29 @@ fn same_named_types_of_other_modifiers_and_padded_chars_are_said() {
         "{stderr}"
     );
 }
+
+/// A CSV file with a header into a table without columns: its header names nothing, and is not
+/// said to "name no column" (it warned "its header (NULL) names no column").
+#[test]
+fn a_header_of_a_table_without_columns_is_not_said_to_name_no_column() {
+    let c = clusters();
+    let dst = database(&c.dest[0], "CREATE TABLE z ()");
+    let file = TempPath::new("z.csv");
+    std::fs::write(&file.0, "\n\n\n").unwrap();
+    let out = run(&[
+        "table",
+        "z",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--header",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("names no column"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "z"), 2);
+}
