@@ -470,6 +470,9 @@ impl Participant for Party<'_, '_> {
             if commits {
                 signals::committed(&self.name);
             }
+            if self.dest.is_none() && matches!(action, Action::Prepare(_)) {
+                signals::source_prepared();
+            }
             let step = match action {
                 Action::CheckConstraints => "checked",
                 Action::Commit => "committed",

@@ -392,19 +392,31 @@ pub(crate) fn run(
         }
     }
     // A run that died after its decision, whose source wrote and could not prepare: the run
-    // was to commit the source after the destinations, and may not have. Said when this
-    // recovery commits the run's transactions (once: they are not prepared afterwards).
-    for run in &committed_runs {
-        if let Some(source) = contents.unprepared.get(run) {
-            check = true;
-            lines.push(format!(
-                "run {run}: its source {source} wrote (a move's DELETE, an UPDATE … RETURNING) \
-                 and could not prepare, so the run was to commit it after the destinations: it \
-                 died first, and unless its COMMIT went out, the source's changes rolled back — \
-                 the rows it returned are then on the source as on the destinations: check the \
-                 source before moving them again"
-            ));
+    // was to commit the source after the destinations, and may not have. Said once (recorded
+    // `told`), whether this recovery committed the run's transactions or the run had.
+    let mut unprepared: Vec<(&String, &String)> = contents
+        .unprepared
+        .iter()
+        .filter(|(run, _)| {
+            (contents.holders.contains_key(*run) || committed_runs.contains(*run))
+                && !contents.done.contains(*run)
+                && !contents.told.contains(*run)
+                && !log.run_in_progress(run)
+        })
+        .collect();
+    unprepared.sort();
+    for (run, source) in unprepared {
+        check = true;
+        if !dry_run && !no_decision_log {
+            let _ = log.told_source(run);
         }
+        lines.push(format!(
+            "run {run}: its source {source} wrote (a move's DELETE, an UPDATE … RETURNING) \
+             and could not prepare, so the run was to commit it after the destinations: it \
+             died first, and unless its COMMIT went out, the source's changes rolled back — \
+             the rows it returned are then on the source as on the destinations: check the \
+             source before moving them again"
+        ));
     }
     for (run, (missing, present)) in &split {
         let (missing, present) = (missing.join(", "), present.join(", "));

@@ -98,6 +98,7 @@ static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
     point: false,
     parties: None,
     failed_before: false,
+    source_prepared: false,
     sent: Vec::new(),
     committed: Vec::new(),
 });
@@ -119,6 +120,9 @@ enum Stage {
         /// A destination failed before the commit (`--keep-going`): the run is partial however
         /// the commit ends.
         failed_before: bool,
+        /// The source's transaction is prepared with the destinations (`--atomic` on a source
+        /// that allows it): its COMMIT not sent, it stays prepared for recover, not rolled back.
+        source_prepared: bool,
         sent: Vec<String>,
         committed: Vec<String>,
     },
@@ -150,6 +154,7 @@ pub(crate) fn connecting(on: bool) {
             point: false,
             parties: None,
             failed_before: false,
+            source_prepared: false,
             sent: Vec::new(),
             committed: Vec::new(),
         }
@@ -168,6 +173,17 @@ pub(crate) fn commit_parties(names: Vec<String>, failed: bool) {
     {
         *parties = Some(names);
         *failed_before = failed;
+    }
+}
+
+/// The source's PREPARE TRANSACTION was answered: its transaction now waits for the decision,
+/// and a second signal leaves it prepared (for recover), not rolled back.
+pub(crate) fn source_prepared() {
+    if let Stage::Running {
+        source_prepared, ..
+    } = &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        *source_prepared = true;
     }
 }
 
@@ -247,6 +263,8 @@ struct Commits {
     not_sent: Option<Vec<String>>,
     /// A destination failed before the commit.
     failed_before: bool,
+    /// The source's transaction is prepared with the destinations.
+    source_prepared: bool,
 }
 
 /// What a signal finds: `None` while connecting, else where the commit stands.
@@ -258,9 +276,11 @@ fn commits() -> Option<Commits> {
             point,
             parties,
             failed_before,
+            source_prepared,
             sent,
             committed,
         } => Some(Commits {
+            source_prepared: *source_prepared,
             ending: *ending,
             point: *point,
             not_sent: parties.as_ref().map(|parties| {
@@ -425,6 +445,7 @@ fn handle(signal: i32, stopping: &'static str) {
         unanswered,
         not_sent,
         failed_before,
+        source_prepared,
     }) = commits()
     else {
         let what = if WAITING_FOR_INPUT.load(Ordering::SeqCst) {
@@ -496,11 +517,17 @@ fn handle(signal: i32, stopping: &'static str) {
         // back as copyman exits, and the rows it returned are on both sides.
         let known = not_sent.is_some();
         let not_sent = not_sent.unwrap_or_default();
-        let kept = if not_sent.iter().any(|p| p == "source") {
-            "; the source's statement did not commit: its changes roll back (a move's rows stay \
-             on the source, as on the destinations that committed)"
-        } else {
-            ""
+        let kept = match (not_sent.iter().any(|p| p == "source"), source_prepared) {
+            (false, _) => "",
+            // Prepared under the decision: recover commits it, as it does the destinations'.
+            (true, true) => {
+                "; the source's prepared transaction stays prepared: copyman recover given the \
+                 source too commits it as decided (a move's rows then leave the source)"
+            }
+            (true, false) => {
+                "; the source's statement did not commit: its changes roll back (a move's rows \
+                 stay on the source, as on the destinations that committed)"
+            }
         };
         let others: Vec<String> = not_sent
             .iter()

@@ -896,3 +896,100 @@ fn recover_of_a_move_whose_source_could_not_prepare_says_to_check_the_source() {
         "the DELETE rolled back"
     );
 }
+
+/// Under --atomic with a source prepared with the destinations, a second signal once the
+/// destinations' COMMIT PREPAREDs were answered says the source's transaction stays prepared
+/// for recover, which commits it (it said the move's DELETE rolls back and its rows stay on the
+/// source: cleaning the destinations' "duplicates" would then have lost them everywhere).
+#[test]
+fn atomic_a_second_signal_before_a_prepared_source_commits_says_recover_commits_it() {
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let args = move_args(
+        s,
+        &s.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut paused = Paused::start(&args, "commit-prepared:2");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = paused.child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("the source's prepared transaction stays prepared")
+            && !said.contains("its changes roll back"),
+        "{said}"
+    );
+    assert_eq!(prepared_in(&s.source, &src).len(), 1, "{said}");
+    let recover = run(&[
+        "recover",
+        "--to",
+        &s.source.url(&src),
+        "--to",
+        &s.dest[0].url(&dbs[0]),
+        "--to",
+        &s.dest[1].url(&dbs[1]),
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&recover, 0);
+    assert_eq!(
+        count(&s.source, &src, "mv"),
+        0,
+        "the move's DELETE committed"
+    );
+}
+
+/// An `--atomic` move from a source that cannot prepare, killed after the destinations'
+/// COMMIT PREPAREDs and before the source's COMMIT: recover has nothing left to commit, and
+/// still says to check the source (once) — it said "nothing pending", exit 0.
+#[test]
+fn recover_after_the_destinations_committed_still_says_to_check_an_unprepared_source() {
+    let (plain, s) = (clusters(), two_phase_clusters());
+    let src = database(&plain.source, &format!("{MV} {FILL}"));
+    let dbs = empty_destinations(s, "");
+    let log = TempPath::new("decisions.log");
+    let args = move_args(
+        s,
+        &plain.source.url(&src),
+        &dbs,
+        &["--atomic", "--decision-log", log.arg()],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Paused::start(&args, "commit-prepared:2").kill();
+    let recover = || {
+        run(&[
+            "recover",
+            "--to",
+            &s.dest[0].url(&dbs[0]),
+            "--to",
+            &s.dest[1].url(&dbs[1]),
+            "--decision-log",
+            log.arg(),
+        ])
+    };
+    let out = recover();
+    let said = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(said.contains("check the source"), "{said}");
+    assert_eq!(
+        count(&plain.source, &src, "mv"),
+        1000,
+        "the DELETE rolled back"
+    );
+    // Said once.
+    let out = recover();
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("check the source"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -321,6 +321,14 @@ impl DecisionLog {
         self.append(&format!("unprepared {run} {}\n", escape(display)))
     }
 
+    /// Records that a recovery said to check `run`'s unprepared source (`told RUN`): said once.
+    ///
+    /// # Errors
+    /// Writing or syncing failed (a later recovery says it again).
+    pub fn told_source(&self, run: &str) -> io::Result<()> {
+        self.append(&format!("told {run}\n"))
+    }
+
     /// Appends `line` (whole lines) and makes it durable (file and directory fsynced).
     fn append(&self, line: &str) -> io::Result<()> {
         self.append_checked(None, |_| Ok(line.to_owned()))
@@ -570,7 +578,7 @@ impl DecisionLog {
             let (
                 Some(
                     kind @ ("begin" | "commit" | "party" | "done" | "abort" | "ended"
-                    | "committing" | "out" | "unprepared"),
+                    | "committing" | "out" | "unprepared" | "told"),
                 ),
                 Some(run),
             ) = (words.next(), words.next())
@@ -622,6 +630,9 @@ impl DecisionLog {
                 }
                 "abort" => {
                     log.aborted.insert(run.to_owned());
+                }
+                "told" => {
+                    log.told.insert(run.to_owned());
                 }
                 "unprepared" => {
                     let display = words.next().map(unescape).unwrap_or_default();
@@ -744,6 +755,8 @@ pub struct LogContents {
     /// The runs whose source wrote and could not prepare, with the source as shown
     /// ([`DecisionLog::unprepared_source`]).
     pub unprepared: HashMap<String, String>,
+    /// The runs whose unprepared source a recovery said to check ([`DecisionLog::told_source`]).
+    pub told: HashSet<String>,
 }
 
 /// Which server holds one of a run's prepared transactions, as its decision recorded it.
