@@ -68,7 +68,9 @@ pub(crate) fn plan(
     match &t.statements {
         Statements::Raw { send, receive } => {
             let refused = match (send, source) {
-                (Some(send), Some(conn)) => raw_misreads(send, conn, receive, dests),
+                (Some(send), Some(conn)) => {
+                    raw_misreads(send, conn, receive, dests, t.safety.allow_count_mismatch)
+                }
                 _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
                 _ => None,
             };
@@ -183,16 +185,23 @@ fn table_plan(
                         sqlstate: Some("42809".to_owned()),
                         message: format!("is {what} there: --truncate cannot empty it"),
                     }),
-                    None => match rel
-                        .counts_unchecked()
-                        .filter(|_| !t.safety.allow_count_mismatch)
-                    {
-                        Some(why) => Err(ErrorInfo {
+                    None => match rel.counts_unchecked() {
+                        Some(why) if !t.safety.allow_count_mismatch => Err(ErrorInfo {
                             sqlstate: None,
                             message: format!(
                                 "{why} (--allow-count-mismatch copies into it unchecked)"
                             ),
                         }),
+                        Some(why) => {
+                            report::warn(format_args!(
+                                "destination {} ({}): table {} {why}: its rows are not counted \
+                                 (--allow-count-mismatch)",
+                                i + 1,
+                                dest.endpoint.display(),
+                                copy.target()
+                            ));
+                            Ok(rel)
+                        }
                         None => Ok(rel),
                     },
                 },
@@ -714,7 +723,36 @@ fn raw_misreads(
     source: &mut Connection,
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
+    allow_count_mismatch: bool,
 ) -> Option<String> {
+    // What each destination's --receive reads into, where it names a table.
+    let mut reads = Vec::new();
+    for (i, dest) in dests.iter_mut().enumerate() {
+        let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
+            continue;
+        };
+        let Some(read) = crate::file_source::copy_relation(conn, sql) else {
+            continue;
+        };
+        let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+        let zone = conn.session().parameter("TimeZone").map(str::to_owned);
+        reads.push((label, read, zone));
+    }
+    // A view whose trigger may skip rows: its COPY counts every row handed to it.
+    for (label, read, _) in &reads {
+        if let Some(why) = read.counts_unchecked() {
+            if !allow_count_mismatch {
+                return Some(format!(
+                    "{label}: the --receive's table {why} (--allow-count-mismatch copies into it \
+                     unchecked)"
+                ));
+            }
+            report::warn(format_args!(
+                "{label}: the --receive's table {why}: its rows are not counted \
+                 (--allow-count-mismatch)"
+            ));
+        }
+    }
     let binary = statement::representation(send).is_some_and(|r| r.format == "binary");
     if statement::copy_table(send).is_none() {
         if binary {
@@ -731,14 +769,16 @@ fn raw_misreads(
     let sent_rel = crate::file_source::copy_relation(source, send)?;
     let sent = &sent_rel.columns;
     let mut converted = Vec::new();
-    for (i, dest) in dests.iter_mut().enumerate() {
-        let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
-            continue;
-        };
-        let Some(read) = crate::file_source::copy_relation(conn, sql) else {
-            continue;
-        };
-        let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
+    let mut paired_all = Vec::new();
+    for (label, read, zone) in &reads {
+        // A table without columns writes empty rows, which a table with columns reads as its
+        // own ('' or NULL, not their defaults).
+        if sent.is_empty() && !read.columns.is_empty() {
+            return Some(format!(
+                "the --send's table has no column, and {label} reads columns: each empty row \
+                 would be read as them ('' or NULL rather than their defaults)"
+            ));
+        }
         let names = |columns: &[copyman_job::sql::Column]| -> Vec<String> {
             columns.iter().map(|c| c.name.as_str().to_owned()).collect()
         };
@@ -756,6 +796,15 @@ fn raw_misreads(
                 taken.join(", ")
             ));
         }
+        // A composite whose fields stand in another order there: filled by position, swapped.
+        if let Some((from, why)) = sent.iter().zip(&read.columns).find_map(|(from, to)| {
+            copyman_job::plan::composite_reordered(from, to).map(|why| (from, why))
+        }) {
+            return Some(format!(
+                "the --send's column \"{}\" into {label}: {why}",
+                from.name.as_str()
+            ));
+        }
         // What the destination converts, pair by pair, said as table mode says it.
         let mut paired = read.clone();
         paired.columns.truncate(sent.len());
@@ -768,23 +817,32 @@ fn raw_misreads(
             &sent_rel,
             &[(label.as_str(), &paired)],
         ));
-        if !binary {
-            continue;
+        if binary {
+            let misread = sent.iter().zip(&read.columns).find_map(|(from, to)| {
+                copyman_job::plan::binary_misread(from, to).map(|how| (how, from, to))
+            });
+            if let Some((how, from, to)) = misread {
+                let what = how.describe(&format!("\"{}\"", from.name.as_str()), from, to, label);
+                return Some(format!(
+                    "binary COPY does not convert values: the --send's {what}, where it reads \
+                     column \"{}\" ({}): its bytes would be read as another type; copy in text \
+                     (FORMAT text or csv on both ends), which converts, or into columns of the \
+                     same types",
+                    to.name.as_str(),
+                    to.type_name
+                ));
+            }
         }
-        let misread = sent.iter().zip(&read.columns).find_map(|(from, to)| {
-            copyman_job::plan::binary_misread(from, to).map(|how| (how, from, to))
-        });
-        if let Some((how, from, to)) = misread {
-            let what = how.describe(&format!("\"{}\"", from.name.as_str()), from, to, &label);
-            return Some(format!(
-                "binary COPY does not convert values: the --send's {what}, where it reads \
-                 column \"{}\" ({}): its bytes would be read as another type; copy in text \
-                 (FORMAT text or csv on both ends), which converts, or into columns of the same \
-                 types",
-                to.name.as_str(),
-                to.type_name
-            ));
-        }
+        paired_all.push((label.as_str(), paired, zone.as_deref()));
+    }
+    // Times without a zone read in each destination's zone, pair by pair.
+    let columns: Vec<_> = sent.iter().map(|c| c.name.clone()).collect();
+    let zoned: Vec<(&str, &Relation, Option<&str>)> = paired_all
+        .iter()
+        .map(|(label, rel, zone)| (*label, rel, *zone))
+        .collect();
+    if let Some(why) = copyman_job::plan::zones_differ(&sent_rel, &columns, &zoned) {
+        return Some(why);
     }
     for warning in converted {
         report::warn(warning);

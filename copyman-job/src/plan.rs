@@ -438,6 +438,17 @@ pub fn resolve_columns(
                 }
             }
         }
+        // A column --columns leaves out gets its default, or NULL: one that takes neither (NOT
+        // NULL, or a domain that refuses NULL, which COPY does not check) is refused here.
+        let left_out: Vec<String> = if requested.is_empty() {
+            Vec::new()
+        } else {
+            rel.columns
+                .iter()
+                .filter(|c| !c.generated && !c.fills_itself && !columns.contains(&c.name))
+                .map(|c| c.name.to_string())
+                .collect()
+        };
         let mut said = Vec::new();
         if !missing.is_empty() {
             said.push(format!("lacks {}", missing.join(", ")));
@@ -453,6 +464,13 @@ pub fn resolve_columns(
         }
         if !extra.is_empty() {
             said.push(format!("has {} that the source has not", extra.join(", ")));
+        }
+        if !left_out.is_empty() {
+            said.push(format!(
+                "has {} that --columns leaves out and that takes no default and refuses NULL \
+                 (NOT NULL, or of a domain that does)",
+                left_out.join(", ")
+            ));
         }
         if !generated.is_empty() {
             said.push(format!(
@@ -494,7 +512,7 @@ pub fn resolve_columns(
 /// order there (`(street, city)` against `(city, street)`). COPY fills a composite's fields by
 /// position, in text as in binary, so the values would be swapped without an error. `None` when
 /// every field both sides name is at the same position.
-fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
+pub fn composite_reordered(from: &Column, to: &Column) -> Option<String> {
     for (path, fields) in &from.composites {
         let Some((_, there)) = to.composites.iter().find(|(p, _)| p == path) else {
             continue;
@@ -827,8 +845,18 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("destination 3"), "{err}");
-        // --columns picks what both sides have.
+        // --columns picks what both sides have; what it leaves out must take a default or NULL.
         let picked = parse_columns("a").unwrap();
+        let err = resolve_columns(&picked, Some(&source), &[("d1", &d1)]).unwrap_err();
+        assert!(err.contains("that --columns leaves out"), "{err}");
+        let filling = |rel: &Relation| {
+            let mut rel = rel.clone();
+            for c in &mut rel.columns {
+                c.fills_itself = true;
+            }
+            rel
+        };
+        let (d1, d2) = (filling(&d1), filling(&d2));
         let columns = resolve_columns(&picked, Some(&source), &[("d1", &d1), ("d2", &d2)])
             .unwrap()
             .unwrap();

@@ -446,3 +446,139 @@ fn copy_into_narrower_columns_is_said() {
         "{stderr}"
     );
 }
+
+/// `copy` into a view whose INSTEAD OF trigger may skip rows is refused unless
+/// `--allow-count-mismatch` (said then), whatever the --send; a source table without columns
+/// into one with columns is refused (each empty row read as them, '' instead of the default);
+/// timestamps into timestamptz on destinations of other TimeZones are refused, as in table mode.
+#[test]
+fn copy_mode_refuses_views_empty_rows_and_times_read_in_other_zones() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE v (id int); INSERT INTO v SELECT generate_series(-2, 3);
+         CREATE TABLE z (); INSERT INTO z DEFAULT VALUES;
+         CREATE TABLE ts (at timestamp); INSERT INTO ts VALUES ('2024-01-01 00:00');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE real_t (id int); CREATE VIEW v AS SELECT id FROM real_t;
+         CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id < 0 THEN RETURN NULL; END IF;
+              INSERT INTO real_t VALUES (NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER tr INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION f();
+         CREATE TABLE z (x text DEFAULT 'dflt'); CREATE TABLE ts (at timestamptz);",
+    );
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let copy = |send: &str, receive: &str, extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    for send in ["COPY v TO STDOUT", "COPY (SELECT id FROM v) TO STDOUT"] {
+        let out = copy(send, "COPY v FROM STDIN", &[]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("its COPY counts the rows it hands"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &dst, "real_t"), 0);
+    let out = copy(
+        "COPY v TO STDOUT",
+        "COPY v FROM STDIN",
+        &["--allow-count-mismatch"],
+    );
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("its rows are not counted"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = copy("COPY z TO STDOUT", "COPY z FROM STDIN", &[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("has no column"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "z"), 0);
+    // Two destinations in other zones.
+    let other = database_in_zone(&c.dest[1], "Asia/Tokyo", "CREATE TABLE ts (at timestamptz)");
+    let to2 = c.dest[1].conninfo(&other);
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY ts TO STDOUT",
+        "--to",
+        &format!("{to} options='-c TimeZone=UTC'"),
+        "--to",
+        &to2,
+        "--receive",
+        "COPY ts FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("has no time zone on the source"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A database on `cluster` whose TimeZone is `zone`, holding `sql`.
+fn database_in_zone(cluster: &copyman_testkit::Cluster, zone: &str, sql: &str) -> String {
+    let db = database(cluster, sql);
+    cluster
+        .connect("postgres")
+        .batch_execute(&format!("ALTER DATABASE \"{db}\" SET TimeZone = '{zone}'"))
+        .unwrap();
+    db
+}
+
+/// `copy` of a composite whose fields stand in another order on the destination: filled by
+/// position, the values would swap fields (street and city) — refused, as table mode refuses it.
+#[test]
+fn copy_of_a_composite_with_its_fields_in_another_order_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TYPE addr AS (street text, city text);
+         CREATE TABLE a (id int, at addr); INSERT INTO a VALUES (1, ROW('Main St', 'Springfield'));",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TYPE addr AS (city text, street text); CREATE TABLE a (id int, at addr);",
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY a TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY a FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the --send's column \"at\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+}
