@@ -736,10 +736,10 @@ fn raw_misreads(
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
         let zone = conn.session().parameter("TimeZone").map(str::to_owned);
-        reads.push((label, read, zone));
+        reads.push((label, read, zone, sql.clone()));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
-    for (label, read, _) in &reads {
+    for (label, read, _, _) in &reads {
         if let Some(why) = read.counts_unchecked() {
             if !allow_count_mismatch {
                 return Some(format!(
@@ -770,7 +770,7 @@ fn raw_misreads(
     let sent = &sent_rel.columns;
     let mut converted = Vec::new();
     let mut paired_all = Vec::new();
-    for (label, read, zone) in &reads {
+    for (label, read, zone, receive_sql) in &reads {
         // A table without columns writes empty rows, which a table with columns reads as its
         // own ('' or NULL, not their defaults).
         if sent.is_empty() && !read.columns.is_empty() {
@@ -786,7 +786,11 @@ fn raw_misreads(
         let mut sorted = (written.clone(), taken.clone());
         sorted.0.sort();
         sorted.1.sort();
-        if written != taken && sorted.0 == sorted.1 {
+        // Both statements listing their columns: the order is the user's, on purpose.
+        let listed =
+            |sql: &str| matches!(copyman_core::file_start::copy_columns(sql), Some(Some(_)));
+        let chosen = listed(send) && listed(receive_sql);
+        if written != taken && sorted.0 == sorted.1 && !chosen {
             return Some(format!(
                 "COPY reads fields by position: the --send writes the columns ({}) and {label} \
                  reads the same columns in another order ({}): their values would land in each \

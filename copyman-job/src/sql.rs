@@ -963,6 +963,14 @@ pub fn binary_key(reached: &str) -> Option<String> {
         if typtype == "p" || binary_io != "true" || (builtin && OID_ALIASES.contains(&oid)) {
             return None;
         }
+        // A string is its bytes in text, varchar and char alike (a domain over one here and
+        // another there sends the same), except where the receiver checks the OID itself (an
+        // array's element, a composite's field).
+        let oid = if builtin && !elem && matches!(oid, "1042" | "1043") {
+            "25"
+        } else {
+            oid
+        };
         if builtin || typtype == "c" || elem {
             // Where in the value it is, too: a composite of two domain fields over int4 and
             // float4 is not one whose fields are the other way round.

@@ -372,3 +372,41 @@ fn forced_binary_names_every_narrowing_column() {
         "{stderr}"
     );
 }
+
+/// `--format binary` where the binary form is the same and only a modifier differs: an interval
+/// into `interval year to month`, a domain over varchar here and over text there (both were
+/// refused as other types).
+#[test]
+fn forced_binary_allows_interval_fields_and_string_domains() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE DOMAIN name_d AS varchar(20);
+         CREATE TABLE t (id int, i interval, n name_d);
+         INSERT INTO t VALUES (1, '1 year 2 mons', 'x');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE DOMAIN name_d AS text;
+         CREATE TABLE t (id int, i interval year to month, n name_d)",
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &dst,
+            "(SELECT 1 FROM t WHERE i = '1 year 2 mons' AND n = 'x')"
+        ),
+        1
+    );
+}

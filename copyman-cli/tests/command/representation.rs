@@ -582,3 +582,31 @@ fn copy_of_a_composite_with_its_fields_in_another_order_is_refused() {
     );
     assert_eq!(count(&c.dest[0], &dst, "a"), 0);
 }
+
+/// A swap written out in both column lists is the user's: copied as written (it was refused as
+/// "the same columns in another order").
+#[test]
+fn copy_with_both_column_lists_written_out_copies_as_written() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (a text, b text); INSERT INTO t VALUES ('x', 'y');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (a text, b text)");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t (b, a) TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY t (a, b) FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        count(&c.dest[0], &dst, "(SELECT 1 FROM t WHERE a = 'y')"),
+        1
+    );
+}
