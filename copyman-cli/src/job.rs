@@ -1076,7 +1076,7 @@ fn write_human(
         .tables
         .iter()
         .flat_map(|t| &t.destinations)
-        .filter(|d| d.status.is_done() && d.verified != Some(false))
+        .filter(|d| d.status.is_done() && d.verified != Some(false) && !d.unverified)
         .count();
     let rows: u64 = report
         .tables
@@ -1263,6 +1263,10 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
         .iter()
         .flat_map(|t| {
             t.destinations.iter().enumerate().filter_map(move |(i, d)| {
+                // Committed and only not compared: its own line says so, no copy failed.
+                if d.unverified {
+                    return None;
+                }
                 let e = d.error.as_ref().filter(|e| e.lasts())?;
                 let code = e
                     .sqlstate

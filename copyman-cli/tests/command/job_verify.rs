@@ -284,6 +284,13 @@ fn job_verify_that_cannot_compute_a_checksum_is_not_a_mismatch() {
         "{report}"
     );
     assert_eq!(count(&c.dest[0], &d0, "vt"), 300);
+    // Not said to be done, nor a copy that failed: committed, not compared.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("0 of 2 tables × destinations done")
+            && !stderr.contains("failed with an error a rerun meets again"),
+        "{stderr}"
+    );
     let recorded = std::fs::read_to_string(&state.0).unwrap();
     assert!(!recorded.contains("mismatch"), "{recorded}");
     // Once the role may read it, the resume compares it: verified, done, nothing copied again.
