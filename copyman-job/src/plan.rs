@@ -2,6 +2,7 @@
 //! server's catalog describes it, the columns copied (by name, generated ones left out), and the
 //! format (binary only when every copied column's type matches on every side).
 
+use copyman_core::session::TransactionStatus;
 use copyman_sync::Connection;
 
 use crate::sql::{self, Column, Format, Ident, Relation, TableName};
@@ -28,9 +29,20 @@ pub fn lookup(conn: &mut Connection, table: &TableName) -> Result<Option<Relatio
     if rows.is_empty() {
         return Ok(None);
     }
-    Relation::from_rows(&rows)
-        .map(Some)
-        .map_err(LookupError::Catalog)
+    let mut relation = Relation::from_rows(&rows).map_err(LookupError::Catalog)?;
+    // A column of a domain with CHECK constraints takes NULL if they accept it: asked (a cast
+    // checks them), outside a transaction only, which a failed cast would abort (inside one it
+    // is taken not to).
+    let idle = conn.session().transaction_status() == TransactionStatus::Idle;
+    for column in relation
+        .columns
+        .iter_mut()
+        .filter(|c| c.null_checked && idle)
+    {
+        let probe = format!("SELECT NULL::{}", column.type_name);
+        column.fills_itself = conn.query(&probe).is_ok();
+    }
+    Ok(Some(relation))
 }
 
 /// The major version of a `server_version_num`.
@@ -727,6 +739,7 @@ mod tests {
                     sequence: None,
                     fills_itself: false,
                     composites: Vec::new(),
+                    null_checked: false,
                     parts: String::new(),
                     reached: Vec::new(),
                 })

@@ -730,15 +730,19 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i') \
             ORDER BY d.objid LIMIT 1), \
-           (NOT a.attnotnull AND NOT EXISTS (SELECT 1 FROM reach r \
-              JOIN pg_catalog.pg_type d ON d.oid = r.typ \
-             WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
-               AND (d.typnotnull OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
-                 WHERE k.contypid = d.oid)))) \
-             OR a.atthasdef OR {identity} \
-             OR EXISTS (SELECT 1 FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
-             WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
-               AND d.typdefaultbin IS NOT NULL), \
+           CASE WHEN a.atthasdef OR {identity} \
+               OR EXISTS (SELECT 1 FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+                 WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+                   AND d.typdefaultbin IS NOT NULL) THEN 't' \
+             WHEN a.attnotnull OR EXISTS (SELECT 1 FROM reach r \
+                 JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+                 WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+                   AND d.typnotnull) THEN 'f' \
+             WHEN EXISTS (SELECT 1 FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
+                 WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
+                     WHERE k.contypid = d.oid)) THEN 'c' \
+             ELSE 't' END, \
            (SELECT count(*) FROM pg_catalog.pg_inherits i \
              WHERE i.inhparent = c.oid AND c.relkind = 'r'), \
            (SELECT pg_catalog.string_agg(r.path || chr(29) || \
@@ -778,6 +782,10 @@ pub struct Column {
     /// `pg_get_serial_sequence` finds it: carried forward after a copy
     /// ([`crate::sequences`]).
     pub sequence: Option<u32>,
+    /// It takes NULL but for its domain's CHECK constraints, which may or may not accept NULL:
+    /// [`crate::plan::lookup`] asks its server (`SELECT NULL::type`) and sets
+    /// [`Column::fills_itself`] by the answer.
+    pub null_checked: bool,
     /// A row that does not give it a value still gets one: it has a default (its own or its
     /// domain's, or is an identity column), or it takes NULL (not under NOT NULL, nor of a
     /// domain with NOT NULL or a CHECK: COPY gives an omitted column NULL without checking its
@@ -849,6 +857,7 @@ impl Relation {
                     .collect(),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),
+                null_checked: field(row, 7).as_deref() == Some("c"),
                 parts: field(row, 11).unwrap_or_default(),
                 composites: field(row, 9)
                     .unwrap_or_default()

@@ -1098,8 +1098,8 @@ fn extra_columns_that_would_not_get_their_default_or_pass_their_domain_are_refus
     let dst = database(
         &c.dest[0],
         "CREATE DOMAIN nn AS text NOT NULL; CREATE DOMAIN nc AS int CHECK (VALUE IS NOT NULL);
-         CREATE DOMAIN nd AS text NOT NULL DEFAULT 'd';
-         CREATE TABLE t (id int, req nn, chk nc); CREATE TABLE z (x text DEFAULT 'dflt');",
+         CREATE DOMAIN nd AS text NOT NULL DEFAULT 'd'; CREATE DOMAIN pos AS int CHECK (VALUE > 0);
+         CREATE TABLE t (id int, req nn, chk nc, p pos); CREATE TABLE z (x text DEFAULT 'dflt');",
     );
     let copy = |table: &str| {
         run(&[
@@ -1115,6 +1115,8 @@ fn extra_columns_that_would_not_get_their_default_or_pass_their_domain_are_refus
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("req") && stderr.contains("chk"), "{stderr}");
+    // A CHECK that NULL passes (VALUE > 0) takes NULL: not refused.
+    assert!(!stderr.contains("\"p\""), "{stderr}");
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
     for format in ["text", "csv"] {
         let out = run(&[
@@ -1138,7 +1140,7 @@ fn extra_columns_that_would_not_get_their_default_or_pass_their_domain_are_refus
     // A domain's default fills the column: copied, each row given it.
     c.dest[0]
         .connect(&dst)
-        .batch_execute("DROP TABLE t; CREATE TABLE t (id int, req nd)")
+        .batch_execute("DROP TABLE t; CREATE TABLE t (id int, req nd, p pos)")
         .unwrap();
     assert_exit(&copy("t"), 0);
     assert_eq!(
