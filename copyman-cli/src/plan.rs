@@ -21,7 +21,7 @@ use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
 use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
-    FormatChoice, LookupError, choose_format, major, needs_select, resolve_columns,
+    FormatChoice, LookupError, choose_format, major, needs_select, resolve_columns, uncounted,
 };
 use copyman_job::sequences::Carry;
 
@@ -185,24 +185,22 @@ fn table_plan(
                         sqlstate: Some("42809".to_owned()),
                         message: format!("is {what} there: --truncate cannot empty it"),
                     }),
-                    None => match rel.counts_unchecked() {
-                        Some(why) if !t.safety.allow_count_mismatch => Err(ErrorInfo {
+                    None => match uncounted(&rel, t.safety.allow_count_mismatch) {
+                        Err(message) => Err(ErrorInfo {
                             sqlstate: None,
-                            message: format!(
-                                "{why} (--allow-count-mismatch copies into it unchecked)"
-                            ),
+                            message,
                         }),
-                        Some(why) => {
-                            report::warn(format_args!(
-                                "destination {} ({}): table {} {why}: its rows are not counted \
-                                 (--allow-count-mismatch)",
-                                i + 1,
-                                dest.endpoint.display(),
-                                copy.target()
-                            ));
+                        Ok(warning) => {
+                            if let Some(warning) = warning {
+                                report::warn(format_args!(
+                                    "destination {} ({}): table {} {warning}",
+                                    i + 1,
+                                    dest.endpoint.display(),
+                                    copy.target()
+                                ));
+                            }
                             Ok(rel)
                         }
-                        None => Ok(rel),
                     },
                 },
             },
@@ -740,17 +738,12 @@ fn raw_misreads(
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
     for (label, read, _, _) in &reads {
-        if let Some(why) = read.counts_unchecked() {
-            if !allow_count_mismatch {
-                return Some(format!(
-                    "{label}: the --receive's table {why} (--allow-count-mismatch copies into it \
-                     unchecked)"
-                ));
+        match uncounted(read, allow_count_mismatch) {
+            Err(why) => return Some(format!("{label}: the --receive's table {why}")),
+            Ok(Some(warning)) => {
+                report::warn(format_args!("{label}: the --receive's table {warning}"));
             }
-            report::warn(format_args!(
-                "{label}: the --receive's table {why}: its rows are not counted \
-                 (--allow-count-mismatch)"
-            ));
+            Ok(None) => {}
         }
     }
     let binary = statement::representation(send).is_some_and(|r| r.format == "binary");

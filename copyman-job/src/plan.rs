@@ -272,6 +272,25 @@ pub fn binary_misreads(
     Ok(())
 }
 
+/// Whether a destination relation whose `COPY n` does not count the rows it stores
+/// ([`Relation::counts_unchecked`]: a view with an INSTEAD OF trigger) may be copied into:
+/// refused (the error) unless the caller lets counts go unchecked (`--allow-count-mismatch`),
+/// and then said (the warning). One rule for one table, `copy` and a job.
+///
+/// # Errors
+/// Its count would go unchecked, and the caller did not allow it.
+pub fn uncounted(rel: &Relation, allow_count_mismatch: bool) -> Result<Option<String>, String> {
+    match rel.counts_unchecked() {
+        None => Ok(None),
+        Some(why) if allow_count_mismatch => Ok(Some(format!(
+            "{why}: its rows are not counted (--allow-count-mismatch)"
+        ))),
+        Some(why) => Err(format!(
+            "{why} (--allow-count-mismatch copies into it unchecked)"
+        )),
+    }
+}
+
 /// The built-in types whose values carry a time zone: `timestamptz` and `timetz`.
 const ZONED: [u32; 2] = [1184, 1266];
 

@@ -719,6 +719,8 @@ fn job_selection_a_destination_matview_or_plain_view_is_refused_before_anything_
     );
     let stderr = text(&out.stderr);
     assert_exit(&out, 4);
+    // Copied into unchecked, and said so.
+    assert!(stderr.contains("its rows are not counted"), "{stderr}");
     assert_eq!(count(&c.dest[0], &d1, "big"), 5000, "{stderr}");
     assert_eq!(count(&c.dest[1], &d2, "big"), 5000, "{stderr}");
     assert_eq!(count(&c.dest[0], &d1, "w_rows"), 1, "{stderr}");

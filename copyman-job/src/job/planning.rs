@@ -826,14 +826,15 @@ pub fn plan_with(
                 }));
                 continue;
             }
-            if let Some(why) = rel
-                .counts_unchecked()
-                .filter(|_| !options.allow_count_mismatch)
-            {
-                plans.push(DestPlan::Refused(TableError::lasting(format!(
-                    "{why} (--allow-count-mismatch copies into it unchecked)"
-                ))));
-                continue;
+            match crate::plan::uncounted(&rel, options.allow_count_mismatch) {
+                Err(why) => {
+                    plans.push(DestPlan::Refused(TableError::lasting(why)));
+                    continue;
+                }
+                Ok(Some(warning)) => {
+                    notes.push(format!("{} on destination {}: {warning}", sel.table, i + 1));
+                }
+                Ok(None) => {}
             }
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
