@@ -714,8 +714,8 @@ fn money_misread(
 /// COPY reads fields by position, so the same columns in another order (an old schema into a
 /// new one) would land in each other's places, in text as in binary; and binary COPY does not
 /// convert values, so another type at the same position would read the bytes as its own (an
-/// int8 became a timestamp). A statement whose table cannot be told (a query) is left to the
-/// servers.
+/// int8 became a timestamp). A query's columns are described first ([`query_columns`]); one
+/// that cannot be is left to the servers.
 fn raw_misreads(
     send: &str,
     source: &mut Connection,
@@ -747,20 +747,28 @@ fn raw_misreads(
         }
     }
     let binary = statement::representation(send).is_some_and(|r| r.format == "binary");
-    if statement::copy_table(send).is_none() {
-        if binary {
+    // The columns each statement's COPY writes or reads, in its order: read by position.
+    let query = statement::copy_query(send);
+    let described = match query {
+        None => crate::file_source::copy_relation(source, send),
+        Some(query) => query_columns(source, query),
+    };
+    let Some(sent_rel) = described else {
+        if binary && query.is_some() {
             report::warn(
-                "--send is a query in FORMAT binary: the types it writes are not checked against \
-                 the destinations' columns, and binary COPY does not convert values (a type of \
-                 the same width is read as the destination's); copy in text unless they are the \
-                 same",
+                "--send is a query in FORMAT binary whose columns could not be described: the \
+                 types it writes are not checked against the destinations' columns, and binary \
+                 COPY does not convert values (a type of the same width is read as the \
+                 destination's); copy in text unless they are the same",
             );
         }
         return None;
-    }
-    // The columns each statement's COPY writes or reads, in its order: read by position.
-    let sent_rel = crate::file_source::copy_relation(source, send)?;
+    };
     let sent = &sent_rel.columns;
+    let what = match query {
+        Some(_) => "query",
+        None => "table",
+    };
     let mut converted = Vec::new();
     let mut paired_all = Vec::new();
     for (label, read, zone, receive_sql) in &reads {
@@ -768,7 +776,7 @@ fn raw_misreads(
         // own ('' or NULL, not their defaults).
         if sent.is_empty() && !read.columns.is_empty() {
             return Some(format!(
-                "the --send's table has no column, and {label} reads columns: each empty row \
+                "the --send's {what} has no column, and {label} reads columns: each empty row \
                  would be read as them ('' or NULL rather than their defaults)"
             ));
         }
@@ -782,13 +790,22 @@ fn raw_misreads(
         // Both statements listing their columns: the order is the user's, on purpose.
         let listed =
             |sql: &str| matches!(copyman_core::file_start::copy_columns(sql), Some(Some(_)));
-        let chosen = listed(send) && listed(receive_sql);
+        let chosen = (query.is_some() || listed(send)) && listed(receive_sql);
         if written != taken && sorted.0 == sorted.1 && !chosen {
+            let mend = match query {
+                Some(_) => {
+                    "select them in the destination's order, or list the columns in the \
+                            --receive in the query's order"
+                }
+                None => {
+                    "list the columns in the --receive in the --send's order, or use \
+                         `copyman table`, which copies by name"
+                }
+            };
             return Some(format!(
-                "COPY reads fields by position: the --send writes the columns ({}) and {label} \
-                 reads the same columns in another order ({}): their values would land in each \
-                 other's places; list the columns in the --receive in the --send's order, or \
-                 use `copyman table`, which copies by name",
+                "COPY reads fields by position: the --send's {what} writes the columns ({}) and \
+                 {label} reads the same columns in another order ({}): their values would land \
+                 in each other's places; {mend}",
                 written.join(", "),
                 taken.join(", ")
             ));
@@ -845,6 +862,27 @@ fn raw_misreads(
         report::warn(warning);
     }
     None
+}
+
+/// The columns `query` (a `COPY (query) TO STDOUT`'s) gives, with their types, as the source
+/// describes them without running it: a temporary view of it, in a transaction rolled back at
+/// once. `None` when it cannot be described so (a `DELETE … RETURNING`, two columns of one name,
+/// a standby, no TEMP privilege, a session already in a transaction): the servers are left to
+/// read it, as before.
+fn query_columns(conn: &mut Connection, query: &str) -> Option<Relation> {
+    use copyman_core::session::TransactionStatus;
+    if conn.session().transaction_status() != TransactionStatus::Idle {
+        return None;
+    }
+    conn.execute("BEGIN").ok()?;
+    let view = "pg_temp.copyman_send_columns";
+    let described = conn
+        .execute(&format!("CREATE TEMPORARY VIEW {view} AS {query}"))
+        .ok()
+        .and_then(|_| crate::file_source::copy_relation(conn, &format!("COPY {view} TO STDOUT")));
+    // Nothing of it stays: the view goes with the transaction.
+    conn.execute("ROLLBACK").ok()?;
+    described
 }
 
 /// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it

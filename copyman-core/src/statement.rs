@@ -805,6 +805,34 @@ pub fn copy_table(sql: &str) -> Option<&str> {
     Some(&sql[first.at..end])
 }
 
+/// The query of a `COPY (query) TO STDOUT …`, as written between its parentheses: `None` for a
+/// `COPY table …`, or a statement whose parentheses or quotes do not close.
+///
+/// ```
+/// use copyman_core::statement::copy_query;
+///
+/// assert_eq!(
+///     copy_query("COPY (SELECT a, ')' FROM t WHERE (b)) TO STDOUT (FORMAT csv)"),
+///     Some("SELECT a, ')' FROM t WHERE (b)")
+/// );
+/// assert_eq!(copy_query("copy /* ( */ ( table t ) to stdout"), Some("table t"));
+/// assert_eq!(copy_query("COPY t (a) TO STDOUT"), None);
+/// ```
+pub fn copy_query(sql: &str) -> Option<&str> {
+    let (words, groups) = scan(sql, true).ok()?;
+    let copy = words
+        .first()
+        .filter(|t| t.text.eq_ignore_ascii_case("copy"))?;
+    let &(open, close) = groups.first()?;
+    // The group is the query only where it comes right after `COPY` (a table's column list
+    // comes after its name).
+    let named = words.get(1).is_some_and(|t| t.depth == 0 && t.at < open);
+    if named || open < copy.at {
+        return None;
+    }
+    Some(sql[open + 1..close].trim())
+}
+
 /// The dot-separated parts of a qualified name as a statement spells it, each as written
 /// (`public.U&"t\0061ble" UESCAPE '!'` gives `public` and `U&"t\0061ble" UESCAPE '!'`): split
 /// at the dots outside quoted identifiers, strings (a `UESCAPE` character) and comments, and
@@ -899,8 +927,19 @@ struct Token {
 
 /// The tokens of `sql` (see [`top_level_words`]; literals kept as written).
 fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementError> {
+    scan(sql, standard_strings).map(|(words, _)| words)
+}
+
+/// Where a parenthesised group at a statement's top level opens and closes (the bytes of its `(`
+/// and `)`).
+type Group = (usize, usize);
+
+/// The tokens of `sql`, and its parenthesised groups at the top level.
+fn scan(sql: &str, standard_strings: bool) -> Result<(Vec<Token>, Vec<Group>), StatementError> {
     let bytes = sql.as_bytes();
     let mut words: Vec<Token> = Vec::new();
+    let mut groups = Vec::new();
+    let mut opened = 0;
     let push = |words: &mut Vec<Token>, depth, at: usize, text: &str, literal| {
         words.push(Token {
             depth,
@@ -927,13 +966,16 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
             _ if ended => {
                 // Something after a `;`: a second statement.
                 push(&mut words, 0, i, ";", false);
-                return Ok(words);
+                return Ok((words, groups));
             }
             b';' if depth == 0 => {
                 ended = true;
                 i += 1;
             }
             b'(' => {
+                if depth == 0 {
+                    opened = i;
+                }
                 depth += 1;
                 i += 1;
             }
@@ -941,6 +983,9 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
                 depth = depth.checked_sub(1).ok_or(StatementError::Unterminated {
                     what: "parenthesis",
                 })?;
+                if depth == 0 {
+                    groups.push((opened, i));
+                }
                 i += 1;
             }
             b'\'' => {
@@ -1002,7 +1047,7 @@ fn tokens(sql: &str, standard_strings: bool) -> Result<Vec<Token>, StatementErro
             what: "parenthesis",
         });
     }
-    Ok(words)
+    Ok((words, groups))
 }
 
 fn is_word_start(bytes: &[u8], i: usize) -> bool {
