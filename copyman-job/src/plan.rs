@@ -669,13 +669,41 @@ pub fn conversions(
             }
         }
     }
-    (!said.is_empty()).then(|| {
+    let converted = (!said.is_empty()).then(|| {
         format!(
             "{}: the destination converts each value to its type (it may be rounded, cut or \
              read otherwise; --verify compares what was loaded)",
             said.join("; ")
         )
-    })
+    });
+    // A generated column is not copied: each destination computes it, by its own expression.
+    let mut recomputed = Vec::new();
+    for from in source.columns.iter().filter(|c| c.generated) {
+        for (label, rel) in dests {
+            if let Some(to) = rel.column(&from.name).filter(|to| to.generated)
+                && to.generation != from.generation
+            {
+                let show = |c: &Column| c.generation.clone().unwrap_or_default();
+                recomputed.push(format!(
+                    "column {} is generated as {} on the source but as {} on {label}",
+                    from.name,
+                    show(from),
+                    show(to)
+                ));
+            }
+        }
+    }
+    let recomputed = (!recomputed.is_empty()).then(|| {
+        format!(
+            "{}: a generated column is computed by each destination, not copied (its values \
+             will differ from the source's)",
+            recomputed.join("; ")
+        )
+    });
+    match (converted, recomputed) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The built-in types of a binary key ([`crate::sql::binary_key`]) and where they are in the
@@ -754,6 +782,7 @@ mod tests {
                     name: parse_columns(&format!("\"{name}\"")).unwrap().remove(0),
                     type_name: type_name.into(),
                     generated,
+                    generation: generated.then(|| "(a * 2)".to_owned()),
                     binary: binary.map(str::to_owned),
                     sequence: None,
                     fills_itself: false,

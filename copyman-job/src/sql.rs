@@ -649,8 +649,9 @@ impl TableCopy {
 /// relation's kind and row estimate; a table without columns gives one row of NULL columns.
 ///
 /// The columns of a row: `relkind`, the row estimate (see below), `attname`,
-/// `format_type(atttypid, atttypmod)`, whether the column is generated, and the types its values
-/// are made of (see [`binary_key`]), its sequence, whether it fills itself, and how many
+/// `format_type(atttypid, atttypmod)`, a generated column's expression (NULL for others), and
+/// the types its values are made of (see [`binary_key`]), its sequence, whether it fills
+/// itself, and how many
 /// inheritance children the table has, its composites' fields, and whether a view has an
 /// `INSTEAD OF INSERT` row trigger (true for any other relation).
 ///
@@ -661,9 +662,10 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     let version = version.unwrap_or(0);
     // attgenerated is from PostgreSQL 12, as pg_partition_tree.
     let generated = if version >= 120_000 {
-        "a.attgenerated <> ''"
+        "(SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+          WHERE a.attgenerated <> '' AND d.adrelid = a.attrelid AND d.adnum = a.attnum)"
     } else {
-        "false"
+        "NULL::text"
     };
     // attidentity is from PostgreSQL 10.
     let identity = if version >= 100_000 {
@@ -775,6 +777,8 @@ pub struct Column {
     pub type_name: String,
     /// A generated column (`GENERATED ALWAYS AS … STORED`): never copied into.
     pub generated: bool,
+    /// A generated column's expression, as its server deparses it (`(a * 2)`).
+    pub generation: Option<String>,
     /// What binary COPY needs to match besides the type's name, `None` when copyman does not
     /// trust the binary format of this type between servers (see [`binary_key`]).
     pub binary: Option<String>,
@@ -848,7 +852,8 @@ impl Relation {
             columns.push(Column {
                 name: Ident(name),
                 type_name: field(row, 3).unwrap_or_default(),
-                generated: field(row, 4).as_deref() == Some("t"),
+                generated: field(row, 4).is_some(),
+                generation: field(row, 4),
                 binary: binary_key(&field(row, 5).unwrap_or_default()),
                 reached: field(row, 5)
                     .unwrap_or_default()

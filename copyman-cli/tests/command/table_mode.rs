@@ -133,6 +133,7 @@ fn generated_column_on_partitioned_source_copies() {
         stderr.contains(r#"COPY (SELECT "id", "v" FROM "public"."m") TO STDOUT"#),
         "{stderr}"
     );
+    assert!(!stderr.contains("generated as"), "{stderr}");
     assert!(
         stderr.contains(r#"COPY "m" ("id", "v") FROM STDIN"#),
         "{stderr}"
@@ -165,6 +166,29 @@ fn generated_column_on_partitioned_source_copies() {
     assert_eq!(
         digest(&c.dest[0], &d3, "(SELECT id, doubled FROM m1)"),
         digest(&c.source, &src, "(SELECT id, doubled FROM m1)")
+    );
+
+    // A destination that generates the column by another expression computes other values:
+    // said (each destination computes it; it is not copied).
+    let d4 = database(
+        &c.dest[1],
+        "CREATE TABLE m (id int, v int, doubled int GENERATED ALWAYS AS (v * 3) STORED)",
+    );
+    let out = run(&[
+        "table",
+        "m",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[1].url(&d4),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(
+            "column \"doubled\" is generated as (v * 2) on the source but as (v * 3) on destination 1"
+        ),
+        "{}",
+        text(&out.stderr)
     );
 }
 
