@@ -1191,8 +1191,9 @@ fn write_human(
         writeln!(
             out,
             "copyman: a table whose checksum differs is committed there but not recorded as done: \
-             {then} (mend what makes it differ first, a trigger or a rule on the destination, or \
-             it will differ again)"
+             {then} (mend what makes it differ first — a trigger or a rule on the destination, a \
+             column of a type that reads values otherwise, as said above — or it will differ \
+             again)"
         )?;
     }
     // A table whose rows other tables' rows reference, which could not be emptied: a resume
