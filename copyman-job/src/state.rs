@@ -228,6 +228,54 @@ impl Recorded {
 pub struct StateFile {
     path: PathBuf,
     file: Mutex<File>,
+    /// The file's device and inode: the path must still name it when a table begins.
+    identity: (u64, u64),
+}
+
+/// What a job finds at its state file's path before it writes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Nothing (or nothing readable as a file).
+    Nothing,
+    /// An empty file: no record of any run (a state file is never empty once started).
+    Empty,
+    /// A copyman state file (of any format).
+    StateFile,
+    /// Something else: a user's file.
+    Other,
+}
+
+/// What is at `path` ([`Found`]).
+pub fn found(path: &Path) -> Found {
+    use std::io::Read;
+
+    let Ok(file) = File::open(path) else {
+        return Found::Nothing;
+    };
+    let mut start = Vec::new();
+    match file.take(12).read_to_end(&mut start) {
+        Ok(0) => Found::Empty,
+        Ok(_) if start == b"copyman-job " => Found::StateFile,
+        Ok(_) | Err(_) => Found::Other,
+    }
+}
+
+/// Whether `a` and `b` name one file: the same device and inode where both exist, else the same
+/// absolute path once their directories are resolved.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+
+    if let (Ok(x), Ok(y)) = (fs::metadata(a), fs::metadata(b)) {
+        return (x.dev(), x.ino()) == (y.dev(), y.ino());
+    }
+    let resolved = |p: &Path| {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.map_or_else(|| Path::new(".").to_owned(), Path::to_owned);
+        fs::canonicalize(dir)
+            .ok()
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+    };
+    resolved(a).is_some_and(|x| Some(x) == resolved(b))
 }
 
 fn escape(field: &str) -> String {
@@ -384,9 +432,15 @@ impl StateFile {
             upgrade_header(path)?;
             cut_torn_line(&file)?;
         }
+        let identity = {
+            use std::os::unix::fs::MetadataExt;
+            let meta = file.metadata()?;
+            (meta.dev(), meta.ino())
+        };
         Ok(Self {
             path: path.to_owned(),
             file: Mutex::new(file),
+            identity,
         })
     }
 
@@ -476,7 +530,25 @@ impl StateFile {
     ///
     /// # Errors
     /// Writing or syncing failed.
+    /// A state file removed or replaced while its job runs (a cache cleaner, a `mv`) is refused
+    /// here: its records, and the lock that keeps another run of the job out, are no longer at
+    /// its path, so the job begins nothing more.
     pub fn begin(&self, table: &str, destination: &str) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+
+        let here = fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
+        if here.ok() != Some(self.identity) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} was removed or replaced while the job ran: its records (and the lock \
+                     that keeps another run of this job out) are no longer there, so no other \
+                     table is begun; another run started since finds no record of what this one \
+                     committed",
+                    self.path.display()
+                ),
+            ));
+        }
         self.append(&["begin", table, destination, EXACT])
     }
 
@@ -578,6 +650,33 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_state_file_removed_or_replaced_under_its_job_begins_nothing_more() {
+        let dir = std::env::temp_dir().join(format!("copyman-state-moved-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.begin("t", "d").unwrap();
+        fs::rename(&path, dir.join("moved.state")).unwrap();
+        let err = state.begin("u", "d").unwrap_err();
+        assert!(err.to_string().contains("was removed or replaced"), "{err}");
+        // Another file there now (a second run's) is not this job's either.
+        fs::write(&path, HEADER).unwrap();
+        assert!(state.begin("u", "d").is_err());
+        fs::remove_file(&path).unwrap();
+        assert!(state.begin("u", "d").is_err());
+        assert_eq!(found(&path), Found::Nothing);
+        fs::write(&path, "").unwrap();
+        assert_eq!(found(&path), Found::Empty);
+        fs::write(&path, "id,name\n").unwrap();
+        assert_eq!(found(&path), Found::Other);
+        assert_eq!(found(&dir.join("moved.state")), Found::StateFile);
+        assert!(same_file(&path, &dir.join(".").join("job.state")));
+        assert!(same_file(&dir.join("new.log"), &dir.join("./new.log")));
+        assert!(!same_file(&path, &dir.join("moved.state")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]

@@ -392,6 +392,61 @@ fn job_selection_a_resume_recognises_a_destination_spelled_otherwise() {
         text(&out.stderr)
     );
     check("a resume from an older state file");
+
+    // An empty state file (a `> file`, a full disk) records nothing: refused as a missing one
+    // (every table was appended again, exit 0).
+    fs::write(&missing.0, "").unwrap();
+    let out = run_job(&d1, &["--state", missing.arg(), "--resume"], &[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the state file is empty at"),
+        "{}",
+        text(&out.stderr)
+    );
+    check("a resume from an empty state file");
+
+    // A user's file as --state: never written over (it was, exit 0), nor resumed from.
+    let precious = TempPath::new("items.csv");
+    fs::write(&precious.0, "id,name\n1,precious\n").unwrap();
+    for extra in [&[][..], &["--resume"][..], &["--truncate"][..]] {
+        let mut args = vec!["--state", precious.arg()];
+        args.extend(extra);
+        let out = run_job(&d1, &args, &[]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("not a copyman state file"),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(&precious.0).unwrap(),
+        "id,name\n1,precious\n"
+    );
+    check("a user's file as --state");
+
+    // One file as --state and --decision-log: refused (it waited for ever on its own lock, the
+    // destinations' transactions open).
+    let both = TempPath::new("both.log");
+    let out = run_job(
+        &d1,
+        &[
+            "--state",
+            both.arg(),
+            "--atomic",
+            "--decision-log",
+            both.arg(),
+            "--truncate",
+        ],
+        &[],
+    );
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--state and --decision-log name one file"),
+        "{}",
+        text(&out.stderr)
+    );
+    check("one file as --state and --decision-log");
 }
 
 /// `fk.child` (the largest) references `fk.parent`; `fk.a` and `fk.b` reference each other (a

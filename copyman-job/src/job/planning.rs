@@ -272,10 +272,16 @@ fn resumed(
         path: path.to_owned(),
         error,
     };
-    if !path.exists() {
+    let missing = match state::found(path) {
+        state::Found::StateFile => None,
+        state::Found::Nothing => Some("there is no state file"),
+        state::Found::Empty => Some("the state file is empty"),
+        state::Found::Other => Some("the file is not a copyman state file"),
+    };
+    if let Some(missing) = missing {
         return Err(JobError::Refused(format!(
-            "--resume: there is no state file at {} to resume from (a resume copies again only \
-             what that file does not record as done; without it, tables an earlier run committed \
+            "--resume: {missing} at {} to resume from (a resume copies again only what that \
+             file records as not done; without its records, tables an earlier run committed \
              would be copied twice): give the earlier run's --state, or run the job without \
              --resume (with --truncate to empty the tables first)",
             path.display()
@@ -564,6 +570,26 @@ pub fn plan_with(
         }
         relatives
     };
+    // The decision log is another file: one path for both would wait for ever on the lock the
+    // state file holds.
+    if let Some(log) = options
+        .two_phase
+        .as_deref()
+        .filter(|log| state::same_file(&options.state, log))
+    {
+        return Err(JobError::Refused(format!(
+            "--state and --decision-log name one file ({}): give each its own",
+            log.display()
+        )));
+    }
+    // A user's file is never written over: the state is written there from its first line.
+    if !options.resume && state::found(&options.state) == state::Found::Other {
+        return Err(JobError::Refused(format!(
+            "--state {} is a file that is not a copyman state file: a job would write its \
+             state over it; give another --state",
+            options.state.display()
+        )));
+    }
     let recorded = if options.resume {
         resumed(&options.state, selection, &keys, destinations, &shared)?
     } else {
