@@ -310,6 +310,29 @@ pub fn lock_for_snapshot<'a>(
     (!names.is_empty()).then(|| format!("LOCK TABLE {} IN ACCESS SHARE MODE", names.join(", ")))
 }
 
+/// A worker's `LOCK TABLE … IN ACCESS SHARE MODE NOWAIT` of `tables` (name, `relkind`) that the
+/// job's snapshot session holds locked ([`lock_for_snapshot`]): a table alone (`ONLY`: its COPY
+/// reads no inheritance child), a partitioned one with its partitions. Without `NOWAIT` a DDL on
+/// the source (an `ALTER TABLE`, a `TRUNCATE`) queued behind the job's own lock would make the
+/// worker wait for it, and it for the job: a deadlock no server sees. `None` when there is none.
+pub fn lock_as_worker<'a>(
+    tables: impl Iterator<Item = (&'a TableName, &'a str)>,
+) -> Option<String> {
+    let names: Vec<String> = tables
+        .filter_map(|(t, kind)| match kind {
+            "r" => Some(format!("ONLY {t}")),
+            "p" => Some(t.to_string()),
+            _ => None,
+        })
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT",
+            names.join(", ")
+        )
+    })
+}
+
 /// Those of `tables` (spelled as [`TableName`] shows them) the session's role may SELECT from as
 /// a whole (not only some of its columns): one row each, its name as given.
 pub fn readable_tables_query(tables: &[String]) -> String {

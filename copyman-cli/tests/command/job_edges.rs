@@ -666,3 +666,67 @@ fn a_job_refused_by_its_source_names_it_and_its_sqlstate_in_json() {
     assert_eq!(doc["server"], "source", "{doc}");
     assert_eq!(doc["sqlstate"], "55P03", "{doc}");
 }
+
+/// A DDL on the source during a job (`VACUUM FULL`, an `ALTER TABLE`) waits for the lock the
+/// job's snapshot session holds on its tables to the job's end; a worker that then read that
+/// table waited for the DDL, which waited for the job: it hung for ever, naming the DDL as the
+/// lock's holder. The worker takes its lock with NOWAIT: that table fails, naming the cycle, the
+/// job ends (the DDL then runs), and a resume copies the table.
+#[test]
+fn a_ddl_queued_behind_the_jobs_lock_fails_its_table_rather_than_waiting_for_ever() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{LATER}{FILL_LATER}"));
+    let dst = database(&c.dest[0], LATER);
+    let state = TempPath::new("ddl.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "table",
+            "first_t",
+            "later_t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--jobs",
+            "1",
+            "--state",
+            state.arg(),
+        ];
+        args.extend(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let args = job(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // `first_t` (the larger) committed; the job's snapshot session holds both tables locked.
+    let paused = Paused::start(&args, "committed:1");
+    let ddl = {
+        let mut client = c.source.connect(&src);
+        thread::spawn(move || {
+            client
+                .batch_execute("VACUUM FULL later_t")
+                .map_err(|e| e.to_string())
+        })
+    };
+    wait_for_query(&c.source, &src, "VACUUM FULL later_t");
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("waits for an exclusive lock on the table")
+            && stderr.contains("SQLSTATE 55P03"),
+        "{stderr}"
+    );
+    // The job ended, so the DDL ran.
+    ddl.join().unwrap().unwrap();
+    assert_eq!(count(&c.dest[0], &dst, "first_t"), 3000);
+    assert_eq!(count(&c.dest[0], &dst, "later_t"), 0);
+    let args = job(&["--resume"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_exit(&run(&args), 0);
+    assert_eq!(
+        digest(&c.dest[0], &dst, "later_t"),
+        digest(&c.source, &src, "later_t")
+    );
+    assert_eq!(count(&c.dest[0], &dst, "first_t"), 3000);
+}

@@ -82,6 +82,10 @@ pub struct TablePlan {
     /// Every table that references it by a foreign key on some destination (of the job or not),
     /// schema-qualified and quoted: a `TRUNCATE` of it alone fails there (0A000).
     pub referenced_by: Vec<String>,
+    /// The job's snapshot session holds an ACCESS SHARE lock on it to the job's end: a worker
+    /// reading it under that snapshot takes its own lock with `NOWAIT` first
+    /// ([`lock_as_worker`](crate::sql::lock_as_worker)).
+    pub locked: bool,
 }
 
 impl TablePlan {
@@ -982,6 +986,7 @@ pub fn plan_with(
             destinations: plans,
             after: Vec::new(),
             referenced_by: Vec::new(),
+            locked: false,
         });
     }
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
@@ -1138,6 +1143,7 @@ pub fn plan_with(
     let (coordinator, snapshot) = if options.snapshot {
         src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| JobError::Source(describe(&e)))?;
+        let locked: HashSet<String> = lockable.iter().map(|(t, _)| t.to_string()).collect();
         if let Some(lock) = crate::sql::lock_for_snapshot(lockable.iter().copied()) {
             src.execute(&lock).map_err(|e| {
                 let error = describe(&e);
@@ -1153,6 +1159,10 @@ pub fn plan_with(
                     JobError::Snapshot(error.prefixed("locking the tables before it: "))
                 }
             })?;
+        }
+        for t in &mut tables {
+            t.locked =
+                matches!(t.kind.as_str(), "r" | "p") && locked.contains(&t.table.to_string());
         }
         let rows = src
             .query("SELECT pg_catalog.pg_export_snapshot()")
@@ -1520,6 +1530,7 @@ mod tests {
             destinations: Vec::new(),
             after: Vec::new(),
             referenced_by: Vec::new(),
+            locked: false,
         };
         assert_eq!(
             t.receive_for(true),
@@ -1544,6 +1555,7 @@ mod tests {
             destinations: Vec::new(),
             after: Vec::new(),
             referenced_by: Vec::new(),
+            locked: false,
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

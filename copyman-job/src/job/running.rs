@@ -915,6 +915,29 @@ pub(super) fn begin_source(
                 }
             })?;
     }
+    // Under the job's snapshot, whose session holds its tables locked: a DDL waiting for that
+    // lock is not waited for (it waits for the job: neither would ever move).
+    let job_snapshot = snapshot.is_some() && snapshot == shared.plan.snapshot.as_deref();
+    let locked = tables
+        .iter()
+        .filter(|t| job_snapshot && t.locked)
+        .map(|t| (&t.table, t.kind.as_str()));
+    if let Some(lock) = crate::sql::lock_as_worker(locked) {
+        conn.execute(&lock).map_err(|e| {
+            let error = shared.describe(&e);
+            if error.sqlstate.as_deref() == Some("55P03") {
+                error.prefixed(
+                    "a statement on the source waits for an exclusive lock on the table (an \
+                     ALTER TABLE, TRUNCATE, DROP, VACUUM FULL or LOCK), queued behind the lock \
+                     this job holds on it to its end: copied now, the copy would wait for that \
+                     statement and the statement for the job, for ever; the table is left for \
+                     --resume once that statement is done or cancelled: ",
+                )
+            } else {
+                error
+            }
+        })?;
+    }
     // After the snapshot's import, which must come first in the transaction.
     // Tables read as pg_dump reads them (`regclass` values schema-qualified); not a view.
     if tables.iter().all(|t| crate::sql::reads_pinned(&t.kind)) {
