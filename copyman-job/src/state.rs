@@ -6,6 +6,7 @@
 //! ```text
 //! copyman-job 3
 //! selection  "public"."items" "public"."orders"
+//! source  system 7301847126395823001 database 16384
 //! truncate
 //! verify
 //! begin  "public"."orders"  system 7301847126395823112 database 16384  exact
@@ -38,7 +39,8 @@
 //! resume checks that a table recorded done with rows holds some there.
 //!
 //! `selection` is what the job copies (its tables and patterns, in one order): a resume of
-//! another selection is refused. `truncate` says the job was run with `--truncate`: its
+//! another selection is refused. `source` names the source as destinations are named: a resume
+//! from another source is refused (a standby of it has its identity). `truncate` says the job was run with `--truncate`: its
 //! resumes empty the tables they copy as it would have. `verify` says it began with
 //! `--verify`: a resume without it is refused. `begin` is written before a table's transaction starts on a
 //! destination (`exact`: this attempt records its `commit` line, below); `commit`, before its
@@ -142,6 +144,8 @@ pub struct Recorded {
     /// Each table a run copied, with the source's oids of the relations its copy covered (itself
     /// and every partition below it: [`StateFile::covers`]).
     pub covers: HashMap<String, Vec<u64>>,
+    /// The source of the job that wrote it ([`StateFile::source`]), if it recorded one.
+    pub source: Option<String>,
     /// The selection of the job that wrote it ([`Selection::key`](crate::select::Selection::key)),
     /// if it recorded one.
     pub selection: Option<String>,
@@ -339,6 +343,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             [kind, selection] if kind == "selection" => {
                 recorded.selection = Some(selection.clone());
             }
+            [kind, source] if kind == "source" => recorded.source = Some(source.clone()),
             [kind] if kind == "truncate" => recorded.truncate = true,
             [kind, table, dest] if kind == "claim" => {
                 recorded.claimed.insert((table.clone(), dest.clone()));
@@ -452,6 +457,15 @@ impl StateFile {
     /// Writing or syncing failed.
     pub fn selection(&self, selection: &str) -> io::Result<()> {
         self.append(&["selection", selection])
+    }
+
+    /// Records the job's source, as it names itself ([`identity_key`]): a resume from another
+    /// source is refused (its rows would join the first one's).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn source(&self, key: &str) -> io::Result<()> {
+        self.append(&["source", key])
     }
 
     /// Records that the job empties its tables before it copies them (`--truncate`), for its

@@ -833,3 +833,77 @@ fn job_selection_one_table_into_a_destination_matview_is_refused_by_planning() {
     );
     assert_eq!(count(&c.dest[0], &d1, "m"), 0, "{stderr}");
 }
+
+/// A resume from another source than the run it resumes (a mistyped host, a staging copy of the
+/// schema) copied the rest from there: one table from each server, exit 0. The state file names
+/// the source as it names destinations; a resume from another is refused, from the same one
+/// goes on.
+#[test]
+fn job_selection_a_resume_from_another_source_is_refused() {
+    let c = clusters();
+    let ddl = "CREATE TABLE a (id int, v text); CREATE TABLE b (id int)";
+    let src = database(
+        &c.source,
+        &format!("{ddl}; INSERT INTO a SELECT g, 'first' FROM generate_series(1, 10) g"),
+    );
+    let other = database(
+        &c.dest[1],
+        &format!(
+            "{ddl}; INSERT INTO a SELECT g, 'other' FROM generate_series(1, 7) g;
+                  INSERT INTO b VALUES (2), (3)"
+        ),
+    );
+    // `b` fails on the destination the first time (a trigger), and is left for a resume.
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{ddl}; CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'disk full' USING ERRCODE = '53100'; END $$;
+             CREATE TRIGGER t BEFORE INSERT ON b FOR EACH ROW EXECUTE FUNCTION boom();"
+        ),
+    );
+    c.source
+        .connect(&src)
+        .batch_execute("INSERT INTO b VALUES (1)")
+        .unwrap();
+    let state = TempPath::new("sources.state");
+    let job = |from: &str, resume: bool| {
+        let to = c.dest[0].conninfo(&dst);
+        let mut args = vec![
+            "table",
+            "a",
+            "b",
+            "--from",
+            from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--keep-going",
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        run(&args)
+    };
+    assert_exit(&job(&c.source.conninfo(&src), false), 4);
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TRIGGER t ON b")
+        .unwrap();
+    let out = job(&c.dest[1].conninfo(&other), true);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("was written by a run from another source"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "b"), 0);
+    assert_exit(&job(&c.source.conninfo(&src), true), 0);
+    assert_eq!(
+        count(&c.dest[0], &dst, "(SELECT 1 FROM a WHERE v = 'first')"),
+        10
+    );
+    assert_eq!(count(&c.dest[0], &dst, "(SELECT 1 FROM b WHERE id = 1)"), 1);
+    assert_eq!(count(&c.dest[0], &dst, "b"), 1);
+}

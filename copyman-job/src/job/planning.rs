@@ -141,6 +141,9 @@ pub struct Plan {
     /// Each destination as the state file names it ([`identity`], or
     /// [`state::unidentified_key`] for one that cannot say).
     pub keys: Vec<String>,
+    /// The source as the state file names it ([`identity`]), if it can say: a resume from
+    /// another source is refused.
+    pub source: Option<String>,
     /// The exported snapshot, if the job uses one.
     pub snapshot: Option<String>,
     /// What the state file said (empty unless resuming).
@@ -594,8 +597,23 @@ pub fn plan_with(
             options.state.display()
         )));
     }
+    let source_key = identity(&mut src);
     let recorded = if options.resume {
-        resumed(&options.state, selection, &keys, destinations, &shared)?
+        let recorded = resumed(&options.state, selection, &keys, destinations, &shared)?;
+        // Another server's rows on top of the first's (a mistyped host, a staging copy of the
+        // schema): a physical standby of the source is the same (one identity).
+        if let (Some(before), Some(now)) = (&recorded.source, &source_key)
+            && before != now
+        {
+            return Err(JobError::Refused(format!(
+                "--resume: the state file {} was written by a run from another source ({before}; \
+                 this one is {now}): the tables it recorded came from there, and the rest would \
+                 come from here; resume from the same source (or a standby of it), or run the \
+                 job without --resume",
+                options.state.display()
+            )));
+        }
+        recorded
     } else {
         let tables: Vec<String> = selected
             .iter()
@@ -1198,6 +1216,7 @@ pub fn plan_with(
         groups,
         notes,
         keys,
+        source: source_key,
         snapshot,
         recorded,
         selection: selection.key(),

@@ -634,6 +634,16 @@ pub fn run(
                 error,
             })?;
     }
+    if let Some(source) = plan
+        .source
+        .as_deref()
+        .filter(|_| plan.recorded.source.is_none())
+    {
+        state.source(source).map_err(|error| JobError::State {
+            path: options.state.clone(),
+            error,
+        })?;
+    }
     if options.truncate && !plan.recorded.truncate {
         state.truncate().map_err(|error| JobError::State {
             path: options.state.clone(),
