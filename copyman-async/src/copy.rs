@@ -309,7 +309,10 @@ impl<'a> CopyManager<'a> {
             Order::CancelProducer => {
                 let mut producer = self.take_producer();
                 Box::pin(async move {
-                    let result = producer.cancel().await;
+                    // A source that stops answering is not waited for: its cancel and drain
+                    // are bounded as its reads were (the connection's next call reads the rest).
+                    let cancel = producer.cancel();
+                    let result = watched(EndpointId::Producer, stall, cancel, || 0).await;
                     Done {
                         endpoint: Endpoint::Producer(producer),
                         report: Input::ProducerDone { result }.into(),

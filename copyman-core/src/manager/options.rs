@@ -34,7 +34,12 @@ pub struct Options {
     /// too (its statement waiting for a lock another session holds, a source whose first rows
     /// take long): a start that stalls fails the copy, naming the endpoint. `None` (the default)
     /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
-    /// the answer is the only way to know whether it committed.
+    /// the answer is the only way to know whether it committed. Failing a receiver and
+    /// cancelling the producer are bounded by it too: a server that does not answer them (a
+    /// backend blocked on a lock, a host that stopped) is not waited for, the copy ends, and the
+    /// connection's next call reads that answer first (or says the connection was closed).
+    /// Endpoints over a `postgres`/`tokio-postgres` client (`ClientProducer`,
+    /// `ClientReceiver`) are bounded only where their client's IO can be (not in copyman-sync).
     pub stall_timeout: Option<Duration>,
 }
 

@@ -32,6 +32,8 @@
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
 //!   [`stall_timeout_faults_producer`], [`stall_timeout_bounds_a_locked_start`],
+//!   [`stall_timeout_bounds_failing_a_receiver_that_stays_blocked`],
+//!   [`stall_timeout_bounds_cancelling_a_stopped_source`],
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
@@ -83,7 +85,8 @@ pub use seed::{
 pub use server::{
     a_session_ended_by_its_server_says_why, connect_timeout_expires_then_next_host,
     execute_of_copy_out_is_cancelled, notices_reach_the_caller, server_error_noticed_mid_copy_in,
-    stall_timeout_bounds_a_locked_start, stall_timeout_faults_producer,
+    stall_timeout_bounds_a_locked_start, stall_timeout_bounds_cancelling_a_stopped_source,
+    stall_timeout_bounds_failing_a_receiver_that_stays_blocked, stall_timeout_faults_producer,
     stall_timeout_faults_receiver, tcp_keepalives_are_set_as_libpq_sets_them,
 };
 
@@ -195,7 +198,9 @@ macro_rules! scenario_tests {
             execute_of_copy_out_is_cancelled,
             a_session_ended_by_its_server_says_why,
             stall_timeout_faults_receiver,
+            stall_timeout_bounds_failing_a_receiver_that_stays_blocked,
             stall_timeout_faults_producer,
+            stall_timeout_bounds_cancelling_a_stopped_source,
             stall_timeout_bounds_a_locked_start,
             server_error_noticed_mid_copy_in,
             notices_reach_the_caller,

@@ -153,6 +153,105 @@ pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clust
     select_one(&mut copy, Endpoint::Destination(1));
 }
 
+/// With a stall timeout and the default policy, a destination server that stops reading and
+/// stays blocked (a row trigger waits on a lock nobody releases) fails the copy, and the copy
+/// ends while it is still blocked: failing that receiver (its realignment and CopyFail, which
+/// the server does not read) is bounded by the stall timeout too. copyman-sync waited for the
+/// server without a bound once the copy had failed (until the lock went: 40 s in the report).
+/// Nothing is committed anywhere; the other destination's session is usable.
+pub fn stall_timeout_bounds_failing_a_receiver_that_stays_blocked<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    const ROWS: u64 = 150_000;
+    const LOCK: i64 = 4_242_014;
+    let source_db = clusters.source.create_database();
+    let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let stalled_db = stalled.create_database();
+    let other_db = other.create_database();
+    exec(
+        stalled,
+        &stalled_db,
+        &format!(
+            "CREATE TABLE t (i int8, pad text);
+             CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_advisory_lock({LOCK}); PERFORM pg_advisory_unlock({LOCK}); RETURN NEW; END $$;
+             CREATE TRIGGER stall BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 1000)
+                 EXECUTE FUNCTION stall();"
+        ),
+    );
+    exec(other, &other_db, "CREATE TABLE t (i int8, pad text)");
+    // The lock is held until the copy has ended, or (if it never does) for 60 s at most, which
+    // `gave_up` then says.
+    let ended = Arc::new(AtomicBool::new(false));
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let mut locker = stalled.connect(&stalled_db);
+    locker
+        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
+        .expect("take the advisory lock");
+    let holder = {
+        let (ended, gave_up) = (Arc::clone(&ended), Arc::clone(&gave_up));
+        thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !ended.load(Ordering::SeqCst) && Instant::now() < until {
+                thread::sleep(Duration::from_millis(20));
+            }
+            gave_up.store(!ended.load(Ordering::SeqCst), Ordering::SeqCst);
+            locker
+                .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"))
+                .expect("release the advisory lock");
+        })
+    };
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            format!(
+                "COPY (SELECT i::int8, repeat('x', 300) FROM generate_series(1, {ROWS}) AS g(i)) \
+                 TO STDOUT"
+            ),
+        )),
+        destinations: vec![
+            DestinationSpec::Statement(
+                StatementSpec::new(stalled.conninfo(&stalled_db), "COPY t FROM STDIN")
+                    .timeout(Duration::from_secs(1)),
+            ),
+            DestinationSpec::Statement(StatementSpec::new(
+                other.conninfo(&other_db),
+                "COPY t FROM STDIN",
+            )),
+        ],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    // The fault ends the copy, as `run` ends it (`abort`: every receiver's COPY fails).
+    let fault = loop {
+        match copy.next() {
+            Some(Ok(_)) => {}
+            Some(Err(fault)) => break fault,
+            None => panic!("[{}] the copy ended without the stall", driver.name()),
+        }
+    };
+    let fail = copy.abort("a destination stalled");
+    ended.store(true, Ordering::SeqCst);
+    holder.join().expect("the lock holder");
+    assert!(
+        !gave_up.load(Ordering::SeqCst),
+        "[{}] the copy ended only once the blocked destination was let go",
+        driver.name()
+    );
+    assert!(fault.receiver(0).is_some(), "[{}] {fault}", driver.name());
+    assert_eq!(
+        fail.reason,
+        "a destination stalled",
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(count(stalled, &stalled_db, "t"), 0);
+    assert_eq!(count(other, &other_db, "t"), 0);
+    select_one(&mut copy, Endpoint::Destination(1));
+}
+
 /// With a stall timeout, a source that sends nothing for longer (it sleeps mid-stream) is a
 /// ProducerFault with the core's "stalled" error naming the producer; aborting then cancels the
 /// source's COPY, commits nothing, and leaves every session usable.
@@ -206,6 +305,134 @@ pub fn stall_timeout_faults_producer<D: CopyDriver>(driver: &D, clusters: &Clust
     assert_eq!(count(dest, &dest_db, "t"), 0);
     select_one(&mut copy, Endpoint::Source);
     select_one(&mut copy, Endpoint::Destination(0));
+}
+
+/// With a stall timeout, a source server that stops answering altogether (its backend stopped:
+/// a host frozen, a network that drops packets) is a producer stall, and the copy ends while it
+/// is still stopped: cancelling and draining the producer, which the stopped server does not
+/// answer, is bounded by the stall timeout too (copyman-async waited for the server, 41 s for a
+/// 40 s stop in the report). Nothing is committed; once the server goes on, the source's session
+/// is usable again.
+pub fn stall_timeout_bounds_cancelling_a_stopped_source<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    let source_db = clusters.source.create_database();
+    let dest = &clusters.destinations[0];
+    let dest_db = dest.create_database();
+    exec(dest, &dest_db, "CREATE TABLE t (i int8, pad text)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(
+            StatementSpec::new(
+                clusters.source.conninfo(&source_db),
+                "COPY (SELECT i::int8, repeat('x', 300) FROM generate_series(1, 2000000) AS g(i)) \
+                 TO STDOUT",
+            )
+            .timeout(Duration::from_secs(1)),
+        ),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            dest.conninfo(&dest_db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    assert!(
+        matches!(copy.next(), Some(Ok(_))),
+        "[{}] rows flow",
+        driver.name()
+    );
+    let pid = backend_pid_running(&clusters.source, &source_db, "COPY (SELECT i::int8%");
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stopped {
+        eprintln!(
+            "SKIPPED stall_timeout_bounds_cancelling_a_stopped_source [{}]: cannot stop the \
+             source's backend {pid} (not root, nor its server's user)",
+            driver.name()
+        );
+        return;
+    }
+    // The backend goes on once the copy has ended, or (if it never does) after 60 s, which
+    // `gave_up` then says.
+    let ended = Arc::new(AtomicBool::new(false));
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let waker = {
+        let (ended, gave_up) = (Arc::clone(&ended), Arc::clone(&gave_up));
+        thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !ended.load(Ordering::SeqCst) && Instant::now() < until {
+                thread::sleep(Duration::from_millis(20));
+            }
+            gave_up.store(!ended.load(Ordering::SeqCst), Ordering::SeqCst);
+            continued(pid)
+        })
+    };
+    let fault = loop {
+        match copy.next() {
+            Some(Ok(_)) => {}
+            Some(Err(fault)) => break Some(fault),
+            None => break None,
+        }
+    };
+    let fail = copy.abort("the source stopped");
+    ended.store(true, Ordering::SeqCst);
+    assert!(
+        waker.join().expect("the waker"),
+        "the source's backend {pid} goes on"
+    );
+    assert!(
+        !gave_up.load(Ordering::SeqCst),
+        "[{}] the copy ended only once the stopped source went on",
+        driver.name()
+    );
+    let Some(FaultInfo::Producer { error, .. }) = &fault else {
+        panic!("[{}] a producer fault: {fault:?}", driver.name());
+    };
+    assert!(
+        error.text.contains("producer stalled"),
+        "[{}] {error}",
+        driver.name()
+    );
+    assert_eq!(
+        fail.reason,
+        "the source stopped",
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(count(dest, &dest_db, "t"), 0);
+    select_one(&mut copy, Endpoint::Destination(0));
+}
+
+/// Lets the stopped process `pid` go on: whether it could.
+fn continued(pid: i32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The pid of the backend of `db` on `cluster` running a statement like `pattern`.
+fn backend_pid_running(cluster: &crate::Cluster, db: &str, pattern: &str) -> i32 {
+    let mut client = cluster.connect("postgres");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE $2 \
+                 AND pid <> pg_backend_pid() LIMIT 1",
+                &[&db, &pattern],
+            )
+            .expect("pg_stat_activity");
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(Instant::now() < until, "no backend of {db} runs {pattern}");
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A destination's error in the middle of its COPY IN (a CHECK fails at row 1000 of 1 000 000)
