@@ -77,8 +77,11 @@ macro_rules! copy_api {
             }
 
             /// Completes the copy (`__exit__` in py-postgresql's copyman): succeeds only if the
-            /// producer reached its end, a receiver is left and every receiver completes with
-            /// the producer's row count.
+            /// producer reached its end, a receiver is left and every receiver left completes
+            /// with the producer's row count. A receiver that faulted during the copy and was not
+            /// reconciled is not left: it holds nothing of the copy, and the [`Summary`] says it
+            /// `Faulted` ([`Summary::all_completed`] tells whether the copy reached every
+            /// receiver).
             ///
             /// # Errors
             /// [`CopyFail`] otherwise; every receiver's COPY is then failed and the producer

@@ -369,10 +369,16 @@ impl fmt::Display for CopyFail {
             write!(f, "; receiver {id}: {error}")?;
         }
         for (id, outcome) in &self.receivers {
-            if let ReceiverOutcome::Faulted(error) = outcome
+            // Not again when the reason says it already (a copy ended by that fault).
+            let said = format!(
+                "receiver {id} faulted: {}",
+                outcome.error().map_or(String::new(), ToString::to_string)
+            );
+            if let ReceiverOutcome::Faulted(_) = outcome
                 && self.receiver_fault(*id).is_none()
+                && !self.reason.contains(&said)
             {
-                write!(f, "; receiver {id} faulted: {error}")?;
+                write!(f, "; {said}")?;
             }
         }
         if let Some(error) = &self.producer_fault {
@@ -445,4 +451,35 @@ pub struct CountMismatch {
     pub producer: u64,
     /// The receiver's `COPY n`.
     pub receiver: u64,
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_failed_by_one_receivers_fault_says_it_once() {
+        let error = || EndpointError::new(io::Error::new(io::ErrorKind::TimedOut, "stalled"));
+        let fault = ReceiverFault {
+            faults: vec![(ReceiverId(1), error())],
+        };
+        let mut fail = CopyFail {
+            reason: fault.to_string(),
+            receivers: vec![
+                (ReceiverId(0), ReceiverOutcome::Failed(error())),
+                (ReceiverId(1), ReceiverOutcome::Faulted(error())),
+            ],
+            receiver_faults: Vec::new(),
+            producer_fault: None,
+            producer_ended: false,
+            producer_count: None,
+        };
+        assert_eq!(fail.to_string(), "receiver 1 faulted: stalled");
+        // Another reason: the fault is said beside it.
+        fail.reason = "copy stopped".to_owned();
+        assert_eq!(
+            fail.to_string(),
+            "copy stopped; receiver 1 faulted: stalled"
+        );
+    }
 }

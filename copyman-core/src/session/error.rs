@@ -210,7 +210,9 @@ pub enum SessionError {
         tag: String,
     },
     /// `query()` ran a statement that started a COPY; the session made the server give it up.
-    #[error("statement started {got}: use copy_out or copy_in for COPY statements")]
+    #[error(
+        "statement started {got}: a COPY runs as a copy's endpoint (StatementProducer for COPY TO STDOUT, StatementReceiver for COPY FROM STDIN)"
+    )]
     UnexpectedCopy {
         /// The COPY the server started, e.g. `COPY TO STDOUT`.
         got: &'static str,
