@@ -221,6 +221,11 @@ mod tests {
     /// Self-signed and `CA:TRUE`, for `localhost` and 127.0.0.1: PostgreSQL's documented recipe.
     const SELF_SIGNED: &str = include_str!("../testdata/self-signed.pem");
     const SELF_SIGNED_KEY: &str = include_str!("../testdata/self-signed-key.pem");
+    /// X.509 version 1 for `localhost`, signed by a version 3 root: PostgreSQL's documented CA
+    /// recipe as OpenSSL 3.0 makes it (`openssl x509 -req` without extensions).
+    const V1_ROOT: &str = include_str!("../testdata/v1-root.pem");
+    const V1_SERVER: &str = include_str!("../testdata/v1-server.pem");
+    const V1_SERVER_KEY: &str = include_str!("../testdata/v1-server-key.pem");
 
     /// One end of an in-memory socket: it gives what was put in it (`WouldBlock` when empty,
     /// 0 once closed) and takes up to `room` bytes (`WouldBlock` when full).
@@ -315,12 +320,15 @@ mod tests {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
             let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            // The certificate as it is: rustls' own check of it (`with_single_cert`) reads only
+            // X.509 version 3, and a server may present a version 1 one.
+            let key = provider.key_provider.load_private_key(key).unwrap();
+            let certified = rustls::sign::CertifiedKey::new(chain, key);
             let server = rustls::ServerConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .unwrap();
+                .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
             let config = settings.client_config().unwrap().unwrap();
             Self {
                 client: TlsClient::new(&config, host).unwrap(),
@@ -698,6 +706,32 @@ mod tests {
         let mut pair =
             Pair::with_settings(&settings, "db.example.com", SELF_SIGNED, SELF_SIGNED_KEY);
         pair.try_handshake().unwrap();
+    }
+
+    #[test]
+    fn a_version_1_certificate_is_taken_under_require_and_refused_in_words_when_verified() {
+        // require without a root: taken, as libpq takes it (webpki alone refused it).
+        let settings = crate::TlsSettings {
+            mode: crate::SslMode::Require,
+            root_cert: Some("/nonexistent/root.crt".to_owned()),
+            ..crate::TlsSettings::default()
+        };
+        let mut pair = Pair::with_settings(&settings, "localhost", V1_SERVER, V1_SERVER_KEY);
+        pair.try_handshake().unwrap();
+        // A handshake signed by another key than the certificate's is still refused.
+        let mut pair = Pair::with_settings(&settings, "localhost", V1_SERVER, SERVER_KEY);
+        assert!(pair.try_handshake().is_err());
+        // Verified against its root: refused, in words.
+        let root = PemFile::new("v1-root", V1_ROOT);
+        for mode in [crate::SslMode::VerifyCa, crate::SslMode::VerifyFull] {
+            let mut pair =
+                Pair::with_settings(&root.settings(mode), "localhost", V1_SERVER, V1_SERVER_KEY);
+            let said = pair.try_handshake().unwrap_err();
+            assert!(
+                said.contains("the server's certificate is X.509 version 1"),
+                "{mode}: {said}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   name. Every other certificate goes through webpki unchanged.
 //! - A refused certificate is said in words a DBA reads ([`Refused`]), rustls' own error after
 //!   them in parentheses.
+//! - Under `require`, an X.509 version 1 certificate (webpki reads only version 3; PostgreSQL's
+//!   documented CA recipe makes one) is taken too: the handshake's signature is checked against
+//!   its public key ([`by_key_if_v1`]). Under the `verify-*` modes it is refused, in words.
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,7 +52,8 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        let verified = verify_tls12_signature(message, cert, dss, &self.algorithms);
+        by_key_if_v1(verified, message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -58,12 +62,89 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        let verified = verify_tls13_signature(message, cert, dss, &self.algorithms);
+        by_key_if_v1(verified, message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// Whether rustls refused `error`'s certificate for being X.509 version 1 (webpki reads only
+/// version 3): PostgreSQL's documented recipe for a CA-signed server certificate makes one with
+/// OpenSSL 3.0 (`openssl x509 -req` without extensions), which libpq takes.
+fn is_v1(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::InvalidCertificate(CertificateError::Other(OtherError(e)))
+            if format!("{e:?}") == "UnsupportedCertVersion"
+    )
+}
+
+/// rustls' check of the handshake's signature, `verified`; where it could not read the
+/// certificate only because it is X.509 version 1, the signature checked against the
+/// certificate's public key itself (its `subjectPublicKeyInfo`), as rustls would have: the
+/// session's keys still belong to that certificate.
+fn by_key_if_v1(
+    verified: Result<HandshakeSignatureValid, Error>,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, Error> {
+    match verified {
+        Err(error) if is_v1(&error) => {
+            let (algorithm, key) = public_key(cert.as_ref()).ok_or(error)?;
+            let candidates = algorithms
+                .mapping
+                .iter()
+                .find(|(scheme, _)| *scheme == dss.scheme)
+                .map_or(&[][..], |(_, candidates)| *candidates);
+            let alg = candidates
+                .iter()
+                .find(|alg| alg.public_key_alg_id().as_ref() == algorithm)
+                .ok_or(Error::InvalidCertificate(CertificateError::BadSignature))?;
+            alg.verify_signature(key, message, dss.signature())
+                .map(|()| HandshakeSignatureValid::assertion())
+                .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature))
+        }
+        other => other,
+    }
+}
+
+/// A certificate's `subjectPublicKeyInfo` (RFC 5280 4.1.2.7): its algorithm (the
+/// AlgorithmIdentifier's contents) and its key (the BIT STRING's bits).
+fn public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (0x30, certificate, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = tlv(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    // version [0] EXPLICIT, absent in version 1
+    if rest.first() == Some(&0xa0) {
+        rest = tlv(rest)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject
+    for _ in 0..5 {
+        rest = tlv(rest)?.2;
+    }
+    let (0x30, spki, _) = tlv(rest)? else {
+        return None;
+    };
+    let (0x30, algorithm, rest) = tlv(spki)? else {
+        return None;
+    };
+    let (0x03, bits, _) = tlv(rest)? else {
+        return None;
+    };
+    // No unused bits in a key.
+    let (0, key) = bits.split_first()? else {
+        return None;
+    };
+    Some((algorithm, key))
 }
 
 /// Root certificates at hand: the chain must lead to one of them; under `verify-full`
@@ -223,6 +304,10 @@ fn words(kind: &CertificateError, roots: &str, host: &ServerName<'_>) -> Option<
                 "the server's certificate is a CA certificate (CA:TRUE) that is not itself one of \
                  the roots in {roots}"
             ),
+            "UnsupportedCertVersion" => "the server's certificate is X.509 version 1, which \
+                copyman cannot verify against roots (libpq can): reissue it as version 3 (`openssl \
+                x509 -req … -extfile` naming its subjectAltName), or connect with sslmode=require"
+                .to_owned(),
             _ => return None,
         },
         _ => return None,
