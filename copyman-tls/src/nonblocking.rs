@@ -226,6 +226,10 @@ mod tests {
     const V1_ROOT: &str = include_str!("../testdata/v1-root.pem");
     const V1_SERVER: &str = include_str!("../testdata/v1-server.pem");
     const V1_SERVER_KEY: &str = include_str!("../testdata/v1-server-key.pem");
+    /// Self-signed for `CN=localhost` without a subjectAltName: PostgreSQL's documented
+    /// self-signed recipe (`openssl req -new -x509 -subj "/CN=…"`).
+    const CN_ONLY: &str = include_str!("../testdata/cn-only.pem");
+    const CN_ONLY_KEY: &str = include_str!("../testdata/cn-only-key.pem");
 
     /// One end of an in-memory socket: it gives what was put in it (`WouldBlock` when empty,
     /// 0 once closed) and takes up to `room` bytes (`WouldBlock` when full).
@@ -705,6 +709,27 @@ mod tests {
         let settings = root.settings(crate::SslMode::VerifyCa);
         let mut pair =
             Pair::with_settings(&settings, "db.example.com", SELF_SIGNED, SELF_SIGNED_KEY);
+        pair.try_handshake().unwrap();
+    }
+
+    #[test]
+    fn verify_full_takes_the_common_name_of_a_certificate_without_subject_alt_name() {
+        let root = PemFile::new("cn-only", CN_ONLY);
+        let settings = root.settings(crate::SslMode::VerifyFull);
+        for host in ["localhost", "LOCALHOST"] {
+            let mut pair = Pair::with_settings(&settings, host, CN_ONLY, CN_ONLY_KEY);
+            pair.try_handshake()
+                .unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        for host in ["db.example.com", "127.0.0.1", "a.localhost"] {
+            let mut pair = Pair::with_settings(&settings, host, CN_ONLY, CN_ONLY_KEY);
+            let said = pair.try_handshake().unwrap_err();
+            assert!(said.contains("is not valid for host"), "{host}: {said}");
+        }
+        // A certificate with a subjectAltName is named by it alone (its CN is localhost too).
+        let root = PemFile::new("ca", CA);
+        let settings = root.settings(crate::SslMode::VerifyFull);
+        let mut pair = Pair::with_settings(&settings, "localhost", SERVER_CERT, SERVER_KEY);
         pair.try_handshake().unwrap();
     }
 

@@ -2,7 +2,7 @@
 //! without root certificates checks nothing ([`Unverified`]); with them every mode checks the
 //! chain, and `verify-full` the name too ([`Rooted`]).
 //!
-//! Two things differ from webpki, both as libpq (OpenSSL) does:
+//! What differs from webpki, as libpq (OpenSSL) does it:
 //!
 //! - A server certificate that is itself one of the trusted roots (byte for byte) is trusted as
 //!   it stands: PostgreSQL's documented self-signed server certificate is `CA:TRUE`, which webpki
@@ -10,6 +10,8 @@
 //!   name. Every other certificate goes through webpki unchanged.
 //! - A refused certificate is said in words a DBA reads ([`Refused`]), rustls' own error after
 //!   them in parentheses.
+//! - Under `verify-full`, a certificate without a subjectAltName is valid for the host its
+//!   common name names ([`by_common_name`]; webpki reads only the subjectAltName).
 //! - Under `require`, an X.509 version 1 certificate (webpki reads only version 3; PostgreSQL's
 //!   documented CA recipe makes one) is taken too: the handshake's signature is checked against
 //!   its public key ([`by_key_if_v1`]). Under the `verify-*` modes it is refused, in words.
@@ -113,6 +115,98 @@ fn by_key_if_v1(
     }
 }
 
+/// A name refused by webpki (`error`), which reads only the subjectAltName: as libpq, a
+/// certificate without one is valid for the host its subject's common name names (PostgreSQL's
+/// documented self-signed recipe, `-subj "/CN=dbhost.yourdomain.com"`, makes such a one): the
+/// name compared without case, a leading `*.` standing for one label. An IP address is never
+/// matched so.
+fn by_common_name(error: Error, der: &[u8], host: &ServerName<'_>) -> Result<(), Error> {
+    let ServerName::DnsName(host) = host else {
+        return Err(error);
+    };
+    let host = host.as_ref().trim_end_matches('.').to_ascii_lowercase();
+    let Some((names, has_san)) = subject_names(der) else {
+        return Err(error);
+    };
+    let matches = |name: &String| {
+        let name = name.to_ascii_lowercase();
+        match name.strip_prefix("*.") {
+            Some(suffix) => host
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+            None => name == host,
+        }
+    };
+    match has_san || !names.iter().any(matches) {
+        true => Err(error),
+        false => Ok(()),
+    }
+}
+
+/// A certificate's subject common names, and whether it has a subjectAltName extension.
+fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
+    /// `2.5.4.3` (commonName) and `2.5.29.17` (subjectAltName), DER-encoded.
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    const SAN: &[u8] = &[0x55, 0x1d, 0x11];
+    let (0x30, certificate, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = tlv(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    if rest.first() == Some(&0xa0) {
+        rest = tlv(rest)?.2;
+    }
+    // serialNumber, signature, issuer, validity
+    for _ in 0..4 {
+        rest = tlv(rest)?.2;
+    }
+    let (0x30, mut subject, rest) = tlv(rest)? else {
+        return None;
+    };
+    let mut names = Vec::new();
+    while !subject.is_empty() {
+        let (0x31, mut set, after) = tlv(subject)? else {
+            return None;
+        };
+        subject = after;
+        while !set.is_empty() {
+            let (0x30, attribute, after) = tlv(set)? else {
+                return None;
+            };
+            set = after;
+            let (0x06, oid, value) = tlv(attribute)? else {
+                return None;
+            };
+            let (_, value, _) = tlv(value)?;
+            if oid == CN {
+                names.push(String::from_utf8_lossy(value).into_owned());
+            }
+        }
+    }
+    // subjectPublicKeyInfo, then issuerUniqueID [1], subjectUniqueID [2], extensions [3].
+    let mut rest = tlv(rest)?.2;
+    let mut has_san = false;
+    while let Some((tag, value, after)) = tlv(rest) {
+        rest = after;
+        if tag != 0xa3 {
+            continue;
+        }
+        let (0x30, mut extensions, _) = tlv(value)? else {
+            return None;
+        };
+        while !extensions.is_empty() {
+            let (0x30, extension, after) = tlv(extensions)? else {
+                return None;
+            };
+            extensions = after;
+            has_san |= matches!(tlv(extension), Some((0x06, SAN, _)));
+        }
+    }
+    Some((names, has_san))
+}
+
 /// A certificate's `subjectPublicKeyInfo` (RFC 5280 4.1.2.7): its algorithm (the
 /// AlgorithmIdentifier's contents) and its key (the BIT STRING's bits).
 fn public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -180,7 +274,8 @@ impl Rooted {
             check_validity(end_entity, now)?;
             if self.check_name {
                 let parsed = ParsedCertificate::try_from(end_entity)?;
-                rustls::client::verify_server_name(&parsed, server_name)?;
+                let named = rustls::client::verify_server_name(&parsed, server_name);
+                named.or_else(|e| by_common_name(e, end_entity, server_name))?;
             }
             return Ok(ServerCertVerified::assertion());
         }
@@ -195,6 +290,14 @@ impl Rooted {
             Err(Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
+            Err(
+                e @ Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ),
+            ) => {
+                by_common_name(e, end_entity, server_name).map(|()| ServerCertVerified::assertion())
+            }
             other => other,
         }
     }
@@ -548,5 +651,33 @@ mod tests {
              roots in sslrootcert=root.crt (certificate verify failed: invalid peer certificate: \
              Other(OtherError(CaUsedAsEndEntity)))"
         );
+    }
+
+    #[test]
+    fn subject_names_and_whether_a_subject_alt_name_names_the_host() {
+        let with_san = der(include_str!("../testdata/self-signed.pem"));
+        let cn_only = der(include_str!("../testdata/cn-only.pem"));
+        let v1 = der(include_str!("../testdata/v1-server.pem"));
+        assert_eq!(
+            subject_names(&with_san),
+            Some((vec!["localhost".to_owned()], true))
+        );
+        assert_eq!(
+            subject_names(&cn_only),
+            Some((vec!["localhost".to_owned()], false))
+        );
+        assert_eq!(
+            subject_names(&v1),
+            Some((vec!["localhost".to_owned()], false))
+        );
+        assert!(public_key(&v1).is_some_and(|(_, key)| key.len() == 65));
+        assert_eq!(subject_names(b"not DER"), None);
+        // With a subjectAltName, its common name does not count (libpq's rule).
+        let refused = || Error::InvalidCertificate(CertificateError::NotValidForName);
+        let host = |h: &'static str| ServerName::try_from(h).unwrap();
+        assert!(by_common_name(refused(), &with_san, &host("localhost")).is_err());
+        assert!(by_common_name(refused(), &cn_only, &host("localhost")).is_ok());
+        assert!(by_common_name(refused(), &cn_only, &host("Localhost.")).is_ok());
+        assert!(by_common_name(refused(), &cn_only, &host("127.0.0.1")).is_err());
     }
 }
