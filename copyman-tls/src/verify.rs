@@ -148,21 +148,8 @@ fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
     /// `2.5.4.3` (commonName) and `2.5.29.17` (subjectAltName), DER-encoded.
     const CN: &[u8] = &[0x55, 0x04, 0x03];
     const SAN: &[u8] = &[0x55, 0x1d, 0x11];
-    let (0x30, certificate, _) = tlv(der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = tlv(certificate)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    if rest.first() == Some(&0xa0) {
-        rest = tlv(rest)?.2;
-    }
-    // serialNumber, signature, issuer, validity
-    for _ in 0..4 {
-        rest = tlv(rest)?.2;
-    }
-    let (0x30, mut subject, rest) = tlv(rest)? else {
+    // After serialNumber, signature, issuer, validity.
+    let (0x30, mut subject, rest) = tlv(tbs_fields(der, 4)?)? else {
         return None;
     };
     let mut names = Vec::new();
@@ -210,22 +197,8 @@ fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
 /// A certificate's `subjectPublicKeyInfo` (RFC 5280 4.1.2.7): its algorithm (the
 /// AlgorithmIdentifier's contents) and its key (the BIT STRING's bits).
 fn public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (0x30, certificate, _) = tlv(der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = tlv(certificate)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    // version [0] EXPLICIT, absent in version 1
-    if rest.first() == Some(&0xa0) {
-        rest = tlv(rest)?.2;
-    }
-    // serialNumber, signature, issuer, validity, subject
-    for _ in 0..5 {
-        rest = tlv(rest)?.2;
-    }
-    let (0x30, spki, _) = tlv(rest)? else {
+    // After serialNumber, signature, issuer, validity, subject.
+    let (0x30, spki, _) = tlv(tbs_fields(der, 5)?)? else {
         return None;
     };
     let (0x30, algorithm, rest) = tlv(spki)? else {
@@ -439,25 +412,29 @@ fn check_validity(der: &[u8], now: UnixTime) -> Result<(), Error> {
     Ok(())
 }
 
-/// A certificate's `notBefore` and `notAfter` (RFC 5280 4.1.2.5), in seconds since the epoch.
-/// Times before 1970 count as 0.
-fn validity(der: &[u8]) -> Option<(u64, u64)> {
+/// A certificate's tbsCertificate (RFC 5280 4.1) from its serialNumber on, `skip` fields passed
+/// over: the version [0] EXPLICIT, absent in version 1, is skipped first.
+fn tbs_fields(der: &[u8], skip: usize) -> Option<&[u8]> {
     let (0x30, certificate, _) = tlv(der)? else {
         return None;
     };
-    let (0x30, tbs, _) = tlv(certificate)? else {
+    let (0x30, mut rest, _) = tlv(certificate)? else {
         return None;
     };
-    let mut rest = tbs;
-    // version [0] EXPLICIT, optional
     if rest.first() == Some(&0xa0) {
         rest = tlv(rest)?.2;
     }
-    // serialNumber, signature, issuer
-    for _ in 0..3 {
+    for _ in 0..skip {
         rest = tlv(rest)?.2;
     }
-    let (0x30, validity, _) = tlv(rest)? else {
+    Some(rest)
+}
+
+/// A certificate's `notBefore` and `notAfter` (RFC 5280 4.1.2.5), in seconds since the epoch.
+/// Times before 1970 count as 0.
+fn validity(der: &[u8]) -> Option<(u64, u64)> {
+    // After serialNumber, signature, issuer.
+    let (0x30, validity, _) = tlv(tbs_fields(der, 3)?)? else {
         return None;
     };
     let (tag, not_before, rest) = tlv(validity)?;

@@ -67,12 +67,14 @@ pub fn execute_of_copy_out_is_cancelled<D: CopyDriver>(driver: &D, clusters: &Cl
     select_one(&mut copy, Endpoint::Source);
 }
 
-/// With a stall timeout, a destination server that stops reading (a row trigger waits on a
-/// lock) faults with the core's "stalled" error naming it, of kind `TimedOut`, while the other
-/// destination completes; the stalled one holds nothing afterwards and its session is usable.
-pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clusters) {
-    const ROWS: u64 = 150_000;
-    const LOCK: i64 = 4_242_013;
+/// The rows of [`stalling_copy`].
+const STALLING_ROWS: u64 = 150_000;
+
+/// Rows of a copy (~47 MB: more than the socket buffers on both sides hold while a destination
+/// stalls) from the source to destinations 0 and 1, whose databases it makes (returned), with
+/// the copy's stall timeout 1 s; destination 0's row 1000 waits for the advisory lock `lock`
+/// (a row trigger), so it stops reading while another session holds it.
+fn stalling_copy(clusters: &Clusters, lock: i64) -> (CopyPlan, [String; 2]) {
     let source_db = clusters.source.create_database();
     let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
     let stalled_db = stalled.create_database();
@@ -83,22 +85,17 @@ pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clust
         &format!(
             "CREATE TABLE t (i int8, pad text);
              CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_advisory_lock({LOCK}); PERFORM pg_advisory_unlock({LOCK}); RETURN NEW; END $$;
+             BEGIN PERFORM pg_advisory_lock({lock}); PERFORM pg_advisory_unlock({lock}); RETURN NEW; END $$;
              CREATE TRIGGER stall BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 1000)
                  EXECUTE FUNCTION stall();"
         ),
     );
     exec(other, &other_db, "CREATE TABLE t (i int8, pad text)");
-    let mut locker = stalled.connect(&stalled_db);
-    locker
-        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
-        .expect("take the advisory lock");
-    // ~47 MB: more than the socket buffers on both sides hold while the destination stalls.
     let plan = CopyPlan {
         source: SourceSpec::Statement(StatementSpec::new(
             clusters.source.conninfo(&source_db),
             format!(
-                "COPY (SELECT i::int8, repeat('x', 300) FROM generate_series(1, {ROWS}) AS g(i)) \
+                "COPY (SELECT i::int8, repeat('x', 300) FROM generate_series(1, {STALLING_ROWS}) AS g(i)) \
                  TO STDOUT"
             ),
         )),
@@ -113,6 +110,21 @@ pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clust
             )),
         ],
     };
+    (plan, [stalled_db, other_db])
+}
+
+/// With a stall timeout, a destination server that stops reading (a row trigger waits on a
+/// lock) faults with the core's "stalled" error naming it, of kind `TimedOut`, while the other
+/// destination completes; the stalled one holds nothing afterwards and its session is usable.
+pub fn stall_timeout_faults_receiver<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = STALLING_ROWS;
+    const LOCK: i64 = 4_242_013;
+    let (plan, [stalled_db, other_db]) = stalling_copy(clusters, LOCK);
+    let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let mut locker = stalled.connect(&stalled_db);
+    locker
+        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
+        .expect("take the advisory lock");
     let mut copy = open(driver, plan);
     copy.start()
         .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
@@ -163,24 +175,9 @@ pub fn stall_timeout_bounds_failing_a_receiver_that_stays_blocked<D: CopyDriver>
     driver: &D,
     clusters: &Clusters,
 ) {
-    const ROWS: u64 = 150_000;
     const LOCK: i64 = 4_242_014;
-    let source_db = clusters.source.create_database();
+    let (plan, [stalled_db, other_db]) = stalling_copy(clusters, LOCK);
     let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
-    let stalled_db = stalled.create_database();
-    let other_db = other.create_database();
-    exec(
-        stalled,
-        &stalled_db,
-        &format!(
-            "CREATE TABLE t (i int8, pad text);
-             CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN PERFORM pg_advisory_lock({LOCK}); PERFORM pg_advisory_unlock({LOCK}); RETURN NEW; END $$;
-             CREATE TRIGGER stall BEFORE INSERT ON t FOR EACH ROW WHEN (NEW.i = 1000)
-                 EXECUTE FUNCTION stall();"
-        ),
-    );
-    exec(other, &other_db, "CREATE TABLE t (i int8, pad text)");
     // The lock is held until the copy has ended, or (if it never does) for 60 s at most, which
     // `gave_up` then says.
     let ended = Arc::new(AtomicBool::new(false));
@@ -201,25 +198,6 @@ pub fn stall_timeout_bounds_failing_a_receiver_that_stays_blocked<D: CopyDriver>
                 .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"))
                 .expect("release the advisory lock");
         })
-    };
-    let plan = CopyPlan {
-        source: SourceSpec::Statement(StatementSpec::new(
-            clusters.source.conninfo(&source_db),
-            format!(
-                "COPY (SELECT i::int8, repeat('x', 300) FROM generate_series(1, {ROWS}) AS g(i)) \
-                 TO STDOUT"
-            ),
-        )),
-        destinations: vec![
-            DestinationSpec::Statement(
-                StatementSpec::new(stalled.conninfo(&stalled_db), "COPY t FROM STDIN")
-                    .timeout(Duration::from_secs(1)),
-            ),
-            DestinationSpec::Statement(StatementSpec::new(
-                other.conninfo(&other_db),
-                "COPY t FROM STDIN",
-            )),
-        ],
     };
     let mut copy = open(driver, plan);
     copy.start()
