@@ -40,10 +40,11 @@
 //!
 //! `selection` is what the job copies (its tables and patterns, in one order): a resume of
 //! another selection is refused. `source` names the source as destinations are named: a resume
-//! from another source is refused (a standby of it has its identity). `truncate` says the job was run with `--truncate`: its
-//! resumes empty the tables they copy as it would have. `verify` says it began with
-//! `--verify`: a resume without it is refused. `begin` is written before a table's transaction starts on a
-//! destination (`exact`: this attempt records its `commit` line, below); `commit`, before its
+//! from another source is refused (a standby of it has its identity). `truncate` says the job
+//! was run with `--truncate`: its resumes empty the tables they copy as it would have. `verify`
+//! says it began with `--verify`: a resume without it is refused. `begin` is written before a
+//! table's transaction starts on a destination (`exact`: this attempt records its `commit`
+//! line, below); `commit`, before its
 //! `COMMIT` (or `PREPARE TRANSACTION`) is sent, with the rows copied and the destination's
 //! transaction ids (`txid_current()`; one per range of a split table); `done` only after its
 //! `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
