@@ -820,17 +820,14 @@ pub fn copy_table(sql: &str) -> Option<&str> {
 /// ```
 pub fn copy_query(sql: &str) -> Option<&str> {
     let (words, groups) = scan(sql, true).ok()?;
-    let copy = words
-        .first()
-        .filter(|t| t.text.eq_ignore_ascii_case("copy"))?;
+    if !words.first()?.text.eq_ignore_ascii_case("copy") {
+        return None;
+    }
     let &(open, close) = groups.first()?;
     // The group is the query only where it comes right after `COPY` (a table's column list
     // comes after its name).
     let named = words.get(1).is_some_and(|t| t.depth == 0 && t.at < open);
-    if named || open < copy.at {
-        return None;
-    }
-    Some(sql[open + 1..close].trim())
+    (!named).then(|| sql[open + 1..close].trim())
 }
 
 /// The dot-separated parts of a qualified name as a statement spells it, each as written

@@ -683,12 +683,11 @@ pub fn conversions(
             if let Some(to) = rel.column(&from.name).filter(|to| to.generated)
                 && to.generation != from.generation
             {
-                let show = |c: &Column| c.generation.clone().unwrap_or_default();
                 recomputed.push(format!(
                     "column {} is generated as {} on the source but as {} on {label}",
                     from.name,
-                    show(from),
-                    show(to)
+                    from.generation.as_deref().unwrap_or_default(),
+                    to.generation.as_deref().unwrap_or_default()
                 ));
             }
         }

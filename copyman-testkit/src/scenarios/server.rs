@@ -326,6 +326,8 @@ pub fn stall_timeout_bounds_cancelling_a_stopped_source<D: CopyDriver>(
         .args(["-STOP", &pid.to_string()])
         .status()
         .is_ok_and(|s| s.success());
+    // Let go however this test ends (a panic included): a stopped backend would outlive it.
+    let _goes_on = GoesOn(pid);
     if !stopped {
         eprintln!(
             "SKIPPED stall_timeout_bounds_cancelling_a_stopped_source [{}]: cannot stop the \
@@ -383,6 +385,15 @@ pub fn stall_timeout_bounds_cancelling_a_stopped_source<D: CopyDriver>(
     );
     assert_eq!(count(dest, &dest_db, "t"), 0);
     select_one(&mut copy, Endpoint::Destination(0));
+}
+
+/// A stopped backend, let go when dropped.
+struct GoesOn(i32);
+
+impl Drop for GoesOn {
+    fn drop(&mut self) {
+        continued(self.0);
+    }
 }
 
 /// Lets the stopped process `pid` go on: whether it could.
