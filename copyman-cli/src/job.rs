@@ -584,8 +584,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // What planning waits for (a resume waiting for an earlier run's transaction) is said at
     // once, and kept for --json's notes.
     let waited: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    // A long planning (thousands of tables: one catalog query per table and server) is said,
-    // after a few seconds and then every few seconds, so that it is never silent.
+    // A long planning (thousands of tables, each server's catalog read a few hundred at a
+    // time) is said, after a few seconds and then every few seconds, so that it is never silent.
     let planning_said = Mutex::new(Instant::now());
     let planned = job::plan_with(&source, &dests, &args.selection, options, &|event| {
         if let Event::Planning { done, total } = event {

@@ -682,6 +682,33 @@ impl TableCopy {
 /// the relation was analyzed, and its size divided by an estimated row width where it never was
 /// (`reltuples` is -1 from PostgreSQL 14 on, 0 with pages on disk before).
 pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
+    let relation = format!(
+        "{}::pg_catalog.regclass::pg_catalog.oid",
+        literal(&table.to_string())
+    );
+    catalog_of(&relation, version)
+}
+
+/// The catalog query of many tables at once ([`catalog_query`] for each, planned once): each
+/// row is one of `catalog_query`'s with the table's 1-based place in `tables` in front (as
+/// text), the rows of each table together, in `tables`' order. A table the server does not find
+/// has no row (`to_regclass`), where `catalog_query` would fail; a schema the role may not use
+/// fails it all. Needs PostgreSQL 9.6 (`to_regclass` of text).
+///
+/// One query instead of one per table: planning the query takes most of its time (about 8 ms
+/// against 2 ms of running it for a table), which thousands of tables paid once each.
+pub fn catalog_batch_query(tables: &[&TableName], version: Option<u32>) -> String {
+    let names: Vec<String> = tables.iter().map(|t| literal(&t.to_string())).collect();
+    format!(
+        "SELECT k.i::text, q.* FROM pg_catalog.unnest(ARRAY[{}]::text[]) WITH ORDINALITY \
+           AS k(name, i) CROSS JOIN LATERAL ({}) q",
+        names.join(", "),
+        catalog_of("pg_catalog.to_regclass(k.name)::pg_catalog.oid", version)
+    )
+}
+
+/// [`catalog_query`]'s text, for the relation whose oid `relation` gives.
+fn catalog_of(relation: &str, version: Option<u32>) -> String {
     let version = version.unwrap_or(0);
     // attgenerated is from PostgreSQL 12, as pg_partition_tree.
     let generated = if version >= 120_000 {
@@ -714,7 +741,7 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
         "SELECT rel.oid FROM rel"
     };
     format!(
-        "WITH RECURSIVE rel AS (SELECT {table}::pg_catalog.regclass::pg_catalog.oid AS oid), \
+        "WITH RECURSIVE rel AS (SELECT {relation} AS oid), \
          reach(attnum, typ, elem, path, md) AS ( \
            SELECT a.attnum, a.atttypid, false, ''::text, -1 FROM pg_catalog.pg_attribute a, rel \
             WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -786,8 +813,7 @@ pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-         ORDER BY a.attnum",
-        table = literal(&table.to_string()),
+         ORDER BY a.attnum"
     )
 }
 

@@ -5,7 +5,7 @@
 //! state file read for a resume (`resumed`) or checked before a fresh run (`fresh`), the foreign
 //! keys and partitions that order the tables, and a large table's [`split`] into ctid ranges.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use copyman_sync::Connection;
@@ -18,7 +18,7 @@ use super::run;
 use super::sessions::{ensure, give_up};
 use crate::commit;
 use crate::identity::Identity;
-use crate::plan::{choose_format, lookup, major, needs_select, resolve_columns};
+use crate::plan::{choose_format, lookup, lookup_many, major, needs_select, resolve_columns};
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carry};
@@ -240,6 +240,28 @@ impl std::fmt::Debug for Plan {
             .field("tables", &self.tables)
             .field("snapshot", &self.snapshot)
             .finish_non_exhaustive()
+    }
+}
+
+/// How many tables' catalogs are read in one query (a few tenths of a second of the server's
+/// time): the planning's progress is said between two.
+const LOOKED_UP_AT_ONCE: usize = 200;
+
+/// The source's catalog of `tables`, read in one query ([`lookup_many`]); what it lacks, each
+/// table is looked up alone for. A query given up (a stall) leaves the source's session unusable:
+/// the job stops, as a table's lookup given up stops it.
+fn look_ahead(
+    src: &mut Connection,
+    tables: &[TableName],
+    options: &Options,
+) -> Result<HashMap<String, Relation>, JobError> {
+    let tables: Vec<&TableName> = tables.iter().collect();
+    match lookup_many(src, &tables) {
+        Ok(found) => Ok(found),
+        Err(e) if !src.is_ready() => Err(JobError::Source(
+            describe_with(&e, options.stall_timeout).prefixed("reading the tables' catalog: "),
+        )),
+        Err(_) => Ok(HashMap::new()),
     }
 }
 
@@ -745,10 +767,40 @@ pub fn plan_with(
     let mut tables = Vec::new();
     let mut confirmed = Vec::new();
     let total = selected.len();
+    let names: Vec<TableName> = selected.iter().map(|s| s.table.clone()).collect();
+    // Each server's catalog, read LOOKED_UP_AT_ONCE tables at a time (see `lookup_many`).
+    let mut source_catalog = HashMap::new();
+    let mut dest_catalogs: Vec<HashMap<String, Relation>> = vec![HashMap::new(); dests.len()];
     for (done, sel) in selected.into_iter().enumerate() {
         events(Event::Planning { done, total });
         let key = sel.table.to_string();
-        let source_rel = match lookup(&mut src, &sel.table) {
+        if done % LOOKED_UP_AT_ONCE == 0 {
+            let next = &names[done..names.len().min(done + LOOKED_UP_AT_ONCE)];
+            source_catalog = look_ahead(&mut src, next, options)?;
+            for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
+                // Not where it has nothing to do: a table recorded done is not asked about.
+                let undone: Vec<&TableName> = next
+                    .iter()
+                    .filter(|t| recorded.done(&t.to_string(), &keys[i]).is_none())
+                    .collect();
+                if down[i].is_some() {
+                    continue;
+                }
+                dest_catalogs[i] = match ensure(slot, server) {
+                    Ok(conn) => match lookup_many(conn, &undone) {
+                        Ok(found) => found,
+                        // Each looked up alone, on a new session if this one was given up.
+                        Err(_) => {
+                            give_up(slot, server);
+                            HashMap::new()
+                        }
+                    },
+                    Err(_) => HashMap::new(),
+                };
+            }
+        }
+        let looked_up = source_catalog.remove(&key).map(|rel| Ok(Some(rel)));
+        let source_rel = match looked_up.unwrap_or_else(|| lookup(&mut src, &sel.table)) {
             Ok(Some(rel)) => rel,
             Ok(None) => {
                 return Err(JobError::Selection(format!("source table {key} not found")));
@@ -819,7 +871,8 @@ pub fn plan_with(
                     empty
                 }
             };
-            let rel = match lookup(conn, &sel.table) {
+            let looked_up = dest_catalogs[i].remove(&key).map(|rel| Ok(Some(rel)));
+            let rel = match looked_up.unwrap_or_else(|| lookup(conn, &sel.table)) {
                 Ok(Some(rel)) => rel,
                 Ok(None) => {
                     plans.push(DestPlan::Refused(TableError::lasting("not found")));
@@ -1432,7 +1485,7 @@ fn onto_job_tables(
 /// Fills each table's [`TablePlan::after`] (the job's tables it references, except those on a
 /// cycle with it: tables on a cycle keep the size order) and [`TablePlan::referenced_by`].
 fn order_by_foreign_keys(tables: &mut [TablePlan], edges: &[(String, String)]) -> Vec<String> {
-    let index: std::collections::HashMap<String, usize> = tables
+    let index: HashMap<String, usize> = tables
         .iter()
         .enumerate()
         .map(|(i, t)| (t.table.to_string(), i))

@@ -240,9 +240,9 @@ pub enum Event {
     /// announced on a destination and that is still in progress there: what it waits for, and
     /// how long at most (then it goes on if the transaction ended, or refuses the resume).
     ResumeWait(ResumeWait),
-    /// While planning ([`plan_with`]), before each table's catalogs are read on every server:
-    /// how many tables were planned so far, of how many (a selection of thousands takes a
-    /// while, one catalog query per table and server).
+    /// While planning ([`plan_with`]), before each table's plan is made: how many tables were
+    /// planned so far, of how many (a selection of thousands takes a while: each server's
+    /// catalog is read a few hundred tables at a time).
     Planning {
         /// Tables planned so far.
         done: usize,
