@@ -189,7 +189,7 @@ impl<'a> CopyManager<'a> {
         let diagnose = crate::Error::diagnose;
         let mut copy = Self {
             core: CopyRun::new(producer.protocol(), protocols, options.config, diagnose)
-                .with_stall_timeout(options.stall_timeout),
+                .with_stall_timeout(options.stall_limit()),
             options,
             producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),
@@ -249,7 +249,7 @@ impl<'a> CopyManager<'a> {
 
     /// Starts the IO of one order.
     fn dispatch(&mut self, order: Order) {
-        let stall = self.options.stall_timeout;
+        let stall = self.options.stall_limit();
         let io: Io<'a> = match order {
             Order::StartReceiver(receiver) => {
                 let mut endpoint = self.take_receiver(receiver);

@@ -168,7 +168,7 @@ impl<'a> CopyManager<'a> {
             config,
             crate::Error::diagnose,
         )
-        .with_stall_timeout(options.stall_timeout);
+        .with_stall_timeout(options.stall_limit());
         let count = receivers.len();
         let mut copy = Self {
             core,
@@ -475,7 +475,7 @@ impl<'a> CopyManager<'a> {
     /// The stall timer of an IO starting now on `socket`: its own timeout, else the copy's stall
     /// timeout, if either is set.
     fn timer(&self, endpoint: EndpointId, socket: PollSocket) -> Option<StallTimer> {
-        let limit = socket.timeout.or(self.options.stall_timeout)?;
+        let limit = socket.timeout.or(self.options.stall_limit())?;
         Some(StallTimer::new(endpoint, limit, Instant::now()))
     }
 
@@ -485,7 +485,7 @@ impl<'a> CopyManager<'a> {
 
     /// Carries out one order of core's.
     fn carry_out(&mut self, order: Order) {
-        let stall = self.options.stall_timeout;
+        let stall = self.options.stall_limit();
         match order {
             Order::StartReceiver(id) => {
                 let receiver = &mut **self.receivers.get_mut(id.0).expect("a receiver's order");

@@ -40,6 +40,8 @@ pub struct Options {
     /// connection's next call reads that answer first (or says the connection was closed).
     /// Endpoints over a `postgres`/`tokio-postgres` client (`ClientProducer`,
     /// `ClientReceiver`) are bounded only where their client's IO can be (not in copyman-sync).
+    /// `Some(Duration::ZERO)` waits for ever too, as PostgreSQL's `statement_timeout = 0` does
+    /// (see [`Options::stall_limit`]).
     pub stall_timeout: Option<Duration>,
 }
 
@@ -75,9 +77,23 @@ impl Options {
         self
     }
 
-    /// These options with a stall timeout.
+    /// These options with a stall timeout; `Duration::ZERO` is none (waits for ever).
     pub fn with_stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = Some(timeout);
         self
+    }
+
+    /// The stall timeout the drivers apply: [`Options::stall_timeout`], a zero one taken as none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use copyman_core::manager::Options;
+    ///
+    /// let stalls = Options::default().with_stall_timeout(Duration::from_secs(30));
+    /// assert_eq!(stalls.stall_limit(), Some(Duration::from_secs(30)));
+    /// assert_eq!(Options::default().with_stall_timeout(Duration::ZERO).stall_limit(), None);
+    /// ```
+    pub fn stall_limit(&self) -> Option<Duration> {
+        self.stall_timeout.filter(|t| !t.is_zero())
     }
 }

@@ -37,7 +37,7 @@
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
-//!   [`keep_going_leaves_refusing_destination_usable`]; how it ends:
+//!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`]; how it ends:
 //!   [`receivers_end_their_copies_side_by_side`].
 
 mod check;
@@ -76,7 +76,7 @@ pub use input::{
 };
 pub use options::{
     keep_going_leaves_refusing_destination_usable, receivers_end_their_copies_side_by_side,
-    window_of_one_holds_one_chunk,
+    window_of_one_holds_one_chunk, zero_stall_timeout_waits,
 };
 pub use seed::{
     seed_copy_fail_attributes, seed_copy_manager_loop, seed_receiver_fault_loop,
@@ -208,6 +208,7 @@ macro_rules! scenario_tests {
             tcp_keepalives_are_set_as_libpq_sets_them,
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,
+            zero_stall_timeout_waits,
             receivers_end_their_copies_side_by_side,
         );
     };

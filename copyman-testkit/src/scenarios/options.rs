@@ -1,5 +1,6 @@
 //! The copy's options mean the same under every adapter: a window of one chunk holds one chunk,
-//! and keep-going lets the others complete while a refusing destination stays usable.
+//! keep-going lets the others complete while a refusing destination stays usable, and a zero
+//! stall timeout is none.
 
 use super::Clusters;
 use super::check::{count, exec, open, select_one};
@@ -222,4 +223,39 @@ pub fn receivers_end_their_copies_side_by_side<D: CopyDriver>(driver: &D, cluste
         "[{}] the destinations' ends ran side by side",
         driver.name()
     );
+}
+
+/// A stall timeout of zero is none, as PostgreSQL's `statement_timeout = 0`: the copy waits as
+/// long as it takes (it failed every copy at its start, "stalled: no byte moved for 0ns").
+pub fn zero_stall_timeout_waits<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    const ROWS: u64 = 20_000;
+    let (source, dest) = (&clusters.source, &clusters.destinations[0]);
+    let (source_db, dest_db) = (source.create_database(), dest.create_database());
+    exec(
+        source,
+        &source_db,
+        &format!("CREATE TABLE src AS SELECT i::int8 FROM generate_series(1, {ROWS}) AS g(i)"),
+    );
+    exec(dest, &dest_db, "CREATE TABLE t (i int8)");
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(
+            StatementSpec::new(source.conninfo(&source_db), "COPY src TO STDOUT")
+                .timeout(std::time::Duration::ZERO),
+        ),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            dest.conninfo(&dest_db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    let mut copy = open(driver, plan);
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    while let Some(progress) = copy.next() {
+        progress.unwrap_or_else(|f| panic!("[{}] {f}", driver.name()));
+    }
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert_eq!(summary.producer_count, Some(ROWS));
+    assert_eq!(count(dest, &dest_db, "t"), ROWS as i64);
 }
