@@ -470,6 +470,27 @@ impl Connection {
         handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
+    /// Reads into the session what the socket has at hand, without waiting for more (after
+    /// letting the runtime's reactor see the socket: tokio reads only a socket it saw ready).
+    pub(crate) async fn poll_server(&mut self) -> Result<(), Error> {
+        tokio::task::yield_now().await;
+        let stream = live(&mut self.stream, self.closed)?;
+        loop {
+            let read = stream.try_read(&mut self.scratch);
+            if read
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+            {
+                return Ok(());
+            }
+            let eof = matches!(read, Ok(0));
+            handle_read::<Error>(&mut self.endpoint, read, &self.scratch)?;
+            if eof {
+                return Ok(());
+            }
+        }
+    }
+
     /// Before a new operation: waits for the cancel a dropped producer sent in the background
     /// (the endpoint itself reads and discards the outcome of what a dropped call left running).
     pub(crate) async fn settle(&mut self) -> Result<(), Error> {

@@ -67,8 +67,9 @@ where
 }
 
 /// Expands, inside an adapter's `impl Connection`, to the methods both adapters' connections
-/// share: `session`, `execute`, `query`, `take_notices`, `take_notifications`, `command_tag`
-/// (public), and `run_query`, `start_copy`, `drive`, `cancel_request`.
+/// share: `session`, `is_closed`, `check`, `execute`, `query`, `take_notices`,
+/// `take_notifications`, `command_tag` (public), and `run_query`, `start_copy`, `drive`,
+/// `cancel_request`.
 ///
 /// Invoked bare for blocking methods, or as `connection_glue!(async await)` for `async` ones
 /// (each call into the adapter then awaited). The connection has the fields `endpoint:
@@ -79,6 +80,8 @@ where
 /// - `flush(&mut self) -> Result<(), Error>`: writes what the session has to send;
 /// - `read_into_session(&mut self) -> Result<(), Error>`: reads once into the session
 ///   ([`handle_read`]);
+/// - `poll_server(&mut self) -> Result<(), Error>`: reads into the session what the socket has
+///   at hand, without waiting for more;
 /// - `cancel(&self) -> Result<(), Error>`: sends a CancelRequest on a new connection.
 ///
 /// `Error` is the adapter's, in scope where the macro is expanded (the one
@@ -99,6 +102,33 @@ macro_rules! connection_glue {
         pub fn is_closed(&self) -> bool {
             self.closed.is_some()
                 || self.endpoint.session().state() == $crate::session::State::Closed
+        }
+
+        /// Reads, without waiting, what the server sent unasked, and says whether the session
+        /// is still usable: a server that terminated the backend (its FATAL error waiting in the
+        /// socket, e.g. 57P01 "terminating connection due to administrator command") ends the
+        /// session, and this returns that error — the server's words, not the "broken pipe" a
+        /// statement written to the closed socket would get.
+        ///
+        /// # Errors
+        /// The server's error that ended the session, or the socket's.
+        pub $($async)? fn check(&mut self) -> Result<(), Error> {
+            use $crate::session::{Event, SessionError, State};
+            self.settle()$(.$await)??;
+            if self.endpoint.session().state() == State::Ready {
+                self.poll_server()$(.$await)??;
+            }
+            let mut closed = None;
+            while let Some(event) = self.endpoint.session_mut().poll_event() {
+                if let Event::Closed(e) = event {
+                    closed = Some(e);
+                }
+            }
+            match (closed, self.endpoint.session().state()) {
+                (Some(e), _) => Err(e.into()),
+                (None, State::Closed) => Err(SessionError::Closed.into()),
+                _ => Ok(()),
+            }
         }
 
         /// Runs SQL (one or more statements, simple query protocol) and returns the row count

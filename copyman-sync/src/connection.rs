@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use copyman_core::connect::{Next, Started, Target, TimeoutExpired};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::Endpoint;
-use copyman_core::session::{Event, Session, SessionError, State};
+use copyman_core::session::{Session, State};
 use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
@@ -389,32 +389,6 @@ impl Connection {
         }
     }
 
-    /// Reads, without blocking, what the server sent unasked, and says whether the session is
-    /// still usable: a server that terminated the backend (its FATAL error waiting in the socket,
-    /// e.g. 57P01 "terminating connection due to administrator command") ends the session, and
-    /// this returns that error — the server's words, not the "broken pipe" a statement written
-    /// to the closed socket would get.
-    ///
-    /// # Errors
-    /// The server's error that ended the session, or the socket's.
-    pub fn check(&mut self) -> Result<(), Error> {
-        self.settle()?;
-        if self.endpoint.session().state() == State::Ready {
-            self.poll_server()?;
-        }
-        let mut closed = None;
-        while let Some(event) = self.endpoint.session_mut().poll_event() {
-            if let Event::Closed(e) = event {
-                closed = Some(e);
-            }
-        }
-        match (closed, self.endpoint.session().state()) {
-            (Some(e), _) => Err(e.into()),
-            (None, State::Closed) => Err(SessionError::Closed.into()),
-            _ => Ok(()),
-        }
-    }
-
     /// Sends a CancelRequest for whatever the connection runs now, on a new connection to the
     /// same server, each step bounded by `connect_timeout` (10 s if none).
     ///
@@ -503,6 +477,7 @@ impl Connection {
     }
 
     /// Reads into the session without waiting, until the socket has nothing more.
+    /// Reads into the session what the socket has at hand, without waiting for more.
     pub(crate) fn poll_server(&mut self) -> Result<(), Error> {
         loop {
             match self.stream.read(&mut self.scratch) {

@@ -147,6 +147,9 @@ impl Worker {
                 Cmd::Sql(endpoint, sql, reply) => {
                     let _ = reply.send(runtime.block_on(self.sql(endpoint, &sql)));
                 }
+                Cmd::Check(endpoint, reply) => {
+                    let _ = reply.send(runtime.block_on(self.check(endpoint)));
+                }
                 Cmd::Session(endpoint, reply) => {
                     let _ = reply.send(self.session(endpoint));
                 }
@@ -156,16 +159,24 @@ impl Worker {
         }
     }
 
-    async fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
-        let conn = match (endpoint, &mut self.source) {
-            (Endpoint::Source, Source::Statement(conn, _)) => conn,
+    /// The raw session of `endpoint`.
+    fn conn(&mut self, endpoint: Endpoint) -> Result<&mut Connection, ErrorInfo> {
+        match (endpoint, &mut self.source) {
+            (Endpoint::Source, Source::Statement(conn, _)) => Ok(&mut **conn),
             (Endpoint::Destination(i), _) => match self.dests.get_mut(i) {
-                Some(Dest::Statement(conn, _)) => conn,
-                _ => return Err(ErrorInfo::message(format!("{endpoint} has no session"))),
+                Some(Dest::Statement(conn, _)) => Ok(&mut **conn),
+                _ => Err(ErrorInfo::message(format!("{endpoint} has no session"))),
             },
-            _ => return Err(ErrorInfo::message(format!("{endpoint} has no session"))),
-        };
-        conn.query(sql).await.map_err(|e| info(&e))
+            _ => Err(ErrorInfo::message(format!("{endpoint} has no session"))),
+        }
+    }
+
+    async fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
+        self.conn(endpoint)?.query(sql).await.map_err(|e| info(&e))
+    }
+
+    async fn check(&mut self, endpoint: Endpoint) -> Result<(), ErrorInfo> {
+        self.conn(endpoint)?.check().await.map_err(|e| info(&e))
     }
 
     fn session(&mut self, endpoint: Endpoint) -> SessionInfo {

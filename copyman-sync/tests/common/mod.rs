@@ -129,6 +129,9 @@ impl Worker {
                 Cmd::Sql(endpoint, sql, reply) => {
                     let _ = reply.send(self.sql(endpoint, &sql));
                 }
+                Cmd::Check(endpoint, reply) => {
+                    let _ = reply.send(self.check(endpoint));
+                }
                 Cmd::Session(endpoint, reply) => {
                     let _ = reply.send(self.session(endpoint));
                 }
@@ -138,16 +141,24 @@ impl Worker {
         }
     }
 
-    fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
-        let conn = match (endpoint, &mut self.source) {
-            (Endpoint::Source, Source::Statement(conn, _)) => conn,
+    /// The raw session of `endpoint`.
+    fn conn(&mut self, endpoint: Endpoint) -> Result<&mut Connection, ErrorInfo> {
+        match (endpoint, &mut self.source) {
+            (Endpoint::Source, Source::Statement(conn, _)) => Ok(&mut **conn),
             (Endpoint::Destination(i), _) => match self.dests.get_mut(i) {
-                Some(Dest::Statement(conn, _)) => conn,
-                _ => return Err(ErrorInfo::message(format!("{endpoint} has no session"))),
+                Some(Dest::Statement(conn, _)) => Ok(&mut **conn),
+                _ => Err(ErrorInfo::message(format!("{endpoint} has no session"))),
             },
-            _ => return Err(ErrorInfo::message(format!("{endpoint} has no session"))),
-        };
-        conn.query(sql).map_err(|e| info(&e))
+            _ => Err(ErrorInfo::message(format!("{endpoint} has no session"))),
+        }
+    }
+
+    fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
+        self.conn(endpoint)?.query(sql).map_err(|e| info(&e))
+    }
+
+    fn check(&mut self, endpoint: Endpoint) -> Result<(), ErrorInfo> {
+        self.conn(endpoint)?.check().map_err(|e| info(&e))
     }
 
     fn session(&mut self, endpoint: Endpoint) -> SessionInfo {

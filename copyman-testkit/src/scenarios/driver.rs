@@ -441,6 +441,13 @@ pub trait RunningCopy {
     /// The server's error, or the session is gone.
     fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo>;
 
+    /// Reads, without waiting, what a session's server sent unasked and says whether the
+    /// session is still usable: the adapter's `Connection::check`. Not during a copy.
+    ///
+    /// # Errors
+    /// The server's error that ended the session, or the session is gone.
+    fn check(&mut self, endpoint: Endpoint) -> Result<(), ErrorInfo>;
+
     /// The lines a [`DestinationSpec::Collect`] destination received so far, in order.
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>>;
 

@@ -35,6 +35,7 @@
 //!   [`stall_timeout_bounds_failing_a_receiver_that_stays_blocked`],
 //!   [`stall_timeout_bounds_cancelling_a_stopped_source`],
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
+//!   [`check_reads_why_the_server_ended_a_session`],
 //!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
 //!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`]; how it ends:
@@ -83,8 +84,9 @@ pub use seed::{
     seed_reconcile_after_timeout, seed_run, seed_transfer,
 };
 pub use server::{
-    a_session_ended_by_its_server_says_why, connect_timeout_expires_then_next_host,
-    execute_of_copy_out_is_cancelled, notices_reach_the_caller, server_error_noticed_mid_copy_in,
+    a_session_ended_by_its_server_says_why, check_reads_why_the_server_ended_a_session,
+    connect_timeout_expires_then_next_host, execute_of_copy_out_is_cancelled,
+    notices_reach_the_caller, server_error_noticed_mid_copy_in,
     stall_timeout_bounds_a_locked_start, stall_timeout_bounds_cancelling_a_stopped_source,
     stall_timeout_bounds_failing_a_receiver_that_stays_blocked, stall_timeout_faults_producer,
     stall_timeout_faults_receiver, tcp_keepalives_are_set_as_libpq_sets_them,
@@ -197,6 +199,7 @@ macro_rules! scenario_tests {
             statement_producer_into_call_receiver,
             execute_of_copy_out_is_cancelled,
             a_session_ended_by_its_server_says_why,
+            check_reads_why_the_server_ended_a_session,
             stall_timeout_faults_receiver,
             stall_timeout_bounds_failing_a_receiver_that_stays_blocked,
             stall_timeout_faults_producer,

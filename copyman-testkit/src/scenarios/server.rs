@@ -861,6 +861,46 @@ pub fn stall_timeout_bounds_a_locked_start<D: CopyDriver>(driver: &D, clusters: 
     }
 }
 
+/// `Connection::check` reads, without a statement, why the server ended an idle session (its
+/// FATAL, 57P01), in both adapters (copyman-async had no `check`: its connection said it was
+/// ready until a statement failed); a live session checks as usable.
+pub fn check_reads_why_the_server_ended_a_session<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source = &clusters.source;
+    let db = source.create_database();
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(source.conninfo(&db), series(10))),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            source.conninfo(&db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    let mut copy = open(driver, plan);
+    let pid = backend_pid(&mut copy, Endpoint::Source);
+    copy.check(Endpoint::Source)
+        .unwrap_or_else(|e| panic!("[{}] a live session: {e}", driver.name()));
+    assert!(
+        source.terminate_backend(pid),
+        "the source backend was there"
+    );
+    // The FATAL reaches the socket just after the backend is gone.
+    let until = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        match copy.check(Endpoint::Source) {
+            Err(error) => break error,
+            Ok(()) if Instant::now() < until => thread::sleep(Duration::from_millis(20)),
+            Ok(()) => panic!("[{}] the ended session checks as usable", driver.name()),
+        }
+    };
+    assert_eq!(
+        error.sqlstate.as_deref(),
+        Some("57P01"),
+        "[{}] the server's reason: {error}",
+        driver.name()
+    );
+    copy.check(Endpoint::Destination(0))
+        .unwrap_or_else(|e| panic!("[{}] the other session: {e}", driver.name()));
+}
+
 /// A session its server ended while it was idle (terminated; an idle timeout does the same)
 /// says why on its next statement: the server's FATAL (57P01), which it sent before it closed.
 /// Over a Unix socket the statement's write fails at once ("Broken pipe"), which was the error;

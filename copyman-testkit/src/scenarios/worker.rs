@@ -52,6 +52,8 @@ pub enum Cmd {
     Sql(Endpoint, String, Sender<Result<Rows, ErrorInfo>>),
     /// What a session heard.
     Session(Endpoint, Sender<SessionInfo>),
+    /// Whether a session is still usable, read without waiting (`Connection::check`).
+    Check(Endpoint, Sender<Result<(), ErrorInfo>>),
 }
 
 impl Cmd {
@@ -64,6 +66,9 @@ impl Cmd {
                     "{endpoint}: a copy is in progress on this session"
                 ))));
                 None
+            }
+            Self::Check(endpoint, _) => {
+                panic!("{endpoint}: a copy is in progress on this session")
             }
             Self::Session(endpoint, _) => {
                 panic!("{endpoint}: a copy is in progress on this session")
@@ -187,6 +192,10 @@ impl RunningCopy for WorkerCopy {
     fn sql(&mut self, endpoint: Endpoint, sql: &str) -> Result<Rows, ErrorInfo> {
         let sql = sql.to_owned();
         self.call(|reply| Cmd::Sql(endpoint, sql, reply))
+    }
+
+    fn check(&mut self, endpoint: Endpoint) -> Result<(), ErrorInfo> {
+        self.call(|reply| Cmd::Check(endpoint, reply))
     }
 
     fn collected(&mut self, destination: usize) -> Vec<Vec<u8>> {
