@@ -255,6 +255,59 @@ fn pattern_sql(p: &NamePattern) -> String {
     }
 }
 
+/// The catalog query that says which of the selection's patterns match nothing on the source:
+/// one row per such pattern, `--schema`, `--table` or `--exclude-table` and the pattern as
+/// given (`None` when the selection has no pattern). A `--schema` pattern matches a schema, a
+/// `--table` one an ordinary or partitioned table outside the system schemas (as the selection
+/// takes them), an `--exclude-table` one any relation. An exclusion that matches nothing leaves
+/// in what it was meant to leave out (a misspelt name, under `--truncate` a destination's table
+/// emptied): the plan says so, as pg_dump's `--strict-names` would for its inclusions.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn unmatched_query(selection: &Selection) -> Result<Option<String>, PatternError> {
+    let from = "FROM pg_catalog.pg_class c \
+                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE";
+    let mut checks = Vec::new();
+    for schema in &selection.schemas {
+        let re = matches("n.nspname", &parse_schema_pattern(schema)?);
+        checks.push((
+            "--schema",
+            schema,
+            format!("FROM pg_catalog.pg_namespace n WHERE {re}"),
+        ));
+    }
+    for pattern in &selection.include {
+        let re = pattern_sql(&parse_pattern(pattern)?);
+        checks.push((
+            "--table",
+            pattern,
+            format!(
+                "{from} c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' \
+                 AND n.nspname !~ '^pg_' AND {re}"
+            ),
+        ));
+    }
+    for pattern in &selection.exclude {
+        let re = pattern_sql(&parse_pattern(pattern)?);
+        checks.push(("--exclude-table", pattern, format!("{from} {re}")));
+    }
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    let checks: Vec<String> = checks
+        .into_iter()
+        .map(|(flag, pattern, query)| {
+            format!(
+                "SELECT {}, {} WHERE NOT EXISTS (SELECT {query})",
+                literal(flag),
+                literal(pattern)
+            )
+        })
+        .collect();
+    Ok(Some(checks.join(" UNION ALL ")))
+}
+
 /// The catalog query that lists the selection on the source: one row per table, `schema`,
 /// `name`, `relkind`, and its size in bytes (`pg_relation_size`, summed over a partitioned
 /// table's partitions), largest first.

@@ -907,3 +907,55 @@ fn job_selection_a_resume_from_another_source_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "(SELECT 1 FROM b WHERE id = 1)"), 1);
     assert_eq!(count(&c.dest[0], &dst, "b"), 1);
 }
+
+/// A pattern that matches nothing is said, and in `--json`'s notes: above all an
+/// `--exclude-table` (a misspelt one leaves in the table it was meant to leave out: under
+/// `--truncate`, the destination's own table emptied and written over, without a word). The
+/// job goes on with what the other patterns select.
+#[test]
+fn job_selection_a_pattern_that_matches_nothing_is_said() {
+    let c = clusters();
+    let schema = "CREATE TABLE keep (i int); CREATE TABLE audit_log (i int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO keep VALUES (1); INSERT INTO audit_log VALUES (2);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let out = run(&[
+        "table",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--table",
+        "k*",
+        "--table",
+        "a*",
+        "--table",
+        "nomatch*",
+        "--schema",
+        "nosuchschema",
+        "--exclude-table",
+        "audit_logs",
+        "--exclude-table",
+        "audit_lo?",
+        "--json",
+    ]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    for expected in [
+        "--exclude-table audit_logs matches no relation on the source: it leaves nothing out",
+        "--table nomatch* matches no table on the source",
+        "--schema nosuchschema matches no schema on the source",
+    ] {
+        assert!(said.contains(expected), "{expected}: {said}");
+        assert!(text(&out.stdout).contains(expected), "--json: {expected}");
+    }
+    // Patterns that match are not said.
+    assert!(
+        !said.contains("audit_lo?") && !said.contains("--table k*"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "keep"), 1);
+    assert_eq!(count(&c.dest[0], &dst, "audit_log"), 0);
+}

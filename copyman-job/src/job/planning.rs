@@ -518,8 +518,24 @@ pub fn plan_with(
             })
         })
         .collect();
-    // The destinations left out are said first.
+    // The destinations left out are said first, then the patterns that match nothing.
     notes.splice(0..0, left_out);
+    let unmatched = select::unmatched_query(selection)
+        .map_err(|e| JobError::Selection(e.to_string()))?
+        .and_then(|query| src.query(&query).ok())
+        .unwrap_or_default();
+    for row in &unmatched {
+        if let [Some(flag), Some(pattern)] = &row[..] {
+            notes.push(match flag.as_str() {
+                "--exclude-table" => format!(
+                    "--exclude-table {pattern} matches no relation on the source: it leaves \
+                     nothing out"
+                ),
+                "--schema" => format!("--schema {pattern} matches no schema on the source"),
+                _ => format!("{flag} {pattern} matches no table on the source"),
+            });
+        }
+    }
     // What each selected table's copy covers on the source, by oid, as the selection saw it:
     // checked again once the tables are locked (below), since a partition attached or detached
     // while the job plans would be copied twice, or by nobody; and recorded with the claims.
