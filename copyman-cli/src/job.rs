@@ -1027,6 +1027,7 @@ fn to_json(
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,
         "notes": notes,
+        "waits": crate::watch::lock_waits(),
         "warnings": report::warnings(),
         "stopped": report.stopped,
         "interrupted": report.interrupted,

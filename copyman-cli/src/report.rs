@@ -591,6 +591,7 @@ impl RunReport {
                 "warning": d.warning,
             })).collect::<Vec<_>>(),
             "error": self.error,
+            "waits": crate::watch::lock_waits(),
             "notices": self.notices.iter().map(|n| json!({
                 "endpoint": n.endpoint,
                 "severity": n.notice.severity,

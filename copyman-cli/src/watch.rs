@@ -435,6 +435,28 @@ fn waits_on_itself(looks: &[&Look]) -> Option<(usize, usize)> {
     })
 }
 
+/// The waits for a lock said on stderr, for `--json`'s `waits`.
+static LOCK_WAITS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Says that the session `label` waits for a lock (`what`: on what, held by whom), once per
+/// wait, and keeps it for `--json` ([`lock_waits`]).
+fn say_lock_wait(label: &str, what: &str) {
+    let said = format!("waiting for lock on {label}: {what}");
+    progress::println(&format!("copyman: {said}"));
+    LOCK_WAITS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(said);
+}
+
+/// The waits for a lock this run said, in order ([`say_lock_wait`]).
+pub(crate) fn lock_waits() -> Vec<String> {
+    LOCK_WAITS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
 /// Why copyman cancelled a session of its own copy ([`waits_on_itself`]), once it did: the
 /// summary repeats it under the server's "canceling statement due to user request".
 static WAITED_ON_ITSELF: Mutex<Option<String>> = Mutex::new(None);
@@ -611,10 +633,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             match &look.lock {
                 Some(what) => {
                     if !w.waiting {
-                        progress::println(&format!(
-                            "copyman: waiting for lock on {}: {what}",
-                            w.target.label
-                        ));
+                        say_lock_wait(&w.target.label, what);
                     }
                     w.waiting = true;
                     notes.push(format!("waiting for lock on {}", w.target.label));
@@ -1157,10 +1176,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 match &look.lock {
                     Some(what) => {
                         if !b.2 {
-                            progress::println(&format!(
-                                "copyman: waiting for lock on {}: {what}",
-                                b.1.label
-                            ));
+                            say_lock_wait(&b.1.label, what);
                         }
                         b.2 = true;
                         // The job's line names the table already.

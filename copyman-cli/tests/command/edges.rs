@@ -448,7 +448,9 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
             &c.dest[0].conninfo(&d1),
             "--to",
             &c.dest[1].conninfo(&d2),
+            "--json",
         ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -457,8 +459,16 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
     assert!(line.contains("held by backend"), "{line}");
     holder.batch_execute("ROLLBACK").unwrap();
     let rest = stderr.unseen();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{rest}");
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    // The wait is in `--json` too.
+    let waits = json(&out)["waits"].clone();
+    assert!(
+        waits
+            .as_array()
+            .is_some_and(|w| w.len() == 1 && w[0].as_str().is_some_and(|w| line.ends_with(w))),
+        "{waits} {line} {rest}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }

@@ -214,6 +214,16 @@ fn job_waiting_on_a_lock_says_so_on_stderr_then_finishes_once_released() {
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 0);
     assert!(!rest.contains("waiting for lock"), "{seen}{rest}");
+    // The wait is in `--json` too (it was on stderr only).
+    let report = json(&out);
+    let waits = report["waits"].as_array().expect("waits");
+    assert!(
+        waits.len() == 1
+            && waits[0].as_str().is_some_and(
+                |w| line.ends_with(w) && w.contains("lock on later_t, held by backend")
+            ),
+        "{waits:?} {line}"
+    );
     for (cluster, db) in [(&c.dest[0], &d0), (&c.dest[1], &d1)] {
         for table in ["first_t", "later_t"] {
             assert_eq!(
