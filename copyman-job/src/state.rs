@@ -232,7 +232,8 @@ impl Recorded {
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
-    file: Mutex<File>,
+    /// `None` once a record written in part could not be taken back: no more are written.
+    file: Mutex<Option<File>>,
     /// The file's device and inode: the path must still name it when a table begins.
     identity: (u64, u64),
 }
@@ -445,7 +446,7 @@ impl StateFile {
         };
         Ok(Self {
             path: path.to_owned(),
-            file: Mutex::new(file),
+            file: Mutex::new(Some(file)),
             identity,
         })
     }
@@ -532,12 +533,32 @@ impl StateFile {
             return Ok(());
         }
         // A poisoned lock only means another worker panicked mid-write; the file is append-only.
-        let mut file = self
+        let mut slot = self
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        file.write_all(lines.as_bytes())?;
-        file.sync_data()
+        let Some(file) = slot.as_mut() else {
+            return Err(io::Error::other(
+                "an earlier record was written in part (a full disk?) and could not be taken \
+                 back: the state file takes no more records",
+            ));
+        };
+        let before = file.metadata()?.len();
+        let written = file
+            .write_all(lines.as_bytes())
+            .and_then(|()| file.sync_data());
+        // A record written in part (a disk full part-way) would run into the next one, whose
+        // write then succeeds while the line they make reads as nothing: a `commit` lost so, its
+        // table committed and copied again by a resume. It is cut off, or nothing more is written.
+        if written.is_err()
+            && file
+                .set_len(before)
+                .and_then(|()| file.sync_data())
+                .is_err()
+        {
+            *slot = None;
+        }
+        written
     }
 
     /// Records that the copy of `table` to `destination` begins (before its transaction does),
