@@ -165,8 +165,44 @@ pub(crate) fn run(
         let elsewhere = elsewhere.into_iter().filter(|p| {
             !identity.as_ref().is_some_and(|(server, _)| {
                 identities.contains(&(server.clone(), p.database.clone()))
-            }) && !log.run_in_progress(&p.run)
+            })
         });
+        // A run still in progress holds them, prepared, with their locks: pending, and said.
+        let (live, elsewhere): (Vec<_>, Vec<_>) =
+            elsewhere.partition(|p| log.run_in_progress(&p.run));
+        if !live.is_empty() {
+            pending = true;
+            lines.push(format!(
+                "{}: {} more in other databases of this server ({}), of a run still in progress: \
+                 left alone",
+                spec.display,
+                live.len(),
+                live.iter()
+                    .map(|p| p.database.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+            for p in &live {
+                runs.insert(p.run.clone());
+                gids.insert(p.gid.clone());
+                unfinished.insert(p.run.clone());
+                records.push(json!({
+                    "destination": spec.display,
+                    "gid": p.gid,
+                    "run": p.run,
+                    "database": p.database,
+                    "age_secs": p.age_secs,
+                    "outcome": format!(
+                        "left alone: its run is still in progress (in database {})",
+                        p.database
+                    ),
+                    "error": Value::Null,
+                }));
+            }
+        }
+        let elsewhere = elsewhere.into_iter();
         // Those of runs this log knows are its business; another log's runs are only named.
         let (elsewhere, others): (Vec<_>, Vec<_>) =
             elsewhere.partition(|p| no_decision_log || logged.contains(&p.run));
@@ -215,7 +251,7 @@ pub(crate) fn run(
                 }));
             }
         }
-        if found.is_empty() && elsewhere.is_empty() && others.is_empty() {
+        if found.is_empty() && elsewhere.is_empty() && others.is_empty() && live.is_empty() {
             // "Nothing pending" only if the whole recovery ends so (below).
             quiet_servers.push(lines.len());
             lines.push(format!("{}: nothing pending", spec.display));

@@ -257,6 +257,68 @@ fn recover_counts_a_transaction_in_another_database_as_pending() {
     assert_eq!(count(&s.dest[1], &other, "q"), 0);
 }
 
+/// A run still in progress holds prepared transactions in databases recover is not given a CONN
+/// of: recover says them, left alone, and exits 1 (it said "nothing pending", exit 0, status
+/// ok, while they held their locks). Once the run has ended, nothing is pending.
+#[test]
+fn recover_says_a_live_runs_transactions_in_another_database() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let src = database(&s.source, &format!("{Q} {FILL}"));
+    let (run1, run2) = (database(&s.dest[0], Q), database(&s.dest[1], Q));
+    let (given1, given2) = (database(&s.dest[0], Q), database(&s.dest[1], Q));
+    let log = TempPath::new("decisions.log");
+    let (src_url, d1, d2) = (
+        s.source.url(&src),
+        s.dest[0].url(&run1),
+        s.dest[1].url(&run2),
+    );
+    let copy = [
+        "table",
+        "q",
+        "--from",
+        &src_url,
+        "--to",
+        &d1,
+        "--to",
+        &d2,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    let paused = Paused::start(&copy, "prepared:2");
+    assert_eq!(prepared_in(&s.dest[0], &run1).len(), 1);
+    assert_eq!(prepared_in(&s.dest[1], &run2).len(), 1);
+    let given = [s.dest[0].url(&given1), s.dest[1].url(&given2)];
+    let out = recover(&given, &log);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    for db in [&run1, &run2] {
+        assert!(
+            stderr.contains(&format!(
+                "1 more in other databases of this server ({db}), of a run still in progress: \
+                 left alone"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("nothing pending"), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["status"], "pending", "{report}");
+    assert_eq!(
+        report["prepared"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+    // Left alone: the run goes on and commits.
+    assert_exit(&paused.resume(), 0);
+    assert_eq!(count(&s.dest[0], &run1, "q"), 100);
+    assert_eq!(count(&s.dest[1], &run2, "q"), 100);
+    let out = recover(&given, &log);
+    assert_exit(&out, 0);
+    assert_eq!(json(&out)["status"], "ok");
+}
+
 /// Point 3: a copy blocked by a prepared transaction (an earlier run killed after it prepared)
 /// says which one holds the lock and how to finish it, not "held by backend 0"; released, the
 /// copy goes on.
