@@ -302,3 +302,57 @@ fn job_verify_that_cannot_compute_a_checksum_is_not_a_mismatch() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d0, "vt"), 300);
 }
+
+/// A `--truncate --verify` job whose table differs on a destination says that `--resume`
+/// empties it there and copies it again: a plain `--resume` does so (the state file records
+/// `truncate`), as it does for a table that failed. It was refused as an append's ("without
+/// --truncate it may hold rows this job did not write", exit 2).
+#[test]
+fn job_verify_a_truncate_jobs_differing_table_is_replaced_by_a_plain_resume() {
+    let c = clusters();
+    let schema = "CREATE TABLE vt (id int PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO vt SELECT g, 'v' || g FROM generate_series(1, 300) g;"),
+    );
+    let d0 = database(&c.dest[0], schema);
+    // Destination 2 stores other values than it is sent: its checksum differs.
+    let d1 = database(
+        &c.dest[1],
+        &format!(
+            "{schema} CREATE FUNCTION up() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN NEW.v := upper(NEW.v); RETURN NEW; END $$;
+             CREATE TRIGGER up BEFORE INSERT ON vt FOR EACH ROW EXECUTE FUNCTION up();"
+        ),
+    );
+    let state = TempPath::new("truncate-verify.state");
+    let (from, to0, to1) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d0),
+        c.dest[1].conninfo(&d1),
+    );
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "table", "vt", "--from", &from, "--to", &to0, "--to", &to1, "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&["--truncate", "--verify"]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--resume empties the table there and copies it again"),
+        "{stderr}"
+    );
+    c.dest[1]
+        .connect(&d1)
+        .batch_execute("DROP TRIGGER up ON vt")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let expected = digest(&c.source, &src, "vt");
+    assert_eq!(digest(&c.dest[0], &d0, "vt"), expected);
+    assert_eq!(digest(&c.dest[1], &d1, "vt"), expected);
+}

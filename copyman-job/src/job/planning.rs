@@ -870,7 +870,8 @@ pub fn plan_with(
                 key: &keys[i],
                 name: &server.name,
                 waiting: &waiting,
-                truncate: options.truncate,
+                // A job begun with --truncate empties its tables on every resume, given it or not.
+                truncate: options.truncate || recorded.truncate,
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
@@ -1133,7 +1134,8 @@ pub fn plan_with(
         notes.push(format!(
             "{}: linked by foreign keys and emptied first, so copied as one unit in this order \
              (on each destination one transaction {}, then each table's COPY, then one \
-             COMMIT; not split, one session per destination)",
+             COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
+             destination)",
             names.join(", "),
             if g.truncate_together {
                 // As the first destination has them (the plan shows each destination's).
