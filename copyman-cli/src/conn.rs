@@ -797,7 +797,9 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
     let config = parse(all)?;
 
-    let mut startup = Vec::new();
+    // As pg_dump: a role's or database's statement_timeout would fail every copy longer than it
+    // (a COPY is one statement), and its resume again; --stall-timeout bounds a copy instead.
+    let mut startup = vec![("statement_timeout".to_owned(), "0".to_owned())];
     if let Some(encoding) = params.get("client_encoding") {
         let encoding = if encoding.eq_ignore_ascii_case("auto") {
             env.locale_encoding()

@@ -918,3 +918,41 @@ fn text_into_dates_and_intervals_is_read_as_the_destination_database_reads_it() 
         assert_eq!(count(&c.dest[0], &dst, row), 1, "{row}");
     }
 }
+
+/// A `statement_timeout` set on a database (or role), common on production roles, failed every
+/// copy that took longer than it (a COPY is one statement, 57014), and the resume a job then
+/// advised failed alike: copyman's sessions run without one, as pg_dump's (a copy is bounded by
+/// `--stall-timeout`). Here a destination's COPY takes at least 0.5 s (a trigger sleeps on its
+/// first row) under a 200 ms timeout on every database; a one-table copy and a job.
+#[test]
+fn a_databases_statement_timeout_does_not_end_a_copy() {
+    let c = clusters();
+    let timeout = ["statement_timeout = '200ms'"];
+    let tables = "CREATE TABLE slow (id int); CREATE TABLE other (id int)";
+    let src = database_setting(
+        &c.source,
+        &timeout,
+        &format!("{tables}; INSERT INTO slow SELECT generate_series(1, 1000)"),
+    );
+    let state = TempPath::new("statement-timeout.state");
+    for job in [false, true] {
+        let dst = database_setting(
+            &c.dest[0],
+            &timeout,
+            &format!(
+                "{tables}; CREATE FUNCTION pause() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$;
+                 CREATE TRIGGER pause BEFORE INSERT ON slow FOR EACH ROW WHEN (NEW.id = 1)
+                   EXECUTE FUNCTION pause();"
+            ),
+        );
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        let mut args = vec!["table", "slow", "--from", &from, "--to", &to];
+        if job {
+            args.extend(["other", "--state", state.arg()]);
+        }
+        let out = run(&args);
+        assert_exit(&out, 0);
+        assert_eq!(count(&c.dest[0], &dst, "slow"), 1000, "job: {job}");
+    }
+}
