@@ -54,8 +54,9 @@ Exit status:
   2  usage error (also: a destination given twice, the source's own table, or --atomic with a
      destination that cannot prepare)
   3  connection or authentication failure
-  4  partial: some destinations committed (or may have) and others did not (also: a signal
-     during the COMMITs), or a job's --verify found a committed table that differs
+  4  partial: some destinations committed (or may have) and others did not (also: a second
+     signal during the COMMITs; a first lets them finish), or a job's --verify found a
+     committed table that differs
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
      signal exits at once); a job of many tables keeps the tables it committed before the
      signal (recorded in its state file: --resume goes on) and rolls back the others";

@@ -168,12 +168,16 @@ fn main() -> ExitCode {
             progress::eprint(&message);
             // `--json` asked for a document whatever happens, a usage error included.
             if std::env::args_os().any(|a| a == "--json") {
-                let first = message
+                // The error, on one line: its lines up to the usage (`the following required
+                // arguments were not provided: --to <CONN>`), not its first line alone.
+                let error: Vec<&str> = message
                     .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ");
-                let _ = report::print_json(&report::fatal_json(Exit::Usage, first, None));
+                    .map(str::trim)
+                    .take_while(|line| !line.is_empty())
+                    .collect();
+                let error = error.join(" ");
+                let error = error.trim_start_matches("error: ");
+                let _ = report::print_json(&report::fatal_json(Exit::Usage, error, None));
             }
             return ExitCode::from(Exit::Usage.code());
         }

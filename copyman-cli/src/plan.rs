@@ -402,7 +402,7 @@ fn table_plan(
         (Some(rel), None) => rel.estimate.map_or(Estimate::Unknown, Estimate::Rows),
         _ => Estimate::Unknown,
     };
-    let truncate = dests
+    let truncate: Vec<Option<String>> = dests
         .iter()
         .enumerate()
         .map(|(i, _)| {
@@ -410,6 +410,14 @@ fn table_plan(
             truncate.then(|| copy.truncate(&rel.kind))
         })
         .collect();
+    if truncate.iter().any(Option::is_some)
+        && let Some(condition) = &copy.condition
+    {
+        report::warn(format_args!(
+            "--truncate empties each destination's whole table, and --where copies back only \
+             the rows where {condition}: the destinations keep no other row of it"
+        ));
+    }
     let mut sequences = vec![Vec::new(); dests.len()];
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {

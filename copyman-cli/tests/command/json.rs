@@ -77,6 +77,14 @@ fn early_failures_and_usage_errors_are_json_too() {
             .is_some_and(|e| e.contains("--no-such-flag")),
         "{j}"
     );
+    // One whose words run over lines: all of them, on one (the missing argument was on stderr
+    // only).
+    let out = run(&["table", "a", "--from", "host=h", "--json"]);
+    assert_exit(&out, 2);
+    assert_eq!(
+        json(&out)["error"],
+        "the following required arguments were not provided: --to <CONN>"
+    );
     // A usage error found when validating.
     let out = run(&[
         "table",
