@@ -473,6 +473,29 @@ impl Cluster {
         self.copy_data(true)
     }
 
+    /// Promotes a standby ([`clone_as_standby`](Self::clone_as_standby)) to a primary, as a
+    /// failover does: it writes on a new timeline from then on, with its origin's system
+    /// identifier.
+    ///
+    /// # Panics
+    ///
+    /// If `pg_ctl promote` fails (this cluster is not a standby).
+    pub fn promote(&self) {
+        let mut cmd = server_command(&binaries().pg_ctl, &self.root);
+        cmd.arg("promote").arg("-D").arg(&self.data_dir).args([
+            "-w",
+            "-s",
+            "-t",
+            &PG_CTL_TIMEOUT_SECS.to_string(),
+        ]);
+        if let Err(e) = run(&mut cmd) {
+            panic!(
+                "copyman-cluster: promoting the standby failed: {e}{}",
+                self.log_tail()
+            );
+        }
+    }
+
     fn copy_data(&self, standby: bool) -> Self {
         let root = make_root_dir();
         let mut clone = Self {

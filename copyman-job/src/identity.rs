@@ -132,6 +132,22 @@ fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copym
         .and_then(|row| row.into_iter().next().flatten()))
 }
 
+/// Where the server of `conn` stands in its WAL ([`state::Position`]), asked on `conn` (which
+/// must not be in a transaction a failed query would abort): `None` before PostgreSQL 10, on a
+/// standby, or where it cannot be read.
+pub fn wal_position(conn: &mut Connection) -> Option<state::Position> {
+    if conn
+        .session()
+        .server_version_num()
+        .is_none_or(|v| v < 100_000)
+    {
+        return None;
+    }
+    let rows = conn.query(sql::WAL_POSITION).ok()?;
+    let row = rows.first()?;
+    state::Position::parse(row.first()?.as_deref()?, row.get(1)?.as_deref()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,13 @@
 //! one of those tables there refuses to ([`running`]). Claims are read only from a running
 //! job's file; a dead run's claims mean nothing.
 //!
+//! Before each `begin` (one write with it) a `position  DESTINATION  TIMELINE  LSN` line says
+//! where the destination's WAL stood ([`Position`]). A resume refuses, unless it verifies, a
+//! destination on another timeline or behind the last one recorded: a failover to a standby
+//! that lacked the job's commits, or a restore of an older copy, has the destination's system
+//! identifier, and the tables recorded committed there may be missing (a transaction id recorded
+//! may even name one of the new server's own).
+//!
 //! A destination is named by what it is, not by how it was spelled: `system SYSID database OID`
 //! ([`identity_key`]: the cluster's `pg_control_system()` identifier and the database's oid), so
 //! a resume recognises a destination whatever connection string reaches it (another host name
@@ -72,6 +79,7 @@
 //! destinations safely (a record missed means rows copied twice).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -158,6 +166,58 @@ pub struct Recorded {
     /// matched, and a resume must verify too (a table it finds committed and unrecorded would
     /// else be recorded done unchecked).
     pub verify: bool,
+    /// Where each destination's WAL stood when a table last began there
+    /// ([`StateFile::begin_at`]), by destination.
+    pub positions: HashMap<String, Position>,
+}
+
+/// Where a server's WAL stands: its timeline and write-ahead log position (LSN). A resume
+/// compares a destination's with the one recorded when a table last began there: a failover to
+/// a standby that lacked the job's commits (same system identifier, a new timeline) or a
+/// restore of an older copy (its WAL behind) is not the destination the records describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The timeline it writes on (`pg_walfile_name`'s first 8 hex digits).
+    pub timeline: u32,
+    /// Its LSN (`pg_current_wal_lsn()`).
+    pub lsn: u64,
+}
+
+impl Position {
+    /// Reads `pg_walfile_name(…)` and `pg_current_wal_lsn()` as a server gives them.
+    pub fn parse(walfile: &str, lsn: &str) -> Option<Self> {
+        let timeline = u32::from_str_radix(walfile.get(..8)?, 16).ok()?;
+        let (high, low) = lsn.split_once('/')?;
+        let lsn =
+            (u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?;
+        Some(Self { timeline, lsn })
+    }
+
+    /// Why a destination at `self` is not where it stood at `then`, if it is not: another
+    /// timeline, or a WAL position behind.
+    pub fn went_back_from(&self, then: &Self) -> Option<String> {
+        if self.timeline != then.timeline {
+            Some(format!(
+                "it writes on timeline {} now, on {} when the earlier run last began a table \
+                 there (a failover, or a restore, since)",
+                self.timeline, then.timeline
+            ))
+        } else if self.lsn < then.lsn {
+            Some(format!(
+                "its WAL stands at {self} now, behind {then} where it stood when the earlier \
+                 run last began a table there (a restore of an older copy since)"
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    /// The LSN as PostgreSQL writes it (`16/B374D848`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.lsn >> 32, self.lsn & 0xFFFF_FFFF)
+    }
 }
 
 /// What the state file says of the attempts at a table on a destination since it was last
@@ -211,6 +271,11 @@ impl Recorded {
     pub fn claimed(&self, table: &str, destination: &str) -> bool {
         self.claimed
             .contains(&(table.to_owned(), destination.to_owned()))
+    }
+
+    /// Where `destination`'s WAL stood when a table last began there, if recorded.
+    pub fn position(&self, destination: &str) -> Option<Position> {
+        self.positions.get(destination).copied()
     }
 
     /// Whether a copy of `table` to `destination` began (and may have committed).
@@ -360,6 +425,15 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 }
             }
             [kind] if kind == "verify" => recorded.verify = true,
+            [kind, dest, timeline, lsn] if kind == "position" => {
+                let at = timeline
+                    .parse()
+                    .ok()
+                    .and_then(|timeline: u32| Position::parse(&format!("{timeline:08X}"), lsn));
+                if let Some(at) = at {
+                    recorded.positions.insert(dest.clone(), at);
+                }
+            }
             [kind, table, dest] if kind == "begin" => {
                 let key = (table.clone(), dest.clone());
                 recorded.begun.insert(key.clone());
@@ -570,6 +644,20 @@ impl StateFile {
     /// here: its records, and the lock that keeps another run of the job out, are no longer at
     /// its path, so the job begins nothing more.
     pub fn begin(&self, table: &str, destination: &str) -> io::Result<()> {
+        self.begin_at(&[table], destination, None)
+    }
+
+    /// [`begin`](Self::begin) for each of `tables` on `destination`, and where the destination's
+    /// WAL stands (`at`, read on a session there just before: a `position` line), in one write.
+    ///
+    /// # Errors
+    /// As [`begin`](Self::begin).
+    pub fn begin_at(
+        &self,
+        tables: &[&str],
+        destination: &str,
+        at: Option<Position>,
+    ) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
 
         let here = fs::metadata(&self.path).map(|m| (m.dev(), m.ino()));
@@ -585,7 +673,19 @@ impl StateFile {
                 ),
             ));
         }
-        self.append(&["begin", table, destination, EXACT])
+        let mut lines = String::new();
+        if let Some(at) = at {
+            lines.push_str(&line(&[
+                "position",
+                destination,
+                &at.timeline.to_string(),
+                &at.to_string(),
+            ]));
+        }
+        for table in tables {
+            lines.push_str(&line(&["begin", table, destination, EXACT]));
+        }
+        self.write(&lines)
     }
 
     /// Records that `table`, `rows` rows copied to `destination` in its transactions `xids`
@@ -714,6 +814,38 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_position_read_back_tells_a_failover_and_a_restore() {
+        let at = Position::parse("0000000100000016000000B3", "16/B374D848").unwrap();
+        assert_eq!((at.timeline, at.lsn), (1, 0x16_B374_D848));
+        assert_eq!(at.to_string(), "16/B374D848");
+        let later = Position::parse("0000000100000017000000B3", "17/0").unwrap();
+        assert_eq!(later.went_back_from(&at), None);
+        assert_eq!(at.went_back_from(&at), None);
+        assert!(at.went_back_from(&later).unwrap().contains("behind 17/0"));
+        let promoted = Position::parse("0000000200000016000000B3", "16/B374D900").unwrap();
+        assert!(
+            promoted
+                .went_back_from(&at)
+                .unwrap()
+                .contains("timeline 2 now, on 1")
+        );
+        assert_eq!(Position::parse("xyz", "16/B3"), None);
+        assert_eq!(Position::parse("0000000100000016000000B3", "16B3"), None);
+
+        let dir = std::env::temp_dir().join(format!("copyman-position-{}", std::process::id()));
+        let path = dir.join("job.state");
+        let state = StateFile::open(&path, false).unwrap();
+        state.begin_at(&["\"a\""], "host=x", Some(at)).unwrap();
+        state
+            .begin_at(&["\"b\"", "\"c\""], "host=x", Some(later))
+            .unwrap();
+        let recorded = read(&path).unwrap();
+        assert_eq!(recorded.position("host=x"), Some(later));
+        assert!(recorded.begun("\"c\"", "host=x"));
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn records_are_read_back_and_a_torn_line_counts_for_nothing() {

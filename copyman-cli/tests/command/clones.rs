@@ -102,3 +102,75 @@ fn clones_are_two_destinations_and_a_resume_tells_them_apart() {
         "{stderr}"
     );
 }
+
+/// A destination replaced, between a job and its resume, by a copy of itself taken before the
+/// job (a restore) or by its standby promoted (a failover to a replica that had not received the
+/// job's commits) has the same system identifier: the state file's records were taken for it,
+/// and a resume exited 0 with none of the source's rows there (the destination's own rows hid
+/// the loss; a transaction id recorded could even name one of the new server's own). The state
+/// file records where the destination's WAL stood when each table began: a resume refuses a
+/// destination behind it or on another timeline, unless --verify compares every table.
+#[test]
+fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_left_it() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 1000);
+             INSERT INTO b SELECT generate_series(1, 1000);"
+        ),
+    );
+    let original = Cluster::start();
+    // The destination's own rows: a table done there holds some whatever happens.
+    let db = database(
+        &original,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(5001, 5100);
+             INSERT INTO b SELECT generate_series(5001, 5100);"
+        ),
+    );
+    // Taken before the job: an older copy, and a replica that will not see the job's commits.
+    let restored = original.clone_data();
+    let replica = original.clone_as_standby();
+    let from = c.source.conninfo(&src);
+    for (name, replaced) in [("restored", &restored), ("failed over", &replica)] {
+        let state = TempPath::new("replaced.state");
+        let job = |to: &str, extra: &[&str]| {
+            let mut args = vec!["table", "a", "b", "--from", &from, "--to", to, "--state"];
+            args.push(state.arg());
+            args.extend(extra);
+            run(&args)
+        };
+        original
+            .connect(&db)
+            .batch_execute("DELETE FROM a WHERE id <= 1000; DELETE FROM b WHERE id <= 1000")
+            .unwrap();
+        assert_exit(&job(&original.conninfo(&db), &[]), 0);
+        assert_eq!(count(&original, &db, "a"), 1100, "{name}");
+        if std::ptr::eq(replaced, &replica) {
+            replica.promote();
+        }
+        let to = replaced.conninfo(&db);
+        let out = job(&to, &["--resume"]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is not where the earlier run left it")
+                && stderr.contains(if name == "restored" {
+                    "its WAL stands at"
+                } else {
+                    "it writes on timeline 2 now, on 1"
+                })
+                && stderr.contains("--verify"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(count(replaced, &db, "a"), 100, "{name}: nothing copied");
+        // --verify compares every table recorded there: they differ, said (exit 4), not taken
+        // as done.
+        let out = job(&to, &["--resume", "--verify"]);
+        assert_exit(&out, 4);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("checksum differs"), "{name}: {stderr}");
+    }
+}

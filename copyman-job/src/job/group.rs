@@ -16,7 +16,7 @@ use super::running::{
     JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, give_up_stalled, knock_on,
     mark_interrupted, record_committed, unstarted,
 };
-use super::sessions::{Conns, end, ensure};
+use super::sessions::{Conns, end, ensure, position};
 use super::verify::{checksum, verify_dest, verify_done};
 use crate::commit::{self, Outcome, Policy};
 use crate::resume;
@@ -195,24 +195,22 @@ fn copy_group_unit(
     // The destinations, each in one transaction, every member emptied first where planned.
     let mut live = Vec::new();
     for &d in &targets {
-        let mut begun_all = true;
-        for (k, t) in tables.iter().enumerate() {
-            if copies(k, d)
-                && let Err(e) = shared
-                    .state
-                    .begin(&t.table.to_string(), &shared.plan.keys[d])
-            {
+        // Every member it copies there, begun in one record.
+        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+        let begun: Vec<&str> = (0..tables.len())
+            .filter(|&k| copies(k, d))
+            .map(|k| names[k].as_str())
+            .collect();
+        let at = position(&mut conns.dests[d], &shared.destinations[d]);
+        if let Err(e) = shared.state.begin_at(&begun, &shared.plan.keys[d], at) {
+            if let Some(k) = (0..tables.len()).find(|&k| copies(k, d)) {
                 fail_on(
                     &mut reports,
                     d,
                     k,
                     Some(TableError::new(format!("state file: {e}"))),
                 );
-                begun_all = false;
-                break;
             }
-        }
-        if !begun_all {
             continue;
         }
         let emptied: Vec<(usize, &str, bool)> = (0..tables.len())

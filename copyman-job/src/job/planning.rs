@@ -678,6 +678,38 @@ pub fn plan_with(
                 .to_owned(),
         ));
     }
+    // A destination that is not where the earlier run left it (a failover to a standby that
+    // lacked its commits, a restore of an older copy: the same system identifier) may lack what
+    // the state file records committed there, and a transaction id it recorded may name one of
+    // the new server's own: only comparing every table (--verify) can tell.
+    if options.resume {
+        for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
+            let (Some(conn), Some(then)) = (conn.as_mut(), recorded.position(&keys[i])) else {
+                continue;
+            };
+            let Some(why) =
+                crate::identity::wal_position(conn).and_then(|now| now.went_back_from(&then))
+            else {
+                continue;
+            };
+            let what = format!(
+                "destination {} ({}) is not where the earlier run left it: {why}; what the state \
+                 file records committed there may be missing",
+                i + 1,
+                server.name
+            );
+            if !options.verify {
+                return Err(JobError::Refused(format!(
+                    "--resume: {what}: resume with --verify to compare every table it records \
+                     there (one that differs is copied again under --truncate), or run the job \
+                     again with --truncate and another --state"
+                )));
+            }
+            notes.push(format!(
+                "{what}: --verify compares every table it records there"
+            ));
+        }
+    }
     // Destinations the earlier run had and this one does not: what it did not finish there
     // stays as it was (a resume with them finishes it).
     if options.resume {

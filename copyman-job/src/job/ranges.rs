@@ -18,7 +18,7 @@ use super::running::{
     Announced, JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_table,
     give_up_stalled, knock_on, record_committed, report_targets, unstarted,
 };
-use super::sessions::{Conns, end, ensure};
+use super::sessions::{Conns, end, ensure, position};
 #[cfg(doc)]
 use super::verify::verify_done;
 use super::verify::{checksum, verify_dest};
@@ -329,7 +329,8 @@ pub(super) fn copy_split(
         return report;
     }
     for &d in &targets {
-        if let Err(e) = shared.state.begin(&key, &shared.plan.keys[d]) {
+        let at = position(&mut conns.dests[d], &shared.destinations[d]);
+        if let Err(e) = shared.state.begin_at(&[&key], &shared.plan.keys[d], at) {
             report.destinations[d]
                 .fail(Status::Failed, TableError::new(format!("state file: {e}")));
             continue;

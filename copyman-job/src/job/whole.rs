@@ -14,7 +14,7 @@ use super::running::{
     JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, done_earlier,
     record_committed, report_targets, unstarted,
 };
-use super::sessions::{Conns, end, ensure};
+use super::sessions::{Conns, end, ensure, position};
 #[cfg(doc)]
 use super::verify::verify_done;
 use super::verify::{checksum, verify_dest};
@@ -84,7 +84,8 @@ pub(super) fn copy_whole(
             else {
                 continue;
             };
-            if let Err(e) = shared.state.begin(&key, &shared.plan.keys[d]) {
+            let at = position(&mut conns.dests[d], &shared.destinations[d]);
+            if let Err(e) = shared.state.begin_at(&[&key], &shared.plan.keys[d], at) {
                 report.destinations[d]
                     .fail(Status::Failed, TableError::new(format!("state file: {e}")));
                 continue;
