@@ -325,8 +325,9 @@ pub(crate) struct LowRecover {
     pub(crate) dry_run: bool,
     /// There is no decision log (it was lost): roll back every copyman prepared transaction
     /// found (if the default log exists after all, the decisions it records are still
-    /// honoured). Only when no run recorded a commit decision: a run that did would lose what it
-    /// had not yet committed.
+    /// honoured), but a run's whose first transactions are gone while later ones are prepared
+    /// (it may have committed them: left alone, exit 1). Only when no run recorded a commit
+    /// decision: a run that did would lose what it had not yet committed.
     #[arg(long, conflicts_with = "decision_log")]
     pub(crate) no_decision_log: bool,
 }

@@ -456,6 +456,18 @@ pub(crate) fn run(
     }
     for (run, (missing, present)) in &split {
         let (missing, present) = (missing.join(", "), present.join(", "));
+        if no_decision_log {
+            lines.push(format!(
+                "run {run}: left alone: {missing} of it is prepared on none of the servers \
+                 given while {present} is: prepared first, that one ended since — committed, \
+                 if the run decided commit (rolling back the rest would split the run), or \
+                 rolled back — or it is on a server not given. Without the run's decision log \
+                 this cannot be told: give it (--decision-log), or check whether {missing}'s \
+                 destination holds the run's rows, then end each of the rest with COMMIT \
+                 PREPARED if it does, ROLLBACK PREPARED if not, in its database"
+            ));
+            continue;
+        }
         lines.push(format!(
             "run {run}: left alone: the decision log {} holds its start and no decision, yet \
              {missing} of it is prepared on none of the servers given while {present} is: \
@@ -669,7 +681,7 @@ fn live_copyman(run: &str) -> Option<u32> {
 }
 
 /// The runs with no decision in the log (known to it, neither commit nor recovery's abort;
-/// not in progress; none under --no-decision-log) whose prepared transactions, across
+/// not in progress; under --no-decision-log, every run found) whose prepared transactions, across
 /// `listed` (every one of copyman's found on the servers given), show that some of their
 /// parties ended after they were prepared ([`commit::partly_ended`]): run → (the global ids
 /// missing, those found). Presumed abort would roll back the rest of such a run.
@@ -691,13 +703,14 @@ fn partly_ended(
     found
         .into_iter()
         .filter(|(run, _)| {
-            // Under --no-decision-log the user says no run decided commit: every run found
-            // rolls back, as documented.
-            !no_decision_log
-                && !decided.contains(run)
-                && !contents.aborted.contains(*run)
-                && contents.runs.contains(*run)
-                && !log.run_in_progress(run)
+            // Under --no-decision-log the user says no run decided commit, yet a run whose
+            // first transactions are gone while later ones are prepared may have (its COMMIT
+            // PREPAREDs go in order): rolling back the rest would split it.
+            no_decision_log
+                || (!decided.contains(run)
+                    && !contents.aborted.contains(*run)
+                    && contents.runs.contains(*run)
+                    && !log.run_in_progress(run))
         })
         .filter_map(|(run, gids)| {
             let parties: Vec<commit::Party> = gids

@@ -302,6 +302,48 @@ fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<
     args
 }
 
+/// Killed after destination 1's COMMIT PREPARED; recover without any decision log
+/// (`--no-decision-log`) rolled destination 2's transaction back, exit 0: destination 1 kept the
+/// rows, destination 2 none. The servers show the run got past its first COMMIT PREPARED (its
+/// first transaction gone, a later one prepared): left alone, said, exit 1.
+#[test]
+fn recover_without_a_log_never_rolls_back_a_run_the_servers_show_partly_committed() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("no-log-split.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "commit-prepared:1").kill();
+    let left = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    for dry_run in [true, false] {
+        let mut cmd = copyman();
+        cmd.arg("recover");
+        for url in &urls {
+            cmd.args(["--to", url.as_str()]);
+        }
+        cmd.args(["--no-decision-log", "--json"]);
+        if dry_run {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd.output().unwrap();
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("left alone") && stderr.contains("Without the run's decision log"),
+            "{stderr}"
+        );
+        assert_eq!(prepared_in(&s.dest[1], &dbs[1]), left, "dry run: {dry_run}");
+    }
+    // Given the run's log, recover commits the rest.
+    let all: Vec<&String> = urls.iter().collect();
+    assert_exit(&recover(&all, log.arg()), 0);
+    assert_eq!(
+        count(&s.dest[1], &dbs[1], "t"),
+        count(&s.dest[0], &dbs[0], "t")
+    );
+}
+
 /// Killed after destination 1's COMMIT PREPARED; recover is given a copy of the log taken
 /// before the decision (only the run's `begin` line). Destination 1 shows no transaction of the
 /// run, destination 2 still holds one: presumed abort would roll it back and split the run
