@@ -302,6 +302,48 @@ fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<
     args
 }
 
+/// An `--atomic` job whose decided transaction on destination 2 is gone before its COMMIT
+/// PREPARED (rolled back by hand here; a failover to a replica that never received the PREPARE
+/// does the same): the table is in doubt there, and the job said "copyman recover commits it"
+/// and "a rerun meets it again until it is mended", while recover then found nothing pending and
+/// the destination lacked the table. It says whether it committed is unknown and that --resume
+/// asks; the resume copies it there.
+#[test]
+fn a_job_whose_decided_transaction_is_gone_says_resume_repairs_it() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-gone.state"),
+        TempPath::new("job-gone.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    let paused = Paused::start(&strs(&args), "commit-prepared:1");
+    let gid = prepared_in(&s.dest[1], &dbs[1]);
+    assert_eq!(gid.len(), 1, "{gid:?}");
+    s.dest[1]
+        .connect(&dbs[1])
+        .batch_execute(&format!("ROLLBACK PREPARED '{}'", gid[0]))
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the transaction was gone (SQLSTATE 42704")
+            && stderr.contains("--resume asks this destination"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("recover commits it") && !stderr.contains("mend it first"),
+        "{stderr}"
+    );
+    let mut resume = strs(&args);
+    resume.push("--resume");
+    assert_exit(&run(&resume), 0);
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
+
 /// Killed after destination 1's COMMIT PREPARED; recover without any decision log
 /// (`--no-decision-log`) rolled destination 2's transaction back, exit 0: destination 1 kept the
 /// rows, destination 2 none. The servers show the run got past its first COMMIT PREPARED (its

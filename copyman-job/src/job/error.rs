@@ -60,6 +60,29 @@ impl TableError {
     }
 }
 
+/// A destination's transaction, prepared as `gid` and decided commit, whose COMMIT PREPARED
+/// failed (`error`): in doubt. `copyman recover` commits it, unless it was gone (42704: no such
+/// prepared transaction): another session finished it meanwhile, either way, and only the
+/// destination can say which — a resume asks it (by the transaction id recorded before the
+/// PREPARE) and copies the table again where it did not commit. Not an error a rerun meets
+/// again (its SQLSTATE is then said in the message).
+pub(super) fn commit_pending(gid: &str, error: TableError) -> TableError {
+    if error.sqlstate.as_deref() == Some("42704") {
+        return TableError::new(format!(
+            "prepared as {gid} and decided commit, but by its COMMIT PREPARED the transaction \
+             was gone (SQLSTATE 42704: {}): another session finished it meanwhile (copyman \
+             recover with another decision log, COMMIT or ROLLBACK PREPARED by hand), and \
+             whether it committed is unknown: --resume asks this destination and copies the \
+             table again if it did not",
+            error.message
+        ));
+    }
+    error.prefixed(&format!(
+        "prepared as {gid} and decided, but COMMIT PREPARED was not confirmed (copyman recover \
+         commits it): "
+    ))
+}
+
 impl std::fmt::Display for TableError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.sqlstate {

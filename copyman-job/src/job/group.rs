@@ -9,7 +9,7 @@ use copyman_sync::{Receiver, StatementProducer, StatementReceiver};
 #[cfg(doc)]
 use super::Options;
 use super::drive::{Driven, drive};
-use super::error::{TableError, describe, mismatch, refused};
+use super::error::{TableError, commit_pending, describe, mismatch, refused};
 use super::planning::{DestPlan, TablePlan, truncates_together};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
@@ -587,10 +587,7 @@ fn copy_group_unit(
                 }
                 Outcome::CommitPending { gid, error } => {
                     result.status = Status::InDoubt;
-                    result.error = Some(describe(error).prefixed(&format!(
-                        "prepared as {gid} and decided, but COMMIT PREPARED was not confirmed \
-                         (copyman recover commits it): "
-                    )));
+                    result.error = Some(commit_pending(gid, describe(error)));
                 }
                 Outcome::RollbackPending { gid, error } => {
                     let why = error

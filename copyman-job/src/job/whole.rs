@@ -7,7 +7,7 @@ use std::time::Instant;
 use copyman_sync::{Receiver, StatementProducer, StatementReceiver};
 
 use super::drive::{Driven, drive};
-use super::error::{TableError, describe, mismatch, refused};
+use super::error::{TableError, commit_pending, describe, mismatch, refused};
 use super::planning::{DestPlan, TablePlan};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
@@ -421,10 +421,7 @@ pub(super) fn copy_whole(
             }
             Outcome::CommitPending { gid, error } => {
                 result.status = Status::InDoubt;
-                result.error = Some(describe(&error).prefixed(&format!(
-                    "prepared as {gid} and decided, but COMMIT PREPARED was not confirmed \
-                     (copyman recover commits it): "
-                )));
+                result.error = Some(commit_pending(&gid, describe(&error)));
             }
             Outcome::RollbackPending { gid, error } => {
                 let why = error
