@@ -493,7 +493,8 @@ impl Participant for Party<'_, '_> {
 /// FILE and waits while it exists, so a test can kill copyman or a server at exactly that point,
 /// then remove FILE to let it go on. Unset (always, outside the tests), this does nothing.
 /// A job's commit steps pause here too (`commit-prepared:N`, `committed:N` once destination
-/// N's `COMMIT PREPARED` or `COMMIT` of a table, or of a range of a split table, answered).
+/// N's `COMMIT PREPARED` or `COMMIT` of a table, or of a range of a split table, answered), and
+/// recover's before its Nth COMMIT or ROLLBACK PREPARED (`finishing:N`).
 pub(crate) fn test_pause(point: &str) {
     let Ok(spec) = std::env::var("COPYMAN_TEST_PAUSE") else {
         return;

@@ -302,6 +302,39 @@ fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<
     args
 }
 
+/// Two recoveries at once (two operators, a cron job and a human): the second lists the
+/// transactions, the first finishes them all, then the second's COMMIT PREPAREDs find them gone
+/// (42704). It said "could not be committed" for each, exit 1, though every row was there: the
+/// decision log records that a recovery ended them, so it says they were finished meanwhile.
+#[test]
+fn two_recoveries_at_once_both_end_well() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("two-recoveries.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let mut args = vec!["recover"];
+    for url in &urls {
+        args.extend(["--to", url.as_str()]);
+    }
+    args.extend(["--decision-log", log.arg()]);
+    let second = Paused::start(&args, "finishing:1");
+    let first = run(&args);
+    assert_exit(&first, 0);
+    let out = second.resume();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("finished meanwhile by another recovery") && !stderr.contains("could not"),
+        "{stderr}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 300);
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
 /// An `--atomic` job whose decided transaction on destination 2 is gone before its COMMIT
 /// PREPARED (rolled back by hand here; a failover to a replica that never received the PREPARE
 /// does the same): the table is in doubt there, and the job said "copyman recover commits it"
