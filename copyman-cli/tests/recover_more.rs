@@ -302,6 +302,58 @@ fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<
     args
 }
 
+/// An `--atomic` job whose decision log cannot grow (its disk full: here a file size limit the
+/// log has reached, the state file far below it) said for every table only "the table failed
+/// on another destination", the log and the system's error nowhere: it names them, stops (every
+/// table after would meet it) and commits nothing, in `--json` too.
+#[test]
+fn an_atomic_job_whose_decision_log_cannot_grow_says_so_and_stops() {
+    let _serial = serial();
+    if std::process::Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: no prlimit(1) (util-linux) to set a file size limit");
+        return;
+    }
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (TempPath::new("full-log.state"), TempPath::new("full-log.log"));
+    // Finished runs of another time, 20 000 bytes: the limit.
+    let mut padding = String::new();
+    let mut i = 0;
+    while padding.len() < 19_950 {
+        padding.push_str(&format!("begin 1-{i}-1\ndone 1-{i}-1\n"));
+        i += 1;
+    }
+    fs::write(&log.0, &padding).unwrap();
+    let limit = fs::metadata(&log.0).unwrap().len().to_string();
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    let out = std::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\""])
+        .arg(&limit)
+        .arg(env!("CARGO_BIN_EXE_copyman"))
+        .args(&args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    let said = format!(
+        "the decision log {} could not record the run's start (nothing was prepared): File too \
+         large",
+        log.arg()
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    let report = json(&out);
+    assert!(
+        report["stopped"].as_str().is_some_and(|s| s.contains(&said)),
+        "{report}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "t"), 0);
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+    assert_eq!(fs::read_to_string(&log.0).unwrap(), padding, "the log as it was");
+}
+
 /// Two recoveries at once (two operators, a cron job and a human): the second lists the
 /// transactions, the first finishes them all, then the second's COMMIT PREPAREDs find them gone
 /// (42704). It said "could not be committed" for each, exit 1, though every row was there: the

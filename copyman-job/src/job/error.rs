@@ -60,6 +60,18 @@ impl TableError {
     }
 }
 
+/// Why a table rolled back when the decision log could not record its run ([`commit::Report`]'s
+/// `record_error`): the log's own words (its path and the system's error), not an IO error's
+/// "on the connection".
+///
+/// [`commit::Report`]: crate::commit::Report
+pub(super) fn unrecorded(error: &copyman_sync::Error) -> TableError {
+    match error {
+        copyman_sync::Error::Io(e) => TableError::new(e.to_string()),
+        other => describe(other),
+    }
+}
+
 /// A destination's transaction, prepared as `gid` and decided commit, whose COMMIT PREPARED
 /// failed (`error`): in doubt. `copyman recover` commits it, unless it was gone (42704: no such
 /// prepared transaction): another session finished it meanwhile, either way, and only the

@@ -9,7 +9,7 @@ use copyman_sync::{Receiver, StatementProducer, StatementReceiver};
 #[cfg(doc)]
 use super::Options;
 use super::drive::{Driven, drive};
-use super::error::{TableError, commit_pending, describe, mismatch, refused};
+use super::error::{TableError, commit_pending, describe, mismatch, refused, unrecorded};
 use super::planning::{DestPlan, TablePlan, truncates_together};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
@@ -557,7 +557,7 @@ fn copy_group_unit(
         commit_options,
         &flags,
     );
-    let record_error = outcome.record_error.as_ref().map(|e| describe(e));
+    let record_error = outcome.record_error.as_ref().map(unrecorded);
     for (j, outcome) in outcome.destinations.into_iter().enumerate() {
         let d = live[j];
         for (k, report) in reports.iter_mut().enumerate() {
@@ -571,13 +571,9 @@ fn copy_group_unit(
                     result.status = Status::Committed;
                     result.rows = counted[k][d];
                 }
-                Outcome::RolledBack if record_error.is_some() => result.fail(
-                    Status::Failed,
-                    record_error
-                        .clone()
-                        .expect("checked")
-                        .prefixed("the two-phase decision could not be recorded: "),
-                ),
+                Outcome::RolledBack if record_error.is_some() => {
+                    result.fail(Status::Failed, record_error.clone().expect("checked"))
+                }
                 Outcome::RolledBack => {
                     result.fail(Status::RolledBack, TableError::new(why_stopped()));
                 }

@@ -185,11 +185,24 @@ pub(super) fn commit_table(
     // The lock says "in progress" to a concurrent `copyman recover`, and the log names every
     // server the run may prepare on; without them, commit nothing.
     let lock = two.log.lock_run_with(&run, &holders, None);
-    if lock.is_err() {
+    let log_failed = |what: &str, e: &std::io::Error| {
+        let why = format!(
+            "the decision log {} could not record {what}: {e}",
+            two.log.path().display()
+        );
+        // Every table after would meet it: the job stops, saying why.
+        shared.stop(why.clone());
+        copyman_sync::Error::Io(std::io::Error::new(e.kind(), why))
+    };
+    let unrecorded = lock
+        .as_ref()
+        .err()
+        .map(|e| log_failed("the run's start (nothing was prepared)", e));
+    if unrecorded.is_some() {
         options.copy_failed = true;
     }
     options.two_phase = Some(run.clone());
-    let report = commit::run(
+    let mut report = commit::run(
         Commit::new(options, flags),
         parties,
         None,
@@ -200,7 +213,7 @@ pub(super) fn commit_table(
             }
             two.log
                 .record_parties(d, &holders, None)
-                .map_err(copyman_sync::Error::Io)
+                .map_err(|e| log_failed("the commit decision (every PREPARE is rolled back)", &e))
         },
         // Best effort: not recorded, a recovery that finds the run half rolled back, or a gap
         // among its prepared transactions, asks for its servers or refuses rather than guess.
@@ -208,6 +221,9 @@ pub(super) fn commit_table(
             let _ = two.log.note(step);
         },
     );
+    if let Some(e) = unrecorded {
+        report.record_error.get_or_insert(e);
+    }
     // Nothing of the run left prepared (committed under its decision, or rolled back): recovery
     // need not ask for its servers. (Not recorded, recovery asks for them all: the safe side.)
     if lock.is_ok() && !report.leaves_work() {

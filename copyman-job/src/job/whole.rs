@@ -7,7 +7,7 @@ use std::time::Instant;
 use copyman_sync::{Receiver, StatementProducer, StatementReceiver};
 
 use super::drive::{Driven, drive};
-use super::error::{TableError, commit_pending, describe, mismatch, refused};
+use super::error::{TableError, commit_pending, describe, mismatch, refused, unrecorded};
 use super::planning::{DestPlan, TablePlan};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
@@ -383,7 +383,7 @@ pub(super) fn copy_whole(
         commit_options,
         &flags,
     );
-    let record_error = outcome.record_error.as_ref().map(|e| describe(e));
+    let record_error = outcome.record_error.as_ref().map(unrecorded);
     for (k, outcome) in outcome.destinations.into_iter().enumerate() {
         let d = live[k];
         let result = &mut report.destinations[d];
@@ -399,13 +399,7 @@ pub(super) fn copy_whole(
                 }
             }
             Outcome::RolledBack if record_error.is_some() => {
-                result.fail(
-                    Status::Failed,
-                    record_error
-                        .clone()
-                        .expect("checked")
-                        .prefixed("the two-phase decision could not be recorded: "),
-                );
+                result.fail(Status::Failed, record_error.clone().expect("checked"));
             }
             Outcome::RolledBack => {
                 let why = if stopped_before_commit {
