@@ -150,12 +150,18 @@ fn holder(conn: &mut Connection, xid: u64) -> Option<Backend> {
 
 /// The fate of `xid`, waiting up to [`IN_PROGRESS_WAIT`] while it is in progress (not for a
 /// prepared transaction: only a decision ends it); `waiting` is told once, before the wait.
-fn settled_fate(conn: &mut Connection, xid: u64, waiting: &dyn Fn(Option<Backend>)) -> Fate {
+fn settled_fate(
+    conn: &mut Connection,
+    xid: u64,
+    waiting: &dyn Fn(Option<Backend>),
+    interrupted: &dyn Fn() -> bool,
+) -> Fate {
     let deadline = Instant::now() + IN_PROGRESS_WAIT;
     let mut said = false;
     loop {
         let fate = fate(conn, xid);
-        if fate != Fate::InProgress || Instant::now() >= deadline || prepared(conn, xid).is_some() {
+        let given_up = Instant::now() >= deadline || interrupted();
+        if fate != Fate::InProgress || given_up || prepared(conn, xid).is_some() {
             return fate;
         }
         if !said {
@@ -179,6 +185,8 @@ pub(crate) struct Here<'a> {
     pub(crate) waiting: &'a dyn Fn(ResumeWait),
     /// The job empties its tables first (`--truncate`): a table may be emptied again.
     pub(crate) truncate: bool,
+    /// Whether the job was interrupted (a signal): a wait ends at once.
+    pub(crate) interrupted: &'a dyn Fn() -> bool,
 }
 
 /// Decides what a resume does with `table`, which the state file records begun and not done
@@ -213,7 +221,7 @@ fn settle(
                     limit: IN_PROGRESS_WAIT,
                 });
             };
-            let fate = settled_fate(conn, xid, &waiting);
+            let fate = settled_fate(conn, xid, &waiting, here.interrupted);
             if fate == Fate::InProgress {
                 return Err(in_progress(conn, table, xid, d));
             }

@@ -219,6 +219,34 @@ fn a_resume_whose_wait_ends_with_the_transaction_still_in_progress_refuses_as_be
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
 }
 
+/// A signal during the wait for an earlier run's transaction ends the wait at once (it was
+/// said, and the resume still waited its 10 s before exiting 143), nothing done.
+#[test]
+fn a_signal_ends_a_resumes_wait_at_once() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{JK} INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 500) g;"),
+    );
+    let d1 = database(&c.dest[0], JK);
+    let (holder, _pid, _xid, state) = held_copy(&c.dest[0], &d1, "resume-signal.state");
+    let mut child = resume(&c.source.conninfo(&src), &c.dest[0].conninfo(&d1), &state);
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting up to 10 s");
+    let sent = std::time::Instant::now();
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    let waited = sent.elapsed();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(143), "{said}");
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "the wait went on {waited:?} after the signal: {said}"
+    );
+    drop(holder);
+    assert_eq!(count(&c.dest[0], &d1, "jk.k3"), 0);
+}
+
 // Point 2: a FIFO source says what it waits for.
 
 const T: &str = "CREATE TABLE t (a int, b text);";

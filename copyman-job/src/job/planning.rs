@@ -904,6 +904,7 @@ pub fn plan_with(
                 waiting: &waiting,
                 // A job begun with --truncate empties its tables on every resume, given it or not.
                 truncate: options.truncate || recorded.truncate,
+                interrupted: &|| options.interrupt.is_interrupted(),
             };
             let here = resume::resumed_here(conn, &recorded, &sel.table, &here);
             let empty_first = match here.map_err(JobError::Refused)? {
