@@ -673,10 +673,21 @@ pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
 
 /// Writes a JSON document and a newline on stdout.
 pub(crate) fn print_json(value: &Value) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    out.flush()
+    let written = (|| {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, value)?;
+        writeln!(out)?;
+        out.flush()
+    })();
+    // A reader gone (`… --json | head -c 10`, a closed pipe): the document is lost, said on
+    // stderr; the exit status stands.
+    if let Err(e) = &written {
+        progress::println(&format!(
+            "copyman: warning: --json: the summary could not be written to stdout ({e}); the \
+             exit status says how the run ended"
+        ));
+    }
+    written
 }
 
 #[cfg(test)]

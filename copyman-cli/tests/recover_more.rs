@@ -309,13 +309,20 @@ fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<
 #[test]
 fn an_atomic_job_whose_decision_log_cannot_grow_says_so_and_stops() {
     let _serial = serial();
-    if std::process::Command::new("prlimit").arg("--version").output().is_err() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: no prlimit(1) (util-linux) to set a file size limit");
         return;
     }
     let s = two_phase_clusters();
     let (src, dbs) = databases(s, T, FILL);
-    let (state, log) = (TempPath::new("full-log.state"), TempPath::new("full-log.log"));
+    let (state, log) = (
+        TempPath::new("full-log.state"),
+        TempPath::new("full-log.log"),
+    );
     // Finished runs of another time, 20 000 bytes: the limit.
     let mut padding = String::new();
     let mut i = 0;
@@ -344,14 +351,20 @@ fn an_atomic_job_whose_decision_log_cannot_grow_says_so_and_stops() {
     assert!(stderr.contains(&said), "{stderr}");
     let report = json(&out);
     assert!(
-        report["stopped"].as_str().is_some_and(|s| s.contains(&said)),
+        report["stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains(&said)),
         "{report}"
     );
     for (cluster, db) in s.dest.iter().zip(&dbs) {
         assert_eq!(count(cluster, db, "t"), 0);
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
     }
-    assert_eq!(fs::read_to_string(&log.0).unwrap(), padding, "the log as it was");
+    assert_eq!(
+        fs::read_to_string(&log.0).unwrap(),
+        padding,
+        "the log as it was"
+    );
 }
 
 /// Two recoveries at once (two operators, a cron job and a human): the second lists the

@@ -199,3 +199,33 @@ fn warnings_are_in_the_json_document() {
     );
     assert!(text(&out.stderr).contains("numeric(10,2)"));
 }
+
+/// `--json` into a pipe whose reader is gone: the document is lost, and stderr says so (it said
+/// nothing); the exit status stands, the copy committed.
+#[test]
+fn a_json_summary_that_cannot_be_written_is_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (i int); INSERT INTO t VALUES (1), (2);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (i int);");
+    let mut child = copyman()
+        .args(["table", "t", "--json", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&dst))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("--json: the summary could not be written to stdout"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 2);
+}

@@ -233,14 +233,14 @@ fn a_signal_ends_a_resumes_wait_at_once() {
     let mut child = resume(&c.source.conninfo(&src), &c.dest[0].conninfo(&d1), &state);
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("waiting up to 10 s");
-    let sent = std::time::Instant::now();
+    let sent = Instant::now();
     signal(&child, "TERM");
     let status = child.wait().unwrap();
     let waited = sent.elapsed();
     let said = stderr.rest();
     assert_eq!(status.code(), Some(143), "{said}");
     assert!(
-        waited < std::time::Duration::from_secs(5),
+        waited < Duration::from_secs(5),
         "the wait went on {waited:?} after the signal: {said}"
     );
     drop(holder);
