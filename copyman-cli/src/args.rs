@@ -320,7 +320,7 @@ pub(crate) struct LowRecover {
     /// The decision log the runs wrote [default: as for --atomic].
     #[arg(long, value_name = "PATH")]
     pub(crate) decision_log: Option<PathBuf>,
-    /// Only list what would be done.
+    /// Only list what would be done (exit 1 while anything is pending, 0 when nothing is).
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// There is no decision log (it was lost): roll back every copyman prepared transaction

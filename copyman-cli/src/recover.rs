@@ -368,6 +368,8 @@ pub(crate) fn run(
                     log.aborted(&p.run).err()
                 };
                 if dry_run {
+                    // Still pending: a script asking "is anything pending?" reads exit 1.
+                    pending = true;
                     unfinished.insert(p.run.clone());
                     (format!("would be {word}"), None)
                 } else if let Some(e) = unrecorded {

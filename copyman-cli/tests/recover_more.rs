@@ -384,6 +384,13 @@ fn two_recoveries_at_once_both_end_well() {
         args.extend(["--to", url.as_str()]);
     }
     args.extend(["--decision-log", log.arg()]);
+    // A dry run says what is pending, exit 1 (it exited 0, status ok), and changes nothing.
+    let mut dry = args.clone();
+    dry.extend(["--dry-run", "--json"]);
+    let out = run(&dry);
+    assert_exit(&out, 1);
+    assert_eq!(json(&out)["status"], "pending");
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
     let second = Paused::start(&args, "finishing:1");
     let first = run(&args);
     assert_exit(&first, 0);
