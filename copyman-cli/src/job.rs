@@ -1444,6 +1444,11 @@ impl Ledger {
                         answered.is_some() && !matches!(a, Action::Prepare(_))
                     });
                 // An error answer or a broken connection leaves a COMMIT in doubt too.
+                // Prepared and answered, nothing sent after: not committed (yet).
+                let prepared = !steps.is_empty()
+                    && steps.iter().all(|(_, a, answered)| {
+                        matches!(a, Action::Prepare(_)) && *answered == Some(true)
+                    });
                 let may_have = steps.iter().any(|(_, a, answered)| match a {
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
                     Action::RollbackPrepared(_) => *answered != Some(true),
@@ -1461,6 +1466,13 @@ impl Ledger {
                         "some of its ranges committed, the others not: an append's --resume \
                          refuses it (see its advice), one under --truncate empties it and copies \
                          it again",
+                    )
+                } else if prepared {
+                    (
+                        "prepared",
+                        "its PREPARE TRANSACTION was answered and no COMMIT PREPARED sent: not \
+                         committed; copyman recover commits it if the run recorded its commit \
+                         decision, else rolls it back",
                     )
                 } else if may_have {
                     ("in doubt", recover)
@@ -1481,7 +1493,9 @@ impl Ledger {
     fn at_once_exit(&self, signal: i32) -> i32 {
         let committing = self.tables.iter().flat_map(|(_, cells)| cells).any(|cell| {
             let (status, _) = self.verdict(cell);
+            // Prepared: committed by recover if the run decided commit.
             status == "in doubt"
+                || status == "prepared"
                 || status == "partly committed"
                 || (matches!(cell, Cell::Ending(..)) && status == "committed")
         });
@@ -1495,7 +1509,7 @@ impl Ledger {
         let exit = self.at_once_exit(signal);
         let mut records = Vec::new();
         let mut lines = Vec::new();
-        let (mut committed, mut doubt) = (Vec::new(), Vec::new());
+        let (mut committed, mut doubt, mut prepared) = (Vec::new(), Vec::new(), Vec::new());
         for (table, cells) in &self.tables {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
                 let (status, note) = self.verdict(cell);
@@ -1519,6 +1533,7 @@ impl Ledger {
                 match status {
                     "committed" => committed.push(at),
                     "in doubt" => doubt.push(at),
+                    "prepared" => prepared.push(at),
                     _ => {}
                 }
                 let mut line = format!("  {table} → destination {} ({dest}): {status}", i + 1);
@@ -1547,7 +1562,7 @@ impl Ledger {
         } else {
             format!(
                 "exited at once: committed: {}; in doubt (a statement that ends its transaction \
-                 was sent, not answered: it may have committed; {}): {}; nothing else was \
+                 was sent, not answered: it may have committed; {}): {}; {}nothing else was \
                  committed by this run (the servers roll back the open transactions)",
                 list(&committed),
                 if self.two_phase {
@@ -1555,7 +1570,16 @@ impl Ledger {
                 } else {
                     "--resume asks each server whether such a table committed"
                 },
-                list(&doubt)
+                list(&doubt),
+                if prepared.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "prepared, not committed (copyman recover commits them if the run \
+                         decided commit, else rolls them back): {}; ",
+                        prepared.join(", ")
+                    )
+                }
             )
         };
         said.push_str(&format!(

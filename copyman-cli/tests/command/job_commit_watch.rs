@@ -363,6 +363,7 @@ fn job_second_sigint_during_a_stuck_commit_reports_committed_and_in_doubt() {
 #[test]
 fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes_it() {
     static STOP: AtomicBool = AtomicBool::new(false);
+    let _one = one_stuck_prepare_at_a_time();
     let c = clusters();
     let src = database(&c.source, &format!("{TABLES}{FILL}"));
     let d2 = stuck_db();
@@ -425,7 +426,16 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
     STOP.store(true, Ordering::SeqCst);
     releaser.join().unwrap();
     assert_eq!(settle_backends(syncrep(), &d2), Vec::<String>::new());
-    assert_eq!(prepared_xacts(syncrep()).len(), 2);
+    // (Only this database's: another test's may be prepared there too.)
+    let prepared: i64 = syncrep()
+        .connect("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+            &[&d2],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(prepared, 2);
     // (recover's own ROLLBACK PREPARED would wait for the standby as well.)
     syncrep()
         .connect("postgres")
@@ -641,4 +651,97 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
         .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 3"))
         .unwrap();
     copied(&job());
+}
+
+/// The tests that leave transactions prepared on [`syncrep`] and recover them, one at a time:
+/// a recovery counts another's in other databases of the server as pending.
+fn one_stuck_prepare_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Two signals while destination 2's PREPARE is stuck and destination 1's was answered:
+/// destination 1 is prepared, not committed (it was called "in doubt: it may have committed");
+/// destination 2 is in doubt. Recover rolls both back (no decision was recorded).
+#[test]
+fn job_atomic_second_sigint_tells_a_prepared_destination_from_one_in_doubt() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let _one = one_stuck_prepare_at_a_time();
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    // Destination 1 on the same server as the stuck one, in a database that does not wait.
+    let d1 = database(syncrep(), TABLES);
+    let d2 = stuck_db();
+    let state = TempPath::new("atomic-prepared.state");
+    let log = TempPath::new("atomic-prepared.log");
+    let (to1, to2) = (syncrep().conninfo(&d1), syncrep().conninfo(&d2));
+    let mut child = copyman()
+        .args(["--json", "table", "t1", "--atomic", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args([
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--state",
+            state.arg(),
+            "--decision-log",
+            log.arg(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _watchdog = watchdog(child.id());
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("'s PREPARE TRANSACTION of table");
+    wait_for_waiters(&d2, 1);
+    signal(&child, "INT");
+    stderr.expect("SIGINT received");
+    signal(&child, "INT");
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let prepared = record(&report, "t1", 0);
+    assert_eq!(prepared["status"], "prepared", "{report}");
+    assert!(
+        prepared["note"].as_str().unwrap().contains("not committed"),
+        "{report}"
+    );
+    assert_eq!(record(&report, "t1", 1)["status"], "in doubt", "{report}");
+    assert!(
+        rest.contains("prepared, not committed")
+            && rest.contains("\"public\".\"t1\" on destination 1"),
+        "{rest}"
+    );
+    // Released: both prepared, never decided; recover rolls them back.
+    let releaser = release(d2.clone(), &STOP);
+    while !sync_waiters(&d2).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d2}\" SET synchronous_commit = local"
+        ))
+        .unwrap();
+    let out = copyman()
+        .args([
+            "recover",
+            "--to",
+            &to1,
+            "--to",
+            &to2,
+            "--decision-log",
+            log.arg(),
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(syncrep(), &d1, "t1"), 0);
+    assert_eq!(count(syncrep(), &d2, "t1"), 0);
 }
