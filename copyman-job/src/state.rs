@@ -323,6 +323,10 @@ pub fn found(path: &Path) -> Found {
     let Ok(file) = File::open(path) else {
         return Found::Nothing;
     };
+    // A device, a FIFO, a directory: nothing a job could keep its records in.
+    if file.metadata().is_ok_and(|m| !m.is_file()) {
+        return Found::Other;
+    }
     let mut start = Vec::new();
     match file.take(12).read_to_end(&mut start) {
         Ok(0) => Found::Empty,

@@ -425,6 +425,20 @@ fn job_selection_a_resume_recognises_a_destination_spelled_otherwise() {
     );
     check("a user's file as --state");
 
+    // A device as --state: refused before anything (it planned, then failed writing: exit 1).
+    for extra in [&[][..], &["--resume"][..]] {
+        let mut args = vec!["--state", "/dev/null"];
+        args.extend(extra);
+        let out = run_job(&d1, &args, &[]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("--state /dev/null is not a regular file"),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    check("a device as --state");
+
     // One file as --state and --decision-log: refused (it waited for ever on its own lock, the
     // destinations' transactions open).
     let both = TempPath::new("both.log");

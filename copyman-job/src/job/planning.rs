@@ -628,10 +628,16 @@ pub fn plan_with(
         )));
     }
     // A user's file is never written over: the state is written there from its first line.
-    if !options.resume && state::found(&options.state) == state::Found::Other {
+    if state::found(&options.state) == state::Found::Other
+        && (!options.resume || !options.state.is_file())
+    {
+        let what = if options.state.is_file() {
+            "a file that is not a copyman state file: a job would write its state over it"
+        } else {
+            "not a regular file (a device, a FIFO, a directory): a job keeps its records in one"
+        };
         return Err(JobError::Refused(format!(
-            "--state {} is a file that is not a copyman state file: a job would write its \
-             state over it; give another --state",
+            "--state {} is {what}; give another --state",
             options.state.display()
         )));
     }
