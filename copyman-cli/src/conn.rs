@@ -797,9 +797,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
     let config = parse(all)?;
 
-    // As pg_dump: a role's or database's statement_timeout would fail every copy longer than it
-    // (a COPY is one statement), and its resume again; --stall-timeout bounds a copy instead.
-    let mut startup = vec![("statement_timeout".to_owned(), "0".to_owned())];
+    let mut startup = Vec::new();
     if let Some(encoding) = params.get("client_encoding") {
         let encoding = if encoding.eq_ignore_ascii_case("auto") {
             env.locale_encoding()
@@ -964,7 +962,13 @@ impl ServerSpec {
         &self,
         config: &postgres::Config,
     ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &self.startup)?;
+        // As pg_dump: a role's or database's statement_timeout would fail every copy longer than
+        // it (a COPY is one statement), and its resume again; --stall-timeout bounds a copy.
+        let startup: Vec<(String, String)> = [("statement_timeout".to_owned(), "0".to_owned())]
+            .into_iter()
+            .chain(self.startup.iter().cloned())
+            .collect();
+        let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &startup)?;
         if conn
             .session()
             .server_version_num()

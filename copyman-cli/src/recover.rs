@@ -169,73 +169,42 @@ pub(crate) fn run(
                 identities.contains(&(server.clone(), p.database.clone()))
             })
         });
-        // A run still in progress holds them, prepared, with their locks: pending, and said.
+        // A run still in progress holds them, prepared, with their locks; else they wait for a
+        // CONN of their database.
         let (live, elsewhere): (Vec<_>, Vec<_>) =
             elsewhere.partition(|p| log.run_in_progress(&p.run));
-        if !live.is_empty() {
-            pending = true;
-            lines.push(format!(
-                "{}: {} more in other databases of this server ({}), of a run still in progress: \
-                 left alone",
-                spec.display,
-                live.len(),
-                live.iter()
-                    .map(|p| p.database.as_str())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ));
-            for p in &live {
-                runs.insert(p.run.clone());
-                gids.insert(p.gid.clone());
-                unfinished.insert(p.run.clone());
-                records.push(json!({
-                    "destination": spec.display,
-                    "gid": p.gid,
-                    "run": p.run,
-                    "database": p.database,
-                    "age_secs": p.age_secs,
-                    "outcome": format!(
-                        "left alone: its run is still in progress (in database {})",
-                        p.database
-                    ),
-                    "error": Value::Null,
-                }));
-            }
-        }
-        let elsewhere = elsewhere.into_iter();
         // Those of runs this log knows are its business; another log's runs are only named.
-        let (elsewhere, others): (Vec<_>, Vec<_>) =
-            elsewhere.partition(|p| no_decision_log || logged.contains(&p.run));
+        let (elsewhere, others): (Vec<_>, Vec<_>) = elsewhere
+            .into_iter()
+            .partition(|p| no_decision_log || logged.contains(&p.run));
         if !others.is_empty() {
             lines.push(format!(
                 "{}: {} more in other databases of this server ({}), of runs the decision log {} \
                  does not know: give a CONN for each with its run's --decision-log",
                 spec.display,
                 others.len(),
-                others
-                    .iter()
-                    .map(|p| p.database.as_str())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                databases(&others),
                 log_path.display()
             ));
         }
-        if !elsewhere.is_empty() {
-            // Left prepared, holding their locks: pending until a CONN of their database is
-            // given.
+        for (group, in_progress) in [(&live, true), (&elsewhere, false)] {
+            if group.is_empty() {
+                continue;
+            }
+            // Left prepared, holding their locks.
             pending = true;
-            let databases: BTreeSet<&str> = elsewhere.iter().map(|p| p.database.as_str()).collect();
+            let said = if in_progress {
+                ", of a run still in progress: left alone"
+            } else {
+                ": give a CONN for each"
+            };
             lines.push(format!(
-                "{}: {} more in other databases of this server ({}): give a CONN for each",
+                "{}: {} more in other databases of this server ({}){said}",
                 spec.display,
-                elsewhere.len(),
-                databases.into_iter().collect::<Vec<_>>().join(", ")
+                group.len(),
+                databases(group)
             ));
-            for p in &elsewhere {
+            for p in group {
                 runs.insert(p.run.clone());
                 gids.insert(p.gid.clone());
                 unfinished.insert(p.run.clone());
@@ -245,10 +214,17 @@ pub(crate) fn run(
                     "run": p.run,
                     "database": p.database,
                     "age_secs": p.age_secs,
-                    "outcome": format!(
-                        "left alone: it is in database {}: give a CONN of that database",
-                        p.database
-                    ),
+                    "outcome": if in_progress {
+                        format!(
+                            "left alone: its run is still in progress (in database {})",
+                            p.database
+                        )
+                    } else {
+                        format!(
+                            "left alone: it is in database {}: give a CONN of that database",
+                            p.database
+                        )
+                    },
                     "error": Value::Null,
                 }));
             }
@@ -699,6 +675,12 @@ fn live_copyman(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// The databases of `prepared`, each once, in order: `app, other`.
+fn databases(prepared: &[commit::Prepared]) -> String {
+    let names: BTreeSet<&str> = prepared.iter().map(|p| p.database.as_str()).collect();
+    names.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 /// The runs with no decision in the log (known to it, neither commit nor recovery's abort;

@@ -3,7 +3,7 @@
 //! stall timeout is none.
 
 use super::Clusters;
-use super::check::{count, exec, open, select_one};
+use super::check::{count, drain, exec, open, select_one};
 use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, ReceiverEnd, RunningCopy, SourceSpec,
     StatementSpec,
@@ -250,9 +250,7 @@ pub fn zero_stall_timeout_waits<D: CopyDriver>(driver: &D, clusters: &Clusters) 
     let mut copy = open(driver, plan);
     copy.start()
         .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
-    while let Some(progress) = copy.next() {
-        progress.unwrap_or_else(|f| panic!("[{}] {f}", driver.name()));
-    }
+    drain(&mut copy, driver.name());
     let summary = copy
         .finish()
         .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
