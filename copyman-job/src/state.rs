@@ -187,10 +187,10 @@ impl Position {
     /// Reads `pg_walfile_name(…)` and `pg_current_wal_lsn()` as a server gives them.
     pub fn parse(walfile: &str, lsn: &str) -> Option<Self> {
         let timeline = u32::from_str_radix(walfile.get(..8)?, 16).ok()?;
-        let (high, low) = lsn.split_once('/')?;
-        let lsn =
-            (u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?;
-        Some(Self { timeline, lsn })
+        Some(Self {
+            timeline,
+            lsn: lsn_of(lsn)?,
+        })
     }
 
     /// Why a destination at `self` is not where it stood at `then`, if it is not: another
@@ -211,6 +211,12 @@ impl Position {
             None
         }
     }
+}
+
+/// An LSN as PostgreSQL writes it (`16/B374D848`).
+fn lsn_of(text: &str) -> Option<u64> {
+    let (high, low) = text.split_once('/')?;
+    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
 }
 
 impl fmt::Display for Position {
@@ -430,12 +436,10 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             }
             [kind] if kind == "verify" => recorded.verify = true,
             [kind, dest, timeline, lsn] if kind == "position" => {
-                let at = timeline
-                    .parse()
-                    .ok()
-                    .and_then(|timeline: u32| Position::parse(&format!("{timeline:08X}"), lsn));
-                if let Some(at) = at {
-                    recorded.positions.insert(dest.clone(), at);
+                if let (Ok(timeline), Some(lsn)) = (timeline.parse(), lsn_of(lsn)) {
+                    recorded
+                        .positions
+                        .insert(dest.clone(), Position { timeline, lsn });
                 }
             }
             [kind, table, dest] if kind == "begin" => {

@@ -194,9 +194,9 @@ fn copy_group_unit(
 
     // The destinations, each in one transaction, every member emptied first where planned.
     let mut live = Vec::new();
+    let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
     for &d in &targets {
         // Every member it copies there, begun in one record.
-        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
         let begun: Vec<&str> = (0..tables.len())
             .filter(|&k| copies(k, d))
             .map(|k| names[k].as_str())

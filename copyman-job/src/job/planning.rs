@@ -832,14 +832,14 @@ pub fn plan_with(
             let next = &names[done..names.len().min(done + LOOKED_UP_AT_ONCE)];
             source_catalog = look_ahead(&mut src, next, options)?;
             for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
+                if down[i].is_some() {
+                    continue;
+                }
                 // Not where it has nothing to do: a table recorded done is not asked about.
                 let undone: Vec<&TableName> = next
                     .iter()
                     .filter(|t| recorded.done(&t.to_string(), &keys[i]).is_none())
                     .collect();
-                if down[i].is_some() {
-                    continue;
-                }
                 dest_catalogs[i] = match ensure(slot, server) {
                     Ok(conn) => match lookup_many(conn, &undone) {
                         Ok(found) => found,

@@ -93,8 +93,6 @@ pub(super) struct Conns {
     pub(super) dests: Vec<Option<Connection>>,
 }
 
-/// The connection in `slot`, (re)connected when missing or broken (a statement that did not
-/// end there is cancelled first: [`give_up`]).
 /// Where the server of a destination stands in its WAL, read on its session `slot` (connected
 /// if need be, and idle): for the `position` line that goes with the `begin` of a table there.
 pub(super) fn position(
@@ -104,6 +102,8 @@ pub(super) fn position(
     crate::identity::wal_position(ensure(slot, server).ok()?)
 }
 
+/// The connection in `slot`, (re)connected when missing or broken (a statement that did not
+/// end there is cancelled first: [`give_up`]).
 pub(super) fn ensure<'c>(
     slot: &'c mut Option<Connection>,
     server: &Server,
