@@ -370,21 +370,13 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
     let state = TempPath::new("atomic-at-once.state");
     let log = TempPath::new("atomic-at-once.log");
     let to = syncrep().conninfo(&d2);
-    let mut child = copyman()
-        .args(["--json", "table", "t1", "t2", "--atomic", "--from"])
-        .arg(c.source.conninfo(&src))
-        .args([
-            "--to",
-            &to,
-            "--state",
-            state.arg(),
-            "--decision-log",
-            log.arg(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = atomic_job(
+        &["t1", "t2"],
+        &c.source.conninfo(&src),
+        &[&to],
+        &state,
+        &log,
+    );
     let _watchdog = watchdog(child.id());
     let mut stderr = StderrLines::take(&mut child);
     let line = stderr.expect("'s PREPARE TRANSACTION of table");
@@ -419,12 +411,7 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
         "{rest}"
     );
     // Released, the PREPAREs complete: prepared, never decided; recover rolls them back.
-    let releaser = release(d2.clone(), &STOP);
-    while !sync_waiters(&d2).is_empty() {
-        thread::sleep(Duration::from_millis(50));
-    }
-    STOP.store(true, Ordering::SeqCst);
-    releaser.join().unwrap();
+    let_prepares_through(&d2, &STOP);
     assert_eq!(settle_backends(syncrep(), &d2), Vec::<String>::new());
     // (Only this database's: another test's may be prepared there too.)
     let prepared: i64 = syncrep()
@@ -436,13 +423,6 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
         .unwrap()
         .get(0);
     assert_eq!(prepared, 2);
-    // (recover's own ROLLBACK PREPARED would wait for the standby as well.)
-    syncrep()
-        .connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{d2}\" SET synchronous_commit = local"
-        ))
-        .unwrap();
     let out = copyman()
         .args(["recover", "--to", &to, "--decision-log", log.arg()])
         .output()
@@ -653,6 +633,38 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
     copied(&job());
 }
 
+/// `copyman --json table TABLES --atomic` from `from` to `to`, its output piped.
+fn atomic_job(tables: &[&str], from: &str, to: &[&str], state: &TempPath, log: &TempPath) -> Child {
+    let mut cmd = copyman();
+    cmd.args(["--json", "table"]).args(tables);
+    cmd.args(["--atomic", "--from", from]);
+    for to in to {
+        cmd.args(["--to", to]);
+    }
+    cmd.args(["--state", state.arg(), "--decision-log", log.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Lets the PREPAREs stuck on `db` (of [`stuck_db`]) through, waits until none waits, and lets
+/// that database's next statements (recover's ROLLBACK PREPAREDs) go without a standby.
+fn let_prepares_through(db: &str, stop: &'static AtomicBool) {
+    let releaser = release(db.to_owned(), stop);
+    while !sync_waiters(db).is_empty() {
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{db}\" SET synchronous_commit = local"
+        ))
+        .unwrap();
+}
+
 /// The tests that leave transactions prepared on [`syncrep`] and recover them, one at a time:
 /// a recovery counts another's in other databases of the server as pending.
 fn one_stuck_prepare_at_a_time() -> std::sync::MutexGuard<'static, ()> {
@@ -676,23 +688,13 @@ fn job_atomic_second_sigint_tells_a_prepared_destination_from_one_in_doubt() {
     let state = TempPath::new("atomic-prepared.state");
     let log = TempPath::new("atomic-prepared.log");
     let (to1, to2) = (syncrep().conninfo(&d1), syncrep().conninfo(&d2));
-    let mut child = copyman()
-        .args(["--json", "table", "t1", "--atomic", "--from"])
-        .arg(c.source.conninfo(&src))
-        .args([
-            "--to",
-            &to1,
-            "--to",
-            &to2,
-            "--state",
-            state.arg(),
-            "--decision-log",
-            log.arg(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = atomic_job(
+        &["t1"],
+        &c.source.conninfo(&src),
+        &[&to1, &to2],
+        &state,
+        &log,
+    );
     let _watchdog = watchdog(child.id());
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("'s PREPARE TRANSACTION of table");
@@ -717,18 +719,7 @@ fn job_atomic_second_sigint_tells_a_prepared_destination_from_one_in_doubt() {
         "{rest}"
     );
     // Released: both prepared, never decided; recover rolls them back.
-    let releaser = release(d2.clone(), &STOP);
-    while !sync_waiters(&d2).is_empty() {
-        thread::sleep(Duration::from_millis(50));
-    }
-    STOP.store(true, Ordering::SeqCst);
-    releaser.join().unwrap();
-    syncrep()
-        .connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{d2}\" SET synchronous_commit = local"
-        ))
-        .unwrap();
+    let_prepares_through(&d2, &STOP);
     let out = copyman()
         .args([
             "recover",
