@@ -473,7 +473,10 @@ fn handle(signal: i32, stopping: &'static str) {
         EXITING_AT_ONCE.store(true, Ordering::SeqCst);
     }
     if first {
-        let stopping = if committing || point {
+        // recover finishes the statement in progress, never more: it says so, commit or not.
+        let stopping = if stopping == RECOVER_STOPPING {
+            stopping
+        } else if committing || point {
             "the commit is under way and finishes; the report says what committed"
         } else if ending.is_some() {
             "nothing is committed yet: the commit is called off, every transaction rolls back"

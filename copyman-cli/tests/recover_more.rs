@@ -17,6 +17,8 @@ mod common;
 
 use std::fs;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::Duration;
 
 use common::*;
 use copyman_testkit::Cluster;
@@ -300,6 +302,49 @@ fn copy_args(s: &Clusters, src: &str, dbs: &[String; 2], log: &TempPath) -> Vec<
         log.arg().into(),
     ]);
     args
+}
+
+/// A signal to recover while its COMMIT PREPARED is under way: it says what it does — finish
+/// that statement, then stop, the rest left prepared (it said "the commit is under way and
+/// finishes", as a copy's COMMITs do, then stopped) — and does it; a second recover finishes.
+#[test]
+fn recover_says_a_signal_stops_it_after_the_statement_in_progress() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-signal.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let mut args = vec!["recover"];
+    for url in &urls {
+        args.extend(["--to", url.as_str()]);
+    }
+    args.extend(["--decision-log", log.arg()]);
+    let paused = Paused::start(&args, "finishing:1");
+    signal(&paused.child, "HUP");
+    // Said by the signal's thread while the run waits.
+    thread::sleep(Duration::from_millis(300));
+    let out = paused.resume();
+    assert_exit(&out, 129);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("finishing the COMMIT or ROLLBACK PREPARED in progress")
+            && !stderr.contains("the commit is under way and finishes"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&s.dest[0], &dbs[0], "t"),
+        300,
+        "the statement in progress finished"
+    );
+    assert_eq!(
+        prepared_in(&s.dest[1], &dbs[1]).len(),
+        1,
+        "the rest left prepared"
+    );
+    let all: Vec<&String> = urls.iter().collect();
+    assert_exit(&recover(&all, log.arg()), 0);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
 
 /// An `--atomic` job whose decision log cannot grow (its disk full: here a file size limit the
