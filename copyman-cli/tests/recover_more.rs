@@ -50,14 +50,22 @@ fn prepared_in(cluster: &Cluster, db: &str) -> Vec<String> {
         .collect()
 }
 
-fn recover(to: &[&String], log: &str) -> std::process::Output {
-    let mut cmd = copyman();
-    cmd.arg("recover");
+/// `recover --to URL … --decision-log LOG`.
+fn recover_args(to: &[&String], log: &str) -> Vec<String> {
+    let mut args = vec!["recover".to_owned()];
     for url in to {
-        cmd.args(["--to", url.as_str()]);
+        args.extend(["--to".to_owned(), (*url).clone()]);
     }
-    cmd.args(["--decision-log", log, "--json"]);
-    cmd.output().expect("run copyman recover")
+    args.extend(["--decision-log".to_owned(), log.to_owned()]);
+    args
+}
+
+fn recover(to: &[&String], log: &str) -> std::process::Output {
+    copyman()
+        .args(recover_args(to, log))
+        .arg("--json")
+        .output()
+        .expect("run copyman recover")
 }
 
 /// A source with `t` filled, two destinations with `t` empty: (source, [d1, d2]).
@@ -315,11 +323,9 @@ fn recover_says_a_signal_stops_it_after_the_statement_in_progress() {
     let log = TempPath::new("recover-signal.log");
     Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
     let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
-    let mut args = vec!["recover"];
-    for url in &urls {
-        args.extend(["--to", url.as_str()]);
-    }
-    args.extend(["--decision-log", log.arg()]);
+    let all: Vec<&String> = urls.iter().collect();
+    let recover_args = recover_args(&all, log.arg());
+    let args = strs(&recover_args);
     let paused = Paused::start(&args, "finishing:1");
     signal(&paused.child, "HUP");
     // Said by the signal's thread while the run waits.
@@ -424,11 +430,9 @@ fn two_recoveries_at_once_both_end_well() {
     let log = TempPath::new("two-recoveries.log");
     Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
     let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
-    let mut args = vec!["recover"];
-    for url in &urls {
-        args.extend(["--to", url.as_str()]);
-    }
-    args.extend(["--decision-log", log.arg()]);
+    let all: Vec<&String> = urls.iter().collect();
+    let recover_args = recover_args(&all, log.arg());
+    let args = strs(&recover_args);
     // A dry run says what is pending, exit 1 (it exited 0, status ok), and changes nothing.
     let mut dry = args.clone();
     dry.extend(["--dry-run", "--json"]);

@@ -41,6 +41,23 @@ fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// `table q --from SRC --to D1 --to D2 --atomic --decision-log LOG`.
+fn atomic_copy<'a>(src: &'a str, to: [&'a str; 2], log: &'a TempPath) -> [&'a str; 11] {
+    [
+        "table",
+        "q",
+        "--from",
+        src,
+        "--to",
+        to[0],
+        "--to",
+        to[1],
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ]
+}
+
 fn recover(to: &[String], log: &TempPath) -> std::process::Output {
     let mut args = vec!["recover".to_owned()];
     for url in to {
@@ -206,19 +223,7 @@ fn recover_counts_a_transaction_in_another_database_as_pending() {
         s.dest[0].url(&app1),
         s.dest[1].url(&other),
     );
-    let copy = [
-        "table",
-        "q",
-        "--from",
-        &src_url,
-        "--to",
-        &d1,
-        "--to",
-        &d2_other,
-        "--atomic",
-        "--decision-log",
-        log.arg(),
-    ];
+    let copy = atomic_copy(&src_url, [&d1, &d2_other], &log);
     Paused::start(&copy, "prepared:2").kill();
     let elsewhere = prepared_in(&s.dest[1], &other);
     assert_eq!(elsewhere.len(), 1, "{elsewhere:?}");
@@ -273,19 +278,7 @@ fn recover_says_a_live_runs_transactions_in_another_database() {
         s.dest[0].url(&run1),
         s.dest[1].url(&run2),
     );
-    let copy = [
-        "table",
-        "q",
-        "--from",
-        &src_url,
-        "--to",
-        &d1,
-        "--to",
-        &d2,
-        "--atomic",
-        "--decision-log",
-        log.arg(),
-    ];
+    let copy = atomic_copy(&src_url, [&d1, &d2], &log);
     let paused = Paused::start(&copy, "prepared:2");
     assert_eq!(prepared_in(&s.dest[0], &run1).len(), 1);
     assert_eq!(prepared_in(&s.dest[1], &run2).len(), 1);

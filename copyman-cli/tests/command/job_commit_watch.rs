@@ -381,12 +381,7 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
     let mut stderr = StderrLines::take(&mut child);
     let line = stderr.expect("'s PREPARE TRANSACTION of table");
     assert!(line.contains("waiting on IPC/SyncRep"), "{line}");
-    wait_for_waiters(&d2, 2);
-    signal(&child, "INT");
-    stderr.expect("SIGINT received");
-    signal(&child, "INT");
-    let rest = stderr.unseen();
-    let out = child.wait_with_output().unwrap();
+    let (out, rest) = two_sigints_once_waiting(child, stderr, &d2, 2);
     // PREPAREs sent: partial (copyman recover finishes them), as one table's run says it.
     assert_exit(&out, 4);
     let report = json(&out);
@@ -648,6 +643,22 @@ fn atomic_job(tables: &[&str], from: &str, to: &[&str], state: &TempPath, log: &
         .unwrap()
 }
 
+/// Once `waiters` PREPAREs wait on `db` (of [`stuck_db`]), two SIGINTs to `child`: its output
+/// and what its stderr said after the first.
+fn two_sigints_once_waiting(
+    child: Child,
+    mut stderr: StderrLines,
+    db: &str,
+    waiters: usize,
+) -> (std::process::Output, String) {
+    wait_for_waiters(db, waiters);
+    signal(&child, "INT");
+    stderr.expect("SIGINT received");
+    signal(&child, "INT");
+    let rest = stderr.unseen();
+    (child.wait_with_output().unwrap(), rest)
+}
+
 /// Lets the PREPAREs stuck on `db` (of [`stuck_db`]) through, waits until none waits, and lets
 /// that database's next statements (recover's ROLLBACK PREPAREDs) go without a standby.
 fn let_prepares_through(db: &str, stop: &'static AtomicBool) {
@@ -698,12 +709,7 @@ fn job_atomic_second_sigint_tells_a_prepared_destination_from_one_in_doubt() {
     let _watchdog = watchdog(child.id());
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("'s PREPARE TRANSACTION of table");
-    wait_for_waiters(&d2, 1);
-    signal(&child, "INT");
-    stderr.expect("SIGINT received");
-    signal(&child, "INT");
-    let rest = stderr.unseen();
-    let out = child.wait_with_output().unwrap();
+    let (out, rest) = two_sigints_once_waiting(child, stderr, &d2, 1);
     assert_exit(&out, 4);
     let report = json(&out);
     let prepared = record(&report, "t1", 0);
