@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use copyman_job::commit::Action;
 use copyman_job::job::{
-    self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Status,
+    self, DEFAULT_JOBS, DestPlan, Event, Interrupt, JobError, JobReport, Options, Server, Side,
+    Status,
 };
 use copyman_job::select::{self, Selection};
 use indicatif::{HumanBytes, HumanCount, MultiProgress, ProgressBar, ProgressStyle};
@@ -646,6 +647,11 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
                 _ => {}
             }
         }
+        if let Event::TableFinished { report, .. } = &e {
+            for notice in notices(report) {
+                crate::progress::println(&notice.to_string());
+            }
+        }
         watch.event(&e);
         ledger
             .lock()
@@ -994,6 +1000,18 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
     }
 }
 
+/// What the servers said during table `t`'s copy, as a one-table run says it, each after the
+/// table and its side (`"public"."t" on destination 2: WARNING:  …`).
+fn notices(t: &job::TableReport) -> impl Iterator<Item = report::Notice> + '_ {
+    t.notices.iter().map(|n| report::Notice {
+        endpoint: match n.side {
+            Side::Destination(d) => format!("{} on destination {}", t.table, d + 1),
+            _ => format!("{} on the source", t.table),
+        },
+        notice: n.notice.clone(),
+    })
+}
+
 fn to_json(
     report: &JobReport,
     dests: &[Server],
@@ -1033,6 +1051,7 @@ fn to_json(
         "interrupted": report.interrupted,
         "seconds": report.seconds,
         "tables": records,
+        "notices": report.tables.iter().flat_map(notices).map(|n| n.to_json()).collect::<Vec<_>>(),
     })
 }
 
@@ -1824,6 +1843,7 @@ mod tests {
                 format: Format::Text,
                 source_rows: None,
                 destinations: vec![failed],
+                notices: Vec::new(),
             }],
             snapshot: None,
             stopped: Some(format!("table \"public\".\"p\": SQLSTATE 57014: {german}")),

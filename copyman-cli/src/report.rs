@@ -126,6 +126,21 @@ pub(crate) struct Notice {
     pub(crate) notice: DbError,
 }
 
+impl Notice {
+    /// As `--json` carries it.
+    pub(crate) fn to_json(&self) -> Value {
+        let n = &self.notice;
+        json!({
+            "endpoint": self.endpoint,
+            "severity": n.severity,
+            "sqlstate": n.code,
+            "message": n.message,
+            "detail": n.detail,
+            "hint": n.hint,
+        })
+    }
+}
+
 impl fmt::Display for Notice {
     /// As psql prints it (`WARNING:  text`, then `DETAIL:` and `HINT:` lines), after the
     /// endpoint that said it.
@@ -592,14 +607,7 @@ impl RunReport {
             })).collect::<Vec<_>>(),
             "error": self.error,
             "waits": crate::watch::lock_waits(),
-            "notices": self.notices.iter().map(|n| json!({
-                "endpoint": n.endpoint,
-                "severity": n.notice.severity,
-                "sqlstate": n.notice.code,
-                "message": n.notice.message,
-                "detail": n.notice.detail,
-                "hint": n.notice.hint,
-            })).collect::<Vec<_>>(),
+            "notices": self.notices.iter().map(Notice::to_json).collect::<Vec<_>>(),
         })
     }
 }

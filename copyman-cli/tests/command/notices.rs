@@ -98,3 +98,80 @@ fn a_quiet_run_lists_no_notices() {
         "{stderr}"
     );
 }
+
+/// A job's tables: what a destination's trigger says during a table's copy is printed after the
+/// table and its destination, and listed in `--json` (a job dropped them all: they stayed on
+/// its sessions). A quiet table says nothing.
+#[test]
+fn a_job_prints_and_lists_what_its_servers_said_per_table() {
+    let c = clusters();
+    let tables = "CREATE TABLE u (n int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "CREATE TABLE t (n int); {tables}
+             INSERT INTO t SELECT generate_series(1, 5000); INSERT INTO u VALUES (1);"
+        ),
+    );
+    let quiet = database(&c.dest[0], &format!("CREATE TABLE t (n int); {tables}"));
+    let loud = database(&c.dest[1], &format!("{DEST_SQL} {tables}"));
+    let state = TempPath::new("job-notices.state");
+    let out = copyman()
+        .args(["table", "t", "u", "--from", &c.source.url(&src)])
+        .args(["--to", &c.dest[0].url(&quiet), "--to", &c.dest[1].url(&loud)])
+        .args(["--state", state.arg(), "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &loud, "t"), 5000);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "\"public\".\"t\" on destination 2: WARNING:  destination saw row 4000\n\
+             DETAIL:  a trigger said so\n"
+        ),
+        "{stderr}"
+    );
+    let notices = json(&out)["notices"].clone();
+    let notices = notices.as_array().expect("a notices array");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0]["endpoint"], "\"public\".\"t\" on destination 2");
+    assert_eq!(notices[0]["severity"], "WARNING");
+    assert_eq!(notices[0]["message"], "destination saw row 4000");
+    assert_eq!(notices[0]["hint"], "nothing to do");
+}
+
+/// A table split into ranges copies each range on sessions of its own: what a destination said
+/// on one of them reaches the user too (they end with the table).
+#[test]
+fn a_split_tables_ranges_say_what_their_servers_said() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (n int, pad text);
+         INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;",
+    );
+    let dest = database(
+        &c.dest[0],
+        &DEST_SQL.replace("(n int)", "(n int, pad text)"),
+    );
+    let state = TempPath::new("split-notices.state");
+    let out = copyman()
+        .args(["table", "t", "--from", &c.source.url(&src)])
+        .args(["--to", &c.dest[0].url(&dest), "--state", state.arg()])
+        .args(["--split-larger-than", "1M", "--jobs", "2", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dest, "t"), 20000);
+    let report = json(&out);
+    let notices = report["notices"].as_array().expect("a notices array");
+    assert_eq!(notices.len(), 1, "{report}");
+    assert_eq!(notices[0]["endpoint"], "\"public\".\"t\" on destination 1");
+    assert_eq!(notices[0]["message"], "destination saw row 4000");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"public\".\"t\" on destination 1: WARNING:  destination saw row 4000"),
+        "{stderr}"
+    );
+}

@@ -2,6 +2,8 @@
 //! them), and at its end a [`JobReport`] of [`TableReport`]s, each with a [`DestResult`] and its
 //! [`Status`] per destination.
 
+use copyman_sync::DbError;
+
 use super::error::TableError;
 #[cfg(doc)]
 use super::{Interrupt, Options, plan_with};
@@ -118,6 +120,20 @@ pub struct TableReport {
     pub source_rows: Option<u64>,
     /// Each destination, in order.
     pub destinations: Vec<DestResult>,
+    /// What the servers said while it was copied and committed (NOTICE, WARNING, …: a
+    /// destination's trigger, a server that shut down under the copy), on which side, in order
+    /// per session; a group's on its first member. At most
+    /// [`KEPT_MESSAGES`](copyman_core::session::KEPT_MESSAGES) per session and table.
+    pub notices: Vec<Notice>,
+}
+
+/// A notice a server sent during a table's copy ([`TableReport::notices`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// Whose session said it.
+    pub side: Side,
+    /// What it said, field by field.
+    pub notice: DbError,
 }
 
 /// How the job went.

@@ -22,7 +22,7 @@ use super::options::{Options, Server};
 use super::planning::{DestPlan, Plan, TablePlan};
 use super::ranges::copy_split;
 use super::report::{DestResult, Event, JobReport, Side, Status, TableReport};
-use super::sessions::{CANCELLED, Conns, ENDED, give_up};
+use super::sessions::{CANCELLED, Conns, ENDED, give_up, take_notices};
 use super::verify::verify_done;
 use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
@@ -832,6 +832,7 @@ pub(super) fn unstarted(t: &TablePlan) -> TableReport {
                 DestPlan::Copy { .. } => DestResult::new(Status::NotStarted),
             })
             .collect(),
+        notices: Vec::new(),
     }
 }
 
@@ -850,12 +851,16 @@ fn work(shared: &Shared<'_>, worker: usize) {
         });
         if let Some(g) = shared.group_of[i] {
             let group = &shared.plan.groups[g];
-            let reports = copy_group(shared, worker, group, &mut conns);
+            let mut reports = copy_group(shared, worker, group, &mut conns);
+            if let Some(first) = reports.first_mut() {
+                take_notices(&mut conns, &mut first.notices);
+            }
             for (&m, report) in group.members.iter().zip(reports) {
                 finish_table(shared, worker, m, report);
             }
         } else {
-            let report = copy_table(shared, worker, t, &mut conns);
+            let mut report = copy_table(shared, worker, t, &mut conns);
+            take_notices(&mut conns, &mut report.notices);
             finish_table(shared, worker, i, report);
         }
     }
@@ -1005,6 +1010,8 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
 /// the destination's error. A destination whose `COMMIT` is in doubt is left as it is (a cancel
 /// must not decide it).
 pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &mut TableReport) {
+    // What their servers said first: a session given up takes its notices with it.
+    take_notices(conns, &mut report.notices);
     give_up(&mut conns.source, shared.source);
     for (d, slot) in conns.dests.iter_mut().enumerate() {
         let result = &mut report.destinations[d];

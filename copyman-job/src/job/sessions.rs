@@ -7,6 +7,7 @@ use copyman_sync::Connection;
 
 use super::error::{TableError, describe};
 use super::options::Server;
+use super::report::{Notice, Side};
 use crate::commit;
 
 /// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
@@ -91,6 +92,20 @@ fn lock_wait(conn: &mut Connection, pid: i32) -> Option<String> {
 pub(super) struct Conns {
     pub(super) source: Option<Connection>,
     pub(super) dests: Vec<Option<Connection>>,
+}
+
+/// Takes what the servers of `conns` said (notices, warnings) into `heard`: the source's, then
+/// each destination's, in order.
+pub(super) fn take_notices(conns: &mut Conns, heard: &mut Vec<Notice>) {
+    let dests = conns.dests.iter_mut().enumerate();
+    let sides = std::iter::once((Side::Source, &mut conns.source))
+        .chain(dests.map(|(d, slot)| (Side::Destination(d), slot)));
+    for (side, slot) in sides {
+        if let Some(conn) = slot {
+            let said = conn.take_notices().into_iter();
+            heard.extend(said.map(|notice| Notice { side, notice }));
+        }
+    }
 }
 
 /// Where the server of a destination stands in its WAL, read on its session `slot` (connected
