@@ -445,6 +445,11 @@ enum Slot<E> {
     Open,
     /// Prepared under this gid.
     Prepared(String),
+    /// Its `PREPARE TRANSACTION` (this gid) was sent and its answer lost with the connection
+    /// (the error): it may have prepared. A rollback sends `ROLLBACK PREPARED`, which a driver
+    /// carries out on a new session ([`Action::finishes_anywhere`]); unfinished, recovery
+    /// rolls it back (no decision names it).
+    MaybePrepared(String, E),
     /// Settled.
     Done(Outcome<E>),
 }
@@ -684,7 +689,9 @@ impl<E> Commit<E> {
                 (Phase::CommitPrepared, Slot::Prepared(gid)) => Action::CommitPrepared(gid.clone()),
                 (Phase::Commit, Slot::Open) => Action::Commit,
                 (Phase::Abort, Slot::Open) => Action::Rollback,
-                (Phase::Abort, Slot::Prepared(gid)) => Action::RollbackPrepared(gid.clone()),
+                (Phase::Abort, Slot::Prepared(gid) | Slot::MaybePrepared(gid, _)) => {
+                    Action::RollbackPrepared(gid.clone())
+                }
                 (Phase::Release, _) if self.release[n] => {
                     self.release[n] = false;
                     Action::Rollback
@@ -839,11 +846,22 @@ impl<E> Commit<E> {
                 }
             }
             (Action::RollbackPrepared(gid), result) => {
-                *slot = Slot::Done(match result {
-                    Ok(()) => Outcome::RolledBack,
-                    Err(f) => Outcome::RollbackPending {
+                let lost = match std::mem::replace(slot, Slot::Open) {
+                    Slot::MaybePrepared(_, e) => Some(e),
+                    _ => None,
+                };
+                *slot = Slot::Done(match (result, lost) {
+                    (Ok(()), None) => Outcome::RolledBack,
+                    // Its PREPARE's answer was lost, and whatever it prepared is gone now: it
+                    // failed, nothing of it is kept, nothing is left for recovery.
+                    (Ok(()), Some(e)) => Outcome::Failed(Some(e)),
+                    (Err(f), None) => Outcome::RollbackPending {
                         gid,
                         error: Some(f.into_error()),
+                    },
+                    (Err(_), Some(e)) => Outcome::RollbackPending {
+                        gid,
+                        error: Some(e),
                     },
                 });
             }
@@ -857,15 +875,13 @@ impl<E> Commit<E> {
                 }
             }
             (Action::Prepare(gid), Err(f)) => {
-                *slot = Slot::Done(match f {
-                    Failure::Refused(e) => Outcome::Failed(Some(e)),
-                    // It may have prepared before the connection broke: recovery rolls it back
-                    // (there is no commit decision for this run yet).
-                    Failure::Lost(e) => Outcome::RollbackPending {
-                        gid,
-                        error: Some(e),
-                    },
-                });
+                *slot = match f {
+                    Failure::Refused(e) => Slot::Done(Outcome::Failed(Some(e))),
+                    // It may have prepared before the connection broke (there is no commit
+                    // decision for this run yet): a rollback rolls it back on a new session,
+                    // else recovery.
+                    Failure::Lost(e) => Slot::MaybePrepared(gid, e),
+                };
                 if all_or_nothing {
                     self.phase = Phase::Abort;
                     self.next = 0;
@@ -931,6 +947,11 @@ impl<E> Commit<E> {
                 .into_iter()
                 .map(|s| match s {
                     Slot::Done(outcome) => outcome,
+                    // Left as it was by a run that went on (keep-going): recovery rolls it back.
+                    Slot::MaybePrepared(gid, e) => Outcome::RollbackPending {
+                        gid,
+                        error: Some(e),
+                    },
                     Slot::Open | Slot::Prepared(_) => unreachable!("every slot settles"),
                 })
                 .collect(),

@@ -230,6 +230,15 @@ macro_rules! connection_glue {
             self.endpoint.session_mut().take_notices()
         }
 
+        /// Takes over the notices `earlier` (a connection to the same server this one replaces,
+        /// its session lost) kept and nobody took yet: they come first from
+        /// [`take_notices`](Self::take_notices). See
+        /// [`Session::keep_earlier_notices`](copyman_core::session::Session::keep_earlier_notices).
+        pub fn take_over_notices(&mut self, earlier: &mut Self) {
+            let kept = earlier.take_notices();
+            self.endpoint.session_mut().keep_earlier_notices(kept);
+        }
+
         /// Takes the notifications (`LISTEN` / `NOTIFY`) received on this connection since the
         /// last call, in order (py-postgresql's `iternotifies`).
         pub fn take_notifications(&mut self) -> Vec<$crate::session::Notification> {

@@ -513,6 +513,47 @@ fn two_phase_a_refused_prepare_rolls_every_prepared_one_back() {
     assert!(report.nothing_committed());
 }
 
+/// A `PREPARE` whose answer was lost may have prepared: the rollback sends `ROLLBACK PREPARED`
+/// for it (a driver carries it out on a new session) like for those prepared, and once that is
+/// done it simply failed, nothing left for recovery; unconfirmed, recovery rolls it back.
+#[test]
+fn two_phase_a_lost_prepare_is_rolled_back_prepared_too() {
+    let options = || Options {
+        two_phase: Some("r".to_owned()),
+        ..Options::default()
+    };
+    for rollback in [Answer::Ok, Answer::Refused] {
+        let (steps, report) = run(
+            options(),
+            &[true, true, true],
+            |p, a| match a {
+                Action::Prepare(_) if p == d(1) => Answer::Lost,
+                Action::RollbackPrepared(_) if p == d(1) => rollback,
+                _ => Answer::Ok,
+            },
+            true,
+        );
+        assert!(!steps.iter().any(|s| matches!(s, Step::Record(_))));
+        let sql = runs(&steps);
+        assert!(sql.contains(&(d(0), "ROLLBACK PREPARED 'copyman:r:1'".to_owned())));
+        assert!(sql.contains(&(d(1), "ROLLBACK PREPARED 'copyman:r:2'".to_owned())));
+        assert!(sql.contains(&(d(2), "ROLLBACK".to_owned())));
+        assert!(report.nothing_committed());
+        let lost = Some("Destination(1) lost".to_owned());
+        if rollback == Answer::Ok {
+            assert_eq!(report.destinations[1], Outcome::Failed(lost));
+        } else {
+            assert_eq!(
+                report.destinations[1],
+                Outcome::RollbackPending {
+                    gid: "copyman:r:2".to_owned(),
+                    error: lost
+                }
+            );
+        }
+    }
+}
+
 #[test]
 fn two_phase_an_unrecorded_decision_commits_nothing() {
     let options = Options {

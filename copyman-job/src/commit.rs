@@ -108,7 +108,9 @@ impl Participant for Connection {
 /// statement was sent, or before its answer) is sent again on a new session from `connect`,
 /// which then replaces `conn`. Its answer there stands, except that a transaction found gone
 /// there (42704) after a statement that was sent and not answered leaves that loss as the
-/// outcome: the lost statement may have finished it.
+/// outcome: the lost statement may have finished it; and that a `ROLLBACK PREPARED` finds its
+/// transaction gone, and the lost session's backend gone too (none can still prepare it: a
+/// `PREPARE TRANSACTION` whose answer was lost), is done: nothing of it is left.
 ///
 /// # Errors
 /// As [`Participant::run`].
@@ -129,12 +131,32 @@ pub fn run_on_a_live_session(
     let Ok(mut fresh) = connect() else {
         return first;
     };
+    let old_backend = conn.session().backend_key().map(|(pid, _)| pid);
     let again = Participant::run(&mut fresh, action);
-    *conn = fresh;
-    match again {
+    let gone = |fresh: &mut Connection| {
+        matches!(action, Action::RollbackPrepared(_))
+            && old_backend.is_some_and(|pid| !backend_alive(fresh, pid))
+    };
+    let result = match again {
+        Err(Failure::Refused(e)) if e.code() == Some("42704") && gone(&mut fresh) => Ok(()),
         Err(Failure::Refused(e)) if lost && e.code() == Some("42704") => Err(Failure::Lost(e)),
         again => again,
-    }
+    };
+    // What the lost session's server said (a trigger's warning, its FATAL's notice) stays.
+    fresh.take_over_notices(conn);
+    *conn = fresh;
+    result
+}
+
+/// Whether backend `pid` is still there, asked on `conn` (another session on its server);
+/// `true` when that cannot be told.
+pub(crate) fn backend_alive(conn: &mut Connection, pid: i32) -> bool {
+    conn.query(&format!(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = {pid}"
+    ))
+    .ok()
+    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+    .is_none_or(|n| n != "0")
 }
 
 /// Runs `commit` to its end: each step on its destination (by index into `destinations`) or on

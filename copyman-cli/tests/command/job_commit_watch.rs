@@ -742,3 +742,62 @@ fn job_atomic_second_sigint_tells_a_prepared_destination_from_one_in_doubt() {
     assert_eq!(count(syncrep(), &d1, "t1"), 0);
     assert_eq!(count(syncrep(), &d2, "t1"), 0);
 }
+
+/// A destination's `PREPARE TRANSACTION` whose session is terminated before it answers (here
+/// while it waits for the standby: prepared locally) may have prepared: the job rolls it back
+/// prepared on a new session, so the table failed there and nothing is left prepared (it said
+/// "may hold the prepared transaction … copyman recover rolls it back" and left it, holding its
+/// locks). What the server said on the lost session is still shown.
+#[test]
+fn job_atomic_a_prepare_whose_session_is_terminated_is_rolled_back_on_a_new_session() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let _one = one_stuck_prepare_at_a_time();
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let d2 = stuck_db();
+    let state = TempPath::new("atomic-terminated.state");
+    let log = TempPath::new("atomic-terminated.log");
+    let to = syncrep().conninfo(&d2);
+    let child = atomic_job(&["t1"], &c.source.conninfo(&src), &[&to], &state, &log);
+    let _watchdog = watchdog(child.id());
+    wait_for_waiters(&d2, 1);
+    syncrep()
+        .connect("postgres")
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 \
+             AND wait_event = 'SyncRep'",
+            &[&d2],
+        )
+        .unwrap();
+    // Its ROLLBACK PREPARED waits for the standby too: let it through.
+    let releaser = release(d2.clone(), &STOP);
+    let out = child.wait_with_output().unwrap();
+    STOP.store(true, Ordering::SeqCst);
+    releaser.join().unwrap();
+    assert_exit(&out, 1);
+    let report = json(&out);
+    let r = record(&report, "t1", 0);
+    assert_eq!(r["status"], "failed", "{report}");
+    assert!(
+        !r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may hold the prepared transaction"),
+        "{report}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"public\".\"t1\" on destination 1: WARNING:  canceling the wait"),
+        "{stderr}"
+    );
+    let prepared: i64 = syncrep()
+        .connect("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE database = $1",
+            &[&d2],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(prepared, 0, "{stderr}");
+    assert_eq!(count(syncrep(), &d2, "t1"), 0);
+}

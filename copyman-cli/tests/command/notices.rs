@@ -118,7 +118,12 @@ fn a_job_prints_and_lists_what_its_servers_said_per_table() {
     let state = TempPath::new("job-notices.state");
     let out = copyman()
         .args(["table", "t", "u", "--from", &c.source.url(&src)])
-        .args(["--to", &c.dest[0].url(&quiet), "--to", &c.dest[1].url(&loud)])
+        .args([
+            "--to",
+            &c.dest[0].url(&quiet),
+            "--to",
+            &c.dest[1].url(&loud),
+        ])
         .args(["--state", state.arg(), "--json"])
         .output()
         .unwrap();

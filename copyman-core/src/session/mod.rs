@@ -724,6 +724,20 @@ impl Session {
         std::mem::take(&mut self.notices)
     }
 
+    /// Keeps `earlier` notices, those of a session this one takes the place of (a new session to
+    /// the same server after the first was lost), before its own: a caller that takes them
+    /// later misses none. Kept within [`KEPT_MESSAGES`] like the session's own (the latest of
+    /// them dropped first, counted).
+    pub fn keep_earlier_notices(&mut self, earlier: Vec<DbError>) {
+        let mut all = earlier;
+        all.append(&mut self.notices);
+        if all.len() > KEPT_MESSAGES {
+            self.dropped_messages += (all.len() - KEPT_MESSAGES) as u64;
+            all.truncate(KEPT_MESSAGES);
+        }
+        self.notices = all;
+    }
+
     /// The notices waiting to be taken by [`Session::take_notices`], oldest first (left there).
     pub fn notices(&self) -> &[DbError] {
         &self.notices

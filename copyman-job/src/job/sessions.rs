@@ -8,7 +8,7 @@ use copyman_sync::Connection;
 use super::error::{TableError, describe};
 use super::options::Server;
 use super::report::{Notice, Side};
-use crate::commit;
+use crate::commit::{self, backend_alive};
 
 /// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
 /// asks a new session what its backend was waiting for (a lock: which, held by whom), cancels
@@ -53,17 +53,6 @@ pub(super) const CANCELLED: &str = "its statement was cancelled";
 
 /// What [`give_up`] says of a session whose backend was gone (nothing to cancel).
 pub(super) const ENDED: &str = "its backend had already ended";
-
-/// Whether backend `pid` is still there, asked on `conn` (another session on its server);
-/// `true` when that cannot be told.
-fn backend_alive(conn: &mut Connection, pid: i32) -> bool {
-    conn.query(&format!(
-        "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = {pid}"
-    ))
-    .ok()
-    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
-    .is_none_or(|n| n != "0")
-}
 
 /// Whether backend `pid` waits for a lock, said as "backend N was waiting for a lock (kind)
 /// held by backend M", asked on `conn` (another session on its server).
