@@ -210,3 +210,52 @@ fn atomic_a_signal_before_the_prepares_prepares_nothing() {
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
+
+/// The decision log moved away after every destination prepared, before the decision: the run
+/// takes no decision in a new file at its path (its start is in the moved one), says why, and
+/// rolls everything back (it wrote `commit` into a new log and committed, unnoticed).
+#[test]
+fn atomic_a_decision_log_moved_during_the_run_decides_nothing() {
+    let s = two_phase_clusters();
+    let src = database(
+        &s.source,
+        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
+    let log = TempPath::new("moved-decisions.log");
+    let away = TempPath::new("moved-decisions.log.old");
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let args = [
+        "table",
+        "mv",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--atomic",
+        "--decision-log",
+        log.arg(),
+    ];
+    let paused = Paused::start(&args, "prepared:2");
+    std::fs::rename(&log.0, &away.0).unwrap();
+    let out = paused.resume();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("cannot record the commit decision")
+            && stderr.contains("no longer the file it was when the run began")
+            && stderr.contains("nothing committed"),
+        "{stderr}"
+    );
+    assert!(!log.0.exists(), "a new log was made at its path");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(count(cluster, db, "mv"), 0, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
+    }
+}

@@ -202,9 +202,16 @@ pub fn run<E>(
 ///
 /// Runs in progress hold a lock ([`DecisionLog::lock_run`]) on a file beside the log, so recovery
 /// never decides for a run that may still record its decision.
+///
+/// A log opened for runs ([`DecisionLog::open`]) or for recovery ([`DecisionLog::existing`])
+/// writes only to the file it opened: a path that names another file later (the log moved,
+/// replaced or removed while a run goes on) refuses every write, the decision's first, so that
+/// no run decides in a file without its start.
 #[derive(Debug)]
 pub struct DecisionLog {
     path: PathBuf,
+    /// The file it opened (device, inode), if it opened one.
+    file: Option<(u64, u64)>,
 }
 
 impl DecisionLog {
@@ -218,12 +225,10 @@ impl DecisionLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?
-            .sync_all()?;
-        Ok(Self { path })
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        file.sync_all()?;
+        let file = Some(identity(&file.metadata()?));
+        Ok(Self { path, file })
     }
 
     /// The log at `path`, for recovery: it must exist (a run creates it before it prepares
@@ -233,14 +238,17 @@ impl DecisionLog {
     /// It does not exist ([`io::ErrorKind::NotFound`]) or cannot be read.
     pub fn existing(path: impl Into<PathBuf>) -> io::Result<Self> {
         let path = path.into();
-        fs::metadata(&path)?;
-        Ok(Self { path })
+        let file = Some(identity(&fs::metadata(&path)?));
+        Ok(Self { path, file })
     }
 
     /// The log at `path` whether or not it exists (missing, it reads as empty): for recovery when
     /// the caller knows the log is lost and no run recorded a commit decision.
     pub fn none(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            file: None,
+        }
     }
 
     /// Where it is.
@@ -371,11 +379,26 @@ impl DecisionLog {
         since: Option<&str>,
         lines: impl FnOnce(&str) -> io::Result<String>,
     ) -> io::Result<()> {
+        let moved = |why: &dyn std::fmt::Display| {
+            io::Error::other(format!(
+                "it is no longer the file it was when the run began: moved, replaced or removed \
+                 meanwhile ({why}); the run's earlier lines are in that file"
+            ))
+        };
         let mut file = OpenOptions::new()
-            .create(true)
+            .create(self.file.is_none())
             .read(true)
             .append(true)
-            .open(&self.path)?;
+            .open(&self.path)
+            .map_err(|e| match self.file {
+                Some(_) if e.kind() == io::ErrorKind::NotFound => moved(&e),
+                _ => e,
+            })?;
+        if let Some(opened) = self.file
+            && identity(&file.metadata()?) != opened
+        {
+            return Err(moved(&"another file is at its path"));
+        }
         file.lock()?;
         let (tail, whole) = read_tail(&file, since)?;
         if whole < file.metadata()?.len() {
@@ -681,6 +704,12 @@ impl DecisionLog {
         }
         Ok(log)
     }
+}
+
+/// A file's device and inode: the same file, whatever its path names now.
+fn identity(meta: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 /// The end of a log `file`: its whole lines from the start of the last line `since` (all of
@@ -1141,6 +1170,39 @@ mod tests {
         );
         assert_eq!(fs::read_to_string(&path).unwrap(), "begin r0\nbegin r2\n");
         drop(guard);
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// A log moved, replaced or removed while a run goes on: nothing more is written, the
+    /// decision first (it was written into a new file at the path, without the run's start).
+    #[test]
+    fn a_log_moved_away_during_a_run_takes_no_decision() {
+        let path = temp_log("moved");
+        let decision = Decision {
+            run: "r1".into(),
+            gids: vec![(0, "copyman:r1:1".into())],
+            source: None,
+        };
+        let log = DecisionLog::open(&path).unwrap();
+        let _guard = log.lock_run("r1").unwrap();
+        let away = path.with_file_name("moved.log");
+        fs::rename(&path, &away).unwrap();
+        let refused = log.record(&decision).unwrap_err();
+        assert!(
+            refused.to_string().contains("no longer the file"),
+            "{refused}"
+        );
+        assert!(!path.exists(), "no new log made at its path");
+        // Another file in its place.
+        fs::write(&path, "").unwrap();
+        let refused = log.record(&decision).unwrap_err();
+        assert!(refused.to_string().contains("another file"), "{refused}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+        assert_eq!(fs::read_to_string(&away).unwrap(), "begin r1\n");
+        // Back where it was, it takes the decision.
+        fs::rename(&away, &path).unwrap();
+        log.record(&decision).unwrap();
+        assert!(log.committed().unwrap().contains("copyman:r1:1"));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
