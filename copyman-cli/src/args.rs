@@ -566,7 +566,7 @@ pub(crate) struct Safety {
     pub(crate) allow_count_mismatch: bool,
 }
 
-/// Parses a duration: `500ms`, `10s`, `2min`, `1h`, or a bare number of seconds.
+/// Parses a duration: `500ms`, `10s`, `2min` (or `2m`), `1h`, or a bare number of seconds.
 ///
 /// # Errors
 /// Anything else, or zero.
@@ -584,7 +584,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => number / 1000.0,
         "min" | "m" => number * 60.0,
         "h" => number * 3600.0,
-        other => return Err(format!("unknown unit {other:?} (ms, s, min, h)")),
+        other => return Err(format!("unknown unit {other:?} (ms, s, min or m, h)")),
     };
     if !(seconds.is_finite() && (0.001..=86_400.0 * 365.0).contains(&seconds)) {
         return Err(format!("{text:?} is out of range (1ms to a year)"));

@@ -1297,7 +1297,7 @@ pub(crate) fn redact(text: &str) -> String {
 
 /// Whether `text`, a CONN read as a file path, looks like a server written without
 /// `postgresql://` or `host=`: `user@host`, `user:password@host`, `host:port`, an IPv4 or `[IPv6]`
-/// address. Taken for a file it was created in the working directory, password and all, and
+/// address (an IPv4 address before a `/database` too). Taken for a file it was created in the working directory, password and all, and
 /// the run said it committed to something that read as a server (`--to postgres@db1:5432`).
 /// A path that starts with `/`, `./` or `../` is a file whatever it holds.
 pub(crate) fn looks_like_a_server(text: &str) -> bool {
@@ -1331,7 +1331,8 @@ pub(crate) fn looks_like_a_server(text: &str) -> bool {
     let user_at = text
         .split_once('@')
         .is_some_and(|(user, _)| !user.contains('/'));
-    let ipv4 = is_ipv4(text);
+    // `10.0.0.5`, `10.0.0.5/app` (an address then a database, as in a URL).
+    let ipv4 = is_ipv4(text.split('/').next().unwrap_or_default());
     user_at || host_port || ipv4 || ipv6 || text.starts_with('[')
 }
 
@@ -1747,6 +1748,7 @@ mod tests {
             "db2.example.com:5432",
             "db2:5432/app",
             "10.0.0.5",
+            "10.0.0.5/postgres",
             "[::1]:5432",
             "::1",
             "127.0.0.1:999",
@@ -1764,6 +1766,7 @@ mod tests {
             "1.2.3.csv",
             "exports/alice@corp.com.csv",
             "dump-2024-01-01T10:30",
+            "1.2.3/x.csv",
         ] {
             assert!(!looks_like_a_server(file), "{file}");
         }
