@@ -1157,6 +1157,7 @@ pub fn plan_with(
             cycles.join(", ")
         ));
     }
+    referenced_from_outside(&mut tables, &mut dests);
     // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
     let groups = {
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
@@ -1452,6 +1453,85 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
             Some((child.to_string(), parent.to_string()))
         })
         .collect()
+}
+
+/// Refuses, on each destination, a table emptied first with a `DELETE` (it is referenced:
+/// [`TablePlan::referenced`]) whose rows a table outside the job references there: its `DELETE`
+/// would fail (23503) when its turn came, after whatever the job committed before it. So the
+/// job (and its dry run) ends before anything is copied, as a refused table does. Not where
+/// the session's `session_replication_role` is `replica` (the `DELETE` is refused there
+/// anyway, saying why), nor where a question cannot be answered (the run then says it).
+fn referenced_from_outside(tables: &mut [TablePlan], dests: &mut [Option<Connection>]) {
+    let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
+    for (d, conn) in dests.iter_mut().enumerate() {
+        let Some(conn) = conn else { continue };
+        let replica = conn
+            .query("SELECT pg_catalog.current_setting('session_replication_role')")
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()));
+        if replica.as_deref() != Some("origin") {
+            continue;
+        }
+        for t in tables.iter_mut() {
+            let DestPlan::Copy {
+                truncate: true,
+                quiet_delete: true,
+                ..
+            } = t.destinations[d]
+            else {
+                continue;
+            };
+            if !t.referenced() {
+                continue;
+            }
+            let outside = t.referenced_by.iter().filter(|r| !job.contains(*r));
+            let found = outside
+                .filter_map(|r| Some((r, referencing_rows(conn, r, &t.table)?)))
+                .next();
+            if let Some((r, constraint)) = found {
+                t.destinations[d] = DestPlan::Refused(TableError {
+                    sqlstate: Some("23503".to_owned()),
+                    ..TableError::lasting(format!(
+                        "rows of {r} there, which the job does not copy, reference it (foreign \
+                         key {constraint}): emptying it first (--truncate) would fail; add {r} \
+                         to the job (the two are then emptied together), or delete those rows \
+                         there first"
+                    ))
+                });
+            }
+        }
+    }
+}
+
+/// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
+/// `conn`'s database that one of `child`'s rows uses (its key's columns all set), if any.
+/// `None` too when that cannot be asked.
+fn referencing_rows(conn: &mut Connection, child: &str, parent: &TableName) -> Option<String> {
+    let keys = conn
+        .query(&format!(
+            "SELECT k.conname::text, (SELECT pg_catalog.string_agg(\
+                 pg_catalog.quote_ident(a.attname::text) || ' IS NOT NULL', ' AND ') \
+               FROM pg_catalog.pg_attribute a \
+               WHERE a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)) \
+             FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
+               AND k.conrelid = pg_catalog.to_regclass({}) \
+               AND k.confrelid = pg_catalog.to_regclass({})",
+            crate::sql::literal(child),
+            crate::sql::literal(&parent.to_string())
+        ))
+        .ok()?;
+    keys.into_iter().find_map(|row| {
+        let mut row = row.into_iter();
+        let name = row.next().flatten()?;
+        let used = row.next().flatten()?;
+        let found = conn
+            .query(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {child} WHERE {used})"
+            ))
+            .ok()?;
+        let found = found.first().and_then(|r| r.first().cloned().flatten());
+        (found.as_deref() == Some("t")).then_some(name)
+    })
 }
 
 /// The tables on `conn`'s database with a foreign key to themselves (schema-qualified and
