@@ -258,3 +258,61 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
     assert_eq!(count(&c.dest[0], &d, "customers"), 3);
     assert_eq!(count(&c.dest[0], &d, "orders"), 1);
 }
+
+/// Rows of a table outside the job that come to reference a table after the job planned (so
+/// planning could not refuse it): its `DELETE` fails there when its turn comes (23503), naming
+/// the constraint, and the error says how to empty them together and what to copy again; the
+/// table before it stays committed, nothing of the referenced table is lost.
+#[test]
+fn rows_that_reference_a_table_after_planning_fail_its_delete_and_say_what_to_do() {
+    let c = clusters();
+    const SCHEMA: &str = "CREATE TABLE big (id int, pad text);
+        CREATE TABLE customers (id int PRIMARY KEY);
+        CREATE TABLE orders (id int, customer int REFERENCES customers);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA} INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;
+             INSERT INTO customers SELECT generate_series(1, 10);"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!("{SCHEMA} INSERT INTO customers SELECT generate_series(1000, 1004);"),
+    );
+    let state = TempPath::new("fk-late.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "big",
+        "customers",
+        "--truncate",
+        "--jobs",
+        "1",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    // big (the largest) committed; then an order comes to reference a customer there.
+    let paused = Paused::start(&args, "committed:1");
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("INSERT INTO orders VALUES (1, 1000)")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("23503")
+            && stderr.contains("copyman empties no other table")
+            && stderr.contains(r#"TRUNCATE ONLY "public"."customers", ONLY "public"."orders""#)
+            && stderr.contains(r#"copy "public"."orders" there again yourself"#),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "big"), 5000);
+    assert_eq!(count(&c.dest[0], &dst, "customers"), 5);
+    assert_eq!(count(&c.dest[0], &dst, "orders"), 1);
+}
