@@ -1139,6 +1139,22 @@ fn write_human(
     // Interrupted: every table is said, committed or not, so the user knows where it stands.
     let interrupted = report.interrupted.is_some() && !report.succeeded();
     for t in &report.tables {
+        // The source's error, the same for every destination, said once.
+        let source_failed = t
+            .destinations
+            .first()
+            .and_then(|first| first.error.as_ref())
+            .filter(|e| {
+                e.message.starts_with("source: ")
+                    && t.destinations.len() > 1
+                    && t.destinations
+                        .iter()
+                        .all(|d| d.status == Status::Failed && d.error.as_ref() == Some(*e))
+            });
+        if let Some(e) = source_failed {
+            writeln!(out, "  {} → every destination: failed: {e}", t.table)?;
+            continue;
+        }
         for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
             if let Some(warning) = &d.warning {
                 writeln!(
@@ -1817,6 +1833,74 @@ impl Render {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table the source failed (the same error for every destination) is said once, as the
+    /// source's; a destination's own error is said per destination.
+    #[test]
+    fn a_source_error_is_said_once_for_every_destination() {
+        let failed = |message: &str| job::DestResult {
+            error: Some(job::TableError {
+                lasting: true,
+                sqlstate: Some("42501".to_owned()),
+                message: message.to_owned(),
+            }),
+            ..job::DestResult {
+                status: Status::Failed,
+                rows: None,
+                bytes: 0,
+                seconds: 0.0,
+                error: None,
+                verified: None,
+                unverified: false,
+                warning: None,
+            }
+        };
+        let table = |name: &str, destinations| job::TableReport {
+            table: TableName::parse(name).unwrap(),
+            format: Format::Text,
+            source_rows: None,
+            destinations,
+            notices: Vec::new(),
+        };
+        let source = "source: query would be affected by row-level security policy";
+        let report = JobReport {
+            tables: vec![
+                table("s", vec![failed(source), failed(source)]),
+                table(
+                    "d",
+                    vec![failed("permission denied"), failed("permission denied")],
+                ),
+            ],
+            snapshot: None,
+            stopped: None,
+            stopped_waiting: false,
+            interrupted: None,
+            seconds: 0.0,
+        };
+        let server = |name: &str| Server {
+            name: name.to_owned(),
+            connect: std::sync::Arc::new(|| unreachable!("not connected")),
+        };
+        let mut out = Vec::new();
+        let options = Options::new("job.state");
+        write_human(
+            &mut out,
+            &report,
+            &[server("d1"), server("d2")],
+            &options,
+            Output::default(),
+        )
+        .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches("row-level security").count(), 1, "{out}");
+        assert!(
+            out.contains(&format!(
+                "  \"s\" → every destination: failed: SQLSTATE 42501: {source}\n"
+            )),
+            "{out}"
+        );
+        assert_eq!(out.matches("permission denied").count(), 2, "{out}");
+    }
 
     /// A job's own cancel after a signal reads as interrupted whatever language the server's
     /// `lc_messages` speaks: known by its SQLSTATE, not by English words.
