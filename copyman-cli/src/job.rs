@@ -1879,7 +1879,7 @@ mod tests {
         };
         let server = |name: &str| Server {
             name: name.to_owned(),
-            connect: std::sync::Arc::new(|| unreachable!("not connected")),
+            connect: Arc::new(|| unreachable!("not connected")),
         };
         let mut out = Vec::new();
         let options = Options::new("job.state");
