@@ -235,6 +235,14 @@ fn os_user_name() -> Option<String> {
 /// interval`), so that a copyman killed (`kill -9`) while its source sorts or its `--send`
 /// statement waits for its first row does not leave that query running for hours, holding its
 /// locks.
+/// What every session is told after connecting, on any server: a `synchronous_commit` set
+/// `off` (for a role, a database, the server) is made `local`, so that a COMMIT copyman reports
+/// (and a job records done) is on the server's disk when it answers — with `off`, a server that
+/// crashed then lost it, and a resume skipped the table as done. Stronger settings (`on`,
+/// `remote_write`, `remote_apply`) stay as they are.
+const DURABLE_COMMITS: &str = "SELECT CASE WHEN pg_catalog.current_setting('synchronous_commit') \
+     = 'off' THEN pg_catalog.set_config('synchronous_commit', 'local', false) END";
+
 const SESSION_SETTINGS_14: &str =
     "SET idle_session_timeout = 0; SET client_connection_check_interval = '5s'";
 
@@ -881,7 +889,8 @@ impl ServerSpec {
     ///
     /// A server of PostgreSQL 14 or later is told not to end the session while it is idle
     /// outside a transaction, and to check that copyman is there while a statement runs
-    /// ([`SESSION_SETTINGS_14`]).
+    /// ([`SESSION_SETTINGS_14`]); every server, that its commits are durable
+    /// ([`DURABLE_COMMITS`]).
     ///
     /// The hosts of a CONN are tried in order, each with the password the password file has
     /// for it, going on to the next one where the last could not be reached or could not take
@@ -969,6 +978,7 @@ impl ServerSpec {
             .chain(self.startup.iter().cloned())
             .collect();
         let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &startup)?;
+        conn.execute(DURABLE_COMMITS)?;
         if conn
             .session()
             .server_version_num()

@@ -956,3 +956,52 @@ fn a_databases_statement_timeout_does_not_end_a_copy() {
         assert_eq!(count(&c.dest[0], &dst, "slow"), 1000, "job: {job}");
     }
 }
+
+/// A destination database with `synchronous_commit = off`: its server answers a COMMIT before
+/// it is on disk, and a crash then lost a table a job had recorded done (its resume skipped
+/// it). copyman's sessions commit durably there (`local`); a stronger setting stays as it is.
+#[test]
+fn commits_are_durable_where_synchronous_commit_is_off() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    // What the destination's session says while it copies, kept by a trigger.
+    let seen = "CREATE TABLE t (id int); CREATE TABLE seen (setting text);
+        CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+            INSERT INTO seen VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$;
+        CREATE TRIGGER note AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION note();";
+    let off = database_setting(&c.dest[0], &["synchronous_commit = off"], seen);
+    let remote = database_setting(&c.dest[1], &["synchronous_commit = remote_apply"], seen);
+    let state = TempPath::new("durable.state");
+    let out = run(&[
+        "table",
+        "t",
+        "--schema",
+        "public",
+        "--exclude-table",
+        "seen",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&off),
+        "--to",
+        &c.dest[1].conninfo(&remote),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let setting = |cluster: &copyman_testkit::Cluster, db: &str| -> Vec<String> {
+        cluster
+            .connect(db)
+            .query("SELECT setting FROM seen", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(setting(&c.dest[0], &off), ["local"]);
+    assert_eq!(setting(&c.dest[1], &remote), ["remote_apply"]);
+    assert_eq!(count(&c.dest[0], &off, "t"), 10);
+}
