@@ -28,6 +28,9 @@ pub(crate) struct Dest<'e> {
     pub(crate) receive: Option<String>,
     /// `--truncate`: the statement that empties its table first, in its transaction.
     pub(crate) truncate: Option<String>,
+    /// A binary copy's check that the columns still have the planned types (after the
+    /// truncate, before the COPY).
+    pub(crate) guard: Option<String>,
     pub(crate) rows: Option<u64>,
     pub(crate) error: Option<ErrorInfo>,
     /// It failed because the reader of its pipe (stdout, a FIFO) went away.
@@ -48,6 +51,7 @@ impl<'e> Dest<'e> {
             sink: None,
             receive: None,
             truncate: None,
+            guard: None,
             rows: None,
             error: None,
             broken_pipe: false,
@@ -62,6 +66,9 @@ impl<'e> Dest<'e> {
         if let Some(conn) = self.conn.as_mut() {
             conn.execute("BEGIN")?;
             if let Some(sql) = &self.truncate {
+                conn.execute(sql)?;
+            }
+            if let Some(sql) = &self.guard {
                 conn.execute(sql)?;
             }
         }

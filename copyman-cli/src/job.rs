@@ -974,6 +974,7 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
             sequences,
             kind,
             quiet_delete,
+            guard,
         } => {
             let mut steps = vec!["BEGIN".to_owned()];
             match group {
@@ -984,6 +985,10 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
                 )),
                 None if *truncate => steps.push(t.emptying(kind, *quiet_delete)),
                 None => {}
+            }
+            if guard.is_some() {
+                // Binary data carries no type (the statement: `sql::types_unchanged`).
+                steps.push("lock it and check its columns' types".to_owned());
             }
             steps.push(t.receive_for(*freeze));
             for carry in sequences {

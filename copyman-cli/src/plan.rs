@@ -25,7 +25,7 @@ use copyman_job::plan::{
 };
 use copyman_job::sequences::Carry;
 
-use crate::sql::{self, Format, Ident, Relation, TableCopy, TableName};
+use crate::sql::{self, Format, Hold, Ident, Relation, TableCopy, TableName};
 use copyman_core::statement;
 
 /// The statements and what the bar can know in advance.
@@ -34,6 +34,11 @@ pub(crate) struct Plan {
     pub(crate) receive: Vec<Option<String>>,
     /// Per destination, `--truncate`'s statement (as its table's kind there says).
     pub(crate) truncate: Vec<Option<String>>,
+    /// Per destination, and on the source, a binary copy's check in its transaction before the
+    /// COPY that the copied columns still have the types read here (the table locked first:
+    /// `copyman_job::sql::types_unchanged`).
+    pub(crate) guards: Vec<Option<String>>,
+    pub(crate) source_guard: Option<String>,
     pub(crate) format: Option<Format>,
     pub(crate) estimate: Estimate,
     /// Why this format (`table` only).
@@ -86,6 +91,8 @@ pub(crate) fn plan(
                 send: send.clone(),
                 receive: receive.clone(),
                 truncate: vec![None; dests.len()],
+                guards: vec![None; dests.len()],
+                source_guard: None,
                 format: None,
                 estimate: file_estimate,
                 format_reason: None,
@@ -111,6 +118,21 @@ pub(crate) fn plan(
     }
 }
 
+/// Whether the session's role may read the whole of `table` (`SELECT` on the table, not on
+/// some of its columns only), and so lock it as its COPY would; `false` when that cannot be
+/// asked.
+fn may_read_whole(conn: &mut Connection, table: &TableName) -> bool {
+    let sql = format!(
+        "SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass({}), 'SELECT')",
+        sql::literal(&table.to_string())
+    );
+    conn.query(&sql)
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+        .as_deref()
+        == Some("t")
+}
+
 /// Looks `table` up on one server.
 fn lookup(conn: &mut Connection, table: &TableName) -> Result<Option<Relation>, ErrorInfo> {
     copyman_job::plan::lookup(conn, table).map_err(|e| match e {
@@ -134,6 +156,7 @@ fn table_plan(
     let mut source_version = None;
     let mut source_rel = None;
     let mut source_qualified = None;
+    let mut source_may_lock = false;
     if let Some(conn) = source {
         source_version = conn.session().server_version_num();
         let rel = lookup(conn, &copy.table).map_err(|e| Fatal {
@@ -160,6 +183,7 @@ fn table_plan(
             ));
         }
         source_rel = Some(rel);
+        source_may_lock = may_read_whole(conn, &copy.table);
         if copy.table.schema.is_none() {
             source_qualified = qualified(conn, &copy.table);
         }
@@ -418,6 +442,37 @@ fn table_plan(
              the rows where {condition}: the destinations keep no other row of it"
         ));
     }
+    // Binary data carries no type: each side checks, once it holds the table, that the columns
+    // still have the types read here.
+    let binary = format == Format::Binary;
+    let guards = (0..dests.len())
+        .map(|i| {
+            let (_, rel) = dest_rels.iter().find(|(d, _)| *d == i)?;
+            let columns = columns.as_ref().filter(|_| binary)?;
+            rel.types_unchanged(
+                copy.target(),
+                Hold::LockIfAllowed("ROW EXCLUSIVE"),
+                columns,
+            )
+        })
+        .collect();
+    // The source's table locked before the transaction's snapshot is taken (its first query):
+    // a TRUNCATE or a table-rewriting ALTER TABLE that held it while copyman waited is not
+    // MVCC-safe, and a snapshot older than it read the table empty.
+    let source_guard = source_rel.as_ref().and_then(|rel| {
+        let hold = if source_may_lock {
+            Hold::Lock("ACCESS SHARE")
+        } else {
+            Hold::LockIfAllowed("ACCESS SHARE")
+        };
+        match &columns {
+            Some(columns) if binary => rel.types_unchanged(&resolved.table, hold, columns),
+            _ => (source_may_lock && matches!(rel.kind.as_str(), "r" | "p")).then(|| {
+                let rows = sql::own_rows(&resolved.table, &rel.kind);
+                format!("LOCK TABLE {rows} IN ACCESS SHARE MODE")
+            }),
+        }
+    });
     let mut sequences = vec![Vec::new(); dests.len()];
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {
@@ -446,6 +501,8 @@ fn table_plan(
         send,
         receive,
         truncate,
+        guards,
+        source_guard,
         format: Some(format),
         estimate,
         format_reason: Some(reason),

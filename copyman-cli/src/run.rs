@@ -134,9 +134,15 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     if let Some(source) = file_source.as_mut() {
         crate::file_source::check_start(t, source, &mut plan, source_conn.as_mut(), &mut dests)?;
     }
-    for ((dest, receive), truncate) in dests.iter_mut().zip(&plan.receive).zip(&plan.truncate) {
+    for (((dest, receive), truncate), guard) in dests
+        .iter_mut()
+        .zip(&plan.receive)
+        .zip(&plan.truncate)
+        .zip(&plan.guards)
+    {
         dest.receive.clone_from(receive);
         dest.truncate.clone_from(truncate);
+        dest.guard.clone_from(guard);
     }
     if let Some(send) = &plan.send {
         report::log(format_args!("source: {send}"));
@@ -169,6 +175,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     server: None,
                     message: format!("source: {}", describe_sync(&e)),
                 })?;
+        }
+        if let Some(guard) = &plan.source_guard {
+            conn.execute(guard).map_err(|e| Fatal {
+                exit: Exit::CopyFailed,
+                server: None,
+                message: format!("source: {}", describe_sync(&e)),
+            })?;
         }
     }
     let atomic = match &t.atomic {

@@ -539,6 +539,91 @@ pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
     }
 }
 
+/// The statements that make sure, in a binary copy's transaction on one endpoint, that the
+/// copied columns of `table` (a relation of `kind`) are still of the types the plan chose the
+/// binary format for (`columns`: each column and its type's OID there): binary data carries no
+/// type, so a column whose type changed after the catalog was read (an `ALTER TABLE … ALTER
+/// COLUMN … TYPE` that held the table while copyman waited) would be read as the other type —
+/// an `int8` as the `float8` of the same bits, a `timestamp` as UTC. The table is held first as
+/// `hold` says (in the mode its COPY would take: `ACCESS SHARE` to read, `ROW EXCLUSIVE` to
+/// write), and the types are asked as the server parses an expression, after that (the catalog
+/// as it is now, not as a transaction's snapshot saw it). A type that differs fails the
+/// statement, SQLSTATE 55000, naming the column and both types. Only ordinary and partitioned
+/// tables: `None` for any other kind, or no column.
+///
+/// ```
+/// use copyman_job::sql::{Hold, Ident, TableName, types_unchanged};
+///
+/// let t = TableName::parse("app.t").unwrap();
+/// let v = Ident::new("v");
+/// let sql = types_unchanged(&t, "r", Hold::Lock("ACCESS SHARE"), &[(&v, 20)]).unwrap();
+/// assert!(sql.starts_with(r#"LOCK TABLE ONLY "app"."t" IN ACCESS SHARE MODE; DO"#));
+/// assert!(sql.contains(r#"pg_catalog.pg_typeof((NULL::"app"."t")."v")::pg_catalog.oid <> 20"#));
+/// let sql = types_unchanged(&t, "r", Hold::LockIfAllowed("ROW EXCLUSIVE"), &[(&v, 20)]);
+/// assert!(sql.unwrap().contains("EXCEPTION WHEN insufficient_privilege"));
+/// assert_eq!(types_unchanged(&t, "v", Hold::Held, &[(&v, 20)]), None);
+/// ```
+pub fn types_unchanged(
+    table: &TableName,
+    kind: &str,
+    hold: Hold,
+    columns: &[(&Ident, u32)],
+) -> Option<String> {
+    if !matches!(kind, "r" | "p") || columns.is_empty() {
+        return None;
+    }
+    let rows = own_rows(table, kind);
+    let (lock, lock_inside) = match hold {
+        Hold::Held => (String::new(), String::new()),
+        Hold::Lock(mode) => (format!("LOCK TABLE {rows} IN {mode} MODE; "), String::new()),
+        Hold::LockIfAllowed(mode) => (
+            String::new(),
+            format!(
+                "BEGIN LOCK TABLE {rows} IN {mode} MODE; \
+                 EXCEPTION WHEN insufficient_privilege THEN NULL; END; "
+            ),
+        ),
+    };
+    let checks: String = columns
+        .iter()
+        .map(|(column, oid)| {
+            let now = format!("pg_catalog.pg_typeof((NULL::{table}).{column})");
+            // format()'s placeholders are the types; a `%` in a name is itself.
+            let (c, t) = (
+                column.to_string().replace('%', "%%"),
+                table.to_string().replace('%', "%%"),
+            );
+            let said = literal(&format!(
+                "column {c} of {t} changed type after copyman read the catalog (an ALTER TABLE \
+                 while copyman waited for the table?): it is %s now, the binary copy was \
+                 planned for %s; nothing of it is copied: run again"
+            ));
+            format!(
+                "IF {now}::pg_catalog.oid <> {oid} THEN RAISE EXCEPTION USING ERRCODE = '55000', \
+                 MESSAGE = pg_catalog.format({said}, {now}, {oid}::pg_catalog.regtype); END IF; "
+            )
+        })
+        .collect();
+    Some(format!(
+        "{lock}DO $copyman$BEGIN {lock_inside}{checks}END$copyman$"
+    ))
+}
+
+/// How [`types_unchanged`] holds its table before it asks the columns' types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The transaction holds it already (a job's table locked by the job).
+    Held,
+    /// A `LOCK TABLE` in this mode, a statement before the check: a transaction whose snapshot
+    /// is taken by its first query (`REPEATABLE READ`) then takes it after the lock, and sees
+    /// the table as whatever held it left it. The role must be allowed the lock (`SELECT` on
+    /// the table for `ACCESS SHARE`).
+    Lock(&'static str),
+    /// A `LOCK TABLE` in this mode inside the check, skipped where the role may not take it
+    /// (privileges on some columns only): the check then runs before the COPY's own lock.
+    LockIfAllowed(&'static str),
+}
+
 /// Refuses a `DELETE` that counts on the foreign keys' checks where they do not run.
 const CHECKED_DELETE: &str = "DO $copyman$BEGIN \
     IF pg_catalog.current_setting('session_replication_role') = 'replica' THEN \
@@ -865,6 +950,11 @@ pub struct Column {
 }
 
 impl Column {
+    /// Its type's OID (the first of [`Column::reached`]).
+    pub fn type_oid(&self) -> Option<u32> {
+        self.reached.first().copied()
+    }
+
     /// Whether its values hold one of the built-in types `oids` anywhere (a domain over it, an
     /// array or range of it, a composite with such a field).
     pub fn holds(&self, oids: &[u32]) -> bool {
@@ -940,6 +1030,24 @@ impl Relation {
             children,
             view_takes_inserts: field(first, 10).as_deref() != Some("f"),
         })
+    }
+
+    /// [`types_unchanged`] for `columns` of it, named `table` on its server, each with its type
+    /// there: what a binary copy's transaction runs before its COPY.
+    pub fn types_unchanged(
+        &self,
+        table: &TableName,
+        hold: Hold,
+        columns: &[Ident],
+    ) -> Option<String> {
+        let typed: Vec<(&Ident, u32)> = columns
+            .iter()
+            .filter_map(|c| {
+                let column = self.columns.iter().find(|k| k.name == *c)?;
+                Some((c, column.type_oid()?))
+            })
+            .collect();
+        types_unchanged(table, &self.kind, hold, &typed)
     }
 
     /// Why its `COPY n` would not count the rows it stores, when it would not: a view takes rows

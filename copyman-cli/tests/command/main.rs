@@ -42,4 +42,5 @@ mod signal_stages;
 mod table_mode;
 mod tables;
 mod tls_certs;
+mod type_changes;
 mod waits_and_files;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use copyman_sync::{Receiver, StatementProducer, StatementReceiver};
+use copyman_sync::{Connection, Receiver, StatementProducer, StatementReceiver};
 
 #[cfg(doc)]
 use super::Options;
@@ -231,8 +231,16 @@ fn copy_group_unit(
                 shared.stall_guard(conn, true);
                 conn.execute("BEGIN")
                     .map_err(|e| (0, shared.describe(&e)))?;
+                let guards = |conn: &mut Connection| {
+                    for (k, t) in tables.iter().enumerate() {
+                        if let Some(guard) = t.guard(d) {
+                            conn.execute(guard).map_err(|e| (k, shared.describe(&e)))?;
+                        }
+                    }
+                    Ok(())
+                };
                 if emptied.is_empty() {
-                    return Ok(());
+                    return guards(conn);
                 }
                 if truncates_together(&shared.plan.tables, group, d) {
                     let sql = shared
@@ -256,7 +264,7 @@ fn copy_group_unit(
                             .map_err(|e| (k, shared.resumed_truncate(&e, tables[k], d)))?;
                     }
                 }
-                Ok(())
+                guards(conn)
             });
         match begun {
             Ok(()) => live.push(d),

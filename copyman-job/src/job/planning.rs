@@ -22,7 +22,7 @@ use crate::plan::{choose_format, lookup, lookup_many, major, needs_select, resol
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carry};
-use crate::sql::{Format, Ident, Relation, TableCopy, TableName, own_rows};
+use crate::sql::{Format, Hold, Ident, Relation, TableCopy, TableName, own_rows};
 use crate::state::{self, Recorded};
 
 /// What a destination does with a table.
@@ -43,6 +43,9 @@ pub enum DestPlan {
         quiet_delete: bool,
         /// The copied columns' sequences, advanced there to the source's before its COMMIT.
         sequences: Vec<Carry>,
+        /// A binary copy's check, in its transaction before its COPY, that the copied columns
+        /// still have the types the plan read ([`Relation::types_unchanged`]).
+        guard: Option<String>,
     },
     /// The state file records it done, with these rows: skipped.
     Done(u64),
@@ -86,6 +89,10 @@ pub struct TablePlan {
     /// reading it under that snapshot takes its own lock with `NOWAIT` first
     /// ([`lock_as_worker`](crate::sql::lock_as_worker)).
     pub locked: bool,
+    /// A binary copy's check, in the source's transaction before its COPY, that the copied
+    /// columns still have the types the plan read ([`Relation::types_unchanged`], the table
+    /// locked first where the role may).
+    pub source_guard: Option<String>,
 }
 
 impl TablePlan {
@@ -101,6 +108,15 @@ impl TablePlan {
     /// it is referenced and that is so, else a `TRUNCATE` (refused where it is referenced).
     pub fn emptying(&self, kind: &str, quiet_delete: bool) -> String {
         crate::sql::emptying(&self.table, kind, self.referenced() && quiet_delete)
+    }
+
+    /// Destination `d`'s check that the copied columns still have the types the plan read, to
+    /// run in its transaction before the COPY (a binary copy's: [`DestPlan::Copy`]'s `guard`).
+    pub fn guard(&self, d: usize) -> Option<&str> {
+        match self.destinations.get(d) {
+            Some(DestPlan::Copy { guard, .. }) => guard.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether it is emptied first on some destination (`--truncate`, or a resume taking it
@@ -1008,6 +1024,7 @@ pub fn plan_with(
                 kind: rel.kind.clone(),
                 quiet_delete,
                 sequences: sequences::carried(&columns, &source_rel, &rel),
+                guard: None,
             });
             let uncarried = sequences::uncarried(&columns, &source_rel, &rel);
             notes.extend(sequences::uncarried_warning(
@@ -1053,6 +1070,23 @@ pub fn plan_with(
         if let Some(warning) = &choice.warning {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        // Binary data carries no type: each side checks, once it holds the table, that the
+        // columns still have the types read here.
+        let binary = choice.format == Format::Binary;
+        for (i, rel) in rels.iter().filter(|_| binary) {
+            if let Some(DestPlan::Copy { guard, .. }) = plans.get_mut(*i) {
+                let hold = Hold::LockIfAllowed("ROW EXCLUSIVE");
+                *guard = rel.types_unchanged(&sel.table, hold, &columns);
+            }
+        }
+        let source_guard = binary
+            .then(|| {
+                // (A table the job holds is held by the worker's transaction already: the lock
+                // then costs nothing.)
+                let hold = Hold::LockIfAllowed("ACCESS SHARE");
+                source_rel.types_unchanged(&sel.table, hold, &columns)
+            })
+            .flatten();
         let copy = TableCopy {
             table: sel.table.clone(),
             target: None,
@@ -1114,6 +1148,7 @@ pub fn plan_with(
             after: Vec::new(),
             referenced_by: Vec::new(),
             locked: false,
+            source_guard,
         });
     }
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
@@ -1740,6 +1775,7 @@ mod tests {
             after: Vec::new(),
             referenced_by: Vec::new(),
             locked: false,
+            source_guard: None,
         };
         assert_eq!(
             t.receive_for(true),
@@ -1765,6 +1801,7 @@ mod tests {
             after: Vec::new(),
             referenced_by: Vec::new(),
             locked: false,
+            source_guard: None,
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

@@ -101,9 +101,11 @@ fn copy_range_on(
         let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
             shared.announce(worker, &t.table, Side::Destination(d), c);
             shared.stall_guard(c, true);
-            c.execute("BEGIN")
-                .map(|_| ())
-                .map_err(|e| shared.describe(&e))
+            c.execute("BEGIN").map_err(|e| shared.describe(&e))?;
+            if let Some(guard) = t.guard(d) {
+                c.execute(guard).map_err(|e| shared.describe(&e))?;
+            }
+            Ok(())
         });
         match begun {
             Ok(()) => live.push(d),

@@ -975,6 +975,10 @@ pub(super) fn begin_source(
         conn.execute(crate::sql::PIN_SEARCH_PATH)
             .map_err(|e| shared.describe(&e))?;
     }
+    // A binary copy's columns, of the types the plan read.
+    for guard in tables.iter().filter_map(|t| t.source_guard.as_deref()) {
+        conn.execute(guard).map_err(|e| shared.describe(&e))?;
+    }
     Ok(())
 }
 

@@ -98,6 +98,9 @@ pub(super) fn copy_whole(
                     conn.execute(&t.emptying(kind, quiet_delete))
                         .map_err(|e| shared.resumed_truncate(&e, t, d))?;
                 }
+                if let Some(guard) = t.guard(d) {
+                    conn.execute(guard).map_err(|e| shared.describe(&e))?;
+                }
                 Ok(())
             });
             match begun {

@@ -1,0 +1,148 @@
+//! A column whose type changes after copyman read the catalog, while copyman waits for the
+//! table (a migration's `ALTER TABLE … ALTER COLUMN … TYPE` holds it): binary data carries no
+//! type, so the copy read one type's bytes as the other's — an `int8` 10 stored as the `float8`
+//! 5e-323, a `timestamp` taken as UTC — and exited 0. Each side now locks the table and checks
+//! the columns' types before its COPY: the copy fails (55000), naming the column and both
+//! types, and nothing is committed. One table and a job; the change on a destination and on the
+//! source. Real clusters, shared by the binary.
+
+use crate::common;
+
+use std::process::Stdio;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+const TABLE: &str = "CREATE TABLE a (id int8, v int8);";
+const FILL: &str = "INSERT INTO a SELECT g, g * 10 FROM generate_series(1, 5) g;";
+
+/// Runs `copyman ARGS` while a session of `db` on `cluster` holds `a` in an uncommitted
+/// `ALTER TABLE a ALTER v TYPE float8`, committed once copyman waits for it (in its catalog
+/// query, whose snapshot is older than the change, or in its transaction); copyman's output.
+fn race(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
+    let mut migration = cluster.connect(db);
+    migration
+        .batch_execute("BEGIN; ALTER TABLE a ALTER v TYPE float8 USING v::float8 / 3")
+        .unwrap();
+    let child = copyman()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(cluster, db);
+    migration.batch_execute("COMMIT").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Waits (bounded) until a backend of `db` waits for a lock.
+fn wait_for_lock(cluster: &Cluster, db: &str) {
+    let mut watch = cluster.connect("postgres");
+    let started = std::time::Instant::now();
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+             AND wait_event_type = 'Lock'",
+            &[&db],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "copyman never waited");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[track_caller]
+fn assert_refused(out: &std::process::Output, exit: i32) {
+    assert_exit(out, exit);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("55000")
+            && stderr.contains("column \"v\" of")
+            && stderr
+                .contains("it is double precision now, the binary copy was planned for bigint"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_destination_column_that_changes_type_while_copyman_waits_fails_the_copy() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE} {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = race(
+        &c.dest[0],
+        &dst,
+        &["table", "a", "--from", &from, "--to", &to],
+    );
+    assert_refused(&out, 1);
+    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+}
+
+#[test]
+fn a_source_column_that_changes_type_while_copyman_waits_fails_the_copy() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE} {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = race(
+        &c.source,
+        &src,
+        &["table", "a", "--from", &from, "--to", &to],
+    );
+    assert_refused(&out, 1);
+    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+}
+
+#[test]
+fn a_jobs_column_that_changes_type_while_it_waits_fails_the_table() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLE} {FILL}"));
+    let dst = database(&c.dest[0], TABLE);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let state = TempPath::new("type-change.state");
+    let out = race(
+        &c.dest[0],
+        &dst,
+        &[
+            "table",
+            "a",
+            "--schema",
+            "public",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+        ],
+    );
+    assert_refused(&out, 1);
+    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+    // Run again, it reads the catalog anew: text, the values converted.
+    let out = run(&[
+        "table",
+        "a",
+        "--schema",
+        "public",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--resume",
+    ]);
+    assert_exit(&out, 0);
+    let values: Vec<f64> = c.dest[0]
+        .connect(&dst)
+        .query("SELECT v FROM a ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(values, [10.0, 20.0, 30.0, 40.0, 50.0]);
+}
