@@ -449,11 +449,7 @@ fn table_plan(
         .map(|i| {
             let (_, rel) = dest_rels.iter().find(|(d, _)| *d == i)?;
             let columns = columns.as_ref().filter(|_| binary)?;
-            rel.types_unchanged(
-                copy.target(),
-                Hold::LockIfAllowed("ROW EXCLUSIVE"),
-                columns,
-            )
+            rel.types_unchanged(copy.target(), Hold::LockIfAllowed("ROW EXCLUSIVE"), columns)
         })
         .collect();
     // The source's table locked before the transaction's snapshot is taken (its first query):
@@ -467,10 +463,8 @@ fn table_plan(
         };
         match &columns {
             Some(columns) if binary => rel.types_unchanged(&resolved.table, hold, columns),
-            _ => (source_may_lock && matches!(rel.kind.as_str(), "r" | "p")).then(|| {
-                let rows = sql::own_rows(&resolved.table, &rel.kind);
-                format!("LOCK TABLE {rows} IN ACCESS SHARE MODE")
-            }),
+            _ => (source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
+                .then(|| format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", resolved.table)),
         }
     });
     let mut sequences = vec![Vec::new(); dests.len()];

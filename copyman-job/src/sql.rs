@@ -572,7 +572,9 @@ pub fn types_unchanged(
     if !matches!(kind, "r" | "p") || columns.is_empty() {
         return None;
     }
-    let rows = own_rows(table, kind);
+    // The table itself: an ALTER of a partitioned table's column locks it before its
+    // partitions, and its partitions need not all be locked (a COPY locks those it reaches).
+    let rows = format!("ONLY {table}");
     let (lock, lock_inside) = match hold {
         Hold::Held => (String::new(), String::new()),
         Hold::Lock(mode) => (format!("LOCK TABLE {rows} IN {mode} MODE; "), String::new()),
