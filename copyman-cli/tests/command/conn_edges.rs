@@ -704,7 +704,7 @@ fn a_host_list_keeps_every_session_of_a_job_on_the_host_the_first_reached() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_query(&first, &db, "COPY %FROM STDIN%");
+    wait_for_query(&first, &db, "%LOCK TABLE ONLY%IN ROW EXCLUSIVE%");
     // Stopped with the lock still held: nothing of the job commits there.
     first.stop_immediate();
     drop(holder);

@@ -754,8 +754,13 @@ fn a_job_whose_snapshot_session_ends_says_so_and_resume_finishes() {
         cmd
     };
     let first = job(&[]).spawn().unwrap();
-    // Its COPY waits (planning, which names big too, is over: the snapshot is exported).
-    wait_for_query(&c.dest[0], &d1, "COPY \"public\".\"big\"%FROM STDIN%");
+    // Its transaction waits, before its COPY, to lock big as the COPY would (planning, which
+    // names big too, is over: the snapshot is exported).
+    wait_for_query(
+        &c.dest[0],
+        &d1,
+        "%LOCK TABLE ONLY \"public\".\"big\" IN ROW EXCLUSIVE%",
+    );
     let ended: i64 = c
         .source
         .connect("postgres")

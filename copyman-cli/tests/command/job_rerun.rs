@@ -136,12 +136,12 @@ fn a_job_beside_a_running_job_of_the_same_tables_is_refused() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Its COPY (or its TRUNCATE) waits: it has claimed its tables (planning, which names
-        // big too, is over).
+        // Its TRUNCATE (or the lock its COPY takes) waits: it has claimed its tables (planning,
+        // which names big too, is over).
         let waits = if truncate {
             "TRUNCATE ONLY \"public\".\"big\"%"
         } else {
-            "COPY \"public\".\"big\"%FROM STDIN%"
+            "%LOCK TABLE ONLY \"public\".\"big\" IN ROW EXCLUSIVE%"
         };
         wait_for_query(&c.dest[0], &d1, waits);
         // `unl` alone, another default state file, while the first runs.

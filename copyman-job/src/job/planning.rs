@@ -1192,7 +1192,6 @@ pub fn plan_with(
             cycles.join(", ")
         ));
     }
-    referenced_from_outside(&mut tables, &mut dests);
     // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
     let groups = {
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
@@ -1251,6 +1250,8 @@ pub fn plan_with(
     }
     // Truncated with every table that references it, a table takes FREEZE like any other;
     // that is decided on each destination ([`truncates_together`]).
+    let grouped: Vec<usize> = groups.iter().flat_map(|g| g.members.clone()).collect();
+    referenced_from_outside(&mut tables, &grouped, &mut dests);
     let together: Vec<Vec<bool>> = (0..tables.len())
         .map(|i| {
             (0..tables[i].destinations.len())
@@ -1495,8 +1496,15 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
 /// would fail (23503) when its turn came, after whatever the job committed before it. So the
 /// job (and its dry run) ends before anything is copied, as a refused table does. Not where
 /// the session's `session_replication_role` is `replica` (the `DELETE` is refused there
-/// anyway, saying why), nor where a question cannot be answered (the run then says it).
-fn referenced_from_outside(tables: &mut [TablePlan], dests: &mut [Option<Connection>]) {
+/// anyway, saying why), nor where a question cannot be answered, nor for a member of a group
+/// (the `grouped` tables, emptied in the group's one transaction: its failure there commits
+/// nothing of the group, and says the one statement that empties the group and the tables
+/// that reference it).
+fn referenced_from_outside(
+    tables: &mut [TablePlan],
+    grouped: &[usize],
+    dests: &mut [Option<Connection>],
+) {
     let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
     for (d, conn) in dests.iter_mut().enumerate() {
         let Some(conn) = conn else { continue };
@@ -1507,7 +1515,7 @@ fn referenced_from_outside(tables: &mut [TablePlan], dests: &mut [Option<Connect
         if replica.as_deref() != Some("origin") {
             continue;
         }
-        for t in tables.iter_mut() {
+        for (i, t) in tables.iter_mut().enumerate() {
             let DestPlan::Copy {
                 truncate: true,
                 quiet_delete: true,
@@ -1516,6 +1524,9 @@ fn referenced_from_outside(tables: &mut [TablePlan], dests: &mut [Option<Connect
             else {
                 continue;
             };
+            if grouped.contains(&i) {
+                continue;
+            }
             if !t.referenced() {
                 continue;
             }
@@ -1528,9 +1539,11 @@ fn referenced_from_outside(tables: &mut [TablePlan], dests: &mut [Option<Connect
                     sqlstate: Some("23503".to_owned()),
                     ..TableError::lasting(format!(
                         "rows of {r} there, which the job does not copy, reference it (foreign \
-                         key {constraint}): emptying it first (--truncate) would fail; add {r} \
-                         to the job (the two are then emptied together), or delete those rows \
-                         there first"
+                         key {constraint}): emptying it first (--truncate) would fail, and \
+                         copyman empties no other table; add {r} to the job (the two are then \
+                         emptied together), or empty them together there yourself (TRUNCATE \
+                         {}, ONLY {r}) and copy {r} there again yourself",
+                        own_rows(&t.table, &t.kind)
                     ))
                 });
             }
