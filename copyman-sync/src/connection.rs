@@ -416,23 +416,54 @@ impl Connection {
     }
 
     /// Writes what the session has to send, and under TLS the records rustls holds of it (the
-    /// server's answer is waited for next).
+    /// server's answer is waited for next). While the socket takes nothing, what the server
+    /// sends is read into the session ([`Connection::wait_writable`]).
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
+        let sent = self.write_out();
+        if sent.is_err() {
+            self.half_written = true;
+        }
+        sent
+    }
+
+    fn write_out(&mut self) -> Result<(), Error> {
         let (fd, limit) = (self.stream.poll_fd(), self.limit());
-        let mut sent = Ok(());
         while let Some(bytes) = self.endpoint.poll_transmit() {
-            sent = write_all(&mut self.stream, &bytes, fd, limit);
-            if sent.is_err() {
-                break;
+            let mut rest: &[u8] = &bytes;
+            while !rest.is_empty() {
+                match self.stream.write(rest) {
+                    Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.wait_writable(fd, limit)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         // `Stream::flush` says `WouldBlock` while rustls holds records.
-        let sent = sent.and_then(|()| retry(fd, WRITABLE, limit, || self.stream.flush()));
-        if let Err(e) = sent {
-            self.half_written = true;
-            return Err(e.into());
+        loop {
+            match self.stream.flush() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(fd, limit)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                done => return Ok(done?),
+            }
         }
-        Ok(())
+    }
+
+    /// Waits within `limit` until the socket takes bytes again, reading into the session what
+    /// the server sends meanwhile: a server blocked writing to us (a destination trigger's
+    /// notice per row) reads nothing more until we read, so a write that only waited to write
+    /// would wait for ever, and the server too (libpq's `pqSendSome` reads for the same
+    /// reason). What is read waits in the session for the caller.
+    fn wait_writable(&mut self, fd: RawFd, limit: Limit) -> Result<(), Error> {
+        // (Once the server's end is read, only the write is waited for.)
+        if self.endpoint.session().state() == State::Closed {
+            return Ok(wait_for(fd, WRITABLE, limit)?);
+        }
+        wait_for(fd, READABLE | WRITABLE, limit)?;
+        self.poll_server()
     }
 
     /// Writes `bytes` whole without blocking, if nothing is half written before them: whether

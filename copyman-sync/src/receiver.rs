@@ -11,7 +11,7 @@ use copyman_core::{BoxError, Data, Protocol};
 use copyman_wire::realign::Completion;
 
 use crate::connection::Connection;
-use crate::poll::WRITABLE;
+use crate::poll::{READABLE, WRITABLE};
 use crate::{Error, PollSocket};
 
 /// A transmit that failed after `written` bytes of its data went out.
@@ -200,7 +200,9 @@ impl<'c> StatementReceiver<'c> {
 
     /// Writes `bytes` whole, then under TLS the records rustls holds of them, as a driver does
     /// with [`Receiver::try_write`] and [`Receiver::try_flush`], waiting for the socket whenever
-    /// it takes nothing now; then reads what the server said.
+    /// it takes nothing now and reading meanwhile what the server says (a server blocked
+    /// writing to us, a trigger's notice per row, reads nothing more until we read; its error
+    /// ends the write); then reads what the server said.
     fn write_data(&mut self, bytes: &[u8]) -> Result<(), TransmitError> {
         let mut written = 0;
         loop {
@@ -213,7 +215,7 @@ impl<'c> StatementReceiver<'c> {
                 },
             };
             let waited = match step {
-                Ok(0) => self.conn.wait(WRITABLE),
+                Ok(0) => self.conn.wait(READABLE | WRITABLE),
                 Ok(n) => {
                     written += n;
                     continue;
@@ -223,6 +225,9 @@ impl<'c> StatementReceiver<'c> {
             if let Err(e) = waited {
                 let error = self.write_error(e).into();
                 return Err(TransmitError { error, written });
+            }
+            if let Err(e) = self.check_server() {
+                return Err(TransmitError::from(e).written(written));
             }
         }
         let error = |e| TransmitError::from(e).written(written);

@@ -316,3 +316,73 @@ fn a_tls_handshake_the_server_leaves_unanswered_expires_as_libpq_says() {
     );
     server.join().unwrap();
 }
+
+/// A receiver fed with the blocking `transmit` (its driver has no socket to poll: here a
+/// wrapper that hides it, as an application's own receiver around a `StatementReceiver` does)
+/// into a destination whose trigger raises a notice per row: the server, blocked writing its
+/// notices, reads nothing more until they are read, so a write that only waited for the socket
+/// to take bytes waited for ever, and the server too (a stall here). Every wait to write reads
+/// what the server says meanwhile; the copy completes with every row.
+#[test]
+fn a_blocking_transmit_reads_what_the_server_says_while_it_waits_to_write() {
+    struct Blocking<'a>(StatementReceiver<'a>);
+    impl Receiver for Blocking<'_> {
+        fn protocol(&self) -> copyman_sync::Protocol {
+            self.0.protocol()
+        }
+        fn format(&self) -> Option<copyman_core::start::DataFormat> {
+            self.0.format()
+        }
+        fn start(&mut self) -> Result<(), copyman_core::BoxError> {
+            self.0.start()
+        }
+        fn transmit(&mut self, data: &Data) -> Result<(), copyman_sync::TransmitError> {
+            self.0.transmit(data)
+        }
+        fn set_stall_timeout(&mut self, t: Option<Duration>) -> Result<(), copyman_core::BoxError> {
+            self.0.set_stall_timeout(t)
+        }
+        fn complete(&mut self) -> Result<Option<u64>, copyman_core::BoxError> {
+            self.0.complete()
+        }
+        fn fail(
+            &mut self,
+            reason: &str,
+            completion: &copyman_wire::realign::Completion,
+        ) -> Result<(), copyman_core::BoxError> {
+            self.0.fail(reason, completion)
+        }
+    }
+    const ROWS: i64 = 200_000;
+    for (kind, _, conninfo) in kinds() {
+        let mut dst = connect(kind, &conninfo);
+        dst.execute(
+            "CREATE TABLE t (n int8);
+             CREATE FUNCTION said() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                 RAISE NOTICE 'row % arrived %', NEW.n, repeat('z', 150); RETURN NEW; END $$;
+             CREATE TRIGGER said BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION said();",
+        )
+        .unwrap_or_else(|e| panic!("[{kind}] {e}"));
+        let mut src = connect(kind, &conninfo);
+        let producer = StatementProducer::new(
+            &mut src,
+            format!("COPY (SELECT generate_series(1, {ROWS})) TO STDOUT"),
+        );
+        // A deadlock shows as a stall, not as a test that never ends.
+        let options = copyman_sync::Options::default().with_stall_timeout(Duration::from_secs(20));
+        let summary = copyman_sync::CopyManager::builder(producer)
+            .to(Blocking(StatementReceiver::new(
+                &mut dst,
+                "COPY t FROM STDIN",
+            )))
+            .options(options)
+            .run()
+            .unwrap_or_else(|e| panic!("[{kind}] {e}"));
+        assert!(summary.all_completed(), "[{kind}] {summary:?}");
+        assert_eq!(summary.producer_count, Some(ROWS as u64), "[{kind}]");
+        let notices = dst.take_notices();
+        assert!(!notices.is_empty(), "[{kind}]");
+        let count = dst.query("SELECT count(*) FROM t").unwrap();
+        assert_eq!(count[0][0].as_deref(), Some("200000"), "[{kind}]");
+    }
+}
