@@ -1917,6 +1917,35 @@ fn notices_and_notifications_are_kept_for_the_caller() {
     assert_eq!(session.dropped_messages(), 0);
 }
 
+/// Kept notices are bounded in bytes as well as in number: two hundred notices of 50 kB each
+/// keep at most `KEPT_NOTICE_BYTES` of them, the rest counted as dropped; taken, the room is back.
+/// Notices a lost session kept come first in the one that takes its place.
+#[test]
+fn kept_notices_are_bounded_in_bytes_and_carried_over_in_order() {
+    use copyman_core::session::KEPT_NOTICE_BYTES;
+    const SIZE: usize = 50_000;
+    let big = "x".repeat(SIZE);
+    let mut input: Vec<u8> = (0..200).flat_map(|_| notice(&big)).collect();
+    input.extend(command_complete("INSERT 0 1"));
+    input.extend(ready(b'I'));
+    let (mut session, _, _) = run(session_running(|s| s.query("INSERT …").unwrap()), &input);
+    let kept = session.take_notices();
+    assert!(!kept.is_empty() && kept.len() < 200, "{}", kept.len());
+    assert!(kept.len() * SIZE <= KEPT_NOTICE_BYTES);
+    assert_eq!(session.dropped_messages(), 200 - kept.len() as u64);
+
+    let input = [notice("later"), command_complete("INSERT 0 1"), ready(b'I')].concat();
+    let (mut next, _, _) = run(session_running(|s| s.query("INSERT …").unwrap()), &input);
+    let earlier = vec![kept[0].clone(), kept[1].clone()];
+    next.keep_earlier_notices(earlier);
+    let messages: Vec<usize> = next
+        .take_notices()
+        .iter()
+        .map(|n| n.message.len())
+        .collect();
+    assert_eq!(messages, [SIZE, SIZE, 5]);
+}
+
 /// A plain query that starts a COPY OUT: core's `ReadyWait` says to send the cancel (the driver
 /// cannot take it for an event to pass on), then reports the refusal once the session is ready.
 #[test]

@@ -400,6 +400,8 @@ pub struct Session {
     channel_bound: bool,
     /// NoticeResponses not yet taken by [`Session::take_notices`].
     notices: Vec<DbError>,
+    /// Their size, as [`KEPT_NOTICE_BYTES`] counts it.
+    notice_bytes: usize,
     /// NotificationResponses not yet taken by [`Session::take_notifications`].
     notifications: Vec<Notification>,
     /// Notices and notifications not kept because the queues were full.
@@ -411,6 +413,27 @@ pub struct Session {
 /// How many notices, and how many notifications, a [`Session`] keeps until they are taken: a
 /// server that raises a notice per row must not make memory grow with the data.
 pub const KEPT_MESSAGES: usize = 10_000;
+
+/// How many bytes of notices (their wire messages) a [`Session`] keeps until they are taken,
+/// whatever their number: ten thousand notices of 100 kB each were a gigabyte.
+pub const KEPT_NOTICE_BYTES: usize = 8 << 20;
+
+/// The bytes a notice's texts take, as [`KEPT_NOTICE_BYTES`] counts them.
+fn notice_size(notice: &DbError) -> usize {
+    let texts = [
+        &notice.detail,
+        &notice.hint,
+        &notice.context,
+        &notice.internal_query,
+    ];
+    let extra: usize = texts
+        .iter()
+        .filter_map(|t| t.as_ref())
+        .map(String::len)
+        .sum();
+    // The fields every notice has, and the small ones, about.
+    64 + notice.message.len() + extra
+}
 
 /// A NotificationResponse (`NOTIFY channel, 'payload'`), as kept by [`Session::take_notifications`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,6 +481,7 @@ impl Session {
             tls_server_end_point: None,
             channel_bound: false,
             notices: Vec::new(),
+            notice_bytes: 0,
             notifications: Vec::new(),
             dropped_messages: 0,
             received: 0,
@@ -718,9 +742,10 @@ impl Session {
     /// last call, in order, whatever the session was doing: startup, a query, a COPY in either
     /// direction (also those [`CopyOutSource`](crate::source::CopyOutSource) met in the middle of
     /// the stream), draining. Each also came out as [`Event::Notice`]; this queue is for the
-    /// caller, so that no driver loop can lose one. At most [`KEPT_MESSAGES`] wait here; later
-    /// ones are counted in [`Session::dropped_messages`].
+    /// caller, so that no driver loop can lose one. At most [`KEPT_MESSAGES`] wait here, of at
+    /// most [`KEPT_NOTICE_BYTES`]; later ones are counted in [`Session::dropped_messages`].
     pub fn take_notices(&mut self) -> Vec<DbError> {
+        self.notice_bytes = 0;
         std::mem::take(&mut self.notices)
     }
 
@@ -729,13 +754,23 @@ impl Session {
     /// later misses none. Kept within [`KEPT_MESSAGES`] like the session's own (the latest of
     /// them dropped first, counted).
     pub fn keep_earlier_notices(&mut self, earlier: Vec<DbError>) {
-        let mut all = earlier;
-        all.append(&mut self.notices);
-        if all.len() > KEPT_MESSAGES {
-            self.dropped_messages += (all.len() - KEPT_MESSAGES) as u64;
-            all.truncate(KEPT_MESSAGES);
+        let later = std::mem::take(&mut self.notices);
+        self.notice_bytes = 0;
+        for notice in earlier.into_iter().chain(later) {
+            self.keep_notice(notice);
         }
-        self.notices = all;
+    }
+
+    /// Keeps `notice` for [`Session::take_notices`] if the queue has room for it, else counts
+    /// it dropped.
+    fn keep_notice(&mut self, notice: DbError) {
+        let size = notice_size(&notice);
+        if self.notices.len() < KEPT_MESSAGES && self.notice_bytes + size <= KEPT_NOTICE_BYTES {
+            self.notice_bytes += size;
+            self.notices.push(notice);
+        } else {
+            self.dropped_messages += 1;
+        }
     }
 
     /// The notices waiting to be taken by [`Session::take_notices`], oldest first (left there).
@@ -925,11 +960,7 @@ impl Session {
             (_, b'N') => {
                 let notice =
                     DbError::parse(tag, body).map_err(|e| Reader::new(tag, body).malformed(&e))?;
-                if self.notices.len() < KEPT_MESSAGES {
-                    self.notices.push(notice.clone());
-                } else {
-                    self.dropped_messages += 1;
-                }
+                self.keep_notice(notice.clone());
                 self.events.push_back(Event::Notice(notice));
                 Ok(())
             }
