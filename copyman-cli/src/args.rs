@@ -997,6 +997,14 @@ impl Transfer {
 /// The decision log: as given, else under the user's state directory.
 pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
     if let Some(path) = given {
+        // A job's state file is no decision log: decisions appended to it would be read by
+        // neither (the reverse is refused as a state file that is not one).
+        if copyman_job::state::found(&path) == copyman_job::state::Found::StateFile {
+            return Err(ArgError::usage(format!(
+                "--decision-log {}: that is a job's state file, not a decision log",
+                path.display()
+            )));
+        }
         return Ok(path);
     }
     let state = env

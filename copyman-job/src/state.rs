@@ -333,10 +333,18 @@ pub fn found(path: &Path) -> Found {
     if file.metadata().is_ok_and(|m| !m.is_file()) {
         return Found::Other;
     }
+    // Its first line, whole: one of the formats this copyman reads (`copyman-job 3` with a
+    // carriage return, or of a version it does not know, is none of them).
     let mut start = Vec::new();
-    match file.take(12).read_to_end(&mut start) {
+    match file.take(HEADER.len() as u64).read_to_end(&mut start) {
         Ok(0) => Found::Empty,
-        Ok(_) if start == b"copyman-job " => Found::StateFile,
+        Ok(_)
+            if [HEADER, HEADER_V2, HEADER_V1]
+                .iter()
+                .any(|h| start == h.as_bytes()) =>
+        {
+            Found::StateFile
+        }
         Ok(_) | Err(_) => Found::Other,
     }
 }
@@ -838,6 +846,13 @@ mod tests {
         fs::write(&path, "id,name\n").unwrap();
         assert_eq!(found(&path), Found::Other);
         assert_eq!(found(&dir.join("moved.state")), Found::StateFile);
+        // A first line like a state file's that is none this copyman reads.
+        for head in ["copyman-job 3\r\n", "copyman-job 99\n", "copyman-job "] {
+            fs::write(&path, head).unwrap();
+            assert_eq!(found(&path), Found::Other, "{head:?}");
+        }
+        fs::write(&path, HEADER_V1).unwrap();
+        assert_eq!(found(&path), Found::StateFile);
         assert!(same_file(&path, &dir.join(".").join("job.state")));
         assert!(same_file(&dir.join("new.log"), &dir.join("./new.log")));
         assert!(!same_file(&path, &dir.join("moved.state")));

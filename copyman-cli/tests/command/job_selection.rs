@@ -425,6 +425,30 @@ fn job_selection_a_resume_recognises_a_destination_spelled_otherwise() {
     );
     check("a user's file as --state");
 
+    // A first line like a state file's that is none this copyman reads (a CR after it, a
+    // version it does not know): refused as a user's file is (it was exit 1).
+    for head in ["copyman-job 3\r\n", "copyman-job 99\n"] {
+        fs::write(&precious.0, head).unwrap();
+        let out = run_job(&d1, &["--state", precious.arg(), "--resume"], &[]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("not a copyman state file"),
+            "{head:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A state file given as --atomic's decision log: refused (decisions were appended to it).
+    fs::write(&precious.0, "copyman-job 3\n").unwrap();
+    let out = run_job(&d1, &["--atomic", "--decision-log", precious.arg()], &[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("that is a job's state file, not a decision log"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&precious.0).unwrap(), "copyman-job 3\n");
+    check("a state file as the decision log");
+
     // A device as --state: refused before anything (it planned, then failed writing: exit 1).
     for extra in [&[][..], &["--resume"][..]] {
         let mut args = vec!["--state", "/dev/null"];
