@@ -132,6 +132,15 @@ fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copym
         .and_then(|row| row.into_iter().next().flatten()))
 }
 
+/// The transaction id the server of `conn` gives next (with its epoch, as `txid_current()`
+/// counts), asked without taking one; `None` where it cannot be read.
+pub fn next_xid(conn: &mut Connection) -> Option<u64> {
+    let rows = conn
+        .query("SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())")
+        .ok()?;
+    rows.first()?.first()?.as_deref()?.parse().ok()
+}
+
 /// Where the server of `conn` stands in its WAL ([`state::Position`]), asked on `conn` (which
 /// must not be in a transaction a failed query would abort): `None` before PostgreSQL 10, on a
 /// standby, or where it cannot be read.

@@ -169,6 +169,10 @@ pub struct Recorded {
     /// Where each destination's WAL stood when a table last began there
     /// ([`StateFile::begin_at`]), by destination.
     pub positions: HashMap<String, Position>,
+    /// The highest transaction id a `commit` line recorded on each destination: a server
+    /// whose next transaction id is not above it went back in time (a restore of an older
+    /// copy), however much WAL it has written since.
+    pub highest_xid: HashMap<String, u64>,
 }
 
 /// Where a server's WAL stands: its timeline and write-ahead log position (LSN). A resume
@@ -465,6 +469,8 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 if let (Ok(rows), Some(xids)) = (rows.parse(), xids) {
                     let key = (table.clone(), dest.clone());
                     recorded.begun.insert(key.clone());
+                    let highest = recorded.highest_xid.entry(dest.clone()).or_default();
+                    *highest = xids.iter().copied().fold(*highest, u64::max);
                     let attempts = recorded.attempts.entry(key).or_default();
                     attempts.commits.push(Committing { rows, xids });
                 }

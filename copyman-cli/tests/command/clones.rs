@@ -109,7 +109,9 @@ fn clones_are_two_destinations_and_a_resume_tells_them_apart() {
 /// and a resume exited 0 with none of the source's rows there (the destination's own rows hid
 /// the loss; a transaction id recorded could even name one of the new server's own). The state
 /// file records where the destination's WAL stood when each table began: a resume refuses a
-/// destination behind it or on another timeline, unless --verify compares every table.
+/// destination behind it or on another timeline, unless --verify compares every table. A
+/// restored copy whose WAL has since passed that position is known by its transaction ids,
+/// behind those the job committed there (it was taken for where the job left it, exit 0).
 #[test]
 fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_left_it() {
     let c = clusters();
@@ -132,9 +134,15 @@ fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_le
     );
     // Taken before the job: an older copy, and a replica that will not see the job's commits.
     let restored = original.clone_data();
+    let restored_on = original.clone_data();
     let replica = original.clone_as_standby();
     let from = c.source.conninfo(&src);
-    for (name, replaced) in [("restored", &restored), ("failed over", &replica)] {
+    let cases = [
+        ("restored", &restored),
+        ("restored, its WAL past", &restored_on),
+        ("failed over", &replica),
+    ];
+    for (name, replaced) in cases {
         let state = TempPath::new("replaced.state");
         let job = |to: &str, extra: &[&str]| {
             let mut args = vec!["table", "a", "b", "--from", &from, "--to", to, "--state"];
@@ -151,16 +159,27 @@ fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_le
         if std::ptr::eq(replaced, &replica) {
             replica.promote();
         }
+        // A restored copy that wrote since, past where the job left the destination's WAL (a
+        // switch to the next WAL file): its transaction ids are still behind the job's.
+        if std::ptr::eq(replaced, &restored_on) {
+            restored_on
+                .connect(&db)
+                .batch_execute(
+                    "CREATE TABLE since (id int); INSERT INTO since VALUES (1);
+                     SELECT pg_switch_wal();",
+                )
+                .unwrap();
+        }
         let to = replaced.conninfo(&db);
         let out = job(&to, &["--resume"]);
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
             stderr.contains("is not where the earlier run left it")
-                && stderr.contains(if name == "restored" {
-                    "its WAL stands at"
-                } else {
-                    "it writes on timeline 2 now, on 1"
+                && stderr.contains(match name {
+                    "restored" => "its WAL stands at",
+                    "failed over" => "it writes on timeline 2 now, on 1",
+                    _ => "its next transaction id is",
                 })
                 && stderr.contains("--verify"),
             "{name}: {stderr}"

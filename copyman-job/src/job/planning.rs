@@ -706,12 +706,24 @@ pub fn plan_with(
     // the new server's own: only comparing every table (--verify) can tell.
     if options.resume {
         for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
-            let (Some(conn), Some(then)) = (conn.as_mut(), recorded.position(&keys[i])) else {
+            let Some(conn) = conn.as_mut() else {
                 continue;
             };
-            let Some(why) =
+            let wal = recorded.position(&keys[i]).and_then(|then| {
                 crate::identity::wal_position(conn).and_then(|now| now.went_back_from(&then))
-            else {
+            });
+            // Transaction ids never go back on a server but by a restore: the WAL written
+            // since may have passed the recorded position, its transaction ids not as soon.
+            let xids = recorded.highest_xid.get(&keys[i]).and_then(|&committed| {
+                let next = crate::identity::next_xid(conn)?;
+                (next <= committed).then(|| {
+                    format!(
+                        "its next transaction id is {next}, while the earlier run committed \
+                         transaction {committed} there (a restore of an older copy since)"
+                    )
+                })
+            });
+            let Some(why) = wal.or(xids) else {
                 continue;
             };
             let what = format!(
