@@ -132,12 +132,15 @@ fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copym
         .and_then(|row| row.into_iter().next().flatten()))
 }
 
-/// The transaction id the server of `conn` gives next (with its epoch, as `txid_current()`
-/// counts), asked without taking one; `None` where it cannot be read.
+/// A transaction id the server of `conn` gives now (with its epoch, as `txid_current()`
+/// counts): above every one it gave before, whether those ended or not (a snapshot's `xmax`
+/// is not: transactions still running may have higher ones). It takes one, in a transaction of
+/// its own; `None` where it cannot (a standby) or where `conn` is in a transaction.
 pub fn next_xid(conn: &mut Connection) -> Option<u64> {
-    let rows = conn
-        .query("SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())")
-        .ok()?;
+    if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
+        return None;
+    }
+    let rows = conn.query("SELECT pg_catalog.txid_current()").ok()?;
     rows.first()?.first()?.as_deref()?.parse().ok()
 }
 
