@@ -1514,6 +1514,15 @@ impl Ledger {
                          committed; copyman recover commits it if the run recorded its commit \
                          decision, else rolls it back",
                     )
+                } else if may_have && *ranges > 1 && !self.two_phase {
+                    // Its ranges commit one by one: some may be there, the others not.
+                    (
+                        "in doubt",
+                        "a COMMIT of its ranges sent and not answered (the others committed or \
+                         not sent): some of its ranges may have committed: an append's --resume \
+                         refuses it (see its advice), one under --truncate empties it and copies \
+                         it again",
+                    )
                 } else if may_have {
                     ("in doubt", recover)
                 } else {
@@ -1838,6 +1847,37 @@ impl Render {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where a split table stands on a destination when the process exits at once: one range
+    /// committed and another's COMMIT unanswered (or not sent) is in doubt as a split table is
+    /// (some ranges may be there: an append's resume refuses it), not "--resume asks its
+    /// server"; all committed is committed; one table's unanswered COMMIT keeps that advice.
+    #[test]
+    fn a_split_tables_unanswered_commit_is_said_as_a_split_tables() {
+        let ledger = Ledger {
+            dests: vec!["d1".to_owned()],
+            state: "job.state".to_owned(),
+            two_phase: false,
+            tables: Vec::new(),
+            ranges: HashMap::new(),
+        };
+        let step = |pid, answered| (Some(pid), Action::Commit, answered);
+        let doubt = ledger.verdict(&Cell::Ending(2, vec![step(1, Some(true)), step(2, None)]));
+        assert_eq!(doubt.0, "in doubt");
+        assert!(
+            doubt.1.contains("an append's --resume refuses it"),
+            "{doubt:?}"
+        );
+        let not_sent = ledger.verdict(&Cell::Ending(2, vec![step(1, None)]));
+        assert!(not_sent.1.contains("some of its ranges"), "{not_sent:?}");
+        let all = ledger.verdict(&Cell::Ending(
+            2,
+            vec![step(1, Some(true)), step(2, Some(true))],
+        ));
+        assert_eq!(all.0, "committed");
+        let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]));
+        assert!(one.1.contains("--resume asks its server"), "{one:?}");
+    }
 
     /// A table the source failed (the same error for every destination) is said once, as the
     /// source's; a destination's own error is said per destination.
