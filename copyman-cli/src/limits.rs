@@ -97,6 +97,62 @@ pub(crate) fn apply_all(
     Ok(())
 }
 
+/// Refuses a copy between servers of different encodings where a session's `client_encoding`
+/// is `SQL_ASCII` (a CONN's, `PGCLIENTENCODING`, `--encoding`): it converts nothing, so the
+/// source's bytes would be stored as they are in another encoding (`café` as `cafÃ©`). The copy's
+/// start refused it (its statements' encodings differ), exit 1 with words about COPY options
+/// the user never wrote: said here, before anything is begun, exit 2, naming the setting.
+///
+/// # Errors
+/// [`Fatal`] (exit 2) naming each server's encoding.
+pub(crate) fn refuse_sql_ascii_between(
+    source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+) -> Result<(), Fatal> {
+    let sessions: Vec<(String, &Connection)> = source
+        .map(|c| ("source".to_owned(), &*c))
+        .into_iter()
+        .chain(
+            dests
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| Some((format!("destination {}", i + 1), d.conn.as_ref()?))),
+        )
+        .collect();
+    let parameter = |c: &Connection, name| c.session().parameter(name).map(str::to_owned);
+    let ascii = sessions.iter().any(|(_, c)| {
+        parameter(c, "client_encoding")
+            .is_some_and(|e| copyman_core::statement::encoding_name(&e) == "SQL_ASCII")
+    });
+    let encodings: Vec<String> = sessions
+        .iter()
+        .map(|(name, c)| {
+            let encoding = parameter(c, "server_encoding").unwrap_or_default();
+            format!("{name} {encoding}")
+        })
+        .collect();
+    let mut distinct: Vec<Option<String>> = sessions
+        .iter()
+        .map(|(_, c)| parameter(c, "server_encoding"))
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    if !ascii || distinct.len() < 2 {
+        return Ok(());
+    }
+    Err(Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "client_encoding SQL_ASCII converts nothing, and the servers hold other encodings \
+             ({}): the source's bytes would be stored as they are; leave client_encoding unset \
+             (PGCLIENTENCODING, the CONN's) so that copyman converts through UTF8, or name one \
+             every server converts to (--encoding UTF8)",
+            encodings.join(", ")
+        ),
+    })
+}
+
 /// Between servers that all hold one encoding other than UTF8, with no `client_encoding` asked
 /// for (`--encoding`, a CONN's, `PGCLIENTENCODING`), the data passes in that encoding, as a psql
 /// pipe passes it: not to UTF8 and back, which changed bytes (EUC_JP's NEC and IBM duplicates
