@@ -165,6 +165,28 @@ fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
     );
 }
 
+/// A hundred rows of `mv` on the source, `mv` empty in a new database on each destination, and
+/// `copyman [pre] table mv --atomic --decision-log LOG` between them, paused at `point`: the
+/// destinations' databases and the paused run.
+fn paused_atomic_copy(log: &TempPath, pre: &[&str], point: &str) -> ([String; 2], Paused) {
+    let s = two_phase_clusters();
+    let src = database(
+        &s.source,
+        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
+    );
+    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
+    let (from, to1, to2) = (
+        s.source.url(&src),
+        s.dest[0].url(&dbs[0]),
+        s.dest[1].url(&dbs[1]),
+    );
+    let mut args = pre.to_vec();
+    args.extend(["table", "mv", "--from", &from, "--to", &to1, "--to", &to2]);
+    args.extend(["--atomic", "--decision-log", log.arg()]);
+    let paused = Paused::start(&args, point);
+    (dbs, paused)
+}
+
 /// A signal once the data is copied, before any PREPARE (the deferred constraints checked on
 /// destination 1): the commit is called off, and nothing more is checked or prepared — every
 /// open transaction rolls back (it went on to PREPARE every destination, then rolled them back:
@@ -172,32 +194,8 @@ fn atomic_a_destination_whose_prepare_fails_gets_no_rollback_after_it() {
 #[test]
 fn atomic_a_signal_before_the_prepares_prepares_nothing() {
     let s = two_phase_clusters();
-    let src = database(
-        &s.source,
-        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
-    );
-    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
     let log = TempPath::new("decisions.log");
-    let (from, to1, to2) = (
-        s.source.url(&src),
-        s.dest[0].url(&dbs[0]),
-        s.dest[1].url(&dbs[1]),
-    );
-    let args = [
-        "-v",
-        "table",
-        "mv",
-        "--from",
-        &from,
-        "--to",
-        &to1,
-        "--to",
-        &to2,
-        "--atomic",
-        "--decision-log",
-        log.arg(),
-    ];
-    let mut paused = Paused::start(&args, "checked:1");
+    let (dbs, mut paused) = paused_atomic_copy(&log, &["-v"], "checked:1");
     let mut stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "HUP");
     let _ = stderr.wait_for("SIGHUP received");
@@ -217,32 +215,9 @@ fn atomic_a_signal_before_the_prepares_prepares_nothing() {
 #[test]
 fn atomic_a_decision_log_moved_during_the_run_decides_nothing() {
     let s = two_phase_clusters();
-    let src = database(
-        &s.source,
-        &format!("{MV} INSERT INTO mv SELECT g, 'v' || g FROM generate_series(1, 100) g;"),
-    );
-    let dbs = [database(&s.dest[0], MV), database(&s.dest[1], MV)];
     let log = TempPath::new("moved-decisions.log");
     let away = TempPath::new("moved-decisions.log.old");
-    let (from, to1, to2) = (
-        s.source.url(&src),
-        s.dest[0].url(&dbs[0]),
-        s.dest[1].url(&dbs[1]),
-    );
-    let args = [
-        "table",
-        "mv",
-        "--from",
-        &from,
-        "--to",
-        &to1,
-        "--to",
-        &to2,
-        "--atomic",
-        "--decision-log",
-        log.arg(),
-    ];
-    let paused = Paused::start(&args, "prepared:2");
+    let (dbs, paused) = paused_atomic_copy(&log, &[], "prepared:2");
     std::fs::rename(&log.0, &away.0).unwrap();
     let out = paused.resume();
     let stderr = text(&out.stderr);
