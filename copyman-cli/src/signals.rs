@@ -532,13 +532,9 @@ fn handle(signal: i32, stopping: &'static str) {
                  stay on the source, as on the destinations that committed)"
             }
         };
-        let others: Vec<String> = not_sent
-            .iter()
-            .filter(|p| *p != "source")
-            .cloned()
-            .collect();
+        // The source among them, as `--json` lists it (what follows says what that means).
         let others = if known {
-            format!("not committed: {}", list(&others))
+            format!("not committed: {}", list(&not_sent))
         } else {
             "the others have not committed".to_owned()
         };
