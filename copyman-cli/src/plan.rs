@@ -464,7 +464,7 @@ fn table_plan(
         match &columns {
             Some(columns) if binary => rel.types_unchanged(&resolved.table, hold, columns),
             _ => (source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
-                .then(|| format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", resolved.table)),
+                .then(|| sql::lock_itself(&resolved.table, "ACCESS SHARE")),
         }
     });
     let mut sequences = vec![Vec::new(); dests.len()];

@@ -572,17 +572,14 @@ pub fn types_unchanged(
     if !matches!(kind, "r" | "p") || columns.is_empty() {
         return None;
     }
-    // The table itself: an ALTER of a partitioned table's column locks it before its
-    // partitions, and its partitions need not all be locked (a COPY locks those it reaches).
-    let rows = format!("ONLY {table}");
     let (lock, lock_inside) = match hold {
         Hold::Held => (String::new(), String::new()),
-        Hold::Lock(mode) => (format!("LOCK TABLE {rows} IN {mode} MODE; "), String::new()),
+        Hold::Lock(mode) => (format!("{}; ", lock_itself(table, mode)), String::new()),
         Hold::LockIfAllowed(mode) => (
             String::new(),
             format!(
-                "BEGIN LOCK TABLE {rows} IN {mode} MODE; \
-                 EXCEPTION WHEN insufficient_privilege THEN NULL; END; "
+                "BEGIN {}; EXCEPTION WHEN insufficient_privilege THEN NULL; END; ",
+                lock_itself(table, mode)
             ),
         ),
     };
@@ -609,6 +606,13 @@ pub fn types_unchanged(
     Some(format!(
         "{lock}DO $copyman$BEGIN {lock_inside}{checks}END$copyman$"
     ))
+}
+
+/// `LOCK TABLE ONLY table IN mode MODE`: the table itself (an ALTER of a partitioned table's
+/// column locks it before its partitions, and its partitions need not all be locked: a COPY
+/// locks those it reaches), as its COPY would hold it.
+pub fn lock_itself(table: &TableName, mode: &str) -> String {
+    format!("LOCK TABLE ONLY {table} IN {mode} MODE")
 }
 
 /// How [`types_unchanged`] holds its table before it asks the columns' types.

@@ -83,35 +83,21 @@ fn a_referenced_table_is_emptied_where_no_row_references_it() {
     );
     let state = TempPath::new("fk.state");
     // Only customers: orders, which references it, is not in the job.
-    let job = |to: &str| {
-        run(&[
+    let from = c.source.conninfo(&src);
+    let job_with = |to: &str, last: &[&str]| {
+        let mut args = vec![
             "table",
             "customers",
             "--schema",
             "nothing_else",
             "--truncate",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            to,
-            "--state",
-            state.arg(),
-        ])
+        ];
+        args.extend(["--from", &from, "--to", to]);
+        args.extend(last);
+        run(&args)
     };
-    let dry_run = |to: &str| {
-        run(&[
-            "table",
-            "customers",
-            "--schema",
-            "nothing_else",
-            "--truncate",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            to,
-            "--dry-run",
-        ])
-    };
+    let job = |to: &str| job_with(to, &["--state", state.arg()]);
+    let dry_run = |to: &str| job_with(to, &["--dry-run"]);
     let dry = dry_run(&c.dest[0].conninfo(&d1));
     assert_exit(&dry, 0);
     assert!(

@@ -67,34 +67,27 @@ fn assert_refused(out: &std::process::Output, exit: i32) {
     );
 }
 
+/// One table, the change on either side: the side's lock check fails the copy.
 #[test]
-fn a_destination_column_that_changes_type_while_copyman_waits_fails_the_copy() {
+fn a_column_that_changes_type_on_either_side_while_copyman_waits_fails_the_copy() {
     let c = clusters();
-    let src = database(&c.source, &format!("{TABLE} {FILL}"));
-    let dst = database(&c.dest[0], TABLE);
-    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
-    let out = race(
-        &c.dest[0],
-        &dst,
-        &["table", "a", "--from", &from, "--to", &to],
-    );
-    assert_refused(&out, 1);
-    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
-}
-
-#[test]
-fn a_source_column_that_changes_type_while_copyman_waits_fails_the_copy() {
-    let c = clusters();
-    let src = database(&c.source, &format!("{TABLE} {FILL}"));
-    let dst = database(&c.dest[0], TABLE);
-    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
-    let out = race(
-        &c.source,
-        &src,
-        &["table", "a", "--from", &from, "--to", &to],
-    );
-    assert_refused(&out, 1);
-    assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+    for on_source in [false, true] {
+        let src = database(&c.source, &format!("{TABLE} {FILL}"));
+        let dst = database(&c.dest[0], TABLE);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        let (cluster, db) = if on_source {
+            (&c.source, &src)
+        } else {
+            (&c.dest[0], &dst)
+        };
+        let out = race(cluster, db, &["table", "a", "--from", &from, "--to", &to]);
+        assert_refused(&out, 1);
+        assert_eq!(
+            count(&c.dest[0], &dst, "a"),
+            0,
+            "source changed: {on_source}"
+        );
+    }
 }
 
 #[test]
