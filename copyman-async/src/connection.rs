@@ -440,48 +440,26 @@ impl Connection {
     }
 
     /// Writes what the session has to send. Cancel-safe: bytes not yet written stay queued.
-    ///
-    /// While the socket takes nothing, what the server sends is read into the session: a
-    /// server blocked writing to us (a destination trigger's notice per row) reads nothing more
-    /// until we read, so a write that only waited to write would wait for ever, and the server
-    /// too (libpq's `pqSendSome` reads for the same reason).
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
         loop {
             if self.outgoing.is_empty() {
                 match self.endpoint.poll_transmit() {
                     Some(bytes) => self.outgoing = bytes,
-                    // Bytes TLS still holds must go out too: the server waits for them.
-                    None => break,
+                    None => {
+                        // Bytes TLS still holds must go out too: the server waits for them.
+                        let stream = live(&mut self.stream, self.closed)?;
+                        return Ok(stream.flush().await?);
+                    }
                 }
             }
-            // (Once the server's end is read, only the write is waited for.)
-            let open = self.endpoint.session().state() != State::Closed;
             let stream = live(&mut self.stream, self.closed)?;
-            let moved = tokio::select! {
-                biased;
-                written = stream.write(&self.outgoing) => Ok(written),
-                read = stream.read(&mut self.scratch), if open => Err(read),
+            let n = match stream.write(&self.outgoing).await {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e.into()),
             };
-            match moved {
-                Ok(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(Ok(n)) => self.outgoing.advance(n),
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return Err(e.into()),
-                Err(read) => handle_read::<Error>(&mut self.endpoint, read, &self.scratch)?,
-            }
-        }
-        loop {
-            let open = self.endpoint.session().state() != State::Closed;
-            let stream = live(&mut self.stream, self.closed)?;
-            let moved = tokio::select! {
-                biased;
-                flushed = stream.flush() => Ok(flushed),
-                read = stream.read(&mut self.scratch), if open => Err(read),
-            };
-            match moved {
-                Ok(flushed) => return Ok(flushed?),
-                Err(read) => handle_read::<Error>(&mut self.endpoint, read, &self.scratch)?,
-            }
+            self.outgoing.advance(n);
         }
     }
 
