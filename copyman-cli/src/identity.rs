@@ -35,6 +35,7 @@ use copyman_sync::Connection;
 
 use crate::args::{Statements, Transfer};
 use crate::dest::Dest;
+use crate::limits::{Encodings, refuse_lossy_encodings};
 use crate::report::{self, Exit, Fatal};
 use crate::run::Unreachable;
 
@@ -167,11 +168,13 @@ pub(crate) fn check(
 
 /// For a job of many tables: refuses, before anything is planned or sent, a destination database
 /// given twice and a destination that is the source's database (every table would be copied
-/// into itself). A server that cannot say who it is gets a warning, as in [`check`]. Under
-/// `keep_going` a destination that cannot be reached is passed over here: the job leaves it out.
+/// into itself), and a `client_encoding` that would change the data on its way
+/// ([`refuse_lossy_encodings`]). A server that cannot say who it is gets a warning, as in
+/// [`check`]. Under `keep_going` a destination that cannot be reached is passed over here: the
+/// job leaves it out.
 ///
 /// # Errors
-/// [`Fatal`] with exit 2 naming both; a server that cannot be reached ([`Unreachable`], exit 3).
+/// [`Fatal`] with exit 2 naming what; a server that cannot be reached ([`Unreachable`], exit 3).
 pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
@@ -179,12 +182,13 @@ pub(crate) fn check_job(
 ) -> anyhow::Result<()> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
-     -> Result<Option<Identity>, Unreachable> {
+     -> Result<(Option<Identity>, Encodings), Unreachable> {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
             whom: format!("{role} {}", server.name),
             error: report::describe(&e),
         })?;
-        Ok(match Identity::of(&mut conn, None) {
+        let encodings = Encodings::of(role.to_owned(), &conn);
+        let id = match Identity::of(&mut conn, None) {
             Ok(id) => Some(id),
             Err(e) => {
                 report::warn(format_args!(
@@ -194,14 +198,21 @@ pub(crate) fn check_job(
                 ));
                 None
             }
-        })
+        };
+        Ok((id, encodings))
     };
-    let source_id = identify(source, "source")?;
+    let (source_id, source_encodings) = identify(source, "source")?;
+    let mut encodings = vec![source_encodings];
     let mut seen: Vec<(usize, Identity)> = Vec::new();
     for (i, dest) in dests.iter().enumerate() {
         let id = match identify(dest, &format!("destination {}", i + 1)) {
-            Ok(Some(id)) => id,
-            Ok(None) => continue,
+            Ok((id, dest_encodings)) => {
+                encodings.push(dest_encodings);
+                match id {
+                    Some(id) => id,
+                    None => continue,
+                }
+            }
             Err(_) if keep_going => continue,
             Err(unreachable) => return Err(unreachable.into()),
         };
@@ -233,5 +244,6 @@ pub(crate) fn check_job(
         }
         seen.push((i, id));
     }
+    refuse_lossy_encodings(&encodings)?;
     Ok(())
 }

@@ -97,60 +97,108 @@ pub(crate) fn apply_all(
     Ok(())
 }
 
-/// Refuses a copy between servers of different encodings where a session's `client_encoding`
-/// is `SQL_ASCII` (a CONN's, `PGCLIENTENCODING`, `--encoding`): it converts nothing, so the
-/// source's bytes would be stored as they are in another encoding (`café` as `cafÃ©`). The copy's
-/// start refused it (its statements' encodings differ), exit 1 with words about COPY options
-/// the user never wrote: said here, before anything is begun, exit 2, naming the setting.
+/// A server session's name in messages ("source", "destination 2"), its `client_encoding` and
+/// its server's `server_encoding`, as the server reported them.
+pub(crate) struct Encodings {
+    pub(crate) role: String,
+    pub(crate) client: String,
+    pub(crate) server: String,
+}
+
+impl Encodings {
+    pub(crate) fn of(role: String, conn: &Connection) -> Self {
+        let parameter = |name| {
+            conn.session()
+                .parameter(name)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            role,
+            client: copyman_core::statement::encoding_name(&parameter("client_encoding")),
+            server: parameter("server_encoding"),
+        }
+    }
+}
+
+/// [`refuse_lossy_encodings`] for a copy's open sessions.
 ///
 /// # Errors
-/// [`Fatal`] (exit 2) naming each server's encoding.
-pub(crate) fn refuse_sql_ascii_between(
+/// As [`refuse_lossy_encodings`].
+pub(crate) fn refuse_lossy_between(
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
-    let sessions: Vec<(String, &Connection)> = source
-        .map(|c| ("source".to_owned(), &*c))
+    let sessions: Vec<Encodings> = source
+        .map(|c| Encodings::of("source".to_owned(), c))
         .into_iter()
-        .chain(
-            dests
-                .iter()
-                .enumerate()
-                .filter_map(|(i, d)| Some((format!("destination {}", i + 1), d.conn.as_ref()?))),
-        )
+        .chain(dests.iter().enumerate().filter_map(|(i, d)| {
+            Some(Encodings::of(
+                format!("destination {}", i + 1),
+                d.conn.as_ref()?,
+            ))
+        }))
         .collect();
-    let parameter = |c: &Connection, name| c.session().parameter(name).map(str::to_owned);
-    let ascii = sessions.iter().any(|(_, c)| {
-        parameter(c, "client_encoding")
-            .is_some_and(|e| copyman_core::statement::encoding_name(&e) == "SQL_ASCII")
-    });
-    let encodings: Vec<String> = sessions
-        .iter()
-        .map(|(name, c)| {
-            let encoding = parameter(c, "server_encoding").unwrap_or_default();
-            format!("{name} {encoding}")
-        })
-        .collect();
-    let mut distinct: Vec<Option<String>> = sessions
-        .iter()
-        .map(|(_, c)| parameter(c, "server_encoding"))
-        .collect();
-    distinct.sort();
-    distinct.dedup();
-    if !ascii || distinct.len() < 2 {
-        return Ok(());
-    }
-    Err(Fatal {
+    refuse_lossy_encodings(&sessions)
+}
+
+/// Refuses, before anything is begun, a `client_encoding` (a CONN's, `PGCLIENTENCODING`,
+/// `--encoding`) that would change the data on its way between servers without a word:
+/// - `SQL_ASCII` between servers of different encodings: it converts nothing, so the source's
+///   bytes would be stored as they are in another encoding (`café` as `cafÃ©`);
+/// - an encoding PostgreSQL does not convert back to what it converted from
+///   ([`changes_on_the_way_back`](copyman_core::statement::changes_on_the_way_back): SJIS's `¥`
+///   comes back as `\`), where the data passes through it: the source's server holds another
+///   encoding, and so does a destination's.
+///
+/// (A file's data is in the `client_encoding`: one conversion, the server's, as psql's.)
+///
+/// # Errors
+/// [`Fatal`] (exit 2) naming the setting and each server's encoding.
+pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal> {
+    let held = || {
+        sessions
+            .iter()
+            .map(|s| format!("{} {}", s.role, s.server))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let refuse = |why: String| Fatal {
         exit: Exit::Usage,
         server: None,
         message: format!(
-            "client_encoding SQL_ASCII converts nothing, and the servers hold other encodings \
-             ({}): the source's bytes would be stored as they are; leave client_encoding unset \
-             (PGCLIENTENCODING, the CONN's) so that copyman converts through UTF8, or name one \
-             every server converts to (--encoding UTF8)",
-            encodings.join(", ")
+            "{why}; leave client_encoding unset (PGCLIENTENCODING, the CONN's), or set it to \
+             UTF8: between servers copyman converts through UTF8"
         ),
-    })
+    };
+    let mut distinct: Vec<&str> = sessions.iter().map(|s| s.server.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        if sessions.iter().any(|s| s.client == "SQL_ASCII") {
+            return Err(refuse(format!(
+                "client_encoding SQL_ASCII converts nothing, and the servers hold other \
+                 encodings ({}): the source's bytes would be stored as they are",
+                held()
+            )));
+        }
+    }
+    let Some(source) = sessions.iter().find(|s| s.role == "source") else {
+        return Ok(());
+    };
+    let through = |s: &Encodings| s.server != s.client;
+    let lossy = copyman_core::statement::changes_on_the_way_back(&source.client);
+    if let Some(changed) = lossy.filter(|_| through(source)) {
+        if let Some(dest) = sessions.iter().find(|s| s.role != "source" && through(s)) {
+            return Err(refuse(format!(
+                "client_encoding {} does not convert back to what it converted from ({changed}), \
+                 and the data would pass through it between the source's {} and {}'s {}: \
+                 values would arrive changed",
+                source.client, source.server, dest.role, dest.server
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Between servers that all hold one encoding other than UTF8, with no `client_encoding` asked

@@ -185,7 +185,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     // Before an --atomic run records its start.
-    limits::refuse_sql_ascii_between(source_conn.as_mut(), &mut dests)?;
+    limits::refuse_lossy_between(source_conn.as_mut(), &mut dests)?;
     let atomic = match &t.atomic {
         Some(log) => Some(Atomic::prepare(
             log,

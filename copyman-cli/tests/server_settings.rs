@@ -1008,3 +1008,110 @@ fn commits_are_durable_where_synchronous_commit_is_off() {
     assert_eq!(setting(&c.dest[1], &remote), ["remote_apply"]);
     assert_eq!(count(&c.dest[0], &off, "t"), 10);
 }
+
+/// A `client_encoding` PostgreSQL does not convert back to what it converted from (SJIS's `¥`
+/// comes back as `\`, `〜` as `～`), set in the environment between two UTF8 databases: every
+/// value passed through it and arrived changed, exit 0, in one table and in a job alike. Refused
+/// before anything begins, naming it; unset, the same copy stores the values as they are.
+#[test]
+fn a_client_encoding_that_changes_characters_on_their_way_is_refused_between_servers() {
+    let c = clusters();
+    // What copyman knows of these encodings is what this server does.
+    let mut client = c.source.connect("postgres");
+    for (encoding, character) in [("SJIS", "¥"), ("SHIFT_JIS_2004", "¥"), ("EUC_JP", "¦")] {
+        assert!(
+            copyman_core::statement::changes_on_the_way_back(encoding).is_some(),
+            "{encoding}"
+        );
+        let back: String = client
+            .query_one(
+                "SELECT convert_from(convert_to($1, $2), $2)",
+                &[&character, &encoding],
+            )
+            .unwrap()
+            .get(0);
+        assert_ne!(back, character, "{encoding}");
+    }
+    for encoding in ["LATIN1", "WIN1252", "GB18030", "BIG5", "EUC_JIS_2004"] {
+        assert!(copyman_core::statement::changes_on_the_way_back(encoding).is_none());
+    }
+    let values = "INSERT INTO t VALUES (1, 'price ¥100'), (2, '〜 wave'), (3, 'C:\\dir')";
+    let src = database(
+        &c.source,
+        &format!("CREATE TABLE t (id int, s text); CREATE TABLE u (id int); {values}"),
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int, s text); CREATE TABLE u (id int)",
+    );
+    let stored = || -> Vec<String> {
+        c.dest[0]
+            .connect(&dst)
+            .query("SELECT s FROM t ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let copy = |tables: &[&str], encoding: Option<&str>| {
+        let mut cmd = copyman();
+        cmd.arg("table")
+            .args(tables)
+            .arg("--from")
+            .arg(c.source.conninfo(&src))
+            .arg("--to")
+            .arg(c.dest[0].conninfo(&dst));
+        if let Some(encoding) = encoding {
+            cmd.env("PGCLIENTENCODING", encoding);
+        }
+        cmd.output().unwrap()
+    };
+    for (tables, format) in [(&["t"][..], "one table"), (&["t", "u"][..], "a job")] {
+        let out = copy(tables, Some("SJIS"));
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("client_encoding SJIS does not convert back")
+                && stderr.contains("¥ comes back as \\")
+                && stderr.contains("source's UTF8 and destination 1's UTF8"),
+            "{format}: {stderr}"
+        );
+        assert!(stored().is_empty(), "{format}: nothing stored");
+    }
+    assert_exit(&copy(&["t", "u"], Some("UTF8")), 0);
+    assert_eq!(stored(), ["price ¥100", "〜 wave", "C:\\dir"]);
+}
+
+/// `client_encoding` SQL_ASCII in a job between servers of other encodings: refused before any
+/// table, as a single table's copy is (a job passed the source's bytes as they were).
+#[test]
+fn client_encoding_sql_ascii_is_refused_in_a_job_too() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, s text); CREATE TABLE u (id int); \
+         INSERT INTO t VALUES (1, 'café');",
+    );
+    let dst = database_in(
+        &c.dest[0],
+        format!("{src}_job_latin1"),
+        "LATIN1",
+        "CREATE TABLE t (id int, s text); CREATE TABLE u (id int)",
+    );
+    let out = copyman()
+        .args(["table", "t", "u", "--from"])
+        .arg(c.source.conninfo(&src))
+        .arg("--to")
+        .arg(c.dest[0].conninfo(&dst))
+        .env("PGCLIENTENCODING", "SQL_ASCII")
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("client_encoding SQL_ASCII converts nothing")
+            && stderr.contains("source UTF8, destination 1 LATIN1"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}

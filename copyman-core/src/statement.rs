@@ -313,6 +313,30 @@ pub fn encoding_name(name: &str) -> String {
     }
 }
 
+/// What a value comes back as when PostgreSQL converts it from UTF8 into `encoding` and back,
+/// where that is another value: `None` for an encoding whose conversions are one-to-one.
+/// PostgreSQL 15 maps several Unicode characters to one code in these three (measured over
+/// U+0080–U+2FFFF: SJIS 8 characters, SHIFT_JIS_2004 2, EUC_JP 1; every other client encoding
+/// converts each character it holds back to itself, and refuses one it lacks). Data that passes
+/// between two servers through such a `client_encoding` is changed without a word.
+///
+/// ```
+/// use copyman_core::statement::changes_on_the_way_back;
+///
+/// assert!(changes_on_the_way_back("Shift-JIS").is_some());
+/// assert!(changes_on_the_way_back("LATIN1").is_none());
+/// ```
+pub fn changes_on_the_way_back(encoding: &str) -> Option<&'static str> {
+    match encoding_name(encoding).as_str() {
+        "SJIS" => {
+            Some("¥ comes back as \\, 〜 as ～, − as －, ‖ as ∥, ¬ as ￢, ¢ as ￠, £ as ￡, ‾ as ~")
+        }
+        "SHIFT_JIS_2004" => Some("¥ comes back as \\, ‾ as ~"),
+        "EUC_JP" => Some("¦ comes back as ￤"),
+        _ => None,
+    }
+}
+
 /// The values given for DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, in that order.
 type Given = [Option<String>; 5];
 const OPTIONS: [&str; 5] = ["delimiter", "null", "quote", "escape", "encoding"];
