@@ -21,7 +21,8 @@ use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
 use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
-    FormatChoice, LookupError, choose_format, major, needs_select, resolve_columns, uncounted,
+    FormatChoice, LookupError, ReadSettings, choose_format, major, needs_select, resolve_columns,
+    uncounted,
 };
 use copyman_job::sequences::Carry;
 
@@ -332,7 +333,7 @@ fn table_plan(
         .into());
     }
     if let (Some(source), Some(columns)) = (&source_rel, &columns)
-        && let Some(message) = zones_differ(source, columns, dests, &dest_rels, &labels)
+        && let Some(message) = servers_read_otherwise(source, columns, dests, &dest_rels, &labels)
     {
         return Err(Fatal {
             exit: Exit::Usage,
@@ -533,14 +534,7 @@ fn read_otherwise(
     // By the built-in types the values are made of: a domain over `date`, an array or a range
     // of it, a composite with such a field are read in the setting too.
     let has = |rel: &Relation, kinds: &[u32]| rel.columns.iter().any(|c| c.holds(kinds));
-    let order = |style: &str| {
-        let style = style.to_ascii_uppercase();
-        ["DMY", "YMD"]
-            .into_iter()
-            .find(|o| style.contains(o) || (*o == "DMY" && style.contains("EURO")))
-            .unwrap_or("MDY")
-            .to_owned()
-    };
+    let order = |style: &str| copyman_job::plan::date_order(style).to_owned();
     // The setting, the column types it reads, what of its value counts, what that is.
     type Rule<'a> = (&'a str, &'a [u32], &'a dyn Fn(&str) -> String, &'a str);
     let rules: [Rule<'_>; 3] = [
@@ -595,24 +589,30 @@ fn read_otherwise(
     None
 }
 
-/// Between servers, where a copied column holds no time zone on the source and one on
-/// destinations whose `TimeZone`s differ ([`copyman_job::plan::zones_differ`]).
-fn zones_differ(
+/// Between servers, where destinations would read a copied column's text in settings of their
+/// own that differ ([`copyman_job::plan::read_otherwise`]).
+fn servers_read_otherwise(
     source: &Relation,
     columns: &[Ident],
     dests: &[Dest<'_>],
     dest_rels: &[(usize, Relation)],
     labels: &[String],
 ) -> Option<String> {
-    let zoned: Vec<(&str, &Relation, Option<&str>)> = dest_rels
+    let settings: Vec<(usize, &Relation, ReadSettings)> = dest_rels
         .iter()
-        .map(|(i, rel)| {
-            let zone = dests[*i].conn.as_ref();
-            let zone = zone.and_then(|c| c.session().parameter("TimeZone"));
-            (labels[*i].as_str(), rel, zone)
+        .filter_map(|(i, rel)| {
+            Some((
+                *i,
+                rel,
+                ReadSettings::of(dests[*i].conn.as_ref()?.session()),
+            ))
         })
         .collect();
-    copyman_job::plan::zones_differ(source, columns, &zoned)
+    let read: Vec<(&str, &Relation, &ReadSettings)> = settings
+        .iter()
+        .map(|(i, rel, settings)| (labels[*i].as_str(), *rel, settings))
+        .collect();
+    copyman_job::plan::read_otherwise(source, columns, &read)
 }
 
 /// As [`read_otherwise`], for a file copied with `--receive` statements: each destination's
@@ -792,8 +792,8 @@ fn raw_misreads(
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
-        let zone = conn.session().parameter("TimeZone").map(str::to_owned);
-        reads.push((label, read, zone, sql.clone()));
+        let settings = ReadSettings::of(conn.session());
+        reads.push((label, read, settings, sql.clone()));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
     for (label, read, _, _) in &reads {
@@ -830,7 +830,7 @@ fn raw_misreads(
     };
     let mut converted = Vec::new();
     let mut paired_all = Vec::new();
-    for (label, read, zone, receive_sql) in &reads {
+    for (label, read, settings, receive_sql) in &reads {
         // A table without columns writes empty rows, which a table with columns reads as its
         // own ('' or NULL, not their defaults).
         if sent.is_empty() && !read.columns.is_empty() {
@@ -906,15 +906,15 @@ fn raw_misreads(
                 ));
             }
         }
-        paired_all.push((label.as_str(), paired, zone.as_deref()));
+        paired_all.push((label.as_str(), paired, settings));
     }
-    // Times without a zone read in each destination's zone, pair by pair.
+    // Text read in each destination's settings, pair by pair.
     let columns: Vec<_> = sent.iter().map(|c| c.name.clone()).collect();
-    let zoned: Vec<(&str, &Relation, Option<&str>)> = paired_all
+    let read: Vec<(&str, &Relation, &ReadSettings)> = paired_all
         .iter()
-        .map(|(label, rel, zone)| (*label, rel, *zone))
+        .map(|(label, rel, settings)| (*label, rel, *settings))
         .collect();
-    if let Some(why) = copyman_job::plan::zones_differ(&sent_rel, &columns, &zoned) {
+    if let Some(why) = copyman_job::plan::read_otherwise(&sent_rel, &columns, &read) {
         return Some(why);
     }
     for warning in converted {

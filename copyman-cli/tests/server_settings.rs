@@ -1115,3 +1115,84 @@ fn client_encoding_sql_ascii_is_refused_in_a_job_too() {
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
 }
+
+/// Text into `date` and `interval` columns of two destinations whose `DateStyle` order and
+/// `IntervalStyle` differ: each read the same source row as another value (`04/03/2024` the 4th
+/// of March on one, the 3rd of April on the other; `-1 2:00` as `-1 days -02:00` and `-1 days
+/// +02:00`), exit 0 with a generic warning. Refused before any row, naming the column and both
+/// settings, for one table and a job; the same order (another output style) copies.
+#[test]
+fn text_read_as_dates_or_intervals_in_other_styles_on_each_destination_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE dd (id int, d text); CREATE TABLE di (id int, i text);
+         INSERT INTO dd VALUES (1, '04/03/2024'); INSERT INTO di VALUES (1, '-1 2:00');",
+    );
+    let typed = "CREATE TABLE dd (id int, d date); CREATE TABLE di (id int, i interval)";
+    let dmy = database_setting(&c.dest[0], &["DateStyle = 'ISO, DMY'"], typed);
+    let mdy = database_setting(&c.dest[1], &["DateStyle = 'ISO, MDY'"], typed);
+    let standard = database_setting(&c.dest[0], &["IntervalStyle = 'sql_standard'"], typed);
+    let postgres = database(&c.dest[1], typed);
+    let copy = |tables: &[&str], to: [&str; 2], state: &TempPath| {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let from = c.source.conninfo(&src);
+        let to = [c.dest[0].conninfo(to[0]), c.dest[1].conninfo(to[1])];
+        args.extend(["--from", &from, "--to", &to[0], "--to", &to[1]]);
+        if tables.len() > 1 {
+            args.extend(["--state", state.arg()]);
+        }
+        run(&args)
+    };
+    let state = TempPath::new("styles.state");
+    for tables in [&["dd"][..], &["dd", "di"][..]] {
+        let out = copy(tables, [&dmy, &mdy], &state);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("column \"d\" has no date on the source")
+                && stderr.contains("DateStyle ISO, DMY")
+                && stderr.contains("has ISO, MDY")
+                && stderr.contains("another date"),
+            "{tables:?}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dmy, "dd"), 0);
+        assert_eq!(count(&c.dest[1], &mdy, "dd"), 0);
+    }
+    for tables in [&["di"][..], &["dd", "di"][..]] {
+        let out = copy(tables, [&standard, &postgres], &state);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("column \"i\" has no interval on the source")
+                && stderr.contains("IntervalStyle sql_standard")
+                && stderr.contains("has postgres"),
+            "{tables:?}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &standard, "di"), 0);
+    }
+    // The same order in another output style reads alike: one date on both.
+    let sql_dmy = format!(
+        "{} options='-c DateStyle=SQL,DMY'",
+        c.dest[1].conninfo(&mdy)
+    );
+    let out = run(&[
+        "table",
+        "dd",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dmy),
+        "--to",
+        &sql_dmy,
+    ]);
+    assert_exit(&out, 0);
+    for (cluster, db) in [(&c.dest[0], &dmy), (&c.dest[1], &mdy)] {
+        assert_eq!(
+            count(cluster, db, "(SELECT 1 FROM dd WHERE d = '2024-03-04')"),
+            1,
+            "{db}"
+        );
+    }
+}

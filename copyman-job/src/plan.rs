@@ -348,6 +348,53 @@ pub fn uncounted(rel: &Relation, allow_count_mismatch: bool) -> Result<Option<St
 
 /// The built-in types whose values carry a time zone: `timestamptz` and `timetz`.
 const ZONED: [u32; 2] = [1184, 1266];
+/// The built-in types whose text is read in `DateStyle`'s order: `date`, `timestamp`,
+/// `timestamptz`.
+const DATED: [u32; 3] = [1082, 1114, 1184];
+/// `interval`, whose text is read in `IntervalStyle`.
+const INTERVAL: [u32; 1] = [1186];
+
+/// The settings a destination reads text as a date, a time or an interval in, as its session
+/// reported them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadSettings {
+    /// `TimeZone`: the zone of a time written without one.
+    pub time_zone: Option<String>,
+    /// `DateStyle`: the order of a date's fields.
+    pub date_style: Option<String>,
+    /// `IntervalStyle`: `sql_standard` applies a leading sign to the whole interval.
+    pub interval_style: Option<String>,
+}
+
+impl ReadSettings {
+    /// The settings `session` reads in.
+    pub fn of(session: &copyman_core::session::Session) -> Self {
+        let setting = |name| session.parameter(name).map(str::to_owned);
+        Self {
+            time_zone: setting("TimeZone"),
+            date_style: setting("DateStyle"),
+            interval_style: setting("IntervalStyle"),
+        }
+    }
+}
+
+/// The order `style` (a `DateStyle`) reads a date's fields in: `DMY` (`EURO`, `European`),
+/// `YMD`, else `MDY` (`04/03/2024` is the 3rd of April).
+///
+/// ```
+/// use copyman_job::plan::date_order;
+///
+/// assert_eq!(date_order("ISO, DMY"), "DMY");
+/// assert_eq!(date_order("SQL, European"), "DMY");
+/// assert_eq!(date_order("Postgres"), "MDY");
+/// ```
+pub fn date_order(style: &str) -> &'static str {
+    let style = style.to_ascii_uppercase();
+    ["DMY", "YMD"]
+        .into_iter()
+        .find(|o| style.contains(o) || (*o == "DMY" && style.contains("EURO")))
+        .unwrap_or("MDY")
+}
 
 /// The names PostgreSQL knows for UTC (and GMT, the same offset for ever).
 const UTC_NAMES: [&str; 18] = [
@@ -378,37 +425,97 @@ fn same_zone(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || (utc(a) && utc(b))
 }
 
-/// Between servers, where a copied column's values hold no time zone on the source (a
-/// `timestamp`, a `date`, text) and a destination's column holds one (`timestamptz`, `timetz`,
-/// a domain, array, range or composite of them), and the destinations' `TimeZone`s (each given
-/// with its label and relation) differ: each reads the source's wall-clock times in its own
-/// zone, and stores another instant for the same row.
-pub fn zones_differ(
+/// Between servers, where destinations would store different values for one source row: a
+/// copied column holds text on the source that each destination reads in a setting of its own,
+/// and those settings differ:
+/// - no time zone on the source (a `timestamp`, a `date`, text), one there (`timestamptz`,
+///   `timetz`): read in each `TimeZone`, another instant;
+/// - no date on the source (text), a date there (`date`, `timestamp`, `timestamptz`): read in
+///   each `DateStyle`'s order (`DMY`, `MDY`, `YMD`), another day (`04/03/2024`);
+/// - no interval on the source (text), an interval there: read in each `IntervalStyle`,
+///   `sql_standard` applying a leading sign to the whole value (`-1 2:00`).
+///
+/// Each destination is given with its label, relation and settings; domains, arrays, ranges and
+/// composites of those types count as them. (A date or an interval the source writes itself is
+/// ISO or `postgres` style, which every setting reads alike.)
+pub fn read_otherwise(
     source: &Relation,
     columns: &[Ident],
-    dests: &[(&str, &Relation, Option<&str>)],
+    dests: &[(&str, &Relation, &ReadSettings)],
 ) -> Option<String> {
-    let mut seen: Option<(&str, &str)> = None;
-    for (label, rel, zone) in dests {
-        let Some(column) = columns.iter().find(|name| {
-            source.column(name).is_some_and(|c| !c.holds(&ZONED))
-                && rel.column(name).is_some_and(|c| c.holds(&ZONED))
-        }) else {
-            continue;
-        };
-        let Some(zone) = zone else { continue };
-        match seen {
-            None => seen = Some((label, zone)),
-            Some((first, first_zone)) if !same_zone(first_zone, zone) => {
-                return Some(format!(
-                    "column {column} has no time zone on the source and one on the destinations, \
-                     which read it in their own TimeZone, and those differ: {first} has TimeZone \
-                     {first_zone}, {label} has {zone}; each would store another instant for the \
-                     same row: give them the same TimeZone (PGTZ or the CONN's options), or copy \
-                     into each alone"
-                ));
+    struct Rule {
+        kinds: &'static [u32],
+        setting: &'static str,
+        value_of: fn(&ReadSettings) -> Option<&str>,
+        alike: fn(&str, &str) -> bool,
+        how: &'static str,
+        what: &'static str,
+        given_by: &'static str,
+    }
+    let rules = [
+        Rule {
+            kinds: &ZONED,
+            setting: "TimeZone",
+            value_of: |s| s.time_zone.as_deref(),
+            alike: same_zone,
+            how: "no time zone on the source and one on the destinations, which read it in \
+                  their own TimeZone",
+            what: "instant",
+            given_by: "PGTZ or the CONN's options",
+        },
+        Rule {
+            kinds: &DATED,
+            setting: "DateStyle",
+            value_of: |s| s.date_style.as_deref(),
+            alike: |a, b| date_order(a) == date_order(b),
+            how: "no date on the source and one on the destinations, which read it in their \
+                  own DateStyle's order of a date's fields",
+            what: "date",
+            given_by: "PGDATESTYLE or the CONN's options",
+        },
+        Rule {
+            kinds: &INTERVAL,
+            setting: "IntervalStyle",
+            value_of: |s| s.interval_style.as_deref(),
+            alike: |a, b| (a == "sql_standard") == (b == "sql_standard"),
+            how: "no interval on the source and one on the destinations, which read it in \
+                  their own IntervalStyle (sql_standard applies a leading sign to the whole \
+                  value)",
+            what: "interval",
+            given_by: "the CONN's options",
+        },
+    ];
+    for rule in rules {
+        let mut seen: Option<(&str, &str)> = None;
+        for (label, rel, settings) in dests {
+            let Some(column) = columns.iter().find(|name| {
+                source.column(name).is_some_and(|c| !c.holds(rule.kinds))
+                    && rel.column(name).is_some_and(|c| c.holds(rule.kinds))
+            }) else {
+                continue;
+            };
+            let Some(value) = (rule.value_of)(settings) else {
+                continue;
+            };
+            match seen {
+                None => seen = Some((label, value)),
+                Some((first, first_value)) if !(rule.alike)(first_value, value) => {
+                    let Rule {
+                        setting,
+                        how,
+                        what,
+                        given_by,
+                        ..
+                    } = rule;
+                    return Some(format!(
+                        "column {column} has {how}, and those differ: {first} has {setting} \
+                         {first_value}, {label} has {value}; each would store another {what} \
+                         for the same row: give them the same {setting} ({given_by}), or copy \
+                         into each alone"
+                    ));
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
     }
     None

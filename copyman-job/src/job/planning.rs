@@ -18,7 +18,9 @@ use super::run;
 use super::sessions::{ensure, give_up};
 use crate::commit;
 use crate::identity::Identity;
-use crate::plan::{choose_format, lookup, lookup_many, major, needs_select, resolve_columns};
+use crate::plan::{
+    ReadSettings, choose_format, lookup, lookup_many, major, needs_select, resolve_columns,
+};
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, Selection};
 use crate::sequences::{self, Carry};
@@ -1055,19 +1057,21 @@ pub fn plan_with(
             .zip(&rels)
             .map(|(l, (_, r))| (l.as_str(), r))
             .collect();
-        let zoned: Vec<(&str, &Relation, Option<&str>)> = view
+        let settings: Vec<ReadSettings> = rels
             .iter()
-            .zip(&rels)
-            .map(|((label, rel), (i, _))| {
-                let zone = dests[*i].as_ref();
-                (
-                    *label,
-                    *rel,
-                    zone.and_then(|c| c.session().parameter("TimeZone")),
-                )
+            .map(|(i, _)| {
+                dests[*i]
+                    .as_ref()
+                    .map(|c| ReadSettings::of(c.session()))
+                    .unwrap_or_default()
             })
             .collect();
-        if let Some(why) = crate::plan::zones_differ(&source_rel, &columns, &zoned) {
+        let read: Vec<(&str, &Relation, &ReadSettings)> = view
+            .iter()
+            .zip(&settings)
+            .map(|((label, rel), settings)| (*label, *rel, settings))
+            .collect();
+        if let Some(why) = crate::plan::read_otherwise(&source_rel, &columns, &read) {
             return Err(JobError::Refused(format!("table {}: {why}", sel.table)));
         }
         let choice = choose_format(
