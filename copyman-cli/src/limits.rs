@@ -174,29 +174,27 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
     let mut distinct: Vec<&str> = sessions.iter().map(|s| s.server.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    if distinct.len() > 1 {
-        if sessions.iter().any(|s| s.client == "SQL_ASCII") {
-            return Err(refuse(format!(
-                "client_encoding SQL_ASCII converts nothing, and the servers hold other \
-                 encodings ({}): the source's bytes would be stored as they are",
-                held()
-            )));
-        }
+    if distinct.len() > 1 && sessions.iter().any(|s| s.client == "SQL_ASCII") {
+        return Err(refuse(format!(
+            "client_encoding SQL_ASCII converts nothing, and the servers hold other encodings \
+             ({}): the source's bytes would be stored as they are",
+            held()
+        )));
     }
     let Some(source) = sessions.iter().find(|s| s.role == "source") else {
         return Ok(());
     };
     let through = |s: &Encodings| s.server != s.client;
     let lossy = copyman_core::statement::changes_on_the_way_back(&source.client);
-    if let Some(changed) = lossy.filter(|_| through(source)) {
-        if let Some(dest) = sessions.iter().find(|s| s.role != "source" && through(s)) {
-            return Err(refuse(format!(
-                "client_encoding {} does not convert back to what it converted from ({changed}), \
-                 and the data would pass through it between the source's {} and {}'s {}: \
-                 values would arrive changed",
-                source.client, source.server, dest.role, dest.server
-            )));
-        }
+    if let Some(changed) = lossy.filter(|_| through(source))
+        && let Some(dest) = sessions.iter().find(|s| s.role != "source" && through(s))
+    {
+        return Err(refuse(format!(
+            "client_encoding {} does not convert back to what it converted from ({changed}), \
+             and the data would pass through it between the source's {} and {}'s {}: values \
+             would arrive changed",
+            source.client, source.server, dest.role, dest.server
+        )));
     }
     Ok(())
 }
