@@ -866,9 +866,12 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     }
     let (mut source, destinations) = endpoints(&low.from, &low.to, env)?;
     // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
-    // output before the COPY).
+    // output before the COPY), and a --where in its own string and array settings.
     if let Endpoint::Server(spec) = &mut source {
         spec.keep_date_order();
+        if low.condition.is_some() {
+            spec.keep_sql_settings();
+        }
     }
     let safety = Safety::from_low(&low.safety, &source, &destinations)?;
     if low.condition.is_some() && !source.is_server() {
@@ -919,9 +922,10 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
 fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     let (mut source, destinations) = endpoints(&low.from, &low.to, env)?;
     // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
-    // output before the COPY).
+    // output before the COPY) and its own string and array settings.
     if let Endpoint::Server(spec) = &mut source {
         spec.keep_date_order();
+        spec.keep_sql_settings();
     }
     let safety = Safety::from_low(&low.safety, &source, &destinations)?;
     match (&source, &low.send) {

@@ -250,6 +250,56 @@ const SESSION_SETTINGS_14: &str =
 /// the order ([`ServerSpec::keep_date_order`]) stays as the session has it.
 pub(crate) const SOURCE_DATESTYLE: &str = "SET LOCAL DateStyle = 'ISO'";
 
+/// The settings that change how SQL text reads — a backslash in a `'…'` string, an unquoted
+/// `NULL` in an array literal — and nothing of the COPY data a source writes. A source that runs
+/// the user's SQL (`--where`, `--send`) connects with its database's or role's own
+/// ([`ServerSpec::keep_sql_settings`]), and [`own_sql_settings`] sets the portable ones back.
+pub(crate) const SQL_SETTINGS: [(&str, &str); 2] =
+    [("standard_conforming_strings", "on"), ("array_nulls", "on")];
+
+/// How a source's database reads the user's SQL, where it differs from copyman's portable
+/// [`SQL_SETTINGS`].
+#[derive(Debug, Default)]
+pub(crate) struct UserSql {
+    /// `standard_conforming_strings` is off there: a backslash in a `'…'` string escapes.
+    pub(crate) backslash_escapes: bool,
+    /// The `SET LOCAL`s that read the user's statement as psql reads it there (`array_nulls`),
+    /// run in the source's transaction before its COPY.
+    pub(crate) set_local: Vec<String>,
+}
+
+/// On a source connected with its own [`SQL_SETTINGS`]: sets the portable ones for the session
+/// (copyman's statements, and the user's COPY, whose strings then read alike everywhere), and
+/// says how the database would have read the user's SQL.
+///
+/// # Errors
+/// The server's, reading or setting them.
+pub(crate) fn own_sql_settings(
+    conn: &mut copyman_sync::Connection,
+) -> Result<UserSql, copyman_sync::Error> {
+    let read = SQL_SETTINGS
+        .iter()
+        .map(|(name, _)| format!("pg_catalog.current_setting('{name}')"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows = conn.query(&format!("SELECT {read}"))?;
+    let mut user = UserSql::default();
+    for (i, (name, portable)) in SQL_SETTINGS.iter().enumerate() {
+        let value = rows.first().and_then(|r| r.get(i).cloned().flatten());
+        let Some(value) = value.filter(|v| v != portable) else {
+            continue;
+        };
+        // A boolean setting's value: `on` or `off`, as the server shows it.
+        conn.execute(&format!("SET {name} = {portable}"))?;
+        if *name == "standard_conforming_strings" {
+            user.backslash_escapes = true;
+        } else {
+            user.set_local.push(format!("SET LOCAL {name} = {value}"));
+        }
+    }
+    Ok(user)
+}
+
 /// A server CONN resolved into connection parameters.
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
@@ -1057,6 +1107,14 @@ impl ServerSpec {
     pub(crate) fn keep_date_order(&mut self) {
         let datestyle = self.datestyle.clone().unwrap_or_default();
         self.startup.push(("DateStyle".to_owned(), datestyle));
+    }
+
+    /// Reads the user's SQL with the database's or role's own [`SQL_SETTINGS`], as psql would
+    /// ([`own_sql_settings`] once connected).
+    pub(crate) fn keep_sql_settings(&mut self) {
+        for (name, _) in SQL_SETTINGS {
+            self.startup.push((name.to_owned(), String::new()));
+        }
     }
 
     /// Uses a password typed at the prompt (`-W`): it comes before every other source but the

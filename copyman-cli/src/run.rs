@@ -24,6 +24,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use copyman_core::statement;
 use copyman_sync::{Connection, Producer, Receiver, StatementProducer};
 
 use copyman_job::commit::Outcome;
@@ -113,6 +114,16 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     let connected = connect_all(t);
     signals::connecting(false);
     let (mut source_conn, mut dests) = connected?;
+    // Before copyman's first statement there: how the source's database reads the user's SQL.
+    let user_sql = match source_conn.as_mut() {
+        Some(conn) => crate::conn::own_sql_settings(conn).map_err(|e| Fatal {
+            exit: Exit::CopyFailed,
+            server: None,
+            message: format!("source: {}", describe_sync(&e)),
+        })?,
+        None => crate::conn::UserSql::default(),
+    };
+    refuse_backslash_escapes(t, &user_sql)?;
     for (i, message) in unopenable {
         report::log(format_args!("destination {}: {message}", i + 1));
         dests[i].fail_with(ErrorInfo {
@@ -162,12 +173,16 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             server: None,
             message: format!("source: {}", describe_sync(&e)),
         })?;
-        conn.execute(crate::conn::SOURCE_DATESTYLE)
-            .map_err(|e| Fatal {
+        for sql in std::iter::once(crate::conn::SOURCE_DATESTYLE)
+            .chain(user_sql.set_local.iter().map(String::as_str))
+        {
+            report::log(format_args!("source: {sql}"));
+            conn.execute(sql).map_err(|e| Fatal {
                 exit: Exit::CopyFailed,
                 server: None,
                 message: format!("source: {}", describe_sync(&e)),
             })?;
+        }
         if plan.pinned_search_path {
             conn.execute(crate::sql::PIN_SEARCH_PATH)
                 .map_err(|e| Fatal {
@@ -587,6 +602,36 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
         .into());
     }
     Ok((source_conn, dests))
+}
+
+/// Refuses the user's SQL (`--where`, `--send`) where the source's database reads a backslash
+/// in a `'…'` string as an escape (`standard_conforming_strings` off) and copyman, like every
+/// server it writes to, would not: `--where "v <> 'C:\\dir'"` selected other rows than psql
+/// on that database, and a `--send` moved others. Written as `E'…'` it reads alike everywhere.
+///
+/// # Errors
+/// [`Fatal`] (exit 2) naming the option.
+fn refuse_backslash_escapes(t: &Transfer, user_sql: &crate::conn::UserSql) -> Result<(), Fatal> {
+    if !user_sql.backslash_escapes {
+        return Ok(());
+    }
+    let (option, sql) = match &t.statements {
+        Statements::Table { copy, .. } => ("--where", copy.condition.as_deref()),
+        Statements::Raw { send, .. } => ("--send", send.as_deref()),
+    };
+    match sql {
+        Some(sql) if statement::reads_otherwise_without_standard_strings(sql) => Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{option} has a backslash in a '…' string, and the source's database reads it \
+                 as an escape (standard_conforming_strings is off there) where copyman reads \
+                 standard SQL: 'C:\\\\dir' would mean another string to each; write such a \
+                 string as E'…' (E'C:\\\\dir' is C:\\dir to both)"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A server that could not be reached: who it was and what was said.

@@ -1196,3 +1196,85 @@ fn text_read_as_dates_or_intervals_in_other_styles_on_each_destination_is_refuse
         );
     }
 }
+
+/// A source database with `standard_conforming_strings` and `array_nulls` off: copyman read the
+/// user's `--where` and `--send` with both on, so `'C:\\dir'` was another string than psql on
+/// that database reads (the row psql excludes was copied; a move moved nothing, exit 0) and
+/// `'{NULL}'` another array. A backslash in a `'…'` string is refused there, naming the option
+/// (`E'…'` reads alike everywhere and copies); arrays are read as the database reads them.
+#[test]
+fn the_users_sql_reads_as_the_source_database_reads_it_or_is_refused() {
+    let c = clusters();
+    let src = database_setting(
+        &c.source,
+        &[
+            "standard_conforming_strings = off",
+            "escape_string_warning = off",
+            "array_nulls = off",
+        ],
+        r"CREATE TABLE t (id int, v text, a text[]);
+          INSERT INTO t VALUES (1, E'C:\\dir', '{x}'), (2, 'other', ARRAY['NULL']),
+                               (3, 'x', ARRAY[NULL]::text[]);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int, v text, a text[])");
+    let ids = || -> Vec<i32> {
+        c.dest[0]
+            .connect(&dst)
+            .query("SELECT id FROM t ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let table = |condition: &str| {
+        run(&[
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--truncate",
+            "--where",
+            condition,
+        ])
+    };
+    let out = table(r"v <> 'C:\\dir'");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--where has a backslash in a '…' string")
+            && stderr.contains("standard_conforming_strings is off"),
+        "{stderr}"
+    );
+    assert!(ids().is_empty());
+    assert_exit(&table(r"v <> E'C:\\dir'"), 0);
+    assert_eq!(ids(), [2, 3]);
+    // '{NULL}' is the array of the string NULL on that database, as psql reads it there.
+    assert_exit(&table("a = '{NULL}'"), 0);
+    assert_eq!(ids(), [2]);
+    let moved = |condition: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            &format!("COPY (DELETE FROM t WHERE {condition} RETURNING *) TO STDOUT"),
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--receive",
+            "COPY t FROM STDIN",
+        ])
+    };
+    let out = moved(r"v = 'C:\\dir'");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--send has a backslash"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "t"), 3, "nothing moved");
+    assert_exit(&moved(r"v = E'C:\\dir'"), 0);
+    assert_eq!(ids(), [1, 2]);
+    assert_eq!(count(&c.source, &src, "t"), 2, "the row moved");
+}

@@ -337,6 +337,29 @@ pub fn changes_on_the_way_back(encoding: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether `sql` (a statement, or a condition such as `--where`'s) reads otherwise on a server
+/// whose `standard_conforming_strings` is off: a `'…'` string with a backslash in it, which such a
+/// server reads as an escape (`'C:\\dir'` is `C:\dir` there, `C:\\dir` elsewhere). An `E'…'`
+/// or dollar-quoted string reads alike under either setting. Text whose strings do not end
+/// where standard SQL ends them (`'it\'s'`) counts as reading otherwise.
+///
+/// ```
+/// use copyman_core::statement::reads_otherwise_without_standard_strings;
+///
+/// assert!(reads_otherwise_without_standard_strings(r"v <> 'C:\\dir'"));
+/// assert!(reads_otherwise_without_standard_strings(r"v = 'it\'s'"));
+/// assert!(!reads_otherwise_without_standard_strings(r"v <> E'C:\\dir' AND w = $$a\b$$"));
+/// assert!(!reads_otherwise_without_standard_strings("v = 'plain'"));
+/// ```
+pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
+    match tokens(sql, true) {
+        Ok(tokens) => tokens
+            .iter()
+            .any(|t| t.literal && t.text.starts_with('\'') && t.text.contains('\\')),
+        Err(_) => true,
+    }
+}
+
 /// The values given for DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, in that order.
 type Given = [Option<String>; 5];
 const OPTIONS: [&str; 5] = ["delimiter", "null", "quote", "escape", "encoding"];
