@@ -717,7 +717,8 @@ fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
 /// [`Fatal`] (exit 3) when a server cannot take even one worker's connections.
 fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usize, Fatal> {
     let split = options.split_larger_than.is_some();
-    // Per server: its name(s), its free connections, max_connections, its endpoints (source?).
+    // Per server: its name(s), its free connections, the limit that says so, its endpoints
+    // (source?).
     let mut servers: Vec<(String, String, i64, String, Vec<bool>)> = Vec::new();
     let endpoints = std::iter::once(("source".to_owned(), source, true)).chain(
         dests
@@ -742,7 +743,7 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
             }
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let (key, free, max) = (
+        let (key, free, limit) = (
             field(0),
             field(1).parse::<i64>().unwrap_or(i64::MAX),
             field(2),
@@ -752,10 +753,12 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
             Some(s) => {
                 s.1.push_str(&format!(" and {name}"));
                 // Another role or database of the server may have a lower limit of its own.
-                s.2 = s.2.min(free);
+                if free < s.2 {
+                    (s.2, s.3) = (free, limit);
+                }
                 s.4.push(is_source);
             }
-            None => servers.push((key, name, free, max, vec![is_source])),
+            None => servers.push((key, name, free, limit, vec![is_source])),
         }
     }
     let need = |jobs: usize, endpoints: &[bool]| -> i64 {
@@ -776,7 +779,7 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         .find(|s| need(wanted, &s.4) > s.2)
         .expect("one server does not fit");
     let what = format!(
-        "{} accepts {} now (max_connections {})",
+        "{} accepts {} now ({})",
         tightest.1,
         plural(
             usize::try_from(tightest.2.max(0)).unwrap_or(0),
@@ -785,12 +788,17 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         tightest.3
     );
     let Some(jobs) = (1..wanted).rev().find(|&j| fits(j)) else {
+        // The limit's name, without its value.
+        let limit = tightest
+            .3
+            .rsplit_once(' ')
+            .map_or("max_connections", |(name, _)| name);
         return Err(Fatal {
             exit: Exit::Connect,
             server: None,
             message: format!(
                 "{what}: a job needs {} there even with --jobs 1; free connections there, or \
-                 raise max_connections",
+                 raise {limit}",
                 need(1, &tightest.4)
             ),
         });

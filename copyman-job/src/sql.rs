@@ -369,31 +369,39 @@ pub fn reads_pinned(kind: &str) -> bool {
 
 /// What one server accepts for a job's sessions, asked before `--jobs` is settled: its key (the
 /// postmaster's start time and port: two endpoints on one server share its connections), how
-/// many more connections it accepts now besides this one, and `max_connections`. The fewest of:
-/// `max_connections`, less its reserved slots for a role that is not superuser, less the
-/// backends connected to any database (`pg_stat_database`, which every role sees whole:
+/// many more connections it accepts now besides this one, and the limit that says so
+/// (`max_connections 30`, `the role's CONNECTION LIMIT 3`, `the database's CONNECTION LIMIT 5`).
+/// The fewest of: `max_connections`, less its reserved slots for a role that is not superuser,
+/// less the backends connected to any database (`pg_stat_database`, which every role sees whole:
 /// `pg_stat_activity` hides other roles' backend types); the role's `CONNECTION LIMIT` less its
 /// sessions; the database's less its backends (those two not for a superuser).
-pub const CAPACITY: &str =
-    "SELECT pg_catalog.pg_postmaster_start_time()::text || ':' || pg_catalog.current_setting('port'),
-        LEAST(
-          pg_catalog.current_setting('max_connections')::int
-            - CASE WHEN r.rolsuper THEN 0
-                   ELSE pg_catalog.current_setting('superuser_reserved_connections')::int
-                        + coalesce(pg_catalog.current_setting('reserved_connections', true), '0')::int
-              END
-            - ((SELECT sum(numbackends) FROM pg_catalog.pg_stat_database)::int - 1),
-          CASE WHEN r.rolsuper OR r.rolconnlimit < 0 THEN NULL
-               ELSE r.rolconnlimit - ((SELECT count(*) FROM pg_catalog.pg_stat_activity a
-                                        WHERE a.usesysid = r.oid)::int - 1)
-          END,
-          CASE WHEN r.rolsuper OR d.datconnlimit < 0 THEN NULL
-               ELSE d.datconnlimit - ((SELECT numbackends FROM pg_catalog.pg_stat_database s
-                                        WHERE s.datid = d.oid) - 1)
-          END),
-        pg_catalog.current_setting('max_connections')
-       FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
-      WHERE r.rolname = current_user AND d.datname = pg_catalog.current_database()";
+pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
+        CASE WHEN rol IS NOT NULL AND rol <= server AND (db IS NULL OR rol <= db)
+               THEN 'the role''s CONNECTION LIMIT ' || rolconnlimit
+             WHEN db IS NOT NULL AND db <= server
+               THEN 'the database''s CONNECTION LIMIT ' || datconnlimit
+             ELSE 'max_connections ' || pg_catalog.current_setting('max_connections') END
+   FROM (SELECT pg_catalog.pg_postmaster_start_time()::pg_catalog.text || ':'
+                  || pg_catalog.current_setting('port') AS key,
+                pg_catalog.current_setting('max_connections')::pg_catalog.int4
+                  - CASE WHEN r.rolsuper THEN 0
+                         ELSE pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4
+                              + coalesce(pg_catalog.current_setting('reserved_connections', true),
+                                         '0')::pg_catalog.int4
+                    END
+                  - ((SELECT pg_catalog.sum(numbackends) FROM pg_catalog.pg_stat_database)::pg_catalog.int4
+                     - 1) AS server,
+                CASE WHEN r.rolsuper OR r.rolconnlimit < 0 THEN NULL
+                     ELSE r.rolconnlimit - ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a
+                                              WHERE a.usesysid = r.oid)::pg_catalog.int4 - 1)
+                END AS rol,
+                CASE WHEN r.rolsuper OR d.datconnlimit < 0 THEN NULL
+                     ELSE d.datconnlimit - ((SELECT numbackends FROM pg_catalog.pg_stat_database s
+                                              WHERE s.datid = d.oid) - 1)
+                END AS db,
+                r.rolconnlimit, d.datconnlimit
+           FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
+          WHERE r.rolname = current_user AND d.datname = pg_catalog.current_database()) AS limits";
 
 /// A data format of COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

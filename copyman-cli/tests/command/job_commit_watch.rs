@@ -621,11 +621,29 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
     let held: Vec<postgres::Client> = (0..8).map(|_| tight.connect("postgres")).collect();
     copied(&job());
     drop(held);
-    // The role may have three connections.
+    // The role may have three connections: the cap names that limit, not max_connections.
     admin
         .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 3"))
         .unwrap();
-    copied(&job());
+    let out = job();
+    copied(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("more connections now (the role's CONNECTION LIMIT 3)"),
+        "{stderr}"
+    );
+    // One: not even one worker fits, and raising max_connections would not help.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 1"))
+        .unwrap();
+    let out = job();
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("(the role's CONNECTION LIMIT 1): a job needs 2 there")
+            && stderr.contains("or raise the role's CONNECTION LIMIT"),
+        "{stderr}"
+    );
 }
 
 /// `copyman --json table TABLES --atomic` from `from` to `to`, its output piped.
