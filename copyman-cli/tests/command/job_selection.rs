@@ -997,3 +997,45 @@ fn job_selection_a_pattern_that_matches_nothing_is_said() {
     assert_eq!(count(&c.dest[0], &dst, "keep"), 1);
     assert_eq!(count(&c.dest[0], &dst, "audit_log"), 0);
 }
+
+/// A table created in a selected schema while the job plans (after the job listed its tables,
+/// inside its snapshot) was neither copied nor mentioned: "2 of 2 tables done", exit 0. It is
+/// said, by name; the tables listed are copied.
+#[test]
+fn job_selection_a_table_created_while_the_job_plans_is_said() {
+    let c = clusters();
+    let schema = "CREATE SCHEMA s; CREATE TABLE s.a (id int); CREATE TABLE s.b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO s.a VALUES (1); INSERT INTO s.b VALUES (2);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("created-while-planning.state");
+    let args = [
+        "table",
+        "--schema",
+        "s",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "planning:1");
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE s.late (id int); INSERT INTO s.late VALUES (5);")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("late") && said.contains("created while the job planned: not copied"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "s.a"), 1);
+    assert_eq!(count(&c.dest[0], &dst, "s.b"), 1);
+}

@@ -517,6 +517,11 @@ pub fn plan_with(
         .map_err(JobError::Selection)?
         .into_iter()
         .partition(|s| s.within.is_some());
+    let listed: HashSet<String> = covered
+        .iter()
+        .chain(&selected)
+        .map(|s| s.table.to_string())
+        .collect();
     // A partition selected with its partitioned ancestor: its rows come with the ancestor's.
     let mut notes: Vec<String> = covered
         .iter()
@@ -1372,6 +1377,24 @@ pub fn plan_with(
              or the table renamed or dropped): its rows would be copied twice or not at all; \
              nothing was copied: run the job again"
         ))));
+    }
+    // A table created in the selection while the job planned (after its tables were listed,
+    // within its snapshot) is not copied: said, not passed over in silence.
+    if let Some((conn, _)) = asker.as_mut()
+        && let Ok(rows) = conn.query(&query)
+        && let Ok(now) = select::read_selection(&rows)
+    {
+        notes.extend(
+            now.iter()
+                .filter(|s| !listed.contains(&s.table.to_string()))
+                .map(|s| {
+                    format!(
+                        "{}: created while the job planned: not copied (run the job again, or \
+                         copy it alone)",
+                        s.table
+                    )
+                }),
+        );
     }
     let coordinator = asker.and_then(|(conn, ours)| ours.then_some(conn));
     Ok(Plan {
