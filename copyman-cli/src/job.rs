@@ -612,6 +612,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
     });
     let mut plan = planned.map_err(fatal)?;
+    // A test can change the source once the job's snapshot is taken.
+    crate::finish::test_pause("planned");
     watch.planning(false);
     let waited = waited.into_inner().unwrap_or_else(PoisonError::into_inner);
     if args.dry_run {

@@ -57,6 +57,10 @@ pub(crate) struct Plan {
     /// `regclass` …, then written schema-qualified): a table named with its schema, read as
     /// such (no `--where`, not a view whose functions may depend on the search_path).
     pub(crate) pinned_search_path: bool,
+    /// A source table its role may not lock before the snapshot (`SELECT` on its columns only):
+    /// the query of its files, asked before the snapshot and once the COPY read it
+    /// ([`sql::files_query`]).
+    pub(crate) source_files: Option<String>,
 }
 
 pub(crate) fn plan(
@@ -102,6 +106,7 @@ pub(crate) fn plan(
                 sequences: vec![Vec::new(); dests.len()],
                 file_columns: None,
                 pinned_search_path: false,
+                source_files: None,
             })
         }
         Statements::Table {
@@ -462,11 +467,15 @@ fn table_plan(
         } else {
             Hold::LockIfAllowed("ACCESS SHARE")
         };
+        // (A view's types are not checked so; it is locked all the same.)
         match &columns {
             Some(columns) if binary => rel.types_unchanged(&resolved.table, hold, columns),
-            _ => (source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
-                .then(|| sql::lock_itself(&resolved.table, "ACCESS SHARE")),
+            _ => None,
         }
+        .or_else(|| {
+            (source_may_lock && sql::lockable(&rel.kind, source_version))
+                .then(|| sql::lock_itself(&resolved.table, "ACCESS SHARE"))
+        })
     });
     let mut sequences = vec![Vec::new(); dests.len()];
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
@@ -504,6 +513,10 @@ fn table_plan(
         columns,
         sequences,
         file_columns,
+        source_files: source_rel
+            .as_ref()
+            .filter(|rel| !source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
+            .map(|_| sql::files_query(&resolved.table)),
         pinned_search_path: resolved.table.schema.is_some()
             && copy.condition.is_none()
             && source_rel

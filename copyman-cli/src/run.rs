@@ -166,6 +166,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         Statements::Table { .. } => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         Statements::Raw { .. } => "BEGIN",
     };
+    // A table its role may not lock before the snapshot: its files, before it.
+    let files_before = match (&plan.source_files, source_conn.as_mut()) {
+        (Some(query), Some(conn)) => Some(files(conn, query)),
+        _ => None,
+    };
     if let Some(conn) = source_conn.as_mut() {
         report::log(format_args!("source: {source_begin}"));
         conn.execute(source_begin).map_err(|e| Fatal {
@@ -371,6 +376,21 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             source_rows,
             source_conn.is_some(),
             t.safety.allow_count_mismatch,
+        );
+    }
+    // A table read without its lock: still the files it had before the snapshot (a TRUNCATE or
+    // a rewrite that committed after it showed the snapshot an empty table, exit 0 with 0 rows).
+    if run_error.is_none()
+        && let (Some(before), Some(query), Some(conn)) =
+            (&files_before, &plan.source_files, source_conn.as_mut())
+        && files(conn, query) != *before
+    {
+        run_error = Some(
+            "source: the table was truncated or rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL, \
+             CLUSTER) while copyman read it, and its role may not lock it first (SELECT on its \
+             columns only): what the copy read may be none of its rows; run it again (SELECT on \
+             the table lets copyman lock it)"
+                .to_owned(),
         );
     }
     // The sequences, where the copy goes on (a setval is not rolled back), while the stall
@@ -602,6 +622,18 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
         .into());
     }
     Ok((source_conn, dests))
+}
+
+/// The files of a table, as [`sql::files_query`](crate::sql::files_query) `query` reads them
+/// (`None` where it could not: compared, a change).
+fn files(conn: &mut Connection, query: &str) -> Option<String> {
+    conn.query(query)
+        .ok()?
+        .into_iter()
+        .next()?
+        .into_iter()
+        .next()
+        .flatten()
 }
 
 /// Refuses the user's SQL (`--where`, `--send`) where the source's database reads a backslash

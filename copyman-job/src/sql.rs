@@ -302,39 +302,73 @@ pub fn relation_name_query(name: &str) -> String {
     )
 }
 
-/// `LOCK TABLE … IN ACCESS SHARE MODE` of the ordinary and partitioned tables among `tables`
-/// (name, `relkind`; a partitioned table's lock covers its partitions), for a job's snapshot
-/// (as pg_dump locks what it dumps); `None` when there is none. Views, foreign tables and
-/// materialized views cannot be locked so and are left out.
+/// Whether a relation of `kind` (`pg_class.relkind`) on a server of `server_version_num` is
+/// locked before a snapshot reads it: an ordinary or partitioned table (a partitioned table's
+/// lock covers its partitions), and from PostgreSQL 11 a view (its lock covers the tables it
+/// reads, recursively). A TRUNCATE or a table-rewriting ALTER TABLE is not MVCC-safe: committed
+/// after a snapshot was taken, it shows that snapshot the table empty. Foreign tables and
+/// materialized views are not (a `REFRESH` is read as its result).
+pub fn lockable(kind: &str, server_version_num: Option<u32>) -> bool {
+    match kind {
+        "r" | "p" => true,
+        "v" => server_version_num.is_some_and(|v| v >= 110_000),
+        _ => false,
+    }
+}
+
+/// The files that hold `table`'s rows, its partitions' and its inheritance children's, as one
+/// text (oid and file node of each): a TRUNCATE or a table-rewriting ALTER TABLE, VACUUM FULL or
+/// CLUSTER gives a relation a new file. Where the role may not lock a table before the snapshot
+/// that reads it (`SELECT` on its columns only), it is asked before that snapshot and again once
+/// the COPY read it: the catalog it reads is the latest, whatever the snapshot. Other files than
+/// before mean the snapshot may have read the table empty.
+pub fn files_query(table: &TableName) -> String {
+    format!(
+        "WITH RECURSIVE tree(oid) AS ( \
+           SELECT pg_catalog.to_regclass({})::pg_catalog.oid \
+           UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid) \
+         SELECT pg_catalog.string_agg(tree.oid::pg_catalog.text || ':' \
+           || coalesce(pg_catalog.pg_relation_filenode(tree.oid)::pg_catalog.text, '-'), ',' \
+           ORDER BY tree.oid) FROM tree",
+        literal(&table.to_string())
+    )
+}
+
+/// `LOCK TABLE … IN ACCESS SHARE MODE` of `tables` (name, `relkind`; those [`lockable`]), for a
+/// job's snapshot (as pg_dump locks what it dumps); `None` when there is none.
 pub fn lock_for_snapshot<'a>(
     tables: impl Iterator<Item = (&'a TableName, &'a str)>,
 ) -> Option<String> {
     let names: Vec<String> = tables
-        .filter(|(_, kind)| matches!(*kind, "r" | "p"))
+        .filter(|(_, kind)| matches!(*kind, "r" | "p" | "v"))
         .map(|(t, _)| t.to_string())
         .collect();
     (!names.is_empty()).then(|| format!("LOCK TABLE {} IN ACCESS SHARE MODE", names.join(", ")))
 }
 
-/// A worker's `LOCK TABLE … IN ACCESS SHARE MODE NOWAIT` of `tables` (name, `relkind`) that the
-/// job's snapshot session holds locked ([`lock_for_snapshot`]): a table alone (`ONLY`: its COPY
-/// reads no inheritance child), a partitioned one with its partitions. Without `NOWAIT` a DDL on
-/// the source (an `ALTER TABLE`, a `TRUNCATE`) queued behind the job's own lock would make the
-/// worker wait for it, and it for the job: a deadlock no server sees. `None` when there is none.
+/// A worker's `LOCK TABLE … IN ACCESS SHARE MODE` of `tables` (name, `relkind`; those
+/// [`lockable`]): a table alone (`ONLY`: its COPY reads no inheritance child), a partitioned one
+/// with its partitions, a view with the tables it reads. Under the job's snapshot, whose session
+/// holds them locked ([`lock_for_snapshot`]), `nowait`: a DDL on the source (an `ALTER TABLE`,
+/// a `TRUNCATE`) queued behind the job's own lock would make the worker wait for it, and it for
+/// the job, a deadlock no server sees. Without it (`--no-snapshot`), before the worker's own
+/// snapshot, which then sees what such a DDL left. `None` when there is none.
 pub fn lock_as_worker<'a>(
     tables: impl Iterator<Item = (&'a TableName, &'a str)>,
+    nowait: bool,
 ) -> Option<String> {
     let names: Vec<String> = tables
         .filter_map(|(t, kind)| match kind {
             "r" => Some(format!("ONLY {t}")),
-            "p" => Some(t.to_string()),
+            "p" | "v" => Some(t.to_string()),
             _ => None,
         })
         .collect();
     (!names.is_empty()).then(|| {
         format!(
-            "LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT",
-            names.join(", ")
+            "LOCK TABLE {} IN ACCESS SHARE MODE{}",
+            names.join(", "),
+            if nowait { " NOWAIT" } else { "" }
         )
     })
 }

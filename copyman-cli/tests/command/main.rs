@@ -39,6 +39,7 @@ mod rough_edges;
 mod row_security;
 mod sequences;
 mod signal_stages;
+mod snapshot_locks;
 mod table_mode;
 mod tables;
 mod tls_certs;

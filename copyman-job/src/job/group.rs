@@ -13,8 +13,8 @@ use super::error::{TableError, commit_pending, describe, mismatch, refused, unre
 use super::planning::{DestPlan, TablePlan, truncates_together};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
-    JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, give_up_stalled, knock_on,
-    mark_interrupted, record_committed, unstarted,
+    JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, files_unchanged,
+    give_up_stalled, knock_on, mark_interrupted, record_committed, unstarted,
 };
 use super::sessions::{Conns, end, ensure, position};
 use super::verify::{checksum, verify_dest, verify_done};
@@ -513,6 +513,21 @@ fn copy_group_unit(
                 }
             }
         }
+    }
+    // A member read without its lock: still the files the plan saw.
+    let conn = conns.source.as_mut().expect("connected above");
+    let changed = tables
+        .iter()
+        .enumerate()
+        .find_map(|(k, t)| files_unchanged(conn, t).err().map(|e| (k, e)));
+    if let Some((k, error)) = changed {
+        for &d in &live {
+            if copies(k, d) {
+                fail_on(&mut reports, d, k, Some(error.clone()));
+            }
+        }
+        roll_back(&mut reports, conns, &live, OTHER_FAILED);
+        return reports;
     }
     end(conns.source.as_mut());
 

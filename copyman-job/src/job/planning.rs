@@ -87,10 +87,16 @@ pub struct TablePlan {
     /// Every table that references it by a foreign key on some destination (of the job or not),
     /// schema-qualified and quoted: a `TRUNCATE` of it alone fails there (0A000).
     pub referenced_by: Vec<String>,
-    /// The job's snapshot session holds an ACCESS SHARE lock on it to the job's end: a worker
-    /// reading it under that snapshot takes its own lock with `NOWAIT` first
+    /// Locked before the snapshot that reads it ([`lockable`](crate::sql::lockable), and the
+    /// role may: `SELECT` on it as a whole). The job's snapshot session holds an ACCESS SHARE
+    /// lock on it to the job's end, and a worker reading it under that snapshot takes its own
+    /// with `NOWAIT` first; without the job's snapshot a worker locks it before its own
     /// ([`lock_as_worker`](crate::sql::lock_as_worker)).
     pub locked: bool,
+    /// A table not [`locked`](Self::locked) (its role may read only its columns): its files as
+    /// the plan found them before the job's snapshot ([`files_query`](crate::sql::files_query)),
+    /// compared once the copy read it ([`files_unchanged`](super::running::files_unchanged)).
+    pub files: Option<String>,
     /// A binary copy's check, in the source's transaction before its COPY, that the copied
     /// columns still have the types the plan read ([`Relation::types_unchanged`], the table
     /// locked first where the role may).
@@ -1169,6 +1175,7 @@ pub fn plan_with(
             after: Vec::new(),
             referenced_by: Vec::new(),
             locked: false,
+            files: None,
             source_guard,
         });
     }
@@ -1309,7 +1316,8 @@ pub fn plan_with(
     // checksum agreeing. Such DDL now waits for the job.
     // A table the role may read only some columns of cannot be locked so (LOCK needs SELECT on
     // the table): asked before the transaction, whose first query would take the snapshot.
-    let lockable: Vec<(&TableName, &str)> = if options.snapshot {
+    // Without the job's snapshot, each worker locks its tables before its own.
+    let lockable: Vec<(&TableName, &str)> = {
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
         let readable = src
             .query(&crate::sql::readable_tables_query(&names))
@@ -1320,16 +1328,27 @@ pub fn plan_with(
             .collect();
         tables
             .iter()
-            .filter(|t| readable.contains(&t.table.to_string()))
+            .filter(|t| {
+                readable.contains(&t.table.to_string())
+                    && crate::sql::lockable(&t.kind, source_version)
+            })
             .map(|t| (&t.table, t.kind.as_str()))
             .collect()
-    } else {
-        Vec::new()
     };
+    let locked: HashSet<String> = lockable.iter().map(|(t, _)| t.to_string()).collect();
+    // The others' files, before the snapshot: a TRUNCATE after it is told by its new files.
+    let files: HashMap<String, String> = tables
+        .iter()
+        .filter(|t| matches!(t.kind.as_str(), "r" | "p") && !locked.contains(&t.table.to_string()))
+        .filter_map(|t| {
+            let rows = src.query(&crate::sql::files_query(&t.table)).ok()?;
+            let files = rows.into_iter().next()?.into_iter().next().flatten()?;
+            Some((t.table.to_string(), files))
+        })
+        .collect();
     let (coordinator, snapshot) = if options.snapshot {
         src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| JobError::Source(describe(&e)))?;
-        let locked: HashSet<String> = lockable.iter().map(|(t, _)| t.to_string()).collect();
         if let Some(lock) = crate::sql::lock_for_snapshot(lockable.iter().copied()) {
             src.execute(&lock).map_err(|e| {
                 let error = describe(&e);
@@ -1346,10 +1365,6 @@ pub fn plan_with(
                 }
             })?;
         }
-        for t in &mut tables {
-            t.locked =
-                matches!(t.kind.as_str(), "r" | "p") && locked.contains(&t.table.to_string());
-        }
         let rows = src
             .query("SELECT pg_catalog.pg_export_snapshot()")
             .map_err(|e| JobError::Snapshot(describe(&e)))?;
@@ -1361,6 +1376,10 @@ pub fn plan_with(
     } else {
         (None, None)
     };
+    for t in &mut tables {
+        t.locked = locked.contains(&t.table.to_string());
+        t.files = files.get(&t.table.to_string()).cloned();
+    }
     // Locked now (under the job's snapshot; else as late as the plan can look): the trees must
     // be what the selection saw.
     let mut asker = match (coordinator, connect(source)) {
@@ -1827,6 +1846,7 @@ mod tests {
             after: Vec::new(),
             referenced_by: Vec::new(),
             locked: false,
+            files: None,
             source_guard: None,
         };
         assert_eq!(
@@ -1853,6 +1873,7 @@ mod tests {
             after: Vec::new(),
             referenced_by: Vec::new(),
             locked: false,
+            files: None,
             source_guard: None,
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]

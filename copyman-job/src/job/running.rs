@@ -947,13 +947,15 @@ pub(super) fn begin_source(
             })?;
     }
     // Under the job's snapshot, whose session holds its tables locked: a DDL waiting for that
-    // lock is not waited for (it waits for the job: neither would ever move).
+    // lock is not waited for (it waits for the job: neither would ever move). Without a
+    // snapshot (`--no-snapshot`; a split table's counting session, which exports one for its
+    // ranges), the lock comes before the transaction's own snapshot, its first query.
     let job_snapshot = snapshot.is_some() && snapshot == shared.plan.snapshot.as_deref();
     let locked = tables
         .iter()
-        .filter(|t| job_snapshot && t.locked)
+        .filter(|t| (job_snapshot || snapshot.is_none()) && t.locked)
         .map(|t| (&t.table, t.kind.as_str()));
-    if let Some(lock) = crate::sql::lock_as_worker(locked) {
+    if let Some(lock) = crate::sql::lock_as_worker(locked, job_snapshot) {
         conn.execute(&lock).map_err(|e| {
             let error = shared.describe(&e);
             if error.sqlstate.as_deref() == Some("55P03") {
@@ -980,6 +982,31 @@ pub(super) fn begin_source(
         conn.execute(guard).map_err(|e| shared.describe(&e))?;
     }
     Ok(())
+}
+
+/// Where `t` was read without its lock ([`TablePlan::files`]): that its files are still the ones
+/// the plan found before the snapshot. A TRUNCATE or a rewrite that committed since is not
+/// MVCC-safe: the snapshot read the table empty, and its count and checksum agree with that.
+pub(super) fn files_unchanged(conn: &mut Connection, t: &TablePlan) -> Result<(), TableError> {
+    let Some(before) = &t.files else {
+        return Ok(());
+    };
+    let now = conn
+        .query(&crate::sql::files_query(&t.table))
+        .map_err(|e| describe(&e).prefixed("source: "))?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten());
+    if now.as_ref() == Some(before) {
+        return Ok(());
+    }
+    Err(TableError::new(format!(
+        "source: {} was truncated or rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL, CLUSTER) \
+         while the job read it, and its role may not lock it first (SELECT on its columns \
+         only): what the copy read may be none of its rows; not committed (--resume copies it; \
+         SELECT on the table lets the job lock it)",
+        t.table
+    )))
 }
 
 /// Copies one table to every destination that needs it; under verify, compares it on those

@@ -12,7 +12,7 @@ use super::planning::{DestPlan, TablePlan};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
     JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, done_earlier,
-    record_committed, report_targets, unstarted,
+    files_unchanged, record_committed, report_targets, unstarted,
 };
 use super::sessions::{Conns, end, ensure, position};
 #[cfg(doc)]
@@ -331,6 +331,15 @@ pub(super) fn copy_whole(
                     );
                 }
             }
+        }
+    }
+    // A table read without its lock: still the files the plan saw.
+    if !ok.is_empty()
+        && let Some(conn) = conns.source.as_mut()
+        && let Err(e) = files_unchanged(conn, t)
+    {
+        for (d, _) in ok.drain(..) {
+            report.destinations[d].fail(Status::Failed, e.clone());
         }
     }
     end(conns.source.as_mut());

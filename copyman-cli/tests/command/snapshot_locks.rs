@@ -1,0 +1,226 @@
+//! A TRUNCATE (or a table rewrite) on the source that commits after the snapshot copyman reads
+//! a table in is not MVCC-safe: that snapshot sees the table empty, and the count and checksum
+//! agree with it. copyman locks what it reads before its snapshot, so such a statement is waited
+//! for and read as it left the table; where it did not — a role with `SELECT` on the columns
+//! only (it may not `LOCK`), a view (lockable from PostgreSQL 11), a job under `--no-snapshot`
+//! (its COPY took its snapshot before it waited) — the table was copied empty, exit 0, over the
+//! destination's rows with `--truncate`. Now a view and `--no-snapshot` lock too, and a table
+//! that cannot be locked is compared by its files before and after: a change fails it, nothing
+//! committed. Real clusters, shared by the binary.
+
+use crate::common;
+
+use std::process::Stdio;
+
+use common::*;
+use copyman_testkit::Cluster;
+
+const TABLE: &str = "CREATE TABLE k (id int, v text);";
+const OLD: &str = "INSERT INTO k SELECT g, 'old' FROM generate_series(1, 1000) g;";
+/// The source's reload, held uncommitted until copyman waits for it.
+const RELOAD: &str =
+    "BEGIN; TRUNCATE k; INSERT INTO k SELECT g, 'new' FROM generate_series(1, 1000) g";
+
+/// Waits (bounded) until a backend of `db` waits for a lock.
+fn wait_for_lock(cluster: &Cluster, db: &str) {
+    let mut watch = cluster.connect("postgres");
+    let started = std::time::Instant::now();
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+             AND wait_event_type = 'Lock'",
+            &[&db],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "copyman never waited");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A source role that may read `k`'s columns, not the table as a whole (so not lock it), and
+/// `kv`: its conninfo.
+fn column_reader(cluster: &Cluster, db: &str) -> String {
+    let role = format!("cols_{db}");
+    cluster
+        .connect(db)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT (id, v) ON k TO {role}; \
+             GRANT SELECT ON kv TO {role};"
+        ))
+        .unwrap();
+    format!(
+        "host=127.0.0.1 port={} user={role} dbname={db}",
+        cluster.port()
+    )
+}
+
+/// `copyman ARGS` while the source reloads `k` in a transaction committed once copyman waits
+/// for it; copyman's output.
+fn reload_while_copying(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
+    let mut reload = cluster.connect(db);
+    reload.batch_execute(RELOAD).unwrap();
+    let child = copyman()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(cluster, db);
+    reload.batch_execute("COMMIT").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The destination's rows of `k` with `v`.
+fn rows_with(cluster: &Cluster, db: &str, v: &str) -> i64 {
+    count(cluster, db, &format!("(SELECT 1 FROM k WHERE v = '{v}')"))
+}
+
+/// One table: read through a view it is locked (and waited for), read by a role that may not
+/// lock it its files tell the change: the copy fails, the destination keeps its rows.
+#[test]
+fn one_table_reloaded_while_copyman_waits_is_never_copied_empty() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{TABLE} {OLD} CREATE VIEW kv AS SELECT * FROM k;"),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!("{TABLE} {OLD} CREATE VIEW kv AS SELECT * FROM k;"),
+    );
+    let to = c.dest[0].conninfo(&dst);
+    // A view (superuser): locked before the snapshot, the reload is waited for and copied.
+    let from = c.source.conninfo(&src);
+    let args = [
+        "table",
+        "kv",
+        "--target-table",
+        "k",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--truncate",
+    ];
+    let out = reload_while_copying(&c.source, &src, &args);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows_with(&c.dest[0], &dst, "new"),
+        1000,
+        "{}",
+        text(&out.stderr)
+    );
+    // The table, by a role that may read its columns only, the reload begun once copyman
+    // planned (its destination waits for a lock meanwhile) and committed once its COPY waits:
+    // the table's files changed.
+    c.source
+        .connect(&src)
+        .batch_execute(&format!("TRUNCATE k; {OLD}"))
+        .unwrap();
+    let cols = column_reader(&c.source, &src);
+    let mut holder = c.dest[0].connect(&dst);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE k IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let child = copyman()
+        .args(["table", "k", "--from", &cols, "--to", &to, "--truncate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&c.dest[0], &dst);
+    let mut reload = c.source.connect(&src);
+    reload.batch_execute(RELOAD).unwrap();
+    holder.batch_execute("COMMIT").unwrap();
+    wait_for_lock(&c.source, &src);
+    reload.batch_execute("COMMIT").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the table was truncated or rewritten")
+            && stderr.contains("SELECT on its columns only"),
+        "{stderr}"
+    );
+    assert_eq!(
+        rows_with(&c.dest[0], &dst, "new"),
+        1000,
+        "the destination kept its rows"
+    );
+}
+
+/// A job: by a role that may not lock the table, under the job's snapshot (taken before the
+/// reload committed), the table fails and is not recorded done (a resume copies it); under
+/// `--no-snapshot` the worker locks before its own snapshot and copies the reloaded rows.
+#[test]
+fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{TABLE} {OLD} CREATE VIEW kv AS SELECT * FROM k;"),
+    );
+    let dst = database(&c.dest[0], TABLE);
+    let to = c.dest[0].conninfo(&dst);
+    let cols = column_reader(&c.source, &src);
+    let state = TempPath::new("snapshot-locks.state");
+    let args = [
+        "table",
+        "k",
+        "--from",
+        &cols,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    // Paused once the job's snapshot is taken.
+    let paused = Paused::start(&args, "planned");
+    let mut reload = c.source.connect(&src);
+    reload.batch_execute(RELOAD).unwrap();
+    std::fs::remove_file(&paused.file.0).unwrap();
+    wait_for_lock(&c.source, &src);
+    reload.batch_execute("COMMIT").unwrap();
+    let out = paused.child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("was truncated or rewritten") && stderr.contains("--resume copies it"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "k"), 0);
+    let out = copyman().args(args).arg("--resume").output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(rows_with(&c.dest[0], &dst, "new"), 1000);
+    // --no-snapshot (superuser): the worker's lock comes before its snapshot.
+    c.dest[0].connect(&dst).batch_execute("TRUNCATE k").unwrap();
+    let from = c.source.conninfo(&src);
+    let state = TempPath::new("snapshot-locks-none.state");
+    let args = [
+        "table",
+        "k",
+        "--no-snapshot",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "planned");
+    let mut reload = c.source.connect(&src);
+    reload.batch_execute(RELOAD).unwrap();
+    std::fs::remove_file(&paused.file.0).unwrap();
+    wait_for_lock(&c.source, &src);
+    reload.batch_execute("COMMIT").unwrap();
+    let out = paused.child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows_with(&c.dest[0], &dst, "new"),
+        1000,
+        "{}",
+        text(&out.stderr)
+    );
+}
