@@ -232,3 +232,57 @@ fn a_resume_refuses_a_table_renamed_since_the_earlier_run() {
         "not copied twice"
     );
 }
+
+/// Two tables of a job that are one partition tree on the destination (`pb` a partition of the
+/// partitioned `pa` there, plain tables on the source): with `--truncate`, `pa`'s TRUNCATE
+/// emptied the `pb` the job had committed and recorded done (or `pb`'s took the rows `pa`
+/// routed into it), exit 0, `--verify` agreeing. Refused while planning, naming both, dry run
+/// too; without emptying, both are copied.
+#[test]
+fn a_job_that_would_empty_a_partition_tree_twice_on_a_destination_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE pa (id int, v text); CREATE TABLE pb (id int, v text);
+         INSERT INTO pa SELECT g, 'a' FROM generate_series(1, 100) g;
+         INSERT INTO pb SELECT g, 'b' FROM generate_series(1001, 3000) g;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE pa (id int, v text) PARTITION BY RANGE (id);
+         CREATE TABLE pa_low PARTITION OF pa FOR VALUES FROM (0) TO (1000);
+         CREATE TABLE pb PARTITION OF pa FOR VALUES FROM (1000) TO (100000);
+         INSERT INTO pa SELECT g, 'kept' FROM generate_series(1, 10) g;",
+    );
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("partition-tree-emptied.state");
+    let job = |extra: &[&str]| {
+        copyman()
+            .args(["table", "pa", "pb", "--from", &from, "--to", &to])
+            .args(["--state", state.arg()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for extra in [&["--truncate"][..], &["--truncate", "--dry-run"][..]] {
+        let out = job(extra);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "on destination 1, \"public\".\"pb\" is a partition of \"public\".\"pa\""
+            ),
+            "{extra:?}: {stderr}"
+        );
+        assert_eq!(
+            count(&c.dest[0], &dst, "pa"),
+            10,
+            "{extra:?}: nothing emptied"
+        );
+    }
+    let out = job(&[]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "pb"), 2000);
+    assert_eq!(count(&c.dest[0], &dst, "pa_low"), 110);
+}

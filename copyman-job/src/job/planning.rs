@@ -1185,9 +1185,12 @@ pub fn plan_with(
     // destinations broke (a constraint dropped for the load) orders the tables all the same.
     let mut edges = Vec::new();
     let mut ancestors = source_ancestry;
-    for conn in dests.iter_mut().flatten() {
+    for (d, conn) in dests.iter_mut().enumerate() {
+        let Some(conn) = conn else { continue };
         edges.extend(foreign_keys(conn));
-        ancestors.extend(partition_ancestors(conn));
+        let here = partition_ancestors(conn);
+        refuse_emptied_within(&tables, d, &here)?;
+        ancestors.extend(here);
     }
     let edges = onto_job_tables(&tables, &ancestors, edges);
     // A table that references itself on a destination is copied whole: a range's row may
@@ -1659,6 +1662,46 @@ fn references_itself(conn: &mut Connection) -> Vec<String> {
             Some(TableName::from_parts(Some(schema), name).to_string())
         })
         .collect()
+}
+
+/// Refuses a job that empties a table of its own which is, on destination `d`, a partition (at
+/// any depth, `ancestry` says) of another table of the job: a partitioned table's TRUNCATE
+/// empties its partitions (one copied and committed before lost its rows), and a partition's
+/// takes the rows its ancestor's copy routed into it.
+fn refuse_emptied_within(
+    tables: &[TablePlan],
+    d: usize,
+    ancestry: &[(String, Vec<String>)],
+) -> Result<(), JobError> {
+    let emptied_on = |t: &TablePlan| {
+        matches!(
+            t.destinations.get(d),
+            Some(DestPlan::Copy { truncate: true, .. })
+        )
+    };
+    let copied_on = |t: &TablePlan| matches!(t.destinations.get(d), Some(DestPlan::Copy { .. }));
+    for part in tables.iter().filter(|t| copied_on(t)) {
+        let name = part.table.to_string();
+        let Some((_, above)) = ancestry.iter().find(|(p, _)| *p == name) else {
+            continue;
+        };
+        let Some(parent) = tables.iter().find(|t| {
+            copied_on(t)
+                && (emptied_on(t) || emptied_on(part))
+                && above.contains(&t.table.to_string())
+        }) else {
+            continue;
+        };
+        return Err(JobError::Refused(format!(
+            "on destination {}, {name} is a partition of {}, which the job copies too: emptying \
+             either there (--truncate, or a resume that replaces a table) takes the other's rows \
+             with it (a partitioned table's TRUNCATE reaches its partitions; a partition's, the \
+             rows routed into it); copy them in separate jobs, or without emptying",
+            d + 1,
+            parent.table
+        )));
+    }
+    Ok(())
 }
 
 /// Each partition on `conn`'s database with its ancestors, nearest first (schema-qualified and
