@@ -823,7 +823,31 @@ fn raw_misreads(
     let query = statement::copy_query(send);
     let described = match query {
         None => crate::file_source::copy_relation(source, send),
-        Some(query) => query_columns(source, query),
+        Some(query) => match query_columns(source, query) {
+            Ok(relation) => Some(relation),
+            // A query that changes data cannot be a view: left to the servers, as documented.
+            Err(Undescribed::ChangesData) => None,
+            // A query the source could not describe (no TEMP privilege, a standby, an event
+            // trigger): its order is not checked, and a destination reading it by its table's
+            // order would take each value into another column.
+            Err(Undescribed::Refused(why)) => {
+                let unlisted = reads.iter().find(|(_, _, _, receive_sql)| {
+                    !matches!(
+                        copyman_core::file_start::copy_columns(receive_sql),
+                        Some(Some(_))
+                    )
+                });
+                if let Some((label, _, _, _)) = unlisted {
+                    return Some(format!(
+                        "the --send's query could not be described by the source ({why}), so \
+                         copyman cannot check that {label} reads its columns in their order: \
+                         list the columns in the --receive in the query's order (COPY t (a, b, \
+                         …) FROM STDIN), which says the order is yours"
+                    ));
+                }
+                None
+            }
+        },
     };
     let Some(sent_rel) = described else {
         if binary && query.is_some() {
@@ -936,24 +960,48 @@ fn raw_misreads(
     None
 }
 
+/// Why a `--send` query's columns could not be described ([`query_columns`]).
+enum Undescribed {
+    /// It changes data (`DELETE … RETURNING`), which a view cannot: the servers read it.
+    ChangesData,
+    /// The source would not create the view, or describe it: what it said.
+    Refused(String),
+}
+
 /// The columns `query` (a `COPY (query) TO STDOUT`'s) gives, with their types, as the source
-/// describes them without running it: a temporary view of it, in a transaction rolled back at
-/// once. `None` when it cannot be described so (a `DELETE … RETURNING`, two columns of one name,
-/// a standby, no TEMP privilege, a session already in a transaction): the servers are left to
-/// read it, as before.
-fn query_columns(conn: &mut Connection, query: &str) -> Option<Relation> {
+/// describes them without running it: a temporary view of it, in a transaction (read-write, for
+/// a role whose transactions are read-only by default) rolled back at once.
+///
+/// # Errors
+/// [`Undescribed`]: a query that changes data, or why the source did not describe it (a
+/// standby, no TEMP privilege, two columns of one name, a session already in a transaction).
+fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescribed> {
     use copyman_core::session::TransactionStatus;
     if conn.session().transaction_status() != TransactionStatus::Idle {
-        return None;
+        return Err(Undescribed::Refused(
+            "its session is in a transaction".to_owned(),
+        ));
     }
-    conn.execute("BEGIN").ok()?;
+    let refused = |e: &copyman_sync::Error| Undescribed::Refused(describe_sync(e).to_string());
+    conn.execute("BEGIN READ WRITE").map_err(|e| refused(&e))?;
     let view = "pg_temp.copyman_send_columns";
-    let described = conn
-        .execute(&format!("CREATE TEMPORARY VIEW {view} AS {query}"))
-        .ok()
-        .and_then(|_| crate::file_source::copy_relation(conn, &format!("COPY {view} TO STDOUT")));
+    let described = match conn.execute(&format!("CREATE TEMPORARY VIEW {view} AS {query}")) {
+        // Not a query a view can be (42601: `DELETE …` is no SELECT; 0A000: a data-modifying
+        // WITH).
+        Err(e)
+            if matches!(
+                describe_sync(&e).sqlstate.as_deref(),
+                Some("42601" | "0A000")
+            ) =>
+        {
+            Err(Undescribed::ChangesData)
+        }
+        Err(e) => Err(refused(&e)),
+        Ok(_) => crate::file_source::copy_relation(conn, &format!("COPY {view} TO STDOUT"))
+            .ok_or_else(|| Undescribed::Refused("its view could not be read".to_owned())),
+    };
     // Nothing of it stays: the view goes with the transaction.
-    conn.execute("ROLLBACK").ok()?;
+    let _ = conn.execute("ROLLBACK");
     described
 }
 

@@ -730,3 +730,87 @@ fn copy_with_both_column_lists_written_out_copies_as_written() {
         1
     );
 }
+
+/// A `--send` query the source cannot describe as a temporary view — a role without TEMP on
+/// the database, a standby — skipped the check of its columns' order: `first_name` and
+/// `last_name` were stored in each other's columns, exit 0, nothing said. Refused unless the
+/// `--receive` lists its columns (the order is then the user's); a role whose transactions are
+/// read-only by default describes it (in a read-write transaction, rolled back).
+#[test]
+fn copy_of_a_query_the_source_cannot_describe_needs_the_columns_listed() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, first_name text, last_name text);
+         INSERT INTO t VALUES (1, 'Ada', 'Lovelace');",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int, first_name text, last_name text)",
+    );
+    let role = format!("notemp_{src}");
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT ON t TO {role};
+             REVOKE TEMP ON DATABASE {src} FROM PUBLIC;"
+        ))
+        .unwrap();
+    let from = format!(
+        "host=127.0.0.1 port={} user={role} dbname={src}",
+        c.source.port()
+    );
+    let to = c.dest[0].conninfo(&dst);
+    let send = "COPY (SELECT id, last_name, first_name FROM t) TO STDOUT";
+    let copy = |from: &str, receive: &str| {
+        run(&[
+            "copy",
+            "--from",
+            from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            receive,
+        ])
+    };
+    let out = copy(&from, "COPY t FROM STDIN");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the --send's query could not be described by the source")
+            && stderr.contains("42501")
+            && stderr.contains("list the columns in the --receive"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    // Listed: the user's order, copied as said.
+    assert_exit(
+        &copy(&from, "COPY t (id, last_name, first_name) FROM STDIN"),
+        0,
+    );
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &dst,
+            "(SELECT 1 FROM t WHERE last_name = 'Lovelace')"
+        ),
+        1
+    );
+    // Read-only by default (with TEMP): described, and the order refused as it is.
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "GRANT TEMP ON DATABASE {src} TO {role};
+             ALTER ROLE {role} SET default_transaction_read_only = on;"
+        ))
+        .unwrap();
+    let out = copy(&from, "COPY t FROM STDIN");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("reads the same columns in another order"),
+        "{}",
+        text(&out.stderr)
+    );
+}
