@@ -356,3 +356,48 @@ fn job_verify_a_truncate_jobs_differing_table_is_replaced_by_a_plain_resume() {
     assert_eq!(digest(&c.dest[0], &d0, "vt"), expected);
     assert_eq!(digest(&c.dest[1], &d1, "vt"), expected);
 }
+
+/// `--verify` with a destination role that may insert into a table but not read it: every run
+/// committed it, failed its checksum (42501), advised `--resume`, and every resume (which keeps
+/// `--verify`) did the same. Refused while planning, naming the table; nothing copied.
+#[test]
+fn job_verify_refuses_a_table_its_destination_role_may_not_read_back() {
+    let c = clusters();
+    let schema = "CREATE TABLE c (id int); CREATE TABLE d (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO c SELECT generate_series(1, 100);"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let role = format!("loader_{dst}");
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT INSERT ON c TO {role}; GRANT ALL ON d TO {role};"
+        ))
+        .unwrap();
+    let to = format!(
+        "host=127.0.0.1 port={} user={role} dbname={dst}",
+        c.dest[0].port()
+    );
+    let state = TempPath::new("verify-unreadable.state");
+    let out = copyman()
+        .args([
+            "table",
+            "c",
+            "d",
+            "--verify",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args(["--to", &to, "--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("destination 1's role may not SELECT \"public\".\"c\""),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "c"), 0);
+}

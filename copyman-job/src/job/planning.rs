@@ -1191,6 +1191,9 @@ pub fn plan_with(
         let here = partition_ancestors(conn);
         refuse_emptied_within(&tables, d, &here)?;
         ancestors.extend(here);
+        if options.verify {
+            refuse_unreadable_for_verify(conn, &tables, d)?;
+        }
     }
     let edges = onto_job_tables(&tables, &ancestors, edges);
     // A table that references itself on a destination is copied whole: a range's row may
@@ -1382,6 +1385,15 @@ pub fn plan_with(
     for t in &mut tables {
         t.locked = locked.contains(&t.table.to_string());
         t.files = files.get(&t.table.to_string()).cloned();
+        // Its ranges read it by `ctid`, which needs SELECT on the table as a whole.
+        if !t.locked && !t.ranges.is_empty() {
+            t.ranges.clear();
+            notes.push(format!(
+                "{}: copied whole, not split: its ranges read it by ctid, which needs SELECT on \
+                 the table, and the source's role may read only its columns",
+                t.table
+            ));
+        }
     }
     // Locked now (under the job's snapshot; else as late as the plan can look): the trees must
     // be what the selection saw.
@@ -1702,6 +1714,45 @@ fn refuse_emptied_within(
         )));
     }
     Ok(())
+}
+
+/// Under `--verify`, refuses a table destination `d` (`conn`) copies or holds done that its role
+/// there may not read back: its checksum would fail on every run and every resume (which keeps
+/// `--verify`), the table committed but never recorded done.
+fn refuse_unreadable_for_verify(
+    conn: &mut Connection,
+    tables: &[TablePlan],
+    d: usize,
+) -> Result<(), JobError> {
+    let names: Vec<String> = tables
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.destinations.get(d),
+                Some(DestPlan::Copy { .. } | DestPlan::Done(_))
+            )
+        })
+        .map(|t| t.table.to_string())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    // Not asked (an old server, a catalog it cannot read): the comparison says it itself.
+    let Ok(rows) = conn.query(&crate::sql::readable_tables_query(&names)) else {
+        return Ok(());
+    };
+    let readable: HashSet<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    match names.iter().find(|n| !readable.contains(*n)) {
+        Some(name) => Err(JobError::Refused(format!(
+            "--verify reads each table back on its destinations, and destination {}'s role may \
+             not SELECT {name} there: grant it SELECT on the table, or copy without --verify",
+            d + 1
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Each partition on `conn`'s database with its ancestors, nearest first (schema-qualified and
