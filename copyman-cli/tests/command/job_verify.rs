@@ -237,9 +237,9 @@ fn a_verified_job_is_resumed_with_verify() {
     assert_eq!(count(&c.dest[0], &dst, "v1"), 2);
 }
 
-/// A `--verify` whose checksum cannot be computed on a destination (here its role may insert
-/// but not read the table; as when its session is terminated, or its server goes) is not a
-/// mismatch: the table is committed, said not compared, not recorded done, and a resume compares
+/// A `--verify` whose checksum cannot be computed on a destination (here its role loses SELECT
+/// on the table once the job planned; as when its session is terminated, or its server goes)
+/// is not a mismatch: the table is committed, said not compared, not recorded done, and a resume compares
 /// it again (it was recorded `mismatch`, and the resume refused it as different, exit 2).
 #[test]
 fn job_verify_that_cannot_compute_a_checksum_is_not_a_mismatch() {
@@ -254,7 +254,7 @@ fn job_verify_that_cannot_compute_a_checksum_is_not_a_mismatch() {
     c.dest[0]
         .connect(&d0)
         .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT INSERT ON vt, other TO {role};"
+            "CREATE ROLE {role} LOGIN PASSWORD 'pw'; GRANT INSERT, SELECT ON vt, other TO {role};"
         ))
         .unwrap();
     let to = format!(
@@ -272,7 +272,25 @@ fn job_verify_that_cannot_compute_a_checksum_is_not_a_mismatch() {
         args.extend(extra);
         run(&args)
     };
-    let out = job(&[]);
+    let args = [
+        "--json",
+        "table",
+        "vt",
+        "other",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--verify",
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "planned");
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute(&format!("REVOKE SELECT ON vt, other FROM {role}"))
+        .unwrap();
+    let out = paused.resume();
     assert_exit(&out, 4);
     let report = json(&out);
     let vt = records(&report, "\"public\".\"vt\"");
