@@ -420,6 +420,18 @@ fn table_plan(
         resolved.target = Some(copy.target().clone());
         resolved.table = qualified;
     }
+    let pinned_search_path = resolved.table.schema.is_some()
+        && copy.condition.is_none()
+        && source_rel
+            .as_ref()
+            .is_some_and(|rel| sql::reads_pinned(&rel.kind));
+    // Not read with an empty search_path: values that name objects lose their schema.
+    if let (false, Some(source), Some(columns)) = (pinned_search_path, &source_rel, &columns)
+        && t.source.is_server()
+        && let Some(warning) = copyman_job::plan::named_on_search_path(source, columns)
+    {
+        report::warn(warning);
+    }
     let send = t.source.is_server().then(|| {
         let kind = source_rel.as_ref().map_or("", |r| r.kind.as_str());
         resolved.copy_out(format, select, kind)
@@ -517,11 +529,7 @@ fn table_plan(
             .as_ref()
             .filter(|rel| !source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
             .map(|_| sql::files_query(&resolved.table)),
-        pinned_search_path: resolved.table.schema.is_some()
-            && copy.condition.is_none()
-            && source_rel
-                .as_ref()
-                .is_some_and(|rel| sql::reads_pinned(&rel.kind)),
+        pinned_search_path,
     })
 }
 
@@ -955,6 +963,9 @@ fn raw_misreads(
         return Some(why);
     }
     for warning in converted {
+        report::warn(warning);
+    }
+    if let Some(warning) = copyman_job::plan::named_on_search_path(&sent_rel, &columns) {
         report::warn(warning);
     }
     None

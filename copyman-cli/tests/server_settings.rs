@@ -1278,3 +1278,61 @@ fn the_users_sql_reads_as_the_source_database_reads_it_or_is_refused() {
     assert_eq!(ids(), [1, 2]);
     assert_eq!(count(&c.source, &src, "t"), 2, "the row moved");
 }
+
+/// `regclass` values read on the source's own search_path (`app, public`): with `--where`, or a
+/// `copy` query, `app.r` was written `r`, and the destination read it as `public.r`, another
+/// table, exit 0 and nothing said. Said now, naming the column; a table copied without
+/// `--where` is read with an empty search_path and keeps its schema.
+#[test]
+fn values_naming_objects_read_on_the_sources_search_path_are_said() {
+    let c = clusters();
+    let schema = "CREATE SCHEMA app; CREATE TABLE app.r (x int); CREATE TABLE public.r (y int);
+                  CREATE TABLE public.t (id int, rc regclass);";
+    let src = database_setting(
+        &c.source,
+        &["search_path = app, public"],
+        &format!("{schema} INSERT INTO public.t VALUES (1, 'app.r');"),
+    );
+    let dst = database(&c.dest[0], schema);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let said = |out: &std::process::Output| {
+        let stderr = text(&out.stderr);
+        stderr.contains("\"rc\" (regclass): read on the source's own search_path")
+    };
+    let out = run(&[
+        "table", "public.t", "--from", &from, "--to", &to, "--where", "true",
+    ]);
+    assert_exit(&out, 0);
+    assert!(said(&out), "{}", text(&out.stderr));
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY (SELECT id, rc FROM public.t) TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY public.t FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert!(said(&out), "{}", text(&out.stderr));
+    let out = run(&[
+        "table",
+        "public.t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--truncate",
+    ]);
+    assert_exit(&out, 0);
+    assert!(!said(&out), "{}", text(&out.stderr));
+    let mut client = c.dest[0].connect(&dst);
+    client.batch_execute("SET search_path = ''").unwrap();
+    let rc: String = client
+        .query_one("SELECT rc::text FROM public.t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rc, "app.r");
+}

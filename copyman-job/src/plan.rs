@@ -521,6 +521,39 @@ pub fn read_otherwise(
     None
 }
 
+/// The built-in types whose values name an object of a schema and are written as the reading
+/// session's `search_path` shows it (its schema left out where it is on it): `regproc`,
+/// `regprocedure`, `regoper`, `regoperator`, `regclass`, `regtype`, `regconfig`,
+/// `regdictionary`, `regcollation` (not `regnamespace` nor `regrole`).
+const NAMED_ON_SEARCH_PATH: [u32; 9] = [24, 2202, 2203, 2204, 2205, 2206, 3734, 3769, 4191];
+
+/// Where a source is read on its own `search_path` (a `--where`, a view, a `--send`), not the
+/// empty one a table is read with: the copied columns whose values name objects as that
+/// `search_path` shows them (`app.r` written `r` where `app` is on it), which each destination
+/// reads on its own — it may name another object there. A warning naming them, or `None`.
+pub fn named_on_search_path(source: &Relation, columns: &[Ident]) -> Option<String> {
+    let named: Vec<String> = columns
+        .iter()
+        .filter_map(|name| {
+            let column = source.column(name)?;
+            column
+                .holds(&NAMED_ON_SEARCH_PATH)
+                .then(|| format!("{name} ({})", column.type_name))
+        })
+        .collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "{}: read on the source's own search_path (a --where, a view, a --send query), \
+             values naming objects are written as it shows them, without their schema where it \
+             is on it, and each destination reads such a name on its own search_path, where it \
+             may name another object (a table copied without --where is read with an empty \
+             search_path; or give the source one: options='-c search_path=', and qualify the \
+             names the statement uses)",
+            named.join(", ")
+        )
+    })
+}
+
 /// Whether the source is read with `COPY (SELECT …)`: a view, a partitioned or foreign table or
 /// a materialized view needs it, as does a generated column (which COPY's column list refuses).
 pub fn needs_select(source: &Relation, columns: Option<&[Ident]>) -> bool {

@@ -1097,6 +1097,13 @@ pub fn plan_with(
         if let Some(warning) = &choice.warning {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        // A view is read on the source's search_path: values that name objects lose their
+        // schema.
+        if !crate::sql::reads_pinned(&source_rel.kind)
+            && let Some(warning) = crate::plan::named_on_search_path(&source_rel, &columns)
+        {
+            notes.push(format!("{}: {warning}", sel.table));
+        }
         // Binary data carries no type: each side checks, once it holds the table, that the
         // columns still have the types read here.
         let binary = choice.format == Format::Binary;
