@@ -1336,3 +1336,43 @@ fn values_naming_objects_read_on_the_sources_search_path_are_said() {
         .get(0);
     assert_eq!(rc, "app.r");
 }
+
+/// A destination trigger that turns `synchronous_commit` off for its transaction
+/// (`set_config(…, true)`, which outlives the session's `local` to the COMMIT): the COMMIT was
+/// answered before it was on disk, and a crash lost a table a job had recorded done. Each
+/// COMMIT is made durable just before it (after the deferred triggers ran): the setting is
+/// `local` again when the COMMIT is sent, as a statement of the transaction sees it.
+#[test]
+fn commits_are_durable_where_a_trigger_turns_synchronous_commit_off() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int);
+         CREATE FUNCTION quick() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+             PERFORM set_config('synchronous_commit', 'off', true); RETURN NULL; END $$;
+         CREATE TRIGGER quick AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION quick();",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["--verbose", "table", "t", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    let durable = stderr
+        .find("destination 1: SELECT CASE WHEN pg_catalog.current_setting('synchronous_commit')")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let commit = stderr.rfind("destination 1: COMMIT").unwrap();
+    assert!(durable < commit, "{stderr}");
+    // What that statement does, in such a transaction.
+    let mut client = c.dest[0].connect(&dst);
+    client.batch_execute("BEGIN; INSERT INTO t VALUES (0)").unwrap();
+    client.batch_execute(copyman_job::sql::DURABLE_COMMIT).unwrap();
+    let setting: String = client
+        .query_one("SELECT current_setting('synchronous_commit')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, "local");
+    client.batch_execute("ROLLBACK").unwrap();
+}

@@ -334,6 +334,14 @@ pub fn files_query(table: &TableName) -> String {
     )
 }
 
+/// Run in a transaction just before its COMMIT: a `synchronous_commit` turned `off` inside it (a
+/// trigger's `set_config(…, true)`, which outlives the session's own setting to the COMMIT) is
+/// made `local` again, so that the COMMIT copyman reports, and a job records done, is on the
+/// server's disk when it answers (a server crash just after lost a table recorded done).
+pub const DURABLE_COMMIT: &str = "SELECT CASE WHEN \
+     pg_catalog.current_setting('synchronous_commit') = 'off' \
+     THEN pg_catalog.set_config('synchronous_commit', 'local', true) END";
+
 /// `LOCK TABLE … IN ACCESS SHARE MODE` of `tables` (name, `relkind`; those [`lockable`]), for a
 /// job's snapshot (as pg_dump locks what it dumps); `None` when there is none.
 pub fn lock_for_snapshot<'a>(
