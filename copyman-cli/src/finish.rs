@@ -433,7 +433,11 @@ impl Participant for Party<'_, '_> {
         if *action == Action::Commit
             && let Some(conn) = session
         {
-            report::log(format_args!("{}: {}", self.name, crate::sql::DURABLE_COMMIT));
+            report::log(format_args!(
+                "{}: {}",
+                self.name,
+                crate::sql::DURABLE_COMMIT
+            ));
             if let Err(e) = conn.execute(crate::sql::DURABLE_COMMIT) {
                 return Err(Failure::Refused(describe_sync(&e)));
             }

@@ -1367,8 +1367,12 @@ fn commits_are_durable_where_a_trigger_turns_synchronous_commit_off() {
     assert!(durable < commit, "{stderr}");
     // What that statement does, in such a transaction.
     let mut client = c.dest[0].connect(&dst);
-    client.batch_execute("BEGIN; INSERT INTO t VALUES (0)").unwrap();
-    client.batch_execute(copyman_job::sql::DURABLE_COMMIT).unwrap();
+    client
+        .batch_execute("BEGIN; INSERT INTO t VALUES (0)")
+        .unwrap();
+    client
+        .batch_execute(copyman_job::sql::DURABLE_COMMIT)
+        .unwrap();
     let setting: String = client
         .query_one("SELECT current_setting('synchronous_commit')", &[])
         .unwrap()

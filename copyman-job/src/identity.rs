@@ -144,6 +144,23 @@ pub fn next_xid(conn: &mut Connection) -> Option<u64> {
     rows.first()?.first()?.as_deref()?.parse().ok()
 }
 
+/// Whether `table` on the server of `conn` holds a row that one of the transactions `xids`
+/// (`txid_current()`'s, with epoch) inserted: its `xmin`, which freezing keeps. `None` where it
+/// cannot be asked (no SELECT on the table, the table gone, `conn` in a transaction).
+pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option<bool> {
+    if conn.session().transaction_status() != copyman_core::session::TransactionStatus::Idle {
+        return None;
+    }
+    // `xmin` is the id without its epoch.
+    let list: Vec<String> = xids.iter().map(|x| (x & 0xFFFF_FFFF).to_string()).collect();
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE xmin = ANY ('{{{}}}'::pg_catalog.xid[]))::text",
+        list.join(",")
+    );
+    let rows = conn.query(&sql).ok()?;
+    Some(rows.first()?.first()?.as_deref()? == "true")
+}
+
 /// Where the server of `conn` stands in its WAL ([`state::Position`]), asked on `conn` (which
 /// must not be in a transaction a failed query would abort): `None` before PostgreSQL 10, on a
 /// standby, or where it cannot be read.

@@ -173,6 +173,11 @@ pub struct Recorded {
     /// whose next transaction id is not above it went back in time (a restore of an older
     /// copy), however much WAL it has written since.
     pub highest_xid: HashMap<String, u64>,
+    /// On each destination, the table recorded done whose `commit` line has the highest
+    /// transaction id, among those that copied rows: a resume looks for rows that transaction
+    /// wrote there (`xmin`). A server restored from an older copy lacks them, however many
+    /// transactions it ran since (one may even have been given the same id).
+    pub last_done: HashMap<String, (String, Committing)>,
 }
 
 /// Where a server's WAL stands: its timeline and write-ahead log position (LSN). A resume
@@ -478,6 +483,24 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
             [kind, table, dest, rows] if kind == "done" => {
                 if let Ok(rows) = rows.parse() {
                     let key = (table.clone(), dest.clone());
+                    let committed = recorded
+                        .attempts
+                        .get(&key)
+                        .and_then(|a| a.commits.last())
+                        .filter(|c| c.rows > 0)
+                        .cloned();
+                    if let Some(committed) = committed {
+                        let newest = |c: &Committing| c.xids.iter().copied().max();
+                        let later = recorded
+                            .last_done
+                            .get(dest)
+                            .is_none_or(|(_, last)| newest(&committed) > newest(last));
+                        if later {
+                            recorded
+                                .last_done
+                                .insert(dest.clone(), (table.clone(), committed));
+                        }
+                    }
                     recorded.begun.insert(key.clone());
                     recorded.mismatched.remove(&key);
                     recorded.attempts.remove(&key);

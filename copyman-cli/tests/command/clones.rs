@@ -111,7 +111,9 @@ fn clones_are_two_destinations_and_a_resume_tells_them_apart() {
 /// file records where the destination's WAL stood when each table began: a resume refuses a
 /// destination behind it or on another timeline, unless --verify compares every table. A
 /// restored copy whose WAL has since passed that position is known by its transaction ids,
-/// behind those the job committed there (it was taken for where the job left it, exit 0).
+/// behind those the job committed there (it was taken for where the job left it, exit 0); one
+/// whose transaction ids passed those too (a few transactions, one of them given the id the
+/// job's COMMIT had) lacks the rows the job's last transaction there wrote (`xmin`).
 #[test]
 fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_left_it() {
     let c = clusters();
@@ -135,11 +137,13 @@ fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_le
     // Taken before the job: an older copy, and a replica that will not see the job's commits.
     let restored = original.clone_data();
     let restored_on = original.clone_data();
+    let restored_later = original.clone_data();
     let replica = original.clone_as_standby();
     let from = c.source.conninfo(&src);
     let cases = [
         ("restored", &restored),
         ("restored, its WAL past", &restored_on),
+        ("restored, its transactions past", &restored_later),
         ("failed over", &replica),
     ];
     for (name, replaced) in cases {
@@ -170,6 +174,13 @@ fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_le
                 )
                 .unwrap();
         }
+        if std::ptr::eq(replaced, &restored_later) {
+            let mut client = restored_later.connect(&db);
+            for _ in 0..50 {
+                client.batch_execute("SELECT txid_current()").unwrap();
+            }
+            client.batch_execute("SELECT pg_switch_wal()").unwrap();
+        }
         let to = replaced.conninfo(&db);
         let out = job(&to, &["--resume"]);
         assert_exit(&out, 2);
@@ -179,6 +190,7 @@ fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_le
                 && stderr.contains(match name {
                     "restored" => "its WAL stands at",
                     "failed over" => "it writes on timeline 2 now, on 1",
+                    "restored, its transactions past" => "holds none of the rows the earlier run",
                     _ => "its next transaction id is",
                 })
                 && stderr.contains("--verify"),
@@ -192,4 +204,53 @@ fn a_destination_restored_or_failed_over_since_is_not_taken_for_where_the_job_le
         let stderr = text(&out.stderr);
         assert!(stderr.contains("checksum differs"), "{name}: {stderr}");
     }
+}
+
+/// A destination database recreated between a failed run and its resume (dropped, created and
+/// restored from a dump: another database oid, as a new cluster at the same address has another
+/// system identifier) was taken for a destination the job never copied to: every table copied
+/// again beside its rows, exit 0. Refused, naming both; nothing copied.
+#[test]
+fn a_resume_into_a_destination_recreated_since_is_refused() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 1000); INSERT INTO b VALUES (1);"
+        ),
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE a (id int)");
+    let state = TempPath::new("recreated.state");
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&dst);
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "a", "b", "--from", &from, "--to", &to, "--state"];
+        args.push(state.arg());
+        args.push("--keep-going");
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &dst, "a"), 1000);
+    // Recreated: its rows as they were, another database.
+    let mut admin = c.dest[0].connect("postgres");
+    admin
+        .batch_execute(&format!("ALTER DATABASE {dst} RENAME TO {dst}_old"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {dst} TEMPLATE {dst}_old"))
+        .unwrap();
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("CREATE TABLE b (id int)")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is none the state file") && stderr.contains("recreated"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "a"), 1000, "nothing copied again");
 }

@@ -384,6 +384,26 @@ fn resumed(
             )));
         }
     }
+    // A destination the state file does not know, where it records one this run does not
+    // have: the same database recreated, restored into a new cluster or moved (another system
+    // identifier or database oid) would get every table again, beside what it holds.
+    let recorded_here = recorded.destinations();
+    let new = keys
+        .iter()
+        .zip(destinations)
+        .find(|(key, _)| !state::is_unidentified(key) && !recorded_here.contains(&key.as_str()));
+    if let (Some((_, server)), false) = (new, others.is_empty()) {
+        return Err(JobError::Refused(format!(
+            "--resume: destination {} is none the state file {} records, and it records {} \
+             this run does not have: it may be the same database recreated, restored into \
+             another cluster or moved since (another system identifier or database), where a \
+             resume would copy every table a second time beside what it holds; resume with the \
+             destinations as before, or run the job again with --truncate and another --state",
+            server.name,
+            path.display(),
+            others.join(", ")
+        )));
+    }
     // A destination recorded by its connection string (it could not say which server it was)
     // that this run does not name so may be one of this run's, identified now: its records would
     // not match, and a resume would copy its tables a second time.
@@ -736,7 +756,23 @@ pub fn plan_with(
                     )
                 })
             });
-            let Some(why) = wal.or(xids) else {
+            // Rows its last transaction recorded done wrote there: gone where the server was
+            // restored since, whatever it did after (its own transactions reuse the ids).
+            let rows = recorded
+                .last_done
+                .get(&keys[i])
+                .and_then(|(table, committed)| {
+                    let written = crate::identity::holds_rows_of(conn, table, &committed.xids)?;
+                    (!written).then(|| {
+                        format!(
+                            "{table} holds none of the rows the earlier run's transaction {} \
+                         committed there (a restore of an older copy since, or every such row \
+                         updated or deleted)",
+                            committed.xids.iter().max().copied().unwrap_or_default()
+                        )
+                    })
+                });
+            let Some(why) = wal.or(xids).or(rows) else {
                 continue;
             };
             let what = format!(
