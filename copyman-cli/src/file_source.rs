@@ -1120,6 +1120,14 @@ pub(crate) fn copy_relation(
     conn: &mut copyman_sync::Connection,
     sql: &str,
 ) -> Option<crate::sql::Relation> {
+    copy_relation_named(conn, sql).map(|(_, relation)| relation)
+}
+
+/// [`copy_relation`], with the table's name as its server resolves it (schema-qualified).
+pub(crate) fn copy_relation_named(
+    conn: &mut copyman_sync::Connection,
+    sql: &str,
+) -> Option<(crate::sql::TableName, crate::sql::Relation)> {
     // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
     let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
     let row = conn.query(&query).ok()?.into_iter().next()?;
@@ -1144,7 +1152,7 @@ pub(crate) fn copy_relation(
             .filter(|c| !c.generated)
             .collect(),
     };
-    Some(relation)
+    Some((table, relation))
 }
 
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'

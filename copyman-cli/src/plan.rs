@@ -77,10 +77,16 @@ pub(crate) fn plan(
     };
     match &t.statements {
         Statements::Raw { send, receive } => {
+            let mut guards = (vec![None; dests.len()], None);
             let refused = match (send, source) {
-                (Some(send), Some(conn)) => {
-                    raw_misreads(send, conn, receive, dests, t.safety.allow_count_mismatch)
-                }
+                (Some(send), Some(conn)) => raw_misreads(
+                    send,
+                    conn,
+                    receive,
+                    dests,
+                    t.safety.allow_count_mismatch,
+                    &mut guards,
+                ),
                 _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
                 _ => None,
             };
@@ -96,8 +102,8 @@ pub(crate) fn plan(
                 send: send.clone(),
                 receive: receive.clone(),
                 truncate: vec![None; dests.len()],
-                guards: vec![None; dests.len()],
-                source_guard: None,
+                guards: guards.0,
+                source_guard: guards.1,
                 format: None,
                 estimate: file_estimate,
                 format_reason: None,
@@ -467,7 +473,9 @@ fn table_plan(
         .map(|i| {
             let (_, rel) = dest_rels.iter().find(|(d, _)| *d == i)?;
             let columns = columns.as_ref().filter(|_| binary)?;
-            rel.types_unchanged(copy.target(), Hold::LockIfAllowed("ROW EXCLUSIVE"), columns)
+            let version = dests[i].conn.as_ref()?.session().server_version_num();
+            let hold = Hold::LockIfAllowed("ROW EXCLUSIVE");
+            rel.types_unchanged(copy.target(), hold, columns, version)
         })
         .collect();
     // The source's table locked before the transaction's snapshot is taken (its first query):
@@ -479,9 +487,11 @@ fn table_plan(
         } else {
             Hold::LockIfAllowed("ACCESS SHARE")
         };
-        // (A view's types are not checked so; it is locked all the same.)
+        // (A view on a server that cannot lock one is not checked so.)
         match &columns {
-            Some(columns) if binary => rel.types_unchanged(&resolved.table, hold, columns),
+            Some(columns) if binary => {
+                rel.types_unchanged(&resolved.table, hold, columns, source_version)
+            }
             _ => None,
         }
         .or_else(|| {
@@ -796,24 +806,40 @@ fn money_misread(
 /// convert values, so another type at the same position would read the bytes as its own (an
 /// int8 became a timestamp). A query's columns are described first ([`query_columns`]); one
 /// that cannot be is left to the servers.
+///
+/// A binary copy gets `guards` (each destination's, the source's): checks, each in its side's
+/// transaction before its COPY, that the tables its statements name still have the types
+/// compared here (an `ALTER … TYPE` while copyman waited for the table made it read one type's
+/// bytes as another's, exit 0) — each `--receive` table, and the `--send`'s where it names a
+/// table (a query's tables are not known); each locks its table where its role may.
 fn raw_misreads(
     send: &str,
     source: &mut Connection,
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
     allow_count_mismatch: bool,
+    guards: &mut (Vec<Option<String>>, Option<String>),
 ) -> Option<String> {
+    let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
     // What each destination's --receive reads into, where it names a table.
     let mut reads = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        let Some(read) = crate::file_source::copy_relation(conn, sql) else {
+        let Some((table, read)) = crate::file_source::copy_relation_named(conn, sql) else {
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
         let settings = ReadSettings::of(conn.session());
+        if binary(sql) {
+            let columns: Vec<Ident> = read.columns.iter().map(|c| c.name.clone()).collect();
+            let (hold, version) = (
+                Hold::LockIfAllowed("ROW EXCLUSIVE"),
+                conn.session().server_version_num(),
+            );
+            guards.0[i] = read.types_unchanged(&table, hold, &columns, version);
+        }
         reads.push((label, read, settings, sql.clone()));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
@@ -826,11 +852,18 @@ fn raw_misreads(
             Ok(None) => {}
         }
     }
-    let binary = statement::representation(send).is_some_and(|r| r.format == "binary");
     // The columns each statement's COPY writes or reads, in its order: read by position.
     let query = statement::copy_query(send);
     let described = match query {
-        None => crate::file_source::copy_relation(source, send),
+        None => crate::file_source::copy_relation_named(source, send).map(|(table, rel)| {
+            if binary(send) {
+                let columns: Vec<Ident> = rel.columns.iter().map(|c| c.name.clone()).collect();
+                let version = source.session().server_version_num();
+                let hold = Hold::LockIfAllowed("ACCESS SHARE");
+                guards.1 = rel.types_unchanged(&table, hold, &columns, version);
+            }
+            rel
+        }),
         Some(query) => match query_columns(source, query) {
             Ok(relation) => Some(relation),
             // A query that changes data cannot be a view: left to the servers, as documented.
@@ -857,6 +890,7 @@ fn raw_misreads(
             }
         },
     };
+    let binary = binary(send);
     let Some(sent_rel) = described else {
         if binary && query.is_some() {
             report::warn(

@@ -599,7 +599,9 @@ pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
 /// write), and the types are asked as the server parses an expression, after that (the catalog
 /// as it is now, not as a transaction's snapshot saw it). A type that differs fails the
 /// statement, SQLSTATE 55000, naming the column and both types. Only ordinary and partitioned
-/// tables: `None` for any other kind, or no column.
+/// tables and views (a view's lock covers the tables it reads, from PostgreSQL 11:
+/// [`Relation::types_unchanged`] asks for its server's version): `None` for any other kind, or
+/// no column.
 ///
 /// ```
 /// use copyman_job::sql::{Hold, Ident, TableName, types_unchanged};
@@ -611,7 +613,8 @@ pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
 /// assert!(sql.contains(r#"pg_catalog.pg_typeof((NULL::"app"."t")."v")::pg_catalog.oid <> 20"#));
 /// let sql = types_unchanged(&t, "r", Hold::LockIfAllowed("ROW EXCLUSIVE"), &[(&v, 20)]);
 /// assert!(sql.unwrap().contains("EXCEPTION WHEN insufficient_privilege"));
-/// assert_eq!(types_unchanged(&t, "v", Hold::Held, &[(&v, 20)]), None);
+/// assert!(types_unchanged(&t, "v", Hold::Held, &[(&v, 20)]).is_some());
+/// assert_eq!(types_unchanged(&t, "m", Hold::Held, &[(&v, 20)]), None);
 /// ```
 pub fn types_unchanged(
     table: &TableName,
@@ -619,7 +622,7 @@ pub fn types_unchanged(
     hold: Hold,
     columns: &[(&Ident, u32)],
 ) -> Option<String> {
-    if !matches!(kind, "r" | "p") || columns.is_empty() {
+    if !matches!(kind, "r" | "p" | "v") || columns.is_empty() {
         return None;
     }
     let (lock, lock_inside) = match hold {
@@ -1088,14 +1091,19 @@ impl Relation {
         })
     }
 
-    /// [`types_unchanged`] for `columns` of it, named `table` on its server, each with its type
-    /// there: what a binary copy's transaction runs before its COPY.
+    /// [`types_unchanged`] for `columns` of it, named `table` on its server (of
+    /// `server_version_num`, which says whether a view may be locked: [`lockable`]), each with
+    /// its type there: what a binary copy's transaction runs before its COPY.
     pub fn types_unchanged(
         &self,
         table: &TableName,
         hold: Hold,
         columns: &[Ident],
+        server_version_num: Option<u32>,
     ) -> Option<String> {
+        if !lockable(&self.kind, server_version_num) {
+            return None;
+        }
         let typed: Vec<(&Ident, u32)> = columns
             .iter()
             .filter_map(|c| {

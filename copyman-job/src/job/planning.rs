@@ -1146,7 +1146,10 @@ pub fn plan_with(
         for (i, rel) in rels.iter().filter(|_| binary) {
             if let Some(DestPlan::Copy { guard, .. }) = plans.get_mut(*i) {
                 let hold = Hold::LockIfAllowed("ROW EXCLUSIVE");
-                *guard = rel.types_unchanged(&sel.table, hold, &columns);
+                let version = dests[*i]
+                    .as_ref()
+                    .and_then(|c| c.session().server_version_num());
+                *guard = rel.types_unchanged(&sel.table, hold, &columns, version);
             }
         }
         let source_guard = binary
@@ -1154,7 +1157,7 @@ pub fn plan_with(
                 // (A table the job holds is held by the worker's transaction already: the lock
                 // then costs nothing.)
                 let hold = Hold::LockIfAllowed("ACCESS SHARE");
-                source_rel.types_unchanged(&sel.table, hold, &columns)
+                source_rel.types_unchanged(&sel.table, hold, &columns, source_version)
             })
             .flatten();
         let copy = TableCopy {
