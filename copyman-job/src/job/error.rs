@@ -173,7 +173,14 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
             ("context", &db.context),
         ]
         .iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+        .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+        // Where copyman's own `DO` block raised (a check of its own): no code of the user's.
+        .filter(|(name, v)| {
+            !(**name == "context"
+                && v.starts_with("PL/pgSQL function inline_code_block line ")
+                && v.ends_with(" at RAISE"))
+        })
+        .map(|(name, v)| format!("{name}: {v}"))
         .collect();
         let message = match extras.is_empty() {
             true => db.message.clone(),
