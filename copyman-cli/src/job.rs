@@ -653,6 +653,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             for notice in notices(report) {
                 crate::progress::println(&notice.to_string());
             }
+            if report.notices_dropped > 0 {
+                report::warn(format_args!(
+                    "{}: {} more notices not kept",
+                    report.table, report.notices_dropped
+                ));
+            }
         }
         watch.event(&e);
         ledger
@@ -1916,6 +1922,7 @@ mod tests {
             source_rows: None,
             destinations,
             notices: Vec::new(),
+            notices_dropped: 0,
         };
         let source = "source: query would be affected by row-level security policy";
         let report = JobReport {
@@ -1983,6 +1990,7 @@ mod tests {
                 source_rows: None,
                 destinations: vec![failed],
                 notices: Vec::new(),
+                notices_dropped: 0,
             }],
             snapshot: None,
             stopped: Some(format!("table \"public\".\"p\": SQLSTATE 57014: {german}")),

@@ -230,6 +230,13 @@ macro_rules! connection_glue {
             self.endpoint.session_mut().take_notices()
         }
 
+        /// How many notices and notifications were not kept since the last call (more than
+        /// [`KEPT_MESSAGES`](copyman_core::session::KEPT_MESSAGES) waiting). See
+        /// [`Session::take_dropped_messages`](copyman_core::session::Session::take_dropped_messages).
+        pub fn take_dropped_messages(&mut self) -> u64 {
+            self.endpoint.session_mut().take_dropped_messages()
+        }
+
         /// Takes over the notices `earlier` (a connection to the same server this one replaces,
         /// its session lost) kept and nobody took yet: they come first from
         /// [`take_notices`](Self::take_notices). See

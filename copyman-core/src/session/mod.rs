@@ -789,6 +789,11 @@ impl Session {
         self.dropped_messages
     }
 
+    /// [`Session::dropped_messages`] since the last call: counted again from zero.
+    pub fn take_dropped_messages(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped_messages)
+    }
+
     /// The command tag of the last statement that completed (`COPY 10000`, `INSERT 0 5`,
     /// `BEGIN`, `EMPTY QUERY`), until the next operation starts.
     pub fn command_tag(&self) -> Option<&str> {

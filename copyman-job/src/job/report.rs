@@ -123,8 +123,11 @@ pub struct TableReport {
     /// What the servers said while it was copied and committed (NOTICE, WARNING, …: a
     /// destination's trigger, a server that shut down under the copy), on which side, in order
     /// per session; a group's on its first member. At most
-    /// [`KEPT_MESSAGES`](copyman_core::session::KEPT_MESSAGES) per session and table.
+    /// [`KEPT_MESSAGES`](copyman_core::session::KEPT_MESSAGES) per session and table, and 100
+    /// in all (a job keeps every table's to its end).
     pub notices: Vec<Notice>,
+    /// The notices the servers sent during it that were not kept, counted.
+    pub notices_dropped: u64,
 }
 
 /// A notice a server sent during a table's copy ([`TableReport::notices`]).

@@ -841,6 +841,7 @@ pub(super) fn unstarted(t: &TablePlan) -> TableReport {
             })
             .collect(),
         notices: Vec::new(),
+        notices_dropped: 0,
     }
 }
 
@@ -861,14 +862,14 @@ fn work(shared: &Shared<'_>, worker: usize) {
             let group = &shared.plan.groups[g];
             let mut reports = copy_group(shared, worker, group, &mut conns);
             if let Some(first) = reports.first_mut() {
-                take_notices(&mut conns, &mut first.notices);
+                take_notices(&mut conns, first);
             }
             for (&m, report) in group.members.iter().zip(reports) {
                 finish_table(shared, worker, m, report);
             }
         } else {
             let mut report = copy_table(shared, worker, t, &mut conns);
-            take_notices(&mut conns, &mut report.notices);
+            take_notices(&mut conns, &mut report);
             finish_table(shared, worker, i, report);
         }
     }
@@ -1050,7 +1051,7 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
 /// must not decide it).
 pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &mut TableReport) {
     // What their servers said first: a session given up takes its notices with it.
-    take_notices(conns, &mut report.notices);
+    take_notices(conns, report);
     give_up(&mut conns.source, shared.source);
     for (d, slot) in conns.dests.iter_mut().enumerate() {
         let result = &mut report.destinations[d];

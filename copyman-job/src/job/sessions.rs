@@ -7,7 +7,7 @@ use copyman_sync::Connection;
 
 use super::error::{TableError, describe};
 use super::options::Server;
-use super::report::{Notice, Side};
+use super::report::{Notice, Side, TableReport};
 use crate::commit::{self, backend_alive};
 
 /// Gives up the session in `slot` if its statement did not end (a stall, a broken socket):
@@ -85,17 +85,31 @@ pub(super) struct Conns {
 
 /// Takes what the servers of `conns` said (notices, warnings) into `heard`: the source's, then
 /// each destination's, in order.
-pub(super) fn take_notices(conns: &mut Conns, heard: &mut Vec<Notice>) {
+pub(super) fn take_notices(conns: &mut Conns, report: &mut TableReport) {
     let dests = conns.dests.iter_mut().enumerate();
     let sides = std::iter::once((Side::Source, &mut conns.source))
         .chain(dests.map(|(d, slot)| (Side::Destination(d), slot)));
     for (side, slot) in sides {
         if let Some(conn) = slot {
             let said = conn.take_notices().into_iter();
-            heard.extend(said.map(|notice| Notice { side, notice }));
+            report
+                .notices
+                .extend(said.map(|notice| Notice { side, notice }));
+            report.notices_dropped += conn.take_dropped_messages();
         }
     }
+    // A job keeps every table's to its end: a few per table, the rest counted.
+    if report.notices.len() > NOTICES_KEPT_PER_TABLE {
+        let beyond = report.notices.len() - NOTICES_KEPT_PER_TABLE;
+        report.notices.truncate(NOTICES_KEPT_PER_TABLE);
+        report.notices_dropped += u64::try_from(beyond).unwrap_or(u64::MAX);
+    }
 }
+
+/// The notices a job keeps of one table ([`TableReport::notices`]): a job keeps every table's
+/// report to its end (a notice per row of a thousand tables took its memory), and what they
+/// say past the first few is said again and again.
+pub(super) const NOTICES_KEPT_PER_TABLE: usize = 100;
 
 /// Where the server of a destination stands in its WAL, read on its session `slot` (connected
 /// if need be, and idle): for the `position` line that goes with the `begin` of a table there.
