@@ -21,25 +21,6 @@ const OLD: &str = "INSERT INTO k SELECT g, 'old' FROM generate_series(1, 1000) g
 const RELOAD: &str =
     "BEGIN; TRUNCATE k; INSERT INTO k SELECT g, 'new' FROM generate_series(1, 1000) g";
 
-/// Waits (bounded) until a backend of `db` waits for a lock.
-fn wait_for_lock(cluster: &Cluster, db: &str) {
-    let mut watch = cluster.connect("postgres");
-    let started = std::time::Instant::now();
-    while watch
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
-             AND wait_event_type = 'Lock'",
-            &[&db],
-        )
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(started.elapsed().as_secs() < 60, "copyman never waited");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// A source role that may read `k`'s columns, not the table as a whole (so not lock it), and
 /// `kv`: its conninfo.
 fn column_reader(cluster: &Cluster, db: &str) -> String {
@@ -71,6 +52,18 @@ fn reload_while_copying(cluster: &Cluster, db: &str, args: &[&str]) -> std::proc
     wait_for_lock(cluster, db);
     reload.batch_execute("COMMIT").unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// The job `args`, paused once its snapshot is taken while the source begins its reload of `k`,
+/// committed once the job waits for it: the job's output.
+fn reload_once_planned(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
+    let paused = Paused::start(args, "planned");
+    let mut reload = cluster.connect(db);
+    reload.batch_execute(RELOAD).unwrap();
+    std::fs::remove_file(&paused.file.0).unwrap();
+    wait_for_lock(cluster, db);
+    reload.batch_execute("COMMIT").unwrap();
+    paused.child.wait_with_output().unwrap()
 }
 
 /// The destination's rows of `k` with `v`.
@@ -176,14 +169,7 @@ fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
         "--state",
         state.arg(),
     ];
-    // Paused once the job's snapshot is taken.
-    let paused = Paused::start(&args, "planned");
-    let mut reload = c.source.connect(&src);
-    reload.batch_execute(RELOAD).unwrap();
-    std::fs::remove_file(&paused.file.0).unwrap();
-    wait_for_lock(&c.source, &src);
-    reload.batch_execute("COMMIT").unwrap();
-    let out = paused.child.wait_with_output().unwrap();
+    let out = reload_once_planned(&c.source, &src, &args);
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
@@ -209,13 +195,7 @@ fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
         "--state",
         state.arg(),
     ];
-    let paused = Paused::start(&args, "planned");
-    let mut reload = c.source.connect(&src);
-    reload.batch_execute(RELOAD).unwrap();
-    std::fs::remove_file(&paused.file.0).unwrap();
-    wait_for_lock(&c.source, &src);
-    reload.batch_execute("COMMIT").unwrap();
-    let out = paused.child.wait_with_output().unwrap();
+    let out = reload_once_planned(&c.source, &src, &args);
     assert_exit(&out, 0);
     assert_eq!(
         rows_with(&c.dest[0], &dst, "new"),

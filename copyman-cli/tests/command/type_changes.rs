@@ -35,25 +35,6 @@ fn race(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// Waits (bounded) until a backend of `db` waits for a lock.
-fn wait_for_lock(cluster: &Cluster, db: &str) {
-    let mut watch = cluster.connect("postgres");
-    let started = std::time::Instant::now();
-    while watch
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
-             AND wait_event_type = 'Lock'",
-            &[&db],
-        )
-        .unwrap()
-        .get::<_, i64>(0)
-        == 0
-    {
-        assert!(started.elapsed().as_secs() < 60, "copyman never waited");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[track_caller]
 fn assert_refused(out: &std::process::Output, exit: i32) {
     assert_exit(out, exit);

@@ -289,6 +289,25 @@ pub fn wait_for_query(cluster: &Cluster, db: &str, pattern: &str) {
     }
 }
 
+/// Waits (bounded) until a backend of `db` waits for a lock.
+pub fn wait_for_lock(cluster: &Cluster, db: &str) {
+    let mut watch = cluster.connect("postgres");
+    let started = std::time::Instant::now();
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+             AND wait_event_type = 'Lock'",
+            &[&db],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "copyman never waited");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Backends of `db` in a COPY (any state but idle), after waiting (bounded) for them to go.
 pub fn copy_backends(cluster: &Cluster, db: &str) -> i64 {
     let mut client = cluster.connect("postgres");

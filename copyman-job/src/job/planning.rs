@@ -384,6 +384,19 @@ fn resumed(
             )));
         }
     }
+    // A destination recorded by its connection string (it could not say which server it was)
+    // that this run does not name so may be one of this run's, identified now: its records would
+    // not match, and a resume would copy its tables a second time.
+    if let Some(recorded_as) = others.iter().find(|d| state::is_unidentified(d)) {
+        return Err(JobError::Refused(format!(
+            "--resume: the state file {} records a destination by its connection string \
+             ({recorded_as}: it could not say which server it was), and no destination of this \
+             run is named so: it may be one of them, which a resume would copy into a second \
+             time; resume with the destinations as before, or run the job without --resume \
+             (with --truncate to empty the tables first)",
+            path.display()
+        )));
+    }
     // A destination the state file does not know, where it records one this run does not
     // have: the same database recreated, restored into a new cluster or moved (another system
     // identifier or database oid) would get every table again, beside what it holds.
@@ -402,19 +415,6 @@ fn resumed(
             server.name,
             path.display(),
             others.join(", ")
-        )));
-    }
-    // A destination recorded by its connection string (it could not say which server it was)
-    // that this run does not name so may be one of this run's, identified now: its records would
-    // not match, and a resume would copy its tables a second time.
-    if let Some(recorded_as) = others.iter().find(|d| state::is_unidentified(d)) {
-        return Err(JobError::Refused(format!(
-            "--resume: the state file {} records a destination by its connection string \
-             ({recorded_as}: it could not say which server it was), and no destination of this \
-             run is named so: it may be one of them, which a resume would copy into a second \
-             time; resume with the destinations as before, or run the job without --resume \
-             (with --truncate to empty the tables first)",
-            path.display()
         )));
     }
     Ok(recorded)
