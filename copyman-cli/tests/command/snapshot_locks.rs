@@ -38,22 +38,6 @@ fn column_reader(cluster: &Cluster, db: &str) -> String {
     )
 }
 
-/// `copyman ARGS` while the source reloads `k` in a transaction committed once copyman waits
-/// for it; copyman's output.
-fn reload_while_copying(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
-    let mut reload = cluster.connect(db);
-    reload.batch_execute(RELOAD).unwrap();
-    let child = copyman()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_lock(cluster, db);
-    reload.batch_execute("COMMIT").unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// The job `args`, paused once its snapshot is taken while the source begins its reload of `k`,
 /// committed once the job waits for it: the job's output.
 fn reload_once_planned(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
@@ -98,7 +82,7 @@ fn one_table_reloaded_while_copyman_waits_is_never_copied_empty() {
         &to,
         "--truncate",
     ];
-    let out = reload_while_copying(&c.source, &src, &args);
+    let out = while_held(&c.source, &src, RELOAD, &args);
     assert_exit(&out, 0);
     assert_eq!(
         rows_with(&c.dest[0], &dst, "new"),

@@ -8,8 +8,6 @@
 
 use crate::common;
 
-use std::process::Stdio;
-
 use common::*;
 use copyman_testkit::Cluster;
 
@@ -20,19 +18,8 @@ const FILL: &str = "INSERT INTO a SELECT g, g * 10 FROM generate_series(1, 5) g;
 /// `ALTER TABLE a ALTER v TYPE float8`, committed once copyman waits for it (in its catalog
 /// query, whose snapshot is older than the change, or in its transaction); copyman's output.
 fn race(cluster: &Cluster, db: &str, args: &[&str]) -> std::process::Output {
-    let mut migration = cluster.connect(db);
-    migration
-        .batch_execute("BEGIN; ALTER TABLE a ALTER v TYPE float8 USING v::float8 / 3")
-        .unwrap();
-    let child = copyman()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_lock(cluster, db);
-    migration.batch_execute("COMMIT").unwrap();
-    child.wait_with_output().unwrap()
+    let migration = "BEGIN; ALTER TABLE a ALTER v TYPE float8 USING v::float8 / 3";
+    while_held(cluster, db, migration, args)
 }
 
 #[track_caller]
@@ -171,21 +158,9 @@ fn a_view_replaced_while_copyman_waits_fails_the_copy() {
     );
     let dst = database(&c.dest[0], "CREATE TABLE vv (id int8, v int8)");
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
-    let mut migration = c.source.connect(&src);
-    migration
-        .batch_execute(
-            "BEGIN; DROP VIEW vv; CREATE VIEW vv AS SELECT id, v::float8 / 3 AS v FROM a",
-        )
-        .unwrap();
-    let child = copyman()
-        .args(["table", "vv", "--from", &from, "--to", &to])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_lock(&c.source, &src);
-    migration.batch_execute("COMMIT").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let replaced = "BEGIN; DROP VIEW vv; CREATE VIEW vv AS SELECT id, v::float8 / 3 AS v FROM a";
+    let args = ["table", "vv", "--from", &from, "--to", &to];
+    let out = while_held(&c.source, &src, replaced, &args);
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(

@@ -308,6 +308,23 @@ pub fn wait_for_lock(cluster: &Cluster, db: &str) {
     }
 }
 
+/// Runs `copyman ARGS` while a session of `db` on `cluster` holds `held` (statements that begin
+/// a transaction and take a lock: a migration, a reload), committed once copyman waits for a
+/// lock there; copyman's output.
+pub fn while_held(cluster: &Cluster, db: &str, held: &str, args: &[&str]) -> Output {
+    let mut holder = cluster.connect(db);
+    holder.batch_execute(held).unwrap();
+    let child = copyman()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(cluster, db);
+    holder.batch_execute("COMMIT").unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Backends of `db` in a COPY (any state but idle), after waiting (bounded) for them to go.
 pub fn copy_backends(cluster: &Cluster, db: &str) -> i64 {
     let mut client = cluster.connect("postgres");
