@@ -188,3 +188,61 @@ fn a_job_reloaded_while_it_waits_is_never_copied_empty() {
         text(&out.stderr)
     );
 }
+
+/// A partitioned table its role may read only column by column, a partition truncated while an
+/// earlier table of the job copies: the job's snapshot session held the partitions' locks (its
+/// `pg_partition_tree`), the TRUNCATE waited for it and the table's copy for the TRUNCATE, for
+/// ever. The job's own questions release their locks: the TRUNCATE goes through, and the table's
+/// files tell it (failed, not recorded; `--resume` copies it).
+#[test]
+fn a_partition_truncated_during_a_job_that_cannot_lock_its_table_does_not_hang_it() {
+    let c = clusters();
+    let tree = "CREATE TABLE pt (id int, v text) PARTITION BY RANGE (id);
+        CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000);
+        CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (1000) TO (2000);";
+    let src = database(
+        &c.source,
+        &format!("{tree} INSERT INTO pt SELECT g, 'v' || g FROM generate_series(0, 1999) g;"),
+    );
+    let dst = database(&c.dest[0], tree);
+    let role = format!("parts_{src}");
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT (id, v) ON pt TO {role};"
+        ))
+        .unwrap();
+    let from = format!(
+        "host=127.0.0.1 port={} user={role} dbname={src}",
+        c.source.port()
+    );
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("partition-truncated.state");
+    let args = [
+        "table",
+        "pt",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "planned");
+    // Not waiting for the job (it waited for ever).
+    c.source
+        .connect(&src)
+        .batch_execute("SET lock_timeout = '20s'; TRUNCATE pt1")
+        .unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("was truncated or rewritten"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "pt"), 0);
+    let out = copyman().args(args).arg("--resume").output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "pt"), 1000);
+}

@@ -515,11 +515,12 @@ fn copy_group_unit(
         }
     }
     // A member read without its lock: still the files the plan saw.
-    let conn = conns.source.as_mut().expect("connected above");
-    let changed = tables
-        .iter()
-        .enumerate()
-        .find_map(|(k, t)| files_unchanged(conn, t).err().map(|e| (k, e)));
+    let changed = conns.source.as_mut().and_then(|conn| {
+        tables
+            .iter()
+            .enumerate()
+            .find_map(|(k, t)| files_unchanged(conn, t).err().map(|e| (k, e)))
+    });
     if let Some((k, error)) = changed {
         for &d in &live {
             if copies(k, d) {

@@ -1448,8 +1448,26 @@ pub fn plan_with(
         (None, Ok(conn)) => Some((conn, false)),
         (None, Err(_)) => None,
     };
-    if let (Some(before), Some((conn, _))) = (&covers_before, asker.as_mut())
-        && let Some(after) = source_covers(conn, tables.iter().map(|t| &t.table))
+    // Asked in the snapshot's transaction, whose locks last the job, these questions take
+    // locks of their own (`pg_partition_tree` locks the partitions it lists, the selection's
+    // sizes every table): released at once, or a DDL on a table the job could not lock would
+    // wait for the job, and that table's copy for the DDL — a deadlock no server sees.
+    let (after, now) = match asker.as_mut() {
+        Some((conn, ours)) => {
+            let ours = *ours && conn.execute("SAVEPOINT copyman_asked").is_ok();
+            let after = covers_before
+                .as_ref()
+                .and_then(|_| source_covers(conn, tables.iter().map(|t| &t.table)));
+            let now = conn.query(&query).ok();
+            if ours {
+                conn.execute("ROLLBACK TO SAVEPOINT copyman_asked")
+                    .map_err(|e| JobError::Snapshot(describe(&e)))?;
+            }
+            (after, now)
+        }
+        None => (None, None),
+    };
+    if let (Some(before), Some(after)) = (&covers_before, &after)
         && let Some((table, _)) = after.iter().find(|a| !before.contains(a))
     {
         return Err(JobError::Source(TableError::new(format!(
@@ -1460,8 +1478,7 @@ pub fn plan_with(
     }
     // A table created in the selection while the job planned (after its tables were listed,
     // within its snapshot) is not copied: said, not passed over in silence.
-    if let Some((conn, _)) = asker.as_mut()
-        && let Ok(rows) = conn.query(&query)
+    if let Some(rows) = now
         && let Ok(now) = select::read_selection(&rows)
     {
         notes.extend(
@@ -1784,7 +1801,7 @@ fn refuse_unreadable_for_verify(
         return Ok(());
     }
     // Not asked (an old server, a catalog it cannot read): the comparison says it itself.
-    let Ok(rows) = conn.query(&crate::sql::readable_tables_query(&names)) else {
+    let Ok(rows) = conn.query(&crate::sql::readable_columns_query(&names)) else {
         return Ok(());
     };
     let readable: HashSet<String> = rows
