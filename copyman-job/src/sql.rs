@@ -396,6 +396,17 @@ pub fn readable_tables_query(tables: &[String]) -> String {
     )
 }
 
+/// Those of `tables` whose every column the session's role may SELECT (on the table, or on each
+/// column): one row each, its name as given. What a `--verify` checksum reads.
+pub fn readable_columns_query(tables: &[String]) -> String {
+    format!(
+        "{} OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid = pg_catalog.to_regclass(n) AND a.attnum > 0 AND NOT a.attisdropped \
+             AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
+        readable_tables_query(tables)
+    )
+}
+
 /// How a source reads a table as pg_dump does: with no schema on the search_path, values that
 /// name objects (`regclass`, `regtype`, `regproc` …) are written schema-qualified, so a
 /// destination reads them as the same objects whatever its own search_path. In the reading

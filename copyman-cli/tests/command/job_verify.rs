@@ -377,7 +377,8 @@ fn job_verify_a_truncate_jobs_differing_table_is_replaced_by_a_plain_resume() {
 
 /// `--verify` with a destination role that may insert into a table but not read it: every run
 /// committed it, failed its checksum (42501), advised `--resume`, and every resume (which keeps
-/// `--verify`) did the same. Refused while planning, naming the table; nothing copied.
+/// `--verify`) did the same. Refused while planning, naming the table; nothing copied. A role
+/// with SELECT on each of its columns is not refused.
 #[test]
 fn job_verify_refuses_a_table_its_destination_role_may_not_read_back() {
     let c = clusters();
@@ -418,4 +419,23 @@ fn job_verify_refuses_a_table_its_destination_role_may_not_read_back() {
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &dst, "c"), 0);
+    // SELECT on each of its columns reads it back as well.
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(&format!("GRANT SELECT (id) ON c TO {role}"))
+        .unwrap();
+    let out = copyman()
+        .args([
+            "table",
+            "c",
+            "d",
+            "--verify",
+            "--from",
+            &c.source.conninfo(&src),
+        ])
+        .args(["--to", &to, "--state", state.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "c"), 100);
 }
