@@ -194,8 +194,9 @@ fn table_plan(
                 }
             ));
         }
+        source_may_lock = may_read_whole(conn, &copy.table)
+            && (rel.kind != "v" || copyman_job::plan::may_lock_view(conn, &copy.table));
         source_rel = Some(rel);
-        source_may_lock = may_read_whole(conn, &copy.table);
         if copy.table.schema.is_none() {
             source_qualified = qualified(conn, &copy.table);
         }

@@ -554,6 +554,25 @@ pub fn named_on_search_path(source: &Relation, columns: &[Ident]) -> Option<Stri
     })
 }
 
+/// Whether the role of `conn` (idle) may lock the view `view`: a view's lock takes the tables it
+/// reads too, with its owner's rights, or the role's own for a `security_invoker` view (a role
+/// that reads the view but only some columns of a table under it may not). Tried in a
+/// transaction rolled back at once, without waiting for a lock held elsewhere.
+pub fn may_lock_view(conn: &mut Connection, view: &TableName) -> bool {
+    if conn.session().transaction_status() != TransactionStatus::Idle
+        || conn.execute("BEGIN").is_err()
+    {
+        return false;
+    }
+    let tried = conn.execute(&format!("LOCK TABLE {view} IN ACCESS SHARE MODE NOWAIT"));
+    let _ = conn.execute("ROLLBACK");
+    match tried {
+        Ok(_) => true,
+        // Held by another: the rights are there, the lock comes later.
+        Err(e) => e.db_error().is_some_and(|db| db.code == "55P03"),
+    }
+}
+
 /// Whether the source is read with `COPY (SELECT …)`: a view, a partitioned or foreign table or
 /// a materialized view needs it, as does a generated column (which COPY's column list refuses).
 pub fn needs_select(source: &Relation, columns: Option<&[Ident]>) -> bool {

@@ -1383,6 +1383,7 @@ pub fn plan_with(
             .filter(|t| {
                 readable.contains(&t.table.to_string())
                     && crate::sql::lockable(&t.kind, source_version)
+                    && (t.kind != "v" || crate::plan::may_lock_view(&mut src, &t.table))
             })
             .map(|t| (&t.table, t.kind.as_str()))
             .collect()
