@@ -424,24 +424,6 @@ impl Participant for Party<'_, '_> {
         {
             return Err(Failure::Refused(interrupted_before_commit(signal)));
         }
-        // A trigger may have turned synchronous_commit off for the transaction: durable again.
-        let session = match (&mut self.conn, &mut self.dest) {
-            (Some(conn), _) => Some(&mut **conn),
-            (None, Some(dest)) => dest.conn.as_mut(),
-            (None, None) => None,
-        };
-        if *action == Action::Commit
-            && let Some(conn) = session
-        {
-            report::log(format_args!(
-                "{}: {}",
-                self.name,
-                crate::sql::DURABLE_COMMIT
-            ));
-            if let Err(e) = conn.execute(crate::sql::DURABLE_COMMIT) {
-                return Err(Failure::Refused(describe_sync(&e)));
-            }
-        }
         report::log(format_args!("{}: {}", self.name, action.sql()));
         // Known to a second signal (which exits at once naming them): the destinations' COMMITs,
         // and the source's, which may commit a move's DELETE.

@@ -81,6 +81,13 @@ impl Participant for Connection {
         if !action.is_due(self.session().transaction_status()) {
             return Ok(());
         }
+        // A trigger may have turned synchronous_commit off for the transaction (it outlives the
+        // session's own setting to the COMMIT): durable again, or the COMMIT is not sent.
+        if *action == Action::Commit
+            && let Err(e) = self.execute(crate::sql::DURABLE_COMMIT)
+        {
+            return Err(Failure::Refused(e));
+        }
         let said_before = self.session().notices().len();
         match self.execute(&action.sql()) {
             Ok(_) => Ok(()),

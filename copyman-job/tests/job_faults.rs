@@ -705,3 +705,35 @@ fn a_worker_that_panics_stops_the_job_instead_of_leaving_the_others_waiting() {
         assert_eq!(digest(&c.dest[0], &dbs[0], table).0, 0, "{table} committed");
     }
 }
+
+/// A destination trigger that turns `synchronous_commit` off for its transaction
+/// (`set_config(…, true)`, which outlives the session's `local` to the COMMIT): the COMMIT was
+/// answered before it was on disk, and a crash lost a table a job had recorded done. The
+/// COMMIT every commit runs ([`Participant`] for a connection, one table's and a job's alike)
+/// makes it durable first: a deferred trigger, which runs within the COMMIT, sees `local`.
+#[test]
+fn a_commit_is_durable_whatever_a_trigger_set() {
+    use copyman_job::commit::{Action, Participant};
+    let c = clusters();
+    let db = c.dest[0].create_database();
+    c.dest[0]
+        .connect(&db)
+        .batch_execute(
+            "CREATE TABLE t (id int); CREATE TABLE seen (setting text);
+             CREATE FUNCTION quick() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                 PERFORM set_config('synchronous_commit', 'off', true); RETURN NULL; END $$;
+             CREATE TRIGGER quick AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION quick();
+             CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                 INSERT INTO seen VALUES (current_setting('synchronous_commit')); RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER note AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW EXECUTE FUNCTION note();",
+        )
+        .unwrap();
+    let mut conn = copyman_sync::Connection::connect_str(&c.dest[0].conninfo(&db)).unwrap();
+    conn.execute("BEGIN").unwrap();
+    conn.execute("INSERT INTO t VALUES (1)").unwrap();
+    Participant::run(&mut conn, &Action::Commit).unwrap();
+    let rows = conn.query("SELECT setting FROM seen").unwrap();
+    assert_eq!(rows, [[Some("local".to_owned())]]);
+}

@@ -115,16 +115,8 @@ impl Participant for Announced<'_, '_, '_> {
             }
             self.sent.set(true);
         }
-        // A trigger may have turned synchronous_commit off for the transaction: durable again.
-        let durable = match action {
-            commit::Action::Commit => self.conn.execute(crate::sql::DURABLE_COMMIT).map(drop),
-            _ => Ok(()),
-        };
         let connect = &self.shared.destinations[self.destination].connect;
-        let result = match durable {
-            Ok(()) => commit::run_on_a_live_session(self.conn, action, &|| connect()),
-            Err(e) => Err(commit::Failure::Refused(e)),
-        };
+        let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
         for table in self.tables {
             (self.shared.events)(step(table, Some(result.is_ok())));
         }
