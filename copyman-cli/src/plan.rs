@@ -58,9 +58,9 @@ pub(crate) struct Plan {
     /// such (no `--where`, not a view whose functions may depend on the search_path).
     pub(crate) pinned_search_path: bool,
     /// A source table its role may not lock before the snapshot (`SELECT` on its columns only):
-    /// the query of its files, asked before the snapshot and once the COPY read it
-    /// ([`sql::files_query`]).
-    pub(crate) source_files: Option<String>,
+    /// its files are asked before the snapshot and once the COPY read it
+    /// (`copyman_job::identity::table_files`).
+    pub(crate) source_files: Option<TableName>,
 }
 
 pub(crate) fn plan(
@@ -539,7 +539,7 @@ fn table_plan(
         source_files: source_rel
             .as_ref()
             .filter(|rel| !source_may_lock && matches!(rel.kind.as_str(), "r" | "p"))
-            .map(|_| sql::files_query(&resolved.table)),
+            .map(|_| resolved.table.clone()),
         pinned_search_path,
     })
 }

@@ -168,7 +168,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
     // A table its role may not lock before the snapshot: its files, before it.
     let files_before = match (&plan.source_files, source_conn.as_mut()) {
-        (Some(query), Some(conn)) => Some(files(conn, query)),
+        (Some(table), Some(conn)) => Some(copyman_job::identity::table_files(conn, table)),
         _ => None,
     };
     if let Some(conn) = source_conn.as_mut() {
@@ -381,9 +381,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // A table read without its lock: still the files it had before the snapshot (a TRUNCATE or
     // a rewrite that committed after it showed the snapshot an empty table, exit 0 with 0 rows).
     if run_error.is_none()
-        && let (Some(before), Some(query), Some(conn)) =
+        && let (Some(before), Some(table), Some(conn)) =
             (&files_before, &plan.source_files, source_conn.as_mut())
-        && files(conn, query) != *before
+        && copyman_job::identity::table_files(conn, table) != *before
     {
         run_error = Some(
             "source: the table was truncated or rewritten (TRUNCATE, ALTER TABLE, VACUUM FULL, \
@@ -622,18 +622,6 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
         .into());
     }
     Ok((source_conn, dests))
-}
-
-/// The files of a table, as [`sql::files_query`](crate::sql::files_query) `query` reads them
-/// (`None` where it could not: compared, a change).
-fn files(conn: &mut Connection, query: &str) -> Option<String> {
-    conn.query(query)
-        .ok()?
-        .into_iter()
-        .next()?
-        .into_iter()
-        .next()
-        .flatten()
 }
 
 /// Refuses the user's SQL (`--where`, `--send`) where the source's database reads a backslash

@@ -144,6 +144,13 @@ pub fn next_xid(conn: &mut Connection) -> Option<u64> {
     rows.first()?.first()?.as_deref()?.parse().ok()
 }
 
+/// The files that hold `table`'s rows on the server of `conn` ([`sql::files_query`]), as the
+/// catalog says now; `None` where they cannot be asked.
+pub fn table_files(conn: &mut Connection, table: &sql::TableName) -> Option<String> {
+    let rows = conn.query(&sql::files_query(table)).ok()?;
+    rows.into_iter().next()?.into_iter().next().flatten()
+}
+
 /// Whether `table` on the server of `conn` holds a row that one of the transactions `xids`
 /// (`txid_current()`'s, with epoch) inserted: its `xmin`, which freezing keeps. `None` where it
 /// cannot be asked (no SELECT on the table, the table gone, `conn` in a transaction).

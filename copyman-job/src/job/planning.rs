@@ -1394,8 +1394,7 @@ pub fn plan_with(
         .iter()
         .filter(|t| matches!(t.kind.as_str(), "r" | "p") && !locked.contains(&t.table.to_string()))
         .filter_map(|t| {
-            let rows = src.query(&crate::sql::files_query(&t.table)).ok()?;
-            let files = rows.into_iter().next()?.into_iter().next().flatten()?;
+            let files = crate::identity::table_files(&mut src, &t.table)?;
             Some((t.table.to_string(), files))
         })
         .collect();

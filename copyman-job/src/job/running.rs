@@ -992,13 +992,7 @@ pub(super) fn files_unchanged(conn: &mut Connection, t: &TablePlan) -> Result<()
     let Some(before) = &t.files else {
         return Ok(());
     };
-    let now = conn
-        .query(&crate::sql::files_query(&t.table))
-        .map_err(|e| describe(&e).prefixed("source: "))?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten());
-    if now.as_ref() == Some(before) {
+    if crate::identity::table_files(conn, &t.table).as_ref() == Some(before) {
         return Ok(());
     }
     Err(TableError::new(format!(
