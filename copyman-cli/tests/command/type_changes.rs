@@ -37,9 +37,9 @@ fn assert_refused(out: &std::process::Output, exit: i32) {
     );
 }
 
-/// One table, the change on either side: the side's lock check fails the copy.
-#[test]
-fn a_column_that_changes_type_on_either_side_while_copyman_waits_fails_the_copy() {
+/// Runs the copy `args(from, to)` gives while a migration changes `a`'s column on either side:
+/// the side's check fails the copy, nothing stored.
+fn refused_on_either_side(args: impl Fn(&str, &str) -> Vec<String>) {
     let c = clusters();
     for on_source in [false, true] {
         let src = database(&c.source, &format!("{TABLE} {FILL}"));
@@ -50,8 +50,9 @@ fn a_column_that_changes_type_on_either_side_while_copyman_waits_fails_the_copy(
         } else {
             (&c.dest[0], &dst)
         };
-        let out = race(cluster, db, &["table", "a", "--from", &from, "--to", &to]);
-        assert_refused(&out, 1);
+        let args = args(&from, &to);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_refused(&race(cluster, db, &args), 1);
         assert_eq!(
             count(&c.dest[0], &dst, "a"),
             0,
@@ -60,40 +61,36 @@ fn a_column_that_changes_type_on_either_side_while_copyman_waits_fails_the_copy(
     }
 }
 
+/// One table, the change on either side: the side's lock check fails the copy.
+#[test]
+fn a_column_that_changes_type_on_either_side_while_copyman_waits_fails_the_copy() {
+    refused_on_either_side(|from, to| {
+        ["table", "a", "--from", from, "--to", to]
+            .map(str::to_owned)
+            .to_vec()
+    });
+}
+
 /// `copy` whose statements both say FORMAT binary, the change on either side while copyman
 /// waits (it compared the columns before): the side's check fails the copy (the int8 10 was
 /// stored as the float8 5e-323, exit 0).
 #[test]
 fn a_binary_copys_column_that_changes_type_on_either_side_fails_the_copy() {
-    let c = clusters();
-    for on_source in [false, true] {
-        let src = database(&c.source, &format!("{TABLE} {FILL}"));
-        let dst = database(&c.dest[0], TABLE);
-        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
-        let (cluster, db) = if on_source {
-            (&c.source, &src)
-        } else {
-            (&c.dest[0], &dst)
-        };
-        let args = [
+    refused_on_either_side(|from, to| {
+        [
             "copy",
             "--from",
-            &from,
+            from,
             "--send",
             "COPY a TO STDOUT (FORMAT binary)",
             "--to",
-            &to,
+            to,
             "--receive",
             "COPY a FROM STDIN (FORMAT binary)",
-        ];
-        let out = race(cluster, db, &args);
-        assert_refused(&out, 1);
-        assert_eq!(
-            count(&c.dest[0], &dst, "a"),
-            0,
-            "source changed: {on_source}"
-        );
-    }
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    });
 }
 
 #[test]
