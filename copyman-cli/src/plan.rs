@@ -867,7 +867,8 @@ fn raw_misreads(
         }),
         Some(query) => match query_columns(source, query) {
             Ok(relation) => Some(relation),
-            // A query that changes data cannot be a view: left to the servers, as documented.
+            // A query that changes data on a server older than 15: left to the servers, as
+            // documented.
             Err(Undescribed::ChangesData) => None,
             // A query the source could not describe (no TEMP privilege, a standby, an event
             // trigger): its order is not checked, and a destination reading it by its table's
@@ -1008,15 +1009,16 @@ fn raw_misreads(
 
 /// Why a `--send` query's columns could not be described ([`query_columns`]).
 enum Undescribed {
-    /// It changes data (`DELETE … RETURNING`), which a view cannot: the servers read it.
+    /// It changes data (`DELETE … RETURNING`), which a view cannot, on a server older than 15
+    /// (or it is a data-modifying `WITH` itself): the servers read it.
     ChangesData,
     /// The source would not create the view, or describe it: what it said.
     Refused(String),
 }
 
 /// The columns `query` (a `COPY (query) TO STDOUT`'s) gives, with their types, as the source
-/// describes them without running it: a temporary view of it, in a transaction (read-write, for
-/// a role whose transactions are read-only by default) rolled back at once.
+/// describes them without running it: a temporary view of it, or a temporary table created
+/// from it `WITH NO DATA` (a `DELETE … RETURNING`), each in a transaction rolled back at once.
 ///
 /// # Errors
 /// [`Undescribed`]: a query that changes data, or why the source did not describe it (a
@@ -1029,26 +1031,58 @@ fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescr
         ));
     }
     let refused = |e: &copyman_sync::Error| Undescribed::Refused(describe_sync(e).to_string());
-    conn.execute("BEGIN READ WRITE").map_err(|e| refused(&e))?;
-    let view = "pg_temp.copyman_send_columns";
-    let described = match conn.execute(&format!("CREATE TEMPORARY VIEW {view} AS {query}")) {
-        // Not a query a view can be (42601: `DELETE …` is no SELECT; 0A000: a data-modifying
-        // WITH).
-        Err(e)
-            if matches!(
-                describe_sync(&e).sqlstate.as_deref(),
-                Some("42601" | "0A000")
-            ) =>
-        {
-            Err(Undescribed::ChangesData)
-        }
-        Err(e) => Err(refused(&e)),
-        Ok(_) => crate::file_source::copy_relation(conn, &format!("COPY {view} TO STDOUT"))
-            .ok_or_else(|| Undescribed::Refused("its view could not be read".to_owned())),
+    let relation = "pg_temp.copyman_send_columns";
+    let view = format!("CREATE TEMPORARY VIEW {relation} AS {query}");
+    let mut created = created_and_read(conn, &view, relation);
+    // Not a query a view can be (42601: `DELETE …` is no SELECT; 0A000: a data-modifying
+    // WITH). From PostgreSQL 15 (where this was checked) a table created from it `WITH NO DATA`
+    // takes its columns from the statement's target list without planning or running it: no
+    // row changes, no trigger fires, and the transaction is rolled back all the same. (A query
+    // that is itself a data-modifying `WITH` cannot be wrapped so: 0A000 again.)
+    let changes_data = |e: &copyman_sync::Error| {
+        matches!(
+            describe_sync(e).sqlstate.as_deref(),
+            Some("42601" | "0A000")
+        )
     };
-    // Nothing of it stays: the view goes with the transaction.
+    if let Err(e) = &created
+        && changes_data(e)
+    {
+        if conn
+            .session()
+            .server_version_num()
+            .is_none_or(|v| v < 150_000)
+        {
+            return Err(Undescribed::ChangesData);
+        }
+        let sql = format!(
+            "CREATE TEMPORARY TABLE {relation} AS WITH copyman_send AS ({query}) \
+             SELECT * FROM copyman_send WITH NO DATA"
+        );
+        created = created_and_read(conn, &sql, relation);
+    }
+    match created {
+        Err(e) if changes_data(&e) => Err(Undescribed::ChangesData),
+        Err(e) => Err(refused(&e)),
+        Ok(relation) => relation
+            .ok_or_else(|| Undescribed::Refused("its description could not be read".to_owned())),
+    }
+}
+
+/// Runs `create` (which creates the temporary `relation`) and reads `relation`'s columns, in a
+/// transaction (read-write, for a role whose transactions are read-only by default) rolled back
+/// at once: nothing of it stays.
+fn created_and_read(
+    conn: &mut Connection,
+    create: &str,
+    relation: &str,
+) -> Result<Option<Relation>, copyman_sync::Error> {
+    conn.execute("BEGIN READ WRITE")?;
+    let read = conn
+        .execute(create)
+        .map(|_| crate::file_source::copy_relation(conn, &format!("COPY {relation} TO STDOUT")));
     let _ = conn.execute("ROLLBACK");
-    described
+    read
 }
 
 /// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it

@@ -222,14 +222,22 @@ fn binary_copy_into_other_types_is_refused() {
         "{}",
         text(&out.stderr)
     );
-    let delete = "COPY (DELETE FROM bx WHERE false RETURNING *) TO STDOUT (FORMAT binary)";
+    // A `DELETE … RETURNING` is described too (a table created from it WITH NO DATA): its
+    // types are checked, and nothing is deleted by the description.
+    let delete = "COPY (DELETE FROM bx WHERE true RETURNING *) TO STDOUT (FORMAT binary)";
+    let rows = count(&c.source, &src, "bx");
+    let out = query(delete, &c.dest[0].conninfo(&other));
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("binary COPY does not convert values"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "bx"), rows);
     let out = query(delete, &c.dest[1].conninfo(&same));
     assert_exit(&out, 0);
     assert!(
-        text(&out.stderr).contains(
-            "--send is a query in FORMAT binary whose columns could not be described: the types \
-             it writes are not checked"
-        ),
+        !text(&out.stderr).contains("could not be described"),
         "{}",
         text(&out.stderr)
     );
@@ -432,8 +440,8 @@ fn copy_into_the_same_columns_in_another_order_is_refused() {
 /// `copy` whose `--send` is a query: its columns are described (a temporary view, rolled back)
 /// and checked as a table's — the same columns in another order refused (their values were
 /// swapped, exit 0), a binary misread refused; a query in the destination's order, or renamed
-/// on purpose, copies; one that cannot be described (a `DELETE … RETURNING`) is left to the
-/// servers, and nothing of the description stays on the source.
+/// on purpose, copies; a `DELETE … RETURNING` is described without running it and checked the
+/// same; nothing of the description stays on the source.
 #[test]
 fn copy_of_a_query_checks_its_columns_as_a_tables() {
     let c = clusters();
@@ -517,14 +525,48 @@ fn copy_of_a_query_checks_its_columns_as_a_tables() {
         ),
         1
     );
-    // A move's DELETE cannot be a view: left to the servers, as before.
+    // A move's DELETE cannot be a view: it is described by a table created from it WITH NO
+    // DATA, which runs nothing (its trigger does not fire, no row goes), and checked the same.
+    c.source
+        .connect(&src)
+        .batch_execute(
+            "CREATE TABLE fired (n int);
+             CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO fired VALUES (1); RETURN OLD; END $$;
+             CREATE TRIGGER note BEFORE DELETE ON p FOR EACH ROW EXECUTE FUNCTION note();",
+        )
+        .unwrap();
+    let out = copy(
+        "COPY (DELETE FROM p RETURNING id, first_name, last_name) TO STDOUT",
+        "COPY p FROM STDIN",
+    );
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(
+            "the --send's query writes the columns (id, first_name, last_name) and destination 1"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.source, &src, "p"), 1);
+    assert_eq!(count(&c.source, &src, "fired"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "p"), 2);
     let out = copy(
         "COPY (DELETE FROM p RETURNING id, last_name, first_name) TO STDOUT",
         "COPY p FROM STDIN",
     );
     assert_exit(&out, 0);
     assert_eq!(count(&c.source, &src, "p"), 0);
+    assert_eq!(count(&c.source, &src, "fired"), 1);
     assert_eq!(count(&c.dest[0], &dst, "p"), 3);
+    assert_eq!(
+        count(
+            &c.source,
+            &src,
+            "(SELECT 1 FROM pg_class WHERE relname = 'copyman_send_columns')"
+        ),
+        0
+    );
 }
 
 /// `copy` between tables into narrower columns: said as table mode says it (rounded and cut
