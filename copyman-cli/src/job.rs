@@ -1159,6 +1159,9 @@ fn write_human(
     }
     // Interrupted: every table is said, committed or not, so the user knows where it stands.
     let interrupted = report.interrupted.is_some() && !report.succeeded();
+    // Tables a stopped job never reached are counted, not listed one line each (a job of 300
+    // tables whose first failed would bury its reason): `--verbose` and `--json` list them.
+    let mut not_started: Vec<String> = Vec::new();
     for t in &report.tables {
         // The source's error, the same for every destination, said once.
         let source_failed = t
@@ -1190,6 +1193,13 @@ fn write_human(
             if !show || (output.quiet && d.status == Status::NotStarted) {
                 continue;
             }
+            if d.status == Status::NotStarted && d.error.is_none() && !output.verbose {
+                let name = t.table.to_string();
+                if not_started.last() != Some(&name) {
+                    not_started.push(name);
+                }
+                continue;
+            }
             write!(
                 out,
                 "  {} → destination {} ({}): {}",
@@ -1209,6 +1219,19 @@ fn write_human(
             }
             writeln!(out)?;
         }
+    }
+    if !not_started.is_empty() {
+        const NAMED: usize = 5;
+        let more = not_started.len().saturating_sub(NAMED);
+        let mut names = not_started[..not_started.len().min(NAMED)].join(", ");
+        if more > 0 {
+            names.push_str(&format!(" and {more} more (--verbose lists each)"));
+        }
+        writeln!(
+            out,
+            "  not started on some or every destination: {} ({names})",
+            plural(not_started.len(), "table")
+        )?;
     }
     if let Some(why) = &report.stopped {
         writeln!(out, "copyman: the job stopped: {why}")?;
@@ -1962,6 +1985,92 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.matches("permission denied").count(), 2, "{out}");
+    }
+
+    /// A job that stopped at its first table says why within a few lines: the tables it never
+    /// reached are counted in one line (a 300-table job listed 299 "not started" lines before
+    /// its reason), and listed one by one under `--verbose`.
+    #[test]
+    fn tables_never_reached_are_counted_not_listed() {
+        let result = |status, error: Option<&str>| job::DestResult {
+            status,
+            rows: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: error.map(|message| job::TableError {
+                lasting: true,
+                sqlstate: Some("42501".to_owned()),
+                message: message.to_owned(),
+            }),
+            verified: None,
+            unverified: false,
+            warning: None,
+        };
+        let table = |name: String, destinations| job::TableReport {
+            table: TableName::parse(&name).unwrap(),
+            format: Format::Text,
+            source_rows: None,
+            destinations,
+            notices: Vec::new(),
+            notices_dropped: 0,
+        };
+        let mut tables = vec![table(
+            "t0".to_owned(),
+            vec![
+                result(Status::Failed, Some("permission denied for table t0")),
+                result(Status::NotStarted, None),
+            ],
+        )];
+        tables.extend((1..300).map(|i| {
+            table(
+                format!("t{i}"),
+                vec![
+                    result(Status::NotStarted, None),
+                    result(Status::NotStarted, None),
+                ],
+            )
+        }));
+        let report = JobReport {
+            tables,
+            snapshot: None,
+            stopped: Some("table \"t0\": permission denied".to_owned()),
+            stopped_waiting: false,
+            interrupted: None,
+            seconds: 0.0,
+        };
+        let server = |name: &str| Server {
+            name: name.to_owned(),
+            connect: Arc::new(|| unreachable!("not connected")),
+        };
+        let human = |output: Output| {
+            let mut out = Vec::new();
+            let options = Options::new("job.state");
+            let dests = [server("d1"), server("d2")];
+            write_human(&mut out, &report, &dests, &options, output).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let out = human(Output::default());
+        assert!(out.lines().count() < 6, "{out}");
+        assert!(!out.contains(": not started"), "{out}");
+        assert!(
+            out.contains(
+                "  not started on some or every destination: 300 tables (\"t0\", \
+                 \"t1\", \"t2\", \"t3\", \"t4\" and \
+                 295 more (--verbose lists each))\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("permission denied for table t0"), "{out}");
+        assert!(
+            out.contains("copyman: the job stopped: table \"t0\": permission denied\n"),
+            "{out}"
+        );
+        let verbose = human(Output {
+            verbose: true,
+            ..Output::default()
+        });
+        assert_eq!(verbose.matches(": not started").count(), 599, "{verbose}");
+        assert!(!verbose.contains("not started on some"), "{verbose}");
     }
 
     /// A job's own cancel after a signal reads as interrupted whatever language the server's
