@@ -191,6 +191,7 @@ macro_rules! connection_glue {
             loop {
                 // What the step asks for goes out first: the server may be waiting for it.
                 let step = self.endpoint.poll();
+                let reads = self.endpoint.reads();
                 if let Err(unsent) = self.flush()$(.$await)? {
                     // A server that ended the session (terminated, an idle timeout) said why
                     // before it closed: its FATAL, not the write's "Broken pipe", is the error.
@@ -204,7 +205,13 @@ macro_rules! connection_glue {
                         _ => unsent,
                     });
                 }
+                // A flush that waited to write read what the server said meanwhile: that may be
+                // the whole answer the step waits for (a COPY the server failed before it read
+                // the CopyFail), so the step is asked again rather than read for (a wait for
+                // bytes that never come).
+                let stale = self.endpoint.reads() != reads;
                 match step {
+                    $crate::endpoint::Step::Read if stale => {}
                     $crate::endpoint::Step::Read => self.read_into_session()$(.$await)??,
                     $crate::endpoint::Step::SendCancel => self.cancel()$(.$await)??,
                     $crate::endpoint::Step::Done(outcome) => return Ok(outcome?),

@@ -155,6 +155,8 @@ pub struct Endpoint {
     /// The COPY is being failed: its realignment went to the transmit queue (and a CopyFail, if
     /// the server was still copying); an abandon must not send them again.
     failing: bool,
+    /// Reads taken ([`Endpoint::handle_input`], [`Endpoint::handle_eof`]).
+    reads: u64,
 }
 
 #[derive(Debug)]
@@ -174,6 +176,7 @@ impl Endpoint {
             filler: 0,
             copy_in_error: None,
             failing: false,
+            reads: 0,
         }
     }
 
@@ -207,12 +210,21 @@ impl Endpoint {
     /// # Errors
     /// The session's terminal error (a protocol violation, a FATAL error).
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        self.reads += 1;
         self.session.handle_input(bytes)
     }
 
     /// The socket's end (EOF, or a failed read: the connection is gone).
     pub fn handle_eof(&mut self) {
+        self.reads += 1;
         self.session.handle_eof();
+    }
+
+    /// How many reads (bytes, or the socket's end) the endpoint has taken: a caller that read
+    /// while it wrote (copyman-sync waits to write and reads at once) knows by it that a
+    /// [`Step::Read`] polled before may already be answered, and polls again.
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 
     /// Waits for the session to be ready: the end of the startup, or of whatever runs.

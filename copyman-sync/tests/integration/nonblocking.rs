@@ -386,3 +386,83 @@ fn a_blocking_transmit_reads_what_the_server_says_while_it_waits_to_write() {
         assert_eq!(count[0][0].as_deref(), Some("200000"), "[{kind}]");
     }
 }
+
+/// A receiver failed while its server, blocked on a row lock, reads nothing: the CopyFail waits
+/// to be written, and the server's error and ReadyForQuery come while it waits (the lock's holder
+/// commits, the row is a duplicate; the server ends the COPY at once and drops what follows). The
+/// wait to write reads them, which ends the failure: it must not then wait to read the answer it
+/// already has (it waited for the timeout, or for ever without one).
+#[test]
+fn a_failure_answered_while_its_copyfail_waits_to_be_written_ends_at_once() {
+    for (kind, _, conninfo) in kinds() {
+        let mut holder = connect(kind, &conninfo);
+        for sql in [
+            "CREATE TABLE u (n int8 PRIMARY KEY)",
+            "BEGIN",
+            "INSERT INTO u VALUES (1)",
+        ] {
+            holder
+                .execute(sql)
+                .unwrap_or_else(|e| panic!("[{kind}] {e}"));
+        }
+        let mut dst = connect(kind, &conninfo);
+        let pid = dst.query("SELECT pg_backend_pid()").unwrap()[0][0]
+            .clone()
+            .unwrap();
+        // A wait for an answer that never comes shows as this timeout, not as a test that hangs.
+        dst.set_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut receiver = StatementReceiver::new(&mut dst, "COPY u FROM STDIN");
+        receiver.start().unwrap_or_else(|e| panic!("[{kind}] {e}"));
+        // Row 1 waits for the holder's; far more rows than the socket buffers hold follow.
+        let mut stream = frame(b"1\n");
+        for first in (2..4_000_000).step_by(1000) {
+            let rows: String = (first..first + 1000).map(|n| format!("{n}\n")).collect();
+            stream.extend(frame(rows.as_bytes()));
+        }
+        let mut written = 0;
+        let mut waiting = false;
+        loop {
+            match receiver.try_write(&stream[written..]).unwrap() {
+                0 if waiting => break,
+                0 => {
+                    // The server stopped reading: once it waits for the lock, fill what is left.
+                    let waits = format!(
+                        "SELECT 1 FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'"
+                    );
+                    while holder.query(&waits).unwrap().is_empty() {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    waiting = true;
+                }
+                n => written += n,
+            }
+            assert!(
+                written < stream.len(),
+                "[{kind}] the server read everything"
+            );
+        }
+        let mut framer = copyman_wire::Framer::new();
+        let _ = framer.advance(&stream[..written]).unwrap();
+        let completion = copyman_wire::realign::completion(framer.position());
+        let unlock = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            holder.execute("COMMIT").unwrap();
+            holder
+        });
+        let failed = receiver.fail("the copy failed elsewhere", &completion);
+        let mut holder = unlock.join().unwrap();
+        if let Err(e) = &failed {
+            // The server's own error (the duplicate) may be said; a timeout may not.
+            let said = e.downcast_ref::<Error>().and_then(Error::code);
+            assert_eq!(said, Some("23505"), "[{kind}] {e}");
+        }
+        drop(receiver);
+        assert_eq!(
+            dst.query("SELECT count(*) FROM u").unwrap()[0][0].as_deref(),
+            Some("1"),
+            "[{kind}]"
+        );
+        assert!(dst.is_ready(), "[{kind}]");
+        holder.execute("DROP TABLE u").unwrap();
+    }
+}
