@@ -377,6 +377,9 @@ fn table_plan(
     if let Some(warning) = warning {
         report::warn(warning);
     }
+    if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view) {
+        report::warn(warning);
+    }
     // A binary file holds no column types: each value is read as the destination's column's
     // type, whatever it was written from (an int8 read as a float8, a jsonb as text with its
     // version byte), without an error; psql's \copy reads it so too. Said, with the types.
@@ -852,6 +855,11 @@ fn raw_misreads(
             }
             Ok(None) => {}
         }
+    }
+    let receiving: Vec<(&str, &Relation)> =
+        reads.iter().map(|(l, r, _, _)| (l.as_str(), r)).collect();
+    if let Some(warning) = copyman_job::plan::insert_triggers(&receiving) {
+        report::warn(format_args!("the --receive's table: {warning}"));
     }
     // The columns each statement's COPY writes or reads, in its order: read by position.
     let query = statement::copy_query(send);

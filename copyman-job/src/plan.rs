@@ -100,6 +100,49 @@ fn nulls_checked(conn: &mut Connection, relation: &mut Relation) {
     }
 }
 
+/// The destinations whose table runs triggers on INSERT ([`Relation::insert_triggers`]), said:
+/// what they do to a copied row is the destination's own, and neither COPY's count nor copyman
+/// sees it (an AFTER trigger that moves the row elsewhere, a BEFORE trigger that sets a value);
+/// `None` when no destination has any. A view's INSTEAD OF trigger is
+/// [`Relation::counts_unchecked`]'s.
+///
+/// ```
+/// use copyman_job::plan::insert_triggers;
+/// use copyman_job::sql::Relation;
+///
+/// let rel = |triggers: Option<&str>| Relation {
+///     kind: "r".into(),
+///     estimate: None,
+///     columns: Vec::new(),
+///     children: 0,
+///     view_takes_inserts: true,
+///     insert_triggers: triggers.map(str::to_owned),
+/// };
+/// let (plain, audited) = (rel(None), rel(Some("audit, route")));
+/// assert_eq!(insert_triggers(&[("destination 1", &plain)]), None);
+/// let said = insert_triggers(&[("destination 1", &plain), ("destination 2", &audited)]).unwrap();
+/// assert!(said.starts_with("destination 2 runs INSERT triggers on it (audit, route)"), "{said}");
+/// ```
+pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
+    let each: Vec<(&str, &str)> = dests
+        .iter()
+        .filter_map(|(label, rel)| Some((*label, rel.insert_triggers.as_deref()?)))
+        .collect();
+    let who = match each.as_slice() {
+        [] => return None,
+        [(label, names)] => format!("{label} runs INSERT triggers on it ({names})"),
+        _ => {
+            let each: Vec<String> = each.iter().map(|(l, n)| format!("{l} ({n})")).collect();
+            format!("INSERT triggers run on it on {}", each.join(", "))
+        }
+    };
+    Some(format!(
+        "{who}: they run for every copied row, and a value they set or a row they move or \
+         delete after storing it makes the table differ from the source's without an error \
+         (COPY counts the rows it stored, not what the triggers did with them)"
+    ))
+}
+
 /// The major version of a `server_version_num`.
 pub fn major(version: u32) -> u32 {
     if version >= 100_000 {
@@ -989,6 +1032,7 @@ mod tests {
             estimate: None,
             children: 0,
             view_takes_inserts: true,
+            insert_triggers: None,
             columns: columns
                 .iter()
                 .map(|&(name, type_name, generated, binary)| Column {

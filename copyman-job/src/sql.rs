@@ -971,7 +971,11 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
              WHERE g.tgrelid = c.oid AND g.tgtype & 69 = 69), \
            (SELECT pg_catalog.string_agg(r.path || ' ' || \
               pg_catalog.format_type(r.typ, r.md), ', ' ORDER BY r.path) \
-            FROM reach r WHERE r.attnum = a.attnum AND r.md <> -1) \
+            FROM reach r WHERE r.attnum = a.attnum AND r.md <> -1), \
+           (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(g.tgname::text), ', ' \
+              ORDER BY pg_catalog.quote_ident(g.tgname::text)) \
+            FROM parts JOIN pg_catalog.pg_trigger g ON g.tgrelid = parts.oid \
+            WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 68 = 4) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -1048,6 +1052,10 @@ pub struct Relation {
     /// A view with an `INSTEAD OF INSERT` row trigger, which a `COPY … FROM` can write through
     /// (`true` for every relation that is not a view).
     pub view_takes_inserts: bool,
+    /// The enabled triggers that fire on INSERT (row or statement, BEFORE or AFTER, a
+    /// constraint trigger; not INSTEAD OF, not the server's own for foreign keys) on it or its
+    /// partitions, by name, comma-separated: they run for every row a `COPY … FROM` stores.
+    pub insert_triggers: Option<String>,
 }
 
 impl Relation {
@@ -1100,6 +1108,7 @@ impl Relation {
             columns,
             children,
             view_takes_inserts: field(first, 10).as_deref() != Some("f"),
+            insert_triggers: field(first, 12),
         })
     }
 

@@ -43,5 +43,6 @@ mod snapshot_locks;
 mod table_mode;
 mod tables;
 mod tls_certs;
+mod triggers;
 mod type_changes;
 mod waits_and_files;

@@ -346,7 +346,7 @@ fn count_mismatch_names_allow_count_mismatch_and_commits_nothing() {
     let out = run(&allowed);
     assert_exit(&out, 0);
     assert!(
-        line_with(&out, "warning").contains("stored 500 rows where the source sent 1,000 rows"),
+        line_with(&out, "stored 500 rows where the source sent 1,000 rows").contains("warning"),
         "{}",
         text(&out.stderr)
     );

@@ -1133,6 +1133,9 @@ pub fn plan_with(
         if let Some(warning) = &choice.warning {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        if let Some(warning) = crate::plan::insert_triggers(&view) {
+            notes.push(format!("{}: {warning}", sel.table));
+        }
         // A view is read on the source's search_path: values that name objects lose their
         // schema.
         if !crate::sql::reads_pinned(&source_rel.kind)
