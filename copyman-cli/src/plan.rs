@@ -86,7 +86,7 @@ pub(crate) fn plan(
                     dests,
                     t.safety.allow_count_mismatch,
                     &mut guards,
-                ),
+                )?,
                 _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
                 _ => None,
             };
@@ -809,7 +809,10 @@ fn money_misread(
 /// new one) would land in each other's places, in text as in binary; and binary COPY does not
 /// convert values, so another type at the same position would read the bytes as its own (an
 /// int8 became a timestamp). A query's columns are described first ([`query_columns`]); one
-/// that cannot be is left to the servers.
+/// that changes data on a server older than 15 is left to the servers.
+///
+/// # Errors
+/// A query that failed on the source as it was described (exit 1).
 ///
 /// A binary copy gets `guards` (each destination's, the source's): checks, each in its side's
 /// transaction before its COPY, that the tables its statements name still have the types
@@ -823,7 +826,7 @@ fn raw_misreads(
     dests: &mut [Dest<'_>],
     allow_count_mismatch: bool,
     guards: &mut (Vec<Option<String>>, Option<String>),
-) -> Option<String> {
+) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
     // What each destination's --receive reads into, where it names a table.
     let mut reads = Vec::new();
@@ -849,7 +852,7 @@ fn raw_misreads(
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
     for (label, read, _, _) in &reads {
         match uncounted(read, allow_count_mismatch) {
-            Err(why) => return Some(format!("{label}: the --receive's table {why}")),
+            Err(why) => return Ok(Some(format!("{label}: the --receive's table {why}"))),
             Ok(Some(warning)) => {
                 report::warn(format_args!("{label}: the --receive's table {warning}"));
             }
@@ -875,6 +878,16 @@ fn raw_misreads(
         }),
         Some(query) => match query_columns(source, query) {
             Ok(relation) => Some(relation),
+            Err(Undescribed::Failed(error)) => {
+                return Err(Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!(
+                        "the --send's query failed on the source as copyman described it \
+                         (nothing was copied): {error}"
+                    ),
+                    server: Some(("source".to_owned(), error)),
+                });
+            }
             // A query that changes data on a server older than 15: left to the servers, as
             // documented.
             Err(Undescribed::ChangesData) => None,
@@ -889,12 +902,12 @@ fn raw_misreads(
                     )
                 });
                 if let Some((label, _, _, _)) = unlisted {
-                    return Some(format!(
+                    return Ok(Some(format!(
                         "the --send's query could not be described by the source ({why}), so \
                          copyman cannot check that {label} reads its columns in their order: \
                          list the columns in the --receive in the query's order (COPY t (a, b, \
                          …) FROM STDIN), which says the order is yours"
-                    ));
+                    )));
                 }
                 None
             }
@@ -910,7 +923,7 @@ fn raw_misreads(
                  destination's); copy in text unless they are the same",
             );
         }
-        return None;
+        return Ok(None);
     };
     let sent = &sent_rel.columns;
     let what = match query {
@@ -923,10 +936,10 @@ fn raw_misreads(
         // A table without columns writes empty rows, which a table with columns reads as its
         // own ('' or NULL, not their defaults).
         if sent.is_empty() && !read.columns.is_empty() {
-            return Some(format!(
+            return Ok(Some(format!(
                 "the --send's {what} has no column, and {label} reads columns: each empty row \
                  would be read as them ('' or NULL rather than their defaults)"
-            ));
+            )));
         }
         let names = |columns: &[copyman_job::sql::Column]| -> Vec<String> {
             columns.iter().map(|c| c.name.as_str().to_owned()).collect()
@@ -939,33 +952,49 @@ fn raw_misreads(
         let listed =
             |sql: &str| matches!(copyman_core::file_start::copy_columns(sql), Some(Some(_)));
         let chosen = (query.is_some() || listed(send)) && listed(receive_sql);
+        let mend = match query {
+            Some(_) => {
+                "select them in the destination's order, or list the columns in the --receive \
+                 in the query's order"
+            }
+            None => {
+                "list the columns in the --receive in the --send's order, or use `copyman \
+                 table`, which copies by name"
+            }
+        };
         if written != taken && sorted.0 == sorted.1 && !chosen {
-            let mend = match query {
-                Some(_) => {
-                    "select them in the destination's order, or list the columns in the \
-                            --receive in the query's order"
-                }
-                None => {
-                    "list the columns in the --receive in the --send's order, or use \
-                         `copyman table`, which copies by name"
-                }
-            };
-            return Some(format!(
+            return Ok(Some(format!(
                 "COPY reads fields by position: the --send's {what} writes the columns ({}) and \
                  {label} reads the same columns in another order ({}): their values would land \
                  in each other's places; {mend}",
                 written.join(", "),
                 taken.join(", ")
-            ));
+            )));
+        }
+        // One column read into another's place while the destination has a column of its name
+        // (the others renamed, or not there): its values would land in the wrong column all the
+        // same.
+        let misplaced = written.iter().enumerate().find_map(|(i, name)| {
+            let into = taken.get(i).filter(|t| *t != name)?;
+            Some((i, name, into, taken.iter().position(|t| t == name)?))
+        });
+        if let Some((i, name, into, own)) = misplaced.filter(|_| !chosen) {
+            return Ok(Some(format!(
+                "COPY reads fields by position: the --send's {what} writes \"{name}\" as its \
+                 field {}, which {label} reads into its column \"{into}\", though it has a column \
+                 \"{name}\" (its field {}): the values would land in another column; {mend}",
+                i + 1,
+                own + 1
+            )));
         }
         // A composite whose fields stand in another order there: filled by position, swapped.
         if let Some((from, why)) = sent.iter().zip(&read.columns).find_map(|(from, to)| {
             copyman_job::plan::composite_reordered(from, to).map(|why| (from, why))
         }) {
-            return Some(format!(
+            return Ok(Some(format!(
                 "the --send's column \"{}\" into {label}: {why}",
                 from.name.as_str()
-            ));
+            )));
         }
         // What the destination converts, pair by pair, said as table mode says it.
         let mut paired = read.clone();
@@ -985,14 +1014,14 @@ fn raw_misreads(
             });
             if let Some((how, from, to)) = misread {
                 let what = how.describe(&format!("\"{}\"", from.name.as_str()), from, to, label);
-                return Some(format!(
+                return Ok(Some(format!(
                     "binary COPY does not convert values: the --send's {what}, where it reads \
                      column \"{}\" ({}): its bytes would be read as another type; copy in text \
                      (FORMAT text or csv on both ends), which converts, or into columns of the \
                      same types",
                     to.name.as_str(),
                     to.type_name
-                ));
+                )));
             }
         }
         paired_all.push((label.as_str(), paired, settings));
@@ -1004,7 +1033,7 @@ fn raw_misreads(
         .map(|(label, rel, settings)| (*label, rel, *settings))
         .collect();
     if let Some(why) = copyman_job::plan::read_otherwise(&sent_rel, &columns, &read) {
-        return Some(why);
+        return Ok(Some(why));
     }
     for warning in converted {
         report::warn(warning);
@@ -1012,25 +1041,34 @@ fn raw_misreads(
     if let Some(warning) = copyman_job::plan::named_on_search_path(&sent_rel, &columns) {
         report::warn(warning);
     }
-    None
+    Ok(None)
 }
 
 /// Why a `--send` query's columns could not be described ([`query_columns`]).
 enum Undescribed {
-    /// It changes data (`DELETE … RETURNING`), which a view cannot, on a server older than 15
-    /// (or it is a data-modifying `WITH` itself): the servers read it.
+    /// It changes data (`DELETE … RETURNING`), which a view cannot, on a server older than 15:
+    /// the servers read it.
     ChangesData,
-    /// The source would not create the view, or describe it: what it said.
+    /// The source cannot describe it so (a standby, no TEMP privilege, two columns of one
+    /// name, an event trigger that refuses DDL): what it said. Listing the columns in the
+    /// `--receive` makes their order the user's.
     Refused(String),
+    /// The query failed there (a typo, a lock or statement timeout, a stall), as its COPY would:
+    /// what the source said.
+    Failed(ErrorInfo),
 }
 
 /// The columns `query` (a `COPY (query) TO STDOUT`'s) gives, with their types, as the source
-/// describes them without running it: a temporary view of it, or a temporary table created
-/// from it `WITH NO DATA` (a `DELETE … RETURNING`), each in a transaction rolled back at once.
+/// describes them without running it: a temporary view of it; from PostgreSQL 15, where a view
+/// cannot be one (`DELETE … RETURNING`, a data-modifying `WITH`), a temporary table created from
+/// it `WITH NO DATA`, which defines the table from the statement's target list without planning
+/// or running it (no row changes, no trigger fires: checked there). Each in a savepoint of one
+/// transaction (read-write, for a role whose transactions are read-only by default) rolled back
+/// at once: nothing of it stays.
 ///
 /// # Errors
-/// [`Undescribed`]: a query that changes data, or why the source did not describe it (a
-/// standby, no TEMP privilege, two columns of one name, a session already in a transaction).
+/// [`Undescribed`]: a query that changes data on an older server, why the source could not
+/// describe it, or its failure there.
 fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescribed> {
     use copyman_core::session::TransactionStatus;
     if conn.session().transaction_status() != TransactionStatus::Idle {
@@ -1038,59 +1076,79 @@ fn query_columns(conn: &mut Connection, query: &str) -> Result<Relation, Undescr
             "its session is in a transaction".to_owned(),
         ));
     }
-    let refused = |e: &copyman_sync::Error| Undescribed::Refused(describe_sync(e).to_string());
+    // A standby refuses a read-write transaction (0A000): it cannot describe.
+    conn.execute("BEGIN READ WRITE")
+        .map_err(|e| Undescribed::Refused(describe_sync(&e).to_string()))?;
+    let described = described_in_transaction(conn, query);
+    let _ = conn.execute("ROLLBACK");
+    described
+}
+
+/// [`query_columns`]'s ways, each tried in a savepoint of the transaction it opened.
+fn described_in_transaction(conn: &mut Connection, query: &str) -> Result<Relation, Undescribed> {
     let relation = "pg_temp.copyman_send_columns";
-    let view = format!("CREATE TEMPORARY VIEW {relation} AS {query}");
-    let mut created = created_and_read(conn, &view, relation);
-    // Not a query a view can be (42601: `DELETE …` is no SELECT; 0A000: a data-modifying
-    // WITH). From PostgreSQL 15 (where this was checked) a table created from it `WITH NO DATA`
-    // takes its columns from the statement's target list without planning or running it: no
-    // row changes, no trigger fires, and the transaction is rolled back all the same. (A query
-    // that is itself a data-modifying `WITH` cannot be wrapped so: 0A000 again.)
-    let changes_data = |e: &copyman_sync::Error| {
-        matches!(
-            describe_sync(e).sqlstate.as_deref(),
-            Some("42601" | "0A000")
-        )
-    };
-    if let Err(e) = &created
-        && changes_data(e)
+    // The query ends its line: a `-- comment` on its last line ends there.
+    let mut ways = vec![format!("CREATE TEMPORARY VIEW {relation} AS {query}")];
+    if conn
+        .session()
+        .server_version_num()
+        .is_some_and(|v| v >= 150_000)
     {
-        if conn
-            .session()
-            .server_version_num()
-            .is_none_or(|v| v < 150_000)
-        {
-            return Err(Undescribed::ChangesData);
-        }
-        let sql = format!(
-            "CREATE TEMPORARY TABLE {relation} AS WITH copyman_send AS ({query}) \
+        // A data-modifying `WITH … SELECT` is a SELECT to CREATE TABLE AS; a `DELETE …
+        // RETURNING` is one inside a `WITH`.
+        ways.push(format!(
+            "CREATE TEMPORARY TABLE {relation} AS {query}\nWITH NO DATA"
+        ));
+        ways.push(format!(
+            "CREATE TEMPORARY TABLE {relation} AS WITH copyman_send AS ({query}\n) \
              SELECT * FROM copyman_send WITH NO DATA"
-        );
-        created = created_and_read(conn, &sql, relation);
+        ));
     }
-    match created {
-        Err(e) if changes_data(&e) => Err(Undescribed::ChangesData),
-        Err(e) => Err(refused(&e)),
-        Ok(relation) => relation
-            .ok_or_else(|| Undescribed::Refused("its description could not be read".to_owned())),
+    let failed = |e: &copyman_sync::Error| Undescribed::Failed(describe_sync(e));
+    let mut last = None;
+    for way in &ways {
+        conn.execute("SAVEPOINT copyman_describe")
+            .map_err(|e| failed(&e))?;
+        let error = match conn.execute(way) {
+            Ok(_) => {
+                return crate::file_source::copy_relation(
+                    conn,
+                    &format!("COPY {relation} TO STDOUT"),
+                )
+                .ok_or_else(|| {
+                    Undescribed::Refused("its description could not be read".to_owned())
+                });
+            }
+            Err(e) => describe_sync(&e),
+        };
+        // Not a query this way can take (42601: `DELETE …` is no SELECT; 0A000: a
+        // data-modifying `WITH` in a view): the next way. Anything else is the query's.
+        if !matches!(error.sqlstate.as_deref(), Some("42601" | "0A000")) {
+            return Err(undescribed(error));
+        }
+        last = Some(error);
+        conn.execute("ROLLBACK TO SAVEPOINT copyman_describe")
+            .map_err(|e| failed(&e))?;
+    }
+    match last {
+        Some(_) if ways.len() == 1 => Err(Undescribed::ChangesData),
+        Some(error) => Err(undescribed(error)),
+        None => unreachable!("a way was tried"),
     }
 }
 
-/// Runs `create` (which creates the temporary `relation`) and reads `relation`'s columns, in a
-/// transaction (read-write, for a role whose transactions are read-only by default) rolled back
-/// at once: nothing of it stays.
-fn created_and_read(
-    conn: &mut Connection,
-    create: &str,
-    relation: &str,
-) -> Result<Option<Relation>, copyman_sync::Error> {
-    conn.execute("BEGIN READ WRITE")?;
-    let read = conn
-        .execute(create)
-        .map(|_| crate::file_source::copy_relation(conn, &format!("COPY {relation} TO STDOUT")));
-    let _ = conn.execute("ROLLBACK");
-    read
+/// What the source's refusal to describe a query means: it cannot describe it so (no TEMP
+/// privilege, a read-only transaction, two columns of one name, an event trigger that raises,
+/// a feature a view or a table cannot take), which listing the columns answers; or the query
+/// failed there as its COPY would (a syntax error, an unknown column, a lock or statement
+/// timeout, a stall).
+fn undescribed(error: ErrorInfo) -> Undescribed {
+    match error.sqlstate.as_deref() {
+        Some("42501" | "25006" | "42701" | "0A000" | "P0001") => {
+            Undescribed::Refused(error.to_string())
+        }
+        _ => Undescribed::Failed(error),
+    }
 }
 
 /// `table` as `conn`'s server resolves it on its search_path, with its schema; `None` when it

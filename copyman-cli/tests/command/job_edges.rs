@@ -10,7 +10,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use copyman_testkit::Cluster;
 use serde_json::Value;
 
 /// Two tables: `locked_t` (the larger: a job takes it first) and `other_t`.
@@ -76,18 +75,6 @@ fn record<'a>(report: &'a Value, table: &str, dest: usize) -> &'a Value {
         .filter(|r| r["table"] == format!(r#""public"."{table}""#))
         .nth(dest)
         .unwrap_or_else(|| panic!("no record of {table} on destination {}: {report}", dest + 1))
-}
-
-/// A session of destination `cluster` holding `LOCK TABLE table IN ACCESS EXCLUSIVE MODE` in an
-/// open transaction (until `ROLLBACK`).
-fn hold_lock(cluster: &Cluster, db: &str, table: &str) -> postgres::Client {
-    let mut holder = cluster.connect(db);
-    holder
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
-        ))
-        .unwrap();
-    holder
 }
 
 // Point 1: a job waiting on a lock says so, and honours --lock-timeout.

@@ -454,3 +454,15 @@ pub fn closed_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A session of `cluster` holding `LOCK TABLE table IN ACCESS EXCLUSIVE MODE` in an
+/// open transaction (until `ROLLBACK`).
+pub fn hold_lock(cluster: &Cluster, db: &str, table: &str) -> postgres::Client {
+    let mut holder = cluster.connect(db);
+    holder
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .unwrap();
+    holder
+}
