@@ -835,3 +835,53 @@ fn a_table_read_column_by_column_is_not_split() {
         "{report}"
     );
 }
+
+/// A job killed after one destination committed its table and before the other did, the source
+/// written meanwhile: the resume copies the other from its own snapshot, so the two hold the
+/// table at two moments — said, where it claimed every table done without a word (exit 0).
+#[test]
+fn a_resume_says_a_table_it_copies_from_another_snapshot_than_an_earlier_runs() {
+    let c = clusters();
+    let schema = "CREATE TABLE t (id int PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO t SELECT g, 'old' FROM generate_series(1, 1000) g;"),
+    );
+    let (d1, d2) = (database(&c.dest[0], schema), database(&c.dest[1], schema));
+    let state = TempPath::new("two-moments.state");
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ];
+    Paused::start(&args, "committed:1").kill();
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE t SET v = 'new' WHERE id <= 10")
+        .unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = run(&resume);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "destination 1 holds it as an earlier run copied it, from that run's snapshot, and \
+             destination 2 gets it from this run's"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(digest(&c.dest[1], &d2, "t"), digest(&c.source, &src, "t"));
+    assert_eq!(
+        count(&c.dest[0], &d1, "(SELECT 1 FROM t WHERE v = 'new')"),
+        0
+    );
+}

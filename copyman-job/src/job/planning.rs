@@ -1095,6 +1095,27 @@ pub fn plan_with(
             ));
             rels.push((i, rel));
         }
+        // Done on some destinations by an earlier run, copied on others now: each holds the
+        // source as its own snapshot saw it.
+        let held = |want: fn(&DestPlan) -> bool| -> Vec<String> {
+            plans
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| want(p))
+                .map(|(d, _)| (d + 1).to_string())
+                .collect()
+        };
+        let earlier = held(|p| matches!(p, DestPlan::Done(_)));
+        let now = held(|p| matches!(p, DestPlan::Copy { .. }));
+        if !earlier.is_empty() && !now.is_empty() {
+            notes.push(format!(
+                "{key}: destination {} holds it as an earlier run copied it, from that run's \
+                 snapshot, and destination {} gets it from this run's: rows the source changed \
+                 in between differ between them (--verify compares each with the source now)",
+                earlier.join(", "),
+                now.join(", ")
+            ));
+        }
         let labels: Vec<String> = rels
             .iter()
             .map(|(i, _)| format!("destination {}", i + 1))
