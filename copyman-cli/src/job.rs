@@ -561,6 +561,24 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .map(|entry| entry.path())
             .filter(|p| *p != options.state && p.is_file())
             .collect();
+    } else if let Some(dir) = options.state.parent() {
+        // A state file of the user's: the other state files of its directory that a running
+        // job holds now, whose claims count as the default directory's do (two jobs started
+        // side by side with their own --state both appended a table, every row twice). Finished
+        // runs' files there are left alone: another --state is how to copy again.
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        options.other_states = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|p| p.is_file() && !same_file(p, &options.state))
+            .filter(|p| copyman_job::state::running(p))
+            .collect();
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
@@ -1690,6 +1708,14 @@ impl Ledger {
 }
 
 /// `1 table`, `2 tables`.
+/// Whether `a` and `b` name one file (however spelt: `./s.state`, `s.state`, a link).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 fn plural(n: usize, what: &str) -> String {
     match what.strip_suffix('y') {
         _ if n == 1 => format!("1 {what}"),

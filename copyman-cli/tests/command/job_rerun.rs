@@ -170,4 +170,39 @@ fn a_job_beside_a_running_job_of_the_same_tables_is_refused() {
         std::fs::remove_dir_all(&cache.0).unwrap();
         std::fs::create_dir_all(&cache.0).unwrap();
     }
+    // Each its own --state, in one directory: the running job's claims count the same (both
+    // appended `unl`, every row twice, exit 0).
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("TRUNCATE big, unl")
+        .unwrap();
+    let states = TempPath::new("beside-states");
+    std::fs::create_dir_all(&states.0).unwrap();
+    let state = |name: &str| states.0.join(name).to_str().unwrap().to_owned();
+    let (first_state, second_state) = (state("first.state"), state("second.state"));
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK big IN SHARE MODE")
+        .unwrap();
+    let first = job(&["big", "unl"], &["--state", &first_state])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(
+        &c.dest[0],
+        &d1,
+        "%LOCK TABLE ONLY \"public\".\"big\" IN ROW EXCLUSIVE%",
+    );
+    let beside = job(&["unl"], &["--state", &second_state]).output().unwrap();
+    assert_exit(&beside, 2);
+    let stderr = text(&beside.stderr);
+    assert!(
+        stderr.contains("another copyman job is running") && stderr.contains(&first_state),
+        "{stderr}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_exit(&first.wait_with_output().unwrap(), 0);
+    assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "once, not twice");
+    std::fs::remove_dir_all(&states.0).unwrap();
 }
