@@ -1304,7 +1304,37 @@ fn write_human(
             })
         })
     });
-    if referenced {
+    // The state file went while the job ran: a resume has no record of what this run committed.
+    let state_lost = report
+        .stopped
+        .as_deref()
+        .is_some_and(|why| why.contains(copyman_job::state::REMOVED_OR_REPLACED));
+    if state_lost && !report.succeeded() {
+        let committed: Vec<String> = report
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let on: Vec<String> = (t.destinations.iter().enumerate())
+                    .filter(|(_, d)| d.status == Status::Committed)
+                    .map(|(i, _)| (i + 1).to_string())
+                    .collect();
+                (!on.is_empty()).then(|| format!("{} on destination {}", t.table, on.join(", ")))
+            })
+            .collect();
+        let committed = if committed.is_empty() {
+            "nothing".to_owned()
+        } else {
+            committed.join("; ")
+        };
+        writeln!(
+            out,
+            "copyman: the state file {} was removed or replaced while the job ran, so --resume \
+             has no record of this run; it committed {committed}: copy the others in a job \
+             without those tables, or every table again with --truncate (which empties each \
+             first)",
+            options.state.display()
+        )?;
+    } else if referenced {
         writeln!(
             out,
             "copyman: a table whose rows other tables reference could not be emptied (above), \
@@ -1688,9 +1718,16 @@ impl Ledger {
                 }
             )
         };
+        // A prepared transaction, or a COMMIT PREPARED unanswered: a resume refuses its table
+        // until recover has finished it.
+        let recover_first = if self.two_phase && !(doubt.is_empty() && prepared.is_empty()) {
+            "run copyman recover with the same --to and decision log first, then "
+        } else {
+            ""
+        };
         said.push_str(&format!(
-            "copyman: {summary}\ncopyman: state file {}: run again with --resume to copy what \
-             is missing\n",
+            "copyman: {summary}\ncopyman: state file {}: {recover_first}run again with --resume \
+             to copy what is missing\n",
             self.state
         ));
         crate::progress::write_stderr(said.as_bytes());

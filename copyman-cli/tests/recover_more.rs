@@ -1209,3 +1209,41 @@ fn recover_refuses_a_standby_for_its_primary() {
     // The primary itself is recovered as ever.
     assert_exit(&recover(primary.url(&db)), 0);
 }
+
+/// A second signal while a job's transaction is prepared on a destination: the closing advice
+/// names `copyman recover` first (a resume refuses the table until it is finished), as it does
+/// when the server is lost there; it said only "run again with --resume", which was refused.
+#[test]
+fn a_second_signal_with_a_prepared_transaction_says_recover_first() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-second-signal.state"),
+        TempPath::new("job-second-signal.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    let mut paused = Paused::start(&strs(&args), "commit-prepared:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let said = stderr.rest();
+    let status = paused.child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains(
+            "run copyman recover with the same --to and decision log first, then run again with \
+             --resume"
+        ),
+        "{said}"
+    );
+    // As said: recover finishes it, then the resume has nothing left to copy.
+    let to = [s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1])];
+    assert_exit(&recover(&[&to[0], &to[1]], log.arg()), 0);
+    let mut resume = strs(&args);
+    resume.push("--resume");
+    assert_exit(&run(&resume), 0);
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}

@@ -85,6 +85,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// What a job whose state file went while it ran says of it (in [`JobReport::stopped`](crate::job::JobReport::stopped)):
+/// a resume has no record of that run.
+pub const REMOVED_OR_REPLACED: &str = "was removed or replaced while the job ran";
+
 const HEADER: &str = "copyman-job 3\n";
 
 /// The first line of a state file of format 2 (no `commit` lines): read as well.
@@ -713,7 +717,7 @@ impl StateFile {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!(
-                    "{} was removed or replaced while the job ran: its records (and the lock \
+                    "{} {REMOVED_OR_REPLACED}: its records (and the lock \
                      that keeps another run of this job out) are no longer there, so no other \
                      table is begun; another run started since finds no record of what this one \
                      committed",

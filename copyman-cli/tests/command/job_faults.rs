@@ -885,3 +885,47 @@ fn a_resume_says_a_table_it_copies_from_another_snapshot_than_an_earlier_runs() 
         0
     );
 }
+
+/// A job whose state file was removed while it ran stops (no other table is begun), and says
+/// what it committed and that `--resume` has nothing to go by: it advised "run again with
+/// --resume", which is refused without a state file, and named no table it had committed.
+#[test]
+fn a_job_whose_state_file_went_says_what_it_committed() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 20000);
+             INSERT INTO b SELECT generate_series(1, 10);"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("went.state");
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    std::fs::remove_file(&state.0).unwrap();
+    let out = paused.resume();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("was removed or replaced while the job ran, so --resume has no record")
+            && stderr.contains("it committed \"public\".\"a\" on destination 1:")
+            && !stderr.contains("run again with --resume"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "a"), 20000);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 0);
+}
