@@ -866,8 +866,27 @@ fn raw_misreads(
     }
     // The columns each statement's COPY writes or reads, in its order: read by position.
     let query = statement::copy_query(send);
+    // A table COPY cannot read as one: the run's COPY would fail at its start, said before
+    // (--dry-run too).
+    let send_table = query
+        .is_none()
+        .then(|| crate::file_source::copy_relation_named(source, send))
+        .flatten();
+    let unreadable = send_table
+        .as_ref()
+        .and_then(|(table, rel)| Some((table, rel.refuses_copy_out()?)));
+    if let Some((table, what)) = unreadable {
+        return Err(Fatal {
+            exit: Exit::CopyFailed,
+            message: format!(
+                "the --send's table {table} is {what} on the source: COPY cannot read it as a \
+                 table (SQLSTATE 42809 at its start); send COPY (SELECT * FROM {table}) TO STDOUT"
+            ),
+            server: None,
+        });
+    }
     let described = match query {
-        None => crate::file_source::copy_relation_named(source, send).map(|(table, rel)| {
+        None => send_table.map(|(table, rel)| {
             if binary(send) {
                 let columns: Vec<Ident> = rel.columns.iter().map(|c| c.name.clone()).collect();
                 let version = source.session().server_version_num();

@@ -1165,6 +1165,22 @@ impl Relation {
         Some(what.to_owned())
     }
 
+    /// What it is when a `COPY name TO STDOUT` cannot read it ("a partitioned table"), as its
+    /// server would refuse it (42809) at the COPY's start: only a plain table can be read so,
+    /// the others through a query (`COPY (SELECT * FROM name) TO STDOUT`).
+    pub fn refuses_copy_out(&self) -> Option<String> {
+        let what = match self.kind.as_str() {
+            "r" => return None,
+            "p" => "a partitioned table",
+            "v" => "a view",
+            "m" => "a materialized view",
+            "f" => "a foreign table",
+            "S" => "a sequence",
+            other => return Some(format!("a relation of kind '{other}'")),
+        };
+        Some(what.to_owned())
+    }
+
     /// What it is when it takes rows but cannot be emptied first (`--truncate`): a view, which
     /// takes them through its `INSTEAD OF INSERT` trigger while `TRUNCATE` takes tables only.
     pub fn refuses_emptying(&self) -> Option<&'static str> {

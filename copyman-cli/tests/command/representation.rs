@@ -1017,3 +1017,45 @@ fn copy_of_a_query_from_a_standby_needs_the_columns_listed() {
         1
     );
 }
+
+/// `copy` whose `--send` names a relation `COPY … TO STDOUT` cannot read as a table (a
+/// partitioned table, a materialized view): said before anything, `--dry-run` too, with the
+/// query that reads it (the dry run passed, the run failed at its start).
+#[test]
+fn copy_of_a_table_copy_cannot_read_is_refused_before_anything() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE pt (k int) PARTITION BY LIST (k);
+         CREATE TABLE pt1 PARTITION OF pt FOR VALUES IN (1);
+         INSERT INTO pt VALUES (1);
+         CREATE MATERIALIZED VIEW mv AS SELECT 1 AS k;",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE pt (k int); CREATE TABLE mv (k int);",
+    );
+    for (table, what, extra) in [
+        (
+            "pt",
+            "is a partitioned table on the source",
+            Some("--dry-run"),
+        ),
+        ("mv", "is a materialized view on the source", None),
+    ] {
+        let send = format!("COPY {table} TO STDOUT");
+        let receive = format!("COPY {table} FROM STDIN");
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        let mut args = vec!["copy", "--from", &from, "--send", &send];
+        args.extend(["--to", &to, "--receive", &receive]);
+        args.extend(extra);
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(what) && stderr.contains("COPY (SELECT * FROM"),
+            "{table}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dst, table), 0);
+    }
+}
