@@ -993,16 +993,19 @@ fn raw_misreads(
         // One column read into another's place while the destination has a column of its name
         // (the others renamed, or not there): its values would land in the wrong column all the
         // same.
+        // Names told apart by case only count as one here ("Name" and name): a swap all the same.
+        let alike = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
         let misplaced = written.iter().enumerate().find_map(|(i, name)| {
-            let into = taken.get(i).filter(|t| *t != name)?;
-            Some((i, name, into, taken.iter().position(|t| t == name)?))
+            let into = taken.get(i).filter(|t| !alike(t, name))?;
+            Some((i, name, into, taken.iter().position(|t| alike(t, name))?))
         });
         if let Some((i, name, into, own)) = misplaced.filter(|_| !chosen) {
             return Ok(Some(format!(
                 "COPY reads fields by position: the --send's {what} writes \"{name}\" as its \
                  field {}, which {label} reads into its column \"{into}\", though it has a column \
-                 \"{name}\" (its field {}): the values would land in another column; {mend}",
+                 \"{}\" (its field {}): the values would land in another column; {mend}",
                 i + 1,
+                taken[own],
                 own + 1
             )));
         }

@@ -937,6 +937,19 @@ fn copy_of_a_query_is_described_whatever_its_shape() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.source, &src, "people"), 1);
+    // Names told apart by case only: the same swap.
+    let out = copy(
+        "COPY (SELECT id, \"Name\", email, created FROM (SELECT id, name AS \"Name\", email, \
+         created FROM people) q) TO STDOUT",
+        "COPY people FROM STDIN",
+        &[],
+    );
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("writes \"Name\" as its field 2"),
+        "{}",
+        text(&out.stderr)
+    );
     // A lock the description waits for, and an unknown column: failures, said as such.
     let args = [
         "copy",
