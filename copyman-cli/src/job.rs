@@ -1314,7 +1314,10 @@ fn write_human(
             .tables
             .iter()
             .filter_map(|t| {
-                let on: Vec<String> = (t.destinations.iter().enumerate())
+                let on: Vec<String> = t
+                    .destinations
+                    .iter()
+                    .enumerate()
                     .filter(|(_, d)| d.status == Status::Committed)
                     .map(|(i, _)| (i + 1).to_string())
                     .collect();
@@ -1744,7 +1747,6 @@ impl Ledger {
     }
 }
 
-/// `1 table`, `2 tables`.
 /// Whether `a` and `b` name one file (however spelt: `./s.state`, `s.state`, a link).
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
@@ -1753,6 +1755,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     }
 }
 
+/// `1 table`, `2 tables`.
 fn plural(n: usize, what: &str) -> String {
     match what.strip_suffix('y') {
         _ if n == 1 => format!("1 {what}"),

@@ -811,14 +811,15 @@ fn money_misread(
 /// int8 became a timestamp). A query's columns are described first ([`query_columns`]); one
 /// that changes data on a server older than 15 is left to the servers.
 ///
-/// # Errors
-/// A query that failed on the source as it was described (exit 1).
-///
 /// A binary copy gets `guards` (each destination's, the source's): checks, each in its side's
 /// transaction before its COPY, that the tables its statements name still have the types
 /// compared here (an `ALTER … TYPE` while copyman waited for the table made it read one type's
 /// bytes as another's, exit 0) — each `--receive` table, and the `--send`'s where it names a
 /// table (a query's tables are not known); each locks its table where its role may.
+///
+/// # Errors
+/// A `--send` its COPY cannot read (a partitioned table), or a query that failed on the source
+/// as it was described (exit 1).
 fn raw_misreads(
     send: &str,
     source: &mut Connection,

@@ -975,7 +975,7 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(g.tgname::text), ', ' \
               ORDER BY pg_catalog.quote_ident(g.tgname::text)) \
             FROM parts JOIN pg_catalog.pg_trigger g ON g.tgrelid = parts.oid \
-            WHERE NOT g.tgisinternal AND g.tgenabled <> 'D' AND g.tgtype & 68 = 4) \
+            WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 68 = 4) \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -1052,9 +1052,10 @@ pub struct Relation {
     /// A view with an `INSTEAD OF INSERT` row trigger, which a `COPY … FROM` can write through
     /// (`true` for every relation that is not a view).
     pub view_takes_inserts: bool,
-    /// The enabled triggers that fire on INSERT (row or statement, BEFORE or AFTER, a
-    /// constraint trigger; not INSTEAD OF, not the server's own for foreign keys) on it or its
-    /// partitions, by name, comma-separated: they run for every row a `COPY … FROM` stores.
+    /// The triggers that fire on INSERT in a session of the default `session_replication_role`
+    /// (row or statement, BEFORE or AFTER, a constraint trigger; not INSTEAD OF, not disabled
+    /// or replica-only, not the server's own for foreign keys) on it or its partitions, by name,
+    /// comma-separated: they run for every row a `COPY … FROM` stores.
     pub insert_triggers: Option<String>,
 }
 
