@@ -546,10 +546,7 @@ impl StateFile {
         // redo a table another run is copying. The kernel releases the lock when we die.
         if let Err(e) = file.try_lock() {
             return Err(match e {
-                fs::TryLockError::WouldBlock => io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "another copyman is running this job (the state file is locked)",
-                ),
+                fs::TryLockError::WouldBlock => held_by_another_run(),
                 fs::TryLockError::Error(e) => e,
             });
         }
@@ -837,6 +834,14 @@ fn line(fields: &[&str]) -> String {
         .join("\t");
     line.push('\n');
     line
+}
+
+/// The error of a run whose state file another run holds: one run of a job at a time.
+pub fn held_by_another_run() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "another copyman is running this job (the state file is locked)",
+    )
 }
 
 /// Whether a copyman run holds the state file at `path` now (its lock is taken): its claims

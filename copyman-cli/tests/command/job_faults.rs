@@ -929,3 +929,44 @@ fn a_job_whose_state_file_went_says_what_it_committed() {
     assert_eq!(count(&c.dest[0], &d1, "a"), 20000);
     assert_eq!(count(&c.dest[0], &d1, "b"), 0);
 }
+
+/// A `--resume` while the run it would resume is alive (paused between its destinations'
+/// COMMITs) is refused at once as another run of the job: it waited for the live run's
+/// transaction and advised ending it (pg_terminate_backend), which would have cut the live run
+/// between its COMMITs.
+#[test]
+fn a_resume_beside_the_live_run_is_refused_at_once() {
+    let c = clusters();
+    let schema = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let (d1, d2) = (database(&c.dest[0], schema), database(&c.dest[1], schema));
+    let state = TempPath::new("alive.state");
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let beside = run(&resume);
+    assert_exit(&beside, 1);
+    let stderr = text(&beside.stderr);
+    assert!(
+        stderr.contains("another copyman is running this job") && !stderr.contains("pg_terminate"),
+        "{stderr}"
+    );
+    assert_exit(&paused.resume(), 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
+}

@@ -496,6 +496,14 @@ pub fn plan_with(
     options: &Options,
     events: &dyn Fn(Event),
 ) -> Result<Plan, JobError> {
+    // Another run of this job alive: refused before anything, as its state file's lock refuses
+    // it later (a resume waited for the live run's transactions and advised ending them).
+    if state::running(&options.state) {
+        return Err(JobError::State {
+            path: options.state.clone(),
+            error: state::held_by_another_run(),
+        });
+    }
     let mut src = connect(source)?;
     // A destination's planning session: `None` once it was given up and could not be replaced
     // (each later table tries to connect again). Under `keep_going` a destination that cannot
