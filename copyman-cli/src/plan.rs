@@ -169,7 +169,8 @@ fn table_plan(
     let mut source_rel = None;
     let mut source_qualified = None;
     let mut source_may_lock = false;
-    if let Some(conn) = source {
+    let mut source = source;
+    if let Some(conn) = source.as_deref_mut() {
         source_version = conn.session().server_version_num();
         let rel = lookup(conn, &copy.table).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
@@ -376,6 +377,27 @@ fn table_plan(
     })?;
     if let Some(warning) = warning {
         report::warn(warning);
+    }
+    // A destination `name` column that would cut the source's values.
+    if let (Some(conn), Some(rel), Some(columns)) = (source, &source_rel, &columns) {
+        let encoded: Vec<(&str, &Relation, String)> = dest_rels
+            .iter()
+            .filter_map(|(i, r)| {
+                let encoding = dests[*i]
+                    .conn
+                    .as_ref()?
+                    .session()
+                    .parameter("server_encoding");
+                Some((labels[*i].as_str(), r, encoding?.to_owned()))
+            })
+            .collect();
+        copyman_job::plan::names_cut(conn, &copy.table, columns, rel, &encoded).map_err(
+            |message| Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message,
+            },
+        )?;
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view) {
         report::warn(warning);

@@ -1336,3 +1336,71 @@ fn values_naming_objects_read_on_the_sources_search_path_are_said() {
         .get(0);
     assert_eq!(rc, "app.r");
 }
+
+/// A destination `name` column cuts a text value longer than 63 bytes without an error: a
+/// LATIN1 source's 63 `é` (126 bytes in UTF8), or a `text` value of 100 characters, arrived cut
+/// with exit 0. Measured on the source in each destination's encoding and refused, one table and
+/// a job alike; values that fit copy.
+#[test]
+fn name_values_a_destination_would_cut_are_refused() {
+    let c = clusters();
+    let base = database(&c.source, "SELECT 1");
+    let schema = "CREATE TABLE n (id int, nm name); CREATE TABLE w (id int, nm text);";
+    let src = database_in(
+        &c.source,
+        format!("{base}_latin1"),
+        "LATIN1",
+        &format!(
+            "{schema} INSERT INTO n VALUES (1, repeat('é', 63)), (2, 'short');
+             INSERT INTO w VALUES (1, repeat('x', 100));"
+        ),
+    );
+    let dst = database_in(
+        &c.dest[0],
+        format!("{base}_utf8"),
+        "UTF8",
+        "CREATE TABLE n (id int, nm name); CREATE TABLE w (id int, nm name);",
+    );
+    let copy = |tables: &[&str]| {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        args.extend(["--from", &from, "--to", &to]);
+        run(&args)
+    };
+    for (tables, said) in [
+        (
+            &["n"][..],
+            "1 of the source's values take more in its encoding (UTF8; the source's is LATIN1)",
+        ),
+        (
+            &["w"][..],
+            "1 of the source's values take more in its encoding",
+        ),
+        (&["n", "w"][..], "would arrive cut"),
+    ] {
+        let out = copy(tables);
+        let stderr = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{tables:?}: {stderr}");
+        assert!(
+            stderr.contains("column \"nm\" is name on destination 1") && stderr.contains(said),
+            "{tables:?}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dst, "n"), 0, "{tables:?}");
+        assert_eq!(count(&c.dest[0], &dst, "w"), 0, "{tables:?}");
+    }
+    // Values that fit copy as they are.
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE n SET nm = repeat('é', 31) WHERE id = 1")
+        .unwrap();
+    assert_exit(&copy(&["n"]), 0);
+    assert_eq!(
+        count(
+            &c.dest[0],
+            &dst,
+            "(SELECT 1 FROM n WHERE nm = repeat('é', 31))"
+        ),
+        1
+    );
+}

@@ -143,7 +143,75 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
     ))
 }
 
-/// The major version of a `server_version_num`.
+/// The `name` type's OID: a server cuts a longer value to 63 bytes without an error.
+const NAME: u32 = 19;
+
+/// Where a destination column of type `name` (or a domain over it, an array of it) would cut
+/// values without an error: `name` holds 63 bytes, and text COPY input longer than that is cut
+/// (binary input fails, 42622). A value the source holds in another type, or in `name` under
+/// another encoding (63 LATIN1 `é` take 126 bytes in UTF8), may be longer there: the source's
+/// values of each such column are measured in each destination's `server_encoding` (a value its
+/// encoding cannot hold fails the COPY anyway, and is not asked about here). `dests` gives each
+/// destination's label, relation and `server_encoding`.
+///
+/// # Errors
+/// The first column whose values would be cut on a destination: how many, an example, and what
+/// to do.
+pub fn names_cut(
+    source: &mut Connection,
+    table: &TableName,
+    columns: &[Ident],
+    source_rel: &Relation,
+    dests: &[(&str, &Relation, String)],
+) -> Result<(), String> {
+    let encoding = source
+        .session()
+        .parameter("server_encoding")
+        .unwrap_or_default()
+        .to_owned();
+    for name in columns {
+        let Some(from) = source_rel.column(name) else {
+            continue;
+        };
+        for (label, rel, dest_encoding) in dests {
+            let Some(to) = rel.column(name).filter(|c| c.holds(&[NAME])) else {
+                continue;
+            };
+            if from.holds(&[NAME]) && *dest_encoding == encoding {
+                continue;
+            }
+            // An array's elements are cut one by one.
+            let values = if to.type_name.ends_with("[]") {
+                format!("SELECT e::text AS v FROM {table}, pg_catalog.unnest({name}) AS e")
+            } else {
+                format!("SELECT {name}::text AS v FROM {table}")
+            };
+            let query = format!(
+                "SELECT count(*)::text, min(v) FROM ({values}) q \
+                 WHERE pg_catalog.octet_length(pg_catalog.convert_to(v, {})) > 63",
+                sql::literal(dest_encoding)
+            );
+            let Ok(rows) = source.query(&query) else {
+                continue;
+            };
+            let field = |i: usize| rows.first().and_then(|r| r.get(i).cloned().flatten());
+            let (Some(n), Some(example)) = (field(0), field(1)) else {
+                continue;
+            };
+            let example: String = example.chars().take(20).collect();
+            return Err(format!(
+                "column {name} is {} on {label}, which holds 63 bytes and cuts a longer text \
+                 value without an error: {n} of the source's values take more in its encoding \
+                 ({dest_encoding}; the source's is {encoding}), e.g. '{example}…', and would \
+                 arrive cut; copy it into a text column there, or shorten them",
+                to.type_name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The major version of a `server_version_num`./// The major version of a `server_version_num`.
 pub fn major(version: u32) -> u32 {
     if version >= 100_000 {
         version / 10_000

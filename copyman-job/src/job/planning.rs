@@ -1165,6 +1165,16 @@ pub fn plan_with(
         if let Some(warning) = crate::plan::insert_triggers(&view) {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        let encoded: Vec<(&str, &Relation, String)> = view
+            .iter()
+            .zip(&rels)
+            .filter_map(|((label, rel), (i, _))| {
+                let encoding = dests[*i].as_ref()?.session().parameter("server_encoding");
+                Some((*label, *rel, encoding?.to_owned()))
+            })
+            .collect();
+        crate::plan::names_cut(&mut src, &sel.table, &columns, &source_rel, &encoded)
+            .map_err(|why| JobError::Refused(format!("table {}: {why}", sel.table)))?;
         // A view is read on the source's search_path: values that name objects lose their
         // schema.
         if !crate::sql::reads_pinned(&source_rel.kind)
