@@ -1404,3 +1404,38 @@ fn name_values_a_destination_would_cut_are_refused() {
         1
     );
 }
+
+/// `--encoding LATIN1` (the file's encoding, every session's client_encoding) with a `--where`
+/// beyond ASCII: the statement's UTF-8 bytes were read as LATIN1 (`'é'` as `'Ã©'`), so `nm = 'é'`
+/// wrote no row and `nm <> 'é'` every row, exit 0. Refused, nothing written; the same condition
+/// in UTF8 writes its row.
+#[test]
+fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE e1 (id int, nm text); INSERT INTO e1 VALUES (1, 'é'), (2, 'x');",
+    );
+    let from = c.source.conninfo(&src);
+    let copy = |condition: &str, extra: &[&str]| {
+        let mut args = vec![
+            "table", "e1", "--from", &from, "--to", "-", "--where", condition,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+    for condition in ["nm = 'é'", "nm <> 'é'"] {
+        let out = copy(condition, &["--encoding", "LATIN1"]);
+        assert_ne!(out.status.code(), Some(0), "{condition}");
+        assert!(out.stdout.is_empty(), "{condition}: nothing written");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("holds characters beyond ASCII")
+                && stderr.contains("client_encoding is LATIN1"),
+            "{condition}: {stderr}"
+        );
+    }
+    let out = copy("nm = 'é'", &[]);
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "1\té\n");
+}

@@ -1971,3 +1971,31 @@ fn ready_wait_cancels_a_copy_out_nobody_reads() {
     }
     assert_eq!(session.state(), State::Ready);
 }
+
+/// A statement beyond ASCII is UTF-8: refused, nothing sent, where the session's
+/// `client_encoding` would read its bytes as other characters (a `WHERE nm = 'é'` matched no row
+/// under LATIN1, `<>` every row); sent where it is UTF8 or SQL_ASCII, and ASCII goes anywhere.
+#[test]
+fn a_statement_beyond_ascii_is_refused_where_the_client_encoding_is_not_utf8() {
+    let sql = "SELECT 1 WHERE 'é' <> ''";
+    let mut utf8 = ready_session();
+    utf8.query(sql).unwrap();
+    assert!(!sent(&mut utf8).is_empty());
+    for (encoding, refused) in [("LATIN1", true), ("EUC_JP", true), ("SQL_ASCII", false)] {
+        let mut session = ready_session();
+        session
+            .handle_input(&param("client_encoding", encoding))
+            .unwrap();
+        let said = session.query(sql);
+        match said {
+            Err(SessionError::NotUtf8 { client_encoding }) if refused => {
+                assert_eq!(client_encoding, encoding);
+                assert!(sent(&mut session).is_empty(), "{encoding}: nothing sent");
+                // The session is usable: ASCII goes.
+                session.query("SELECT 1").unwrap();
+            }
+            Ok(()) if !refused => {}
+            other => panic!("{encoding}: {other:?}"),
+        }
+    }
+}

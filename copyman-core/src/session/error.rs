@@ -234,6 +234,19 @@ pub enum SessionError {
         /// Which string, e.g. `query`.
         what: &'static str,
     },
+    /// A statement holds characters beyond ASCII while the session's `client_encoding` is not
+    /// UTF8: the server would read its UTF-8 bytes as other characters (`'é'` as `'Ã©'` under
+    /// LATIN1: a `WHERE` that matches other rows, a column not found). Nothing was sent.
+    #[error(
+        "the statement holds characters beyond ASCII, and the session's client_encoding is \
+         {client_encoding}: the server would read them as other characters (a condition would \
+         match other rows); nothing was sent: leave client_encoding unset or UTF8 (--encoding, \
+         PGCLIENTENCODING, a CONN's client_encoding) for SQL or names beyond ASCII"
+    )]
+    NotUtf8 {
+        /// The session's `client_encoding`.
+        client_encoding: String,
+    },
     /// A CopyData or CopyFail message could not be encoded.
     #[error(transparent)]
     Wire(#[from] copyman_wire::WireError),

@@ -627,8 +627,9 @@ impl Session {
     /// ([`Event::Failed`]; a COPY TO STDOUT also asks for [`Event::CancelNeeded`]).
     ///
     /// # Errors
-    /// [`SessionError::Misuse`] unless [`State::Ready`]; [`SessionError::NulByte`]; the terminal
-    /// error.
+    /// [`SessionError::Misuse`] unless [`State::Ready`]; [`SessionError::NulByte`];
+    /// [`SessionError::NotUtf8`] for a statement beyond ASCII where the session's
+    /// `client_encoding` is neither UTF8 nor SQL_ASCII; the terminal error.
     pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
         self.start(OpKind::Query, sql, "query")
     }
@@ -824,6 +825,14 @@ impl Session {
         self.check_live()?;
         if !matches!(self.phase, Phase::Ready) {
             return Err(self.misuse(operation));
+        }
+        // The statement is UTF-8: read as such only where the session's client_encoding is
+        // UTF8 (or SQL_ASCII, which converts nothing).
+        let client_encoding = self.parameter("client_encoding").unwrap_or("UTF8");
+        if !sql.is_ascii() && !matches!(client_encoding, "UTF8" | "SQL_ASCII") {
+            return Err(SessionError::NotUtf8 {
+                client_encoding: client_encoding.to_owned(),
+            });
         }
         // Encode aside: on a NUL byte the encoder leaves a partial message behind.
         let mut message = BytesMut::new();
