@@ -483,6 +483,9 @@ impl fmt::Display for HeaderMismatch {
 /// let refused = check_header(&[field("Email"), field("Name")], &["name", "email"]).unwrap_err();
 /// assert_eq!(refused.by_header, Some(vec!["email".to_owned(), "name".to_owned()]));
 /// assert!(check_header(&[field("Name"), field(" Email ")], &["name", "email"]).is_ok());
+/// // Blanks aside, a name is that column's before one that differs by case.
+/// let swapped = [field(" email "), field(" Email ")];
+/// assert!(check_header(&swapped, &["Email", "email"]).is_err());
 /// let refused = check_header(&[field("b"), field("a")], &["a", "b"]).unwrap_err();
 /// assert_eq!(refused.by_header, Some(vec!["b".to_owned(), "a".to_owned()]));
 /// ```
@@ -495,8 +498,10 @@ pub fn check_header(
     // blanks around it (a spreadsheet's `Email` for `email`: loaded by position, it went into
     // another column).
     let position = |name: &str| {
-        columns.iter().position(|c| *c == name).or_else(|| {
-            let loose = name.trim();
+        let loose = name.trim();
+        // Exactly, blanks aside, before any case (` email ` is `email`, not `Email`).
+        let exact = |name: &str| columns.iter().position(|c| *c == name);
+        exact(name).or_else(|| exact(loose)).or_else(|| {
             let mut matching =
                 (columns.iter().enumerate()).filter(|(_, c)| c.eq_ignore_ascii_case(loose));
             match (matching.next(), matching.next()) {
