@@ -1055,6 +1055,21 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
         }
     }
     let send = send.and_then(statement::representation);
+    // In text a value equal to the NULL string is written as it is, and read back as NULL: the
+    // string 'NULL' under NULL 'NULL', every empty string under NULL ''. (`\N` cannot be a
+    // value: a backslash in one is written doubled.)
+    if let Some(rep) = send
+        .as_ref()
+        .filter(|r| r.format == "text" && !r.null.starts_with('\\'))
+    {
+        return Err(ArgError::usage(format!(
+            "--send writes FORMAT text with NULL {}: in text a value equal to the NULL string is \
+             written as it is and read back as NULL, so such values would arrive as NULLs; leave \
+             NULL at its default (\\N), give one that begins with a backslash, or use FORMAT csv, \
+             which quotes such a value",
+            format!("'{}'", rep.null.replace('\'', "''"))
+        )));
+    }
     let receive: Vec<_> = receive
         .iter()
         .map(|sql| sql.as_deref().and_then(statement::representation))

@@ -1072,3 +1072,56 @@ fn copy_of_a_table_copy_cannot_read_is_refused_before_anything() {
         assert_eq!(count(&c.dest[0], &dst, table), 0);
     }
 }
+
+/// `copy` in text with a NULL string a value can equal: PostgreSQL writes such a value as it is,
+/// and the destination reads it back as NULL (the string 'NULL' under NULL 'NULL', every empty
+/// string under NULL ''), exit 0. Refused before connecting; `\N`, a NULL beginning with a
+/// backslash, and csv (which quotes such a value) copy as they are.
+#[test]
+fn copy_in_text_with_a_null_string_a_value_can_equal_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE nul (id int, v text);
+         INSERT INTO nul VALUES (1, 'NULL'), (2, NULL), (3, ''), (4, 'x');",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE nul (id int, v text)");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let copy = |options: &str| {
+        let send = format!("COPY nul TO STDOUT {options}");
+        let receive = format!("COPY nul FROM STDIN {options}");
+        run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            &send,
+            "--to",
+            &to,
+            "--receive",
+            &receive,
+        ])
+    };
+    for options in ["(NULL 'NULL')", "(NULL '')", "(FORMAT text, NULL 'none')"] {
+        let out = copy(options);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("a value equal to the NULL string is written as it is"),
+            "{options}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.dest[0], &dst, "nul"), 0, "{options}");
+    }
+    for options in ["", "(NULL E'\\\\null')", "(FORMAT csv, NULL 'NULL')"] {
+        c.dest[0]
+            .connect(&dst)
+            .batch_execute("TRUNCATE nul")
+            .unwrap();
+        assert_exit(&copy(options), 0);
+        assert_eq!(
+            digest(&c.dest[0], &dst, "nul"),
+            digest(&c.source, &src, "nul"),
+            "{options}"
+        );
+    }
+}
