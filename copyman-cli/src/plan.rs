@@ -651,17 +651,18 @@ fn read_otherwise(
 fn servers_read_otherwise(
     source: &Relation,
     columns: &[Ident],
-    dests: &[Dest<'_>],
+    dests: &mut [Dest<'_>],
     dest_rels: &[(usize, Relation)],
     labels: &[String],
 ) -> Option<String> {
     let settings: Vec<(usize, &Relation, ReadSettings)> = dest_rels
         .iter()
         .filter_map(|(i, rel)| {
+            let conn = dests[*i].conn.as_mut()?;
             Some((
                 *i,
                 rel,
-                ReadSettings::of(dests[*i].conn.as_ref()?.session()),
+                ReadSettings::asking_zones(conn, source, columns, rel),
             ))
         })
         .collect();

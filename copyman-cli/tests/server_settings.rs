@@ -1439,3 +1439,58 @@ fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
     assert_exit(&out, 0);
     assert_eq!(text(&out.stdout), "1\té\n");
 }
+
+/// Text with a zone written as an abbreviation read into `timestamptz` on destinations whose
+/// `timezone_abbreviations` differ (`IST`: Israel's +02 by default, India's +05:30 under the
+/// India set): each stored another instant for one row, exit 0. Refused as TimeZone is, one
+/// table and a job alike; the same set on both copies.
+#[test]
+fn text_read_as_times_in_other_zone_abbreviations_on_each_destination_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE ta (id int, t text); INSERT INTO ta VALUES (1, '2024-01-01 12:00 IST');
+         CREATE TABLE other (id int);",
+    );
+    let typed = "CREATE TABLE ta (id int, t timestamptz); CREATE TABLE other (id int);";
+    let israel = database(&c.dest[0], typed);
+    let india = database_setting(&c.dest[1], &["timezone_abbreviations = 'India'"], typed);
+    let also_india = database_setting(&c.dest[0], &["timezone_abbreviations = 'India'"], typed);
+    let state = TempPath::new("abbreviations.state");
+    let copy = |tables: &[&str], first: &str| {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let from = c.source.conninfo(&src);
+        let to = [c.dest[0].conninfo(first), c.dest[1].conninfo(&india)];
+        args.extend(["--from", &from, "--to", &to[0], "--to", &to[1]]);
+        if tables.len() > 1 {
+            args.extend(["--state", state.arg()]);
+        }
+        run(&args)
+    };
+    for tables in [&["ta"][..], &["ta", "other"][..]] {
+        let out = copy(tables, &israel);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("column \"t\" has no time zone on the source")
+                && stderr.contains("timezone_abbreviations Default")
+                && stderr.contains("has India"),
+            "{tables:?}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &israel, "ta"), 0);
+        assert_eq!(count(&c.dest[1], &india, "ta"), 0);
+    }
+    assert_exit(&copy(&["ta"], &also_india), 0);
+    for (cluster, db) in [(&c.dest[0], &also_india), (&c.dest[1], &india)] {
+        assert_eq!(
+            count(
+                cluster,
+                db,
+                "(SELECT 1 FROM ta WHERE t = '2024-01-01 06:30+00')"
+            ),
+            1,
+            "{db}"
+        );
+    }
+}

@@ -475,6 +475,9 @@ pub struct ReadSettings {
     pub date_style: Option<String>,
     /// `IntervalStyle`: `sql_standard` applies a leading sign to the whole interval.
     pub interval_style: Option<String>,
+    /// `timezone_abbreviations`: what a zone written as an abbreviation (`IST`) means. Not
+    /// reported by the server: asked ([`ReadSettings::asking_zones`]) where it matters.
+    pub zone_abbreviations: Option<String>,
 }
 
 impl ReadSettings {
@@ -485,7 +488,31 @@ impl ReadSettings {
             time_zone: setting("TimeZone"),
             date_style: setting("DateStyle"),
             interval_style: setting("IntervalStyle"),
+            zone_abbreviations: None,
         }
+    }
+
+    /// [`ReadSettings::of`] `conn`'s session, with its `timezone_abbreviations` asked where a
+    /// copied column (of `columns`) is read into a time with a zone from something else (text:
+    /// `'12:00 IST'` is India's or Israel's noon as that setting says).
+    pub fn asking_zones(
+        conn: &mut Connection,
+        source: &Relation,
+        columns: &[Ident],
+        rel: &Relation,
+    ) -> Self {
+        let mut settings = Self::of(conn.session());
+        let read_as_zoned = columns.iter().any(|name| {
+            source.column(name).is_some_and(|c| !c.holds(&ZONED))
+                && rel.column(name).is_some_and(|c| c.holds(&ZONED))
+        });
+        if read_as_zoned {
+            settings.zone_abbreviations = conn
+                .query("SELECT pg_catalog.current_setting('timezone_abbreviations')")
+                .ok()
+                .and_then(|rows| rows.first()?.first().cloned().flatten());
+        }
+        settings
     }
 }
 
@@ -573,6 +600,16 @@ pub fn read_otherwise(
                   their own TimeZone",
             what: "instant",
             given_by: "PGTZ or the CONN's options",
+        },
+        Rule {
+            kinds: &ZONED,
+            setting: "timezone_abbreviations",
+            value_of: |s| s.zone_abbreviations.as_deref(),
+            alike: |a, b| a == b,
+            how: "no time zone on the source and one on the destinations, which read a zone \
+                  written as an abbreviation (IST) as their own timezone_abbreviations say",
+            what: "instant",
+            given_by: "the CONN's options",
         },
         Rule {
             kinds: &DATED,

@@ -1135,10 +1135,10 @@ pub fn plan_with(
             .collect();
         let settings: Vec<ReadSettings> = rels
             .iter()
-            .map(|(i, _)| {
+            .map(|(i, rel)| {
                 dests[*i]
-                    .as_ref()
-                    .map(|c| ReadSettings::of(c.session()))
+                    .as_mut()
+                    .map(|c| ReadSettings::asking_zones(c, &source_rel, &columns, rel))
                     .unwrap_or_default()
             })
             .collect();
