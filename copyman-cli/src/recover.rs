@@ -517,10 +517,12 @@ pub(crate) fn run(
             check = true;
             let what = format!(
                 "{} ({}, database {}) was decided commit, but it is prepared there no more, and \
-                 neither its run nor a recovery sent its COMMIT PREPARED: another session \
-                 committed or rolled it back (a ROLLBACK PREPARED by hand, a failover to a standby that never \
-                 received it), so that destination may lack the run's rows: check what it holds \
-                 (said once: it is recorded as ended now)",
+                 the log records no COMMIT PREPARED of it, by its run or a recovery: another \
+                 session committed or rolled it back (a ROLLBACK PREPARED by hand, a failover to \
+                 a standby that never received it), or its run committed it and could not record \
+                 so (it said that its decision log could not record it), so that destination may \
+                 lack the run's rows: check what it holds (said once: it is recorded as ended \
+                 now)",
                 h.gid, h.display, h.database
             );
             lines.push(what.clone());

@@ -1247,3 +1247,33 @@ fn a_second_signal_with_a_prepared_transaction_says_recover_first() {
     assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
+
+/// A job's decision log that cannot take the line saying a COMMIT PREPARED is sent (a full disk;
+/// here the log moved away while the job paused): the run commits all the same, and says that
+/// a recovery of it would take that transaction for one another session ended — it went on
+/// without a word, and recover's alarm was then unexplained.
+#[test]
+fn a_commit_prepared_the_log_could_not_record_is_said() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-unnoted.state"),
+        TempPath::new("job-unnoted.log"),
+    );
+    let args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    let paused = Paused::start(&strs(&args), "commit-prepared:1");
+    let moved = format!("{}.moved", log.arg());
+    fs::rename(log.arg(), &moved).unwrap();
+    let out = paused.resume();
+    let _ = fs::remove_file(&moved);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("could not record that")
+            && stderr.contains("is being committed")
+            && stderr.contains("as if another session had ended it"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}

@@ -217,8 +217,19 @@ pub(super) fn commit_table(
         },
         // Best effort: not recorded, a recovery that finds the run half rolled back, or a gap
         // among its prepared transactions, asks for its servers or refuses rather than guess.
+        // A COMMIT PREPARED whose sending could not be recorded is said: a recovery of the run
+        // would take its transaction for one another session ended. The log takes nothing
+        // more (a full disk): the job stops there, as the next table's start would stop it.
         |step| {
-            let _ = two.log.note(step);
+            if let (Err(e), commit::Step::RecordCommitting { gid, .. }) = (two.log.note(step), step)
+            {
+                shared.stop(format!(
+                    "the decision log {} could not record that {gid} is being committed ({e}): \
+                     this run commits it, but a copyman recover of the run would say that \
+                     server must be checked, as if another session had ended it",
+                    two.log.path().display()
+                ));
+            }
         },
     );
     if let Some(e) = unrecorded {
