@@ -896,6 +896,19 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             csv_file.then_some(Format::Csv)
         }
     };
+    // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said,
+    // as `copy` mode says it (read back by its name, a NULL became the string \N).
+    if let Some(format) = format.filter(|f| *f != Format::Csv) {
+        for (text, d) in low.to.iter().zip(&destinations) {
+            if d.is_csv_file() {
+                crate::report::warn(format_args!(
+                    "--to {text}: written in FORMAT {0} (--format), not CSV; `copyman table` \
+                     reads a *.csv file as CSV: read it back with --format {0}",
+                    format.name()
+                ));
+            }
+        }
+    }
     Transfer {
         source,
         destinations,

@@ -476,3 +476,30 @@ fn a_host_name_as_a_file_is_said_with_the_way_to_name_the_server() {
         text(&out.stderr)
     );
 }
+
+/// `copyman table` writing a *.csv file in another `--format` says so: read back by its name
+/// (as CSV), a NULL became the string `\N` and escapes stayed literal, exit 0 both ways.
+#[test]
+fn a_csv_named_file_written_in_text_is_said() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempDir::new("text-as-csv");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &dir.path("t.csv"),
+        "--format",
+        "text",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("written in FORMAT text (--format), not CSV")
+            && text(&out.stderr).contains("read it back with --format text"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(lines(dir.path("t.csv"))[0], "1\tv1");
+}
