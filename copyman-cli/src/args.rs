@@ -1076,11 +1076,11 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
         .filter(|r| r.format == "text" && !r.null.starts_with('\\'))
     {
         return Err(ArgError::usage(format!(
-            "--send writes FORMAT text with NULL {}: in text a value equal to the NULL string is \
-             written as it is and read back as NULL, so such values would arrive as NULLs; leave \
-             NULL at its default (\\N), give one that begins with a backslash, or use FORMAT csv, \
-             which quotes such a value",
-            format!("'{}'", rep.null.replace('\'', "''"))
+            "--send writes FORMAT text with NULL '{}': in text a value equal to the NULL string \
+             is written as it is and read back as NULL, so such values would arrive as NULLs; \
+             leave NULL at its default (\\N), give one that begins with a backslash, or use FORMAT \
+             csv, which quotes such a value",
+            rep.null.replace('\'', "''")
         )));
     }
     let receive: Vec<_> = receive

@@ -1016,8 +1016,7 @@ fn raw_misreads(
         }
         // One column read into another's place while the destination has a column of its name
         // (the others renamed, or not there): its values would land in the wrong column all the
-        // same.
-        // Names told apart by case only count as one here ("Name" and name): a swap all the same.
+        // same. Names told apart by case only count as one here ("Name" and name).
         let alike = |a: &str, b: &str| a.to_lowercase() == b.to_lowercase();
         let misplaced = written.iter().enumerate().find_map(|(i, name)| {
             let into = taken.get(i).filter(|t| !alike(t, name))?;
