@@ -179,7 +179,7 @@ pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
     keep_going: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
      -> Result<(Option<Identity>, Encodings), Unreachable> {
@@ -245,5 +245,5 @@ pub(crate) fn check_job(
         seen.push((i, id));
     }
     refuse_lossy_encodings(&encodings)?;
-    Ok(())
+    Ok(encodings.into_iter().map(|e| e.server).collect())
 }

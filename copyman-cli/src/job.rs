@@ -548,7 +548,27 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // Until planning proper: a signal while these connect (a server that accepts and never
     // answers) exits at once, nothing began anywhere.
     signals::connecting(true);
-    crate::identity::check_job(&source, &dests, args.options.keep_going)?;
+    let encodings = crate::identity::check_job(&source, &dests, args.options.keep_going)?;
+    // Between SQL_ASCII databases the data passes as it is, as a single table's does: through
+    // UTF8 a byte beyond ASCII failed the job (22021) where one table copied it.
+    let named = std::iter::once(&args.source)
+        .chain(&args.destinations)
+        .any(ServerSpec::names_client_encoding);
+    let (source, dests) = if !named && encodings.iter().all(|e| e == "SQL_ASCII") {
+        let ascii = |spec: &ServerSpec| {
+            let mut spec = spec.clone();
+            spec.startup
+                .push(("client_encoding".to_owned(), "SQL_ASCII".to_owned()));
+            spec
+        };
+        let source = server(&ascii(&args.source), limits, &watch, 0);
+        let dests = (args.destinations.iter().enumerate())
+            .map(|(i, d)| server(&ascii(d), limits, &watch, i + 1))
+            .collect();
+        (source, dests)
+    } else {
+        (source, dests)
+    };
     let mut options = args.options.clone();
     if let Some(dir) = &args.state_dir {
         options.state = default_state(dir, &source, &dests, &args.selection, options.keep_going)?;

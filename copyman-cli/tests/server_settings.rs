@@ -525,6 +525,30 @@ fn servers_of_one_encoding_other_than_utf8_pass_their_bytes() {
             .collect()
     };
     assert_eq!(digests(&c.dest[0], &dst), digests(&c.source, &src));
+    // A job too (it failed on the byte beyond ASCII, 22021, read through UTF8).
+    let dst = ascii(
+        &c.dest[1],
+        format!("{base}_ascii_job"),
+        "CREATE TABLE u (id int);",
+    );
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE u (id int); INSERT INTO u VALUES (1);")
+        .unwrap();
+    let state = TempPath::new("ascii-job.state");
+    let out = run(&[
+        "table",
+        "t",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[1].conninfo(&dst),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(digests(&c.dest[1], &dst), digests(&c.source, &src));
 }
 
 /// A role whose `CONNECTION LIMIT` leaves no connection for copyman's lock-wait monitor: the
