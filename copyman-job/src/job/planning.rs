@@ -449,6 +449,20 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     let what = if finished { "copied" } else { "began" };
     let more = again.len().saturating_sub(3);
     again.truncate(3);
+    if state::running(path) {
+        return Err(JobError::Refused(format!(
+            "another copyman job is running into these destinations (its state file {}) and \
+             began {}{}: copied by both, their rows would be there twice; run this job after it \
+             ends",
+            path.display(),
+            again.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )));
+    }
     Err(JobError::Refused(format!(
         "the state file {} records an earlier job into these destinations, which \
          {what} {}{}: copied again without emptying them, their rows would be there twice; \
