@@ -204,15 +204,22 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
 /// pipe passes it: not to UTF8 and back, which changed bytes (EUC_JP's NEC and IBM duplicates
 /// came back as their canonical codes) or failed the copy (codes without a Unicode mapping; a
 /// SQL_ASCII database's bytes that are not UTF-8). Set before the copy, after planning (whose
-/// catalog reads stay in UTF8).
+/// catalog reads stay in UTF8), and only where the statements still to send (`statements`: the
+/// COPYs, the type guards) are ASCII: copyman's statements are UTF-8, which a session in
+/// another encoding would read as other names (a column `é` not found), so with a name beyond
+/// ASCII the data goes through UTF8 as before.
 ///
 /// # Errors
 /// [`Fatal`] (exit 1) when a server refuses the setting.
-pub(crate) fn pass_server_encoding(
+pub(crate) fn pass_server_encoding<'s>(
     t: &Transfer,
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
+    mut statements: impl Iterator<Item = &'s str>,
 ) -> Result<(), Fatal> {
+    if !statements.all(str::is_ascii) {
+        return Ok(());
+    }
     let endpoints = std::iter::once(&t.source).chain(&t.destinations);
     let mut specs = endpoints.clone().filter_map(|e| match e {
         Endpoint::Server(spec) => Some(spec),

@@ -217,7 +217,11 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         None => None,
     };
 
-    limits::pass_server_encoding(t, source_conn.as_mut(), &mut dests)?;
+    let statements = (plan.send.iter().chain(plan.receive.iter().flatten()))
+        .chain(plan.guards.iter().flatten())
+        .chain(plan.source_guard.iter())
+        .map(String::as_str);
+    limits::pass_server_encoding(t, source_conn.as_mut(), &mut dests, statements)?;
 
     // Open files and transactions.
     for (i, dest) in dests.iter_mut().enumerate() {
