@@ -975,7 +975,10 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(g.tgname::text), ', ' \
               ORDER BY pg_catalog.quote_ident(g.tgname::text)) \
             FROM parts JOIN pg_catalog.pg_trigger g ON g.tgrelid = parts.oid \
-            WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 68 = 4) \
+            WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 68 = 4), \
+           (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_type t \
+              JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+            WHERE t.oid = a.atttypid AND n.nspname <> 'pg_catalog') \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
@@ -1037,6 +1040,26 @@ impl Column {
     }
 }
 
+/// A column's type as `format_type` printed it, with its schema (`schema`, quoted as needed;
+/// `None` for `pg_catalog`'s) in front where the session's search_path left it out: `mood` in
+/// one database and `public.mood` in another (whose search_path lacks `public`) are one name.
+///
+/// ```
+/// use copyman_job::sql::qualified_type;
+///
+/// assert_eq!(qualified_type("mood[]".into(), Some("public".into())), "public.mood[]");
+/// assert_eq!(qualified_type("public.mood".into(), Some("public".into())), "public.mood");
+/// assert_eq!(qualified_type("numeric(12,2)".into(), None), "numeric(12,2)");
+/// ```
+pub fn qualified_type(type_name: String, schema: Option<String>) -> String {
+    match schema {
+        Some(schema) if !type_name.starts_with(&format!("{schema}.")) => {
+            format!("{schema}.{type_name}")
+        }
+        _ => type_name,
+    }
+}
+
 /// A relation, as a server's catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
@@ -1076,7 +1099,7 @@ impl Relation {
             let Some(name) = field(row, 2) else { continue };
             columns.push(Column {
                 name: Ident(name),
-                type_name: field(row, 3).unwrap_or_default(),
+                type_name: qualified_type(field(row, 3).unwrap_or_default(), field(row, 13)),
                 generated: field(row, 4).is_some(),
                 generation: field(row, 4),
                 binary: binary_key(&field(row, 5).unwrap_or_default()),

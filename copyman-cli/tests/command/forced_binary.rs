@@ -139,7 +139,7 @@ fn binary_forced_over_oids_that_differ_is_refused_before_copying() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(
-            r#"column "v" is of type mood[], whose binary form differs on destination 1"#
+            r#"column "v" is of type public.mood[], whose binary form differs on destination 1"#
         ),
         "{stderr}"
     );
@@ -316,7 +316,9 @@ fn binary_forced_over_a_range_of_another_subtype_is_refused() {
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(r#"column "v" is of type rr, whose binary form differs on destination 1"#),
+        stderr.contains(
+            r#"column "v" is of type public.rr, whose binary form differs on destination 1"#
+        ),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "r1"), 0);

@@ -321,7 +321,7 @@ fn binary_copy_of_same_named_types_made_of_others_or_of_oids_is_refused() {
     for (table, said) in [
         (
             "bx",
-            "column \"a\" is of type dd, whose binary form differs on destination 1",
+            "column \"a\" is of type public.dd, whose binary form differs on destination 1",
         ),
         (
             "refs",

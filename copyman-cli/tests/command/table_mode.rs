@@ -393,8 +393,9 @@ fn same_types_get_binary_and_oids_that_differ_get_text() {
     assert_exit(&out, 0);
     assert_eq!(json(&out)["format"], "text");
     assert!(
-        text(&out.stderr)
-            .contains(r#"column "ms" is of type mood[], whose binary form carries type OIDs"#),
+        text(&out.stderr).contains(
+            r#"column "ms" is of type public.mood[], whose binary form carries type OIDs"#
+        ),
         "{}",
         text(&out.stderr)
     );
@@ -1079,7 +1080,7 @@ fn a_composite_whose_fields_stand_in_another_order_is_refused() {
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains(r#"has column "home" of addr: a composite type whose fields are ("street", "city") on the source and ("city", "street") there"#),
+            stderr.contains(r#"has column "home" of public.addr: a composite type whose fields are ("street", "city") on the source and ("city", "street") there"#),
             "{format}: {stderr}"
         );
         assert_eq!(count(&c.dest[0], &swapped, "people"), 0);
@@ -1240,8 +1241,8 @@ fn same_named_types_of_other_modifiers_and_padded_chars_are_said() {
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("column \"a\" is dn on both sides, but made of (/b numeric(12,4))")
-            && stderr.contains("column \"d\" is cn on both sides")
+        stderr.contains("column \"a\" is public.dn on both sides, but made of (/b numeric(12,4))")
+            && stderr.contains("column \"d\" is public.cn on both sides")
             && stderr.contains("column \"code\" is character(5) on the source but text"),
         "{stderr}"
     );
@@ -1308,4 +1309,42 @@ fn columns_leaving_out_a_column_that_refuses_null_are_refused() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}
+
+/// A destination database whose search_path lacks the schema of its types prints them
+/// qualified (`public.mood`) where the source prints `mood`: one type all the same, compared
+/// with its schema on both sides — it was said to differ (a false warning, text chosen, and
+/// `--format binary` refused).
+#[test]
+fn types_printed_on_other_search_paths_are_one_type() {
+    let c = clusters();
+    let schema = "CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE TABLE t (id int, e mood);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO t VALUES (1, 'ok');"),
+    );
+    let dst = database(&c.dest[0], schema);
+    c.dest[0]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {dst} SET search_path = pg_catalog"
+        ))
+        .unwrap();
+    let out = run(&[
+        "--json",
+        "table",
+        "public.t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("on destination 1"), "{stderr}");
+    assert_eq!(json(&out)["format"], "binary", "{stderr}");
+    assert_eq!(
+        digest(&c.dest[0], &dst, "public.t"),
+        digest(&c.source, &src, "public.t")
+    );
 }
