@@ -102,6 +102,10 @@ pub fn check(sql: &str, direction: Direction) -> Result<(), StatementError> {
 /// ```
 /// use copyman_core::statement::{Direction, check_with};
 ///
+/// // A `;` inside the query too (the server refuses it; a description of the query would run
+/// // what follows it).
+/// let inside = "COPY (SELECT 1; COMMIT; DELETE FROM t) TO STDOUT";
+/// assert!(check_with(inside, Direction::ToStdout, true).is_err());
 /// let sql = r"COPY (SELECT 'a\', ') TO STDOUT; DROP TABLE t; --' ) TO STDOUT";
 /// assert!(check_with(sql, Direction::ToStdout, true).is_ok()); // one statement, to this server
 /// assert!(check_with(sql, Direction::ToStdout, false).is_err()); // two, to that one
@@ -1015,6 +1019,13 @@ fn scan(sql: &str, standard_strings: bool) -> Result<(Vec<Token>, Vec<Group>), S
             b';' if depth == 0 => {
                 ended = true;
                 i += 1;
+            }
+            // Inside parentheses a `;` ends nothing the server would take (it refuses it): read
+            // as a second statement, which a statement sent whole — a view's description of the
+            // query — would run.
+            b';' => {
+                push(&mut words, 0, i, ";", false);
+                return Ok((words, groups));
             }
             b'(' => {
                 if depth == 0 {

@@ -1125,3 +1125,38 @@ fn copy_in_text_with_a_null_string_a_value_can_equal_is_refused() {
         );
     }
 }
+
+/// A `;` inside the `--send`'s query: the server refuses such a COPY, but the query's description
+/// (a view of it, sent whole) ran what followed it — `COMMIT; DELETE FROM victim` emptied a
+/// table, under `--dry-run` too. Refused before connecting, like a `;` after the COPY.
+#[test]
+fn a_semicolon_inside_the_sends_query_is_refused_before_connecting() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE k (id int); CREATE TABLE victim (i int); INSERT INTO victim VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE k (id int)");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["copy", "--from"];
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        args.extend([
+            from.as_str(),
+            "--send",
+            "COPY (SELECT id FROM k; COMMIT; DELETE FROM victim) TO STDOUT",
+            "--to",
+            &to,
+            "--receive",
+            "COPY k FROM STDIN",
+        ]);
+        args.extend(extra);
+        let out = run(&args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("got several statements"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(count(&c.source, &src, "victim"), 1);
+    }
+}
