@@ -1068,18 +1068,18 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
         }
     }
     let send = send.and_then(statement::representation);
-    // In text a value equal to the NULL string is written as it is, and read back as NULL: the
-    // string 'NULL' under NULL 'NULL', every empty string under NULL ''. (`\N` cannot be a
-    // value: a backslash in one is written doubled.)
-    if let Some(rep) = send
-        .as_ref()
-        .filter(|r| r.format == "text" && !r.null.starts_with('\\'))
+    // In text a value whose field is the NULL string is read back as NULL by a destination
+    // server: the string 'NULL' under NULL 'NULL', every empty string under NULL '', a tab
+    // under NULL E'\\t' (a file is written as asked: it is for another reader).
+    if let Some(rep) = send.as_ref().filter(|r| r.null_collides())
+        && receive.iter().any(Option::is_some)
     {
         return Err(ArgError::usage(format!(
-            "--send writes FORMAT text with NULL '{}': in text a value equal to the NULL string \
-             is written as it is and read back as NULL, so such values would arrive as NULLs; \
-             leave NULL at its default (\\N), give one that begins with a backslash, or use FORMAT \
-             csv, which quotes such a value",
+            "--send writes FORMAT text with NULL '{}': in text a value is written as that string \
+             (its characters and the escapes COPY writes), and a destination reads it back as \
+             NULL, so such values would arrive as NULLs; leave NULL at its default (\\N), give \
+             one with a backslash before a character COPY never escapes (E'\\\\Z'), or use \
+             FORMAT csv, which quotes such a value",
             rep.null.replace('\'', "''")
         )));
     }

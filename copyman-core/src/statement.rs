@@ -466,6 +466,49 @@ impl Representation {
             && self.header == other.header
             && self.forced_nulls == other.forced_nulls
     }
+
+    /// Whether, in text, a value's field can be its NULL string: `COPY … TO` writes a value as it
+    /// is but for the characters it escapes (`\\`, `\t`, `\n`, `\r`, `\b`, `\f`, `\v`, a
+    /// backslash before the delimiter), and `COPY … FROM` compares the field with the NULL
+    /// string before reading its escapes: a NULL string made only of characters and escapes a
+    /// value can be written as (`''`, `'NULL'`, `'\t'`, `'\\'`) reads such values back as NULL.
+    /// `\N` cannot be a value's field (a backslash in one is written `\\`). `false` in csv (a
+    /// value equal to the NULL string is quoted) and binary.
+    ///
+    /// ```
+    /// use copyman_core::statement::representation;
+    ///
+    /// let collides = |sql: &str| representation(sql).unwrap().null_collides();
+    /// assert!(!collides("COPY t TO STDOUT"));
+    /// assert!(collides("COPY t TO STDOUT (NULL 'NULL')"));
+    /// assert!(collides("COPY t TO STDOUT (NULL '')"));
+    /// assert!(collides(r"COPY t TO STDOUT (NULL E'\\t')"));
+    /// assert!(collides(r"COPY t TO STDOUT (NULL E'\\null')")); // a newline, then "ull"
+    /// assert!(!collides(r"COPY t TO STDOUT (NULL E'\\Z')"));
+    /// assert!(!collides("COPY t TO STDOUT (FORMAT csv, NULL 'NULL')"));
+    /// ```
+    pub fn null_collides(&self) -> bool {
+        if self.format != "text" {
+            return false;
+        }
+        let delimiter = self.delimiter.chars().next().unwrap_or('\t');
+        let mut chars = self.null.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                // An escape COPY writes, or a backslash before something it never escapes.
+                '\\' => match chars.next() {
+                    Some('\\' | 'b' | 'f' | 'n' | 'r' | 't' | 'v') => {}
+                    Some(d) if d == delimiter => {}
+                    _ => return false,
+                },
+                // Characters COPY never writes as they are.
+                '\n' | '\r' | '\t' | '\x08' | '\x0b' | '\x0c' => return false,
+                c if c == delimiter => return false,
+                _ => {}
+            }
+        }
+        true
+    }
 }
 
 impl fmt::Display for Representation {

@@ -1102,17 +1102,35 @@ fn copy_in_text_with_a_null_string_a_value_can_equal_is_refused() {
             &receive,
         ])
     };
-    for options in ["(NULL 'NULL')", "(NULL '')", "(FORMAT text, NULL 'none')"] {
+    for options in [
+        "(NULL 'NULL')",
+        "(NULL '')",
+        "(FORMAT text, NULL 'none')",
+        "(NULL '\\t')",
+        "(NULL '\\\\')",
+    ] {
         let out = copy(options);
         assert_exit(&out, 2);
         assert!(
-            text(&out.stderr).contains("a value equal to the NULL string is written as it is"),
+            text(&out.stderr).contains("a destination reads it back as NULL"),
             "{options}: {}",
             text(&out.stderr)
         );
         assert_eq!(count(&c.dest[0], &dst, "nul"), 0, "{options}");
     }
-    for options in ["", "(NULL E'\\\\null')", "(FORMAT csv, NULL 'NULL')"] {
+    // A file is written as asked: it is for another reader.
+    let file = TempPath::new("null-empty.txt");
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY nul TO STDOUT (NULL '')",
+        "--to",
+        file.arg(),
+    ]);
+    assert_exit(&out, 0);
+    for options in ["", "(NULL E'\\\\Z')", "(FORMAT csv, NULL 'NULL')"] {
         c.dest[0]
             .connect(&dst)
             .batch_execute("TRUNCATE nul")
