@@ -1974,17 +1974,31 @@ fn ready_wait_cancels_a_copy_out_nobody_reads() {
 
 /// A statement beyond ASCII is UTF-8: refused, nothing sent, where the session's
 /// `client_encoding` would read its bytes as other characters (a `WHERE nm = 'é'` matched no row
-/// under LATIN1, `<>` every row); sent where it is UTF8 or SQL_ASCII, and ASCII goes anywhere.
+/// under LATIN1, `<>` every row, and so under SQL_ASCII into a LATIN1 database); sent under
+/// UTF8, or SQL_ASCII into a UTF8 or SQL_ASCII database; ASCII goes anywhere.
 #[test]
 fn a_statement_beyond_ascii_is_refused_where_the_client_encoding_is_not_utf8() {
     let sql = "SELECT 1 WHERE 'é' <> ''";
     let mut utf8 = ready_session();
     utf8.query(sql).unwrap();
     assert!(!sent(&mut utf8).is_empty());
-    for (encoding, refused) in [("LATIN1", true), ("EUC_JP", true), ("SQL_ASCII", false)] {
+    for (encoding, server, refused) in [
+        ("LATIN1", "LATIN1", true),
+        ("EUC_JP", "UTF8", true),
+        ("SQL_ASCII", "UTF8", false),
+        ("SQL_ASCII", "SQL_ASCII", false),
+        // Unconverted, its UTF-8 bytes are LATIN1 characters to that database.
+        ("SQL_ASCII", "LATIN1", true),
+    ] {
         let mut session = ready_session();
         session
-            .handle_input(&param("client_encoding", encoding))
+            .handle_input(
+                &[
+                    param("client_encoding", encoding),
+                    param("server_encoding", server),
+                ]
+                .concat(),
+            )
             .unwrap();
         let said = session.query(sql);
         match said {

@@ -235,7 +235,8 @@ pub enum SessionError {
         what: &'static str,
     },
     /// A statement holds characters beyond ASCII while the session's `client_encoding` is not
-    /// UTF8: the server would read its UTF-8 bytes as other characters (`'é'` as `'Ã©'` under
+    /// UTF8 (nor SQL_ASCII into a UTF8 or SQL_ASCII database): the server would read its UTF-8
+    /// bytes as other characters (`'é'` as `'Ã©'` under
     /// LATIN1: a `WHERE` that matches other rows, a column not found). Nothing was sent.
     #[error(
         "the statement holds characters beyond ASCII, and the session's client_encoding is \

@@ -629,7 +629,8 @@ impl Session {
     /// # Errors
     /// [`SessionError::Misuse`] unless [`State::Ready`]; [`SessionError::NulByte`];
     /// [`SessionError::NotUtf8`] for a statement beyond ASCII where the session's
-    /// `client_encoding` is neither UTF8 nor SQL_ASCII; the terminal error.
+    /// `client_encoding` is neither UTF8 nor SQL_ASCII into a UTF8 or SQL_ASCII database; the
+    /// terminal error.
     pub fn query(&mut self, sql: &str) -> Result<(), SessionError> {
         self.start(OpKind::Query, sql, "query")
     }
@@ -827,9 +828,15 @@ impl Session {
             return Err(self.misuse(operation));
         }
         // The statement is UTF-8: read as such only where the session's client_encoding is
-        // UTF8 (or SQL_ASCII, which converts nothing).
+        // UTF8, or SQL_ASCII (which converts nothing) into a UTF8 or SQL_ASCII database.
         let client_encoding = self.parameter("client_encoding").unwrap_or("UTF8");
-        if !sql.is_ascii() && !matches!(client_encoding, "UTF8" | "SQL_ASCII") {
+        let server_encoding = self.parameter("server_encoding").unwrap_or("UTF8");
+        let read_as_utf8 = match client_encoding {
+            "UTF8" => true,
+            "SQL_ASCII" => matches!(server_encoding, "UTF8" | "SQL_ASCII"),
+            _ => false,
+        };
+        if !sql.is_ascii() && !read_as_utf8 {
             return Err(SessionError::NotUtf8 {
                 client_encoding: client_encoding.to_owned(),
             });
