@@ -1183,13 +1183,14 @@ fn described_in_transaction(conn: &mut Connection, query: &str) -> Result<Relati
 }
 
 /// What the source's refusal to describe a query means: it cannot describe it so (no TEMP
-/// privilege, a read-only transaction, two columns of one name, an event trigger that raises,
-/// a feature a view or a table cannot take), which listing the columns answers; or the query
+/// privilege, a read-only transaction, two columns of one name, a column a view or a table
+/// cannot have — a `ROW(…)`'s pseudo-type `record`, 42P16 —, an event trigger that raises, a
+/// feature a view or a table cannot take), which listing the columns answers; or the query
 /// failed there as its COPY would (a syntax error, an unknown column, a lock or statement
 /// timeout, a stall).
 fn undescribed(error: ErrorInfo) -> Undescribed {
     match error.sqlstate.as_deref() {
-        Some("42501" | "25006" | "42701" | "0A000" | "P0001") => {
+        Some("42501" | "25006" | "42701" | "42P16" | "42611" | "0A000" | "P0001") => {
             Undescribed::Refused(error.to_string())
         }
         _ => Undescribed::Failed(error),

@@ -975,6 +975,28 @@ fn copy_of_a_query_is_described_whatever_its_shape() {
             && !stderr.contains("list the columns"),
         "{stderr}"
     );
+    // A column a view cannot have (a ROW()'s pseudo-type record): not described, so the
+    // --receive must list the columns; listed, it copies.
+    let row_out = copy(
+        "COPY (SELECT id, row(x, y), y FROM p) TO STDOUT",
+        "COPY p FROM STDIN",
+        &[],
+    );
+    assert_exit(&row_out, 2);
+    assert!(
+        text(&row_out.stderr).contains("42P16")
+            && text(&row_out.stderr).contains("list the columns in the --receive"),
+        "{}",
+        text(&row_out.stderr)
+    );
+    assert_exit(
+        &copy(
+            "COPY (SELECT id, row(x, y), y FROM p) TO STDOUT",
+            "COPY p (id, x, y) FROM STDIN",
+            &[],
+        ),
+        0,
+    );
     let out = copy(
         "COPY (SELECT id, nosuch FROM p) TO STDOUT",
         "COPY p FROM STDIN",
