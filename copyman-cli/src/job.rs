@@ -581,24 +581,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             .map(|entry| entry.path())
             .filter(|p| *p != options.state && p.is_file())
             .collect();
-    } else if let Some(dir) = options.state.parent() {
+    } else {
         // A state file of the user's: the other state files of its directory that a running
         // job holds now, whose claims count as the default directory's do (two jobs started
         // side by side with their own --state both appended a table, every row twice). Finished
         // runs' files there are left alone: another --state is how to copy again.
-        let dir = if dir.as_os_str().is_empty() {
-            std::path::Path::new(".")
-        } else {
-            dir
-        };
-        options.other_states = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|p| p.is_file() && !same_file(p, &options.state))
-            .filter(|p| copyman_job::state::running(p))
-            .collect();
+        options.other_states = copyman_job::state::running_beside(&options.state);
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
@@ -1764,14 +1752,6 @@ impl Ledger {
             }));
         }
         exit
-    }
-}
-
-/// Whether `a` and `b` name one file (however spelt: `./s.state`, `s.state`, a link).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 

@@ -844,6 +844,25 @@ pub fn held_by_another_run() -> io::Error {
     )
 }
 
+/// The state files beside `path` (in its directory, `path` itself left out however it is
+/// spelt) that a copyman run holds now ([`running`]): the jobs whose claims a job of that
+/// directory must see.
+pub fn running_beside(path: &Path) -> Vec<PathBuf> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let itself = fs::canonicalize(path).ok();
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|p| p.is_file() && fs::canonicalize(p).ok() != itself)
+        .filter(|p| running(p))
+        .collect()
+}
+
 /// Whether a copyman run holds the state file at `path` now (its lock is taken): its claims
 /// count. A file that cannot be opened has no run.
 pub fn running(path: &Path) -> bool {

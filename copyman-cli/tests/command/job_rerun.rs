@@ -206,3 +206,59 @@ fn a_job_beside_a_running_job_of_the_same_tables_is_refused() {
     assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "once, not twice");
     std::fs::remove_dir_all(&states.0).unwrap();
 }
+
+/// Two jobs of one directory started together (both planned before either ran): each had
+/// listed the directory's running jobs when it began, found none, and both appended the table
+/// (every row twice, exit 0). The running jobs are listed again when a job claims its tables:
+/// the later one is refused.
+#[test]
+fn jobs_started_together_do_not_both_append_a_table() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{TABLES} INSERT INTO unl SELECT generate_series(1, 200);"),
+    );
+    let d1 = database(&c.dest[0], TABLES);
+    let states = TempPath::new("together-states");
+    std::fs::create_dir_all(&states.0).unwrap();
+    let state = |name: &str| states.0.join(name).to_str().unwrap().to_owned();
+    let (one, two) = (state("one.state"), state("two.state"));
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = |state: &str| -> Vec<String> {
+        [
+            "table", "unl", "--from", &from, "--to", &to, "--state", state,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let (args_one, args_two) = (args(&one), args(&two));
+    let one_strs: Vec<&str> = args_one.iter().map(String::as_str).collect();
+    let two_strs: Vec<&str> = args_two.iter().map(String::as_str).collect();
+    let first = Paused::start(&one_strs, "planned");
+    let second = Paused::start(&two_strs, "planned");
+    // The first's COPY waits on a lock: it is running (and has claimed) when the second goes on.
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK unl IN SHARE MODE")
+        .unwrap();
+    let first = std::thread::spawn(move || first.resume());
+    wait_for_lock(&c.dest[0], &d1);
+    // Refused at once; one that went on would wait for the lock too (bounded here).
+    let second = std::thread::spawn(move || second.resume());
+    let waited = std::time::Instant::now();
+    while !second.is_finished() && waited.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    holder.batch_execute("ROLLBACK").unwrap();
+    let (first, second) = (first.join().unwrap(), second.join().unwrap());
+    assert_exit(&first, 0);
+    assert_exit(&second, 2);
+    assert!(
+        text(&second.stderr).contains("another copyman job is running"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "once, not twice");
+    std::fs::remove_dir_all(&states.0).unwrap();
+}

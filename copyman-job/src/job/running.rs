@@ -600,7 +600,20 @@ fn claim(
             error,
         })?;
     let truncates = options.truncate || plan.recorded.truncate;
-    for path in options.other_states.iter().filter(|p| state::running(p)) {
+    // Those of its directory too, listed now: a job started at the same moment was not running
+    // when this one began (both claim before they look, so at least one sees the other).
+    let mut others: Vec<std::path::PathBuf> = options
+        .other_states
+        .iter()
+        .filter(|p| state::running(p))
+        .cloned()
+        .collect();
+    for path in state::running_beside(&options.state) {
+        if !others.contains(&path) {
+            others.push(path);
+        }
+    }
+    for path in &others {
         let Ok(other) = state::read(path) else {
             continue;
         };
