@@ -862,7 +862,7 @@ fn raw_misreads(
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
-        let settings = ReadSettings::of(conn.session());
+        let settings = ReadSettings::asking_zones_of(conn, &read);
         if binary(sql) {
             let columns: Vec<Ident> = read.columns.iter().map(|c| c.name.clone()).collect();
             let (hold, version) = (

@@ -1505,6 +1505,27 @@ fn text_read_as_times_in_other_zone_abbreviations_on_each_destination_is_refused
         assert_eq!(count(&c.dest[0], &israel, "ta"), 0);
         assert_eq!(count(&c.dest[1], &india, "ta"), 0);
     }
+    // copy mode's --receive too.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY ta TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&israel),
+        "--to",
+        &c.dest[1].conninfo(&india),
+        "--receive",
+        "COPY ta FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("timezone_abbreviations Default"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &israel, "ta"), 0);
     assert_exit(&copy(&["ta"], &also_india), 0);
     for (cluster, db) in [(&c.dest[0], &also_india), (&c.dest[1], &india)] {
         assert_eq!(

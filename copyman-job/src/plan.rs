@@ -501,12 +501,23 @@ impl ReadSettings {
         columns: &[Ident],
         rel: &Relation,
     ) -> Self {
-        let mut settings = Self::of(conn.session());
         let read_as_zoned = columns.iter().any(|name| {
             source.column(name).is_some_and(|c| !c.holds(&ZONED))
                 && rel.column(name).is_some_and(|c| c.holds(&ZONED))
         });
-        if read_as_zoned {
+        Self::asking_zones_if(conn, read_as_zoned)
+    }
+
+    /// [`ReadSettings::asking_zones`] where what the source writes is not known yet (`copy`
+    /// mode's `--receive` tables): asked wherever `rel` has a column of a zoned time.
+    pub fn asking_zones_of(conn: &mut Connection, rel: &Relation) -> Self {
+        let zoned = rel.columns.iter().any(|c| c.holds(&ZONED));
+        Self::asking_zones_if(conn, zoned)
+    }
+
+    fn asking_zones_if(conn: &mut Connection, ask: bool) -> Self {
+        let mut settings = Self::of(conn.session());
+        if ask {
             settings.zone_abbreviations = conn
                 .query("SELECT pg_catalog.current_setting('timezone_abbreviations')")
                 .ok()
