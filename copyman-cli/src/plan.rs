@@ -958,13 +958,16 @@ fn raw_misreads(
     };
     let binary = binary(send);
     let Some(sent_rel) = described else {
-        if binary && query.is_some() {
-            report::warn(
-                "--send is a query in FORMAT binary whose columns could not be described: the \
-                 types it writes are not checked against the destinations' columns, and binary \
-                 COPY does not convert values (a type of the same width is read as the \
-                 destination's); copy in text unless they are the same",
-            );
+        // Binary data carries no type: what the query writes could not be checked against what
+        // each destination reads (a text read as an int4's bytes), and nothing would fail.
+        if binary && query.is_some() && !reads.is_empty() {
+            return Ok(Some(
+                "--send is a query in FORMAT binary whose columns the source could not \
+                 describe: the types it writes cannot be checked against the destinations' \
+                 columns, and binary COPY does not convert values (a text's bytes read as an \
+                 int4); copy in text (FORMAT text or csv on both ends), which converts"
+                    .to_owned(),
+            ));
         }
         return Ok(None);
     };

@@ -1051,6 +1051,26 @@ fn copy_of_a_query_from_a_standby_needs_the_columns_listed() {
         count(&c.dest[0], &dst, "(SELECT 1 FROM p WHERE y = 'y1')"),
         1
     );
+    // In binary, its types cannot be checked either: refused, listed or not (a text's bytes were
+    // read as an int4, with a warning).
+    let out = run(&[
+        "copy",
+        "--from",
+        &standby.conninfo(&db),
+        "--send",
+        "COPY (SELECT id, y, x FROM p) TO STDOUT (FORMAT binary)",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY p (id, y, x) FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("FORMAT binary whose columns the source could not describe"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "p"), 1);
 }
 
 /// `copy` whose `--send` names a relation `COPY … TO STDOUT` cannot read as a table (a
