@@ -137,9 +137,10 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
         }
     };
     Some(format!(
-        "{who}: they run for every copied row, and a value they set or a row they move or \
-         delete after storing it makes the table differ from the source's without an error \
-         (COPY counts the rows it stored, not what the triggers did with them)"
+        "{who}: they run as the rows are copied (a row trigger for each row, a statement \
+         trigger once), and a value they set or a row they move or delete after storing it \
+         makes the table differ from the source's without an error (COPY counts the rows it \
+         stored, not what the triggers did with them)"
     ))
 }
 

@@ -34,7 +34,7 @@ const PLAIN: &str = "CREATE TABLE p (id int PRIMARY KEY);
 fn a_destinations_insert_triggers_are_said() {
     let c = clusters();
     let src = database(&c.source, SOURCE);
-    let said = "runs INSERT triggers on it (move_away): they run for every copied row";
+    let said = "runs INSERT triggers on it (move_away): they run as the rows are copied";
     // One table.
     let (moving, plain) = (database(&c.dest[0], MOVING), database(&c.dest[1], PLAIN));
     let out = run(&[
