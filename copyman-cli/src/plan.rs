@@ -391,13 +391,13 @@ fn table_plan(
                 Some((labels[*i].as_str(), r, encoding?.to_owned()))
             })
             .collect();
-        copyman_job::plan::names_cut(conn, &copy.table, columns, rel, &encoded).map_err(
-            |message| Fatal {
+        let condition = copy.condition.as_deref();
+        copyman_job::plan::names_cut(conn, &copy.table, condition, columns, rel, &encoded)
+            .map_err(|message| Fatal {
                 exit: Exit::Usage,
                 server: None,
                 message,
-            },
-        )?;
+            })?;
     }
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view) {
         report::warn(warning);

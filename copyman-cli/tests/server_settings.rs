@@ -1413,6 +1413,20 @@ fn name_values_a_destination_would_cut_are_refused() {
         assert_eq!(count(&c.dest[0], &dst, "n"), 0, "{tables:?}");
         assert_eq!(count(&c.dest[0], &dst, "w"), 0, "{tables:?}");
     }
+    // Only the rows a --where copies are measured.
+    let out = run(&[
+        "table",
+        "n",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--where",
+        "id = 2",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "n"), 1);
+    c.dest[0].connect(&dst).batch_execute("TRUNCATE n").unwrap();
     // Values that fit copy as they are.
     c.source
         .connect(&src)

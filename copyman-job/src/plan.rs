@@ -161,10 +161,16 @@ const NAME: u32 = 19;
 pub fn names_cut(
     source: &mut Connection,
     table: &TableName,
+    condition: Option<&str>,
     columns: &[Ident],
     source_rel: &Relation,
     dests: &[(&str, &Relation, String)],
 ) -> Result<(), String> {
+    // The rows copied: those of the `--where`, if one is given.
+    let rows = match condition {
+        Some(condition) => format!("{table} WHERE ({condition})"),
+        None => table.to_string(),
+    };
     let encoding = source
         .session()
         .parameter("server_encoding")
@@ -175,7 +181,12 @@ pub fn names_cut(
             continue;
         };
         for (label, rel, dest_encoding) in dests {
-            let Some(to) = rel.column(name).filter(|c| c.holds(&[NAME])) else {
+            // A name, a domain over it, an array of them (a composite's fields are not
+            // measured: its text is not theirs).
+            let Some(to) = rel
+                .column(name)
+                .filter(|c| c.holds(&[NAME]) && c.composites.is_empty())
+            else {
                 continue;
             };
             if from.holds(&[NAME]) && *dest_encoding == encoding {
@@ -183,9 +194,9 @@ pub fn names_cut(
             }
             // An array's elements are cut one by one.
             let values = if to.type_name.ends_with("[]") {
-                format!("SELECT e::text AS v FROM {table}, pg_catalog.unnest({name}) AS e")
+                format!("SELECT e::text AS v FROM {rows}, pg_catalog.unnest({name}) AS e")
             } else {
-                format!("SELECT {name}::text AS v FROM {table}")
+                format!("SELECT {name}::text AS v FROM {rows}")
             };
             let query = format!(
                 "SELECT count(*)::text, min(v) FROM ({values}) q \

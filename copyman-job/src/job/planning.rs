@@ -1187,7 +1187,7 @@ pub fn plan_with(
                 Some((*label, *rel, encoding?.to_owned()))
             })
             .collect();
-        crate::plan::names_cut(&mut src, &sel.table, &columns, &source_rel, &encoded)
+        crate::plan::names_cut(&mut src, &sel.table, None, &columns, &source_rel, &encoded)
             .map_err(|why| JobError::Refused(format!("table {}: {why}", sel.table)))?;
         // A view is read on the source's search_path: values that name objects lose their
         // schema.
