@@ -852,8 +852,10 @@ fn raw_misreads(
     guards: &mut (Vec<Option<String>>, Option<String>),
 ) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
-    // What each destination's --receive reads into, where it names a table.
+    // What each destination's --receive reads into, where it names a table (and, in the same
+    // order, its server's encoding).
     let mut reads = Vec::new();
+    let mut encodings = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
@@ -871,6 +873,11 @@ fn raw_misreads(
             );
             guards.0[i] = read.types_unchanged(&table, hold, &columns, version);
         }
+        let encoding = conn
+            .session()
+            .parameter("server_encoding")
+            .unwrap_or_default();
+        encodings.push(encoding.to_owned());
         reads.push((label, read, settings, sql.clone()));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
@@ -909,6 +916,7 @@ fn raw_misreads(
             server: None,
         });
     }
+    let send_table_name = send_table.as_ref().map(|(table, _)| table.clone());
     let described = match query {
         None => send_table.map(|(table, rel)| {
             if binary(send) {
@@ -1074,8 +1082,21 @@ fn raw_misreads(
         }
         paired_all.push((label.as_str(), paired, settings));
     }
-    // Text read in each destination's settings, pair by pair.
     let columns: Vec<_> = sent.iter().map(|c| c.name.clone()).collect();
+    // A destination `name` column that would cut the --send table's values (its own type, or
+    // another encoding), measured as table mode measures them.
+    if let Some(table) = &send_table_name {
+        let encoded: Vec<(&str, &Relation, String)> = paired_all
+            .iter()
+            .zip(&encodings)
+            .map(|((label, rel, _), encoding)| (*label, rel, encoding.clone()))
+            .collect();
+        let cut = copyman_job::plan::names_cut(source, table, None, &columns, &sent_rel, &encoded);
+        if let Err(why) = cut {
+            return Ok(Some(why));
+        }
+    }
+    // Text read in each destination's settings, pair by pair.
     let read: Vec<(&str, &Relation, &ReadSettings)> = paired_all
         .iter()
         .map(|(label, rel, settings)| (*label, rel, *settings))

@@ -1413,6 +1413,25 @@ fn name_values_a_destination_would_cut_are_refused() {
         assert_eq!(count(&c.dest[0], &dst, "n"), 0, "{tables:?}");
         assert_eq!(count(&c.dest[0], &dst, "w"), 0, "{tables:?}");
     }
+    // copy mode, a --send that names the table: measured the same.
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY n TO STDOUT",
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--receive",
+        "COPY n FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("column \"nm\" is name on destination 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "n"), 0);
     // Only the rows a --where copies are measured.
     let out = run(&[
         "table",
