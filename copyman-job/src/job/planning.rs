@@ -434,7 +434,7 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     let Ok(recorded) = state::read(path) else {
         return Ok(());
     };
-    let mut again: Vec<&str> = tables
+    let again: Vec<&str> = tables
         .iter()
         .filter(|t| keys.iter().any(|k| recorded.begun(t, k)))
         .map(String::as_str)
@@ -447,37 +447,19 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
         .iter()
         .all(|t| keys.iter().all(|k| recorded.done(t, k).is_some()));
     let what = if finished { "copied" } else { "began" };
-    let more = again.len().saturating_sub(3);
-    again.truncate(3);
     if state::running(path) {
-        return Err(JobError::Refused(format!(
-            "another copyman job is running into these destinations (its state file {}) and \
-             began {}{}: copied by both, their rows would be there twice; run this job after it \
-             ends",
-            path.display(),
-            again.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        )));
+        return Err(super::running::beside_running_job(path, "began", &again));
     }
     Err(JobError::Refused(format!(
         "the state file {} records an earlier job into these destinations, which \
-         {what} {}{}: copied again without emptying them, their rows would be there twice; \
+         {what} {}: copied again without emptying them, their rows would be there twice; \
          --resume copies only what that run did not finish, --truncate empties each table and \
          copies it again, and another --state (or removing that file) adds the rows once more; \
          a clone of a destination (a base backup, a copied data directory, a restore) shares \
          its origin's identity, so the file names it too: --resume is wrong for a clone, give \
          it another --state",
         path.display(),
-        again.join(", "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        }
+        super::running::first_names(&again),
     )))
 }
 

@@ -630,22 +630,30 @@ fn claim(
         if shared.is_empty() {
             continue;
         }
-        let more = shared.len().saturating_sub(3);
-        shared.truncate(3);
-        return Err(JobError::Refused(format!(
-            "another copyman job is running into these destinations (its state file {}) and \
-             copies {}{}: copied by both, their rows would be there twice; run this job after \
-             it ends",
-            path.display(),
-            shared.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        )));
+        return Err(beside_running_job(path, "copies", &shared));
     }
     Ok(())
+}
+
+/// The refusal of a job beside one running now (its state file at `path`) that `does` (began,
+/// copies) `tables` of it on the same destinations: appended by both, their rows would be there
+/// twice.
+pub(super) fn beside_running_job(path: &std::path::Path, does: &str, tables: &[&str]) -> JobError {
+    JobError::Refused(format!(
+        "another copyman job is running into these destinations (its state file {}) and {does} \
+         {}: copied by both, their rows would be there twice; run this job after it ends",
+        path.display(),
+        first_names(tables)
+    ))
+}
+
+/// The first three of `names`, and how many more: `a, b, c and 2 more`.
+pub(super) fn first_names(names: &[&str]) -> String {
+    let shown = names[..names.len().min(3)].join(", ");
+    match names.len().saturating_sub(3) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 /// Runs a planned job to its end; `events` hears about its progress (from every worker thread).
