@@ -988,7 +988,11 @@ pub(crate) fn check_header(
                 .as_ref()
                 .and_then(|names| file_start::with_columns(&sql, names))
             {
-                Some(fixed) => format!("load it by its header{which} with --receive \"{fixed}\""),
+                // Quoted for a shell: a quoted column name's double quotes stay in it.
+                Some(fixed) => format!(
+                    "load it by its header{which} with --receive '{}'",
+                    fixed.replace('\'', r"'\''")
+                ),
                 None => format!("give the file's columns in its order in the --receive{which}"),
             };
             return Err(refuse(mismatch, fix));

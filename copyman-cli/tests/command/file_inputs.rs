@@ -125,7 +125,7 @@ fn swapped_csv_header_is_refused_before_anything_is_sent() {
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(r#"--receive "COPY p (b, a) FROM STDIN (FORMAT csv, HEADER)""#),
+        stderr.contains(r#"--receive 'COPY p (b, a) FROM STDIN (FORMAT csv, HEADER)'"#),
         "{stderr}"
     );
     nothing_anywhere(c, &dbs, "p");
@@ -203,7 +203,7 @@ fn swapped_csv_header_is_refused_before_anything_is_sent() {
     ]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains(r#"--receive "COPY p (a, b) FROM STDIN (FORMAT text, HEADER)""#),
+        text(&out.stderr).contains(r#"--receive 'COPY p (a, b) FROM STDIN (FORMAT text, HEADER)'"#),
         "{}",
         text(&out.stderr)
     );
