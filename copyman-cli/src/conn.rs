@@ -1099,6 +1099,15 @@ impl ServerSpec {
             .push(("IntervalStyle".to_owned(), String::new()));
     }
 
+    /// This server in its database's own settings: none of the portability settings a copy's
+    /// sessions pin (`lc_monetary=C`), for asking what the database means by a value
+    /// ([`copyman_job::plan::MoneyUnit`]). The CONN's own options stand.
+    pub(crate) fn own_settings(&self) -> Self {
+        let mut spec = self.clone();
+        spec.startup.push(("lc_monetary".to_owned(), String::new()));
+        spec
+    }
+
     /// Reads the user's SQL (`--where`, `--send`) in the date order psql would on this
     /// server: `PGDATESTYLE`'s if it is set, else the database's or role's own (`DMY`:
     /// `04/03/2024` is the 4th of March), not postgresql.conf's, which a `DateStyle` sent at

@@ -397,10 +397,12 @@ fn server(
     watch: &Arc<JobWatch>,
     index: usize,
 ) -> Server {
+    let own = spec.own_settings();
     let spec = Arc::new(spec.clone());
     let watch = Arc::clone(watch);
     Server {
         name: spec.display.clone(),
+        own_settings: Some(Arc::new(move || own.connect())),
         connect: Arc::new(move || {
             let mut conn = spec.connect()?;
             // The planning sessions get --stall-timeout's socket timeouts, as a single table's
@@ -2031,6 +2033,7 @@ mod tests {
         let server = |name: &str| Server {
             name: name.to_owned(),
             connect: Arc::new(|| unreachable!("not connected")),
+            own_settings: None,
         };
         let mut out = Vec::new();
         let options = Options::new("job.state");
@@ -2107,6 +2110,7 @@ mod tests {
         let server = |name: &str| Server {
             name: name.to_owned(),
             connect: Arc::new(|| unreachable!("not connected")),
+            own_settings: None,
         };
         let human = |output: Output| {
             let mut out = Vec::new();

@@ -21,8 +21,8 @@ use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
 use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
-    FormatChoice, LookupError, ReadSettings, choose_format, major, needs_select, resolve_columns,
-    uncounted,
+    FormatChoice, LookupError, MoneyUnit, ReadSettings, choose_format, major, needs_select,
+    resolve_columns, uncounted,
 };
 use copyman_job::sequences::Carry;
 
@@ -81,7 +81,7 @@ pub(crate) fn plan(
             let refused = match (send, source) {
                 (Some(send), Some(conn)) => raw_misreads(
                     send,
-                    conn,
+                    (&t.source, conn),
                     receive,
                     dests,
                     t.safety.allow_count_mismatch,
@@ -347,6 +347,13 @@ fn table_plan(
     }
     if let (Some(source), Some(columns)) = (&source_rel, &columns)
         && let Some(message) = servers_read_otherwise(source, columns, dests, &dest_rels, &labels)
+            .or_else(|| {
+                let units: Vec<_> = dest_rels
+                    .iter()
+                    .map(|(i, rel)| (labels[*i].as_str(), rel, dests[*i].endpoint))
+                    .collect();
+                money_counted_otherwise((&t.source, source), columns, &units)
+            })
     {
         return Err(Fatal {
             exit: Exit::Usage,
@@ -673,6 +680,33 @@ fn servers_read_otherwise(
     copyman_job::plan::read_otherwise(source, columns, &read)
 }
 
+/// Between servers, where a destination's database counts `money` in another fraction than
+/// the source's ([`copyman_job::plan::money_meant_otherwise`]): each side asked on a session in
+/// its database's own settings, only where a copied column holds money on both.
+fn money_counted_otherwise(
+    (source, rel): (&Endpoint, &Relation),
+    columns: &[Ident],
+    dests: &[(&str, &Relation, &Endpoint)],
+) -> Option<String> {
+    let unit = |endpoint: &Endpoint| match endpoint {
+        Endpoint::Server(spec) => MoneyUnit::of(&mut spec.own_settings().connect().ok()?),
+        _ => None,
+    };
+    let copying: Vec<_> = dests
+        .iter()
+        .filter(|(_, to, _)| copyman_job::plan::copies_money(rel, columns, to))
+        .collect();
+    if copying.is_empty() {
+        return None;
+    }
+    let from = unit(source)?;
+    let units: Vec<(&str, MoneyUnit)> = copying
+        .iter()
+        .filter_map(|(label, _, endpoint)| Some((*label, unit(endpoint)?)))
+        .collect();
+    copyman_job::plan::money_meant_otherwise(&from, &units)
+}
+
 /// As [`read_otherwise`], for a file copied with `--receive` statements: each destination's
 /// COPY reads the columns its statement lists (else its table's, generated ones left out), in
 /// its own settings; where the same statement goes to several destinations, their columns in
@@ -845,7 +879,7 @@ fn money_misread(
 /// as it was described (exit 1).
 fn raw_misreads(
     send: &str,
-    source: &mut Connection,
+    (source_endpoint, source): (&Endpoint, &mut Connection),
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
     allow_count_mismatch: bool,
@@ -856,6 +890,7 @@ fn raw_misreads(
     // order, its server's encoding).
     let mut reads = Vec::new();
     let mut encodings = Vec::new();
+    let mut endpoints = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
@@ -878,6 +913,7 @@ fn raw_misreads(
             .parameter("server_encoding")
             .unwrap_or_default();
         encodings.push(encoding.to_owned());
+        endpoints.push(dest.endpoint);
         reads.push((label, read, settings, sql.clone()));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
@@ -1102,6 +1138,14 @@ fn raw_misreads(
         .map(|(label, rel, settings)| (*label, rel, *settings))
         .collect();
     if let Some(why) = copyman_job::plan::read_otherwise(&sent_rel, &columns, &read) {
+        return Ok(Some(why));
+    }
+    let units: Vec<_> = paired_all
+        .iter()
+        .zip(endpoints)
+        .map(|((label, rel, _), endpoint)| (*label, rel, endpoint))
+        .collect();
+    if let Some(why) = money_counted_otherwise((source_endpoint, &sent_rel), &columns, &units) {
         return Ok(Some(why));
     }
     for warning in converted {

@@ -766,6 +766,104 @@ fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
     );
 }
 
+/// A `money` value is stored as a count of its database's smallest unit (cents under `C`, yen
+/// under `ja_JP`), and copyman copies that count: between databases whose `lc_monetary` count
+/// in other fractions, `$12.34` arrived as `¥1,234` (exit 0; pg_dump's text is refused there).
+/// Refused, naming both locales, in `table` mode, `copy` mode and a job, before anything is
+/// copied; a copy that leaves the money column out, a destination whose CONN says what it
+/// counts in, and a locale of the same fraction copy.
+#[test]
+fn money_between_databases_counting_other_fractions_is_refused() {
+    let locales = TempPath::new("locales-ja");
+    std::fs::create_dir_all(&locales.0).unwrap();
+    for locale in ["ja_JP", "es_AR"] {
+        let _ = std::process::Command::new("localedef")
+            .args(["-i", locale, "-f", "UTF-8"])
+            .arg(locales.0.join(format!("{locale}.UTF-8")))
+            .output();
+    }
+    let built = |locale: &str| {
+        locales
+            .0
+            .join(format!("{locale}.UTF-8/LC_MONETARY"))
+            .exists()
+    };
+    if !built("ja_JP") || !built("es_AR") {
+        eprintln!(
+            "SKIPPED money_between_databases_counting_other_fractions_is_refused: localedef \
+             cannot build ja_JP.UTF-8 and es_AR.UTF-8 on this machine (no locale sources)"
+        );
+        return;
+    }
+    let c = clusters();
+    let tokyo = copyman_testkit::Cluster::builder()
+        .env("LOCPATH", locales.arg())
+        .start();
+    let tables = "CREATE TABLE m (id int, v money); CREATE TABLE n (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO m VALUES (1, 12.34); INSERT INTO n VALUES (1);"),
+    );
+    let yen = database_setting(&tokyo, &["lc_monetary = 'ja_JP.UTF-8'"], tables);
+    let pesos = database_setting(&tokyo, &["lc_monetary = 'es_AR.UTF-8'"], tables);
+    let (from, to) = (c.source.conninfo(&src), tokyo.conninfo(&yen));
+    let refused = |args: &[&str]| {
+        let out = run(args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("lc_monetary 'C")
+                && stderr.contains("'ja_JP.UTF-8' has 0")
+                && stderr.contains("an amount of 12.34 on the source would be 1234 there"),
+            "{stderr}"
+        );
+        assert_eq!(count(&tokyo, &yen, "m"), 0);
+        assert_eq!(count(&tokyo, &yen, "n"), 0);
+    };
+    refused(&["table", "m", "--from", &from, "--to", &to]);
+    refused(&[
+        "table", "m", "--from", &from, "--to", &to, "--format", "text",
+    ]);
+    refused(&["table", "m", "n", "--from", &from, "--to", &to]);
+    for send in ["COPY m TO STDOUT", "COPY (SELECT * FROM m) TO STDOUT"] {
+        refused(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            "COPY m FROM STDIN",
+        ]);
+    }
+    // Without the money column; told in the CONN what the destination counts in.
+    assert_exit(
+        &run(&[
+            "table",
+            "m",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--columns",
+            "id",
+        ]),
+        0,
+    );
+    let told = format!("{to} options='-c lc_monetary=C'");
+    assert_exit(&run(&["table", "m", "--from", &from, "--to", &told]), 0);
+    assert_eq!(count(&tokyo, &yen, "m"), 2);
+    // es_AR counts cents too: its amounts are the source's.
+    let to = tokyo.conninfo(&pesos);
+    assert_exit(&run(&["table", "m", "n", "--from", &from, "--to", &to]), 0);
+    assert_eq!(
+        tokyo.psql(&pesos, "SELECT v::numeric FROM m").trim(),
+        "12.34"
+    );
+}
+
 /// A `timestamp` without a zone on the source into `timestamptz` on destinations whose TimeZone
 /// differs: each read the wall-clock time in its own zone and stored another instant (a
 /// warning, exit 0). Refused, naming the column and both zones; the same zone everywhere copies.

@@ -31,6 +31,7 @@
 //! let server = |name: &str, conn: &'static str| Server {
 //!     name: name.to_owned(),
 //!     connect: Arc::new(move || Connection::connect_str(conn)),
+//!     own_settings: None,
 //! };
 //! let source = server("source", "host=src dbname=shop");
 //! let dests = [server("a", "host=a dbname=shop"), server("b", "host=b dbname=shop")];

@@ -692,6 +692,90 @@ pub fn read_otherwise(
     None
 }
 
+/// `money`.
+const MONEY: [u32; 1] = [790];
+
+/// What a database's `money` amounts count: a `money` value is stored as a whole number of
+/// its database's smallest unit — cents where `lc_monetary` is `C` or `en_US`, yen where it is
+/// `ja_JP` — and copyman copies that number (binary; text written and read in the C locale by
+/// every copy session): between databases whose locales count in other fractions, `$12.34`
+/// (1234 cents) is stored as `¥1,234`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoneyUnit {
+    /// The database's own `lc_monetary`.
+    pub locale: String,
+    /// The digits of its amounts after the decimal point (2 for `C`, 0 for `ja_JP`).
+    pub digits: u32,
+}
+
+impl MoneyUnit {
+    /// Asked of `conn`, a session in its database's own settings: not a copy's session,
+    /// whose `lc_monetary` is the C locale's whatever the database says. `None` where the
+    /// server does not answer.
+    pub fn of(conn: &mut Connection) -> Option<Self> {
+        let rows = conn
+            .query(
+                "SELECT pg_catalog.current_setting('lc_monetary'), \
+                 pg_catalog.scale('1'::pg_catalog.money::pg_catalog.numeric)",
+            )
+            .ok()?;
+        let row = rows.first()?;
+        Some(Self {
+            locale: row.first()?.clone()?,
+            digits: row.get(1)?.as_deref()?.parse().ok()?,
+        })
+    }
+}
+
+/// Whether a copied column (of `columns`) holds `money` on the source and on `rel` (a domain,
+/// an array or a composite of it too): its stored amounts carry over as they are, in each
+/// database's unit ([`MoneyUnit`]).
+pub fn copies_money(source: &Relation, columns: &[Ident], rel: &Relation) -> bool {
+    columns.iter().any(|name| {
+        source.column(name).is_some_and(|c| c.holds(&MONEY))
+            && rel.column(name).is_some_and(|c| c.holds(&MONEY))
+    })
+}
+
+/// Between servers, where a destination would store another amount than the source's: a
+/// `money` column copied into a database whose `lc_monetary` counts amounts in another
+/// fraction ([`MoneyUnit`]): `$12.34` arrived as `¥1,234`, exit 0 (pg_dump's text is refused
+/// there: `invalid input syntax for type money`). `dests`: each destination that
+/// [`copies_money`], with its label and unit, as far as asked.
+pub fn money_meant_otherwise(source: &MoneyUnit, dests: &[(&str, MoneyUnit)]) -> Option<String> {
+    let (label, unit) = dests
+        .iter()
+        .find(|(_, unit)| unit.digits != source.digits)?;
+    let example = |digits: u32| {
+        let cents = 1234u64;
+        match digits {
+            0 => cents.to_string(),
+            d => {
+                let scale = 10u64.pow(d.min(9));
+                format!(
+                    "{}.{:0width$}",
+                    cents / scale,
+                    cents % scale,
+                    width = d as usize
+                )
+            }
+        }
+    };
+    Some(format!(
+        "a money value is stored as a count of its database's smallest unit, which the \
+         database's lc_monetary names, and copied as that count: the source's lc_monetary \
+         '{}' has {} digits after the decimal point, {label}'s '{}' has {}: an amount of {} on \
+         the source would be {} there; give the databases one lc_monetary (ALTER DATABASE … \
+         SET lc_monetary), or leave the money columns out",
+        source.locale,
+        source.digits,
+        unit.locale,
+        unit.digits,
+        example(source.digits),
+        example(unit.digits),
+    ))
+}
+
 /// The built-in types whose values name an object of a schema and are written as the reading
 /// session's `search_path` shows it (its schema left out where it is on it): `regproc`,
 /// `regprocedure`, `regoper`, `regoperator`, `regclass`, `regtype`, `regconfig`,

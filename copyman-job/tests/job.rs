@@ -546,6 +546,7 @@ fn a_source_that_cannot_export_a_snapshot_is_refused_unless_no_snapshot() {
     let source = Server {
         name: "restricted source".into(),
         connect: Arc::new(move || Connection::connect_str(&conninfo)),
+        own_settings: None,
     };
     let options = Options::new(state_path("nosnap"));
     let err = job::plan(&source, &dests, &Selection::default(), &options).unwrap_err();

@@ -21,6 +21,13 @@ pub struct Server {
     pub name: String,
     /// How to connect to it.
     pub connect: Connect,
+    /// How to connect to it in its database's own settings, where `connect`'s sessions pin
+    /// some for the copy (copyman-sync's and copyman-async's `lc_monetary=C`): asked what the
+    /// database means by a value (what its `money` amounts count,
+    /// [`MoneyUnit`](crate::plan::MoneyUnit)) where a copied column needs it. `None`: not
+    /// asked, and a `money` column is copied as its stored amount whatever each database
+    /// counts in.
+    pub own_settings: Option<Connect>,
 }
 
 impl std::fmt::Debug for Server {

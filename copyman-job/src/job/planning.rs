@@ -19,7 +19,8 @@ use super::sessions::{ensure, give_up};
 use crate::commit;
 use crate::identity::Identity;
 use crate::plan::{
-    ReadSettings, choose_format, lookup, lookup_many, major, needs_select, resolve_columns,
+    MoneyUnit, ReadSettings, choose_format, lookup, lookup_many, major, needs_select,
+    resolve_columns,
 };
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, Selection};
@@ -289,6 +290,20 @@ fn look_ahead(
     }
 }
 
+/// What `server`'s database counts `money` in ([`MoneyUnit`]), asked once per job on a
+/// session in its own settings (`known` keeps the answer); `None` where it cannot be asked.
+fn money_unit<'a>(
+    server: &Server,
+    known: &'a mut Option<Option<MoneyUnit>>,
+) -> Option<&'a MoneyUnit> {
+    known
+        .get_or_insert_with(|| {
+            let connect = server.own_settings.as_ref()?;
+            MoneyUnit::of(&mut connect().ok()?)
+        })
+        .as_ref()
+}
+
 fn connect(server: &Server) -> Result<Connection, JobError> {
     (server.connect)().map_err(|e| JobError::Connect {
         server: server.name.clone(),
@@ -509,6 +524,8 @@ pub fn plan_with(
     let mut down: Vec<Option<TableError>> = vec![None; destinations.len()];
     let mut left_out = Vec::new();
     let mut unreachable = Vec::new();
+    // What each server's database counts `money` in (the source's first), once asked.
+    let mut money_units = vec![None; destinations.len() + 1];
     for (i, server) in destinations.iter().enumerate() {
         match connect(server) {
             Ok(conn) => dests.push(Some(conn)),
@@ -1145,6 +1162,27 @@ pub fn plan_with(
             .collect();
         if let Some(why) = crate::plan::read_otherwise(&source_rel, &columns, &read) {
             return Err(JobError::Refused(format!("table {}: {why}", sel.table)));
+        }
+        let money = |rel: &Relation| crate::plan::copies_money(&source_rel, &columns, rel);
+        if rels.iter().any(|(_, rel)| money(rel))
+            && let Some(from) = money_unit(source, &mut money_units[0]).cloned()
+        {
+            let units: Vec<(&str, MoneyUnit)> = labels
+                .iter()
+                .zip(&rels)
+                .filter(|(_, (_, rel))| money(rel))
+                .filter_map(|(label, (i, _))| {
+                    let unit = money_unit(&destinations[*i], &mut money_units[i + 1])?;
+                    Some((label.as_str(), unit.clone()))
+                })
+                .collect();
+            if let Some(why) = crate::plan::money_meant_otherwise(&from, &units) {
+                return Err(JobError::Refused(format!(
+                    "table {}: {why}: copy it alone (copyman table {} --columns …) and leave it \
+                     out of the job (--exclude-table)",
+                    sel.table, sel.table
+                )));
+            }
         }
         let choice = choose_format(
             options.format,

@@ -58,6 +58,7 @@ pub fn server(cluster: &Cluster, db: &str, timeout: Option<Duration>) -> Server 
             conn.set_timeout(timeout)?;
             Ok(conn)
         }),
+        own_settings: None,
     }
 }
 
