@@ -216,7 +216,8 @@ pub(crate) struct LowTable {
     /// type matches on every side, csv for a *.csv file, else text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub(crate) format: Option<FormatArg>,
-    /// CSV data has a header line (implies --format csv).
+    /// The data has a header line (implies --format csv; with --format text, a text header,
+    /// which PostgreSQL reads and writes from version 15).
     #[arg(long)]
     pub(crate) header: bool,
     /// Let the destinations that did not fail finish and commit.
@@ -884,9 +885,10 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     }
     let format = match (low.format.map(Format::from), low.header) {
         (Some(Format::Csv) | None, true) => Some(Format::Csv),
+        (Some(Format::Text), true) => Some(Format::Text),
         (Some(other), true) => {
             return Err(ArgError::usage(format!(
-                "--header needs --format csv, not {}",
+                "--header needs --format csv or text, not {}",
                 other.name()
             )));
         }

@@ -575,7 +575,7 @@ fn scan(statements: &Statements) -> Scan {
         // The default for a file source is text (plan's `default_format`).
         Statements::Table { format, copy, .. } => {
             let (mode, header) = match format {
-                None | Some(Format::Text) => (Mode::Text, false),
+                None | Some(Format::Text) => (Mode::Text, copy.header),
                 Some(Format::Csv) => (Mode::CSV, copy.header),
                 Some(_) => (Mode::Lines, false),
             };
@@ -1065,9 +1065,17 @@ fn check_first_line(
             Some(columns)
                 if copy.columns.is_empty() && file_start::names_columns(fields, columns) =>
             {
-                // --header is CSV's; a text file's line is left out before copyman reads it.
+                // A text header is read from PostgreSQL 15; for an older server a text file's
+                // line is left out before copyman reads it.
+                let text_header = dests.iter().filter_map(|d| d.conn.as_ref()).all(|conn| {
+                    conn.session()
+                        .server_version_num()
+                        .is_some_and(|v| v >= 150_000)
+                });
                 let skip = if *format == Some(Format::Csv) {
                     "give --header to skip it".to_owned()
+                } else if text_header {
+                    "give --header --format text to skip it".to_owned()
                 } else if name == "stdin" {
                     "leave it out (… | tail -n +2 | copyman … --from -)".to_owned()
                 } else {

@@ -754,7 +754,7 @@ pub struct TableCopy {
     pub columns: Vec<Ident>,
     /// The `--where` condition.
     pub condition: Option<String>,
-    /// Whether CSV data has a header line.
+    /// Whether the data (CSV, or text from PostgreSQL 15) has a header line.
     pub header: bool,
 }
 
@@ -768,7 +768,7 @@ impl TableCopy {
     }
 
     fn options(&self, format: Format) -> String {
-        if self.header && format == Format::Csv {
+        if self.header && format != Format::Binary {
             format!("(FORMAT {}, HEADER)", format.name())
         } else {
             format!("(FORMAT {})", format.name())
@@ -1403,7 +1403,11 @@ mod tests {
         copy.target = Some(table("other"));
         assert_eq!(
             copy.copy_in(Format::Text),
-            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT text)"#
+            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT text, HEADER)"#
+        );
+        assert_eq!(
+            copy.copy_in(Format::Binary),
+            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT binary)"#
         );
         assert_eq!(copy.truncate("p"), r#"TRUNCATE "other""#);
         assert!(
