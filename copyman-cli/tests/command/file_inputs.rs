@@ -628,7 +628,7 @@ fn a_header_given_as_data_is_refused_with_the_way_to_skip_it() {
     let mut args = vec!["table", "p", "--from", &to_p, "--to", written.arg()];
     args.extend(text_header);
     assert_exit(&run(&args), 0);
-    assert_eq!(std::fs::read(&written.0).unwrap(), b"a\tb\nx\ty\n");
+    assert_eq!(fs::read(&written.0).unwrap(), b"a\tb\nx\ty\n");
     let out = run(&[
         "table",
         "p",
