@@ -253,8 +253,9 @@ pub(crate) struct LowSafety {
     /// destination completing its COPY with every byte in hand (its wait is said).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) stall_timeout: Option<Duration>,
-    /// The encoding of the file and stdin endpoints (client_encoding of every server session,
-    /// as psql's \encoding), e.g. LATIN1 [default: UTF8].
+    /// The encoding of the file and stdin endpoints, e.g. LATIN1 [default: UTF8]: each COPY's
+    /// ENCODING in `table`; in `copy`, client_encoding of every server session (psql's
+    /// \encoding), which its statements' ENCODING overrides.
     #[arg(long, value_name = "ENCODING")]
     pub(crate) encoding: Option<String>,
     /// Accept destinations whose COPY stored a different number of rows than the source sent
@@ -561,7 +562,8 @@ pub(crate) struct Safety {
     pub(crate) lock_timeout: Option<Duration>,
     /// `--stall-timeout`: how long an endpoint may move no byte.
     pub(crate) stall_timeout: Option<Duration>,
-    /// `--encoding`: `client_encoding` of every server session.
+    /// `--encoding`: the data's encoding: each COPY's `ENCODING` in `table` (its `TableCopy`),
+    /// `client_encoding` of every server session in `copy`.
     pub(crate) encoding: Option<String>,
     /// `--allow-count-mismatch`.
     pub(crate) allow_count_mismatch: bool,
@@ -921,6 +923,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
                 columns,
                 condition: low.condition,
                 header: low.header,
+                encoding: low.safety.encoding.clone(),
             },
             truncate: low.truncate,
             format,

@@ -148,6 +148,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
                 columns: Vec::new(),
                 condition: None,
                 header: false,
+                encoding: None,
             },
             truncate: false,
             format: None,

@@ -3,18 +3,24 @@
 
 use copyman_sync::Connection;
 
-use crate::args::{Endpoint, Safety, Transfer};
+use crate::args::{Endpoint, Safety, Statements, Transfer};
 use crate::dest::Dest;
 use crate::identity;
 use crate::report::{self, Exit, Fatal};
 use crate::watch::{Target, Watch};
 
-/// Sets `lock_timeout` and `client_encoding`, and the socket timeouts of `--stall-timeout`, on
-/// `conn` (`role` names it in errors).
+/// Sets `lock_timeout` and `client_encoding` (`--encoding`, unless `in_copy_options`: `table`
+/// names it in each COPY), and the socket timeouts of `--stall-timeout`, on `conn` (`role` names
+/// it in errors).
 ///
 /// # Errors
 /// [`Fatal`]: exit 2 for an encoding the server does not know, 1 for other server errors.
-pub(crate) fn apply(conn: &mut Connection, safety: &Safety, role: &str) -> Result<(), Fatal> {
+pub(crate) fn apply(
+    conn: &mut Connection,
+    safety: &Safety,
+    in_copy_options: bool,
+    role: &str,
+) -> Result<(), Fatal> {
     let fail = |what: &str, e: &copyman_sync::Error, exit: Exit| {
         let said = report::describe(e);
         Fatal {
@@ -29,12 +35,38 @@ pub(crate) fn apply(conn: &mut Connection, safety: &Safety, role: &str) -> Resul
         conn.execute(&sql)
             .map_err(|e| fail("--lock-timeout", &e, Exit::CopyFailed))?;
     }
-    if let Some(encoding) = &safety.encoding {
-        // The name was checked to be letters, digits, '_' and '-': nothing to escape.
-        let sql = format!("SET client_encoding = '{encoding}'");
-        report::log(format_args!("{role}: {sql}"));
-        conn.execute(&sql)
-            .map_err(|e| fail("--encoding", &e, Exit::Usage))?;
+    // The name was checked to be letters, digits, '_' and '-': nothing to escape.
+    match &safety.encoding {
+        // `table` says it in each COPY (ENCODING), the session keeps UTF8 for names and
+        // conditions: asked only whether the server knows it, as SET would.
+        Some(encoding) if in_copy_options => {
+            let sql = format!("SELECT pg_catalog.pg_char_to_encoding('{encoding}') >= 0");
+            let known = conn
+                .query(&sql)
+                .map_err(|e| fail("--encoding", &e, Exit::CopyFailed))?;
+            if known
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .as_deref()
+                != Some("t")
+            {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    message: format!(
+                        "--encoding {encoding} on {role}: the server knows no such encoding \
+                         (UTF8, LATIN1, WIN1252, …)"
+                    ),
+                    server: None,
+                });
+            }
+        }
+        Some(encoding) => {
+            let sql = format!("SET client_encoding = '{encoding}'");
+            report::log(format_args!("{role}: {sql}"));
+            conn.execute(&sql)
+                .map_err(|e| fail("--encoding", &e, Exit::Usage))?;
+        }
+        None => {}
     }
     if let Some(limit) = safety.stall_timeout {
         conn.set_timeout(Some(limit))
@@ -86,12 +118,18 @@ pub(crate) fn apply_all(
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) -> Result<(), Fatal> {
+    let in_copy_options = matches!(t.statements, Statements::Table { .. });
     if let Some(conn) = source {
-        apply(conn, &t.safety, "source")?;
+        apply(conn, &t.safety, in_copy_options, "source")?;
     }
     for (i, dest) in dests.iter_mut().enumerate() {
         if let Some(conn) = dest.conn.as_mut() {
-            apply(conn, &t.safety, &format!("destination {}", i + 1))?;
+            apply(
+                conn,
+                &t.safety,
+                in_copy_options,
+                &format!("destination {}", i + 1),
+            )?;
         }
     }
     Ok(())

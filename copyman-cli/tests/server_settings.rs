@@ -1560,10 +1560,13 @@ fn name_values_a_destination_would_cut_are_refused() {
     );
 }
 
-/// `--encoding LATIN1` (the file's encoding, every session's client_encoding) with a `--where`
-/// beyond ASCII: the statement's UTF-8 bytes were read as LATIN1 (`'é'` as `'Ã©'`), so `nm = 'é'`
-/// wrote no row and `nm <> 'é'` every row, exit 0. Refused, nothing written; the same condition
-/// in UTF8 writes its row.
+/// `--encoding LATIN1` (the file's encoding) with a `--where` or names beyond ASCII: under a
+/// LATIN1 client_encoding the statement's UTF-8 bytes were read as LATIN1 (`'é'` as `'Ã©'`), so
+/// `nm = 'é'` wrote no row and `nm <> 'é'` every row, exit 0, and `--columns '"é"'` was not
+/// found. `table` says the encoding in its COPYs (ENCODING) and keeps its sessions in UTF8: the
+/// rows the condition selects, in LATIN1, and back into a column named `é`. `copy`, whose
+/// statements are the user's, sets client_encoding and refuses such a statement, nothing
+/// written.
 #[test]
 fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
     let c = clusters();
@@ -1579,20 +1582,47 @@ fn sql_beyond_ascii_under_another_client_encoding_is_refused() {
         args.extend(extra);
         run(&args)
     };
-    for condition in ["nm = 'é'", "nm <> 'é'"] {
+    for (condition, written) in [("nm = 'é'", &b"1\t\xe9\n"[..]), ("nm <> 'é'", b"2\tx\n")] {
         let out = copy(condition, &["--encoding", "LATIN1"]);
-        assert_ne!(out.status.code(), Some(0), "{condition}");
-        assert!(out.stdout.is_empty(), "{condition}: nothing written");
-        let stderr = text(&out.stderr);
-        assert!(
-            stderr.contains("holds characters beyond ASCII")
-                && stderr.contains("client_encoding is LATIN1"),
-            "{condition}: {stderr}"
-        );
+        assert_exit(&out, 0);
+        assert_eq!(out.stdout, written, "{condition}");
     }
     let out = copy("nm = 'é'", &[]);
     assert_exit(&out, 0);
     assert_eq!(text(&out.stdout), "1\té\n");
+    // A LATIN1 file into a column named beyond ASCII, by name.
+    let dst = database(&c.dest[0], "CREATE TABLE e2 (\"é\" text, id int);");
+    let file = TempPath::new("latin1-names.txt");
+    std::fs::write(&file.0, b"1\tcaf\xe9\n").unwrap();
+    let to = c.dest[0].conninfo(&dst);
+    let args = ["--from", file.arg(), "--to", &to, "--encoding", "LATIN1"];
+    let mut table = vec!["table", "e2", "--columns", "id,\"é\""];
+    table.extend(args);
+    assert_exit(&run(&table), 0);
+    assert_eq!(
+        c.dest[0].psql(&dst, "SELECT \"é\" || id FROM e2").trim(),
+        "café1"
+    );
+    // copy mode's statement is read in the session's client_encoding: refused.
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY (SELECT * FROM e1 WHERE nm = 'é') TO STDOUT",
+        "--to",
+        "-",
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "nothing written");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("holds characters beyond ASCII")
+            && stderr.contains("client_encoding is LATIN1"),
+        "{stderr}"
+    );
 }
 
 /// Text with a zone written as an abbreviation read into `timestamptz` on destinations whose

@@ -756,6 +756,10 @@ pub struct TableCopy {
     pub condition: Option<String>,
     /// Whether the data (CSV, or text from PostgreSQL 15) has a header line.
     pub header: bool,
+    /// The data's encoding where it is not the sessions' (a file's: `--encoding`), said in each
+    /// COPY (its `ENCODING` option): the sessions stay in their own `client_encoding`, in which
+    /// names and conditions beyond ASCII read as written.
+    pub encoding: Option<String>,
 }
 
 impl TableCopy {
@@ -768,11 +772,16 @@ impl TableCopy {
     }
 
     fn options(&self, format: Format) -> String {
-        if self.header && format != Format::Binary {
-            format!("(FORMAT {}, HEADER)", format.name())
-        } else {
-            format!("(FORMAT {})", format.name())
+        let mut options = vec![format!("FORMAT {}", format.name())];
+        if format != Format::Binary {
+            if self.header {
+                options.push("HEADER".to_owned());
+            }
+            if let Some(encoding) = &self.encoding {
+                options.push(format!("ENCODING {}", literal(encoding)));
+            }
         }
+        format!("({})", options.join(", "))
     }
 
     /// The source's statement for a relation of `kind` (`pg_class.relkind`: `r` an ordinary
@@ -1371,6 +1380,7 @@ mod tests {
             columns: Vec::new(),
             condition: None,
             header: false,
+            encoding: None,
         };
         assert_eq!(
             copy.copy_out(Format::Binary, false, "r"),
@@ -1409,6 +1419,16 @@ mod tests {
             copy.copy_in(Format::Binary),
             r#"COPY "other" ("a", "b") FROM STDIN (FORMAT binary)"#
         );
+        copy.encoding = Some("LATIN1".into());
+        assert_eq!(
+            copy.copy_in(Format::Csv),
+            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT csv, HEADER, ENCODING 'LATIN1')"#
+        );
+        assert_eq!(
+            copy.copy_in(Format::Binary),
+            r#"COPY "other" ("a", "b") FROM STDIN (FORMAT binary)"#
+        );
+        copy.encoding = None;
         assert_eq!(copy.truncate("p"), r#"TRUNCATE "other""#);
         assert!(
             catalog_query(&table(r#"s."T""#), Some(150_000))

@@ -1242,6 +1242,7 @@ pub fn plan_with(
             columns: columns.clone(),
             condition: None,
             header: false,
+            encoding: None,
         };
         let select = needs_select(&source_rel, Some(&columns));
         // A table emptied first (`--truncate`, or taken up again by a resume) is copied whole:
@@ -2145,6 +2146,7 @@ mod tests {
             columns: crate::sql::parse_columns("a").unwrap(),
             condition: None,
             header: false,
+            encoding: None,
         };
         // 10 pages of 8 KiB in ranges of about 3 pages, at most 4 (--jobs).
         let ranges = split(&copy, Format::Text, 10 * 8192, 3 * 8192, 8192, 4);
