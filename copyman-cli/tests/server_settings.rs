@@ -655,6 +655,33 @@ fn one_file_copied_into_destinations_that_read_it_otherwise_is_refused() {
     );
 }
 
+/// A cluster whose server knows `locales` (each `NAME.UTF-8`, built by localedef into a
+/// directory of the test's, its `LOCPATH`), or `None` where localedef cannot build them here,
+/// said as `test` SKIPPED.
+fn with_locales(test: &str, locales: &[&str]) -> Option<(TempPath, copyman_testkit::Cluster)> {
+    let dir = TempPath::new("locales");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    for locale in locales {
+        // localedef warns (status 1) about the system's locale sources, and builds all the
+        // same.
+        let _ = std::process::Command::new("localedef")
+            .args(["-i", locale, "-f", "UTF-8"])
+            .arg(dir.0.join(format!("{locale}.UTF-8")))
+            .output();
+        if !dir.0.join(format!("{locale}.UTF-8/LC_MONETARY")).exists() {
+            eprintln!(
+                "SKIPPED {test}: localedef cannot build {locale}.UTF-8 on this machine (no \
+                 locale sources)"
+            );
+            return None;
+        }
+    }
+    let cluster = copyman_testkit::Cluster::builder()
+        .env("LOCPATH", dir.arg())
+        .start();
+    Some((dir, cluster))
+}
+
 /// A file's money values are read in each destination's lc_monetary (as psql's `\copy` reads
 /// them), and copyman writes them in the C locale's: into a destination whose decimal point is
 /// a comma, `$0.50` loaded as 50.00 (a round trip through a file multiplied every amount by 100,
@@ -662,24 +689,13 @@ fn one_file_copied_into_destinations_that_read_it_otherwise_is_refused() {
 /// (`options='-c lc_monetary=C'`), it loads every amount as written.
 #[test]
 fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
-    let locales = TempPath::new("locales");
-    std::fs::create_dir_all(&locales.0).unwrap();
-    // localedef warns (status 1) about the system's locale sources, and builds all the same.
-    let _ = std::process::Command::new("localedef")
-        .args(["-i", "es_AR", "-f", "UTF-8"])
-        .arg(locales.0.join("es_AR.UTF-8"))
-        .output();
-    if !locales.0.join("es_AR.UTF-8/LC_MONETARY").exists() {
-        eprintln!(
-            "SKIPPED money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told: \
-             localedef cannot build es_AR.UTF-8 on this machine (no locale sources)"
-        );
+    let Some((_locales, argentina)) = with_locales(
+        "money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told",
+        &["es_AR"],
+    ) else {
         return;
-    }
+    };
     let c = clusters();
-    let argentina = copyman_testkit::Cluster::builder()
-        .env("LOCPATH", locales.arg())
-        .start();
     let src = database(
         &c.source,
         "CREATE TABLE m (id int, v money); \
@@ -774,31 +790,13 @@ fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
 /// counts in, and a locale of the same fraction copy.
 #[test]
 fn money_between_databases_counting_other_fractions_is_refused() {
-    let locales = TempPath::new("locales-ja");
-    std::fs::create_dir_all(&locales.0).unwrap();
-    for locale in ["ja_JP", "es_AR"] {
-        let _ = std::process::Command::new("localedef")
-            .args(["-i", locale, "-f", "UTF-8"])
-            .arg(locales.0.join(format!("{locale}.UTF-8")))
-            .output();
-    }
-    let built = |locale: &str| {
-        locales
-            .0
-            .join(format!("{locale}.UTF-8/LC_MONETARY"))
-            .exists()
-    };
-    if !built("ja_JP") || !built("es_AR") {
-        eprintln!(
-            "SKIPPED money_between_databases_counting_other_fractions_is_refused: localedef \
-             cannot build ja_JP.UTF-8 and es_AR.UTF-8 on this machine (no locale sources)"
-        );
+    let Some((_locales, tokyo)) = with_locales(
+        "money_between_databases_counting_other_fractions_is_refused",
+        &["ja_JP", "es_AR"],
+    ) else {
         return;
-    }
+    };
     let c = clusters();
-    let tokyo = copyman_testkit::Cluster::builder()
-        .env("LOCPATH", locales.arg())
-        .start();
     let tables = "CREATE TABLE m (id int, v money); CREATE TABLE n (id int);";
     let src = database(
         &c.source,
