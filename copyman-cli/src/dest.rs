@@ -146,6 +146,23 @@ impl<'e> Dest<'e> {
         self.conn.is_some() || self.sink.as_ref().is_some_and(|s| s.rename.is_some())
     }
 
+    /// Writes out what a file destination holds in its buffer, and makes a file written beside
+    /// its name durable, before any destination commits: a file that cannot take the data
+    /// (`/dev/full`, a full disk, a pipe whose reader left) fails here, as the copy's own writes
+    /// do, not after a server destination committed the rows. A failure marks it failed.
+    pub(crate) fn seal(&mut self) -> Result<(), ()> {
+        let (Some(sink), None) = (self.sink.as_mut(), &self.error) else {
+            return Ok(());
+        };
+        sink.seal().map_err(|e| {
+            self.broken_pipe = report::is_broken_pipe(&e);
+            self.fail_with(ErrorInfo {
+                sqlstate: None,
+                message: format!("cannot write {}: {e}", self.endpoint.display()),
+            });
+        })
+    }
+
     pub(crate) fn commit(&mut self) -> Result<(), ErrorInfo> {
         if let Some(conn) = self.conn.as_mut() {
             conn.execute("COMMIT").map_err(|e| describe_sync(&e))?;
@@ -376,19 +393,26 @@ impl FileSink {
         Ok(())
     }
 
-    /// Flushes, and renames the temporary file into place.
+    /// Writes out its buffer, and makes a temporary file durable ([`Dest::seal`]).
+    fn seal(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        match self.out.get_ref() {
+            Out {
+                to: To::File(file), ..
+            } if self.rename.is_some() => file.sync_all(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes (what came after [`FileSink::seal`]: nothing), and renames the temporary file
+    /// into place.
     ///
     /// # Errors
     /// What failed, in words. A temporary file that could not be written to its end is removed;
     /// one that holds the complete copy but could not be renamed is kept and named (the copy may
     /// have committed elsewhere: it is the only complete copy of what they got).
     pub(crate) fn commit(mut self) -> Result<(), String> {
-        let written = self.out.flush().and_then(|()| match self.out.get_ref() {
-            Out {
-                to: To::File(file), ..
-            } if self.rename.is_some() => file.sync_all(),
-            _ => Ok(()),
-        });
+        let written = self.seal();
         let Some((temp, path)) = self.rename.take() else {
             return written.map_err(|e| e.to_string());
         };
@@ -417,8 +441,9 @@ impl FileSink {
             signals::unregister_temp(&temp);
             0
         } else {
+            // What a failed write left in the buffer never went out.
             let _ = self.out.flush();
-            self.written
+            self.written - self.out.buffer().len() as u64
         }
     }
 }
@@ -723,25 +748,90 @@ fn would_open(path: &Path) -> Result<(), String> {
                 access(path, libc::W_OK).map_err(|e| e.to_string())
             }
         }
-        FileTarget::Replace { path, .. } => {
+        FileTarget::Replace { path, existing } => {
             let dir = path
                 .parent()
                 .filter(|dir| !dir.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             let dir_meta = fs::metadata(dir);
-            match dir_meta {
+            let shown = conn::redact(&dir.to_string_lossy());
+            match &dir_meta {
                 Ok(meta) if !meta.is_dir() => Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
                 Ok(_) => access(dir, libc::W_OK | libc::X_OK),
-                Err(e) => Err(e),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             }
-            .map_err(|e| {
-                format!(
-                    "cannot create a file in its directory {}: {e}",
-                    conn::redact(&dir.to_string_lossy())
-                )
-            })
+            .map_err(|e| format!("cannot create a file in its directory {shown}: {e}"))?;
+            match (existing, dir_meta) {
+                (Some(old), Ok(dir_meta)) => replaceable(&path, &old, &dir_meta, &shown),
+                _ => Ok(()),
+            }
         }
     }
+}
+
+/// Whether an existing file `old` in its directory (`dir`, shown as `shown`) can be replaced by
+/// a rename onto it, which is how a file destination is written: not a mount point (a file
+/// bind-mounted there, as `docker run -v` mounts one: EBUSY), nor, in a sticky directory
+/// (`/tmp`), a file whose owner and directory's owner are both others (EPERM) — found after
+/// the copy, when servers had committed. Such a file is written in place through stdout.
+fn replaceable(
+    path: &Path,
+    old: &fs::Metadata,
+    dir: &fs::Metadata,
+    shown: &str,
+) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+
+    let in_place = "copyman writes a new file beside it and renames it onto the old one; write \
+                    it in place through stdout (--to - > FILE), or to a new name";
+    if old.dev() != dir.dev() || is_mount_point(path) {
+        return Err(format!(
+            "it is a mount point (a file mounted onto its name), which cannot be replaced: \
+             {in_place}"
+        ));
+    }
+    // SAFETY: geteuid has no preconditions, touches no memory of ours and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if dir.mode() & libc::S_ISVTX != 0 && me != 0 && old.uid() != me && dir.uid() != me {
+        return Err(format!(
+            "its directory {shown} is sticky (+t, as /tmp is) and neither the file nor the \
+             directory is yours, so it cannot be replaced: {in_place}"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `path` is where something is mounted, as `/proc/self/mountinfo` lists mount points
+/// (its fifth field, with `\ooo` escapes): a file bind-mounted from the same file system has
+/// its directory's device.
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+
+    let (Ok(path), Ok(mounts)) = (fs::canonicalize(path), fs::read("/proc/self/mountinfo")) else {
+        return false;
+    };
+    let unescape = |field: &[u8]| {
+        let mut out = Vec::with_capacity(field.len());
+        let mut i = 0;
+        while i < field.len() {
+            let octal = field.get(i + 1..i + 4).filter(|_| field[i] == b'\\');
+            match octal.and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok()) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 4;
+                }
+                None => {
+                    out.push(field[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    };
+    mounts
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.split(|&b| b == b' ').nth(4))
+        .any(|point| unescape(point) == path.as_os_str().as_bytes())
 }
 
 /// `faccessat(AT_FDCWD, path, mode, AT_EACCESS)`: whether the effective user may.

@@ -382,6 +382,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             t.safety.allow_count_mismatch,
         );
     }
+    // File destinations write out what they buffered before anything commits: one that cannot
+    // take it fails the copy, as a server destination's failure does.
+    if run_error.is_none() {
+        for (i, dest) in dests.iter_mut().enumerate() {
+            if dest.seal().is_err() && !t.keep_going {
+                run_error = Some(format!(
+                    "destination {} ({}) could not be written to its end",
+                    i + 1,
+                    dest.endpoint.display()
+                ));
+            }
+        }
+    }
     // A table read without its lock: still the files it had before the snapshot (a TRUNCATE or
     // a rewrite that committed after it showed the snapshot an empty table, exit 0 with 0 rows).
     if run_error.is_none()

@@ -503,3 +503,115 @@ fn a_csv_named_file_written_in_text_is_said() {
     );
     assert_eq!(lines(dir.path("t.csv"))[0], "1\tv1");
 }
+
+/// A file destination that cannot take the data (`/dev/full`): its writes were buffered and
+/// flushed only in its COMMIT, after a server destination given before it had committed (exit
+/// 4, the rows on the server, without `--keep-going`). Written out before anything commits, it
+/// fails the copy (exit 1, nothing committed, nothing said to have gone out); with
+/// `--keep-going` the server alone commits (exit 4).
+#[test]
+fn a_file_that_cannot_take_the_data_fails_the_copy_before_any_commit() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let (from, to) = (c.source.url(&src), c.dest[0].url(&d1));
+    for order in [[&to, "/dev/full"], ["/dev/full", &to]] {
+        let out = run(&[
+            "table", "t", "--from", &from, "--to", order[0], "--to", order[1],
+        ]);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("No space left on device") && !stderr.contains("went out"),
+            "{stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    }
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--to",
+        "/dev/full",
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}
+
+/// An existing file that a rename cannot replace — another user's in a sticky directory (as
+/// `/tmp` is) that is not ours either, or a file bind-mounted onto its name (as `docker run -v`
+/// mounts one) — passed the check and failed its rename after the server destination had
+/// committed (exit 4, a temporary file left). Refused before connecting (exit 2, `--dry-run`
+/// too), with the way to write it in place.
+#[test]
+fn a_file_a_rename_cannot_replace_is_refused_before_connecting() {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED a_file_a_rename_cannot_replace_is_refused_before_connecting: needs root to \
+             give a file to another user and to mount one"
+        );
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let (from, to) = (c.source.url(&src), c.dest[0].url(&d1));
+    let dir = TempDir::new("sticky");
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o1777)).unwrap();
+    let target = dir.path("out.txt");
+    fs::write(&target, "keep\n").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o666)).unwrap();
+    let refused = |target: &str, nobody: bool, why: &str| {
+        for dry_run in [true, false] {
+            let mut cmd = copyman();
+            cmd.args(["table", "t", "--from", &from, "--to", &to, "--to", target]);
+            if dry_run {
+                cmd.arg("--dry-run");
+            }
+            if nobody {
+                cmd.uid(65534).gid(65534);
+            }
+            let out = cmd.output().unwrap();
+            assert_exit(&out, 2);
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains(why) && stderr.contains("--to - > FILE"),
+                "{stderr}"
+            );
+            assert!(!connected(&out), "nothing sent to any server: {stderr}");
+            assert_eq!(fs::read_to_string(target).unwrap(), "keep\n");
+        }
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    };
+    refused(&target, true, "is sticky");
+    assert_eq!(dir.list(), vec!["out.txt"], "no temporary file");
+
+    let mounted = dir.path("mounted.txt");
+    let from_file = dir.path("mounted-from.txt");
+    for path in [&mounted, &from_file] {
+        fs::write(path, "keep\n").unwrap();
+    }
+    let mount = Command::new("mount")
+        .args(["--bind", &from_file, &mounted])
+        .output();
+    if !mount.is_ok_and(|out| out.status.success()) {
+        eprintln!(
+            "SKIPPED a_file_a_rename_cannot_replace_is_refused_before_connecting (its mount \
+             point half): mount --bind is not allowed here"
+        );
+        return;
+    }
+    struct Unmount<'a>(&'a str);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).output();
+        }
+    }
+    let _unmount = Unmount(&mounted);
+    refused(&mounted, false, "is a mount point");
+}
