@@ -316,6 +316,23 @@ impl<'c> ClientProducer<'c> {
     }
 }
 
+/// The client's own error where its copy reader hands it over inside an `io::Error` (whose
+/// `source()` skips it): as this adapter's [`Error`], which carries the server's error.
+fn client_error(error: std::io::Error) -> BoxError {
+    if !error.get_ref().is_some_and(|e| e.is::<postgres::Error>()) {
+        return error.into();
+    }
+    let kind = error.kind();
+    match error
+        .into_inner()
+        .map(|inner| inner.downcast::<postgres::Error>())
+    {
+        Some(Ok(client)) => Error::from(*client).into(),
+        Some(Err(inner)) => inner,
+        None => std::io::Error::from(kind).into(),
+    }
+}
+
 impl Producer for ClientProducer<'_> {
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
@@ -327,7 +344,7 @@ impl Producer for ClientProducer<'_> {
         };
         let mut rows = ChunkBuilder::new(self.buffer_size);
         while rows.wants_more() {
-            let row = reader.fill_buf()?;
+            let row = reader.fill_buf().map_err(client_error)?;
             if row.is_empty() {
                 // The reader reported the end: it must not be read again (the client would take
                 // the CommandComplete that follows for an unexpected message).

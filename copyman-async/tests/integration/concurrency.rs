@@ -569,6 +569,24 @@ fn tokio_postgres_client_endpoints() {
         assert_eq!(fail.reason, "changed my mind");
         let row = dest.query_one("SELECT 1", &[]).await.expect("usable");
         assert_eq!(row.get::<_, i32>(0), 1);
+
+        // A producer whose COPY fails midway: its fault carries the server's error (as
+        // copyman-sync's does), and the client goes on.
+        let producer = ClientProducer::new(
+            &source,
+            "COPY (SELECT i, (1 / (i - 5000))::text FROM generate_series(1, 10000) i) TO STDOUT",
+        )
+        .await
+        .expect("copy_out");
+        let fail = CopyManager::builder(producer)
+            .to(StatementReceiver::new(&mut raw, "COPY t FROM STDIN"))
+            .run()
+            .await
+            .unwrap_err();
+        let error = fail.producer_fault.as_ref().expect("the producer's error");
+        assert_eq!(error.code(), Some("22012"), "{fail}");
+        let row = source.query_one("SELECT 1", &[]).await.expect("usable");
+        assert_eq!(row.get::<_, i32>(0), 1);
     });
     let expected = rows_digest(cluster, &source_db, ROWS);
     assert_eq!(digest(cluster, &dbs[0], "t"), expected);

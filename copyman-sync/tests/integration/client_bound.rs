@@ -221,3 +221,39 @@ fn client_endpoints_refuse_other_statements_before_running_them() {
         .get(0);
     assert_eq!(n, 1, "nothing was run");
 }
+
+/// A `ClientProducer` whose COPY fails midway (a division by zero in its query): its reader
+/// hands the `postgres::Error` over inside an `io::Error`, whose `source()` skips it, so the
+/// fault said "db error" with no SQLSTATE (copyman-async's said 22012). The producer fault
+/// carries the server's error, and the client is usable after.
+#[test]
+fn client_producer_failing_midway_carries_the_servers_error() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, _) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut client = cluster.connect(&src_db);
+    let mut dest = Connection::connect_str(&cluster.conninfo(&dst_db)).unwrap();
+    let producer = ClientProducer::new(
+        &mut client,
+        "COPY (SELECT i, (1 / (i - 5000))::text FROM generate_series(1, 10000) i) TO STDOUT",
+    )
+    .unwrap();
+    let fail = CopyManager::builder(producer)
+        .to(StatementReceiver::new(&mut dest, "COPY dst FROM STDIN"))
+        .run()
+        .unwrap_err();
+    let error = fail
+        .producer_fault
+        .as_ref()
+        .unwrap_or_else(|| panic!("the producer's error: {fail}"));
+    assert_eq!(error.code(), Some("22012"), "{fail}");
+    assert!(
+        error
+            .db_error()
+            .is_some_and(|e| e.message.contains("division by zero")),
+        "{fail}"
+    );
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    select_one(&mut client);
+    assert!(dest.is_ready());
+}
