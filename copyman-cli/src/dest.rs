@@ -982,6 +982,23 @@ pub(crate) fn is_stdout(path: &Path) -> bool {
     !meta.file_type().is_char_device() && (meta.dev(), meta.ino()) == stdout
 }
 
+/// The device and inode of the regular file a source reads: its path's, or what stdin is
+/// redirected from (`None` for a server, a pipe, a terminal).
+fn source_identity(source: &Endpoint) -> Option<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    let meta = match source {
+        Endpoint::File(path) => fs::metadata(path).ok()?,
+        Endpoint::Stdio => {
+            let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
+            File::from(fd).metadata().ok()?
+        }
+        _ => return None,
+    };
+    meta.is_file().then(|| (meta.dev(), meta.ino()))
+}
+
 /// The device and inode of what fd 1 is open on (`fstat`, through a duplicate of it).
 fn stdout_identity() -> Option<(u64, u64)> {
     use std::os::fd::AsFd;
@@ -1011,14 +1028,39 @@ fn file_identity(path: &Path) -> Option<PathBuf> {
 /// `-`: its reader would get every row twice. A character device (`/dev/null`, a terminal) may be
 /// given any number of times: it is written directly and keeps nothing.
 ///
+/// Refuses too a source file (or a stdin redirected from one) that is the file stdout writes to
+/// (`--from f --to - >> f`): the copy would read the rows it writes, for ever, until the disk is
+/// full.
+///
 /// # Errors
 /// [`Fatal`] with exit 2, naming both.
-pub(crate) fn refuse_same_file(destinations: &[Endpoint]) -> Result<(), Fatal> {
+pub(crate) fn refuse_same_file(source: &Endpoint, destinations: &[Endpoint]) -> Result<(), Fatal> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     let stdio = destinations
         .iter()
         .position(|d| matches!(d, Endpoint::Stdio));
+    let writes_stdout = stdio.is_some()
+        || destinations
+            .iter()
+            .any(|d| matches!(d, Endpoint::File(path) if is_stdout(path)));
+    if writes_stdout
+        && let Some(read) = source_identity(source)
+        && stdout_identity() == Some(read)
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "the source {} is the file stdout writes to: copyman would read the rows it \
+                 writes, for ever; write them to another file",
+                match source {
+                    Endpoint::Stdio => "(stdin)".to_owned(),
+                    other => other.display(),
+                }
+            ),
+        });
+    }
     let mut seen: Vec<(PathBuf, usize)> = Vec::new();
     for (i, endpoint) in destinations.iter().enumerate() {
         let Endpoint::File(path) = endpoint else {

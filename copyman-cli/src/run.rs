@@ -104,7 +104,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // What a real run would find about its files only once it opens them (a missing or
     // unwritable directory), found before any server is asked anything, as --dry-run finds it:
     // refused (exit 2), or under --keep-going that destination dropped.
-    crate::dest::refuse_same_file(&t.destinations)?;
+    crate::dest::refuse_same_file(&t.source, &t.destinations)?;
     crate::dest::refuse_unwritable(&t.destinations)?;
     let unopenable = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     // A compressed source file (stdin and FIFOs: on their first read, in `check_start`).

@@ -615,3 +615,46 @@ fn a_file_a_rename_cannot_replace_is_refused_before_connecting() {
     let _unmount = Unmount(&mounted);
     refused(&mounted, false, "is a mount point");
 }
+
+/// A source file that stdout is appended to (`--from f --to - >> f`, or stdin redirected from
+/// it): the copy read the rows it wrote, for ever, until the disk was full (a tester's grew to
+/// 72 GB). Refused before connecting, the file untouched; another file is written.
+#[test]
+fn a_source_that_stdout_writes_to_is_refused() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let dir = TempDir::new("self");
+    let file = dir.path("rows.txt");
+    fs::write(&file, "1\tv1\n2\tv2\n").unwrap();
+    let to = c.dest[0].url(&d1);
+    // Bounded (ulimit -f: 500 KB), should the refusal ever go: it filled the disk.
+    let runs = [
+        (
+            r#"ulimit -f 1000; exec "$0" "$@" >> "$F""#,
+            vec!["table", "t", "--from", &file, "--to", "-"],
+        ),
+        (
+            r#"ulimit -f 1000; exec "$0" "$@" < "$F" >> "$F""#,
+            vec!["table", "t", "--from", "-", "--to", &to, "--to", "-"],
+        ),
+    ];
+    for (script, args) in runs {
+        let out = via_sh(script, &args).env("F", &file).output().unwrap();
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("is the file stdout writes to"), "{stderr}");
+        assert!(!connected(&out), "nothing sent to any server: {stderr}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "1\tv1\n2\tv2\n");
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    let other = dir.path("other.txt");
+    let out = via_sh(
+        r#"exec "$0" "$@" > "$O""#,
+        &["table", "t", "--from", &file, "--to", "-"],
+    )
+    .env("O", &other)
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(lines(&other).len(), 2);
+}
