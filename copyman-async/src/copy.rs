@@ -189,7 +189,8 @@ impl<'a> CopyManager<'a> {
         let diagnose = crate::Error::diagnose;
         let mut copy = Self {
             core: CopyRun::new(producer.protocol(), protocols, options.config, diagnose)
-                .with_stall_timeout(options.stall_limit()),
+                .with_stall_timeout(options.stall_limit())
+                .with_resumable_producer(producer.resumable()),
             options,
             producer: Some(producer),
             receivers: receivers.into_iter().map(Some).collect(),

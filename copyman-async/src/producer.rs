@@ -52,6 +52,15 @@ pub trait Producer: Send {
         None
     }
 
+    /// Whether it can be read again after `next_chunk` failed: the copy's progress then goes
+    /// on past its ProducerFault if the caller goes on, as py-postgresql's copyman lets it "if
+    /// it's safe to continue". True by default (a producer of the caller's whose failure was
+    /// transient); a producer whose server ended its COPY with the error says false, and the
+    /// progress ends after its fault.
+    fn resumable(&self) -> bool {
+        true
+    }
+
     /// What its data is, once its COPY started, if it has a server: the overall format (text or
     /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
     /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
@@ -92,6 +101,7 @@ copyman_core::forward_boxed! {
         async fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
         async fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
         fn count(&self) -> Option<u64>;
+        fn resumable(&self) -> bool;
         async fn cancel(&mut self) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
         fn can_abandon_read(&self) -> bool;
@@ -147,6 +157,11 @@ impl Drop for StatementProducer<'_> {
 
 #[async_trait]
 impl Producer for StatementProducer<'_> {
+    // Its server ended the COPY with the error: nothing more can be read.
+    fn resumable(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::PQv3
     }
@@ -306,6 +321,11 @@ impl<R: AsyncRead + Send + Unpin> ReaderProducer<R> {
 
 #[async_trait]
 impl<R: AsyncRead + Send + Unpin> Producer for ReaderProducer<R> {
+    // A reader that failed may have lost bytes of a row: it is not read again.
+    fn resumable(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }
@@ -397,6 +417,11 @@ impl<'c> ClientProducer<'c> {
 
 #[async_trait]
 impl Producer for ClientProducer<'_> {
+    // Its server ended the COPY with the error: nothing more can be read.
+    fn resumable(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }

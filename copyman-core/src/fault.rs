@@ -249,7 +249,10 @@ impl fmt::Display for ReceiverFault {
 // The errors are listed in Display (there may be several), so none is repeated as the source.
 impl Error for ReceiverFault {}
 
-/// The producer failed. The manager changed nothing: the caller may continue or abort.
+/// The producer failed. The manager changed nothing: the caller may abort, or go on where the
+/// producer can be read again (its `resumable()`: a producer of the caller's whose failure was
+/// transient), the next step reading it again. A producer whose server ended its COPY with the
+/// error cannot: the copy's progress ends after its fault, and finishing fails.
 #[derive(Debug, Clone)]
 pub struct ProducerFault {
     /// The producer's error.

@@ -231,8 +231,13 @@ pub struct CopyRun {
     stall_timeout: Option<Duration>,
     /// By receiver: its last order was to complete its COPY (whose wait is never a stall).
     completing: Vec<bool>,
-    /// A producer fault was handed out: the copy cannot go on, its progress is over.
+    /// A producer fault was handed out and the producer cannot be read again: the copy cannot
+    /// go on, its progress is over.
     producer_faulted: bool,
+    /// The producer can be read again after it failed ([`with_resumable_producer`]).
+    ///
+    /// [`with_resumable_producer`]: Self::with_resumable_producer
+    producer_resumable: bool,
 }
 
 impl CopyRun {
@@ -274,6 +279,7 @@ impl CopyRun {
             stall_timeout: None,
             completing: vec![false; receivers],
             producer_faulted: false,
+            producer_resumable: false,
         }
     }
 
@@ -285,6 +291,17 @@ impl CopyRun {
     /// bounds the IO itself (socket timeouts, timers).
     pub fn with_stall_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.stall_timeout = timeout;
+        self
+    }
+
+    /// This copy with a producer that can be read again after a read failed (a producer of the
+    /// caller's whose failure was transient): after a producer fault its progress goes on, the
+    /// next step reading the producer again, as py-postgresql's copyman lets the caller go on
+    /// "if it's safe to continue" (the manager changed nothing). Without it — a producer whose
+    /// server ended its COPY with the error — the progress ends after the fault, which only
+    /// finishing (a failure) or aborting follows.
+    pub fn with_resumable_producer(mut self, resumable: bool) -> Self {
+        self.producer_resumable = resumable;
         self
     }
 
@@ -449,10 +466,14 @@ impl CopyRun {
     }
 
     /// The next cycle's progress `(messages, bytes)` or a fault; `None` once the producer reached
-    /// its end (or no receiver is left), the copy is over, or a producer fault was given: no
-    /// data can come after it (the copy can only be finished, which fails it), so the
-    /// iteration ends rather than give the same fault for ever. A receiver fault does not end
-    /// it: the receiver may be reconciled, and the others go on.
+    /// its end (or no receiver is left), the copy is over, or a producer fault was given by a
+    /// producer that cannot be read again: no data can come after it (the copy can only be
+    /// finished, which fails it), so the iteration ends rather than give the same fault for
+    /// ever. After a fault of a producer that can ([`with_resumable_producer`]) it goes on, the
+    /// producer read again. A receiver fault does not end it: the receiver may be reconciled,
+    /// and the others go on.
+    ///
+    /// [`with_resumable_producer`]: Self::with_resumable_producer
     pub fn poll_progress(&mut self) -> Step<Option<Progress>> {
         if let Some(step) = self.poll_start() {
             return step;
@@ -484,7 +505,7 @@ impl CopyRun {
     /// A progress item on its way to the caller, noting a producer fault (the last item).
     fn handed_out(&mut self, item: Progress) -> Progress {
         if let Err(Fault::Producer(_)) = &item {
-            self.producer_faulted = true;
+            self.producer_faulted = !self.producer_resumable;
         }
         item
     }

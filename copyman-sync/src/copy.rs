@@ -168,7 +168,8 @@ impl<'a> CopyManager<'a> {
             config,
             crate::Error::diagnose,
         )
-        .with_stall_timeout(options.stall_limit());
+        .with_stall_timeout(options.stall_limit())
+        .with_resumable_producer(producer.resumable());
         let count = receivers.len();
         let mut copy = Self {
             core,

@@ -44,6 +44,15 @@ pub trait Producer {
         None
     }
 
+    /// Whether it can be read again after `next_chunk` failed: the copy's progress then goes
+    /// on past its ProducerFault if the caller goes on, as py-postgresql's copyman lets it "if
+    /// it's safe to continue". True by default (a producer of the caller's whose failure was
+    /// transient); a producer whose server ended its COPY with the error says false, and the
+    /// progress ends after its fault.
+    fn resumable(&self) -> bool {
+        true
+    }
+
     /// What its data is, once its COPY started, if it has a server: the overall format (text or
     /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
     /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
@@ -118,6 +127,7 @@ copyman_core::forward_boxed! {
         fn start(&mut self, source_frames: bool) -> Result<(), BoxError>;
         fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError>;
         fn count(&self) -> Option<u64>;
+        fn resumable(&self) -> bool;
         fn format(&self) -> Option<DataFormat>;
         fn cancel(&mut self) -> Result<(), BoxError>;
         fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
@@ -195,6 +205,11 @@ impl Drop for StatementProducer<'_> {
 }
 
 impl Producer for StatementProducer<'_> {
+    // Its server ended the COPY with the error: nothing more can be read.
+    fn resumable(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::PQv3
     }
@@ -334,6 +349,11 @@ fn client_error(error: std::io::Error) -> BoxError {
 }
 
 impl Producer for ClientProducer<'_> {
+    // Its server ended the COPY with the error: nothing more can be read.
+    fn resumable(&self) -> bool {
+        false
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }

@@ -62,7 +62,45 @@ pub fn info(error: &(dyn StdError + 'static)) -> ErrorInfo {
 
 enum Source {
     Statement(Box<Connection>, StatementSpec),
-    Lines(Option<Vec<Vec<Vec<u8>>>>),
+    /// Chunks of lines, and the chunk a failed read comes before (`SourceSpec::FlakyLines`).
+    Lines(Option<Vec<Vec<Vec<u8>>>>, Option<usize>),
+}
+
+/// A producer of the caller's whose read fails once, before chunk `fails_before`
+/// ([`SourceSpec::FlakyLines`]); without one, the chunks as they are.
+struct Flaky {
+    chunks: IteratorProducer<std::vec::IntoIter<Vec<Vec<u8>>>>,
+    given: usize,
+    fails_before: Option<usize>,
+}
+
+#[async_trait::async_trait]
+impl Producer for Flaky {
+    fn protocol(&self) -> copyman_async::Protocol {
+        copyman_async::Protocol::Chunks
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
+        self.next()
+    }
+}
+
+impl Flaky {
+    fn new(chunks: Vec<Vec<Vec<u8>>>, fails_before: Option<usize>) -> Self {
+        Self {
+            chunks: IteratorProducer::new(chunks),
+            given: 0,
+            fails_before,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
+        if self.fails_before.take_if(|at| *at == self.given).is_some() {
+            return Err("a transient failure".into());
+        }
+        self.given += 1;
+        Ok(self.chunks.produce())
+    }
 }
 
 enum Dest {
@@ -88,7 +126,11 @@ async fn open_plan(plan: CopyPlan, collected: &[Option<Lines>]) -> Result<Worker
         SourceSpec::Statement(spec) => {
             Source::Statement(connect(&spec, Endpoint::Source).await?, spec)
         }
-        SourceSpec::Lines(chunks) => Source::Lines(Some(chunks)),
+        SourceSpec::Lines(chunks) => Source::Lines(Some(chunks), None),
+        SourceSpec::FlakyLines {
+            chunks,
+            fails_before,
+        } => Source::Lines(Some(chunks), Some(fails_before)),
     };
     let mut dests = Vec::new();
     for (i, spec) in plan.destinations.into_iter().enumerate() {
@@ -201,7 +243,7 @@ impl Worker {
         let Self { source, dests } = self;
         let source_spec = match &*source {
             Source::Statement(_, spec) => Some(spec),
-            Source::Lines(_) => None,
+            Source::Lines(..) => None,
         };
         let dest_specs = dests.iter().filter_map(|d| match d {
             Dest::Statement(_, spec) => Some(spec),
@@ -234,9 +276,9 @@ impl Worker {
                 }
                 Box::new(producer)
             }
-            Source::Lines(chunks) => {
+            Source::Lines(chunks, fails_before) => {
                 let chunks = chunks.take().expect("one copy per opened plan");
-                Box::new(IteratorProducer::new(chunks))
+                Box::new(Flaky::new(chunks, *fails_before))
             }
         };
         drive(producer, receivers, options, how, runtime, rx);

@@ -760,6 +760,7 @@ impl Manager {
             Input::ProducerEnd { count } => {
                 self.expect_reading("producer end")?;
                 self.producer = ProducerState::Ended;
+                self.producer_recovered();
                 self.producer_ended = true;
                 // A chunk producer gives no `COPY n`: its rows as its receivers read them.
                 self.producer_count =
@@ -854,6 +855,14 @@ impl Manager {
         ManagerError::Unexpected { input, state }
     }
 
+    /// The producer was read again after a read failed (the caller went on past its fault): that
+    /// error is no longer the copy's. (Data it handed in that could not be copied stays lost.)
+    fn producer_recovered(&mut self) {
+        if !self.data_lost {
+            self.producer_error = None;
+        }
+    }
+
     fn slot(&mut self, receiver: ReceiverId) -> Result<&mut ReceiverSlot, ManagerError> {
         self.receivers
             .get_mut(receiver.0)
@@ -863,6 +872,7 @@ impl Manager {
     fn on_producer_data(&mut self, chunk: Chunk) -> Result<(), ManagerError> {
         self.expect_reading("producer data")?;
         self.producer = ProducerState::Idle;
+        self.producer_recovered();
         if !matches!(self.phase, Phase::Copying) {
             // Read before the caller decided to stop: it goes nowhere, and the copy fails
             // because the producer did not reach its end.

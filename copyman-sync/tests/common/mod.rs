@@ -48,7 +48,44 @@ pub fn info(error: &(dyn StdError + 'static)) -> ErrorInfo {
 
 enum Source {
     Statement(Box<Connection>, StatementSpec),
-    Lines(Option<Vec<Vec<Vec<u8>>>>),
+    /// Chunks of lines, and the chunk a failed read comes before (`SourceSpec::FlakyLines`).
+    Lines(Option<Vec<Vec<Vec<u8>>>>, Option<usize>),
+}
+
+/// A producer of the caller's whose read fails once, before chunk `fails_before`
+/// ([`SourceSpec::FlakyLines`]); without one, the chunks as they are.
+struct Flaky {
+    chunks: IteratorProducer<std::vec::IntoIter<Vec<Vec<u8>>>>,
+    given: usize,
+    fails_before: Option<usize>,
+}
+
+impl Producer for Flaky {
+    fn protocol(&self) -> copyman_sync::Protocol {
+        copyman_sync::Protocol::Chunks
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
+        self.next()
+    }
+}
+
+impl Flaky {
+    fn new(chunks: Vec<Vec<Vec<u8>>>, fails_before: Option<usize>) -> Self {
+        Self {
+            chunks: IteratorProducer::new(chunks),
+            given: 0,
+            fails_before,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
+        if self.fails_before.take_if(|at| *at == self.given).is_some() {
+            return Err("a transient failure".into());
+        }
+        self.given += 1;
+        Ok(self.chunks.produce())
+    }
 }
 
 enum Dest {
@@ -70,7 +107,11 @@ fn connect(spec: &StatementSpec, endpoint: Endpoint) -> Result<Box<Connection>, 
 fn open_plan(plan: CopyPlan, collected: &[Option<Lines>]) -> Result<Worker, OpenError> {
     let source = match plan.source {
         SourceSpec::Statement(spec) => Source::Statement(connect(&spec, Endpoint::Source)?, spec),
-        SourceSpec::Lines(chunks) => Source::Lines(Some(chunks)),
+        SourceSpec::Lines(chunks) => Source::Lines(Some(chunks), None),
+        SourceSpec::FlakyLines {
+            chunks,
+            fails_before,
+        } => Source::Lines(Some(chunks), Some(fails_before)),
     };
     let mut dests = Vec::new();
     for (i, spec) in plan.destinations.into_iter().enumerate() {
@@ -183,7 +224,7 @@ impl Worker {
         let Self { source, dests } = self;
         let source_spec = match &*source {
             Source::Statement(_, spec) => Some(spec),
-            Source::Lines(_) => None,
+            Source::Lines(..) => None,
         };
         let dest_specs = dests.iter().filter_map(|d| match d {
             Dest::Statement(_, spec) => Some(spec),
@@ -216,9 +257,15 @@ impl Worker {
                 }
                 drive(producer, receivers, options, how, rx);
             }
-            Source::Lines(chunks) => {
+            Source::Lines(chunks, fails_before) => {
                 let chunks = chunks.take().expect("one copy per opened plan");
-                drive(IteratorProducer::new(chunks), receivers, options, how, rx);
+                drive(
+                    Flaky::new(chunks, *fails_before),
+                    receivers,
+                    options,
+                    how,
+                    rx,
+                );
             }
         }
     }

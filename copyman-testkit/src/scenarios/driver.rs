@@ -117,6 +117,15 @@ pub enum SourceSpec {
     /// Chunks of COPY lines from an iterator (the seed's `IteratorProducer`): each inner `Vec`
     /// is one cycle's chunk, each line a whole row with its newline.
     Lines(Vec<Vec<Vec<u8>>>),
+    /// Chunks as `Lines`', from a producer of the caller's (the adapter's `Producer` trait, its
+    /// default `resumable()`) whose read fails once with the error `a transient failure`
+    /// before it gives chunk `fails_before` (0-based), which it gives when read again.
+    FlakyLines {
+        /// The chunks.
+        chunks: Vec<Vec<Vec<u8>>>,
+        /// The chunk its one failed read comes before.
+        fails_before: usize,
+    },
 }
 
 /// Where the copy's data goes.

@@ -215,3 +215,61 @@ pub fn chunk_producer_rows_are_counted<D: CopyDriver>(driver: &D, clusters: &Clu
         fail.text
     );
 }
+
+/// A producer of the caller's whose read fails once, transiently: its ProducerFault is given
+/// once, and a caller that goes on gets every chunk after it — py-postgresql's copyman: "the
+/// Manager makes no state changes when a Producer faults … if it's safe to continue, the
+/// Manager's iterator should continue to be processed" (the iteration ended at the fault) —
+/// and the copy completes with every row. `run()`, which only fails, fails on it.
+pub fn a_transient_producer_fault_can_be_gone_past<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let d = &clusters.destinations[0];
+    let db = d.create_database();
+    exec(d, &db, "CREATE TABLE t (i int8, s text)");
+    let lines: Vec<Vec<u8>> = (1..=100).map(line).collect();
+    let plan = || CopyPlan {
+        source: SourceSpec::FlakyLines {
+            chunks: lines.chunks(10).map(<[_]>::to_vec).collect(),
+            fails_before: 3,
+        },
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            d.conninfo(&db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    let mut copy = open(driver, plan());
+    copy.start()
+        .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
+    let (mut faults, mut cycles) = (0, 0);
+    while let Some(progress) = copy.next() {
+        match progress {
+            Ok(_) => cycles += 1,
+            Err(fault) => {
+                let said = fault.producer().map(ToString::to_string);
+                assert!(
+                    said.as_deref()
+                        .is_some_and(|s| s.contains("a transient failure")),
+                    "[{}] {fault}",
+                    driver.name()
+                );
+                faults += 1;
+            }
+        }
+    }
+    assert_eq!((faults, cycles), (1, 10), "[{}]", driver.name());
+    let summary = copy
+        .finish()
+        .unwrap_or_else(|e| panic!("[{}] finish: {e}", driver.name()));
+    assert_eq!(summary.messages, 100, "[{}]", driver.name());
+    assert_eq!(digest(d, &db, "t").0, 100, "[{}]", driver.name());
+    exec(d, &db, "TRUNCATE t");
+    let fail = open(driver, plan())
+        .run()
+        .expect_err("run() fails on a producer fault");
+    assert!(
+        fail.text.contains("a transient failure"),
+        "[{}] {}",
+        driver.name(),
+        fail.text
+    );
+    assert_eq!(digest(d, &db, "t").0, 0, "[{}]", driver.name());
+}

@@ -28,7 +28,8 @@
 //!   [`missing_table`], [`wrong_password`];
 //! * row sizes: [`tiny_and_huge_rows`];
 //! * the other endpoints: [`iterator_producer_into_statement_receiver`],
-//!   [`statement_producer_into_call_receiver`];
+//!   [`statement_producer_into_call_receiver`], a producer's transient fault gone past:
+//!   [`a_transient_producer_fault_can_be_gone_past`];
 //! * what the server says and when (issues 12 and 13, so the adapters cannot drift):
 //!   [`execute_of_copy_out_is_cancelled`], [`stall_timeout_faults_receiver`],
 //!   [`stall_timeout_faults_producer`], [`stall_timeout_bounds_a_locked_start`],
@@ -61,8 +62,8 @@ pub use driver::{
     OpenError, ReceiverEnd, Rows, RunningCopy, SessionInfo, SourceSpec, StatementSpec, SummaryInfo,
 };
 pub use endpoints::{
-    chunk_producer_rows_are_counted, iterator_producer_into_statement_receiver,
-    statement_producer_into_call_receiver,
+    a_transient_producer_fault_can_be_gone_past, chunk_producer_rows_are_counted,
+    iterator_producer_into_statement_receiver, statement_producer_into_call_receiver,
 };
 pub use fanout::{
     counts_match_in_summary, fanout_binary, fanout_csv, fanout_text, tiny_and_huge_rows,
@@ -196,6 +197,7 @@ macro_rules! scenario_tests {
             tiny_and_huge_rows,
             iterator_producer_into_statement_receiver,
             chunk_producer_rows_are_counted,
+            a_transient_producer_fault_can_be_gone_past,
             statement_producer_into_call_receiver,
             execute_of_copy_out_is_cancelled,
             a_session_ended_by_its_server_says_why,
