@@ -319,11 +319,16 @@ impl CopyRun {
     }
 
     /// The stall rule on a reported error: an IO timeout of an endpoint while the copy has a
-    /// stall timeout is that endpoint's stall (completing a COPY is never one).
+    /// stall timeout is that endpoint's stall (completing a COPY is never one; a producer's
+    /// cancel is).
     fn stall_rule(&self, input: Input) -> Input {
         let rule = |error, endpoint| stall::classify(error, endpoint, self.stall_timeout);
         match input {
             Input::ProducerError(error) => Input::ProducerError(rule(error, EndpointId::Producer)),
+            // Its cancel and drain after a stall (a server that sends nothing) times out too.
+            Input::ProducerDone { result: Err(error) } => Input::ProducerDone {
+                result: Err(rule(error, EndpointId::Producer)),
+            },
             Input::ReceiverError {
                 receiver,
                 error,

@@ -383,6 +383,15 @@ pub fn stall_timeout_bounds_cancelling_a_stopped_source<D: CopyDriver>(
         "[{}] {fail}",
         driver.name()
     );
+    // The copy's failure names the stall too (copyman-sync's named its cancel's timeout, "i/o
+    // error on the connection").
+    assert!(
+        fail.producer_fault
+            .as_ref()
+            .is_some_and(|e| e.text.contains("producer stalled")),
+        "[{}] {fail}",
+        driver.name()
+    );
     assert_eq!(count(dest, &dest_db, "t"), 0);
     select_one(&mut copy, Endpoint::Destination(0));
 }
