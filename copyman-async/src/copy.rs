@@ -64,7 +64,8 @@ type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
 /// let mut copy = CopyManager::start(producer, vec![Box::new(receiver)]).await?;
 /// while let Some(progress) = copy.next().await {
 ///     let (messages, bytes) = progress?;
-///     println!("{messages} rows, {bytes} bytes");
+///     // CopyData messages (rows, for text from a server) and their bytes this cycle.
+///     println!("{messages} messages, {bytes} bytes");
 /// }
 /// let summary = copy.finish().await?;
 /// # drop(summary);
@@ -170,7 +171,8 @@ impl<'a> CopyManager<'a> {
     ///     .options(Options::default().with_stall_timeout(std::time::Duration::from_secs(30)))
     ///     .run()
     ///     .await?;
-    /// println!("{} rows", summary.messages);
+    /// // The source's `COPY n` (a chunk producer's rows as its receivers read them).
+    /// println!("{:?} rows", summary.producer_count);
     /// # Ok(()) }
     /// ```
     pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {

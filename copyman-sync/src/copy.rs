@@ -45,7 +45,8 @@ use crate::{PollSocket, Producer, Receiver};
 /// let mut copy = CopyManager::start(producer, vec![Box::new(receiver)])?;
 /// for progress in &mut copy {
 ///     let (messages, bytes) = progress?;
-///     println!("{messages} rows, {bytes} bytes");
+///     // CopyData messages (rows, for text from a server) and their bytes this cycle.
+///     println!("{messages} messages, {bytes} bytes");
 /// }
 /// let summary = copy.finish()?;
 /// # drop(summary);
@@ -145,7 +146,8 @@ impl<'a> CopyManager<'a> {
     ///     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
     ///     .options(Options::default().with_stall_timeout(std::time::Duration::from_secs(30)))
     ///     .run()?;
-    /// println!("{} rows", summary.messages);
+    /// // The source's `COPY n` (a chunk producer's rows as its receivers read them).
+    /// println!("{:?} rows", summary.producer_count);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(producer: impl Producer + 'a) -> CopyBuilder<'a> {
