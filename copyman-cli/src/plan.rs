@@ -423,6 +423,42 @@ fn table_plan(
                 .collect();
             format!("({})", each.join(", "))
         };
+        // Destinations that read one column as types whose binary forms differ: at most one
+        // of them reads what the file holds (an int4's four bytes stored as a text 'ABCD').
+        let copied = |rel: &Relation| -> Vec<copyman_job::sql::Column> {
+            rel.columns
+                .iter()
+                .filter(|c| !c.generated)
+                .filter(|c| columns.as_ref().is_none_or(|cols| cols.contains(&c.name)))
+                .cloned()
+                .collect()
+        };
+        let (first, first_rel) = (&dest_rels[0].0, copied(&dest_rels[0].1));
+        for (i, rel) in &dest_rels[1..] {
+            let misread = copied(rel).into_iter().find_map(|to| {
+                let from = first_rel.iter().find(|c| c.name == to.name)?;
+                copyman_job::plan::binary_misread(from, &to).map(|_| (from.clone(), to))
+            });
+            if let Some((one, other)) = misread {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "{} is binary COPY data, which records no column types, and the \
+                         destinations read its column {} as types whose binary forms differ: \
+                         {} on {}, {} on {}: at most one of them reads what the file holds; \
+                         copy into each alone, or from a text or CSV file",
+                        t.source.display(),
+                        one.name,
+                        one.type_name,
+                        labels[*first],
+                        other.type_name,
+                        labels[*i],
+                    ),
+                }
+                .into());
+            }
+        }
         // Each destination's, when they differ: the same bytes are then read as other values.
         let read_as: Vec<String> = dest_rels.iter().map(|(_, rel)| types(rel)).collect();
         let read_as = if read_as.iter().all(|t| *t == read_as[0]) {
