@@ -900,6 +900,20 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             csv_file.then_some(Format::Csv)
         }
     };
+    // CSV chosen for another endpoint's *.csv name, into a file named otherwise: read back as
+    // text by its name, a NULL became '' and 'a,b' kept its quotes. Said.
+    let guessed = low.format.is_none() && !low.header && format == Some(Format::Csv);
+    if guessed {
+        for (text, d) in low.to.iter().zip(&destinations) {
+            if matches!(d, Endpoint::File(_)) && !d.is_csv_file() {
+                crate::report::warn(format_args!(
+                    "--to {text}: written in CSV, chosen for a *.csv file of this run; \
+                     `copyman table` reads a file not named *.csv as text: read it back with \
+                     --format csv (or give --format for this run)"
+                ));
+            }
+        }
+    }
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said,
     // as `copy` mode says it (read back by its name, a NULL became the string \N).
     if let Some(format) = format.filter(|f| *f != Format::Csv) {

@@ -1028,9 +1028,9 @@ fn file_identity(path: &Path) -> Option<PathBuf> {
 /// `-`: its reader would get every row twice. A character device (`/dev/null`, a terminal) may be
 /// given any number of times: it is written directly and keeps nothing.
 ///
-/// Refuses too a source file (or a stdin redirected from one) that is the file stdout writes to
-/// (`--from f --to - >> f`): the copy would read the rows it writes, for ever, until the disk is
-/// full.
+/// Refuses too a source file (or a stdin redirected from one) that is the file stdout or a
+/// destination writes to (`--from f --to - >> f`, `--to /dev/fd/3 3>>f`, `--to f`): the copy
+/// would read the rows it writes, for ever, until the disk is full.
 ///
 /// # Errors
 /// [`Fatal`] with exit 2, naming both.
@@ -1044,16 +1044,29 @@ pub(crate) fn refuse_same_file(source: &Endpoint, destinations: &[Endpoint]) -> 
         || destinations
             .iter()
             .any(|d| matches!(d, Endpoint::File(path) if is_stdout(path)));
-    if writes_stdout
-        && let Some(read) = source_identity(source)
-        && stdout_identity() == Some(read)
-    {
+    let read = source_identity(source);
+    // The destination that writes the source's file: stdout, or a path (a descriptor's,
+    // `/dev/fd/3`, or the file's own name).
+    let writes_source = read.and_then(|read| {
+        if writes_stdout && stdout_identity() == Some(read) {
+            return Some("stdout".to_owned());
+        }
+        destinations.iter().find_map(|d| match d {
+            Endpoint::File(path)
+                if fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == read) =>
+            {
+                Some(d.display())
+            }
+            _ => None,
+        })
+    });
+    if let Some(writer) = writes_source {
         return Err(Fatal {
             exit: Exit::Usage,
             server: None,
             message: format!(
-                "the source {} is the file stdout writes to: copyman would read the rows it \
-                 writes, for ever; write them to another file",
+                "the source {} is the file {writer} writes to: copyman would read the rows \
+                 it writes, for ever; write them to another file",
                 match source {
                     Endpoint::Stdio => "(stdin)".to_owned(),
                     other => other.display(),

@@ -502,6 +502,27 @@ fn a_csv_named_file_written_in_text_is_said() {
         text(&out.stderr)
     );
     assert_eq!(lines(dir.path("t.csv"))[0], "1\tv1");
+    // CSV chosen for a *.csv file, into a file named otherwise (read back as text, a NULL
+    // became '' and a value with a comma kept its quotes, exit 0): said.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &dir.path("u.csv"),
+        "--to",
+        &dir.path("u.txt"),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("u.txt: written in CSV, chosen for a *.csv file of this run")
+            && stderr.contains("read it back with --format csv")
+            && !stderr.contains("u.csv: written"),
+        "{stderr}"
+    );
+    assert_eq!(lines(dir.path("u.txt"))[0], "1,v1");
 }
 
 /// A file destination that cannot take the data (`/dev/full`): its writes were buffered and
@@ -617,8 +638,9 @@ fn a_file_a_rename_cannot_replace_is_refused_before_connecting() {
 }
 
 /// A source file that stdout is appended to (`--from f --to - >> f`, or stdin redirected from
-/// it): the copy read the rows it wrote, for ever, until the disk was full (a tester's grew to
-/// 72 GB). Refused before connecting, the file untouched; another file is written.
+/// it), or a descriptor destination open on it (`--to /dev/fd/3 3>>f`): the copy read the rows
+/// it wrote, for ever, until the disk was full (a tester's grew to 72 GB). Refused before
+/// connecting, the file untouched; another file is written.
 #[test]
 fn a_source_that_stdout_writes_to_is_refused() {
     let c = clusters();
@@ -637,12 +659,20 @@ fn a_source_that_stdout_writes_to_is_refused() {
             r#"ulimit -f 1000; exec "$0" "$@" < "$F" >> "$F""#,
             vec!["table", "t", "--from", "-", "--to", &to, "--to", "-"],
         ),
+        (
+            r#"ulimit -f 1000; exec "$0" "$@" 3>> "$F""#,
+            vec!["table", "t", "--from", &file, "--to", "/dev/fd/3"],
+        ),
     ];
     for (script, args) in runs {
         let out = via_sh(script, &args).env("F", &file).output().unwrap();
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("is the file stdout writes to"), "{stderr}");
+        assert!(
+            stderr.contains("is the file stdout writes to")
+                || stderr.contains("is the file /dev/fd/3 writes to"),
+            "{stderr}"
+        );
         assert!(!connected(&out), "nothing sent to any server: {stderr}");
         assert_eq!(fs::read_to_string(&file).unwrap(), "1\tv1\n2\tv2\n");
     }
