@@ -371,9 +371,18 @@ impl Producer for NullProducer {
 /// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
 /// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
 /// copyman sees only the rows.
+///
+/// Its statement's FORMAT and options are compared with the other ends' before any data moves,
+/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
+/// as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them (a
+/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
+/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
+/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
 pub struct ClientProducer<'c> {
     stream: Option<Pin<Box<tokio_postgres::CopyOutStream>>>,
     buffer_size: usize,
+    /// What its statement says of its data (its client reads the server's answer).
+    format: Option<DataFormat>,
     /// Ties the producer to the client (or transaction) it copies from.
     _client: PhantomData<&'c ()>,
 }
@@ -404,6 +413,7 @@ impl<'c> ClientProducer<'c> {
         Ok(Self {
             stream: Some(Box::pin(stream)),
             buffer_size: DEFAULT_BUFFER_SIZE,
+            format: DataFormat::of_statement(statement),
             _client: PhantomData,
         })
     }
@@ -418,6 +428,10 @@ impl<'c> ClientProducer<'c> {
 #[async_trait]
 impl Producer for ClientProducer<'_> {
     // Its server ended the COPY with the error: nothing more can be read.
+    fn format(&self) -> Option<DataFormat> {
+        self.format.clone()
+    }
+
     fn resumable(&self) -> bool {
         false
     }

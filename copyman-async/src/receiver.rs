@@ -400,8 +400,17 @@ impl Receiver for NullReceiver {
 /// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
 /// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
 /// copyman sees only the rows.
+///
+/// Its statement's FORMAT and options are compared with the other ends' before any data moves,
+/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
+/// as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them (a
+/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
+/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
+/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
 pub struct ClientReceiver<'c> {
     sink: Option<Pin<Box<tokio_postgres::CopyInSink<Bytes>>>>,
+    /// What its statement says of its data (its client reads the server's answer).
+    format: Option<DataFormat>,
     /// Ties the receiver to the client (or transaction) it copies into.
     _client: PhantomData<&'c ()>,
 }
@@ -431,6 +440,7 @@ impl<'c> ClientReceiver<'c> {
         let sink = client.client().copy_in(statement).await?;
         Ok(Self {
             sink: Some(Box::pin(sink)),
+            format: DataFormat::of_statement(statement),
             _client: PhantomData,
         })
     }
@@ -438,6 +448,10 @@ impl<'c> ClientReceiver<'c> {
 
 #[async_trait]
 impl Receiver for ClientReceiver<'_> {
+    fn format(&self) -> Option<DataFormat> {
+        self.format.clone()
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }

@@ -68,6 +68,43 @@ impl DataFormat {
         let format = started.format?;
         Some(Self::new(format, started.representation.clone()))
     }
+
+    /// What a client-bound endpoint's `statement` says of its data, whose server's answer only
+    /// its client reads: the overall format its FORMAT gives, and its representation; `None`
+    /// where copyman cannot read its options.
+    ///
+    /// ```
+    /// use copyman_core::session::CopyFormat;
+    /// use copyman_core::start::DataFormat;
+    ///
+    /// let csv = DataFormat::of_statement("COPY t FROM STDIN (FORMAT csv)").unwrap();
+    /// assert_eq!(csv.format, CopyFormat::Text);
+    /// assert!(DataFormat::of_statement("COPY t TO STDOUT (NULL $$x$$)").is_none());
+    /// ```
+    pub fn of_statement(statement: &str) -> Option<Self> {
+        let representation = statement::representation(statement)?;
+        let format = match representation.format.as_str() {
+            "binary" => CopyFormat::Binary,
+            _ => CopyFormat::Text,
+        };
+        Some(Self::new(format, Some(representation)))
+    }
+}
+
+/// An end of a copy whose statement's options copyman cannot read (a dollar-quoted or `U&`
+/// value or name, an escape it does not know): whether it reads the data as the other ends
+/// write it cannot be told, and a NULL string of its own went through unseen (the string `x`
+/// stored for every NULL). Refused where another end's data format is known, as the `copyman`
+/// command refuses it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "copyman cannot read the options of {end} (a dollar-quoted or U& value or name), so it \
+     cannot tell that it reads the data as the other end writes it: write each option's name \
+     unquoted and its value as a plain 'string' or E'string'"
+)]
+pub struct UnreadableOptions {
+    /// The end: "the COPY TO STDOUT" or "the COPY FROM STDIN".
+    pub end: &'static str,
 }
 
 impl From<CopyFormat> for DataFormat {
@@ -261,6 +298,26 @@ pub fn check_data_formats(
             .into_iter()
             .map(|(id, mismatch)| (id, mismatch.into()))
             .collect();
+    // Ends whose options cannot be read, where another end's data format is known.
+    let unreadable =
+        |format: Option<&DataFormat>| format.is_some_and(|f| f.representation.is_none());
+    let with_format =
+        receivers.iter().filter(|(_, f)| f.is_some()).count() + usize::from(producer.is_some());
+    if with_format > 1 {
+        for (id, format) in receivers {
+            if refused.iter().any(|(r, _)| r == id) || format.is_none() {
+                continue;
+            }
+            let end = if unreadable(format.as_ref()) {
+                "the COPY FROM STDIN"
+            } else if unreadable(producer) {
+                "the COPY TO STDOUT"
+            } else {
+                continue;
+            };
+            refused.push((*id, UnreadableOptions { end }.into()));
+        }
+    }
     let mut ordered: Vec<_> = receivers
         .iter()
         .filter(|(id, _)| refused.iter().all(|(r, _)| r != id))

@@ -297,9 +297,18 @@ impl Producer for NullProducer {
 /// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
 /// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
 /// copyman sees only the rows.
+///
+/// Its statement's FORMAT and options are compared with the other ends' before any data moves,
+/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
+/// as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them (a
+/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
+/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
+/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
 pub struct ClientProducer<'c> {
     reader: Option<postgres::CopyOutReader<'c>>,
     buffer_size: usize,
+    /// What its statement says of its data (its client reads the server's answer).
+    format: Option<DataFormat>,
 }
 
 impl std::fmt::Debug for ClientProducer<'_> {
@@ -327,6 +336,7 @@ impl<'c> ClientProducer<'c> {
         Ok(Self {
             reader: Some(client.copy_out(statement)?),
             buffer_size: DEFAULT_BUFFER_SIZE,
+            format: DataFormat::of_statement(statement),
         })
     }
 }
@@ -350,6 +360,10 @@ fn client_error(error: std::io::Error) -> BoxError {
 
 impl Producer for ClientProducer<'_> {
     // Its server ended the COPY with the error: nothing more can be read.
+    fn format(&self) -> Option<DataFormat> {
+        self.format.clone()
+    }
+
     fn resumable(&self) -> bool {
         false
     }

@@ -376,6 +376,13 @@ impl Receiver for NullReceiver {
 /// `ClientConfig` that [`copyman_tls::TlsSettings::client_config`] makes from libpq's settings);
 /// copyman sees only the rows.
 ///
+/// Its statement's FORMAT and options are compared with the other ends' before any data moves,
+/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
+/// as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them (a
+/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
+/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
+/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
+///
 /// The copy's stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)) cannot
 /// bound it: `postgres::CopyInWriter` blocks in its writes and has no timeout to set, so a
 /// destination that stops reading (a row lock held by another session) holds the whole copy
@@ -384,6 +391,8 @@ impl Receiver for NullReceiver {
 /// [`StatementReceiver`] (or copyman-async's `ClientReceiver`, whose writes can be timed out).
 pub struct ClientReceiver<'c> {
     writer: Option<postgres::CopyInWriter<'c>>,
+    /// What its statement says of its data (its client reads the server's answer).
+    format: Option<DataFormat>,
 }
 
 impl std::fmt::Debug for ClientReceiver<'_> {
@@ -410,11 +419,16 @@ impl<'c> ClientReceiver<'c> {
             .map_err(|e| Error::Session(e.into()))?;
         Ok(Self {
             writer: Some(client.copy_in(statement)?),
+            format: DataFormat::of_statement(statement),
         })
     }
 }
 
 impl Receiver for ClientReceiver<'_> {
+    fn format(&self) -> Option<DataFormat> {
+        self.format.clone()
+    }
+
     fn protocol(&self) -> Protocol {
         Protocol::Chunks
     }

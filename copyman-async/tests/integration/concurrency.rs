@@ -587,6 +587,21 @@ fn tokio_postgres_client_endpoints() {
         assert_eq!(error.code(), Some("22012"), "{fail}");
         let row = source.query_one("SELECT 1", &[]).await.expect("usable");
         assert_eq!(row.get::<_, i32>(0), 1);
+
+        // Its statement's representation is compared with the other ends' (text into CSV was
+        // copied, a NULL stored as the string \N), as copyman-sync's are.
+        let producer = ClientProducer::new(&source, &rows_query(10))
+            .await
+            .expect("copy_out");
+        let fail = CopyManager::builder(producer)
+            .to(StatementReceiver::new(
+                &mut raw,
+                "COPY t FROM STDIN (FORMAT csv)",
+            ))
+            .run()
+            .await
+            .unwrap_err();
+        assert!(fail.to_string().contains("reads FORMAT csv"), "{fail}");
     });
     let expected = rows_digest(cluster, &source_db, ROWS);
     assert_eq!(digest(cluster, &dbs[0], "t"), expected);

@@ -257,3 +257,39 @@ fn client_producer_failing_midway_carries_the_servers_error() {
     select_one(&mut client);
     assert!(dest.is_ready());
 }
+
+/// A client-bound end whose statement reads the data otherwise than the other end writes it
+/// (text into CSV): between raw ends refused before any data moves, it was copied (a NULL
+/// stored as the string `\N`, exit Ok). Its statement's representation is compared too, both
+/// ways.
+#[test]
+fn client_endpoints_of_another_representation_are_refused() {
+    let cluster = copyman_testkit::shared();
+    let (src_db, _) = source(cluster);
+    let dst_db = destination(cluster);
+    let mut client = cluster.connect(&src_db);
+    let mut dest = Connection::connect_str(&cluster.conninfo(&dst_db)).unwrap();
+    let producer = ClientProducer::new(&mut client, "COPY src TO STDOUT").unwrap();
+    let fail = CopyManager::builder(producer)
+        .to(StatementReceiver::new(
+            &mut dest,
+            "COPY dst FROM STDIN (FORMAT csv)",
+        ))
+        .run()
+        .unwrap_err();
+    assert!(fail.to_string().contains("reads FORMAT csv"), "{fail}");
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    select_one(&mut client);
+
+    let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
+    let mut dest_client = cluster.connect(&dst_db);
+    let receiver = ClientReceiver::new(&mut dest_client, "COPY dst FROM STDIN (FORMAT csv)");
+    let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+        .to(receiver.unwrap())
+        .run()
+        .unwrap_err();
+    assert!(fail.to_string().contains("reads FORMAT csv"), "{fail}");
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    select_one(&mut dest_client);
+    assert!(source.is_ready());
+}

@@ -131,7 +131,7 @@ pub fn mismatched_formats<D: CopyDriver>(driver: &D, clusters: &Clusters) {
 /// A receiver whose COPY reads CSV while the producer's writes text: the servers announce the
 /// same overall format, and the server would load the rows (a text `\N` as a string), so it is
 /// refused from the statements' representations once every COPY started, before any data is
-/// sent, in the words the `copyman` command uses.
+/// sent, in the words the `copyman` command uses; so is one whose options copyman cannot read.
 pub fn mismatched_representations<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let fail = failed_start(
         driver,
@@ -148,6 +148,19 @@ pub fn mismatched_representations<D: CopyDriver>(driver: &D, clusters: &Clusters
         ],
     );
     assert_eq!(error.sqlstate, None, "{error}");
+    // Options copyman cannot read (a dollar-quoted NULL): whether they agree cannot be told,
+    // and the string `x` was stored for every NULL. Refused before any data moves.
+    let fail = failed_start(
+        driver,
+        clusters,
+        &series(10),
+        "COPY t FROM STDIN WITH NULL AS $$x$$",
+    );
+    let error = receiver_error(&fail);
+    names(
+        &error.text,
+        &["copyman cannot read the options of the COPY FROM STDIN"],
+    );
 }
 
 /// Spellings of one encoding are one encoding, and an ENCODING left out is the session's
