@@ -51,6 +51,11 @@ pub struct DataFormat {
     pub format: CopyFormat,
     /// FORMAT, DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, as its session reads them.
     pub representation: Option<Representation>,
+    /// Its statement's options could not be read ([`UnreadableOptions`]: a dollar-quoted or
+    /// `U&` value, a session whose `standard_conforming_strings` is off), so its
+    /// representation is unknown; an endpoint that does not know its representation at all
+    /// (no statement) leaves this false.
+    pub unreadable_options: bool,
 }
 
 impl DataFormat {
@@ -60,13 +65,16 @@ impl DataFormat {
         Self {
             format,
             representation,
+            unreadable_options: false,
         }
     }
 
     /// The data format a COPY that started says.
     pub fn of(started: &Started) -> Option<Self> {
         let format = started.format?;
-        Some(Self::new(format, started.representation.clone()))
+        let mut data = Self::new(format, started.representation.clone());
+        data.unreadable_options = data.representation.is_none();
+        Some(data)
     }
 
     /// What a client-bound endpoint's `statement` says of its data, whose server's answer only
@@ -299,8 +307,7 @@ pub fn check_data_formats(
             .map(|(id, mismatch)| (id, mismatch.into()))
             .collect();
     // Ends whose options cannot be read, where another end's data format is known.
-    let unreadable =
-        |format: Option<&DataFormat>| format.is_some_and(|f| f.representation.is_none());
+    let unreadable = |format: Option<&DataFormat>| format.is_some_and(|f| f.unreadable_options);
     let with_format =
         receivers.iter().filter(|(_, f)| f.is_some()).count() + usize::from(producer.is_some());
     if with_format > 1 {
