@@ -177,6 +177,10 @@ pub(crate) async fn cancel_at(
 /// every server.
 /// Plain SQL runs with [`Connection::execute`] and [`Connection::query`] before and after a copy,
 /// e.g. to copy inside a transaction.
+/// A `SET` of those on the session since it connected changes what its COPY writes or reads:
+/// `client_encoding`, `DateStyle` and `IntervalStyle` (which the server reports) are compared at
+/// a copy's start, and a copy whose ends would read text otherwise is refused; the others
+/// (`extra_float_digits`, `array_nulls` …) are the caller's to keep.
 ///
 /// Every method is cancel-safe in the sense that matters: a future dropped midway never leaves
 /// half a message on the wire (what is left is written first by the next call), and the answer

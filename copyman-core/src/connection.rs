@@ -178,7 +178,7 @@ macro_rules! connection_glue {
             self.settle()$(.$await)??;
             self.endpoint.start_copy(sql, direction)?;
             match self.drive()$(.$await)?? {
-                $crate::endpoint::Outcome::Started(started) => Ok(started),
+                $crate::endpoint::Outcome::Started(started) => Ok(*started),
                 _ => Err(Error::State("the COPY did not start")),
             }
         }

@@ -69,7 +69,7 @@ pub enum Outcome {
         count: Option<u64>,
     },
     /// A COPY started ([`Endpoint::start_copy`]).
-    Started(Started),
+    Started(Box<Started>),
     /// A COPY IN completed ([`Endpoint::complete_copy`]) with its `COPY n`.
     Completed(Option<u64>),
 }
@@ -430,7 +430,7 @@ impl Endpoint {
                     Ok(StartStep::Started(started)) => {
                         self.copy_in_error = None;
                         self.failing = false;
-                        Step::Done(Ok(Outcome::Started(started)))
+                        Step::Done(Ok(Outcome::Started(Box::new(started))))
                     }
                     Ok(StartStep::SendCancel) => return Step::SendCancel,
                     Ok(_) => return Step::Read,

@@ -39,6 +39,83 @@ pub struct Started {
     /// ([`Representation::in_session`]: an ENCODING left out is the session's
     /// `client_encoding`); `None` when it cannot be told.
     pub representation: Option<Representation>,
+    /// The session's `DateStyle` and `IntervalStyle` as its server reported them.
+    pub styles: Option<Styles>,
+}
+
+/// How a session writes and reads dates and intervals in text: its `DateStyle` and
+/// `IntervalStyle`, as its server reported them. copyman's sessions start in `ISO` and
+/// `postgres`, which every session reads alike; a `SET` on the session since changes what its
+/// COPY writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Styles {
+    /// `DateStyle`, e.g. `ISO, MDY`.
+    pub date: String,
+    /// `IntervalStyle`, e.g. `postgres`.
+    pub interval: String,
+}
+
+impl Styles {
+    /// `session`'s, where its server reported both.
+    pub fn of(session: &Session) -> Option<Self> {
+        Some(Self {
+            date: session.parameter("DateStyle")?.to_owned(),
+            interval: session.parameter("IntervalStyle")?.to_owned(),
+        })
+    }
+
+    /// What a session reading in these styles would read otherwise of what one writing in
+    /// `written` writes: `Some` naming the setting and both values. ISO dates and any
+    /// interval style but `sql_standard` (whose leading sign applies to every field) read
+    /// alike everywhere; otherwise the same setting reads its own output.
+    ///
+    /// ```
+    /// use copyman_core::start::Styles;
+    ///
+    /// let styles = |date: &str, interval: &str| Styles { date: date.into(), interval: interval.into() };
+    /// let iso = styles("ISO, MDY", "postgres");
+    /// assert!(iso.reads_otherwise(&styles("ISO, DMY", "postgres")).is_none());
+    /// assert!(iso.reads_otherwise(&styles("SQL, DMY", "postgres")).is_some());
+    /// assert!(styles("SQL, DMY", "postgres").reads_otherwise(&styles("SQL, DMY", "postgres")).is_none());
+    /// assert!(iso.reads_otherwise(&styles("ISO, MDY", "sql_standard")).is_some());
+    /// ```
+    pub fn reads_otherwise(&self, written: &Self) -> Option<(&'static str, String, String)> {
+        let same = |a: &str, b: &str| {
+            let clean = |s: &str| s.replace(' ', "").to_ascii_lowercase();
+            clean(a) == clean(b)
+        };
+        let iso = written.date.trim().to_ascii_uppercase().starts_with("ISO");
+        if !iso && !same(&self.date, &written.date) {
+            return Some(("DateStyle", written.date.clone(), self.date.clone()));
+        }
+        let signed = written.interval.eq_ignore_ascii_case("sql_standard");
+        if signed && !same(&self.interval, &written.interval) {
+            return Some((
+                "IntervalStyle",
+                written.interval.clone(),
+                self.interval.clone(),
+            ));
+        }
+        None
+    }
+}
+
+/// A receiver's session would read the producer's dates or intervals otherwise than it writes
+/// them (a `SET DateStyle` on one since it connected): `02/12/2026` written under `SQL, DMY`
+/// stored as the 12th of February by an `ISO, MDY` reader, without an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the COPY TO STDOUT's session writes in {setting} '{written}' and the COPY FROM STDIN's \
+     reads in '{reads}': its values would be read as others without an error; give both \
+     sessions one {setting} (copyman's sessions start in ISO and postgres), or copy in binary"
+)]
+pub struct StylesDiffer {
+    /// `DateStyle` or `IntervalStyle`.
+    pub setting: &'static str,
+    /// The producer's session's.
+    pub written: String,
+    /// The receiver's session's.
+    pub reads: String,
 }
 
 /// What an endpoint's COPY data is, as the endpoint knows it once its COPY started: the overall
@@ -56,6 +133,8 @@ pub struct DataFormat {
     /// representation is unknown; an endpoint that does not know its representation at all
     /// (no statement) leaves this false.
     pub unreadable_options: bool,
+    /// Its session's date and interval styles, where it has a session ([`Styles`]).
+    pub styles: Option<Styles>,
 }
 
 impl DataFormat {
@@ -66,6 +145,7 @@ impl DataFormat {
             format,
             representation,
             unreadable_options: false,
+            styles: None,
         }
     }
 
@@ -74,6 +154,7 @@ impl DataFormat {
         let format = started.format?;
         let mut data = Self::new(format, started.representation.clone());
         data.unreadable_options = data.representation.is_none();
+        data.styles = started.styles.clone();
         Some(data)
     }
 
@@ -325,6 +406,25 @@ pub fn check_data_formats(
             refused.push((*id, UnreadableOptions { end }.into()));
         }
     }
+    // Text whose dates or intervals a receiver's session reads otherwise than the producer's
+    // writes them.
+    let written = producer
+        .filter(|p| p.format == CopyFormat::Text)
+        .and_then(|p| p.styles.as_ref());
+    for (id, format) in receivers {
+        let reads = format.as_ref().and_then(|f| f.styles.as_ref());
+        if let (Some(written), Some(reads)) = (written, reads)
+            && refused.iter().all(|(r, _)| r != id)
+            && let Some((setting, written, reads)) = reads.reads_otherwise(written)
+        {
+            let differ = StylesDiffer {
+                setting,
+                written,
+                reads,
+            };
+            refused.push((*id, differ.into()));
+        }
+    }
     let mut ordered: Vec<_> = receivers
         .iter()
         .filter(|(id, _)| refused.iter().all(|(r, _)| r != id))
@@ -453,6 +553,7 @@ impl CopyStart {
                         ended: Some(self.count),
                         format: self.format,
                         representation: self.representation.clone(),
+                        styles: Styles::of(session),
                     }));
                 }
                 Event::Ready(_) => {
@@ -473,6 +574,7 @@ impl CopyStart {
                 ended: None,
                 format: self.format,
                 representation: self.representation.clone(),
+                styles: Styles::of(session),
             }))
         } else {
             Ok(StartStep::ReadMore)

@@ -246,7 +246,7 @@ fn an_aborted_copy_out_is_cancelled_then_drained() {
     e.start_copy("COPY t TO STDOUT", Direction::ToStdout)
         .unwrap();
     let started = match finish(&mut e, &copy_response(b'H')).unwrap() {
-        Outcome::Started(started) => started,
+        Outcome::Started(started) => *started,
         other => panic!("{other:?}"),
     };
     let mut source = CopyOutSource::started(true, started, e.session_mut()).unwrap();

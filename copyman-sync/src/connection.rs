@@ -135,6 +135,10 @@ fn open(
 /// [`copyman_core::session::PORTABILITY_SETTINGS`]) so that text COPY data means the same on
 /// every server. Plain SQL runs with [`Connection::execute`] and
 /// [`Connection::query`] before and after a copy, e.g. to copy inside a transaction.
+/// A `SET` of those on the session since it connected changes what its COPY writes or reads:
+/// `client_encoding`, `DateStyle` and `IntervalStyle` (which the server reports) are compared at
+/// a copy's start, and a copy whose ends would read text otherwise is refused; the others
+/// (`extra_float_digits`, `array_nulls` …) are the caller's to keep.
 ///
 /// ```no_run
 /// use copyman_sync::Connection;

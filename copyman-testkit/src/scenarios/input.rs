@@ -289,3 +289,57 @@ pub fn wrong_password<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     assert_eq!(count(&scram, &scram_db, "t"), 1000);
     select_one(&mut copy, Endpoint::Destination(0));
 }
+
+/// A `SET DateStyle` on the source's session since it connected (`SQL, DMY`): its text COPY
+/// wrote `02/12/2026`, which the destination's ISO session stored as the 12th of February,
+/// without an error. Refused before any data moves, naming both styles; the same style on both
+/// sessions, and binary, copy the day as it is.
+pub fn styles_set_since_connecting_are_compared<D: CopyDriver>(driver: &D, clusters: &Clusters) {
+    let source_db = clusters.source.create_database();
+    exec(
+        &clusters.source,
+        &source_db,
+        "CREATE TABLE d (d date); INSERT INTO d VALUES ('2026-12-02')",
+    );
+    let dest = &clusters.destinations[0];
+    let set = "SET DateStyle = 'SQL, DMY'";
+    let attempt = |source_copy: &str, dest_copy: &str, on_dest: bool| {
+        let db = dest.create_database();
+        exec(dest, &db, "CREATE TABLE d (d date)");
+        let mut receiving = StatementSpec::new(dest.conninfo(&db), dest_copy);
+        if on_dest {
+            receiving = receiving.before(set);
+        }
+        let plan = CopyPlan {
+            source: SourceSpec::Statement(
+                StatementSpec::new(clusters.source.conninfo(&source_db), source_copy).before(set),
+            ),
+            destinations: vec![DestinationSpec::Statement(receiving)],
+        };
+        let result = open(driver, plan).run();
+        let stored = dest.psql(&db, "SELECT string_agg(d::text, ',') FROM d");
+        let stored = stored.trim().to_owned();
+        (result, stored)
+    };
+    let (result, stored) = attempt("COPY d TO STDOUT", "COPY d FROM STDIN", false);
+    let fail = result.expect_err("refused");
+    assert!(
+        fail.text.contains("writes in DateStyle 'SQL, DMY'")
+            && fail.text.contains("reads in 'ISO, MDY'"),
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert_eq!(stored, "", "[{}]", driver.name());
+    for (source_copy, dest_copy, on_dest) in [
+        ("COPY d TO STDOUT", "COPY d FROM STDIN", true),
+        (
+            "COPY d TO STDOUT (FORMAT binary)",
+            "COPY d FROM STDIN (FORMAT binary)",
+            false,
+        ),
+    ] {
+        let (result, stored) = attempt(source_copy, dest_copy, on_dest);
+        result.unwrap_or_else(|e| panic!("[{}] {source_copy}: {e}", driver.name()));
+        assert_eq!(stored, "2026-12-02", "[{}] {source_copy}", driver.name());
+    }
+}

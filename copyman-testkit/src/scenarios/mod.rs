@@ -24,7 +24,8 @@
 //!   [`source_error_midstream`], [`source_backend_terminated_midstream`],
 //!   [`destination_server_stopped_midstream`], [`stopped_early`], [`dropped_mid_copy`];
 //! * bad input: [`not_a_copy_statement`], [`wrong_direction`], [`mismatched_formats`],
-//!   [`mismatched_representations`] (and what is not a mismatch: [`encoding_spellings_agree`]),
+//!   [`mismatched_representations`], [`styles_set_since_connecting_are_compared`] (and what is
+//!   not a mismatch: [`encoding_spellings_agree`]),
 //!   [`missing_table`], [`wrong_password`];
 //! * row sizes: [`tiny_and_huge_rows`];
 //! * the other endpoints: [`iterator_producer_into_statement_receiver`],
@@ -74,7 +75,8 @@ pub use faults::{
 };
 pub use input::{
     encoding_spellings_agree, mismatched_formats, mismatched_representations, missing_table,
-    not_a_copy_statement, wrong_direction, wrong_password,
+    not_a_copy_statement, styles_set_since_connecting_are_compared, wrong_direction,
+    wrong_password,
 };
 pub use options::{
     keep_going_leaves_refusing_destination_usable, receivers_end_their_copies_side_by_side,
@@ -191,6 +193,7 @@ macro_rules! scenario_tests {
             wrong_direction,
             mismatched_formats,
             mismatched_representations,
+            styles_set_since_connecting_are_compared,
             encoding_spellings_agree,
             missing_table,
             wrong_password,
