@@ -338,9 +338,20 @@ impl Write for Out {
             }
             _ => buf,
         };
-        match &mut self.to {
-            To::Stdout(s) => s.write(buf),
-            To::File(f) => f.write(buf),
+        loop {
+            let written = match &mut self.to {
+                To::Stdout(s) => s.write(buf),
+                To::File(f) => f.write(buf),
+            };
+            match written {
+                // A descriptor left non-blocking by whoever opened it (a CI runner's pipe): the
+                // write waits for room as a blocking one would.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let give_up = self.waits.and_then(|(_, give_up)| give_up);
+                    wait_for_room(self.fd(), give_up)?;
+                }
+                other => return other,
+            }
         }
     }
 

@@ -400,6 +400,11 @@ fn read_chunks(
         let read = loop {
             match reader.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A descriptor left non-blocking by whoever opened it (a CI runner's stdin):
+                // nothing to read yet, which a blocking read would wait for.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(10));
+                }
                 other => break other,
             }
         };

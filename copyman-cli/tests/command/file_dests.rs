@@ -688,3 +688,67 @@ fn a_source_that_stdout_writes_to_is_refused() {
     assert_exit(&out, 0);
     assert_eq!(lines(&other).len(), 2);
 }
+
+/// Stdin or stdout left non-blocking by whoever opened it (O_NONBLOCK, as CI runners leave
+/// pipes): a read before the data came, or a write to a full pipe, failed the copy with
+/// "Resource temporarily unavailable" (exit 1). Each waits, as on a blocking pipe.
+#[test]
+fn non_blocking_stdin_and_stdout_wait_as_blocking_ones() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    let non_blocking = |fd: i32| {
+        // SAFETY: F_GETFL/F_SETFL take the descriptor (open, ours) and an int; no memory.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            assert!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0);
+        }
+    };
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let to = c.dest[0].url(&d1);
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    non_blocking(reader.as_raw_fd());
+    let child = copyman()
+        .args(["table", "t", "--from", "-", "--to", &to])
+        .stdin(reader)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    writer.write_all(b"1\tv1\n2\tv2\n").unwrap();
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, repeat('v', 200) FROM generate_series(1, 5000) g;"),
+    );
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    non_blocking(writer.as_raw_fd());
+    let child = copyman()
+        .args(["table", "t", "--from", &c.source.url(&src), "--to", "-"])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A reader slower than copyman: the pipe fills.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut got = Vec::new();
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(got.iter().filter(|&&b| b == b'\n').count(), 5000);
+}
