@@ -228,6 +228,10 @@ impl Connection {
     /// The TLS parameters `sslmode` (all of libpq's modes), `sslrootcert`, `sslcert` and
     /// `sslkey` are read here; everything else as `tokio-postgres` reads it.
     ///
+    /// A raw connection cannot honour `target_session_attrs` other than `any`,
+    /// `load_balance_hosts=random` or `sslnegotiation=direct`: they are refused
+    /// ([`Error::Unsupported`]) rather than ignored.
+    ///
     /// # Errors
     /// A malformed string, an unreachable server, a failed TLS handshake or authentication.
     pub async fn connect_str(params: &str) -> Result<Self, Error> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
-use copyman_core::start::DataFormat;
+use copyman_core::start::{DataFormat, Styles};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 use futures_util::{Stream, StreamExt};
@@ -373,11 +373,12 @@ impl Producer for NullProducer {
 /// copyman sees only the rows.
 ///
 /// Its statement's FORMAT and options are compared with the other ends' before any data moves,
-/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
-/// as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them (a
-/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
-/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
-/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
+/// as a raw endpoint's are, and so are its client's `DateStyle` and `IntervalStyle`, asked when
+/// it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
+/// the 12th of February: refused). The client's other settings are its own: copyman cannot pin
+/// them as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them:
+/// give the client the settings `copyman_core::session::PORTABILITY_SETTINGS` lists
+/// (`extra_float_digits=3`, `array_nulls=on`, …), as its connection's options.
 pub struct ClientProducer<'c> {
     stream: Option<Pin<Box<tokio_postgres::CopyOutStream>>>,
     buffer_size: usize,
@@ -409,11 +410,12 @@ impl<'c> ClientProducer<'c> {
     ) -> Result<Self, Error> {
         copyman_core::statement::check(statement, Direction::ToStdout)
             .map_err(|e| Error::Session(e.into()))?;
+        let format = client_format(client, statement).await?;
         let stream = client.client().copy_out(statement).await?;
         Ok(Self {
             stream: Some(Box::pin(stream)),
             buffer_size: DEFAULT_BUFFER_SIZE,
-            format: DataFormat::of_statement(statement),
+            format,
             _client: PhantomData,
         })
     }
@@ -423,6 +425,21 @@ impl<'c> ClientProducer<'c> {
         self.buffer_size = size.max(1);
         self
     }
+}
+
+/// What a client-bound endpoint's `statement` says of its data ([`DataFormat::of_statement`]),
+/// with its client's date and interval styles, asked of it (the client keeps what its server
+/// reported): compared with the other ends' at the copy's start.
+pub(crate) async fn client_format<C: tokio_postgres::GenericClient>(
+    client: &C,
+    statement: &str,
+) -> Result<Option<DataFormat>, Error> {
+    let Some(mut format) = DataFormat::of_statement(statement) else {
+        return Ok(None);
+    };
+    let row = client.query_one(Styles::QUERY, &[]).await?;
+    format.styles = Some(Styles::from_row(row.get(0), row.get(1)));
+    Ok(Some(format))
 }
 
 #[async_trait]

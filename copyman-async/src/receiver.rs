@@ -402,11 +402,12 @@ impl Receiver for NullReceiver {
 /// copyman sees only the rows.
 ///
 /// Its statement's FORMAT and options are compared with the other ends' before any data moves,
-/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
-/// as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them (a
-/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
-/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
-/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
+/// as a raw endpoint's are, and so are its client's `DateStyle` and `IntervalStyle`, asked when
+/// it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
+/// the 12th of February: refused). The client's other settings are its own: copyman cannot pin
+/// them as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them:
+/// give the client the settings `copyman_core::session::PORTABILITY_SETTINGS` lists
+/// (`extra_float_digits=3`, `array_nulls=on`, …), as its connection's options.
 pub struct ClientReceiver<'c> {
     sink: Option<Pin<Box<tokio_postgres::CopyInSink<Bytes>>>>,
     /// What its statement says of its data (its client reads the server's answer).
@@ -437,10 +438,11 @@ impl<'c> ClientReceiver<'c> {
     ) -> Result<Self, Error> {
         copyman_core::statement::check(statement, Direction::FromStdin)
             .map_err(|e| Error::Session(e.into()))?;
+        let format = crate::producer::client_format(client, statement).await?;
         let sink = client.client().copy_in(statement).await?;
         Ok(Self {
             sink: Some(Box::pin(sink)),
-            format: DataFormat::of_statement(statement),
+            format,
             _client: PhantomData,
         })
     }

@@ -304,7 +304,15 @@ macro_rules! client_glue {
             use $krate::config::{LoadBalanceHosts, SslNegotiation, TargetSessionAttrs};
             let unsupported = |parameter, value: String| Err(Error::Unsupported { parameter, value });
             if config.get_target_session_attrs() != TargetSessionAttrs::Any {
-                let value = format!("{:?}", config.get_target_session_attrs()).to_lowercase();
+                // As libpq spells it: `ReadWrite` is `read-write`.
+                let name = format!("{:?}", config.get_target_session_attrs());
+                let mut value = String::new();
+                for (i, c) in name.chars().enumerate() {
+                    if c.is_ascii_uppercase() && i > 0 {
+                        value.push('-');
+                    }
+                    value.push(c.to_ascii_lowercase());
+                }
                 return unsupported("target_session_attrs", value);
             }
             if config.get_load_balance_hosts() != LoadBalanceHosts::Disable {

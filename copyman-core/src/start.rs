@@ -56,6 +56,16 @@ pub struct Styles {
 }
 
 impl Styles {
+    /// The query that asks a client's session for its styles (a client-bound endpoint's: its
+    /// client keeps what its server reported): two text columns, read by [`Styles::from_row`].
+    pub const QUERY: &'static str = "SELECT pg_catalog.current_setting('DateStyle'), \
+                                      pg_catalog.current_setting('IntervalStyle')";
+
+    /// The styles [`Styles::QUERY`] answered.
+    pub fn from_row(date: String, interval: String) -> Self {
+        Self { date, interval }
+    }
+
     /// `session`'s, where its server reported both.
     pub fn of(session: &Session) -> Option<Self> {
         Some(Self {
@@ -187,9 +197,10 @@ impl DataFormat {
 /// command refuses it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "copyman cannot read the options of {end} (a dollar-quoted or U& value or name), so it \
-     cannot tell that it reads the data as the other end writes it: write each option's name \
-     unquoted and its value as a plain 'string' or E'string'"
+    "copyman cannot read the options of {end} (a dollar-quoted or U& value or name, an escape \
+     it does not read, a session whose standard_conforming_strings is off), so it cannot tell \
+     that it reads the data as the other end writes it: write each option's name unquoted and \
+     its value as a plain 'string' or E'string' of the common escapes"
 )]
 pub struct UnreadableOptions {
     /// The end: "the COPY TO STDOUT" or "the COPY FROM STDIN".

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use copyman_core::endpoint::Abandon;
 use copyman_core::local::{ChunkBuilder, IteratorProducer, LineChunks, NullProducer};
-use copyman_core::start::DataFormat;
+use copyman_core::start::{DataFormat, Styles};
 use copyman_core::statement::Direction;
 use copyman_core::{BoxError, Chunk, Protocol};
 
@@ -291,7 +291,10 @@ impl Producer for NullProducer {
 /// transaction (`copy_out`): the convenient path for applications that hold pooled connections.
 ///
 /// Slower than [`StatementProducer`]: the client parses every message. Rows come as lines.
-/// Aborting drops the reader, and the client reads and discards the rest of the COPY.
+/// Aborting drops the reader, and the client reads and discards the rest of the COPY — when the
+/// client is next used: the `postgres` crate drives its connection only inside its calls, so
+/// until then the server's session stays in its COPY (its snapshot held). Use the client (or drop
+/// it) as soon as the copy returns.
 ///
 /// TLS is the client's own: connect it with a TLS connector (`postgres-openssl`,
 /// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
@@ -299,11 +302,12 @@ impl Producer for NullProducer {
 /// copyman sees only the rows.
 ///
 /// Its statement's FORMAT and options are compared with the other ends' before any data moves,
-/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
-/// as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them (a
-/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
-/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
-/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
+/// as a raw endpoint's are, and so are its client's `DateStyle` and `IntervalStyle`, asked when
+/// it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
+/// the 12th of February: refused). The client's other settings are its own: copyman cannot pin
+/// them as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them:
+/// give the client the settings `copyman_core::session::PORTABILITY_SETTINGS` lists
+/// (`extra_float_digits=3`, `array_nulls=on`, …), as its connection's options.
 pub struct ClientProducer<'c> {
     reader: Option<postgres::CopyOutReader<'c>>,
     buffer_size: usize,
@@ -333,10 +337,11 @@ impl<'c> ClientProducer<'c> {
     ) -> Result<Self, Error> {
         copyman_core::statement::check(statement, Direction::ToStdout)
             .map_err(|e| Error::Session(e.into()))?;
+        let format = client_format(client, statement)?;
         Ok(Self {
             reader: Some(client.copy_out(statement)?),
             buffer_size: DEFAULT_BUFFER_SIZE,
-            format: DataFormat::of_statement(statement),
+            format,
         })
     }
 }
@@ -356,6 +361,21 @@ fn client_error(error: std::io::Error) -> BoxError {
         Some(Err(inner)) => inner,
         None => std::io::Error::from(kind).into(),
     }
+}
+
+/// What a client-bound endpoint's `statement` says of its data ([`DataFormat::of_statement`]),
+/// with its client's date and interval styles, asked of it (the client keeps what its server
+/// reported): compared with the other ends' at the copy's start.
+pub(crate) fn client_format<C: postgres::GenericClient>(
+    client: &mut C,
+    statement: &str,
+) -> Result<Option<DataFormat>, Error> {
+    let Some(mut format) = DataFormat::of_statement(statement) else {
+        return Ok(None);
+    };
+    let row = client.query_one(Styles::QUERY, &[])?;
+    format.styles = Some(Styles::from_row(row.get(0), row.get(1)));
+    Ok(Some(format))
 }
 
 impl Producer for ClientProducer<'_> {

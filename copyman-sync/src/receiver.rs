@@ -369,7 +369,10 @@ impl Receiver for NullReceiver {
 /// (`copy_in`): the convenient path for applications that hold pooled connections.
 ///
 /// Completing calls the writer's `finish` (its `COPY n` is checked against the producer's);
-/// failing drops the writer unfinished, which makes the client abort the COPY.
+/// failing drops the writer unfinished, which makes the client abort the COPY — when the client
+/// is next used: the `postgres` crate drives its connection only inside its calls, so until then
+/// the server's session stays in its COPY (holding its locks and transaction). Use the client
+/// (or drop it) as soon as the copy returns.
 ///
 /// TLS is the client's own: connect it with a TLS connector (`postgres-openssl`,
 /// `postgres-native-tls`, or `tokio-postgres-rustls`' `MakeRustlsConnect` built from the rustls
@@ -377,11 +380,12 @@ impl Receiver for NullReceiver {
 /// copyman sees only the rows.
 ///
 /// Its statement's FORMAT and options are compared with the other ends' before any data moves,
-/// as a raw endpoint's are. The client's session settings are its own: copyman cannot pin them
-/// as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them (a
-/// `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for the 12th of
-/// February): give the client the settings `copyman_core::session::PORTABILITY_SETTINGS`
-/// lists (`DateStyle=ISO`, `extra_float_digits=3`, …), as its connection's options.
+/// as a raw endpoint's are, and so are its client's `DateStyle` and `IntervalStyle`, asked when
+/// it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
+/// the 12th of February: refused). The client's other settings are its own: copyman cannot pin
+/// them as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them:
+/// give the client the settings `copyman_core::session::PORTABILITY_SETTINGS` lists
+/// (`extra_float_digits=3`, `array_nulls=on`, …), as its connection's options.
 ///
 /// The copy's stall timeout ([`Options::stall_timeout`](crate::Options::stall_timeout)) cannot
 /// bound it: `postgres::CopyInWriter` blocks in its writes and has no timeout to set, so a
@@ -417,9 +421,10 @@ impl<'c> ClientReceiver<'c> {
     ) -> Result<Self, Error> {
         copyman_core::statement::check(statement, Direction::FromStdin)
             .map_err(|e| Error::Session(e.into()))?;
+        let format = crate::producer::client_format(client, statement)?;
         Ok(Self {
             writer: Some(client.copy_in(statement)?),
-            format: DataFormat::of_statement(statement),
+            format,
         })
     }
 }

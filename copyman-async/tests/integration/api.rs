@@ -169,6 +169,8 @@ fn unhonoured_config_fields_are_errors_naming_them() {
                 matches!(err, Error::Unsupported { parameter: p, .. } if p == parameter),
                 "{extra}: {err}"
             );
+            // The value as written, not the client's name for it (`readwrite`).
+            assert!(err.to_string().contains(extra), "{err}");
         }
     });
 }

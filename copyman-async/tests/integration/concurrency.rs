@@ -602,6 +602,23 @@ fn tokio_postgres_client_endpoints() {
             .await
             .unwrap_err();
         assert!(fail.to_string().contains("reads FORMAT csv"), "{fail}");
+        // And its client's DateStyle, set since it connected (SQL, DMY writes 02/12/2026).
+        source
+            .batch_execute("SET DateStyle = 'SQL, DMY'")
+            .await
+            .expect("set");
+        let producer = ClientProducer::new(&source, &rows_query(10))
+            .await
+            .expect("copy_out");
+        let fail = CopyManager::builder(producer)
+            .to(StatementReceiver::new(&mut raw, "COPY t FROM STDIN"))
+            .run()
+            .await
+            .unwrap_err();
+        assert!(
+            fail.to_string().contains("writes in DateStyle 'SQL, DMY'"),
+            "{fail}"
+        );
     });
     let expected = rows_digest(cluster, &source_db, ROWS);
     assert_eq!(digest(cluster, &dbs[0], "t"), expected);

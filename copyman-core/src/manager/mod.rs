@@ -43,7 +43,8 @@ pub struct Config {
     /// What a receiver fault does to a copy run to its end ([`Manager::ends_copy`], which the
     /// adapters' `run` follows): `false` (the default) fails the whole copy; `true` fails only
     /// that receiver's COPY and lets the others go on and complete ("keep going"), each
-    /// receiver's outcome in the [`Summary`]. A producer fault always fails the copy.
+    /// receiver's outcome in the [`Summary`]. A producer fault always fails a copy run to its
+    /// end (an iterating caller may go on past one whose producer can be read again).
     pub keep_going: bool,
     /// Whether a completed receiver's `COPY n` must equal the producer's (the default): a
     /// receiver that stored another number of rows fails the copy with [`CountMismatch`], or,
@@ -51,7 +52,10 @@ pub struct Config {
     /// ([`ReceiverOutcome::Miscounted`]). When the producer gives no count (a file), the
     /// receivers' counts must agree with each other: if they do not, nothing says which is
     /// right, and the copy fails with [`CountsDisagree`] whatever the policy. `false` leaves the
-    /// comparison to the caller (the counts are in the [`Summary`]).
+    /// comparison to the caller (the counts are in the [`Summary`]). A receiver's count is what
+    /// its server's `COPY n` says: a view's counts every row handed to it, whatever its
+    /// `INSTEAD OF` trigger kept (the `copyman` command refuses such a view; a library caller
+    /// copying into one compares the rows it holds itself).
     pub check_counts: bool,
     /// Whether a chunk producer's data is followed for a line that is exactly `\.` with data
     /// after it (the default): every receiver's server would stop there and drop the rows after
@@ -601,7 +605,9 @@ impl Manager {
 
     /// Whether a copy run to its end stops for `fault` (the adapters' `run` aborts then): a
     /// producer fault always; a receiver fault unless [`Config::keep_going`], under which the
-    /// faulted receivers' COPYs are failed at the end and the others complete.
+    /// faulted receivers' COPYs are failed at the end and the others complete. (An iterating
+    /// caller may go on past a producer fault whose producer can be read again:
+    /// [`CopyRun::with_resumable_producer`](crate::run::CopyRun::with_resumable_producer).)
     pub fn ends_copy(&self, fault: &Fault) -> bool {
         match fault {
             Fault::Receiver(_) => !self.config.keep_going,

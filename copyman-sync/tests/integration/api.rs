@@ -165,6 +165,8 @@ fn unhonoured_config_fields_are_errors_naming_them() {
             "{extra}: {err}"
         );
         assert!(err.to_string().contains(parameter), "{err}");
+        // The value as written, not the client's name for it (`readwrite`).
+        assert!(err.to_string().contains(extra), "{err}");
     }
 }
 

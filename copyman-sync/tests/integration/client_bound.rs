@@ -280,6 +280,24 @@ fn client_endpoints_of_another_representation_are_refused() {
     assert!(fail.to_string().contains("reads FORMAT csv"), "{fail}");
     assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
     select_one(&mut client);
+    // The client's own DateStyle, set since it connected: `SQL, DMY` writes 02/12/2026, which
+    // an ISO session reads as the 12th of February. Compared as a raw end's.
+    client.batch_execute("SET DateStyle = 'SQL, DMY'").unwrap();
+    let producer = ClientProducer::new(
+        &mut client,
+        "COPY (SELECT 1, DATE '2026-12-02'::text) TO STDOUT",
+    )
+    .unwrap();
+    let fail = CopyManager::builder(producer)
+        .to(StatementReceiver::new(&mut dest, "COPY dst FROM STDIN"))
+        .run()
+        .unwrap_err();
+    assert!(
+        fail.to_string().contains("writes in DateStyle 'SQL, DMY'"),
+        "{fail}"
+    );
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    select_one(&mut client);
 
     let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
     let mut dest_client = cluster.connect(&dst_db);
