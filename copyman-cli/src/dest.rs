@@ -201,30 +201,23 @@ pub(crate) struct Out {
     waits: Option<(bool, Option<Duration>)>,
 }
 
-enum To {
-    Stdout(io::Stdout),
-    File(File),
-}
+/// Where the bytes are written: the file, or a duplicate of stdout's descriptor — not Rust's
+/// `Stdout`, whose line buffer kept a row's tail to write at exit (into a pipe whose reader was
+/// not reading, after the run had failed).
+struct To(File);
 
 impl Out {
     fn new(to: To, give_up: Option<Duration>) -> Self {
         use std::os::fd::AsRawFd;
 
-        let fd = match &to {
-            To::Stdout(s) => s.as_raw_fd(),
-            To::File(f) => f.as_raw_fd(),
-        };
-        let waits = pipe_kind(fd).map(|pipe| (pipe, give_up));
+        let waits = pipe_kind(to.0.as_raw_fd()).map(|pipe| (pipe, give_up));
         Self { to, waits }
     }
 
     fn fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
 
-        match &self.to {
-            To::Stdout(s) => s.as_raw_fd(),
-            To::File(f) => f.as_raw_fd(),
-        }
+        self.to.0.as_raw_fd()
     }
 }
 
@@ -283,6 +276,14 @@ fn stalled(timer: Option<&StallTimer>) -> Option<Stalled> {
 /// Waits until `fd` can take a write: a signal ends the wait (an error saying so), and so does
 /// `give_up` passing without room (`TimedOut`: its reader read nothing for that long).
 fn wait_for_room(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
+    signals::waiting_for_reader(true);
+    let waited = wait_for_room_said(fd, give_up);
+    signals::waiting_for_reader(false);
+    waited
+}
+
+/// [`wait_for_room`], while the watch says whose reader is waited for.
+fn wait_for_room_said(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
     let timer = stall_timer(EndpointId::Receiver(ReceiverId(0)), give_up);
     loop {
         let mut poll = libc::pollfd {
@@ -339,10 +340,7 @@ impl Write for Out {
             _ => buf,
         };
         loop {
-            let written = match &mut self.to {
-                To::Stdout(s) => s.write(buf),
-                To::File(f) => f.write(buf),
-            };
+            let written = self.to.0.write(buf);
             match written {
                 // A descriptor left non-blocking by whoever opened it (a CI runner's pipe): the
                 // write waits for room as a blocking one would.
@@ -356,10 +354,7 @@ impl Write for Out {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.to {
-            To::Stdout(s) => s.flush(),
-            To::File(f) => f.flush(),
-        }
+        self.to.0.flush()
     }
 }
 
@@ -374,7 +369,7 @@ impl FileSink {
     ) -> io::Result<Self> {
         let (out, rename) = match endpoint {
             Endpoint::File(path) => match target(path)? {
-                FileTarget::Direct => (To::File(open_direct(path, quiet, give_up)?), None),
+                FileTarget::Direct => (To(open_direct(path, quiet, give_up)?), None),
                 FileTarget::Replace { path, existing } => {
                     let (temp, file) = create_temp(&path, existing.is_some())?;
                     signals::register_temp(&temp);
@@ -386,10 +381,16 @@ impl FileSink {
                         signals::unregister_temp(&temp);
                         return Err(e);
                     }
-                    (To::File(file), Some((temp, path)))
+                    (To(file), Some((temp, path)))
                 }
             },
-            _ => (To::Stdout(io::stdout()), None),
+            _ => {
+                use std::os::fd::AsFd;
+                (
+                    To(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
+                    None,
+                )
+            }
         };
         Ok(Self {
             out: BufWriter::with_capacity(FILE_CHUNK, Out::new(out, give_up)),
@@ -407,11 +408,9 @@ impl FileSink {
     /// Writes out its buffer, and makes a temporary file durable ([`Dest::seal`]).
     fn seal(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        match self.out.get_ref() {
-            Out {
-                to: To::File(file), ..
-            } if self.rename.is_some() => file.sync_all(),
-            _ => Ok(()),
+        match &self.rename {
+            Some(_) => self.out.get_ref().to.0.sync_all(),
+            None => Ok(()),
         }
     }
 
@@ -445,16 +444,19 @@ impl FileSink {
     }
 
     /// Removes the temporary file; returns the bytes that went out anyway where there is none
-    /// (stdout, a pipe: what was written is out already, and what is buffered is passed on).
+    /// (stdout, a pipe: what was written is out already; what is buffered is dropped).
     pub(crate) fn discard(mut self) -> u64 {
+        // What is still buffered never goes out: the copy failed, and a reader that is not
+        // reading would hold the failed run while it waited for room (dropping a `BufWriter`
+        // writes its buffer; taking it apart does not).
+        let unsent = self.out.buffer().len() as u64;
+        let _ = self.out.into_parts();
         if let Some((temp, _)) = self.rename.take() {
             let _ = fs::remove_file(&temp);
             signals::unregister_temp(&temp);
             0
         } else {
-            // What a failed write left in the buffer never went out.
-            let _ = self.out.flush();
-            self.written - self.out.buffer().len() as u64
+            self.written - unsent
         }
     }
 }

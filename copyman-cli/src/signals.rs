@@ -144,6 +144,19 @@ pub(crate) fn waiting_for_input(on: bool) {
     connecting(on);
 }
 
+/// A file destination waits for its reader to read (a full pipe or FIFO): said by the watch.
+static WAITING_FOR_READER: AtomicBool = AtomicBool::new(false);
+
+/// Whether a file destination waits for its reader to read ([`waiting_for_reader`]).
+pub(crate) fn is_waiting_for_reader() -> bool {
+    WAITING_FOR_READER.load(Ordering::SeqCst)
+}
+
+/// A file destination waits for its reader to read (`true`) or is done waiting.
+pub(crate) fn waiting_for_reader(on: bool) {
+    WAITING_FOR_READER.store(on, Ordering::SeqCst);
+}
+
 /// The run connects (`true`: a signal then exits at once) or is done connecting.
 pub(crate) fn connecting(on: bool) {
     *STAGE.lock().unwrap_or_else(PoisonError::into_inner) = if on {

@@ -752,3 +752,36 @@ fn non_blocking_stdin_and_stdout_wait_as_blocking_ones() {
     assert_exit(&out, 0);
     assert_eq!(got.iter().filter(|&&b| b == b'\n').count(), 5000);
 }
+
+/// A stdout whose reader stops reading: the run's "nothing has moved" named only the servers'
+/// states, not the reader it waited for. Said as the reader's wait.
+#[test]
+fn a_stdout_reader_that_does_not_read_is_said() {
+    use std::io::Read;
+
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, repeat('v', 200) FROM generate_series(1, 20000) g;"),
+    );
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let child = copyman()
+        .args(["table", "t", "--from", &c.source.url(&src), "--to", "-"])
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut sink = Vec::new();
+    reader.read_to_end(&mut sink).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("waiting for the reader of a pipe it writes to"),
+        "{stderr}"
+    );
+    assert_eq!(sink.iter().filter(|&&b| b == b'\n').count(), 20000);
+}
