@@ -499,29 +499,48 @@ fn a_symlink_destination_writes_its_target() {
 }
 
 /// Point 5: stdout has no rollback: when a server destination fails, what already went down
-/// the pipe is said to be out, not rolled back silently.
+/// the pipe is said to be out, not rolled back silently. What was still buffered does not go
+/// out after the failure: a copy small enough to be buffered whole sends nothing.
 #[test]
 fn stdout_says_what_went_out_when_the_copy_fails() {
     let s = two_phase_clusters();
-    let src = database(&s.source, &format!("{MV} {FILL}"));
-    let d1 = database(
-        &s.dest[0],
-        "CREATE TABLE mv (id int PRIMARY KEY CHECK (id < 500), v text)",
+    let checked = "CREATE TABLE mv (id int PRIMARY KEY CHECK (id < 500), v text)";
+    let copy = |src: &str, url: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &s.source.url(src),
+            "--send",
+            "COPY mv TO STDOUT",
+            "--to",
+            "-",
+            "--to",
+            url,
+            "--receive",
+            RECEIVE,
+        ])
+    };
+    let small = database(&s.source, &format!("{MV} {FILL}"));
+    let d0 = database(&s.dest[0], checked);
+    let out = copy(&small, &s.dest[0].url(&d0));
+    assert_exit(&out, 1);
+    assert!(out.stdout.is_empty(), "nothing went out on stdout");
+    assert!(
+        !text(&out.stderr).contains("went out"),
+        "{}",
+        text(&out.stderr)
     );
+
+    // About 1 MB, the failure at its middle: the first chunks went out.
+    let src = database(
+        &s.source,
+        &format!(
+            "{MV} INSERT INTO mv SELECT g, repeat('v', 1000) FROM generate_series(1, 1000) g;"
+        ),
+    );
+    let d1 = database(&s.dest[0], checked);
     let url = s.dest[0].url(&d1);
-    let out = run(&[
-        "copy",
-        "--from",
-        &s.source.url(&src),
-        "--send",
-        "COPY mv TO STDOUT",
-        "--to",
-        "-",
-        "--to",
-        &url,
-        "--receive",
-        RECEIVE,
-    ]);
+    let out = copy(&src, &url);
     let stderr = text(&out.stderr);
     assert_exit(&out, 1);
     assert!(!out.stdout.is_empty(), "rows went out on stdout");
