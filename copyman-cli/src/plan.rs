@@ -437,7 +437,7 @@ fn table_plan(
         for (i, rel) in &dest_rels[1..] {
             let misread = copied(rel).into_iter().find_map(|to| {
                 let from = first_rel.iter().find(|c| c.name == to.name)?;
-                copyman_job::plan::binary_misread(from, &to).map(|_| (from.clone(), to))
+                copyman_job::plan::binary_forms_differ(from, &to).then(|| (from.clone(), to))
             });
             if let Some((one, other)) = misread {
                 return Err(Fatal {

@@ -422,6 +422,29 @@ pub fn binary_misread(from: &Column, to: &Column) -> Option<BinaryMisread> {
     (to_base == from_base && known && from.binary != to.binary).then_some(BinaryMisread::OtherForm)
 }
 
+/// Whether two columns that read one binary file read its bytes as other values: both have a
+/// binary form copyman vouches for ([`Column::binary`](crate::sql::Column)), and those differ
+/// once domains are seen as their base types (a domain over `int4` reads an `int4`'s bytes as
+/// the `int4` does). Where either form is not vouched for, `false`: it cannot be told.
+pub fn binary_forms_differ(one: &Column, other: &Column) -> bool {
+    let form = |key: &str| {
+        let mut parts: Vec<String> = key
+            .split_whitespace()
+            .filter(|part| !part.starts_with("d@"))
+            .map(|part| {
+                let part = part.replace("/b", "");
+                part.trim_end_matches('@').to_owned()
+            })
+            .collect();
+        parts.sort();
+        parts
+    };
+    match (&one.binary, &other.binary) {
+        (Some(a), Some(b)) => form(a) != form(b),
+        _ => false,
+    }
+}
+
 /// Whether binary COPY would store a copied column's values wrong on a destination without an
 /// error ([`binary_misread`]), which `--format binary` must then refuse.
 ///

@@ -290,6 +290,24 @@ fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
         "{stderr}"
     );
     assert_eq!(count(&c.dest[1], &d2, "jf"), 0);
+    // A domain over integer reads an integer's bytes as the integer does: loaded into both.
+    let d3 = database(
+        &c.dest[1],
+        "CREATE DOMAIN posint AS int4 CHECK (VALUE > 0); CREATE TABLE jf (id int8, v posint);",
+    );
+    let d1b = database(&c.dest[0], "CREATE TABLE jf (id int8, v int4);");
+    let out = run(&[
+        "table",
+        "jf",
+        "--from",
+        file.arg(),
+        "--to",
+        &c.dest[0].url(&d1b),
+        "--to",
+        &c.dest[1].url(&d3),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[1], &d3, "jf"), 1);
 }
 
 #[test]
