@@ -885,6 +885,11 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     if low.truncate && !destinations.iter().any(Endpoint::is_server) {
         return Err(ArgError::usage("--truncate needs a server destination"));
     }
+    if target.is_some() && !destinations.iter().any(Endpoint::is_server) {
+        return Err(ArgError::usage(
+            "--target-table names the destinations' table: it needs a server destination",
+        ));
+    }
     let format = match (low.format.map(Format::from), low.header) {
         (Some(Format::Csv) | None, true) => Some(Format::Csv),
         (Some(Format::Text), true) => Some(Format::Text),
@@ -1427,6 +1432,19 @@ mod tests {
                 "--truncate"
             ])
             .contains("--truncate")
+        );
+        assert!(
+            usage(&[
+                "table",
+                "t",
+                "--from",
+                "host=a",
+                "--to",
+                "out.txt",
+                "--target-table",
+                "u"
+            ])
+            .contains("--target-table")
         );
         assert!(
             usage(&[
