@@ -923,6 +923,11 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         warnings,
         password_from_conn,
     };
+    // A money locale the CONN names is the user's word for what its database counts in: its
+    // sessions read and write money in it (the C locale's pin would override the options).
+    if spec.sets("lc_monetary") {
+        spec.startup.push(("lc_monetary".to_owned(), String::new()));
+    }
     spec.check_display();
     Ok(spec)
 }

@@ -21,8 +21,8 @@ use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
 use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
-    FormatChoice, LookupError, MoneyUnit, ReadSettings, choose_format, major, needs_select,
-    resolve_columns, uncounted,
+    FormatChoice, LookupError, MoneySides, MoneyUnit, MoneyUnits, ReadSettings, choose_format,
+    major, needs_select, resolve_columns, uncounted,
 };
 use copyman_job::sequences::Carry;
 
@@ -345,14 +345,13 @@ fn table_plan(
         }
         .into());
     }
-    if let (Some(source), Some(columns)) = (&source_rel, &columns)
-        && let Some(message) = servers_read_otherwise(source, columns, dests, &dest_rels, &labels)
+    if let (Some(rel), Some(columns)) = (&source_rel, &columns)
+        && let Some(message) = servers_read_otherwise(rel, columns, dests, &dest_rels, &labels)
             .or_else(|| {
-                let units: Vec<_> = dest_rels
-                    .iter()
-                    .map(|(i, rel)| (labels[*i].as_str(), rel, dests[*i].endpoint))
-                    .collect();
-                money_counted_otherwise((&t.source, source), columns, &units)
+                let pairs: Vec<(usize, &Relation)> =
+                    dest_rels.iter().map(|(i, to)| (*i, to)).collect();
+                let source = (&t.source, source.as_deref_mut(), rel);
+                money_counted_otherwise(source, columns, dests, &pairs, &labels)
             })
     {
         return Err(Fatal {
@@ -716,31 +715,46 @@ fn servers_read_otherwise(
     copyman_job::plan::read_otherwise(source, columns, &read)
 }
 
-/// Between servers, where a destination's database counts `money` in another fraction than
-/// the source's ([`copyman_job::plan::money_meant_otherwise`]): each side asked on a session in
-/// its database's own settings, only where a copied column holds money on both.
+/// Between servers, where a destination would store another amount than the source's `money`
+/// ([`copyman_job::plan::money_meant_otherwise`]): each side's database asked on a session in its
+/// own settings and its copy session as it is, only where a copied column holds money on either
+/// side. `pairs`: each destination (index into `dests`) with what it reads into.
 fn money_counted_otherwise(
-    (source, rel): (&Endpoint, &Relation),
+    (source, source_conn, rel): (&Endpoint, Option<&mut Connection>, &Relation),
     columns: &[Ident],
-    dests: &[(&str, &Relation, &Endpoint)],
+    dests: &mut [Dest<'_>],
+    pairs: &[(usize, &Relation)],
+    labels: &[String],
 ) -> Option<String> {
-    let unit = |endpoint: &Endpoint| match endpoint {
-        Endpoint::Server(spec) => MoneyUnit::of(&mut spec.own_settings().connect().ok()?),
-        _ => None,
-    };
-    let copying: Vec<_> = dests
+    let sides: Vec<(usize, MoneySides)> = pairs
         .iter()
-        .filter(|(_, to, _)| copyman_job::plan::copies_money(rel, columns, to))
+        .map(|(i, to)| (*i, MoneySides::of(rel, columns, to)))
+        .filter(|(_, sides)| sides.any())
         .collect();
-    if copying.is_empty() {
+    if sides.is_empty() {
         return None;
     }
-    let from = unit(source)?;
-    let units: Vec<(&str, MoneyUnit)> = copying
+    let from = money_units(source, source_conn);
+    let each: Vec<(&str, MoneySides, Option<MoneyUnits>)> = sides
         .iter()
-        .filter_map(|(label, _, endpoint)| Some((*label, unit(endpoint)?)))
+        .map(|(i, sides)| {
+            let dest = &mut dests[*i];
+            let units = money_units(dest.endpoint, dest.conn.as_mut());
+            (labels[*i].as_str(), *sides, units)
+        })
         .collect();
-    copyman_job::plan::money_meant_otherwise(&from, &units)
+    copyman_job::plan::money_meant_otherwise(from.as_ref(), &each)
+}
+
+/// What `endpoint`'s server counts money in: its database's own unit (on a session in its own
+/// settings) and `conn`'s, the copy's session's; `None` where either cannot be asked.
+fn money_units(endpoint: &Endpoint, conn: Option<&mut Connection>) -> Option<MoneyUnits> {
+    let Endpoint::Server(spec) = endpoint else {
+        return None;
+    };
+    let database = MoneyUnit::of(&mut spec.own_settings().connect().ok()?)?;
+    let session = MoneyUnit::of(conn?)?;
+    Some(MoneyUnits { database, session })
 }
 
 /// As [`read_otherwise`], for a file copied with `--receive` statements: each destination's
@@ -926,7 +940,7 @@ fn raw_misreads(
     // order, its server's encoding).
     let mut reads = Vec::new();
     let mut encodings = Vec::new();
-    let mut endpoints = Vec::new();
+    let mut indices = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
@@ -949,7 +963,7 @@ fn raw_misreads(
             .parameter("server_encoding")
             .unwrap_or_default();
         encodings.push(encoding.to_owned());
-        endpoints.push(dest.endpoint);
+        indices.push(i);
         reads.push((label, read, settings, sql.clone()));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
@@ -1176,12 +1190,18 @@ fn raw_misreads(
     if let Some(why) = copyman_job::plan::read_otherwise(&sent_rel, &columns, &read) {
         return Ok(Some(why));
     }
-    let units: Vec<_> = paired_all
+    let pairs: Vec<(usize, &Relation)> = indices
         .iter()
-        .zip(endpoints)
-        .map(|((label, rel, _), endpoint)| (*label, rel, endpoint))
+        .zip(&paired_all)
+        .map(|(i, (_, rel, _))| (*i, rel))
         .collect();
-    if let Some(why) = money_counted_otherwise((source_endpoint, &sent_rel), &columns, &units) {
+    let all_labels: Vec<String> = dests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
+        .collect();
+    let source = (source_endpoint, Some(&mut *source), &sent_rel);
+    if let Some(why) = money_counted_otherwise(source, &columns, dests, &pairs, &all_labels) {
         return Ok(Some(why));
     }
     for warning in converted {

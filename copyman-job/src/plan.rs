@@ -750,53 +750,127 @@ impl MoneyUnit {
     }
 }
 
-/// Whether a copied column (of `columns`) holds `money` on the source and on `rel` (a domain,
-/// an array or a composite of it too): its stored amounts carry over as they are, in each
-/// database's unit ([`MoneyUnit`]).
-pub fn copies_money(source: &Relation, columns: &[Ident], rel: &Relation) -> bool {
-    columns.iter().any(|name| {
-        source.column(name).is_some_and(|c| c.holds(&MONEY))
-            && rel.column(name).is_some_and(|c| c.holds(&MONEY))
-    })
+/// Where a copied column (of `columns`) holds `money` (a domain, an array or a composite of it
+/// too) between the source and one destination: on both sides its stored count carries over as
+/// it is, in each database's unit; on one side only it goes through text, written or read in
+/// that side's session's money form ([`MoneyUnit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoneySides {
+    /// A column of money on both sides.
+    pub both: bool,
+    /// A column of money on the source only (text, numeric … on the destination).
+    pub source_only: bool,
+    /// A column of money on the destination only.
+    pub destination_only: bool,
 }
 
-/// Between servers, where a destination would store another amount than the source's: a
-/// `money` column copied into a database whose `lc_monetary` counts amounts in another
-/// fraction ([`MoneyUnit`]): `$12.34` arrived as `¥1,234`, exit 0 (pg_dump's text is refused
-/// there: `invalid input syntax for type money`). `dests`: each destination that
-/// [`copies_money`], with its label and unit, as far as asked.
-pub fn money_meant_otherwise(source: &MoneyUnit, dests: &[(&str, MoneyUnit)]) -> Option<String> {
-    let (label, unit) = dests
-        .iter()
-        .find(|(_, unit)| unit.digits != source.digits)?;
-    let example = |digits: u32| {
-        let cents = 1234u64;
-        match digits {
-            0 => cents.to_string(),
-            d => {
-                let scale = 10u64.pow(d.min(9));
-                format!(
-                    "{}.{:0width$}",
-                    cents / scale,
-                    cents % scale,
-                    width = d as usize
-                )
-            }
+impl MoneySides {
+    /// How `columns` meet money between `source` and `rel`.
+    pub fn of(source: &Relation, columns: &[Ident], rel: &Relation) -> Self {
+        let mut sides = Self::default();
+        for name in columns {
+            let here = source.column(name).is_some_and(|c| c.holds(&MONEY));
+            let there = rel.column(name).is_some_and(|c| c.holds(&MONEY));
+            sides.both |= here && there;
+            sides.source_only |= here && !there && rel.column(name).is_some();
+            sides.destination_only |= there && !here && source.column(name).is_some();
         }
-    };
-    Some(format!(
-        "a money value is stored as a count of its database's smallest unit, which the \
-         database's lc_monetary names, and copied as that count: the source's lc_monetary \
-         '{}' has {} digits after the decimal point, {label}'s '{}' has {}: an amount of {} on \
-         the source would be {} there; give the databases one lc_monetary (ALTER DATABASE … \
-         SET lc_monetary), or leave the money columns out",
-        source.locale,
-        source.digits,
-        unit.locale,
-        unit.digits,
-        example(source.digits),
-        example(unit.digits),
-    ))
+        sides
+    }
+
+    /// Whether any copied column holds money on either side.
+    pub fn any(self) -> bool {
+        self.both || self.source_only || self.destination_only
+    }
+}
+
+/// What a server counts money in: its database's own unit (asked on a session of its own
+/// settings) and its copy session's (the C locale's cents, unless the CONN names a locale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MoneyUnits {
+    /// The database's ([`MoneyUnit::of`] on a session in its own settings).
+    pub database: MoneyUnit,
+    /// The copy's session's.
+    pub session: MoneyUnit,
+}
+
+/// `count` (of a money's smallest unit) as an amount of `digits` decimals: 1234 is `12.34` in
+/// cents, `1234` in yen.
+fn amount(count: u64, digits: u32) -> String {
+    match digits {
+        0 => count.to_string(),
+        d => {
+            let scale = 10u64.pow(d.min(9));
+            let width = d as usize;
+            format!("{}.{:0width$}", count / scale, count % scale)
+        }
+    }
+}
+
+/// Between servers, where a destination would store another amount than the source's:
+/// - a `money` column on both sides, into a database whose `lc_monetary` counts in another
+///   fraction: the stored count carries over (`$12.34` arrived as `¥1,234`, exit 0; pg_dump's
+///   text is refused there);
+/// - a `money` column on the source only, whose session writes it in another fraction than its
+///   database counts in (`¥1,234` written as `$12.34` into a text column);
+/// - a `money` column on a destination only, whose session reads text in another fraction than
+///   its database counts in (`12.34` stored as `¥1,234`; psql stores `¥12`).
+///
+/// `source`: its units, if asked; `dests`: each destination's label, how its columns meet money
+/// ([`MoneySides`]) and its units, if asked.
+pub fn money_meant_otherwise(
+    source: Option<&MoneyUnits>,
+    dests: &[(&str, MoneySides, Option<MoneyUnits>)],
+) -> Option<String> {
+    let lc = |unit: &MoneyUnit| format!("lc_monetary '{}' ({} decimals)", unit.locale, unit.digits);
+    for (label, sides, units) in dests {
+        if let (true, Some(src), Some(dst)) = (sides.both, source, units)
+            && src.database.digits != dst.database.digits
+        {
+            return Some(format!(
+                "a money value is stored as a count of its database's smallest unit, which the \
+                 database's lc_monetary names, and copied as that count: the source's database \
+                 has {}, {label}'s {}: an amount of {} on the source would be {} there; give \
+                 the databases one lc_monetary (ALTER DATABASE … SET lc_monetary), or leave \
+                 the money columns out",
+                lc(&src.database),
+                lc(&dst.database),
+                amount(1234, src.database.digits),
+                amount(1234, dst.database.digits),
+            ));
+        }
+        if let (true, Some(src)) = (sides.source_only, source)
+            && src.session.digits != src.database.digits
+        {
+            return Some(format!(
+                "a source money column goes to {label} as text, written in its session's {}, \
+                 while its database counts in {}: an amount of {} there would be written as {}; \
+                 say the database's locale in the source's CONN (options='-c \
+                 lc_monetary={}'), or copy the column as numeric",
+                lc(&src.session),
+                lc(&src.database),
+                amount(1234, src.database.digits),
+                amount(1234, src.session.digits),
+                src.database.locale,
+            ));
+        }
+        if let (true, Some(dst)) = (sides.destination_only, units)
+            && dst.session.digits != dst.database.digits
+        {
+            return Some(format!(
+                "{label} reads its money column from text in its session's {}, while its \
+                 database counts in {}: a source's {} would be stored as an amount of {} \
+                 there; say the database's locale in that destination's CONN (options='-c \
+                 lc_monetary={}'), which reads text as psql would",
+                lc(&dst.session),
+                lc(&dst.database),
+                amount(1234, dst.session.digits),
+                amount(1234, dst.database.digits),
+                dst.database.locale,
+            ));
+        }
+    }
+    None
 }
 
 /// The built-in types whose values name an object of a schema and are written as the reading

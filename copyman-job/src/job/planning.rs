@@ -19,8 +19,8 @@ use super::sessions::{ensure, give_up};
 use crate::commit;
 use crate::identity::Identity;
 use crate::plan::{
-    MoneyUnit, ReadSettings, choose_format, lookup, lookup_many, major, needs_select,
-    resolve_columns,
+    MoneySides, MoneyUnit, MoneyUnits, ReadSettings, choose_format, lookup, lookup_many, major,
+    needs_select, resolve_columns,
 };
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, Selection};
@@ -290,16 +290,20 @@ fn look_ahead(
     }
 }
 
-/// What `server`'s database counts `money` in ([`MoneyUnit`]), asked once per job on a
-/// session in its own settings (`known` keeps the answer); `None` where it cannot be asked.
-fn money_unit<'a>(
+/// What `server` counts `money` in ([`MoneyUnits`]), asked once per job: its database's own
+/// unit on a session in its own settings, and `conn`'s, the job's planning session (its copy
+/// sessions are alike); `known` keeps the answer. `None` where it cannot be asked.
+fn money_units<'a>(
     server: &Server,
-    known: &'a mut Option<Option<MoneyUnit>>,
-) -> Option<&'a MoneyUnit> {
+    conn: &mut Connection,
+    known: &'a mut Option<Option<MoneyUnits>>,
+) -> Option<&'a MoneyUnits> {
     known
         .get_or_insert_with(|| {
             let connect = server.own_settings.as_ref()?;
-            MoneyUnit::of(&mut connect().ok()?)
+            let database = MoneyUnit::of(&mut connect().ok()?)?;
+            let session = MoneyUnit::of(conn)?;
+            Some(MoneyUnits { database, session })
         })
         .as_ref()
 }
@@ -524,8 +528,8 @@ pub fn plan_with(
     let mut down: Vec<Option<TableError>> = vec![None; destinations.len()];
     let mut left_out = Vec::new();
     let mut unreachable = Vec::new();
-    // What each server's database counts `money` in (the source's first), once asked.
-    let mut money_units = vec![None; destinations.len() + 1];
+    // What each server counts `money` in (the source's first), once asked.
+    let mut money_known = vec![None; destinations.len() + 1];
     for (i, server) in destinations.iter().enumerate() {
         match connect(server) {
             Ok(conn) => dests.push(Some(conn)),
@@ -1073,6 +1077,21 @@ pub fn plan_with(
                 plans.push(DestPlan::Refused(TableError::lasting(why)));
                 continue;
             }
+            // Money that would mean another amount there: refused on that destination.
+            let sides = MoneySides::of(&source_rel, &columns, &rel);
+            if sides.any() {
+                let from = money_units(source, &mut src, &mut money_known[0]).cloned();
+                let units = money_units(server, conn, &mut money_known[i + 1]).cloned();
+                let each = [(label.as_str(), sides, units)];
+                if let Some(why) = crate::plan::money_meant_otherwise(from.as_ref(), &each) {
+                    plans.push(DestPlan::Refused(TableError::lasting(format!(
+                        "{why}: copy it alone (copyman table {} --columns …) and leave it out \
+                         of the job (--exclude-table)",
+                        sel.table
+                    ))));
+                    continue;
+                }
+            }
             let truncate = options.truncate || recorded.truncate || empty_first;
             if let Some(what) = rel.refuses_emptying().filter(|_| truncate) {
                 plans.push(DestPlan::Refused(TableError {
@@ -1162,27 +1181,6 @@ pub fn plan_with(
             .collect();
         if let Some(why) = crate::plan::read_otherwise(&source_rel, &columns, &read) {
             return Err(JobError::Refused(format!("table {}: {why}", sel.table)));
-        }
-        let money = |rel: &Relation| crate::plan::copies_money(&source_rel, &columns, rel);
-        if rels.iter().any(|(_, rel)| money(rel))
-            && let Some(from) = money_unit(source, &mut money_units[0]).cloned()
-        {
-            let units: Vec<(&str, MoneyUnit)> = labels
-                .iter()
-                .zip(&rels)
-                .filter(|(_, (_, rel))| money(rel))
-                .filter_map(|(label, (i, _))| {
-                    let unit = money_unit(&destinations[*i], &mut money_units[i + 1])?;
-                    Some((label.as_str(), unit.clone()))
-                })
-                .collect();
-            if let Some(why) = crate::plan::money_meant_otherwise(&from, &units) {
-                return Err(JobError::Refused(format!(
-                    "table {}: {why}: copy it alone (copyman table {} --columns …) and leave it \
-                     out of the job (--exclude-table)",
-                    sel.table, sel.table
-                )));
-            }
         }
         let choice = choose_format(
             options.format,
