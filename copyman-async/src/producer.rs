@@ -373,8 +373,8 @@ impl Producer for NullProducer {
 /// copyman sees only the rows.
 ///
 /// Its statement's FORMAT and options are compared with the other ends' before any data moves,
-/// as a raw endpoint's are, and so are its client's `DateStyle` and `IntervalStyle`, asked when
-/// it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
+/// as a raw endpoint's are (one copyman cannot read is refused), and so are its client's
+/// `DateStyle`, `IntervalStyle` and `client_encoding`, asked when it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
 /// the 12th of February: refused). The client's other settings are its own: copyman cannot pin
 /// them as it pins a [`Connection`](crate::Connection)'s, so the text it writes follows them:
 /// give the client the settings `copyman_core::session::PORTABILITY_SETTINGS` lists
@@ -415,7 +415,7 @@ impl<'c> ClientProducer<'c> {
         Ok(Self {
             stream: Some(Box::pin(stream)),
             buffer_size: DEFAULT_BUFFER_SIZE,
-            format,
+            format: Some(format),
             _client: PhantomData,
         })
     }
@@ -428,18 +428,18 @@ impl<'c> ClientProducer<'c> {
 }
 
 /// What a client-bound endpoint's `statement` says of its data ([`DataFormat::of_statement`]),
-/// with its client's date and interval styles, asked of it (the client keeps what its server
-/// reported): compared with the other ends' at the copy's start.
+/// with its client's date and interval styles and `client_encoding`, asked of it (the client
+/// keeps what its server reported): compared with the other ends' at the copy's start.
 pub(crate) async fn client_format<C: tokio_postgres::GenericClient>(
     client: &C,
     statement: &str,
-) -> Result<Option<DataFormat>, Error> {
-    let Some(mut format) = DataFormat::of_statement(statement) else {
-        return Ok(None);
-    };
+) -> Result<DataFormat, Error> {
+    let mut format = DataFormat::of_statement(statement);
     let row = client.query_one(Styles::QUERY, &[]).await?;
     format.styles = Some(Styles::from_row(row.get(0), row.get(1)));
-    Ok(Some(format))
+    let encoding: String = row.get(2);
+    format.representation = format.representation.map(|r| r.in_session(Some(&encoding)));
+    Ok(format)
 }
 
 #[async_trait]

@@ -57,9 +57,12 @@ pub struct Styles {
 
 impl Styles {
     /// The query that asks a client's session for its styles (a client-bound endpoint's: its
-    /// client keeps what its server reported): two text columns, read by [`Styles::from_row`].
+    /// client keeps what its server reported), and its `client_encoding` (the encoding of its
+    /// data where its statement names none): three text columns, the first two read by
+    /// [`Styles::from_row`].
     pub const QUERY: &'static str = "SELECT pg_catalog.current_setting('DateStyle'), \
-                                      pg_catalog.current_setting('IntervalStyle')";
+                                      pg_catalog.current_setting('IntervalStyle'), \
+                                      pg_catalog.current_setting('client_encoding')";
 
     /// The styles [`Styles::QUERY`] answered.
     pub fn from_row(date: String, interval: String) -> Self {
@@ -77,7 +80,9 @@ impl Styles {
     /// What a session reading in these styles would read otherwise of what one writing in
     /// `written` writes: `Some` naming the setting and both values. ISO dates and any
     /// interval style but `sql_standard` (whose leading sign applies to every field) read
-    /// alike everywhere; otherwise the same setting reads its own output.
+    /// alike everywhere; other dates are read alike by a reader of the same field order (`DMY`,
+    /// `MDY`, `YMD`: `02/12/2026` is the 2nd of December to every `DMY` reader); an
+    /// `sql_standard` interval by an `sql_standard` reader.
     ///
     /// ```
     /// use copyman_core::start::Styles;
@@ -87,6 +92,8 @@ impl Styles {
     /// assert!(iso.reads_otherwise(&styles("ISO, DMY", "postgres")).is_none());
     /// assert!(iso.reads_otherwise(&styles("SQL, DMY", "postgres")).is_some());
     /// assert!(styles("SQL, DMY", "postgres").reads_otherwise(&styles("SQL, DMY", "postgres")).is_none());
+    /// assert!(styles("ISO, DMY", "postgres").reads_otherwise(&styles("SQL, DMY", "postgres")).is_none());
+    /// assert!(styles("ISO, MDY", "postgres").reads_otherwise(&styles("German", "postgres")).is_some());
     /// assert!(iso.reads_otherwise(&styles("ISO, MDY", "sql_standard")).is_some());
     /// ```
     pub fn reads_otherwise(&self, written: &Self) -> Option<(&'static str, String, String)> {
@@ -94,8 +101,22 @@ impl Styles {
             let clean = |s: &str| s.replace(' ', "").to_ascii_lowercase();
             clean(a) == clean(b)
         };
+        // The order a DateStyle reads a date's fields in: `DMY` (`European`, and `German`
+        // alone), `YMD`, else `MDY`.
+        let order = |style: &str| {
+            let style = style.to_ascii_uppercase();
+            if style.contains("DMY") || style.contains("EURO") {
+                "DMY"
+            } else if style.contains("YMD") {
+                "YMD"
+            } else if style.contains("MDY") || !style.contains("GERMAN") {
+                "MDY"
+            } else {
+                "DMY"
+            }
+        };
         let iso = written.date.trim().to_ascii_uppercase().starts_with("ISO");
-        if !iso && !same(&self.date, &written.date) {
+        if !iso && order(&self.date) != order(&written.date) {
             return Some(("DateStyle", written.date.clone(), self.date.clone()));
         }
         let signed = written.interval.eq_ignore_ascii_case("sql_standard");
@@ -169,24 +190,36 @@ impl DataFormat {
     }
 
     /// What a client-bound endpoint's `statement` says of its data, whose server's answer only
-    /// its client reads: the overall format its FORMAT gives, and its representation; `None`
-    /// where copyman cannot read its options.
+    /// its client reads: the overall format its FORMAT gives, and its representation; where
+    /// copyman cannot read its options, [`unreadable_options`](Self::unreadable_options) (and
+    /// the format a `binary` in it says).
     ///
     /// ```
     /// use copyman_core::session::CopyFormat;
     /// use copyman_core::start::DataFormat;
     ///
-    /// let csv = DataFormat::of_statement("COPY t FROM STDIN (FORMAT csv)").unwrap();
+    /// let csv = DataFormat::of_statement("COPY t FROM STDIN (FORMAT csv)");
     /// assert_eq!(csv.format, CopyFormat::Text);
-    /// assert!(DataFormat::of_statement("COPY t TO STDOUT (NULL $$x$$)").is_none());
+    /// assert!(!csv.unreadable_options);
+    /// assert!(DataFormat::of_statement("COPY t TO STDOUT (NULL $$x$$)").unreadable_options);
     /// ```
-    pub fn of_statement(statement: &str) -> Option<Self> {
-        let representation = statement::representation(statement)?;
+    pub fn of_statement(statement: &str) -> Self {
+        let Some(representation) = statement::representation(statement) else {
+            let binary = statement.to_ascii_lowercase().contains("binary");
+            let format = if binary {
+                CopyFormat::Binary
+            } else {
+                CopyFormat::Text
+            };
+            let mut data = Self::new(format, None);
+            data.unreadable_options = true;
+            return data;
+        };
         let format = match representation.format.as_str() {
             "binary" => CopyFormat::Binary,
             _ => CopyFormat::Text,
         };
-        Some(Self::new(format, Some(representation)))
+        Self::new(format, Some(representation))
     }
 }
 

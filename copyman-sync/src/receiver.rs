@@ -380,8 +380,8 @@ impl Receiver for NullReceiver {
 /// copyman sees only the rows.
 ///
 /// Its statement's FORMAT and options are compared with the other ends' before any data moves,
-/// as a raw endpoint's are, and so are its client's `DateStyle` and `IntervalStyle`, asked when
-/// it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
+/// as a raw endpoint's are (one copyman cannot read is refused), and so are its client's
+/// `DateStyle`, `IntervalStyle` and `client_encoding`, asked when it is made (a `DateStyle` of `SQL, DMY` writes `02/12/2026`, which an ISO reader takes for
 /// the 12th of February: refused). The client's other settings are its own: copyman cannot pin
 /// them as it pins a [`Connection`](crate::Connection)'s, so the text it reads follows them:
 /// give the client the settings `copyman_core::session::PORTABILITY_SETTINGS` lists
@@ -424,7 +424,7 @@ impl<'c> ClientReceiver<'c> {
         let format = crate::producer::client_format(client, statement)?;
         Ok(Self {
             writer: Some(client.copy_in(statement)?),
-            format,
+            format: Some(format),
         })
     }
 }

@@ -298,9 +298,32 @@ fn client_endpoints_of_another_representation_are_refused() {
     );
     assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
     select_one(&mut client);
+    // Options copyman cannot read (a dollar-quoted NULL: the string x stored for every NULL).
+    let producer = ClientProducer::new(&mut client, "COPY src TO STDOUT (NULL $$x$$)").unwrap();
+    let fail = CopyManager::builder(producer)
+        .to(StatementReceiver::new(&mut dest, "COPY dst FROM STDIN"))
+        .run()
+        .unwrap_err();
+    assert!(
+        fail.to_string().contains("cannot read the options"),
+        "{fail}"
+    );
+    select_one(&mut client);
 
     let mut source = Connection::connect_str(&cluster.conninfo(&src_db)).unwrap();
     let mut dest_client = cluster.connect(&dst_db);
+    // A client reading in LATIN1 what a UTF8 session writes (café stored as cafÃ©).
+    dest_client
+        .batch_execute("SET client_encoding = 'LATIN1'")
+        .unwrap();
+    let receiver = ClientReceiver::new(&mut dest_client, "COPY dst FROM STDIN");
+    let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
+        .to(receiver.unwrap())
+        .run()
+        .unwrap_err();
+    assert!(fail.to_string().contains("LATIN1"), "{fail}");
+    assert_eq!(digest(cluster, &dst_db, "dst").0, 0);
+    dest_client.batch_execute("RESET client_encoding").unwrap();
     let receiver = ClientReceiver::new(&mut dest_client, "COPY dst FROM STDIN (FORMAT csv)");
     let fail = CopyManager::builder(StatementProducer::new(&mut source, "COPY src TO STDOUT"))
         .to(receiver.unwrap())

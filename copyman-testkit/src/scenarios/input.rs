@@ -292,8 +292,8 @@ pub fn wrong_password<D: CopyDriver>(driver: &D, clusters: &Clusters) {
 
 /// A `SET DateStyle` on the source's session since it connected (`SQL, DMY`): its text COPY
 /// wrote `02/12/2026`, which the destination's ISO session stored as the 12th of February,
-/// without an error. Refused before any data moves, naming both styles; the same style on both
-/// sessions, and binary, copy the day as it is.
+/// without an error. Refused before any data moves, naming both styles; the same style or field
+/// order on both sessions, and binary, copy the day as it is.
 pub fn styles_set_since_connecting_are_compared<D: CopyDriver>(driver: &D, clusters: &Clusters) {
     let source_db = clusters.source.create_database();
     exec(
@@ -303,12 +303,12 @@ pub fn styles_set_since_connecting_are_compared<D: CopyDriver>(driver: &D, clust
     );
     let dest = &clusters.destinations[0];
     let set = "SET DateStyle = 'SQL, DMY'";
-    let attempt = |source_copy: &str, dest_copy: &str, on_dest: bool| {
+    let attempt = |source_copy: &str, dest_copy: &str, dest_set: Option<&str>| {
         let db = dest.create_database();
         exec(dest, &db, "CREATE TABLE d (d date)");
         let mut receiving = StatementSpec::new(dest.conninfo(&db), dest_copy);
-        if on_dest {
-            receiving = receiving.before(set);
+        if let Some(sql) = dest_set {
+            receiving = receiving.before(sql);
         }
         let plan = CopyPlan {
             source: SourceSpec::Statement(
@@ -321,7 +321,7 @@ pub fn styles_set_since_connecting_are_compared<D: CopyDriver>(driver: &D, clust
         let stored = stored.trim().to_owned();
         (result, stored)
     };
-    let (result, stored) = attempt("COPY d TO STDOUT", "COPY d FROM STDIN", false);
+    let (result, stored) = attempt("COPY d TO STDOUT", "COPY d FROM STDIN", None);
     let fail = result.expect_err("refused");
     assert!(
         fail.text.contains("writes in DateStyle 'SQL, DMY'")
@@ -330,15 +330,22 @@ pub fn styles_set_since_connecting_are_compared<D: CopyDriver>(driver: &D, clust
         driver.name()
     );
     assert_eq!(stored, "", "[{}]", driver.name());
-    for (source_copy, dest_copy, on_dest) in [
-        ("COPY d TO STDOUT", "COPY d FROM STDIN", true),
+    // The same style, the same field order in another style (every DMY reader reads
+    // 02/12/2026 as the 2nd of December), binary.
+    for (source_copy, dest_copy, dest_set) in [
+        ("COPY d TO STDOUT", "COPY d FROM STDIN", Some(set)),
+        (
+            "COPY d TO STDOUT",
+            "COPY d FROM STDIN",
+            Some("SET DateStyle = 'ISO, DMY'"),
+        ),
         (
             "COPY d TO STDOUT (FORMAT binary)",
             "COPY d FROM STDIN (FORMAT binary)",
-            false,
+            None,
         ),
     ] {
-        let (result, stored) = attempt(source_copy, dest_copy, on_dest);
+        let (result, stored) = attempt(source_copy, dest_copy, dest_set);
         result.unwrap_or_else(|e| panic!("[{}] {source_copy}: {e}", driver.name()));
         assert_eq!(stored, "2026-12-02", "[{}] {source_copy}", driver.name());
     }
