@@ -659,6 +659,7 @@ pub(crate) fn reading(t: &Transfer) -> Reading {
                 layout,
                 header: copy.header && splittable(&session),
                 utf8: is_utf8(&session),
+                encoding: session,
             }
         }
         Statements::Raw { receive, .. } => {
@@ -669,6 +670,7 @@ pub(crate) fn reading(t: &Transfer) -> Reading {
                     layout: Layout::Opaque,
                     header: false,
                     utf8: false,
+                    encoding: session,
                 };
             };
             let byte = |s: &str| <[u8; 1]>::try_from(s.as_bytes()).ok().map(|[b]| b);
@@ -700,6 +702,7 @@ pub(crate) fn reading(t: &Transfer) -> Reading {
                 header: first.and_then(|sql| statement::has_header(sql)) == Some(true)
                     && splittable(&encoding),
                 utf8: is_utf8(&encoding),
+                encoding,
             }
         }
     }
@@ -928,7 +931,20 @@ pub(crate) fn check_header(
              {fix}"
         ),
     };
-    if let Statements::Table { .. } = t.statements {
+    // Labels beyond ASCII in an encoding copyman cannot decode (U+FFFD): which columns they
+    // name cannot be told, and loading by position could put every value in another column.
+    let unreadable = || Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "{name}: its header ({}) has labels beyond ASCII that copyman cannot read in \
+                 its encoding, so it cannot tell which columns they name; give the file's \
+                 columns in its order (--columns, or a column list in the --receive)",
+            shown(fields)
+        ),
+    };
+    let undecoded = fields.iter().flatten().any(|f| f.contains('\u{fffd}'));
+    if let Statements::Table { copy, .. } = &t.statements {
         let Some(columns) = &plan.file_columns else {
             return Ok(());
         };
@@ -936,6 +952,9 @@ pub(crate) fn check_header(
         // `--header` by mistake (skipped, not loaded): said, with what was skipped.
         // (A table without columns has a header of none: nothing to name.)
         if !columns.is_empty() && !fields.iter().any(|f| names_one(f, columns)) {
+            if undecoded && copy.columns.is_empty() && fields.len() == columns.len() {
+                return Err(unreadable());
+            }
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not \
                  loaded (if it is data, leave out --header)",
@@ -975,6 +994,10 @@ pub(crate) fn check_header(
         };
         if !said_no_column && !columns.is_empty() && !fields.iter().any(|f| names_one(f, &columns))
         {
+            let listed = matches!(file_start::copy_columns(&sql), Some(Some(_)));
+            if undecoded && !listed && fields.len() == columns.len() {
+                return Err(unreadable());
+            }
             said_no_column = true;
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not loaded \

@@ -48,6 +48,10 @@ pub struct Reading {
     pub header: bool,
     /// The data is read as UTF-8 (the sessions' `client_encoding`, or the COPY's `ENCODING`).
     pub utf8: bool,
+    /// The data's encoding, as the servers read it: a header's labels are decoded in it
+    /// ([`statement::decode_text`](crate::statement::decode_text): LATIN1 byte for byte, another
+    /// encoding's characters beyond ASCII as U+FFFD, which name no column).
+    pub encoding: String,
 }
 
 /// The format a copy declares for its input.
@@ -159,7 +163,8 @@ pub enum Peek {
 /// ```
 /// use copyman_core::file_start::{Declared, Layout, Peek, Reading, examine};
 ///
-/// let reading = Reading { declared: Declared::Csv, layout: Layout::csv(), header: true, utf8: true };
+/// let reading = Reading { declared: Declared::Csv, layout: Layout::csv(), header: true, utf8: true,
+///     encoding: "UTF8".into() };
 /// assert_eq!(examine(b"\xef\xbb\xbfb,", false, &reading), Peek::NeedMore);
 /// let Peek::Ready(start) = examine(b"\xef\xbb\xbfb,\"a\"\n1,2\n", false, &reading) else {
 ///     unreachable!()
@@ -182,8 +187,8 @@ pub fn examine(data: &[u8], ended: bool, reading: &Reading) -> Peek {
         None
     } else {
         match first_line(body, &reading.layout) {
-            Some(line) => split(line, &reading.layout),
-            None if ended => split(body, &reading.layout),
+            Some(line) => split(line, &reading.layout, &reading.encoding),
+            None if ended => split(body, &reading.layout, &reading.encoding),
             None if body.len() <= MAX_HEADER => return Peek::NeedMore,
             None => None,
         }
@@ -232,8 +237,8 @@ fn first_line<'d>(data: &'d [u8], layout: &Layout) -> Option<&'d [u8]> {
 
 /// The fields of `line` as the server splits them (PostgreSQL's `CopyReadAttributesText` and
 /// `CopyReadAttributesCSV`); `None` for a layout that cannot be split.
-fn split(line: &[u8], layout: &Layout) -> Option<Vec<Option<String>>> {
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+fn split(line: &[u8], layout: &Layout, encoding: &str) -> Option<Vec<Option<String>>> {
+    let text = |bytes: &[u8]| crate::statement::decode_text(bytes, encoding);
     match layout {
         Layout::Opaque => None,
         Layout::Text { delimiter, null } => Some(
@@ -955,6 +960,7 @@ mod tests {
             layout: Layout::csv(),
             header,
             utf8: true,
+            encoding: "UTF8".to_owned(),
         }
     }
 
@@ -1018,6 +1024,7 @@ mod tests {
         );
         let latin1 = Reading {
             utf8: false,
+            encoding: "LATIN1".to_owned(),
             ..csv(false)
         };
         assert!(!ready(examine(data, false, &latin1)).bom);
@@ -1031,7 +1038,7 @@ mod tests {
 
     #[test]
     fn csv_fields_are_split_as_the_server_splits_them() {
-        let split_csv = |line: &[u8]| split(line, &Layout::csv()).unwrap();
+        let split_csv = |line: &[u8]| split(line, &Layout::csv(), "UTF8").unwrap();
         assert_eq!(
             split_csv(b"a,\"b,c\",\"d\"\"e\""),
             fields(&["a", "b,c", "d\"e"])
@@ -1047,14 +1054,14 @@ mod tests {
             null: b"NULL".to_vec(),
         };
         assert_eq!(
-            split(b"'a\\'b';NULL;'NULL'", &escaped).unwrap(),
+            split(b"'a\\'b';NULL;'NULL'", &escaped, "UTF8").unwrap(),
             vec![Some("a'b".to_owned()), None, Some("NULL".to_owned())]
         );
     }
 
     #[test]
     fn text_fields_are_split_and_unescaped() {
-        let split_text = |line: &[u8]| split(line, &Layout::text()).unwrap();
+        let split_text = |line: &[u8]| split(line, &Layout::text(), "UTF8").unwrap();
         assert_eq!(split_text(b"a\tb"), fields(&["a", "b"]));
         assert_eq!(split_text(b"a\\tb\tc"), fields(&["a\tb", "c"]));
         assert_eq!(

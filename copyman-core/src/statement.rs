@@ -317,6 +317,53 @@ pub fn encoding_name(name: &str) -> String {
     }
 }
 
+/// WIN1252's characters at 0x80–0x9F (0: none there).
+const WIN1252_80_9F: [u16; 32] = [
+    0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
+    0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC,
+    0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+];
+
+/// Text in `encoding` (any spelling [`encoding_name`] reads) as a string: UTF8's and SQL_ASCII's
+/// read as UTF-8 (invalid sequences as U+FFFD), LATIN1's byte for byte (each byte is the
+/// character of its number), WIN1252's as LATIN1's but for its own 0x80–0x9F (`€`, `’` …);
+/// another encoding's bytes beyond ASCII as U+FFFD each, which names nothing (a header label, a
+/// column name), rather than as other characters.
+///
+/// ```
+/// use copyman_core::statement::decode_text;
+///
+/// assert_eq!(decode_text(b"caf\xc3\xa9", "UTF8"), "café");
+/// assert_eq!(decode_text(b"caf\xe9", "latin1"), "café");
+/// assert_eq!(decode_text(b"\x80 caf\xe9", "WIN1252"), "€ café");
+/// assert_eq!(decode_text(b"caf\x82\xa0", "SJIS"), "caf\u{fffd}\u{fffd}");
+/// ```
+pub fn decode_text(bytes: &[u8], encoding: &str) -> String {
+    match encoding_name(encoding).as_str() {
+        "UTF8" | "SQL_ASCII" => String::from_utf8_lossy(bytes).into_owned(),
+        "LATIN1" => bytes.iter().map(|&b| char::from(b)).collect(),
+        "WIN1252" => bytes
+            .iter()
+            .map(|&b| match b {
+                0x80..=0x9f => char::from_u32(u32::from(WIN1252_80_9F[usize::from(b - 0x80)]))
+                    .filter(|c| *c != '\0')
+                    .unwrap_or('\u{fffd}'),
+                b => char::from(b),
+            })
+            .collect(),
+        _ => bytes
+            .iter()
+            .map(|&b| {
+                if b.is_ascii() {
+                    char::from(b)
+                } else {
+                    '\u{fffd}'
+                }
+            })
+            .collect(),
+    }
+}
+
 /// What a value comes back as when PostgreSQL converts it from UTF8 into `encoding` and back,
 /// where that is another value: `None` for an encoding whose conversions are one-to-one.
 /// PostgreSQL 15 maps several Unicode characters to one code in these three (measured over

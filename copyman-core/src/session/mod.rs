@@ -1118,7 +1118,8 @@ impl Session {
             b'T' | b'n' => Ok(()),
             b'D' => {
                 if self.op.kind == OpKind::Query {
-                    let row = parse_data_row(body)?;
+                    let encoding = self.parameter("client_encoding").unwrap_or("UTF8");
+                    let row = parse_data_row(body, encoding)?;
                     self.events.push_back(Event::Row(row));
                 }
                 Ok(())
@@ -1431,7 +1432,9 @@ fn parse_copy_response(tag: u8, body: &[u8]) -> Result<(CopyFormat, usize), Sess
     Ok((format, columns))
 }
 
-fn parse_data_row(body: &[u8]) -> Result<Vec<Option<String>>, SessionError> {
+/// A DataRow's values as text, decoded in the session's `client_encoding`
+/// ([`statement::decode_text`](crate::statement::decode_text)).
+fn parse_data_row(body: &[u8], encoding: &str) -> Result<Vec<Option<String>>, SessionError> {
     let mut r = Reader::new(b'D', body);
     let count = usize::try_from(r.i16()?).map_err(|_| r.malformed("negative column count"))?;
     let mut row = Vec::with_capacity(count);
@@ -1442,7 +1445,7 @@ fn parse_data_row(body: &[u8]) -> Result<Vec<Option<String>>, SessionError> {
             continue;
         }
         let len = usize::try_from(len).map_err(|_| r.malformed("bad value length"))?;
-        row.push(Some(String::from_utf8_lossy(r.bytes(len)?).into_owned()));
+        row.push(Some(crate::statement::decode_text(r.bytes(len)?, encoding)));
     }
     r.finish()?;
     Ok(row)
