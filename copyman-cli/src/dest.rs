@@ -282,6 +282,30 @@ fn wait_for_room(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
     waited
 }
 
+/// Writes all of `bytes` to `out` (stdout, stderr), waiting for room where its descriptor was
+/// left non-blocking by whoever opened it (a CI runner's pipe) rather than losing them: the
+/// wait ends with the reader reading, or a signal, as a blocking write's would.
+///
+/// # Errors
+/// The write's, or a signal's during the wait.
+pub(crate) fn write_all_waiting<W: Write + std::os::fd::AsRawFd>(
+    out: &mut W,
+    mut bytes: &[u8],
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match out.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_for_room(out.as_raw_fd(), None)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// [`wait_for_room`], while the watch says whose reader is waited for.
 fn wait_for_room_said(fd: i32, give_up: Option<Duration>) -> io::Result<()> {
     let timer = stall_timer(EndpointId::Receiver(ReceiverId(0)), give_up);

@@ -75,7 +75,8 @@ const MESSAGE_EVERY: Duration = Duration::from_millis(100);
 /// servers' state still tell the truth. A panic here would instead end a run between two
 /// COMMITs, or kill the thread that handles signals.
 pub(crate) fn write_stderr(bytes: &[u8]) {
-    let _ = io::stderr().lock().write_all(bytes); // tidy: the one stderr writer
+    // tidy: the one stderr writer
+    let _ = crate::dest::write_all_waiting(&mut io::stderr().lock(), bytes);
 }
 
 /// Stderr as an [`io::Write`], through [`write_stderr`]: no write fails, and nothing is kept

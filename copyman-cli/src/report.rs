@@ -674,18 +674,23 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 /// # Errors
 /// Stdout cannot be written.
 pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
+    use std::os::fd::AsFd;
+
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    // What Rust's line buffer holds goes first; then the text, straight to the descriptor (a
+    // line buffer's failed write may keep part of it), waiting for room in a pipe left
+    // non-blocking.
+    out.flush()?;
+    let mut raw = std::fs::File::from(out.as_fd().try_clone_to_owned()?);
+    crate::dest::write_all_waiting(&mut raw, text.as_bytes())
 }
 
 /// Writes a JSON document and a newline on stdout.
 pub(crate) fn print_json(value: &Value) -> io::Result<()> {
     let written = (|| {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value)?;
-        writeln!(out)?;
-        out.flush()
+        let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        text.push('\n');
+        print_stdout(&text)
     })();
     // A reader gone (`… --json | head -c 10`, a closed pipe): the document is lost, said on
     // stderr; the exit status stands.

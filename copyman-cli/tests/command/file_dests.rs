@@ -751,6 +751,38 @@ fn non_blocking_stdin_and_stdout_wait_as_blocking_ones() {
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 0);
     assert_eq!(got.iter().filter(|&&b| b == b'\n').count(), 5000);
+
+    // The --json summary into such a pipe, full when it comes: it waits for room too (it was
+    // dropped, "the summary could not be written").
+    let d2 = database(&c.dest[0], T);
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    non_blocking(writer.as_raw_fd());
+    let mut filled = 0;
+    while let Ok(n) = writer.write(&[b'#'; 4096]) {
+        filled += n;
+    }
+    let child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.url(&src),
+            "--to",
+            &c.dest[0].url(&d2),
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let summary = String::from_utf8_lossy(&got[filled..]);
+    assert!(summary.contains("\"status\""), "{summary}");
 }
 
 /// A stdout whose reader stops reading: the run's "nothing has moved" named only the servers'
