@@ -6,7 +6,7 @@
 //! servers are where they may be, connection strings parse and ask for nothing copyman cannot
 //! honour. Everything it refuses is a usage error (exit 2). Last, `-W` prompts for the password.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -197,10 +197,10 @@ pub(crate) struct LowTable {
     pub(crate) tables: Vec<String>,
     /// Where the rows come from.
     #[arg(long, value_name = "CONN")]
-    pub(crate) from: String,
+    pub(crate) from: OsString,
     /// Where they go; repeat for each destination.
     #[arg(long, value_name = "CONN", required = true)]
-    pub(crate) to: Vec<String>,
+    pub(crate) to: Vec<OsString>,
     /// Copy only these columns, e.g. id,name,"Note".
     #[arg(long, value_name = "COLUMNS")]
     pub(crate) columns: Option<String>,
@@ -269,13 +269,13 @@ pub(crate) struct LowSafety {
 pub(crate) struct LowCopy {
     /// Where the data comes from.
     #[arg(long, value_name = "CONN")]
-    pub(crate) from: String,
+    pub(crate) from: OsString,
     /// The source's statement, COPY … TO STDOUT (not for a file source).
     #[arg(long, value_name = "SQL")]
     pub(crate) send: Option<String>,
     /// Where it goes; repeat for each destination.
     #[arg(long, value_name = "CONN", required = true)]
-    pub(crate) to: Vec<String>,
+    pub(crate) to: Vec<OsString>,
     /// The statement, COPY … FROM STDIN, of the --to before it; a single --receive serves every
     /// server destination.
     #[arg(long, value_name = "SQL")]
@@ -776,22 +776,29 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
 }
 
 pub(crate) fn endpoints(
-    from: &str,
-    to: &[String],
+    from: &OsStr,
+    to: &[OsString],
     env: &Env,
 ) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
-    let mut source = endpoint(from, env, "--from")?;
+    // What is not UTF-8 can only be a file's name (an old LATIN1-named export).
+    let endpoint = |text: &OsStr, flag| match text.to_str() {
+        Some(text) => endpoint(text, env, flag),
+        None => Ok(Endpoint::File(PathBuf::from(text))),
+    };
+    let mut source = endpoint(from, "--from")?;
     if let Endpoint::Server(spec) = &mut source {
         spec.read_every_row();
     }
     let mut destinations = to
         .iter()
-        .map(|t| endpoint(t, env, "--to"))
+        .map(|t| endpoint(t, "--to"))
         .collect::<Result<Vec<_>, _>>()?;
     // A bare word or a host name is a file here (psql would take the word for a database name):
     // said, with the way to name a database or the server.
     for (text, d) in to.iter().zip(&destinations) {
-        let Endpoint::File(path) = d else { continue };
+        let (Endpoint::File(path), Some(text)) = (d, text.to_str()) else {
+            continue;
+        };
         let named = if conn::names_a_host(text) {
             format!("a server is `host={text}`")
         } else if !text.contains(['/', '.']) {
@@ -910,6 +917,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     let guessed = low.format.is_none() && !low.header && format == Some(Format::Csv);
     if guessed {
         for (text, d) in low.to.iter().zip(&destinations) {
+            let text = text.to_string_lossy();
             if matches!(d, Endpoint::File(_)) && !d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in CSV, chosen for a *.csv file of this run; \
@@ -923,6 +931,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     // as `copy` mode says it (read back by its name, a NULL became the string \N).
     if let Some(format) = format.filter(|f| *f != Format::Csv) {
         for (text, d) in low.to.iter().zip(&destinations) {
+            let text = text.to_string_lossy();
             if d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in FORMAT {0} (--format), not CSV; `copyman table` \
@@ -994,6 +1003,7 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     let written = low.send.as_deref().and_then(statement::representation);
     if let Some(rep) = written.filter(|r| r.format != "csv") {
         for (text, d) in low.to.iter().zip(&destinations) {
+            let text = text.to_string_lossy();
             if d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in FORMAT {} (the --send's), not CSV; `copyman \

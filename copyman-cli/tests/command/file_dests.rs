@@ -817,3 +817,33 @@ fn a_stdout_reader_that_does_not_read_is_said() {
     );
     assert_eq!(sink.iter().filter(|&&b| b == b'\n').count(), 20000);
 }
+
+/// A file name that is not UTF-8 (an old LATIN1-named export): the argument parser refused it
+/// ("invalid UTF-8 was detected", naming no argument); psql's `\copy`, cat and gzip take it.
+/// Read and written as given.
+#[test]
+fn file_names_that_are_not_utf8_are_taken() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempDir::new("latin1-names");
+    let path = dir.0.join(OsStr::from_bytes(b"caf\xe9.txt"));
+    let out = copyman()
+        .args(["table", "t", "--from", &c.source.url(&src), "--to"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(lines(&path).len(), 1000);
+    let out = copyman()
+        .args(["table", "t", "--from"])
+        .arg(&path)
+        .args(["--to", &c.dest[0].url(&d1)])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}
