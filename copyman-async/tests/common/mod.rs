@@ -21,7 +21,9 @@ use copyman_async::{
     CallReceiver, Connection, CopyManager, IteratorProducer, Options, Producer, Receiver,
     ReceiverId, StatementProducer, StatementReceiver, transfer,
 };
-use copyman_testkit::scenarios::worker::{Cmd, Infos, Lines, WorkerCopy, options, session_info};
+use copyman_testkit::scenarios::worker::{
+    self, Cmd, Infos, Lines, WorkerCopy, options, session_info,
+};
 use copyman_testkit::scenarios::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, ErrorInfo, OpenError, Rows, SessionInfo,
     SourceSpec, StatementSpec,
@@ -66,13 +68,8 @@ enum Source {
     Lines(Option<Vec<Vec<Vec<u8>>>>, Option<usize>),
 }
 
-/// A producer of the caller's whose read fails once, before chunk `fails_before`
-/// ([`SourceSpec::FlakyLines`]); without one, the chunks as they are.
-struct Flaky {
-    chunks: IteratorProducer<std::vec::IntoIter<Vec<Vec<u8>>>>,
-    given: usize,
-    fails_before: Option<usize>,
-}
+/// A producer of the caller's whose read fails once ([`SourceSpec::FlakyLines`]).
+struct Flaky(worker::Flaky);
 
 #[async_trait::async_trait]
 impl Producer for Flaky {
@@ -81,25 +78,7 @@ impl Producer for Flaky {
     }
 
     async fn next_chunk(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
-        self.next()
-    }
-}
-
-impl Flaky {
-    fn new(chunks: Vec<Vec<Vec<u8>>>, fails_before: Option<usize>) -> Self {
-        Self {
-            chunks: IteratorProducer::new(chunks),
-            given: 0,
-            fails_before,
-        }
-    }
-
-    fn next(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
-        if self.fails_before.take_if(|at| *at == self.given).is_some() {
-            return Err("a transient failure".into());
-        }
-        self.given += 1;
-        Ok(self.chunks.produce())
+        self.0.next_chunk()
     }
 }
 
@@ -276,9 +255,13 @@ impl Worker {
                 }
                 Box::new(producer)
             }
-            Source::Lines(chunks, fails_before) => {
+            Source::Lines(chunks, None) => {
                 let chunks = chunks.take().expect("one copy per opened plan");
-                Box::new(Flaky::new(chunks, *fails_before))
+                Box::new(IteratorProducer::new(chunks))
+            }
+            Source::Lines(chunks, Some(fails_before)) => {
+                let chunks = chunks.take().expect("one copy per opened plan");
+                Box::new(Flaky(worker::Flaky::new(chunks, Some(*fails_before))))
             }
         };
         drive(producer, receivers, options, how, runtime, rx);

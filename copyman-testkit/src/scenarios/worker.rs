@@ -371,3 +371,35 @@ pub fn options<'s>(specs: impl IntoIterator<Item = &'s StatementSpec>) -> Option
     }
     options
 }
+
+/// The chunks of a [`SourceSpec::FlakyLines`](super::SourceSpec) source, whose read fails once
+/// (the error `a transient failure`) before chunk `fails_before`: each adapter's driver wraps it
+/// in its own `Producer`, which calls [`Flaky::next_chunk`].
+pub struct Flaky {
+    chunks: copyman_core::local::IteratorProducer<std::vec::IntoIter<Vec<Vec<u8>>>>,
+    given: usize,
+    fails_before: Option<usize>,
+}
+
+impl Flaky {
+    /// `chunks`, failing once before chunk `fails_before` (never without one).
+    pub fn new(chunks: Vec<Vec<Vec<u8>>>, fails_before: Option<usize>) -> Self {
+        Self {
+            chunks: copyman_core::local::IteratorProducer::new(chunks),
+            given: 0,
+            fails_before,
+        }
+    }
+
+    /// The next chunk, or the one failure.
+    ///
+    /// # Errors
+    /// `a transient failure`, once, before chunk `fails_before`.
+    pub fn next_chunk(&mut self) -> Result<Option<copyman_core::Chunk>, copyman_core::BoxError> {
+        if self.fails_before.take_if(|at| *at == self.given).is_some() {
+            return Err("a transient failure".into());
+        }
+        self.given += 1;
+        Ok(self.chunks.produce())
+    }
+}
