@@ -75,8 +75,8 @@ const MESSAGE_EVERY: Duration = Duration::from_millis(100);
 /// servers' state still tell the truth. A panic here would instead end a run between two
 /// COMMITs, or kill the thread that handles signals.
 pub(crate) fn write_stderr(bytes: &[u8]) {
-    // tidy: the one stderr writer
-    let _ = crate::dest::write_all_waiting(&mut io::stderr().lock(), bytes);
+    let mut stderr = io::stderr().lock(); // tidy: the one stderr writer
+    let _ = crate::dest::write_all_waiting(&mut stderr, bytes);
 }
 
 /// Stderr as an [`io::Write`], through [`write_stderr`]: no write fails, and nothing is kept
