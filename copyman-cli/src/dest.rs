@@ -797,7 +797,16 @@ fn would_open(path: &Path) -> Result<(), String> {
                 Ok(_) => access(dir, libc::W_OK | libc::X_OK),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             }
-            .map_err(|e| format!("cannot create a file in its directory {shown}: {e}"))?;
+            .map_err(|e| {
+                // A file of ours to write, in a directory we may not: in place it can be.
+                let in_place = existing.is_some() && access(&path, libc::W_OK).is_ok();
+                let way = if in_place {
+                    "; write it in place through stdout (--to - > FILE)"
+                } else {
+                    ""
+                };
+                format!("cannot create a file in its directory {shown}: {e}{way}")
+            })?;
             match (existing, dir_meta) {
                 (Some(old), Ok(dir_meta)) => replaceable(&path, &old, &dir_meta, &shown),
                 _ => Ok(()),

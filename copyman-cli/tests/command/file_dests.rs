@@ -611,6 +611,13 @@ fn a_file_a_rename_cannot_replace_is_refused_before_connecting() {
     };
     refused(&target, true, "is sticky");
     assert_eq!(dir.list(), vec!["out.txt"], "no temporary file");
+    // A file we may write in a directory we may not: said with the same way out.
+    let closed = TempDir::new("closed");
+    fs::set_permissions(&closed.0, fs::Permissions::from_mode(0o755)).unwrap();
+    let writable = closed.path("out.txt");
+    fs::write(&writable, "keep\n").unwrap();
+    fs::set_permissions(&writable, fs::Permissions::from_mode(0o666)).unwrap();
+    refused(&writable, true, "cannot create a file in its directory");
 
     let mounted = dir.path("mounted.txt");
     let from_file = dir.path("mounted-from.txt");
