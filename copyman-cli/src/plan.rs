@@ -296,11 +296,7 @@ fn table_plan(
             }
         }
     }
-    let labels: Vec<String> = dests
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
-        .collect();
+    let labels = dest_labels(dests);
     let dest_view: Vec<(&str, &Relation)> = dest_rels
         .iter()
         .map(|(i, rel)| (labels[*i].as_str(), rel))
@@ -715,6 +711,15 @@ fn servers_read_otherwise(
     copyman_job::plan::read_otherwise(source, columns, &read)
 }
 
+/// Each destination's name in messages: `destination N (its CONN, redacted)`.
+fn dest_labels(dests: &[Dest<'_>]) -> Vec<String> {
+    dests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
+        .collect()
+}
+
 /// Between servers, where a destination would store another amount than the source's `money`
 /// ([`copyman_job::plan::money_meant_otherwise`]): each side's database asked on a session in its
 /// own settings and its copy session as it is, only where a copied column holds money on either
@@ -763,11 +768,7 @@ fn money_units(endpoint: &Endpoint, conn: Option<&mut Connection>) -> Option<Mon
 /// the file's order must be the same too (a file's fields are read by position). A statement
 /// whose table cannot be told is left to the COPY.
 fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -> Option<String> {
-    let labels: Vec<String> = dests
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
-        .collect();
+    let labels = dest_labels(dests);
     let mut rels: Vec<(usize, Relation)> = Vec::new();
     let mut loads: Vec<(usize, &str, Vec<String>)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
@@ -937,9 +938,8 @@ fn raw_misreads(
 ) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
     // What each destination's --receive reads into, where it names a table (and, in the same
-    // order, its server's encoding).
+    // order, which destination that is).
     let mut reads = Vec::new();
-    let mut encodings = Vec::new();
     let mut indices = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
@@ -958,11 +958,6 @@ fn raw_misreads(
             );
             guards.0[i] = read.types_unchanged(&table, hold, &columns, version);
         }
-        let encoding = conn
-            .session()
-            .parameter("server_encoding")
-            .unwrap_or_default();
-        encodings.push(encoding.to_owned());
         indices.push(i);
         reads.push((label, read, settings, sql.clone()));
     }
@@ -1172,10 +1167,15 @@ fn raw_misreads(
     // A destination `name` column that would cut the --send table's values (its own type, or
     // another encoding), measured as table mode measures them.
     if let Some(table) = &send_table_name {
+        let encoding = |i: usize| {
+            let conn = dests[i].conn.as_ref();
+            let encoding = conn.and_then(|c| c.session().parameter("server_encoding"));
+            encoding.unwrap_or_default().to_owned()
+        };
         let encoded: Vec<(&str, &Relation, String)> = paired_all
             .iter()
-            .zip(&encodings)
-            .map(|((label, rel, _), encoding)| (*label, rel, encoding.clone()))
+            .zip(&indices)
+            .map(|((label, rel, _), i)| (*label, rel, encoding(*i)))
             .collect();
         let cut = copyman_job::plan::names_cut(source, table, None, &columns, &sent_rel, &encoded);
         if let Err(why) = cut {
@@ -1195,11 +1195,7 @@ fn raw_misreads(
         .zip(&paired_all)
         .map(|(i, (_, rel, _))| (*i, rel))
         .collect();
-    let all_labels: Vec<String> = dests
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
-        .collect();
+    let all_labels = dest_labels(dests);
     let source = (source_endpoint, Some(&mut *source), &sent_rel);
     if let Some(why) = money_counted_otherwise(source, &columns, dests, &pairs, &all_labels) {
         return Ok(Some(why));

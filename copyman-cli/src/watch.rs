@@ -672,8 +672,9 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             let waiting = if signals::is_waiting_for_input() {
                 "waiting for the input's first bytes (the servers wait with it): "
             } else if signals::is_waiting_for_reader() {
-                "waiting for the reader of a pipe it writes to (stdout, a FIFO) to read: its \
-                 pipe is full, and the servers wait with it (--stall-timeout bounds the wait): "
+                "waiting for the reader of a pipe it writes to (stdout, stderr, a FIFO) to \
+                 read: its pipe is full, and the servers wait with it (--stall-timeout bounds \
+                 the wait): "
             } else {
                 ""
             };

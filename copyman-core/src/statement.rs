@@ -339,6 +339,10 @@ const WIN1252_80_9F: [u16; 32] = [
 /// assert_eq!(decode_text(b"caf\x82\xa0", "SJIS"), "caf\u{fffd}\u{fffd}");
 /// ```
 pub fn decode_text(bytes: &[u8], encoding: &str) -> String {
+    // As every server reports a UTF8 client_encoding: no name to normalize for each value.
+    if encoding == "UTF8" {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     match encoding_name(encoding).as_str() {
         "UTF8" | "SQL_ASCII" => String::from_utf8_lossy(bytes).into_owned(),
         "LATIN1" => bytes.iter().map(|&b| char::from(b)).collect(),
