@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use copyman_core::file_start::Compression;
 use copyman_core::start;
 use copyman_core::statement::{self, Direction};
 
@@ -811,6 +812,22 @@ pub(crate) fn endpoints(
             path.display()
         ));
     }
+    // copyman writes COPY data as it is: into `out.csv.gz` it would be plain text that its
+    // tool then refuses to read (psql's `\o` and `\copy` do the same, unsaid). Refused, with
+    // the pipe that compresses it.
+    for d in &destinations {
+        let Endpoint::File(path) = d else { continue };
+        let compression = path.extension().and_then(OsStr::to_str);
+        if let Some(compression) = compression.and_then(Compression::of_extension) {
+            let (name, tool) = (d.display(), compression.name());
+            return Err(ArgError::usage(format!(
+                "--to {name}: the name says {tool}-compressed, but copyman writes the COPY data \
+                 as it is, uncompressed; compress it on its way out: copyman … --to - | {tool} \
+                 > {}",
+                crate::file_source::shell_word(&name),
+            )));
+        }
+    }
     for d in &mut destinations {
         if let Endpoint::Server(spec) = d {
             if source.is_server() {
@@ -1394,6 +1411,21 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn compressed_file_names_are_refused_as_destinations() {
+        let said = usage(&["table", "t", "--from", "host=a", "--to", "/tmp/my out.csv.GZ"]);
+        assert!(
+            said.ends_with("--to - | gzip > '/tmp/my out.csv.GZ'"),
+            "{said}"
+        );
+        assert!(said.contains("the name says gzip-compressed"), "{said}");
+        let said = usage(&["copy", "--from", "a.csv", "--to", "b.zst", "--to", "host=b"]);
+        assert!(said.ends_with("| zstd > b.zst"), "{said}");
+        // A compressed name is refused as a destination only: a source is told by its bytes.
+        assert!(hi(&["table", "t", "--from", "in.csv.gz", "--to", "host=b"]).is_ok());
+        assert!(hi(&["table", "t", "--from", "host=a", "--to", "out.gzip"]).is_ok());
     }
 
     #[test]

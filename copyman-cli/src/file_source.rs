@@ -819,7 +819,7 @@ pub(crate) fn compressed(compression: Compression, name: &str, stdin: bool) -> F
 
 /// `word` as a shell reads it back: as it is when it holds nothing a shell would take apart,
 /// else in single quotes (a `'` in it as `'\''`).
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()

@@ -937,6 +937,25 @@ impl Compression {
         (!undecided).then_some(None)
     }
 
+    /// The format a file name's extension names (`gz`, `tgz`, `zst`, `bz2`, `xz`; any
+    /// case), as its tool names the files it writes.
+    ///
+    /// ```
+    /// use copyman_core::file_start::Compression;
+    ///
+    /// assert_eq!(Compression::of_extension("GZ"), Some(Compression::Gzip));
+    /// assert_eq!(Compression::of_extension("csv"), None);
+    /// ```
+    pub fn of_extension(extension: &str) -> Option<Self> {
+        match extension.to_ascii_lowercase().as_str() {
+            "gz" | "tgz" => Some(Self::Gzip),
+            "zst" => Some(Self::Zstd),
+            "bz2" => Some(Self::Bzip2),
+            "xz" => Some(Self::Xz),
+            _ => None,
+        }
+    }
+
     /// The format's name, as its tool is named.
     pub fn name(self) -> &'static str {
         match self {
