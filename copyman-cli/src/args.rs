@@ -822,8 +822,8 @@ pub(crate) fn endpoints(
             let (name, tool) = (d.display(), compression.name());
             return Err(ArgError::usage(format!(
                 "--to {name}: the name says {tool}-compressed, but copyman writes the COPY data \
-                 as it is, uncompressed; compress it on its way out: copyman … --to - | {tool} \
-                 > {}",
+                 as it is, uncompressed; compress it on its way out: copyman … --to - | {} > {}",
+                compression.compress(),
                 crate::file_source::shell_word(&name),
             )));
         }
@@ -1415,7 +1415,14 @@ mod tests {
 
     #[test]
     fn compressed_file_names_are_refused_as_destinations() {
-        let said = usage(&["table", "t", "--from", "host=a", "--to", "/tmp/my out.csv.GZ"]);
+        let said = usage(&[
+            "table",
+            "t",
+            "--from",
+            "host=a",
+            "--to",
+            "/tmp/my out.csv.GZ",
+        ]);
         assert!(
             said.ends_with("--to - | gzip > '/tmp/my out.csv.GZ'"),
             "{said}"
@@ -1423,6 +1430,8 @@ mod tests {
         assert!(said.contains("the name says gzip-compressed"), "{said}");
         let said = usage(&["copy", "--from", "a.csv", "--to", "b.zst", "--to", "host=b"]);
         assert!(said.ends_with("| zstd > b.zst"), "{said}");
+        let said = usage(&["table", "t", "--from", "host=a", "--to", "./t.zip"]);
+        assert!(said.ends_with("| zip -q - - > ./t.zip"), "{said}");
         // A compressed name is refused as a destination only: a source is told by its bytes.
         assert!(hi(&["table", "t", "--from", "in.csv.gz", "--to", "host=b"]).is_ok());
         assert!(hi(&["table", "t", "--from", "host=a", "--to", "out.gzip"]).is_ok());

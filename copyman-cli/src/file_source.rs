@@ -802,9 +802,18 @@ pub(crate) fn check_start(
 pub(crate) fn compressed(compression: Compression, name: &str, stdin: bool) -> Fatal {
     let tool = compression.name();
     let pipe = if stdin {
-        format!("… | {tool} -dc | copyman … --from -")
+        format!(
+            "… | {} | copyman … --from -",
+            compression.decompress_stdin()
+        )
     } else {
-        format!("{tool} -dc {} | copyman … --from -", shell_word(name))
+        let command = compression.decompress();
+        format!("{command} {} | copyman … --from -", shell_word(name))
+    };
+    // A workbook is a zip archive of XML: its rows come out as CSV from the program it is.
+    let workbook = match compression {
+        Compression::Zip => "; a spreadsheet (.xlsx, .ods) is one: save it as CSV instead",
+        _ => "",
     };
     Fatal {
         exit: Exit::Usage,
@@ -812,7 +821,7 @@ pub(crate) fn compressed(compression: Compression, name: &str, stdin: bool) -> F
         message: format!(
             "{name} is {tool}-compressed data (it starts with {tool}'s signature): COPY would \
              read the compressed bytes as rows, so nothing was sent; decompress it on its way \
-             in: {pipe}"
+             in: {pipe}{workbook}"
         ),
     }
 }
@@ -1225,6 +1234,16 @@ mod tests {
                 .message
                 .ends_with(": … | xz -dc | copyman … --from -")
         );
+        let zip = compressed(Compression::Zip, "/tmp/t.xlsx", false).message;
+        assert!(
+            zip.ends_with(
+                ": unzip -p /tmp/t.xlsx | copyman … --from -; a spreadsheet (.xlsx, .ods) is \
+                 one: save it as CSV instead"
+            ),
+            "{zip}"
+        );
+        let zip = compressed(Compression::Zip, "stdin", true).message;
+        assert!(zip.contains(": … | funzip | copyman … --from -;"), "{zip}");
     }
 
     #[test]

@@ -855,6 +855,9 @@ pub enum Compression {
     Bzip2,
     /// xz.
     Xz,
+    /// A zip archive (`PK`, then a local file header's `03 04` or an empty archive's `05 06`):
+    /// an `.xlsx` or `.ods` workbook is one.
+    Zip,
 }
 
 impl Compression {
@@ -865,8 +868,9 @@ impl Compression {
     /// (`08`); zstd's frame magic `28 b5 2f fd`; bzip2's `BZh`, a block size `1`–`9`, then a
     /// block's magic (π, `31 41 59 26 53 59`) or, for empty data, the end of stream's (√π,
     /// `17 72 45 38 50 90`) — text that starts with `BZh` is not taken for it; xz's
-    /// `fd 37 7a 58 5a 00`.
-    const SIGNATURES: [(Self, &'static [(u8, u8)]); 5] = [
+    /// `fd 37 7a 58 5a 00`; zip's `PK 03 04` (a local file header) or `PK 05 06` (an empty
+    /// archive).
+    const SIGNATURES: [(Self, &'static [(u8, u8)]); 7] = [
         (Self::Gzip, &[(0x1f, 0x1f), (0x8b, 0x8b), (0x08, 0x08)]),
         (
             Self::Zstd,
@@ -902,6 +906,8 @@ impl Compression {
                 (0x90, 0x90),
             ],
         ),
+        (Self::Zip, &[(b'P', b'P'), (b'K', b'K'), (3, 3), (4, 4)]),
+        (Self::Zip, &[(b'P', b'P'), (b'K', b'K'), (5, 5), (6, 6)]),
         (
             Self::Xz,
             &[
@@ -937,7 +943,7 @@ impl Compression {
         (!undecided).then_some(None)
     }
 
-    /// The format a file name's extension names (`gz`, `tgz`, `zst`, `bz2`, `xz`; any
+    /// The format a file name's extension names (`gz`, `tgz`, `zst`, `bz2`, `xz`, `zip`; any
     /// case), as its tool names the files it writes.
     ///
     /// ```
@@ -952,6 +958,7 @@ impl Compression {
             "zst" => Some(Self::Zstd),
             "bz2" => Some(Self::Bzip2),
             "xz" => Some(Self::Xz),
+            "zip" => Some(Self::Zip),
             _ => None,
         }
     }
@@ -963,6 +970,37 @@ impl Compression {
             Self::Zstd => "zstd",
             Self::Bzip2 => "bzip2",
             Self::Xz => "xz",
+            Self::Zip => "zip",
+        }
+    }
+
+    /// The command that writes the data of a file in this format to stdout, its name to
+    /// follow (`unzip -p` writes every member of an archive, one after another).
+    pub fn decompress(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip -dc",
+            Self::Zstd => "zstd -dc",
+            Self::Bzip2 => "bzip2 -dc",
+            Self::Xz => "xz -dc",
+            Self::Zip => "unzip -p",
+        }
+    }
+
+    /// The command that compresses stdin to stdout in this format (`zip -q - -`: an archive
+    /// of one member, named `-`).
+    pub fn compress(self) -> &'static str {
+        match self {
+            Self::Zip => "zip -q - -",
+            other => other.name(),
+        }
+    }
+
+    /// The command that decompresses this format from stdin to stdout (`funzip`: a zip
+    /// archive's first member).
+    pub fn decompress_stdin(self) -> &'static str {
+        match self {
+            Self::Zip => "funzip",
+            other => other.decompress(),
         }
     }
 }
@@ -1202,6 +1240,14 @@ mod tests {
             Some(Some(Compression::Bzip2))
         );
         assert_eq!(of(b"\xfd7zXZ\x00\x00", false), Some(Some(Compression::Xz)));
+        assert_eq!(
+            of(b"PK\x03\x04\x14\x00", false),
+            Some(Some(Compression::Zip))
+        );
+        assert_eq!(of(b"PK\x05\x06", true), Some(Some(Compression::Zip)));
+        // Text that starts with `PK` is text.
+        assert_eq!(of(b"PK,name\n", true), Some(None));
+        assert_eq!(of(b"PK", false), None);
         // Not yet told: a start that may still become a signature.
         assert_eq!(of(b"", false), None);
         assert_eq!(of(b"\x1f", false), None);

@@ -124,8 +124,9 @@ fn dry_run_refuses_one_database_spelled_two_ways_as_the_run_does() {
 
 // Point 2: compressed input is refused before anything is sent.
 
-/// `1\tone\n2\ttwo\n` compressed by each tool, as a file named for it.
-const COMPRESSED: [(&str, &str, &[u8]); 4] = [
+/// `1\tone\n2\ttwo\n` compressed by each tool, as a file named for it (zip's stored: the
+/// rows stand in it as they are, between its headers).
+const COMPRESSED: [(&str, &str, &[u8]); 5] = [
     (
         "gzip",
         "t.txt.gz",
@@ -164,7 +165,30 @@ const COMPRESSED: [(&str, &str, &[u8]); 4] = [
             0x1f, 0xb6, 0xf3, 0x7d, 0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x59, 0x5a,
         ],
     ),
+    (
+        "zip",
+        "t.xlsx",
+        &[
+            0x50, 0x4b, 0x03, 0x04, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x21, 0x00,
+            0x64, 0x65, 0xd3, 0xf4, 0x0c, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x05, 0x00,
+            0x00, 0x00, 0x74, 0x2e, 0x74, 0x78, 0x74, 0x31, 0x09, 0x6f, 0x6e, 0x65, 0x0a, 0x32,
+            0x09, 0x74, 0x77, 0x6f, 0x0a, 0x50, 0x4b, 0x01, 0x02, 0x14, 0x03, 0x14, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x21, 0x00, 0x64, 0x65, 0xd3, 0xf4, 0x0c, 0x00, 0x00,
+            0x00, 0x0c, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x80, 0x01, 0x00, 0x00, 0x00, 0x00, 0x74, 0x2e, 0x74, 0x78, 0x74,
+            0x50, 0x4b, 0x05, 0x06, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x33, 0x00,
+            0x00, 0x00, 0x2f, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ],
+    ),
 ];
+
+/// The command the refusal of `tool`'s data gives to decompress a file, and stdin.
+fn decompress(tool: &str) -> (String, String) {
+    match tool {
+        "zip" => ("unzip -p".to_owned(), "funzip".to_owned()),
+        _ => (format!("{tool} -dc"), format!("{tool} -dc")),
+    }
+}
 
 /// The words of a refusal of compressed input `name` by `tool`.
 #[track_caller]
@@ -192,7 +216,7 @@ fn compressed_file_is_refused_before_connecting() {
     for (tool, file_name, bytes) in COMPRESSED {
         let file = TempPath::new(file_name);
         fs::write(&file.0, bytes).unwrap();
-        let pipe = format!("{tool} -dc {} | copyman … --from -", file.arg());
+        let pipe = format!("{} {} | copyman … --from -", decompress(tool).0, file.arg());
         for dry_run in [false, true] {
             let mut args = vec!["table", "t", "--from", file.arg(), "--to", &nowhere];
             if dry_run {
@@ -241,7 +265,7 @@ fn compressed_stdin_is_refused_on_its_first_read() {
             &out,
             "stdin",
             tool,
-            &format!("… | {tool} -dc | copyman … --from -"),
+            &format!("… | {} | copyman … --from -", decompress(tool).1),
         );
         assert_eq!(count(&c.dest[0], &d1, "t"), 0);
         assert_eq!(count(&c.dest[1], &d2, "t"), 0);
