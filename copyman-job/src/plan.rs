@@ -267,6 +267,8 @@ pub fn choose_format(
                     warning = conversions(columns, source, dests);
                 } else if let Err(why) = binary_misreads(columns, source, dests) {
                     return Err(why);
+                } else if let Some(why) = no_binary_input(dests) {
+                    return Err(format!("--format binary: {why}; give --format text"));
                 } else {
                     // What would round or cut is said as under text (the server applies a
                     // destination's modifiers to binary input as to text), and a binary form
@@ -1191,7 +1193,20 @@ pub fn binary_types(
             }
         }
     }
-    Ok(())
+    no_binary_input(dests).map_or(Ok(()), Err)
+}
+
+/// A destination column of a type without binary input, copied or not: binary `COPY … FROM`
+/// looks up every column's receive function and fails at once (`42883`) for such a table.
+fn no_binary_input(dests: &[(&str, &Relation)]) -> Option<String> {
+    dests.iter().find_map(|(label, rel)| {
+        let column = rel.columns.iter().find(|c| !c.binary_input)?;
+        Some(format!(
+            "{label} has column {} of type {}, which has no binary input; binary COPY FROM \
+             needs it for every column of the table, copied or not",
+            column.name, column.type_name
+        ))
+    })
 }
 
 /// The copied columns whose type differs between the source and a destination in a way that
@@ -1350,6 +1365,7 @@ mod tests {
                     generated,
                     generation: generated.then(|| "(a * 2)".to_owned()),
                     binary: binary.map(str::to_owned),
+                    binary_input: true,
                     sequence: None,
                     fills_itself: false,
                     composites: Vec::new(),
@@ -1634,6 +1650,24 @@ mod tests {
         // Not forced: text, as before.
         let chosen = choose_format(None, Some(&cols("n")), Some(&source), &dests, true, true);
         assert_eq!(chosen.unwrap().format, Format::Text);
+        // A destination column without binary input, not copied: binary COPY FROM fails on it.
+        let mut acl = rel(&[("s", "character varying(10)", false, Some("1043"))]);
+        acl.columns.push(Column {
+            binary_input: false,
+            ..rel(&[("acl", "aclitem", false, None)]).columns.remove(0)
+        });
+        let dests = [("destination 1", &acl)];
+        let choose =
+            |forced| choose_format(forced, Some(&cols("s")), Some(&source), &dests, true, true);
+        let err = choose(Some(Format::Binary)).unwrap_err();
+        assert!(err.contains(r#"has column "acl" of type aclitem"#), "{err}");
+        let chosen = choose(None).unwrap();
+        assert_eq!(chosen.format, Format::Text);
+        assert!(
+            chosen.reason.contains("no binary input"),
+            "{}",
+            chosen.reason
+        );
     }
 }
 

@@ -1009,6 +1009,10 @@ pub struct Column {
     /// What binary COPY needs to match besides the type's name, `None` when copyman does not
     /// trust the binary format of this type between servers (see [`binary_key`]).
     pub binary: Option<String>,
+    /// Its own type has binary send and receive functions. Binary `COPY … FROM` looks the
+    /// receive function up for every column of its table, copied or not (an `isbn13` column
+    /// left to its default fails it).
+    pub binary_input: bool,
     /// The OID of the sequence the column owns (`serial`, or `GENERATED … AS IDENTITY`), as
     /// `pg_get_serial_sequence` finds it: carried forward after a copy
     /// ([`crate::sequences`]).
@@ -1112,6 +1116,13 @@ impl Relation {
                 generated: field(row, 4).is_some(),
                 generation: field(row, 4),
                 binary: binary_key(&field(row, 5).unwrap_or_default()),
+                // The column's own type comes first, at the empty path.
+                binary_input: field(row, 5).is_some_and(|reached| {
+                    reached
+                        .split_whitespace()
+                        .next()
+                        .is_some_and(|own| own.split(',').nth(5) == Some("true"))
+                }),
                 reached: field(row, 5)
                     .unwrap_or_default()
                     .split_whitespace()

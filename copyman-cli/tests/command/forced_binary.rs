@@ -433,3 +433,49 @@ fn forced_binary_allows_interval_fields_and_string_domains() {
         1
     );
 }
+
+/// Binary `COPY … FROM` looks up the binary input of every column of its table, copied or not:
+/// a destination column left to its default whose type has none (`aclitem` here; `isbn13`,
+/// user base types) failed the default binary copy at once (42883) — a copy text would make.
+/// Text is chosen for it, and `--format binary` refused before copying, in a job too.
+#[test]
+fn a_destination_column_without_binary_input_makes_text() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE b (id int4, v text); INSERT INTO b VALUES (1, 'one'), (2, 'two');
+         CREATE TABLE b2 (id int4); INSERT INTO b2 VALUES (1);",
+    );
+    let dest = "CREATE TABLE b (id int4, v text, acl aclitem);
+                CREATE TABLE b2 (id int4, acl aclitem)";
+    let d1 = database(&c.dest[0], dest);
+    let (from, to) = (c.source.url(&src), c.dest[0].url(&d1));
+    let out = run(&["table", "b", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        said.contains(r#"has column "acl" of type aclitem, which has no binary input"#),
+        "{said}"
+    );
+    let out = run(&["table", "b", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(values(&c.dest[0], &d1, "b"), ["one", "two"]);
+    let out = run(&["table", "b", "--from", &from, "--to", &to, "--format", "binary"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--format binary: destination 1")
+            && stderr.contains("has column \"acl\" of type aclitem")
+            && stderr.contains("give --format text"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "b"), 2);
+    // A job chooses alike.
+    let state = TempPath::new("aclitem.state");
+    let out = run(&[
+        "table", "b", "b2", "--from", &from, "--to", &to, "--truncate", "--state", state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 2);
+    assert_eq!(count(&c.dest[0], &d1, "b2"), 1);
+}
