@@ -258,17 +258,6 @@ pub(crate) fn pass_server_encoding<'s>(
     if !statements.all(str::is_ascii) {
         return Ok(());
     }
-    let endpoints = std::iter::once(&t.source).chain(&t.destinations);
-    let mut specs = endpoints.clone().filter_map(|e| match e {
-        Endpoint::Server(spec) => Some(spec),
-        _ => None,
-    });
-    if t.safety.encoding.is_some()
-        || !endpoints.clone().all(Endpoint::is_server)
-        || specs.any(|spec| spec.names_client_encoding())
-    {
-        return Ok(());
-    }
     let mut conns: Vec<(String, &mut Connection)> = source
         .map(|c| ("source".to_owned(), c))
         .into_iter()
@@ -279,20 +268,10 @@ pub(crate) fn pass_server_encoding<'s>(
                 .filter_map(|(i, d)| Some((format!("destination {}", i + 1), d.conn.as_mut()?))),
         )
         .collect();
-    let encodings: Vec<Option<String>> = conns
-        .iter()
-        .map(|(_, c)| c.session().parameter("server_encoding").map(str::to_owned))
-        .collect();
-    let Some(Some(shared)) = encodings.first().cloned() else {
+    let encodings = conns.iter().map(|(_, c)| &**c);
+    let Some(shared) = shared_server_encoding(t, encodings) else {
         return Ok(());
     };
-    if shared == "UTF8"
-        || encodings
-            .iter()
-            .any(|e| e.as_deref() != Some(shared.as_str()))
-    {
-        return Ok(());
-    }
     // The server's own name for it: letters, digits and '_' only.
     let sql = format!("SET client_encoding = '{shared}'");
     for (role, conn) in &mut conns {
@@ -304,6 +283,49 @@ pub(crate) fn pass_server_encoding<'s>(
         })?;
     }
     Ok(())
+}
+
+/// The encoding every server holds, where it is not UTF8 and the data may pass in it
+/// ([`pass_server_encoding`]): no `client_encoding` asked for, every endpoint a server.
+fn shared_server_encoding<'c>(
+    t: &Transfer,
+    mut conns: impl Iterator<Item = &'c Connection>,
+) -> Option<String> {
+    let endpoints = std::iter::once(&t.source).chain(&t.destinations);
+    let mut specs = endpoints.clone().filter_map(|e| match e {
+        Endpoint::Server(spec) => Some(spec),
+        _ => None,
+    });
+    if t.safety.encoding.is_some()
+        || !endpoints.clone().all(Endpoint::is_server)
+        || specs.any(|spec| spec.names_client_encoding())
+    {
+        return None;
+    }
+    let encoding = |c: &Connection| c.session().parameter("server_encoding").map(str::to_owned);
+    let shared = encoding(conns.next()?)?;
+    let same = conns.all(|c| encoding(c).as_deref() == Some(shared.as_str()));
+    (same && shared != "UTF8").then_some(shared)
+}
+
+/// The encoding, other than UTF8, that the data of a copy between `conns` may pass in: the
+/// `client_encoding` a CONN or the environment named (`copy`'s `--encoding` too), or the one
+/// every server holds ([`pass_server_encoding`], which the planner asks before it is set).
+/// Binary `xml` carries a declaration of it that the destination stores.
+pub(crate) fn non_utf8_client_encoding<'c>(
+    t: &Transfer,
+    conns: impl Iterator<Item = &'c Connection> + Clone,
+) -> Option<String> {
+    let utf8 = |name: &str| copyman_core::statement::encoding_name(name) == "UTF8";
+    let named = conns
+        .clone()
+        .filter_map(|c| c.session().parameter("client_encoding"))
+        .find(|name| !utf8(name));
+    let raw_encoding = match t.statements {
+        Statements::Raw { .. } => t.safety.encoding.as_deref().filter(|name| !utf8(name)),
+        Statements::Table { .. } => None,
+    };
+    (named.or(raw_encoding).map(str::to_owned)).or_else(|| shared_server_encoding(t, conns))
 }
 
 /// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes

@@ -26,7 +26,7 @@ use copyman_job::plan::{
 };
 use copyman_job::sequences::Carry;
 
-use crate::sql::{self, Format, Hold, Ident, Relation, TableCopy, TableName};
+use crate::sql::{self, Column, Format, Hold, Ident, Relation, TableCopy, TableName};
 use copyman_core::statement;
 
 /// The statements and what the bar can know in advance.
@@ -79,14 +79,9 @@ pub(crate) fn plan(
         Statements::Raw { send, receive } => {
             let mut guards = (vec![None; dests.len()], None);
             let refused = match (send, source) {
-                (Some(send), Some(conn)) => raw_misreads(
-                    send,
-                    (&t.source, conn),
-                    receive,
-                    dests,
-                    t.safety.allow_count_mismatch,
-                    &mut guards,
-                )?,
+                (Some(send), Some(conn)) => {
+                    raw_misreads(send, t, conn, receive, dests, &mut guards)?
+                }
                 _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
                 _ => None,
             };
@@ -361,8 +356,8 @@ fn table_plan(
     let all_servers = t.source.is_server() && t.destinations.iter().all(Endpoint::is_server);
     let same_major = same_major(source_version, dests);
     let FormatChoice {
-        format,
-        reason,
+        mut format,
+        mut reason,
         warning,
     } = choose_format(
         forced,
@@ -379,6 +374,23 @@ fn table_plan(
     })?;
     if let Some(warning) = warning {
         report::warn(warning);
+    }
+    if format == Format::Binary
+        && let (Some(rel), Some(columns)) = (&source_rel, &columns)
+    {
+        let conns =
+            (source.as_deref().into_iter()).chain(dests.iter().filter_map(|d| d.conn.as_ref()));
+        if let Some(why) = xml_declared(t, conns, columns.iter().filter_map(|c| rel.column(c))) {
+            if forced == Some(Format::Binary) {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!("--format binary: {why}; give --format text"),
+                }
+                .into());
+            }
+            (format, reason) = (Format::Text, why);
+        }
     }
     // A destination `name` column that would cut the source's values.
     if let (Some(conn), Some(rel), Some(columns)) = (source, &source_rel, &columns) {
@@ -420,7 +432,7 @@ fn table_plan(
         };
         // Destinations that read one column as types whose binary forms differ: at most one
         // of them reads what the file holds (an int4's four bytes stored as a text 'ABCD').
-        let copied = |rel: &Relation| -> Vec<copyman_job::sql::Column> {
+        let copied = |rel: &Relation| -> Vec<Column> {
             rel.columns
                 .iter()
                 .filter(|c| !c.generated)
@@ -712,6 +724,27 @@ fn servers_read_otherwise(
 }
 
 /// Each destination's name in messages: `destination N (its CONN, redacted)`.
+/// The OID of `xml`.
+const XML: u32 = 142;
+
+/// Why binary would change the `xml` values of `columns` between `conns`: in a session whose
+/// `client_encoding` is not UTF8, `xml_send` writes each value with an XML declaration of that
+/// encoding, which `xml_recv` stores (`<?xml version="1.0" encoding="LATIN1"?><a/>` for
+/// `<a/>`); text writes the value as it is.
+fn xml_declared<'c>(
+    t: &Transfer,
+    conns: impl Iterator<Item = &'c Connection> + Clone,
+    mut columns: impl Iterator<Item = &'c Column>,
+) -> Option<String> {
+    let column = columns.find(|c| c.holds(&[XML]))?;
+    let encoding = crate::limits::non_utf8_client_encoding(t, conns)?;
+    Some(format!(
+        "column {} holds xml, whose binary form carries an XML declaration of the sessions' \
+         client_encoding {encoding}, which the destinations would store in each value",
+        column.name
+    ))
+}
+
 fn dest_labels(dests: &[Dest<'_>]) -> Vec<String> {
     dests
         .iter()
@@ -930,10 +963,10 @@ fn money_misread(
 /// as it was described (exit 1).
 fn raw_misreads(
     send: &str,
-    (source_endpoint, source): (&Endpoint, &mut Connection),
+    t: &Transfer,
+    source: &mut Connection,
     receive: &[Option<String>],
     dests: &mut [Dest<'_>],
-    allow_count_mismatch: bool,
     guards: &mut (Vec<Option<String>>, Option<String>),
 ) -> Result<Option<String>, Fatal> {
     let binary = |sql: &str| statement::representation(sql).is_some_and(|r| r.format == "binary");
@@ -963,7 +996,7 @@ fn raw_misreads(
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
     for (label, read, _, _) in &reads {
-        match uncounted(read, allow_count_mismatch) {
+        match uncounted(read, t.safety.allow_count_mismatch) {
             Err(why) => return Ok(Some(format!("{label}: the --receive's table {why}"))),
             Ok(Some(warning)) => {
                 report::warn(format_args!("{label}: the --receive's table {warning}"));
@@ -1061,6 +1094,15 @@ fn raw_misreads(
         return Ok(None);
     };
     let sent = &sent_rel.columns;
+    if binary {
+        let conns = std::iter::once(&*source).chain(dests.iter().filter_map(|d| d.conn.as_ref()));
+        if let Some(why) = xml_declared(t, conns, sent.iter()) {
+            return Ok(Some(format!(
+                "the --send's FORMAT binary: {why}; copy in text (FORMAT text or csv on both \
+                 ends)"
+            )));
+        }
+    }
     let what = match query {
         Some(_) => "query",
         None => "table",
@@ -1076,7 +1118,7 @@ fn raw_misreads(
                  would be read as them ('' or NULL rather than their defaults)"
             )));
         }
-        let names = |columns: &[copyman_job::sql::Column]| -> Vec<String> {
+        let names = |columns: &[Column]| -> Vec<String> {
             columns.iter().map(|c| c.name.as_str().to_owned()).collect()
         };
         let (written, taken) = (names(sent), names(&read.columns));
@@ -1196,7 +1238,7 @@ fn raw_misreads(
         .map(|(i, (_, rel, _))| (*i, rel))
         .collect();
     let all_labels = dest_labels(dests);
-    let source = (source_endpoint, Some(&mut *source), &sent_rel);
+    let source = (&t.source, Some(&mut *source), &sent_rel);
     if let Some(why) = money_counted_otherwise(source, &columns, dests, &pairs, &all_labels) {
         return Ok(Some(why));
     }

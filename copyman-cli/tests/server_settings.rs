@@ -1914,3 +1914,75 @@ fn headers_are_read_in_the_files_encoding() {
     );
     assert_eq!(count(&c.dest[0], &dst, "s"), 0);
 }
+
+/// Binary `xml` in a session whose `client_encoding` is not UTF8 (between databases that all
+/// hold LATIN1 the data passes in it) carries an XML declaration of that encoding, which the
+/// destination stored in every value (`<?xml version="1.0" encoding="LATIN1"?><a>plain</a>`,
+/// exit 0). Text is chosen for such a table; binary, given or in `copy`'s statements, refused.
+#[test]
+fn binary_xml_is_never_sent_in_another_client_encoding() {
+    let c = clusters();
+    let base = database(&c.source, "SELECT 1");
+    let latin1 = |cluster: &copyman_testkit::Cluster, name: String, fill: &str| {
+        database_in(
+            cluster,
+            name,
+            "LATIN1",
+            &format!("CREATE TABLE x (id int, v xml, w xml[]); {fill}"),
+        )
+    };
+    let src = latin1(
+        &c.source,
+        format!("{base}_xml"),
+        "INSERT INTO x VALUES (1, '<a>plain</a>', NULL), (2, 'some content', NULL), (3, '', NULL),
+                              (4, NULL, ARRAY['<b/>'::xml]);",
+    );
+    let dst = latin1(&c.dest[0], format!("{base}_xml_to"), "");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let stored = |cluster: &copyman_testkit::Cluster, db: &str| -> Vec<String> {
+        let rows = "SELECT coalesce(v::text, '-') || ' ' || coalesce(w::text, '-') FROM x \
+                    ORDER BY id";
+        let rows = cluster.connect(db).query(rows, &[]).unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    let out = run(&["table", "x", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        said.contains(
+            "format: text (column \"v\" holds xml, whose binary form carries an XML declaration \
+             of the sessions' client_encoding LATIN1"
+        ),
+        "{said}"
+    );
+    let out = run(&["table", "x", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(stored(&c.dest[0], &dst), stored(&c.source, &src));
+    let out = run(&[
+        "table", "x", "--from", &from, "--to", &to, "--format", "binary",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--format binary: column \"v\" holds xml"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY x (id, w) TO STDOUT (FORMAT binary)",
+        "--to",
+        &to,
+        "--receive",
+        "COPY x (id, w) FROM STDIN (FORMAT binary)",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the --send's FORMAT binary: column \"w\" holds xml"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "x"), 4);
+}
