@@ -1166,9 +1166,10 @@ fn raw_misreads(
                 own + 1
             )));
         }
-        // A composite whose fields stand in another order there: filled by position, swapped.
+        // A composite whose fields stand in another order there (filled by position, swapped),
+        // a multirange whose subtype orders otherwise there (ranges merged).
         if let Some((from, why)) = sent.iter().zip(&read.columns).find_map(|(from, to)| {
-            copyman_job::plan::composite_reordered(from, to).map(|why| (from, why))
+            copyman_job::plan::lands_otherwise(from, to).map(|why| (from, why))
         }) {
             return Ok(Some(format!(
                 "the --send's column \"{}\" into {label}: {why}",

@@ -1059,7 +1059,7 @@ pub fn resolve_columns(
             else {
                 continue;
             };
-            if let Some(why) = composite_reordered(from, to) {
+            if let Some(why) = lands_otherwise(from, to) {
                 said.push(format!("has column {name} of {}: {why}", to.type_name));
             }
         }
@@ -1106,6 +1106,33 @@ pub fn resolve_columns(
         "--columns names columns a destination cannot take"
     };
     Err(format!("{what}: {}", problems.join("; ")))
+}
+
+/// Why a column's values would be stored as others on the destination `to` though its type is
+/// named alike: its composites' fields in another order ([`composite_reordered`]), its
+/// multiranges' subtypes ordered otherwise ([`multirange_reordered`]).
+pub fn lands_otherwise(from: &Column, to: &Column) -> Option<String> {
+    composite_reordered(from, to).or_else(|| multirange_reordered(from, to))
+}
+
+/// Why a column's multirange values would be stored as others on the destination `to`: a range
+/// type they are made of (at the same place in the value) whose subtype orders its values
+/// otherwise there — an enum's labels in another order, text of another collation (a database's
+/// default one included) or operator class. Multirange input sorts its ranges and merges those
+/// that overlap by that order, in text as in binary: `{[low,mid],[high,max]}` stored
+/// `{[low,max]}`, without an error. (A range alone keeps its value, or fails loudly on bounds
+/// out of order.)
+pub fn multirange_reordered(from: &Column, to: &Column) -> Option<String> {
+    from.range_orders.iter().find_map(|(path, order)| {
+        let (_, there) = to.range_orders.iter().find(|(p, _)| p == path)?;
+        (there != order).then(|| {
+            format!(
+                "a multirange whose ranges' subtype orders its values otherwise there (the \
+                 source: {order}; there: {there}), and multirange input sorts and merges its \
+                 ranges by that order: its values would be stored as other ranges"
+            )
+        })
+    })
 }
 
 /// Why a column's composite values would land in other fields on the destination `to`: a
@@ -1369,6 +1396,7 @@ mod tests {
                     sequence: None,
                     fills_itself: false,
                     composites: Vec::new(),
+                    range_orders: Vec::new(),
                     null_checked: false,
                     parts: String::new(),
                     reached: Vec::new(),

@@ -905,6 +905,7 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
     } else {
         ""
     };
+    let orders = range_orders(version);
     let parts = if version >= 120_000 {
         "SELECT rel.oid FROM rel UNION ALL \
          SELECT t.relid FROM rel, pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
@@ -987,11 +988,57 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
             WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 68 = 4), \
            (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_type t \
               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
-            WHERE t.oid = a.atttypid AND n.nspname <> 'pg_catalog') \
+            WHERE t.oid = a.atttypid AND n.nspname <> 'pg_catalog'), \
+           {orders} \
          FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid CROSS JOIN estimate \
          LEFT JOIN pg_catalog.pg_attribute a \
            ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
          ORDER BY a.attnum"
+    )
+}
+
+/// The catalog query's column that says, for each range type a column's multirange values are
+/// made of (at its path, which ends in `/m`), what orders its subtype's values: the collation
+/// (`C` for C and POSIX; else its provider, `c` libc or `i` ICU, and its locale — the default
+/// one the database's), an enum's labels in their order, and the operator class. Multiranges
+/// are from PostgreSQL 14; the ICU locale columns from 15 (`datlocale`, `colllocale` from 17).
+fn range_orders(version: u32) -> String {
+    if version < 140_000 {
+        return "NULL::text".to_owned();
+    }
+    let (db_provider, db_locale, coll_locale) = match version {
+        170_000.. => ("d.datlocprovider::text", "d.datlocale", "l.colllocale"),
+        150_000.. => (
+            "d.datlocprovider::text",
+            "d.daticulocale",
+            "l.colliculocale",
+        ),
+        _ => ("'c'", "NULL::text", "NULL::text"),
+    };
+    format!(
+        "(SELECT pg_catalog.string_agg(r.path || chr(29) || \
+            (SELECT pg_catalog.concat_ws(', ', \
+               'collation ' || CASE WHEN g.rngcollation = 0 THEN NULL \
+                 WHEN g.rngcollation = 100 THEN (SELECT CASE \
+                   WHEN {db_provider} = 'c' AND d.datcollate::text IN ('C', 'POSIX') THEN 'C' \
+                   ELSE {db_provider} || ':' || d.datcollate::text || ':' || \
+                     coalesce({db_locale}, '') END \
+                   FROM pg_catalog.pg_database d \
+                   WHERE d.datname = pg_catalog.current_database()) \
+                 ELSE (SELECT CASE \
+                   WHEN l.collprovider = 'c' AND l.collcollate::text IN ('C', 'POSIX') THEN 'C' \
+                   ELSE l.collprovider::text || ':' || coalesce(l.collcollate::text, '') || ':' \
+                     || coalesce({coll_locale}, '') END \
+                   FROM pg_catalog.pg_collation l WHERE l.oid = g.rngcollation) END, \
+               'labels (' || (SELECT pg_catalog.string_agg(e.enumlabel::text, ', ' \
+                   ORDER BY e.enumsortorder) \
+                 FROM pg_catalog.pg_enum e WHERE e.enumtypid = g.rngsubtype) || ')', \
+               'operator class ' || (SELECT o.opcname::text FROM pg_catalog.pg_opclass o \
+                 WHERE o.oid = g.rngsubopc)) \
+             FROM pg_catalog.pg_range g WHERE g.rngtypid = r.typ), \
+            chr(30) ORDER BY r.path) \
+          FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ \
+          WHERE r.attnum = a.attnum AND t.typtype = 'r' AND r.path ~ '/m$')"
     )
 }
 
@@ -1030,6 +1077,10 @@ pub struct Column {
     /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
     /// fields by position, in text as in binary.
     pub composites: Vec<(String, Vec<String>)>,
+    /// Each range type its multirange values are made of, where in the value, with what orders
+    /// its subtype's values there (collation, an enum's labels, operator class): multirange
+    /// input sorts and merges its ranges by it.
+    pub range_orders: Vec<(String, String)>,
     /// The parts of its type that carry modifiers of their own, each with where it is in the value:
     /// a domain's base type (`/b numeric(12,4)`), a composite's fields (`/1 timestamp(0)`). Two
     /// types of one name whose parts differ here round or cut values otherwise.
@@ -1141,6 +1192,14 @@ impl Relation {
                             path.to_owned(),
                             fields.split('\u{1f}').map(str::to_owned).collect(),
                         ))
+                    })
+                    .collect(),
+                range_orders: field(row, 14)
+                    .unwrap_or_default()
+                    .split('\u{1e}')
+                    .filter_map(|c| {
+                        let (path, order) = c.split_once('\u{1d}')?;
+                        Some((path.to_owned(), order.to_owned()))
                     })
                     .collect(),
             });

@@ -1220,3 +1220,112 @@ fn a_semicolon_inside_the_sends_query_is_refused_before_connecting() {
         assert_eq!(count(&c.source, &src, "victim"), 1);
     }
 }
+
+/// A multirange whose ranges' subtype orders its values otherwise on the destination — an
+/// enum's labels in another order, text of another collation — was stored as other ranges:
+/// multirange input sorts and merges its ranges by that order (`{[low,mid],[high,max]}` became
+/// `{[low,max]}`, exit 0, binary chosen as "the same type"). Refused in table mode, a job and
+/// `copy`; the same order on both sides copies.
+#[test]
+fn a_multirange_whose_subtype_orders_otherwise_is_refused() {
+    let c = clusters();
+    let kinds = |labels: &str, collation: &str| {
+        format!(
+            "CREATE TYPE lvl AS ENUM ({labels}); CREATE TYPE lvlrange AS RANGE (subtype = lvl);
+             CREATE TYPE textrange AS RANGE (subtype = text, collation = {collation});
+             CREATE TABLE e (id int, mr lvlmultirange);
+             CREATE TABLE s (id int, mr textmultirange);"
+        )
+    };
+    let src = database(
+        &c.source,
+        &(kinds("'low', 'mid', 'high', 'max'", "\"C\"")
+            + "INSERT INTO e VALUES (1, '{[low,mid],[high,max]}');
+               INSERT INTO s VALUES (1, '{[A,B],[a,b]}');"),
+    );
+    let other_enum = database(&c.dest[0], &kinds("'low', 'high', 'mid', 'max'", "\"C\""));
+    let other_collation = database(
+        &c.dest[1],
+        &kinds("'low', 'mid', 'high', 'max'", "\"POSIX\""),
+    );
+    let from = c.source.conninfo(&src);
+    let to = c.dest[0].conninfo(&other_enum);
+    let out = run(&["table", "e", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("has column \"mr\" of public.lvlmultirange: a multirange whose ranges'")
+            && stderr.contains("(the source: labels (low, mid, high, max), operator class")
+            && stderr.contains("there: labels (low, high, mid, max), operator class enum_ops)"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY e TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY e FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("the --send's column \"mr\""));
+    let state = TempPath::new("multirange.state");
+    let out = run(&[
+        "table",
+        "e",
+        "s",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 1);
+    assert_eq!(count(&c.dest[0], &other_enum, "e"), 0);
+    // Text of another collation: `{[A,B],[a,b]}` merged into `{[a,B]}` under ICU's order.
+    let icu = database(
+        &c.dest[0],
+        &kinds("'low', 'mid', 'high', 'max'", "\"und-x-icu\""),
+    );
+    let out = run(&[
+        "table",
+        "s",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[0].conninfo(&icu),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("(the source: collation C, operator class text_ops; there: collation i:"),
+        "{stderr}"
+    );
+    // C and POSIX are one order: copied, the ranges as they were.
+    let to = c.dest[1].conninfo(&other_collation);
+    let out = run(&[
+        "table",
+        "e",
+        "s",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let stored = c.dest[1]
+        .connect(&other_collation)
+        .query(
+            "SELECT (SELECT mr::text FROM e), (SELECT mr::text FROM s)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(stored[0].get::<_, String>(0), "{[low,mid],[high,max]}");
+    assert_eq!(stored[0].get::<_, String>(1), "{[A,B],[a,b]}");
+}
