@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::verify::{Rooted, Unverified};
+use crate::binding::tlv;
+use crate::verify::{Rooted, Unverified, subject_public_key_info};
 use crate::{SslMode, TlsError};
 
 /// The connection-string parameters [`TlsSettings`] reads, in the order
@@ -25,8 +28,12 @@ pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"
 /// under `verify-ca`/`verify-full`; under `allow`/`prefer`/`require` the server's certificate is
 /// then not verified, as libpq does (`initialize_SSL` in `fe-secure-openssl.c`). A root file that
 /// exists but cannot be read, and a named client certificate that is missing, are errors in
-/// every mode. `sslrootcert=system` trusts the system's root certificates and needs
-/// `verify-full`, as in libpq.
+/// every mode. `sslrootcert=system` trusts the system's root certificates; as in libpq 16+, it
+/// makes `verify-full` the default `sslmode` ([`TlsSettings::default_mode`]) and any other mode
+/// given is refused ([`TlsSettings::check_sslmode`]).
+///
+/// A client private key file must be a regular file without group or world access (0600 or
+/// less; 0640 or less if root owns it), as libpq requires ([`TlsSettings::check_client_key`]).
 ///
 /// ```
 /// use copyman_tls::{SslMode, TlsSettings};
@@ -118,9 +125,26 @@ impl TlsSettings {
         }
     }
 
+    /// The `sslmode` where none is given, as libpq 16+: `verify-full` under
+    /// `sslrootcert=system`, else `prefer`.
+    ///
+    /// ```
+    /// use copyman_tls::{SslMode, TlsSettings};
+    ///
+    /// assert_eq!(TlsSettings::default_mode(None), SslMode::Prefer);
+    /// assert_eq!(TlsSettings::default_mode(Some("/ca.pem")), SslMode::Prefer);
+    /// assert_eq!(TlsSettings::default_mode(Some("system")), SslMode::VerifyFull);
+    /// ```
+    pub fn default_mode(root_cert: Option<&str>) -> SslMode {
+        match root_cert {
+            Some("system") => SslMode::VerifyFull,
+            _ => SslMode::Prefer,
+        }
+    }
+
     /// Takes the [`PARAMETERS`] out of a connection string (URL or `key=value`): returns the
     /// rest, for the `postgres` crate's parser, and the settings (`sslmode` defaults to
-    /// `prefer`).
+    /// [`TlsSettings::default_mode`]).
     ///
     /// # Errors
     /// An unreadable string, an unknown `sslmode`.
@@ -132,7 +156,9 @@ impl TlsSettings {
         Ok((
             rest,
             Self {
-                mode: mode.as_deref().map_or(Ok(SslMode::Prefer), str::parse)?,
+                mode: mode
+                    .as_deref()
+                    .map_or_else(|| Ok(Self::default_mode(root_cert.as_deref())), str::parse)?,
                 root_cert,
                 cert: cert.map(PathBuf::from),
                 key: key.map(PathBuf::from),
@@ -146,8 +172,11 @@ impl TlsSettings {
     ///
     /// # Errors
     /// A file that cannot be read or holds no certificate or key, `verify-ca`/`verify-full`
-    /// without root certificates, `sslrootcert=system` with a mode below `verify-full`.
+    /// without root certificates, `sslrootcert=system` with a mode below `verify-full` (in every
+    /// mode, as libpq checks it), a client key file others may read, a client certificate that
+    /// is not the key's.
     pub fn client_config(&self) -> Result<Option<Arc<ClientConfig>>, TlsError> {
+        self.check_sslmode()?;
         if self.mode == SslMode::Disable {
             return Ok(None);
         }
@@ -177,15 +206,16 @@ impl TlsSettings {
                 algorithms: provider.signature_verification_algorithms,
             }),
         };
+        let client_key = self.client_certificate(&provider)?;
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&self.protocol_versions()?)
             .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let mut config = match self.client_certificate()? {
-            Some((certs, key)) => builder.with_client_auth_cert(certs, key).map_err(|e| {
-                TlsError::Settings(format!("client certificate and key do not match: {e}"))
-            })?,
+        let mut config = match client_key {
+            // Not `with_client_auth_cert`: its check that the two match parses the certificate
+            // with webpki, which refuses X.509 version 1 ([`Self::client_certificate`] checks).
+            Some(key) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(key))),
             None => builder.with_no_client_auth(),
         };
         // What PostgreSQL 17's direct TLS expects; older servers ignore it.
@@ -230,18 +260,53 @@ impl TlsSettings {
         Ok(versions)
     }
 
+    /// libpq 16+'s rule for `sslrootcert=system`: only `verify-full` may go with it (the
+    /// default there, [`TlsSettings::default_mode`]; any other mode is one given, and refused in
+    /// libpq's words). Checked in every mode, before anything is read, as libpq checks it.
+    ///
+    /// [`TlsSettings::client_config`] checks it; a caller may check it earlier, before
+    /// connecting.
+    ///
+    /// # Errors
+    /// `sslrootcert=system` with a mode other than `verify-full`.
+    pub fn check_sslmode(&self) -> Result<(), TlsError> {
+        if self.root_cert.as_deref() == Some("system") && self.mode != SslMode::VerifyFull {
+            return Err(TlsError::Settings(format!(
+                "weak sslmode \"{}\" may not be used with sslrootcert=system (use \
+                 \"verify-full\")",
+                self.mode
+            )));
+        }
+        Ok(())
+    }
+
+    /// libpq's checks of the client's private key file (`initialize_SSL` in
+    /// `fe-secure-openssl.c`), made where a client certificate is at hand (named, or at its
+    /// default place) and before the key is read: the key file must exist, be a regular file,
+    /// and give no access to group or world — unless root owns it, when group read is allowed
+    /// (mode 0640 or less), for system-wide keys read through a supplementary group. As libpq,
+    /// the owner is not compared with the current user: a file with such a mode that can be
+    /// read at all is the user's or root's. Without a client certificate there is nothing to
+    /// check (the key is not used).
+    ///
+    /// [`TlsSettings::client_config`] checks it; a caller may check it earlier, before
+    /// connecting, where TLS may be used (not under `disable`, nor over a Unix socket).
+    ///
+    /// # Errors
+    /// A key file missing, not a regular file, or readable by others, in libpq's words.
+    pub fn check_client_key(&self) -> Result<(), TlsError> {
+        match self.client_files()? {
+            Some((cert, key)) if cert.exists() => check_key_file(&key),
+            _ => Ok(()),
+        }
+    }
+
     /// The trusted roots: `None` when there are none to check against.
     fn roots(&self) -> Result<Option<Roots>, TlsError> {
         let verifying = matches!(self.mode, SslMode::VerifyCa | SslMode::VerifyFull);
         let path = match self.root_cert.as_deref() {
             Some("system") => {
-                if self.mode != SslMode::VerifyFull {
-                    return Err(TlsError::Settings(format!(
-                        "weak sslmode \"{}\" may not be used with sslrootcert=system (use \
-                         \"verify-full\")",
-                        self.mode
-                    )));
-                }
+                // verify-full: [`Self::check_sslmode`] refused any other mode.
                 let certs = system_roots()?;
                 return Ok(Some(Roots {
                     store: store(&certs),
@@ -285,11 +350,9 @@ impl TlsSettings {
         }))
     }
 
-    /// The client certificate chain and key, if one is named or at its default place.
-    #[allow(clippy::type_complexity)]
-    fn client_certificate(
-        &self,
-    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, TlsError> {
+    /// The client certificate file and its key file, if a certificate is named or libpq's
+    /// default one exists.
+    fn client_files(&self) -> Result<Option<(PathBuf, PathBuf)>, TlsError> {
         let cert = match &self.cert {
             Some(path) => path.clone(),
             None => match default_file("postgresql.crt") {
@@ -297,8 +360,7 @@ impl TlsSettings {
                 _ => return Ok(None),
             },
         };
-        let certs = read_certificates(&cert, "client certificate file")?;
-        let key_path = self
+        let key = self
             .key
             .clone()
             .or_else(|| default_file("postgresql.key"))
@@ -308,13 +370,101 @@ impl TlsSettings {
                     cert.display()
                 ))
             })?;
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::File {
+        Ok(Some((cert, key)))
+    }
+
+    /// The client certificate chain with its key, if one is named or at its default place, the
+    /// key checked as libpq checks it ([`Self::check_client_key`]) and checked to be the
+    /// certificate's.
+    fn client_certificate(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<Option<CertifiedKey>, TlsError> {
+        let Some((cert_path, key_path)) = self.client_files()? else {
+            return Ok(None);
+        };
+        let certs = read_certificates(&cert_path, "client certificate file")?;
+        check_key_file(&key_path)?;
+        let key_error = |reason: String| TlsError::File {
             what: "private key file",
             path: key_path.clone(),
-            reason: pem_reason(&e),
-        })?;
-        Ok(Some((certs, key)))
+            reason,
+        };
+        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| key_error(pem_reason(&e)))?;
+        let key = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| key_error(e.to_string()))?;
+        // The server verifies a client certificate (and that the client holds its key: the
+        // handshake's CertificateVerify is signed with it); this check only says a mismatch
+        // before the server refuses it with a handshake alert that does not. rustls'
+        // `CertifiedKey::keys_match` would do it, but it reads the certificate with webpki,
+        // which refuses X.509 version 1 — what PostgreSQL's documented openssl recipe makes,
+        // which libpq uses. So the certificate's subjectPublicKeyInfo is read by the same DER
+        // walk as a version 1 server certificate's (any version: the walk only steps over
+        // fields) and compared, as rustls compares it, with the public key of the private key.
+        // A key whose public half the provider cannot give (none of ring's) is not compared, as
+        // rustls does not.
+        let ours = certs
+            .first()
+            .and_then(|cert| subject_public_key_info(cert.as_ref()))
+            .ok_or_else(|| TlsError::File {
+                what: "client certificate file",
+                path: cert_path.clone(),
+                reason: "its first certificate is not an X.509 certificate".to_owned(),
+            })?;
+        if let Some(spki) = key.public_key()
+            && tlv(spki.as_ref()).map(|(_, contents, _)| contents) != Some(ours)
+        {
+            return Err(TlsError::Settings(format!(
+                "client certificate \"{}\" does not match private key file \"{}\"",
+                cert_path.display(),
+                key_path.display()
+            )));
+        }
+        Ok(Some(CertifiedKey::new(certs, key)))
     }
+}
+
+/// libpq's checks of a private key file, in its words (`initialize_SSL`): it exists, is a
+/// regular file, and gives no access to group or world (root's: group read allowed).
+fn check_key_file(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(TlsError::Settings(format!(
+                "certificate present, but not private key file \"{}\"",
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(TlsError::Settings(format!(
+                "could not stat private key file \"{}\": {e}",
+                path.display()
+            )));
+        }
+    };
+    if !meta.is_file() {
+        return Err(TlsError::Settings(format!(
+            "private key file \"{}\" is not a regular file",
+            path.display()
+        )));
+    }
+    let mode = meta.permissions().mode();
+    // Root's: no group write or execute, nothing for others; anyone else's: nothing for group
+    // or others.
+    let forbidden = if meta.uid() == 0 { 0o037 } else { 0o077 };
+    if mode & forbidden != 0 {
+        return Err(TlsError::Settings(format!(
+            "private key file \"{}\" has group or world access; file must have permissions \
+             u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or \
+             less if owned by root",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The name to check the server's certificate against (and to send as SNI): a DNS name, or an
@@ -490,10 +640,212 @@ mod tests {
 
     #[test]
     fn system_roots_need_verify_full() {
-        for mode in [SslMode::Prefer, SslMode::Require, SslMode::VerifyCa] {
-            let err = settings(mode, Some("system")).client_config().unwrap_err();
-            assert!(err.to_string().contains("verify-full"), "{mode}: {err}");
+        // Any mode given but verify-full is refused, in every mode (disable too), as libpq 16+.
+        for mode in [
+            SslMode::Disable,
+            SslMode::Allow,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+        ] {
+            let s = settings(mode, Some("system"));
+            let err = s.check_sslmode().unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "weak sslmode \"{mode}\" may not be used with sslrootcert=system (use \
+                     \"verify-full\")"
+                )
+            );
+            assert_eq!(s.client_config().unwrap_err().to_string(), err);
         }
+        settings(SslMode::VerifyFull, Some("system"))
+            .check_sslmode()
+            .unwrap();
+        settings(SslMode::Prefer, Some("/ca.pem"))
+            .check_sslmode()
+            .unwrap();
+    }
+
+    #[test]
+    fn system_roots_make_verify_full_the_default_sslmode() {
+        // libpq 16+: "When using sslrootcert=system, the default sslmode is changed to
+        // verify-full, and any weaker setting will result in an error".
+        let mode = |conn: &str| TlsSettings::take_from(conn).map(|(_, tls)| tls.mode);
+        assert_eq!(
+            mode("host=h sslrootcert=system").unwrap(),
+            SslMode::VerifyFull
+        );
+        assert_eq!(
+            mode("postgresql://u@h/db?sslrootcert=system").unwrap(),
+            SslMode::VerifyFull
+        );
+        assert_eq!(mode("host=h").unwrap(), SslMode::Prefer);
+        assert_eq!(mode("host=h sslrootcert=/ca.pem").unwrap(), SslMode::Prefer);
+        // Given, a weaker mode stays what it is, and is refused.
+        let (_, given) =
+            TlsSettings::take_from("host=h sslmode=prefer sslrootcert=system").unwrap();
+        assert_eq!(given.mode, SslMode::Prefer);
+        assert!(given.check_sslmode().is_err());
+    }
+
+    /// A directory of its own under the temporary directory, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let unique = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                name,
+            );
+            let dir = std::env::temp_dir().join(format!("copyman-tls-{name}-{unique:x}"));
+            std::fs::create_dir(&dir).unwrap();
+            Self(dir)
+        }
+
+        /// `contents` written to `name` in the directory, with `mode`.
+        fn file(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.0.join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const V1_CERT: &str = include_str!("../testdata/v1-server.pem");
+    const V1_KEY: &str = include_str!("../testdata/v1-server-key.pem");
+    const V3_CERT: &str = include_str!("../testdata/server.pem");
+    const V3_KEY: &str = include_str!("../testdata/server-key.pem");
+
+    /// Settings under `require` (no root certificate) with this client certificate and key.
+    fn with_client(cert: &Path, key: &Path) -> TlsSettings {
+        TlsSettings {
+            root_cert: Some("/nonexistent/root.crt".to_owned()),
+            cert: Some(cert.to_owned()),
+            key: Some(key.to_owned()),
+            ..TlsSettings::new(SslMode::Require)
+        }
+    }
+
+    #[test]
+    fn a_client_key_others_may_read_is_refused_as_libpq_refuses_it() {
+        use std::os::unix::fs::MetadataExt;
+
+        let dir = TempDir::new("key-modes");
+        let cert = dir.file("client.crt", V3_CERT, 0o644);
+        let key = dir.file("client.key", V3_KEY, 0o600);
+        let tls = with_client(&cert, &key);
+        tls.check_client_key().unwrap();
+        assert!(tls.client_config().unwrap().is_some());
+        for mode in [0o400, 0o700] {
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
+            tls.check_client_key().unwrap();
+        }
+
+        let refused = format!(
+            "private key file \"{}\" has group or world access; file must have permissions \
+             u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or \
+             less if owned by root",
+            key.display()
+        );
+        let set = |mode: u32| {
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
+        };
+        for mode in [0o644, 0o604, 0o660, 0o620, 0o610, 0o601] {
+            set(mode);
+            assert_eq!(
+                tls.check_client_key().unwrap_err().to_string(),
+                refused,
+                "{mode:o}"
+            );
+            assert_eq!(
+                tls.client_config().unwrap_err().to_string(),
+                refused,
+                "{mode:o}"
+            );
+        }
+        // Group read: root's key only (system-wide keys read through a group).
+        set(0o640);
+        let owned_by_root = std::fs::metadata(&key).unwrap().uid() == 0;
+        match tls.check_client_key() {
+            Ok(()) => assert!(owned_by_root),
+            Err(e) => assert!(!owned_by_root && e.to_string() == refused, "{e}"),
+        }
+
+        // Not checked without a certificate: the key is not used.
+        let no_cert = with_client(&dir.0.join("none.crt"), &key);
+        set(0o644);
+        no_cert.check_client_key().unwrap();
+        // Under disable nothing is read.
+        let disabled = TlsSettings {
+            mode: SslMode::Disable,
+            ..tls.clone()
+        };
+        assert!(disabled.client_config().unwrap().is_none());
+
+        // A key that is not there, or not a file: libpq's words.
+        let missing = with_client(&cert, &dir.0.join("none.key"));
+        assert_eq!(
+            missing.check_client_key().unwrap_err().to_string(),
+            format!(
+                "certificate present, but not private key file \"{}\"",
+                dir.0.join("none.key").display()
+            )
+        );
+        let directory = with_client(&cert, &dir.0);
+        assert_eq!(
+            directory.client_config().unwrap_err().to_string(),
+            format!(
+                "private key file \"{}\" is not a regular file",
+                dir.0.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_version_1_client_certificate_is_used_and_a_key_mismatch_said() {
+        let dir = TempDir::new("client-certs");
+        let v1 = dir.file("v1.crt", V1_CERT, 0o644);
+        let v1_key = dir.file("v1.key", V1_KEY, 0o600);
+        let v3 = dir.file("v3.crt", V3_CERT, 0o644);
+        let v3_key = dir.file("v3.key", V3_KEY, 0o600);
+        // PostgreSQL's documented recipe makes a version 1 certificate, which webpki refuses:
+        // used as libpq uses it, and so is a version 3 one.
+        assert!(with_client(&v1, &v1_key).client_config().unwrap().is_some());
+        assert!(with_client(&v3, &v3_key).client_config().unwrap().is_some());
+        // Another key than the certificate's, either version.
+        for (cert, key) in [(&v1, &v3_key), (&v3, &v1_key)] {
+            let err = with_client(cert, key).client_config().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "client certificate \"{}\" does not match private key file \"{}\"",
+                    cert.display(),
+                    key.display()
+                )
+            );
+        }
+        // A certificate file whose PEM block is no certificate.
+        let junk = dir.file(
+            "junk.crt",
+            "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n",
+            0o644,
+        );
+        let err = with_client(&junk, &v1_key).client_config().unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("its first certificate is not an X.509 certificate"),
+            "{err}"
+        );
     }
 
     #[test]

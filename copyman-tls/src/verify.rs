@@ -194,13 +194,20 @@ fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
     Some((names, has_san))
 }
 
-/// A certificate's `subjectPublicKeyInfo` (RFC 5280 4.1.2.7): its algorithm (the
-/// AlgorithmIdentifier's contents) and its key (the BIT STRING's bits).
-fn public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The contents of a certificate's `subjectPublicKeyInfo` SEQUENCE (RFC 5280 4.1.2.7), of any
+/// X.509 version.
+pub(crate) fn subject_public_key_info(der: &[u8]) -> Option<&[u8]> {
     // After serialNumber, signature, issuer, validity, subject.
     let (0x30, spki, _) = tlv(tbs_fields(der, 5)?)? else {
         return None;
     };
+    Some(spki)
+}
+
+/// A certificate's `subjectPublicKeyInfo` (RFC 5280 4.1.2.7): its algorithm (the
+/// AlgorithmIdentifier's contents) and its key (the BIT STRING's bits).
+fn public_key(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let spki = subject_public_key_info(der)?;
     let (0x30, algorithm, rest) = tlv(spki)? else {
         return None;
     };
@@ -648,6 +655,16 @@ mod tests {
             Some((vec!["localhost".to_owned()], false))
         );
         assert!(public_key(&v1).is_some_and(|(_, key)| key.len() == 65));
+        // The subjectPublicKeyInfo read as webpki reads it (version 3), and of version 1 too.
+        let v3 = der(include_str!("../testdata/server.pem"));
+        let parsed = ParsedCertificate::try_from(&v3).unwrap();
+        let webpki_spki = parsed.subject_public_key_info();
+        assert_eq!(
+            subject_public_key_info(&v3),
+            tlv(webpki_spki.as_ref()).map(|(_, contents, _)| contents)
+        );
+        assert!(ParsedCertificate::try_from(&v1).is_err());
+        assert!(subject_public_key_info(&v1).is_some_and(|spki| spki.len() == 89));
         assert_eq!(subject_names(b"not DER"), None);
         // With a subjectAltName, its common name does not count (libpq's rule).
         let refused = || Error::InvalidCertificate(CertificateError::NotValidForName);
