@@ -661,9 +661,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         }
     };
     let tls = TlsSettings {
+        // libpq 16+: under sslrootcert=system an sslmode none of the CONN, its service,
+        // PGSSLMODE or PGREQUIRESSL gave is verify-full.
         mode: params
             .get("sslmode")
-            .map_or(Ok(SslMode::Prefer), str::parse)
+            .map_or_else(
+                || Ok(TlsSettings::default_mode(params.get("sslrootcert"))),
+                str::parse,
+            )
             .map_err(|e| ConnError::Invalid(e.to_string()))?,
         root_cert: params.get("sslrootcert").map(str::to_owned),
         cert: params.get("sslcert").map(PathBuf::from),
@@ -671,9 +676,23 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         min_version: version("ssl_min_protocol_version")?,
         max_version: version("ssl_max_protocol_version")?,
     };
-    // A minimum above the maximum, said before connecting, as libpq says it.
+    // A minimum above the maximum, and a weaker sslmode given with sslrootcert=system, said
+    // before connecting, as libpq says them (exit 2, as every setting refused here).
     tls.protocol_versions()
         .map_err(|e| ConnError::Invalid(e.to_string()))?;
+    tls.check_sslmode().map_err(|e| {
+        let from: Vec<String> = ["sslmode", "sslrootcert"]
+            .iter()
+            .filter_map(|key| match params.values.get(key) {
+                Some((_, Source::Conn)) | None => None,
+                Some((_, source)) => Some(format!("{key} from {source}")),
+            })
+            .collect();
+        match from.is_empty() {
+            true => ConnError::Invalid(e.to_string()),
+            false => ConnError::Invalid(format!("{e} ({})", from.join(", "))),
+        }
+    })?;
 
     // The hosts: `host` (each entry empty meaning the default socket directory), addressed by
     // `hostaddr` where given; names are what TLS verifies and the password file matches.
@@ -854,6 +873,18 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         all.push_str(&conninfo_pair("port", &ports.join(",")));
     }
     let config = parse(all)?;
+    // As libpq, a client key file that group or world may read is refused, in its words; said
+    // here, before connecting, as the settings above: wherever TLS may be used (not under
+    // disable, nor for a CONN of Unix sockets only, which never speaks TLS).
+    let sockets_only = config.get_hostaddrs().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|h| matches!(h, Host::Unix(_)));
+    if tls.mode != SslMode::Disable && !sockets_only {
+        tls.check_client_key()
+            .map_err(|e| ConnError::Invalid(e.to_string()))?;
+    }
 
     let mut startup = Vec::new();
     if let Some(encoding) = params.get("client_encoding") {
@@ -2636,6 +2667,120 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 "PGREQUIRESSL={ignored:?}"
             );
         }
+    }
+
+    #[test]
+    fn sslrootcert_system_makes_verify_full_the_default_as_libpq_16_does() {
+        let resolved = |conn: &str, vars: &[(&str, &str)]| resolve(conn, &env(vars));
+        // No sslmode given anywhere: verify-full, whoever names the system's roots.
+        for (conn, vars) in [
+            ("host=h user=u sslrootcert=system", &[][..]),
+            ("postgresql://u@h/db?sslrootcert=system", &[]),
+            ("postgresql://u@h/db", &[("PGSSLROOTCERT", "system")]),
+        ] {
+            let spec = resolved(conn, vars).unwrap();
+            assert_eq!(spec.tls.mode, SslMode::VerifyFull, "{conn} {vars:?}");
+            assert_eq!(spec.tls.root_cert.as_deref(), Some("system"));
+        }
+        assert_eq!(
+            resolved("host=h user=u sslmode=verify-full sslrootcert=system", &[])
+                .unwrap()
+                .tls
+                .mode,
+            SslMode::VerifyFull
+        );
+        // Any other mode given is refused before connecting, in libpq's words (a usage error),
+        // wherever it was given: the CONN, PGSSLMODE, PGREQUIRESSL, a service.
+        let weak = |mode: &str| {
+            format!(
+                "weak sslmode \"{mode}\" may not be used with sslrootcert=system (use \
+                 \"verify-full\")"
+            )
+        };
+        let refused = |conn: &str, vars: &[(&str, &str)]| {
+            let ConnError::Invalid(err) = resolved(conn, vars).unwrap_err();
+            err
+        };
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            assert_eq!(
+                refused(
+                    &format!("host=h user=u sslmode={mode} sslrootcert=system"),
+                    &[]
+                ),
+                weak(mode)
+            );
+        }
+        assert_eq!(
+            refused("host=h user=u requiressl=0 sslrootcert=system", &[]),
+            weak("prefer")
+        );
+        assert_eq!(
+            refused(
+                "host=h user=u sslrootcert=system",
+                &[("PGSSLMODE", "prefer")]
+            ),
+            format!("{} (sslmode from PGSSLMODE)", weak("prefer"))
+        );
+        assert_eq!(
+            refused(
+                "host=h user=u",
+                &[("PGSSLMODE", "require"), ("PGSSLROOTCERT", "system")]
+            ),
+            format!(
+                "{} (sslmode from PGSSLMODE, sslrootcert from PGSSLROOTCERT)",
+                weak("require")
+            )
+        );
+        assert_eq!(
+            refused("host=h user=u sslrootcert=system", &[("PGREQUIRESSL", "1")]),
+            format!("{} (sslmode from PGREQUIRESSL)", weak("require"))
+        );
+        let (services, _guard) = temp_file("tls-services", "[weak]\nsslmode=require\n");
+        let err = refused(
+            "service=weak host=h user=u sslrootcert=system",
+            &[("PGSERVICEFILE", services.to_str().unwrap())],
+        );
+        assert!(
+            err.starts_with(&format!("{} (sslmode from service file", weak("require"))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_client_key_others_may_read_is_refused_before_connecting_as_libpq_refuses_it() {
+        let (cert, _c) = passfile_named("client.crt", 0o644, "(a certificate)");
+        let (key, _k) = passfile_named("client.key", 0o644, "(a key)");
+        let conn = |extra: &str| {
+            format!(
+                "user=u sslcert={} sslkey={} {extra}",
+                cert.display(),
+                key.display()
+            )
+        };
+        let ConnError::Invalid(err) = resolve(&conn("host=db"), &env(&[])).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "private key file \"{}\" has group or world access; file must have permissions \
+                 u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r \
+                 (0640) or less if owned by root",
+                key.display()
+            )
+        );
+        // From the environment too; and a socket and a TCP host: TLS may be used.
+        let vars = [
+            ("PGSSLCERT", cert.to_str().unwrap()),
+            ("PGSSLKEY", key.to_str().unwrap()),
+        ];
+        assert!(resolve("host=/tmp,db user=u", &env(&vars)).is_err());
+        assert!(resolve("hostaddr=127.0.0.1 user=u", &env(&vars)).is_err());
+        // Where TLS is never used, the key is not: as libpq, nothing to refuse.
+        resolve(&conn("host=db sslmode=disable"), &env(&[])).unwrap();
+        resolve(&conn("host=/tmp"), &env(&[])).unwrap();
+        resolve(&conn(""), &env(&[])).unwrap();
+        // The owner's alone: taken (what is in it is read when connecting).
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        resolve(&conn("host=db"), &env(&[])).unwrap();
     }
 
     #[test]

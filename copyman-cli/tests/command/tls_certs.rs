@@ -256,3 +256,226 @@ fn every_host_of_a_multi_host_conn_that_failed_is_named() {
     );
     assert_eq!(count(cluster, &dest, "t"), 0);
 }
+
+/// A directory of the test's own, removed when dropped.
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let made = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl {args:?} failed");
+}
+
+/// A client certificate for the cluster's certificate user, made as PostgreSQL's docs make
+/// one ("Creating Certificates": `openssl req -new -nodes -text -out client.csr -keyout
+/// client.key -subj /CN=…`, then `openssl x509 -req -in client.csr -text -CA root.crt -CAkey
+/// root.key -CAcreateserial -out client.crt`): an RSA key, and with OpenSSL 3.0, an X.509
+/// version 1 certificate. Signed by the cluster's CA (copied first: `-CAcreateserial` writes
+/// beside it). The directory, the certificate and its key (mode 0600, as openssl writes it).
+fn documented_client_certificate(cluster: &Cluster) -> (Dir, PathBuf, PathBuf) {
+    let files = cluster.tls_files().expect("a TLS cluster");
+    let dir = Dir(std::env::temp_dir().join(format!(
+        "copyman-cli-v1-client-{}-{}",
+        std::process::id(),
+        cluster.port()
+    )));
+    fs::create_dir_all(&dir.0).unwrap();
+    fs::copy(&files.ca_cert, dir.0.join("root.crt")).unwrap();
+    fs::copy(
+        files.ca_cert.with_file_name("ca.key"),
+        dir.0.join("root.key"),
+    )
+    .unwrap();
+    let subject = format!("/CN={}", copyman_testkit::CERT_USER);
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-text",
+            "-out",
+            "client.csr",
+            "-keyout",
+            "client.key",
+            "-subj",
+            &subject,
+        ],
+        &dir.0,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-text",
+            "-days",
+            "2",
+            "-CA",
+            "root.crt",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-out",
+            "client.crt",
+        ],
+        &dir.0,
+    );
+    let (cert, key) = (dir.0.join("client.crt"), dir.0.join("client.key"));
+    let shown = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        text(&shown.stdout).contains("Version: 1 (0x0)"),
+        "the documented recipe no longer makes a version 1 certificate"
+    );
+    (dir, cert, key)
+}
+
+/// `copyman copy` of the session's user name from `conn` to stdout.
+fn current_user(conn: &str) -> std::process::Output {
+    run(&[
+        "copy",
+        "--from",
+        conn,
+        "--send",
+        "COPY (SELECT current_user) TO STDOUT",
+        "--to",
+        "-",
+    ])
+}
+
+#[test]
+fn a_documented_version_1_client_certificate_logs_in_and_its_key_is_checked_as_in_libpq() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let cluster = tls_cluster();
+    let (_dir, cert, key) = documented_client_certificate(cluster);
+    let conn = |cert: &Path, key: &Path| {
+        format!(
+            "host=127.0.0.1 port={} user={} dbname=postgres connect_timeout=10 sslcert={} \
+             sslkey={}",
+            cluster.port(),
+            copyman_testkit::CERT_USER,
+            arg(cert),
+            arg(key)
+        )
+    };
+
+    // Logs in by `cert` authentication, as with libpq: the server verifies the certificate.
+    assert!(libpq_connects(&conn(&cert, &key)), "libpq refuses it");
+    for tls in ["", " sslmode=require", " sslmode=verify-ca sslrootcert="] {
+        let mut c = conn(&cert, &key) + tls;
+        if tls.ends_with('=') {
+            c.push_str(arg(&cluster.tls_files().unwrap().ca_cert));
+        }
+        let out = current_user(&c);
+        assert_exit(&out, 0);
+        assert_eq!(
+            text(&out.stdout),
+            format!("{}\n", copyman_testkit::CERT_USER),
+            "{tls}"
+        );
+    }
+
+    // Another key than the certificate's (the cluster's own client key, EC): refused, naming
+    // both files, before the server is asked.
+    let other = &cluster.tls_files().unwrap().client_key;
+    assert!(!libpq_connects(&conn(&cert, other)));
+    let out = current_user(&conn(&cert, other));
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "client certificate \"{}\" does not match private key file \"{}\"",
+            arg(&cert),
+            arg(other)
+        )),
+        "{stderr}"
+    );
+
+    // A key group or world may read: refused as libpq refuses it (a setting refused before
+    // connecting: exit 2), in its words.
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(!libpq_connects(&conn(&cert, &key)));
+    let out = current_user(&conn(&cert, &key));
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "private key file \"{}\" has group or world access; file must have permissions \
+             u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
+             or less if owned by root",
+            arg(&key)
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn sslrootcert_system_defaults_to_verify_full_and_a_weaker_sslmode_given_is_a_usage_error() {
+    // No server: port 1 refuses, after the settings were taken.
+    let url = "postgresql://u@127.0.0.1:1/db?connect_timeout=5&sslrootcert=system";
+    let send = ["--send", "COPY (SELECT 1) TO STDOUT", "--to", "-"];
+    let out = run(&[&["copy", "--from", url][..], &send].concat());
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("could not connect to 127.0.0.1:1") && !stderr.contains("weak sslmode"),
+        "{stderr}"
+    );
+    let out = copyman()
+        .env("PGSSLROOTCERT", "system")
+        .args(["copy", "--from", "postgresql://u@127.0.0.1:1/db"])
+        .args(send)
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    assert!(
+        !text(&out.stderr).contains("weak sslmode"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A weaker sslmode given, in the CONN or by PGSSLMODE: refused before connecting, exit 2.
+    let weak = format!("{url}&sslmode=require");
+    let out = run(&[&["copy", "--from", weak.as_str()][..], &send].concat());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "weak sslmode \"require\" may not be used with sslrootcert=system (use \
+             \"verify-full\")"
+        ),
+        "{stderr}"
+    );
+    let out = copyman()
+        .env("PGSSLMODE", "prefer")
+        .args(["copy", "--from", url])
+        .args(send)
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "weak sslmode \"prefer\" may not be used with sslrootcert=system (use \
+             \"verify-full\") (sslmode from PGSSLMODE)"
+        ),
+        "{stderr}"
+    );
+}
