@@ -99,6 +99,33 @@ impl<'e> Dest<'e> {
         self.fail_with(info);
     }
 
+    /// Gives up a `BEGIN`, `TRUNCATE` or type guard that `--stall-timeout` ended (a lock it
+    /// waits for, a server that stopped answering), as a job gives up a stalled session: its
+    /// statement cancelled and its session closed. Left running, the run's end waited for it
+    /// (for ever behind a prepared transaction's lock), and the other destinations' COMMITs
+    /// with it. Its transaction ends with its session: nothing of it committed.
+    pub(crate) fn give_up_stalled(&mut self, error: &copyman_sync::Error) {
+        let stalled =
+            matches!(error, copyman_sync::Error::Io(e) if copyman_core::stall::is_timeout(e));
+        if !stalled {
+            return;
+        }
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let said = match conn.cancel() {
+            Ok(()) => "its statement was cancelled".to_owned(),
+            Err(e) => format!(
+                "cancelling its statement failed ({}); its session was closed",
+                describe_sync(&e)
+            ),
+        };
+        drop(conn);
+        if let Some(error) = &mut self.error {
+            error.message = format!("{}; {said}", error.message);
+        }
+    }
+
     pub(crate) fn fail_with(&mut self, error: ErrorInfo) {
         if self.error.is_none() {
             self.error = Some(error);

@@ -240,6 +240,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 ));
                 if let Err(e) = dest.begin() {
                     dest.fail_begun(&e);
+                    dest.give_up_stalled(&e);
                 }
             }
             // Dropped before connecting (--keep-going): not opened.

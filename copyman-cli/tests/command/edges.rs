@@ -437,6 +437,54 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
     assert!(stderr.contains("stalled for 1 s"), "{stderr}");
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 
+    // A lock the TRUNCATE before the COPY waits for: given up at --stall-timeout, its statement
+    // cancelled, the others committed (the run waited until the lock came, then failed it).
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+            "--truncate",
+            "--keep-going",
+            "--stall-timeout",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded, not timed: were it not given up, the run would end only with the holder's lock.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ended_first = child.try_wait().unwrap().is_some();
+    let left = settle_backends_to(&c.dest[0], &d1, 1);
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(ended_first, "the run waited for the lock: {stderr}");
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains(
+            "stalled for 1 s: no byte moved (stall timeout); its statement was cancelled"
+        ),
+        "{stderr}"
+    );
+    // Only the holder is left on destination 1: the TRUNCATE did not wait on.
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+    c.dest[1].connect(&d2).batch_execute("TRUNCATE t").unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+
     // No limit: the wait is shown, and the copy goes on once the lock is released.
     let mut child = copyman()
         .args([
