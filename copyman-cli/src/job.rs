@@ -595,6 +595,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // --jobs within what the servers accept (max_connections): capped, said.
     let mut options = options.clone();
     options.jobs = fit_jobs(&source, &dests, &options)?;
+    if options.two_phase.is_some() {
+        options.jobs = fit_prepared(&dests, &options)?;
+    }
     // A resume goes on as the job began: verifying if it began with --verify (a table found
     // committed and not recorded done is then recorded only once its checksum matched).
     if options.resume
@@ -843,6 +846,87 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         "--jobs {wanted} needs up to {} connections there, and {what}: copying {} at a time \
          (--jobs {jobs})",
         need(wanted, &tightest.4),
+        plural(jobs, "table")
+    ));
+    Ok(jobs)
+}
+
+/// The prepared transactions an `--atomic` job of `jobs` workers may hold at once on one
+/// destination: one per table copied, and a split table's ranges each their own (up to `jobs`
+/// ranges a table, at least 2: copyman-job's `split`), all prepared before the decision.
+fn prepared_needed(jobs: usize, split: bool) -> usize {
+    if split { jobs * jobs.max(2) } else { jobs }
+}
+
+/// `--jobs` of an `--atomic` job, capped to the prepared transactions every destination has
+/// free now (`max_prepared_transactions` less those in use on its server): a job of more
+/// workers failed table after table at its PREPARE (53200), every row copied and thrown away —
+/// a split table every time, its ranges preparing together. Capped with a warning; refused
+/// when not even one worker fits, as a one-table run is. A destination that cannot be asked
+/// is not counted (the job's planning says why).
+///
+/// # Errors
+/// [`Fatal`] (exit 2) when a destination has no prepared transaction free for one worker.
+fn fit_prepared(dests: &[Server], options: &Options) -> Result<usize, Fatal> {
+    let split = options.split_larger_than.is_some();
+    let mut tightest: Option<(usize, String, usize, i64)> = None;
+    for (i, server) in dests.iter().enumerate() {
+        let rows = (server.connect)().ok().and_then(|mut conn| {
+            conn.query(
+                "SELECT pg_catalog.current_setting('max_prepared_transactions')::int, \
+                 (SELECT count(*) FROM pg_catalog.pg_prepared_xacts)",
+            )
+            .ok()
+        });
+        let Some(row) = rows.and_then(|rows| rows.into_iter().next()) else {
+            continue;
+        };
+        let number = |c: usize| -> i64 {
+            let value = row.get(c).cloned().flatten();
+            value.and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        let (max, used) = (number(0), number(1));
+        let free = usize::try_from(max - used).unwrap_or(0);
+        // max 0 is refused by the planning, in its own words.
+        if max > 0 && tightest.as_ref().is_none_or(|t| free < t.2) {
+            let name = format!("destination {} {}", i + 1, server.name);
+            tightest = Some((i, name, free, max));
+        }
+    }
+    let wanted = options.jobs;
+    let Some((_, name, free, max)) = tightest.filter(|t| prepared_needed(wanted, split) > t.2)
+    else {
+        return Ok(wanted);
+    };
+    let in_use = usize::try_from(max).unwrap_or(0).saturating_sub(free);
+    let Some(jobs) = (1..wanted)
+        .rev()
+        .find(|&j| prepared_needed(j, split) <= free)
+    else {
+        let way = if split && free > 0 {
+            " (a split table prepares 2 ranges at the least: without --split-larger-than one \
+             is enough)"
+        } else {
+            ""
+        };
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "--atomic: {name} has {} free of its {max} (max_prepared_transactions, {in_use} \
+                 in use), and a job needs {} even with --jobs 1{way}: finish those in use first \
+                 (copyman recover, or COMMIT/ROLLBACK PREPARED), or raise \
+                 max_prepared_transactions",
+                plural(free, "prepared transaction"),
+                prepared_needed(1, split),
+            ),
+        });
+    };
+    report::warn(format_args!(
+        "--atomic --jobs {wanted} may hold up to {} prepared transactions on each destination, \
+         and {name} has {free} free of its {max} (max_prepared_transactions): copying {} at a \
+         time (--jobs {jobs})",
+        prepared_needed(wanted, split),
         plural(jobs, "table")
     ));
     Ok(jobs)

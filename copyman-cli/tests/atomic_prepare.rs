@@ -234,3 +234,63 @@ fn atomic_a_decision_log_moved_during_the_run_decides_nothing() {
         assert_eq!(prepared_in(cluster, db), Vec::<String>::new(), "{db}");
     }
 }
+
+/// An `--atomic` job fits `--jobs` to the prepared transactions its destinations have free: a
+/// job of more workers failed table after table at its PREPARE (53200), every row copied and
+/// thrown away, and a split table every time (its ranges prepare together). Capped with a
+/// warning; a split table that cannot prepare its two ranges refused before copying.
+#[test]
+fn an_atomic_job_fits_its_workers_to_the_free_prepared_transactions() {
+    let s = two_phase_clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int);";
+    let src = database(
+        &s.source,
+        &format!(
+            "{tables} INSERT INTO a SELECT generate_series(1, 5000);
+             INSERT INTO b SELECT generate_series(1, 5000);
+             INSERT INTO c SELECT generate_series(1, 5000);"
+        ),
+    );
+    // Two prepared transactions at most there, one of them held by someone else.
+    let narrow = Cluster::builder()
+        .setting("max_prepared_transactions", "2")
+        .start();
+    let dst = database(&narrow, tables);
+    let mut holder = narrow.connect(&dst);
+    holder
+        .batch_execute("BEGIN; INSERT INTO a VALUES (0); PREPARE TRANSACTION 'someone_else'")
+        .unwrap();
+    let log = TempPath::new("fit.decisions.log");
+    let state = TempPath::new("fit.state");
+    let (from, to) = (s.source.url(&src), narrow.url(&dst));
+    let job = |more: &[&str]| {
+        let mut args = vec!["table", "a", "b", "c", "--from", &from, "--to", &to];
+        args.extend(["--atomic", "--decision-log", log.arg(), "--jobs", "3"]);
+        args.extend(["--state", state.arg()]);
+        args.extend(more);
+        run(&args)
+    };
+    let out = job(&["--split-larger-than", "8kB"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("has 1 prepared transaction free of its 2")
+            && stderr.contains("a split table prepares 2 ranges at the least"),
+        "{stderr}"
+    );
+    assert_eq!(count(&narrow, &dst, "a"), 0);
+    let out = job(&[]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("copying 1 table at a time (--jobs 1)"),
+        "{stderr}"
+    );
+    for table in ["a", "b", "c"] {
+        assert_eq!(count(&narrow, &dst, table), 5000);
+    }
+    assert_eq!(prepared_xacts(&narrow), ["someone_else"]);
+    holder
+        .batch_execute("ROLLBACK PREPARED 'someone_else'")
+        .unwrap();
+}
