@@ -227,14 +227,6 @@ fn os_user_name() -> Option<String> {
     })
 }
 
-/// What every session of a server of PostgreSQL 14 or later is told after connecting (these
-/// settings are unknown to older servers, so they cannot go in the startup message):
-/// `idle_session_timeout` off, since a destination that finished first, or one prepared first
-/// under `--atomic`, waits idle for the others and must not be ended; and the backend checks
-/// every 5 s that copyman is still there while a statement runs (`client_connection_check_
-/// interval`), so that a copyman killed (`kill -9`) while its source sorts or its `--send`
-/// statement waits for its first row does not leave that query running for hours, holding its
-/// locks.
 /// What every session is told after connecting, on any server: a `synchronous_commit` set
 /// `off` (for a role, a database, the server) is made `local`, so that a COMMIT copyman reports
 /// (and a job records done) is on the server's disk when it answers — with `off`, a server that
@@ -243,6 +235,14 @@ fn os_user_name() -> Option<String> {
 const DURABLE_COMMITS: &str = "SELECT CASE WHEN pg_catalog.current_setting('synchronous_commit') \
      = 'off' THEN pg_catalog.set_config('synchronous_commit', 'local', false) END";
 
+/// What every session of a server of PostgreSQL 14 or later is told after connecting (these
+/// settings are unknown to older servers, so they cannot go in the startup message):
+/// `idle_session_timeout` off, since a destination that finished first, or one prepared first
+/// under `--atomic`, waits idle for the others and must not be ended; and the backend checks
+/// every 5 s that copyman is still there while a statement runs (`client_connection_check_
+/// interval`), so that a copyman killed (`kill -9`) while its source sorts or its `--send`
+/// statement waits for its first row does not leave that query running for hours, holding its
+/// locks.
 const SESSION_SETTINGS_14: &str =
     "SET idle_session_timeout = 0; SET client_connection_check_interval = '5s'";
 
@@ -1072,6 +1072,29 @@ impl ServerSpec {
         {
             conn.execute(SESSION_SETTINGS_14)?;
         }
+        Ok(conn)
+    }
+
+    /// A session that watches the run's (`application_name` `copyman monitor`, given up after
+    /// `timeout`): on the host the run's sessions went to, and, as they are, not ended by a
+    /// role's or database's `statement_timeout` (its question was cancelled, and a lock wait
+    /// never named) nor `idle_session_timeout` (it was ended between questions, and opened
+    /// again every second of a wait, which was said anew each time).
+    pub(crate) fn connect_monitor(
+        &self,
+        timeout: Duration,
+    ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
+        let mut config = self.session_config().clone();
+        config
+            .connect_timeout(timeout)
+            .application_name("copyman monitor");
+        let startup = [("statement_timeout".to_owned(), "0".to_owned())];
+        let mut conn = copyman_sync::Connection::connect_with(&config, &self.tls, &startup)?;
+        let version = conn.session().server_version_num();
+        if version.is_some_and(|v| v >= 140_000) {
+            conn.execute("SET idle_session_timeout = 0")?;
+        }
+        conn.set_timeout(Some(timeout))?;
         Ok(conn)
     }
 

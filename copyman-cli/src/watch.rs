@@ -229,15 +229,8 @@ impl Monitor {
 
     fn conn(&mut self) -> Option<&mut Connection> {
         if self.conn.is_none() && !self.unreachable {
-            let mut config = self.spec.session_config().clone();
-            config
-                .connect_timeout(MONITOR_TIMEOUT)
-                .application_name("copyman monitor");
-            match Connection::connect_tls(&config, &self.spec.tls) {
-                Ok(mut conn) => {
-                    let _ = conn.set_timeout(Some(MONITOR_TIMEOUT));
-                    self.conn = Some(conn);
-                }
+            match self.spec.connect_monitor(MONITOR_TIMEOUT) {
+                Ok(conn) => self.conn = Some(conn),
                 Err(e) => {
                     let why = report::describe(&e).to_string();
                     report::log(format_args!(

@@ -521,6 +521,64 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
 
+/// The sessions that watch a lock wait do as the copy's do with a database's timeouts: its
+/// `idle_session_timeout` ended them between questions (opened again every second, the wait
+/// said anew each time) and its `statement_timeout` cancelled their question (the lock never
+/// named: "its server cannot be asked").
+#[test]
+fn a_lock_wait_is_watched_whatever_the_database_times_out() {
+    let c = clusters();
+    let src = source_with(c, 100);
+    let d1 = database(&c.dest[0], T);
+    let timeouts = |set: &str| {
+        c.dest[0]
+            .connect("postgres")
+            .batch_execute(&format!(
+                "ALTER DATABASE {d1} {set} idle_session_timeout{0};
+                 ALTER DATABASE {d1} {set} statement_timeout{1}",
+                if set == "SET" { " = '300ms'" } else { "" },
+                if set == "SET" { " = '1ms'" } else { "" },
+            ))
+            .unwrap();
+    };
+    timeouts("SET");
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute(
+            "SET statement_timeout = 0; SET idle_session_timeout = 0;
+             BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE",
+        )
+        .unwrap();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let line = stderr.expect("waiting for lock on destination 1 (");
+    assert!(line.contains("held by backend"), "{line}");
+    // Long enough for several of the watch's questions, each a second apart.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    holder.batch_execute("ROLLBACK").unwrap();
+    let rest = stderr.unseen();
+    let out = child.wait_with_output().unwrap();
+    timeouts("RESET");
+    assert_exit(&out, 0);
+    assert!(
+        !rest.contains("waiting for lock on destination 1") && !rest.contains("cannot be asked"),
+        "the wait was said again: {line}\n{rest}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+}
+
 #[test]
 fn a_stalled_stdin_source_is_a_fault() {
     let c = clusters();
