@@ -262,3 +262,68 @@ fn jobs_started_together_do_not_both_append_a_table() {
     assert_eq!(count(&c.dest[0], &d1, "unl"), 200, "once, not twice");
     std::fs::remove_dir_all(&states.0).unwrap();
 }
+
+/// A job of another selection given the `--state` of a job that did not finish: it replaced
+/// that file without a word, the first job's resume was refused (another selection), and run
+/// again the first job appended the table it had committed a second time (exit 0). The file is
+/// kept for its resume: refused, naming the other job.
+#[test]
+fn a_state_file_of_another_unfinished_job_is_not_replaced() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a1 (id int); CREATE TABLE a2 (id int); CREATE TABLE b1 (id int);
+         INSERT INTO a1 SELECT generate_series(1, 500); INSERT INTO a2 VALUES (1);
+         INSERT INTO b1 VALUES (1);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a1 (id int); CREATE TABLE a2 (id int); CREATE TABLE b1 (id int);
+         CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN RAISE EXCEPTION 'not now'; END$$;
+         CREATE TRIGGER no BEFORE INSERT ON a2 FOR EACH ROW EXECUTE FUNCTION no();",
+    );
+    let state = TempPath::new("unfinished.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let job = |tables: &[&str], extra: &[&str]| {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        args.extend([
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--jobs",
+            "1",
+            "--state",
+            state.arg(),
+        ]);
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&["a1", "a2"], &[]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "a1"), 500);
+    let out = job(&["b1"], &[]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("records a job of another selection (")
+            && stderr.contains("that did not finish"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "b1"), 0);
+    // The first job resumes from it: a1 once.
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("DROP TRIGGER no ON a2")
+        .unwrap();
+    let out = job(&["a1", "a2"], &["--resume"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "a1"), 500);
+    assert_eq!(count(&c.dest[0], &d1, "a2"), 1);
+    // Finished, it may be replaced by another job's.
+    let out = job(&["b1"], &[]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "b1"), 1);
+}

@@ -482,6 +482,40 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
     )))
 }
 
+/// A job that is not a resume replaces the state file at `path`: one that records another
+/// selection's job that did not finish (a table it claimed not done somewhere) is kept for that
+/// job's resume. Replaced, that record was lost: the other job could no longer be resumed, and
+/// run again it appended the tables it had committed a second time (exit 0).
+///
+/// # Errors
+/// [`JobError::Refused`], naming the other job and what to do instead.
+fn kept_for_its_resume(path: &Path, selection: &Selection) -> Result<(), JobError> {
+    let Ok(recorded) = state::read(path) else {
+        return Ok(());
+    };
+    let Some(other) = recorded
+        .selection
+        .as_deref()
+        .filter(|s| !selection.is_recorded_as(s))
+    else {
+        return Ok(());
+    };
+    let unfinished = recorded
+        .claimed
+        .iter()
+        .any(|pair| !recorded.done.contains_key(pair));
+    if !unfinished {
+        return Ok(());
+    }
+    Err(JobError::Refused(format!(
+        "the state file {} records a job of another selection ({other}) that did not finish: \
+         replaced, that job could not be resumed, and run again it would copy what it \
+         committed a second time; give this job another --state, or resume that job first \
+         (its tables and patterns, --resume), or remove the file if that job is given up",
+        path.display()
+    )))
+}
+
 /// Plans a job: the selection listed on the source, every table's catalog read on every server,
 /// the state file read (when resuming), and the snapshot exported. Nothing is written anywhere.
 /// [`plan_with`] tells what planning waits for as it happens.
@@ -738,6 +772,7 @@ pub fn plan_with(
             .map(|s| s.table.to_string())
             .chain(relatives.iter().cloned())
             .collect();
+        kept_for_its_resume(&options.state, selection)?;
         for path in std::iter::once(&options.state).chain(&options.other_states) {
             fresh(path, options.truncate, &tables, &keys)?;
         }
