@@ -1123,9 +1123,12 @@ pub fn lands_otherwise(from: &Column, to: &Column) -> Option<String> {
 /// `{[low,max]}`, without an error. (A range alone keeps its value, or fails loudly on bounds
 /// out of order.)
 pub fn multirange_reordered(from: &Column, to: &Column) -> Option<String> {
-    from.range_orders.iter().find_map(|(path, order)| {
+    from.range_orders.iter().find_map(|(path, here)| {
         let (_, there) = to.range_orders.iter().find(|(p, _)| p == path)?;
-        (there != order).then(|| {
+        // Ranges over other subtypes are other types (converted in text, refused in binary).
+        let (subtype, order) = here.split_once('\u{1f}')?;
+        let (its, there) = there.split_once('\u{1f}')?;
+        (its == subtype && there != order).then(|| {
             format!(
                 "a multirange whose ranges' subtype orders its values otherwise there (the \
                  source: {order}; there: {there}), and multirange input sorts and merges its \

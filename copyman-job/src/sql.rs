@@ -998,7 +998,7 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
 }
 
 /// The catalog query's column that says, for each range type a column's multirange values are
-/// made of (at its path, which ends in `/m`), what orders its subtype's values: the collation
+/// made of (at its path, which ends in `/m`), its subtype and what orders its values: the collation
 /// (`C` for C and POSIX; else its provider, `c` libc or `i` ICU, and its locale — the default
 /// one the database's), an enum's labels in their order, and the operator class. Multiranges
 /// are from PostgreSQL 14; the ICU locale columns from 15 (`datlocale`, `colllocale` from 17).
@@ -1017,7 +1017,8 @@ fn range_orders(version: u32) -> String {
     };
     format!(
         "(SELECT pg_catalog.string_agg(r.path || chr(29) || \
-            (SELECT pg_catalog.concat_ws(', ', \
+            (SELECT pg_catalog.format_type(g.rngsubtype, NULL) || chr(31) || \
+               pg_catalog.concat_ws(', ', \
                'collation ' || CASE WHEN g.rngcollation = 0 THEN NULL \
                  WHEN g.rngcollation = 100 THEN (SELECT CASE \
                    WHEN {db_provider} = 'c' AND d.datcollate::text IN ('C', 'POSIX') THEN 'C' \
@@ -1077,9 +1078,9 @@ pub struct Column {
     /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
     /// fields by position, in text as in binary.
     pub composites: Vec<(String, Vec<String>)>,
-    /// Each range type its multirange values are made of, where in the value, with what orders
-    /// its subtype's values there (collation, an enum's labels, operator class): multirange
-    /// input sorts and merges its ranges by it.
+    /// Each range type its multirange values are made of, where in the value, with its subtype
+    /// and what orders the subtype's values there (collation, an enum's labels, operator
+    /// class), `\u{1f}` between them: multirange input sorts and merges its ranges by it.
     pub range_orders: Vec<(String, String)>,
     /// The parts of its type that carry modifiers of their own, each with where it is in the value:
     /// a domain's base type (`/b numeric(12,4)`), a composite's fields (`/1 timestamp(0)`). Two

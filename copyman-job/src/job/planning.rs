@@ -483,7 +483,7 @@ fn fresh(path: &Path, truncate: bool, tables: &[String], keys: &[String]) -> Res
 }
 
 /// A job that is not a resume replaces the state file at `path`: one that records another
-/// selection's job that did not finish (a table it claimed not done somewhere) is kept for that
+/// selection's job that did not finish (a table it began not done somewhere) is kept for that
 /// job's resume. Replaced, that record was lost: the other job could no longer be resumed, and
 /// run again it appended the tables it had committed a second time (exit 0).
 ///
@@ -500,8 +500,9 @@ fn kept_for_its_resume(path: &Path, selection: &Selection) -> Result<(), JobErro
     else {
         return Ok(());
     };
+    // Begun and not done (a table's partition relatives are claimed, never begun).
     let unfinished = recorded
-        .claimed
+        .begun
         .iter()
         .any(|pair| !recorded.done.contains_key(pair));
     if !unfinished {
