@@ -295,6 +295,7 @@ impl JobArgs {
             allow_count_mismatch: safety.allow_count_mismatch,
             interrupt: Interrupt::new(),
             other_states: Vec::new(),
+            data_encoding: None,
         };
         Ok(Self {
             source,
@@ -556,6 +557,15 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let named = std::iter::once(&args.source)
         .chain(&args.destinations)
         .any(ServerSpec::names_client_encoding);
+    // Between databases of one other encoding the data passes in it too (a table at a time,
+    // where its statements are ASCII: copyman's are UTF-8): through UTF8 EUC_JP's NEC and IBM
+    // duplicates came back as their canonical codes (other bytes, exit 0).
+    let shared = encodings.first().filter(|first| {
+        !named
+            && encodings.iter().all(|e| e == *first)
+            && !matches!(first.as_str(), "UTF8" | "SQL_ASCII")
+    });
+    let data_encoding = shared.cloned();
     let (source, dests) = if !named && encodings.iter().all(|e| e == "SQL_ASCII") {
         let ascii = |spec: &ServerSpec| {
             let mut spec = spec.clone();
@@ -572,6 +582,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         (source, dests)
     };
     let mut options = args.options.clone();
+    options.data_encoding = data_encoding;
     if let Some(dir) = &args.state_dir {
         options.state = default_state(dir, &source, &dests, &args.selection, options.keep_going)?;
         // The default directory's other state files: a table an earlier job (another selection,

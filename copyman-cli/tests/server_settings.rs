@@ -1986,3 +1986,49 @@ fn binary_xml_is_never_sent_in_another_client_encoding() {
     );
     assert_eq!(count(&c.dest[0], &dst, "x"), 4);
 }
+
+/// A job between databases that all hold EUC_JP passes the data in it, as one table does:
+/// through UTF8 the NEC duplicates (0xADF0 `≒`) and IBM extensions (0x8FA2F1 `№`) came back
+/// as their canonical codes — other bytes, exit 0, and `--verify` (UTF-8 checksums) agreed.
+#[test]
+fn a_job_between_euc_jp_databases_keeps_their_bytes() {
+    let c = clusters();
+    let base = database(&c.source, "SELECT 1");
+    let euc = |cluster: &copyman_testkit::Cluster, name: String, fill: &str| {
+        database_in(
+            cluster,
+            name,
+            "EUC_JP",
+            &format!("CREATE TABLE nec (id int, v text); CREATE TABLE u (id int); {fill}"),
+        )
+    };
+    let src = euc(
+        &c.source,
+        format!("{base}_euc"),
+        r"INSERT INTO nec VALUES (1, convert_from('\xadf0adf1', 'EUC_JP')),
+                                (2, convert_from('\x8fa2f1', 'EUC_JP')), (3, 'plain');
+          INSERT INTO u VALUES (1);",
+    );
+    let dst = euc(&c.dest[0], format!("{base}_euc_to"), "");
+    let bytes = |cluster: &copyman_testkit::Cluster, db: &str| -> Vec<String> {
+        let rows = "SELECT encode(convert_to(v, 'EUC_JP'), 'hex') FROM nec ORDER BY id";
+        let rows = cluster.connect(db).query(rows, &[]).unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    assert_eq!(bytes(&c.source, &src), ["adf0adf1", "8fa2f1", "706c61696e"]);
+    let state = TempPath::new("euc-job.state");
+    let out = run(&[
+        "table",
+        "nec",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--verify",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(bytes(&c.dest[0], &dst), bytes(&c.source, &src));
+}

@@ -13,8 +13,8 @@ use super::error::{TableError, commit_pending, describe, mismatch, refused, unre
 use super::planning::{DestPlan, TablePlan, truncates_together};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
-    JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, files_unchanged,
-    give_up_stalled, knock_on, mark_interrupted, record_committed, unstarted,
+    JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry, commit_live,
+    files_unchanged, give_up_stalled, knock_on, mark_interrupted, record_committed, unstarted,
 };
 use super::sessions::{Conns, end, ensure, position};
 use super::verify::{checksum, verify_dest, verify_done};
@@ -229,8 +229,7 @@ fn copy_group_unit(
             .and_then(|conn| {
                 shared.announce(worker, leader, Side::Destination(d), conn);
                 shared.stall_guard(conn, true);
-                conn.execute("BEGIN")
-                    .map_err(|e| (0, shared.describe(&e)))?;
+                begin_destination(shared, conn, &tables).map_err(|e| (0, e))?;
                 let guards = |conn: &mut Connection| {
                     for (k, t) in tables.iter().enumerate() {
                         if let Some(guard) = t.guard(d) {

@@ -93,6 +93,14 @@ pub struct Options {
     /// directory: earlier jobs of other selections, another spelling of this one): a table one
     /// of them records begun on these destinations is refused as in [`Options::state`].
     pub other_states: Vec<PathBuf>,
+    /// The encoding every server holds, other than UTF8, where the caller's sessions asked for
+    /// no `client_encoding`: each table's data passes in it (`SET LOCAL client_encoding` in its
+    /// transactions) where its statements are ASCII ([`TablePlan::speaks_ascii`]), as a psql
+    /// pipe passes it — not to UTF8 and back, which is not the identity for every character
+    /// (EUC_JP's NEC and IBM duplicates came back as their canonical codes).
+    ///
+    /// [`TablePlan::speaks_ascii`]: super::planning::TablePlan::speaks_ascii
+    pub data_encoding: Option<String>,
 }
 
 /// Stops a running job from outside, as a first SIGINT does: every table being copied is
@@ -158,6 +166,7 @@ impl Options {
             allow_count_mismatch: false,
             interrupt: Interrupt::new(),
             other_states: Vec::new(),
+            data_encoding: None,
         }
     }
 }

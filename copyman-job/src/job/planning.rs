@@ -105,6 +105,24 @@ pub struct TablePlan {
 }
 
 impl TablePlan {
+    /// Whether every statement its copy sends names only ASCII (its table, columns, the tables
+    /// that reference it): a session in another encoding than copyman's UTF-8 reads those
+    /// alike ([`Options::data_encoding`](super::Options::data_encoding)).
+    pub fn speaks_ascii(&self) -> bool {
+        let guards = self.destinations.iter().filter_map(|d| match d {
+            DestPlan::Copy { guard, .. } => guard.as_deref(),
+            _ => None,
+        });
+        [self.send.as_str(), self.receive.as_str()]
+            .into_iter()
+            .chain(self.ranges.iter().map(String::as_str))
+            .chain(self.source_guard.as_deref())
+            .chain(self.referenced_by.iter().map(String::as_str))
+            .chain(guards)
+            .all(str::is_ascii)
+            && self.table.to_string().is_ascii()
+    }
+
     /// Whether another table references it by a foreign key (on some destination): it is then
     /// emptied with a `DELETE` ([`sql::emptying`]).
     pub fn referenced(&self) -> bool {

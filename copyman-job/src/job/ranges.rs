@@ -15,8 +15,8 @@ use super::error::{TableError, describe, mismatch, refused};
 use super::planning::{DestPlan, TablePlan};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
-    Announced, JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_table,
-    give_up_stalled, knock_on, record_committed, report_targets, unstarted,
+    Announced, JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry,
+    commit_table, give_up_stalled, knock_on, record_committed, report_targets, unstarted,
 };
 use super::sessions::{Conns, end, ensure, position};
 #[cfg(doc)]
@@ -101,7 +101,7 @@ fn copy_range_on(
         let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|c| {
             shared.announce(worker, &t.table, Side::Destination(d), c);
             shared.stall_guard(c, true);
-            c.execute("BEGIN").map_err(|e| shared.describe(&e))?;
+            begin_destination(shared, c, &[t])?;
             if let Some(guard) = t.guard(d) {
                 c.execute(guard).map_err(|e| shared.describe(&e))?;
             }

@@ -1014,6 +1014,37 @@ pub(super) fn begin_source(
     for guard in tables.iter().filter_map(|t| t.source_guard.as_deref()) {
         conn.execute(guard).map_err(|e| shared.describe(&e))?;
     }
+    pass_data_encoding(shared, conn, tables)
+}
+
+/// Begins a destination's transaction for `tables`, their data to pass in the servers' shared
+/// encoding where it may ([`pass_data_encoding`]).
+pub(super) fn begin_destination(
+    shared: &Shared<'_>,
+    conn: &mut Connection,
+    tables: &[&TablePlan],
+) -> Result<(), TableError> {
+    conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
+    pass_data_encoding(shared, conn, tables)
+}
+
+/// In a transaction of `tables`' copy, `SET LOCAL client_encoding` to the encoding every server
+/// holds ([`Options::data_encoding`](super::Options::data_encoding)), where every statement
+/// of theirs is ASCII; the session is back in UTF8 when the transaction ends.
+fn pass_data_encoding(
+    shared: &Shared<'_>,
+    conn: &mut Connection,
+    tables: &[&TablePlan],
+) -> Result<(), TableError> {
+    let Some(encoding) = &shared.options.data_encoding else {
+        return Ok(());
+    };
+    if !tables.iter().all(|t| t.speaks_ascii()) {
+        return Ok(());
+    }
+    // The server's own name for it: letters, digits and '_' only.
+    let sql = format!("SET LOCAL client_encoding = '{encoding}'");
+    conn.execute(&sql).map_err(|e| shared.describe(&e))?;
     Ok(())
 }
 

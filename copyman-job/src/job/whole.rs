@@ -11,8 +11,8 @@ use super::error::{TableError, commit_pending, describe, mismatch, refused, unre
 use super::planning::{DestPlan, TablePlan};
 use super::report::{Event, Side, Status, TableReport};
 use super::running::{
-    JOB_STOPPED, OTHER_FAILED, Shared, begin_source, carry, commit_live, done_earlier,
-    files_unchanged, record_committed, report_targets, unstarted,
+    JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry, commit_live,
+    done_earlier, files_unchanged, record_committed, report_targets, unstarted,
 };
 use super::sessions::{Conns, end, ensure, position};
 #[cfg(doc)]
@@ -93,7 +93,7 @@ pub(super) fn copy_whole(
             let begun = ensure(&mut conns.dests[d], &shared.destinations[d]).and_then(|conn| {
                 shared.announce(worker, &t.table, Side::Destination(d), conn);
                 shared.stall_guard(conn, true);
-                conn.execute("BEGIN").map_err(|e| shared.describe(&e))?;
+                begin_destination(shared, conn, &[t])?;
                 if truncate {
                     conn.execute(&t.emptying(kind, quiet_delete))
                         .map_err(|e| shared.resumed_truncate(&e, t, d))?;
