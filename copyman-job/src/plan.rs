@@ -604,11 +604,17 @@ const UTC_NAMES: [&str; 18] = [
     "etc/greenwich",
 ];
 
-/// Whether two `TimeZone` settings read a time without a zone alike: the same name, or two
-/// names of UTC.
+/// The zone names whose rules are each host's own (`localtime` is a link to the host's
+/// `/etc/localtime` where PostgreSQL uses the system's zone data; `posixrules` the rules a
+/// POSIX zone string takes its transitions from): one name, other zones on other servers.
+const HOST_ZONES: [&str; 2] = ["localtime", "posixrules"];
+
+/// Whether two `TimeZone` settings read a time without a zone alike: the same name (but one
+/// of the host's own, [`HOST_ZONES`]), or two names of UTC.
 fn same_zone(a: &str, b: &str) -> bool {
     let utc = |z: &str| UTC_NAMES.contains(&z.to_ascii_lowercase().as_str());
-    a.eq_ignore_ascii_case(b) || (utc(a) && utc(b))
+    let host = |z: &str| HOST_ZONES.iter().any(|h| z.eq_ignore_ascii_case(h));
+    (a.eq_ignore_ascii_case(b) && !host(a)) || (utc(a) && utc(b))
 }
 
 /// Between servers, where destinations would store different values for one source row: a
@@ -703,11 +709,16 @@ pub fn read_otherwise(
                         given_by,
                         ..
                     } = rule;
+                    let host = if first_value.eq_ignore_ascii_case(value) {
+                        " (the zone of each server's host, which may be another on each)"
+                    } else {
+                        ""
+                    };
                     return Some(format!(
                         "column {column} has {how}, and those differ: {first} has {setting} \
-                         {first_value}, {label} has {value}; each would store another {what} \
-                         for the same row: give them the same {setting} ({given_by}), or copy \
-                         into each alone"
+                         {first_value}, {label} has {value}{host}; each would store another \
+                         {what} for the same row: give them the same {setting} ({given_by}), or \
+                         copy into each alone"
                     ));
                 }
                 Some(_) => {}
@@ -1419,6 +1430,9 @@ mod tests {
         assert!(same_zone("Asia/Tokyo", "asia/tokyo"));
         assert!(!same_zone("UTC", "Asia/Tokyo"));
         assert!(!same_zone("Europe/Paris", "Europe/Berlin"));
+        // The host's own zone, by one name: another on each host.
+        assert!(!same_zone("localtime", "localtime"));
+        assert!(!same_zone("posixrules", "PosixRules"));
     }
 
     #[test]
