@@ -68,6 +68,8 @@ pub(crate) fn run(
     if let Err(e) = signals::install_with(signals::RECOVER_STOPPING) {
         report::warn(format_args!("cannot handle signals: {e}"));
     }
+    // A second signal's exit at once prints its document too (it printed none).
+    signals::set_json(output.json);
     signals::connecting(true);
     let (committed, logged) = (&contents.committed, &contents.runs);
     let mut warned = BTreeSet::new();

@@ -1104,7 +1104,9 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
             &stuck.url(&db),
             "--decision-log",
             log.arg(),
+            "--json",
         ])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -1113,9 +1115,16 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
     signal(&child, "TERM");
     stderr.expect("SIGTERM received");
     signal(&child, "TERM");
-    let status = child.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
     let said = stderr.rest();
-    assert_eq!(status.code(), Some(4), "{said}");
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    // `--json` has its document too (it had none).
+    let document = json(&out);
+    assert_eq!(document["exited_at_once"], true, "{document}");
+    assert_eq!(
+        document["destinations"][0]["status"], "in doubt",
+        "{document}"
+    );
     assert!(
         said.contains("received again: exiting at once during the COMMITs")
             && said.contains(&format!("not answered (may have committed): {gid} on ")),
