@@ -897,6 +897,9 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
     // The relation and its leaves, each looked up in pg_class by oid (its index; `OFFSET 0`
     // keeps the planner from hashing all of pg_class): an `IN (…)` of them scanned all of
     // pg_class, for every table of a job (seconds per hundred tables).
+    // A composite's field is where it stands among the fields not dropped (as record_send
+    // sends them), not its attnum: a composite with a dropped field is made of the same fields
+    // as one created without it.
     // A multirange is sent as its ranges, each in its range type's form (pg_range knows its
     // multirange from PostgreSQL 14).
     let multirange = if version >= 140_000 {
@@ -925,7 +928,9 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
                (CASE WHEN t.typlen = -1 THEN t.typelem ELSE 0 END, true, 'e', -1), \
                (coalesce((SELECT g.rngsubtype FROM pg_catalog.pg_range g \
                   WHERE g.rngtypid = t.oid), 0), false, 's', -1) \
-               UNION ALL SELECT f.atttypid, true, f.attnum::text, f.atttypmod \
+               UNION ALL SELECT f.atttypid, true, (SELECT count(*) FROM pg_catalog.pg_attribute p \
+                  WHERE p.attrelid = f.attrelid AND p.attnum > 0 AND p.attnum <= f.attnum \
+                    AND NOT p.attisdropped)::text, f.atttypmod \
                 FROM pg_catalog.pg_attribute f \
                 WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 \
                   AND NOT f.attisdropped {multirange}) AS n(typ, elem, pos, md) \
