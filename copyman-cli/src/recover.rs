@@ -97,8 +97,26 @@ pub(crate) fn run(
     // The COMMIT or ROLLBACK PREPAREDs sent so far (a test may pause before the Nth).
     let mut finishing = 0;
     let mut conns = Vec::with_capacity(destinations.len());
+    // Those that could not be reached. With the decision log, the others are finished as if
+    // they alone were given (what a decided run left there is committed; what is on the
+    // unreachable ones is said pending, exit 1): a destination down held the reachable ones'
+    // decided transactions prepared, with their locks, as long as it was down. Without the log
+    // whether a run is partly committed is seen across every server: one down stops it.
+    let mut unreachable = Vec::new();
     for spec in destinations {
-        let mut conn = connect(spec, "destination", &mut warned)?;
+        let mut conn = match connect(spec, "destination", &mut warned) {
+            Ok(conn) => conn,
+            Err(e) if !no_decision_log && destinations.len() > 1 => {
+                let why = e.to_string();
+                report::warn(format_args!(
+                    "{why}: its transactions are left as they are; the other destinations are \
+                     finished as the decision log says"
+                ));
+                unreachable.push(why);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         // A standby shares its primary's identity and lists nothing it could finish: it would
         // stand for the primary, where the run's transactions wait, and say nothing is pending.
         let standby = conn
@@ -146,6 +164,14 @@ pub(crate) fn run(
             .into());
         }
         conns.push((spec, conn, identity));
+    }
+    if conns.is_empty() && !unreachable.is_empty() {
+        return Err(Fatal {
+            exit: Exit::Connect,
+            server: None,
+            message: unreachable.join("; "),
+        }
+        .into());
     }
     // Every server's prepared transactions before any is finished: whether a run may be
     // partly committed is seen across them all.
@@ -614,6 +640,13 @@ pub(crate) fn run(
         && !runs.is_empty()
     {
         return Err(log_error(e).into());
+    }
+    for why in &unreachable {
+        pending = true;
+        lines.push(format!(
+            "{why}: whatever a run left prepared there is left as it is: copyman recover \
+             given it once it can be reached finishes it"
+        ));
     }
     let exit = match signals::received() {
         Some(signal) => Exit::interrupted(signal),

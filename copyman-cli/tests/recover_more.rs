@@ -353,6 +353,38 @@ fn recover_says_a_signal_stops_it_after_the_statement_in_progress() {
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
 
+/// A recover given a destination it cannot reach finishes the others as the decision log
+/// says, and says that one's part is left (exit 1): it finished nothing, the reachable
+/// destinations' decided transactions held prepared, with their locks, while one was down.
+#[test]
+fn recover_finishes_what_it_reaches_when_a_destination_is_down() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-down.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let down = format!(
+        "postgresql://postgres@127.0.0.1:{}/x?connect_timeout=5",
+        closed_port()
+    );
+    let out = recover(&[&urls[0], &down], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("its transactions are left as they are")
+            && stderr.contains("copyman recover given it once it can be reached finishes it"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    // Up again: the rest.
+    let all: Vec<&String> = urls.iter().collect();
+    assert_exit(&recover(&all, log.arg()), 0);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
+
 /// An `--atomic` job whose decision log cannot grow (its disk full: here a file size limit the
 /// log has reached, the state file far below it) said for every table only "the table failed
 /// on another destination", the log and the system's error nowhere: it names them, stops (every
