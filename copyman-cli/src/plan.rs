@@ -723,28 +723,18 @@ fn servers_read_otherwise(
     copyman_job::plan::read_otherwise(source, columns, &read)
 }
 
-/// Each destination's name in messages: `destination N (its CONN, redacted)`.
-/// The OID of `xml`.
-const XML: u32 = 142;
-
-/// Why binary would change the `xml` values of `columns` between `conns`: in a session whose
-/// `client_encoding` is not UTF8, `xml_send` writes each value with an XML declaration of that
-/// encoding, which `xml_recv` stores (`<?xml version="1.0" encoding="LATIN1"?><a/>` for
-/// `<a/>`); text writes the value as it is.
+/// [`copyman_job::plan::xml_declared`] for `columns` between `conns`, in the `client_encoding`
+/// the data will pass in.
 fn xml_declared<'c>(
     t: &Transfer,
     conns: impl Iterator<Item = &'c Connection> + Clone,
-    mut columns: impl Iterator<Item = &'c Column>,
+    columns: impl Iterator<Item = &'c Column>,
 ) -> Option<String> {
-    let column = columns.find(|c| c.holds(&[XML]))?;
-    let encoding = crate::limits::non_utf8_client_encoding(t, conns)?;
-    Some(format!(
-        "column {} holds xml, whose binary form carries an XML declaration of the sessions' \
-         client_encoding {encoding}, which the destinations would store in each value",
-        column.name
-    ))
+    let encoding = crate::limits::non_utf8_client_encoding(t, conns);
+    copyman_job::plan::xml_declared(encoding.as_deref(), columns)
 }
 
+/// Each destination's name in messages: `destination N (its CONN, redacted)`.
 fn dest_labels(dests: &[Dest<'_>]) -> Vec<String> {
     dests
         .iter()

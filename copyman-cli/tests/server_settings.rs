@@ -1985,6 +1985,20 @@ fn binary_xml_is_never_sent_in_another_client_encoding() {
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &dst, "x"), 4);
+    // A job, whose tables' data passes in LATIN1 too.
+    let state = TempPath::new("xml-job.state");
+    let job = ["table", "x", "--from", &from, "--to", &to, "--truncate"];
+    let out = run(&[&job[..], &["--state", state.arg()]].concat());
+    assert_exit(&out, 0);
+    assert_eq!(stored(&c.dest[0], &dst), stored(&c.source, &src));
+    let state = TempPath::new("xml-job-binary.state");
+    let out = run(&[&job[..], &["--state", state.arg(), "--format", "binary"]].concat());
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--format binary: column \"v\" holds xml"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// A job between databases that all hold EUC_JP passes the data in it, as one table does:

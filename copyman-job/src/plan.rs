@@ -728,6 +728,32 @@ pub fn read_otherwise(
     None
 }
 
+/// `xml`.
+const XML: [u32; 1] = [142];
+
+/// Why binary would change the `xml` values of `columns` where the data passes in `encoding`
+/// (a `client_encoding` other than UTF8): `xml_send` writes each value with an XML declaration
+/// of that encoding, which `xml_recv` stores (`<?xml version="1.0" encoding="LATIN1"?><a/>`
+/// for `<a/>`); text writes the value as it is. `None` in UTF8, or without `xml`.
+///
+/// ```
+/// use copyman_job::plan::xml_declared;
+///
+/// assert!(xml_declared(Some("UTF8"), std::iter::empty()).is_none());
+/// ```
+pub fn xml_declared<'c>(
+    encoding: Option<&str>,
+    mut columns: impl Iterator<Item = &'c Column>,
+) -> Option<String> {
+    let encoding = encoding.filter(|e| !e.eq_ignore_ascii_case("UTF8"))?;
+    let column = columns.find(|c| c.holds(&XML))?;
+    Some(format!(
+        "column {} holds xml, whose binary form carries an XML declaration of the sessions' \
+         client_encoding {encoding}, which the destinations would store in each value",
+        column.name
+    ))
+}
+
 /// `money`.
 const MONEY: [u32; 1] = [790];
 

@@ -1236,7 +1236,7 @@ pub fn plan_with(
         if let Some(why) = crate::plan::read_otherwise(&source_rel, &columns, &read) {
             return Err(JobError::Refused(format!("table {}: {why}", sel.table)));
         }
-        let choice = choose_format(
+        let mut choice = choose_format(
             options.format,
             Some(&columns),
             Some(&source_rel),
@@ -1245,6 +1245,19 @@ pub fn plan_with(
             same_major,
         )
         .map_err(JobError::Refused)?;
+        // Where the data may pass in the servers' encoding, `xml` does not travel in binary.
+        let copied = columns.iter().filter_map(|c| source_rel.column(c));
+        if choice.format == Format::Binary
+            && let Some(why) = crate::plan::xml_declared(options.data_encoding.as_deref(), copied)
+        {
+            if options.format == Some(Format::Binary) {
+                return Err(JobError::Refused(format!(
+                    "table {}: --format binary: {why}; give --format text",
+                    sel.table
+                )));
+            }
+            (choice.format, choice.reason) = (Format::Text, why);
+        }
         if let Some(warning) = &choice.warning {
             notes.push(format!("{}: {warning}", sel.table));
         }
