@@ -701,8 +701,9 @@ mod tests {
         assert!(
             said.starts_with(
                 "TLS handshake with localhost:5432 failed: the server's certificate is not valid \
-                 for host db.example.com (certificate verify failed: invalid peer certificate: \
-                 certificate not valid for name \"db.example.com\""
+                 for host db.example.com (certificate verify failed: certificate not valid for \
+                 name \"db.example.com\"; server certificate for \"localhost\" (and 1 other \
+                 name) does not match host name \"db.example.com\")"
             ),
             "{said}"
         );

@@ -10,13 +10,16 @@
 //!   name. Every other certificate goes through webpki unchanged.
 //! - A refused certificate is said in words a DBA reads ([`Refused`]), rustls' own error after
 //!   them in parentheses.
-//! - Under `verify-full`, a certificate without a subjectAltName is valid for the host its
-//!   common name names ([`by_common_name`]; webpki reads only the subjectAltName).
+//! - Under `verify-full`, a name webpki refuses (it reads only the subjectAltName entries of the
+//!   host's kind) is compared as libpq compares it ([`by_libpq_rules`]): a certificate without a
+//!   subjectAltName is valid for the host its common name names, a host name or an address; a
+//!   refusal says the names compared, in libpq's words ([`NameMismatch`]).
 //! - Under `require`, an X.509 version 1 certificate (webpki reads only version 3; PostgreSQL's
 //!   documented CA recipe makes one) is taken too: the handshake's signature is checked against
 //!   its public key ([`by_key_if_v1`]). Under the `verify-*` modes it is refused, in words.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
@@ -115,36 +118,141 @@ fn by_key_if_v1(
     }
 }
 
-/// A name refused by webpki (`error`), which reads only the subjectAltName: as libpq, a
-/// certificate without one is valid for the host its subject's common name names (PostgreSQL's
-/// documented self-signed recipe, `-subj "/CN=dbhost.yourdomain.com"`, makes such a one): the
-/// name compared without case, a leading `*.` standing for one label. An IP address is never
-/// matched so.
-fn by_common_name(error: Error, der: &[u8], host: &ServerName<'_>) -> Result<(), Error> {
-    let ServerName::DnsName(host) = host else {
-        return Err(error);
-    };
-    let host = host.as_ref().trim_end_matches('.').to_ascii_lowercase();
-    let Some((names, has_san)) = subject_names(der) else {
-        return Err(error);
-    };
-    let matches = |name: &String| {
-        let name = name.to_ascii_lowercase();
-        match name.strip_prefix("*.") {
-            Some(suffix) => host
-                .split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
-            None => name == host,
+/// libpq's rules for the host name under `verify-full` (`fe-secure-common.c`,
+/// `pgtls_verify_peer_name_matches_certificate_guts`), for a certificate webpki refused for the
+/// name (webpki reads only subjectAltName entries of the host's own kind): every dNSName and
+/// iPAddress entry of the subjectAltName is compared with the host — a dNSName as a name (without
+/// case, a leading `*.` standing for one label; a host written as an address is compared as
+/// written), an iPAddress with the host read as an address —, and the subject's (first) common
+/// name is compared as a name too unless the subjectAltName has an entry of the host's kind
+/// (dNSName for a host name, iPAddress for an address). So a certificate without a
+/// subjectAltName, such as PostgreSQL's documented self-signed recipe makes, is valid for the host
+/// its common name names, an address too (`-subj "/CN=10.0.0.5"` for `host=10.0.0.5`).
+///
+/// A refusal ([`NameMismatch`]) says the names compared, in libpq's words.
+fn by_libpq_rules(der: &[u8], host: &ServerName<'_>) -> Result<(), Error> {
+    let names =
+        certificate_names(der).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let host = host.to_str();
+    let host_ip = host.parse::<IpAddr>().ok();
+    let mut check_cn = true;
+    let mut compared = Vec::new();
+    for alt in &names.alt {
+        let matched = match alt {
+            AltName::Dns(name) => {
+                check_cn &= host_ip.is_some();
+                compared.push(name.clone());
+                name_matches(name, &host)
+            }
+            AltName::Ip(octets) => {
+                check_cn &= host_ip.is_none();
+                compared.push(address(octets));
+                host_ip.is_some_and(|ip| match ip {
+                    IpAddr::V4(ip) => ip.octets()[..] == octets[..],
+                    IpAddr::V6(ip) => ip.octets()[..] == octets[..],
+                })
+            }
+        };
+        if matched {
+            return Ok(());
         }
-    };
-    match has_san || !names.iter().any(matches) {
-        true => Err(error),
-        false => Ok(()),
+    }
+    if check_cn && let Some(name) = names.common_name {
+        if name_matches(&name, &host) {
+            return Ok(());
+        }
+        compared.push(name);
+    }
+    Err(Error::InvalidCertificate(CertificateError::Other(
+        OtherError(Arc::new(NameMismatch {
+            host: host.into_owned(),
+            names: compared,
+        })),
+    )))
+}
+
+/// libpq's `pq_verify_peer_name_matches_certificate_name`: the name equal to the host without
+/// case, or a leading `*.` standing for one (non-empty) label of it. A trailing dot of the host
+/// does not count; a name with a NUL in it matches nothing.
+fn name_matches(name: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    if name.contains('\0') {
+        return false;
+    }
+    match name.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => name == host,
     }
 }
 
-/// A certificate's subject common names, and whether it has a subjectAltName extension.
-fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
+/// An iPAddress entry as libpq shows it.
+fn address(octets: &[u8]) -> String {
+    match <[u8; 4]>::try_from(octets) {
+        Ok(v4) => Ipv4Addr::from(v4).to_string(),
+        Err(_) => match <[u8; 16]>::try_from(octets) {
+            Ok(v6) => Ipv6Addr::from(v6).to_string(),
+            Err(_) => format!("(an address of {} bytes)", octets.len()),
+        },
+    }
+}
+
+/// The host names a server certificate did not match, by libpq's rules ([`by_libpq_rules`]): in
+/// rustls' words, then libpq's (`pq_verify_peer_name_matches_certificate`): the first name
+/// compared and how many others were.
+#[derive(Debug)]
+pub(crate) struct NameMismatch {
+    host: String,
+    names: Vec<String>,
+}
+
+impl fmt::Display for NameMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = &self.host;
+        // rustls' first words for it, then libpq's rather than rustls' (which cite a
+        // subjectAltName the certificate may not have).
+        write!(f, "certificate not valid for name \"{host}\"; ")?;
+        match self.names.as_slice() {
+            [] => f.write_str("could not get server's host name from server certificate"),
+            [name] => write!(
+                f,
+                "server certificate for \"{name}\" does not match host name \"{host}\""
+            ),
+            [name, others @ ..] => write!(
+                f,
+                "server certificate for \"{name}\" (and {} other name{}) does not match host \
+                 name \"{host}\"",
+                others.len(),
+                if others.len() == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameMismatch {}
+
+/// A subjectAltName entry that names a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AltName {
+    /// dNSName.
+    Dns(String),
+    /// iPAddress: 4 or 16 octets.
+    Ip(Vec<u8>),
+}
+
+/// The names of a certificate that may name a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Names {
+    /// The subject's first common name (libpq's `X509_NAME_get_index_by_NID(…, -1)`).
+    common_name: Option<String>,
+    /// The subjectAltName's dNSName and iPAddress entries, in order (none without one).
+    alt: Vec<AltName>,
+}
+
+/// A certificate's [`Names`], of any X.509 version.
+fn certificate_names(der: &[u8]) -> Option<Names> {
     /// `2.5.4.3` (commonName) and `2.5.29.17` (subjectAltName), DER-encoded.
     const CN: &[u8] = &[0x55, 0x04, 0x03];
     const SAN: &[u8] = &[0x55, 0x1d, 0x11];
@@ -152,7 +260,7 @@ fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
     let (0x30, mut subject, rest) = tlv(tbs_fields(der, 4)?)? else {
         return None;
     };
-    let mut names = Vec::new();
+    let mut common_name = None;
     while !subject.is_empty() {
         let (0x31, mut set, after) = tlv(subject)? else {
             return None;
@@ -167,14 +275,14 @@ fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
                 return None;
             };
             let (_, value, _) = tlv(value)?;
-            if oid == CN {
-                names.push(String::from_utf8_lossy(value).into_owned());
+            if oid == CN && common_name.is_none() {
+                common_name = Some(String::from_utf8_lossy(value).into_owned());
             }
         }
     }
     // subjectPublicKeyInfo, then issuerUniqueID [1], subjectUniqueID [2], extensions [3].
     let mut rest = tlv(rest)?.2;
-    let mut has_san = false;
+    let mut alt = Vec::new();
     while let Some((tag, value, after)) = tlv(rest) {
         rest = after;
         if tag != 0xa3 {
@@ -188,10 +296,35 @@ fn subject_names(der: &[u8]) -> Option<(Vec<String>, bool)> {
                 return None;
             };
             extensions = after;
-            has_san |= matches!(tlv(extension), Some((0x06, SAN, _)));
+            let (0x06, oid, mut value) = tlv(extension)? else {
+                return None;
+            };
+            if oid != SAN {
+                continue;
+            }
+            // critical BOOLEAN DEFAULT FALSE, then extnValue OCTET STRING of GeneralNames.
+            if value.first() == Some(&0x01) {
+                value = tlv(value)?.2;
+            }
+            let (0x04, general_names, _) = tlv(value)? else {
+                return None;
+            };
+            let (0x30, mut general_names, _) = tlv(general_names)? else {
+                return None;
+            };
+            while !general_names.is_empty() {
+                let (tag, name, after) = tlv(general_names)?;
+                general_names = after;
+                match tag {
+                    // dNSName [2] IA5String, iPAddress [7] OCTET STRING (IMPLICIT).
+                    0x82 => alt.push(AltName::Dns(String::from_utf8_lossy(name).into_owned())),
+                    0x87 => alt.push(AltName::Ip(name.to_vec())),
+                    _ => {}
+                }
+            }
         }
     }
-    Some((names, has_san))
+    Some(Names { common_name, alt })
 }
 
 /// The contents of a certificate's `subjectPublicKeyInfo` SEQUENCE (RFC 5280 4.1.2.7), of any
@@ -253,9 +386,11 @@ impl Rooted {
             // name under verify-full, are all that is left to check.
             check_validity(end_entity, now)?;
             if self.check_name {
-                let parsed = ParsedCertificate::try_from(end_entity)?;
-                let named = rustls::client::verify_server_name(&parsed, server_name);
-                named.or_else(|e| by_common_name(e, end_entity, server_name))?;
+                let named = ParsedCertificate::try_from(end_entity)
+                    .and_then(|parsed| rustls::client::verify_server_name(&parsed, server_name));
+                if named.is_err() {
+                    by_libpq_rules(end_entity, server_name)?;
+                }
             }
             return Ok(ServerCertVerified::assertion());
         }
@@ -270,14 +405,9 @@ impl Rooted {
             Err(Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
-            Err(
-                e @ Error::InvalidCertificate(
-                    CertificateError::NotValidForName
-                    | CertificateError::NotValidForNameContext { .. },
-                ),
-            ) => {
-                by_common_name(e, end_entity, server_name).map(|()| ServerCertVerified::assertion())
-            }
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => by_libpq_rules(end_entity, server_name).map(|()| ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -296,9 +426,21 @@ impl ServerCertVerifier for Rooted {
             .map_err(|e| match e {
                 Error::InvalidCertificate(ref kind) => match words(kind, &self.source, server_name)
                 {
-                    Some(words) => Error::InvalidCertificate(CertificateError::Other(OtherError(
-                        Arc::new(Refused { words, detail: e }),
-                    ))),
+                    Some(words) => {
+                        // A name refused by libpq's rules says so in libpq's words; rustls'
+                        // would cite a subjectAltName the certificate may not have.
+                        let detail = match kind {
+                            CertificateError::Other(OtherError(other))
+                                if other.is::<NameMismatch>() =>
+                            {
+                                format!("certificate verify failed: {other}")
+                            }
+                            _ => format!("certificate verify failed: {e}"),
+                        };
+                        Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
+                            Refused { words, detail },
+                        ))))
+                    }
                     None => e,
                 },
                 other => other,
@@ -328,23 +470,20 @@ impl ServerCertVerifier for Rooted {
     }
 }
 
-/// A server certificate refused, in a DBA's words, with rustls' error for the detail.
+/// A server certificate refused, in a DBA's words, with rustls' error (or libpq's words for a
+/// name, [`NameMismatch`]) for the detail.
 ///
 /// It travels inside rustls' error as [`CertificateError::Other`] (so the alert sent is
 /// `certificate_unknown`), and [`TlsError::handshake`](crate::TlsError::handshake) takes it out.
 #[derive(Debug)]
 pub(crate) struct Refused {
     words: String,
-    detail: Error,
+    detail: String,
 }
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (certificate verify failed: {})",
-            self.words, self.detail
-        )
+        write!(f, "{} ({})", self.words, self.detail)
     }
 }
 
@@ -380,6 +519,9 @@ fn words(kind: &CertificateError, roots: &str, host: &ServerName<'_>) -> Option<
             "the server's certificate chain has a bad signature (certificate verify failed \
              against {roots})"
         ),
+        CertificateError::Other(OtherError(e)) if e.is::<NameMismatch>() => {
+            format!("the server's certificate is not valid for host {host}")
+        }
         // webpki's own errors, which rustls passes on as they are; their Debug text is their name
         // (rustls-webpki is not a dependency of this crate to match on them).
         CertificateError::Other(OtherError(e)) => match format!("{e:?}").as_str() {
@@ -617,7 +759,8 @@ mod tests {
         assert!(
             said.starts_with(
                 "the server's certificate is not valid for host db.example.com (certificate \
-                 verify failed: "
+                 verify failed: certificate not valid for name \"db.example.com\"; server \
+                 certificate for \"localhost\" (and 1 other name) does not match host name"
             ),
             "{said}"
         );
@@ -638,22 +781,28 @@ mod tests {
     }
 
     #[test]
-    fn subject_names_and_whether_a_subject_alt_name_names_the_host() {
+    fn certificate_names_and_the_public_key_are_read_of_any_version() {
         let with_san = der(include_str!("../testdata/self-signed.pem"));
         let cn_only = der(include_str!("../testdata/cn-only.pem"));
         let v1 = der(include_str!("../testdata/v1-server.pem"));
+        let names = |common_name: &str, alt: Vec<AltName>| {
+            Some(Names {
+                common_name: Some(common_name.to_owned()),
+                alt,
+            })
+        };
         assert_eq!(
-            subject_names(&with_san),
-            Some((vec!["localhost".to_owned()], true))
+            certificate_names(&with_san),
+            names(
+                "localhost",
+                vec![
+                    AltName::Dns("localhost".to_owned()),
+                    AltName::Ip(vec![127, 0, 0, 1])
+                ]
+            )
         );
-        assert_eq!(
-            subject_names(&cn_only),
-            Some((vec!["localhost".to_owned()], false))
-        );
-        assert_eq!(
-            subject_names(&v1),
-            Some((vec!["localhost".to_owned()], false))
-        );
+        assert_eq!(certificate_names(&cn_only), names("localhost", vec![]));
+        assert_eq!(certificate_names(&v1), names("localhost", vec![]));
         assert!(public_key(&v1).is_some_and(|(_, key)| key.len() == 65));
         // The subjectPublicKeyInfo read as webpki reads it (version 3), and of version 1 too.
         let v3 = der(include_str!("../testdata/server.pem"));
@@ -665,13 +814,101 @@ mod tests {
         );
         assert!(ParsedCertificate::try_from(&v1).is_err());
         assert!(subject_public_key_info(&v1).is_some_and(|spki| spki.len() == 89));
-        assert_eq!(subject_names(b"not DER"), None);
-        // With a subjectAltName, its common name does not count (libpq's rule).
-        let refused = || Error::InvalidCertificate(CertificateError::NotValidForName);
-        let host = |h: &'static str| ServerName::try_from(h).unwrap();
-        assert!(by_common_name(refused(), &with_san, &host("localhost")).is_err());
-        assert!(by_common_name(refused(), &cn_only, &host("localhost")).is_ok());
-        assert!(by_common_name(refused(), &cn_only, &host("Localhost.")).is_ok());
-        assert!(by_common_name(refused(), &cn_only, &host("127.0.0.1")).is_err());
+        assert_eq!(certificate_names(b"not DER"), None);
+    }
+
+    #[test]
+    fn host_names_are_matched_by_libpqs_rules() {
+        let with_san = der(include_str!("../testdata/self-signed.pem"));
+        let cn_only = der(include_str!("../testdata/cn-only.pem"));
+        // CN=127.0.0.1 without a subjectAltName (the documented self-signed recipe for a server
+        // reached by address); the same with a dNSName; CN=localhost with an iPAddress.
+        let cn_ip = der(include_str!("../testdata/cn-ip.pem"));
+        let cn_ip_dns = der(include_str!("../testdata/cn-ip-dns-san.pem"));
+        let cn_name_ip = der(include_str!("../testdata/cn-name-ip-san.pem"));
+        let check = |cert: &CertificateDer<'_>, h: &str| {
+            by_libpq_rules(cert, &ServerName::try_from(h.to_owned()).unwrap()).map_err(
+                |e| match e {
+                    Error::InvalidCertificate(CertificateError::Other(OtherError(e))) => {
+                        e.to_string()
+                    }
+                    e => format!("{e:?}"),
+                },
+            )
+        };
+        // No subjectAltName: the common name, for a host name or an address.
+        check(&cn_only, "localhost").unwrap();
+        check(&cn_only, "Localhost.").unwrap();
+        check(&cn_ip, "127.0.0.1").unwrap();
+        assert_eq!(
+            check(&cn_ip, "127.0.0.2").unwrap_err(),
+            "certificate not valid for name \"127.0.0.2\"; server certificate for \"127.0.0.1\" does not match host name \"127.0.0.2\""
+        );
+        assert_eq!(
+            check(&cn_only, "127.0.0.1").unwrap_err(),
+            "certificate not valid for name \"127.0.0.1\"; server certificate for \"localhost\" does not match host name \"127.0.0.1\""
+        );
+        // A subjectAltName of the host's kind: its common name does not count.
+        check(&with_san, "localhost").unwrap();
+        check(&with_san, "127.0.0.1").unwrap();
+        assert_eq!(
+            check(&with_san, "db.example.com").unwrap_err(),
+            "certificate not valid for name \"db.example.com\"; server certificate for \"localhost\" (and 1 other name) does not match host name \
+             \"db.example.com\""
+        );
+        check(&cn_ip_dns, "db.example.com").unwrap();
+        check(&cn_name_ip, "10.0.0.1").unwrap();
+        assert_eq!(
+            check(&cn_name_ip, "127.0.0.1").unwrap_err(),
+            "certificate not valid for name \"127.0.0.1\"; server certificate for \"10.0.0.1\" does not match host name \"127.0.0.1\""
+        );
+        // Of the other kind only: the common name counts too (libpq's rule, which RFC 6125 would
+        // not have for a DNS-ID).
+        check(&cn_ip_dns, "127.0.0.1").unwrap();
+        check(&cn_name_ip, "localhost").unwrap();
+        assert_eq!(
+            check(&cn_ip_dns, "localhost").unwrap_err(),
+            "certificate not valid for name \"localhost\"; server certificate for \"db.example.com\" does not match host name \"localhost\""
+        );
+        assert_eq!(
+            check(&cn_name_ip, "db.example.com").unwrap_err(),
+            "certificate not valid for name \"db.example.com\"; server certificate for \"10.0.0.1\" (and 1 other name) does not match host name \
+             \"db.example.com\""
+        );
+        // Wildcards: one label, not empty.
+        assert!(name_matches("*.example.com", "DB.example.com"));
+        assert!(!name_matches("*.example.com", "a.db.example.com"));
+        assert!(!name_matches("*.example.com", "example.com"));
+        assert!(!name_matches("db\0.example.com", "db"));
+    }
+
+    #[test]
+    fn verify_full_takes_a_common_name_that_is_the_hosts_address() {
+        // The tester's F3: CN=127.0.0.1, no subjectAltName, reached as 127.0.0.1 — libpq
+        // connects; copyman refused, citing a subjectAltName the certificate does not have.
+        const CN_IP: &str = include_str!("../testdata/cn-ip.pem");
+        let now = at(validity(&der(CN_IP)).unwrap().0 + 60);
+        let v = rooted(&[CN_IP], true);
+        verify(&v, CN_IP, "127.0.0.1", now).unwrap();
+        assert_eq!(
+            verify(&v, CN_IP, "10.0.0.9", now).unwrap_err(),
+            "the server's certificate is not valid for host 10.0.0.9 (certificate verify failed: \
+             certificate not valid for name \"10.0.0.9\"; server certificate for \"127.0.0.1\" \
+             does not match host name \"10.0.0.9\")"
+        );
+        // Signed by a root rather than the root itself: webpki's refusal, then libpq's rules.
+        let signed = rooted(&[CA], true);
+        let server = include_str!("../testdata/server.pem");
+        let now = at(validity(&der(server)).unwrap().0 + 60);
+        verify(&signed, server, "localhost", now).unwrap();
+        let said = verify(&signed, server, "db.example.com", now).unwrap_err();
+        assert!(
+            said.starts_with(
+                "the server's certificate is not valid for host db.example.com (certificate \
+                 verify failed: certificate not valid for name \"db.example.com\"; server \
+                 certificate for \"localhost\""
+            ),
+            "{said}"
+        );
     }
 }
