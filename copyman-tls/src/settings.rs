@@ -390,7 +390,7 @@ impl TlsSettings {
             path: key_path.clone(),
             reason,
         };
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| key_error(pem_reason(&e)))?;
+        let key = read_private_key(&key_path)?;
         let key = provider
             .key_provider
             .load_private_key(key)
@@ -424,6 +424,28 @@ impl TlsSettings {
         }
         Ok(Some(CertifiedKey::new(certs, key)))
     }
+}
+
+/// A client's private key file (PEM, unencrypted). An encrypted one (`BEGIN ENCRYPTED PRIVATE
+/// KEY`, or OpenSSL's traditional `Proc-Type: 4,ENCRYPTED` header) is said to be so: copyman has
+/// no passphrase to decrypt it with (`sslpassword` is refused by name).
+fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let error = |reason: String| TlsError::File {
+        what: "private key file",
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let has = |marker: &[u8]| pem.windows(marker.len()).any(|w| w == marker);
+    if has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED") {
+        return Err(error(format!(
+            "the key is encrypted (passphrase-protected), and copyman cannot read encrypted \
+             client keys: give sslkey an unencrypted key file (`openssl pkey -in {} -out \
+             NEW.key`, then `chmod 600 NEW.key`)",
+            path.display()
+        )));
+    }
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| error(pem_reason(&e)))
 }
 
 /// libpq's checks of a private key file, in its words (`initialize_SSL`): it exists, is a
@@ -844,6 +866,40 @@ mod tests {
         assert!(
             err.to_string()
                 .ends_with("its first certificate is not an X.509 certificate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_encrypted_client_key_is_said_to_be_encrypted() {
+        // The tester's F7: "no PEM item of the expected kind" for a passphrase-protected key.
+        let dir = TempDir::new("encrypted-keys");
+        let cert = dir.file("client.crt", V3_CERT, 0o644);
+        for (name, pem) in [
+            ("pkcs8.key", include_str!("../testdata/encrypted-key.pem")),
+            (
+                "legacy.key",
+                include_str!("../testdata/encrypted-legacy-key.pem"),
+            ),
+        ] {
+            let key = dir.file(name, pem, 0o600);
+            let err = with_client(&cert, &key).client_config().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "private key file \"{key}\": the key is encrypted (passphrase-protected), and \
+                     copyman cannot read encrypted client keys: give sslkey an unencrypted key \
+                     file (`openssl pkey -in {key} -out NEW.key`, then `chmod 600 NEW.key`)",
+                    key = key.display()
+                )
+            );
+        }
+        // Not a key at all: as before.
+        let junk = dir.file("junk.key", "not a key\n", 0o600);
+        let err = with_client(&cert, &junk).client_config().unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("no PEM item of the expected kind"),
             "{err}"
         );
     }
