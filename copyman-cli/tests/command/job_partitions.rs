@@ -286,3 +286,52 @@ fn a_job_that_would_empty_a_partition_tree_twice_on_a_destination_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "pb"), 2000);
     assert_eq!(count(&c.dest[0], &dst, "pa_low"), 110);
 }
+
+/// A table the earlier run committed, attached since as a partition of a partitioned table that
+/// run did not finish: the resume copied the partitioned table whole, that partition's rows a
+/// second time (exit 0, "done"). Refused by name, as a partition detached since is.
+#[test]
+fn a_resume_refuses_a_table_done_that_was_attached_since_to_one_not_done() {
+    let c = clusters();
+    let schema = "CREATE TABLE sales (id int, v text) PARTITION BY RANGE (id);
+                  CREATE TABLE sales_1 PARTITION OF sales FOR VALUES FROM (0) TO (100);
+                  CREATE TABLE sales_2 (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO sales SELECT g % 100, 'a' FROM generate_series(1, 1000) g;
+             INSERT INTO sales_2 SELECT 100 + g % 100, 'b' FROM generate_series(1, 2000) g;"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{schema} CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN RAISE EXCEPTION 'not now'; END$$;
+             CREATE TRIGGER no BEFORE INSERT ON sales_1 FOR EACH ROW EXECUTE FUNCTION no();"
+        ),
+    );
+    let state = TempPath::new("attached-since.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "--table", "sales*", "--from", &from, "--to", &to];
+        args.extend(["--jobs", "1", "--state", state.arg()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &dst, "sales_2"), 2000);
+    let attach = "ALTER TABLE sales ATTACH PARTITION sales_2 FOR VALUES FROM (100) TO (200)";
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
+        cluster.connect(db).batch_execute(attach).unwrap();
+    }
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TRIGGER no ON sales_1")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    let said = text(&out.stderr);
+    assert!(said.contains("sales_2") && said.contains("twice"), "{said}");
+    assert_eq!(count(&c.dest[0], &dst, "sales_2"), 2000, "not copied twice");
+}

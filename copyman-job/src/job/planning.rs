@@ -1705,7 +1705,10 @@ fn source_covers<'a>(
 /// Why a resume refuses, if it must: a table of this run that the earlier run never began on a
 /// destination, whose rows it copied there under another name all the same — renamed since, or
 /// a partition it copied with its partitioned table and detached since (the same relation on
-/// the source: an oid the earlier run's record of that other table covers).
+/// the source: an oid the earlier run's record of that other table covers); or one it did not
+/// commit there that now covers a table it committed there (attached since as a partition of
+/// it, or moved to it from another partitioned table): copied whole, that table's rows would be
+/// there twice. (A `--truncate` run's resume empties each table first: nothing twice.)
 fn copied_under_another_name(
     covers: &[(String, Vec<u64>)],
     recorded: &Recorded,
@@ -1716,9 +1719,14 @@ fn copied_under_another_name(
             if other == table || !oids.iter().any(|o| theirs.contains(o)) {
                 continue;
             }
+            let taken_in = |k: &String| {
+                !recorded.truncate
+                    && recorded.done(other, k).is_some()
+                    && recorded.done(table, k).is_none()
+            };
             let Some(d) = keys
                 .iter()
-                .position(|k| recorded.begun(other, k) && !recorded.begun(table, k))
+                .position(|k| recorded.begun(other, k) && !recorded.begun(table, k) || taken_in(k))
             else {
                 continue;
             };
