@@ -8,7 +8,7 @@ use copyman_sync::{
 };
 
 use copyman_job::job::COUNT_WAY_OUT;
-use copyman_job::sequences::{Carrier, Carry};
+use copyman_job::sequences::{Carrier, Carry, CarryError};
 use copyman_sync::Connection;
 
 use crate::dest::Dest;
@@ -259,6 +259,10 @@ pub(crate) fn carry_sequences(
                 let mut info = describe_sync(e.error());
                 info.message = format!("{}: {}", e.what(), info.message);
                 dest.fail_with(info);
+                // A `setval` that waited out --stall-timeout for its sequence's lock.
+                if let CarryError::Destination(error) = &e {
+                    dest.give_up_stalled(error);
+                }
                 if !keep_going {
                     return Some(format!("{label}: could not advance its sequences"));
                 }

@@ -521,6 +521,69 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
 
+/// The `setval` that carries a copied serial's sequence before the COMMIT, waiting for the
+/// sequence's lock (an `ALTER SEQUENCE` in an open transaction): given up at `--stall-timeout`,
+/// its statement cancelled, for one table and in a job (both waited for the lock, every row
+/// copied, then failed: a job's ROLLBACK queued behind the waiting `setval`).
+#[test]
+fn a_setval_waiting_for_its_sequence_is_given_up_at_the_stall_timeout() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE s (id serial PRIMARY KEY, v text); CREATE TABLE u (id int);
+         INSERT INTO s (v) SELECT 'x' FROM generate_series(1, 500); INSERT INTO u VALUES (1);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE s (id serial PRIMARY KEY, v text); CREATE TABLE u (id int);",
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let state = TempPath::new("setval-stall.state");
+    let one = [
+        "table",
+        "s",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--stall-timeout",
+        "1",
+    ];
+    let job = [&one[..], &["u", "--state", state.arg()]].concat();
+    for args in [&one[..], &job[..]] {
+        let mut holder = c.dest[0].connect(&d1);
+        holder
+            .batch_execute("BEGIN; ALTER SEQUENCE s_id_seq INCREMENT 1")
+            .unwrap();
+        let mut child = copyman()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded, not timed: were it not given up, the run would end only with the lock.
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let ended_first = child.try_wait().unwrap().is_some();
+        let left = settle_backends_to(&c.dest[0], &d1, 1);
+        holder.batch_execute("ROLLBACK").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            ended_first,
+            "{args:?}: the run waited for the lock: {stderr}"
+        );
+        assert!(
+            stderr.contains("advancing its sequences"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(left.len(), 1, "{args:?}: {left:?}");
+        assert_eq!(count(&c.dest[0], &d1, "s"), 0, "{args:?}");
+    }
+}
+
 /// The sessions that watch a lock wait do as the copy's do with a database's timeouts: its
 /// `idle_session_timeout` ended them between questions (opened again every second, the wait
 /// said anew each time) and its `statement_timeout` cancelled their question (the lock never

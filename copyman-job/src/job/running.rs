@@ -26,7 +26,7 @@ use super::sessions::{CANCELLED, Conns, ENDED, give_up, take_notices};
 use super::verify::verify_done;
 use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
-use crate::sequences::Carrier;
+use crate::sequences::{Carrier, CarryError};
 use crate::sql::{TableName, literal, own_rows};
 use crate::state::{self, StateFile};
 
@@ -1193,9 +1193,14 @@ pub(super) fn carry(
         return true;
     }
     let carried = match (source, conn) {
-        (Some(source), Some(conn)) => carrier
-            .carry(source, conn, carries)
-            .map_err(|e| describe(e.error()).prefixed(&format!("{}: ", e.what()))),
+        (Some(source), Some(conn)) => carrier.carry(source, conn, carries).map_err(|e| {
+            // A `setval` that waited out the stall timeout for its sequence's lock: cancelled
+            // now, so that the ROLLBACK after it does not wait for that lock too.
+            if matches!(e, CarryError::Destination(_)) && !conn.is_ready() {
+                let _ = conn.cancel();
+            }
+            describe(e.error()).prefixed(&format!("{}: ", e.what()))
+        }),
         (None, _) => Err(TableError::new(
             "reading the source's sequences: no connection to the source",
         )),
