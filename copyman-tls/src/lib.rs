@@ -98,8 +98,17 @@ pub enum TlsError {
 impl TlsError {
     /// A handshake error from the IO error rustls' IO helpers return (which wraps its own
     /// error). A server certificate the verifier refused is said in words, rustls' own error
-    /// after them in parentheses.
+    /// after them in parentheses. Under `allow`/`prefer`, TLS settings whose files could not be
+    /// used fail the handshake with their own error ([`TlsSettings::client_config`]): that is
+    /// [`TlsError::Settings`], in its words.
     pub fn handshake(target: impl Into<String>, error: &std::io::Error) -> Self {
+        if let Some(rustls::Error::Other(rustls::OtherError(other))) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            && other.is::<verify::SetupError>()
+        {
+            return Self::Settings(other.to_string());
+        }
         let reason = match error.get_ref() {
             Some(inner) => match inner.downcast_ref::<rustls::Error>() {
                 Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(

@@ -789,4 +789,32 @@ mod tests {
             "{said}"
         );
     }
+
+    #[test]
+    fn under_prefer_a_client_key_others_may_read_fails_the_tls_attempt_in_libpqs_words() {
+        // Made (a server without TLS would never see it), then the handshake refused with the
+        // key's error as libpq's initialize_SSL says it, before any certificate of the client.
+        let cert = PemFile::new("deferred-client-crt", SERVER_CERT);
+        let key = PemFile::new("deferred-client-key", SERVER_KEY);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key.0, std::fs::Permissions::from_mode(0o644)).unwrap();
+        for mode in [crate::SslMode::Allow, crate::SslMode::Prefer] {
+            let settings = crate::TlsSettings {
+                cert: Some(cert.0.clone()),
+                key: Some(key.0.clone()),
+                ..crate::TlsSettings::new(mode)
+            };
+            let mut pair = Pair::with_settings(&settings, "localhost", SERVER_CERT, SERVER_KEY);
+            assert_eq!(
+                pair.try_handshake().unwrap_err(),
+                format!(
+                    "private key file \"{}\" has group or world access; file must have \
+                     permissions u=rw (0600) or less if owned by the current user, or permissions \
+                     u=rw,g=r (0640) or less if owned by root",
+                    key.0.display()
+                ),
+                "{mode}"
+            );
+        }
+    }
 }

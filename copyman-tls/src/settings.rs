@@ -12,7 +12,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::binding::tlv;
-use crate::verify::{Rooted, Unverified, subject_public_key_info};
+use crate::verify::{Rooted, SetupFailed, Unverified, subject_public_key_info};
 use crate::{SslMode, TlsError};
 
 /// The connection-string parameters [`TlsSettings`] reads, in the order
@@ -26,14 +26,24 @@ pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"
 /// certificate `~/.postgresql/postgresql.crt` and its key `~/.postgresql/postgresql.key`, each used
 /// if it exists. A root certificate file that does not exist (named or not) is an error only
 /// under `verify-ca`/`verify-full`; under `allow`/`prefer`/`require` the server's certificate is
-/// then not verified, as libpq does (`initialize_SSL` in `fe-secure-openssl.c`). A root file that
-/// exists but cannot be read, and a named client certificate that is missing, are errors in
-/// every mode. `sslrootcert=system` trusts the system's root certificates; as in libpq 16+, it
-/// makes `verify-full` the default `sslmode` ([`TlsSettings::default_mode`]) and any other mode
-/// given is refused ([`TlsSettings::check_sslmode`]).
+/// then not verified, as libpq does (`initialize_SSL` in `fe-secure-openssl.c`). A client
+/// certificate file that does not exist, named or not, is not used: the connection goes on
+/// without a client certificate, as libpq's does ("server might or might not accept the
+/// connection"), and its key is not looked at. `sslrootcert=system` trusts the system's root
+/// certificates; as in libpq 16+, it makes `verify-full` the default `sslmode`
+/// ([`TlsSettings::default_mode`]) and any other mode given is refused
+/// ([`TlsSettings::check_sslmode`]).
 ///
-/// A client private key file must be a regular file without group or world access (0600 or
-/// less; 0640 or less if root owns it), as libpq requires ([`TlsSettings::check_client_key`]).
+/// The private key of a client certificate must be a regular file without group or world access
+/// (0600 or less; 0640 or less if root owns it), as libpq requires
+/// ([`TlsSettings::check_client_key`]).
+///
+/// As libpq reads these files only once the server agreed to TLS, and under `allow`/`prefer` a
+/// TLS attempt that fails is followed by a plain one (`prefer`) or was the last (`allow`), a file
+/// that cannot be used (a root file that cannot be read, a certificate or key that cannot, a key
+/// others may read) does not stop [`TlsSettings::client_config`] under those modes: the TLS
+/// attempt fails with its error, and only then. Under `require`, `verify-ca` and `verify-full`
+/// TLS is the only way, and such a file is an error at once.
 ///
 /// ```
 /// use copyman_tls::{SslMode, TlsSettings};
@@ -170,17 +180,58 @@ impl TlsSettings {
     /// The rustls configuration these settings make, `None` under `disable`. Build it once and
     /// use it for every connection attempt.
     ///
+    /// Under `allow`/`prefer`, the files' errors are the TLS attempt's (see [`TlsSettings`]): the
+    /// configuration made then refuses every handshake with the error, said by
+    /// [`TlsError::handshake`] as it is, before anything of the client's is sent.
+    ///
     /// # Errors
-    /// A file that cannot be read or holds no certificate or key, `verify-ca`/`verify-full`
-    /// without root certificates, `sslrootcert=system` with a mode below `verify-full` (in every
-    /// mode, as libpq checks it), a client key file others may read, a client certificate that
-    /// is not the key's.
+    /// `sslrootcert=system` with a mode below `verify-full` (in every mode, as libpq checks it),
+    /// a TLS version range that holds none rustls speaks; under `require`, `verify-ca` and
+    /// `verify-full`: a file that cannot be read or holds no certificate or key,
+    /// `verify-ca`/`verify-full` without root certificates, a client key file others may read, a
+    /// client certificate that is not the key's.
     pub fn client_config(&self) -> Result<Option<Arc<ClientConfig>>, TlsError> {
         self.check_sslmode()?;
         if self.mode == SslMode::Disable {
             return Ok(None);
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = self.protocol_versions()?;
+        let (verifier, client_key) = match self.verifier_and_client_key(&provider) {
+            Ok(both) => both,
+            // As libpq's initialize_SSL, run only once the server said `S`: under allow/prefer
+            // its failure is that TLS attempt's, and prefer then goes on without TLS.
+            Err(error) if !self.mode.requires_tls() => {
+                let failed: Arc<dyn ServerCertVerifier> = Arc::new(SetupFailed {
+                    error: error.to_string(),
+                    algorithms: provider.signature_verification_algorithms,
+                });
+                (failed, None)
+            }
+            Err(error) => return Err(error),
+        };
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match client_key {
+            // Not `with_client_auth_cert`: its check that the two match parses the certificate
+            // with webpki, which refuses X.509 version 1 ([`Self::client_certificate`] checks).
+            Some(key) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(key))),
+            None => builder.with_no_client_auth(),
+        };
+        // What PostgreSQL 17's direct TLS expects; older servers ignore it.
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        Ok(Some(Arc::new(config)))
+    }
+
+    /// What the files make, as libpq's `initialize_SSL` reads them: the server certificate's
+    /// verifier (by the root certificates, if any) and the client certificate with its key.
+    fn verifier_and_client_key(
+        &self,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<(Arc<dyn ServerCertVerifier>, Option<CertifiedKey>), TlsError> {
         let verifier: Arc<dyn ServerCertVerifier> = match self.roots()? {
             Some(Roots {
                 store,
@@ -189,7 +240,7 @@ impl TlsSettings {
             }) => {
                 let webpki = WebPkiServerVerifier::builder_with_provider(
                     Arc::new(store),
-                    Arc::clone(&provider),
+                    Arc::clone(provider),
                 )
                 .build()
                 .map_err(|e| TlsError::Settings(format!("root certificates: {e}")))?;
@@ -206,21 +257,7 @@ impl TlsSettings {
                 algorithms: provider.signature_verification_algorithms,
             }),
         };
-        let client_key = self.client_certificate(&provider)?;
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&self.protocol_versions()?)
-            .map_err(|e| TlsError::Settings(format!("TLS versions: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let mut config = match client_key {
-            // Not `with_client_auth_cert`: its check that the two match parses the certificate
-            // with webpki, which refuses X.509 version 1 ([`Self::client_certificate`] checks).
-            Some(key) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(key))),
-            None => builder.with_no_client_auth(),
-        };
-        // What PostgreSQL 17's direct TLS expects; older servers ignore it.
-        config.alpn_protocols = vec![b"postgresql".to_vec()];
-        Ok(Some(Arc::new(config)))
+        Ok((verifier, self.client_certificate(provider)?))
     }
 
     /// The TLS versions to offer: those rustls speaks (TLSv1.2, TLSv1.3) between
@@ -281,7 +318,7 @@ impl TlsSettings {
     }
 
     /// libpq's checks of the client's private key file (`initialize_SSL` in
-    /// `fe-secure-openssl.c`), made where a client certificate is at hand (named, or at its
+    /// `fe-secure-openssl.c`), made where a client certificate file exists (named, or at its
     /// default place) and before the key is read: the key file must exist, be a regular file,
     /// and give no access to group or world — unless root owns it, when group read is allowed
     /// (mode 0640 or less), for system-wide keys read through a supplementary group. As libpq,
@@ -289,15 +326,19 @@ impl TlsSettings {
     /// read at all is the user's or root's. Without a client certificate there is nothing to
     /// check (the key is not used).
     ///
-    /// [`TlsSettings::client_config`] checks it; a caller may check it earlier, before
-    /// connecting, where TLS may be used (not under `disable`, nor over a Unix socket).
+    /// [`TlsSettings::client_config`] checks it (under `allow`/`prefer`, as the TLS attempt's
+    /// error); a caller may check it earlier, before connecting, where TLS will certainly be
+    /// used (`require` and stronger, on TCP): libpq checks it only once TLS is being set up, so
+    /// under `allow`/`prefer` a server without TLS, or a plain attempt after a failed TLS one,
+    /// never sees it.
     ///
     /// # Errors
-    /// A key file missing, not a regular file, or readable by others, in libpq's words.
+    /// A key file missing, not a regular file, or readable by others, in libpq's words; a
+    /// certificate file that exists but cannot be looked at.
     pub fn check_client_key(&self) -> Result<(), TlsError> {
         match self.client_files()? {
-            Some((cert, key)) if cert.exists() => check_key_file(&key),
-            _ => Ok(()),
+            Some((_, key)) => check_key_file(&key),
+            None => Ok(()),
         }
     }
 
@@ -350,19 +391,36 @@ impl TlsSettings {
         }))
     }
 
-    /// The client certificate file and its key file, if a certificate is named or libpq's
-    /// default one exists.
+    /// The client certificate file and its key file, if the certificate file (named, else
+    /// libpq's default) exists: as libpq, one that does not (`ENOENT`, `ENOTDIR`) means no client
+    /// certificate, and its key is not looked at.
     fn client_files(&self) -> Result<Option<(PathBuf, PathBuf)>, TlsError> {
-        let cert = match &self.cert {
-            Some(path) => path.clone(),
-            None => match default_file("postgresql.crt") {
-                Some(path) if path.exists() => path,
-                _ => return Ok(None),
-            },
+        let named = |path: &Option<PathBuf>| {
+            path.as_ref()
+                .filter(|path| !path.as_os_str().is_empty())
+                .cloned()
         };
-        let key = self
-            .key
-            .clone()
+        let Some(cert) = named(&self.cert).or_else(|| default_file("postgresql.crt")) else {
+            return Ok(None);
+        };
+        match std::fs::metadata(&cert) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(TlsError::Settings(format!(
+                    "could not open certificate file \"{}\": {e}",
+                    cert.display()
+                )));
+            }
+        }
+        let key = named(&self.key)
             .or_else(|| default_file("postgresql.key"))
             .ok_or_else(|| {
                 TlsError::Settings(format!(
@@ -650,13 +708,86 @@ mod tests {
     }
 
     #[test]
-    fn named_client_certificates_must_exist_and_be_named_in_the_error() {
-        // No root certificate asked for here.
-        let mut s = settings(SslMode::Require, None);
-        s.root_cert = None;
-        if default_file("root.crt").is_none_or(|p| !p.exists()) {
-            let err = s.client_config().unwrap_err();
-            assert!(err.to_string().contains("no-client.crt"), "{err}");
+    fn a_client_certificate_file_that_does_not_exist_is_not_used_as_libpq() {
+        // The tester's F2: libpq's initialize_SSL "If file is not present, just go on without a
+        // client cert; server might or might not accept the connection" — a named one too (a
+        // PGSSLCERT exported for some servers), and then its key is not looked at.
+        let dir = TempDir::new("no-client-cert");
+        let readable_key = dir.file("client.key", V3_KEY, 0o644);
+        let not_a_dir = dir.file("file", "", 0o644);
+        for cert in [dir.0.join("none.crt"), not_a_dir.join("client.crt")] {
+            for key in [
+                None,
+                Some(readable_key.clone()),
+                Some(dir.0.join("none.key")),
+            ] {
+                for mode in [SslMode::Allow, SslMode::Prefer, SslMode::Require] {
+                    let tls = TlsSettings {
+                        cert: Some(cert.clone()),
+                        key: key.clone(),
+                        root_cert: Some("/nonexistent/root.crt".to_owned()),
+                        ..TlsSettings::new(mode)
+                    };
+                    tls.check_client_key().unwrap();
+                    let config = tls.client_config().unwrap().unwrap();
+                    assert!(!config.client_auth_cert_resolver.has_certs(), "{mode}");
+                }
+            }
+        }
+        // One that exists but cannot be looked at is an error, in libpq's words.
+        if std::fs::metadata("/root").is_ok_and(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o001 == 0
+        }) && std::fs::read_dir("/root").is_err()
+        {
+            let tls = TlsSettings {
+                cert: Some(PathBuf::from("/root/client.crt")),
+                ..TlsSettings::new(SslMode::Require)
+            };
+            let err = tls.check_client_key().unwrap_err().to_string();
+            assert!(
+                err.starts_with("could not open certificate file \"/root/client.crt\": "),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn under_allow_and_prefer_unusable_files_are_the_tls_attempts_error() {
+        // The tester's F2: a client key others may read (or a certificate without its key)
+        // stopped every connection under prefer, to a server without TLS too; libpq reads them
+        // only once the server agreed to TLS, and under prefer then tries without TLS.
+        let dir = TempDir::new("deferred");
+        let cert = dir.file("client.crt", V3_CERT, 0o644);
+        let readable = dir.file("client.key", V3_KEY, 0o644);
+        let missing = dir.0.join("none.key");
+        for key in [&readable, &missing] {
+            let require = with_client(&cert, key);
+            let said = require.client_config().unwrap_err().to_string();
+            assert_eq!(require.check_client_key().unwrap_err().to_string(), said);
+            for mode in [SslMode::Allow, SslMode::Prefer] {
+                let tls = TlsSettings {
+                    mode,
+                    ..require.clone()
+                };
+                // Made, to refuse the handshake with the error (the TLS tests of nonblocking
+                // see it said), and never with the client certificate.
+                let config = tls.client_config().unwrap().unwrap();
+                assert!(!config.client_auth_cert_resolver.has_certs(), "{mode}");
+            }
+        }
+        // What libpq checks before connecting still fails at once, in every mode.
+        let inverted = TlsSettings {
+            min_version: Some(TlsVersion::Tls1_3),
+            max_version: Some(TlsVersion::Tls1_2),
+            ..with_client(&cert, &readable)
+        };
+        for mode in [SslMode::Allow, SslMode::Prefer] {
+            let tls = TlsSettings {
+                mode,
+                ..inverted.clone()
+            };
+            assert!(tls.client_config().is_err(), "{mode}");
         }
     }
 

@@ -76,6 +76,73 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
+/// Under `allow`/`prefer`, TLS settings whose files could not be used (a client key others may
+/// read, a root file that cannot be read, …): as libpq, whose `initialize_SSL` reads them only once
+/// the server agreed to TLS, that is no error until TLS is attempted — a server without TLS never
+/// sees it — and then it is that attempt's error (after which `prefer` goes on without TLS).
+/// Every server certificate is refused with it, before the client sends anything of its own;
+/// [`TlsError::handshake`](crate::TlsError::handshake) says it as it is.
+#[derive(Debug)]
+pub(crate) struct SetupFailed {
+    /// The settings' error, in its words.
+    pub(crate) error: String,
+    pub(crate) algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl SetupFailed {
+    fn refuse(&self) -> Error {
+        Error::Other(OtherError(Arc::new(SetupError(self.error.clone()))))
+    }
+}
+
+impl ServerCertVerifier for SetupFailed {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Err(self.refuse())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        Err(self.refuse())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        Err(self.refuse())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The error of TLS settings that could not be used ([`SetupFailed`]), as it travels inside
+/// rustls' error.
+#[derive(Debug)]
+pub(crate) struct SetupError(pub(crate) String);
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
 /// Whether rustls refused `error`'s certificate for being X.509 version 1 (webpki reads only
 /// version 3): PostgreSQL's documented recipe for a CA-signed server certificate makes one with
 /// OpenSSL 3.0 (`openssl x509 -req` without extensions), which libpq takes.
