@@ -25,7 +25,7 @@ use std::time::Duration;
 pub(crate) use copyman_job::job::error_chain;
 
 use copyman_conninfo::{is_url, parse, percent_decode, tokenize};
-use copyman_tls::{SslMode, TlsSettings, TlsVersion};
+use copyman_tls::{TlsSettings, TlsVersion};
 use postgres::config::Host;
 
 /// libpq's default Unix socket directory on Debian-like systems: a CONN without a host goes
@@ -874,14 +874,15 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
     let config = parse(all)?;
     // As libpq, a client key file that group or world may read is refused, in its words; said
-    // here, before connecting, as the settings above: wherever TLS may be used (not under
-    // disable, nor for a CONN of Unix sockets only, which never speaks TLS).
-    let sockets_only = config.get_hostaddrs().is_empty()
-        && config
-            .get_hosts()
-            .iter()
-            .all(|h| matches!(h, Host::Unix(_)));
-    if tls.mode != SslMode::Disable && !sockets_only {
+    // here, before connecting, as the settings above, where TLS will certainly be used: sslmode
+    // require or stronger, every host on TCP. libpq looks at the key only once TLS is being set
+    // up, so under allow/prefer a server without TLS (or the plain attempt after a failed TLS
+    // one) never sees it: there it is the TLS attempt's error (copyman_tls::TlsSettings), and a
+    // socket never speaks TLS.
+    let all_tcp = !config.get_hostaddrs().is_empty()
+        || (!config.get_hosts().is_empty()
+            && config.get_hosts().iter().all(|h| matches!(h, Host::Tcp(_))));
+    if tls.mode.requires_tls() && all_tcp {
         tls.check_client_key()
             .map_err(|e| ConnError::Invalid(e.to_string()))?;
     }
@@ -1851,6 +1852,8 @@ fn ask(
 mod tests {
     use std::io::Write;
 
+    use copyman_tls::SslMode;
+
     use super::*;
 
     #[test]
@@ -2770,7 +2773,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
     }
 
     #[test]
-    fn a_client_key_others_may_read_is_refused_before_connecting_as_libpq_refuses_it() {
+    fn a_client_key_others_may_read_is_refused_before_connecting_where_tls_is_certain() {
         let (cert, _c) = passfile_named("client.crt", 0o644, "(a certificate)");
         let (key, _k) = passfile_named("client.key", 0o644, "(a key)");
         let conn = |extra: &str| {
@@ -2780,7 +2783,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 key.display()
             )
         };
-        let ConnError::Invalid(err) = resolve(&conn("host=db"), &env(&[])).unwrap_err();
+        let ConnError::Invalid(err) =
+            resolve(&conn("host=db sslmode=require"), &env(&[])).unwrap_err();
         assert_eq!(
             err,
             format!(
@@ -2790,20 +2794,33 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 key.display()
             )
         );
-        // From the environment too; and a socket and a TCP host: TLS may be used.
+        // From the environment too, by address too, under every mode that requires TLS.
         let vars = [
             ("PGSSLCERT", cert.to_str().unwrap()),
             ("PGSSLKEY", key.to_str().unwrap()),
+            ("PGSSLMODE", "verify-ca"),
         ];
-        assert!(resolve("host=/tmp,db user=u", &env(&vars)).is_err());
+        assert!(resolve("host=db user=u", &env(&vars)).is_err());
         assert!(resolve("hostaddr=127.0.0.1 user=u", &env(&vars)).is_err());
-        // Where TLS is never used, the key is not: as libpq, nothing to refuse.
+        assert!(resolve(&conn("host=db sslmode=verify-full"), &env(&[])).is_err());
+        // The tester's F2: libpq looks at the key only once TLS is being set up, so under
+        // allow/prefer (the default) a server without TLS never sees it — said by the TLS
+        // attempt, if there is one; where a socket may be used, and where TLS never is, nothing.
+        resolve(&conn("host=db"), &env(&[])).unwrap();
+        resolve(&conn("host=db sslmode=allow"), &env(&[])).unwrap();
+        resolve(&conn("host=/tmp,db sslmode=require"), &env(&[])).unwrap();
         resolve(&conn("host=db sslmode=disable"), &env(&[])).unwrap();
         resolve(&conn("host=/tmp"), &env(&[])).unwrap();
         resolve(&conn(""), &env(&[])).unwrap();
+        // A certificate that does not exist: no client certificate, its key not looked at.
+        let absent = format!(
+            "host=db user=u sslmode=require sslcert=/nonexistent/client.crt sslkey={}",
+            key.display()
+        );
+        resolve(&absent, &env(&[])).unwrap();
         // The owner's alone: taken (what is in it is read when connecting).
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-        resolve(&conn("host=db"), &env(&[])).unwrap();
+        resolve(&conn("host=db sslmode=require"), &env(&[])).unwrap();
     }
 
     #[test]

@@ -186,12 +186,14 @@ fn refused_server_certificates_are_said_in_words() {
     let stderr = refused(&format!(
         "host=127.0.0.1 sslmode=verify-full sslrootcert={ca}"
     ));
+    // In libpq's words the names compared (its subjectAltName's, then its common name, which
+    // libpq compares with an address where no iPAddress entry is there).
     assert!(
         stderr.contains(
             "the server's certificate is not valid for host 127.0.0.1 (certificate verify \
-             failed: invalid peer certificate: certificate not valid for name \"127.0.0.1\"; \
-             certificate is only valid for"
-        ),
+             failed: certificate not valid for name \"127.0.0.1\"; server certificate for \
+             \"localhost\""
+        ) && stderr.contains("does not match host name \"127.0.0.1\")"),
         "{stderr}"
     );
     assert_eq!(count(cluster, &dest, "t"), 0);
@@ -407,23 +409,120 @@ fn a_documented_version_1_client_certificate_logs_in_and_its_key_is_checked_as_i
         "{stderr}"
     );
 
-    // A key group or world may read: refused as libpq refuses it (a setting refused before
-    // connecting: exit 2), in its words.
+    // A key group or world may read: refused as libpq refuses it, in its words — where TLS is
+    // certain (sslmode=require) before connecting, a setting refused: exit 2; under the default
+    // prefer as the TLS attempt's error, the plain attempt after it refused by this TLS-only
+    // server, as libpq's: exit 3.
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(!libpq_connects(&conn(&cert, &key)));
-    let out = current_user(&conn(&cert, &key));
+    let readable = format!(
+        "private key file \"{}\" has group or world access; file must have permissions u=rw \
+         (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) or less if \
+         owned by root",
+        arg(&key)
+    );
+    for (tls, code) in [(" sslmode=require", 2), ("", 3)] {
+        let c = conn(&cert, &key) + tls;
+        assert!(!libpq_connects(&c));
+        let out = current_user(&c);
+        assert_exit(&out, code);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&readable), "{tls}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn client_certificate_files_matter_only_once_tls_is_set_up_as_in_libpq() {
+    use std::os::unix::fs::PermissionsExt;
+
+    // The tester's F2: a client certificate file that does not exist failed every TCP
+    // connection, a key others may read (or a certificate without its key) every one under
+    // prefer — to a server without TLS too. libpq goes on without a certificate that is not
+    // there, and looks at the files only once the server agreed to TLS.
+    let dir =
+        Dir(std::env::temp_dir().join(format!("copyman-cli-client-files-{}", std::process::id())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let tls = tls_cluster();
+    let files = tls.tls_files().expect("a TLS cluster");
+    let (cert, key) = (dir.0.join("client.crt"), dir.0.join("client.key"));
+    fs::copy(&files.client_cert, &cert).unwrap();
+    fs::copy(&files.client_key, &key).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let (missing_cert, missing_key) = (dir.0.join("no-such.crt"), dir.0.join("no-such.key"));
+    let connects = |conn: &str, env: &[(&str, &str)]| {
+        let out = copyman()
+            .envs(env.iter().copied())
+            .args(["copy", "--from", conn])
+            .args(["--send", "COPY (SELECT 'connected') TO STDOUT", "--to", "-"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        assert_eq!(text(&out.stdout), "connected\n", "{conn} {env:?}");
+    };
+    let on = |cluster: &Cluster, extra: &str| {
+        format!(
+            "host=127.0.0.1 port={} user=postgres password={} dbname=postgres \
+             connect_timeout=10 {extra}",
+            cluster.port(),
+            cluster.password()
+        )
+    };
+
+    // A TLS server (a password over TLS): a certificate named in the CONN or by PGSSLCERT that
+    // is not there is not used, in every mode.
+    for mode in ["prefer", "require"] {
+        let named = on(
+            tls,
+            &format!("sslmode={mode} sslcert={}", arg(&missing_cert)),
+        );
+        assert!(libpq_connects(&named), "libpq refuses {named}");
+        connects(&named, &[]);
+        let mode = format!("sslmode={mode}");
+        connects(&on(tls, &mode), &[("PGSSLCERT", arg(&missing_cert))]);
+    }
+
+    // A server without TLS, sslmode prefer (the default) or allow: nothing of the client's
+    // certificate files is looked at.
+    let plain = scram_cluster();
+    for files in [
+        format!("sslcert={}", arg(&missing_cert)),
+        format!("sslcert={} sslkey={}", arg(&cert), arg(&key)),
+        format!("sslcert={} sslkey={}", arg(&cert), arg(&missing_key)),
+    ] {
+        for mode in ["", " sslmode=allow"] {
+            let conn = on(plain, &(files.clone() + mode));
+            assert!(libpq_connects(&conn), "libpq refuses {conn}");
+            connects(&conn, &[]);
+        }
+    }
+
+    // Where TLS is certain, a certificate without its key is refused before connecting, as
+    // libpq refuses it (exit 2, a setting).
+    let out = run(&[
+        "copy",
+        "--from",
+        &on(
+            plain,
+            &format!(
+                "sslmode=require sslcert={} sslkey={}",
+                arg(&cert),
+                arg(&missing_key)
+            ),
+        ),
+        "--send",
+        "COPY (SELECT 1) TO STDOUT",
+        "--to",
+        "-",
+    ]);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "private key file \"{}\" has group or world access; file must have permissions \
-             u=rw (0600) or less if owned by the current user, or permissions u=rw,g=r (0640) \
-             or less if owned by root",
-            arg(&key)
+            "certificate present, but not private key file \"{}\"",
+            arg(&missing_key)
         )),
         "{stderr}"
     );
-    assert!(out.stdout.is_empty());
 }
 
 #[test]
