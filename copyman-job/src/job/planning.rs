@@ -654,10 +654,7 @@ pub fn plan_with(
     for row in &unmatched {
         if let [Some(flag), Some(pattern)] = &row[..] {
             notes.push(match flag.as_str() {
-                "--exclude-table" => format!(
-                    "--exclude-table {pattern} matches no relation on the source: it leaves \
-                     nothing out"
-                ),
+                "--exclude-table" => unmatched_exclusion(pattern, &selection.schemas),
                 "--schema" => format!("--schema {pattern} matches no schema on the source"),
                 _ => format!("{flag} {pattern} matches no table on the source"),
             });
@@ -2132,6 +2129,27 @@ pub fn split(
         .collect()
 }
 
+/// The note for an `--exclude-table` pattern that matches nothing. pg_dump's rule: unqualified,
+/// a pattern sees only the tables on the search path, so `--schema sales --exclude-table
+/// 'audit_*'` leaves `sales.audit_log` in: the note says how to name another schema's (the one
+/// `--schema` given, if it is one name).
+fn unmatched_exclusion(pattern: &str, schemas: &[String]) -> String {
+    let said = format!(
+        "--exclude-table {pattern} matches no relation on the source: it leaves nothing out"
+    );
+    if pattern.contains('.') {
+        return said;
+    }
+    let schema = match schemas {
+        [schema] if !schema.contains(['*', '?', '"', '.']) => schema.as_str(),
+        _ => "SCHEMA",
+    };
+    format!(
+        "{said} (unqualified, it matches only tables on the search path; say {schema}.{pattern} \
+         for another schema's)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2238,5 +2256,34 @@ mod tests {
             3
         );
         assert_eq!(split(&copy, Format::Text, 8192, 1, 8192, 1).len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod unmatched_exclusion_tests {
+    use super::unmatched_exclusion;
+
+    #[test]
+    fn an_unqualified_exclusion_that_matches_nothing_says_how_to_name_another_schemas() {
+        // The tester's F6: the README's `--schema sales --exclude-table 'audit_*'` copied
+        // sales.audit_log, and the note said only that the pattern matches no relation.
+        assert_eq!(
+            unmatched_exclusion("audit_*", &["sales".to_owned()]),
+            "--exclude-table audit_* matches no relation on the source: it leaves nothing out \
+             (unqualified, it matches only tables on the search path; say sales.audit_* for \
+             another schema's)"
+        );
+        assert!(
+            unmatched_exclusion("audit_*", &[])
+                .ends_with("say SCHEMA.audit_* for another schema's)")
+        );
+        assert!(
+            unmatched_exclusion("audit_*", &["s*".to_owned()])
+                .ends_with("say SCHEMA.audit_* for another schema's)")
+        );
+        assert_eq!(
+            unmatched_exclusion("sales.audit_*", &["sales".to_owned()]),
+            "--exclude-table sales.audit_* matches no relation on the source: it leaves nothing out"
+        );
     }
 }
