@@ -398,6 +398,18 @@ impl LowArgs {
     }
 }
 
+/// What to print on stderr for a clap error that goes there: its text with anything that looks
+/// like a password masked (clap may quote the command line) — but not the help clap shows for a
+/// command given without its arguments (bare `copyman`), its own text, which quotes nothing of
+/// the command line: masked, its `postgresql://user:password@…` placeholder became
+/// `user:***@…`, out of line with the rest, where `--help` shows it.
+pub(crate) fn usage_text(error: &clap::Error) -> String {
+    match error.kind() {
+        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.to_string(),
+        _ => conn::scrub(&error.to_string()),
+    }
+}
+
 fn indices(matches: &ArgMatches, id: &str) -> Vec<usize> {
     matches
         .indices_of(id)
@@ -1881,5 +1893,28 @@ mod tests {
         }
         let low = LowArgs::parse_from_args(["copyman", "table", "t", "--from", "a", "--to", "-"]);
         assert!(!low.unwrap().password);
+    }
+
+    #[test]
+    fn bare_copyman_shows_the_help_as_help_shows_it() {
+        // The tester's F8: the help bare `copyman` prints on stderr went through the password
+        // mask, and its URL placeholder came out as `user:***@`, out of line.
+        let line = "  postgresql://user:password@host:port/dbname?param=value   a URL\n";
+        let error = |args: &[&str]| LowArgs::parse_from_args(args).err().expect("an error");
+        let bare = error(&["copyman"]);
+        assert!(bare.use_stderr());
+        assert!(usage_text(&bare).contains(line), "{}", usage_text(&bare));
+        let help = error(&["copyman", "--help"]);
+        assert!(help.to_string().contains(line));
+        // Any other error that goes to stderr is still masked: it may quote the command line.
+        let quoted = error(&[
+            "copyman",
+            "copy",
+            "--from",
+            "postgresql://u:s3cret@h/db",
+            "--bogus",
+        ]);
+        assert!(quoted.use_stderr());
+        assert!(!usage_text(&quoted).contains("s3cret"));
     }
 }

@@ -163,8 +163,8 @@ fn main() -> ExitCode {
     let low = match LowArgs::parse_from_args(std::env::args_os()) {
         Ok(low) => low,
         Err(e) if e.use_stderr() => {
-            // clap may quote the command line: never a password.
-            let message = conn::scrub(&e.to_string());
+            // clap may quote the command line: never a password (its help as it is).
+            let message = args::usage_text(&e);
             progress::eprint(&message);
             // `--json` asked for a document whatever happens, a usage error included.
             if std::env::args_os().any(|a| a == "--json") {
