@@ -77,9 +77,10 @@ impl ServerCertVerifier for Unverified {
 }
 
 /// Under `allow`/`prefer`, TLS settings whose files could not be used (a client key others may
-/// read, a root file that cannot be read, …): as libpq, whose `initialize_SSL` reads them only once
-/// the server agreed to TLS, that is no error until TLS is attempted — a server without TLS never
-/// sees it — and then it is that attempt's error (after which `prefer` goes on without TLS).
+/// read, a root file that cannot be read, …): as libpq, whose `initialize_SSL` reads them only
+/// once the server agreed to TLS, that is no error until TLS is attempted — a server without TLS
+/// never sees it — and then it is that attempt's error (after which `prefer` goes on without
+/// TLS).
 /// Every server certificate is refused with it, before the client sends anything of its own;
 /// [`TlsError::handshake`](crate::TlsError::handshake) says it as it is.
 #[derive(Debug)]
@@ -909,25 +910,29 @@ mod tests {
         check(&cn_ip, "127.0.0.1").unwrap();
         assert_eq!(
             check(&cn_ip, "127.0.0.2").unwrap_err(),
-            "certificate not valid for name \"127.0.0.2\"; server certificate for \"127.0.0.1\" does not match host name \"127.0.0.2\""
+            "certificate not valid for name \"127.0.0.2\"; \
+             server certificate for \"127.0.0.1\" does not match host name \"127.0.0.2\""
         );
         assert_eq!(
             check(&cn_only, "127.0.0.1").unwrap_err(),
-            "certificate not valid for name \"127.0.0.1\"; server certificate for \"localhost\" does not match host name \"127.0.0.1\""
+            "certificate not valid for name \"127.0.0.1\"; \
+             server certificate for \"localhost\" does not match host name \"127.0.0.1\""
         );
         // A subjectAltName of the host's kind: its common name does not count.
         check(&with_san, "localhost").unwrap();
         check(&with_san, "127.0.0.1").unwrap();
         assert_eq!(
             check(&with_san, "db.example.com").unwrap_err(),
-            "certificate not valid for name \"db.example.com\"; server certificate for \"localhost\" (and 1 other name) does not match host name \
+            "certificate not valid for name \"db.example.com\"; \
+             server certificate for \"localhost\" (and 1 other name) does not match host name \
              \"db.example.com\""
         );
         check(&cn_ip_dns, "db.example.com").unwrap();
         check(&cn_name_ip, "10.0.0.1").unwrap();
         assert_eq!(
             check(&cn_name_ip, "127.0.0.1").unwrap_err(),
-            "certificate not valid for name \"127.0.0.1\"; server certificate for \"10.0.0.1\" does not match host name \"127.0.0.1\""
+            "certificate not valid for name \"127.0.0.1\"; \
+             server certificate for \"10.0.0.1\" does not match host name \"127.0.0.1\""
         );
         // Of the other kind only: the common name counts too (libpq's rule, which RFC 6125 would
         // not have for a DNS-ID).
@@ -935,11 +940,13 @@ mod tests {
         check(&cn_name_ip, "localhost").unwrap();
         assert_eq!(
             check(&cn_ip_dns, "localhost").unwrap_err(),
-            "certificate not valid for name \"localhost\"; server certificate for \"db.example.com\" does not match host name \"localhost\""
+            "certificate not valid for name \"localhost\"; \
+             server certificate for \"db.example.com\" does not match host name \"localhost\""
         );
         assert_eq!(
             check(&cn_name_ip, "db.example.com").unwrap_err(),
-            "certificate not valid for name \"db.example.com\"; server certificate for \"10.0.0.1\" (and 1 other name) does not match host name \
+            "certificate not valid for name \"db.example.com\"; \
+             server certificate for \"10.0.0.1\" (and 1 other name) does not match host name \
              \"db.example.com\""
         );
         // Wildcards: one label, not empty.
