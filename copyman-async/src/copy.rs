@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use copyman_core::manager::{Options, ReconcileError};
 use copyman_core::run::{CopyRun, Order, Report, Step};
-use copyman_core::stall::{EndpointId, StallTimer, Written};
+use copyman_core::stall::{EndpointId, StallTimer, Stalled, Written};
 use copyman_core::{BoxError, CopyFail, Data, Fault, Input, ReceiverId, Summary};
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
@@ -324,11 +324,16 @@ impl<'a> CopyManager<'a> {
             }
             Order::Transmit { receiver, data } => {
                 let mut endpoint = self.take_receiver(receiver);
+                let close_stalled = self.options.close_stalled;
                 Box::pin(async move {
                     let written = Written::new();
                     let id = EndpointId::Receiver(receiver);
                     let transmit = endpoint.transmit(&data, &written);
                     let result = watched(id, stall, transmit, || written.progress()).await;
+                    let stalled = result.as_ref().err().is_some_and(|e| e.is::<Stalled>());
+                    if close_stalled && stalled {
+                        endpoint.stalled();
+                    }
                     let written = written.get().min(data_len(&data));
                     let input = Input::transmitted(receiver, result, written);
                     Done {

@@ -70,6 +70,12 @@ pub trait Receiver: Send {
     /// Its connection could not be made usable again.
     async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
 
+    /// Its server took no byte for the copy's stall timeout, and the copy gives it up
+    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a receiver on a connection
+    /// closes it at once, without waiting for an answer
+    /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
+    fn stalled(&mut self) {}
+
     /// What its data is, once its COPY started, if it has a server: the overall format (text or
     /// binary) the server announced and its statement's representation (FORMAT, DELIMITER,
     /// NULL, QUOTE, ESCAPE, ENCODING). The manager refuses, before any data moves, a copy whose
@@ -88,6 +94,7 @@ copyman_core::forward_boxed! {
         async fn transmit(&mut self, data: &Data, written: &Written) -> Result<(), BoxError>;
         async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
         async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError>;
+        fn stalled(&mut self);
     }
 }
 
@@ -254,6 +261,10 @@ impl Receiver for StatementReceiver<'_> {
         let failing = self.conn.endpoint.fail_copy(reason, completion);
         failing.map_err(Error::Session)?;
         Ok(self.conn.drive().await.map(drop)?)
+    }
+
+    fn stalled(&mut self) {
+        self.conn.close(copyman_core::endpoint::STALLED_COPY_IN);
     }
 }
 

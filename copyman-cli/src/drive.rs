@@ -50,7 +50,8 @@ pub(crate) fn drive<'a>(
     let mut options = Options::default()
         .with_keep_going(keep_going)
         .with_check_counts(check_counts)
-        .with_end_marker_scan(false);
+        .with_end_marker_scan(false)
+        .with_close_stalled(true);
     options.stall_timeout = stall_timeout;
     let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,

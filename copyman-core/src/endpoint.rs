@@ -99,6 +99,13 @@ pub const DROPPED: &str = "copyman: the copy was dropped before it finished";
 /// both adapters' `Error::Closed` say it, in these words, on every later call.
 pub const ABANDONED_COPY_IN: &str = "a COPY FROM STDIN was abandoned midway";
 
+/// Why copyman closed a connection whose server took no byte of its COPY FROM STDIN for the
+/// copy's stall timeout: given up without waiting for an answer (a CopyFail's, a ROLLBACK's)
+/// that a frozen network path holds back as long as it is frozen; the server ends the
+/// transaction once it hears of the close.
+pub const STALLED_COPY_IN: &str =
+    "its server took no byte of a COPY FROM STDIN for the stall timeout";
+
 /// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]).
 pub const ABANDONED_COPY_OUT: &str = "a COPY TO STDOUT was abandoned midway";
 

@@ -390,6 +390,9 @@ impl<'a> CopyManager<'a> {
         let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
         for r in 0..self.writes.len() {
             if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
+                if self.options.close_stalled {
+                    self.receivers[r].stalled();
+                }
                 self.receiver_failed(r, Box::new(stalled));
             }
         }

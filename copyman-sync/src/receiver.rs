@@ -108,6 +108,12 @@ pub trait Receiver {
         Ok(())
     }
 
+    /// Its server took no byte for the copy's stall timeout, and the copy gives it up
+    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a receiver on a connection
+    /// closes it at once, without waiting for an answer
+    /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
+    fn stalled(&mut self) {}
+
     /// The socket a driver may wait on with `poll(2)` to feed this receiver without blocking,
     /// through [`Receiver::try_write`] and [`Receiver::read_server`], while it feeds others.
     /// `None` (the default): the receiver is fed with the blocking [`Receiver::transmit`] only.
@@ -283,6 +289,10 @@ impl Receiver for StatementReceiver<'_> {
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {
         self.conn.set_copy_timeout(timeout);
         Ok(())
+    }
+
+    fn stalled(&mut self) {
+        self.conn.close(copyman_core::endpoint::STALLED_COPY_IN);
     }
 
     fn poll_socket(&self) -> Option<PollSocket> {

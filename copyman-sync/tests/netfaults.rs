@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use copyman_sync::{
-    Connection, CopyManager, Error, Fault, Receiver, ReceiverId, ReceiverOutcome,
+    Connection, CopyManager, Error, Fault, Options, Receiver, ReceiverId, ReceiverOutcome,
     StatementProducer, StatementReceiver,
 };
 use copyman_testkit::proxy::{Direction, Fault as Net, Proxy};
@@ -265,6 +265,50 @@ fn stalled_destination_with_a_timeout_faults_and_the_others_complete() {
 
     d0.execute("COMMIT").unwrap();
     assert_usable(&mut d1, "the stalled destination, once it flows again");
+    assert_eq!(committed(cluster, &d0_db), ROWS as i64);
+    assert_eq!(committed(cluster, &d1_db), 0);
+}
+
+/// With `close_stalled` (what the command runs with), a destination whose network path froze
+/// is closed at once: its connection says so, nothing waits for an answer the frozen path holds
+/// back (a ROLLBACK after the copy waited for it as long as the path was frozen), the other
+/// destination completes, and once the path carries the close the server rolls it back.
+#[test]
+fn a_stalled_destination_is_closed_at_once_under_close_stalled() {
+    const ROWS: u64 = 2_000_000;
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let (d0_db, d1_db) = (cluster.create_database(), cluster.create_database());
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&cluster.conninfo(&src_db));
+    let mut d0 = destination(&cluster.conninfo(&d0_db));
+    let mut d1 = destination(&proxy.conninfo(cluster, &d1_db));
+    proxy.after_bytes(C2S, 256 << 10, Net::Stall);
+    let options = Options::default()
+        .with_stall_timeout(Duration::from_secs(2))
+        .with_keep_going(true)
+        .with_close_stalled(true);
+    let producer = StatementProducer::new(&mut source, series(ROWS));
+    let receivers = vec![receiver(&mut d0), receiver(&mut d1)];
+    let mut copy = CopyManager::start_with(producer, receivers, options).unwrap();
+    let mut faults = Vec::new();
+    for progress in &mut copy {
+        if let Err(Fault::Receiver(f)) = progress {
+            faults.extend(f.faults);
+        }
+    }
+    let summary = copy.finish().expect("the other destination completes");
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(ROWS))
+    ));
+    // Still frozen: closed, not waiting.
+    assert!(d1.is_closed());
+    let said = d1.execute("ROLLBACK").unwrap_err().to_string();
+    assert!(said.contains("stall timeout"), "{said}");
+    d0.execute("COMMIT").unwrap();
+    proxy.set(C2S, Net::Pass);
     assert_eq!(committed(cluster, &d0_db), ROWS as i64);
     assert_eq!(committed(cluster, &d1_db), 0);
 }

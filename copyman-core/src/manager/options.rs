@@ -43,6 +43,14 @@ pub struct Options {
     /// `Some(Duration::ZERO)` waits for ever too, as PostgreSQL's `statement_timeout = 0` does
     /// (see [`Options::stall_limit`]).
     pub stall_timeout: Option<Duration>,
+    /// A receiver that stalls past the stall timeout has its connection closed at once, rather
+    /// than failed with a CopyFail whose answer a frozen network path (a paused host, a
+    /// firewall dropping packets) holds back for as long as it is frozen — and with it a later
+    /// ROLLBACK, and whatever waits for that (the other destinations' COMMITs). Its server ends
+    /// the transaction once it hears of the close; nothing of it is committed. Off by default:
+    /// a caller who waits for the path to come back keeps the connection usable
+    /// ([`endpoint::STALLED_COPY_IN`](crate::endpoint::STALLED_COPY_IN) names the close).
+    pub close_stalled: bool,
 }
 
 impl Options {
@@ -74,6 +82,12 @@ impl Options {
     /// These options with the producer reading `size` bytes at a time (at least 1).
     pub fn with_buffer_size(mut self, size: usize) -> Self {
         self.buffer_size = Some(size.max(1));
+        self
+    }
+
+    /// These options with receivers that stall closed at once ([`Options::close_stalled`]).
+    pub fn with_close_stalled(mut self, close: bool) -> Self {
+        self.close_stalled = close;
         self
     }
 

@@ -103,9 +103,11 @@ pub(super) fn drive<'a>(
     // The manager's policies: a destination's fault ends the copy unless keep-going, under which
     // the others complete (a failure at the end included); counts are checked unless allowed
     // to differ.
+    // A destination that stalls is closed at once: a frozen path held its ROLLBACK, and the job.
     let mut options = copyman_sync::Options::default()
         .with_check_counts(!shared.options.allow_count_mismatch)
-        .with_keep_going(shared.options.keep_going);
+        .with_keep_going(shared.options.keep_going)
+        .with_close_stalled(true);
     options.stall_timeout = shared.options.stall_timeout;
     let mut copy = match CopyManager::start_with(producer, receivers, options) {
         Ok(copy) => copy,

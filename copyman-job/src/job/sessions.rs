@@ -21,6 +21,11 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
         return None;
     }
     let old = slot.take().expect("checked just above");
+    // Closed by its copy (its server took no byte for the stall timeout): nothing to cancel or
+    // ask, and a new session now would wait on the same silent path; the next use connects.
+    if old.is_closed() {
+        return Some(CLOSED.to_owned());
+    }
     let mut fresh = (server.connect)().ok();
     let pid = old.session().backend_key().map(|(pid, _)| pid);
     let waited = pid
@@ -50,6 +55,9 @@ pub(super) fn give_up(slot: &mut Option<Connection>, server: &Server) -> Option<
 
 /// What [`give_up`] says of a statement it cancelled.
 pub(super) const CANCELLED: &str = "its statement was cancelled";
+
+/// What [`give_up`] says of a session its copy closed (nothing to cancel).
+pub(super) const CLOSED: &str = "its session was closed: nothing of it committed (its server ends the transaction once it hears)";
 
 /// What [`give_up`] says of a session whose backend was gone (nothing to cancel).
 pub(super) const ENDED: &str = "its backend had already ended";
