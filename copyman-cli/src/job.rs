@@ -377,8 +377,9 @@ fn default_state(
         path
     };
     // Named by its connection string now, by what it is once it answers: a later resume would
-    // look for another file.
+    // look for another file (said again with the advice at the end).
     if !unasked.is_empty() {
+        STATE_MUST_BE_NAMED.store(true, std::sync::atomic::Ordering::Relaxed);
         report::warn(format_args!(
             "{} could not be asked who it is, and the default state file's name depends on it: \
              a later --resume must name the file: --state {}",
@@ -1487,8 +1488,21 @@ fn write_human(
             options.state.display()
         )?;
     }
+    if !report.succeeded() && STATE_MUST_BE_NAMED.load(std::sync::atomic::Ordering::Relaxed) {
+        writeln!(
+            out,
+            "copyman: a destination could not be asked who it is, and the default state file's \
+             name depends on it: give every --resume of this job --state {}",
+            options.state.display()
+        )?;
+    }
     Ok(())
 }
+
+/// Whether the job's default state file is named by a destination that could not say who it
+/// is ([`default_state`]): a resume that does not name the file looks for another.
+static STATE_MUST_BE_NAMED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// What to fix when a table failed with an error a rerun meets again ([`job::TableError::lasts`]:
 /// a table missing or different on a destination, a view or a sequence written to, a bad row, a

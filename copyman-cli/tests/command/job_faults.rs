@@ -201,6 +201,12 @@ fn a_default_state_file_named_without_a_destination_says_to_name_it_on_resume() 
             && stderr.contains("a later --resume must name the file: --state "),
         "{stderr}"
     );
+    // Said again with the advice at the end, which a script shows.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("give every --resume of this job --state "),
+        "{stderr}"
+    );
 }
 
 /// A one-table run under `--keep-going` leaves out a destination it cannot reach, as a job
