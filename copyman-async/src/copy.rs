@@ -284,6 +284,7 @@ impl<'a> CopyManager<'a> {
             }
             Order::ReadProducer => {
                 let mut producer = self.take_producer();
+                let close_stalled = self.options.close_stalled;
                 let leave = Arc::new(AtomicBool::new(false));
                 let (left, can) = (Arc::clone(&leave), producer.can_abandon_read());
                 let left = poll_fn(move |_| match can && left.load(Ordering::Relaxed) {
@@ -297,8 +298,12 @@ impl<'a> CopyManager<'a> {
                         let input = tokio::select! {
                             biased;
                             () = left => Input::ReadAbandoned,
-                            r = watched(EndpointId::Producer, stall, producer.next_chunk(), || 0) =>
-                                Input::read(r, || producer.count()),
+                            r = watched(EndpointId::Producer, stall, producer.next_chunk(), || 0) => {
+                                if close_stalled && r.as_ref().err().is_some_and(|e| e.is::<Stalled>()) {
+                                    producer.stalled();
+                                }
+                                Input::read(r, || producer.count())
+                            }
                         };
                         Done {
                             endpoint: Endpoint::Producer(producer),

@@ -77,6 +77,12 @@ pub trait Producer: Send {
         Ok(())
     }
 
+    /// Its server sent no byte for the copy's stall timeout, and the copy gives it up
+    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a producer on a connection
+    /// closes it at once, without waiting for an answer
+    /// ([`copyman_core::endpoint::STALLED_COPY_OUT`]). The default does nothing.
+    fn stalled(&mut self) {}
+
     /// Sets the size of the producer's reads ([`Options::buffer_size`](crate::Options)), for
     /// producers that read in buffers; the others ignore it.
     fn set_buffer_size(&mut self, size: usize) {
@@ -103,6 +109,7 @@ copyman_core::forward_boxed! {
         fn count(&self) -> Option<u64>;
         fn resumable(&self) -> bool;
         async fn cancel(&mut self) -> Result<(), BoxError>;
+        fn stalled(&mut self);
         fn set_buffer_size(&mut self, size: usize);
         fn can_abandon_read(&self) -> bool;
     }
@@ -212,6 +219,10 @@ impl Producer for StatementProducer<'_> {
             self.conn.drive().await?;
         }
         Ok(())
+    }
+
+    fn stalled(&mut self) {
+        self.conn.close(copyman_core::endpoint::STALLED_COPY_OUT);
     }
 
     fn set_buffer_size(&mut self, size: usize) {

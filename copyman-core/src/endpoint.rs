@@ -106,6 +106,12 @@ pub const ABANDONED_COPY_IN: &str = "a COPY FROM STDIN was abandoned midway";
 pub const STALLED_COPY_IN: &str =
     "its server took no byte of a COPY FROM STDIN for the stall timeout";
 
+/// Why copyman closed a connection whose server sent no byte of its COPY TO STDOUT for the
+/// copy's stall timeout, as [`STALLED_COPY_IN`]: a cancel's answer would wait as long as a
+/// frozen path is frozen.
+pub const STALLED_COPY_OUT: &str =
+    "its server sent no byte of a COPY TO STDOUT for the stall timeout";
+
 /// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]).
 pub const ABANDONED_COPY_OUT: &str = "a COPY TO STDOUT was abandoned midway";
 

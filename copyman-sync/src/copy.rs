@@ -398,6 +398,9 @@ impl<'a> CopyManager<'a> {
         }
         if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
             self.reading = None;
+            if self.options.close_stalled {
+                self.producer.stalled();
+            }
             self.report(Input::ProducerError(Box::new(stalled)));
         }
     }

@@ -69,6 +69,12 @@ pub trait Producer {
         Ok(())
     }
 
+    /// Its server sent no byte for the copy's stall timeout, and the copy gives it up
+    /// ([`Options::close_stalled`](crate::Options::close_stalled)): a producer on a connection
+    /// closes it at once, without waiting for an answer
+    /// ([`copyman_core::endpoint::STALLED_COPY_OUT`]). The default does nothing.
+    fn stalled(&mut self) {}
+
     /// Arms (`Some`) or clears (`None`) the copy's stall timeout
     /// ([`Options::stall_timeout`](crate::Options::stall_timeout)): from now on, a read that
     /// gets no byte for that long fails with a timeout error, which the manager reports as a
@@ -130,6 +136,7 @@ copyman_core::forward_boxed! {
         fn resumable(&self) -> bool;
         fn format(&self) -> Option<DataFormat>;
         fn cancel(&mut self) -> Result<(), BoxError>;
+        fn stalled(&mut self);
         fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
         fn poll_socket(&self) -> Option<PollSocket>;
@@ -255,6 +262,10 @@ impl Producer for StatementProducer<'_> {
             self.conn.drive()?;
         }
         Ok(())
+    }
+
+    fn stalled(&mut self) {
+        self.conn.close(copyman_core::endpoint::STALLED_COPY_OUT);
     }
 
     fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError> {

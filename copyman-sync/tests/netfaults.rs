@@ -313,6 +313,38 @@ fn a_stalled_destination_is_closed_at_once_under_close_stalled() {
     assert_eq!(committed(cluster, &d1_db), 0);
 }
 
+/// The same for a source whose network path froze: closed at once under `close_stalled`
+/// (cancelling it waited for a server the frozen path kept from answering), the copy fails
+/// with its stall, nothing committed.
+#[test]
+fn a_stalled_source_is_closed_at_once_under_close_stalled() {
+    const ROWS: u64 = 2_000_000;
+    let cluster = cluster();
+    let (src_db, d0_db) = (cluster.create_database(), cluster.create_database());
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&proxy.conninfo(cluster, &src_db));
+    let mut d0 = destination(&cluster.conninfo(&d0_db));
+    proxy.after_bytes(S2C, 256 << 10, Net::Stall);
+    let options = Options::default()
+        .with_stall_timeout(Duration::from_secs(2))
+        .with_close_stalled(true);
+    let producer = StatementProducer::new(&mut source, series(ROWS));
+    let mut copy = CopyManager::start_with(producer, vec![receiver(&mut d0)], options).unwrap();
+    let mut stalled = false;
+    for progress in &mut copy {
+        if let Err(Fault::Producer(f)) = progress {
+            stalled |= io_kind(&*f.error).is_some() || chain(&*f.error).contains("stalled");
+            break;
+        }
+    }
+    assert!(stalled);
+    assert!(copy.finish().is_err());
+    assert!(source.is_closed());
+    d0.execute("ROLLBACK").unwrap();
+    proxy.set(S2C, Net::Pass);
+    assert_eq!(committed(cluster, &d0_db), 0);
+}
+
 #[test]
 fn stalled_destination_without_a_timeout_waits_in_bounded_memory_then_completes() {
     const ROWS: u64 = 20_000_000;

@@ -46,10 +46,12 @@ pub struct Options {
     /// A receiver that stalls past the stall timeout has its connection closed at once, rather
     /// than failed with a CopyFail whose answer a frozen network path (a paused host, a
     /// firewall dropping packets) holds back for as long as it is frozen — and with it a later
-    /// ROLLBACK, and whatever waits for that (the other destinations' COMMITs). Its server ends
-    /// the transaction once it hears of the close; nothing of it is committed. Off by default:
-    /// a caller who waits for the path to come back keeps the connection usable
-    /// ([`endpoint::STALLED_COPY_IN`](crate::endpoint::STALLED_COPY_IN) names the close).
+    /// ROLLBACK, and whatever waits for that (the other destinations' COMMITs); a producer that
+    /// stalls likewise, rather than cancelled. Its server ends the transaction once it hears of
+    /// the close; nothing of it is committed. Off by default: a caller who waits for the path to
+    /// come back keeps the connection usable
+    /// ([`endpoint::STALLED_COPY_IN`](crate::endpoint::STALLED_COPY_IN) and
+    /// [`STALLED_COPY_OUT`](crate::endpoint::STALLED_COPY_OUT) name the close).
     pub close_stalled: bool,
 }
 
