@@ -734,7 +734,8 @@ const XML: [u32; 1] = [142];
 /// Why binary would change the `xml` values of `columns` where the data passes in `encoding`
 /// (a `client_encoding` other than UTF8): `xml_send` writes each value with an XML declaration
 /// of that encoding, which `xml_recv` stores (`<?xml version="1.0" encoding="LATIN1"?><a/>`
-/// for `<a/>`); text writes the value as it is. `None` in UTF8, or without `xml`.
+/// for `<a/>`); text writes the value as it is. `None` in UTF8 or SQL_ASCII (which
+/// `xml_send` declares no encoding for), or without `xml`.
 ///
 /// ```
 /// use copyman_job::plan::xml_declared;
@@ -745,7 +746,12 @@ pub fn xml_declared<'c>(
     encoding: Option<&str>,
     mut columns: impl Iterator<Item = &'c Column>,
 ) -> Option<String> {
-    let encoding = encoding.filter(|e| !e.eq_ignore_ascii_case("UTF8"))?;
+    let plain = |e: &str| {
+        ["UTF8", "SQL_ASCII"]
+            .iter()
+            .any(|p| e.eq_ignore_ascii_case(p))
+    };
+    let encoding = encoding.filter(|e| !plain(e))?;
     let column = columns.find(|c| c.holds(&XML))?;
     Some(format!(
         "column {} holds xml, whose binary form carries an XML declaration of the sessions' \

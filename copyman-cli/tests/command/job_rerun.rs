@@ -327,3 +327,50 @@ fn a_state_file_of_another_unfinished_job_is_not_replaced() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d1, "b1"), 1);
 }
+
+/// A job is unfinished too where a table never began on a destination: missing there while it
+/// planned (left out under `--keep-going`). Its state file was replaced by another selection's
+/// job all the same, and run again the first job appended what it had committed (rows twice).
+#[test]
+fn a_state_file_of_a_job_that_never_began_a_table_somewhere_is_not_replaced() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 100); INSERT INTO b VALUES (1);",
+    );
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+    );
+    let d2 = database(&c.dest[1], "CREATE TABLE b (id int);");
+    let state = TempPath::new("never-began.state");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let job = |table: &str, extra: &[&str]| {
+        let mut args = vec!["table", "--table", table, "--from", &from, "--to", &to1];
+        args.extend(["--to", &to2, "--state", state.arg()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job("a", &["--keep-going"]), 4);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    let out = job("b", &[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("that did not finish"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Once the table is there, the first job's resume finishes it, a once on each.
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute("CREATE TABLE a (id int)")
+        .unwrap();
+    assert_exit(&job("a", &["--resume"]), 0);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "a"), 100);
+}

@@ -518,11 +518,13 @@ fn kept_for_its_resume(path: &Path, selection: &Selection) -> Result<(), JobErro
     else {
         return Ok(());
     };
-    // Begun and not done (a table's partition relatives are claimed, never begun).
+    // A table it copies (one it recorded what it covers for: a partition relative is claimed,
+    // never copied itself) not done on a destination, begun there or not (missing there at
+    // planning, the destination left out under --keep-going).
     let unfinished = recorded
-        .begun
+        .claimed
         .iter()
-        .any(|pair| !recorded.done.contains_key(pair));
+        .any(|pair| recorded.covers.contains_key(&pair.0) && !recorded.done.contains_key(pair));
     if !unfinished {
         return Ok(());
     }
@@ -2257,11 +2259,6 @@ mod tests {
         );
         assert_eq!(split(&copy, Format::Text, 8192, 1, 8192, 1).len(), 2);
     }
-}
-
-#[cfg(test)]
-mod unmatched_exclusion_tests {
-    use super::unmatched_exclusion;
 
     #[test]
     fn an_unqualified_exclusion_that_matches_nothing_says_how_to_name_another_schemas() {
