@@ -332,6 +332,10 @@ fn a_resume_refuses_a_table_done_that_was_attached_since_to_one_not_done() {
     let out = job(&["--resume"]);
     assert_exit(&out, 2);
     let said = text(&out.stderr);
-    assert!(said.contains("sales_2") && said.contains("twice"), "{said}");
+    assert!(
+        said.contains(r#"table "public"."sales_2", which the earlier run committed"#)
+            && said.contains(r#"is now (a part of) "public"."sales", which it did not"#),
+        "{said}"
+    );
     assert_eq!(count(&c.dest[0], &dst, "sales_2"), 2000, "not copied twice");
 }

@@ -1723,20 +1723,26 @@ fn copied_under_another_name(
                     && recorded.done(other, k).is_some()
                     && recorded.done(table, k).is_none()
             };
-            let Some(d) = keys
-                .iter()
-                .position(|k| recorded.begun(other, k) && !recorded.begun(table, k) || taken_in(k))
-            else {
-                continue;
-            };
-            return Some(format!(
-                "--resume: table {table} was copied to destination {} by the earlier run as \
-                 (a part of) {other} (the same relation on the source: renamed, detached or \
-                 attached since): copied again, its rows would be there twice; check what that \
-                 destination holds, then copy it in a job of its own (another --state), or \
-                 run this job again without --resume with --truncate",
-                d + 1
-            ));
+            let under_another_name =
+                |k: &String| recorded.begun(other, k) && !recorded.begun(table, k);
+            let way = "check what that destination holds, then copy it in a job of its own \
+                       (another --state), or run this job again without --resume with --truncate";
+            if let Some(d) = keys.iter().position(under_another_name) {
+                return Some(format!(
+                    "--resume: table {table} was copied to destination {} by the earlier run as \
+                     (a part of) {other} (the same relation on the source: renamed, detached or \
+                     attached since): copied again, its rows would be there twice; {way}",
+                    d + 1
+                ));
+            }
+            if let Some(d) = keys.iter().position(taken_in) {
+                return Some(format!(
+                    "--resume: table {other}, which the earlier run committed to destination {}, \
+                     is now (a part of) {table}, which it did not (attached or moved since): \
+                     copied whole, {other}'s rows would be there twice; {way}",
+                    d + 1
+                ));
+            }
         }
     }
     None
