@@ -369,6 +369,18 @@ impl Connection {
         self.cancel_token()?.cancel().await
     }
 
+    /// Sends the cancel request from a task of its own, without waiting for it (on the runtime
+    /// the caller runs on; none, nothing is sent): for a connection given up (closed) whose
+    /// backend may still wait on a lock, holding its own, where the path to its server may be
+    /// frozen.
+    pub(crate) fn cancel_detached(&self) {
+        if let (Ok(token), Ok(runtime)) =
+            (self.cancel_token(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move { token.cancel().await });
+        }
+    }
+
     /// A token that cancels whatever this connection runs at the time it is used, from anywhere
     /// (another task), while the connection itself is busy.
     ///

@@ -222,6 +222,8 @@ impl Producer for StatementProducer<'_> {
     }
 
     fn stalled(&mut self) {
+        // Its query may still run, or wait on a lock, which the close alone does not end.
+        self.conn.cancel_detached();
         self.conn.close(copyman_core::endpoint::STALLED_COPY_OUT);
     }
 

@@ -406,13 +406,21 @@ impl Connection {
     /// no backend key.
     pub fn cancel(&self) -> Result<(), Error> {
         let (request, timeout) = self.cancel_request()?;
-        let mut stream = open(&self.target, Some(timeout), None)?.into_nonblocking()?;
-        let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(timeout)));
-        write_all(&mut stream, &request, fd, limit)?;
-        // The server closes the connection once it has the request.
-        let mut sink = [0u8; 64];
-        while retry(fd, READABLE, limit, || stream.read(&mut sink))? > 0 {}
-        Ok(())
+        send_cancel(&self.target, &request, timeout)
+    }
+
+    /// Sends the cancel request from a thread of its own, without waiting for it: for a
+    /// connection given up (closed) whose backend may still wait on a lock, holding its own,
+    /// where the path to its server may be frozen (the request then waits its connect timeout
+    /// there, not here).
+    pub(crate) fn cancel_detached(&self) {
+        let Ok((request, timeout)) = self.cancel_request() else {
+            return;
+        };
+        let target = self.target.clone();
+        let _ = std::thread::Builder::new()
+            .name("copyman-cancel".to_owned())
+            .spawn(move || send_cancel(&target, &request, timeout));
     }
 
     /// The socket to `poll(2)`, for a driver that multiplexes it (TCP, TLS over TCP, Unix), with
@@ -659,6 +667,18 @@ fn write_all(stream: &mut Stream, mut bytes: &[u8], fd: RawFd, limit: Limit) -> 
 
 /// An attempt's error, as libpq says it once its deadline has passed: "timeout expired" for
 /// that host (an error the server sent stays as it is).
+/// Sends a CancelRequest to `target` on a connection of its own, then waits (within `timeout`
+/// for each step) for the server to close it, as libpq does.
+fn send_cancel(target: &Target, request: &[u8], timeout: Duration) -> Result<(), Error> {
+    let mut stream = open(target, Some(timeout), None)?.into_nonblocking()?;
+    let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(timeout)));
+    write_all(&mut stream, request, fd, limit)?;
+    // The server closes the connection once it has the request.
+    let mut sink = [0u8; 64];
+    while retry(fd, READABLE, limit, || stream.read(&mut sink))? > 0 {}
+    Ok(())
+}
+
 fn expired(error: Error, target: &Target, deadline: Started) -> Error {
     let timed_out = match &error {
         Error::Io(e) | Error::Connect { source: e, .. } => {

@@ -292,6 +292,9 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn stalled(&mut self) {
+        // Its backend may wait on a lock (a trigger's), holding its own, which the close alone
+        // does not end.
+        self.conn.cancel_detached();
         self.conn.close(copyman_core::endpoint::STALLED_COPY_IN);
     }
 

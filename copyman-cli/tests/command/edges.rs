@@ -584,6 +584,50 @@ fn a_setval_waiting_for_its_sequence_is_given_up_at_the_stall_timeout() {
     }
 }
 
+/// A destination that stalls mid-copy on a lock its trigger waits for is closed and its
+/// statement cancelled: closed only, its backend went on waiting in the lock, holding the table's
+/// (behind a prepared transaction, until someone ended it).
+#[test]
+fn a_destination_stalled_on_a_lock_mid_copy_leaves_no_backend_waiting() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int8 PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g;",
+    );
+    let gated = "CREATE TABLE t (id int8 PRIMARY KEY, v text); CREATE TABLE gate (g int);
+         CREATE FUNCTION wait_gate() RETURNS trigger LANGUAGE plpgsql AS
+           $$BEGIN LOCK TABLE gate IN EXCLUSIVE MODE; RETURN NEW; END$$;
+         CREATE TRIGGER wait_gate BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION wait_gate();";
+    let d1 = database(&c.dest[0], gated);
+    let d2 = database(&c.dest[1], T);
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE gate IN EXCLUSIVE MODE")
+        .unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--format",
+        "text",
+        "--keep-going",
+        "--stall-timeout",
+        "1",
+    ]);
+    let left = settle_backends_to(&c.dest[0], &d1, 1);
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_exit(&out, 4);
+    assert_eq!(left.len(), 1, "only the holder: {left:?}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 200000);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
 /// The sessions that watch a lock wait do as the copy's do with a database's timeouts: its
 /// `idle_session_timeout` ended them between questions (opened again every second, the wait
 /// said anew each time) and its `statement_timeout` cancelled their question (the lock never
