@@ -102,6 +102,10 @@ pub struct TablePlan {
     /// columns still have the types the plan read ([`Relation::types_unchanged`], the table
     /// locked first where the role may).
     pub source_guard: Option<String>,
+    /// The encoding every server holds, other than UTF8, in which its data passes where its
+    /// statements are ASCII ([`Options::data_encoding`](super::Options::data_encoding)); its
+    /// `--verify` checksums hash each side's bytes in it, unconverted.
+    pub data_encoding: Option<String>,
 }
 
 impl TablePlan {
@@ -1364,6 +1368,7 @@ pub fn plan_with(
             locked: false,
             files: None,
             source_guard,
+            data_encoding: options.data_encoding.clone(),
         });
     }
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
@@ -2181,6 +2186,7 @@ mod tests {
             locked: false,
             files: None,
             source_guard: None,
+            data_encoding: None,
         };
         assert_eq!(
             t.receive_for(true),
@@ -2208,6 +2214,7 @@ mod tests {
             locked: false,
             files: None,
             source_guard: None,
+            data_encoding: None,
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

@@ -1036,7 +1036,7 @@ fn pass_data_encoding(
     conn: &mut Connection,
     tables: &[&TablePlan],
 ) -> Result<(), TableError> {
-    let Some(encoding) = &shared.options.data_encoding else {
+    let Some(encoding) = tables.first().and_then(|t| t.data_encoding.as_ref()) else {
         return Ok(());
     };
     if !tables.iter().all(|t| t.speaks_ascii()) {
