@@ -576,7 +576,8 @@ fn a_setval_waiting_for_its_sequence_is_given_up_at_the_stall_timeout() {
             "{args:?}: the run waited for the lock: {stderr}"
         );
         assert!(
-            stderr.contains("advancing its sequences"),
+            stderr.contains("advancing its sequences: stalled for 1 s")
+                && stderr.contains("its statement was cancelled"),
             "{args:?}: {stderr}"
         );
         assert_eq!(left.len(), 1, "{args:?}: {left:?}");

@@ -475,6 +475,7 @@ fn copy_group_unit(
             let (source, conn) = (conns.source.as_mut(), conns.dests[d].as_mut());
             if !carry(
                 &mut carrier,
+                shared.options.stall_timeout,
                 t,
                 d,
                 source,

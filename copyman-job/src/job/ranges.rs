@@ -467,6 +467,7 @@ pub(super) fn copy_split(
             });
             carry(
                 &mut carrier,
+                shared.options.stall_timeout,
                 t,
                 d,
                 source,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use copyman_sync::Connection;
 
 use super::drive::Rate;
-use super::error::{JobError, TableError, db_error, describe, describe_with, one_line};
+use super::error::{JobError, TableError, db_error, describe_with, one_line};
 use super::group::copy_group;
 use super::options::{Options, Server};
 use super::planning::{DestPlan, Plan, TablePlan};
@@ -1177,6 +1177,7 @@ pub(super) fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result:
 /// a warning to say, or the error that fails the table there (then `false`: it must not commit).
 pub(super) fn carry(
     carrier: &mut Carrier,
+    stall: Option<Duration>,
     t: &TablePlan,
     d: usize,
     source: Option<&mut Connection>,
@@ -1196,10 +1197,13 @@ pub(super) fn carry(
         (Some(source), Some(conn)) => carrier.carry(source, conn, carries).map_err(|e| {
             // A `setval` that waited out the stall timeout for its sequence's lock: cancelled
             // now, so that the ROLLBACK after it does not wait for that lock too.
+            let mut error = describe_with(e.error(), stall).prefixed(&format!("{}: ", e.what()));
             if matches!(e, CarryError::Destination(_)) && !conn.is_ready() {
-                let _ = conn.cancel();
+                if conn.cancel().is_ok() {
+                    error.message.push_str("; its statement was cancelled");
+                }
             }
-            describe(e.error()).prefixed(&format!("{}: ", e.what()))
+            error
         }),
         (None, _) => Err(TableError::new(
             "reading the source's sequences: no connection to the source",

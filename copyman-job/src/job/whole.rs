@@ -306,6 +306,7 @@ pub(super) fn copy_whole(
             let (source, conn) = (conns.source.as_mut(), conns.dests[d].as_mut());
             if !carry(
                 &mut carrier,
+                shared.options.stall_timeout,
                 t,
                 d,
                 source,
