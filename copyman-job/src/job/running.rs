@@ -1198,10 +1198,9 @@ pub(super) fn carry(
             // A `setval` that waited out the stall timeout for its sequence's lock: cancelled
             // now, so that the ROLLBACK after it does not wait for that lock too.
             let mut error = describe_with(e.error(), stall).prefixed(&format!("{}: ", e.what()));
-            if matches!(e, CarryError::Destination(_)) && !conn.is_ready() {
-                if conn.cancel().is_ok() {
-                    error.message.push_str("; its statement was cancelled");
-                }
+            if matches!(e, CarryError::Destination(_)) && !conn.is_ready() && conn.cancel().is_ok()
+            {
+                error.message.push_str("; its statement was cancelled");
             }
             error
         }),
