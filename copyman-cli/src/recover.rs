@@ -112,7 +112,7 @@ pub(crate) fn run(
                     "{why}: its transactions are left as they are; the other destinations are \
                      finished as the decision log says"
                 ));
-                unreachable.push(why);
+                unreachable.push((spec.display.clone(), why));
                 continue;
             }
             Err(e) => return Err(e),
@@ -169,7 +169,11 @@ pub(crate) fn run(
         return Err(Fatal {
             exit: Exit::Connect,
             server: None,
-            message: unreachable.join("; "),
+            message: unreachable
+                .iter()
+                .map(|(_, why)| why.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         }
         .into());
     }
@@ -603,6 +607,15 @@ pub(crate) fn run(
                      prepared, holding its changes and locks, until it is {then})",
                     h.gid
                 )
+            } else if unreachable
+                .iter()
+                .any(|(d, _)| h.display.ends_with(d.as_str()))
+            {
+                format!(
+                    "{} ({}, database {}) {state} and waits on a destination that could not be \
+                     reached: copyman recover given it once it can be reached finishes it",
+                    h.gid, h.display, h.database
+                )
             } else {
                 format!(
                     "{} ({}, database {}) {state} and is not on the servers given: give its \
@@ -641,7 +654,7 @@ pub(crate) fn run(
     {
         return Err(log_error(e).into());
     }
-    for why in &unreachable {
+    for (_, why) in &unreachable {
         pending = true;
         lines.push(format!(
             "{why}: whatever a run left prepared there is left as it is: copyman recover \

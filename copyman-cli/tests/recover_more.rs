@@ -385,6 +385,44 @@ fn recover_finishes_what_it_reaches_when_a_destination_is_down() {
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
 
+/// A decided transaction on the destination that could not be reached is said to wait there,
+/// not "not on the servers given: give its CONN too" (its CONN was given).
+#[test]
+fn recover_says_a_decided_transaction_waits_on_the_destination_it_could_not_reach() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-down-named.log");
+    let proxy = copyman_testkit::proxy::Proxy::for_cluster(&s.dest[1]);
+    let through = proxy.conninfo(&s.dest[1], &dbs[1]);
+    let mut args = copy_args(s, &src, &dbs, &log);
+    let direct = s.dest[1].url(&dbs[1]);
+    for arg in &mut args {
+        if *arg == direct {
+            arg.clone_from(&through);
+        }
+    }
+    Paused::start(&strs(&args), "recorded").kill();
+    drop(proxy);
+    let urls = [
+        s.dest[0].url(&dbs[0]),
+        format!("{through} connect_timeout=5"),
+    ];
+    let out = recover(&[&urls[0], &urls[1]], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("waits on a destination that could not be reached")
+            && !stderr.contains("give its CONN too"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    // The rest, directly.
+    let all = [s.dest[0].url(&dbs[0]), direct];
+    assert_exit(&recover(&[&all[0], &all[1]], log.arg()), 0);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
+
 /// An `--atomic` job whose decision log cannot grow (its disk full: here a file size limit the
 /// log has reached, the state file far below it) said for every table only "the table failed
 /// on another destination", the log and the system's error nowhere: it names them, stops (every
