@@ -439,36 +439,19 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
 
     // A lock the TRUNCATE before the COPY waits for: given up at --stall-timeout, its statement
     // cancelled, the others committed (the run waited until the lock came, then failed it).
-    let mut child = copyman()
-        .args([
-            "table",
-            "t",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &c.dest[0].conninfo(&d1),
-            "--to",
-            &c.dest[1].conninfo(&d2),
-            "--truncate",
-            "--keep-going",
-            "--stall-timeout",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded, not timed: were it not given up, the run would end only with the holder's lock.
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 30 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let ended_first = child.try_wait().unwrap().is_some();
-    let left = settle_backends_to(&c.dest[0], &d1, 1);
-    holder.batch_execute("ROLLBACK").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let args = [
+        &args[..],
+        &["--truncate", "--keep-going", "--stall-timeout", "1"],
+    ]
+    .concat();
+    let (out, left) = given_up_before_the_lock(&args, &mut holder, (&c.dest[0], &d1));
     let stderr = text(&out.stderr);
-    assert!(ended_first, "the run waited for the lock: {stderr}");
     assert_exit(&out, 4);
     assert!(
         stderr.contains(
@@ -521,6 +504,37 @@ fn lock_waits_are_shown_and_bounded_by_lock_and_stall_timeouts() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
 
+/// Runs `copyman ARGS` while `holder` holds a lock it will wait for, and releases the lock once
+/// the run ended, or after 30 s: bounded, not timed — a run that does not give its wait up ends
+/// only with the lock, and fails here. Its output, and the backends left on `db` of `cluster`
+/// but the holder's then (none waiting on: only the holder).
+fn given_up_before_the_lock(
+    args: &[&str],
+    holder: &mut postgres::Client,
+    (cluster, db): (&copyman_testkit::Cluster, &str),
+) -> (std::process::Output, Vec<String>) {
+    let mut child = copyman()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ended_first = child.try_wait().unwrap().is_some();
+    let left = settle_backends_to(cluster, db, 1);
+    holder.batch_execute("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        ended_first,
+        "{args:?}: the run waited for the lock: {}",
+        text(&out.stderr)
+    );
+    (out, left)
+}
+
 /// The `setval` that carries a copied serial's sequence before the COMMIT, waiting for the
 /// sequence's lock (an `ALTER SEQUENCE` in an open transaction): given up at `--stall-timeout`,
 /// its statement cancelled, for one table and in a job (both waited for the lock, every row
@@ -555,26 +569,8 @@ fn a_setval_waiting_for_its_sequence_is_given_up_at_the_stall_timeout() {
         holder
             .batch_execute("BEGIN; ALTER SEQUENCE s_id_seq INCREMENT 1")
             .unwrap();
-        let mut child = copyman()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Bounded, not timed: were it not given up, the run would end only with the lock.
-        let started = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 30 {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let ended_first = child.try_wait().unwrap().is_some();
-        let left = settle_backends_to(&c.dest[0], &d1, 1);
-        holder.batch_execute("ROLLBACK").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let (out, left) = given_up_before_the_lock(args, &mut holder, (&c.dest[0], &d1));
         let stderr = text(&out.stderr);
-        assert!(
-            ended_first,
-            "{args:?}: the run waited for the lock: {stderr}"
-        );
         assert!(
             stderr.contains("advancing its sequences: stalled for 1 s")
                 && stderr.contains("its statement was cancelled"),
