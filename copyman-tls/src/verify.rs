@@ -18,8 +18,8 @@
 //!   documented CA recipe makes one) is taken too: the handshake's signature is checked against
 //!   its public key ([`by_key_if_v1`]). Under the `verify-*` modes it is refused, in words.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;

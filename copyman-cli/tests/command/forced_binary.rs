@@ -460,7 +460,9 @@ fn a_destination_column_without_binary_input_makes_text() {
     let out = run(&["table", "b", "--from", &from, "--to", &to]);
     assert_exit(&out, 0);
     assert_eq!(values(&c.dest[0], &d1, "b"), ["one", "two"]);
-    let out = run(&["table", "b", "--from", &from, "--to", &to, "--format", "binary"]);
+    let out = run(&[
+        "table", "b", "--from", &from, "--to", &to, "--format", "binary",
+    ]);
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
@@ -473,7 +475,16 @@ fn a_destination_column_without_binary_input_makes_text() {
     // A job chooses alike.
     let state = TempPath::new("aclitem.state");
     let out = run(&[
-        "table", "b", "b2", "--from", &from, "--to", &to, "--truncate", "--state", state.arg(),
+        "table",
+        "b",
+        "b2",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--truncate",
+        "--state",
+        state.arg(),
     ]);
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d1, "b"), 2);
