@@ -70,6 +70,7 @@ pub(crate) fn run(
     }
     // A second signal's exit at once prints its document too (it printed none).
     signals::set_json(output.json);
+    signals::set_recovering(log_path);
     signals::connecting(true);
     let (committed, logged) = (&contents.committed, &contents.runs);
     let mut warned = BTreeSet::new();

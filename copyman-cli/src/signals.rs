@@ -64,11 +64,43 @@ pub(crate) fn set_json(on: bool) {
     JSON.store(on, Ordering::SeqCst);
 }
 
+/// `copyman recover`'s decision log, when the run is a recovery: its exit at once prints
+/// recover's document (`decision_log`, `prepared`, `warnings`), not a copy's.
+static RECOVERING: Mutex<Option<String>> = Mutex::new(None);
+
+/// The run is `copyman recover` with the decision log `log` ([`RECOVERING`]).
+pub(crate) fn set_recovering(log: &Path) {
+    *RECOVERING.lock().unwrap_or_else(PoisonError::into_inner) = Some(log.display().to_string());
+}
+
 /// An exit at once during a one-table run's commit, as JSON on stdout (under `--json`): each
 /// destination whose COMMIT was answered (`committed`) or sent and not answered (`in doubt`);
 /// the others have not committed.
 fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], note: &str) {
     if !JSON.load(Ordering::SeqCst) {
+        return;
+    }
+    let recovering = crate::watch::lock_briefly(&RECOVERING).and_then(|log| log.clone());
+    if let Some(log) = recovering {
+        let prepared: Vec<serde_json::Value> = committed
+            .iter()
+            .map(|p| serde_json::json!({ "transaction": p, "outcome": "committed" }))
+            .chain(unanswered.iter().map(|p| {
+                serde_json::json!({
+                    "transaction": p,
+                    "outcome": "COMMIT PREPARED sent, not answered: it may have committed",
+                })
+            }))
+            .collect();
+        let _ = crate::report::print_json(&serde_json::json!({
+            "status": "interrupted",
+            "exit_code": exit,
+            "exited_at_once": true,
+            "decision_log": log,
+            "prepared": prepared,
+            "others": note,
+            "warnings": crate::report::warnings(),
+        }));
         return;
     }
     let destinations: Vec<serde_json::Value> = committed
