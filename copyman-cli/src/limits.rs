@@ -285,8 +285,12 @@ pub(crate) fn pass_server_encoding<'s>(
     Ok(())
 }
 
-/// The encoding every server holds, where it is not UTF8 and the data may pass in it
-/// ([`pass_server_encoding`]): no `client_encoding` asked for, every endpoint a server.
+/// The encoding the data may pass in ([`pass_server_encoding`]), where it is not UTF8: no
+/// `client_encoding` asked for, every endpoint a server, and the source's encoding held by every
+/// destination — or by some, the others in UTF8, which convert from it as the source would have
+/// converted to it (an EUC_JP source into an EUC_JP and a UTF8 destination: through UTF8 the
+/// EUC_JP one got other codes for EUC_JP's NEC and IBM duplicates). `conns` starts with the
+/// source's.
 fn shared_server_encoding<'c>(
     t: &Transfer,
     mut conns: impl Iterator<Item = &'c Connection>,
@@ -304,8 +308,14 @@ fn shared_server_encoding<'c>(
     }
     let encoding = |c: &Connection| c.session().parameter("server_encoding").map(str::to_owned);
     let shared = encoding(conns.next()?)?;
-    let same = conns.all(|c| encoding(c).as_deref() == Some(shared.as_str()));
-    (same && shared != "UTF8").then_some(shared)
+    let others: Vec<Option<String>> = conns.map(encoding).collect();
+    let same = others.iter().all(|e| e.as_deref() == Some(shared.as_str()));
+    // SQL_ASCII converts nothing: with UTF8 destinations it passes only as UTF8 did.
+    let read_from_it = shared != "SQL_ASCII"
+        && others
+            .iter()
+            .all(|e| e.as_deref().is_some_and(|e| e == shared || e == "UTF8"));
+    (shared != "UTF8" && (same || read_from_it)).then_some(shared)
 }
 
 /// The encoding, other than UTF8, that the data of a copy between `conns` may pass in: the

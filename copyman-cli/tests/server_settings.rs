@@ -2089,3 +2089,46 @@ fn a_job_verifies_bytes_without_a_utf8_form_between_databases_of_their_encoding(
     assert_exit(&out, 0);
     assert_eq!(bytes(&c.dest[0], &dst), ["618162", "706c61696e"]);
 }
+
+/// An EUC_JP source into an EUC_JP and a UTF8 destination passes the data in EUC_JP, which the
+/// UTF8 one converts as the source would have: through UTF8 the EUC_JP destination got other
+/// codes for EUC_JP's NEC and IBM duplicates (exit 0).
+#[test]
+fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
+    let c = clusters();
+    let base = database(&c.source, "SELECT 1");
+    let table = "CREATE TABLE nec (id int, v text);";
+    let src = database_in(
+        &c.source,
+        format!("{base}_mixed"),
+        "EUC_JP",
+        &format!(
+            r"{table} INSERT INTO nec VALUES (1, convert_from('\xadf0adf1', 'EUC_JP')),
+                                             (2, convert_from('\x8fa2f1', 'EUC_JP'));"
+        ),
+    );
+    let euc = database_in(&c.dest[0], format!("{base}_mixed_euc"), "EUC_JP", table);
+    let utf8 = database(&c.dest[1], table);
+    let out = run(&[
+        "table",
+        "nec",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&euc),
+        "--to",
+        &c.dest[1].conninfo(&utf8),
+    ]);
+    assert_exit(&out, 0);
+    let bytes = |cluster: &copyman_testkit::Cluster, db: &str, encoding: &str| -> Vec<String> {
+        let rows =
+            format!("SELECT encode(convert_to(v, '{encoding}'), 'hex') FROM nec ORDER BY id");
+        let rows = cluster.connect(db).query(&rows, &[]).unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    };
+    assert_eq!(bytes(&c.dest[0], &euc, "EUC_JP"), ["adf0adf1", "8fa2f1"]);
+    assert_eq!(
+        bytes(&c.dest[1], &utf8, "UTF8"),
+        bytes(&c.source, &src, "UTF8")
+    );
+}
