@@ -46,7 +46,8 @@ pub(crate) fn drive<'a>(
     // destination whose CopyDone is refused or whose row count is not the source's is one more
     // casualty in the summary; without a source count the destinations' must agree.
     // A file source is scanned for the end-of-data marker by its own format's rules
-    // (file_source.rs), which the manager's format-blind scan cannot know.
+    // (file_source.rs), which the manager's format-blind scan cannot know. An endpoint that
+    // stalls is closed at once: behind a frozen network path nothing it is sent is answered.
     let mut options = Options::default()
         .with_keep_going(keep_going)
         .with_check_counts(check_counts)

@@ -329,7 +329,7 @@ fn default_state(
     dests: &[Server],
     selection: &Selection,
     keep_going: bool,
-) -> Result<PathBuf, Unreachable> {
+) -> Result<(PathBuf, bool), Unreachable> {
     let identity = |server: &Server| {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
             whom: server.name.clone(),
@@ -379,7 +379,6 @@ fn default_state(
     // Named by its connection string now, by what it is once it answers: a later resume would
     // look for another file (said again with the advice at the end).
     if !unasked.is_empty() {
-        STATE_MUST_BE_NAMED.store(true, std::sync::atomic::Ordering::Relaxed);
         report::warn(format_args!(
             "{} could not be asked who it is, and the default state file's name depends on it: \
              a later --resume must name the file: --state {}",
@@ -387,7 +386,7 @@ fn default_state(
             path.display()
         ));
     }
-    Ok(path)
+    Ok((path, !unasked.is_empty()))
 }
 
 /// A server of the job: every session it opens gets `lock_timeout` (`--lock-timeout`).
@@ -584,8 +583,13 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     };
     let mut options = args.options.clone();
     options.data_encoding = data_encoding;
+    // The default state file is named by a destination that could not say who it is: a resume
+    // must name it.
+    let mut resume_names_state = false;
     if let Some(dir) = &args.state_dir {
-        options.state = default_state(dir, &source, &dests, &args.selection, options.keep_going)?;
+        let keep_going = options.keep_going;
+        (options.state, resume_names_state) =
+            default_state(dir, &source, &dests, &args.selection, keep_going)?;
         // The default directory's other state files: a table an earlier job (another selection,
         // another spelling) began on these destinations is not copied again over its rows.
         options.other_states = std::fs::read_dir(dir)
@@ -740,6 +744,14 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let mut human = Vec::new();
     write_human(&mut human, &report, &dests, options, output)?;
+    if resume_names_state && !report.succeeded() {
+        writeln!(
+            human,
+            "copyman: a destination could not be asked who it is, and the default state file's \
+             name depends on it: give every --resume of this job --state {}",
+            options.state.display()
+        )?;
+    }
     crate::progress::eprint(&String::from_utf8_lossy(&human));
     Ok(exit)
 }
@@ -1488,21 +1500,8 @@ fn write_human(
             options.state.display()
         )?;
     }
-    if !report.succeeded() && STATE_MUST_BE_NAMED.load(std::sync::atomic::Ordering::Relaxed) {
-        writeln!(
-            out,
-            "copyman: a destination could not be asked who it is, and the default state file's \
-             name depends on it: give every --resume of this job --state {}",
-            options.state.display()
-        )?;
-    }
     Ok(())
 }
-
-/// Whether the job's default state file is named by a destination that could not say who it
-/// is ([`default_state`]): a resume that does not name the file looks for another.
-static STATE_MUST_BE_NAMED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
 
 /// What to fix when a table failed with an error a rerun meets again ([`job::TableError::lasts`]:
 /// a table missing or different on a destination, a view or a sequence written to, a bad row, a
