@@ -453,9 +453,11 @@ fn tables_a_job_killed_mid_copy_then_resumed_ends_identical_with_every_table_onc
             .all(|r| r["status"] == "already done" || r["status"] == "committed"),
         "{report}"
     );
-    // No session left behind on any server.
+    // No session left behind on any server (one that answered last may still be going away:
+    // asked once, under a loaded machine, it was listed and gone by the message).
     for (cl, db) in c.dest.iter().zip(&dsts) {
-        assert!(backends(cl, db).is_empty(), "{:?}", backends(cl, db));
+        let left = settle_backends(cl, db);
+        assert!(left.is_empty(), "{left:?}");
     }
 }
 
