@@ -233,10 +233,15 @@ pub(crate) fn finish(f: Finish<'_>, dests: &mut [Dest<'_>]) -> Report<ErrorInfo>
         .iter()
         .zip(&parties)
         .filter(|(done, _)| **done && !f.copy_failed)
-        .map(|(_, p)| p.name.clone())
+        .map(|(_, p)| {
+            let endpoint = p.dest.as_ref().map(|d| d.endpoint.display());
+            (p.name.clone(), endpoint.unwrap_or_default())
+        })
         .chain(
-            (f.source.is_some() && !f.source_read_only && !f.copy_failed)
-                .then(|| "source".to_owned()),
+            (f.source.is_some() && !f.source_read_only && !f.copy_failed).then(|| {
+                let endpoint = f.source_spec.map(|spec| spec.display.clone());
+                ("source".to_owned(), endpoint.unwrap_or_default())
+            }),
         )
         .collect();
     signals::commit_parties(committing, completed.iter().any(|done| !done));

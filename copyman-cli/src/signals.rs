@@ -103,14 +103,16 @@ fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], no
         }));
         return;
     }
-    let destinations: Vec<serde_json::Value> = committed
-        .iter()
-        .map(|d| serde_json::json!({ "destination": d, "status": "committed" }))
-        .chain(
-            unanswered
-                .iter()
-                .map(|d| serde_json::json!({ "destination": d, "status": "in doubt" })),
-        )
+    let endpoints = ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let endpoint = |name: &String| {
+        let found = endpoints.iter().find(|(n, _)| n == name);
+        found.map(|(_, endpoint)| endpoint.clone())
+    };
+    let destinations: Vec<serde_json::Value> = (committed.iter().map(|d| (d, "committed")))
+        .chain(unanswered.iter().map(|d| (d, "in doubt")))
+        .map(|(d, status)| {
+            serde_json::json!({ "destination": d, "endpoint": endpoint(d), "status": status })
+        })
         .collect();
     let _ = crate::report::print_json(&serde_json::json!({
         "status": "interrupted",
@@ -120,6 +122,10 @@ fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], no
         "others": note,
     }));
 }
+
+/// The endpoint of each party of a one-table run's commit (its name, its endpoint as the report
+/// shows it), for the `--json` of an exit at once, which names them as the report does.
+static ENDPOINTS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// Temporary files of file destinations, removed if the process exits at once.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -209,7 +215,9 @@ pub(crate) fn connecting(on: bool) {
 /// The parties of the commit about to run: those whose COMMIT commits something, and whether a
 /// destination failed before it. A second signal then names the ones not yet committed, and
 /// once every one's COMMIT was answered exits as the run would have.
-pub(crate) fn commit_parties(names: Vec<String>, failed: bool) {
+pub(crate) fn commit_parties(names: Vec<(String, String)>, failed: bool) {
+    let (names, endpoints) = (names.iter().map(|(n, _)| n.clone()).collect(), names);
+    *ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner) = endpoints;
     if let Stage::Running {
         parties,
         failed_before,
