@@ -231,14 +231,36 @@ impl ReceiverFault {
     }
 }
 
+/// An error and its sources on one line, `a: b: c` (a source whose words the text already holds
+/// is not said again): how a fault that lists several errors, and so is no error's source
+/// itself, says each with its cause — "i/o error on the connection: Connection reset by peer",
+/// not the first words alone.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut said = self.0.to_string();
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let words = cause.to_string();
+            if !said.contains(&words) {
+                said.push_str(": ");
+                said.push_str(&words);
+            }
+            source = cause.source();
+        }
+        f.write_str(&said)
+    }
+}
+
 impl fmt::Display for ReceiverFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.faults.as_slice() {
-            [(id, error)] => write!(f, "receiver {id} faulted: {error}"),
+            [(id, error)] => write!(f, "receiver {id} faulted: {}", Chain(&**error)),
             faults => {
                 write!(f, "{} receivers faulted", faults.len())?;
                 for (id, error) in faults {
-                    write!(f, "; receiver {id}: {error}")?;
+                    write!(f, "; receiver {id}: {}", Chain(&**error))?;
                 }
                 Ok(())
             }
@@ -369,13 +391,15 @@ impl fmt::Display for CopyFail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)?;
         for (id, error) in &self.receiver_faults {
-            write!(f, "; receiver {id}: {error}")?;
+            write!(f, "; receiver {id}: {}", Chain(&**error))?;
         }
         for (id, outcome) in &self.receivers {
             // Not again when the reason says it already (a copy ended by that fault).
             let said = format!(
                 "receiver {id} faulted: {}",
-                outcome.error().map_or(String::new(), ToString::to_string)
+                outcome
+                    .error()
+                    .map_or(String::new(), |e| Chain(&**e).to_string())
             );
             if let ReceiverOutcome::Faulted(_) = outcome
                 && self.receiver_fault(*id).is_none()
@@ -385,7 +409,7 @@ impl fmt::Display for CopyFail {
             }
         }
         if let Some(error) = &self.producer_fault {
-            write!(f, "; producer: {error}")?;
+            write!(f, "; producer: {}", Chain(&**error))?;
         }
         let completed: Vec<String> = self
             .receivers
@@ -483,6 +507,48 @@ mod display_tests {
         assert_eq!(
             fail.to_string(),
             "copy stopped; receiver 1 faulted: stalled"
+        );
+    }
+
+    /// An adapter's error whose words are general ("i/o error on the connection") with the
+    /// cause as its source: a fault listing it says the cause too, since it is no error's
+    /// source itself (copyman-sync said only "i/o error on the connection" for a reset).
+    #[test]
+    fn a_listed_error_is_said_with_its_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("i/o error on the connection")]
+        struct Io(#[source] io::Error);
+        let reset = || {
+            let cause = io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by peer");
+            EndpointError::new(Io(cause))
+        };
+        let fault = ReceiverFault {
+            faults: vec![(ReceiverId(2), reset())],
+        };
+        let said = "receiver 2 faulted: i/o error on the connection: connection reset by peer";
+        assert_eq!(fault.to_string(), said);
+        let fail = CopyFail {
+            reason: "copy stopped".to_owned(),
+            receivers: vec![(ReceiverId(2), ReceiverOutcome::Faulted(reset()))],
+            receiver_faults: vec![(ReceiverId(3), reset())],
+            producer_fault: Some(reset()),
+            producer_ended: false,
+            producer_count: None,
+        };
+        assert_eq!(
+            fail.to_string(),
+            "copy stopped; receiver 3: i/o error on the connection: connection reset by peer; \
+             receiver 2 faulted: i/o error on the connection: connection reset by peer; \
+             producer: i/o error on the connection: connection reset by peer"
+        );
+        // A cause whose words the text holds already is not said twice.
+        let stalled = EndpointError::new(Io(io::Error::other("i/o error on the connection")));
+        let fault = ReceiverFault {
+            faults: vec![(ReceiverId(1), stalled)],
+        };
+        assert_eq!(
+            fault.to_string(),
+            "receiver 1 faulted: i/o error on the connection"
         );
     }
 }

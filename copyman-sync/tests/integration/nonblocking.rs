@@ -137,6 +137,37 @@ fn a_wait_in_which_nothing_moves_for_the_timeout_fails_timed_out_and_is_a_stall(
     }
 }
 
+/// A source whose `set_timeout` runs out before its COPY starts fails the copy with a one-line
+/// message that says why: the cause is the listed error's source, which no one printed
+/// ("could not start the COPY operation; producer: i/o error on the connection").
+#[test]
+fn a_copy_failed_by_a_timeout_says_the_timeout_on_its_one_line() {
+    let plain = shared();
+    let db = plain.create_database();
+    let mut source = Connection::connect_str(&plain.conninfo(&db)).unwrap();
+    let mut dest = Connection::connect_str(&plain.conninfo(&db)).unwrap();
+    dest.execute("CREATE TABLE t (i int)").unwrap();
+    source
+        .set_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let fail = copyman_sync::CopyManager::builder(StatementProducer::new(
+        &mut source,
+        "COPY (SELECT 1 FROM pg_sleep(3)) TO STDOUT",
+    ))
+    .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
+    .run()
+    .expect_err("the source says nothing within its timeout");
+    let said = fail.to_string();
+    assert!(
+        said.ends_with("producer: i/o error on the connection: the server sent nothing for 200ms"),
+        "{said}"
+    );
+    assert_eq!(
+        dest.query("SELECT count(*) FROM t").unwrap(),
+        [[Some("0".to_owned())]]
+    );
+}
+
 /// A copy arms its stall timeout in place of the caller's, lifts every timeout while a COPY
 /// completes (only the server's answer says whether it committed), and gives the caller's back
 /// for what follows (a job's ROLLBACK or COMMIT).
