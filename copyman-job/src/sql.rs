@@ -455,7 +455,7 @@ pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
                 END AS db,
                 r.rolconnlimit, d.datconnlimit
            FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
-          WHERE r.rolname = current_user AND d.datname = pg_catalog.current_database()) AS limits";
+          WHERE r.rolname = session_user AND d.datname = pg_catalog.current_database()) AS limits";
 
 /// A data format of COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

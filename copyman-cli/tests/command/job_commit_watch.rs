@@ -583,7 +583,10 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
     admin
         .batch_execute(&format!(
             "CREATE ROLE {role} LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
-             GRANT EXECUTE ON FUNCTION pg_control_system() TO {role};"
+             GRANT EXECUTE ON FUNCTION pg_control_system() TO {role};
+             CREATE ROLE grp_{role}; GRANT grp_{role} TO {role};
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO grp_{role};
+             GRANT EXECUTE ON FUNCTION pg_control_system() TO grp_{role};"
         ))
         .unwrap();
     let to = format!(
@@ -591,7 +594,7 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
         tight.port()
     );
     let state = TempPath::new("not-superuser.state");
-    let job = || {
+    let job_to = |to: &str| {
         let mut admin = tight.connect(&d1);
         for i in 1..=8 {
             admin.batch_execute(&format!("TRUNCATE m{i}")).unwrap();
@@ -601,10 +604,11 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
         copyman()
             .args(["table", "--table", "m*", "--from"])
             .arg(c.source.conninfo(&src))
-            .args(["--to", &to, "--state", state.arg(), "--jobs", "8"])
+            .args(["--to", to, "--state", state.arg(), "--jobs", "8"])
             .output()
             .unwrap()
     };
+    let job = || job_to(&to);
     let copied = |out: &std::process::Output| {
         assert_exit(out, 0);
         let stderr = text(&out.stderr);
@@ -626,6 +630,15 @@ fn job_jobs_are_capped_for_a_role_that_is_not_superuser_and_by_its_connection_li
         .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 3"))
         .unwrap();
     let out = job();
+    copied(&out);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("more connections now (the role's CONNECTION LIMIT 3)"),
+        "{stderr}"
+    );
+    // The same under another role set for the session (`-c role=`): the server limits the
+    // role that logged in, whose limit the cap reads (it read the set role's, none: 53300).
+    let out = job_to(&format!("{to} options='-c role=grp_{role}'"));
     copied(&out);
     let stderr = text(&out.stderr);
     assert!(
