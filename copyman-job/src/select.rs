@@ -363,7 +363,8 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     // plan says so), one that a pattern, a schema or the default matched is not (that would be
     // a note for each partition of every partitioned table `--schema` takes). A partition whose
     // ancestors are all left out is copied by itself. `readable`: whether the role may `SELECT`
-    // every column (a table-wide grant, or one per column) in a schema it may use.
+    // every column it copies (a table-wide grant, or one per column: generated columns, never
+    // copied, need none) in a schema it may use.
     Ok(format!(
         "WITH ex AS (SELECT c.oid \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -384,7 +385,7 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
              (pg_catalog.has_schema_privilege(l.relnamespace, 'USAGE') \
               AND (pg_catalog.has_table_privilege(l.oid, 'SELECT') \
                 OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = l.oid \
-                  AND a.attnum > 0 AND NOT a.attisdropped \
+                  AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
                   AND NOT pg_catalog.has_column_privilege(l.oid, a.attnum, 'SELECT'))))::text, \
              l.excluded::text \
          FROM listed l \

@@ -186,7 +186,8 @@ fn job_selection_a_table_the_source_role_cannot_read_is_refused_by_name_never_le
         CREATE SCHEMA odd;
         CREATE TABLE odd.open (id int);
         CREATE TABLE odd.secret (id int);
-        CREATE TABLE odd.cols (id int, note text);
+        CREATE TABLE odd.cols (id int, note text,
+            twice int GENERATED ALWAYS AS (id * 2) STORED);
     ";
     let src = database(
         &c.source,
@@ -243,7 +244,8 @@ fn job_selection_a_table_the_source_role_cannot_read_is_refused_by_name_never_le
             }
         }
     }
-    // Left out by the user, the rest is copied (odd.cols through its column grants).
+    // Left out by the user, the rest is copied (odd.cols through its column grants, which need
+    // not cover its generated column: never copied, it was refused for it).
     let out = job(
         &from,
         &to,
