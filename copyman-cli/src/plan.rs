@@ -24,6 +24,7 @@ use copyman_job::plan::{
     FormatChoice, LookupError, MoneySides, MoneyUnit, MoneyUnits, ReadSettings, choose_format,
     major, needs_select, resolve_columns, uncounted,
 };
+use copyman_job::select::{RowSecurity, row_security_sql};
 use copyman_job::sequences::Carry;
 
 use crate::sql::{self, Column, Format, Hold, Ident, Relation, TableCopy, TableName};
@@ -192,6 +193,26 @@ fn table_plan(
         }
         source_may_lock = may_read_whole(conn, &copy.table)
             && (rel.kind != "v" || copyman_job::plan::may_lock_view(conn, &copy.table));
+        // Row security that would fail the COPY (42501) refused while planning (a dry run too),
+        // with the ways out; turned on by the CONN, said.
+        let name = copy.table.to_string();
+        let regclass = format!("pg_catalog.to_regclass({})", sql::literal(&name));
+        let asked = conn.query(&format!("SELECT {}", row_security_sql(&regclass)));
+        let answer = asked
+            .ok()
+            .and_then(|rows| rows.first()?.first().cloned().flatten());
+        match RowSecurity::from_answer(answer.as_deref()) {
+            RowSecurity::None => {}
+            RowSecurity::Refused => {
+                return Err(Fatal {
+                    exit: Exit::CopyFailed,
+                    server: None,
+                    message: format!("source: {}", RowSecurity::refusal(&[name])),
+                }
+                .into());
+            }
+            RowSecurity::Filtered => report::warn(RowSecurity::filtered_note(&name)),
+        }
         source_rel = Some(rel);
         if copy.table.schema.is_none() {
             source_qualified = qualified(conn, &copy.table);

@@ -364,7 +364,9 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     // a note for each partition of every partitioned table `--schema` takes). A partition whose
     // ancestors are all left out is copied by itself. `readable`: whether the role may `SELECT`
     // every column it copies (a table-wide grant, or one per column: generated columns, never
-    // copied, need none) in a schema it may use.
+    // copied, need none) in a schema it may use. Last, whether row security applies to the role
+    // there ([`RowSecurity`]).
+    let row_security = row_security_sql("l.oid");
     Ok(format!(
         "WITH ex AS (SELECT c.oid \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -387,7 +389,7 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
                 OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = l.oid \
                   AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
                   AND NOT pg_catalog.has_column_privilege(l.oid, a.attnum, 'SELECT'))))::text, \
-             l.excluded::text \
+             l.excluded::text, {row_security} \
          FROM listed l \
          CROSS JOIN LATERAL (SELECT CASE WHEN l.relkind = 'p' THEN \
              (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0) \
@@ -422,6 +424,68 @@ pub struct Selected {
     /// ([`Self::within`]) is selected: its rows are copied with that table's all the same (a
     /// partitioned table is copied whole), which the plan says.
     pub excluded: bool,
+    /// Whether row-level security applies to the source's role on it.
+    pub row_security: RowSecurity,
+}
+
+/// Whether row-level security applies to the source's role on a table: it has policies
+/// enabled, and the role neither owns it (or the table forces them on its owner too) nor has
+/// `BYPASSRLS` (`row_security_active`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSecurity {
+    /// It does not: every row is read.
+    None,
+    /// It does, and the session's `row_security` is off (copyman's default, as pg_dump's): the
+    /// COPY fails (42501) rather than read a subset.
+    Refused,
+    /// It does, with `row_security` on (the CONN's choice): only the rows the policies show the
+    /// role are read.
+    Filtered,
+}
+
+impl RowSecurity {
+    /// Reads the answer of [`row_security_sql`] (unknown: none, the COPY then says what the
+    /// server says).
+    pub fn from_answer(answer: Option<&str>) -> Self {
+        match answer {
+            Some("refused") => Self::Refused,
+            Some("filtered") => Self::Filtered,
+            _ => Self::None,
+        }
+    }
+
+    /// What a plan says of `tables` that row security refuses (one table or a job's): which,
+    /// why, and the ways out.
+    pub fn refusal(tables: &[String]) -> String {
+        format!(
+            "row-level security applies to the source's role on {}, whose policies would hide \
+             rows (copyman reads with row_security off, as pg_dump does, and the COPY would \
+             fail): copy as the table's owner or a role with BYPASSRLS, or give the source CONN \
+             options='-c row_security=on' to copy only the rows the policies show (they then run \
+             with an empty search_path), or leave {} out",
+            tables.join(", "),
+            if tables.len() == 1 { "it" } else { "them" },
+        )
+    }
+
+    /// What a plan says of a `table` whose rows the policies filter.
+    pub fn filtered_note(table: &str) -> String {
+        format!(
+            "{table}: row-level security applies to the source's role (row_security is on in \
+             its CONN): only the rows its policies show are copied"
+        )
+    }
+}
+
+/// SQL: the [`RowSecurity`] of the relation `oid` (an SQL expression) for the session, as
+/// `none`, `refused` or `filtered` (`row_security_active`, PostgreSQL 9.5, says whether policies
+/// apply to the role, whatever `row_security` is).
+pub fn row_security_sql(oid: &str) -> String {
+    format!(
+        "CASE WHEN NOT pg_catalog.row_security_active({oid}) THEN 'none' \
+              WHEN pg_catalog.current_setting('row_security') = 'off' THEN 'refused' \
+              ELSE 'filtered' END"
+    )
 }
 
 /// Reads the rows of [`selection_query`].
@@ -445,6 +509,7 @@ pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, Str
                 // Unknown counts as readable: the copy then says what the server says.
                 readable: field(6).is_none_or(|r| r != "false"),
                 excluded: field(7).is_some_and(|e| e == "true"),
+                row_security: RowSecurity::from_answer(field(8).as_deref()),
             })
         })
         .collect()

@@ -1,7 +1,8 @@
 //! Row-level security on the source: copyman reads with `row_security` off, as pg_dump does, so
-//! a table whose policies hide rows from the connecting role fails loudly (SQLSTATE 42501)
-//! instead of copying a subset and exiting 0 — in table mode and in a many-table job alike; a
-//! CONN that sets `row_security` itself keeps its choice. Real clusters, shared by the binary.
+//! a table whose policies hide rows from the connecting role is refused while planning (the COPY
+//! would fail with 42501) instead of copying a subset and exiting 0 — in table mode and in a
+//! many-table job alike, dry runs too; a CONN that sets `row_security` itself keeps its choice,
+//! which is said. Real clusters, shared by the binary.
 
 use crate::common;
 
@@ -41,46 +42,64 @@ fn destination(c: &Clusters) -> String {
     )
 }
 
+/// What the refusal says: the table, why, and the ways out.
+fn refused_with_the_ways_out(stderr: &str) {
+    assert!(
+        stderr.contains("row-level security applies to the source's role on")
+            && stderr.contains("secret")
+            && stderr.contains("BYPASSRLS")
+            && stderr.contains("options='-c row_security=on'"),
+        "{stderr}"
+    );
+}
+
 #[test]
-fn a_table_whose_policies_hide_rows_fails_instead_of_copying_a_subset() {
+fn a_table_whose_policies_hide_rows_is_refused_instead_of_copying_a_subset() {
     let c = clusters();
     let (_, reader) = source(c);
     let dst = destination(c);
     let to = c.dest[0].conninfo(&dst);
 
-    // One table.
-    let out = run(&["table", "secret", "--from", &reader, "--to", &to]);
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("42501") && stderr.contains("row-level security"),
-        "{stderr}"
-    );
-    assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
+    // One table, and its dry run (which exited 0): refused while planning.
+    for dry_run in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["table", "secret", "--from", &reader, "--to", &to];
+        args.extend(dry_run);
+        let out = run(&args);
+        assert_exit(&out, 1);
+        refused_with_the_ways_out(&text(&out.stderr));
+        assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
+    }
 
-    // A job: the table fails, loudly; the other one copies.
+    // A job: refused before any table is copied (it copied the others first, then failed at
+    // the table's turn: exit 4, partial), its dry run too.
     let state = TempPath::new("row-security.state");
-    let out = run(&[
-        "table",
-        "secret",
-        "open",
-        "--from",
-        &reader,
-        "--to",
-        &to,
-        "--keep-going",
-        "--state",
-        state.arg(),
-    ]);
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("row-level security"), "{stderr}");
-    assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
-    assert_eq!(count(&c.dest[0], &dst, "open"), 10);
+    for dry_run in [&["--dry-run"][..], &[]] {
+        let mut args = vec![
+            "table",
+            "open",
+            "secret",
+            "--from",
+            &reader,
+            "--to",
+            &to,
+            "--jobs",
+            "1",
+            "--state",
+            state.arg(),
+        ];
+        args.extend(dry_run);
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        refused_with_the_ways_out(&stderr);
+        assert!(stderr.contains("--exclude-table"), "{stderr}");
+        assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
+        assert_eq!(count(&c.dest[0], &dst, "open"), 0);
+    }
 }
 
 #[test]
-fn row_security_set_in_the_conn_is_the_users_choice() {
+fn row_security_set_in_the_conn_is_the_users_choice_and_said() {
     let c = clusters();
     let (_, reader) = source(c);
     let dst = destination(c);
@@ -88,7 +107,28 @@ fn row_security_set_in_the_conn_is_the_users_choice() {
     let filtered = format!("{reader} options='-c row_security=on'");
     let out = run(&["table", "secret", "--from", &filtered, "--to", &to]);
     assert_exit(&out, 0);
+    let said = "row-level security applies to the source's role (row_security is on in its \
+                CONN): only the rows its policies show are copied";
+    assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
     assert_eq!(count(&c.dest[0], &dst, "secret"), 50);
+    // A job says it too.
+    let state = TempPath::new("row-security-on.state");
+    let out = run(&[
+        "table",
+        "secret",
+        "open",
+        "--from",
+        &filtered,
+        "--to",
+        &to,
+        "--truncate",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &dst, "secret"), 50);
+    assert_eq!(count(&c.dest[0], &dst, "open"), 10);
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::plan::{
     needs_select, resolve_columns,
 };
 use crate::resume::{self, ResumeWait, Resumed};
-use crate::select::{self, Selection};
+use crate::select::{self, RowSecurity, Selection};
 use crate::sequences::{self, Carry};
 use crate::sql::{Format, Hold, Ident, Relation, TableCopy, TableName, own_rows};
 use crate::state::{self, Recorded};
@@ -697,6 +697,25 @@ pub fn plan_with(
                 if unreadable.len() == 1 { "it" } else { "them" },
             ),
         }));
+    }
+    // Row security that would fail a table's COPY (42501) is refused here too, with the ways
+    // out; where the CONN turned it on, the plan says that only the rows the policies show are
+    // copied. (A partition read through its partitioned ancestor meets that one's policies.)
+    let with_row_security = |kind: RowSecurity| -> Vec<String> {
+        let copied = selected.iter().filter(|s| s.within.is_none());
+        let tables = copied.filter(|s| s.row_security == kind);
+        tables.map(|s| s.table.to_string()).collect()
+    };
+    let refused = with_row_security(RowSecurity::Refused);
+    if !refused.is_empty() {
+        return Err(JobError::Source(TableError {
+            lasting: false,
+            sqlstate: None,
+            message: format!("{} with --exclude-table", RowSecurity::refusal(&refused)),
+        }));
+    }
+    for table in with_row_security(RowSecurity::Filtered) {
+        notes.push(RowSecurity::filtered_note(&table));
     }
     // Each destination as the state file names it: by what it is, not by how it was spelled.
     let mut keys: Vec<String> = dests
