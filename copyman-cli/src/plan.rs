@@ -259,6 +259,29 @@ fn table_plan(
                 },
             },
         });
+        // What its role there may not do of the copy (INSERT on a copied column, the TRUNCATE
+        // of --truncate), found while planning: a dry run says it, and the COPY's own error
+        // named neither the privilege nor the statement.
+        let found = found.and_then(|rel| {
+            let names: Vec<&Ident> = if copy.columns.is_empty() {
+                let columns = &source_rel.as_ref().unwrap_or(&rel).columns;
+                columns
+                    .iter()
+                    .filter(|c| !c.generated)
+                    .map(|c| &c.name)
+                    .collect()
+            } else {
+                copy.columns.iter().collect()
+            };
+            let empty = truncate.then_some("TRUNCATE");
+            match copyman_job::plan::missing_privileges(conn, copy.target(), &names, empty) {
+                Some(message) => Err(ErrorInfo {
+                    sqlstate: None,
+                    message,
+                }),
+                None => Ok(rel),
+            }
+        });
         match found {
             Ok(rel) => {
                 // A name without its schema is each server's to resolve, on its search_path:

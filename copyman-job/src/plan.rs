@@ -21,6 +21,55 @@ pub enum LookupError {
     Catalog(String),
 }
 
+/// What the role of `conn` may not do of a copy into `table` there, said for a plan: `INSERT`
+/// into some of `columns` (the copied ones: a grant on the table, or on each of them), and
+/// `empty` (`TRUNCATE`, or `DELETE` for a table a foreign key references), the privilege that
+/// emptying it first takes. `None` when it lacks nothing, or the question was not answered (the
+/// COPY then says what the server says). Asked while planning, so that a dry run finds it and a
+/// job refuses the table there before copying others (the COPY's 42501 said only "permission
+/// denied for table t", not which privilege, nor of which statement).
+pub fn missing_privileges(
+    conn: &mut Connection,
+    table: &TableName,
+    columns: &[&Ident],
+    empty: Option<&str>,
+) -> Option<String> {
+    let rows = conn
+        .query(&sql::privileges_query(table, columns, empty))
+        .ok()?;
+    let (mut quoted, mut may_not_empty) = (Vec::new(), false);
+    for row in &rows {
+        match (
+            row.first().cloned().flatten().as_deref(),
+            row.get(1).cloned().flatten(),
+        ) {
+            (Some("column"), Some(name)) => quoted.push(Ident::new(name).to_string()),
+            (Some("empty"), _) => may_not_empty = true,
+            _ => {}
+        }
+    }
+    let mut lacks = Vec::new();
+    if !quoted.is_empty() {
+        let plural = if quoted.len() == 1 { "" } else { "s" };
+        lacks.push(format!("INSERT into column{plural} {}", quoted.join(", ")));
+    }
+    if let (true, Some(empty)) = (may_not_empty, empty) {
+        lacks.push(match empty {
+            "DELETE" => "DELETE from it (a foreign key references it: it is emptied first with \
+                         DELETE)"
+                .to_owned(),
+            other => format!("{other} it (to empty it first)"),
+        });
+    }
+    (!lacks.is_empty()).then(|| {
+        format!(
+            "permission denied: the role there may not {} (it needs INSERT on the table or on \
+             each copied column, and the privilege that empties it first)",
+            lacks.join(", nor ")
+        )
+    })
+}
+
 /// Looks `table` up on one server: `None` when the catalog has no such relation.
 ///
 /// # Errors

@@ -743,6 +743,33 @@ pub fn delete_is_quiet_query(table: &TableName) -> String {
     )
 }
 
+/// The privileges the session's role lacks to copy into `table` (asked while planning, as
+/// [`crate::plan::missing_privileges`] reads it): a row `column` with the name of each of
+/// `columns` it may not `INSERT` into (neither on the table nor on the column), in the table's
+/// order, and a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`).
+pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&str>) -> String {
+    let t = format!("pg_catalog.to_regclass({})", literal(&table.to_string()));
+    let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
+    let lacks_empty = match empty {
+        Some(privilege) => format!(
+            "NOT pg_catalog.has_table_privilege(r.oid, {})",
+            literal(privilege)
+        ),
+        None => "false".to_owned(),
+    };
+    format!(
+        "WITH r AS (SELECT {t} AS oid) \
+         SELECT 'column', name FROM (SELECT a.attname::pg_catalog.text AS name \
+             FROM r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid \
+             WHERE a.attnum > 0 AND NOT a.attisdropped \
+               AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
+               AND NOT pg_catalog.has_column_privilege(r.oid, a.attnum, 'INSERT') \
+             ORDER BY a.attnum) c \
+         UNION ALL SELECT 'empty', NULL FROM r WHERE r.oid IS NOT NULL AND {lacks_empty}",
+        names.join(", ")
+    )
+}
+
 /// What a `copyman table` copy reads and writes.
 #[derive(Debug, Clone)]
 pub struct TableCopy {

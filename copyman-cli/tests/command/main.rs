@@ -16,6 +16,7 @@ mod conn_edges;
 mod conn_env;
 mod connect_timeout;
 mod conninfo;
+mod dest_privileges;
 mod edges;
 mod emptying;
 mod file_dests;

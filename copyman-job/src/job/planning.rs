@@ -1522,6 +1522,7 @@ pub fn plan_with(
             }
         }
     }
+    refuse_unprivileged(&mut tables, &together, &mut dests);
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
@@ -1916,6 +1917,44 @@ fn references_itself(conn: &mut Connection) -> Vec<String> {
             Some(TableName::from_parts(Some(schema), name).to_string())
         })
         .collect()
+}
+
+/// Refuses, on each destination, a table its role there may not copy into: `INSERT` on a copied
+/// column, or the privilege that empties it first — `TRUNCATE`, or `DELETE` for a referenced
+/// table emptied by itself (`together[i][d]`: truncated with its group). Found while planning,
+/// as a table not found there is (the job ends before anything is copied, its dry run too, or
+/// under `--keep-going` leaves it out there), where its COPY said "permission denied for table"
+/// only at its turn, after other tables committed.
+fn refuse_unprivileged(
+    tables: &mut [TablePlan],
+    together: &[Vec<bool>],
+    dests: &mut [Option<Connection>],
+) {
+    for (i, t) in tables.iter_mut().enumerate() {
+        let referenced = t.referenced();
+        for (d, conn) in dests.iter_mut().enumerate() {
+            let (
+                Some(conn),
+                Some(DestPlan::Copy {
+                    truncate,
+                    quiet_delete,
+                    ..
+                }),
+            ) = (conn, t.destinations.get(d))
+            else {
+                continue;
+            };
+            let empty = truncate.then_some(if referenced && *quiet_delete && !together[i][d] {
+                "DELETE"
+            } else {
+                "TRUNCATE"
+            });
+            let columns: Vec<&Ident> = t.columns.iter().collect();
+            if let Some(why) = crate::plan::missing_privileges(conn, &t.table, &columns, empty) {
+                t.destinations[d] = DestPlan::Refused(TableError::lasting(why));
+            }
+        }
+    }
 }
 
 /// Refuses a job that empties a table of its own which is, on destination `d`, a partition (at

@@ -1,0 +1,159 @@
+//! A destination role's privileges, found while planning: `INSERT` on each copied column and the
+//! privilege that empties a table first (`TRUNCATE`, or `DELETE` for a referenced table a job
+//! empties by itself). A dry run says what a run would refuse (it exited 0), a job refuses the
+//! table before copying others (it committed them, then failed at the table's turn: exit 4), and
+//! the message names the privilege (the COPY's 42501 said only "permission denied for table").
+//! Real clusters, shared by the binary; a role per database.
+
+use crate::common;
+
+use common::*;
+
+const SCHEMA: &str = "CREATE TABLE big (id int8 PRIMARY KEY);
+    CREATE TABLE t (id int8 PRIMARY KEY, a text, secret text);
+    CREATE TABLE par (id int8 PRIMARY KEY);
+    CREATE TABLE chi (id int8 PRIMARY KEY, par int8 REFERENCES par);";
+
+/// A source with rows in `big`, `t` and `par`; a destination of the same schema whose role
+/// `grants` say what it may do; the source's conninfo, the destination's database and its
+/// conninfo as that role.
+fn servers(c: &Clusters, grants: &str) -> (String, String, String) {
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA}
+             INSERT INTO big SELECT generate_series(1, 100);
+             INSERT INTO t SELECT g, 'a', 's' FROM generate_series(1, 10) g;
+             INSERT INTO par SELECT generate_series(1, 5);"
+        ),
+    );
+    let dst = database(&c.dest[0], SCHEMA);
+    let role = format!("writer_{dst}");
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT INSERT, TRUNCATE ON big TO {role}; {}",
+            grants.replace("ROLE", &role)
+        ))
+        .unwrap();
+    let to = c.dest[0]
+        .conninfo(&dst)
+        .replace("user=postgres", &format!("user={role}"));
+    (c.source.conninfo(&src), dst, to)
+}
+
+/// The dry run and the run of `args` both exit 1 saying `said`, and nothing is copied.
+#[track_caller]
+fn refused(c: &Clusters, dst: &str, args: &[&str], said: &str) {
+    for dry_run in [true, false] {
+        let mut args = args.to_vec();
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        // A job's dry run prints its plan on stdout.
+        let stderr = text(&out.stderr) + &text(&out.stdout);
+        assert_exit(&out, 1);
+        assert!(stderr.contains(said), "dry run {dry_run}: {stderr}");
+        for table in ["big", "t", "par"] {
+            assert_eq!(count(&c.dest[0], dst, table), 0, "{table}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn one_table_without_insert_on_a_copied_column_or_truncate_is_refused_while_planning() {
+    let c = clusters();
+    let (from, dst, to) = servers(c, "GRANT INSERT (id, a) ON t TO ROLE;");
+    let column = "permission denied: the role there may not INSERT into column \"secret\"";
+    refused(
+        c,
+        &dst,
+        &["table", "t", "--from", &from, "--to", &to],
+        column,
+    );
+    let truncate = "may not TRUNCATE it (to empty it first)";
+    let args = [
+        "table",
+        "t",
+        "--columns",
+        "id,a",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    refused(c, &dst, &[&args[..], &["--truncate"]].concat(), truncate);
+    // The columns it may write, without emptying: copied.
+    assert_exit(&run(&args), 0);
+    assert_eq!(count(&c.dest[0], &dst, "t"), 10);
+}
+
+#[test]
+fn a_job_refuses_a_table_it_may_not_write_before_copying_the_others() {
+    let c = clusters();
+    let (from, dst, to) = servers(c, "GRANT INSERT (id, a), TRUNCATE ON t TO ROLE;");
+    let state = TempPath::new("dest-privileges.state");
+    let args = [
+        "table",
+        "big",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--jobs",
+        "1",
+        "--truncate",
+        "--state",
+        state.arg(),
+    ];
+    refused(c, &dst, &args, "may not INSERT into column \"secret\"");
+    // Under --keep-going the others are copied, and the table is said left out there.
+    let out = run(&[&args[..], &["--keep-going"]].concat());
+    assert_exit(&out, 4);
+    assert!(
+        text(&out.stderr).contains("may not INSERT into column \"secret\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "big"), 100);
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+}
+
+/// A referenced table a job empties by itself is emptied with DELETE: its role needs DELETE
+/// there, not only TRUNCATE (the plan's substitution, which the user never wrote).
+#[test]
+fn a_job_emptying_a_referenced_table_with_delete_needs_delete() {
+    let c = clusters();
+    let (from, dst, to) = servers(c, "GRANT INSERT, TRUNCATE ON par TO ROLE;");
+    let state = TempPath::new("dest-privileges-delete.state");
+    let args = [
+        "table",
+        "big",
+        "par",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--jobs",
+        "1",
+        "--truncate",
+        "--state",
+        state.arg(),
+    ];
+    refused(
+        c,
+        &dst,
+        &args,
+        "may not DELETE from it (a foreign key references it",
+    );
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(&format!("GRANT DELETE ON par TO writer_{dst}"))
+        .unwrap();
+    let out = run(&args);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "par"), 5);
+}
