@@ -1113,22 +1113,21 @@ impl ServerSpec {
     /// set `row_security` itself (e.g. `-c row_security=on`, to copy what the policies show)
     /// keeps its choice.
     pub(crate) fn read_every_row(&mut self) {
-        let chosen = self
-            .config
-            .get_options()
-            .is_some_and(|o| o.contains("row_security"));
-        if !chosen {
+        if !self.sets("row_security") {
             self.startup
                 .push(("row_security".to_owned(), "off".to_owned()));
         }
     }
 
-    /// Whether the CONN's `options` set `setting` (`-c lc_monetary=…`): the user's choice.
+    /// Whether the CONN's `options` (or `PGOPTIONS`) set `setting` (`-c lc_monetary=…`), as the
+    /// server reads them: the user's choice. (A search of the text took `-c
+    /// app.row_security_tenant=42` for `row_security`, and dropped copyman's own setting.)
     pub(crate) fn sets(&self, setting: &str) -> bool {
-        self.config.get_options().is_some_and(|o| {
-            o.to_ascii_lowercase()
-                .contains(&setting.to_ascii_lowercase())
-        })
+        let options = self.config.get_options().unwrap_or_default();
+        let settings = copyman_conninfo::option_settings(options);
+        settings
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(setting))
     }
 
     /// Reads data written elsewhere (a file, stdin) as psql's `\copy` does: in the `DateStyle`

@@ -430,6 +430,64 @@ pub fn take(text: &str, keys: &[&str]) -> Result<(String, Vec<Option<String>>), 
     }
 }
 
+/// The settings the `options` connection parameter gives the server, as the server reads them:
+/// the text split as `pg_split_opts` splits it (whitespace between words; a backslash takes the
+/// next character as it is), then each `-c NAME=VALUE`, `-cNAME=VALUE` and `--NAME=VALUE`, the
+/// name as the server looks it up (lower case, `-` read as `_`). Other switches are left out.
+/// What a caller asks to know whether a CONN sets a parameter itself (`row_security`), where a
+/// search of the text would take `-c app.row_security_tenant=42` for it.
+///
+/// ```
+/// use copyman_conninfo::option_settings;
+///
+/// let set = option_settings(r"-c row_security=on --Lock-Timeout=5s -capp.note=a\ b");
+/// assert_eq!(
+///     set,
+///     [
+///         ("row_security".to_owned(), "on".to_owned()),
+///         ("lock_timeout".to_owned(), "5s".to_owned()),
+///         ("app.note".to_owned(), "a b".to_owned()),
+///     ]
+/// );
+/// assert!(option_settings("-c app.row_security_tenant=42").iter().all(|(n, _)| n != "row_security"));
+/// ```
+pub fn option_settings(options: &str) -> Vec<(String, String)> {
+    // pg_split_opts: words between whitespace, a backslash escaping the next character.
+    let mut words = Vec::new();
+    let mut chars = options.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut word = String::new();
+        while let Some(c) = chars.next_if(|c| !c.is_ascii_whitespace()) {
+            match c {
+                '\\' => word.extend(chars.next()),
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let setting = if let Some(long) = word.strip_prefix("--") {
+            Some(long.to_owned())
+        } else if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("-c").map(str::to_owned)
+        };
+        // ParseLongOption: NAME=VALUE, '-' in the name read as '_'.
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            let name = name.replace('-', "_").to_ascii_lowercase();
+            settings.push((name, value.to_owned()));
+        }
+    }
+    settings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

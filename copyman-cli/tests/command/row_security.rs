@@ -98,6 +98,37 @@ fn a_table_whose_policies_hide_rows_is_refused_instead_of_copying_a_subset() {
     }
 }
 
+/// Whether a CONN sets `row_security` is read as the server reads its `options`: a setting of
+/// another name that holds the word (an application's `app.row_security_tenant`) sets nothing
+/// (it had left row security on: 50 of 100 rows copied, exit 0, without a word), and the name
+/// in other case or with `-` sets it.
+#[test]
+fn only_a_conn_that_sets_row_security_itself_keeps_its_choice() {
+    let c = clusters();
+    let (_, reader) = source(c);
+    let dst = destination(c);
+    let to = c.dest[0].conninfo(&dst);
+    let other = format!("{reader} options='-c app.row_security_tenant=42'");
+    let out = run(&["table", "secret", "--from", &other, "--to", &to]);
+    assert_exit(&out, 1);
+    refused_with_the_ways_out(&text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
+    for options in ["-c ROW_SECURITY=on", "--row-security=on"] {
+        let chosen = format!("{reader} options='{options}'");
+        let out = run(&[
+            "table",
+            "secret",
+            "--from",
+            &chosen,
+            "--to",
+            &to,
+            "--truncate",
+        ]);
+        assert_exit(&out, 0);
+        assert_eq!(count(&c.dest[0], &dst, "secret"), 50, "{options}");
+    }
+}
+
 #[test]
 fn row_security_set_in_the_conn_is_the_users_choice_and_said() {
     let c = clusters();
