@@ -397,14 +397,33 @@ pub fn readable_tables_query(tables: &[String]) -> String {
     )
 }
 
-/// Those of `tables` whose every column the session's role may SELECT (on the table, or on each
-/// column): one row each, its name as given. What a `--verify` checksum reads.
-pub fn readable_columns_query(tables: &[String]) -> String {
+/// Those of `tables` whose columns given beside each (those a `--verify` checksum reads: the
+/// copied ones) the session's role may SELECT (on the table, or on each column): one row each,
+/// its name as given.
+pub fn readable_columns_query(tables: &[(String, &[Ident])]) -> String {
+    let rows: Vec<String> = tables
+        .iter()
+        .map(|(table, columns)| {
+            let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
+            format!(
+                "({}, ARRAY[{}]::pg_catalog.text[])",
+                literal(table),
+                names.join(", ")
+            )
+        })
+        .collect();
     format!(
-        "{} OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
-           WHERE a.attrelid = pg_catalog.to_regclass(n) AND a.attnum > 0 AND NOT a.attisdropped \
-             AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
-        readable_tables_query(tables)
+        "SELECT v.n FROM (VALUES {}) AS v(n, c) \
+         WHERE pg_catalog.has_table_privilege(v.n, 'SELECT') \
+           OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = pg_catalog.to_regclass(v.n) AND a.attnum > 0 \
+               AND NOT a.attisdropped AND a.attname::pg_catalog.text = ANY (v.c) \
+               AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT'))",
+        if rows.is_empty() {
+            "(NULL, NULL::pg_catalog.text[])".to_owned()
+        } else {
+            rows.join(", ")
+        }
     )
 }
 

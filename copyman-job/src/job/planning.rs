@@ -2005,7 +2005,7 @@ fn refuse_unreadable_for_verify(
     tables: &[TablePlan],
     d: usize,
 ) -> Result<(), JobError> {
-    let names: Vec<String> = tables
+    let names: Vec<(String, &[Ident])> = tables
         .iter()
         .filter(|t| {
             matches!(
@@ -2013,7 +2013,7 @@ fn refuse_unreadable_for_verify(
                 Some(DestPlan::Copy { .. } | DestPlan::Done(_))
             )
         })
-        .map(|t| t.table.to_string())
+        .map(|t| (t.table.to_string(), t.columns.as_slice()))
         .collect();
     if names.is_empty() {
         return Ok(());
@@ -2026,10 +2026,15 @@ fn refuse_unreadable_for_verify(
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
-    match names.iter().find(|n| !readable.contains(*n)) {
+    match names
+        .iter()
+        .map(|(n, _)| n)
+        .find(|n| !readable.contains(*n))
+    {
         Some(name) => Err(JobError::Refused(format!(
             "--verify reads each table back on its destinations, and destination {}'s role may \
-             not SELECT {name} there: grant it SELECT on the table, or copy without --verify",
+             not SELECT {name} there: grant it SELECT on the table (or on the columns copied), or \
+             copy without --verify",
             d + 1
         ))),
         None => Ok(()),
