@@ -945,8 +945,9 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     // text by its name, a NULL became '' and 'a,b' kept its quotes. Said.
     let guessed = low.format.is_none() && !low.header && format == Some(Format::Csv);
     if guessed {
-        for (text, d) in low.to.iter().zip(&destinations) {
-            let text = text.to_string_lossy();
+        for d in &destinations {
+            // As every message names a file: a path that looks like `user:password@` masked.
+            let text = d.display();
             if matches!(d, Endpoint::File(_)) && !d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in CSV, chosen for a *.csv file of this run; \
@@ -959,8 +960,8 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said,
     // as `copy` mode says it (read back by its name, a NULL became the string \N).
     if let Some(format) = format.filter(|f| *f != Format::Csv) {
-        for (text, d) in low.to.iter().zip(&destinations) {
-            let text = text.to_string_lossy();
+        for d in &destinations {
+            let text = d.display();
             if d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in FORMAT {0} (--format), not CSV; `copyman table` \
@@ -1031,8 +1032,8 @@ fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said.
     let written = low.send.as_deref().and_then(statement::representation);
     if let Some(rep) = written.filter(|r| r.format != "csv") {
-        for (text, d) in low.to.iter().zip(&destinations) {
-            let text = text.to_string_lossy();
+        for d in &destinations {
+            let text = d.display();
             if d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in FORMAT {} (the --send's), not CSV; `copyman \

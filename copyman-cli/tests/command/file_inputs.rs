@@ -702,6 +702,26 @@ fn text_data_in_a_csv_named_file_is_told() {
         "{}",
         text(&out.stderr)
     );
+    // A file named like `user:password@…` is masked there, as in every other message (it was
+    // printed whole there only).
+    let secret = TempPath::new("app:S3cretQ@w.csv");
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY p TO STDOUT",
+        "--to",
+        secret.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("not CSV")
+            && stderr.contains("app:***@w.csv")
+            && !stderr.contains("S3cretQ"),
+        "{stderr}"
+    );
 }
 
 /// `--header` given for a file whose first line is data (it names no column): skipped, as
