@@ -56,7 +56,10 @@ enum How {
 impl Identity {
     /// Asks the server behind `conn`; `table` is a table's name as a statement spells it
     /// (quoted or not, schema-qualified or not, `U&"…"`), whose oid is asked too: resolved by
-    /// the server as that statement would resolve it ([`sql::relation_oid_query`]).
+    /// the server as that statement would resolve it ([`sql::relation_oid_query`]). A table the
+    /// role cannot look up (no `USAGE` on its schema) is taken as not found: the server is
+    /// identified all the same (a database given twice is still told), and the copy says the
+    /// lookup's error where it meets it.
     ///
     /// # Errors
     /// The server's, for the queries every role may run (the database's oid, the fallback's
@@ -69,7 +72,9 @@ impl Identity {
         };
         let database = first_value(conn, sql::DATABASE_OID)?.unwrap_or_default();
         let table = match table {
-            Some(name) => first_value(conn, &sql::relation_oid_query(name))?,
+            Some(name) => first_value(conn, &sql::relation_oid_query(name))
+                .ok()
+                .flatten(),
             None => None,
         };
         Ok(Self {

@@ -15,9 +15,9 @@ const SCHEMA: &str = "CREATE TABLE big (id int8 PRIMARY KEY);
     CREATE TABLE chi (id int8 PRIMARY KEY, par int8 REFERENCES par);";
 
 /// A source with rows in `big`, `t` and `par`; a destination of the same schema whose role
-/// `grants` say what it may do; the source's conninfo, the destination's database and its
-/// conninfo as that role.
-fn servers(c: &Clusters, grants: &str) -> (String, String, String) {
+/// `grants` say what it may do; the source's database and conninfo, the destination's database
+/// and its conninfo as that role.
+fn servers(c: &Clusters, grants: &str) -> (String, String, String, String) {
     let src = database(
         &c.source,
         &format!(
@@ -40,7 +40,7 @@ fn servers(c: &Clusters, grants: &str) -> (String, String, String) {
     let to = c.dest[0]
         .conninfo(&dst)
         .replace("user=postgres", &format!("user={role}"));
-    (c.source.conninfo(&src), dst, to)
+    (c.source.conninfo(&src), src, dst, to)
 }
 
 /// The dry run and the run of `args` both exit 1 saying `said`, and nothing is copied.
@@ -65,7 +65,7 @@ fn refused(c: &Clusters, dst: &str, args: &[&str], said: &str) {
 #[test]
 fn one_table_without_insert_on_a_copied_column_or_truncate_is_refused_while_planning() {
     let c = clusters();
-    let (from, dst, to) = servers(c, "GRANT INSERT (id, a) ON t TO ROLE;");
+    let (from, _, dst, to) = servers(c, "GRANT INSERT (id, a) ON t TO ROLE;");
     let column = "permission denied: the role there may not INSERT into column \"secret\"";
     refused(
         c,
@@ -93,7 +93,7 @@ fn one_table_without_insert_on_a_copied_column_or_truncate_is_refused_while_plan
 #[test]
 fn a_job_refuses_a_table_it_may_not_write_before_copying_the_others() {
     let c = clusters();
-    let (from, dst, to) = servers(c, "GRANT INSERT (id, a), TRUNCATE ON t TO ROLE;");
+    let (from, _, dst, to) = servers(c, "GRANT INSERT (id, a), TRUNCATE ON t TO ROLE;");
     let state = TempPath::new("dest-privileges.state");
     let args = [
         "table",
@@ -127,7 +127,7 @@ fn a_job_refuses_a_table_it_may_not_write_before_copying_the_others() {
 #[test]
 fn a_job_emptying_a_referenced_table_with_delete_needs_delete() {
     let c = clusters();
-    let (from, dst, to) = servers(c, "GRANT INSERT, TRUNCATE ON par TO ROLE;");
+    let (from, _, dst, to) = servers(c, "GRANT INSERT, TRUNCATE ON par TO ROLE;");
     let state = TempPath::new("dest-privileges-delete.state");
     let args = [
         "table",
@@ -156,4 +156,35 @@ fn a_job_emptying_a_referenced_table_with_delete_needs_delete() {
     let out = run(&args);
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "par"), 5);
+}
+
+/// A destination role without USAGE on the table's schema: its server is identified all the
+/// same (the warning had blamed the server's identity for the table lookup's 42501, and a
+/// destination given twice was not told), and the lookup's error is the run's.
+#[test]
+fn a_table_the_role_cannot_look_up_leaves_its_server_identified() {
+    let c = clusters();
+    let (from, src, dst, to) = servers(c, "");
+    let role = format!("writer_{dst}");
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
+        cluster
+            .connect(db)
+            .batch_execute("CREATE SCHEMA s; CREATE TABLE s.u (id int);")
+            .unwrap();
+    }
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(&format!("REVOKE ALL ON SCHEMA s FROM {role}"))
+        .unwrap();
+    let out = run(&["table", "s.u", "--from", &from, "--to", &to]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("permission denied for schema s") && !stderr.contains("cannot identify"),
+        "{stderr}"
+    );
+    let out = run(&["table", "s.u", "--from", &from, "--to", &to, "--to", &to]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 2);
+    assert!(!stderr.contains("cannot identify"), "{stderr}");
 }
