@@ -439,7 +439,16 @@ pub(crate) fn run(
                         Err(e) => {
                             failed = true;
                             unfinished.insert(p.run.clone());
-                            let e = describe_sync(&e);
+                            let mut e = describe_sync(&e);
+                            // Only the role that prepared it, or a superuser, may finish it.
+                            if e.sqlstate.as_deref() == Some("42501") {
+                                e.message = format!(
+                                    "{}; it was prepared by role {}: recover as that role (a \
+                                     CONN with options='-c role={}' where this role is a \
+                                     member of it) or as a superuser",
+                                    e.message, p.owner, p.owner
+                                );
+                            }
                             (format!("could not be {word}: {e}"), Some(e))
                         }
                     }

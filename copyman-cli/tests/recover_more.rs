@@ -1359,3 +1359,54 @@ fn a_commit_prepared_the_log_could_not_record_is_said() {
     assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
+
+/// A run whose destinations' CONNs set another role (`options='-c role=…'`), killed with both
+/// prepared; a recover as the login role alone cannot finish them (42501): it names the role
+/// that prepared them and how to recover as it (it said the server's words only), and given
+/// that role, finishes them.
+#[test]
+fn recover_as_another_role_names_the_role_that_prepared() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (mut login_only, mut as_grp) = (Vec::new(), Vec::new());
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        let (login, grp) = (format!("login_{db}"), format!("grp_{db}"));
+        cluster
+            .connect(db)
+            .batch_execute(&format!(
+                "CREATE ROLE {login} LOGIN; CREATE ROLE {grp}; GRANT {grp} TO {login};
+                 GRANT ALL ON t TO {grp};"
+            ))
+            .unwrap();
+        let conninfo = cluster
+            .conninfo(db)
+            .replace("user=postgres", &format!("user={login}"));
+        as_grp.push(format!("{conninfo} options='-c role={grp}'"));
+        login_only.push(conninfo);
+    }
+    let log = TempPath::new("recover-owner.log");
+    let source = s.source.url(&src);
+    let mut args = vec!["copy", "--from", &source, "--send", "COPY t TO STDOUT"];
+    for to in &as_grp {
+        args.extend(["--to", to]);
+    }
+    args.extend(["--receive", "COPY t FROM STDIN", "--atomic"]);
+    args.extend(["--decision-log", log.arg()]);
+    Paused::start(&args, "prepared:2").kill();
+    let out = recover(&login_only.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("it was prepared by role grp_{}", dbs[0]))
+            && stderr.contains(&format!("options='-c role=grp_{}'", dbs[0])),
+        "{stderr}"
+    );
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]).len(), 1);
+    let out = recover(&as_grp.iter().collect::<Vec<_>>(), log.arg());
+    assert_exit(&out, 0);
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert!(prepared_in(cluster, db).is_empty());
+        assert_eq!(count(cluster, db, "t"), 0);
+    }
+}

@@ -939,6 +939,8 @@ pub struct Prepared {
     pub database: String,
     /// Whether it belongs to the database `conn` is connected to.
     pub here: bool,
+    /// The role that prepared it: only it (or a superuser) may finish it.
+    pub owner: String,
 }
 
 /// copyman's prepared transactions on `conn`'s server, oldest first (never another program's).
@@ -949,7 +951,7 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
     let rows = conn.query(
         "SELECT gid, prepared::text, \
          floor(extract(epoch FROM now() - prepared))::int8::text, database, \
-         (database = current_database())::text \
+         (database = current_database())::text, owner::text \
          FROM pg_prepared_xacts WHERE gid LIKE 'copyman:%' ORDER BY prepared",
     )?;
     Ok(rows
@@ -964,6 +966,7 @@ pub fn prepared(conn: &mut Connection) -> Result<Vec<Prepared>, Error> {
                 age_secs: text(2).parse().unwrap_or(0),
                 database: text(3),
                 here: text(4) == "true",
+                owner: text(5),
                 gid,
             })
         })
