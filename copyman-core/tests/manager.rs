@@ -649,6 +649,68 @@ fn complete_error_is_gathered_in_receiver_faults() {
     assert_eq!(h.rx(R0).completed, Some(Some(10)));
 }
 
+/// A receiver without a server (a file's flush, a caller's own) completes before any server's
+/// CopyDone goes out, and its failure there fails the servers' COPYs, which then commit nothing
+/// (all or nothing): they had completed in order after it, committing every row in autocommit.
+/// Under every schedule, with the failing one anywhere in the list.
+#[test]
+fn a_local_receivers_failed_completion_fails_the_servers_before_they_complete() {
+    for schedule in SCHEDULES {
+        for local in 0..3 {
+            let (_, _, chunks) = source(10, 16);
+            let mut receivers = vec![ScriptedReceiver::pqv3(), ScriptedReceiver::pqv3()];
+            receivers.insert(
+                local,
+                ScriptedReceiver::chunks().complete_error("disk full"),
+            );
+            let producer = ScriptedProducer::pqv3(chunks);
+            let mut h = Harness::new(producer, receivers, 2, schedule);
+            let fail = copy_fail(h.drive_to_end());
+            let at = format!("{schedule:?}, local receiver {local}");
+            assert_eq!(fail.reason, "could not complete the COPY operation", "{at}");
+            assert!(!fail.any_completed(), "{at}: {fail}");
+            for (id, outcome) in &fail.receivers {
+                let server = h.rx(*id);
+                if id.0 == local {
+                    assert!(matches!(outcome, ReceiverOutcome::Failed(_)), "{at}");
+                    continue;
+                }
+                assert!(
+                    matches!(outcome, ReceiverOutcome::Dropped),
+                    "{at}: {outcome:?}"
+                );
+                assert_eq!(server.completed, None, "{at}: its CopyDone never went out");
+                let (reason, _) = server.failed.as_ref().expect("its COPY was failed");
+                assert!(
+                    reason.contains(&format!("receiver {local} could not")),
+                    "{at}"
+                );
+            }
+            assert!(
+                !fail.to_string().contains("completed all the same"),
+                "{at}: {fail}"
+            );
+        }
+    }
+}
+
+/// Under keep-going a receiver that fails at its end is one casualty: the others complete.
+#[test]
+fn under_keep_going_a_failed_completion_leaves_the_others_completing() {
+    let (_, _, chunks) = source(10, 16);
+    let receivers = vec![
+        ScriptedReceiver::chunks().complete_error("disk full"),
+        ScriptedReceiver::pqv3(),
+    ];
+    let mut config = Config::with_window(1);
+    config.keep_going = true;
+    let producer = ScriptedProducer::pqv3(chunks);
+    let mut h = Harness::with_config(producer, receivers, config, Schedule::Fifo);
+    let summary = h.drive_to_end().expect("the survivor completes");
+    assert!(matches!(summary.receivers[0].1, ReceiverOutcome::Failed(_)));
+    assert_eq!(h.rx(R1).completed, Some(Some(10)));
+}
+
 /// Seed `CopyFail.receiver_faults` on a failed copy: a receiver whose Fail raises is gathered.
 #[test]
 fn fail_error_is_gathered_in_receiver_faults() {

@@ -141,6 +141,8 @@ pub enum Output {
         data: Data,
     },
     /// Complete `receiver`'s COPY (CopyDone), then give [`Input::ReceiverDone`] with its count.
+    /// Receivers without a server are completed first and the servers' only once those
+    /// succeeded: one failing there fails the others (all or nothing, unless keep-going).
     Complete {
         /// The receiver.
         receiver: ReceiverId,
@@ -428,6 +430,9 @@ struct ReceiverSlot {
     outcome: Option<Result<Option<u64>, EndpointError>>,
     /// Whether it was live when the copy began to end (its exit errors fail the copy).
     live_at_end: bool,
+    /// Its COPY was failed at the end, not completed, because another receiver's completion
+    /// failed first (all or nothing): it holds nothing, having done nothing wrong.
+    failed_at_end: bool,
 }
 
 impl ReceiverSlot {
@@ -639,6 +644,7 @@ impl Manager {
             fault: None,
             outcome: None,
             live_at_end: false,
+            failed_at_end: false,
         });
         Ok(ReceiverId(self.receivers.len() - 1))
     }
@@ -1268,26 +1274,58 @@ impl Manager {
             Phase::Aborting(reason) => (false, reason.clone()),
             _ => unreachable!("poll_ending runs while ending"),
         };
+        // Completing, the receivers without a server complete first (a file's flush, a
+        // caller's own receiver), and the servers' COPYs only once those succeeded: a failure
+        // there, known before any server's CopyDone went out, fails the rest, which then commit
+        // nothing (all or nothing). Past that point only a server that refuses its CopyDone
+        // after others accepted theirs can split the copy.
+        let ended_in_error = |s: &ReceiverSlot| {
+            s.live_at_end && s.state == ReceiverState::Ended && matches!(s.outcome, Some(Err(_)))
+        };
+        let failed_at_end = (!self.config.keep_going)
+            .then(|| self.receivers.iter().position(ended_in_error))
+            .flatten();
+        let local_ending = self.receivers.iter().any(|s| {
+            s.live_at_end && s.protocol != Protocol::PQv3 && s.state != ReceiverState::Ended
+        });
         // Receivers first: failing their COPY is what keeps a partial copy from committing.
         for (i, slot) in self.receivers.iter_mut().enumerate() {
             if slot.busy || matches!(slot.state, ReceiverState::Ending | ReceiverState::Ended) {
                 continue;
             }
-            slot.busy = true;
             let live = slot.state == ReceiverState::Live;
+            if completing && live && failed_at_end.is_none() {
+                if slot.protocol == Protocol::PQv3 && local_ending {
+                    continue;
+                }
+                slot.busy = true;
+                slot.state = ReceiverState::Ending;
+                slot.queue.clear();
+                return Output::Complete {
+                    receiver: ReceiverId(i),
+                };
+            }
+            slot.busy = true;
             slot.state = ReceiverState::Ending;
             slot.queue.clear();
             let receiver = ReceiverId(i);
-            if completing && live {
-                return Output::Complete { receiver };
-            }
+            let reason = match failed_at_end.filter(|_| completing && live) {
+                Some(failed) => {
+                    slot.failed_at_end = true;
+                    Arc::from(format!(
+                        "copyman: receiver {failed} could not complete its COPY: the copy fails \
+                         everywhere"
+                    ))
+                }
+                None => reason.clone(),
+            };
             let completion = match slot.protocol {
                 Protocol::PQv3 => completion(slot.position),
                 _ => Completion::default(),
             };
             return Output::Fail {
                 receiver,
-                reason: reason.clone(),
+                reason,
                 completion,
             };
         }
@@ -1317,7 +1355,7 @@ impl Manager {
                 continue;
             }
             match (slot.live_at_end, outcome) {
-                (true, Ok(count)) if !completing => {
+                (true, Ok(count)) if !completing || slot.failed_at_end => {
                     let _ = count;
                     receivers.push((id, ReceiverOutcome::Dropped));
                 }
