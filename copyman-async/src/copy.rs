@@ -17,6 +17,10 @@ use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
 
 use crate::{Producer, Receiver};
 
+/// How many IOs may end in one poll of a copy before it yields to the runtime
+/// ([`CopyManager::poll_drive`]); tokio's own budget per task is 128 operations.
+const IO_PER_POLL: u32 = 128;
+
 /// An endpoint handed back by the IO that used it.
 enum Endpoint<'a> {
     Producer(Box<dyn Producer + 'a>),
@@ -105,10 +109,12 @@ type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
 ///
 /// * [`StatementReceiver`](crate::StatementReceiver) in its COPY: it writes, without waiting,
 ///   the realignment its partial frame needs and a CopyFail. If the socket takes them at once
-///   (the usual case) the server fails the COPY and the [`Connection`](crate::Connection) stays
-///   usable: its next call first reads the server's answer. If the socket would block (a
-///   stalled destination whose buffers are full), or a CopyDone/CopyFail was left half written,
-///   the socket is closed instead: the server aborts the COPY and rolls back the transaction
+///   (an idle receiver's does) the server fails the COPY and the
+///   [`Connection`](crate::Connection) stays usable: its next call first reads the server's
+///   answer. If the socket would block (its buffers full: a destination slower than the source
+///   usually has them so, mid-stream), or a CopyDone/CopyFail was left half written, or its COPY
+///   statement went out and the server has not started it yet (waiting for a lock), the socket
+///   is closed instead: the server aborts the COPY and rolls back the transaction
 ///   around it, and the `Connection` fails every later call with [`Error::Closed`](crate::Error::Closed) (connect
 ///   again). Nothing commits either way — with one exception: a drop *during* `finish`, after
 ///   that receiver's CopyDone went out whole, cannot take the commit back (as with any client
@@ -116,7 +122,9 @@ type Io<'a> = Pin<Box<dyn Future<Output = Done<'a>> + Send + 'a>>;
 /// * [`StatementProducer`](crate::StatementProducer) in its COPY: its session switches to
 ///   draining and a cancel request is sent from a task spawned on the current tokio runtime;
 ///   the `Connection`'s next call waits for that cancel and reads (discarding) the rest of the
-///   COPY first, so it stays usable. With no tokio runtime at hand the socket is closed instead
+///   COPY first, so it stays usable. Until that call, a server blocked writing to the full
+///   socket may not act on the cancel: its COPY, transaction and snapshot stay open, so use the
+///   `Connection` (or drop it) soon after a dropped copy. With no tokio runtime at hand the socket is closed instead
 ///   (a COPY TO changes nothing; a transaction the caller had open on it is lost).
 /// * [`ClientReceiver`](crate::ClientReceiver): its `CopyInSink` is dropped unfinished, so
 ///   `tokio-postgres` sends CopyFail: nothing commits, the client stays usable.
@@ -213,16 +221,27 @@ impl<'a> CopyManager<'a> {
     }
 
     /// The drive loop: starts the IO of each order, and when core must wait, waits for one IO
-    /// in flight to end, reports it and goes on.
+    /// in flight to end, reports it and goes on. After [`IO_PER_POLL`] IOs ended in one poll it
+    /// yields (wakes itself and returns `Pending`), as tokio's own IO does when a task's budget
+    /// is spent: where every IO is ready at once (a source always ready, receivers of the
+    /// caller's that take their time) the copy would otherwise run to its end in one poll —
+    /// a `timeout` or `select!` around it could not stop it, and other tasks on a
+    /// current-thread runtime would not run.
     fn poll_drive<T>(
         &mut self,
         cx: &mut Context<'_>,
         poll: &mut impl FnMut(&mut CopyRun) -> Step<T>,
     ) -> Poll<T> {
+        let mut ended = 0;
         loop {
             match poll(&mut self.core) {
                 Step::Order(order) => self.dispatch(order),
                 Step::Wait => {
+                    if ended == IO_PER_POLL {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    ended += 1;
                     let done = ready!(self.poll_io(cx));
                     match done.endpoint {
                         Endpoint::Producer(producer) => self.producer = Some(producer),

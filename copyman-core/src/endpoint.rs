@@ -402,6 +402,10 @@ impl Endpoint {
                 }
                 Abandon::Write(bytes.into())
             }
+            // Its COPY statement went out and the server has not answered (a lock it waits
+            // for): it would start the COPY once it can and wait for data for as long as the
+            // connection is not used again, holding its locks and transaction. Closed.
+            State::Query if matches!(self.op, Op::Start(_)) => Abandon::Close,
             // The server already failed the COPY, or a CopyDone or CopyFail went out whole: the
             // next operation reads the answer.
             State::Query | State::CopyInEnding if flushed => Abandon::Nothing,

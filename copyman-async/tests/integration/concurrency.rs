@@ -822,3 +822,85 @@ fn a_slow_transmit_whose_bytes_move_is_not_a_stall() {
     assert_eq!(summary.messages, 2);
     assert_eq!(lines.load(Ordering::SeqCst), 2);
 }
+
+/// A copy whose every IO is ready at once (a source always ready, a receiver of the caller's
+/// that takes its time over each chunk) yields to the runtime now and then: another task on a
+/// current-thread runtime runs during it, and a `timeout` around it stops it midway, nothing of
+/// the rest delivered (it ran to its end in one poll: the timeout fired only after, the ticker
+/// never ran).
+#[tokio::test(flavor = "current_thread")]
+async fn a_copy_whose_io_is_always_ready_yields_to_the_runtime() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const CHUNKS: u64 = 2_000;
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let chunks = (0..CHUNKS).map(|i| vec![Bytes::from(format!("{i}\n"))]);
+    let (mut seen, mut ticks_during) = (0u64, 0u64);
+    let receiver = copyman_async::CallReceiver::new(|lines: &[Bytes]| {
+        seen += lines.len() as u64;
+        ticks_during = ticks.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_micros(200));
+        Ok(())
+    });
+    let copy = CopyManager::builder(copyman_async::IteratorProducer::new(chunks))
+        .to(receiver)
+        .run();
+    let stopped = tokio::time::timeout(Duration::from_millis(20), copy).await;
+    ticker.abort();
+    assert!(stopped.is_err(), "the timeout stops the copy midway");
+    assert!(
+        seen < CHUNKS,
+        "stopped before its end: {seen} of {CHUNKS} lines"
+    );
+    assert!(ticks_during > 0, "the other task ran during the copy");
+}
+
+/// A copy dropped while a receiver's COPY statement waits for a lock (its start in flight):
+/// once the lock is released the server would start that COPY and wait for data for as long as
+/// the connection was not used again, holding its lock and transaction (another session's
+/// TRUNCATE waited on it). The connection is closed instead: its backend ends.
+#[test]
+fn dropped_while_a_receivers_copy_waits_to_start_leaves_no_session_in_copy() {
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let db = table(cluster);
+    let mut locker = cluster.connect(&db);
+    locker.batch_execute("BEGIN; LOCK TABLE t").unwrap();
+    let rt = runtime();
+    let (dest, pid) = rt.block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut dest = connect(cluster, &db).await;
+        let pid = dest.query("SELECT pg_backend_pid()").await.unwrap()[0][0].clone();
+        let copy = CopyManager::builder(StatementProducer::new(&mut source, rows_query(10)))
+            .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
+            .run();
+        let outcome = tokio::time::timeout(Duration::from_millis(300), copy).await;
+        assert!(outcome.is_err(), "the COPY waits for the lock: {outcome:?}");
+        select_one(&mut source).await;
+        (dest, pid.unwrap())
+    });
+    locker.batch_execute("COMMIT").unwrap();
+    // Asked until its backend is gone (it lingered in COPY for as long as `dest` was kept).
+    let mut monitor = cluster.connect("postgres");
+    let lingering = (0..100).all(|_| {
+        let rows = monitor
+            .query(
+                "SELECT 1 FROM pg_stat_activity WHERE pid::text = $1",
+                &[&pid],
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        !rows.is_empty()
+    });
+    assert!(!lingering, "the destination's backend stayed in its COPY");
+    assert!(dest.is_closed());
+    assert_eq!(count(cluster, &db), 0);
+}
