@@ -8,8 +8,10 @@
 //!
 //! `setval` is not transactional: a copy that rolls back afterwards leaves the sequence advanced
 //! (a gap in the destination's numbering, never a collision). Only the sequences the copied
-//! columns own on both sides are carried (`pg_depend`, as `pg_get_serial_sequence`); the source's
-//! is read after its rows, so it stands at or beyond every copied value it produced.
+//! columns take their values from on both sides are carried (`pg_depend`: the one a column owns,
+//! as `pg_get_serial_sequence` finds it, else its default's `nextval`, else a partition's
+//! partitioned ancestor's identity: [`Column::sequence`](crate::sql::Column::sequence)); the
+//! source's is read after its rows, so it stands at or beyond every copied value it produced.
 //!
 //! ```no_run
 //! use copyman_job::sequences::{Carrier, Carry};

@@ -954,6 +954,23 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
     } else {
         ""
     };
+    // A column's sequence: the one it owns (serial, identity), else the one its default takes
+    // `nextval` of (a sequence of several tables', a partition's or an inheritance child's
+    // copy of its parent's default), else a partition's partitioned ancestor's identity
+    // (PostgreSQL 12's pg_partition_ancestors; partitions have no identity of their own).
+    let ancestors = if version >= 120_000 {
+        ", (SELECT d.objid::text \
+            FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY u(relid, n) \
+            JOIN pg_catalog.pg_attribute pa ON pa.attrelid = u.relid AND pa.attname = a.attname \
+            JOIN pg_catalog.pg_depend d ON d.refobjid = u.relid AND d.refobjsubid = pa.attnum \
+             AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             AND d.deptype IN ('a', 'i') \
+            JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
+           WHERE c.relispartition AND u.relid <> c.oid ORDER BY u.n, d.objid LIMIT 1)"
+    } else {
+        ""
+    };
     let orders = range_orders(version);
     let parts = if version >= 120_000 {
         "SELECT rel.oid FROM rel UNION ALL \
@@ -999,12 +1016,18 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
               r.path, ' ' ORDER BY r.path, t.oid) \
             FROM reach r CROSS JOIN LATERAL (SELECT t.* FROM pg_catalog.pg_type t \
               WHERE t.oid = r.typ OFFSET 0) t WHERE r.attnum = a.attnum), \
-           (SELECT d.objid::text FROM pg_catalog.pg_depend d \
+           coalesce((SELECT d.objid::text FROM pg_catalog.pg_depend d \
              JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' \
             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i') \
             ORDER BY d.objid LIMIT 1), \
+           (SELECT d.refobjid::text FROM pg_catalog.pg_attrdef ad \
+             JOIN pg_catalog.pg_depend d ON d.objid = ad.oid \
+              AND d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S' \
+            WHERE ad.adrelid = c.oid AND ad.adnum = a.attnum ORDER BY d.refobjid LIMIT 1){ancestors}), \
            CASE WHEN a.atthasdef OR {identity} \
                OR EXISTS (SELECT 1 FROM reach r JOIN pg_catalog.pg_type d ON d.oid = r.typ \
                  WHERE r.attnum = a.attnum AND r.path ~ '^(/b)*$' AND d.typtype = 'd' \
@@ -1112,9 +1135,11 @@ pub struct Column {
     /// receive function up for every column of its table, copied or not (an `isbn13` column
     /// left to its default fails it).
     pub binary_input: bool,
-    /// The OID of the sequence the column owns (`serial`, or `GENERATED … AS IDENTITY`), as
-    /// `pg_get_serial_sequence` finds it: carried forward after a copy
-    /// ([`crate::sequences`]).
+    /// The OID of the sequence the column's values come from: the one it owns (`serial`, or
+    /// `GENERATED … AS IDENTITY`, as `pg_get_serial_sequence` finds it), else the one its
+    /// default takes `nextval` of (a sequence shared by tables, a partition's or inheritance
+    /// child's copy of its parent's default), else, for a partition, its partitioned
+    /// ancestor's identity: carried forward after a copy ([`crate::sequences`]).
     pub sequence: Option<u32>,
     /// It takes NULL but for its domain's CHECK constraints, which may or may not accept NULL:
     /// [`crate::plan::lookup`] asks its server (`SELECT NULL::type`) and sets

@@ -1,5 +1,6 @@
 //! Sequences carried forward: after a copy, each destination's sequence of a copied `serial` or
-//! identity column stands where the source's does (never moved back), so the next INSERT there
+//! identity column (or the one its default takes `nextval` of, or a partition's parent's
+//! identity) stands where the source's does (never moved back), so the next INSERT there
 //! that takes its default does not collide with a copied row — in table mode, in a job, and in a
 //! job's split table. A role that may not UPDATE the sequence gets a warning, not a failed copy.
 //! Real clusters, shared by the binary.
@@ -304,4 +305,66 @@ fn a_sequence_only_the_destination_has_is_said() {
     ]);
     assert_exit(&out, 0);
     assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+}
+
+/// The sequence a copied column's values come from is carried where the column owns none: a
+/// partition copied without its partitioned table (its parent's identity, or the `nextval`
+/// default it took from its parent's `serial`), an inheritance child (its parent's default), and
+/// a sequence several tables take from (`DEFAULT nextval('shared')`). They had been left at 1,
+/// exit 0: the next INSERT there took id 1 again, or failed on a duplicate key.
+#[test]
+fn a_job_of_partitions_children_and_shared_sequences_carries_where_values_came_from() {
+    const SCHEMA: &str = "
+        CREATE TABLE ev (id bigserial, k int, v text) PARTITION BY LIST (k);
+        CREATE TABLE ev_1 PARTITION OF ev FOR VALUES IN (1);
+        CREATE TABLE idt (id int GENERATED ALWAYS AS IDENTITY, k int, v text) PARTITION BY LIST (k);
+        CREATE TABLE idt_1 PARTITION OF idt FOR VALUES IN (1);
+        CREATE TABLE base (id serial PRIMARY KEY, v text);
+        CREATE TABLE child (PRIMARY KEY (id)) INHERITS (base);
+        CREATE SEQUENCE shared;
+        CREATE TABLE sh (id int DEFAULT nextval('shared') PRIMARY KEY, v text);";
+    let c = clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA}
+             INSERT INTO ev (k, v) SELECT 1, 'e' FROM generate_series(1, 40);
+             INSERT INTO idt (k, v) SELECT 1, 'i' FROM generate_series(1, 30);
+             INSERT INTO child (v) SELECT 'c' FROM generate_series(1, 20);
+             INSERT INTO sh (v) SELECT 's' FROM generate_series(1, 10);"
+        ),
+    );
+    let dst = database(&c.dest[0], SCHEMA);
+    let state = TempPath::new("carried-partitions.state");
+    let out = run(&[
+        "table",
+        "ev_1",
+        "idt_1",
+        "child",
+        "sh",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    let next = |sql: &str| -> i64 {
+        let row = c.dest[0].connect(&dst).query_one(sql, &[]).unwrap();
+        row.get(0)
+    };
+    assert_eq!(next("INSERT INTO ev (k) VALUES (1) RETURNING id"), 41);
+    assert_eq!(
+        next("INSERT INTO idt (k) VALUES (1) RETURNING id::int8"),
+        31
+    );
+    assert_eq!(
+        next("INSERT INTO child (v) VALUES ('n') RETURNING id::int8"),
+        21
+    );
+    assert_eq!(
+        next("INSERT INTO sh (v) VALUES ('n') RETURNING id::int8"),
+        11
+    );
 }
