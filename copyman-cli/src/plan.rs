@@ -275,8 +275,9 @@ fn table_plan(
             };
             let empty = truncate.then_some("TRUNCATE");
             match copyman_job::plan::missing_privileges(conn, copy.target(), &names, empty) {
+                // As the server would have refused it: insufficient_privilege.
                 Some(message) => Err(ErrorInfo {
-                    sqlstate: None,
+                    sqlstate: Some("42501".to_owned()),
                     message,
                 }),
                 None => Ok(rel),

@@ -173,6 +173,23 @@ pub fn holds_rows_of(conn: &mut Connection, table: &str, xids: &[u64]) -> Option
     Some(rows.first()?.first()?.as_deref()? == "true")
 }
 
+/// Why an UNLOGGED `table` (a name as a statement spells it) on the server of `conn` may have
+/// lost rows a run committed there, where it is one: a crash (or an immediate stop) of its
+/// server empties it in recovery, which a resume would otherwise put down to a restore or a
+/// clone. `None` for a logged table, or where it cannot be asked.
+pub fn unlogged_note(conn: &mut Connection, table: &str) -> Option<&'static str> {
+    let sql = format!(
+        "SELECT (relpersistence = 'u')::text FROM pg_catalog.pg_class \
+         WHERE oid = pg_catalog.to_regclass({})",
+        sql::literal(table)
+    );
+    let rows = conn.query(&sql).ok()?;
+    (rows.first()?.first()?.as_deref()? == "true").then_some(
+        "it is UNLOGGED there, and a crash or an immediate stop of its server since empties \
+         an unlogged table (crash recovery)",
+    )
+}
+
 /// Where the server of `conn` stands in its WAL ([`state::Position`]), asked on `conn` (which
 /// must not be in a transaction a failed query would abort): `None` before PostgreSQL 10, on a
 /// standby, or where it cannot be read.

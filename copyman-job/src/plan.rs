@@ -189,7 +189,8 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
         "{who}: they run as the rows are copied (a row trigger for each row, a statement \
          trigger once), and a value they set or a row they move or delete after storing it \
          makes the table differ from the source's without an error (COPY counts the rows it \
-         stored, not what the triggers did with them)"
+         stored, not what the triggers did with them) — as does what they write into other \
+         tables, which a job may have copied (and checked with --verify) before this one"
     ))
 }
 

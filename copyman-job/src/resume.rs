@@ -342,12 +342,14 @@ fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<bool> {
 }
 
 /// What a resume says of a table recorded `done` (or committed) with `rows` rows on
-/// destination `d`, which holds none there.
-fn clone_note(table: &str, rows: u64, d: usize, done: &str) -> String {
+/// destination `d` (`conn`), which holds none there: an UNLOGGED table there was emptied by a
+/// crash of its server, else it is another server with the same system identifier.
+fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &str) -> String {
+    let why = crate::identity::unlogged_note(conn, table)
+        .unwrap_or("another server with the same system identifier (a clone?)");
     format!(
         "destination {} holds no rows of {table}, which the state file records {done} \
-         with {rows} rows — another server with the same system identifier (a clone?): copied \
-         again",
+         with {rows} rows — {why}: copied again",
         d + 1
     )
 }
@@ -390,7 +392,7 @@ pub(crate) fn resumed_here(
         if rows > 0 && holds_rows(conn, table) == Some(false) {
             return Ok(Resumed::Copy {
                 empty: false,
-                note: Some(clone_note(&key, rows, d, "done")),
+                note: Some(clone_note(conn, &key, rows, d, "done")),
             });
         }
         return Ok(Resumed::Done { rows, note: None });
@@ -406,7 +408,7 @@ pub(crate) fn resumed_here(
         Settled::Committed(rows) if rows > 0 && holds_rows(conn, table) == Some(false) => {
             Resumed::Copy {
                 empty: false,
-                note: Some(clone_note(&key, rows, d, "committed")),
+                note: Some(clone_note(conn, &key, rows, d, "committed")),
             }
         }
         Settled::Committed(rows) => Resumed::Done {

@@ -864,11 +864,13 @@ pub fn plan_with(
                 .get(&keys[i])
                 .and_then(|(table, committed)| {
                     let written = crate::identity::holds_rows_of(conn, table, &committed.xids)?;
+                    let why = crate::identity::unlogged_note(conn, table).unwrap_or(
+                        "a restore of an older copy since, or every such row updated or deleted",
+                    );
                     (!written).then(|| {
                         format!(
                             "{table} holds none of the rows the earlier run's transaction {} \
-                         committed there (a restore of an older copy since, or every such row \
-                         updated or deleted)",
+                             committed there ({why})",
                             committed.xids.iter().max().copied().unwrap_or_default()
                         )
                     })
@@ -1951,7 +1953,11 @@ fn refuse_unprivileged(
             });
             let columns: Vec<&Ident> = t.columns.iter().collect();
             if let Some(why) = crate::plan::missing_privileges(conn, &t.table, &columns, empty) {
-                t.destinations[d] = DestPlan::Refused(TableError::lasting(why));
+                // As the server would have refused it: insufficient_privilege.
+                t.destinations[d] = DestPlan::Refused(TableError {
+                    sqlstate: Some("42501".to_owned()),
+                    ..TableError::lasting(why)
+                });
             }
         }
     }
