@@ -178,6 +178,19 @@ fn table_plan(
             server: None,
             message: format!("source table {} not found", copy.table),
         })?;
+        if let Some(foreign) = copyman_job::plan::foreign_partitions(conn, &copy.table, &rel.kind) {
+            // Refused as a job refuses it (exit 2).
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: format!(
+                    "source table {}: {}",
+                    copy.table,
+                    copyman_job::plan::foreign_partitions_refusal("the source", &foreign)
+                ),
+            }
+            .into());
+        }
         if rel.children > 0 {
             report::warn(format_args!(
                 "{} has {} inheritance {}: only its own rows are copied, as COPY and pg_dump \
@@ -259,10 +272,18 @@ fn table_plan(
                 },
             },
         });
-        // What its role there may not do of the copy (INSERT on a copied column, the TRUNCATE
-        // of --truncate), found while planning: a dry run says it, and the COPY's own error
-        // named neither the privilege nor the statement.
+        // A partitioned table whose foreign partitions there would take rows to another
+        // server; what its role there may not do of the copy (INSERT on a copied column, the
+        // TRUNCATE of --truncate): found while planning, a dry run says it, and the COPY's own
+        // error named neither the privilege nor the statement.
         let found = found.and_then(|rel| {
+            let foreign = copyman_job::plan::foreign_partitions(conn, copy.target(), &rel.kind);
+            if let Some(foreign) = foreign {
+                return Err(ErrorInfo {
+                    sqlstate: None,
+                    message: copyman_job::plan::foreign_partitions_refusal("it there", &foreign),
+                });
+            }
             let names: Vec<&Ident> = if copy.columns.is_empty() {
                 let columns = &source_rel.as_ref().unwrap_or(&rel).columns;
                 columns

@@ -70,6 +70,41 @@ pub fn missing_privileges(
     })
 }
 
+/// The foreign tables among the partitions of `table` (a partitioned table: `kind` `p`) on one
+/// server, named as statements spell them, or `None` when it has none (or the question cannot
+/// be asked). Their rows live on another server: a copy through the partitioned table reads
+/// them there on the source, and writes the rows routed into one on a destination, and a
+/// `TRUNCATE` of it, to that other server — neither the source nor a destination (an archive's
+/// rows read and written back there twice). pg_dump leaves their data out; copyman refuses the
+/// table, naming them ([`foreign_partitions_refusal`]).
+pub fn foreign_partitions(conn: &mut Connection, table: &TableName, kind: &str) -> Option<String> {
+    if kind != "p" {
+        return None;
+    }
+    let sql = format!(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n.nspname::pg_catalog.text) || '.' \
+             || pg_catalog.quote_ident(c.relname::pg_catalog.text), ', ' ORDER BY c.oid) \
+         FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass({})) t \
+         JOIN pg_catalog.pg_class c ON c.oid = t.relid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'f'",
+        sql::literal(&table.to_string())
+    );
+    let rows = conn.query(&sql).ok()?;
+    rows.first()?.first()?.clone()
+}
+
+/// What a plan says of a partitioned table with `foreign` partitions ([`foreign_partitions`])
+/// on `whose` side ("the source", "destination 2"): refused, with the way to copy its own rows.
+pub fn foreign_partitions_refusal(whose: &str, foreign: &str) -> String {
+    format!(
+        "its partitions {foreign} on {whose} are foreign tables, whose rows live on another \
+         server: copied through it, they would be read from that server (on the source) or \
+         written, and emptied by --truncate, there (on a destination), as pg_dump never does; \
+         copy its other partitions by name instead"
+    )
+}
+
 /// Looks `table` up on one server: `None` when the catalog has no such relation.
 ///
 /// # Errors

@@ -339,3 +339,80 @@ fn a_resume_refuses_a_table_done_that_was_attached_since_to_one_not_done() {
     );
     assert_eq!(count(&c.dest[0], &dst, "sales_2"), 2000, "not copied twice");
 }
+
+/// A partitioned table with a foreign partition (its rows on another server, an archive's) is
+/// refused, on the source and on a destination, in one table and in a job, naming the
+/// partition: copied through it, the archive's rows were read from there and written back there
+/// through the destination's foreign partition (every archived row twice, exit 0). Its other
+/// partitions copy by name.
+#[test]
+fn a_partitioned_table_with_a_foreign_partition_is_refused() {
+    let c = clusters();
+    // A wrapper without a handler: the foreign table exists, nothing can read or write it.
+    const FDW: &str =
+        "CREATE FOREIGN DATA WRAPPER nothing; CREATE SERVER archive FOREIGN DATA WRAPPER nothing;";
+    const LOCAL: &str = "CREATE TABLE p (id int, y int) PARTITION BY RANGE (y);
+        CREATE TABLE p_cur PARTITION OF p FOR VALUES FROM (2000) TO (3000);";
+    const ARCHIVED: &str = "CREATE FOREIGN TABLE p_arch PARTITION OF p
+        FOR VALUES FROM (1000) TO (2000) SERVER archive;";
+    let src = database(
+        &c.source,
+        &format!(
+            "{FDW} {LOCAL} {ARCHIVED} INSERT INTO p_cur SELECT g, 2024 FROM generate_series(1, 5) g;"
+        ),
+    );
+    let dst = database(&c.dest[0], &format!("{FDW} {LOCAL} {ARCHIVED}"));
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let state = TempPath::new("foreign-partitions.state");
+    for args in [
+        vec!["table", "p", "--from", &from, "--to", &to],
+        vec![
+            "table",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+        ],
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("its partitions public.p_arch on the source are foreign tables"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A destination whose partition is foreign, the source's all local.
+    let local = database(
+        &c.source,
+        &format!("{LOCAL} INSERT INTO p SELECT g, 2024 FROM generate_series(1, 5) g;"),
+    );
+    let from = c.source.conninfo(&local);
+    for args in [
+        vec!["table", "p", "--from", &from, "--to", &to],
+        vec![
+            "table",
+            "p",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+        ],
+    ] {
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("its partitions public.p_arch on it there are foreign tables"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Its local partitions by name.
+    let out = run(&["table", "p_cur", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "p_cur"), 5);
+}

@@ -1050,6 +1050,14 @@ pub fn plan_with(
                 ))));
             }
         };
+        if let Some(foreign) =
+            crate::plan::foreign_partitions(&mut src, &sel.table, &source_rel.kind)
+        {
+            return Err(JobError::Refused(format!(
+                "table {key}: {}, and leave it out with --exclude-table",
+                crate::plan::foreign_partitions_refusal("the source", &foreign)
+            )));
+        }
         let columns: Vec<Ident> = source_rel
             .columns
             .iter()
@@ -1139,6 +1147,11 @@ pub fn plan_with(
                 continue;
             }
             let label = format!("destination {}", i + 1);
+            if let Some(foreign) = crate::plan::foreign_partitions(conn, &sel.table, &rel.kind) {
+                let why = crate::plan::foreign_partitions_refusal("it there", &foreign);
+                plans.push(DestPlan::Refused(TableError::lasting(why)));
+                continue;
+            }
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
                 // A job copies whole tables: --columns is for one table copied alone.
                 plans.push(DestPlan::Refused(TableError::lasting(format!(
