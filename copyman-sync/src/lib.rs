@@ -59,11 +59,13 @@ pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
 pub use copyman_core::stall::{EndpointId, Stalled};
 pub use copyman_core::{
-    CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault, Protocol, ReceiverFault,
-    ReceiverId, ReceiverOutcome, Summary,
+    BoxError, Chunk, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault, Protocol,
+    ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
 };
 /// TLS settings for [`Connection::connect_tls`], libpq's meanings (the `copyman-tls` crate).
 pub use copyman_tls::{SslMode, TlsSettings};
+/// What a [`Receiver::fail`] is given: the bytes that finish its partial frame.
+pub use copyman_wire::realign::Completion;
 pub use error::Error;
 pub use producer::{ClientProducer, Producer, StatementProducer};
 pub use receiver::{ClientReceiver, Receiver, StatementReceiver, TransmitError};

@@ -182,3 +182,53 @@ fn a_bad_connection_string_names_the_parameter() {
         "{said}"
     );
 }
+
+/// A caller's own Producer and Receiver are written with copyman-sync's names (and the `bytes`
+/// crate's `Bytes`): the types their methods take and give (`BoxError`, `Chunk`, `Completion`)
+/// are re-exported, as copyman-async re-exports them (the caller had to depend on copyman-core
+/// and copyman-wire).
+#[test]
+fn a_callers_own_endpoints_need_no_other_crate() {
+    use copyman_sync::{
+        BoxError, Chunk, Completion, CopyManager, Data, Producer, Protocol, Receiver, TransmitError,
+    };
+    struct Lines(Vec<&'static str>);
+    impl Producer for Lines {
+        fn protocol(&self) -> Protocol {
+            Protocol::Chunks
+        }
+        fn next_chunk(&mut self) -> Result<Option<Chunk>, BoxError> {
+            let line = self
+                .0
+                .pop()
+                .map(|l| bytes::Bytes::from_static(l.as_bytes()));
+            Ok(line.map(|line| Chunk::lines(vec![line])))
+        }
+    }
+    #[derive(Default)]
+    struct Kept(usize, bool);
+    impl Receiver for &mut Kept {
+        fn protocol(&self) -> Protocol {
+            Protocol::Chunks
+        }
+        fn transmit(&mut self, data: &Data) -> Result<(), TransmitError> {
+            if let Data::Lines(lines) = data {
+                self.0 += lines.len();
+            }
+            Ok(())
+        }
+        fn complete(&mut self) -> Result<Option<u64>, BoxError> {
+            Ok(None)
+        }
+        fn fail(&mut self, _reason: &str, _completion: &Completion) -> Result<(), BoxError> {
+            self.1 = true;
+            Ok(())
+        }
+    }
+    let mut kept = Kept::default();
+    CopyManager::builder(Lines(vec!["1\n", "2\n", "3\n"]))
+        .to(&mut kept)
+        .run()
+        .unwrap();
+    assert_eq!((kept.0, kept.1), (3, false));
+}
