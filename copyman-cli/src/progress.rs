@@ -6,7 +6,7 @@
 //! wait) can be put on the bar from that thread ([`set_note`]).
 //!
 //! Everything copyman writes on stderr goes through [`write_stderr`], which never panics and
-//! ignores a failed write: log lines, warnings, the report ([`eprint`], [`println()`]) and the
+//! ignores a failed write: log lines, warnings, the report ([`eprint()`], [`println()`]) and the
 //! bars themselves (drawn on a [`draw_target`] that writes through it).
 
 use std::io::{self, IsTerminal, Write};

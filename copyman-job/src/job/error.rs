@@ -42,7 +42,7 @@ impl TableError {
     }
 
     /// Whether a rerun (`--resume`) meets this error again until what it names is changed: one
-    /// known to ([`TableError::lasting`]), or a server error of a class no retry passes
+    /// known to (`TableError::lasting`), or a server error of a class no retry passes
     /// ([`copyman_core::session::sqlstate_lasts`]: a table missing, a view written to, a bad
     /// row, a constraint violated, a privilege lacking). A connection lost, a lock or
     /// statement timeout, a cancel, a stall may not happen again.

@@ -96,7 +96,7 @@ pub struct TablePlan {
     pub locked: bool,
     /// A table not [`locked`](Self::locked) (its role may read only its columns): its files as
     /// the plan found them before the job's snapshot ([`files_query`](crate::sql::files_query)),
-    /// compared once the copy read it ([`files_unchanged`](super::running::files_unchanged)).
+    /// compared once the copy read it (`running::files_unchanged`).
     pub files: Option<String>,
     /// A binary copy's check, in the source's transaction before its COPY, that the copied
     /// columns still have the types the plan read ([`Relation::types_unchanged`], the table
@@ -128,7 +128,7 @@ impl TablePlan {
     }
 
     /// Whether another table references it by a foreign key (on some destination): it is then
-    /// emptied with a `DELETE` ([`sql::emptying`]).
+    /// emptied with a `DELETE` ([`crate::sql::emptying`]).
     pub fn referenced(&self) -> bool {
         let me = self.table.to_string();
         self.referenced_by.iter().any(|by| *by != me)
