@@ -130,6 +130,11 @@ copyman_core::statement_producer! {
     /// closes the connection instead (a COPY TO changes nothing; any transaction open on it is
     /// lost), and the connection fails every call with [`Error::Closed`].
     ///
+    /// A table whose row-level security policies apply to the connection's role is read as they
+    /// filter it (the server's default, `row_security = on`): fewer rows, and a `COPY n` that
+    /// agrees. To have such a read fail instead (42501), as pg_dump and the `copyman` command
+    /// read, `SET row_security = off` on the connection first.
+    ///
     /// ```no_run
     /// use copyman_async::{Connection, StatementProducer};
     ///

@@ -155,6 +155,11 @@ copyman_core::statement_producer! {
     /// on filling the same buffer until it is full or the receivers wait for it, so a fast source
     /// gives full buffers (few, large writes downstream) and a slow one is never waited for.
     ///
+    /// A table whose row-level security policies apply to the connection's role is read as they
+    /// filter it (the server's default, `row_security = on`): fewer rows, and a `COPY n` that
+    /// agrees. To have such a read fail instead (42501), as pg_dump and the `copyman` command
+    /// read, `SET row_security = off` on the connection first.
+    ///
     /// ```no_run
     /// use copyman_sync::{Connection, StatementProducer};
     ///
