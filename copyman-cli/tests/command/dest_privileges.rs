@@ -43,6 +43,17 @@ fn servers(c: &Clusters, grants: &str) -> (String, String, String, String) {
     (c.source.conninfo(&src), src, dst, to)
 }
 
+/// A job of `big` and `table`, one at a time, each emptied first.
+fn job<'a>(table: &'a str, from: &'a str, to: &'a str, state: &'a TempPath) -> Vec<&'a str> {
+    let servers = ["--from", from, "--to", to, "--jobs", "1", "--truncate"];
+    [
+        &["table", "big", table][..],
+        &servers,
+        &["--state", state.arg()],
+    ]
+    .concat()
+}
+
 /// The dry run and the run of `args` both exit 1 saying `said`, and nothing is copied.
 #[track_caller]
 fn refused(c: &Clusters, dst: &str, args: &[&str], said: &str) {
@@ -95,20 +106,7 @@ fn a_job_refuses_a_table_it_may_not_write_before_copying_the_others() {
     let c = clusters();
     let (from, _, dst, to) = servers(c, "GRANT INSERT (id, a), TRUNCATE ON t TO ROLE;");
     let state = TempPath::new("dest-privileges.state");
-    let args = [
-        "table",
-        "big",
-        "t",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--jobs",
-        "1",
-        "--truncate",
-        "--state",
-        state.arg(),
-    ];
+    let args = job("t", &from, &to, &state);
     refused(c, &dst, &args, "may not INSERT into column \"secret\"");
     // Under --keep-going the others are copied, and the table is said left out there.
     let out = run(&[&args[..], &["--keep-going"]].concat());
@@ -129,20 +127,7 @@ fn a_job_emptying_a_referenced_table_with_delete_needs_delete() {
     let c = clusters();
     let (from, _, dst, to) = servers(c, "GRANT INSERT, TRUNCATE ON par TO ROLE;");
     let state = TempPath::new("dest-privileges-delete.state");
-    let args = [
-        "table",
-        "big",
-        "par",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--jobs",
-        "1",
-        "--truncate",
-        "--state",
-        state.arg(),
-    ];
+    let args = job("par", &from, &to, &state);
     refused(
         c,
         &dst,
