@@ -59,6 +59,12 @@ pub trait Receiver: Send {
 
     /// Commits what it received; returns its `COPY n` if it has one.
     ///
+    /// Receivers of lines or nothing ([`Protocol::Chunks`], [`Protocol::Null`]: a file, a
+    /// writer, a callback) complete before any receiver of PQv3 data (a server's COPY), and one
+    /// failing there fails those, so that nothing commits anywhere. A receiver of the caller's
+    /// that takes PQv3 data is taken for a server's: it completes beside them, and its failure
+    /// then comes after theirs may have committed (see the copy's "All or nothing").
+    ///
     /// # Errors
     /// The commit failed: the copy fails.
     async fn complete(&mut self) -> Result<Option<u64>, BoxError>;
