@@ -295,10 +295,10 @@ fn table_plan(
                 copy.columns.iter().collect()
             };
             let empty = truncate.then_some("TRUNCATE");
-            match copyman_job::plan::missing_privileges(conn, copy.target(), &names, empty) {
-                // As the server would have refused it: insufficient_privilege.
-                Some(message) => Err(ErrorInfo {
-                    sqlstate: Some("42501".to_owned()),
+            match copyman_job::plan::write_refusal(conn, copy.target(), &names, empty) {
+                // With the SQLSTATE its server would have refused it with.
+                Some((code, message)) => Err(ErrorInfo {
+                    sqlstate: Some(code.to_owned()),
                     message,
                 }),
                 None => Ok(rel),

@@ -21,23 +21,25 @@ pub enum LookupError {
     Catalog(String),
 }
 
-/// What the role of `conn` may not do of a copy into `table` there, said for a plan: `INSERT`
-/// into some of `columns` (the copied ones: a grant on the table, or on each of them), and
-/// `empty` (`TRUNCATE`, or `DELETE` for a table a foreign key references), the privilege that
-/// emptying it first takes. `None` when it lacks nothing, or the question was not answered (the
-/// COPY then says what the server says). Asked while planning, so that a dry run finds it and a
-/// job refuses the table there before copying others (the COPY's 42501 said only "permission
-/// denied for table t", not which privilege, nor of which statement).
-pub fn missing_privileges(
+/// What the role of `conn` may not do of a copy into `table` there, said for a plan, with the
+/// SQLSTATE its server would have given: `INSERT` into some of `columns` (the copied ones: a
+/// grant on the table, or on each of them) and `empty` (`TRUNCATE`, or `DELETE` for a table a
+/// foreign key references), the privilege that emptying it first takes (42501); or a COPY into
+/// a table whose row-level security applies to the role (0A000: COPY FROM does not support it).
+/// `None` when nothing stands in the way, or the question was not answered (the COPY then says
+/// what the server says). Asked while planning, so that a dry run finds it and a job refuses the
+/// table there before copying others (the COPY's own error, at the table's turn, named neither
+/// the privilege nor the statement).
+pub fn write_refusal(
     conn: &mut Connection,
     table: &TableName,
     columns: &[&Ident],
     empty: Option<&str>,
-) -> Option<String> {
+) -> Option<(&'static str, String)> {
     let rows = conn
         .query(&sql::privileges_query(table, columns, empty))
         .ok()?;
-    let (mut quoted, mut may_not_empty) = (Vec::new(), false);
+    let (mut quoted, mut may_not_empty, mut row_security) = (Vec::new(), false, false);
     for row in &rows {
         match (
             row.first().cloned().flatten().as_deref(),
@@ -45,6 +47,7 @@ pub fn missing_privileges(
         ) {
             (Some("column"), Some(name)) => quoted.push(Ident::new(name).to_string()),
             (Some("empty"), _) => may_not_empty = true,
+            (Some("rls"), _) => row_security = true,
             _ => {}
         }
     }
@@ -61,11 +64,23 @@ pub fn missing_privileges(
             other => format!("{other} it (to empty it first)"),
         });
     }
-    (!lacks.is_empty()).then(|| {
-        format!(
-            "permission denied: the role there may not {} (it needs INSERT on the table or on \
-             each copied column, and the privilege that empties it first)",
-            lacks.join(", nor ")
+    if !lacks.is_empty() {
+        return Some((
+            "42501",
+            format!(
+                "permission denied: the role there may not {} (it needs INSERT on the table or \
+                 on each copied column, and the privilege that empties it first)",
+                lacks.join(", nor ")
+            ),
+        ));
+    }
+    row_security.then(|| {
+        (
+            "0A000",
+            "row-level security applies to the role there, and COPY FROM does not support it: \
+             copy as the table's owner or a role with BYPASSRLS (or disable its row security \
+             there)"
+                .to_owned(),
         )
     })
 }

@@ -765,7 +765,8 @@ pub fn delete_is_quiet_query(table: &TableName) -> String {
 /// The privileges the session's role lacks to copy into `table` (asked while planning, as
 /// [`crate::plan::missing_privileges`] reads it): a row `column` with the name of each of
 /// `columns` it may not `INSERT` into (neither on the table nor on the column), in the table's
-/// order, and a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`).
+/// order, a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`), and a row `rls` if
+/// row-level security applies to the role there (COPY FROM refuses such a table, 0A000).
 pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&str>) -> String {
     let t = format!("pg_catalog.to_regclass({})", literal(&table.to_string()));
     let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
@@ -784,7 +785,9 @@ pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&st
                AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
                AND NOT pg_catalog.has_column_privilege(r.oid, a.attnum, 'INSERT') \
              ORDER BY a.attnum) c \
-         UNION ALL SELECT 'empty', NULL FROM r WHERE r.oid IS NOT NULL AND {lacks_empty}",
+         UNION ALL SELECT 'empty', NULL FROM r WHERE r.oid IS NOT NULL AND {lacks_empty} \
+         UNION ALL SELECT 'rls', NULL FROM r \
+           WHERE r.oid IS NOT NULL AND pg_catalog.row_security_active(r.oid)",
         names.join(", ")
     )
 }

@@ -1,6 +1,6 @@
 //! A destination role's privileges, found while planning: `INSERT` on each copied column and the
 //! privilege that empties a table first (`TRUNCATE`, or `DELETE` for a referenced table a job
-//! empties by itself). A dry run says what a run would refuse (it exited 0), a job refuses the
+//! empties by itself), and row security that applies to it (COPY FROM refuses such a table). A dry run says what a run would refuse (it exited 0), a job refuses the
 //! table before copying others (it committed them, then failed at the table's turn: exit 4), and
 //! the message names the privilege (the COPY's 42501 said only "permission denied for table").
 //! Real clusters, shared by the binary; a role per database.
@@ -172,4 +172,21 @@ fn a_table_the_role_cannot_look_up_leaves_its_server_identified() {
     let stderr = text(&out.stderr);
     assert_exit(&out, 2);
     assert!(!stderr.contains("cannot identify"), "{stderr}");
+}
+
+/// A destination table whose row security applies to the role: COPY FROM refuses it (0A000),
+/// found while planning as a missing privilege is (a dry run exited 0, a job committed its
+/// other tables first, exit 4).
+#[test]
+fn a_destination_table_under_row_security_is_refused_while_planning() {
+    let c = clusters();
+    let (from, _, dst, to) = servers(
+        c,
+        "GRANT ALL ON t TO ROLE; ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY everyone ON t USING (true) WITH CHECK (true);",
+    );
+    let state = TempPath::new("dest-row-security.state");
+    let said = "row-level security applies to the role there, and COPY FROM does not support it";
+    refused(c, &dst, &job("t", &from, &to, &state), said);
+    refused(c, &dst, &["table", "t", "--from", &from, "--to", &to], said);
 }

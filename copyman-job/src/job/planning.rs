@@ -1934,8 +1934,9 @@ fn references_itself(conn: &mut Connection) -> Vec<String> {
         .collect()
 }
 
-/// Refuses, on each destination, a table its role there may not copy into: `INSERT` on a copied
-/// column, or the privilege that empties it first — `TRUNCATE`, or `DELETE` for a referenced
+/// Refuses, on each destination, a table its role there may not copy into
+/// ([`crate::plan::write_refusal`]: row security that applies to it, or a missing privilege):
+/// `INSERT` on a copied column, or the privilege that empties it first — `TRUNCATE`, or `DELETE` for a referenced
 /// table emptied by itself (`together[i][d]`: truncated with its group). Found while planning,
 /// as a table not found there is (the job ends before anything is copied, its dry run too, or
 /// under `--keep-going` leaves it out there), where its COPY said "permission denied for table"
@@ -1965,10 +1966,10 @@ fn refuse_unprivileged(
                 "TRUNCATE"
             });
             let columns: Vec<&Ident> = t.columns.iter().collect();
-            if let Some(why) = crate::plan::missing_privileges(conn, &t.table, &columns, empty) {
-                // As the server would have refused it: insufficient_privilege.
+            if let Some((code, why)) = crate::plan::write_refusal(conn, &t.table, &columns, empty) {
+                // With the SQLSTATE its server would have refused it with.
                 t.destinations[d] = DestPlan::Refused(TableError {
-                    sqlstate: Some("42501".to_owned()),
+                    sqlstate: Some(code.to_owned()),
                     ..TableError::lasting(why)
                 });
             }
