@@ -362,7 +362,9 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     // selected), so that it is copied once, through it; one that was named is listed so (the
     // plan says so), one that a pattern, a schema or the default matched is not (that would be
     // a note for each partition of every partitioned table `--schema` takes). A partition whose
-    // ancestors are all left out is copied by itself. `readable`: whether the role may `SELECT`
+    // ancestors are all left out is copied by itself. A table that belongs to an extension is
+    // selected only by its name, as pg_dump leaves it to `CREATE EXTENSION` (its rows copied
+    // into the one the extension made there were stored twice, or failed the job). `readable`: whether the role may `SELECT`
     // every column it copies (a table-wide grant, or one per column: generated columns, never
     // copied, need none) in a schema it may use. Last, whether row security applies to the role
     // there ([`RowSecurity`]).
@@ -376,7 +378,10 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE ({named} OR (c.relkind IN ('r', 'p') \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}) \
-               AND NOT ({under_excluded}))) \
+               AND NOT ({under_excluded}) \
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e \
+                 WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                   AND e.objid = c.oid AND e.deptype = 'e'))) \
              AND NOT ({excluded})), \
          listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
            SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true \

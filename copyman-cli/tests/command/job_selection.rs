@@ -1041,3 +1041,44 @@ fn job_selection_a_table_created_while_the_job_plans_is_said() {
     assert_eq!(count(&c.dest[0], &dst, "s.a"), 1);
     assert_eq!(count(&c.dest[0], &dst, "s.b"), 1);
 }
+
+/// A table that belongs to an extension is left to `CREATE EXTENSION`, as pg_dump leaves it:
+/// the default selection, `--schema` and patterns pass it by; named, it is copied. (Its rows
+/// were appended to the ones the extension made there: every row twice, or a unique key
+/// failed the job.) `plpgsql`, in every database, stands for the extension.
+#[test]
+fn job_selection_leaves_an_extensions_tables_to_the_extension_unless_named() {
+    let c = clusters();
+    const SCHEMA: &str = "CREATE TABLE app (id int); CREATE TABLE ext_t (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA} INSERT INTO app SELECT generate_series(1, 5);
+             INSERT INTO ext_t SELECT generate_series(1, 3);
+             ALTER EXTENSION plpgsql ADD TABLE ext_t;"
+        ),
+    );
+    // What the extension's script made there (a row more than the source's: told apart).
+    let dst = database(
+        &c.dest[0],
+        &format!("{SCHEMA} INSERT INTO ext_t SELECT generate_series(1, 4);"),
+    );
+    let (from, to) = (c.source.conninfo(&src), vec![c.dest[0].conninfo(&dst)]);
+    let state = TempPath::new("extension-tables.state");
+    for selection in [&[][..], &["--schema", "public"], &["--table", "*"]] {
+        let mut extra = vec!["--state", state.arg(), "--truncate"];
+        extra.extend(selection);
+        let out = job(&from, &to, &extra);
+        assert_exit(&out, 0);
+        assert_eq!(count(&c.dest[0], &dst, "app"), 5, "{selection:?}");
+        assert_eq!(
+            count(&c.dest[0], &dst, "ext_t"),
+            4,
+            "{selection:?}: left alone"
+        );
+        let _ = std::fs::remove_file(&state.0);
+    }
+    let out = job(&from, &to, &["ext_t", "--state", state.arg(), "--truncate"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &dst, "ext_t"), 3);
+}
