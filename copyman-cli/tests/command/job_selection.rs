@@ -1076,7 +1076,7 @@ fn job_selection_leaves_an_extensions_tables_to_the_extension_unless_named() {
             4,
             "{selection:?}: left alone"
         );
-        let _ = std::fs::remove_file(&state.0);
+        let _ = fs::remove_file(&state.0);
     }
     let out = job(&from, &to, &["ext_t", "--state", state.arg(), "--truncate"]);
     assert_exit(&out, 0);
