@@ -41,6 +41,9 @@ pub(crate) struct Dest<'e> {
     pub(crate) sent_anyway: u64,
     /// What its report says besides its status (`--allow-count-mismatch`: another count).
     pub(crate) warning: Option<String>,
+    /// What its server is (system identifier and database), where it said: the order in which
+    /// the destinations' transactions take their locks ([`crate::run`]).
+    pub(crate) identity: Option<String>,
 }
 
 impl<'e> Dest<'e> {
@@ -58,6 +61,7 @@ impl<'e> Dest<'e> {
             ended: None,
             sent_anyway: 0,
             warning: None,
+            identity: None,
         }
     }
 

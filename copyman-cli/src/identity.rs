@@ -96,6 +96,7 @@ pub(crate) fn check(
             continue;
         };
         report::log(format_args!("destination {}: {id}", i + 1));
+        dest.identity = id.state_key();
         let name = dest.endpoint.display();
         if let Some(source) = &source {
             // Table mode names a table on both sides; copy mode only where both statements name

@@ -223,8 +223,16 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         .map(String::as_str);
     limits::pass_server_encoding(t, source_conn.as_mut(), &mut dests, statements)?;
 
-    // Open files and transactions.
-    for (i, dest) in dests.iter_mut().enumerate() {
+    // Open files and transactions, the servers' in the order of what each is, not of `--to`:
+    // two runs that empty one table on the same servers, given them in another order, then
+    // wait for each other on the first server, rather than each hold one and wait on the other
+    // (a deadlock across servers that neither server sees).
+    let mut order: Vec<usize> = (0..dests.len()).collect();
+    order.sort_by(|a, b| dests[*a].identity.cmp(&dests[*b].identity).then(a.cmp(b)));
+    let mut begun = 0;
+    finish::test_pause("begun:0");
+    for i in order {
+        let dest = &mut dests[i];
         match dest.endpoint {
             // Left out before connecting (--keep-going): nothing to begin.
             Endpoint::Server(_) if dest.conn.is_none() => {}
@@ -242,6 +250,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     dest.fail_begun(&e);
                     dest.give_up_stalled(&e);
                 }
+                begun += 1;
+                finish::test_pause(&format!("begun:{begun}"));
             }
             // Dropped before connecting (--keep-going): not opened.
             Endpoint::File(_) if dest.error.is_some() => {}

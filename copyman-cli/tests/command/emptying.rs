@@ -302,3 +302,52 @@ fn rows_that_reference_a_table_after_planning_fail_its_delete_and_say_what_to_do
     assert_eq!(count(&c.dest[0], &dst, "customers"), 5);
     assert_eq!(count(&c.dest[0], &dst, "orders"), 1);
 }
+
+/// Two runs that empty one table on the same two servers, given them in the other order, the
+/// first paused holding the lock of the first destination it began: both finish. The
+/// destinations' transactions take their locks in the order of what each server is, not of
+/// `--to`; each run had held one server's lock and waited on the other's, a deadlock neither
+/// server sees (here ended by --lock-timeout: exit 1).
+#[test]
+fn two_truncating_runs_given_the_destinations_in_other_orders_do_not_deadlock() {
+    let c = clusters();
+    const T: &str = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let (d1, d2) = (database(&c.dest[0], T), database(&c.dest[1], T));
+    let from = c.source.conninfo(&src);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    let args = |first: &str, second: &str| -> Vec<String> {
+        [
+            "table",
+            "t",
+            "--truncate",
+            "--lock-timeout",
+            "5s",
+            "--from",
+            &from,
+        ]
+        .into_iter()
+        .chain(["--to", first, "--to", second])
+        .map(str::to_owned)
+        .collect()
+    };
+    let (a, b) = (args(&to1, &to2), args(&to2, &to1));
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // Both planned before either takes a lock; then the first holds the first destination it
+    // began while the other begins its own.
+    let other = Paused::start(&strs(&b), "begun:0");
+    let paused = Paused::start(&strs(&a), "begun:1");
+    let other = other.resume_in_background();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let first = paused.resume();
+    let second = other.join().unwrap();
+    assert_exit(&first, 0);
+    assert_exit(&second, 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 100);
+}

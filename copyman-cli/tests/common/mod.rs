@@ -214,6 +214,11 @@ impl Paused {
         self.child.wait().expect("wait copyman");
     }
 
+    /// Lets copyman go on, its end waited for on a thread of its own.
+    pub fn resume_in_background(self) -> thread::JoinHandle<Output> {
+        thread::spawn(move || self.resume())
+    }
+
     /// Lets copyman go on, and waits for its end.
     pub fn resume(self) -> Output {
         fs::remove_file(&self.file.0).expect("remove the pause file");

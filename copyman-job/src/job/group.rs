@@ -118,6 +118,7 @@ fn copy_group_unit(
             None => true,
         }
     });
+    shared.lock_order(&mut targets);
     for &d in &targets {
         for (k, r) in reports.iter_mut().enumerate() {
             if copies(k, d) {

@@ -245,6 +245,15 @@ pub(super) fn commit_table(
 }
 
 impl Shared<'_> {
+    /// Puts `targets` (destinations, by index) in the order their locks are taken: by what each
+    /// server is (its state-file key: system identifier and database), not by the order of
+    /// `--to`. Two jobs that empty the same tables on the same servers, given them in another
+    /// order, then wait for each other on the first server rather than each hold one and wait
+    /// on the other (a deadlock across servers that neither server sees).
+    pub(super) fn lock_order(&self, targets: &mut [usize]) {
+        targets.sort_by(|a, b| self.plan.keys[*a].cmp(&self.plan.keys[*b]).then(a.cmp(b)));
+    }
+
     /// Leaves out of `targets` (failed, said) each destination where a table of the job that
     /// `t` references ([`TablePlan::after`]) did not end committed or done: its rows would
     /// reference rows that are not there, or the old ones that failed to go (a table that could

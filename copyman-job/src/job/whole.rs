@@ -48,6 +48,7 @@ pub(super) fn copy_whole(
     if !shared.referenced_committed(t, &mut targets, &mut report) {
         return report;
     }
+    shared.lock_order(&mut targets);
     let fail_all = |report: &mut TableReport, targets: &[usize], error: &TableError| {
         for &d in targets {
             report.destinations[d].fail(Status::Failed, error.clone());
