@@ -274,6 +274,8 @@ fn copy_group_unit(
             }
         }
     }
+    // Begun in lock order; what follows goes in the destinations' order.
+    live.sort_unstable();
     if live.is_empty() || (live.len() < targets.len() && !options.keep_going) || shared.halted() {
         roll_back(&mut reports, conns, &live, why_stopped());
         return reports;

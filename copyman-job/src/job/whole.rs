@@ -112,6 +112,9 @@ pub(super) fn copy_whole(
                 }
             }
         }
+        // Begun in lock order; the receivers below, and what they report (by place), go in
+        // the destinations' order.
+        live.sort_unstable();
         let lost_one = live.len() < targets.len() && !options.keep_going;
         if live.is_empty() || lost_one || shared.halted() {
             end(conns.source.as_mut());
