@@ -217,10 +217,15 @@ fn table_plan(
         match RowSecurity::from_answer(answer.as_deref()) {
             RowSecurity::None => {}
             RowSecurity::Refused => {
+                // With the SQLSTATE the source would have refused its COPY with, as before.
+                let refusal = ErrorInfo {
+                    sqlstate: Some("42501".to_owned()),
+                    message: RowSecurity::refusal(&[name]),
+                };
                 return Err(Fatal {
                     exit: Exit::CopyFailed,
-                    server: None,
-                    message: format!("source: {}", RowSecurity::refusal(&[name])),
+                    message: format!("source: {refusal}"),
+                    server: Some(("source".to_owned(), refusal)),
                 }
                 .into());
             }

@@ -69,6 +69,11 @@ fn a_table_whose_policies_hide_rows_is_refused_instead_of_copying_a_subset() {
         refused_with_the_ways_out(&text(&out.stderr));
         assert_eq!(count(&c.dest[0], &dst, "secret"), 0);
     }
+    // Under --json with the SQLSTATE the source's refusal had (it became null).
+    let out = run(&["--json", "table", "secret", "--from", &reader, "--to", &to]);
+    let report = json(&out);
+    assert_eq!(report["sqlstate"], "42501", "{report}");
+    assert_eq!(report["server"], "source", "{report}");
 
     // A job: refused before any table is copied (it copied the others first, then failed at
     // the table's turn: exit 4, partial), its dry run too.
