@@ -282,6 +282,12 @@ fn table_plan(
         // TRUNCATE of --truncate): found while planning, a dry run says it, and the COPY's own
         // error named neither the privilege nor the statement.
         let found = found.and_then(|rel| {
+            if let Some(why) = copyman_job::plan::foreign_destination(&rel.kind) {
+                return Err(ErrorInfo {
+                    sqlstate: None,
+                    message: why.to_owned(),
+                });
+            }
             let foreign = copyman_job::plan::foreign_partitions(conn, copy.target(), &rel.kind);
             if let Some(foreign) = foreign {
                 return Err(ErrorInfo {

@@ -185,8 +185,8 @@ pub fn unlogged_note(conn: &mut Connection, table: &str) -> Option<&'static str>
     );
     let rows = conn.query(&sql).ok()?;
     (rows.first()?.first()?.as_deref()? == "true").then_some(
-        "it is UNLOGGED there, and a crash or an immediate stop of its server since empties \
-         an unlogged table (crash recovery)",
+        "it is UNLOGGED there, and a crash or an immediate stop of its server since would have \
+         emptied it (crash recovery), unless its rows were deleted",
     )
 }
 

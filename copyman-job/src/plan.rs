@@ -109,6 +109,18 @@ pub fn foreign_partitions(conn: &mut Connection, table: &TableName, kind: &str) 
     rows.first()?.first()?.clone()
 }
 
+/// What a plan says of a destination table that is itself a foreign table (relkind `f`): its
+/// rows live on another server, which a copy into it would write, and `--truncate` empty — a
+/// server neither the source nor a destination (an archive's rows emptied, or stored twice
+/// where its source read them through a foreign table too). Refused; `None` for other kinds.
+pub fn foreign_destination(kind: &str) -> Option<&'static str> {
+    (kind == "f").then_some(
+        "is a foreign table there, whose rows live on another server: the copy would write \
+         them there, and --truncate empty it, as pg_dump never does; copy into that server's \
+         table directly",
+    )
+}
+
 /// What a plan says of a partitioned table with `foreign` partitions ([`foreign_partitions`])
 /// on `whose` side ("the source", "destination 2"): refused, with the way to copy its own rows.
 pub fn foreign_partitions_refusal(whose: &str, foreign: &str) -> String {

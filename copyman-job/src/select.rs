@@ -463,10 +463,11 @@ impl RowSecurity {
     /// why, and the ways out.
     pub fn refusal(tables: &[String]) -> String {
         format!(
-            "row-level security applies to the source's role on {}, whose policies would hide \
-             rows (copyman reads with row_security off, as pg_dump does, and the COPY would \
-             fail): copy as the table's owner or a role with BYPASSRLS, or give the source CONN \
-             options='-c row_security=on' to copy only the rows the policies show (they then run \
+            "row-level security applies to the source's role on {}: its policies decide which \
+             rows the role sees, and copyman reads with row_security off, as pg_dump does, so \
+             the COPY would fail rather than copy only those: copy as a role with BYPASSRLS (or \
+             the table's owner, unless the table forces row security on it), or give the source \
+             CONN options='-c row_security=on' to copy the rows the policies show (they then run \
              with an empty search_path), or leave {} out",
             tables.join(", "),
             if tables.len() == 1 { "it" } else { "them" },

@@ -415,4 +415,49 @@ fn a_partitioned_table_with_a_foreign_partition_is_refused() {
     let out = run(&["table", "p_cur", "--from", &from, "--to", &to]);
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "p_cur"), 5);
+    // A destination table that is itself a foreign table (moved to the archive there): its rows
+    // went to the archive, and --truncate emptied the archive's table. (A job refused while
+    // planning began nothing: its state file does not hold back another selection's job.)
+    c.source
+        .connect(&local)
+        .batch_execute("CREATE TABLE lt (id int); INSERT INTO lt VALUES (1);")
+        .unwrap();
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("CREATE FOREIGN TABLE lt (id int) SERVER archive;")
+        .unwrap();
+    let state = TempPath::new("foreign-destination.state");
+    for args in [
+        vec!["table", "lt", "--truncate", "--from", &from, "--to", &to],
+        vec![
+            "table",
+            "--table",
+            "lt",
+            "--truncate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
+        vec![
+            "table",
+            "--table",
+            "lt",
+            "--truncate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
+    ] {
+        let mut args = args;
+        args.extend(["--state", state.arg()]);
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is a foreign table there, whose rows live on another server"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

@@ -529,7 +529,10 @@ fn kept_for_its_resume(path: &Path, selection: &Selection) -> Result<(), JobErro
         .claimed
         .iter()
         .any(|pair| recorded.covers.contains_key(&pair.0) && !recorded.done.contains_key(pair));
-    if !unfinished {
+    // A job that began nothing anywhere (refused while planning, stopped before its first
+    // table) committed nothing a rerun could copy twice: its file is replaced.
+    let began = !recorded.done.is_empty() || !recorded.begun.is_empty();
+    if !unfinished || !began {
         return Ok(());
     }
     Err(JobError::Refused(format!(
@@ -710,7 +713,8 @@ pub fn plan_with(
     if !refused.is_empty() {
         return Err(JobError::Source(TableError {
             lasting: false,
-            sqlstate: None,
+            // As the source would have refused the COPY.
+            sqlstate: Some("42501".to_owned()),
             message: format!("{} with --exclude-table", RowSecurity::refusal(&refused)),
         }));
     }
@@ -1147,6 +1151,10 @@ pub fn plan_with(
                 continue;
             }
             let label = format!("destination {}", i + 1);
+            if let Some(why) = crate::plan::foreign_destination(&rel.kind) {
+                plans.push(DestPlan::Refused(TableError::lasting(why)));
+                continue;
+            }
             if let Some(foreign) = crate::plan::foreign_partitions(conn, &sel.table, &rel.kind) {
                 let why = crate::plan::foreign_partitions_refusal("it there", &foreign);
                 plans.push(DestPlan::Refused(TableError::lasting(why)));
