@@ -351,3 +351,42 @@ fn two_truncating_runs_given_the_destinations_in_other_orders_do_not_deadlock() 
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 100);
 }
+
+/// A partitioned table that a table outside the job references (a DELETE of its rows would do
+/// more than empty it: its partitions' own triggers) is emptied with a TRUNCATE, which that
+/// foreign key makes certain to fail: refused while planning, its dry run too, before the job
+/// copies anything (it committed the other tables first, then failed saying rows referenced it
+/// where none did: exit 4).
+#[test]
+fn a_referenced_partitioned_table_a_job_cannot_empty_is_refused_while_planning() {
+    let c = clusters();
+    const SCHEMA: &str = "CREATE TABLE ppar (id int PRIMARY KEY) PARTITION BY RANGE (id);
+        CREATE TABLE ppar_1 PARTITION OF ppar FOR VALUES FROM (0) TO (1000);
+        CREATE TABLE pch (pid int REFERENCES ppar);
+        CREATE TABLE other (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA} INSERT INTO ppar SELECT generate_series(1, 10);
+             INSERT INTO other SELECT generate_series(1, 5);"
+        ),
+    );
+    let d = database(&c.dest[0], SCHEMA);
+    let state = TempPath::new("referenced-partitioned.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    for dry_run in [true, false] {
+        let mut args = vec!["table", "ppar", "other", "--truncate", "--jobs", "1"];
+        args.extend(["--from", &from, "--to", &to, "--state", state.arg()]);
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let said = text(&out.stderr) + &text(&out.stdout);
+        assert!(
+            said.contains("references it (foreign key") && said.contains("add \"public\".\"pch\""),
+            "{said}"
+        );
+        assert_eq!(count(&c.dest[0], &d, "other"), 0, "nothing copied");
+    }
+}

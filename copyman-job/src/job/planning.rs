@@ -1832,8 +1832,10 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
 
 /// Refuses, on each destination, a table emptied first with a `DELETE` (it is referenced:
 /// [`TablePlan::referenced`]) whose rows a table outside the job references there: its `DELETE`
-/// would fail (23503) when its turn came, after whatever the job committed before it. So the
-/// job (and its dry run) ends before anything is copied, as a refused table does. Not where
+/// would fail (23503) when its turn came, after whatever the job committed before it; and one
+/// emptied with a `TRUNCATE` (a `DELETE` would do more than empty it) that a table outside the
+/// job references there by a foreign key, rows or not: the `TRUNCATE` is refused (0A000). So
+/// the job (and its dry run) ends before anything is copied, as a refused table does. Not where
 /// the session's `session_replication_role` is `replica` (the `DELETE` is refused there
 /// anyway, saying why), nor where a question cannot be answered, nor for a member of a group
 /// (the `grouped` tables, emptied in the group's one transaction: its failure there commits
@@ -1851,13 +1853,11 @@ fn referenced_from_outside(
             .query("SELECT pg_catalog.current_setting('session_replication_role')")
             .ok()
             .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()));
-        if replica.as_deref() != Some("origin") {
-            continue;
-        }
+        let origin = replica.as_deref() == Some("origin");
         for (i, t) in tables.iter_mut().enumerate() {
             let DestPlan::Copy {
                 truncate: true,
-                quiet_delete: true,
+                quiet_delete,
                 ..
             } = t.destinations[d]
             else {
@@ -1869,7 +1869,33 @@ fn referenced_from_outside(
             if !t.referenced() {
                 continue;
             }
-            let outside = t.referenced_by.iter().filter(|r| !job.contains(*r));
+            let mut outside = t.referenced_by.iter().filter(|r| !job.contains(*r));
+            // Emptied with a TRUNCATE (a DELETE of its rows would do more: a partitioned
+            // table, foreign keys that act on delete, DELETE triggers or rules), which a
+            // foreign key of a table the job does not empty with it makes certain to fail.
+            if !quiet_delete {
+                let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
+                if let Some((r, constraint)) = found {
+                    t.destinations[d] = DestPlan::Refused(TableError {
+                        sqlstate: Some("0A000".to_owned()),
+                        ..TableError::lasting(format!(
+                            "{r} there, which the job does not copy, references it (foreign \
+                             key {constraint}): its TRUNCATE alone is refused, and a DELETE of \
+                             its rows would do more than empty it (it is partitioned, or \
+                             foreign keys act on its deletes, or triggers or rules fire on \
+                             them), so emptying it first (--truncate) would fail; add {r} to \
+                             the job (the two are then emptied together), or empty them \
+                             together there yourself (TRUNCATE {}, ONLY {r}) and copy without \
+                             --truncate",
+                            own_rows(&t.table, &t.kind)
+                        ))
+                    });
+                }
+                continue;
+            }
+            if !origin {
+                continue;
+            }
             let found = outside
                 .filter_map(|r| Some((r, referencing_rows(conn, r, &t.table)?)))
                 .next();
@@ -1888,6 +1914,21 @@ fn referenced_from_outside(
             }
         }
     }
+}
+
+/// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
+/// `conn`'s database, if it has one; `None` too when that cannot be asked.
+fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option<String> {
+    let rows = conn
+        .query(&format!(
+            "SELECT k.conname::text FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
+               AND k.conrelid = pg_catalog.to_regclass({}) \
+               AND k.confrelid = pg_catalog.to_regclass({}) ORDER BY 1 LIMIT 1",
+            crate::sql::literal(child),
+            crate::sql::literal(&parent.to_string())
+        ))
+        .ok()?;
+    rows.first()?.first()?.clone()
 }
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
