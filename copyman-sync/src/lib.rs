@@ -29,7 +29,7 @@
 //!     Ok(summary) => println!("{:?} rows", summary.producer_count),
 //!     Err(fail) => {
 //!         // What happened to each receiver, with the server's SQLSTATE at hand; `{fail}` says
-//!         // it all on one line.
+//!         // it all (a server's DETAIL, HINT and CONTEXT on lines of their own, as psql's).
 //!         for (id, outcome) in &fail.receivers {
 //!             match outcome.error() {
 //!                 Some(error) => eprintln!("receiver {id}: SQLSTATE {:?}: {error}", error.code()),
