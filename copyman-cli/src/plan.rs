@@ -604,10 +604,21 @@ fn table_plan(
         _ => Estimate::Unknown,
     };
     let truncate: Vec<Option<String>> = dests
-        .iter()
+        .iter_mut()
         .enumerate()
-        .map(|(i, _)| {
+        .map(|(i, dest)| {
             let (_, rel) = dest_rels.iter().find(|(d, _)| *d == i)?;
+            if truncate
+                && let Some(conn) = dest.conn.as_mut()
+                && let Some(note) = copyman_job::plan::truncate_triggers(conn, copy.target())
+            {
+                report::warn(format_args!(
+                    "destination {} ({}): table {}: {note}",
+                    i + 1,
+                    dest.endpoint.display(),
+                    copy.target()
+                ));
+            }
             truncate.then(|| copy.truncate(&rel.kind))
         })
         .collect();

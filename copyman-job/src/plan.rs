@@ -78,8 +78,8 @@ pub fn write_refusal(
         (
             "0A000",
             "row-level security applies to the role there, and COPY FROM does not support it: \
-             copy as the table's owner or a role with BYPASSRLS (or disable its row security \
-             there)"
+             copy as a role with BYPASSRLS (or the table's owner, unless the table forces row \
+             security on it), or disable its row security there"
                 .to_owned(),
         )
     })
@@ -253,6 +253,27 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
          makes the table differ from the source's without an error (COPY counts the rows it \
          stored, not what the triggers did with them) — as does what they write into other \
          tables, which a job may have copied (and checked with --verify) before this one"
+    ))
+}
+
+/// What a plan says of a destination table emptied first (`--truncate`) that has enabled
+/// `TRUNCATE` triggers of the user's there (on `conn`): they fire with the emptying and may
+/// change other tables, one a job copied and checked before this one among them, without an
+/// error. `None` without any, or where it cannot be asked.
+pub fn truncate_triggers(conn: &mut Connection, table: &TableName) -> Option<String> {
+    let sql = format!(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g.tgname::pg_catalog.text), ', ' \
+             ORDER BY g.tgname) \
+         FROM pg_catalog.pg_trigger g WHERE g.tgrelid = pg_catalog.to_regclass({}) \
+           AND NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 32 <> 0",
+        sql::literal(&table.to_string())
+    );
+    let rows = conn.query(&sql).ok()?;
+    let names = rows.first()?.first()?.clone()?;
+    Some(format!(
+        "TRUNCATE triggers fire on it there as --truncate empties it ({names}): what they do to \
+         other tables (one the job copied and checked before, among them) happens without an \
+         error"
     ))
 }
 

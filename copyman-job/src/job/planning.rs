@@ -1209,6 +1209,9 @@ pub fn plan_with(
                 }
                 Ok(None) => {}
             }
+            if truncate && let Some(note) = crate::plan::truncate_triggers(conn, &sel.table) {
+                notes.push(format!("{} on destination {}: {note}", sel.table, i + 1));
+            }
             // Asked only of a table to be emptied; an unanswered question is a no.
             let quiet_delete = truncate
                 && conn
