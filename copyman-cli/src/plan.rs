@@ -282,17 +282,11 @@ fn table_plan(
         // TRUNCATE of --truncate): found while planning, a dry run says it, and the COPY's own
         // error named neither the privilege nor the statement.
         let found = found.and_then(|rel| {
-            if let Some(why) = copyman_job::plan::foreign_destination(&rel.kind) {
+            let foreign = copyman_job::plan::foreign_destination(conn, copy.target(), &rel.kind);
+            if let Some(message) = foreign {
                 return Err(ErrorInfo {
                     sqlstate: None,
-                    message: why.to_owned(),
-                });
-            }
-            let foreign = copyman_job::plan::foreign_partitions(conn, copy.target(), &rel.kind);
-            if let Some(foreign) = foreign {
-                return Err(ErrorInfo {
-                    sqlstate: None,
-                    message: copyman_job::plan::foreign_partitions_refusal("it there", &foreign),
+                    message,
                 });
             }
             let names: Vec<&Ident> = if copy.columns.is_empty() {

@@ -109,16 +109,23 @@ pub fn foreign_partitions(conn: &mut Connection, table: &TableName, kind: &str) 
     rows.first()?.first()?.clone()
 }
 
-/// What a plan says of a destination table that is itself a foreign table (relkind `f`): its
-/// rows live on another server, which a copy into it would write, and `--truncate` empty — a
-/// server neither the source nor a destination (an archive's rows emptied, or stored twice
-/// where its source read them through a foreign table too). Refused; `None` for other kinds.
-pub fn foreign_destination(kind: &str) -> Option<&'static str> {
-    (kind == "f").then_some(
-        "is a foreign table there, whose rows live on another server: the copy would write \
-         them there, and --truncate empty it, as pg_dump never does; copy into that server's \
-         table directly",
-    )
+/// Why a destination's `table` (a relation of `kind` there, on `conn`) is refused for rows that
+/// live on another server: a foreign table itself, or a partitioned table with foreign
+/// partitions ([`foreign_partitions`]). A copy into it would write them to that server, and
+/// `--truncate` empty them there — a server neither the source nor a destination (an archive's
+/// rows emptied, or stored twice where the source read them through a foreign table too), as
+/// pg_dump never does. `None` otherwise.
+pub fn foreign_destination(conn: &mut Connection, table: &TableName, kind: &str) -> Option<String> {
+    if kind == "f" {
+        return Some(
+            "is a foreign table there, whose rows live on another server: the copy would write \
+             them there, and --truncate empty it, as pg_dump never does; copy into that \
+             server's table directly"
+                .to_owned(),
+        );
+    }
+    let foreign = foreign_partitions(conn, table, kind)?;
+    Some(foreign_partitions_refusal("it there", &foreign))
 }
 
 /// What a plan says of a partitioned table with `foreign` partitions ([`foreign_partitions`])

@@ -1151,12 +1151,7 @@ pub fn plan_with(
                 continue;
             }
             let label = format!("destination {}", i + 1);
-            if let Some(why) = crate::plan::foreign_destination(&rel.kind) {
-                plans.push(DestPlan::Refused(TableError::lasting(why)));
-                continue;
-            }
-            if let Some(foreign) = crate::plan::foreign_partitions(conn, &sel.table, &rel.kind) {
-                let why = crate::plan::foreign_partitions_refusal("it there", &foreign);
+            if let Some(why) = crate::plan::foreign_destination(conn, &sel.table, &rel.kind) {
                 plans.push(DestPlan::Refused(TableError::lasting(why)));
                 continue;
             }
