@@ -763,7 +763,7 @@ pub fn delete_is_quiet_query(table: &TableName) -> String {
 }
 
 /// The privileges the session's role lacks to copy into `table` (asked while planning, as
-/// [`crate::plan::missing_privileges`] reads it): a row `column` with the name of each of
+/// [`crate::plan::write_refusal`] reads it): a row `column` with the name of each of
 /// `columns` it may not `INSERT` into (neither on the table nor on the column), in the table's
 /// order, a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`), and a row `rls` if
 /// row-level security applies to the role there (COPY FROM refuses such a table, 0A000).
