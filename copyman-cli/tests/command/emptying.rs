@@ -390,3 +390,51 @@ fn a_referenced_partitioned_table_a_job_cannot_empty_is_refused_while_planning()
         assert_eq!(count(&c.dest[0], &d, "other"), 0, "nothing copied");
     }
 }
+
+/// The same for two truncating jobs, both planned before either begins, then let go together:
+/// each takes its destinations' locks in the order of what each server is, so one waits for
+/// the other on the first server (given the servers in other orders, each had held one and
+/// waited on the other: about one round in three deadlocked, here ended by --lock-timeout).
+#[test]
+fn two_truncating_jobs_given_the_destinations_in_other_orders_do_not_deadlock() {
+    let c = clusters();
+    const T: &str = "CREATE TABLE t (id int, pad text);";
+    let src = database(
+        &c.source,
+        &format!("{T} INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;"),
+    );
+    let (d1, d2) = (database(&c.dest[0], T), database(&c.dest[1], T));
+    let from = c.source.conninfo(&src);
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    let (state_a, state_b) = (
+        TempPath::new("order-a.state"),
+        TempPath::new("order-b.state"),
+    );
+    let job = |first: &str, second: &str, state: &TempPath| -> Vec<String> {
+        let mut args = vec![
+            "table",
+            "t",
+            "--truncate",
+            "--lock-timeout",
+            "5s",
+            "--from",
+            &from,
+        ];
+        args.extend(["--to", first, "--to", second, "--state", state.arg()]);
+        args.into_iter().map(str::to_owned).collect()
+    };
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    for round in 0..3 {
+        let (a, b) = (job(&to1, &to2, &state_a), job(&to2, &to1, &state_b));
+        let a = Paused::start(&strs(&a), "planned");
+        let b = Paused::start(&strs(&b), "planned");
+        let (a, b) = (a.resume_in_background(), b.resume_in_background());
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_exit(&a, 0);
+        assert_exit(&b, 0);
+        assert_eq!(count(&c.dest[0], &d1, "t"), 20000, "round {round}");
+        assert_eq!(count(&c.dest[1], &d2, "t"), 20000, "round {round}");
+    }
+}
