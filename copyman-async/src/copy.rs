@@ -21,6 +21,11 @@ use crate::{Producer, Receiver};
 /// ([`CopyManager::poll_drive`]); tokio's own budget per task is 128 operations.
 const IO_PER_POLL: u32 = 128;
 
+/// How long one poll of a copy may run IOs that end at once before it yields, however few: a
+/// receiver of the caller's that blocks in each call (tens of milliseconds) would otherwise
+/// hold the runtime for 128 of them.
+const TIME_PER_POLL: Duration = Duration::from_millis(10);
+
 /// An endpoint handed back by the IO that used it.
 enum Endpoint<'a> {
     Producer(Box<dyn Producer + 'a>),
@@ -221,9 +226,9 @@ impl<'a> CopyManager<'a> {
     }
 
     /// The drive loop: starts the IO of each order, and when core must wait, waits for one IO
-    /// in flight to end, reports it and goes on. After [`IO_PER_POLL`] IOs ended in one poll it
-    /// yields (wakes itself and returns `Pending`), as tokio's own IO does when a task's budget
-    /// is spent: where every IO is ready at once (a source always ready, receivers of the
+    /// in flight to end, reports it and goes on. After [`IO_PER_POLL`] IOs ended in one poll, or
+    /// [`TIME_PER_POLL`], it yields (wakes itself and returns `Pending`), as tokio's own IO does
+    /// when a task's budget is spent: where every IO is ready at once (a source always ready, receivers of the
     /// caller's that take their time) the copy would otherwise run to its end in one poll —
     /// a `timeout` or `select!` around it could not stop it, and other tasks on a
     /// current-thread runtime would not run.
@@ -232,12 +237,12 @@ impl<'a> CopyManager<'a> {
         cx: &mut Context<'_>,
         poll: &mut impl FnMut(&mut CopyRun) -> Step<T>,
     ) -> Poll<T> {
-        let mut ended = 0;
+        let (mut ended, started) = (0, Instant::now());
         loop {
             match poll(&mut self.core) {
                 Step::Order(order) => self.dispatch(order),
                 Step::Wait => {
-                    if ended == IO_PER_POLL {
+                    if ended == IO_PER_POLL || (ended > 0 && started.elapsed() >= TIME_PER_POLL) {
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }

@@ -904,3 +904,24 @@ fn dropped_while_a_receivers_copy_waits_to_start_leaves_no_session_in_copy() {
     assert!(dest.is_closed());
     assert_eq!(count(cluster, &db), 0);
 }
+
+/// The same with a receiver that blocks long in each call: the copy yields after a few of them
+/// too, not only after 128 (40 calls of 30 ms had held the runtime for 1.2 s before a timeout
+/// of 20 ms could fire).
+#[tokio::test(flavor = "current_thread")]
+async fn a_copy_whose_receiver_blocks_long_yields_after_a_few_calls() {
+    const CHUNKS: u64 = 40;
+    let chunks = (0..CHUNKS).map(|i| vec![Bytes::from(format!("{i}\n"))]);
+    let mut seen = 0u64;
+    let receiver = copyman_async::CallReceiver::new(|lines: &[Bytes]| {
+        seen += lines.len() as u64;
+        std::thread::sleep(Duration::from_millis(30));
+        Ok(())
+    });
+    let copy = CopyManager::builder(copyman_async::IteratorProducer::new(chunks))
+        .to(receiver)
+        .run();
+    let stopped = tokio::time::timeout(Duration::from_millis(20), copy).await;
+    assert!(stopped.is_err(), "the timeout stops the copy midway");
+    assert!(seen < CHUNKS / 2, "stopped early: {seen} of {CHUNKS} lines");
+}
