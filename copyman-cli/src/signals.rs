@@ -76,7 +76,13 @@ pub(crate) fn set_recovering(log: &Path) {
 /// An exit at once during a one-table run's commit, as JSON on stdout (under `--json`): each
 /// destination whose COMMIT was answered (`committed`) or sent and not answered (`in doubt`);
 /// the others have not committed.
-fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], note: &str) {
+fn print_at_once_json(
+    exit: i32,
+    committed: &[String],
+    unanswered: &[String],
+    endpoints: &[(String, String)],
+    note: &str,
+) {
     if !JSON.load(Ordering::SeqCst) {
         return;
     }
@@ -103,7 +109,6 @@ fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], no
         }));
         return;
     }
-    let endpoints = ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner);
     let endpoint = |name: &String| {
         let found = endpoints.iter().find(|(n, _)| n == name);
         found.map(|(_, endpoint)| endpoint.clone())
@@ -122,10 +127,6 @@ fn print_at_once_json(exit: i32, committed: &[String], unanswered: &[String], no
         "others": note,
     }));
 }
-
-/// The endpoint of each party of a one-table run's commit (its name, its endpoint as the report
-/// shows it), for the `--json` of an exit at once, which names them as the report does.
-static ENDPOINTS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 /// Temporary files of file destinations, removed if the process exits at once.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -153,8 +154,9 @@ enum Stage {
         /// The first COMMIT (or, two-phase, the decision) went out: no going back.
         point: bool,
         /// Every party whose COMMIT commits something (the destinations whose copy completed,
-        /// the source when its statement wrote), once the commit knows them.
-        parties: Option<Vec<String>>,
+        /// the source when its statement wrote), once the commit knows them: its name and its
+        /// endpoint as the report shows it (what `--json` names it by).
+        parties: Option<Vec<(String, String)>>,
         /// A destination failed before the commit (`--keep-going`): the run is partial however
         /// the commit ends.
         failed_before: bool,
@@ -216,8 +218,6 @@ pub(crate) fn connecting(on: bool) {
 /// destination failed before it. A second signal then names the ones not yet committed, and
 /// once every one's COMMIT was answered exits as the run would have.
 pub(crate) fn commit_parties(names: Vec<(String, String)>, failed: bool) {
-    let (names, endpoints) = (names.iter().map(|(n, _)| n.clone()).collect(), names);
-    *ENDPOINTS.lock().unwrap_or_else(PoisonError::into_inner) = endpoints;
     if let Stage::Running {
         parties,
         failed_before,
@@ -314,6 +314,8 @@ struct Commits {
     unanswered: Vec<String>,
     /// Parties whose COMMIT was not sent yet, once the commit knows its parties.
     not_sent: Option<Vec<String>>,
+    /// Each party's name and endpoint ([`Stage::Running`]'s `parties`).
+    endpoints: Vec<(String, String)>,
     /// A destination failed before the commit.
     failed_before: bool,
     /// The source's transaction is prepared with the destinations.
@@ -339,10 +341,12 @@ fn commits() -> Option<Commits> {
             not_sent: parties.as_ref().map(|parties| {
                 parties
                     .iter()
-                    .filter(|p| !sent.contains(p))
+                    .map(|(name, _)| name)
+                    .filter(|name| !sent.contains(name))
                     .cloned()
                     .collect()
             }),
+            endpoints: parties.clone().unwrap_or_default(),
             failed_before: *failed_before,
             committed: committed.clone(),
             unanswered: sent
@@ -497,6 +501,7 @@ fn handle(signal: i32, stopping: &'static str) {
         committed,
         unanswered,
         not_sent,
+        endpoints,
         failed_before,
         source_prepared,
     }) = commits()
@@ -555,7 +560,8 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             0
         };
-        print_at_once_json(exit, &committed, &[], "none: every COMMIT was answered");
+        let note = "none: every COMMIT was answered";
+        print_at_once_json(exit, &committed, &[], &endpoints, note);
         std::process::exit(exit);
     } else if committing {
         remove_temp_files();
@@ -604,6 +610,7 @@ fn handle(signal: i32, stopping: &'static str) {
             exit,
             &committed,
             &unanswered,
+            &endpoints,
             &format!(
                 "not committed (prepared ones: copyman recover): {}{kept}",
                 list(&not_sent)
@@ -636,7 +643,7 @@ fn handle(signal: i32, stopping: &'static str) {
              sent: {said}",
             name(signal)
         ));
-        print_at_once_json(exit, &[], &[], said);
+        print_at_once_json(exit, &[], &[], &[], said);
         std::process::exit(exit);
     } else {
         remove_temp_files();
