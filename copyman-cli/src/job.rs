@@ -696,6 +696,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
                 _ => {}
             }
         }
+        if let Event::VerifyingAgain {
+            destination,
+            tables,
+            triggers,
+        } = &e
+            && !output.quiet
+        {
+            crate::progress::println(&format!(
+                "copyman: verify: comparing {tables} table(s) on destination {} ({}) again, now \
+                 that the job's writes are over: triggers of {} ran there",
+                destination + 1,
+                dests[*destination].name,
+                triggers.join(", ")
+            ));
+        }
         if let Event::TableFinished { report, .. } = &e {
             for notice in notices(report) {
                 crate::progress::println(&notice.to_string());
@@ -1127,6 +1142,7 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
             kind,
             quiet_delete,
             guard,
+            triggers: _,
         } => {
             let mut steps = vec!["BEGIN".to_owned()];
             match group {

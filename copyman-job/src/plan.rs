@@ -259,7 +259,8 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
          trigger once), and a value they set or a row they move or delete after storing it \
          makes the table differ from the source's without an error (COPY counts the rows it \
          stored, not what the triggers did with them) — as does what they write into other \
-         tables, which a job may have copied (and checked with --verify) before this one"
+         tables, which a job may have copied before this one (a job's --verify compares the \
+         tables there again once its writes are over)"
     ))
 }
 
@@ -272,15 +273,16 @@ pub fn truncate_triggers(conn: &mut Connection, table: &TableName) -> Option<Str
         "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g.tgname::pg_catalog.text), ', ' \
              ORDER BY g.tgname) \
          FROM pg_catalog.pg_trigger g WHERE g.tgrelid = pg_catalog.to_regclass({}) \
-           AND NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 32 <> 0",
-        sql::literal(&table.to_string())
+           AND NOT g.tgisinternal AND {} AND g.tgtype & 32 <> 0",
+        sql::literal(&table.to_string()),
+        sql::TRIGGER_FIRES
     );
     let rows = conn.query(&sql).ok()?;
     let names = rows.first()?.first()?.clone()?;
     Some(format!(
         "TRUNCATE triggers fire on it there as --truncate empties it ({names}): what they do to \
-         other tables (one the job copied and checked before, among them) happens without an \
-         error"
+         other tables (one the job copied before, among them) happens without an error (a \
+         job's --verify compares the tables there again once its writes are over)"
     ))
 }
 

@@ -1062,7 +1062,7 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            (SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(g.tgname::text), ', ' \
               ORDER BY pg_catalog.quote_ident(g.tgname::text)) \
             FROM parts JOIN pg_catalog.pg_trigger g ON g.tgrelid = parts.oid \
-            WHERE NOT g.tgisinternal AND g.tgenabled IN ('O', 'A') AND g.tgtype & 68 = 4), \
+            WHERE NOT g.tgisinternal AND {TRIGGER_FIRES} AND g.tgtype & 68 = 4), \
            (SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_type t \
               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
             WHERE t.oid = a.atttypid AND n.nspname <> 'pg_catalog'), \
@@ -1073,6 +1073,14 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
          ORDER BY a.attnum"
     )
 }
+
+/// A condition on a `pg_trigger g` row: the trigger fires in the session that asks, enabled
+/// always (`A`) or as its `session_replication_role` says (`O` under `origin` and `local`, `R`
+/// under `replica`: a CONN's `options='-c session_replication_role=replica'` turns the ordinary
+/// ones off, as pg_restore's `--disable-triggers` users and pgcopydb do).
+pub const TRIGGER_FIRES: &str = "g.tgenabled::pg_catalog.text IN ('A', \
+     CASE pg_catalog.current_setting('session_replication_role') WHEN 'replica' THEN 'R' \
+     ELSE 'O' END)";
 
 /// The catalog query's column that says, for each range type a column's multirange values are
 /// made of (at its path, which ends in `/m`), its subtype and what orders its values: the collation

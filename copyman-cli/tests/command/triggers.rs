@@ -153,3 +153,160 @@ fn truncate_triggers_on_a_destination_table_emptied_first_are_said() {
         text(&out.stderr)
     );
 }
+
+/// A destination trigger of one table of a job that changes another, after that one was
+/// copied and verified (an `AFTER INSERT` keeping a total, a `TRUNCATE` trigger that cleans up),
+/// is found by `--verify` once the job's writes are over: the table is reported different
+/// (recorded `mismatch`, exit 4), not `verified: true` with exit 0 as it was. A CONN that turns
+/// the triggers off (`session_replication_role=replica`) is neither warned about nor compared
+/// again.
+#[test]
+fn verify_compares_again_where_a_later_tables_trigger_changed_an_earlier_one() {
+    let c = clusters();
+    const SCHEMA: &str = "CREATE TABLE orders (id int PRIMARY KEY, total int NOT NULL);
+        CREATE TABLE order_items (order_id int REFERENCES orders, qty int);";
+    const TOTALS: &str = "CREATE FUNCTION add_total() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN UPDATE orders SET total = total + NEW.qty WHERE id = NEW.order_id;
+          RETURN NULL; END $$;
+        CREATE TRIGGER add_total AFTER INSERT ON order_items FOR EACH ROW
+          EXECUTE FUNCTION add_total();";
+    // The source's totals are what the items add up to.
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA} INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g;
+             INSERT INTO order_items SELECT g, g FROM generate_series(1, 100) g;"
+        ),
+    );
+    let from = c.source.conninfo(&src);
+    let total = |db: &str| -> i64 {
+        c.dest[0]
+            .connect(db)
+            .query_one("SELECT sum(total)::int8 FROM orders", &[])
+            .unwrap()
+            .get(0)
+    };
+    let dst = database(&c.dest[0], &format!("{SCHEMA}{TOTALS}"));
+    let to = c.dest[0].conninfo(&dst);
+    let state = TempPath::new("trigger-verify.state");
+    let out = run(&[
+        "--json",
+        "table",
+        "orders",
+        "order_items",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--verify",
+        "--jobs",
+        "1",
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 4);
+    assert_eq!(total(&dst), 10100, "the trigger added every qty again");
+    let report = json(&out);
+    let orders = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == r#""public"."orders""#)
+        .expect("orders");
+    assert_eq!(orders["verified"], false, "{report}");
+    let message = orders["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            r#"compared again after the job's last write (triggers of "public"."order_items" ran there): verify: the checksum differs"#
+        ) && message.contains("not recorded as done"),
+        "{message}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("copyman: verify: comparing 2 table(s) on destination 1 (")
+            && stderr.contains(r#"again, now that the job's writes are over: triggers of "public"."order_items" ran there"#),
+        "{stderr}"
+    );
+    let recorded = std::fs::read_to_string(state.arg()).unwrap();
+    assert!(
+        recorded
+            .lines()
+            .any(|l| l.starts_with("mismatch\t\"public\".\"orders\"")),
+        "{recorded}"
+    );
+
+    // The triggers turned off by the CONN: nothing said, nothing compared twice, the totals kept.
+    let dst = database(&c.dest[0], &format!("{SCHEMA}{TOTALS}"));
+    let replica = format!(
+        "{} options='-c session_replication_role=replica'",
+        c.dest[0].conninfo(&dst)
+    );
+    let out = run(&[
+        "table",
+        "orders",
+        "order_items",
+        "--from",
+        &from,
+        "--to",
+        &replica,
+        "--verify",
+        "--jobs",
+        "1",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        !stderr.contains("INSERT triggers") && !stderr.contains("again"),
+        "{stderr}"
+    );
+    assert_eq!(total(&dst), 5050);
+
+    // A TRUNCATE trigger of a table emptied after a larger one was copied and verified.
+    const T: &str = "CREATE TABLE big (id int); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{T} INSERT INTO big SELECT generate_series(1, 5000);
+             INSERT INTO small SELECT generate_series(1, 10);"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{T} CREATE FUNCTION halve() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN DELETE FROM big WHERE id % 2 = 0; RETURN NULL; END $$;
+             CREATE TRIGGER halve AFTER TRUNCATE ON small EXECUTE FUNCTION halve();"
+        ),
+    );
+    let out = run(&[
+        "--json",
+        "table",
+        "big",
+        "small",
+        "--truncate",
+        "--verify",
+        "--jobs",
+        "1",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+    ]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &dst, "big"), 2500);
+    let report = json(&out);
+    let big = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == r#""public"."big""#)
+        .expect("big");
+    assert_eq!(big["verified"], false, "{report}");
+    assert!(
+        big["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--resume empties the table there and copies it again"),
+        "{report}"
+    );
+}

@@ -65,9 +65,17 @@ pub(super) fn copy_group(
     {
         shared.stall_guard(conn, false);
     }
-    for ((&m, report), sum) in group.members.iter().zip(&mut reports).zip(sums) {
+    for ((&m, report), mut sum) in group.members.iter().zip(&mut reports).zip(sums) {
         mark_interrupted(shared, report);
-        verify_done(shared, worker, &shared.plan.tables[m], conns, sum, report);
+        verify_done(
+            shared,
+            worker,
+            &shared.plan.tables[m],
+            conns,
+            &mut sum,
+            report,
+        );
+        shared.keep_sum(m, sum);
     }
     reports
 }

@@ -60,7 +60,10 @@ pub struct Options {
     /// checksum matched; one that differs is recorded `mismatch` (not done: a resume empties it
     /// there and copies it again). Under [`Options::resume`] the tables an earlier run did are
     /// compared too (the source in the job's snapshot): one that differs now is recorded
-    /// `mismatch` as well, and the next resume copies it again.
+    /// `mismatch` as well, and the next resume copies it again. On a destination where a table
+    /// written fired triggers of the user's, the tables verified there are compared again once
+    /// every table is done ([`Event::VerifyingAgain`](super::Event::VerifyingAgain)): a trigger
+    /// may have changed one after its own check.
     pub verify: bool,
     /// Cap on the bytes per second read from the source, across all workers.
     pub max_rate: Option<u64>,

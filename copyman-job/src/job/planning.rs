@@ -49,6 +49,10 @@ pub enum DestPlan {
         /// A binary copy's check, in its transaction before its COPY, that the copied columns
         /// still have the types the plan read ([`Relation::types_unchanged`]).
         guard: Option<String>,
+        /// Writing it there fires triggers of the user's (on `INSERT`, or on `TRUNCATE` when
+        /// emptied first) that may change other tables: under [`Options::verify`] the tables
+        /// verified there are compared again once the job's writes are over.
+        triggers: bool,
     },
     /// The state file records it done, with these rows: skipped.
     Done(u64),
@@ -1204,7 +1208,10 @@ pub fn plan_with(
                 }
                 Ok(None) => {}
             }
-            if truncate && let Some(note) = crate::plan::truncate_triggers(conn, &sel.table) {
+            let truncate_triggers = truncate
+                .then(|| crate::plan::truncate_triggers(conn, &sel.table))
+                .flatten();
+            if let Some(note) = &truncate_triggers {
                 notes.push(format!("{} on destination {}: {note}", sel.table, i + 1));
             }
             // Asked only of a table to be emptied; an unanswered question is a no.
@@ -1223,6 +1230,7 @@ pub fn plan_with(
                 quiet_delete,
                 sequences: sequences::carried(&columns, &source_rel, &rel),
                 guard: None,
+                triggers: rel.insert_triggers.is_some() || truncate_triggers.is_some(),
             });
             let uncarried = sequences::uncarried(&columns, &source_rel, &rel);
             notes.extend(sequences::uncarried_warning(

@@ -275,6 +275,18 @@ pub enum Event {
         /// How it went.
         report: TableReport,
     },
+    /// Under [`Options::verify`], once every table is done: the tables verified on a
+    /// destination where triggers of the user's ran as tables were written are compared with
+    /// the source again, since a trigger may have changed one after its own check (their
+    /// comparisons are [`Event::Backend`]s of worker 0).
+    VerifyingAgain {
+        /// The destination, by position (0-based).
+        destination: usize,
+        /// How many tables are compared again.
+        tables: usize,
+        /// The tables whose writes there fired triggers.
+        triggers: Vec<String>,
+    },
 }
 
 /// Which server of the job a session is on.

@@ -23,7 +23,7 @@ use super::planning::{DestPlan, Plan, TablePlan};
 use super::ranges::copy_split;
 use super::report::{DestResult, Event, JobReport, Side, Status, TableReport};
 use super::sessions::{CANCELLED, Conns, ENDED, give_up, take_notices};
-use super::verify::verify_done;
+use super::verify::{verify_after_triggers, verify_done};
 use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
 use crate::sequences::{Carrier, CarryError};
@@ -50,6 +50,8 @@ pub(super) struct Shared<'a> {
     /// [`JobReport::stopped_waiting`].
     stopped_waiting: AtomicBool,
     reports: Mutex<Vec<Option<TableReport>>>,
+    /// Under verify, each table's checksum on the source, once a worker computed it.
+    sums: Mutex<Vec<Option<String>>>,
     pub(super) rate: Option<Rate>,
     two_phase: Option<TwoPhase>,
     /// Each table's group ([`Plan::groups`], by position), if it is in one.
@@ -456,6 +458,13 @@ impl Shared<'_> {
         }
     }
 
+    /// Keeps table `i`'s checksum on the source (under verify), for [`verify_after_triggers`].
+    pub(super) fn keep_sum(&self, i: usize, sum: Option<String>) {
+        if sum.is_some() {
+            self.sums.lock().unwrap_or_else(PoisonError::into_inner)[i] = sum;
+        }
+    }
+
     /// Tells the caller that `conn` is about to run `table`'s statements for `worker`.
     pub(super) fn announce(&self, worker: usize, table: &TableName, side: Side, conn: &Connection) {
         if let Some((pid, _)) = conn.session().backend_key() {
@@ -782,6 +791,7 @@ pub fn run(
         stopped: Mutex::new(None),
         stopped_waiting: AtomicBool::new(false),
         reports: Mutex::new(vec![None; plan.tables.len()]),
+        sums: Mutex::new(vec![None; plan.tables.len()]),
         rate: options.max_rate.filter(|&r| r > 0).map(|per_second| Rate {
             per_second,
             start: Instant::now(),
@@ -814,11 +824,15 @@ pub fn run(
             s.spawn(move || work(shared, worker));
         }
     });
+    let mut reports = std::mem::take(
+        &mut *shared
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    let sums = std::mem::take(&mut *shared.sums.lock().unwrap_or_else(PoisonError::into_inner));
+    verify_after_triggers(&shared, &mut reports, &sums);
     drop(coordinator);
-    let reports = shared
-        .reports
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
     let tables = plan
         .tables
         .iter()
@@ -901,7 +915,7 @@ fn work(shared: &Shared<'_>, worker: usize) {
                 finish_table(shared, worker, m, report);
             }
         } else {
-            let mut report = copy_table(shared, worker, t, &mut conns);
+            let mut report = copy_table(shared, worker, i, &mut conns);
             take_notices(&mut conns, &mut report);
             finish_table(shared, worker, i, report);
         }
@@ -1078,7 +1092,8 @@ pub(super) fn files_unchanged(conn: &mut Connection, t: &TablePlan) -> Result<()
 
 /// Copies one table to every destination that needs it; under verify, compares it on those
 /// where an earlier run did it ([`verify_done`]).
-fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Conns) -> TableReport {
+fn copy_table(shared: &Shared<'_>, worker: usize, i: usize, conns: &mut Conns) -> TableReport {
+    let t = &shared.plan.tables[i];
     // The source's checksum, if the copy computed one.
     let mut source_sum = None;
     let mut report = if !copies_any(t) {
@@ -1098,7 +1113,8 @@ fn copy_table(shared: &Shared<'_>, worker: usize, t: &TablePlan, conns: &mut Con
         shared.stall_guard(conn, false);
     }
     mark_interrupted(shared, &mut report);
-    verify_done(shared, worker, t, conns, source_sum, &mut report);
+    verify_done(shared, worker, t, conns, &mut source_sum, &mut report);
+    shared.keep_sum(i, source_sum);
     report
 }
 

@@ -1,17 +1,19 @@
 //! `--verify`: an order-independent checksum of a table's copied columns ([`checksum`]), the
 //! source's in the copy's snapshot compared with each destination's after its commit
-//! ([`verify_dest`]), and on a resume with the destinations where an earlier run did the table
-//! ([`verify_done`]).
+//! ([`verify_dest`]), on a resume with the destinations where an earlier run did the table
+//! ([`verify_done`]), and again once the job's writes are over where triggers ran
+//! ([`verify_after_triggers`]).
 
 use copyman_sync::Connection;
 
+use super::DestPlan;
+#[cfg(doc)]
+use super::Options;
 use super::error::{TableError, describe};
 use super::planning::TablePlan;
-use super::report::{DestResult, Event, Side, TableReport};
+use super::report::{DestResult, Event, Side, Status, TableReport};
 use super::running::{Shared, begin_source, done_earlier, record_mismatch};
 use super::sessions::{Conns, end, ensure};
-#[cfg(doc)]
-use super::{DestPlan, Options};
 use crate::sql::{Ident, TableName, literal, own_rows};
 
 /// The SQL that makes two servers print values alike, for the checksum.
@@ -84,25 +86,29 @@ pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, T
 /// compared: a resume with verify checks every table of the job. One that differs, or cannot
 /// be compared, is recorded `mismatch`: not done, so that the next resume empties it there and
 /// copies it again. Nothing is compared once the job halted (an interrupt may have cancelled
-/// the source's checksum: that would say nothing of the table).
+/// the source's checksum: that would say nothing of the table). `sum_kept` keeps the source's
+/// checksum, for [`verify_after_triggers`].
 pub(super) fn verify_done(
     shared: &Shared<'_>,
     worker: usize,
     t: &TablePlan,
     conns: &mut Conns,
-    sum: Option<String>,
+    sum_kept: &mut Option<String>,
     report: &mut TableReport,
 ) {
     let done = done_earlier(t);
     if !shared.options.verify || done.is_empty() || shared.halted() {
         return;
     }
-    let sum = match sum {
+    let sum = match sum_kept.clone() {
         Some(sum) => Ok(sum),
         None => source_checksum(shared, worker, t, conns),
     };
     if shared.halted() {
         return;
+    }
+    if let Ok(sum) = &sum {
+        *sum_kept = Some(sum.clone());
     }
     let key = t.table.to_string();
     for d in done {
@@ -174,6 +180,90 @@ pub(super) fn verify_dest(
             result,
             e.prefixed("verify: the checksum could not be computed: "),
         ),
+    }
+}
+
+/// Under [`Options::verify`], once every worker is done: on each destination where a table this
+/// run committed fired triggers of the user's (`DestPlan::Copy`'s `triggers`: on `INSERT`, or on
+/// `TRUNCATE` as it was emptied), every table verified there is compared with the source again
+/// (`sums`: the source's checksums, by table), since a trigger of one table may have changed
+/// another after that one's own check (an `AFTER INSERT` keeping a total in a table copied
+/// before it, a `TRUNCATE` trigger that cleans another up). One that differs now is recorded
+/// `mismatch` ([`record_mismatch`]: a resume copies it again, or leaves it to the user without
+/// `--truncate`); one that cannot be compared now, or is not reached (the job halted), is
+/// unverified, still recorded done as its first check found it. Each comparison is announced
+/// ([`Event::Backend`], worker 0) so that a signal can cancel it.
+pub(super) fn verify_after_triggers(
+    shared: &Shared<'_>,
+    reports: &mut [Option<TableReport>],
+    sums: &[Option<String>],
+) {
+    if !shared.options.verify {
+        return;
+    }
+    let tables = &shared.plan.tables;
+    for d in 0..shared.destinations.len() {
+        let fired: Vec<String> = tables
+            .iter()
+            .zip(reports.iter())
+            .filter(|(t, r)| {
+                matches!(t.destinations[d], DestPlan::Copy { triggers: true, .. })
+                    && r.as_ref().is_some_and(|r| {
+                        matches!(
+                            r.destinations[d].status,
+                            Status::Committed | Status::PartlyCommitted
+                        )
+                    })
+            })
+            .map(|(t, _)| t.table.to_string())
+            .collect();
+        let again: Vec<usize> = (0..tables.len())
+            .filter(|&i| {
+                sums[i].is_some()
+                    && reports[i]
+                        .as_ref()
+                        .is_some_and(|r| r.destinations[d].verified == Some(true))
+            })
+            .collect();
+        if fired.is_empty() || again.is_empty() {
+            continue;
+        }
+        (shared.events)(Event::VerifyingAgain {
+            destination: d,
+            tables: again.len(),
+            triggers: fired.clone(),
+        });
+        let why = format!(
+            "compared again after the job's last write (triggers of {} ran there): ",
+            fired.join(", ")
+        );
+        let mut conn = None;
+        for i in again {
+            let t = &tables[i];
+            let mut now = reports[i].as_ref().expect("verified above").destinations[d].clone();
+            if shared.halted() {
+                not_compared(&mut now, TableError::new("the job stopped first"));
+            } else {
+                match ensure(&mut conn, &shared.destinations[d]) {
+                    Ok(c) => {
+                        shared.announce(0, &t.table, Side::Destination(d), c);
+                        verify_dest(&mut now, Some(c), t, sums[i].as_deref().unwrap_or_default());
+                        (shared.events)(Event::Ending { worker: 0 });
+                    }
+                    Err(e) => not_compared(&mut now, e),
+                }
+            }
+            if now.verified == Some(true) {
+                continue;
+            }
+            if let Some(error) = &mut now.error {
+                error.message = format!("{why}{}", error.message);
+            }
+            if now.verified == Some(false) {
+                record_mismatch(shared, &t.table.to_string(), d, &mut now);
+            }
+            reports[i].as_mut().expect("verified above").destinations[d] = now;
+        }
     }
 }
 
