@@ -24,7 +24,8 @@ pub enum LookupError {
 /// What the role of `conn` may not do of a copy into `table` there, said for a plan, with the
 /// SQLSTATE its server would have given: `INSERT` into some of `columns` (the copied ones: a
 /// grant on the table, or on each of them) and `empty` (`TRUNCATE`, or `DELETE` for a table a
-/// foreign key references), the privilege that emptying it first takes (42501); or a COPY into
+/// foreign key references), the privilege that emptying it first takes, or `USAGE` on a
+/// sequence whose `nextval` a default of a column not copied calls (42501); or a COPY into
 /// a table whose row-level security applies to the role (0A000: COPY FROM does not support it).
 /// `None` when nothing stands in the way, or the question was not answered (the COPY then says
 /// what the server says). Asked while planning, so that a dry run finds it and a job refuses the
@@ -39,7 +40,8 @@ pub fn write_refusal(
     let rows = conn
         .query(&sql::privileges_query(table, columns, empty))
         .ok()?;
-    let (mut quoted, mut may_not_empty, mut row_security) = (Vec::new(), false, false);
+    let (mut quoted, mut sequences) = (Vec::new(), Vec::new());
+    let (mut may_not_empty, mut row_security) = (false, false);
     for row in &rows {
         match (
             row.first().cloned().flatten().as_deref(),
@@ -47,30 +49,52 @@ pub fn write_refusal(
         ) {
             (Some("column"), Some(name)) => quoted.push(Ident::new(name).to_string()),
             (Some("empty"), _) => may_not_empty = true,
+            (Some("sequence"), Some(name)) => sequences.push(name),
             (Some("rls"), _) => row_security = true,
             _ => {}
         }
     }
-    let mut lacks = Vec::new();
+    // What it may not do, and what it needs for it.
+    let mut lacks: Vec<(String, String)> = Vec::new();
     if !quoted.is_empty() {
         let plural = if quoted.len() == 1 { "" } else { "s" };
-        lacks.push(format!("INSERT into column{plural} {}", quoted.join(", ")));
+        lacks.push((
+            format!("INSERT into column{plural} {}", quoted.join(", ")),
+            "INSERT on the table or on each copied column".to_owned(),
+        ));
     }
     if let (true, Some(empty)) = (may_not_empty, empty) {
         lacks.push(match empty {
-            "DELETE" => "DELETE from it (a foreign key references it: it is emptied first with \
-                         DELETE)"
-                .to_owned(),
-            other => format!("{other} it (to empty it first)"),
+            "DELETE" => (
+                "DELETE from it (a foreign key references it: it is emptied first with DELETE)"
+                    .to_owned(),
+                "DELETE on the table".to_owned(),
+            ),
+            other => (
+                format!("{other} it (to empty it first)"),
+                format!("{other} on the table"),
+            ),
         });
     }
+    if !sequences.is_empty() {
+        let plural = if sequences.len() == 1 { "" } else { "s" };
+        lacks.push((
+            format!(
+                "take values of sequence{plural} {} (a default of a column not copied calls \
+                 nextval)",
+                sequences.join(", ")
+            ),
+            format!("USAGE on the sequence{plural}, or the column copied"),
+        ));
+    }
     if !lacks.is_empty() {
+        let (what, needs): (Vec<String>, Vec<String>) = lacks.into_iter().unzip();
         return Some((
             "42501",
             format!(
-                "permission denied: the role there may not {} (it needs INSERT on the table or \
-                 on each copied column, and the privilege that empties it first)",
-                lacks.join(", nor ")
+                "permission denied: the role there may not {} (it needs {})",
+                what.join(", nor "),
+                needs.join(", and ")
             ),
         ));
     }

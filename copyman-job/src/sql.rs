@@ -765,8 +765,11 @@ pub fn delete_is_quiet_query(table: &TableName) -> String {
 /// The privileges the session's role lacks to copy into `table` (asked while planning, as
 /// [`crate::plan::write_refusal`] reads it): a row `column` with the name of each of
 /// `columns` it may not `INSERT` into (neither on the table nor on the column), in the table's
-/// order, a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`), and a row `rls` if
-/// row-level security applies to the role there (COPY FROM refuses such a table, 0A000).
+/// order, a row `empty` if it may not `empty` it (`TRUNCATE` or `DELETE`), a row `sequence` with
+/// each sequence whose `nextval` a default of a column not copied takes and whose `USAGE` (or
+/// `UPDATE`) it lacks (the COPY fails 42501 at its first row; an identity's own sequence needs
+/// none), and a row `rls` if row-level security applies to the role there (COPY FROM refuses
+/// such a table, 0A000).
 pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&str>) -> String {
     let t = format!("pg_catalog.to_regclass({})", literal(&table.to_string()));
     let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
@@ -786,9 +789,24 @@ pub fn privileges_query(table: &TableName, columns: &[&Ident], empty: Option<&st
                AND NOT pg_catalog.has_column_privilege(r.oid, a.attnum, 'INSERT') \
              ORDER BY a.attnum) c \
          UNION ALL SELECT 'empty', NULL FROM r WHERE r.oid IS NOT NULL AND {lacks_empty} \
+         UNION ALL SELECT 'sequence', name FROM (SELECT DISTINCT \
+               s.oid::pg_catalog.regclass::pg_catalog.text AS name \
+             FROM r JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid \
+             JOIN pg_catalog.pg_attrdef f ON f.adrelid = r.oid AND f.adnum = a.attnum \
+             JOIN pg_catalog.pg_depend d ON d.objid = f.oid \
+               AND d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+               AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S' \
+             WHERE a.attnum > 0 AND NOT a.attisdropped \
+               AND a.attname::pg_catalog.text <> ALL (ARRAY[{list}]::pg_catalog.text[]) \
+               AND CASE WHEN s.relkind = 'S' THEN \
+                 NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE') \
+                 AND NOT pg_catalog.has_sequence_privilege(s.oid, 'UPDATE') END \
+             ORDER BY 1) q \
          UNION ALL SELECT 'rls', NULL FROM r \
            WHERE r.oid IS NOT NULL AND pg_catalog.row_security_active(r.oid)",
-        names.join(", ")
+        names.join(", "),
+        list = names.join(", ")
     )
 }
 

@@ -190,3 +190,40 @@ fn a_destination_table_under_row_security_is_refused_while_planning() {
     refused(c, &dst, &job("t", &from, &to, &state), said);
     refused(c, &dst, &["table", "t", "--from", &from, "--to", &to], said);
 }
+
+/// A column not copied whose default calls `nextval` of a sequence the destination role may not
+/// use is found while planning, named (the COPY failed 42501 "permission denied for sequence" at
+/// the table's turn, a dry run exited 0); and the message asks only for what is lacking (no
+/// emptying privilege without --truncate).
+#[test]
+fn a_sequence_a_default_takes_values_of_needs_usage() {
+    let c = clusters();
+    let (from, _, dst, to) = servers(
+        c,
+        "CREATE SEQUENCE xseq; ALTER TABLE t ADD COLUMN n int8 DEFAULT nextval('xseq');
+         GRANT INSERT ON t TO ROLE;",
+    );
+    let args = [
+        "table",
+        "t",
+        "--columns",
+        "id,a,secret",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    refused(
+        c,
+        &dst,
+        &args,
+        "permission denied: the role there may not take values of sequence xseq (a default of a \
+         column not copied calls nextval) (it needs USAGE on the sequence, or the column copied)",
+    );
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute(&format!("GRANT USAGE ON SEQUENCE xseq TO writer_{dst}"))
+        .unwrap();
+    assert_exit(&run(&args), 0);
+    assert_eq!(count(&c.dest[0], &dst, "t"), 10);
+}
