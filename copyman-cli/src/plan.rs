@@ -300,6 +300,22 @@ fn table_plan(
                 copy.columns.iter().collect()
             };
             let empty = truncate.then_some("TRUNCATE");
+            let referenced = truncate
+                .then(|| copyman_job::plan::referenced_by_another(conn, copy.target()))
+                .flatten();
+            if let Some((other, key)) = referenced {
+                return Err(ErrorInfo {
+                    sqlstate: Some("0A000".to_owned()),
+                    message: format!(
+                        "{other} there references it (foreign key {key}): a TRUNCATE of it \
+                         alone is refused, and copyman never truncates with CASCADE (the \
+                         tables that reference it would lose their rows); copy both as a job \
+                         (`copyman table {} {other} --truncate`: emptied together), or empty \
+                         them together there yourself and copy without --truncate",
+                        copy.target()
+                    ),
+                });
+            }
             match copyman_job::plan::write_refusal(conn, copy.target(), &names, empty) {
                 // With the SQLSTATE its server would have refused it with.
                 Some((code, message)) => Err(ErrorInfo {

@@ -109,6 +109,25 @@ pub fn write_refusal(
     })
 }
 
+/// A table on `conn`'s server other than `table` itself whose foreign key references it, with
+/// the key's name (both quoted as statements spell them): a `TRUNCATE` of `table` alone is then
+/// refused (0A000, however empty that table), and copyman never truncates with `CASCADE`. `None`
+/// when none does, or the question cannot be asked.
+pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option<(String, String)> {
+    let rows = conn
+        .query(&format!(
+            "SELECT k.conrelid::pg_catalog.regclass::pg_catalog.text, \
+                    pg_catalog.quote_ident(k.conname::pg_catalog.text) \
+             FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
+               AND k.confrelid = pg_catalog.to_regclass({}) AND k.conrelid <> k.confrelid \
+             ORDER BY 1, 2 LIMIT 1",
+            sql::literal(&table.to_string())
+        ))
+        .ok()?;
+    let row = rows.first()?;
+    Some((row.first()?.clone()?, row.get(1)?.clone()?))
+}
+
 /// The foreign tables among the partitions of `table` (a partitioned table: `kind` `p`) on one
 /// server, named as statements spell them, or `None` when it has none (or the question cannot
 /// be asked). Their rows live on another server: a copy through the partitioned table reads

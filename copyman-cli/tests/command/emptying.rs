@@ -211,7 +211,8 @@ fn a_table_whose_foreign_keys_act_on_delete_is_never_emptied_with_a_delete() {
 
 /// One table's `--truncate` of a table others reference is refused by PostgreSQL (0A000), whose
 /// hint says to `TRUNCATE … CASCADE` — which would empty the tables that reference it: copyman
-/// says what it does instead, and nothing changes anywhere.
+/// refuses it while planning (a dry run exited 0), says what it does instead and how to empty
+/// them together, and nothing changes anywhere.
 #[test]
 fn one_tables_refused_truncate_says_copyman_never_cascades() {
     let c = clusters();
@@ -226,21 +227,30 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
              INSERT INTO orders VALUES (1, 1);"
         ),
     );
-    let out = run(&[
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let args = [
         "table",
         "customers",
         "--truncate",
         "--from",
-        &c.source.conninfo(&src),
+        &from,
         "--to",
-        &c.dest[0].conninfo(&d),
-    ]);
-    assert_exit(&out, 1);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("0A000") && stderr.contains("never truncates with CASCADE"),
-        "{stderr}"
-    );
+        &to,
+    ];
+    for args in [&args[..], &[&args[..], &["--dry-run"]].concat()] {
+        let out = run(args);
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("0A000")
+                && stderr.contains(
+                    "orders there references it (foreign key orders_customer_fkey): a TRUNCATE \
+                     of it alone is refused, and copyman never truncates with CASCADE"
+                )
+                && stderr.contains(r#"copyman table "customers" orders --truncate"#),
+            "{stderr}"
+        );
+    }
     assert_eq!(count(&c.dest[0], &d, "customers"), 3);
     assert_eq!(count(&c.dest[0], &d, "orders"), 1);
 }
