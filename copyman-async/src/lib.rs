@@ -31,6 +31,10 @@
 //! let mut source = Connection::connect_str("postgresql://postgres@127.0.0.1:5432/app").await?;
 //! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app").await?;
 //! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app").await?;
+//! // Each receiver copies inside a transaction of its own: without one, its COPY commits as it
+//! // completes, and a copy can fail after some completed (a row count that differs).
+//! a.execute("BEGIN").await?;
+//! b.execute("BEGIN").await?;
 //! let result = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
 //!     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
 //!     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
@@ -38,8 +42,17 @@
 //!     .await;
 //! match result {
 //!     // The source's `COPY n`: the rows every receiver stored (they were checked against it).
-//!     Ok(summary) => println!("{:?} rows", summary.producer_count),
+//!     // The COMMITs go one after another: the `copyman` command's commit phase (and its
+//!     // two-phase `--atomic`) is what says, or makes sure, what committed where.
+//!     Ok(summary) => {
+//!         a.execute("COMMIT").await?;
+//!         b.execute("COMMIT").await?;
+//!         println!("{:?} rows", summary.producer_count);
+//!     }
 //!     Err(fail) => {
+//!         // A connection the copy lost has nothing left to roll back.
+//!         let _ = a.execute("ROLLBACK").await;
+//!         let _ = b.execute("ROLLBACK").await;
 //!         // What happened to each receiver, with the server's SQLSTATE at hand; `{fail}` says
 //!         // it all (a server's DETAIL, HINT and CONTEXT on lines of their own, as psql's).
 //!         for (id, outcome) in &fail.receivers {

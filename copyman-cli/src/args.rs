@@ -72,10 +72,12 @@ Examples:
   copyman table items --from - --to DST --encoding LATIN1 < items.txt
   copyman table items --from SRC --to DST --lock-timeout 10s --stall-timeout 1min
 
-Sequences: between servers, the sequence a copied serial or identity column owns is advanced on
-each destination to where the source's stands (never moved back), in its transaction before its
-COMMIT, so that the next INSERT there does not collide with a copied row; a role that may not
-UPDATE it is warned. Other sequences are left alone.";
+Sequences: between servers, the sequence a copied column's values come from (the one a serial or
+identity column owns, else the one its default takes nextval of — a sequence tables share too —
+or a partition's parent's identity) is advanced on each destination to where the source's stands
+(never moved back), in its transaction before its COMMIT, so that the next INSERT there does not
+collide with a copied row; a role that may not UPDATE it is warned. Other sequences are left
+alone.";
 
 /// Examples shown by `copyman copy --help`.
 const COPY_EXAMPLES: &str = "\

@@ -74,13 +74,15 @@ pub(crate) fn set_recovering(log: &Path) {
 }
 
 /// An exit at once during a one-table run's commit, as JSON on stdout (under `--json`): each
-/// destination whose COMMIT was answered (`committed`) or sent and not answered (`in doubt`);
-/// the others have not committed.
+/// party of the commit (`endpoints`: its name and endpoint, once the commit knows them), whose
+/// COMMIT was answered (`committed`), sent and not answered (`in doubt`), or not sent (`rest`:
+/// `rolled back` as the process exits, or prepared for `copyman recover` to finish: `commit
+/// pending`, `rollback pending`).
 fn print_at_once_json(
     exit: i32,
     committed: &[String],
     unanswered: &[String],
-    endpoints: &[(String, String)],
+    (endpoints, rest): (&[(String, String)], &str),
     note: &str,
 ) {
     if !JSON.load(Ordering::SeqCst) {
@@ -113,10 +115,25 @@ fn print_at_once_json(
         let found = endpoints.iter().find(|(n, _)| n == name);
         found.map(|(_, endpoint)| endpoint.clone())
     };
-    let destinations: Vec<serde_json::Value> = (committed.iter().map(|d| (d, "committed")))
-        .chain(unanswered.iter().map(|d| (d, "in doubt")))
-        .map(|(d, status)| {
-            serde_json::json!({ "destination": d, "endpoint": endpoint(d), "status": status })
+    let status = |name: &String| {
+        if committed.contains(name) {
+            "committed"
+        } else if unanswered.contains(name) {
+            "in doubt"
+        } else {
+            rest
+        }
+    };
+    // Every party, in the commit's order; one the list of parties lacks (not known yet) too.
+    let names = endpoints.iter().map(|(name, _)| name);
+    let unlisted = committed
+        .iter()
+        .chain(unanswered)
+        .filter(|name| !endpoints.iter().any(|(n, _)| n == *name));
+    let destinations: Vec<serde_json::Value> = names
+        .chain(unlisted)
+        .map(|d| {
+            serde_json::json!({ "destination": d, "endpoint": endpoint(d), "status": status(d) })
         })
         .collect();
     let _ = crate::report::print_json(&serde_json::json!({
@@ -561,7 +578,7 @@ fn handle(signal: i32, stopping: &'static str) {
             0
         };
         let note = "none: every COMMIT was answered";
-        print_at_once_json(exit, &committed, &[], &endpoints, note);
+        print_at_once_json(exit, &committed, &[], (&endpoints, "committed"), note);
         std::process::exit(exit);
     } else if committing {
         remove_temp_files();
@@ -606,11 +623,18 @@ fn handle(signal: i32, stopping: &'static str) {
             list(&unanswered),
         ));
         let exit = at_once_exit(signal, true);
+        // Not sent: prepared under the decision (recover commits them), else rolled back as
+        // the connections close.
+        let rest = if ending == Some(true) && point {
+            "commit pending"
+        } else {
+            "rolled back"
+        };
         print_at_once_json(
             exit,
             &committed,
             &unanswered,
-            &endpoints,
+            (&endpoints, rest),
             &format!(
                 "not committed (prepared ones: copyman recover): {}{kept}",
                 list(&not_sent)
@@ -643,7 +667,12 @@ fn handle(signal: i32, stopping: &'static str) {
              sent: {said}",
             name(signal)
         ));
-        print_at_once_json(exit, &[], &[], &[], said);
+        let rest = match (two_phase, point) {
+            (true, true) => "commit pending",
+            (true, false) => "rollback pending",
+            (false, _) => "rolled back",
+        };
+        print_at_once_json(exit, &[], &[], (&endpoints, rest), said);
         std::process::exit(exit);
     } else {
         remove_temp_files();

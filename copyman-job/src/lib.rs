@@ -12,15 +12,17 @@
 //!   not done is asked of the destination (`txid_status()` of the transaction ids recorded
 //!   before each COMMIT), not guessed; [`identity`]: which server and database a session is
 //!   on, as the server names them (the state file's name for a destination).
-//! * [`sequences`]: after a copy, each destination's sequence of a copied `serial` or identity
-//!   column advanced to the source's (never back), before its COMMIT.
+//! * [`sequences`]: after a copy, each destination's sequence a copied column's values come from
+//!   (the one a `serial` or identity column owns, else the one its default takes `nextval` of,
+//!   or a partition's parent's identity) advanced to the source's (never back), before its
+//!   COMMIT.
 //! * [`commit`]: ending the destinations' transactions — one COMMIT after another, or two-phase
 //!   commit with a durable decision log — and recovering what a crash left prepared (also used by
 //!   `copyman copy` and `copyman table` for one copy).
 //!
 //! What it does not do: create or alter tables on the destinations (the schema must be there),
-//! copy sequences that no copied column owns, or copy a table that is not the same name on every
-//! server.
+//! carry sequences no copied column takes values from, or copy a table that is not the same name
+//! on every server.
 //!
 //! ```no_run
 //! use std::sync::Arc;

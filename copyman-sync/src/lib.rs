@@ -20,14 +20,27 @@
 //! let mut source = Connection::connect_str("postgresql://postgres@127.0.0.1:5432/app")?;
 //! let mut a = Connection::connect_str("postgresql://postgres@10.0.0.2/app")?;
 //! let mut b = Connection::connect_str("postgresql://postgres@10.0.0.3/app")?;
+//! // Each receiver copies inside a transaction of its own: without one, its COPY commits as it
+//! // completes, and a copy can fail after some completed (a row count that differs).
+//! a.execute("BEGIN")?;
+//! b.execute("BEGIN")?;
 //! let result = CopyManager::builder(StatementProducer::new(&mut source, "COPY items TO STDOUT"))
 //!     .to(StatementReceiver::new(&mut a, "COPY items FROM STDIN"))
 //!     .to(StatementReceiver::new(&mut b, "COPY items FROM STDIN"))
 //!     .run();
 //! match result {
 //!     // The source's `COPY n`: the rows every receiver stored (they were checked against it).
-//!     Ok(summary) => println!("{:?} rows", summary.producer_count),
+//!     // The COMMITs go one after another: the `copyman` command's commit phase (and its
+//!     // two-phase `--atomic`) is what says, or makes sure, what committed where.
+//!     Ok(summary) => {
+//!         a.execute("COMMIT")?;
+//!         b.execute("COMMIT")?;
+//!         println!("{:?} rows", summary.producer_count);
+//!     }
 //!     Err(fail) => {
+//!         // A connection the copy lost has nothing left to roll back.
+//!         let _ = a.execute("ROLLBACK");
+//!         let _ = b.execute("ROLLBACK");
 //!         // What happened to each receiver, with the server's SQLSTATE at hand; `{fail}` says
 //!         // it all (a server's DETAIL, HINT and CONTEXT on lines of their own, as psql's).
 //!         for (id, outcome) in &fail.receivers {

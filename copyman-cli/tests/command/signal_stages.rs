@@ -140,6 +140,16 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
             .is_some_and(|e| e.contains(&d1) && e.contains(&c.dest[0].port().to_string())),
         "{report}"
     );
+    // Every party of the commit is listed with its status, the one whose COMMIT was not sent
+    // too (it was only in the prose of `others`: a script saw one destination, committed).
+    let rest = &report["destinations"][1];
+    assert_eq!(rest["destination"], "destination 2", "{report}");
+    assert_eq!(rest["status"], "rolled back", "{report}");
+    assert!(
+        rest["endpoint"].as_str().is_some_and(|e| e.contains(&d2)),
+        "{report}"
+    );
+    assert_eq!(report["destinations"].as_array().map(Vec::len), Some(2));
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
     assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
