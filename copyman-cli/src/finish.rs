@@ -437,6 +437,15 @@ impl Participant for Party<'_, '_> {
         if commits {
             signals::commit_sent(&self.name);
         }
+        // Known to the watch until answered: a backend that does not run it is said.
+        let backend = match (&self.conn, &self.dest) {
+            (Some(conn), _) => Some(&**conn),
+            (None, Some(dest)) => dest.conn.as_ref(),
+            (None, None) => None,
+        }
+        .and_then(|conn| conn.session().backend_key())
+        .map(|(pid, _)| pid);
+        let _sending = crate::watch::sending(backend, action);
         let result = match (&mut self.conn, &mut self.dest) {
             (Some(conn), _) => match self.spec {
                 Some(spec) => commit::run_on_a_live_session(conn, action, &|| spec.connect())

@@ -389,6 +389,8 @@ struct Watched<'t> {
     waiting: bool,
     /// When its unanswered statement ending the transaction (a COMMIT) was last said.
     told_commit: Option<Instant>,
+    /// How many looks in a row found it not running its unanswered statement.
+    idle_looks: u32,
 }
 
 /// What a look at a backend found.
@@ -509,11 +511,14 @@ impl Look {
     /// IPC/SyncRep: waiting for a synchronous standby …": a statement ending a transaction that
     /// has not been answered, said the same way by the one-table and the job watches.
     fn commit_wait(&self, waited: Duration, label: &str, statement: &str, table: &str) -> String {
-        let hint = self
-            .wait
-            .as_ref()
-            .map(|(kind, event)| commit_wait_hint(kind, event))
-            .unwrap_or_default();
+        let hint = match self.state.as_deref() {
+            Some("active") | None => self
+                .wait
+                .as_ref()
+                .map(|(kind, event)| commit_wait_hint(kind, event).to_owned())
+                .unwrap_or_default(),
+            Some(state) => not_running_hint(state, statement),
+        };
         // Only a COMMIT may have committed; a check or a PREPARE says what it did by its answer.
         // A statement still running that ends no transaction (a COPY whose trigger runs on
         // after the copy was failed) ends once its server gets to it.
@@ -540,6 +545,66 @@ impl Look {
     }
 }
 
+/// Why a backend is not running a statement ending its transaction that copyman sent more than
+/// a second ago and that is not answered: seen so on two looks in a row. Idle in its transaction
+/// (a `COMMIT`, a `PREPARE TRANSACTION` not begun), it has not read it; idle, it may have
+/// answered an answer that never came back. Either way its server still sees a live session: a
+/// frozen backend (SIGSTOP, a stalled machine), or a network path to it that drops the packets
+/// of this connection only — TCP gives up after many minutes.
+fn not_running_hint(state: &str, statement: &str) -> String {
+    let why = "a frozen backend, or a network path to it that lost this connection?";
+    if state == "idle in transaction" && !statement.starts_with("SET CONSTRAINTS") {
+        format!(": it has not read the {statement} ({why})")
+    } else {
+        format!(
+            ": it is not running the {statement}: it has not read it, or its answer has not \
+             come back ({why})"
+        )
+    }
+}
+
+/// The statements ending a one-table run's transactions that are sent and not yet answered, by
+/// backend: (process id, statement, when it was sent). The watch says a backend that does not
+/// run its statement ([`not_running_hint`]), which the server alone cannot tell from one that
+/// waits for copyman's next.
+static SENT: Mutex<Vec<(i32, &'static str, Instant)>> = Mutex::new(Vec::new());
+
+/// A statement ending a transaction sent to a backend, unanswered while this lives
+/// ([`sending`]).
+pub(crate) struct Sending(Option<i32>);
+
+/// `action` goes to the backend `pid` now (`None`: no backend, a file): known to the watch
+/// until the returned guard is dropped, once it is answered.
+pub(crate) fn sending(pid: Option<i32>, action: &Action) -> Sending {
+    if let Some(pid) = pid {
+        SENT.lock().unwrap_or_else(PoisonError::into_inner).push((
+            pid,
+            statement_name(action),
+            Instant::now(),
+        ));
+    }
+    Sending(pid)
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            SENT.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(p, _, _)| *p != pid);
+        }
+    }
+}
+
+/// The statement sent to backend `pid` and unanswered for more than [`STILL`], if any.
+fn sent_to(pid: i32) -> Option<(&'static str, Instant)> {
+    SENT.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(p, _, since)| *p == pid && since.elapsed() >= STILL)
+        .map(|(_, statement, since)| (*statement, *since))
+}
+
 /// What a backend's wait event likely means, for a statement that ends a transaction.
 fn commit_wait_hint(kind: &str, event: &str) -> &'static str {
     match (kind, event) {
@@ -561,6 +626,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             monitor: Monitor::new(target.spec.clone(), target.label.clone()),
             waiting: false,
             told_commit: None,
+            idle_looks: 0,
         })
         .collect();
     let mut ticks = progress::ticks();
@@ -613,14 +679,27 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
             }
             activities.push(format!("{}: {}", w.target.label, look.activity));
             // The commit: a statement ending the transaction that is not answered is said
-            // after a second and every ten (even under --quiet: a wait without a word is a hang).
+            // after a second and every ten (even under --quiet: a wait without a word is a hang);
+            // one its backend does not run, once two looks in a row found it so.
+            let sent = sent_to(w.target.pid);
+            let active = look.state.as_deref() == Some("active");
+            w.idle_looks = match (&sent, active) {
+                (Some(_), false) if look.state.is_some() => w.idle_looks + 1,
+                _ => 0,
+            };
             if committing.load(Ordering::SeqCst)
-                && look.state.as_deref() == Some("active")
+                && (active || w.idle_looks >= 2)
                 && w.told_commit.is_none_or(|t| t.elapsed() >= say_after())
             {
                 w.told_commit = Some(Instant::now());
-                let statement = look.statement.as_deref().unwrap_or("statement");
-                let said = look.commit_wait(moved.elapsed(), &w.target.label, statement, "");
+                let (statement, waited) = match sent {
+                    Some((statement, since)) if !active => (statement, since.elapsed()),
+                    _ => (
+                        look.statement.as_deref().unwrap_or("statement"),
+                        moved.elapsed(),
+                    ),
+                };
+                let said = look.commit_wait(waited, &w.target.label, statement, "");
                 progress::println(&said);
             }
             match &look.lock {
@@ -695,8 +774,10 @@ pub(crate) type NoteFn = Arc<dyn Fn(usize, Option<String>) + Send + Sync>;
 /// A statement that ends a table's transaction (`COMMIT`, `PREPARE TRANSACTION`, …:
 /// [`Event::CommitStep`]) and is not answered after a second is looked at too, before and after
 /// a signal: "waiting 1 s for destination 2 (…)'s COMMIT of table t: backend 1234 active,
-/// waiting on IPC/SyncRep: …", again every ten seconds. It is never cancelled nor timed out:
-/// only the server's answer says whether it committed.
+/// waiting on IPC/SyncRep: …", again every ten seconds; a backend that does not run it (idle
+/// on two looks in a row: frozen, or its connection's network path lost) is said too ("it has
+/// not read the COMMIT"). It is never cancelled nor timed out: only the server's answer says
+/// whether it committed.
 ///
 /// The planning of the job (catalog queries on every server, which wait for a lock held on a
 /// table as well) is watched the same way, as one more "worker" whose backends are the sessions
@@ -769,6 +850,8 @@ struct CommitWait {
     told: Option<Instant>,
     /// What the last look found it waiting on (`IPC SyncRep`).
     wait: Option<String>,
+    /// How many looks in a row found its backend not running it.
+    idle_looks: u32,
 }
 
 impl CommitWait {
@@ -1007,6 +1090,7 @@ impl JobWatch {
                         last_look: None,
                         told: None,
                         wait: None,
+                        idle_looks: 0,
                     });
                 }
             }
@@ -1288,9 +1372,15 @@ fn look_at_commits(shared: &JobShared, monitors: &mut [Monitor]) {
         else {
             continue;
         };
-        // Idle: the server answered, the worker reads it now.
+        // Not running it: the server may have answered just now, and the worker reads it; on a
+        // second look in a row, the backend has not read it or its answer is lost.
         if look.state.as_deref().is_some_and(|s| s != "active") {
-            continue;
+            c.idle_looks += 1;
+            if c.idle_looks < 2 {
+                continue;
+            }
+        } else {
+            c.idle_looks = 0;
         }
         c.wait = look
             .wait

@@ -141,3 +141,100 @@ fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
     assert_eq!(count(syncrep(), &stuck, "t"), 1000);
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to a server's backend process (the test runs as root or as
+/// the clusters' owner).
+fn kill(signal: &str, pid: i32) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A backend frozen with SIGSTOP, continued when dropped (a failing test must not leave a
+/// stopped backend behind: its server would never shut down).
+struct Frozen(i32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        kill("CONT", self.0);
+    }
+}
+
+/// A destination whose backend never reads its COMMIT (frozen, or the network path to that one
+/// connection lost) is not waited for in silence: once the COMMIT of the destination before it
+/// returned and copyman sent it, the backend — idle in its transaction, not running the
+/// COMMIT — is said after two looks, "it has not read the COMMIT", every reminder apart; the
+/// server alone shows only a session waiting for its client. Once the backend goes on, the run
+/// ends as its answer says. Run for one table and for a job (`--state`), whose watches look at
+/// the commit each its own way.
+#[test]
+fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
+    for job in [false, true] {
+        let c = clusters();
+        let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+        let src = database(
+            &c.source,
+            &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+        );
+        let d2 = database(&c.dest[0], table);
+        let stuck = database(syncrep(), table);
+        syncrep()
+            .connect("postgres")
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
+            ))
+            .unwrap();
+        let state = TempPath::new("frozen-commit.state");
+        let (from, to1, to2) = (
+            c.source.conninfo(&src),
+            syncrep().conninfo(&stuck),
+            c.dest[0].conninfo(&d2),
+        );
+        let mut args = vec!["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+        if job {
+            args.extend(["--state", state.arg()]);
+        }
+        let mut child = copyman()
+            .args(&args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = StderrLines::take(&mut child);
+        // Destination 1's COMMIT waits for the standby; destination 2 waits for its COMMIT.
+        stderr.expect("synchronous standby");
+        let pid: i32 = c.dest[0]
+            .connect("postgres")
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                 AND state = 'idle in transaction'",
+                &[&d2],
+            )
+            .unwrap()
+            .get(0);
+        kill("STOP", pid);
+        let frozen = Frozen(pid);
+        syncrep()
+            .connect("postgres")
+            .batch_execute(&format!(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+                 WHERE wait_event = 'SyncRep' AND datname = '{stuck}'"
+            ))
+            .unwrap();
+        let said = stderr.wait_for("has not read the COMMIT");
+        let said = said.unwrap_or_else(|| panic!("job {job}: nothing said: {}", stderr.seen()));
+        assert!(
+            said.contains("destination 2")
+                && said.contains(&format!("backend {pid} idle in transaction"))
+                && said.contains("not cancelled"),
+            "job {job}: {said}"
+        );
+        drop(frozen);
+        let status = child.wait().unwrap();
+        let rest = stderr.rest();
+        assert_eq!(status.code(), Some(0), "job {job}: {rest}");
+        assert_eq!(count(syncrep(), &stuck, "t"), 1000);
+        assert_eq!(count(&c.dest[0], &d2, "t"), 1000);
+    }
+}
