@@ -1229,15 +1229,14 @@ fn to_json(
     })
 }
 
-/// Whether `--verify` found a table on a destination that differs from the source's (or could
-/// not compare it): it is committed there.
-/// Whether a split table ended partly committed on a destination.
+/// Whether a split table's ranges ended apart on a destination: some committed, or may have,
+/// and others not ([`job::DestResult::ranges_apart`]).
 fn partly_committed(report: &JobReport) -> bool {
     report
         .tables
         .iter()
         .flat_map(|t| &t.destinations)
-        .any(|d| d.status == Status::PartlyCommitted)
+        .any(job::DestResult::ranges_apart)
 }
 
 /// Whether a table's end on a destination is in doubt (under `--atomic`: perhaps prepared).

@@ -578,6 +578,14 @@ fn a_split_table_partly_committed_is_said_so_and_its_append_resume_refused() {
     assert_eq!(line["status"], "partly committed", "{report}");
     assert_eq!(line["rows"], held, "{report}");
     assert!(!line["error"].to_string().contains("()"), "{report}");
+    // What its sessions' ends add says nothing the line does not (it said "nothing of it
+    // committed" of a table that partly committed, once per range).
+    assert!(
+        !line["error"]
+            .to_string()
+            .contains("nothing of it committed"),
+        "{report}"
+    );
     // The resume of an append does not empty it.
     let resumed = copyman().args(args).arg("--resume").output().unwrap();
     assert_exit(&resumed, 2);
@@ -591,6 +599,104 @@ fn a_split_table_partly_committed_is_said_so_and_its_append_resume_refused() {
         1
     );
     assert_eq!(count(&c.dest[0], &d1, "big") - 1, held);
+}
+
+/// A split table one of whose ranges' COMMIT is cut by its server's crash (stopped `-m
+/// immediate` while the COMMIT waited for a synchronous standby: committed there, unanswered):
+/// `in doubt`, its line says one range's COMMIT went unanswered (it said "0 of its 3 ranges
+/// committed, the others not"), and the closing line says an append's resume refuses it (it said
+/// "run again with --resume", which then refused). The resume refuses it; the part stays.
+#[test]
+fn a_split_table_whose_range_commit_is_unanswered_says_so_and_what_a_resume_does() {
+    let c = clusters();
+    let d2_server = copyman_testkit::Cluster::builder()
+        .setting("synchronous_standby_names", "nosuch")
+        .setting("synchronous_commit", "local")
+        .start();
+    let schema = "CREATE TABLE big (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 60000) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(&d2_server, schema);
+    d2_server
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{d2}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+    let state = TempPath::new("split-in-doubt.state");
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        d2_server.conninfo(&d2),
+    );
+    let args = [
+        "--json",
+        "table",
+        "big",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--state",
+        state.arg(),
+        "--jobs",
+        "3",
+        "--split-larger-than",
+        "2M",
+    ];
+    let child = copyman()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = d2_server.connect("postgres");
+    let started = std::time::Instant::now();
+    while watch
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(started.elapsed().as_secs() < 60, "no COMMIT waited");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(watch);
+    d2_server.stop_immediate();
+    d2_server.start_again();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 4);
+    let held = count(&d2_server, &d2, "big");
+    assert!(held > 0 && held < 60000, "one range of it: {held}");
+    let report = json(&out);
+    let line = &report["tables"][1];
+    assert_eq!(line["status"], "in doubt", "{report}");
+    assert_eq!(line["rows"], held, "the rows that may be there: {report}");
+    let error = line["error"].to_string();
+    assert!(
+        error.contains("0 of its 3 ranges committed, 1 sent its COMMIT with no answer"),
+        "{report}"
+    );
+    assert!(!error.contains("nothing of it committed"), "{report}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refuses a table a part of which committed")
+            && !stderr.contains("run again with --resume to copy what is missing"),
+        "{stderr}"
+    );
+    let resumed = copyman().args(args).arg("--resume").output().unwrap();
+    assert_exit(&resumed, 2);
+    assert_eq!(count(&d2_server, &d2, "big"), held);
 }
 
 /// A job of a partitioned table after one that began its partition (or the other way round)

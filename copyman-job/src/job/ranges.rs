@@ -13,7 +13,7 @@ use copyman_sync::{Connection, Receiver, StatementProducer, StatementReceiver};
 use super::drive::{Driven, drive};
 use super::error::{TableError, describe, mismatch, refused};
 use super::planning::{DestPlan, TablePlan};
-use super::report::{Event, Side, Status, TableReport};
+use super::report::{Event, RANGES_COMMITTED, Side, Status, TableReport};
 use super::running::{
     Announced, JOB_STOPPED, OTHER_FAILED, Shared, begin_destination, begin_source, carry,
     commit_table, give_up_stalled, knock_on, record_committed, report_targets, unstarted,
@@ -596,19 +596,22 @@ pub(super) fn copy_split(
             .filter(|(x, _)| **x == d)
             .map(|(_, o)| o)
             .collect();
-        // The rows of the ranges committed there.
-        let committed_rows: u64 = parties_of
-            .iter()
-            .zip(&range_of)
-            .zip(&outcomes)
-            .filter(|((x, _), o)| **x == d && o.is_committed())
-            .filter_map(|((_, &i), _)| {
-                ends[i]
-                    .dests
-                    .iter()
-                    .find_map(|(x, r)| (*x == d).then(|| r.as_ref().ok().copied()).flatten())
-            })
-            .sum();
+        // The rows of the ranges there whose outcome is `which`.
+        let rows_of = |which: &dyn Fn(&Outcome<copyman_sync::Error>) -> bool| -> u64 {
+            parties_of
+                .iter()
+                .zip(&range_of)
+                .zip(&outcomes)
+                .filter(|((x, _), o)| **x == d && which(o))
+                .filter_map(|((_, &i), _)| {
+                    ends[i]
+                        .dests
+                        .iter()
+                        .find_map(|(x, r)| (*x == d).then(|| r.as_ref().ok().copied()).flatten())
+                })
+                .sum()
+        };
+        let committed_rows = rows_of(&|o| o.is_committed());
         let result = &mut report.destinations[d];
         result.seconds = started.elapsed().as_secs_f64();
         let committed = mine.iter().filter(|o| o.is_committed()).count();
@@ -627,6 +630,8 @@ pub(super) fn copy_split(
                 .count();
             let in_doubt = committed == 0 && doubtful > 0;
             result.status = if in_doubt {
+                // The rows that may be there: those of the ranges whose COMMIT is unanswered.
+                result.rows = Some(rows_of(&|o| matches!(o, Outcome::InDoubt(_))));
                 Status::InDoubt
             } else {
                 result.rows = Some(committed_rows);
@@ -644,7 +649,9 @@ pub(super) fn copy_split(
                 .map(|why| format!(" ({why})"))
                 .unwrap_or_default();
             let rows = match (in_doubt, doubtful) {
-                (true, _) => String::new(),
+                (true, k) => {
+                    format!(", {k} sent its COMMIT with no answer (it may have committed)")
+                }
                 (false, 0) => format!(", {committed_rows} rows"),
                 (false, k) => format!(
                     ", {committed_rows} rows, and {k} sent its COMMIT with no answer (it may \
@@ -661,7 +668,7 @@ pub(super) fn copy_split(
                 }
             };
             result.error = Some(TableError::new(format!(
-                "{committed} of its {n} ranges committed{rows}, the others not{why}: {then}"
+                "{committed} of its {n}{RANGES_COMMITTED}{rows}, the others not{why}: {then}"
             )));
         } else if result.error.is_none() {
             let why = mine.iter().find_map(|o| o.error()).map(|e| describe(e));

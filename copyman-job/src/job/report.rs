@@ -61,6 +61,10 @@ impl Status {
     }
 }
 
+/// How a split table's error says its ranges ended apart: "1 of its 3 ranges committed, …"
+/// ([`DestResult::ranges_apart`]).
+pub(super) const RANGES_COMMITTED: &str = " ranges committed";
+
 /// A table on one destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestResult {
@@ -97,6 +101,17 @@ impl DestResult {
             unverified: false,
             warning: None,
         }
+    }
+
+    /// A split table whose ranges ended apart there: some committed, or may have (a COMMIT not
+    /// answered), and others not. A resume without `--truncate` refuses it: the destination
+    /// may hold rows this job did not write, which emptying it would delete.
+    pub fn ranges_apart(&self) -> bool {
+        matches!(self.status, Status::PartlyCommitted | Status::InDoubt)
+            && self
+                .error
+                .as_ref()
+                .is_some_and(|e| e.message.contains(RANGES_COMMITTED))
     }
 
     /// Marks it ended with `status` and `error`, unless it already has an error (the first

@@ -22,7 +22,7 @@ use super::options::{Options, Server};
 use super::planning::{DestPlan, Plan, TablePlan};
 use super::ranges::copy_split;
 use super::report::{DestResult, Event, JobReport, Side, Status, TableReport};
-use super::sessions::{CANCELLED, Conns, ENDED, give_up, take_notices};
+use super::sessions::{CANCELLED, CLOSED, Conns, ENDED, give_up, take_notices};
 use super::verify::{verify_after_triggers, verify_done};
 use super::whole::copy_whole;
 use crate::commit::{self, Commit, Participant};
@@ -1129,14 +1129,16 @@ pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &m
     give_up(&mut conns.source, shared.source);
     for (d, slot) in conns.dests.iter_mut().enumerate() {
         let result = &mut report.destinations[d];
-        if result.status == Status::InDoubt {
+        // What committed there, or may have, is said already: its sessions add nothing.
+        if matches!(result.status, Status::InDoubt | Status::PartlyCommitted) {
             continue;
         }
         // (One note is enough: the ranges of a split table may each have stalled.)
         if let Some(note) = give_up(slot, &shared.destinations[d])
             && let Some(error) = &mut result.error
-            && !error.message.contains(CANCELLED)
-            && !error.message.contains(ENDED)
+            && ![CANCELLED, ENDED, CLOSED]
+                .iter()
+                .any(|said| error.message.contains(said))
         {
             error.message = format!("{}; {note}", error.message);
         }
