@@ -10,14 +10,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use copyman_job::commit::{self, Action, DecisionLog, Recovery, recovery};
+use copyman_job::commit::{self, Action, DecisionLog, Failure, Recovery, recovery};
 use serde_json::{Value, json};
 
 use crate::args::Output;
 use crate::conn::ServerSpec;
 use crate::report::{self, Exit, Fatal};
 use crate::run::{connect, describe_sync};
-use crate::signals;
+use crate::{progress, signals};
 
 /// Runs `copyman recover`; the exit status.
 ///
@@ -333,11 +333,9 @@ pub(crate) fn run(
                     |gid| committed.contains(gid),
                     |run| no_decision_log || logged.contains(run),
                 );
-                let (sql, word) = match action {
-                    Recovery::Commit => (Action::CommitPrepared(p.gid.clone()).sql(), "committed"),
-                    Recovery::Rollback => {
-                        (Action::RollbackPrepared(p.gid.clone()).sql(), "rolled back")
-                    }
+                let (finish, word) = match action {
+                    Recovery::Commit => (Action::CommitPrepared(p.gid.clone()), "committed"),
+                    Recovery::Rollback => (Action::RollbackPrepared(p.gid.clone()), "rolled back"),
                     Recovery::UnknownRun => {
                         pending = true;
                         unfinished.insert(p.run.clone());
@@ -395,6 +393,7 @@ pub(crate) fn run(
                     };
                     (format!("could not be {word}: {}", e.message), Some(e))
                 } else {
+                    let sql = finish.sql();
                     report::log(format_args!("{}: {sql}", spec.display));
                     let what = format!("{}'s {sql}", spec.display);
                     let commits = action == Recovery::Commit;
@@ -409,8 +408,24 @@ pub(crate) fn run(
                     }
                     finishing += 1;
                     crate::finish::test_pause(&format!("finishing:{finishing}"));
-                    match said_while_waiting(&what, || conn.execute(&sql)) {
-                        Ok(_) => {
+                    // As a run finishes it: its session lost (a server restarted), sent again on
+                    // a new one; a COMMIT PREPARED the server said it committed before it closed
+                    // the connection (a wait for a synchronous standby cut short) is committed.
+                    let result = said_while_waiting(&what, || {
+                        commit::run_on_a_live_session(&mut conn, &finish, &|| spec.connect())
+                    });
+                    // What the server said meanwhile (that WARNING, a trigger's NOTICE).
+                    for notice in conn.take_notices() {
+                        progress::println(
+                            &report::Notice {
+                                endpoint: spec.display.clone(),
+                                notice,
+                            }
+                            .to_string(),
+                        );
+                    }
+                    match result {
+                        Ok(()) => {
                             if commits {
                                 signals::committed(&party);
                                 committed_runs.insert(p.run.clone());
@@ -424,7 +439,22 @@ pub(crate) fn run(
                         // Gone (42704) since it was listed, and the log says a recovery ended it:
                         // another recovery running at once finished it (two operators, a cron
                         // job and a human).
-                        Err(e)
+                        // Sent and not answered, and not to be told on a new session.
+                        Err(Failure::Lost(e)) => {
+                            failed = true;
+                            unfinished.insert(p.run.clone());
+                            let e = describe_sync(&e);
+                            (
+                                format!(
+                                    "{sql} sent, not answered ({}): it may have {word}: run \
+                                     copyman recover again once the server answers (it says \
+                                     nothing pending then, or finishes it)",
+                                    e.message
+                                ),
+                                Some(e),
+                            )
+                        }
+                        Err(Failure::Refused(e))
                             if e.code() == Some("42704")
                                 && !no_decision_log
                                 && log.read().is_ok_and(|now| now.ended.contains(&p.gid)) =>
@@ -436,7 +466,7 @@ pub(crate) fn run(
                                 None,
                             )
                         }
-                        Err(e) => {
+                        Err(Failure::Refused(e)) => {
                             failed = true;
                             unfinished.insert(p.run.clone());
                             let mut e = describe_sync(&e);
@@ -710,7 +740,7 @@ pub(crate) fn run(
     }
     if !output.quiet {
         for line in &lines {
-            crate::progress::println(&format!("copyman: {line}"));
+            progress::println(&format!("copyman: {line}"));
         }
     }
     Ok(exit)
@@ -810,7 +840,7 @@ fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send)
             while let Err(mpsc::RecvTimeoutError::Timeout) =
                 finished.recv_timeout(next.saturating_sub(started.elapsed()))
             {
-                crate::progress::println(&format!(
+                progress::println(&format!(
                     "copyman: waiting {} s for {what}: the server has not answered (a \
                      synchronous standby that is not there? see synchronous_standby_names on \
                      that server); not cancelled: only its answer says what it did",

@@ -1212,6 +1212,63 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
         .unwrap();
 }
 
+/// A recover whose COMMIT PREPARED waits for a synchronous standby and whose session is then
+/// terminated: the server commits it locally, says so in a WARNING and closes the connection
+/// without an answer. recover says committed, shows the server's warning, exits 0 (it said
+/// "could not be committed: connection closed by the server", exit 1, and a DBA might have
+/// rolled back by hand what had committed).
+#[test]
+fn a_recover_whose_commit_prepared_the_server_committed_before_closing_says_committed() {
+    let _serial = serial();
+    let stuck = Cluster::builder()
+        .setting("synchronous_standby_names", "nosuch")
+        .setting("synchronous_commit", "local")
+        .setting("max_prepared_transactions", "5")
+        .start();
+    let db = database(&stuck, T);
+    let id = "1764000000-4-abcd";
+    let gid = format!("copyman:{id}:1");
+    stuck
+        .connect(&db)
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO t VALUES (1, 'x'); PREPARE TRANSACTION '{gid}';
+             ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
+        ))
+        .unwrap();
+    let log = TempPath::new("terminated.log");
+    fs::write(&log.0, format!("begin {id}\ncommit {id} {gid}\n")).unwrap();
+    let mut child = copyman()
+        .args([
+            "recover",
+            "--to",
+            &stuck.url(&db),
+            "--decision-log",
+            log.arg(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("COMMIT PREPARED");
+    stuck
+        .connect("postgres")
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )
+        .unwrap();
+    let status = child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!("{gid} (prepared ")) && said.contains("): committed"),
+        "{said}"
+    );
+    assert!(said.contains("already committed locally"), "{said}");
+    assert!(!said.contains("could not be"), "{said}");
+    assert!(prepared_in(&stuck, &db).is_empty());
+    assert_eq!(count(&stuck, &db, "t"), 1);
+}
+
 /// `--atomic --keep-going` whose destination 1 fails its copy: destination 2 is prepared past
 /// it, and the run is killed before its decision. The run recorded destination 1 out before
 /// preparing destination 2, so recover rolls destination 2 back (exit 0) — it refused the run as
