@@ -19,7 +19,8 @@
 //!   ([`copyman_job::sql::relation_oid_query`]), so that one table spelled two ways is one, and
 //!   a different `search_path` naming another table is not taken for the same one.
 //!
-//! Refused (exit 2): two destinations on one database in table mode, or in copy mode with
+//! Refused (exit 2): a destination on a standby (in recovery: it takes no writes); two
+//! destinations on one database in table mode, or in copy mode with
 //! `--receive` statements that name one table (`t`, `public."t"` and `U&"\0074"`, as each
 //! session's server reads and resolves them; the same statement when its table cannot be told);
 //! a destination that is the source's own table (in copy mode: a `--receive` naming the table
@@ -98,6 +99,7 @@ pub(crate) fn check(
         report::log(format_args!("destination {}: {id}", i + 1));
         dest.identity = id.state_key();
         let name = dest.endpoint.display();
+        refuse_standby(i, &name, &id)?;
         if let Some(source) = &source {
             // Table mode names a table on both sides; copy mode only where both statements name
             // one that their sessions found.
@@ -167,8 +169,26 @@ pub(crate) fn check(
     Ok(())
 }
 
-/// For a job of many tables: refuses, before anything is planned or sent, a destination database
-/// given twice and a destination that is the source's database (every table would be copied
+/// Refuses destination `i` (0-based) on a standby: it takes no writes, and its first would fail
+/// (SQLSTATE 25006) after the other destinations had begun — a resume, too. Said while planning,
+/// so that a dry run exits as the run would.
+fn refuse_standby(i: usize, name: &str, id: &Identity) -> Result<(), Fatal> {
+    if !id.is_standby() {
+        return Ok(());
+    }
+    Err(Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "destination {} ({name}) is a standby (its server is in recovery: \
+             pg_is_in_recovery()): it takes no writes; give its primary",
+            i + 1
+        ),
+    })
+}
+
+/// For a job of many tables: refuses, before anything is planned or sent, a destination on a
+/// standby, a destination database given twice and a destination that is the source's database (every table would be copied
 /// into itself), and a `client_encoding` that would change the data on its way
 /// ([`refuse_lossy_encodings`]). A server that cannot say who it is gets a warning, as in
 /// [`check`]. Under `keep_going` a destination that cannot be reached is passed over here: the
@@ -217,6 +237,7 @@ pub(crate) fn check_job(
             Err(_) if keep_going => continue,
             Err(unreachable) => return Err(unreachable.into()),
         };
+        refuse_standby(i, &dest.name, &id)?;
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {
                 exit: Exit::Usage,

@@ -121,7 +121,7 @@ pub(crate) fn run(
         // A standby shares its primary's identity and lists nothing it could finish: it would
         // stand for the primary, where the run's transactions wait, and say nothing is pending.
         let standby = conn
-            .query("SELECT pg_catalog.pg_is_in_recovery()::text")
+            .query(copyman_job::sql::IN_RECOVERY)
             .ok()
             .and_then(|rows| rows.into_iter().next())
             .and_then(|row| row.into_iter().next().flatten());

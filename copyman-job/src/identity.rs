@@ -42,6 +42,8 @@ pub struct Identity {
     database: String,
     /// The table's oid (when one was named and it exists).
     table: Option<String>,
+    /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
+    in_recovery: bool,
 }
 
 /// How the server was identified.
@@ -77,12 +79,17 @@ impl Identity {
                 .flatten(),
             None => None,
         };
+        let in_recovery = first_value(conn, sql::IN_RECOVERY)
+            .ok()
+            .flatten()
+            .is_some_and(|v| v == "true");
         Ok(Self {
             server,
             how,
             instance,
             database,
             table,
+            in_recovery,
         })
     }
 
@@ -103,6 +110,13 @@ impl Identity {
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             }
+    }
+
+    /// Whether the server is a standby (in recovery): a destination there fails at its first
+    /// write (SQLSTATE 25006, "cannot execute … in a read-only transaction"), and so would a
+    /// resume.
+    pub fn is_standby(&self) -> bool {
+        self.in_recovery
     }
 
     /// Whether a table was named and found.

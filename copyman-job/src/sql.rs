@@ -255,6 +255,9 @@ pub const SYSTEM_IDENTIFIER: &str =
 pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text \
      || ' port ' || pg_catalog.current_setting('port')";
 
+/// Whether the server is a standby, as text (`true`: in recovery, it takes no writes).
+pub const IN_RECOVERY: &str = "SELECT pg_catalog.pg_is_in_recovery()::text";
+
 /// The session's database's oid, as text.
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
      WHERE datname = pg_catalog.current_database()";

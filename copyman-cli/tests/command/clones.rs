@@ -305,3 +305,66 @@ fn an_unlogged_table_emptied_by_a_crash_is_said_so_on_resume() {
     assert_eq!(count(&dest, &db, "cache"), 300);
     assert_eq!(count(&dest, &db, "later"), 1);
 }
+
+/// A destination on a hot standby is refused while planning, named as one (exit 2, nothing
+/// copied anywhere) — one table, its dry run, a job, copy mode: it failed at its first write
+/// with the server's "cannot execute TRUNCATE TABLE in a read-only transaction" (25006), the
+/// dry run exited 0, and the job's closing line said to run it again with --resume.
+#[test]
+fn a_destination_on_a_standby_is_refused_while_planning() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let primary = Cluster::start();
+    let db = database(&primary, table);
+    let standby = primary.clone_as_standby();
+    let d1 = database(&c.dest[0], table);
+    let (from, to_standby, to_d1) = (
+        c.source.conninfo(&src),
+        standby.conninfo(&db),
+        c.dest[0].conninfo(&d1),
+    );
+    let state = TempPath::new("standby.state");
+    let table_args = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to_d1,
+        "--to",
+        &to_standby,
+    ];
+    let cases: [Vec<&str>; 4] = [
+        [&table_args[..], &["--truncate"]].concat(),
+        [&table_args[..], &["--truncate", "--dry-run"]].concat(),
+        [&table_args[..], &["--state", state.arg()]].concat(),
+        vec![
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            "COPY t TO STDOUT",
+            "--to",
+            &to_d1,
+            "--to",
+            &to_standby,
+            "--receive",
+            "COPY t FROM STDIN",
+        ],
+    ];
+    for args in cases {
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("destination 2") && stderr.contains("is a standby"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("25006"), "{args:?}: {stderr}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{args:?}: nothing copied");
+    }
+}
