@@ -116,6 +116,13 @@ macro_rules! copy_api {
                 self.core.totals()
             }
 
+            /// What the copy waits for now, as a handle another thread can read while this one
+            /// is blocked in the copy (a watchdog saying which endpoint a copy that stopped
+            /// moving waits on): see [`UnderWay`](copyman_core::run::UnderWay).
+            pub fn under_way(&self) -> ::copyman_core::run::UnderWay {
+                self.core.under_way()
+            }
+
             /// Payload bytes of the chunks receivers hold now (queued or being transmitted).
             pub fn buffered_bytes(&self) -> usize {
                 self.core.buffered_bytes()

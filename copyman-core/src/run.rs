@@ -12,7 +12,9 @@
 //!   its end under the manager's policy ([`CopyRun::poll_run`]), a reconciled receiver
 //!   ([`CopyRun::poll_reconciled`]), with the progress a reconcile meets kept for the stream;
 //! * the result, kept once the copy is over (finishing twice gives it again);
-//! * the payload bytes receivers hold, and the most they held.
+//! * the payload bytes receivers hold, and the most they held;
+//! * what the adapter waits for now ([`UnderWay`]): when a copy stops moving, which endpoint
+//!   it waits on, readable from another thread.
 //!
 //! An adapter's loop is the same for every call: ask with a `poll_*`, carry out the
 //! [`Step::Order`] and [`report`](CopyRun::report) its result, wait for IO under way on
@@ -63,6 +65,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use copyman_wire::realign::Completion;
@@ -194,6 +197,69 @@ pub enum Step<T> {
     Ready(T),
 }
 
+/// What a copy waits for now: the orders given and not yet reported — a producer's read or
+/// start, a receiver's transmit, start or completion. When the copy stops moving, these are the
+/// endpoints it waits on (a receiver whose transmit is out has a full socket; a producer whose
+/// read is out sent nothing), which their servers cannot tell: a frozen backend, or one behind a
+/// lost network path, shows the state it was in, and the others wait for the client. A clone
+/// reads it from another thread (a watchdog) while the copy's own thread is blocked; receivers
+/// after the 61st are not tracked.
+///
+/// ```
+/// use copyman_core::run::CopyRun;
+/// use copyman_core::{Config, Protocol};
+///
+/// let run = CopyRun::new(Protocol::Chunks, [Protocol::Chunks], Config::default(), |_| {
+///     Default::default()
+/// });
+/// let under_way = run.under_way();
+/// assert!(!under_way.producer() && under_way.receivers().next().is_none());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct UnderWay(Arc<AtomicU64>);
+
+impl UnderWay {
+    const PRODUCER: u64 = 1 << 63;
+    const COMPLETING: u64 = 1 << 62;
+    const RECEIVERS: usize = 62;
+
+    fn receiver_bit(receiver: ReceiverId) -> u64 {
+        if receiver.0 < Self::RECEIVERS {
+            1 << receiver.0
+        } else {
+            0
+        }
+    }
+
+    fn set(&self, bits: u64, on: bool) {
+        if on {
+            self.0.fetch_or(bits, Ordering::Relaxed);
+        } else {
+            self.0.fetch_and(!bits, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a read (or the start) of the producer is out: the copy waits for its data.
+    pub fn producer(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & Self::PRODUCER != 0
+    }
+
+    /// The receivers with an order out: a transmit (their socket takes no more now), their
+    /// start, or the completion of their COPY ([`completing`](Self::completing)).
+    pub fn receivers(&self) -> impl Iterator<Item = ReceiverId> {
+        let bits = self.0.load(Ordering::Relaxed);
+        (0..Self::RECEIVERS)
+            .filter(move |r| bits & (1 << r) != 0)
+            .map(ReceiverId)
+    }
+
+    /// Whether a receiver was told to complete its COPY: the data is over, the copy waits for
+    /// the servers' answers.
+    pub fn completing(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & Self::COMPLETING != 0
+    }
+}
+
 /// The start of a copy, while it is under way.
 #[derive(Debug)]
 struct Starting {
@@ -234,6 +300,8 @@ pub struct CopyRun {
     /// A producer fault was handed out and the producer cannot be read again: the copy cannot
     /// go on, its progress is over.
     producer_faulted: bool,
+    /// The orders out, for a watchdog.
+    under_way: UnderWay,
     /// The producer can be read again after it failed ([`with_resumable_producer`]).
     ///
     /// [`with_resumable_producer`]: Self::with_resumable_producer
@@ -279,6 +347,7 @@ impl CopyRun {
             stall_timeout: None,
             completing: vec![false; receivers],
             producer_faulted: false,
+            under_way: UnderWay::default(),
             producer_resumable: false,
         }
     }
@@ -309,13 +378,41 @@ impl CopyRun {
     fn order(&mut self, output: Output) -> Order {
         let order = Order::of(output);
         match &order {
-            Order::Complete { receiver } => self.completing[receiver.0] = true,
+            Order::Complete { receiver } => {
+                self.completing[receiver.0] = true;
+                self.under_way.set(
+                    UnderWay::receiver_bit(*receiver) | UnderWay::COMPLETING,
+                    true,
+                );
+            }
             Order::Transmit { receiver, .. } | Order::Fail { receiver, .. } => {
                 self.completing[receiver.0] = false;
+                self.under_way.set(UnderWay::receiver_bit(*receiver), true);
             }
+            Order::ReadProducer => self.under_way.set(UnderWay::PRODUCER, true),
             _ => {}
         }
         order
+    }
+
+    /// What the copy waits for now, as a handle another thread can read ([`UnderWay`]).
+    pub fn under_way(&self) -> UnderWay {
+        self.under_way.clone()
+    }
+
+    /// An order's result came: it is no longer under way.
+    fn reported(&self, input: &Input) {
+        let bits = match input {
+            Input::ProducerData(_)
+            | Input::ProducerEnd { .. }
+            | Input::ProducerError(_)
+            | Input::ReadAbandoned => UnderWay::PRODUCER,
+            Input::Transmitted { receiver }
+            | Input::ReceiverError { receiver, .. }
+            | Input::ReceiverDone { receiver, .. } => UnderWay::receiver_bit(*receiver),
+            _ => return,
+        };
+        self.under_way.set(bits, false);
     }
 
     /// The stall rule on a reported error: an IO timeout of an endpoint while the copy has a
@@ -364,6 +461,13 @@ impl CopyRun {
                 // Waiting for a COPY to start is waiting for bytes too (a table locked by another
                 // session, a source whose first rows take long): the same rule, the same fault.
                 let result = result.map_err(|e| stall::classify(e, endpoint, self.stall_timeout));
+                self.under_way.set(
+                    match endpoint {
+                        EndpointId::Receiver(id) => UnderWay::receiver_bit(id),
+                        _ => UnderWay::PRODUCER,
+                    },
+                    false,
+                );
                 let start = self
                     .starting
                     .as_mut()
@@ -376,6 +480,7 @@ impl CopyRun {
                 }
             }
             Report::Io(input) => {
+                self.reported(&input);
                 let input = self.stall_rule(input);
                 if let Input::ProducerData(chunk) = &input {
                     self.recent.push_back(chunk.data.len());
@@ -411,6 +516,7 @@ impl CopyRun {
             let receiver = ReceiverId(start.next);
             start.next += 1;
             start.outstanding += 1;
+            self.under_way.set(UnderWay::receiver_bit(receiver), true);
             return Some(Step::Order(Order::StartReceiver(receiver)));
         }
         if start.outstanding > 0 {
@@ -420,6 +526,7 @@ impl CopyRun {
             // Then the producer's: no data moves before every receiver is ready for it.
             start.producer_asked = true;
             start.outstanding += 1;
+            self.under_way.set(UnderWay::PRODUCER, true);
             return Some(Step::Order(Order::StartProducer { source_frames }));
         }
         let mut start = self.starting.take().expect("checked above");

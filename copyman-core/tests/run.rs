@@ -586,3 +586,41 @@ fn the_progress_ends_after_a_producer_fault_is_given_once() {
     let fail = io.drive(&mut run, CopyRun::poll_finished).unwrap_err();
     assert!(fail.producer_fault.is_some());
 }
+
+/// What a copy waits for is the orders out, readable from a clone of its handle (a watchdog's,
+/// on another thread): the producer while its read is out, a receiver while its transmit is
+/// out (its socket takes no more), and nothing once each was reported.
+#[test]
+fn under_way_names_the_endpoints_whose_orders_are_out() {
+    let mut io = Endpoints::new(2, 1);
+    let mut run = io.run(Config::default());
+    let under_way = run.under_way();
+    io.drive(&mut run, CopyRun::poll_started).unwrap();
+    let waits = |u: &copyman_core::run::UnderWay| (u.producer(), u.receivers().collect::<Vec<_>>());
+    assert_eq!(waits(&under_way), (false, vec![]), "every start reported");
+    let Step::Order(Order::ReadProducer) = run.poll_progress() else {
+        panic!("a read first")
+    };
+    assert_eq!(waits(&under_way), (true, vec![]), "its data awaited");
+    run.report(Input::ProducerData(Chunk::lines(vec![Bytes::from_static(
+        b"1\n",
+    )])));
+    assert_eq!(waits(&under_way), (false, vec![]));
+    let mut transmits = Vec::new();
+    while let Step::Order(order) = run.poll_progress() {
+        match order {
+            Order::Transmit { receiver, .. } => transmits.push(receiver),
+            Order::ReadProducer => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(transmits, [R0, R1]);
+    assert_eq!(waits(&under_way).1, [R0, R1], "both sockets written to");
+    run.report(Input::Transmitted { receiver: R0 });
+    assert_eq!(
+        waits(&under_way).1,
+        [R1],
+        "receiver 1 has not taken its data"
+    );
+    assert!(!under_way.completing());
+}
