@@ -15,7 +15,7 @@ use crate::dest::Dest;
 use crate::progress::Progress;
 use crate::report::{self, ErrorInfo};
 use crate::run::describe_sync;
-use crate::signals;
+use crate::{signals, watch};
 
 /// What a run of the copy manager came to.
 pub(crate) struct Driven {
@@ -66,6 +66,8 @@ pub(crate) fn drive<'a>(
             };
         }
     };
+    // Said by the watch when the copy stops moving: which endpoint it waits for.
+    watch::copy_started(copy.under_way(), live);
     let mut faults = Vec::new();
     let mut aborted = None;
     loop {

@@ -36,6 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use copyman_core::run::UnderWay;
 use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
 use copyman_sync::Connection;
@@ -66,6 +67,51 @@ pub(crate) fn say_after() -> Duration {
 
 /// Connect and statement timeout of a monitoring connection.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the one-table copy waits for ([`UnderWay`]: the orders it gave its endpoints and that
+/// are not done), with the destination (0-based) each receiver is: said when it stops moving,
+/// since the servers cannot tell — a frozen backend, or one behind a lost network path, shows
+/// the state it was in, and every other one waits for copyman.
+static UNDER_WAY: Mutex<Option<(UnderWay, Vec<usize>)>> = Mutex::new(None);
+
+/// The copy started: what it waits for is read from `under_way`; its receivers are the
+/// destinations `live` (0-based), in order.
+pub(crate) fn copy_started(under_way: UnderWay, live: &[usize]) {
+    *UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner) = Some((under_way, live.to_vec()));
+}
+
+/// "copyman waits for destination 2 to take data (its socket is full: …): " — what the copy
+/// waits for, from [`UNDER_WAY`]; empty before the copy started.
+fn copy_wait_said() -> String {
+    let guard = UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some((under_way, live)) = &*guard else {
+        return String::new();
+    };
+    let receivers: Vec<String> = under_way
+        .receivers()
+        .filter_map(|r| live.get(r.0))
+        .map(|d| format!("destination {}", d + 1))
+        .collect();
+    let mut said = Vec::new();
+    if under_way.completing() {
+        said.push(format!(
+            "for {} to answer the end of its data",
+            receivers.join(" and ")
+        ));
+    } else if !receivers.is_empty() {
+        said.push(format!(
+            "for {} to take data (its socket is full: the others wait with it)",
+            receivers.join(" and ")
+        ));
+    }
+    if under_way.producer() {
+        said.push("for the source's data (nothing to read)".to_owned());
+    }
+    if said.is_empty() {
+        return String::new();
+    }
+    format!("copyman waits {}: ", said.join(" and "))
+}
 
 /// A backend of the run.
 pub(crate) struct Target {
@@ -748,10 +794,13 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                  read: its pipe is full, and the servers wait with it (--stall-timeout bounds \
                  the wait): "
             } else {
-                ""
+                &copy_wait_said()
             };
             progress::println(&format!(
-                "copyman: nothing has moved for {} s: {waiting}{}",
+                "copyman: nothing has moved for {} s: {waiting}{} (a backend that shows a wait \
+                 for its client while copyman waits for it is frozen, or the network path to it \
+                 lost; --stall-timeout bounds such a wait, a signal stops the copy and commits \
+                 nothing)",
                 say_after().as_secs(),
                 activities.join("; ")
             ));

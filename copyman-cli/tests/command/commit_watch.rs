@@ -238,3 +238,73 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
         assert_eq!(count(&c.dest[0], &d2, "t"), 1000);
     }
 }
+
+/// A copy that stops moving because one backend froze (SIGSTOP here; a lost network path alike)
+/// says which endpoint copyman waits for — the frozen destination that takes no data, or the
+/// frozen source that sends none — not only what each server shows (a frozen backend shows the
+/// state it froze in, and the others wait for copyman: every line read the same whichever
+/// froze), with the ways out. Once the backend goes on, the copy ends committed.
+#[test]
+fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
+    for (frozen, said) in [
+        (
+            "destination",
+            "copyman waits for destination 1 to take data",
+        ),
+        ("source", "copyman waits for the source's data"),
+    ] {
+        let c = clusters();
+        let table = "CREATE TABLE t (id int8, v text);";
+        let src = database(
+            &c.source,
+            &format!(
+                "{table} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 1000000) g;"
+            ),
+        );
+        let d1 = database(&c.dest[0], table);
+        let d2 = database(&c.dest[1], table);
+        let mut child = copyman()
+            .env("COPYMAN_TEST_SAY_AFTER", "2")
+            .args([
+                "table",
+                "t",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--to",
+                &c.dest[1].conninfo(&d2),
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = StderrLines::take(&mut child);
+        let (server, db) = match frozen {
+            "source" => (&c.source, &src),
+            _ => (&c.dest[0], &d1),
+        };
+        wait_for_query(server, db, "COPY%");
+        let pid: i32 = server
+            .connect("postgres")
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%'",
+                &[db],
+            )
+            .unwrap()
+            .get(0);
+        kill("STOP", pid);
+        let frozen_backend = Frozen(pid);
+        let line = stderr.wait_for("nothing has moved");
+        let line = line.unwrap_or_else(|| panic!("{frozen}: nothing said: {}", stderr.seen()));
+        assert!(
+            line.contains(said) && line.contains("--stall-timeout"),
+            "{frozen}: {line}"
+        );
+        drop(frozen_backend);
+        let status = child.wait().unwrap();
+        let rest = stderr.rest();
+        assert_eq!(status.code(), Some(0), "{frozen}: {rest}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), 1_000_000);
+        assert_eq!(count(&c.dest[1], &d2, "t"), 1_000_000);
+    }
+}
