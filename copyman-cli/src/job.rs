@@ -45,7 +45,8 @@ pub(crate) struct LowJob {
     #[arg(long = "exclude-table", value_name = "PATTERN")]
     pub(crate) exclude: Vec<String>,
     /// Tables copied at once, each to every destination [default: 4]; capped, with a warning,
-    /// to what every server accepts now (max_connections less the connections in use).
+    /// to what every server accepts now (max_connections less the connections in use and the
+    /// slots reserved for superusers, which a job leaves free).
     #[arg(long, value_name = "N")]
     pub(crate) jobs: Option<usize>,
     /// Copy each table under a snapshot of its own (for a source that cannot export one): the
@@ -787,7 +788,8 @@ fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
 }
 
 /// `--jobs`, capped to what every server accepts now (`max_connections`, less its reserved
-/// slots for a role that is not superuser, less the connections it holds): a job of more
+/// slots, left free for a DBA even when the role is a superuser, less the connections it
+/// holds): a job of more
 /// workers than that would fail table after table with "too many clients". Capped with a
 /// warning; refused when not even one worker fits. A server that cannot be asked is not
 /// counted (the job says so when it connects).
@@ -822,11 +824,19 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
             }
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let (key, free, limit) = (
+        let (key, free, mut limit) = (
             field(0),
             field(1).parse::<i64>().unwrap_or(i64::MAX),
             field(2),
         );
+        let reserved = field(3);
+        if limit.starts_with("max_connections") && !matches!(reserved.as_str(), "" | "0") {
+            // A job leaves them free: a DBA can still connect to it.
+            limit = format!(
+                "{limit}, less the {reserved} that superuser_reserved_connections keeps for a \
+                 DBA, left free"
+            );
+        }
         let name = format!("{role} ({})", server.name);
         match servers.iter_mut().find(|s| s.0 == key) {
             Some(s) => {
@@ -853,9 +863,16 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
     if fits(wanted) {
         return Ok(wanted);
     }
+    // The server that takes the fewest workers is the one to name.
+    let most_on = |s: &(String, String, i64, String, Vec<bool>)| {
+        (1..=wanted)
+            .rev()
+            .find(|&j| need(j, &s.4) <= s.2)
+            .unwrap_or(0)
+    };
     let tightest = servers
         .iter()
-        .find(|s| need(wanted, &s.4) > s.2)
+        .min_by_key(|s| most_on(s))
         .expect("one server does not fit");
     let what = format!(
         "{} accepts {} now ({})",
@@ -870,8 +887,8 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
         // The limit's name, without its value.
         let limit = tightest
             .3
-            .rsplit_once(' ')
-            .map_or("max_connections", |(name, _)| name);
+            .split_once(|c: char| c.is_ascii_digit())
+            .map_or("max_connections", |(name, _)| name.trim_end());
         return Err(Fatal {
             exit: Exit::Connect,
             server: None,

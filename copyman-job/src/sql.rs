@@ -447,24 +447,23 @@ pub fn reads_pinned(kind: &str) -> bool {
 /// postmaster's start time and port: two endpoints on one server share its connections), how
 /// many more connections it accepts now besides this one, and the limit that says so
 /// (`max_connections 30`, `the role's CONNECTION LIMIT 3`, `the database's CONNECTION LIMIT 5`).
-/// The fewest of: `max_connections`, less its reserved slots for a role that is not superuser,
-/// less the backends connected to any database (`pg_stat_database`, which every role sees whole:
+/// The fewest of: `max_connections`, less its reserved slots (for a superuser too: a job leaves
+/// them free, so that the DBA can still connect to look at it or cancel it, as
+/// `superuser_reserved_connections` means), less the backends connected to any database (`pg_stat_database`, which every role sees whole:
 /// `pg_stat_activity` hides other roles' backend types); the role's `CONNECTION LIMIT` less its
-/// sessions; the database's less its backends (those two not for a superuser).
+/// sessions; the database's less its backends (those two not for a superuser). Then the reserved
+/// slots left free.
 pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
         CASE WHEN rol IS NOT NULL AND rol <= server AND (db IS NULL OR rol <= db)
                THEN 'the role''s CONNECTION LIMIT ' || rolconnlimit
              WHEN db IS NOT NULL AND db <= server
                THEN 'the database''s CONNECTION LIMIT ' || datconnlimit
-             ELSE 'max_connections ' || pg_catalog.current_setting('max_connections') END
+             ELSE 'max_connections ' || pg_catalog.current_setting('max_connections') END,
+        reserved
    FROM (SELECT pg_catalog.pg_postmaster_start_time()::pg_catalog.text || ':'
                   || pg_catalog.current_setting('port') AS key,
                 pg_catalog.current_setting('max_connections')::pg_catalog.int4
-                  - CASE WHEN r.rolsuper THEN 0
-                         ELSE pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4
-                              + coalesce(pg_catalog.current_setting('reserved_connections', true),
-                                         '0')::pg_catalog.int4
-                    END
+                  - reserved
                   - ((SELECT pg_catalog.sum(numbackends) FROM pg_catalog.pg_stat_database)::pg_catalog.int4
                      - 1) AS server,
                 CASE WHEN r.rolsuper OR r.rolconnlimit < 0 THEN NULL
@@ -475,8 +474,11 @@ pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
                      ELSE d.datconnlimit - ((SELECT numbackends FROM pg_catalog.pg_stat_database s
                                               WHERE s.datid = d.oid) - 1)
                 END AS db,
-                r.rolconnlimit, d.datconnlimit
-           FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
+                r.rolconnlimit, d.datconnlimit, reserved
+           FROM pg_catalog.pg_roles r, pg_catalog.pg_database d,
+                (SELECT pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4
+                          + coalesce(pg_catalog.current_setting('reserved_connections', true),
+                                     '0')::pg_catalog.int4 AS reserved) res
           WHERE r.rolname = session_user AND d.datname = pg_catalog.current_database()) AS limits";
 
 /// A data format of COPY.

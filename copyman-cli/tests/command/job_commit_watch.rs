@@ -502,10 +502,13 @@ fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
 
 // Point 5: --jobs within what the servers accept.
 
+/// The slots `superuser_reserved_connections` keeps are left free even for a superuser (the job
+/// took them all, and the DBA's own psql was refused); the server named is the one that caps
+/// the job, not the first that does not fit (the source, which would have taken more workers).
 #[test]
 fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
-    let c = clusters();
     let tight = Cluster::builder().setting("max_connections", "15").start();
+    let source = Cluster::builder().setting("max_connections", "20").start();
     let schema: String = (1..=20)
         .map(|i| format!("CREATE TABLE m{i} (id int8 PRIMARY KEY, v text);"))
         .collect();
@@ -514,13 +517,13 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
             format!("INSERT INTO m{i} SELECT g, repeat('m', 100) FROM generate_series(1, 1000) g;")
         })
         .collect();
-    let src = database(&c.source, &format!("{schema}{fill}"));
+    let src = database(&source, &format!("{schema}{fill}"));
     let d1 = database(&tight, &schema);
     let state = TempPath::new("max-connections.state");
     let job = |extra: &[&str]| {
         copyman()
             .args(["--json", "table", "--table", "m*", "--from"])
-            .arg(c.source.conninfo(&src))
+            .arg(source.conninfo(&src))
             .arg("--to")
             .arg(tight.conninfo(&d1))
             // Slowly (all at once, ~2 s): every worker holds its connections together.
@@ -529,8 +532,8 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
             .output()
             .unwrap()
     };
-    // 20 workers would need 21 connections (one each and the watch's) where 15 are allowed:
-    // capped, said, and every table copied.
+    // 20 workers would need 21 connections (one each and the watch's) where 15 are allowed, 3
+    // of them kept for a DBA: capped, said, and every table copied.
     let out = job(&[]);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
@@ -540,7 +543,10 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
         .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
     assert!(
         warning.contains("destination 1 (")
-            && warning.contains("more connections now (max_connections 15)")
+            && warning.contains(
+                "more connections now (max_connections 15, less the 3 that \
+                 superuser_reserved_connections keeps for a DBA, left free)"
+            )
             && warning.contains("at a time (--jobs 1"),
         "{warning}"
     );
@@ -548,16 +554,20 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
     for i in 1..=20 {
         assert_eq!(count(&tight, &d1, &format!("m{i}")), 1000);
     }
-    // With 14 of its 15 connections taken, not even one worker fits (its session and the
-    // watch's): refused before copying.
-    let held: Vec<postgres::Client> = (0..14).map(|_| tight.connect("postgres")).collect();
+    // With 11 of the 12 connections it may take held, not even one worker fits (its session
+    // and the watch's): refused before copying.
+    let held: Vec<postgres::Client> = (0..11).map(|_| tight.connect("postgres")).collect();
     let out = job(&["--resume"]);
     drop(held);
     assert_exit(&out, 3);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("destination 1 (")
-            && stderr.contains(" now (max_connections 15): a job needs 2 there even with --jobs 1"),
+            && stderr.contains(
+                " now (max_connections 15, less the 3 that superuser_reserved_connections keeps \
+                 for a DBA, left free): a job needs 2 there even with --jobs 1; free \
+                 connections there, or raise max_connections"
+            ),
         "{stderr}"
     );
 }
