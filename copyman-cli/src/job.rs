@@ -1879,11 +1879,15 @@ impl Ledger {
         } else {
             ""
         };
-        said.push_str(&format!(
-            "copyman: {summary}\ncopyman: state file {}: {recover_first}run again with --resume \
-             to copy what is missing\n",
-            self.state
-        ));
+        said.push_str(&format!("copyman: {summary}\n"));
+        // Nothing was begun while planning: nothing to resume.
+        if !self.tables.is_empty() {
+            said.push_str(&format!(
+                "copyman: state file {}: {recover_first}run again with --resume to copy what is \
+                 missing\n",
+                self.state
+            ));
+        }
         crate::progress::write_stderr(said.as_bytes());
         if json {
             let _ = report::print_json(&json!({

@@ -428,7 +428,8 @@ fn job_atomic_second_sigint_during_a_stuck_prepare_says_copyman_recover_finishes
     assert_eq!(count(syncrep(), &d2, "t2"), 0);
 }
 
-// Point 4: an interrupt during planning reads "interrupted", not "failed".
+// Point 4: an interrupt during planning reads "interrupted", not "failed", and stops the
+// planning at once (tester-scale25 F5: it waited for the whole plan, 33 s on 8 000 tables).
 
 #[test]
 fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
@@ -463,34 +464,18 @@ fn job_sigint_during_a_planning_lock_wait_reads_interrupted_not_failed() {
     drop(holder);
     assert_exit(&out, 130);
     assert!(seen.contains("while planning the job"), "{seen}");
+    // The planning stops at the signal (its lookup waiting for the lock cancelled): nothing
+    // began, said once — not a line per table (it planned every table first, and listed them
+    // all as not committed).
     let report = json(&out);
     assert_eq!(report["status"], "interrupted", "{report}");
-    assert_eq!(report["stopped"], Value::Null, "{report}");
-    // Destination 1's lookup waited for the lock and was cancelled: interrupted. Destination
-    // 2's (no lock there) was cancelled too or not reached: interrupted or not started, never
-    // failed.
-    let t1 = record(&report, "t1", 0);
-    assert_eq!(t1["status"], "interrupted", "{report}");
-    assert_eq!(t1["error"]["sqlstate"], Value::Null, "{report}");
-    let t1 = record(&report, "t1", 1);
-    assert!(
-        t1["status"] == "interrupted" || t1["status"] == "not started",
-        "{report}"
-    );
-    assert_eq!(t1["error"]["sqlstate"], Value::Null, "{report}");
-    for dest in 0..2 {
-        assert_eq!(
-            record(&report, "t2", dest)["status"],
-            "not started",
-            "{report}"
-        );
-    }
+    assert_eq!(report["tables"], serde_json::json!([]), "{report}");
     assert!(
         !rest.contains("57014") && !rest.contains(": failed"),
         "{rest}"
     );
     assert!(
-        rest.contains("): interrupted: interrupted by SIGINT"),
+        rest.contains("interrupted by SIGINT: nothing committed") && !rest.contains("--resume"),
         "{rest}"
     );
     for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {

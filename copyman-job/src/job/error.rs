@@ -280,6 +280,10 @@ pub enum JobError {
         /// Why.
         error: io::Error,
     },
+    /// Interrupted ([`Options::interrupt`](super::Options)) while it was planned: nothing was
+    /// begun.
+    #[error("{0} while the job was being planned: nothing was begun, nothing committed")]
+    Interrupted(String),
 }
 
 /// What lets a row count that is not the source's through, said with every refusal of one: rows

@@ -569,8 +569,23 @@ pub fn plan(
 /// the wait).
 ///
 /// # Errors
-/// As [`plan`].
+/// As [`plan`]; [`JobError::Interrupted`] once [`Options::interrupt`] is set (checked at each
+/// table; a catalog query its caller cancelled for it fails so too).
 pub fn plan_with(
+    source: &Server,
+    destinations: &[Server],
+    selection: &Selection,
+    options: &Options,
+    events: &dyn Fn(Event),
+) -> Result<Plan, JobError> {
+    let planned = plan_all(source, destinations, selection, options, events);
+    match options.interrupt.reason() {
+        Some(reason) if planned.is_err() => Err(JobError::Interrupted(reason)),
+        _ => planned,
+    }
+}
+
+fn plan_all(
     source: &Server,
     destinations: &[Server],
     selection: &Selection,
@@ -1015,6 +1030,9 @@ pub fn plan_with(
     let mut dest_catalogs: Vec<HashMap<String, Relation>> = vec![HashMap::new(); dests.len()];
     for (done, sel) in selected.into_iter().enumerate() {
         events(Event::Planning { done, total });
+        if let Some(reason) = options.interrupt.reason() {
+            return Err(JobError::Interrupted(reason));
+        }
         let key = sel.table.to_string();
         if done % LOOKED_UP_AT_ONCE == 0 {
             let next = &names[done..names.len().min(done + LOOKED_UP_AT_ONCE)];
