@@ -610,12 +610,27 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
-    // --jobs within what the servers accept (max_connections): capped, said.
+    // --jobs within what the servers accept (max_connections, max_prepared_transactions):
+    // capped, said once the plan says whether a table is split (a split table's ranges take
+    // sessions and prepared transactions of their own).
+    let split_asked = options.split_larger_than.is_some();
+    let fit = |split: bool| -> Result<(usize, Vec<String>), Fatal> {
+        let mut fitted = options.clone();
+        let (jobs, warning) = fit_jobs(&source, &dests, &fitted, split)?;
+        fitted.jobs = jobs;
+        let mut warnings: Vec<String> = warning.into_iter().collect();
+        if fitted.two_phase.is_some() {
+            let (jobs, warning) = fit_prepared(&dests, &fitted, split)?;
+            fitted.jobs = jobs;
+            warnings.extend(warning);
+        }
+        Ok((fitted.jobs, warnings))
+    };
+    let (jobs, mut cap_warnings) = fit(split_asked)?;
+    // Asked now too, before the plan's own sessions count against it.
+    let unsplit_fit = if split_asked { Some(fit(false)?) } else { None };
     let mut options = options.clone();
-    options.jobs = fit_jobs(&source, &dests, &options)?;
-    if options.two_phase.is_some() {
-        options.jobs = fit_prepared(&dests, &options)?;
-    }
+    options.jobs = jobs;
     // A resume goes on as the job began: verifying if it began with --verify (a table found
     // committed and not recorded done is then recorded only once its checksum matched).
     if options.resume
@@ -661,6 +676,22 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
     });
     let mut plan = planned.map_err(fatal)?;
+    // No table is split after all: the workers need no range sessions.
+    let unsplit;
+    let options = if let Some((jobs, warnings)) =
+        unsplit_fit.filter(|_| plan.tables.iter().all(|t| t.ranges.is_empty()))
+    {
+        cap_warnings = warnings;
+        let mut fitted = options.clone();
+        fitted.jobs = jobs;
+        unsplit = fitted;
+        &unsplit
+    } else {
+        options
+    };
+    for warning in &cap_warnings {
+        report::warn(warning);
+    }
     // A test can change the source once the job's snapshot is taken.
     crate::finish::test_pause("planned");
     watch.planning(false);
@@ -796,8 +827,12 @@ fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
 ///
 /// # Errors
 /// [`Fatal`] (exit 3) when a server cannot take even one worker's connections.
-fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usize, Fatal> {
-    let split = options.split_larger_than.is_some();
+fn fit_jobs(
+    source: &Server,
+    dests: &[Server],
+    options: &Options,
+    split: bool,
+) -> Result<(usize, Option<String>), Fatal> {
     // Per server: its name(s), its free connections, the limit that says so, its endpoints
     // (source?).
     let mut servers: Vec<(String, String, i64, String, Vec<bool>)> = Vec::new();
@@ -861,7 +896,7 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
     let fits = |jobs: usize| servers.iter().all(|s| need(jobs, &s.4) <= s.2);
     let wanted = options.jobs;
     if fits(wanted) {
-        return Ok(wanted);
+        return Ok((wanted, None));
     }
     // The server that takes the fewest workers is the one to name.
     let most_on = |s: &(String, String, i64, String, Vec<bool>)| {
@@ -899,13 +934,19 @@ fn fit_jobs(source: &Server, dests: &[Server], options: &Options) -> Result<usiz
             ),
         });
     };
-    report::warn(format_args!(
-        "--jobs {wanted} needs up to {} connections there, and {what}: copying {} at a time \
-         (--jobs {jobs})",
+    let ranges = if split {
+        " (--split-larger-than: a worker copies a table over its size as up to --jobs ranges \
+         side by side, each on sessions of its own)"
+    } else {
+        ""
+    };
+    let warning = format!(
+        "--jobs {wanted} needs up to {} connections there{ranges}, and {what}: copying {} at a \
+         time (--jobs {jobs})",
         need(wanted, &tightest.4),
         plural(jobs, "table")
-    ));
-    Ok(jobs)
+    );
+    Ok((jobs, Some(warning)))
 }
 
 /// The prepared transactions an `--atomic` job of `jobs` workers may hold at once on one
@@ -924,8 +965,11 @@ fn prepared_needed(jobs: usize, split: bool) -> usize {
 ///
 /// # Errors
 /// [`Fatal`] (exit 2) when a destination has no prepared transaction free for one worker.
-fn fit_prepared(dests: &[Server], options: &Options) -> Result<usize, Fatal> {
-    let split = options.split_larger_than.is_some();
+fn fit_prepared(
+    dests: &[Server],
+    options: &Options,
+    split: bool,
+) -> Result<(usize, Option<String>), Fatal> {
     let mut tightest: Option<(usize, String, usize, i64)> = None;
     for (i, server) in dests.iter().enumerate() {
         let rows = (server.connect)().ok().and_then(|mut conn| {
@@ -953,7 +997,7 @@ fn fit_prepared(dests: &[Server], options: &Options) -> Result<usize, Fatal> {
     let wanted = options.jobs;
     let Some((_, name, free, max)) = tightest.filter(|t| prepared_needed(wanted, split) > t.2)
     else {
-        return Ok(wanted);
+        return Ok((wanted, None));
     };
     let in_use = usize::try_from(max).unwrap_or(0).saturating_sub(free);
     let Some(jobs) = (1..wanted)
@@ -979,14 +1023,14 @@ fn fit_prepared(dests: &[Server], options: &Options) -> Result<usize, Fatal> {
             ),
         });
     };
-    report::warn(format_args!(
+    let warning = format!(
         "--atomic --jobs {wanted} may hold up to {} prepared transactions on each destination, \
          and {name} has {free} free of its {max} (max_prepared_transactions): copying {} at a \
          time (--jobs {jobs})",
         prepared_needed(wanted, split),
         plural(jobs, "table")
-    ));
-    Ok(jobs)
+    );
+    Ok((jobs, Some(warning)))
 }
 
 /// A job interrupted by a signal: a statement that failed because the watch cancelled it

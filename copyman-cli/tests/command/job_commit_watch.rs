@@ -539,6 +539,23 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
     for i in 1..=20 {
         assert_eq!(count(&tight, &d1, &format!("m{i}")), 1000);
     }
+    // --split-larger-than costs range sessions only where a table is split: none over 1G, the
+    // cap is the same (it was 2, as if every worker split a table); one over 64K, said why.
+    for (split, jobs, says_split) in [("1G", "--jobs 11)", false), ("64K", "--jobs 2)", true)] {
+        let out = job(&["--dry-run", "--resume", "--split-larger-than", split]);
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        let warning = stderr
+            .lines()
+            .find(|l| l.contains("--jobs 20 needs up to"))
+            .unwrap_or_else(|| panic!("{split}: no warning:\n{stderr}"));
+        assert!(warning.contains(jobs), "{split}: {warning}");
+        assert_eq!(
+            warning.contains("--split-larger-than: a worker copies"),
+            says_split,
+            "{split}: {warning}"
+        );
+    }
     // With 11 of the 12 connections it may take held, not even one worker fits (its session
     // and the watch's): refused before copying.
     let held: Vec<postgres::Client> = (0..11).map(|_| tight.connect("postgres")).collect();
