@@ -41,7 +41,9 @@ cannot honour (gssencmode=require, sslcrl, sslpassword, require_auth, ...) are r
 Every destination copies inside its own transaction, committed only once the copy succeeded
 everywhere; any fault rolls back every destination unless --keep-going. The COMMITs are one after
 another: a COMMIT that fails stops the rest (they roll back), and the report says which committed.
---atomic makes them all or nothing (two-phase commit; see copyman recover --help). A destination
+--atomic makes them all or nothing (two-phase commit; see copyman recover --help). In a job of
+many tables all this holds per table (per group of tables linked by foreign keys, copied
+together): a table committed stays committed when a later one fails. A destination
 given twice (the same server and database, or the same file, however it is reached) is refused
 before anything is sent. A file is written beside it and renamed into place when everything
 committed (keeping its permission bits; an existing file we may not write is refused before
@@ -66,9 +68,10 @@ Exit status:
 const TABLE_EXAMPLES: &str = "\
 Examples:
   copyman table public.items --from postgresql://app@src/db --to 'host=dst1 dbname=db' --to 'host=dst2 dbname=db'
-  copyman table items --from SRC --to DST --columns id,name --where 'id > 1000' --truncate
+  copyman table items --from SRC --to DST --truncate            # replace what DST holds
+  copyman table items --from SRC --to DST --columns id,name --where 'id > 1000'   # append rows
   copyman table items --from SRC --to items.csv --header        # a table to a CSV file
-  copyman table items --from items.csv --to DST1 --to DST2      # a CSV file to two servers
+  copyman table items --from items.csv --header --to DST1 --to DST2   # that file to two servers
   copyman table items --from - --to DST --encoding LATIN1 < items.txt
   copyman table items --from SRC --to DST --lock-timeout 10s --stall-timeout 1min
 
@@ -128,7 +131,10 @@ rest would split it). Give the run's latest log and every server it copied to.
 
 Exit status: 0 nothing left pending, 1 something left pending (a run still in progress, a run
 the log does not know, a run the servers show partly ended, a transaction in another database
-or on a server not given) or that could not be finished, 2 usage error, 3 connection failure.";
+or on a server not given, one a signal left) or that could not be finished, 2 usage error,
+3 connection failure, 4 a second signal exited at once (a COMMIT PREPARED sent may have
+committed: run recover again). A first signal (SIGINT, SIGTERM, SIGHUP) lets the statement
+under way finish and leaves the rest: the exit then says what is left, 0 or 1.";
 
 /// The raw command line, as clap parses it.
 // No Debug for the raw arguments: they hold CONNs as typed, passwords and all.
@@ -226,7 +232,7 @@ pub(crate) struct LowTable {
     /// Let the destinations that did not fail finish and commit.
     #[arg(long)]
     pub(crate) keep_going: bool,
-    /// All or nothing across the destinations: two-phase commit (needs
+    /// All or nothing across the destinations, per table in a job: two-phase commit (needs
     /// max_prepared_transactions > 0 on every destination; see `copyman recover`).
     #[command(flatten)]
     pub(crate) atomic: LowAtomic,
@@ -303,7 +309,8 @@ pub(crate) struct LowCopy {
 /// `--atomic` and its decision log, for `table` and `copy`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub(crate) struct LowAtomic {
-    /// All or nothing across destinations: every destination's transaction ends with PREPARE
+    /// All or nothing across destinations (in a job of many tables, per table: a table committed
+    /// stays when a later one fails): every destination's transaction ends with PREPARE
     /// TRANSACTION; only when every one prepared is the decision written (fsynced) to the
     /// decision log and each is committed (COMMIT PREPARED). A crash leaves prepared
     /// transactions, which hold their locks until `copyman recover` finishes them. Needs

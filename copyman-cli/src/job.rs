@@ -77,7 +77,7 @@ pub(crate) struct LowJob {
     pub(crate) max_rate: Option<String>,
     /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
     /// ctid ranges side by side, all in one snapshot (the job's; under --no-snapshot, one of the
-    /// table's own) (at most --jobs ranges); every range's count and the table's total are
+    /// table's own) (at most --jobs ranges, at least 2); every range's count and the table's total are
     /// checked against the source. A table emptied first
     /// (--truncate, or taken up again by --resume) is copied whole, its TRUNCATE committing with
     /// its rows.
@@ -1146,6 +1146,7 @@ fn dry_run(
             "dry_run": true,
             "snapshot": plan.snapshot,
             "notes": plan.notes,
+            "warnings": report::warnings(),
             "tables": tables,
         }))?;
         return Ok(exit);

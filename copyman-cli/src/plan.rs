@@ -1729,6 +1729,7 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>], exit: Exit) -> Value
         "status": if exit == Exit::Success { "ok" } else { "partial" },
         "exit_code": exit.code(),
         "dry_run": true,
+        "warnings": report::warnings(),
         "format": plan.format.map(Format::name),
         "plan": {
             "source": { "endpoint": t.source.display(), "statement": plan.send },

@@ -701,10 +701,12 @@ pub(crate) fn run(
              given it once it can be reached finishes it"
         ));
     }
-    let exit = match signals::received() {
-        Some(signal) => Exit::interrupted(signal),
-        None if failed || pending || check => Exit::CopyFailed,
-        None => Exit::Success,
+    // A signal stops it after the statement under way: what it left unfinished is pending, and
+    // the exit says what is left, as without one (a script alerts on 1, not on the signal).
+    let exit = if failed || pending || check {
+        Exit::CopyFailed
+    } else {
+        Exit::Success
     };
     if missing.is_some() {
         lines.push(format!(

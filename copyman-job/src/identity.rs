@@ -231,6 +231,7 @@ mod tests {
             instance: "2026-11-30 10:00:00+00 port 5432".into(),
             database: database.into(),
             table: table.map(Into::into),
+            in_recovery: false,
         }
     }
 

@@ -612,7 +612,9 @@ impl Drop for CopyManager<'_> {
 }
 
 /// Copies everything `producer` produces to every receiver (`transfer` in py-postgresql's copyman),
-/// returning the totals `(messages, bytes)`.
+/// returning the totals `(messages, bytes)`: CopyData messages, one per row in text and CSV from
+/// a server plus a CSV header line, and binary data's header-and-trailer message — not rows
+/// ([`Summary::messages`]).
 ///
 /// ```no_run
 /// use copyman_sync::{Connection, StatementProducer, StatementReceiver, transfer};
@@ -620,7 +622,7 @@ impl Drop for CopyManager<'_> {
 /// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres")?;
 /// let mut destination = Connection::connect_str("host=127.0.0.2 user=postgres")?;
 /// destination.execute("CREATE TABLE IF NOT EXISTS t (i int8)")?;
-/// let (rows, bytes) = transfer(
+/// let (messages, bytes) = transfer(
 ///     StatementProducer::new(&mut source, "COPY (SELECT i FROM generate_series(1, 1000000) AS g(i)) TO STDOUT"),
 ///     vec![Box::new(StatementReceiver::new(&mut destination, "COPY t FROM STDIN"))],
 /// )?;

@@ -550,6 +550,14 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
             .find(|l| l.contains("--jobs 20 needs up to"))
             .unwrap_or_else(|| panic!("{split}: no warning:\n{stderr}"));
         assert!(warning.contains(jobs), "{split}: {warning}");
+        // The dry run's document has what stderr warned (it had no `warnings`).
+        let document = json(&out);
+        assert!(
+            document["warnings"].as_array().is_some_and(|w| w
+                .iter()
+                .any(|w| w.as_str().is_some_and(|w| w.contains(jobs)))),
+            "{split}: {document}"
+        );
         assert_eq!(
             warning.contains("--split-larger-than: a worker copies"),
             says_split,

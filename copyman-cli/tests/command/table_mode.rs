@@ -503,6 +503,8 @@ fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
     assert_exit(&out, 0);
     let plan = json(&out);
     assert_eq!(plan["dry_run"], true);
+    // What stderr warned is in the document too (nothing here).
+    assert_eq!(plan["warnings"], serde_json::json!([]), "{plan}");
     assert_eq!(plan["plan"]["format"], "binary");
     let estimate = plan["plan"]["estimate"]["rows"].as_u64().unwrap();
     assert!((10_000..=40_000).contains(&estimate), "estimate {estimate}");
