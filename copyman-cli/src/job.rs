@@ -1970,7 +1970,15 @@ struct RenderState {
     finished: usize,
     done_bytes: u64,
     done_rows: u64,
+    /// Per job: the rows and bytes of its table copied so far.
     running: Vec<(u64, u64)>,
+    /// The overall bar's measure: each table's size as planned (its size on disk, the plan's
+    /// estimate), counted whole once it finished and, while it is copied, as far as its bytes
+    /// went. Its COPY bytes against the sizes alone left a job of small tables at a few
+    /// percent with an ETA of minutes until its end (a table of one row weighs a page on disk).
+    done_weight: u64,
+    /// Per job: its table's planned size.
+    weights: Vec<u64>,
     /// Each job's line: what it copies, its counts, a note (a lock wait) from the watch.
     lines: Vec<[String; 3]>,
     started: Instant,
@@ -2017,6 +2025,8 @@ impl Render {
                 tables: 0,
                 finished: 0,
                 done_bytes: 0,
+                done_weight: 0,
+                weights: vec![0; jobs],
                 done_rows: 0,
                 running: vec![(0, 0); jobs],
                 lines: (0..jobs)
@@ -2054,6 +2064,9 @@ impl Render {
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }
+                if let Some(w) = s.weights.get_mut(worker) {
+                    *w = size;
+                }
             }
             Event::Progress {
                 worker,
@@ -2073,8 +2086,12 @@ impl Render {
                 let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
                 s.done_rows += report.source_rows.unwrap_or(rows);
                 s.done_bytes += bytes;
+                s.done_weight += s.weights.get(worker).copied().unwrap_or_default();
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
+                }
+                if let Some(w) = s.weights.get_mut(worker) {
+                    *w = 0;
                 }
                 if let Some(line) = s.lines.get_mut(worker) {
                     *line = [
@@ -2101,7 +2118,12 @@ impl Render {
             HumanBytes(bytes)
         );
         if let Some((_, overall, _)) = bars {
-            overall.set_position(bytes.min(overall.length().unwrap_or(u64::MAX)));
+            let weight = s
+                .running
+                .iter()
+                .zip(&s.weights)
+                .fold(s.done_weight, |w, ((_, bytes), size)| w + bytes.min(size));
+            overall.set_position(weight.min(overall.length().unwrap_or(u64::MAX)));
             overall.set_message(line);
         } else if self.plain && s.last_plain.elapsed() >= PLAIN_EVERY {
             s.last_plain = Instant::now();

@@ -727,3 +727,82 @@ fn a_ddl_queued_behind_the_jobs_lock_fails_its_table_rather_than_waiting_for_eve
     );
     assert_eq!(count(&c.dest[0], &dst, "first_t"), 3000);
 }
+
+/// On a terminal, the overall bar of a job of many small tables moves as its tables finish:
+/// each weighs its planned size, counted whole once it is done. It measured COPY bytes against
+/// the tables' sizes on disk (a page at least for one row), and stood at a few percent, with an
+/// ETA of minutes, until the job's end.
+#[test]
+fn a_job_of_small_tables_moves_its_bar_as_they_finish() {
+    use std::io::Read;
+    let c = clusters();
+    let schema: String = (1..=150)
+        .map(|i| format!("CREATE TABLE s{i} (id int); INSERT INTO s{i} VALUES ({i});"))
+        .collect();
+    let src = database(&c.source, &schema);
+    let tables: String = (1..=150)
+        .map(|i| format!("CREATE TABLE s{i} (id int);"))
+        .collect();
+    let d1 = database(&c.dest[0], &tables);
+    let state = TempPath::new("small-bar.state");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let args = [
+        env!("CARGO_BIN_EXE_copyman"),
+        "table",
+        "--table",
+        "s*",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+        "--truncate",
+    ];
+    let command: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut screen = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut screen)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    assert!(status.success(), "{screen}");
+    // What each draw of the bar showed: its percentage and the tables done ("] 42% … 63/150
+    // tables"), while the job ran.
+    let shown: Vec<(u32, u32)> = screen
+        .split("] ")
+        .skip(1)
+        .filter_map(|s| {
+            let percent = s.trim_start().split('%').next()?.parse().ok()?;
+            let done = s
+                .split("/150 tables")
+                .next()?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((percent, done))
+        })
+        .filter(|&(_, done)| done > 0 && done < 150)
+        .collect();
+    assert!(!shown.is_empty(), "no draw while the job ran: {screen}");
+    // At least about as far as the tables done say (they weigh alike).
+    assert!(
+        shown
+            .iter()
+            .all(|&(percent, done)| percent * 150 >= done * 100 / 2),
+        "(percent, tables done): {shown:?}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "s150"), 1);
+}
