@@ -367,14 +367,16 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     // into the one the extension made there were stored twice, or failed the job). `readable`: whether the role may `SELECT`
     // every column it copies (a table-wide grant, or one per column: generated columns, never
     // copied, need none) in a schema it may use. Last, whether row security applies to the role
-    // there ([`RowSecurity`]).
+    // there ([`RowSecurity`]). Each partition's topmost selected ancestor (`top`) is found for
+    // every partition at once, by one join of their ancestors with `sel`: asked per partition, it
+    // scanned `sel` once each, quadratic (12 s for 8 000 tables and 8 000 partitions).
     let row_security = row_security_sql("l.oid");
     Ok(format!(
         "WITH ex AS (SELECT c.oid \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE c.relkind = 'p' AND ({excluded})), \
          sel AS (SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, \
-             ({named}) AS named \
+             ({named}) AS named, c.relispartition \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
            WHERE ({named} OR (c.relkind IN ('r', 'p') \
                AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND ({by_pattern}) \
@@ -384,9 +386,16 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
                    AND e.objid = c.oid AND e.deptype = 'e'))) \
              AND NOT ({excluded})), \
          listed AS (SELECT sel.*, false AS excluded FROM sel UNION ALL \
-           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true \
+           SELECT c.oid, c.relnamespace, n.nspname, c.relname, c.relkind, false, true, true \
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-           WHERE c.relispartition AND ({excluded}) AND c.oid NOT IN (SELECT oid FROM sel)) \
+           WHERE c.relispartition AND ({excluded}) AND c.oid NOT IN (SELECT oid FROM sel)), \
+         top AS (SELECT DISTINCT ON (a.part) a.part, up.nspname, up.relname \
+           FROM (SELECT l.oid AS part, x.relid, x.depth FROM listed l \
+             CROSS JOIN LATERAL pg_catalog.pg_partition_ancestors(l.oid) \
+               WITH ORDINALITY AS x(relid, depth) \
+             WHERE l.relispartition AND x.relid <> l.oid) a \
+           JOIN sel up ON up.oid = a.relid \
+           ORDER BY a.part, a.depth DESC) \
          SELECT l.nspname::text, l.relname::text, l.relkind::text, s.bytes::text, \
              w.nspname::text, w.relname::text, \
              (pg_catalog.has_schema_privilege(l.relnamespace, 'USAGE') \
@@ -400,10 +409,7 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
              (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0) \
                 FROM pg_catalog.pg_partition_tree(l.oid) t) \
              ELSE pg_catalog.pg_relation_size(l.oid) END::int8 AS bytes) s \
-         LEFT JOIN LATERAL (SELECT up.nspname, up.relname \
-             FROM pg_catalog.pg_partition_ancestors(l.oid) WITH ORDINALITY AS a(relid, depth) \
-             JOIN sel up ON up.oid = a.relid \
-             WHERE a.relid <> l.oid ORDER BY a.depth DESC LIMIT 1) w ON true \
+         LEFT JOIN top w ON w.part = l.oid \
          WHERE CASE WHEN w.relname IS NULL THEN NOT l.excluded \
              ELSE l.named OR l.excluded END \
          ORDER BY s.bytes DESC, 1, 2"
