@@ -278,6 +278,8 @@ fn nulls_checked(conn: &mut Connection, relation: &mut Relation) {
 ///     children: 0,
 ///     view_takes_inserts: true,
 ///     insert_triggers: triggers.map(str::to_owned),
+///     truncate_triggers: None,
+///     quiet_delete: true,
 /// };
 /// let (plain, audited) = (rel(None), rel(Some("audit, route")));
 /// assert_eq!(insert_triggers(&[("destination 1", &plain)]), None);
@@ -322,11 +324,17 @@ pub fn truncate_triggers(conn: &mut Connection, table: &TableName) -> Option<Str
     );
     let rows = conn.query(&sql).ok()?;
     let names = rows.first()?.first()?.clone()?;
-    Some(format!(
+    Some(truncate_triggers_note(&names))
+}
+
+/// What [`truncate_triggers`] says of the triggers `names` (as a job's plan reads them from
+/// [`Relation::truncate_triggers`]).
+pub fn truncate_triggers_note(names: &str) -> String {
+    format!(
         "TRUNCATE triggers fire on it there as --truncate empties it ({names}): what they do to \
          other tables (one the job copied before, among them) happens without an error (a \
          job's --verify compares the tables there again once its writes are over)"
-    ))
+    )
 }
 
 /// The `name` type's OID: a server cuts a longer value to 63 bytes without an error.
@@ -1615,6 +1623,8 @@ mod tests {
             children: 0,
             view_takes_inserts: true,
             insert_triggers: None,
+            truncate_triggers: None,
+            quiet_delete: true,
             columns: columns
                 .iter()
                 .map(|&(name, type_name, generated, binary)| Column {

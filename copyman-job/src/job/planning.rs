@@ -1226,20 +1226,16 @@ fn plan_all(
                 }
                 Ok(None) => {}
             }
-            let truncate_triggers = truncate
-                .then(|| crate::plan::truncate_triggers(conn, &sel.table))
-                .flatten();
+            // Read with its catalog, as the table's other facts.
+            let truncate_triggers = rel
+                .truncate_triggers
+                .as_deref()
+                .filter(|_| truncate)
+                .map(crate::plan::truncate_triggers_note);
             if let Some(note) = &truncate_triggers {
                 notes.push(format!("{} on destination {}: {note}", sel.table, i + 1));
             }
-            // Asked only of a table to be emptied; an unanswered question is a no.
-            let quiet_delete = truncate
-                && conn
-                    .query(&crate::sql::delete_is_quiet_query(&sel.table))
-                    .ok()
-                    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
-                    .as_deref()
-                    == Some("t");
+            let quiet_delete = truncate && rel.quiet_delete;
             plans.push(DestPlan::Copy {
                 truncate,
                 // Not where it is emptied by a DELETE (referenced): set again below.
