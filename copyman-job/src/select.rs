@@ -48,6 +48,11 @@ pub struct NamePattern {
     pub schema: Option<String>,
     /// The name's regular expression (anchored).
     pub name: String,
+    /// The name itself, when its part has no wildcard (`*`, `?`): matched by equality, which
+    /// the catalog's index on names serves and a list of many compares at once (a regular
+    /// expression per pattern was evaluated on every relation: 1 000 `--exclude-table` names
+    /// took a minute and a half over 8 000 tables).
+    pub literal: Option<String>,
 }
 
 /// Reads `pattern` as pg_dump reads a `-t` pattern: `[schema.]name`.
@@ -56,27 +61,57 @@ pub struct NamePattern {
 /// Empty, an unterminated quote, or more than two dot-separated parts.
 pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
     let mut parts = vec![String::new()];
+    // Each part as the name it stands for, `None` once it has a wildcard.
+    let mut names = vec![Some(String::new())];
     let mut in_quotes = false;
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
         let part = parts.last_mut().expect("one part at least");
+        let name = names.last_mut().expect("one part at least");
+        let mut literally = |c: char| {
+            if let Some(name) = name {
+                name.push(c);
+            }
+        };
         match c {
             '"' if in_quotes && chars.peek() == Some(&'"') => {
                 chars.next();
                 part.push('"');
+                literally('"');
             }
             '"' => in_quotes = !in_quotes,
-            '*' if !in_quotes => part.push_str(".*"),
-            '?' if !in_quotes => part.push('.'),
-            '.' if !in_quotes => parts.push(String::new()),
-            '$' => part.push_str("\\$"),
-            c if !in_quotes && c.is_ascii_uppercase() => part.push(c.to_ascii_lowercase()),
+            '*' if !in_quotes => {
+                part.push_str(".*");
+                *name = None;
+            }
+            '?' if !in_quotes => {
+                part.push('.');
+                *name = None;
+            }
+            '.' if !in_quotes => {
+                parts.push(String::new());
+                names.push(Some(String::new()));
+            }
+            '$' => {
+                part.push_str("\\$");
+                literally('$');
+            }
+            c if !in_quotes && c.is_ascii_uppercase() => {
+                part.push(c.to_ascii_lowercase());
+                literally(c.to_ascii_lowercase());
+            }
+            // Outside quotes a regular expression's character means what it means there.
+            c if !in_quotes && "|+()[]{}^\\".contains(c) => {
+                part.push(c);
+                *name = None;
+            }
             c => {
                 let special = in_quotes && "|*+?()[]{}.^\\".contains(c);
                 if special || (c == '[' && chars.peek() == Some(&']')) {
                     part.push('\\');
                 }
                 part.push(c);
+                literally(c);
             }
         }
     }
@@ -91,14 +126,17 @@ pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
         )));
     }
     let anchored = |re: &str| format!("^({re})$");
+    let literal = names.pop().flatten();
     match parts.len() {
         1 => Ok(NamePattern {
             schema: None,
             name: anchored(&parts[0]),
+            literal,
         }),
         2 => Ok(NamePattern {
             schema: Some(anchored(&parts[0])),
             name: anchored(&parts[1]),
+            literal,
         }),
         n => Err(PatternError(format!(
             "pattern {pattern:?} has {n} dot-separated parts: give `table` or `schema.table` \
@@ -151,7 +189,9 @@ pub fn canonical_pattern(pattern: &str) -> String {
 /// As [`parse_pattern`], or a dot outside quotes.
 pub fn parse_schema_pattern(pattern: &str) -> Result<String, PatternError> {
     match parse_pattern(pattern)? {
-        NamePattern { schema: None, name } => Ok(name),
+        NamePattern {
+            schema: None, name, ..
+        } => Ok(name),
         _ => Err(PatternError(format!(
             "schema pattern {pattern:?} has a dot: quote a dot that is part of a name"
         ))),
@@ -242,17 +282,46 @@ fn matches(column: &str, re: &str) -> String {
 }
 
 fn pattern_sql(p: &NamePattern) -> String {
-    match &p.schema {
-        Some(schema) => format!(
-            "({} AND {})",
-            matches("n.nspname", schema),
-            matches("c.relname", &p.name)
-        ),
-        None => format!(
-            "({} AND pg_catalog.pg_table_is_visible(c.oid))",
-            matches("c.relname", &p.name)
-        ),
+    let name = match &p.literal {
+        Some(name) => format!("c.relname = {}::pg_catalog.name", literal(name)),
+        None => matches("c.relname", &p.name),
+    };
+    in_schema(&name, p.schema.as_deref())
+}
+
+/// `name` (a condition on `c.relname`) in the schemas `schema` matches, or in one the search
+/// path makes visible.
+fn in_schema(name: &str, schema: Option<&str>) -> String {
+    match schema {
+        Some(schema) => format!("({} AND {name})", matches("n.nspname", schema)),
+        None => format!("({name} AND pg_catalog.pg_table_is_visible(c.oid))"),
     }
+}
+
+/// The conditions of `patterns`, any of which matches: the names without a wildcard in one list
+/// per schema part (`c.relname = ANY (…)`, hashed by the server), the others one each.
+fn patterns_sql(patterns: &[NamePattern]) -> Vec<String> {
+    let mut lists: Vec<(Option<&str>, Vec<String>)> = Vec::new();
+    let mut each = Vec::new();
+    for p in patterns {
+        let Some(name) = &p.literal else {
+            each.push(pattern_sql(p));
+            continue;
+        };
+        let schema = p.schema.as_deref();
+        match lists.iter_mut().find(|(s, _)| *s == schema) {
+            Some((_, names)) => names.push(literal(name)),
+            None => lists.push((schema, vec![literal(name)])),
+        }
+    }
+    for (schema, names) in lists {
+        let any = format!(
+            "c.relname = ANY (ARRAY[{}]::pg_catalog.name[])",
+            names.join(", ")
+        );
+        each.push(in_schema(&any, schema));
+    }
+    each
 }
 
 /// The catalog query that says which of the selection's patterns match nothing on the source:
@@ -319,13 +388,11 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
     for schema in &selection.schemas {
         include.push(matches("n.nspname", &parse_schema_pattern(schema)?));
     }
-    for pattern in &selection.include {
-        include.push(pattern_sql(&parse_pattern(pattern)?));
-    }
-    let mut exclude = Vec::new();
-    for pattern in &selection.exclude {
-        exclude.push(pattern_sql(&parse_pattern(pattern)?));
-    }
+    let parse_all = |patterns: &[String]| -> Result<Vec<NamePattern>, PatternError> {
+        patterns.iter().map(|p| parse_pattern(p)).collect()
+    };
+    include.extend(patterns_sql(&parse_all(&selection.include)?));
+    let exclude = patterns_sql(&parse_all(&selection.exclude)?);
     let by_pattern = if include.is_empty() && !selection.tables.is_empty() {
         "false".to_owned()
     } else if include.is_empty() {
@@ -597,6 +664,27 @@ mod tests {
     }
 
     #[test]
+    fn a_name_without_a_wildcard_is_matched_as_itself() {
+        let literal = |text: &str| parse_pattern(text).unwrap().literal;
+        assert_eq!(literal("Items"), Some("items".into()));
+        assert_eq!(
+            literal("s*.T1"),
+            Some("t1".into()),
+            "the schema part may have one"
+        );
+        assert_eq!(
+            literal(r#""A*b.c""#),
+            Some("A*b.c".into()),
+            "quoted: literal"
+        );
+        assert_eq!(literal(r#""say ""hi""""#), Some(r#"say "hi""#.into()));
+        assert_eq!(literal("a$b"), Some("a$b".into()));
+        for wild in ["t?", "ord*", "(a|b)x", "a+", "x[12]", "app.ord*"] {
+            assert_eq!(literal(wild), None, "{wild}");
+        }
+    }
+
+    #[test]
     fn bad_patterns_are_refused() {
         for bad in ["", "a.b.c", r#""open"#, "a.", ".a"] {
             assert!(parse_pattern(bad).is_err(), "{bad:?} accepted");
@@ -640,9 +728,23 @@ mod tests {
         );
         assert!(
             q.contains(
-                "NOT ((c.relname OPERATOR(pg_catalog.~) '^(t_old)$' COLLATE pg_catalog.default \
+                "NOT ((c.relname = ANY (ARRAY['t_old']::pg_catalog.name[]) \
                  AND pg_catalog.pg_table_is_visible(c.oid)))"
             ),
+            "{q}"
+        );
+        // Names without a wildcard are one list per schema part; the others one each.
+        let q = selection_query(&Selection {
+            exclude: vec!["s*.t1".into(), "s*.T2".into(), "t3".into(), "s*.t4?".into()],
+            ..Selection::default()
+        })
+        .unwrap();
+        assert!(
+            q.contains(
+                "(n.nspname OPERATOR(pg_catalog.~) '^(s.*)$' COLLATE pg_catalog.default AND \
+                 c.relname = ANY (ARRAY['t1', 't2']::pg_catalog.name[]))"
+            ) && q.contains("c.relname = ANY (ARRAY['t3']::pg_catalog.name[]) AND pg_catalog")
+                && q.contains("c.relname OPERATOR(pg_catalog.~) '^(t4.)$'"),
             "{q}"
         );
         // Quotes in a pattern cannot break out of the literal.
@@ -651,7 +753,7 @@ mod tests {
             ..Selection::default()
         })
         .unwrap();
-        assert!(q.contains(r"'^(x''; DROP)$'"), "{q}");
+        assert!(q.contains(r"ARRAY['x''; DROP']"), "{q}");
     }
 
     #[test]
