@@ -150,7 +150,8 @@ pub(crate) struct LowArgs {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: LowCommand,
-    /// No progress and no summary on stderr (errors are still shown).
+    /// No progress and no summary on stderr (errors, warnings and notes are still shown, and a
+    /// run's summary when it did not succeed).
     #[arg(short, long, global = true, display_order = 100)]
     pub(crate) quiet: bool,
     /// Log each step on stderr.

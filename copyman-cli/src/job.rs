@@ -37,7 +37,8 @@ pub(crate) struct LowJob {
     #[arg(long = "schema", value_name = "PATTERN")]
     pub(crate) schemas: Vec<String>,
     /// Copy the tables matching PATTERN (as pg_dump's -t: `*`, `?`, "Quoted", schema.table);
-    /// repeatable.
+    /// ordinary and partitioned tables only, not views or foreign tables (name one as TABLE to
+    /// copy it); repeatable.
     #[arg(long = "table", value_name = "PATTERN")]
     pub(crate) include: Vec<String>,
     /// Leave out the tables matching PATTERN; repeatable. A partitioned table's partitions are
