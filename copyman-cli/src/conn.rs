@@ -331,6 +331,9 @@ pub(crate) struct ServerSpec {
     /// Whether the password was written in the CONN itself (which a prompted one does not
     /// replace).
     password_from_conn: bool,
+    /// The password file a host's password was read from, if one was: said with a failed
+    /// password authentication, as libpq says it ("password retrieved from file …").
+    password_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for ServerSpec {
@@ -912,6 +915,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
 
     let mut warnings = Vec::new();
+    let mut password_file = None;
     let password_from_conn = params
         .values
         .get("password")
@@ -932,6 +936,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
                         if let Some(password) = pgpass_lookup(&content, host, &port, &dbname, &user)
                         {
                             config.password(password);
+                            password_file = Some(file.clone());
                         }
                     }
                 }
@@ -954,6 +959,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         display,
         warnings,
         password_from_conn,
+        password_file,
     };
     // A money locale the CONN names is the user's word for what its database counts in: its
     // sessions read and write money in it (the C locale's pin would override the options).
@@ -984,7 +990,20 @@ impl ServerSpec {
     /// connections now (core's `Failure::tries_next_host`); the first host a session reaches
     /// is the only one every later session of the run connects to ([`ServerSpec::pinned`]).
     pub(crate) fn connect(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        let connect = || self.connect_hosts();
+        let connect = || {
+            let conn = self.connect_hosts();
+            // A wrong password from a password file: which file, as libpq says it.
+            if let (Err(e), Some(file)) = (&conn, &self.password_file)
+                && e.code() == Some("28P01")
+            {
+                crate::report::warn(format_args!(
+                    "{}: password retrieved from file \"{}\"",
+                    self.display,
+                    file.display()
+                ));
+            }
+            conn
+        };
         if self.config.get_connect_timeout().is_some() {
             return connect();
         }
@@ -1193,6 +1212,7 @@ impl ServerSpec {
             for config in &mut self.hosts {
                 config.password(password);
             }
+            self.password_file = None;
             self.check_display();
         }
     }

@@ -319,7 +319,16 @@ fn passfile_parameter_supplies_the_password() {
     let without = conn.split(" passfile").next().unwrap().to_owned();
     let out = select(cm(&home).env("PGPASSFILE", &wrong), &without, "'in'");
     assert_exit(&out, 3);
-    assert!(text(&out.stderr).contains("28P01"), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("28P01"), "{stderr}");
+    // Which file the wrong password came from, as libpq says it.
+    assert!(
+        stderr.contains(&format!(
+            "password retrieved from file \"{}\"",
+            wrong.display()
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
