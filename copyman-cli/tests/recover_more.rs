@@ -1145,19 +1145,21 @@ fn recovering_one_server_at_a_time_finishes_a_run() {
     }
 }
 
-/// A recover whose COMMIT PREPARED waits for a synchronous standby that is not there: a signal
-/// is said and the statement is never cancelled; a second exits at once naming the COMMIT
-/// PREPARED sent and not answered (it was killed without a word, leaving no account).
-#[test]
-fn a_recover_stopped_by_signals_says_what_it_had_sent() {
-    let _serial = serial();
+/// A recover whose COMMIT PREPARED will wait for a synchronous standby that is not there: a
+/// cluster of its own (database set so after the PREPARE), a transaction prepared there
+/// (run `1764000000-N-abcd`, decided commit in its log), and `copyman recover` started on it
+/// (`--json` if asked), stdout and stderr piped.
+fn recover_waiting_for_a_standby(
+    n: &str,
+    json: bool,
+) -> (Cluster, String, String, TempPath, std::process::Child) {
     let stuck = Cluster::builder()
         .setting("synchronous_standby_names", "nosuch")
         .setting("synchronous_commit", "local")
         .setting("max_prepared_transactions", "5")
         .start();
     let db = database(&stuck, T);
-    let id = "1764000000-3-abcd";
+    let id = format!("1764000000-{n}-abcd");
     let gid = format!("copyman:{id}:1");
     stuck
         .connect(&db)
@@ -1166,21 +1168,29 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
              ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
         ))
         .unwrap();
-    let log = TempPath::new("stuck.log");
+    let log = TempPath::new(&format!("stuck-{n}.log"));
     fs::write(&log.0, format!("begin {id}\ncommit {id} {gid}\n")).unwrap();
-    let mut child = copyman()
-        .args([
-            "recover",
-            "--to",
-            &stuck.url(&db),
-            "--decision-log",
-            log.arg(),
-            "--json",
-        ])
+    let url = stuck.url(&db);
+    let mut args = vec!["recover", "--to", &url, "--decision-log", log.arg()];
+    if json {
+        args.push("--json");
+    }
+    let child = copyman()
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    (stuck, db, gid, log, child)
+}
+
+/// A recover whose COMMIT PREPARED waits for a synchronous standby that is not there: a signal
+/// is said and the statement is never cancelled; a second exits at once naming the COMMIT
+/// PREPARED sent and not answered (it was killed without a word, leaving no account).
+#[test]
+fn a_recover_stopped_by_signals_says_what_it_had_sent() {
+    let _serial = serial();
+    let (stuck, _db, gid, log, mut child) = recover_waiting_for_a_standby("3", true);
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("COMMIT PREPARED");
     signal(&child, "TERM");
@@ -1219,36 +1229,7 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
 #[test]
 fn a_recover_stopped_by_one_signal_exits_as_what_it_left() {
     let _serial = serial();
-    let stuck = Cluster::builder()
-        .setting("synchronous_standby_names", "nosuch")
-        .setting("synchronous_commit", "local")
-        .setting("max_prepared_transactions", "5")
-        .start();
-    let db = database(&stuck, T);
-    let id = "1764000000-5-abcd";
-    let gid = format!("copyman:{id}:1");
-    stuck
-        .connect(&db)
-        .batch_execute(&format!(
-            "BEGIN; INSERT INTO t VALUES (1, 'x'); PREPARE TRANSACTION '{gid}';
-             ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
-        ))
-        .unwrap();
-    let log = TempPath::new("one-signal.log");
-    fs::write(&log.0, format!("begin {id}\ncommit {id} {gid}\n")).unwrap();
-    let mut child = copyman()
-        .args([
-            "recover",
-            "--to",
-            &stuck.url(&db),
-            "--decision-log",
-            log.arg(),
-            "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (stuck, db, _gid, _log, mut child) = recover_waiting_for_a_standby("5", true);
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("COMMIT PREPARED");
     signal(&child, "TERM");
@@ -1278,34 +1259,7 @@ fn a_recover_stopped_by_one_signal_exits_as_what_it_left() {
 #[test]
 fn a_recover_whose_commit_prepared_the_server_committed_before_closing_says_committed() {
     let _serial = serial();
-    let stuck = Cluster::builder()
-        .setting("synchronous_standby_names", "nosuch")
-        .setting("synchronous_commit", "local")
-        .setting("max_prepared_transactions", "5")
-        .start();
-    let db = database(&stuck, T);
-    let id = "1764000000-4-abcd";
-    let gid = format!("copyman:{id}:1");
-    stuck
-        .connect(&db)
-        .batch_execute(&format!(
-            "BEGIN; INSERT INTO t VALUES (1, 'x'); PREPARE TRANSACTION '{gid}';
-             ALTER DATABASE \"{db}\" SET synchronous_commit = on;"
-        ))
-        .unwrap();
-    let log = TempPath::new("terminated.log");
-    fs::write(&log.0, format!("begin {id}\ncommit {id} {gid}\n")).unwrap();
-    let mut child = copyman()
-        .args([
-            "recover",
-            "--to",
-            &stuck.url(&db),
-            "--decision-log",
-            log.arg(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (stuck, db, gid, _log, mut child) = recover_waiting_for_a_standby("4", false);
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("COMMIT PREPARED");
     stuck

@@ -24,6 +24,18 @@ fn syncrep() -> &'static Cluster {
     })
 }
 
+/// A database of [`syncrep`] made with `sql`, whose COMMITs wait for the standby.
+fn stuck_database(sql: &str) -> String {
+    let stuck = database(syncrep(), sql);
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
+        ))
+        .unwrap();
+    stuck
+}
+
 #[test]
 fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() {
     let c = clusters();
@@ -33,13 +45,7 @@ fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() 
         &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
     );
     let d1 = database(&c.dest[0], table);
-    let stuck = database(syncrep(), table);
-    syncrep()
-        .connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
-        ))
-        .unwrap();
+    let stuck = stuck_database(table);
 
     let mut child = copyman()
         .args([
@@ -94,13 +100,7 @@ fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
         &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
     );
     let d1 = database(&c.dest[0], table);
-    let stuck = database(syncrep(), table);
-    syncrep()
-        .connect("postgres")
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
-        ))
-        .unwrap();
+    let stuck = stuck_database(table);
 
     let mut child = copyman()
         .args([
@@ -179,13 +179,7 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
             &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
         );
         let d2 = database(&c.dest[0], table);
-        let stuck = database(syncrep(), table);
-        syncrep()
-            .connect("postgres")
-            .batch_execute(&format!(
-                "ALTER DATABASE \"{stuck}\" SET synchronous_commit = on"
-            ))
-            .unwrap();
+        let stuck = stuck_database(table);
         let state = TempPath::new("frozen-commit.state");
         let (from, to1, to2) = (
             c.source.conninfo(&src),
