@@ -188,8 +188,9 @@ fn refuse_standby(i: usize, name: &str, id: &Identity) -> Result<(), Fatal> {
 }
 
 /// For a job of many tables: refuses, before anything is planned or sent, a destination on a
-/// standby, a destination database given twice and a destination that is the source's database (every table would be copied
-/// into itself), and a `client_encoding` that would change the data on its way
+/// standby, a destination database given twice and a destination that is the source's database
+/// (every table would be copied into itself), and a `client_encoding` that would change the data
+/// on its way
 /// ([`refuse_lossy_encodings`]). A server that cannot say who it is gets a warning, as in
 /// [`check`]. Under `keep_going` a destination that cannot be reached is passed over here: the
 /// job leaves it out.

@@ -78,10 +78,9 @@ pub(crate) struct LowJob {
     pub(crate) max_rate: Option<String>,
     /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
     /// ctid ranges side by side, all in one snapshot (the job's; under --no-snapshot, one of the
-    /// table's own) (at most --jobs ranges, at least 2); every range's count and the table's total are
-    /// checked against the source. A table emptied first
-    /// (--truncate, or taken up again by --resume) is copied whole, its TRUNCATE committing with
-    /// its rows.
+    /// table's own) (at most --jobs ranges, at least 2); every range's count and the table's
+    /// total are checked against the source. A table emptied first (--truncate, or taken up
+    /// again by --resume) is copied whole, its TRUNCATE committing with its rows.
     #[arg(long, value_name = "SIZE")]
     pub(crate) split_larger_than: Option<String>,
 }
@@ -821,9 +820,8 @@ fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
 
 /// `--jobs`, capped to what every server accepts now (`max_connections`, less its reserved
 /// slots, left free for a DBA even when the role is a superuser, less the connections it
-/// holds): a job of more
-/// workers than that would fail table after table with "too many clients". Capped with a
-/// warning; refused when not even one worker fits. A server that cannot be asked is not
+/// holds): a job of more workers than that would fail table after table with "too many
+/// clients". Capped with a warning; refused when not even one worker fits. A server that cannot be asked is not
 /// counted (the job says so when it connects).
 ///
 /// # Errors

@@ -436,9 +436,6 @@ pub(crate) fn run(
                             }
                             (word.to_owned(), None)
                         }
-                        // Gone (42704) since it was listed, and the log says a recovery ended it:
-                        // another recovery running at once finished it (two operators, a cron
-                        // job and a human).
                         // Sent and not answered, and not to be told on a new session.
                         Err(Failure::Lost(e)) => {
                             failed = true;
@@ -454,6 +451,9 @@ pub(crate) fn run(
                                 Some(e),
                             )
                         }
+                        // Gone (42704) since it was listed, and the log says a recovery ended it:
+                        // another recovery running at once finished it (two operators, a cron
+                        // job and a human).
                         Err(Failure::Refused(e))
                             if e.code() == Some("42704")
                                 && !no_decision_log

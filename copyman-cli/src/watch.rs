@@ -593,8 +593,8 @@ impl Look {
 
 /// Why a backend is not running a statement ending its transaction that copyman sent more than
 /// a second ago and that is not answered: seen so on two looks in a row. Idle in its transaction
-/// (a `COMMIT`, a `PREPARE TRANSACTION` not begun), it has not read it; idle, it may have
-/// answered an answer that never came back. Either way its server still sees a live session: a
+/// (a `COMMIT`, a `PREPARE TRANSACTION` not begun), it has not read it; idle, it may have run it
+/// and its answer never came back. Either way its server still sees a live session: a
 /// frozen backend (SIGSTOP, a stalled machine), or a network path to it that drops the packets
 /// of this connection only — TCP gives up after many minutes.
 fn not_running_hint(state: &str, statement: &str) -> String {
