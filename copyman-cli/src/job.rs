@@ -821,8 +821,8 @@ fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
 /// `--jobs`, capped to what every server accepts now (`max_connections`, less its reserved
 /// slots, left free for a DBA even when the role is a superuser, less the connections it
 /// holds): a job of more workers than that would fail table after table with "too many
-/// clients". Capped with a warning; refused when not even one worker fits. A server that cannot be asked is not
-/// counted (the job says so when it connects).
+/// clients". Capped with a warning; refused when not even one worker fits. A server that cannot
+/// be asked is not counted (the job says so when it connects).
 ///
 /// # Errors
 /// [`Fatal`] (exit 3) when a server cannot take even one worker's connections.

@@ -449,10 +449,10 @@ pub fn reads_pinned(kind: &str) -> bool {
 /// (`max_connections 30`, `the role's CONNECTION LIMIT 3`, `the database's CONNECTION LIMIT 5`).
 /// The fewest of: `max_connections`, less its reserved slots (for a superuser too: a job leaves
 /// them free, so that the DBA can still connect to look at it or cancel it, as
-/// `superuser_reserved_connections` means), less the backends connected to any database (`pg_stat_database`, which every role sees whole:
-/// `pg_stat_activity` hides other roles' backend types); the role's `CONNECTION LIMIT` less its
-/// sessions; the database's less its backends (those two not for a superuser). Then the reserved
-/// slots left free.
+/// `superuser_reserved_connections` means), less the backends connected to any database
+/// (`pg_stat_database`, which every role sees whole: `pg_stat_activity` hides other roles'
+/// backend types); the role's `CONNECTION LIMIT` less its sessions; the database's less its
+/// backends (those two not for a superuser). Then the reserved slots left free.
 pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
         CASE WHEN rol IS NOT NULL AND rol <= server AND (db IS NULL OR rol <= db)
                THEN 'the role''s CONNECTION LIMIT ' || rolconnlimit
