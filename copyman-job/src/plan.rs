@@ -314,12 +314,19 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
 /// change other tables, one a job copied and checked before this one among them, without an
 /// error. `None` without any, or where it cannot be asked.
 pub fn truncate_triggers(conn: &mut Connection, table: &TableName) -> Option<String> {
+    let version = conn.session().server_version_num().unwrap_or(0);
+    let tree = sql::truncated_tree(
+        &format!(
+            "pg_catalog.to_regclass({})",
+            sql::literal(&table.to_string())
+        ),
+        version,
+    );
     let sql = format!(
-        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g.tgname::pg_catalog.text), ', ' \
-             ORDER BY g.tgname) \
-         FROM pg_catalog.pg_trigger g WHERE g.tgrelid = pg_catalog.to_regclass({}) \
-           AND NOT g.tgisinternal AND {} AND g.tgtype & 32 <> 0",
-        sql::literal(&table.to_string()),
+        "SELECT pg_catalog.string_agg(DISTINCT \
+             pg_catalog.quote_ident(g.tgname::pg_catalog.text), ', ') \
+         FROM ({tree}) tree JOIN pg_catalog.pg_trigger g ON g.tgrelid = tree.oid \
+           WHERE NOT g.tgisinternal AND {} AND g.tgtype & 32 <> 0",
         sql::TRIGGER_FIRES
     );
     let rows = conn.query(&sql).ok()?;
@@ -331,7 +338,8 @@ pub fn truncate_triggers(conn: &mut Connection, table: &TableName) -> Option<Str
 /// [`Relation::truncate_triggers`]).
 pub fn truncate_triggers_note(names: &str) -> String {
     format!(
-        "TRUNCATE triggers fire on it there as --truncate empties it ({names}): what they do to \
+        "TRUNCATE triggers fire on it there (or on its partitions) as --truncate empties it \
+         ({names}): what they do to \
          other tables (one the job copied before, among them) happens without an error (a \
          job's --verify compares the tables there again once its writes are over)"
     )

@@ -100,8 +100,13 @@ pub fn parse_pattern(pattern: &str) -> Result<NamePattern, PatternError> {
                 part.push(c.to_ascii_lowercase());
                 literally(c.to_ascii_lowercase());
             }
-            // Outside quotes a regular expression's character means what it means there.
-            c if !in_quotes && "|+()[]{}^\\".contains(c) => {
+            // Outside quotes a regular expression's character means what it means there (but
+            // `[]`, as pg_dump reads it: `int[]`'s brackets, escaped below; a `]` alone is
+            // itself).
+            c if !in_quotes
+                && "|+()[{}^\\".contains(c)
+                && !(c == '[' && chars.peek() == Some(&']')) =>
+            {
                 part.push(c);
                 *name = None;
             }
@@ -282,8 +287,13 @@ fn matches(column: &str, re: &str) -> String {
 }
 
 fn pattern_sql(p: &NamePattern) -> String {
+    // As `name` (the catalog's index) and as text: a name longer than a `name` holds is cut to
+    // 63 bytes by the cast, and would match the table named by its first 63.
     let name = match &p.literal {
-        Some(name) => format!("c.relname = {}::pg_catalog.name", literal(name)),
+        Some(name) => format!(
+            "c.relname = {0}::pg_catalog.name AND c.relname::pg_catalog.text = {0}",
+            literal(name)
+        ),
         None => matches("c.relname", &p.name),
     };
     in_schema(&name, p.schema.as_deref())
@@ -315,8 +325,10 @@ fn patterns_sql(patterns: &[NamePattern]) -> Vec<String> {
         }
     }
     for (schema, names) in lists {
+        // As text too, as in `pattern_sql`.
         let any = format!(
-            "c.relname = ANY (ARRAY[{}]::pg_catalog.name[])",
+            "c.relname = ANY (ARRAY[{0}]::pg_catalog.name[]) \
+             AND c.relname::pg_catalog.text = ANY (ARRAY[{0}]::pg_catalog.text[])",
             names.join(", ")
         );
         each.push(in_schema(&any, schema));
@@ -679,6 +691,12 @@ mod tests {
         );
         assert_eq!(literal(r#""say ""hi""""#), Some(r#"say "hi""#.into()));
         assert_eq!(literal("a$b"), Some("a$b".into()));
+        assert_eq!(
+            literal("x[]"),
+            Some("x[]".into()),
+            "pg_dump's `int[]` escape"
+        );
+        assert_eq!(p("x[]"), (None, r"^(x\[])$".into()));
         for wild in ["t?", "ord*", "(a|b)x", "a+", "x[12]", "app.ord*"] {
             assert_eq!(literal(wild), None, "{wild}");
         }
@@ -729,6 +747,7 @@ mod tests {
         assert!(
             q.contains(
                 "NOT ((c.relname = ANY (ARRAY['t_old']::pg_catalog.name[]) \
+                 AND c.relname::pg_catalog.text = ANY (ARRAY['t_old']::pg_catalog.text[]) \
                  AND pg_catalog.pg_table_is_visible(c.oid)))"
             ),
             "{q}"
@@ -742,8 +761,9 @@ mod tests {
         assert!(
             q.contains(
                 "(n.nspname OPERATOR(pg_catalog.~) '^(s.*)$' COLLATE pg_catalog.default AND \
-                 c.relname = ANY (ARRAY['t1', 't2']::pg_catalog.name[]))"
-            ) && q.contains("c.relname = ANY (ARRAY['t3']::pg_catalog.name[]) AND pg_catalog")
+                 c.relname = ANY (ARRAY['t1', 't2']::pg_catalog.name[]) AND c.relname::pg_catalog.text \
+                 = ANY (ARRAY['t1', 't2']::pg_catalog.text[]))"
+            ) && q.contains("c.relname = ANY (ARRAY['t3']::pg_catalog.name[]) AND c.relname")
                 && q.contains("c.relname OPERATOR(pg_catalog.~) '^(t4.)$'"),
             "{q}"
         );

@@ -759,6 +759,18 @@ pub fn delete_is_quiet_query(table: &TableName) -> String {
     format!("SELECT {}", delete_is_quiet(&t))
 }
 
+/// The relations a `TRUNCATE` of the relation `t` (an oid expression) empties, each a row `oid`:
+/// it and, partitioned, every partition at every level (PostgreSQL 12's `pg_partition_tree`),
+/// whose own TRUNCATE triggers fire too.
+pub fn truncated_tree(t: &str, version: u32) -> String {
+    if version >= 120_000 {
+        // A table in no partition tree has none: itself, then.
+        format!("SELECT {t} AS oid UNION SELECT p.relid FROM pg_catalog.pg_partition_tree({t}) p")
+    } else {
+        format!("SELECT {t} AS oid")
+    }
+}
+
 /// [`delete_is_quiet_query`]'s condition on the relation `t` (an oid expression). The foreign
 /// keys that act on delete are one set, hashed once per query (`pg_constraint.confrelid` has no
 /// index: asked per table, each scanned the whole catalog, 2 ms a table at 11 000 constraints).
@@ -768,7 +780,7 @@ fn delete_is_quiet(t: &str) -> String {
            AND {t} NOT IN (SELECT k.confrelid FROM pg_catalog.pg_constraint k \
              WHERE k.contype = 'f' AND k.confdeltype NOT IN ('a', 'r')) \
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = {t} \
-             AND NOT g.tgisinternal AND (g.tgtype & 8) <> 0) \
+             AND NOT g.tgisinternal AND {TRIGGER_FIRES} AND (g.tgtype & 8) <> 0) \
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = {t} \
              AND r.ev_type = '4'))"
     )
@@ -1006,6 +1018,7 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
     };
     let orders = range_orders(version);
     let quiet = delete_is_quiet("rel.oid");
+    let tree = truncated_tree("rel.oid", version);
     let parts = if version >= 120_000 {
         "SELECT rel.oid FROM rel UNION ALL \
          SELECT t.relid FROM rel, pg_catalog.pg_partition_tree(rel.oid) t WHERE t.isleaf"
@@ -1042,9 +1055,10 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            FROM parts CROSS JOIN width CROSS JOIN LATERAL (SELECT p.oid, p.reltuples \
              FROM pg_catalog.pg_class p WHERE p.oid = parts.oid AND p.relkind <> 'p' \
              OFFSET 0) p), \
-         fires AS (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(g.tgname::text), ', ' \
-             ORDER BY g.tgname) AS names \
-           FROM rel JOIN pg_catalog.pg_trigger g ON g.tgrelid = rel.oid \
+         fires AS (SELECT pg_catalog.string_agg(DISTINCT \
+             pg_catalog.quote_ident(g.tgname::text), ', ') AS names \
+           FROM rel CROSS JOIN LATERAL ({tree}) tree \
+             JOIN pg_catalog.pg_trigger g ON g.tgrelid = tree.oid \
            WHERE NOT g.tgisinternal AND {TRIGGER_FIRES} AND g.tgtype & 32 <> 0), \
          quiet AS (SELECT {quiet} AS delete FROM rel) \
          SELECT c.relkind::text, estimate.n, a.attname::text, \

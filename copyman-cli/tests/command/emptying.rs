@@ -209,6 +209,44 @@ fn a_table_whose_foreign_keys_act_on_delete_is_never_emptied_with_a_delete() {
     assert_eq!(count(&c.dest[0], &d, "customers"), 10);
 }
 
+/// A referenced table (no row references it) whose DELETE trigger is disabled is emptied with
+/// a DELETE: the trigger never fires (a disabled trigger refused the table, 0A000, "triggers
+/// fire on its deletes").
+#[test]
+fn a_disabled_delete_trigger_does_not_keep_a_referenced_table_from_being_emptied() {
+    let c = clusters();
+    let schema = "CREATE TABLE p (id int PRIMARY KEY);
+        CREATE TABLE r (id int PRIMARY KEY, p int REFERENCES p);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO p SELECT generate_series(1, 100);"),
+    );
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{schema} INSERT INTO p SELECT generate_series(1, 10);
+             CREATE FUNCTION said() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'a disabled trigger fired'; END $$;
+             CREATE TRIGGER said AFTER DELETE ON p FOR EACH ROW EXECUTE FUNCTION said();
+             ALTER TABLE p DISABLE TRIGGER said;"
+        ),
+    );
+    let state = TempPath::new("disabled-delete-trigger.state");
+    let out = run(&[
+        "table",
+        "p",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "p"), 100);
+}
+
 /// One table's `--truncate` of a table others reference is refused by PostgreSQL (0A000), whose
 /// hint says to `TRUNCATE … CASCADE` — which would empty the tables that reference it: copyman
 /// refuses it while planning (a dry run exited 0), says what it does instead and how to empty

@@ -1082,3 +1082,55 @@ fn job_selection_leaves_an_extensions_tables_to_the_extension_unless_named() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "ext_t"), 3);
 }
+
+/// Patterns without a wildcard are matched as the names they are: `x[]` as pg_dump reads it
+/// (its brackets escaped: it failed the job with an invalid regular expression), a name longer
+/// than the 63 bytes a table name holds matches nothing (it matched the table named by its
+/// first 63), and a pattern the server cannot read as a regular expression is a usage error.
+#[test]
+fn job_selection_names_without_wildcards_match_exactly_what_they_say() {
+    let c = clusters();
+    let long = "l".repeat(63);
+    let tables = format!(
+        r#"CREATE TABLE "x[]" (i int); CREATE TABLE {long} (i int); CREATE TABLE b (i int);"#
+    );
+    let src = database(&c.source, &tables);
+    let dst = database(&c.dest[0], &tables);
+    let (from, to) = (c.source.conninfo(&src), vec![c.dest[0].conninfo(&dst)]);
+    let planned = |extra: &[&str]| -> Vec<String> {
+        let out = job(&from, &to, &[&["--json", "--dry-run"][..], extra].concat());
+        assert_exit(&out, 0);
+        let plan = json(&out);
+        plan["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["table"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(planned(&["--table", "x[]"]), [r#""public"."x[]""#]);
+    let mut left = planned(&["--exclude-table", "x[]"]);
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            r#""public"."b""#.to_owned(),
+            format!(r#""public"."{long}""#)
+        ]
+    );
+    let too_long = format!("{long}_archive");
+    let out = job(&from, &to, &["--dry-run", "--table", &too_long]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("no table matches"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = job(&from, &to, &["--dry-run", "--table", "x["]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("invalid regular expression"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -125,7 +125,8 @@ fn truncate_triggers_on_a_destination_table_emptied_first_are_said() {
     );
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
     let state = TempPath::new("truncate-triggers.state");
-    let said = "TRUNCATE triggers fire on it there as --truncate empties it (halve)";
+    let said = "TRUNCATE triggers fire on it there (or on its partitions) as --truncate empties \
+                it (halve)";
     for args in [
         vec!["table", "t", "--truncate", "--from", &from, "--to", &to],
         vec![
@@ -309,4 +310,62 @@ fn verify_compares_again_where_a_later_tables_trigger_changed_an_earlier_one() {
             .contains("--resume empties the table there and copies it again"),
         "{report}"
     );
+}
+
+/// A TRUNCATE trigger of a partition fires as --truncate empties its partitioned table: said,
+/// and a job's --verify compares again the table it changed (nothing was said, and a verified
+/// table that the trigger changed stayed `verified`, exit 0).
+#[test]
+fn a_partitions_truncate_trigger_is_said_and_verified_after() {
+    let c = clusters();
+    const T: &str = "CREATE TABLE big (id int);
+                     CREATE TABLE pt (id int) PARTITION BY RANGE (id);
+                     CREATE TABLE pt_1 PARTITION OF pt FOR VALUES FROM (0) TO (100);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{T} INSERT INTO big SELECT generate_series(1, 5000);
+             INSERT INTO pt SELECT generate_series(1, 10);"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{T} CREATE FUNCTION grow() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN INSERT INTO big VALUES (-1); RETURN NULL; END $$;
+             CREATE TRIGGER grow AFTER TRUNCATE ON pt_1 EXECUTE FUNCTION grow();"
+        ),
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "pt", "--truncate", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("(or on its partitions)") && stderr.contains("(grow)"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "--json",
+        "table",
+        "big",
+        "pt",
+        "--truncate",
+        "--verify",
+        "--jobs",
+        "1",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &dst, "big"), 5001);
+    let report = json(&out);
+    let big = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == r#""public"."big""#)
+        .expect("big");
+    assert_eq!(big["verified"], false, "{report}");
 }

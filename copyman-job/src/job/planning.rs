@@ -639,7 +639,8 @@ fn plan_all(
         let error = describe_with(&e, options.stall_timeout);
         // A named table that does not exist, or whose schema does not: the regclass cast
         // refuses it (42P01, 3F000).
-        if matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000")) {
+        // A pattern the server reads as an invalid regular expression (2201B): the user's too.
+        if matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000" | "2201B")) {
             JobError::Selection(error.message)
         } else {
             JobError::Source(error)
