@@ -81,15 +81,18 @@ impl Participant for Connection {
         if !action.is_due(self.session().transaction_status()) {
             return Ok(());
         }
-        // A trigger may have turned synchronous_commit off for the transaction (it outlives the
-        // session's own setting to the COMMIT): durable again, or the COMMIT is not sent.
-        if *action == Action::Commit
-            && let Err(e) = self.execute(crate::sql::DURABLE_COMMIT)
-        {
-            return Err(Failure::Refused(e));
-        }
         let said_before = self.session().notices().len();
-        match self.execute(&action.sql()) {
+        let result = self.execute(&action.sql());
+        // A trigger may have turned synchronous_commit off for the transaction (it outlives the
+        // session's own setting to the COMMIT): made durable again with the check of its
+        // constraints, which the commit runs first on every party that writes and after which
+        // nothing of the user's runs — so that the statement sent next is the COMMIT itself
+        // (asked just before it, a server that did not answer was said to hold a COMMIT sent).
+        let result = match (action, result) {
+            (Action::CheckConstraints, Ok(_)) => self.execute(crate::sql::DURABLE_COMMIT),
+            (_, result) => result,
+        };
+        match result {
             Ok(_) => Ok(()),
             // An ERROR answers the statement: it did not take effect.
             Err(e) if e.db_error().is_some_and(|db| !db.is_fatal()) => Err(Failure::Refused(e)),

@@ -337,8 +337,9 @@ pub fn files_query(table: &TableName) -> String {
     )
 }
 
-/// Run in a transaction just before its COMMIT (by [`Participant`](crate::commit::Participant)
-/// for a connection): a `synchronous_commit` turned `off` inside it (a
+/// Run in a transaction with the check of its constraints, the statement before its COMMIT (or
+/// PREPARE TRANSACTION) (by [`Participant`](crate::commit::Participant) for a connection): a
+/// `synchronous_commit` turned `off` inside it (a
 /// trigger's `set_config(…, true)`, which outlives the session's own setting to the COMMIT) is
 /// made `local` again, so that the COMMIT copyman reports, and a job records done, is on the
 /// server's disk when it answers (a server crash just after lost a table recorded done).

@@ -708,9 +708,10 @@ fn a_worker_that_panics_stops_the_job_instead_of_leaving_the_others_waiting() {
 
 /// A destination trigger that turns `synchronous_commit` off for its transaction
 /// (`set_config(…, true)`, which outlives the session's `local` to the COMMIT): the COMMIT was
-/// answered before it was on disk, and a crash lost a table a job had recorded done. The
-/// COMMIT every commit runs ([`Participant`] for a connection, one table's and a job's alike)
-/// makes it durable first: a deferred trigger, which runs within the COMMIT, sees `local`.
+/// answered before it was on disk, and a crash lost a table a job had recorded done. The check
+/// every commit runs first on a party that writes ([`Participant`] for a connection, one
+/// table's and a job's alike) makes it durable after the deferred triggers it fires (one of
+/// them turning it off too), so that the statement sent next is the COMMIT itself.
 #[test]
 fn a_commit_is_durable_whatever_a_trigger_set() {
     use copyman_job::commit::{Action, Participant};
@@ -733,7 +734,21 @@ fn a_commit_is_durable_whatever_a_trigger_set() {
     let mut conn = copyman_sync::Connection::connect_str(&c.dest[0].conninfo(&db)).unwrap();
     conn.execute("BEGIN").unwrap();
     conn.execute("INSERT INTO t VALUES (1)").unwrap();
-    Participant::run(&mut conn, &Action::Commit).unwrap();
+    Participant::run(&mut conn, &Action::CheckConstraints).unwrap();
     let rows = conn.query("SELECT setting FROM seen").unwrap();
-    assert_eq!(rows, [[Some("local".to_owned())]]);
+    assert_eq!(
+        rows,
+        [[Some("off".to_owned())]],
+        "the deferred trigger ran in the check"
+    );
+    let now = conn
+        .query("SELECT current_setting('synchronous_commit')")
+        .unwrap();
+    assert_eq!(now, [[Some("local".to_owned())]], "durable for the COMMIT");
+    Participant::run(&mut conn, &Action::Commit).unwrap();
+    let rows = c.dest[0]
+        .connect(&db)
+        .query("SELECT count(*) FROM t", &[])
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 1);
 }
