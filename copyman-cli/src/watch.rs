@@ -80,13 +80,23 @@ pub(crate) fn copy_started(under_way: UnderWay, live: &[usize]) {
     *UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner) = Some((under_way, live.to_vec()));
 }
 
-/// "copyman waits for destination 2 to take data (its socket is full: …): " — what the copy
-/// waits for, from [`UNDER_WAY`]; empty before the copy started.
+/// What ends "nothing has moved": what the servers show of a frozen endpoint, and the ways out.
+const WAYS_OUT: &str = " (a backend that shows a wait for its client while copyman waits for it \
+     is frozen, or the network path to it lost; --stall-timeout bounds such a wait, a signal \
+     stops the copy and commits nothing)";
+
+/// What the one-table copy waits for ([`UNDER_WAY`], [`waits_for`]); empty before it started.
 fn copy_wait_said() -> String {
     let guard = UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some((under_way, live)) = &*guard else {
-        return String::new();
-    };
+    guard
+        .as_ref()
+        .map(|(under_way, live)| waits_for(under_way, live))
+        .unwrap_or_default()
+}
+
+/// "copyman waits for destination 2 to take data (its socket is full: …): " — what a copy
+/// waits for, from its `under_way`, whose receivers are the destinations `live` (0-based).
+fn waits_for(under_way: &UnderWay, live: &[usize]) -> String {
     let receivers: Vec<String> = under_way
         .receivers()
         .filter_map(|r| live.get(r.0))
@@ -797,10 +807,7 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 &copy_wait_said()
             };
             progress::println(&format!(
-                "copyman: nothing has moved for {} s: {waiting}{} (a backend that shows a wait \
-                 for its client while copyman waits for it is frozen, or the network path to it \
-                 lost; --stall-timeout bounds such a wait, a signal stops the copy and commits \
-                 nothing)",
+                "copyman: nothing has moved for {} s: {waiting}{}{WAYS_OUT}",
                 say_after().as_secs(),
                 activities.join("; ")
             ));
@@ -880,6 +887,8 @@ struct WorkerBackends {
     /// The statements that end its table's transactions, sent and not yet answered
     /// ([`Event::CommitStep`]): looked at and said, never cancelled.
     commits: Vec<CommitWait>,
+    /// What its table's copy waits for, while it streams ([`Event::Copying`]).
+    copying: Option<(UnderWay, Vec<usize>)>,
 }
 
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
@@ -943,6 +952,7 @@ impl WorkerBackends {
             told_itself: false,
             last_look: None,
             commits: Vec::new(),
+            copying: None,
         }
     }
 
@@ -1100,6 +1110,7 @@ impl JobWatch {
                     w.ending = false;
                     w.backends.clear();
                     w.commits.clear();
+                    w.copying = None;
                 }
             }
             Event::CommitStep {
@@ -1181,6 +1192,16 @@ impl JobWatch {
                     w.moved(*worker, note);
                     w.ending = true;
                     w.backends.clear();
+                    w.copying = None;
+                }
+            }
+            Event::Copying {
+                worker,
+                under_way,
+                destinations,
+            } => {
+                if let Some(w) = workers.get_mut(*worker) {
+                    w.copying = Some((under_way.clone(), destinations.clone()));
                 }
             }
             Event::TableFinished { worker, .. } => {
@@ -1368,8 +1389,13 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 && !activities.is_empty()
             {
                 w.told_stuck = true;
+                let waits = w
+                    .copying
+                    .as_ref()
+                    .map(|(under_way, live)| waits_for(under_way, live))
+                    .unwrap_or_default();
                 progress::println(&format!(
-                    "copyman: nothing has moved for {} s on job {} ({}): {}",
+                    "copyman: nothing has moved for {} s on job {} ({}): {waits}{}{WAYS_OUT}",
                     say_after().as_secs(),
                     worker + 1,
                     w.table,

@@ -237,15 +237,22 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
 /// says which endpoint copyman waits for — the frozen destination that takes no data, or the
 /// frozen source that sends none — not only what each server shows (a frozen backend shows the
 /// state it froze in, and the others wait for copyman: every line read the same whichever
-/// froze), with the ways out. Once the backend goes on, the copy ends committed.
+/// froze), with the ways out; one table and a job alike. Once the backend goes on, the copy
+/// ends committed.
 #[test]
 fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
-    for (frozen, said) in [
+    for (frozen, said, job) in [
         (
             "destination",
             "copyman waits for destination 1 to take data",
+            false,
         ),
-        ("source", "copyman waits for the source's data"),
+        ("source", "copyman waits for the source's data", false),
+        (
+            "destination",
+            "copyman waits for destination 1 to take data",
+            true,
+        ),
     ] {
         let c = clusters();
         let table = "CREATE TABLE t (id int8, v text);";
@@ -257,6 +264,8 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
         );
         let d1 = database(&c.dest[0], table);
         let d2 = database(&c.dest[1], table);
+        let state = TempPath::new("stopped-copy.state");
+        let job_args = ["--state", state.arg()];
         let mut child = copyman()
             .env("COPYMAN_TEST_SAY_AFTER", "2")
             .args([
@@ -269,6 +278,7 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
                 "--to",
                 &c.dest[1].conninfo(&d2),
             ])
+            .args(if job { &job_args[..] } else { &[] })
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -289,7 +299,8 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
         kill("STOP", pid);
         let frozen_backend = Frozen(pid);
         let line = stderr.wait_for("nothing has moved");
-        let line = line.unwrap_or_else(|| panic!("{frozen}: nothing said: {}", stderr.seen()));
+        let line =
+            line.unwrap_or_else(|| panic!("{frozen} {job}: nothing said: {}", stderr.seen()));
         assert!(
             line.contains(said) && line.contains("--stall-timeout"),
             "{frozen}: {line}"

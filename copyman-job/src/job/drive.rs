@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use copyman_sync::{CopyManager, Fault, Producer, Receiver, ReceiverOutcome};
 
 use super::error::TableError;
+use super::report::Event;
 use super::running::{JOB_STOPPED, OTHER_FAILED, Shared};
 
 /// The shared read-rate cap.
@@ -85,12 +86,15 @@ pub(super) enum Driven {
 /// of a split table: a range whose failure fails the table raises it (any fault under the
 /// default policy, a source's under keep-going), and the others abort at their next cycle
 /// instead of streaming on for a table that will be rolled back.
+/// `copying`: the worker and the destination each receiver is, for [`Event::Copying`] (`None`
+/// for a split table's ranges).
 pub(super) fn drive<'a>(
     shared: &Shared<'_>,
     progress: &dyn Fn(u64, u64),
     producer: impl Producer + 'a,
     receivers: Vec<Box<dyn Receiver + 'a>>,
     siblings: Option<&AtomicBool>,
+    copying: Option<(usize, Vec<usize>)>,
 ) -> Driven {
     let sibling_failed = || siblings.is_some_and(|s| s.load(Ordering::SeqCst));
     let fails_siblings = |fault: &Fault| {
@@ -122,6 +126,13 @@ pub(super) fn drive<'a>(
             };
         }
     };
+    if let Some((worker, destinations)) = copying {
+        (shared.events)(Event::Copying {
+            worker,
+            under_way: copy.under_way(),
+            destinations,
+        });
+    }
     let mut faults = Vec::new();
     let mut aborted = None;
     let mut last_event = Instant::now();

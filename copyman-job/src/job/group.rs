@@ -318,6 +318,7 @@ fn copy_group_unit(
         let outcome = {
             let producer = StatementProducer::new(source, t.send.clone());
             let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+            let mut copied = Vec::new();
             for (d, slot) in conns.dests.iter_mut().enumerate() {
                 if !here.contains(&d) {
                     continue;
@@ -329,6 +330,7 @@ fn copy_group_unit(
                     slot.as_mut().expect("begun above"),
                     t.receive_for(freeze),
                 )));
+                copied.push(d);
             }
             let progress = |rows, bytes| {
                 (shared.events)(Event::Progress {
@@ -337,7 +339,14 @@ fn copy_group_unit(
                     bytes,
                 });
             };
-            drive(shared, &progress, producer, receivers, None)
+            drive(
+                shared,
+                &progress,
+                producer,
+                receivers,
+                None,
+                Some((worker, copied)),
+            )
         };
         // Each destination of `here`: its COPY n, or its error.
         let mut ended: Vec<Result<Option<u64>, TableError>> =

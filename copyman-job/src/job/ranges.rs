@@ -133,7 +133,7 @@ fn copy_range_on(
             let conn = slot.as_mut().expect("begun above");
             receivers.push(Box::new(StatementReceiver::new(conn, t.receive_for(false))));
         }
-        drive(shared, progress, producer, receivers, Some(siblings))
+        drive(shared, progress, producer, receivers, Some(siblings), None)
     };
     let mut source_rows = None;
     end(conns.source.as_mut());

@@ -244,6 +244,18 @@ pub enum Event {
         /// on a new connection, as libpq's `PQcancel` does).
         cancel_request: Option<Vec<u8>>,
     },
+    /// A worker's copy of a table started streaming: what it waits for, readable from another
+    /// thread while it runs ([`UnderWay`](copyman_core::run::UnderWay): the source's data, a
+    /// destination's socket that takes no more), for a caller that says what a copy that stopped
+    /// moving waits on. Not for a split table's ranges, which stream side by side.
+    Copying {
+        /// The worker.
+        worker: usize,
+        /// What its copy waits for now.
+        under_way: copyman_core::run::UnderWay,
+        /// The destination (0-based) each of its receivers is, in their order.
+        destinations: Vec<usize>,
+    },
     /// A worker's copy of a table is over and its transactions end now (`COMMIT` or
     /// `ROLLBACK`): its backends must no longer be cancelled.
     Ending {

@@ -134,6 +134,7 @@ pub(super) fn copy_whole(
             let source = conns.source.as_mut().expect("connected above");
             let producer = StatementProducer::new(source, t.send.clone());
             let mut receivers: Vec<Box<dyn Receiver + '_>> = Vec::new();
+            let mut copied = Vec::new();
             for (d, slot) in conns.dests.iter_mut().enumerate() {
                 if !live.contains(&d) {
                     continue;
@@ -146,6 +147,7 @@ pub(super) fn copy_whole(
                     conn,
                     t.receive_for(freeze),
                 )));
+                copied.push(d);
             }
             let progress = |rows, bytes| {
                 (shared.events)(Event::Progress {
@@ -154,7 +156,14 @@ pub(super) fn copy_whole(
                     bytes,
                 });
             };
-            drive(shared, &progress, producer, receivers, None)
+            drive(
+                shared,
+                &progress,
+                producer,
+                receivers,
+                None,
+                Some((worker, copied)),
+            )
         };
         match outcome {
             Driven::StartFailed {
