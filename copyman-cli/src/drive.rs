@@ -67,7 +67,7 @@ pub(crate) fn drive<'a>(
         }
     };
     // Said by the watch when the copy stops moving: which endpoint it waits for.
-    watch::copy_started(copy.under_way(), live);
+    watch::copy_started(copy.under_way(), copy.interrupter().ok(), live);
     let mut faults = Vec::new();
     let mut aborted = None;
     loop {

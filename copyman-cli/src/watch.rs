@@ -39,7 +39,7 @@ use bytes::Bytes;
 use copyman_core::run::UnderWay;
 use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
-use copyman_sync::Connection;
+use copyman_sync::{Connection, Interrupter};
 use postgres::config::Host;
 
 use crate::conn::ServerSpec;
@@ -74,10 +74,16 @@ const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
 /// the state it was in, and every other one waits for copyman.
 static UNDER_WAY: Mutex<Option<(UnderWay, Vec<usize>)>> = Mutex::new(None);
 
+/// The one-table copy's [`Interrupter`]: a signal interrupts it, so that an endpoint that
+/// stopped moving (a frozen server) is given up after [`copyman_sync::INTERRUPT_GRACE`] and the
+/// others' COPYs are failed at once, releasing their locks (they waited for the second signal).
+static INTERRUPTER: Mutex<Option<Interrupter>> = Mutex::new(None);
+
 /// The copy started: what it waits for is read from `under_way`; its receivers are the
-/// destinations `live` (0-based), in order.
-pub(crate) fn copy_started(under_way: UnderWay, live: &[usize]) {
+/// destinations `live` (0-based), in order; a signal interrupts it through `interrupter`.
+pub(crate) fn copy_started(under_way: UnderWay, interrupter: Option<Interrupter>, live: &[usize]) {
     *UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner) = Some((under_way, live.to_vec()));
+    *INTERRUPTER.lock().unwrap_or_else(PoisonError::into_inner) = interrupter;
 }
 
 /// What ends "nothing has moved": what the servers show of a frozen endpoint, and the ways out.
@@ -702,6 +708,11 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 && (!committing.load(Ordering::SeqCst) || !signals::commit_point_passed())
             {
                 last_cancel = Some(Instant::now());
+                if let Some(interrupter) =
+                    &*INTERRUPTER.lock().unwrap_or_else(PoisonError::into_inner)
+                {
+                    interrupter.interrupt();
+                }
                 for w in &mut watched {
                     w.monitor.cancel(w.target);
                 }
@@ -887,8 +898,9 @@ struct WorkerBackends {
     /// The statements that end its table's transactions, sent and not yet answered
     /// ([`Event::CommitStep`]): looked at and said, never cancelled.
     commits: Vec<CommitWait>,
-    /// What its table's copy waits for, while it streams ([`Event::Copying`]).
-    copying: Option<(UnderWay, Vec<usize>)>,
+    /// What its table's copy waits for, while it streams ([`Event::Copying`]), and what
+    /// interrupts it on a signal.
+    copying: Option<(UnderWay, Vec<usize>, Option<Interrupter>)>,
 }
 
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
@@ -1199,9 +1211,11 @@ impl JobWatch {
                 worker,
                 under_way,
                 destinations,
+                interrupter,
             } => {
                 if let Some(w) = workers.get_mut(*worker) {
-                    w.copying = Some((under_way.clone(), destinations.clone()));
+                    w.copying =
+                        Some((under_way.clone(), destinations.clone(), interrupter.clone()));
                 }
             }
             Event::TableFinished { worker, .. } => {
@@ -1268,6 +1282,10 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 // are sent, and then sees the interruption before it commits.
                 let workers = lock();
                 for w in workers.iter().filter(|w| !w.ending) {
+                    // A frozen server's copy is given up after the interrupt's grace.
+                    if let Some((_, _, Some(interrupter))) = &w.copying {
+                        interrupter.interrupt();
+                    }
                     for (server, target, _) in &w.backends {
                         monitors[*server].cancel(target);
                     }
@@ -1392,7 +1410,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 let waits = w
                     .copying
                     .as_ref()
-                    .map(|(under_way, live)| waits_for(under_way, live))
+                    .map(|(under_way, live, _)| waits_for(under_way, live))
                     .unwrap_or_default();
                 progress::println(&format!(
                     "copyman: nothing has moved for {} s on job {} ({}): {waits}{}{WAYS_OUT}",

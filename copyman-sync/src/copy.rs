@@ -2,6 +2,11 @@
 //! py-postgresql's copyman and `transfer`.
 
 use std::fmt;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -108,6 +113,69 @@ pub struct CopyManager<'a> {
     /// Reused for each `poll(2)`: the sockets and whose they are.
     watches: Vec<Watch>,
     owners: Vec<EndpointId>,
+    /// Its [`Interrupter`]'s side: the flag, the socket its `interrupt` wakes a `poll(2)` with,
+    /// and when the driver first saw it set.
+    interrupt: Option<(Arc<InterruptShared>, UnixStream, Option<Instant>)>,
+}
+
+/// How long, once a copy is interrupted ([`Interrupter::interrupt`]), an IO under way may move
+/// nothing before its endpoint is stalled.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+
+/// What an [`Interrupter`] shares with its copy.
+#[derive(Debug)]
+struct InterruptShared {
+    interrupted: AtomicBool,
+    /// Written a byte by `interrupt`: the copy's `poll(2)` wakes.
+    wake: UnixStream,
+}
+
+/// Interrupts a [`CopyManager`] from another thread (a signal's, a watchdog's): from then on
+/// every IO of the copy under way — a transmit, a producer read — that moves nothing for
+/// [`INTERRUPT_GRACE`] is stalled, its endpoint closed and its fault reported, so that the copy's
+/// next step returns even where a server stopped reading or sending (a frozen backend, a network
+/// path lost): the caller, which then aborts the copy, fails the other endpoints' COPYs at once
+/// (they roll back and release their locks) instead of waiting on the frozen one. An endpoint
+/// that keeps moving is not touched; an interrupt changes nothing of a copy that is not waiting.
+///
+/// ```no_run
+/// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
+///
+/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres dbname=app")?;
+/// let mut dest = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
+/// let mut copy = CopyManager::builder(StatementProducer::new(&mut source, "COPY t TO STDOUT"))
+///     .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
+///     .start()?;
+/// let interrupter = copy.interrupter();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(60));
+///     interrupter.interrupt();
+/// });
+/// while let Some(progress) = copy.next() {
+///     if progress.is_err() {
+///         let fail = copy.abort("interrupted");
+///         eprintln!("{fail}");
+///         break;
+///     }
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Interrupter(Arc<InterruptShared>);
+
+impl Interrupter {
+    /// Interrupts the copy (again: nothing more).
+    pub fn interrupt(&self) {
+        if !self.0.interrupted.swap(true, Ordering::SeqCst) {
+            // Non-blocking: a full socket already holds a wake-up.
+            let _ = (&self.0.wake).write(&[1]);
+        }
+    }
+
+    /// Whether [`interrupt`](Self::interrupt) was called.
+    pub fn is_interrupted(&self) -> bool {
+        self.0.interrupted.load(Ordering::SeqCst)
+    }
 }
 
 /// A transmit under way: its data, how much went out, and core's stall timer (the socket's
@@ -186,8 +254,9 @@ impl<'a> CopyManager<'a> {
             reading: None,
             ending: Vec::new(),
             polled: false,
-            watches: Vec::with_capacity(count + 1),
+            watches: Vec::with_capacity(count + 2),
             owners: Vec::with_capacity(count + 1),
+            interrupt: None,
         };
         copy.drive(CopyRun::poll_started)?;
         Ok(copy)
@@ -201,6 +270,56 @@ impl<'a> CopyManager<'a> {
     /// The producer.
     pub fn producer(&self) -> &(dyn Producer + 'a) {
         &*self.producer
+    }
+
+    /// A handle that interrupts this copy from another thread ([`Interrupter`]); every call
+    /// gives a handle of the same interruption.
+    ///
+    /// # Errors
+    /// The socket pair that wakes the copy's `poll(2)` could not be made (no file descriptors
+    /// left).
+    pub fn interrupter(&mut self) -> std::io::Result<Interrupter> {
+        if let Some((shared, _, _)) = &self.interrupt {
+            return Ok(Interrupter(Arc::clone(shared)));
+        }
+        let (wake, woken) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        let shared = Arc::new(InterruptShared {
+            interrupted: AtomicBool::new(false),
+            wake,
+        });
+        self.interrupt = Some((Arc::clone(&shared), woken, None));
+        Ok(Interrupter(shared))
+    }
+
+    /// Once the copy is interrupted: every IO under way without a stall timer gets one of
+    /// [`INTERRUPT_GRACE`] from now (one that moves resets it, as a stall timeout's); returns
+    /// whether it is interrupted.
+    fn interrupt_timers(&mut self, now: Instant) -> bool {
+        let Some((shared, woken, since)) = &mut self.interrupt else {
+            return false;
+        };
+        if !shared.interrupted.load(Ordering::SeqCst) {
+            return false;
+        }
+        // Drained: the wake-up is seen.
+        let _ = woken.read(&mut [0; 16]);
+        since.get_or_insert(now);
+        for (r, pending) in self.writes.iter_mut().enumerate() {
+            if let Some(pending) = pending {
+                let endpoint = EndpointId::Receiver(ReceiverId(r));
+                pending
+                    .timer
+                    .get_or_insert_with(|| StallTimer::new(endpoint, INTERRUPT_GRACE, now));
+            }
+        }
+        if let Some(reading) = &mut self.reading {
+            reading
+                .timer
+                .get_or_insert_with(|| StallTimer::new(EndpointId::Producer, INTERRUPT_GRACE, now));
+        }
+        true
     }
 
     /// Carries out core's orders for one call until it has what the call waits for.
@@ -359,6 +478,14 @@ impl<'a> CopyManager<'a> {
             self.reading.is_some() || !idle,
             "the manager waits only for IO this driver has under way"
         );
+        let interrupted = self.interrupt_timers(Instant::now());
+        // Woken by its interrupter (the owners list stops before it).
+        if let Some((_, woken, _)) = &self.interrupt
+            && !interrupted
+        {
+            self.watches
+                .push(Watch::new(woken.as_raw_fd(), poll::READABLE));
+        }
         // The wait ends at the first deadline of a transmit or read under way.
         let deadline = self
             .writes
@@ -389,11 +516,16 @@ impl<'a> CopyManager<'a> {
         self.polled = true;
         let now = Instant::now();
         self.move_ready(ready, now);
-        // Whatever is still under way and moved nothing for its timeout has timed out.
+        // Interrupted now: its grace starts (the next wait is bounded by it).
+        let interrupted = self.interrupt_timers(now) || interrupted;
+        // Whatever is still under way and moved nothing for its timeout has timed out. After an
+        // interrupt it is closed, whatever the options: the copy is being given up, and a
+        // CopyFail would wait on the same silent socket.
+        let close = self.options.close_stalled || interrupted;
         let expired = |timer: Option<StallTimer>| timer.and_then(|t| t.handle_timeout(now).err());
         for r in 0..self.writes.len() {
             if let Some(stalled) = self.writes[r].as_ref().and_then(|p| expired(p.timer)) {
-                if self.options.close_stalled {
+                if close {
                     self.receivers[r].stalled();
                 }
                 self.receiver_failed(r, Box::new(stalled));
@@ -401,7 +533,7 @@ impl<'a> CopyManager<'a> {
         }
         if let Some(stalled) = self.reading.and_then(|r| expired(r.timer)) {
             self.reading = None;
-            if self.options.close_stalled {
+            if close {
                 self.producer.stalled();
             }
             self.report(Input::ProducerError(Box::new(stalled)));
@@ -434,7 +566,8 @@ impl<'a> CopyManager<'a> {
         if ready == 0 {
             return;
         }
-        for i in 0..self.watches.len() {
+        // (A watch past the owners' is the interrupter's: seen by `interrupt_timers`.)
+        for i in 0..self.owners.len() {
             let watch = self.watches[i];
             match self.owners[i] {
                 EndpointId::Receiver(receiver) => {

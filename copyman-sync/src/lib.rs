@@ -64,7 +64,7 @@ mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyBuilder, CopyManager, transfer};
+pub use copy::{CopyBuilder, CopyManager, INTERRUPT_GRACE, Interrupter, transfer};
 /// Shared with copyman-async: an endpoint that does no IO, written once in
 /// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here.
 pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};

@@ -313,3 +313,81 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
         assert_eq!(count(&c.dest[1], &d2, "t"), 1_000_000);
     }
 }
+
+/// One signal while a destination's backend is frozen mid-stream: the frozen destination is
+/// given up once it took nothing for the interrupt's grace, and the others' COPYs are failed at
+/// once — the healthy destination rolls back and releases the lock its `--truncate` took, and the
+/// run exits with the signal's code, nothing committed; one table and a job alike. It waited
+/// for the frozen backend until a second signal, the healthy destination's table locked all the
+/// while.
+#[test]
+fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
+    for job in [false, true] {
+        let c = clusters();
+        let table = "CREATE TABLE t (id int8, v text);";
+        let src = database(
+            &c.source,
+            &format!(
+                "{table} INSERT INTO t SELECT g, repeat('v', 100) FROM generate_series(1, 1000000) g;"
+            ),
+        );
+        let d1 = database(&c.dest[0], table);
+        let d2 = database(
+            &c.dest[1],
+            &format!("{table} INSERT INTO t VALUES (-1, 'kept');"),
+        );
+        let state = TempPath::new("frozen-stop.state");
+        let job_args = ["--state", state.arg()];
+        let mut child = copyman()
+            .args([
+                "table",
+                "t",
+                "--truncate",
+                "--from",
+                &c.source.conninfo(&src),
+                "--to",
+                &c.dest[0].conninfo(&d1),
+                "--to",
+                &c.dest[1].conninfo(&d2),
+            ])
+            .args(if job { &job_args[..] } else { &[] })
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = StderrLines::take(&mut child);
+        wait_for_query(&c.dest[0], &d1, "COPY%");
+        let pid: i32 = c.dest[0]
+            .connect("postgres")
+            .query_one(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'COPY%'",
+                &[&d1],
+            )
+            .unwrap()
+            .get(0);
+        kill("STOP", pid);
+        let frozen = Frozen(pid);
+        // The copy stops once destination 1's socket is full.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        signal(&child, "TERM");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "job {job}: still waiting for the frozen destination: {}",
+                stderr.seen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        // Before destination 1 goes on: destination 2 rolled back, its lock released.
+        let rest = stderr.rest();
+        assert_eq!(status.code(), Some(143), "job {job}: {rest}");
+        assert_eq!(settle_backends(&c.dest[1], &d2), Vec::<String>::new());
+        assert_eq!(count(&c.dest[1], &d2, "t"), 1, "its own row kept: {rest}");
+        drop(frozen);
+        assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    }
+}

@@ -131,6 +131,7 @@ pub(super) fn drive<'a>(
             worker,
             under_way: copy.under_way(),
             destinations,
+            interrupter: copy.interrupter().ok(),
         });
     }
     let mut faults = Vec::new();

@@ -255,6 +255,10 @@ pub enum Event {
         under_way: copyman_core::run::UnderWay,
         /// The destination (0-based) each of its receivers is, in their order.
         destinations: Vec<usize>,
+        /// What interrupts it from another thread (a signal's): an endpoint that then moves
+        /// nothing for [`copyman_sync::INTERRUPT_GRACE`] is given up, so that the copy ends,
+        /// and the table rolls back, even where a server froze.
+        interrupter: Option<copyman_sync::Interrupter>,
     },
     /// A worker's copy of a table is over and its transactions end now (`COMMIT` or
     /// `ROLLBACK`): its backends must no longer be cancelled.
