@@ -654,6 +654,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let planning_said = Mutex::new(Instant::now());
     let planned = job::plan_with(&source, &dests, &args.selection, options, &|event| {
         if let Event::Planning { done, total } = event {
+            watch.planned_one();
             // A test can change the source while the job plans.
             crate::finish::test_pause(&format!("planning:{done}"));
             let mut said = planning_said.lock().unwrap_or_else(PoisonError::into_inner);

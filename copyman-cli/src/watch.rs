@@ -1035,6 +1035,14 @@ impl JobWatch {
         w.backends.clear();
     }
 
+    /// The planning looked up one more table ([`Event::Planning`]): it moves.
+    pub(crate) fn planned_one(&self) {
+        let mut workers = self.lock();
+        let w = &mut workers[self.planning];
+        w.moved = Instant::now();
+        w.told_stuck = false;
+    }
+
     /// A session was opened on server `server` (0: the source, then the destinations): while
     /// the job is being planned, its backend is watched. Whether the job is being planned.
     pub(crate) fn connected(&self, server: usize, conn: &Connection) -> bool {
@@ -1398,13 +1406,10 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     monitors[server].cancel(target);
                 }
             }
-            // Planning many tables takes a while without a move: only lock waits are said there.
+            // The planning moves with each table it looks up (a catalog query for hundreds of
+            // them may take a while: what its backends do is said then, as a copy's).
             let planning = w.table == PLANNING;
-            if !w.told_stuck
-                && !quiet
-                && !planning
-                && w.moved.elapsed() >= say_after()
-                && !activities.is_empty()
+            if !w.told_stuck && !quiet && w.moved.elapsed() >= say_after() && !activities.is_empty()
             {
                 w.told_stuck = true;
                 let waits = w
@@ -1412,11 +1417,14 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     .as_ref()
                     .map(|(under_way, live, _)| waits_for(under_way, live))
                     .unwrap_or_default();
+                let whose = if planning {
+                    PLANNING.to_owned()
+                } else {
+                    format!("on job {} ({})", worker + 1, w.table)
+                };
                 progress::println(&format!(
-                    "copyman: nothing has moved for {} s on job {} ({}): {waits}{}{WAYS_OUT}",
+                    "copyman: nothing has moved for {} s {whose}: {waits}{}{WAYS_OUT}",
                     say_after().as_secs(),
-                    worker + 1,
-                    w.table,
                     activities.join("; ")
                 ));
             }

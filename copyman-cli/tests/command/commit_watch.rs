@@ -391,3 +391,52 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
         assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     }
 }
+
+/// A job's planning that stops moving (a destination's backend frozen under its catalog
+/// lookup) is said, as a copy's: after ten still seconds (two here), what every planning backend
+/// does. It was silent: planning many tables was taken to be still without a move, though it
+/// moves with each table it looks up.
+#[test]
+fn a_planning_that_stops_moving_is_said() {
+    let c = clusters();
+    let tables = "CREATE TABLE t1 (id int); CREATE TABLE t2 (id int);";
+    let src = database(&c.source, tables);
+    let d1 = database(&c.dest[0], tables);
+    let state = TempPath::new("frozen-planning.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "t1",
+        "t2",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    let mut command = copyman();
+    command.env("COPYMAN_TEST_SAY_AFTER", "2");
+    let paused = Paused::start_with(command, &args, "planning:0");
+    let pid: i32 = c.dest[0]
+        .connect("postgres")
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&d1],
+        )
+        .unwrap()
+        .get(0);
+    kill("STOP", pid);
+    let frozen = Frozen(pid);
+    let run = paused.resume_in_background();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    drop(frozen);
+    let out = run.join().unwrap();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        stderr.contains("nothing has moved for 2 s while planning the job: ")
+            && stderr.contains(&format!("backend {pid}")),
+        "{stderr}"
+    );
+}
