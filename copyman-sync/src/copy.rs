@@ -146,7 +146,7 @@ struct InterruptShared {
 /// let mut copy = CopyManager::builder(StatementProducer::new(&mut source, "COPY t TO STDOUT"))
 ///     .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
 ///     .start()?;
-/// let interrupter = copy.interrupter();
+/// let interrupter = copy.interrupter()?;
 /// std::thread::spawn(move || {
 ///     std::thread::sleep(std::time::Duration::from_secs(60));
 ///     interrupter.interrupt();

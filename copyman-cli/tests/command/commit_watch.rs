@@ -418,6 +418,7 @@ fn a_planning_that_stops_moving_is_said() {
     let mut command = copyman();
     command.env("COPYMAN_TEST_SAY_AFTER", "2");
     let paused = Paused::start_with(command, &args, "planning:0");
+    // The destination's planning session.
     let pid: i32 = c.dest[0]
         .connect("postgres")
         .query_one(
