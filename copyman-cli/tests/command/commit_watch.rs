@@ -156,6 +156,14 @@ fn kill(signal: &str, pid: i32) {
 /// stopped backend behind: its server would never shut down).
 struct Frozen(i32);
 
+impl Frozen {
+    /// Freezes backend `pid` (SIGSTOP).
+    fn stop(pid: i32) -> Self {
+        kill("STOP", pid);
+        Self(pid)
+    }
+}
+
 impl Drop for Frozen {
     fn drop(&mut self) {
         kill("CONT", self.0);
@@ -207,8 +215,7 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
             )
             .unwrap()
             .get(0);
-        kill("STOP", pid);
-        let frozen = Frozen(pid);
+        let frozen = Frozen::stop(pid);
         syncrep()
             .connect("postgres")
             .batch_execute(&format!(
@@ -296,8 +303,7 @@ fn a_copy_that_stops_moving_says_which_endpoint_it_waits_for() {
             )
             .unwrap()
             .get(0);
-        kill("STOP", pid);
-        let frozen_backend = Frozen(pid);
+        let frozen_backend = Frozen::stop(pid);
         let line = stderr.wait_for("nothing has moved");
         let line =
             line.unwrap_or_else(|| panic!("{frozen} {job}: nothing said: {}", stderr.seen()));
@@ -364,8 +370,7 @@ fn one_signal_gives_up_a_frozen_destination_and_releases_the_others() {
             )
             .unwrap()
             .get(0);
-        kill("STOP", pid);
-        let frozen = Frozen(pid);
+        let frozen = Frozen::stop(pid);
         // The copy stops once destination 1's socket is full.
         std::thread::sleep(std::time::Duration::from_secs(2));
         signal(&child, "TERM");
@@ -427,8 +432,7 @@ fn a_planning_that_stops_moving_is_said() {
         )
         .unwrap()
         .get(0);
-    kill("STOP", pid);
-    let frozen = Frozen(pid);
+    let frozen = Frozen::stop(pid);
     let run = paused.resume_in_background();
     std::thread::sleep(std::time::Duration::from_secs(5));
     drop(frozen);

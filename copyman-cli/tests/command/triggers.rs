@@ -296,12 +296,7 @@ fn verify_compares_again_where_a_later_tables_trigger_changed_an_earlier_one() {
     assert_exit(&out, 4);
     assert_eq!(count(&c.dest[0], &dst, "big"), 2500);
     let report = json(&out);
-    let big = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["table"] == r#""public"."big""#)
-        .expect("big");
+    let big = record(&report, r#""public"."big""#);
     assert_eq!(big["verified"], false, "{report}");
     assert!(
         big["error"]["message"]
@@ -361,11 +356,16 @@ fn a_partitions_truncate_trigger_is_said_and_verified_after() {
     assert_exit(&out, 4);
     assert_eq!(count(&c.dest[0], &dst, "big"), 5001);
     let report = json(&out);
-    let big = report["tables"]
+    let big = record(&report, r#""public"."big""#);
+    assert_eq!(big["verified"], false, "{report}");
+}
+
+/// The record of `table` in a job's `--json` report.
+fn record<'r>(report: &'r serde_json::Value, table: &str) -> &'r serde_json::Value {
+    report["tables"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["table"] == r#""public"."big""#)
-        .expect("big");
-    assert_eq!(big["verified"], false, "{report}");
+        .find(|r| r["table"] == table)
+        .unwrap_or_else(|| panic!("no record of {table}: {report}"))
 }
