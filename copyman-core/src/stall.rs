@@ -106,7 +106,20 @@ pub struct StallTimer {
     since: Instant,
 }
 
+/// How long, once a copy is interrupted (a signal to the command, a caller giving it up), an
+/// endpoint's IO under way may move nothing before it is stalled: the copy is being aborted, and
+/// an endpoint that takes or sends nothing that long (a frozen server, a lost network path) is
+/// given up — closed, since a CopyFail would wait on the same silent socket — so that the
+/// others' COPYs are failed at once rather than held.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+
 impl StallTimer {
+    /// The timer an IO under way gets when its copy is interrupted, where it has none of its
+    /// own: [`INTERRUPT_GRACE`] from `now`.
+    pub fn after_interrupt(endpoint: EndpointId, now: Instant) -> Self {
+        Self::new(endpoint, INTERRUPT_GRACE, now)
+    }
+
     /// A timer for `endpoint`'s IO starting at `now`, which stalls after `limit` without a byte.
     pub fn new(endpoint: EndpointId, limit: Duration, now: Instant) -> Self {
         Self {

@@ -118,10 +118,6 @@ pub struct CopyManager<'a> {
     interrupt: Option<(Arc<InterruptShared>, UnixStream, Option<Instant>)>,
 }
 
-/// How long, once a copy is interrupted ([`Interrupter::interrupt`]), an IO under way may move
-/// nothing before its endpoint is stalled.
-pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
-
 /// What an [`Interrupter`] shares with its copy.
 #[derive(Debug)]
 struct InterruptShared {
@@ -132,7 +128,7 @@ struct InterruptShared {
 
 /// Interrupts a [`CopyManager`] from another thread (a signal's, a watchdog's): from then on
 /// every IO of the copy under way — a transmit, a producer read — that moves nothing for
-/// [`INTERRUPT_GRACE`] is stalled, its endpoint closed and its fault reported, so that the copy's
+/// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) is stalled, its endpoint closed and its fault reported, so that the copy's
 /// next step returns even where a server stopped reading or sending (a frozen backend, a network
 /// path lost): the caller, which then aborts the copy, fails the other endpoints' COPYs at once
 /// (they roll back and release their locks) instead of waiting on the frozen one. An endpoint
@@ -293,9 +289,9 @@ impl<'a> CopyManager<'a> {
         Ok(Interrupter(shared))
     }
 
-    /// Once the copy is interrupted: every IO under way without a stall timer gets one of
-    /// [`INTERRUPT_GRACE`] from now (one that moves resets it, as a stall timeout's); returns
-    /// whether it is interrupted.
+    /// Once the copy is interrupted: every IO under way without a stall timer gets core's
+    /// ([`StallTimer::after_interrupt`]: [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) from now; one that moves resets
+    /// it, as a stall timeout's); returns whether it is interrupted.
     fn interrupt_timers(&mut self, now: Instant) -> bool {
         let Some((shared, woken, since)) = &mut self.interrupt else {
             return false;
@@ -311,13 +307,13 @@ impl<'a> CopyManager<'a> {
                 let endpoint = EndpointId::Receiver(ReceiverId(r));
                 pending
                     .timer
-                    .get_or_insert_with(|| StallTimer::new(endpoint, INTERRUPT_GRACE, now));
+                    .get_or_insert_with(|| StallTimer::after_interrupt(endpoint, now));
             }
         }
         if let Some(reading) = &mut self.reading {
             reading
                 .timer
-                .get_or_insert_with(|| StallTimer::new(EndpointId::Producer, INTERRUPT_GRACE, now));
+                .get_or_insert_with(|| StallTimer::after_interrupt(EndpointId::Producer, now));
         }
         true
     }

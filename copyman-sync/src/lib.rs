@@ -64,13 +64,13 @@ mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyBuilder, CopyManager, INTERRUPT_GRACE, Interrupter, transfer};
+pub use copy::{CopyBuilder, CopyManager, Interrupter, transfer};
 /// Shared with copyman-async: an endpoint that does no IO, written once in
 /// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here.
 pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};
 pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
-pub use copyman_core::stall::{EndpointId, Stalled};
+pub use copyman_core::stall::{EndpointId, INTERRUPT_GRACE, Stalled};
 pub use copyman_core::{
     BoxError, Chunk, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault, Protocol,
     ReceiverFault, ReceiverId, ReceiverOutcome, Summary,
