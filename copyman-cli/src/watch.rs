@@ -1341,6 +1341,14 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
             }
             let mut notes = Vec::new();
             let mut activities = Vec::new();
+            // A session closed since (the planning's earlier ones): no longer watched or said.
+            let gone = |pid: i32, look: &Look| look.activity == format!("backend {pid} is gone");
+            w.backends.retain(|(s, t, _)| {
+                !pids
+                    .iter()
+                    .zip(&looks)
+                    .any(|(&(server, pid), look)| *s == server && t.pid == pid && gone(pid, look))
+            });
             for (&(server, pid), look) in pids.iter().zip(&looks) {
                 let Some(b) = w
                     .backends
