@@ -67,7 +67,11 @@ pub(crate) fn drive<'a>(
         }
     };
     // Said by the watch when the copy stops moving: which endpoint it waits for.
-    watch::copy_started(copy.under_way(), copy.interrupter().ok(), live);
+    watch::copy_started(watch::Copying {
+        under_way: copy.under_way(),
+        live: live.to_vec(),
+        interrupter: copy.interrupter().ok(),
+    });
     let mut faults = Vec::new();
     let mut aborted = None;
     loop {

@@ -68,66 +68,69 @@ pub(crate) fn say_after() -> Duration {
 /// Connect and statement timeout of a monitoring connection.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the one-table copy waits for ([`UnderWay`]: the orders it gave its endpoints and that
-/// are not done), with the destination (0-based) each receiver is: said when it stops moving,
-/// since the servers cannot tell — a frozen backend, or one behind a lost network path, shows
-/// the state it was in, and every other one waits for copyman.
-static UNDER_WAY: Mutex<Option<(UnderWay, Vec<usize>)>> = Mutex::new(None);
+/// A copy that streams, as the watch sees it: what it waits for ([`UnderWay`]: the orders it gave
+/// its endpoints and that are not done), said when it stops moving since the servers cannot tell
+/// (a frozen backend, or one behind a lost network path, shows the state it was in, and every
+/// other one waits for copyman); the destination (0-based) each of its receivers is; and what
+/// interrupts it on a signal, so that an endpoint that stopped moving is given up after
+/// [`copyman_sync::INTERRUPT_GRACE`] and the others' COPYs are failed at once, releasing their
+/// locks (they waited for the second signal).
+pub(crate) struct Copying {
+    pub(crate) under_way: UnderWay,
+    pub(crate) live: Vec<usize>,
+    pub(crate) interrupter: Option<Interrupter>,
+}
 
-/// The one-table copy's [`Interrupter`]: a signal interrupts it, so that an endpoint that
-/// stopped moving (a frozen server) is given up after [`copyman_sync::INTERRUPT_GRACE`] and the
-/// others' COPYs are failed at once, releasing their locks (they waited for the second signal).
-static INTERRUPTER: Mutex<Option<Interrupter>> = Mutex::new(None);
+impl Copying {
+    /// "copyman waits for destination 2 to take data (its socket is full: …): ", or nothing.
+    fn waits_for(&self) -> String {
+        let receivers: Vec<String> = self
+            .under_way
+            .receivers()
+            .filter_map(|r| self.live.get(r.0))
+            .map(|d| format!("destination {}", d + 1))
+            .collect();
+        let mut said = Vec::new();
+        if self.under_way.completing() {
+            said.push(format!(
+                "for {} to answer the end of its data",
+                receivers.join(" and ")
+            ));
+        } else if !receivers.is_empty() {
+            said.push(format!(
+                "for {} to take data (its socket is full: the others wait with it)",
+                receivers.join(" and ")
+            ));
+        }
+        if self.under_way.producer() {
+            said.push("for the source's data (nothing to read)".to_owned());
+        }
+        if said.is_empty() {
+            return String::new();
+        }
+        format!("copyman waits {}: ", said.join(" and "))
+    }
 
-/// The copy started: what it waits for is read from `under_way`; its receivers are the
-/// destinations `live` (0-based), in order; a signal interrupts it through `interrupter`.
-pub(crate) fn copy_started(under_way: UnderWay, interrupter: Option<Interrupter>, live: &[usize]) {
-    *UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner) = Some((under_way, live.to_vec()));
-    *INTERRUPTER.lock().unwrap_or_else(PoisonError::into_inner) = interrupter;
+    /// Interrupts it (a signal came).
+    fn interrupt(&self) {
+        if let Some(interrupter) = &self.interrupter {
+            interrupter.interrupt();
+        }
+    }
+}
+
+/// The one-table copy, once it streams ([`copy_started`]).
+static COPYING: Mutex<Option<Copying>> = Mutex::new(None);
+
+/// The one-table copy started streaming.
+pub(crate) fn copy_started(copying: Copying) {
+    *COPYING.lock().unwrap_or_else(PoisonError::into_inner) = Some(copying);
 }
 
 /// What ends "nothing has moved": what the servers show of a frozen endpoint, and the ways out.
 const WAYS_OUT: &str = " (a backend that shows a wait for its client while copyman waits for it \
      is frozen, or the network path to it lost; --stall-timeout bounds such a wait, a signal \
      stops the copy and commits nothing)";
-
-/// What the one-table copy waits for ([`UNDER_WAY`], [`waits_for`]); empty before it started.
-fn copy_wait_said() -> String {
-    let guard = UNDER_WAY.lock().unwrap_or_else(PoisonError::into_inner);
-    guard
-        .as_ref()
-        .map(|(under_way, live)| waits_for(under_way, live))
-        .unwrap_or_default()
-}
-
-/// "copyman waits for destination 2 to take data (its socket is full: …): " — what a copy
-/// waits for, from its `under_way`, whose receivers are the destinations `live` (0-based).
-fn waits_for(under_way: &UnderWay, live: &[usize]) -> String {
-    let receivers: Vec<String> = under_way
-        .receivers()
-        .filter_map(|r| live.get(r.0))
-        .map(|d| format!("destination {}", d + 1))
-        .collect();
-    let mut said = Vec::new();
-    if under_way.completing() {
-        said.push(format!(
-            "for {} to answer the end of its data",
-            receivers.join(" and ")
-        ));
-    } else if !receivers.is_empty() {
-        said.push(format!(
-            "for {} to take data (its socket is full: the others wait with it)",
-            receivers.join(" and ")
-        ));
-    }
-    if under_way.producer() {
-        said.push("for the source's data (nothing to read)".to_owned());
-    }
-    if said.is_empty() {
-        return String::new();
-    }
-    format!("copyman waits {}: ", said.join(" and "))
-}
 
 /// A backend of the run.
 pub(crate) struct Target {
@@ -708,10 +711,8 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 && (!committing.load(Ordering::SeqCst) || !signals::commit_point_passed())
             {
                 last_cancel = Some(Instant::now());
-                if let Some(interrupter) =
-                    &*INTERRUPTER.lock().unwrap_or_else(PoisonError::into_inner)
-                {
-                    interrupter.interrupt();
+                if let Some(copying) = &*COPYING.lock().unwrap_or_else(PoisonError::into_inner) {
+                    copying.interrupt();
                 }
                 for w in &mut watched {
                     w.monitor.cancel(w.target);
@@ -815,7 +816,12 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                  read: its pipe is full, and the servers wait with it (--stall-timeout bounds \
                  the wait): "
             } else {
-                &copy_wait_said()
+                &COPYING
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+                    .map(Copying::waits_for)
+                    .unwrap_or_default()
             };
             progress::println(&format!(
                 "copyman: nothing has moved for {} s: {waiting}{}{WAYS_OUT}",
@@ -900,7 +906,7 @@ struct WorkerBackends {
     commits: Vec<CommitWait>,
     /// What its table's copy waits for, while it streams ([`Event::Copying`]), and what
     /// interrupts it on a signal.
-    copying: Option<(UnderWay, Vec<usize>, Option<Interrupter>)>,
+    copying: Option<Copying>,
 }
 
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
@@ -1222,8 +1228,11 @@ impl JobWatch {
                 interrupter,
             } => {
                 if let Some(w) = workers.get_mut(*worker) {
-                    w.copying =
-                        Some((under_way.clone(), destinations.clone(), interrupter.clone()));
+                    w.copying = Some(Copying {
+                        under_way: under_way.clone(),
+                        live: destinations.clone(),
+                        interrupter: interrupter.clone(),
+                    });
                 }
             }
             Event::TableFinished { worker, .. } => {
@@ -1291,8 +1300,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 let workers = lock();
                 for w in workers.iter().filter(|w| !w.ending) {
                     // A frozen server's copy is given up after the interrupt's grace.
-                    if let Some((_, _, Some(interrupter))) = &w.copying {
-                        interrupter.interrupt();
+                    if let Some(copying) = &w.copying {
+                        copying.interrupt();
                     }
                     for (server, target, _) in &w.backends {
                         monitors[*server].cancel(target);
@@ -1423,7 +1432,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 let waits = w
                     .copying
                     .as_ref()
-                    .map(|(under_way, live, _)| waits_for(under_way, live))
+                    .map(Copying::waits_for)
                     .unwrap_or_default();
                 let whose = if planning {
                     PLANNING.to_owned()

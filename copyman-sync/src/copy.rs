@@ -113,9 +113,9 @@ pub struct CopyManager<'a> {
     /// Reused for each `poll(2)`: the sockets and whose they are.
     watches: Vec<Watch>,
     owners: Vec<EndpointId>,
-    /// Its [`Interrupter`]'s side: the flag, the socket its `interrupt` wakes a `poll(2)` with,
-    /// and when the driver first saw it set.
-    interrupt: Option<(Arc<InterruptShared>, UnixStream, Option<Instant>)>,
+    /// Its [`Interrupter`]'s side: the flag, and the socket its `interrupt` wakes a `poll(2)`
+    /// with.
+    interrupt: Option<(Arc<InterruptShared>, UnixStream)>,
 }
 
 /// What an [`Interrupter`] shares with its copy.
@@ -128,8 +128,8 @@ struct InterruptShared {
 
 /// Interrupts a [`CopyManager`] from another thread (a signal's, a watchdog's): from then on
 /// every IO of the copy under way — a transmit, a producer read — that moves nothing for
-/// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) is stalled, its endpoint closed and its fault reported, so that the copy's
-/// next step returns even where a server stopped reading or sending (a frozen backend, a network
+/// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) is stalled, its endpoint closed and its fault
+/// reported, so that the copy's next step returns even where a server stopped reading or sending (a frozen backend, a network
 /// path lost): the caller, which then aborts the copy, fails the other endpoints' COPYs at once
 /// (they roll back and release their locks) instead of waiting on the frozen one. An endpoint
 /// that keeps moving is not touched; an interrupt changes nothing of a copy that is not waiting.
@@ -275,7 +275,7 @@ impl<'a> CopyManager<'a> {
     /// The socket pair that wakes the copy's `poll(2)` could not be made (no file descriptors
     /// left).
     pub fn interrupter(&mut self) -> std::io::Result<Interrupter> {
-        if let Some((shared, _, _)) = &self.interrupt {
+        if let Some((shared, _)) = &self.interrupt {
             return Ok(Interrupter(Arc::clone(shared)));
         }
         let (wake, woken) = UnixStream::pair()?;
@@ -285,15 +285,15 @@ impl<'a> CopyManager<'a> {
             interrupted: AtomicBool::new(false),
             wake,
         });
-        self.interrupt = Some((Arc::clone(&shared), woken, None));
+        self.interrupt = Some((Arc::clone(&shared), woken));
         Ok(Interrupter(shared))
     }
 
     /// Once the copy is interrupted: every IO under way without a stall timer gets core's
-    /// ([`StallTimer::after_interrupt`]: [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) from now; one that moves resets
-    /// it, as a stall timeout's); returns whether it is interrupted.
+    /// ([`StallTimer::after_interrupt`]: [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) from now;
+    /// one that moves resets it, as a stall timeout's); returns whether it is interrupted.
     fn interrupt_timers(&mut self, now: Instant) -> bool {
-        let Some((shared, woken, since)) = &mut self.interrupt else {
+        let Some((shared, woken)) = &mut self.interrupt else {
             return false;
         };
         if !shared.interrupted.load(Ordering::SeqCst) {
@@ -301,7 +301,6 @@ impl<'a> CopyManager<'a> {
         }
         // Drained: the wake-up is seen.
         let _ = woken.read(&mut [0; 16]);
-        since.get_or_insert(now);
         for (r, pending) in self.writes.iter_mut().enumerate() {
             if let Some(pending) = pending {
                 let endpoint = EndpointId::Receiver(ReceiverId(r));
@@ -476,7 +475,7 @@ impl<'a> CopyManager<'a> {
         );
         let interrupted = self.interrupt_timers(Instant::now());
         // Woken by its interrupter (the owners list stops before it).
-        if let Some((_, woken, _)) = &self.interrupt
+        if let Some((_, woken)) = &self.interrupt
             && !interrupted
         {
             self.watches

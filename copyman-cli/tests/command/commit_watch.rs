@@ -36,6 +36,19 @@ fn stuck_database(sql: &str) -> String {
     stuck
 }
 
+/// Ends the wait for the standby of the COMMITs in database `stuck` with `how`
+/// (`pg_cancel_backend`: the server commits locally and answers, with a warning;
+/// `pg_terminate_backend`: it commits locally, warns and closes the connection).
+fn end_standby_wait(stuck: &str, how: &str) {
+    syncrep()
+        .connect("postgres")
+        .batch_execute(&format!(
+            "SELECT pg_catalog.{how}(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
+             AND datname = '{stuck}'"
+        ))
+        .unwrap();
+}
+
 #[test]
 fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() {
     let c = clusters();
@@ -73,13 +86,7 @@ fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() 
         "{said}"
     );
     // The server answers (a cancelled wait for the standby: committed locally, with a warning).
-    syncrep()
-        .connect("postgres")
-        .batch_execute(&format!(
-            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
-             AND datname = '{stuck}'"
-        ))
-        .unwrap();
+    end_standby_wait(&stuck, "pg_cancel_backend");
     let status = child.wait().unwrap();
     let rest = stderr.rest();
     assert_eq!(status.code(), Some(0), "{rest}");
@@ -120,13 +127,7 @@ fn a_commit_terminated_in_its_wait_for_the_standby_is_committed_and_said_so() {
         .unwrap();
     let mut stderr = StderrLines::take(&mut child);
     stderr.expect("waiting");
-    syncrep()
-        .connect("postgres")
-        .batch_execute(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' \
-             AND datname = '{stuck}'"
-        ))
-        .unwrap();
+    end_standby_wait(&stuck, "pg_terminate_backend");
     let out = child.wait_with_output().unwrap();
     let rest = stderr.rest();
     assert_eq!(out.status.code(), Some(0), "{rest}");
@@ -216,13 +217,7 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
             .unwrap()
             .get(0);
         let frozen = Frozen::stop(pid);
-        syncrep()
-            .connect("postgres")
-            .batch_execute(&format!(
-                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
-                 WHERE wait_event = 'SyncRep' AND datname = '{stuck}'"
-            ))
-            .unwrap();
+        end_standby_wait(&stuck, "pg_cancel_backend");
         let said = stderr.wait_for("has not read the COMMIT");
         let said = said.unwrap_or_else(|| panic!("job {job}: nothing said: {}", stderr.seen()));
         assert!(

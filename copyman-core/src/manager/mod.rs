@@ -275,7 +275,8 @@ impl Input {
 pub struct Summary {
     /// CopyData messages (or lines) the producer delivered: one per row in text and CSV from a
     /// server, plus a CSV header line and binary data's header-and-trailer message; a chunk
-    /// producer's items as it gave them. The rows are [`Summary::producer_count`] and each receiver's `COPY n`.
+    /// producer's items as it gave them. The rows are [`Summary::producer_count`] and each
+    /// receiver's `COPY n`.
     pub messages: u64,
     /// Payload bytes the producer delivered.
     pub bytes: u64,
