@@ -17,9 +17,11 @@ use copyman_core::session::{Session, State};
 use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
+use crate::INTERRUPT_GRACE;
 use crate::PollSocket;
 use crate::error::{Attempts, Error, TcpOptions, tls_settings};
-use crate::poll::{self, READABLE, WRITABLE};
+use crate::interrupt::Interrupter;
+use crate::poll::{self, READABLE, WRITABLE, Watch};
 
 /// Bytes read from the socket at a time outside the COPY data path.
 const MESSAGE_READ: usize = 16 * 1024;
@@ -166,6 +168,8 @@ pub struct Connection {
     half_written: bool,
     /// Why copyman closed the socket to keep an abandoned COPY from committing, once it did.
     closed: Option<&'static str>,
+    /// Cuts its waits short once interrupted ([`Connection::set_interrupter`]).
+    interrupter: Option<Interrupter>,
 }
 
 impl fmt::Debug for Connection {
@@ -313,6 +317,7 @@ impl Connection {
             scratch: vec![0; MESSAGE_READ],
             half_written: false,
             closed: None,
+            interrupter: None,
         };
         conn.endpoint.wait_ready();
         conn.drive()?;
@@ -321,12 +326,48 @@ impl Connection {
         Ok(conn)
     }
 
-    /// What bounds a wait now: the attempt's deadline while connecting, else the timeout.
+    /// What bounds a wait now: the attempt's deadline while connecting, else the timeout, and
+    /// its interrupter's grace once interrupted.
     fn limit(&self) -> Limit {
-        match self.deadline {
-            Some(deadline) => Limit::Attempt(deadline),
-            None => Limit::Idle(self.timeout),
+        match (self.deadline, &self.interrupter) {
+            (Some(deadline), _) => Limit::Attempt(deadline),
+            (None, Some(interrupter)) if interrupter.is_interrupted() => {
+                Limit::Idle(Some(after_interrupt(self.timeout)))
+            }
+            (None, Some(interrupter)) => Limit::Interruptible {
+                timeout: self.timeout,
+                woken: interrupter.watch(),
+            },
+            (None, None) => Limit::Idle(self.timeout),
         }
+    }
+
+    /// Lets `interrupter` cut this connection's waits short (`None`: no more): once it is
+    /// interrupted, a wait for the server that sees no byte move for
+    /// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) ends with an error of kind `TimedOut`, as
+    /// one past [`Connection::set_timeout`]'s — one under way at the interrupt too. For the
+    /// questions a program asks before it copies (a frozen backend, a network path lost, would
+    /// keep a signal from ending it); not for a statement whose answer must be waited for
+    /// whatever comes, such as a `COMMIT`. A copy has an interrupter of its own
+    /// ([`CopyManager::interrupter`](crate::CopyManager::interrupter)).
+    ///
+    /// ```no_run
+    /// use copyman_sync::{Connection, Interrupter};
+    ///
+    /// let interrupter = Interrupter::new()?;
+    /// let mut conn = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
+    /// conn.set_interrupter(Some(interrupter.clone()));
+    /// let stop = interrupter.clone();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_secs(60));
+    ///     stop.interrupt();
+    /// });
+    /// // Ends 2 s after the interrupt if the server sends nothing by then.
+    /// let rows = conn.query("SELECT count(*) FROM pg_catalog.pg_class")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_interrupter(&mut self, interrupter: Option<Interrupter>) {
+        self.interrupter = interrupter;
     }
 
     /// Waits until the socket is ready for `events` ([`READABLE`], [`WRITABLE`]), within
@@ -608,6 +649,18 @@ enum Limit {
     /// [`Connection::set_timeout`]'s: a wait that sees nothing for this long ends with an error
     /// of kind `TimedOut` (`None`: it waits for ever).
     Idle(Option<Duration>),
+    /// `Idle`, and woken by an interrupter (`woken`): from then on the wait is `Idle` with the
+    /// interrupt's grace ([`after_interrupt`]).
+    Interruptible {
+        timeout: Option<Duration>,
+        woken: Watch,
+    },
+}
+
+/// How long a wait goes with nothing moving once interrupted: core's grace, or the timeout if
+/// shorter.
+fn after_interrupt(timeout: Option<Duration>) -> Duration {
+    timeout.map_or(INTERRUPT_GRACE, |t| t.min(INTERRUPT_GRACE))
 }
 
 /// Waits until `fd` is ready for `events` ([`READABLE`], [`WRITABLE`]), within `limit`.
@@ -625,14 +678,36 @@ fn wait_for(fd: RawFd, events: i16, limit: Limit) -> io::Result<()> {
             }
         },
         Limit::Idle(timeout) => match (poll::wait_one(fd, events, until(timeout))?, timeout) {
-            (false, Some(t)) => {
-                let what = if events == READABLE { "sent" } else { "took" };
-                let message = format!("the server {what} nothing for {t:?}");
-                Err(io::Error::new(io::ErrorKind::TimedOut, message))
-            }
+            (false, Some(t)) => Err(timed_out(events, t)),
             _ => Ok(()),
         },
+        Limit::Interruptible { timeout, woken } => {
+            let deadline = until(timeout);
+            let mut watches = [Watch::new(fd, events), woken];
+            loop {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                poll::wait(&mut watches, left)?;
+                match watches {
+                    [socket, _] if socket.ready() => return Ok(()),
+                    [_, woken] if woken.ready() => {
+                        let grace = Limit::Idle(Some(after_interrupt(timeout)));
+                        return wait_for(fd, events, grace);
+                    }
+                    _ => {}
+                }
+                if let Some(t) = timeout.filter(|_| deadline.is_some_and(|d| Instant::now() >= d)) {
+                    return Err(timed_out(events, t));
+                }
+            }
+        }
     }
+}
+
+/// A wait for `events` that saw nothing for `t`, as an IO error of kind `TimedOut`.
+fn timed_out(events: i16, t: Duration) -> io::Error {
+    let what = if events == READABLE { "sent" } else { "took" };
+    let message = format!("the server {what} nothing for {t:?}");
+    io::Error::new(io::ErrorKind::TimedOut, message)
 }
 
 /// Runs `op` until it does not say `WouldBlock` (or `Interrupted`), waiting within `limit`

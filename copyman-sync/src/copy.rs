@@ -2,11 +2,6 @@
 //! py-postgresql's copyman and `transfer`.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -16,6 +11,7 @@ use copyman_core::run::{CopyRun, Order, Report, Step};
 use copyman_core::stall::{EndpointId, StallTimer};
 use copyman_core::{BoxError, CopyFail, Fault, Input, ReceiverId, Summary};
 
+use crate::interrupt::Interrupter;
 use crate::poll::{self, Watch};
 use crate::{PollSocket, Producer, Receiver};
 
@@ -113,65 +109,8 @@ pub struct CopyManager<'a> {
     /// Reused for each `poll(2)`: the sockets and whose they are.
     watches: Vec<Watch>,
     owners: Vec<EndpointId>,
-    /// Its [`Interrupter`]'s side: the flag, and the socket its `interrupt` wakes a `poll(2)`
-    /// with.
-    interrupt: Option<(Arc<InterruptShared>, UnixStream)>,
-}
-
-/// What an [`Interrupter`] shares with its copy.
-#[derive(Debug)]
-struct InterruptShared {
-    interrupted: AtomicBool,
-    /// Written a byte by `interrupt`: the copy's `poll(2)` wakes.
-    wake: UnixStream,
-}
-
-/// Interrupts a [`CopyManager`] from another thread (a signal's, a watchdog's): from then on
-/// every IO of the copy under way — a transmit, a producer read — that moves nothing for
-/// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) is stalled, its endpoint closed and its fault
-/// reported, so that the copy's next step returns even where a server stopped reading or sending (a frozen backend, a network
-/// path lost): the caller, which then aborts the copy, fails the other endpoints' COPYs at once
-/// (they roll back and release their locks) instead of waiting on the frozen one. An endpoint
-/// that keeps moving is not touched; an interrupt changes nothing of a copy that is not waiting.
-///
-/// ```no_run
-/// use copyman_sync::{Connection, CopyManager, StatementProducer, StatementReceiver};
-///
-/// let mut source = Connection::connect_str("host=127.0.0.1 user=postgres dbname=app")?;
-/// let mut dest = Connection::connect_str("host=10.0.0.2 user=postgres dbname=app")?;
-/// let mut copy = CopyManager::builder(StatementProducer::new(&mut source, "COPY t TO STDOUT"))
-///     .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
-///     .start()?;
-/// let interrupter = copy.interrupter()?;
-/// std::thread::spawn(move || {
-///     std::thread::sleep(std::time::Duration::from_secs(60));
-///     interrupter.interrupt();
-/// });
-/// while let Some(progress) = copy.next() {
-///     if progress.is_err() {
-///         let fail = copy.abort("interrupted");
-///         eprintln!("{fail}");
-///         break;
-///     }
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct Interrupter(Arc<InterruptShared>);
-
-impl Interrupter {
-    /// Interrupts the copy (again: nothing more).
-    pub fn interrupt(&self) {
-        if !self.0.interrupted.swap(true, Ordering::SeqCst) {
-            // Non-blocking: a full socket already holds a wake-up.
-            let _ = (&self.0.wake).write(&[1]);
-        }
-    }
-
-    /// Whether [`interrupt`](Self::interrupt) was called.
-    pub fn is_interrupted(&self) -> bool {
-        self.0.interrupted.load(Ordering::SeqCst)
-    }
+    /// Its [`Interrupter`], once asked for: its `interrupt` wakes the copy's `poll(2)`.
+    interrupt: Option<Interrupter>,
 }
 
 /// A transmit under way: its data, how much went out, and core's stall timer (the socket's
@@ -275,32 +214,25 @@ impl<'a> CopyManager<'a> {
     /// The socket pair that wakes the copy's `poll(2)` could not be made (no file descriptors
     /// left).
     pub fn interrupter(&mut self) -> std::io::Result<Interrupter> {
-        if let Some((shared, _)) = &self.interrupt {
-            return Ok(Interrupter(Arc::clone(shared)));
+        if let Some(interrupter) = &self.interrupt {
+            return Ok(interrupter.clone());
         }
-        let (wake, woken) = UnixStream::pair()?;
-        wake.set_nonblocking(true)?;
-        woken.set_nonblocking(true)?;
-        let shared = Arc::new(InterruptShared {
-            interrupted: AtomicBool::new(false),
-            wake,
-        });
-        self.interrupt = Some((Arc::clone(&shared), woken));
-        Ok(Interrupter(shared))
+        let interrupter = Interrupter::new()?;
+        self.interrupt = Some(interrupter.clone());
+        Ok(interrupter)
     }
 
     /// Once the copy is interrupted: every IO under way without a stall timer gets core's
     /// ([`StallTimer::after_interrupt`]: [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) from now;
     /// one that moves resets it, as a stall timeout's); returns whether it is interrupted.
     fn interrupt_timers(&mut self, now: Instant) -> bool {
-        let Some((shared, woken)) = &mut self.interrupt else {
-            return false;
-        };
-        if !shared.interrupted.load(Ordering::SeqCst) {
+        if !self
+            .interrupt
+            .as_ref()
+            .is_some_and(Interrupter::is_interrupted)
+        {
             return false;
         }
-        // Drained: the wake-up is seen.
-        let _ = woken.read(&mut [0; 16]);
         for (r, pending) in self.writes.iter_mut().enumerate() {
             if let Some(pending) = pending {
                 let endpoint = EndpointId::Receiver(ReceiverId(r));
@@ -475,11 +407,10 @@ impl<'a> CopyManager<'a> {
         );
         let interrupted = self.interrupt_timers(Instant::now());
         // Woken by its interrupter (the owners list stops before it).
-        if let Some((_, woken)) = &self.interrupt
+        if let Some(interrupter) = &self.interrupt
             && !interrupted
         {
-            self.watches
-                .push(Watch::new(woken.as_raw_fd(), poll::READABLE));
+            self.watches.push(interrupter.watch());
         }
         // The wait ends at the first deadline of a transmit or read under way.
         let deadline = self

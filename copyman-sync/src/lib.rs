@@ -58,13 +58,14 @@
 mod connection;
 mod copy;
 mod error;
+mod interrupt;
 #[allow(unsafe_code)] // poll(2), the one call std lacks: one block with its SAFETY proof.
 mod poll;
 mod producer;
 mod receiver;
 
 pub use connection::Connection;
-pub use copy::{CopyBuilder, CopyManager, Interrupter, transfer};
+pub use copy::{CopyBuilder, CopyManager, transfer};
 /// Shared with copyman-async: an endpoint that does no IO, written once in
 /// [`copyman_core::local`], and a [`Producer`] or [`Receiver`] here.
 pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};
@@ -80,6 +81,7 @@ pub use copyman_tls::{SslMode, TlsSettings};
 /// What a [`Receiver::fail`] is given: the bytes that finish its partial frame.
 pub use copyman_wire::realign::Completion;
 pub use error::Error;
+pub use interrupt::Interrupter;
 pub use producer::{ClientProducer, Producer, StatementProducer};
 pub use receiver::{ClientReceiver, Receiver, StatementReceiver, TransmitError};
 

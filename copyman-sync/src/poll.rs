@@ -51,6 +51,11 @@ impl Watch {
     pub(crate) fn writable(&self) -> bool {
         self.fd.revents & (WRITABLE | TROUBLE) != 0
     }
+
+    /// Something it waits for happened (or trouble).
+    pub(crate) fn ready(&self) -> bool {
+        self.fd.revents != 0
+    }
 }
 
 /// Waits until one of `watches` is ready, or `timeout` passed (`None`: for ever), and returns

@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use copyman_sync::{
-    Connection, CopyManager, Error, Fault, Options, Receiver, ReceiverId, ReceiverOutcome,
-    StatementProducer, StatementReceiver,
+    Connection, CopyManager, Error, Fault, Interrupter, Options, Receiver, ReceiverId,
+    ReceiverOutcome, StatementProducer, StatementReceiver,
 };
 use copyman_testkit::proxy::{Direction, Fault as Net, Proxy};
 use copyman_testkit::{Auth, Cluster, chain};
@@ -206,6 +206,47 @@ fn destination_reset_mid_frame_faults_it_and_the_others_complete() {
     assert_eq!(committed(cluster, &dbs[0]), ROWS as i64);
     assert_eq!(committed(cluster, &dbs[1]), 0);
     assert_eq!(committed(cluster, &dbs[2]), ROWS as i64);
+}
+
+/// A connection's [`Interrupter`] cuts short a wait for an answer that never comes (the path to
+/// its server stalled: a frozen backend looks the same), though the connection has no timeout:
+/// once interrupted, the statement ends with `TimedOut` when nothing moved for the grace. A
+/// connection whose server answers is not touched by it.
+#[test]
+fn an_interrupted_connection_stops_waiting_for_a_silent_server() {
+    let cluster = cluster();
+    let db = cluster.create_database();
+    let proxy = Proxy::for_cluster(cluster);
+    let mut conn = connect(&proxy.conninfo(cluster, &db));
+    let interrupter = Interrupter::new().unwrap();
+    conn.set_interrupter(Some(interrupter.clone()));
+    assert_eq!(conn.query("SELECT 1").unwrap().len(), 1);
+    proxy.set(S2C, Net::Stall);
+    let (said, ended) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let result = conn.query("SELECT 2").map(|_| ());
+        said.send(()).unwrap();
+        (result, conn)
+    });
+    // No timeout of its own: it waits until interrupted.
+    assert!(ended.recv_timeout(Duration::from_secs(1)).is_err());
+    interrupter.interrupt();
+    ended
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the interrupted wait ended");
+    let (result, conn) = waiter.join().unwrap();
+    let error = result.expect_err("the answer never came");
+    assert_eq!(
+        io_kind(&error),
+        Some(std::io::ErrorKind::TimedOut),
+        "{}",
+        chain(&error)
+    );
+    assert!(!conn.is_ready());
+    // Interrupted before a wait begins: one that is answered goes through all the same.
+    let mut other = connect(&cluster.conninfo(&db));
+    other.set_interrupter(Some(interrupter));
+    assert_eq!(other.query("SELECT 3").unwrap().len(), 1);
 }
 
 #[test]
