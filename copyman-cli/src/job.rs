@@ -410,7 +410,7 @@ fn server(
             let mut conn = spec.connect()?;
             // The planning sessions get --stall-timeout's socket timeouts, as a single table's
             // do; a worker's sessions get them from the job, around each copy only.
-            if watch.connected(index, &conn) && stall_timeout.is_some() {
+            if watch.connected(index, &mut conn) && stall_timeout.is_some() {
                 conn.set_timeout(stall_timeout)?;
             }
             if let Some(limit) = lock_timeout {
@@ -466,6 +466,13 @@ fn fatal(error: JobError) -> anyhow::Error {
             report::ErrorInfo {
                 sqlstate: said.sqlstate.clone(),
                 message: said.message.clone(),
+            },
+        )),
+        JobError::Destination { server, error } => Some((
+            server.clone(),
+            report::ErrorInfo {
+                sqlstate: error.sqlstate.clone(),
+                message: error.message.clone(),
             },
         )),
         _ => None,

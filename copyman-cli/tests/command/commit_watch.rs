@@ -440,3 +440,88 @@ fn a_planning_that_stops_moving_is_said() {
         "{stderr}"
     );
 }
+
+/// A job paused before looking up its second table, with its destination's planning session
+/// frozen from then on: `extra` are more arguments.
+fn planning_frozen(extra: &[&str]) -> (Paused, Frozen, String) {
+    let c = clusters();
+    let tables = "CREATE TABLE t1 (id int); CREATE TABLE t2 (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO t1 SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let state = TempPath::new("frozen-planning.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let mut args = vec![
+        "table",
+        "t1",
+        "t2",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+    ];
+    args.extend(extra);
+    let paused = Paused::start(&args, "planning:1");
+    let pid: i32 = c.dest[0]
+        .connect("postgres")
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&d1],
+        )
+        .unwrap()
+        .get(0);
+    (paused, Frozen::stop(pid), d1)
+}
+
+/// A destination's planning session that stops answering (its backend frozen after the tables
+/// were looked up) fails the job at `--stall-timeout`, naming that destination, with nothing
+/// copied. Each of the plan's later questions there waited a timeout of its own in turn (over
+/// thousands of tables, hours), the answers taken for "nothing stands in the way": the job then
+/// copied without the plan's checks there.
+#[test]
+fn a_planning_session_that_stalls_fails_the_job_at_the_stall_timeout() {
+    let c = clusters();
+    let (paused, frozen, d1) = planning_frozen(&["--stall-timeout", "2s"]);
+    let out = paused.resume();
+    drop(frozen);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("destination 1 ")
+            && stderr.contains("stalled for 2 s while the job planned"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t1"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+}
+
+/// One signal ends a job's planning whose destination backend froze under a catalog question
+/// (no `--stall-timeout`): the planning sessions' waits are cut short after the interrupt's
+/// grace, as a copy's IO. The cancel request it sent never reached the frozen backend, and the
+/// planning waited until a second signal.
+#[test]
+fn one_signal_ends_a_planning_whose_backend_froze() {
+    let c = clusters();
+    let (mut paused, frozen, d1) = planning_frozen(&[]);
+    std::fs::remove_file(&paused.file.0).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    signal(&paused.child, "TERM");
+    // Ended while the backend is still frozen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = paused.child.try_wait().unwrap().is_some();
+    drop(frozen);
+    let out = paused.child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(ended, "one SIGTERM did not end the planning\n{stderr}");
+    assert_exit(&out, 143);
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "t1"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+}

@@ -242,6 +242,15 @@ pub enum JobError {
         /// Why.
         error: TableError,
     },
+    /// A destination stopped answering while the job was planned (its planning session
+    /// stalled, or was lost), so the plan's checks there could not be made.
+    #[error("{server}: {error}")]
+    Destination {
+        /// Which (`destination N NAME`).
+        server: String,
+        /// Why.
+        error: TableError,
+    },
     /// Under `keep_going`, no destination could be reached: each one's [`JobError::Connect`].
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Unreachable(Vec<Self>),

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
 use copyman_sync::Connection;
 
@@ -1034,6 +1035,10 @@ fn plan_all(
         if let Some(reason) = options.interrupt.reason() {
             return Err(JobError::Interrupted(reason));
         }
+        // The source's session stalled on the last table's question: each next one would too.
+        if let Some(why) = unanswered(&src, options.stall_timeout) {
+            return Err(JobError::Source(why));
+        }
         let key = sel.table.to_string();
         if done % LOOKED_UP_AT_ONCE == 0 {
             let next = &names[done..names.len().min(done + LOOKED_UP_AT_ONCE)];
@@ -1288,12 +1293,21 @@ fn plan_all(
         let settings: Vec<ReadSettings> = rels
             .iter()
             .map(|(i, rel)| {
-                dests[*i]
-                    .as_mut()
+                answering(&mut dests[*i])
                     .map(|c| ReadSettings::asking_zones(c, &source_rel, &columns, rel))
                     .unwrap_or_default()
             })
             .collect();
+        // A question of this table's given up on a destination (its session stalled): the
+        // table is refused there, and the next table asks on a new session (`ensure`).
+        for (i, _) in &rels {
+            if let Some(why) = dests[*i]
+                .as_ref()
+                .and_then(|c| unanswered(c, options.stall_timeout))
+            {
+                plans[*i] = DestPlan::Refused(why);
+            }
+        }
         let read: Vec<(&str, &Relation, &ReadSettings)> = view
             .iter()
             .zip(&settings)
@@ -1434,19 +1448,27 @@ fn plan_all(
             data_encoding: options.data_encoding.clone(),
         });
     }
+    // A session whose last table's question was given up is replaced, as the next table's
+    // would have been (`ensure`): the questions below ask on a session that answers.
+    for (slot, server) in dests.iter_mut().zip(destinations) {
+        give_up(slot, server);
+    }
     // Foreign keys, as every server has them (the destinations enforce theirs; the source's
     // say how the data hangs together): parents first.
     // The destinations' (only they can refuse a row): a cycle the source has and the
     // destinations broke (a constraint dropped for the load) orders the tables all the same.
     let mut edges = Vec::new();
     let mut ancestors = source_ancestry;
-    for (d, conn) in dests.iter_mut().enumerate() {
-        let Some(conn) = conn else { continue };
-        edges.extend(foreign_keys(conn));
-        let here = partition_ancestors(conn);
-        refuse_emptied_within(&tables, d, &here)?;
-        ancestors.extend(here);
-        if options.verify {
+    for (d, slot) in dests.iter_mut().enumerate() {
+        if let Some(conn) = answering(slot) {
+            edges.extend(foreign_keys(conn));
+        }
+        if let Some(conn) = answering(slot) {
+            let here = partition_ancestors(conn);
+            refuse_emptied_within(&tables, d, &here)?;
+            ancestors.extend(here);
+        }
+        if let Some(conn) = answering(slot).filter(|_| options.verify) {
             refuse_unreadable_for_verify(conn, &tables, d)?;
         }
     }
@@ -1455,8 +1477,8 @@ fn plan_all(
     // reference a row of a range not committed yet there (a tree's child before its parent),
     // which would fail every run alike (23503).
     let mut self_referencing: Vec<(String, usize)> = Vec::new();
-    for (d, conn) in dests.iter_mut().enumerate() {
-        if let Some(conn) = conn {
+    for (d, slot) in dests.iter_mut().enumerate() {
+        if let Some(conn) = answering(slot) {
             self_referencing.extend(references_itself(conn).into_iter().map(|t| (t, d)));
         }
     }
@@ -1567,6 +1589,7 @@ fn plan_all(
         }
     }
     refuse_unprivileged(&mut tables, &together, &mut dests);
+    refuse_where_unanswered(&mut tables, &dests, destinations, options, &mut notes)?;
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
@@ -1604,10 +1627,16 @@ fn plan_all(
         .iter()
         .filter(|t| matches!(t.kind.as_str(), "r" | "p") && !locked.contains(&t.table.to_string()))
         .filter_map(|t| {
-            let files = crate::identity::table_files(&mut src, &t.table)?;
+            let files = Some(&mut src)
+                .filter(|src| src.is_ready())
+                .and_then(|src| crate::identity::table_files(src, &t.table))?;
             Some((t.table.to_string(), files))
         })
         .collect();
+    // (Not asked further of a session that stalled: each question would wait its timeout.)
+    if let Some(why) = unanswered(&src, options.stall_timeout) {
+        return Err(JobError::Source(why));
+    }
     let (coordinator, snapshot) = if options.snapshot {
         src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .map_err(|e| JobError::Source(describe(&e)))?;
@@ -1868,8 +1897,10 @@ fn referenced_from_outside(
     dests: &mut [Option<Connection>],
 ) {
     let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
-    for (d, conn) in dests.iter_mut().enumerate() {
-        let Some(conn) = conn else { continue };
+    for (d, slot) in dests.iter_mut().enumerate() {
+        let Some(conn) = answering(slot) else {
+            continue;
+        };
         let replica = conn
             .query("SELECT pg_catalog.current_setting('session_replication_role')")
             .ok()
@@ -1884,11 +1915,12 @@ fn referenced_from_outside(
             else {
                 continue;
             };
-            if grouped.contains(&i) {
+            if grouped.contains(&i) || !t.referenced() {
                 continue;
             }
-            if !t.referenced() {
-                continue;
+            // Not asked further of a session that stopped answering (refused below).
+            if !conn.is_ready() {
+                break;
             }
             let mut outside = t.referenced_by.iter().filter(|r| !job.contains(*r));
             // Emptied with a TRUNCATE (a DELETE of its rows would do more: a partitioned
@@ -2004,6 +2036,71 @@ fn references_itself(conn: &mut Connection) -> Vec<String> {
         .collect()
 }
 
+/// Destination `slot`'s planning session if it still answers: not one whose question was given
+/// up (its socket's `--stall-timeout`: a frozen backend, a stuck server, a lost network path),
+/// nor one lost. Such a session still waits for that answer, and each question after it would
+/// wait a timeout of its own in turn — minutes, then hours, over thousands of tables — so it
+/// is asked nothing more ([`refuse_where_unanswered`]).
+fn answering(slot: &mut Option<Connection>) -> Option<&mut Connection> {
+    slot.as_mut().filter(|conn| conn.is_ready())
+}
+
+/// A destination whose planning session stopped answering after the tables were looked up
+/// ([`answering`]) stops the job before anything is copied, or under `--keep-going` is left
+/// out (every table still to copy there refused), as one it cannot reach: the questions it
+/// was not asked (its role's privileges, the foreign keys that reference a table there …) are
+/// the plan's checks, which a copy must not go without.
+fn refuse_where_unanswered(
+    tables: &mut [TablePlan],
+    dests: &[Option<Connection>],
+    destinations: &[Server],
+    options: &Options,
+    notes: &mut Vec<String>,
+) -> Result<(), JobError> {
+    // A signal cuts the planning sessions' waits short: not a destination's failure.
+    if let Some(reason) = options.interrupt.reason() {
+        return Err(JobError::Interrupted(reason));
+    }
+    for (d, (conn, server)) in dests.iter().zip(destinations).enumerate() {
+        let copied = |t: &TablePlan| matches!(t.destinations.get(d), Some(DestPlan::Copy { .. }));
+        // None: given up and not opened again (or left out already: nothing to copy there).
+        let why = match conn {
+            Some(conn) => unanswered(conn, options.stall_timeout),
+            None => Some(TableError::new(LOST)).filter(|_| tables.iter().any(copied)),
+        };
+        let Some(why) = why else { continue };
+        let server = format!("destination {} {}", d + 1, server.name);
+        if !options.keep_going {
+            return Err(JobError::Destination { server, error: why });
+        }
+        notes.push(format!("{server}: {why}; left out (--keep-going)"));
+        for t in tables.iter_mut().filter(|t| copied(t)) {
+            t.destinations[d] = DestPlan::Refused(why.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Why `conn`, a planning session, no longer answers ([`answering`]); `None` if it does.
+fn unanswered(conn: &Connection, stall: Option<Duration>) -> Option<TableError> {
+    if conn.is_ready() {
+        return None;
+    }
+    Some(TableError::new(match stall.filter(|_| !conn.is_closed()) {
+        Some(limit) => format!(
+            "stalled for {} s while the job planned: no byte moved (stall timeout) on its \
+             planning session, whose catalog question was not answered (a frozen backend, a \
+             stuck server or a lost network path)",
+            limit.as_secs_f64()
+        ),
+        None => LOST.to_owned(),
+    }))
+}
+
+/// A planning session lost, in [`unanswered`]'s words.
+const LOST: &str = "its planning session was lost while the job planned (the server closed it, \
+                    or the network path to it broke)";
+
 /// Refuses, on each destination, a table its role there may not copy into
 /// ([`crate::plan::write_refusal`]: row security that applies to it, or a missing privilege):
 /// `INSERT` on a copied column, or the privilege that empties it first — `TRUNCATE`, or `DELETE` for a referenced
@@ -2018,7 +2115,7 @@ fn refuse_unprivileged(
 ) {
     for (i, t) in tables.iter_mut().enumerate() {
         let referenced = t.referenced();
-        for (d, conn) in dests.iter_mut().enumerate() {
+        for (d, slot) in dests.iter_mut().enumerate() {
             let (
                 Some(conn),
                 Some(DestPlan::Copy {
@@ -2026,7 +2123,7 @@ fn refuse_unprivileged(
                     quiet_delete,
                     ..
                 }),
-            ) = (conn, t.destinations.get(d))
+            ) = (answering(slot), t.destinations.get(d))
             else {
                 continue;
             };
