@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 use crate::args::{ArgError, Endpoint, LowTable, Output, Safety, endpoints};
 use crate::conn::{Env, ServerSpec};
+use crate::fit::{Demand, Rooms};
 use crate::report::{self, Exit, Fatal};
 use crate::run::Unreachable;
 use crate::signals;
@@ -617,27 +618,15 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let options = &options;
     report::log(format_args!("planning the job: {}", args.selection));
-    // --jobs within what the servers accept (max_connections, max_prepared_transactions):
-    // capped, said once the plan says whether a table is split (a split table's ranges take
-    // sessions and prepared transactions of their own).
-    let split_asked = options.split_larger_than.is_some();
-    let fit = |split: bool| -> Result<(usize, Vec<String>), Fatal> {
-        let mut fitted = options.clone();
-        let (jobs, warning) = fit_jobs(&source, &dests, &fitted, split)?;
-        fitted.jobs = jobs;
-        let mut warnings: Vec<String> = warning.into_iter().collect();
-        if fitted.two_phase.is_some() {
-            let (jobs, warning) = fit_prepared(&dests, &fitted, split)?;
-            fitted.jobs = jobs;
-            warnings.extend(warning);
-        }
-        Ok((fitted.jobs, warnings))
-    };
-    let (jobs, mut cap_warnings) = fit(split_asked)?;
-    // Asked now too, before the plan's own sessions count against it.
-    let unsplit_fit = if split_asked { Some(fit(false)?) } else { None };
+    // --jobs within what the servers accept (max_connections, max_prepared_transactions),
+    // asked before the plan's own sessions count against it: the workers an unsplit job takes
+    // first (a table is split into no more ranges than that), then fitted to what the plan
+    // holds (which tables are split), said once.
+    let rooms = Rooms::ask(&source, &dests, options.two_phase.is_some());
+    let wanted = options.jobs;
+    let (unsplit_jobs, _) = rooms.fit(wanted, &Demand::unsplit, 0)?;
     let mut options = options.clone();
-    options.jobs = jobs;
+    options.jobs = unsplit_jobs;
     // A resume goes on as the job began: verifying if it began with --verify (a table found
     // committed and not recorded done is then recorded only once its checksum matched).
     if options.resume
@@ -684,16 +673,25 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
     });
     let mut plan = planned.map_err(fatal)?;
-    // No table is split after all: the workers need no range sessions.
-    let unsplit;
-    let options = if let Some((jobs, warnings)) =
-        unsplit_fit.filter(|_| plan.tables.iter().all(|t| t.ranges.is_empty()))
-    {
-        cap_warnings = warnings;
-        let mut fitted = options.clone();
-        fitted.jobs = jobs;
-        unsplit = fitted;
-        &unsplit
+    let plan_ranges = plan
+        .tables
+        .iter()
+        .map(|t| t.ranges.len())
+        .max()
+        .unwrap_or(0);
+    let demand = |jobs: usize| Demand::of(&plan, jobs);
+    let (jobs, cap_warnings) = rooms.fit(wanted, &demand, plan_ranges)?;
+    let jobs = jobs.min(unsplit_jobs);
+    let ranges = demand(jobs).ranges;
+    if let Some(limit) = options.split_larger_than.filter(|_| ranges < plan_ranges) {
+        plan.cap_ranges(ranges, limit);
+    }
+    let fitted;
+    let options = if jobs < options.jobs {
+        let mut capped = options.clone();
+        capped.jobs = jobs;
+        fitted = capped;
+        &fitted
     } else {
         options
     };
@@ -817,228 +815,6 @@ const PLANNING_SAID_EVERY: Duration = Duration::from_secs(5);
 
 /// The most `--jobs` taken.
 const MAX_JOBS: usize = 1024;
-
-/// The connections a job of `jobs` workers may hold at once on an endpoint: each worker's
-/// session, each range of a split table (at most `jobs` per table, one table per worker), the
-/// watch's monitoring session, and on the source the session that holds the snapshot.
-fn connections_needed(jobs: usize, split: bool, source: bool) -> usize {
-    let ranges = if split { jobs } else { 0 };
-    jobs * (1 + ranges) + 1 + usize::from(source)
-}
-
-/// `--jobs`, capped to what every server accepts now (`max_connections`, less its reserved
-/// slots, left free for a DBA even when the role is a superuser, less the connections it
-/// holds): a job of more workers than that would fail table after table with "too many
-/// clients". Capped with a warning; refused when not even one worker fits. A server that cannot
-/// be asked is not counted (the job says so when it connects).
-///
-/// # Errors
-/// [`Fatal`] (exit 3) when a server cannot take even one worker's connections.
-fn fit_jobs(
-    source: &Server,
-    dests: &[Server],
-    options: &Options,
-    split: bool,
-) -> Result<(usize, Option<String>), Fatal> {
-    // Per server: its name(s), its free connections, the limit that says so, its endpoints
-    // (source?).
-    let mut servers: Vec<(String, String, i64, String, Vec<bool>)> = Vec::new();
-    let endpoints = std::iter::once(("source".to_owned(), source, true)).chain(
-        dests
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (format!("destination {}", i + 1), d, false)),
-    );
-    for (role, server, is_source) in endpoints {
-        let answer = (server.connect)()
-            .map_err(|e| report::describe(&e).to_string())
-            .and_then(|mut conn| {
-                conn.query(copyman_job::sql::CAPACITY)
-                    .map_err(|e| report::describe(&e).to_string())
-            });
-        let row = match answer {
-            Ok(rows) => rows.into_iter().next().unwrap_or_default(),
-            Err(e) => {
-                report::log(format_args!(
-                    "cannot ask {role} how many connections it accepts: {e}"
-                ));
-                continue;
-            }
-        };
-        let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let (key, free, mut limit) = (
-            field(0),
-            field(1).parse::<i64>().unwrap_or(i64::MAX),
-            field(2),
-        );
-        let reserved = field(3);
-        if limit.starts_with("max_connections") && !matches!(reserved.as_str(), "" | "0") {
-            // A job leaves them free: a DBA can still connect to it.
-            limit = format!(
-                "{limit}, less the {reserved} that superuser_reserved_connections keeps for a \
-                 DBA, left free"
-            );
-        }
-        let name = format!("{role} ({})", server.name);
-        match servers.iter_mut().find(|s| s.0 == key) {
-            Some(s) => {
-                s.1.push_str(&format!(" and {name}"));
-                // Another role or database of the server may have a lower limit of its own.
-                if free < s.2 {
-                    (s.2, s.3) = (free, limit);
-                }
-                s.4.push(is_source);
-            }
-            None => servers.push((key, name, free, limit, vec![is_source])),
-        }
-    }
-    let need = |jobs: usize, endpoints: &[bool]| -> i64 {
-        endpoints
-            .iter()
-            .map(|&source| connections_needed(jobs, split, source))
-            .sum::<usize>()
-            .try_into()
-            .unwrap_or(i64::MAX)
-    };
-    let fits = |jobs: usize| servers.iter().all(|s| need(jobs, &s.4) <= s.2);
-    let wanted = options.jobs;
-    if fits(wanted) {
-        return Ok((wanted, None));
-    }
-    // The server that takes the fewest workers is the one to name.
-    let most_on = |s: &(String, String, i64, String, Vec<bool>)| {
-        (1..=wanted)
-            .rev()
-            .find(|&j| need(j, &s.4) <= s.2)
-            .unwrap_or(0)
-    };
-    let tightest = servers
-        .iter()
-        .min_by_key(|s| most_on(s))
-        .expect("one server does not fit");
-    let what = format!(
-        "{} accepts {} now ({})",
-        tightest.1,
-        plural(
-            usize::try_from(tightest.2.max(0)).unwrap_or(0),
-            "more connection"
-        ),
-        tightest.3
-    );
-    let Some(jobs) = (1..wanted).rev().find(|&j| fits(j)) else {
-        // The limit's name, without its value.
-        let limit = tightest
-            .3
-            .split_once(|c: char| c.is_ascii_digit())
-            .map_or("max_connections", |(name, _)| name.trim_end());
-        return Err(Fatal {
-            exit: Exit::Connect,
-            server: None,
-            message: format!(
-                "{what}: a job needs {} there even with --jobs 1; free connections there, or \
-                 raise {limit}",
-                need(1, &tightest.4)
-            ),
-        });
-    };
-    let ranges = if split {
-        " (--split-larger-than: a worker copies a table over its size as up to --jobs ranges \
-         side by side, each on sessions of its own)"
-    } else {
-        ""
-    };
-    let warning = format!(
-        "--jobs {wanted} needs up to {} connections there{ranges}, and {what}: copying {} at a \
-         time (--jobs {jobs})",
-        need(wanted, &tightest.4),
-        plural(jobs, "table")
-    );
-    Ok((jobs, Some(warning)))
-}
-
-/// The prepared transactions an `--atomic` job of `jobs` workers may hold at once on one
-/// destination: one per table copied, and a split table's ranges each their own (up to `jobs`
-/// ranges a table, at least 2: copyman-job's `split`), all prepared before the decision.
-fn prepared_needed(jobs: usize, split: bool) -> usize {
-    if split { jobs * jobs.max(2) } else { jobs }
-}
-
-/// `--jobs` of an `--atomic` job, capped to the prepared transactions every destination has
-/// free now (`max_prepared_transactions` less those in use on its server): a job of more
-/// workers failed table after table at its PREPARE (53200), every row copied and thrown away —
-/// a split table every time, its ranges preparing together. Capped with a warning; refused
-/// when not even one worker fits, as a one-table run is. A destination that cannot be asked
-/// is not counted (the job's planning says why).
-///
-/// # Errors
-/// [`Fatal`] (exit 2) when a destination has no prepared transaction free for one worker.
-fn fit_prepared(
-    dests: &[Server],
-    options: &Options,
-    split: bool,
-) -> Result<(usize, Option<String>), Fatal> {
-    let mut tightest: Option<(usize, String, usize, i64)> = None;
-    for (i, server) in dests.iter().enumerate() {
-        let rows = (server.connect)().ok().and_then(|mut conn| {
-            conn.query(
-                "SELECT pg_catalog.current_setting('max_prepared_transactions')::int, \
-                 (SELECT count(*) FROM pg_catalog.pg_prepared_xacts)",
-            )
-            .ok()
-        });
-        let Some(row) = rows.and_then(|rows| rows.into_iter().next()) else {
-            continue;
-        };
-        let number = |c: usize| -> i64 {
-            let value = row.get(c).cloned().flatten();
-            value.and_then(|v| v.parse().ok()).unwrap_or(0)
-        };
-        let (max, used) = (number(0), number(1));
-        let free = usize::try_from(max - used).unwrap_or(0);
-        // max 0 is refused by the planning, in its own words.
-        if max > 0 && tightest.as_ref().is_none_or(|t| free < t.2) {
-            let name = format!("destination {} {}", i + 1, server.name);
-            tightest = Some((i, name, free, max));
-        }
-    }
-    let wanted = options.jobs;
-    let Some((_, name, free, max)) = tightest.filter(|t| prepared_needed(wanted, split) > t.2)
-    else {
-        return Ok((wanted, None));
-    };
-    let in_use = usize::try_from(max).unwrap_or(0).saturating_sub(free);
-    let Some(jobs) = (1..wanted)
-        .rev()
-        .find(|&j| prepared_needed(j, split) <= free)
-    else {
-        let way = if split && free > 0 {
-            " (a split table prepares 2 ranges at the least: without --split-larger-than one \
-             is enough)"
-        } else {
-            ""
-        };
-        return Err(Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
-                "--atomic: {name} has {} free of its {max} (max_prepared_transactions, {in_use} \
-                 in use), and a job needs {} even with --jobs 1{way}: finish those in use first \
-                 (copyman recover, or COMMIT/ROLLBACK PREPARED), or raise \
-                 max_prepared_transactions",
-                plural(free, "prepared transaction"),
-                prepared_needed(1, split),
-            ),
-        });
-    };
-    let warning = format!(
-        "--atomic --jobs {wanted} may hold up to {} prepared transactions on each destination, \
-         and {name} has {free} free of its {max} (max_prepared_transactions): copying {} at a \
-         time (--jobs {jobs})",
-        prepared_needed(wanted, split),
-        plural(jobs, "table")
-    );
-    Ok((jobs, Some(warning)))
-}
 
 /// A job interrupted by a signal: a statement that failed because the watch cancelled it
 /// (SQLSTATE 57014 "canceling statement due to user request": a planning lookup waiting for a
@@ -1955,7 +1731,7 @@ impl Ledger {
 }
 
 /// `1 table`, `2 tables`.
-fn plural(n: usize, what: &str) -> String {
+pub(crate) fn plural(n: usize, what: &str) -> String {
     match what.strip_suffix('y') {
         _ if n == 1 => format!("1 {what}"),
         // "table copy" → "table copies" (not "copys"); "day" stays "days".

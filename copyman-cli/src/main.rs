@@ -11,6 +11,7 @@ mod dest;
 mod drive;
 mod file_source;
 mod finish;
+mod fit;
 mod identity;
 mod job;
 mod limits;

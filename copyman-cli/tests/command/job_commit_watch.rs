@@ -564,6 +564,40 @@ fn job_jobs_beyond_max_connections_is_capped_or_refused_before_copying() {
             "{split}: {warning}"
         );
     }
+    // One table over the size: one worker splits it, and its ranges alone take sessions (it
+    // was capped as if each of 20 workers split a table: 2 ranges where 12 sessions were
+    // free). Cut into at most 11 ranges (the 11 workers an unsplit job fits); into 10 where
+    // 11 would take 13 sessions, said.
+    let one = TempPath::new("max-connections-one.state");
+    let empty = database(&tight, &schema);
+    let ranges = |split: &str| {
+        let out = copyman()
+            .args(["--json", "table", "m1", "--from"])
+            .arg(source.conninfo(&src))
+            .arg("--to")
+            .arg(tight.conninfo(&empty))
+            .args(["--state", one.arg(), "--jobs", "20", "--dry-run"])
+            .args(["--split-larger-than", split])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        let document = json(&out);
+        let ranges = document["tables"][0]["ranges"]
+            .as_array()
+            .map_or(0, Vec::len);
+        (ranges, text(&out.stderr))
+    };
+    let (few, stderr) = ranges("32K");
+    assert!((3..=10).contains(&few), "{few} ranges: {stderr}");
+    assert!(!stderr.contains("--jobs 20 needs"), "{stderr}");
+    let (most, stderr) = ranges("4K");
+    assert_eq!(most, 10, "{stderr}");
+    assert!(
+        stderr.contains(
+            "copying 1 table at a time, a table over --split-larger-than in 10 ranges (--jobs 10)"
+        ),
+        "{stderr}"
+    );
     // With 11 of the 12 connections it may take held, not even one worker fits (its session
     // and the watch's): refused before copying.
     let held: Vec<postgres::Client> = (0..11).map(|_| tight.connect("postgres")).collect();

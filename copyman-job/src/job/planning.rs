@@ -216,9 +216,40 @@ pub struct Plan {
     /// the `party` lines of every decision ([`commit::DecisionLog::record_parties`]).
     pub(super) parties: Vec<commit::Holder>,
     pub(super) coordinator: Option<Connection>,
+    /// The source's `block_size`: what a split table's ranges are cut by.
+    pub(super) block_size: u64,
 }
 
 impl Plan {
+    /// Cuts every table split into more than `ranges` ranges into that many (2 at the least),
+    /// as [`split`] cuts one for a job of `ranges` workers: for a job whose workers were capped
+    /// once the plan said which tables are split (its servers take fewer sessions, or prepared
+    /// transactions, than its ranges would).
+    pub fn cap_ranges(&mut self, ranges: usize, split_larger_than: u64) {
+        for t in self
+            .tables
+            .iter_mut()
+            .filter(|t| t.ranges.len() > ranges.max(2))
+        {
+            let copy = TableCopy {
+                table: t.table.clone(),
+                target: None,
+                columns: t.columns.clone(),
+                condition: None,
+                header: false,
+                encoding: None,
+            };
+            t.ranges = split(
+                &copy,
+                t.format,
+                t.size,
+                split_larger_than,
+                self.block_size,
+                ranges,
+            );
+        }
+    }
+
     /// The group ([`Plan::groups`]) table `i` is copied with, if any.
     pub fn group_of(&self, i: usize) -> Option<&crate::plan::Group> {
         self.groups.iter().find(|g| g.members.contains(&i))
@@ -1747,6 +1778,7 @@ fn plan_all(
         confirmed,
         parties,
         coordinator,
+        block_size,
     })
 }
 
