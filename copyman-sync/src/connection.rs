@@ -419,12 +419,12 @@ impl Connection {
         }
     }
 
-    /// Runs `f` with no timeout on the connection's waits (a COPY's completion: only the
-    /// server's answer says whether it committed), then puts the timeout back.
+    /// Runs `f` with no timeout on the connection's waits, nor its interrupter (a COPY's
+    /// completion: only the server's answer says whether it committed), then puts them back.
     pub(crate) fn untimed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let timeout = self.timeout.take();
+        let (timeout, interrupter) = (self.timeout.take(), self.interrupter.take());
         let done = f(self);
-        self.timeout = timeout;
+        (self.timeout, self.interrupter) = (timeout, interrupter);
         done
     }
 

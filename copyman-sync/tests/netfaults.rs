@@ -249,6 +249,42 @@ fn an_interrupted_connection_stops_waiting_for_a_silent_server() {
     assert_eq!(other.query("SELECT 3").unwrap().len(), 1);
 }
 
+/// A connection's interrupter leaves a COPY's completion alone, as its timeout: only the
+/// server's answer says whether the COPY committed (here on its own, outside a transaction,
+/// after a statement trigger that takes seconds), so an interrupt under way does not cut the
+/// wait for it.
+#[test]
+fn an_interrupter_does_not_cut_a_copys_completion() {
+    let cluster = cluster();
+    let (src_db, dst_db) = (cluster.create_database(), cluster.create_database());
+    let mut source = connect(&cluster.conninfo(&src_db));
+    let mut dest = connect(&cluster.conninfo(&dst_db));
+    dest.execute(
+        "CREATE TABLE t (i int8);
+         CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql
+           AS $$BEGIN PERFORM pg_sleep(4); RETURN NULL; END$$;
+         CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow()",
+    )
+    .unwrap();
+    let interrupter = Interrupter::new().unwrap();
+    dest.set_interrupter(Some(interrupter.clone()));
+    let interrupting = thread::spawn(move || {
+        thread::sleep(Duration::from_secs(1));
+        interrupter.interrupt();
+    });
+    let producer = StatementProducer::new(&mut source, series(10));
+    let summary = CopyManager::builder(producer)
+        .to(StatementReceiver::new(&mut dest, "COPY t FROM STDIN"))
+        .run()
+        .unwrap_or_else(|e| panic!("the COPY completes: {}", chain(&e)));
+    interrupting.join().unwrap();
+    assert!(matches!(
+        summary.receivers[0].1,
+        ReceiverOutcome::Completed(Some(10))
+    ));
+    assert_eq!(committed(cluster, &dst_db), 10);
+}
+
 #[test]
 fn stalled_destination_with_a_timeout_faults_and_the_others_complete() {
     const ROWS: u64 = 2_000_000;
