@@ -1,7 +1,7 @@
 //! `--lock-timeout`, `--stall-timeout` and `--encoding` on every server session, right after it
 //! connected, with the checks and the watch that go with them ([`prepare`]).
 
-use copyman_sync::Connection;
+use copyman_sync::{Connection, Interrupter};
 
 use crate::args::{Endpoint, Safety, Statements, Transfer};
 use crate::dest::Dest;
@@ -95,17 +95,21 @@ pub(crate) fn prepare(
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
     apply_all(t, source.as_deref_mut(), dests)?;
+    // Until the copy is over (`end_stall_timeouts`), a signal cuts the sessions' waits short.
+    let asking = Interrupter::new().ok();
     let mut targets = Vec::new();
     if let (Some(conn), Endpoint::Server(spec)) = (source, &t.source) {
+        conn.set_interrupter(asking.clone());
         targets.extend(Target::of(format!("source ({})", spec.display), spec, conn));
     }
     for (i, dest) in dests.iter_mut().enumerate() {
         if let (Some(conn), Endpoint::Server(spec)) = (dest.conn.as_mut(), dest.endpoint) {
+            conn.set_interrupter(asking.clone());
             let role = format!("destination {}", i + 1);
             targets.extend(Target::of(format!("{role} ({})", spec.display), spec, conn));
         }
     }
-    Ok(Watch::start(targets, quiet))
+    Ok(Watch::start(targets, quiet, asking))
 }
 
 /// Applies the limits to every server session ([`apply`]); `--dry-run` does it too, so that it
@@ -338,22 +342,23 @@ pub(crate) fn non_utf8_client_encoding<'c>(
     (named.or(raw_encoding).map(str::to_owned)).or_else(|| shared_server_encoding(t, conns))
 }
 
-/// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes
-/// long must not be given up on while the server may still commit it (copyman would report as
-/// failed a destination that committed). Lock waits stay bounded by `--lock-timeout`.
+/// Takes `--stall-timeout`'s socket timeouts off again once the copy is over, and the signal's
+/// interrupter ([`prepare`]): a COMMIT that takes long must not be given up on while the server
+/// may still commit it (copyman would report as failed a destination that committed). Lock
+/// waits stay bounded by `--lock-timeout`.
 pub(crate) fn end_stall_timeouts(
     t: &Transfer,
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
 ) {
-    if t.safety.stall_timeout.is_none() {
-        return;
-    }
     let conns = source
         .into_iter()
         .chain(dests.iter_mut().filter_map(|d| d.conn.as_mut()));
     for conn in conns {
-        // A connection whose socket cannot take the setting is broken: its COMMIT says so.
-        let _ = conn.set_timeout(None);
+        conn.set_interrupter(None);
+        if t.safety.stall_timeout.is_some() {
+            // A connection whose socket cannot take the setting is broken: its COMMIT says so.
+            let _ = conn.set_timeout(None);
+        }
     }
 }

@@ -222,8 +222,10 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// Starts watching `targets`; `quiet` (`--quiet`) keeps all but lock waits to itself.
-    pub(crate) fn start(targets: Vec<Target>, quiet: bool) -> Self {
+    /// Starts watching `targets`; `quiet` (`--quiet`) keeps all but lock waits to itself. A
+    /// signal before the commit interrupts `asking`, the run's sessions' interrupter: a
+    /// question whose backend froze (its cancel never read) is given up after the grace.
+    pub(crate) fn start(targets: Vec<Target>, quiet: bool, asking: Option<Interrupter>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let committing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -247,7 +249,7 @@ impl Watch {
         // thread holds needs the run.
         let spawned = thread::Builder::new()
             .name("copyman-watch".to_owned())
-            .spawn(move || watch(&targets, &flag, &no_cancel, quiet));
+            .spawn(move || watch(&targets, &flag, &no_cancel, quiet, asking.as_ref()));
         if let Err(e) = spawned {
             report::warn(format_args!("cannot watch for lock waits: {e}"));
         }
@@ -683,7 +685,13 @@ fn commit_wait_hint(kind: &str, event: &str) -> &'static str {
     }
 }
 
-fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: bool) {
+fn watch(
+    targets: &[Target],
+    stop: &AtomicBool,
+    committing: &AtomicBool,
+    quiet: bool,
+    asking: Option<&Interrupter>,
+) {
     let mut watched: Vec<Watched<'_>> = targets
         .iter()
         .map(|target| Watched {
@@ -713,6 +721,9 @@ fn watch(targets: &[Target], stop: &AtomicBool, committing: &AtomicBool, quiet: 
                 last_cancel = Some(Instant::now());
                 if let Some(copying) = &*COPYING.lock().unwrap_or_else(PoisonError::into_inner) {
                     copying.interrupt();
+                }
+                if let Some(asking) = asking {
+                    asking.interrupt();
                 }
                 for w in &mut watched {
                     w.monitor.cancel(w.target);

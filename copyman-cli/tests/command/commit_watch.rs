@@ -525,3 +525,57 @@ fn one_signal_ends_a_planning_whose_backend_froze() {
     assert_eq!(count(&c.dest[0], &d1, "t1"), 0);
     assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }
+
+/// One signal ends a one-table run whose destination's backend froze before the copy (under its
+/// `BEGIN`, the statement that opens it): its session's wait is cut short after the interrupt's
+/// grace, the other destination rolls back, nothing is committed. The cancel request never
+/// reached the frozen backend, and the run waited until a second signal.
+#[test]
+fn one_signal_ends_a_run_whose_destination_froze_before_the_copy() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(&c.dest[1], &format!("{table} INSERT INTO t VALUES (-1);"));
+    let args = [
+        "table",
+        "t",
+        "--truncate",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ];
+    let mut paused = Paused::start(&args, "begun:0");
+    let pid: i32 = c.dest[1]
+        .connect("postgres")
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&d2],
+        )
+        .unwrap()
+        .get(0);
+    let frozen = Frozen::stop(pid);
+    std::fs::remove_file(&paused.file.0).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    signal(&paused.child, "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = paused.child.try_wait().unwrap().is_some();
+    drop(frozen);
+    let out = paused.child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(ended, "one SIGTERM did not end the run\n{stderr}");
+    assert_exit(&out, 143);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1, "{stderr}");
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+}
