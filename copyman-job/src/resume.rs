@@ -206,6 +206,8 @@ fn settle(
     let attempts = recorded.attempts(table, dest);
     let mut unknown: Option<String> = None;
     let mut partial = false;
+    // The transactions of a split table's ranges that committed, where others did not.
+    let mut committed: Vec<u64> = Vec::new();
     for commit in &attempts.commits {
         // The first transaction still in progress (after its wait) refuses the resume: the
         // ones after it are not waited for too.
@@ -236,7 +238,14 @@ fn settle(
             unknown.get_or_insert_with(|| format!("transaction {xid}: {why}"));
         }
         partial |= fates.iter().any(|(_, f)| *f == Fate::Committed);
+        committed.extend(
+            fates
+                .iter()
+                .filter(|(_, f)| *f == Fate::Committed)
+                .map(|(xid, _)| *xid),
+        );
     }
+    let told = unknown.is_none();
     let note = if let Some(why) = unknown {
         Some(format!(
             "{table}: whether an earlier run's copy to destination {} committed cannot \
@@ -255,14 +264,43 @@ fn settle(
     // What cannot be told, or a part of a table committed: emptied and copied again only by a
     // job that empties its tables anyway (as below).
     if let Some(note) = note.as_ref().filter(|_| !here.truncate) {
+        // The rows its committed ranges wrote are told by their `xmin`: once deleted there (as
+        // the refusal below says), it is copied again as the append it is.
+        if told
+            && partial
+            && crate::identity::holds_rows_of(conn, table, &committed) == Some(false)
+        {
+            return Ok(Settled::Again {
+                empty: false,
+                note: Some(format!(
+                    "{table}: the rows that some of an earlier run's ranges committed on \
+                     destination {} were deleted there since: it is copied again",
+                    d + 1
+                )),
+            });
+        }
         let note = note
             .split_once(": it is emptied")
             .map_or(note.as_str(), |(what, _)| what);
+        let delete = if told && partial {
+            // `xmin` is the id without its epoch.
+            let xids: Vec<String> = committed
+                .iter()
+                .map(|x| format!("'{}'", x & 0xFFFF_FFFF))
+                .collect();
+            format!(
+                "delete the rows the earlier run committed there (DELETE FROM {table} WHERE \
+                 xmin IN ({})) and resume again: it is then copied again; or ",
+                xids.join(", ")
+            )
+        } else {
+            String::new()
+        };
         return Err(format!(
             "--resume: {note}: it is not emptied and copied again, since without --truncate it \
-             may hold rows this job did not write; resume with --truncate to replace it, or \
-             delete the rows the earlier run committed there and copy it in a job of its own \
-             (another --state)"
+             may hold rows this job did not write; {delete}resume with --truncate, which \
+             empties every table of the job not done yet, on every destination, before it \
+             copies it (rows they held before the job included)"
         ));
     }
     // A table that committed with a checksum unlike the source's: emptied and copied again

@@ -584,7 +584,7 @@ fn a_resumed_split_table_whose_ranges_committed_is_not_copied_twice() {
 #[test]
 fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied() {
     let schema = "CREATE TABLE big (id int PRIMARY KEY, pad text);";
-    let (source, dests, _, dbs) = setup(
+    let (source, dests, src_db, dbs) = setup(
         &format!(
             "{schema}
              INSERT INTO big SELECT g, repeat('r', 100) FROM generate_series(1, 20000) g;"
@@ -621,13 +621,16 @@ fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied()
         xid
     };
     let state = std::fs::read_to_string(&options.state).unwrap();
+    let mut first = None;
     let partial: String = state
         .lines()
         .filter(|l| !l.starts_with("done"))
         .map(|l| match l.strip_prefix("commit\t") {
             Some(rest) => {
                 let (head, xids) = rest.rsplit_once('\t').unwrap();
-                let rest_xids: Vec<&str> = xids.split(',').skip(1).collect();
+                let mut xids = xids.split(',');
+                first = xids.next().and_then(|x| x.parse::<u64>().ok());
+                let rest_xids: Vec<&str> = xids.collect();
                 assert!(!rest_xids.is_empty(), "one xid per range: {l}");
                 format!("commit\t{head}\t{aborted},{}\n", rest_xids.join(","))
             }
@@ -635,6 +638,12 @@ fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied()
         })
         .collect();
     std::fs::write(&options.state, partial).unwrap();
+    // And its rows gone, as a range that rolled back leaves none.
+    let first = first.expect("a commit line") & 0xFFFF_FFFF;
+    c.dest[0]
+        .connect(&dbs[0])
+        .batch_execute(&format!("DELETE FROM big WHERE xmin = '{first}'"))
+        .unwrap();
     let resume = Options {
         resume: true,
         ..options.clone()
@@ -643,19 +652,45 @@ fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied()
         .expect_err("an append's partly committed table is not emptied");
     let said = refused.to_string();
     assert!(
-        said.contains("some of the ranges") && said.contains("--truncate"),
+        said.contains("some of the ranges")
+            && said.contains(
+                "--truncate, which empties every table of the job not done yet, on every \
+                 destination"
+            ),
         "{said}"
     );
     // Nothing was emptied: the destination's own row is there.
-    assert_eq!(
+    let own_row = || {
         digest(
             &c.dest[0],
             &dbs[0],
-            "(SELECT * FROM big WHERE id > 1000000)"
+            "(SELECT * FROM big WHERE id > 1000000)",
         )
-        .0,
-        1,
-        "the destination's own row"
+        .0
+    };
+    assert_eq!(own_row(), 1, "the destination's own row");
+    // The way out it names: the rows of the ranges that committed deleted (by their xmin),
+    // the resume copies it again, appended beside the destination's own row. It refused for
+    // ever, whatever was deleted, and --truncate emptied every other table not done too.
+    let delete = said
+        .split_once("(DELETE FROM ")
+        .and_then(|(_, rest)| rest.split_once("')"))
+        .map(|(statement, _)| format!("DELETE FROM {statement}')"))
+        .unwrap_or_else(|| panic!("no DELETE said: {said}"));
+    c.dest[0].connect(&dbs[0]).batch_execute(&delete).unwrap();
+    assert_eq!(own_row(), 1, "{delete} deletes only what the job wrote");
+    let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
+    assert!(
+        plan.notes.iter().any(|n| n.contains("were deleted there since")),
+        "{:?}",
+        plan.notes
+    );
+    let report = job::run(plan, &source, &dests, &resume, &|_| {}).unwrap();
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(own_row(), 1);
+    assert_eq!(
+        digest(&c.dest[0], &dbs[0], "(SELECT * FROM big WHERE id <= 1000000)"),
+        digest(&c.source, &src_db, "big")
     );
     let _ = std::fs::remove_file(&options.state);
 }
