@@ -1558,6 +1558,12 @@ impl Ledger {
                     && steps.iter().all(|(_, a, answered)| {
                         matches!(a, Action::Prepare(_)) && *answered == Some(true)
                     });
+                // Its PREPAREs sent, one not answered yet: prepared or not, nothing committed
+                // (the decision comes once every PREPARE was answered).
+                let preparing = steps
+                    .iter()
+                    .all(|(_, a, _)| matches!(a, Action::Prepare(_)))
+                    && steps.iter().any(|(_, _, answered)| answered.is_none());
                 let may_have = steps.iter().any(|(_, a, answered)| match a {
                     Action::Commit | Action::CommitPrepared(_) | Action::Prepare(_) => true,
                     Action::RollbackPrepared(_) => *answered != Some(true),
@@ -1583,6 +1589,13 @@ impl Ledger {
                          committed; copyman recover commits it if the run recorded its commit \
                          decision, else rolls it back",
                     )
+                } else if preparing {
+                    (
+                        "prepared or not",
+                        "its PREPARE TRANSACTION was sent, not answered: prepared or not, \
+                         nothing of it committed; copyman recover commits a prepared one if the \
+                         run recorded its commit decision, else rolls it back",
+                    )
                 } else if may_have && *ranges > 1 && !self.two_phase {
                     // Its ranges commit one by one: some may be there, the others not.
                     (
@@ -1606,14 +1619,16 @@ impl Ledger {
 
     /// The exit status of a second signal, as in a one-table run
     /// ([`signals::at_once_exit`]): 4 (partial) when the COMMITs were under way — a table's
-    /// COMMIT, COMMIT PREPARED or PREPARE TRANSACTION was sent on some destination (answered or
-    /// not), or one is in doubt —, else the signal's own.
+    /// COMMIT or COMMIT PREPARED was sent on some destination (answered or not: under
+    /// `--atomic` the first goes out once the commit decision is recorded), or one is in doubt
+    /// —, else the signal's own: a PREPARE commits nothing.
     fn at_once_exit(&self, signal: i32) -> i32 {
         let committing = self.tables.iter().flat_map(|(_, cells)| cells).any(|cell| {
             let (status, _) = self.verdict(cell);
-            // Prepared: committed by recover if the run decided commit.
-            status == "in doubt"
-                || status == "prepared"
+            let decided = matches!(cell, Cell::Ending(_, steps)
+                if steps.iter().any(|(_, a, _)| matches!(a, Action::CommitPrepared(_))));
+            decided
+                || status == "in doubt"
                 || status == "partly committed"
                 || (matches!(cell, Cell::Ending(..)) && status == "committed")
         });
@@ -1651,7 +1666,7 @@ impl Ledger {
                 match status {
                     "committed" => committed.push(at),
                     "in doubt" => doubt.push(at),
-                    "prepared" => prepared.push(at),
+                    "prepared" | "prepared or not" => prepared.push(at),
                     _ => {}
                 }
                 let mut line = format!("  {table} → destination {} ({dest}): {status}", i + 1);
@@ -1693,7 +1708,7 @@ impl Ledger {
                     String::new()
                 } else {
                     format!(
-                        "prepared, not committed (copyman recover commits them if the run \
+                        "prepared or being prepared, not committed (copyman recover commits them if the run \
                          decided commit, else rolls them back): {}; ",
                         prepared.join(", ")
                     )
@@ -1979,6 +1994,40 @@ mod tests {
         assert_eq!(all.0, "committed");
         let one = ledger.verdict(&Cell::Ending(1, vec![step(1, None)]));
         assert!(one.1.contains("--resume asks its server"), "{one:?}");
+    }
+
+    /// Under `--atomic`, a second signal while a PREPARE is unanswered exits with the signal's
+    /// code and says it prepared or not (a PREPARE commits nothing): it exited 4 and said the
+    /// PREPARE "may have committed". Once a COMMIT PREPARED went out (the decision recorded),
+    /// 4.
+    #[test]
+    fn an_unanswered_prepare_is_not_a_commit_under_way() {
+        let ledger = |cell: Cell| Ledger {
+            dests: vec!["d1".to_owned(), "d2".to_owned()],
+            state: "job.state".to_owned(),
+            two_phase: true,
+            tables: vec![(
+                "\"public\".\"t\"".to_owned(),
+                vec![
+                    Cell::Ending(1, vec![(Some(1), Action::Prepare("g1".into()), Some(true))]),
+                    cell,
+                ],
+            )],
+            ranges: HashMap::new(),
+        };
+        let preparing = ledger(Cell::Ending(
+            1,
+            vec![(Some(2), Action::Prepare("g2".into()), None)],
+        ));
+        let (status, note) = preparing.verdict(&preparing.tables[0].1[1]);
+        assert_eq!(status, "prepared or not");
+        assert!(note.contains("nothing of it committed"), "{note}");
+        assert_eq!(preparing.at_once_exit(15), 143);
+        let deciding = ledger(Cell::Ending(
+            1,
+            vec![(Some(2), Action::CommitPrepared("g2".into()), None)],
+        ));
+        assert_eq!(deciding.at_once_exit(15), 4);
     }
 
     /// A table the source failed (the same error for every destination) is said once, as the
