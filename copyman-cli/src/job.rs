@@ -569,10 +569,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .any(ServerSpec::names_client_encoding);
     // Between databases of one other encoding the data passes in it too (a table at a time,
     // where its statements are ASCII: copyman's are UTF-8): through UTF8 EUC_JP's NEC and IBM
-    // duplicates came back as their canonical codes (other bytes, exit 0).
+    // duplicates came back as their canonical codes (other bytes, exit 0). So too where some
+    // destinations hold the source's encoding and the others are UTF8, which convert from it as
+    // the source would have converted to it (as one table's run: `limits::pass_server_encoding`).
     let shared = encodings.first().filter(|first| {
         !named
-            && encodings.iter().all(|e| e == *first)
+            && encodings[1..].iter().all(|e| e == *first || e == "UTF8")
             && !matches!(first.as_str(), "UTF8" | "SQL_ASCII")
     });
     let data_encoding = shared.cloned();

@@ -2092,7 +2092,8 @@ fn a_job_verifies_bytes_without_a_utf8_form_between_databases_of_their_encoding(
 
 /// An EUC_JP source into an EUC_JP and a UTF8 destination passes the data in EUC_JP, which the
 /// UTF8 one converts as the source would have: through UTF8 the EUC_JP destination got other
-/// codes for EUC_JP's NEC and IBM duplicates (exit 0).
+/// codes for EUC_JP's NEC and IBM duplicates (exit 0). One table and a job alike (the job's
+/// still went through UTF8, `--verify` agreeing), whose `--verify` compares the characters.
 #[test]
 fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
     let c = clusters();
@@ -2109,26 +2110,41 @@ fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
     );
     let euc = database_in(&c.dest[0], format!("{base}_mixed_euc"), "EUC_JP", table);
     let utf8 = database(&c.dest[1], table);
-    let out = run(&[
-        "table",
-        "nec",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&euc),
-        "--to",
-        &c.dest[1].conninfo(&utf8),
-    ]);
-    assert_exit(&out, 0);
+    let state = TempPath::new("mixed-encodings.state");
     let bytes = |cluster: &copyman_testkit::Cluster, db: &str, encoding: &str| -> Vec<String> {
         let rows =
             format!("SELECT encode(convert_to(v, '{encoding}'), 'hex') FROM nec ORDER BY id");
         let rows = cluster.connect(db).query(&rows, &[]).unwrap();
         rows.iter().map(|r| r.get(0)).collect()
     };
-    assert_eq!(bytes(&c.dest[0], &euc, "EUC_JP"), ["adf0adf1", "8fa2f1"]);
-    assert_eq!(
-        bytes(&c.dest[1], &utf8, "UTF8"),
-        bytes(&c.source, &src, "UTF8")
-    );
+    for job in [&[][..], &["--state", state.arg(), "--verify"][..]] {
+        let (from, to_euc, to_utf8) = (
+            c.source.conninfo(&src),
+            c.dest[0].conninfo(&euc),
+            c.dest[1].conninfo(&utf8),
+        );
+        let mut args = vec![
+            "table", "nec", "--from", &from, "--to", &to_euc, "--to", &to_utf8,
+        ];
+        args.extend(job);
+        let out = run(&args);
+        assert_exit(&out, 0);
+        assert_eq!(
+            bytes(&c.dest[0], &euc, "EUC_JP"),
+            ["adf0adf1", "8fa2f1"],
+            "{job:?}"
+        );
+        assert_eq!(
+            bytes(&c.dest[1], &utf8, "UTF8"),
+            bytes(&c.source, &src, "UTF8")
+        );
+        c.dest[0]
+            .connect(&euc)
+            .batch_execute("TRUNCATE nec")
+            .unwrap();
+        c.dest[1]
+            .connect(&utf8)
+            .batch_execute("TRUNCATE nec")
+            .unwrap();
+    }
 }

@@ -266,9 +266,7 @@ fn settle(
     if let Some(note) = note.as_ref().filter(|_| !here.truncate) {
         // The rows its committed ranges wrote are told by their `xmin`: once deleted there (as
         // the refusal below says), it is copied again as the append it is.
-        if told
-            && partial
-            && crate::identity::holds_rows_of(conn, table, &committed) == Some(false)
+        if told && partial && crate::identity::holds_rows_of(conn, table, &committed) == Some(false)
         {
             return Ok(Settled::Again {
                 empty: false,

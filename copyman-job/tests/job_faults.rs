@@ -681,7 +681,9 @@ fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied()
     assert_eq!(own_row(), 1, "{delete} deletes only what the job wrote");
     let plan = job::plan(&source, &dests, &Selection::default(), &resume).unwrap();
     assert!(
-        plan.notes.iter().any(|n| n.contains("were deleted there since")),
+        plan.notes
+            .iter()
+            .any(|n| n.contains("were deleted there since")),
         "{:?}",
         plan.notes
     );
@@ -689,7 +691,11 @@ fn a_resumed_append_of_a_partly_committed_split_table_is_refused_never_emptied()
     assert!(report.succeeded(), "{report:#?}");
     assert_eq!(own_row(), 1);
     assert_eq!(
-        digest(&c.dest[0], &dbs[0], "(SELECT * FROM big WHERE id <= 1000000)"),
+        digest(
+            &c.dest[0],
+            &dbs[0],
+            "(SELECT * FROM big WHERE id <= 1000000)"
+        ),
         digest(&c.source, &src_db, "big")
     );
     let _ = std::fs::remove_file(&options.state);

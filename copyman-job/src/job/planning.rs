@@ -107,10 +107,14 @@ pub struct TablePlan {
     /// columns still have the types the plan read ([`Relation::types_unchanged`], the table
     /// locked first where the role may).
     pub source_guard: Option<String>,
-    /// The encoding every server holds, other than UTF8, in which its data passes where its
-    /// statements are ASCII ([`Options::data_encoding`](super::Options::data_encoding)); its
-    /// `--verify` checksums hash each side's bytes in it, unconverted.
+    /// The source's encoding, other than UTF8, held by every destination or by some (the
+    /// others UTF8, which convert from it), in which its data passes where its statements are
+    /// ASCII ([`Options::data_encoding`](super::Options::data_encoding)).
     pub data_encoding: Option<String>,
+    /// Every server holds [`data_encoding`](Self::data_encoding): its `--verify` checksums hash
+    /// each side's bytes in it, unconverted. (Beside a UTF8 destination each side's text is
+    /// hashed as UTF-8: its characters are the same on every side.)
+    pub checksum_unconverted: bool,
 }
 
 impl TablePlan {
@@ -1054,6 +1058,13 @@ fn plan_all(
             .map(|e| describe_with(&e, options.stall_timeout).to_string())
     };
 
+    // The data's encoding held by every server: checksums compare its bytes as they are.
+    let checksum_unconverted = options.data_encoding.as_deref().is_some_and(|shared| {
+        dests
+            .iter()
+            .flatten()
+            .all(|d| d.session().parameter("server_encoding") == Some(shared))
+    });
     let mut tables = Vec::new();
     let mut confirmed = Vec::new();
     let total = selected.len();
@@ -1477,6 +1488,7 @@ fn plan_all(
             files: None,
             source_guard,
             data_encoding: options.data_encoding.clone(),
+            checksum_unconverted,
         });
     }
     // A session whose last table's question was given up is replaced, as the next table's
@@ -2469,6 +2481,7 @@ mod tests {
             files: None,
             source_guard: None,
             data_encoding: None,
+            checksum_unconverted: false,
         };
         assert_eq!(
             t.receive_for(true),
@@ -2497,6 +2510,7 @@ mod tests {
             files: None,
             source_guard: None,
             data_encoding: None,
+            checksum_unconverted: false,
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

@@ -36,8 +36,8 @@ const CHECKSUM_SETTINGS: [&str; 6] = [
 /// agree on the same characters (`café` is other bytes in LATIN1), except (`raw`) on a
 /// `SQL_ASCII` server, whose bytes are hashed as it holds them (it converts nothing, and refuses
 /// to call bytes that are not UTF-8 so), and between servers that all hold one other encoding
-/// ([`TablePlan::data_encoding`]): their bytes are compared as they are (a byte WIN1252 leaves
-/// undefined has no UTF-8 form, and EUC_JP's NEC and IBM duplicates share one).
+/// ([`TablePlan::checksum_unconverted`]): their bytes are compared as they are (a byte WIN1252
+/// leaves undefined has no UTF-8 form, and EUC_JP's NEC and IBM duplicates share one).
 fn checksum_query(table: &TableName, columns: &[Ident], kind: &str, raw: bool) -> String {
     let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
     let row = format!("ROW({})::text", list.join(", "));
@@ -71,7 +71,8 @@ pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, T
         .ok_or_else(|| TableError::new("the relation's kind could not be read"))?;
     let encoding = conn.session().parameter("server_encoding");
     let raw = encoding == Some("SQL_ASCII")
-        || encoding.is_some_and(|e| t.data_encoding.as_deref() == Some(e));
+        || (t.checksum_unconverted
+            && encoding.is_some_and(|e| t.data_encoding.as_deref() == Some(e)));
     let rows = conn
         .query(&checksum_query(&t.table, &t.columns, &kind, raw))
         .map_err(|e| describe(&e))?;
