@@ -55,6 +55,9 @@ pub struct Stalled {
     pub endpoint: EndpointId,
     /// The stall timeout.
     pub timeout: Duration,
+    /// Whether the limit was the interrupt's grace ([`StallTimer::after_interrupt`]), not a
+    /// stall timeout the caller set.
+    pub interrupted: bool,
     source: io::Error,
 }
 
@@ -64,6 +67,7 @@ impl Stalled {
         Self {
             endpoint,
             timeout,
+            interrupted: false,
             source: io::ErrorKind::TimedOut.into(),
         }
     }
@@ -71,6 +75,13 @@ impl Stalled {
 
 impl fmt::Display for Stalled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.interrupted {
+            return write!(
+                f,
+                "{} moved no byte for {:?} after the copy was interrupted: given up",
+                self.endpoint, self.timeout
+            );
+        }
         write!(
             f,
             "{} stalled: no byte moved for {:?}",
@@ -104,6 +115,8 @@ pub struct StallTimer {
     endpoint: EndpointId,
     limit: Duration,
     since: Instant,
+    /// Its limit is the interrupt's grace.
+    interrupted: bool,
 }
 
 /// How long, once a copy is interrupted (a signal to the command, a caller giving it up), an
@@ -117,7 +130,10 @@ impl StallTimer {
     /// The timer an IO under way gets when its copy is interrupted, where it has none of its
     /// own: [`INTERRUPT_GRACE`] from `now`.
     pub fn after_interrupt(endpoint: EndpointId, now: Instant) -> Self {
-        Self::new(endpoint, INTERRUPT_GRACE, now)
+        Self {
+            interrupted: true,
+            ..Self::new(endpoint, INTERRUPT_GRACE, now)
+        }
     }
 
     /// A timer for `endpoint`'s IO starting at `now`, which stalls after `limit` without a byte.
@@ -126,6 +142,7 @@ impl StallTimer {
             endpoint,
             limit,
             since: now,
+            interrupted: false,
         }
     }
 
@@ -145,7 +162,10 @@ impl StallTimer {
     /// [`Stalled`] when no byte moved for the whole limit.
     pub fn handle_timeout(&self, now: Instant) -> Result<(), Stalled> {
         if now.saturating_duration_since(self.since) >= self.limit {
-            return Err(Stalled::new(self.endpoint, self.limit));
+            return Err(Stalled {
+                interrupted: self.interrupted,
+                ..Stalled::new(self.endpoint, self.limit)
+            });
         }
         Ok(())
     }

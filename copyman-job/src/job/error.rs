@@ -134,6 +134,18 @@ pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
     describe_with(error, None)
 }
 
+/// The first error of type `T` in `error`'s chain.
+fn find<'e, T: StdError + 'static>(error: &'e (dyn StdError + 'static)) -> Option<&'e T> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// Whether `error`'s chain holds a socket timeout, or core's stall error: the stall timeout it
 /// names, if it names one.
 fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
@@ -198,6 +210,14 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         return TableError::new(format!(
             "{} ({COUNT_WAY_OUT})",
             self::mismatch(mismatch.producer, mismatch.receiver)
+        ));
+    }
+    // The interrupt's grace, not a stall timeout of the user's.
+    if let Some(stalled) = find::<copyman_sync::Stalled>(error).filter(|s| s.interrupted) {
+        return TableError::new(format!(
+            "moved no byte for {} s after the interrupt: given up (a frozen backend, or a lost \
+             network path)",
+            stalled.timeout.as_secs_f64()
         ));
     }
     match stall_in(error).and_then(|named| named.or(stall)) {
@@ -336,5 +356,19 @@ mod tests {
             describe(&stalled).message,
             "stalled for 2 s: no byte moved (stall timeout)"
         );
+        // The interrupt's grace is no stall timeout of the user's: said as what it is.
+        let start = std::time::Instant::now();
+        let grace = copyman_core::stall::StallTimer::after_interrupt(
+            copyman_sync::EndpointId::Producer,
+            start,
+        )
+        .handle_timeout(start + Duration::from_secs(3))
+        .unwrap_err();
+        let said = describe_with(&grace, Some(Duration::from_secs(60))).message;
+        assert!(
+            said.starts_with("moved no byte for 2 s after the interrupt"),
+            "{said}"
+        );
+        assert!(grace.to_string().contains("after the copy was interrupted"));
     }
 }
