@@ -231,6 +231,22 @@ fn table_plan(
             }
             RowSecurity::Filtered => report::warn(RowSecurity::filtered_note(&name)),
         }
+        // A view's policies are its tables', as it reads them.
+        if let Some(why) = (rel.kind == "v")
+            .then(|| copyman_job::plan::view_row_security(conn, &copy.table))
+            .flatten()
+        {
+            let refusal = ErrorInfo {
+                sqlstate: Some("42501".to_owned()),
+                message: why,
+            };
+            return Err(Fatal {
+                exit: Exit::CopyFailed,
+                message: format!("source: {refusal}"),
+                server: Some(("source".to_owned(), refusal)),
+            }
+            .into());
+        }
         source_rel = Some(rel);
         if copy.table.schema.is_none() {
             source_qualified = qualified(conn, &copy.table);

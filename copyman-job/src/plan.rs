@@ -1171,6 +1171,29 @@ pub fn may_lock_view(conn: &mut Connection, view: &TableName) -> bool {
     }
 }
 
+/// Why a read of the view `view` on `conn` would fail for row-level security (42501): a table
+/// under it has policies that apply to the role it is read as — the view's owner, or the
+/// caller for a `security_invoker` view — and the session reads with `row_security` off
+/// (`row_security_active` says nothing of a view's tables). Asked by planning the read
+/// (`EXPLAIN`, which applies the policies and runs nothing); `None` if it plans, or fails for
+/// another reason (the COPY then says what the server says).
+pub fn view_row_security(conn: &mut Connection, view: &TableName) -> Option<String> {
+    let planned = conn.execute(&format!("EXPLAIN (COSTS OFF) SELECT * FROM {view}"));
+    let said = planned.err()?;
+    let db = said.db_error()?;
+    (db.code == "42501" && db.message.contains("row-level security")).then(|| {
+        format!(
+            "{view} reads a table whose row-level security applies to the role it reads it as \
+             (its owner, or the caller for a security_invoker view; the server: {}); copyman \
+             reads with row_security off, as pg_dump does, so the COPY would fail rather than copy only \
+             the rows the policies show: give the view to a role with BYPASSRLS (or the \
+             table's owner), or give the source CONN options='-c row_security=on' to copy the \
+             rows the policies show, or leave it out",
+            db.message
+        )
+    })
+}
+
 /// Whether the source is read with `COPY (SELECT …)`: a view, a partitioned or foreign table or
 /// a materialized view needs it, as does a generated column (which COPY's column list refuses).
 pub fn needs_select(source: &Relation, columns: Option<&[Ident]>) -> bool {
