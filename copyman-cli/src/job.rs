@@ -411,7 +411,7 @@ fn server(
             let mut conn = spec.connect()?;
             // The planning sessions get --stall-timeout's socket timeouts, as a single table's
             // do; a worker's sessions get them from the job, around each copy only.
-            if watch.connected(index, &mut conn) && stall_timeout.is_some() {
+            if watch.connected(index, &conn) && stall_timeout.is_some() {
                 conn.set_timeout(stall_timeout)?;
             }
             if let Some(limit) = lock_timeout {

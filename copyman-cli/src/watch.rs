@@ -895,9 +895,6 @@ struct JobShared {
     /// Every server of the job: the source first, then the destinations; each with its label.
     servers: Vec<(String, ServerSpec)>,
     note: NoteFn,
-    /// Given to every planning session: a signal cuts their waits short (a frozen backend does
-    /// not take the cancel), as a copy's interrupter does its IO.
-    planning_interrupter: Option<Interrupter>,
 }
 
 /// A worker, as its events left it.
@@ -1017,7 +1014,6 @@ impl JobWatch {
             workers: Mutex::new((0..=jobs).map(|_| WorkerBackends::new()).collect()),
             servers,
             note,
-            planning_interrupter: Interrupter::new().ok(),
         });
         let cancelled = Arc::clone(&shared);
         signals::set_cancel(move || {
@@ -1065,9 +1061,8 @@ impl JobWatch {
     }
 
     /// A session was opened on server `server` (0: the source, then the destinations): while
-    /// the job is being planned, its backend is watched, and a signal cuts its waits short
-    /// (its interrupter). Whether the job is being planned.
-    pub(crate) fn connected(&self, server: usize, conn: &mut Connection) -> bool {
+    /// the job is being planned, its backend is watched. Whether the job is being planned.
+    pub(crate) fn connected(&self, server: usize, conn: &Connection) -> bool {
         let mut workers = self.lock();
         let w = &mut workers[self.planning];
         if w.ending {
@@ -1078,7 +1073,6 @@ impl JobWatch {
         {
             w.backends.push((server, target, false));
         }
-        conn.set_interrupter(self.shared.planning_interrupter.clone());
         true
     }
 
@@ -1315,10 +1309,6 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 // Under the lock: a worker that says it is ending waits until these cancels
                 // are sent, and then sees the interruption before it commits.
                 let workers = lock();
-                // A planning session whose backend froze is given up after the grace too.
-                if let Some(planning) = &shared.planning_interrupter {
-                    planning.interrupt();
-                }
                 for w in workers.iter().filter(|w| !w.ending) {
                     // A frozen server's copy is given up after the interrupt's grace.
                     if let Some(copying) = &w.copying {

@@ -370,6 +370,12 @@ impl Connection {
         self.interrupter = interrupter;
     }
 
+    /// Takes its interrupter off ([`Connection::set_interrupter`]), to put it back once a
+    /// statement whose answer must be waited for whatever comes (a `COMMIT`) is answered.
+    pub fn take_interrupter(&mut self) -> Option<Interrupter> {
+        self.interrupter.take()
+    }
+
     /// Waits until the socket is ready for `events` ([`READABLE`], [`WRITABLE`]), within
     /// [`Connection::limit`].
     pub(crate) fn wait(&self, events: i16) -> io::Result<()> {

@@ -579,3 +579,68 @@ fn one_signal_ends_a_run_whose_destination_froze_before_the_copy() {
     assert!(settle_backends(&c.dest[0], &d1).is_empty());
     assert!(settle_backends(&c.dest[1], &d2).is_empty());
 }
+
+/// One signal ends a job whose worker's destination backend froze between two tables (under
+/// the next table's `BEGIN`): every session of the job carries the interrupt, so that wait is
+/// cut short after the grace; the table committed before stays committed, the next one has
+/// nothing there. The cancel request never reached the frozen backend, and the job waited
+/// until a second signal.
+#[test]
+fn one_signal_ends_a_job_whose_destination_froze_between_tables() {
+    let c = clusters();
+    let tables = "CREATE TABLE t1 (id int); CREATE TABLE t2 (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO t1 SELECT generate_series(1, 100);
+             INSERT INTO t2 SELECT generate_series(1, 100);"
+        ),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let state = TempPath::new("frozen-between.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "t1",
+        "t2",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--jobs",
+        "1",
+        "--state",
+        state.arg(),
+    ];
+    let mut paused = Paused::start(&args, "committed:1");
+    let pid: i32 = c.dest[0]
+        .connect("postgres")
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query = 'COMMIT'",
+            &[&d1],
+        )
+        .unwrap()
+        .get(0);
+    let frozen = Frozen::stop(pid);
+    std::fs::remove_file(&paused.file.0).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    signal(&paused.child, "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = paused.child.try_wait().unwrap().is_some();
+    drop(frozen);
+    let out = paused.child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(ended, "one SIGTERM did not end the job\n{stderr}");
+    assert_exit(&out, 143);
+    let (first, second) = if count(&c.dest[0], &d1, "t1") == 100 {
+        ("t1", "t2")
+    } else {
+        ("t2", "t1")
+    };
+    assert_eq!(count(&c.dest[0], &d1, first), 100, "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, second), 0, "{stderr}");
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+}

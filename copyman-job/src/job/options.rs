@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use copyman_sync::Connection;
+use copyman_sync::{Connection, Interrupter};
 
 #[cfg(doc)]
 use super::{DestResult, Event, Status};
@@ -114,9 +114,30 @@ pub struct Options {
 ///
 /// A copy blocked on a server (a lock wait, a source that sends nothing) notices only when its
 /// statement returns: the caller cancels the backends it heard of in [`Event::Backend`] (until
-/// [`Event::Ending`] for that worker), as the `copyman` command does.
+/// [`Event::Ending`] for that worker), as the `copyman` command does. A backend that does not
+/// take the cancel (frozen, or its network path lost) is given up: every session of the job
+/// carries the interrupt's [`Interrupter`], so that a wait for its server that moves nothing
+/// for [`INTERRUPT_GRACE`](copyman_sync::INTERRUPT_GRACE) ends — while planning, and a table's
+/// statements up to its commit, never its `COMMIT`s.
 #[derive(Debug, Clone, Default)]
-pub struct Interrupt(Arc<Mutex<Option<String>>>);
+pub struct Interrupt(Arc<Interrupted>);
+
+#[derive(Debug)]
+struct Interrupted {
+    reason: Mutex<Option<String>>,
+    /// Given to every session of the job ([`Interrupt::interruptible`]); `None` if its socket
+    /// pair could not be made (the waits are then not cut short).
+    waits: Option<Interrupter>,
+}
+
+impl Default for Interrupted {
+    fn default() -> Self {
+        Self {
+            reason: Mutex::new(None),
+            waits: Interrupter::new().ok(),
+        }
+    }
+}
 
 impl Interrupt {
     /// A handle that has not fired.
@@ -127,15 +148,20 @@ impl Interrupt {
     /// Stops the job; `reason` (e.g. "interrupted by SIGINT") is in the report of every table cut
     /// short. A second call changes nothing.
     pub fn interrupt(&self, reason: impl Into<String>) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.0.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
             *slot = Some(reason.into());
+        }
+        drop(slot);
+        if let Some(waits) = &self.0.waits {
+            waits.interrupt();
         }
     }
 
     /// Why the job was interrupted, if it was.
     pub fn reason(&self) -> Option<String> {
         self.0
+            .reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -144,9 +170,24 @@ impl Interrupt {
     /// Whether the job was interrupted.
     pub fn is_interrupted(&self) -> bool {
         self.0
+            .reason
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    /// `server`, whose sessions carry this interrupt's [`Interrupter`]: once interrupted, their
+    /// waits that move nothing for the grace end.
+    pub(crate) fn interruptible(&self, server: &Server) -> Server {
+        let (connect, waits) = (Arc::clone(&server.connect), self.0.waits.clone());
+        Server {
+            connect: Arc::new(move || {
+                let mut conn = connect()?;
+                conn.set_interrupter(waits.clone());
+                Ok(conn)
+            }),
+            ..server.clone()
+        }
     }
 }
 

@@ -614,6 +614,13 @@ pub fn plan_with(
     options: &Options,
     events: &dyn Fn(Event),
 ) -> Result<Plan, JobError> {
+    // Every planning session: an interrupt cuts its waits short (a frozen backend does not
+    // take the caller's cancel).
+    let source = &options.interrupt.interruptible(source);
+    let destinations: &[Server] = &destinations
+        .iter()
+        .map(|d| options.interrupt.interruptible(d))
+        .collect::<Vec<_>>();
     let planned = plan_all(source, destinations, selection, options, events);
     match options.interrupt.reason() {
         Some(reason) if planned.is_err() => Err(JobError::Interrupted(reason)),

@@ -117,8 +117,18 @@ impl Participant for Announced<'_, '_, '_> {
             }
             self.sent.set(true);
         }
+        // Its answer is waited for whatever comes, an interrupt too: only it says whether it
+        // committed (on this session, or on a new one if this one was lost).
         let connect = &self.shared.destinations[self.destination].connect;
-        let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
+        let reconnect = || {
+            connect().map(|mut conn| {
+                conn.set_interrupter(None);
+                conn
+            })
+        };
+        let interrupter = self.conn.take_interrupter();
+        let result = commit::run_on_a_live_session(self.conn, action, &reconnect);
+        self.conn.set_interrupter(interrupter);
         for table in self.tables {
             (self.shared.events)(step(table, Some(result.is_ok())));
         }
@@ -685,6 +695,12 @@ pub fn run(
     options: &Options,
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<JobReport, JobError> {
+    // Every session of the run: an interrupt cuts its waits short (not its COMMITs').
+    let source = &options.interrupt.interruptible(source);
+    let destinations: &[Server] = &destinations
+        .iter()
+        .map(|d| options.interrupt.interruptible(d))
+        .collect::<Vec<_>>();
     let started = Instant::now();
     let state =
         StateFile::open(&options.state, options.resume).map_err(|error| JobError::State {
