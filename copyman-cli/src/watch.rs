@@ -91,7 +91,8 @@ impl Copying {
             .map(|d| format!("destination {}", d + 1))
             .collect();
         let mut said = Vec::new();
-        if self.under_way.completing() {
+        // (Every receiver answered: the copy is over, what waits now is the run's next step.)
+        if self.under_way.completing() && !receivers.is_empty() {
             said.push(format!(
                 "for {} to answer the end of its data",
                 receivers.join(" and ")
