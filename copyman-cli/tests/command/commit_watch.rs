@@ -644,3 +644,82 @@ fn one_signal_ends_a_job_whose_destination_froze_between_tables() {
     assert_eq!(count(&c.dest[0], &d1, second), 0, "{stderr}");
     assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }
+
+/// A job's destination whose backend froze after its COPY, before its COMMIT (under the
+/// transaction id its `commit` line records: a SELECT, nothing committed yet), is bounded by
+/// `--stall-timeout` as during the copy: the table fails, nothing committed anywhere, and the
+/// ROLLBACK it then waits for is said and ended by one signal. It was waited for in silence,
+/// neither the stall timeout nor one signal ending it.
+#[test]
+fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 150);"),
+    );
+    // Destination 1 ends its COPY 4 s late: destination 2 waits, its COPY done, meanwhile.
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql
+               AS $$BEGIN PERFORM pg_sleep(4); RETURN NULL; END$$;
+             CREATE TRIGGER slow AFTER INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow();"
+        ),
+    );
+    let d2 = database(&c.dest[1], table);
+    let state = TempPath::new("frozen-before-commit.state");
+    let mut child = copyman()
+        .args(["table", "t", "--from", &c.source.conninfo(&src)])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .args([
+            "--state",
+            state.arg(),
+            "--jobs",
+            "1",
+            "--stall-timeout",
+            "2s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let pid = loop {
+        let found: Option<i32> = c.dest[1]
+            .connect("postgres")
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                 AND state = 'idle in transaction' AND query ILIKE 'COPY%'",
+                &[&d2],
+            )
+            .unwrap()
+            .map(|r| r.get(0));
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "{}", stderr.seen());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let frozen = Frozen::stop(pid);
+    let said = stderr.expect("'s ROLLBACK of table");
+    assert!(said.contains("destination 2"), "{said}");
+    signal(&child, "TERM");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = child.try_wait().unwrap().is_some();
+    drop(frozen);
+    let status = child.wait().unwrap();
+    let rest = stderr.rest();
+    assert!(ended, "one SIGTERM did not end the job\n{rest}");
+    assert_ne!(status.code(), Some(0), "{rest}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{rest}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{rest}");
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+}

@@ -117,16 +117,27 @@ impl Participant for Announced<'_, '_, '_> {
             }
             self.sent.set(true);
         }
-        // Its answer is waited for whatever comes, an interrupt too: only it says whether it
-        // committed (on this session, or on a new one if this one was lost).
+        // The answer of a statement that may commit, or decide what recovery does, is waited
+        // for whatever comes, an interrupt too: only it says what happened (on this session, or
+        // on a new one if this one was lost). A check of the constraints or a ROLLBACK cut short
+        // (a frozen backend) leaves nothing committed: its closed session rolls back.
+        let deciding = !matches!(
+            action,
+            commit::Action::CheckConstraints | commit::Action::Rollback
+        );
         let connect = &self.shared.destinations[self.destination].connect;
         let reconnect = || {
             connect().map(|mut conn| {
-                conn.set_interrupter(None);
+                if deciding {
+                    conn.set_interrupter(None);
+                }
                 conn
             })
         };
         let interrupter = self.conn.take_interrupter();
+        if !deciding {
+            self.conn.set_interrupter(interrupter.clone());
+        }
         let result = commit::run_on_a_live_session(self.conn, action, &reconnect);
         self.conn.set_interrupter(interrupter);
         for table in self.tables {

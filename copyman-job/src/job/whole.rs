@@ -360,12 +360,6 @@ pub(super) fn copy_whole(
 
     // The end of each destination's transaction: core's commit machine.
     let live: Vec<usize> = completed.iter().map(|(d, _)| *d).collect();
-    for conn in conns.dests.iter_mut().flatten() {
-        shared.stall_guard(conn, false);
-    }
-    // From here the worker's backends are not cancelled; an interruption seen now still rolls
-    // the table back, one that comes later lets its commit finish.
-    (shared.events)(Event::Ending { worker });
     let mut flags: Vec<bool> = live
         .iter()
         .map(|d| ok.iter().any(|(o, _)| o == d))
@@ -391,6 +385,14 @@ pub(super) fn copy_whole(
             }
         }
     }
+    // Its transaction id asked (a SELECT, nothing committed yet) within the stall guard, its
+    // backends watched and cancelled on a signal: a destination frozen there is said and given
+    // up as during the copy. From here the worker's backends are not cancelled; an interruption
+    // seen now still rolls the table back, one that comes later lets its commit finish.
+    for conn in conns.dests.iter_mut().flatten() {
+        shared.stall_guard(conn, false);
+    }
+    (shared.events)(Event::Ending { worker });
     let copy_failed = !options.keep_going && flags.iter().any(|f| !f);
     let mut commit_options = commit::Options::new(if options.keep_going {
         Policy::KeepGoing
