@@ -374,3 +374,49 @@ fn a_state_file_of_a_job_that_never_began_a_table_somewhere_is_not_replaced() {
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
     assert_eq!(count(&c.dest[1], &d2, "a"), 100);
 }
+
+/// A `--keep-going` resume with a destination that cannot be reached leaves it out, said, and
+/// finishes the others (exit 4), as a first `--keep-going` run does: it was refused (exit 2) as
+/// a destination whose `pg_control_system()` is not readable, advising a run without `--resume`
+/// (which would append every table a second time).
+#[test]
+fn a_keep_going_resume_leaves_out_a_destination_it_cannot_reach() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 100); INSERT INTO b SELECT generate_series(1, 50);",
+    );
+    // Destination 2 lacks b: the first run copies a there, b only to destination 1.
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);",
+    );
+    let d2 = database(&c.dest[1], "CREATE TABLE a (id int);");
+    let state = TempPath::new("keep-going-down.state");
+    let from = c.source.conninfo(&src);
+    let to1 = c.dest[0].conninfo(&d1);
+    let job = |to2: &str, resume: &[&str]| {
+        let mut args = vec![
+            "table", "a", "b", "--from", &from, "--to", &to1, "--to", to2,
+        ];
+        args.extend(["--state", state.arg(), "--keep-going"]);
+        args.extend(resume);
+        run(&args)
+    };
+    assert_exit(&job(&c.dest[1].conninfo(&d2), &[]), 4);
+    let down = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=2",
+        closed_port()
+    );
+    let out = job(&down, &["--resume"]);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 4);
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains("left out (--keep-going)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pg_control_system"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    assert_eq!(count(&c.dest[0], &d1, "b"), 50);
+}

@@ -395,12 +395,14 @@ pub fn identity(conn: &mut Connection) -> Option<String> {
 /// them all again would duplicate the rows of those that committed), one that cannot be read
 /// or is of an older format, or a destination that cannot say which server it is while the
 /// file records destinations this run does not have (it may be one of them, spelled otherwise).
+/// A destination left out (`down`: `--keep-going`, it cannot be reached) is not asked: nothing
+/// is written there.
 fn resumed(
     path: &Path,
     selection: &Selection,
     keys: &[String],
     destinations: &[Server],
-    clones: &[bool],
+    (clones, down): (&[bool], &[Option<TableError>]),
 ) -> Result<Recorded, JobError> {
     let state_error = |error| JobError::State {
         path: path.to_owned(),
@@ -445,7 +447,8 @@ fn resumed(
         .into_iter()
         .filter(|d| !known.contains(d))
         .collect();
-    for ((key, server), clone) in keys.iter().zip(destinations).zip(clones) {
+    let reached = keys.iter().zip(destinations).zip(clones).zip(down);
+    for (((key, server), clone), _) in reached.filter(|(_, down)| down.is_none()) {
         if !others.is_empty() && state::is_unidentified(key) {
             let why = if *clone {
                 "another destination of this run is the same server and database as far as it \
@@ -874,7 +877,13 @@ fn plan_all(
     }
     let source_key = identity(&mut src);
     let recorded = if options.resume {
-        let recorded = resumed(&options.state, selection, &keys, destinations, &shared)?;
+        let recorded = resumed(
+            &options.state,
+            selection,
+            &keys,
+            destinations,
+            (&shared, &down),
+        )?;
         // Another server's rows on top of the first's (a mistyped host, a staging copy of the
         // schema): a physical standby of the source is the same (one identity).
         if let (Some(before), Some(now)) = (&recorded.source, &source_key)
@@ -993,12 +1002,18 @@ fn plan_all(
             .collect();
         if !left.is_empty() {
             notes.push(format!(
-                "the state file also records {} this resume is not given, where tables of the \
-                 job are not done ({}): they stay as they are until a resume is given {}",
+                "the state file also records {} this resume is not given{}, where tables of \
+                 the job are not done ({}): they stay as they are until a resume is given {}",
                 if left.len() == 1 {
                     "a destination"
                 } else {
                     "destinations"
+                },
+                // (One left out cannot say which server it is.)
+                if down.iter().any(Option::is_some) {
+                    " (or left out: it cannot be reached)"
+                } else {
+                    ""
                 },
                 left.join(", "),
                 if left.len() == 1 { "it" } else { "them" }
