@@ -674,7 +674,21 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
                 .push(note);
         }
     });
-    let mut plan = planned.map_err(fatal)?;
+    let mut plan = planned.map_err(|e| match (e, signals::received()) {
+        // A resume's destinations hold what earlier runs committed: not "nothing committed".
+        (JobError::Interrupted(reason), Some(signal)) if options.resume => Fatal {
+            exit: Exit::interrupted(signal),
+            server: None,
+            message: format!(
+                "{reason} while the job was being planned: this run began nothing and \
+                 committed nothing; the tables earlier runs committed stay committed, recorded \
+                 in the state file {}: run again with --resume to copy what is missing",
+                options.state.display()
+            ),
+        }
+        .into(),
+        (e, _) => fatal(e),
+    })?;
     let plan_ranges = plan
         .tables
         .iter()

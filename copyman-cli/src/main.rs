@@ -201,8 +201,13 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) if report::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
         // A signal before the copy (its cancel may be what ended the run): nothing was begun
-        // that could have committed.
-        Err(_) if signals::received().is_some() => {
+        // that could have committed (unless the run said what stands itself).
+        Err(e)
+            if signals::received().is_some()
+                && !e
+                    .downcast_ref::<Fatal>()
+                    .is_some_and(|fatal| fatal.exit.is_interruption()) =>
+        {
             let signal = signals::received().unwrap_or_default();
             let message = format!(
                 "interrupted by {}: nothing committed",

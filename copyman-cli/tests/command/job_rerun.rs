@@ -420,3 +420,64 @@ fn a_keep_going_resume_leaves_out_a_destination_it_cannot_reach() {
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
     assert_eq!(count(&c.dest[0], &d1, "b"), 50);
 }
+
+/// A resume stopped by a signal while it plans says that this run committed nothing and that
+/// what earlier runs committed stays, with the state file to resume from: it said "nothing
+/// committed" alone, though the destinations held most of the job.
+#[test]
+fn a_resume_interrupted_while_planning_says_what_earlier_runs_committed_stays() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE a (id int); CREATE TABLE b (id int);
+         INSERT INTO a SELECT generate_series(1, 100); INSERT INTO b SELECT generate_series(1, 50);",
+    );
+    // b is missing there at first: the first run commits a only.
+    let d1 = database(&c.dest[0], "CREATE TABLE a (id int);");
+    let state = TempPath::new("resume-interrupted.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--keep-going",
+    ];
+    assert_exit(&run(&args), 4);
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute("CREATE TABLE b (id int)")
+        .unwrap();
+    // The resume's planning waits for a lock on b there; a signal stops it.
+    let holder = hold_lock(&c.dest[0], &d1, "b");
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let child = copyman()
+        .args(&resume)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&c.dest[0], &d1);
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    drop(holder);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 130);
+    assert!(
+        stderr.contains("this run began nothing and committed nothing")
+            && stderr.contains("earlier runs committed stay committed")
+            && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("error: interrupted by SIGINT: nothing committed"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "a"), 100);
+}
