@@ -214,7 +214,7 @@ pub(super) fn commit_table(
             two.log.path().display()
         );
         // Every table after would meet it: the job stops, saying why.
-        shared.stop(why.clone());
+        shared.stop_saying(why.clone());
         copyman_sync::Error::Io(std::io::Error::new(e.kind(), why))
     };
     let unrecorded = lock
@@ -246,7 +246,7 @@ pub(super) fn commit_table(
         |step| {
             if let (Err(e), commit::Step::RecordCommitting { gid, .. }) = (two.log.note(step), step)
             {
-                shared.stop(format!(
+                shared.stop_saying(format!(
                     "the decision log {} could not record that {gid} is being committed ({e}): \
                      this run commits it, but a copyman recover of the run would say that \
                      server must be checked, as if another session had ended it",
@@ -320,6 +320,19 @@ impl Shared<'_> {
         let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         if stopped.is_none() {
             *stopped = Some(why);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// [`Shared::stop`], and `why` said even when the job had stopped already (for another
+    /// table's failure): what a decision log could not record is what `copyman recover` later
+    /// questions, and must reach the report whatever stopped the job first.
+    fn stop_saying(&self, why: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        match stopped.as_mut() {
+            Some(first) if !first.contains(&why) => first.push_str(&format!("; and {why}")),
+            Some(_) => {}
+            None => *stopped = Some(why),
         }
         self.stop.store(true, Ordering::SeqCst);
     }
