@@ -171,6 +171,28 @@ impl Drop for Frozen {
     }
 }
 
+/// Lets `paused` go on, sends it one SIGTERM a second later and waits for its end while
+/// `frozen` holds a backend of it ([`ends_while_frozen`]): whether it ended so, and its output.
+fn one_term_while_frozen(mut paused: Paused, frozen: Frozen) -> (bool, std::process::Output) {
+    std::fs::remove_file(&paused.file.0).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    signal(&paused.child, "TERM");
+    let ended = ends_while_frozen(&mut paused.child, frozen);
+    (ended, paused.child.wait_with_output().unwrap())
+}
+
+/// Waits (30 s at most) for `child` to end while `frozen` holds a backend of it, then lets the
+/// backend go: whether it ended before.
+fn ends_while_frozen(child: &mut std::process::Child, frozen: Frozen) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ended = child.try_wait().unwrap().is_some();
+    drop(frozen);
+    ended
+}
+
 /// A destination whose backend never reads its COMMIT (frozen, or the network path to that one
 /// connection lost) is not waited for in silence: once the COMMIT of the destination before it
 /// returned and copyman sent it, the backend — idle in its transaction, not running the
@@ -506,18 +528,8 @@ fn a_planning_session_that_stalls_fails_the_job_at_the_stall_timeout() {
 #[test]
 fn one_signal_ends_a_planning_whose_backend_froze() {
     let c = clusters();
-    let (mut paused, frozen, d1) = planning_frozen(&[]);
-    std::fs::remove_file(&paused.file.0).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    signal(&paused.child, "TERM");
-    // Ended while the backend is still frozen.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let ended = paused.child.try_wait().unwrap().is_some();
-    drop(frozen);
-    let out = paused.child.wait_with_output().unwrap();
+    let (paused, frozen, d1) = planning_frozen(&[]);
+    let (ended, out) = one_term_while_frozen(paused, frozen);
     let stderr = text(&out.stderr);
     assert!(ended, "one SIGTERM did not end the planning\n{stderr}");
     assert_exit(&out, 143);
@@ -551,7 +563,7 @@ fn one_signal_ends_a_run_whose_destination_froze_before_the_copy() {
         "--to",
         &c.dest[1].conninfo(&d2),
     ];
-    let mut paused = Paused::start(&args, "begun:0");
+    let paused = Paused::start(&args, "begun:0");
     let pid: i32 = c.dest[1]
         .connect("postgres")
         .query_one(
@@ -561,16 +573,7 @@ fn one_signal_ends_a_run_whose_destination_froze_before_the_copy() {
         .unwrap()
         .get(0);
     let frozen = Frozen::stop(pid);
-    std::fs::remove_file(&paused.file.0).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    signal(&paused.child, "TERM");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let ended = paused.child.try_wait().unwrap().is_some();
-    drop(frozen);
-    let out = paused.child.wait_with_output().unwrap();
+    let (ended, out) = one_term_while_frozen(paused, frozen);
     let stderr = text(&out.stderr);
     assert!(ended, "one SIGTERM did not end the run\n{stderr}");
     assert_exit(&out, 143);
@@ -612,7 +615,7 @@ fn one_signal_ends_a_job_whose_destination_froze_between_tables() {
         "--state",
         state.arg(),
     ];
-    let mut paused = Paused::start(&args, "committed:1");
+    let paused = Paused::start(&args, "committed:1");
     let pid: i32 = c.dest[0]
         .connect("postgres")
         .query_one(
@@ -622,16 +625,7 @@ fn one_signal_ends_a_job_whose_destination_froze_between_tables() {
         .unwrap()
         .get(0);
     let frozen = Frozen::stop(pid);
-    std::fs::remove_file(&paused.file.0).unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    signal(&paused.child, "TERM");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while paused.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let ended = paused.child.try_wait().unwrap().is_some();
-    drop(frozen);
-    let out = paused.child.wait_with_output().unwrap();
+    let (ended, out) = one_term_while_frozen(paused, frozen);
     let stderr = text(&out.stderr);
     assert!(ended, "one SIGTERM did not end the job\n{stderr}");
     assert_exit(&out, 143);
@@ -709,12 +703,7 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
     let said = stderr.expect("'s ROLLBACK of table");
     assert!(said.contains("destination 2"), "{said}");
     signal(&child, "TERM");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let ended = child.try_wait().unwrap().is_some();
-    drop(frozen);
+    let ended = ends_while_frozen(&mut child, frozen);
     let status = child.wait().unwrap();
     let rest = stderr.rest();
     assert!(ended, "one SIGTERM did not end the job\n{rest}");
