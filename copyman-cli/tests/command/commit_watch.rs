@@ -163,6 +163,20 @@ impl Frozen {
         kill("STOP", pid);
         Self(pid)
     }
+
+    /// Freezes the backend of `db` on `cluster` that `condition` (on `pg_stat_activity`)
+    /// finds, the only one.
+    fn backend(cluster: &Cluster, db: &str, condition: &str) -> Self {
+        let pid: i32 = cluster
+            .connect("postgres")
+            .query_one(
+                &format!("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND {condition}"),
+                &[&db],
+            )
+            .unwrap()
+            .get(0);
+        Self::stop(pid)
+    }
 }
 
 impl Drop for Frozen {
@@ -441,15 +455,8 @@ fn a_planning_that_stops_moving_is_said() {
     command.env("COPYMAN_TEST_SAY_AFTER", "2");
     let paused = Paused::start_with(command, &args, "planning:0");
     // The destination's planning session.
-    let pid: i32 = c.dest[0]
-        .connect("postgres")
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&d1],
-        )
-        .unwrap()
-        .get(0);
-    let frozen = Frozen::stop(pid);
+    let frozen = Frozen::backend(&c.dest[0], &d1, "pid <> pg_backend_pid()");
+    let pid = frozen.0;
     let run = paused.resume_in_background();
     std::thread::sleep(std::time::Duration::from_secs(5));
     drop(frozen);
@@ -488,15 +495,8 @@ fn planning_frozen(extra: &[&str]) -> (Paused, Frozen, String) {
     ];
     args.extend(extra);
     let paused = Paused::start(&args, "planning:1");
-    let pid: i32 = c.dest[0]
-        .connect("postgres")
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&d1],
-        )
-        .unwrap()
-        .get(0);
-    (paused, Frozen::stop(pid), d1)
+    let frozen = Frozen::backend(&c.dest[0], &d1, "pid <> pg_backend_pid()");
+    (paused, frozen, d1)
 }
 
 /// A destination's planning session that stops answering (its backend frozen after the tables
@@ -564,15 +564,7 @@ fn one_signal_ends_a_run_whose_destination_froze_before_the_copy() {
         &c.dest[1].conninfo(&d2),
     ];
     let paused = Paused::start(&args, "begun:0");
-    let pid: i32 = c.dest[1]
-        .connect("postgres")
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&d2],
-        )
-        .unwrap()
-        .get(0);
-    let frozen = Frozen::stop(pid);
+    let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
     let (ended, out) = one_term_while_frozen(paused, frozen);
     let stderr = text(&out.stderr);
     assert!(ended, "one SIGTERM did not end the run\n{stderr}");
@@ -616,15 +608,7 @@ fn one_signal_ends_a_job_whose_destination_froze_between_tables() {
         state.arg(),
     ];
     let paused = Paused::start(&args, "committed:1");
-    let pid: i32 = c.dest[0]
-        .connect("postgres")
-        .query_one(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query = 'COMMIT'",
-            &[&d1],
-        )
-        .unwrap()
-        .get(0);
-    let frozen = Frozen::stop(pid);
+    let frozen = Frozen::backend(&c.dest[0], &d1, "query = 'COMMIT'");
     let (ended, out) = one_term_while_frozen(paused, frozen);
     let stderr = text(&out.stderr);
     assert!(ended, "one SIGTERM did not end the job\n{stderr}");
