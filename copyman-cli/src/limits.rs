@@ -343,19 +343,22 @@ pub(crate) fn non_utf8_client_encoding<'c>(
 }
 
 /// Takes `--stall-timeout`'s socket timeouts off again once the copy is over, and the signal's
-/// interrupter ([`prepare`]): a COMMIT that takes long must not be given up on while the server
-/// may still commit it (copyman would report as failed a destination that committed). Lock
-/// waits stay bounded by `--lock-timeout`.
+/// interrupter ([`prepare`]) where the run is to `commit`: a COMMIT that takes long must not be
+/// given up on while the server may still commit it (copyman would report as failed a
+/// destination that committed). Lock waits stay bounded by `--lock-timeout`.
 pub(crate) fn end_stall_timeouts(
     t: &Transfer,
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
+    commit: bool,
 ) {
     let conns = source
         .into_iter()
         .chain(dests.iter_mut().filter_map(|d| d.conn.as_mut()));
     for conn in conns {
-        conn.set_interrupter(None);
+        if commit {
+            conn.set_interrupter(None);
+        }
         if t.safety.stall_timeout.is_some() {
             // A connection whose socket cannot take the setting is broken: its COMMIT says so.
             let _ = conn.set_timeout(None);

@@ -435,7 +435,6 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             None => error,
         });
     }
-    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
 
     // A signal that came before aborts; from here on the commit goes on whatever comes, and a
     // signal says so (signals.rs).
@@ -453,6 +452,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         (Statements::Raw { .. }, _) => false,
         (Statements::Table { .. }, _) => true,
     };
+    // A failed copy only rolls back, which a signal may cut short (a frozen backend's session
+    // closed rolls back all the same): its interrupter stays.
+    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests, run_error.is_none());
     watch.ending();
     let ended = finish(
         Finish {

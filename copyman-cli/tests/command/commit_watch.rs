@@ -626,8 +626,9 @@ fn one_signal_ends_a_job_whose_destination_froze_between_tables() {
 /// A job's destination whose backend froze after its COPY, before its COMMIT (under the
 /// transaction id its `commit` line records: a SELECT, nothing committed yet), is bounded by
 /// `--stall-timeout` as during the copy: the table fails, nothing committed anywhere, and the
-/// ROLLBACK it then waits for is said and ended by one signal. It was waited for in silence,
-/// neither the stall timeout nor one signal ending it.
+/// job ends while the backend is still frozen — its session closed, not sent a ROLLBACK that
+/// would wait behind the unanswered question. It was waited for in silence, neither the stall
+/// timeout nor one signal ending it; then for its ROLLBACK.
 #[test]
 fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout() {
     let c = clusters();
@@ -666,7 +667,7 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = StderrLines::take(&mut child);
+    let stderr = StderrLines::take(&mut child);
     let pid = loop {
         let found: Option<i32> = c.dest[1]
             .connect("postgres")
@@ -684,15 +685,52 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     let frozen = Frozen::stop(pid);
-    let said = stderr.expect("'s ROLLBACK of table");
-    assert!(said.contains("destination 2"), "{said}");
-    signal(&child, "TERM");
     let ended = ends_while_frozen(&mut child, frozen);
     let status = child.wait().unwrap();
     let rest = stderr.rest();
-    assert!(ended, "one SIGTERM did not end the job\n{rest}");
-    assert_ne!(status.code(), Some(0), "{rest}");
+    assert!(ended, "the job waited for the frozen destination\n{rest}");
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("destination 2") && rest.contains("reading its transaction id"),
+        "{rest}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{rest}");
     assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{rest}");
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+}
+
+/// One signal ends a one-table run whose destination's backend froze in its COPY once the
+/// source had sent everything (its data, or its end, in the socket; the healthy destination
+/// done): the frozen one is given up after the grace and its ROLLBACK is not waited for (its
+/// closed session rolls back), nothing committed. It waited for that ROLLBACK until a second
+/// signal.
+#[test]
+fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(&c.dest[1], table);
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ];
+    let paused = Paused::start(&args, "begun:2");
+    let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
+    let (ended, out) = one_term_while_frozen(paused, frozen);
+    let stderr = text(&out.stderr);
+    assert!(ended, "one SIGTERM did not end the run\n{stderr}");
+    assert_exit(&out, 143);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{stderr}");
     assert!(settle_backends(&c.dest[1], &d2).is_empty());
 }

@@ -125,6 +125,15 @@ impl Participant for Announced<'_, '_, '_> {
             action,
             commit::Action::CheckConstraints | commit::Action::Rollback
         );
+        // A session still waiting for an earlier answer (given up for a stall: its transaction
+        // id, a frozen backend) would queue the ROLLBACK behind it for ever: its close, which
+        // follows (`give_up_stalled`), rolls it back.
+        if *action == commit::Action::Rollback && !self.conn.is_ready() {
+            for table in self.tables {
+                (self.shared.events)(step(table, Some(true)));
+            }
+            return Ok(());
+        }
         let connect = &self.shared.destinations[self.destination].connect;
         let reconnect = || {
             connect().map(|mut conn| {
