@@ -95,7 +95,8 @@ pub(crate) fn prepare(
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
     apply_all(t, source.as_deref_mut(), dests)?;
-    // Until the copy is over (`end_stall_timeouts`), a signal cuts the sessions' waits short.
+    // A signal cuts the sessions' waits short (the commit's participants take it off for an
+    // answer that decides).
     let asking = Interrupter::new().ok();
     let mut targets = Vec::new();
     if let (Some(conn), Endpoint::Server(spec)) = (source, &t.source) {
@@ -342,26 +343,24 @@ pub(crate) fn non_utf8_client_encoding<'c>(
     (named.or(raw_encoding).map(str::to_owned)).or_else(|| shared_server_encoding(t, conns))
 }
 
-/// Takes `--stall-timeout`'s socket timeouts off again once the copy is over, and the signal's
-/// interrupter ([`prepare`]) where the run is to `commit`: a COMMIT that takes long must not be
-/// given up on while the server may still commit it (copyman would report as failed a
-/// destination that committed). Lock waits stay bounded by `--lock-timeout`.
+/// Takes `--stall-timeout`'s socket timeouts off again once the copy is over: a COMMIT that takes
+/// long must not be given up on while the server may still commit it (copyman would report as
+/// failed a destination that committed). Lock waits stay bounded by `--lock-timeout`. (The
+/// signal's interrupter ([`prepare`]) stays: the commit's participants take it off for the
+/// statements whose answer decides, core's `Action::awaited`.)
 pub(crate) fn end_stall_timeouts(
     t: &Transfer,
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
-    commit: bool,
 ) {
+    if t.safety.stall_timeout.is_none() {
+        return;
+    }
     let conns = source
         .into_iter()
         .chain(dests.iter_mut().filter_map(|d| d.conn.as_mut()));
     for conn in conns {
-        if commit {
-            conn.set_interrupter(None);
-        }
-        if t.safety.stall_timeout.is_some() {
-            // A connection whose socket cannot take the setting is broken: its COMMIT says so.
-            let _ = conn.set_timeout(None);
-        }
+        // A connection whose socket cannot take the setting is broken: its COMMIT says so.
+        let _ = conn.set_timeout(None);
     }
 }

@@ -452,9 +452,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         (Statements::Raw { .. }, _) => false,
         (Statements::Table { .. }, _) => true,
     };
-    // A failed copy only rolls back, which a signal may cut short (a frozen backend's session
-    // closed rolls back all the same): its interrupter stays.
-    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests, run_error.is_none());
+    limits::end_stall_timeouts(t, source_conn.as_mut(), &mut dests);
     watch.ending();
     let ended = finish(
         Finish {

@@ -120,6 +120,14 @@ impl Action {
         }
     }
 
+    /// Whether its answer is waited for whatever comes, an interrupt too (a signal given up on a
+    /// silent server): it may commit, or it decides what recovery does (`COMMIT`, `PREPARE
+    /// TRANSACTION`, `COMMIT`/`ROLLBACK PREPARED`), and only the answer says which. A check of
+    /// the constraints or a `ROLLBACK` cut short commits nothing: its closed session rolls back.
+    pub fn awaited(&self) -> bool {
+        !matches!(self, Self::CheckConstraints | Self::Rollback)
+    }
+
     /// Whether the action names its transaction by its global id (`COMMIT PREPARED`, `ROLLBACK
     /// PREPARED`), so that any session of its database can carry it out: one whose session was
     /// lost (a network blip, a terminated backend) is sent again on a new session, and the run

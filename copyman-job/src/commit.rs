@@ -82,7 +82,12 @@ impl Participant for Connection {
             return Ok(());
         }
         let said_before = self.session().notices().len();
+        // An interrupt cuts the wait for an answer only where it decides nothing (core's rule).
+        let interrupter = action.awaited().then(|| self.take_interrupter()).flatten();
         let result = self.execute(&action.sql());
+        if interrupter.is_some() {
+            self.set_interrupter(interrupter);
+        }
         // A trigger may have turned synchronous_commit off for the transaction (it outlives the
         // session's own setting to the COMMIT): made durable again with the check of its
         // constraints, which the commit runs first on every party that writes and after which

@@ -734,3 +734,38 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{stderr}");
     assert!(settle_backends(&c.dest[1], &d2).is_empty());
 }
+
+/// One signal ends a one-table run whose second destination froze before its commit (under
+/// the check of its constraints, which commits nothing): that wait is cut after the grace and
+/// every destination rolls back. Only a COMMIT's (or PREPARE's) answer is waited for whatever
+/// comes; the run waited for the check until a second signal.
+#[test]
+fn one_signal_ends_a_run_whose_destination_froze_before_its_commit() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(&c.dest[1], table);
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ];
+    let paused = Paused::start(&args, "checked:1");
+    let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
+    let (ended, out) = one_term_while_frozen(paused, frozen);
+    let stderr = text(&out.stderr);
+    assert!(ended, "one SIGTERM did not end the run\n{stderr}");
+    assert_exit(&out, 143);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{stderr}");
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+}

@@ -117,14 +117,8 @@ impl Participant for Announced<'_, '_, '_> {
             }
             self.sent.set(true);
         }
-        // The answer of a statement that may commit, or decide what recovery does, is waited
-        // for whatever comes, an interrupt too: only it says what happened (on this session, or
-        // on a new one if this one was lost). A check of the constraints or a ROLLBACK cut short
-        // (a frozen backend) leaves nothing committed: its closed session rolls back.
-        let deciding = !matches!(
-            action,
-            commit::Action::CheckConstraints | commit::Action::Rollback
-        );
+        // (An interrupt cuts the wait for its answer only where that decides nothing: the
+        // participant's rule, on this session or on a new one if this one was lost.)
         // A session still waiting for an earlier answer (given up for a stall: its transaction
         // id, a frozen backend) would queue the ROLLBACK behind it for ever: its close, which
         // follows (`give_up_stalled`), rolls it back.
@@ -135,20 +129,7 @@ impl Participant for Announced<'_, '_, '_> {
             return Ok(());
         }
         let connect = &self.shared.destinations[self.destination].connect;
-        let reconnect = || {
-            connect().map(|mut conn| {
-                if deciding {
-                    conn.set_interrupter(None);
-                }
-                conn
-            })
-        };
-        let interrupter = self.conn.take_interrupter();
-        if !deciding {
-            self.conn.set_interrupter(interrupter.clone());
-        }
-        let result = commit::run_on_a_live_session(self.conn, action, &reconnect);
-        self.conn.set_interrupter(interrupter);
+        let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
         for table in self.tables {
             (self.shared.events)(step(table, Some(result.is_ok())));
         }
