@@ -699,11 +699,12 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
     assert!(settle_backends(&c.dest[1], &d2).is_empty());
 }
 
-/// One signal ends a one-table run whose destination's backend froze in its COPY once the
-/// source had sent everything (its data, or its end, in the socket; the healthy destination
-/// done): the frozen one is given up after the grace and its ROLLBACK is not waited for (its
-/// closed session rolls back), nothing committed. It waited for that ROLLBACK until a second
-/// signal.
+/// One signal ends a one-table run whose second destination's backend froze once the source
+/// had sent everything (in its COPY: its data, or its end, in the socket), or before its commit
+/// (under the check of its constraints, which commits nothing): the wait is cut after the
+/// grace, and the frozen one's ROLLBACK is not waited for (its closed session rolls back);
+/// nothing committed. Each was waited for until a second signal (only a COMMIT's or a
+/// PREPARE's answer is waited for whatever comes).
 #[test]
 fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
     let c = clusters();
@@ -712,60 +713,27 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
         &c.source,
         &format!("{table} INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100) g;"),
     );
-    let d1 = database(&c.dest[0], table);
-    let d2 = database(&c.dest[1], table);
-    let args = [
-        "table",
-        "t",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--to",
-        &c.dest[1].conninfo(&d2),
-    ];
-    let paused = Paused::start(&args, "begun:2");
-    let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
-    let (ended, out) = one_term_while_frozen(paused, frozen);
-    let stderr = text(&out.stderr);
-    assert!(ended, "one SIGTERM did not end the run\n{stderr}");
-    assert_exit(&out, 143);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{stderr}");
-    assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{stderr}");
-    assert!(settle_backends(&c.dest[1], &d2).is_empty());
-}
-
-/// One signal ends a one-table run whose second destination froze before its commit (under
-/// the check of its constraints, which commits nothing): that wait is cut after the grace and
-/// every destination rolls back. Only a COMMIT's (or PREPARE's) answer is waited for whatever
-/// comes; the run waited for the check until a second signal.
-#[test]
-fn one_signal_ends_a_run_whose_destination_froze_before_its_commit() {
-    let c = clusters();
-    let table = "CREATE TABLE t (id int);";
-    let src = database(
-        &c.source,
-        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
-    );
-    let d1 = database(&c.dest[0], table);
-    let d2 = database(&c.dest[1], table);
-    let args = [
-        "table",
-        "t",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--to",
-        &c.dest[1].conninfo(&d2),
-    ];
-    let paused = Paused::start(&args, "checked:1");
-    let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
-    let (ended, out) = one_term_while_frozen(paused, frozen);
-    let stderr = text(&out.stderr);
-    assert!(ended, "one SIGTERM did not end the run\n{stderr}");
-    assert_exit(&out, 143);
-    assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{stderr}");
-    assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{stderr}");
-    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    for point in ["begun:2", "checked:1"] {
+        let d1 = database(&c.dest[0], table);
+        let d2 = database(&c.dest[1], table);
+        let args = [
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ];
+        let paused = Paused::start(&args, point);
+        let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
+        let (ended, out) = one_term_while_frozen(paused, frozen);
+        let stderr = text(&out.stderr);
+        assert!(ended, "{point}: one SIGTERM did not end the run\n{stderr}");
+        assert_exit(&out, 143);
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{point}: {stderr}");
+        assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{point}: {stderr}");
+        assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    }
 }
