@@ -126,6 +126,12 @@ pub struct StallTimer {
 /// others' COPYs are failed at once rather than held.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a wait whose own limit is `timeout` (`None`: none) may move nothing once
+/// interrupted: [`INTERRUPT_GRACE`], or its own limit if shorter (a timer it had keeps running).
+pub fn interrupted_limit(timeout: Option<Duration>) -> Duration {
+    timeout.map_or(INTERRUPT_GRACE, |t| t.min(INTERRUPT_GRACE))
+}
+
 impl StallTimer {
     /// The timer an IO under way gets when its copy is interrupted, where it has none of its
     /// own: [`INTERRUPT_GRACE`] from `now`.

@@ -14,10 +14,10 @@ use copyman_core::connect::{Next, Started, Target, TimeoutExpired};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::Endpoint;
 use copyman_core::session::{Session, State};
+use copyman_core::stall::interrupted_limit;
 use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
-use crate::INTERRUPT_GRACE;
 use crate::PollSocket;
 use crate::error::{Attempts, Error, TcpOptions, tls_settings};
 use crate::interrupt::Interrupter;
@@ -332,7 +332,7 @@ impl Connection {
         match (self.deadline, &self.interrupter) {
             (Some(deadline), _) => Limit::Attempt(deadline),
             (None, Some(interrupter)) if interrupter.is_interrupted() => {
-                Limit::Idle(Some(after_interrupt(self.timeout)))
+                Limit::Idle(Some(interrupted_limit(self.timeout)))
             }
             (None, Some(interrupter)) => Limit::Interruptible {
                 timeout: self.timeout,
@@ -656,17 +656,11 @@ enum Limit {
     /// of kind `TimedOut` (`None`: it waits for ever).
     Idle(Option<Duration>),
     /// `Idle`, and woken by an interrupter (`woken`): from then on the wait is `Idle` with the
-    /// interrupt's grace ([`after_interrupt`]).
+    /// interrupt's grace (core's [`interrupted_limit`]).
     Interruptible {
         timeout: Option<Duration>,
         woken: Watch,
     },
-}
-
-/// How long a wait goes with nothing moving once interrupted: core's grace, or the timeout if
-/// shorter.
-fn after_interrupt(timeout: Option<Duration>) -> Duration {
-    timeout.map_or(INTERRUPT_GRACE, |t| t.min(INTERRUPT_GRACE))
 }
 
 /// Waits until `fd` is ready for `events` ([`READABLE`], [`WRITABLE`]), within `limit`.
@@ -696,7 +690,7 @@ fn wait_for(fd: RawFd, events: i16, limit: Limit) -> io::Result<()> {
                 match watches {
                     [socket, _] if socket.ready() => return Ok(()),
                     [_, woken] if woken.ready() => {
-                        let grace = Limit::Idle(Some(after_interrupt(timeout)));
+                        let grace = Limit::Idle(Some(interrupted_limit(timeout)));
                         return wait_for(fd, events, grace);
                     }
                     _ => {}
