@@ -405,6 +405,23 @@ pub(crate) fn set_cancel(cancel: impl Fn() + Send + Sync + 'static) {
     *CANCEL.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(cancel));
 }
 
+/// What a signal interrupts at once, from the signals thread ([`set_interrupt`]).
+static INTERRUPT: Mutex<Option<CancelFn>> = Mutex::new(None);
+
+/// Sets what each signal interrupts at once, in the signals thread: the run's waits (their
+/// `Interrupter`s), which the watch thread, itself maybe waiting on a monitoring query to a
+/// frozen server, would reach only seconds later.
+pub(crate) fn set_interrupt(interrupt: impl Fn() + Send + Sync + 'static) {
+    *INTERRUPT.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(interrupt));
+}
+
+/// Runs [`set_interrupt`]'s function, if the lock is free within a moment.
+fn interrupt_waits() {
+    if let Some(interrupt) = crate::watch::lock_briefly(&INTERRUPT).and_then(|i| i.clone()) {
+        interrupt();
+    }
+}
+
 /// Runs [`set_cancel`]'s function, for at most two seconds (a server that does not take the
 /// request must not keep the process from exiting).
 fn cancel_before_exit() {
@@ -544,6 +561,7 @@ fn handle(signal: i32, stopping: &'static str) {
         std::process::exit(exit_code(signal).into());
     };
     let committing = !committed.is_empty() || !unanswered.is_empty();
+    interrupt_waits();
     if !first {
         EXITING_AT_ONCE.store(true, Ordering::SeqCst);
     }

@@ -123,6 +123,26 @@ impl Copying {
 /// The one-table copy, once it streams ([`copy_started`]).
 static COPYING: Mutex<Option<Copying>> = Mutex::new(None);
 
+/// Whether a signal now may cancel and interrupt what the run's sessions do: before its
+/// transactions end (`committing`), or before the commit's point of no return (what runs then,
+/// a deferred constraint's check, is called off with it).
+fn may_cancel(committing: &AtomicBool) -> bool {
+    !committing.load(Ordering::SeqCst) || !signals::commit_point_passed()
+}
+
+/// Interrupts the one-table run's waits (a signal came): its copy's and its sessions'
+/// (`asking`), so that one whose server moves nothing is given up after the grace.
+fn interrupt_waits(asking: Option<&Interrupter>) {
+    if let Some(copying) = lock_briefly(&COPYING)
+        && let Some(copying) = copying.as_ref()
+    {
+        copying.interrupt();
+    }
+    if let Some(asking) = asking {
+        asking.interrupt();
+    }
+}
+
 /// The one-table copy started streaming.
 pub(crate) fn copy_started(copying: Copying) {
     *COPYING.lock().unwrap_or_else(PoisonError::into_inner) = Some(copying);
@@ -244,6 +264,12 @@ impl Watch {
         signals::set_cancel(move || {
             for target in cancelled.iter() {
                 target.send_cancel_request();
+            }
+        });
+        let (interrupted, may) = (asking.clone(), Arc::clone(&committing));
+        signals::set_interrupt(move || {
+            if may_cancel(&may) {
+                interrupt_waits(interrupted.as_ref());
             }
         });
         // Not joined: a monitoring query in flight ends within its timeout, and nothing the
@@ -716,16 +742,9 @@ fn watch(
             // At once (a second signal may follow quickly), then once a second.
             // Before the commit's point of no return, what it runs (a deferred constraint's
             // check) is called off with it: cancelled too.
-            if last_cancel.is_none_or(|t| t.elapsed() >= STILL)
-                && (!committing.load(Ordering::SeqCst) || !signals::commit_point_passed())
-            {
+            if last_cancel.is_none_or(|t| t.elapsed() >= STILL) && may_cancel(committing) {
                 last_cancel = Some(Instant::now());
-                if let Some(copying) = &*COPYING.lock().unwrap_or_else(PoisonError::into_inner) {
-                    copying.interrupt();
-                }
-                if let Some(asking) = asking {
-                    asking.interrupt();
-                }
+                interrupt_waits(asking);
                 for w in &mut watched {
                     w.monitor.cancel(w.target);
                 }
@@ -1028,6 +1047,15 @@ impl JobWatch {
                 }
             }
         });
+        let (interrupted, job) = (Arc::clone(&shared), interrupt.clone());
+        signals::set_interrupt(move || {
+            // Briefly, as the cancels: the watch thread does it again under the lock.
+            if let (Some(signal), Some(workers)) =
+                (signals::received(), lock_briefly(&interrupted.workers))
+            {
+                interrupt_job(&workers, &job, signal);
+            }
+        });
         let watched = Arc::clone(&shared);
         // Not joined, as the one-table watch: a query in flight ends within its timeout.
         let spawned = thread::Builder::new()
@@ -1282,6 +1310,17 @@ pub(crate) fn lock_briefly<T>(mutex: &Mutex<T>) -> Option<std::sync::MutexGuard<
     None
 }
 
+/// Interrupts the job (`signal` came) and the copies of its `workers` not ending, whose frozen
+/// servers are then given up after the interrupt's grace.
+fn interrupt_job(workers: &[WorkerBackends], interrupt: &Interrupt, signal: i32) {
+    interrupt.interrupt(format!("interrupted by {}", signals::name(signal)));
+    for w in workers.iter().filter(|w| !w.ending) {
+        if let Some(copying) = &w.copying {
+            copying.interrupt();
+        }
+    }
+}
+
 /// A worker to look at: its index, its table's generation, its backends (server, pid).
 type Due = (usize, u64, Vec<(usize, i32)>);
 
@@ -1304,17 +1343,13 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
         // they are never cancelled, so a wait there is only said.
         look_at_commits(shared, &mut monitors);
         if let Some(signal) = signals::received() {
-            interrupt.interrupt(format!("interrupted by {}", signals::name(signal)));
             if last_cancel.is_none_or(|t| t.elapsed() >= STILL) {
                 last_cancel = Some(Instant::now());
                 // Under the lock: a worker that says it is ending waits until these cancels
                 // are sent, and then sees the interruption before it commits.
                 let workers = lock();
+                interrupt_job(&workers, interrupt, signal);
                 for w in workers.iter().filter(|w| !w.ending) {
-                    // A frozen server's copy is given up after the interrupt's grace.
-                    if let Some(copying) = &w.copying {
-                        copying.interrupt();
-                    }
                     for (server, target, _) in &w.backends {
                         monitors[*server].cancel(target);
                     }

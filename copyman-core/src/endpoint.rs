@@ -112,6 +112,13 @@ pub const STALLED_COPY_IN: &str =
 pub const STALLED_COPY_OUT: &str =
     "its server sent no byte of a COPY TO STDOUT for the stall timeout";
 
+/// Why copyman closed a connection interrupted while it waited for its server, which then moved
+/// no byte for the interrupt's grace ([`crate::stall::GraceExpired`]): given up, as
+/// [`STALLED_COPY_IN`], since whatever is sent next (a ROLLBACK) would wait on the same silent
+/// socket; the server ends the transaction once it hears of the close.
+pub const GIVEN_UP_AFTER_INTERRUPT: &str =
+    "its server moved no byte for the interrupt's grace: given up";
+
 /// Why copyman closed a connection whose COPY TO STDOUT it had to abandon ([`Abandon::Close`]).
 pub const ABANDONED_COPY_OUT: &str = "a COPY TO STDOUT was abandoned midway";
 

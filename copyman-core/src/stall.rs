@@ -132,6 +132,71 @@ pub fn interrupted_limit(timeout: Option<Duration>) -> Duration {
     timeout.map_or(INTERRUPT_GRACE, |t| t.min(INTERRUPT_GRACE))
 }
 
+/// A wait for a server cut short by the interrupt: nothing moved for [`INTERRUPT_GRACE`] once
+/// interrupted. The payload of the [`io::Error`] (kind `TimedOut`) such a wait ends with, so
+/// that it is said as what it was, not as a timeout the caller set ([`cut_by_interrupt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraceExpired {
+    /// How long nothing moved: the grace.
+    pub grace: Duration,
+}
+
+impl GraceExpired {
+    /// The error of an interrupted wait whose own limit is `timeout`, once nothing moved for
+    /// [`interrupted_limit`]: `TimedOut` carrying a [`GraceExpired`] where the grace was the
+    /// shorter, else `own` (the wait's own timeout ran out first).
+    pub fn error(timeout: Option<Duration>, own: impl FnOnce(Duration) -> io::Error) -> io::Error {
+        match timeout {
+            Some(t) if t < INTERRUPT_GRACE => own(t),
+            _ => io::Error::new(
+                io::ErrorKind::TimedOut,
+                Self {
+                    grace: INTERRUPT_GRACE,
+                },
+            ),
+        }
+    }
+}
+
+impl fmt::Display for GraceExpired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the server moved no byte for {:?} after the interrupt: given up",
+            self.grace
+        )
+    }
+}
+
+impl Error for GraceExpired {}
+
+/// The interrupt's grace, if that is what ended `error`: a [`GraceExpired`] (in an
+/// [`io::Error`]) or an interrupted [`Stalled`] anywhere in its source chain.
+///
+/// ```
+/// use std::time::Duration;
+/// use copyman_core::stall::{cut_by_interrupt, GraceExpired, INTERRUPT_GRACE};
+///
+/// let cut = GraceExpired::error(None, |_| unreachable!());
+/// assert_eq!(cut_by_interrupt(&cut), Some(INTERRUPT_GRACE));
+/// let own = GraceExpired::error(Some(Duration::from_secs(1)), |_| std::io::ErrorKind::TimedOut.into());
+/// assert_eq!(cut_by_interrupt(&own), None);
+/// ```
+pub fn cut_by_interrupt(error: &(dyn Error + 'static)) -> Option<Duration> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(stalled) = e.downcast_ref::<Stalled>() {
+            return stalled.interrupted.then_some(stalled.timeout);
+        }
+        let payload = e.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+        if let Some(cut) = payload.and_then(|p| p.downcast_ref::<GraceExpired>()) {
+            return Some(cut.grace);
+        }
+        next = e.source();
+    }
+    None
+}
+
 impl StallTimer {
     /// The timer an IO under way gets when its copy is interrupted, where it has none of its
     /// own: [`INTERRUPT_GRACE`] from `now`.
@@ -139,6 +204,29 @@ impl StallTimer {
         Self {
             interrupted: true,
             ..Self::new(endpoint, INTERRUPT_GRACE, now)
+        }
+    }
+
+    /// The timer of `endpoint`'s IO under way once its copy is interrupted at `now` (`own`: the
+    /// stall timer it had): [`INTERRUPT_GRACE`] from `now` ([`StallTimer::after_interrupt`]),
+    /// unless its own ends sooner and keeps running — the rule of [`interrupted_limit`].
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use copyman_core::stall::{EndpointId, StallTimer, INTERRUPT_GRACE};
+    ///
+    /// let now = Instant::now();
+    /// let own = StallTimer::new(EndpointId::Producer, Duration::from_secs(60), now);
+    /// let cut = StallTimer::interrupted(Some(own), EndpointId::Producer, now);
+    /// assert_eq!(cut.poll_timeout(), now + INTERRUPT_GRACE);
+    /// let short = StallTimer::new(EndpointId::Producer, Duration::from_secs(1), now);
+    /// let kept = StallTimer::interrupted(Some(short), EndpointId::Producer, now);
+    /// assert_eq!(kept.poll_timeout(), now + Duration::from_secs(1));
+    /// ```
+    pub fn interrupted(own: Option<Self>, endpoint: EndpointId, now: Instant) -> Self {
+        match own {
+            Some(own) if own.interrupted || own.poll_timeout() <= now + INTERRUPT_GRACE => own,
+            _ => Self::after_interrupt(endpoint, now),
         }
     }
 
@@ -236,8 +324,16 @@ pub fn classify(error: BoxError, endpoint: EndpointId, timeout: Option<Duration>
         if e.is::<Stalled>() {
             return error;
         }
-        if e.downcast_ref::<io::Error>().is_some_and(is_timeout) {
-            return Box::new(Stalled::new(endpoint, timeout));
+        if let Some(io) = e.downcast_ref::<io::Error>().filter(|io| is_timeout(io)) {
+            // Cut by the interrupt's grace, not the stall timeout: said as such.
+            let cut = io.get_ref().and_then(|p| p.downcast_ref::<GraceExpired>());
+            return Box::new(match cut {
+                Some(cut) => Stalled {
+                    interrupted: true,
+                    ..Stalled::new(endpoint, cut.grace)
+                },
+                None => Stalled::new(endpoint, timeout),
+            });
         }
         next = e.source();
     }
@@ -276,5 +372,31 @@ mod tests {
         let other: BoxError = Box::new(io::Error::from(io::ErrorKind::ConnectionReset));
         let other = classify(other, EndpointId::Producer, Some(Duration::from_secs(1)));
         assert!(other.is::<io::Error>());
+    }
+
+    #[test]
+    fn a_wait_the_interrupt_cut_is_not_said_as_the_stall_timeout() {
+        let cut = || -> BoxError { Box::new(GraceExpired::error(None, |_| unreachable!())) };
+        let endpoint = EndpointId::Receiver(ReceiverId(1));
+        let stalled = classify(cut(), endpoint, Some(Duration::from_secs(5)));
+        assert_eq!(
+            stalled.to_string(),
+            "receiver 1 moved no byte for 2s after the copy was interrupted: given up"
+        );
+        assert_eq!(cut_by_interrupt(&*stalled), Some(INTERRUPT_GRACE));
+        let alone = classify(cut(), endpoint, None);
+        assert_eq!(cut_by_interrupt(&*alone), Some(INTERRUPT_GRACE));
+        let own = classify(
+            Box::new(GraceExpired::error(Some(Duration::from_secs(1)), |_| {
+                io::ErrorKind::TimedOut.into()
+            })),
+            endpoint,
+            Some(Duration::from_secs(1)),
+        );
+        assert_eq!(
+            cut_by_interrupt(&*own),
+            None,
+            "its own timeout was the shorter"
+        );
     }
 }

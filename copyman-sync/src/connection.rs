@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use copyman_core::connect::{Next, Started, Target, TimeoutExpired};
 use copyman_core::connection::handle_read;
-use copyman_core::endpoint::Endpoint;
+use copyman_core::endpoint::{Endpoint, GIVEN_UP_AFTER_INTERRUPT};
 use copyman_core::session::{Session, State};
-use copyman_core::stall::interrupted_limit;
+use copyman_core::stall::{GraceExpired, interrupted_limit};
 use copyman_tls::rustls::ClientConfig;
 use copyman_tls::{SslMode, TlsClient, TlsError, TlsSettings};
 
@@ -331,9 +331,7 @@ impl Connection {
     fn limit(&self) -> Limit {
         match (self.deadline, &self.interrupter) {
             (Some(deadline), _) => Limit::Attempt(deadline),
-            (None, Some(interrupter)) if interrupter.is_interrupted() => {
-                Limit::Idle(Some(interrupted_limit(self.timeout)))
-            }
+            (None, Some(interrupter)) if interrupter.is_interrupted() => Limit::Grace(self.timeout),
             (None, Some(interrupter)) => Limit::Interruptible {
                 timeout: self.timeout,
                 woken: interrupter.watch(),
@@ -345,7 +343,10 @@ impl Connection {
     /// Lets `interrupter` cut this connection's waits short (`None`: no more): once it is
     /// interrupted, a wait for the server that sees no byte move for
     /// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) ends with an error of kind `TimedOut`, as
-    /// one past [`Connection::set_timeout`]'s — one under way at the interrupt too. For the
+    /// one past [`Connection::set_timeout`]'s — one under way at the interrupt too — carrying
+    /// core's [`GraceExpired`](copyman_core::stall::GraceExpired); the connection is then closed
+    /// (its backend sent a cancel): whatever came next, a `ROLLBACK`, would wait on the same
+    /// silent socket, and the server ends the transaction once it hears of the close. For the
     /// questions a program asks before it copies (a frozen backend, a network path lost, would
     /// keep a signal from ending it); not for a statement whose answer must be waited for
     /// whatever comes, such as a `COMMIT`. A copy has an interrupter of its own
@@ -378,8 +379,22 @@ impl Connection {
 
     /// Waits until the socket is ready for `events` ([`READABLE`], [`WRITABLE`]), within
     /// [`Connection::limit`].
-    pub(crate) fn wait(&self, events: i16) -> io::Result<()> {
-        wait_for(self.stream.poll_fd(), events, self.limit())
+    pub(crate) fn wait(&mut self, events: i16) -> io::Result<()> {
+        let waited = wait_for(self.stream.poll_fd(), events, self.limit());
+        self.given_up_if_cut(waited)
+    }
+
+    /// A wait's result: where the interrupt's grace cut it, the connection is closed and its
+    /// backend sent a cancel, as a stalled copy's ([`GIVEN_UP_AFTER_INTERRUPT`]): whatever came
+    /// next (a CopyFail, a ROLLBACK) would wait on the same silent socket as long again.
+    fn given_up_if_cut<T>(&mut self, waited: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &waited
+            && e.get_ref().is_some_and(|p| p.is::<GraceExpired>())
+        {
+            self.cancel_detached();
+            self.close(GIVEN_UP_AFTER_INTERRUPT);
+        }
+        waited
     }
 
     /// Whether the connection is encrypted with TLS.
@@ -524,9 +539,11 @@ impl Connection {
     fn wait_writable(&mut self, fd: RawFd, limit: Limit) -> Result<(), Error> {
         // (Once the server's end is read, only the write is waited for.)
         if self.endpoint.session().state() == State::Closed {
-            return Ok(wait_for(fd, WRITABLE, limit)?);
+            let waited = wait_for(fd, WRITABLE, limit);
+            return Ok(self.given_up_if_cut(waited)?);
         }
-        wait_for(fd, READABLE | WRITABLE, limit)?;
+        let waited = wait_for(fd, READABLE | WRITABLE, limit);
+        self.given_up_if_cut(waited)?;
         self.poll_server()
     }
 
@@ -568,6 +585,7 @@ impl Connection {
     pub(crate) fn read_into_session(&mut self) -> Result<(), Error> {
         let (fd, limit) = (self.stream.poll_fd(), self.limit());
         let read = retry(fd, READABLE, limit, || self.stream.read(&mut self.scratch));
+        let read = self.given_up_if_cut(read);
         handle_read(&mut self.endpoint, read, &self.scratch)
     }
 
@@ -655,12 +673,15 @@ enum Limit {
     /// [`Connection::set_timeout`]'s: a wait that sees nothing for this long ends with an error
     /// of kind `TimedOut` (`None`: it waits for ever).
     Idle(Option<Duration>),
-    /// `Idle`, and woken by an interrupter (`woken`): from then on the wait is `Idle` with the
-    /// interrupt's grace (core's [`interrupted_limit`]).
+    /// `Idle`, and woken by an interrupter (`woken`): from then on the wait is `Grace`.
     Interruptible {
         timeout: Option<Duration>,
         woken: Watch,
     },
+    /// Interrupted, with this own timeout: a wait that sees nothing for core's
+    /// [`interrupted_limit`] ends with core's [`GraceExpired`] (kind `TimedOut`), or the
+    /// timeout's error where that was the shorter.
+    Grace(Option<Duration>),
 }
 
 /// Waits until `fd` is ready for `events` ([`READABLE`], [`WRITABLE`]), within `limit`.
@@ -681,6 +702,12 @@ fn wait_for(fd: RawFd, events: i16, limit: Limit) -> io::Result<()> {
             (false, Some(t)) => Err(timed_out(events, t)),
             _ => Ok(()),
         },
+        Limit::Grace(timeout) => {
+            match poll::wait_one(fd, events, until(Some(interrupted_limit(timeout))))? {
+                true => Ok(()),
+                false => Err(GraceExpired::error(timeout, |t| timed_out(events, t))),
+            }
+        }
         Limit::Interruptible { timeout, woken } => {
             let deadline = until(timeout);
             let mut watches = [Watch::new(fd, events), woken];
@@ -690,8 +717,7 @@ fn wait_for(fd: RawFd, events: i16, limit: Limit) -> io::Result<()> {
                 match watches {
                     [socket, _] if socket.ready() => return Ok(()),
                     [_, woken] if woken.ready() => {
-                        let grace = Limit::Idle(Some(interrupted_limit(timeout)));
-                        return wait_for(fd, events, grace);
+                        return wait_for(fd, events, Limit::Grace(timeout));
                     }
                     _ => {}
                 }

@@ -222,9 +222,10 @@ impl<'a> CopyManager<'a> {
         Ok(interrupter)
     }
 
-    /// Once the copy is interrupted: every IO under way without a stall timer gets core's
-    /// ([`StallTimer::after_interrupt`]: [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) from now;
-    /// one that moves resets it, as a stall timeout's); returns whether it is interrupted.
+    /// Once the copy is interrupted: every IO under way gets core's timer
+    /// ([`StallTimer::interrupted`]: [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) from now, or
+    /// its own stall timer if that ends sooner; one that moves resets it, as a stall timeout's);
+    /// returns whether it is interrupted.
     fn interrupt_timers(&mut self, now: Instant) -> bool {
         if !self
             .interrupt
@@ -236,15 +237,12 @@ impl<'a> CopyManager<'a> {
         for (r, pending) in self.writes.iter_mut().enumerate() {
             if let Some(pending) = pending {
                 let endpoint = EndpointId::Receiver(ReceiverId(r));
-                pending
-                    .timer
-                    .get_or_insert_with(|| StallTimer::after_interrupt(endpoint, now));
+                pending.timer = Some(StallTimer::interrupted(pending.timer, endpoint, now));
             }
         }
         if let Some(reading) = &mut self.reading {
-            reading
-                .timer
-                .get_or_insert_with(|| StallTimer::after_interrupt(EndpointId::Producer, now));
+            let own = reading.timer;
+            reading.timer = Some(StallTimer::interrupted(own, EndpointId::Producer, now));
         }
         true
     }

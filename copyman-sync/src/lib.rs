@@ -71,7 +71,9 @@ pub use copy::{CopyBuilder, CopyManager, transfer};
 pub use copyman_core::local::{CallReceiver, IteratorProducer, NullProducer, NullReceiver};
 pub use copyman_core::manager::{Options, ReconcileError};
 pub use copyman_core::session::{DbError, Notification, SessionError};
-pub use copyman_core::stall::{EndpointId, INTERRUPT_GRACE, Stalled};
+pub use copyman_core::stall::{
+    EndpointId, GraceExpired, INTERRUPT_GRACE, Stalled, cut_by_interrupt,
+};
 pub use copyman_core::{
     BoxError, Chunk, CopyFail, CountMismatch, Data, EndpointError, Fault, ProducerFault, Protocol,
     ReceiverFault, ReceiverId, ReceiverOutcome, Summary,

@@ -13,8 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use copyman_sync::{
-    Connection, CopyManager, Error, Fault, Interrupter, Options, Receiver, ReceiverId,
-    ReceiverOutcome, StatementProducer, StatementReceiver,
+    Connection, CopyManager, Error, Fault, INTERRUPT_GRACE, Interrupter, Options, Receiver,
+    ReceiverId, ReceiverOutcome, StatementProducer, StatementReceiver, cut_by_interrupt,
 };
 use copyman_testkit::proxy::{Direction, Fault as Net, Proxy};
 use copyman_testkit::{Auth, Cluster, chain};
@@ -210,8 +210,10 @@ fn destination_reset_mid_frame_faults_it_and_the_others_complete() {
 
 /// A connection's [`Interrupter`] cuts short a wait for an answer that never comes (the path to
 /// its server stalled: a frozen backend looks the same), though the connection has no timeout:
-/// once interrupted, the statement ends with `TimedOut` when nothing moved for the grace. A
-/// connection whose server answers is not touched by it.
+/// once interrupted, the statement ends with `TimedOut` when nothing moved for the grace, said
+/// as the interrupt's, and the connection is given up (closed: a next statement fails at once,
+/// rather than wait on the same silent socket for the grace again). A connection whose server
+/// answers is not touched by it.
 #[test]
 fn an_interrupted_connection_stops_waiting_for_a_silent_server() {
     let cluster = cluster();
@@ -242,7 +244,16 @@ fn an_interrupted_connection_stops_waiting_for_a_silent_server() {
         "{}",
         chain(&error)
     );
+    assert_eq!(
+        cut_by_interrupt(&error),
+        Some(INTERRUPT_GRACE),
+        "{}",
+        chain(&error)
+    );
     assert!(!conn.is_ready());
+    let mut conn = conn;
+    let again = conn.query("SELECT 4").expect_err("given up");
+    assert!(matches!(again, Error::Closed { .. }), "{}", chain(&again));
     // Interrupted before a wait begins: one that is answered goes through all the same.
     let mut other = connect(&cluster.conninfo(&db));
     other.set_interrupter(Some(interrupter));

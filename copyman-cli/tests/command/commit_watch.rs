@@ -704,7 +704,8 @@ fn a_job_destination_frozen_before_its_commit_is_given_up_at_the_stall_timeout()
 /// (under the check of its constraints, which commits nothing): the wait is cut after the
 /// grace, and the frozen one's ROLLBACK is not waited for (its closed session rolls back);
 /// nothing committed. Each was waited for until a second signal (only a COMMIT's or a
-/// PREPARE's answer is waited for whatever comes).
+/// PREPARE's answer is waited for whatever comes). Under a `--stall-timeout` longer than the
+/// grace, the error says the interrupt's grace cut it, not a stall timeout (which it was said as).
 #[test]
 fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
     let c = clusters();
@@ -725,6 +726,8 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
             &c.dest[0].conninfo(&d1),
             "--to",
             &c.dest[1].conninfo(&d2),
+            "--stall-timeout",
+            "5s",
         ];
         let paused = Paused::start(&args, point);
         let frozen = Frozen::backend(&c.dest[1], &d2, "pid <> pg_backend_pid()");
@@ -732,6 +735,10 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
         let stderr = text(&out.stderr);
         assert!(ended, "{point}: one SIGTERM did not end the run\n{stderr}");
         assert_exit(&out, 143);
+        assert!(
+            stderr.contains("after the interrupt") && !stderr.contains("stall timeout"),
+            "{point}: {stderr}"
+        );
         assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{point}: {stderr}");
         assert_eq!(count(&c.dest[1], &d2, "t"), 0, "{point}: {stderr}");
         assert!(settle_backends(&c.dest[1], &d2).is_empty());

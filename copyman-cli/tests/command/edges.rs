@@ -836,7 +836,7 @@ fn signals_abort_the_copy_and_commit_nothing() {
 #[test]
 fn a_second_signal_exits_at_once() {
     use copyman_testkit::proxy::{Direction, Fault, Proxy};
-    // A source that stops answering mid-copy: the abort and the cancel after SIGINT wait for it.
+    // A source that stops answering mid-copy: the abort waits for it (the interrupt's grace).
     let c = clusters();
     let src = database(
         &c.source,
@@ -853,8 +853,9 @@ fn a_second_signal_exits_at_once() {
             "--to",
             "/dev/null",
         ])
-        // The reminder after 2 s, not 10.
-        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        // The reminder after 1 s, not 10: before the source is given up after the interrupt's
+        // grace (2 s), which ends the run.
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -872,7 +873,7 @@ fn a_second_signal_exits_at_once() {
     signal(&child, "INT");
     let stopping = stderr.wait_for("SIGINT received: stopping the copy");
     // A stop that waits for a server that never answers says so, not silence.
-    let still = stopping.and_then(|_| stderr.wait_for("still stopping 2 s after SIGINT"));
+    let still = stopping.and_then(|_| stderr.wait_for("still stopping 1 s after SIGINT"));
     // (Sent either way, so that the run ends and the test fails rather than hangs.)
     signal(&child, "INT");
     let again = stderr.wait_for("SIGINT received again: exiting at once");

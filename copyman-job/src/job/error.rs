@@ -134,18 +134,6 @@ pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
     describe_with(error, None)
 }
 
-/// The first error of type `T` in `error`'s chain.
-fn find<'e, T: StdError + 'static>(error: &'e (dyn StdError + 'static)) -> Option<&'e T> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
 /// Whether `error`'s chain holds a socket timeout, or core's stall error: the stall timeout it
 /// names, if it names one.
 fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
@@ -213,11 +201,11 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         ));
     }
     // The interrupt's grace, not a stall timeout of the user's.
-    if let Some(stalled) = find::<copyman_sync::Stalled>(error).filter(|s| s.interrupted) {
+    if let Some(grace) = copyman_core::stall::cut_by_interrupt(error) {
         return TableError::new(format!(
             "moved no byte for {} s after the interrupt: given up (a frozen backend, or a lost \
              network path)",
-            stalled.timeout.as_secs_f64()
+            grace.as_secs_f64()
         ));
     }
     match stall_in(error).and_then(|named| named.or(stall)) {
