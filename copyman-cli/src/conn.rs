@@ -300,6 +300,15 @@ pub(crate) fn own_sql_settings(
     Ok(user)
 }
 
+/// Where the first session of a CONN went ([`ServerSpec::pinned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pin {
+    /// The host, an index into [`ServerSpec::hosts`].
+    host: usize,
+    /// The address it answered on (`None` over a Unix socket).
+    addr: Option<std::net::IpAddr>,
+}
+
 /// A server CONN resolved into connection parameters.
 #[derive(Clone)]
 pub(crate) struct ServerSpec {
@@ -309,11 +318,11 @@ pub(crate) struct ServerSpec {
     pub(crate) config: postgres::Config,
     /// Each host of the CONN on its own, with the password the password file has for it.
     hosts: Vec<postgres::Config>,
-    /// The host (index into `hosts`) the first session reached: every later session of the run
-    /// (a job's workers, a reconnection, a monitor), goes there and nowhere else. With a host
-    /// list, another host that answers later is another server: a job's tables would be
-    /// committed there and recorded as done on the first.
-    pinned: Arc<OnceLock<usize>>,
+    /// The host the first session reached, and its address: every later session of the run (a
+    /// job's workers, a reconnection, a monitor) goes there and nowhere else. With a host list,
+    /// or a host name with several addresses, another that answers later is another server: a
+    /// job's tables would be committed there and recorded as done on the first.
+    pinned: Arc<OnceLock<Pin>>,
     /// The TLS parameters, defaults applied.
     pub(crate) tls: TlsSettings,
     /// Startup parameters the configuration cannot carry (`client_encoding`, and the settings
@@ -1025,17 +1034,37 @@ impl ServerSpec {
         })
     }
 
+    /// Host `i`'s parameters, at the address a session reached first if it is pinned: the name's
+    /// other addresses may be other servers (libpq tries each address as a host of its own).
+    fn host_config(&self, i: usize) -> postgres::Config {
+        let mut config = self.hosts.get(i).unwrap_or(&self.config).clone();
+        if let Some(Pin {
+            host,
+            addr: Some(ip),
+        }) = self.pinned.get().copied()
+            && host == i
+            && config.get_hostaddrs().is_empty()
+        {
+            config.hostaddr(ip);
+        }
+        config
+    }
+
     /// Connects to the pinned host, or to the first of the hosts that answers (and pins it).
     fn connect_hosts(&self) -> Result<copyman_sync::Connection, copyman_sync::Error> {
         use copyman_core::connect::{AttemptError, Attempted};
         let pinned = self.pinned.get().copied();
         let mut failed = Vec::new();
         for (i, config) in self.hosts.iter().enumerate() {
-            if pinned.is_some_and(|p| p != i) {
+            if pinned.is_some_and(|p| p.host != i) {
                 continue;
             }
-            match self.connect_to(config) {
-                Ok(conn) if *self.pinned.get_or_init(|| i) == i => {
+            let reached = self.connect_to(&self.host_config(i)).map(|conn| {
+                let addr = conn.peer_addr().map(|a| a.ip());
+                (Pin { host: i, addr }, conn)
+            });
+            match reached {
+                Ok((pin, conn)) if *self.pinned.get_or_init(|| pin) == pin => {
                     if self.hosts.len() > 1 && pinned.is_none() {
                         crate::report::log(format_args!(
                             "{}: connected to {} (every session of this CONN goes there)",
@@ -1045,7 +1074,8 @@ impl ServerSpec {
                     }
                     return Ok(conn);
                 }
-                // Another session of this CONN reached another host meanwhile: that one.
+                // Another session of this CONN reached another host (or address) meanwhile:
+                // that one.
                 Ok(_) => return self.connect_hosts(),
                 Err(e) => {
                     let next = e.failure().tries_next_host();
@@ -1104,7 +1134,7 @@ impl ServerSpec {
         &self,
         timeout: Duration,
     ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
-        let mut config = self.session_config().clone();
+        let mut config = self.session_config();
         config
             .connect_timeout(timeout)
             .application_name("copyman monitor");
@@ -1118,11 +1148,10 @@ impl ServerSpec {
         Ok(conn)
     }
 
-    /// The parameters a monitoring session uses: those of the host the run's sessions went to
-    /// (the CONN's first host before any did).
-    pub(crate) fn session_config(&self) -> &postgres::Config {
-        let pinned = self.pinned.get().copied().unwrap_or(0);
-        self.hosts.get(pinned).unwrap_or(&self.config)
+    /// The parameters a monitoring session uses: those of the host and address the run's
+    /// sessions went to (the CONN's first host before any did).
+    pub(crate) fn session_config(&self) -> postgres::Config {
+        self.host_config(self.pinned.get().map_or(0, |p| p.host))
     }
 
     /// Reads with row-level security off, as pg_dump does: a table whose policies would hide
@@ -2840,6 +2869,24 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         // The owner's alone: taken (what is in it is read when connecting).
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         resolve(&conn("host=db sslmode=require"), &env(&[])).unwrap();
+    }
+
+    /// Once a session reached a host name at one of its addresses, every later one goes to that
+    /// address (`hostaddr`), the name kept for TLS: the name's other addresses may be other
+    /// servers (a job's table was read from, or committed on, another server).
+    #[test]
+    fn later_sessions_go_to_the_address_the_first_one_reached() {
+        let spec = resolve("host=db.example port=5433 user=u", &env(&[])).unwrap();
+        assert!(spec.session_config().get_hostaddrs().is_empty());
+        let ip: std::net::IpAddr = "127.0.0.9".parse().unwrap();
+        let pin = Pin {
+            host: 0,
+            addr: Some(ip),
+        };
+        spec.pinned.set(pin).unwrap();
+        let config = spec.session_config();
+        assert_eq!(config.get_hostaddrs(), &[ip]);
+        assert_eq!(config.get_hosts(), spec.config.get_hosts());
     }
 
     #[test]

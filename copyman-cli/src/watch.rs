@@ -27,20 +27,15 @@
 //! from the job's events, per worker, and a signal interrupts the job before its backends are
 //! cancelled.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use copyman_core::run::UnderWay;
 use copyman_job::commit::{self, Action};
 use copyman_job::job::{Event, Interrupt, Side};
-use copyman_sync::{Connection, Interrupter};
-use postgres::config::Host;
+use copyman_sync::{CancelToken, Connection, Interrupter};
 
 use crate::conn::ServerSpec;
 use crate::{progress, report, signals};
@@ -161,8 +156,9 @@ pub(crate) struct Target {
     pub(crate) spec: ServerSpec,
     /// Its process id.
     pub(crate) pid: i32,
-    /// Its CancelRequest message.
-    pub(crate) cancel_request: Option<Bytes>,
+    /// What cancels what it runs (on the address its session is on, each step within
+    /// [`MONITOR_TIMEOUT`]).
+    pub(crate) cancel: Option<CancelToken>,
 }
 
 impl Target {
@@ -172,68 +168,15 @@ impl Target {
             label,
             spec: spec.clone(),
             pid,
-            cancel_request: conn.session().cancel_request(),
+            cancel: conn.cancel_token().ok().map(|t| t.within(MONITOR_TIMEOUT)),
         })
     }
 
-    /// Sends the CancelRequest to every address of the CONN (a server that has no such backend
-    /// ignores it); whether one took it.
+    /// Sends the CancelRequest to the address its session is on (its host name's other
+    /// addresses may be other servers); whether the server took it.
     fn send_cancel_request(&self) -> bool {
-        let Some(request) = &self.cancel_request else {
-            return false;
-        };
-        let config = self.spec.session_config();
-        let ports = config.get_ports();
-        let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-        let send = |stream: &mut dyn ReadWrite| -> std::io::Result<()> {
-            stream.write_all(request)?;
-            // The server closes the connection once it has the request.
-            let mut sink = [0u8; 64];
-            while stream.read(&mut sink)? > 0 {}
-            Ok(())
-        };
-        let mut sent = false;
-        let hosts = config.get_hosts();
-        let addrs = config.get_hostaddrs();
-        for i in 0..hosts.len().max(addrs.len()) {
-            let port = port(i);
-            let result = match (addrs.get(i), hosts.get(i)) {
-                (Some(ip), _) => tcp(&(*ip, port)).and_then(|mut s| send(&mut s)),
-                (None, Some(Host::Tcp(name))) => {
-                    tcp(&(name.as_str(), port)).and_then(|mut s| send(&mut s))
-                }
-                (None, Some(Host::Unix(dir))) => {
-                    UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).and_then(|mut s| {
-                        s.set_read_timeout(Some(MONITOR_TIMEOUT))?;
-                        send(&mut s)
-                    })
-                }
-                (None, None) => continue,
-            };
-            sent |= result.is_ok();
-        }
-        sent
+        self.cancel.as_ref().is_some_and(|c| c.cancel().is_ok())
     }
-}
-
-/// A socket to send a CancelRequest on.
-trait ReadWrite: Read + Write {}
-
-impl<T: Read + Write> ReadWrite for T {}
-
-/// Connects to the first address of `to` that answers, within [`MONITOR_TIMEOUT`].
-fn tcp(to: &impl ToSocketAddrs) -> std::io::Result<TcpStream> {
-    let mut last = None;
-    for addr in to.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, MONITOR_TIMEOUT) {
-            Ok(stream) => {
-                stream.set_read_timeout(Some(MONITOR_TIMEOUT))?;
-                return Ok(stream);
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no address")))
 }
 
 /// The running watch; it stops when dropped.
@@ -1208,7 +1151,7 @@ impl JobWatch {
                             label: label.clone(),
                             spec: spec.clone(),
                             pid,
-                            cancel_request: None,
+                            cancel: None,
                         },
                         table: table.to_string(),
                         statement: statement_name(action),
@@ -1225,7 +1168,7 @@ impl JobWatch {
                 table,
                 side,
                 pid,
-                cancel_request,
+                cancel,
             } => {
                 let server = match side {
                     Side::Source => 0,
@@ -1242,7 +1185,7 @@ impl JobWatch {
                     label: format!("{label}, table {table}"),
                     spec: spec.clone(),
                     pid: *pid,
-                    cancel_request: cancel_request.clone().map(Bytes::from),
+                    cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
                 };
                 // A split table's ranges each have their own backends: keep them all.
                 w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);

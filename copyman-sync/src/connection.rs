@@ -467,8 +467,30 @@ impl Connection {
     /// The server could not be reached or did not take the request in time, or the session has
     /// no backend key.
     pub fn cancel(&self) -> Result<(), Error> {
+        self.cancel_token()?.cancel()
+    }
+
+    /// A [`CancelToken`] for what this connection's backend runs, to cancel it from another
+    /// thread while the connection is busy.
+    ///
+    /// # Errors
+    /// The server gave no backend key.
+    pub fn cancel_token(&self) -> Result<CancelToken, Error> {
         let (request, timeout) = self.cancel_request()?;
-        send_cancel(&self.target, &request, timeout)
+        Ok(CancelToken {
+            target: self.target.clone(),
+            request,
+            timeout,
+        })
+    }
+
+    /// The address of the server this connection is on (`None` over a Unix socket): one of
+    /// its host name's addresses, the one that answered.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.target {
+            Target::Tcp { addr, .. } => Some(*addr),
+            Target::Unix(_) => None,
+        }
     }
 
     /// Sends the cancel request from a thread of its own, without waiting for it: for a
@@ -476,13 +498,12 @@ impl Connection {
     /// where the path to its server may be frozen (the request then waits its connect timeout
     /// there, not here).
     pub(crate) fn cancel_detached(&self) {
-        let Ok((request, timeout)) = self.cancel_request() else {
+        let Ok(token) = self.cancel_token() else {
             return;
         };
-        let target = self.target.clone();
         let _ = std::thread::Builder::new()
             .name("copyman-cancel".to_owned())
-            .spawn(move || send_cancel(&target, &request, timeout));
+            .spawn(move || token.cancel());
     }
 
     /// The socket to `poll(2)`, for a driver that multiplexes it (TCP, TLS over TCP, Unix), with
@@ -770,6 +791,33 @@ fn write_all(stream: &mut Stream, mut bytes: &[u8], fd: RawFd, limit: Limit) -> 
 /// that host (an error the server sent stays as it is).
 /// Sends a CancelRequest to `target` on a connection of its own, then waits (within `timeout`
 /// for each step) for the server to close it, as libpq does.
+/// Cancels what a [`Connection`]'s backend runs, from any thread, while the connection is busy
+/// (rust-postgres's `CancelToken`): the CancelRequest goes, on a new connection, to the address
+/// the session is on — not to its host name's first address, where another server may answer.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    target: Target,
+    request: bytes::Bytes,
+    timeout: Duration,
+}
+
+impl CancelToken {
+    /// Sends the CancelRequest, each step bounded by the connection's `connect_timeout` (10 s
+    /// if none) or [`CancelToken::within`]'s limit.
+    ///
+    /// # Errors
+    /// The server could not be reached or did not take the request in time.
+    pub fn cancel(&self) -> Result<(), Error> {
+        send_cancel(&self.target, &self.request, self.timeout)
+    }
+
+    /// This token with each step of its cancel bounded by `timeout` instead.
+    pub fn within(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
 fn send_cancel(target: &Target, request: &[u8], timeout: Duration) -> Result<(), Error> {
     let mut stream = open(target, Some(timeout), None)?.into_nonblocking()?;
     let (fd, limit) = (stream.poll_fd(), Limit::Idle(Some(timeout)));

@@ -240,9 +240,9 @@ pub enum Event {
         side: Side,
         /// The backend's process id (`pg_backend_pid()`).
         pid: i32,
-        /// The CancelRequest message that cancels what the backend runs (sent to the server
-        /// on a new connection, as libpq's `PQcancel` does).
-        cancel_request: Option<Vec<u8>>,
+        /// What cancels what the backend runs (a CancelRequest sent, on a new connection, to
+        /// the address its session is on, as libpq's `PQcancel` does).
+        cancel: Option<copyman_sync::CancelToken>,
     },
     /// A worker's copy of a table started streaming: what it waits for, readable from another
     /// thread while it runs ([`UnderWay`](copyman_core::run::UnderWay): the source's data, a

@@ -497,7 +497,7 @@ impl Shared<'_> {
                 table: table.clone(),
                 side,
                 pid,
-                cancel_request: conn.session().cancel_request().map(|b| b.to_vec()),
+                cancel: conn.cancel_token().ok(),
             });
         }
     }
