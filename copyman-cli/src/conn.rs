@@ -1115,6 +1115,13 @@ impl ServerSpec {
             .collect();
         let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &startup)?;
         conn.execute(DURABLE_COMMITS)?;
+        // Settings a pooler may have dropped (PgBouncer's ignore_startup_parameters): refused,
+        // not copied under another server's money locale or array syntax.
+        let unreported = conn.session().config().unreported();
+        if let Some(query) = unreported.query() {
+            let rows = conn.query(&query)?;
+            unreported.check(rows.first().map_or(&[][..], Vec::as_slice))?;
+        }
         if conn
             .session()
             .server_version_num()

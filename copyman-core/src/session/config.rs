@@ -30,6 +30,20 @@ pub const PORTABILITY_SETTINGS: [(&str, &str); 8] = [
 /// session and failed every destination.
 pub const SESSION_SETTINGS: [(&str, &str); 1] = [("idle_in_transaction_session_timeout", "0")];
 
+/// The settings a startup message may pin that the server does not report back (no
+/// ParameterStatus), each with the value it is pinned to, as `current_setting` shows it: whether
+/// they took is seen only by asking ([`StartupConfig::unreported`]).
+const UNREPORTED: [(&str, &str); 8] = [
+    ("extra_float_digits", "3"),
+    ("lc_monetary", "C"),
+    ("array_nulls", "on"),
+    ("quote_all_identifiers", "off"),
+    ("xmloption", "content"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("statement_timeout", "0"),
+    ("row_security", "off"),
+];
+
 /// What a [`Session`](super::Session) says in its StartupMessage, and the password it answers
 /// authentication requests with.
 ///
@@ -141,6 +155,92 @@ impl StartupConfig {
     }
 }
 
+impl StartupConfig {
+    /// The settings its startup message pins that the server does not report back (the
+    /// portability settings, the timeouts turned off, `row_security = off`): a connection
+    /// pooler told to ignore startup parameters (PgBouncer's `ignore_startup_parameters`) lets
+    /// the session in without them, and only a question says whether they took. The query that
+    /// asks ([`Unreported::query`]) and what its row means ([`Unreported::check`]).
+    ///
+    /// ```
+    /// use copyman_core::session::StartupConfig;
+    ///
+    /// let config = StartupConfig::new("alice");
+    /// let unreported = config.unreported();
+    /// assert!(unreported.query().unwrap().contains("current_setting('lc_monetary')"));
+    /// let row: Vec<Option<String>> = unreported
+    ///     .settings()
+    ///     .map(|(name, value)| Some(if name == "lc_monetary" { "es_AR.utf8" } else { value }.to_owned()))
+    ///     .collect();
+    /// let error = unreported.check(&row).unwrap_err();
+    /// assert!(error.to_string().contains("lc_monetary is es_AR.utf8, not C"));
+    /// ```
+    pub fn unreported(&self) -> Unreported {
+        let pinned = self.parameters().into_iter().filter(|(name, value)| {
+            UNREPORTED
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == value)
+        });
+        Unreported(pinned.map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
+    }
+}
+
+/// The settings a startup message pinned that the server does not report back
+/// ([`StartupConfig::unreported`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreported(Vec<(String, String)>);
+
+impl Unreported {
+    /// Each setting and the value sent.
+    pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The query that reads them back: one row, a column each in [`Unreported::settings`]'s
+    /// order (`None` if there are none).
+    pub fn query(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let columns: Vec<String> = self
+            .0
+            .iter()
+            .map(|(name, _)| format!("pg_catalog.current_setting('{name}')"))
+            .collect();
+        Some(format!("SELECT {}", columns.join(", ")))
+    }
+
+    /// Whether the query's `row` shows every setting as sent.
+    ///
+    /// # Errors
+    /// [`SessionError::SettingsIgnored`](super::SessionError::SettingsIgnored) naming each one
+    /// that is not (or a row of another shape).
+    pub fn check(&self, row: &[Option<String>]) -> Result<(), super::SessionError> {
+        let ignored: Vec<String> = if row.len() == self.0.len() {
+            self.0
+                .iter()
+                .zip(row)
+                .filter(|((_, sent), now)| {
+                    !now.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(sent))
+                })
+                .map(|((name, sent), now)| {
+                    format!("{name} is {}, not {sent}", now.as_deref().unwrap_or("NULL"))
+                })
+                .collect()
+        } else {
+            vec![format!(
+                "{} columns read back, not {}",
+                row.len(),
+                self.0.len()
+            )]
+        };
+        match ignored.is_empty() {
+            true => Ok(()),
+            false => Err(super::SessionError::SettingsIgnored { ignored }),
+        }
+    }
+}
+
 impl fmt::Debug for StartupConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StartupConfig")
@@ -153,5 +253,33 @@ impl fmt::Debug for StartupConfig {
             .field("extra", &self.extra)
             .field("channel_binding", &self.channel_binding)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What is asked back is what was pinned: a setting left to the server (an empty value), or
+    /// given another value by the caller, is not; the row that shows each as sent passes, case
+    /// aside; a NULL or a short row does not.
+    #[test]
+    fn only_the_pinned_unreported_settings_are_read_back() {
+        let mut config = StartupConfig::new("u");
+        config.extra.push(("lc_monetary".into(), String::new()));
+        config.extra.push(("statement_timeout".into(), "0".into()));
+        config.extra.push(("row_security".into(), "on".into()));
+        let unreported = config.unreported();
+        let names: Vec<&str> = unreported.settings().map(|(n, _)| n).collect();
+        assert!(names.contains(&"statement_timeout") && names.contains(&"array_nulls"));
+        assert!(!names.contains(&"lc_monetary") && !names.contains(&"row_security"));
+        assert!(!names.contains(&"DateStyle"), "reported by the server");
+        let row = |f: &dyn Fn(&str) -> Option<String>| -> Vec<Option<String>> {
+            unreported.settings().map(|(_, v)| f(v)).collect()
+        };
+        assert_eq!(unreported.check(&row(&|v| Some(v.to_uppercase()))), Ok(()));
+        assert!(unreported.check(&row(&|_| None)).is_err());
+        assert!(unreported.check(&[]).is_err());
+        assert_eq!(StartupConfig::new("u").unreported().settings().count(), 6);
     }
 }

@@ -248,6 +248,23 @@ pub enum SessionError {
         /// The session's `client_encoding`.
         client_encoding: String,
     },
+    /// Settings the startup message pinned did not take: the server (a connection pooler in
+    /// front of it, told to ignore startup parameters, as PgBouncer's
+    /// `ignore_startup_parameters`) let the session in without them
+    /// ([`StartupConfig::unreported`](super::StartupConfig::unreported)). Text data would be
+    /// read and written other than on every other server (`money` in another locale, an array's
+    /// NULL read as a string, floats rounded).
+    #[error(
+        "the server did not apply the session settings of the startup message ({}): a \
+         connection pooler that drops startup parameters (PgBouncer's \
+         ignore_startup_parameters)? connect to PostgreSQL itself, or have the pooler keep them \
+         (PgBouncer 1.20+: track_extra_parameters)",
+        .ignored.join("; ")
+    )]
+    SettingsIgnored {
+        /// Each as "lc_monetary is es_AR.utf8, not C".
+        ignored: Vec<String>,
+    },
     /// A CopyData or CopyFail message could not be encoded.
     #[error(transparent)]
     Wire(#[from] copyman_wire::WireError),

@@ -28,7 +28,9 @@ use postgres_protocol::authentication::sasl::{
 use postgres_protocol::message::frontend;
 
 use self::backend::{HEADER_LEN, MAX_BODY, Reader, next_message, peek_header, show_tag};
-pub use self::config::{ChannelBinding, PORTABILITY_SETTINGS, SESSION_SETTINGS, StartupConfig};
+pub use self::config::{
+    ChannelBinding, PORTABILITY_SETTINGS, SESSION_SETTINGS, StartupConfig, Unreported,
+};
 pub use self::error::{DbError, SessionError};
 
 /// SQLSTATE `query_canceled`: what the server answers a CancelRequest or a CopyFail with.
@@ -494,6 +496,11 @@ impl Session {
             }),
         }
         session
+    }
+
+    /// What it said in its StartupMessage.
+    pub fn config(&self) -> &StartupConfig {
+        &self.config
     }
 
     /// Tells the session its connection is TLS, with the server certificate's
