@@ -394,7 +394,10 @@ impl LowArgs {
     pub(crate) fn parse_from_args(
         args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
     ) -> Result<Self, clap::Error> {
-        let matches = Self::command().try_get_matches_from(args)?;
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Self::command()
+            .try_get_matches_from(&args)
+            .map_err(|e| not_a_host_flag(e, &args))?;
         let mut low = Self::from_arg_matches(&matches)?;
         if let (LowCommand::Copy(copy), Some(("copy", sub))) =
             (&mut low.command, matches.subcommand())
@@ -406,6 +409,27 @@ impl LowArgs {
         }
         Ok(low)
     }
+}
+
+/// psql's and pg_dump's `-h HOST` among a command's arguments is the help flag here: the help
+/// was printed and the exit 0, nothing copied, under `--json` too. Refused instead (exit 2),
+/// saying how to name a host; `-h` with nothing but a subcommand's name stays the help.
+fn not_a_host_flag(error: clap::Error, args: &[OsString]) -> clap::Error {
+    let subcommands = ["table", "copy", "recover", "demo", "help"];
+    let others = args
+        .iter()
+        .skip(1)
+        .filter(|a| *a != "-h" && !subcommands.iter().any(|s| *a == *s))
+        .count();
+    let help = error.kind() == clap::error::ErrorKind::DisplayHelp;
+    if !help || others == 0 || !args.iter().any(|a| a == "-h") {
+        return error;
+    }
+    LowArgs::command().error(
+        clap::error::ErrorKind::UnknownArgument,
+        "-h is the help here, not a host as psql's: name the host in the CONN (--from \
+         'host=db1 …', --to postgresql://db2/…); --help alone for the help",
+    )
 }
 
 /// What to print on stderr for a clap error that goes there: its text with anything that looks
@@ -1904,6 +1928,27 @@ mod tests {
         }
         let low = LowArgs::parse_from_args(["copyman", "table", "t", "--from", "a", "--to", "-"]);
         assert!(!low.unwrap().password);
+    }
+
+    /// psql's `-h HOST` among a command's arguments is refused (exit 2), not taken for the help
+    /// (exit 0, nothing copied, even under `--json`); `-h` alone is the help.
+    #[test]
+    fn a_host_given_as_psql_does_is_refused_not_the_help() {
+        let parse = |args: &[&str]| LowArgs::parse_from_args(args).err().expect("no run");
+        let run = [
+            "copyman", "table", "t", "-h", "db1", "--from", "a", "--to", "-",
+        ];
+        let refused = parse(&run);
+        assert!(refused.use_stderr(), "{refused}");
+        assert!(
+            refused.to_string().contains("not a host as psql's"),
+            "{refused}"
+        );
+        for help in [&["copyman", "-h"][..], &["copyman", "table", "-h"]] {
+            assert_eq!(parse(help).kind(), clap::error::ErrorKind::DisplayHelp);
+        }
+        let long = parse(&["copyman", "table", "t", "--help", "--from", "a"]);
+        assert_eq!(long.kind(), clap::error::ErrorKind::DisplayHelp);
     }
 
     #[test]
