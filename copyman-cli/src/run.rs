@@ -376,9 +376,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 run_error = Some(match (&driven.aborted, &fail.producer_fault) {
                     (_, Some(error)) => format!("source: {}", report::describe(&**error)),
                     (Some(reason), None) => reason.clone(),
-                    (None, None) => {
-                        disagreement(&fail, &live, &dests).unwrap_or_else(|| fail.reason.clone())
-                    }
+                    (None, None) => disagreement(&fail, &live, &dests).unwrap_or_else(|| {
+                        // In the command's words (the library's are "no receivers", or "could
+                        // not complete the COPY operation", by when they failed).
+                        match live.iter().all(|&d| dests[d].error.is_some()) {
+                            true => "every destination failed".to_owned(),
+                            false => fail.reason.clone(),
+                        }
+                    }),
                 });
                 break;
             }

@@ -708,3 +708,41 @@ fn a_dry_run_into_a_missing_table_ends_as_the_run() {
         );
     }
 }
+
+/// Under `--keep-going`, every destination failing mid-COPY (each already holds the first row:
+/// 23505) is said as "every destination failed", as when they fail at the COPY's start, on
+/// stderr and in `--json`: not the library's "no receivers" nor "could not complete the COPY
+/// operation", which timing chose between.
+#[test]
+fn every_destination_failing_mid_copy_is_said_in_the_commands_words() {
+    let c = clusters();
+    let src = with_rows(&c.source, 20_000);
+    let taken = format!("{T} INSERT INTO t VALUES (1, 'taken');");
+    let (d1, d2) = (database(&c.dest[0], &taken), database(&c.dest[1], &taken));
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        c.dest[1].conninfo(&d2),
+    );
+    let args = [
+        "--json",
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--keep-going",
+    ];
+    for _ in 0..3 {
+        let out = run(&args);
+        assert_exit(&out, 1);
+        let doc = json(&out);
+        assert_eq!(doc["error"], "every destination failed", "{doc}");
+        assert!(text(&out.stderr).contains("every destination failed"));
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1);
+}
