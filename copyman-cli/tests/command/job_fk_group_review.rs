@@ -273,3 +273,58 @@ fn a_group_and_a_table_waiting_for_each_other_stop_the_job_with_their_names() {
     }
     assert_eq!(copy_backends(&c.dest[0], &d1), 0);
 }
+
+// Point 5: a group's member referenced from outside the job is refused while planning.
+
+/// customers and orders (orders → customers) are a group emptied first; on the destination,
+/// `lines`, outside the job, holds a row referencing an order. The group's `DELETE`s would fail
+/// there (23503) — after `big`, copied first, had committed. Refused while planning instead, as a
+/// table alone is: the dry run and the run exit 1 alike, nothing copied anywhere.
+#[test]
+fn a_group_member_whose_rows_a_table_outside_references_is_refused_while_planning() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int PRIMARY KEY, v text);
+         CREATE TABLE customers (id int PRIMARY KEY);
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers);
+         CREATE TABLE lines (order_id int REFERENCES orders, n int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT g, 'x' FROM generate_series(1, 1000) g;
+             INSERT INTO customers VALUES (1), (2); INSERT INTO orders VALUES (10, 1), (11, 2);"
+        ),
+    );
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{schema} INSERT INTO customers VALUES (1); INSERT INTO orders VALUES (10, 1);
+             INSERT INTO lines VALUES (10, 1);"
+        ),
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let args = [
+        "table",
+        "big",
+        "customers",
+        "orders",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--truncate",
+        "--jobs",
+        "1",
+    ];
+    let dry = run(&[&args[..], &["--dry-run"]].concat());
+    assert_exit(&dry, 1);
+    let said = format!("{}{}", text(&dry.stdout), text(&dry.stderr));
+    assert!(
+        said.contains("23503") && said.contains("\"public\".\"lines\""),
+        "{said}"
+    );
+    let out = run(&args);
+    assert_exit(&out, 1);
+    assert_eq!(count(&c.dest[0], &d, "big"), 0, "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &d, "orders"), 1);
+    assert_eq!(count(&c.dest[0], &d, "lines"), 1);
+}

@@ -1968,10 +1968,10 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
 /// job references there by a foreign key, rows or not: the `TRUNCATE` is refused (0A000). So
 /// the job (and its dry run) ends before anything is copied, as a refused table does. Not where
 /// the session's `session_replication_role` is `replica` (the `DELETE` is refused there
-/// anyway, saying why), nor where a question cannot be answered, nor for a member of a group
-/// (the `grouped` tables, emptied in the group's one transaction: its failure there commits
-/// nothing of the group, and says the one statement that empties the group and the tables
-/// that reference it).
+/// anyway, saying why), nor where a question cannot be answered. A member of a group (the
+/// `grouped` tables) is asked about rows only: where a table outside the job references one,
+/// the group is emptied one by one with `DELETE`s, not a `TRUNCATE`; its failure there would
+/// commit nothing of the group, but the job's other tables would have committed before it.
 fn referenced_from_outside(
     tables: &mut [TablePlan],
     grouped: &[usize],
@@ -1996,7 +1996,7 @@ fn referenced_from_outside(
             else {
                 continue;
             };
-            if grouped.contains(&i) || !t.referenced() {
+            if !t.referenced() {
                 continue;
             }
             // Not asked further of a session that stopped answering (refused below).
@@ -2007,7 +2007,7 @@ fn referenced_from_outside(
             // Emptied with a TRUNCATE (a DELETE of its rows would do more: a partitioned
             // table, foreign keys that act on delete, DELETE triggers or rules), which a
             // foreign key of a table the job does not empty with it makes certain to fail.
-            if !quiet_delete {
+            if !quiet_delete && !grouped.contains(&i) {
                 let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
                 if let Some((r, constraint)) = found {
                     t.destinations[d] = DestPlan::Refused(TableError {
