@@ -455,6 +455,7 @@ fn fatal(error: JobError) -> anyhow::Error {
     let exit = match &error {
         JobError::Connect { .. } | JobError::Unreachable(_) => Exit::Connect,
         JobError::Selection(_)
+        | JobError::NotOnSource(_)
         | JobError::Empty(_)
         | JobError::Refused(_)
         | JobError::DecisionLog { .. } => Exit::Usage,
@@ -462,7 +463,7 @@ fn fatal(error: JobError) -> anyhow::Error {
     };
     // What the source said, for `--json`'s `server` and `sqlstate`.
     let server = match &error {
-        JobError::Snapshot(said) | JobError::Source(said) => Some((
+        JobError::Snapshot(said) | JobError::Source(said) | JobError::NotOnSource(said) => Some((
             "source".to_owned(),
             report::ErrorInfo {
                 sqlstate: said.sqlstate.clone(),

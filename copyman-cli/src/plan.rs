@@ -170,7 +170,11 @@ fn table_plan(
         source_version = conn.session().server_version_num();
         let rel = lookup(conn, &copy.table).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
-            message: format!("source table {}: {e}", copy.table),
+            message: format!(
+                "source table {}: {e}{}",
+                copy.table,
+                copyman_job::plan::off_the_search_path(conn, &e.message)
+            ),
             server: Some(("source".to_owned(), e)),
         })?;
         let rel = rel.ok_or_else(|| Fatal {

@@ -171,6 +171,36 @@ pub fn foreign_destination(conn: &mut Connection, table: &TableName, kind: &str)
     Some(foreign_partitions_refusal("it there", &foreign))
 }
 
+/// Where tables of the name a server's 42P01 `message` names (`relation "orders" does not
+/// exist`, a name without a schema) are on `conn`'s database, if in schemas off the search
+/// path: " (off the search path: sales.orders; …)" to add to it, or nothing.
+pub fn off_the_search_path(conn: &mut Connection, message: &str) -> String {
+    let name = message
+        .strip_prefix("relation \"")
+        .and_then(|rest| rest.split_once("\" does not exist"))
+        .map(|(name, _)| name)
+        .filter(|name| !name.contains('.'));
+    let Some(name) = name else {
+        return String::new();
+    };
+    let found = conn
+        .query(&format!(
+            "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' \
+                 ORDER BY n.nspname) \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relname = {} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            sql::literal(name)
+        ))
+        .ok()
+        .and_then(|rows| rows.first()?.first()?.clone());
+    found.map_or_else(String::new, |found| {
+        format!(
+            " (off the search path: {found}; name it with its schema, or select it with \
+             --schema)"
+        )
+    })
+}
+
 /// What a plan says of a partitioned table with `foreign` partitions ([`foreign_partitions`])
 /// on `whose` side ("the source", "destination 2"): refused, with the way to copy its own rows.
 pub fn foreign_partitions_refusal(whose: &str, foreign: &str) -> String {

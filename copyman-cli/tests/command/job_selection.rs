@@ -1134,3 +1134,33 @@ fn job_selection_names_without_wildcards_match_exactly_what_they_say() {
         text(&out.stderr)
     );
 }
+
+/// A table named without its schema that is off the search path (`orders`, in `sales`): one
+/// table and a job each say the source's 42P01 and where tables of that name are; the job
+/// names the source, and `--json` carries the SQLSTATE and the server (it said a bare
+/// "relation … does not exist", neither in `--json`).
+#[test]
+fn job_selection_a_table_off_the_search_path_is_said_with_its_schema() {
+    let c = clusters();
+    let schema =
+        "CREATE SCHEMA sales; CREATE TABLE sales.orders (a int); CREATE TABLE items (a int);";
+    let src = database(&c.source, schema);
+    let d = database(&c.dest[0], schema);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    for tables in [&["orders"][..], &["orders", "items"]] {
+        let mut args = vec!["--json", "table"];
+        args.extend(tables);
+        args.extend(["--from", &from, "--to", &to]);
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("SQLSTATE 42P01")
+                && stderr.contains("off the search path: sales.orders"),
+            "{tables:?}: {stderr}"
+        );
+        let doc = json(&out);
+        assert_eq!(doc["sqlstate"], "42P01", "{tables:?}: {doc}");
+        assert_eq!(doc["server"], "source", "{tables:?}: {doc}");
+        assert_eq!(count(&c.dest[0], &d, "items"), 0);
+    }
+}

@@ -262,9 +262,13 @@ pub enum JobError {
     /// Under `keep_going`, no destination could be reached: each one's [`JobError::Connect`].
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Unreachable(Vec<Self>),
-    /// The selection could not be read (a bad pattern, a named table that does not exist).
+    /// The selection could not be read (a bad pattern).
     #[error("{0}")]
     Selection(String),
+    /// A table the selection names does not exist on the source, or its schema does not (the
+    /// server's 42P01 or 3F000, and where tables of that name are, if elsewhere).
+    #[error("source: {0}")]
+    NotOnSource(TableError),
     /// The selection matched no table.
     #[error("no table matches the selection ({0})")]
     Empty(String),

@@ -683,13 +683,13 @@ fn plan_all(
         select::selection_query(selection).map_err(|e| JobError::Selection(e.to_string()))?;
     let rows = src.query(&query).map_err(|e| {
         let error = describe_with(&e, options.stall_timeout);
-        // A named table that does not exist, or whose schema does not: the regclass cast
-        // refuses it (42P01, 3F000).
-        // A pattern the server reads as an invalid regular expression (2201B): the user's too.
-        if matches!(error.sqlstate.as_deref(), Some("42P01" | "3F000" | "2201B")) {
-            JobError::Selection(error.message)
-        } else {
-            JobError::Source(error)
+        match error.sqlstate.as_deref() {
+            // A named table that does not exist, or whose schema does not: the regclass cast
+            // refuses it, naming it.
+            Some("42P01" | "3F000") => JobError::NotOnSource(elsewhere(&mut src, error)),
+            // A pattern the server reads as an invalid regular expression: the user's too.
+            Some("2201B") => JobError::Selection(error.message),
+            _ => JobError::Source(error),
         }
     })?;
     let (covered, selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
@@ -1959,6 +1959,13 @@ fn foreign_keys(conn: &mut Connection) -> Vec<(String, String)> {
             Some((child.to_string(), parent.to_string()))
         })
         .collect()
+}
+
+/// `error` (42P01) with where tables of that name are on the source, if in other schemas
+/// ([`crate::plan::off_the_search_path`]).
+fn elsewhere(src: &mut Connection, mut error: TableError) -> TableError {
+    error.message += &crate::plan::off_the_search_path(src, &error.message);
+    error
 }
 
 /// Refuses, on each destination, a table emptied first with a `DELETE` (it is referenced:
