@@ -339,6 +339,8 @@ pub(crate) struct RunReport {
     pub(crate) destinations: Vec<DestinationReport>,
     /// Why the run failed, if it did.
     pub(crate) error: Option<String>,
+    /// The source's error, when it is why.
+    pub(crate) source_error: Option<ErrorInfo>,
     /// What the servers said (notices, warnings), in order per connection.
     pub(crate) notices: Vec<Notice>,
 }
@@ -588,6 +590,7 @@ impl RunReport {
                 "statement": self.statement,
                 "rows": self.source_rows,
                 "transaction": self.source_transaction,
+                "error": self.source_error.as_ref().map(error_json),
             },
             "format": self.format,
             "rows": rows,
@@ -606,6 +609,9 @@ impl RunReport {
                 "warning": d.warning,
             })).collect::<Vec<_>>(),
             "error": self.error,
+            // As a run that ends before copying says it: who said the error, and its SQLSTATE.
+            "server": self.source_error.as_ref().map(|_| "source"),
+            "sqlstate": self.source_error.as_ref().and_then(|e| e.sqlstate.as_deref()),
             "waits": crate::watch::lock_waits(),
             "notices": self.notices.iter().map(Notice::to_json).collect::<Vec<_>>(),
         })
@@ -749,6 +755,7 @@ mod tests {
             source_transaction: None,
             bytes: 100,
             duration: Duration::from_secs(2),
+            source_error: None,
             destinations: vec![
                 DestinationReport {
                     endpoint: "host=b".into(),

@@ -116,11 +116,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     let (mut source_conn, mut dests) = connected?;
     // Before copyman's first statement there: how the source's database reads the user's SQL.
     let user_sql = match source_conn.as_mut() {
-        Some(conn) => crate::conn::own_sql_settings(conn).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
-            server: None,
-            message: format!("source: {}", describe_sync(&e)),
-        })?,
+        Some(conn) => crate::conn::own_sql_settings(conn).map_err(|e| source_fatal(&e))?,
         None => crate::conn::UserSql::default(),
     };
     refuse_backslash_escapes(t, &user_sql)?;
@@ -173,35 +169,19 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
     if let Some(conn) = source_conn.as_mut() {
         report::log(format_args!("source: {source_begin}"));
-        conn.execute(source_begin).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
-            server: None,
-            message: format!("source: {}", describe_sync(&e)),
-        })?;
+        conn.execute(source_begin).map_err(|e| source_fatal(&e))?;
         for sql in std::iter::once(crate::conn::SOURCE_DATESTYLE)
             .chain(user_sql.set_local.iter().map(String::as_str))
         {
             report::log(format_args!("source: {sql}"));
-            conn.execute(sql).map_err(|e| Fatal {
-                exit: Exit::CopyFailed,
-                server: None,
-                message: format!("source: {}", describe_sync(&e)),
-            })?;
+            conn.execute(sql).map_err(|e| source_fatal(&e))?;
         }
         if plan.pinned_search_path {
             conn.execute(crate::sql::PIN_SEARCH_PATH)
-                .map_err(|e| Fatal {
-                    exit: Exit::CopyFailed,
-                    server: None,
-                    message: format!("source: {}", describe_sync(&e)),
-                })?;
+                .map_err(|e| source_fatal(&e))?;
         }
         if let Some(guard) = &plan.source_guard {
-            conn.execute(guard).map_err(|e| Fatal {
-                exit: Exit::CopyFailed,
-                server: None,
-                message: format!("source: {}", describe_sync(&e)),
-            })?;
+            conn.execute(guard).map_err(|e| source_fatal(&e))?;
         }
     }
     // Before an --atomic run records its start.
@@ -268,6 +248,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     }
 
     let mut run_error: Option<String> = None;
+    // The source's error, when it is why the run failed (--json's `source.error`).
+    let mut source_error: Option<ErrorInfo> = None;
+    let mut source_failed = |error: ErrorInfo| {
+        let said = format!("source: {error}");
+        source_error = Some(error);
+        said
+    };
     if !t.keep_going && dests.iter().any(|d| d.error.is_some()) {
         run_error = Some("a destination could not begin the copy".to_owned());
     }
@@ -340,7 +327,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     dests[live[id.0]].fail(error);
                 }
                 if let Some(error) = &fail.producer_fault {
-                    run_error = Some(format!("source: {}", report::describe(&**error)));
+                    run_error = Some(source_failed(report::describe(&**error)));
                 } else if !retry {
                     run_error = Some("a destination could not start its COPY".to_owned());
                 } else {
@@ -350,7 +337,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                             .execute("ROLLBACK")
                             .and_then(|_| conn.execute(source_begin));
                         if let Err(e) = restarted {
-                            run_error = Some(format!("source: {}", describe_sync(&e)));
+                            run_error = Some(source_failed(describe_sync(&e)));
                         }
                     }
                     for dest in dests.iter_mut().filter(|d| d.error.is_none()) {
@@ -374,7 +361,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     }
                 }
                 run_error = Some(match (&driven.aborted, &fail.producer_fault) {
-                    (_, Some(error)) => format!("source: {}", report::describe(&**error)),
+                    (_, Some(error)) => source_failed(report::describe(&**error)),
                     (Some(reason), None) => reason.clone(),
                     (None, None) => disagreement(&fail, &live, &dests).unwrap_or_else(|| {
                         // In the command's words (the library's are "no receivers", or "could
@@ -598,6 +585,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         duration: started.elapsed(),
         destinations: reports,
         error: run_error,
+        source_error,
         notices,
     })
 }
@@ -736,6 +724,17 @@ fn try_connect(
         conn.session().parameter("server_version").unwrap_or("?")
     ));
     Ok(conn)
+}
+
+/// The source failed before the copy: the run ends (exit 1) with its error, said and in
+/// `--json` (`server`, `sqlstate`).
+fn source_fatal(error: &copyman_sync::Error) -> Fatal {
+    let error = describe_sync(error);
+    Fatal {
+        exit: Exit::CopyFailed,
+        message: format!("source: {error}"),
+        server: Some(("source".to_owned(), error)),
+    }
 }
 
 pub(crate) fn describe_sync(error: &copyman_sync::Error) -> ErrorInfo {

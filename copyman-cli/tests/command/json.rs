@@ -229,3 +229,46 @@ fn a_json_summary_that_cannot_be_written_is_said() {
     );
     assert_eq!(count(&c.dest[0], &dst, "t"), 2);
 }
+
+/// A source that fails once its statement runs (`--where` on a column it lacks; a `--send`
+/// that divides by zero mid-copy) is in the document as a destination's failure is: its
+/// `error` with the SQLSTATE, and the top-level `server` and `sqlstate` (only the text said it).
+#[test]
+fn a_source_failure_has_its_sqlstate_in_the_document() {
+    let c = clusters();
+    let src = database(&c.source, &format!("{ITEMS} {FILL_ITEMS}"));
+    let d1 = database(&c.dest[0], ITEMS);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let wrong_column = [
+        "--json",
+        "table",
+        "items",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--where",
+        "nosuch > 1",
+    ];
+    let by_zero = [
+        "--json",
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY (SELECT 1/0) TO STDOUT",
+        "--to",
+        &to,
+        "--receive",
+        "COPY items (id) FROM STDIN",
+    ];
+    for (args, code) in [(&wrong_column[..], "42703"), (&by_zero[..], "22012")] {
+        let out = run(args);
+        assert_exit(&out, 1);
+        let doc = json(&out);
+        assert_eq!(doc["source"]["error"]["sqlstate"], code, "{doc}");
+        assert_eq!(doc["sqlstate"], code, "{doc}");
+        assert_eq!(doc["server"], "source", "{doc}");
+    }
+    assert_eq!(count(&c.dest[0], &d1, "items"), 0);
+}
