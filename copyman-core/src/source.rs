@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use copyman_wire::{Framer, HEADROOM, realign};
 
 use crate::manager::Chunk;
-use crate::session::{Event, Session, SessionError, State};
+use crate::session::{CopyFormat, Event, Session, SessionError, State};
 use crate::start::Started;
 
 /// What a [`CopyOutSource`] has for the manager.
@@ -80,6 +80,8 @@ pub struct CopyOutSource {
     end_seen: bool,
     /// The failure that ended the COPY, repeated to every later caller.
     failed: Option<SessionError>,
+    /// A text COPY: its data's dates, intervals and timestamps follow the session's styles.
+    text: bool,
 }
 
 /// What aborting a COPY OUT leaves the caller to do; see [`CopyOutSource::abort`].
@@ -107,6 +109,7 @@ impl CopyOutSource {
             items: VecDeque::new(),
             end_seen: false,
             failed: None,
+            text: true,
         }
     }
 
@@ -120,6 +123,7 @@ impl CopyOutSource {
         session: &mut Session,
     ) -> Result<Self, SessionError> {
         let mut source = Self::new(reblock);
+        source.text = started.format != Some(CopyFormat::Binary);
         if let Some(early) = started.early {
             source.handle_stream_bytes(session, &early)?;
         }
@@ -187,7 +191,10 @@ impl CopyOutSource {
         }
         let result = self.read(session, buf);
         if let Err(error) = &result {
-            self.mode = Mode::Ended;
+            // Refused mid-stream, the server still sends: an abort cancels it.
+            if !matches!(error, SessionError::OutputChanged { .. }) {
+                self.mode = Mode::Ended;
+            }
             self.failed = Some(error.clone());
         }
         result
@@ -238,6 +245,22 @@ impl CopyOutSource {
 
     /// Takes the session's events after it was given non-CopyData bytes.
     fn drain_session(&mut self, session: &mut Session) -> Result<(), SessionError> {
+        // A setting its data is written in changed: the rows after it would be read as other
+        // values. Said once the events at hand are taken: the COPY's end among them means the
+        // server is done (nothing to cancel).
+        let mut changed = None;
+        let drained = self.take_events(session, &mut changed);
+        match changed {
+            Some(error) => Err(error),
+            None => drained,
+        }
+    }
+
+    fn take_events(
+        &mut self,
+        session: &mut Session,
+        changed: &mut Option<SessionError>,
+    ) -> Result<(), SessionError> {
         while let Some(event) = session.poll_event() {
             match event {
                 Event::CopyData(bytes) => {
@@ -259,11 +282,22 @@ impl CopyOutSource {
                     let count = self.count;
                     self.end(count);
                 }
-                // Notices, parameter changes and notifications do not stop the COPY.
+                Event::ParameterChanged { name, value } if self.shapes_data(&name) => {
+                    changed.get_or_insert(SessionError::OutputChanged { name, value });
+                }
+                // Notices, other parameter changes and notifications do not stop the COPY.
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Whether the server setting `name` shapes this COPY's data: its encoding, and a text
+    /// COPY's dates, intervals and timestamps (a binary COPY's are the same in every style).
+    fn shapes_data(&self, name: &str) -> bool {
+        let styles = ["DateStyle", "IntervalStyle", "TimeZone"];
+        name.eq_ignore_ascii_case("client_encoding")
+            || (self.text && styles.iter().any(|s| s.eq_ignore_ascii_case(name)))
     }
 
     /// The next item, if one is ready; `None` means read more from the socket (or, after

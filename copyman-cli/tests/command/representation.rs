@@ -1361,3 +1361,59 @@ fn a_composite_with_a_dropped_field_is_the_same_type() {
         1
     );
 }
+
+/// A source whose statement changes its `DateStyle` while it writes (a function calling
+/// `set_config` at the third row): a text COPY's later dates would be read in another order
+/// (the 4th of February as the 2nd of April), and it was copied so, exit 0. Refused now, nothing
+/// committed, the server's words naming the setting; a binary COPY, whose dates are the same in
+/// every style, copies every row right.
+#[test]
+fn a_style_changed_during_the_sources_copy_is_refused_for_text() {
+    let c = clusters();
+    let schema = "CREATE TABLE dt (i int, d date);";
+    let src = database(
+        &c.source,
+        "CREATE FUNCTION flip(i int) RETURNS date LANGUAGE plpgsql AS $$
+         BEGIN
+           IF i = 3 THEN PERFORM set_config('DateStyle', 'German, DMY', false); END IF;
+           RETURN date '2024-02-01' + i;
+         END $$;",
+    );
+    let d = database(&c.dest[0], schema);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let send = "COPY (SELECT i, flip(i) FROM generate_series(1, 6) i) TO STDOUT";
+    let copy = |format: &str| {
+        let send = format!("{send}{format}");
+        let receive = format!("COPY dt FROM STDIN{format}");
+        run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            &send,
+            "--to",
+            &to,
+            "--receive",
+            &receive,
+        ])
+    };
+    let out = copy("");
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("DateStyle changed to 'German, DMY'"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "dt"), 0);
+    let out = copy(" (FORMAT binary)");
+    assert_exit(&out, 0);
+    let wrong: i64 = c.dest[0]
+        .connect(&d)
+        .query_one(
+            "SELECT count(*) FROM dt WHERE d <> date '2024-02-01' + i",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!((count(&c.dest[0], &d, "dt"), wrong), (6, 0));
+}

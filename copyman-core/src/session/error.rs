@@ -265,6 +265,21 @@ pub enum SessionError {
         /// Each as "lc_monetary is es_AR.utf8, not C".
         ignored: Vec<String>,
     },
+    /// A setting that shapes a COPY OUT's data changed while the server wrote it (a function
+    /// its statement ran called `set_config`): the rows after it are written otherwise than
+    /// those before (a text COPY's dates in another order, its timestamps in another zone) and
+    /// would be read as other values. The COPY is given up.
+    #[error(
+        "the server's {name} changed to '{value}' during its COPY (a function its statement ran \
+         set it): the rows after it would be written otherwise than those before, and read as \
+         other values; the COPY is given up"
+    )]
+    OutputChanged {
+        /// The setting (`DateStyle`, `IntervalStyle`, `TimeZone`, `client_encoding`).
+        name: String,
+        /// Its new value.
+        value: String,
+    },
     /// A CopyData or CopyFail message could not be encoded.
     #[error(transparent)]
     Wire(#[from] copyman_wire::WireError),
