@@ -10,7 +10,7 @@
 //! bars themselves (drawn on a [`draw_target`] that writes through it).
 
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,19 @@ pub(crate) fn println(line: &str) {
 /// set, and not `dumb`, as indicatif's own target decides); else the plain lines of
 /// `--progress`, if asked for.
 pub(crate) fn draws_bars() -> bool {
-    io::stderr().is_terminal() && std::env::var_os("TERM").is_some_and(|term| term != "dumb")
+    io::stderr().is_terminal()
+        && std::env::var_os("TERM").is_some_and(|term| term != "dumb")
+        && !(DATA_ON_STDOUT.load(Ordering::Relaxed) && io::stdout().is_terminal())
+}
+
+/// The run writes its data on stdout ([`data_on_stdout`]).
+static DATA_ON_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// The run writes its data on stdout: on a terminal, no bar is drawn among the rows (each
+/// redraw moved the cursor up and cleared a line: a row), as psql's `\copy … TO STDOUT` draws
+/// none.
+pub(crate) fn data_on_stdout() {
+    DATA_ON_STDOUT.store(true, Ordering::Relaxed);
 }
 
 /// The draw target of every progress bar: the terminal on stderr, written through

@@ -258,6 +258,9 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     if !t.keep_going && dests.iter().any(|d| d.error.is_some()) {
         run_error = Some("a destination could not begin the copy".to_owned());
     }
+    if dests.iter().any(|d| matches!(d.endpoint, Endpoint::Stdio)) {
+        crate::progress::data_on_stdout();
+    }
     let mut progress = Progress::start(
         output.quiet,
         output.progress,
