@@ -489,10 +489,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
              that committed",
         );
     }
+    let interrupted = signals::received().is_some();
     let reports = dests
         .iter_mut()
         .zip(&ended.destinations)
         .map(|(dest, outcome)| {
+            let cancelled = interrupted
+                && dest.error.as_ref().and_then(|e| e.sqlstate.as_deref()) == Some("57014");
             let mut status = match outcome {
                 Outcome::Committed => Status::Committed,
                 Outcome::RolledBack => Status::RolledBack,
@@ -506,10 +509,16 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 }
                 Outcome::CommitPending { .. } => Status::CommitPending,
                 Outcome::RollbackPending { .. } => Status::RollbackPending,
+                // Its statement cancelled by copyman on a signal (a lock wait): rolled back, as
+                // one interrupted mid-data, not a failure of its own.
+                _ if cancelled => Status::RolledBack,
                 _ => Status::Failed,
             };
             if let Some(error) = finish::outcome_error(outcome) {
                 dest.fail_with(error);
+            }
+            if cancelled {
+                dest.error = None;
             }
             // Stdout (or a pipe) has no rollback: what went out before the failure is out.
             if status != Status::Committed && dest.sent_anyway > 0 {

@@ -494,3 +494,42 @@ fn a_hangup_ignored_at_start_stays_ignored() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 100);
 }
+
+/// A signal while destination 1's `TRUNCATE` waits for another session's lock: the run is
+/// interrupted and nothing committed, and both destinations are listed rolled back — the one
+/// whose statement copyman cancelled was listed failed, SQLSTATE 57014, a failure of its own
+/// to a script counting them.
+#[test]
+fn a_destination_cancelled_on_a_signal_is_rolled_back_not_failed() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let (d1, d2) = (database(&c.dest[0], table), database(&c.dest[1], table));
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE")
+        .unwrap();
+    let child = copyman()
+        .args(["--json", "table", "t", "--truncate", "--from"])
+        .arg(c.source.conninfo(&src))
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--to", &c.dest[1].conninfo(&d2)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lock(&c.dest[0], &d1);
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    holder.batch_execute("COMMIT").unwrap();
+    assert_exit(&out, 130);
+    let doc = json(&out);
+    for d in doc["destinations"].as_array().unwrap() {
+        assert_eq!(d["status"], "rolled back", "{doc}");
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
