@@ -236,8 +236,9 @@ fn without_truncate_no_group_is_formed() {
 /// (PostgreSQL refuses it, and copyman never empties a table it does not copy): the group's
 /// members are then emptied one by one, children first, each as a table alone is (a `DELETE`
 /// where it touches nothing else). Where that outside table holds no referencing rows the
-/// refresh succeeds; where it does, its 23503 names the constraint and says what to do, and
-/// nothing of the group is committed on any destination.
+/// refresh succeeds; where it does, the group is refused while planning: its 23503 names the
+/// constraint and the one statement that empties the group with that table, and nothing of
+/// the group is committed on any destination.
 #[test]
 fn a_referencing_table_outside_the_selection_keeps_the_delete_rule() {
     let c = two_phase_clusters();

@@ -1641,8 +1641,7 @@ fn plan_all(
     }
     // Truncated with every table that references it, a table takes FREEZE like any other;
     // that is decided on each destination ([`truncates_together`]).
-    let grouped: Vec<usize> = groups.iter().flat_map(|g| g.members.clone()).collect();
-    referenced_from_outside(&mut tables, &grouped, &mut dests);
+    referenced_from_outside(&mut tables, &groups, &mut dests);
     let together: Vec<Vec<bool>> = (0..tables.len())
         .map(|i| {
             (0..tables[i].destinations.len())
@@ -1975,16 +1974,29 @@ fn elsewhere(src: &mut Connection, mut error: TableError) -> TableError {
 /// job references there by a foreign key, rows or not: the `TRUNCATE` is refused (0A000). So
 /// the job (and its dry run) ends before anything is copied, as a refused table does. Not where
 /// the session's `session_replication_role` is `replica` (the `DELETE` is refused there
-/// anyway, saying why), nor where a question cannot be answered. A member of a group (the
-/// `grouped` tables) is asked about rows only: where a table outside the job references one,
+/// anyway, saying why), nor where a question cannot be answered. A member of one of `groups`
+/// is asked about rows only (its refusal says the statement that empties the whole group with
+/// the table outside): where a table outside the job references one,
 /// the group is emptied one by one with `DELETE`s, not a `TRUNCATE`; its failure there would
 /// commit nothing of the group, but the job's other tables would have committed before it.
 fn referenced_from_outside(
     tables: &mut [TablePlan],
-    grouped: &[usize],
+    groups: &[crate::plan::Group],
     dests: &mut [Option<Connection>],
 ) {
     let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
+    // What empties a table, or the whole group it is a member of, with `r` there.
+    let emptying: Vec<String> = (0..tables.len())
+        .map(|i| match groups.iter().find(|g| g.members.contains(&i)) {
+            Some(g) => g
+                .members
+                .iter()
+                .map(|&m| own_rows(&tables[m].table, &tables[m].kind))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => own_rows(&tables[i].table, &tables[i].kind),
+        })
+        .collect();
     for (d, slot) in dests.iter_mut().enumerate() {
         let Some(conn) = answering(slot) else {
             continue;
@@ -2014,7 +2026,8 @@ fn referenced_from_outside(
             // Emptied with a TRUNCATE (a DELETE of its rows would do more: a partitioned
             // table, foreign keys that act on delete, DELETE triggers or rules), which a
             // foreign key of a table the job does not empty with it makes certain to fail.
-            if !quiet_delete && !grouped.contains(&i) {
+            let grouped = groups.iter().any(|g| g.members.contains(&i));
+            if !quiet_delete && !grouped {
                 let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
                 if let Some((r, constraint)) = found {
                     t.destinations[d] = DestPlan::Refused(TableError {
@@ -2049,7 +2062,7 @@ fn referenced_from_outside(
                          copyman empties no other table; add {r} to the job (the two are then \
                          emptied together), or empty them together there yourself (TRUNCATE \
                          {}, ONLY {r}) and copy {r} there again yourself",
-                        own_rows(&t.table, &t.kind)
+                        emptying[i]
                     ))
                 });
             }
