@@ -371,6 +371,11 @@ impl Connection {
         self.interrupter = interrupter;
     }
 
+    /// Its interrupter ([`Connection::set_interrupter`]), if it has one.
+    pub fn interrupter(&self) -> Option<&Interrupter> {
+        self.interrupter.as_ref()
+    }
+
     /// Takes its interrupter off ([`Connection::set_interrupter`]), to put it back once a
     /// statement whose answer must be waited for whatever comes (a `COMMIT`) is answered.
     pub fn take_interrupter(&mut self) -> Option<Interrupter> {

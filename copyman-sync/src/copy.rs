@@ -219,6 +219,10 @@ impl<'a> CopyManager<'a> {
         }
         let interrupter = Interrupter::new()?;
         self.interrupt = Some(interrupter.clone());
+        // The blocking waits of an abort too (a frozen receiver's CopyFail).
+        for receiver in &mut self.receivers {
+            receiver.share_interrupter(&interrupter);
+        }
         Ok(interrupter)
     }
 

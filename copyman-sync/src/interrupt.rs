@@ -25,10 +25,14 @@ struct InterruptShared {
 /// read is stalled, its endpoint closed and its fault reported, so that the copy's next step
 /// returns even where a server stopped reading or sending (a frozen backend, a network path
 /// lost): the caller, which then aborts the copy, fails the other endpoints' COPYs at once
-/// (they roll back and release their locks) instead of waiting on the frozen one. On a
-/// connection, a wait for its server's answer ends with an error of kind `TimedOut`. An
-/// endpoint that keeps moving is not touched; an interrupt changes nothing of what is not
-/// waiting.
+/// (they roll back and release their locks) instead of waiting on the frozen one; the abort's
+/// own CopyFail to a frozen receiver is given up after the grace too (the copy lends its
+/// interrupter to the receivers' connections that have none). On a connection, a wait for its
+/// server's answer ends with an error of kind `TimedOut`. An endpoint that keeps moving is not
+/// touched, and a copy that keeps moving runs on: the interrupt only ends waits (stop the copy
+/// by aborting it). The one-call [`CopyBuilder::run`](crate::CopyBuilder::run) and
+/// [`transfer`](crate::transfer) hand out no copy to ask: give the interrupter to each
+/// [`Connection`](crate::Connection) before, or set a stall timeout.
 ///
 /// [`CopyManager::interrupter`]: crate::CopyManager::interrupter
 /// [`Connection::set_interrupter`]: crate::Connection::set_interrupter
@@ -46,12 +50,19 @@ struct InterruptShared {
 ///     std::thread::sleep(std::time::Duration::from_secs(60));
 ///     interrupter.interrupt();
 /// });
-/// while let Some(progress) = copy.next() {
-///     if progress.is_err() {
-///         let fail = copy.abort("interrupted");
-///         eprintln!("{fail}");
-///         break;
+/// let failed = loop {
+///     match copy.next() {
+///         Some(Ok(_)) => {}
+///         Some(Err(_)) => break true,
+///         None => break false,
 ///     }
+/// };
+/// if failed {
+///     // A frozen endpoint given up: the others' COPYs are failed at once.
+///     eprintln!("{}", copy.abort("interrupted"));
+/// } else {
+///     let summary = copy.finish()?;
+///     println!("{} rows", summary.producer_count.unwrap_or(0));
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

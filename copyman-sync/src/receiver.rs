@@ -12,7 +12,7 @@ use copyman_wire::realign::Completion;
 
 use crate::connection::Connection;
 use crate::poll::{READABLE, WRITABLE};
-use crate::{Error, PollSocket};
+use crate::{Error, Interrupter, PollSocket};
 
 /// A transmit that failed after `written` bytes of its data went out.
 #[derive(Debug)]
@@ -120,6 +120,15 @@ pub trait Receiver {
     /// ([`copyman_core::endpoint::STALLED_COPY_IN`]). The default does nothing.
     fn stalled(&mut self) {}
 
+    /// Lets `interrupter` (its copy's, [`CopyManager::interrupter`](crate::CopyManager::interrupter))
+    /// cut this receiver's blocking waits for its server — the CopyFail of an abort — where its
+    /// connection has no interrupter of its own: once interrupted, a frozen server is given up
+    /// after [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE), not waited for. The default does
+    /// nothing.
+    fn share_interrupter(&mut self, interrupter: &Interrupter) {
+        let _ = interrupter;
+    }
+
     /// The socket a driver may wait on with `poll(2)` to feed this receiver without blocking,
     /// through [`Receiver::try_write`] and [`Receiver::read_server`], while it feeds others.
     /// `None` (the default): the receiver is fed with the blocking [`Receiver::transmit`] only.
@@ -180,6 +189,9 @@ pub struct StatementReceiver<'c> {
     copy: CopyInStatement,
     /// Its CopyDone is out ([`Receiver::begin_complete`]).
     ending: bool,
+    /// Its connection carries its copy's interrupter ([`Receiver::share_interrupter`]), to take
+    /// off when it is dropped.
+    lent: bool,
 }
 
 impl<'c> StatementReceiver<'c> {
@@ -190,6 +202,7 @@ impl<'c> StatementReceiver<'c> {
             conn,
             copy,
             ending: false,
+            lent: false,
         }
     }
 
@@ -297,6 +310,13 @@ impl Receiver for StatementReceiver<'_> {
         Ok(())
     }
 
+    fn share_interrupter(&mut self, interrupter: &Interrupter) {
+        if self.conn.interrupter().is_none() {
+            self.conn.set_interrupter(Some(interrupter.clone()));
+            self.lent = true;
+        }
+    }
+
     fn stalled(&mut self) {
         // Its backend may wait on a lock (a trigger's), holding its own, which the close alone
         // does not end.
@@ -344,6 +364,9 @@ impl Drop for StatementReceiver<'_> {
             Abandon::Nothing => {}
             Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
             _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN),
+        }
+        if self.lent {
+            self.conn.set_interrupter(None);
         }
     }
 }

@@ -677,3 +677,53 @@ fn garbage_inside_a_frame_during_copy_out_fails_the_copy_cleanly() {
         eprintln!("noise in frame {frame}: {text}");
     }
 }
+
+/// A copy aborted while a receiver's server is frozen (the path to it stalled: a frozen backend
+/// looks the same), with no stall timeout: once the copy's interrupter fires, the abort's
+/// CopyFail to that receiver is given up after the grace (its connection closed) rather than
+/// waited for for ever; the other receiver is failed and usable, nothing committed.
+#[test]
+fn an_interrupted_abort_gives_up_a_frozen_receiver() {
+    let cluster = cluster();
+    let src_db = cluster.create_database();
+    let dbs: Vec<String> = (0..2).map(|_| cluster.create_database()).collect();
+    let proxy = Proxy::for_cluster(cluster);
+    let mut source = connect(&cluster.conninfo(&src_db));
+    let mut d0 = destination(&cluster.conninfo(&dbs[0]));
+    d0.execute("ALTER TABLE t ADD CHECK (i < 1000)").unwrap();
+    let mut d1 = destination(&proxy.conninfo(cluster, &dbs[1]));
+    let producer = StatementProducer::new(&mut source, series(1_000_000));
+    let receivers = vec![receiver(&mut d0), receiver(&mut d1)];
+    let mut copy = CopyManager::start(producer, receivers).unwrap();
+    proxy.set(S2C, Net::Stall);
+    proxy.set(C2S, Net::Stall);
+    let interrupter = copy.interrupter().unwrap();
+    // Receiver 0 refuses row 1000: the copy is given up.
+    let fault = copy.by_ref().find_map(Result::err);
+    assert!(matches!(fault, Some(Fault::Receiver(_))), "{fault:?}");
+    let (done, ended) = mpsc::channel::<()>();
+    let given_up = thread::scope(|s| {
+        let (interrupter, proxy) = (&interrupter, &proxy);
+        let watchdog = s.spawn(move || {
+            thread::sleep(Duration::from_millis(500));
+            interrupter.interrupt();
+            let in_time = ended.recv_timeout(Duration::from_secs(30)).is_ok();
+            // (Lets the old behaviour end, so that the test fails rather than hangs.)
+            proxy.set(S2C, Net::Pass);
+            proxy.set(C2S, Net::Pass);
+            in_time
+        });
+        let _ = copy.abort("giving up");
+        done.send(()).unwrap();
+        watchdog.join().unwrap()
+    });
+    assert!(
+        given_up,
+        "the interrupted abort waited for the frozen receiver"
+    );
+    let again = d1.query("SELECT 1").expect_err("given up");
+    assert!(matches!(again, Error::Closed { .. }), "{}", chain(&again));
+    assert_usable(&mut d0, "receiver 0");
+    assert_eq!(committed(cluster, &dbs[0]), 0);
+    assert_eq!(committed(cluster, &dbs[1]), 0);
+}
