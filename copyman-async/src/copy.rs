@@ -420,7 +420,11 @@ impl<'a> CopyManager<'a> {
 
 /// Runs `io` under core's stall rule: with a stall timeout, `endpoint` stalls (a
 /// [`Stalled`](copyman_core::stall::Stalled) error) once `moved` (the bytes it moved so far)
-/// has stayed the same for the whole timeout.
+/// has stayed the same for the whole timeout. `moved` is looked at every eighth of the
+/// timeout: a byte is dated to the look that saw it, so the stall comes within an eighth of the
+/// timeout after the last byte (looked at only at the deadline, a byte just before it restarted
+/// a whole timeout from there: up to twice the timeout, where copyman-sync's timer restarts at
+/// each byte).
 async fn watched<T>(
     endpoint: EndpointId,
     timeout: Option<Duration>,
@@ -430,14 +434,18 @@ async fn watched<T>(
     let Some(limit) = timeout else {
         return io.await;
     };
-    let mut timer = StallTimer::new(endpoint, limit, Instant::now());
+    // tokio's clock (the same as std's, unless a test paused it).
+    let clock = || tokio::time::Instant::now().into_std();
+    let look = (limit / 8).max(Duration::from_millis(1));
+    let mut timer = StallTimer::new(endpoint, limit, clock());
     let mut seen = moved();
     tokio::pin!(io);
     loop {
+        let next = timer.poll_timeout().min(clock() + look);
         tokio::select! {
             out = &mut io => return out,
-            () = tokio::time::sleep_until(timer.poll_timeout().into()) => {
-                let now = Instant::now();
+            () = tokio::time::sleep_until(next.into()) => {
+                let now = clock();
                 match moved() {
                     now_moved if now_moved != seen => {
                         seen = now_moved;
@@ -500,3 +508,37 @@ pub async fn transfer<'a>(
 }
 
 copyman_core::copy_api!(async await);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// An IO whose last byte moved just after its timer started stalls one timeout after that
+    /// byte (within an eighth), not nearly two (the byte was dated to the look at the deadline,
+    /// which restarted a whole timeout): the healthy receivers were held as long.
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_is_said_one_timeout_after_the_last_byte() {
+        let limit = Duration::from_secs(8);
+        let moved = Arc::new(AtomicUsize::new(0));
+        let start = tokio::time::Instant::now();
+        let last_byte = Duration::from_millis(100);
+        let mover = Arc::clone(&moved);
+        tokio::spawn(async move {
+            tokio::time::sleep(last_byte).await;
+            mover.store(1, Ordering::SeqCst);
+        });
+        let never = std::future::pending::<Result<(), BoxError>>();
+        let endpoint = EndpointId::Receiver(ReceiverId(1));
+        let error = watched(endpoint, Some(limit), never, || {
+            moved.load(Ordering::SeqCst)
+        })
+        .await
+        .unwrap_err();
+        assert!(error.is::<Stalled>(), "{error}");
+        let after = start.elapsed();
+        assert!(after >= last_byte + limit, "{after:?}");
+        assert!(after <= last_byte + limit + limit / 8, "{after:?}");
+    }
+}
