@@ -8,7 +8,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -636,6 +636,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => number * 3600.0,
         other => return Err(format!("unknown unit {other:?} (ms, s, min or m, h)")),
     };
+    // To a DBA, `lock_timeout = 0` is no timeout: leaving the option out says that.
+    if seconds == 0.0 {
+        return Err(format!(
+            "{text:?}: a timeout of 0 would be none; leave the option out for no timeout"
+        ));
+    }
     if !(seconds.is_finite() && (0.001..=86_400.0 * 365.0).contains(&seconds)) {
         return Err(format!("{text:?} is out of range (1ms to a year)"));
     }
@@ -1109,6 +1115,23 @@ impl Transfer {
     }
 }
 
+/// `path`, given to `flag`, if its directory exists: copyman creates only its default ones (a
+/// mistyped directory was created, and a job's records or a run's decisions left where nobody
+/// would look for them).
+///
+/// # Errors
+/// A usage error naming the missing directory.
+pub(crate) fn in_a_directory(flag: &str, path: &Path) -> Result<PathBuf, ArgError> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(ArgError::usage(format!(
+            "{flag} {}: no directory {} (copyman creates only its default directories)",
+            path.display(),
+            dir.display()
+        ))),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
 /// The decision log: as given, else under the user's state directory.
 pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf, ArgError> {
     if let Some(path) = given {
@@ -1120,7 +1143,7 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
                 path.display()
             )));
         }
-        return Ok(path);
+        return in_a_directory("--decision-log", &path);
     }
     let state = env
         .get("XDG_STATE_HOME")
@@ -1817,7 +1840,11 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("0").is_err());
+        assert!(
+            parse_duration("0")
+                .unwrap_err()
+                .contains("leave the option out")
+        );
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("soon").is_err());
         let t = transfer(&[
@@ -1928,6 +1955,23 @@ mod tests {
         }
         let low = LowArgs::parse_from_args(["copyman", "table", "t", "--from", "a", "--to", "-"]);
         assert!(!low.unwrap().password);
+    }
+
+    /// A `--state` or `--decision-log` in a directory that does not exist is refused, not
+    /// created (a typo left a job's records where nobody would look); one that exists, or a
+    /// bare file name, is taken.
+    #[test]
+    fn a_given_path_in_a_missing_directory_is_refused() {
+        let missing = Path::new("/nonexistent-copyman-dir/x.state");
+        let error = in_a_directory("--state", missing).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("no directory /nonexistent-copyman-dir"),
+            "{error}"
+        );
+        assert!(in_a_directory("--state", Path::new("/tmp/x.state")).is_ok());
+        assert!(in_a_directory("--decision-log", Path::new("d.log")).is_ok());
     }
 
     /// psql's `-h HOST` among a command's arguments is refused (exit 2), not taken for the help

@@ -149,10 +149,12 @@ impl FileSource {
                 };
                 let file = opened.map_err(|e| {
                     let name = path.to_string_lossy();
-                    let hint = if e.kind() == io::ErrorKind::NotFound
-                        && crate::conn::names_a_host(&name)
-                    {
+                    // As `--to WORD` says it: psql takes a bare word for a database name.
+                    let missing = e.kind() == io::ErrorKind::NotFound;
+                    let hint = if missing && crate::conn::names_a_host(&name) {
                         format!(" (a server is `host={name}`)")
+                    } else if missing && !name.contains(['/', '.']) {
+                        format!(" (a database is `dbname={name}`)")
                     } else {
                         String::new()
                     };

@@ -262,7 +262,7 @@ impl JobArgs {
             .collect::<Result<Vec<_>, _>>()?;
         // The default state file is named once the servers said who they are (in `run`).
         let (state, state_dir) = match &low.job.state {
-            Some(path) => (path.clone(), None),
+            Some(path) => (crate::args::in_a_directory("--state", path)?, None),
             None => {
                 let cache = env
                     .get("XDG_CACHE_HOME")

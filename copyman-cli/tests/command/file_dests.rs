@@ -475,6 +475,18 @@ fn a_host_name_as_a_file_is_said_with_the_way_to_name_the_server() {
         "{}",
         text(&out.stderr)
     );
+    // A bare word, psql's database name: said as `--to` says it.
+    let out = copyman()
+        .current_dir(&dir.0)
+        .args(["copy", "--from", "appdb", "--to", "./out"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("(a database is `dbname=appdb`)"),
+        "{stderr}"
+    );
 }
 
 /// `copyman table` writing a *.csv file in another `--format` says so: read back by its name
