@@ -363,7 +363,12 @@ impl Drop for StatementReceiver<'_> {
         match self.copy.abandon(&mut self.conn.endpoint, flushed) {
             Abandon::Nothing => {}
             Abandon::Write(bytes) if self.conn.try_write_all(&bytes) => {}
-            _ => self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN),
+            // Its backend may wait on a lock (a trigger's), holding its own, which the close
+            // alone does not end: a cancel too.
+            _ => {
+                self.conn.cancel_detached();
+                self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN);
+            }
         }
         if self.lent {
             self.conn.set_interrupter(None);

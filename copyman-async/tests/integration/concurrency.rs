@@ -925,3 +925,72 @@ async fn a_copy_whose_receiver_blocks_long_yields_after_a_few_calls() {
     assert!(stopped.is_err(), "the timeout stops the copy midway");
     assert!(seen < CHUNKS / 2, "stopped early: {seen} of {CHUNKS} lines");
 }
+
+/// A receiver whose backend waits on another session's lock mid-COPY (a row trigger takes an
+/// advisory lock another session holds) is given up at the stall timeout and its connection
+/// closed: its backend is sent a cancel too, so its COPY, transaction and locks end then — it
+/// stayed in its COPY, holding them, until the other session let the lock go (a TRUNCATE of the
+/// table waited on it meanwhile).
+#[test]
+fn a_receiver_stalled_on_a_lock_is_cancelled_when_given_up() {
+    let cluster = copyman_testkit::shared();
+    let source_db = cluster.create_database();
+    let (kept, stuck) = (table(cluster), table(cluster));
+    exec(
+        cluster,
+        &stuck,
+        "CREATE FUNCTION wait_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.i = 1000 THEN PERFORM pg_advisory_lock(42); END IF; RETURN NEW; END $$;
+         CREATE TRIGGER w BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION wait_lock();",
+    );
+    let mut holder = cluster.connect(&stuck);
+    holder.batch_execute("SELECT pg_advisory_lock(42)").unwrap();
+    // The lock stays held: only a cancel can end the given-up backend's COPY. (The cancel goes
+    // out on the runtime, kept running meanwhile, as an application's is.)
+    let left = runtime().block_on(async {
+        let mut source = connect(cluster, &source_db).await;
+        let mut a = connect(cluster, &kept).await;
+        let mut b = connect(cluster, &stuck).await;
+        let mut copy = CopyManager::start_with(
+            StatementProducer::new(&mut source, rows_query(200_000)),
+            vec![
+                Box::new(StatementReceiver::new(&mut a, "COPY t FROM STDIN")),
+                Box::new(StatementReceiver::new(&mut b, "COPY t FROM STDIN")),
+            ],
+            Options::default()
+                .with_keep_going(true)
+                .with_stall_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .expect("start");
+        while copy.next().await.is_some() {}
+        let summary = copy.finish().await.expect("the other completes");
+        assert!(matches!(
+            summary.receivers[1].1,
+            ReceiverOutcome::Faulted(_)
+        ));
+        let mut watch = connect(cluster, "postgres").await;
+        let query = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{stuck}' \
+             AND query LIKE 'COPY%' AND state = 'active'"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = watch.query(&query).await.expect("pg_stat_activity");
+            let left = rows[0][0].clone().unwrap_or_default();
+            if left == "0" || Instant::now() >= deadline {
+                break left;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    holder
+        .batch_execute("SELECT pg_advisory_unlock(42)")
+        .unwrap();
+    assert_eq!(
+        left, "0",
+        "the given-up backend kept its COPY and its locks"
+    );
+    assert_eq!(count(cluster, &kept), 200_000);
+    assert_eq!(count(cluster, &stuck), 0);
+}
