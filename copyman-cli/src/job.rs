@@ -1815,6 +1815,7 @@ impl Render {
                      ETA {eta} {msg}",
                 )
                 .expect("the progress template is valid")
+                .with_key("eta", crate::progress::eta)
                 .progress_chars("=> "),
             );
             overall.enable_steady_tick(Duration::from_millis(200));

@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use indicatif::{
+    HumanBytes, HumanCount, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressState,
+    ProgressStyle, TermLike,
+};
 
 /// The bar on screen, so log lines can be printed above it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -118,6 +121,21 @@ pub(crate) fn draws_bars() -> bool {
     io::stderr().is_terminal()
         && std::env::var_os("TERM").is_some_and(|term| term != "dumb")
         && !(DATA_ON_STDOUT.load(Ordering::Relaxed) && io::stdout().is_terminal())
+}
+
+/// The bars' `{eta}`: indicatif's, but `?` while nothing moves and `>30d` beyond (a job held
+/// back by a tiny `--max-rate` read "ETA 584942417355y", its rate decayed to nothing).
+pub(crate) fn eta(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = w.write_str(&eta_text(state.per_sec(), state.eta()));
+}
+
+fn eta_text(per_sec: f64, eta: Duration) -> String {
+    const MONTH: Duration = Duration::from_secs(30 * 86_400);
+    match (per_sec.is_finite() && per_sec > 0.0, eta > MONTH) {
+        (false, _) => "?".to_owned(),
+        (true, true) => ">30d".to_owned(),
+        (true, false) => format!("{:#}", HumanDuration(eta)),
+    }
 }
 
 /// The run writes its data on stdout ([`data_on_stdout`]).
@@ -296,6 +314,7 @@ impl Progress {
             };
             let style = ProgressStyle::with_template(template)
                 .expect("the progress templates are valid")
+                .with_key("eta", eta)
                 .progress_chars("=> ");
             bar.set_style(style);
             bar.set_draw_target(draw_target());
@@ -406,5 +425,26 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing moving, or a month and more to go, is not said as decades (indicatif's ETA of a
+    /// rate decayed to nothing read `584942417355y`).
+    #[test]
+    fn an_eta_is_said_only_when_it_means_something() {
+        assert_eq!(eta_text(0.0, Duration::MAX), "?");
+        assert_eq!(eta_text(f64::NAN, Duration::from_secs(5)), "?");
+        assert_eq!(
+            eta_text(0.001, Duration::from_secs(86_400 * 365 * 42)),
+            ">30d"
+        );
+        assert_eq!(
+            eta_text(1000.0, Duration::from_secs(90)),
+            format!("{:#}", HumanDuration(Duration::from_secs(90)))
+        );
     }
 }
