@@ -119,6 +119,7 @@ pub(crate) fn check(
                     ),
                 });
             }
+            warn_if_standby_of(source, &id, i, &name);
             if !table_mode && id.same_database(source) {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
@@ -197,6 +198,22 @@ fn refuse_standby(i: usize, name: &str, id: &Identity) -> Result<(), Fatal> {
 ///
 /// # Errors
 /// [`Fatal`] with exit 2 naming what; a server that cannot be reached ([`Unreachable`], exit 3).
+/// Warns where the source is a standby with destination `i`'s system identifier and database
+/// (`id`): if it streams from that destination, what it copies is that database's own rows,
+/// written there a second time (the servers cannot tell it from a standby of a clone, which
+/// is another server).
+fn warn_if_standby_of(source: &Identity, id: &Identity, i: usize, name: &str) {
+    if source.standby_of(id) {
+        report::warn(format_args!(
+            "the source is a standby (in recovery) of a cluster with destination {}'s ({name}) \
+             system identifier and database ({id}): if it streams from destination {}, the rows \
+             copied are that database's own, written there a second time",
+            i + 1,
+            i + 1
+        ));
+    }
+}
+
 pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
@@ -239,6 +256,9 @@ pub(crate) fn check_job(
             Err(unreachable) => return Err(unreachable.into()),
         };
         refuse_standby(i, &dest.name, &id)?;
+        if let Some(source) = &source_id {
+            warn_if_standby_of(source, &id, i, &dest.name);
+        }
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {
                 exit: Exit::Usage,

@@ -112,6 +112,19 @@ impl Identity {
             }
     }
 
+    /// Whether this is a standby (in recovery) of a cluster with `other`'s system identifier,
+    /// and the same database: a streaming standby of `other` (a copy from it into `other`
+    /// writes `other`'s own rows a second time), or of a clone of it (two servers, as clones
+    /// are) — the servers cannot tell which.
+    pub fn standby_of(&self, other: &Self) -> bool {
+        self.in_recovery
+            && self.how == How::SystemIdentifier
+            && other.how == How::SystemIdentifier
+            && self.server == other.server
+            && self.instance != other.instance
+            && self.database == other.database
+    }
+
     /// Whether the server is a standby (in recovery): a destination there fails at its first
     /// write (SQLSTATE 25006, "cannot execute … in a read-only transaction"), and so would a
     /// resume.

@@ -368,3 +368,33 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
         assert_eq!(count(&c.dest[0], &d1, "t"), 0, "{args:?}: nothing copied");
     }
 }
+
+/// A source on a standby of the destination's cluster (in recovery, its system identifier, the
+/// same database) is warned about, one table and a job alike: if it streams from that
+/// destination, the rows copied are the destination's own, written a second time (rows
+/// doubled, exit 0, in silence). Only warned: a standby of a clone is another server, which the
+/// servers cannot tell apart.
+#[test]
+fn a_source_on_a_standby_of_the_destination_is_warned_about() {
+    let table = "CREATE TABLE t (id int);";
+    let primary = Cluster::start();
+    let db = database(
+        &primary,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let standby = primary.clone_as_standby();
+    let (from, to) = (standby.conninfo(&db), primary.conninfo(&db));
+    let state = TempPath::new("standby-source.state");
+    let one = ["table", "t", "--from", &from, "--to", &to, "--dry-run"];
+    let job = [&one[..], &["--state", state.arg()]].concat();
+    for args in [&one[..], &job] {
+        let out = run(args);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr
+                .contains("the source is a standby (in recovery) of a cluster with destination 1"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&primary, &db, "t"), 100);
+}
