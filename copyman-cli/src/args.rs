@@ -1148,10 +1148,7 @@ pub(crate) fn decision_log(given: Option<PathBuf>, env: &Env) -> Result<PathBuf,
     let state = env
         .get("XDG_STATE_HOME")
         .map(PathBuf::from)
-        .or_else(|| {
-            env.get("HOME")
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })
+        .or_else(|| env.home().map(|h| PathBuf::from(h).join(".local/state")))
         .ok_or_else(|| {
             ArgError::usage("--decision-log is needed: neither XDG_STATE_HOME nor HOME is set")
         })?;

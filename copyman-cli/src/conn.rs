@@ -107,6 +107,8 @@ pub(crate) struct Env {
     unreadable: Vec<String>,
     /// The operating system's name for the user running copyman: the default user name.
     os_user: Option<String>,
+    /// The user's home directory in the password database: where `~` is when `HOME` is unset.
+    os_home: Option<String>,
 }
 
 impl fmt::Debug for Env {
@@ -139,7 +141,8 @@ impl Env {
         unreadable.sort();
         // libpq asks the system for the effective user's name, not `$USER`; `$USER` and
         // `$LOGNAME` serve only where the password database does not say.
-        let os_user = os_user_name()
+        let (os_user, os_home) = passwd_entry().unzip();
+        let os_user = os_user
             .or_else(|| vars.get("USER").cloned())
             .or_else(|| vars.get("LOGNAME").cloned())
             .filter(|name| !name.is_empty());
@@ -147,6 +150,7 @@ impl Env {
             vars,
             unreadable,
             os_user,
+            os_home: os_home.filter(|home| !home.is_empty()),
         }
     }
 
@@ -160,6 +164,7 @@ impl Env {
             .collect();
         Self {
             os_user: vars.get("USER").cloned(),
+            os_home: None,
             vars,
             unreadable: Vec::new(),
         }
@@ -169,6 +174,12 @@ impl Env {
     /// to the server as it is, which refuses it).
     fn get_set(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+
+    /// The user's home directory, where `~/.pgpass` and `~/.pg_service.conf` are: `HOME`, or
+    /// where it is unset or empty, the password database's (libpq's `pqGetHomeDirectory`).
+    pub(crate) fn home(&self) -> Option<&str> {
+        self.get("HOME").or(self.os_home.as_deref())
     }
 
     /// A variable's value, if set and not empty (libpq ignores empty ones).
@@ -214,16 +225,18 @@ impl Env {
     }
 }
 
-/// The name of the effective user in the password file (`/etc/passwd`), as libpq's
-/// `pg_get_user_name` gets it from `getpwuid`; the user's id is the owner of `/proc/self`.
-fn os_user_name() -> Option<String> {
+/// The effective user's name and home directory in the password file (`/etc/passwd`), as
+/// libpq's `pg_get_user_name` and `pg_get_user_home_dir` get them from `getpwuid`; the user's
+/// id is the owner of `/proc/self`.
+fn passwd_entry() -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
     let uid = fs::metadata("/proc/self").ok()?.uid().to_string();
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)? == uid).then(|| name.to_owned())
+        // name:password:uid:gid:gecos:home:shell
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 6 && fields[2] == uid)
+            .then(|| (fields[0].to_owned(), fields[5].to_owned()))
     })
 }
 
@@ -935,7 +948,7 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
             .get("passfile")
             .filter(|f| !f.is_empty())
             .map(PathBuf::from)
-            .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".pgpass")));
+            .or_else(|| env.home().map(|home| Path::new(home).join(".pgpass")));
         if let Some(file) = passfile {
             match read_passfile(&file) {
                 Ok(Some(content)) => {
@@ -1338,10 +1351,7 @@ fn find_service(
             file.display()
         )));
     }
-    let user_file = named.or_else(|| {
-        env.get("HOME")
-            .map(|h| Path::new(h).join(".pg_service.conf"))
-    });
+    let user_file = named.or_else(|| env.home().map(|h| Path::new(h).join(".pg_service.conf")));
     let system_file =
         Path::new(env.get("PGSYSCONFDIR").unwrap_or(DEFAULT_SYSCONFDIR)).join("pg_service.conf");
     for file in user_file.into_iter().chain([system_file]) {
@@ -1403,6 +1413,15 @@ fn service_entries(
         let Some(entries) = found.as_mut() else {
             continue;
         };
+        // libpq built with LDAP looks a line beginning `ldap` up in a directory; copyman cannot.
+        if line.starts_with("ldap") {
+            return Err(ConnError::Invalid(format!(
+                "service file \"{}\", line {}: an LDAP lookup, which copyman does not do: give \
+                 the connection parameters in the file or the connection string",
+                file.display(),
+                i + 1
+            )));
+        }
         let (key, value) = line.split_once('=').ok_or_else(|| syntax(i + 1))?;
         if key == "service" {
             return Err(ConnError::Invalid(format!(
@@ -2187,6 +2206,38 @@ mod tests {
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
+    /// `~` is `HOME`, or where it is unset or empty the password database's home directory, as
+    /// in libpq: run with no `HOME` (cron, `env -i`, systemd units), `~/.pgpass` was not read.
+    #[test]
+    fn home_falls_back_to_the_password_database() {
+        let mut env = env(&[]);
+        env.os_home = Some("/home/from-passwd".to_owned());
+        assert_eq!(env.home(), Some("/home/from-passwd"));
+        env.vars.insert("HOME".to_owned(), String::new());
+        assert_eq!(env.home(), Some("/home/from-passwd"));
+        env.vars.insert("HOME".to_owned(), "/home/set".to_owned());
+        assert_eq!(env.home(), Some("/home/set"));
+        // The entry read is the effective user's, as `getent passwd` says it.
+        let uid = String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let getent = std::process::Command::new("getent")
+            .args(["passwd", uid.trim()])
+            .output()
+            .unwrap();
+        let line = String::from_utf8(getent.stdout).unwrap();
+        let fields: Vec<&str> = line.trim().split(':').collect();
+        assert_eq!(
+            passwd_entry(),
+            Some((fields[0].to_owned(), fields[5].to_owned()))
+        );
+    }
+
     #[test]
     fn pgpass_lines() {
         let content = "\
@@ -2506,6 +2557,16 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         let err = resolve("service=c", &with(&bad)).unwrap_err().to_string();
         assert!(
             err.contains("syntax error") && err.contains("line 5"),
+            "{err}"
+        );
+        // libpq built with LDAP looks such a line up; copyman says it cannot, not "syntax error".
+        let (ldap, _l) = temp_file(
+            "ldap-services",
+            "[d]\nldap://ldap.example.com/dc=example,dc=com?uniqueMember?one?(cn=db)\n",
+        );
+        let err = resolve("service=d", &with(&ldap)).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2: an LDAP lookup, which copyman does not do"),
             "{err}"
         );
         fs::remove_dir_all(&dir).unwrap();
