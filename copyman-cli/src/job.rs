@@ -73,8 +73,8 @@ pub(crate) struct LowJob {
     /// again).
     #[arg(long)]
     pub(crate) verify: bool,
-    /// Cap the read rate from the source, across all jobs (bytes per second; k, M, G suffixes
-    /// are powers of 1024).
+    /// Cap the read rate from the source, across all jobs (bytes per second, at least 32k; k,
+    /// M, G suffixes are powers of 1024).
     #[arg(long, value_name = "BYTES/s")]
     pub(crate) max_rate: Option<String>,
     /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
@@ -151,6 +151,9 @@ pub(crate) struct JobArgs {
 }
 
 /// Reads a size: digits with an optional k, M or G (powers of 1024), an optional `B` and `/s`.
+/// The lowest `--max-rate`, in bytes per second (pg_basebackup's).
+const MIN_RATE: u64 = 32 << 10;
+
 pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
     let t = t.strip_suffix("/s").unwrap_or(t);
@@ -227,12 +230,23 @@ impl JobArgs {
             )));
         }
         let max_rate = match &low.job.max_rate {
-            Some(text) => Some(parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
-                ArgError::usage(format!(
-                    "--max-rate {text:?}: give bytes per second, a number with K, M or G \
-                     (1024-based, B optional), e.g. 50M"
-                ))
-            })?),
+            Some(text) => {
+                let rate = parse_size(text).filter(|&r| r > 0).ok_or_else(|| {
+                    ArgError::usage(format!(
+                        "--max-rate {text:?}: give bytes per second, a number with K, M or G \
+                         (1024-based, B optional), e.g. 50M"
+                    ))
+                })?;
+                // pg_basebackup's floor: below it a job of any size runs for days, and a bare
+                // number is bytes, not pg_basebackup's kilobytes nor megabytes.
+                if rate < MIN_RATE {
+                    return Err(ArgError::usage(format!(
+                        "--max-rate {text:?} is {rate} bytes per second: at least 32K (a bare \
+                         number is bytes; e.g. 50M for 50 MiB/s)"
+                    )));
+                }
+                Some(rate)
+            }
             None => None,
         };
         let split_larger_than = match &low.job.split_larger_than {
@@ -267,7 +281,7 @@ impl JobArgs {
                 let cache = env
                     .get("XDG_CACHE_HOME")
                     .map(PathBuf::from)
-                    .or_else(|| env.get("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .or_else(|| env.home().map(|h| PathBuf::from(h).join(".cache")))
                     .ok_or_else(|| {
                         ArgError::usage("--state is needed: neither XDG_CACHE_HOME nor HOME is set")
                     })?;
@@ -2401,6 +2415,17 @@ mod tests {
             ])
             .contains("--max-rate")
         );
+        // A bare 1 is one byte a second: refused, not a job that runs for weeks.
+        let said = usage(&[
+            "table",
+            "--max-rate",
+            "1",
+            "--from",
+            "host=a",
+            "--to",
+            "host=b",
+        ]);
+        assert!(said.contains("at least 32K"), "{said}");
         // Without HOME or XDG_CACHE_HOME, the state file must be named.
         let err = hi(
             &["table", "--from", "host=a", "--to", "host=b"],
