@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use copyman_core::connect::{Next, Target};
+use copyman_core::connect::{self, Next, Target};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::Endpoint;
 use copyman_core::session::{Session, State};
@@ -140,7 +140,9 @@ async fn open(target: &Target, tcp: Option<&TcpOptions>) -> io::Result<Stream> {
             }
             Ok(Stream::Tcp(stream))
         }
-        Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+        Target::Unix(path) => Ok(Stream::Unix(
+            UnixStream::connect_addr(&connect::unix_socket_address(path)?.into()).await?,
+        )),
     }
 }
 

@@ -367,8 +367,35 @@ pub enum Target {
         /// The host name the address came from: what TLS verifies the certificate against.
         name: String,
     },
-    /// The path of a Unix socket (`<dir>/.s.PGSQL.<port>`).
+    /// The path of a Unix socket (`<dir>/.s.PGSQL.<port>`); one that begins with `@` is a
+    /// name in Linux's abstract namespace ([`unix_socket_address`]).
     Unix(PathBuf),
+}
+
+/// The address of a [`Target::Unix`] path: one that begins with `@` (libpq's `host=@name`) is
+/// the rest of it as a name in Linux's abstract namespace, any other a file.
+///
+/// # Errors
+///
+/// A path too long for a socket address, or an abstract name on a system without them.
+pub fn unix_socket_address(path: &std::path::Path) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    match path.as_os_str().as_bytes().strip_prefix(b"@") {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        Some(name) => {
+            #[cfg(target_os = "android")]
+            use std::os::android::net::SocketAddrExt;
+            #[cfg(target_os = "linux")]
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "abstract Unix sockets (host=@name) exist only on Linux",
+        )),
+        None => std::os::unix::net::SocketAddr::from_pathname(path),
+    }
 }
 
 impl fmt::Display for Target {
@@ -615,6 +642,14 @@ impl Plan {
                     self.addresses
                         .push_back(Target::Unix(dir.join(format!(".s.PGSQL.{port}"))));
                 }
+                // libpq 14's `host=@name`: a socket in Linux's abstract namespace, not a name
+                // to look up (the `postgres` crates take only `/…` for a socket directory).
+                (Host::Tcp(name), None) if name.starts_with('@') => {
+                    self.hosts.pop_front();
+                    self.addresses.push_back(Target::Unix(PathBuf::from(format!(
+                        "{name}/.s.PGSQL.{port}"
+                    ))));
+                }
                 (Host::Tcp(name), None) => return Step::Resolve { name, port },
             }
         }
@@ -728,6 +763,28 @@ mod tests {
                 name: "localhost".into(),
                 port: 5432
             }
+        );
+    }
+
+    /// libpq's `host=@name` is an abstract socket (one attempt, no TLS), not a name to resolve.
+    #[test]
+    fn an_at_sign_host_is_an_abstract_socket() {
+        let hosts = [Host::Tcp("@pg".into())];
+        let mut plan = Plan::new(&hosts, &[5433], &[], &[true, false]).unwrap();
+        assert_eq!(
+            plan.step(),
+            Step::Attempt {
+                target: Target::Unix(PathBuf::from("@pg/.s.PGSQL.5433")),
+                tls: false,
+                fresh: true,
+            }
+        );
+        let address = unix_socket_address(std::path::Path::new("@pg/.s.PGSQL.5433")).unwrap();
+        assert_eq!(address.as_pathname(), None);
+        let file = unix_socket_address(std::path::Path::new("/tmp/.s.PGSQL.5433")).unwrap();
+        assert_eq!(
+            file.as_pathname(),
+            Some(std::path::Path::new("/tmp/.s.PGSQL.5433"))
         );
     }
 

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use copyman_core::connect::{Next, Started, Target, TimeoutExpired};
+use copyman_core::connect::{self, Next, Started, Target, TimeoutExpired};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::{Endpoint, GIVEN_UP_AFTER_INTERRUPT};
 use copyman_core::session::{Session, State};
@@ -125,7 +125,9 @@ fn open(
             }
             Ok(Stream::Tcp(stream))
         }
-        Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path)?)),
+        Target::Unix(path) => Ok(Stream::Unix(UnixStream::connect_addr(
+            &connect::unix_socket_address(path)?,
+        )?)),
     }
 }
 

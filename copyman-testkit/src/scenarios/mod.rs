@@ -38,7 +38,8 @@
 //!   [`stall_timeout_bounds_cancelling_a_stopped_source`],
 //!   [`server_error_noticed_mid_copy_in`], [`a_session_ended_by_its_server_says_why`],
 //!   [`check_reads_why_the_server_ended_a_session`],
-//!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`];
+//!   [`notices_reach_the_caller`], [`connect_timeout_expires_then_next_host`],
+//!   [`abstract_unix_socket`];
 //! * the copy's options: [`window_of_one_holds_one_chunk`],
 //!   [`keep_going_leaves_refusing_destination_usable`], [`zero_stall_timeout_waits`]; how it ends:
 //!   [`receivers_end_their_copies_side_by_side`].
@@ -87,9 +88,9 @@ pub use seed::{
     seed_reconcile_after_timeout, seed_run, seed_transfer,
 };
 pub use server::{
-    a_session_ended_by_its_server_says_why, check_reads_why_the_server_ended_a_session,
-    connect_timeout_expires_then_next_host, execute_of_copy_out_is_cancelled,
-    notices_reach_the_caller, server_error_noticed_mid_copy_in,
+    a_session_ended_by_its_server_says_why, abstract_unix_socket,
+    check_reads_why_the_server_ended_a_session, connect_timeout_expires_then_next_host,
+    execute_of_copy_out_is_cancelled, notices_reach_the_caller, server_error_noticed_mid_copy_in,
     stall_timeout_bounds_a_locked_start, stall_timeout_bounds_cancelling_a_stopped_source,
     stall_timeout_bounds_failing_a_receiver_that_stays_blocked, stall_timeout_faults_producer,
     stall_timeout_faults_receiver, tcp_keepalives_are_set_as_libpq_sets_them,
@@ -213,6 +214,7 @@ macro_rules! scenario_tests {
             server_error_noticed_mid_copy_in,
             notices_reach_the_caller,
             connect_timeout_expires_then_next_host,
+            abstract_unix_socket,
             tcp_keepalives_are_set_as_libpq_sets_them,
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,

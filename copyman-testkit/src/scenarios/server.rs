@@ -16,6 +16,7 @@ use super::driver::{
     CopyDriver, CopyPlan, DestinationSpec, Endpoint, FaultInfo, ReceiverEnd, RunningCopy,
     SourceSpec, StatementSpec,
 };
+use crate::Cluster;
 use crate::HOST;
 
 /// A raw `execute` (here `query`) of a `COPY … TO STDOUT` on an adapter's connection is refused
@@ -701,6 +702,45 @@ pub fn connect_timeout_expires_then_next_host<D: CopyDriver>(driver: &D, cluster
         "the silent host was tried first"
     );
     select_one(&mut copy, Endpoint::Source);
+}
+
+/// libpq 14's `host=@name` reaches a server listening on a socket in Linux's abstract namespace
+/// (`unix_socket_directories = '@name'`): it was looked up as a host name and failed.
+pub fn abstract_unix_socket<D: CopyDriver>(driver: &D, _clusters: &Clusters) {
+    let cluster = Cluster::start();
+    let name = format!("copyman-test-{}-{}", std::process::id(), cluster.port());
+    cluster.psql(
+        "postgres",
+        &format!(
+            "ALTER SYSTEM SET unix_socket_directories = '{}', '@{name}'",
+            cluster.socket_dir().display()
+        ),
+    );
+    cluster.stop_immediate();
+    cluster.start_again();
+    let db = cluster.create_database();
+    let conninfo = cluster
+        .conninfo(&db)
+        .replace(&format!("host={HOST} "), &format!("host=@{name} "));
+    assert!(conninfo.contains(&format!("host=@{name}")), "{conninfo}");
+    let mut copy = driver
+        .open(CopyPlan {
+            source: SourceSpec::Statement(StatementSpec::new(conninfo, series(10))),
+            destinations: Vec::new(),
+        })
+        .unwrap_or_else(|e| panic!("[{}] over @{name}: {e}", driver.name()));
+    select_one(&mut copy, Endpoint::Source);
+    // It went over the abstract socket: the backend has no client address.
+    assert_eq!(
+        cluster
+            .psql(
+                &db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND client_port = -1"
+            )
+            .trim(),
+        "1"
+    );
 }
 
 /// As libpq, every TCP connection has keepalives on (unless `keepalives=0`), with the idle time
