@@ -415,7 +415,7 @@ fn continued(pid: i32) -> bool {
 }
 
 /// The pid of the backend of `db` on `cluster` running a statement like `pattern`.
-fn backend_pid_running(cluster: &crate::Cluster, db: &str, pattern: &str) -> i32 {
+fn backend_pid_running(cluster: &Cluster, db: &str, pattern: &str) -> i32 {
     let mut client = cluster.connect("postgres");
     let until = Instant::now() + Duration::from_secs(30);
     loop {
