@@ -146,6 +146,9 @@ pub(crate) struct Encodings {
     pub(crate) role: String,
     pub(crate) client: String,
     pub(crate) server: String,
+    /// The `client` is its COPY's `ENCODING` option (`table --encoding`, a statement's own),
+    /// not the session's.
+    pub(crate) in_copy: bool,
 }
 
 impl Encodings {
@@ -160,26 +163,44 @@ impl Encodings {
             role,
             client: copyman_core::statement::encoding_name(&parameter("client_encoding")),
             server: parameter("server_encoding"),
+            in_copy: false,
         }
+    }
+
+    /// The encoding the session's data passes in: its COPY's `ENCODING` where `copy` (the
+    /// session's COPY statement) names one, which the server converts to or from in its stead.
+    fn copying(mut self, copy: Option<&str>) -> Self {
+        if let Some(encoding) = copy
+            .and_then(copyman_core::statement::representation)
+            .and_then(|r| r.encoding)
+        {
+            self.client = encoding;
+            self.in_copy = true;
+        }
+        self
     }
 }
 
-/// [`refuse_lossy_encodings`] for a copy's open sessions.
+/// [`refuse_lossy_encodings`] for a copy's open sessions, each in the encoding its COPY
+/// (`send`, `receive[i]`) names, if it names one: `table --encoding` names the file's, and says
+/// it in every COPY, the servers' too.
 ///
 /// # Errors
 /// As [`refuse_lossy_encodings`].
 pub(crate) fn refuse_lossy_between(
     source: Option<&mut Connection>,
     dests: &mut [Dest<'_>],
+    send: Option<&str>,
+    receive: &[Option<String>],
 ) -> Result<(), Fatal> {
     let sessions: Vec<Encodings> = source
-        .map(|c| Encodings::of("source".to_owned(), c))
+        .map(|c| Encodings::of("source".to_owned(), c).copying(send))
         .into_iter()
         .chain(dests.iter().enumerate().filter_map(|(i, d)| {
-            Some(Encodings::of(
-                format!("destination {}", i + 1),
-                d.conn.as_ref()?,
-            ))
+            Some(
+                Encodings::of(format!("destination {}", i + 1), d.conn.as_ref()?)
+                    .copying(receive.get(i).and_then(Option::as_deref)),
+            )
         }))
         .collect();
     refuse_lossy_encodings(&sessions)
@@ -206,21 +227,40 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let in_copy = sessions.iter().any(|s| s.in_copy);
     let refuse = |why: String| Fatal {
         exit: Exit::Usage,
         server: None,
-        message: format!(
-            "{why}; leave client_encoding unset (PGCLIENTENCODING, the CONN's), or set it to \
-             UTF8: between servers copyman converts through UTF8"
-        ),
+        message: if in_copy {
+            format!(
+                "{why}; the COPYs' ENCODING (table's --encoding, which names a file's encoding \
+                 and is said in every COPY, the servers' too) applies between the servers: \
+                 write the file in a run of its own, or leave ENCODING out between servers"
+            )
+        } else {
+            format!(
+                "{why}; leave client_encoding unset (PGCLIENTENCODING, the CONN's), or set it \
+                 to UTF8: between servers copyman converts through UTF8"
+            )
+        },
+    };
+    let setting = |s: &Encodings| {
+        if s.in_copy {
+            "ENCODING"
+        } else {
+            "client_encoding"
+        }
     };
     let mut distinct: Vec<&str> = sessions.iter().map(|s| s.server.as_str()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    if distinct.len() > 1 && sessions.iter().any(|s| s.client == "SQL_ASCII") {
+    if distinct.len() > 1
+        && let Some(ascii) = sessions.iter().find(|s| s.client == "SQL_ASCII")
+    {
         return Err(refuse(format!(
-            "client_encoding SQL_ASCII converts nothing, and the servers hold other encodings \
-             ({}): the source's bytes would be stored as they are",
+            "{} SQL_ASCII converts nothing, and the servers hold other encodings ({}): the \
+             source's bytes would be stored as they are",
+            setting(ascii),
             held()
         )));
     }
@@ -233,10 +273,14 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
         && let Some(dest) = sessions.iter().find(|s| s.role != "source" && through(s))
     {
         return Err(refuse(format!(
-            "client_encoding {} does not convert back to what it converted from ({changed}), \
-             and the data would pass through it between the source's {} and {}'s {}: values \
-             would arrive changed",
-            source.client, source.server, dest.role, dest.server
+            "{} {} does not convert back to what it converted from ({changed}), and the data \
+             would pass through it between the source's {} and {}'s {}: values would arrive \
+             changed",
+            setting(source),
+            source.client,
+            source.server,
+            dest.role,
+            dest.server
         )));
     }
     Ok(())

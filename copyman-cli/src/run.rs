@@ -185,7 +185,12 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         }
     }
     // Before an --atomic run records its start.
-    limits::refuse_lossy_between(source_conn.as_mut(), &mut dests)?;
+    limits::refuse_lossy_between(
+        source_conn.as_mut(),
+        &mut dests,
+        plan.send.as_deref(),
+        &plan.receive,
+    )?;
     let atomic = match &t.atomic {
         Some(log) => Some(Atomic::prepare(
             log,

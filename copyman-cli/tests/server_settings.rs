@@ -1294,6 +1294,51 @@ fn a_client_encoding_that_changes_characters_on_their_way_is_refused_between_ser
         );
         assert!(stored().is_empty(), "{format}: nothing stored");
     }
+    // The same encoding said in the COPYs: `table --encoding` names a file's, and says it in
+    // every COPY, the servers' too (exit 0, ¥ stored as \); a statement's own ENCODING.
+    let file = std::env::temp_dir().join(format!("{src}.sjis"));
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let table = [
+        "table",
+        "t",
+        "--encoding",
+        "SJIS",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--to",
+    ]
+    .map(str::to_owned)
+    .into_iter()
+    .chain([file.display().to_string()])
+    .collect::<Vec<_>>();
+    let statements = [
+        "copy",
+        "--from",
+        &from,
+        "--send",
+        "COPY t TO STDOUT (ENCODING 'SJIS')",
+        "--to",
+        &to,
+        "--receive",
+        "COPY t FROM STDIN (ENCODING 'sjis')",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for run in [table, statements] {
+        let out = copyman().args(&run).output().unwrap();
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("ENCODING SJIS does not convert back")
+                && stderr.contains("source's UTF8 and destination 1's UTF8")
+                && stderr.contains("write the file in a run of its own"),
+            "{run:?}: {stderr}"
+        );
+        assert!(stored().is_empty(), "{run:?}: nothing stored");
+        assert!(!file.exists(), "{run:?}: no file written");
+    }
     assert_exit(&copy(&["t", "u"], Some("UTF8")), 0);
     assert_eq!(stored(), ["price ¥100", "〜 wave", "C:\\dir"]);
 }
