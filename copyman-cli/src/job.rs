@@ -593,6 +593,14 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
             && !matches!(first.as_str(), "UTF8" | "SQL_ASCII")
     });
     let data_encoding = shared.cloned();
+    if data_encoding.is_none()
+        && let Some((source_encoding, dest_encodings)) = encodings.split_first()
+    {
+        let servers: Vec<(String, String)> = (dest_encodings.iter().enumerate())
+            .map(|(i, e)| (format!("destination {}", i + 1), e.clone()))
+            .collect();
+        crate::limits::warn_if_rewritten(source_encoding, &args.source.client_encoding(), &servers);
+    }
     let (source, dests) = if !named && encodings.iter().all(|e| e == "SQL_ASCII") {
         let ascii = |spec: &ServerSpec| {
             let mut spec = spec.clone();

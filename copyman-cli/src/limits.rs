@@ -169,7 +169,7 @@ impl Encodings {
 
     /// The encoding the session's data passes in: its COPY's `ENCODING` where `copy` (the
     /// session's COPY statement) names one, which the server converts to or from in its stead.
-    fn copying(mut self, copy: Option<&str>) -> Self {
+    pub(crate) fn copying(mut self, copy: Option<&str>) -> Self {
         if let Some(encoding) = copy
             .and_then(copyman_core::statement::representation)
             .and_then(|r| r.encoding)
@@ -284,6 +284,39 @@ pub(crate) fn refuse_lossy_encodings(sessions: &[Encodings]) -> Result<(), Fatal
         )));
     }
     Ok(())
+}
+
+/// Warns where the data leaves the source in another encoding than its server's (`passes`:
+/// UTF8, where another destination or a `client_encoding` made it so) and a destination holds
+/// the source's encoding, whose round trip through it changes bytes
+/// ([`changes_through_utf8`](copyman_core::statement::changes_through_utf8)): that destination
+/// stores other bytes than the source's, which `--verify` (comparing characters) cannot see.
+/// `servers` are the destinations' roles and server encodings.
+pub(crate) fn warn_if_rewritten(source: &str, passes: &str, servers: &[(String, String)]) {
+    use copyman_core::statement::{changes_through_utf8, encoding_name};
+    let source = encoding_name(source);
+    let Some(changed) = changes_through_utf8(&source).filter(|_| encoding_name(passes) != source)
+    else {
+        return;
+    };
+    let same: Vec<&str> = servers
+        .iter()
+        .filter(|(_, server)| encoding_name(server) == source)
+        .map(|(role, _)| role.as_str())
+        .collect();
+    if same.is_empty() {
+        return;
+    }
+    report::warn(format_args!(
+        "the data leaves the source's {source} in {} (another destination's encoding, a file, \
+         or a client_encoding asked for), and {} hold{} {source} too: {changed}, so there the \
+         bytes stored are not the source's; copy into {} in a run of its own (without \
+         client_encoding) to keep them",
+        encoding_name(passes),
+        same.join(", "),
+        if same.len() == 1 { "s" } else { "" },
+        if same.len() == 1 { "it" } else { "them" },
+    ));
 }
 
 /// Between servers that all hold one encoding other than UTF8, with no `client_encoding` asked

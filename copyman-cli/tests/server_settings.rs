@@ -2174,6 +2174,10 @@ fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
         args.extend(job);
         let out = run(&args);
         assert_exit(&out, 0);
+        assert!(
+            !text(&out.stderr).contains("leaves the source's"),
+            "{job:?}"
+        );
         assert_eq!(
             bytes(&c.dest[0], &euc, "EUC_JP"),
             ["adf0adf1", "8fa2f1"],
@@ -2189,6 +2193,39 @@ fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
             .unwrap();
         c.dest[1]
             .connect(&utf8)
+            .batch_execute("TRUNCATE nec")
+            .unwrap();
+    }
+    // Where the data must leave the source in UTF8 — a file among the destinations (UTF8 by
+    // default), a client_encoding UTF8 asked for — the EUC_JP destination gets the canonical
+    // codes: said, naming it (it was silent, `--verify` agreeing).
+    let file = TempPath::new("mixed-encodings.txt");
+    let (from, to_euc) = (c.source.conninfo(&src), c.dest[0].conninfo(&euc));
+    let runs: [(&[&str], Option<&str>); 2] = [
+        (&["--to", file.arg()], None),
+        (&["--state", state.arg(), "--verify", "--truncate"], Some("UTF8")),
+    ];
+    for (extra, client_encoding) in runs {
+        let mut cmd = copyman();
+        cmd.args(["table", "nec", "--from", &from, "--to", &to_euc])
+            .args(extra);
+        if let Some(encoding) = client_encoding {
+            cmd.env("PGCLIENTENCODING", encoding);
+        }
+        let out = cmd.output().unwrap();
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "the data leaves the source's EUC_JP in UTF8 (another destination's encoding, \
+                 a file, or a client_encoding asked for), and destination 1 holds EUC_JP too"
+            ) && stderr.contains("NEC and IBM duplicates"),
+            "{extra:?}: {stderr}"
+        );
+        // What the warning says happened.
+        assert_ne!(bytes(&c.dest[0], &euc, "EUC_JP"), ["adf0adf1", "8fa2f1"]);
+        c.dest[0]
+            .connect(&euc)
             .batch_execute("TRUNCATE nec")
             .unwrap();
     }

@@ -392,6 +392,27 @@ pub fn changes_on_the_way_back(encoding: &str) -> Option<&'static str> {
     }
 }
 
+/// What a server encoding's text comes back as when PostgreSQL converts it to UTF8 and back,
+/// where that is other bytes: `None` for a server encoding whose conversions are one-to-one.
+/// Data that passes between two databases of such an encoding through UTF8 (a `client_encoding`
+/// UTF8, or another destination that takes the data in UTF8) arrives changed on the second.
+///
+/// ```
+/// use copyman_core::statement::changes_through_utf8;
+///
+/// assert!(changes_through_utf8("EUC_JP").is_some());
+/// assert!(changes_through_utf8("LATIN1").is_none());
+/// ```
+pub fn changes_through_utf8(server_encoding: &str) -> Option<&'static str> {
+    match encoding_name(server_encoding).as_str() {
+        "EUC_JP" => Some(
+            "EUC_JP's NEC and IBM duplicates come back as their canonical codes (NEC's ∵ 0xADFA \
+             as 0xA2E8)",
+        ),
+        _ => None,
+    }
+}
+
 /// Whether `sql` (a statement, or a condition such as `--where`'s) reads otherwise on a server
 /// whose `standard_conforming_strings` is off: a `'…'` string with a backslash in it, which such a
 /// server reads as an escape (`'C:\\dir'` is `C:\dir` there, `C:\\dir` elsewhere). An `E'…'`
