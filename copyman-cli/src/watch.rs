@@ -240,6 +240,9 @@ impl Drop for Watch {
     }
 }
 
+/// A look's activity when the monitoring connection could not ask.
+const CANNOT_BE_ASKED: &str = "its server cannot be asked";
+
 /// A short monitoring connection to one server, opened when first needed and again after a
 /// failure (until one connect fails: then that server is not asked again).
 pub(crate) struct Monitor {
@@ -334,8 +337,8 @@ impl Monitor {
             return Look {
                 lock: None,
                 activity: match &self.why {
-                    Some(why) => format!("its server cannot be asked ({why})"),
-                    None => "its server cannot be asked".to_owned(),
+                    Some(why) => format!("{CANNOT_BE_ASKED} ({why})"),
+                    None => CANNOT_BE_ASKED.to_owned(),
                 },
                 state: None,
                 wait: None,
@@ -549,11 +552,15 @@ impl Look {
     /// has not been answered, said the same way by the one-table and the job watches.
     fn commit_wait(&self, waited: Duration, label: &str, statement: &str, table: &str) -> String {
         let hint = match self.state.as_deref() {
-            Some("active") | None => self
+            Some("active") => self
                 .wait
                 .as_ref()
                 .map(|(kind, event)| commit_wait_hint(kind, event).to_owned())
                 .unwrap_or_default(),
+            None if self.activity.starts_with(CANNOT_BE_ASKED) => {
+                ": a frozen server, or a network path to it that is lost?".to_owned()
+            }
+            None => String::new(),
             Some(state) => not_running_hint(state, statement),
         };
         // Only a COMMIT may have committed; a check or a PREPARE says what it did by its answer.
@@ -722,11 +729,13 @@ fn watch(
             activities.push(format!("{}: {}", w.target.label, look.activity));
             // The commit: a statement ending the transaction that is not answered is said
             // after a second and every ten (even under --quiet: a wait without a word is a hang);
-            // one its backend does not run, once two looks in a row found it so.
+            // one its backend does not run, or whose server cannot be asked (its network path
+            // lost: the monitor's connect through it times out), once two looks in a row found
+            // it so.
             let sent = sent_to(w.target.pid);
             let active = look.state.as_deref() == Some("active");
             w.idle_looks = match (&sent, active) {
-                (Some(_), false) if look.state.is_some() => w.idle_looks + 1,
+                (Some(_), false) => w.idle_looks + 1,
                 _ => 0,
             };
             if committing.load(Ordering::SeqCst)

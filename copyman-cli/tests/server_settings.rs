@@ -2203,7 +2203,10 @@ fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
     let (from, to_euc) = (c.source.conninfo(&src), c.dest[0].conninfo(&euc));
     let runs: [(&[&str], Option<&str>); 2] = [
         (&["--to", file.arg()], None),
-        (&["--state", state.arg(), "--verify", "--truncate"], Some("UTF8")),
+        (
+            &["--state", state.arg(), "--verify", "--truncate"],
+            Some("UTF8"),
+        ),
     ];
     for (extra, client_encoding) in runs {
         let mut cmd = copyman();

@@ -271,6 +271,52 @@ fn a_commit_its_backend_never_reads_is_said_not_waited_for_in_silence() {
     }
 }
 
+/// A destination whose network path stalls once its COMMIT is sent: the watch's monitoring
+/// connection, through the same path, cannot ask its server either. The wait is said all the
+/// same, as one whose server cannot be seen (it was silent: only a backend that could be seen
+/// was said); once the path comes back, the run ends committed.
+#[test]
+fn a_commit_whose_server_cannot_be_asked_is_said() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let (d1, d2) = (database(&c.dest[0], table), database(&c.dest[1], table));
+    let proxy = Proxy::for_cluster(&c.dest[1]);
+    let (from, to1, to2) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d1),
+        proxy.conninfo(&c.dest[1], &d2),
+    );
+    // Both destinations checked; their COMMITs come next.
+    let mut paused = Paused::start(
+        &["table", "t", "--from", &from, "--to", &to1, "--to", &to2],
+        "checked:2",
+    );
+    let mut stderr = StderrLines::take(&mut paused.child);
+    proxy.set(Direction::ClientToServer, Fault::Stall);
+    proxy.set(Direction::ServerToClient, Fault::Stall);
+    std::fs::remove_file(&paused.file.0).unwrap();
+    let said = stderr.wait_for("'s COMMIT: its server cannot be asked");
+    proxy.set(Direction::ClientToServer, Fault::Pass);
+    proxy.set(Direction::ServerToClient, Fault::Pass);
+    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    assert!(
+        said.contains("destination 2")
+            && said.contains("a network path to it that is lost?")
+            && said.contains("not cancelled"),
+        "{said}"
+    );
+    let status = paused.child.wait().unwrap();
+    let rest = stderr.rest();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
 /// A copy that stops moving because one backend froze (SIGSTOP here; a lost network path alike)
 /// says which endpoint copyman waits for — the frozen destination that takes no data, or the
 /// frozen source that sends none — not only what each server shows (a frozen backend shows the
