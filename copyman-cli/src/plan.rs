@@ -499,6 +499,22 @@ fn table_plan(
             (format, reason) = (Format::Text, why);
         }
     }
+    // `--encoding` is said as each COPY's ENCODING, which a binary COPY ignores: its text
+    // values stay in the sessions' client_encoding (a file asked for in LATIN1 got UTF-8).
+    if format == Format::Binary
+        && let Some(encoding) = &t.safety.encoding
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "--encoding {encoding} does not apply to binary COPY data, whose text values are \
+                 in the sessions' client_encoding (UTF8): give --format text or csv for data in \
+                 {encoding}, or leave --encoding out"
+            ),
+        }
+        .into());
+    }
     // A destination `name` column that would cut the source's values.
     if let (Some(conn), Some(rel), Some(columns)) = (source, &source_rel, &columns) {
         let encoded: Vec<(&str, &Relation, String)> = dest_rels

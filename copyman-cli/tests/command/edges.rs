@@ -937,6 +937,27 @@ fn encoding_of_file_endpoints() {
     ]);
     assert_exit(&out, 0);
     assert_eq!(fs::read(&back.0).unwrap(), b"1\tcaf\xe9\n");
+    // Binary COPY ignores a COPY's ENCODING: the file would have held UTF-8 (exit 0).
+    let bin = TempPath::new("latin1-out.bin");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        bin.arg(),
+        "--encoding",
+        "latin1",
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("does not apply to binary COPY data"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!bin.0.exists());
     // An encoding the server does not know is a usage error; servers alone need none.
     let out = run(&[
         "table",
