@@ -96,6 +96,11 @@ pub(crate) struct FileSource {
     front: Option<Vec<u8>>,
     /// The source is stdin (a file's name can be given to a decompressor, stdin's cannot).
     stdin: bool,
+    /// The source is a pipe (stdin that is not a regular file, a FIFO): whatever writes it may
+    /// die in the middle of a line.
+    pipe: bool,
+    /// The last byte read.
+    last: Option<u8>,
     done: bool,
     /// Nothing said while waiting (`--quiet`), or the wait for the first bytes was said.
     quiet_wait: bool,
@@ -139,9 +144,11 @@ impl FileSource {
     /// # Errors
     /// The file cannot be opened, or a signal came while a FIFO waited for its writer.
     pub(crate) fn open(t: &Transfer, quiet: bool) -> Result<Self, Fatal> {
+        let mut pipe = true;
         let (reader, name): (Box<dyn Read + Send>, String) = match &t.source {
             Endpoint::File(path) => {
-                let opened = if crate::dest::is_fifo(path) {
+                pipe = crate::dest::is_fifo(path);
+                let opened = if pipe {
                     let give_up = t.safety.stall_timeout;
                     crate::dest::open_fifo(path, crate::dest::FifoEnd::Read, quiet, give_up)
                 } else {
@@ -178,7 +185,10 @@ impl FileSource {
                 .ok()
                 .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
             {
-                Some(file) => (Box::new(Unchanging::new(file)), "stdin".to_owned()),
+                Some(file) => {
+                    pipe = false;
+                    (Box::new(Unchanging::new(file)), "stdin".to_owned())
+                }
                 None => (Box::new(io::stdin()), "stdin".to_owned()),
             },
         };
@@ -234,6 +244,8 @@ impl FileSource {
             stop,
             front: None,
             stdin: !matches!(t.source, Endpoint::File(_)),
+            pipe,
+            last: None,
             done: false,
             quiet_wait: quiet,
         })
@@ -320,6 +332,7 @@ impl FileSource {
     fn chunk(&mut self, read: io::Result<Vec<u8>>) -> Result<Option<Chunk>, BoxError> {
         self.waiting = None;
         let buf = read.map_err(|e| format!("cannot read {}: {e}", self.name))?;
+        self.last = buf.last().copied().or(self.last);
         if let Some(marker) = self.scanner.feed(&buf) {
             return Err(format!(
                 "line {} of {} {} `\\.`, the end-of-data marker: the rows after it would be lost",
@@ -341,6 +354,19 @@ impl FileSource {
                 crate::progress::rows(tuples)
             )
             .into());
+        }
+        // A pipe whose writer died mid-row (a cut archive's `gzip -dc`) ends so; the server
+        // takes the torn row as the last one. A regular file often lacks its last line end.
+        if self.pipe
+            && !self.scanner.is_binary()
+            && self.last.is_some_and(|b| b != b'\n' && b != b'\r')
+        {
+            report::warn(format_args!(
+                "{} ended in the middle of line {} (no line end after it): if what wrote it \
+                 failed, that last row is cut short",
+                self.name,
+                self.scanner.line_number()
+            ));
         }
         self.done = true;
         Ok(None)

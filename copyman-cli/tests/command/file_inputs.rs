@@ -758,3 +758,39 @@ fn a_header_that_names_no_column_is_said() {
         text(&out.stderr)
     );
 }
+
+/// Text on stdin that ends in the middle of a line (what a `gzip -dc` of a cut archive gives):
+/// the torn last row is loaded as the server takes it, and said; a regular file without its
+/// last line end is common and says nothing.
+#[test]
+fn a_pipe_that_ends_mid_line_is_said() {
+    let c = clusters();
+    let db = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&db);
+    let out = run_with_stdin(
+        &["table", "t", "--from", "-", "--to", &to],
+        b"1\tone\n2\ttw",
+    );
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stdin ended in the middle of line 2 (no line end after it)"),
+        "{stderr}"
+    );
+    let whole = run_with_stdin(&["table", "t", "--from", "-", "--to", &to], b"3\tthree\n");
+    assert_exit(&whole, 0);
+    let tsv = file("no-last-newline.tsv", b"4\tfour");
+    let regular = run(&["table", "t", "--from", tsv.arg(), "--to", &to]);
+    assert_exit(&regular, 0);
+    for out in [whole, regular] {
+        assert!(
+            !text(&out.stderr).contains("middle of line"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        rows(&c.dest[0], &db, "SELECT a || b FROM t ORDER BY a"),
+        ["1one", "2tw", "3three", "4four"]
+    );
+}
