@@ -83,7 +83,9 @@ pub(crate) fn plan(
                 (Some(send), Some(conn)) => {
                     raw_misreads(send, t, conn, receive, dests, &mut guards)?
                 }
-                _ if !t.source.is_server() => raw_file_read_otherwise(receive, dests),
+                _ if !t.source.is_server() => {
+                    raw_file_read_otherwise(&t.source.display(), receive, dests)
+                }
                 _ => None,
             };
             if let Some(message) = refused {
@@ -543,70 +545,31 @@ fn table_plan(
     // type, whatever it was written from (an int8 read as a float8, a jsonb as text with its
     // version byte), without an error; psql's \copy reads it so too. Said, with the types.
     if format == Format::Binary && !t.source.is_server() && !dest_rels.is_empty() {
-        let types = |rel: &Relation| -> String {
-            let each: Vec<String> = rel
-                .columns
-                .iter()
-                .filter(|c| !c.generated)
-                .filter(|c| columns.as_ref().is_none_or(|cols| cols.contains(&c.name)))
-                .map(|c| format!("{} {}", c.name, c.type_name))
-                .collect();
-            format!("({})", each.join(", "))
-        };
-        // Destinations that read one column as types whose binary forms differ: at most one
-        // of them reads what the file holds (an int4's four bytes stored as a text 'ABCD').
-        let copied = |rel: &Relation| -> Vec<Column> {
-            rel.columns
-                .iter()
-                .filter(|c| !c.generated)
-                .filter(|c| columns.as_ref().is_none_or(|cols| cols.contains(&c.name)))
-                .cloned()
-                .collect()
-        };
-        let (first, first_rel) = (&dest_rels[0].0, copied(&dest_rels[0].1));
-        for (i, rel) in &dest_rels[1..] {
-            let misread = copied(rel).into_iter().find_map(|to| {
-                let from = first_rel.iter().find(|c| c.name == to.name)?;
-                copyman_job::plan::binary_forms_differ(from, &to).then(|| (from.clone(), to))
-            });
-            if let Some((one, other)) = misread {
-                return Err(Fatal {
-                    exit: Exit::Usage,
-                    server: None,
-                    message: format!(
-                        "{} is binary COPY data, which records no column types, and the \
-                         destinations read its column {} as types whose binary forms differ: \
-                         {} on {}, {} on {}: at most one of them reads what the file holds; \
-                         copy into each alone, or from a text or CSV file",
-                        t.source.display(),
-                        one.name,
-                        one.type_name,
-                        labels[*first],
-                        other.type_name,
-                        labels[*i],
-                    ),
-                }
-                .into());
+        // Each destination's columns as its COPY reads them, in the COPY's order.
+        let copied: Vec<(usize, Relation)> = dest_rels
+            .iter()
+            .map(|(i, rel)| {
+                let mut rel = rel.clone();
+                rel.columns = match &columns {
+                    Some(cols) => cols.iter().filter_map(|c| rel.column(c).cloned()).collect(),
+                    None => rel
+                        .columns
+                        .iter()
+                        .filter(|c| !c.generated)
+                        .cloned()
+                        .collect(),
+                };
+                (*i, rel)
+            })
+            .collect();
+        if let Some(message) = binary_read_otherwise(&t.source.display(), &copied, &labels) {
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message,
             }
+            .into());
         }
-        // Each destination's, when they differ: the same bytes are then read as other values.
-        let read_as: Vec<String> = dest_rels.iter().map(|(_, rel)| types(rel)).collect();
-        let read_as = if read_as.iter().all(|t| *t == read_as[0]) {
-            read_as[0].clone()
-        } else {
-            let each: Vec<String> = dest_rels
-                .iter()
-                .zip(&read_as)
-                .map(|((i, _), t)| format!("{t} on {}", labels[*i]))
-                .collect();
-            each.join(", ")
-        };
-        report::warn(format_args!(
-            "{} is binary COPY data, which records no column types: its values are read as \
-             {read_as}, and data written from columns of other types would be read wrong \
-             without an error: check that it was written from these types",
-            t.source.display(),
-        ));
     }
     report::log(format_args!("format: {} ({reason})", format.name()));
     if let Some(columns) = &columns {
@@ -919,30 +882,49 @@ fn money_units(endpoint: &Endpoint, conn: Option<&mut Connection>) -> Option<Mon
     Some(MoneyUnits { database, session })
 }
 
-/// As [`read_otherwise`], for a file copied with `--receive` statements: each destination's
-/// COPY reads the columns its statement lists (else its table's, generated ones left out), in
-/// its own settings; where the same statement goes to several destinations, their columns in
-/// the file's order must be the same too (a file's fields are read by position). A statement
-/// whose table cannot be told is left to the COPY.
-fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -> Option<String> {
+/// As [`read_otherwise`], for a file (`name`) copied with `--receive` statements: each
+/// destination's COPY reads the columns its statement lists (else its table's, generated ones
+/// left out), in its own settings. A file's fields are read by position: where the same
+/// statement goes to several destinations, their columns must be the same, in the same order;
+/// statements that list the same columns in other orders load the file two ways (the values
+/// land in each other's columns on one of them). Binary data records no column types: each
+/// destination reads it as its columns' types, said, and destinations whose types' binary forms
+/// differ at one position are refused. A statement whose table cannot be told is left to the
+/// COPY.
+fn raw_file_read_otherwise(
+    name: &str,
+    receive: &[Option<String>],
+    dests: &mut [Dest<'_>],
+) -> Option<String> {
     let labels = dest_labels(dests);
     let mut rels: Vec<(usize, Relation)> = Vec::new();
+    let mut binary: Vec<(usize, Relation)> = Vec::new();
     let mut loads: Vec<(usize, &str, Vec<String>)> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        // Binary data carries values, not text read in the destination's settings.
-        if statement::representation(sql).is_some_and(|r| r.format == "binary") {
-            continue;
-        }
         let Some(rel) = crate::file_source::copy_relation(conn, sql) else {
             continue;
         };
-        let columns = rel.columns.iter().map(|c| c.name.as_str().to_owned());
-        loads.push((i, sql.as_str(), columns.collect()));
-        rels.push((i, rel));
+        let columns: Vec<String> = rel
+            .columns
+            .iter()
+            .map(|c| c.name.as_str().to_owned())
+            .collect();
+        // Binary data carries values, not text read in the destination's settings.
+        if statement::representation(sql).is_some_and(|r| r.format == "binary") {
+            binary.push((i, rel));
+        } else {
+            rels.push((i, rel));
+        }
+        loads.push((i, sql.as_str(), columns));
     }
+    let sorted = |columns: &[String]| {
+        let mut sorted = columns.to_vec();
+        sorted.sort();
+        sorted
+    };
     for (k, (i, sql, columns)) in loads.iter().enumerate() {
         if let Some((j, _, other)) = loads[..k]
             .iter()
@@ -950,7 +932,23 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
         {
             return Some(format!(
                 "a file's fields are read by position, and the destinations' columns differ: \
-                 {} has ({}), {} has ({}); name the columns in the --receive",
+                 {} has ({}), {} has ({}); name the file's columns, in its order, in every \
+                 --receive (or use copyman table, which maps a header's names)",
+                labels[*j],
+                other.join(", "),
+                labels[*i],
+                columns.join(", ")
+            ));
+        }
+        if let Some((j, _, other)) = loads[..k]
+            .iter()
+            .find(|(_, _, other)| other != columns && sorted(other) == sorted(columns))
+        {
+            return Some(format!(
+                "a file's fields are read by position, and the destinations read the same \
+                 columns in other orders: {} reads ({}), {} reads ({}): on one of them the \
+                 values would land in each other's columns; name the file's columns, in its \
+                 order, in every --receive",
                 labels[*j],
                 other.join(", "),
                 labels[*i],
@@ -958,9 +956,61 @@ fn raw_file_read_otherwise(receive: &[Option<String>], dests: &mut [Dest<'_>]) -
             ));
         }
     }
+    if let Some(refused) = binary_read_otherwise(name, &binary, &labels) {
+        return Some(refused);
+    }
     read_otherwise(dests, &rels, &labels)
         .or_else(|| money_misread(dests, &rels, &labels))
         .or_else(|| abbreviations_differ(dests, &rels, &labels))
+}
+
+/// A binary file (`name`) read by destinations `rels` (their columns as their COPYs read them,
+/// in order): refused where two read one field as types whose binary forms differ (at most one
+/// reads what the file holds: an int4's bits stored as a real); else the types it is read as
+/// are said, as `copyman table` says them.
+fn binary_read_otherwise(
+    name: &str,
+    rels: &[(usize, Relation)],
+    labels: &[String],
+) -> Option<String> {
+    let (first, first_rel) = rels.first()?;
+    for (i, rel) in &rels[1..] {
+        let misread = first_rel
+            .columns
+            .iter()
+            .zip(&rel.columns)
+            .find(|(one, other)| copyman_job::plan::binary_forms_differ(one, other));
+        if let Some((one, other)) = misread {
+            return Some(format!(
+                "{name} is binary COPY data, which records no column types, and the destinations \
+                 read one of its fields as types whose binary forms differ: {} {} on {}, {} {} \
+                 on {}: at most one of them reads what the file holds; copy into each alone, or \
+                 from a text or CSV file",
+                one.name, one.type_name, labels[*first], other.name, other.type_name, labels[*i],
+            ));
+        }
+    }
+    let types = |rel: &Relation| -> String {
+        let each: Vec<String> = (rel.columns.iter())
+            .map(|c| format!("{} {}", c.name, c.type_name))
+            .collect();
+        format!("({})", each.join(", "))
+    };
+    let read_as: Vec<String> = rels.iter().map(|(_, rel)| types(rel)).collect();
+    let read_as = if read_as.iter().all(|t| *t == read_as[0]) {
+        read_as[0].clone()
+    } else {
+        let each: Vec<String> = (rels.iter().zip(&read_as))
+            .map(|((i, _), t)| format!("{t} on {}", labels[*i]))
+            .collect();
+        each.join(", ")
+    };
+    report::warn(format_args!(
+        "{name} is binary COPY data, which records no column types: its values are read as \
+         {read_as}, and data written from columns of other types would be read wrong without \
+         an error: check that it was written from these types"
+    ));
+    None
 }
 
 /// Whether a file source is read as binary: `--format binary`, or (no format given) a regular

@@ -794,3 +794,61 @@ fn a_pipe_that_ends_mid_line_is_said() {
         ["1one", "2tw", "3three", "4four"]
     );
 }
+
+/// One file into destinations whose `--receive` statements list the same columns in other
+/// orders: one file loaded two ways (on one destination the values landed in each other's
+/// columns, exit 0), refused as differing tables are; lists of other columns (a deliberate
+/// mapping) stay allowed.
+#[test]
+fn receives_listing_the_same_columns_in_other_orders_are_refused() {
+    let c = clusters();
+    let table = "CREATE TABLE f (id int, name text, note text);";
+    let dbs = [database(&c.dest[0], table), database(&c.dest[1], table)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let people = file("people.txt", b"1\tvip\tAlice\n");
+    let out = run(&[
+        "copy",
+        "--from",
+        people.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY f (id, note, name) FROM STDIN",
+        "--to",
+        &to2,
+        "--receive",
+        "COPY f FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the destinations read the same columns in other orders")
+            && stderr.contains(r#"destination 1 (postgres@"#)
+            && stderr.contains("name the file's columns, in its order, in every --receive"),
+        "{stderr}"
+    );
+    nothing_anywhere(&c, &dbs, "f");
+    let pairs = file("pairs.txt", b"1\tAlice\n");
+    let out = run(&[
+        "copy",
+        "--from",
+        pairs.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        "COPY f (id, name) FROM STDIN",
+        "--to",
+        &to2,
+        "--receive",
+        "COPY f (id, note) FROM STDIN",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(&c.dest[0], &dbs[0], "SELECT id || name FROM f"),
+        ["1Alice"]
+    );
+    assert_eq!(
+        rows(&c.dest[1], &dbs[1], "SELECT id || note FROM f"),
+        ["1Alice"]
+    );
+}

@@ -284,12 +284,53 @@ fn a_binary_file_is_loaded_with_a_warning_naming_the_types_it_is_read_as() {
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("read its column \"v\" as types whose binary forms differ")
-            && stderr.contains("integer on destination 1")
-            && stderr.contains("real on destination 2"),
+        stderr.contains("read one of its fields as types whose binary forms differ")
+            && stderr.contains("\"v\" integer on destination 1")
+            && stderr.contains("\"v\" real on destination 2"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[1], &d2, "jf"), 0);
+    // `copy`'s statements alike (it stored the int4's bits as reals, exit 0, without a word).
+    let receive = "COPY jf FROM STDIN (FORMAT binary)";
+    let (to1, to2) = (c.dest[0].url(&d1), c.dest[1].url(&d2));
+    let both = [
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &to1,
+        "--receive",
+        receive,
+        "--to",
+        &to2,
+        "--receive",
+        receive,
+    ];
+    let out = run(&both);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("read one of its fields as types whose binary forms differ")
+            && stderr.contains("\"v\" real on destination 2"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "jf"), 0);
+    let out = run(&[
+        "copy",
+        "--from",
+        file.arg(),
+        "--to",
+        &to2,
+        "--receive",
+        receive,
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(r#"its values are read as ("id" bigint, "v" real)"#),
+        "{}",
+        text(&out.stderr)
+    );
+    c.dest[1].connect(&d2).batch_execute("TRUNCATE jf").unwrap();
     // A domain over integer reads an integer's bytes as the integer does: loaded into both.
     let d3 = database(
         &c.dest[1],
