@@ -827,7 +827,7 @@ fn receives_listing_the_same_columns_in_other_orders_are_refused() {
             && stderr.contains("name the file's columns, in its order, in every --receive"),
         "{stderr}"
     );
-    nothing_anywhere(&c, &dbs, "f");
+    nothing_anywhere(c, &dbs, "f");
     let pairs = file("pairs.txt", b"1\tAlice\n");
     let out = run(&[
         "copy",
