@@ -632,10 +632,28 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             "the others have not committed".to_owned()
         };
+        // Under --atomic the COMMITs are COMMIT PREPAREDs: one not answered may still be
+        // prepared, and those not sent are (recover finishes both); without it nothing is
+        // prepared, and what was not sent rolls back as copyman exits.
+        let two_phase = ending == Some(true)
+            || crate::watch::lock_briefly(&RECOVERING).is_some_and(|log| log.is_some());
+        let (statement, doubt, rest) = if two_phase {
+            (
+                "COMMIT PREPARED",
+                "may have committed or still be prepared: copyman recover finishes it",
+                "prepared: copyman recover commits them",
+            )
+        } else {
+            (
+                "COMMIT",
+                "may have committed",
+                "rolled back as copyman exits",
+            )
+        };
         say(&format!(
             "copyman: {} received again: exiting at once during the COMMITs: \
-             committed: {}; COMMIT sent, not answered (may have committed): {}{source}; \
-             {others} (prepared ones: copyman recover){kept}",
+             committed: {}; {statement} sent, not answered ({doubt}): {}{source}; \
+             {others} ({rest}){kept}",
             name(signal),
             list(&committed),
             list(&unanswered),
@@ -653,10 +671,7 @@ fn handle(signal: i32, stopping: &'static str) {
             &committed,
             &unanswered,
             (&endpoints, rest),
-            &format!(
-                "not committed (prepared ones: copyman recover): {}{kept}",
-                list(&not_sent)
-            ),
+            &format!("not committed ({rest}): {}{kept}", list(&not_sent)),
         );
         std::process::exit(exit);
     } else if let Some(two_phase) = ending {

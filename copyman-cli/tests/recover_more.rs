@@ -1211,7 +1211,10 @@ fn a_recover_stopped_by_signals_says_what_it_had_sent() {
     );
     assert!(
         said.contains("received again: exiting at once during the COMMITs")
-            && said.contains(&format!("not answered (may have committed): {gid} on ")),
+            && said.contains(&format!(
+                "COMMIT PREPARED sent, not answered (may have committed or still be prepared: \
+                 copyman recover finishes it): {gid} on "
+            )),
         "{said}"
     );
     // The server finishes it (the wait given up: committed locally).

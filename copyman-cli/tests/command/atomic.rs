@@ -261,6 +261,33 @@ fn killed_after_the_decision_and_one_commit_then_recover_commits_the_rest() {
     }
 }
 
+/// Two signals once destination 1's COMMIT PREPARED was answered: the line says the others
+/// are prepared, for recover to commit (it said "not committed: …" as if rolled back, and a
+/// run without --atomic pointed at recover for nothing).
+#[test]
+fn a_second_signal_during_the_commit_prepareds_says_recover_commits_the_rest() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let mut paused = Paused::start(&args(&copy), "commit-prepared:1");
+    let mut stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "INT");
+    let _ = stderr.wait_for("SIGINT received");
+    signal(&paused.child, "INT");
+    let status = paused.child.wait().unwrap();
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains("exiting at once during the COMMITs: committed: destination 1;")
+            && said.contains("(prepared: copyman recover commits them)"),
+        "{said}"
+    );
+    assert_eq!(run.counts(), [2000, 0, 0]);
+    let out = run.recover();
+    assert_exit(&out, 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
 #[test]
 fn a_destination_stopped_after_it_prepared_keeps_its_transaction_for_recover() {
     let stopped = &servers().stopped;

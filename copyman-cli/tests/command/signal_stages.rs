@@ -124,6 +124,11 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
             && !said.contains("nothing committed"),
         "{said}"
     );
+    // Nothing is prepared without --atomic: what was not sent rolls back, no recover to run.
+    assert!(
+        said.contains("(rolled back as copyman exits)") && !said.contains("copyman recover"),
+        "{said}"
+    );
     // And under --json, the same on stdout.
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
