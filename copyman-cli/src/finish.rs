@@ -64,7 +64,7 @@ impl Atomic {
                 servers.push(None);
                 continue;
             };
-            servers.push(Some(Holder::of(conn, display)));
+            servers.push(Some(Holder::of_session(conn, display)));
             let rows = conn
                 .query(
                     "SELECT current_setting('max_prepared_transactions')::int, \
@@ -160,7 +160,7 @@ impl Atomic {
                     }
                 ));
                 if can {
-                    source_server = Some(Holder::of(conn, "the source".to_owned()));
+                    source_server = Some(Holder::of_session(conn, "the source".to_owned()));
                 }
                 can
             }

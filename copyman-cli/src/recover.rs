@@ -3,7 +3,7 @@
 //! commit decision naming the transaction, else roll back. Never another program's prepared
 //! transaction, never one of a run still in progress.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io;
 use std::path::Path;
 use std::sync::mpsc;
@@ -181,12 +181,20 @@ pub(crate) fn run(
     // Every server's prepared transactions before any is finished: whether a run may be
     // partly committed is seen across them all.
     let mut listed = Vec::with_capacity(conns.len());
+    // The sessions alive on each server given (its identity, the backend): a dead run's session
+    // that still lives may yet read a PREPARE it was sent.
+    let mut alive: HashSet<(String, String)> = HashSet::new();
     for (spec, mut conn, identity) in conns {
         let found = commit::prepared(&mut conn).map_err(|e| Fatal {
             exit: Exit::CopyFailed,
             server: None,
             message: format!("{}: {}", spec.display, describe_sync(&e)),
         })?;
+        if let Some((server, _)) = &identity
+            && let Ok(backends) = commit::live_backends(&mut conn)
+        {
+            alive.extend(backends.into_iter().map(|b| (server.clone(), b)));
+        }
         listed.push((spec, conn, identity, found));
     }
     signals::connecting(false);
@@ -570,6 +578,46 @@ pub(crate) fn run(
     named.sort_by_key(|(run, _, _)| *run);
     for (run, holders, decided) in named {
         if log.run_in_progress(run) {
+            continue;
+        }
+        // Prepared on a server given neither before nor now, and the dead run's session that was
+        // to prepare it still lives there: a PREPARE it has not read yet (a frozen backend, a
+        // lost network path) may prepare it once this recovery is over, holding its locks. Not
+        // finished: said, with the way out.
+        let open: Vec<&commit::Holder> = holders
+            .iter()
+            .filter(|h| {
+                !gids.contains(&h.gid)
+                    && !contents.ended.contains(&h.gid)
+                    && !contents.committing.contains(&h.gid)
+                    && !h.backend.is_empty()
+                    && alive.contains(&(h.server.clone(), h.backend.clone()))
+            })
+            .collect();
+        if !open.is_empty() {
+            pending = true;
+            for h in open {
+                let pid = h.backend.split(' ').next().unwrap_or_default();
+                let what = format!(
+                    "{} ({}, database {}) is not prepared, but the session of its run that was to \
+                     prepare it, backend {pid}, is still open there: a PREPARE it has not read yet \
+                     (a frozen backend, a lost network path) may still prepare it; end that \
+                     session (SELECT pg_terminate_backend({pid}) on that server), then run \
+                     copyman recover again",
+                    h.gid, h.display, h.database
+                );
+                lines.push(what.clone());
+                records.push(json!({
+                    "destination": h.display,
+                    "gid": h.gid,
+                    "run": run,
+                    "database": h.database,
+                    "server": h.display,
+                    "age_secs": Value::Null,
+                    "outcome": what,
+                    "error": Value::Null,
+                }));
+            }
             continue;
         }
         // Decided commit, on a server given, prepared there no more, and neither did its run

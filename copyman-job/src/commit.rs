@@ -658,6 +658,8 @@ impl DecisionLog {
                 "party" => {
                     let mut field = || words.next().map(unescape).unwrap_or_default();
                     let (gid, server, database, display) = (field(), field(), field(), field());
+                    // An older copyman's lines end with the display.
+                    let backend = field();
                     let known = holders.entry(run.to_owned()).or_default();
                     // Named at its start and again with its decision: once.
                     if parse_gid(&gid).is_some() && !known.iter().any(|h| h.gid == gid) {
@@ -666,6 +668,7 @@ impl DecisionLog {
                             server,
                             database,
                             display,
+                            backend,
                         });
                     }
                 }
@@ -787,10 +790,11 @@ fn read_tail_by(file: &File, since: Option<&str>, block: u64) -> io::Result<(Str
 /// transaction `gid` of `run`.
 fn party_line(run: &str, gid: &str, holder: &Holder) -> String {
     format!(
-        "party {run} {gid} {} {} {}\n",
+        "party {run} {gid} {} {} {} {}\n",
         escape(&holder.server),
         escape(&holder.database),
-        escape(&holder.display)
+        escape(&holder.display),
+        escape(&holder.backend)
     )
 }
 
@@ -836,6 +840,10 @@ pub struct Holder {
     pub database: String,
     /// The server as the run showed it (never with a password), for messages.
     pub display: String,
+    /// The session that will prepare it, as its server names it (`PID BACKEND_START`; empty
+    /// when not known): while that session lives, a PREPARE it has not read yet (a frozen
+    /// backend, a lost network path) may still leave the transaction prepared after its run died.
+    pub backend: String,
 }
 
 impl Holder {
@@ -850,8 +858,44 @@ impl Holder {
             server,
             database,
             display,
+            backend: String::new(),
         }
     }
+
+    /// [`Holder::of`], with `conn`'s own session as the one that will prepare
+    /// ([`Holder::backend`]).
+    pub fn of_session(conn: &mut Connection, display: String) -> Self {
+        let backend = conn
+            .query(BACKEND_SQL)
+            .ok()
+            .and_then(|rows| rows.into_iter().next())
+            .and_then(|row| row.into_iter().next().flatten())
+            .unwrap_or_default();
+        Self {
+            backend,
+            ..Self::of(conn, display)
+        }
+    }
+}
+
+/// This session's backend as [`Holder::backend`] names it.
+const BACKEND_SQL: &str = "SELECT pid::text || ' ' || backend_start::text \
+     FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()";
+
+/// Every backend of `conn`'s server that the session may see, as [`Holder::backend`] names
+/// them: where a run's session still lives.
+///
+/// # Errors
+/// The query failed.
+pub fn live_backends(conn: &mut Connection) -> Result<HashSet<String>, Error> {
+    let rows = conn.query(
+        "SELECT pid::text || ' ' || backend_start::text FROM pg_catalog.pg_stat_activity \
+         WHERE backend_start IS NOT NULL",
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect())
 }
 
 /// A server's identity for recovery: its `system_identifier` (the same for every database of
@@ -1029,6 +1073,7 @@ mod tests {
             server: "7300".into(),
             database: "my db".into(),
             display: display.into(),
+            backend: "4242 2026-12-03 12:00:00+00".into(),
         };
         let holders = [
             holder("copyman:r1:1", "destination 1 h:1/my db"),
@@ -1086,6 +1131,7 @@ mod tests {
             server: "7300".into(),
             database: "db".into(),
             display: display.into(),
+            backend: String::new(),
         };
         let (d1, d2, source) = (at("destination 1"), at("destination 2"), at("the source"));
         // r1 dies before its decision; r2 decides commit for both destinations.

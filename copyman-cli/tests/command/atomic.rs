@@ -288,6 +288,73 @@ fn a_second_signal_during_the_commit_prepareds_says_recover_commits_the_rest() {
     assert!(run.prepared().is_empty());
 }
 
+/// A run killed before its decision while one destination's session had not yet read its
+/// PREPARE (frozen here; a lost network path alike): that session still lives, and may prepare
+/// once it reads it. recover does not say "nothing pending" and record the run done (the
+/// prepared transaction appeared after it, holding its locks): it names the session and how to
+/// end it, exit 1; once the session is gone, a second recover finishes.
+#[test]
+fn recover_does_not_finish_a_run_whose_session_may_still_prepare() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "prepared:1");
+    // A destination not prepared yet: its session waits, idle in its transaction.
+    let open = run.dests.iter().find_map(|(c, db)| {
+        let rows = c
+            .connect("postgres")
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                 AND state = 'idle in transaction'",
+                &[db],
+            )
+            .unwrap();
+        let pid: i32 = rows.first()?.get(0);
+        Some((*c, pid))
+    });
+    let (cluster, pid) = open.expect("a destination not prepared yet");
+    let stop = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    stop("-STOP");
+    paused.kill();
+    let out = run.recover();
+    stop("-CONT");
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "is not prepared, but the session of its run that was to prepare it, backend \
+             {pid}, is still open there"
+        )) && said.contains(&format!("SELECT pg_terminate_backend({pid})")),
+        "{said}"
+    );
+    let log = fs::read_to_string(&run.log.0).unwrap();
+    assert!(!log.lines().any(|l| l.starts_with("done ")), "{log}");
+    // Let go, the session reads the end of its connection and goes.
+    let mut watch = cluster.connect("postgres");
+    for _ in 0..100 {
+        let n: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = run.recover();
+    assert_exit(&out, 0);
+    assert!(run.prepared().is_empty());
+    assert_eq!(run.counts(), [0, 0, 0]);
+}
+
 #[test]
 fn a_destination_stopped_after_it_prepared_keeps_its_transaction_for_recover() {
     let stopped = &servers().stopped;

@@ -1037,6 +1037,7 @@ fn plan_all(
             server: String::new(),
             database: String::new(),
             display: format!("destination {} {}", i + 1, server.name),
+            backend: String::new(),
         })
         .collect();
     if options.two_phase.is_some() {
