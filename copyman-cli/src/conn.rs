@@ -913,7 +913,14 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
 
     let mut startup = Vec::new();
-    if let Some(encoding) = params.get("client_encoding") {
+    // A `client_encoding` the CONN's `options` (or PGOPTIONS) set is the session's under libpq,
+    // which sends none of its own unless asked; copyman always sends one, which the server
+    // applies after the options: taken as the CONN's, or copyman's UTF8 would override it.
+    let in_options = copyman_conninfo::option_settings(config.get_options().unwrap_or_default())
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("client_encoding"))
+        .map(|(_, value)| value);
+    if let Some(encoding) = params.get("client_encoding").or(in_options.as_deref()) {
         let encoding = if encoding.eq_ignore_ascii_case("auto") {
             env.locale_encoding()
         } else {
@@ -2574,6 +2581,24 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
 
     #[test]
     fn client_encoding_options_and_application_names() {
+        // Set in the options (or PGOPTIONS), as libpq leaves it: the CONN's.
+        for (conn, vars) in [
+            ("host=h user=u options='-c client_encoding=LATIN1'", &[][..]),
+            (
+                "host=h user=u",
+                &[("PGOPTIONS", "-c client_encoding=LATIN1")][..],
+            ),
+        ] {
+            let spec = resolve(conn, &env(vars)).unwrap();
+            assert_eq!(spec.client_encoding(), "LATIN1", "{conn} {vars:?}");
+        }
+        // The parameter wins, as the server applies the startup packet's after the options.
+        let spec = resolve(
+            "host=h user=u client_encoding=WIN1252 options='-c client_encoding=LATIN1'",
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(spec.client_encoding(), "WIN1252");
         let spec = resolve("host=h user=u client_encoding=LATIN1", &env(&[])).unwrap();
         assert_eq!(
             spec.startup,
