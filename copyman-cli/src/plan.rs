@@ -541,6 +541,15 @@ fn table_plan(
     if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view) {
         report::warn(warning);
     }
+    if let Some(warning) = copyman_job::plan::large_object_columns(&dest_view, columns.as_deref()) {
+        report::warn(warning);
+    }
+    if !t.source.is_server()
+        && let Some(warning) =
+            copyman_job::plan::name_columns_from_a_file(&dest_view, columns.as_deref())
+    {
+        report::warn(warning);
+    }
     // A binary file holds no column types: each value is read as the destination's column's
     // type, whatever it was written from (an int8 read as a float8, a jsonb as text with its
     // version byte), without an error; psql's \copy reads it so too. Said, with the types.

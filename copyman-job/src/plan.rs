@@ -291,6 +291,66 @@ fn nulls_checked(conn: &mut Connection, relation: &mut Relation) {
     }
 }
 
+/// The copied columns (`columns`, else every stored column) that hold large object references,
+/// said: of type `oid`, or the `lo` extension's domain over it, as an application stores the
+/// OID of a large object. copyman copies the numbers, not the large objects (as `pg_dump
+/// --large-objects` and pgcopydb do): on a destination they name nothing, or another large
+/// object of the same OID. `None` when no destination reads such a column.
+pub fn large_object_columns(
+    dests: &[(&str, &Relation)],
+    columns: Option<&[Ident]>,
+) -> Option<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (_, rel) in dests {
+        for column in &rel.columns {
+            let copied = columns.is_none_or(|cols| cols.contains(&column.name));
+            let name = column.name.to_string();
+            if copied && matches!(column.type_name.as_str(), "oid" | "lo") && !found.contains(&name)
+            {
+                found.push(name);
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "column{} {} of type oid (or lo) usually hold{} large object OIDs: copyman copies the \
+         numbers, not the large objects, which on a destination then name nothing or another \
+         large object (pg_dump --large-objects copies them)",
+        if found.len() == 1 { "" } else { "s" },
+        found.join(", "),
+        if found.len() == 1 { "s" } else { "" },
+    ))
+}
+
+/// A file's values for `name` columns (`columns`, else every stored column) of the destinations,
+/// said: the server cuts a longer one to 63 bytes without a word (between servers copyman
+/// measures the source's values first and refuses; a file's are not measured). `None` when no
+/// destination reads such a column.
+pub fn name_columns_from_a_file(
+    dests: &[(&str, &Relation)],
+    columns: Option<&[Ident]>,
+) -> Option<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (_, rel) in dests {
+        for column in &rel.columns {
+            let copied = columns.is_none_or(|cols| cols.contains(&column.name));
+            let name = column.name.to_string();
+            if copied && column.type_name == "name" && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    (!found.is_empty()).then(|| {
+        format!(
+            "the destinations read {} as type name, which the server cuts to 63 bytes without a \
+             word: a longer value in the file is stored cut",
+            found.join(", ")
+        )
+    })
+}
+
 /// The destinations whose table runs triggers on INSERT ([`Relation::insert_triggers`]), said:
 /// what they do to a copied row is the destination's own, and neither COPY's count nor copyman
 /// sees it (an AFTER trigger that moves the row elsewhere, a BEFORE trigger that sets a value);

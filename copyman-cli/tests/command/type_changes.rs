@@ -166,3 +166,41 @@ fn a_view_replaced_while_copyman_waits_fails_the_copy() {
     );
     assert_eq!(count(&c.dest[0], &dst, "vv"), 0);
 }
+
+/// Columns of type `oid` (large object references) are said: copyman copies the numbers, not
+/// the large objects (a destination row pointed at another large object of the same OID, exit
+/// 0, without a word); one table and a job alike. And a file's values for a `name` column,
+/// which the server cuts to 63 bytes (between servers they are measured first), are said.
+#[test]
+fn large_object_and_name_columns_are_said() {
+    let c = clusters();
+    let table = "CREATE TABLE docs (id int, body oid, title name);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO docs VALUES (1, 50000, 'contract');"),
+    );
+    let dst = database(&c.dest[0], table);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let state = TempPath::new("large-objects.state");
+    for extra in [&[][..], &["--state", state.arg(), "--verify"][..]] {
+        let mut args = vec!["table", "docs", "--from", &from, "--to", &to, "--truncate"];
+        args.extend(extra);
+        let out = run(&args);
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(r#"column "body" of type oid (or lo) usually holds large object OIDs"#)
+                && !stderr.contains("cuts to 63 bytes"),
+            "{extra:?}: {stderr}"
+        );
+    }
+    let file = TempPath::new("docs.txt");
+    std::fs::write(&file.0, "2\t50001\ttitle\n").unwrap();
+    let out = run(&["table", "docs", "--from", file.arg(), "--to", &to]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains(r#"the destinations read "title" as type name"#),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1424,6 +1424,9 @@ fn plan_all(
         if let Some(warning) = crate::plan::insert_triggers(&view) {
             notes.push(format!("{}: {warning}", sel.table));
         }
+        if let Some(warning) = crate::plan::large_object_columns(&view, Some(&columns)) {
+            notes.push(format!("{}: {warning}", sel.table));
+        }
         let encoded: Vec<(&str, &Relation, String)> = view
             .iter()
             .zip(&rels)
