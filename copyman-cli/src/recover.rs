@@ -474,6 +474,25 @@ pub(crate) fn run(
                                 None,
                             )
                         }
+                        // Gone (42704) since it was listed, and its run had sent its COMMIT
+                        // PREPARED (`committing`, read before this recovery wrote its own):
+                        // the server ran the dead run's statement just before this one.
+                        // Committed, not "could not be committed".
+                        Err(Failure::Refused(e))
+                            if e.code() == Some("42704")
+                                && !no_decision_log
+                                && word == "committed"
+                                && contents.committing.contains(&p.gid) =>
+                        {
+                            let _ = log.ended(&p.run, &p.gid);
+                            (
+                                "committed meanwhile by its run (the decision log records that \
+                                 it sent its COMMIT PREPARED, which its server ran just before \
+                                 this recovery's)"
+                                    .to_owned(),
+                                None,
+                            )
+                        }
                         Err(Failure::Refused(e)) => {
                             failed = true;
                             unfinished.insert(p.run.clone());

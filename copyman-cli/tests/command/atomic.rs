@@ -114,6 +114,17 @@ impl Run {
         copyman().args(&args).output().expect("run copyman recover")
     }
 
+    /// `copyman recover` for this run, paused at `point`.
+    fn recover_paused(&self, point: &str) -> Paused {
+        let mut args = vec!["recover".to_owned()];
+        for url in self.urls() {
+            args.push("--to".to_owned());
+            args.push(url);
+        }
+        args.extend(["--decision-log".to_owned(), self.log.arg().to_owned()]);
+        Paused::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), point)
+    }
+
     /// Rolls destination `n`'s (0-based) prepared transaction back by hand, as a DBA would;
     /// its global id.
     fn roll_back_by_hand(&self, n: usize) -> String {
@@ -353,6 +364,91 @@ fn recover_does_not_finish_a_run_whose_session_may_still_prepare() {
     assert_exit(&out, 0);
     assert!(run.prepared().is_empty());
     assert_eq!(run.counts(), [0, 0, 0]);
+}
+
+/// The dead run's own COMMIT PREPARED, sent to a backend that had not run it yet (frozen here),
+/// runs just before recover's: recover's finds it gone (42704). It is said committed, by its
+/// run, exit 0 — not "could not be committed", exit 1.
+#[test]
+fn a_commit_prepared_its_dead_run_sent_is_said_committed_when_it_lands_first() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "commit-prepared:1");
+    // A destination still prepared: its session (idle) is frozen before it reads its COMMIT
+    // PREPARED.
+    let prepared = run.prepared();
+    let (n, gid) = (0..3)
+        .find_map(|n| {
+            let gid = prepared
+                .iter()
+                .find(|g| g.ends_with(&format!(":{}", n + 1)))?;
+            Some((n, gid.clone()))
+        })
+        .expect("a destination still prepared");
+    let (cluster, db) = &run.dests[n];
+    let pid: i32 = cluster
+        .connect("postgres")
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND state = 'idle' \
+             AND backend_type = 'client backend' AND query LIKE 'PREPARE TRANSACTION%'",
+            &[db],
+        )
+        .unwrap()
+        .get(0);
+    let signal_pid = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal_pid("-STOP");
+    let mut child = paused.child;
+    fs::remove_file(&paused.file.0).unwrap();
+    // The run records that it sends it, then waits on the frozen backend: killed there.
+    let mut sent = false;
+    for _ in 0..200 {
+        let log = fs::read_to_string(&run.log.0).unwrap_or_default();
+        if log
+            .lines()
+            .any(|l| l.starts_with("committing ") && l.ends_with(&gid))
+        {
+            sent = true;
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(sent, "the run never sent {gid}'s COMMIT PREPARED");
+    // recover lists it prepared, then the frozen backend runs the dead run's statement first.
+    let recovering = run.recover_paused("finishing:1");
+    signal_pid("-CONT");
+    let mut watch = cluster.connect(db);
+    for _ in 0..200 {
+        let n: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1",
+                &[&gid],
+            )
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = recovering.resume();
+    let said = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(
+        said.contains(&format!("{gid}")) && said.contains("committed meanwhile by its run"),
+        "{said}"
+    );
+    run.assert_all();
+    assert!(run.prepared().is_empty());
 }
 
 #[test]
