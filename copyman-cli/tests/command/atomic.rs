@@ -444,7 +444,7 @@ fn a_commit_prepared_its_dead_run_sent_is_said_committed_when_it_lands_first() {
     let said = text(&out.stderr);
     assert_exit(&out, 0);
     assert!(
-        said.contains(&format!("{gid}")) && said.contains("committed meanwhile by its run"),
+        said.contains(gid.as_str()) && said.contains("committed meanwhile by its run"),
         "{said}"
     );
     run.assert_all();
