@@ -639,6 +639,21 @@ pub(crate) fn run(
             }
             continue;
         }
+        // Decided commit, on a server given, prepared there no more, after its run (or a
+        // recovery) sent its COMMIT PREPARED: committed. Recorded as ended, so that a recovery of
+        // the other servers alone does not ask for this one again.
+        if !dry_run {
+            for h in holders.iter().filter(|h| {
+                decided
+                    && !gids.contains(&h.gid)
+                    && !contents.ended.contains(&h.gid)
+                    && contents.committing.contains(&h.gid)
+                    && !h.server.is_empty()
+                    && identities.contains(&(h.server.clone(), h.database.clone()))
+            }) {
+                let _ = log.ended(run, &h.gid);
+            }
+        }
         // Decided commit, on a server given, prepared there no more, and neither did its run
         // send its COMMIT PREPARED nor a recovery end it (each records so): someone else ended
         // it — a ROLLBACK PREPARED by hand, a failover to a standby that never received it. Its

@@ -125,6 +125,18 @@ impl Run {
         Paused::start(&args.iter().map(String::as_str).collect::<Vec<_>>(), point)
     }
 
+    /// `copyman recover` for this run given destinations `which` (0-based) only.
+    fn recover_only(&self, which: &[usize]) -> std::process::Output {
+        let urls = self.urls();
+        let mut args = vec!["recover".to_owned()];
+        for &n in which {
+            args.push("--to".to_owned());
+            args.push(urls[n].clone());
+        }
+        args.extend(["--decision-log".to_owned(), self.log.arg().to_owned()]);
+        copyman().args(&args).output().expect("run copyman recover")
+    }
+
     /// Rolls destination `n`'s (0-based) prepared transaction back by hand, as a DBA would;
     /// its global id.
     fn roll_back_by_hand(&self, n: usize) -> String {
@@ -447,6 +459,30 @@ fn a_commit_prepared_its_dead_run_sent_is_said_committed_when_it_lands_first() {
         said.contains(gid.as_str()) && said.contains("committed meanwhile by its run"),
         "{said}"
     );
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
+/// Recovered one server at a time, as recover itself advises: a transaction its run committed
+/// on a server given is recorded as ended, so that the next recovery, given the rest, finishes
+/// (it asked again for the server the first had seen, exit 1).
+#[test]
+fn recovered_one_server_at_a_time_each_is_asked_for_once() {
+    let run = Run::new();
+    let copy = run.copy_args();
+    Paused::start(&args(&copy), "commit-prepared:1").kill();
+    let prepared = run.prepared();
+    let committed = (0..3)
+        .find(|n| !prepared.iter().any(|g| g.ends_with(&format!(":{}", n + 1))))
+        .expect("one destination committed");
+    let rest: Vec<usize> = (0..3).filter(|n| *n != committed).collect();
+    // The committed one and one of the rest: the third is asked for.
+    let out = run.recover_only(&[committed, rest[0]]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("give"), "{}", text(&out.stderr));
+    // The third alone finishes the run.
+    let out = run.recover_only(&[rest[1]]);
+    assert_exit(&out, 0);
     run.assert_all();
     assert!(run.prepared().is_empty());
 }
