@@ -373,7 +373,10 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
         stderr.contains(
             "destination 1 holds no rows of \"jk\".\"k3\", which the state file records done \
              with 2000 rows"
-        ) && stderr.contains("(a clone?): copied again"),
+        ) && stderr.contains(
+            "emptied or recreated there since, or that destination is another server with the \
+             same system identifier (a clone): copied again"
+        ),
         "{stderr}"
     );
     assert!(

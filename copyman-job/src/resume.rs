@@ -379,10 +379,13 @@ fn holds_rows(conn: &mut Connection, table: &TableName) -> Option<bool> {
 
 /// What a resume says of a table recorded `done` (or committed) with `rows` rows on
 /// destination `d` (`conn`), which holds none there: an UNLOGGED table there was emptied by a
-/// crash of its server, else it is another server with the same system identifier.
+/// crash of its server; else it was emptied or recreated there since, or the destination is
+/// another server with the same system identifier (a clone) — the rows cannot tell which.
 fn clone_note(conn: &mut Connection, table: &str, rows: u64, d: usize, done: &str) -> String {
-    let why = crate::identity::unlogged_note(conn, table)
-        .unwrap_or("another server with the same system identifier (a clone?)");
+    let why = crate::identity::unlogged_note(conn, table).unwrap_or(
+        "emptied or recreated there since, or that destination is another server with the same \
+         system identifier (a clone)",
+    );
     format!(
         "destination {} holds no rows of {table}, which the state file records {done} \
          with {rows} rows — {why}: copied again",
