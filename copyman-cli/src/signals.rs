@@ -546,17 +546,35 @@ fn handle(signal: i32, stopping: &'static str) {
             "connecting"
         };
         EXITING_AT_ONCE.store(true, Ordering::SeqCst);
-        let message = format!(
-            "interrupted by {} while {what}: nothing was copied",
-            name(signal)
-        );
+        // recover copies nothing: what it did not finish (nothing yet) stays prepared.
+        let recovering = crate::watch::lock_briefly(&RECOVERING).and_then(|log| log.clone());
+        let outcome = if recovering.is_some() {
+            "nothing was finished (no COMMIT or ROLLBACK PREPARED sent): whatever is prepared \
+             stays prepared"
+        } else {
+            "nothing was copied"
+        };
+        let message = format!("interrupted by {} while {what}: {outcome}", name(signal));
         say(&format!(
-            "copyman: {} received while {what}: nothing was copied; exiting",
+            "copyman: {} received while {what}: {outcome}; exiting",
             name(signal)
         ));
         if JSON.load(Ordering::SeqCst) {
             let exit = crate::report::Exit::interrupted(signal);
-            let _ = crate::report::print_json(&crate::report::fatal_json(exit, &message, None));
+            let document = match recovering {
+                // recover's document: nothing looked at yet, so no `prepared` list.
+                Some(log) => serde_json::json!({
+                    "status": "interrupted",
+                    "exit_code": exit as i32,
+                    "exited_at_once": true,
+                    "decision_log": log,
+                    "prepared": serde_json::Value::Null,
+                    "error": message,
+                    "warnings": crate::report::warnings(),
+                }),
+                None => crate::report::fatal_json(exit, &message, None),
+            };
+            let _ = crate::report::print_json(&document);
         }
         std::process::exit(exit_code(signal).into());
     };

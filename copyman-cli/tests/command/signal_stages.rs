@@ -41,13 +41,35 @@ fn a_signal_while_connecting_exits_at_once() {
     listener.set_nonblocking(true).unwrap();
     let from = c.source.conninfo(&src);
     let mute = format!("host={} port=5999 user=postgres dbname=x", dir.arg());
-    // One table, and a job of two.
-    for tables in [&["t"][..], &["t", "u"]] {
-        let mut args = vec!["table"];
-        args.extend_from_slice(tables);
-        args.extend(["--from", &from, "--to", &mute]);
+    let log = TempPath::new("mute-recover.log");
+    fs::write(&log.0, "").unwrap();
+    // One table, a job of two, and recover (which copies nothing: it finished nothing).
+    let runs: [(&[&str], &str); 3] = [
+        (
+            &["table", "t", "--from", &from, "--to", &mute],
+            "nothing was copied",
+        ),
+        (
+            &["table", "t", "u", "--from", &from, "--to", &mute],
+            "nothing was copied",
+        ),
+        (
+            &[
+                "recover",
+                "--to",
+                &mute,
+                "--decision-log",
+                log.arg(),
+                "--json",
+            ],
+            "nothing was finished (no COMMIT or ROLLBACK PREPARED sent): whatever is prepared \
+             stays prepared",
+        ),
+    ];
+    for (tables, said) in runs {
+        let args = tables;
         let mut child = copyman()
-            .args(&args)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -74,9 +96,15 @@ fn a_signal_while_connecting_exits_at_once() {
         let stderr = text(&out.stderr);
         assert_eq!(status.code(), Some(130), "{tables:?}: {stderr}");
         assert!(
-            stderr.contains("SIGINT received while connecting: nothing was copied"),
+            stderr.contains(&format!("SIGINT received while connecting: {said}")),
             "{tables:?}: {stderr}"
         );
+        if tables[0] == "recover" {
+            // recover's document: its log, and nothing looked at (not an empty list).
+            let report = json(&out);
+            assert_eq!(report["decision_log"], log.arg(), "{report}");
+            assert!(report["prepared"].is_null(), "{report}");
+        }
     }
     drop(listener);
     let _ = fs::remove_dir_all(&dir.0);
