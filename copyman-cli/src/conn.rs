@@ -1423,8 +1423,10 @@ fn service_entries(
         // libpq built with LDAP looks a line beginning `ldap` up in a directory; copyman cannot.
         if line.starts_with("ldap") {
             return Err(ConnError::Invalid(format!(
-                "service file \"{}\", line {}: an LDAP lookup, which copyman does not do: give \
-                 the connection parameters in the file or the connection string",
+                "service file \"{}\", line {}: an LDAP lookup, which copyman does not do (libpq \
+                 connects where the directory says, and to the parameters after the line only \
+                 when the directory cannot be reached): give the connection parameters in the \
+                 connection string, or in a service without that line",
                 file.display(),
                 i + 1
             )));

@@ -309,9 +309,10 @@ pub(crate) fn warn_if_rewritten(source: &str, passes: &str, servers: &[(String, 
     }
     report::warn(format_args!(
         "the data leaves the source's {source} in {} (another destination's encoding, a file, \
-         or a client_encoding asked for), and {} hold{} {source} too: {changed}, so there the \
-         bytes stored are not the source's; copy into {} in a run of its own (without \
-         client_encoding) to keep them",
+         a client_encoding asked for, or a statement with text beyond ASCII: a --where, a \
+         --send, a name), and {} hold{} {source} too: {changed}, so there the bytes stored are \
+         not the source's; copy into {} in a run of its own, without client_encoding and with \
+         ASCII statements (U&'\\65E5' escapes a character), to keep them",
         encoding_name(passes),
         same.join(", "),
         if same.len() == 1 { "s" } else { "" },

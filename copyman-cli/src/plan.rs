@@ -505,14 +505,16 @@ fn table_plan(
     // values stay in the sessions' client_encoding (a file asked for in LATIN1 got UTF-8).
     if format == Format::Binary
         && let Some(encoding) = &t.safety.encoding
+        && statement::encoding_name(encoding) != "UTF8"
     {
         return Err(Fatal {
             exit: Exit::Usage,
             server: None,
             message: format!(
                 "--encoding {encoding} does not apply to binary COPY data, whose text values are \
-                 in the sessions' client_encoding (UTF8): give --format text or csv for data in \
-                 {encoding}, or leave --encoding out"
+                 in the session's client_encoding (UTF8 unless asked): for binary data in \
+                 {encoding}, say client_encoding={encoding} in the file's server's CONN (or \
+                 PGCLIENTENCODING={encoding}) instead; for text, give --format text or csv"
             ),
         }
         .into());

@@ -958,6 +958,20 @@ fn encoding_of_file_endpoints() {
         text(&out.stderr)
     );
     assert!(!bin.0.exists());
+    // UTF8, the sessions' own, is what binary data holds: taken.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        bin.arg(),
+        "--encoding",
+        "utf-8",
+        "--format",
+        "binary",
+    ]);
+    assert_exit(&out, 0);
     // An encoding the server does not know is a usage error; servers alone need none.
     let out = run(&[
         "table",
