@@ -194,12 +194,26 @@ impl Watch {
         let committing = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let no_cancel = Arc::clone(&committing);
-        // What a stop that takes long waits for: the run's backends, by name.
-        let backends: Vec<String> = targets
-            .iter()
-            .map(|t| format!("{} (backend {})", t.label, t.pid))
-            .collect();
+        // What a stop that takes long waits for: the statements ending the transactions that
+        // are sent and not answered, else the run's backends, by name.
+        let named: Vec<(String, i32)> = targets.iter().map(|t| (t.label.clone(), t.pid)).collect();
         signals::set_waiting(move || {
+            let sent = SENT.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let statements: Vec<String> = (named.iter())
+                .filter_map(|(label, pid)| {
+                    let (_, statement, since) = sent.iter().find(|(p, _, _)| p == pid)?;
+                    Some(format!(
+                        "{label}'s {statement} (backend {pid}, sent {} s ago)",
+                        since.elapsed().as_secs()
+                    ))
+                })
+                .collect();
+            if !statements.is_empty() {
+                return statements;
+            }
+            let backends: Vec<String> = (named.iter())
+                .map(|(label, pid)| format!("{label} (backend {pid})"))
+                .collect();
             vec![format!("the servers to answer: {}", backends.join(", "))]
         });
         let targets = Arc::new(targets);

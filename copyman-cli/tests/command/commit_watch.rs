@@ -72,6 +72,7 @@ fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() 
             "--to",
             &c.dest[0].conninfo(&d1),
         ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -84,6 +85,16 @@ fn a_commit_that_does_not_return_is_said_even_under_quiet_and_never_cancelled() 
             && said.contains("synchronous standby")
             && said.contains("not cancelled"),
         "{said}"
+    );
+    // A signal: the commit finishes; the reminder names the COMMIT awaited, not every endpoint.
+    signal(&child, "TERM");
+    let reminder = stderr.wait_for("still stopping");
+    let reminder = reminder.unwrap_or_else(|| panic!("no reminder: {}", stderr.seen()));
+    assert!(
+        reminder.contains("waiting for destination 1 (")
+            && reminder.contains("'s COMMIT (backend ")
+            && !reminder.contains("source ("),
+        "{reminder}"
     );
     // The server answers (a cancelled wait for the standby: committed locally, with a warning).
     end_standby_wait(&stuck, "pg_cancel_backend");
