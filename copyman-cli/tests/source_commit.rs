@@ -861,7 +861,7 @@ fn a_second_signal_before_the_source_commit_says_the_rows_stay_on_the_source() {
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
         said.contains("committed: destination 1, destination 2;")
-            && said.contains("not committed: source (prepared ones")
+            && said.contains("not committed: source (rolled back as copyman exits)")
             && said.contains("the source's statement did not commit"),
         "{said}"
     );
@@ -944,7 +944,7 @@ fn atomic_a_second_signal_before_a_prepared_source_commits_says_recover_commits_
     assert_eq!(status.code(), Some(4), "{said}");
     assert!(
         said.contains("the source's prepared transaction stays prepared")
-            && said.contains("not committed: source (prepared ones")
+            && said.contains("not committed: source (prepared: copyman recover commits them)")
             && !said.contains("its changes roll back"),
         "{said}"
     );
