@@ -101,6 +101,8 @@ pub(crate) struct FileSource {
     pipe: bool,
     /// The last byte read.
     last: Option<u8>,
+    /// The data's first line is a header, not a row.
+    header: bool,
     done: bool,
     /// Nothing said while waiting (`--quiet`), or the wait for the first bytes was said.
     quiet_wait: bool,
@@ -246,6 +248,7 @@ impl FileSource {
             stdin: !matches!(t.source, Endpoint::File(_)),
             pipe,
             last: None,
+            header: scan.header,
             done: false,
             quiet_wait: quiet,
         })
@@ -360,6 +363,7 @@ impl FileSource {
         if self.pipe
             && !self.scanner.is_binary()
             && self.last.is_some_and(|b| b != b'\n' && b != b'\r')
+            && !(self.header && self.scanner.line_number() <= 1)
         {
             report::warn(format_args!(
                 "{} ended in the middle of line {} (no line end after it): if what wrote it \

@@ -84,7 +84,7 @@ pub(crate) fn plan(
                     raw_misreads(send, t, conn, receive, dests, &mut guards)?
                 }
                 _ if !t.source.is_server() => {
-                    raw_file_read_otherwise(&t.source.display(), receive, dests)
+                    raw_file_read_otherwise(&data_name(&t.source), receive, dests)
                 }
                 _ => None,
             };
@@ -573,7 +573,7 @@ fn table_plan(
                 (*i, rel)
             })
             .collect();
-        if let Some(message) = binary_read_otherwise(&t.source.display(), &copied, &labels) {
+        if let Some(message) = binary_read_otherwise(&data_name(&t.source), &copied, &labels) {
             return Err(Fatal {
                 exit: Exit::Usage,
                 server: None,
@@ -973,6 +973,14 @@ fn raw_file_read_otherwise(
     read_otherwise(dests, &rels, &labels)
         .or_else(|| money_misread(dests, &rels, &labels))
         .or_else(|| abbreviations_differ(dests, &rels, &labels))
+}
+
+/// How a file or stdin source is named in what is said of its data: `stdin`, not `-`.
+fn data_name(source: &Endpoint) -> String {
+    match source {
+        Endpoint::Stdio => "stdin".to_owned(),
+        other => other.display(),
+    }
 }
 
 /// A binary file (`name`) read by destinations `rels` (their columns as their COPYs read them,

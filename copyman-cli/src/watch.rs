@@ -571,7 +571,11 @@ impl Look {
                 .as_ref()
                 .map(|(kind, event)| commit_wait_hint(kind, event).to_owned())
                 .unwrap_or_default(),
-            None if self.activity.starts_with(CANNOT_BE_ASKED) => {
+            // Not when its server answered the monitor with an error (a connection limit,
+            // 53300): it is up.
+            None if self.activity.starts_with(CANNOT_BE_ASKED)
+                && !self.activity.contains("SQLSTATE") =>
+            {
                 ": a frozen server, or a network path to it that is lost?".to_owned()
             }
             None => String::new(),

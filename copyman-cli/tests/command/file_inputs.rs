@@ -782,7 +782,13 @@ fn a_pipe_that_ends_mid_line_is_said() {
     let tsv = file("no-last-newline.tsv", b"4\tfour");
     let regular = run(&["table", "t", "--from", tsv.arg(), "--to", &to]);
     assert_exit(&regular, 0);
-    for out in [whole, regular] {
+    // A header alone, without its line end: no row to be cut.
+    let header = run_with_stdin(
+        &["table", "t", "--from", "-", "--to", &to, "--header"],
+        b"a,b",
+    );
+    assert_exit(&header, 0);
+    for out in [whole, regular, header] {
         assert!(
             !text(&out.stderr).contains("middle of line"),
             "{}",
