@@ -964,6 +964,13 @@ pub(crate) fn check_header(
     let Some(fields) = &start.header else {
         return Ok(());
     };
+    // An empty file (or a blank first line) has no header to check or to say: nothing is
+    // skipped but a line end (it said "its header (NULL) names no column").
+    if let [field] = fields.as_slice()
+        && field.as_deref().is_none_or(str::is_empty)
+    {
+        return Ok(());
+    }
     let refuse = |mismatch: HeaderMismatch, fix: String| Fatal {
         exit: Exit::Usage,
         server: None,

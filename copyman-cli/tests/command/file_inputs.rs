@@ -858,3 +858,33 @@ fn receives_listing_the_same_columns_in_other_orders_are_refused() {
         ["1Alice"]
     );
 }
+
+/// An empty file given `--header` has no header: nothing is said of one (it warned "its header
+/// (NULL) names no column: it is skipped").
+#[test]
+fn an_empty_file_with_a_header_says_nothing_of_a_header() {
+    let c = clusters();
+    let db = database(&c.dest[0], T);
+    let to = c.dest[0].conninfo(&db);
+    for (name, format) in [("empty.csv", "csv"), ("empty.txt", "text")] {
+        let empty = file(name, b"");
+        let out = run(&[
+            "table",
+            "t",
+            "--from",
+            empty.arg(),
+            "--to",
+            &to,
+            "--header",
+            "--format",
+            format,
+        ]);
+        assert_exit(&out, 0);
+        assert!(
+            !text(&out.stderr).contains("header"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &db, "t"), 0);
+}
