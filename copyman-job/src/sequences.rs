@@ -4,7 +4,10 @@
 //! destination's transaction and before its COMMIT, the sequence the column owns there is set to
 //! where the source's stands (as pg_dump's `setval` and pgcopydb do), with two differences a copy
 //! into live tables needs: it is **never moved back** (a destination ahead of the source keeps
-//! its place), and a role that may not `UPDATE` it gets a warning, not a failed copy.
+//! its place), and a role that may not `UPDATE` it gets a warning, not a failed copy. Where the
+//! source's cannot be read (a role granted `SELECT` on the tables only), the destination's is set
+//! past the copied rows' highest value, said: never behind the rows an INSERT must not collide
+//! with.
 //!
 //! `setval` is not transactional: a copy that rolls back afterwards leaves the sequence advanced
 //! (a gap in the destination's numbering, never a collision). Only the sequences the copied
@@ -145,6 +148,13 @@ pub enum Step {
     Denied,
     /// One side could not be read: whether it is behind is unknown.
     Unknown,
+    /// The source's could not be read, and it was behind the copied rows there: set past
+    /// their highest value (their lowest, counting down), `last` — never behind the rows it
+    /// must not collide with, though perhaps behind the source's.
+    PastTheRows {
+        /// The value it was set to (`setval(…, last, true)`).
+        last: i64,
+    },
 }
 
 /// Decides, for a destination sequence that counts by `increment`, given where the source's
@@ -260,7 +270,10 @@ pub struct Said {
 impl Said {
     /// Whether the user must hear of it: the sequence may be behind the copied rows.
     pub fn is_warning(&self) -> bool {
-        matches!(self.step, Step::Denied | Step::Unknown)
+        matches!(
+            self.step,
+            Step::Denied | Step::Unknown | Step::PastTheRows { .. }
+        )
     }
 }
 
@@ -274,6 +287,12 @@ impl fmt::Display for Said {
                 if called { "called" } else { "not called yet" }
             ),
             (Step::Keep, _) => write!(f, "sequence {sequence} left as it is (not behind)"),
+            (Step::PastTheRows { last }, _) => write!(
+                f,
+                "the source's sequence of column {column} cannot be read (SELECT on it, \
+                 PostgreSQL 10 or later): {sequence} set past the copied rows ({last}), perhaps \
+                 behind the source's own"
+            ),
             (Step::Denied, _) => write!(
                 f,
                 "sequence {sequence} (column {column}) is behind the source's and the role may \
@@ -321,7 +340,18 @@ pub fn advance(
             });
             continue;
         };
-        let step = step(source, source_increment, d.at, d.increment, d.may_update);
+        let mut step = step(source, source_increment, d.at, d.increment, d.may_update);
+        // The source's unreadable (a role granted SELECT on the tables only): the copied rows
+        // at least say where it must not stand — at or before them, the next INSERT that takes
+        // its default collides with one.
+        if step == Step::Unknown
+            && source == Position::Unreadable
+            && d.may_update
+            && matches!(d.at, Position::At { .. })
+            && let Some(last) = past_the_rows(destination, carry, &d)?
+        {
+            step = Step::PastTheRows { last };
+        }
         if let Step::Advance { last, called } = step {
             // Decided on what was read; the statement checks again, so that a sequence that
             // moved on meanwhile is not set back.
@@ -348,6 +378,44 @@ pub fn advance(
         });
     }
     Ok(said)
+}
+
+/// Sets `d` (the destination's sequence of `carry`, which its table owns: `serial`, identity)
+/// past the highest value of the column in that table (the lowest, counting down), where its
+/// next value is not beyond it; the value set, or `None` (not behind, no rows, or a sequence
+/// no table owns: a shared `nextval` default, whose users cannot all be told).
+fn past_the_rows(
+    destination: &mut Connection,
+    carry: &Carry,
+    d: &Described,
+) -> Result<Option<i64>, Error> {
+    let owner = destination.query(&format!(
+        "SELECT d.refobjid::pg_catalog.regclass::text FROM pg_catalog.pg_depend d \
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = {} \
+           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND d.deptype IN ('a', 'i') LIMIT 1",
+        carry.destination
+    ))?;
+    let Some(table) = owner.first().and_then(|r| r.first().cloned().flatten()) else {
+        return Ok(None);
+    };
+    let (inc, name, column) = (d.increment, &d.name, &carry.column);
+    let (aggregate, behind) = if inc < 0 {
+        ("min", ">=")
+    } else {
+        ("max", "<=")
+    };
+    let rows = destination.query(&format!(
+        "SELECT pg_catalog.setval('{}'::pg_catalog.regclass, m, true)::text \
+         FROM (SELECT {aggregate}({column})::bigint AS m FROM {table}) r, {name} q \
+         WHERE r.m IS NOT NULL AND (CASE WHEN q.is_called THEN q.last_value::numeric + {inc} \
+               ELSE q.last_value::numeric END) {behind} r.m",
+        carry.destination
+    ))?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok()))
 }
 
 /// Why carrying a table's sequences to a destination failed.

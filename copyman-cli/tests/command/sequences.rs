@@ -126,6 +126,49 @@ fn a_role_that_may_not_update_the_sequence_is_warned_and_its_rows_commit() {
     assert_eq!(count(&c.dest[0], &d1, "ser"), 200);
 }
 
+/// A source role that may read the tables but not their sequences (SELECT on the tables only):
+/// each destination's sequence is set past the copied rows, said (it was left at 1, exit 0, and
+/// the next INSERT there collided with a copied row); one table and a job alike.
+#[test]
+fn a_source_sequence_the_role_may_not_read_is_set_past_the_copied_rows() {
+    let c = clusters();
+    let (src, d1, d2) = servers(c);
+    let role = format!("reader_{src}");
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT ON ident, ser TO {role};"
+        ))
+        .unwrap();
+    let from = c
+        .source
+        .conninfo(&src)
+        .replace("user=postgres", &format!("user={role}"));
+    let state = TempPath::new("unreadable-sequences.state");
+    for (tables, to, db) in [
+        (&["ident"][..], c.dest[0].conninfo(&d1), &d1),
+        (&["ident", "ser"][..], c.dest[1].conninfo(&d2), &d2),
+    ] {
+        let cluster = if db == &d1 { &c.dest[0] } else { &c.dest[1] };
+        let mut args = vec!["table"];
+        args.extend(tables);
+        args.extend(["--from", &from, "--to", &to]);
+        if tables.len() > 1 {
+            args.extend(["--state", state.arg()]);
+        }
+        let out = run(&args);
+        assert_exit(&out, 0);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("set past the copied rows (200)"),
+            "{tables:?}: {stderr}"
+        );
+        for table in tables {
+            assert_eq!(insert_default(cluster, db, table).unwrap(), 201, "{table}");
+        }
+    }
+}
+
 #[test]
 fn a_setval_the_destination_refuses_fails_the_copy_and_commits_nothing() {
     let c = clusters();
