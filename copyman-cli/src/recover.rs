@@ -626,30 +626,23 @@ pub(crate) fn run(
                     h.gid, h.display, h.database
                 );
                 lines.push(what.clone());
-                records.push(json!({
-                    "destination": h.display,
-                    "gid": h.gid,
-                    "run": run,
-                    "database": h.database,
-                    "server": h.display,
-                    "age_secs": Value::Null,
-                    "outcome": what,
-                    "error": Value::Null,
-                }));
+                records.push(holder_record(h, run, what));
             }
             continue;
         }
         // Decided commit, on a server given, prepared there no more, after its run (or a
         // recovery) sent its COMMIT PREPARED: committed. Recorded as ended, so that a recovery of
         // the other servers alone does not ask for this one again.
+        let given = |h: &commit::Holder| {
+            !h.server.is_empty() && identities.contains(&(h.server.clone(), h.database.clone()))
+        };
         if !dry_run {
             for h in holders.iter().filter(|h| {
                 decided
                     && !gids.contains(&h.gid)
                     && !contents.ended.contains(&h.gid)
                     && contents.committing.contains(&h.gid)
-                    && !h.server.is_empty()
-                    && identities.contains(&(h.server.clone(), h.database.clone()))
+                    && given(h)
             }) {
                 let _ = log.ended(run, &h.gid);
             }
@@ -664,8 +657,7 @@ pub(crate) fn run(
                 && !contents.ended.contains(&h.gid)
                 && !contents.committing.contains(&h.gid)
                 && !contents.out.contains(&h.gid)
-                && !h.server.is_empty()
-                && identities.contains(&(h.server.clone(), h.database.clone()))
+                && given(h)
         });
         for h in vanished {
             check = true;
@@ -680,16 +672,7 @@ pub(crate) fn run(
                 h.gid, h.display, h.database
             );
             lines.push(what.clone());
-            records.push(json!({
-                "destination": h.display,
-                "gid": h.gid,
-                "run": run,
-                "database": h.database,
-                "server": h.display,
-                "age_secs": Value::Null,
-                "outcome": what,
-                "error": Value::Null,
-            }));
+            records.push(holder_record(h, run, what));
             if !dry_run {
                 let _ = log.ended(run, &h.gid);
             }
@@ -849,6 +832,20 @@ fn live_copyman(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// A `--json` record of a run's party `h` that recover did not finish, with what it says of it.
+fn holder_record(h: &commit::Holder, run: &str, outcome: String) -> Value {
+    json!({
+        "destination": h.display,
+        "gid": h.gid,
+        "run": run,
+        "database": h.database,
+        "server": h.display,
+        "age_secs": Value::Null,
+        "outcome": outcome,
+        "error": Value::Null,
+    })
 }
 
 /// The databases of `prepared`, each once, in order: `app, other`.

@@ -300,17 +300,7 @@ pub fn large_object_columns(
     dests: &[(&str, &Relation)],
     columns: Option<&[Ident]>,
 ) -> Option<String> {
-    let mut found: Vec<String> = Vec::new();
-    for (_, rel) in dests {
-        for column in &rel.columns {
-            let copied = columns.is_none_or(|cols| cols.contains(&column.name));
-            let name = column.name.to_string();
-            if copied && matches!(column.type_name.as_str(), "oid" | "lo") && !found.contains(&name)
-            {
-                found.push(name);
-            }
-        }
-    }
+    let found = copied_of_type(dests, columns, |t| matches!(t, "oid" | "lo"));
     if found.is_empty() {
         return None;
     }
@@ -324,6 +314,26 @@ pub fn large_object_columns(
     ))
 }
 
+/// The names of the copied columns (`columns`, else every stored column) whose type on some
+/// destination `of_type` takes, each once.
+fn copied_of_type(
+    dests: &[(&str, &Relation)],
+    columns: Option<&[Ident]>,
+    of_type: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (_, rel) in dests {
+        for column in &rel.columns {
+            let copied = columns.is_none_or(|cols| cols.contains(&column.name));
+            let name = column.name.to_string();
+            if copied && of_type(&column.type_name) && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
 /// A file's values for `name` columns (`columns`, else every stored column) of the destinations,
 /// said: the server cuts a longer one to 63 bytes without a word (between servers copyman
 /// measures the source's values first and refuses; a file's are not measured). `None` when no
@@ -332,16 +342,7 @@ pub fn name_columns_from_a_file(
     dests: &[(&str, &Relation)],
     columns: Option<&[Ident]>,
 ) -> Option<String> {
-    let mut found: Vec<String> = Vec::new();
-    for (_, rel) in dests {
-        for column in &rel.columns {
-            let copied = columns.is_none_or(|cols| cols.contains(&column.name));
-            let name = column.name.to_string();
-            if copied && column.type_name == "name" && !found.contains(&name) {
-                found.push(name);
-            }
-        }
-    }
+    let found = copied_of_type(dests, columns, |t| t == "name");
     (!found.is_empty()).then(|| {
         format!(
             "the destinations read {} as type name, which the server cuts to 63 bytes without a \
