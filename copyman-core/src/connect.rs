@@ -368,34 +368,15 @@ pub enum Target {
         name: String,
     },
     /// The path of a Unix socket (`<dir>/.s.PGSQL.<port>`); one that begins with `@` is a
-    /// name in Linux's abstract namespace ([`unix_socket_address`]).
+    /// name in Linux's abstract namespace ([`abstract_name`]).
     Unix(PathBuf),
 }
 
-/// The address of a [`Target::Unix`] path: one that begins with `@` (libpq's `host=@name`) is
-/// the rest of it as a name in Linux's abstract namespace, any other a file.
-///
-/// # Errors
-///
-/// A path too long for a socket address, or an abstract name on a system without them.
-pub fn unix_socket_address(path: &std::path::Path) -> io::Result<std::os::unix::net::SocketAddr> {
-    use std::os::unix::ffi::OsStrExt;
-    match path.as_os_str().as_bytes().strip_prefix(b"@") {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        Some(name) => {
-            #[cfg(target_os = "android")]
-            use std::os::android::net::SocketAddrExt;
-            #[cfg(target_os = "linux")]
-            use std::os::linux::net::SocketAddrExt;
-            std::os::unix::net::SocketAddr::from_abstract_name(name)
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        Some(_) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "abstract Unix sockets (host=@name) exist only on Linux",
-        )),
-        None => std::os::unix::net::SocketAddr::from_pathname(path),
-    }
+/// The name in Linux's abstract namespace that a [`Target::Unix`] path stands for: the rest of
+/// one that begins with `@` (libpq's `host=@name`); `None` for a file. The adapters make the
+/// socket address of it.
+pub fn abstract_name(path: &std::path::Path) -> Option<&[u8]> {
+    path.as_os_str().as_encoded_bytes().strip_prefix(b"@")
 }
 
 impl fmt::Display for Target {
@@ -779,12 +760,13 @@ mod tests {
                 fresh: true,
             }
         );
-        let address = unix_socket_address(std::path::Path::new("@pg/.s.PGSQL.5433")).unwrap();
-        assert_eq!(address.as_pathname(), None);
-        let file = unix_socket_address(std::path::Path::new("/tmp/.s.PGSQL.5433")).unwrap();
         assert_eq!(
-            file.as_pathname(),
-            Some(std::path::Path::new("/tmp/.s.PGSQL.5433"))
+            abstract_name(std::path::Path::new("@pg/.s.PGSQL.5433")),
+            Some(&b"pg/.s.PGSQL.5433"[..])
+        );
+        assert_eq!(
+            abstract_name(std::path::Path::new("/tmp/.s.PGSQL.5433")),
+            None
         );
     }
 
