@@ -382,18 +382,24 @@ pub fn advance(
 
 /// Sets `d` (the destination's sequence of `carry`, which its table owns: `serial`, identity)
 /// past the highest value of the column in that table (the lowest, counting down), where its
-/// next value is not beyond it; the value set, or `None` (not behind, no rows, or a sequence
-/// no table owns: a shared `nextval` default, whose users cannot all be told).
+/// next value is not beyond it; the value set, or `None` (not behind, no rows, a sequence no
+/// table owns — a shared `nextval` default, whose users cannot all be told —, or a column the
+/// role may not read whole there).
 fn past_the_rows(
     destination: &mut Connection,
     carry: &Carry,
     d: &Described,
 ) -> Result<Option<i64>, Error> {
+    // Only where the role may read the column and no row security hides rows or refuses the
+    // read: an error here would abort the destination's transaction, and the copy with it.
     let owner = destination.query(&format!(
         "SELECT d.refobjid::pg_catalog.regclass::text FROM pg_catalog.pg_depend d \
          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = {} \
            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-           AND d.deptype IN ('a', 'i') LIMIT 1",
+           AND d.deptype IN ('a', 'i') \
+           AND d.refobjsubid > 0 \
+           AND pg_catalog.has_column_privilege(d.refobjid, d.refobjsubid::int2, 'SELECT') \
+           AND NOT pg_catalog.row_security_active(d.refobjid) LIMIT 1",
         carry.destination
     ))?;
     let Some(table) = owner.first().and_then(|r| r.first().cloned().flatten()) else {

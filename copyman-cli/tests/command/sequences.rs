@@ -169,6 +169,41 @@ fn a_source_sequence_the_role_may_not_read_is_set_past_the_copied_rows() {
     }
 }
 
+/// The same unreadable source sequence into a destination whose role may INSERT and move the
+/// sequence but not read the table: the rows' highest value cannot be asked there without an
+/// error that would abort its transaction, so the sequence is left as it was, said, and the
+/// rows commit (a failed `max()` had failed the copy).
+#[test]
+fn an_unreadable_source_sequence_into_a_table_the_role_may_not_read_still_commits() {
+    let c = clusters();
+    let (src, d1, _) = servers(c);
+    let reader = format!("reader_{src}");
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "CREATE ROLE {reader} LOGIN; GRANT SELECT ON ser TO {reader};"
+        ))
+        .unwrap();
+    let writer = format!("inserter_{d1}");
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute(&format!(
+            "CREATE ROLE {writer} LOGIN; GRANT INSERT ON ser TO {writer};
+             GRANT USAGE, SELECT, UPDATE ON SEQUENCE ser_id_seq TO {writer};"
+        ))
+        .unwrap();
+    let from = (c.source.conninfo(&src)).replace("user=postgres", &format!("user={reader}"));
+    let to = (c.dest[0].conninfo(&d1)).replace("user=postgres", &format!("user={writer}"));
+    let out = run(&["table", "ser", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the source's sequence of column \"id\" cannot be read"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "ser"), 200);
+}
+
 #[test]
 fn a_setval_the_destination_refuses_fails_the_copy_and_commits_nothing() {
     let c = clusters();
