@@ -268,6 +268,9 @@ pub(crate) struct Monitor {
     unreachable: bool,
     /// Why the server could not be asked, last time (a role's connection limit: 53300).
     why: Option<String>,
+    /// That last failure was its server's own answer (a SQLSTATE: a connection limit, 53300),
+    /// not silence: the server is up.
+    answered: bool,
 }
 
 impl Monitor {
@@ -278,6 +281,7 @@ impl Monitor {
             conn: None,
             unreachable: false,
             why: None,
+            answered: false,
         }
     }
 
@@ -286,11 +290,13 @@ impl Monitor {
             match self.spec.connect_monitor(MONITOR_TIMEOUT) {
                 Ok(conn) => self.conn = Some(conn),
                 Err(e) => {
-                    let why = report::describe(&e).to_string();
+                    let said = report::describe(&e);
+                    let why = said.to_string();
                     report::log(format_args!(
                         "cannot open a monitoring connection for {}: {why}",
                         self.label
                     ));
+                    self.answered = said.sqlstate.is_some();
                     self.why = Some(why);
                     self.unreachable = true;
                 }
@@ -306,7 +312,9 @@ impl Monitor {
         match result {
             Ok(rows) => Some(rows),
             Err(e) => {
-                self.why = Some(report::describe(&e).to_string());
+                let said = report::describe(&e);
+                self.answered = said.sqlstate.is_some();
+                self.why = Some(said.to_string());
                 self.conn = None;
                 None
             }
@@ -359,6 +367,7 @@ impl Monitor {
                 statement: None,
                 backend: None,
                 blockers: Vec::new(),
+                unseen: !self.answered,
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -370,6 +379,7 @@ impl Monitor {
                 statement: None,
                 backend: None,
                 blockers: Vec::new(),
+                unseen: false,
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -405,6 +415,7 @@ impl Monitor {
                 statement,
                 backend,
                 blockers: Vec::new(),
+                unseen: false,
             };
         }
         let mut lock = format!("backend {pid} waits for a {event} lock");
@@ -423,6 +434,7 @@ impl Monitor {
             statement,
             backend,
             blockers,
+            unseen: false,
         }
     }
 }
@@ -463,6 +475,9 @@ pub(crate) struct Look {
     pub(crate) backend: Option<Backend>,
     /// The backends holding the lock it waits for (`pg_blocking_pids`).
     pub(crate) blockers: Vec<Backend>,
+    /// Its server could not be asked and did not answer why (a monitor's connect or question
+    /// that timed out): frozen, or its network path lost.
+    pub(crate) unseen: bool,
 }
 
 /// Two sessions of one copy, one waiting for a lock the other holds: the holder's transaction
@@ -573,9 +588,7 @@ impl Look {
                 .unwrap_or_default(),
             // Not when its server answered the monitor with an error (a connection limit,
             // 53300): it is up.
-            None if self.activity.starts_with(CANNOT_BE_ASKED)
-                && !self.activity.contains("SQLSTATE") =>
-            {
+            None if self.unseen => {
                 ": a frozen server, or a network path to it that is lost?".to_owned()
             }
             None => String::new(),
@@ -1558,6 +1571,7 @@ mod tests {
                     started: started.into(),
                 })
                 .collect(),
+            unseen: false,
         }
     }
 
