@@ -320,6 +320,36 @@ pub(crate) fn warn_if_rewritten(source: &str, passes: &str, servers: &[(String, 
     ));
 }
 
+/// The encoding a planned run's data passes in ([`pass_server_encoding`], over every statement
+/// still to send) and the warning where it rewrites a destination's bytes
+/// ([`warn_if_rewritten`]): the run's, and its `--dry-run`'s, which says what the run would.
+///
+/// # Errors
+/// As [`pass_server_encoding`].
+pub(crate) fn pass_and_warn(
+    t: &Transfer,
+    mut source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+    plan: &crate::plan::Plan,
+) -> Result<(), Fatal> {
+    let statements = (plan.send.iter().chain(plan.receive.iter().flatten()))
+        .chain(plan.guards.iter().flatten())
+        .chain(plan.source_guard.iter())
+        .map(String::as_str);
+    pass_server_encoding(t, source.as_deref_mut(), dests, statements)?;
+    if let Some(conn) = source {
+        let source = Encodings::of("source".to_owned(), conn).copying(plan.send.as_deref());
+        let servers: Vec<(String, String)> = (dests.iter().enumerate())
+            .filter_map(|(i, d)| {
+                let encoding = d.conn.as_ref()?.session().parameter("server_encoding")?;
+                Some((format!("destination {}", i + 1), encoding.to_owned()))
+            })
+            .collect();
+        warn_if_rewritten(&source.server, &source.client, &servers);
+    }
+    Ok(())
+}
+
 /// Between servers that all hold one encoding other than UTF8, with no `client_encoding` asked
 /// for (`--encoding`, a CONN's, `PGCLIENTENCODING`), the data passes in that encoding, as a psql
 /// pipe passes it: not to UTF8 and back, which changed bytes (EUC_JP's NEC and IBM duplicates

@@ -1688,6 +1688,16 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         crate::finish::Atomic::check_destinations(&mut dests)?;
     }
     let input = input(t, output, &mut plan, source_conn.as_mut(), &mut dests)?;
+    // The encodings as the run settles them, after every catalog read as the run's: COPYs
+    // whose ENCODINGs would lose characters between servers refused, the warning where a
+    // destination's bytes would be rewritten.
+    crate::limits::refuse_lossy_between(
+        source_conn.as_mut(),
+        &mut dests,
+        plan.send.as_deref(),
+        &plan.receive,
+    )?;
+    crate::limits::pass_and_warn(t, source_conn.as_mut(), &mut dests, &plan)?;
     // A destination left out (--keep-going) makes the run partial: the dry run says so by the
     // run's own exit status, so that `--dry-run && run` does not go on to a partial copy.
     let exit = if dests.iter().any(|d| d.error.is_some()) {

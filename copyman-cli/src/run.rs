@@ -202,21 +202,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         None => None,
     };
 
-    let statements = (plan.send.iter().chain(plan.receive.iter().flatten()))
-        .chain(plan.guards.iter().flatten())
-        .chain(plan.source_guard.iter())
-        .map(String::as_str);
-    limits::pass_server_encoding(t, source_conn.as_mut(), &mut dests, statements)?;
-    if let Some(conn) = source_conn.as_ref() {
-        let source = limits::Encodings::of("source".to_owned(), conn).copying(plan.send.as_deref());
-        let servers: Vec<(String, String)> = (dests.iter().enumerate())
-            .filter_map(|(i, d)| {
-                let encoding = d.conn.as_ref()?.session().parameter("server_encoding")?;
-                Some((format!("destination {}", i + 1), encoding.to_owned()))
-            })
-            .collect();
-        limits::warn_if_rewritten(&source.server, &source.client, &servers);
-    }
+    limits::pass_and_warn(t, source_conn.as_mut(), &mut dests, &plan)?;
 
     // Open files and transactions, the servers' in the order of what each is, not of `--to`:
     // two runs that empty one table on the same servers, given them in another order, then

@@ -1326,7 +1326,9 @@ fn a_client_encoding_that_changes_characters_on_their_way_is_refused_between_ser
     ]
     .map(str::to_owned)
     .to_vec();
-    for run in [table, statements] {
+    // A --dry-run says what the run would (it said nothing, exit 0).
+    let dry = |run: &Vec<String>| [run.clone(), [&run[..], &["--dry-run".to_owned()]].concat()];
+    for run in [dry(&table), dry(&statements)].concat() {
         let out = copyman().args(&run).output().unwrap();
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
@@ -2209,6 +2211,27 @@ fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
         ),
     ];
     for (extra, client_encoding) in runs {
+        // A one-table --dry-run says it as the run does (only a job's said it).
+        let out = copyman()
+            .args([
+                "table",
+                "nec",
+                "--from",
+                &from,
+                "--to",
+                &to_euc,
+                "--dry-run",
+            ])
+            .args(extra)
+            .envs(client_encoding.map(|e| ("PGCLIENTENCODING", e)))
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        assert!(
+            text(&out.stderr).contains("and destination 1 holds EUC_JP too"),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
         let mut cmd = copyman();
         cmd.args(["table", "nec", "--from", &from, "--to", &to_euc])
             .args(extra);

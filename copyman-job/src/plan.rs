@@ -1686,7 +1686,10 @@ fn built_in_part(key: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Whether every value of the type `format_type` names `from` reads back unchanged as `to`.
+/// Whether every value of the type `format_type` names `from` reads back unchanged as `to`:
+/// the destination prints each as the source printed it, the text the copy moves and `--verify`
+/// compares. (A `real` read as `double precision` prints the same shortest decimal, though the
+/// float8 stored is that decimal's nearest, not the float4 widened as a cast would widen it.)
 fn keeps_values(from: &str, to: &str) -> bool {
     if from == to {
         return true;
