@@ -338,7 +338,9 @@ impl FileSource {
         self.last = buf.last().copied().or(self.last);
         if let Some(marker) = self.scanner.feed(&buf) {
             return Err(format!(
-                "line {} of {} {} `\\.`, the end-of-data marker: the rows after it would be lost",
+                "line {} of {} {} `\\.`, the end-of-data marker: the lines after it would be lost \
+                 (blank ones too: a blank line is a row of a one-column table); delete the \
+                 marker, or what follows it",
                 marker.line,
                 self.name,
                 if marker.alone { "is" } else { "ends in" }

@@ -694,7 +694,8 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// `name` as a column list writes it: as it is when PostgreSQL reads it back unchanged (lower
-/// case letters, digits, `_`, not a reserved word), else double-quoted.
+/// case letters, digits, `_`, not a reserved word), else double-quoted — with Unicode escapes
+/// (`U&"…"`) when it holds a control character (a line break), so that it stays on one line.
 ///
 /// ```
 /// use copyman_core::file_start::column_name;
@@ -702,6 +703,7 @@ const KEYWORDS: &[&str] = &[
 /// assert_eq!(column_name("customer_id"), "customer_id");
 /// assert_eq!(column_name("Customer ID"), "\"Customer ID\"");
 /// assert_eq!(column_name("user"), "\"user\"");
+/// assert_eq!(column_name("e\nf \\ \"g\""), r#"U&"e\000af \\ ""g""""#);
 /// ```
 pub fn column_name(name: &str) -> String {
     let plain = name
@@ -714,6 +716,18 @@ pub fn column_name(name: &str) -> String {
         && !KEYWORDS.contains(&name);
     if plain {
         name.to_owned()
+    } else if name.contains(char::is_control) {
+        let mut escaped = String::from("U&\"");
+        for c in name.chars() {
+            match c {
+                '\\' => escaped.push_str("\\\\"),
+                '"' => escaped.push_str("\"\""),
+                c if c.is_control() => escaped.push_str(&format!("\\{:04x}", u32::from(c))),
+                c => escaped.push(c),
+            }
+        }
+        escaped.push('"');
+        escaped
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
     }

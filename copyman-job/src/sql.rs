@@ -164,6 +164,14 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self) -> Result<Ident, NameError> {
         self.skip_ws();
+        // `U&"d\0061t\+000061"`: a quoted name with Unicode escapes (no `UESCAPE` read here).
+        let unicode = self
+            .rest()
+            .get(..3)
+            .is_some_and(|p| p.eq_ignore_ascii_case("u&\""));
+        if unicode {
+            self.pos += 2;
+        }
         let rest = self.rest();
         let ident = if let Some(quoted) = rest.strip_prefix('"') {
             let mut name = String::new();
@@ -194,7 +202,13 @@ impl<'a> Parser<'a> {
                 )));
             }
             self.pos += 1 + end;
-            name
+            if unicode {
+                unescape_unicode(&name).ok_or_else(|| {
+                    NameError(format!("invalid Unicode escape in {:?}", self.text))
+                })?
+            } else {
+                name
+            }
         } else {
             let len = rest
                 .char_indices()
@@ -225,6 +239,33 @@ impl<'a> Parser<'a> {
         }
         Ok(Ident(ident))
     }
+}
+
+/// The name a `U&"…"` identifier's quoted text stands for: `\\` a backslash, `\XXXX` and
+/// `\+XXXXXX` the code point of those hex digits (`None`: an escape PostgreSQL refuses, or a
+/// surrogate, which it reads only as a pair).
+fn unescape_unicode(quoted: &str) -> Option<String> {
+    let mut name = String::new();
+    let mut rest = quoted;
+    while let Some(at) = rest.find('\\') {
+        name.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('\\') {
+            name.push('\\');
+            rest = after;
+            continue;
+        }
+        let digits = if rest.starts_with('+') { 6 } else { 4 };
+        let start = usize::from(rest.starts_with('+'));
+        let hex = rest.get(start..start + digits)?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        name.push(char::from_u32(u32::from_str_radix(hex, 16).ok()?)?);
+        rest = &rest[start + digits..];
+    }
+    name.push_str(rest);
+    Some(name)
 }
 
 /// A string literal for `text`: `'…'` with `'` doubled, or `E'…'` when it holds a backslash (as
@@ -1582,6 +1623,23 @@ mod tests {
         }
         assert!(parse_columns("a b").is_err());
         assert!(parse_columns("").is_err());
+        // Unicode escapes, as PostgreSQL reads them; what a suggestion writes reads back.
+        let columns = parse_columns(r#"U&"e\000af", u&"d\0061t\+000061 \\""#).unwrap();
+        assert_eq!(columns[0].0, "e\nf");
+        assert_eq!(columns[1].0, "data \\");
+        for bad in [
+            r#"U&"\00"#,
+            r#"U&"\zzzz""#,
+            r#"U&"\d800""#,
+            r#"U&"\+11ffff""#,
+        ] {
+            assert!(parse_columns(bad).is_err(), "{bad}");
+        }
+        for name in ["e\nf", "tab\there \\ \"q\"", "Plain", "x\u{7f}"] {
+            let written = copyman_core::file_start::column_name(name);
+            assert!(!written.contains(char::is_control), "{written}");
+            assert_eq!(parse_columns(&written).unwrap()[0].0, name, "{written}");
+        }
     }
 
     #[test]

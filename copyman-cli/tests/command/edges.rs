@@ -57,7 +57,7 @@ fn eod_marker_line_in_file_fails_and_commits_nothing() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "line 100001 of {} is `\\.`, the end-of-data marker: the rows after it would be lost",
+            "line 100001 of {} is `\\.`, the end-of-data marker: the lines after it would be lost",
             file.arg()
         )),
         "{stderr}"

@@ -65,6 +65,37 @@ fn nothing_anywhere(c: &Clusters, dbs: &[String; 2], table: &str) {
     }
 }
 
+/// A column whose name holds a line break: the refusal's `--columns` writes it with Unicode
+/// escapes, and that `--columns` loads the file (its line break was shown as a space, a
+/// `--columns` naming no column).
+#[test]
+fn a_header_suggestion_names_a_column_with_a_line_break() {
+    let c = clusters();
+    let db = database(&c.dest[0], "CREATE TABLE w (\"e\nf\" text, id int);");
+    let to = c.dest[0].conninfo(&db);
+    let csv = file("line-break-name.csv", b"id,\"e\nf\"\n1,x\n");
+    let out = run(&["table", "w", "--from", csv.arg(), "--to", &to, "--header"]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    let suggested = r#"--columns 'id,U&"e\000af"'"#;
+    assert!(stderr.contains(suggested), "{stderr}");
+    let columns = r#"id,U&"e\000af""#;
+    let out = run(&[
+        "table",
+        "w",
+        "--from",
+        csv.arg(),
+        "--to",
+        &to,
+        "--header",
+        "--columns",
+        columns,
+    ]);
+    assert_exit(&out, 0);
+    let query = "SELECT id || ':' || \"e\nf\" FROM w";
+    assert_eq!(rows(&c.dest[0], &db, query), ["1:x"]);
+}
+
 #[test]
 fn swapped_csv_header_is_refused_before_anything_is_sent() {
     let c = clusters();
