@@ -473,6 +473,9 @@ fn fatal(error: JobError) -> anyhow::Error {
         | JobError::Empty(_)
         | JobError::Refused(_)
         | JobError::DecisionLog { .. } => Exit::Usage,
+        // Another run of this job holds its state file: refused before anything, as the same
+        // tables claimed by another job are (it exited 1, "the copy failed").
+        JobError::State { error, .. } if error.kind() == io::ErrorKind::WouldBlock => Exit::Usage,
         _ => Exit::CopyFailed,
     };
     // What the source said, for `--json`'s `server` and `sqlstate`.
@@ -1004,7 +1007,6 @@ fn dry_run(
     Ok(exit)
 }
 
-/// What destination `dest` does with table `i` of `plan`: its steps, or why not.
 /// The `status` word of a job's `--json` for its exit: the words of a one-table run's
 /// (report.rs).
 fn status_word(exit: Exit) -> &'static str {
@@ -1016,6 +1018,7 @@ fn status_word(exit: Exit) -> &'static str {
     }
 }
 
+/// What destination `dest` does with table `i` of `plan`: its steps, or why not.
 fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
     let t = &plan.tables[i];
     let group = plan.group_of(i);

@@ -1071,8 +1071,9 @@ fn a_resume_beside_the_live_run_is_refused_at_once() {
     let paused = Paused::start(&args, "committed:1");
     let mut resume = args.to_vec();
     resume.push("--resume");
+    // Refused, exit 2 as another job's claim on the same tables (it exited 1, "copy failed").
     let beside = run(&resume);
-    assert_exit(&beside, 1);
+    assert_exit(&beside, 2);
     let stderr = text(&beside.stderr);
     assert!(
         stderr.contains("another copyman is running this job") && !stderr.contains("pg_terminate"),
