@@ -326,13 +326,20 @@ fn table_plan(
                 .then(|| copyman_job::plan::referenced_by_another(conn, copy.target()))
                 .flatten();
             if let Some((other, key)) = referenced {
+                // Every table referencing it at any depth: a TRUNCATE must name them all.
+                let all = copyman_job::plan::referencing_tables(conn, &copy.target().to_string());
+                let all = if all.is_empty() {
+                    other.clone()
+                } else {
+                    all.join(" ")
+                };
                 return Err(ErrorInfo {
                     sqlstate: Some("0A000".to_owned()),
                     message: format!(
                         "{other} there references it (foreign key {key}): a TRUNCATE of it \
                          alone is refused, and copyman never truncates with CASCADE (the \
-                         tables that reference it would lose their rows); copy both as a job \
-                         (`copyman table {} {other} --truncate`: emptied together), or empty \
+                         tables that reference it would lose their rows); copy them as a job \
+                         (`copyman table {} {all} --truncate`: emptied together), or empty \
                          them together there yourself and copy without --truncate",
                         copy.target()
                     ),

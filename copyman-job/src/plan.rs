@@ -128,6 +128,36 @@ pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option
     Some((row.first()?.clone()?, row.get(1)?.clone()?))
 }
 
+/// Every table on `conn`'s server that references `table` through foreign keys, at any depth
+/// (a table that references one that references it …), `table` itself left out, nearest
+/// first, each named as [`TableName`] spells it (`"schema"."name"`): a `TRUNCATE` of `table`
+/// must name them all (without `CASCADE`, which copyman never uses), however empty they are.
+/// Empty when none does, or the question cannot be asked.
+pub fn referencing_tables(conn: &mut Connection, table: &str) -> Vec<String> {
+    let table = sql::literal(table);
+    // A key's clones on partitions (conparentid set) are the key of their partitioned table.
+    let sql = format!(
+        "WITH RECURSIVE r(oid, depth) AS ( \
+           SELECT pg_catalog.to_regclass({table})::pg_catalog.oid, 0 \
+           UNION \
+           SELECT k.conrelid, r.depth + 1 FROM pg_catalog.pg_constraint k \
+           JOIN r ON k.confrelid = r.oid \
+           WHERE k.contype = 'f' AND k.conparentid = 0 AND r.depth < 32) \
+         SELECT '\"' || pg_catalog.replace(n.nspname::pg_catalog.text, '\"', '\"\"') || '\".\"' \
+             || pg_catalog.replace(c.relname::pg_catalog.text, '\"', '\"\"') || '\"' \
+         FROM r JOIN pg_catalog.pg_class c ON c.oid = r.oid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE r.oid <> pg_catalog.to_regclass({table}) \
+         GROUP BY n.nspname, c.relname ORDER BY pg_catalog.min(r.depth), 1"
+    );
+    let Ok(rows) = conn.query(&sql) else {
+        return Vec::new();
+    };
+    rows.into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect()
+}
+
 /// The foreign tables among the partitions of `table` (a partitioned table: `kind` `p`) on one
 /// server, named as statements spell them, or `None` when it has none (or the question cannot
 /// be asked). Their rows live on another server: a copy through the partitioned table reads

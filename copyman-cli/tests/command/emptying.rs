@@ -114,12 +114,14 @@ fn a_referenced_table_is_emptied_where_no_row_references_it() {
     assert_eq!(count(&c.dest[0], &d1, "orders"), 0, "not in the job");
 
     // Orders on the destination that reference its customers: the DELETE names the constraint,
-    // and nothing of customers is lost.
+    // and nothing of customers is lost. Items there reference the orders: the TRUNCATE said
+    // names them too (it named orders alone, which PostgreSQL refuses).
     let d2 = database(
         &c.dest[1],
         &format!(
             "{FK} INSERT INTO customers SELECT generate_series(1000, 1004);
-             INSERT INTO orders VALUES (1, 1000);"
+             INSERT INTO orders VALUES (1, 1000);
+             CREATE TABLE items (id int, o int REFERENCES orders);"
         ),
     );
     std::fs::remove_file(&state.0).ok();
@@ -133,6 +135,18 @@ fn a_referenced_table_is_emptied_where_no_row_references_it() {
         stderr.contains(r#"rows of "public"."orders" there, which the job does not copy"#),
         "{stderr}"
     );
+    let truncate =
+        r#"TRUNCATE ONLY "public"."customers", ONLY "public"."orders", ONLY "public"."items""#;
+    assert!(
+        stderr.contains(&format!("({truncate})"))
+            && stderr.contains(r#"add "public"."orders", "public"."items" to the job"#),
+        "{stderr}"
+    );
+    // What it says PostgreSQL takes (rolled back here).
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute(&format!("BEGIN; {truncate}; ROLLBACK"))
+        .unwrap();
     let dry = dry_run(&c.dest[1].conninfo(&d2));
     assert_exit(&dry, 1);
     let plan = text(&dry.stdout);
@@ -258,11 +272,13 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
         &c.source,
         &format!("{FK} INSERT INTO customers SELECT generate_series(1, 10);"),
     );
+    // Items there reference the orders: a TRUNCATE must name them too (only orders was said).
     let d = database(
         &c.dest[0],
         &format!(
             "{FK} INSERT INTO customers SELECT generate_series(1, 3);
-             INSERT INTO orders VALUES (1, 1);"
+             INSERT INTO orders VALUES (1, 1);
+             CREATE TABLE items (id int, o int REFERENCES orders);"
         ),
     );
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
@@ -285,7 +301,9 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
                     "orders there references it (foreign key orders_customer_fkey): a TRUNCATE \
                      of it alone is refused, and copyman never truncates with CASCADE"
                 )
-                && stderr.contains(r#"copyman table "customers" orders --truncate"#),
+                && stderr.contains(
+                    r#"copyman table "customers" "public"."orders" "public"."items" --truncate"#
+                ),
             "{stderr}"
         );
     }

@@ -2034,6 +2034,7 @@ fn referenced_from_outside(
             if !quiet_delete && !grouped {
                 let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
                 if let Some((r, constraint)) = found {
+                    let (add, truncate) = with_referencing(conn, &t.table, r, &job);
                     t.destinations[d] = DestPlan::Refused(TableError {
                         sqlstate: Some("0A000".to_owned()),
                         ..TableError::lasting(format!(
@@ -2041,10 +2042,9 @@ fn referenced_from_outside(
                              key {constraint}): its TRUNCATE alone is refused, and a DELETE of \
                              its rows would do more than empty it (it is partitioned, or \
                              foreign keys act on its deletes, or triggers or rules fire on \
-                             them), so emptying it first (--truncate) would fail; add {r} to \
-                             the job (the two are then emptied together), or empty them \
-                             together there yourself (TRUNCATE {}, ONLY {r}) and copy without \
-                             --truncate",
+                             them), so emptying it first (--truncate) would fail; add {add} to \
+                             the job (then emptied together with it), or empty them together \
+                             there yourself (TRUNCATE {}{truncate}) and copy without --truncate",
                             own_rows(&t.table, &t.kind)
                         ))
                     });
@@ -2058,20 +2058,44 @@ fn referenced_from_outside(
                 .filter_map(|r| Some((r, referencing_rows(conn, r, &t.table)?)))
                 .next();
             if let Some((r, constraint)) = found {
+                let (add, truncate) = with_referencing(conn, &t.table, r, &job);
                 t.destinations[d] = DestPlan::Refused(TableError {
                     sqlstate: Some("23503".to_owned()),
                     ..TableError::lasting(format!(
                         "rows of {r} there, which the job does not copy, reference it (foreign \
                          key {constraint}): emptying it first (--truncate) would fail, and \
-                         copyman empties no other table; add {r} to the job (the two are then \
-                         emptied together), or empty them together there yourself (TRUNCATE \
-                         {}, ONLY {r}) and copy {r} there again yourself",
+                         copyman empties no other table; add {add} to the job (then emptied \
+                         together with it), or empty them together there yourself (TRUNCATE \
+                         {}{truncate}) and copy {add} there again yourself",
                         emptying[i]
                     ))
                 });
             }
         }
     }
+}
+
+/// The tables outside the job (`job`) that a `TRUNCATE` of `table` on `conn`'s database must
+/// name with it, `first` (found referencing it) among them: every table that references it
+/// there at any depth ([`crate::plan::referencing_tables`]: a TRUNCATE that left out one
+/// referencing a table it names is refused as well). Said as a list to add to the job, and as
+/// the `, ONLY …` that follows what empties `table` in that TRUNCATE.
+fn with_referencing(
+    conn: &mut Connection,
+    table: &TableName,
+    first: &str,
+    job: &HashSet<String>,
+) -> (String, String) {
+    let mut outside = crate::plan::referencing_tables(conn, &table.to_string());
+    outside.retain(|name| !job.contains(name));
+    if !outside.iter().any(|name| name == first) {
+        outside.insert(0, first.to_owned());
+    }
+    let truncate: String = outside
+        .iter()
+        .map(|name| format!(", ONLY {name}"))
+        .collect();
+    (outside.join(", "), truncate)
 }
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
