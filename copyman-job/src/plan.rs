@@ -490,7 +490,7 @@ pub fn names_cut(
 ) -> Result<(), String> {
     // The rows copied: those of the `--where`, if one is given.
     let rows = match condition {
-        Some(condition) => format!("{table} WHERE ({condition})"),
+        Some(condition) => format!("{table} {}", sql::where_clause(condition)),
         None => table.to_string(),
     };
     let encoding = source

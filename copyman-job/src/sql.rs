@@ -268,6 +268,23 @@ fn unescape_unicode(quoted: &str) -> Option<String> {
     Some(name)
 }
 
+/// `WHERE (condition)`, the user's `--where` in parentheses: on a line of their own where it
+/// holds `--`, so that a `-- comment` ending it does not swallow the closing one.
+///
+/// ```
+/// use copyman_job::sql::where_clause;
+///
+/// assert_eq!(where_clause("a > 1"), "WHERE (a > 1)");
+/// assert_eq!(where_clause("a > 1 -- recent"), "WHERE (a > 1 -- recent\n)");
+/// ```
+pub fn where_clause(condition: &str) -> String {
+    if condition.contains("--") {
+        format!("WHERE ({condition}\n)")
+    } else {
+        format!("WHERE ({condition})")
+    }
+}
+
 /// A string literal for `text`: `'…'` with `'` doubled, or `E'…'` when it holds a backslash (as
 /// PostgreSQL's `quote_literal` does), so it reads the same whatever
 /// `standard_conforming_strings` is.
@@ -937,7 +954,7 @@ impl TableCopy {
             self.column_list()
         };
         let condition = match &self.condition {
-            Some(condition) => format!(" WHERE ({condition})"),
+            Some(condition) => format!(" {}", where_clause(condition)),
             None => String::new(),
         };
         format!(

@@ -746,3 +746,27 @@ fn every_destination_failing_mid_copy_is_said_in_the_commands_words() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 1);
     assert_eq!(count(&c.dest[1], &d2, "t"), 1);
 }
+
+/// A `--where` that ends in a `-- comment`, as psql takes it: copied (it failed with
+/// "unterminated parenthesis", exit 1 — the comment swallowed the closing parenthesis copyman
+/// wraps it in — while its dry run exited 0).
+#[test]
+fn a_where_ending_in_a_line_comment_is_read_as_psql_reads_it() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let dst = database(&c.dest[0], T);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let args = [
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--where",
+        "id > 6 -- the recent ones",
+    ];
+    assert_exit(&run(&[&args[..], &["--dry-run"]].concat()), 0);
+    assert_exit(&run(&args), 0);
+    assert_eq!(count(&c.dest[0], &dst, "t"), 4);
+}
