@@ -1498,30 +1498,40 @@ pub fn resolve_columns(
 
 /// Why a column's values would be stored as others on the destination `to` though its type is
 /// named alike: its composites' fields in another order ([`composite_reordered`]), its
-/// multiranges' subtypes ordered otherwise ([`multirange_reordered`]).
+/// ranges' subtypes ordered otherwise ([`range_reordered`]).
 pub fn lands_otherwise(from: &Column, to: &Column) -> Option<String> {
-    composite_reordered(from, to).or_else(|| multirange_reordered(from, to))
+    composite_reordered(from, to).or_else(|| range_reordered(from, to))
 }
 
-/// Why a column's multirange values would be stored as others on the destination `to`: a range
-/// type they are made of (at the same place in the value) whose subtype orders its values
-/// otherwise there — an enum's labels in another order, text of another collation (a database's
-/// default one included) or operator class. Multirange input sorts its ranges and merges those
-/// that overlap by that order, in text as in binary: `{[low,mid],[high,max]}` stored
-/// `{[low,max]}`, without an error. (A range alone keeps its value, or fails loudly on bounds
-/// out of order.)
-pub fn multirange_reordered(from: &Column, to: &Column) -> Option<String> {
+/// Why a column's range or multirange values would be stored as others on the destination
+/// `to`: a range type they are made of (at the same place in the value) whose subtype orders
+/// its values otherwise there — an enum's labels in another order, text of another collation
+/// (a database's default one included) or operator class. Multirange input sorts its ranges
+/// and merges those that overlap by that order, in text as in binary: `{[low,mid],[high,max]}`
+/// stored `{[low,max]}`, without an error. Range input checks its bounds by it: bounds equal
+/// there (a nondeterministic collation's `A` and `a`) make `(A,a)` empty, without an error;
+/// bounds in the other order fail the copy once it began.
+pub fn range_reordered(from: &Column, to: &Column) -> Option<String> {
     from.range_orders.iter().find_map(|(path, here)| {
         let (_, there) = to.range_orders.iter().find(|(p, _)| p == path)?;
         // Ranges over other subtypes are other types (converted in text, refused in binary).
         let (subtype, order) = here.split_once('\u{1f}')?;
         let (its, there) = there.split_once('\u{1f}')?;
         (its == subtype && there != order).then(|| {
-            format!(
-                "a multirange whose ranges' subtype orders its values otherwise there (the \
-                 source: {order}; there: {there}), and multirange input sorts and merges its \
-                 ranges by that order: its values would be stored as other ranges"
-            )
+            if path.ends_with("/m") {
+                format!(
+                    "a multirange whose ranges' subtype orders its values otherwise there (the \
+                     source: {order}; there: {there}), and multirange input sorts and merges \
+                     its ranges by that order: its values would be stored as other ranges"
+                )
+            } else {
+                format!(
+                    "a range whose subtype orders its values otherwise there (the source: \
+                     {order}; there: {there}), and range input checks its bounds by that \
+                     order: a range whose bounds are equal there would be stored empty, one \
+                     whose bounds are in the other order there would fail the copy"
+                )
+            }
         })
     })
 }

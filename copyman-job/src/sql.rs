@@ -1192,15 +1192,12 @@ pub const TRIGGER_FIRES: &str = "g.tgenabled::pg_catalog.text IN ('A', \
      CASE pg_catalog.current_setting('session_replication_role') WHEN 'replica' THEN 'R' \
      ELSE 'O' END)";
 
-/// The catalog query's column that says, for each range type a column's multirange values are
-/// made of (at its path, which ends in `/m`), its subtype and what orders its values: the collation
+/// The catalog query's column that says, for each range type a column's values are made of (at
+/// its path: in a multirange, one that ends in `/m`), its subtype and what orders its values: the collation
 /// (`C` for C and POSIX; else its provider, `c` libc or `i` ICU, and its locale — the default
-/// one the database's), an enum's labels in their order, and the operator class. Multiranges
-/// are from PostgreSQL 14; the ICU locale columns from 15 (`datlocale`, `colllocale` from 17).
+/// one the database's), an enum's labels in their order, and the operator class. The ICU
+/// locale columns are from PostgreSQL 15 (`datlocale`, `colllocale` from 17).
 fn range_orders(version: u32) -> String {
-    if version < 140_000 {
-        return "NULL::text".to_owned();
-    }
     let (db_provider, db_locale, coll_locale) = match version {
         170_000.. => ("d.datlocprovider::text", "d.datlocale", "l.colllocale"),
         150_000.. => (
@@ -1234,7 +1231,7 @@ fn range_orders(version: u32) -> String {
              FROM pg_catalog.pg_range g WHERE g.rngtypid = r.typ), \
             chr(30) ORDER BY r.path) \
           FROM reach r JOIN pg_catalog.pg_type t ON t.oid = r.typ \
-          WHERE r.attnum = a.attnum AND t.typtype = 'r' AND r.path ~ '/m$')"
+          WHERE r.attnum = a.attnum AND t.typtype = 'r')"
     )
 }
 
@@ -1275,9 +1272,10 @@ pub struct Column {
     /// [`binary_key`]'s `reached`) with its fields' names in order: COPY fills a composite's
     /// fields by position, in text as in binary.
     pub composites: Vec<(String, Vec<String>)>,
-    /// Each range type its multirange values are made of, where in the value, with its subtype
-    /// and what orders the subtype's values there (collation, an enum's labels, operator
-    /// class), `\u{1f}` between them: multirange input sorts and merges its ranges by it.
+    /// Each range type its values are made of (a range's, a multirange's ranges' at a path
+    /// ending in `/m`), where in the value, with its subtype and what orders the subtype's
+    /// values there (collation, an enum's labels, operator class), `\u{1f}` between them: range
+    /// input checks its bounds by it, multirange input sorts and merges its ranges by it.
     pub range_orders: Vec<(String, String)>,
     /// The parts of its type that carry modifiers of their own, each with where it is in the value:
     /// a domain's base type (`/b numeric(12,4)`), a composite's fields (`/1 timestamp(0)`). Two

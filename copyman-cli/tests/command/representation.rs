@@ -1234,14 +1234,16 @@ fn a_multirange_whose_subtype_orders_otherwise_is_refused() {
             "CREATE TYPE lvl AS ENUM ({labels}); CREATE TYPE lvlrange AS RANGE (subtype = lvl);
              CREATE TYPE textrange AS RANGE (subtype = text, collation = {collation});
              CREATE TABLE e (id int, mr lvlmultirange);
-             CREATE TABLE s (id int, mr textmultirange);"
+             CREATE TABLE s (id int, mr textmultirange);
+             CREATE TABLE r (id int, r textrange);"
         )
     };
     let src = database(
         &c.source,
         &(kinds("'low', 'mid', 'high', 'max'", "\"C\"")
             + "INSERT INTO e VALUES (1, '{[low,mid],[high,max]}');
-               INSERT INTO s VALUES (1, '{[A,B],[a,b]}');"),
+               INSERT INTO s VALUES (1, '{[A,B],[a,b]}');
+               INSERT INTO r VALUES (1, '[B,a]');"),
     );
     let other_enum = database(&c.dest[0], &kinds("'low', 'high', 'mid', 'max'", "\"C\""));
     let other_collation = database(
@@ -1305,12 +1307,30 @@ fn a_multirange_whose_subtype_orders_otherwise_is_refused() {
         stderr.contains("(the source: collation C, operator class text_ops; there: collation i:"),
         "{stderr}"
     );
+    // A range alone: its bounds checked in ICU's order there (`B` after `a`), it failed the
+    // copy once it began (and a nondeterministic collation's equal bounds stored it empty).
+    let out = run(&[
+        "table",
+        "r",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[0].conninfo(&icu),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("has column \"r\" of public.textrange: a range whose subtype orders")
+            && stderr.contains("(the source: collation C, operator class text_ops; there:"),
+        "{stderr}"
+    );
     // C and POSIX are one order: copied, the ranges as they were.
     let to = c.dest[1].conninfo(&other_collation);
     let out = run(&[
         "table",
         "e",
         "s",
+        "r",
         "--from",
         &from,
         "--to",
@@ -1322,12 +1342,13 @@ fn a_multirange_whose_subtype_orders_otherwise_is_refused() {
     let stored = c.dest[1]
         .connect(&other_collation)
         .query(
-            "SELECT (SELECT mr::text FROM e), (SELECT mr::text FROM s)",
+            "SELECT (SELECT mr::text FROM e), (SELECT mr::text FROM s), (SELECT r::text FROM r)",
             &[],
         )
         .unwrap();
     assert_eq!(stored[0].get::<_, String>(0), "{[low,mid],[high,max]}");
     assert_eq!(stored[0].get::<_, String>(1), "{[A,B],[a,b]}");
+    assert_eq!(stored[0].get::<_, String>(2), "[B,a]");
 }
 
 /// A composite with a dropped field is made of the fields it has: compared by their places
