@@ -807,6 +807,22 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    // A connection URL or key=value string where a name goes (`PGDATABASE=$DATABASE_URL`, a
+    // common slip): libpq reads one only as a whole CONN. As a name it would be printed, its
+    // password with it, in every message that names the server (and the server's own 3D000).
+    let names = std::iter::once(("dbname", "database", &dbname))
+        .chain(hosts.iter().map(|h| ("host", "host", &h.name)));
+    for (key, what, value) in names {
+        if looks_like_url(value) || value.to_ascii_lowercase().contains("password=") {
+            return Err(ConnError::Invalid(format!(
+                "the {key} \"{}\" is a connection string, not a {what} name: libpq reads a URL \
+                 or key=value string only as a whole CONN, never inside {key} (or PG{}): give \
+                 it as the CONN itself",
+                scrub(value),
+                if key == "dbname" { "DATABASE" } else { "HOST" }
+            )));
+        }
+    }
     let application_name = params
         .get("application_name")
         .or_else(|| params.get("fallback_application_name"));
@@ -2068,6 +2084,35 @@ mod tests {
         assert!(!format!("{t:?}").contains("s3cret"));
         let env = Env::from_pairs(&[("PGPASSWORD", "s3cret")]);
         assert!(!format!("{env:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_connection_string_where_a_name_goes_is_refused_unshown() {
+        // `PGDATABASE=$DATABASE_URL` and its kin: printed whole, password and all, as the
+        // server's name and in its 3D000 (or the host lookup's error).
+        let url = "postgresql://app:s3cret@db.example/prod";
+        let runs = [
+            ("host=h user=u", vec![("PGDATABASE", url)], "the dbname"),
+            (
+                "host=h user=u dbname='host=x password=s3cret'",
+                vec![],
+                "the dbname",
+            ),
+            ("user=u dbname=d", vec![("PGHOST", url)], "the host"),
+            ("host=h,postgres://u:s3cret@x user=u", vec![], "the host"),
+        ];
+        for (conn, vars, what) in runs {
+            let err = resolve(conn, &env(&vars)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{what} \"")) && err.contains("is a connection string"),
+                "{conn}: {err}"
+            );
+            assert!(!err.contains("s3cret"), "{conn}: {err}");
+        }
+        // Names with `=`, `:` or `@` that are no connection string stay names.
+        for conn in ["host=h user=u dbname='a=b'", "host=h user=u dbname='x:y@z'"] {
+            assert!(resolve(conn, &env(&[])).is_ok(), "{conn}");
+        }
     }
 
     #[test]
