@@ -828,14 +828,24 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
     }
 }
 
+/// The `--from` and `--to` endpoints of a run whose `--stall-timeout` is `stall`: it bounds each
+/// server's connect too, where its CONN gives no `connect_timeout` (a server that takes the
+/// connection and never answers moves no byte; it was waited on for ever, `--keep-going`
+/// leaving nothing out).
 pub(crate) fn endpoints(
     from: &OsStr,
     to: &[OsString],
     env: &Env,
+    stall: Option<Duration>,
 ) -> Result<(Endpoint, Vec<Endpoint>), ArgError> {
     // What is not UTF-8 can only be a file's name (an old LATIN1-named export).
     let endpoint = |text: &OsStr, flag| match text.to_str() {
-        Some(text) => endpoint(text, env, flag),
+        Some(text) => endpoint(text, env, flag).map(|mut e| {
+            if let (Endpoint::Server(spec), Some(limit)) = (&mut e, stall) {
+                spec.bound_connect(limit);
+            }
+            e
+        }),
         None => Ok(Endpoint::File(PathBuf::from(text))),
     };
     let mut source = endpoint(from, "--from")?;
@@ -943,7 +953,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     if let Some(condition) = &low.condition {
         sql::check_condition(condition).map_err(|e| ArgError::usage(e.to_string()))?;
     }
-    let (mut source, destinations) = endpoints(&low.from, &low.to, env)?;
+    let (mut source, destinations) = endpoints(&low.from, &low.to, env, low.safety.stall_timeout)?;
     // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
     // output before the COPY), and a --where in its own string and array settings.
     if let Endpoint::Server(spec) = &mut source {
@@ -1036,7 +1046,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
 }
 
 fn copy_transfer(low: LowCopy, env: &Env) -> Result<Transfer, ArgError> {
-    let (mut source, destinations) = endpoints(&low.from, &low.to, env)?;
+    let (mut source, destinations) = endpoints(&low.from, &low.to, env, low.safety.stall_timeout)?;
     // One copy's source: the user's SQL is read in the server's date order (run.rs sets ISO
     // output before the COPY) and its own string and array settings.
     if let Endpoint::Server(spec) = &mut source {

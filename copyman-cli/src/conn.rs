@@ -1016,6 +1016,20 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
 }
 
 impl ServerSpec {
+    /// Bounds connecting to each host by `limit` where the CONN gives no `connect_timeout`
+    /// (`--stall-timeout`: a server that takes the connection and never answers moves no
+    /// byte), as a `connect_timeout` would: per host, libpq's 2 s at least.
+    pub(crate) fn bound_connect(&mut self, limit: Duration) {
+        if self.config.get_connect_timeout().is_some() {
+            return;
+        }
+        let limit = limit.max(Duration::from_secs(2));
+        self.config.connect_timeout(limit);
+        for host in &mut self.hosts {
+            host.connect_timeout(limit);
+        }
+    }
+
     /// Connects with these parameters.
     ///
     /// # Errors

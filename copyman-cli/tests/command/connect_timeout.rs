@@ -110,3 +110,50 @@ fn connect_timeout_expires_and_the_next_host_is_tried() {
     assert!(silent.accepted.load(Ordering::Relaxed) > tried);
     assert_eq!(count(&c.dest[0], &dest, "t"), 10);
 }
+
+/// `--stall-timeout` bounds a connect whose CONN gives no `connect_timeout`: a destination that
+/// takes the connection and never answers is left out under `--keep-going`, the others commit,
+/// one table and a job alike (the run waited for ever, said once after 10 s).
+#[test]
+fn stall_timeout_bounds_a_connect_that_never_answers() {
+    let c = clusters();
+    let silent = Silent::start();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2);",
+    );
+    let state = TempPath::new("silent-destination.state");
+    for job in [&[][..], &["--state", state.arg()][..]] {
+        let dest = database(&c.dest[0], "CREATE TABLE t (n int)");
+        let silent_conn = format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            silent.port
+        );
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+        let args = [
+            &[
+                "table",
+                "t",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--to",
+                &silent_conn,
+            ][..],
+            &["--keep-going", "--stall-timeout", "2s"],
+            job,
+        ]
+        .concat();
+        let started = Instant::now();
+        let out = run(&args);
+        assert_exit(&out, 4);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("127.0.0.1:{}: timeout expired", silent.port)),
+            "{job:?}: {stderr}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "{job:?}");
+        assert_eq!(count(&c.dest[0], &dest, "t"), 2, "{job:?}");
+    }
+}
