@@ -662,11 +662,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         && copyman_job::state::read(&options.state).is_ok_and(|r| r.verify)
     {
         options.verify = true;
-        if !output.quiet {
-            crate::progress::println(
-                "copyman: note: the job began with --verify: it is resumed with it",
-            );
-        }
+        // Notes are said under --quiet too (it hides progress and the summary).
+        crate::progress::println(
+            "copyman: note: the job began with --verify: it is resumed with it",
+        );
     }
     signals::connecting(false);
     let options = &options;
@@ -691,9 +690,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         }
         if let Event::ResumeWait(wait) = event {
             let note = wait.to_string();
-            if !output.quiet {
-                crate::progress::println(&format!("copyman: note: {note}"));
-            }
+            crate::progress::println(&format!("copyman: note: {note}"));
             waited
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -748,10 +745,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         plan.notes.splice(0..0, waited);
         return dry_run(&plan, &dests, options.keep_going, output);
     }
+    // Said under --quiet too, as --help promises: a note may change what is copied (an
+    // --exclude-table that matches nothing leaves its table in).
+    for note in &plan.notes {
+        crate::progress::println(&format!("copyman: note: {note}"));
+    }
     if !output.quiet {
-        for note in &plan.notes {
-            crate::progress::println(&format!("copyman: note: {note}"));
-        }
         crate::progress::println(&format!("copyman: state file: {}", options.state.display()));
     }
     *ledger.lock().unwrap_or_else(PoisonError::into_inner) = Ledger::new(&plan, &dests, options);

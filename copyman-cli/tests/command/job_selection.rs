@@ -951,7 +951,8 @@ fn job_selection_a_resume_from_another_source_is_refused() {
 /// A pattern that matches nothing is said, and in `--json`'s notes: above all an
 /// `--exclude-table` (a misspelt one leaves in the table it was meant to leave out: under
 /// `--truncate`, the destination's own table emptied and written over, without a word). The
-/// job goes on with what the other patterns select.
+/// job goes on with what the other patterns select. Said under `--quiet` too, as its help
+/// promises (it hid a job's notes: a cron job's misspelt exclusion said nothing).
 #[test]
 fn job_selection_a_pattern_that_matches_nothing_is_said() {
     let c = clusters();
@@ -980,6 +981,7 @@ fn job_selection_a_pattern_that_matches_nothing_is_said() {
         "--exclude-table",
         "audit_lo?",
         "--json",
+        "--quiet",
     ]);
     assert_exit(&out, 0);
     let said = text(&out.stderr);
