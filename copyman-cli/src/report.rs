@@ -691,8 +691,17 @@ pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
     crate::dest::write_all_waiting(&mut raw, text.as_bytes())
 }
 
-/// Writes a JSON document and a newline on stdout.
+/// Whether a JSON document was written ([`print_json`]).
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Writes a JSON document and a newline on stdout: one per process. A second signal's exit at
+/// once and the run's own end may both come to write theirs (two signals close together: the
+/// run ended on the first as the second came): the first written stands, the other is left
+/// out (stdout held two documents, which a `--json` reader cannot parse).
 pub(crate) fn print_json(value: &Value) -> io::Result<()> {
+    if JSON_PRINTED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
     let written = (|| {
         let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
         text.push('\n');

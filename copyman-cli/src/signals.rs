@@ -732,10 +732,18 @@ fn handle(signal: i32, stopping: &'static str) {
             name(signal)
         ));
         cancel_before_exit();
-        let exit = crate::watch::lock_briefly(&AT_ONCE)
+        let job = crate::watch::lock_briefly(&AT_ONCE)
             .as_deref()
             .and_then(Option::as_ref)
-            .map_or(at_once_exit(signal, false), |at_once| at_once(signal));
+            .map(|at_once| at_once(signal));
+        // A job says its own document; one table, before its commit, the short one (it said
+        // none: `--json | jq` got no input).
+        let exit = job.unwrap_or_else(|| {
+            let exit = at_once_exit(signal, false);
+            let rest = (&endpoints[..], "rolled back");
+            print_at_once_json(exit, &[], &[], rest, "nothing committed");
+            exit
+        });
         std::process::exit(exit);
     }
 }

@@ -292,6 +292,7 @@ fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
     holder.batch_execute("SELECT pg_advisory_lock(42)").unwrap();
     let mut child = copyman()
         .args([
+            "--json",
             "table",
             "t",
             "--truncate",
@@ -302,6 +303,7 @@ fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
             "--to",
             &c.dest[1].conninfo(&d2),
         ])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -331,6 +333,13 @@ fn a_fast_second_signal_mid_copy_leaves_no_backend_in_its_copy() {
     // (Two signals this close may reach copyman as one: then the first one's cancel, sent at
     // once, ends the COPY, and the run stops as after one signal. Either way, the same end.)
     assert_eq!(status.code(), Some(130), "{said}");
+    // Under --json a document all the same (exiting at once it printed none).
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout:?}: {said}"));
+    assert_eq!(report["status"], "interrupted", "{report}");
+    assert_eq!(report["exit_code"], 130, "{report}");
     // The lock is still held: only the cancel ends that COPY.
     assert_eq!(copy_backends(&c.dest[1], &d2), 0, "{said}");
     holder
