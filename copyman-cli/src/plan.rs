@@ -657,6 +657,25 @@ fn table_plan(
              the rows where {condition}: the destinations keep no other row of it"
         ));
     }
+    // As --where's rows, --columns' columns: the others lose every value they held.
+    if !copy.columns.is_empty() {
+        for (i, rel) in &dest_rels {
+            let left: Vec<String> = (rel.columns.iter())
+                .filter(|c| !c.generated && !copy.columns.contains(&c.name))
+                .map(|c| c.name.to_string())
+                .collect();
+            if truncate.get(*i).is_some_and(Option::is_some) && !left.is_empty() {
+                report::warn(format_args!(
+                    "--truncate empties {}'s whole table, and --columns copies back only {}: \
+                     its other columns ({}) take their defaults (NULL where they have none) in \
+                     every row",
+                    labels[*i],
+                    show_columns(&copy.columns),
+                    left.join(", ")
+                ));
+            }
+        }
+    }
     // Binary data carries no type: each side checks, once it holds the table, that the columns
     // still have the types read here.
     let binary = format == Format::Binary;

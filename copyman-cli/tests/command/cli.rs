@@ -73,13 +73,18 @@ fn table_options_columns_where_truncate_format() {
         "--quiet",
     ]);
     assert_exit(&out, 0);
-    // --quiet says nothing on success but its warning: the table emptied whole, a slice of it
-    // copied back.
+    // --quiet says nothing on success but its warnings: the table emptied whole, a slice of it
+    // copied back — its rows, and its columns (extra lost every value it held, unsaid).
+    let named = format!("postgres@127.0.0.1:{}/{d1}", c.dest[0].port());
     assert_eq!(
         text(&out.stderr),
-        "copyman: warning: --truncate empties each destination's whole table, and --where \
-         copies back only the rows where id <= 10 AND name IS NOT NULL: the destinations keep \
-         no other row of it\n"
+        format!(
+            "copyman: warning: --truncate empties each destination's whole table, and --where \
+             copies back only the rows where id <= 10 AND name IS NOT NULL: the destinations \
+             keep no other row of it\ncopyman: warning: --truncate empties destination 1 \
+             ({named})'s whole table, and --columns copies back only \"id\", \"name\": its other \
+             columns (\"extra\") take their defaults (NULL where they have none) in every row\n"
+        )
     );
     let rows = c.dest[0]
         .connect(&d1)
