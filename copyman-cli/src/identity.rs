@@ -174,17 +174,23 @@ pub(crate) fn check(
 /// (SQLSTATE 25006) after the other destinations had begun — a resume, too. Said while planning,
 /// so that a dry run exits as the run would.
 fn refuse_standby(i: usize, name: &str, id: &Identity) -> Result<(), Fatal> {
-    if !id.is_standby() {
+    let why = if id.is_standby() {
+        "is a standby (its server is in recovery: pg_is_in_recovery()): it takes no writes; \
+         give its primary"
+    } else if id.is_read_only() {
+        // A soft freeze: its first write failed (25006) once the others had begun, and a dry
+        // run exited 0.
+        "takes no writes: its transactions are read-only by default \
+         (default_transaction_read_only is on for its role or database); copy there once it \
+         is off (or with options='-c default_transaction_read_only=off' in its CONN, if the \
+         freeze is not meant for this copy)"
+    } else {
         return Ok(());
-    }
+    };
     Err(Fatal {
         exit: Exit::Usage,
         server: None,
-        message: format!(
-            "destination {} ({name}) is a standby (its server is in recovery: \
-             pg_is_in_recovery()): it takes no writes; give its primary",
-            i + 1
-        ),
+        message: format!("destination {} ({name}) {why}", i + 1),
     })
 }
 

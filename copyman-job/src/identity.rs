@@ -44,6 +44,9 @@ pub struct Identity {
     table: Option<String>,
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
     in_recovery: bool,
+    /// The session's transactions are read-only by default (`default_transaction_read_only`,
+    /// set for its role or database: a soft freeze): its writes fail as a standby's.
+    read_only: bool,
 }
 
 /// How the server was identified.
@@ -83,6 +86,10 @@ impl Identity {
             .ok()
             .flatten()
             .is_some_and(|v| v == "true");
+        let read_only = first_value(conn, sql::DEFAULT_READ_ONLY)
+            .ok()
+            .flatten()
+            .is_some_and(|v| v == "on");
         Ok(Self {
             server,
             how,
@@ -90,6 +97,7 @@ impl Identity {
             database,
             table,
             in_recovery,
+            read_only,
         })
     }
 
@@ -130,6 +138,13 @@ impl Identity {
     /// resume.
     pub fn is_standby(&self) -> bool {
         self.in_recovery
+    }
+
+    /// Whether the session's transactions are read-only by default
+    /// (`default_transaction_read_only` on, for its role or database): a destination there
+    /// fails at its first write (25006) as on a standby.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Whether a table was named and found.
@@ -245,6 +260,7 @@ mod tests {
             database: database.into(),
             table: table.map(Into::into),
             in_recovery: false,
+            read_only: false,
         }
     }
 

@@ -316,6 +316,11 @@ pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.pg_postmaster_start_tim
 /// Whether the server is a standby, as text (`true`: in recovery, it takes no writes).
 pub const IN_RECOVERY: &str = "SELECT pg_catalog.pg_is_in_recovery()::text";
 
+/// The session's `default_transaction_read_only` (`on`: its transactions take no writes unless
+/// begun `READ WRITE`).
+pub const DEFAULT_READ_ONLY: &str =
+    "SELECT pg_catalog.current_setting('default_transaction_read_only')";
+
 /// The session's database's oid, as text.
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
      WHERE datname = pg_catalog.current_database()";

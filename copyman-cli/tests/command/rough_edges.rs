@@ -770,3 +770,40 @@ fn a_where_ending_in_a_line_comment_is_read_as_psql_reads_it() {
     assert_exit(&run(&args), 0);
     assert_eq!(count(&c.dest[0], &dst, "t"), 4);
 }
+
+/// A destination whose database is read-only by default (`default_transaction_read_only`, a
+/// soft freeze) is refused while planning, as a standby is, one table and a job, dry run and
+/// run alike (the run failed at its first write, 25006, and its dry run exited 0); its CONN may
+/// lift it for the run.
+#[test]
+fn a_destination_read_only_by_default_is_refused_while_planning() {
+    let c = clusters();
+    let src = with_rows(&c.source, 10);
+    let d = database(&c.dest[0], T);
+    c.dest[0]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {d} SET default_transaction_read_only = on"
+        ))
+        .unwrap();
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let state = TempPath::new("read-only-destination.state");
+    let needle = "transactions are read-only by default";
+    refused_alike(&["table", "t", "--from", &from, "--to", &to], needle);
+    refused_alike(
+        &[
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+        ],
+        needle,
+    );
+    let lifted = format!("{to} options='-c default_transaction_read_only=off'");
+    assert_exit(&run(&["table", "t", "--from", &from, "--to", &lifted]), 0);
+    assert_eq!(count(&c.dest[0], &d, "t"), 10);
+}
