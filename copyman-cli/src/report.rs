@@ -576,6 +576,24 @@ impl RunReport {
     /// The `--json` summary.
     pub(crate) fn to_json(&self) -> Value {
         let rows = self.rows();
+        // Who said the error: the source, else the first destination that failed (a failure in
+        // the commit phase left `error` null with exit 1: a script printed "None").
+        let failed = (self.destinations.iter().enumerate())
+            .find_map(|(i, d)| Some((i, d, d.error.as_ref()?)));
+        let (server, sqlstate) = match (&self.source_error, failed) {
+            (Some(e), _) => (Some("source".to_owned()), e.sqlstate.clone()),
+            (None, Some((i, _, e))) => (Some(format!("destination {}", i + 1)), e.sqlstate.clone()),
+            (None, None) => (None, None),
+        };
+        let error = self.error.clone().or_else(|| {
+            let (i, d, e) = failed.filter(|_| self.exit() != Exit::Success)?;
+            Some(format!(
+                "destination {} ({}) failed: {}",
+                i + 1,
+                d.endpoint,
+                e.message
+            ))
+        });
         json!({
             "status": self.status(),
             "warnings": warnings(),
@@ -608,10 +626,10 @@ impl RunReport {
                 "error": d.error.as_ref().map(error_json),
                 "warning": d.warning,
             })).collect::<Vec<_>>(),
-            "error": self.error,
+            "error": error,
             // As a run that ends before copying says it: who said the error, and its SQLSTATE.
-            "server": self.source_error.as_ref().map(|_| "source"),
-            "sqlstate": self.source_error.as_ref().and_then(|e| e.sqlstate.as_deref()),
+            "server": server,
+            "sqlstate": sqlstate,
             "waits": crate::watch::lock_waits(),
             "notices": self.notices.iter().map(Notice::to_json).collect::<Vec<_>>(),
         })

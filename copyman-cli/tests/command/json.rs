@@ -272,3 +272,50 @@ fn a_source_failure_has_its_sqlstate_in_the_document() {
     }
     assert_eq!(count(&c.dest[0], &d1, "items"), 0);
 }
+
+/// A failure in the commit phase (a deferred constraint trigger raising on one destination):
+/// the document names it at its top, with the destination and its SQLSTATE, as a failure
+/// during the COPY does (`error` and `sqlstate` were null, with exit 1).
+#[test]
+fn a_failure_in_the_commit_phase_is_named_at_the_top() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 10);"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{table}
+             CREATE FUNCTION late() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'late boom'; END $$;
+             CREATE CONSTRAINT TRIGGER late AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED
+               FOR EACH ROW EXECUTE FUNCTION late();"
+        ),
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--json",
+    ]);
+    assert_exit(&out, 1);
+    let j = json(&out);
+    assert!(
+        j["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("destination 2 (") && e.contains("late boom")),
+        "{j}"
+    );
+    assert_eq!(j["server"], "destination 2", "{j}");
+    assert_eq!(j["sqlstate"], "P0001", "{j}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
