@@ -576,6 +576,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         .map(|(i, d)| server(d, limits, &watch, i + 1))
         .collect();
     watch.planning(true);
+    signals::job_planning(true);
     // Until planning proper: a signal while these connect (a server that accepts and never
     // answers) exits at once, nothing began anywhere.
     signals::connecting(true);
@@ -740,6 +741,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // A test can change the source once the job's snapshot is taken.
     crate::finish::test_pause("planned");
     watch.planning(false);
+    signals::job_planning(false);
     let waited = waited.into_inner().unwrap_or_else(PoisonError::into_inner);
     if args.dry_run {
         plan.notes.splice(0..0, waited);

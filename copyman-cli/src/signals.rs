@@ -469,6 +469,20 @@ pub(crate) const DEMO_STOPPING: &str = "stopping the demo: its clusters are remo
 pub(crate) const JOB_STOPPING: &str = "stopping the job: the tables being copied are rolled back, \
      the tables committed stay committed and recorded in the state file";
 
+/// What a job says on the first signal while it is planned ([`job_planning`]): it has begun
+/// nothing, and a first run has written no state file yet (its help's "--resume goes on" would
+/// be refused).
+const JOB_PLANNING_STOPPING: &str = "stopping the job while it is planned: this run copies \
+     nothing (what earlier runs committed stays committed)";
+
+/// A job is being planned ([`job_planning`]).
+static JOB_PLANNING: AtomicBool = AtomicBool::new(false);
+
+/// The job is being planned (`on`), or its planning is over: what its first signal says.
+pub(crate) fn job_planning(on: bool) {
+    JOB_PLANNING.store(on, Ordering::SeqCst);
+}
+
 /// As [`install`]; the first signal says "NAME received: `stopping`" (what the run does now).
 ///
 /// # Errors
@@ -587,6 +601,8 @@ fn handle(signal: i32, stopping: &'static str) {
         // recover finishes the statement in progress, never more: it says so, commit or not.
         let stopping = if stopping == RECOVER_STOPPING {
             stopping
+        } else if stopping == JOB_STOPPING && JOB_PLANNING.load(Ordering::SeqCst) {
+            JOB_PLANNING_STOPPING
         } else if committing || point {
             "the commit is under way and finishes; the report says what committed"
         } else if ending.is_some() {

@@ -591,6 +591,13 @@ fn one_signal_ends_a_planning_whose_backend_froze() {
     assert!(ended, "one SIGTERM did not end the planning\n{stderr}");
     assert_exit(&out, 143);
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    // What it said it does is what it did: no table kept "recorded in the state file".
+    assert!(
+        stderr.contains(
+            "SIGTERM received: stopping the job while it is planned: this run copies nothing"
+        ),
+        "{stderr}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t1"), 0);
     assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }

@@ -446,3 +446,38 @@ fn a_resume_without_a_destination_that_has_tables_to_do_says_so() {
         text(&out.stderr)
     );
 }
+
+/// A `--resume` with no state file is refused before the job is planned: it planned first —
+/// waiting on a source table's lock, here — and refused only then.
+#[test]
+fn a_resume_without_a_state_file_is_refused_before_planning() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE t (id int);");
+    let dst = database(&c.dest[0], "CREATE TABLE t (id int);");
+    let mut holder = c.source.connect(&src);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let state = TempPath::new("never-written.state");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&dst),
+        "--state",
+        state.arg(),
+        "--resume",
+        "--lock-timeout",
+        "20s",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--resume: there is no state file at")
+            && !stderr.contains("waiting for lock"),
+        "{stderr}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+}

@@ -370,6 +370,24 @@ fn money_units<'a>(
         .as_ref()
 }
 
+/// Why a resume from `path` is refused before anything: no state file there (or an empty one,
+/// or another kind of file). `None` where there is one to read.
+fn nothing_to_resume(path: &Path) -> Option<JobError> {
+    let missing = match state::found(path) {
+        state::Found::StateFile => return None,
+        state::Found::Nothing => "there is no state file",
+        state::Found::Empty => "the state file is empty",
+        state::Found::Other => "the file is not a copyman state file",
+    };
+    Some(JobError::Refused(format!(
+        "--resume: {missing} at {} to resume from (a resume copies again only what that file \
+         records as not done; without its records, tables an earlier run committed would be \
+         copied twice): give the earlier run's --state, or run the job without --resume (with \
+         --truncate to empty the tables first)",
+        path.display()
+    )))
+}
+
 fn connect(server: &Server) -> Result<Connection, JobError> {
     (server.connect)().map_err(|e| JobError::Connect {
         server: server.name.clone(),
@@ -408,20 +426,8 @@ fn resumed(
         path: path.to_owned(),
         error,
     };
-    let missing = match state::found(path) {
-        state::Found::StateFile => None,
-        state::Found::Nothing => Some("there is no state file"),
-        state::Found::Empty => Some("the state file is empty"),
-        state::Found::Other => Some("the file is not a copyman state file"),
-    };
-    if let Some(missing) = missing {
-        return Err(JobError::Refused(format!(
-            "--resume: {missing} at {} to resume from (a resume copies again only what that \
-             file records as not done; without its records, tables an earlier run committed \
-             would be copied twice): give the earlier run's --state, or run the job without \
-             --resume (with --truncate to empty the tables first)",
-            path.display()
-        )));
+    if let Some(refused) = nothing_to_resume(path) {
+        return Err(refused);
     }
     let recorded = state::read(path).map_err(state_error)?;
     // Another selection may cover the same rows otherwise (a partitioned table, then its
@@ -645,6 +651,14 @@ fn plan_all(
             path: options.state.clone(),
             error: state::held_by_another_run(),
         });
+    }
+    // Nothing to resume from: refused at once, not after a planning that may wait on locks.
+    if let Some(refused) = options
+        .resume
+        .then(|| nothing_to_resume(&options.state))
+        .flatten()
+    {
+        return Err(refused);
     }
     let mut src = connect(source)?;
     // A destination's planning session: `None` once it was given up and could not be replaced
