@@ -493,6 +493,30 @@ pub(crate) fn run(
                                 None,
                             )
                         }
+                        // Busy (55000): another session is finishing it right now — the dead
+                        // run's own COMMIT PREPARED where it had sent one (`committing`), still
+                        // running on its server (a synchronous standby's wait, a slow flush).
+                        // Not "could not be committed": it commits as decided when that ends.
+                        Err(Failure::Refused(e)) if e.code() == Some("55000") => {
+                            failed = true;
+                            unfinished.insert(p.run.clone());
+                            let e = describe_sync(&e);
+                            let by = if word == "committed" && contents.committing.contains(&p.gid)
+                            {
+                                "being committed by its run's own COMMIT PREPARED, which its \
+                                 server is still running (a wait for a synchronous standby, a \
+                                 slow flush): it commits as decided once that ends"
+                            } else {
+                                "being finished by another session right now"
+                            };
+                            (
+                                format!(
+                                    "{by} ({}); run copyman recover again to confirm",
+                                    e.message
+                                ),
+                                Some(e),
+                            )
+                        }
                         Err(Failure::Refused(e)) => {
                             failed = true;
                             unfinished.insert(p.run.clone());

@@ -463,6 +463,94 @@ fn a_commit_prepared_its_dead_run_sent_is_said_committed_when_it_lands_first() {
     assert!(run.prepared().is_empty());
 }
 
+/// The dead run's own COMMIT PREPARED still running on its server (waiting for a synchronous
+/// standby named once the transactions were prepared) when recover sends its own: recover's is
+/// refused as busy (55000). Said being committed by its run, exit 1 — not "could not be
+/// committed" — and once the wait ends, recover finds it done.
+#[test]
+fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
+    static LATER_SYNC: OnceLock<Cluster> = OnceLock::new();
+    let sync = LATER_SYNC.get_or_init(|| {
+        Cluster::builder()
+            .setting("max_prepared_transactions", "10")
+            .start()
+    });
+    let standby = |names: &str| {
+        let mut admin = sync.connect("postgres");
+        let set = format!("ALTER SYSTEM SET synchronous_standby_names = '{names}'");
+        admin.batch_execute(&set).unwrap();
+        admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    };
+    let run = Run::with_second(sync);
+    // Its sessions wait for a standby once one is named (the test clusters' default is off).
+    let on = format!(
+        "ALTER DATABASE \"{}\" SET synchronous_commit = on",
+        run.dests[1].1
+    );
+    sync.connect("postgres").batch_execute(&on).unwrap();
+    let copy = run.copy_args();
+    let paused = Paused::start(&args(&copy), "recorded");
+    let gid = run
+        .prepared()
+        .into_iter()
+        .find(|g| g.ends_with(":2"))
+        .expect("destination 2 prepared");
+    // From now on its COMMITs wait for a standby that is not there.
+    standby("nosuch");
+    thread::sleep(std::time::Duration::from_millis(500));
+    let mut child = paused.child;
+    fs::remove_file(&paused.file.0).unwrap();
+    let db = &run.dests[1].1;
+    let mut waiting = false;
+    for _ in 0..200 {
+        let n: i64 = sync
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND wait_event = 'SyncRep' AND query LIKE 'COMMIT PREPARED%'",
+                &[db],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if !waiting {
+        standby("");
+    }
+    assert!(waiting, "destination 2's COMMIT PREPARED never waited");
+    let out = run.recover();
+    let said = text(&out.stderr);
+    standby("");
+    assert_exit(&out, 1);
+    let doc = json(&out);
+    let record = doc["prepared"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["gid"] == gid.as_str()))
+        .unwrap_or_else(|| panic!("{doc}"));
+    let outcome = record["outcome"].as_str().unwrap_or_default();
+    assert!(
+        outcome.starts_with("being committed by its run's own COMMIT PREPARED")
+            && !outcome.contains("could not be committed"),
+        "{doc}\n{said}"
+    );
+    // The wait over, the run's statement commits as decided: nothing left to finish.
+    for _ in 0..200 {
+        if run.prepared().is_empty() {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_exit(&run.recover(), 0);
+    run.assert_all();
+    assert!(run.prepared().is_empty());
+}
+
 /// Recovered one server at a time, as recover itself advises: a transaction its run committed
 /// on a server given is recorded as ended, so that the next recovery, given the rest, finishes
 /// (it asked again for the server the first had seen, exit 1).
