@@ -652,9 +652,10 @@ fn plan_all(
             error: state::held_by_another_run(),
         });
     }
-    // Nothing to resume from: refused at once, not after a planning that may wait on locks.
-    if let Some(refused) = options
-        .resume
+    // Nothing to resume from: refused at once, not after a planning that may wait on locks
+    // (what is not a regular file is refused as such, below).
+    let file_or_none = options.state.is_file() || !options.state.exists();
+    if let Some(refused) = (options.resume && file_or_none)
         .then(|| nothing_to_resume(&options.state))
         .flatten()
     {
