@@ -1061,6 +1061,17 @@ impl ServerSpec {
                     file.display()
                 ));
             }
+            // psql would prompt; copyman reads no terminal (it may run unattended): the ways.
+            if let Err(e) = &conn
+                && e.to_string().contains("but none given")
+            {
+                crate::report::warn(format_args!(
+                    "{}: the server asks for a password: give it in PGPASSWORD, a password \
+                     file (~/.pgpass, or PGPASSFILE) or the CONN's password (copyman does not \
+                     prompt)",
+                    self.display
+                ));
+            }
             conn
         };
         if self.config.get_connect_timeout().is_some() {

@@ -578,3 +578,32 @@ fn sslrootcert_system_defaults_to_verify_full_and_a_weaker_sslmode_given_is_a_us
         "{stderr}"
     );
 }
+
+/// A server that asks for a password none was given for: said with the ways to give one (psql
+/// prompts; the error alone named none), exit 3, nothing copied.
+#[test]
+fn a_password_none_was_given_for_is_said_with_the_ways_to_give_one() {
+    let (cluster, _) = self_signed_cluster();
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE t (id int);");
+    let without = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require",
+        cluster.port()
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &without,
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("but none given")
+            && stderr
+                .contains("the server asks for a password: give it in PGPASSWORD, a password file"),
+        "{stderr}"
+    );
+}
