@@ -1211,6 +1211,21 @@ fn same_representation(send: Option<&str>, receive: &[Option<String>]) -> Result
             rep.null.replace('\'', "''")
         )));
     }
+    // A NULL string that is the end-of-data marker: a row that ends in a NULL (a one-column
+    // row in csv) is written as `\.`, where every reader, a destination server or psql, stops
+    // (rows lost; the count mismatch blamed triggers and advised --allow-count-mismatch).
+    if let Some(rep) = send.as_ref().filter(|r| match r.format.as_str() {
+        "text" => r.null.starts_with("\\."),
+        "csv" => r.null == "\\.",
+        _ => false,
+    }) {
+        return Err(ArgError::usage(format!(
+            "--send writes FORMAT {} with NULL '{}', the end-of-data marker: a row ending in a \
+             NULL would be written as it, and every reader stops there (the rows after it would \
+             be lost); give another NULL string",
+            rep.format, rep.null
+        )));
+    }
     let receive: Vec<_> = receive
         .iter()
         .map(|sql| sql.as_deref().and_then(statement::representation))

@@ -1184,6 +1184,26 @@ fn copy_in_text_with_a_null_string_a_value_can_equal_is_refused() {
             "{options}"
         );
     }
+    // The end-of-data marker as the NULL string: a row ending in a NULL is written as it, and
+    // every reader stops there — a file too (the count mismatch blamed triggers, and its
+    // --allow-count-mismatch committed 1 row of 4, exit 0).
+    let marker = TempPath::new("null-marker.txt");
+    for options in ["(NULL '\\.')", "(FORMAT csv, NULL '\\.')"] {
+        let (send, receive) = (
+            format!("COPY nul TO STDOUT {options}"),
+            format!("COPY nul FROM STDIN {options}"),
+        );
+        let server = ["--to", to.as_str(), "--receive", receive.as_str()];
+        for dest in [&server[..], &["--to", marker.arg()]] {
+            let out = run(&[&["copy", "--from", &from, "--send", &send][..], dest].concat());
+            assert_exit(&out, 2);
+            assert!(
+                text(&out.stderr).contains("the end-of-data marker"),
+                "{options}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
 }
 
 /// A `;` inside the `--send`'s query: the server refuses such a COPY, but the query's description
