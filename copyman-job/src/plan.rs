@@ -1737,17 +1737,46 @@ fn keeps_values(from: &str, to: &str) -> bool {
     if to == "text" {
         // Every value as its text, but a `character(n)` keeps its padding ('ab   ' no longer
         // equals 'ab'), and a `bytea` becomes its hex digits (`\x0102`), not its characters.
-        return !matches!(modifiers(from).0, "character" | "bytea");
+        return !matches!(modifiers(from).0.as_str(), "character" | "bytea");
     }
     if let (Some(from), Some(to)) = (from.strip_suffix("[]"), to.strip_suffix("[]")) {
         return keeps_values(from, to);
     }
     let (from_base, from_mod) = modifiers(from);
     let (to_base, to_mod) = modifiers(to);
-    match (from_base, to_base) {
-        ("character varying", "character varying") => match (&from_mod[..], &to_mod[..]) {
+    // An integer's digits: into a numeric of as many whole digits it reads back unchanged.
+    let digits = |base: &str| match base {
+        "smallint" => Some(5),
+        "integer" => Some(10),
+        "bigint" => Some(19),
+        _ => None,
+    };
+    match (from_base.as_str(), to_base.as_str()) {
+        // A length or precision kept or raised (or dropped: unlimited).
+        (
+            "character varying"
+            | "bit varying"
+            | "timestamp without time zone"
+            | "timestamp with time zone"
+            | "time without time zone"
+            | "time with time zone"
+            | "interval",
+            _,
+        ) if from_base == to_base => match (&from_mod[..], &to_mod[..]) {
             (_, []) => true,
             ([n], [m]) => m >= n,
+            _ => false,
+        },
+        ("text", "character varying") | ("bit", "bit varying") => {
+            match (&from_mod[..], &to_mod[..]) {
+                (_, []) => true,
+                ([n], [m]) => m >= n,
+                _ => false,
+            }
+        }
+        (int, "numeric") if digits(int).is_some() => match &to_mod[..] {
+            [] => true,
+            [p, s] => digits(int).is_some_and(|d| p - s >= d),
             _ => false,
         },
         ("numeric", "numeric") => match (&from_mod[..], &to_mod[..]) {
@@ -1755,25 +1784,24 @@ fn keeps_values(from: &str, to: &str) -> bool {
             ([p, s], [q, t]) => t >= s && q - t >= p - s,
             _ => false,
         },
-        ("smallint", "integer" | "bigint" | "numeric" | "real" | "double precision")
-        | ("integer", "bigint" | "numeric" | "double precision")
-        | ("bigint", "numeric")
+        ("smallint", "integer" | "bigint" | "real" | "double precision")
+        | ("integer", "bigint" | "double precision")
         | ("real", "double precision") => to_mod.is_empty(),
         _ => false,
     }
 }
 
-/// A type name and its modifiers when they close it: `numeric(12,2)` is `numeric` and
-/// `[12, 2]`; a name without them (or with them inside, as `timestamp(3) with time zone`) is
-/// itself and none.
-fn modifiers(name: &str) -> (&str, Vec<i64>) {
+/// A type name and its modifiers: `numeric(12,2)` is `numeric` and `[12, 2]`,
+/// `timestamp(3) with time zone` is `timestamp with time zone` and `[3]`; a name without them
+/// is itself and none.
+fn modifiers(name: &str) -> (String, Vec<i64>) {
     if let Some((base, rest)) = name.split_once('(')
-        && let Some(inner) = rest.strip_suffix(')')
+        && let Some((inner, after)) = rest.split_once(')')
         && let Ok(mods) = inner.split(',').map(|m| m.trim().parse()).collect()
     {
-        return (base, mods);
+        return (format!("{base}{after}"), mods);
     }
-    (name, Vec::new())
+    (name.to_owned(), Vec::new())
 }
 
 #[cfg(test)]
@@ -1872,6 +1900,31 @@ mod tests {
             ),
             ("character varying(5)", "character varying(3)", false),
             ("text", "character varying(3)", false),
+            // Widenings that keep every value (they were warned as conversions).
+            ("text", "character varying", true),
+            (
+                "timestamp(3) without time zone",
+                "timestamp without time zone",
+                true,
+            ),
+            (
+                "timestamp(0) with time zone",
+                "timestamp(3) with time zone",
+                true,
+            ),
+            ("time(2) without time zone", "time without time zone", true),
+            ("interval(3)", "interval", true),
+            ("bit(4)", "bit varying", true),
+            ("integer", "numeric(20,0)", true),
+            ("integer", "numeric(10,0)", true),
+            ("bigint", "numeric(20,2)", false),
+            (
+                "timestamp without time zone",
+                "timestamp(3) without time zone",
+                false,
+            ),
+            ("interval", "interval(0)", false),
+            ("bit varying(8)", "bit varying(4)", false),
         ];
         for (from, to, keeps) in pairs {
             assert_eq!(keeps_values(from, to), keeps, "{from} -> {to}");
