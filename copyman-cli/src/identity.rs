@@ -101,10 +101,14 @@ pub(crate) fn check(
         let name = dest.endpoint.display();
         refuse_standby(i, &name, &id)?;
         if let Some(source) = &source {
-            // Table mode names a table on both sides; copy mode only where both statements name
-            // one that their sessions found.
+            // Table mode names a table on both sides: the same where both were found as one, or
+            // both are one name (neither found: it fails as missing elsewhere) — a
+            // --target-table not created yet is another table, missing (it was said "the
+            // source's own table"); copy mode only where both statements name one that their
+            // sessions found.
+            let found = id.has_table() && source.has_table();
             let own_table = if table_mode {
-                id.same_table(source)
+                id.same_table(source) && (found || table.as_deref() == target)
             } else {
                 source.has_table() && id.has_table() && id.same_table(source)
             };
