@@ -328,10 +328,11 @@ fn table_plan(
             if let Some((other, key)) = referenced {
                 // Every table referencing it at any depth: a TRUNCATE must name them all.
                 let all = copyman_job::plan::referencing_tables(conn, &copy.target().to_string());
-                let all = if all.is_empty() {
+                let names: Vec<String> = all.into_iter().map(|(name, _)| name).collect();
+                let all = if names.is_empty() {
                     other.clone()
                 } else {
-                    all.join(" ")
+                    names.join(" ")
                 };
                 return Err(ErrorInfo {
                     sqlstate: Some("0A000".to_owned()),

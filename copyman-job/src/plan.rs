@@ -130,10 +130,11 @@ pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option
 
 /// Every table on `conn`'s server that references `table` through foreign keys, at any depth
 /// (a table that references one that references it …), `table` itself left out, nearest
-/// first, each named as [`TableName`] spells it (`"schema"."name"`): a `TRUNCATE` of `table`
-/// must name them all (without `CASCADE`, which copyman never uses), however empty they are.
-/// Empty when none does, or the question cannot be asked.
-pub fn referencing_tables(conn: &mut Connection, table: &str) -> Vec<String> {
+/// first, each named as [`TableName`] spells it (`"schema"."name"`) with its kind (`relkind`:
+/// `p` a partitioned table, which a `TRUNCATE ONLY` refuses): a `TRUNCATE` of `table` must name
+/// them all (without `CASCADE`, which copyman never uses), however empty they are. Empty when
+/// none does, or the question cannot be asked.
+pub fn referencing_tables(conn: &mut Connection, table: &str) -> Vec<(String, String)> {
     let table = sql::literal(table);
     // A key's clones on partitions (conparentid set) are the key of their partitioned table.
     let sql = format!(
@@ -144,17 +145,21 @@ pub fn referencing_tables(conn: &mut Connection, table: &str) -> Vec<String> {
            JOIN r ON k.confrelid = r.oid \
            WHERE k.contype = 'f' AND k.conparentid = 0 AND r.depth < 32) \
          SELECT '\"' || pg_catalog.replace(n.nspname::pg_catalog.text, '\"', '\"\"') || '\".\"' \
-             || pg_catalog.replace(c.relname::pg_catalog.text, '\"', '\"\"') || '\"' \
+             || pg_catalog.replace(c.relname::pg_catalog.text, '\"', '\"\"') || '\"', \
+             c.relkind::pg_catalog.text \
          FROM r JOIN pg_catalog.pg_class c ON c.oid = r.oid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE r.oid <> pg_catalog.to_regclass({table}) \
-         GROUP BY n.nspname, c.relname ORDER BY pg_catalog.min(r.depth), 1"
+         GROUP BY n.nspname, c.relname, c.relkind ORDER BY pg_catalog.min(r.depth), 1"
     );
     let Ok(rows) = conn.query(&sql) else {
         return Vec::new();
     };
     rows.into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            Some((row.next().flatten()?, row.next().flatten()?))
+        })
         .collect()
 }
 

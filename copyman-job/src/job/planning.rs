@@ -2102,15 +2102,20 @@ fn with_referencing(
     job: &HashSet<String>,
 ) -> (String, String) {
     let mut outside = crate::plan::referencing_tables(conn, &table.to_string());
-    outside.retain(|name| !job.contains(name));
-    if !outside.iter().any(|name| name == first) {
-        outside.insert(0, first.to_owned());
+    outside.retain(|(name, _)| !job.contains(name));
+    if !outside.iter().any(|(name, _)| name == first) {
+        outside.insert(0, (first.to_owned(), String::new()));
     }
-    let truncate: String = outside
-        .iter()
-        .map(|name| format!(", ONLY {name}"))
+    // Each emptied of its own rows (a partitioned table with its partitions: PostgreSQL
+    // refuses a TRUNCATE ONLY of one).
+    let truncate: String = (outside.iter())
+        .map(|(name, kind)| match kind.as_str() {
+            "p" => format!(", {name}"),
+            _ => format!(", ONLY {name}"),
+        })
         .collect();
-    (outside.join(", "), truncate)
+    let names: Vec<&str> = outside.iter().map(|(name, _)| name.as_str()).collect();
+    (names.join(", "), truncate)
 }
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
