@@ -1056,7 +1056,10 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
             }
             steps.join("; ")
         }
-        DestPlan::Done(rows) => format!("done earlier ({rows} rows): skipped"),
+        DestPlan::Done(rows) => format!(
+            "done earlier ({rows} row{}): skipped",
+            if *rows == 1 { "" } else { "s" }
+        ),
         DestPlan::Refused(e) => format!("refused: {e}"),
         _ => "?".to_owned(),
     }
@@ -1249,7 +1252,7 @@ fn write_human(
                 d.status.name()
             )?;
             if let Some(rows) = d.rows {
-                write!(out, ", {rows} rows")?;
+                write!(out, ", {rows} row{}", if rows == 1 { "" } else { "s" })?;
             }
             if d.verified == Some(true) {
                 write!(out, ", verified")?;
