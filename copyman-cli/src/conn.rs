@@ -1037,7 +1037,7 @@ impl ServerSpec {
     ///
     /// Without a `connect_timeout` a server that takes the connection and never answers is
     /// waited on for ever, as libpq does; after [`crate::watch::say_after`] it is said (once),
-    /// so that the wait is never silent.
+    /// so that the wait is never silent — and so is a wait whose limit is longer.
     ///
     /// A server of PostgreSQL 14 or later is told not to end the session while it is idle
     /// outside a transaction, and to check that copyman is there while a statement runs
@@ -1074,16 +1074,22 @@ impl ServerSpec {
             }
             conn
         };
-        if self.config.get_connect_timeout().is_some() {
+        // A wait the limit ends before it would be said is not said; a longer one (a
+        // --stall-timeout of minutes is the connect's limit too) is, as an unbounded one.
+        let limit = self.config.get_connect_timeout().copied();
+        if limit.is_some_and(|limit| limit <= crate::watch::say_after()) {
             return connect();
         }
+        let bound = match limit {
+            Some(limit) => format!("up to {} s for each host", limit.as_secs()),
+            None => "no connect_timeout was given".to_owned(),
+        };
         let (done, wait) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 if wait.recv_timeout(crate::watch::say_after()) == Err(RecvTimeoutError::Timeout) {
                     crate::report::warn(format_args!(
-                        "{}: no answer after {} s, still waiting (no connect_timeout was given; \
-                         Ctrl-C stops)",
+                        "{}: no answer after {} s, still waiting ({bound}; Ctrl-C stops)",
                         self.display,
                         crate::watch::say_after().as_secs()
                     ));

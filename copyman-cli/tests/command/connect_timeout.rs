@@ -156,4 +156,33 @@ fn stall_timeout_bounds_a_connect_that_never_answers() {
         assert!(started.elapsed() < Duration::from_secs(60), "{job:?}");
         assert_eq!(count(&c.dest[0], &dest, "t"), 2, "{job:?}");
     }
+    // A limit longer than the wait before a wait is said: said all the same (it was silent
+    // for as long as the limit), with the limit.
+    let dest = database(&c.dest[0], "CREATE TABLE t (n int)");
+    let silent_conn = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        silent.port
+    );
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+    let out = copyman()
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .args([
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--to",
+            &silent_conn,
+        ])
+        .args(["--keep-going", "--stall-timeout", "3s"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no answer after 1 s, still waiting (up to 3 s for each host; Ctrl-C"),
+        "{stderr}"
+    );
 }
