@@ -59,7 +59,8 @@
 //!   pipe from the process that started it. When that process ends in any way
 //!   (normal exit with a cluster in a `static` never dropped, `process::exit`, a
 //!   panic with `panic = "abort"`, SIGKILL, Ctrl-C) the pipe closes and the
-//!   watchdog stops the server and removes the directory. Only if the
+//!   watchdog stops the server and removes the directory — again, for half
+//!   a minute, if an `initdb` or `pg_ctl` it had started makes it anew. Only if the
 //!   watchdog itself is killed too (e.g. `kill -9` of the whole process
 //!   group, or a machine crash) can a server outlive its tests; look for
 //!   `copyman-cluster-*` directories under the temp dir then.
