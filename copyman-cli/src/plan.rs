@@ -171,7 +171,11 @@ fn table_plan(
     if let Some(conn) = source.as_deref_mut() {
         source_version = conn.session().server_version_num();
         let rel = lookup(conn, &copy.table).map_err(|e| Fatal {
-            exit: Exit::CopyFailed,
+            // A table (or schema) named that does not exist: a usage error, as a job's.
+            exit: match e.sqlstate.as_deref() {
+                Some("42P01" | "3F000") => Exit::Usage,
+                _ => Exit::CopyFailed,
+            },
             message: format!(
                 "source table {}: {e}{}",
                 copy.table,
@@ -180,7 +184,7 @@ fn table_plan(
             server: Some(("source".to_owned(), e)),
         })?;
         let rel = rel.ok_or_else(|| Fatal {
-            exit: Exit::CopyFailed,
+            exit: Exit::Usage,
             server: None,
             message: format!("source table {} not found", copy.table),
         })?;

@@ -722,27 +722,31 @@ fn job_selection_a_resume_of_another_selection_is_refused() {
 }
 
 /// A table named in a schema that does not exist is a usage error naming it (exit 2), as one
-/// that does not exist in a schema that does (it exited 1).
+/// that does not exist in a schema that does (it exited 1) — one table named as several (one
+/// table alone exited 1, two exited 2).
 #[test]
 fn job_selection_a_table_in_a_missing_schema_is_a_usage_error() {
     let c = clusters();
     let src = database(&c.source, "CREATE TABLE a (i int);");
     let dst = database(&c.dest[0], "CREATE TABLE a (i int);");
-    let out = run(&[
-        "table",
-        "nosuchschema.t",
-        "a",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&dst),
-    ]);
-    assert_exit(&out, 2);
-    assert!(
-        text(&out.stderr).contains("nosuchschema"),
-        "{}",
-        text(&out.stderr)
-    );
+    for (tables, named) in [
+        (&["nosuchschema.t", "a"][..], "nosuchschema"),
+        (&["nosuchschema.t"][..], "nosuchschema"),
+        (&["itemz", "a"][..], "\"itemz\""),
+        (&["itemz"][..], "\"itemz\""),
+    ] {
+        let mut args = vec!["table"];
+        args.extend(tables);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        args.extend(["--from", &from, "--to", &to]);
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(named) && stderr.contains("source table"),
+            "{tables:?}: {stderr}"
+        );
+    }
 }
 
 /// A destination relation COPY cannot write into (a materialized view, a view without an
