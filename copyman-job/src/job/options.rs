@@ -2,7 +2,9 @@
 //! and how to connect to it ([`Connect`]), and the [`Interrupt`] that stops it from outside.
 
 use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::Duration;
 
 use copyman_sync::{Connection, Interrupter};
@@ -187,6 +189,53 @@ impl Interrupt {
                 Ok(conn)
             }),
             ..server.clone()
+        }
+    }
+
+    /// `server` as [`Interrupt::interruptible`], whose connects are also given up once
+    /// interrupted: a connect to a server that takes the connection and never answers would
+    /// hold the stop for as long as the connect's limit (without a `connect_timeout`, for
+    /// ever). Not for a connect that finishes a commit (a `COMMIT PREPARED` sent again on a new
+    /// session): the first signal lets a commit under way finish.
+    pub(crate) fn abandoning(&self, server: &Server) -> Server {
+        let server = self.interruptible(server);
+        let (connect, interrupt) = (Arc::clone(&server.connect), self.clone());
+        Server {
+            connect: Arc::new(move || interrupt.connect_unless_interrupted(&connect)),
+            ..server
+        }
+    }
+
+    /// `connect()` on a thread of its own, waited for until it ends or this is interrupted. A
+    /// connect given up ends on its own, within its limit; the connection it may still make is
+    /// closed at once.
+    fn connect_unless_interrupted(
+        &self,
+        connect: &Connect,
+    ) -> Result<Connection, copyman_sync::Error> {
+        let given_up = || copyman_sync::Error::State("given up: the job was interrupted");
+        if self.is_interrupted() {
+            return Err(given_up());
+        }
+        let (tx, rx) = mpsc::channel();
+        let connect = Arc::clone(connect);
+        thread::Builder::new()
+            .name("copyman-job-connect".to_owned())
+            .spawn(move || {
+                let _ = tx.send(connect());
+            })
+            .map_err(copyman_sync::Error::Io)?;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(connected) => return connected,
+                Err(RecvTimeoutError::Timeout) if !self.is_interrupted() => {}
+                Err(RecvTimeoutError::Timeout) => return Err(given_up()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(copyman_sync::Error::State(
+                        "the connect ended without an answer",
+                    ));
+                }
+            }
         }
     }
 }

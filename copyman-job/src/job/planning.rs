@@ -624,11 +624,11 @@ pub fn plan_with(
     events: &dyn Fn(Event),
 ) -> Result<Plan, JobError> {
     // Every planning session: an interrupt cuts its waits short (a frozen backend does not
-    // take the caller's cancel).
-    let source = &options.interrupt.interruptible(source);
+    // take the caller's cancel), and its connects.
+    let source = &options.interrupt.abandoning(source);
     let destinations: &[Server] = &destinations
         .iter()
-        .map(|d| options.interrupt.interruptible(d))
+        .map(|d| options.interrupt.abandoning(d))
         .collect::<Vec<_>>();
     let planned = plan_all(source, destinations, selection, options, events);
     match options.interrupt.reason() {

@@ -34,6 +34,9 @@ pub(super) struct Shared<'a> {
     pub(super) plan: &'a Plan,
     pub(super) source: &'a Server,
     pub(super) destinations: &'a [Server],
+    /// `destinations`, whose connects an interrupt does not give up: for a commit's statement
+    /// sent again on a new session (a `COMMIT PREPARED`, a `ROLLBACK PREPARED`).
+    committing: &'a [Server],
     pub(super) options: &'a Options,
     pub(super) state: &'a StateFile,
     pub(super) events: &'a (dyn Fn(Event) + Sync),
@@ -128,7 +131,7 @@ impl Participant for Announced<'_, '_, '_> {
             }
             return Ok(());
         }
-        let connect = &self.shared.destinations[self.destination].connect;
+        let connect = &self.shared.committing[self.destination].connect;
         let result = commit::run_on_a_live_session(self.conn, action, &|| connect());
         for table in self.tables {
             (self.shared.events)(step(table, Some(result.is_ok())));
@@ -709,11 +712,16 @@ pub fn run(
     options: &Options,
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<JobReport, JobError> {
-    // Every session of the run: an interrupt cuts its waits short (not its COMMITs').
-    let source = &options.interrupt.interruptible(source);
-    let destinations: &[Server] = &destinations
+    // Every session of the run: an interrupt cuts its waits short (not its COMMITs'), and
+    // gives up its connects, but those that finish a commit.
+    let source = &options.interrupt.abandoning(source);
+    let committing: &[Server] = &destinations
         .iter()
         .map(|d| options.interrupt.interruptible(d))
+        .collect::<Vec<_>>();
+    let destinations: &[Server] = &destinations
+        .iter()
+        .map(|d| options.interrupt.abandoning(d))
         .collect::<Vec<_>>();
     let started = Instant::now();
     let state =
@@ -810,6 +818,7 @@ pub fn run(
         plan: &plan,
         source,
         destinations,
+        committing,
         options,
         state: &state,
         events,
