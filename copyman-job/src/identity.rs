@@ -102,12 +102,15 @@ impl Identity {
     }
 
     /// Whether both are the same database of the same running server (clones of one server,
-    /// which share its system identifier and oids, are not).
+    /// which share its system identifier and oids, are not). Where one session could read the
+    /// system identifier and the other could not (`pg_control_system()` revoked from one of
+    /// the two roles), the running server (its postmaster's start time and port) tells.
     pub fn same_database(&self, other: &Self) -> bool {
-        self.server == other.server
-            && self.how == other.how
-            && self.instance == other.instance
-            && self.database == other.database
+        let servers = match (self.how, other.how) {
+            (How::SystemIdentifier, How::SystemIdentifier) => self.server == other.server,
+            _ => !self.instance.is_empty(),
+        };
+        servers && self.instance == other.instance && self.database == other.database
     }
 
     /// Whether both are the same table: the same database, and the same table oid (or a table
@@ -292,9 +295,34 @@ mod tests {
         );
         let fallback = Identity {
             how: How::StartTimeAndPort,
+            instance: "2026-01-01 00:00:00+00 port 5432".into(),
             ..id("2026-01-01 00:00:00+00 port 5432", "16384", None)
         };
         assert_eq!(fallback.state_key(), None);
         assert!(!fallback.same_database(&id("2026-01-01 00:00:00+00 port 5432", "16384", None)));
+    }
+
+    /// One role may read the system identifier, the other not: the same running server and
+    /// database are the same all the same (rows were copied twice, exit 0).
+    #[test]
+    fn a_session_without_the_system_identifier_is_told_by_its_running_server() {
+        let known = id("7301847126395823112", "16384", Some("100"));
+        let fallback = Identity {
+            server: known.instance.clone(),
+            how: How::StartTimeAndPort,
+            ..known.clone()
+        };
+        assert!(known.same_database(&fallback) && fallback.same_database(&known));
+        assert!(known.same_table(&fallback));
+        let elsewhere = Identity {
+            instance: "2026-11-30 11:00:00+00 port 5433".into(),
+            server: "2026-11-30 11:00:00+00 port 5433".into(),
+            ..fallback.clone()
+        };
+        assert!(!known.same_database(&elsewhere) && !elsewhere.same_database(&known));
+        assert!(!fallback.same_database(&Identity {
+            database: "16385".into(),
+            ..fallback.clone()
+        }));
     }
 }
