@@ -123,6 +123,20 @@ pub(crate) fn check(
                     ),
                 });
             }
+            // Another table of the database that the rows read would land in (a partition
+            // and its parent, a view and a table it reads): copied twice into it.
+            if found && source.feeds(&id) {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "destination {} ({name}): its table holds the rows the source's reads (a \
+                         partition of it or its partitioned parent, or a table its view reads; \
+                         {id}): the rows would be copied into the table they are read from",
+                        i + 1
+                    ),
+                });
+            }
             warn_if_standby_of(source, &id, i, &name);
             if !table_mode && id.same_database(source) {
                 report::warn(format_args!(

@@ -42,6 +42,10 @@ pub struct Identity {
     database: String,
     /// The table's oid (when one was named and it exists).
     table: Option<String>,
+    /// The oids of the relations a COPY of the table reads rows from, and writes rows into
+    /// ([`sql::relations_query`]); empty where they cannot be asked (before PostgreSQL 12).
+    reads: Vec<String>,
+    writes: Vec<String>,
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
     in_recovery: bool,
     /// The session's transactions are read-only by default (`default_transaction_read_only`,
@@ -82,6 +86,16 @@ impl Identity {
                 .flatten(),
             None => None,
         };
+        let relations = |conn: &mut Connection, read: bool| -> Vec<String> {
+            let query = table
+                .as_deref()
+                .and_then(|oid| sql::relations_query(oid, read));
+            query
+                .and_then(|query| first_value(conn, &query).ok().flatten())
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let (reads, writes) = (relations(conn, true), relations(conn, false));
         let in_recovery = first_value(conn, sql::IN_RECOVERY)
             .ok()
             .flatten()
@@ -96,6 +110,8 @@ impl Identity {
             instance,
             database,
             table,
+            reads,
+            writes,
             in_recovery,
             read_only,
         })
@@ -121,6 +137,14 @@ impl Identity {
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             }
+    }
+
+    /// Whether a COPY of this table reads rows that a COPY into `target`'s writes, another
+    /// table of the same database: this a partition of `target` or its partitioned parent
+    /// (at any level), or a view that reads `target` or one of its partitions. Its rows would
+    /// be copied into the table they are read from.
+    pub fn feeds(&self, target: &Self) -> bool {
+        self.same_database(target) && self.reads.iter().any(|oid| target.writes.contains(oid))
     }
 
     /// Whether this is a standby (in recovery) of a cluster with `other`'s system identifier,
@@ -262,6 +286,8 @@ mod tests {
             instance: "2026-11-30 10:00:00+00 port 5432".into(),
             database: database.into(),
             table: table.map(Into::into),
+            reads: table.into_iter().map(Into::into).collect(),
+            writes: table.into_iter().map(Into::into).collect(),
             in_recovery: false,
             read_only: false,
         }
@@ -300,6 +326,31 @@ mod tests {
         };
         assert_eq!(fallback.state_key(), None);
         assert!(!fallback.same_database(&id("2026-01-01 00:00:00+00 port 5432", "16384", None)));
+    }
+
+    #[test]
+    fn a_table_feeds_a_target_that_writes_what_it_reads() {
+        let (p, p1, p2) = ("100", "101", "102");
+        let read = |table: &str, reads: &[&str]| Identity {
+            reads: reads.iter().map(|s| (*s).to_owned()).collect(),
+            ..id("1", "5", Some(table))
+        };
+        let write = |table: &str, writes: &[&str]| Identity {
+            writes: writes.iter().map(|s| (*s).to_owned()).collect(),
+            ..id("1", "5", Some(table))
+        };
+        // A partition into its partitioned parent, and the parent into a partition.
+        assert!(read(p1, &[p1]).feeds(&write(p, &[p, p1, p2])));
+        assert!(read(p, &[p, p1, p2]).feeds(&write(p1, &[p1])));
+        // A view into the table it reads.
+        assert!(read("200", &["200", "201"]).feeds(&write("201", &["201"])));
+        // A sibling partition, another database: not.
+        assert!(!read(p1, &[p1]).feeds(&write(p2, &[p2])));
+        let other = Identity {
+            database: "6".into(),
+            ..write(p, &[p, p1, p2])
+        };
+        assert!(!read(p1, &[p1]).feeds(&other));
     }
 
     /// One role may read the system identifier, the other not: the same running server and

@@ -356,6 +356,33 @@ pub fn relation_oid_query(name: &str) -> String {
     )
 }
 
+/// The oids (comma-separated) of the relations whose rows a COPY of the relation of oid `oid`
+/// reads (`read`: itself, its partitions at every level, and for a view the relations its query
+/// reads, theirs in turn) or writes into (itself and its partitions). An inheritance child is
+/// neither: copyman reads and writes a parent's own rows. `None` for an oid that is not one
+/// (it came from the server, as digits).
+pub fn relations_query(oid: &str, read: bool) -> Option<String> {
+    if oid.is_empty() || !oid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let views = if read {
+        "UNION SELECT d.refobjid FROM base AS b \
+           JOIN pg_catalog.pg_rewrite AS r ON r.ev_class = b.oid \
+           JOIN pg_catalog.pg_depend AS d \
+             ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
+             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             AND d.refobjid <> b.oid"
+    } else {
+        ""
+    };
+    Some(format!(
+        "WITH RECURSIVE base(oid) AS (SELECT {oid}::pg_catalog.oid {views}) \
+         SELECT pg_catalog.string_agg(DISTINCT t.relid::pg_catalog.text, ',') FROM base, \
+           LATERAL (SELECT base.oid AS relid UNION \
+                    SELECT p.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree(base.oid) AS p) AS t"
+    ))
+}
+
 /// The schema and name (as the catalog holds them) of the relation `name` names on the
 /// session's `search_path`, resolved by the server as [`relation_oid_query`] resolves it (`U&"…"`,
 /// quotes, case folding); no row when there is none.

@@ -1249,3 +1249,62 @@ fn a_connection_that_is_never_answered_is_said() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A `--target-table` in the source's database that holds the rows the source reads — the
+/// partitioned parent of the partition read, a partition of the partitioned table read, the
+/// table a view reads — is refused as a copy into itself (the rows were copied back into the
+/// table they were read from, doubled, exit 0). A sibling partition is another table.
+#[test]
+fn a_target_table_that_holds_the_source_rows_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE p (id int, v text) PARTITION BY RANGE (id); \
+         CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (1000); \
+         CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (1000) TO (2000); \
+         INSERT INTO p SELECT g, 'x' FROM generate_series(1, 100) g; \
+         CREATE TABLE base (id int, v text); INSERT INTO base VALUES (1, 'a'), (2, 'b'); \
+         CREATE VIEW base_v AS SELECT * FROM base; \
+         CREATE VIEW base_vv AS SELECT * FROM base_v;",
+    );
+    let conn = c.source.conninfo(&src);
+    for (table, target) in [
+        ("p1", "p"),
+        ("p", "p1"),
+        ("base_v", "base"),
+        ("base_vv", "base"),
+    ] {
+        let out = run(&[
+            "table",
+            table,
+            "--from",
+            &conn,
+            "--to",
+            &conn,
+            "--target-table",
+            target,
+        ]);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the rows would be copied into the table they are read from"),
+            "{table} → {target}: {stderr}"
+        );
+    }
+    assert_eq!(count(&c.source, &src, "p1"), 100);
+    assert_eq!(count(&c.source, &src, "base"), 2);
+    // A sibling partition is another table: its constraint refuses the rows (exit 1).
+    let out = run(&[
+        "table",
+        "p1",
+        "--from",
+        &conn,
+        "--to",
+        &conn,
+        "--target-table",
+        "p2",
+    ]);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("23514"), "{}", text(&out.stderr));
+    assert_eq!(count(&c.source, &src, "p"), 100);
+}
