@@ -1284,6 +1284,10 @@ fn write_human(
             .tables
             .iter()
             .partition(|t| t.destinations.iter().all(|d| d.status.is_done()));
+        // Committed everywhere, its verification cut short: not recorded as done.
+        let (unverified, done): (Vec<_>, Vec<_>) = done
+            .into_iter()
+            .partition(|t| t.destinations.iter().any(|d| d.unverified));
         let names = |tables: &[&job::TableReport]| {
             if tables.is_empty() {
                 "none".to_owned()
@@ -1295,10 +1299,19 @@ fn write_human(
                     .join(", ")
             }
         };
+        let unverified = if unverified.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; committed on every destination, not recorded as done (not compared: --resume \
+                 compares them): {}",
+                names(&unverified)
+            )
+        };
         writeln!(
             out,
-            "copyman: {why}: committed on every destination (and recorded): {}; not committed \
-             everywhere: {}",
+            "copyman: {why}: committed on every destination (and recorded): {}{unverified}; not \
+             committed everywhere: {}",
             names(&done),
             names(&not)
         )?;

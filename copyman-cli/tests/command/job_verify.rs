@@ -441,3 +441,66 @@ fn job_verify_refuses_a_table_its_destination_role_may_not_read_back() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &dst, "c"), 100);
 }
+
+/// A signal while a committed table is being verified: the table is said committed, not
+/// compared, not recorded as done — not "its session was closed: nothing of it committed",
+/// and the summary does not list it as recorded (it said both).
+#[test]
+fn job_verify_interrupted_says_a_committed_table_committed() {
+    let c = clusters();
+    let schema = "CREATE TABLE vt (id int PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO vt SELECT g, 'v' || g FROM generate_series(1, 300) g;"),
+    );
+    let d0 = database(&c.dest[0], schema);
+    let state = TempPath::new("verify-interrupted.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d0));
+    let args = [
+        "table",
+        "vt",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--verify",
+        "--state",
+        state.arg(),
+    ];
+    let paused = Paused::start(&args, "committed:1");
+    // The checksum's read waits behind this lock until the signal.
+    let mut holder = c.dest[0].connect(&d0);
+    let mut lock = holder.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE vt IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let pid = paused.child.id();
+    let ended = paused.resume_in_background();
+    let mut watcher = c.dest[0].connect(&d0);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while watcher
+        .query(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%md5%'",
+            &[],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < until, "no checksum waiting");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = ended.join().unwrap();
+    lock.rollback().unwrap();
+    assert_exit(&out, 130);
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("nothing of it committed"), "{stderr}");
+    assert!(
+        stderr.contains("committed on every destination (and recorded): none; committed on every destination, not recorded as done (not compared: --resume compares them): \"public\".\"vt\""),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d0, "vt"), 300);
+}

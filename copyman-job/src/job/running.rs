@@ -1168,8 +1168,12 @@ pub(super) fn give_up_stalled(shared: &Shared<'_>, conns: &mut Conns, report: &m
     give_up(&mut conns.source, shared.source);
     for (d, slot) in conns.dests.iter_mut().enumerate() {
         let result = &mut report.destinations[d];
-        // What committed there, or may have, is said already: its sessions add nothing.
-        if matches!(result.status, Status::InDoubt | Status::PartlyCommitted) {
+        // What committed there, or may have, is said already: its sessions add nothing (a
+        // committed table's closed session did not make "nothing of it committed").
+        if matches!(
+            result.status,
+            Status::InDoubt | Status::PartlyCommitted | Status::Committed
+        ) {
             continue;
         }
         // (One note is enough: the ranges of a split table may each have stalled.)
