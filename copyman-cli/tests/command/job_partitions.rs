@@ -461,3 +461,59 @@ fn a_partitioned_table_with_a_foreign_partition_is_refused() {
         );
     }
 }
+
+/// A table the earlier run did not commit, attached since as a partition of a partitioned table
+/// that run committed: the resume dropped it as "copied with its partitioned table", which was
+/// done and not copied again (its rows reached no destination, exit 0). It is copied by itself,
+/// as that run planned.
+#[test]
+fn a_resume_copies_a_table_not_done_that_was_attached_since_to_one_done() {
+    let c = clusters();
+    let schema = "CREATE TABLE sales (id int, v text) PARTITION BY RANGE (id);
+                  CREATE TABLE sales_1 PARTITION OF sales FOR VALUES FROM (0) TO (100);
+                  CREATE TABLE sales_2 (id int, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO sales SELECT g % 100, 'a' FROM generate_series(1, 1000) g;
+             INSERT INTO sales_2 SELECT 100 + g % 100, 'b' FROM generate_series(1, 2000) g;"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{schema} CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN RAISE EXCEPTION 'not now'; END$$;
+             CREATE TRIGGER no BEFORE INSERT ON sales_2 FOR EACH ROW EXECUTE FUNCTION no();"
+        ),
+    );
+    let state = TempPath::new("attached-to-done.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "--table", "sales*", "--from", &from, "--to", &to];
+        args.extend(["--jobs", "1", "--keep-going", "--state", state.arg()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &dst, "sales"), 1000);
+    assert_eq!(count(&c.dest[0], &dst, "sales_2"), 0);
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TRIGGER no ON sales_2")
+        .unwrap();
+    let attach = "ALTER TABLE sales ATTACH PARTITION sales_2 FOR VALUES FROM (100) TO (200)";
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
+        cluster.connect(db).batch_execute(attach).unwrap();
+    }
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(r#""public"."sales_2": attached since the earlier run as a partition"#)
+            && !said.contains("copied with its partitioned table"),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "sales_2"), 2000);
+    assert_eq!(count(&c.dest[0], &dst, "sales"), 3000);
+}

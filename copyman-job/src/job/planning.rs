@@ -707,7 +707,7 @@ fn plan_all(
             _ => JobError::Source(error),
         }
     })?;
-    let (covered, selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
+    let (mut covered, mut selected): (Vec<_>, Vec<_>) = select::read_selection(&rows)
         .map_err(JobError::Selection)?
         .into_iter()
         .partition(|s| s.within.is_some());
@@ -753,7 +753,7 @@ fn plan_all(
     // What each selected table's copy covers on the source, by oid, as the selection saw it:
     // checked again once the tables are locked (below), since a partition attached or detached
     // while the job plans would be copied twice, or by nobody; and recorded with the claims.
-    let covers_before = source_covers(&mut src, selected.iter().map(|s| &s.table));
+    let mut covers_before = source_covers(&mut src, selected.iter().map(|s| &s.table));
     if selected.is_empty() {
         return Err(JobError::Empty(selection.to_string()));
     }
@@ -925,6 +925,27 @@ fn plan_all(
         }
         Recorded::default()
     };
+    // A resume: a table the earlier run was to copy by itself, attached since as a partition of
+    // a table that run committed on every destination, is copied by itself as that run planned
+    // (the done table's copy would not bring its rows: they reached no destination, exit 0).
+    if options.resume {
+        let covers = covers_before.clone().unwrap_or_default();
+        let attached = reattached(&mut src, &selected, &covers, &recorded, &keys)?;
+        for table in &attached {
+            let said = format!("{}: copied with its partitioned table", table.table);
+            notes.retain(|note| !note.starts_with(&said));
+            covered.retain(|s| s.table != table.table);
+            notes.push(format!(
+                "{}: attached since the earlier run as a partition of a table it had committed: \
+                 copied by itself, as that run planned",
+                table.table
+            ));
+        }
+        if !attached.is_empty() {
+            selected.extend(attached);
+            covers_before = source_covers(&mut src, selected.iter().map(|s| &s.table));
+        }
+    }
     // A resume refuses a table the earlier run copied under another name (renamed since) or as
     // a part of another (a partition detached since): its rows may be there already.
     let covers = covers_before.clone().unwrap_or_default();
@@ -1896,6 +1917,73 @@ fn source_covers<'a>(
             })
             .collect(),
     )
+}
+
+/// The tables the earlier run was to copy by themselves and has not committed everywhere,
+/// that this selection no longer copies by themselves: their source relations (the oids its
+/// `covers` lines recorded) are now covered by a selected table (`covers`: attached since as its
+/// partition), which the earlier run committed on every destination (`keys`), so its copy,
+/// done, would not bring their rows. Each is listed as a selected table of its own (named, as
+/// the source's catalog lists it now), to be copied by itself as that run planned. One whose
+/// covering table is committed on some destinations only is refused: copied by itself it would
+/// be there twice where that table is copied again, and with that table only, missing where
+/// it is done.
+fn reattached(
+    src: &mut Connection,
+    selected: &[select::Selected],
+    covers: &[(String, Vec<u64>)],
+    recorded: &Recorded,
+    keys: &[String],
+) -> Result<Vec<select::Selected>, JobError> {
+    let copied: HashSet<String> = selected.iter().map(|s| s.table.to_string()).collect();
+    let mut attached = Vec::new();
+    for (table, oids) in &recorded.covers {
+        if copied.contains(table) || keys.iter().all(|k| recorded.done(table, k).is_some()) {
+            continue;
+        }
+        let Some((within, _)) = covers
+            .iter()
+            .find(|(other, theirs)| other != table && oids.iter().any(|o| theirs.contains(o)))
+        else {
+            continue;
+        };
+        let done = keys
+            .iter()
+            .filter(|k| recorded.done(within, k).is_some())
+            .count();
+        if done == 0 {
+            continue;
+        }
+        if done < keys.len() {
+            return Err(JobError::Refused(format!(
+                "--resume: table {table}, which the earlier run was to copy by itself, is now a \
+                 partition of {within}, which it committed to some destinations and not to \
+                 others (attached since): copied with {within} its rows would be missing where \
+                 that is done, copied by itself they would be there twice where it is not; \
+                 detach it again for the resume, or run the job again without --resume with \
+                 --truncate"
+            )));
+        }
+        attached.push(TableName::parse(table).map_err(|e| JobError::Selection(e.to_string()))?);
+    }
+    if attached.is_empty() {
+        return Ok(Vec::new());
+    }
+    let named = Selection {
+        tables: attached,
+        schemas: Vec::new(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+    };
+    let query = select::selection_query(&named).map_err(|e| JobError::Selection(e.to_string()))?;
+    let rows = src
+        .query(&query)
+        .map_err(|e| JobError::Source(describe(&e)))?;
+    let listed = select::read_selection(&rows).map_err(JobError::Selection)?;
+    Ok(listed
+        .into_iter()
+        .map(|s| select::Selected { within: None, ..s })
+        .collect())
 }
 
 /// Why a resume refuses, if it must: a table of this run that the earlier run never began on a
