@@ -189,6 +189,13 @@ fn main() -> ExitCode {
         }
     };
     hide_passwords_in_argv();
+    // A file past the file-size limit (`ulimit -f`) fails its write (EFBIG), said and rolled
+    // back as a full disk is, as the PostgreSQL server has it: SIGXFSZ's default killed the
+    // process without a word, between a run's PREPAREs and its decision too.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
     let json = low.json;
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,

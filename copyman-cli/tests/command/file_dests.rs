@@ -575,6 +575,35 @@ fn a_file_that_cannot_take_the_data_fails_the_copy_before_any_commit() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
 
+/// A file destination past the file-size limit (`ulimit -f`): SIGXFSZ killed copyman without a
+/// word (exit 153, its temporary file left, the healthy destinations of `--keep-going` not
+/// committed). The write fails as on a full disk: exit 1, nothing committed; with
+/// `--keep-going` the server commits (exit 4); no temporary file left.
+#[test]
+fn a_file_past_the_file_size_limit_fails_as_a_full_disk() {
+    let c = clusters();
+    let src = source(c);
+    let dir = TempDir::new("fsize");
+    let file = dir.path("big.txt");
+    for (keep_going, exit, rows) in [(false, 1, 0), (true, 4, 1000)] {
+        let d1 = database(&c.dest[0], T);
+        let (from, to) = (c.source.url(&src), c.dest[0].url(&d1));
+        let mut args = vec!["table", "t", "--from", &from, "--to", &to, "--to", &file];
+        if keep_going {
+            args.push("--keep-going");
+        }
+        let out = via_sh(r#"ulimit -f 4; exec "$0" "$@""#, &args)
+            .output()
+            .unwrap();
+        assert_exit(&out, exit);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("File too large"), "{stderr}");
+        assert_eq!(count(&c.dest[0], &d1, "t"), rows);
+        let left: Vec<_> = fs::read_dir(&dir.0).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
 /// An existing file that a rename cannot replace — another user's in a sticky directory (as
 /// `/tmp` is) that is not ours either, or a file bind-mounted onto its name (as `docker run -v`
 /// mounts one) — passed the check and failed its rename after the server destination had
