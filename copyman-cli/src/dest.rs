@@ -805,6 +805,20 @@ fn would_open(path: &Path) -> Result<(), String> {
         // Our own descriptor, duplicated: open already.
         return Ok(());
     }
+    // `newdir/` (as `cp x newdir/` means a directory), `newdir/.`: a directory's name, whether
+    // it exists or not (a missing one failed the rename after the servers had committed).
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    if [&b"/"[..], b"/.", b"/.."]
+        .iter()
+        .any(|end| bytes.ends_with(end))
+        || bytes == b"."
+        || bytes == b".."
+    {
+        return Err(
+            "it names a directory (it ends in / or a dot component): give the file's name"
+                .to_owned(),
+        );
+    }
     match target(path).map_err(|e| e.to_string())? {
         FileTarget::Direct => {
             let meta = fs::metadata(path).map_err(|e| e.to_string())?;

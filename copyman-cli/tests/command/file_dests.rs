@@ -416,6 +416,50 @@ fn a_failed_rename_names_the_kept_temporary_file() {
     assert_eq!(kept[0], "1\tv1");
 }
 
+/// A destination named as a directory that does not exist (`newdir/`, `newdir/.`, as `cp x
+/// newdir/` means one) passed every check, and its rename failed after the server destination
+/// had committed (exit 4, a temporary file left). Refused before connecting (exit 2), the dry
+/// run too; dropped under `--keep-going`.
+#[test]
+fn a_destination_named_as_a_directory_is_refused_before_connecting() {
+    let c = clusters();
+    let src = source(c);
+    let d1 = database(&c.dest[0], T);
+    let dir = TempDir::new("slash");
+    let (from, to) = (c.source.url(&src), c.dest[0].url(&d1));
+    for name in ["newdir/", "newdir/.", "newdir/.."] {
+        let target = dir.path(name);
+        for dry in [false, true] {
+            let mut args = vec!["table", "t", "--from", &from, "--to", &to, "--to", &target];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = run(&args);
+            assert_exit(&out, 2);
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains("it names a directory"), "{name}: {stderr}");
+            assert!(!connected(&out), "{name}: {stderr}");
+        }
+        assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+        assert!(dir.list().is_empty(), "{:?}", dir.list());
+    }
+    let target = dir.path("newdir/");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--to",
+        &target,
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert!(dir.list().is_empty(), "{:?}", dir.list());
+}
+
 /// A bare word as `--to` is a file (psql would take it for a database name): written, and said
 /// with the way to name a database.
 #[test]
