@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Instant;
 
 use copyman_cluster::Cluster;
-use copyman_sync::Connection;
+use copyman_sync::{Connection, Interrupter};
 use indicatif::{HumanBytes, HumanCount};
 use serde_json::json;
 
@@ -67,9 +67,18 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         }
     };
     // A signal stops the demo at its next step; its clusters go with it (dropped on return).
+    // The demo's own statements (the sample rows' INSERT, the checksums) are given up then:
+    // they send nothing until they end, and would hold the stop for as long.
     if let Err(e) = signals::install_with(signals::DEMO_STOPPING) {
         report::warn(format_args!("cannot handle signals: {e}"));
     }
+    let interrupter = Interrupter::new().ok();
+    let interruptible = || {
+        if let Some(interrupter) = interrupter.clone() {
+            signals::set_interrupt(move || interrupter.interrupt());
+        }
+    };
+    interruptible();
     let stop = || match signals::received() {
         Some(signal) => Err(Fatal {
             exit: Exit::interrupted(signal),
@@ -105,6 +114,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     let clock = Instant::now();
     let setup = |cluster: &Cluster, fill: bool| -> anyhow::Result<()> {
         let mut conn = Connection::connect(&cluster.config("postgres"))?;
+        conn.set_interrupter(interrupter.clone());
         conn.execute(CREATE)?;
         if fill {
             conn.execute(&FILL.replace("$1", &rows.to_string()))?;
@@ -113,7 +123,10 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         }
         Ok(())
     };
-    setup(source, true).map_err(|e| setup_error("source", e.as_ref()))?;
+    if let Err(e) = setup(source, true) {
+        stop()?;
+        return Err(setup_error("source", e.as_ref()).into());
+    }
     stop()?;
     for (i, target) in targets.iter().enumerate() {
         setup(target, false)
@@ -173,13 +186,20 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         report.write_human(&mut io::stdout().lock())?;
     }
     stop()?;
+    // The copy is over: a signal now stops the demo (its words and its exit status), not a
+    // commit that ended.
+    signals::connecting(false);
+    interruptible();
 
     // Verify: every destination holds exactly the source's rows.
     let clock = Instant::now();
     let sums: Vec<anyhow::Result<(String, String)>> = thread::scope(|s| {
         let handles: Vec<_> = clusters
             .iter()
-            .map(|cluster| s.spawn(move || checksum(cluster)))
+            .map(|cluster| {
+                let interrupter = interrupter.clone();
+                s.spawn(move || checksum(cluster, interrupter))
+            })
             .collect();
         handles
             .into_iter()
@@ -189,6 +209,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             })
             .collect()
     });
+    stop()?;
     let mut sums = sums.into_iter();
     let expected = sums
         .next()
@@ -266,9 +287,13 @@ fn setup_error(what: &str, error: &(dyn std::error::Error + 'static)) -> Fatal {
     }
 }
 
-/// `(count, checksum)` of the demo table on `cluster`.
-fn checksum(cluster: &Cluster) -> anyhow::Result<(String, String)> {
+/// `(count, checksum)` of the demo table on `cluster`, given up once `interrupter` fires.
+fn checksum(
+    cluster: &Cluster,
+    interrupter: Option<Interrupter>,
+) -> anyhow::Result<(String, String)> {
     let mut conn = Connection::connect(&cluster.config("postgres"))?;
+    conn.set_interrupter(interrupter);
     let rows = conn.query(CHECKSUM)?;
     let row = rows
         .first()
