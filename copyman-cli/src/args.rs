@@ -62,7 +62,9 @@ Exit status:
      committed table that differs
   129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C), SIGTERM: nothing committed (a second
      signal exits at once); a job of many tables keeps the tables it committed before the
-     signal (recorded in its state file: --resume goes on) and rolls back the others";
+     signal (recorded in its state file: --resume goes on) and rolls back the others
+  131  SIGQUIT (Ctrl-\\): exits at once, as a second signal does, saying what committed
+     (4 if anything did)";
 
 /// Examples shown by `copyman table --help`.
 const TABLE_EXAMPLES: &str = "\

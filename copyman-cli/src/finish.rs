@@ -358,10 +358,23 @@ fn interrupted_before_commit(signal: i32) -> ErrorInfo {
     ErrorInfo {
         sqlstate: None,
         message: format!(
-            "interrupted by {} before its COMMIT was sent: rolled back",
+            "interrupted by {} before its COMMIT was sent: {CALLED_OFF}",
             signals::name(signal)
         ),
     }
+}
+
+/// How [`interrupted_before_commit`] ends.
+const CALLED_OFF: &str = "rolled back";
+
+/// Whether `error` is a commit called off by a signal ([`interrupted_before_commit`]): the
+/// user's stop, not the destination's failure.
+pub(crate) fn is_called_off(error: &ErrorInfo) -> bool {
+    error.sqlstate.is_none()
+        && error.message.starts_with("interrupted by ")
+        && error
+            .message
+            .ends_with(&format!(" before its COMMIT was sent: {CALLED_OFF}"))
 }
 
 /// A destination or the source, as a party to the commit.

@@ -37,6 +37,8 @@ pub(crate) enum Exit {
     Hangup = 129,
     /// Interrupted by SIGINT (128 + 2).
     Interrupt = 130,
+    /// Stopped at once by SIGQUIT (128 + 3, Ctrl-\\), as by a second signal.
+    Quit = 131,
     /// Interrupted by SIGTERM (128 + 15).
     Terminate = 143,
 }
@@ -51,6 +53,7 @@ impl Exit {
     pub(crate) fn interrupted(signal: i32) -> Self {
         match signals::exit_code(signal) {
             129 => Self::Hangup,
+            131 => Self::Quit,
             143 => Self::Terminate,
             _ => Self::Interrupt,
         }
@@ -58,7 +61,10 @@ impl Exit {
 
     /// Whether it is an interruption's.
     pub(crate) fn is_interruption(self) -> bool {
-        matches!(self, Self::Hangup | Self::Interrupt | Self::Terminate)
+        matches!(
+            self,
+            Self::Hangup | Self::Interrupt | Self::Quit | Self::Terminate
+        )
     }
 }
 

@@ -495,8 +495,13 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         .iter_mut()
         .zip(&ended.destinations)
         .map(|(dest, outcome)| {
+            // Its statement cancelled by copyman on the signal (57014: a lock wait, a slow
+            // deferred check), or its commit called off by it before its COMMIT was sent.
+            let called_off =
+                |e: &ErrorInfo| e.sqlstate.as_deref() == Some("57014") || finish::is_called_off(e);
             let cancelled = interrupted
-                && dest.error.as_ref().and_then(|e| e.sqlstate.as_deref()) == Some("57014");
+                && (dest.error.as_ref().is_some_and(called_off)
+                    || matches!(outcome, Outcome::Failed(Some(e)) if called_off(e)));
             let mut status = match outcome {
                 Outcome::Committed => Status::Committed,
                 Outcome::RolledBack => Status::RolledBack,
@@ -510,8 +515,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 }
                 Outcome::CommitPending { .. } => Status::CommitPending,
                 Outcome::RollbackPending { .. } => Status::RollbackPending,
-                // Its statement cancelled by copyman on a signal (a lock wait): rolled back, as
-                // one interrupted mid-data, not a failure of its own.
+                // Its statement cancelled or its commit called off by copyman on a signal:
+                // rolled back, as one interrupted mid-data, not a failure of its own.
                 _ if cancelled => Status::RolledBack,
                 _ => Status::Failed,
             };

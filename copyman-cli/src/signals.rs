@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::progress;
@@ -491,7 +491,7 @@ pub(crate) fn install_with(stopping: &'static str) -> std::io::Result<()> {
     // A signal ignored when copyman started stays ignored, as shells and nohup expect: `nohup
     // copyman …` must outlive the hangup of the terminal it was started from, and a background
     // job of a script ignores SIGINT.
-    let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+    let handled: Vec<i32> = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
         .into_iter()
         .filter(|&signal| !ignored_at_start(signal))
         .collect();
@@ -540,9 +540,13 @@ fn say(line: &str) {
 /// What signal `signal` does, in the signals thread ([`install_with`]; `stopping` is what the
 /// first one says the run does now).
 fn handle(signal: i32, stopping: &'static str) {
+    // SIGQUIT (Ctrl-\, what a user presses when Ctrl-C seems not to work) is a second signal
+    // at once: it exits at once, saying what committed (its default killed the process
+    // without a word, a commit half done).
     let first = RECEIVED
         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok();
+        .is_ok()
+        && signal != SIGQUIT;
     let Some(Commits {
         ending,
         point,
@@ -619,9 +623,10 @@ fn handle(signal: i32, stopping: &'static str) {
         // Every COMMIT was answered: nothing is in doubt or left out; the run ends as it would.
         remove_temp_files();
         say(&format!(
-            "copyman: {} received again: exiting at once: every COMMIT was answered: committed: \
+            "copyman: {}{} exiting at once: every COMMIT was answered: committed: \
              {}",
             name(signal),
+            again(signal),
             committed.join(", ")
         ));
         let exit = if failed_before {
@@ -685,10 +690,11 @@ fn handle(signal: i32, stopping: &'static str) {
             )
         };
         say(&format!(
-            "copyman: {} received again: exiting at once during the COMMITs: \
+            "copyman: {}{} exiting at once during the COMMITs: \
              committed: {}; {statement} sent, not answered ({doubt}): {}{source}; \
              {others} ({rest}){kept}",
             name(signal),
+            again(signal),
             list(&committed),
             list(&unanswered),
         ));
@@ -730,9 +736,10 @@ fn handle(signal: i32, stopping: &'static str) {
             ("nothing committed", at_once_exit(signal, false))
         };
         say(&format!(
-            "copyman: {} received again: exiting at once before any COMMIT was \
+            "copyman: {}{} exiting at once before any COMMIT was \
              sent: {said}",
-            name(signal)
+            name(signal),
+            again(signal)
         ));
         let rest = match (two_phase, point) {
             (true, true) => "commit pending",
@@ -744,8 +751,9 @@ fn handle(signal: i32, stopping: &'static str) {
     } else {
         remove_temp_files();
         say(&format!(
-            "copyman: {} received again: exiting at once (its backends cancelled)",
-            name(signal)
+            "copyman: {}{} exiting at once (its backends cancelled)",
+            name(signal),
+            again(signal)
         ));
         cancel_before_exit();
         let job = crate::watch::lock_briefly(&AT_ONCE)
@@ -812,7 +820,18 @@ pub(crate) fn name(signal: i32) -> &'static str {
         SIGINT => "SIGINT",
         SIGTERM => "SIGTERM",
         SIGHUP => "SIGHUP",
+        SIGQUIT => "SIGQUIT",
         _ => "a signal",
+    }
+}
+
+/// How an exit at once says `signal` came: " received again:", or " received:" for SIGQUIT,
+/// which exits at once the first time.
+fn again(signal: i32) -> &'static str {
+    if signal == SIGQUIT {
+        " received:"
+    } else {
+        " received again:"
     }
 }
 

@@ -127,6 +127,42 @@ fn one_table_to_two(c: &Clusters) -> (String, String, [String; 3]) {
     (d1, d2, conninfos)
 }
 
+/// SIGQUIT (Ctrl-\\) exits at once as a second signal does, saying what committed: during the
+/// COMMITs exit 4, naming destination 1 committed (it killed copyman without a word, exit 131,
+/// a partial copy unsaid); before them, 131 and nothing committed.
+#[test]
+fn sigquit_exits_at_once_saying_what_committed() {
+    let c = clusters();
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "committed:1");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(4), "{said}");
+    assert!(
+        said.contains(
+            "SIGQUIT received: exiting at once during the COMMITs: committed: destination 1;"
+        ),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    // Before any COMMIT: nothing committed, the signal's own status.
+    let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
+    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let mut paused = Paused::start(&args, "checked:1");
+    let stderr = StderrLines::take(&mut paused.child);
+    signal(&paused.child, "QUIT");
+    let status = wait_bounded(&mut paused.child);
+    let said = stderr.rest();
+    assert_eq!(status.code(), Some(131), "{said}");
+    assert!(said.contains("SIGQUIT received: exiting at once"), "{said}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
+
 #[test]
 fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     let c = clusters();
@@ -226,7 +262,9 @@ fn a_second_signal_never_lists_a_read_only_source_as_committing() {
 fn a_signal_before_the_first_commit_calls_it_off_and_one_after_lets_it_finish() {
     let c = clusters();
     let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
-    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let args = [
+        "table", "t", "--from", &from, "--to", &to1, "--to", &to2, "--json",
+    ];
     // The deferred constraints checked on destination 1: no COMMIT sent yet.
     let mut paused = Paused::start(&args, "checked:1");
     let mut stderr = StderrLines::take(&mut paused.child);
@@ -243,6 +281,13 @@ fn a_signal_before_the_first_commit_calls_it_off_and_one_after_lets_it_finish() 
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
+    // No destination failed: the user's signal called the commit off (destination 2, whose
+    // step came next, was said "failed", and --json blamed it at its top).
+    let report = json(&out);
+    for d in report["destinations"].as_array().unwrap() {
+        assert_eq!(d["status"], "rolled back", "{report}");
+    }
+    assert!(report["server"].is_null(), "{report}");
 
     // Destination 1 committed: the commit finishes.
     let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
