@@ -406,6 +406,55 @@ fn a_resume_into_an_empty_clone_copies_again_and_says_so() {
     assert_eq!(count(&c.dest[0], &clone, "jk.k3"), 2000, "not twice");
 }
 
+/// A table recorded done on a destination where it does not exist now (dropped since): the
+/// resume took it as done, its rows reported there (exit 0). Refused, naming it.
+#[test]
+fn a_resume_refuses_a_done_table_dropped_since() {
+    let c = two_phase_clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA} INSERT INTO jk.k1 SELECT g, 'v' FROM generate_series(1, 100) g;
+             INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 20) g;"
+        ),
+    );
+    let dest = database(
+        &c.dest[0],
+        &format!("{SCHEMA} INSERT INTO jk.k3 SELECT g, 'v' FROM generate_series(1, 20) g;"),
+    );
+    let me = identity(&c.dest[0], &dest);
+    c.dest[0]
+        .connect(&dest)
+        .batch_execute("DROP TABLE jk.k3")
+        .unwrap();
+    let state = TempPath::new("exact-dropped.state");
+    std::fs::write(
+        &state.0,
+        format!(
+            "copyman-job 3\n\
+             begin\t\"jk\".\"k3\"\t{me}\texact\n\
+             done\t\"jk\".\"k3\"\t{me}\t20\n"
+        ),
+    )
+    .unwrap();
+    let resumed = job(
+        &c.source.conninfo(&src),
+        &c.dest[0].conninfo(&dest),
+        &state,
+        &["--resume"],
+    );
+    assert_exit(&resumed, 2);
+    let stderr = text(&resumed.stderr);
+    assert!(
+        stderr.contains(
+            "table \"jk\".\"k3\", which the earlier run began or committed on destination 1, \
+             does not exist there now"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dest, "jk.k1"), 0);
+}
+
 /// A table partitioned on the destination and not on the source holds its rows in its
 /// partitions: `ONLY` finds none there. A resume must not take it for a clone's empty table
 /// and copy its rows a second time.

@@ -355,6 +355,21 @@ fn prepared(conn: &mut Connection, xid: u64) -> Option<String> {
     .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
 }
 
+/// Whether `table` is not there on `conn`'s database (the question answered: a failure to
+/// ask concludes nothing).
+fn missing(conn: &mut Connection, table: &TableName) -> bool {
+    let asked = conn.query(&format!(
+        "SELECT (pg_catalog.to_regclass({}) IS NULL)::text",
+        literal(&table.to_string())
+    ));
+    asked.is_ok_and(|rows| {
+        rows.first()
+            .and_then(|r| r.first().cloned().flatten())
+            .as_deref()
+            == Some("true")
+    })
+}
+
 /// Whether `table` holds any row of its own on `conn`'s database, read as the relation it is
 /// there (a table partitioned there but not on the source has its rows in its partitions:
 /// `ONLY` would find none); `None` when the question fails (then nothing is concluded).
@@ -427,6 +442,15 @@ pub(crate) fn resumed_here(
 ) -> Result<Resumed, String> {
     let (dest, d) = (here.key, here.d);
     let key = table.to_string();
+    // Gone there since (dropped, renamed): said, not taken as done with rows it cannot hold.
+    if (recorded.begun(&key, dest) || recorded.done(&key, dest).is_some()) && missing(conn, table) {
+        return Err(format!(
+            "--resume: table {key}, which the earlier run began or committed on destination {}, \
+             does not exist there now (dropped or renamed since): create it again there (it is \
+             then copied again), or run the job again without --resume",
+            d + 1
+        ));
+    }
     if let Some(rows) = recorded.done(&key, dest) {
         if rows > 0 && holds_rows(conn, table) == Some(false) {
             return Ok(Resumed::Copy {
