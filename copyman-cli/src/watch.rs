@@ -368,6 +368,7 @@ impl Monitor {
                 backend: None,
                 blockers: Vec::new(),
                 unseen: !self.answered,
+                prepared_holders: None,
             };
         };
         let Some(row) = rows.into_iter().next() else {
@@ -380,6 +381,7 @@ impl Monitor {
                 backend: None,
                 blockers: Vec::new(),
                 unseen: false,
+                prepared_holders: None,
             };
         };
         let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -416,6 +418,7 @@ impl Monitor {
                 backend,
                 blockers: Vec::new(),
                 unseen: false,
+                prepared_holders: None,
             };
         }
         let mut lock = format!("backend {pid} waits for a {event} lock");
@@ -426,6 +429,15 @@ impl Monitor {
             // A prepared transaction (pg_blocking_pids says 0) by its name.
             lock.push_str(&format!(", {}", commit::held_by(&holders)));
         }
+        let gids: Vec<&str> = holders
+            .split(", ")
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                h.strip_prefix("prepared ")
+                    .filter(|g| commit::parse_gid(g).is_some())
+            })
+            .collect::<Option<_>>()
+            .unwrap_or_default();
         Look {
             lock: Some(lock),
             activity,
@@ -435,6 +447,7 @@ impl Monitor {
             backend,
             blockers,
             unseen: false,
+            prepared_holders: (!gids.is_empty()).then(|| gids.join(", ")),
         }
     }
 }
@@ -478,6 +491,9 @@ pub(crate) struct Look {
     /// Its server could not be asked and did not answer why (a monitor's connect or question
     /// that timed out): frozen, or its network path lost.
     pub(crate) unseen: bool,
+    /// The lock it waits for is held by copyman's prepared transactions alone (their global
+    /// ids): an earlier run's, stopped between its PREPARE and its end, which no wait ends.
+    pub(crate) prepared_holders: Option<String>,
 }
 
 /// Two sessions of one copy, one waiting for a lock the other holds: the holder's transaction
@@ -1403,6 +1419,20 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                             say_lock_wait(&b.1.label, what);
                         }
                         b.2 = true;
+                        // The planning waits on a lock that only an earlier run's prepared
+                        // transactions hold: no wait ends it (a resume after that run was
+                        // killed between its PREPARE and its end waited for ever).
+                        if w.table == PLANNING
+                            && let Some(gids) = &look.prepared_holders
+                        {
+                            interrupt.interrupt(format!(
+                                "{} waits for a lock held by copyman's prepared transaction {gids} \
+                                 (an earlier run's, stopped between its PREPARE and its end), \
+                                 which no wait ends: finish it with copyman recover (its run's \
+                                 decision log says which way), then run again",
+                                b.1.label
+                            ));
+                        }
                         // The job's line names the table already.
                         notes.push(format!("waiting for lock on {}", shared.servers[server].0));
                     }
@@ -1572,6 +1602,7 @@ mod tests {
                 })
                 .collect(),
             unseen: false,
+            prepared_holders: None,
         }
     }
 

@@ -1483,3 +1483,55 @@ fn recover_as_another_role_names_the_role_that_prepared() {
         assert_eq!(count(cluster, db, "t"), 0);
     }
 }
+
+/// An `--atomic --truncate` job killed between its COMMIT PREPAREDs, resumed before `recover`:
+/// the resume's planning waits on a lock the earlier run's prepared transaction holds, which no
+/// wait ends (it waited for ever, said once). It stops, naming the transaction and recover
+/// (exit 1); recover then finishes the run.
+#[test]
+fn a_resume_waiting_on_its_earlier_runs_prepared_transaction_stops_and_says_recover() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let (state, log) = (
+        TempPath::new("job-prepared-lock.state"),
+        TempPath::new("job-prepared-lock.log"),
+    );
+    let mut args = job_args(s, &src, &dbs, &["t"], &state, &log);
+    args.push("--truncate".into());
+    Paused::start(&strs(&args), "commit-prepared:1").kill();
+    assert_eq!(prepared_in(&s.dest[1], &dbs[1]).len(), 1);
+    args.push("--resume".into());
+    let mut child = copyman()
+        .args(&args)
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: it waited for ever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            let urls = [s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1])];
+            let _ = recover(&[&urls[0], &urls[1]], log.arg());
+            panic!("the resume waits on: {}", text(&out.stderr));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("waits for a lock held by copyman's prepared transaction copyman:")
+            && stderr.contains("finish it with copyman recover"),
+        "{stderr}"
+    );
+    let urls = [s.dest[0].url(&dbs[0]), s.dest[1].url(&dbs[1])];
+    let out = recover(&[&urls[0], &urls[1]], log.arg());
+    assert_exit(&out, 0);
+    assert!(prepared_in(&s.dest[1], &dbs[1]).is_empty());
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
