@@ -241,7 +241,7 @@ fn query_to_stdout_and_table_to_file() {
     lines.sort();
     assert_eq!(lines, ["1\ts1", "2\ts2", "3\ts3"]);
 
-    // A failed dump leaves the existing file alone.
+    // A failed dump leaves the existing file alone (a table that does not exist: exit 2).
     fs::write(&file.0, "old content").unwrap();
     let out = run(&[
         "table",
@@ -251,7 +251,7 @@ fn query_to_stdout_and_table_to_file() {
         "--to",
         file.arg(),
     ]);
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("42P01"), "{}", text(&out.stderr));
     assert_eq!(fs::read_to_string(&file.0).unwrap(), "old content");
 }
