@@ -221,7 +221,8 @@ pub(crate) struct LowTable {
     pub(crate) condition: Option<String>,
     /// Empty each destination table first, in the same transaction as the copy. Tables of a
     /// job linked by foreign keys are emptied together (one TRUNCATE) and copied as one unit:
-    /// one transaction per destination, parents first, one commit.
+    /// one transaction per destination, parents first, one commit. A file or stdin that holds
+    /// no rows is refused (nothing committed): TRUNCATE the table to empty it.
     #[arg(long)]
     pub(crate) truncate: bool,
     /// Data format [default: binary between servers of one major version when every column's

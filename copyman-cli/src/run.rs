@@ -389,6 +389,28 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             t.safety.allow_count_mismatch,
         );
     }
+    // A file or stdin that held no rows, under --truncate: every server destination's table
+    // would be left empty (`gunzip -c missing.gz | copyman … --from - --truncate`: the failed
+    // upstream gave an empty input, and the table was emptied, exit 0). A source server's
+    // empty table is its own.
+    let servers = || {
+        dests
+            .iter()
+            .filter(|d| d.conn.is_some() && d.error.is_none())
+    };
+    if run_error.is_none()
+        && matches!(t.statements, Statements::Table { truncate: true, .. })
+        && source_conn.is_none()
+        && servers().next().is_some()
+        && servers().all(|d| d.rows == Some(0))
+    {
+        run_error = Some(
+            "the input held no rows: --truncate would leave the table empty on every \
+             destination (a command that failed upstream gives an empty input): nothing \
+             committed; to empty the table, TRUNCATE it"
+                .to_owned(),
+        );
+    }
     // File destinations write out what they buffered before anything commits: one that cannot
     // take it fails the copy, as a server destination's failure does.
     if run_error.is_none() {

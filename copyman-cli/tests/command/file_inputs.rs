@@ -919,3 +919,40 @@ fn an_empty_file_with_a_header_says_nothing_of_a_header() {
     }
     assert_eq!(count(&c.dest[0], &db, "t"), 0);
 }
+
+/// An empty file or stdin under `--truncate` (a command that failed upstream gives one): the
+/// table was emptied on every destination, exit 0. Refused, nothing committed, its rows kept;
+/// without `--truncate` an empty input appends nothing, exit 0.
+#[test]
+fn an_empty_input_under_truncate_empties_nothing() {
+    let c = clusters();
+    let fill = format!("{T} INSERT INTO t SELECT g, 'v' FROM generate_series(1, 10) g;");
+    let dbs = [database(&c.dest[0], &fill), database(&c.dest[1], &fill)];
+    let (to1, to2) = (c.dest[0].conninfo(&dbs[0]), c.dest[1].conninfo(&dbs[1]));
+    let empty = file("empty-input.txt", b"");
+    let args = |from: &str, truncate: bool| {
+        let mut args = vec!["table", "t", "--from", from, "--to", &to1, "--to", &to2];
+        if truncate {
+            args.push("--truncate");
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    for from in [empty.arg(), "-"] {
+        let args = args(from, true);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_with_stdin(&args, b"");
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the input held no rows: --truncate would leave the table empty"),
+            "{from}: {stderr}"
+        );
+        for (cluster, db) in c.dest.iter().zip(&dbs) {
+            assert_eq!(count(cluster, db, "t"), 10, "{from}");
+        }
+    }
+    let args = args(empty.arg(), false);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_exit(&run(&args), 0);
+    assert_eq!(count(&c.dest[0], &dbs[0], "t"), 10);
+}
