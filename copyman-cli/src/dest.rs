@@ -720,45 +720,12 @@ pub(crate) fn own_descriptor(path: &Path) -> Option<i32> {
     ours.then_some(fd)
 }
 
-/// Refuses, before anything is copied or connected, a destination file that exists and that we
-/// may not write: psql's `\copy` could not open it either, and the rename would replace a file
-/// (another user's, or a read-only one) that its directory lets us replace but not write. It is
-/// opened for writing, without truncating, and closed.
-///
-/// # Errors
-/// [`Fatal`] with exit 2 (bad input, found before anything began), naming it.
-pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> {
-    for (i, endpoint) in destinations.iter().enumerate() {
-        let Endpoint::File(path) = endpoint else {
-            continue;
-        };
-        let checked = target(path).and_then(|target| match target {
-            FileTarget::Replace {
-                path,
-                existing: Some(_),
-            } => OpenOptions::new().write(true).open(path).map(drop),
-            // Nothing to replace (the temporary file is created when the copy begins), or
-            // written directly (opening a pipe for writing would wait for its reader).
-            _ => Ok(()),
-        });
-        if let Err(e) = checked {
-            return Err(Fatal {
-                exit: Exit::Usage,
-                server: None,
-                message: format!(
-                    "destination {} {}: cannot write it: {e}: nothing copied",
-                    i + 1,
-                    endpoint.display()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// What a run would refuse about its file destinations when it opens them, found before it
 /// connects anywhere (a real run and `--dry-run` alike), without creating, truncating or
-/// opening anything ([`refuse_same_file`] and [`refuse_unwritable`] run first). A file to be replaced or created needs a directory that exists and
+/// opening anything but an existing file to replace, opened for writing without truncating and
+/// closed: psql's `\copy` could not open one we may not write either, and the rename would
+/// replace a file (another user's, or a read-only one) that its directory lets us replace but
+/// not write ([`refuse_same_file`] runs first). A file to be replaced or created needs a directory that exists and
 /// that we may write and search (its temporary file is created there); a name of a directory is
 /// refused; another file written directly (a device) must be writable; a FIFO is not opened
 /// (that would wait for its reader). Checked with `faccessat(AT_EACCESS)`: as the process's
@@ -768,7 +735,7 @@ pub(crate) fn refuse_unwritable(destinations: &[Endpoint]) -> Result<(), Fatal> 
 /// the first such destination is an error.
 ///
 /// # Errors
-/// [`Fatal`] with exit 2, naming it, in the words of [`refuse_unwritable`].
+/// [`Fatal`] with exit 2, naming it.
 pub(crate) fn refuse_unopenable(
     destinations: &[Endpoint],
     keep_going: bool,
@@ -831,6 +798,12 @@ fn would_open(path: &Path) -> Result<(), String> {
             }
         }
         FileTarget::Replace { path, existing } => {
+            if existing.is_some() {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| e.to_string())?;
+            }
             let dir = path
                 .parent()
                 .filter(|dir| !dir.as_os_str().is_empty())

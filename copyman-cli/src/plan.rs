@@ -1667,7 +1667,6 @@ pub(crate) fn hint_forced_binary(t: &Transfer, report: &mut RunReport) {
 pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     // What a real run would refuse about its files, found without creating anything.
     crate::dest::refuse_same_file(&t.source, &t.destinations)?;
-    crate::dest::refuse_unwritable(&t.destinations)?;
     let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     crate::file_source::refuse_compressed(t)?;
     let (mut source_conn, mut dests) = connect_all(t)?;

@@ -105,7 +105,6 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     // unwritable directory), found before any server is asked anything, as --dry-run finds it:
     // refused (exit 2), or under --keep-going that destination dropped.
     crate::dest::refuse_same_file(&t.source, &t.destinations)?;
-    crate::dest::refuse_unwritable(&t.destinations)?;
     let unopenable = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     // A compressed source file (stdin and FIFOs: on their first read, in `check_start`).
     crate::file_source::refuse_compressed(t)?;

@@ -173,6 +173,29 @@ fn a_target_psql_could_not_write_is_refused_and_modes_are_kept() {
     assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o444);
     assert_eq!(dir.list(), vec!["readonly.txt"], "no temporary file");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    // Under --keep-going it is left out, as an unwritable directory is: the server commits
+    // (exit 4; it stopped the whole run, exit 2).
+    let mut cmd = copyman();
+    cmd.args([
+        "table",
+        "t",
+        "--from",
+        &url,
+        "--to",
+        &dest,
+        "--to",
+        &target,
+        "--keep-going",
+    ]);
+    if is_root() {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    assert_exit(&out, 4);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    c.dest[0].connect(&d1).batch_execute("TRUNCATE t").unwrap();
 
     // A private file stays private; a new one gets the mode psql would give it.
     let private = dir.path("private.txt");
