@@ -66,6 +66,10 @@ Exit status:
   131  SIGQUIT (Ctrl-\\): exits at once, as a second signal does, saying what committed
      (4 if anything did)";
 
+/// How long `copyman recover` given several destinations waits for each to answer its connect
+/// when its CONN gives no `connect_timeout`.
+const RECOVER_CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
 /// Examples shown by `copyman table --help`.
 const TABLE_EXAMPLES: &str = "\
 Examples:
@@ -719,6 +723,16 @@ impl HiArgs {
                         )),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                // One that takes the connection and never answers (a frozen server, a route
+                // whose packets are dropped) held the others' decided transactions, and their
+                // locks, prepared for as long: with several and the decision log, each connect
+                // is bounded (a CONN's own connect_timeout wins), one not reached left as it is.
+                let mut destinations = destinations;
+                if destinations.len() > 1 && !recover.no_decision_log {
+                    for spec in &mut destinations {
+                        spec.bound_connect(RECOVER_CONNECT_LIMIT);
+                    }
+                }
                 Command::Recover {
                     destinations,
                     decision_log: decision_log(recover.decision_log, env)?,

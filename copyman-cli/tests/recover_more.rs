@@ -387,6 +387,39 @@ fn recover_finishes_what_it_reaches_when_a_destination_is_down() {
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
 
+/// A destination that takes the connection and never answers (a listener that never accepts:
+/// the kernel completes the handshake, no server speaks), its CONN without `connect_timeout`:
+/// recover waited on it, the reachable destination's decided transaction held prepared with
+/// its locks, until a signal finished nothing. Its connect is bounded (30 s): the reachable one
+/// is committed, the other said left (exit 1).
+#[test]
+fn recover_finishes_what_it_reaches_when_a_destination_never_answers() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("recover-silent.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "recorded").kill();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let frozen = format!(
+        "postgresql://postgres@127.0.0.1:{}/x",
+        silent.local_addr().unwrap().port()
+    );
+    let out = recover(&[&urls[0], &frozen], log.arg());
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("timeout expired: its transactions are left as they are"),
+        "{stderr}"
+    );
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+    drop(silent);
+    let all: Vec<&String> = urls.iter().collect();
+    assert_exit(&recover(&all, log.arg()), 0);
+    assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
+}
+
 /// A decided transaction on the destination that could not be reached is said to wait there,
 /// not "not on the servers given: give its CONN too" (its CONN was given).
 #[test]
