@@ -137,7 +137,7 @@ pub(crate) fn check(
                     ),
                 });
             }
-            warn_if_standby_of(source, &id, i, &name);
+            warn_if_standby_of(source, &id, i, &name)?;
             if !table_mode && id.same_database(source) {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
@@ -226,7 +226,20 @@ fn refuse_standby(i: usize, name: &str, id: &Identity) -> Result<(), Fatal> {
 /// (`id`): if it streams from that destination, what it copies is that database's own rows,
 /// written there a second time (the servers cannot tell it from a standby of a clone, which
 /// is another server).
-fn warn_if_standby_of(source: &Identity, id: &Identity, i: usize, name: &str) {
+fn warn_if_standby_of(source: &Identity, id: &Identity, i: usize, name: &str) -> Result<(), Fatal> {
+    // Streaming from that destination's server itself, as the standby says: its own rows.
+    if source.streams_from(id) {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "the source is a standby that streams from destination {} ({name}, {id}): the \
+                 rows it holds are that database's own, and copying them there would write them \
+                 a second time",
+                i + 1
+            ),
+        });
+    }
     if source.standby_of(id) {
         report::warn(format_args!(
             "the source is a standby (in recovery) of a cluster with destination {}'s ({name}) \
@@ -236,6 +249,7 @@ fn warn_if_standby_of(source: &Identity, id: &Identity, i: usize, name: &str) {
             i + 1
         ));
     }
+    Ok(())
 }
 
 pub(crate) fn check_job(
@@ -281,7 +295,7 @@ pub(crate) fn check_job(
         };
         refuse_standby(i, &dest.name, &id)?;
         if let Some(source) = &source_id {
-            warn_if_standby_of(source, &id, i, &dest.name);
+            warn_if_standby_of(source, &id, i, &dest.name)?;
         }
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {

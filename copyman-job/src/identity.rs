@@ -51,6 +51,11 @@ pub struct Identity {
     /// The session's transactions are read-only by default (`default_transaction_read_only`,
     /// set for its role or database: a soft freeze): its writes fail as a standby's.
     read_only: bool,
+    /// Where the server listens: its port, the address this session reached (empty over a
+    /// Unix socket), its socket directories where its role may read them.
+    listens: (String, String, Vec<String>),
+    /// A standby's WAL receiver's sender, `(host, port)`, where its role may see it.
+    streams_from: Option<(String, String)>,
 }
 
 /// How the server was identified.
@@ -104,6 +109,29 @@ impl Identity {
             .ok()
             .flatten()
             .is_some_and(|v| v == "on");
+        let listens = first_value(conn, sql::LISTENS)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (port, addr) = listens.split_once('|').unwrap_or_default();
+        let dirs = first_value(conn, sql::SOCKET_DIRECTORIES)
+            .ok()
+            .flatten()
+            .map(|dirs| dirs.split(',').map(|d| d.trim().to_owned()).collect())
+            .unwrap_or_default();
+        let listens = (port.to_owned(), addr.to_owned(), dirs);
+        let streams_from = if in_recovery {
+            first_value(conn, sql::STREAMS_FROM)
+                .ok()
+                .flatten()
+                .and_then(|s| {
+                    let (host, port) = s.split_once('|')?;
+                    (!host.is_empty() && !port.is_empty())
+                        .then(|| (host.to_owned(), port.to_owned()))
+                })
+        } else {
+            None
+        };
         Ok(Self {
             server,
             how,
@@ -114,6 +142,8 @@ impl Identity {
             writes,
             in_recovery,
             read_only,
+            listens,
+            streams_from,
         })
     }
 
@@ -158,6 +188,21 @@ impl Identity {
             && self.server == other.server
             && self.instance != other.instance
             && self.database == other.database
+    }
+
+    /// Whether this is a standby of `other` ([`Identity::standby_of`]) whose WAL receiver
+    /// streams from `other`'s server itself, as far as the servers say: the sender's port is
+    /// the one `other` listens on, and its host the address this run reached `other` at, or
+    /// one of its socket directories. Not where either cannot be read (a role without the
+    /// privileges): then it cannot be told from a standby of a clone.
+    pub fn streams_from(&self, other: &Self) -> bool {
+        let Some((host, port)) = &self.streams_from else {
+            return false;
+        };
+        let (their_port, addr, dirs) = &other.listens;
+        self.standby_of(other)
+            && port == their_port
+            && ((!addr.is_empty() && host == addr) || dirs.iter().any(|d| d == host))
     }
 
     /// Whether the server is a standby (in recovery): a destination there fails at its first
@@ -290,6 +335,8 @@ mod tests {
             writes: table.into_iter().map(Into::into).collect(),
             in_recovery: false,
             read_only: false,
+            listens: Default::default(),
+            streams_from: None,
         }
     }
 

@@ -313,6 +313,19 @@ pub const SYSTEM_IDENTIFIER: &str =
 pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text \
      || ' port ' || pg_catalog.current_setting('port')";
 
+/// Where the session's server listens, as `PORT|ADDRESS` (the address empty over a Unix
+/// socket).
+pub const LISTENS: &str = "SELECT pg_catalog.current_setting('port') || '|' || \
+     coalesce(pg_catalog.host(pg_catalog.inet_server_addr()), '')";
+
+/// The server's Unix socket directories (comma-separated), where its role may read them.
+pub const SOCKET_DIRECTORIES: &str = "SELECT pg_catalog.current_setting('unix_socket_directories')";
+
+/// Where a standby's WAL receiver streams from, as `HOST|PORT`; empty parts where its role may
+/// not see them, no row where it streams from none.
+pub const STREAMS_FROM: &str = "SELECT coalesce(sender_host, '') || '|' || \
+     coalesce(sender_port::text, '') FROM pg_catalog.pg_stat_wal_receiver";
+
 /// Whether the server is a standby, as text (`true`: in recovery, it takes no writes).
 pub const IN_RECOVERY: &str = "SELECT pg_catalog.pg_is_in_recovery()::text";
 

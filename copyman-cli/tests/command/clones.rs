@@ -372,8 +372,8 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
 /// A source on a standby of the destination's cluster (in recovery, its system identifier, the
 /// same database) is warned about, one table and a job alike: if it streams from that
 /// destination, the rows copied are the destination's own, written a second time (rows
-/// doubled, exit 0, in silence). Only warned: a standby of a clone is another server, which the
-/// servers cannot tell apart.
+/// doubled, exit 0, in silence). Only warned where the standby does not say it streams from
+/// that destination's server (a standby of a clone is another server); refused where it does.
 #[test]
 fn a_source_on_a_standby_of_the_destination_is_warned_about() {
     let table = "CREATE TABLE t (id int);";
@@ -393,6 +393,46 @@ fn a_source_on_a_standby_of_the_destination_is_warned_about() {
         assert!(
             stderr
                 .contains("the source is a standby (in recovery) of a cluster with destination 1"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&primary, &db, "t"), 100);
+    // Streaming from the destination's server itself, as the standby's WAL receiver says:
+    // refused (the rows were copied into their own table a second time, exit 0).
+    let mut admin = standby.connect("postgres");
+    admin
+        .batch_execute(&format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} user={}'",
+            primary.socket_dir().display(),
+            primary.port(),
+            primary.user()
+        ))
+        .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while standby
+        .connect("postgres")
+        .query(
+            "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            &[],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the standby does not stream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let one = ["table", "t", "--from", &from, "--to", &to];
+    let job = [&one[..], &["--state", state.arg()]].concat();
+    for args in [&one[..], &job] {
+        let out = run(args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the source is a standby that streams from destination 1"),
             "{args:?}: {stderr}"
         );
     }
