@@ -795,6 +795,17 @@ impl HiArgs {
                     d.display()
                 )));
             }
+            // `copyman … --to - > FILE 2>&1` (cron's usual redirection): the messages and the
+            // summary would land in the data.
+            if stderr_is_stdout()
+                && let Some(d) = t.destinations.iter().find(|d| is_fd(d, 1))
+            {
+                return Err(ArgError::usage(format!(
+                    "--to {}: stderr goes where stdout does (2>&1): copyman's messages would be \
+                     mixed into the data; send stderr elsewhere (2> LOG)",
+                    d.display()
+                )));
+            }
         }
         // `--from -` or `--from /dev/stdin`: `-W` then never reads a password from stdin.
         let stdin_is_data = matches!(&command, Command::Transfer(t)
@@ -825,6 +836,22 @@ impl HiArgs {
         }
         Ok(Self { command, output })
     }
+}
+
+/// Whether stderr is the file, pipe or socket stdout is (`2>&1`): not a terminal or a device
+/// (`> /dev/null 2>&1` discards both).
+fn stderr_is_stdout() -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(out), Ok(err)) = (
+        std::fs::metadata("/proc/self/fd/1"),
+        std::fs::metadata("/proc/self/fd/2"),
+    ) else {
+        return false;
+    };
+    let kind = out.file_type();
+    (kind.is_file() || kind.is_fifo() || kind.is_socket())
+        && out.dev() == err.dev()
+        && out.ino() == err.ino()
 }
 
 pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {

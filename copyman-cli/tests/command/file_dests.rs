@@ -804,6 +804,40 @@ fn a_source_that_stdout_writes_to_is_refused() {
     assert_eq!(lines(&other).len(), 2);
 }
 
+/// `--to - > FILE 2>&1` (cron's usual redirection): copyman's summary was appended to the data
+/// file, exit 0. Refused before connecting (exit 2); stderr sent elsewhere, the file gets the
+/// rows alone; `> /dev/null 2>&1` is no mixing.
+#[test]
+fn stdout_data_with_stderr_into_the_same_file_is_refused() {
+    let c = clusters();
+    let src = source(c);
+    let from = c.source.url(&src);
+    let dir = TempDir::new("mixed");
+    let (data, log) = (dir.path("rows.txt"), dir.path("log.txt"));
+    let args = ["table", "t", "--from", &from, "--to", "-"];
+    let out = via_sh(r#"exec "$0" "$@" > "$F" 2>&1"#, &args)
+        .env("F", &data)
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let said = fs::read_to_string(&data).unwrap();
+    assert!(
+        said.contains("stderr goes where stdout does (2>&1)"),
+        "{said}"
+    );
+    let out = via_sh(r#"exec "$0" "$@" > "$F" 2> "$L""#, &args)
+        .env("F", &data)
+        .env("L", &log)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(lines(&data).len(), 1000);
+    let out = via_sh(r#"exec "$0" "$@" > /dev/null 2>&1"#, &args)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+}
+
 /// Stdin or stdout left non-blocking by whoever opened it (O_NONBLOCK, as CI runners leave
 /// pipes): a read before the data came, or a write to a full pipe, failed the copy with
 /// "Resource temporarily unavailable" (exit 1). Each waits, as on a blocking pipe.
