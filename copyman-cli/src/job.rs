@@ -262,8 +262,15 @@ impl JobArgs {
         // The limits and checks mean what they mean for one table (and `--encoding`, for file
         // and stdin endpoints only, is refused as for any copy between servers).
         let safety = Safety::from_low(&low.safety, &source, &destinations)?;
+        // One table made a job by a job's option (--max-rate, --verify …): said as that.
+        let why = why_a_job(&low);
         let server = |e: Endpoint| match e {
             Endpoint::Server(spec) => Ok(*spec),
+            other if low.tables.len() == 1 => Err(ArgError::usage(format!(
+                "{why}: a job's options copy between servers, and {} is a file (leave them out \
+                 to copy one table to a file)",
+                other.display()
+            ))),
             other => Err(ArgError::usage(format!(
                 "a job of many tables copies between servers: {} is a file",
                 other.display()

@@ -1170,3 +1170,25 @@ fn job_selection_a_table_off_the_search_path_is_said_with_its_schema() {
         assert_eq!(count(&c.dest[0], &d, "items"), 0);
     }
 }
+
+/// One table to a file with a job's option (`--max-rate`, `--verify`): it said "a job of many
+/// tables copies between servers" for the one table given. It says which option made a job.
+#[test]
+fn one_table_to_a_file_with_a_jobs_option_names_the_option() {
+    let c = clusters();
+    let src = database(&c.source, "CREATE TABLE a (i int);");
+    let from = c.source.conninfo(&src);
+    for (option, value) in [("--max-rate", Some("1M")), ("--verify", None)] {
+        let mut args = vec!["table", "a", "--from", &from, "--to", "-", option];
+        args.extend(value);
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "{option} given: a job's options copy between servers"
+            )) && !stderr.contains("many tables"),
+            "{stderr}"
+        );
+    }
+}
