@@ -124,18 +124,28 @@ pub(crate) fn check(
                 });
             }
             // Another table of the database that the rows read would land in (a partition
-            // and its parent, a view and a table it reads): copied twice into it.
+            // and its partitioned parent): copied twice into it.
             if found && source.feeds(&id) {
                 return Err(Fatal {
                     exit: Exit::Usage,
                     server: None,
                     message: format!(
-                        "destination {} ({name}): its table holds the rows the source's reads (a \
-                         partition of it or its partitioned parent, or a table its view reads; \
-                         {id}): the rows would be copied into the table they are read from",
+                        "destination {} ({name}): its table holds rows the source reads (it is \
+                         a partition of the source's table, or its partitioned parent; {id}): \
+                         the rows would be copied into the table they are read from",
                         i + 1
                     ),
                 });
+            }
+            // A view that reads the destination's table: its rows may be that table's own
+            // (copied a second time), or only filtered by it; the catalog cannot tell.
+            if found && source.mentions(&id) {
+                report::warn(format_args!(
+                    "destination {} ({name}): its table is read by the source's view (its rows, \
+                     or a condition on them): if the rows the view returns are that table's \
+                     own, they are copied into it a second time",
+                    i + 1
+                ));
             }
             warn_if_standby_of(source, &id, i, &name)?;
             if !table_mode && id.same_database(source) {

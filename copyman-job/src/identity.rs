@@ -42,8 +42,10 @@ pub struct Identity {
     database: String,
     /// The table's oid (when one was named and it exists).
     table: Option<String>,
-    /// The oids of the relations a COPY of the table reads rows from, and writes rows into
-    /// ([`sql::relations_query`]); empty where they cannot be asked (before PostgreSQL 12).
+    /// The oids of the relations a COPY of the table reads, for a view every relation its query
+    /// reads (its rows or a condition on them), and of those it writes rows into: itself and
+    /// its partitions ([`sql::relations_query`]); empty where they cannot be asked (before
+    /// PostgreSQL 12).
     reads: Vec<String>,
     writes: Vec<String>,
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
@@ -169,12 +171,21 @@ impl Identity {
             }
     }
 
-    /// Whether a COPY of this table reads rows that a COPY into `target`'s writes, another
-    /// table of the same database: this a partition of `target` or its partitioned parent
-    /// (at any level), or a view that reads `target` or one of its partitions. Its rows would
-    /// be copied into the table they are read from.
+    /// Whether a COPY of this table reads rows that a COPY into `target` writes, another table
+    /// of the same database: this a partition of `target` or its partitioned parent (at any
+    /// level). Its rows would be copied into the table they are read from.
     pub fn feeds(&self, target: &Self) -> bool {
-        self.same_database(target) && self.reads.iter().any(|oid| target.writes.contains(oid))
+        self.same_database(target) && self.writes.iter().any(|oid| target.writes.contains(oid))
+    }
+
+    /// Whether this is a view whose query reads `target` (or one of its partitions), another
+    /// table of the same database, and it does not [`feed`](Self::feeds) it: the rows it returns
+    /// may be `target`'s own, or only filtered by it (`WHERE NOT EXISTS (… target …)`), which
+    /// the catalog cannot tell.
+    pub fn mentions(&self, target: &Self) -> bool {
+        self.same_database(target)
+            && !self.feeds(target)
+            && self.reads.iter().any(|oid| target.writes.contains(oid))
     }
 
     /// Whether this is a standby (in recovery) of a cluster with `other`'s system identifier,
@@ -387,17 +398,22 @@ mod tests {
             ..id("1", "5", Some(table))
         };
         // A partition into its partitioned parent, and the parent into a partition.
-        assert!(read(p1, &[p1]).feeds(&write(p, &[p, p1, p2])));
-        assert!(read(p, &[p, p1, p2]).feeds(&write(p1, &[p1])));
-        // A view into the table it reads.
-        assert!(read("200", &["200", "201"]).feeds(&write("201", &["201"])));
+        assert!(write(p1, &[p1]).feeds(&write(p, &[p, p1, p2])));
+        assert!(write(p, &[p, p1, p2]).feeds(&write(p1, &[p1])));
+        // A view into a table it reads: mentioned, not fed (its rows may come from elsewhere).
+        let view = Identity {
+            writes: vec!["200".into()],
+            ..read("200", &["200", "201"])
+        };
+        assert!(!view.feeds(&write("201", &["201"])) && view.mentions(&write("201", &["201"])));
+        assert!(!view.mentions(&write("202", &["202"])));
         // A sibling partition, another database: not.
-        assert!(!read(p1, &[p1]).feeds(&write(p2, &[p2])));
+        assert!(!write(p1, &[p1]).feeds(&write(p2, &[p2])));
         let other = Identity {
             database: "6".into(),
             ..write(p, &[p, p1, p2])
         };
-        assert!(!read(p1, &[p1]).feeds(&other));
+        assert!(!write(p1, &[p1]).feeds(&other));
     }
 
     /// One role may read the system identifier, the other not: the same running server and
