@@ -215,14 +215,14 @@ fn a_resume_refuses_a_partition_detached_since_the_earlier_run() {
     );
 }
 
-/// The same for a table renamed (on every server) since the earlier run: refused by name, not
-/// copied again as a new table.
+/// A table renamed (on every server) since the earlier run committed it everywhere: done under
+/// its new name, said, not copied again as a new table (refused, it left the job no way on).
 #[test]
-fn a_resume_refuses_a_table_renamed_since_the_earlier_run() {
+fn a_resume_takes_a_table_renamed_since_the_earlier_run_as_done() {
     let (resumed, dst) = resume_after("ALTER TABLE shape.s RENAME TO s2");
-    assert_exit(&resumed, 2);
+    assert_exit(&resumed, 0);
     assert!(
-        text(&resumed.stderr).contains("s2"),
+        text(&resumed.stderr).contains(r#""shape"."s2": the earlier run committed it"#),
         "{}",
         text(&resumed.stderr)
     );
@@ -516,4 +516,57 @@ fn a_resume_copies_a_table_not_done_that_was_attached_since_to_one_done() {
     );
     assert_eq!(count(&c.dest[0], &dst, "sales_2"), 2000);
     assert_eq!(count(&c.dest[0], &dst, "sales"), 3000);
+}
+
+/// A table the earlier run committed everywhere, renamed since on every server (a deploy): the
+/// resume refused it as copied "under another name" and offered ways that copied it again. It
+/// is done under its new name (the same relation on the source), said in a note; nothing twice.
+#[test]
+fn a_resume_takes_a_table_renamed_since_as_done() {
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int); CREATE TABLE small (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT generate_series(1, 3000);
+             INSERT INTO small SELECT generate_series(1, 10);"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!(
+            "{schema} CREATE FUNCTION no() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN RAISE EXCEPTION 'not now'; END$$;
+             CREATE TRIGGER no BEFORE INSERT ON small FOR EACH ROW EXECUTE FUNCTION no();"
+        ),
+    );
+    let state = TempPath::new("renamed-since.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "--schema", "public", "--from", &from, "--to", &to];
+        args.extend(["--jobs", "1", "--keep-going", "--state", state.arg()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &dst, "big"), 3000);
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
+        cluster
+            .connect(db)
+            .batch_execute("ALTER TABLE big RENAME TO big_archive")
+            .unwrap();
+    }
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DROP TRIGGER no ON small")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let said = text(&out.stderr);
+    assert!(
+        said.contains(r#""public"."big_archive": the earlier run committed it on every destination as "public"."big""#),
+        "{said}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "big_archive"), 3000, "not twice");
+    assert_eq!(count(&c.dest[0], &dst, "small"), 10);
 }

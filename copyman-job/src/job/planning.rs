@@ -891,7 +891,7 @@ fn plan_all(
         )));
     }
     let source_key = identity(&mut src);
-    let recorded = if options.resume {
+    let mut recorded = if options.resume {
         let recorded = resumed(
             &options.state,
             selection,
@@ -947,8 +947,24 @@ fn plan_all(
         }
     }
     // A resume refuses a table the earlier run copied under another name (renamed since) or as
-    // a part of another (a partition detached since): its rows may be there already.
+    // a part of another (a partition detached since): its rows may be there already — but a
+    // table only renamed since (the same relations on the source, under a name this selection
+    // no longer has) that it committed on every destination is done under its new name.
     let covers = covers_before.clone().unwrap_or_default();
+    if options.resume {
+        for (table, was) in renamed_done(&covers, &recorded, &keys) {
+            for key in &keys {
+                if let Some(rows) = recorded.done(&was, key) {
+                    recorded.done.insert((table.clone(), key.clone()), rows);
+                    recorded.begun.insert((table.clone(), key.clone()));
+                }
+            }
+            notes.push(format!(
+                "{table}: the earlier run committed it on every destination as {was} (renamed \
+                 since: the same relation on the source): done, not copied again"
+            ));
+        }
+    }
     if options.resume
         && let Some(again) = copied_under_another_name(&covers, &recorded, &keys)
     {
@@ -1984,6 +2000,31 @@ fn reattached(
         .into_iter()
         .map(|s| select::Selected { within: None, ..s })
         .collect())
+}
+
+/// The tables of this selection (`covers`: each with the source's oids of what its copy covers)
+/// that the earlier run committed on every destination (`keys`) under another name, which no
+/// table of this selection has: the same relations on the source, exactly (renamed since, on
+/// the source). `(table, its recorded name)`.
+fn renamed_done(
+    covers: &[(String, Vec<u64>)],
+    recorded: &Recorded,
+    keys: &[String],
+) -> Vec<(String, String)> {
+    let selected: HashSet<&str> = covers.iter().map(|(t, _)| t.as_str()).collect();
+    covers
+        .iter()
+        .filter(|(table, _)| !recorded.covers.contains_key(table))
+        .filter_map(|(table, oids)| {
+            let (was, _) = recorded.covers.iter().find(|(was, theirs)| {
+                !selected.contains(was.as_str()) && !oids.is_empty() && *theirs == oids
+            })?;
+            keys.iter()
+                .all(|k| recorded.done(was, k).is_some())
+                .then(|| (table.clone(), was.clone()))
+        })
+        .filter(|_| !keys.is_empty())
+        .collect()
 }
 
 /// Why a resume refuses, if it must: a table of this run that the earlier run never began on a
