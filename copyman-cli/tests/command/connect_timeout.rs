@@ -273,6 +273,12 @@ fn the_first_signal_ends_a_job_waiting_on_a_connect() {
             );
             assert_exit(&out, 143);
             assert!(!stderr.contains("received again"), "{frozen}: {stderr}");
+            // The connect given up is the user's stop, no destination's failure.
+            assert!(
+                !stderr.contains("given up: the job was interrupted")
+                    && !stderr.contains("the job stopped: table"),
+                "{frozen} after {first}: {stderr}"
+            );
             // A table committed before the signal stays committed, whole.
             for i in 1..=4 {
                 let rows = count(&c.dest[0], &dst, &format!("a{i}"));

@@ -213,7 +213,7 @@ impl Interrupt {
         &self,
         connect: &Connect,
     ) -> Result<Connection, copyman_sync::Error> {
-        let given_up = || copyman_sync::Error::State("given up: the job was interrupted");
+        let given_up = || copyman_sync::Error::State(CONNECT_GIVEN_UP);
         if self.is_interrupted() {
             return Err(given_up());
         }
@@ -239,6 +239,10 @@ impl Interrupt {
         }
     }
 }
+
+/// Why a connect of an interrupted job ended ([`Interrupt::abandoning`]): the job's stop, not
+/// the server's failure.
+pub(crate) const CONNECT_GIVEN_UP: &str = "given up: the job was interrupted";
 
 impl Options {
     /// The defaults, with the state file at `state`.

@@ -1201,6 +1201,7 @@ pub(super) fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
                 e.sqlstate.as_deref() == Some("57014")
                     || e.message.contains(JOB_STOPPED)
                     || e.message.contains(OTHER_FAILED)
+                    || e.message.contains(super::options::CONNECT_GIVEN_UP)
             }),
             _ => false,
         };
