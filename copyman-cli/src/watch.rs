@@ -429,12 +429,13 @@ impl Monitor {
             // A prepared transaction (pg_blocking_pids says 0) by its name.
             lock.push_str(&format!(", {}", commit::held_by(&holders)));
         }
+        // copyman's, and an earlier run's: this run's own end with its decision.
         let gids: Vec<&str> = holders
             .split(", ")
             .filter(|h| !h.is_empty())
             .map(|h| {
                 h.strip_prefix("prepared ")
-                    .filter(|g| commit::parse_gid(g).is_some())
+                    .filter(|g| commit::parse_gid(g).is_some_and(|(run, _)| !this_runs(run)))
             })
             .collect::<Option<_>>()
             .unwrap_or_default();
@@ -562,6 +563,49 @@ fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) -> String {
     progress::println(&format!(
         "copyman: {why}; the copy fails, nothing of it is committed"
     ));
+    *WAITED_ON_ITSELF
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+    why
+}
+
+/// When this process began, in seconds since the epoch: set by [`started`], which `main` calls
+/// before anything is prepared.
+static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Records when this process began ([`this_runs`]).
+pub(crate) fn started() {
+    let _ = STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+}
+
+/// Whether the run id `run` (`SECS-PID-SALT`, a job's with `-N`) is one of this process's: its
+/// process id ours, begun since this process began (a process id is reused).
+fn this_runs(run: &str) -> bool {
+    let mut parts = run.split('-');
+    let (Some(secs), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    pid.parse() == Ok(std::process::id())
+        && secs
+            .parse::<u64>()
+            .is_ok_and(|secs| STARTED.get().is_none_or(|&began| secs >= began))
+}
+
+/// Says that `waiter` waits for a lock that only copyman's prepared transactions `gids` hold
+/// (an earlier run's, stopped between its PREPARE and its end: no wait ends it), records it
+/// for the summary ([`waited_on_itself`]), and returns why the waiter is cancelled.
+fn say_waits_on_prepared(waiter: &str, gids: &str) -> String {
+    let why = format!(
+        "{waiter} was cancelled by copyman: it waited for a lock held by copyman's prepared \
+         transaction {gids} (an earlier run's, stopped between its PREPARE and its end), which \
+         no wait ends: finish it with copyman recover (its run's decision log says which way), \
+         then run again"
+    );
+    progress::println(&format!("copyman: {why}"));
     *WAITED_ON_ITSELF
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
@@ -828,6 +872,22 @@ fn watch(
                     &looks[holder].named(&targets[holder].label),
                     &lock,
                 );
+            }
+            w.monitor.cancel(w.target);
+        }
+        // A session waiting for a lock only copyman's prepared transactions hold: cancelled
+        // (not while it commits), said once.
+        let prepared = looks
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| l.prepared_holders.clone().map(|gids| (i, gids)));
+        if let Some((waiter, gids)) = prepared
+            && !committing.load(Ordering::SeqCst)
+        {
+            let w = &mut watched[waiter];
+            if !told_itself {
+                told_itself = true;
+                let _ = say_waits_on_prepared(&looks[waiter].named(&w.target.label), &gids);
             }
             w.monitor.cancel(w.target);
         }
@@ -1433,6 +1493,25 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                                 b.1.label
                             ));
                         }
+                        // A table's session: cancelled, the table failing there, said why.
+                        if w.table != PLANNING
+                            && let Some(gids) = &look.prepared_holders
+                        {
+                            if !w.told_itself {
+                                w.told_itself = true;
+                                let why = say_waits_on_prepared(&look.named(&b.1.label), gids);
+                                shared
+                                    .itself
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .push(SelfWait {
+                                        destination: server.checked_sub(1),
+                                        table: w.table.trim_start_matches("table ").to_owned(),
+                                        why,
+                                    });
+                            }
+                            monitors[server].cancel(&b.1);
+                        }
                         // The job's line names the table already.
                         notes.push(format!("waiting for lock on {}", shared.servers[server].0));
                     }
@@ -1604,6 +1683,19 @@ mod tests {
             unseen: false,
             prepared_holders: None,
         }
+    }
+
+    #[test]
+    fn a_run_of_this_process_is_told_from_an_earlier_ones() {
+        started();
+        let now = STARTED.get().copied().unwrap();
+        let pid = std::process::id();
+        assert!(this_runs(&format!("{now}-{pid}-0a1b")));
+        assert!(this_runs(&format!("{now}-{pid}-0a1b-3")));
+        assert!(!this_runs(&format!("{now}-{}-0a1b", pid + 1)));
+        // The same process id, an earlier process's (reused).
+        assert!(!this_runs(&format!("{}-{pid}-0a1b", now - 3600)));
+        assert!(!this_runs("garbage"));
     }
 
     #[test]

@@ -1568,3 +1568,51 @@ fn a_resume_waiting_on_its_earlier_runs_prepared_transaction_stops_and_says_reco
     assert!(prepared_in(&s.dest[1], &dbs[1]).is_empty());
     assert_eq!(count(&s.dest[1], &dbs[1], "t"), 300);
 }
+
+/// A copy into a table that an earlier run's prepared transaction holds a lock on (an
+/// `--atomic` run killed after its PREPAREs, before recover): its TRUNCATE waited for ever,
+/// said once. The waiting session is cancelled, the copy fails saying recover (exit 1), a job
+/// alike (the table fails there); nothing is committed, and recover then ends the earlier run.
+#[test]
+fn a_copy_waiting_on_an_earlier_runs_prepared_transaction_is_cancelled_and_says_recover() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("earlier-prepared.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:2").kill();
+    assert_eq!(prepared_in(&s.dest[0], &dbs[0]).len(), 1);
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let from = s.source.url(&src);
+    let state = TempPath::new("earlier-prepared.state");
+    for job in [&[][..], &["--state", state.arg()][..]] {
+        let mut args = vec![
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &urls[0],
+            "--truncate",
+        ];
+        args.extend(job);
+        let out = copyman()
+            .args(&args)
+            .env("COPYMAN_TEST_SAY_AFTER", "1")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("was cancelled by copyman: it waited for a lock held by copyman's prepared transaction copyman:")
+                && stderr.contains("finish it with copyman recover"),
+            "{job:?}: {stderr}"
+        );
+        assert!(
+            matches!(out.status.code(), Some(1 | 4)),
+            "{job:?}: {stderr}"
+        );
+    }
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 0);
+    let all: Vec<&String> = urls.iter().collect();
+    assert_exit(&recover(&all, log.arg()), 0);
+    assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
+}
