@@ -203,8 +203,8 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
     // The interrupt's grace, not a stall timeout of the user's.
     if let Some(grace) = copyman_core::stall::cut_by_interrupt(error) {
         return TableError::new(format!(
-            "moved no byte for {} s after the interrupt: given up (a frozen backend, or a lost \
-             network path)",
+            "moved no byte for {} s {CUT_BY_INTERRUPT} (its statement still running — a long \
+             check, a checksum — or its backend frozen, or the network path to it lost)",
             grace.as_secs_f64()
         ));
     }
@@ -216,6 +216,10 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         None => TableError::new(one_line(&error_chain(error))),
     }
 }
+
+/// What [`describe_with`] says of a wait the interrupt's grace ended: the job's stop, not the
+/// destination's failure.
+pub(crate) const CUT_BY_INTERRUPT: &str = "after the interrupt: given up";
 
 /// An error and its sources on one line, `a: b: c`.
 pub fn error_chain(error: &(dyn StdError + 'static)) -> String {

@@ -1202,6 +1202,7 @@ pub(super) fn mark_interrupted(shared: &Shared<'_>, report: &mut TableReport) {
                     || e.message.contains(JOB_STOPPED)
                     || e.message.contains(OTHER_FAILED)
                     || e.message.contains(super::options::CONNECT_GIVEN_UP)
+                    || e.message.contains(super::error::CUT_BY_INTERRUPT)
             }),
             _ => false,
         };
