@@ -189,7 +189,6 @@ fn main() -> ExitCode {
         }
     };
     hide_passwords_in_argv();
-    watch::started();
     // A file past the file-size limit (`ulimit -f`) fails its write (EFBIG), said and rolled
     // back as a full disk is, as the PostgreSQL server has it: SIGXFSZ's default killed the
     // process without a word, between a run's PREPAREs and its decision too.

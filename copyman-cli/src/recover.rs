@@ -841,7 +841,7 @@ pub(crate) fn run(
 /// process of that id runs on this host: perhaps the run itself, still in progress. Known by
 /// its executable (`/proc/PID/exe`): this very program however it was started (a symbolic link,
 /// another name), or one whose file is named copyman.
-fn live_copyman(run: &str) -> Option<u32> {
+pub(crate) fn live_copyman(run: &str) -> Option<u32> {
     let pid: u32 = run.split('-').nth(1)?.parse().ok()?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let same = |a: &Path, b: &Path| {

@@ -429,13 +429,16 @@ impl Monitor {
             // A prepared transaction (pg_blocking_pids says 0) by its name.
             lock.push_str(&format!(", {}", commit::held_by(&holders)));
         }
-        // copyman's, and an earlier run's: this run's own end with its decision.
+        // copyman's, and a run's that no copyman process on this host runs still (this run's
+        // own, or another's in progress, end with their decision).
         let gids: Vec<&str> = holders
             .split(", ")
             .filter(|h| !h.is_empty())
             .map(|h| {
-                h.strip_prefix("prepared ")
-                    .filter(|g| commit::parse_gid(g).is_some_and(|(run, _)| !this_runs(run)))
+                h.strip_prefix("prepared ").filter(|g| {
+                    commit::parse_gid(g)
+                        .is_some_and(|(run, _)| crate::recover::live_copyman(run).is_none())
+                })
             })
             .collect::<Option<_>>()
             .unwrap_or_default();
@@ -567,32 +570,6 @@ fn say_waits_on_itself(waiter: &str, holder: &str, lock: &str) -> String {
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
     why
-}
-
-/// When this process began, in seconds since the epoch: set by [`started`], which `main` calls
-/// before anything is prepared.
-static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-
-/// Records when this process began ([`this_runs`]).
-pub(crate) fn started() {
-    let _ = STARTED.get_or_init(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    });
-}
-
-/// Whether the run id `run` (`SECS-PID-SALT`, a job's with `-N`) is one of this process's: its
-/// process id ours, begun since this process began (a process id is reused).
-fn this_runs(run: &str) -> bool {
-    let mut parts = run.split('-');
-    let (Some(secs), Some(pid)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    pid.parse() == Ok(std::process::id())
-        && secs
-            .parse::<u64>()
-            .is_ok_and(|secs| STARTED.get().is_none_or(|&began| secs >= began))
 }
 
 /// Says that `waiter` waits for a lock that only copyman's prepared transactions `gids` hold
@@ -776,6 +753,9 @@ fn watch(
     let mut last_cancel: Option<Instant> = None;
     let mut told_stuck = false;
     let mut told_itself = false;
+    // The backend a look found waiting on copyman's prepared transactions: cancelled if the
+    // next look finds it so still (one a DBA finishes by hand just then is let go).
+    let mut on_prepared: Option<i32> = None;
     while !stop.load(Ordering::SeqCst) {
         thread::sleep(POLL);
         let due = last_look.is_none_or(|t| t.elapsed() >= STILL);
@@ -875,13 +855,16 @@ fn watch(
             }
             w.monitor.cancel(w.target);
         }
-        // A session waiting for a lock only copyman's prepared transactions hold: cancelled
-        // (not while it commits), said once.
+        // A session waiting for a lock only copyman's prepared transactions hold, two looks in
+        // a row: cancelled (not while it commits), said once.
         let prepared = looks
             .iter()
             .enumerate()
             .find_map(|(i, l)| l.prepared_holders.clone().map(|gids| (i, gids)));
+        let seen_before = on_prepared;
+        on_prepared = prepared.as_ref().map(|(i, _)| watched[*i].target.pid);
         if let Some((waiter, gids)) = prepared
+            && seen_before == on_prepared
             && !committing.load(Ordering::SeqCst)
         {
             let w = &mut watched[waiter];
@@ -990,6 +973,9 @@ struct WorkerBackends {
     told_stuck: bool,
     /// Said (and recorded) that its table's copy waits on itself ([`waits_on_itself`]).
     told_itself: bool,
+    /// The backend a look found waiting on copyman's prepared transactions alone: cancelled if
+    /// the next look finds it so still.
+    on_prepared: Option<i32>,
     last_look: Option<Instant>,
     /// The statements that end its table's transactions, sent and not yet answered
     /// ([`Event::CommitStep`]): looked at and said, never cancelled.
@@ -1058,6 +1044,7 @@ impl WorkerBackends {
             backends: Vec::new(),
             told_stuck: false,
             told_itself: false,
+            on_prepared: None,
             last_look: None,
             commits: Vec::new(),
             copying: None,
@@ -1464,6 +1451,8 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     .zip(&looks)
                     .any(|(&(server, pid), look)| *s == server && t.pid == pid && gone(pid, look))
             });
+            // Waiting on copyman's prepared transactions alone at the last look too.
+            let on_prepared = w.on_prepared.take();
             for (&(server, pid), look) in pids.iter().zip(&looks) {
                 let Some(b) = w
                     .backends
@@ -1472,6 +1461,11 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 else {
                     continue;
                 };
+                let prepared = look.prepared_holders.as_ref();
+                let seen_before = prepared.is_some() && on_prepared == Some(pid);
+                if prepared.is_some() {
+                    w.on_prepared = Some(pid);
+                }
                 activities.push(format!("{}: {}", b.1.label, look.activity));
                 match &look.lock {
                     Some(what) => {
@@ -1480,10 +1474,12 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                         }
                         b.2 = true;
                         // The planning waits on a lock that only an earlier run's prepared
-                        // transactions hold: no wait ends it (a resume after that run was
-                        // killed between its PREPARE and its end waited for ever).
+                        // transactions hold, two looks in a row: no wait ends it (a resume
+                        // after that run was killed between its PREPARE and its end waited for
+                        // ever).
                         if w.table == PLANNING
-                            && let Some(gids) = &look.prepared_holders
+                            && seen_before
+                            && let Some(gids) = prepared
                         {
                             interrupt.interrupt(format!(
                                 "{} waits for a lock held by copyman's prepared transaction {gids} \
@@ -1493,9 +1489,11 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                                 b.1.label
                             ));
                         }
-                        // A table's session: cancelled, the table failing there, said why.
+                        // A table's session, two looks in a row: cancelled, the table failing
+                        // there, said why.
                         if w.table != PLANNING
-                            && let Some(gids) = &look.prepared_holders
+                            && seen_before
+                            && let Some(gids) = prepared
                         {
                             if !w.told_itself {
                                 w.told_itself = true;
@@ -1683,19 +1681,6 @@ mod tests {
             unseen: false,
             prepared_holders: None,
         }
-    }
-
-    #[test]
-    fn a_run_of_this_process_is_told_from_an_earlier_ones() {
-        started();
-        let now = STARTED.get().copied().unwrap();
-        let pid = std::process::id();
-        assert!(this_runs(&format!("{now}-{pid}-0a1b")));
-        assert!(this_runs(&format!("{now}-{pid}-0a1b-3")));
-        assert!(!this_runs(&format!("{now}-{}-0a1b", pid + 1)));
-        // The same process id, an earlier process's (reused).
-        assert!(!this_runs(&format!("{}-{pid}-0a1b", now - 3600)));
-        assert!(!this_runs("garbage"));
     }
 
     #[test]

@@ -1616,3 +1616,44 @@ fn a_copy_waiting_on_an_earlier_runs_prepared_transaction_is_cancelled_and_says_
     assert_exit(&recover(&all, log.arg()), 0);
     assert!(prepared_in(&s.dest[0], &dbs[0]).is_empty());
 }
+
+/// A run in progress (paused between its PREPAREs and its decision, its process alive): a copy
+/// that waits on its prepared transaction waits for it to end — it was stopped as an earlier
+/// run's "which no wait ends", told to run recover — and goes on once that run commits.
+#[test]
+fn a_copy_waiting_on_a_live_runs_prepared_transaction_waits_for_it() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("live-prepared.log");
+    let running = Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:2");
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let from = s.source.url(&src);
+    let mut waiting = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &from,
+            "--to",
+            &urls[0],
+            "--truncate",
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_secs(6));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "{}",
+        text(&waiting.wait_with_output().unwrap().stderr)
+    );
+    let ran = running.resume();
+    assert_exit(&ran, 0);
+    let out = waiting.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(!text(&out.stderr).contains("was cancelled by copyman"));
+    assert_eq!(count(&s.dest[0], &dbs[0], "t"), 300);
+}
