@@ -946,6 +946,21 @@ pub(crate) struct SelfWait {
     pub(crate) why: String,
 }
 
+impl JobShared {
+    /// Records that the watch cancels a session of `table`'s copy (its worker's label, `table
+    /// "public"."t"`) on `server` (0: the source), and `why`, for the report.
+    fn cancelled(&self, server: usize, table: &str, why: String) {
+        self.itself
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(SelfWait {
+                destination: server.checked_sub(1),
+                table: table.trim_start_matches("table ").to_owned(),
+                why,
+            });
+    }
+}
+
 /// What a worker's backends are named with while the job is being planned.
 const PLANNING: &str = "while planning the job";
 
@@ -1498,15 +1513,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                             if !w.told_itself {
                                 w.told_itself = true;
                                 let why = say_waits_on_prepared(&look.named(&b.1.label), gids);
-                                shared
-                                    .itself
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .push(SelfWait {
-                                        destination: server.checked_sub(1),
-                                        table: w.table.trim_start_matches("table ").to_owned(),
-                                        why,
-                                    });
+                                shared.cancelled(server, &w.table, why);
                             }
                             monitors[server].cancel(&b.1);
                         }
@@ -1542,15 +1549,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                         &looks[holder].named(&label(holder)),
                         &lock,
                     );
-                    shared
-                        .itself
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(SelfWait {
-                            destination: server.checked_sub(1),
-                            table: w.table.trim_start_matches("table ").to_owned(),
-                            why,
-                        });
+                    shared.cancelled(server, &w.table, why);
                 }
                 if let Some((_, target, _)) = w
                     .backends
