@@ -57,14 +57,17 @@ const CHECKSUM: &str = "SELECT count(*), \
 /// # Errors
 /// A cluster that cannot start, a failing setup statement.
 pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Result<Exit> {
-    let say = |line: String| {
-        if !output.quiet && !output.json {
-            let mut out = io::stdout().lock();
-            // A closed stdout ends the demo quietly (main maps the broken pipe to exit 0).
-            writeln!(out, "{line}").and_then(|()| out.flush())
-        } else {
-            Ok(())
+    // A closed stdout (`copyman demo | head -3`) stops the demo at its next line, exit 1 with a
+    // word on stderr, until it has verified: a smoke test must not pass on a demo that never
+    // ran. Once verified, the rest of its lines are dropped and its result stands.
+    let say = |line: String| -> Result<(), Fatal> {
+        if output.quiet || output.json {
+            return Ok(());
         }
+        let mut out = io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| stdout_failed(&e))
     };
     // A signal stops the demo at its next step; its clusters go with it (dropped on return).
     // The demo's own statements (the sample rows' INSERT, the checksums) are given up then:
@@ -183,7 +186,9 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     say(format!("  running: {command}"))?;
     let report = run::transfer(&transfer, output)?;
     if !output.quiet && !output.json {
-        report.write_human(&mut io::stdout().lock())?;
+        report
+            .write_human(&mut io::stdout().lock())
+            .map_err(|e| stdout_failed(&e))?;
     }
     stop()?;
     // The copy is over: a signal now stops the demo (its words and its exit status), not a
@@ -240,14 +245,14 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         ))?;
         checks.push(json!({ "destination": i + 1, "verified": ok, "detail": detail }));
     }
-    say(format!(
+    let _ = say(format!(
         "  verified in {:.1} s (row count and checksum of every row)",
         clock.elapsed().as_secs_f64()
     ))?;
 
     let secs = report.duration.as_secs_f64().max(1e-9);
     let copied_rows = report.rows().unwrap_or(0);
-    say(format!(
+    let _ = say(format!(
         "  throughput: {} rows/s, {}/s read from the source, {}/s written in total",
         HumanCount((copied_rows as f64 / secs) as u64),
         HumanBytes((report.bytes as f64 / secs) as u64),
@@ -266,16 +271,31 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     }
     let clock = Instant::now();
     drop(clusters);
-    say(format!(
+    let _ = say(format!(
         "  removed the clusters in {:.1} s",
         clock.elapsed().as_secs_f64()
     ))?;
     if verified {
-        say("copyman demo: verified: every destination holds exactly the source's rows".into())?;
+        let _ =
+            say("copyman demo: verified: every destination holds exactly the source's rows".into());
         Ok(Exit::Success)
     } else {
         report::warn("demo: verification FAILED");
         Ok(Exit::CopyFailed)
+    }
+}
+
+/// The demo's stop when its stdout cannot be written (closed by `head`, a full disk).
+fn stdout_failed(error: &io::Error) -> Fatal {
+    let why = if error.kind() == io::ErrorKind::BrokenPipe {
+        "stdout was closed".to_string()
+    } else {
+        format!("cannot write to stdout: {error}")
+    };
+    Fatal {
+        exit: Exit::CopyFailed,
+        server: None,
+        message: format!("demo: {why}: it stopped before it verified; its clusters are removed"),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! `main` only parses, runs and maps the outcome to an exit status (0 success, 1 copy failed,
 //! 2 usage error, 3 connection or authentication failure); a closed stdout (`copyman … | head`)
-//! ends the program quietly with 0, as it does for other Unix tools.
+//! ends the program quietly with 0, as it does for other Unix tools — but a copy to `--to -`,
+//! and a demo that has not verified yet, which fail (exit 1).
 
 mod args;
 mod conn;

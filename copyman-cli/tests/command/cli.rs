@@ -794,3 +794,28 @@ fn demo_stops_on_a_signal() {
         "{stderr}"
     );
 }
+
+/// `copyman demo | head -1`: a stdout closed before the demo verified stops it with exit 1 and
+/// a word on stderr (it exited 0 at once, nothing copied or verified: a smoke test passed).
+#[test]
+fn demo_with_its_stdout_closed_fails() {
+    use std::io::BufRead;
+    let mut child = copyman()
+        .args(["demo", "--rows", "1000", "--destinations", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("copyman demo:"), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stdout was closed: it stopped before it verified"),
+        "{stderr}"
+    );
+}
