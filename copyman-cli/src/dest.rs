@@ -1046,11 +1046,11 @@ pub(crate) fn is_stdout(path: &Path) -> bool {
     !meta.file_type().is_char_device() && (meta.dev(), meta.ino()) == stdout
 }
 
-/// The device and inode of the regular file a source reads: its path's, or what stdin is
-/// redirected from (`None` for a server, a pipe, a terminal).
+/// The device and inode of the regular file or FIFO a source reads: its path's, or what stdin
+/// is redirected from (a pipe too; `None` for a server, a terminal).
 fn source_identity(source: &Endpoint) -> Option<(u64, u64)> {
     use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     let meta = match source {
         Endpoint::File(path) => fs::metadata(path).ok()?,
@@ -1060,7 +1060,7 @@ fn source_identity(source: &Endpoint) -> Option<(u64, u64)> {
         }
         _ => return None,
     };
-    meta.is_file().then(|| (meta.dev(), meta.ino()))
+    (meta.is_file() || meta.file_type().is_fifo()).then(|| (meta.dev(), meta.ino()))
 }
 
 /// The device and inode of what fd 1 is open on (`fstat`, through a duplicate of it).
@@ -1125,17 +1125,29 @@ pub(crate) fn refuse_same_file(source: &Endpoint, destinations: &[Endpoint]) -> 
         })
     });
     if let Some(writer) = writes_source {
+        let source = match source {
+            Endpoint::Stdio => "(stdin)".to_owned(),
+            other => other.display(),
+        };
+        // A FIFO's only writer would be copyman's own destination, opened after the source.
+        let fifo = writer != "stdout"
+            && destinations.iter().any(
+                |d| matches!(d, Endpoint::File(path) if d.display() == writer && is_fifo(path)),
+            );
         return Err(Fatal {
             exit: Exit::Usage,
             server: None,
-            message: format!(
-                "the source {} is the file {writer} writes to: copyman would read the rows \
-                 it writes, for ever; write them to another file",
-                match source {
-                    Endpoint::Stdio => "(stdin)".to_owned(),
-                    other => other.display(),
-                }
-            ),
+            message: if fifo {
+                format!(
+                    "the source {source} is the FIFO {writer} writes to: copyman would wait \
+                     for itself; give the FIFO once, and its other end to another program"
+                )
+            } else {
+                format!(
+                    "the source {source} is the file {writer} writes to: copyman would read \
+                     the rows it writes, for ever; write them to another file"
+                )
+            },
         });
     }
     let mut seen: Vec<(PathBuf, usize)> = Vec::new();

@@ -291,6 +291,41 @@ fn a_fifo_source_says_it_waits_for_its_writer_then_copies_every_row() {
     assert_eq!((sum, max.as_str()), (500_500, "v999"));
 }
 
+/// One FIFO as the source and a destination (by its name or another link to it): its only
+/// writer would be copyman's own destination, opened after the source, so copyman waited for
+/// itself until a signal. Refused now before anything is opened, a dry run too (exit 2).
+#[test]
+fn one_fifo_as_source_and_destination_is_refused() {
+    let fifo = TempPath::new("both-ends.fifo");
+    mkfifo(&fifo.0);
+    let link = TempPath::new("both-ends-link.fifo");
+    fs::hard_link(&fifo.0, &link.0).unwrap();
+    for (to, extra) in [
+        (fifo.arg(), None),
+        (fifo.arg(), Some("--dry-run")),
+        (link.arg(), None),
+    ] {
+        let child = copyman()
+            .args(["table", "t", "--from", fifo.arg(), "--to", to])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish(child);
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "the source {} is the FIFO {to} writes to: copyman would wait for itself",
+                fifo.arg()
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("waiting for a writer"), "{stderr}");
+    }
+}
+
 /// A FIFO source whose writer never comes: a SIGTERM ends the wait (an earlier copyman stayed
 /// blocked in `open(2)`, saying "waiting for the servers" every 10 s); exit 143, nothing
 /// committed, no session left on the destination.
