@@ -237,6 +237,34 @@ impl Selection {
         recorded == self.key() || recorded == self.spelled_key()
     }
 
+    /// This selection as a state file's recorded one (`recorded`) with `--exclude-table`
+    /// patterns added: that selection, and the patterns added (a resume that leaves out a table
+    /// new on the source since, which the earlier run recorded nothing of). `None` when it is
+    /// the recorded one, or differs otherwise.
+    pub fn narrowing(&self, recorded: &str) -> Option<(Selection, Vec<String>)> {
+        // A pattern the record holds is kept (a part of the key, between spaces); a wrong
+        // guess (a pattern with a space in it) keeps an added one, and the key then differs:
+        // no narrowing, as for any other selection.
+        let holds = |part: String| {
+            recorded == part
+                || recorded.starts_with(&format!("{part} "))
+                || recorded.ends_with(&format!(" {part}"))
+                || recorded.contains(&format!(" {part} "))
+        };
+        let (kept, added): (Vec<String>, Vec<String>) =
+            self.exclude.iter().cloned().partition(|pattern| {
+                [canonical_pattern(pattern), pattern.clone()]
+                    .into_iter()
+                    .any(|spelled| holds(format!("--exclude-table {spelled}")))
+            });
+        let recorded_selection = Selection {
+            exclude: kept,
+            ..self.clone()
+        };
+        (!added.is_empty() && recorded_selection.is_recorded_as(recorded))
+            .then_some((recorded_selection, added))
+    }
+
     fn key_with(&self, spell: impl Fn(&str) -> String) -> String {
         let mut parts: Vec<String> = self.tables.iter().map(ToString::to_string).collect();
         parts.extend(
@@ -609,6 +637,44 @@ pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selection_narrowed_by_exclusions_is_told_from_another() {
+        let recorded = Selection {
+            schemas: vec!["app".into()],
+            exclude: vec!["app.log*".into()],
+            ..Selection::default()
+        };
+        let key = recorded.key();
+        let narrowed = Selection {
+            exclude: vec!["APP.LOG*".into(), "app.scratch".into(), "app.tmp".into()],
+            ..recorded.clone()
+        };
+        let (base, added) = narrowed.narrowing(&key).expect("a narrowing");
+        assert!(base.is_recorded_as(&key));
+        assert_eq!(added, ["app.scratch", "app.tmp"]);
+        // The recorded selection itself, another schema, or an exclusion taken away: none.
+        assert_eq!(recorded.narrowing(&key), None);
+        let other = Selection {
+            schemas: vec!["web".into()],
+            ..narrowed.clone()
+        };
+        assert_eq!(other.narrowing(&key), None);
+        let fewer = Selection {
+            exclude: vec!["app.scratch".into()],
+            ..recorded.clone()
+        };
+        assert_eq!(fewer.narrowing(&key), None);
+        // A prefix of a recorded pattern is an added one.
+        let prefix = Selection {
+            exclude: vec!["app.log*".into(), "app.lo".into()],
+            ..recorded
+        };
+        assert_eq!(
+            prefix.narrowing(&key).map(|n| n.1),
+            Some(vec!["app.lo".into()])
+        );
+    }
 
     #[test]
     fn a_pattern_is_spelled_one_way_meaning_what_it_meant() {

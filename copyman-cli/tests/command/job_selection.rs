@@ -721,6 +721,85 @@ fn job_selection_a_resume_of_another_selection_is_refused() {
     assert_eq!(count(&c.dest[0], &dst, "parts"), 3000);
 }
 
+/// A resume may add `--exclude-table` patterns to leave out a table the earlier run did not
+/// begin (one created on the source since, in a selected schema: the resume failed on it, and
+/// leaving it out was refused as another selection, a dead end) or committed everywhere — not one
+/// it began and did not finish, and the state file keeps the earlier selection.
+#[test]
+fn job_selection_a_resume_may_leave_out_a_table_the_earlier_run_did_not_begin() {
+    let c = clusters();
+    let schema = "CREATE SCHEMA app; CREATE TABLE app.t1 (id int); CREATE TABLE app.t2 (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO app.t1 SELECT generate_series(1, 300);
+             INSERT INTO app.t2 SELECT generate_series(1, 200);"
+        ),
+    );
+    let dst = database(
+        &c.dest[0],
+        &format!("{schema} ALTER TABLE app.t2 ADD CONSTRAINT nope CHECK (id < 0);"),
+    );
+    let (from, to) = (c.source.conninfo(&src), vec![c.dest[0].conninfo(&dst)]);
+    let state = TempPath::new("narrowed.state");
+    let args = ["--schema", "app", "--jobs", "1", "--state", state.arg()];
+    let out = job(&from, &to, &args);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(count(&c.dest[0], &dst, "app.t1"), 300);
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("ALTER TABLE app.t2 DROP CONSTRAINT nope")
+        .unwrap();
+    // Someone's scratch table, on the source only.
+    c.source
+        .connect(&src)
+        .batch_execute("CREATE TABLE app.scratch (id int); INSERT INTO app.scratch VALUES (1)")
+        .unwrap();
+    let resume = |extra: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(extra);
+        all.push("--resume");
+        job(&from, &to, &all)
+    };
+    // The table the earlier run began and did not finish: refused, nothing copied.
+    let out = resume(&[
+        "--exclude-table",
+        "app.t2",
+        "--exclude-table",
+        "app.scratch",
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("leaves out \"app\".\"t2\", which the earlier run began"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "app.t2"), 0);
+    // The new table and a done one left out: the rest copied, each left out said.
+    let out = resume(&[
+        "--exclude-table",
+        "app.scratch",
+        "--exclude-table",
+        "APP.T1",
+    ]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"app\".\"scratch\": left out by --exclude-table on this resume (the earlier run did not begin it)")
+            && stderr.contains("\"app\".\"t1\": left out by --exclude-table on this resume (the earlier run committed it on every destination)"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "app.t1"), 300);
+    assert_eq!(count(&c.dest[0], &dst, "app.t2"), 200);
+    // The state file keeps the earlier selection: resumed as it was given first, the scratch
+    // table is the one left to copy (it fails: it is on the source only).
+    let out = resume(&[]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("app.scratch\" does not exist"), "{stderr}");
+    assert_eq!(count(&c.dest[0], &dst, "app.t1"), 300);
+    assert_eq!(count(&c.dest[0], &dst, "app.t2"), 200);
+}
+
 /// A table named in a schema that does not exist is a usage error naming it (exit 2), as one
 /// that does not exist in a schema that does (it exited 1) — one table named as several (one
 /// table alone exited 1, two exited 2).

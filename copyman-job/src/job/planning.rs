@@ -421,7 +421,7 @@ fn resumed(
     keys: &[String],
     destinations: &[Server],
     (clones, down): (&[bool], &[Option<TableError>]),
-) -> Result<Recorded, JobError> {
+) -> Result<(Recorded, Option<Narrowing>), JobError> {
     let state_error = |error| JobError::State {
         path: path.to_owned(),
         error,
@@ -433,19 +433,27 @@ fn resumed(
     // Another selection may cover the same rows otherwise (a partitioned table, then its
     // partitions): what it records done would not match, and they would be copied twice.
     // (The same selection spelled otherwise is the same: `--table BULK` is `--table bulk`.)
+    // The recorded one with `--exclude-table` patterns added is checked once the tables are
+    // listed ([`narrowed`]).
+    let mut narrowing = None;
     if let Some(recorded_for) = recorded
         .selection
         .as_deref()
         .filter(|s| !selection.is_recorded_as(s))
     {
-        let selection = selection.key();
-        return Err(JobError::Refused(format!(
-            "--resume: the state file {} was written for another selection ({recorded_for}), \
-             not {selection}: a resume of another selection could copy rows twice (a \
-             partitioned table and its partitions, selected one way and then the other); \
-             resume with the same tables and patterns, or give this job another --state",
-            path.display()
-        )));
+        narrowing = selection.narrowing(recorded_for);
+        if narrowing.is_none() {
+            let selection = selection.key();
+            return Err(JobError::Refused(format!(
+                "--resume: the state file {} was written for another selection \
+                 ({recorded_for}), not {selection}: a resume of another selection could copy \
+                 rows twice (a partitioned table and its partitions, selected one way and then \
+                 the other); resume with the same tables and patterns (--exclude-table may be \
+                 added, to leave out a table the earlier run did not begin), or give this job \
+                 another --state",
+                path.display()
+            )));
+        }
     }
     let known: HashSet<&str> = keys.iter().map(String::as_str).collect();
     let others: Vec<&str> = recorded
@@ -507,7 +515,69 @@ fn resumed(
             others.join(", ")
         )));
     }
-    Ok(recorded)
+    Ok((recorded, narrowing))
+}
+
+/// A resume's selection that is its earlier run's with `--exclude-table` patterns added: the
+/// earlier run's selection and the patterns ([`Selection::narrowing`]).
+type Narrowing = (Selection, Vec<String>);
+
+/// Checks a resume's narrowed selection (`selected`, listed on `src`) against the earlier run's
+/// (`narrowing`): it may leave out tables, each one that run began on none of the destinations
+/// (`keys`) or committed on all of them, and select none it did not (a partitioned table left out
+/// with its partitions taken by a pattern, never its partitions by themselves). Returns a note
+/// for each table left out.
+///
+/// # Errors
+/// [`JobError::Refused`] naming the table a narrowing may not leave out, or may not select.
+fn narrowed(
+    src: &mut Connection,
+    (earlier, added): &Narrowing,
+    selected: &[select::Selected],
+    recorded: &Recorded,
+    keys: &[String],
+) -> Result<Vec<String>, JobError> {
+    let query = select::selection_query(earlier).map_err(|e| JobError::Selection(e.to_string()))?;
+    let rows = src
+        .query(&query)
+        .map_err(|e| JobError::Source(describe(&e)))?;
+    let before: Vec<String> = select::read_selection(&rows)
+        .map_err(JobError::Selection)?
+        .into_iter()
+        .filter(|s| s.within.is_none())
+        .map(|s| s.table.to_string())
+        .collect();
+    let now: HashSet<String> = selected.iter().map(|s| s.table.to_string()).collect();
+    let added = added.join(", ");
+    if let Some(new) = now.iter().find(|t| !before.contains(t)) {
+        return Err(JobError::Refused(format!(
+            "--resume: with --exclude-table {added}, {new} is selected by itself, which the \
+             earlier run's selection was not (its rows may have come with its partitioned \
+             table's): resume with the same tables and patterns"
+        )));
+    }
+    let mut notes = Vec::new();
+    for table in before.iter().filter(|t| !now.contains(*t)) {
+        let began = keys.iter().any(|k| recorded.begun(table, k));
+        let done = keys.iter().all(|k| recorded.done(table, k).is_some());
+        if began && !done {
+            return Err(JobError::Refused(format!(
+                "--resume: --exclude-table {added} leaves out {table}, which the earlier run \
+                 began and did not finish on every destination: left out, it would stay so \
+                 without a word; resume with it (mend what stopped it first), or run it again \
+                 with --truncate"
+            )));
+        }
+        notes.push(format!(
+            "{table}: left out by --exclude-table on this resume ({})",
+            if done {
+                "the earlier run committed it on every destination"
+            } else {
+                "the earlier run did not begin it"
+            }
+        ));
+    }
+    Ok(notes)
 }
 
 /// A job that is not a resume starts a new state file. Where the one at `path` records an
@@ -892,13 +962,16 @@ fn plan_all(
     }
     let source_key = identity(&mut src);
     let mut recorded = if options.resume {
-        let recorded = resumed(
+        let (recorded, narrowing) = resumed(
             &options.state,
             selection,
             &keys,
             destinations,
             (&shared, &down),
         )?;
+        if let Some(narrowing) = &narrowing {
+            notes.extend(narrowed(&mut src, narrowing, &selected, &recorded, &keys)?);
+        }
         // Another server's rows on top of the first's (a mistyped host, a staging copy of the
         // schema): a physical standby of the source is the same (one identity).
         if let (Some(before), Some(now)) = (&recorded.source, &source_key)
