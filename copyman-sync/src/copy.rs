@@ -77,7 +77,12 @@ use crate::{PollSocket, Producer, Receiver};
 /// receiver (`BEGIN` before, `COMMIT` only once the copy succeeded, `ROLLBACK` otherwise), as the
 /// `copyman` command does; only two-phase commit could do better.
 ///
-/// Dropping a copy that was not finished fails it: nothing is completed on any receiver.
+/// Dropping a copy that was not finished fails it: nothing is completed on any receiver. The drop
+/// waits for each server to answer its CopyFail, but not for one that stays silent for
+/// [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE) (a frozen server, a lost path): its connection is
+/// closed, which aborts that COPY too. [`abort`](Self::abort) and [`finish`](Self::finish)
+/// wait as any call does: bounded by [`Options::stall_timeout`](crate::Options::stall_timeout),
+/// or by the copy's [`interrupter`](Self::interrupter) from another thread.
 ///
 /// # How it does IO
 ///
@@ -109,8 +114,11 @@ pub struct CopyManager<'a> {
     /// Reused for each `poll(2)`: the sockets and whose they are.
     watches: Vec<Watch>,
     owners: Vec<EndpointId>,
-    /// Its [`Interrupter`], once asked for: its `interrupt` wakes the copy's `poll(2)`.
+    /// Its [`Interrupter`], once asked for (or given to an endpoint's connection): its
+    /// `interrupt` wakes the copy's `poll(2)`.
     interrupt: Option<Interrupter>,
+    /// The interrupter is one an endpoint's connection was given, not the copy's own.
+    adopted: bool,
 }
 
 /// A transmit under way: its data, how much went out, and core's stall timer (the socket's
@@ -192,7 +200,19 @@ impl<'a> CopyManager<'a> {
             watches: Vec::with_capacity(count + 2),
             owners: Vec::with_capacity(count + 1),
             interrupt: None,
+            adopted: false,
         };
+        // An interrupter given to an endpoint's connection interrupts the copy too (the one-call
+        // `run` and `transfer` hand out no copy to ask for its own).
+        let given = copy.producer.interrupter().or_else(|| {
+            copy.receivers
+                .iter()
+                .find_map(|receiver| receiver.interrupter())
+        });
+        if let Some(interrupter) = given {
+            copy.adopt(interrupter);
+            copy.adopted = true;
+        }
         copy.drive(CopyRun::poll_started)?;
         Ok(copy)
     }
@@ -218,12 +238,17 @@ impl<'a> CopyManager<'a> {
             return Ok(interrupter.clone());
         }
         let interrupter = Interrupter::new()?;
-        self.interrupt = Some(interrupter.clone());
-        // The blocking waits of an abort too (a frozen receiver's CopyFail).
+        self.adopt(interrupter.clone());
+        Ok(interrupter)
+    }
+
+    /// Takes `interrupter` as the copy's, lent to the receivers' connections that have none
+    /// (the blocking waits of an abort too: a frozen receiver's CopyFail).
+    fn adopt(&mut self, interrupter: Interrupter) {
         for receiver in &mut self.receivers {
             receiver.share_interrupter(&interrupter);
         }
-        Ok(interrupter)
+        self.interrupt = Some(interrupter);
     }
 
     /// Once the copy is interrupted: every IO under way gets core's timer
@@ -667,6 +692,20 @@ impl Drop for CopyManager<'_> {
         if self.core.result().is_none() {
             // Nothing half-copied may be committed: fail every receiver's COPY.
             self.core.abort("copy dropped before it finished");
+            // A drop must not block without bound (an early `?` out of a loop over the copy,
+            // while a receiver's server is frozen): it gives the copy up as an interrupt does,
+            // a server that says nothing for `INTERRUPT_GRACE` has its connection closed (it
+            // aborts the COPY on that), one that answers keeps it usable.
+            // (Not one an endpoint's connection was given, which its owner may share with
+            // more than this copy: an interrupter of the drop's own then.)
+            let own = match self.adopted {
+                true => Interrupter::new().ok(),
+                false => self.interrupter().ok(),
+            };
+            if let Some(interrupter) = own {
+                interrupter.interrupt();
+                self.interrupt = Some(interrupter);
+            }
             let _ = self.drive(CopyRun::poll_finished);
         }
     }

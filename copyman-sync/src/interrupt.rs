@@ -31,8 +31,9 @@ struct InterruptShared {
 /// server's answer ends with an error of kind `TimedOut`. An endpoint that keeps moving is not
 /// touched, and a copy that keeps moving runs on: the interrupt only ends waits (stop the copy
 /// by aborting it). The one-call [`CopyBuilder::run`](crate::CopyBuilder::run) and
-/// [`transfer`](crate::transfer) hand out no copy to ask: give the interrupter to each
-/// [`Connection`](crate::Connection) before, or set a stall timeout.
+/// [`transfer`](crate::transfer) hand out no copy to ask: give the interrupter to the
+/// endpoints' [`Connection`](crate::Connection)s before (a copy takes the first it finds as its
+/// own), or set a stall timeout.
 ///
 /// [`CopyManager::interrupter`]: crate::CopyManager::interrupter
 /// [`Connection::set_interrupter`]: crate::Connection::set_interrupter

@@ -12,7 +12,7 @@ use copyman_core::{BoxError, Chunk, Protocol};
 
 use crate::connection::Connection;
 use crate::poll::READABLE;
-use crate::{DEFAULT_BUFFER_SIZE, Error, PollSocket};
+use crate::{DEFAULT_BUFFER_SIZE, Error, Interrupter, PollSocket};
 
 /// A source of COPY data for a [`CopyManager`](crate::CopyManager).
 ///
@@ -102,6 +102,14 @@ pub trait Producer {
         None
     }
 
+    /// The interrupter its connection was given
+    /// ([`Connection::set_interrupter`](crate::Connection::set_interrupter)): the copy takes it
+    /// as its own, as a receiver's ([`Receiver::interrupter`](crate::Receiver::interrupter)).
+    /// The default: none.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
+
     /// Whether a read made through [`Producer::try_next_chunk`] that is still pending may be left
     /// when the copy ends ([`Manager::abandons_read`](copyman_core::Manager::abandons_read)):
     /// the producer holds nothing of it that its [`Producer::cancel`] would need. The default is
@@ -140,6 +148,7 @@ copyman_core::forward_boxed! {
         fn set_stall_timeout(&mut self, timeout: Option<Duration>) -> Result<(), BoxError>;
         fn set_buffer_size(&mut self, size: usize);
         fn poll_socket(&self) -> Option<PollSocket>;
+        fn interrupter(&self) -> Option<Interrupter>;
         fn can_abandon_read(&self) -> bool;
         fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError>;
     }
@@ -251,6 +260,10 @@ impl Producer for StatementProducer<'_> {
 
     fn poll_socket(&self) -> Option<PollSocket> {
         self.conn.poll_socket()
+    }
+
+    fn interrupter(&self) -> Option<Interrupter> {
+        self.conn.interrupter().cloned()
     }
 
     fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {

@@ -129,6 +129,15 @@ pub trait Receiver {
         let _ = interrupter;
     }
 
+    /// The interrupter its connection was given
+    /// ([`Connection::set_interrupter`](crate::Connection::set_interrupter)), not one its copy
+    /// lent it: the copy takes it as its own, so that interrupting it interrupts the copy's
+    /// transfers too (which wait in the copy's own `poll(2)`, not in the connection's). The
+    /// default: none.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
+
     /// The socket a driver may wait on with `poll(2)` to feed this receiver without blocking,
     /// through [`Receiver::try_write`] and [`Receiver::read_server`], while it feeds others.
     /// `None` (the default): the receiver is fed with the blocking [`Receiver::transmit`] only.
@@ -315,6 +324,10 @@ impl Receiver for StatementReceiver<'_> {
             self.conn.set_interrupter(Some(interrupter.clone()));
             self.lent = true;
         }
+    }
+
+    fn interrupter(&self) -> Option<Interrupter> {
+        self.conn.interrupter().filter(|_| !self.lent).cloned()
     }
 
     fn stalled(&mut self) {

@@ -157,3 +157,130 @@ fn a_terminated_backend_is_closed() {
     assert!(conn.query("SELECT 1").is_err());
     assert!(conn.is_closed());
 }
+
+/// A copy dropped unfinished while a receiver's backend is frozen (an early `?` out of the loop
+/// over the copy): the drop gives the frozen one up after the interrupt's grace, closing its
+/// connection, instead of waiting for its answer for ever (default options, no stall timeout);
+/// the other receiver's COPY is failed and its connection usable, nothing committed anywhere.
+#[test]
+fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
+    use copyman_sync::{CopyManager, INTERRUPT_GRACE};
+    use std::time::{Duration, Instant};
+
+    let cluster = copyman_testkit::shared();
+    let (source_db, dbs) = (
+        cluster.create_database(),
+        [cluster.create_database(), cluster.create_database()],
+    );
+    for db in &dbs {
+        cluster
+            .connect(db)
+            .batch_execute("CREATE TABLE t (i int8)")
+            .unwrap();
+    }
+    let mut source = Connection::connect_str(&cluster.conninfo(&source_db)).unwrap();
+    let mut a = Connection::connect_str(&cluster.conninfo(&dbs[0])).unwrap();
+    let mut b = Connection::connect_str(&cluster.conninfo(&dbs[1])).unwrap();
+    let b_pid = b.session().backend_key().expect("a backend key").0;
+    let dropped_in = {
+        let mut copy = CopyManager::builder(StatementProducer::new(
+            &mut source,
+            "COPY (SELECT generate_series(1, 200000000)) TO STDOUT",
+        ))
+        .to(StatementReceiver::new(&mut a, "COPY t FROM STDIN"))
+        .to(StatementReceiver::new(&mut b, "COPY t FROM STDIN"))
+        .start()
+        .expect("the copy starts");
+        for _ in 0..3 {
+            assert!(copy.next().expect("progress").is_ok());
+        }
+        let _frozen = crate::Stopped::stop(b_pid);
+        let clock = Instant::now();
+        drop(copy);
+        clock.elapsed()
+    };
+    assert!(
+        dropped_in < INTERRUPT_GRACE + Duration::from_secs(10),
+        "the drop waited {dropped_in:?} on the frozen receiver"
+    );
+    assert!(b.is_closed(), "the frozen receiver's connection is closed");
+    assert_eq!(
+        a.query("SELECT count(*) FROM t").unwrap(),
+        vec![vec![Some("0".to_owned())]]
+    );
+    assert_eq!(
+        source.query("SELECT 1").unwrap(),
+        vec![vec![Some("1".to_owned())]]
+    );
+    for db in &dbs {
+        let rows: i64 = cluster
+            .connect(db)
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0);
+    }
+}
+
+/// An interrupter given to the endpoints' connections interrupts a one-call `run` (which hands
+/// out no copy to ask for its own): it was only the connections' own waits', and the copy waited
+/// on a frozen receiver until it moved again, then completed as if nothing had been asked.
+#[test]
+fn an_interrupter_given_to_the_connections_interrupts_a_one_call_run() {
+    use copyman_sync::{CopyManager, INTERRUPT_GRACE, Interrupter};
+    use std::time::{Duration, Instant};
+
+    let cluster = copyman_testkit::shared();
+    let (source_db, dbs) = (
+        cluster.create_database(),
+        [cluster.create_database(), cluster.create_database()],
+    );
+    for db in &dbs {
+        cluster
+            .connect(db)
+            .batch_execute("CREATE TABLE t (i int8)")
+            .unwrap();
+    }
+    let mut source = Connection::connect_str(&cluster.conninfo(&source_db)).unwrap();
+    let mut a = Connection::connect_str(&cluster.conninfo(&dbs[0])).unwrap();
+    let mut b = Connection::connect_str(&cluster.conninfo(&dbs[1])).unwrap();
+    let stop = Interrupter::new().unwrap();
+    for conn in [&mut source, &mut a, &mut b] {
+        conn.set_interrupter(Some(stop.clone()));
+    }
+    // Mid-stream, b's backend freezes; a second later the interrupt comes.
+    let b_pid = b.session().backend_key().expect("a backend key").0;
+    let interrupting = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(500));
+            let frozen = crate::Stopped::stop(b_pid);
+            std::thread::sleep(Duration::from_secs(1));
+            stop.interrupt();
+            frozen
+        }
+    });
+    let clock = Instant::now();
+    let ran = CopyManager::builder(StatementProducer::new(
+        &mut source,
+        "COPY (SELECT generate_series(1, 50000000)) TO STDOUT",
+    ))
+    .to(StatementReceiver::new(&mut a, "COPY t FROM STDIN"))
+    .to(StatementReceiver::new(&mut b, "COPY t FROM STDIN"))
+    .run();
+    let took = clock.elapsed();
+    drop(interrupting.join().unwrap());
+    assert!(ran.is_err(), "an interrupted copy fails: {ran:?}");
+    assert!(
+        took < INTERRUPT_GRACE + Duration::from_secs(15),
+        "the run took {took:?} after its interrupt"
+    );
+    for db in &dbs {
+        let rows: i64 = cluster
+            .connect(db)
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0);
+    }
+}

@@ -16,3 +16,34 @@ mod tls;
 mod tls_concurrent;
 mod tls_injection;
 mod tls_scenarios;
+
+use std::process::Command;
+
+/// Sends `signal` (`STOP`, `CONT`) to a server backend.
+fn signal(pid: i32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A backend stopped with SIGSTOP, continued when dropped (also when an assertion fails): a
+/// stopped backend would hold the cluster's shutdown.
+pub(crate) struct Stopped(i32);
+
+impl Stopped {
+    pub(crate) fn stop(pid: i32) -> Self {
+        signal(pid, "STOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // Never a panic here: it may run while a failed assertion unwinds.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}

@@ -3,7 +3,6 @@
 //! destination whose socket stays full is given up by the stall timeout while the others
 //! complete.
 
-use std::process::Command;
 use std::time::Duration;
 
 use copyman_sync::{
@@ -12,36 +11,9 @@ use copyman_sync::{
 };
 use copyman_testkit::{Auth, Cluster};
 
+use crate::Stopped;
+
 const ROWS: u64 = 200_000;
-
-/// Sends `signal` (`STOP`, `CONT`) to a server backend.
-fn signal(pid: i32, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{signal} {pid}");
-}
-
-/// A backend stopped with SIGSTOP, continued when dropped (also when an assertion fails): a
-/// stopped backend would hold the cluster's shutdown.
-struct Stopped(i32);
-
-impl Stopped {
-    fn stop(pid: i32) -> Self {
-        signal(pid, "STOP");
-        Self(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        // Never a panic here: it may run while a failed assertion unwinds.
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
-    }
-}
 
 fn rows(cluster: &Cluster, db: &str) -> i64 {
     cluster
@@ -81,7 +53,7 @@ fn a_tls_destination_whose_backend_stops_is_given_up_while_the_other_completes()
     );
     let mut copy = CopyManager::builder(StatementProducer::new(&mut source, sql))
         .to_all(receivers)
-        .options(Options::default().with_stall_timeout(Duration::from_millis(500)))
+        .options(Options::default().with_stall_timeout(Duration::from_secs(2)))
         .start()
         .expect("the copy starts");
     // Destination 0's backend stops reading: its socket fills and stays full.
