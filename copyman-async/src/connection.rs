@@ -371,8 +371,10 @@ impl Connection {
         matches!(self.stream, Some(Stream::Tls(_)))
     }
 
-    /// Whether the connection can run a statement now (an answer still owed by a dropped
-    /// call is read by the next call first).
+    /// Whether the session is idle, ready for a statement with nothing left to read first. It
+    /// is not while an answer or an abandoned COPY is still owed (a dropped call, a copy given
+    /// up): the next call reads or drains that first, then runs — so `false` does not mean the
+    /// connection is unusable ([`is_closed`](Self::is_closed) says that).
     pub fn is_ready(&self) -> bool {
         self.closed.is_none()
             && self.endpoint.session().state() == State::Ready

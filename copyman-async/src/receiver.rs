@@ -451,12 +451,18 @@ impl<'c> ClientReceiver<'c> {
     /// Starts `statement` on `client` (a `tokio_postgres::Client` or `Transaction`).
     ///
     /// The statement is checked first: one that is not `COPY … FROM STDIN` is refused before
-    /// anything is sent (the client would run it, then fail).
+    /// anything is sent (the client would run it, then fail). Its COPY starts here, before the
+    /// copy does, so the copy's stall timeout does not bound this start (a statement waiting for
+    /// a lock another session holds waits as long as it does): bound it yourself, with
+    /// `tokio::time::timeout` or the session's `lock_timeout`.
     ///
     /// # Errors
     /// A statement of the wrong kind ([`Error::Session`] with
     /// [`SessionError::Statement`](copyman_core::session::SessionError::Statement)); the
-    /// client's, e.g. the server's error for a bad statement.
+    /// client's, e.g. the server's error for a bad statement. After a server's error here the
+    /// client may be out of step with its server (`tokio-postgres`'s `copy_in` leaves the answer's
+    /// end unread: its next query fails with an unexpected message): drop it, or have a pool
+    /// discard it, rather than use it again.
     pub async fn new<C: tokio_postgres::GenericClient>(
         client: &'c C,
         statement: &str,

@@ -142,7 +142,9 @@ impl EndpointError {
     }
 
     /// Whether the endpoint's connection is gone (closed by the server, a FATAL error, the
-    /// network, or copyman): it cannot be reconciled or used again.
+    /// network, or copyman): it cannot be reconciled or used again. It says what the error was
+    /// when it was met: a connection the copy closed afterwards, failing a stalled receiver
+    /// whose socket stayed full, is not told here (its connection says it is closed).
     pub fn is_closed(&self) -> bool {
         self.inner.diagnosis.closed
     }

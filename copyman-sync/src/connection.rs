@@ -428,7 +428,10 @@ impl Connection {
         self.stream.is_tls()
     }
 
-    /// Whether the connection can run a statement now.
+    /// Whether the session is idle, ready for a statement with nothing left to read first. It
+    /// is not while an answer or an abandoned COPY is still owed (a dropped call, a copy given
+    /// up): the next call reads or drains that first, then runs — so `false` does not mean the
+    /// connection is unusable ([`is_closed`](Self::is_closed) says that).
     pub fn is_ready(&self) -> bool {
         self.endpoint.session().state() == State::Ready
     }

@@ -474,7 +474,10 @@ impl<'c> ClientReceiver<'c> {
     /// # Errors
     /// A statement of the wrong kind ([`Error::Session`] with
     /// [`SessionError::Statement`](copyman_core::session::SessionError::Statement)); the
-    /// client's, e.g. the server's error for a bad statement.
+    /// client's, e.g. the server's error for a bad statement. After a server's error here the
+    /// client may be out of step with its server (`postgres`'s `copy_in` leaves the answer's
+    /// end unread: its next query fails with an unexpected message): drop it, or have a pool
+    /// discard it, rather than use it again.
     pub fn new<C: postgres::GenericClient>(
         client: &'c mut C,
         statement: &str,

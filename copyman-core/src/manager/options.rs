@@ -49,7 +49,10 @@ pub struct Options {
     /// ROLLBACK, and whatever waits for that (the other destinations' COMMITs); a producer that
     /// stalls likewise, rather than cancelled. Its server ends the transaction once it hears of
     /// the close; nothing of it is committed. Off by default: a caller who waits for the path to
-    /// come back keeps the connection usable
+    /// come back keeps the connection usable — where it can be: a receiver stalled with its
+    /// socket full cannot take the CopyFail, and has its connection closed either way, once
+    /// the stall timeout passes again (the fault's [`is_closed`](crate::EndpointError::is_closed)
+    /// says what the error was, not what became of the connection since: ask the connection)
     /// ([`endpoint::STALLED_COPY_IN`](crate::endpoint::STALLED_COPY_IN) and
     /// [`STALLED_COPY_OUT`](crate::endpoint::STALLED_COPY_OUT) name the close).
     pub close_stalled: bool,
