@@ -248,7 +248,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     let _ = say(format!(
         "  verified in {:.1} s (row count and checksum of every row)",
         clock.elapsed().as_secs_f64()
-    ))?;
+    ));
 
     let secs = report.duration.as_secs_f64().max(1e-9);
     let copied_rows = report.rows().unwrap_or(0);
@@ -257,7 +257,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
         HumanCount((copied_rows as f64 / secs) as u64),
         HumanBytes((report.bytes as f64 / secs) as u64),
         HumanBytes((report.bytes as f64 * destinations as f64 / secs) as u64)
-    ))?;
+    ));
     if output.json {
         let mut doc = report.to_json();
         doc["demo"] = json!({
@@ -274,7 +274,7 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
     let _ = say(format!(
         "  removed the clusters in {:.1} s",
         clock.elapsed().as_secs_f64()
-    ))?;
+    ));
     if verified {
         let _ =
             say("copyman demo: verified: every destination holds exactly the source's rows".into());

@@ -241,7 +241,7 @@ impl Selection {
     /// patterns added: that selection, and the patterns added (a resume that leaves out a table
     /// new on the source since, which the earlier run recorded nothing of). `None` when it is
     /// the recorded one, or differs otherwise.
-    pub fn narrowing(&self, recorded: &str) -> Option<(Selection, Vec<String>)> {
+    pub fn narrowing(&self, recorded: &str) -> Option<(Self, Vec<String>)> {
         // A pattern the record holds is kept (a part of the key, between spaces); a wrong
         // guess (a pattern with a space in it) keeps an added one, and the key then differs:
         // no narrowing, as for any other selection.
@@ -257,7 +257,7 @@ impl Selection {
                     .into_iter()
                     .any(|spelled| holds(format!("--exclude-table {spelled}")))
             });
-        let recorded_selection = Selection {
+        let recorded_selection = Self {
             exclude: kept,
             ..self.clone()
         };
