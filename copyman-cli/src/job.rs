@@ -776,6 +776,9 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         } = &e
         {
             match action {
+                Action::Prepare(_) => {
+                    crate::finish::test_pause(&format!("prepared:{}", destination + 1));
+                }
                 Action::CommitPrepared(_) => {
                     crate::finish::test_pause(&format!("commit-prepared:{}", destination + 1));
                 }

@@ -840,9 +840,10 @@ pub struct Holder {
     pub database: String,
     /// The server as the run showed it (never with a password), for messages.
     pub display: String,
-    /// The session that will prepare it, as its server names it (`PID BACKEND_START`; empty
-    /// when not known): while that session lives, a PREPARE it has not read yet (a frozen
-    /// backend, a lost network path) may still leave the transaction prepared after its run died.
+    /// The session that will prepare it, as its server names it (`PID BACKEND_START`, or `PID`
+    /// alone where the run did not ask its start: a job's table sessions; empty when not known):
+    /// while that session lives, a PREPARE it has not read yet (a frozen backend, a lost network
+    /// path) may still leave the transaction prepared after its run died.
     pub backend: String,
 }
 
@@ -883,7 +884,7 @@ const BACKEND_SQL: &str = "SELECT pid::text || ' ' || backend_start::text \
      FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()";
 
 /// Every backend of `conn`'s server that the session may see, as [`Holder::backend`] names
-/// them: where a run's session still lives.
+/// them (`PID BACKEND_START`, and `PID` alone): where a run's session still lives.
 ///
 /// # Errors
 /// The query failed.
@@ -895,6 +896,10 @@ pub fn live_backends(conn: &mut Connection) -> Result<HashSet<String>, Error> {
     Ok(rows
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
+        .flat_map(|backend| {
+            let pid = backend.split(' ').next().unwrap_or_default().to_owned();
+            [backend, pid]
+        })
         .collect())
 }
 

@@ -318,8 +318,20 @@ fn a_second_signal_during_the_commit_prepareds_says_recover_commits_the_rest() {
 /// end it, exit 1; once the session is gone, a second recover finishes.
 #[test]
 fn recover_does_not_finish_a_run_whose_session_may_still_prepare() {
+    // One table, and a job (a state file): a job's party lines named no session (its planning
+    // session's server only), so recover said "nothing pending" and recorded the run done.
+    for job in [false, true] {
+        session_that_may_still_prepare(job);
+    }
+}
+
+fn session_that_may_still_prepare(job: bool) {
     let run = Run::new();
-    let copy = run.copy_args();
+    let mut copy = run.copy_args();
+    let state = TempPath::new("may-still-prepare.state");
+    if job {
+        copy.extend(["--state".to_owned(), state.arg().to_owned()]);
+    }
     let paused = Paused::start(&args(&copy), "prepared:1");
     // A destination not prepared yet: its session waits, idle in its transaction.
     let open = run.dests.iter().find_map(|(c, db)| {

@@ -567,6 +567,7 @@ pub(super) fn copy_split(
             let flags: Vec<bool> = mine.iter().map(|(_, flag, _)| *flag).collect();
             let mut mine: Vec<Announced<'_, '_, '_>> =
                 mine.into_iter().map(|(_, _, a)| a).collect();
+            let backends: Vec<String> = mine.iter().map(Announced::backend).collect();
             let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = mine
                 .iter_mut()
                 .map(|a| a as &mut dyn Participant<Error = _>)
@@ -574,20 +575,34 @@ pub(super) fn copy_split(
             let mut commit_options = commit::Options::new(Policy::AllOrNothing);
             commit_options.copy_failed = report.destinations[d].error.is_some() || stopped;
             let here = vec![d; flags.len()];
-            let outcome = commit_table(shared, commit_options, &flags, &mut parties, &here);
+            let outcome = commit_table(
+                shared,
+                commit_options,
+                &flags,
+                &mut parties,
+                (&here, &backends),
+            );
             order.extend(here);
             outcomes.extend(outcome.destinations);
         }
         parties_of = order;
         outcomes
     } else {
+        let backends: Vec<String> = announced.iter().map(Announced::backend).collect();
         let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
             .iter_mut()
             .map(|a| a as &mut dyn Participant<Error = _>)
             .collect();
         let mut commit_options = commit::Options::new(Policy::AllOrNothing);
         commit_options.copy_failed = any_failed || stopped;
-        commit_table(shared, commit_options, &flags, &mut parties, &parties_of).destinations
+        commit_table(
+            shared,
+            commit_options,
+            &flags,
+            &mut parties,
+            (&parties_of, &backends),
+        )
+        .destinations
     };
     for &d in &targets {
         let mine: Vec<&Outcome<copyman_sync::Error>> = parties_of

@@ -83,6 +83,18 @@ pub(super) struct Announced<'c, 's, 'a> {
     pub(super) sent: &'s Cell<bool>,
 }
 
+impl Announced<'_, '_, '_> {
+    /// Its session as the decision log names a party's ([`commit::Holder::backend`]): its
+    /// backend's process id, known without asking the server (empty if it is not known).
+    pub(super) fn backend(&self) -> String {
+        self.conn
+            .session()
+            .backend_key()
+            .map(|(pid, _)| pid.to_string())
+            .unwrap_or_default()
+    }
+}
+
 impl Participant for Announced<'_, '_, '_> {
     type Error = copyman_sync::Error;
 
@@ -166,23 +178,31 @@ pub(super) fn commit_live(
         })
         .collect();
     let destination_of: Vec<usize> = announced.iter().map(|a| a.destination).collect();
+    let backends: Vec<String> = announced.iter().map(Announced::backend).collect();
     let mut parties: Vec<&mut dyn Participant<Error = copyman_sync::Error>> = announced
         .iter_mut()
         .map(|a| a as &mut dyn Participant<Error = _>)
         .collect();
-    commit_table(shared, options, flags, &mut parties, &destination_of)
+    commit_table(
+        shared,
+        options,
+        flags,
+        &mut parties,
+        (&destination_of, &backends),
+    )
 }
 
-/// Ends the transactions of `parties` (party `k` on destination `destination_of[k]`) through
-/// core's commit machine: one COMMIT after another, or two-phase under the decision log, whose
-/// decision names every party's server (`party` lines) and which records the run finished when
-/// nothing of it is left prepared, as a one-table run's does.
+/// Ends the transactions of `parties` (party `k` on destination `destination_of[k]`, its session
+/// the backend `backends[k]`: [`Announced::backend`]) through core's commit machine: one COMMIT
+/// after another, or two-phase under the decision log, whose decision names every party's
+/// server and session (`party` lines) and which records the run finished when nothing of it is
+/// left prepared, as a one-table run's does.
 pub(super) fn commit_table(
     shared: &Shared<'_>,
     mut options: commit::Options,
     flags: &[bool],
     parties: &mut [&mut dyn Participant<Error = copyman_sync::Error>],
-    destination_of: &[usize],
+    (destination_of, backends): (&[usize], &[String]),
 ) -> commit::Report<copyman_sync::Error> {
     let Some(two) = &shared.two_phase else {
         return commit::run(
@@ -194,10 +214,21 @@ pub(super) fn commit_table(
         );
     };
     let run = format!("{}-{}", two.run, two.next.fetch_add(1, Ordering::SeqCst));
-    let holders: Vec<Option<&commit::Holder>> = destination_of
+    // Each party's session named too: while it lives, a PREPARE it has not read yet (a frozen
+    // backend, a lost path) may prepare its transaction after this process died, which a
+    // recovery must then not call "nothing pending" (it named the planning session's server
+    // only, and said so).
+    let holders: Vec<Option<commit::Holder>> = destination_of
         .iter()
-        .map(|&d| shared.plan.parties.get(d))
+        .zip(backends)
+        .map(|(&d, backend)| {
+            shared.plan.parties.get(d).map(|party| commit::Holder {
+                backend: backend.clone(),
+                ..party.clone()
+            })
+        })
         .collect();
+    let holders: Vec<Option<&commit::Holder>> = holders.iter().map(Option::as_ref).collect();
     // The lock says "in progress" to a concurrent `copyman recover`, and the log names every
     // server the run may prepare on; without them, commit nothing.
     let lock = two.log.lock_run_with(&run, &holders, None);
