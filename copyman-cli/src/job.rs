@@ -1191,6 +1191,13 @@ fn write_human(
         })
         .filter_map(|t| t.source_rows)
         .sum();
+    // Tables an earlier run committed beside tables this one copied: two snapshots.
+    let earlier_run = rows > 0
+        && report
+            .tables
+            .iter()
+            .flat_map(|t| &t.destinations)
+            .any(|d| d.status == Status::AlreadyDone);
     if !output.quiet {
         writeln!(
             out,
@@ -1206,7 +1213,14 @@ fn write_human(
             report
                 .snapshot
                 .as_ref()
-                .map(|s| format!(", snapshot {s}"))
+                .map(|s| if earlier_run {
+                    format!(
+                        ", snapshot {s} (the tables this run copied; those already done come \
+                         from an earlier run's)"
+                    )
+                } else {
+                    format!(", snapshot {s}")
+                })
                 .unwrap_or_default()
         )?;
     }

@@ -998,6 +998,60 @@ fn a_resume_says_a_table_it_copies_from_another_snapshot_than_an_earlier_runs() 
     );
 }
 
+/// Across tables as well: a resume that copies a table beside one an earlier run committed says
+/// that the destination holds them from two snapshots, and its summary names its snapshot as
+/// the one of the tables it copied (it said nothing, and named one snapshot for the whole
+/// destination, exit 0: a transfer written between the runs showed in one table only).
+#[test]
+fn a_resume_says_the_tables_it_copies_come_from_another_moment_than_the_earlier_runs() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("two-moments-tables.state");
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--jobs",
+        "1",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+    ];
+    Paused::start(&args, "committed:1").kill();
+    c.source
+        .connect(&src)
+        .batch_execute("INSERT INTO a VALUES (2); INSERT INTO b VALUES (2);")
+        .unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = run(&resume);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "from its own snapshot of the source, and the table an earlier run committed came \
+             from that run's"
+        ) && stderr.contains("run the job again with --truncate and another --state"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "(the tables this run copied; those already done come from an earlier run's)"
+        ),
+        "{stderr}"
+    );
+    // One table holds the second row, the other not: the two moments the note speaks of.
+    assert_eq!(count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b"), 3);
+}
+
 /// A job whose state file was removed while it ran stops (no other table is begun), and says
 /// what it committed and that `--resume` has nothing to go by: it advised "run again with
 /// --resume", which is refused without a state file, and named no table it had committed.

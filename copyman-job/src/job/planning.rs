@@ -1940,6 +1940,7 @@ fn plan_all(
                 }),
         );
     }
+    notes.extend(two_moments(&tables));
     let coordinator = asker.and_then(|(conn, ours)| ours.then_some(conn));
     Ok(Plan {
         tables,
@@ -1957,6 +1958,43 @@ fn plan_all(
         coordinator,
         block_size,
     })
+}
+
+/// A resume that copies tables beside others an earlier run committed: each destination holds
+/// them as two snapshots of the source saw it (a note; one table split so has its own, from its
+/// plan). Rows written in between to two tables (a transfer and its ledger line) show in one
+/// only: a state the source never had, which one snapshot per job is there to prevent.
+fn two_moments(tables: &[TablePlan]) -> Option<String> {
+    let with = |want: fn(&DestPlan) -> bool| -> Vec<String> {
+        tables
+            .iter()
+            .filter(|t| t.destinations.iter().any(want))
+            .map(|t| t.table.to_string())
+            .collect()
+    };
+    let earlier = with(|p| matches!(p, DestPlan::Done(_)));
+    let now = with(|p| matches!(p, DestPlan::Copy { .. }));
+    let both: HashSet<&String> = earlier.iter().chain(&now).collect();
+    if earlier.is_empty() || now.is_empty() || both.len() < 2 {
+        return None;
+    }
+    Some(format!(
+        "this resume copies {} from its own snapshot of the source, and {} an earlier run \
+         committed came from that run's ({}): the destinations hold the source as it was at two \
+         moments, so rows written in between to two tables show in one only; for one moment \
+         across every table, run the job again with --truncate and another --state",
+        if now.len() == 1 {
+            now[0].clone()
+        } else {
+            format!("{} tables", now.len())
+        },
+        if earlier.len() == 1 {
+            "the table".to_owned()
+        } else {
+            format!("the {} tables", earlier.len())
+        },
+        super::running::first_names(&earlier.iter().map(String::as_str).collect::<Vec<_>>()),
+    ))
 }
 
 /// Each of `tables` with the source's oids of the relations its copy covers, sorted (itself, and
