@@ -1860,6 +1860,13 @@ struct RenderState {
     done_weight: u64,
     /// Per job: its table's planned size.
     weights: Vec<u64>,
+    /// The planned sizes of every table (the overall bar's length before any table outgrew
+    /// its size).
+    planned: u64,
+    /// What finished tables copied beyond their size on disk (values stored out of line, in
+    /// TOAST, which the heap's size leaves out): it lengthens the overall bar, which else
+    /// stood at 100% with its rate falling to nothing while such a table still moved data.
+    done_beyond: u64,
     /// Each job's line: what it copies, its counts, a note (a lock wait) from the watch.
     lines: Vec<[String; 3]>,
     started: Instant,
@@ -1909,6 +1916,8 @@ impl Render {
                 done_bytes: 0,
                 done_weight: 0,
                 weights: vec![0; jobs],
+                planned: 0,
+                done_beyond: 0,
                 done_rows: 0,
                 running: vec![(0, 0); jobs],
                 lines: (0..jobs)
@@ -1926,9 +1935,7 @@ impl Render {
         match event {
             Event::Started { tables, bytes } => {
                 s.tables = tables;
-                if let Some((_, overall, _)) = bars {
-                    overall.set_length(bytes.max(1));
-                }
+                s.planned = bytes;
             }
             Event::TableStarted {
                 worker,
@@ -1968,7 +1975,9 @@ impl Render {
                 let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
                 s.done_rows += report.source_rows.unwrap_or(rows);
                 s.done_bytes += bytes;
-                s.done_weight += s.weights.get(worker).copied().unwrap_or_default();
+                let size = s.weights.get(worker).copied().unwrap_or_default();
+                s.done_weight += size;
+                s.done_beyond += bytes.saturating_sub(size);
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }
@@ -2000,12 +2009,14 @@ impl Render {
             HumanBytes(bytes)
         );
         if let Some((_, overall, _)) = bars {
-            let weight = s
-                .running
-                .iter()
-                .zip(&s.weights)
-                .fold(s.done_weight, |w, ((_, bytes), size)| w + bytes.min(size));
-            overall.set_position(weight.min(overall.length().unwrap_or(u64::MAX)));
+            // Each table weighs its size, or what it copied once that is more; a running one
+            // counts what it copied so far.
+            let (weight, beyond) = s.running.iter().zip(&s.weights).fold(
+                (s.done_weight + s.done_beyond, s.done_beyond),
+                |(w, b), (&(_, bytes), &size)| (w + bytes, b + bytes.saturating_sub(size)),
+            );
+            overall.set_length((s.planned + beyond).max(1));
+            overall.set_position(weight.min(s.planned + beyond));
             overall.set_message(line);
         } else if self.plain && s.last_plain.elapsed() >= PLAIN_EVERY {
             s.last_plain = Instant::now();

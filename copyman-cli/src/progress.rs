@@ -271,6 +271,20 @@ enum DestinationState {
     Failed,
 }
 
+/// The bar's look for `estimate`: with a length, a bar, its percent and ETA; without, a spinner.
+fn style(estimate: Estimate) -> ProgressStyle {
+    let template = match estimate {
+        Estimate::Rows(_) | Estimate::Bytes(_) => {
+            "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% ETA {eta} {msg}"
+        }
+        Estimate::Unknown => "{spinner} {elapsed_precise} {msg}",
+    };
+    ProgressStyle::with_template(template)
+        .expect("the progress templates are valid")
+        .with_key("eta", eta)
+        .progress_chars("=> ")
+}
+
 /// Progress of one copy.
 #[derive(Debug)]
 pub(crate) struct Progress {
@@ -279,6 +293,8 @@ pub(crate) struct Progress {
     estimate: Estimate,
     /// Whether the source's messages are rows (a server source) or chunks (a file).
     counts_rows: bool,
+    /// The source's messages are binary data's, whose last is its trailer, no row.
+    binary: bool,
     started: Instant,
     last_update: Instant,
     rows: u64,
@@ -298,25 +314,11 @@ impl Progress {
     ) -> Self {
         let terminal = draws_bars();
         let bar = (!quiet && terminal).then(|| {
-            let (bar, template) = match estimate {
-                Estimate::Rows(n) => (
-                    ProgressBar::new(n),
-                    "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% ETA {eta} {msg}",
-                ),
-                Estimate::Bytes(n) => (
-                    ProgressBar::new(n),
-                    "{spinner} {elapsed_precise} [{bar:30}] {percent:>3}% ETA {eta} {msg}",
-                ),
-                Estimate::Unknown => (
-                    ProgressBar::no_length(),
-                    "{spinner} {elapsed_precise} {msg}",
-                ),
+            let bar = match estimate {
+                Estimate::Rows(n) | Estimate::Bytes(n) => ProgressBar::new(n),
+                Estimate::Unknown => ProgressBar::no_length(),
             };
-            let style = ProgressStyle::with_template(template)
-                .expect("the progress templates are valid")
-                .with_key("eta", eta)
-                .progress_chars("=> ");
-            bar.set_style(style);
+            bar.set_style(style(estimate));
             bar.set_draw_target(draw_target());
             bar.enable_steady_tick(Duration::from_millis(200));
             *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
@@ -328,6 +330,7 @@ impl Progress {
             plain: !quiet && !terminal && plain,
             estimate,
             counts_rows,
+            binary: false,
             started: now,
             last_update: now,
             rows: 0,
@@ -338,18 +341,39 @@ impl Progress {
         progress
     }
 
-    /// The totals so far.
-    pub(crate) fn update(&mut self, rows: u64, bytes: u64) {
+    /// Counts binary data's messages as rows: its trailer is a message of its own (the live
+    /// count said a row too many).
+    pub(crate) fn binary(mut self, binary: bool) -> Self {
+        self.binary = binary;
+        self
+    }
+
+    /// The totals so far: the source's messages (rows) and bytes.
+    pub(crate) fn update(&mut self, messages: u64, bytes: u64) {
         tick();
+        let rows = if self.binary {
+            messages.saturating_sub(1)
+        } else {
+            messages
+        };
         self.rows = rows;
         self.bytes = bytes;
         if let Some(bar) = &self.bar {
-            let position = match self.estimate {
-                Estimate::Rows(n) => rows.min(n),
-                Estimate::Bytes(n) => bytes.min(n),
-                Estimate::Unknown => rows,
+            let position = |estimate| match estimate {
+                Estimate::Bytes(_) => bytes,
+                Estimate::Rows(_) | Estimate::Unknown => rows,
             };
-            bar.set_position(position);
+            // Past its estimate (statistics older than the rows, a guess for a table never
+            // analyzed), the bar no longer claims 100% and "ETA 0s" while rows still come: it
+            // counts on, without a length.
+            if let Estimate::Rows(n) | Estimate::Bytes(n) = self.estimate
+                && position(self.estimate) > n
+            {
+                self.estimate = Estimate::Unknown;
+                bar.unset_length();
+                bar.set_style(style(Estimate::Unknown));
+            }
+            bar.set_position(position(self.estimate));
         }
         let every = if self.plain {
             PLAIN_EVERY

@@ -267,7 +267,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         plan.estimate,
         source_conn.is_some(),
         dests.len(),
-    );
+    )
+    .binary(source_conn.is_some() && plan.format == Some(Format::Binary));
     let mut bytes = 0;
     let mut source_rows = None;
 

@@ -1045,8 +1045,10 @@ impl TableCopy {
 /// `INSTEAD OF INSERT` row trigger (true for any other relation).
 ///
 /// The estimate sums, over the relation and the leaves of its partition tree, `reltuples` where
-/// the relation was analyzed, and its size divided by an estimated row width where it never was
-/// (`reltuples` is -1 from PostgreSQL 14 on, 0 with pages on disk before).
+/// the relation was analyzed, scaled to its size now as the planner does (rows per page then,
+/// times its pages now: statistics taken before a bulk load counted a fraction of its rows),
+/// and its size divided by an estimated row width where it never was (`reltuples` is -1 from
+/// PostgreSQL 14 on, 0 with pages on disk before).
 pub fn catalog_query(table: &TableName, version: Option<u32>) -> String {
     let relation = format!(
         "{}::pg_catalog.regclass::pg_catalog.oid",
@@ -1154,9 +1156,12 @@ fn catalog_of(relation: &str, version: Option<u32>) -> String {
            FROM pg_catalog.pg_attribute a, rel \
            WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped), \
          estimate AS (SELECT sum(CASE \
+             WHEN p.reltuples > 0 AND p.relpages > 0 \
+             THEN p.reltuples / p.relpages * (pg_catalog.pg_relation_size(p.oid) \
+               / pg_catalog.current_setting('block_size')::float8) \
              WHEN p.reltuples < 0 OR (p.reltuples = 0 AND pg_catalog.pg_relation_size(p.oid) > 0) \
              THEN pg_catalog.pg_relation_size(p.oid) / width.w ELSE p.reltuples END)::int8 AS n \
-           FROM parts CROSS JOIN width CROSS JOIN LATERAL (SELECT p.oid, p.reltuples \
+           FROM parts CROSS JOIN width CROSS JOIN LATERAL (SELECT p.oid, p.reltuples, p.relpages \
              FROM pg_catalog.pg_class p WHERE p.oid = parts.oid AND p.relkind <> 'p' \
              OFFSET 0) p), \
          fires AS (SELECT pg_catalog.string_agg(DISTINCT \

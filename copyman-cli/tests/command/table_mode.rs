@@ -524,6 +524,38 @@ fn dry_run_prints_the_plan_and_leaves_every_server_untouched() {
     assert_eq!(count(&c.source, &src, "d"), 20000);
 }
 
+/// Statistics taken before a bulk load: the estimate scales them to the table's size now, as the
+/// planner does (it took `reltuples` as it stood: 1 000 for 100 000 rows, and the bar said
+/// "100% ETA 0s" for nearly the whole copy).
+#[test]
+fn the_estimate_follows_a_table_grown_since_it_was_analyzed() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE g (id int8, note text) WITH (autovacuum_enabled = off);
+         INSERT INTO g SELECT n, 'note ' || n FROM generate_series(1, 1000) n;
+         ANALYZE g;
+         INSERT INTO g SELECT n, 'note ' || n FROM generate_series(1001, 100000) n;",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE g (id int8, note text);");
+    let out = run(&[
+        "--json",
+        "table",
+        "g",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let estimate = json(&out)["plan"]["estimate"]["rows"].as_u64().unwrap();
+    assert!(
+        (80_000..=120_000).contains(&estimate),
+        "estimate {estimate}"
+    );
+}
+
 #[test]
 fn malformed_copy_statement_exit_2_without_connecting() {
     // A port nobody listens on: a connection attempt would be exit 3.
