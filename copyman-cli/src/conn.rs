@@ -1061,14 +1061,14 @@ impl ServerSpec {
                     file.display()
                 ));
             }
-            // psql would prompt; copyman reads no terminal (it may run unattended): the ways.
+            // psql would prompt; copyman asks only when told to (-W: it may run unattended).
             if let Err(e) = &conn
                 && e.to_string().contains("but none given")
             {
                 crate::report::warn(format_args!(
                     "{}: the server asks for a password: give it in PGPASSWORD, a password \
-                     file (~/.pgpass, or PGPASSFILE) or the CONN's password (copyman does not \
-                     prompt)",
+                     file (~/.pgpass, or PGPASSFILE) or the CONN's password, or give -W to be \
+                     asked for it (copyman does not prompt unless told to)",
                     self.display
                 ));
             }

@@ -603,7 +603,8 @@ fn a_password_none_was_given_for_is_said_with_the_ways_to_give_one() {
     assert!(
         stderr.contains("but none given")
             && stderr
-                .contains("the server asks for a password: give it in PGPASSWORD, a password file"),
+                .contains("the server asks for a password: give it in PGPASSWORD, a password file")
+            && stderr.contains("or give -W to be asked for it"),
         "{stderr}"
     );
 }
