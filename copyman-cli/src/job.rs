@@ -2040,7 +2040,7 @@ impl Render {
         if let (Some((_, _, bars)), Some(line)) = (&self.multi, s.lines.get(worker))
             && let Some(bar) = bars.get(worker)
         {
-            bar.set_message(line.concat());
+            bar.set_message(crate::progress::printable(&line.concat()).into_owned());
         }
     }
 

@@ -82,14 +82,34 @@ pub(crate) fn write_stderr(bytes: &[u8]) {
     let _ = crate::dest::write_all_waiting(&mut stderr, bytes);
 }
 
+/// `text` as a terminal shows it literally: a control character other than a line break or a
+/// tab (an ESC, which starts a sequence that recolours, moves the cursor or retitles the
+/// window; a carriage return; a C1 control) written `\x1b`, `\r`… — a table's name may hold
+/// any (anyone who may create a table in a selected schema chooses it), as may a server's
+/// message.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\r' => "\\r".to_owned(),
+            c if control(c) => format!("\\x{:02x}", u32::from(c)),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Stderr as an [`io::Write`], through [`write_stderr`]: no write fails, and nothing is kept
-/// to flush.
+/// to flush. What it writes is made [`printable`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stderr;
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        write_stderr(buf);
+        write_stderr(printable(&String::from_utf8_lossy(buf)).as_bytes());
         Ok(buf.len())
     }
 
@@ -98,9 +118,10 @@ impl Write for Stderr {
     }
 }
 
-/// Writes `text` on stderr as it is, above the progress bar if one is showing; never panics
-/// ([`write_stderr`]).
+/// Writes `text` on stderr, [`printable`], above the progress bar if one is showing; never
+/// panics ([`write_stderr`]).
 pub(crate) fn eprint(text: &str) {
+    let text = printable(text);
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
     match active.as_ref() {
         Some(bar) => bar.suspend(|| write_stderr(text.as_bytes())),
@@ -455,6 +476,17 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name with an ESC sequence or a carriage return is shown as written, not obeyed.
+    #[test]
+    fn control_characters_are_written_out() {
+        assert_eq!(printable("plain \"t\"\n\tnext"), "plain \"t\"\n\tnext");
+        assert_eq!(
+            printable("\"esc\u{1b}[31mRED\u{1b}[0m\" \r\u{9b}x"),
+            "\"esc\\x1b[31mRED\\x1b[0m\" \\r\\x9bx"
+        );
+        assert!(matches!(printable("ok"), std::borrow::Cow::Borrowed(_)));
+    }
 
     /// Nothing moving, or a month and more to go, is not said as decades (indicatif's ETA of a
     /// rate decayed to nothing read `584942417355y`).
