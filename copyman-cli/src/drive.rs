@@ -105,14 +105,21 @@ pub(crate) fn drive<'a>(
                     continue;
                 }
                 aborted = Some(match &fault {
-                    Fault::Receiver(faulted) => {
-                        let which: Vec<String> = faulted
-                            .faults
-                            .iter()
-                            .map(|(id, _)| (live[id.0] + 1).to_string())
-                            .collect();
-                        format!("destination {} failed", which.join(", "))
-                    }
+                    // One destination: its error heads the failure too.
+                    Fault::Receiver(faulted) => match &faulted.faults[..] {
+                        [(id, error)] => format!(
+                            "destination {} failed: {}",
+                            live[id.0] + 1,
+                            report::describe(&**error)
+                        ),
+                        several => {
+                            let which: Vec<String> = several
+                                .iter()
+                                .map(|(id, _)| (live[id.0] + 1).to_string())
+                                .collect();
+                            format!("destinations {} failed", which.join(", "))
+                        }
+                    },
                     Fault::Producer(fault) => {
                         format!("source: {}", report::describe(&*fault.error))
                     }

@@ -369,10 +369,31 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                     (Some(reason), None) => reason.clone(),
                     (None, None) => disagreement(&fail, &live, &dests).unwrap_or_else(|| {
                         // In the command's words (the library's are "no receivers", or "could
-                        // not complete the COPY operation", by when they failed).
-                        match live.iter().all(|&d| dests[d].error.is_some()) {
-                            true => "every destination failed".to_owned(),
-                            false => fail.reason.clone(),
+                        // not complete the COPY operation", by when they failed): the
+                        // destinations that failed, and the one's error (a duplicate key met
+                        // at the end of its COPY read as a protocol fault).
+                        let failed: Vec<usize> = live
+                            .iter()
+                            .copied()
+                            .filter(|&d| dests[d].error.is_some())
+                            .collect();
+                        match &failed[..] {
+                            _ if failed.len() == live.len() => {
+                                "every destination failed".to_owned()
+                            }
+                            [] => fail.reason.clone(),
+                            [d] => match &dests[*d].error {
+                                Some(error) => format!("destination {} failed: {error}", d + 1),
+                                None => format!("destination {} failed", d + 1),
+                            },
+                            several => format!(
+                                "destinations {} failed",
+                                several
+                                    .iter()
+                                    .map(|d| (d + 1).to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
                         }
                     }),
                 });

@@ -319,3 +319,44 @@ fn a_failure_in_the_commit_phase_is_named_at_the_top() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
+
+/// A destination that fails at the end of its COPY (a duplicate key, found when the server
+/// takes the last rows) heads the failure with its name and error, in `--json`'s `error` too:
+/// it was "could not complete the COPY operation", read as a protocol or network fault.
+#[test]
+fn a_destination_failing_at_the_end_of_its_copy_heads_the_failure() {
+    let c = clusters();
+    let schema = "CREATE TABLE u (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO u SELECT generate_series(1, 10);"),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let d2 = database(&c.dest[1], &format!("{schema} INSERT INTO u VALUES (3);"));
+    let out = run(&[
+        "--json",
+        "table",
+        "u",
+        "--from",
+        &c.source.url(&src),
+        "--to",
+        &c.dest[0].url(&d1),
+        "--to",
+        &c.dest[1].url(&d2),
+    ]);
+    assert_exit(&out, 1);
+    let j = json(&out);
+    let error = j["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("destination 2 failed: SQLSTATE 23505: duplicate key value"),
+        "{j}"
+    );
+    assert_eq!(j["sqlstate"], "23505", "{j}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("copy failed: destination 2 failed: SQLSTATE 23505"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "u"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "u"), 1);
+}
