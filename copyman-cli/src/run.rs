@@ -534,7 +534,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         );
     }
     let interrupted = signals::received().is_some();
-    let reports = dests
+    let reports: Vec<DestinationReport> = dests
         .iter_mut()
         .zip(&ended.destinations)
         .map(|(dest, outcome)| {
@@ -608,6 +608,15 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         source_conn.as_mut(),
         dests.iter_mut().map(|d| d.conn.as_mut()),
     );
+    // A signal in the commit phase is the run's error, as one mid-data is (`--json`'s `error`
+    // was null there, "interrupted by SIGTERM" before, for one outcome).
+    let run_error = run_error.or_else(|| {
+        let signal = signals::received()?;
+        reports
+            .iter()
+            .any(|r| r.status != Status::Committed)
+            .then(|| format!("interrupted by {}", signals::name(signal)))
+    });
     if stdout_only_broke {
         // The reader of our stdout went away before the end (`copyman … --to - | head`, a
         // `gzip` that died): it got part of the data, so the copy did not complete — a failure,

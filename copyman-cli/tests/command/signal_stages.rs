@@ -288,6 +288,8 @@ fn a_signal_before_the_first_commit_calls_it_off_and_one_after_lets_it_finish() 
         assert_eq!(d["status"], "rolled back", "{report}");
     }
     assert!(report["server"].is_null(), "{report}");
+    // The signal is the run's error, as one mid-data is (it was null here).
+    assert_eq!(report["error"], "interrupted by SIGINT", "{report}");
 
     // Destination 1 committed: the commit finishes.
     let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
