@@ -174,7 +174,8 @@ fn a_table_missing_on_a_destination_is_said_to_be_mended_first_then_resume_finis
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("failed with an error a rerun meets again until it is mended")
-            && stderr.contains("\"public\".\"gone\" on destination 1")
+            && stderr.contains("until it is mended (destination 1")
+            && stderr.contains(": \"public\".\"gone\")")
             && stderr.contains("mend it first"),
         "{stderr}"
     );
@@ -191,6 +192,46 @@ fn a_table_missing_on_a_destination_is_said_to_be_mended_first_then_resume_finis
     assert_exit(&job(&["--resume"]), 0);
     assert_eq!(count(&c.dest[0], &d1, "here"), 50);
     assert_eq!(count(&c.dest[0], &d1, "gone"), 5);
+}
+
+/// Many tables failing alike on one destination are said as one group with their first names
+/// (500 tables missing there made a line of 24 000 characters, listing each).
+#[test]
+fn tables_failing_alike_on_a_destination_are_said_as_one_group() {
+    let c = clusters();
+    let tables: String = (1..=6)
+        .map(|n| format!("CREATE TABLE m{n} (id int);"))
+        .collect();
+    let src = database(
+        &c.source,
+        &format!("CREATE SCHEMA many; SET search_path = many; {tables}"),
+    );
+    let d1 = database(&c.dest[0], "CREATE SCHEMA many;");
+    let state = TempPath::new("many-missing.state");
+    let out = run(&[
+        "table",
+        "--schema",
+        "many",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--keep-going",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    let advice = stderr
+        .lines()
+        .find(|l| l.contains("a rerun meets again"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        advice.contains("6 table copies failed")
+            && advice.contains("(destination 1, SQLSTATE 42P01: ")
+            && advice.contains(" and 3 more)"),
+        "{advice}"
+    );
 }
 
 #[test]
@@ -218,7 +259,7 @@ fn a_view_named_as_a_table_gets_no_advice_to_resume() {
     assert_exit(&out, 4);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("\"public\".\"v\" on destination 1: SQLSTATE 42809")
+        stderr.contains("(destination 1, SQLSTATE 42809: \"public\".\"v\")")
             && stderr.contains("mend it first"),
         "{stderr}"
     );
@@ -379,8 +420,8 @@ fn a_split_table_whose_ranges_wait_on_each_other_fails_at_once_and_says_to_mend_
     // saw first: a rerun meets either again.
     assert!(
         stderr.contains("another session of this same copy")
-            && (stderr.contains("\"public\".\"big\" on destination 1: SQLSTATE 57014")
-                || stderr.contains("\"public\".\"big\" on destination 1: SQLSTATE 40P01"))
+            && (stderr.contains("(destination 1, SQLSTATE 57014: \"public\".\"big\")")
+                || stderr.contains("(destination 1, SQLSTATE 40P01: \"public\".\"big\")"))
             && stderr.contains("mend it first"),
         "{stderr}"
     );

@@ -65,5 +65,5 @@ pub use self::error::{
 pub use self::options::{Connect, DEFAULT_JOBS, Interrupt, Options, Server};
 pub use self::planning::{DestPlan, Plan, TablePlan, identity, plan, plan_with, split};
 pub use self::report::{DestResult, Event, JobReport, Notice, Side, Status, TableReport};
-pub use self::running::run;
+pub use self::running::{first_names, run};
 pub use crate::resume::{Backend, ResumeWait};

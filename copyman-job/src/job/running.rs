@@ -724,7 +724,7 @@ pub(super) fn beside_running_job(path: &std::path::Path, does: &str, tables: &[&
 }
 
 /// The first three of `names`, and how many more: `a, b, c and 2 more`.
-pub(super) fn first_names(names: &[&str]) -> String {
+pub fn first_names(names: &[&str]) -> String {
     let shown = names[..names.len().min(3)].join(", ");
     match names.len().saturating_sub(3) {
         0 => shown,
