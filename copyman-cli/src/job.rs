@@ -1201,14 +1201,16 @@ fn write_human(
     if !output.quiet {
         writeln!(
             out,
-            "copyman: {} of {} tables × destinations done ({} to {}), {} source rows, {} rows \
+            "copyman: {} of {} tables × destinations done ({} to {}), {} source {}, {} {} \
              committed on the destinations in {:.1} s{}",
             done,
             pairs,
             plural(report.tables.len(), "table"),
             plural(dests.len(), "destination"),
             HumanCount(source_rows),
+            if source_rows == 1 { "row" } else { "rows" },
             HumanCount(rows),
+            if rows == 1 { "row" } else { "rows" },
             report.seconds,
             report
                 .snapshot
@@ -1478,11 +1480,7 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
         .map(|((i, code), tables)| {
             let code = code.map(|c| format!(", SQLSTATE {c}")).unwrap_or_default();
             let names: Vec<&str> = tables.iter().map(String::as_str).collect();
-            format!(
-                "destination {}{code}: {}",
-                i + 1,
-                job::first_names(&names)
-            )
+            format!("destination {}{code}: {}", i + 1, job::first_names(&names))
         })
         .collect();
     Some(format!(

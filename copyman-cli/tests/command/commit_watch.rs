@@ -595,7 +595,7 @@ fn one_signal_ends_a_planning_whose_backend_froze() {
     assert!(
         stderr.contains(
             "SIGTERM received: stopping the job while it is planned: this run copies nothing"
-        ),
+        ) && stderr.contains("to go on, run the same command again"),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "t1"), 0);
