@@ -755,15 +755,18 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
         return dry_run(&plan, &dests, options.keep_going, output);
     }
     // Said under --quiet too, as --help promises: a note may change what is copied (an
-    // --exclude-table that matches nothing leaves its table in).
-    for note in &plan.notes {
+    // --exclude-table that matches nothing leaves its table in). One note said alike of many
+    // tables is said once, naming them (`--json` keeps each).
+    for note in grouped_notes(&plan.notes) {
         crate::progress::println(&format!("copyman: note: {note}"));
     }
     if !output.quiet {
         crate::progress::println(&format!("copyman: state file: {}", options.state.display()));
     }
     *ledger.lock().unwrap_or_else(PoisonError::into_inner) = Ledger::new(&plan, &dests, options);
-    let render = Arc::new(Render::new(output, options.jobs));
+    let going_on = (options.keep_going && !output.quiet)
+        .then(|| dests.iter().map(|d| d.name.clone()).collect());
+    let render = Arc::new(Render::new(output, options.jobs, going_on));
     let _ = display.set(Arc::clone(&render));
     let notes: Vec<String> = waited.into_iter().chain(plan.notes.clone()).collect();
     let report = job::run(plan, &source, &dests, options, &|e| {
@@ -861,6 +864,45 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     crate::progress::eprint(&String::from_utf8_lossy(&human));
     Ok(exit)
+}
+
+/// `notes` with those said alike of several tables (`"s"."t": the same words`: an audit
+/// trigger on each of 500 tables made 500 notes of 530 characters) said once, naming the first
+/// tables and counting the rest; in the order each was first said.
+fn grouped_notes(notes: &[String]) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut order: Vec<Result<usize, &str>> = Vec::new();
+    for note in notes {
+        // A table's note: its quoted name, then ": ".
+        let split = note
+            .starts_with('"')
+            .then(|| note.find("\": "))
+            .flatten()
+            .map(|end| (&note[..=end], &note[end + 3..]));
+        match split {
+            Some((table, words)) => match groups.iter().position(|(w, _)| *w == words) {
+                Some(i) => groups[i].1.push(table),
+                None => {
+                    order.push(Ok(groups.len()));
+                    groups.push((words, vec![table]));
+                }
+            },
+            None => order.push(Err(note)),
+        }
+    }
+    order
+        .into_iter()
+        .map(|item| match item {
+            Err(note) => note.to_owned(),
+            Ok(i) => {
+                let (words, tables) = &groups[i];
+                match tables.len() {
+                    1 => format!("{}: {words}", tables[0]),
+                    n => format!("{n} tables ({}): {words}", job::first_names(tables)),
+                }
+            }
+        })
+        .collect()
 }
 
 /// How often a long planning says how far it is.
@@ -1852,12 +1894,18 @@ pub(crate) fn plural(n: usize, what: &str) -> String {
 struct Render {
     multi: Option<(MultiProgress, ProgressBar, Vec<ProgressBar>)>,
     plain: bool,
+    /// Under `--keep-going` (not `--quiet`), the destinations' names: a table's failure is
+    /// said when it ends, the job going on (it was said only in the summary, hours later).
+    going_on: Option<Vec<String>>,
     state: Mutex<RenderState>,
 }
 
 struct RenderState {
     tables: usize,
+    /// Tables a destination holds now.
     finished: usize,
+    /// Tables that ended held by no destination (failed, rolled back).
+    failed: usize,
     done_bytes: u64,
     done_rows: u64,
     /// Per job: the rows and bytes of its table copied so far.
@@ -1886,7 +1934,7 @@ struct RenderState {
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 impl Render {
-    fn new(output: Output, jobs: usize) -> Self {
+    fn new(output: Output, jobs: usize, going_on: Option<Vec<String>>) -> Self {
         let terminal = crate::progress::draws_bars();
         let multi = (!output.quiet && terminal).then(|| {
             let multi = MultiProgress::with_draw_target(crate::progress::draw_target());
@@ -1919,9 +1967,11 @@ impl Render {
         Self {
             multi,
             plain: !output.quiet && !terminal && output.progress,
+            going_on,
             state: Mutex::new(RenderState {
                 tables: 0,
                 finished: 0,
+                failed: 0,
                 done_bytes: 0,
                 done_weight: 0,
                 weights: vec![0; jobs],
@@ -1980,9 +2030,29 @@ impl Render {
                 self.draw_line(&s, worker);
             }
             Event::TableFinished { worker, report } => {
-                s.finished += 1;
+                // Done where a destination holds it; else failed (or rolled back), whose rows
+                // are not counted as copied (a job that committed nothing ended on "2/2
+                // tables, 1,000,005 rows").
                 let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
-                s.done_rows += report.source_rows.unwrap_or(rows);
+                for (i, d) in report.destinations.iter().enumerate() {
+                    if let (Some(names), Status::Failed, Some(e)) =
+                        (&self.going_on, d.status, &d.error)
+                    {
+                        crate::progress::println(&format!(
+                            "copyman: {} → destination {} ({}): failed: {e}; the job goes on \
+                             (--keep-going)",
+                            report.table,
+                            i + 1,
+                            names.get(i).map_or("", String::as_str)
+                        ));
+                    }
+                }
+                if report.destinations.iter().any(|d| d.status.is_done()) {
+                    s.finished += 1;
+                    s.done_rows += report.source_rows.unwrap_or(rows);
+                } else {
+                    s.failed += 1;
+                }
                 s.done_bytes += bytes;
                 let size = s.weights.get(worker).copied().unwrap_or_default();
                 s.done_weight += size;
@@ -2011,9 +2081,13 @@ impl Render {
                 (r + rr, b + bb)
             });
         let line = format!(
-            "{}/{} tables, {} rows, {}",
+            "{}/{} tables{}, {} rows, {}",
             s.finished,
             s.tables,
+            match s.failed {
+                0 => String::new(),
+                n => format!(" ({n} not done)"),
+            },
             HumanCount(rows),
             HumanBytes(bytes)
         );
@@ -2505,6 +2579,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("--state"), "{err}");
+    }
+
+    #[test]
+    fn notes_said_alike_of_many_tables_are_said_once() {
+        let notes: Vec<String> = [
+            r#""s"."a": runs triggers (audit)"#,
+            "--exclude-table x matches no table on the source",
+            r#""s"."b": runs triggers (audit)"#,
+            r#""s"."c": copied with its partitioned table "s"."p", not by itself"#,
+            r#""s"."d": runs triggers (audit)"#,
+            r#""s"."e": runs triggers (audit)"#,
+        ]
+        .map(str::to_owned)
+        .into();
+        assert_eq!(
+            grouped_notes(&notes),
+            [
+                r#"4 tables ("s"."a", "s"."b", "s"."d" and 1 more): runs triggers (audit)"#,
+                "--exclude-table x matches no table on the source",
+                r#""s"."c": copied with its partitioned table "s"."p", not by itself"#,
+            ]
+        );
     }
 
     #[test]

@@ -232,6 +232,12 @@ fn tables_failing_alike_on_a_destination_are_said_as_one_group() {
             && advice.contains(" and 3 more)"),
         "{advice}"
     );
+    // Each failure was said as it happened too, the job going on.
+    assert_eq!(
+        stderr.matches("; the job goes on (--keep-going)").count(),
+        6,
+        "{stderr}"
+    );
 }
 
 #[test]
