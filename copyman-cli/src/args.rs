@@ -773,6 +773,14 @@ impl HiArgs {
                 )));
             }
         }
+        // `copyman … --json >&-`: the document goes nowhere, said as a full disk or a closed
+        // pipe is when it is written (the run itself needs no stdout: it goes on).
+        if output.json && crate::closed_at_start(1) {
+            crate::report::warn(
+                "--json: stdout is closed: the document goes nowhere (redirect it: > FILE); the \
+                 exit status says how the run ended",
+            );
+        }
         if let Command::Transfer(t) = &command {
             // `copyman … --to - >&-`: the data would go nowhere (fd 1 is `/dev/null` now), and
             // `--to /dev/stdout` (`/dev/fd/1`) is the same descriptor.

@@ -368,6 +368,29 @@ fn a_closed_stdout_or_stdin_is_refused_before_connecting() {
     .unwrap();
     assert_exit(&out, 0);
     assert_eq!(digest(&c.dest[0], &d1, "t"), digest(&c.source, &src, "t"));
+    // With stderr open, --json's document going nowhere is said (it went unsaid).
+    let d2 = database(&c.dest[0], T);
+    let out = via_sh(
+        r#"exec "$0" "$@" >&-"#,
+        &[
+            "table",
+            "t",
+            "--from",
+            &url,
+            "--to",
+            &c.dest[0].url(&d2),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("--json: stdout is closed: the document goes nowhere"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(digest(&c.dest[0], &d2, "t"), digest(&c.source, &src, "t"));
 }
 
 /// Point 5: a 249-byte file name was refused ("File name too long"): the temporary name is
