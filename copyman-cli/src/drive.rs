@@ -107,6 +107,10 @@ pub(crate) fn drive<'a>(
                 aborted = Some(match &fault {
                     // One destination: its error heads the failure too.
                     Fault::Receiver(faulted) => match &faulted.faults[..] {
+                        // A pipe's reader gone: its own line says what went out.
+                        [(id, error)] if report::is_broken_pipe(&**error) => {
+                            format!("destination {} failed", live[id.0] + 1)
+                        }
                         [(id, error)] => format!(
                             "destination {} failed: {}",
                             live[id.0] + 1,

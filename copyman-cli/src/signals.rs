@@ -473,8 +473,8 @@ pub(crate) const JOB_STOPPING: &str = "stopping the job: the tables being copied
 /// nothing, and a first run has written no state file yet (its help's "--resume goes on" would
 /// be refused).
 const JOB_PLANNING_STOPPING: &str = "stopping the job while it is planned: this run copies \
-     nothing (what earlier runs committed stays committed); to go on, run the same command again \
-     (with --resume only if an earlier run of this job left its state file)";
+     nothing (what earlier runs committed stays committed); to go on, run the same command \
+     again";
 
 /// A job is being planned ([`job_planning`]).
 static JOB_PLANNING: AtomicBool = AtomicBool::new(false);
