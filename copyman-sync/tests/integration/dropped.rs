@@ -158,6 +158,37 @@ fn a_terminated_backend_is_closed() {
     assert!(conn.is_closed());
 }
 
+/// A source database and two with an empty `t (i int8)` on `cluster`: the two's names, and a
+/// connection to each of the three.
+fn source_and_two_receivers(cluster: &copyman_testkit::Cluster) -> ([String; 2], [Connection; 3]) {
+    let dbs = [cluster.create_database(), cluster.create_database()];
+    for db in &dbs {
+        cluster
+            .connect(db)
+            .batch_execute("CREATE TABLE t (i int8)")
+            .unwrap();
+    }
+    let connect = |db: &str| Connection::connect_str(&cluster.conninfo(db)).unwrap();
+    let conns = [
+        connect(&cluster.create_database()),
+        connect(&dbs[0]),
+        connect(&dbs[1]),
+    ];
+    (dbs, conns)
+}
+
+/// Each of `dbs` on `cluster` has no row in `t`.
+fn assert_nothing_in(cluster: &copyman_testkit::Cluster, dbs: &[String]) {
+    for db in dbs {
+        let rows: i64 = cluster
+            .connect(db)
+            .query_one("SELECT count(*) FROM t", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "{db}");
+    }
+}
+
 /// A copy dropped unfinished while a receiver's backend is frozen (an early `?` out of the loop
 /// over the copy): the drop gives the frozen one up after the interrupt's grace, closing its
 /// connection, instead of waiting for its answer for ever (default options, no stall timeout);
@@ -168,19 +199,7 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
     use std::time::{Duration, Instant};
 
     let cluster = copyman_testkit::shared();
-    let (source_db, dbs) = (
-        cluster.create_database(),
-        [cluster.create_database(), cluster.create_database()],
-    );
-    for db in &dbs {
-        cluster
-            .connect(db)
-            .batch_execute("CREATE TABLE t (i int8)")
-            .unwrap();
-    }
-    let mut source = Connection::connect_str(&cluster.conninfo(&source_db)).unwrap();
-    let mut a = Connection::connect_str(&cluster.conninfo(&dbs[0])).unwrap();
-    let mut b = Connection::connect_str(&cluster.conninfo(&dbs[1])).unwrap();
+    let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
     let b_pid = b.session().backend_key().expect("a backend key").0;
     let dropped_in = {
         let mut copy = CopyManager::builder(StatementProducer::new(
@@ -212,14 +231,7 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
         source.query("SELECT 1").unwrap(),
         vec![vec![Some("1".to_owned())]]
     );
-    for db in &dbs {
-        let rows: i64 = cluster
-            .connect(db)
-            .query_one("SELECT count(*) FROM t", &[])
-            .unwrap()
-            .get(0);
-        assert_eq!(rows, 0);
-    }
+    assert_nothing_in(cluster, &dbs);
 }
 
 /// An interrupter given to the endpoints' connections interrupts a one-call `run` (which hands
@@ -231,19 +243,7 @@ fn an_interrupter_given_to_the_connections_interrupts_a_one_call_run() {
     use std::time::{Duration, Instant};
 
     let cluster = copyman_testkit::shared();
-    let (source_db, dbs) = (
-        cluster.create_database(),
-        [cluster.create_database(), cluster.create_database()],
-    );
-    for db in &dbs {
-        cluster
-            .connect(db)
-            .batch_execute("CREATE TABLE t (i int8)")
-            .unwrap();
-    }
-    let mut source = Connection::connect_str(&cluster.conninfo(&source_db)).unwrap();
-    let mut a = Connection::connect_str(&cluster.conninfo(&dbs[0])).unwrap();
-    let mut b = Connection::connect_str(&cluster.conninfo(&dbs[1])).unwrap();
+    let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
     let stop = Interrupter::new().unwrap();
     for conn in [&mut source, &mut a, &mut b] {
         conn.set_interrupter(Some(stop.clone()));
@@ -275,12 +275,5 @@ fn an_interrupter_given_to_the_connections_interrupts_a_one_call_run() {
         took < INTERRUPT_GRACE + Duration::from_secs(15),
         "the run took {took:?} after its interrupt"
     );
-    for db in &dbs {
-        let rows: i64 = cluster
-            .connect(db)
-            .query_one("SELECT count(*) FROM t", &[])
-            .unwrap()
-            .get(0);
-        assert_eq!(rows, 0);
-    }
+    assert_nothing_in(cluster, &dbs);
 }
