@@ -871,6 +871,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
 /// tables and counting the rest; in the order each was first said.
 fn grouped_notes(notes: &[String]) -> Vec<String> {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     let mut order: Vec<Result<usize, &str>> = Vec::new();
     for note in notes {
         // A table's note: its quoted name, then ": ".
@@ -880,9 +881,10 @@ fn grouped_notes(notes: &[String]) -> Vec<String> {
             .flatten()
             .map(|end| (&note[..=end], &note[end + 3..]));
         match split {
-            Some((table, words)) => match groups.iter().position(|(w, _)| *w == words) {
-                Some(i) => groups[i].1.push(table),
+            Some((table, words)) => match index.get(words) {
+                Some(&i) => groups[i].1.push(table),
                 None => {
+                    index.insert(words, groups.len());
                     order.push(Ok(groups.len()));
                     groups.push((words, vec![table]));
                 }
