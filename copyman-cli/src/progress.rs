@@ -19,6 +19,8 @@ use indicatif::{
     ProgressStyle, TermLike,
 };
 
+use crate::sql::Format;
+
 /// The bar on screen, so log lines can be printed above it.
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
@@ -314,8 +316,9 @@ pub(crate) struct Progress {
     estimate: Estimate,
     /// Whether the source's messages are rows (a server source) or chunks (a file).
     counts_rows: bool,
-    /// The source's messages are binary data's, whose last is its trailer, no row.
-    binary: bool,
+    /// The format of a server source's COPY, whose messages are counted as its rows
+    /// ([`Format::rows_of`]).
+    format: Option<Format>,
     started: Instant,
     last_update: Instant,
     rows: u64,
@@ -351,7 +354,7 @@ impl Progress {
             plain: !quiet && !terminal && plain,
             estimate,
             counts_rows,
-            binary: false,
+            format: None,
             started: now,
             last_update: now,
             rows: 0,
@@ -362,21 +365,16 @@ impl Progress {
         progress
     }
 
-    /// Counts binary data's messages as rows: its trailer is a message of its own (the live
-    /// count said a row too many).
-    pub(crate) fn binary(mut self, binary: bool) -> Self {
-        self.binary = binary;
+    /// Counts a server source's messages as rows of `format` ([`Format::rows_of`]).
+    pub(crate) fn counting(mut self, format: Option<Format>) -> Self {
+        self.format = format;
         self
     }
 
     /// The totals so far: the source's messages (rows) and bytes.
     pub(crate) fn update(&mut self, messages: u64, bytes: u64) {
         tick();
-        let rows = if self.binary {
-            messages.saturating_sub(1)
-        } else {
-            messages
-        };
+        let rows = self.format.map_or(messages, |f| f.rows_of(messages));
         self.rows = rows;
         self.bytes = bytes;
         if let Some(bar) = &self.bar {

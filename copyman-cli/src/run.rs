@@ -268,7 +268,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         source_conn.is_some(),
         dests.len(),
     )
-    .binary(source_conn.is_some() && plan.format == Some(Format::Binary));
+    .counting(plan.format.filter(|_| source_conn.is_some()));
     let mut bytes = 0;
     let mut source_rows = None;
 

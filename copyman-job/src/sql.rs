@@ -605,6 +605,17 @@ impl Format {
             Self::Binary => "binary",
         }
     }
+
+    /// The rows a server's COPY in this format sent, from its CopyData `messages` so far: binary
+    /// data ends with a message of its own, its trailer, which is no row (live counts said a row
+    /// too many per table and per range, and took it back as each finished). One short until a
+    /// binary copy's second row (its header rides with the first), never one too many.
+    pub fn rows_of(self, messages: u64) -> u64 {
+        match self {
+            Self::Binary => messages.saturating_sub(1),
+            Self::Text | Self::Csv => messages,
+        }
+    }
 }
 
 /// Checks that a `--where` condition stays inside `WHERE ( … )`: parentheses balance and no `;`

@@ -335,7 +335,7 @@ fn copy_group_unit(
             let progress = |rows, bytes| {
                 (shared.events)(Event::Progress {
                     worker,
-                    rows: t.rows_of(rows),
+                    rows: t.format.rows_of(rows),
                     bytes,
                 });
             };

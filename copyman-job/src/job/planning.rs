@@ -167,16 +167,6 @@ impl TablePlan {
             .any(|d| matches!(d, DestPlan::Copy { truncate: true, .. }))
     }
 
-    /// The rows a COPY of it sent so far, from its CopyData `messages`: binary data ends with a
-    /// message of its own, its trailer, which is no row (the live counts said a row too many
-    /// per table and per range, and took it back as each finished).
-    pub fn rows_of(&self, messages: u64) -> u64 {
-        match self.format {
-            Format::Binary => messages.saturating_sub(1),
-            Format::Text | Format::Csv => messages,
-        }
-    }
-
     /// The statement for a destination, with `FREEZE` when it truncated the table.
     pub fn receive_for(&self, freeze: bool) -> String {
         if freeze {

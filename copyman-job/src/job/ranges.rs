@@ -365,7 +365,7 @@ pub(super) fn copy_split(
                 s.spawn(move || {
                     let progress = |rows, bytes| {
                         *totals[i].lock().unwrap_or_else(PoisonError::into_inner) =
-                            (t.rows_of(rows), bytes);
+                            (t.format.rows_of(rows), bytes);
                         let (rows, bytes) = totals.iter().fold((0, 0), |(r, b), m| {
                             let (rr, bb) = *m.lock().unwrap_or_else(PoisonError::into_inner);
                             (r + rr, b + bb)

@@ -152,7 +152,7 @@ pub(super) fn copy_whole(
             let progress = |rows, bytes| {
                 (shared.events)(Event::Progress {
                     worker,
-                    rows: t.rows_of(rows),
+                    rows: t.format.rows_of(rows),
                     bytes,
                 });
             };
