@@ -105,25 +105,18 @@ pub(crate) fn drive<'a>(
                     continue;
                 }
                 aborted = Some(match &fault {
-                    // One destination: its error heads the failure too.
-                    Fault::Receiver(faulted) => match &faulted.faults[..] {
-                        // A pipe's reader gone: its own line says what went out.
-                        [(id, error)] if report::is_broken_pipe(&**error) => {
-                            format!("destination {} failed", live[id.0] + 1)
-                        }
-                        [(id, error)] => format!(
-                            "destination {} failed: {}",
-                            live[id.0] + 1,
-                            report::describe(&**error)
-                        ),
-                        several => {
-                            let which: Vec<String> = several
-                                .iter()
-                                .map(|(id, _)| (live[id.0] + 1).to_string())
-                                .collect();
-                            format!("destinations {} failed", which.join(", "))
-                        }
-                    },
+                    // A pipe's reader gone is not said by its bare error: its own line says
+                    // what went out.
+                    Fault::Receiver(faulted) => report::destinations_failed(
+                        &faulted
+                            .faults
+                            .iter()
+                            .map(|(id, error)| {
+                                let said = !report::is_broken_pipe(&**error);
+                                (live[id.0], said.then(|| report::describe(&**error)))
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
                     Fault::Producer(fault) => {
                         format!("source: {}", report::describe(&*fault.error))
                     }

@@ -242,6 +242,24 @@ pub(crate) fn stall_timeout() -> Option<Duration> {
 }
 
 /// Whether `error` (or one of its sources) is a broken pipe.
+/// The headline of a copy that failed at `failed` destinations (0-based, each with the error
+/// to say when it is the only one): "destination 2 failed: SQLSTATE 23505: …", or
+/// "destinations 1, 3 failed" (each line below says its own).
+pub(crate) fn destinations_failed(failed: &[(usize, Option<ErrorInfo>)]) -> String {
+    match failed {
+        [(d, Some(error))] => format!("destination {} failed: {error}", d + 1),
+        [(d, None)] => format!("destination {} failed", d + 1),
+        several => format!(
+            "destinations {} failed",
+            several
+                .iter()
+                .map(|(d, _)| (d + 1).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {

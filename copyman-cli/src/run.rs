@@ -372,28 +372,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         // not complete the COPY operation", by when they failed): the
                         // destinations that failed, and the one's error (a duplicate key met
                         // at the end of its COPY read as a protocol fault).
-                        let failed: Vec<usize> = live
+                        let failed: Vec<(usize, Option<ErrorInfo>)> = live
                             .iter()
-                            .copied()
-                            .filter(|&d| dests[d].error.is_some())
+                            .filter_map(|&d| Some((d, Some(dests[d].error.clone()?))))
                             .collect();
-                        match &failed[..] {
-                            _ if failed.len() == live.len() => {
-                                "every destination failed".to_owned()
-                            }
-                            [] => fail.reason.clone(),
-                            [d] => match &dests[*d].error {
-                                Some(error) => format!("destination {} failed: {error}", d + 1),
-                                None => format!("destination {} failed", d + 1),
-                            },
-                            several => format!(
-                                "destinations {} failed",
-                                several
-                                    .iter()
-                                    .map(|d| (d + 1).to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
+                        match failed.len() {
+                            n if n == live.len() => "every destination failed".to_owned(),
+                            0 => fail.reason.clone(),
+                            _ => report::destinations_failed(&failed),
                         }
                     }),
                 });
