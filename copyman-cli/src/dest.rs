@@ -1125,15 +1125,12 @@ pub(crate) fn refuse_same_file(source: &Endpoint, destinations: &[Endpoint]) -> 
         })
     });
     if let Some(writer) = writes_source {
+        // A FIFO's only writer would be copyman's own destination, opened after the source.
+        let fifo = matches!(source, Endpoint::File(path) if is_fifo(path));
         let source = match source {
             Endpoint::Stdio => "(stdin)".to_owned(),
             other => other.display(),
         };
-        // A FIFO's only writer would be copyman's own destination, opened after the source.
-        let fifo = writer != "stdout"
-            && destinations.iter().any(
-                |d| matches!(d, Endpoint::File(path) if d.display() == writer && is_fifo(path)),
-            );
         return Err(Fatal {
             exit: Exit::Usage,
             server: None,
