@@ -213,7 +213,7 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
         for _ in 0..3 {
             assert!(copy.next().expect("progress").is_ok());
         }
-        let _frozen = crate::Stopped::stop(b_pid);
+        let _frozen = crate::Stopped::stop_for_at_most(b_pid, Duration::from_secs(30));
         let clock = Instant::now();
         drop(copy);
         clock.elapsed()
@@ -254,7 +254,7 @@ fn an_interrupter_given_to_the_connections_interrupts_a_one_call_run() {
         let stop = stop.clone();
         move || {
             std::thread::sleep(Duration::from_millis(500));
-            let frozen = crate::Stopped::stop(b_pid);
+            let frozen = crate::Stopped::stop_for_at_most(b_pid, Duration::from_secs(30));
             std::thread::sleep(Duration::from_secs(1));
             stop.interrupt();
             frozen

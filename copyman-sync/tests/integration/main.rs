@@ -37,6 +37,20 @@ impl Stopped {
         signal(pid, "STOP");
         Self(pid)
     }
+
+    /// As [`Stopped::stop`], continued after `limit` at the latest (a detached thread's SIGCONT):
+    /// a wait the code under test should have cut short then ends, and the test fails on what
+    /// it asserts rather than hangs.
+    pub(crate) fn stop_for_at_most(pid: i32, limit: std::time::Duration) -> Self {
+        let stopped = Self::stop(pid);
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
+        });
+        stopped
+    }
 }
 
 impl Drop for Stopped {
