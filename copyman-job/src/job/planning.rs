@@ -549,7 +549,8 @@ fn narrowed(
         .collect();
     let now: HashSet<String> = selected.iter().map(|s| s.table.to_string()).collect();
     let added = added.join(", ");
-    if let Some(new) = now.iter().find(|t| !before.contains(t)) {
+    let earlier_set: HashSet<&String> = before.iter().collect();
+    if let Some(new) = now.iter().find(|t| !earlier_set.contains(t)) {
         return Err(JobError::Refused(format!(
             "--resume: with --exclude-table {added}, {new} is selected by itself, which the \
              earlier run's selection was not (its rows may have come with its partitioned \
