@@ -223,14 +223,17 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
         "the drop waited {dropped_in:?} on the frozen receiver"
     );
     assert!(b.is_closed(), "the frozen receiver's connection is closed");
-    assert_eq!(
-        a.query("SELECT count(*) FROM t").unwrap(),
-        vec![vec![Some("0".to_owned())]]
-    );
-    assert_eq!(
-        source.query("SELECT 1").unwrap(),
-        vec![vec![Some("1".to_owned())]]
-    );
+    // The others answered within the grace, usable again — or, on a machine too busy for their
+    // backends to answer within it, closed too (said so): never in their COPY, never with rows.
+    for (conn, sql, answer) in [
+        (&mut a, "SELECT count(*) FROM t", "0"),
+        (&mut source, "SELECT 1", "1"),
+    ] {
+        match conn.query(sql) {
+            Ok(rows) => assert_eq!(rows, vec![vec![Some(answer.to_owned())]]),
+            Err(e) => assert!(conn.is_closed(), "neither usable nor closed: {e}"),
+        }
+    }
     assert_nothing_in(cluster, &dbs);
 }
 
