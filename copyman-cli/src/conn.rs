@@ -1007,9 +1007,12 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         password_file,
     };
     // A money locale the CONN names is the user's word for what its database counts in: its
-    // sessions read and write money in it (the C locale's pin would override the options).
-    if spec.sets("lc_monetary") {
-        spec.startup.push(("lc_monetary".to_owned(), String::new()));
+    // sessions read and write money in it (the C locale's pin would override the options); an
+    // `array_nulls` it names, for how an array's text it reads is meant.
+    for setting in ["lc_monetary", "array_nulls"] {
+        if spec.sets(setting) {
+            spec.startup.push((setting.to_owned(), String::new()));
+        }
     }
     spec.check_display();
     Ok(spec)
@@ -1254,14 +1257,14 @@ impl ServerSpec {
 
     /// Reads data written elsewhere (a file, stdin) as psql's `\copy` does: in the `DateStyle`
     /// of `PGDATESTYLE` if it is set, else the server's own, and in the server's
-    /// `IntervalStyle` and `lc_monetary`: `04/03/2024` is the 4th of March on a `DMY` server or
-    /// under `PGDATESTYLE=ISO,DMY`, `$ 0,50` is 0.50 under `es_AR`. (A session that writes data,
-    /// or reads a server's, keeps the portable ISO styles and the C locale's `money`: every
-    /// server reads those alike.)
+    /// `IntervalStyle`, `lc_monetary` and `array_nulls`: `04/03/2024` is the 4th of March on a
+    /// `DMY` server or under `PGDATESTYLE=ISO,DMY`, `$ 0,50` is 0.50 under `es_AR`. (A session
+    /// that writes data, or reads a server's, keeps the portable ISO styles, the C locale's
+    /// `money` and `array_nulls=on`: every server reads those alike.)
     pub(crate) fn read_as_the_server(&mut self) {
         let datestyle = self.datestyle.clone().unwrap_or_default();
         self.startup.push(("DateStyle".to_owned(), datestyle));
-        for setting in ["IntervalStyle", "lc_monetary"] {
+        for setting in ["IntervalStyle", "lc_monetary", "array_nulls"] {
             self.startup.push((setting.to_owned(), String::new()));
         }
     }
@@ -1281,11 +1284,15 @@ impl ServerSpec {
     }
 
     /// This server in its database's own settings: none of the portability settings a copy's
-    /// sessions pin (`lc_monetary=C`), for asking what the database means by a value
-    /// ([`copyman_job::plan::MoneyUnit`]). The CONN's own options stand.
+    /// sessions pin that change how a value's text reads (`lc_monetary=C`, `array_nulls=on`,
+    /// `IntervalStyle=postgres`), for asking what the database means by a value
+    /// ([`copyman_job::plan::TextForms`], a `--where`'s literals). The CONN's own options
+    /// stand.
     pub(crate) fn own_settings(&self) -> Self {
         let mut spec = self.clone();
-        spec.startup.push(("lc_monetary".to_owned(), String::new()));
+        for setting in ["lc_monetary", "array_nulls", "IntervalStyle"] {
+            spec.startup.push((setting.to_owned(), String::new()));
+        }
         spec
     }
 

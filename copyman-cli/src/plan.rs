@@ -21,8 +21,8 @@ use crate::progress::Estimate;
 use crate::report::{self, ErrorInfo, Exit, Fatal, RunReport};
 use crate::run::{connect_all, describe_sync};
 use copyman_job::plan::{
-    FormatChoice, LookupError, MoneySides, MoneyUnit, MoneyUnits, ReadSettings, choose_format,
-    major, needs_select, resolve_columns, uncounted,
+    ArraySides, FormatChoice, LookupError, MoneySides, ReadSettings, ServerForms, TextForms,
+    choose_format, major, needs_select, resolve_columns, uncounted,
 };
 use copyman_job::select::{RowSecurity, row_security_sql};
 use copyman_job::sequences::Carry;
@@ -448,6 +448,7 @@ fn table_plan(
         && !reads_binary(t, forced)
         && let Some(message) = read_otherwise(dests, &copied_rels, &labels)
             .or_else(|| money_misread(dests, &copied_rels, &labels))
+            .or_else(|| arrays_misread(dests, &copied_rels, &labels))
             .or_else(|| abbreviations_differ(dests, &copied_rels, &labels))
     {
         return Err(Fatal {
@@ -463,7 +464,7 @@ fn table_plan(
                 let pairs: Vec<(usize, &Relation)> =
                     dest_rels.iter().map(|(i, to)| (*i, to)).collect();
                 let source = (&t.source, source.as_deref_mut(), rel);
-                money_counted_otherwise(source, columns, dests, &pairs, &labels)
+                text_read_otherwise(source, columns, dests, &pairs, &labels)
             })
     {
         return Err(Fatal {
@@ -883,45 +884,72 @@ fn dest_labels(dests: &[Dest<'_>]) -> Vec<String> {
 }
 
 /// Between servers, where a destination would store another amount than the source's `money`
-/// ([`copyman_job::plan::money_meant_otherwise`]): each side's database asked on a session in its
-/// own settings and its copy session as it is, only where a copied column holds money on either
-/// side. `pairs`: each destination (index into `dests`) with what it reads into.
-fn money_counted_otherwise(
+/// ([`copyman_job::plan::money_meant_otherwise`]) or read an array's NULL element otherwise
+/// ([`copyman_job::plan::arrays_read_otherwise`]): each side's database asked on a session in
+/// its own settings and its copy session as it is, only where a copied column holds money or
+/// an array there. Money written in another form than its database's is warned of
+/// ([`copyman_job::plan::money_written_otherwise`]). `pairs`: each destination (index into
+/// `dests`) with what it reads into.
+fn text_read_otherwise(
     (source, source_conn, rel): (&Endpoint, Option<&mut Connection>, &Relation),
     columns: &[Ident],
     dests: &mut [Dest<'_>],
     pairs: &[(usize, &Relation)],
     labels: &[String],
 ) -> Option<String> {
-    let sides: Vec<(usize, MoneySides)> = pairs
+    let sides: Vec<(usize, MoneySides, ArraySides)> = pairs
         .iter()
-        .map(|(i, to)| (*i, MoneySides::of(rel, columns, to)))
-        .filter(|(_, sides)| sides.any())
+        .map(|(i, to)| {
+            let money = MoneySides::of(rel, columns, to);
+            (*i, money, ArraySides::of(rel, columns, to))
+        })
+        .filter(|(_, money, arrays)| money.any() || arrays.any())
         .collect();
     if sides.is_empty() {
         return None;
     }
-    let from = money_units(source, source_conn);
-    let each: Vec<(&str, MoneySides, Option<MoneyUnits>)> = sides
+    let from = match sides.iter().any(|(_, money, _)| money.any()) {
+        true => server_forms(source, source_conn),
+        false => None,
+    };
+    let forms: Vec<Option<ServerForms>> = sides
         .iter()
-        .map(|(i, sides)| {
+        .map(|(i, _, _)| {
             let dest = &mut dests[*i];
-            let units = money_units(dest.endpoint, dest.conn.as_mut());
-            (labels[*i].as_str(), *sides, units)
+            server_forms(dest.endpoint, dest.conn.as_mut())
         })
         .collect();
-    copyman_job::plan::money_meant_otherwise(from.as_ref(), &each)
+    let label = |i: usize| labels[i].as_str();
+    let money: Vec<(&str, MoneySides, Option<&ServerForms>)> = sides
+        .iter()
+        .zip(&forms)
+        .map(|((i, money, _), forms)| (label(*i), *money, forms.as_ref()))
+        .collect();
+    let arrays: Vec<(&str, ArraySides, Option<&ServerForms>)> = sides
+        .iter()
+        .zip(&forms)
+        .map(|((i, _, arrays), forms)| (label(*i), *arrays, forms.as_ref()))
+        .collect();
+    let refused = copyman_job::plan::money_meant_otherwise(from.as_ref(), &money)
+        .or_else(|| copyman_job::plan::arrays_read_otherwise(&arrays));
+    if refused.is_none() {
+        let written: Vec<(&str, MoneySides)> = money.iter().map(|(l, m, _)| (*l, *m)).collect();
+        if let Some(warning) = copyman_job::plan::money_written_otherwise(from.as_ref(), &written) {
+            report::warn(warning);
+        }
+    }
+    refused
 }
 
-/// What `endpoint`'s server counts money in: its database's own unit (on a session in its own
+/// What `endpoint`'s server makes of text: its database's own forms (on a session in its own
 /// settings) and `conn`'s, the copy's session's; `None` where either cannot be asked.
-fn money_units(endpoint: &Endpoint, conn: Option<&mut Connection>) -> Option<MoneyUnits> {
+fn server_forms(endpoint: &Endpoint, conn: Option<&mut Connection>) -> Option<ServerForms> {
     let Endpoint::Server(spec) = endpoint else {
         return None;
     };
-    let database = MoneyUnit::of(&mut spec.own_settings().connect().ok()?)?;
-    let session = MoneyUnit::of(conn?)?;
-    Some(MoneyUnits { database, session })
+    let database = TextForms::of(&mut spec.own_settings().connect().ok()?)?;
+    let session = TextForms::of(conn?)?;
+    Some(ServerForms { database, session })
 }
 
 /// As [`read_otherwise`], for a file (`name`) copied with `--receive` statements: each
@@ -1003,6 +1031,7 @@ fn raw_file_read_otherwise(
     }
     read_otherwise(dests, &rels, &labels)
         .or_else(|| money_misread(dests, &rels, &labels))
+        .or_else(|| arrays_misread(dests, &rels, &labels))
         .or_else(|| abbreviations_differ(dests, &rels, &labels))
 }
 
@@ -1162,6 +1191,45 @@ fn money_misread(
                  writes it) would load other amounts; say in that destination's CONN which \
                  locale the file was written in: options='-c lc_monetary=C' for a file copyman \
                  wrote, options='-c lc_monetary={locale}' for one written in its own",
+                labels[*i]
+            ));
+        }
+    }
+    None
+}
+
+/// Where a file's arrays would not be read as copyman and pg_dump write them (a NULL element
+/// an unquoted `NULL`, the string quoted): each destination reads them in its database's
+/// `array_nulls` (as psql's `\copy` does), and one where it is off reads a NULL element as the
+/// string `NULL`. Asked of each destination whose copied table has a column holding an array,
+/// unless its CONN names `array_nulls` (the user's word for how the file is written).
+fn arrays_misread(
+    dests: &mut [Dest<'_>],
+    dest_rels: &[(usize, Relation)],
+    labels: &[String],
+) -> Option<String> {
+    for (i, rel) in dest_rels {
+        if !rel.columns.iter().any(|c| c.holds_array) {
+            continue;
+        }
+        if let Endpoint::Server(spec) = dests[*i].endpoint
+            && spec.sets("array_nulls")
+        {
+            continue;
+        }
+        let Some(conn) = dests[*i].conn.as_mut() else {
+            continue;
+        };
+        let Some(forms) = TextForms::of(conn) else {
+            continue;
+        };
+        if !forms.array_nulls {
+            return Some(format!(
+                "{} reads a file's arrays with its database's array_nulls off, where an \
+                 unquoted NULL element ('{{a,NULL}}') is the string NULL, and copyman and \
+                 pg_dump write a NULL element so: say in that destination's CONN how the file \
+                 is written: options='-c array_nulls=on' for a file copyman or pg_dump wrote, \
+                 options='-c array_nulls=off' to read it as psql does there",
                 labels[*i]
             ));
         }
@@ -1464,7 +1532,7 @@ fn raw_misreads(
         .collect();
     let all_labels = dest_labels(dests);
     let source = (&t.source, Some(&mut *source), &sent_rel);
-    if let Some(why) = money_counted_otherwise(source, &columns, dests, &pairs, &all_labels) {
+    if let Some(why) = text_read_otherwise(source, &columns, dests, &pairs, &all_labels) {
         return Ok(Some(why));
     }
     for warning in converted {

@@ -119,6 +119,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
         None => crate::conn::UserSql::default(),
     };
     refuse_backslash_escapes(t, &user_sql)?;
+    refuse_strings_read_otherwise(t)?;
     for (i, message) in unopenable {
         report::log(format_args!("destination {}: {message}", i + 1));
         dests[i].fail_with(ErrorInfo {
@@ -712,22 +713,135 @@ fn refuse_backslash_escapes(t: &Transfer, user_sql: &crate::conn::UserSql) -> Re
     if !user_sql.backslash_escapes {
         return Ok(());
     }
-    let (option, sql) = match &t.statements {
-        Statements::Table { copy, .. } => ("--where", copy.condition.as_deref()),
-        Statements::Raw { send, .. } => ("--send", send.as_deref()),
-    };
-    match sql {
-        Some(sql) if statement::reads_otherwise_without_standard_strings(sql) => Err(Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
-                "{option} has a backslash in a '…' string, and the source's database reads it \
+    match users_statement(t) {
+        Some((option, sql)) if statement::reads_otherwise_without_standard_strings(sql) => {
+            Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: format!(
+                    "{option} has a backslash in a '…' string, and the source's database reads it \
                  as an escape (standard_conforming_strings is off there) where copyman reads \
                  standard SQL: 'C:\\\\dir' would mean another string to each; write such a \
                  string as E'…' (E'C:\\\\dir' is C:\\dir to both)"
-            ),
-        }),
+                ),
+            })
+        }
         _ => Ok(()),
+    }
+}
+
+/// Refuses the user's SQL (`--where`, `--send`) where a string in it means another interval or
+/// amount to copyman's source session than to its database, as psql reads it there: the session
+/// reads the statement in the forms it writes data in (`IntervalStyle=postgres`, the C locale's
+/// money), which every destination reads alike. On a database of `sql_standard` intervals,
+/// `interval '-1 2:00:00'` is −1 day −2 h to psql and −1 day +2 h to that session; on one of a
+/// `de_DE` `lc_monetary`, `'12,34'` is 12.34 to psql and 1234.00 to it: other rows were copied,
+/// exit 0. Each string with a digit in it is read both ways, as an interval and as money, on a
+/// session in the database's own settings (where one cannot be opened, nothing is refused).
+///
+/// # Errors
+/// [`Fatal`] (exit 2) naming the string and the setting.
+fn refuse_strings_read_otherwise(t: &Transfer) -> Result<(), Fatal> {
+    let (Endpoint::Server(spec), Some((option, sql))) = (&t.source, users_statement(t)) else {
+        return Ok(());
+    };
+    let strings: Vec<String> = statement::string_constants(sql)
+        .into_iter()
+        .filter(|s| s.bytes().any(|b| b.is_ascii_digit()))
+        .collect();
+    if strings.is_empty() {
+        return Ok(());
+    }
+    let Ok(mut own) = spec.own_settings().connect() else {
+        return Ok(());
+    };
+    let first = |conn: &mut Connection, sql: &str| {
+        let rows = conn.query(sql).ok()?;
+        rows.into_iter().next()?.into_iter().next()?
+    };
+    let settings = "SELECT pg_catalog.current_setting('IntervalStyle') || ' ' || \
+                    pg_catalog.current_setting('lc_monetary')";
+    let Some(theirs) = first(&mut own, settings) else {
+        return Ok(());
+    };
+    let (style, locale) = theirs.split_once(' ').unwrap_or((&theirs, ""));
+    let ours = (
+        "postgres",
+        if spec.sets("lc_monetary") {
+            locale
+        } else {
+            "C"
+        },
+    );
+    if style != "sql_standard" && ours.1 == locale {
+        return Ok(());
+    }
+    // Each string as an interval and as money, by their binary forms (no output style).
+    let readings = |conn: &mut Connection, string: &str| {
+        [
+            "interval_send({}::pg_catalog.interval)",
+            "cash_send({}::pg_catalog.money)",
+        ]
+        .map(|cast| {
+            first(
+                conn,
+                &format!("SELECT pg_catalog.{}", cast.replace("{}", string)),
+            )
+        })
+    };
+    let database: Vec<_> = strings.iter().map(|s| readings(&mut own, s)).collect();
+    let set = format!(
+        "SET IntervalStyle = {}; SET lc_monetary = '{}'",
+        ours.0, ours.1
+    );
+    if own.execute(&set).is_err() {
+        return Ok(());
+    }
+    for (string, database) in strings.iter().zip(database) {
+        let session = readings(&mut own, string);
+        let read_otherwise = |i: usize| match (&database[i], &session[i]) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        };
+        let (what, setting, how) = if read_otherwise(0) {
+            (
+                "an interval",
+                format!("IntervalStyle {style}"),
+                "a sign on every field ('-1 -2:00:00') or its units ('-1 day -2 hours')",
+            )
+        } else if read_otherwise(1) {
+            (
+                "an amount of money",
+                format!("lc_monetary '{locale}'"),
+                "a number cast to money (12.34::numeric::money)",
+            )
+        } else {
+            continue;
+        };
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{option} has the string {string}, which the source's database reads as \
+                 another value than copyman's session there if it is read as {what}: psql \
+                 reads it in the database's {setting}, copyman in IntervalStyle {} and lc_monetary '{}', the \
+                 forms it writes data in, which every destination reads alike; write it so \
+                 that it reads alike in both: {how}, or say in the source's CONN which \
+                 reading is meant (options='-c intervalstyle=postgres' or '-c \
+                 lc_monetary=C' for copyman's)",
+                ours.0, ours.1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The user's SQL a source runs, with the option that gave it: `--where`'s condition or
+/// `--send`'s statement.
+fn users_statement(t: &Transfer) -> Option<(&'static str, &str)> {
+    match &t.statements {
+        Statements::Table { copy, .. } => Some(("--where", copy.condition.as_deref()?)),
+        Statements::Raw { send, .. } => Some(("--send", send.as_deref()?)),
     }
 }
 

@@ -2257,3 +2257,304 @@ fn a_source_encoding_passes_to_its_own_and_to_utf8_destinations() {
             .unwrap();
     }
 }
+
+/// A database whose `lc_monetary` writes amounts with other separators (`es_AR`: `$ 1.234,56`)
+/// than copyman's sessions (the C locale's `$1,234.56`):
+/// - a source's free text into its money column was read in the C locale (`'12,34'` stored as
+///   1234.00 where psql stores 12.34, exit 0; the same text from a file was refused): refused,
+///   naming both forms, in `table` mode, `copy` mode and a job; numbers copy (their text reads
+///   alike), and a CONN that says the locale reads as psql would;
+/// - its money into a text column was written in the C locale's form (`$12.34` where the source
+///   and psql write `$ 12,34`, silently): warned, naming the way to write its own form, which
+///   works;
+/// - a `--where` or `--send` string read as money (`m > '12,34'`) meant 1234.00 to copyman's
+///   session and 12.34 to psql there (other rows, exit 0): refused; a number cast to money
+///   copies the rows psql selects.
+#[test]
+fn money_text_of_a_database_of_other_separators_is_read_as_psql_reads_it_or_refused() {
+    let Some((_locales, argentina)) = with_locales(
+        "money_text_of_a_database_of_other_separators_is_read_as_psql_reads_it_or_refused",
+        &["es_AR"],
+    ) else {
+        return;
+    };
+    let c = clusters();
+    let es = ["lc_monetary = 'es_AR.UTF-8'"];
+    let src = database(
+        &c.source,
+        "CREATE TABLE mt (id int, m text); INSERT INTO mt VALUES (1, '12,34'), (2, '12.34'); \
+         CREATE TABLE num (id int, m numeric); INSERT INTO num VALUES (1, 12.34);",
+    );
+    let money = "CREATE TABLE mt (id int, m money); CREATE TABLE num (id int, m money);";
+    let dst = database_setting(&argentina, &es, money);
+    let (from, to) = (c.source.conninfo(&src), argentina.conninfo(&dst));
+    let said = [
+        "lc_monetary 'C'",
+        "'es_AR.UTF-8' writes it as",
+        "lc_monetary=es_AR.UTF-8",
+    ];
+    let refused = |args: &[&str], words: &[&str]| {
+        let out = run(args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let stderr = text(&out.stderr);
+        for w in words {
+            assert!(stderr.contains(w), "{w:?} in {stderr}");
+        }
+    };
+    refused(&["table", "mt", "--from", &from, "--to", &to], &said);
+    refused(
+        &[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            "COPY mt TO STDOUT",
+            "--to",
+            &to,
+            "--receive",
+            "COPY mt FROM STDIN",
+        ],
+        &said,
+    );
+    refused(&["table", "mt", "num", "--from", &from, "--to", &to], &said);
+    assert_eq!(count(&argentina, &dst, "mt"), 0);
+    // A number's text reads alike.
+    assert_exit(&run(&["table", "num", "--from", &from, "--to", &to]), 0);
+    let amounts = |db: &str, table: &str| {
+        argentina.psql(
+            db,
+            &format!("SELECT string_agg(m::numeric::text, ' ' ORDER BY id) FROM {table}"),
+        )
+    };
+    assert_eq!(amounts(&dst, "num").trim(), "12.34");
+    // Told the locale, the destination reads the text as psql does there.
+    let told = format!("{to} options='-c lc_monetary=es_AR.UTF-8'");
+    assert_exit(&run(&["table", "mt", "--from", &from, "--to", &told]), 0);
+    assert_eq!(amounts(&dst, "mt").trim(), "12.34 1234.00");
+
+    // Its money into text: the amount in the C locale's form, warned; told, its own form.
+    let own = database_setting(
+        &argentina,
+        &es,
+        "CREATE TABLE mo (id int, m money); INSERT INTO mo VALUES (1, 1234.56); \
+         CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100), (3, 5000);",
+    );
+    let own_form = argentina.psql(&own, "SELECT m::text FROM mo");
+    let as_text = database(&c.dest[0], "CREATE TABLE mo (id int, m text);");
+    let (from_es, to_text) = (argentina.conninfo(&own), c.dest[0].conninfo(&as_text));
+    let out = run(&["table", "mo", "--from", &from_es, "--to", &to_text]);
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("in its session's lc_monetary 'C' ($-1,234.56)")
+            || stderr.contains("in its session's lc_monetary 'C' (-$1,234.56)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("options='-c lc_monetary=es_AR.UTF-8'"),
+        "{stderr}"
+    );
+    assert_eq!(
+        c.dest[0].psql(&as_text, "SELECT m FROM mo").trim(),
+        "$1,234.56"
+    );
+    let as_text2 = database(&c.dest[0], "CREATE TABLE mo (id int, m text);");
+    let told = format!("{from_es} options='-c lc_monetary=es_AR.UTF-8'");
+    let out = run(&[
+        "table",
+        "mo",
+        "--from",
+        &told,
+        "--to",
+        &c.dest[0].conninfo(&as_text2),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        !text(&out.stderr).contains("lc_monetary"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(c.dest[0].psql(&as_text2, "SELECT m FROM mo"), own_form);
+
+    // A --where's or --send's string read as money.
+    let mw = database(&c.dest[0], "CREATE TABLE mw (id int, m money);");
+    let to_mw = c.dest[0].conninfo(&mw);
+    let where_said = [
+        "the string '12,34'",
+        "lc_monetary 'es_AR.UTF-8'",
+        "12.34::numeric::money",
+    ];
+    refused(
+        &[
+            "table",
+            "mw",
+            "--from",
+            &from_es,
+            "--to",
+            &to_mw,
+            "--where",
+            "m > '12,34'",
+        ],
+        &where_said,
+    );
+    refused(
+        &[
+            "copy",
+            "--from",
+            &from_es,
+            "--send",
+            "COPY (SELECT * FROM mw WHERE m > '12,34') TO STDOUT",
+            "--to",
+            &to_mw,
+            "--receive",
+            "COPY mw FROM STDIN",
+        ],
+        &where_said,
+    );
+    assert_eq!(count(&c.dest[0], &mw, "mw"), 0);
+    let by_number = "m > 12.34::numeric::money AND id::text <> '7'";
+    assert_exit(
+        &run(&[
+            "table", "mw", "--from", &from_es, "--to", &to_mw, "--where", by_number,
+        ]),
+        0,
+    );
+    assert_eq!(
+        c.dest[0]
+            .psql(&mw, "SELECT string_agg(id::text, ' ' ORDER BY id) FROM mw")
+            .trim(),
+        "2 3"
+    );
+}
+
+/// A source database of `IntervalStyle = sql_standard` reads `'-1 2:00:00'` as −1 day −2 hours
+/// (the leading sign applies to every field), copyman's session (`postgres`, the style it
+/// writes data in) as −1 day +2 hours: `--where "iv = interval '-1 2:00:00'"` copied the other
+/// row, exit 0, and a CONN that said `sql_standard` changed nothing. Refused, naming the string
+/// and the style; written with a sign on each field, or with the CONN saying `postgres` (the
+/// user's word for copyman's reading), it copies; strings that read alike (a date) pass.
+#[test]
+fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
+    let c = clusters();
+    let src = database_setting(
+        &c.source,
+        &["IntervalStyle = 'sql_standard'"],
+        "CREATE TABLE ivt (id int, iv interval, d date); \
+         INSERT INTO ivt VALUES (1, '-1 days -02:00:00', '2024-01-02'), \
+           (2, '-1 days +02:00:00', '2024-01-02');",
+    );
+    let from = c.source.conninfo(&src);
+    let copy = |from: &str, condition: &str| {
+        let dst = database(
+            &c.dest[0],
+            "CREATE TABLE ivt (id int, iv interval, d date);",
+        );
+        let out = run(&[
+            "table",
+            "ivt",
+            "--from",
+            from,
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--where",
+            condition,
+        ]);
+        let ids = c.dest[0].psql(
+            &dst,
+            "SELECT string_agg(id::text, ' ' ORDER BY id) FROM ivt",
+        );
+        (out, ids.trim().to_owned())
+    };
+    let (out, ids) = copy(&from, "iv = interval '-1 2:00:00'");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the string '-1 2:00:00'")
+            && stderr.contains("IntervalStyle sql_standard")
+            && stderr.contains("'-1 -2:00:00'"),
+        "{stderr}"
+    );
+    assert_eq!(ids, "");
+    let (out, ids) = copy(&from, "iv = interval '-1 -2:00:00' AND d = '2024-01-02'");
+    assert_exit(&out, 0);
+    assert_eq!(ids, "1");
+    let said = format!("{from} options='-c intervalstyle=postgres'");
+    let (out, ids) = copy(&said, "iv = interval '-1 2:00:00'");
+    assert_exit(&out, 0);
+    assert_eq!(ids, "2");
+}
+
+/// A destination database with `array_nulls = off` reads an unquoted `NULL` in an array's text
+/// as the string `NULL` (psql stores `{a,"NULL"}`); copyman's sessions, which pin it on, stored a
+/// NULL element for a source's text `{a,NULL}` and for a file's line (exit 0, no word). Refused
+/// for free text (a text column into an array, a file), naming the setting; a CONN that says
+/// `array_nulls` reads as it says; an array copied from a source's array keeps its NULL
+/// elements, and a CONN that turns `array_nulls` off for one is refused.
+#[test]
+fn array_text_into_a_database_of_array_nulls_off_is_refused_unless_told() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE an (id int, t text); INSERT INTO an VALUES (1, '{a,NULL}'); \
+         CREATE TABLE arr (id int, a text[]); INSERT INTO arr VALUES (1, ARRAY['a', NULL, 'NULL']);",
+    );
+    let tables = "CREATE TABLE an (id int, t text[]); CREATE TABLE arr (id int, a text[]);";
+    let off = ["array_nulls = off"];
+    let dst = database_setting(&c.dest[0], &off, tables);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let out = run(&["table", "an", "--from", &from, "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("array_nulls on in its session")
+            && stderr.contains("has array_nulls off")
+            && stderr.contains("options='-c array_nulls=off'"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "an"), 0);
+    let out = run(&["table", "an", "arr", "--from", &from, "--to", &to]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(count(&c.dest[0], &dst, "an"), 0);
+    // An array's own NULL element stays NULL.
+    assert_exit(&run(&["table", "arr", "--from", &from, "--to", &to]), 0);
+    let nulls = |db: &str, sql: &str| c.dest[0].psql(db, sql).trim().to_owned();
+    assert_eq!(nulls(&dst, "SELECT array_position(a, NULL) FROM arr"), "2");
+    // Told, as psql reads it there: the string NULL.
+    let told_off = format!("{to} options='-c array_nulls=off'");
+    assert_exit(
+        &run(&["table", "an", "--from", &from, "--to", &told_off]),
+        0,
+    );
+    assert_eq!(nulls(&dst, "SELECT t[2] IS NULL FROM an"), "f");
+    let other = database_setting(&c.dest[0], &off, tables);
+    let other_off = format!(
+        "{} options='-c array_nulls=off'",
+        c.dest[0].conninfo(&other)
+    );
+    let out = run(&["table", "arr", "--from", &from, "--to", &other_off]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("leave array_nulls out"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A file: read in the database's array_nulls, as psql's \copy does: refused unless told.
+    let file = TempPath::new("arrays.txt");
+    std::fs::write(&file.0, "1\t{a,NULL}\n").unwrap();
+    let to_other = c.dest[0].conninfo(&other);
+    let out = run(&["table", "an", "--from", file.arg(), "--to", &to_other]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("reads a file's arrays with its database's array_nulls off"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &other, "an"), 0);
+    let told_on = format!("{to_other} options='-c array_nulls=on'");
+    assert_exit(
+        &run(&["table", "an", "--from", file.arg(), "--to", &told_on]),
+        0,
+    );
+    assert_eq!(nulls(&other, "SELECT t[2] IS NULL FROM an"), "t");
+}

@@ -436,6 +436,31 @@ pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
     }
 }
 
+/// The string constants of `sql` (a statement, or a condition such as `--where`'s), each as
+/// written (quotes and an `E` prefix included), in order: the text a server reads in its
+/// session's settings where the string is cast (`'-1 2:00:00'` an interval, `'12,34'` an
+/// amount). Empty where `sql` does not scan.
+///
+/// ```
+/// use copyman_core::statement::string_constants;
+///
+/// assert_eq!(
+///     string_constants("iv = interval '-1 2:00' AND n <> E'a\\'' AND m = $$3$$ AND id > 4"),
+///     ["'-1 2:00'", "E'a\\''", "$$3$$"]
+/// );
+/// ```
+pub fn string_constants(sql: &str) -> Vec<String> {
+    tokens(sql, true)
+        .map(|tokens| {
+            tokens
+                .into_iter()
+                .filter(|t| t.literal)
+                .map(|t| t.text)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The values given for DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, in that order.
 type Given = [Option<String>; 5];
 const OPTIONS: [&str; 5] = ["delimiter", "null", "quote", "escape", "encoding"];

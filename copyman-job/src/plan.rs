@@ -1090,42 +1090,81 @@ pub fn xml_declared<'c>(
 /// `money`.
 const MONEY: [u32; 1] = [790];
 
-/// What a database's `money` amounts count: a `money` value is stored as a whole number of
-/// its database's smallest unit — cents where `lc_monetary` is `C` or `en_US`, yen where it is
-/// `ja_JP` — and copyman copies that number (binary; text written and read in the C locale by
-/// every copy session): between databases whose locales count in other fractions, `$12.34`
-/// (1234 cents) is stored as `¥1,234`.
+/// The built-in number types (`int2`, `int4`, `int8`, `float4`, `float8`, `numeric`): their text
+/// is a plain number, which every `lc_monetary` reads as the same amount where it counts in the
+/// same fraction.
+const NUMBERS: [u32; 6] = [20, 21, 23, 700, 701, 1700];
+
+/// How a session writes and reads the text of the values whose form copyman's sessions pin
+/// (`lc_monetary=C`, `array_nulls=on`): asked of a copy's session and of one in its database's
+/// own settings ([`ServerForms`]), the two say where a source's free text would be read
+/// otherwise than psql reads it there.
+///
+/// A `money` value is stored as a whole number of its database's smallest unit — cents where
+/// `lc_monetary` is `C` or `en_US`, yen where it is `ja_JP` — and copyman copies that number
+/// (binary; text written and read in the C locale by every copy session): between databases
+/// whose locales count in other fractions, `$12.34` (1234 cents) is stored as `¥1,234`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MoneyUnit {
-    /// The database's own `lc_monetary`.
+pub struct TextForms {
+    /// The session's `lc_monetary`.
     pub locale: String,
     /// The digits of its amounts after the decimal point (2 for `C`, 0 for `ja_JP`).
     pub digits: u32,
+    /// How it writes an amount of −1234.56: `-$1,234.56` in the C locale, `-1.234,56 €` under
+    /// `de_DE` (its separators are how it reads one).
+    pub money: String,
+    /// Its `array_nulls`: whether an unquoted `NULL` in an array's text is a NULL element
+    /// (`on`) or the string `NULL`.
+    pub array_nulls: bool,
 }
 
-impl MoneyUnit {
-    /// Asked of `conn`, a session in its database's own settings: not a copy's session,
-    /// whose `lc_monetary` is the C locale's whatever the database says. `None` where the
-    /// server does not answer.
+impl TextForms {
+    /// Asked of `conn`. `None` where the server does not answer.
     pub fn of(conn: &mut Connection) -> Option<Self> {
         let rows = conn
             .query(
                 "SELECT pg_catalog.current_setting('lc_monetary'), \
-                 pg_catalog.scale('1'::pg_catalog.money::pg_catalog.numeric)",
+                 pg_catalog.scale('1'::pg_catalog.money::pg_catalog.numeric), \
+                 (-1234.56)::pg_catalog.numeric::pg_catalog.money::pg_catalog.text, \
+                 pg_catalog.current_setting('array_nulls')",
             )
             .ok()?;
         let row = rows.first()?;
         Some(Self {
             locale: row.first()?.clone()?,
             digits: row.get(1)?.as_deref()?.parse().ok()?,
+            money: row.get(2)?.clone()?,
+            array_nulls: row.get(3)?.as_deref()? == "on",
         })
     }
+
+    /// The characters its money form puts between two digits (`,` and `.` in `-$1,234.56`):
+    /// where two sessions' differ, they read a text such as `12,34` as other amounts.
+    fn separators(&self) -> Vec<char> {
+        let chars: Vec<char> = self.money.chars().collect();
+        chars
+            .windows(3)
+            .filter(|w| w[0].is_ascii_digit() && !w[1].is_ascii_digit() && w[2].is_ascii_digit())
+            .map(|w| w[1])
+            .collect()
+    }
+}
+
+/// What a server's sessions make of text: its database's own forms (asked on a session in its
+/// own settings) and its copy session's (the C locale's money and `array_nulls=on`, unless the
+/// CONN names them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerForms {
+    /// The database's ([`TextForms::of`] on a session in its own settings).
+    pub database: TextForms,
+    /// The copy's session's.
+    pub session: TextForms,
 }
 
 /// Where a copied column (of `columns`) holds `money` (a domain, an array or a composite of it
 /// too) between the source and one destination: on both sides its stored count carries over as
 /// it is, in each database's unit; on one side only it goes through text, written or read in
-/// that side's session's money form ([`MoneyUnit`]).
+/// that side's session's money form ([`TextForms`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MoneySides {
     /// A column of money on both sides.
@@ -1134,6 +1173,10 @@ pub struct MoneySides {
     pub source_only: bool,
     /// A column of money on the destination only.
     pub destination_only: bool,
+    /// A column of money on the destination only whose source column holds no number: free
+    /// text (`text`, `varchar` …), whose money reading depends on the reader's locale (`12,34`
+    /// is 1234.00 in the C locale, 12.34 under `de_DE`).
+    pub destination_only_text: bool,
 }
 
 impl MoneySides {
@@ -1141,11 +1184,14 @@ impl MoneySides {
     pub fn of(source: &Relation, columns: &[Ident], rel: &Relation) -> Self {
         let mut sides = Self::default();
         for name in columns {
-            let here = source.column(name).is_some_and(|c| c.holds(&MONEY));
-            let there = rel.column(name).is_some_and(|c| c.holds(&MONEY));
+            let (Some(from), Some(to)) = (source.column(name), rel.column(name)) else {
+                continue;
+            };
+            let (here, there) = (from.holds(&MONEY), to.holds(&MONEY));
             sides.both |= here && there;
-            sides.source_only |= here && !there && rel.column(name).is_some();
-            sides.destination_only |= there && !here && source.column(name).is_some();
+            sides.source_only |= here && !there;
+            sides.destination_only |= there && !here;
+            sides.destination_only_text |= there && !here && !from.holds(&NUMBERS);
         }
         sides
     }
@@ -1156,14 +1202,36 @@ impl MoneySides {
     }
 }
 
-/// What a server counts money in: its database's own unit (asked on a session of its own
-/// settings) and its copy session's (the C locale's cents, unless the CONN names a locale).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MoneyUnits {
-    /// The database's ([`MoneyUnit::of`] on a session in its own settings).
-    pub database: MoneyUnit,
-    /// The copy's session's.
-    pub session: MoneyUnit,
+/// Where a copied column (of `columns`) holds an array on a destination only (read from the
+/// source's text: `{a,NULL}` in a text column): its destination session reads an unquoted
+/// `NULL` element as its `array_nulls` says; or an array on both sides, whose source writes a
+/// NULL element as an unquoted `NULL` (and a string `NULL` quoted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArraySides {
+    /// An array on the destination only.
+    pub from_text: bool,
+    /// An array on both sides.
+    pub both: bool,
+}
+
+impl ArraySides {
+    /// How `columns` meet arrays between `source` and `rel`.
+    pub fn of(source: &Relation, columns: &[Ident], rel: &Relation) -> Self {
+        let mut sides = Self::default();
+        for name in columns {
+            let (Some(from), Some(to)) = (source.column(name), rel.column(name)) else {
+                continue;
+            };
+            sides.from_text |= to.holds_array && !from.holds_array;
+            sides.both |= to.holds_array && from.holds_array;
+        }
+        sides
+    }
+
+    /// Whether a destination's `array_nulls` matters to a copied column.
+    pub fn any(self) -> bool {
+        self.from_text || self.both
+    }
 }
 
 /// `count` (of a money's smallest unit) as an amount of `digits` decimals: 1234 is `12.34` in
@@ -1186,17 +1254,19 @@ fn amount(count: u64, digits: u32) -> String {
 /// - a `money` column on the source only, whose session writes it in another fraction than its
 ///   database counts in (`¥1,234` written as `$12.34` into a text column);
 /// - a `money` column on a destination only, whose session reads text in another fraction than
-///   its database counts in (`12.34` stored as `¥1,234`; psql stores `¥12`).
+///   its database counts in (`12.34` stored as `¥1,234`; psql stores `¥12`), or reads a
+///   source's free text with other separators than its database (`12,34` stored as 1234.00
+///   under the C locale's, where a `de_DE` database and psql read 12.34).
 ///
-/// `source`: its units, if asked; `dests`: each destination's label, how its columns meet money
-/// ([`MoneySides`]) and its units, if asked.
+/// `source`: its forms, if asked; `dests`: each destination's label, how its columns meet money
+/// ([`MoneySides`]) and its forms, if asked.
 pub fn money_meant_otherwise(
-    source: Option<&MoneyUnits>,
-    dests: &[(&str, MoneySides, Option<MoneyUnits>)],
+    source: Option<&ServerForms>,
+    dests: &[(&str, MoneySides, Option<&ServerForms>)],
 ) -> Option<String> {
-    let lc = |unit: &MoneyUnit| format!("lc_monetary '{}' ({} decimals)", unit.locale, unit.digits);
-    for (label, sides, units) in dests {
-        if let (true, Some(src), Some(dst)) = (sides.both, source, units)
+    let lc = |unit: &TextForms| format!("lc_monetary '{}' ({} decimals)", unit.locale, unit.digits);
+    for (label, sides, forms) in dests {
+        if let (true, Some(src), Some(dst)) = (sides.both, source, forms)
             && src.database.digits != dst.database.digits
         {
             return Some(format!(
@@ -1226,9 +1296,10 @@ pub fn money_meant_otherwise(
                 src.database.locale,
             ));
         }
-        if let (true, Some(dst)) = (sides.destination_only, units)
-            && dst.session.digits != dst.database.digits
-        {
+        let Some(dst) = forms.filter(|_| sides.destination_only) else {
+            continue;
+        };
+        if dst.session.digits != dst.database.digits {
             return Some(format!(
                 "{label} reads its money column from text in its session's {}, while its \
                  database counts in {}: a source's {} would be stored as an amount of {} \
@@ -1239,6 +1310,95 @@ pub fn money_meant_otherwise(
                 amount(1234, dst.session.digits),
                 amount(1234, dst.database.digits),
                 dst.database.locale,
+            ));
+        }
+        if sides.destination_only_text && dst.session.separators() != dst.database.separators() {
+            return Some(format!(
+                "{label} reads its money column from the source's text in its session's \
+                 lc_monetary '{}', which writes an amount as {}, while its database's '{}' \
+                 writes it as {} and psql reads text there so: a text such as '12,34' or \
+                 '1.234' means another amount to each; say in that destination's CONN which \
+                 locale the source's text is written in (options='-c lc_monetary={}' reads it \
+                 as psql would, options='-c lc_monetary=C' as copyman does), or convert it to \
+                 numeric on the source (copyman copy --send)",
+                dst.session.locale,
+                dst.session.money,
+                dst.database.locale,
+                dst.database.money,
+                dst.database.locale,
+            ));
+        }
+    }
+    None
+}
+
+/// Between servers, where the source writes a `money` column into a destination's text (or
+/// any type it reads from text) in its session's form, and its database's form is another
+/// (`$1,234.56` written where its database and psql write `1.234,56 €`): the amount is the
+/// same, the text is not the source's own. A warning naming the way to write it in the
+/// database's form, or `None`.
+pub fn money_written_otherwise(
+    source: Option<&ServerForms>,
+    dests: &[(&str, MoneySides)],
+) -> Option<String> {
+    let src = source?;
+    if src.session.money == src.database.money || src.session.digits != src.database.digits {
+        return None;
+    }
+    let (label, _) = dests.iter().find(|(_, sides)| sides.source_only)?;
+    Some(format!(
+        "a source money column goes to {label} as text in its session's lc_monetary '{}' \
+         ({}), where its database's '{}' writes {} (as psql and the source's own ::text do): \
+         say the database's locale in the source's CONN (options='-c lc_monetary={}') to \
+         write the source's own form",
+        src.session.locale,
+        src.session.money,
+        src.database.locale,
+        src.database.money,
+        src.database.locale,
+    ))
+}
+
+/// Between servers, where a destination would read an array's text otherwise than meant:
+/// - an array on the destination only, read from the source's free text (`{a,NULL}` in a text
+///   column) by a session whose `array_nulls` is not its database's: a NULL element where its
+///   database and psql read the string `NULL` (`array_nulls = off`), or the other way round;
+/// - an array on both sides, read by a session whose `array_nulls` is off (a CONN that says
+///   so): the source writes a NULL element as an unquoted `NULL`, stored as the string.
+///
+/// `dests`: each destination's label, how its columns meet arrays ([`ArraySides`]) and its
+/// forms, if asked.
+pub fn arrays_read_otherwise(dests: &[(&str, ArraySides, Option<&ServerForms>)]) -> Option<String> {
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    for (label, sides, forms) in dests {
+        let Some(forms) = forms else { continue };
+        if sides.from_text && forms.session.array_nulls != forms.database.array_nulls {
+            return Some(format!(
+                "{label} reads an array column from the source's text with array_nulls {} in \
+                 its session, where its database (and psql there) has array_nulls {}: an \
+                 unquoted NULL element ('{{a,NULL}}') would be {} instead of {}; say in that \
+                 destination's CONN how the source's text is meant (options='-c \
+                 array_nulls={}' reads it as psql would there)",
+                on_off(forms.session.array_nulls),
+                on_off(forms.database.array_nulls),
+                if forms.session.array_nulls {
+                    "a NULL element"
+                } else {
+                    "the string NULL"
+                },
+                if forms.database.array_nulls {
+                    "a NULL element"
+                } else {
+                    "the string NULL"
+                },
+                on_off(forms.database.array_nulls),
+            ));
+        }
+        if sides.both && !forms.session.array_nulls {
+            return Some(format!(
+                "{label}'s session has array_nulls off, and the source writes an array's NULL \
+                 element as an unquoted NULL: it would be stored as the string NULL; leave \
+                 array_nulls out of that destination's CONN"
             ));
         }
     }
@@ -1839,6 +1999,7 @@ mod tests {
                     null_checked: false,
                     parts: String::new(),
                     reached: Vec::new(),
+                    holds_array: false,
                 })
                 .collect(),
         }
@@ -2314,5 +2475,84 @@ mod group_tests {
                 truncate_together: false
             }]
         );
+    }
+
+    fn forms(locale: &str, money: &str, array_nulls: bool) -> TextForms {
+        TextForms {
+            locale: locale.into(),
+            digits: 2,
+            money: money.into(),
+            array_nulls,
+        }
+    }
+
+    /// Free text into money is refused where the destination's database reads amounts with
+    /// other separators than its session (a number's text is not), and money into text of a
+    /// database of another form is warned of; an array's text read in another `array_nulls`
+    /// than its database's is refused, as an array read with it off.
+    #[test]
+    fn text_read_in_pinned_forms_otherwise_than_the_database() {
+        let c = forms("C", "-$1,234.56", true);
+        let es = forms("es_AR.UTF-8", "-$ 1.234,56", true);
+        assert_eq!(c.separators(), [',', '.']);
+        assert_eq!(es.separators(), ['.', ',']);
+        let dst = ServerForms {
+            database: es.clone(),
+            session: c.clone(),
+        };
+        let from_text = MoneySides {
+            destination_only: true,
+            destination_only_text: true,
+            ..MoneySides::default()
+        };
+        let why = money_meant_otherwise(None, &[("destination 1", from_text, Some(&dst))]);
+        assert!(why.unwrap().contains("writes it as -$ 1.234,56"));
+        let from_number = MoneySides {
+            destination_only_text: false,
+            ..from_text
+        };
+        assert_eq!(
+            money_meant_otherwise(None, &[("destination 1", from_number, Some(&dst))]),
+            None
+        );
+        let told = ServerForms {
+            database: es.clone(),
+            session: es.clone(),
+        };
+        assert_eq!(
+            money_meant_otherwise(None, &[("destination 1", from_text, Some(&told))]),
+            None
+        );
+        let to_text = MoneySides {
+            source_only: true,
+            ..MoneySides::default()
+        };
+        let warned = money_written_otherwise(Some(&dst), &[("destination 2", to_text)]);
+        assert!(warned.unwrap().contains("destination 2"));
+        assert_eq!(
+            money_written_otherwise(Some(&told), &[("d", to_text)]),
+            None
+        );
+
+        let off = ServerForms {
+            database: forms("C", "-$1,234.56", false),
+            session: c.clone(),
+        };
+        let text = ArraySides {
+            from_text: true,
+            both: false,
+        };
+        let arrays = ArraySides {
+            from_text: false,
+            both: true,
+        };
+        assert!(arrays_read_otherwise(&[("d", text, Some(&off))]).is_some());
+        assert_eq!(arrays_read_otherwise(&[("d", arrays, Some(&off))]), None);
+        let said_off = ServerForms {
+            database: off.database.clone(),
+            session: off.database.clone(),
+        };
+        assert_eq!(arrays_read_otherwise(&[("d", text, Some(&said_off))]), None);
+        assert!(arrays_read_otherwise(&[("d", arrays, Some(&said_off))]).is_some());
     }
 }

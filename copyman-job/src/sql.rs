@@ -1346,6 +1346,9 @@ pub struct Column {
     /// element, a range's subtype, a composite's fields' (what a setting that changes how a
     /// `date` or `money` is read reaches, wherever it is in the value).
     pub reached: Vec<u32>,
+    /// Its values hold an array somewhere (its own type, a domain's base, a composite's field):
+    /// text read into it reads an unquoted `NULL` element as the reader's `array_nulls` says.
+    pub holds_array: bool,
 }
 
 impl Column {
@@ -1442,6 +1445,11 @@ impl Relation {
                     .split_whitespace()
                     .filter_map(|item| item.split(',').nth(1)?.parse().ok())
                     .collect(),
+                holds_array: field(row, 5).is_some_and(|reached| {
+                    reached
+                        .split_whitespace()
+                        .any(|item| item.split(',').nth(3) == Some("true"))
+                }),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),
                 null_checked: field(row, 7).as_deref() == Some("c"),

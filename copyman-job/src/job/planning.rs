@@ -20,8 +20,8 @@ use super::sessions::{ensure, give_up};
 use crate::commit;
 use crate::identity::Identity;
 use crate::plan::{
-    MoneySides, MoneyUnit, MoneyUnits, ReadSettings, choose_format, lookup, lookup_many, major,
-    needs_select, resolve_columns,
+    ArraySides, MoneySides, ReadSettings, ServerForms, TextForms, choose_format, lookup,
+    lookup_many, major, needs_select, resolve_columns,
 };
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, RowSecurity, Selection};
@@ -352,20 +352,21 @@ fn look_ahead(
     }
 }
 
-/// What `server` counts `money` in ([`MoneyUnits`]), asked once per job: its database's own
-/// unit on a session in its own settings, and `conn`'s, the job's planning session (its copy
-/// sessions are alike); `known` keeps the answer. `None` where it cannot be asked.
-fn money_units<'a>(
+/// What `server`'s sessions make of text ([`ServerForms`]: its money, its arrays' NULLs),
+/// asked once per job: its database's own forms on a session in its own settings, and `conn`'s,
+/// the job's planning session (its copy sessions are alike); `known` keeps the answer. `None`
+/// where it cannot be asked.
+fn server_forms<'a>(
     server: &Server,
     conn: &mut Connection,
-    known: &'a mut Option<Option<MoneyUnits>>,
-) -> Option<&'a MoneyUnits> {
+    known: &'a mut Option<Option<ServerForms>>,
+) -> Option<&'a ServerForms> {
     known
         .get_or_insert_with(|| {
             let connect = server.own_settings.as_ref()?;
-            let database = MoneyUnit::of(&mut connect().ok()?)?;
-            let session = MoneyUnit::of(conn)?;
-            Some(MoneyUnits { database, session })
+            let database = TextForms::of(&mut connect().ok()?)?;
+            let session = TextForms::of(conn)?;
+            Some(ServerForms { database, session })
         })
         .as_ref()
 }
@@ -741,8 +742,8 @@ fn plan_all(
     let mut down: Vec<Option<TableError>> = vec![None; destinations.len()];
     let mut left_out = Vec::new();
     let mut unreachable = Vec::new();
-    // What each server counts `money` in (the source's first), once asked.
-    let mut money_known = vec![None; destinations.len() + 1];
+    // What each server's sessions make of text (the source's first), once asked.
+    let mut forms_known = vec![None; destinations.len() + 1];
     for (i, server) in destinations.iter().enumerate() {
         match connect(server) {
             Ok(conn) => dests.push(Some(conn)),
@@ -1405,19 +1406,33 @@ fn plan_all(
                 plans.push(DestPlan::Refused(TableError::lasting(why)));
                 continue;
             }
-            // Money that would mean another amount there: refused on that destination.
-            let sides = MoneySides::of(&source_rel, &columns, &rel);
-            if sides.any() {
-                let from = money_units(source, &mut src, &mut money_known[0]).cloned();
-                let units = money_units(server, conn, &mut money_known[i + 1]).cloned();
-                let each = [(label.as_str(), sides, units)];
-                if let Some(why) = crate::plan::money_meant_otherwise(from.as_ref(), &each) {
+            // Money that would mean another amount there, an array's NULL another value:
+            // refused on that destination.
+            let (sides, arrays) = (
+                MoneySides::of(&source_rel, &columns, &rel),
+                ArraySides::of(&source_rel, &columns, &rel),
+            );
+            if sides.any() || arrays.any() {
+                let from = match sides.any() {
+                    true => server_forms(source, &mut src, &mut forms_known[0]).cloned(),
+                    false => None,
+                };
+                let forms = server_forms(server, conn, &mut forms_known[i + 1]).cloned();
+                let (from, forms) = (from.as_ref(), forms.as_ref());
+                let label = label.as_str();
+                let why = crate::plan::money_meant_otherwise(from, &[(label, sides, forms)])
+                    .or_else(|| crate::plan::arrays_read_otherwise(&[(label, arrays, forms)]));
+                if let Some(why) = why {
                     plans.push(DestPlan::Refused(TableError::lasting(format!(
                         "{why}: copy it alone (copyman table {} --columns …) and leave it out \
                          of the job (--exclude-table)",
                         sel.table
                     ))));
                     continue;
+                }
+                if let Some(warning) = crate::plan::money_written_otherwise(from, &[(label, sides)])
+                {
+                    notes.push(format!("{}: {warning}", sel.table));
                 }
             }
             let truncate = options.truncate || recorded.truncate || empty_first;
