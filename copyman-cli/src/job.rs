@@ -401,10 +401,15 @@ fn default_state(
         path
     };
     // Named by its connection string now, by what it is once it answers: a later resume would
-    // look for another file (said again with the advice at the end).
-    if !unasked.is_empty() {
+    // look for another file (said again with the advice at the end). Where no destination
+    // answered, the job begins nothing and writes no file: the same command again is the way.
+    if !unasked.is_empty() && unasked.len() < dests.len() {
+        let who = match unasked.len() {
+            1 => "it is",
+            _ => "they are",
+        };
         report::warn(format_args!(
-            "{} could not be asked who it is, and the default state file's name depends on it: \
+            "{} could not be asked who {who}, and the default state file's name depends on it: \
              a later --resume must name the file: --state {}",
             unasked.join(" and "),
             path.display()
@@ -854,7 +859,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     }
     let mut human = Vec::new();
     write_human(&mut human, &report, &dests, options, output)?;
-    if resume_names_state && !report.succeeded() {
+    if resume_names_state && !report.succeeded() && options.state.exists() {
         writeln!(
             human,
             "copyman: a destination could not be asked who it is, and the default state file's \

@@ -207,6 +207,25 @@ fn a_default_state_file_named_without_a_destination_says_to_name_it_on_resume() 
         last.contains("give every --resume of this job --state "),
         "{stderr}"
     );
+    // No destination answers: nothing begins, no file is written, and no --resume is advised
+    // (it was, and refused: "there is no state file").
+    let elsewhere = format!("host=127.0.0.1 port={} dbname=y user=y", closed_port());
+    let out = copyman()
+        .env("XDG_CACHE_HOME", &cache.0)
+        .args(["table", "a", "b"])
+        .args(["--from", &c.source.conninfo(&src), "--to", &nowhere])
+        .args(["--to", &elsewhere, "--keep-going"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    let written = cache.0.exists();
+    let _ = std::fs::remove_dir_all(&cache.0);
+    assert_exit(&out, 3);
+    assert!(
+        !stderr.contains("--state") && !stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert!(!written, "{stderr}");
 }
 
 /// A one-table run under `--keep-going` leaves out a destination it cannot reach, as a job
