@@ -998,6 +998,10 @@ struct WorkerBackends {
     /// What its table's copy waits for, while it streams ([`Event::Copying`]), and what
     /// interrupts it on a signal.
     copying: Option<Copying>,
+    /// The destination session computing a `--verify` checksum of its committed table
+    /// ([`Event::Checksum`]): server, target. A read: cancelled on a signal even once its
+    /// transactions ended (it kept its CPU and a lock for seconds after copyman exited).
+    checksum: Option<(usize, Target)>,
 }
 
 /// A statement ending a table's transaction on a destination (`COMMIT`, `PREPARE TRANSACTION`,
@@ -1063,6 +1067,7 @@ impl WorkerBackends {
             last_look: None,
             commits: Vec::new(),
             copying: None,
+            checksum: None,
         }
     }
 
@@ -1106,6 +1111,9 @@ impl JobWatch {
                 for (_, target, _) in &w.backends {
                     target.send_cancel_request();
                 }
+            }
+            for (_, target) in workers.iter().filter_map(|w| w.checksum.as_ref()) {
+                target.send_cancel_request();
             }
         });
         let (interrupted, job) = (Arc::clone(&shared), interrupt.clone());
@@ -1238,6 +1246,7 @@ impl JobWatch {
                     w.backends.clear();
                     w.commits.clear();
                     w.copying = None;
+                    w.checksum = None;
                 }
             }
             Event::CommitStep {
@@ -1308,6 +1317,28 @@ impl JobWatch {
                 // A split table's ranges each have their own backends: keep them all.
                 w.backends.retain(|(s, t, _)| *s != server || t.pid != *pid);
                 w.backends.push((server, target, false));
+            }
+            Event::Checksum {
+                worker,
+                destination,
+                pid,
+                cancel,
+            } => {
+                let server = destination + 1;
+                let (Some(w), Some((label, spec))) =
+                    (workers.get_mut(*worker), self.shared.servers.get(server))
+                else {
+                    return;
+                };
+                w.checksum = Some((
+                    server,
+                    Target {
+                        label: format!("{label}, --verify of {}", w.table),
+                        spec: spec.clone(),
+                        pid: *pid,
+                        cancel: cancel.clone().map(|t| t.within(MONITOR_TIMEOUT)),
+                    },
+                ));
             }
             Event::Progress { worker, .. } => {
                 if let Some(w) = workers.get_mut(*worker) {
@@ -1414,6 +1445,9 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     for (server, target, _) in &w.backends {
                         monitors[*server].cancel(target);
                     }
+                }
+                for (server, target) in workers.iter().filter_map(|w| w.checksum.as_ref()) {
+                    monitors[*server].cancel(target);
                 }
             }
             continue;

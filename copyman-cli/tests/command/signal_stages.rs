@@ -630,3 +630,60 @@ fn a_destination_cancelled_on_a_signal_is_rolled_back_not_failed() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
 }
+
+/// A second signal while `--verify` computes a committed destination's checksum exits at once
+/// and cancels that query too: its session's transaction had ended (the table committed), so it
+/// was not among the backends cancelled, and it kept its CPU and its lock until the server
+/// noticed copyman gone (≈5 s), while copyman said "its backends cancelled". Here the checksum
+/// waits for a lock the test holds: only a cancel ends it as the server's log says.
+#[test]
+fn a_second_signal_during_verify_cancels_the_destinations_checksum() {
+    let c = clusters();
+    let table = "CREATE TABLE checksum_cancelled (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{table} INSERT INTO checksum_cancelled SELECT g, 'v' FROM generate_series(1, 500) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], table);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let args = [
+        "table",
+        "checksum_cancelled",
+        "--verify",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let mut paused = Paused::start(&args, "committed:1");
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE checksum_cancelled IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    fs::remove_file(&paused.file.0).unwrap();
+    wait_for_query(&c.dest[0], &d1, "%checksum_cancelled%");
+    signal(&paused.child, "INT");
+    signal(&paused.child, "INT");
+    let status = wait_bounded(&mut paused.child);
+    assert_ne!(status.code(), Some(0));
+    let log = c.dest[0].log_file().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cancelled = loop {
+        let text = String::from_utf8_lossy(&fs::read(&log).unwrap()).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        let found = lines.windows(2).any(|w| {
+            w[0].contains("canceling statement due to user request")
+                && w[1].contains("STATEMENT")
+                && w[1].contains("checksum_cancelled")
+        });
+        if found || Instant::now() > deadline {
+            break found;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert!(cancelled, "the checksum was not cancelled");
+    assert_eq!(count(&c.dest[0], &d1, "checksum_cancelled"), 500);
+}

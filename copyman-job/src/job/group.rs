@@ -659,6 +659,7 @@ fn copy_group_unit(
             }
             if let Some(sum) = &sums[k] {
                 verify_dest(
+                    (shared, worker, d),
                     &mut reports[k].destinations[d],
                     conns.dests[d].as_mut(),
                     t,

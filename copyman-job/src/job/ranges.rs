@@ -705,7 +705,13 @@ pub(super) fn copy_split(
         for &d in &targets {
             if report.destinations[d].status == Status::Committed {
                 let conn = ensure(&mut conns.dests[d], &shared.destinations[d]).ok();
-                verify_dest(&mut report.destinations[d], conn, t, &sum);
+                verify_dest(
+                    (shared, worker, d),
+                    &mut report.destinations[d],
+                    conn,
+                    t,
+                    &sum,
+                );
             }
         }
     }

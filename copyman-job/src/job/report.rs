@@ -228,6 +228,20 @@ pub enum Event {
         /// Bytes sent so far.
         bytes: u64,
     },
+    /// A committed destination's session is about to compute a `--verify` checksum of the
+    /// worker's table (a read, after the table's COMMIT): its backend, for a caller that cancels
+    /// it on a signal, whatever the worker's transactions' end. It stands until the worker's
+    /// next table.
+    Checksum {
+        /// The worker.
+        worker: usize,
+        /// The destination, by position (0-based).
+        destination: usize,
+        /// The backend's process id.
+        pid: i32,
+        /// What cancels what the backend runs.
+        cancel: Option<copyman_sync::CancelToken>,
+    },
     /// A session is about to run a table's statements (its `BEGIN`, `TRUNCATE`, `COPY`): its
     /// backend, for a caller that shows lock waits or cancels the copy on a signal. It stands
     /// for that worker until [`Event::Ending`] or [`Event::TableFinished`].

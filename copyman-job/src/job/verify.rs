@@ -116,7 +116,7 @@ pub(super) fn verify_done(
         let result = &mut report.destinations[d];
         match &sum {
             Ok(sum) => match ensure(&mut conns.dests[d], &shared.destinations[d]) {
-                Ok(conn) => verify_dest(result, Some(conn), t, sum),
+                Ok(conn) => verify_dest((shared, worker, d), result, Some(conn), t, sum),
                 Err(e) => not_compared(result, e.prefixed("verify: ")),
             },
             Err(e) => not_compared(
@@ -149,8 +149,10 @@ fn source_checksum(
     sum
 }
 
-/// Compares a committed destination's checksum of `t` with the source's.
+/// Compares committed destination `d`'s checksum of `t` with the source's, on `conn`, told to
+/// the caller ([`Event::Checksum`]: a signal cancels it).
 pub(super) fn verify_dest(
+    (shared, worker, d): (&Shared<'_>, usize, usize),
     result: &mut DestResult,
     conn: Option<&mut Connection>,
     t: &TablePlan,
@@ -163,6 +165,14 @@ pub(super) fn verify_dest(
         );
         return;
     };
+    if let Some((pid, _)) = conn.session().backend_key() {
+        (shared.events)(Event::Checksum {
+            worker,
+            destination: d,
+            pid,
+            cancel: conn.cancel_token().ok(),
+        });
+    }
     let theirs = conn
         .execute("BEGIN")
         .map_err(|e| describe(&e))
@@ -248,7 +258,8 @@ pub(super) fn verify_after_triggers(
                 match ensure(&mut conn, &shared.destinations[d]) {
                     Ok(c) => {
                         shared.announce(0, &t.table, Side::Destination(d), c);
-                        verify_dest(&mut now, Some(c), t, sums[i].as_deref().unwrap_or_default());
+                        let sum = sums[i].as_deref().unwrap_or_default();
+                        verify_dest((shared, 0, d), &mut now, Some(c), t, sum);
                         (shared.events)(Event::Ending { worker: 0 });
                     }
                     Err(e) => not_compared(&mut now, e),

@@ -470,7 +470,14 @@ pub(super) fn copy_whole(
     if let Some(sum) = &source_sum {
         for &d in &live {
             if report.destinations[d].status == Status::Committed {
-                verify_dest(&mut report.destinations[d], conns.dests[d].as_mut(), t, sum);
+                let conn = conns.dests[d].as_mut();
+                verify_dest(
+                    (shared, worker, d),
+                    &mut report.destinations[d],
+                    conn,
+                    t,
+                    sum,
+                );
             }
         }
     }
