@@ -136,6 +136,20 @@ impl<'e> Dest<'e> {
         }
     }
 
+    /// Leaves it out of the run (`--keep-going`: refused before anything was sent to it, as
+    /// read-only, with other columns, unable to prepare under `--atomic`): failed with `error`,
+    /// said, and its session closed, as a destination that could not be reached.
+    pub(crate) fn leave_out(&mut self, i: usize, error: ErrorInfo) {
+        report::warn(format_args!(
+            "destination {} ({}): {}; left out (--keep-going)",
+            i + 1,
+            self.endpoint.display(),
+            error.message
+        ));
+        self.fail_with(error);
+        self.conn = None;
+    }
+
     /// Its receiver for one attempt at the copy.
     pub(crate) fn receiver(&mut self) -> Box<dyn Receiver + '_> {
         match (&mut self.conn, &mut self.sink) {

@@ -52,19 +52,21 @@ pub(crate) struct Atomic {
 }
 
 impl Atomic {
-    /// Checks that every server destination can prepare a transaction (exit 2 if one cannot):
-    /// each one's server to name in the decision log. A `--dry-run` asks it too.
+    /// Checks that every server destination can prepare a transaction (exit 2 if one cannot;
+    /// under `keep_going` it is left out, unless none is left): each one's server to name in the
+    /// decision log. A `--dry-run` asks it too.
     pub(crate) fn check_destinations(
         dests: &mut [Dest<'_>],
+        keep_going: bool,
     ) -> anyhow::Result<Vec<Option<Holder>>> {
         let mut servers = Vec::with_capacity(dests.len());
+        let mut refused = Vec::new();
         for (i, dest) in dests.iter_mut().enumerate() {
             let display = format!("destination {} {}", i + 1, dest.endpoint.display());
             let Some(conn) = dest.conn.as_mut() else {
                 servers.push(None);
                 continue;
             };
-            servers.push(Some(Holder::of_session(conn, display)));
             let rows = conn
                 .query(
                     "SELECT current_setting('max_prepared_transactions')::int, \
@@ -73,12 +75,7 @@ impl Atomic {
                 .map_err(|e| Fatal {
                     exit: Exit::CopyFailed,
                     server: None,
-                    message: format!(
-                        "destination {} {}: {}",
-                        i + 1,
-                        dest.endpoint.display(),
-                        describe_sync(&e)
-                    ),
+                    message: format!("{display}: {}", describe_sync(&e)),
                 })?;
             let number = |c: usize| -> i64 {
                 rows.first()
@@ -87,36 +84,46 @@ impl Atomic {
                     .unwrap_or(0)
             };
             let (max, used) = (number(0), number(1));
-            if max == 0 {
+            let why = if max == 0 {
+                "does not allow prepared transactions (max_prepared_transactions = 0): set \
+                 max_prepared_transactions above 0 in its postgresql.conf and restart it"
+                    .to_owned()
+            } else if used >= max {
+                format!(
+                    "has all its {max} prepared transactions in use (max_prepared_transactions): \
+                     finish them first (copyman recover, or COMMIT/ROLLBACK PREPARED)"
+                )
+            } else {
+                servers.push(Some(Holder::of_session(conn, display)));
+                continue;
+            };
+            if !keep_going {
                 return Err(Fatal {
                     exit: Exit::Usage,
                     server: None,
-                    message: format!(
-                        "--atomic: destination {} {} does not allow prepared transactions \
-                         (max_prepared_transactions = 0): set max_prepared_transactions above 0 \
-                         in its postgresql.conf and restart it",
-                        i + 1,
-                        dest.endpoint.display()
-                    ),
+                    message: format!("--atomic: {display} {why}"),
                 }
                 .into());
             }
-            if used >= max {
-                return Err(Fatal {
-                    exit: Exit::Usage,
-                    server: None,
-                    message: format!(
-                        "--atomic: destination {} {} has all its {max} prepared transactions in \
-                         use (max_prepared_transactions): finish them first (copyman recover, or \
-                         COMMIT/ROLLBACK PREPARED)",
-                        i + 1,
-                        dest.endpoint.display()
-                    ),
-                }
-                .into());
-            }
+            refused.push(format!("--atomic: {display} {why}"));
+            dest.leave_out(
+                i,
+                ErrorInfo {
+                    sqlstate: None,
+                    message: format!("--atomic: {why}"),
+                },
+            );
+            servers.push(None);
         }
-        Ok(servers)
+        match refused.into_iter().next() {
+            Some(first) if dests.iter().all(|d| d.error.is_some()) => Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message: first,
+            }
+            .into()),
+            _ => Ok(servers),
+        }
     }
 
     /// Checks that every server destination can prepare a transaction, then opens the decision
@@ -127,8 +134,9 @@ impl Atomic {
         path: &Path,
         dests: &mut [Dest<'_>],
         source: Option<&mut Connection>,
+        keep_going: bool,
     ) -> anyhow::Result<Self> {
-        let servers = Self::check_destinations(dests)?;
+        let servers = Self::check_destinations(dests, keep_going)?;
         let io = |e: std::io::Error| Fatal {
             exit: Exit::Usage,
             server: None,

@@ -37,7 +37,7 @@ use copyman_sync::Connection;
 use crate::args::{Statements, Transfer};
 use crate::dest::Dest;
 use crate::limits::{Encodings, refuse_lossy_encodings};
-use crate::report::{self, Exit, Fatal};
+use crate::report::{self, ErrorInfo, Exit, Fatal};
 use crate::run::Unreachable;
 
 /// Identifies every server endpoint and refuses a database given twice (see the module).
@@ -81,6 +81,8 @@ pub(crate) fn check(
         };
     let source = source.and_then(|conn| identify(conn, "source", table.as_deref()));
     let mut seen: Vec<(usize, Identity)> = Vec::new();
+    // Left out under --keep-going: when none is left, the first is the run's refusal.
+    let mut left_out: Vec<String> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         let Some(conn) = dest.conn.as_mut() else {
             continue;
@@ -99,7 +101,20 @@ pub(crate) fn check(
         report::log(format_args!("destination {}: {id}", i + 1));
         dest.identity = id.state_key();
         let name = dest.endpoint.display();
-        refuse_standby(i, &name, &id)?;
+        if let Some(why) = takes_no_writes(&id) {
+            if !t.keep_going {
+                return Err(refused(format!("destination {} ({name}) {why}", i + 1)));
+            }
+            dest.leave_out(
+                i,
+                ErrorInfo {
+                    sqlstate: Some("25006".to_owned()),
+                    message: why.to_owned(),
+                },
+            );
+            left_out.push(format!("destination {} ({name}) {why}", i + 1));
+            continue;
+        }
         if let Some(source) = &source {
             // Table mode names a table on both sides: the same where both were found as one, or
             // both are one name (neither found: it fails as missing elsewhere) — a
@@ -195,43 +210,44 @@ pub(crate) fn check(
         }
         seen.push((i, id));
     }
-    Ok(())
+    match left_out.into_iter().next() {
+        Some(first) if dests.iter().all(|d| d.error.is_some()) => Err(refused(first)),
+        _ => Ok(()),
+    }
 }
 
-/// Refuses destination `i` (0-based) on a standby: it takes no writes, and its first would fail
-/// (SQLSTATE 25006) after the other destinations had begun — a resume, too. Said while planning,
-/// so that a dry run exits as the run would.
-fn refuse_standby(i: usize, name: &str, id: &Identity) -> Result<(), Fatal> {
-    let why = if id.is_standby() {
-        "is a standby (its server is in recovery: pg_is_in_recovery()): it takes no writes; \
-         give its primary"
+/// A refusal before anything is sent: exit 2.
+fn refused(message: String) -> Fatal {
+    Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message,
+    }
+}
+
+/// Why a destination takes no writes: on a standby, or read-only by default. Its first write
+/// would fail (SQLSTATE 25006) after the other destinations had begun — a resume, too: said
+/// while planning, so that a dry run exits as the run would. `None` where it takes them.
+fn takes_no_writes(id: &Identity) -> Option<&'static str> {
+    if id.is_standby() {
+        Some(
+            "is a standby (its server is in recovery: pg_is_in_recovery()): it takes no writes; \
+             give its primary",
+        )
     } else if id.is_read_only() {
         // A soft freeze: its first write failed (25006) once the others had begun, and a dry
         // run exited 0.
-        "takes no writes: its transactions are read-only by default \
-         (default_transaction_read_only is on for its role or database); copy there once it \
-         is off (or with options='-c default_transaction_read_only=off' in its CONN, if the \
-         freeze is not meant for this copy)"
+        Some(
+            "takes no writes: its transactions are read-only by default \
+             (default_transaction_read_only is on for its role or database); copy there once it \
+             is off (or with options='-c default_transaction_read_only=off' in its CONN, if the \
+             freeze is not meant for this copy)",
+        )
     } else {
-        return Ok(());
-    };
-    Err(Fatal {
-        exit: Exit::Usage,
-        server: None,
-        message: format!("destination {} ({name}) {why}", i + 1),
-    })
+        None
+    }
 }
 
-/// For a job of many tables: refuses, before anything is planned or sent, a destination on a
-/// standby, a destination database given twice and a destination that is the source's database
-/// (every table would be copied into itself), and a `client_encoding` that would change the data
-/// on its way
-/// ([`refuse_lossy_encodings`]). A server that cannot say who it is gets a warning, as in
-/// [`check`]. Under `keep_going` a destination that cannot be reached is passed over here: the
-/// job leaves it out.
-///
-/// # Errors
-/// [`Fatal`] with exit 2 naming what; a server that cannot be reached ([`Unreachable`], exit 3).
 /// Warns where the source is a standby with destination `i`'s system identifier and database
 /// (`id`): if it streams from that destination, what it copies is that database's own rows,
 /// written there a second time (the servers cannot tell it from a standby of a clone, which
@@ -262,11 +278,25 @@ fn warn_if_standby_of(source: &Identity, id: &Identity, i: usize, name: &str) ->
     Ok(())
 }
 
+/// The destinations a job leaves out under `--keep-going`, by position, with why.
+pub(crate) type LeftOut = Vec<(usize, String)>;
+
+/// For a job of many tables: refuses, before anything is planned or sent, a destination on a
+/// standby, a destination database given twice and a destination that is the source's database
+/// (every table would be copied into itself), and a `client_encoding` that would change the data
+/// on its way
+/// ([`refuse_lossy_encodings`]). A server that cannot say who it is gets a warning, as in
+/// [`check`]. Under `keep_going` a destination that cannot be reached is passed over here: the
+/// job leaves it out, and so is one that takes no writes: returned, with why, for the job's
+/// [`Options::left_out`](copyman_job::job::Options::left_out).
+///
+/// # Errors
+/// [`Fatal`] with exit 2 naming what; a server that cannot be reached ([`Unreachable`], exit 3).
 pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
     keep_going: bool,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(Vec<String>, LeftOut)> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
      -> Result<(Option<Identity>, Encodings), Unreachable> {
@@ -291,6 +321,7 @@ pub(crate) fn check_job(
     let (source_id, source_encodings) = identify(source, "source")?;
     let mut encodings = vec![source_encodings];
     let mut seen: Vec<(usize, Identity)> = Vec::new();
+    let mut left_out = Vec::new();
     for (i, dest) in dests.iter().enumerate() {
         let id = match identify(dest, &format!("destination {}", i + 1)) {
             Ok((id, dest_encodings)) => {
@@ -303,7 +334,13 @@ pub(crate) fn check_job(
             Err(_) if keep_going => continue,
             Err(unreachable) => return Err(unreachable.into()),
         };
-        refuse_standby(i, &dest.name, &id)?;
+        if let Some(why) = takes_no_writes(&id) {
+            if !keep_going {
+                return Err(refused(format!("destination {} ({}) {why}", i + 1, dest.name)).into());
+            }
+            left_out.push((i, why.to_owned()));
+            continue;
+        }
         if let Some(source) = &source_id {
             warn_if_standby_of(source, &id, i, &dest.name)?;
         }
@@ -336,5 +373,5 @@ pub(crate) fn check_job(
         seen.push((i, id));
     }
     refuse_lossy_encodings(&encodings)?;
-    Ok(encodings.into_iter().map(|e| e.server).collect())
+    Ok((encodings.into_iter().map(|e| e.server).collect(), left_out))
 }

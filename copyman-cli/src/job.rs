@@ -320,6 +320,7 @@ impl JobArgs {
             interrupt: Interrupt::new(),
             other_states: Vec::new(),
             data_encoding: None,
+            left_out: Vec::new(),
         };
         Ok(Self {
             source,
@@ -592,7 +593,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // Until planning proper: a signal while these connect (a server that accepts and never
     // answers) exits at once, nothing began anywhere.
     signals::connecting(true);
-    let encodings = crate::identity::check_job(&source, &dests, args.options.keep_going)?;
+    let (encodings, left_out) =
+        crate::identity::check_job(&source, &dests, args.options.keep_going)?;
     // Between SQL_ASCII databases the data passes as it is, as a single table's does: through
     // UTF8 a byte beyond ASCII failed the job (22021) where one table copied it.
     let named = std::iter::once(&args.source)
@@ -634,6 +636,7 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     };
     let mut options = args.options.clone();
     options.data_encoding = data_encoding;
+    options.left_out = left_out;
     // The default state file is named by a destination that could not say who it is: a resume
     // must name it.
     let mut resume_names_state = false;

@@ -413,6 +413,31 @@ fn table_plan(
         }
     }
     let labels = dest_labels(dests);
+    // Under --keep-going a destination whose table's columns do not match the source's is left
+    // out, as one without the table is, while another is left to copy to. (A file's fields are
+    // positional: which destination's columns are the odd ones is not known.)
+    if t.keep_going && source_rel.is_some() {
+        let mismatched: Vec<(usize, String)> = (dest_rels.iter())
+            .filter_map(|(i, rel)| {
+                let this = [(labels[*i].as_str(), rel)];
+                let columns = resolve_columns(&copy.columns, source_rel.as_ref(), &this);
+                columns.err().map(|why| (*i, why))
+            })
+            .collect();
+        let live = dests.iter().filter(|d| d.error.is_none()).count();
+        if !mismatched.is_empty() && mismatched.len() < live {
+            for (i, why) in mismatched {
+                dests[i].leave_out(
+                    i,
+                    ErrorInfo {
+                        sqlstate: None,
+                        message: why,
+                    },
+                );
+                dest_rels.retain(|(j, _)| *j != i);
+            }
+        }
+    }
     let dest_view: Vec<(&str, &Relation)> = dest_rels
         .iter()
         .map(|(i, rel)| (labels[*i].as_str(), rel))
@@ -1783,7 +1808,7 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     }
     // --atomic: destinations that cannot prepare are refused, as the run refuses them.
     if t.atomic.is_some() {
-        crate::finish::Atomic::check_destinations(&mut dests)?;
+        crate::finish::Atomic::check_destinations(&mut dests, t.keep_going)?;
     }
     let input = input(t, output, &mut plan, source_conn.as_mut(), &mut dests)?;
     // The encodings as the run settles them, after every catalog read as the run's: COPYs

@@ -198,6 +198,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             source_conn
                 .as_mut()
                 .filter(|_| matches!(t.statements, Statements::Raw { .. })),
+            t.keep_going,
         )?),
         None => None,
     };

@@ -1046,3 +1046,55 @@ fn a_job_destination_session_lost_after_its_prepare_is_finished_on_a_new_one() {
             .get(0);
     assert_eq!(left, 0);
 }
+
+/// Under `--atomic --keep-going` a destination that allows no prepared transactions is left out
+/// and said, the others committing every row (exit 4), one table and a job alike; it stopped the
+/// whole run (exit 2). Nothing is left prepared.
+#[test]
+fn keep_going_leaves_out_a_destination_without_prepared_transactions() {
+    let s = servers();
+    let tables = format!("{TABLE}; CREATE TABLE u (id int);");
+    let src = database(
+        &s.source,
+        &format!(
+            "{tables} INSERT INTO m SELECT g, 'v' FROM generate_series(1, 100) g; \
+             INSERT INTO u VALUES (1);"
+        ),
+    );
+    let from = s.source.url(&src);
+    for job in [false, true] {
+        let two_phase = database(&s.a, &tables);
+        let none = database(&s.source, &tables);
+        let log = TempPath::new("left-out.log");
+        let state = TempPath::new("left-out.state");
+        let mut args = vec!["table", "m"];
+        if job {
+            args.extend(["u", "--state", state.arg()]);
+        }
+        let (to, none_to) = (s.a.url(&two_phase), s.source.url(&none));
+        args.extend(["--from", &from, "--to", &to, "--to", &none_to]);
+        args.extend(["--atomic", "--decision-log", log.arg(), "--keep-going"]);
+        let out = run(&args);
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 4);
+        assert!(
+            stderr.contains("does not allow prepared transactions")
+                && stderr.contains("left out (--keep-going)"),
+            "{stderr}"
+        );
+        assert_eq!(count(&s.a, &two_phase, "m"), 100, "{stderr}");
+        assert_eq!(count(&s.source, &none, "m"), 0, "{stderr}");
+        if job {
+            assert_eq!(count(&s.a, &two_phase, "u"), 1, "{stderr}");
+        }
+        // (Other tests' runs may hold prepared transactions in other databases of A.)
+        let left: i64 = (s.a.connect(&two_phase))
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{stderr}");
+    }
+}

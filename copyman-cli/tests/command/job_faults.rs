@@ -1156,3 +1156,63 @@ fn a_resume_beside_the_live_run_is_refused_at_once() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 100);
 }
+
+/// Under `--keep-going` a destination refused before anything is sent to it — read-only by
+/// default, a table of other columns (and, in `atomic.rs`, one without prepared transactions
+/// under `--atomic`) — is left out
+/// and said, as one that cannot be reached or lacks the table: the others get every row (exit
+/// 4), one table and a job alike. (It stopped the whole run, exit 2, the healthy destination
+/// getting nothing.) With none left, the refusal stands (exit 2).
+#[test]
+fn keep_going_leaves_out_a_destination_refused_before_anything() {
+    let c = clusters();
+    let tables = "CREATE TABLE t (id int, v text); CREATE TABLE u (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{tables} INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g; \
+             INSERT INTO u VALUES (1);"
+        ),
+    );
+    let from = c.source.conninfo(&src);
+    let ro = database(&c.dest[1], tables);
+    c.dest[1]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {ro} SET default_transaction_read_only = on"
+        ))
+        .unwrap();
+    let cols = database(&c.dest[1], "CREATE TABLE t (id int, w text);");
+    let (ro, cols) = (c.dest[1].conninfo(&ro), c.dest[1].conninfo(&cols));
+    let left_out = |args: &[&str], said: &str, tables: &[&str]| {
+        let ok = database(
+            &c.dest[0],
+            "CREATE TABLE t (id int, v text); CREATE TABLE u (id int);",
+        );
+        let to = c.dest[0].conninfo(&ok);
+        let mut all = args.to_vec();
+        all.extend(["--from", &from, "--to", &to, "--keep-going"]);
+        let out = run(&all);
+        let stderr = text(&out.stderr);
+        assert_exit(&out, 4);
+        assert!(
+            stderr.contains(said) && stderr.contains("left out (--keep-going)"),
+            "{stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &ok, "t"), 100, "{stderr}");
+        for table in tables {
+            assert!(count(&c.dest[0], &ok, table) > 0, "{table}: {stderr}");
+        }
+    };
+    left_out(&["table", "t", "--to", &ro], "takes no writes", &[]);
+    left_out(&["table", "t", "--to", &cols], "lacks \"v\"", &[]);
+    let state = TempPath::new("left-out.state");
+    left_out(
+        &["table", "t", "u", "--to", &ro, "--state", state.arg()],
+        "takes no writes",
+        &["u"],
+    );
+    // None left: refused, nothing copied.
+    let out = run(&["table", "t", "--from", &from, "--to", &ro, "--keep-going"]);
+    assert_exit(&out, 2);
+}

@@ -49,13 +49,13 @@ fn three(start: impl Fn() -> Cluster + Sync) -> Clusters {
     }
 }
 
-/// A cluster that insists on SCRAM passwords.
 /// A cluster that takes TCP connections over TLS only.
 pub fn tls_cluster() -> &'static Cluster {
     static TLS: OnceLock<Cluster> = OnceLock::new();
     TLS.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).tls().start())
 }
 
+/// A cluster that insists on SCRAM passwords.
 pub fn scram_cluster() -> &'static Cluster {
     static SCRAM: OnceLock<Cluster> = OnceLock::new();
     SCRAM.get_or_init(|| Cluster::builder().auth(Auth::ScramSha256).start())

@@ -54,6 +54,11 @@ pub struct Options {
     pub format: Option<Format>,
     /// Commit a table on the destinations where it completed, and go on with the others.
     pub keep_going: bool,
+    /// Destinations the caller left out before the job (by position, with why: under
+    /// `keep_going`, one its own checks refused, such as a server that takes no writes): not
+    /// connected to, each table's plan there refused with that reason, as for a destination
+    /// that cannot be reached.
+    pub left_out: Vec<(usize, String)>,
     /// Copy every table under the coordinating session's exported snapshot (else each table
     /// under a snapshot of its own).
     pub snapshot: bool,
@@ -264,6 +269,7 @@ impl Options {
             interrupt: Interrupt::new(),
             other_states: Vec::new(),
             data_encoding: None,
+            left_out: Vec::new(),
         }
     }
 }

@@ -744,7 +744,19 @@ fn plan_all(
     let mut unreachable = Vec::new();
     // What each server's sessions make of text (the source's first), once asked.
     let mut forms_known = vec![None; destinations.len() + 1];
+    let mut refused = Vec::new();
     for (i, server) in destinations.iter().enumerate() {
+        if let Some((_, why)) = options.left_out.iter().find(|(d, _)| *d == i) {
+            left_out.push(format!(
+                "destination {} {}: {why}; left out (--keep-going)",
+                i + 1,
+                server.name
+            ));
+            down[i] = Some(TableError::lasting(why.clone()));
+            refused.push(format!("destination {} ({}) {why}", i + 1, server.name));
+            dests.push(None);
+            continue;
+        }
         match connect(server) {
             Ok(conn) => dests.push(Some(conn)),
             Err(JobError::Connect { server, error }) if options.keep_going => {
@@ -759,8 +771,11 @@ fn plan_all(
             Err(e) => return Err(e),
         }
     }
-    // None left: a connection failure, as without `keep_going`, naming each one.
+    // None left: a refusal, or a connection failure, as without `keep_going`, naming each one.
     if !destinations.is_empty() && down.iter().all(Option::is_some) {
+        if let Some(first) = refused.into_iter().next() {
+            return Err(JobError::Refused(first));
+        }
         return Err(match unreachable.len() {
             1 => unreachable.remove(0),
             _ => JobError::Unreachable(unreachable),
@@ -1171,8 +1186,11 @@ fn plan_all(
         // Under --keep-going a destination that did not connect has no connection here: pair
         // each connection with its own server (its party, named `destination N NAME` as a
         // one-table run names it), so the refusal names the right one.
-        let connected = dests.iter_mut().zip(&mut parties);
-        for (conn, party) in connected.filter_map(|(c, p)| c.as_mut().map(|c| (c, p))) {
+        let mut refused = Vec::new();
+        for (i, (slot, party)) in dests.iter_mut().zip(&mut parties).enumerate() {
+            let Some(conn) = slot.as_mut() else {
+                continue;
+            };
             let name = party.display.clone();
             *party = commit::Holder::of(conn, std::mem::take(&mut party.display));
             let max = conn
@@ -1186,12 +1204,25 @@ fn plan_all(
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             if max == 0 {
-                return Err(JobError::Refused(format!(
-                    "two-phase commit: {name} does not allow prepared transactions \
-                     (max_prepared_transactions = 0): set max_prepared_transactions above 0 in \
-                     its postgresql.conf and restart it"
-                )));
+                let why = "does not allow prepared transactions (max_prepared_transactions = \
+                           0): set max_prepared_transactions above 0 in its postgresql.conf and \
+                           restart it";
+                if !options.keep_going {
+                    return Err(JobError::Refused(format!("two-phase commit: {name} {why}")));
+                }
+                // Under --keep-going it is left out, as one that cannot be reached.
+                notes.push(format!(
+                    "{name}: two-phase commit: {why}; left out (--keep-going)"
+                ));
+                down[i] = Some(TableError::lasting(format!("two-phase commit: {why}")));
+                refused.push(format!("two-phase commit: {name} {why}"));
+                *slot = None;
             }
+        }
+        if down.iter().all(Option::is_some)
+            && let Some(first) = refused.into_iter().next()
+        {
+            return Err(JobError::Refused(first));
         }
     }
     let block_size: u64 = src
