@@ -203,6 +203,18 @@ pub(crate) enum LowCommand {
     Demo(LowDemo),
 }
 
+impl LowCommand {
+    /// The command's name, as typed (a job of many tables is `table` too).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Table(_) => "table",
+            Self::Copy(_) => "copy",
+            Self::Recover(_) => "recover",
+            Self::Demo(_) => "demo",
+        }
+    }
+}
+
 /// `copyman table`.
 #[derive(clap::Args)]
 pub(crate) struct LowTable {

@@ -3088,7 +3088,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             [
                 pair("DateStyle", "SQL, DMY"),
                 pair("IntervalStyle", ""),
-                pair("lc_monetary", "")
+                pair("lc_monetary", ""),
+                pair("array_nulls", "")
             ]
         );
         // A destination of a server's data: its own date order and interval style, money in C.
@@ -3105,7 +3106,8 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             [
                 pair("DateStyle", ""),
                 pair("IntervalStyle", ""),
-                pair("lc_monetary", "")
+                pair("lc_monetary", ""),
+                pair("array_nulls", "")
             ]
         );
     }

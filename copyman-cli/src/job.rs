@@ -1156,6 +1156,7 @@ fn to_json(
                 "rows": d.rows,
                 "bytes": d.bytes,
                 "seconds": d.seconds,
+                "duration_secs": d.seconds,
                 "verified": d.verified,
                 "warning": d.warning,
                 "error": d.error.as_ref().map(|e| json!({
@@ -1165,10 +1166,38 @@ fn to_json(
             }));
         }
     }
+    // Why it failed, as a one-table run says it: why it stopped, else the first table that
+    // failed, with its SQLSTATE and where.
+    let failed = (report.tables.iter())
+        .flat_map(|t| {
+            t.destinations
+                .iter()
+                .enumerate()
+                .map(move |(d, r)| (t, d, r))
+        })
+        .find_map(|(t, d, r)| Some((t, d, r.error.as_ref()?)))
+        .filter(|_| exit != Exit::Success);
+    let error = report.stopped.clone().or_else(|| {
+        let (t, d, e) = failed?;
+        Some(format!(
+            "{} on destination {}: {}",
+            t.table,
+            d + 1,
+            e.message
+        ))
+    });
+    let (server, sqlstate) = match failed {
+        Some((_, d, e)) => (Some(format!("destination {}", d + 1)), e.sqlstate.clone()),
+        None => (None, None),
+    };
     json!({
         // The words of a one-table run's `--json` (report.rs).
         "status": status_word(exit),
         "exit_code": exit.code(),
+        "error": error,
+        "server": server,
+        "sqlstate": sqlstate,
+        "duration_secs": report.seconds,
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,
         "notes": notes,

@@ -162,6 +162,7 @@ pub(crate) fn closed_at_start(fd: u8) -> bool {
 }
 
 fn main() -> ExitCode {
+    report::mark_start();
     let low = match LowArgs::parse_from_args(std::env::args_os()) {
         Ok(low) => low,
         Err(e) if e.use_stderr() => {
@@ -198,6 +199,7 @@ fn main() -> ExitCode {
         std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
     let json = low.json;
+    report::set_command(low.command.name());
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,
         Err(e) => return fail(e.exit, &conn::scrub(&e.message), None, json),

@@ -736,6 +736,62 @@ pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
 /// Whether a JSON document was written ([`print_json`]).
 static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
 
+/// When the process started, and the command it runs: the `--json` envelope's
+/// ([`envelope`]).
+static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+static COMMAND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Notes the process's start (called first thing in `main`).
+pub(crate) fn mark_start() {
+    STARTED.get_or_init(SystemTime::now);
+}
+
+/// Names the command the process runs (`table`, `copy`, `recover`, `demo`) in every `--json`
+/// document.
+pub(crate) fn set_command(name: &'static str) {
+    let _ = COMMAND.set(name);
+}
+
+/// `value` with the keys every `--json` document has, whatever its command and outcome (a job's,
+/// a one-table run's, recover's, a run that ended before copying, a second signal's exit at
+/// once), where it does not say them itself: `command`, `status`, `exit_code`, `error`, `server`,
+/// `sqlstate` (null where nothing failed, or no server said it), `started_at`, `finished_at`,
+/// `duration_secs` (since the process started), `warnings`, `notices`, `waits`. A script reads
+/// `.error` or `.duration_secs` of any document alike (a job's had neither).
+fn envelope(value: &Value) -> Value {
+    let mut doc = value.clone();
+    let Some(map) = doc.as_object_mut() else {
+        return doc;
+    };
+    let now = SystemTime::now();
+    let started = *STARTED.get_or_init(|| now);
+    let common = [
+        ("command", json!(COMMAND.get())),
+        ("status", Value::Null),
+        ("exit_code", Value::Null),
+        ("error", Value::Null),
+        ("server", Value::Null),
+        ("sqlstate", Value::Null),
+        ("started_at", json!(rfc3339(started))),
+        ("finished_at", json!(rfc3339(now))),
+        (
+            "duration_secs",
+            json!(
+                now.duration_since(started)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            ),
+        ),
+        ("warnings", json!(warnings())),
+        ("notices", json!([])),
+        ("waits", json!([])),
+    ];
+    for (key, default) in common {
+        map.entry(key).or_insert(default);
+    }
+    doc
+}
+
 /// Writes a JSON document and a newline on stdout: one per process. A second signal's exit at
 /// once and the run's own end may both come to write theirs (two signals close together: the
 /// run ended on the first as the second came): the first written stands, the other is left
@@ -745,7 +801,7 @@ pub(crate) fn print_json(value: &Value) -> io::Result<()> {
         return Ok(());
     }
     let written = (|| {
-        let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+        let mut text = serde_json::to_string_pretty(&envelope(value)).map_err(io::Error::other)?;
         text.push('\n');
         print_stdout(&text)
     })();

@@ -360,3 +360,110 @@ fn a_destination_failing_at_the_end_of_its_copy_heads_the_failure() {
     assert_eq!(count(&c.dest[0], &d1, "u"), 0);
     assert_eq!(count(&c.dest[1], &d2, "u"), 1);
 }
+
+/// Every document has one envelope, whatever the command and the outcome — `command`,
+/// `status`, `exit_code`, `error`, `server`, `sqlstate`, `started_at`, `finished_at`,
+/// `duration_secs`, `warnings`, `notices`, `waits` — then its own lists: a job said why it
+/// failed only in `stopped` and its duration as `seconds` (`jq .error` read null for a failed
+/// job), a run that ended before copying had no duration nor command.
+#[test]
+fn every_document_has_the_same_envelope() {
+    let c = clusters();
+    let tables = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"),
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE a (id int);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let state = TempPath::new("envelope.state");
+    let nowhere = format!("host=127.0.0.1 port={} dbname=x user=x", closed_port());
+    let log = TempPath::new("envelope.log");
+    let data = TempPath::new("envelope.txt");
+    let documents = [
+        ("table", vec!["table", "a", "--from", &from, "--to", &to], 0),
+        (
+            "table",
+            vec![
+                "table",
+                "a",
+                "b",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--state",
+                state.arg(),
+            ],
+            1,
+        ),
+        (
+            "table",
+            vec!["table", "a", "--from", &from, "--to", &nowhere],
+            3,
+        ),
+        (
+            "copy",
+            vec![
+                "copy",
+                "--from",
+                &from,
+                "--send",
+                "COPY a TO STDOUT",
+                "--to",
+                data.arg(),
+            ],
+            0,
+        ),
+        (
+            "recover",
+            vec!["recover", "--to", &to, "--decision-log", log.arg()],
+            0,
+        ),
+    ];
+    for (command, args, exit) in documents {
+        let mut all = vec!["--json"];
+        all.extend(args);
+        let out = run(&all);
+        assert_exit(&out, exit);
+        let j = json(&out);
+        for key in [
+            "command",
+            "status",
+            "exit_code",
+            "error",
+            "server",
+            "sqlstate",
+            "started_at",
+            "finished_at",
+            "duration_secs",
+            "warnings",
+            "notices",
+            "waits",
+        ] {
+            assert!(j.get(key).is_some(), "{key} in {all:?}: {j}");
+        }
+        assert_eq!(j["command"], command, "{all:?}: {j}");
+        assert_eq!(j["exit_code"], exit, "{j}");
+        assert!(j["duration_secs"].as_f64().is_some(), "{j}");
+        // A failure says what, and where a server said it, its SQLSTATE.
+        assert_eq!(j["error"].is_null(), exit == 0, "{j}");
+    }
+    let out = run(&[
+        "--json",
+        "table",
+        "a",
+        "b",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--state",
+        state.arg(),
+        "--resume",
+        "--keep-going",
+    ]);
+    let j = json(&out);
+    assert_eq!(j["server"], "destination 1", "{j}");
+    assert_eq!(j["sqlstate"], "42P01", "{j}");
+}
