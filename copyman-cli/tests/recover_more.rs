@@ -863,10 +863,11 @@ fn no_two_phase() -> &'static Cluster {
 }
 
 /// Destinations [a server that allows prepared transactions, one that does not] under
-/// --keep-going --atomic: the job is refused before anything is copied, naming destination 2
-/// (the server that does not, never the first), exit 2; nothing is copied or prepared anywhere.
+/// --keep-going --atomic: the one that does not is left out before anything is copied, named as
+/// itself (destination 2, never the first); the first commits every row, exit 4; nothing is left
+/// prepared anywhere. (The whole job was refused, the healthy destination getting nothing.)
 #[test]
-fn job_atomic_keep_going_refusal_names_the_destination_without_prepared_transactions() {
+fn job_atomic_keep_going_leaves_out_the_destination_without_prepared_transactions() {
     let s = two_phase_clusters();
     let no = no_two_phase();
     let src = database(&s.source, &format!("{T} {FILL}"));
@@ -889,19 +890,21 @@ fn job_atomic_keep_going_refusal_names_the_destination_without_prepared_transact
         log.arg(),
         "--keep-going",
     ]);
-    assert_exit(&out, 2);
+    assert_exit(&out, 4);
     let stderr = text(&out.stderr);
-    let second = format!("destination 2 postgres@127.0.0.1:{}/{d2} ", no.port());
+    let second = format!("destination 2 postgres@127.0.0.1:{}/{d2}", no.port());
     let first = format!("127.0.0.1:{}/{d1}", s.dest[0].port());
     let refusal = stderr
         .lines()
         .find(|l| l.contains("does not allow prepared transactions"))
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
-        refusal.contains(&second) && !refusal.contains(&first),
+        refusal.contains(&second)
+            && !refusal.contains(&first)
+            && refusal.contains("left out (--keep-going)"),
         "{stderr}"
     );
-    assert_eq!(count(&s.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&s.dest[0], &d1, "t"), count(&s.source, &src, "t"));
     assert_eq!(count(no, &d2, "t"), 0);
     assert_eq!(prepared_in(&s.dest[0], &d1), Vec::<String>::new());
     assert_eq!(settle_backends(&s.dest[0], &d1), Vec::<String>::new());
