@@ -933,17 +933,22 @@ fn text_read_otherwise(
     if sides.is_empty() {
         return None;
     }
+    // Not asked: refused, rather than copied as if it read text as copyman's sessions do.
     let from = match sides.iter().any(|(_, money, _)| money.any()) {
-        true => server_forms(source, source_conn),
+        true => match server_forms(source, source_conn, "the source") {
+            Ok(forms) => forms,
+            Err(why) => return Some(why),
+        },
         false => None,
     };
-    let forms: Vec<Option<ServerForms>> = sides
-        .iter()
-        .map(|(i, _, _)| {
-            let dest = &mut dests[*i];
-            server_forms(dest.endpoint, dest.conn.as_mut())
-        })
-        .collect();
+    let mut forms: Vec<Option<ServerForms>> = Vec::with_capacity(sides.len());
+    for (i, _, _) in &sides {
+        let dest = &mut dests[*i];
+        match server_forms(dest.endpoint, dest.conn.as_mut(), &labels[*i]) {
+            Ok(asked) => forms.push(asked),
+            Err(why) => return Some(why),
+        }
+    }
     let label = |i: usize| labels[i].as_str();
     let money: Vec<(&str, MoneySides, Option<&ServerForms>)> = sides
         .iter()
@@ -966,15 +971,40 @@ fn text_read_otherwise(
     refused
 }
 
-/// What `endpoint`'s server makes of text: its database's own forms (on a session in its own
-/// settings) and `conn`'s, the copy's session's; `None` where either cannot be asked.
-fn server_forms(endpoint: &Endpoint, conn: Option<&mut Connection>) -> Option<ServerForms> {
-    let Endpoint::Server(spec) = endpoint else {
-        return None;
+/// What `endpoint`'s server (`whom`, in messages) makes of text: its database's own forms (on
+/// a session in its own settings; the CONN's word where it names both `lc_monetary` and
+/// `array_nulls`) and `conn`'s, the copy's session's. `None` for a file.
+///
+/// # Errors
+/// Where the database's own forms cannot be asked (a role's `CONNECTION LIMIT`, a server at
+/// `max_connections`): why, with the ways on. (Passed over, `'12,34'` was stored as 1234.00.)
+fn server_forms(
+    endpoint: &Endpoint,
+    conn: Option<&mut Connection>,
+    whom: &str,
+) -> Result<Option<ServerForms>, String> {
+    let (Endpoint::Server(spec), Some(conn)) = (endpoint, conn) else {
+        return Ok(None);
     };
-    let database = TextForms::of(&mut spec.own_settings().connect().ok()?)?;
-    let session = TextForms::of(conn?)?;
-    Some(ServerForms { database, session })
+    let cannot = |why: String| {
+        format!(
+            "cannot ask {whom}'s database how it reads money and arrays from text (on a session \
+             of its own settings: {why}), which a copied column needs; let copyman open one more \
+             session there, or say it in its CONN (options='-c lc_monetary=… -c array_nulls=…')"
+        )
+    };
+    let session =
+        TextForms::of(conn).ok_or_else(|| cannot("the copy's session did not answer".into()))?;
+    if spec.sets("lc_monetary") && spec.sets("array_nulls") {
+        let database = session.clone();
+        return Ok(Some(ServerForms { database, session }));
+    }
+    let mut own = spec
+        .own_settings()
+        .connect()
+        .map_err(|e| cannot(describe_sync(&e).to_string()))?;
+    let database = TextForms::of(&mut own).ok_or_else(|| cannot("it did not answer".into()))?;
+    Ok(Some(ServerForms { database, session }))
 }
 
 /// As [`read_otherwise`], for a file (`name`) copied with `--receive` statements: each
@@ -1178,10 +1208,11 @@ fn abbreviations_differ(
 
 /// Where a file's `money` values would not be read as written in the C locale (`$1,234.56`):
 /// each destination reads them in its `lc_monetary` (as psql's `\copy` does), and one whose
-/// decimal point is not `.` reads `0.50` as 50.00 — a file copyman wrote (its sessions write
-/// money in the C locale) loaded ×100, and another destination may read the same line
-/// otherwise. Asked of each destination whose copied table has a money column (a domain over
-/// money, an array of it, a composite with a money field too).
+/// money form is another — a decimal comma reads `0.50` as 50.00 (a file copyman wrote loaded
+/// ×100), another symbol or separator fails on the first row (`£`, `fr_FR`'s) — is refused with
+/// the ways to say the file's locale; one that counts in another fraction (yen) has no way to
+/// read cents as its amounts, and is told so. Asked of each destination whose copied table has a
+/// money column (a domain over money, an array of it, a composite with a money field too).
 fn money_misread(
     dests: &mut [Dest<'_>],
     dest_rels: &[(usize, Relation)],
@@ -1197,31 +1228,38 @@ fn money_misread(
         {
             continue;
         }
-        let Some(conn) = dests[*i].conn.as_mut() else {
+        let Some(forms) = dests[*i].conn.as_mut().and_then(TextForms::of) else {
             continue;
         };
-        let Ok(rows) = conn.query(
-            "SELECT pg_catalog.current_setting('lc_monetary'), \
-             '0.50'::pg_catalog.money::pg_catalog.numeric::pg_catalog.text",
-        ) else {
-            continue;
-        };
-        let field = |c: usize| rows.first().and_then(|r| r.get(c).cloned().flatten());
-        if let (Some(locale), Some(read)) = (field(0), field(1))
-            && read != "0.50"
-        {
+        let (label, locale, form) = (&labels[*i], &forms.locale, &forms.money);
+        if forms.digits != C_MONEY_DIGITS {
             return Some(format!(
-                "{} reads a file's money values in its lc_monetary '{locale}', where \
-                 '0.50' is {read}: a file written in the C locale's money (as copyman \
-                 writes it) would load other amounts; say in that destination's CONN which \
-                 locale the file was written in: options='-c lc_monetary=C' for a file copyman \
-                 wrote, options='-c lc_monetary={locale}' for one written in its own",
-                labels[*i]
+                "{label} counts money in lc_monetary '{locale}' ({} decimals: it writes an \
+                 amount as {form}), and a file's money in the C locale's cents (as copyman \
+                 writes it: {C_MONEY}) is no amount of its unit: load that column as numeric, \
+                 or leave it out (--columns); a file written in its own locale loads with \
+                 options='-c lc_monetary={locale}' in its CONN",
+                forms.digits
+            ));
+        }
+        if *form != C_MONEY {
+            return Some(format!(
+                "{label} reads a file's money values in its lc_monetary '{locale}', which writes \
+                 an amount as {form} where the C locale (and copyman) write {C_MONEY}: a file \
+                 in the C locale's money would load other amounts, or fail; say in that \
+                 destination's CONN which locale the file was written in: options='-c \
+                 lc_monetary=C' for a file copyman wrote, options='-c lc_monetary={locale}' for \
+                 one written in its own"
             ));
         }
     }
     None
 }
+
+/// How the C locale writes an amount of −1234.56 (as [`TextForms::money`]), and its decimals: a
+/// file copyman wrote holds money so.
+const C_MONEY: &str = "-$1,234.56";
+const C_MONEY_DIGITS: u32 = 2;
 
 /// Where a file's arrays would not be read as copyman and pg_dump write them (a NULL element
 /// an unquoted `NULL`, the string quoted): each destination reads them in its database's
@@ -1762,7 +1800,10 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     crate::dest::refuse_same_file(&t.source, &t.destinations)?;
     let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     crate::file_source::refuse_compressed(t)?;
+    // The user's SQL, as the run reads it (the dry run exited 0 where the run refused it).
+    crate::run::refuse_text_read_otherwise(t)?;
     let (mut source_conn, mut dests) = connect_all(t)?;
+    crate::run::read_users_sql(t, source_conn.as_mut())?;
     // A database given twice, or a table copied into itself: refused by the run's own check
     // (its queries only read what the server says of itself), with its exit status and words.
     crate::identity::check(t, source_conn.as_mut(), &mut dests)?;

@@ -729,7 +729,7 @@ fn money_from_a_file_into_a_comma_decimal_locale_is_refused_unless_told() {
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("lc_monetary 'es_AR.UTF-8', where '0.50' is 50.00")
+        stderr.contains("lc_monetary 'es_AR.UTF-8', which writes an amount as")
             && stderr.contains("options='-c lc_monetary=C'"),
         "{stderr}"
     );
@@ -2482,6 +2482,15 @@ fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
     let (out, ids) = copy(&said, "iv = interval '-1 2:00:00'");
     assert_exit(&out, 0);
     assert_eq!(ids, "2");
+    // The data's text cast to interval: read in copyman's style, refused.
+    let (out, ids) = copy(&from, "iv::text::interval = iv");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("casts text to interval"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(ids, "");
 }
 
 /// A destination database with `array_nulls = off` reads an unquoted `NULL` in an array's text
@@ -2539,6 +2548,33 @@ fn array_text_into_a_database_of_array_nulls_off_is_refused_unless_told() {
         text(&out.stderr)
     );
 
+    // An array in a composite's field, from text there.
+    let composite = database(
+        &c.source,
+        "CREATE TYPE ca AS (a text[], t text); CREATE TABLE ct (id int, c ca); \
+         INSERT INTO ct VALUES (1, ('{x}', '{a,NULL}'));",
+    );
+    let into = database_setting(
+        &c.dest[0],
+        &off,
+        "CREATE TYPE ca AS (a text[], t text[]); CREATE TABLE ct (id int, c ca);",
+    );
+    let out = run(&[
+        "table",
+        "ct",
+        "--from",
+        &c.source.conninfo(&composite),
+        "--to",
+        &c.dest[0].conninfo(&into),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("has array_nulls off"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &into, "ct"), 0);
+
     // A file: read in the database's array_nulls, as psql's \copy does: refused unless told.
     let file = TempPath::new("arrays.txt");
     std::fs::write(&file.0, "1\t{a,NULL}\n").unwrap();
@@ -2557,4 +2593,221 @@ fn array_text_into_a_database_of_array_nulls_off_is_refused_unless_told() {
         0,
     );
     assert_eq!(nulls(&other, "SELECT t[2] IS NULL FROM an"), "t");
+}
+
+/// What was still read otherwise after the money and array text rules, one by one:
+/// - text in a composite's field into money there, beside a number (`'12,34'` stored 1234.00 on
+///   an `es_AR` database, exit 0): refused as the plain column is, place by place;
+/// - a destination told its locale (the refusal's way out) read the table's numbers and the
+///   source's money in it too (`12.34` stored 1234.00): refused, naming why;
+/// - an `en_GB` destination (another symbol, the same separators) stored text `$12.34` as
+///   `£12.34`: refused;
+/// - the database's own settings asked on one more session, passed over where a role's
+///   `CONNECTION LIMIT` left none (text stored ×100, exit 0): refused, naming the way; a
+///   `--where`'s strings are asked before the run's sessions open, so one session is enough;
+/// - a source database with no money: a quoted number in `--where` is no amount (it was refused
+///   as one); a `--dry-run` refuses what the run refuses;
+/// - a file copyman wrote into a yen database: no `lc_monetary=C` way (it stored `$12.34` as
+///   `¥1,234`).
+#[test]
+fn money_text_read_otherwise_is_refused_in_composites_told_sessions_and_every_form() {
+    let Some((_locales, world)) = with_locales(
+        "money_text_read_otherwise_is_refused_in_composites_told_sessions_and_every_form",
+        &["es_AR", "en_GB", "ja_JP"],
+    ) else {
+        return;
+    };
+    let c = clusters();
+    let es = ["lc_monetary = 'es_AR.UTF-8'"];
+    let types = "CREATE TYPE pair AS (a text, n int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{types} CREATE TABLE cp (id int, p pair); INSERT INTO cp VALUES (1, ('12,34', 1)); \
+             CREATE TABLE mix (id int, t text, n numeric, m money); \
+             INSERT INTO mix VALUES (1, '12,34', 12.34, 12.34); \
+             CREATE TABLE fm (id int, m money); INSERT INTO fm VALUES (1, 12.34);"
+        ),
+    );
+    let from = c.source.conninfo(&src);
+    let refused = |args: &[&str], said: &str| {
+        let out = run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{said:?} in {stderr}");
+        stderr
+    };
+    // A composite's text field into money, beside a number.
+    let dst = database_setting(
+        &world,
+        &es,
+        "CREATE TYPE pair AS (a money, n int); CREATE TABLE cp (id int, p pair); \
+         CREATE TABLE mix (id int, t money, n money, m money);",
+    );
+    let to = world.conninfo(&dst);
+    refused(
+        &["table", "cp", "--from", &from, "--to", &to],
+        "'es_AR.UTF-8' writes it as",
+    );
+    assert_eq!(count(&world, &dst, "cp"), 0);
+    // Told the locale: the numbers and the money would be read in it too.
+    let told = format!("{to} options='-c lc_monetary=es_AR.UTF-8'");
+    refused(
+        &[
+            "table",
+            "mix",
+            "--columns",
+            "id,n",
+            "--from",
+            &from,
+            "--to",
+            &told,
+        ],
+        "from the source's numbers",
+    );
+    refused(
+        &[
+            "table",
+            "mix",
+            "--columns",
+            "id,m",
+            "--from",
+            &from,
+            "--to",
+            &told,
+        ],
+        "the source's session writes money as",
+    );
+    assert_exit(
+        &run(&[
+            "table",
+            "mix",
+            "--columns",
+            "id,t",
+            "--from",
+            &from,
+            "--to",
+            &told,
+        ]),
+        0,
+    );
+    assert_eq!(
+        world.psql(&dst, "SELECT t::numeric FROM mix").trim(),
+        "12.34"
+    );
+    // Another symbol.
+    let gb = database_setting(
+        &world,
+        &["lc_monetary = 'en_GB.UTF-8'"],
+        "CREATE TABLE mix (id int, t money, n money, m money);",
+    );
+    refused(
+        &[
+            "table",
+            "mix",
+            "--columns",
+            "id,t",
+            "--from",
+            &from,
+            "--to",
+            &world.conninfo(&gb),
+        ],
+        "'en_GB.UTF-8' writes it as",
+    );
+    // A role that may open one session: refused, not passed over.
+    let limited = database_setting(&world, &es, "CREATE TABLE mix (id int, t money);");
+    let role = format!("one_{limited}");
+    world
+        .connect("postgres")
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN CONNECTION LIMIT 1; \
+             GRANT ALL ON DATABASE {limited} TO {role};"
+        ))
+        .unwrap();
+    world
+        .connect(&limited)
+        .batch_execute(&format!("GRANT ALL ON mix TO {role}"))
+        .unwrap();
+    let as_role = format!("{} user={role}", world.conninfo(&limited));
+    refused(
+        &[
+            "table",
+            "mix",
+            "--columns",
+            "id,t",
+            "--from",
+            &from,
+            "--to",
+            &as_role,
+        ],
+        "cannot ask destination 1",
+    );
+    assert_eq!(count(&world, &limited, "mix"), 0);
+
+    // A source with no money: quoted numbers are no amounts; the dry run refuses as the run.
+    let plain = database_setting(
+        &world,
+        &es,
+        "CREATE TABLE wn (id int, code text); INSERT INTO wn VALUES (1, '2.5'), (2, '7');",
+    );
+    let wn = database(&c.dest[0], "CREATE TABLE wn (id int, code text);");
+    let (from_plain, to_wn) = (world.conninfo(&plain), c.dest[0].conninfo(&wn));
+    assert_exit(
+        &run(&[
+            "table",
+            "wn",
+            "--from",
+            &from_plain,
+            "--to",
+            &to_wn,
+            "--where",
+            "code = '2.5'",
+        ]),
+        0,
+    );
+    assert_eq!(count(&c.dest[0], &wn, "wn"), 1);
+    let priced = database_setting(
+        &world,
+        &es,
+        "CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100);",
+    );
+    let mw = database(&c.dest[0], "CREATE TABLE mw (id int, m money);");
+    refused(
+        &[
+            "table",
+            "mw",
+            "--from",
+            &world.conninfo(&priced),
+            "--to",
+            &c.dest[0].conninfo(&mw),
+            "--where",
+            "m > '12,34'",
+            "--dry-run",
+        ],
+        "the string '12,34'",
+    );
+
+    // A file copyman wrote, into a yen database: no way to read cents as yen.
+    let file = TempPath::new("money-yen.txt");
+    assert_exit(
+        &run(&["table", "fm", "--from", &from, "--to", file.arg()]),
+        0,
+    );
+    let yen = database_setting(
+        &world,
+        &["lc_monetary = 'ja_JP.UTF-8'"],
+        "CREATE TABLE fm (id int, m money);",
+    );
+    let stderr = refused(
+        &[
+            "table",
+            "fm",
+            "--from",
+            file.arg(),
+            "--to",
+            &world.conninfo(&yen),
+        ],
+        "is no amount of its unit",
+    );
+    assert!(!stderr.contains("lc_monetary=C"), "{stderr}");
 }

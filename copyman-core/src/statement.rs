@@ -461,6 +461,81 @@ pub fn string_constants(sql: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether `sql` names `word` (case aside) outside its string constants and quoted
+/// identifiers, at any depth: `money` in `m > 5::money`, not in `'money'`.
+///
+/// ```
+/// use copyman_core::statement::names_word;
+///
+/// assert!(names_word("m > (5::MONEY)", "money"));
+/// assert!(!names_word("t = 'money' AND \"money\" > 1", "money"));
+/// ```
+pub fn names_word(sql: &str, word: &str) -> bool {
+    tokens(sql, true).is_ok_and(|tokens| {
+        (tokens.iter())
+            .any(|t| !t.literal && !t.text.starts_with('"') && t.text.eq_ignore_ascii_case(word))
+    })
+}
+
+/// Whether `sql` (a statement, or a condition such as `--where`'s) casts something other than
+/// a string constant to the type named `type_name` (`interval`, `money`): `s::interval`,
+/// `CAST(s AS interval)`, `(a || b)::money` — text from the data, read in the session's
+/// settings. A typed or cast string constant (`interval '1 day'`, `'5'::money`) is not: its
+/// reading can be checked ([`string_constants`]). Text that does not scan counts as casting.
+///
+/// ```
+/// use copyman_core::statement::casts_to;
+///
+/// assert!(casts_to("COPY (SELECT s::interval FROM raw) TO STDOUT", "interval"));
+/// assert!(casts_to("x = CAST(a || b AS Interval)", "interval"));
+/// assert!(!casts_to("at > now() - interval '1 day' AND d < '2 days'::interval", "interval"));
+/// assert!(!casts_to("CAST('5' AS money) < m", "money"));
+/// assert!(!casts_to("m > 12.34::numeric::money AND n < s::int8::money", "money"));
+/// assert!(casts_to("m > s2::money", "money"));
+/// assert!(!casts_to("m > 5", "money"));
+/// ```
+pub fn casts_to(sql: &str, type_name: &str) -> bool {
+    let Ok(tokens) = tokens(sql, true) else {
+        return true;
+    };
+    tokens.iter().enumerate().any(|(i, t)| {
+        if t.literal || !t.text.eq_ignore_ascii_case(type_name) {
+            return false;
+        }
+        let before = sql[..t.at].trim_end();
+        if let Some(cast) = before.strip_suffix("::") {
+            return casts_text(cast);
+        }
+        // CAST(x AS type): what comes before `AS` is what is cast.
+        let previous = i.checked_sub(1).map(|j| &tokens[j]);
+        match previous {
+            Some(p) if !p.literal && p.text.eq_ignore_ascii_case("as") => casts_text(&sql[..p.at]),
+            _ => false,
+        }
+    })
+}
+
+/// Whether what ends `cast` (the text before a `::type` or a CAST's `AS`) may be text: not a
+/// string constant (its reading is checked), a number constant (`12.34`), nor a cast to a
+/// number type (`s::numeric`): those read alike in every setting.
+fn casts_text(cast: &str) -> bool {
+    const NUMBER_TYPES: [&str; 12] = [
+        "numeric", "decimal", "int", "int2", "int4", "int8", "integer", "bigint", "smallint",
+        "float4", "float8", "real",
+    ];
+    let cast = cast.trim_end();
+    if cast.ends_with('\'') || cast.ends_with('$') {
+        return false;
+    }
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    let start = cast.rfind(|c: char| !word(c)).map_or(0, |at| at + 1);
+    let tail = &cast[start..];
+    let number = tail.starts_with(|c: char| c.is_ascii_digit()) && tail.parse::<f64>().is_ok();
+    let to_number = cast[..start].trim_end().ends_with("::")
+        && NUMBER_TYPES.iter().any(|t| t.eq_ignore_ascii_case(tail));
+    !(number || to_number)
+}
+
 /// The values given for DELIMITER, NULL, QUOTE, ESCAPE and ENCODING, in that order.
 type Given = [Option<String>; 5];
 const OPTIONS: [&str; 5] = ["delimiter", "null", "quote", "escape", "encoding"];

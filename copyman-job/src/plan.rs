@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use copyman_core::session::TransactionStatus;
 use copyman_sync::Connection;
 
-use crate::sql::{self, Column, Format, Ident, Relation, TableName};
+use crate::sql::{self, Column, Format, Ident, Leaf, Relation, TableName};
 
 /// Why a table could not be looked up.
 #[derive(Debug, thiserror::Error)]
@@ -1138,15 +1138,17 @@ impl TextForms {
         })
     }
 
-    /// The characters its money form puts between two digits (`,` and `.` in `-$1,234.56`):
-    /// where two sessions' differ, they read a text such as `12,34` as other amounts.
-    fn separators(&self) -> Vec<char> {
+    /// Whether it reads a plain number's text (`1234.5`, as numbers are written) as that
+    /// amount: its decimal point is `.` (not `es_AR`'s `,`, where `.` separates thousands and
+    /// `12.34` is 1234.00), or its amounts have no decimals (yen: rounded, as psql reads it).
+    pub fn reads_numbers(&self) -> bool {
         let chars: Vec<char> = self.money.chars().collect();
-        chars
-            .windows(3)
-            .filter(|w| w[0].is_ascii_digit() && !w[1].is_ascii_digit() && w[2].is_ascii_digit())
-            .map(|w| w[1])
-            .collect()
+        let point = chars
+            .iter()
+            .rposition(char::is_ascii_digit)
+            .and_then(|last| (last + 1).checked_sub(self.digits as usize + 1))
+            .and_then(|at| chars.get(at));
+        self.digits == 0 || point == Some(&'.')
     }
 }
 
@@ -1173,10 +1175,12 @@ pub struct MoneySides {
     pub source_only: bool,
     /// A column of money on the destination only.
     pub destination_only: bool,
-    /// A column of money on the destination only whose source column holds no number: free
-    /// text (`text`, `varchar` …), whose money reading depends on the reader's locale (`12,34`
-    /// is 1234.00 in the C locale, 12.34 under `de_DE`).
+    /// A column of money on the destination only where the source writes free text (`text`,
+    /// `varchar` …, a composite's field of them), whose money reading depends on the reader's
+    /// locale (`12,34` is 1234.00 in the C locale, 12.34 under `de_DE`).
     pub destination_only_text: bool,
+    /// A column of money on the destination only where the source writes a number.
+    pub destination_only_number: bool,
 }
 
 impl MoneySides {
@@ -1187,11 +1191,22 @@ impl MoneySides {
             let (Some(from), Some(to)) = (source.column(name), rel.column(name)) else {
                 continue;
             };
-            let (here, there) = (from.holds(&MONEY), to.holds(&MONEY));
-            sides.both |= here && there;
-            sides.source_only |= here && !there;
-            sides.destination_only |= there && !here;
-            sides.destination_only_text |= there && !here && !from.holds(&NUMBERS);
+            // Place by place (a composite's field, an array's element): what the destination
+            // reads there from what the source writes at the same place.
+            for leaf in to.leaves.iter().filter(|l| MONEY.contains(&l.oid)) {
+                let written: Vec<u32> = written_at(from, &leaf.at).map(|l| l.oid).collect();
+                if written.iter().any(|oid| MONEY.contains(oid)) {
+                    sides.both = true;
+                } else {
+                    sides.destination_only = true;
+                    let number = written.iter().any(|oid| NUMBERS.contains(oid));
+                    sides.destination_only_number |= number;
+                    sides.destination_only_text |= !number;
+                }
+            }
+            for leaf in from.leaves.iter().filter(|l| MONEY.contains(&l.oid)) {
+                sides.source_only |= !written_at(to, &leaf.at).any(|l| MONEY.contains(&l.oid));
+            }
         }
         sides
     }
@@ -1222,8 +1237,13 @@ impl ArraySides {
             let (Some(from), Some(to)) = (source.column(name), rel.column(name)) else {
                 continue;
             };
-            sides.from_text |= to.holds_array && !from.holds_array;
-            sides.both |= to.holds_array && from.holds_array;
+            for leaf in to.leaves.iter().filter(|l| l.array) {
+                if written_at(from, &leaf.at).any(|l| l.array) {
+                    sides.both = true;
+                } else {
+                    sides.from_text = true;
+                }
+            }
         }
         sides
     }
@@ -1232,6 +1252,11 @@ impl ArraySides {
     pub fn any(self) -> bool {
         self.from_text || self.both
     }
+}
+
+/// The types `column`'s values are made of at place `at` ([`Leaf::at`]).
+fn written_at<'a>(column: &'a Column, at: &'a str) -> impl Iterator<Item = &'a Leaf> {
+    column.leaves.iter().filter(move |l| l.at == at)
 }
 
 /// `count` (of a money's smallest unit) as an amount of `digits` decimals: 1234 is `12.34` in
@@ -1296,6 +1321,19 @@ pub fn money_meant_otherwise(
                 src.database.locale,
             ));
         }
+        // Money on both sides goes as the source's session writes it when the copy is in text:
+        // read in another form (a CONN's lc_monetary on one side only), another amount.
+        if let (true, Some(src), Some(dst)) = (sides.both, source, forms)
+            && src.session.money != dst.session.money
+        {
+            return Some(format!(
+                "the source's session writes money as {} (lc_monetary '{}') and {label}'s \
+                 session reads it as {} (lc_monetary '{}'): a money column copied as text \
+                 would be read as another amount there, or fail; name one lc_monetary in both \
+                 CONNs, or in neither",
+                src.session.money, src.session.locale, dst.session.money, dst.session.locale,
+            ));
+        }
         let Some(dst) = forms.filter(|_| sides.destination_only) else {
             continue;
         };
@@ -1312,20 +1350,31 @@ pub fn money_meant_otherwise(
                 dst.database.locale,
             ));
         }
-        if sides.destination_only_text && dst.session.separators() != dst.database.separators() {
+        if sides.destination_only_text && dst.session.money != dst.database.money {
             return Some(format!(
                 "{label} reads its money column from the source's text in its session's \
                  lc_monetary '{}', which writes an amount as {}, while its database's '{}' \
-                 writes it as {} and psql reads text there so: a text such as '12,34' or \
-                 '1.234' means another amount to each; say in that destination's CONN which \
-                 locale the source's text is written in (options='-c lc_monetary={}' reads it \
-                 as psql would, options='-c lc_monetary=C' as copyman does), or convert it to \
-                 numeric on the source (copyman copy --send)",
+                 writes it as {} and psql reads text there so: a text such as '12,34', \
+                 '1.234' or '$5' means another amount to each (or fails in one); say in that \
+                 destination's CONN which locale the source's text is written in (options='-c \
+                 lc_monetary={}' reads it as psql would, options='-c lc_monetary=C' as copyman \
+                 does: either reads every money value it gets as text so, a number's or the \
+                 source's money too), or convert it to numeric on the source (copyman copy \
+                 --send)",
                 dst.session.locale,
                 dst.session.money,
                 dst.database.locale,
                 dst.database.money,
                 dst.database.locale,
+            ));
+        }
+        if sides.destination_only_number && !dst.session.reads_numbers() {
+            return Some(format!(
+                "{label} reads its money column from the source's numbers in its session's \
+                 lc_monetary '{}' (its CONN's), where a number's text (12.34) is another amount \
+                 ({}'s separators): copy the number columns without that option in the CONN \
+                 (copyman table … --columns), or convert them on the source",
+                dst.session.locale, dst.session.money,
             ));
         }
     }
@@ -1370,6 +1419,13 @@ pub fn money_written_otherwise(
 /// forms, if asked.
 pub fn arrays_read_otherwise(dests: &[(&str, ArraySides, Option<&ServerForms>)]) -> Option<String> {
     let on_off = |on: bool| if on { "on" } else { "off" };
+    let element = |on: bool| {
+        if on {
+            "a NULL element"
+        } else {
+            "the string NULL"
+        }
+    };
     for (label, sides, forms) in dests {
         let Some(forms) = forms else { continue };
         if sides.from_text && forms.session.array_nulls != forms.database.array_nulls {
@@ -1377,21 +1433,21 @@ pub fn arrays_read_otherwise(dests: &[(&str, ArraySides, Option<&ServerForms>)])
                 "{label} reads an array column from the source's text with array_nulls {} in \
                  its session, where its database (and psql there) has array_nulls {}: an \
                  unquoted NULL element ('{{a,NULL}}') would be {} instead of {}; say in that \
-                 destination's CONN how the source's text is meant (options='-c \
-                 array_nulls={}' reads it as psql would there)",
+                 destination's CONN how the source's text is meant: options='-c \
+                 array_nulls={}' reads it as psql would there{}, options='-c array_nulls={}' as \
+                 copyman does",
                 on_off(forms.session.array_nulls),
                 on_off(forms.database.array_nulls),
-                if forms.session.array_nulls {
-                    "a NULL element"
-                } else {
-                    "the string NULL"
-                },
-                if forms.database.array_nulls {
-                    "a NULL element"
-                } else {
-                    "the string NULL"
-                },
+                element(forms.session.array_nulls),
+                element(forms.database.array_nulls),
                 on_off(forms.database.array_nulls),
+                if sides.both && !forms.database.array_nulls {
+                    " (not with an array column copied from the source's arrays too, whose NULL \
+                     elements would become strings: copy those columns apart with --columns)"
+                } else {
+                    ""
+                },
+                on_off(forms.session.array_nulls),
             ));
         }
         if sides.both && !forms.session.array_nulls {
@@ -2000,6 +2056,7 @@ mod tests {
                     parts: String::new(),
                     reached: Vec::new(),
                     holds_array: false,
+                    leaves: Vec::new(),
                 })
                 .collect(),
         }
@@ -2494,8 +2551,13 @@ mod group_tests {
     fn text_read_in_pinned_forms_otherwise_than_the_database() {
         let c = forms("C", "-$1,234.56", true);
         let es = forms("es_AR.UTF-8", "-$ 1.234,56", true);
-        assert_eq!(c.separators(), [',', '.']);
-        assert_eq!(es.separators(), ['.', ',']);
+        assert!(c.reads_numbers() && !es.reads_numbers());
+        assert!(!forms("fr_FR.UTF-8", "-1\u{202f}234,56 €", true).reads_numbers());
+        let yen = TextForms {
+            digits: 0,
+            ..forms("ja_JP.UTF-8", "-￥1,235", true)
+        };
+        assert!(yen.reads_numbers());
         let dst = ServerForms {
             database: es.clone(),
             session: c.clone(),

@@ -1349,6 +1349,45 @@ pub struct Column {
     /// Its values hold an array somewhere (its own type, a domain's base, a composite's field):
     /// text read into it reads an unquoted `NULL` element as the reader's `array_nulls` says.
     pub holds_array: bool,
+    /// Each type its values are made of, where in the value ([`Leaf`]): what a destination
+    /// reads at a place from what the source writes at the same place (a composite's text
+    /// field into money, beside a number).
+    pub leaves: Vec<Leaf>,
+}
+
+/// One type a column's values are made of, and where in the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    /// Where: empty for the value itself, `/2` a composite's second field, `/e` an array's
+    /// element, `/s` a range's subtype, `/m` a multirange's range; a domain's base type is where
+    /// its domain is (`/b` left out), so that a domain over money here and money there meet.
+    pub at: String,
+    /// The type's OID.
+    pub oid: u32,
+    /// It is an array type.
+    pub array: bool,
+}
+
+impl Leaf {
+    /// The leaves of `reached` (the catalog query's list, see [`binary_key`]).
+    fn of(reached: &str) -> Vec<Self> {
+        reached
+            .split_whitespace()
+            .filter_map(|item| {
+                let parts: Vec<&str> = item.split(',').collect();
+                let path = parts.get(6).copied().unwrap_or("");
+                Some(Self {
+                    at: path
+                        .split('/')
+                        .filter(|p| *p != "b")
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                    oid: parts.get(1)?.parse().ok()?,
+                    array: parts.get(3) == Some(&"true"),
+                })
+            })
+            .collect()
+    }
 }
 
 impl Column {
@@ -1450,6 +1489,7 @@ impl Relation {
                         .split_whitespace()
                         .any(|item| item.split(',').nth(3) == Some("true"))
                 }),
+                leaves: Leaf::of(&field(row, 5).unwrap_or_default()),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),
                 null_checked: field(row, 7).as_deref() == Some("c"),

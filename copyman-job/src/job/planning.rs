@@ -355,20 +355,41 @@ fn look_ahead(
 /// What `server`'s sessions make of text ([`ServerForms`]: its money, its arrays' NULLs),
 /// asked once per job: its database's own forms on a session in its own settings, and `conn`'s,
 /// the job's planning session (its copy sessions are alike); `known` keeps the answer. `None`
-/// where it cannot be asked.
+/// where the caller gave no way to ask ([`Server::own_settings`]).
+///
+/// # Errors
+/// Where the database's own forms cannot be asked (a role's `CONNECTION LIMIT`): why. Passed
+/// over, text was read as if the database read it as copyman's sessions do.
 fn server_forms<'a>(
     server: &Server,
     conn: &mut Connection,
-    known: &'a mut Option<Option<ServerForms>>,
-) -> Option<&'a ServerForms> {
+    known: &'a mut Option<Option<Result<ServerForms, String>>>,
+) -> Option<Result<&'a ServerForms, String>> {
     known
         .get_or_insert_with(|| {
             let connect = server.own_settings.as_ref()?;
-            let database = TextForms::of(&mut connect().ok()?)?;
-            let session = TextForms::of(conn)?;
-            Some(ServerForms { database, session })
+            let cannot = |why: String| {
+                format!(
+                    "cannot ask {}'s database how it reads money and arrays from text (on a \
+                     session of its own settings: {why}), which a copied column needs; let \
+                     copyman open one more session there",
+                    server.name
+                )
+            };
+            let asked = connect()
+                .map_err(|e| cannot(e.to_string()))
+                .and_then(|mut own| {
+                    let database = TextForms::of(&mut own);
+                    let session = TextForms::of(conn);
+                    match (database, session) {
+                        (Some(database), Some(session)) => Ok(ServerForms { database, session }),
+                        _ => Err(cannot("it did not answer".to_owned())),
+                    }
+                });
+            Some(asked)
         })
         .as_ref()
+        .map(|asked| asked.as_ref().map_err(Clone::clone))
 }
 
 /// Why a resume from `path` is refused before anything: no state file there (or an empty one,
@@ -1445,10 +1466,21 @@ fn plan_all(
             );
             if sides.any() || arrays.any() {
                 let from = match sides.any() {
-                    true => server_forms(source, &mut src, &mut forms_known[0]).cloned(),
+                    true => server_forms(source, &mut src, &mut forms_known[0]),
                     false => None,
+                }
+                .transpose()
+                .map(|f| f.cloned());
+                let forms = server_forms(server, conn, &mut forms_known[i + 1])
+                    .transpose()
+                    .map(|f| f.cloned());
+                let (from, forms) = match (from, forms) {
+                    (Ok(from), Ok(forms)) => (from, forms),
+                    (Err(why), _) | (_, Err(why)) => {
+                        plans.push(DestPlan::Refused(TableError::lasting(why)));
+                        continue;
+                    }
                 };
-                let forms = server_forms(server, conn, &mut forms_known[i + 1]).cloned();
                 let (from, forms) = (from.as_ref(), forms.as_ref());
                 let label = label.as_str();
                 let why = crate::plan::money_meant_otherwise(from, &[(label, sides, forms)])

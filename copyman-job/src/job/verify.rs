@@ -17,8 +17,11 @@ use super::sessions::{Conns, end, ensure};
 use crate::sql::{Ident, TableName, literal, own_rows};
 
 /// The SQL that makes two servers print values alike, for the checksum.
-const CHECKSUM_SETTINGS: [&str; 6] = [
+const CHECKSUM_SETTINGS: [&str; 7] = [
     "SET LOCAL DateStyle = 'ISO, YMD'",
+    // Money printed as its stored count in one form, whatever lc_monetary a CONN names (a
+    // destination told its locale reported identical amounts as different).
+    "SET LOCAL lc_monetary = 'C'",
     // Values that name objects (`regclass` …) printed schema-qualified on both sides.
     crate::sql::PIN_SEARCH_PATH,
     "SET LOCAL IntervalStyle = 'postgres'",
