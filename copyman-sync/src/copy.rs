@@ -702,11 +702,24 @@ impl Drop for CopyManager<'_> {
                 true => Interrupter::new().ok(),
                 false => self.interrupter().ok(),
             };
-            if let Some(interrupter) = own {
-                interrupter.interrupt();
-                self.interrupt = Some(interrupter);
-            }
+            let Some(interrupter) = own else {
+                let _ = self.drive(CopyRun::poll_finished);
+                return;
+            };
+            interrupter.interrupt();
+            self.interrupt = Some(interrupter.clone());
+            // The endpoints' own waits (a frozen source's drain after its cancel, a receiver's
+            // CopyFail) are cut by it too, whatever their connections were given: lent for the
+            // drop, then given back.
+            let had = self.producer.swap_interrupter(Some(interrupter.clone()));
+            let had_each: Vec<Option<Interrupter>> = (self.receivers.iter_mut())
+                .map(|r| r.swap_interrupter(Some(interrupter.clone())))
+                .collect();
             let _ = self.drive(CopyRun::poll_finished);
+            self.producer.swap_interrupter(had);
+            for (receiver, had) in self.receivers.iter_mut().zip(had_each) {
+                receiver.swap_interrupter(had);
+            }
         }
     }
 }

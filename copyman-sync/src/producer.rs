@@ -110,6 +110,16 @@ pub trait Producer {
         None
     }
 
+    /// Sets the interrupter that cuts this producer's blocking waits for its server (the drain
+    /// after a cancel), returning the one it had: a copy's drop lends its own while it gives the
+    /// copy up — a frozen source is given up after [`INTERRUPT_GRACE`](crate::INTERRUPT_GRACE),
+    /// not waited for — and gives the old one back. The default (no connection of its own) keeps
+    /// none.
+    fn swap_interrupter(&mut self, interrupter: Option<Interrupter>) -> Option<Interrupter> {
+        let _ = interrupter;
+        None
+    }
+
     /// Whether a read made through [`Producer::try_next_chunk`] that is still pending may be left
     /// when the copy ends ([`Manager::abandons_read`](copyman_core::Manager::abandons_read)):
     /// the producer holds nothing of it that its [`Producer::cancel`] would need. The default is
@@ -149,6 +159,7 @@ copyman_core::forward_boxed! {
         fn set_buffer_size(&mut self, size: usize);
         fn poll_socket(&self) -> Option<PollSocket>;
         fn interrupter(&self) -> Option<Interrupter>;
+        fn swap_interrupter(&mut self, interrupter: Option<Interrupter>) -> Option<Interrupter>;
         fn can_abandon_read(&self) -> bool;
         fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError>;
     }
@@ -264,6 +275,12 @@ impl Producer for StatementProducer<'_> {
 
     fn interrupter(&self) -> Option<Interrupter> {
         self.conn.interrupter().cloned()
+    }
+
+    fn swap_interrupter(&mut self, interrupter: Option<Interrupter>) -> Option<Interrupter> {
+        let had = self.conn.take_interrupter();
+        self.conn.set_interrupter(interrupter);
+        had
     }
 
     fn try_next_chunk(&mut self, eager: bool) -> Result<Poll<Option<Chunk>>, BoxError> {

@@ -129,6 +129,16 @@ pub trait Receiver {
         let _ = interrupter;
     }
 
+    /// Sets the interrupter that cuts this receiver's blocking waits for its server (the answer
+    /// to its CopyFail), returning the one it had: a copy's drop lends its own while it gives the
+    /// copy up, whatever the connection was given (an interrupter of the caller's, which the
+    /// drop does not fire), and gives the old one back. The default (no connection of its own)
+    /// keeps none.
+    fn swap_interrupter(&mut self, interrupter: Option<Interrupter>) -> Option<Interrupter> {
+        let _ = interrupter;
+        None
+    }
+
     /// The interrupter its connection was given
     /// ([`Connection::set_interrupter`](crate::Connection::set_interrupter)), not one its copy
     /// lent it: the copy takes it as its own, so that interrupting it interrupts the copy's
@@ -328,6 +338,12 @@ impl Receiver for StatementReceiver<'_> {
 
     fn interrupter(&self) -> Option<Interrupter> {
         self.conn.interrupter().filter(|_| !self.lent).cloned()
+    }
+
+    fn swap_interrupter(&mut self, interrupter: Option<Interrupter>) -> Option<Interrupter> {
+        let had = self.conn.take_interrupter();
+        self.conn.set_interrupter(interrupter);
+        had
     }
 
     fn stalled(&mut self) {

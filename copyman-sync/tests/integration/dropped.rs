@@ -237,6 +237,62 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
     assert_nothing_in(cluster, &dbs);
 }
 
+/// A copy dropped unfinished while its source's backend is frozen, the source's connection
+/// carrying an interrupter of the caller's (which the drop never fires): the drop lends the
+/// endpoints its own, so the cancel's drain gives the frozen source up after the interrupt's
+/// grace (it waited for as long as the source stayed frozen); the receivers' COPYs are failed,
+/// nothing committed, and the caller's interrupter is the connection's again.
+#[test]
+fn a_copy_dropped_while_its_source_is_frozen_returns_and_commits_nothing() {
+    use copyman_sync::{CopyManager, INTERRUPT_GRACE, Interrupter};
+    use std::time::{Duration, Instant};
+
+    let cluster = copyman_testkit::shared();
+    let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
+    let callers = Interrupter::new().unwrap();
+    source.set_interrupter(Some(callers.clone()));
+    let source_pid = source.session().backend_key().expect("a backend key").0;
+    let dropped_in = {
+        let mut copy = CopyManager::builder(StatementProducer::new(
+            &mut source,
+            "COPY (SELECT generate_series(1, 200000000)) TO STDOUT",
+        ))
+        .to(StatementReceiver::new(&mut a, "COPY t FROM STDIN"))
+        .to(StatementReceiver::new(&mut b, "COPY t FROM STDIN"))
+        .start()
+        .expect("the copy starts");
+        for _ in 0..3 {
+            assert!(copy.next().expect("progress").is_ok());
+        }
+        let _frozen = crate::Stopped::stop_for_at_most(source_pid, Duration::from_secs(30));
+        let clock = Instant::now();
+        drop(copy);
+        clock.elapsed()
+    };
+    assert!(
+        dropped_in < INTERRUPT_GRACE + Duration::from_secs(10),
+        "the drop waited {dropped_in:?} on the frozen source"
+    );
+    assert!(
+        !callers.is_interrupted(),
+        "the caller's interrupter was fired"
+    );
+    assert!(
+        source.interrupter().is_some_and(|i| !i.is_interrupted()),
+        "the source's connection has its caller's interrupter back"
+    );
+    for (conn, sql, answer) in [
+        (&mut a, "SELECT count(*) FROM t", "0"),
+        (&mut b, "SELECT count(*) FROM t", "0"),
+    ] {
+        match conn.query(sql) {
+            Ok(rows) => assert_eq!(rows, vec![vec![Some(answer.to_owned())]]),
+            Err(e) => assert!(conn.is_closed(), "neither usable nor closed: {e}"),
+        }
+    }
+    assert_nothing_in(cluster, &dbs);
+}
+
 /// An interrupter given to the endpoints' connections interrupts a one-call `run` (which hands
 /// out no copy to ask for its own): it was only the connections' own waits', and the copy waited
 /// on a frozen receiver until it moved again, then completed as if nothing had been asked.
