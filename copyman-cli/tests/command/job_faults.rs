@@ -1054,11 +1054,15 @@ fn a_resume_says_the_tables_it_copies_come_from_another_moment_than_the_earlier_
     let out = run(&resume);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
+    // An append job: --truncate would delete the destination's own rows too, so it is said,
+    // not advised (it was, and deleted them).
     assert!(
         stderr.contains(
             "from its own snapshot of the source, and the table an earlier run committed came \
              from that run's"
-        ) && stderr.contains("run the job again with --truncate and another --state"),
+        ) && stderr.contains("destination 1 holds the source as it was at two moments")
+            && stderr.contains("deletes the rows the destinations held before it too")
+            && !stderr.contains("run the job again with --truncate"),
         "{stderr}"
     );
     assert!(
@@ -1069,6 +1073,48 @@ fn a_resume_says_the_tables_it_copies_come_from_another_moment_than_the_earlier_
     );
     // One table holds the second row, the other not: the two moments the note speaks of.
     assert_eq!(count(&c.dest[0], &d1, "a") + count(&c.dest[0], &d1, "b"), 3);
+}
+
+/// A destination whose every table comes from one run holds one moment: a destination that
+/// had none of the tables in the first run (left out under --keep-going) and gets them all from
+/// the resume is not said to hold two (it was, and the advice to start again followed).
+#[test]
+fn a_destination_completed_by_a_resume_holds_one_moment() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int); CREATE TABLE b (id int);";
+    let src = database(
+        &c.source,
+        &format!("{schema} INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);"),
+    );
+    let (d1, d2) = (database(&c.dest[0], schema), database(&c.dest[1], ""));
+    let state = TempPath::new("one-moment.state");
+    let args = [
+        "table",
+        "a",
+        "b",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+        "--keep-going",
+    ];
+    assert_exit(&run(&args), 4);
+    c.dest[1].connect(&d2).batch_execute(schema).unwrap();
+    c.source
+        .connect(&src)
+        .batch_execute("INSERT INTO a VALUES (2); INSERT INTO b VALUES (2);")
+        .unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = run(&resume);
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 0);
+    assert!(!stderr.contains("two moments"), "{stderr}");
+    assert_eq!(count(&c.dest[1], &d2, "a") + count(&c.dest[1], &d2, "b"), 4);
 }
 
 /// A job whose state file was removed while it ran stops (no other table is begun), and says

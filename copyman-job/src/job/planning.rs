@@ -2019,7 +2019,7 @@ fn plan_all(
                 }),
         );
     }
-    notes.extend(two_moments(&tables));
+    notes.extend(two_moments(&tables, options.truncate || recorded.truncate));
     let coordinator = asker.and_then(|(conn, ours)| ours.then_some(conn));
     Ok(Plan {
         tables,
@@ -2039,29 +2039,62 @@ fn plan_all(
     })
 }
 
-/// A resume that copies tables beside others an earlier run committed: each destination holds
-/// them as two snapshots of the source saw it (a note; one table split so has its own, from its
-/// plan). Rows written in between to two tables (a transfer and its ledger line) show in one
-/// only: a state the source never had, which one snapshot per job is there to prevent.
-fn two_moments(tables: &[TablePlan]) -> Option<String> {
-    let with = |want: fn(&DestPlan) -> bool| -> Vec<String> {
-        tables
-            .iter()
-            .filter(|t| t.destinations.iter().any(want))
-            .map(|t| t.table.to_string())
-            .collect()
-    };
-    let earlier = with(|p| matches!(p, DestPlan::Done(_)));
-    let now = with(|p| matches!(p, DestPlan::Copy { .. }));
-    let both: HashSet<&String> = earlier.iter().chain(&now).collect();
-    if earlier.is_empty() || now.is_empty() || both.len() < 2 {
+/// A resume that copies tables to a destination beside others an earlier run committed there:
+/// that destination holds them as two snapshots of the source saw it (a note, naming the
+/// destinations; one table split so has its own, from its plan). Rows written in between to two
+/// tables (a transfer and its ledger line) show in one only: a state the source never had, which
+/// one snapshot per job is there to prevent. A destination whose tables all come from one run
+/// (down in the earlier run, completed now) holds one moment: not said. The way to one moment
+/// depends on the job: a `--truncate` job runs again with another state file; an append job's
+/// destinations hold rows of their own, which `--truncate` would delete (said so, not advised).
+fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
+    let count = tables
+        .iter()
+        .map(|t| t.destinations.len())
+        .max()
+        .unwrap_or(0);
+    let mut earlier: Vec<String> = Vec::new();
+    let mut now: Vec<String> = Vec::new();
+    let mut at = Vec::new();
+    for d in 0..count {
+        let with = |want: fn(&DestPlan) -> bool| -> Vec<String> {
+            (tables.iter())
+                .filter(|t| t.destinations.get(d).is_some_and(want))
+                .map(|t| t.table.to_string())
+                .collect()
+        };
+        let (done, copied) = (
+            with(|p| matches!(p, DestPlan::Done(_))),
+            with(|p| matches!(p, DestPlan::Copy { .. })),
+        );
+        if done.is_empty() || copied.is_empty() {
+            continue;
+        }
+        at.push(format!("destination {}", d + 1));
+        for name in done {
+            if !earlier.contains(&name) {
+                earlier.push(name);
+            }
+        }
+        for name in copied {
+            if !now.contains(&name) {
+                now.push(name);
+            }
+        }
+    }
+    if at.is_empty() {
         return None;
     }
+    let way = if truncate {
+        "for one moment across every table, run the job again with --truncate and another --state"
+    } else {
+        "one moment across every table would take emptying them: in this append job that deletes \
+         the rows the destinations held before it too (--truncate), so it is yours to choose"
+    };
     Some(format!(
         "this resume copies {} from its own snapshot of the source, and {} an earlier run \
-         committed came from that run's ({}): the destinations hold the source as it was at two \
-         moments, so rows written in between to two tables show in one only; for one moment \
-         across every table, run the job again with --truncate and another --state",
+         committed came from that run's ({}): {} hold{} the source as it was at two moments, so \
+         rows written in between to two tables show in one only; {way}",
         if now.len() == 1 {
             now[0].clone()
         } else {
@@ -2073,6 +2106,8 @@ fn two_moments(tables: &[TablePlan]) -> Option<String> {
             format!("the {} tables", earlier.len())
         },
         super::running::first_names(&earlier.iter().map(String::as_str).collect::<Vec<_>>()),
+        at.join(" and "),
+        if at.len() == 1 { "s" } else { "" },
     ))
 }
 
