@@ -756,7 +756,8 @@ fn refuse_backslash_escapes(t: &Transfer, user_sql: &crate::conn::UserSql) -> Re
 /// `interval '-1 2:00:00'` is −1 day −2 h to psql and −1 day +2 h to that session; on one of a
 /// `de_DE` `lc_monetary`, `'12,34'` is 12.34 to psql and 1234.00 to it: other rows were copied,
 /// exit 0. Each string constant with a digit is read both ways, as an interval and (where money
-/// can be involved: the statement names `money`, or the database has a money column) as money,
+/// can be involved: the statement names `money`, or the table copied — any table of the
+/// database, for a `--send` — has a money column) as money,
 /// on a session in the database's own settings; a cast of anything else (`s::interval`: the
 /// data's text) to a type read otherwise is refused outright. Asked before the run's sessions
 /// open (a role's `CONNECTION LIMIT 1` leaves room for it); a database that cannot be asked is
@@ -790,12 +791,23 @@ pub(crate) fn refuse_text_read_otherwise(t: &Transfer) -> Result<(), Fatal> {
         let rows = conn.query(sql).ok()?;
         rows.into_iter().next()?.into_iter().next()?
     };
-    let settings = "SELECT pg_catalog.current_setting('IntervalStyle') || ' ' || \
-                    pg_catalog.current_setting('lc_monetary') || ' ' || EXISTS (SELECT \
-                    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = \
-                    a.atttypid WHERE a.attnum > 0 AND NOT a.attisdropped AND 'pg_catalog.money'::\
-                    pg_catalog.regtype IN (t.oid, t.typbasetype, t.typelem))";
-    let Some(theirs) = first(&mut own, settings) else {
+    // Money can be involved where the table copied (else any of the database's) has a column
+    // of money, a domain over it or an array of it.
+    let of_table = match &t.statements {
+        Statements::Table { copy, .. } => format!(
+            "a.attrelid = pg_catalog.to_regclass({}) AND",
+            copyman_job::sql::literal(&copy.table.to_string())
+        ),
+        Statements::Raw { .. } => String::new(),
+    };
+    let settings = format!(
+        "SELECT pg_catalog.current_setting('IntervalStyle') || ' ' || \
+         pg_catalog.current_setting('lc_monetary') || ' ' || EXISTS (SELECT \
+         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         WHERE {of_table} a.attnum > 0 AND NOT a.attisdropped AND \
+         'pg_catalog.money'::pg_catalog.regtype IN (t.oid, t.typbasetype, t.typelem))"
+    );
+    let Some(theirs) = first(&mut own, &settings) else {
         return Ok(());
     };
     let mut said = theirs.splitn(3, ' ');

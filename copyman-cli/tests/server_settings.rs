@@ -2769,8 +2769,25 @@ fn money_text_read_otherwise_is_refused_in_composites_told_sessions_and_every_fo
     let priced = database_setting(
         &world,
         &es,
-        "CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100);",
+        "CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100); \
+         CREATE TABLE wt (id int, size text); INSERT INTO wt VALUES (1, '1,5'), (2, '2');",
     );
+    // A table with no money, in a database with some: a decimal comma is text there.
+    let wt = database(&c.dest[0], "CREATE TABLE wt (id int, size text);");
+    assert_exit(
+        &run(&[
+            "table",
+            "wt",
+            "--from",
+            &world.conninfo(&priced),
+            "--to",
+            &c.dest[0].conninfo(&wt),
+            "--where",
+            "size = '1,5'",
+        ]),
+        0,
+    );
+    assert_eq!(count(&c.dest[0], &wt, "wt"), 1);
     let mw = database(&c.dest[0], "CREATE TABLE mw (id int, m money);");
     refused(
         &[
