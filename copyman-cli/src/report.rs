@@ -260,6 +260,25 @@ pub(crate) fn destinations_failed(failed: &[(usize, Option<ErrorInfo>)]) -> Stri
     }
 }
 
+/// The headline of a copy whose every destination `failed` (each with its error, if known):
+/// one destination's name and error (a copy to one destination that failed is not "every
+/// destination failed": it named no cause, `--json`'s `error` neither), else "every
+/// destination failed: destination 1: …; destination 2: …".
+pub(crate) fn every_destination_failed(failed: &[(usize, Option<ErrorInfo>)]) -> String {
+    match failed {
+        [_] => destinations_failed(failed),
+        several => {
+            let each: Vec<String> = (several.iter())
+                .map(|(d, error)| match error {
+                    Some(error) => format!("destination {}: {error}", d + 1),
+                    None => format!("destination {}", d + 1),
+                })
+                .collect();
+            format!("every destination failed: {}", each.join("; "))
+        }
+    }
+}
+
 pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {

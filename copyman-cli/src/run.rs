@@ -283,7 +283,10 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             .filter(|&i| dests[i].error.is_none())
             .collect();
         if live.is_empty() {
-            run_error = Some("every destination failed".to_owned());
+            let failed: Vec<(usize, Option<ErrorInfo>)> = (dests.iter().enumerate())
+                .map(|(d, dest)| (d, dest.error.clone()))
+                .collect();
+            run_error = Some(report::every_destination_failed(&failed));
             break;
         }
         let driven = {
@@ -379,7 +382,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                             .filter_map(|&d| Some((d, Some(dests[d].error.clone()?))))
                             .collect();
                         match failed.len() {
-                            n if n == live.len() => "every destination failed".to_owned(),
+                            n if n == live.len() => report::every_destination_failed(&failed),
                             0 => fail.reason.clone(),
                             _ => report::destinations_failed(&failed),
                         }
