@@ -100,8 +100,20 @@ pub(crate) fn drive<'a>(
                         faults.push((index, error.clone()));
                     }
                 }
-                // Whether it ends the copy is the manager's policy (keep-going).
+                // Whether it ends the copy is the manager's policy (keep-going): where it goes
+                // on, each failure is said as it happens (a table's copy may run for hours), as
+                // a job says a table's.
                 if !copy.ends_copy(&fault) {
+                    if let Fault::Receiver(faulted) = &fault {
+                        for (id, error) in &faulted.faults {
+                            report::warn(format_args!(
+                                "destination {} failed: {}; the copy goes on without it \
+                                 (--keep-going)",
+                                live[id.0] + 1,
+                                report::describe(&**error)
+                            ));
+                        }
+                    }
                     continue;
                 }
                 aborted = Some(match &fault {

@@ -813,3 +813,39 @@ fn a_destination_read_only_by_default_is_refused_while_planning() {
     assert_exit(&run(&["table", "t", "--from", &from, "--to", &lifted]), 0);
     assert_eq!(count(&c.dest[0], &d, "t"), 10);
 }
+
+/// One table under `--keep-going`: a destination that fails mid-copy is said when it fails,
+/// with its error, before the copy goes on (it showed only `2:FAILED` until the summary, the
+/// cause there), as a job says a table's failure.
+#[test]
+fn a_destination_failing_under_keep_going_is_said_when_it_fails() {
+    let c = clusters();
+    let src = with_rows(&c.source, 100_000);
+    let d1 = database(&c.dest[0], T);
+    let d2 = database(
+        &c.dest[1],
+        &format!("{T} INSERT INTO t VALUES (1, 'taken');"),
+    );
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    let said = stderr
+        .find("destination 2 failed: SQLSTATE 23505")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        stderr[said..].contains("the copy goes on without it (--keep-going)")
+            && stderr.find("PARTIAL").is_some_and(|summary| said < summary),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 100_000);
+}
