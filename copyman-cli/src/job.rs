@@ -1312,6 +1312,10 @@ fn write_human(
     // Tables a stopped job never reached are counted, not listed one line each (a job of 300
     // tables whose first failed would bury its reason): `--verbose` and `--json` list them.
     let mut not_started: Vec<String> = Vec::new();
+    // Under --keep-going each failure was said as it happened: the summary lists the first
+    // few again, then counts (500 failures were 1 000 lines).
+    const LISTED: usize = 10;
+    let (mut listed, mut unlisted) = (0, 0);
     for t in &report.tables {
         // The source's error, the same for every destination, said once.
         let source_failed = t
@@ -1350,6 +1354,15 @@ fn write_human(
                 }
                 continue;
             }
+            // (Said live only where the job went on and spoke: --keep-going, not --quiet.)
+            let said_live = options.keep_going && !output.quiet && !output.verbose;
+            if d.status == Status::Failed && said_live {
+                if listed == LISTED {
+                    unlisted += 1;
+                    continue;
+                }
+                listed += 1;
+            }
             write!(
                 out,
                 "  {} → destination {} ({}): {}",
@@ -1369,6 +1382,13 @@ fn write_human(
             }
             writeln!(out)?;
         }
+    }
+    if unlisted > 0 {
+        writeln!(
+            out,
+            "  and {unlisted} more failed, each said above as it failed (--verbose or --json \
+             lists them)"
+        )?;
     }
     if !not_started.is_empty() {
         const NAMED: usize = 5;

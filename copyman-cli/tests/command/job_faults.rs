@@ -1262,3 +1262,46 @@ fn keep_going_leaves_out_a_destination_refused_before_anything() {
     let out = run(&["table", "t", "--from", &from, "--to", &ro, "--keep-going"]);
     assert_exit(&out, 2);
 }
+
+/// Under `--keep-going` each failed table is said as it fails; the summary lists the first ten
+/// again and counts the rest (500 failures were 1 000 lines: each said live, then again).
+#[test]
+fn a_keep_going_summary_counts_failures_said_as_they_happened() {
+    let c = clusters();
+    let tables: String = (1..=15)
+        .map(|i| format!("CREATE TABLE f{i} (id int);"))
+        .collect();
+    let src = database(&c.source, &tables);
+    let d1 = database(&c.dest[0], &tables);
+    let d2 = database(&c.dest[1], "");
+    let state = TempPath::new("counted.state");
+    let out = run(&[
+        "table",
+        "--schema",
+        "public",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+        "--state",
+        state.arg(),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    let live = stderr
+        .lines()
+        .filter(|l| l.starts_with("copyman: ") && l.contains("the job goes on (--keep-going)"))
+        .count();
+    let listed = stderr
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains("→ destination 2") && l.contains("failed"))
+        .count();
+    assert_eq!((live, listed), (15, 10), "{stderr}");
+    assert!(
+        stderr.contains("and 5 more failed, each said above as it failed"),
+        "{stderr}"
+    );
+}
