@@ -404,8 +404,9 @@ fn nothing_to_resume(path: &Path) -> Option<JobError> {
     Some(JobError::Refused(format!(
         "--resume: {missing} at {} to resume from (a resume copies again only what that file \
          records as not done; without its records, tables an earlier run committed would be \
-         copied twice): give the earlier run's --state, or run the job without --resume (with \
-         --truncate to empty the tables first)",
+         copied twice): give the earlier run's --state; where no run of this job committed \
+         anything (it stopped while planning, or before its first COMMIT), run the same command \
+         without --resume",
         path.display()
     )))
 }
