@@ -189,35 +189,42 @@ fn assert_nothing_in(cluster: &copyman_testkit::Cluster, dbs: &[String]) {
     }
 }
 
+/// How long dropping a copy from `source` into `t` of the two receivers took, three chunks in,
+/// with backend `pid` (one of theirs) frozen for at most 30 s from just before the drop.
+fn dropped_while_frozen([source, a, b]: [&mut Connection; 3], pid: i32) -> std::time::Duration {
+    use copyman_sync::CopyManager;
+    use std::time::{Duration, Instant};
+
+    let mut copy = CopyManager::builder(StatementProducer::new(
+        source,
+        "COPY (SELECT generate_series(1, 200000000)) TO STDOUT",
+    ))
+    .to(StatementReceiver::new(a, "COPY t FROM STDIN"))
+    .to(StatementReceiver::new(b, "COPY t FROM STDIN"))
+    .start()
+    .expect("the copy starts");
+    for _ in 0..3 {
+        assert!(copy.next().expect("progress").is_ok());
+    }
+    let _frozen = crate::Stopped::stop_for_at_most(pid, Duration::from_secs(30));
+    let clock = Instant::now();
+    drop(copy);
+    clock.elapsed()
+}
+
 /// A copy dropped unfinished while a receiver's backend is frozen (an early `?` out of the loop
 /// over the copy): the drop gives the frozen one up after the interrupt's grace, closing its
 /// connection, instead of waiting for its answer for ever (default options, no stall timeout);
 /// the other receiver's COPY is failed and its connection usable, nothing committed anywhere.
 #[test]
 fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
-    use copyman_sync::{CopyManager, INTERRUPT_GRACE};
-    use std::time::{Duration, Instant};
+    use copyman_sync::INTERRUPT_GRACE;
+    use std::time::Duration;
 
     let cluster = copyman_testkit::shared();
     let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
     let b_pid = b.session().backend_key().expect("a backend key").0;
-    let dropped_in = {
-        let mut copy = CopyManager::builder(StatementProducer::new(
-            &mut source,
-            "COPY (SELECT generate_series(1, 200000000)) TO STDOUT",
-        ))
-        .to(StatementReceiver::new(&mut a, "COPY t FROM STDIN"))
-        .to(StatementReceiver::new(&mut b, "COPY t FROM STDIN"))
-        .start()
-        .expect("the copy starts");
-        for _ in 0..3 {
-            assert!(copy.next().expect("progress").is_ok());
-        }
-        let _frozen = crate::Stopped::stop_for_at_most(b_pid, Duration::from_secs(30));
-        let clock = Instant::now();
-        drop(copy);
-        clock.elapsed()
-    };
+    let dropped_in = dropped_while_frozen([&mut source, &mut a, &mut b], b_pid);
     assert!(
         dropped_in < INTERRUPT_GRACE + Duration::from_secs(10),
         "the drop waited {dropped_in:?} on the frozen receiver"
@@ -244,31 +251,15 @@ fn a_copy_dropped_while_a_receiver_is_frozen_returns_and_commits_nothing() {
 /// nothing committed, and the caller's interrupter is the connection's again.
 #[test]
 fn a_copy_dropped_while_its_source_is_frozen_returns_and_commits_nothing() {
-    use copyman_sync::{CopyManager, INTERRUPT_GRACE, Interrupter};
-    use std::time::{Duration, Instant};
+    use copyman_sync::{INTERRUPT_GRACE, Interrupter};
+    use std::time::Duration;
 
     let cluster = copyman_testkit::shared();
     let (dbs, [mut source, mut a, mut b]) = source_and_two_receivers(cluster);
     let callers = Interrupter::new().unwrap();
     source.set_interrupter(Some(callers.clone()));
     let source_pid = source.session().backend_key().expect("a backend key").0;
-    let dropped_in = {
-        let mut copy = CopyManager::builder(StatementProducer::new(
-            &mut source,
-            "COPY (SELECT generate_series(1, 200000000)) TO STDOUT",
-        ))
-        .to(StatementReceiver::new(&mut a, "COPY t FROM STDIN"))
-        .to(StatementReceiver::new(&mut b, "COPY t FROM STDIN"))
-        .start()
-        .expect("the copy starts");
-        for _ in 0..3 {
-            assert!(copy.next().expect("progress").is_ok());
-        }
-        let _frozen = crate::Stopped::stop_for_at_most(source_pid, Duration::from_secs(30));
-        let clock = Instant::now();
-        drop(copy);
-        clock.elapsed()
-    };
+    let dropped_in = dropped_while_frozen([&mut source, &mut a, &mut b], source_pid);
     assert!(
         dropped_in < INTERRUPT_GRACE + Duration::from_secs(10),
         "the drop waited {dropped_in:?} on the frozen source"
