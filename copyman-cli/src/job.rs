@@ -1017,7 +1017,7 @@ fn dry_run(
             .map(|(ti, t)| {
                 json!({
                     "table": t.table.to_string(),
-                    "size": t.size,
+                    "size": t.bytes,
                     "format": t.format.name(),
                     "format_reason": t.format_reason,
                     "statement": t.send,
@@ -1050,7 +1050,7 @@ fn dry_run(
         text.push_str(&format!(
             "  {} ({}, {})\n    {}\n",
             t.table,
-            HumanBytes(t.size),
+            HumanBytes(t.bytes),
             t.format.name(),
             t.send
         ));

@@ -418,8 +418,9 @@ pub fn unmatched_query(selection: &Selection) -> Result<Option<String>, PatternE
 }
 
 /// The catalog query that lists the selection on the source: one row per table, `schema`,
-/// `name`, `relkind`, and its size in bytes (`pg_relation_size`, summed over a partitioned
-/// table's partitions), largest first.
+/// `name`, `relkind`, its heap's size in bytes (`pg_relation_size`, summed over a partitioned
+/// table's partitions), … and its size with its TOAST (`pg_table_size`, likewise), largest
+/// first by that.
 ///
 /// # Errors
 /// A pattern that cannot be read.
@@ -510,16 +511,20 @@ pub fn selection_query(selection: &Selection) -> Result<String, PatternError> {
                 OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = l.oid \
                   AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
                   AND NOT pg_catalog.has_column_privilege(l.oid, a.attnum, 'SELECT'))))::text, \
-             l.excluded::text, {row_security} \
+             l.excluded::text, {row_security}, s.total::text \
          FROM listed l \
          CROSS JOIN LATERAL (SELECT CASE WHEN l.relkind = 'p' THEN \
              (SELECT coalesce(sum(pg_catalog.pg_relation_size(t.relid)), 0) \
                 FROM pg_catalog.pg_partition_tree(l.oid) t) \
-             ELSE pg_catalog.pg_relation_size(l.oid) END::int8 AS bytes) s \
+             ELSE pg_catalog.pg_relation_size(l.oid) END::int8 AS bytes, \
+           CASE WHEN l.relkind = 'p' THEN \
+             (SELECT coalesce(sum(pg_catalog.pg_table_size(t.relid)), 0) \
+                FROM pg_catalog.pg_partition_tree(l.oid) t) \
+             ELSE pg_catalog.pg_table_size(l.oid) END::int8 AS total) s \
          LEFT JOIN top w ON w.part = l.oid \
          WHERE CASE WHEN w.relname IS NULL THEN NOT l.excluded \
              ELSE l.named OR l.excluded END \
-         ORDER BY s.bytes DESC, 1, 2"
+         ORDER BY s.total DESC, 1, 2"
     ))
 }
 
@@ -530,8 +535,13 @@ pub struct Selected {
     pub table: TableName,
     /// `pg_class.relkind`.
     pub kind: String,
-    /// Its size on disk in bytes (its partitions' for a partitioned table; 0 for a view).
+    /// Its heap's size on disk in bytes (its partitions' for a partitioned table; 0 for a
+    /// view): what its ranges split (`--split-larger-than`).
     pub size: u64,
+    /// Its size with its TOAST (`pg_table_size`: a table of large values holds most of its
+    /// data there, 160 MB behind a 1.5 MB heap): what its copy reads, its weight in the job's
+    /// progress and its place in the job's order (largest first).
+    pub bytes: u64,
     /// A partition whose partitioned ancestor is selected too: that ancestor (the topmost
     /// selected), through which its rows are copied. It is not copied by itself.
     pub within: Option<TableName>,
@@ -622,6 +632,10 @@ pub fn read_selection(rows: &[Vec<Option<String>>]) -> Result<Vec<Selected>, Str
                 table: TableName::from_parts(Some(schema), name),
                 kind,
                 size: field(3).and_then(|s| s.parse().ok()).unwrap_or(0),
+                bytes: field(9)
+                    .or(field(3))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
                 within: field(4)
                     .zip(field(5))
                     .map(|(schema, name)| TableName::from_parts(Some(schema), name)),

@@ -302,7 +302,7 @@ fn copy_group_unit(
             (shared.events)(Event::TableStarted {
                 worker,
                 table: t.table.clone(),
-                size: t.size,
+                size: t.bytes,
             });
             // The watch forgets the worker's backends at a table's start: the destinations'
             // sessions, open since the group's BEGIN, are this member's now (a lock wait there

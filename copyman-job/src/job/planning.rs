@@ -68,8 +68,13 @@ pub struct TablePlan {
     pub table: TableName,
     /// `pg_class.relkind` on the source.
     pub kind: String,
-    /// Its size on the source, in bytes (the order of the job: largest first).
+    /// Its heap's size on the source, in bytes: what its ranges split.
     pub size: u64,
+    /// Its size with its TOAST on the source, in bytes ([`Selected::bytes`]): its weight in the
+    /// job's progress, and the order of the job (largest first).
+    ///
+    /// [`Selected::bytes`]: crate::select::Selected::bytes
+    pub bytes: u64,
     /// About how many rows it holds.
     pub estimate: Option<u64>,
     /// The columns copied, by name.
@@ -1723,6 +1728,7 @@ fn plan_all(
             table: sel.table,
             kind: sel.kind,
             size: sel.size,
+            bytes: sel.bytes.max(sel.size),
             estimate: source_rel.estimate,
             columns,
             format: choice.format,
@@ -2927,6 +2933,7 @@ mod tests {
             table: TableName::parse("t").unwrap(),
             kind: "r".into(),
             size: 0,
+            bytes: 0,
             estimate: None,
             columns: Vec::new(),
             format: Format::Binary,
@@ -2956,6 +2963,7 @@ mod tests {
             table: TableName::from_parts(Some("s".into()), name.into()),
             kind: "r".into(),
             size: 0,
+            bytes: 0,
             estimate: None,
             columns: Vec::new(),
             format: Format::Text,

@@ -829,7 +829,7 @@ pub fn run(
             .iter()
             .flat_map(|&i| members(i))
             .filter(|&i| copies[i])
-            .map(|i| plan.tables[i].size)
+            .map(|i| plan.tables[i].bytes)
             .sum(),
     });
     let two_phase = match &options.two_phase {
@@ -973,7 +973,7 @@ fn work(shared: &Shared<'_>, worker: usize) {
         (shared.events)(Event::TableStarted {
             worker,
             table: t.table.clone(),
-            size: t.size,
+            size: t.bytes,
         });
         if let Some(g) = shared.group_of[i] {
             let group = &shared.plan.groups[g];
