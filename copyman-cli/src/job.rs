@@ -876,10 +876,45 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
 
 /// `notes` with those said alike of several tables (`"s"."t": the same words`: an audit
 /// trigger on each of 500 tables made 500 notes of 530 characters) said once, naming the first
-/// tables and counting the rest; in the order each was first said.
+/// tables and counting the rest; in the order each was first said. Words alike but for the
+/// names in their first parenthesis (each table's own trigger, `(t1_audit)`, `(t2_audit)`) are
+/// alike: that parenthesis names the first of them, counting the rest.
 fn grouped_notes(notes: &[String]) -> Vec<String> {
-    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    // The words with their first parenthesis' content taken out, and that content.
+    let masked = |words: &str| -> (String, Option<String>) {
+        let Some(open) = words.find('(') else {
+            return (words.to_owned(), None);
+        };
+        let mut depth = 0;
+        for (at, c) in words[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 1 => {
+                    let close = open + at;
+                    let inner = &words[open + 1..close];
+                    // Names only (`t1_audit`, `audit, route`): words there say something.
+                    if inner
+                        .split(", ")
+                        .any(|name| name.contains(char::is_whitespace))
+                    {
+                        break;
+                    }
+                    let key = format!("{}(){}", &words[..open], &words[close + 1..]);
+                    return (key, Some(inner.to_owned()));
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        (words.to_owned(), None)
+    };
+    struct Group<'a> {
+        words: &'a str,
+        tables: Vec<&'a str>,
+        inner: Vec<String>,
+    }
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut order: Vec<Result<usize, &str>> = Vec::new();
     for note in notes {
         // A table's note: its quoted name, then ": ".
@@ -888,16 +923,28 @@ fn grouped_notes(notes: &[String]) -> Vec<String> {
             .then(|| note.find("\": "))
             .flatten()
             .map(|end| (&note[..=end], &note[end + 3..]));
-        match split {
-            Some((table, words)) => match index.get(words) {
-                Some(&i) => groups[i].1.push(table),
-                None => {
-                    index.insert(words, groups.len());
-                    order.push(Ok(groups.len()));
-                    groups.push((words, vec![table]));
+        let Some((table, words)) = split else {
+            order.push(Err(note));
+            continue;
+        };
+        let (key, inner) = masked(words);
+        match index.get(&key) {
+            Some(&i) => {
+                let group = &mut groups[i];
+                group.tables.push(table);
+                if let Some(inner) = inner.filter(|inner| !group.inner.contains(inner)) {
+                    group.inner.push(inner);
                 }
-            },
-            None => order.push(Err(note)),
+            }
+            None => {
+                index.insert(key, groups.len());
+                order.push(Ok(groups.len()));
+                groups.push(Group {
+                    words,
+                    tables: vec![table],
+                    inner: inner.into_iter().collect(),
+                });
+            }
         }
     }
     order
@@ -905,10 +952,18 @@ fn grouped_notes(notes: &[String]) -> Vec<String> {
         .map(|item| match item {
             Err(note) => note.to_owned(),
             Ok(i) => {
-                let (words, tables) = &groups[i];
-                match tables.len() {
-                    1 => format!("{}: {words}", tables[0]),
-                    n => format!("{n} tables ({}): {words}", job::first_names(tables)),
+                let group = &groups[i];
+                let words = match group.inner.len() {
+                    0 | 1 => group.words.to_owned(),
+                    _ => {
+                        let (key, _) = masked(group.words);
+                        let inner: Vec<&str> = group.inner.iter().map(String::as_str).collect();
+                        key.replacen("()", &format!("({})", job::first_names(&inner)), 1)
+                    }
+                };
+                match group.tables.len() {
+                    1 => format!("{}: {words}", group.tables[0]),
+                    n => format!("{n} tables ({}): {words}", job::first_names(&group.tables)),
                 }
             }
         })
@@ -2658,6 +2713,21 @@ mod tests {
                 r#"4 tables ("s"."a", "s"."b", "s"."d" and 1 more): runs triggers (audit)"#,
                 "--exclude-table x matches no table on the source",
                 r#""s"."c": copied with its partitioned table "s"."p", not by itself"#,
+            ]
+        );
+    }
+
+    /// Alike but for their first parenthesis (each table's own trigger): one note, naming the
+    /// first triggers (300 notes of one paragraph came back with per-table trigger names).
+    #[test]
+    fn notes_alike_but_for_a_name_are_said_once() {
+        let notes: Vec<String> = (1..=5)
+            .map(|i| format!(r#""s"."t{i}": runs triggers on it (t{i}_audit): they run (each)"#))
+            .collect();
+        assert_eq!(
+            grouped_notes(&notes),
+            [
+                r#"5 tables ("s"."t1", "s"."t2", "s"."t3" and 2 more): runs triggers on it (t1_audit, t2_audit, t3_audit and 2 more): they run (each)"#
             ]
         );
     }
