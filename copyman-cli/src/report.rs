@@ -241,7 +241,6 @@ pub(crate) fn stall_timeout() -> Option<Duration> {
     }
 }
 
-/// Whether `error` (or one of its sources) is a broken pipe.
 /// The headline of a copy that failed at `failed` destinations (0-based, each with the error
 /// to say when it is the only one): "destination 2 failed: SQLSTATE 23505: …", or
 /// "destinations 1, 3 failed" (each line below says its own).
@@ -279,6 +278,7 @@ pub(crate) fn every_destination_failed(failed: &[(usize, Option<ErrorInfo>)]) ->
     }
 }
 
+/// Whether `error` (or one of its sources) is a broken pipe.
 pub(crate) fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {

@@ -128,6 +128,20 @@ pub fn db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> 
     None
 }
 
+/// A server's field of several lines on one: a CONTEXT's frames (`PL/pgSQL function f() line 1
+/// at RAISE`, then `COPY t, line 3`) apart with ` / ` (they ran together, "at RAISE COPY t"), a
+/// line that ends in `:` followed by its continuation (`COPY t, line 3: "3…"`).
+fn context_lines(text: &str) -> String {
+    let mut joined = String::new();
+    for line in text.lines() {
+        if !joined.is_empty() {
+            joined.push_str(if joined.ends_with(':') { " " } else { " / " });
+        }
+        joined.push_str(line.trim());
+    }
+    joined
+}
+
 /// Describes `error` on one line: the server's SQLSTATE, message, detail, hint and context when
 /// the server spoke, else the error chain.
 pub fn describe(error: &(dyn StdError + 'static)) -> TableError {
@@ -180,7 +194,7 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
                 && v.starts_with("PL/pgSQL function inline_code_block line ")
                 && v.ends_with(" at RAISE"))
         })
-        .map(|(name, v)| format!("{name}: {v}"))
+        .map(|(name, v)| format!("{name}: {}", context_lines(v)))
         .collect();
         let message = match extras.is_empty() {
             true => db.message.clone(),
@@ -335,6 +349,20 @@ pub(super) fn refused(message: String, mismatch: bool) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CONTEXT's frames apart (they ran together: "at RAISE COPY one, line 3"), a line
+    /// ending in `:` with its continuation.
+    #[test]
+    fn context_frames_are_apart_on_one_line() {
+        assert_eq!(
+            context_lines("PL/pgSQL function chk() line 1 at RAISE\nCOPY one, line 3"),
+            "PL/pgSQL function chk() line 1 at RAISE / COPY one, line 3"
+        );
+        assert_eq!(
+            context_lines("COPY t, line 3:\n\"3\t-1\""),
+            "COPY t, line 3: \"3\t-1\""
+        );
+    }
 
     #[test]
     fn a_socket_timeout_is_said_as_a_stall_of_the_stall_timeout() {
