@@ -2161,16 +2161,19 @@ impl Render {
                         ));
                     }
                 }
+                let size = s.weights.get(worker).copied().unwrap_or_default();
                 if report.destinations.iter().any(|d| d.status.is_done()) {
                     s.finished += 1;
                     s.done_rows += report.source_rows.unwrap_or(rows);
+                    s.done_weight += size;
+                    s.done_beyond += bytes.saturating_sub(size);
                 } else {
+                    // Its weight leaves the job's: the bar does not jump as if it had been
+                    // copied (a job that stopped at once drew "100% 430 MiB/s").
                     s.failed += 1;
+                    s.planned = s.planned.saturating_sub(size);
                 }
                 s.done_bytes += bytes;
-                let size = s.weights.get(worker).copied().unwrap_or_default();
-                s.done_weight += size;
-                s.done_beyond += bytes.saturating_sub(size);
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }

@@ -806,3 +806,63 @@ fn a_job_of_small_tables_moves_its_bar_as_they_finish() {
     );
     assert_eq!(count(&c.dest[0], &d1, "s150"), 1);
 }
+
+/// On a terminal, a job that stops at once (a table failed, the other rolled back) does not
+/// draw its bar at 100%: a table ended held by no destination leaves the job's weight rather
+/// than counting as copied ("100% 430 MiB/s ETA 0s 0/2 tables" was its last frame).
+#[test]
+fn a_job_that_stopped_at_once_does_not_draw_its_bar_full() {
+    use std::io::Read;
+    let c = clusters();
+    let schema = "CREATE TABLE big (id int); CREATE TABLE small (id int PRIMARY KEY);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO big SELECT generate_series(1, 300000); \
+             INSERT INTO small VALUES (1);"
+        ),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!("{schema} INSERT INTO small VALUES (1);"),
+    );
+    let state = TempPath::new("stopped-bar.state");
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let args = [
+        env!("CARGO_BIN_EXE_copyman"),
+        "table",
+        "big",
+        "small",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "2",
+    ];
+    let command: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-c", &command.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let mut screen = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut screen)
+        .unwrap();
+    child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    assert!(screen.contains("23505"), "{screen}");
+    let full_with_nothing_done = screen
+        .split("] ")
+        .skip(1)
+        .any(|s| s.trim_start().starts_with("100%") && s.contains("0/2 tables"));
+    assert!(!full_with_nothing_done, "{screen}");
+    assert_eq!(count(&c.dest[0], &d1, "big"), 0);
+}
