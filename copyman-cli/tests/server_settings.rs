@@ -2482,6 +2482,10 @@ fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
     let (out, ids) = copy(&said, "iv = interval '-1 2:00:00'");
     assert_exit(&out, 0);
     assert_eq!(ids, "2");
+    // One string on two lines (SQL joins them): read whole.
+    let (out, ids) = copy(&from, "iv = interval '-1 '\n'2:00:00'");
+    assert_exit(&out, 2);
+    assert_eq!(ids, "");
     // The data's text cast to interval: read in copyman's style, refused.
     let (out, ids) = copy(&from, "iv::text::interval = iv");
     assert_exit(&out, 2);

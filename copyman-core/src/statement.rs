@@ -439,7 +439,9 @@ pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
 /// The string constants of `sql` (a statement, or a condition such as `--where`'s), each as
 /// written (quotes and an `E` prefix included), in order: the text a server reads in its
 /// session's settings where the string is cast (`'-1 2:00:00'` an interval, `'12,34'` an
-/// amount). Empty where `sql` does not scan.
+/// amount). Constants that SQL joins into one (separated by white space holding a line break:
+/// `'-1 '` and `'2:00:00'` on the next line are `'-1 2:00:00'`) are one, as written. Empty where
+/// `sql` does not scan.
 ///
 /// ```
 /// use copyman_core::statement::string_constants;
@@ -448,17 +450,37 @@ pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
 ///     string_constants("iv = interval '-1 2:00' AND n <> E'a\\'' AND m = $$3$$ AND id > 4"),
 ///     ["'-1 2:00'", "E'a\\''", "$$3$$"]
 /// );
+/// assert_eq!(string_constants("iv = '-1 '\n  '2:00' OR 'a' 'b'"), ["'-1 '\n  '2:00'", "'a'", "'b'"]);
 /// ```
 pub fn string_constants(sql: &str) -> Vec<String> {
-    tokens(sql, true)
-        .map(|tokens| {
-            tokens
-                .into_iter()
-                .filter(|t| t.literal)
-                .map(|t| t.text)
-                .collect()
-        })
-        .unwrap_or_default()
+    let Ok(tokens) = tokens(sql, true) else {
+        return Vec::new();
+    };
+    // Each constant's start and end in `sql`.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut previous_literal = false;
+    for t in tokens {
+        let end = t.at + t.text.len();
+        if !t.literal {
+            previous_literal = false;
+            continue;
+        }
+        match spans.last_mut() {
+            Some((_, last_end))
+                if previous_literal
+                    && sql[*last_end..t.at].contains('\n')
+                    && sql[*last_end..t.at].trim().is_empty() =>
+            {
+                *last_end = end;
+            }
+            _ => spans.push((t.at, end)),
+        }
+        previous_literal = true;
+    }
+    spans
+        .into_iter()
+        .map(|(start, end)| sql[start..end].to_owned())
+        .collect()
 }
 
 /// Whether `sql` names `word` (case aside) outside its string constants and quoted
