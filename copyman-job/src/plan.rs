@@ -1875,7 +1875,12 @@ pub fn conversions(
         };
         for (label, rel) in dests {
             let Some(to) = rel.column(name) else { continue };
-            if !keeps_values(&from.type_name, &to.type_name) {
+            // A domain over `character(n)` or `bytea` into text: its base's padding or hex
+            // digits, as the bare type's (it was not said).
+            let base_changes = to.type_name == "text"
+                && from.type_name != "text"
+                && (from.leaves.iter()).any(|l| l.at.is_empty() && matches!(l.oid, 17 | 1042));
+            if base_changes || !keeps_values(&from.type_name, &to.type_name) {
                 said.push(format!(
                     "column {name} is {} on the source but {} on {label}",
                     from.type_name, to.type_name

@@ -1248,20 +1248,22 @@ fn a_destination_view_whose_trigger_may_skip_rows_is_refused_unless_counts_are_l
 /// Types of one name made of other modifiers (a domain over numeric(12,4) here and (10,2) there,
 /// a composite whose field is timestamp(6) here and timestamp(0) there) round values: said as a
 /// narrower column is, never "the same type on every server" (binary was chosen, 1.2345 stored
-/// as 1.23 without a word). A char(n) into text keeps its padding: said too.
+/// as 1.23 without a word). A char(n) into text keeps its padding, a bytea becomes its hex
+/// digits: said too, for domains over them as well.
 #[test]
 fn same_named_types_of_other_modifiers_and_padded_chars_are_said() {
     let c = clusters();
     let src = database(
         &c.source,
         "CREATE DOMAIN dn AS numeric(12,4); CREATE TYPE cn AS (n numeric(12,4), ts timestamp(6));
-         CREATE TABLE t (id int, a dn, d cn, code char(5));
-         INSERT INTO t VALUES (1, 1.2345, ROW(9.8765, '2024-01-01 23:59:59.9'), 'ab');",
+         CREATE DOMAIN code5 AS char(5); CREATE DOMAIN blob AS bytea;
+         CREATE TABLE t (id int, a dn, d cn, code char(5), dc code5, db blob);
+         INSERT INTO t VALUES (1, 1.2345, ROW(9.8765, '2024-01-01 23:59:59.9'), 'ab', 'cd', 'x');",
     );
     let dst = database(
         &c.dest[0],
         "CREATE DOMAIN dn AS numeric(10,2); CREATE TYPE cn AS (n numeric(10,2), ts timestamp(0));
-         CREATE TABLE t (id int, a dn, d cn, code text);",
+         CREATE TABLE t (id int, a dn, d cn, code text, dc text, db text);",
     );
     let out = run(&[
         "table",
@@ -1277,7 +1279,10 @@ fn same_named_types_of_other_modifiers_and_padded_chars_are_said() {
     assert!(
         stderr.contains("column \"a\" is public.dn on both sides, but made of (/b numeric(12,4))")
             && stderr.contains("column \"d\" is public.cn on both sides")
-            && stderr.contains("column \"code\" is character(5) on the source but text"),
+            && stderr.contains("column \"code\" is character(5) on the source but text")
+            // Domains over them too (they were not said).
+            && stderr.contains("column \"dc\" is public.code5 on the source but text")
+            && stderr.contains("column \"db\" is public.blob on the source but text"),
         "{stderr}"
     );
     assert!(
