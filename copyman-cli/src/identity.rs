@@ -19,7 +19,8 @@
 //!   ([`copyman_job::sql::relation_oid_query`]), so that one table spelled two ways is one, and
 //!   a different `search_path` naming another table is not taken for the same one.
 //!
-//! Refused (exit 2): a destination on a standby (in recovery: it takes no writes); two
+//! Refused (exit 2): a destination on a standby (in recovery) or read-only by default: it takes
+//! no writes (under `--keep-going` left out, unless none is left); two
 //! destinations on one database in table mode, or in copy mode with
 //! `--receive` statements that name one table (`t`, `public."t"` and `U&"\0074"`, as each
 //! session's server reads and resolves them; the same statement when its table cannot be told);
