@@ -418,8 +418,8 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     {
         run_error = Some(
             "the input held no rows: --truncate would leave the table empty on every \
-             destination (a command that failed upstream gives an empty input): nothing \
-             committed; to empty the table, TRUNCATE it"
+             destination (a command that failed upstream gives an empty input); to empty \
+             the table, TRUNCATE it"
                 .to_owned(),
         );
     }

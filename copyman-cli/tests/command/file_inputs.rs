@@ -947,6 +947,12 @@ fn an_empty_input_under_truncate_empties_nothing() {
             stderr.contains("the input held no rows: --truncate would leave the table empty"),
             "{from}: {stderr}"
         );
+        // Said once (it was said twice on one line).
+        assert_eq!(
+            stderr.matches("nothing committed").count(),
+            1,
+            "{from}: {stderr}"
+        );
         for (cluster, db) in c.dest.iter().zip(&dbs) {
             assert_eq!(count(cluster, db, "t"), 10, "{from}");
         }
