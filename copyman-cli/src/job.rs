@@ -1367,8 +1367,9 @@ fn write_human(
     // Tables a stopped job never reached are counted, not listed one line each (a job of 300
     // tables whose first failed would bury its reason): `--verbose` and `--json` list them.
     let mut not_started: Vec<String> = Vec::new();
-    // Under --keep-going each failure was said as it happened: the summary lists the first
-    // few again, then counts (500 failures were 1 000 lines).
+    // Under --keep-going each failure was said as it happened (a failure alike on every table
+    // once): the summary lists the first few again, then counts (500 failures were 1 000
+    // lines).
     const LISTED: usize = 10;
     let (mut listed, mut unlisted) = (0, 0);
     for t in &report.tables {
@@ -1441,8 +1442,7 @@ fn write_human(
     if unlisted > 0 {
         writeln!(
             out,
-            "  and {unlisted} more failed, each said above as it failed (--verbose or --json \
-             lists them)"
+            "  and {unlisted} more failed (--verbose or --json lists them)"
         )?;
     }
     if !not_started.is_empty() {
@@ -2042,6 +2042,10 @@ struct RenderState {
     lines: Vec<[String; 3]>,
     started: Instant,
     last_plain: Instant,
+    /// The failures said as they happened, by destination and words (the table's name left
+    /// out): one destination that cannot be reached fails every table alike, said once (it
+    /// was 500 lines).
+    said: std::collections::HashSet<(usize, String)>,
 }
 
 /// How often the plain progress line is printed.
@@ -2098,6 +2102,7 @@ impl Render {
                     .collect(),
                 started: now,
                 last_plain: now,
+                said: std::collections::HashSet::new(),
             }),
         }
     }
@@ -2152,6 +2157,10 @@ impl Render {
                     if let (Some(names), Status::Failed, Some(e)) =
                         (&self.going_on, d.status, &d.error)
                     {
+                        let words = e.to_string().replace(&report.table.to_string(), "");
+                        if !s.said.insert((i, words)) {
+                            continue;
+                        }
                         crate::progress::println(&format!(
                             "copyman: {} → destination {} ({}): failed: {e}; the job goes on \
                              (--keep-going)",
