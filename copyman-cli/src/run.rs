@@ -863,7 +863,9 @@ pub(crate) fn refuse_text_read_otherwise(t: &Transfer) -> Result<(), Fatal> {
         casts.push("interval_send({}::pg_catalog.interval)");
     }
     if amounts {
+        // An amount, and an array of them (`m = '{"12,34"}'` against a money[] column).
         casts.push("cash_send({}::pg_catalog.money)");
+        casts.push("array_send({}::pg_catalog.money[])");
     }
     let database: Vec<Vec<Option<String>>> = casts
         .iter()

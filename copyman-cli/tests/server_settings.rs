@@ -2486,6 +2486,10 @@ fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
     let (out, ids) = copy(&from, "iv = interval '-1 '\n'2:00:00'");
     assert_exit(&out, 2);
     assert_eq!(ids, "");
+    // A Unicode escape string (U&'\002d' is '-').
+    let (out, ids) = copy(&from, r"iv = U&'\002d1 2:00:00'");
+    assert_exit(&out, 2);
+    assert_eq!(ids, "");
     // The data's text cast to interval: read in copyman's style, refused.
     let (out, ids) = copy(&from, "iv::text::interval = iv");
     assert_exit(&out, 2);
@@ -2774,7 +2778,23 @@ fn money_text_read_otherwise_is_refused_in_composites_told_sessions_and_every_fo
         &world,
         &es,
         "CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100); \
-         CREATE TABLE wt (id int, size text); INSERT INTO wt VALUES (1, '1,5'), (2, '2');",
+         CREATE TABLE wt (id int, size text); INSERT INTO wt VALUES (1, '1,5'), (2, '2'); \
+         CREATE TABLE ma (id int, a money[]); INSERT INTO ma VALUES (1, '{12}'), (2, '{1234}');",
+    );
+    // An array of amounts in a string.
+    let ma = database(&c.dest[0], "CREATE TABLE ma (id int, a money[]);");
+    refused(
+        &[
+            "table",
+            "ma",
+            "--from",
+            &world.conninfo(&priced),
+            "--to",
+            &c.dest[0].conninfo(&ma),
+            "--where",
+            "a = '{\"12,34\"}'",
+        ],
+        "which reads as another amount",
     );
     // A table with no money, in a database with some: a decimal comma is text there.
     let wt = database(&c.dest[0], "CREATE TABLE wt (id int, size text);");

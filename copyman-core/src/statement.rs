@@ -451,6 +451,7 @@ pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
 ///     ["'-1 2:00'", "E'a\\''", "$$3$$"]
 /// );
 /// assert_eq!(string_constants("iv = '-1 '\n  '2:00' OR 'a' 'b'"), ["'-1 '\n  '2:00'", "'a'", "'b'"]);
+/// assert_eq!(string_constants(r"iv = U&'\002d1 2:00'"), [r"U&'\002d1 2:00'"]);
 /// ```
 pub fn string_constants(sql: &str) -> Vec<String> {
     let Ok(tokens) = tokens(sql, true) else {
@@ -465,6 +466,11 @@ pub fn string_constants(sql: &str) -> Vec<String> {
             previous_literal = false;
             continue;
         }
+        // A Unicode escape string (`U&'\0041'`): its prefix is the constant's.
+        let at = match sql[..t.at].get(t.at.saturating_sub(2)..) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("u&") => t.at - 2,
+            _ => t.at,
+        };
         match spans.last_mut() {
             Some((_, last_end))
                 if previous_literal
@@ -473,7 +479,7 @@ pub fn string_constants(sql: &str) -> Vec<String> {
             {
                 *last_end = end;
             }
-            _ => spans.push((t.at, end)),
+            _ => spans.push((at, end)),
         }
         previous_literal = true;
     }
