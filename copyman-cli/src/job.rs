@@ -1252,7 +1252,6 @@ fn to_json(
         "error": error,
         "server": server,
         "sqlstate": sqlstate,
-        "duration_secs": report.seconds,
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,
         "notes": notes,

@@ -803,7 +803,9 @@ fn envelope(value: &Value) -> Value {
         ),
         ("warnings", json!(warnings())),
         ("notices", json!([])),
-        ("waits", json!([])),
+        // The waits said on stderr, whatever ended the run (a signal while it waited on a
+        // lock printed `[]`).
+        ("waits", json!(crate::watch::lock_waits())),
     ];
     for (key, default) in common {
         map.entry(key).or_insert(default);

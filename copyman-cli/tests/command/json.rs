@@ -467,3 +467,45 @@ fn every_document_has_the_same_envelope() {
     assert_eq!(j["server"], "destination 1", "{j}");
     assert_eq!(j["sqlstate"], "42P01", "{j}");
 }
+
+/// A run stopped by a signal while it waits on a lock lists that wait in `--json`'s `waits`, as
+/// stderr said it (the document said `[]`: a script could not tell why the run stood still).
+#[test]
+fn a_wait_said_before_a_signal_is_in_the_document() {
+    use std::process::Stdio;
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE u (id int); INSERT INTO u VALUES (1);",
+    );
+    let dst = database(&c.dest[0], "CREATE TABLE u (id int);");
+    let mut holder = hold_lock(&c.dest[0], &dst, "u");
+    let mut child = copyman()
+        .args([
+            "--json",
+            "table",
+            "u",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&dst))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    stderr.expect("waiting for lock on destination 1");
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr.rest());
+    let doc = json(&out);
+    let waits = doc["waits"].as_array().cloned().unwrap_or_default();
+    assert!(
+        waits.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("waiting for lock on destination 1"))),
+        "{doc}"
+    );
+}
