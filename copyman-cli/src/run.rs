@@ -840,6 +840,19 @@ pub(crate) fn refuse_text_read_otherwise(t: &Transfer) -> Result<(), Fatal> {
             ours.0, ours.1
         ),
     };
+    // `interval '-1 2' day to hour`: a field qualifier reads the string otherwise than alone,
+    // which the probe below cannot (a column named `day` is refused too: sql_standard only).
+    let qualified = ["year", "month", "day", "hour", "minute", "second"]
+        .iter()
+        .any(|field| statement::names_word(sql, field));
+    if intervals && qualified && statement::names_word(sql, "interval") {
+        return Err(refused(
+            "reads an interval with a field qualifier (day to hour …)".to_owned(),
+            format!("IntervalStyle {style}"),
+            "write it without one, with a sign on every field ('-1 -2:00:00') or its units \
+             ('-1 day -2 hours')",
+        ));
+    }
     if intervals && casts[0] {
         return Err(refused(
             "casts text to interval (its data's, not a string constant's)".to_owned(),

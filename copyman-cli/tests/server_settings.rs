@@ -2486,6 +2486,15 @@ fn a_where_string_read_as_another_interval_by_the_sources_style_is_refused() {
     let (out, ids) = copy(&from, "iv = interval '-1 '\n'2:00:00'");
     assert_exit(&out, 2);
     assert_eq!(ids, "");
+    // A field qualifier, and a comment between two joined strings.
+    for condition in [
+        "iv = interval '-1 2' day to hour",
+        "iv = '-1 ' -- c\n'2:00:00'",
+    ] {
+        let (out, ids) = copy(&from, condition);
+        assert_exit(&out, 2);
+        assert_eq!(ids, "", "{condition}");
+    }
     // A Unicode escape string (U&'\002d' is '-').
     let (out, ids) = copy(&from, r"iv = U&'\002d1 2:00:00'");
     assert_exit(&out, 2);

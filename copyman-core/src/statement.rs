@@ -439,8 +439,9 @@ pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
 /// The string constants of `sql` (a statement, or a condition such as `--where`'s), each as
 /// written (quotes and an `E` prefix included), in order: the text a server reads in its
 /// session's settings where the string is cast (`'-1 2:00:00'` an interval, `'12,34'` an
-/// amount). Constants that SQL joins into one (separated by white space holding a line break:
-/// `'-1 '` and `'2:00:00'` on the next line are `'-1 2:00:00'`) are one, as written. Empty where
+/// amount). Constants that SQL joins into one (separated by white space holding a line break,
+/// comments too: `'-1 '` and `'2:00:00'` on the next line are `'-1 2:00:00'`) are one, as
+/// written. Empty where
 /// `sql` does not scan.
 ///
 /// ```
@@ -452,8 +453,31 @@ pub fn reads_otherwise_without_standard_strings(sql: &str) -> bool {
 /// );
 /// assert_eq!(string_constants("iv = '-1 '\n  '2:00' OR 'a' 'b'"), ["'-1 '\n  '2:00'", "'a'", "'b'"]);
 /// assert_eq!(string_constants(r"iv = U&'\002d1 2:00'"), [r"U&'\002d1 2:00'"]);
+/// assert_eq!(string_constants("iv = '-1 ' -- c\n'2:00'"), ["'-1 ' -- c\n'2:00'"]);
 /// ```
 pub fn string_constants(sql: &str) -> Vec<String> {
+    // What lies between two constants SQL joins: white space and comments with a line break.
+    let joins = |gap: &str| {
+        let mut rest = gap;
+        let mut broke = false;
+        loop {
+            let trimmed = rest.trim_start();
+            broke |= rest[..rest.len() - trimmed.len()].contains('\n');
+            if let Some(comment) = trimmed.strip_prefix("--") {
+                let Some(end) = comment.find('\n') else {
+                    return false;
+                };
+                rest = &comment[end..];
+            } else if let Some(comment) = trimmed.strip_prefix("/*") {
+                let Some(end) = comment.find("*/") else {
+                    return false;
+                };
+                rest = &comment[end + 2..];
+            } else {
+                return trimmed.is_empty() && broke;
+            }
+        }
+    };
     let Ok(tokens) = tokens(sql, true) else {
         return Vec::new();
     };
@@ -472,11 +496,7 @@ pub fn string_constants(sql: &str) -> Vec<String> {
             _ => t.at,
         };
         match spans.last_mut() {
-            Some((_, last_end))
-                if previous_literal
-                    && sql[*last_end..t.at].contains('\n')
-                    && sql[*last_end..t.at].trim().is_empty() =>
-            {
+            Some((_, last_end)) if previous_literal && joins(&sql[*last_end..t.at]) => {
                 *last_end = end;
             }
             _ => spans.push((at, end)),
