@@ -104,7 +104,10 @@ pub(crate) fn drive<'a>(
                 // on, each failure is said as it happens (a table's copy may run for hours), as
                 // a job says a table's.
                 if !copy.ends_copy(&fault) {
-                    if let Fault::Receiver(faulted) = &fault {
+                    // (Said only where another destination goes on.)
+                    if let Fault::Receiver(faulted) = &fault
+                        && faults.len() < live.len()
+                    {
                         for (id, error) in &faulted.faults {
                             report::warn(format_args!(
                                 "destination {} failed: {}; the copy goes on without it \

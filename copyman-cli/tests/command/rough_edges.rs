@@ -849,3 +849,39 @@ fn a_destination_failing_under_keep_going_is_said_when_it_fails() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 100_000);
 }
+
+/// Under `--keep-going`, the last destination failing is not said to leave a copy that "goes
+/// on without it" (another was left out before anything: nothing was left to go on to).
+#[test]
+fn the_last_destination_failing_is_not_said_to_leave_a_copy_going_on() {
+    let c = clusters();
+    let src = with_rows(&c.source, 100_000);
+    let d1 = database(
+        &c.dest[0],
+        &format!("{T} INSERT INTO t VALUES (1, 'taken');"),
+    );
+    let ro = database(&c.dest[1], T);
+    c.dest[1]
+        .connect("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {ro} SET default_transaction_read_only = on"
+        ))
+        .unwrap();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&ro),
+        "--keep-going",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("left out (--keep-going)") && !stderr.contains("goes on without it"),
+        "{stderr}"
+    );
+}
