@@ -624,6 +624,9 @@ impl RunReport {
         let failed = (self.destinations.iter().enumerate())
             .find_map(|(i, d)| Some((i, d, d.error.as_ref()?)));
         let (server, sqlstate) = match (&self.source_error, failed) {
+            // Interrupted: the signal is why, not a server (a busy destination's 57014 was
+            // copyman's own cancel, a destination left out before is another matter).
+            _ if self.exit().is_interruption() => (None, None),
             (Some(e), _) => (Some("source".to_owned()), e.sqlstate.clone()),
             (None, Some((i, _, e))) => (Some(format!("destination {}", i + 1)), e.sqlstate.clone()),
             (None, None) => (None, None),

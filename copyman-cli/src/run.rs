@@ -369,7 +369,14 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                         None => dest.fail(error),
                     }
                 }
-                run_error = Some(match (&driven.aborted, &fail.producer_fault) {
+                // A signal's cancel may reach a busy destination before the loop sees the
+                // signal: the run was interrupted, not failed there (its 57014 was copyman's).
+                let interrupted = driven.aborted.clone().or_else(|| {
+                    signals::received()
+                        .map(|signal| format!("interrupted by {}", signals::name(signal)))
+                });
+                run_error = Some(match (&interrupted, &fail.producer_fault) {
+                    (Some(reason), _) if signals::received().is_some() => reason.clone(),
                     (_, Some(error)) => source_failed(report::describe(&**error)),
                     (Some(reason), None) => reason.clone(),
                     (None, None) => disagreement(&fail, &live, &dests).unwrap_or_else(|| {

@@ -509,3 +509,73 @@ fn a_wait_said_before_a_signal_is_in_the_document() {
         "{doc}"
     );
 }
+
+/// A signal while a destination is busy (a trigger sleeping) is the run's interruption in
+/// `--json`, as stderr says it, not that destination's failure with the 57014 of copyman's own
+/// cancel; `server` and `sqlstate` name no server.
+#[test]
+fn a_signal_while_a_destination_is_busy_is_the_runs_interruption() {
+    use std::process::Stdio;
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE b (id int); INSERT INTO b SELECT generate_series(1, 10);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE b (id int);
+         CREATE FUNCTION nap() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+         CREATE TRIGGER nap AFTER INSERT ON b FOR EACH STATEMENT EXECUTE FUNCTION nap();",
+    );
+    let child = copyman()
+        .args([
+            "--json",
+            "table",
+            "b",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+        ])
+        .arg(c.dest[0].conninfo(&dst))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The destination's COPY ended and its trigger sleeps.
+    let mut admin = c.dest[0].connect("postgres");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let napping: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND wait_event = 'PgSleep'",
+                &[&dst],
+            )
+            .unwrap()
+            .get(0);
+        if napping > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trigger never slept"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    let doc = json(&out);
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("interrupted by SIGTERM")),
+        "{doc}"
+    );
+    assert!(
+        doc["server"].is_null() && doc["sqlstate"].is_null(),
+        "{doc}"
+    );
+    assert_eq!(count(&c.dest[0], &dst, "b"), 0);
+}
