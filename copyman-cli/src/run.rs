@@ -802,13 +802,14 @@ pub(crate) fn refuse_text_read_otherwise(t: &Transfer) -> Result<(), Fatal> {
         rows.into_iter().next()?.into_iter().next()?
     };
     // Money can be involved where the table copied (else any of the database's) has a column
-    // of money, a domain over it or an array of it.
+    // of money, a domain over it or an array of it: any of the database's too where the
+    // condition reads another relation (`id IN (SELECT id FROM prices WHERE p = '12,34')`).
     let of_table = match &t.statements {
-        Statements::Table { copy, .. } => format!(
+        Statements::Table { copy, .. } if !statement::names_word(sql, "select") => format!(
             "a.attrelid = pg_catalog.to_regclass({}) AND",
             copyman_job::sql::literal(&copy.table.to_string())
         ),
-        Statements::Raw { .. } => String::new(),
+        _ => String::new(),
     };
     let settings = format!(
         "SELECT pg_catalog.current_setting('IntervalStyle') || ' ' || \

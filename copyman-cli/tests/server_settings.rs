@@ -2805,8 +2805,23 @@ fn money_text_read_otherwise_is_refused_in_composites_told_sessions_and_every_fo
         ],
         "which reads as another amount",
     );
+    let wt_first = database(&c.dest[0], "CREATE TABLE wt (id int, size text);");
+    // A condition that reads a table with money, from one without: checked.
+    refused(
+        &[
+            "table",
+            "wt",
+            "--from",
+            &world.conninfo(&priced),
+            "--to",
+            &c.dest[0].conninfo(&wt_first),
+            "--where",
+            "id IN (SELECT id FROM mw WHERE m = '12,34')",
+        ],
+        "the string '12,34'",
+    );
     // A table with no money, in a database with some: a decimal comma is text there.
-    let wt = database(&c.dest[0], "CREATE TABLE wt (id int, size text);");
+    let wt = wt_first;
     assert_exit(
         &run(&[
             "table",
