@@ -77,7 +77,8 @@ pub(crate) struct LowJob {
     /// M, G suffixes are powers of 1024).
     #[arg(long, value_name = "BYTES/s")]
     pub(crate) max_rate: Option<String>,
-    /// Copy an ordinary table larger than SIZE (bytes on disk; k, M, G suffixes) as several
+    /// Copy an ordinary table whose heap is larger than SIZE (bytes on disk, its TOAST aside:
+    /// the ranges split the heap; k, M, G suffixes) as several
     /// ctid ranges side by side, all in one snapshot (the job's; under --no-snapshot, one of the
     /// table's own) (at most --jobs ranges, at least 2); every range's count and the table's
     /// total are checked against the source. A table emptied first (--truncate, or taken up
