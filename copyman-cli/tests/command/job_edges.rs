@@ -728,40 +728,15 @@ fn a_ddl_queued_behind_the_jobs_lock_fails_its_table_rather_than_waiting_for_eve
     assert_eq!(count(&c.dest[0], &dst, "first_t"), 3000);
 }
 
-/// On a terminal, the overall bar of a job of many small tables moves as its tables finish:
-/// each weighs its planned size, counted whole once it is done. It measured COPY bytes against
-/// the tables' sizes on disk (a page at least for one row), and stood at a few percent, with an
-/// ETA of minutes, until the job's end.
-#[test]
-fn a_job_of_small_tables_moves_its_bar_as_they_finish() {
+/// `copyman ARGS` run on a terminal (`script`): how it exited (`script -e`: as copyman did) and
+/// what the terminal showed.
+fn on_a_terminal(args: &[&str]) -> (std::process::ExitStatus, String) {
     use std::io::Read;
-    let c = clusters();
-    let schema: String = (1..=150)
-        .map(|i| format!("CREATE TABLE s{i} (id int); INSERT INTO s{i} VALUES ({i});"))
-        .collect();
-    let src = database(&c.source, &schema);
-    let tables: String = (1..=150)
-        .map(|i| format!("CREATE TABLE s{i} (id int);"))
-        .collect();
-    let d1 = database(&c.dest[0], &tables);
-    let state = TempPath::new("small-bar.state");
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let args = [
-        env!("CARGO_BIN_EXE_copyman"),
-        "table",
-        "--table",
-        "s*",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &c.dest[0].conninfo(&d1),
-        "--state",
-        state.arg(),
-        "--jobs",
-        "1",
-        "--truncate",
-    ];
-    let command: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let command: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_copyman"))
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect();
     let mut child = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &command.join(" "), "/dev/null"])
         .stdin(Stdio::null())
@@ -776,7 +751,39 @@ fn a_job_of_small_tables_moves_its_bar_as_they_finish() {
         .read_to_end(&mut screen)
         .unwrap();
     let status = child.wait().unwrap();
-    let screen = String::from_utf8_lossy(&screen);
+    (status, String::from_utf8_lossy(&screen).into_owned())
+}
+
+/// On a terminal, the overall bar of a job of many small tables moves as its tables finish:
+/// each weighs its planned size, counted whole once it is done. It measured COPY bytes against
+/// the tables' sizes on disk (a page at least for one row), and stood at a few percent, with an
+/// ETA of minutes, until the job's end.
+#[test]
+fn a_job_of_small_tables_moves_its_bar_as_they_finish() {
+    let c = clusters();
+    let schema: String = (1..=150)
+        .map(|i| format!("CREATE TABLE s{i} (id int); INSERT INTO s{i} VALUES ({i});"))
+        .collect();
+    let src = database(&c.source, &schema);
+    let tables: String = (1..=150)
+        .map(|i| format!("CREATE TABLE s{i} (id int);"))
+        .collect();
+    let d1 = database(&c.dest[0], &tables);
+    let state = TempPath::new("small-bar.state");
+    let (status, screen) = on_a_terminal(&[
+        "table",
+        "--table",
+        "s*",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+        "--jobs",
+        "1",
+        "--truncate",
+    ]);
     assert!(status.success(), "{screen}");
     // What each draw of the bar showed: its percentage and the tables done ("] 42% … 63/150
     // tables"), while the job ran.
@@ -812,7 +819,6 @@ fn a_job_of_small_tables_moves_its_bar_as_they_finish() {
 /// than counting as copied ("100% 430 MiB/s ETA 0s 0/2 tables" was its last frame).
 #[test]
 fn a_job_that_stopped_at_once_does_not_draw_its_bar_full() {
-    use std::io::Read;
     let c = clusters();
     let schema = "CREATE TABLE big (id int); CREATE TABLE small (id int PRIMARY KEY);";
     let src = database(
@@ -827,9 +833,7 @@ fn a_job_that_stopped_at_once_does_not_draw_its_bar_full() {
         &format!("{schema} INSERT INTO small VALUES (1);"),
     );
     let state = TempPath::new("stopped-bar.state");
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let args = [
-        env!("CARGO_BIN_EXE_copyman"),
+    let (_, screen) = on_a_terminal(&[
         "table",
         "big",
         "small",
@@ -841,23 +845,7 @@ fn a_job_that_stopped_at_once_does_not_draw_its_bar_full() {
         state.arg(),
         "--jobs",
         "2",
-    ];
-    let command: Vec<String> = args.iter().map(|a| quote(a)).collect();
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-c", &command.join(" "), "/dev/null"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run script");
-    let mut screen = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut screen)
-        .unwrap();
-    child.wait().unwrap();
-    let screen = String::from_utf8_lossy(&screen);
+    ]);
     assert!(screen.contains("23505"), "{screen}");
     let full_with_nothing_done = screen
         .split("] ")
