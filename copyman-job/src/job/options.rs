@@ -24,11 +24,12 @@ pub struct Server {
     /// How to connect to it.
     pub connect: Connect,
     /// How to connect to it in its database's own settings, where `connect`'s sessions pin
-    /// some for the copy (copyman-sync's and copyman-async's `lc_monetary=C`): asked what the
-    /// database means by a value (what its `money` amounts count,
-    /// [`MoneyUnit`](crate::plan::MoneyUnit)) where a copied column needs it. `None`: not
-    /// asked, and a `money` column is copied as its stored amount whatever each database
-    /// counts in.
+    /// some for the copy (copyman-sync's and copyman-async's `lc_monetary=C`,
+    /// `array_nulls=on`): asked what the database means by a value's text (how it writes and
+    /// reads money, an array's NULLs: [`TextForms`](crate::plan::TextForms)) where a copied
+    /// column needs it; a table is refused on a destination where that cannot be asked. `None`:
+    /// not asked, and a `money` column is copied as its stored amount, an array's text read
+    /// with `array_nulls=on`, whatever each database says.
     pub own_settings: Option<Connect>,
 }
 
