@@ -986,25 +986,12 @@ fn server_forms(
     let (Endpoint::Server(spec), Some(conn)) = (endpoint, conn) else {
         return Ok(None);
     };
-    let cannot = |why: String| {
-        format!(
-            "cannot ask {whom}'s database how it reads money and arrays from text (on a session \
-             of its own settings: {why}), which a copied column needs; let copyman open one more \
-             session there, or say it in its CONN (options='-c lc_monetary=… -c array_nulls=…')"
-        )
-    };
-    let session =
-        TextForms::of(conn).ok_or_else(|| cannot("the copy's session did not answer".into()))?;
-    if spec.sets("lc_monetary") && spec.sets("array_nulls") {
-        let database = session.clone();
-        return Ok(Some(ServerForms { database, session }));
-    }
-    let mut own = spec
-        .own_settings()
-        .connect()
-        .map_err(|e| cannot(describe_sync(&e).to_string()))?;
-    let database = TextForms::of(&mut own).ok_or_else(|| cannot("it did not answer".into()))?;
-    Ok(Some(ServerForms { database, session }))
+    let way = "let copyman open one more session there, or say it in its CONN (options='-c \
+               lc_monetary=… -c array_nulls=…')";
+    // A CONN that names both is its word for the database's: no session needed.
+    let named = spec.sets("lc_monetary") && spec.sets("array_nulls");
+    let own = (!named).then_some(|| spec.own_settings().connect());
+    ServerForms::ask(whom, way, conn, own).map(Some)
 }
 
 /// As [`read_otherwise`], for a file (`name`) copied with `--receive` statements: each
@@ -1272,7 +1259,7 @@ fn arrays_misread(
     labels: &[String],
 ) -> Option<String> {
     for (i, rel) in dest_rels {
-        if !rel.columns.iter().any(|c| c.holds_array) {
+        if !rel.columns.iter().any(Column::holds_array) {
             continue;
         }
         if let Endpoint::Server(spec) = dests[*i].endpoint

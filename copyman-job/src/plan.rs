@@ -1163,6 +1163,39 @@ pub struct ServerForms {
     pub session: TextForms,
 }
 
+impl ServerForms {
+    /// Asked of `session` (a copy's) and of a session `own` opens in its database's own
+    /// settings (`None`: the CONN names the settings, its word for the database's: none
+    /// needed).
+    ///
+    /// # Errors
+    /// Why the database's forms cannot be asked (a role's `CONNECTION LIMIT`: the session does
+    /// not open), naming `whom`, with `way` on — refused, not passed over, by the callers:
+    /// passed over, `'12,34'` was stored as 1234.00.
+    pub fn ask<E: std::fmt::Display>(
+        whom: &str,
+        way: &str,
+        session: &mut Connection,
+        own: Option<impl FnOnce() -> Result<Connection, E>>,
+    ) -> Result<Self, String> {
+        let cannot = |why: &str| {
+            format!(
+                "cannot ask {whom}'s database how it reads money and arrays from text (on a \
+                 session of its own settings: {why}), which a copied column needs; {way}"
+            )
+        };
+        let session =
+            TextForms::of(session).ok_or_else(|| cannot("the copy's session did not answer"))?;
+        let Some(own) = own else {
+            let database = session.clone();
+            return Ok(Self { database, session });
+        };
+        let mut own = own().map_err(|e| cannot(&e.to_string()))?;
+        let database = TextForms::of(&mut own).ok_or_else(|| cannot("it did not answer"))?;
+        Ok(Self { database, session })
+    }
+}
+
 /// Where a copied column (of `columns`) holds `money` (a domain, an array or a composite of it
 /// too) between the source and one destination: on both sides its stored count carries over as
 /// it is, in each database's unit; on one side only it goes through text, written or read in
@@ -2060,7 +2093,6 @@ mod tests {
                     null_checked: false,
                     parts: String::new(),
                     reached: Vec::new(),
-                    holds_array: false,
                     leaves: Vec::new(),
                 })
                 .collect(),

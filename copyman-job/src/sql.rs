@@ -1346,9 +1346,6 @@ pub struct Column {
     /// element, a range's subtype, a composite's fields' (what a setting that changes how a
     /// `date` or `money` is read reaches, wherever it is in the value).
     pub reached: Vec<u32>,
-    /// Its values hold an array somewhere (its own type, a domain's base, a composite's field):
-    /// text read into it reads an unquoted `NULL` element as the reader's `array_nulls` says.
-    pub holds_array: bool,
     /// Each type its values are made of, where in the value ([`Leaf`]): what a destination
     /// reads at a place from what the source writes at the same place (a composite's text
     /// field into money, beside a number).
@@ -1394,6 +1391,13 @@ impl Column {
     /// Its type's OID (the first of [`Column::reached`]).
     pub fn type_oid(&self) -> Option<u32> {
         self.reached.first().copied()
+    }
+
+    /// Whether its values hold an array somewhere (its own type, a domain's base, a
+    /// composite's field): text read into it reads an unquoted `NULL` element as the reader's
+    /// `array_nulls` says.
+    pub fn holds_array(&self) -> bool {
+        self.leaves.iter().any(|l| l.array)
     }
 
     /// Whether its values hold one of the built-in types `oids` anywhere (a domain over it, an
@@ -1484,11 +1488,6 @@ impl Relation {
                     .split_whitespace()
                     .filter_map(|item| item.split(',').nth(1)?.parse().ok())
                     .collect(),
-                holds_array: field(row, 5).is_some_and(|reached| {
-                    reached
-                        .split_whitespace()
-                        .any(|item| item.split(',').nth(3) == Some("true"))
-                }),
                 leaves: Leaf::of(&field(row, 5).unwrap_or_default()),
                 sequence: field(row, 6).and_then(|oid| oid.parse().ok()),
                 fills_itself: field(row, 7).as_deref() == Some("t"),

@@ -20,8 +20,8 @@ use super::sessions::{ensure, give_up};
 use crate::commit;
 use crate::identity::Identity;
 use crate::plan::{
-    ArraySides, MoneySides, ReadSettings, ServerForms, TextForms, choose_format, lookup,
-    lookup_many, major, needs_select, resolve_columns,
+    ArraySides, MoneySides, ReadSettings, ServerForms, choose_format, lookup, lookup_many, major,
+    needs_select, resolve_columns,
 };
 use crate::resume::{self, ResumeWait, Resumed};
 use crate::select::{self, RowSecurity, Selection};
@@ -373,24 +373,8 @@ fn server_forms<'a>(
     known
         .get_or_insert_with(|| {
             let connect = server.own_settings.as_ref()?;
-            let cannot = |why: String| {
-                format!(
-                    "cannot ask {}'s database how it reads money and arrays from text (on a \
-                     session of its own settings: {why}), which a copied column needs; let \
-                     copyman open one more session there",
-                    server.name
-                )
-            };
-            let asked = connect()
-                .map_err(|e| cannot(e.to_string()))
-                .and_then(|mut own| {
-                    let database = TextForms::of(&mut own);
-                    let session = TextForms::of(conn);
-                    match (database, session) {
-                        (Some(database), Some(session)) => Ok(ServerForms { database, session }),
-                        _ => Err(cannot("it did not answer".to_owned())),
-                    }
-                });
+            let way = "let copyman open one more session there";
+            let asked = ServerForms::ask(&server.name, way, conn, Some(|| connect()));
             Some(asked)
         })
         .as_ref()
