@@ -23,6 +23,7 @@ mod report;
 mod run;
 mod signals;
 mod sql;
+mod users_sql;
 mod watch;
 
 use std::process::ExitCode;
