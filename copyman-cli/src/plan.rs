@@ -1788,14 +1788,14 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     let dropped = crate::dest::refuse_unopenable(&t.destinations, t.keep_going)?;
     crate::file_source::refuse_compressed(t)?;
     // The user's SQL, as the run reads it (the dry run exited 0 where the run refused it).
-    crate::users_sql::refuse_text_read_otherwise(t)?;
+    let unasked = crate::users_sql::refuse_text_read_otherwise(t)?;
     let (mut source_conn, mut dests) = connect_all(t)?;
     crate::users_sql::read_users_sql(t, source_conn.as_mut())?;
     // A database given twice, or a table copied into itself: refused by the run's own check
     // (its queries only read what the server says of itself), with its exit status and words.
     crate::identity::check(t, source_conn.as_mut(), &mut dests)?;
     crate::limits::apply_all(t, source_conn.as_mut(), &mut dests)?;
-    for (i, message) in dropped {
+    for (i, message) in dropped.into_iter().chain(unasked) {
         dests[i].fail_with(ErrorInfo {
             sqlstate: None,
             message,

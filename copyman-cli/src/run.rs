@@ -114,12 +114,12 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     if refused.is_err() {
         signals::connecting(false);
     }
-    refused?;
+    let unasked = refused?;
     let connected = connect_all(t);
     signals::connecting(false);
     let (mut source_conn, mut dests) = connected?;
     let user_sql = crate::users_sql::read_users_sql(t, source_conn.as_mut())?;
-    for (i, message) in unopenable {
+    for (i, message) in unopenable.into_iter().chain(unasked) {
         report::log(format_args!("destination {}: {message}", i + 1));
         dests[i].fail_with(ErrorInfo {
             sqlstate: None,

@@ -2876,3 +2876,95 @@ fn money_text_read_otherwise_is_refused_in_composites_told_sessions_and_every_fo
     );
     assert!(!stderr.contains("lc_monetary=C"), "{stderr}");
 }
+
+/// A `--receive`'s own `WHERE` (`COPY … FROM STDIN WHERE …`) is read by the destination's copy
+/// session, in the forms it reads the source's data in (the C locale's money, `array_nulls=on`):
+/// on a database of a comma decimal, `m > '12,34'` kept other rows than psql keeps there, and on
+/// one of `array_nulls = off`, `a = '{x,NULL}'` another row (exit 0 under
+/// `--allow-count-mismatch`, which any filtering `WHERE` needs). Refused on that destination,
+/// naming it, the string and the setting; written to read alike, it keeps psql's rows.
+#[test]
+fn a_receives_strings_read_otherwise_on_its_destination_are_refused() {
+    let Some((_locales, argentina)) = with_locales(
+        "a_receives_strings_read_otherwise_on_its_destination_are_refused",
+        &["es_AR"],
+    ) else {
+        return;
+    };
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100), (3, 5000); \
+         CREATE TABLE rw (id int, a text[]); \
+         INSERT INTO rw VALUES (1, ARRAY['x', 'NULL']), (2, ARRAY['x', NULL]);",
+    );
+    let from = c.source.conninfo(&src);
+    let comma = database_setting(
+        &argentina,
+        &["lc_monetary = 'es_AR.UTF-8'"],
+        "CREATE TABLE mw (id int, m money);",
+    );
+    let off = database_setting(
+        &c.dest[0],
+        &["array_nulls = off"],
+        "CREATE TABLE rw (id int, a text[]);",
+    );
+    let plain = database(&c.dest[1], "CREATE TABLE rw (id int, a text[]);");
+    let (to_comma, to_off) = (argentina.conninfo(&comma), c.dest[0].conninfo(&off));
+    let to_plain = c.dest[1].conninfo(&plain);
+    let copy = |send: &str, to: &[&str], receive: &str| {
+        let mut args = vec!["copy", "--from", &from, "--send", send];
+        for to in to {
+            args.extend(["--to", to, "--receive", receive]);
+        }
+        args.push("--allow-count-mismatch");
+        run(&args)
+    };
+    let refused = |out: std::process::Output, said: &[&str]| {
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        for said in said {
+            assert!(stderr.contains(said), "{said:?} in {stderr}");
+        }
+    };
+    let ids = |cluster: &copyman_testkit::Cluster, db: &str, table: &str| {
+        let sql = format!("SELECT string_agg(id::text, ',' ORDER BY id) FROM {table}");
+        cluster.psql(db, &sql).trim().to_owned()
+    };
+
+    refused(
+        copy(
+            "COPY mw TO STDOUT",
+            &[&to_comma],
+            "COPY mw FROM STDIN WHERE m > '12,34'",
+        ),
+        &[
+            "--receive of destination 1 has the string '12,34'",
+            "lc_monetary 'es_AR.UTF-8'",
+        ],
+    );
+    assert_eq!(count(&argentina, &comma, "mw"), 0);
+    let number = "COPY mw FROM STDIN WHERE m > 12.34::numeric::money";
+    assert_exit(&copy("COPY mw TO STDOUT", &[&to_comma], number), 0);
+    assert_eq!(ids(&argentina, &comma, "mw"), "2,3");
+
+    // The second of two destinations: the run refused before anything is sent to either.
+    let null = "COPY rw FROM STDIN WHERE a = '{x,NULL}'";
+    refused(
+        copy("COPY rw TO STDOUT", &[&to_plain, &to_off], null),
+        &["--receive of destination 2", "array_nulls off"],
+    );
+    assert_eq!(count(&c.dest[1], &plain, "rw"), 0);
+    assert_eq!(count(&c.dest[0], &off, "rw"), 0);
+    // The dry run refuses as the run.
+    let mut dry = vec!["copy", "--from", &from, "--send", "COPY rw TO STDOUT"];
+    dry.extend(["--to", &to_off, "--receive", null, "--dry-run"]);
+    refused(run(&dry), &["reads as another array"]);
+    // Quoted, the string NULL reads alike everywhere; on a destination of array_nulls on, the
+    // unquoted one is a NULL element to both (equal to the row's own, in an array).
+    let quoted = "COPY rw FROM STDIN WHERE a = '{x,\"NULL\"}'";
+    assert_exit(&copy("COPY rw TO STDOUT", &[&to_off], quoted), 0);
+    assert_eq!(ids(&c.dest[0], &off, "rw"), "1");
+    assert_exit(&copy("COPY rw TO STDOUT", &[&to_plain], null), 0);
+    assert_eq!(ids(&c.dest[1], &plain, "rw"), "2");
+}
