@@ -302,7 +302,8 @@ pub(crate) fn check_job(
                     role: &str|
      -> Result<(Option<Identity>, Encodings), Unreachable> {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
-            whom: format!("{role} {}", server.name),
+            role: role.to_owned(),
+            endpoint: server.name.clone(),
             error: report::describe(&e),
         })?;
         let encodings = Encodings::of(role.to_owned(), &conn);

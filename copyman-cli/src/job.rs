@@ -356,9 +356,10 @@ fn default_state(
     selection: &Selection,
     keep_going: bool,
 ) -> Result<(PathBuf, bool), Unreachable> {
-    let identity = |server: &Server| {
+    let identity = |server: &Server, role: String| {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
-            whom: server.name.clone(),
+            role,
+            endpoint: server.name.clone(),
             error: report::describe(&e),
         })?;
         Ok::<_, Unreachable>(
@@ -369,18 +370,20 @@ fn default_state(
     // The source, then the destinations and the selection in one order whatever order they
     // were given in: the same job finds the same file.
     let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    hash.write(identity(source)?.as_bytes());
+    hash.write(identity(source, "source".to_owned())?.as_bytes());
     let mut unasked = Vec::new();
     let mut destinations = dests
         .iter()
         .enumerate()
-        .map(|(i, d)| match identity(d) {
-            Err(_) if keep_going => {
-                unasked.push(format!("destination {}", i + 1));
-                Ok(copyman_job::state::unidentified_key(&d.name))
-            }
-            other => other,
-        })
+        .map(
+            |(i, d)| match identity(d, format!("destination {}", i + 1)) {
+                Err(_) if keep_going => {
+                    unasked.push(format!("destination {}", i + 1));
+                    Ok(copyman_job::state::unidentified_key(&d.name))
+                }
+                other => other,
+            },
+        )
         .collect::<Result<Vec<_>, _>>()?;
     destinations.sort_unstable();
     for id in destinations {
@@ -470,9 +473,15 @@ fn holds_earlier(report: &JobReport) -> bool {
 }
 
 fn fatal(error: JobError) -> anyhow::Error {
-    if let JobError::Connect { server, error } = error {
+    if let JobError::Connect {
+        role,
+        server,
+        error,
+    } = error
+    {
         return Unreachable {
-            whom: server,
+            role,
+            endpoint: server,
             error: report::ErrorInfo {
                 sqlstate: error.sqlstate,
                 message: error.message,
@@ -1084,9 +1093,26 @@ fn dry_run(
                 })
             })
             .collect();
+        // Why it would not succeed: its first table refused on a destination.
+        let refused = (plan.tables.iter())
+            .flat_map(|t| {
+                t.destinations
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, d)| (t, i, d))
+            })
+            .find_map(|(t, i, d)| match d {
+                DestPlan::Refused(why) => Some((t, i, why)),
+                _ => None,
+            })
+            .filter(|_| exit != Exit::Success);
         report::print_json(&json!({
             "status": status_word(exit),
             "exit_code": exit.code(),
+            "error": refused.map(|(t, i, why)| format!("{} on destination {}: {}", t.table, i + 1, why.message)),
+            "server": refused.map(|(_, i, _)| format!("destination {}", i + 1)),
+            "endpoint": refused.and_then(|(_, i, _)| dests.get(i).map(|s| s.name.clone())),
+            "sqlstate": refused.and_then(|(.., why)| why.sqlstate.clone()),
             "dry_run": true,
             "snapshot": plan.snapshot,
             "notes": plan.notes,
@@ -1242,9 +1268,13 @@ fn to_json(
             e.message
         ))
     });
-    let (server, sqlstate) = match failed {
-        Some((_, d, e)) => (Some(format!("destination {}", d + 1)), e.sqlstate.clone()),
-        None => (None, None),
+    let (server, endpoint, sqlstate) = match failed {
+        Some((_, d, e)) => (
+            Some(format!("destination {}", d + 1)),
+            dests.get(d).map(|s| s.name.clone()),
+            e.sqlstate.clone(),
+        ),
+        None => (None, None, None),
     };
     json!({
         // The words of a one-table run's `--json` (report.rs).
@@ -1252,6 +1282,7 @@ fn to_json(
         "exit_code": exit.code(),
         "error": error,
         "server": server,
+        "endpoint": endpoint,
         "sqlstate": sqlstate,
         "state": options.state.display().to_string(),
         "snapshot": report.snapshot,

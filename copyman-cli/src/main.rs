@@ -181,7 +181,7 @@ fn main() -> ExitCode {
                     .collect();
                 let error = error.join(" ");
                 let error = error.trim_start_matches("error: ");
-                let _ = report::print_json(&report::fatal_json(Exit::Usage, error, None));
+                let _ = report::print_json(&report::fatal_json(Exit::Usage, error, None, None));
             }
             return ExitCode::from(Exit::Usage.code());
         }
@@ -203,7 +203,7 @@ fn main() -> ExitCode {
     report::set_command(low.command.name());
     let hi = match HiArgs::from_low(low, &conn::Env::from_process()) {
         Ok(hi) => hi,
-        Err(e) => return fail(e.exit, &conn::scrub(&e.message), None, json),
+        Err(e) => return fail(e.exit, &conn::scrub(&e.message), None, None, json),
     };
     let ran = run::run(hi);
     // A second signal that is exiting at once, with what it said, ends the process: not this.
@@ -224,7 +224,7 @@ fn main() -> ExitCode {
                 "interrupted by {}: nothing committed",
                 signals::name(signal)
             );
-            fail(Exit::interrupted(signal), &message, None, json)
+            fail(Exit::interrupted(signal), &message, None, None, json)
         }
         Err(e) => match (
             e.downcast_ref::<Fatal>(),
@@ -232,21 +232,24 @@ fn main() -> ExitCode {
         ) {
             // Composed from redacted CONNs and the server's words, which are shown verbatim.
             (Some(fatal), _) => {
-                let server = fatal
-                    .server
-                    .as_ref()
-                    .map(|(whom, said)| (whom.as_str(), said));
-                fail(fatal.exit, &fatal.message, server, json)
+                let whom =
+                    (fatal.server.as_ref()).map(|(whom, _)| report::server_and_endpoint(whom));
+                let server = (fatal.server.as_ref().zip(whom.as_ref()))
+                    .map(|((_, said), (role, _))| (*role, said));
+                let endpoint = whom.and_then(|(_, endpoint)| endpoint);
+                fail(fatal.exit, &fatal.message, server, endpoint, json)
             }
             (None, Some(u)) => fail(
                 Exit::Connect,
                 &u.to_string(),
-                Some((&u.whom, &u.error)),
+                Some((&u.role, &u.error)),
+                Some(&u.endpoint),
                 json,
             ),
             (None, None) => fail(
                 Exit::CopyFailed,
                 &conn::scrub(&format!("{e:#}")),
+                None,
                 None,
                 json,
             ),
@@ -259,12 +262,13 @@ fn fail(
     exit: Exit,
     message: &str,
     server: Option<(&str, &report::ErrorInfo)>,
+    endpoint: Option<&str>,
     json: bool,
 ) -> ExitCode {
     let message = report::one_line(message);
     progress::println(&format!("copyman: error: {message}"));
     if json {
-        let _ = report::print_json(&report::fatal_json(exit, &message, server));
+        let _ = report::print_json(&report::fatal_json(exit, &message, server, endpoint));
     }
     ExitCode::from(exit.code())
 }

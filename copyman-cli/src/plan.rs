@@ -1991,9 +1991,23 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>], exit: Exit) -> Value
         Estimate::Bytes(n) => json!({ "bytes": n }),
         Estimate::Unknown => Value::Null,
     };
+    // Why it would not succeed, as the run's document says it: its first destination that
+    // would fail.
+    let failed = (dests.iter().enumerate())
+        .find_map(|(i, d)| Some((i, d, d.error.as_ref()?)))
+        .filter(|_| exit != Exit::Success);
     json!({
         "status": if exit == Exit::Success { "ok" } else { "partial" },
         "exit_code": exit.code(),
+        "error": failed.map(|(i, d, e)| format!(
+            "destination {} ({}) failed: {}",
+            i + 1,
+            d.endpoint.display(),
+            e.message
+        )),
+        "server": failed.map(|(i, ..)| format!("destination {}", i + 1)),
+        "endpoint": failed.map(|(_, d, _)| d.endpoint.display()),
+        "sqlstate": failed.and_then(|(.., e)| e.sqlstate.clone()),
         "dry_run": true,
         "warnings": report::warnings(),
         "format": plan.format.map(Format::name),

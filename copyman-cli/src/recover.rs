@@ -104,8 +104,8 @@ pub(crate) fn run(
     // decided transactions prepared, with their locks, as long as it was down. Without the log
     // whether a run is partly committed is seen across every server: one down stops it.
     let mut unreachable = Vec::new();
-    for spec in destinations {
-        let mut conn = match connect(spec, "destination", &mut warned) {
+    for (i, spec) in destinations.iter().enumerate() {
+        let mut conn = match connect(spec, &format!("destination {}", i + 1), &mut warned) {
             Ok(conn) => conn,
             Err(e) if !no_decision_log && destinations.len() > 1 => {
                 let why = e.to_string();
@@ -815,7 +815,23 @@ pub(crate) fn run(
         }
     }
     if output.json {
+        // Why it did not exit 0, whenever it did not, in the words said: a record's error, else
+        // what is left (a script reads `.error` of every document alike).
+        let failed_record =
+            (records.iter()).find_map(|r| r["error"]["message"].as_str().map(str::to_owned));
+        let left = || {
+            let said: Vec<&str> = (lines.iter().map(String::as_str))
+                .filter(|l| {
+                    !l.ends_with(": nothing pending")
+                        && !l.ends_with(": nothing of copyman's prepared here")
+                })
+                .collect();
+            let what = if pending { "left pending" } else { "to check" };
+            format!("something is {what}: {}", said.join("; "))
+        };
+        let error = (exit != Exit::Success).then(|| failed_record.unwrap_or_else(left));
         let value: Value = json!({
+            "error": error,
             "status": match (failed, pending, check) {
                 (true, _, _) => "failed",
                 (false, true, _) => "pending",

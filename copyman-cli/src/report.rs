@@ -623,13 +623,21 @@ impl RunReport {
         // the commit phase left `error` null with exit 1: a script printed "None").
         let failed = (self.destinations.iter().enumerate())
             .find_map(|(i, d)| Some((i, d, d.error.as_ref()?)));
-        let (server, sqlstate) = match (&self.source_error, failed) {
+        let (server, endpoint, sqlstate) = match (&self.source_error, failed) {
             // Interrupted: the signal is why, not a server (a busy destination's 57014 was
             // copyman's own cancel, a destination left out before is another matter).
-            _ if self.exit().is_interruption() => (None, None),
-            (Some(e), _) => (Some("source".to_owned()), e.sqlstate.clone()),
-            (None, Some((i, _, e))) => (Some(format!("destination {}", i + 1)), e.sqlstate.clone()),
-            (None, None) => (None, None),
+            _ if self.exit().is_interruption() => (None, None, None),
+            (Some(e), _) => (
+                Some("source".to_owned()),
+                Some(self.source.clone()),
+                e.sqlstate.clone(),
+            ),
+            (None, Some((i, d, e))) => (
+                Some(format!("destination {}", i + 1)),
+                Some(d.endpoint.clone()),
+                e.sqlstate.clone(),
+            ),
+            (None, None) => (None, None, None),
         };
         let error = self.error.clone().or_else(|| {
             let (i, d, e) = failed.filter(|_| self.exit() != Exit::Success)?;
@@ -675,6 +683,7 @@ impl RunReport {
             "error": error,
             // As a run that ends before copying says it: who said the error, and its SQLSTATE.
             "server": server,
+            "endpoint": endpoint,
             "sqlstate": sqlstate,
             "waits": crate::watch::lock_waits(),
             "notices": self.notices.iter().map(Notice::to_json).collect::<Vec<_>>(),
@@ -691,7 +700,12 @@ pub(crate) fn error_json(error: &ErrorInfo) -> Value {
 /// and `sqlstate` say which server could not be connected to and what it said, if it did.
 /// Whatever the command, every list its own document has is there, empty (a one-table run's
 /// `destinations`, a job's `tables`, recover's `prepared`): a script reads one shape.
-pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &ErrorInfo)>) -> Value {
+pub(crate) fn fatal_json(
+    exit: Exit,
+    message: &str,
+    server: Option<(&str, &ErrorInfo)>,
+    endpoint: Option<&str>,
+) -> Value {
     let status = if exit.is_interruption() {
         "interrupted"
     } else {
@@ -703,6 +717,7 @@ pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &Error
         "exit_code": exit.code(),
         "error": message,
         "server": server.map(|(whom, _)| whom),
+        "endpoint": endpoint,
         "sqlstate": server.and_then(|(_, error)| error.sqlstate.as_deref()),
         "committed": 0,
         "destinations": [],
@@ -711,6 +726,28 @@ pub(crate) fn fatal_json(exit: Exit, message: &str, server: Option<(&str, &Error
         "warnings": warnings(),
         "finished_at": rfc3339(SystemTime::now()),
     })
+}
+
+/// A server as an error names it (`source`, `destination 2`, `destination 2 (NAME)`,
+/// `destination 2 NAME`) split into what `--json`'s `server` says (`source`, `destination 2`)
+/// and its `endpoint` (`NAME`), if named.
+///
+/// ```text
+/// "destination 2 (u@h:5432/db)" → ("destination 2", Some("u@h:5432/db"))
+/// ```
+pub(crate) fn server_and_endpoint(whom: &str) -> (&str, Option<&str>) {
+    let role_end = match whom.strip_prefix("destination ") {
+        Some(rest) => match rest.bytes().take_while(u8::is_ascii_digit).count() {
+            0 => return (whom, None),
+            digits => "destination ".len() + digits,
+        },
+        None if whom.starts_with("source") => "source".len(),
+        None => return (whom, None),
+    };
+    let (role, rest) = whom.split_at(role_end);
+    let rest = rest.trim();
+    let endpoint = (rest.strip_prefix('(').and_then(|r| r.strip_suffix(')'))).unwrap_or(rest);
+    (role, Some(endpoint).filter(|e| !e.is_empty()))
 }
 
 /// `time` as RFC 3339 in UTC with milliseconds: `2026-11-30T05:02:52.123Z`.
@@ -776,10 +813,12 @@ pub(crate) fn set_command(name: &'static str) {
 
 /// `value` with the keys every `--json` document has, whatever its command and outcome (a job's,
 /// a one-table run's, recover's, a run that ended before copying, a second signal's exit at
-/// once), where it does not say them itself: `command`, `status`, `exit_code`, `error`, `server`,
-/// `sqlstate` (null where nothing failed, or no server said it), `started_at`, `finished_at`,
-/// `duration_secs` (since the process started), `warnings`, `notices`, `waits`. A script reads
-/// `.error` or `.duration_secs` of any document alike (a job's had neither).
+/// once), where it does not say them itself: `command`, `status`, `exit_code`, `error`, `server`
+/// (`source` or `destination N`), `endpoint` (that server as it was given), `sqlstate` (null
+/// where nothing failed, or no server said it), `started_at`, `finished_at`, `duration_secs`
+/// (since the process started), `warnings`, `notices`, `waits`. A script reads `.error` or
+/// `.duration_secs` of any document alike (a job's had neither); `error` is set whenever
+/// `exit_code` is not 0.
 fn envelope(value: &Value) -> Value {
     let mut doc = value.clone();
     let Some(map) = doc.as_object_mut() else {
@@ -793,6 +832,7 @@ fn envelope(value: &Value) -> Value {
         ("exit_code", Value::Null),
         ("error", Value::Null),
         ("server", Value::Null),
+        ("endpoint", Value::Null),
         ("sqlstate", Value::Null),
         ("started_at", json!(rfc3339(started))),
         ("finished_at", json!(rfc3339(now))),
@@ -812,6 +852,12 @@ fn envelope(value: &Value) -> Value {
     ];
     for (key, default) in common {
         map.entry(key).or_insert(default);
+    }
+    // A document that says no why for an exit other than 0 says its status at least.
+    let code = map["exit_code"].as_i64().filter(|code| *code != 0);
+    if let (Some(code), true) = (code, map["error"].is_null()) {
+        let status = map["status"].as_str().unwrap_or("failed").to_owned();
+        map.insert("error".to_owned(), json!(format!("{status} (exit {code})")));
     }
     doc
 }
@@ -843,6 +889,23 @@ pub(crate) fn print_json(value: &Value) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_named_by_an_error_is_its_role_and_endpoint() {
+        let split = server_and_endpoint;
+        assert_eq!(split("source"), ("source", None));
+        assert_eq!(split("source u@h:1/d"), ("source", Some("u@h:1/d")));
+        assert_eq!(split("destination 2"), ("destination 2", None));
+        assert_eq!(
+            split("destination 12 (u@h:1/d)"),
+            ("destination 12", Some("u@h:1/d"))
+        );
+        assert_eq!(
+            split("destination 2 u@h:1/d"),
+            ("destination 2", Some("u@h:1/d"))
+        );
+        assert_eq!(split("monitor"), ("monitor", None));
+    }
 
     #[test]
     fn server_errors_are_one_line_with_sqlstate() {

@@ -681,20 +681,20 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
     let mut unreachable = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
         if let Endpoint::Server(spec) = dest.endpoint {
-            match try_connect(spec, "destination", &mut warned) {
+            match try_connect(spec, &format!("destination {}", i + 1), &mut warned) {
                 Ok(conn) => dest.conn = Some(conn),
                 // Under --keep-going a destination that cannot be reached is left out (failed,
                 // said, its SQLSTATE kept for --json) and the others are copied to, as a job
                 // does; when none is left, each one's error is the run's.
                 Err(e) if t.keep_going => {
-                    report::warn(format_args!(
-                        "destination {}: {e}; left out (--keep-going)",
-                        i + 1
-                    ));
+                    report::warn(format_args!("{e}; left out (--keep-going)"));
                     unreachable.push(e.to_string());
                     dest.fail_with(ErrorInfo {
                         sqlstate: e.error.sqlstate,
-                        message: format!("cannot connect to {}: {}", e.whom, e.error.message),
+                        message: format!(
+                            "cannot connect to {} {}: {}",
+                            e.role, e.endpoint, e.error.message
+                        ),
                     });
                 }
                 Err(e) => return Err(e.into()),
@@ -715,15 +715,21 @@ pub(crate) fn connect_all(t: &Transfer) -> anyhow::Result<(Option<Connection>, V
 /// A server that could not be reached: who it was and what was said.
 #[derive(Debug)]
 pub(crate) struct Unreachable {
-    /// "source" or "destination", with the server as it was given (no password).
-    pub(crate) whom: String,
+    /// "source" or "destination N": `--json`'s `server`.
+    pub(crate) role: String,
+    /// The server as it was given (no password): `--json`'s `endpoint`.
+    pub(crate) endpoint: String,
     /// The error, with the server's SQLSTATE when it spoke (authentication, a missing database).
     pub(crate) error: ErrorInfo,
 }
 
 impl std::fmt::Display for Unreachable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot connect to {}: {}", self.whom, self.error)
+        write!(
+            f,
+            "cannot connect to {} {}: {}",
+            self.role, self.endpoint, self.error
+        )
     }
 }
 
@@ -752,7 +758,8 @@ fn try_connect(
     }
     report::log(format_args!("connecting to {role} {}", spec.display));
     let conn = spec.connect().map_err(|e| Unreachable {
-        whom: format!("{role} {}", spec.display),
+        role: role.to_owned(),
+        endpoint: spec.display.clone(),
         error: describe_sync(&e),
     })?;
     report::log(format_args!(

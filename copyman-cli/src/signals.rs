@@ -591,7 +591,7 @@ fn handle(signal: i32, stopping: &'static str) {
                     "error": message,
                     "warnings": crate::report::warnings(),
                 }),
-                None => crate::report::fatal_json(exit, &message, None),
+                None => crate::report::fatal_json(exit, &message, None, None),
             };
             let _ = crate::report::print_json(&document);
         }

@@ -208,6 +208,13 @@ fn job_recover_given_only_some_destinations_names_the_party_it_could_not_see() {
     );
     let report = json(&out);
     assert_eq!(report["status"], "pending", "{report}");
+    // Why it exits 1, in the words said (it was null).
+    assert!(
+        (report["error"].as_str()).is_some_and(
+            |e| e.starts_with("something is left pending: ") && e.contains(gid.as_str())
+        ),
+        "{report}"
+    );
     assert!(
         report["prepared"]
             .as_array()

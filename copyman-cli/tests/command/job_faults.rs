@@ -251,13 +251,18 @@ fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
     let stderr = text(&out.stderr);
     assert_exit(&out, 4);
     assert!(
-        stderr.contains("destination 1: cannot connect to destination")
+        stderr.contains("cannot connect to destination 1 x@127.0.0.1")
             && stderr.contains("left out (--keep-going)"),
         "{stderr}"
     );
     let report = json(&out);
     assert_eq!(report["destinations"][0]["status"], "failed", "{report}");
     assert_eq!(report["destinations"][1]["status"], "committed", "{report}");
+    assert_eq!(report["server"], "destination 1", "{report}");
+    assert!(
+        (report["endpoint"].as_str()).is_some_and(|e| e.starts_with("x@127.0.0.1")),
+        "{report}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());
 
@@ -295,6 +300,12 @@ fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
     let report = json(&out);
     assert_eq!(report["status"], "partial", "{report}");
     assert_eq!(report["exit_code"], 4, "{report}");
+    // Why, as the run's document says it (it was null).
+    assert_eq!(report["server"], "destination 1", "{report}");
+    assert!(
+        (report["error"].as_str()).is_some_and(|e| e.contains("cannot connect to destination 1")),
+        "{report}"
+    );
 
     // Every destination unreachable: exit 3, each one named.
     let out = copyman()

@@ -112,7 +112,8 @@ fn early_failures_and_usage_errors_are_json_too() {
     assert_eq!(j["exit_code"], 3);
     assert_eq!(j["committed"], 0);
     assert!(j["finished_at"].is_string(), "{j}");
-    assert_eq!(j["server"], "source u@127.0.0.1:1/d", "{j}");
+    assert_eq!(j["server"], "source", "{j}");
+    assert_eq!(j["endpoint"], "u@127.0.0.1:1/d", "{j}");
     assert!(j["sqlstate"].is_null(), "{j}");
     // A job and recover that end before they begin: their own lists are there, empty, as the
     // one-table run's (a script reads one shape).
@@ -158,10 +159,11 @@ fn a_refused_connection_names_the_server_and_its_sqlstate() {
         assert_exit(&out, 3);
         let j = json(&out);
         assert_eq!(j["sqlstate"], "28P01", "{tables:?}: {j}");
+        // One form in one table's run and a job's: the server by its number, the endpoint as
+        // it was given apart.
+        assert_eq!(j["server"], "destination 1", "{tables:?}: {j}");
         assert!(
-            j["server"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("destination") && s.contains(&dst)),
+            j["endpoint"].as_str().is_some_and(|s| s.contains(&dst)),
             "{tables:?}: {j}"
         );
         assert!(!text(&out.stdout).contains(c.source.password()));
@@ -433,6 +435,7 @@ fn every_document_has_the_same_envelope() {
             "exit_code",
             "error",
             "server",
+            "endpoint",
             "sqlstate",
             "started_at",
             "finished_at",
@@ -465,6 +468,7 @@ fn every_document_has_the_same_envelope() {
     ]);
     let j = json(&out);
     assert_eq!(j["server"], "destination 1", "{j}");
+    assert!(j["endpoint"].as_str().is_some_and(|e| e.contains(&dst)), "{j}");
     assert_eq!(j["sqlstate"], "42P01", "{j}");
 }
 

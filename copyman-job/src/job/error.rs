@@ -261,9 +261,11 @@ pub fn one_line(text: &str) -> String {
 #[non_exhaustive]
 pub enum JobError {
     /// A server could not be reached.
-    #[error("cannot connect to {server}: {error}")]
+    #[error("cannot connect to {role} {server}: {error}")]
     Connect {
-        /// Which.
+        /// `source` or `destination N`.
+        role: String,
+        /// Which, by its name.
         server: String,
         /// Why.
         error: TableError,

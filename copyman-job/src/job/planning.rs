@@ -400,8 +400,9 @@ fn nothing_to_resume(path: &Path) -> Option<JobError> {
     )))
 }
 
-fn connect(server: &Server) -> Result<Connection, JobError> {
+fn connect(server: &Server, role: &str) -> Result<Connection, JobError> {
     (server.connect)().map_err(|e| JobError::Connect {
+        role: role.to_owned(),
         server: server.name.clone(),
         error: describe(&e),
     })
@@ -744,7 +745,7 @@ fn plan_all(
     {
         return Err(refused);
     }
-    let mut src = connect(source)?;
+    let mut src = connect(source, "source")?;
     // A destination's planning session: `None` once it was given up and could not be replaced
     // (each later table tries to connect again). Under `keep_going` a destination that cannot
     // be reached is left out of the job (`down`: each of its tables refused with why), as a
@@ -768,15 +769,22 @@ fn plan_all(
             dests.push(None);
             continue;
         }
-        match connect(server) {
+        match connect(server, &format!("destination {}", i + 1)) {
             Ok(conn) => dests.push(Some(conn)),
-            Err(JobError::Connect { server, error }) if options.keep_going => {
+            Err(JobError::Connect {
+                role,
+                server,
+                error,
+            }) if options.keep_going => {
                 left_out.push(format!(
-                    "destination {} {server}: cannot connect: {error}; left out (--keep-going)",
-                    i + 1
+                    "{role} {server}: cannot connect: {error}; left out (--keep-going)"
                 ));
                 down[i] = Some(error.clone().prefixed("cannot connect: "));
-                unreachable.push(JobError::Connect { server, error });
+                unreachable.push(JobError::Connect {
+                    role,
+                    server,
+                    error,
+                });
                 dests.push(None);
             }
             Err(e) => return Err(e),
@@ -1960,7 +1968,7 @@ fn plan_all(
     }
     // Locked now (under the job's snapshot; else as late as the plan can look): the trees must
     // be what the selection saw.
-    let mut asker = match (coordinator, connect(source)) {
+    let mut asker = match (coordinator, connect(source, "source")) {
         (Some(conn), _) => Some((conn, true)),
         (None, Ok(conn)) => Some((conn, false)),
         (None, Err(_)) => None,
