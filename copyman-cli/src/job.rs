@@ -1250,13 +1250,18 @@ fn to_json(
     }
     // Why it failed, as a one-table run says it: why it stopped, else the first table that
     // failed, with its SQLSTATE and where.
-    let failed = (report.tables.iter())
-        .flat_map(|t| {
+    // A destination where a table failed, before one that rolled it back because it failed
+    // elsewhere (a bystander's error named as `server`, the SQLSTATE dropped).
+    let results = || {
+        (report.tables.iter()).flat_map(|t| {
             t.destinations
                 .iter()
                 .enumerate()
                 .map(move |(d, r)| (t, d, r))
         })
+    };
+    let failed = (results().filter(|(_, _, r)| r.status == Status::Failed))
+        .chain(results())
         .find_map(|(t, d, r)| Some((t, d, r.error.as_ref()?)))
         .filter(|_| exit != Exit::Success);
     let error = report.stopped.clone().or_else(|| {

@@ -9,7 +9,8 @@ use std::error::Error;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use copyman_core::session::DbError;
 pub(crate) use copyman_job::job::one_line;
@@ -113,7 +114,7 @@ pub(crate) fn warn(message: impl fmt::Display) {
 }
 
 /// Every warning said so far, for `--json` (`warnings`): what stderr said is in the document too.
-static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// The warnings said so far ([`warn`]), in order.
 pub(crate) fn warnings() -> Vec<String> {
@@ -792,8 +793,31 @@ pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
     crate::dest::write_all_waiting(&mut raw, text.as_bytes())
 }
 
-/// Whether a JSON document was written ([`print_json`]).
-static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+/// The `exit_code` of the JSON document written ([`print_json`]), once written (held while it
+/// is written).
+static JSON_PRINTED: Mutex<Option<i32>> = Mutex::new(None);
+
+/// [`JSON_PRINTED`], waited for while another thread writes its document, for a second at most
+/// (a stdout whose reader does not read holds a write: a second signal still exits).
+fn json_printed() -> Option<MutexGuard<'static, Option<i32>>> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match JSON_PRINTED.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
+/// The exit code the `--json` document written says, if one was written: the process exits
+/// with it, whatever ends it next (a second signal's exit at once, as the run ended).
+pub(crate) fn printed_exit_code() -> Option<i32> {
+    json_printed().and_then(|printed| *printed)
+}
 
 /// When the process started, and the command it runs: the `--json` envelope's
 /// ([`envelope`]).
@@ -867,11 +891,16 @@ fn envelope(value: &Value) -> Value {
 /// run ended on the first as the second came): the first written stands, the other is left
 /// out (stdout held two documents, which a `--json` reader cannot parse).
 pub(crate) fn print_json(value: &Value) -> io::Result<()> {
-    if JSON_PRINTED.swap(true, Ordering::SeqCst) {
+    let Some(mut printed) = json_printed().filter(|printed| printed.is_none()) else {
         return Ok(());
-    }
+    };
+    let document = envelope(value);
+    let code = document["exit_code"]
+        .as_i64()
+        .and_then(|c| i32::try_from(c).ok());
+    *printed = Some(code.unwrap_or_default());
     let written = (|| {
-        let mut text = serde_json::to_string_pretty(&envelope(value)).map_err(io::Error::other)?;
+        let mut text = serde_json::to_string_pretty(&document).map_err(io::Error::other)?;
         text.push('\n');
         print_stdout(&text)
     })();

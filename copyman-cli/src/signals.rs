@@ -84,6 +84,7 @@ fn print_at_once_json(
     unanswered: &[String],
     (endpoints, rest): (&[(String, String)], &str),
     note: &str,
+    error: &str,
 ) {
     if !JSON.load(Ordering::SeqCst) {
         return;
@@ -107,6 +108,7 @@ fn print_at_once_json(
             "decision_log": log,
             "prepared": prepared,
             "others": note,
+            "error": error,
             "warnings": crate::report::warnings(),
         }));
         return;
@@ -136,10 +138,15 @@ fn print_at_once_json(
             serde_json::json!({ "destination": d, "endpoint": endpoint(d), "status": status(d) })
         })
         .collect();
+    // A COMMIT not answered is what a script must look at: its server first.
+    let doubt = unanswered.first();
     let _ = crate::report::print_json(&serde_json::json!({
         "status": "interrupted",
         "exit_code": exit,
         "exited_at_once": true,
+        "error": error,
+        "server": doubt,
+        "endpoint": doubt.and_then(endpoint),
         "destinations": destinations,
         "others": note,
     }));
@@ -534,8 +541,16 @@ fn ignored_at_start(signal: i32) -> bool {
 /// Writes `line` and a newline on stderr, never panicking ([`progress::write_stderr`]), and
 /// without waiting for the progress bar's lock: what a signal says before the process exits at
 /// once goes out straight.
-fn say(line: &str) {
+fn say(line: &str) -> String {
     progress::write_stderr(format!("{line}\n").as_bytes());
+    line.strip_prefix("copyman: ").unwrap_or(line).to_owned()
+}
+
+/// Exits at once with `exit`; or, where the run's own `--json` document was printed already
+/// (it ended as this signal came), with that document's exit code: the document and the status
+/// say one thing (it said 143, the process exited 129).
+fn exit_at_once(exit: i32) -> ! {
+    std::process::exit(crate::report::printed_exit_code().unwrap_or(exit))
 }
 
 /// What signal `signal` does, in the signals thread ([`install_with`]; `stopping` is what the
@@ -595,7 +610,7 @@ fn handle(signal: i32, stopping: &'static str) {
             };
             let _ = crate::report::print_json(&document);
         }
-        std::process::exit(exit_code(signal).into());
+        exit_at_once(exit_code(signal).into());
     };
     let committing = !committed.is_empty() || !unanswered.is_empty();
     interrupt_waits();
@@ -623,7 +638,7 @@ fn handle(signal: i32, stopping: &'static str) {
     } else if committing && unanswered.is_empty() && not_sent.as_ref().is_some_and(Vec::is_empty) {
         // Every COMMIT was answered: nothing is in doubt or left out; the run ends as it would.
         remove_temp_files();
-        say(&format!(
+        let said = say(&format!(
             "copyman: {}{} exiting at once: every COMMIT was answered: committed: \
              {}",
             name(signal),
@@ -636,8 +651,15 @@ fn handle(signal: i32, stopping: &'static str) {
             0
         };
         let note = "none: every COMMIT was answered";
-        print_at_once_json(exit, &committed, &[], (&endpoints, "committed"), note);
-        std::process::exit(exit);
+        print_at_once_json(
+            exit,
+            &committed,
+            &[],
+            (&endpoints, "committed"),
+            note,
+            &said,
+        );
+        exit_at_once(exit);
     } else if committing {
         remove_temp_files();
         let list = |names: &[String]| match names {
@@ -690,7 +712,7 @@ fn handle(signal: i32, stopping: &'static str) {
                 "rolled back as copyman exits",
             )
         };
-        say(&format!(
+        let said = say(&format!(
             "copyman: {}{} exiting at once during the COMMITs: \
              committed: {}; {statement} sent, not answered ({doubt}): {}{source}; \
              {others} ({rest}){kept}",
@@ -713,8 +735,9 @@ fn handle(signal: i32, stopping: &'static str) {
             &unanswered,
             (&endpoints, rest),
             &format!("not committed ({rest}): {}{kept}", list(&not_sent)),
+            &said,
         );
-        std::process::exit(exit);
+        exit_at_once(exit);
     } else if let Some(two_phase) = ending {
         remove_temp_files();
         // No COMMIT was sent: the servers roll back the open transactions; prepared
@@ -736,7 +759,7 @@ fn handle(signal: i32, stopping: &'static str) {
         } else {
             ("nothing committed", at_once_exit(signal, false))
         };
-        say(&format!(
+        let error = say(&format!(
             "copyman: {}{} exiting at once before any COMMIT was \
              sent: {said}",
             name(signal),
@@ -747,11 +770,11 @@ fn handle(signal: i32, stopping: &'static str) {
             (true, false) => "rollback pending",
             (false, _) => "rolled back",
         };
-        print_at_once_json(exit, &[], &[], (&endpoints, rest), said);
-        std::process::exit(exit);
+        print_at_once_json(exit, &[], &[], (&endpoints, rest), said, &error);
+        exit_at_once(exit);
     } else {
         remove_temp_files();
-        say(&format!(
+        let said = say(&format!(
             "copyman: {}{} exiting at once (its backends cancelled)",
             name(signal),
             again(signal)
@@ -766,10 +789,10 @@ fn handle(signal: i32, stopping: &'static str) {
         let exit = job.unwrap_or_else(|| {
             let exit = at_once_exit(signal, false);
             let rest = (&endpoints[..], "rolled back");
-            print_at_once_json(exit, &[], &[], rest, "nothing committed");
+            print_at_once_json(exit, &[], &[], rest, "nothing committed", &said);
             exit
         });
-        std::process::exit(exit);
+        exit_at_once(exit);
     }
 }
 

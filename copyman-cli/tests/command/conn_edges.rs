@@ -603,6 +603,17 @@ fn a_second_signal_during_the_commits_exits_partial_in_one_table_run() {
     let report = json(&out);
     assert_eq!(report["exited_at_once"], true, "{report}");
     assert_eq!(report["exit_code"], 4, "{report}");
+    // Why, in the words said, and the server whose COMMIT is in doubt (error was null).
+    assert!(
+        (report["error"].as_str())
+            .is_some_and(|e| e.contains("exiting at once during the COMMITs")),
+        "{report}"
+    );
+    assert_eq!(report["server"], "destination 2", "{report}");
+    assert!(
+        report["endpoint"].as_str().is_some_and(|e| e.contains(&d2)),
+        "{report}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
 

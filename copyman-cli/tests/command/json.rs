@@ -468,7 +468,10 @@ fn every_document_has_the_same_envelope() {
     ]);
     let j = json(&out);
     assert_eq!(j["server"], "destination 1", "{j}");
-    assert!(j["endpoint"].as_str().is_some_and(|e| e.contains(&dst)), "{j}");
+    assert!(
+        j["endpoint"].as_str().is_some_and(|e| e.contains(&dst)),
+        "{j}"
+    );
     assert_eq!(j["sqlstate"], "42P01", "{j}");
 }
 
@@ -582,4 +585,37 @@ fn a_signal_while_a_destination_is_busy_is_the_runs_interruption() {
         "{doc}"
     );
     assert_eq!(count(&c.dest[0], &dst, "b"), 0);
+}
+
+/// A job's table that fails on destination 2 rolls back on destination 1 (a bystander, whose
+/// record says "the table failed on another destination"): the document's `server` and
+/// `sqlstate` are the failure's, as its `error` (they were destination 1's and null).
+#[test]
+fn a_jobs_failure_is_named_where_it_happened_not_where_it_rolled_back() {
+    let c = clusters();
+    let tables = "CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE u (id int);";
+    let src = database(
+        &c.source,
+        &format!("{tables} INSERT INTO t SELECT generate_series(1, 100);"),
+    );
+    let d1 = database(&c.dest[0], tables);
+    let d2 = database(&c.dest[1], &format!("{tables} INSERT INTO t VALUES (77);"));
+    let out = run(&[
+        "--json",
+        "table",
+        "t",
+        "u",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 1);
+    let j = json(&out);
+    assert_eq!(j["server"], "destination 2", "{j}");
+    assert_eq!(j["sqlstate"], "23505", "{j}");
+    assert!(j["endpoint"].as_str().is_some_and(|e| e.contains(&d2)), "{j}");
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 }

@@ -149,15 +149,26 @@ fn sigquit_exits_at_once_saying_what_committed() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 100);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
-    // Before any COMMIT: nothing committed, the signal's own status.
+    // Before any COMMIT: nothing committed, the signal's own status; under --json said as
+    // the document's error (it was null).
     let (d1, d2, [from, to1, to2]) = one_table_to_two(c);
-    let args = ["table", "t", "--from", &from, "--to", &to1, "--to", &to2];
+    let args = [
+        "--json", "table", "t", "--from", &from, "--to", &to1, "--to", &to2,
+    ];
     let mut paused = Paused::start(&args, "checked:1");
     let stderr = StderrLines::take(&mut paused.child);
     signal(&paused.child, "QUIT");
     let status = wait_bounded(&mut paused.child);
     let said = stderr.rest();
     assert_eq!(status.code(), Some(131), "{said}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut paused.child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["exit_code"], 131, "{report}");
+    assert!(
+        (report["error"].as_str()).is_some_and(|e| e.contains("SIGQUIT received: exiting at once")),
+        "{report}"
+    );
     assert!(said.contains("SIGQUIT received: exiting at once"), "{said}");
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_eq!(count(&c.dest[1], &d2, "t"), 0);
