@@ -100,8 +100,14 @@ impl Atomic {
             if !keep_going {
                 return Err(Fatal {
                     exit: Exit::Usage,
-                    server: None,
                     message: format!("--atomic: {display} {why}"),
+                    server: Some((
+                        display,
+                        ErrorInfo {
+                            sqlstate: None,
+                            message: why,
+                        },
+                    )),
                 }
                 .into());
             }

@@ -232,11 +232,19 @@ fn main() -> ExitCode {
         ) {
             // Composed from redacted CONNs and the server's words, which are shown verbatim.
             (Some(fatal), _) => {
-                let whom =
-                    (fatal.server.as_ref()).map(|(whom, _)| report::server_and_endpoint(whom));
-                let server = (fatal.server.as_ref().zip(whom.as_ref()))
-                    .map(|((_, said), (role, _))| (*role, said));
-                let endpoint = whom.and_then(|(_, endpoint)| endpoint);
+                // A refusal about one destination that no server said (read-only, no prepared
+                // transactions) names it first: `server` says which, as under --keep-going.
+                let unsaid = report::ErrorInfo {
+                    sqlstate: None,
+                    message: String::new(),
+                };
+                let named = report::named_first(&fatal.message).map(|whom| (whom, &unsaid));
+                let whom = (fatal.server.as_ref())
+                    .map(|(whom, said)| (whom.as_str(), said))
+                    .or(named);
+                let split = whom.map(|(whom, said)| (report::server_and_endpoint(whom), said));
+                let server = split.map(|((role, _), said)| (role, said));
+                let endpoint = split.and_then(|((_, endpoint), _)| endpoint);
                 fail(fatal.exit, &fatal.message, server, endpoint, json)
             }
             (None, Some(u)) => fail(

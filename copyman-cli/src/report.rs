@@ -751,6 +751,23 @@ pub(crate) fn server_and_endpoint(whom: &str) -> (&str, Option<&str>) {
     (role, Some(endpoint).filter(|e| !e.is_empty()))
 }
 
+/// The server a message about one destination names first (`destination 2 (u@h:1/d) takes no
+/// writes: …` → `destination 2 (u@h:1/d)`, for [`server_and_endpoint`]); `None` for any other.
+pub(crate) fn named_first(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("destination ")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let end = "destination ".len() + digits;
+    match message[end..].strip_prefix(" (") {
+        Some(within) => within
+            .find(')')
+            .map(|close| &message[..end + 2 + close + 1]),
+        None => Some(&message[..end]),
+    }
+}
+
 /// `time` as RFC 3339 in UTC with milliseconds: `2026-11-30T05:02:52.123Z`.
 pub(crate) fn rfc3339(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -934,6 +951,14 @@ mod tests {
             ("destination 2", Some("u@h:1/d"))
         );
         assert_eq!(split("monitor"), ("monitor", None));
+        let named = |m| named_first(m).map(split);
+        assert_eq!(
+            named("destination 2 (u@h:1/d) takes no writes: it is a standby"),
+            Some(("destination 2", Some("u@h:1/d")))
+        );
+        assert_eq!(named("destination 3: gone"), Some(("destination 3", None)));
+        assert_eq!(named("the destinations differ"), None);
+        assert_eq!(named("destination x"), None);
     }
 
     #[test]

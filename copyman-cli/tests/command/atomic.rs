@@ -646,6 +646,7 @@ fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
     // The dry run says the same (it exited 0).
     let mut dry = args.to_vec();
     dry.push("--dry-run");
+    dry.insert(0, "--json");
     let out = run_args(&dry);
     assert_exit(&out, 2);
     assert!(
@@ -653,6 +654,8 @@ fn a_destination_that_cannot_prepare_is_refused_before_any_data_moves() {
         "{}",
         text(&out.stderr)
     );
+    // Named in --json as the refusal's server (it was null).
+    assert_eq!(json(&out)["server"], "destination 2", "{}", json(&out));
     assert_eq!(count(&s.source, &plain, "m"), 0);
     assert_eq!(run.counts(), [0, 0, 0]);
     assert!(run.prepared().is_empty());

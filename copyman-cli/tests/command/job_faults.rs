@@ -1269,9 +1269,20 @@ fn keep_going_leaves_out_a_destination_refused_before_anything() {
         "takes no writes",
         &["u"],
     );
-    // None left: refused, nothing copied.
-    let out = run(&["table", "t", "--from", &from, "--to", &ro, "--keep-going"]);
+    // None left: refused, nothing copied; `--json` names the destination refused, as under
+    // --keep-going beside another (its server was null).
+    let out = run(&[
+        "--json",
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &ro,
+        "--keep-going",
+    ]);
     assert_exit(&out, 2);
+    assert_eq!(json(&out)["server"], "destination 1", "{}", json(&out));
 }
 
 /// Under `--keep-going` each failed table is said as it fails; the summary lists the first ten

@@ -616,6 +616,9 @@ fn a_jobs_failure_is_named_where_it_happened_not_where_it_rolled_back() {
     let j = json(&out);
     assert_eq!(j["server"], "destination 2", "{j}");
     assert_eq!(j["sqlstate"], "23505", "{j}");
-    assert!(j["endpoint"].as_str().is_some_and(|e| e.contains(&d2)), "{j}");
+    assert!(
+        j["endpoint"].as_str().is_some_and(|e| e.contains(&d2)),
+        "{j}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 }
