@@ -1149,7 +1149,45 @@ fn dry_run(
         }
     }
     report::print_stdout(&text)?;
+    // How the run would end, where it would not succeed, said last on stderr as the run's last
+    // line is (the reasons stood deep in the plan, and stderr said nothing at exit 1).
+    if exit != Exit::Success {
+        let mut refused = 0;
+        let mut by_destination = Vec::new();
+        for (i, s) in dests.iter().enumerate() {
+            let tables: Vec<String> = (plan.tables.iter())
+                .filter(|t| matches!(t.destinations.get(i), Some(DestPlan::Refused(_))))
+                .map(|t| t.table.to_string())
+                .collect();
+            refused += tables.len();
+            if let Some(listed) = listed_briefly(&tables) {
+                by_destination.push(format!("destination {} ({}): {listed}", i + 1, s.name));
+            }
+        }
+        let would = match exit {
+            Exit::Partial => "would be partial",
+            _ => "would fail",
+        };
+        crate::progress::println(&format!(
+            "copyman: the run {would} (exit {}): {} refused; {}",
+            exit.code(),
+            plural(refused, "table copy"),
+            by_destination.join("; ")
+        ));
+    }
     Ok(exit)
+}
+
+/// `names` joined, the first ten of them and how many more: `None` for none.
+fn listed_briefly(names: &[String]) -> Option<String> {
+    const SHOWN: usize = 10;
+    let (first, rest) = names.split_at(names.len().min(SHOWN));
+    let listed = first.join(", ");
+    match rest.len() {
+        _ if first.is_empty() => None,
+        0 => Some(listed),
+        more => Some(format!("{listed} and {more} more")),
+    }
 }
 
 /// The `status` word of a job's `--json` for its exit: the words of a one-table run's

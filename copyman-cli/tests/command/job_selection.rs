@@ -914,6 +914,17 @@ fn job_selection_a_destination_matview_or_plain_view_is_refused_before_anything_
         "{}",
         text(&out.stdout)
     );
+    // And says so last on stderr, naming what is refused where (stderr was empty at exit 1).
+    let last = text(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last.starts_with("copyman: the run would fail (exit 1): 1 table copy refused; destination")
+            && last.contains("\"public\".\"w\""),
+        "{last}"
+    );
     let out = job(&from, &to[..1], &["w", "--truncate"]);
     assert_exit(&out, 1);
     assert!(
