@@ -1540,7 +1540,11 @@ fn write_human(
             .tables
             .iter()
             .partition(|t| t.destinations.iter().all(|d| d.status.is_done()));
-        // Committed everywhere, its verification cut short: not recorded as done.
+        // Committed everywhere, its checksum differing somewhere, or its verification cut
+        // short: not recorded as done (a mismatch was listed as recorded).
+        let (differing, done): (Vec<_>, Vec<_>) = done
+            .into_iter()
+            .partition(|t| t.destinations.iter().any(|d| d.verified == Some(false)));
         let (unverified, done): (Vec<_>, Vec<_>) = done
             .into_iter()
             .partition(|t| t.destinations.iter().any(|d| d.unverified));
@@ -1564,10 +1568,19 @@ fn write_human(
                 names(&unverified)
             )
         };
+        let differing = if differing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; committed on every destination, its checksum differing (not recorded as \
+                 done): {}",
+                names(&differing)
+            )
+        };
         writeln!(
             out,
-            "copyman: {why}: committed on every destination (and recorded): {}{unverified}; not \
-             committed everywhere: {}",
+            "copyman: {why}: committed on every destination (and recorded): {}{differing}\
+             {unverified}; not committed everywhere: {}",
             names(&done),
             names(&not)
         )?;
@@ -2476,6 +2489,62 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.matches("permission denied").count(), 2, "{out}");
+    }
+
+    /// A job interrupted after its tables committed sorts them in its summary: recorded as done
+    /// only where verified or not asked to be; one whose checksum differs is not (it was listed
+    /// as recorded).
+    #[test]
+    fn an_interrupted_summary_does_not_list_a_differing_table_as_recorded() {
+        let committed = |verified, unverified| job::DestResult {
+            status: Status::Committed,
+            rows: Some(1),
+            bytes: 0,
+            seconds: 0.0,
+            error: None,
+            verified,
+            unverified,
+            warning: None,
+        };
+        let table = |name: &str, result| job::TableReport {
+            table: TableName::parse(name).unwrap(),
+            format: Format::Text,
+            source_rows: Some(1),
+            destinations: vec![result],
+            notices: Vec::new(),
+            notices_dropped: 0,
+        };
+        let report = JobReport {
+            tables: vec![
+                table("same", committed(Some(true), false)),
+                table("differs", committed(Some(false), false)),
+                table("cut", committed(None, true)),
+            ],
+            snapshot: None,
+            stopped: None,
+            stopped_waiting: false,
+            interrupted: Some("interrupted by SIGTERM".to_owned()),
+            seconds: 0.0,
+        };
+        let server = Server {
+            name: "d1".to_owned(),
+            connect: Arc::new(|| unreachable!("not connected")),
+            own_settings: None,
+        };
+        let mut out = Vec::new();
+        let mut options = Options::new("job.state");
+        options.verify = true;
+        write_human(&mut out, &report, &[server], &options, Output::default()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains(
+                "interrupted by SIGTERM: committed on every destination (and recorded): \
+                 \"same\"; committed on every destination, its checksum differing (not recorded \
+                 as done): \"differs\"; committed on every destination, not recorded as done (not \
+                 compared: --resume compares them): \"cut\"; not committed everywhere: none"
+            ),
+            "{out}"
+        );
     }
 
     /// A job that stopped at its first table says why within a few lines: the tables it never
