@@ -2111,6 +2111,12 @@ struct RenderState {
     done_rows: u64,
     /// Per job: the rows and bytes of its table copied so far.
     running: Vec<(u64, u64)>,
+    /// Per job: the table it copies (its `running`'s).
+    current: Vec<String>,
+    /// Tables copied and not finished yet, whose job went on to another: a foreign-key group's
+    /// members, committed with the group (their rows went out of the count as the next member
+    /// started, and came back at its end): table, rows, bytes, planned size.
+    held: Vec<(String, u64, u64, u64)>,
     /// The overall bar's measure: each table's size as planned (its size on disk, the plan's
     /// estimate), counted whole once it finished and, while it is copied, as far as its bytes
     /// went. Its COPY bytes against the sizes alone left a job of small tables at a few
@@ -2133,6 +2139,17 @@ struct RenderState {
     /// out): one destination that cannot be reached fails every table alike, said once (it
     /// was 500 lines).
     said: std::collections::HashSet<(usize, String)>,
+}
+
+impl RenderState {
+    /// The rows and bytes copied so far: finished tables', held ones', running ones'.
+    fn copied(&self) -> (u64, u64) {
+        let held = self.held.iter().map(|&(_, rows, bytes, _)| (rows, bytes));
+        (self.running.iter().copied().chain(held))
+            .fold((self.done_rows, self.done_bytes), |(r, b), (rr, bb)| {
+                (r + rr, b + bb)
+            })
+    }
 }
 
 /// How often the plain progress line is printed.
@@ -2184,6 +2201,8 @@ impl Render {
                 done_beyond: 0,
                 done_rows: 0,
                 running: vec![(0, 0); jobs],
+                current: vec![String::new(); jobs],
+                held: Vec::new(),
                 lines: (0..jobs)
                     .map(|w| [format!("job {}: idle", w + 1), String::new(), String::new()])
                     .collect(),
@@ -2215,6 +2234,14 @@ impl Render {
                     ];
                 }
                 self.draw_line(&s, worker);
+                // The job's table before, not finished: held until it is (a group's member).
+                let before =
+                    (s.current.get_mut(worker)).map(|c| std::mem::replace(c, table.to_string()));
+                let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
+                let weight = s.weights.get(worker).copied().unwrap_or_default();
+                if let Some(before) = before.filter(|b| !b.is_empty()) {
+                    s.held.push((before, rows, bytes, weight));
+                }
                 if let Some(r) = s.running.get_mut(worker) {
                     *r = (0, 0);
                 }
@@ -2239,7 +2266,19 @@ impl Render {
                 // Done where a destination holds it; else failed (or rolled back), whose rows
                 // are not counted as copied (a job that committed nothing ended on "2/2
                 // tables, 1,000,005 rows").
-                let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
+                let name = report.table.to_string();
+                let held = s.held.iter().position(|(table, ..)| *table == name);
+                let (rows, bytes, size, current) = match held {
+                    Some(at) => {
+                        let (_, rows, bytes, size) = s.held.remove(at);
+                        (rows, bytes, size, false)
+                    }
+                    None => {
+                        let (rows, bytes) = s.running.get(worker).copied().unwrap_or_default();
+                        let size = s.weights.get(worker).copied().unwrap_or_default();
+                        (rows, bytes, size, true)
+                    }
+                };
                 for (i, d) in report.destinations.iter().enumerate() {
                     if let (Some(names), Status::Failed, Some(e)) =
                         (&self.going_on, d.status, &d.error)
@@ -2257,7 +2296,6 @@ impl Render {
                         ));
                     }
                 }
-                let size = s.weights.get(worker).copied().unwrap_or_default();
                 if report.destinations.iter().any(|d| d.status.is_done()) {
                     s.finished += 1;
                     s.done_rows += report.source_rows.unwrap_or(rows);
@@ -2270,29 +2308,30 @@ impl Render {
                     s.planned = s.planned.saturating_sub(size);
                 }
                 s.done_bytes += bytes;
-                if let Some(r) = s.running.get_mut(worker) {
-                    *r = (0, 0);
+                // A held table's job copies another now: its line and counts stay.
+                if current {
+                    if let Some(r) = s.running.get_mut(worker) {
+                        *r = (0, 0);
+                    }
+                    if let Some(w) = s.weights.get_mut(worker) {
+                        *w = 0;
+                    }
+                    if let Some(c) = s.current.get_mut(worker) {
+                        c.clear();
+                    }
+                    if let Some(line) = s.lines.get_mut(worker) {
+                        *line = [
+                            format!("job {}: idle", worker + 1),
+                            String::new(),
+                            String::new(),
+                        ];
+                    }
+                    self.draw_line(&s, worker);
                 }
-                if let Some(w) = s.weights.get_mut(worker) {
-                    *w = 0;
-                }
-                if let Some(line) = s.lines.get_mut(worker) {
-                    *line = [
-                        format!("job {}: idle", worker + 1),
-                        String::new(),
-                        String::new(),
-                    ];
-                }
-                self.draw_line(&s, worker);
             }
             _ => {}
         }
-        let (rows, bytes) = s
-            .running
-            .iter()
-            .fold((s.done_rows, s.done_bytes), |(r, b), (rr, bb)| {
-                (r + rr, b + bb)
-            });
+        let (rows, bytes) = s.copied();
         let line = format!(
             "{}/{} tables{}, {} rows, {}",
             s.finished,
@@ -2307,9 +2346,11 @@ impl Render {
         if let Some((_, overall, _)) = bars {
             // Each table weighs its size, or what it copied once that is more; a running one
             // counts what it copied so far.
-            let (weight, beyond) = s.running.iter().zip(&s.weights).fold(
+            let running = s.running.iter().zip(&s.weights).map(|(&(_, b), &w)| (b, w));
+            let held = s.held.iter().map(|&(_, _, bytes, size)| (bytes, size));
+            let (weight, beyond) = running.chain(held).fold(
                 (s.done_weight + s.done_beyond, s.done_beyond),
-                |(w, b), (&(_, bytes), &size)| (w + bytes, b + bytes.saturating_sub(size)),
+                |(w, b), (bytes, size)| (w + bytes, b + bytes.saturating_sub(size)),
             );
             overall.set_length((s.planned + beyond).max(1));
             overall.set_position(weight.min(s.planned + beyond));
@@ -2545,6 +2586,63 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    /// The rows and bytes copied so far never go back: a foreign-key group's member copied
+    /// and not committed yet stays counted while the next one copies (its rows dropped out of
+    /// the progress line, to come back at the group's end).
+    #[test]
+    fn a_groups_members_stay_counted_until_the_group_ends() {
+        let render = Render::new(Output::default(), 1, None);
+        let copied = || render.state.lock().unwrap().copied();
+        let report = |name: &str, rows| job::TableReport {
+            table: TableName::parse(name).unwrap(),
+            format: Format::Text,
+            source_rows: Some(rows),
+            destinations: vec![job::DestResult {
+                status: Status::Committed,
+                rows: Some(rows),
+                bytes: 0,
+                seconds: 0.0,
+                error: None,
+                verified: None,
+                unverified: false,
+                warning: None,
+            }],
+            notices: Vec::new(),
+            notices_dropped: 0,
+        };
+        let started = |name: &str| Event::TableStarted {
+            worker: 0,
+            table: TableName::parse(name).unwrap(),
+            size: 8192,
+        };
+        let progress = |rows, bytes| Event::Progress {
+            worker: 0,
+            rows,
+            bytes,
+        };
+        render.event(Event::Started {
+            tables: 2,
+            bytes: 16384,
+        });
+        render.event(started("parent"));
+        render.event(progress(100, 1000));
+        render.event(started("child"));
+        assert_eq!(copied(), (100, 1000));
+        render.event(progress(50, 500));
+        assert_eq!(copied(), (150, 1500));
+        render.event(Event::TableFinished {
+            worker: 0,
+            report: report("parent", 100),
+        });
+        assert_eq!(copied(), (150, 1500));
+        render.event(Event::TableFinished {
+            worker: 0,
+            report: report("child", 50),
+        });
+        assert_eq!(copied(), (150, 1500));
+        assert_eq!(render.state.lock().unwrap().finished, 2);
     }
 
     /// A job that stopped at its first table says why within a few lines: the tables it never
