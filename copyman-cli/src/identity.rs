@@ -163,7 +163,7 @@ pub(crate) fn check(
                     i + 1
                 ));
             }
-            warn_if_standby_of(source, &id, i, &name)?;
+            refuse_standby_of(source, &id, i, &name, false)?;
             if !table_mode && id.same_database(source) {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
@@ -249,31 +249,59 @@ fn takes_no_writes(id: &Identity) -> Option<&'static str> {
     }
 }
 
-/// Warns where the source is a standby with destination `i`'s system identifier and database
-/// (`id`): if it streams from that destination, what it copies is that database's own rows,
-/// written there a second time (the servers cannot tell it from a standby of a clone, which
-/// is another server).
-fn warn_if_standby_of(source: &Identity, id: &Identity, i: usize, name: &str) -> Result<(), Fatal> {
-    // Streaming from that destination's server itself, as the standby says: its own rows.
-    if source.streams_from(id) {
-        return Err(Fatal {
-            exit: Exit::Usage,
-            server: None,
-            message: format!(
-                "the source is a standby that streams from destination {} ({name}, {id}): the \
-                 rows it holds are that database's own, and copying them there would write them \
-                 a second time",
-                i + 1
-            ),
-        });
+/// Refuses, or warns about, a source that is a standby with destination `i`'s system
+/// identifier and database (`id`): a physical standby of it (streaming from it, or through a
+/// relay standby), or of a clone of it, which the servers cannot tell apart. Its rows are that
+/// database's own (or, for a clone's, were up to where the two parted): copied into the table
+/// they are read from (`job`: every table, into itself) they are written there a second time —
+/// refused (the relay's case was only warned about, and the rows doubled, exit 0); into another
+/// table they are copied as from the primary.
+fn refuse_standby_of(
+    source: &Identity,
+    id: &Identity,
+    i: usize,
+    name: &str,
+    job: bool,
+) -> Result<(), Fatal> {
+    if !source.standby_of(id) {
+        return Ok(());
     }
-    if source.standby_of(id) {
+    let n = i + 1;
+    let what = if source.streams_from(id) {
+        format!("a standby that streams from destination {n} ({name}, {id})")
+    } else {
+        format!(
+            "a standby (in recovery) of destination {n}'s cluster and database ({name}, {id}), \
+             or of a clone of it"
+        )
+    };
+    let refused = |into: &str| Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "the source is {what}: the rows it holds are that database's own (or were, up to \
+             where a clone parted from it), and copying them into {into} would write them a \
+             second time; read them from the primary of a clone that parted, or copy into \
+             another table"
+        ),
+    };
+    if job {
+        return Err(refused("the tables they are read from"));
+    }
+    if source.standby_feeds(id) {
+        return Err(refused("the table they are read from there"));
+    }
+    if source.standby_mentions(id) {
         report::warn(format_args!(
-            "the source is a standby (in recovery) of a cluster with destination {}'s ({name}) \
-             system identifier and database ({id}): if it streams from destination {}, the rows \
-             copied are that database's own, written there a second time",
-            i + 1,
-            i + 1
+            "destination {n} ({name}): its table is read by the source's view, and the source is \
+             {what}: if the rows the view returns are that table's own, they are copied into it \
+             a second time"
+        ));
+    } else if !(source.has_table() && id.has_table()) {
+        // A query's relations, or a table not found: not known to be another table.
+        report::warn(format_args!(
+            "the source is {what}: if what it reads is destination {n}'s table, its rows are \
+             written there a second time"
         ));
     }
     Ok(())
@@ -344,7 +372,7 @@ pub(crate) fn check_job(
             continue;
         }
         if let Some(source) = &source_id {
-            warn_if_standby_of(source, &id, i, &dest.name)?;
+            refuse_standby_of(source, &id, i, &dest.name, true)?;
         }
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {

@@ -216,6 +216,25 @@ impl Identity {
             && ((!addr.is_empty() && host == addr) || dirs.iter().any(|d| d == host))
     }
 
+    /// Whether this is a standby of `other` ([`Identity::standby_of`]) read from the table a copy
+    /// writes into there, or from one whose rows that table holds (a partition, its parent): a
+    /// physical standby has its primary's oids, so its rows are that table's own, written a
+    /// second time — through a relay standby too, which [`Identity::streams_from`] cannot see —
+    /// and a standby of a clone holds the rows the clone shares with `other` up to where they
+    /// parted.
+    pub fn standby_feeds(&self, other: &Self) -> bool {
+        let same = matches!((&self.table, &other.table), (Some(a), Some(b)) if a == b);
+        self.standby_of(other) && (same || self.writes.iter().any(|oid| other.writes.contains(oid)))
+    }
+
+    /// Whether this is a standby of `other` ([`Identity::standby_of`]) read through a view whose
+    /// query reads the table a copy writes into there ([`Identity::mentions`], across the two).
+    pub fn standby_mentions(&self, other: &Self) -> bool {
+        self.standby_of(other)
+            && !self.standby_feeds(other)
+            && self.reads.iter().any(|oid| other.writes.contains(oid))
+    }
+
     /// Whether the server is a standby (in recovery): a destination there fails at its first
     /// write (SQLSTATE 25006, "cannot execute … in a read-only transaction"), and so would a
     /// resume.

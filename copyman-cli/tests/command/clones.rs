@@ -370,13 +370,14 @@ fn a_destination_on_a_standby_is_refused_while_planning() {
 }
 
 /// A source on a standby of the destination's cluster (in recovery, its system identifier, the
-/// same database) is warned about, one table and a job alike: if it streams from that
-/// destination, the rows copied are the destination's own, written a second time (rows
-/// doubled, exit 0, in silence). Only warned where the standby does not say it streams from
-/// that destination's server (a standby of a clone is another server); refused where it does.
+/// same database) copied into the table it reads is refused, one table and a job alike: its
+/// rows are the destination's own, written a second time (rows doubled, exit 0, in silence) —
+/// whether it streams from that destination, or through a relay standby, which was only warned
+/// about ("if it streams from destination 1") and doubled the rows. Into another table it is
+/// copied as from the primary (it was refused too).
 #[test]
-fn a_source_on_a_standby_of_the_destination_is_warned_about() {
-    let table = "CREATE TABLE t (id int);";
+fn a_source_on_a_standby_of_the_destination_is_refused_into_its_own_table() {
+    let table = "CREATE TABLE t (id int); CREATE TABLE archive (id int);";
     let primary = Cluster::start();
     let db = database(
         &primary,
@@ -389,10 +390,12 @@ fn a_source_on_a_standby_of_the_destination_is_warned_about() {
     let job = [&one[..], &["--state", state.arg()]].concat();
     for args in [&one[..], &job] {
         let out = run(args);
+        assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
-            stderr
-                .contains("the source is a standby (in recovery) of a cluster with destination 1"),
+            stderr.contains(
+                "the source is a standby (in recovery) of destination 1's cluster and database"
+            ) && stderr.contains("would write them a second time"),
             "{args:?}: {stderr}"
         );
     }
@@ -436,5 +439,19 @@ fn a_source_on_a_standby_of_the_destination_is_warned_about() {
             "{args:?}: {stderr}"
         );
     }
+    assert_eq!(count(&primary, &db, "t"), 100);
+    // Into another table of the primary: the replica spares the primary the read.
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--target-table",
+        "archive",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&primary, &db, "archive"), 100);
     assert_eq!(count(&primary, &db, "t"), 100);
 }
