@@ -481,3 +481,50 @@ fn a_resume_interrupted_while_planning_says_what_earlier_runs_committed_stays() 
     );
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
 }
+
+/// A resume with `--truncate` that cannot empty a table other tables reference (a ← b ← c,
+/// an append job whose table `a` differs) says the one statement that empties them on the
+/// destination, naming every table that references them at any depth: PostgreSQL takes it
+/// (it named `b` and not `c`, and was refused: "Table "c" references "b"").
+#[test]
+fn the_truncate_advised_for_a_referenced_table_names_every_referencing_table() {
+    let c = clusters();
+    let schema = "CREATE TABLE a (id int PRIMARY KEY); \
+                  CREATE TABLE b (id int PRIMARY KEY, a int REFERENCES a); \
+                  CREATE TABLE cc (id int PRIMARY KEY, b int REFERENCES b);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO a SELECT generate_series(1, 10); \
+             INSERT INTO b SELECT g, g FROM generate_series(1, 10) g; \
+             INSERT INTO cc SELECT g, g FROM generate_series(1, 10) g;"
+        ),
+    );
+    let d1 = database(&c.dest[0], schema);
+    let state = TempPath::new("referenced-truncate.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let job = |extra: &[&str]| {
+        let mut args = vec!["table", "a", "b", "cc", "--from", &from, "--to", &to];
+        args.extend(["--verify", "--state", state.arg()]);
+        args.extend(extra);
+        run(&args)
+    };
+    assert_exit(&job(&[]), 0);
+    c.source.psql(&src, "INSERT INTO a VALUES (11)");
+    let out = job(&["--resume"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = job(&["--resume", "--truncate"]);
+    let stderr = text(&out.stderr);
+    let advised = stderr
+        .split("empty them together yourself (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no statement advised: {stderr}"));
+    assert_eq!(
+        advised, "TRUNCATE ONLY \"public\".\"a\", ONLY \"public\".\"b\", ONLY \"public\".\"cc\"",
+        "{stderr}"
+    );
+    let mut dest = c.dest[0].connect(&d1);
+    dest.batch_execute(advised).unwrap();
+    assert_eq!(count(&c.dest[0], &d1, "cc"), 0);
+}

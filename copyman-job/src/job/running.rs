@@ -445,17 +445,24 @@ impl Shared<'_> {
                     .collect(),
                 None => vec![me.clone()],
             };
-            let by: Vec<String> = self
-                .plan
-                .tables
-                .iter()
-                .filter(|p| together.contains(&p.table.to_string()))
-                .flat_map(|p| p.referenced_by.iter().cloned())
-                .chain(referencing.iter().filter(|r| r.starts_with('"')).cloned())
-                .collect();
-            for r in by {
-                if !together.contains(&r) {
-                    together.push(r);
+            for r in referencing.iter().filter(|r| r.starts_with('"')) {
+                if !together.contains(r) {
+                    together.push(r.clone());
+                }
+            }
+            // And every table that references one of them, at any depth, as PostgreSQL's
+            // TRUNCATE wants them named (it named those of the first only, and was refused:
+            // "Table "invoices" references "orders"").
+            let mut next = 0;
+            while let Some(name) = together.get(next).cloned() {
+                next += 1;
+                let by = (self.plan.tables.iter())
+                    .filter(|p| p.table.to_string() == name)
+                    .flat_map(|p| p.referenced_by.iter());
+                for r in by {
+                    if !together.contains(r) {
+                        together.push(r.clone());
+                    }
                 }
             }
             // Each as the job empties it: a partitioned table with its partitions (PostgreSQL
