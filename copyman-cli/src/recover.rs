@@ -113,7 +113,10 @@ pub(crate) fn run(
                     "{why}: its transactions are left as they are; the other destinations are \
                      finished as the decision log says"
                 ));
-                unreachable.push((spec.display.clone(), why));
+                // Who, and what its server said (`--json`'s `server` and `sqlstate`).
+                let said = e.downcast_ref::<crate::run::Unreachable>();
+                let sqlstate = said.and_then(|u| u.error.sqlstate.clone());
+                unreachable.push((spec.display.clone(), why, (i, sqlstate)));
                 continue;
             }
             Err(e) => return Err(e),
@@ -172,7 +175,7 @@ pub(crate) fn run(
             server: None,
             message: unreachable
                 .iter()
-                .map(|(_, why)| why.as_str())
+                .map(|(_, why, _)| why.as_str())
                 .collect::<Vec<_>>()
                 .join("; "),
         }
@@ -738,7 +741,7 @@ pub(crate) fn run(
                 )
             } else if unreachable
                 .iter()
-                .any(|(d, _)| h.display.ends_with(d.as_str()))
+                .any(|(d, ..)| h.display.ends_with(d.as_str()))
             {
                 format!(
                     "{} ({}, database {}) {state} and waits on a destination that could not be \
@@ -783,7 +786,7 @@ pub(crate) fn run(
     {
         return Err(log_error(e).into());
     }
-    for (_, why) in &unreachable {
+    for (_, why, _) in &unreachable {
         pending = true;
         lines.push(format!(
             "{why}: whatever a run left prepared there is left as it is: copyman recover \
@@ -830,8 +833,19 @@ pub(crate) fn run(
             format!("something is {what}: {}", said.join("; "))
         };
         let error = (exit != Exit::Success).then(|| failed_record.unwrap_or_else(left));
+        // A destination that could not be reached, where nothing else failed: who and what
+        // its server said (they were only in `warnings`' words).
+        let down = (exit != Exit::Success && !failed)
+            .then(|| unreachable.first())
+            .flatten();
+        let records: Vec<Value> = (records.into_iter())
+            .map(|r| one_shape(r, destinations))
+            .collect();
         let value: Value = json!({
             "error": error,
+            "server": down.map(|(_, _, (i, _))| format!("destination {}", i + 1)),
+            "endpoint": down.map(|(display, ..)| display),
+            "sqlstate": down.and_then(|(_, _, (_, sqlstate))| sqlstate.as_deref()),
             "status": match (failed, pending, check) {
                 (true, _, _) => "failed",
                 (false, true, _) => "pending",
@@ -872,6 +886,54 @@ pub(crate) fn live_copyman(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// A `--json` record of a prepared transaction in one shape, whatever said it: `destination`
+/// (the server it waits on, as given or as its run named it), `server` (`destination N` of
+/// those given, null where it is not among them), `outcome` one of `committed`, `rolled back`, `would be committed`,
+/// `would be rolled back`, `being committed` (by its run), `failed`, `left alone`, `not on the
+/// servers given`, with the words
+/// said of it in `detail` (a sentence in `outcome`, and a `server` key in some records only).
+fn one_shape(record: Value, given: &[ServerSpec]) -> Value {
+    let said = |key: &str| record[key].as_str().map(str::to_owned);
+    let named = said("server").or_else(|| said("destination"));
+    let endpoint = named
+        .as_deref()
+        .map(|n| match report::server_and_endpoint(n) {
+            (_, Some(endpoint)) => endpoint.to_owned(),
+            (whole, None) => whole.to_owned(),
+        });
+    let at = endpoint
+        .as_deref()
+        .and_then(|e| given.iter().position(|spec| spec.display == e));
+    let detail = said("outcome").unwrap_or_default();
+    let outcome = [
+        "committed",
+        "rolled back",
+        "would be committed",
+        "would be rolled back",
+        "being committed",
+        "left alone",
+        "not on the servers given",
+    ]
+    .into_iter()
+    .find(|kind| detail.starts_with(kind))
+    .unwrap_or(if detail.starts_with("could not be") {
+        "failed"
+    } else {
+        "left alone"
+    });
+    json!({
+        "destination": endpoint,
+        "server": at.map(|i| format!("destination {}", i + 1)),
+        "gid": record["gid"],
+        "run": record["run"],
+        "database": record["database"],
+        "age_secs": record["age_secs"],
+        "outcome": outcome,
+        "detail": detail,
+        "error": record["error"],
+    })
 }
 
 /// A `--json` record of a run's party `h` that recover did not finish, with what it says of it.

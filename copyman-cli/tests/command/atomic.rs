@@ -545,7 +545,8 @@ fn a_commit_prepared_its_dead_run_is_still_running_is_said_being_committed() {
         .as_array()
         .and_then(|all| all.iter().find(|p| p["gid"] == gid.as_str()))
         .unwrap_or_else(|| panic!("{doc}"));
-    let outcome = record["outcome"].as_str().unwrap_or_default();
+    assert_eq!(record["outcome"], "being committed", "{doc}");
+    let outcome = record["detail"].as_str().unwrap_or_default();
     assert!(
         outcome.starts_with("being committed by its run's own COMMIT PREPARED")
             && !outcome.contains("could not be committed"),
@@ -699,8 +700,14 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
     let report = json(&out);
     let ours = report["prepared"].as_array().unwrap();
     assert_eq!(ours.len(), 1, "{report}");
+    // One word to switch on, the words said apart (and the server by its number).
+    assert_eq!(ours[0]["outcome"], "left alone", "{report}");
     assert!(
-        ours[0]["outcome"].as_str().unwrap().contains("in progress"),
+        ours[0]["detail"].as_str().unwrap().contains("in progress"),
+        "{report}"
+    );
+    assert!(
+        (ours[0]["server"].as_str()).is_some_and(|s| s.starts_with("destination ")),
         "{report}"
     );
     // Without the decision log (whose lock says "in progress") it is left alone too: a
@@ -723,7 +730,7 @@ fn recover_never_touches_another_programs_or_a_running_copy() {
     assert!(
         !mine.is_empty()
             && mine.iter().all(|p| {
-                p["outcome"]
+                p["detail"]
                     .as_str()
                     .is_some_and(|o| o.contains("may still be in progress"))
             }),

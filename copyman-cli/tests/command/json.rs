@@ -168,6 +168,29 @@ fn a_refused_connection_names_the_server_and_its_sqlstate() {
         );
         assert!(!text(&out.stdout).contains(c.source.password()));
     }
+    // recover given it beside a destination it reaches: the others are finished, this one's
+    // transactions left pending (exit 1), named with what its server said (only in warnings).
+    let log = TempPath::new("refused-recover.log");
+    let ok = c.dest[0].conninfo(&database(&c.dest[0], ""));
+    let out = run(&[
+        "--json",
+        "recover",
+        "--to",
+        &ok,
+        "--to",
+        &to,
+        "--decision-log",
+        log.arg(),
+    ]);
+    assert_exit(&out, 1);
+    let j = json(&out);
+    assert_eq!(j["status"], "pending", "{j}");
+    assert_eq!(j["server"], "destination 2", "{j}");
+    assert_eq!(j["sqlstate"], "28P01", "{j}");
+    assert!(
+        j["error"].as_str().is_some_and(|e| e.contains("28P01")),
+        "{j}"
+    );
 }
 
 /// What stderr warns of is in `--json` too (`warnings`): a one-table run that rounds values into
