@@ -544,6 +544,8 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     if let Err(e) = signals::install_with(signals::JOB_STOPPING) {
         report::warn(format_args!("cannot handle signals: {e}"));
     }
+    // A signal that exits at once (while connecting) prints a document too (it printed none).
+    signals::set_json(output.json);
     // The progress display exists once the job runs; the watch starts before, for the plan.
     let display: Arc<OnceLock<Arc<Render>>> = Arc::new(OnceLock::new());
     let note: NoteFn = {

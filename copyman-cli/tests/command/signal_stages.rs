@@ -50,7 +50,7 @@ fn a_signal_while_connecting_exits_at_once() {
             "nothing was copied",
         ),
         (
-            &["table", "t", "u", "--from", &from, "--to", &mute],
+            &["table", "t", "u", "--from", &from, "--to", &mute, "--json"],
             "nothing was copied",
         ),
         (
@@ -104,6 +104,11 @@ fn a_signal_while_connecting_exits_at_once() {
             let report = json(&out);
             assert_eq!(report["decision_log"], log.arg(), "{report}");
             assert!(report["prepared"].is_null(), "{report}");
+        } else if tables.contains(&"--json") {
+            // A job's too (it printed none).
+            let report = json(&out);
+            assert_eq!(report["exit_code"], 130, "{report}");
+            assert_eq!(report["tables"], serde_json::json!([]), "{report}");
         }
     }
     drop(listener);
