@@ -243,7 +243,8 @@ pub(crate) fn run(rows: u64, destinations: usize, output: Output) -> anyhow::Res
             if ok { "ok  " } else { "FAIL" },
             i + 1
         ))?;
-        checks.push(json!({ "destination": i + 1, "verified": ok, "detail": detail }));
+        let server = format!("destination {}", i + 1);
+        checks.push(json!({ "server": server, "verified": ok, "detail": detail }));
     }
     let _ = say(format!(
         "  verified in {:.1} s (row count and checksum of every row)",

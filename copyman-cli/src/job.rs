@@ -770,6 +770,10 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     watch.planning(false);
     signals::job_planning(false);
     let waited = waited.into_inner().unwrap_or_else(PoisonError::into_inner);
+    // A destination left out is a warning, as in a one-table run (`--json`'s `warnings`).
+    for why in &plan.left_out {
+        report::warn(why);
+    }
     if args.dry_run {
         plan.notes.splice(0..0, waited);
         return dry_run(&plan, &dests, options.keep_going, output);
@@ -1270,10 +1274,12 @@ fn to_json(
 ) -> Value {
     let mut records = Vec::new();
     for t in &report.tables {
-        for (d, s) in t.destinations.iter().zip(dests) {
+        for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
             records.push(json!({
                 "table": t.table.to_string(),
                 "destination": s.name,
+                "server": format!("destination {}", i + 1),
+                "endpoint": s.name,
                 "status": d.status.name(),
                 "rows": d.rows,
                 "bytes": d.bytes,

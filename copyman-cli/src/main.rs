@@ -181,6 +181,15 @@ fn main() -> ExitCode {
                     .collect();
                 let error = error.join(" ");
                 let error = error.trim_start_matches("error: ");
+                // The command, where one was named (a script routes on it: it was null).
+                let named = std::env::args_os().skip(1).find_map(|a| {
+                    ["table", "copy", "recover", "demo"]
+                        .into_iter()
+                        .find(|command| a == *command)
+                });
+                if let Some(command) = named {
+                    report::set_command(command);
+                }
                 let _ = report::print_json(&report::fatal_json(Exit::Usage, error, None, None));
             }
             return ExitCode::from(Exit::Usage.code());

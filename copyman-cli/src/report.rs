@@ -671,7 +671,8 @@ impl RunReport {
             "duration_secs": self.duration.as_secs_f64(),
             "rows_per_sec": rows.map(|r| self.per_second(r)),
             "bytes_per_sec": self.per_second(self.bytes),
-            "destinations": self.destinations.iter().map(|d| json!({
+            "destinations": self.destinations.iter().enumerate().map(|(i, d)| json!({
+                "server": format!("destination {}", i + 1),
                 "endpoint": d.endpoint,
                 "status": d.status.name(),
                 "command_tag": d.rows.map(|n| format!("COPY {n}")),

@@ -134,9 +134,7 @@ fn print_at_once_json(
         .filter(|name| !endpoints.iter().any(|(n, _)| n == *name));
     let destinations: Vec<serde_json::Value> = names
         .chain(unlisted)
-        .map(|d| {
-            serde_json::json!({ "destination": d, "endpoint": endpoint(d), "status": status(d) })
-        })
+        .map(|d| serde_json::json!({ "server": d, "endpoint": endpoint(d), "status": status(d) }))
         .collect();
     // A COMMIT not answered is what a script must look at: its server first.
     let doubt = unanswered.first();

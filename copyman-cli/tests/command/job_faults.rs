@@ -127,6 +127,13 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
     );
     let report = json(&out);
     assert_eq!(report["status"], "partial", "{report}");
+    // Said as a warning, as in one table's run (it was only among the notes).
+    assert!(
+        (report["warnings"].as_array()).is_some_and(|w| w.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("left out (--keep-going)")))),
+        "{report}"
+    );
     assert_eq!(count(&c.dest[0], &d1, "a"), 100);
     assert_eq!(count(&c.dest[0], &d1, "b"), 50);
     assert_eq!(settle_backends(&c.dest[0], &d1), Vec::<String>::new());

@@ -77,6 +77,8 @@ fn early_failures_and_usage_errors_are_json_too() {
             .is_some_and(|e| e.contains("--no-such-flag")),
         "{j}"
     );
+    // Its command named (it was null where the parser refused it).
+    assert_eq!(j["command"], "table", "{j}");
     // One whose words run over lines: all of them, on one (the missing argument was on stderr
     // only).
     let out = run(&["table", "a", "--from", "host=h", "--json"]);
@@ -623,11 +625,14 @@ fn a_jobs_failure_is_named_where_it_happened_not_where_it_rolled_back() {
     );
     let d1 = database(&c.dest[0], tables);
     let d2 = database(&c.dest[1], &format!("{tables} INSERT INTO t VALUES (77);"));
+    // One table with a state file: a job, whose one table fails (no other to commit first).
+    let state = TempPath::new("bystander.state");
     let out = run(&[
         "--json",
         "table",
         "t",
-        "u",
+        "--state",
+        state.arg(),
         "--from",
         &c.source.conninfo(&src),
         "--to",

@@ -216,7 +216,7 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     assert_eq!(report["exited_at_once"], true, "{report}");
     assert_eq!(report["exit_code"], 4, "{report}");
     let committed = &report["destinations"][0];
-    assert_eq!(committed["destination"], "destination 1", "{report}");
+    assert_eq!(committed["server"], "destination 1", "{report}");
     assert_eq!(committed["status"], "committed", "{report}");
     // Named by its endpoint too, as the report names destinations (it had only "destination 1").
     assert!(
@@ -228,7 +228,7 @@ fn a_second_signal_during_the_commits_says_what_committed_and_exits_partial() {
     // Every party of the commit is listed with its status, the one whose COMMIT was not sent
     // too (it was only in the prose of `others`: a script saw one destination, committed).
     let rest = &report["destinations"][1];
-    assert_eq!(rest["destination"], "destination 2", "{report}");
+    assert_eq!(rest["server"], "destination 2", "{report}");
     assert_eq!(rest["status"], "rolled back", "{report}");
     assert!(
         rest["endpoint"].as_str().is_some_and(|e| e.contains(&d2)),

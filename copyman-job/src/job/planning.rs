@@ -199,6 +199,10 @@ pub struct Plan {
     /// out because its partitioned ancestor is selected too (its rows are copied with it), and
     /// each partition excluded whose rows its selected ancestor copies all the same.
     pub notes: Vec<String>,
+    /// Each destination left out under `keep_going` (it cannot be reached, its pre-flight
+    /// refused it, its planning session stopped answering), with why: a warning, as a one-table
+    /// run says it (it was one of the notes).
+    pub left_out: Vec<String>,
     /// Each destination as the state file names it ([`identity`], or
     /// [`state::unidentified_key`] for one that cannot say).
     pub keys: Vec<String>,
@@ -841,8 +845,6 @@ fn plan_all(
             })
         })
         .collect();
-    // The destinations left out are said first, then the patterns that match nothing.
-    notes.splice(0..0, left_out);
     let unmatched = select::unmatched_query(selection)
         .map_err(|e| JobError::Selection(e.to_string()))?
         .and_then(|query| src.query(&query).ok())
@@ -1877,7 +1879,7 @@ fn plan_all(
         }
     }
     refuse_unprivileged(&mut tables, &together, &mut dests);
-    refuse_where_unanswered(&mut tables, &dests, destinations, options, &mut notes)?;
+    refuse_where_unanswered(&mut tables, &dests, destinations, options, &mut left_out)?;
     drop(dests);
 
     // The snapshot: exported by a session that stays open, in its transaction, until the job
@@ -2026,6 +2028,7 @@ fn plan_all(
         tables,
         groups,
         notes,
+        left_out,
         keys,
         source: source_key,
         snapshot,
@@ -2559,7 +2562,7 @@ fn refuse_where_unanswered(
     dests: &[Option<Connection>],
     destinations: &[Server],
     options: &Options,
-    notes: &mut Vec<String>,
+    left_out: &mut Vec<String>,
 ) -> Result<(), JobError> {
     // A signal cuts the planning sessions' waits short: not a destination's failure.
     if let Some(reason) = options.interrupt.reason() {
@@ -2577,7 +2580,7 @@ fn refuse_where_unanswered(
         if !options.keep_going {
             return Err(JobError::Destination { server, error: why });
         }
-        notes.push(format!("{server}: {why}; left out (--keep-going)"));
+        left_out.push(format!("{server}: {why}; left out (--keep-going)"));
         for t in tables.iter_mut().filter(|t| copied(t)) {
             t.destinations[d] = DestPlan::Refused(why.clone());
         }
