@@ -283,9 +283,10 @@ impl FileSource {
                 file_start::examine(&data, ended, reading),
                 Compression::of(&data, ended),
             ) {
-                break match compression {
-                    Some(compression) => Err(compressed(compression, &self.name, self.stdin)),
-                    None => Ok(start),
+                break match (compression, file_start::wide_text(&data)) {
+                    (Some(compression), _) => Err(compressed(compression, &self.name, self.stdin)),
+                    (None, Some(encoding)) => Err(wide(encoding, &self.name, self.stdin)),
+                    (None, None) => Ok(start),
                 };
             }
             match self.chunks.recv_timeout(POLL) {
@@ -911,9 +912,31 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
         return Ok(());
     }
     // Read to the end or to the longest signature: it can tell.
-    match Compression::of(&start, true) {
-        Some(Some(compression)) => Err(compressed(compression, &t.source.display(), false)),
+    match (Compression::of(&start, true), file_start::wide_text(&start)) {
+        (Some(Some(compression)), _) => Err(compressed(compression, &t.source.display(), false)),
+        (_, Some(encoding)) => Err(wide(encoding, &t.source.display(), false)),
         _ => Ok(()),
+    }
+}
+
+/// The refusal of input that is UTF-16 or UTF-32 text (`encoding`, by its byte order mark:
+/// [`file_start::wide_text`]), which no server reads (its NUL bytes failed the copy, 22021, and
+/// a header's labels were said to be "beyond ASCII"), with the command that converts it on its
+/// way in.
+pub(crate) fn wide(encoding: &str, name: &str, stdin: bool) -> Fatal {
+    let convert = format!("iconv -f {encoding} -t UTF-8");
+    let pipe = if stdin {
+        format!("… | {convert} | copyman … --from -")
+    } else {
+        format!("{convert} {} | copyman … --from -", shell_word(name))
+    };
+    Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "{name} is {encoding} text (it starts with its byte order mark), which PostgreSQL \
+             reads in no encoding, so nothing was sent; convert it on its way in: {pipe}"
+        ),
     }
 }
 

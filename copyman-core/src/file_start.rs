@@ -15,7 +15,8 @@
 //!   is UTF-8 by declaration, so the mark says nothing: [`Start::bom`] tells the caller to drop
 //!   it, before the header line and the row count.
 //! * **A compressed file** (gzip, zstd, bzip2, xz): COPY would read the compressed bytes as
-//!   rows. [`Compression::of`] tells it by its signature, for the caller to refuse.
+//!   rows. [`Compression::of`] tells it by its signature, for the caller to refuse; so is UTF-16
+//!   or UTF-32 text by its byte order mark ([`wide_text`]), which no server encoding reads.
 //! * **The binary COPY signature** (`PGCOPY\n\377\r\n\0`): a file that starts with it is binary
 //!   COPY data, which text or CSV would read as garbage; one that does not is no binary data.
 //!   [`check_format`] reads a file given without a format as what it is, and refuses one whose
@@ -1016,6 +1017,27 @@ impl Compression {
             Self::Zip => "funzip",
             other => other.decompress(),
         }
+    }
+}
+
+/// The text encoding a file's byte order mark names where PostgreSQL reads no such encoding:
+/// UTF-32 (`FF FE 00 00`, `00 00 FE FF`) or UTF-16 (`FF FE`, `FE FF`) — what a spreadsheet's
+/// "Unicode text" and PowerShell's `>` write. Read as UTF-8 or any server encoding, its NUL
+/// bytes fail the copy (22021) and a header's labels name no column; `iconv` converts it. `None`
+/// for anything else.
+///
+/// ```
+/// use copyman_core::file_start::wide_text;
+///
+/// assert_eq!(wide_text(b"\xff\xfea\x00,\x00"), Some("UTF-16"));
+/// assert_eq!(wide_text(b"\xff\xfe\x00\x00a\x00\x00\x00"), Some("UTF-32"));
+/// assert_eq!(wide_text(b"\xef\xbb\xbfa,b"), None);
+/// ```
+pub fn wide_text(start: &[u8]) -> Option<&'static str> {
+    match start {
+        [0xff, 0xfe, 0, 0, ..] | [0, 0, 0xfe, 0xff, ..] => Some("UTF-32"),
+        [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some("UTF-16"),
+        _ => None,
     }
 }
 

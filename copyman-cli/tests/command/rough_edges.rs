@@ -274,6 +274,55 @@ fn compressed_stdin_is_refused_on_its_first_read() {
     }
 }
 
+/// UTF-16 text (a spreadsheet's "Unicode text", PowerShell's `>`) is told by its byte order
+/// mark and refused with the command that converts it, a file before connecting and stdin on
+/// its first read: it was read as UTF-8, its labels said "beyond ASCII", and the advice given
+/// then failed with 22021 (invalid byte 0x00).
+#[test]
+fn utf16_text_is_refused_with_the_way_to_convert_it() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE t (a int, b text);");
+    let to = c.dest[0].conninfo(&d1);
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("a,b\r\n1,x\r\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let file = TempPath::new("unicode.csv");
+    fs::write(&file.0, &utf16).unwrap();
+    let out = run(&["table", "t", "--from", file.arg(), "--header", "--to", &to]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} is UTF-16 text (it starts with its byte order mark), which PostgreSQL reads in \
+             no encoding, so nothing was sent; convert it on its way in: iconv -f UTF-16 -t \
+             UTF-8 {} | copyman … --from -",
+            file.arg(),
+            file.arg()
+        )),
+        "{stderr}"
+    );
+    let mut child = copyman()
+        .args(["table", "t", "--from", "-", "--header", "--to", &to])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(&utf16);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("stdin is UTF-16 text"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert!(settle_backends(&c.dest[0], &d1).is_empty());
+}
+
 /// A FIFO likewise: its writer's first bytes show the signature.
 #[test]
 fn compressed_fifo_is_refused_on_its_first_read() {
