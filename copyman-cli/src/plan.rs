@@ -1045,7 +1045,8 @@ fn raw_file_read_otherwise(
             return Some(format!(
                 "a file's fields are read by position, and the destinations' columns differ: \
                  {} has ({}), {} has ({}); name the file's columns, in its order, in every \
-                 --receive (or use copyman table, which maps a header's names)",
+                 --receive (or use copyman table … --columns with them, which names them on \
+                 each destination)",
                 labels[*j],
                 other.join(", "),
                 labels[*i],
