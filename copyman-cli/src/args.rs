@@ -242,7 +242,8 @@ pub(crate) struct LowTable {
     #[arg(long)]
     pub(crate) truncate: bool,
     /// Data format [default: binary between servers of one major version when every column's
-    /// type matches on every side, csv for a *.csv file, else text].
+    /// type matches on every side, csv for a *.csv file (a source file's own name, when the
+    /// source is a file), else text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub(crate) format: Option<FormatArg>,
     /// The data has a header line (implies --format csv; with --format text, a text header,
@@ -1050,8 +1051,12 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
             )));
         }
         (Some(format), false) => Some(format),
+        // A file or stdin is read in its own format (its name's), never a destination's: a text
+        // file loaded beside a `backup.csv` was sent as CSV (a NULL stored as the string \N,
+        // '' as NULL, exit 0). From a server, a *.csv destination chooses CSV.
         (None, false) => {
-            let csv_file = source.is_csv_file() || destinations.iter().any(Endpoint::is_csv_file);
+            let csv_file = source.is_csv_file()
+                || (source.is_server() && destinations.iter().any(Endpoint::is_csv_file));
             csv_file.then_some(Format::Csv)
         }
     };
@@ -1062,7 +1067,7 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
         for d in &destinations {
             // As every message names a file: a path that looks like `user:password@` masked.
             let text = d.display();
-            if matches!(d, Endpoint::File(_)) && !d.is_csv_file() {
+            if matches!(d, Endpoint::File(_) | Endpoint::Stdio) && !d.is_csv_file() {
                 crate::report::warn(format_args!(
                     "--to {text}: written in CSV, chosen for a *.csv file of this run; \
                      `copyman table` reads a file not named *.csv as text: read it back with \
@@ -1073,12 +1078,18 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     }
     // A file named *.csv is read back as CSV by `copyman table`: one written otherwise is said,
     // as `copy` mode says it (read back by its name, a NULL became the string \N).
-    if let Some(format) = format.filter(|f| *f != Format::Csv) {
+    // (In the source file's format where none was given: its bytes are written as they are.)
+    let written = format.or((!source.is_server()).then_some(Format::Text));
+    if let Some(format) = written.filter(|f| *f != Format::Csv) {
+        let why = match low.format {
+            Some(_) => "--format",
+            None => "the source's, a file not named *.csv",
+        };
         for d in &destinations {
             let text = d.display();
             if d.is_csv_file() {
                 crate::report::warn(format_args!(
-                    "--to {text}: written in FORMAT {0} (--format), not CSV; `copyman table` \
+                    "--to {text}: written in FORMAT {0} ({why}), not CSV; `copyman table` \
                      reads a *.csv file as CSV: read it back with --format {0}",
                     format.name()
                 ));
@@ -1423,6 +1434,24 @@ mod tests {
         assert!(!truncate);
         // A .csv file among the endpoints makes CSV the default.
         assert_eq!(format, Some(Format::Csv));
+        // But a file source is read in its own format, whatever a destination is named (a text
+        // file beside a `backup.csv` was sent as CSV: its NULLs stored as the string \N).
+        for from in ["in.txt", "-"] {
+            let t = transfer(&[
+                "table",
+                "t",
+                "--from",
+                from,
+                "--to",
+                "host=b",
+                "--to",
+                "backup.csv",
+            ]);
+            let Statements::Table { format, .. } = t.statements else {
+                panic!("table statements")
+            };
+            assert_eq!(format, None, "{from}");
+        }
         let t = transfer(&[
             "table", "t", "--from", "host=a", "--to", "host=b", "--header",
         ]);

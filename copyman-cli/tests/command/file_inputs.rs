@@ -962,3 +962,40 @@ fn an_empty_input_under_truncate_empties_nothing() {
     assert_exit(&run(&args), 0);
     assert_eq!(count(&c.dest[0], &dbs[0], "t"), 10);
 }
+
+/// A text file (psql's `\copy … to`, a TSV) loaded beside a `*.csv` file destination is read as
+/// text, its own format, not as CSV for the destination's name: its NULLs stayed the string
+/// `\N`, an empty string became NULL and a comma split a field, exit 0. The `*.csv` copy is
+/// said to hold text.
+#[test]
+fn a_text_file_beside_a_csv_destination_is_read_as_text() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE kv (k text, v text);");
+    let input = file("kv.txt", b"a\tSmith, John\nb\t\\N\nc\t\n");
+    let backup = TempPath::new("kv-backup.csv");
+    let out = run(&[
+        "table",
+        "kv",
+        "--from",
+        input.arg(),
+        "--to",
+        backup.arg(),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("written in FORMAT text (the source's, a file not named *.csv)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        rows(
+            &c.dest[0],
+            &d1,
+            "SELECT k || '|' || coalesce(v, '<null>') FROM kv ORDER BY k"
+        ),
+        ["a|Smith, John", "b|<null>", "c|"]
+    );
+    assert_eq!(fs::read(&backup.0).unwrap(), fs::read(&input.0).unwrap());
+}
