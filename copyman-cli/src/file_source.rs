@@ -913,7 +913,22 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     }
     // Read to the end or to the longest signature: it can tell.
     match (Compression::of(&start, true), file_start::wide_text(&start)) {
-        (Some(Some(compression)), _) => Err(compressed(compression, &t.source.display(), false)),
+        (Some(Some(compression)), _) => {
+            let mut refused = compressed(compression, &t.source.display(), false);
+            // Read as CSV for its name (`x.csv.gz`), which stdin has not: said, or the advice
+            // followed as given loaded the CSV as text (its quotes stored, exit 0).
+            let csv_inside = (path.file_stem().map(std::path::Path::new))
+                .and_then(std::path::Path::extension)
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            if let (Statements::Table { format: None, .. }, true) = (&t.statements, csv_inside) {
+                refused.message = refused.message.replacen(
+                    "copyman … --from -",
+                    "copyman … --from - --format csv",
+                    1,
+                );
+            }
+            Err(refused)
+        }
         (_, Some(encoding)) => Err(wide(encoding, &t.source.display(), false)),
         _ => Ok(()),
     }

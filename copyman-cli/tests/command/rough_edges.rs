@@ -240,6 +240,26 @@ fn compressed_file_is_refused_before_connecting() {
     }
 }
 
+/// A compressed `*.csv.gz` was to be read as CSV for its name, which stdin has not: the way in
+/// says `--format csv` (followed as given, the CSV was loaded as text, its quotes stored).
+#[test]
+fn compressed_csv_advice_keeps_its_format() {
+    let nowhere = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=5",
+        closed_port()
+    );
+    let (tool, _, bytes) = COMPRESSED[0];
+    let file = TempPath::new("names.csv.gz");
+    fs::write(&file.0, bytes).unwrap();
+    let pipe = format!(
+        "{} {} | copyman … --from - --format csv",
+        decompress(tool).0,
+        file.arg()
+    );
+    let out = run(&["table", "t", "--from", file.arg(), "--to", &nowhere]);
+    assert_refused_compressed(&out, file.arg(), tool, &pipe);
+}
+
 /// Stdin is refused on its first read, in the same words, before any transaction began:
 /// nothing committed, no session left.
 #[test]
