@@ -37,6 +37,7 @@
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -156,26 +157,7 @@ impl FileSource {
                 } else {
                     File::open(path)
                 };
-                let file = opened.map_err(|e| {
-                    let name = path.to_string_lossy();
-                    // As `--to WORD` says it: psql takes a bare word for a database name.
-                    let missing = e.kind() == io::ErrorKind::NotFound;
-                    let hint = if missing && crate::conn::names_a_host(&name) {
-                        format!(" (a server is `host={name}`)")
-                    } else if missing && !name.contains(['/', '.']) {
-                        format!(" (a database is `dbname={name}`)")
-                    } else {
-                        String::new()
-                    };
-                    Fatal {
-                        exit: Exit::CopyFailed,
-                        server: None,
-                        message: format!(
-                            "cannot open source file {}: {e}{hint}",
-                            t.source.display()
-                        ),
-                    }
-                })?;
+                let file = opened.map_err(|e| unopenable(t, path, &e))?;
                 (Box::new(Unchanging::new(file)), t.source.display())
             }
             // Stdin redirected from a regular file (`--from - < FILE`) is that file, read whole
@@ -875,6 +857,31 @@ pub(crate) fn shell_word(word: &str) -> String {
     }
 }
 
+/// The refusal of source file `path`, which cannot be opened (`e`): exit 2 where it does not
+/// exist or may not be read (the command's to mend: a script that retries a failed copy, exit
+/// 1, retried a typo), 1 for anything else; a bare word said as psql would take it.
+fn unopenable(t: &Transfer, path: &Path, e: &io::Error) -> Fatal {
+    let name = path.to_string_lossy();
+    // As `--to WORD` says it: psql takes a bare word for a database name.
+    let missing = e.kind() == io::ErrorKind::NotFound;
+    let hint = if missing && crate::conn::names_a_host(&name) {
+        format!(" (a server is `host={name}`)")
+    } else if missing && !name.contains(['/', '.']) {
+        format!(" (a database is `dbname={name}`)")
+    } else {
+        String::new()
+    };
+    let exit = match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => Exit::Usage,
+        _ => Exit::CopyFailed,
+    };
+    Fatal {
+        exit,
+        server: None,
+        message: format!("cannot open source file {}: {e}{hint}", t.source.display()),
+    }
+}
+
 /// Refuses, before any server is asked anything, a regular file source that is compressed
 /// (its first bytes, [`Compression::of`]); stdin and FIFOs are refused on their first read
 /// ([`FileSource::examine_start`]), in the same words; and a directory (its open succeeds, its
@@ -897,11 +904,26 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
             ),
         });
     }
-    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return Ok(());
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        // Missing, or in a directory it may not search: said before connecting, as the run's
+        // open would say it once connected.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            return Err(unopenable(t, path, &e));
+        }
+        _ => return Ok(()),
     }
-    let Ok(file) = File::open(path) else {
-        return Ok(());
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(unopenable(t, path, &e));
+        }
+        Err(_) => return Ok(()),
     };
     let mut start = Vec::with_capacity(Compression::LONGEST);
     if file
@@ -917,8 +939,8 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
             let mut refused = compressed(compression, &t.source.display(), false);
             // Read as CSV for its name (`x.csv.gz`), which stdin has not: said, or the advice
             // followed as given loaded the CSV as text (its quotes stored, exit 0).
-            let csv_inside = (path.file_stem().map(std::path::Path::new))
-                .and_then(std::path::Path::extension)
+            let csv_inside = (path.file_stem().map(Path::new))
+                .and_then(Path::extension)
                 .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
             if let (Statements::Table { format: None, .. }, true) = (&t.statements, csv_inside) {
                 refused.message = refused.message.replacen(

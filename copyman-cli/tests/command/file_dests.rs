@@ -559,7 +559,8 @@ fn a_host_name_as_a_file_is_said_with_the_way_to_name_the_server() {
         .args(["copy", "--from", "db3.example.com", "--to", "./out"])
         .output()
         .unwrap();
-    assert_exit(&out, 1);
+    // The command's to mend (exit 2), not a failed copy to retry.
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("(a server is `host=db3.example.com`)"),
         "{}",
@@ -571,7 +572,7 @@ fn a_host_name_as_a_file_is_said_with_the_way_to_name_the_server() {
         .args(["copy", "--from", "appdb", "--to", "./out"])
         .output()
         .unwrap();
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("(a database is `dbname=appdb`)"),
