@@ -896,8 +896,15 @@ fn watch(
                     .map(Copying::waits_for)
                     .unwrap_or_default()
             };
+            // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
+            // wait, not a frozen server (it sent a DBA after a network fault).
+            let ways_out = match signals::is_waiting_for_input() || signals::is_waiting_for_reader()
+            {
+                true => "",
+                false => WAYS_OUT,
+            };
             progress::println(&format!(
-                "copyman: nothing has moved for {} s: {waiting}{}{WAYS_OUT}",
+                "copyman: nothing has moved for {} s: {waiting}{}{ways_out}",
                 say_after().as_secs(),
                 activities.join("; ")
             ));
