@@ -47,7 +47,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use copyman_core::file_start::{
-    self, Compression, Declared, FormatError, HeaderMismatch, Layout, Peek, Reading, Start, Verdict,
+    self, Compression, Declared, Foreign, FormatError, HeaderMismatch, Layout, Peek, Reading,
+    Start, Verdict,
 };
 use copyman_core::{BoxError, Chunk};
 use copyman_sync::{PollSocket, Producer, Protocol};
@@ -265,9 +266,9 @@ impl FileSource {
                 file_start::examine(&data, ended, reading),
                 Compression::of(&data, ended),
             ) {
-                break match (compression, file_start::wide_text(&data)) {
+                break match (compression, Foreign::of(&data)) {
                     (Some(compression), _) => Err(compressed(compression, &self.name, self.stdin)),
-                    (None, Some(encoding)) => Err(wide(encoding, &self.name, self.stdin)),
+                    (None, Some(foreign)) => Err(no_copy_data(foreign, &self.name, self.stdin)),
                     (None, None) => Ok(start),
                 };
             }
@@ -925,16 +926,13 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
         }
         Err(_) => return Ok(()),
     };
-    let mut start = Vec::with_capacity(Compression::LONGEST);
-    if file
-        .take(Compression::LONGEST as u64)
-        .read_to_end(&mut start)
-        .is_err()
-    {
+    let longest = Compression::LONGEST.max(Foreign::LONGEST);
+    let mut start = Vec::with_capacity(longest);
+    if file.take(longest as u64).read_to_end(&mut start).is_err() {
         return Ok(());
     }
     // Read to the end or to the longest signature: it can tell.
-    match (Compression::of(&start, true), file_start::wide_text(&start)) {
+    match (Compression::of(&start, true), Foreign::of(&start)) {
         (Some(Some(compression)), _) => {
             let mut refused = compressed(compression, &t.source.display(), false);
             // Read as CSV for its name (`x.csv.gz`), which stdin has not: said, or the advice
@@ -951,29 +949,45 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
             }
             Err(refused)
         }
-        (_, Some(encoding)) => Err(wide(encoding, &t.source.display(), false)),
+        (_, Some(foreign)) => Err(no_copy_data(foreign, &t.source.display(), false)),
         _ => Ok(()),
     }
 }
 
-/// The refusal of input that is UTF-16 or UTF-32 text (`encoding`, by its byte order mark:
-/// [`file_start::wide_text`]), which no server reads (its NUL bytes failed the copy, 22021, and
-/// a header's labels were said to be "beyond ASCII"), with the command that converts it on its
-/// way in.
-pub(crate) fn wide(encoding: &str, name: &str, stdin: bool) -> Fatal {
-    let convert = format!("iconv -f {encoding} -t UTF-8");
-    let pipe = if stdin {
-        format!("… | {convert} | copyman … --from -")
-    } else {
-        format!("{convert} {} | copyman … --from -", shell_word(name))
+/// The refusal of input that is no COPY data ([`Foreign`]), with the way in: UTF-16 or UTF-32
+/// text (its NUL bytes failed the copy, 22021, and a header's labels were said to be "beyond
+/// ASCII"), converted by `iconv`; pg_dump's output (an archive failed on a NUL byte, a script's
+/// SQL was loaded as rows), restored by pg_restore or psql.
+pub(crate) fn no_copy_data(foreign: Foreign, name: &str, stdin: bool) -> Fatal {
+    let message = match foreign {
+        Foreign::WideText(encoding) => {
+            let convert = format!("iconv -f {encoding} -t UTF-8");
+            let pipe = if stdin {
+                format!("… | {convert} | copyman … --from -")
+            } else {
+                format!("{convert} {} | copyman … --from -", shell_word(name))
+            };
+            format!(
+                "{name} is {encoding} text (it starts with its byte order mark), which \
+                 PostgreSQL reads in no encoding, so nothing was sent; convert it on its way in: \
+                 {pipe}"
+            )
+        }
+        Foreign::PgDumpArchive => format!(
+            "{name} is a pg_dump archive (it starts with PGDMP), not COPY data, so nothing was \
+             sent: restore its data with pg_restore (pg_restore --data-only --table TABLE \
+             --dbname …), then copy from the database it went into"
+        ),
+        _ => format!(
+            "{name} is a pg_dump script, not COPY data (its SQL would be loaded as rows), so \
+             nothing was sent: run it with psql, then copy from the database it went into (a \
+             table's rows are its lines between `COPY … FROM stdin;` and the `\\.` after them)"
+        ),
     };
     Fatal {
         exit: Exit::Usage,
         server: None,
-        message: format!(
-            "{name} is {encoding} text (it starts with its byte order mark), which PostgreSQL \
-             reads in no encoding, so nothing was sent; convert it on its way in: {pipe}"
-        ),
+        message,
     }
 }
 

@@ -15,8 +15,9 @@
 //!   is UTF-8 by declaration, so the mark says nothing: [`Start::bom`] tells the caller to drop
 //!   it, before the header line and the row count.
 //! * **A compressed file** (gzip, zstd, bzip2, xz): COPY would read the compressed bytes as
-//!   rows. [`Compression::of`] tells it by its signature, for the caller to refuse; so is UTF-16
-//!   or UTF-32 text by its byte order mark ([`wide_text`]), which no server encoding reads.
+//!   rows. [`Compression::of`] tells it by its signature, for the caller to refuse; so are
+//!   UTF-16 or UTF-32 text by its byte order mark, which no server encoding reads, and pg_dump's
+//!   archives and scripts ([`Foreign::of`]).
 //! * **The binary COPY signature** (`PGCOPY\n\377\r\n\0`): a file that starts with it is binary
 //!   COPY data, which text or CSV would read as garbage; one that does not is no binary data.
 //!   [`check_format`] reads a file given without a format as what it is, and refuses one whose
@@ -1020,26 +1021,51 @@ impl Compression {
     }
 }
 
-/// The text encoding a file's byte order mark names where PostgreSQL reads no such encoding:
-/// UTF-32 (`FF FE 00 00`, `00 00 FE FF`) or UTF-16 (`FF FE`, `FE FF`) — what a spreadsheet's
-/// "Unicode text" and PowerShell's `>` write. Read as UTF-8 or any server encoding, its NUL
-/// bytes fail the copy (22021) and a header's labels name no column; `iconv` converts it. `None`
-/// for anything else.
-///
-/// ```
-/// use copyman_core::file_start::wide_text;
-///
-/// assert_eq!(wide_text(b"\xff\xfea\x00,\x00"), Some("UTF-16"));
-/// assert_eq!(wide_text(b"\xff\xfe\x00\x00a\x00\x00\x00"), Some("UTF-32"));
-/// assert_eq!(wide_text(b"\xef\xbb\xbfa,b"), None);
-/// ```
-pub fn wide_text(start: &[u8]) -> Option<&'static str> {
-    match start {
-        [0xff, 0xfe, 0, 0, ..] | [0, 0, 0xfe, 0xff, ..] => Some("UTF-32"),
-        [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some("UTF-16"),
-        _ => None,
+/// Input that is no COPY data, told by its first bytes, for the caller to refuse with the way
+/// in: every server would read it as rows (or fail on its first bytes) where it is something
+/// else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Foreign {
+    /// UTF-32 (`FF FE 00 00`, `00 00 FE FF`) or UTF-16 (`FF FE`, `FE FF`) text, by its byte order
+    /// mark — what a spreadsheet's "Unicode text" and PowerShell's `>` write, in no encoding
+    /// PostgreSQL reads: its NUL bytes fail the copy (22021) and a header's labels name no
+    /// column. The encoding's name, as `iconv` takes it.
+    WideText(&'static str),
+    /// A pg_dump archive (custom or tar format's `PGDMP`): read as rows, it failed on a NUL byte.
+    PgDumpArchive,
+    /// A pg_dump plain script (`--\n-- PostgreSQL database dump`): its SQL loaded as rows.
+    PgDumpScript,
+}
+
+impl Foreign {
+    /// How many first bytes [`Foreign::of`] looks at.
+    pub const LONGEST: usize = PG_DUMP_SCRIPT.len();
+
+    /// What the input's first bytes `start` are, where they are no COPY data.
+    ///
+    /// ```
+    /// use copyman_core::file_start::Foreign;
+    ///
+    /// assert_eq!(Foreign::of(b"\xff\xfea\x00,\x00"), Some(Foreign::WideText("UTF-16")));
+    /// assert_eq!(Foreign::of(b"\xff\xfe\x00\x00a\x00\x00\x00"), Some(Foreign::WideText("UTF-32")));
+    /// assert_eq!(Foreign::of(b"PGDMP\x01\x0e"), Some(Foreign::PgDumpArchive));
+    /// assert_eq!(Foreign::of(b"--\n-- PostgreSQL database dump\n--\n"), Some(Foreign::PgDumpScript));
+    /// assert_eq!(Foreign::of(b"\xef\xbb\xbfa,b"), None);
+    /// ```
+    pub fn of(start: &[u8]) -> Option<Self> {
+        match start {
+            [0xff, 0xfe, 0, 0, ..] | [0, 0, 0xfe, 0xff, ..] => Some(Self::WideText("UTF-32")),
+            [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(Self::WideText("UTF-16")),
+            _ if start.starts_with(b"PGDMP") => Some(Self::PgDumpArchive),
+            _ if start.starts_with(PG_DUMP_SCRIPT) => Some(Self::PgDumpScript),
+            _ => None,
+        }
     }
 }
+
+/// How pg_dump begins a plain script.
+const PG_DUMP_SCRIPT: &[u8] = b"--\n-- PostgreSQL database dump";
 
 #[cfg(test)]
 mod tests {

@@ -990,7 +990,10 @@ fn a_stdout_reader_that_does_not_read_is_said() {
     );
     // The source waits for copyman because of the pipe: no frozen server or lost network path
     // said (a DBA went looking for one).
-    assert!(!stderr.contains("is frozen, or the network path"), "{stderr}");
+    assert!(
+        !stderr.contains("is frozen, or the network path"),
+        "{stderr}"
+    );
     assert_eq!(sink.iter().filter(|&&b| b == b'\n').count(), 20000);
 }
 

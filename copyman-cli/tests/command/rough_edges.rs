@@ -343,6 +343,36 @@ fn utf16_text_is_refused_with_the_way_to_convert_it() {
     assert!(settle_backends(&c.dest[0], &d1).is_empty());
 }
 
+/// pg_dump's output given as COPY data is told by its start and refused before connecting, with
+/// the way to its rows: an archive failed on a NUL byte (22021), and a script's SQL was loaded
+/// as rows once its `\.` was cut, as the end-of-data refusal advised.
+#[test]
+fn pg_dump_output_is_refused_with_the_way_to_its_rows() {
+    let nowhere = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=5",
+        closed_port()
+    );
+    let dumps: [(&str, &[u8], &str); 2] = [
+        (
+            "one.dump",
+            b"PGDMP\x01\x0e\x00\x04\x08\x01\x01",
+            "is a pg_dump archive",
+        ),
+        (
+            "one.sql",
+            b"--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n",
+            "is a pg_dump script, not COPY data",
+        ),
+    ];
+    for (name, bytes, said) in dumps {
+        let file = TempPath::new(name);
+        fs::write(&file.0, bytes).unwrap();
+        let out = run(&["table", "t", "--from", file.arg(), "--to", &nowhere]);
+        assert_exit(&out, 2);
+        assert!(text(&out.stderr).contains(said), "{}", text(&out.stderr));
+    }
+}
+
 /// A FIFO likewise: its writer's first bytes show the signature.
 #[test]
 fn compressed_fifo_is_refused_on_its_first_read() {
