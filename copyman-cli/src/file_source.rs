@@ -1079,6 +1079,9 @@ pub(crate) fn check_header(
             if undecoded && copy.columns.is_empty() && fields.len() == columns.len() {
                 return Err(unreadable());
             }
+            if let Some(refused) = split_otherwise(name, fields, columns, &copy.table) {
+                return Err(refused);
+            }
             report::warn(format_args!(
                 "{name}: its header ({}) names no column: it is skipped as a header, not \
                  loaded (if it is data, leave out --header)",
@@ -1154,6 +1157,47 @@ pub(crate) fn check_header(
 }
 
 /// Whether a header field names one of `columns` (but for ASCII case and blanks).
+/// A header of one label that is the columns' names split by another delimiter than the
+/// format's (a tab-separated file read as CSV, a spreadsheet's `;`): its rows would not load as
+/// fields either. Refused with the way that reads them (it was said to name no column, "if it
+/// is data, leave out --header").
+fn split_otherwise(
+    name: &str,
+    fields: &[Option<String>],
+    columns: &[String],
+    table: &impl std::fmt::Display,
+) -> Option<Fatal> {
+    let [Some(label)] = fields else {
+        return None;
+    };
+    let (delimiter, said) = [('\t', "a tab"), (';', "';'"), ('|', "'|'"), (',', "','")]
+        .into_iter()
+        .find(|(d, _)| {
+            let labels: Vec<Option<String>> = label.split(*d).map(|l| Some(l.to_owned())).collect();
+            labels.len() > 1 && labels.iter().all(|l| names_one(l, columns))
+        })?;
+    let way = match delimiter {
+        '\t' => "read it as text: --format text --header (tab-separated data is COPY's text \
+                  format)"
+            .to_owned(),
+        ',' => "read it as CSV: --format csv --header".to_owned(),
+        d => format!(
+            "load it with its delimiter: copyman copy --from {} --to … --receive 'COPY {table} \
+             FROM STDIN (FORMAT csv, HEADER, DELIMITER ''{d}'')'",
+            shell_word(name)
+        ),
+    };
+    Some(Fatal {
+        exit: Exit::Usage,
+        server: None,
+        message: format!(
+            "{name}: its header ({label}) is the columns' names split by {said}, which the \
+             format read does not split on: its rows would not load as fields either, so \
+             nothing was sent; {way}"
+        ),
+    })
+}
+
 fn names_one(field: &Option<String>, columns: &[String]) -> bool {
     let field = field.as_deref().unwrap_or_default().trim();
     columns.iter().any(|c| c.eq_ignore_ascii_case(field))

@@ -999,3 +999,46 @@ fn a_text_file_beside_a_csv_destination_is_read_as_text() {
     );
     assert_eq!(fs::read(&backup.0).unwrap(), fs::read(&input.0).unwrap());
 }
+
+/// A header that is the columns' names split by another delimiter than the format's (a TSV read
+/// as CSV for `--header`, a spreadsheet's `;`) is refused with the way that reads it: it was
+/// said to name no column ("if it is data, leave out --header") and the rows failed as one
+/// field each.
+#[test]
+fn a_header_split_by_another_delimiter_is_refused_with_the_way_to_read_it() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE s (a int, b text, c text);");
+    let to = c.dest[0].conninfo(&d1);
+    let tsv = file("s.txt", b"a\tb\tc\n1\tx\ty\n");
+    let out = run(&["table", "s", "--from", tsv.arg(), "--header", "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("split by a tab")
+            && text(&out.stderr).contains("--format text --header"),
+        "{}",
+        text(&out.stderr)
+    );
+    // As advised: loaded.
+    let out = run(&[
+        "table",
+        "s",
+        "--from",
+        tsv.arg(),
+        "--format",
+        "text",
+        "--header",
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d1, "s"), 1);
+    let semi = file("s.csv", b"a;b;c\r\n2;x;y\r\n");
+    let out = run(&["table", "s", "--from", semi.arg(), "--header", "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("DELIMITER '';'')'"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "s"), 1);
+}
