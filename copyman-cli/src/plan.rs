@@ -741,6 +741,24 @@ fn table_plan(
         })
     });
     let mut sequences = vec![Vec::new(); dests.len()];
+    // From a file, a destination's sequence is left where it stands: said.
+    if source_rel.is_none() && !t.source.is_server() {
+        for (i, rel) in &dest_rels {
+            let loaded: Vec<Ident> = match &columns {
+                Some(columns) => columns.clone(),
+                None => (rel.columns.iter())
+                    .filter(|c| !c.generated)
+                    .map(|c| c.name.clone())
+                    .collect(),
+            };
+            let table = copy.target().to_string();
+            if let Some(warning) =
+                copyman_job::sequences::from_file_warning(&table, &labels[*i], &loaded, rel)
+            {
+                report::warn(warning);
+            }
+        }
+    }
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {
             sequences[*i] = copyman_job::sequences::carried(columns, source, rel);

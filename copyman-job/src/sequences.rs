@@ -102,6 +102,34 @@ pub fn uncarried_warning(table: &str, destination: &str, columns: &[Ident]) -> O
     })
 }
 
+/// What the user is told of the copied `columns` that own a sequence on `destination` (its
+/// label), loaded from a file: a file says nothing of where a sequence stood, so each is left
+/// where it is (as psql's `\copy` leaves it), and an INSERT there that takes its default may
+/// collide with a loaded row (an identity column's first INSERT after loading a file of its
+/// ids failed, 23505) — said, with the statement that advances it.
+pub fn from_file_warning(
+    table: &str,
+    destination: &str,
+    columns: &[Ident],
+    relation: &Relation,
+) -> Option<String> {
+    let owned: Vec<&Ident> = (columns.iter())
+        .filter(|name| relation.column(name).is_some_and(|c| c.sequence.is_some()))
+        .collect();
+    let first = owned.first()?;
+    let names: Vec<String> = owned.iter().map(ToString::to_string).collect();
+    let literal = |text: &str| crate::sql::literal(text);
+    Some(format!(
+        "{table} on {destination}: {} owns a sequence there, which the file's values do not \
+         advance (as with psql's \\copy): an INSERT there that takes its default may collide \
+         with a loaded row; advance it past them: SELECT setval(pg_get_serial_sequence({}, {}), \
+         max({first})) FROM {table}",
+        names.join(", "),
+        literal(table),
+        literal(first.as_str()),
+    ))
+}
+
 /// Where a sequence stands, as its server tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
