@@ -741,19 +741,29 @@ fn table_plan(
         })
     });
     let mut sequences = vec![Vec::new(); dests.len()];
+    // From a file, destinations of other types each read its text as theirs do: said.
+    // (Its columns: those named, else the first destination's.)
+    let loaded = |rel: &Relation| -> Vec<Ident> {
+        match &columns {
+            Some(columns) => columns.clone(),
+            None => (rel.columns.iter())
+                .filter(|c| !c.generated)
+                .map(|c| c.name.clone())
+                .collect(),
+        }
+    };
+    if let (None, false, Some((_, first))) = (&source_rel, t.source.is_server(), dest_rels.first())
+        && let Some(warning) =
+            copyman_job::plan::file_read_as_other_types(&loaded(first), &dest_view)
+    {
+        report::warn(format_args!("{}: {warning}", data_name(&t.source)));
+    }
     // From a file, a destination's sequence is left where it stands: said.
     if source_rel.is_none() && !t.source.is_server() {
         for (i, rel) in &dest_rels {
-            let loaded: Vec<Ident> = match &columns {
-                Some(columns) => columns.clone(),
-                None => (rel.columns.iter())
-                    .filter(|c| !c.generated)
-                    .map(|c| c.name.clone())
-                    .collect(),
-            };
             let table = copy.target().to_string();
             if let Some(warning) =
-                copyman_job::sequences::from_file_warning(&table, &labels[*i], &loaded, rel)
+                copyman_job::sequences::from_file_warning(&table, &labels[*i], &loaded(rel), rel)
             {
                 report::warn(warning);
             }

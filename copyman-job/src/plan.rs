@@ -1891,6 +1891,41 @@ fn no_binary_input(dests: &[(&str, &Relation)]) -> Option<String> {
     })
 }
 
+/// One file into destinations whose copied `columns` are of other types there (`numeric(10,3)`
+/// here and `numeric(10,2)` there, `varchar(10)` and `varchar(3)`, `timestamp` and `date`):
+/// each reads the file's text as its own type does, and they hold other values for one row —
+/// as psql's `\copy` into each would, but a fan-out is read as one copy (it was said between
+/// servers, not from a file). One warning naming them, or `None`.
+pub fn file_read_as_other_types(columns: &[Ident], dests: &[(&str, &Relation)]) -> Option<String> {
+    let mut said = Vec::new();
+    for name in columns {
+        let mut first: Option<(&str, &str)> = None;
+        for (label, rel) in dests {
+            let Some(column) = rel.column(name) else {
+                continue;
+            };
+            match first {
+                None => first = Some((label, column.type_name.as_str())),
+                Some((at, type_name)) if type_name != column.type_name => {
+                    said.push(format!(
+                        "column {name} is {type_name} on {at} but {} on {label}",
+                        column.type_name
+                    ));
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "{}: each destination reads the file's text as its own type does (rounded, cut or \
+             read otherwise), and they may hold other values for the same row",
+            said.join("; ")
+        )
+    })
+}
+
 /// The copied columns whose type differs between the source and a destination in a way that
 /// may change values — the destination reads each value as its own type does (a `numeric`
 /// rounded to its scale, a `float8` to a `real`, a `timestamptz` without its offset, a `json`
