@@ -1036,6 +1036,13 @@ fn table_transfer(low: LowTable, env: &Env) -> Result<Transfer, ArgError> {
     if low.truncate && !destinations.iter().any(Endpoint::is_server) {
         return Err(ArgError::usage("--truncate needs a server destination"));
     }
+    // File to file copyman writes the data as it is: a column list would be ignored.
+    if !columns.is_empty() && !source.is_server() && !destinations.iter().any(Endpoint::is_server) {
+        return Err(ArgError::usage(
+            "--columns names columns on a server: from a file to files the data is written as it \
+             is, every column of it",
+        ));
+    }
     if target.is_some() && !destinations.iter().any(Endpoint::is_server) {
         return Err(ArgError::usage(
             "--target-table names the destinations' table: it needs a server destination",
@@ -1613,6 +1620,21 @@ mod tests {
             "{said}"
         );
         assert!(said.contains("the name says gzip-compressed"), "{said}");
+        // File to file, a column list would be ignored (three columns written for `--columns a`).
+        let said = usage(&[
+            "table",
+            "t",
+            "--from",
+            "a.csv",
+            "--to",
+            "b.csv",
+            "--columns",
+            "a",
+        ]);
+        assert!(
+            said.contains("--columns names columns on a server"),
+            "{said}"
+        );
         let said = usage(&["copy", "--from", "a.csv", "--to", "b.zst", "--to", "host=b"]);
         assert!(said.ends_with("| zstd > b.zst"), "{said}");
         let said = usage(&["table", "t", "--from", "host=a", "--to", "./t.zip"]);

@@ -522,6 +522,17 @@ fn table_plan(
     if let Some(warning) = warning {
         report::warn(warning);
     }
+    // A file read as binary for its signature (planned again so): not given.
+    let format_given = matches!(
+        t.statements,
+        Statements::Table {
+            format_given: true,
+            ..
+        }
+    );
+    if format == Format::Binary && !format_given && !t.source.is_server() {
+        reason = "read as binary: it starts with the PGCOPY signature".to_owned();
+    }
     if format == Format::Binary
         && let (Some(rel), Some(columns)) = (&source_rel, &columns)
     {
@@ -593,7 +604,13 @@ fn table_plan(
     // A binary file holds no column types: each value is read as the destination's column's
     // type, whatever it was written from (an int8 read as a float8, a jsonb as text with its
     // version byte), without an error; psql's \copy reads it so too. Said, with the types.
-    if format == Format::Binary && !t.source.is_server() && !dest_rels.is_empty() {
+    // (Not a file given as binary without the signature: refused as that once its start is
+    // read, it was said to be binary data first.)
+    if format == Format::Binary
+        && !t.source.is_server()
+        && !dest_rels.is_empty()
+        && starts_signed(t) != Some(false)
+    {
         // Each destination's columns as its COPY reads them, in the COPY's order.
         let copied: Vec<(usize, Relation)> = dest_rels
             .iter()
@@ -1167,18 +1184,28 @@ fn binary_read_otherwise(
 /// file that starts with the PGCOPY signature, which the run reads as binary once it has read
 /// the start.
 fn reads_binary(t: &Transfer, forced: Option<Format>) -> bool {
-    match (forced, &t.source) {
-        (Some(format), _) => format == Format::Binary,
-        // Only a regular file is read ahead: a FIFO's data is the run's.
-        (None, Endpoint::File(path)) if fs::metadata(path).is_ok_and(|m| m.is_file()) => {
-            let signature = copyman_wire::eod::BINARY_SIGNATURE;
-            let mut start = vec![0; signature.len()];
-            fs::File::open(path)
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start))
-                .is_ok_and(|()| start == signature)
-        }
-        _ => false,
+    match forced {
+        Some(format) => format == Format::Binary,
+        None => starts_signed(t) == Some(true),
     }
+}
+
+/// Whether a regular file source starts with the PGCOPY signature; `None` for another source
+/// (only a regular file is read ahead: a FIFO's data is the run's).
+fn starts_signed(t: &Transfer) -> Option<bool> {
+    let Endpoint::File(path) = &t.source else {
+        return None;
+    };
+    if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let signature = copyman_wire::eod::BINARY_SIGNATURE;
+    let mut start = vec![0; signature.len()];
+    Some(
+        fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut start))
+            .is_ok_and(|()| start == signature),
+    )
 }
 
 /// Where one file's times with a zone would be read otherwise: a zone written as an
