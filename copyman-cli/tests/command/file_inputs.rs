@@ -1105,3 +1105,28 @@ fn one_file_into_destinations_of_other_types_is_said() {
         "{stderr}"
     );
 }
+
+/// A file given as binary without the PGCOPY signature is refused as that, not first said to be
+/// binary data whose values are read as the columns' types (it said both).
+#[test]
+fn a_file_given_as_binary_without_its_signature_is_refused_as_that_alone() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let data = file("not-binary.csv", b"1,a\n");
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        data.arg(),
+        "--format",
+        "binary",
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("this file does not") && !stderr.contains("which records no column types"),
+        "{stderr}"
+    );
+}
