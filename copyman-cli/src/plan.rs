@@ -1858,25 +1858,41 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
         });
     }
     let mut plan = plan(t, source_conn.as_mut(), &mut dests)?;
-    // A --receive into a table its server does not have fails the run at its COPY (42P01):
-    // the dry run says so as the run would end (it exited 0).
-    if let Statements::Raw { receive, .. } = &t.statements {
+    // A statement whose table or columns its server does not have fails the run at its COPY
+    // (42P01, 42703), and so do columns of other numbers on the two ends (22P04): the dry run
+    // says so as the run would end (it exited 0, "ok").
+    if let Statements::Raw { send, receive } = &t.statements {
+        let sent = send.as_deref().zip(source_conn.as_mut());
+        let mut written = None;
+        if let Some((send, conn)) = sent {
+            if let Some(error) = copy_fails(conn, send) {
+                return Err(Fatal {
+                    exit: Exit::CopyFailed,
+                    message: format!("source: the --send's COPY fails there: {error}"),
+                    server: Some(("source".to_owned(), error)),
+                }
+                .into());
+            }
+            written = copy_width(conn, send);
+        }
         for (i, dest) in dests.iter_mut().enumerate() {
             let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
                 continue;
             };
-            let Some(table) = statement::copy_table(sql) else {
+            let error = copy_fails(conn, sql).or_else(|| {
+                let (written, read) = (written?, copy_width(conn, sql)?);
+                (written != read).then(|| ErrorInfo {
+                    sqlstate: Some("22P04".to_owned()),
+                    message: format!(
+                        "the --send writes {} and its --receive reads {}: its COPY fails at the \
+                         first row",
+                        crate::job::plural(written, "column"),
+                        crate::job::plural(read, "column")
+                    ),
+                })
+            });
+            let Some(error) = error else {
                 continue;
-            };
-            let missing = conn
-                .query(&sql::relation_name_query(table))
-                .is_ok_and(|rows| rows.is_empty());
-            if !missing {
-                continue;
-            }
-            let error = ErrorInfo {
-                sqlstate: Some("42P01".to_owned()),
-                message: format!("table {table} does not exist there"),
             };
             if !t.keep_going {
                 let whom = format!("destination {} ({})", i + 1, dest.endpoint.display());
@@ -2034,6 +2050,31 @@ fn input(
     Ok(Some(Input::Read(crate::file_source::describe_start(
         t, &start, plan,
     ))))
+}
+
+/// Why a `COPY table [(columns)] …` statement fails on `conn`'s server at its start: its table or
+/// a column it names is not there (42P01, 42703), as a `SELECT` of them says; `None` where it
+/// starts (or is a `COPY (query)`, described elsewhere).
+fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
+    let table = statement::copy_table(sql)?;
+    let columns = match copyman_core::file_start::copy_columns(sql)? {
+        Some(names) => (names.iter())
+            .map(|n| copyman_core::file_start::column_name(n))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "*".to_owned(),
+    };
+    let probe = format!("SELECT {columns} FROM {table} LIMIT 0");
+    conn.query(&probe).err().map(|e| describe_sync(&e))
+}
+
+/// How many columns a `COPY table [(columns)] …` writes or reads on `conn`'s server (its
+/// columns, or the table's but its generated ones); `None` where that cannot be told.
+fn copy_width(conn: &mut Connection, sql: &str) -> Option<usize> {
+    if let Some(Some(names)) = copyman_core::file_start::copy_columns(sql) {
+        return Some(names.len());
+    }
+    crate::file_source::copy_relation_named(conn, sql).map(|(_, rel)| rel.columns.len())
 }
 
 /// The plan as `--json` shows it for `--dry-run`.

@@ -337,7 +337,21 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
                 if let Some(error) = &fail.producer_fault {
                     run_error = Some(source_failed(report::describe(&**error)));
                 } else if !retry {
-                    run_error = Some("a destination could not start its COPY".to_owned());
+                    // Which, and what its server said (it was "a destination could not start
+                    // its COPY", where other failures head with theirs).
+                    let first = fail.receiver_faults.first().map(|(id, error)| {
+                        let i = live[id.0];
+                        let said = report::describe(&**error);
+                        format!(
+                            "destination {} ({}) could not start its COPY: {said}",
+                            i + 1,
+                            dests[i].endpoint.display()
+                        )
+                    });
+                    run_error =
+                        Some(first.unwrap_or_else(|| {
+                            "a destination could not start its COPY".to_owned()
+                        }));
                 } else {
                     // The COPYs that did start were failed: their transactions must start over.
                     if let Some(conn) = source_conn.as_mut() {

@@ -1458,3 +1458,46 @@ fn a_style_changed_during_the_sources_copy_is_refused_for_text() {
         .get(0);
     assert_eq!((count(&c.dest[0], &d, "dt"), wrong), (6, 0));
 }
+
+/// `copy --dry-run` exits as the run would where its statements name a table or column their
+/// server does not have (42P01, 42703), or where the two ends' columns differ in number (22P04):
+/// it said "ok", exit 0, and the run failed.
+#[test]
+fn a_copy_dry_run_fails_where_its_statements_would() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a');",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d1));
+    let dry = |send: &str, receive: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &from,
+            "--send",
+            send,
+            "--to",
+            &to,
+            "--receive",
+            receive,
+            "--dry-run",
+        ])
+    };
+    for (send, receive, said) in [
+        ("COPY nosuch TO STDOUT", "COPY t FROM STDIN", "42P01"),
+        ("COPY t (nocol) TO STDOUT", "COPY t FROM STDIN", "42703"),
+        ("COPY t TO STDOUT", "COPY t (nocol) FROM STDIN", "42703"),
+        ("COPY t TO STDOUT", "COPY t (id) FROM STDIN", "22P04"),
+    ] {
+        let out = dry(send, receive);
+        assert_exit(&out, 1);
+        assert!(
+            text(&out.stderr).contains(said),
+            "{send} → {receive}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_exit(&dry("COPY t (v) TO STDOUT", "COPY t (v) FROM STDIN"), 0);
+}
