@@ -1986,6 +1986,8 @@ impl Ledger {
         let mut records = Vec::new();
         let mut lines = Vec::new();
         let (mut committed, mut doubt, mut prepared) = (Vec::new(), Vec::new(), Vec::new());
+        // The first destination whose COMMIT is in doubt: what a script looks at first.
+        let mut doubt_on: Option<(usize, &str)> = None;
         for (table, cells) in &self.tables {
             for (i, (cell, dest)) in cells.iter().zip(&self.dests).enumerate() {
                 let (status, note) = self.verdict(cell);
@@ -2000,6 +2002,8 @@ impl Ledger {
                 records.push(json!({
                     "table": table,
                     "destination": dest,
+                    "server": format!("destination {}", i + 1),
+                    "endpoint": dest,
                     "status": status,
                     "recorded": matches!(cell, Cell::Finished(Status::Committed | Status::AlreadyDone)),
                     "unanswered": in_flight,
@@ -2008,7 +2012,10 @@ impl Ledger {
                 let at = format!("{table} on destination {}", i + 1);
                 match status {
                     "committed" => committed.push(at),
-                    "in doubt" => doubt.push(at),
+                    "in doubt" => {
+                        doubt_on.get_or_insert((i, dest.as_str()));
+                        doubt.push(at);
+                    }
                     "prepared" | "prepared or not" => prepared.push(at),
                     _ => {}
                 }
@@ -2080,6 +2087,10 @@ impl Ledger {
                 "status": "interrupted",
                 "exit_code": exit,
                 "exited_at_once": true,
+                // Why, in the words said (it was "interrupted (exit 4)").
+                "error": format!("{} received: {summary}", signals::name(signal)),
+                "server": doubt_on.map(|(i, _)| format!("destination {}", i + 1)),
+                "endpoint": doubt_on.map(|(_, dest)| dest),
                 "state": self.state,
                 "tables": records,
             }));

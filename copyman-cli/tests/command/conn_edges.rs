@@ -654,6 +654,12 @@ fn a_second_signal_during_the_commits_exits_partial_in_a_job_too() {
     assert_eq!(report["status"], "interrupted", "{report}");
     assert_eq!(report["exited_at_once"], true, "{report}");
     assert_eq!(report["exit_code"], 4, "{report}");
+    // Why, in the words said, and the destination in doubt (it was "interrupted (exit 4)").
+    assert!(
+        (report["error"].as_str()).is_some_and(|e| e.contains("received: exited at once")),
+        "{report}"
+    );
+    assert_eq!(report["server"], "destination 2", "{report}");
     let statuses: Vec<&str> = report["tables"]
         .as_array()
         .unwrap()
