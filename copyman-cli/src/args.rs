@@ -876,6 +876,14 @@ fn stderr_is_stdout() -> bool {
 }
 
 pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, ArgError> {
+    // An unset variable (`--to "$OUT"`), not a server: libpq's empty conninfo is the
+    // environment's default server, where the rows were committed (exit 0).
+    if text.trim().is_empty() {
+        return Err(ArgError::usage(format!(
+            "{flag} is empty (an unset variable?): give a file, `-`, or a server; the \
+             environment's default server (PGHOST, PGDATABASE …) is postgresql://"
+        )));
+    }
     match Target::classify(text) {
         Target::Stdio => Ok(Endpoint::Stdio),
         Target::File(_) if conn::looks_like_a_server(text) => Err(ArgError::usage(format!(

@@ -798,6 +798,29 @@ pub(crate) fn check_start(
 ) -> anyhow::Result<Start> {
     let reading = reading(t);
     let start = source.examine_start(&reading)?;
+    // A *.csv file read as CSV for its name whose lines are text COPY data (psql's `\copy t to
+    // 't.csv'` without `csv`): its NULLs would load as the string \N, its empty strings as NULL.
+    if let Statements::Table {
+        format: Some(Format::Csv),
+        format_given: false,
+        ..
+    } = &t.statements
+        && let (Some(front), Some(columns)) = (&source.front, &plan.file_columns)
+        && let Some(sign) = file_start::text_sign(front, columns.len())
+        && !start.binary
+    {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: format!(
+                "{} is read as CSV for its name, but it holds {sign}: text COPY data, whose \
+                 NULLs, empty strings and escapes CSV would load as other values, so nothing was \
+                 sent; give --format text (or --format csv if it is CSV)",
+                source.name()
+            ),
+        }
+        .into());
+    }
     if let Some(binary) = read_as(t, &reading, &start, source.name())? {
         *plan = crate::plan::plan(&binary, source_conn, dests)?;
         if plan.format.is_some() {
@@ -1199,8 +1222,11 @@ fn split_otherwise(
 }
 
 fn names_one(field: &Option<String>, columns: &[String]) -> bool {
-    let field = field.as_deref().unwrap_or_default().trim();
-    columns.iter().any(|c| c.eq_ignore_ascii_case(field))
+    let field = field.as_deref().unwrap_or_default();
+    // As the header check reads a label (`person.last_name`, `Last Name`), or any column's but
+    // for case (two columns alike but for case name none alone).
+    file_start::column_named(field, columns).is_some()
+        || columns.iter().any(|c| c.eq_ignore_ascii_case(field.trim()))
 }
 
 /// A line's fields as said: `1, Ann`, NULL for the NULL string.

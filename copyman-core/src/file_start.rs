@@ -501,22 +501,7 @@ pub fn check_header(
     columns: &[impl AsRef<str>],
 ) -> Result<(), HeaderMismatch> {
     let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
-    // A field names a column when it is its name, or only one column's but for ASCII case and
-    // blanks around it (a spreadsheet's `Email` for `email`: loaded by position, it went into
-    // another column).
-    let position = |name: &str| {
-        let loose = name.trim();
-        // Exactly, blanks aside, before any case (` email ` is `email`, not `Email`).
-        let exact = |name: &str| columns.iter().position(|c| *c == name);
-        exact(name).or_else(|| exact(loose)).or_else(|| {
-            let mut matching =
-                (columns.iter().enumerate()).filter(|(_, c)| c.eq_ignore_ascii_case(loose));
-            match (matching.next(), matching.next()) {
-                (Some((at, _)), None) => Some(at),
-                _ => None,
-            }
-        })
-    };
+    let position = |name: &str| column_named(name, &columns);
     let named: Vec<(usize, &str, usize)> = fields
         .iter()
         .enumerate()
@@ -555,6 +540,63 @@ pub fn check_header(
     })
 }
 
+/// The position among `columns` of the one a header's label names: its name exactly (blanks
+/// around it aside), else only one column's but for ASCII case (a spreadsheet's `Email` for
+/// `email`), else, as loosely, its last dotted part (`person.last_name`, as SQL clients and BI
+/// tools write a column with its table) or its words joined by `_` (`Last Name`, as spreadsheets
+/// write `last_name`). Each looser reading counts only where it names one column alone: those
+/// headers, in another order, loaded every value into another column (said to name none).
+///
+/// ```
+/// use copyman_core::file_start::column_named;
+///
+/// let columns = ["first_name", "last_name", "Email", "email"];
+/// assert_eq!(column_named("last_name", &columns), Some(1));
+/// assert_eq!(column_named(" LAST_NAME ", &columns), Some(1));
+/// assert_eq!(column_named("person.last_name", &columns), Some(1));
+/// assert_eq!(column_named("Last Name", &columns), Some(1));
+/// assert_eq!(column_named(" email ", &columns), Some(3));
+/// assert_eq!(column_named("EMAIL", &columns), None);
+/// assert_eq!(column_named("Customer ID", &columns), None);
+/// ```
+pub fn column_named(label: &str, columns: &[impl AsRef<str>]) -> Option<usize> {
+    let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
+    let loose = label.trim();
+    // Exactly, blanks aside, before any case (` email ` is `email`, not `Email`).
+    let exact = |name: &str| columns.iter().position(|c| *c == name);
+    let alone = |matches: &dyn Fn(&str) -> bool| {
+        let mut matching = (columns.iter().enumerate()).filter(|(_, c)| matches(c));
+        match (matching.next(), matching.next()) {
+            (Some((at, _)), None) => Some(at),
+            _ => None,
+        }
+    };
+    let unqualified = loose.rsplit('.').next().unwrap_or(loose).trim();
+    let words = |name: &str| -> String {
+        (name.split(|c: char| c.is_whitespace() || c == '_' || c == '-'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join("_")
+    };
+    exact(label)
+        .or_else(|| exact(loose))
+        .or_else(|| alone(&|c| c.eq_ignore_ascii_case(loose)))
+        .or_else(|| {
+            (unqualified != loose)
+                .then(|| {
+                    exact(unqualified).or_else(|| alone(&|c| c.eq_ignore_ascii_case(unqualified)))
+                })
+                .flatten()
+        })
+        .or_else(|| {
+            let folded = words(unqualified);
+            (!folded.is_empty())
+                .then(|| alone(&|c| words(c) == folded))
+                .flatten()
+        })
+}
+
 /// Whether a line's `fields` name the `columns` a COPY reads, each a different one (by name, or
 /// but for ASCII case and blanks around it, as [`check_header`] reads names), as many as there
 /// are: a header, which read as a row is loaded as data (or fails on its first typed column).
@@ -575,12 +617,7 @@ pub fn names_columns(fields: &[Option<String>], columns: &[impl AsRef<str>]) -> 
         let Some(name) = field.as_deref() else {
             return false;
         };
-        let loose = name.trim();
-        let Some(at) = columns
-            .iter()
-            .position(|c| *c == name)
-            .or_else(|| columns.iter().position(|c| c.eq_ignore_ascii_case(loose)))
-        else {
+        let Some(at) = column_named(name, &columns) else {
             return false;
         };
         named.push(at);
@@ -1019,6 +1056,38 @@ impl Compression {
             other => other.decompress(),
         }
     }
+}
+
+/// What in a file's first bytes `data` shows text COPY data, where it would be read as CSV for
+/// its name (psql's `\\copy t to 't.csv'` without `csv` writes text): a line that is `\N`, text's
+/// NULL (CSV writes a NULL as nothing), or, for a COPY of `columns` columns (more than one), a
+/// line that tabs split into as many fields. Read as CSV its NULLs became the string `\N`, its
+/// empty strings NULL, its escapes doubled, exit 0. Complete lines only (the last, where the
+/// bytes stop mid-line, is not looked at); `None` where nothing says text.
+///
+/// ```
+/// use copyman_core::file_start::text_sign;
+///
+/// assert!(text_sign(b"a\n\\N\nb\n", 1).is_some());
+/// assert!(text_sign(b"1\tSmith, John\n2\tDoe, Jane\n", 2).is_some());
+/// assert!(text_sign(b"1,\"Smith, John\"\n2,Doe\n", 2).is_none());
+/// assert!(text_sign(b"C:\\dir,1\n", 2).is_none());
+/// ```
+pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
+    let complete = match data.iter().rposition(|b| *b == b'\n') {
+        Some(end) => &data[..end],
+        None => return None,
+    };
+    complete.split(|b| *b == b'\n').find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line == b"\\N" {
+            Some("a line that is \\N, text COPY's NULL")
+        } else if columns > 1 && line.split(|b| *b == b'\t').count() == columns {
+            Some("lines that tabs split into the table's columns")
+        } else {
+            None
+        }
+    })
 }
 
 /// Input that is no COPY data, told by its first bytes, for the caller to refuse with the way

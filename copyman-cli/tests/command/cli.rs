@@ -661,7 +661,7 @@ fn wrong_password_exit_3() {
         .args([
             "copy",
             "--from",
-            "",
+            "postgresql://",
             "--send",
             "COPY (SELECT 42) TO STDOUT",
             "--to",
@@ -682,7 +682,7 @@ fn wrong_password_exit_3() {
         .args([
             "copy",
             "--from",
-            "",
+            "postgresql://",
             "--send",
             "COPY (SELECT 42) TO STDOUT",
             "--to",

@@ -105,7 +105,8 @@ fn mistyped_url_is_a_usage_error_and_never_prints_its_password() {
     // A file path that looks like it holds a password is shown without it.
     let missing = format!("./postgres:{secret}@nowhere.csv");
     let out = output(cm(&home).args(["table", "t", "--from", &missing, "--to", &good, "--json"]));
-    assert_exit(&out, 1);
+    // A missing source file is the command's to mend: exit 2, before connecting.
+    assert_exit(&out, 2);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         !stderr.contains(secret) && !stdout.contains(secret),
@@ -152,7 +153,9 @@ fn service_files_name_the_clusters() {
             .env("PGSYSCONFDIR", sysconf.arg())
             .env("PGSERVICE", "second")
             .args(["table", "items", "--from", "service=source", "--json"])
-            .args(["--to", "service=first", "--to", ""]),
+            // The environment's defaults (PGSERVICE): an empty URL, as an empty CONN is
+            // refused (a script's unset variable wrote into the default server).
+            .args(["--to", "service=first", "--to", "postgresql://"]),
     );
     assert_exit(&out, 0);
     let expected = digest(&c.source, &src, "items");

@@ -1130,3 +1130,102 @@ fn a_file_given_as_binary_without_its_signature_is_refused_as_that_alone() {
         "{stderr}"
     );
 }
+
+/// A header that names the columns with their table (`person.last_name`, as SQL clients export
+/// it) or in words (`Last Name`, as spreadsheets write it), in another order than the table's,
+/// is refused as one of plain names is: it was said to name no column and every value loaded
+/// into the other column, exit 0.
+#[test]
+fn a_header_of_qualified_or_worded_names_in_another_order_is_refused() {
+    let c = clusters();
+    let d1 = database(
+        &c.dest[0],
+        "CREATE TABLE person (first_name text, last_name text);",
+    );
+    let to = c.dest[0].conninfo(&d1);
+    for (name, data) in [
+        (
+            "qualified.csv",
+            &b"person.last_name,person.first_name\nSmith,John\n"[..],
+        ),
+        ("worded.csv", b"Last Name,First Name\nDoe,Jane\n"),
+    ] {
+        let input = file(name, data);
+        let out = run(&[
+            "table",
+            "person",
+            "--from",
+            input.arg(),
+            "--header",
+            "--to",
+            &to,
+        ]);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("--columns last_name,first_name"),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(count(&c.dest[0], &d1, "person"), 0);
+}
+
+/// An empty CONN (a script's unset `$OUT`) is refused: libpq's empty conninfo is the
+/// environment's default server, where the rows were committed (or, as `--from` with
+/// `--truncate`, a table replaced by its rows), exit 0.
+#[test]
+fn an_empty_conn_is_refused() {
+    for args in [
+        &["table", "t", "--from", "host=h", "--to", ""][..],
+        &["table", "t", "--from", " ", "--to", "host=h"],
+        &["recover", "--to", ""],
+    ] {
+        let out = run(args);
+        assert_exit(&out, 2);
+        assert!(
+            text(&out.stderr).contains("is empty (an unset variable?)"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// psql's text export named `*.csv` (`\copy t to 't.csv'` without `csv`) read as CSV for its
+/// name: a line that is `\N` says text, refused with the way (its NULLs were stored as the
+/// string `\N` and its empty strings as NULL, exit 0).
+#[test]
+fn a_text_export_named_csv_is_refused_rather_than_read_as_csv() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE one (v text);");
+    let data = file("one.csv", b"\\N\n\na\\\\b\nx\n");
+    let to = c.dest[0].conninfo(&d1);
+    let out = run(&["table", "one", "--from", data.arg(), "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("it holds a line that is \\N, text COPY's NULL")
+            && text(&out.stderr).contains("give --format text"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d1, "one"), 0);
+    // As advised: psql's values.
+    let out = run(&[
+        "table",
+        "one",
+        "--from",
+        data.arg(),
+        "--format",
+        "text",
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        rows(
+            &c.dest[0],
+            &d1,
+            "SELECT coalesce(v, '<null>') FROM one ORDER BY v NULLS FIRST"
+        ),
+        ["<null>", "", "a\\b", "x"]
+    );
+}
