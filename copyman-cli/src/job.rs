@@ -1309,8 +1309,14 @@ fn to_json(
     let failed = (results().filter(|(_, _, r)| r.status == Status::Failed))
         .chain(results())
         .find_map(|(t, d, r)| Some((t, d, r.error.as_ref()?)))
-        .filter(|_| exit != Exit::Success);
-    let error = report.stopped.clone().or_else(|| {
+        // Interrupted, the signal is why, not a server (a table rolled back on destination 1,
+        // copyman's own cancel of a checksum, 57014), as a one-table run says it.
+        .filter(|_| exit != Exit::Success && !exit.is_interruption());
+    let interrupted = report
+        .interrupted
+        .clone()
+        .filter(|_| exit.is_interruption());
+    let error = interrupted.or_else(|| report.stopped.clone()).or_else(|| {
         let (t, d, e) = failed?;
         Some(format!(
             "{} on destination {}: {}",
@@ -1320,6 +1326,11 @@ fn to_json(
         ))
     });
     let (server, endpoint, sqlstate) = match failed {
+        // The source's error, which every destination's record carries (a source backend
+        // terminated): the source's, not destination 1's.
+        Some((_, _, e)) if e.message.starts_with("source: ") => {
+            (Some("source".to_owned()), None, e.sqlstate.clone())
+        }
         Some((_, d, e)) => (
             Some(format!("destination {}", d + 1)),
             dests.get(d).map(|s| s.name.clone()),
@@ -2662,6 +2673,76 @@ mod tests {
         });
         assert_eq!(copied(), (150, 1500));
         assert_eq!(render.state.lock().unwrap().finished, 2);
+    }
+
+    /// `--json` names the server of a job's failure: the source where every destination's
+    /// record carries the source's error (its backend terminated: it named destination 1), none
+    /// where a signal stopped the job (destination 1 was named, its table rolled back).
+    #[test]
+    fn a_jobs_json_names_the_source_or_no_server_where_none_failed() {
+        let result = |status, error: Option<(&str, &str)>| job::DestResult {
+            status,
+            rows: None,
+            bytes: 0,
+            seconds: 0.0,
+            error: error.map(|(code, message)| job::TableError {
+                lasting: false,
+                sqlstate: Some(code.to_owned()),
+                message: message.to_owned(),
+            }),
+            verified: None,
+            unverified: false,
+            warning: None,
+        };
+        let source = Some((
+            "57P01",
+            "source: terminating connection due to administrator command",
+        ));
+        let report = |destinations, interrupted: Option<&str>| JobReport {
+            tables: vec![job::TableReport {
+                table: TableName::parse("t").unwrap(),
+                format: Format::Text,
+                source_rows: None,
+                destinations,
+                notices: Vec::new(),
+                notices_dropped: 0,
+            }],
+            snapshot: None,
+            stopped: None,
+            stopped_waiting: false,
+            interrupted: interrupted.map(str::to_owned),
+            seconds: 0.0,
+        };
+        let server = |name: &str| Server {
+            name: name.to_owned(),
+            connect: Arc::new(|| unreachable!("not connected")),
+            own_settings: None,
+        };
+        let dests = [server("d1"), server("d2")];
+        let options = Options::new("job.state");
+        let failed = report(
+            vec![
+                result(Status::Failed, source),
+                result(Status::Failed, source),
+            ],
+            None,
+        );
+        let doc = to_json(&failed, &dests, &options, Exit::CopyFailed, &[]);
+        assert_eq!(doc["server"], "source", "{doc}");
+        assert_eq!(doc["sqlstate"], "57P01", "{doc}");
+        let stopped = report(
+            vec![
+                result(Status::RolledBack, Some(("57014", "canceling statement"))),
+                result(Status::RolledBack, None),
+            ],
+            Some("interrupted by SIGTERM"),
+        );
+        let doc = to_json(&stopped, &dests, &options, Exit::interrupted(15), &[]);
+        assert_eq!(doc["error"], "interrupted by SIGTERM", "{doc}");
+        assert!(
+            doc["server"].is_null() && doc["sqlstate"].is_null(),
+            "{doc}"
+        );
     }
 
     /// A job that stopped at its first table says why within a few lines: the tables it never

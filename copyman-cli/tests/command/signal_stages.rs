@@ -527,8 +527,8 @@ fn a_job_interrupted_before_a_tables_first_commit_calls_it_off() {
             "--to",
             &c.dest[1].conninfo(&d2),
         ])
-        .args(["--state", state.arg()])
-        .stdout(Stdio::null())
+        .args(["--state", state.arg(), "--json"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -537,6 +537,12 @@ fn a_job_interrupted_before_a_tables_first_commit_calls_it_off() {
     signal(&child, "INT");
     let status = wait_bounded(&mut child);
     assert_eq!(status.code(), Some(130));
+    // --json: the signal is why, no server (destination 1 was named, its table rolled back).
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["error"], "interrupted by SIGINT", "{report}");
+    assert!(report["server"].is_null(), "{report}");
     for (cluster, db) in [(&c.dest[0], &d1), (&c.dest[1], &d2)] {
         assert_eq!(count(cluster, db, "m"), 0, "m committed on {db}");
     }
