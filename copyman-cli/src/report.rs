@@ -622,7 +622,11 @@ impl RunReport {
         let rows = self.rows();
         // Who said the error: the source, else the first destination that failed (a failure in
         // the commit phase left `error` null with exit 1: a script printed "None").
-        let failed = (self.destinations.iter().enumerate())
+        // (A destination that failed before one whose note is in its error: a pipe's
+        // "went out and cannot be taken back" was named.)
+        let each = || self.destinations.iter().enumerate();
+        let failed = (each().filter(|(_, d)| d.status == Status::Failed))
+            .chain(each())
             .find_map(|(i, d)| Some((i, d, d.error.as_ref()?)));
         let (server, endpoint, sqlstate) = match (&self.source_error, failed) {
             // Interrupted: the signal is why, not a server (a busy destination's 57014 was
@@ -1083,5 +1087,15 @@ mod tests {
         failed.destinations[0].status = Status::RolledBack;
         assert_eq!(failed.exit(), Exit::CopyFailed);
         assert_eq!(failed.to_json()["status"], "failed");
+        // A pipe's note in its error (what went out) before the failure: the failure is named
+        // (the pipe was).
+        failed.destinations[0].status = Status::Sent;
+        failed.destinations[0].error = Some(ErrorInfo {
+            sqlstate: None,
+            message: "3.50 MiB went out before the run failed and cannot be taken back".into(),
+        });
+        let json = failed.to_json();
+        assert_eq!(json["server"], "destination 2", "{json}");
+        assert_eq!(json["sqlstate"], "23514", "{json}");
     }
 }

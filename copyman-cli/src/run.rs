@@ -524,6 +524,20 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
             .as_ref()
             .map(|e| e.to_string())
             .or_else(|| finish::source_error(ended.source.as_ref()));
+        // The source's error where its check or commit is why (`--json`'s `server`, `sqlstate`:
+        // they were null for its 23503).
+        use copyman_core::commit::SourceOutcome;
+        if let (
+            None,
+            Some(
+                SourceOutcome::CheckFailed(e)
+                | SourceOutcome::CommitFailed(e)
+                | SourceOutcome::InDoubt(e),
+            ),
+        ) = (&ended.record_error, &ended.source)
+        {
+            source_error.get_or_insert_with(|| e.clone());
+        }
     }
     // A --send statement that wrote: what became of its changes, said when some destination
     // committed and they did not (under --keep-going the source commits only if every

@@ -94,6 +94,13 @@ fn a_source_whose_deferred_constraint_fails_commits_nothing_anywhere() {
         1000,
         "the source keeps its rows"
     );
+    // --json names the source and its SQLSTATE (they were null).
+    let dbs = empty_destinations(s, "");
+    let out = run_owned(&move_args(s, &s.source.url(&src), &dbs, &["--json"]));
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert_eq!(report["server"], "source", "{report}");
+    assert_eq!(report["sqlstate"], "23503", "{report}");
 }
 
 /// Point 1 under `--atomic`: the source is checked before the decision is recorded.
