@@ -56,8 +56,13 @@ pub(crate) fn run(
             Err(e) => return Err(log_error(&e).into()),
         }
     };
+    // A directory, a file it may not read: the command's to mend (exit 2, nothing looked at),
+    // not "something is pending" (exit 1, which a script retries).
     let unreadable = |e: io::Error| Fatal {
-        exit: Exit::CopyFailed,
+        exit: match e.kind() {
+            io::ErrorKind::IsADirectory | io::ErrorKind::PermissionDenied => Exit::Usage,
+            _ => Exit::CopyFailed,
+        },
         server: None,
         message: format!("cannot read the decision log {}: {e}", log_path.display()),
     };

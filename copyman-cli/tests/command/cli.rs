@@ -819,3 +819,19 @@ fn demo_with_its_stdout_closed_fails() {
         "{stderr}"
     );
 }
+
+/// recover given a directory as its decision log exits 2 (the command's to mend), as `--atomic`
+/// does, not 1, recover's "something is pending", which a script retries.
+#[test]
+fn recover_with_a_directory_for_its_decision_log_is_a_usage_error() {
+    let dir = TempPath::new("decision-dir");
+    fs::create_dir_all(&dir.0).unwrap();
+    let nowhere = format!("host=127.0.0.1 port={} user=u dbname=d", closed_port());
+    let out = run(&["recover", "--to", &nowhere, "--decision-log", dir.arg()]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("Is a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
