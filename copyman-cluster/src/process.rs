@@ -70,7 +70,7 @@ fn id(args: &[&str]) -> u32 {
 /// with a clean PostgreSQL environment and C locale messages.
 pub(crate) fn server_command(program: &Path, cwd: &Path) -> Command {
     let mut cmd = if server_owner().is_some() {
-        let mut cmd = Command::new("runuser");
+        let mut cmd = Command::new(runuser());
         cmd.args(["-u", SERVER_OS_USER, "--"]).arg(program);
         cmd
     } else {
@@ -79,6 +79,27 @@ pub(crate) fn server_command(program: &Path, cwd: &Path) -> Command {
     cmd.current_dir(cwd);
     clean_env(&mut cmd);
     cmd
+}
+
+/// `runuser`: found on PATH, else in the system directories it is installed in (cron's PATH,
+/// `/usr/bin:/bin`, has no `/usr/sbin`: the demo failed "No such file or directory" and was
+/// told to set TMPDIR).
+fn runuser() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("runuser").is_file()));
+    let installed = [
+        "/usr/sbin/runuser",
+        "/sbin/runuser",
+        "/usr/bin/runuser",
+        "/bin/runuser",
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file());
+    match (on_path, installed) {
+        (false, Some(path)) => path,
+        _ => "runuser".into(),
+    }
 }
 
 /// Removes libpq/server environment variables and forces C messages.

@@ -762,6 +762,24 @@ fn demo_verifies() {
     assert!(stdout.contains("throughput"), "{stdout}");
 }
 
+/// The demo under cron's PATH (`/usr/bin:/bin`, no `/usr/sbin`): as root its servers run through
+/// `runuser`, found where it is installed (it failed "No such file or directory", told to set
+/// TMPDIR).
+#[test]
+fn demo_runs_under_crons_path() {
+    let out = copyman()
+        .args(["demo", "--rows", "1000", "--destinations", "1"])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("verified"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 /// A signal stops the demo at its next step, says so and removes its clusters (it had no
 /// handler: from a script, where SIGINT is ignored, the demo ran on to exit 0; from a terminal
 /// it died without a word).
