@@ -1706,7 +1706,11 @@ pub fn resolve_columns(
             }
         }
         if !extra.is_empty() {
-            said.push(format!("has {} that the source has not", extra.join(", ")));
+            said.push(format!(
+                "has {} that the source has not and that takes no default and refuses NULL \
+                 (give it a DEFAULT there, or DROP NOT NULL)",
+                extra.join(", ")
+            ));
         }
         if !left_out.is_empty() {
             said.push(format!(
@@ -2270,7 +2274,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.contains(
-                r#"destination 1 lacks "b" and has "c" that the source has not; destination 2 lacks "b" (generated there)"#
+                r#"destination 1 lacks "b" and has "c" that the source has not and that takes no default and refuses NULL (give it a DEFAULT there, or DROP NOT NULL); destination 2 lacks "b" (generated there)"#
             ),
             "{err}"
         );

@@ -362,7 +362,7 @@ fn a_table_missing_on_a_destination_stops_the_job_or_with_keep_going_only_that_t
     assert!(
         error
             .message
-            .contains("give it the source's columns there (ALTER TABLE … ADD COLUMN)")
+            .contains("make its columns fit the source's there (ALTER TABLE … ADD COLUMN")
             && error
                 .message
                 .contains("copy it alone (copyman table \"public\".\"c\" --columns"),
