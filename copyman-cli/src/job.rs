@@ -1277,6 +1277,7 @@ fn to_json(
         for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
             records.push(json!({
                 "table": t.table.to_string(),
+                "source_rows": t.source_rows,
                 "destination": s.name,
                 "server": format!("destination {}", i + 1),
                 "endpoint": s.name,
@@ -1347,6 +1348,10 @@ fn to_json(
         "endpoint": endpoint,
         "sqlstate": sqlstate,
         "state": options.state.display().to_string(),
+        // The totals the human summary says (a script summed the records itself).
+        "source_rows": totals(report).0,
+        "rows": totals(report).1,
+        "bytes": (report.tables.iter()).flat_map(|t| &t.destinations).map(|d| d.bytes).sum::<u64>(),
         "snapshot": report.snapshot,
         "notes": notes,
         "waits": crate::watch::lock_waits(),
@@ -1401,25 +1406,7 @@ fn write_human(
         .flat_map(|t| &t.destinations)
         .filter(|d| d.status.is_done() && d.verified != Some(false) && !d.unverified)
         .count();
-    let rows: u64 = report
-        .tables
-        .iter()
-        .flat_map(|t| &t.destinations)
-        .filter(|d| matches!(d.status, Status::Committed | Status::PartlyCommitted))
-        .filter_map(|d| d.rows)
-        .sum();
-    // The source's rows of the tables copied (as a one-table run counts), then what the
-    // destinations committed in all: a 1,000-row table to 2 destinations is 2,000 there.
-    let source_rows: u64 = report
-        .tables
-        .iter()
-        .filter(|t| {
-            t.destinations
-                .iter()
-                .any(|d| matches!(d.status, Status::Committed | Status::PartlyCommitted))
-        })
-        .filter_map(|t| t.source_rows)
-        .sum();
+    let (source_rows, rows) = totals(report);
     // Tables an earlier run committed beside tables this one copied: two snapshots.
     let earlier_run = rows > 0
         && report
@@ -2110,6 +2097,23 @@ impl Ledger {
     }
 }
 
+/// A job's totals: the source's rows of the tables it copied (as a one-table run counts), and
+/// what the destinations committed in all (a 1,000-row table to 2 destinations is 2,000 there).
+fn totals(report: &JobReport) -> (u64, u64) {
+    let committed =
+        |d: &job::DestResult| matches!(d.status, Status::Committed | Status::PartlyCommitted);
+    let rows = (report.tables.iter())
+        .flat_map(|t| &t.destinations)
+        .filter(|d| committed(d))
+        .filter_map(|d| d.rows)
+        .sum();
+    let source_rows = (report.tables.iter())
+        .filter(|t| t.destinations.iter().any(committed))
+        .filter_map(|t| t.source_rows)
+        .sum();
+    (source_rows, rows)
+}
+
 /// `1 table`, `2 tables`.
 pub(crate) fn plural(n: usize, what: &str) -> String {
     match what.strip_suffix('y') {
@@ -2743,6 +2747,25 @@ mod tests {
             doc["server"].is_null() && doc["sqlstate"].is_null(),
             "{doc}"
         );
+        // Its totals, as the human summary says them (they were not in --json).
+        let mut copied = report(
+            vec![
+                result(Status::Committed, None),
+                result(Status::Committed, None),
+            ],
+            None,
+        );
+        copied.tables[0].source_rows = Some(5);
+        for d in &mut copied.tables[0].destinations {
+            (d.rows, d.bytes) = (Some(5), 40);
+        }
+        let doc = to_json(&copied, &dests, &options, Exit::Success, &[]);
+        assert_eq!(
+            (&doc["source_rows"], &doc["rows"], &doc["bytes"]),
+            (&json!(5), &json!(10), &json!(80)),
+            "{doc}"
+        );
+        assert_eq!(doc["tables"][0]["source_rows"], 5, "{doc}");
     }
 
     /// A job that stopped at its first table says why within a few lines: the tables it never
