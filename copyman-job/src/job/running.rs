@@ -1349,12 +1349,25 @@ pub(super) fn record_mismatch(shared: &Shared<'_>, key: &str, d: usize, result: 
         .mismatch(key, &shared.plan.keys[d], result.rows.unwrap_or(0));
     // Without --truncate the table may hold rows the job did not write (it held some before, or
     // got some since its COMMIT): a resume must not empty it on its own.
-    let again = if shared.options.truncate {
-        "not recorded as done: --resume empties the table there and copies it again"
-    } else {
-        "not recorded as done: it may hold rows this job did not write (an append, without \
-         --truncate), so --resume leaves it to you: compare it with the source, then resume \
-         with --truncate to replace it, or leave it out of the job"
+    // Other tables' rows referencing it: a resume cannot empty it alone (its TRUNCATE is
+    // refused, 0A000); the way is emptying them together (the advice led to that refusal).
+    let referenced = (shared.plan.tables.iter())
+        .find(|t| t.table.to_string() == key)
+        .is_some_and(|t| t.referenced_by.iter().any(|r| *r != key));
+    let again = match (shared.options.truncate, referenced) {
+        (true, _) => "not recorded as done: --resume empties the table there and copies it again",
+        (false, false) => {
+            "not recorded as done: it may hold rows this job did not write (an append, without \
+             --truncate), so --resume leaves it to you: compare it with the source, then resume \
+             with --truncate to replace it, or leave it out of the job"
+        }
+        (false, true) => {
+            "not recorded as done: it may hold rows this job did not write (an append, without \
+             --truncate), so --resume leaves it to you: compare it with the source; other \
+             tables' rows reference it, so it is replaced only with them: a resume with \
+             --truncate says the one TRUNCATE that empties them together there, to run before \
+             copying them again; or leave it out of the job"
+        }
     };
     let said = match recorded {
         Ok(()) => again.to_owned(),
