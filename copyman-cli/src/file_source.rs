@@ -798,6 +798,16 @@ pub(crate) fn check_start(
 ) -> anyhow::Result<Start> {
     let reading = reading(t);
     let start = source.examine_start(&reading)?;
+    if let Some(front) = &source.front
+        && !start.binary
+        && file_start::windows_bytes_in_latin1(front, &reading.encoding)
+    {
+        report::warn(format_args!(
+            "{} is read as LATIN1 and holds bytes 0x80–0x9F, control characters in LATIN1: a file \
+             from Windows is WIN1252 (€, “quotes”), which --encoding WIN1252 reads",
+            source.name()
+        ));
+    }
     // A *.csv file read as CSV for its name whose lines are text COPY data (psql's `\copy t to
     // 't.csv'` without `csv`): its NULLs would load as the string \N, its empty strings as NULL.
     if let Statements::Table {

@@ -1090,6 +1090,21 @@ pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
     })
 }
 
+/// Whether `data`, read as LATIN1 (`encoding`, as the servers name it), holds bytes 0x80–0x9F:
+/// control characters in LATIN1 that real LATIN1 text never holds, and WIN1252's `€`, `“ ”`,
+/// `–` — a file from Windows, which loaded as invisible controls (as psql's `\\copy` loads it).
+///
+/// ```
+/// use copyman_core::file_start::windows_bytes_in_latin1;
+///
+/// assert!(windows_bytes_in_latin1(b"1,\x80 euro\n", "LATIN1"));
+/// assert!(!windows_bytes_in_latin1(b"1,caf\xe9\n", "LATIN1"));
+/// assert!(!windows_bytes_in_latin1(b"1,\x80\n", "WIN1252"));
+/// ```
+pub fn windows_bytes_in_latin1(data: &[u8], encoding: &str) -> bool {
+    encoding.eq_ignore_ascii_case("LATIN1") && data.iter().any(|b| (0x80..=0x9f).contains(b))
+}
+
 /// Input that is no COPY data, told by its first bytes, for the caller to refuse with the way
 /// in: every server would read it as rows (or fail on its first bytes) where it is something
 /// else.

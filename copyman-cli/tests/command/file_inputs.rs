@@ -1229,3 +1229,29 @@ fn a_text_export_named_csv_is_refused_rather_than_read_as_csv() {
         ["<null>", "", "a\\b", "x"]
     );
 }
+
+/// A file read as LATIN1 that holds bytes 0x80–0x9F (WIN1252's `€`, `“ ”`: a Windows file,
+/// which loaded as invisible control characters, as psql's `\copy` loads it) is said, with the
+/// encoding that reads it.
+#[test]
+fn a_windows_file_read_as_latin1_is_said() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE w (id int, v text);");
+    let data = file("w1252.txt", b"1\t\x80 euro\n");
+    let out = run(&[
+        "table",
+        "w",
+        "--from",
+        data.arg(),
+        "--encoding",
+        "LATIN1",
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("--encoding WIN1252"),
+        "{}",
+        text(&out.stderr)
+    );
+}
