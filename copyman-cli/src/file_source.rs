@@ -1133,6 +1133,24 @@ pub(crate) fn check_header(
                         format!("load it by its header with --columns {list}")
                     }
                 }
+                // A spreadsheet's empty columns past the table's (`a,b,c,,`): its rows have
+                // them too, which no --columns can name (it advised --columns, which gave the
+                // same refusal).
+                None if fields.len() > columns.len()
+                    && fields[columns.len()..]
+                        .iter()
+                        .all(|f| f.as_deref().is_none_or(|f| f.trim().is_empty())) =>
+                {
+                    format!(
+                        "its fields past the {} columns are empty (a spreadsheet's empty \
+                         columns), and its rows have them too: save it without them, or cut \
+                         them on its way in (cut -d, -f1-{} {} | copyman … --from - --format csv \
+                         --header)",
+                        columns.len(),
+                        columns.len(),
+                        shell_word(name)
+                    )
+                }
                 None => "name the file's columns in its order with --columns".to_owned(),
             };
             refuse(mismatch, fix)

@@ -1255,3 +1255,28 @@ fn a_windows_file_read_as_latin1_is_said() {
         text(&out.stderr)
     );
 }
+
+/// A spreadsheet's empty columns past the table's (`a,b,c,,`) are said as such, with the way to
+/// cut them (it advised --columns, which gave the same refusal).
+#[test]
+fn a_spreadsheets_empty_columns_are_said_with_the_way_to_cut_them() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE s (a int, b text, c text);");
+    let data = file("excel.csv", b"a,b,c,,\r\n1,x,y,,\r\n");
+    let out = run(&[
+        "table",
+        "s",
+        "--from",
+        data.arg(),
+        "--header",
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("(a spreadsheet's empty columns)")
+            && text(&out.stderr).contains("cut -d, -f1-3"),
+        "{}",
+        text(&out.stderr)
+    );
+}
