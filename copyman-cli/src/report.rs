@@ -838,7 +838,9 @@ fn json_printed() -> Option<MutexGuard<'static, Option<i32>>> {
 /// The exit code the `--json` document written says, if one was written: the process exits
 /// with it, whatever ends it next (a second signal's exit at once, as the run ended).
 pub(crate) fn printed_exit_code() -> Option<i32> {
-    json_printed().and_then(|printed| *printed)
+    json_printed()
+        .and_then(|printed| *printed)
+        .filter(|code| *code >= 0)
 }
 
 /// When the process started, and the command it runs: the `--json` envelope's
@@ -920,7 +922,8 @@ pub(crate) fn print_json(value: &Value) -> io::Result<()> {
     let code = document["exit_code"]
         .as_i64()
         .and_then(|c| i32::try_from(c).ok());
-    *printed = Some(code.unwrap_or_default());
+    // (-1: printed without an exit code, which no exit then takes.)
+    *printed = Some(code.unwrap_or(-1));
     let written = (|| {
         let mut text = serde_json::to_string_pretty(&document).map_err(io::Error::other)?;
         text.push('\n');

@@ -89,6 +89,8 @@ fn print_at_once_json(
     if !JSON.load(Ordering::SeqCst) {
         return;
     }
+    // Every COMMIT answered, none failed before: the run ended as it would have (exit 0).
+    let error = (exit != 0).then_some(error);
     let recovering = crate::watch::lock_briefly(&RECOVERING).and_then(|log| log.clone());
     if let Some(log) = recovering {
         let prepared: Vec<serde_json::Value> = committed

@@ -1061,7 +1061,7 @@ impl Compression {
 /// What in a file's first bytes `data` shows text COPY data, where it would be read as CSV for
 /// its name (psql's `\\copy t to 't.csv'` without `csv` writes text): a line that is `\N`, text's
 /// NULL (CSV writes a NULL as nothing), or, for a COPY of `columns` columns (more than one), a
-/// line that tabs split into as many fields. Read as CSV its NULLs became the string `\N`, its
+/// line without quotes that tabs split into as many fields. Read as CSV its NULLs became the string `\N`, its
 /// empty strings NULL, its escapes doubled, exit 0. Complete lines only (the last, where the
 /// bytes stop mid-line, is not looked at); `None` where nothing says text.
 ///
@@ -1071,6 +1071,8 @@ impl Compression {
 /// assert!(text_sign(b"a\n\\N\nb\n", 1).is_some());
 /// assert!(text_sign(b"1\tSmith, John\n2\tDoe, Jane\n", 2).is_some());
 /// assert!(text_sign(b"1,\"Smith, John\"\n2,Doe\n", 2).is_none());
+/// // A tab within a quoted CSV field is no text.
+/// assert!(text_sign(b"\"a\tb\",c\n", 2).is_none());
 /// assert!(text_sign(b"C:\\dir,1\n", 2).is_none());
 /// ```
 pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
@@ -1082,7 +1084,10 @@ pub fn text_sign(data: &[u8], columns: usize) -> Option<&'static str> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line == b"\\N" {
             Some("a line that is \\N, text COPY's NULL")
-        } else if columns > 1 && line.split(|b| *b == b'\t').count() == columns {
+        } else if columns > 1
+            && !line.contains(&b'"')
+            && line.split(|b| *b == b'\t').count() == columns
+        {
             Some("lines that tabs split into the table's columns")
         } else {
             None
