@@ -964,25 +964,40 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     if file.take(longest as u64).read_to_end(&mut start).is_err() {
         return Ok(());
     }
+    // Read as CSV for its name (`x.csv.gz`, a UTF-16 `x.csv`), which stdin has not: the way in
+    // says so, or followed as given it loaded the CSV as text (its quotes stored, exit 0).
+    let csv_named = |name: Option<&std::ffi::OsStr>| {
+        name.and_then(|n| Path::new(n).extension())
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    };
+    let keep_csv = |mut refused: Fatal, csv: bool| {
+        let guessed = matches!(
+            t.statements,
+            Statements::Table {
+                format: None | Some(Format::Csv),
+                format_given: false,
+                ..
+            }
+        );
+        if guessed && csv {
+            refused.message = refused.message.replacen(
+                "copyman … --from -",
+                "copyman … --from - --format csv",
+                1,
+            );
+        }
+        refused
+    };
     // Read to the end or to the longest signature: it can tell.
     match (Compression::of(&start, true), Foreign::of(&start)) {
-        (Some(Some(compression)), _) => {
-            let mut refused = compressed(compression, &t.source.display(), false);
-            // Read as CSV for its name (`x.csv.gz`), which stdin has not: said, or the advice
-            // followed as given loaded the CSV as text (its quotes stored, exit 0).
-            let csv_inside = (path.file_stem().map(Path::new))
-                .and_then(Path::extension)
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            if let (Statements::Table { format: None, .. }, true) = (&t.statements, csv_inside) {
-                refused.message = refused.message.replacen(
-                    "copyman … --from -",
-                    "copyman … --from - --format csv",
-                    1,
-                );
-            }
-            Err(refused)
-        }
-        (_, Some(foreign)) => Err(no_copy_data(foreign, &t.source.display(), false)),
+        (Some(Some(compression)), _) => Err(keep_csv(
+            compressed(compression, &t.source.display(), false),
+            csv_named(path.file_stem()),
+        )),
+        (_, Some(foreign)) => Err(keep_csv(
+            no_copy_data(foreign, &t.source.display(), false),
+            csv_named(path.file_name()),
+        )),
         _ => Ok(()),
     }
 }
@@ -1112,7 +1127,8 @@ pub(crate) fn check_header(
             if undecoded && copy.columns.is_empty() && fields.len() == columns.len() {
                 return Err(unreadable());
             }
-            if let Some(refused) = split_otherwise(name, fields, columns, &copy.table) {
+            let format = reading(t).declared.name();
+            if let Some(refused) = split_otherwise(name, fields, columns, &copy.table, format) {
                 return Err(refused);
             }
             report::warn(format_args!(
@@ -1217,6 +1233,7 @@ fn split_otherwise(
     fields: &[Option<String>],
     columns: &[String],
     table: &impl std::fmt::Display,
+    format: &str,
 ) -> Option<Fatal> {
     let [Some(label)] = fields else {
         return None;
@@ -1232,10 +1249,13 @@ fn split_otherwise(
                   format)"
             .to_owned(),
         ',' => "read it as CSV: --format csv --header".to_owned(),
+        // In the format it is read in (a text file's NULLs stay NULL), quoted for a shell.
         d => format!(
-            "load it with its delimiter: copyman copy --from {} --to … --receive 'COPY {table} \
-             FROM STDIN (FORMAT csv, HEADER, DELIMITER ''{d}'')'",
-            shell_word(name)
+            "load it with its delimiter: copyman copy --from {} --to … --receive {}",
+            shell_word(name),
+            shell_word(&format!(
+                "COPY {table} FROM STDIN (FORMAT {format}, HEADER, DELIMITER '{d}')"
+            ))
         ),
     };
     Some(Fatal {

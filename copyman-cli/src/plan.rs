@@ -1985,6 +1985,19 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
             }
         }
         report::print_stdout(&text)?;
+        // How the run would end, said last on stderr as a job's dry run says it (exit 4 with
+        // nothing on stderr).
+        if exit != Exit::Success {
+            let skipped: Vec<String> = (dests.iter().enumerate())
+                .filter(|(_, d)| d.error.is_some())
+                .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
+                .collect();
+            crate::progress::println(&format!(
+                "copyman: the run would be partial (exit {}): skipped {}",
+                exit.code(),
+                skipped.join(", ")
+            ));
+        }
     }
     Ok(exit)
 }

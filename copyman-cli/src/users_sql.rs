@@ -209,7 +209,12 @@ impl UsersText<'_> {
              pg_catalog.current_setting('array_nulls'), EXISTS (SELECT \
              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
              WHERE {of_table} a.attnum > 0 AND NOT a.attisdropped AND \
-             'pg_catalog.money'::pg_catalog.regtype IN (t.oid, t.typbasetype, t.typelem))::text"
+             'pg_catalog.money'::pg_catalog.regtype IN (t.oid, t.typbasetype, t.typelem))::text, \
+             EXISTS (SELECT FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype \
+             WHERE {of_table} a.attnum > 0 AND NOT a.attisdropped AND \
+             'A' IN (t.typcategory, b.typcategory))::text"
         );
         let theirs = match own.query(&settings) {
             Ok(rows) => rows.into_iter().next().unwrap_or_default(),
@@ -225,7 +230,10 @@ impl UsersText<'_> {
         };
         let intervals = source && style == "sql_standard";
         let amounts = our_locale != locale && money_here;
-        let elements = !source && !spec.sets("array_nulls") && nulls == "off";
+        // An array's text matters only where the table has an array (a string compared with
+        // text reads alike: it was refused).
+        let arrays_here = said(4) == "true" || statement::names_word(sql, "array");
+        let elements = !source && !spec.sets("array_nulls") && nulls == "off" && arrays_here;
         let ours = match source {
             true => format!(
                 "IntervalStyle postgres and lc_monetary '{our_locale}', the forms it writes data in, which every destination reads alike"

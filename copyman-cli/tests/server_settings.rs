@@ -2896,7 +2896,8 @@ fn a_receives_strings_read_otherwise_on_its_destination_are_refused() {
         &c.source,
         "CREATE TABLE mw (id int, m money); INSERT INTO mw VALUES (1, 10), (2, 100), (3, 5000); \
          CREATE TABLE rw (id int, a text[]); \
-         INSERT INTO rw VALUES (1, ARRAY['x', 'NULL']), (2, ARRAY['x', NULL]);",
+         INSERT INTO rw VALUES (1, ARRAY['x', 'NULL']), (2, ARRAY['x', NULL]); \
+         CREATE TABLE rt (id int, v text); INSERT INTO rt VALUES (1, '{x,NULL}'), (2, 'b');",
     );
     let from = c.source.conninfo(&src);
     let comma = database_setting(
@@ -2907,7 +2908,7 @@ fn a_receives_strings_read_otherwise_on_its_destination_are_refused() {
     let off = database_setting(
         &c.dest[0],
         &["array_nulls = off"],
-        "CREATE TABLE rw (id int, a text[]);",
+        "CREATE TABLE rw (id int, a text[]); CREATE TABLE rt (id int, v text);",
     );
     let plain = database(&c.dest[1], "CREATE TABLE rw (id int, a text[]);");
     let (to_comma, to_off) = (argentina.conninfo(&comma), c.dest[0].conninfo(&off));
@@ -2967,4 +2968,8 @@ fn a_receives_strings_read_otherwise_on_its_destination_are_refused() {
     assert_eq!(ids(&c.dest[0], &off, "rw"), "1");
     assert_exit(&copy("COPY rw TO STDOUT", &[&to_plain], null), 0);
     assert_eq!(ids(&c.dest[1], &plain, "rw"), "2");
+    // Compared with text, an array-looking string reads alike everywhere: not refused.
+    let text_where = "COPY rt FROM STDIN WHERE v <> '{x,NULL}'";
+    assert_exit(&copy("COPY rt TO STDOUT", &[&to_off], text_where), 0);
+    assert_eq!(ids(&c.dest[0], &off, "rt"), "2");
 }

@@ -1123,13 +1123,14 @@ pub enum Foreign {
     WideText(&'static str),
     /// A pg_dump archive (custom or tar format's `PGDMP`): read as rows, it failed on a NUL byte.
     PgDumpArchive,
-    /// A pg_dump plain script (`--\n-- PostgreSQL database dump`): its SQL loaded as rows.
+    /// A pg_dump or pg_dumpall plain script (`--\n-- PostgreSQL database dump`, `… database
+    /// cluster dump`): its SQL loaded as rows.
     PgDumpScript,
 }
 
 impl Foreign {
     /// How many first bytes [`Foreign::of`] looks at.
-    pub const LONGEST: usize = PG_DUMP_SCRIPT.len();
+    pub const LONGEST: usize = PG_DUMP_SCRIPTS[1].len();
 
     /// What the input's first bytes `start` are, where they are no COPY data.
     ///
@@ -1140,6 +1141,7 @@ impl Foreign {
     /// assert_eq!(Foreign::of(b"\xff\xfe\x00\x00a\x00\x00\x00"), Some(Foreign::WideText("UTF-32")));
     /// assert_eq!(Foreign::of(b"PGDMP\x01\x0e"), Some(Foreign::PgDumpArchive));
     /// assert_eq!(Foreign::of(b"--\n-- PostgreSQL database dump\n--\n"), Some(Foreign::PgDumpScript));
+    /// assert_eq!(Foreign::of(b"--\r\n-- PostgreSQL database cluster dump"), Some(Foreign::PgDumpScript));
     /// assert_eq!(Foreign::of(b"\xef\xbb\xbfa,b"), None);
     /// ```
     pub fn of(start: &[u8]) -> Option<Self> {
@@ -1147,14 +1149,18 @@ impl Foreign {
             [0xff, 0xfe, 0, 0, ..] | [0, 0, 0xfe, 0xff, ..] => Some(Self::WideText("UTF-32")),
             [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => Some(Self::WideText("UTF-16")),
             _ if start.starts_with(b"PGDMP") => Some(Self::PgDumpArchive),
-            _ if start.starts_with(PG_DUMP_SCRIPT) => Some(Self::PgDumpScript),
+            _ if PG_DUMP_SCRIPTS.iter().any(|s| start.starts_with(s)) => Some(Self::PgDumpScript),
             _ => None,
         }
     }
 }
 
-/// How pg_dump begins a plain script.
-const PG_DUMP_SCRIPT: &[u8] = b"--\n-- PostgreSQL database dump";
+/// How pg_dump and pg_dumpall begin a plain script (`database dump`, `database cluster dump`),
+/// with its line ends as written (a script passed through Windows has `\r\n`).
+const PG_DUMP_SCRIPTS: [&[u8]; 2] = [
+    b"--\n-- PostgreSQL database ",
+    b"--\r\n-- PostgreSQL database ",
+];
 
 #[cfg(test)]
 mod tests {

@@ -309,6 +309,20 @@ fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
     assert_eq!(report["exit_code"], 4, "{report}");
     // Why, as the run's document says it (it was null).
     assert_eq!(report["server"], "destination 1", "{report}");
+    // Without --json, said last on stderr (it said nothing, exit 4).
+    let out = copyman()
+        .args(["table", "a", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &nowhere, "--to"])
+        .arg(c.dest[0].conninfo(&d1))
+        .args(["--keep-going", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        (stderr.lines().last()).is_some_and(|l| l.contains("the run would be partial (exit 4)")),
+        "{stderr}"
+    );
     assert!(
         (report["error"].as_str()).is_some_and(|e| e.contains("cannot connect to destination 1")),
         "{report}"
