@@ -307,6 +307,16 @@ fn utf16_text_is_refused_with_the_way_to_convert_it() {
         .into_iter()
         .chain("a,b\r\n1,x\r\n".encode_utf16().flat_map(u16::to_le_bytes))
         .collect();
+    // A *.csv read as CSV for its name: the way in keeps the format (stdin has no name).
+    let named = TempPath::new("named.csv");
+    fs::write(&named.0, &utf16).unwrap();
+    let out = run(&["table", "t", "--from", named.arg(), "--to", &to]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("| copyman … --from - --format csv"),
+        "{}",
+        text(&out.stderr)
+    );
     let file = TempPath::new("unicode.csv");
     fs::write(&file.0, &utf16).unwrap();
     let out = run(&["table", "t", "--from", file.arg(), "--header", "--to", &to]);
@@ -352,7 +362,7 @@ fn pg_dump_output_is_refused_with_the_way_to_its_rows() {
         "host=127.0.0.1 port={} user=postgres dbname=x connect_timeout=5",
         closed_port()
     );
-    let dumps: [(&str, &[u8], &str); 2] = [
+    let dumps: [(&str, &[u8], &str); 3] = [
         (
             "one.dump",
             b"PGDMP\x01\x0e\x00\x04\x08\x01\x01",
@@ -361,6 +371,12 @@ fn pg_dump_output_is_refused_with_the_way_to_its_rows() {
         (
             "one.sql",
             b"--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n",
+            "is a pg_dump script, not COPY data",
+        ),
+        // pg_dumpall's, with a Windows line end.
+        (
+            "all.sql",
+            b"--\r\n-- PostgreSQL database cluster dump\r\n--\r\n",
             "is a pg_dump script, not COPY data",
         ),
     ];
