@@ -163,7 +163,8 @@ pub(crate) fn check(
                     i + 1
                 ));
             }
-            refuse_standby_of(source, &id, i, &name, false)?;
+            let emptied = matches!(t.statements, Statements::Table { truncate: true, .. });
+            refuse_standby_of(source, &id, i, &name, false, emptied)?;
             if !table_mode && id.same_database(source) {
                 report::warn(format_args!(
                     "destination {} ({name}) is the source's database ({id}): if --receive \
@@ -255,15 +256,20 @@ fn takes_no_writes(id: &Identity) -> Option<&'static str> {
 /// database's own (or, for a clone's, were up to where the two parted): copied into the table
 /// they are read from (`job`: every table, into itself) they are written there a second time —
 /// refused (the relay's case was only warned about, and the rows doubled, exit 0); into another
-/// table they are copied as from the primary.
+/// table they are copied as from the primary; emptied first (`emptied`: `--truncate`), as from
+/// the primary too, but from a standby that streams from the destination itself.
 fn refuse_standby_of(
     source: &Identity,
     id: &Identity,
     i: usize,
     name: &str,
     job: bool,
+    emptied: bool,
 ) -> Result<(), Fatal> {
-    if !source.standby_of(id) {
+    // Emptied first (`--truncate`), the table holds the source's rows once, not twice: copied,
+    // but from a standby streaming from the destination itself (its replay of the TRUNCATE
+    // would wait on, or cancel, the source's own read).
+    if !source.standby_of(id) || (emptied && !source.streams_from(id)) {
         return Ok(());
     }
     let n = i + 1;
@@ -325,6 +331,7 @@ pub(crate) fn check_job(
     source: &copyman_job::job::Server,
     dests: &[copyman_job::job::Server],
     keep_going: bool,
+    truncate: bool,
 ) -> anyhow::Result<(Vec<String>, LeftOut)> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
@@ -372,7 +379,7 @@ pub(crate) fn check_job(
             continue;
         }
         if let Some(source) = &source_id {
-            refuse_standby_of(source, &id, i, &dest.name, true)?;
+            refuse_standby_of(source, &id, i, &dest.name, true, truncate)?;
         }
         if source_id.as_ref().is_some_and(|s| s.same_database(&id)) {
             return Err(Fatal {

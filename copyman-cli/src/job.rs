@@ -605,8 +605,12 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     // Until planning proper: a signal while these connect (a server that accepts and never
     // answers) exits at once, nothing began anywhere.
     signals::connecting(true);
-    let (encodings, left_out) =
-        crate::identity::check_job(&source, &dests, args.options.keep_going)?;
+    let (encodings, left_out) = crate::identity::check_job(
+        &source,
+        &dests,
+        args.options.keep_going,
+        args.options.truncate,
+    )?;
     // Between SQL_ASCII databases the data passes as it is, as a single table's does: through
     // UTF8 a byte beyond ASCII failed the job (22021) where one table copied it.
     let named = std::iter::once(&args.source)

@@ -400,6 +400,11 @@ fn a_source_on_a_standby_of_the_destination_is_refused_into_its_own_table() {
         );
     }
     assert_eq!(count(&primary, &db, "t"), 100);
+    // Emptied first, the table holds the source's rows once: copied (a prod standby into a
+    // promoted clone was refused).
+    let out = run(&["table", "t", "--from", &from, "--to", &to, "--truncate"]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&primary, &db, "t"), 100);
     // Streaming from the destination's server itself, as the standby's WAL receiver says:
     // refused (the rows were copied into their own table a second time, exit 0).
     let mut admin = standby.connect("postgres");
@@ -440,6 +445,9 @@ fn a_source_on_a_standby_of_the_destination_is_refused_into_its_own_table() {
         );
     }
     assert_eq!(count(&primary, &db, "t"), 100);
+    // There, --truncate too: its replay of the TRUNCATE would wait on the source's own read.
+    let truncate = ["table", "t", "--from", &from, "--to", &to, "--truncate"];
+    assert_exit(&run(&truncate), 2);
     // Into another table of the primary: the replica spares the primary the read.
     let out = run(&[
         "table",
