@@ -655,7 +655,9 @@ pub(crate) fn run(
                      (a frozen backend, a lost network path) may still prepare it; end that \
                      session (SELECT pg_terminate_backend({pid}) on that server), then run \
                      copyman recover again",
-                    h.gid, h.display, h.database
+                    h.gid,
+                    the_runs(&h.display),
+                    h.database
                 );
                 lines.push(what.clone());
                 records.push(holder_record(h, run, what));
@@ -701,7 +703,9 @@ pub(crate) fn run(
                  so (it said that its decision log could not record it), so that destination may \
                  lack the run's rows: check what it holds (said once: it is recorded as ended \
                  now)",
-                h.gid, h.display, h.database
+                h.gid,
+                the_runs(&h.display),
+                h.database
             );
             lines.push(what.clone());
             records.push(holder_record(h, run, what));
@@ -744,20 +748,21 @@ pub(crate) fn run(
                      prepared, holding its changes and locks, until it is {then})",
                     h.gid
                 )
-            } else if unreachable
-                .iter()
-                .any(|(d, ..)| h.display.ends_with(d.as_str()))
-            {
+            } else if unreachable.iter().any(|(d, ..)| same_server(&h.display, d)) {
                 format!(
                     "{} ({}, database {}) {state} and waits on a destination that could not be \
                      reached: copyman recover given it once it can be reached finishes it",
-                    h.gid, h.display, h.database
+                    h.gid,
+                    the_runs(&h.display),
+                    h.database
                 )
             } else {
                 format!(
                     "{} ({}, database {}) {state} and is not on the servers given: give its \
                      CONN too",
-                    h.gid, h.display, h.database
+                    h.gid,
+                    the_runs(&h.display),
+                    h.database
                 )
             };
             lines.push(what.clone());
@@ -891,6 +896,23 @@ pub(crate) fn live_copyman(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// A run's party as its run named it (`destination 2 u@h:5432/db`), said as the run's: recover
+/// numbers the servers given it otherwise (its `destination 2` was another server).
+fn the_runs(display: &str) -> String {
+    match display.strip_prefix("destination ") {
+        Some(_) => format!("the run's {display}"),
+        None => display.to_owned(),
+    }
+}
+
+/// Whether a run's party (`destination 2 u@h:5432/db`) and a server given to recover
+/// (`v@h:5432/db`) are one server and database, whoever they connect as (a CONN given with
+/// another user that could not connect was said not to be given).
+fn same_server(party: &str, given: &str) -> bool {
+    let place = |name: &str| name.rsplit(['@', ' ']).next().unwrap_or(name).to_owned();
+    place(party) == place(given)
 }
 
 /// A `--json` record of a prepared transaction in one shape, whatever said it: `destination`
@@ -1041,4 +1063,30 @@ fn said_while_waiting<T: Send>(what: &str, statement: impl FnOnce() -> T + Send)
         drop(done);
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's party is named as the run's, and known among the servers given whoever they
+    /// connect as (a server given with another user that could not connect was said "not on
+    /// the servers given: give its CONN too").
+    #[test]
+    fn a_runs_party_is_named_as_the_runs_and_known_by_its_place() {
+        assert_eq!(
+            the_runs("destination 2 u@h:5432/db"),
+            "the run's destination 2 u@h:5432/db"
+        );
+        assert_eq!(the_runs("u@h:5432/db"), "u@h:5432/db");
+        assert!(same_server(
+            "destination 2 postgres@h:5432/db",
+            "nosuch@h:5432/db"
+        ));
+        assert!(same_server(
+            "destination 1 u@/tmp/s:5432/db",
+            "v@/tmp/s:5432/db"
+        ));
+        assert!(!same_server("destination 2 u@h:5432/db", "u@h:5433/db"));
+    }
 }

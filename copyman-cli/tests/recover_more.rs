@@ -196,7 +196,7 @@ fn job_recover_given_only_some_destinations_names_the_party_it_could_not_see() {
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("{gid} (destination 2 "))
+        stderr.contains(&format!("{gid} (the run's destination 2 "))
             && stderr
                 .contains("was decided commit and is not on the servers given: give its CONN too"),
         "{stderr}"
@@ -234,7 +234,7 @@ fn job_recover_given_only_some_destinations_names_the_party_it_could_not_see() {
         stderr.contains(&format!("{gid} (")) && stderr.contains("committed"),
         "{stderr}"
     );
-    assert!(!stderr.contains("(destination 1 "), "{stderr}");
+    assert!(!stderr.contains("(the run's destination 1 "), "{stderr}");
     assert_eq!(json(&out)["status"], "ok");
     assert_eq!(prepared_in(&s.dest[1], &dbs[1]), Vec::<String>::new());
 
@@ -282,7 +282,7 @@ fn job_fk_group_decision_names_its_parties_too() {
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("{} (destination 2 ", left[0])),
+        stderr.contains(&format!("{} (the run's destination 2 ", left[0])),
         "{stderr}"
     );
     let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
@@ -1072,7 +1072,7 @@ fn a_recover_not_given_a_server_of_a_run_that_died_before_its_decision_asks_for_
     let stderr = text(&out.stderr);
     assert_exit(&out, 1);
     assert!(
-        stderr.contains(&format!("{} (destination 1 ", left[0]))
+        stderr.contains(&format!("{} (the run's destination 1 ", left[0]))
             && stderr.contains("may still be prepared (its run recorded no commit decision)")
             && stderr.contains("give its CONN too"),
         "{stderr}"

@@ -189,7 +189,7 @@ fn recover_names_a_decided_destination_it_was_not_given() {
     assert_exit(&out, 1);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(&format!("{} (destination 2 ", second[0]))
+        stderr.contains(&format!("{} (the run's destination 2 ", second[0]))
             && stderr
                 .contains("was decided commit and is not on the servers given: give its CONN too"),
         "{stderr}"
