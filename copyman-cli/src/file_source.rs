@@ -1159,9 +1159,9 @@ pub(crate) fn check_header(
                 {
                     format!(
                         "its fields past the {} columns are empty (a spreadsheet's empty \
-                         columns), and its rows have them too: save it without them, or cut \
-                         them on its way in (cut -d, -f1-{} {} | copyman … --from - --format csv \
-                         --header)",
+                         columns), and its rows have them too: save it without them, or, where \
+                         no field holds a comma, cut them on its way in (cut -d, -f1-{} {} | \
+                         copyman … --from - --format csv --header)",
                         columns.len(),
                         columns.len(),
                         shell_word(name)

@@ -1923,7 +1923,10 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
     crate::limits::pass_and_warn(t, source_conn.as_mut(), &mut dests, &plan)?;
     // A destination left out (--keep-going) makes the run partial: the dry run says so by the
     // run's own exit status, so that `--dry-run && run` does not go on to a partial copy.
-    let exit = if dests.iter().any(|d| d.error.is_some()) {
+    // As the run would end: none left to commit is a failure (it said "partial", exit 4).
+    let exit = if !dests.is_empty() && dests.iter().all(|d| d.error.is_some()) {
+        Exit::CopyFailed
+    } else if dests.iter().any(|d| d.error.is_some()) {
         Exit::Partial
     } else {
         Exit::Success
@@ -1992,8 +1995,12 @@ pub(crate) fn dry_run(t: &Transfer, output: Output) -> anyhow::Result<Exit> {
                 .filter(|(_, d)| d.error.is_some())
                 .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display()))
                 .collect();
+            let would = match exit {
+                Exit::Partial => "would be partial",
+                _ => "would fail",
+            };
             crate::progress::println(&format!(
-                "copyman: the run would be partial (exit {}): skipped {}",
+                "copyman: the run {would} (exit {}): skipped {}",
                 exit.code(),
                 skipped.join(", ")
             ));
@@ -2107,7 +2114,11 @@ fn plan_json(t: &Transfer, plan: &Plan, dests: &[Dest<'_>], exit: Exit) -> Value
         .find_map(|(i, d)| Some((i, d, d.error.as_ref()?)))
         .filter(|_| exit != Exit::Success);
     json!({
-        "status": if exit == Exit::Success { "ok" } else { "partial" },
+        "status": match exit {
+            Exit::Success => "ok",
+            Exit::Partial => "partial",
+            _ => "failed",
+        },
         "exit_code": exit.code(),
         "error": failed.map(|(i, d, e)| format!(
             "destination {} ({}) failed: {}",

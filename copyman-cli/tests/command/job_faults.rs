@@ -323,6 +323,26 @@ fn a_one_table_run_keeps_going_without_a_destination_it_cannot_reach() {
         (stderr.lines().last()).is_some_and(|l| l.contains("the run would be partial (exit 4)")),
         "{stderr}"
     );
+    // None left to commit (the table on neither destination): the run fails, exit 1, and so
+    // does its dry run (it said "partial", exit 4).
+    let (bare1, bare2) = (database(&c.dest[0], ""), database(&c.dest[1], ""));
+    let out = copyman()
+        .args(["table", "a", "--from", &c.source.conninfo(&src)])
+        .args([
+            "--to",
+            &c.dest[0].conninfo(&bare1),
+            "--to",
+            &c.dest[1].conninfo(&bare2),
+        ])
+        .args(["--keep-going", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        (stderr.lines().last()).is_some_and(|l| l.contains("the run would fail (exit 1)")),
+        "{stderr}"
+    );
     assert!(
         (report["error"].as_str()).is_some_and(|e| e.contains("cannot connect to destination 1")),
         "{report}"
