@@ -266,9 +266,14 @@ impl FileSource {
                 file_start::examine(&data, ended, reading),
                 Compression::of(&data, ended),
             ) {
+                let input = Refused {
+                    name: &self.name,
+                    stdin: self.stdin,
+                    csv: false,
+                };
                 break match (compression, Foreign::of(&data)) {
-                    (Some(compression), _) => Err(compressed(compression, &self.name, self.stdin)),
-                    (None, Some(foreign)) => Err(no_copy_data(foreign, &self.name, self.stdin)),
+                    (Some(compression), _) => Err(compressed(compression, &input)),
+                    (None, Some(foreign)) => Err(no_copy_data(foreign, &input)),
                     (None, None) => Ok(start),
                 };
             }
@@ -847,20 +852,37 @@ pub(crate) fn check_start(
     Ok(start)
 }
 
-/// The refusal of input `name` (stdin or a file's path) compressed with `compression`
-/// ([`Compression::of`] in copyman-core): exit 2, what it is, that nothing was sent, and the
-/// command that decompresses it on its way in.
-pub(crate) fn compressed(compression: Compression, name: &str, stdin: bool) -> Fatal {
-    let tool = compression.name();
-    let pipe = if stdin {
-        format!(
-            "… | {} | copyman … --from -",
-            compression.decompress_stdin()
-        )
-    } else {
-        let command = compression.decompress();
-        format!("{command} {} | copyman … --from -", shell_word(name))
-    };
+/// An input refused with the way in ([`compressed`], [`no_copy_data`]): its name (a file's
+/// path, or stdin, which a command cannot be given by name), and whether it was to be read as
+/// CSV for its name, which stdin has not (followed without `--format csv`, the way loaded a CSV
+/// as text: its quotes stored, exit 0).
+pub(crate) struct Refused<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) stdin: bool,
+    pub(crate) csv: bool,
+}
+
+impl Refused<'_> {
+    /// The command line that feeds the input through `file_command` (given its name) or
+    /// `stdin_command` into copyman.
+    fn way_in(&self, file_command: &str, stdin_command: &str) -> String {
+        let format = if self.csv { " --format csv" } else { "" };
+        match self.stdin {
+            true => format!("… | {stdin_command} | copyman … --from -{format}"),
+            false => format!(
+                "{file_command} {} | copyman … --from -{format}",
+                shell_word(self.name)
+            ),
+        }
+    }
+}
+
+/// The refusal of `input` compressed with `compression` ([`Compression::of`] in copyman-core):
+/// exit 2, what it is, that nothing was sent, and the command that decompresses it on its way
+/// in.
+pub(crate) fn compressed(compression: Compression, input: &Refused<'_>) -> Fatal {
+    let (tool, name) = (compression.name(), input.name);
+    let pipe = input.way_in(compression.decompress(), compression.decompress_stdin());
     // A workbook is a zip archive of XML: its rows come out as CSV from the program it is.
     let workbook = match compression {
         Compression::Zip => "; a spreadsheet (.xlsx, .ods) is one: save it as CSV instead",
@@ -964,40 +986,34 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
     if file.take(longest as u64).read_to_end(&mut start).is_err() {
         return Ok(());
     }
-    // Read as CSV for its name (`x.csv.gz`, a UTF-16 `x.csv`), which stdin has not: the way in
-    // says so, or followed as given it loaded the CSV as text (its quotes stored, exit 0).
-    let csv_named = |name: Option<&std::ffi::OsStr>| {
-        name.and_then(|n| Path::new(n).extension())
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-    };
-    let keep_csv = |mut refused: Fatal, csv: bool| {
-        let guessed = matches!(
-            t.statements,
-            Statements::Table {
-                format: None | Some(Format::Csv),
-                format_given: false,
-                ..
-            }
-        );
-        if guessed && csv {
-            refused.message = refused.message.replacen(
-                "copyman … --from -",
-                "copyman … --from - --format csv",
-                1,
-            );
+    // Read as CSV for its name (`x.csv.gz`, a UTF-16 `x.csv`) where no format was given: the
+    // way in says so (`Refused::csv`).
+    let guessed = matches!(
+        t.statements,
+        Statements::Table {
+            format: None | Some(Format::Csv),
+            format_given: false,
+            ..
         }
-        refused
+    );
+    let csv_named = |name: Option<&std::ffi::OsStr>| {
+        guessed
+            && name
+                .and_then(|n| Path::new(n).extension())
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    };
+    let name = t.source.display();
+    let input = |csv| Refused {
+        name: &name,
+        stdin: false,
+        csv,
     };
     // Read to the end or to the longest signature: it can tell.
     match (Compression::of(&start, true), Foreign::of(&start)) {
-        (Some(Some(compression)), _) => Err(keep_csv(
-            compressed(compression, &t.source.display(), false),
-            csv_named(path.file_stem()),
-        )),
-        (_, Some(foreign)) => Err(keep_csv(
-            no_copy_data(foreign, &t.source.display(), false),
-            csv_named(path.file_name()),
-        )),
+        (Some(Some(compression)), _) => {
+            Err(compressed(compression, &input(csv_named(path.file_stem()))))
+        }
+        (_, Some(foreign)) => Err(no_copy_data(foreign, &input(csv_named(path.file_name())))),
         _ => Ok(()),
     }
 }
@@ -1006,15 +1022,12 @@ pub(crate) fn refuse_compressed(t: &Transfer) -> Result<(), Fatal> {
 /// text (its NUL bytes failed the copy, 22021, and a header's labels were said to be "beyond
 /// ASCII"), converted by `iconv`; pg_dump's output (an archive failed on a NUL byte, a script's
 /// SQL was loaded as rows), restored by pg_restore or psql.
-pub(crate) fn no_copy_data(foreign: Foreign, name: &str, stdin: bool) -> Fatal {
+pub(crate) fn no_copy_data(foreign: Foreign, input: &Refused<'_>) -> Fatal {
+    let name = input.name;
     let message = match foreign {
         Foreign::WideText(encoding) => {
             let convert = format!("iconv -f {encoding} -t UTF-8");
-            let pipe = if stdin {
-                format!("… | {convert} | copyman … --from -")
-            } else {
-                format!("{convert} {} | copyman … --from -", shell_word(name))
-            };
+            let pipe = input.way_in(&convert, &convert);
             format!(
                 "{name} is {encoding} text (it starts with its byte order mark), which \
                  PostgreSQL reads in no encoding, so nothing was sent; convert it on its way in: \
@@ -1457,17 +1470,27 @@ mod tests {
 
     #[test]
     fn a_compressed_file_is_named_as_a_shell_reads_it() {
-        let said = |name| compressed(Compression::Gzip, name, false).message;
+        let file = |name| Refused {
+            name,
+            stdin: false,
+            csv: false,
+        };
+        let stdin = Refused {
+            name: "stdin",
+            stdin: true,
+            csv: false,
+        };
+        let said = |name| compressed(Compression::Gzip, &file(name)).message;
         assert!(said("/tmp/x.csv.gz").ends_with(": gzip -dc /tmp/x.csv.gz | copyman … --from -"));
         assert!(
             said("/tmp/my x's.gz").ends_with(r"gzip -dc '/tmp/my x'\''s.gz' | copyman … --from -")
         );
         assert!(
-            compressed(Compression::Xz, "stdin", true)
+            compressed(Compression::Xz, &stdin)
                 .message
                 .ends_with(": … | xz -dc | copyman … --from -")
         );
-        let zip = compressed(Compression::Zip, "/tmp/t.xlsx", false).message;
+        let zip = compressed(Compression::Zip, &file("/tmp/t.xlsx")).message;
         assert!(
             zip.ends_with(
                 ": unzip -p /tmp/t.xlsx | copyman … --from -; a spreadsheet (.xlsx, .ods) is \
@@ -1475,8 +1498,18 @@ mod tests {
             ),
             "{zip}"
         );
-        let zip = compressed(Compression::Zip, "stdin", true).message;
+        let zip = compressed(Compression::Zip, &stdin).message;
         assert!(zip.contains(": … | funzip | copyman … --from -;"), "{zip}");
+        // Read as CSV for its name, which stdin has not: the way says the format.
+        let csv = Refused {
+            csv: true,
+            ..file("/tmp/x.csv.gz")
+        };
+        assert!(
+            compressed(Compression::Gzip, &csv)
+                .message
+                .ends_with("gzip -dc /tmp/x.csv.gz | copyman … --from - --format csv")
+        );
     }
 
     #[test]
