@@ -2074,7 +2074,8 @@ fn input(
 
 /// Why a `COPY table [(columns)] …` statement fails on `conn`'s server at its start: its table or
 /// a column it names is not there (42P01, 42703), as a `SELECT` of them says; `None` where it
-/// starts (or is a `COPY (query)`, described elsewhere).
+/// starts (or is a `COPY (query)`, described elsewhere). Only those: a role that may INSERT and
+/// not SELECT fails the probe (42501), not its COPY FROM.
 fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
     let table = statement::copy_table(sql)?;
     let columns = match copyman_core::file_start::copy_columns(sql)? {
@@ -2085,7 +2086,8 @@ fn copy_fails(conn: &mut Connection, sql: &str) -> Option<ErrorInfo> {
         None => "*".to_owned(),
     };
     let probe = format!("SELECT {columns} FROM {table} LIMIT 0");
-    conn.query(&probe).err().map(|e| describe_sync(&e))
+    let error = describe_sync(&conn.query(&probe).err()?);
+    matches!(error.sqlstate.as_deref(), Some("42P01" | "42703")).then_some(error)
 }
 
 /// How many columns a `COPY table [(columns)] …` writes or reads on `conn`'s server (its

@@ -1500,4 +1500,21 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
         );
     }
     assert_exit(&dry("COPY t (v) TO STDOUT", "COPY t (v) FROM STDIN"), 0);
+    // A role that may INSERT and not SELECT: its COPY FROM runs, so does its dry run (the
+    // probe's 42501 is no failure of the run's).
+    let role = format!("inserter_{d1}");
+    c.dest[0]
+        .connect(&d1)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT INSERT ON t TO {role};"
+        ))
+        .unwrap();
+    let as_role = to.replace("user=postgres", &format!("user={role}"));
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["copy", "--from", &from, "--send", "COPY t TO STDOUT"];
+        args.extend(["--to", &as_role, "--receive", "COPY t FROM STDIN"]);
+        args.extend(extra);
+        assert_exit(&run(&args), 0);
+    }
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1);
 }
