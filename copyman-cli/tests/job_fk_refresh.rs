@@ -361,6 +361,63 @@ fn under_keep_going_the_group_commits_where_it_completed() {
     assert_equal_to_source(&src, [&d1, &d2]);
 }
 
+/// A table of one destination's own that references a member keeps the group's one `TRUNCATE`
+/// from that destination only: another destination, where nothing else references the group,
+/// still empties it with one `TRUNCATE` and commits under `--keep-going` (it failed with the
+/// first, 0A000, when the rule was taken from every destination's foreign keys at once: a
+/// `DELETE` of `grand`, whose key into it cascades, is no quiet emptying, and a `TRUNCATE` of it
+/// alone is refused). The plan says which destination empties them one by one, and why.
+#[test]
+fn a_table_of_one_destination_referencing_the_group_fails_the_group_there_only() {
+    let c = two_phase_clusters();
+    let cascading = SCHEMA.replace("REFERENCES grand", "REFERENCES grand ON DELETE CASCADE");
+    let src = database(&c.source, &format!("{cascading} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{cascading} {OLD_ROWS}"));
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{cascading} {OLD_ROWS}
+             CREATE TABLE local_note (grand int REFERENCES grand); INSERT INTO local_note VALUES (1);"
+        ),
+    );
+    let old: Vec<(i64, String)> = TABLES.iter().map(|t| digest(&c.dest[1], &d2, t)).collect();
+    let state = TempPath::new("fk-local.state");
+    let dry = job(
+        &src,
+        &d1,
+        &d2,
+        &state,
+        &["--truncate", "--keep-going", "--dry-run"],
+    );
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains(r#"empties them with one TRUNCATE ONLY "public"."grand""#)
+            && plan.contains("(one by one, children first, on destination 2: a table outside"),
+        "{plan}"
+    );
+    let out = job(&src, &d1, &d2, &state, &["--truncate", "--keep-going"]);
+    assert_exit(&out, 4);
+    for table in TABLES {
+        assert_eq!(
+            digest(&c.dest[0], &d1, table),
+            digest(&c.source, &src, table),
+            "{table} on destination 1"
+        );
+    }
+    for (t, table) in TABLES.iter().enumerate().take(3) {
+        assert_eq!(digest(&c.dest[1], &d2, table), old[t], "{table}");
+    }
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SQLSTATE 23503")
+            && stderr.contains(r#"rows of "public"."local_note" there"#),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &d2, "local_note"), 1, "never emptied");
+    assert_eq!(copy_backends(&c.dest[0], &d1), 0);
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+}
+
 /// A crash between the group's COMMIT and its `done` records: the state file holds the group's
 /// `begin` and `commit` lines only. A resume (without `--truncate`) asks each destination about
 /// the announced transaction, finds it committed, and copies nothing twice.

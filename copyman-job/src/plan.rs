@@ -2478,34 +2478,37 @@ mod tests {
 ///   first, each as a table alone would be ([`crate::sql::emptying`]: a `DELETE` where that
 ///   touches nothing else, which fails with 23503 while that outside table's rows reference
 ///   its rows), still in the group's one transaction ([`Group::truncate_together`] false).
+///   That is decided on each destination: a destination's own table that references a member
+///   does not keep the others from their one `TRUNCATE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// The members (indexes into the plan's tables), referenced tables first (on a cycle, in
     /// the plan's order).
     pub members: Vec<usize>,
-    /// Whether no table outside the group references a member: then one `TRUNCATE` empties
-    /// them all.
-    pub truncate_together: bool,
+    /// For each destination, whether no table outside the group references a member there:
+    /// then one `TRUNCATE` empties them all there.
+    pub truncate_together: Vec<bool>,
 }
 
 /// Forms the [`Group`]s of a job: `names` are its tables (schema-qualified and quoted, in the
 /// plan's order: largest first), `emptied` whether each is emptied first on some destination,
 /// `after` the foreign keys kept for ordering (each table's referenced tables, cycles left
-/// out) and `edges` every foreign key `(referencing, referenced)` on any server. A group has at
-/// least two members; a table is in one group at most.
+/// out) and `edges_on` every foreign key `(referencing, referenced)` on each destination. A
+/// group has at least two members; a table is in one group at most.
 pub fn fk_groups(
     names: &[String],
     emptied: &[bool],
     after: &[Vec<usize>],
-    edges: &[(String, String)],
+    edges_on: &[Vec<(String, String)>],
 ) -> Vec<Group> {
     let index: HashMap<&str, usize> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
         .collect();
-    let links: Vec<(usize, usize)> = edges
+    let links: Vec<(usize, usize)> = edges_on
         .iter()
+        .flatten()
         .filter_map(|(c, p)| Some((*index.get(c.as_str())?, *index.get(p.as_str())?)))
         .filter(|&(c, p)| c != p && emptied[c] && emptied[p])
         .collect();
@@ -2549,13 +2552,14 @@ pub fn fk_groups(
                 .unwrap_or(0);
             members.push(left.remove(at));
         }
-        let outside = edges.iter().any(|(c, p)| {
-            let member = |n: &str| index.get(n).is_some_and(|i| set.contains(i));
-            member(p) && !member(c) && c != p
-        });
+        let member = |n: &str| index.get(n).is_some_and(|i| set.contains(i));
+        let truncate_together = edges_on
+            .iter()
+            .map(|edges| !edges.iter().any(|(c, p)| member(p) && !member(c) && c != p))
+            .collect();
         groups.push(Group {
             members,
-            truncate_together: !outside,
+            truncate_together,
         });
     }
     groups
@@ -2584,28 +2588,32 @@ mod group_tests {
         let after = vec![vec![2], vec![], vec![1], vec![], vec![3]];
         // `kept` is not emptied: `lone` and `kept` stay tables of their own.
         let emptied = [true, true, true, true, false];
-        let groups = fk_groups(&names, &emptied, &after, &edges);
+        let groups = fk_groups(&names, &emptied, &after, std::slice::from_ref(&edges));
         assert_eq!(
             groups,
             vec![Group {
                 members: vec![1, 2, 0],
-                truncate_together: true
+                truncate_together: vec![true]
             }]
         );
         // Nothing emptied: no group, the job keeps its parallelism.
-        assert!(fk_groups(&names, &[false; 5], &after, &edges).is_empty());
+        assert!(fk_groups(&names, &[false; 5], &after, &[edges]).is_empty());
     }
 
     #[test]
-    fn a_group_referenced_from_outside_is_not_truncated_together() {
+    fn a_group_referenced_from_outside_is_not_truncated_together_there() {
         let names: Vec<String> = ["a", "b"].iter().map(|s| n(s)).collect();
-        let edges = vec![(n("b"), n("a")), (n("other"), n("a"))];
-        let groups = fk_groups(&names, &[true, true], &[vec![], vec![0]], &edges);
+        // Destination 2 has a table of its own that references `a`; destination 1 has not.
+        let edges_on = [
+            vec![(n("b"), n("a"))],
+            vec![(n("b"), n("a")), (n("other"), n("a"))],
+        ];
+        let groups = fk_groups(&names, &[true, true], &[vec![], vec![0]], &edges_on);
         assert_eq!(
             groups,
             vec![Group {
                 members: vec![0, 1],
-                truncate_together: false
+                truncate_together: vec![true, false]
             }]
         );
     }

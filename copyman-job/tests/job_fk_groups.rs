@@ -42,7 +42,7 @@ fn every_member_of_a_group_hears_its_commit_and_finishes_committed() {
         [r#""public"."up""#, r#""public"."down""#],
         "parents first"
     );
-    assert!(plan.groups[0].truncate_together);
+    assert!(plan.groups[0].truncate_together.iter().all(|&t| t));
 
     let commits = Mutex::new(Vec::new());
     let finished = Mutex::new(Vec::new());

@@ -319,7 +319,7 @@ pub(super) fn truncates_together(
 ) -> bool {
     let emptied_here =
         |t: &TablePlan| matches!(t.destinations[d], DestPlan::Copy { truncate: true, .. });
-    group.truncate_together
+    group.truncate_together[d]
         && group.members.iter().all(|&m| {
             let t = &tables[m];
             !emptied_here(t)
@@ -1748,11 +1748,11 @@ fn plan_all(
     // say how the data hangs together): parents first.
     // The destinations' (only they can refuse a row): a cycle the source has and the
     // destinations broke (a constraint dropped for the load) orders the tables all the same.
-    let mut edges = Vec::new();
+    let mut edges_on = vec![Vec::new(); dests.len()];
     let mut ancestors = source_ancestry;
     for (d, slot) in dests.iter_mut().enumerate() {
         if let Some(conn) = answering(slot) {
-            edges.extend(foreign_keys(conn));
+            edges_on[d] = foreign_keys(conn);
         }
         if let Some(conn) = answering(slot) {
             let here = partition_ancestors(conn);
@@ -1763,7 +1763,12 @@ fn plan_all(
             refuse_unreadable_for_verify(conn, &tables, d)?;
         }
     }
-    let edges = onto_job_tables(&tables, &ancestors, edges);
+    // Each destination's (whether a group's one TRUNCATE is refused there), and all of them.
+    let edges_on: Vec<Vec<(String, String)>> = edges_on
+        .into_iter()
+        .map(|edges| onto_job_tables(&tables, &ancestors, edges))
+        .collect();
+    let edges = onto_job_tables(&tables, &ancestors, edges_on.concat());
     // A table that references itself on a destination is copied whole: a range's row may
     // reference a row of a range not committed yet there (a tree's child before its parent),
     // which would fail every run alike (23503).
@@ -1799,7 +1804,7 @@ fn plan_all(
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
         let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
         let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
-        crate::plan::fk_groups(&names, &emptied, &after, &edges)
+        crate::plan::fk_groups(&names, &emptied, &after, &edges_on)
     };
     for g in &groups {
         let names: Vec<String> = g
@@ -1813,40 +1818,53 @@ fn plan_all(
              COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
              destination)",
             names.join(", "),
-            if g.truncate_together {
-                // As the first destination has them (the plan shows each destination's).
-                let list: Vec<String> = g
-                    .members
-                    .iter()
-                    .map(|&m| {
-                        let t = &tables[m];
-                        let kind = t
-                            .destinations
-                            .iter()
-                            .find_map(|d| match d {
-                                DestPlan::Copy { kind, .. } => Some(kind.as_str()),
-                                _ => None,
-                            })
-                            .unwrap_or(t.kind.as_str());
-                        own_rows(&t.table, kind)
+            {
+                // Where one TRUNCATE is not theirs, and why.
+                let apart: Vec<String> = (0..tables[g.members[0]].destinations.len())
+                    .filter(|&d| !truncates_together(&tables, g, d))
+                    .map(|d| {
+                        let why = if g.truncate_together[d] {
+                            "a member that references another emptied there is not emptied \
+                             there itself"
+                        } else {
+                            "a table outside the group references one of them there, and \
+                             TRUNCATE is refused there"
+                        };
+                        format!("on destination {}: {why}", d + 1)
                     })
                     .collect();
-                let partly = (0..tables[g.members[0]].destinations.len())
-                    .any(|d| !truncates_together(&tables, g, d));
-                format!(
-                    "empties them with one TRUNCATE {}{}",
-                    list.join(", "),
-                    if partly {
-                        " (one by one, children first, where a member that references another \
-                         emptied there is not emptied there itself)"
-                    } else {
-                        ""
-                    }
-                )
-            } else {
-                "empties them one by one, children first (a table outside the group references \
-                 one of them: TRUNCATE is refused there)"
-                    .to_owned()
+                if g.truncate_together.iter().any(|&together| together) {
+                    // As the first destination has them (the plan shows each destination's).
+                    let list: Vec<String> = g
+                        .members
+                        .iter()
+                        .map(|&m| {
+                            let t = &tables[m];
+                            let kind = t
+                                .destinations
+                                .iter()
+                                .find_map(|d| match d {
+                                    DestPlan::Copy { kind, .. } => Some(kind.as_str()),
+                                    _ => None,
+                                })
+                                .unwrap_or(t.kind.as_str());
+                            own_rows(&t.table, kind)
+                        })
+                        .collect();
+                    format!(
+                        "empties them with one TRUNCATE {}{}",
+                        list.join(", "),
+                        if apart.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (one by one, children first, {})", apart.join("; "))
+                        }
+                    )
+                } else {
+                    "empties them one by one, children first (a table outside the group \
+                     references one of them: TRUNCATE is refused there)"
+                        .to_owned()
+                }
             }
         ));
     }
