@@ -417,6 +417,58 @@ pub fn unmatched_query(selection: &Selection) -> Result<Option<String>, PatternE
     Ok(Some(checks.join(" UNION ALL ")))
 }
 
+/// The catalog query that lists, on the source, what a job over whole schemas leaves behind
+/// that pg_dump's data would bring: each materialized view of the `--schema`s (or, selecting
+/// by default, of every schema outside the system's), and each sequence there that no column
+/// owns (a serial's or an identity's goes with its table): rows `schema`, `name`, `relkind`
+/// (`m` or `S`), and for a sequence each table whose column default takes its values from it
+/// (its `schema` and `name`, a row each; null for none): a job that copies that table carries
+/// it. `--exclude-table` leaves them out as it leaves out tables; what belongs to an extension
+/// is not listed. `None` for a selection by names or `--table` patterns only.
+///
+/// # Errors
+/// A pattern that cannot be read.
+pub fn uncopied_query(selection: &Selection) -> Result<Option<String>, PatternError> {
+    let scope = if !selection.schemas.is_empty() {
+        let mut each = Vec::new();
+        for schema in &selection.schemas {
+            each.push(matches("n.nspname", &parse_schema_pattern(schema)?));
+        }
+        each.join(" OR ")
+    } else if selection.tables.is_empty() && selection.include.is_empty() {
+        "true".to_owned()
+    } else {
+        return Ok(None);
+    };
+    let exclude: Vec<NamePattern> = (selection.exclude.iter())
+        .map(|p| parse_pattern(p))
+        .collect::<Result<_, _>>()?;
+    let exclude = patterns_sql(&exclude);
+    let excluded = if exclude.is_empty() {
+        "false".to_owned()
+    } else {
+        exclude.join(" OR ")
+    };
+    Ok(Some(format!(
+        "SELECT n.nspname::text, c.relname::text, c.relkind::text, un.nspname::text, \
+             u.relname::text \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_catalog.pg_depend d ON c.relkind = 'S' \
+           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = c.oid \
+           AND d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+         LEFT JOIN pg_catalog.pg_attrdef ad ON ad.oid = d.objid \
+         LEFT JOIN pg_catalog.pg_class u ON u.oid = ad.adrelid \
+         LEFT JOIN pg_catalog.pg_namespace un ON un.oid = u.relnamespace \
+         WHERE c.relkind IN ('m', 'S') AND n.nspname <> 'information_schema' \
+           AND n.nspname !~ '^pg_' AND ({scope}) AND NOT ({excluded}) \
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e \
+             WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid \
+               AND (e.deptype = 'e' OR (c.relkind = 'S' AND e.deptype IN ('a', 'i') \
+                 AND e.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass))) \
+         ORDER BY 3, 1, 2"
+    )))
+}
+
 /// The catalog query that lists the selection on the source: one row per table, `schema`,
 /// `name`, `relkind`, its heap's size in bytes (`pg_relation_size`, summed over a partitioned
 /// table's partitions), … and its size with its TOAST (`pg_table_size`, likewise), largest

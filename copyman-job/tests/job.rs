@@ -134,6 +134,70 @@ fn selection_follows_pg_dump_patterns_and_copies_partitions_through_their_root()
     assert!(err.to_string().contains("no table matches"), "{err}");
 }
 
+/// A job over whole schemas copies tables' rows; what pg_dump's data would bring besides — a
+/// materialized view's rows, a sequence no copied column takes values from — is said in the
+/// plan's notes with what to do (`REFRESH MATERIALIZED VIEW`, `setval`), not left out without a
+/// word. A serial's sequence, and one a copied table's default takes values from, are carried
+/// (not said); one excluded, or a job by table names, says nothing of them.
+#[test]
+fn a_schema_job_says_what_it_leaves_behind_materialized_views_and_lone_sequences() {
+    let schema = "
+        CREATE SCHEMA shop;
+        CREATE TABLE shop.orders (id serial PRIMARY KEY, amount int);
+        CREATE SEQUENCE shop.ticket_no;
+        CREATE TABLE shop.tickets (no int8 DEFAULT nextval('shop.ticket_no'), what text);
+        CREATE SEQUENCE shop.invoice_no START 1000;
+        CREATE SEQUENCE public.elsewhere;
+        CREATE MATERIALIZED VIEW shop.totals AS SELECT sum(amount) AS total FROM shop.orders;
+        INSERT INTO shop.orders (amount) SELECT g FROM generate_series(1, 10) g;";
+    let (source, dests, _, _) = setup(schema, schema, 1);
+    let options = Options::new(state_path("uncopied"));
+    let notes = |selection: Selection| -> String {
+        job::plan(&source, &dests, &selection, &options)
+            .unwrap()
+            .notes
+            .join("\n")
+    };
+    let said = notes(Selection {
+        schemas: vec!["shop".into()],
+        ..Selection::default()
+    });
+    assert!(
+        said.contains(r#"materialized view "shop"."totals": not copied"#)
+            && said.contains(r#"REFRESH MATERIALIZED VIEW "shop"."totals""#),
+        "{said}"
+    );
+    assert!(
+        said.contains(r#"sequence "shop"."invoice_no": not carried"#)
+            && said.contains(r#"SELECT setval('"shop"."invoice_no"', n)"#),
+        "{said}"
+    );
+    for carried in ["ticket_no", "orders_id_seq", "elsewhere"] {
+        assert!(!said.contains(carried), "{carried}: {said}");
+    }
+    // Excluded, it is not said; a job by names says nothing of the schema's other relations.
+    let said = notes(Selection {
+        schemas: vec!["shop".into()],
+        exclude: vec!["shop.invoice_no".into(), "shop.totals".into()],
+        ..Selection::default()
+    });
+    assert!(
+        !said.contains("invoice_no") && !said.contains("totals"),
+        "{said}"
+    );
+    let said = notes(Selection {
+        tables: vec![TableName::parse("shop.orders").unwrap()],
+        ..Selection::default()
+    });
+    assert!(
+        !said.contains("invoice_no") && !said.contains("totals"),
+        "{said}"
+    );
+    // The default selection (every schema) names the other schema's lone sequence too.
+    let said = notes(Selection::default());
+    assert!(said.contains(r#""public"."elsewhere""#), "{said}");
+}
+
 const ACCOUNTS: &str = "
     CREATE TABLE acct_a (id int PRIMARY KEY, amount int8 NOT NULL, pad text);
     CREATE TABLE acct_b (id int PRIMARY KEY, amount int8 NOT NULL, pad text);

@@ -858,6 +858,7 @@ fn plan_all(
             });
         }
     }
+    notes.extend(uncopied(&mut src, selection, &listed));
     // What each selected table's copy covers on the source, by oid, as the selection saw it:
     // checked again once the tables are locked (below), since a partition attached or detached
     // while the job plans would be copied twice, or by nobody; and recorded with the claims.
@@ -2783,6 +2784,82 @@ fn partition_ancestors(conn: &mut Connection) -> Vec<(String, Vec<String>)> {
         }
     }
     out
+}
+
+/// What a job over whole schemas leaves behind that pg_dump's data would bring
+/// ([`select::uncopied_query`]), said with what to do: its materialized views (refreshed on the
+/// destinations once the job ends) and its sequences that no copied table takes values from
+/// (set there to the source's). `listed` are the selected tables. Nothing where the source
+/// cannot be asked: this is advice, not a check.
+fn uncopied(src: &mut Connection, selection: &Selection, listed: &HashSet<String>) -> Vec<String> {
+    let Some(rows) = select::uncopied_query(selection)
+        .ok()
+        .flatten()
+        .and_then(|query| src.query(&query).ok())
+    else {
+        return Vec::new();
+    };
+    let mut views: Vec<String> = Vec::new();
+    // Each sequence, and whether a selected table's default takes values from it.
+    let mut sequences: Vec<(String, bool)> = Vec::new();
+    for row in &rows {
+        let [Some(schema), Some(name), Some(kind), user_schema, user_name] = &row[..] else {
+            continue;
+        };
+        let name = TableName::from_parts(Some(schema.clone()), name.clone()).to_string();
+        let used = match (user_schema, user_name) {
+            (Some(s), Some(n)) => {
+                listed.contains(&TableName::from_parts(Some(s.clone()), n.clone()).to_string())
+            }
+            _ => false,
+        };
+        match kind.as_str() {
+            "m" if !views.contains(&name) => views.push(name),
+            "S" => match sequences.iter_mut().find(|(s, _)| *s == name) {
+                Some((_, carried)) => *carried |= used,
+                None => sequences.push((name, used)),
+            },
+            _ => {}
+        }
+    }
+    let mut notes = Vec::new();
+    if !views.is_empty() {
+        let refresh: Vec<String> = views
+            .iter()
+            .map(|v| format!("REFRESH MATERIALIZED VIEW {v}"))
+            .collect();
+        notes.push(format!(
+            "{} {}: not copied (a job copies tables' rows): refresh {} on each destination \
+             once the job ended ({})",
+            if views.len() == 1 {
+                "materialized view"
+            } else {
+                "materialized views"
+            },
+            views.join(", "),
+            if views.len() == 1 { "it" } else { "them" },
+            refresh.join("; ")
+        ));
+    }
+    let left: Vec<&str> = sequences
+        .iter()
+        .filter(|(_, carried)| !carried)
+        .map(|(s, _)| s.as_str())
+        .collect();
+    if !left.is_empty() {
+        let one = left.len() == 1;
+        notes.push(format!(
+            "{} {}: not carried (a job sets a sequence only where a copied column takes its \
+             values from it): where the destinations' must stand as the source's, set {} there \
+             (SELECT setval('{}', n) with n its last_value on the source{})",
+            if one { "sequence" } else { "sequences" },
+            left.join(", "),
+            if one { "it" } else { "each" },
+            left[0].replace('\'', "''"),
+            if one { "" } else { ", and so for the others" },
+        ));
+    }
+    notes
 }
 
 /// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
