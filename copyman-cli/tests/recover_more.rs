@@ -156,10 +156,26 @@ fn job_killed_between_commit_prepareds_is_finished_by_recover_given_every_destin
         "{parties:?}"
     );
 
+    // The killed run's lock file stays beside the log until a recovery finds it unlocked.
+    let lock_files = || -> Vec<String> {
+        let prefix = format!(".{}.", log.0.file_name().unwrap().to_str().unwrap());
+        std::fs::read_dir(log.0.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(&prefix) && name.contains(".lock"))
+            .collect()
+    };
+    assert_eq!(lock_files().len(), 1, "{:?}", lock_files());
+
     let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
     let out = recover(&urls.iter().collect::<Vec<_>>(), log.arg());
     assert_exit(&out, 0);
     assert_eq!(json(&out)["status"], "ok");
+    assert_eq!(
+        lock_files(),
+        Vec::<String>::new(),
+        "removed by the recovery"
+    );
     let expected = digest(&s.source, &src, "t");
     for (cluster, db) in s.dest.iter().zip(&dbs) {
         assert_eq!(digest(cluster, db, "t"), expected, "{db}");

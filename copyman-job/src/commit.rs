@@ -339,9 +339,15 @@ impl DecisionLog {
             lines.push_str(&party_line(run, &gid, holder));
         }
         self.append(&lines)?;
+        // Locked under another name, then renamed into place: a lock file that can be seen is
+        // locked by its live run or left by a dead one, never not yet locked (a recovery
+        // removes one it finds unlocked: `run_in_progress`).
         let path = self.lock_path(run);
-        let file = File::create(&path)?;
+        let mut fresh = path.clone().into_os_string();
+        fresh.push(".new");
+        let file = File::create(&fresh)?;
         file.lock()?;
+        fs::rename(&fresh, &path)?;
         Ok(RunLock { file, path })
     }
 
@@ -435,14 +441,17 @@ impl DecisionLog {
         Ok(())
     }
 
-    /// Whether `run` is in progress (its lock is held by a live process).
+    /// Whether `run` is in progress (its lock is held by a live process). A lock file left by a
+    /// run that died (killed: its guard never dropped) is removed, under its lock.
     pub fn run_in_progress(&self, run: &str) -> bool {
         let path = self.lock_path(run);
         match File::open(&path) {
-            // Unlocked: left by a run that died, which decides nothing any more. The file stays
-            // (a few bytes): removing it could race with a run that just created it.
+            // Unlocked: left by a run that died, which decides nothing any more. A run locks its
+            // file before it can be seen ([`DecisionLog::lock_run_with`]) and no other run has
+            // its id: this one is gone for good.
             Ok(file) => match file.try_lock() {
                 Ok(()) => {
+                    let _ = fs::remove_file(&path);
                     let _ = file.unlock();
                     false
                 }
@@ -1122,6 +1131,18 @@ mod tests {
         assert!(log.committed().unwrap().is_empty());
         drop(guard);
         assert!(!log.run_in_progress(&run));
+        // A killed run's lock file (never unlocked by its guard, released by the kernel) is
+        // found unlocked and removed.
+        let dead = DecisionLog::new_run_id();
+        let left = log.lock_path(&dead);
+        File::create(&left).unwrap();
+        assert!(!log.run_in_progress(&dead));
+        assert!(!left.exists());
+        let files: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, [path.file_name().unwrap()], "no lock file stays");
         assert!(DecisionLog::existing(&path).is_ok());
         assert!(DecisionLog::existing(path.with_file_name("missing.log")).is_err());
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
