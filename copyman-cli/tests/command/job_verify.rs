@@ -504,3 +504,66 @@ fn job_verify_interrupted_says_a_committed_table_committed() {
     );
     assert_eq!(count(&c.dest[0], &d0, "vt"), 300);
 }
+
+/// A destination that holds a column in another type than the source's (a `real` into a
+/// `numeric`: `1e-05` stored as `0.00001`) is compared by value: its checksum reads the column
+/// back in the source's type. Before, the words differed and the table was a mismatch on every
+/// run (exit 4, the resume copied it again and found it different again). A value that is not
+/// the source's there (changed by hand) is still found.
+#[test]
+fn job_verify_compares_a_column_of_another_type_by_its_value() {
+    let c = clusters();
+    let rows = "INSERT INTO m VALUES (1, 1e-05), (2, 0.1), (3, 123456.79), (4, -2.5e-10), \
+                (5, 'NaN'), (6, 3.4028235e+38), (7, NULL)";
+    let src = database(
+        &c.source,
+        &format!("CREATE TABLE m (id int PRIMARY KEY, x real); {rows}"),
+    );
+    let d0 = database(&c.dest[0], "CREATE TABLE m (id int PRIMARY KEY, x numeric)");
+    let d1 = database(&c.dest[1], "CREATE TABLE m (id int PRIMARY KEY, x real)");
+    let state = TempPath::new("verify-types.state");
+    let (from, to0, to1) = (
+        c.source.conninfo(&src),
+        c.dest[0].conninfo(&d0),
+        c.dest[1].conninfo(&d1),
+    );
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json", "table", "m", "--from", &from, "--to", &to0, "--to", &to1, "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&["--verify"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    for r in records(&report, "\"public\".\"m\"") {
+        assert_eq!(r["verified"], true, "{report}");
+    }
+    assert_eq!(
+        c.dest[0]
+            .connect(&d0)
+            .query_one("SELECT x::text FROM m WHERE id = 1", &[])
+            .unwrap()
+            .get::<_, String>(0),
+        "0.00001"
+    );
+    // Done earlier, compared again by a resume: by value too.
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 0);
+    c.dest[0]
+        .connect(&d0)
+        .batch_execute("UPDATE m SET x = 0.10001 WHERE id = 2")
+        .unwrap();
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let by_dest = records(&report, "\"public\".\"m\"");
+    assert!(
+        by_dest
+            .iter()
+            .any(|r| r["server"] == "destination 1" && r["verified"] == false),
+        "{report}"
+    );
+}

@@ -120,6 +120,11 @@ pub struct TablePlan {
     /// each side's bytes in it, unconverted. (Beside a UTF8 destination each side's text is
     /// hashed as UTF-8: its characters are the same on every side.)
     pub checksum_unconverted: bool,
+    /// For each destination, the copied columns of another type there than on the source, each
+    /// with the source's type: its `--verify` checksum reads them back in it (a `real`'s
+    /// `1e-05` is `0.00001` in a `numeric`: the same value, other words). Empty where it is
+    /// not copied now.
+    pub read_as: Vec<Vec<(Ident, String)>>,
 }
 
 impl TablePlan {
@@ -1568,6 +1573,30 @@ fn plan_all(
                 now.join(", ")
             ));
         }
+        let differing = |rel: &Relation| -> Vec<(Ident, String)> {
+            (columns.iter())
+                .filter_map(|name| {
+                    let theirs = &source_rel.column(name)?.type_name;
+                    (rel.column(name)?.type_name != *theirs).then(|| (name.clone(), theirs.clone()))
+                })
+                .collect()
+        };
+        let mut read_as = vec![Vec::new(); plans.len()];
+        for (i, rel) in &rels {
+            read_as[*i] = differing(rel);
+        }
+        // Done earlier with rows, compared under --verify: its catalog was not read above.
+        if options.verify {
+            for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
+                if matches!(plans[i], DestPlan::Done(rows) if rows > 0)
+                    && down[i].is_none()
+                    && let Ok(conn) = ensure(slot, server)
+                    && let Ok(Some(rel)) = lookup(conn, &sel.table)
+                {
+                    read_as[i] = differing(&rel);
+                }
+            }
+        }
         let labels: Vec<String> = rels
             .iter()
             .map(|(i, _)| format!("destination {}", i + 1))
@@ -1738,6 +1767,7 @@ fn plan_all(
             source_guard,
             data_encoding: options.data_encoding.clone(),
             checksum_unconverted,
+            read_as,
         });
     }
     // A session whose last table's question was given up is replaced, as the next table's
@@ -3041,6 +3071,7 @@ mod tests {
             source_guard: None,
             data_encoding: None,
             checksum_unconverted: false,
+            read_as: Vec::new(),
         };
         assert_eq!(
             t.receive_for(true),
@@ -3071,6 +3102,7 @@ mod tests {
             source_guard: None,
             data_encoding: None,
             checksum_unconverted: false,
+            read_as: Vec::new(),
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

@@ -41,8 +41,23 @@ const CHECKSUM_SETTINGS: [&str; 7] = [
 /// to call bytes that are not UTF-8 so), and between servers that all hold one other encoding
 /// ([`TablePlan::checksum_unconverted`]): their bytes are compared as they are (a byte WIN1252
 /// leaves undefined has no UTF-8 form, and EUC_JP's NEC and IBM duplicates share one).
-fn checksum_query(table: &TableName, columns: &[Ident], kind: &str, raw: bool) -> String {
-    let list: Vec<String> = columns.iter().map(ToString::to_string).collect();
+///
+/// A column in `read_as` is read back in the type given there (the source's: a destination
+/// that holds it in another type compares the values, not their words).
+fn checksum_query(
+    table: &TableName,
+    columns: &[Ident],
+    kind: &str,
+    raw: bool,
+    read_as: &[(Ident, String)],
+) -> String {
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| match read_as.iter().find(|(name, _)| name == c) {
+            Some((_, ty)) => format!("CAST(CAST({c} AS text) AS {ty})"),
+            None => c.to_string(),
+        })
+        .collect();
     let row = format!("ROW({})::text", list.join(", "));
     let bytes = if raw {
         row
@@ -56,10 +71,20 @@ fn checksum_query(table: &TableName, columns: &[Ident], kind: &str, raw: bool) -
     )
 }
 
-/// Runs the checksum on `conn`, inside its open transaction. The relation's kind is read on
+/// Runs the source's checksum on `conn`, inside its open transaction ([`checksum_on`]).
+pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
+    checksum_on(conn, t, &[])
+}
+
+/// Runs the checksum on `conn`, inside its open transaction, with the columns of `read_as` read
+/// back in its types (a destination's: [`TablePlan::read_as`]). The relation's kind is read on
 /// that server: a destination's table may be of another kind than the source's (partitioned
 /// there, ordinary here), and each side counts the rows its copy read or wrote.
-pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, TableError> {
+fn checksum_on(
+    conn: &mut Connection,
+    t: &TablePlan,
+    read_as: &[(Ident, String)],
+) -> Result<String, TableError> {
     for sql in CHECKSUM_SETTINGS {
         conn.execute(sql).map_err(|e| describe(&e))?;
     }
@@ -77,7 +102,7 @@ pub(super) fn checksum(conn: &mut Connection, t: &TablePlan) -> Result<String, T
         || (t.checksum_unconverted
             && encoding.is_some_and(|e| t.data_encoding.as_deref() == Some(e)));
     let rows = conn
-        .query(&checksum_query(&t.table, &t.columns, &kind, raw))
+        .query(&checksum_query(&t.table, &t.columns, &kind, raw, read_as))
         .map_err(|e| describe(&e))?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -179,7 +204,7 @@ pub(super) fn verify_dest(
     let theirs = conn
         .execute("BEGIN")
         .map_err(|e| describe(&e))
-        .and_then(|_| checksum(conn, t));
+        .and_then(|_| checksum_on(conn, t, t.read_as.get(d).map_or(&[], Vec::as_slice)));
     end(Some(conn));
     match theirs {
         Ok(theirs) if theirs == sum => result.verified = Some(true),
@@ -298,17 +323,24 @@ mod tests {
     fn the_checksum_names_every_column() {
         let table = TableName::parse("s.t").unwrap();
         let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
-        let q = checksum_query(&table, &columns, "p", false);
+        let q = checksum_query(&table, &columns, "p", false, &[]);
         assert!(
             q.contains(r#"md5(pg_catalog.convert_to(ROW("a", "B")::text, 'UTF8'))"#),
             "{q}"
         );
         assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
         // A SQL_ASCII server's bytes as they are.
-        let q = checksum_query(&table, &columns, "p", true);
+        let q = checksum_query(&table, &columns, "p", true, &[]);
         assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
         // An ordinary table's own rows, as its copy reads them (not its children's).
-        let q = checksum_query(&table, &columns, "r", false);
+        let q = checksum_query(&table, &columns, "r", false, &[]);
         assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
+        // A column of another type there, read back in the source's.
+        let read_as = [(columns[1].clone(), "real".to_owned())];
+        let q = checksum_query(&table, &columns, "r", false, &read_as);
+        assert!(
+            q.contains(r#"ROW("a", CAST(CAST("B" AS text) AS real))::text"#),
+            "{q}"
+        );
     }
 }
