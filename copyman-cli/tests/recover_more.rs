@@ -159,7 +159,7 @@ fn job_killed_between_commit_prepareds_is_finished_by_recover_given_every_destin
     // The killed run's lock file stays beside the log until a recovery finds it unlocked.
     let lock_files = || -> Vec<String> {
         let prefix = format!(".{}.", log.0.file_name().unwrap().to_str().unwrap());
-        std::fs::read_dir(log.0.parent().unwrap())
+        fs::read_dir(log.0.parent().unwrap())
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|name| name.starts_with(&prefix) && name.contains(".lock"))
