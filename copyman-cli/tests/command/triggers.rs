@@ -104,6 +104,52 @@ fn a_destinations_insert_triggers_are_said() {
     assert_eq!(count(&c.dest[0], &moving, "moved"), 100);
 }
 
+/// A destination's own BEFORE INSERT trigger that sets a copied column (wanted there: it
+/// stamps the rows) makes `--verify` find the table different on every run: its failure says
+/// the triggers ran there and the ways to copy it that verify (without --verify, or without the
+/// triggers), rather than only that the checksums differ.
+#[test]
+fn a_verify_mismatch_where_its_own_triggers_ran_says_so() {
+    let c = clusters();
+    let src = database(&c.source, SOURCE);
+    let stamping = database(
+        &c.dest[0],
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN NEW.v := NEW.v || ' (loaded)'; RETURN NEW; END $$;
+         CREATE TRIGGER stamp BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION stamp();",
+    );
+    let state = TempPath::new("stamp-verify.state");
+    let out = run(&[
+        "table",
+        "t",
+        "p",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&stamping),
+        "--state",
+        state.arg(),
+        "--verify",
+    ]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("verify: the checksum differs from the source's")
+            && stderr.contains("triggers of its own ran there as it was written")
+            && stderr.contains("session_replication_role=replica"),
+        "{stderr}"
+    );
+    // The table without triggers is verified: no line of it says the checksums differ.
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains(r#""public"."p""#) && l.contains("checksum differs")),
+        "{stderr}"
+    );
+}
+
 /// A destination table emptied first whose TRUNCATE trigger changes another table (one a job
 /// may have copied and checked before it) is said while planning, one table and jobs (nothing
 /// was said: half of a verified table went, exit 0).

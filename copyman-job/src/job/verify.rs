@@ -210,9 +210,22 @@ pub(super) fn verify_dest(
         Ok(theirs) if theirs == sum => result.verified = Some(true),
         Ok(theirs) => {
             result.verified = Some(false);
+            // Its own triggers ran as it was written there: what they changed is theirs, and
+            // every run would find it again.
+            let triggers = if matches!(
+                t.destinations.get(d),
+                Some(DestPlan::Copy { triggers: true, .. })
+            ) {
+                "; triggers of its own ran there as it was written (the plan names them): a \
+                 value they set is a difference every run finds again — copy it without \
+                 --verify, or without them (options='-c session_replication_role=replica' in \
+                 the destination's CONN, or ALTER TABLE … DISABLE TRIGGER)"
+            } else {
+                ""
+            };
             result.error = Some(TableError::new(format!(
                 "verify: the checksum differs from the source's (rows:sum {theirs} here, {sum} on \
-                 the source)"
+                 the source){triggers}"
             )));
         }
         Err(e) => not_compared(
