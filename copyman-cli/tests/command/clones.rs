@@ -463,3 +463,79 @@ fn a_source_on_a_standby_of_the_destination_is_refused_into_its_own_table() {
     assert_eq!(count(&primary, &db, "archive"), 100);
     assert_eq!(count(&primary, &db, "t"), 100);
 }
+
+/// A source on a hot standby whose read a replayed change of its primary cancels (here a lock
+/// taken there; in the wild a VACUUM's cleanup, or copyman's own `--truncate` of a destination
+/// that feeds the standby) fails with the server's "conflict with recovery" (40001) and what it
+/// means, with the ways out: the server's words alone named no cause a DBA could act on.
+#[test]
+fn a_standby_sources_recovery_conflict_is_said_with_its_way_out() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int PRIMARY KEY);";
+    let primary = Cluster::start();
+    let db = database(
+        &primary,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 10);"),
+    );
+    let standby = primary.clone_as_standby();
+    // Streaming from the primary, and replayed changes cancel a conflicting read at once.
+    let mut admin = standby.connect("postgres");
+    admin
+        .batch_execute(&format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} user={}'",
+            primary.socket_dir().display(),
+            primary.port(),
+            primary.user()
+        ))
+        .unwrap();
+    admin
+        .batch_execute("ALTER SYSTEM SET max_standby_streaming_delay = 0")
+        .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while admin
+        .query(
+            "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            &[],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the standby does not stream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int PRIMARY KEY, s text);");
+    let child = copyman()
+        .args(["copy", "--from", &standby.conninfo(&db)])
+        .args([
+            "--send",
+            "COPY (SELECT id, CASE WHEN id = 1 THEN pg_sleep(30)::text END FROM t) TO STDOUT",
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--receive",
+            "COPY t (id, s) FROM STDIN",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_query(&standby, &db, "%pg_sleep(30)%");
+    primary
+        .connect(&db)
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; COMMIT;")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SQLSTATE 40001")
+            && stderr.contains("conflict with recovery")
+            && stderr.contains("the source is a hot standby")
+            && stderr.contains("max_standby_streaming_delay"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}

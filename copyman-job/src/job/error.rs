@@ -166,6 +166,14 @@ fn stall_in(error: &(dyn StdError + 'static)) -> Option<Option<Duration>> {
     None
 }
 
+/// What a hot standby's recovery conflict (40001 and kin: "canceling statement due to conflict
+/// with recovery") means for a copy, and the ways out: the server says only what happened.
+const RECOVERY_CONFLICT: &str = ": the source is a hot standby, and replaying its primary's \
+    changes (a VACUUM's cleanup, a TRUNCATE or a lock there — copyman's own --truncate where a \
+    destination is that primary or feeds it) cancels a read that holds them up longer than its \
+    max_standby_streaming_delay; read from the primary, or raise max_standby_streaming_delay (or \
+    set hot_standby_feedback = on, for cleanups) on the standby for the copy";
+
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
 pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
@@ -196,10 +204,13 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         })
         .map(|(name, v)| format!("{name}: {}", context_lines(v)))
         .collect();
-        let message = match extras.is_empty() {
+        let mut message = match extras.is_empty() {
             true => db.message.clone(),
             false => format!("{} ({})", db.message, extras.join("; ")),
         };
+        if db.message.contains("due to conflict with recovery") {
+            message.push_str(RECOVERY_CONFLICT);
+        }
         return TableError {
             lasting: false,
             sqlstate: Some(db.code.clone()),
