@@ -756,20 +756,33 @@ pub(crate) fn server_and_endpoint(whom: &str) -> (&str, Option<&str>) {
     (role, Some(endpoint).filter(|e| !e.is_empty()))
 }
 
-/// The server a message about one destination names first (`destination 2 (u@h:1/d) takes no
-/// writes: …` → `destination 2 (u@h:1/d)`, for [`server_and_endpoint`]); `None` for any other.
+/// The server a message about one destination names (`destination 2 (u@h:1/d) takes no
+/// writes: …` → `destination 2 (u@h:1/d)`, for [`server_and_endpoint`]): the one it starts
+/// with, else the only one it names, however often (`… differ: destination 2 (u@h:1/d) lacks
+/// "v"`); `None` for a message that names none or several.
 pub(crate) fn named_first(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("destination ")?;
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
+    // Each `destination N` in it: where it starts, and its number.
+    let named: Vec<(usize, &str)> = message
+        .match_indices("destination ")
+        .filter(|(at, _)| {
+            *at == 0 || !message[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
+        .filter_map(|(at, word)| {
+            let rest = &message[at + word.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            (digits > 0).then(|| (at, &rest[..digits]))
+        })
+        .collect();
+    let &(at, number) = named.first()?;
+    if at != 0 && named.iter().any(|(_, n)| *n != number) {
         return None;
     }
-    let end = "destination ".len() + digits;
+    let end = at + "destination ".len() + number.len();
     match message[end..].strip_prefix(" (") {
         Some(within) => within
             .find(')')
-            .map(|close| &message[..end + 2 + close + 1]),
-        None => Some(&message[..end]),
+            .map(|close| &message[at..end + 2 + close + 1]),
+        None => Some(&message[at..end]),
     }
 }
 
@@ -966,6 +979,22 @@ mod tests {
         );
         assert_eq!(named("destination 3: gone"), Some(("destination 3", None)));
         assert_eq!(named("the destinations differ"), None);
+        assert_eq!(
+            named("the columns differ: destination 2 (u@h:1/d) lacks \"v\""),
+            Some(("destination 2", Some("u@h:1/d")))
+        );
+        assert_eq!(
+            named("destination 1 (a@h:1/d) lacks \"v\", destination 2 (b@h:1/d) lacks \"w\""),
+            Some(("destination 1", Some("a@h:1/d"))),
+            "the one it starts with"
+        );
+        assert_eq!(
+            named(
+                "the columns differ: destination 1 (a@h:1/d) lacks \"v\", destination 2 lacks it"
+            ),
+            None,
+            "several, none first"
+        );
         assert_eq!(named("destination x"), None);
     }
 

@@ -650,3 +650,39 @@ fn a_jobs_failure_is_named_where_it_happened_not_where_it_rolled_back() {
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
 }
+
+/// A one-table refusal of the columns that names one destination (it lacks a column the
+/// source has) says that destination as `server`, its CONN as `endpoint`: `server` was null.
+#[test]
+fn a_column_refusal_about_one_destination_names_it() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a');",
+    );
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let d2 = database(&c.dest[1], "CREATE TABLE t (id int, w text);");
+    let out = run(&[
+        "--json",
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert_exit(&out, 2);
+    let doc = json(&out);
+    assert_eq!(doc["server"], "destination 2", "{doc}");
+    assert!(
+        doc["endpoint"].as_str().is_some_and(|e| e.ends_with(&d2)),
+        "{doc}"
+    );
+    assert!(
+        doc["error"].as_str().unwrap().contains("lacks \"v\""),
+        "{doc}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
