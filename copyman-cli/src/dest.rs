@@ -675,6 +675,21 @@ pub(crate) fn open_fifo(
     };
     let timer = stall_timer(endpoint, give_up);
     let mut said = quiet;
+    // What it waits for: said here after a while, and by the watch (not the servers' wait
+    // that it holds up) until it ends.
+    let what = format!(
+        "waiting for a {} of FIFO {}",
+        end.other(),
+        conn::redact(&path.to_string_lossy())
+    );
+    struct Said;
+    impl Drop for Said {
+        fn drop(&mut self) {
+            signals::waiting_for_fifo(None);
+        }
+    }
+    signals::waiting_for_fifo(Some(what.clone()));
+    let _said = Said;
     loop {
         match wait.recv_timeout(FIFO_SIGNAL_CHECK) {
             Ok(file) => return file,
@@ -694,11 +709,7 @@ pub(crate) fn open_fifo(
                 }
                 if !said && since.elapsed() >= FIFO_SAY_AFTER {
                     said = true;
-                    crate::progress::println(&format!(
-                        "copyman: waiting for a {} of FIFO {}",
-                        end.other(),
-                        conn::redact(&path.to_string_lossy())
-                    ));
+                    crate::progress::println(&format!("copyman: {what}"));
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {

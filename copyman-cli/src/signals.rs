@@ -216,6 +216,24 @@ pub(crate) fn is_waiting_for_reader() -> bool {
     WAITING_FOR_READER.load(Ordering::SeqCst)
 }
 
+/// What a FIFO being opened waits for (`waiting for a writer of FIFO PATH`), said by the watch.
+static WAITING_FOR_FIFO: Mutex<Option<String>> = Mutex::new(None);
+
+/// What a FIFO being opened waits for, if one is ([`waiting_for_fifo`]).
+pub(crate) fn fifo_wait() -> Option<String> {
+    WAITING_FOR_FIFO
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// A FIFO being opened waits for its other end (`Some`: what it waits for), or is done waiting.
+pub(crate) fn waiting_for_fifo(wait: Option<String>) {
+    *WAITING_FOR_FIFO
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = wait;
+}
+
 /// A file destination waits for its reader to read (`true`) or is done waiting.
 pub(crate) fn waiting_for_reader(on: bool) {
     WAITING_FOR_READER.store(on, Ordering::SeqCst);

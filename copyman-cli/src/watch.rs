@@ -882,7 +882,11 @@ fn watch(
         {
             told_stuck = true;
             // The servers idle because the input has sent nothing yet: said first.
-            let waiting = if signals::is_waiting_for_input() {
+            let fifo =
+                signals::fifo_wait().map(|what| format!("{what} (the servers wait with it): "));
+            let waiting = if let Some(fifo) = &fifo {
+                fifo
+            } else if signals::is_waiting_for_input() {
                 "waiting for the input's first bytes (the servers wait with it): "
             } else if signals::is_waiting_for_reader() {
                 "waiting for the reader of a pipe it writes to (stdout, stderr, a FIFO) to \
@@ -898,7 +902,9 @@ fn watch(
             };
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
-            let ways_out = match signals::is_waiting_for_input() || signals::is_waiting_for_reader()
+            let ways_out = match fifo.is_some()
+                || signals::is_waiting_for_input()
+                || signals::is_waiting_for_reader()
             {
                 true => "",
                 false => WAYS_OUT,

@@ -997,6 +997,56 @@ fn a_stdout_reader_that_does_not_read_is_said() {
     assert_eq!(sink.iter().filter(|&&b| b == b'\n').count(), 20000);
 }
 
+/// A FIFO source that no writer has opened yet: the run's "nothing has moved" blamed the
+/// destination's backend (waiting for its client: "frozen, or the network path lost"). Said as
+/// the FIFO's wait, and the copy goes on once a writer comes.
+#[test]
+fn a_fifo_source_without_a_writer_is_said_as_its_wait() {
+    use std::io::Write;
+
+    let c = clusters();
+    let d1 = database(&c.dest[0], T);
+    let fifo = TempPath::new("nowriter.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo.0)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let child = copyman()
+        .args([
+            "copy",
+            "--from",
+            fifo.arg(),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .args(["--receive", "COPY t FROM STDIN"])
+        .env("COPYMAN_TEST_SAY_AFTER", "2")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut w = fs::OpenOptions::new().write(true).open(&fifo.0).unwrap();
+    w.write_all(b"1\tone\n2\ttwo\n").unwrap();
+    drop(w);
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "nothing has moved for 2 s: waiting for a writer of FIFO {}",
+            fifo.arg()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("is frozen, or the network path"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 2);
+}
+
 /// A file name that is not UTF-8 (an old LATIN1-named export): the argument parser refused it
 /// ("invalid UTF-8 was detected", naming no argument); psql's `\copy`, cat and gzip take it.
 /// Read and written as given.
