@@ -893,12 +893,43 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
             conn::redact(text),
             conn::redact(text)
         ))),
+        Target::File(path) if is_socket(&path) => {
+            // A server's Unix socket (`/run/postgresql/.s.PGSQL.5432`): writing it failed only
+            // after the source was read ("No such device or address").
+            let dir = path.parent().map(|d| d.to_string_lossy().into_owned());
+            let port = (path.file_name().and_then(|n| n.to_str()))
+                .and_then(|n| n.strip_prefix(".s.PGSQL."))
+                .map(str::to_owned);
+            Err(ArgError::usage(match (dir, port) {
+                (Some(dir), Some(port)) if !dir.is_empty() => format!(
+                    "{flag} {text}: this is a server's Unix socket, not a file: give the server \
+                     as 'host={dir} port={port}'"
+                ),
+                _ => format!("{flag} {text}: this is a Unix socket, not a file"),
+            }))
+        }
         Target::File(path) => Ok(Endpoint::File(path)),
         Target::Server(conn) => match conn::resolve(&conn, env) {
             Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),
+            // A file whose name holds a `=` (`x=1.csv`) reads as `key=value`: said, with the
+            // way to name the file.
+            Err(ConnError::Invalid(m)) if Path::new(text).exists() => {
+                Err(ArgError::usage(format!(
+                    "{flag}: {m}: {} is read as a connection string (it holds a \"=\"); the \
+                     file of that name is ./{}",
+                    conn::redact(text),
+                    conn::redact(text)
+                )))
+            }
             Err(ConnError::Invalid(m)) => Err(ArgError::usage(format!("{flag}: {m}"))),
         },
     }
+}
+
+/// Whether `path` is a Unix socket (following links).
+fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// The `--from` and `--to` endpoints of a run whose `--stall-timeout` is `stall`: it bounds each

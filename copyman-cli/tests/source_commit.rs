@@ -385,37 +385,6 @@ fn a_truncated_binary_file_is_refused_and_nothing_commits() {
     assert_nothing_committed(s, &dbs);
 }
 
-/// A fresh directory under the temp dir, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = TempPath::new(name).0.clone();
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-
-    /// Its entries' names, sorted.
-    fn list(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `copyman copy` of `mv`'s 1000 rows to `to`, run in `dir`.
 fn copy_to_files(s: &Clusters, src: &str, dir: &TempDir, to: &[&str]) -> std::process::Output {
     let url = s.source.url(src);

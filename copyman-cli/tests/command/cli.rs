@@ -853,3 +853,58 @@ fn recover_with_a_directory_for_its_decision_log_is_a_usage_error() {
         text(&out.stderr)
     );
 }
+
+/// A file whose name holds a `=` (`x=1.txt`) is read as a connection string: the refusal names
+/// the file and the way to give it (`./x=1.txt`), which copies it. A server's Unix socket given
+/// as a destination (`/run/postgresql/.s.PGSQL.5432`) is refused before connecting, with the
+/// CONN that names that server: it was written to, after the source was read ("No such device
+/// or address", exit 1).
+#[test]
+fn a_file_named_like_a_conninfo_and_a_socket_given_as_a_file_are_said() {
+    let c = clusters();
+    let d1 = database(&c.dest[0], "CREATE TABLE t (id int, v text);");
+    let dir = TempDir::new("eq-names");
+    fs::write(dir.0.join("x=1.txt"), "1\tone\n").unwrap();
+    let copy = |from: &str| {
+        copyman()
+            .current_dir(&dir.0)
+            .args(["copy", "--from", from, "--to", &c.dest[0].conninfo(&d1)])
+            .args(["--receive", "COPY t FROM STDIN"])
+            .output()
+            .unwrap()
+    };
+    let out = copy("x=1.txt");
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("x=1.txt is read as a connection string")
+            && stderr.contains("the file of that name is ./x=1.txt"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_exit(&copy("./x=1.txt"), 0);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1);
+
+    let socket = c.dest[0]
+        .socket_dir()
+        .join(format!(".s.PGSQL.{}", c.dest[0].port()));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        socket.to_str().unwrap(),
+    ]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("this is a server's Unix socket, not a file")
+            && stderr.contains(&format!(
+                "'host={} port={}'",
+                c.dest[0].socket_dir().display(),
+                c.dest[0].port()
+            )),
+        "{stderr}"
+    );
+}

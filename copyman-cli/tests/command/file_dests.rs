@@ -7,7 +7,7 @@ use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::*;
@@ -20,37 +20,6 @@ fn source(c: &Clusters) -> String {
         &c.source,
         &format!("{T} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
     )
-}
-
-/// A fresh directory under the temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = TempPath::new(name).0.clone();
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-
-    /// Its entries' names, sorted.
-    fn list(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `sh -c SCRIPT copyman ARGS…` with copyman's clean environment: the script ends with
@@ -1007,10 +976,7 @@ fn a_fifo_source_without_a_writer_is_said_as_its_wait() {
     let c = clusters();
     let d1 = database(&c.dest[0], T);
     let fifo = TempPath::new("nowriter.fifo");
-    let made = Command::new("mkfifo")
-        .arg(&fifo.0)
-        .status()
-        .unwrap();
+    let made = Command::new("mkfifo").arg(&fifo.0).status().unwrap();
     assert!(made.success());
     let child = copyman()
         .args([
