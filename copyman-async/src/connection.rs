@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use copyman_core::connect::{self, Next, Target};
+use copyman_core::connect::{self, Learned, Next, Target};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::Endpoint;
 use copyman_core::session::{Session, State};
@@ -309,20 +309,18 @@ impl Connection {
                     tls,
                     deadline,
                 } => {
-                    let mut declined = false;
+                    let mut learned = Learned::default();
                     let result = match deadline.remaining(Instant::now()) {
                         Err(_) => Err(Error::timeout_expired(&target)),
                         Ok(left) => {
-                            let attempt = Self::attempt(&target, &attempts, tls, &mut declined);
+                            let attempt = Self::attempt(&target, &attempts, tls, &mut learned);
                             let within = left.unwrap_or(Duration::MAX);
                             tokio::time::timeout(within, attempt)
                                 .await
                                 .unwrap_or_else(|_| Err(Error::timeout_expired(&target)))
                         }
                     };
-                    if declined {
-                        attempts.connecting.tls_declined();
-                    }
+                    attempts.connecting.learned(learned);
                     if let Some(conn) = attempts.connecting.attempted(result) {
                         return Ok(conn);
                     }
@@ -331,13 +329,13 @@ impl Connection {
         }
     }
 
-    /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication.
-    /// `declined` is set when the server declined TLS and the attempt went on without it.
+    /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication, and
+    /// what it `learned` on the way.
     async fn attempt(
         target: &Target,
         attempts: &Attempts,
         with_tls: bool,
-        declined: &mut bool,
+        learned: &mut Learned,
     ) -> Result<Self, Error> {
         let stream = open(target, Some(&attempts.tcp))
             .await
@@ -348,7 +346,7 @@ impl Connection {
         let mut session = Session::new(attempts.startup.clone());
         let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
         let stream = negotiate_tls(stream, target, tls, &mut session).await?;
-        *declined = tls.is_some()
+        learned.tls_declined = tls.is_some()
             && matches!(target, Target::Tcp { .. })
             && !matches!(stream, Stream::Tls(_));
         let mut conn = Self {
@@ -362,7 +360,9 @@ impl Connection {
             pending_cancel: None,
         };
         conn.endpoint.wait_ready();
-        conn.drive().await?;
+        let ready = conn.drive().await;
+        learned.authenticated = conn.endpoint.session().authenticated();
+        ready?;
         Ok(conn)
     }
 

@@ -324,6 +324,17 @@ impl<E: AttemptError> Connecting<E> {
         self.plan.tls_declined();
     }
 
+    /// What the last [`Next::Attempt`] found out besides its outcome ([`Learned`]). Say it
+    /// before [`attempted`](Self::attempted).
+    pub fn learned(&mut self, learned: Learned) {
+        if learned.tls_declined {
+            self.plan.tls_declined();
+        }
+        if learned.authenticated {
+            self.plan.authenticated();
+        }
+    }
+
     /// The outcome of the last [`Next::Attempt`]: the connection it made, or `None` after
     /// taking its error (the plan goes on as [`AttemptError::failure`] says).
     pub fn attempted<C>(&mut self, outcome: Result<C, E>) -> Option<C> {
@@ -443,6 +454,17 @@ pub enum Step {
     GiveUp,
 }
 
+/// What an attempt found out besides its outcome, for the plan ([`Connecting::learned`]): the
+/// adapter sets what it saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// The server declined TLS, and the attempt went on without it ([`Plan::tls_declined`]).
+    pub tls_declined: bool,
+    /// The server accepted the login ([`Session::authenticated`](crate::session::Session::authenticated),
+    /// [`Plan::authenticated`]).
+    pub authenticated: bool,
+}
+
 /// How an attempt failed: what decides the next [`Step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -508,6 +530,8 @@ pub struct Plan {
     tcp_attempts: Vec<bool>,
     /// The server of the current attempt declined TLS, and the attempt went on without it.
     declined: bool,
+    /// The server of the current attempt accepted its login.
+    authenticated: bool,
     /// The plan gave up.
     done: bool,
 }
@@ -576,6 +600,7 @@ impl Plan {
                 tcp_tls.to_vec()
             },
             declined: false,
+            authenticated: false,
             done: false,
         })
     }
@@ -660,9 +685,23 @@ impl Plan {
         self.declined = self.current.is_some();
     }
 
+    /// The server of the current [`Step::Attempt`] accepted its login (AuthenticationOk) before
+    /// the attempt failed (no such database, too many connections, the server gone): that is
+    /// the server's answer, and the plan gives up, as libpq does after `CONNECTION_AUTH_OK` —
+    /// neither the other TLS mode (a cleartext `password` would go out unencrypted after the TLS
+    /// attempt's) nor another address or host is tried.
+    pub fn authenticated(&mut self) {
+        self.authenticated = self.current.is_some();
+    }
+
     /// The last [`Step::Attempt`] failed this way.
     pub fn failed(&mut self, failure: Failure) {
         let declined = std::mem::take(&mut self.declined);
+        if std::mem::take(&mut self.authenticated) && self.current.is_some() {
+            self.current = None;
+            self.done = true;
+            return;
+        }
         let Some((target, next)) = &mut self.current else {
             return;
         };
@@ -809,6 +848,15 @@ mod tests {
         plan.failed(Failure::Unreachable);
         assert_eq!(plan.step(), attempt(true, true, "10.0.0.2:1"));
         plan.tls_declined();
+        plan.failed(Failure::Refused);
+        assert_eq!(plan.step(), Step::GiveUp);
+        // Refused after its login was accepted over TLS (too many connections): the answer, not
+        // retried in plain (the password would go again, unencrypted), nor on another address.
+        let mut plan = Plan::new(&hosts, &[1, 2], &[], &[true, false]).unwrap();
+        let _ = plan.step();
+        plan.resolved([addr("10.0.0.1:1"), addr("10.0.0.2:1")]);
+        assert_eq!(plan.step(), attempt(true, true, "10.0.0.1:1"));
+        plan.authenticated();
         plan.failed(Failure::Refused);
         assert_eq!(plan.step(), Step::GiveUp);
         // A name that does not resolve is skipped; nothing left is giving up.

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use copyman_core::connect::{self, Next, Started, Target, TimeoutExpired};
+use copyman_core::connect::{self, Learned, Next, Started, Target, TimeoutExpired};
 use copyman_core::connection::handle_read;
 use copyman_core::endpoint::{Endpoint, GIVEN_UP_AFTER_INTERRUPT};
 use copyman_core::session::{Session, State};
@@ -291,12 +291,10 @@ impl Connection {
                     tls,
                     deadline,
                 } => {
-                    let mut declined = false;
-                    let attempt = Self::attempt(&target, &attempts, tls, deadline, &mut declined);
+                    let mut learned = Learned::default();
+                    let attempt = Self::attempt(&target, &attempts, tls, deadline, &mut learned);
                     let attempt = attempt.map_err(|e| expired(e, &target, deadline));
-                    if declined {
-                        attempts.connecting.tls_declined();
-                    }
+                    attempts.connecting.learned(learned);
                     if let Some(conn) = attempts.connecting.attempted(attempt) {
                         return Ok(conn);
                     }
@@ -306,14 +304,13 @@ impl Connection {
     }
 
     /// One connection attempt: the socket, TLS if `with_tls`, startup and authentication, all
-    /// before `deadline`. `declined` is set when the server declined TLS and the attempt went on
-    /// without it.
+    /// before `deadline`, and what it `learned` on the way.
     fn attempt(
         target: &Target,
         attempts: &Attempts,
         with_tls: bool,
         deadline: Started,
-        declined: &mut bool,
+        learned: &mut Learned,
     ) -> Result<Self, Error> {
         let open_within = deadline.remaining(Instant::now());
         let stream = open_within
@@ -326,7 +323,8 @@ impl Connection {
         let mut session = Session::new(attempts.startup.clone());
         let tls = attempts.tls(with_tls).map(|config| (config, attempts.mode));
         let stream = negotiate_tls(stream, target, tls, deadline, &mut session)?;
-        *declined = tls.is_some() && matches!(target, Target::Tcp { .. }) && !stream.is_tls();
+        learned.tls_declined =
+            tls.is_some() && matches!(target, Target::Tcp { .. }) && !stream.is_tls();
         let mut conn = Self {
             stream,
             endpoint: Endpoint::new(session),
@@ -341,7 +339,9 @@ impl Connection {
             interrupter: None,
         };
         conn.endpoint.wait_ready();
-        conn.drive()?;
+        let ready = conn.drive();
+        learned.authenticated = conn.endpoint.session().authenticated();
+        ready?;
         // The deadline guards the connection attempt only; the copy sets its own timeouts.
         conn.deadline = None;
         Ok(conn)

@@ -608,3 +608,47 @@ fn a_password_none_was_given_for_is_said_with_the_ways_to_give_one() {
         "{stderr}"
     );
 }
+
+/// A server that accepts the login over TLS and then refuses the session (no such database,
+/// too many connections): under `sslmode=prefer` that is its answer, as in libpq — copyman
+/// logged in again without TLS (a `password` method's password sent in clear) and reported
+/// the second attempt's SQLSTATE. One attempt, its own error (3D000), and one login in the
+/// server's log.
+#[test]
+fn a_refusal_after_the_login_over_tls_is_not_retried_without_it() {
+    let cluster = tls_cluster();
+    let dest = database(cluster, "CREATE TABLE t (i int8)");
+    let missing = format!("{dest}_missing");
+    let from = conninfo(cluster, &missing, "host=127.0.0.1 sslmode=prefer");
+    let logged_in = || {
+        fs::read_to_string(cluster.log_file())
+            .unwrap_or_default()
+            .matches(&format!("database \"{missing}\" does not exist"))
+            .count()
+    };
+    let before = logged_in();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &cluster.url(&dest),
+        "--json",
+    ]);
+    assert_exit(&out, 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("SQLSTATE 3D000") && !stderr.contains("attempts failed"),
+        "{stderr}"
+    );
+    assert_eq!(json(&out)["sqlstate"], "3D000");
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
+    // The server refused one session, not two.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while logged_in() == before && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(logged_in() - before, 1, "one attempt");
+}

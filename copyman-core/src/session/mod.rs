@@ -409,6 +409,8 @@ pub struct Session {
     tls_server_end_point: Option<Vec<u8>>,
     /// Whether authentication used SCRAM-SHA-256-PLUS.
     channel_bound: bool,
+    /// Whether the server sent AuthenticationOk ([`Session::authenticated`]).
+    authenticated: bool,
     /// NoticeResponses not yet taken by [`Session::take_notices`].
     notices: Vec<DbError>,
     /// Their size, as [`KEPT_NOTICE_BYTES`] counts it.
@@ -491,6 +493,7 @@ impl Session {
             transaction: TransactionStatus::Idle,
             tls_server_end_point: None,
             channel_bound: false,
+            authenticated: false,
             notices: Vec::new(),
             notice_bytes: 0,
             notifications: Vec::new(),
@@ -618,6 +621,14 @@ impl Session {
     pub fn server_version_num(&self) -> Option<u32> {
         self.parameter("server_version")
             .and_then(parse_server_version)
+    }
+
+    /// Whether the server accepted the login (AuthenticationOk), whatever came after: an error
+    /// then (no such database, too many connections) is the server's answer to this login, and
+    /// libpq tries no other way (TLS or not, another host) after it — the password went over
+    /// this attempt's channel already.
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
     }
 
     /// The process id and secret key from BackendKeyData.
@@ -1262,6 +1273,7 @@ impl Session {
                     ));
                 }
                 self.phase = Phase::AwaitReady;
+                self.authenticated = true;
             }
             (0, Phase::Sasl(_)) => {
                 return Err(SessionError::auth(
