@@ -449,6 +449,26 @@ const CRATE_PARAMETERS: &[(&str, &str)] = &[
     ("keepalives_count", "keepalives_retries"),
 ];
 
+/// The values libpq takes for the parameters it reads as one of a list (`connectOptions2`):
+/// any other is refused by name, as libpq does.
+const KNOWN_VALUES: &[(&str, &[&str])] = &[
+    ("gssencmode", &["disable", "prefer", "require"]),
+    ("sslcertmode", &["disable", "allow", "require"]),
+    ("sslnegotiation", &["postgres", "direct"]),
+    ("load_balance_hosts", &["disable", "random"]),
+    (
+        "target_session_attrs",
+        &[
+            "any",
+            "read-write",
+            "read-only",
+            "primary",
+            "standby",
+            "prefer-standby",
+        ],
+    ),
+];
+
 /// Why copyman cannot honour `key=value`, if it cannot: the raw session would silently do
 /// something else than libpq would. `None` for everything copyman honours or that changes
 /// nothing for it (`sslnegotiation=postgres`, `target_session_attrs=any`, …).
@@ -661,11 +681,21 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
     }
 
     for (key, (value, source)) in &params.values {
+        let from = match source {
+            Source::Conn => String::new(),
+            other => format!(" (from {other})"),
+        };
+        // libpq's `connectOptions2`: a value it does not know is refused, not read as another
+        // (a `gssencmode=Require` that meant to insist went on unencrypted).
+        if let Some(known) = KNOWN_VALUES.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+            && !value.is_empty()
+            && !known.contains(&value.as_str())
+        {
+            return Err(ConnError::Invalid(format!(
+                "invalid {key} value: \"{value}\"{from}"
+            )));
+        }
         if let Some(reason) = unsupported(key, value) {
-            let from = match source {
-                Source::Conn => String::new(),
-                other => format!(" (from {other})"),
-            };
             return Err(ConnError::Invalid(format!(
                 "connection option \"{key}\"{from} is not supported: {reason}"
             )));
@@ -3264,6 +3294,35 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
         for var in read {
             assert!(listed.contains(&var), "{var} is not in LIBPQ_VARIABLES");
         }
+    }
+
+    /// A value libpq does not know for a parameter it reads as one of a list is refused, as
+    /// libpq refuses it (a `gssencmode=Require` meant to insist connected unencrypted).
+    #[test]
+    fn values_libpq_does_not_know_are_refused_by_name() {
+        let said = |conn: &str, vars: &[(&str, &str)]| {
+            resolve(conn, &env(vars)).err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            said("host=h user=u gssencmode=Require", &[]).as_deref(),
+            Some("invalid gssencmode value: \"Require\"")
+        );
+        assert_eq!(
+            said("host=h user=u", &[("PGGSSENCMODE", "bogus")]).as_deref(),
+            Some("invalid gssencmode value: \"bogus\" (from PGGSSENCMODE)")
+        );
+        assert!(
+            said("host=h user=u target_session_attrs=readwrite", &[])
+                .is_some_and(|e| e.starts_with("invalid target_session_attrs value"))
+        );
+        assert_eq!(said("host=h user=u gssencmode=prefer", &[]), None);
+        assert_eq!(
+            said(
+                "host=h user=u gssencmode=disable load_balance_hosts=disable",
+                &[]
+            ),
+            None
+        );
     }
 
     #[test]
