@@ -230,24 +230,44 @@ fn refused(message: String) -> Fatal {
 /// Why a destination takes no writes: on a standby, or read-only by default. Its first write
 /// would fail (SQLSTATE 25006) after the other destinations had begun — a resume, too: said
 /// while planning, so that a dry run exits as the run would. `None` where it takes them.
-fn takes_no_writes(id: &Identity) -> Option<&'static str> {
+fn takes_no_writes(id: &Identity) -> Option<String> {
     if id.is_standby() {
-        Some(
+        return Some(
             "is a standby (its server is in recovery: pg_is_in_recovery()): it takes no writes; \
-             give its primary",
-        )
-    } else if id.is_read_only() {
-        // A soft freeze: its first write failed (25006) once the others had begun, and a dry
-        // run exited 0.
-        Some(
-            "takes no writes: its transactions are read-only by default \
-             (default_transaction_read_only is on for its role or database); copy there once it \
-             is off (or with options='-c default_transaction_read_only=off' in its CONN, if the \
-             freeze is not meant for this copy)",
-        )
-    } else {
-        None
+             give its primary"
+                .to_owned(),
+        );
     }
+    // A soft freeze: its first write failed (25006) once the others had begun, and a dry run
+    // exited 0. Said with where it is set (the server's `pg_settings.source`).
+    let by = id.read_only_by()?;
+    let (whose, way) = match by {
+        "client" => (
+            "its CONN's options (or PGOPTIONS)",
+            "take it out of them to copy there",
+        ),
+        "user" => ("its role (ALTER ROLE … SET)", ""),
+        "database" => ("its database (ALTER DATABASE … SET)", ""),
+        "database user" => (
+            "its role in its database (ALTER ROLE … IN DATABASE … SET)",
+            "",
+        ),
+        "configuration file" => (
+            "its server's configuration (postgresql.conf, ALTER SYSTEM)",
+            "",
+        ),
+        other => (other, ""),
+    };
+    let way = if way.is_empty() {
+        "copy there once it is off (or with options='-c default_transaction_read_only=off' in \
+         its CONN, if the freeze is not meant for this copy)"
+    } else {
+        way
+    };
+    Some(format!(
+        "takes no writes: its transactions are read-only by default: \
+         default_transaction_read_only is on, set by {whose}; {way}"
+    ))
 }
 
 /// Refuses, or warns about, a source that is a standby with destination `i`'s system

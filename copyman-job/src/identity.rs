@@ -51,8 +51,8 @@ pub struct Identity {
     /// The server is a standby (`pg_is_in_recovery()`): it takes no writes.
     in_recovery: bool,
     /// The session's transactions are read-only by default (`default_transaction_read_only`,
-    /// set for its role or database: a soft freeze): its writes fail as a standby's.
-    read_only: bool,
+    /// a soft freeze: its writes fail as a standby's): where that is set (`pg_settings.source`).
+    read_only: Option<String>,
     /// Where the server listens: its port, the address this session reached (empty over a
     /// Unix socket), its socket directories where its role may read them.
     listens: (String, String, Vec<String>),
@@ -107,10 +107,7 @@ impl Identity {
             .ok()
             .flatten()
             .is_some_and(|v| v == "true");
-        let read_only = first_value(conn, sql::DEFAULT_READ_ONLY)
-            .ok()
-            .flatten()
-            .is_some_and(|v| v == "on");
+        let read_only = first_value(conn, sql::DEFAULT_READ_ONLY).ok().flatten();
         let listens = first_value(conn, sql::LISTENS)
             .ok()
             .flatten()
@@ -242,11 +239,13 @@ impl Identity {
         self.in_recovery
     }
 
-    /// Whether the session's transactions are read-only by default
-    /// (`default_transaction_read_only` on, for its role or database): a destination there
-    /// fails at its first write (25006) as on a standby.
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
+    /// Where the session's transactions are made read-only by default
+    /// (`default_transaction_read_only` on), as `pg_settings.source` says (`client`: the CONN's
+    /// options or PGOPTIONS; `user`, `database`, `database user`, `configuration file` …);
+    /// `None` where they are not: a destination there fails at its first write (25006) as on a
+    /// standby.
+    pub fn read_only_by(&self) -> Option<&str> {
+        self.read_only.as_deref()
     }
 
     /// Whether a table was named and found.
@@ -364,7 +363,7 @@ mod tests {
             reads: table.into_iter().map(Into::into).collect(),
             writes: table.into_iter().map(Into::into).collect(),
             in_recovery: false,
-            read_only: false,
+            read_only: None,
             listens: Default::default(),
             streams_from: None,
         }

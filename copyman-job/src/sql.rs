@@ -329,10 +329,11 @@ pub const STREAMS_FROM: &str = "SELECT coalesce(sender_host, '') || '|' || \
 /// Whether the server is a standby, as text (`true`: in recovery, it takes no writes).
 pub const IN_RECOVERY: &str = "SELECT pg_catalog.pg_is_in_recovery()::text";
 
-/// The session's `default_transaction_read_only` (`on`: its transactions take no writes unless
-/// begun `READ WRITE`).
-pub const DEFAULT_READ_ONLY: &str =
-    "SELECT pg_catalog.current_setting('default_transaction_read_only')";
+/// Where the session's `default_transaction_read_only` comes from when it is on
+/// (`pg_settings.source`: `client` for the CONN's options or PGOPTIONS, `user`, `database`,
+/// `database user`, `configuration file` …); no row when it is off.
+pub const DEFAULT_READ_ONLY: &str = "SELECT source FROM pg_catalog.pg_settings \
+     WHERE name = 'default_transaction_read_only' AND setting = 'on'";
 
 /// The session's database's oid, as text.
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \

@@ -909,7 +909,8 @@ fn a_destination_read_only_by_default_is_refused_while_planning() {
         .unwrap();
     let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
     let state = TempPath::new("read-only-destination.state");
-    let needle = "transactions are read-only by default";
+    let needle = "transactions are read-only by default: \
+                  default_transaction_read_only is on, set by its database (ALTER DATABASE";
     refused_alike(&["table", "t", "--from", &from, "--to", &to], needle);
     refused_alike(
         &[
@@ -927,6 +928,21 @@ fn a_destination_read_only_by_default_is_refused_while_planning() {
     let lifted = format!("{to} options='-c default_transaction_read_only=off'");
     assert_exit(&run(&["table", "t", "--from", &from, "--to", &lifted]), 0);
     assert_eq!(count(&c.dest[0], &d, "t"), 10);
+    // Made read-only by its own CONN's options: said so, with the way that fits (it told the
+    // DBA to look at the role and database, and to add to the CONN what it already said).
+    let d = database(&c.dest[0], T);
+    let frozen = format!(
+        "{} options='-c default_transaction_read_only=on'",
+        c.dest[0].conninfo(&d)
+    );
+    let out = run(&["table", "t", "--from", &from, "--to", &frozen]);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("set by its CONN's options (or PGOPTIONS); take it out of them"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
 }
 
 /// One table under `--keep-going`: a destination that fails mid-copy is said when it fails,
