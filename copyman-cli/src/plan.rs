@@ -333,6 +333,32 @@ fn table_plan(
                 // Every table referencing it at any depth: a TRUNCATE must name them all.
                 let all = copyman_job::plan::referencing_tables(conn, &copy.target().to_string());
                 let names: Vec<String> = all.into_iter().map(|(name, _)| name).collect();
+                // Those the source lacks are the destination's own: a job cannot copy them,
+                // and their rows are nowhere else.
+                let own: Vec<&str> = match source.as_deref_mut() {
+                    Some(src) => (names.iter())
+                        .filter(|n| !copyman_job::plan::has_relation(src, n))
+                        .map(String::as_str)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if !own.is_empty() {
+                    return Err(ErrorInfo {
+                        sqlstate: Some("0A000".to_owned()),
+                        message: format!(
+                            "{other} there references it (foreign key {key}): a TRUNCATE of it \
+                             alone is refused, and copyman never truncates with CASCADE; {} \
+                             that destination's own (the source has none), and emptied with it \
+                             its rows would go where no server holds a copy of them; copy \
+                             without --truncate, or drop or change that foreign key there (or \
+                             empty them together there yourself, if those rows may go)",
+                            match own.as_slice() {
+                                [one] => format!("{one} is"),
+                                several => format!("{} are", several.join(", ")),
+                            }
+                        ),
+                    });
+                }
                 let all = if names.is_empty() {
                     other.clone()
                 } else {

@@ -409,8 +409,10 @@ fn a_table_of_one_destination_referencing_the_group_fails_the_group_there_only()
     }
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("SQLSTATE 23503")
-            && stderr.contains(r#"rows of "public"."local_note" there"#),
+        stderr.contains("SQLSTATE 0A000")
+            && stderr.contains(
+                r#""public"."local_note" there, a table of that destination's own (the source has none)"#
+            ),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[1], &d2, "local_note"), 1, "never emptied");

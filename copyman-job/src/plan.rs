@@ -128,6 +128,19 @@ pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option
     Some((row.first()?.clone()?, row.get(1)?.clone()?))
 }
 
+/// Whether `conn`'s server has a relation named `name` (quoted as statements spell it): `true`
+/// where that cannot be asked. A table that references a copied one on a destination and that
+/// the source lacks is the destination's own: no server holds a copy of its rows.
+pub fn has_relation(conn: &mut Connection, name: &str) -> bool {
+    conn.query(&format!(
+        "SELECT pg_catalog.to_regclass({}) IS NOT NULL",
+        sql::literal(name)
+    ))
+    .ok()
+    .and_then(|rows| rows.first().and_then(|r| r.first().cloned().flatten()))
+    .is_none_or(|v| v == "t" || v == "true")
+}
+
 /// Every table on `conn`'s server that references `table` through foreign keys, at any depth
 /// (a table that references one that references it …), `table` itself left out, nearest
 /// first, each named as [`TableName`] spells it (`"schema"."name"`) with its kind (`relkind`:

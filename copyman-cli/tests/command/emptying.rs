@@ -274,7 +274,10 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
     let c = clusters();
     let src = database(
         &c.source,
-        &format!("{FK} INSERT INTO customers SELECT generate_series(1, 10);"),
+        &format!(
+            "{FK} INSERT INTO customers SELECT generate_series(1, 10);
+             CREATE TABLE items (id int, o int REFERENCES orders);"
+        ),
     );
     // Items there reference the orders: a TRUNCATE must name them too (only orders was said).
     let d = database(
@@ -507,4 +510,88 @@ fn two_truncating_jobs_given_the_destinations_in_other_orders_do_not_deadlock() 
         assert_eq!(count(&c.dest[0], &d1, "t"), 20000, "round {round}");
         assert_eq!(count(&c.dest[1], &d2, "t"), 20000, "round {round}");
     }
+}
+
+/// A destination's own table (the source has none) that references a copied one: emptying the
+/// copied table first would take its rows too, which no server holds a copy of. A job and one
+/// table refuse it while planning, saying so and advising what works — not "add it to the
+/// job" (the source has no such table: exit 2) nor "copy it there again yourself". In a job
+/// whose referenced table is a member of a foreign-key group, with that key acting on delete
+/// (a `TRUNCATE` of it alone is then certain to be refused), the dry run refuses it too: it
+/// exited 0, and the run failed (0A000) saying rows referenced an empty table.
+#[test]
+fn a_destinations_own_referencing_table_is_said_and_never_advised_into_the_job() {
+    let c = clusters();
+    let schema = "CREATE TABLE cat (id int PRIMARY KEY);
+                  CREATE TABLE prod (id int PRIMARY KEY, cat_id int REFERENCES cat);";
+    let fill = "INSERT INTO cat SELECT generate_series(1, 5);
+                INSERT INTO prod SELECT g, 1 + g % 5 FROM generate_series(1, 50) g;";
+    let src = database(&c.source, &format!("{schema} {fill}"));
+    // Empty, its key cascading: the group's one-by-one emptying would TRUNCATE prod alone.
+    let cascading = database(
+        &c.dest[0],
+        &format!("{schema} CREATE TABLE fav (prod_id int REFERENCES prod ON DELETE CASCADE);"),
+    );
+    // Holding a row of its own.
+    let holding = database(
+        &c.dest[1],
+        &format!(
+            "{schema} INSERT INTO cat VALUES (1); INSERT INTO prod VALUES (1, 1);
+             CREATE TABLE fav (prod_id int REFERENCES prod, who text);
+             INSERT INTO fav VALUES (1, 'only copy of this row');"
+        ),
+    );
+    let from = c.source.conninfo(&src);
+    let state = TempPath::new("own-referencing.state");
+    for (cluster, db) in [(&c.dest[0], &cascading), (&c.dest[1], &holding)] {
+        let to = cluster.conninfo(db);
+        let job = |extra: &[&str]| {
+            let mut args = vec![
+                "table",
+                "cat",
+                "prod",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--truncate",
+                "--state",
+            ];
+            args.push(state.arg());
+            args.extend(extra);
+            run(&args)
+        };
+        let dry = job(&["--dry-run"]);
+        assert_exit(&dry, 1);
+        let said = text(&dry.stdout) + &text(&dry.stderr);
+        assert!(
+            said.contains(
+                r#""public"."fav" there, a table of that destination's own (the source has none)"#
+            ) && !said.contains("to the job")
+                && !said.contains("again yourself"),
+            "{said}"
+        );
+        assert_exit(&job(&[]), 1);
+        let _ = std::fs::remove_file(&state.0);
+    }
+    assert_eq!(count(&c.dest[0], &cascading, "prod"), 0);
+    assert_eq!(count(&c.dest[1], &holding, "fav"), 1);
+    // One table: the same words.
+    let out = run(&[
+        "table",
+        "prod",
+        "--from",
+        &from,
+        "--to",
+        &c.dest[1].conninfo(&holding),
+        "--truncate",
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#""public"."fav" is that destination's own (the source has none)"#)
+            && !stderr.contains("copy them as a job"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[1], &holding, "fav"), 1);
 }

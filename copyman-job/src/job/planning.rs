@@ -1901,7 +1901,7 @@ fn plan_all(
     }
     // Truncated with every table that references it, a table takes FREEZE like any other;
     // that is decided on each destination ([`truncates_together`]).
-    referenced_from_outside(&mut tables, &groups, &mut dests);
+    referenced_from_outside(&mut tables, &groups, &mut dests, &mut src);
     let together: Vec<Vec<bool>> = (0..tables.len())
         .map(|i| {
             (0..tables[i].destinations.len())
@@ -2405,12 +2405,39 @@ fn elsewhere(src: &mut Connection, mut error: TableError) -> TableError {
 /// the table outside): where a table outside the job references one,
 /// the group is emptied one by one with `DELETE`s, not a `TRUNCATE`; its failure there would
 /// commit nothing of the group, but the job's other tables would have committed before it.
+/// A member emptied one by one there ([`truncates_together`] false) is emptied as a table alone
+/// is, and refused so too. A referencing table the source (`src`) does not have is the
+/// destination's own: its rows are said to be nowhere else, and no way that empties it advised.
 fn referenced_from_outside(
     tables: &mut [TablePlan],
     groups: &[crate::plan::Group],
     dests: &mut [Option<Connection>],
+    src: &mut Connection,
 ) {
     let job: HashSet<String> = tables.iter().map(|t| t.table.to_string()).collect();
+    // Whether each member of a group is emptied with the others' one TRUNCATE there.
+    let together: Vec<Vec<bool>> = (0..tables.len())
+        .map(|i| {
+            (0..dests.len())
+                .map(|d| {
+                    groups
+                        .iter()
+                        .find(|g| g.members.contains(&i))
+                        .is_some_and(|g| truncates_together(tables, g, d))
+                })
+                .collect()
+        })
+        .collect();
+    let mut on_source = |name: &str| crate::plan::has_relation(src, name);
+    // The refusal where `r`, a table of the destination's own, references the table.
+    let own = |r: &str, constraint: &str, why: &str| {
+        format!(
+            "{r} there, a table of that destination's own (the source has none), references it \
+             (foreign key {constraint}): {why}, and emptying them together would take rows of \
+             {r} that no server holds a copy of; copy without --truncate, or drop or change that \
+             foreign key there (or empty {r} there yourself, if its rows may go)"
+        )
+    };
     // What empties a table, or the whole group it is a member of, with `r` there.
     let emptying: Vec<String> = (0..tables.len())
         .map(|i| match groups.iter().find(|g| g.members.contains(&i)) {
@@ -2452,10 +2479,23 @@ fn referenced_from_outside(
             // Emptied with a TRUNCATE (a DELETE of its rows would do more: a partitioned
             // table, foreign keys that act on delete, DELETE triggers or rules), which a
             // foreign key of a table the job does not empty with it makes certain to fail.
-            let grouped = groups.iter().any(|g| g.members.contains(&i));
-            if !quiet_delete && !grouped {
+            let alone = !together[i][d];
+            if !quiet_delete && alone {
                 let found = outside.find_map(|r| Some((r, foreign_key(conn, r, &t.table)?)));
-                if let Some((r, constraint)) = found {
+                if let Some((r, constraint)) = &found
+                    && !on_source(r)
+                {
+                    t.destinations[d] = DestPlan::Refused(TableError {
+                        sqlstate: Some("0A000".to_owned()),
+                        ..TableError::lasting(own(
+                            r,
+                            constraint,
+                            "its TRUNCATE alone is refused, and a DELETE of its rows would do \
+                             more than empty it (it is partitioned, or foreign keys act on its \
+                             deletes, or triggers or rules fire on them)",
+                        ))
+                    });
+                } else if let Some((r, constraint)) = found {
                     let (add, truncate) = with_referencing(conn, &t.table, r, &job);
                     t.destinations[d] = DestPlan::Refused(TableError {
                         sqlstate: Some("0A000".to_owned()),
@@ -2479,7 +2519,22 @@ fn referenced_from_outside(
             let found = outside
                 .filter_map(|r| Some((r, referencing_rows(conn, r, &t.table)?)))
                 .next();
-            if let Some((r, constraint)) = found {
+            if let Some((r, constraint)) = &found
+                && !on_source(r)
+            {
+                t.destinations[d] = DestPlan::Refused(TableError {
+                    sqlstate: Some("23503".to_owned()),
+                    ..TableError::lasting(format!(
+                        "rows of {}",
+                        own(
+                            r,
+                            constraint,
+                            "emptying it first (--truncate) would fail, and copyman empties no \
+                             other table"
+                        )
+                    ))
+                });
+            } else if let Some((r, constraint)) = found {
                 let (add, truncate) = with_referencing(conn, &t.table, r, &job);
                 t.destinations[d] = DestPlan::Refused(TableError {
                     sqlstate: Some("23503".to_owned()),
