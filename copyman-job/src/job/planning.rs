@@ -1821,7 +1821,21 @@ fn plan_all(
             ));
         }
     }
-    let cycles = order_by_foreign_keys(&mut tables, &edges);
+    let mut cycles = order_by_foreign_keys(&mut tables, &edges);
+    // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
+    let groups = {
+        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
+        let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
+        let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
+        crate::plan::fk_groups(&names, &emptied, &after, &edges_on)
+    };
+    // A cycle's tables copied as one unit commit together: none waits for another's commit.
+    cycles.retain(|name| {
+        let i = tables.iter().position(|t| t.table.to_string() == *name);
+        !groups
+            .iter()
+            .any(|g| i.is_some_and(|i| g.members.contains(&i)))
+    });
     if !cycles.is_empty() {
         notes.push(format!(
             "{}: their foreign keys on a destination form a cycle, so they are copied side by \
@@ -1830,13 +1844,6 @@ fn plan_all(
             cycles.join(", ")
         ));
     }
-    // FK-linked tables emptied first are copied as one unit (see `crate::plan::Group`).
-    let groups = {
-        let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
-        let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
-        let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
-        crate::plan::fk_groups(&names, &emptied, &after, &edges_on)
-    };
     for g in &groups {
         let names: Vec<String> = g
             .members
