@@ -344,7 +344,8 @@ impl JobArgs {
 
 /// The default state file in `dir`: named for the source and the destinations as the servers
 /// identify themselves (so that a resume finds it however they are spelled; a server that
-/// cannot say is named by its connection string) and for the selection.
+/// cannot say is named by its connection string) and for the selection. A `resume` that adds
+/// `--exclude-table` patterns (which it may) finds the earlier run's file, named for fewer.
 ///
 /// # Errors
 /// A server that cannot be reached (under `keep_going` a destination that cannot is named by
@@ -354,7 +355,7 @@ fn default_state(
     source: &Server,
     dests: &[Server],
     selection: &Selection,
-    keep_going: bool,
+    (keep_going, resume): (bool, bool),
 ) -> Result<(PathBuf, bool), Unreachable> {
     let identity = |server: &Server, role: String| {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
@@ -404,6 +405,32 @@ fn default_state(
         spelled
     } else {
         path
+    };
+    // A resume with exclusions the earlier run did not have: its file is named for the
+    // selection without them (the most of them kept first; at most 2^10 names asked).
+    let path = match (resume && !path.exists()).then_some(&selection.exclude) {
+        Some(exclude) if !exclude.is_empty() && exclude.len() <= 10 => {
+            let n = exclude.len();
+            let mut subsets: Vec<u32> = (0..(1u32 << n) - 1).collect();
+            subsets.sort_by_key(|kept| std::cmp::Reverse(kept.count_ones()));
+            subsets
+                .into_iter()
+                .map(|kept| {
+                    named(
+                        Selection {
+                            exclude: (0..n)
+                                .filter(|i| kept & (1 << i) != 0)
+                                .map(|i| exclude[i].clone())
+                                .collect(),
+                            ..selection.clone()
+                        }
+                        .key(),
+                    )
+                })
+                .find(|earlier| earlier.exists())
+                .unwrap_or(path)
+        }
+        _ => path,
     };
     // Named by its connection string now, by what it is once it answers: a later resume would
     // look for another file (said again with the advice at the end). Where no destination
@@ -658,8 +685,13 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let mut resume_names_state = false;
     if let Some(dir) = &args.state_dir {
         let keep_going = options.keep_going;
-        (options.state, resume_names_state) =
-            default_state(dir, &source, &dests, &args.selection, keep_going)?;
+        (options.state, resume_names_state) = default_state(
+            dir,
+            &source,
+            &dests,
+            &args.selection,
+            (keep_going, options.resume),
+        )?;
         // The default directory's other state files: a table an earlier job (another selection,
         // another spelling) began on these destinations is not copied again over its rows.
         options.other_states = std::fs::read_dir(dir)

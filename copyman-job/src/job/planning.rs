@@ -583,6 +583,24 @@ fn narrowed(
     for table in before.iter().filter(|t| !now.contains(*t)) {
         let began = keys.iter().any(|k| recorded.begun(table, k));
         let done = keys.iter().all(|k| recorded.done(table, k).is_some());
+        // Committed everywhere, but found different from the source (--verify) somewhere:
+        // left out as the DBA chose, said with where it differs.
+        let differs: Vec<String> = (keys.iter().enumerate())
+            .filter(|(_, k)| recorded.mismatched(table, k).is_some())
+            .map(|(d, _)| (d + 1).to_string())
+            .collect();
+        let committed = keys
+            .iter()
+            .all(|k| recorded.done(table, k).is_some() || recorded.mismatched(table, k).is_some());
+        if !differs.is_empty() && committed {
+            notes.push(format!(
+                "{table}: left out by --exclude-table on this resume; it stays as it is on \
+                 destination {}, where the earlier run's --verify found it different from the \
+                 source",
+                differs.join(", ")
+            ));
+            continue;
+        }
         if began && !done {
             return Err(JobError::Refused(format!(
                 "--resume: --exclude-table {added} leaves out {table}, which the earlier run \
