@@ -329,6 +329,23 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Whether the answer to this COPY IN's CopyDone is its commit: its session was in no
+    /// transaction block when the COPY began (autocommit). Then only that answer says whether
+    /// the rows committed, and it is waited for whatever comes; inside a transaction it commits
+    /// nothing, and an interrupt may give its wait up as any other (the transaction's end says).
+    ///
+    /// ```
+    /// use copyman_core::endpoint::Endpoint;
+    /// use copyman_core::session::{Session, StartupConfig};
+    ///
+    /// // Before any ReadyForQuery the session is taken as idle: its COPY would autocommit.
+    /// let endpoint = Endpoint::new(Session::new(StartupConfig::new("postgres")));
+    /// assert!(endpoint.completion_commits());
+    /// ```
+    pub fn completion_commits(&self) -> bool {
+        self.session.transaction_status() == crate::session::TransactionStatus::Idle
+    }
+
     /// Fails the COPY IN so that nothing of it is kept: finishes the frame the server is inside
     /// (`completion`, the realignment of the data sent so far), then CopyFail with `reason`, then
     /// waits for the server's answer (57014, expected and not reported). A COPY the server

@@ -469,12 +469,21 @@ impl Connection {
         }
     }
 
-    /// Runs `f` with no timeout on the connection's waits, nor its interrupter (a COPY's
-    /// completion: only the server's answer says whether it committed), then puts them back.
-    pub(crate) fn untimed<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
-        let (timeout, interrupter) = (self.timeout.take(), self.interrupter.take());
+    /// Runs `f` with no timeout on the connection's waits, nor its interrupter unless
+    /// `interruptible` (a COPY's completion: in autocommit only the server's answer says whether
+    /// it committed, [`Endpoint::completion_commits`]), then puts them back.
+    pub(crate) fn untimed<T>(&mut self, interruptible: bool, f: impl FnOnce(&mut Self) -> T) -> T {
+        let timeout = self.timeout.take();
+        let interrupter = if interruptible {
+            None
+        } else {
+            self.interrupter.take()
+        };
         let done = f(self);
-        (self.timeout, self.interrupter) = (timeout, interrupter);
+        self.timeout = timeout;
+        if !interruptible {
+            self.interrupter = interrupter;
+        }
         done
     }
 

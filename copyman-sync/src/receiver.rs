@@ -302,12 +302,14 @@ impl Receiver for StatementReceiver<'_> {
     }
 
     fn begin_complete(&mut self) -> Result<bool, BoxError> {
-        // Completing is never timed out, by the copy's stall timeout or the caller's: only the
-        // server's answer says whether it committed. The caller's is back for what follows.
+        // Completing is never timed out, by the copy's stall timeout or the caller's: the end of
+        // a COPY may run long (its triggers, its constraints). The caller's is back for what
+        // follows.
         self.conn.set_copy_timeout(None);
         self.conn.endpoint.complete_copy().map_err(Error::Session)?;
         self.ending = true;
-        self.conn.untimed(Connection::flush)?;
+        let interruptible = !self.conn.endpoint.completion_commits();
+        self.conn.untimed(interruptible, Connection::flush)?;
         Ok(true)
     }
 
@@ -315,7 +317,13 @@ impl Receiver for StatementReceiver<'_> {
         if !self.ending {
             self.begin_complete()?;
         }
-        Ok(completed(self.conn.untimed(Connection::drive)?))
+        // Its answer commits (autocommit): waited for whatever comes, only it says whether the
+        // rows committed. Inside a transaction it commits nothing: an interrupt gives the wait
+        // up as any other (a frozen path after the data held a stopped run for ever).
+        let interruptible = !self.conn.endpoint.completion_commits();
+        Ok(completed(
+            self.conn.untimed(interruptible, Connection::drive)?,
+        ))
     }
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {

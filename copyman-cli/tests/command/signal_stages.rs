@@ -709,3 +709,66 @@ fn a_second_signal_during_verify_cancels_the_destinations_checksum() {
     assert!(cancelled, "the checksum was not cancelled");
     assert_eq!(count(&c.dest[0], &d1, "checksum_cancelled"), 500);
 }
+
+/// A destination whose network path freezes once copyman sent it the end of its data (its COPY
+/// still ending: a statement trigger takes its time): one SIGTERM gives its wait up after the
+/// interrupt's grace, as while streaming, and the run exits 143, nothing committed anywhere
+/// (inside its transaction the COPY's answer commits nothing). It waited for that answer for
+/// ever, "still stopping" every 10 s, until a second signal.
+#[test]
+fn a_destination_frozen_at_the_end_of_its_copy_is_given_up_after_one_signal() {
+    use copyman_testkit::proxy::{Direction, Fault, Proxy};
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{table}
+             CREATE FUNCTION slow_end() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM pg_sleep(4); RETURN NULL; END $$;
+             CREATE TRIGGER slow_end AFTER INSERT ON t FOR EACH STATEMENT
+               EXECUTE FUNCTION slow_end();"
+        ),
+    );
+    let proxy = Proxy::for_cluster(&c.dest[1]);
+    let mut child = copyman()
+        .args(["table", "t", "--from", &c.source.conninfo(&src)])
+        .args(["--to", &c.dest[0].conninfo(&d1)])
+        .args(["--to", &proxy.conninfo(&c.dest[1], &d2), "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its COPY is ending (the trigger sleeps): the path freezes, then one signal.
+    let mut admin = c.dest[1].connect("postgres");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin
+        .query(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event = 'PgSleep'",
+            &[&d2],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the COPY never reached its end");
+        thread::sleep(Duration::from_millis(20));
+    }
+    proxy.set(Direction::ClientToServer, Fault::Stall);
+    proxy.set(Direction::ServerToClient, Fault::Stall);
+    signal(&child, "TERM");
+    let status = wait_bounded(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("nothing committed"), "{stderr}");
+    proxy.set(Direction::ClientToServer, Fault::Pass);
+    proxy.set(Direction::ServerToClient, Fault::Pass);
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert!(settle_backends(&c.dest[1], &d2).is_empty());
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+}
