@@ -815,8 +815,18 @@ fn table_plan(
     if let (Some(columns), Some(source)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {
             sequences[*i] = copyman_job::sequences::carried(columns, source, rel);
-            let uncarried = copyman_job::sequences::uncarried(columns, source, rel);
             let table = copy.target().to_string();
+            // Those its role may not advance: said now, not promised.
+            if let Some(conn) = dests[*i].conn.as_mut() {
+                let denied = copyman_job::sequences::unadvanceable(conn, &sequences[*i]);
+                sequences[*i].retain(|c| !denied.iter().any(|(column, _)| *column == c.column));
+                if let Some(warning) =
+                    copyman_job::sequences::unadvanceable_warning(&table, &labels[*i], &denied)
+                {
+                    report::warn(warning);
+                }
+            }
+            let uncarried = copyman_job::sequences::uncarried(columns, source, rel);
             if let Some(warning) =
                 copyman_job::sequences::uncarried_warning(&table, &labels[*i], &uncarried)
             {

@@ -102,6 +102,60 @@ pub fn uncarried_warning(table: &str, destination: &str, columns: &[Ident]) -> O
     })
 }
 
+/// The carried sequences (`carries`) that `conn`'s role may not advance there: it must read
+/// (`SELECT`) and set (`UPDATE`) them. Each with its column and the sequence's name; asked
+/// while planning, so that the plan does not promise to advance them (an application role's
+/// usual `GRANT USAGE ON ALL SEQUENCES` is neither). Empty where that cannot be asked (the
+/// copy then says what it met).
+pub fn unadvanceable(conn: &mut Connection, carries: &[Carry]) -> Vec<(Ident, String)> {
+    if carries.is_empty() {
+        return Vec::new();
+    }
+    let oids: Vec<String> = carries.iter().map(|c| c.destination.to_string()).collect();
+    let Ok(rows) = conn.query(&format!(
+        "SELECT s.oid::text, s.oid::pg_catalog.regclass::text FROM \
+           pg_catalog.unnest(ARRAY[{}]::pg_catalog.oid[]) AS s(oid) \
+         WHERE NOT (pg_catalog.has_sequence_privilege(s.oid, 'SELECT') \
+           AND pg_catalog.has_sequence_privilege(s.oid, 'UPDATE'))",
+        oids.join(", ")
+    )) else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|row| {
+            let oid: u32 = row.first()?.as_deref()?.parse().ok()?;
+            let name = row.get(1)?.clone()?;
+            let carry = carries.iter().find(|c| c.destination == oid)?;
+            Some((carry.column.clone(), name))
+        })
+        .collect()
+}
+
+/// What the user is told of the carried sequences of `table` that destination (its label) may
+/// not advance ([`unadvanceable`]): left where they stand, perhaps behind the copied rows, with
+/// the grant that lets a copy advance them.
+pub fn unadvanceable_warning(
+    table: &str,
+    destination: &str,
+    denied: &[(Ident, String)],
+) -> Option<String> {
+    let each: Vec<String> = (denied.iter())
+        .map(|(column, sequence)| format!("{sequence} (column {column})"))
+        .collect();
+    let names: Vec<&str> = denied.iter().map(|(_, s)| s.as_str()).collect();
+    (!each.is_empty()).then(|| {
+        format!(
+            "{table} on {destination}: the role there may not read and set {} (SELECT and \
+             UPDATE on it), so it is not advanced to the source's and stays where it stands, \
+             perhaps behind the copied rows: an INSERT there that takes its default may collide \
+             with a copied row (GRANT SELECT, UPDATE ON SEQUENCE {} TO the role, or setval it \
+             yourself once the copy committed)",
+            each.join(", "),
+            names.join(", ")
+        )
+    })
+}
+
 /// What the user is told of the copied `columns` that own a sequence on `destination` (its
 /// label), loaded from a file: a file says nothing of where a sequence stood, so each is left
 /// where it is (as psql's `\copy` leaves it), and an INSERT there that takes its default may

@@ -109,21 +109,45 @@ fn a_role_that_may_not_update_the_sequence_is_warned_and_its_rows_commit() {
     let to = c.dest[0]
         .conninfo(&d1)
         .replace("user=postgres", &format!("user={role}"));
-    let out = run(&[
-        "table",
-        "ser",
-        "--from",
-        &c.source.conninfo(&src),
-        "--to",
-        &to,
-    ]);
+    let from = c.source.conninfo(&src);
+    // Said while planning, the dry run too, and not promised: the dry run said it would
+    // advance it (an application role's grants allow neither).
+    let said = "the role there may not read and set";
+    let dry = run(&["table", "ser", "--from", &from, "--to", &to, "--dry-run"]);
+    assert_exit(&dry, 0);
+    let plan = text(&dry.stdout) + &text(&dry.stderr);
+    assert!(
+        plan.contains(said) && !plan.contains(r#"sequence of "id" advanced"#),
+        "{plan}"
+    );
+    let out = run(&["table", "ser", "--from", &from, "--to", &to]);
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("warning") && stderr.contains("may not UPDATE"),
+        stderr.contains("warning") && stderr.contains(said),
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "ser"), 200);
+    // A job says it in its plan too.
+    let state = TempPath::new("seq-denied.state");
+    let dry = run(&[
+        "table",
+        "ser",
+        "ident",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--dry-run",
+        "--truncate",
+        "--state",
+        state.arg(),
+    ]);
+    let plan = text(&dry.stdout) + &text(&dry.stderr);
+    assert!(
+        plan.contains(said) && !plan.contains(r#"advance the sequence of "id""#),
+        "{plan}"
+    );
 }
 
 /// A source role that may read the tables but not their sequences (SELECT on the tables only):

@@ -1552,13 +1552,22 @@ fn plan_all(
                 notes.push(format!("{} on destination {}: {note}", sel.table, i + 1));
             }
             let quiet_delete = truncate && rel.quiet_delete;
+            // Those its role may not advance: said now, not promised.
+            let mut carried = sequences::carried(&columns, &source_rel, &rel);
+            let denied = sequences::unadvanceable(conn, &carried);
+            carried.retain(|c| !denied.iter().any(|(column, _)| *column == c.column));
+            notes.extend(sequences::unadvanceable_warning(
+                &key,
+                &format!("destination {}", i + 1),
+                &denied,
+            ));
             plans.push(DestPlan::Copy {
                 truncate,
                 // Not where it is emptied by a DELETE (referenced): set again below.
                 freeze: truncate && rel.kind == "r",
                 kind: rel.kind.clone(),
                 quiet_delete,
-                sequences: sequences::carried(&columns, &source_rel, &rel),
+                sequences: carried,
                 guard: None,
                 triggers: rel.insert_triggers.is_some() || truncate_triggers.is_some(),
             });
