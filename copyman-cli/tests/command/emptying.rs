@@ -175,6 +175,11 @@ fn a_referenced_table_is_emptied_where_no_row_references_it() {
         ))
         .unwrap();
     std::fs::remove_file(&state.0).ok();
+    // Refused while planning: its dry run too (it exited 0).
+    let dry = dry_run(&c.dest[1].conninfo(&d3));
+    assert_exit(&dry, 1);
+    let plan = text(&dry.stdout);
+    assert!(plan.contains("refused: SQLSTATE 55000"), "{plan}");
     let out = job(&c.dest[1].conninfo(&d3));
     assert_ne!(out.status.code(), Some(0));
     let stderr = text(&out.stderr);

@@ -2548,6 +2548,22 @@ fn referenced_from_outside(
                 continue;
             }
             if !origin {
+                // Emptied alone with a DELETE, which the foreign keys do not check under
+                // `replica`: refused by the run's own check (55000), so here, as one table's is.
+                if alone && replica.as_deref() == Some("replica") {
+                    t.destinations[d] = DestPlan::Refused(TableError {
+                        sqlstate: Some("55000".to_owned()),
+                        ..TableError::lasting(
+                            "it is referenced by a foreign key, so copyman would empty it with a \
+                             DELETE that the foreign keys check, and its session has \
+                             session_replication_role = replica, under which they are not \
+                             checked: rows referencing it would be left referencing nothing; \
+                             select the tables that reference it too (they are then emptied \
+                             together), or set session_replication_role = origin for that \
+                             destination (its CONN's options, or its role's settings)",
+                        )
+                    });
+                }
                 continue;
             }
             let found = outside
