@@ -64,7 +64,8 @@ Exit status:
      signal exits at once); a job of many tables keeps the tables it committed before the
      signal (recorded in its state file: --resume goes on) and rolls back the others
   131  SIGQUIT (Ctrl-\\): exits at once, as a second signal does, saying what committed
-     (4 if anything did)";
+     (4 if anything did; in a job, 4 only while a table's COMMITs are under way: the tables
+     committed before are kept and recorded, as after a first signal)";
 
 /// How long `copyman recover` given several destinations waits for each to answer its connect
 /// when its CONN gives no `connect_timeout`.
