@@ -609,6 +609,14 @@ pub(crate) fn run(args: &JobArgs, output: Output) -> anyhow::Result<Exit> {
     let ledger: Arc<Mutex<Ledger>> = Arc::new(Mutex::new(Ledger::default()));
     {
         let ledger = Arc::clone(&ledger);
+        signals::set_committing(move || {
+            crate::watch::lock_briefly(&ledger)
+                .map(|ledger| ledger.committing())
+                .unwrap_or_default()
+        });
+    }
+    {
+        let ledger = Arc::clone(&ledger);
         let json = output.json;
         signals::set_at_once(move |signal| match crate::watch::lock_briefly(&ledger) {
             Some(ledger) => ledger.exit_at_once(signal, json),
@@ -1843,6 +1851,21 @@ impl Ledger {
                 .map(|t| (t.table.to_string(), t.ranges.len()))
                 .collect(),
         }
+    }
+
+    /// The tables whose COMMITs (or COMMIT PREPAREDs) began on some destination: a first
+    /// signal lets them finish.
+    fn committing(&self) -> Vec<String> {
+        (self.tables.iter())
+            .filter(|(_, cells)| {
+                cells.iter().any(|cell| {
+                    matches!(cell, Cell::Ending(_, steps) if steps.iter().any(|(_, a, _)| {
+                        matches!(a, Action::Commit | Action::CommitPrepared(_))
+                    }))
+                })
+            })
+            .map(|(table, _)| table.clone())
+            .collect()
     }
 
     fn cells(&mut self, table: &str) -> Option<&mut Vec<Cell>> {

@@ -411,6 +411,18 @@ static WAITING: Mutex<Option<WaitingFn>> = Mutex::new(None);
 
 static AT_ONCE: Mutex<Option<AtOnceFn>> = Mutex::new(None);
 
+/// What a job's first signal names as finishing: the tables whose COMMITs began
+/// ([`set_committing`]).
+type CommittingFn = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+
+static COMMITTING: Mutex<Option<CommittingFn>> = Mutex::new(None);
+
+/// Sets what a job's first signal names as finishing rather than rolled back: the tables whose
+/// COMMITs began (it said every table being copied was rolled back, and they committed).
+pub(crate) fn set_committing(committing: impl Fn() -> Vec<String> + Send + Sync + 'static) {
+    *COMMITTING.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(committing));
+}
+
 /// Sets what the reminder after a first signal names as waited for ("destination 2's COMMIT of
 /// …"), instead of "the servers".
 pub(crate) fn set_waiting(waiting: impl Fn() -> Vec<String> + Send + Sync + 'static) {
@@ -637,10 +649,37 @@ fn handle(signal: i32, stopping: &'static str) {
     }
     if first {
         // recover finishes the statement in progress, never more: it says so, commit or not.
+        // A job's tables whose COMMITs began finish them: named (not "rolled back").
+        let finishing: Vec<String> = (stopping == JOB_STOPPING)
+            .then(|| crate::watch::lock_briefly(&COMMITTING))
+            .flatten()
+            .and_then(|f| f.as_ref().map(|f| f()))
+            .unwrap_or_default();
+        let job_finishing;
         let stopping = if stopping == RECOVER_STOPPING {
             stopping
         } else if stopping == JOB_STOPPING && JOB_PLANNING.load(Ordering::SeqCst) {
             JOB_PLANNING_STOPPING
+        } else if stopping == JOB_STOPPING && !finishing.is_empty() {
+            job_finishing = format!(
+                "stopping the job: {} {}: {} began and finish; the other tables being copied \
+                 are rolled back, the tables committed stay committed and recorded in the state \
+                 file",
+                if finishing.len() == 1 {
+                    "table"
+                } else {
+                    "tables"
+                },
+                copyman_job::job::first_names(
+                    &finishing.iter().map(String::as_str).collect::<Vec<_>>()
+                ),
+                if finishing.len() == 1 {
+                    "its COMMITs"
+                } else {
+                    "their COMMITs"
+                },
+            );
+            &job_finishing
         } else if committing || point {
             "the commit is under way and finishes; the report says what committed"
         } else if ending.is_some() {

@@ -279,6 +279,13 @@ fn job_signal_reminder_names_the_commit_it_waits_for() {
         !line.contains("waiting for the servers to answer"),
         "{line}"
     );
+    // The signal's own line names the tables whose COMMITs began as finishing: it said every
+    // table being copied was rolled back, and they committed (jobs35 F9).
+    assert!(
+        seen.contains("SIGINT received: stopping the job: table")
+            && seen.contains("began and finish; the other tables being copied are rolled back"),
+        "{seen}"
+    );
     let releaser = release(s.d2.clone(), &STOP);
     let rest = stderr.unseen();
     let out = child.wait_with_output().unwrap();
