@@ -396,16 +396,17 @@ impl fmt::Display for CopyFail {
             write!(f, "; receiver {id}: {}", Chain(&**error))?;
         }
         for (id, outcome) in &self.receivers {
-            // Not again when the reason says it already (a copy ended by that fault).
-            let said = format!(
-                "receiver {id} faulted: {}",
-                outcome
-                    .error()
-                    .map_or(String::new(), |e| Chain(&**e).to_string())
-            );
+            // Not again when the reason says it already (a copy ended by that fault: one
+            // receiver's words, or several's, `; receiver N: …`).
+            let error = outcome
+                .error()
+                .map_or(String::new(), |e| Chain(&**e).to_string());
+            let said = format!("receiver {id} faulted: {error}");
+            let among = format!("; receiver {id}: {error}");
             if let ReceiverOutcome::Faulted(_) = outcome
                 && self.receiver_fault(*id).is_none()
                 && !self.reason.contains(&said)
+                && !self.reason.contains(&among)
             {
                 write!(f, "; {said}")?;
             }
@@ -509,6 +510,26 @@ mod display_tests {
         assert_eq!(
             fail.to_string(),
             "copy stopped; receiver 1 faulted: stalled"
+        );
+        // Two receivers faulted in one cycle: each said once (each was said twice).
+        let fault = ReceiverFault {
+            faults: vec![(ReceiverId(0), error()), (ReceiverId(2), error())],
+        };
+        let fail = CopyFail {
+            reason: fault.to_string(),
+            receivers: vec![
+                (ReceiverId(0), ReceiverOutcome::Faulted(error())),
+                (ReceiverId(1), ReceiverOutcome::Failed(error())),
+                (ReceiverId(2), ReceiverOutcome::Faulted(error())),
+            ],
+            receiver_faults: Vec::new(),
+            producer_fault: None,
+            producer_ended: false,
+            producer_count: None,
+        };
+        assert_eq!(
+            fail.to_string(),
+            "2 receivers faulted; receiver 0: stalled; receiver 2: stalled"
         );
     }
 

@@ -224,7 +224,9 @@ impl Connection {
     /// Connects with a `postgres` crate configuration: the first host that accepts wins (at its
     /// `hostaddr`, if given, with the host name kept for TLS verification, as in libpq). Its
     /// `ssl_mode` (`disable`, `prefer`, `require`) applies with the default certificate files;
-    /// [`Connection::connect_tls`] takes every TLS setting.
+    /// [`Connection::connect_tls`] takes every TLS setting. A `notice_callback` is not called
+    /// (the configuration gives no way to read it back): the server's notices wait in
+    /// [`Connection::take_notices`].
     ///
     /// # Errors
     /// An unreachable server ([`Error::Connect`]), a failed TLS negotiation ([`Error::Tls`]), a
@@ -832,11 +834,21 @@ fn write_all(stream: &mut Stream, mut bytes: &[u8], fd: RawFd, limit: Limit) -> 
 /// Cancels what a [`Connection`]'s backend runs, from any thread, while the connection is busy
 /// (rust-postgres's `CancelToken`): the CancelRequest goes, on a new connection, to the address
 /// the session is on — not to its host name's first address, where another server may answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CancelToken {
     target: Target,
     request: bytes::Bytes,
     timeout: Duration,
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the request: it holds the backend's secret key (whoever reads it may cancel).
+        let target = self.target.to_string();
+        f.debug_struct("CancelToken")
+            .field("target", &target)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CancelToken {

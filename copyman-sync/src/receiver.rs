@@ -329,7 +329,16 @@ impl Receiver for StatementReceiver<'_> {
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {
         let failing = self.conn.endpoint.fail_copy(reason, completion);
         failing.map_err(Error::Session)?;
-        Ok(self.conn.drive().map(drop)?)
+        let failed = self.conn.drive().map(drop);
+        // Its answer did not come (the copy's stall timeout, a lost path): the connection would
+        // hand its next call that wait, unbounded (a caller's ROLLBACK hung behind a frozen
+        // backend). Closed, as copyman-async's is: the server aborts the COPY and its
+        // transaction; the next call says why.
+        if failed.is_err() && !self.conn.is_ready() {
+            self.conn.cancel_detached();
+            self.conn.close(copyman_core::endpoint::ABANDONED_COPY_IN);
+        }
+        Ok(failed?)
     }
 
     fn set_stall_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), BoxError> {

@@ -232,3 +232,19 @@ fn a_callers_own_endpoints_need_no_other_crate() {
         .unwrap();
     assert_eq!((kept.0, kept.1), (3, false));
 }
+
+/// A `CancelToken`'s `Debug` names where it goes, never the CancelRequest: that holds the
+/// backend's secret key, with which anyone who reads a log may cancel its statements (as
+/// copyman-async's already did).
+#[test]
+fn a_cancel_tokens_debug_keeps_the_secret_key_out() {
+    let cluster = shared();
+    let conn = Connection::connect_str(&cluster.conninfo("postgres")).unwrap();
+    let said = format!("{:?}", conn.cancel_token().unwrap());
+    assert!(
+        said.starts_with("CancelToken") && !said.contains("request"),
+        "{said}"
+    );
+    let (_, secret) = conn.session().backend_key().unwrap();
+    assert!(!said.contains(&secret.to_string()), "{said}");
+}

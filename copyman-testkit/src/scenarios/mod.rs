@@ -90,8 +90,10 @@ pub use seed::{
 pub use server::{
     a_session_ended_by_its_server_says_why, abstract_unix_socket,
     check_reads_why_the_server_ended_a_session, connect_timeout_expires_then_next_host,
-    execute_of_copy_out_is_cancelled, notices_reach_the_caller, server_error_noticed_mid_copy_in,
-    stall_timeout_bounds_a_locked_start, stall_timeout_bounds_cancelling_a_stopped_source,
+    execute_of_copy_out_is_cancelled,
+    keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered, notices_reach_the_caller,
+    server_error_noticed_mid_copy_in, stall_timeout_bounds_a_locked_start,
+    stall_timeout_bounds_cancelling_a_stopped_source,
     stall_timeout_bounds_failing_a_receiver_that_stays_blocked, stall_timeout_faults_producer,
     stall_timeout_faults_receiver, tcp_keepalives_are_set_as_libpq_sets_them,
 };
@@ -218,6 +220,7 @@ macro_rules! scenario_tests {
             tcp_keepalives_are_set_as_libpq_sets_them,
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,
+            keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered,
             zero_stall_timeout_waits,
             receivers_end_their_copies_side_by_side,
         );

@@ -231,6 +231,61 @@ pub fn stall_timeout_bounds_failing_a_receiver_that_stays_blocked<D: CopyDriver>
     select_one(&mut copy, Endpoint::Destination(1));
 }
 
+/// Under keep-going, a destination that stalls (a row trigger waits on a lock) is failed and the
+/// others complete; its CopyFail's answer cannot come either while the lock is held, and once
+/// the stall timeout passed its connection comes back closed: the caller's next call on it (its
+/// `ROLLBACK`) fails at once, rather than wait for the locked backend's answer with no bound
+/// (copyman-sync handed it back waiting on that answer; copyman-async closed it).
+pub fn keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    const LOCK: i64 = 4_242_016;
+    let (mut plan, [stalled_db, other_db]) = stalling_copy(clusters, LOCK);
+    if let SourceSpec::Statement(spec) = plan.source {
+        plan.source = SourceSpec::Statement(spec.keep_going());
+    }
+    let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
+    let ended = Arc::new(AtomicBool::new(false));
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let mut locker = stalled.connect(&stalled_db);
+    locker
+        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
+        .expect("take the advisory lock");
+    let holder = {
+        let (ended, gave_up) = (Arc::clone(&ended), Arc::clone(&gave_up));
+        thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !ended.load(Ordering::SeqCst) && Instant::now() < until {
+                thread::sleep(Duration::from_millis(20));
+            }
+            gave_up.store(!ended.load(Ordering::SeqCst), Ordering::SeqCst);
+            locker
+                .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"))
+                .expect("release the advisory lock");
+        })
+    };
+    let mut copy = open(driver, plan);
+    let summary = copy.run();
+    // The lock is still held: the stalled destination's next call must not wait for it.
+    let next = copy.sql(Endpoint::Destination(0), "ROLLBACK");
+    ended.store(true, Ordering::SeqCst);
+    holder.join().expect("the lock holder");
+    assert!(
+        !gave_up.load(Ordering::SeqCst),
+        "[{}] the stalled destination's next call waited for its locked backend",
+        driver.name()
+    );
+    let summary = summary.unwrap_or_else(|e| panic!("[{}] keep-going: {e}", driver.name()));
+    assert!(
+        next.is_err(),
+        "[{}] its connection came back usable: {summary:?}",
+        driver.name()
+    );
+    assert_eq!(count(stalled, &stalled_db, "t"), 0);
+    assert_eq!(count(other, &other_db, "t"), STALLING_ROWS as i64);
+}
+
 /// With a stall timeout, a source that sends nothing for longer (it sleeps mid-stream) is a
 /// ProducerFault with the core's "stalled" error naming the producer; aborting then cancels the
 /// source's COPY, commits nothing, and leaves every session usable.
