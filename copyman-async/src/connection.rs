@@ -249,6 +249,9 @@ impl Connection {
     /// The TLS parameters `sslmode` (all of libpq's modes), `sslrootcert`, `sslcert` and
     /// `sslkey` are read here; everything else as `tokio-postgres` reads it.
     ///
+    /// No `host` (nor `hostaddr`) means the Unix socket in `/var/run/postgresql` only, as
+    /// Debian's libpq: not `localhost` by TCP after it, which may be another server.
+    ///
     /// A raw connection cannot honour `target_session_attrs` other than `any`,
     /// `load_balance_hosts=random` or `sslnegotiation=direct`: they are refused
     /// ([`Error::Unsupported`]) rather than ignored.

@@ -355,8 +355,9 @@ impl<E: AttemptError> Connecting<E> {
 /// The port when the configuration names none (libpq's).
 pub const DEFAULT_PORT: u16 = 5432;
 
-/// The Unix socket directory tried first when the configuration names no host (before
-/// `localhost`), as the `postgres` crates and Debian's libpq do.
+/// The Unix socket directory a configuration that names no host connects to, as Debian's
+/// libpq does (and only it: not `localhost` after it, which may be another server — a tunnel, a
+/// container — that authenticates by other rules).
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// A host of a connection's configuration, as the `postgres` crates' `Config::get_hosts` gives it.
@@ -541,7 +542,7 @@ impl Plan {
     /// `Config` gives them), trying each TCP address once per entry of `tcp_tls` (`true`: with
     /// TLS), in order; Unix sockets are tried once, without TLS.
     ///
-    /// No host means the default socket directory, then `localhost` (or, with `hostaddr`s only,
+    /// No host means the default socket directory only, as libpq (or, with `hostaddr`s only,
     /// each address as its own name); no port means 5432; one port applies to every host.
     ///
     /// # Errors
@@ -558,10 +559,7 @@ impl Plan {
             defaults = hostaddrs.iter().map(|a| Host::Tcp(a.to_string())).collect();
             &defaults[..]
         } else if hosts.is_empty() {
-            defaults = vec![
-                Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR)),
-                Host::Tcp("localhost".into()),
-            ];
+            defaults = vec![Host::Unix(PathBuf::from(DEFAULT_SOCKET_DIR))];
             &defaults[..]
         } else {
             hosts
@@ -765,7 +763,7 @@ mod tests {
     }
 
     #[test]
-    fn no_host_means_the_socket_directory_then_localhost() {
+    fn no_host_means_the_socket_directory_only() {
         let mut plan = Plan::new(&[], &[], &[], &[true, false]).unwrap();
         assert_eq!(
             plan.step(),
@@ -775,15 +773,10 @@ mod tests {
                 fresh: true,
             }
         );
-        // A Unix socket has one attempt, without TLS.
+        // A Unix socket has one attempt, without TLS; then nothing, as libpq (`localhost` after
+        // it reached another server by TCP: library35 F6).
         plan.failed(Failure::Unreachable);
-        assert_eq!(
-            plan.step(),
-            Step::Resolve {
-                name: "localhost".into(),
-                port: 5432
-            }
-        );
+        assert_eq!(plan.step(), Step::GiveUp);
     }
 
     /// libpq's `host=@name` is an abstract socket (one attempt, no TLS), not a name to resolve.
