@@ -261,7 +261,12 @@ impl Receiver for StatementReceiver<'_> {
 
     async fn complete(&mut self) -> Result<Option<u64>, BoxError> {
         self.conn.endpoint.complete_copy().map_err(Error::Session)?;
-        Ok(completed(self.conn.drive().await?))
+        let commits = self.conn.endpoint.completion_commits();
+        // No answer where the answer is the commit: in doubt (core's rule).
+        let answer = self.conn.drive().await;
+        let answer =
+            answer.map_err(|e| copyman_core::fault::completion_error(commits, e.into()))?;
+        Ok(completed(answer))
     }
 
     async fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {

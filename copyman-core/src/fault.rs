@@ -328,6 +328,11 @@ pub enum ReceiverOutcome {
     /// the caller should roll back); under the keep-going policy the others complete, else the
     /// copy fails.
     Miscounted(Option<u64>, EndpointError),
+    /// Its session was in no transaction (autocommit), its CopyDone went out, and no answer came
+    /// (the connection was lost, or its server ended the session: [`CompletionInDoubt`]): its
+    /// rows may have committed, or not; only its server can tell (a synchronous standby's wait
+    /// cut short leaves them committed locally). Counted by [`CopyFail::any_completed`].
+    InDoubt(EndpointError),
 }
 
 impl ReceiverOutcome {
@@ -343,13 +348,83 @@ impl ReceiverOutcome {
         matches!(self, Self::Completed(_))
     }
 
-    /// The receiver's error, if it faulted, failed or was miscounted.
+    /// The receiver's error, if it faulted, failed, was miscounted or is in doubt.
     pub fn error(&self) -> Option<&EndpointError> {
         match self {
-            Self::Faulted(e) | Self::Failed(e) | Self::Miscounted(_, e) => Some(e),
+            Self::Faulted(e) | Self::Failed(e) | Self::Miscounted(_, e) | Self::InDoubt(e) => {
+                Some(e)
+            }
             _ => None,
         }
     }
+
+    /// Whether the receiver's rows may be committed outside a transaction: its COPY completed,
+    /// or its answer never came ([`InDoubt`](Self::InDoubt)).
+    pub fn may_have_committed(&self) -> bool {
+        self.is_completed() || matches!(self, Self::InDoubt(_))
+    }
+}
+
+/// A receiver's completion that got no answer where the answer is its commit (autocommit): its
+/// CopyDone went out, then the connection was lost or the server ended the session. Its rows
+/// may or may not have committed ([`ReceiverOutcome::InDoubt`]).
+#[derive(Debug)]
+pub struct CompletionInDoubt(pub BoxError);
+
+impl fmt::Display for CompletionInDoubt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "its CopyDone went out and no answer came ({}): outside a transaction its rows may \
+             have committed",
+            Chain(&*self.0)
+        )
+    }
+}
+
+impl Error for CompletionInDoubt {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A receiver's completion `error`, as the manager should take it: where the answer was to be
+/// its commit (`commits`: autocommit, [`Endpoint::completion_commits`]) and no answer said
+/// the COPY failed (an ERROR did; a FATAL, a closed connection or a lost path says nothing of
+/// the commit), [`CompletionInDoubt`]; else the error as it is.
+///
+/// [`Endpoint::completion_commits`]: crate::endpoint::Endpoint::completion_commits
+///
+/// ```
+/// use copyman_core::fault::{CompletionInDoubt, completion_error};
+/// use copyman_core::session::{DbError, SessionError};
+///
+/// let lost = completion_error(true, Box::new(SessionError::Closed));
+/// assert!(lost.is::<CompletionInDoubt>());
+/// let refused = DbError::new("ERROR", "23505", "duplicate key value violates unique constraint");
+/// let refused = completion_error(true, Box::new(SessionError::Db(Box::new(refused))));
+/// assert!(!refused.is::<CompletionInDoubt>());
+/// // Inside a transaction nothing is committed by the answer: as it is.
+/// assert!(!completion_error(false, Box::new(SessionError::Closed)).is::<CompletionInDoubt>());
+/// ```
+pub fn completion_error(commits: bool, error: BoxError) -> BoxError {
+    if !commits {
+        return error;
+    }
+    let mut next: Option<&(dyn Error + 'static)> = Some(&*error);
+    while let Some(e) = next {
+        let db = e
+            .downcast_ref::<DbError>()
+            .or_else(|| e.downcast_ref::<SessionError>()?.db_error());
+        if let Some(db) = db {
+            if db.is_fatal() {
+                break;
+            }
+            return error;
+        }
+        next = e.source();
+    }
+    Box::new(CompletionInDoubt(error))
 }
 
 /// The copy failed: every receiver still in it had its COPY failed, the producer was cancelled.
@@ -372,9 +447,10 @@ pub struct CopyFail {
 }
 
 impl CopyFail {
-    /// Whether any receiver's COPY completed (so not "nothing committed" outside transactions).
+    /// Whether any receiver's COPY completed, or may have ([`ReceiverOutcome::InDoubt`]): so not
+    /// "nothing committed" outside transactions.
     pub fn any_completed(&self) -> bool {
-        self.receivers.iter().any(|(_, o)| o.is_completed())
+        self.receivers.iter().any(|(_, o)| o.may_have_committed())
     }
 
     /// The exit error of `receiver`, if it had one.

@@ -320,10 +320,12 @@ impl Receiver for StatementReceiver<'_> {
         // Its answer commits (autocommit): waited for whatever comes, only it says whether the
         // rows committed. Inside a transaction it commits nothing: an interrupt gives the wait
         // up as any other (a frozen path after the data held a stopped run for ever).
-        let interruptible = !self.conn.endpoint.completion_commits();
-        Ok(completed(
-            self.conn.untimed(interruptible, Connection::drive)?,
-        ))
+        let commits = self.conn.endpoint.completion_commits();
+        let answer = self.conn.untimed(!commits, Connection::drive);
+        // No answer where the answer is the commit: in doubt (core's rule).
+        let answer =
+            answer.map_err(|e| copyman_core::fault::completion_error(commits, e.into()))?;
+        Ok(completed(answer))
     }
 
     fn fail(&mut self, reason: &str, completion: &Completion) -> Result<(), BoxError> {

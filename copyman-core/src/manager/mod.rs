@@ -1382,7 +1382,16 @@ impl Manager {
                     }
                 }
                 (true, Err(error)) => {
-                    receivers.push((id, ReceiverOutcome::Failed(error.clone())));
+                    // Its answer was to be its commit and never came: in doubt, not "holds
+                    // nothing" (a synchronous standby's wait cut short had committed locally).
+                    let in_doubt = error.get_ref().is::<crate::fault::CompletionInDoubt>();
+                    receivers.push((
+                        id,
+                        match in_doubt {
+                            true => ReceiverOutcome::InDoubt(error.clone()),
+                            false => ReceiverOutcome::Failed(error.clone()),
+                        },
+                    ));
                     // Keep-going: a receiver whose COPY fails at its end is one more casualty,
                     // not the copy's failure (the others' COPYs completed all the same).
                     if completing && self.config.keep_going {

@@ -89,6 +89,7 @@ pub use seed::{
 };
 pub use server::{
     a_session_ended_by_its_server_says_why, abstract_unix_socket,
+    an_autocommit_receiver_ended_after_copydone_is_in_doubt,
     check_reads_why_the_server_ended_a_session, connect_timeout_expires_then_next_host,
     execute_of_copy_out_is_cancelled,
     keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered, notices_reach_the_caller,
@@ -221,6 +222,7 @@ macro_rules! scenario_tests {
             window_of_one_holds_one_chunk,
             keep_going_leaves_refusing_destination_usable,
             keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered,
+            an_autocommit_receiver_ended_after_copydone_is_in_doubt,
             zero_stall_timeout_waits,
             receivers_end_their_copies_side_by_side,
         );

@@ -286,6 +286,81 @@ pub fn keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered<D: C
     assert_eq!(count(other, &other_db, "t"), STALLING_ROWS as i64);
 }
 
+/// A receiver in autocommit (no transaction: the answer to its CopyDone is its commit) whose
+/// session its server ends while the COPY ends (a statement trigger runs; an administrator's
+/// `pg_terminate_backend`, a failover tool): no answer says whether its rows committed, and
+/// its outcome says so — the copy's failure counts it as may-have-committed and its words say
+/// it — rather than "holds nothing of this copy" (a synchronous standby's wait cut short this
+/// way leaves the rows committed locally).
+pub fn an_autocommit_receiver_ended_after_copydone_is_in_doubt<D: CopyDriver>(
+    driver: &D,
+    clusters: &Clusters,
+) {
+    let source_db = clusters.source.create_database();
+    let dest = &clusters.destinations[0];
+    let dest_db = dest.create_database();
+    exec(
+        dest,
+        &dest_db,
+        "CREATE TABLE t (i int8);
+         CREATE FUNCTION slow_end() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+         CREATE TRIGGER slow_end AFTER INSERT ON t FOR EACH STATEMENT
+           EXECUTE FUNCTION slow_end();",
+    );
+    let plan = CopyPlan {
+        source: SourceSpec::Statement(StatementSpec::new(
+            clusters.source.conninfo(&source_db),
+            series(1000),
+        )),
+        destinations: vec![DestinationSpec::Statement(StatementSpec::new(
+            dest.conninfo(&dest_db),
+            "COPY t FROM STDIN",
+        ))],
+    };
+    // Its COPY ends (the trigger sleeps): its session is ended then.
+    let terminate = || {
+        let mut admin = dest.connect("postgres");
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let ended = admin
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND wait_event = 'PgSleep'",
+                    &[&dest_db],
+                )
+                .expect("terminate");
+            if !ended.is_empty() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    let (terminated, fail) = thread::scope(|s| {
+        let terminator = s.spawn(terminate);
+        let mut copy = open(driver, plan);
+        let fail = copy.run();
+        (terminator.join().expect("the terminator"), fail)
+    });
+    assert!(
+        terminated,
+        "[{}] its COPY never reached its end",
+        driver.name()
+    );
+    let fail = fail.expect_err("its session ended before its COPY's answer");
+    assert!(
+        fail.receiver_fault(0).is_some() && fail.text.contains("no answer came"),
+        "[{}] {fail}",
+        driver.name()
+    );
+    assert!(
+        fail.text.contains("may have committed"),
+        "[{}] {fail}",
+        driver.name()
+    );
+}
+
 /// With a stall timeout, a source that sends nothing for longer (it sleeps mid-stream) is a
 /// ProducerFault with the core's "stalled" error naming the producer; aborting then cancels the
 /// source's COPY, commits nothing, and leaves every session usable.
