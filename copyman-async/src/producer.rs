@@ -135,6 +135,12 @@ copyman_core::statement_producer! {
     /// agrees. To have such a read fail instead (42501), as pg_dump and the `copyman` command
     /// read, `SET row_security = off` on the connection first.
     ///
+    /// A copy that fails before the source's end (a receiver's fault) cancels its statement:
+    /// the transaction around it is then aborted, and with it its snapshot. To copy several
+    /// tables from one snapshot whatever fails, export it (`pg_export_snapshot()` in a session
+    /// kept open) and read each table on a session of its own that takes it (`BEGIN ISOLATION
+    /// LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '…'`), as the `copyman` command does.
+    ///
     /// ```no_run
     /// use copyman_async::{Connection, StatementProducer};
     ///

@@ -34,7 +34,13 @@ pub struct Options {
     /// too (its statement waiting for a lock another session holds, a source whose first rows
     /// take long): a start that stalls fails the copy, naming the endpoint. `None` (the default)
     /// waits for ever. Completing a COPY is never timed out: once CopyDone is sent, waiting for
-    /// the answer is the only way to know whether it committed. Failing a receiver and
+    /// the answer is the only way to know whether it committed, and the end of a COPY may run
+    /// long with no byte moving (its AFTER triggers and foreign-key checks) — so a destination
+    /// whose rows wait on another session's lock once all the data fit in its socket buffers
+    /// is waited for as long as that session holds it (with more data, the same wait stalls a
+    /// transmit and is bounded); to bound it, set the destination's own `lock_timeout` (`SET
+    /// lock_timeout = '10s'`) or cancel it from a watchdog (an adapter `CopyManager`'s `under_way`:
+    /// its endpoints' cancel tokens). Failing a receiver and
     /// cancelling the producer are bounded by it too: a server that does not answer them (a
     /// backend blocked on a lock, a host that stopped) is not waited for, the copy ends, and the
     /// connection's next call reads that answer first (or says the connection was closed).
