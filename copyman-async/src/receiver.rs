@@ -264,8 +264,10 @@ impl Receiver for StatementReceiver<'_> {
         let commits = self.conn.endpoint.completion_commits();
         // No answer where the answer is the commit: in doubt (core's rule).
         let answer = self.conn.drive().await;
-        let answer =
-            answer.map_err(|e| copyman_core::fault::completion_error(commits, e.into()))?;
+        let answer = answer.map_err(|e| {
+            let db = e.db_error().cloned();
+            copyman_core::fault::completion_error(commits, db.as_ref(), e.into())
+        })?;
         Ok(completed(answer))
     }
 

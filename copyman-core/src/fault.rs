@@ -389,9 +389,10 @@ impl Error for CompletionInDoubt {
 }
 
 /// A receiver's completion `error`, as the manager should take it: where the answer was to be
-/// its commit (`commits`: autocommit, [`Endpoint::completion_commits`]) and no answer said
-/// the COPY failed (an ERROR did; a FATAL, a closed connection or a lost path says nothing of
-/// the commit), [`CompletionInDoubt`]; else the error as it is.
+/// its commit (`commits`: autocommit, [`Endpoint::completion_commits`]) and no answer said the
+/// COPY failed (`answer`, the server's error the adapter's error carries: an ERROR did; a FATAL,
+/// a closed connection or a lost path says nothing of the commit), [`CompletionInDoubt`]; else
+/// the error as it is.
 ///
 /// [`Endpoint::completion_commits`]: crate::endpoint::Endpoint::completion_commits
 ///
@@ -399,30 +400,20 @@ impl Error for CompletionInDoubt {
 /// use copyman_core::fault::{CompletionInDoubt, completion_error};
 /// use copyman_core::session::{DbError, SessionError};
 ///
-/// let lost = completion_error(true, Box::new(SessionError::Closed));
+/// let lost = completion_error(true, None, Box::new(SessionError::Closed));
 /// assert!(lost.is::<CompletionInDoubt>());
 /// let refused = DbError::new("ERROR", "23505", "duplicate key value violates unique constraint");
-/// let refused = completion_error(true, Box::new(SessionError::Db(Box::new(refused))));
-/// assert!(!refused.is::<CompletionInDoubt>());
+/// let answer = completion_error(true, Some(&refused), Box::new(SessionError::Db(Box::new(refused.clone()))));
+/// assert!(!answer.is::<CompletionInDoubt>());
+/// let ended = DbError::new("FATAL", "57P01", "terminating connection due to administrator command");
+/// let ended = completion_error(true, Some(&ended), Box::new(SessionError::Db(Box::new(ended.clone()))));
+/// assert!(ended.is::<CompletionInDoubt>());
 /// // Inside a transaction nothing is committed by the answer: as it is.
-/// assert!(!completion_error(false, Box::new(SessionError::Closed)).is::<CompletionInDoubt>());
+/// assert!(!completion_error(false, None, Box::new(SessionError::Closed)).is::<CompletionInDoubt>());
 /// ```
-pub fn completion_error(commits: bool, error: BoxError) -> BoxError {
-    if !commits {
+pub fn completion_error(commits: bool, answer: Option<&DbError>, error: BoxError) -> BoxError {
+    if !commits || answer.is_some_and(|db| !db.is_fatal()) {
         return error;
-    }
-    let mut next: Option<&(dyn Error + 'static)> = Some(&*error);
-    while let Some(e) = next {
-        let db = e
-            .downcast_ref::<DbError>()
-            .or_else(|| e.downcast_ref::<SessionError>()?.db_error());
-        if let Some(db) = db {
-            if db.is_fatal() {
-                break;
-            }
-            return error;
-        }
-        next = e.source();
     }
     Box::new(CompletionInDoubt(error))
 }

@@ -84,6 +84,11 @@ pub fn copyman_as(program: &Path) -> Command {
         }
     }
     cmd.env("PGPASSFILE", "/nonexistent/copyman-test-pgpass");
+    // The default state files and decision log of this test binary's own, not the user's: a
+    // run of copyman's on this machine (its default decision log) was read by a test's recover.
+    let own = std::env::temp_dir().join(format!("copyman-cli-{}-xdg", std::process::id()));
+    cmd.env("XDG_STATE_HOME", own.join("state"));
+    cmd.env("XDG_CACHE_HOME", own.join("cache"));
     cmd.stdin(Stdio::null());
     cmd
 }
