@@ -335,6 +335,38 @@ pub const IN_RECOVERY: &str = "SELECT pg_catalog.pg_is_in_recovery()::text";
 pub const DEFAULT_READ_ONLY: &str = "SELECT source FROM pg_catalog.pg_settings \
      WHERE name = 'default_transaction_read_only' AND setting = 'on'";
 
+/// The form in which `--verify` reads a column whose type is `source` on the source and `other`
+/// on a destination, on every side, where one form shows their values alike: numbers (integers,
+/// `numeric` of any scale, `real`, `double precision`) as a `numeric` with its scale trimmed
+/// (PostgreSQL 13's `trim_scale`), `json` and `jsonb` as `jsonb`; `{}` is the column. `None`
+/// for other pairs (the destination's column is read back in the source's type).
+///
+/// ```
+/// use copyman_job::sql::comparison_form;
+///
+/// assert!(comparison_form("integer", "numeric(10,2)").unwrap().contains("trim_scale"));
+/// assert!(comparison_form("json", "jsonb").unwrap().contains("jsonb"));
+/// assert_eq!(comparison_form("text", "character varying(10)"), None);
+/// ```
+pub fn comparison_form(source: &str, other: &str) -> Option<&'static str> {
+    let number = |t: &str| {
+        matches!(
+            t,
+            "smallint" | "integer" | "bigint" | "real" | "double precision" | "numeric"
+        ) || t.starts_with("numeric(")
+    };
+    let json = |t: &str| matches!(t, "json" | "jsonb");
+    if number(source) && number(other) {
+        // Through its text (`extra_float_digits = 3`: a `real`'s shortest exact digits): a
+        // `real` cast to `numeric` keeps 6 digits, not what the destination read.
+        Some("pg_catalog.trim_scale(CAST(CAST({} AS pg_catalog.text) AS pg_catalog.numeric))")
+    } else if json(source) && json(other) {
+        Some("CAST({} AS pg_catalog.jsonb)")
+    } else {
+        None
+    }
+}
+
 /// The session's database's oid, as text.
 pub const DATABASE_OID: &str = "SELECT oid::text FROM pg_catalog.pg_database \
      WHERE datname = pg_catalog.current_database()";

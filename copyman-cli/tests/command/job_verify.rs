@@ -513,14 +513,26 @@ fn job_verify_interrupted_says_a_committed_table_committed() {
 #[test]
 fn job_verify_compares_a_column_of_another_type_by_its_value() {
     let c = clusters();
-    let rows = "INSERT INTO m VALUES (1, 1e-05), (2, 0.1), (3, 123456.79), (4, -2.5e-10), \
-                (5, 'NaN'), (6, 3.4028235e+38), (7, NULL)";
+    // A real into a numeric; an int and a numeric into numeric(12,2) (5 is 5.00 there, which
+    // is no int: read back in the source's type it failed, 22P02); json into jsonb (its keys
+    // and spaces normalized).
+    let rows = "INSERT INTO m VALUES (1, 1e-05, 5, 1.5, '{\"b\": 1,  \"a\": [1, 2]}'), \
+                (2, 0.1, -3, 2, '[]'), (3, 123456.79, 0, 0.25, 'null'), (4, -2.5e-10, 7, 10, '1'), \
+                (5, 'NaN', 1, 1, '{}'), (6, 3.4028235e+38, 2, 2.5, '\"x\"'), \
+                (7, NULL, NULL, NULL, NULL)";
     let src = database(
         &c.source,
-        &format!("CREATE TABLE m (id int PRIMARY KEY, x real); {rows}"),
+        &format!("CREATE TABLE m (id int PRIMARY KEY, x real, i int, n numeric, j json); {rows}"),
     );
-    let d0 = database(&c.dest[0], "CREATE TABLE m (id int PRIMARY KEY, x numeric)");
-    let d1 = database(&c.dest[1], "CREATE TABLE m (id int PRIMARY KEY, x real)");
+    let d0 = database(
+        &c.dest[0],
+        "CREATE TABLE m (id int PRIMARY KEY, x numeric, i numeric(12,2), n numeric(12,2), \
+         j jsonb)",
+    );
+    let d1 = database(
+        &c.dest[1],
+        "CREATE TABLE m (id int PRIMARY KEY, x real, i int, n numeric, j json)",
+    );
     let state = TempPath::new("verify-types.state");
     let (from, to0, to1) = (
         c.source.conninfo(&src),

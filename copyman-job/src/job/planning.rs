@@ -123,8 +123,16 @@ pub struct TablePlan {
     /// For each destination, the copied columns of another type there than on the source, each
     /// with the source's type: its `--verify` checksum reads them back in it (a `real`'s
     /// `1e-05` is `0.00001` in a `numeric`: the same value, other words). Empty where it is
-    /// not copied now.
+    /// not copied now. A column compared in a common form instead ([`compare_forms`]) is not
+    /// among them.
+    ///
+    /// [`compare_forms`]: Self::compare_forms
     pub read_as: Vec<Vec<(Ident, String)>>,
+    /// The copied columns of another type on some destination whose values every side's
+    /// `--verify` checksum reads in one form (a number's scale trimmed, a JSON value as `jsonb`):
+    /// `5` in an `int` and `5.00` in a `numeric(10,2)` are one value, which reading either back
+    /// in the other's type cannot show (`'5.00'` is no `int`). [`crate::sql::comparison_form`].
+    pub compare_forms: Vec<(Ident, &'static str)>,
 }
 
 impl TablePlan {
@@ -1613,6 +1621,7 @@ fn plan_all(
             read_as[*i] = differing(rel);
         }
         // Done earlier with rows, compared under --verify: its catalog was not read above.
+        let mut done_rels: Vec<(usize, Relation)> = Vec::new();
         if options.verify {
             for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
                 if matches!(plans[i], DestPlan::Done(rows) if rows > 0)
@@ -1621,8 +1630,29 @@ fn plan_all(
                     && let Ok(Some(rel)) = lookup(conn, &sel.table)
                 {
                     read_as[i] = differing(&rel);
+                    done_rels.push((i, rel));
                 }
             }
+        }
+        // Those of a family every side can read in one form (numbers, JSON): compared so on
+        // every side, the source's too.
+        let mut compare_forms: Vec<(Ident, &'static str)> = Vec::new();
+        for (_, rel) in rels.iter().chain(&done_rels) {
+            for name in &columns {
+                let (Some(theirs), Some(here)) = (source_rel.column(name), rel.column(name)) else {
+                    continue;
+                };
+                if let Some(form) = (theirs.type_name != here.type_name)
+                    .then(|| crate::sql::comparison_form(&theirs.type_name, &here.type_name))
+                    .flatten()
+                    && !compare_forms.iter().any(|(c, _)| c == name)
+                {
+                    compare_forms.push((name.clone(), form));
+                }
+            }
+        }
+        for each in &mut read_as {
+            each.retain(|(name, _)| !compare_forms.iter().any(|(c, _)| c == name));
         }
         let labels: Vec<String> = rels
             .iter()
@@ -1795,6 +1825,7 @@ fn plan_all(
             data_encoding: options.data_encoding.clone(),
             checksum_unconverted,
             read_as,
+            compare_forms,
         });
     }
     // A session whose last table's question was given up is replaced, as the next table's
@@ -3177,6 +3208,7 @@ mod tests {
             data_encoding: None,
             checksum_unconverted: false,
             read_as: Vec::new(),
+            compare_forms: Vec::new(),
         };
         assert_eq!(
             t.receive_for(true),
@@ -3208,6 +3240,7 @@ mod tests {
             data_encoding: None,
             checksum_unconverted: false,
             read_as: Vec::new(),
+            compare_forms: Vec::new(),
         };
         let mut tables: Vec<TablePlan> = ["child", "parent", "grand", "a", "b"]
             .into_iter()

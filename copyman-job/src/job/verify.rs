@@ -30,6 +30,11 @@ const CHECKSUM_SETTINGS: [&str; 7] = [
     "SET LOCAL bytea_output = 'hex'",
 ];
 
+/// How a checksum reads columns of another type: the destination's columns read back in the
+/// source's types ([`TablePlan::read_as`]), and those every side reads in one form
+/// ([`TablePlan::compare_forms`]).
+type ReadAs<'a> = (&'a [(Ident, String)], &'a [(Ident, &'static str)]);
+
 /// An order-independent checksum of a table's copied columns: the row count and the sum of
 /// the first 60 bits of each row's md5, over the rows a copy of the relation (of `kind` on the
 /// server asked) reads or writes ([`own_rows`]: an inheritance parent's own rows, not its
@@ -44,18 +49,25 @@ const CHECKSUM_SETTINGS: [&str; 7] = [
 ///
 /// A column in `read_as` is read back in the type given there (the source's: a destination
 /// that holds it in another type compares the values, not their words).
+///
+/// A column in `forms` is read in that form ([`crate::sql::comparison_form`]), on every side.
 fn checksum_query(
     table: &TableName,
     columns: &[Ident],
     kind: &str,
     raw: bool,
-    read_as: &[(Ident, String)],
+    (read_as, forms): ReadAs<'_>,
 ) -> String {
     let list: Vec<String> = columns
         .iter()
-        .map(|c| match read_as.iter().find(|(name, _)| name == c) {
-            Some((_, ty)) => format!("CAST(CAST({c} AS text) AS {ty})"),
-            None => c.to_string(),
+        .map(|c| {
+            if let Some((_, form)) = forms.iter().find(|(name, _)| name == c) {
+                return form.replace("{}", &c.to_string());
+            }
+            match read_as.iter().find(|(name, _)| name == c) {
+                Some((_, ty)) => format!("CAST(CAST({c} AS text) AS {ty})"),
+                None => c.to_string(),
+            }
         })
         .collect();
     let row = format!("ROW({})::text", list.join(", "));
@@ -102,7 +114,13 @@ fn checksum_on(
         || (t.checksum_unconverted
             && encoding.is_some_and(|e| t.data_encoding.as_deref() == Some(e)));
     let rows = conn
-        .query(&checksum_query(&t.table, &t.columns, &kind, raw, read_as))
+        .query(&checksum_query(
+            &t.table,
+            &t.columns,
+            &kind,
+            raw,
+            (read_as, &t.compare_forms),
+        ))
         .map_err(|e| describe(&e))?;
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
@@ -336,21 +354,21 @@ mod tests {
     fn the_checksum_names_every_column() {
         let table = TableName::parse("s.t").unwrap();
         let columns = crate::sql::parse_columns(r#"a, "B""#).unwrap();
-        let q = checksum_query(&table, &columns, "p", false, &[]);
+        let q = checksum_query(&table, &columns, "p", false, (&[], &[]));
         assert!(
             q.contains(r#"md5(pg_catalog.convert_to(ROW("a", "B")::text, 'UTF8'))"#),
             "{q}"
         );
         assert!(q.ends_with(r#"FROM "s"."t""#), "{q}");
         // A SQL_ASCII server's bytes as they are.
-        let q = checksum_query(&table, &columns, "p", true, &[]);
+        let q = checksum_query(&table, &columns, "p", true, (&[], &[]));
         assert!(q.contains(r#"md5(ROW("a", "B")::text)"#), "{q}");
         // An ordinary table's own rows, as its copy reads them (not its children's).
-        let q = checksum_query(&table, &columns, "r", false, &[]);
+        let q = checksum_query(&table, &columns, "r", false, (&[], &[]));
         assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
         // A column of another type there, read back in the source's.
         let read_as = [(columns[1].clone(), "real".to_owned())];
-        let q = checksum_query(&table, &columns, "r", false, &read_as);
+        let q = checksum_query(&table, &columns, "r", false, (&read_as, &[]));
         assert!(
             q.contains(r#"ROW("a", CAST(CAST("B" AS text) AS real))::text"#),
             "{q}"
