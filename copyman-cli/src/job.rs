@@ -1652,7 +1652,7 @@ fn write_human(
         )?;
     }
     // A table whose rows other tables' rows reference, which could not be emptied: a resume
-    // fails on it again until they are emptied together (the job's error says how).
+    // fails on it again until that is mended (the job's error says how).
     let referenced = report.tables.iter().any(|t| {
         t.destinations.iter().any(|d| {
             d.error.as_ref().is_some_and(|e| {
@@ -1698,8 +1698,8 @@ fn write_human(
         writeln!(
             out,
             "copyman: a table whose rows other tables reference could not be emptied (above), \
-             and --resume would fail on it again until they are emptied together: do what its \
-             error says (state file {})",
+             and --resume would fail on it again until that is mended there: do what its error \
+             says (state file {})",
             options.state.display()
         )?;
     } else if let Some(advice) = lasting_advice(report, options) {

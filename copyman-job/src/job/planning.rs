@@ -2582,17 +2582,24 @@ fn referenced_from_outside(
                 // Emptied alone with a DELETE, which the foreign keys do not check under
                 // `replica`: refused by the run's own check (55000), so here, as one table's is.
                 if alone && replica.as_deref() == Some("replica") {
+                    // Selecting the referencing tables too is a way only where the source has
+                    // them (a destination's own table cannot be copied).
+                    let select = if outside.all(|r| on_source(r)) {
+                        "select the tables that reference it too (they are then emptied \
+                         together), or "
+                    } else {
+                        ""
+                    };
                     t.destinations[d] = DestPlan::Refused(TableError {
                         sqlstate: Some("55000".to_owned()),
-                        ..TableError::lasting(
+                        ..TableError::lasting(format!(
                             "it is referenced by a foreign key, so copyman would empty it with a \
                              DELETE that the foreign keys check, and its session has \
                              session_replication_role = replica, under which they are not \
                              checked: rows referencing it would be left referencing nothing; \
-                             select the tables that reference it too (they are then emptied \
-                             together), or set session_replication_role = origin for that \
-                             destination (its CONN's options, or its role's settings)",
-                        )
+                             {select}set session_replication_role = origin for that destination \
+                             (its CONN's options, or its role's settings)"
+                        ))
                     });
                 }
                 continue;
