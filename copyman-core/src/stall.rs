@@ -247,7 +247,18 @@ impl StallTimer {
 
     /// When the endpoint stalls unless bytes move before. A limit past what an `Instant` can
     /// hold (`Duration::MAX`: "as long as it takes") is a deadline a century away, not an
-    /// overflow.
+    /// overflow (it panicked inside a copy).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// use copyman_core::stall::{EndpointId, StallTimer};
+    ///
+    /// let now = Instant::now();
+    /// let timer = StallTimer::new(EndpointId::Producer, Duration::MAX, now);
+    /// assert!(timer.poll_timeout() > now + Duration::from_secs(50 * 365 * 24 * 3600));
+    /// assert!(timer.handle_timeout(now + Duration::from_secs(3600)).is_ok());
+    /// ```
     pub fn poll_timeout(&self) -> Instant {
         const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         (self.since.checked_add(self.limit))
@@ -348,20 +359,6 @@ pub fn classify(error: BoxError, endpoint: EndpointId, timeout: Option<Duration>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// "As long as it takes" (`Duration::MAX`) is a far deadline, not a panic (it overflowed
-    /// `Instant` inside a copy).
-    #[test]
-    fn a_limit_past_what_an_instant_holds_is_a_far_deadline() {
-        let now = Instant::now();
-        let timer = StallTimer::new(EndpointId::Producer, Duration::MAX, now);
-        assert!(timer.poll_timeout() > now + Duration::from_secs(50 * 365 * 24 * 3600));
-        assert!(
-            timer
-                .handle_timeout(now + Duration::from_secs(3600))
-                .is_ok()
-        );
-    }
 
     #[test]
     fn records_that_go_out_are_progress_but_not_data() {
