@@ -50,7 +50,9 @@ where
 /// Each item is one cycle's chunk: a list of lines, each a whole COPY row with its newline in text
 /// and CSV formats (so progress counts rows). Receivers of PQv3 data get each chunk as one
 /// CopyData message, so lines need not be whole rows for them; receivers of lines get the lines
-/// as given.
+/// as given. Nothing adds a newline: lines given without theirs are one row to a server
+/// (`vec![vec!["1", "2"]]` stores `12`, and its count agrees, since it is counted from the
+/// same bytes).
 ///
 /// ```
 /// use copyman_core::local::IteratorProducer;
