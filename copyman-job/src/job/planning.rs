@@ -1887,13 +1887,24 @@ fn plan_all(
         let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
         crate::plan::fk_groups(&names, &emptied, &after, &edges_on)
     };
-    // A cycle's tables copied as one unit commit together: none waits for another's commit.
-    cycles.retain(|name| {
+    // A cycle's tables copied as one unit commit together: none waits for another's commit,
+    // but a row still meets its foreign key as it is inserted, unless the key is deferred.
+    let (grouped, apart): (Vec<String>, Vec<String>) = cycles.drain(..).partition(|name| {
         let i = tables.iter().position(|t| t.table.to_string() == *name);
-        !groups
+        groups
             .iter()
             .any(|g| i.is_some_and(|i| g.members.contains(&i)))
     });
+    cycles = apart;
+    if !grouped.is_empty() {
+        notes.push(format!(
+            "{}: their foreign keys on a destination form a cycle; copied as one unit (below), \
+             a row may still reference one not inserted yet (23503) unless a key of the cycle is \
+             DEFERRABLE INITIALLY DEFERRED there: otherwise load them with a constraint of the \
+             cycle dropped",
+            grouped.join(", ")
+        ));
+    }
     if !cycles.is_empty() {
         notes.push(format!(
             "{}: their foreign keys on a destination form a cycle, so they are copied side by \
