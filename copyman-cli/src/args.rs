@@ -914,7 +914,12 @@ pub(crate) fn endpoint(text: &str, env: &Env, flag: &str) -> Result<Endpoint, Ar
             Ok(spec) => Ok(Endpoint::Server(Box::new(spec))),
             // A file whose name holds a `=` (`x=1.csv`) reads as `key=value`: said, with the
             // way to name the file.
-            Err(ConnError::Invalid(m)) if Path::new(text).exists() => {
+            // (Or one word whose key no connection has, as a file to write would be named.)
+            Err(ConnError::Invalid(m))
+                if Path::new(text).exists()
+                    || (!text.contains(char::is_whitespace)
+                        && m.contains("invalid connection option")) =>
+            {
                 Err(ArgError::usage(format!(
                     "{flag}: {m}: {} is read as a connection string (it holds a \"=\"); the \
                      file of that name is ./{}",

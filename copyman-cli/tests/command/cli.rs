@@ -884,6 +884,21 @@ fn a_file_named_like_a_conninfo_and_a_socket_given_as_a_file_are_said() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
     assert_exit(&copy("./x=1.txt"), 0);
     assert_eq!(count(&c.dest[0], &d1, "t"), 1);
+    // A file to write, not there yet: said too (one word whose key no connection has).
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        "run=2024.csv",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the file of that name is ./run=2024.csv"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let socket = c.dest[0]
         .socket_dir()
