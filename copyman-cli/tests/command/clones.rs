@@ -407,32 +407,7 @@ fn a_source_on_a_standby_of_the_destination_is_refused_into_its_own_table() {
     assert_eq!(count(&primary, &db, "t"), 100);
     // Streaming from the destination's server itself, as the standby's WAL receiver says:
     // refused (the rows were copied into their own table a second time, exit 0).
-    let mut admin = standby.connect("postgres");
-    admin
-        .batch_execute(&format!(
-            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} user={}'",
-            primary.socket_dir().display(),
-            primary.port(),
-            primary.user()
-        ))
-        .unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while standby
-        .connect("postgres")
-        .query(
-            "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-            &[],
-        )
-        .unwrap()
-        .is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < until,
-            "the standby does not stream"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    stream_from(&standby, &primary, &[]);
     let one = ["table", "t", "--from", &from, "--to", &to];
     let job = [&one[..], &["--state", state.arg()]].concat();
     for args in [&one[..], &job] {
@@ -479,34 +454,7 @@ fn a_standby_sources_recovery_conflict_is_said_with_its_way_out() {
     );
     let standby = primary.clone_as_standby();
     // Streaming from the primary, and replayed changes cancel a conflicting read at once.
-    let mut admin = standby.connect("postgres");
-    admin
-        .batch_execute(&format!(
-            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} user={}'",
-            primary.socket_dir().display(),
-            primary.port(),
-            primary.user()
-        ))
-        .unwrap();
-    admin
-        .batch_execute("ALTER SYSTEM SET max_standby_streaming_delay = 0")
-        .unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while admin
-        .query(
-            "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-            &[],
-        )
-        .unwrap()
-        .is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < until,
-            "the standby does not stream"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    stream_from(&standby, &primary, &["max_standby_streaming_delay = 0"]);
     let d1 = database(&c.dest[0], "CREATE TABLE t (id int PRIMARY KEY, s text);");
     let child = copyman()
         .args(["copy", "--from", &standby.conninfo(&db)])
@@ -538,4 +486,39 @@ fn a_standby_sources_recovery_conflict_is_said_with_its_way_out() {
         "{stderr}"
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+}
+
+/// Makes `standby` stream from `primary` (its `primary_conninfo`), with `settings` (`name =
+/// value`, by ALTER SYSTEM), and waits until its WAL receiver streams.
+fn stream_from(standby: &Cluster, primary: &Cluster, settings: &[&str]) {
+    let mut admin = standby.connect("postgres");
+    admin
+        .batch_execute(&format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host={} port={} user={}'",
+            primary.socket_dir().display(),
+            primary.port(),
+            primary.user()
+        ))
+        .unwrap();
+    for setting in settings {
+        admin
+            .batch_execute(&format!("ALTER SYSTEM SET {setting}"))
+            .unwrap();
+    }
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while admin
+        .query(
+            "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+            &[],
+        )
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the standby does not stream"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -114,6 +114,52 @@ fn stalling_copy(clusters: &Clusters, lock: i64) -> (CopyPlan, [String; 2]) {
     (plan, [stalled_db, other_db])
 }
 
+/// An advisory lock held by another session on a destination until [`LockHeld::release`], or
+/// (if that never comes) for 60 s at most: a copy blocked on it ends either way, and the release
+/// says which.
+struct LockHeld {
+    ended: Arc<AtomicBool>,
+    gave_up: Arc<AtomicBool>,
+    holder: JoinHandle<()>,
+}
+
+impl LockHeld {
+    fn take(cluster: &Cluster, db: &str, lock: i64) -> Self {
+        let ended = Arc::new(AtomicBool::new(false));
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let mut locker = cluster.connect(db);
+        locker
+            .batch_execute(&format!("SELECT pg_advisory_lock({lock})"))
+            .expect("take the advisory lock");
+        let holder = {
+            let (ended, gave_up) = (Arc::clone(&ended), Arc::clone(&gave_up));
+            thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(60);
+                while !ended.load(Ordering::SeqCst) && Instant::now() < until {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                gave_up.store(!ended.load(Ordering::SeqCst), Ordering::SeqCst);
+                locker
+                    .batch_execute(&format!("SELECT pg_advisory_unlock({lock})"))
+                    .expect("release the advisory lock");
+            })
+        };
+        Self {
+            ended,
+            gave_up,
+            holder,
+        }
+    }
+
+    /// Releases the lock; whether it had been released already, its 60 s over (what waited
+    /// for it ended only then).
+    fn release(self) -> bool {
+        self.ended.store(true, Ordering::SeqCst);
+        self.holder.join().expect("the lock holder");
+        self.gave_up.load(Ordering::SeqCst)
+    }
+}
+
 /// With a stall timeout, a destination server that stops reading (a row trigger waits on a
 /// lock) faults with the core's "stalled" error naming it, of kind `TimedOut`, while the other
 /// destination completes; the stalled one holds nothing afterwards and its session is usable.
@@ -179,27 +225,8 @@ pub fn stall_timeout_bounds_failing_a_receiver_that_stays_blocked<D: CopyDriver>
     const LOCK: i64 = 4_242_014;
     let (plan, [stalled_db, other_db]) = stalling_copy(clusters, LOCK);
     let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
-    // The lock is held until the copy has ended, or (if it never does) for 60 s at most, which
-    // `gave_up` then says.
-    let ended = Arc::new(AtomicBool::new(false));
-    let gave_up = Arc::new(AtomicBool::new(false));
-    let mut locker = stalled.connect(&stalled_db);
-    locker
-        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
-        .expect("take the advisory lock");
-    let holder = {
-        let (ended, gave_up) = (Arc::clone(&ended), Arc::clone(&gave_up));
-        thread::spawn(move || {
-            let until = Instant::now() + Duration::from_secs(60);
-            while !ended.load(Ordering::SeqCst) && Instant::now() < until {
-                thread::sleep(Duration::from_millis(20));
-            }
-            gave_up.store(!ended.load(Ordering::SeqCst), Ordering::SeqCst);
-            locker
-                .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"))
-                .expect("release the advisory lock");
-        })
-    };
+    // The lock is held until the copy has ended, or (if it never does) for 60 s at most.
+    let held = LockHeld::take(stalled, &stalled_db, LOCK);
     let mut copy = open(driver, plan);
     copy.start()
         .unwrap_or_else(|e| panic!("[{}] start: {e}", driver.name()));
@@ -212,10 +239,9 @@ pub fn stall_timeout_bounds_failing_a_receiver_that_stays_blocked<D: CopyDriver>
         }
     };
     let fail = copy.abort("a destination stalled");
-    ended.store(true, Ordering::SeqCst);
-    holder.join().expect("the lock holder");
+    let gave_up = held.release();
     assert!(
-        !gave_up.load(Ordering::SeqCst),
+        !gave_up,
         "[{}] the copy ended only once the blocked destination was let go",
         driver.name()
     );
@@ -246,33 +272,14 @@ pub fn keep_going_closes_a_stalled_receiver_whose_copy_fail_goes_unanswered<D: C
         plan.source = SourceSpec::Statement(spec.keep_going());
     }
     let (stalled, other) = (&clusters.destinations[0], &clusters.destinations[1]);
-    let ended = Arc::new(AtomicBool::new(false));
-    let gave_up = Arc::new(AtomicBool::new(false));
-    let mut locker = stalled.connect(&stalled_db);
-    locker
-        .batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
-        .expect("take the advisory lock");
-    let holder = {
-        let (ended, gave_up) = (Arc::clone(&ended), Arc::clone(&gave_up));
-        thread::spawn(move || {
-            let until = Instant::now() + Duration::from_secs(60);
-            while !ended.load(Ordering::SeqCst) && Instant::now() < until {
-                thread::sleep(Duration::from_millis(20));
-            }
-            gave_up.store(!ended.load(Ordering::SeqCst), Ordering::SeqCst);
-            locker
-                .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"))
-                .expect("release the advisory lock");
-        })
-    };
+    let held = LockHeld::take(stalled, &stalled_db, LOCK);
     let mut copy = open(driver, plan);
     let summary = copy.run();
     // The lock is still held: the stalled destination's next call must not wait for it.
     let next = copy.sql(Endpoint::Destination(0), "ROLLBACK");
-    ended.store(true, Ordering::SeqCst);
-    holder.join().expect("the lock holder");
+    let gave_up = held.release();
     assert!(
-        !gave_up.load(Ordering::SeqCst),
+        !gave_up,
         "[{}] the stalled destination's next call waited for its locked backend",
         driver.name()
     );
