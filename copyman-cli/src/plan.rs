@@ -818,11 +818,14 @@ fn table_plan(
             let table = copy.target().to_string();
             // Those its role may not advance: said now, not promised.
             if let Some(conn) = dests[*i].conn.as_mut() {
-                let denied = copyman_job::sequences::unadvanceable(conn, &sequences[*i]);
-                sequences[*i].retain(|c| !denied.iter().any(|(column, _)| *column == c.column));
-                if let Some(warning) =
-                    copyman_job::sequences::unadvanceable_warning(&table, &labels[*i], &denied)
-                {
+                let oids = sequences[*i].iter().map(|c| c.destination);
+                let denied = copyman_job::sequences::unadvanceable(conn, oids);
+                if let Some(warning) = copyman_job::sequences::unadvanceable_warning(
+                    &table,
+                    &labels[*i],
+                    &mut sequences[*i],
+                    &denied,
+                ) {
                     report::warn(warning);
                 }
             }

@@ -102,16 +102,19 @@ pub fn uncarried_warning(table: &str, destination: &str, columns: &[Ident]) -> O
     })
 }
 
-/// The carried sequences (`carries`) that `conn`'s role may not advance there: it must read
-/// (`SELECT`) and set (`UPDATE`) them. Each with its column and the sequence's name; asked
-/// while planning, so that the plan does not promise to advance them (an application role's
-/// usual `GRANT USAGE ON ALL SEQUENCES` is neither). Empty where that cannot be asked (the
-/// copy then says what it met).
-pub fn unadvanceable(conn: &mut Connection, carries: &[Carry]) -> Vec<(Ident, String)> {
-    if carries.is_empty() {
-        return Vec::new();
+/// Of the sequences `oids` (a destination's, carried: [`Carry::destination`]), those `conn`'s
+/// role may not advance there, by name: it must read (`SELECT`) and set (`UPDATE`) them. Asked
+/// while planning, in one question for every table of a job, so that the plan does not promise
+/// to advance them (an application role's usual `GRANT USAGE ON ALL SEQUENCES` is neither).
+/// Empty where that cannot be asked (the copy then says what it met).
+pub fn unadvanceable(
+    conn: &mut Connection,
+    oids: impl IntoIterator<Item = u32>,
+) -> HashMap<u32, String> {
+    let oids: Vec<String> = oids.into_iter().map(|oid| oid.to_string()).collect();
+    if oids.is_empty() {
+        return HashMap::new();
     }
-    let oids: Vec<String> = carries.iter().map(|c| c.destination.to_string()).collect();
     let Ok(rows) = conn.query(&format!(
         "SELECT s.oid::text, s.oid::pg_catalog.regclass::text FROM \
            pg_catalog.unnest(ARRAY[{}]::pg_catalog.oid[]) AS s(oid) \
@@ -119,30 +122,33 @@ pub fn unadvanceable(conn: &mut Connection, carries: &[Carry]) -> Vec<(Ident, St
            AND pg_catalog.has_sequence_privilege(s.oid, 'UPDATE'))",
         oids.join(", ")
     )) else {
-        return Vec::new();
+        return HashMap::new();
     };
     rows.iter()
-        .filter_map(|row| {
-            let oid: u32 = row.first()?.as_deref()?.parse().ok()?;
-            let name = row.get(1)?.clone()?;
-            let carry = carries.iter().find(|c| c.destination == oid)?;
-            Some((carry.column.clone(), name))
-        })
+        .filter_map(|row| Some((row.first()?.as_deref()?.parse().ok()?, row.get(1)?.clone()?)))
         .collect()
 }
 
-/// What the user is told of the carried sequences of `table` that destination (its label) may
-/// not advance ([`unadvanceable`]): left where they stand, perhaps behind the copied rows, with
-/// the grant that lets a copy advance them.
+/// Takes out of `carries` (one table's on a destination) those its role may not advance
+/// (`denied`, [`unadvanceable`]), and says them: left where they stand, perhaps behind the
+/// copied rows, with the grant that lets a copy advance them. `table` and `destination` name
+/// them in the words.
 pub fn unadvanceable_warning(
     table: &str,
     destination: &str,
-    denied: &[(Ident, String)],
+    carries: &mut Vec<Carry>,
+    denied: &HashMap<u32, String>,
 ) -> Option<String> {
-    let each: Vec<String> = (denied.iter())
-        .map(|(column, sequence)| format!("{sequence} (column {column})"))
-        .collect();
-    let names: Vec<&str> = denied.iter().map(|(_, s)| s.as_str()).collect();
+    let (each, names): (Vec<String>, Vec<&str>) = (carries.iter())
+        .filter_map(|c| {
+            let sequence = denied.get(&c.destination)?;
+            Some((
+                format!("{sequence} (column {})", c.column),
+                sequence.as_str(),
+            ))
+        })
+        .unzip();
+    carries.retain(|c| !denied.contains_key(&c.destination));
     (!each.is_empty()).then(|| {
         format!(
             "{table} on {destination}: the role there may not read and set {} (SELECT and \

@@ -123,8 +123,8 @@ pub struct TablePlan {
     /// For each destination, the copied columns of another type there than on the source, each
     /// with the source's type: its `--verify` checksum reads them back in it (a `real`'s
     /// `1e-05` is `0.00001` in a `numeric`: the same value, other words). Empty where it is
-    /// not copied now. A column compared in a common form instead ([`compare_forms`]) is not
-    /// among them.
+    /// not copied now nor compared done earlier. A column compared in a common form instead
+    /// ([`compare_forms`]) is not among them.
     ///
     /// [`compare_forms`]: Self::compare_forms
     pub read_as: Vec<Vec<(Ident, String)>>,
@@ -1338,10 +1338,11 @@ fn plan_all(
                 if down[i].is_some() {
                     continue;
                 }
-                // Not where it has nothing to do: a table recorded done is not asked about.
+                // Not where it has nothing to do: a table recorded done is not asked about
+                // (but under --verify, which compares it by its columns' types).
                 let undone: Vec<&TableName> = next
                     .iter()
-                    .filter(|t| recorded.done(&t.to_string(), &keys[i]).is_none())
+                    .filter(|t| options.verify || recorded.done(&t.to_string(), &keys[i]).is_none())
                     .collect();
                 dest_catalogs[i] = match ensure(slot, server) {
                     Ok(conn) => match lookup_many(conn, &undone) {
@@ -1560,22 +1561,13 @@ fn plan_all(
                 notes.push(format!("{} on destination {}: {note}", sel.table, i + 1));
             }
             let quiet_delete = truncate && rel.quiet_delete;
-            // Those its role may not advance: said now, not promised.
-            let mut carried = sequences::carried(&columns, &source_rel, &rel);
-            let denied = sequences::unadvanceable(conn, &carried);
-            carried.retain(|c| !denied.iter().any(|(column, _)| *column == c.column));
-            notes.extend(sequences::unadvanceable_warning(
-                &key,
-                &format!("destination {}", i + 1),
-                &denied,
-            ));
             plans.push(DestPlan::Copy {
                 truncate,
                 // Not where it is emptied by a DELETE (referenced): set again below.
                 freeze: truncate && rel.kind == "r",
                 kind: rel.kind.clone(),
                 quiet_delete,
-                sequences: carried,
+                sequences: sequences::carried(&columns, &source_rel, &rel),
                 guard: None,
                 triggers: rel.insert_triggers.is_some() || truncate_triggers.is_some(),
             });
@@ -1620,14 +1612,12 @@ fn plan_all(
         for (i, rel) in &rels {
             read_as[*i] = differing(rel);
         }
-        // Done earlier with rows, compared under --verify: its catalog was not read above.
+        // Done earlier with rows, compared under --verify: its catalog, read with the others'.
         let mut done_rels: Vec<(usize, Relation)> = Vec::new();
         if options.verify {
-            for (i, (slot, server)) in dests.iter_mut().zip(destinations).enumerate() {
+            for (i, catalog) in dest_catalogs.iter_mut().enumerate() {
                 if matches!(plans[i], DestPlan::Done(rows) if rows > 0)
-                    && down[i].is_none()
-                    && let Ok(conn) = ensure(slot, server)
-                    && let Ok(Some(rel)) = lookup(conn, &sel.table)
+                    && let Some(rel) = catalog.remove(&key)
                 {
                     read_as[i] = differing(&rel);
                     done_rels.push((i, rel));
@@ -1827,6 +1817,32 @@ fn plan_all(
             read_as,
             compare_forms,
         });
+    }
+    // The carried sequences each destination's role may not advance, asked once for every
+    // table there: said now, not promised (one question a table was a round trip each).
+    for (d, slot) in dests.iter_mut().enumerate() {
+        let Some(conn) = answering(slot) else {
+            continue;
+        };
+        let oids = tables.iter().flat_map(|t| match &t.destinations[d] {
+            DestPlan::Copy { sequences, .. } => sequences.iter().map(|c| c.destination).collect(),
+            _ => Vec::new(),
+        });
+        let denied = sequences::unadvanceable(conn, oids);
+        if denied.is_empty() {
+            continue;
+        }
+        for t in tables.iter_mut() {
+            let key = t.table.to_string();
+            if let DestPlan::Copy { sequences, .. } = &mut t.destinations[d] {
+                notes.extend(sequences::unadvanceable_warning(
+                    &key,
+                    &format!("destination {}", d + 1),
+                    sequences,
+                    &denied,
+                ));
+            }
+        }
     }
     // A session whose last table's question was given up is replaced, as the next table's
     // would have been (`ensure`): the questions below ask on a session that answers.
@@ -2504,7 +2520,13 @@ fn referenced_from_outside(
                 .collect()
         })
         .collect();
-    let mut on_source = |name: &str| crate::plan::has_relation(src, name);
+    // Asked once a name, whatever number of destinations have it.
+    let mut known: HashMap<String, bool> = HashMap::new();
+    let mut on_source = |name: &str| {
+        *known
+            .entry(name.to_owned())
+            .or_insert_with(|| crate::plan::has_relation(src, name))
+    };
     // The refusal where `r`, a table of the destination's own, references the table.
     let own = |r: &str, constraint: &str, why: &str| {
         format!(
