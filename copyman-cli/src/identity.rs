@@ -241,28 +241,25 @@ fn takes_no_writes(id: &Identity) -> Option<String> {
     // A soft freeze: its first write failed (25006) once the others had begun, and a dry run
     // exited 0. Said with where it is set (the server's `pg_settings.source`).
     let by = id.read_only_by()?;
+    // Set elsewhere than its CONN, its CONN may lift it for this copy.
+    let lift = "copy there once it is off (or with options='-c default_transaction_read_only=off' \
+                in its CONN, if the freeze is not meant for this copy)";
     let (whose, way) = match by {
         "client" => (
             "its CONN's options (or PGOPTIONS)",
             "take it out of them to copy there",
         ),
-        "user" => ("its role (ALTER ROLE … SET)", ""),
-        "database" => ("its database (ALTER DATABASE … SET)", ""),
+        "user" => ("its role (ALTER ROLE … SET)", lift),
+        "database" => ("its database (ALTER DATABASE … SET)", lift),
         "database user" => (
             "its role in its database (ALTER ROLE … IN DATABASE … SET)",
-            "",
+            lift,
         ),
         "configuration file" => (
             "its server's configuration (postgresql.conf, ALTER SYSTEM)",
-            "",
+            lift,
         ),
-        other => (other, ""),
-    };
-    let way = if way.is_empty() {
-        "copy there once it is off (or with options='-c default_transaction_read_only=off' in \
-         its CONN, if the freeze is not meant for this copy)"
-    } else {
-        way
+        other => (other, lift),
     };
     Some(format!(
         "takes no writes: its transactions are read-only by default: \
