@@ -1941,54 +1941,7 @@ fn plan_all(
              COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
              destination)",
             names.join(", "),
-            {
-                // Where one TRUNCATE is not theirs, and why.
-                let apart: Vec<String> = (0..tables[g.members[0]].destinations.len())
-                    .filter(|&d| !truncates_together(&tables, g, d))
-                    .map(|d| {
-                        let why = if g.truncate_together[d] {
-                            "a member that references another emptied there is not emptied \
-                             there itself"
-                        } else {
-                            "a table outside the group references one of them there, and \
-                             TRUNCATE is refused there"
-                        };
-                        format!("on destination {}: {why}", d + 1)
-                    })
-                    .collect();
-                if g.truncate_together.iter().any(|&together| together) {
-                    // As the first destination has them (the plan shows each destination's).
-                    let list: Vec<String> = g
-                        .members
-                        .iter()
-                        .map(|&m| {
-                            let t = &tables[m];
-                            let kind = t
-                                .destinations
-                                .iter()
-                                .find_map(|d| match d {
-                                    DestPlan::Copy { kind, .. } => Some(kind.as_str()),
-                                    _ => None,
-                                })
-                                .unwrap_or(t.kind.as_str());
-                            own_rows(&t.table, kind)
-                        })
-                        .collect();
-                    format!(
-                        "empties them with one TRUNCATE {}{}",
-                        list.join(", "),
-                        if apart.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (one by one, children first, {})", apart.join("; "))
-                        }
-                    )
-                } else {
-                    "empties them one by one, children first (a table outside the group \
-                     references one of them: TRUNCATE is refused there)"
-                        .to_owned()
-                }
-            }
+            group_emptying_words(&tables, g)
         ));
     }
     // Truncated with every table that references it, a table takes FREEZE like any other;
@@ -3066,6 +3019,57 @@ fn uncopied(src: &mut Connection, selection: &Selection, listed: &HashSet<String
         ));
     }
     notes
+}
+
+/// How a group's note says its members are emptied ([`plan_all`]'s): with one `TRUNCATE` (as
+/// the first destination has them), but where and why one by one, children first.
+fn group_emptying_words(tables: &[TablePlan], g: &crate::plan::Group) -> String {
+    // Where one TRUNCATE is not theirs, and why.
+    let apart: Vec<String> = (0..tables[g.members[0]].destinations.len())
+        .filter(|&d| !truncates_together(tables, g, d))
+        .map(|d| {
+            let why = if g.truncate_together[d] {
+                "a member that references another emptied there is not emptied \
+                 there itself"
+            } else {
+                "a table outside the group references one of them there, and \
+                 TRUNCATE is refused there"
+            };
+            format!("on destination {}: {why}", d + 1)
+        })
+        .collect();
+    if g.truncate_together.iter().any(|&together| together) {
+        // As the first destination has them (the plan shows each destination's).
+        let list: Vec<String> = g
+            .members
+            .iter()
+            .map(|&m| {
+                let t = &tables[m];
+                let kind = t
+                    .destinations
+                    .iter()
+                    .find_map(|d| match d {
+                        DestPlan::Copy { kind, .. } => Some(kind.as_str()),
+                        _ => None,
+                    })
+                    .unwrap_or(t.kind.as_str());
+                own_rows(&t.table, kind)
+            })
+            .collect();
+        format!(
+            "empties them with one TRUNCATE {}{}",
+            list.join(", "),
+            if apart.is_empty() {
+                String::new()
+            } else {
+                format!(" (one by one, children first, {})", apart.join("; "))
+            }
+        )
+    } else {
+        "empties them one by one, children first (a table outside the group \
+         references one of them: TRUNCATE is refused there)"
+            .to_owned()
+    }
 }
 
 /// The foreign keys `edges` between the job's tables as the job copies them: a partition that is
