@@ -420,6 +420,123 @@ fn a_table_of_one_destination_referencing_the_group_fails_the_group_there_only()
     assert_eq!(copy_backends(&c.dest[1], &d2), 0);
 }
 
+/// A foreign-key cycle whose member a destination's own table references is emptied there one
+/// by one (its one `TRUNCATE` is refused), and the cycle's own keys make those `DELETE`s fail:
+/// refused while planning (the dry run says so), never tried; copied where the group is emptied
+/// together (under `--keep-going`), and once the key is `INITIALLY DEFERRED` there (checked at
+/// the COMMIT, when the referencing rows are gone), a resume empties and copies it there too.
+#[test]
+fn a_cycle_emptied_one_by_one_is_refused_unless_its_key_is_deferred() {
+    let c = two_phase_clusters();
+    let cycle = "CREATE TABLE ring_a (id int PRIMARY KEY, b int);
+        CREATE TABLE ring_b (id int PRIMARY KEY, a int REFERENCES ring_a);
+        ALTER TABLE ring_a ADD CONSTRAINT ring_a_b FOREIGN KEY (b) REFERENCES ring_b;";
+    // The source's rows can be inserted in either order (ring_a's keys unset); the
+    // destinations' old rows reference each other both ways.
+    let rows = |n: i32| {
+        format!(
+            "INSERT INTO ring_a SELECT g FROM generate_series({n}, {n} + 9) g;
+             INSERT INTO ring_b SELECT g, g FROM generate_series({n}, {n} + 9) g;"
+        )
+    };
+    let old_rows = format!("{} UPDATE ring_a SET b = id;", rows(100));
+    let src = database(&c.source, &format!("{cycle} {}", rows(1)));
+    let d1 = database(&c.dest[0], &format!("{cycle} {old_rows}"));
+    let d2 = database(
+        &c.dest[1],
+        &format!("{cycle} {old_rows} CREATE TABLE local_note (a int REFERENCES ring_a);"),
+    );
+    let state = TempPath::new("fk-cycle-own.state");
+    let dry = job(&src, &d1, &d2, &state, &["--truncate", "--dry-run"]);
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains("refused: SQLSTATE 23503")
+            && plan.contains("of its group and emptied after it, reference it")
+            && plan.contains("DEFERRABLE INITIALLY DEFERRED there"),
+        "{plan}"
+    );
+    assert!(
+        text(&dry.stderr).contains("the run would fail (exit 1)"),
+        "{}",
+        text(&dry.stderr)
+    );
+    let old: Vec<(i64, String)> = ["ring_a", "ring_b"]
+        .iter()
+        .map(|t| digest(&c.dest[1], &d2, t))
+        .collect();
+    let out = job(&src, &d1, &d2, &state, &["--truncate", "--keep-going"]);
+    assert_exit(&out, 4);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("SQLSTATE 23503"), "{stderr}");
+    assert!(
+        !stderr.contains("violates foreign key"),
+        "never tried: {stderr}"
+    );
+    for (t, table) in ["ring_a", "ring_b"].iter().enumerate() {
+        assert_eq!(
+            digest(&c.dest[0], &d1, table),
+            digest(&c.source, &src, table),
+            "{table} on destination 1"
+        );
+        assert_eq!(
+            digest(&c.dest[1], &d2, table),
+            old[t],
+            "{table} kept on destination 2"
+        );
+    }
+    c.dest[1]
+        .connect(&d2)
+        .batch_execute(
+            "ALTER TABLE ring_a ALTER CONSTRAINT ring_a_b DEFERRABLE INITIALLY DEFERRED;
+             ALTER TABLE ring_b ALTER CONSTRAINT ring_b_a_fkey DEFERRABLE INITIALLY DEFERRED;",
+        )
+        .unwrap();
+    let resumed = job(&src, &d1, &d2, &state, &["--resume"]);
+    assert_exit(&resumed, 0);
+    for table in ["ring_a", "ring_b"] {
+        assert_eq!(
+            digest(&c.dest[1], &d2, table),
+            digest(&c.source, &src, table),
+            "{table} on destination 2"
+        );
+    }
+    assert_eq!(copy_backends(&c.dest[1], &d2), 0);
+}
+
+/// A member emptied with a `TRUNCATE` (a `DELETE` would cascade) in a group emptied one by one
+/// (a destination's own table references another member): another member references it, so
+/// its `TRUNCATE` alone is refused (0A000) — said while planning, never tried.
+#[test]
+fn a_truncated_member_of_a_group_emptied_one_by_one_is_refused() {
+    let c = two_phase_clusters();
+    let cascading = SCHEMA.replace("REFERENCES grand", "REFERENCES grand ON DELETE CASCADE");
+    let src = database(&c.source, &format!("{cascading} {SOURCE_ROWS}"));
+    let d1 = database(&c.dest[0], &format!("{cascading} {OLD_ROWS}"));
+    let d2 = database(
+        &c.dest[1],
+        &format!("{cascading} {OLD_ROWS} CREATE TABLE local_note (child int REFERENCES child);"),
+    );
+    let state = TempPath::new("fk-truncated-member.state");
+    let dry = job(&src, &d1, &d2, &state, &["--truncate", "--dry-run"]);
+    let plan = text(&dry.stdout);
+    assert!(
+        plan.contains("refused: SQLSTATE 0A000")
+            && plan.contains(r#""public"."parent" there, of its group, references it"#),
+        "{plan}"
+    );
+    let out = job(&src, &d1, &d2, &state, &["--truncate", "--keep-going"]);
+    assert_exit(&out, 4);
+    assert!(
+        !text(&out.stderr).contains("cannot truncate"),
+        "never tried: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        digest(&c.dest[0], &d1, "grand"),
+        digest(&c.source, &src, "grand")
+    );
+}
+
 /// A crash between the group's COMMIT and its `done` records: the state file holds the group's
 /// `begin` and `commit` lines only. A resume (without `--truncate`) asks each destination about
 /// the announced transaction, finds it committed, and copies nothing twice.

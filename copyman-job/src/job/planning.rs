@@ -2591,7 +2591,7 @@ fn referenced_from_outside(
                 continue;
             }
             let found = outside
-                .filter_map(|r| Some((r, referencing_rows(conn, r, &t.table)?)))
+                .filter_map(|r| Some((r, referencing_rows(conn, r, &t.table, false)?)))
                 .next();
             if let Some((r, constraint)) = &found
                 && !on_source(r)
@@ -2623,6 +2623,80 @@ fn referenced_from_outside(
                 });
             }
         }
+        for g in groups {
+            refuse_unemptiable_members(tables, g, &together, d, conn);
+        }
+    }
+}
+
+/// Refuses, on destination `d`, a member of `group` emptied there one by one (a table outside
+/// the group references a member: [`truncates_together`] false) that the group's own foreign
+/// keys keep from being emptied: a member emptied with a `TRUNCATE` (a `DELETE` would do more)
+/// that another member references, rows or not (0A000); a member emptied with a `DELETE` whose
+/// rows a member emptied after it (children first; on a cycle, one of them comes after) or not
+/// emptied there references by a key checked at once (23503: an `INITIALLY DEFERRED` key is
+/// checked at the COMMIT, when the referencing rows are gone). Its dry run said the
+/// `DELETE`s, and the run failed at them.
+fn refuse_unemptiable_members(
+    tables: &mut [TablePlan],
+    group: &crate::plan::Group,
+    together: &[Vec<bool>],
+    d: usize,
+    conn: &mut Connection,
+) {
+    let emptied =
+        |t: &TablePlan| matches!(t.destinations[d], DestPlan::Copy { truncate: true, .. });
+    for (at, &i) in group.members.iter().enumerate() {
+        let DestPlan::Copy {
+            truncate: true,
+            quiet_delete,
+            ..
+        } = tables[i].destinations[d]
+        else {
+            continue;
+        };
+        if together[i][d] || !tables[i].referenced() || !conn.is_ready() {
+            continue;
+        }
+        let found = group.members.iter().enumerate().find_map(|(before, &k)| {
+            let by = tables[k].table.to_string();
+            if k == i || !tables[i].referenced_by.contains(&by) {
+                return None;
+            }
+            if !quiet_delete {
+                return Some((by.clone(), foreign_key(conn, &by, &tables[i].table)?));
+            }
+            let later = before < at || !emptied(&tables[k]);
+            let key = later.then(|| referencing_rows(conn, &by, &tables[i].table, true))??;
+            Some((by, key))
+        });
+        let Some((by, constraint)) = found else {
+            continue;
+        };
+        let why = "the group is emptied there one by one, not with one TRUNCATE, because a table \
+                   outside it references a member";
+        let out = "copy without --truncate, or drop or change there the foreign key that \
+                   references the group from outside";
+        tables[i].destinations[d] = DestPlan::Refused(if quiet_delete {
+            TableError {
+                sqlstate: Some("23503".to_owned()),
+                ..TableError::lasting(format!(
+                    "rows of {by} there, of its group and emptied after it, reference it \
+                     (foreign key {constraint}): {why}, and its DELETE would fail; make \
+                     {constraint} DEFERRABLE INITIALLY DEFERRED there, or {out}"
+                ))
+            }
+        } else {
+            TableError {
+                sqlstate: Some("0A000".to_owned()),
+                ..TableError::lasting(format!(
+                    "{by} there, of its group, references it (foreign key {constraint}): {why}, \
+                     and its TRUNCATE alone is refused (a DELETE of its rows would do more than \
+                     empty it: it is partitioned, or foreign keys act on its deletes, or \
+                     triggers or rules fire on them); {out}"
+                ))
+            }
+        });
     }
 }
 
@@ -2670,9 +2744,15 @@ fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option
 }
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
-/// `conn`'s database that one of `child`'s rows uses (its key's columns all set), if any.
-/// `None` too when that cannot be asked.
-fn referencing_rows(conn: &mut Connection, child: &str, parent: &TableName) -> Option<String> {
+/// `conn`'s database that one of `child`'s rows uses (its key's columns all set), if any; with
+/// `immediate`, only a key checked at each statement (not `INITIALLY DEFERRED`). `None` too
+/// when that cannot be asked.
+fn referencing_rows(
+    conn: &mut Connection,
+    child: &str,
+    parent: &TableName,
+    immediate: bool,
+) -> Option<String> {
     let keys = conn
         .query(&format!(
             "SELECT k.conname::text, (SELECT pg_catalog.string_agg(\
@@ -2681,9 +2761,14 @@ fn referencing_rows(conn: &mut Connection, child: &str, parent: &TableName) -> O
                WHERE a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey)) \
              FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
                AND k.conrelid = pg_catalog.to_regclass({}) \
-               AND k.confrelid = pg_catalog.to_regclass({})",
+               AND k.confrelid = pg_catalog.to_regclass({}){}",
             crate::sql::literal(child),
-            crate::sql::literal(&parent.to_string())
+            crate::sql::literal(&parent.to_string()),
+            if immediate {
+                " AND NOT k.condeferred"
+            } else {
+                ""
+            }
         ))
         .ok()?;
     keys.into_iter().find_map(|row| {
