@@ -1268,10 +1268,12 @@ fn dest_plan(plan: &job::Plan, i: usize, dest: usize, d: &DestPlan) -> String {
             let mut steps = vec!["BEGIN".to_owned()];
             match group {
                 // Emptied with its group, in the group's one transaction.
-                Some(g) => steps.push(format!(
-                    "{} (with its group)",
-                    plan.group_emptying(g, dest).unwrap_or_default()
-                )),
+                Some(g) => {
+                    steps.push(crate::sql::GROUP_DEFERS.to_owned());
+                    if let Some(emptying) = plan.group_emptying(g, dest) {
+                        steps.push(format!("{emptying} (with its group)"));
+                    }
+                }
                 None if *truncate => steps.push(t.emptying(kind, *quiet_delete)),
                 None => {}
             }

@@ -877,6 +877,13 @@ const CHECKED_DELETE: &str = "DO $copyman$BEGIN \
     then emptied together), or set session_replication_role = origin for copyman''s role'; \
     END IF; END$copyman$";
 
+/// What a foreign-key group's transaction runs first on each destination
+/// ([`crate::plan::Group`]): its `DEFERRABLE` constraints (a cycle's keys, the members' own)
+/// are checked when the copy ends, not at each row or `DELETE` — so a cycle's rows load in any
+/// order and its members empty one by one — and before any COMMIT (core's commit checks
+/// deferred constraints everywhere first: a violation rolls the group back).
+pub const GROUP_DEFERS: &str = "SET CONSTRAINTS ALL DEFERRED";
+
 /// The one statement that empties an FK-linked group of tables together
 /// ([`crate::plan::Group`]), each a relation of its `kind` on the server that runs it, its own
 /// rows only ([`own_rows`]): PostgreSQL truncates a referenced table when every table that

@@ -239,6 +239,8 @@ fn copy_group_unit(
                 shared.announce(worker, leader, Side::Destination(d), conn);
                 shared.stall_guard(conn, true);
                 begin_destination(shared, conn, &tables).map_err(|e| (0, e))?;
+                conn.execute(crate::sql::GROUP_DEFERS)
+                    .map_err(|e| (0, shared.describe(&e)))?;
                 let guards = |conn: &mut Connection| {
                     for (k, t) in tables.iter().enumerate() {
                         if let Some(guard) = t.guard(d) {

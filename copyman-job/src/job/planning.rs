@@ -1916,8 +1916,8 @@ fn plan_all(
         notes.push(format!(
             "{}: their foreign keys on a destination form a cycle; copied as one unit (below), \
              a row may still reference one not inserted yet (23503) unless a key of the cycle is \
-             DEFERRABLE INITIALLY DEFERRED there: otherwise load them with a constraint of the \
-             cycle dropped",
+             DEFERRABLE there (the unit's transaction defers it): otherwise load them with a \
+             constraint of the cycle dropped",
             grouped.join(", ")
         ));
     }
@@ -1937,8 +1937,9 @@ fn plan_all(
             .collect();
         notes.push(format!(
             "{}: linked by foreign keys and emptied first, so copied as one unit in this order \
-             (on each destination one transaction {}, then each table's COPY, then one \
-             COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
+             (on each destination one transaction defers its DEFERRABLE constraints (SET \
+             CONSTRAINTS ALL DEFERRED: checked before any COMMIT), {}, then each table's COPY, \
+             then one COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
              destination)",
             names.join(", "),
             group_emptying_words(&tables, g)
@@ -2634,8 +2635,8 @@ fn referenced_from_outside(
 /// keys keep from being emptied: a member emptied with a `TRUNCATE` (a `DELETE` would do more)
 /// that another member references, rows or not (0A000); a member emptied with a `DELETE` whose
 /// rows a member emptied after it (children first; on a cycle, one of them comes after) or not
-/// emptied there references by a key checked at once (23503: an `INITIALLY DEFERRED` key is
-/// checked at the COMMIT, when the referencing rows are gone). Its dry run said the
+/// emptied there references by a key that is not `DEFERRABLE` (23503: the group's transaction
+/// defers the others, [`crate::sql::GROUP_DEFERS`], checked when the referencing rows are gone). Its dry run said the
 /// `DELETE`s, and the run failed at them.
 fn refuse_unemptiable_members(
     tables: &mut [TablePlan],
@@ -2683,7 +2684,8 @@ fn refuse_unemptiable_members(
                 ..TableError::lasting(format!(
                     "rows of {by} there, of its group and emptied after it, reference it \
                      (foreign key {constraint}): {why}, and its DELETE would fail; make \
-                     {constraint} DEFERRABLE INITIALLY DEFERRED there, or {out}"
+                     {constraint} DEFERRABLE there (then deferred in the group's transaction), \
+                     or {out}"
                 ))
             }
         } else {
@@ -2745,8 +2747,8 @@ fn foreign_key(conn: &mut Connection, child: &str, parent: &TableName) -> Option
 
 /// The name of a foreign key of `child` (a quoted, schema-qualified name) to `parent` on
 /// `conn`'s database that one of `child`'s rows uses (its key's columns all set), if any; with
-/// `immediate`, only a key checked at each statement (not `INITIALLY DEFERRED`). `None` too
-/// when that cannot be asked.
+/// `immediate`, only a key that cannot be deferred (not `DEFERRABLE`). `None` too when that
+/// cannot be asked.
 fn referencing_rows(
     conn: &mut Connection,
     child: &str,
@@ -2765,7 +2767,7 @@ fn referencing_rows(
             crate::sql::literal(child),
             crate::sql::literal(&parent.to_string()),
             if immediate {
-                " AND NOT k.condeferred"
+                " AND NOT k.condeferrable"
             } else {
                 ""
             }
