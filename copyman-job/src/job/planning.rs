@@ -2674,10 +2674,21 @@ fn refuse_unemptiable_members(
         let Some((by, constraint)) = found else {
             continue;
         };
-        let why = "the group is emptied there one by one, not with one TRUNCATE, because a table \
-                   outside it references a member";
-        let out = "copy without --truncate, or drop or change there the foreign key that \
-                   references the group from outside";
+        // Why not one TRUNCATE there (as the group's note says it), and what would allow one.
+        let (why, out) = if group.truncate_together[d] {
+            (
+                "the group is emptied there one by one, not with one TRUNCATE, because a member \
+                 that references another emptied there is not emptied there itself",
+                "copy without --truncate, or empty the group there yourself and copy it again",
+            )
+        } else {
+            (
+                "the group is emptied there one by one, not with one TRUNCATE, because a table \
+                 outside it references a member",
+                "copy without --truncate, or drop or change there the foreign key that \
+                 references the group from outside",
+            )
+        };
         tables[i].destinations[d] = DestPlan::Refused(if quiet_delete {
             TableError {
                 sqlstate: Some("23503".to_owned()),
