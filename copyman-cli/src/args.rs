@@ -49,7 +49,7 @@ before anything is sent. A file is written beside it and renamed into place when
 committed (keeping its permission bits; an existing file we may not write is refused before
 anything is sent); a symbolic link is written through to its target. What is not a regular file
 (a pipe, a device, /dev/stdout, /dev/fd/N) is written directly, as stdout is: what went out
-before a failure cannot be taken back.
+before a failure cannot be taken back. Binary data is not written to a terminal.
 
 Exit status:
   0  success: every destination committed

@@ -203,6 +203,7 @@ pub(crate) fn transfer(t: &Transfer, output: Output) -> anyhow::Result<RunReport
     };
 
     limits::pass_and_warn(t, source_conn.as_mut(), &mut dests, &plan)?;
+    refuse_binary_to_terminal(&plan, &dests)?;
 
     // Open files and transactions, the servers' in the order of what each is, not of `--to`:
     // two runs that empty one table on the same servers, given them in another order, then
@@ -811,4 +812,28 @@ pub(crate) fn source_fatal(error: &copyman_sync::Error) -> Fatal {
 
 pub(crate) fn describe_sync(error: &copyman_sync::Error) -> ErrorInfo {
     report::describe(error)
+}
+
+/// Binary COPY data is not written to a terminal (as gzip refuses to write compressed data
+/// to one): it is unreadable there and its bytes may drive the terminal. Refused before any
+/// destination begins (exit 2), with what works.
+fn refuse_binary_to_terminal(plan: &crate::plan::Plan, dests: &[Dest<'_>]) -> Result<(), Fatal> {
+    use std::io::IsTerminal;
+    let to_stdout = dests.iter().any(|d| matches!(d.endpoint, Endpoint::Stdio));
+    // A table's format is the plan's; a --send's, its statement's.
+    let binary = plan.format == Some(Format::Binary)
+        || (plan.send.as_deref())
+            .and_then(copyman_core::statement::representation)
+            .is_some_and(|r| r.format == "binary");
+    if binary && to_stdout && std::io::stdout().is_terminal() {
+        return Err(Fatal {
+            exit: Exit::Usage,
+            server: None,
+            message: "--to -: binary COPY data is not written to a terminal: redirect stdout \
+                      to a file or a pipe, or give --to FILE (or copy in text: --format text or \
+                      csv, FORMAT text or csv in a --send)"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }

@@ -1042,3 +1042,63 @@ fn file_names_that_are_not_utf8_are_taken() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
 }
+
+/// Binary COPY data is not written to a terminal (gzip's rule): `--to -` on a terminal's
+/// stdout (a pseudo-terminal from util-linux's `script`) with binary data — a table's
+/// `--format binary`, a `--send`'s `FORMAT binary` — is refused before any destination begins
+/// (exit 2, the ways said), and nothing of the data reaches the terminal; text still goes.
+#[test]
+fn binary_data_is_not_written_to_a_terminal() {
+    let c = clusters();
+    let src = source(c);
+    let url = c.source.url(&src);
+    let on_terminal = |args: &[&str]| {
+        let plain = copyman();
+        let quoted: Vec<String> = std::iter::once(plain.get_program().to_string_lossy())
+            .chain(args.iter().map(|a| (*a).into()))
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        let mut script = Command::new("script");
+        for (var, value) in plain.get_envs() {
+            match value {
+                Some(value) => script.env(var, value),
+                None => script.env_remove(var),
+            };
+        }
+        script
+            .args(["-qec", &quoted.join(" "), "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("util-linux's script (Debian's bsdutils, an essential package)")
+    };
+    for args in [
+        &[
+            "table", "t", "--from", &url, "--to", "-", "--format", "binary",
+        ][..],
+        &[
+            "copy",
+            "--from",
+            &url,
+            "--send",
+            "COPY t TO STDOUT (FORMAT binary)",
+            "--to",
+            "-",
+        ][..],
+    ] {
+        let out = on_terminal(args);
+        let said = text(&out.stdout);
+        assert_exit(&out, 2);
+        assert!(
+            said.contains("binary COPY data is not written to a terminal: redirect stdout")
+                && !said.contains("PGCOPY"),
+            "{said}"
+        );
+    }
+    let out = on_terminal(&["table", "t", "--from", &url, "--to", "-", "--quiet"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("1000\tv1000"),
+        "{}",
+        text(&out.stdout)
+    );
+}
