@@ -148,6 +148,13 @@ const WAYS_OUT: &str = " (a backend that shows a wait for its client while copym
      is frozen, or the network path to it lost; --stall-timeout bounds such a wait, a signal \
      stops the copy and commits nothing)";
 
+/// [`WAYS_OUT`] while the destinations complete their COPYs: `--stall-timeout` does not bound
+/// that wait (a COPY's end may run long with every byte in hand: its triggers, its constraint
+/// checks), so it is not advised.
+const ENDING_WAYS_OUT: &str = " (a backend that shows a wait for its client while copyman waits \
+     for it is frozen, or the network path to it lost; --stall-timeout does not bound the end of \
+     a COPY, a signal stops the copy and commits nothing)";
+
 /// A backend of the run.
 pub(crate) struct Target {
     /// How it is named: "destination 2 (host=…)".
@@ -902,11 +909,17 @@ fn watch(
             };
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
+            let ending = (COPYING
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref())
+            .is_some_and(|c| c.under_way.completing());
             let ways_out = match fifo.is_some()
                 || signals::is_waiting_for_input()
                 || signals::is_waiting_for_reader()
             {
                 true => "",
+                false if ending => ENDING_WAYS_OUT,
                 false => WAYS_OUT,
             };
             progress::println(&format!(

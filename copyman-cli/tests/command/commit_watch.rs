@@ -808,3 +808,53 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
         assert!(settle_backends(&c.dest[1], &d2).is_empty());
     }
 }
+
+/// A destination slow to end its COPY (a trigger that sleeps on its first row, with every byte
+/// sent): the watch says the run waits for it to answer the end of its data, and does not
+/// advise `--stall-timeout`, which does not bound that wait (it did); the copy then commits.
+#[test]
+fn a_wait_for_the_end_of_a_copy_is_said_without_the_stall_timeout() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let d2 = database(
+        &c.dest[1],
+        &format!(
+            "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+               IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END$$;
+             CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
+        ),
+    );
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+            "--to",
+            &c.dest[1].conninfo(&d2),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("nothing has moved");
+    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    assert!(
+        said.contains("copyman waits for destination 2 to answer the end of its data")
+            && said.contains("--stall-timeout does not bound the end of a COPY")
+            && !said.contains("--stall-timeout bounds"),
+        "{said}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
