@@ -107,6 +107,15 @@ impl Copying {
         format!("copyman waits {}: ", said.join(" and "))
     }
 
+    /// What ends "nothing has moved" for it ([`WAYS_OUT`], or [`ENDING_WAYS_OUT`] while its
+    /// destinations end their COPYs).
+    fn ways_out(&self) -> &'static str {
+        match self.under_way.completing() {
+            true => ENDING_WAYS_OUT,
+            false => WAYS_OUT,
+        }
+    }
+
     /// Interrupts it (a signal came).
     fn interrupt(&self) {
         if let Some(interrupter) = &self.interrupter {
@@ -909,19 +918,15 @@ fn watch(
             };
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
-            let ending = (COPYING
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref())
-            .is_some_and(|c| c.under_way.completing());
+            let copying = COPYING.lock().unwrap_or_else(PoisonError::into_inner);
             let ways_out = match fifo.is_some()
                 || signals::is_waiting_for_input()
                 || signals::is_waiting_for_reader()
             {
                 true => "",
-                false if ending => ENDING_WAYS_OUT,
-                false => WAYS_OUT,
+                false => copying.as_ref().map_or(WAYS_OUT, Copying::ways_out),
             };
+            drop(copying);
             progress::println(&format!(
                 "copyman: nothing has moved for {} s: {waiting}{}{ways_out}",
                 say_after().as_secs(),
@@ -1630,13 +1635,14 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     .as_ref()
                     .map(Copying::waits_for)
                     .unwrap_or_default();
+                let ways_out = w.copying.as_ref().map_or(WAYS_OUT, Copying::ways_out);
                 let whose = if planning {
                     PLANNING.to_owned()
                 } else {
                     format!("on job {} ({})", worker + 1, w.table)
                 };
                 progress::println(&format!(
-                    "copyman: nothing has moved for {} s {whose}: {waits}{}{WAYS_OUT}",
+                    "copyman: nothing has moved for {} s {whose}: {waits}{}{ways_out}",
                     say_after().as_secs(),
                     activities.join("; ")
                 ));
