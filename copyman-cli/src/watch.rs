@@ -916,9 +916,9 @@ fn watch(
                     .map(Copying::waits_for)
                     .unwrap_or_default()
             };
+            let copying = COPYING.lock().unwrap_or_else(PoisonError::into_inner);
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
-            let copying = COPYING.lock().unwrap_or_else(PoisonError::into_inner);
             let ways_out = match fifo.is_some()
                 || signals::is_waiting_for_input()
                 || signals::is_waiting_for_reader()

@@ -1939,8 +1939,8 @@ fn plan_all(
             "{}: linked by foreign keys and emptied first, so copied as one unit in this order \
              (on each destination one transaction defers its DEFERRABLE constraints (SET \
              CONSTRAINTS ALL DEFERRED: checked before any COMMIT), {}, then each table's COPY, \
-             then one COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
-             destination)",
+             then one COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one \
+             session per destination)",
             names.join(", "),
             group_emptying_words(&tables, g)
         ));
@@ -2636,8 +2636,8 @@ fn referenced_from_outside(
 /// that another member references, rows or not (0A000); a member emptied with a `DELETE` whose
 /// rows a member emptied after it (children first; on a cycle, one of them comes after) or not
 /// emptied there references by a key that is not `DEFERRABLE` (23503: the group's transaction
-/// defers the others, [`crate::sql::GROUP_DEFERS`], checked when the referencing rows are gone). Its dry run said the
-/// `DELETE`s, and the run failed at them.
+/// defers the others, [`crate::sql::GROUP_DEFERS`], checked when the referencing rows are
+/// gone). Said while planning, so that the dry run says it and the run tries nothing.
 fn refuse_unemptiable_members(
     tables: &mut [TablePlan],
     group: &crate::plan::Group,
