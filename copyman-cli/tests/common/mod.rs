@@ -152,8 +152,17 @@ impl TempPath {
 }
 
 impl Drop for TempPath {
+    /// Removes what a test left there: a file, or a directory it made there (a cache directory,
+    /// locales built for a cluster) with what it holds.
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        match fs::symlink_metadata(&self.0) {
+            Ok(meta) if meta.is_dir() => {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+            _ => {
+                let _ = fs::remove_file(&self.0);
+            }
+        }
     }
 }
 
