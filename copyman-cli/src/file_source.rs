@@ -1423,6 +1423,16 @@ pub(crate) fn copy_relation_named(
     conn: &mut copyman_sync::Connection,
     sql: &str,
 ) -> Option<(crate::sql::TableName, crate::sql::Relation)> {
+    copy_relation_generating(conn, sql).map(|(table, relation, _)| (table, relation))
+}
+
+/// [`copy_relation_named`], with the names of the table's generated columns, which its COPY
+/// leaves out (where the statement lists none): a name there that the other end writes or reads
+/// at another place is a value landing in another column.
+pub(crate) fn copy_relation_generating(
+    conn: &mut copyman_sync::Connection,
+    sql: &str,
+) -> Option<(crate::sql::TableName, crate::sql::Relation, Vec<String>)> {
     // The server reads the name, as the COPY will (`U&"…"`, quotes, case, the search_path).
     let query = crate::sql::relation_name_query(statement::copy_table(sql)?);
     let row = conn.query(&query).ok()?.into_iter().next()?;
@@ -1430,6 +1440,10 @@ pub(crate) fn copy_relation_named(
     let (schema, name) = (parts.next()?, parts.next()??);
     let table = crate::sql::TableName::from_parts(schema, name);
     let mut relation = copyman_job::plan::lookup(conn, &table).ok()??;
+    let generated = (relation.columns.iter())
+        .filter(|c| c.generated)
+        .map(|c| c.name.as_str().to_owned())
+        .collect();
     relation.columns = match file_start::copy_columns(sql).flatten() {
         Some(names) => names
             .iter()
@@ -1447,7 +1461,7 @@ pub(crate) fn copy_relation_named(
             .filter(|c| !c.generated)
             .collect(),
     };
-    Some((table, relation))
+    Some((table, relation, generated))
 }
 
 /// The client encoding the servers will read the data in: `--encoding`, else the destinations'

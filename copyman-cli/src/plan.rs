@@ -1415,7 +1415,9 @@ fn raw_misreads(
         let (Some(Some(sql)), Some(conn)) = (receive.get(i), dest.conn.as_mut()) else {
             continue;
         };
-        let Some((table, read)) = crate::file_source::copy_relation_named(conn, sql) else {
+        let Some((table, read, generates)) =
+            crate::file_source::copy_relation_generating(conn, sql)
+        else {
             continue;
         };
         let label = format!("destination {} ({})", i + 1, dest.endpoint.display());
@@ -1429,10 +1431,10 @@ fn raw_misreads(
             guards.0[i] = read.types_unchanged(&table, hold, &columns, version);
         }
         indices.push(i);
-        reads.push((label, read, settings, sql.clone()));
+        reads.push((label, read, settings, sql.clone(), generates));
     }
     // A view whose trigger may skip rows: its COPY counts every row handed to it.
-    for (label, read, _, _) in &reads {
+    for (label, read, ..) in &reads {
         match uncounted(read, t.safety.allow_count_mismatch) {
             Err(why) => return Ok(Some(format!("{label}: the --receive's table {why}"))),
             Ok(Some(warning)) => {
@@ -1442,7 +1444,7 @@ fn raw_misreads(
         }
     }
     let receiving: Vec<(&str, &Relation)> =
-        reads.iter().map(|(l, r, _, _)| (l.as_str(), r)).collect();
+        reads.iter().map(|(l, r, ..)| (l.as_str(), r)).collect();
     if let Some(warning) = copyman_job::plan::insert_triggers(&receiving) {
         report::warn(format_args!("the --receive's table: {warning}"));
     }
@@ -1452,8 +1454,11 @@ fn raw_misreads(
     // (--dry-run too).
     let send_table = query
         .is_none()
-        .then(|| crate::file_source::copy_relation_named(source, send))
+        .then(|| crate::file_source::copy_relation_generating(source, send))
         .flatten();
+    // The columns the --send's table generates, which its COPY leaves out.
+    let send_generates = (send_table.as_ref()).map_or_else(Vec::new, |(_, _, g)| g.clone());
+    let send_table = send_table.map(|(table, rel, _)| (table, rel));
     let unreadable = send_table
         .as_ref()
         .and_then(|(table, rel)| Some((table, rel.refuses_copy_out()?)));
@@ -1497,13 +1502,13 @@ fn raw_misreads(
             // trigger): its order is not checked, and a destination reading it by its table's
             // order would take each value into another column.
             Err(Undescribed::Refused(why)) => {
-                let unlisted = reads.iter().find(|(_, _, _, receive_sql)| {
+                let unlisted = reads.iter().find(|(_, _, _, receive_sql, _)| {
                     !matches!(
                         copyman_core::file_start::copy_columns(receive_sql),
                         Some(Some(_))
                     )
                 });
-                if let Some((label, _, _, _)) = unlisted {
+                if let Some((label, ..)) = unlisted {
                     return Ok(Some(format!(
                         "the --send's query could not be described by the source ({why}), so \
                          copyman cannot check that {label} reads its columns in their order: \
@@ -1546,7 +1551,7 @@ fn raw_misreads(
     };
     let mut converted = Vec::new();
     let mut paired_all = Vec::new();
-    for (label, read, settings, receive_sql) in &reads {
+    for (label, read, settings, receive_sql, generates) in &reads {
         // A table without columns writes empty rows, which a table with columns reads as its
         // own ('' or NULL, not their defaults).
         if sent.is_empty() && !read.columns.is_empty() {
@@ -1601,6 +1606,38 @@ fn raw_misreads(
                 i + 1,
                 taken[own],
                 own + 1
+            )));
+        }
+        // The same where the column of that name is generated on one side, and so left out of
+        // its COPY: the destination's (a value written as "g" read into "h" beside the "g" it
+        // generates), or the --send's table's (its "h" read into the "g" it generates).
+        let generated_here = written
+            .iter()
+            .zip(&taken)
+            .enumerate()
+            .find_map(|(i, (w, t))| {
+                if alike(w, t) {
+                    return None;
+                }
+                if let Some(g) = generates.iter().find(|g| alike(g, w)) {
+                    return Some(format!(
+                        "writes \"{w}\" as its field {}, which {label} reads into its column \
+                     \"{t}\", though it has a column \"{g}\", which it generates (COPY leaves it \
+                     out)",
+                        i + 1
+                    ));
+                }
+                let g = send_generates.iter().find(|g| alike(g, t))?;
+                Some(format!(
+                    "generates its column \"{g}\" (COPY leaves it out) and writes \"{w}\" as its \
+                 field {}, which {label} reads into its column \"{t}\"",
+                    i + 1
+                ))
+            });
+        if let Some(how) = generated_here.filter(|_| !chosen) {
+            return Ok(Some(format!(
+                "COPY reads fields by position: the --send's {what} {how}: the values would land \
+                 in another column; {mend}"
             )));
         }
         // A composite whose fields stand in another order there (filled by position, swapped),

@@ -437,6 +437,66 @@ fn copy_into_the_same_columns_in_another_order_is_refused() {
     );
 }
 
+/// A column of one name generated on one side only, and so left out of that side's COPY: the
+/// destination's (the source's "g" read into "h" beside the "g" it generates) or the source's
+/// (its "h" read into the destination's "g"). The values landed in another column, exit 0;
+/// refused before anything is sent now, and both column lists written out copy as written.
+#[test]
+fn copy_beside_a_generated_column_of_the_same_name_is_refused() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE TABLE t (id int, g int, h int GENERATED ALWAYS AS (id * 10) STORED);
+         INSERT INTO t VALUES (1, 5);
+         CREATE TABLE u (id int, g int GENERATED ALWAYS AS (id * 100) STORED, h int);
+         INSERT INTO u (id, h) VALUES (1, 7);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE TABLE t (id int, g int GENERATED ALWAYS AS (id * 2) STORED, h int);
+         CREATE TABLE u (id int, g int);",
+    );
+    let copy = |send: &str, receive: &str| {
+        run(&[
+            "copy",
+            "--from",
+            &c.source.conninfo(&src),
+            "--send",
+            send,
+            "--to",
+            &c.dest[0].conninfo(&dst),
+            "--receive",
+            receive,
+        ])
+    };
+    let out = copy("COPY t TO STDOUT", "COPY t FROM STDIN");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("writes \"g\" as its field 2, which destination 1 (",)
+            && text(&out.stderr).contains(
+                "reads into its column \"h\", though it has a column \"g\", which it generates"
+            ),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = copy("COPY u TO STDOUT", "COPY u FROM STDIN");
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("the --send's table generates its column \"g\"")
+            && text(&out.stderr).contains("reads into its column \"g\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &dst, "t"), 0);
+    assert_eq!(count(&c.dest[0], &dst, "u"), 0);
+    // Written out on both ends, the renaming is the user's.
+    assert_exit(
+        &copy("COPY t (id, g) TO STDOUT", "COPY t (id, h) FROM STDIN"),
+        0,
+    );
+    assert_eq!(count(&c.dest[0], &dst, "(SELECT 1 FROM t WHERE h = 5)"), 1);
+}
+
 /// `copy` whose `--send` is a query: its columns are described (a temporary view, rolled back)
 /// and checked as a table's — the same columns in another order refused (their values were
 /// swapped, exit 0), a binary misread refused; a query in the destination's order, or renamed
