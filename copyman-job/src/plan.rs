@@ -842,6 +842,47 @@ const DATED: [u32; 3] = [1082, 1114, 1184];
 /// `interval`, whose text is read in `IntervalStyle`.
 const INTERVAL: [u32; 1] = [1186];
 
+/// How `--verify` reads back a destination's column `here` that holds the source's column
+/// `theirs` in another type: in the source's type, through its text (`{}` the column). A time
+/// that has a zone on one side only is its wall clock in the zone the copy read or wrote it in
+/// (`zones`: the source session's `TimeZone`, the destination's): a `timestamp` or `date` the
+/// destination read into a `timestamptz` in its zone, a `timestamptz` the source wrote into a
+/// `timestamp` in its own. The checksum prints times in UTC, and read back in UTC those were
+/// another wall clock than the source's (a faithful copy said to differ, for ever).
+pub fn read_back(theirs: &Column, here: &Column, zones: (Option<&str>, Option<&str>)) -> String {
+    const STAMP: u32 = 1114;
+    const DATE: u32 = 1082;
+    const STAMPTZ: u32 = 1184;
+    let ty = &theirs.type_name;
+    let zone = match (theirs.type_oid(), here.type_oid()) {
+        (Some(STAMP | DATE), Some(STAMPTZ)) => zones.1,
+        (Some(STAMPTZ), Some(STAMP)) => zones.0,
+        _ => None,
+    };
+    match zone {
+        Some(zone) => format!("CAST(({{}} AT TIME ZONE {}) AS {ty})", sql::literal(zone)),
+        None => format!("CAST(CAST({{}} AS text) AS {ty})"),
+    }
+}
+
+/// The form in which `--verify` reads a column of a type of the source's own (an enum, a
+/// domain, an extension's type like `citext`) held on a destination in `text`, `varchar` or a
+/// type of its own (the same extension's type in another schema), on every side: as `text`.
+/// Read back in the source's type, the destination would need that type, which it may not have
+/// (42704, for ever); the text the copy stored is the source's text form, which no setting
+/// changes where the types hold no date, time, float, money, bytea, interval or object name.
+/// `None` otherwise.
+pub fn compared_as_text(theirs: &Column, here: &Column) -> Option<&'static str> {
+    const SETTING_BOUND: [u32; 9] = [1082, 1083, 1114, 1184, 1266, 700, 701, 790, 17];
+    let user_type = |c: &Column| c.type_oid().is_some_and(|oid| oid >= 16_384);
+    let settled = |c: &Column| {
+        !c.holds(&SETTING_BOUND) && !c.holds(&INTERVAL) && !c.holds(&NAMED_ON_SEARCH_PATH)
+    };
+    let string = here.type_name == "text" || here.type_name.starts_with("character varying");
+    let into = string || (user_type(here) && settled(here));
+    (user_type(theirs) && settled(theirs) && into).then_some("CAST({} AS pg_catalog.text)")
+}
+
 /// The settings a destination reads text as a date, a time or an interval in, as its session
 /// reported them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -2153,6 +2194,63 @@ mod tests {
 
     fn names(columns: &[Ident]) -> Vec<&str> {
         columns.iter().map(Ident::as_str).collect()
+    }
+
+    /// A column `t` of `type_name`, made of the types `reached` (its own first).
+    fn typed(type_name: &str, reached: &[u32]) -> Column {
+        let mut column = rel(&[("t", type_name, false, None)]).columns.remove(0);
+        column.reached = reached.to_vec();
+        column
+    }
+
+    #[test]
+    fn a_time_with_a_zone_on_one_side_only_is_read_back_in_the_copys_zone() {
+        let stamp = typed("timestamp without time zone", &[1114]);
+        let zoned = typed("timestamp with time zone", &[1184]);
+        let date = typed("date", &[1082]);
+        let zones = (Some("Asia/Tokyo"), Some("Europe/Paris"));
+        // Read by the destination in its zone.
+        assert_eq!(
+            read_back(&stamp, &zoned, zones),
+            "CAST(({} AT TIME ZONE 'Europe/Paris') AS timestamp without time zone)"
+        );
+        assert_eq!(
+            read_back(&date, &zoned, zones),
+            "CAST(({} AT TIME ZONE 'Europe/Paris') AS date)"
+        );
+        // Written by the source in its zone.
+        assert_eq!(
+            read_back(&zoned, &stamp, zones),
+            "CAST(({} AT TIME ZONE 'Asia/Tokyo') AS timestamp with time zone)"
+        );
+        // Others through their text; a zone not known, too.
+        assert_eq!(
+            read_back(&typed("real", &[700]), &typed("numeric", &[1700]), zones),
+            "CAST(CAST({} AS text) AS real)"
+        );
+        assert_eq!(
+            read_back(&stamp, &zoned, (None, None)),
+            "CAST(CAST({} AS text) AS timestamp without time zone)"
+        );
+    }
+
+    #[test]
+    fn a_type_of_the_sources_own_in_text_is_compared_as_text_where_no_setting_prints_it() {
+        let text = typed("text", &[25]);
+        let mood = typed("public.mood", &[16_390]);
+        assert_eq!(
+            compared_as_text(&mood, &text),
+            Some("CAST({} AS pg_catalog.text)")
+        );
+        assert!(compared_as_text(&mood, &typed("character varying(20)", &[1043])).is_some());
+        // The same extension's type in another schema there.
+        assert!(compared_as_text(&mood, &typed("ext.mood", &[16_500])).is_some());
+        // Not a built-in type (the destination has it), nor into another type than text, nor
+        // a type holding a time (printed in the checksum's settings, not the copy's).
+        assert_eq!(compared_as_text(&typed("uuid", &[2950]), &text), None);
+        assert_eq!(compared_as_text(&mood, &typed("integer", &[23])), None);
+        let stamped = typed("public.stamped", &[16_400, 1114]);
+        assert_eq!(compared_as_text(&stamped, &text), None);
     }
 
     #[test]

@@ -580,6 +580,70 @@ fn job_verify_compares_a_column_of_another_type_by_its_value() {
     );
 }
 
+/// `--verify` of columns the destination holds in a type read back otherwise (types36 F2, F4):
+/// a `timestamp` or `date` in a `timestamptz` and the reverse, between databases of one zone
+/// other than UTC, is its wall clock in the zone the copy read it in (the checksum's UTC read
+/// another one: a faithful copy said to differ, exit 4, for ever); an enum in `text` and an
+/// extension's type of another schema there are compared as text (read back in the source's
+/// type, the destination lacked it: 42704, exit 4, for ever). A changed value is still found.
+#[test]
+fn job_verify_compares_zoned_times_and_types_the_destination_lacks() {
+    let c = clusters();
+    let zone = "SELECT pg_catalog.set_config('TimeZone', 'Europe/Paris', false);";
+    let src = database(
+        &c.source,
+        "CREATE TYPE mood AS ENUM ('ok', 'sad');
+         CREATE DOMAIN tag AS text CHECK (VALUE <> '');
+         CREATE TABLE ts (id int PRIMARY KEY, t timestamp, d date, z timestamptz, m mood, g tag);
+         INSERT INTO ts VALUES (1, '2024-06-01 12:00', '2024-06-01', '2024-06-01 12:00+02', 'ok', 'x'),
+           (2, '2024-12-31 23:30', '2024-12-31', '2024-01-01 00:30+00', 'sad', 'y'),
+           (3, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let dst = database(
+        &c.dest[0],
+        "CREATE SCHEMA other; CREATE DOMAIN other.tag AS text;
+         CREATE TABLE ts (id int PRIMARY KEY, t timestamptz, d timestamptz, z timestamp,            m text, g other.tag);",
+    );
+    for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
+        cluster
+            .connect(db)
+            .batch_execute(&format!(
+                "ALTER DATABASE {db} SET TimeZone = 'Europe/Paris'; {zone}"
+            ))
+            .unwrap();
+    }
+    let state = TempPath::new("verify-zones.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let mut args = vec![
+            "--json", "table", "ts", "--from", &from, "--to", &to, "--state",
+        ];
+        args.push(state.arg());
+        args.extend(extra);
+        run(&args)
+    };
+    let out = job(&["--verify"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    for r in records(&report, "\"public\".\"ts\"") {
+        assert_eq!(r["verified"], true, "{report}");
+    }
+    // A changed value there is still a mismatch.
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("UPDATE ts SET m = 'happy' WHERE id = 1")
+        .unwrap();
+    let out = job(&["--resume", "--verify"]);
+    assert_exit(&out, 4);
+    assert!(
+        records(&json(&out), "\"public\".\"ts\"")
+            .iter()
+            .any(|r| r["verified"] == false),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 /// A table `--verify` found different on a destination (an append: it held a row of its own)
 /// is left out of a resume by `--exclude-table`, as the refusal of a plain resume advises: the
 /// resume finds the earlier run's default state file (named for the selection without the

@@ -121,10 +121,11 @@ pub struct TablePlan {
     /// hashed as UTF-8: its characters are the same on every side.)
     pub checksum_unconverted: bool,
     /// For each destination, the copied columns of another type there than on the source, each
-    /// with the source's type: its `--verify` checksum reads them back in it (a `real`'s
-    /// `1e-05` is `0.00001` in a `numeric`: the same value, other words). Empty where it is
-    /// not copied now nor compared done earlier. A column compared in a common form instead
-    /// ([`compare_forms`]) is not among them.
+    /// with how its `--verify` checksum reads them back in the source's type (`{}` the column;
+    /// [`crate::plan::read_back`]: a `real`'s `1e-05` is `0.00001` in a `numeric`, the same
+    /// value in other words; a `timestamp` in a `timestamptz` is its wall clock in the zone the
+    /// copy read it in). Empty where it is not copied now nor compared done earlier. A column
+    /// compared in a common form instead ([`compare_forms`]) is not among them.
     ///
     /// [`compare_forms`]: Self::compare_forms
     pub read_as: Vec<Vec<(Ident, String)>>,
@@ -1600,17 +1601,29 @@ fn plan_all(
                 now.join(", ")
             ));
         }
-        let differing = |rel: &Relation| -> Vec<(Ident, String)> {
+        // The zones the copy's sessions read and write times without one in.
+        let source_zone = src.session().parameter("TimeZone").map(str::to_owned);
+        let dest_zones: Vec<Option<String>> = (dests.iter())
+            .map(|d| {
+                d.as_ref()?
+                    .session()
+                    .parameter("TimeZone")
+                    .map(str::to_owned)
+            })
+            .collect();
+        let differing = |i: usize, rel: &Relation| -> Vec<(Ident, String)> {
             (columns.iter())
                 .filter_map(|name| {
-                    let theirs = &source_rel.column(name)?.type_name;
-                    (rel.column(name)?.type_name != *theirs).then(|| (name.clone(), theirs.clone()))
+                    let (theirs, here) = (source_rel.column(name)?, rel.column(name)?);
+                    let zones = (source_zone.as_deref(), dest_zones[i].as_deref());
+                    (here.type_name != theirs.type_name)
+                        .then(|| (name.clone(), crate::plan::read_back(theirs, here, zones)))
                 })
                 .collect()
         };
         let mut read_as = vec![Vec::new(); plans.len()];
         for (i, rel) in &rels {
-            read_as[*i] = differing(rel);
+            read_as[*i] = differing(*i, rel);
         }
         // Done earlier with rows, compared under --verify: its catalog, read with the others'.
         let mut done_rels: Vec<(usize, Relation)> = Vec::new();
@@ -1619,7 +1632,7 @@ fn plan_all(
                 if matches!(plans[i], DestPlan::Done(rows) if rows > 0)
                     && let Some(rel) = catalog.remove(&key)
                 {
-                    read_as[i] = differing(&rel);
+                    read_as[i] = differing(i, &rel);
                     done_rels.push((i, rel));
                 }
             }
@@ -1633,7 +1646,10 @@ fn plan_all(
                     continue;
                 };
                 if let Some(form) = (theirs.type_name != here.type_name)
-                    .then(|| crate::sql::comparison_form(&theirs.type_name, &here.type_name))
+                    .then(|| {
+                        crate::sql::comparison_form(&theirs.type_name, &here.type_name)
+                            .or_else(|| crate::plan::compared_as_text(theirs, here))
+                    })
                     .flatten()
                     && !compare_forms.iter().any(|(c, _)| c == name)
                 {

@@ -47,8 +47,9 @@ type ReadAs<'a> = (&'a [(Ident, String)], &'a [(Ident, &'static str)]);
 /// ([`TablePlan::checksum_unconverted`]): their bytes are compared as they are (a byte WIN1252
 /// leaves undefined has no UTF-8 form, and EUC_JP's NEC and IBM duplicates share one).
 ///
-/// A column in `read_as` is read back in the type given there (the source's: a destination
-/// that holds it in another type compares the values, not their words).
+/// A column in `read_as` is read back as the expression given there (`{}` the column: in the
+/// source's type, so that a destination that holds it in another type compares the values, not
+/// their words; [`TablePlan::read_as`]).
 ///
 /// A column in `forms` is read in that form ([`crate::sql::comparison_form`]), on every side.
 fn checksum_query(
@@ -65,7 +66,7 @@ fn checksum_query(
                 return form.replace("{}", &c.to_string());
             }
             match read_as.iter().find(|(name, _)| name == c) {
-                Some((_, ty)) => format!("CAST(CAST({c} AS text) AS {ty})"),
+                Some((_, read)) => read.replace("{}", &c.to_string()),
                 None => c.to_string(),
             }
         })
@@ -367,7 +368,10 @@ mod tests {
         let q = checksum_query(&table, &columns, "r", false, (&[], &[]));
         assert!(q.ends_with(r#"FROM ONLY "s"."t""#), "{q}");
         // A column of another type there, read back in the source's.
-        let read_as = [(columns[1].clone(), "real".to_owned())];
+        let read_as = [(
+            columns[1].clone(),
+            "CAST(CAST({} AS text) AS real)".to_owned(),
+        )];
         let q = checksum_query(&table, &columns, "r", false, (&read_as, &[]));
         assert!(
             q.contains(r#"ROW("a", CAST(CAST("B" AS text) AS real))::text"#),
