@@ -787,6 +787,45 @@ pub fn binary_forms_differ(one: &Column, other: &Column) -> bool {
     }
 }
 
+/// A column's [`Column::parts`] (`/b numeric(12,4), /2 timestamp(0)`) in words: each type
+/// with where it is in the value, a domain's base type being the value itself.
+///
+/// ```
+/// use copyman_job::plan::parts_words;
+///
+/// assert_eq!(parts_words("/b numeric(5,2)"), "numeric(5,2)");
+/// assert_eq!(
+///     parts_words("/b/1 numeric(4,1), /2/e timestamp(0) without time zone"),
+///     "numeric(4,1) (field 1), timestamp(0) without time zone (field 2's elements)"
+/// );
+/// ```
+pub fn parts_words(parts: &str) -> String {
+    let words: Vec<String> = parts
+        .split(", /")
+        .map(|part| {
+            let (path, type_name) = part
+                .trim_start_matches('/')
+                .split_once(' ')
+                .unwrap_or(("", part));
+            let place: Vec<String> = path
+                .split('/')
+                .filter_map(|step| match step {
+                    "" | "b" => None,
+                    "e" => Some("elements".to_owned()),
+                    "s" => Some("subtype".to_owned()),
+                    "m" => Some("ranges".to_owned()),
+                    n => Some(format!("field {n}")),
+                })
+                .collect();
+            match place.as_slice() {
+                [] => type_name.to_owned(),
+                _ => format!("{type_name} ({})", place.join("'s ")),
+            }
+        })
+        .collect();
+    words.join(", ")
+}
+
 /// Whether binary COPY would store a copied column's values wrong on a destination without an
 /// error ([`binary_misread`]), which `--format binary` must then refuse.
 ///
@@ -2023,9 +2062,11 @@ pub fn conversions(
             } else if from.type_name == to.type_name && from.parts != to.parts {
                 // One name over other modifiers (a domain over numeric(12,4) here, (10,2) there).
                 said.push(format!(
-                    "column {name} is {} on both sides, but made of ({}) on the source and ({}) \
-                     on {label}",
-                    from.type_name, from.parts, to.parts
+                    "column {name} is {} on both sides, but made of {} on the source and {} on \
+                     {label}",
+                    from.type_name,
+                    parts_words(&from.parts),
+                    parts_words(&to.parts)
                 ));
             }
         }
