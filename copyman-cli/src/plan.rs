@@ -257,6 +257,17 @@ fn table_plan(
             }
             .into());
         }
+        // Columns its role may not read: the COPY would fail at its start (42501, naming
+        // neither the column nor a way), after the destinations began; refused here, dry run
+        // too, as a job refuses such a table.
+        if let Some(refusal) = unreadable_columns(conn, &copy.table, &copy.columns, &rel) {
+            return Err(Fatal {
+                exit: Exit::CopyFailed,
+                message: format!("source: {refusal}"),
+                server: Some(("source".to_owned(), refusal)),
+            }
+            .into());
+        }
         source_rel = Some(rel);
         if copy.table.schema.is_none() {
             source_qualified = qualified(conn, &copy.table);
@@ -1724,6 +1735,77 @@ fn raw_misreads(
         report::warn(warning);
     }
     Ok(None)
+}
+
+/// The source's refusal of `table`'s copied columns (`columns`, or every stored one of `rel`)
+/// that its role may not `SELECT` (on the table, or on each of them), with the columns it may
+/// read as the way out; `None` where it may read them, or that cannot be asked.
+fn unreadable_columns(
+    conn: &mut Connection,
+    table: &TableName,
+    columns: &[Ident],
+    rel: &Relation,
+) -> Option<ErrorInfo> {
+    let stored: Vec<&Ident> = rel
+        .columns
+        .iter()
+        .filter(|c| !c.generated)
+        .map(|c| &c.name)
+        .collect();
+    let copied: Vec<&Ident> = match columns {
+        [] => stored.clone(),
+        some => some.iter().collect(),
+    };
+    let names: Vec<String> = stored.iter().map(|c| sql::literal(c.as_str())).collect();
+    let rows = conn
+        .query(&format!(
+            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = pg_catalog.to_regclass({}) AND a.attnum > 0 \
+               AND NOT a.attisdropped \
+               AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
+               AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') \
+             ORDER BY a.attnum",
+            sql::literal(&table.to_string()),
+            if names.is_empty() {
+                "NULL".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ))
+        .ok()?;
+    let denied: Vec<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next()?)
+        .collect();
+    let refused: Vec<String> = (copied.iter())
+        .filter(|c| denied.iter().any(|d| d == c.as_str()))
+        .map(ToString::to_string)
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    let readable: Vec<String> = (stored.iter())
+        .filter(|c| !denied.iter().any(|d| d == c.as_str()))
+        .map(|c| copyman_core::file_start::column_name(c.as_str()))
+        .collect();
+    let what = match refused.len() == stored.len() && copied.len() == stored.len() {
+        true => format!("table {table}"),
+        false if refused.len() == 1 => format!("column {} of table {table}", refused[0]),
+        false => format!("columns {} of table {table}", refused.join(", ")),
+    };
+    let list = readable.join(",");
+    let way = match (readable.is_empty(), list.contains(['"', ' '])) {
+        (true, _) => String::new(),
+        (false, true) => format!(", or copy the columns it may read (--columns '{list}')"),
+        (false, false) => format!(", or copy the columns it may read (--columns {list})"),
+    };
+    Some(ErrorInfo {
+        sqlstate: Some("42501".to_owned()),
+        message: format!(
+            "permission denied: the source's role may not SELECT {what} (it needs SELECT on the \
+             table, or on each copied column); grant it{way}"
+        ),
+    })
 }
 
 /// Why a `--send` query's columns could not be described ([`query_columns`]).

@@ -1,6 +1,8 @@
 //! A destination role's privileges, found while planning: `INSERT` on each copied column and the
 //! privilege that empties a table first (`TRUNCATE`, or `DELETE` for a referenced table a job
-//! empties by itself), and row security that applies to it (COPY FROM refuses such a table). A dry run says what a run would refuse (it exited 0), a job refuses the
+//! empties by itself), and row security that applies to it (COPY FROM refuses such a table);
+//! the source role's `SELECT` on the copied columns. A dry run says what a run would refuse
+//! (it exited 0), a job refuses the
 //! table before copying others (it committed them, then failed at the table's turn: exit 4), and
 //! the message names the privilege (the COPY's 42501 said only "permission denied for table").
 //! Real clusters, shared by the binary; a role per database.
@@ -225,5 +227,48 @@ fn a_sequence_a_default_takes_values_of_needs_usage() {
         .batch_execute(&format!("GRANT USAGE ON SEQUENCE xseq TO writer_{dst}"))
         .unwrap();
     assert_exit(&run(&args), 0);
+    assert_eq!(count(&c.dest[0], &dst, "t"), 10);
+}
+
+/// The source's role may read only some of a table's columns (`GRANT SELECT (id, a)`): one
+/// table's dry run exited 0 and its run failed at the COPY with a bare "permission denied for
+/// table t", after the destination began. Refused while planning now (exit 1, dry run too),
+/// naming the column and the `--columns` it may copy; those copy.
+#[test]
+fn one_table_whose_source_role_may_not_read_a_column_is_refused_while_planning() {
+    let c = clusters();
+    let (_, src, dst, to) = servers(c, "GRANT INSERT ON t TO ROLE;");
+    let reader = format!("reader_{src}");
+    c.source
+        .connect(&src)
+        .batch_execute(&format!(
+            "CREATE ROLE {reader} LOGIN; GRANT SELECT (id, a) ON t TO {reader};"
+        ))
+        .unwrap();
+    let from = c
+        .source
+        .conninfo(&src)
+        .replace("user=postgres", &format!("user={reader}"));
+    refused(
+        c,
+        &dst,
+        &["table", "t", "--from", &from, "--to", &to],
+        "SQLSTATE 42501: permission denied: the source's role may not SELECT column \"secret\" \
+         of table \"t\" (it needs SELECT on the table, or on each copied column); grant it, or \
+         copy the columns it may read (--columns id,a)",
+    );
+    assert_exit(
+        &run(&[
+            "table",
+            "t",
+            "--columns",
+            "id,a",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ]),
+        0,
+    );
     assert_eq!(count(&c.dest[0], &dst, "t"), 10);
 }
