@@ -319,9 +319,14 @@ pub(crate) fn run(
                 pending = true;
                 unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
-            } else if let Some(pid) = no_decision_log.then(|| live_copyman(&p.run)).flatten() {
-                // Without the run's log its lock cannot be seen: a copyman process of the run's
-                // id alive on this host may be that run, which may yet decide commit.
+            } else if let Some(pid) = (!committed.contains(&p.gid))
+                .then(|| live_copyman(&p.run))
+                .flatten()
+            {
+                // Not decided commit, where the run's lock cannot be seen (no log, or a copy of
+                // it taken before its decision: no lock beside it): a copyman process of the
+                // run's id alive on this host may be that run, which may yet decide commit. A
+                // rollback now would split it (its COMMIT PREPAREDs find some gone).
                 pending = true;
                 unfinished.insert(p.run.clone());
                 (

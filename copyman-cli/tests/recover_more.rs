@@ -1067,6 +1067,40 @@ fn a_recover_given_another_spelling_of_the_log_leaves_a_run_in_progress_alone() 
     }
 }
 
+/// A recover given a copy of a live run's decision log (a backup taken before its decision:
+/// no lock beside it) rolled back the run's prepared transactions, and the run, deciding
+/// commit, found some gone: an `--atomic` copy committed on one destination only (commit36 F2).
+/// The run's process, which its id names, is alive on this host: its transactions are left
+/// alone (exit 1), and the run commits everywhere.
+#[test]
+fn a_recover_given_a_copy_of_a_live_runs_log_leaves_the_run_alone() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("live.log");
+    let copy = TempPath::new("live-copy.log");
+    let paused = Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "prepared:2");
+    fs::copy(&log.0, &copy.0).unwrap();
+    let urls: Vec<String> = s.dest.iter().zip(&dbs).map(|(c, d)| c.url(d)).collect();
+    let out = recover(&urls.iter().collect::<Vec<_>>(), copy.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("left alone: its run may still be in progress (copyman process"),
+        "{stderr}"
+    );
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(prepared_in(cluster, db).len(), 1, "{db}: {stderr}");
+    }
+    let out = paused.resume();
+    assert_exit(&out, 0);
+    let expected = digest(&s.source, &src, "t");
+    for (cluster, db) in s.dest.iter().zip(&dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
 /// A run killed after destination 1 prepared, before its decision: its start named both
 /// destinations, so a recover given only destination 2 says destination 1 may still hold a
 /// prepared transaction (exit 1; it said "nothing pending", exit 0, leaving it prepared); given
