@@ -81,7 +81,7 @@ pub(crate) fn check(
             }
         };
     let source = source.and_then(|conn| identify(conn, "source", table.as_deref()));
-    let mut seen: Vec<(usize, Identity)> = Vec::new();
+    let mut seen: Vec<(usize, Identity, String)> = Vec::new();
     // Left out under --keep-going: when none is left, the first is the run's refusal.
     let mut left_out: Vec<String> = Vec::new();
     for (i, dest) in dests.iter_mut().enumerate() {
@@ -174,9 +174,25 @@ pub(crate) fn check(
                 ));
             }
         }
-        for (j, other) in &seen {
+        for (j, other, other_name) in &seen {
             if !id.same_database(other) {
                 continue;
+            }
+            // Two --receive tables of one database where one is a partition of the other (at
+            // any level): every row stored there twice (it was a warning, exit 0).
+            let raw = matches!(t.statements, Statements::Raw { .. });
+            if raw && id.feeds(other) && !id.same_table(other) {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message: format!(
+                        "destinations {} ({other_name}) and {} ({name}) write into one table of \
+                         the same database (one --receive's table is a partition of the other's; \
+                         {id}): every row would be stored there twice; give one of them",
+                        j + 1,
+                        i + 1
+                    ),
+                });
             }
             let same_statement = match &t.statements {
                 Statements::Table { .. } => id.same_table(other),
@@ -195,8 +211,8 @@ pub(crate) fn check(
                     exit: Exit::Usage,
                     server: None,
                     message: format!(
-                        "destinations {} and {} are the same database ({id}): a copy into one \
-                         table twice would wait on itself",
+                        "destinations {} ({other_name}) and {} ({name}) are the same database \
+                         ({id}): its rows would be copied into one table twice; give it once",
                         j + 1,
                         i + 1
                     ),
@@ -204,13 +220,14 @@ pub(crate) fn check(
             }
             report::warn(format_args!(
                 "destinations {} and {} are the same database ({id}); their --receive \
-                 statements differ, but if they reach the same table the copy can wait on \
-                 itself (--lock-timeout bounds the wait)",
+                 statements differ, and both copies are stored in it (if they reach the same \
+                 table, every row twice, and the copy can wait on itself: --lock-timeout bounds \
+                 the wait)",
                 j + 1,
                 i + 1
             ));
         }
-        seen.push((i, id));
+        seen.push((i, id, name));
     }
     match left_out.into_iter().next() {
         Some(first) if dests.iter().all(|d| d.error.is_some()) => Err(refused(first)),
@@ -416,10 +433,12 @@ pub(crate) fn check_job(
                 exit: Exit::Usage,
                 server: None,
                 message: format!(
-                    "destinations {} and {} are the same database ({id}): a copy into one table \
-                     twice would wait on itself",
+                    "destinations {} ({}) and {} ({}) are the same database ({id}): every table \
+                     would be copied into it twice; give it once",
                     j + 1,
-                    i + 1
+                    dests[*j].name,
+                    i + 1,
+                    dest.name
                 ),
             }
             .into());

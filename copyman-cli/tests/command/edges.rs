@@ -248,8 +248,12 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         ]);
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
+        // Each named by its CONN (passwords left out): a DBA need not count --to.
         assert!(
-            stderr.contains("destinations 1 and 2 are the same database (system identifier "),
+            stderr.contains("destinations 1 (")
+                && stderr.contains(") are the same database (system identifier ")
+                && stderr.contains("give it once")
+                && !stderr.contains(&c.dest[0].password()),
             "{stderr}"
         );
         assert_eq!(json(&out)["exit_code"], 2);
@@ -290,11 +294,42 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
     ]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("destinations 1 and 2 are the same database"),
+        text(&out.stderr).contains(") are the same database"),
         "{}",
         text(&out.stderr)
     );
     assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+
+    // A partitioned table and its partition, one --receive each: one table's storage, every
+    // row stored there twice (a warning about a wait, exit 0).
+    let parts = database(
+        &c.dest[1],
+        "CREATE TABLE p (id int8, v text) PARTITION BY RANGE (id);
+         CREATE TABLE p_low PARTITION OF p FOR VALUES FROM (MINVALUE) TO (1000000);",
+    );
+    let out = run(&[
+        "copy",
+        "--from",
+        &c.source.conninfo(&src),
+        "--send",
+        "COPY t TO STDOUT",
+        "--to",
+        &c.dest[1].conninfo(&parts),
+        "--receive",
+        "COPY p FROM STDIN",
+        "--to",
+        &c.dest[1].url(&parts),
+        "--receive",
+        "COPY p_low FROM STDIN",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(") write into one table of the same database (one --receive's table is a partition of the other's")
+            && text(&out.stderr).contains("every row would be stored there twice"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[1], &parts, "p"), 0);
 
     // A table named `r` (or any part of its name): the lookup's row alias was `r`, and the
     // part's column shadowed it (42883: the check was lost to a warning, rows stored twice).
@@ -320,8 +355,7 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
         assert_exit(&out, 2);
         let stderr = text(&out.stderr);
         assert!(
-            stderr.contains("destinations 1 and 2 are the same database")
-                && !stderr.contains("cannot identify"),
+            stderr.contains(") are the same database") && !stderr.contains("cannot identify"),
             "{table}: {stderr}"
         );
         assert_eq!(count(&c.dest[0], &d1, "r"), 0);

@@ -73,7 +73,7 @@ fn dry_run_refuses_one_database_spelled_two_ways_as_the_run_does() {
     for (a, b) in [(&keywords, &url), (&tcp, &localhost)] {
         let said = refused_alike(
             &["table", "t", "--from", &from, "--to", a, "--to", b],
-            "destinations 1 and 2 are the same database",
+            ") are the same database",
         );
         assert!(said.contains("(system identifier "), "{said}");
         // copy mode: one statement for both.
@@ -91,7 +91,7 @@ fn dry_run_refuses_one_database_spelled_two_ways_as_the_run_does() {
                 "--receive",
                 "COPY t FROM STDIN",
             ],
-            "destinations 1 and 2 are the same database",
+            ") are the same database",
         );
         assert_eq!(count(cluster, &d, "t"), 0);
         assert!(settle_backends(cluster, &d).is_empty());
@@ -592,7 +592,7 @@ fn receive_tables_are_resolved_by_the_server_not_by_their_spelling() {
              CREATE TABLE \"table\" (LIKE t);"
         ),
     );
-    let same = "destinations 1 and 2 are the same database";
+    let same = ") are the same database";
     for (first, second) in [
         // U& escapes: t, and "table" (a reserved word, quoted).
         ("COPY t FROM STDIN", r#"COPY U&"\0074" FROM STDIN"#),

@@ -808,7 +808,7 @@ fn tables_a_database_given_twice_or_the_source_itself_is_refused_before_anything
     ]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains("destinations 1 and 2 are the same database"),
+        text(&out.stderr).contains(") are the same database"),
         "{}",
         text(&out.stderr)
     );
