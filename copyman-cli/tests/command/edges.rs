@@ -253,7 +253,7 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
             stderr.contains("destinations 1 (")
                 && stderr.contains(") are the same database (system identifier ")
                 && stderr.contains("give it once")
-                && !stderr.contains(&c.dest[0].password()),
+                && !stderr.contains(c.dest[0].password()),
             "{stderr}"
         );
         assert_eq!(json(&out)["exit_code"], 2);
