@@ -493,3 +493,53 @@ fn a_resume_into_a_partitioned_destination_table_copies_nothing_twice() {
     assert_eq!(count(&c.dest[0], &dst, "pt"), 3);
     assert_eq!(count(&c.dest[0], &dst, "other"), 1);
 }
+
+/// A resume of a copy of a live job's state file (a backup, another directory: no lock of
+/// that run beside it) took the tables the run was copying as never committed and copied them
+/// again, every row twice with two exit 0s (commit36 F3). The file names its writer's process
+/// (`writer BOOT PID START`): alive on this host, the resume is refused and copies nothing;
+/// once the run is gone (killed), a resume finishes the job exactly.
+#[test]
+fn a_resume_of_a_copy_of_a_live_jobs_state_file_is_refused() {
+    let c = two_phase_clusters();
+    let src = database(
+        &c.source,
+        &format!(
+            "{SCHEMA} INSERT INTO jk.k1 SELECT g, 'x' FROM generate_series(1, 300) g;
+             INSERT INTO jk.k3 SELECT g, 'y' FROM generate_series(1, 200) g;"
+        ),
+    );
+    let dest = database(&c.dest[0], SCHEMA);
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dest));
+    let state = TempPath::new("live.state");
+    let copy = TempPath::new("live-copy.state");
+    let args = [
+        "table", "--schema", "jk", "--jobs", "1", "--from", &from, "--to", &to, "--state",
+    ];
+    let paused = Paused::start(&[&args[..], &[state.arg()]].concat(), "committed:1");
+    std::fs::copy(&state.0, &copy.0).unwrap();
+    assert!(
+        std::fs::read_to_string(&copy.0)
+            .unwrap()
+            .contains("\nwriter\t"),
+        "the run names its process"
+    );
+    let out = job(&from, &to, &copy, &["--resume"]);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the run that wrote it (copyman process ")
+            && stderr.contains("is still running on this host"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&c.dest[0], &dest, "jk.k3"),
+        0,
+        "nothing copied by the refused resume"
+    );
+    // The run dies; a resume of its own file (or of the copy) finishes the job exactly.
+    paused.kill();
+    assert_exit(&job(&from, &to, &state, &["--resume"]), 0);
+    assert_eq!(count(&c.dest[0], &dest, "jk.k1"), 300);
+    assert_eq!(count(&c.dest[0], &dest, "jk.k3"), 200);
+}

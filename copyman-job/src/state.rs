@@ -22,6 +22,11 @@
 //! partition below it). A resume refuses a table the earlier run began under another name (one
 //! renamed since, or a partition detached from a table copied whole): its rows may be there.
 //!
+//! Each run writes, once it holds the file, a `writer  BOOT  PID  START` line naming its process
+//! ([`Writer`]): the file's lock guards it against a second run, but not a copy of it (a backup,
+//! another directory); a resume that finds the last writer alive on this host is refused, since
+//! the tables it began and did not commit are being copied now.
+//!
 //! A run also writes, before it begins any table, a `claim  TABLE  DESTINATION` line for
 //! each table it will copy (and each partition relative of one) on each destination: while its
 //! file is locked (the run is alive), another job of the same state directory that would copy
@@ -141,6 +146,9 @@ pub fn is_unidentified(key: &str) -> bool {
 /// What a state file says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recorded {
+    /// The process that last wrote it ([`StateFile::writer`]): a resume of a copy of the file
+    /// (no lock of that run beside it) refuses while that process is alive ([`Writer::alive`]).
+    pub writer: Option<Writer>,
     /// `(table, destination)` pairs done, with the rows committed.
     pub done: HashMap<(String, String), u64>,
     /// `(table, destination)` pairs whose copy began (done or not).
@@ -456,6 +464,15 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                 }
             }
             [kind] if kind == "verify" => recorded.verify = true,
+            [kind, boot, pid, start] if kind == "writer" => {
+                if let (Ok(pid), Ok(start)) = (pid.parse(), start.parse()) {
+                    recorded.writer = Some(Writer {
+                        boot: boot.clone(),
+                        pid,
+                        start,
+                    });
+                }
+            }
             [kind, dest, timeline, lsn] if kind == "position" => {
                 if let (Ok(timeline), Some(lsn)) = (timeline.parse(), lsn_of(lsn)) {
                     recorded
@@ -569,6 +586,19 @@ impl StateFile {
             file: Mutex::new(Some(file)),
             identity,
         })
+    }
+
+    /// Records this process as the file's writer ([`Writer`]): a resume of a copy of the file
+    /// (which no lock of this run guards) refuses while it is alive. Nothing where `/proc`
+    /// cannot say.
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    pub fn writer(&self) -> io::Result<()> {
+        match Writer::this() {
+            Some(w) => self.append(&["writer", &w.boot, &w.pid.to_string(), &w.start.to_string()]),
+            None => Ok(()),
+        }
     }
 
     /// Records the job's selection ([`Selection::key`](crate::select::Selection::key)): a resume
@@ -834,6 +864,52 @@ fn line(fields: &[&str]) -> String {
         .join("\t");
     line.push('\n');
     line
+}
+
+/// A process that writes a state file, as this host knows it for as long as it lives: the
+/// host's boot, its process id and its start (in clock ticks since the boot), so that a process
+/// id given again to another process is not taken for it. Recorded as a `writer BOOT PID START`
+/// line when a run opens the file ([`StateFile::writer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writer {
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Its start, field 22 of `/proc/PID/stat`.
+    pub start: u64,
+}
+
+impl Writer {
+    /// This process, where `/proc` says it.
+    pub fn this() -> Option<Self> {
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let pid = std::process::id();
+        Some(Self {
+            boot: boot.trim().to_owned(),
+            pid,
+            start: Self::start_of(pid)?,
+        })
+    }
+
+    /// When process `pid` started (field 22 of its `/proc/PID/stat`, after the command's
+    /// parenthesised name, which may hold spaces).
+    fn start_of(pid: u32) -> Option<u64> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(19)?.parse().ok()
+    }
+
+    /// Whether it is another process than this one, alive on this host now (the same boot, its
+    /// process id started when it did).
+    pub fn alive(&self) -> bool {
+        let Some(this) = Self::this() else {
+            return false;
+        };
+        self.boot == this.boot
+            && self.pid != this.pid
+            && Self::start_of(self.pid) == Some(self.start)
+    }
 }
 
 /// The error of a run whose state file another run holds: one run of a job at a time.

@@ -6,6 +6,7 @@
 //! keys and partitions that order the tables, and a large table's [`split`] into ctid ranges.
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -461,6 +462,20 @@ fn resumed(
         return Err(refused);
     }
     let recorded = state::read(path).map_err(state_error)?;
+    // Its writer alive, though it holds no lock on this file: a copy of a live run's state
+    // file (a backup, another directory), whose tables begun and not committed that run is
+    // copying now: taken up again, every row of them would be stored twice.
+    if let Some(writer) = recorded.writer.as_ref().filter(|w| w.alive()) {
+        return Err(state_error(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "the run that wrote it (copyman process {}) is still running on this host, \
+                 though it holds no lock on this file (a copy of its state file?): a resume \
+                 now would copy again the tables it is copying; wait for it to end",
+                writer.pid
+            ),
+        )));
+    }
     // Another selection may cover the same rows otherwise (a partitioned table, then its
     // partitions): what it records done would not match, and they would be copied twice.
     // (The same selection spelled otherwise is the same: `--table BULK` is `--table bulk`.)

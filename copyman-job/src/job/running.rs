@@ -767,6 +767,10 @@ pub fn run(
             path: options.state.clone(),
             error,
         })?;
+    state.writer().map_err(|error| JobError::State {
+        path: options.state.clone(),
+        error,
+    })?;
     let mut plan = plan;
     if plan.recorded.selection.is_none() {
         state
