@@ -1778,10 +1778,19 @@ fn lasting_advice(report: &JobReport, options: &Options) -> Option<String> {
             format!("destination {}{code}: {}", i + 1, job::first_names(&names))
         })
         .collect();
+    // A table or a schema missing there: what creates them, as a DBA does it.
+    let missing = (groups.iter()).any(|((_, code), _)| matches!(code, Some("42P01" | "3F000")));
+    let create = match missing {
+        true => {
+            "; a table or schema missing there is created from the source's definitions, e.g. \
+             pg_dump --schema-only of the source into it"
+        }
+        false => "",
+    };
     Some(format!(
         "copyman: {} failed with an error a rerun meets again until it is mended ({}): mend {} \
-         first (the error above says what is wrong), then run again with --resume (state file {}) to copy what \
-         is missing",
+         first (the error above says what is wrong{create}), then run again with --resume \
+         (state file {}) to copy what is missing",
         plural(count, "table copy"),
         said.join("; "),
         if count == 1 { "it" } else { "them" },

@@ -194,6 +194,39 @@ fn a_table_missing_on_a_destination_is_said_to_be_mended_first_then_resume_finis
     assert_eq!(count(&c.dest[0], &d1, "gone"), 5);
 }
 
+/// A schema missing on a destination (3F000) is mended first, as a table missing is: its job
+/// said "run again with --resume", which failed the same way (firsthour36 F9); the way that
+/// creates them is said.
+#[test]
+fn a_schema_missing_on_a_destination_is_said_to_be_mended_first() {
+    let c = clusters();
+    let src = database(
+        &c.source,
+        "CREATE SCHEMA sales; CREATE TABLE sales.a (id int); INSERT INTO sales.a VALUES (1);",
+    );
+    let d1 = database(&c.dest[0], "");
+    let state = TempPath::new("no-schema.state");
+    let out = run(&[
+        "table",
+        "--schema",
+        "sales",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("until it is mended (destination 1, SQLSTATE 3F000")
+            && stderr.contains("pg_dump --schema-only of the source into it")
+            && !stderr.contains(": run again with --resume to copy what is missing"),
+        "{stderr}"
+    );
+}
+
 /// Many tables failing alike on one destination are said as one group with their first names
 /// (500 tables missing there made a line of 24 000 characters, listing each).
 #[test]

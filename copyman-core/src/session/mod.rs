@@ -40,7 +40,8 @@ pub const QUERY_CANCELED: &str = "57014";
 /// is retried, until something is changed (the data, the tables, the grants): the classes `0A`
 /// (feature not supported), `22` (data exception), `23` (integrity constraint violation), `42`
 /// (syntax error or access rule violation: a table missing, a view written to, a privilege
-/// lacking), `44` (`WITH CHECK OPTION` violation) and `54` (program limit exceeded). Every other
+/// lacking), `3F` (a schema missing), `44` (`WITH CHECK OPTION` violation) and `54` (program
+/// limit exceeded). Every other
 /// class may pass on another try: a connection lost (`08`), a serialization failure or a
 /// deadlock (`40`), a shortage of resources (`53`) but a full disk (`53100`), a lock not
 /// available (`55`), a cancel or a shutdown (`57`).
@@ -49,12 +50,16 @@ pub const QUERY_CANCELED: &str = "57014";
 /// use copyman_core::session::sqlstate_lasts;
 ///
 /// assert!(sqlstate_lasts("23505") && sqlstate_lasts("42P01") && sqlstate_lasts("53100"));
+/// assert!(sqlstate_lasts("3F000"), "no such schema");
 /// assert!(!sqlstate_lasts("53300") && !sqlstate_lasts("57014") && !sqlstate_lasts("08006"));
 /// ```
 pub fn sqlstate_lasts(code: &str) -> bool {
     // A full disk (53100) too: the space a failed COPY took stays taken until a VACUUM, so each
     // retry met it again at once (said "run again" for ever).
-    matches!(code.get(..2), Some("0A" | "22" | "23" | "42" | "44" | "54")) || code == "53100"
+    matches!(
+        code.get(..2),
+        Some("0A" | "22" | "23" | "3F" | "42" | "44" | "54")
+    ) || code == "53100"
 }
 
 /// Where a [`Session`] stands.
