@@ -1130,7 +1130,7 @@ fn a_resume_says_the_tables_it_copies_come_from_another_moment_than_the_earlier_
         stderr.contains(
             "from its own snapshot of the source, and the table an earlier run committed came \
              from that run's"
-        ) && stderr.contains("destination 1 holds the source as it was at two moments")
+        ) && stderr.contains("destination 1 holds tables of the source as it was at two moments")
             && stderr.contains("deletes the rows the destinations held before it too")
             && !stderr.contains("run the job again with --truncate"),
         "{stderr}"

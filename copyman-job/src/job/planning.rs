@@ -2216,15 +2216,16 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
         return None;
     }
     let way = if truncate {
-        "for one moment across every table, run the job again with --truncate and another --state"
+        "for one moment across every table, run the whole job again (with --truncate, as it ran) \
+         with another --state"
     } else {
         "one moment across every table would take emptying them: in this append job that deletes \
          the rows the destinations held before it too (--truncate), so it is yours to choose"
     };
     Some(format!(
         "this resume copies {} from its own snapshot of the source, and {} an earlier run \
-         committed came from that run's ({}): {} hold{} the source as it was at two moments, so \
-         rows written in between to two tables show in one only; {way}",
+         committed came from that run's ({}): {} {} tables of the source as it was at two \
+         moments, so rows written in between to two tables show in one only; {way}",
         if now.len() == 1 {
             now[0].clone()
         } else {
@@ -2237,7 +2238,7 @@ fn two_moments(tables: &[TablePlan], truncate: bool) -> Option<String> {
         },
         super::running::first_names(&earlier.iter().map(String::as_str).collect::<Vec<_>>()),
         at.join(" and "),
-        if at.len() == 1 { "s" } else { "" },
+        if at.len() == 1 { "holds" } else { "each hold" },
     ))
 }
 
