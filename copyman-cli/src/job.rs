@@ -1460,11 +1460,21 @@ fn write_human(
             .iter()
             .flat_map(|t| &t.destinations)
             .any(|d| d.status == Status::AlreadyDone);
+    // Under --verify, how many of those done its checksum compared equal (a mismatch is said
+    // at length; a match was said nowhere but in --json).
+    let verified = (report.tables.iter())
+        .flat_map(|t| &t.destinations)
+        .filter(|d| d.verified == Some(true))
+        .count();
+    let verified = match options.verify {
+        true => format!(", {verified} verified (row count and checksum as the source's)"),
+        false => String::new(),
+    };
     if !output.quiet {
         writeln!(
             out,
-            "copyman: {} of {} tables × destinations done ({} to {}), {} source {}, {} {} \
-             committed on the destinations in {:.1} s{}",
+            "copyman: {} of {} tables × destinations done ({} to {}){verified}, {} source {}, \
+             {} {} committed on the destinations in {:.1} s{}",
             done,
             pairs,
             plural(report.tables.len(), "table"),

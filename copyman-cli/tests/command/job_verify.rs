@@ -224,7 +224,17 @@ fn a_verified_job_is_resumed_with_verify() {
         "--state",
         state.arg(),
     ];
-    assert_exit(&run(&[&args[..], &["--verify"]].concat()), 0);
+    let first = run(&[&args[..], &["--verify"]].concat());
+    assert_exit(&first, 0);
+    // The match is said, not only the mismatches (it was said in --json only).
+    assert!(
+        text(&first.stderr).contains(
+            "1 of 1 tables × destinations done (1 table to 1 destination), 1 verified (row count \
+             and checksum as the source's)"
+        ),
+        "{}",
+        text(&first.stderr)
+    );
     let resumed = run(&[&args[..], &["--resume"]].concat());
     assert_exit(&resumed, 0);
     let stderr = text(&resumed.stderr);
