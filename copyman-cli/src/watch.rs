@@ -164,6 +164,16 @@ const ENDING_WAYS_OUT: &str = " (a backend that shows a wait for its client whil
      for it is frozen, or the network path to it lost; --stall-timeout does not bound the end of \
      a COPY, a signal stops the copy and commits nothing)";
 
+/// What ends "nothing has moved" where a backend waits for a lock (`locks`: each, in words, with
+/// its holders): the wait is the lock's, which `--lock-timeout` bounds, not a frozen server's.
+fn lock_ways_out(locks: &[String]) -> String {
+    format!(
+        " (waiting for a lock: {}; --lock-timeout bounds a lock wait, a signal stops the copy \
+         and commits nothing)",
+        locks.join("; ")
+    )
+}
+
 /// A backend of the run.
 pub(crate) struct Target {
     /// How it is named: "destination 2 (host=…)".
@@ -917,14 +927,19 @@ fn watch(
                     .unwrap_or_default()
             };
             let copying = COPYING.lock().unwrap_or_else(PoisonError::into_inner);
+            let locks: Vec<String> = looks.iter().filter_map(|l| l.lock.clone()).collect();
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
             let ways_out = match fifo.is_some()
                 || signals::is_waiting_for_input()
                 || signals::is_waiting_for_reader()
             {
-                true => "",
-                false => copying.as_ref().map_or(WAYS_OUT, Copying::ways_out),
+                true => String::new(),
+                false if !locks.is_empty() => lock_ways_out(&locks),
+                false => copying
+                    .as_ref()
+                    .map_or(WAYS_OUT, Copying::ways_out)
+                    .to_owned(),
             };
             drop(copying);
             progress::println(&format!(
@@ -1635,7 +1650,15 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     .as_ref()
                     .map(Copying::waits_for)
                     .unwrap_or_default();
-                let ways_out = w.copying.as_ref().map_or(WAYS_OUT, Copying::ways_out);
+                let locks: Vec<String> = looks.iter().filter_map(|l| l.lock.clone()).collect();
+                let ways_out = match locks.is_empty() {
+                    true => w
+                        .copying
+                        .as_ref()
+                        .map_or(WAYS_OUT, Copying::ways_out)
+                        .to_owned(),
+                    false => lock_ways_out(&locks),
+                };
                 let whose = if planning {
                     PLANNING.to_owned()
                 } else {

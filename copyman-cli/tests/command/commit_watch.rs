@@ -858,3 +858,48 @@ fn a_wait_for_the_end_of_a_copy_is_said_without_the_stall_timeout() {
     assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
+
+/// A destination waiting for a lock another session holds: "nothing has moved" names the lock
+/// and its holder and advises `--lock-timeout`, which bounds it, not the frozen-server hint and
+/// `--stall-timeout` (firsthour36 F5); the copy goes on once the lock goes.
+#[test]
+fn a_lock_wait_is_said_with_its_holder_and_the_lock_timeout() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(&c.dest[0], table);
+    let mut holder = c.dest[0].connect(&d1);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = copyman()
+        .args([
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d1),
+        ])
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("nothing has moved");
+    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    assert!(
+        said.contains("(waiting for a lock: backend ")
+            && said.contains("--lock-timeout bounds a lock wait")
+            && !said.contains("--stall-timeout")
+            && !said.contains("is frozen"),
+        "{said}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[0], &d1, "t"), 1000);
+}
