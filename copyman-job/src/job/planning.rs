@@ -1494,8 +1494,9 @@ fn plan_all(
             if let Err(why) = resolve_columns(&[], Some(&source_rel), &[(label.as_str(), &rel)]) {
                 // A job copies whole tables: --columns is for one table copied alone.
                 plans.push(DestPlan::Refused(TableError::lasting(format!(
-                    "{why}; make its columns fit the source's there (ALTER TABLE … ADD COLUMN \
-                     what it lacks), or, where no other table of the job is linked to it by a \
+                    "{why}; make its columns fit the source's there (ALTER TABLE …: a column \
+                     it lacks added, one the source generates generated there too), or, where \
+                     no other table of the job is linked to it by a \
                      foreign key, copy it alone (copyman table {} --columns …) and leave it out \
                      of the job (--exclude-table)",
                     sel.table
