@@ -2254,6 +2254,11 @@ fn copy_width(conn: &mut Connection, sql: &str) -> Option<usize> {
     if let Some(Some(names)) = copyman_core::file_start::copy_columns(sql) {
         return Some(names.len());
     }
+    // A query's, as its source describes it (a `SELECT id, a, b` into two columns failed at
+    // its first row, its dry run said nothing).
+    if let Some(query) = statement::copy_query(sql) {
+        return query_columns(conn, query).ok().map(|rel| rel.columns.len());
+    }
     crate::file_source::copy_relation_named(conn, sql).map(|(_, rel)| rel.columns.len())
 }
 

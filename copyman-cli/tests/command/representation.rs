@@ -1550,6 +1550,17 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
         ("COPY t (nocol) TO STDOUT", "COPY t FROM STDIN", "42703"),
         ("COPY t TO STDOUT", "COPY t (nocol) FROM STDIN", "42703"),
         ("COPY t TO STDOUT", "COPY t (id) FROM STDIN", "22P04"),
+        // A query's columns, as the source describes them (types36 F10: exit 0).
+        (
+            "COPY (SELECT id, v, 1 AS x FROM t) TO STDOUT",
+            "COPY t FROM STDIN",
+            "the --send writes 3 columns and its --receive reads 2 columns",
+        ),
+        (
+            "COPY (SELECT id FROM t) TO STDOUT",
+            "COPY t FROM STDIN",
+            "22P04",
+        ),
     ] {
         let out = dry(send, receive);
         assert_exit(&out, 1);
@@ -1560,6 +1571,10 @@ fn a_copy_dry_run_fails_where_its_statements_would() {
         );
     }
     assert_exit(&dry("COPY t (v) TO STDOUT", "COPY t (v) FROM STDIN"), 0);
+    assert_exit(
+        &dry("COPY (SELECT id, v FROM t) TO STDOUT", "COPY t FROM STDIN"),
+        0,
+    );
     // A role that may INSERT and not SELECT: its COPY FROM runs, so does its dry run (the
     // probe's 42501 is no failure of the run's).
     let role = format!("inserter_{d1}");
