@@ -207,6 +207,17 @@ pub(crate) fn run(
     }
     signals::connecting(false);
     let every: Vec<&commit::Prepared> = listed.iter().flat_map(|l| &l.3).collect();
+    // What each server given holds prepared, in any of its databases (`pg_prepared_xacts` is
+    // the cluster's): a run's transaction that is not there, on its server, is prepared
+    // nowhere, whatever database was given (its own may be gone: a database that holds a
+    // prepared transaction cannot be dropped).
+    let seen_servers: BTreeSet<String> = (listed.iter())
+        .filter_map(|l| Some(l.2.as_ref()?.0.clone()))
+        .collect();
+    let on_server: BTreeSet<(String, String)> = (listed.iter())
+        .filter_map(|l| Some((l.2.as_ref()?.0.clone(), &l.3)))
+        .flat_map(|(server, found)| found.iter().map(move |p| (server.clone(), p.gid.clone())))
+        .collect();
     let split = partly_ended(&every, &contents, no_decision_log, &log);
     for (spec, mut conn, identity, found) in listed {
         // A prepared transaction can be finished only from its own database: one in another
@@ -718,6 +729,15 @@ pub(crate) fn run(
                 let _ = log.ended(run, &h.gid);
             }
         }
+        // Not decided commit, its server given (through any database) and prepared there in
+        // none, its run gone: nothing of it is left to roll back (its database dropped since,
+        // or it never prepared). A recover given that server said "give its CONN too" for ever.
+        let settled = |h: &commit::Holder| {
+            !decided
+                && seen_servers.contains(&h.server)
+                && !on_server.contains(&(h.server.clone(), h.gid.clone()))
+                && live_copyman(run).is_none()
+        };
         let missing: Vec<&commit::Holder> = holders
             .iter()
             .filter(|h| {
@@ -726,6 +746,7 @@ pub(crate) fn run(
                     && !contents.out.contains(&h.gid)
                     && (h.server.is_empty()
                         || !identities.contains(&(h.server.clone(), h.database.clone())))
+                    && !settled(h)
             })
             .collect();
         if missing.is_empty() {
@@ -762,9 +783,17 @@ pub(crate) fn run(
                     h.database
                 )
             } else {
+                // Undecided, any database of its server settles it (gone, said so).
+                let any = match decided {
+                    true => "",
+                    false => {
+                        " (any database of its server will do, should its own be gone: a \
+                         server lists its prepared transactions of every database)"
+                    }
+                };
                 format!(
                     "{} ({}, database {}) {state} and is not on the servers given: give its \
-                     CONN too",
+                     CONN too{any}",
                     h.gid,
                     the_runs(&h.display),
                     h.database

@@ -1101,6 +1101,52 @@ fn a_recover_given_a_copy_of_a_live_runs_log_leaves_the_run_alone() {
     }
 }
 
+/// A run killed before it prepared anything, whose destination database was dropped since:
+/// every later recover with its log said "give its CONN too" and exited 1, for ever, though the
+/// database cannot be given (firsthour36 F8, commit36 F5). Its server, given through another
+/// database, lists its prepared transactions of every database: none of the run's, so nothing
+/// is left to roll back; the run is recorded finished, and a later recover asks no more.
+#[test]
+fn a_run_whose_database_was_dropped_is_settled_through_another_database_of_its_server() {
+    let _serial = serial();
+    let s = two_phase_clusters();
+    let (src, dbs) = databases(s, T, FILL);
+    let log = TempPath::new("dropped.log");
+    Paused::start(&strs(&copy_args(s, &src, &dbs, &log)), "begun:2").kill();
+    assert_eq!(log_lines(&log, "party ").len(), 2, "named at its start");
+    // Its session there ends with it; then the database goes.
+    let mut admin = s.dest[1].connect("postgres");
+    for _ in 0..100 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&dbs[1]],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    admin
+        .batch_execute(&format!("DROP DATABASE {}", dbs[1]))
+        .unwrap();
+    let d1 = s.dest[0].url(&dbs[0]);
+    let out = recover(&[&d1], log.arg());
+    let stderr = text(&out.stderr);
+    assert_exit(&out, 1);
+    assert!(
+        stderr.contains("give its CONN too (any database of its server will do"),
+        "{stderr}"
+    );
+    let other = s.dest[1].url("postgres");
+    let out = recover(&[&d1, &other], log.arg());
+    assert_exit(&out, 0);
+    let out = recover(&[&d1], log.arg());
+    assert_exit(&out, 0);
+}
+
 /// A run killed after destination 1 prepared, before its decision: its start named both
 /// destinations, so a recover given only destination 2 says destination 1 may still hold a
 /// prepared transaction (exit 1; it said "nothing pending", exit 0, leaving it prepared); given
