@@ -1630,19 +1630,18 @@ fn raw_misreads(
                 if alike(w, t) {
                     return None;
                 }
+                let field = i + 1;
                 if let Some(g) = generates.iter().find(|g| alike(g, w)) {
                     return Some(format!(
-                        "writes \"{w}\" as its field {}, which {label} reads into its column \
-                     \"{t}\", though it has a column \"{g}\", which it generates (COPY leaves it \
-                     out)",
-                        i + 1
+                        "writes \"{w}\" as its field {field}, which {label} reads into its \
+                         column \"{t}\", though it has a column \"{g}\", which it generates \
+                         (COPY leaves it out)"
                     ));
                 }
                 let g = send_generates.iter().find(|g| alike(g, t))?;
                 Some(format!(
-                    "generates its column \"{g}\" (COPY leaves it out) and writes \"{w}\" as its \
-                 field {}, which {label} reads into its column \"{t}\"",
-                    i + 1
+                    "generates its column \"{g}\" (COPY leaves it out) and writes \"{w}\" as \
+                     its field {field}, which {label} reads into its column \"{t}\""
                 ))
             });
         if let Some(how) = generated_here.filter(|_| !chosen) {

@@ -1,10 +1,10 @@
 //! A destination role's privileges, found while planning: `INSERT` on each copied column and the
 //! privilege that empties a table first (`TRUNCATE`, or `DELETE` for a referenced table a job
 //! empties by itself), and row security that applies to it (COPY FROM refuses such a table);
-//! the source role's `SELECT` on the copied columns. A dry run says what a run would refuse
-//! (it exited 0), a job refuses the
-//! table before copying others (it committed them, then failed at the table's turn: exit 4), and
-//! the message names the privilege (the COPY's 42501 said only "permission denied for table").
+//! the source role's `SELECT` on the copied columns. A dry run says what a run would refuse (it
+//! exited 0), a job refuses the table before copying others (it committed them, then failed at
+//! the table's turn: exit 4), and the message names the privilege (the COPY's 42501 said only
+//! "permission denied for table").
 //! Real clusters, shared by the binary; a role per database.
 
 use crate::common;
