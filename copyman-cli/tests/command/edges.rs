@@ -324,8 +324,10 @@ fn duplicate_destination_is_refused_before_anything_is_sent() {
     ]);
     assert_exit(&out, 2);
     assert!(
-        text(&out.stderr).contains(") write into one table of the same database (one --receive's table is a partition of the other's")
-            && text(&out.stderr).contains("every row would be stored there twice"),
+        text(&out.stderr).contains(
+            ") write into one table of the same database (one --receive's table is a partition \
+             of the other's"
+        ) && text(&out.stderr).contains("every row would be stored there twice"),
         "{}",
         text(&out.stderr)
     );

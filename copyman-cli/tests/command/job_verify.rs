@@ -605,14 +605,16 @@ fn job_verify_compares_zoned_times_and_types_the_destination_lacks() {
         "CREATE TYPE mood AS ENUM ('ok', 'sad');
          CREATE DOMAIN tag AS text CHECK (VALUE <> '');
          CREATE TABLE ts (id int PRIMARY KEY, t timestamp, d date, z timestamptz, m mood, g tag);
-         INSERT INTO ts VALUES (1, '2024-06-01 12:00', '2024-06-01', '2024-06-01 12:00+02', 'ok', 'x'),
+         INSERT INTO ts VALUES
+           (1, '2024-06-01 12:00', '2024-06-01', '2024-06-01 12:00+02', 'ok', 'x'),
            (2, '2024-12-31 23:30', '2024-12-31', '2024-01-01 00:30+00', 'sad', 'y'),
            (3, NULL, NULL, NULL, NULL, NULL);",
     );
     let dst = database(
         &c.dest[0],
         "CREATE SCHEMA other; CREATE DOMAIN other.tag AS text;
-         CREATE TABLE ts (id int PRIMARY KEY, t timestamptz, d timestamptz, z timestamp,            m text, g other.tag);",
+         CREATE TABLE ts (id int PRIMARY KEY, t timestamptz, d timestamptz, z timestamp,
+           m text, g other.tag);",
     );
     for (cluster, db) in [(&c.source, &src), (&c.dest[0], &dst)] {
         cluster

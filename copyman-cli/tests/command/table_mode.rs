@@ -1277,7 +1277,9 @@ fn same_named_types_of_other_modifiers_and_padded_chars_are_said() {
     assert_exit(&out, 0);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("column \"a\" is public.dn on both sides, but made of numeric(12,4) on the source")
+        stderr.contains(
+            "column \"a\" is public.dn on both sides, but made of numeric(12,4) on the source"
+        )
             && stderr.contains("column \"d\" is public.cn on both sides")
             && stderr.contains("column \"code\" is character(5) on the source but text")
             // Domains over them too (they were not said).
