@@ -809,6 +809,21 @@ fn one_signal_ends_a_run_whose_destination_froze_after_the_data() {
     }
 }
 
+/// `copyman ARGS` with the watch's waits said after a second, and its first "nothing has moved"
+/// line (a panic with what it said, if none comes).
+fn first_stuck_line(args: &[&str]) -> (std::process::Child, StderrLines, String) {
+    let mut child = copyman()
+        .args(args)
+        .env("COPYMAN_TEST_SAY_AFTER", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = StderrLines::take(&mut child);
+    let said = stderr.wait_for("nothing has moved");
+    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    (child, stderr, said)
+}
+
 /// A destination slow to end its COPY (a trigger that sleeps on its first row, with every byte
 /// sent): the watch says the run waits for it to answer the end of its data, and does not
 /// advise `--stall-timeout`, which does not bound that wait (it did); the copy then commits.
@@ -829,24 +844,16 @@ fn a_wait_for_the_end_of_a_copy_is_said_without_the_stall_timeout() {
              CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
         ),
     );
-    let mut child = copyman()
-        .args([
-            "table",
-            "t",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &c.dest[0].conninfo(&d1),
-            "--to",
-            &c.dest[1].conninfo(&d2),
-        ])
-        .env("COPYMAN_TEST_SAY_AFTER", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = StderrLines::take(&mut child);
-    let said = stderr.wait_for("nothing has moved");
-    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    let (mut child, stderr, said) = first_stuck_line(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
     assert!(
         said.contains("copyman waits for destination 2 to answer the end of its data")
             && said.contains("--stall-timeout does not bound the end of a COPY")
@@ -875,22 +882,14 @@ fn a_lock_wait_is_said_with_its_holder_and_the_lock_timeout() {
     holder
         .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
         .unwrap();
-    let mut child = copyman()
-        .args([
-            "table",
-            "t",
-            "--from",
-            &c.source.conninfo(&src),
-            "--to",
-            &c.dest[0].conninfo(&d1),
-        ])
-        .env("COPYMAN_TEST_SAY_AFTER", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = StderrLines::take(&mut child);
-    let said = stderr.wait_for("nothing has moved");
-    let said = said.unwrap_or_else(|| panic!("nothing said: {}", stderr.seen()));
+    let (mut child, stderr, said) = first_stuck_line(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+    ]);
     assert!(
         said.contains("(waiting for a lock: backend ")
             && said.contains("--lock-timeout bounds a lock wait")
