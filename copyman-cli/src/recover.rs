@@ -331,7 +331,7 @@ pub(crate) fn run(
                 unfinished.insert(p.run.clone());
                 ("left alone: its run is still in progress".to_owned(), None)
             } else if let Some(pid) = (!committed.contains(&p.gid))
-                .then(|| live_copyman(&p.run))
+                .then(|| another_live_copyman(&p.run))
                 .flatten()
             {
                 // Not decided commit, where the run's lock cannot be seen (no log, or a copy of
@@ -736,7 +736,7 @@ pub(crate) fn run(
             !decided
                 && seen_servers.contains(&h.server)
                 && !on_server.contains(&(h.server.clone(), h.gid.clone()))
-                && live_copyman(run).is_none()
+                && another_live_copyman(run).is_none()
         };
         let missing: Vec<&commit::Holder> = holders
             .iter()
@@ -930,6 +930,12 @@ pub(crate) fn live_copyman(run: &str) -> Option<u32> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().contains("copyman"));
     (named || ours.is_some_and(|o| same(&o, &exe))).then_some(pid)
+}
+
+/// [`live_copyman`], but never this recovery itself (its process id may be a dead run's, given
+/// again): recover is never the run whose transactions it finishes.
+fn another_live_copyman(run: &str) -> Option<u32> {
+    live_copyman(run).filter(|&pid| pid != std::process::id())
 }
 
 /// A run's party as its run named it (`destination 2 u@h:5432/db`), said as the run's: recover
