@@ -164,9 +164,15 @@ const ENDING_WAYS_OUT: &str = " (a backend that shows a wait for its client whil
      for it is frozen, or the network path to it lost; --stall-timeout does not bound the end of \
      a COPY, a signal stops the copy and commits nothing)";
 
-/// What ends "nothing has moved" where a backend waits for a lock (`locks`: each, in words, with
-/// its holders): the wait is the lock's, which `--lock-timeout` bounds, not a frozen server's.
-fn lock_ways_out(locks: &[String]) -> String {
+/// What ends "nothing has moved" for a copy (`copying`, if it streams) whose backends look as
+/// `looks` say: where one waits for a lock, the lock in words with its holders, which
+/// `--lock-timeout` bounds (not a frozen server's wait); else the copy's own
+/// ([`Copying::ways_out`]). One rule for the one-table and the job watch.
+fn ways_out(copying: Option<&Copying>, looks: &[Look]) -> String {
+    let locks: Vec<&str> = looks.iter().filter_map(|l| l.lock.as_deref()).collect();
+    if locks.is_empty() {
+        return copying.map_or(WAYS_OUT, Copying::ways_out).to_owned();
+    }
     format!(
         " (waiting for a lock: {}; --lock-timeout bounds a lock wait, a signal stops the copy \
          and commits nothing)",
@@ -927,7 +933,6 @@ fn watch(
                     .unwrap_or_default()
             };
             let copying = COPYING.lock().unwrap_or_else(PoisonError::into_inner);
-            let locks: Vec<String> = looks.iter().filter_map(|l| l.lock.clone()).collect();
             // Waiting on the input or a pipe's reader, a backend's wait for copyman is that
             // wait, not a frozen server (it sent a DBA after a network fault).
             let ways_out = match fifo.is_some()
@@ -935,11 +940,7 @@ fn watch(
                 || signals::is_waiting_for_reader()
             {
                 true => String::new(),
-                false if !locks.is_empty() => lock_ways_out(&locks),
-                false => copying
-                    .as_ref()
-                    .map_or(WAYS_OUT, Copying::ways_out)
-                    .to_owned(),
+                false => ways_out(copying.as_ref(), &looks),
             };
             drop(copying);
             progress::println(&format!(
@@ -1650,15 +1651,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                     .as_ref()
                     .map(Copying::waits_for)
                     .unwrap_or_default();
-                let locks: Vec<String> = looks.iter().filter_map(|l| l.lock.clone()).collect();
-                let ways_out = match locks.is_empty() {
-                    true => w
-                        .copying
-                        .as_ref()
-                        .map_or(WAYS_OUT, Copying::ways_out)
-                        .to_owned(),
-                    false => lock_ways_out(&locks),
-                };
+                let ways_out = ways_out(w.copying.as_ref(), &looks);
                 let whose = if planning {
                     PLANNING.to_owned()
                 } else {
