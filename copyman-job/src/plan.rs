@@ -912,10 +912,21 @@ pub fn read_back(theirs: &Column, here: &Column, zones: (Option<&str>, Option<&s
 /// changes where the types hold no date, time, float, money, bytea, interval or object name.
 /// `None` otherwise.
 pub fn compared_as_text(theirs: &Column, here: &Column) -> Option<&'static str> {
-    const SETTING_BOUND: [u32; 9] = [1082, 1083, 1114, 1184, 1266, 700, 701, 790, 17];
+    // Beside the dates, times, intervals, money and object names: `time`, the floats
+    // (`extra_float_digits`) and `bytea` (`bytea_output`).
+    const PRINTED_AS_SET: [u32; 4] = [1083, 700, 701, 17];
     let user_type = |c: &Column| c.type_oid().is_some_and(|oid| oid >= 16_384);
     let settled = |c: &Column| {
-        !c.holds(&SETTING_BOUND) && !c.holds(&INTERVAL) && !c.holds(&NAMED_ON_SEARCH_PATH)
+        [
+            &DATED[..],
+            &ZONED,
+            &INTERVAL,
+            &MONEY,
+            &NAMED_ON_SEARCH_PATH,
+            &PRINTED_AS_SET,
+        ]
+        .iter()
+        .all(|oids| !c.holds(oids))
     };
     let string = here.type_name == "text" || here.type_name.starts_with("character varying");
     let into = string || (user_type(here) && settled(here));

@@ -41,10 +41,9 @@ pub const QUERY_CANCELED: &str = "57014";
 /// (feature not supported), `22` (data exception), `23` (integrity constraint violation), `42`
 /// (syntax error or access rule violation: a table missing, a view written to, a privilege
 /// lacking), `3F` (a schema missing), `44` (`WITH CHECK OPTION` violation) and `54` (program
-/// limit exceeded). Every other
-/// class may pass on another try: a connection lost (`08`), a serialization failure or a
-/// deadlock (`40`), a shortage of resources (`53`) but a full disk (`53100`), a lock not
-/// available (`55`), a cancel or a shutdown (`57`).
+/// limit exceeded). Every other class may pass on another try: a connection lost (`08`), a
+/// serialization failure or a deadlock (`40`), a shortage of resources (`53`) but a full disk
+/// (`53100`), a lock not available (`55`), a cancel or a shutdown (`57`).
 ///
 /// ```
 /// use copyman_core::session::sqlstate_lasts;
