@@ -1755,22 +1755,8 @@ fn unreadable_columns(
         [] => stored.clone(),
         some => some.iter().collect(),
     };
-    let names: Vec<String> = stored.iter().map(|c| sql::literal(c.as_str())).collect();
     let rows = conn
-        .query(&format!(
-            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
-             WHERE a.attrelid = pg_catalog.to_regclass({}) AND a.attnum > 0 \
-               AND NOT a.attisdropped \
-               AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
-               AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') \
-             ORDER BY a.attnum",
-            sql::literal(&table.to_string()),
-            if names.is_empty() {
-                "NULL".to_owned()
-            } else {
-                names.join(", ")
-            }
-        ))
+        .query(&sql::unreadable_columns_query(table, &stored))
         .ok()?;
     let denied: Vec<String> = rows
         .into_iter()

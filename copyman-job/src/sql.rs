@@ -537,6 +537,29 @@ pub fn readable_tables_query(tables: &[String]) -> String {
     )
 }
 
+/// The columns of `table` among `columns` that the session's role may not SELECT (on the table,
+/// nor on the column), in the table's order: one row each, its name.
+///
+/// ```
+/// use copyman_job::sql::{TableName, parse_columns, unreadable_columns_query};
+///
+/// let a = parse_columns("a").unwrap();
+/// let q = unreadable_columns_query(&TableName::parse("s.t").unwrap(), &[&a[0]]);
+/// assert!(q.contains("has_column_privilege") && q.contains("ARRAY['a']"));
+/// ```
+pub fn unreadable_columns_query(table: &TableName, columns: &[&Ident]) -> String {
+    let names: Vec<String> = columns.iter().map(|c| literal(c.as_str())).collect();
+    format!(
+        "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid = pg_catalog.to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped \
+           AND a.attname::pg_catalog.text = ANY (ARRAY[{}]::pg_catalog.text[]) \
+           AND NOT pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT') \
+         ORDER BY a.attnum",
+        literal(&table.to_string()),
+        names.join(", ")
+    )
+}
+
 /// Those of `tables` whose columns given beside each (those a `--verify` checksum reads: the
 /// copied ones) the session's role may SELECT (on the table, or on each column): one row each,
 /// its name as given.
