@@ -1035,6 +1035,18 @@ fn a_torn_decision_line_is_never_read_as_a_commit() {
     );
 }
 
+/// Lets the paused run go on: it exits 0, and every destination holds the source's `t` with
+/// nothing left prepared (a recovery left it alone).
+#[track_caller]
+fn commits_everywhere(paused: Paused, s: &Clusters, src: &str, dbs: &[String; 2]) {
+    assert_exit(&paused.resume(), 0);
+    let expected = digest(&s.source, src, "t");
+    for (cluster, db) in s.dest.iter().zip(dbs) {
+        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
+        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
+    }
+}
+
 /// A recover given another spelling of the log's path (the file, where the run was given a
 /// symbolic link to it) sees the run in progress and leaves it alone; it rolled back the run's
 /// first transaction and wrote `abort RUN`, and the run, going on, committed the others: t on
@@ -1058,13 +1070,7 @@ fn a_recover_given_another_spelling_of_the_log_leaves_a_run_in_progress_alone() 
         "{stderr}"
     );
     assert_eq!(log_lines(&real, "abort "), Vec::<String>::new());
-    let out = paused.resume();
-    assert_exit(&out, 0);
-    let expected = digest(&s.source, &src, "t");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
-    }
+    commits_everywhere(paused, s, &src, &dbs);
 }
 
 /// A recover given a copy of a live run's decision log (a backup taken before its decision:
@@ -1092,13 +1098,7 @@ fn a_recover_given_a_copy_of_a_live_runs_log_leaves_the_run_alone() {
     for (cluster, db) in s.dest.iter().zip(&dbs) {
         assert_eq!(prepared_in(cluster, db).len(), 1, "{db}: {stderr}");
     }
-    let out = paused.resume();
-    assert_exit(&out, 0);
-    let expected = digest(&s.source, &src, "t");
-    for (cluster, db) in s.dest.iter().zip(&dbs) {
-        assert_eq!(digest(cluster, db, "t"), expected, "{db}");
-        assert_eq!(prepared_in(cluster, db), Vec::<String>::new());
-    }
+    commits_everywhere(paused, s, &src, &dbs);
 }
 
 /// A run killed before it prepared anything, whose destination database was dropped since:
