@@ -464,6 +464,9 @@ impl Participant for Party<'_, '_> {
         if commits {
             signals::commit_sent(&self.name);
         }
+        if matches!(action, Action::Prepare(_)) {
+            signals::prepare_sent(&self.name);
+        }
         // Known to the watch until answered: a backend that does not run it is said.
         let backend = match (&self.conn, &self.dest) {
             (Some(conn), _) => Some(&**conn),
@@ -511,8 +514,8 @@ impl Participant for Party<'_, '_> {
             if commits {
                 signals::committed(&self.name);
             }
-            if self.dest.is_none() && matches!(action, Action::Prepare(_)) {
-                signals::source_prepared();
+            if matches!(action, Action::Prepare(_)) {
+                signals::prepared(&self.name);
             }
             let step = match action {
                 Action::CheckConstraints => "checked",

@@ -531,7 +531,9 @@ pub(crate) fn run(
                                  server is still running (a wait for a synchronous standby, a \
                                  slow flush): it commits as decided once that ends"
                             } else {
-                                "being finished by another session right now"
+                                "in use by another session right now (its PREPARE \
+                                 TRANSACTION still running there, a wait for a synchronous \
+                                 standby or a slow flush, or another recovery finishing it)"
                             };
                             (
                                 format!(

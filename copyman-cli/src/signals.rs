@@ -75,14 +75,15 @@ pub(crate) fn set_recovering(log: &Path) {
 
 /// An exit at once during a one-table run's commit, as JSON on stdout (under `--json`): each
 /// party of the commit (`endpoints`: its name and endpoint, once the commit knows them), whose
-/// COMMIT was answered (`committed`), sent and not answered (`in doubt`), or not sent (`rest`:
-/// `rolled back` as the process exits, or prepared for `copyman recover` to finish: `commit
-/// pending`, `rollback pending`).
+/// COMMIT was answered (`committed`), sent and not answered (`in doubt`), or not sent (`rest`
+/// says what the party then is: `rolled back` as the process exits, prepared for `copyman
+/// recover` to finish — `commit pending`, `rollback pending` — or its PREPARE unanswered:
+/// `prepared or not`).
 fn print_at_once_json(
     exit: i32,
     committed: &[String],
     unanswered: &[String],
-    (endpoints, rest): (&[(String, String)], &str),
+    (endpoints, rest): (&[(String, String)], &dyn Fn(&str) -> &'static str),
     note: &str,
     error: &str,
 ) {
@@ -125,7 +126,7 @@ fn print_at_once_json(
         } else if unanswered.contains(name) {
             "in doubt"
         } else {
-            rest
+            rest(name)
         }
     };
     // Every party, in the commit's order; one the list of parties lacks (not known yet) too.
@@ -156,15 +157,7 @@ fn print_at_once_json(
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Where a one-table run stands, for what a signal does and says.
-static STAGE: Mutex<Stage> = Mutex::new(Stage::Running {
-    ending: None,
-    point: false,
-    parties: None,
-    failed_before: false,
-    source_prepared: false,
-    sent: Vec::new(),
-    committed: Vec::new(),
-});
+static STAGE: Mutex<Stage> = Mutex::new(Stage::RUNNING);
 
 /// Where a one-table run stands ([`STAGE`]).
 enum Stage {
@@ -184,12 +177,29 @@ enum Stage {
         /// A destination failed before the commit (`--keep-going`): the run is partial however
         /// the commit ends.
         failed_before: bool,
-        /// The source's transaction is prepared with the destinations (`--atomic` on a source
-        /// that allows it): its COMMIT not sent, it stays prepared for recover, not rolled back.
-        source_prepared: bool,
+        /// The parties whose PREPARE TRANSACTION was sent, and of those the ones whose PREPARE
+        /// was answered: before the decision, a second signal leaves those prepared (for
+        /// recover to roll back), the unanswered ones prepared or not, the others rolled back;
+        /// after it, the source's prepared transaction stays prepared, not rolled back.
+        preparing: Vec<String>,
+        prepared: Vec<String>,
         sent: Vec<String>,
         committed: Vec<String>,
     },
+}
+
+impl Stage {
+    /// Copying: nothing of the commit began.
+    const RUNNING: Stage = Stage::Running {
+        ending: None,
+        point: false,
+        parties: None,
+        failed_before: false,
+        preparing: Vec::new(),
+        prepared: Vec::new(),
+        sent: Vec::new(),
+        committed: Vec::new(),
+    };
 }
 
 /// The run waits for its file or stdin's first bytes, before anything was sent (a signal then
@@ -244,15 +254,7 @@ pub(crate) fn connecting(on: bool) {
     *STAGE.lock().unwrap_or_else(PoisonError::into_inner) = if on {
         Stage::Connecting
     } else {
-        Stage::Running {
-            ending: None,
-            point: false,
-            parties: None,
-            failed_before: false,
-            source_prepared: false,
-            sent: Vec::new(),
-            committed: Vec::new(),
-        }
+        Stage::RUNNING
     };
 }
 
@@ -271,14 +273,22 @@ pub(crate) fn commit_parties(names: Vec<(String, String)>, failed: bool) {
     }
 }
 
-/// The source's PREPARE TRANSACTION was answered: its transaction now waits for the decision,
-/// and a second signal leaves it prepared (for recover), not rolled back.
-pub(crate) fn source_prepared() {
-    if let Stage::Running {
-        source_prepared, ..
-    } = &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+/// A PREPARE TRANSACTION goes to `party` now.
+pub(crate) fn prepare_sent(party: &str) {
+    if let Stage::Running { preparing, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
     {
-        *source_prepared = true;
+        preparing.push(party.to_owned());
+    }
+}
+
+/// `party`'s PREPARE TRANSACTION was answered: its transaction now waits for the decision, and
+/// a second signal leaves it prepared (for recover), not rolled back.
+pub(crate) fn prepared(party: &str) {
+    if let Stage::Running { prepared, .. } =
+        &mut *STAGE.lock().unwrap_or_else(PoisonError::into_inner)
+    {
+        prepared.push(party.to_owned());
     }
 }
 
@@ -360,8 +370,10 @@ struct Commits {
     endpoints: Vec<(String, String)>,
     /// A destination failed before the commit.
     failed_before: bool,
-    /// The source's transaction is prepared with the destinations.
-    source_prepared: bool,
+    /// Parties whose PREPARE TRANSACTION was answered.
+    prepared: Vec<String>,
+    /// Parties whose PREPARE TRANSACTION was sent and is unanswered.
+    preparing: Vec<String>,
 }
 
 /// What a signal finds: `None` while connecting, else where the commit stands.
@@ -373,11 +385,17 @@ fn commits() -> Option<Commits> {
             point,
             parties,
             failed_before,
-            source_prepared,
+            preparing,
+            prepared,
             sent,
             committed,
         } => Some(Commits {
-            source_prepared: *source_prepared,
+            prepared: prepared.clone(),
+            preparing: preparing
+                .iter()
+                .filter(|p| !prepared.contains(p))
+                .cloned()
+                .collect(),
             ending: *ending,
             point: *point,
             not_sent: parties.as_ref().map(|parties| {
@@ -601,7 +619,8 @@ fn handle(signal: i32, stopping: &'static str) {
         not_sent,
         endpoints,
         failed_before,
-        source_prepared,
+        prepared,
+        preparing,
     }) = commits()
     else {
         let what = if WAITING_FOR_INPUT.load(Ordering::SeqCst) {
@@ -712,7 +731,7 @@ fn handle(signal: i32, stopping: &'static str) {
             exit,
             &committed,
             &[],
-            (&endpoints, "committed"),
+            (&endpoints, &|_| "committed"),
             note,
             &said,
         );
@@ -733,6 +752,7 @@ fn handle(signal: i32, stopping: &'static str) {
         // back as copyman exits, and the rows it returned are on both sides.
         let known = not_sent.is_some();
         let not_sent = not_sent.unwrap_or_default();
+        let source_prepared = prepared.iter().any(|p| p == "source");
         let kept = match (not_sent.iter().any(|p| p == "source"), source_prepared) {
             (false, _) => "",
             // Prepared under the decision: recover commits it, as it does the destinations'.
@@ -790,7 +810,7 @@ fn handle(signal: i32, stopping: &'static str) {
             exit,
             &committed,
             &unanswered,
-            (&endpoints, rest),
+            (&endpoints, &|_| rest),
             &format!("not committed ({rest}): {}{kept}", list(&not_sent)),
             &said,
         );
@@ -800,6 +820,7 @@ fn handle(signal: i32, stopping: &'static str) {
         // No COMMIT was sent: the servers roll back the open transactions; prepared
         // ones stay, for copyman recover (which commits them if the decision was
         // recorded: they will hold the rows).
+        let before_decision;
         let (said, exit) = if two_phase && point {
             (
                 "prepared transactions may be left: copyman recover with the same \
@@ -807,12 +828,37 @@ fn handle(signal: i32, stopping: &'static str) {
                 at_once_exit(signal, true),
             )
         } else if two_phase {
-            // The first signal came before the decision: none will be recorded.
-            (
-                "prepared transactions may be left: copyman recover with the same \
-                 --to rolls them back (no commit decision was recorded)",
-                at_once_exit(signal, false),
-            )
+            // The first signal came before the decision: none will be recorded. Each party
+            // as its PREPARE stands: answered, sent, or not sent (rolled back as copyman exits).
+            let open: Vec<&String> = endpoints
+                .iter()
+                .map(|(name, _)| name)
+                .filter(|name| !prepared.contains(name) && !preparing.contains(name))
+                .collect();
+            let mut parts = Vec::new();
+            for (names, what) in [
+                (prepared.iter().collect::<Vec<_>>(), "prepared"),
+                (
+                    preparing.iter().collect(),
+                    "PREPARE TRANSACTION sent, not answered (prepared or not)",
+                ),
+                (open, "rolled back as copyman exits"),
+            ] {
+                if !names.is_empty() {
+                    let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                    parts.push(format!("{what}: {}", names.join(", ")));
+                }
+            }
+            before_decision = if prepared.is_empty() && preparing.is_empty() {
+                "nothing committed, nothing prepared".to_owned()
+            } else {
+                format!(
+                    "{}; copyman recover with the same --to rolls back whatever is prepared \
+                     (no commit decision was recorded)",
+                    parts.join("; ")
+                )
+            };
+            (before_decision.as_str(), at_once_exit(signal, false))
         } else {
             ("nothing committed", at_once_exit(signal, false))
         };
@@ -822,12 +868,13 @@ fn handle(signal: i32, stopping: &'static str) {
             name(signal),
             again(signal)
         ));
-        let rest = match (two_phase, point) {
+        let rest = |name: &str| match (two_phase, point) {
             (true, true) => "commit pending",
-            (true, false) => "rollback pending",
-            (false, _) => "rolled back",
+            (true, false) if prepared.iter().any(|p| p == name) => "rollback pending",
+            (true, false) if preparing.iter().any(|p| p == name) => "prepared or not",
+            (true, false) | (false, _) => "rolled back",
         };
-        print_at_once_json(exit, &[], &[], (&endpoints, rest), said, &error);
+        print_at_once_json(exit, &[], &[], (&endpoints, &rest), said, &error);
         exit_at_once(exit);
     } else {
         remove_temp_files();
@@ -845,7 +892,7 @@ fn handle(signal: i32, stopping: &'static str) {
         // none: `--json | jq` got no input).
         let exit = job.unwrap_or_else(|| {
             let exit = at_once_exit(signal, false);
-            let rest = (&endpoints[..], "rolled back");
+            let rest: (&[_], &dyn Fn(&str) -> &'static str) = (&endpoints, &|_| "rolled back");
             print_at_once_json(exit, &[], &[], rest, "nothing committed", &said);
             exit
         });

@@ -843,6 +843,86 @@ fn job_atomic_second_sigint_tells_a_prepared_destination_from_one_in_doubt() {
     assert_eq!(count(syncrep(), &d2, "t1"), 0);
 }
 
+/// One table, `--atomic`: two signals while destination 2's PREPARE is stuck. Destination 1
+/// prepared ("rollback pending": recover rolls it back), destination 2 "prepared or not",
+/// destination 3, never sent its PREPARE, rolled back as copyman exits (all three were called
+/// "rollback pending"), and the words name each.
+#[test]
+fn atomic_second_sigint_during_a_stuck_prepare_tells_each_destination_as_its_prepare_stands() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let _one = one_stuck_prepare_at_a_time();
+    let c = clusters();
+    let src = database(&c.source, &format!("{TABLES}{FILL}"));
+    let d1 = database(syncrep(), TABLES);
+    let d2 = stuck_db();
+    let d3 = database(syncrep(), TABLES);
+    let log = TempPath::new("one-atomic-prepare.log");
+    let to: Vec<String> = [&d1, &d2, &d3]
+        .iter()
+        .map(|d| syncrep().conninfo(d))
+        .collect();
+    let mut cmd = copyman();
+    cmd.args(["--json", "table", "t1", "--atomic", "--from"])
+        .arg(c.source.conninfo(&src));
+    for to in &to {
+        cmd.args(["--to", to]);
+    }
+    let mut child = cmd
+        .args(["--decision-log", log.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _watchdog = watchdog(child.id());
+    let stderr = StderrLines::take(&mut child);
+    let (out, rest) = two_sigints_once_waiting(child, stderr, &d2, 1);
+    assert_exit(&out, 130);
+    let report = json(&out);
+    let status = |i: usize| {
+        report["destinations"][i]["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        [status(0), status(1), status(2)],
+        ["rollback pending", "prepared or not", "rolled back"],
+        "{report}"
+    );
+    assert!(
+        rest.contains("prepared: destination 1;")
+            && rest.contains("not answered (prepared or not): destination 2;")
+            && rest.contains("rolled back as copyman exits: destination 3;"),
+        "{rest}"
+    );
+    let prepared = |d: &str| {
+        syncrep()
+            .connect(d)
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(prepared(&d3), 0, "destination 3 was never sent its PREPARE");
+    let_prepares_through(&d2, &STOP);
+    let mut recover = copyman();
+    recover.arg("recover");
+    for to in &to {
+        recover.args(["--to", to]);
+    }
+    let out = recover
+        .args(["--decision-log", log.arg()])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    for d in [&d1, &d2, &d3] {
+        assert_eq!(count(syncrep(), d, "t1"), 0);
+        assert_eq!(prepared(d), 0);
+    }
+}
+
 /// A destination's `PREPARE TRANSACTION` whose session is terminated before it answers (here
 /// while it waits for the standby: prepared locally) may have prepared: the job rolls it back
 /// prepared on a new session, so the table failed there and nothing is left prepared (it said
