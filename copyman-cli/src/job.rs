@@ -1508,6 +1508,34 @@ fn write_human(
     // lines).
     const LISTED: usize = 10;
     let (mut listed, mut unlisted) = (0, 0);
+    // A destination where every table failed for one reason (unreachable from the start, left
+    // out under --keep-going) is said once, not once per table: the error without the table's
+    // name it begins with (`table "s"."t": …`).
+    let whole: Vec<Option<String>> = (0..dests.len())
+        .map(|i| {
+            let mut errors = report.tables.iter().map(|t| {
+                let d = t
+                    .destinations
+                    .get(i)
+                    .filter(|d| d.status == Status::Failed)?;
+                let e = d.error.as_ref()?.to_string();
+                let own = format!("table {}: ", t.table);
+                Some(e.strip_prefix(&own).map(str::to_owned).unwrap_or(e))
+            });
+            let first = errors.next().flatten()?;
+            (report.tables.len() > 1 && errors.all(|e| e.as_ref() == Some(&first))).then_some(first)
+        })
+        .collect();
+    for (i, (e, s)) in whole.iter().zip(dests).enumerate() {
+        if let Some(e) = e {
+            writeln!(
+                out,
+                "  every table → destination {} ({}): failed: {e}",
+                i + 1,
+                s.name
+            )?;
+        }
+    }
     for t in &report.tables {
         // The source's error, the same for every destination, said once.
         let source_failed = t
@@ -1526,6 +1554,9 @@ fn write_human(
             continue;
         }
         for (i, (d, s)) in t.destinations.iter().zip(dests).enumerate() {
+            if whole[i].is_some() {
+                continue;
+            }
             if let Some(warning) = &d.warning {
                 writeln!(
                     out,

@@ -125,6 +125,12 @@ fn a_job_keeps_going_without_a_destination_it_cannot_reach() {
         stderr.contains("destination 1") && stderr.contains("left out (--keep-going)"),
         "{stderr}"
     );
+    // The summary says the unreachable destination once, not once per table.
+    assert!(
+        stderr.contains("  every table → destination 1 (")
+            && !stderr.contains("  \"public\".\"a\" → destination 1"),
+        "{stderr}"
+    );
     let report = json(&out);
     assert_eq!(report["status"], "partial", "{report}");
     // Said as a warning, as in one table's run (it was only among the notes).
