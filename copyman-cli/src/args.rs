@@ -575,7 +575,7 @@ impl Endpoint {
     }
 
     /// Whether it is a path ending in `.csv`.
-    fn is_csv_file(&self) -> bool {
+    pub(crate) fn is_csv_file(&self) -> bool {
         matches!(self, Self::File(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
     }
 }

@@ -570,6 +570,23 @@ fn table_plan(
     if format == Format::Binary && !format_given && !t.source.is_server() {
         reason = "read as binary: it starts with the PGCOPY signature".to_owned();
     }
+    // CSV for one reason of three: the one that applied.
+    if format == Format::Csv && forced == Some(Format::Csv) {
+        let header = matches!(&t.statements, Statements::Table { copy, .. } if copy.header);
+        let file = (std::iter::once(&t.source).chain(&t.destinations))
+            .enumerate()
+            .find(|(_, e)| e.is_csv_file());
+        reason = match (format_given, header, file) {
+            (true, false, _) => "given: --format csv".to_owned(),
+            (true, true, _) => "given: --header".to_owned(),
+            (false, _, Some((0, e))) => format!("the source is a *.csv file: {}", e.display()),
+            (false, _, Some((i, e))) => format!(
+                "destination {i} is a *.csv file: {}, and every destination is written so",
+                e.display()
+            ),
+            (false, _, None) => reason,
+        };
+    }
     if format == Format::Binary
         && let (Some(rel), Some(columns)) = (&source_rel, &columns)
     {
@@ -626,7 +643,7 @@ fn table_plan(
                 message,
             })?;
     }
-    if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view) {
+    if let Some(warning) = copyman_job::plan::insert_triggers(&dest_view, false) {
         report::warn(warning);
     }
     if let Some(warning) = copyman_job::plan::large_object_columns(&dest_view, columns.as_deref()) {
@@ -1456,7 +1473,7 @@ fn raw_misreads(
     }
     let receiving: Vec<(&str, &Relation)> =
         reads.iter().map(|(l, r, ..)| (l.as_str(), r)).collect();
-    if let Some(warning) = copyman_job::plan::insert_triggers(&receiving) {
+    if let Some(warning) = copyman_job::plan::insert_triggers(&receiving, false) {
         report::warn(format_args!("the --receive's table: {warning}"));
     }
     // The columns each statement's COPY writes or reads, in its order: read by position.

@@ -109,18 +109,22 @@ pub fn write_refusal(
     })
 }
 
-/// A table on `conn`'s server other than `table` itself whose foreign key references it, with
-/// the key's name (both quoted as statements spell them): a `TRUNCATE` of `table` alone is then
-/// refused (0A000, however empty that table), and copyman never truncates with `CASCADE`. `None`
-/// when none does, or the question cannot be asked.
+/// A table on `conn`'s server other than `table` itself whose foreign key references it (named
+/// as [`TableName`] spells it, `"schema"."name"`), with the key's name (quoted as statements
+/// spell it): a `TRUNCATE` of `table` alone is then refused (0A000, however empty that table),
+/// and copyman never truncates with `CASCADE`. `None` when none does, or the question cannot be
+/// asked.
 pub fn referenced_by_another(conn: &mut Connection, table: &TableName) -> Option<(String, String)> {
     let rows = conn
         .query(&format!(
-            "SELECT k.conrelid::pg_catalog.regclass::pg_catalog.text, \
-                    pg_catalog.quote_ident(k.conname::pg_catalog.text) \
-             FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' \
+            "SELECT {}, pg_catalog.quote_ident(k.conname::pg_catalog.text) \
+             FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE k.contype = 'f' \
                AND k.confrelid = pg_catalog.to_regclass({}) AND k.conrelid <> k.confrelid \
              ORDER BY 1, 2 LIMIT 1",
+            sql::quoted_relation("n", "c"),
             sql::literal(&table.to_string())
         ))
         .ok()?;
@@ -157,13 +161,12 @@ pub fn referencing_tables(conn: &mut Connection, table: &str) -> Vec<(String, St
            SELECT k.conrelid, r.depth + 1 FROM pg_catalog.pg_constraint k \
            JOIN r ON k.confrelid = r.oid \
            WHERE k.contype = 'f' AND k.conparentid = 0 AND r.depth < 32) \
-         SELECT '\"' || pg_catalog.replace(n.nspname::pg_catalog.text, '\"', '\"\"') || '\".\"' \
-             || pg_catalog.replace(c.relname::pg_catalog.text, '\"', '\"\"') || '\"', \
-             c.relkind::pg_catalog.text \
+         SELECT {}, c.relkind::pg_catalog.text \
          FROM r JOIN pg_catalog.pg_class c ON c.oid = r.oid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          WHERE r.oid <> pg_catalog.to_regclass({table}) \
-         GROUP BY n.nspname, c.relname, c.relkind ORDER BY pg_catalog.min(r.depth), 1"
+         GROUP BY n.nspname, c.relname, c.relkind ORDER BY pg_catalog.min(r.depth), 1",
+        sql::quoted_relation("n", "c")
     );
     let Ok(rows) = conn.query(&sql) else {
         return Vec::new();
@@ -403,8 +406,9 @@ pub fn name_columns_from_a_file(
 /// The destinations whose table runs triggers on INSERT ([`Relation::insert_triggers`]), said:
 /// what they do to a copied row is the destination's own, and neither COPY's count nor copyman
 /// sees it (an AFTER trigger that moves the row elsewhere, a BEFORE trigger that sets a value);
-/// `None` when no destination has any. A view's INSTEAD OF trigger is
-/// [`Relation::counts_unchecked`]'s.
+/// `None` when no destination has any; `in_a_job`, also that what they write into other tables
+/// may change one the job copied before (its `--verify` compares again). A view's INSTEAD OF
+/// trigger is [`Relation::counts_unchecked`]'s.
 ///
 /// ```
 /// use copyman_job::plan::insert_triggers;
@@ -421,11 +425,12 @@ pub fn name_columns_from_a_file(
 ///     quiet_delete: true,
 /// };
 /// let (plain, audited) = (rel(None), rel(Some("audit, route")));
-/// assert_eq!(insert_triggers(&[("destination 1", &plain)]), None);
-/// let said = insert_triggers(&[("destination 1", &plain), ("destination 2", &audited)]).unwrap();
+/// assert_eq!(insert_triggers(&[("destination 1", &plain)], false), None);
+/// let both = [("destination 1", &plain), ("destination 2", &audited)];
+/// let said = insert_triggers(&both, false).unwrap();
 /// assert!(said.starts_with("destination 2 runs INSERT triggers on it (audit, route)"), "{said}");
 /// ```
-pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
+pub fn insert_triggers(dests: &[(&str, &Relation)], in_a_job: bool) -> Option<String> {
     let each: Vec<(&str, &str)> = dests
         .iter()
         .filter_map(|(label, rel)| Some((*label, rel.insert_triggers.as_deref()?)))
@@ -442,9 +447,14 @@ pub fn insert_triggers(dests: &[(&str, &Relation)]) -> Option<String> {
         "{who}: they run as the rows are copied (a row trigger for each row, a statement \
          trigger once), and a value they set or a row they move or delete after storing it \
          makes the table differ from the source's without an error (COPY counts the rows it \
-         stored, not what the triggers did with them) — as does what they write into other \
-         tables, which a job may have copied before this one (a job's --verify compares the \
-         tables there again once its writes are over)"
+         stored, not what the triggers did with them){}",
+        if in_a_job {
+            " — as does what they write into other tables, which the job may have copied \
+             before this one (its --verify compares the tables there again once its writes \
+             are over)"
+        } else {
+            ""
+        }
     ))
 }
 

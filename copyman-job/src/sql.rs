@@ -1490,6 +1490,22 @@ pub fn qualified_type(type_name: String, schema: Option<String>) -> String {
     }
 }
 
+/// The SQL expression naming the relation `class` (an alias of `pg_class`) of the schema
+/// `namespace` (an alias of `pg_namespace`) as [`TableName`] spells it, `"schema"."name"`, so a
+/// message names a table the server found as it names the tables the user gave.
+///
+/// ```
+/// use copyman_job::sql::quoted_relation;
+///
+/// assert!(quoted_relation("n", "c").contains("n.nspname"));
+/// ```
+pub fn quoted_relation(namespace: &str, class: &str) -> String {
+    format!(
+        "'\"' || pg_catalog.replace({namespace}.nspname::pg_catalog.text, '\"', '\"\"') || '\".\"' \
+         || pg_catalog.replace({class}.relname::pg_catalog.text, '\"', '\"\"') || '\"'"
+    )
+}
+
 /// A relation, as a server's catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {

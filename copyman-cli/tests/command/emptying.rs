@@ -315,7 +315,7 @@ fn one_tables_refused_truncate_says_copyman_never_cascades() {
         assert!(
             stderr.contains("0A000")
                 && stderr.contains(
-                    "orders there references it (foreign key orders_customer_fkey): a TRUNCATE \
+                    "\"public\".\"orders\" there references it (foreign key orders_customer_fkey): a TRUNCATE \
                      of it alone is refused, and copyman never truncates with CASCADE"
                 )
                 && stderr.contains(

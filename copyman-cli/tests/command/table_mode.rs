@@ -1389,3 +1389,43 @@ fn types_printed_on_other_search_paths_are_one_type() {
         digest(&c.source, &src, "public.t")
     );
 }
+
+/// A dry run says the one reason a copy is in CSV (it listed all three: `--format csv`,
+/// `--header` or a *.csv file), naming the *.csv file that chose it for every destination.
+#[test]
+fn dry_run_says_which_of_the_reasons_for_csv_applied() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(&c.source, table);
+    let d = database(&c.dest[0], table);
+    let file = TempPath::new("chosen.csv");
+    let plan = |extra: &[&str]| {
+        let args = [
+            "table",
+            "t",
+            "--from",
+            &c.source.conninfo(&src),
+            "--to",
+            &c.dest[0].conninfo(&d),
+            "--to",
+            file.arg(),
+            "--dry-run",
+        ];
+        let out = run(&[&args[..], extra].concat());
+        assert_exit(&out, 0);
+        text(&out.stdout)
+    };
+    let said = plan(&[]);
+    assert!(
+        said.contains(&format!(
+            "format: csv (destination 2 is a *.csv file: {}, and every destination is written \
+             so)",
+            file.arg()
+        )),
+        "{said}"
+    );
+    let said = plan(&["--format", "csv"]);
+    assert!(said.contains("format: csv (given: --format csv)"), "{said}");
+    let said = plan(&["--header"]);
+    assert!(said.contains("format: csv (given: --header)"), "{said}");
+}

@@ -1736,7 +1736,7 @@ fn plan_all(
         if let Some(warning) = &choice.warning {
             notes.push(format!("{}: {warning}", sel.table));
         }
-        if let Some(warning) = crate::plan::insert_triggers(&view) {
+        if let Some(warning) = crate::plan::insert_triggers(&view, true) {
             notes.push(format!("{}: {warning}", sel.table));
         }
         if let Some(warning) = crate::plan::large_object_columns(&view, Some(&columns)) {
