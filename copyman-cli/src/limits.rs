@@ -94,6 +94,7 @@ pub(crate) fn prepare(
 ) -> Result<Watch, Fatal> {
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
+    report::set_input(t);
     apply_all(t, source.as_deref_mut(), dests)?;
     // A signal cuts the sessions' waits short (the commit's participants take it off for an
     // answer that decides).

@@ -219,10 +219,43 @@ impl fmt::Display for ErrorInfo {
 /// description, the same for one table as for a job).
 pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
     let described = copyman_job::job::describe_with(error, stall_timeout());
+    let mut message = described.message;
+    // Bytes invalid in a destination's encoding came from the file or stdin ([`set_input`]).
+    if described.sqlstate.as_deref() == Some("22021")
+        && let Some(input) = INPUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    {
+        message = format!("{message} ({input})");
+    }
     ErrorInfo {
         sqlstate: described.sqlstate,
-        message: described.message,
+        message,
     }
+}
+
+/// What a destination's 22021 (bytes invalid in its encoding) says of the run's file or stdin
+/// source: the encoding it was read as, and `--encoding`, the way out ([`describe`]).
+static INPUT: Mutex<Option<String>> = Mutex::new(None);
+
+/// Records what [`INPUT`] says for a run whose source is a file or stdin.
+pub(crate) fn set_input(t: &crate::args::Transfer) {
+    let input = match &t.source {
+        crate::args::Endpoint::Server(_) => None,
+        crate::args::Endpoint::Stdio => Some("stdin".to_owned()),
+        other => Some(format!("the file {}", other.display())),
+    };
+    *INPUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        input.map(|input| match &t.safety.encoding {
+            Some(encoding) => format!("{input} is read as {encoding} (--encoding)"),
+            None => format!(
+                "{input} is read as UTF8 (the default): give its encoding with --encoding, e.g. \
+             --encoding LATIN1"
+            ),
+        });
 }
 
 /// `--stall-timeout`, in milliseconds (0: none), for [`describe`].
@@ -263,10 +296,14 @@ pub(crate) fn destinations_failed(failed: &[(usize, Option<ErrorInfo>)]) -> Stri
 /// The headline of a copy whose every destination `failed` (each with its error, if known):
 /// one destination's name and error (a copy to one destination that failed is not "every
 /// destination failed": it named no cause, `--json`'s `error` neither), else "every
-/// destination failed: destination 1: …; destination 2: …".
+/// destination failed: destination 1: …; destination 2: …", or the error once where every one
+/// failed with it (a file's bytes none of them took).
 pub(crate) fn every_destination_failed(failed: &[(usize, Option<ErrorInfo>)]) -> String {
     match failed {
         [_] => destinations_failed(failed),
+        [(_, Some(first)), rest @ ..] if rest.iter().all(|(_, e)| e.as_ref() == Some(first)) => {
+            format!("every destination failed: {first}")
+        }
         several => {
             let each: Vec<String> = (several.iter())
                 .map(|(d, error)| match error {
@@ -956,6 +993,25 @@ pub(crate) fn print_json(value: &Value) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_destination_failed_says_one_error_once() {
+        let e = |m: &str| {
+            Some(ErrorInfo {
+                sqlstate: Some("22021".to_owned()),
+                message: m.to_owned(),
+            })
+        };
+        assert_eq!(
+            every_destination_failed(&[(0, e("bad")), (1, e("bad"))]),
+            "every destination failed: SQLSTATE 22021: bad"
+        );
+        assert_eq!(
+            every_destination_failed(&[(0, e("bad")), (1, e("worse"))]),
+            "every destination failed: destination 1: SQLSTATE 22021: bad; destination 2: \
+             SQLSTATE 22021: worse"
+        );
+    }
 
     #[test]
     fn a_server_named_by_an_error_is_its_role_and_endpoint() {

@@ -446,3 +446,61 @@ fn copy_statements_with_csv_and_a_header_are_counted() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &d, "header_log"), 10);
 }
+
+/// A file in another encoding than UTF8 read without `--encoding`: every destination refuses
+/// its bytes (22021); the error is said once in the headline, with the encoding the file was
+/// read as and `--encoding`, the way out (it was the server's bare words, three times).
+#[test]
+fn a_file_in_another_encoding_is_said_with_the_way_out() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int, v text);";
+    let (d1, d2) = (database(&c.dest[0], table), database(&c.dest[1], table));
+    let file = TempPath::new("latin1.txt");
+    fs::write(&file.0, b"1\t\xe9t\xe9\n2\tx\n").unwrap();
+    let (to1, to2) = (c.dest[0].conninfo(&d1), c.dest[1].conninfo(&d2));
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    let hint = format!(
+        "(the file {} is read as UTF8 (the default): give its encoding with --encoding, e.g. \
+         --encoding LATIN1)",
+        file.arg()
+    );
+    // (Destination 2 fails as well, or is rolled back once destination 1 failed.)
+    assert!(
+        stderr.contains("failed: SQLSTATE 22021: ")
+            && stderr.contains(&hint)
+            && !stderr.contains("destination 1: SQLSTATE"),
+        "{stderr}"
+    );
+    assert_eq!(count(&c.dest[0], &d1, "t"), 0);
+    assert_eq!(count(&c.dest[1], &d2, "t"), 0);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        file.arg(),
+        "--to",
+        &to1,
+        "--to",
+        &to2,
+        "--encoding",
+        "LATIN1",
+    ]);
+    assert_exit(&out, 0);
+    let v: String = c.dest[1]
+        .connect(&d2)
+        .query_one("SELECT v FROM t WHERE id = 1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "été");
+}
