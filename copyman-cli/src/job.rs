@@ -1397,6 +1397,8 @@ fn to_json(
         // The totals the human summary says (a script summed the records itself).
         "source_rows": totals(report).0,
         "rows": totals(report).1,
+        // As a one-table run's document says it (where `rows` is the source's count).
+        "committed_rows": totals(report).1,
         "bytes": (report.tables.iter()).flat_map(|t| &t.destinations).map(|d| d.bytes).sum::<u64>(),
         "snapshot": report.snapshot,
         "notes": notes,

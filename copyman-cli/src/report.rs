@@ -707,6 +707,14 @@ impl RunReport {
                 "error": self.source_error.as_ref().map(error_json),
             },
             "format": self.format,
+            // One meaning in a one-table run's document and a job's: read from the source, and
+            // committed, summed over the destinations (`rows` is the source's count here, the
+            // committed total in a job's).
+            "source_rows": self.source_rows,
+            "committed_rows": self.destinations.iter()
+                .filter(|d| d.status == Status::Committed)
+                .filter_map(|d| d.rows)
+                .sum::<u64>(),
             "rows": rows,
             "bytes": self.bytes,
             "duration_secs": self.duration.as_secs_f64(),
