@@ -94,7 +94,11 @@ pub(crate) fn prepare(
 ) -> Result<Watch, Fatal> {
     identity::check(t, source.as_deref_mut(), dests)?;
     report::set_stall_timeout(t.safety.stall_timeout);
-    report::set_input(t);
+    let ascii = source.as_deref().is_some_and(|c| {
+        c.session().parameter("server_encoding") == Some("SQL_ASCII")
+            && c.session().parameter("client_encoding") != Some("SQL_ASCII")
+    });
+    report::set_input(t, ascii);
     apply_all(t, source.as_deref_mut(), dests)?;
     // A signal cuts the sessions' waits short (the commit's participants take it off for an
     // answer that decides).

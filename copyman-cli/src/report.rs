@@ -235,13 +235,26 @@ pub(crate) fn describe(error: &(dyn Error + 'static)) -> ErrorInfo {
     }
 }
 
-/// What a destination's 22021 (bytes invalid in its encoding) says of the run's file or stdin
-/// source: the encoding it was read as, and `--encoding`, the way out ([`describe`]).
+/// What a 22021 (bytes invalid in an encoding) says of the run's source: a file's or stdin's
+/// encoding it was read as, and `--encoding`, the way out; a `SQL_ASCII` database's bytes read
+/// as UTF8, and `client_encoding`, the way out ([`describe`]).
 static INPUT: Mutex<Option<String>> = Mutex::new(None);
 
-/// Records what [`INPUT`] says for a run whose source is a file or stdin.
-pub(crate) fn set_input(t: &crate::args::Transfer) {
+/// Records what [`INPUT`] says for a run whose source is a file or stdin, or a server whose
+/// database is `SQL_ASCII` read in another encoding (`sql_ascii`).
+pub(crate) fn set_input(t: &crate::args::Transfer, sql_ascii: bool) {
     let input = match &t.source {
+        crate::args::Endpoint::Server(_) if sql_ascii => {
+            *INPUT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(
+                "the source's database is SQL_ASCII, which holds bytes of no declared \
+                 encoding, read as UTF8: give every CONN the data's encoding, e.g. \
+                 client_encoding=LATIN1"
+                    .to_owned(),
+            );
+            return;
+        }
         crate::args::Endpoint::Server(_) => None,
         crate::args::Endpoint::Stdio => Some("stdin".to_owned()),
         other => Some(format!("the file {}", other.display())),

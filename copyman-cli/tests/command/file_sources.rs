@@ -504,3 +504,56 @@ fn a_file_in_another_encoding_is_said_with_the_way_out() {
         .get(0);
     assert_eq!(v, "été");
 }
+
+/// A SQL_ASCII source database holding LATIN1 bytes, read as UTF8: its failure says why and the
+/// way out (`client_encoding`), which copies the rows (it was the server's bare 22021).
+#[test]
+fn a_sql_ascii_source_that_is_not_utf8_is_said_with_the_way_out() {
+    let c = clusters();
+    let name = format!("ascii_{}", std::process::id());
+    let mut admin = c.source.connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} ENCODING SQL_ASCII TEMPLATE template0 LC_COLLATE 'C' \
+             LC_CTYPE 'C'"
+        ))
+        .unwrap();
+    c.source
+        .connect(&name)
+        .batch_execute("CREATE TABLE s (id int, t text); INSERT INTO s VALUES (1, E'caf\\xe9')")
+        .unwrap();
+    let d = database(&c.dest[0], "CREATE TABLE s (id int, t text);");
+    let to = c.dest[0].conninfo(&d);
+    let out = run(&[
+        "table",
+        "s",
+        "--from",
+        &c.source.conninfo(&name),
+        "--to",
+        &to,
+    ]);
+    assert_exit(&out, 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("source: SQLSTATE 22021")
+            && stderr.contains("the source's database is SQL_ASCII")
+            && stderr.contains("client_encoding=LATIN1"),
+        "{stderr}"
+    );
+    let from = format!("{} client_encoding=LATIN1", c.source.conninfo(&name));
+    let to = format!("{to} client_encoding=LATIN1");
+    let out = run(&["table", "s", "--from", &from, "--to", &to]);
+    assert_exit(&out, 0);
+    let v: String = c.dest[0]
+        .connect(&d)
+        .query_one("SELECT t FROM s", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "café");
+    admin
+        .batch_execute(&format!("DROP DATABASE {name}"))
+        .unwrap();
+}
