@@ -623,7 +623,7 @@ fn table_plan(
         .into());
     }
     // A destination `name` column that would cut the source's values.
-    if let (Some(conn), Some(rel), Some(columns)) = (source, &source_rel, &columns) {
+    if let (Some(conn), Some(rel), Some(columns)) = (source.as_deref_mut(), &source_rel, &columns) {
         let encoded: Vec<(&str, &Relation, String)> = dest_rels
             .iter()
             .filter_map(|(i, r)| {
@@ -840,9 +840,9 @@ fn table_plan(
             }
         }
     }
-    if let (Some(columns), Some(source)) = (&columns, &source_rel) {
+    if let (Some(columns), Some(source_rel)) = (&columns, &source_rel) {
         for (i, rel) in &dest_rels {
-            sequences[*i] = copyman_job::sequences::carried(columns, source, rel);
+            sequences[*i] = copyman_job::sequences::carried(columns, source_rel, rel);
             let table = copy.target().to_string();
             // Those its role may not advance: said now, not promised.
             if let Some(conn) = dests[*i].conn.as_mut() {
@@ -856,8 +856,25 @@ fn table_plan(
                 ) {
                     report::warn(warning);
                 }
+                // One the source's already stands beyond: its setval would fail the copy.
+                if let Some(src) = source.as_deref_mut() {
+                    let beyond = copyman_job::sequences::beyond_bounds(src, conn, &sequences[*i]);
+                    if let Some(why) = beyond.into_values().next() {
+                        let message = format!("{table} on {}: {why}", labels[*i]);
+                        let said = ErrorInfo {
+                            sqlstate: Some("22003".to_owned()),
+                            message: message.clone(),
+                        };
+                        return Err(Fatal {
+                            exit: Exit::CopyFailed,
+                            server: Some((format!("destination {}", i + 1), said)),
+                            message,
+                        }
+                        .into());
+                    }
+                }
             }
-            let uncarried = copyman_job::sequences::uncarried(columns, source, rel);
+            let uncarried = copyman_job::sequences::uncarried(columns, source_rel, rel);
             if let Some(warning) =
                 copyman_job::sequences::uncarried_warning(&table, &labels[*i], &uncarried)
             {

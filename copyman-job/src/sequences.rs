@@ -129,6 +129,83 @@ pub fn unadvanceable(
         .collect()
 }
 
+/// Of `carries` (tables' on one destination), the ones whose source sequence already stands
+/// beyond the bounds of the destination's (an identity column narrower there: `smallint` where
+/// the source's is `integer`): its `setval` would fail the copy (22003) after every row was sent,
+/// every row fitting. Asked while planning, in one question on each side, so that the dry run
+/// fails as the run would; by [`Carry::destination`], with what the refusal says (the way out:
+/// widen the sequence there). Empty where that cannot be asked (the copy then says what it met).
+pub fn beyond_bounds<'c>(
+    source: &mut Connection,
+    destination: &mut Connection,
+    carries: impl IntoIterator<Item = &'c Carry>,
+) -> HashMap<u32, String> {
+    let carries: Vec<&Carry> = carries.into_iter().collect();
+    if carries.is_empty() || !has_sequence_catalog(source) || !has_sequence_catalog(destination) {
+        return HashMap::new();
+    }
+    let oids = |oids: Vec<u32>| {
+        let oids: Vec<String> = oids.iter().map(u32::to_string).collect();
+        oids.join(", ")
+    };
+    // pg_sequences' reading: NULL where the role may not read it, or it was never called.
+    let Ok(at) = source.query(&format!(
+        "SELECT s.oid::text, CASE WHEN pg_catalog.has_sequence_privilege(s.oid, 'SELECT,USAGE') \
+           THEN pg_catalog.pg_sequence_last_value(s.oid)::text END \
+         FROM pg_catalog.unnest(ARRAY[{}]::pg_catalog.oid[]) AS s(oid) \
+         JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid",
+        oids(carries.iter().map(|c| c.source).collect())
+    )) else {
+        return HashMap::new();
+    };
+    let Ok(bounds) = destination.query(&format!(
+        "SELECT q.seqrelid::text, q.seqrelid::pg_catalog.regclass::text, q.seqmin::text, \
+           q.seqmax::text, pg_catalog.format_type(q.seqtypid, NULL) \
+         FROM pg_catalog.pg_sequence q WHERE q.seqrelid = ANY (ARRAY[{}]::pg_catalog.oid[])",
+        oids(carries.iter().map(|c| c.destination).collect())
+    )) else {
+        return HashMap::new();
+    };
+    let number = |row: &Vec<Option<String>>, i: usize| -> Option<i64> {
+        row.get(i)?.as_deref()?.parse().ok()
+    };
+    let at: HashMap<u32, i64> = (at.iter())
+        .filter_map(|row| Some((u32::try_from(number(row, 0)?).ok()?, number(row, 1)?)))
+        .collect();
+    let mut beyond = HashMap::new();
+    for row in &bounds {
+        let (Some(oid), Some(name), Some(min), Some(max)) = (
+            number(row, 0).and_then(|n| u32::try_from(n).ok()),
+            row.get(1).cloned().flatten(),
+            number(row, 2),
+            number(row, 3),
+        ) else {
+            continue;
+        };
+        let ty = row.get(4).cloned().flatten().unwrap_or_default();
+        for carry in carries.iter().filter(|c| c.destination == oid) {
+            let Some(&last) = at.get(&carry.source) else {
+                continue;
+            };
+            if (min..=max).contains(&last) {
+                continue;
+            }
+            beyond.insert(
+                oid,
+                format!(
+                    "the source's sequence of column {} stands at {last}, beyond what its \
+                     sequence {name} there can hold ({ty}, {min}..{max}): advancing it would \
+                     fail the copy once every row was sent; widen it there (ALTER SEQUENCE \
+                     {name} AS bigint, or its MINVALUE/MAXVALUE), with the column's type if \
+                     the rows need it",
+                    carry.column
+                ),
+            );
+        }
+    }
+    beyond
+}
+
 /// Takes out of `carries` (one table's on a destination) those its role may not advance
 /// (`denied`, [`unadvanceable`]), and says them: left where they stand, perhaps behind the
 /// copied rows, with the grant that lets a copy advance them. `table` and `destination` name

@@ -1861,6 +1861,27 @@ fn plan_all(
             _ => Vec::new(),
         });
         let denied = sequences::unadvanceable(conn, oids);
+        // A table whose source sequence already stands beyond its destination's bounds: its
+        // setval would fail the table's copy after every row; refused there now.
+        let carried = tables.iter().flat_map(|t| match &t.destinations[d] {
+            DestPlan::Copy { sequences, .. } => sequences.iter().collect(),
+            _ => Vec::new(),
+        });
+        let carried: Vec<Carry> = carried.cloned().collect();
+        let beyond = sequences::beyond_bounds(&mut src, conn, &carried);
+        for t in tables.iter_mut() {
+            let why = match &t.destinations[d] {
+                DestPlan::Copy { sequences, .. } => {
+                    sequences.iter().find_map(|c| beyond.get(&c.destination))
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                let mut refused = TableError::lasting(why.clone());
+                refused.sqlstate = Some("22003".to_owned());
+                t.destinations[d] = DestPlan::Refused(refused);
+            }
+        }
         if denied.is_empty() {
             continue;
         }
