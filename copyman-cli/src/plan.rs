@@ -860,15 +860,15 @@ fn table_plan(
                 if let Some(src) = source.as_deref_mut() {
                     let beyond = copyman_job::sequences::beyond_bounds(src, conn, &sequences[*i]);
                     if let Some(why) = beyond.into_values().next() {
-                        let message = format!("{table} on {}: {why}", labels[*i]);
+                        // With the SQLSTATE its setval would have failed with.
                         let said = ErrorInfo {
                             sqlstate: Some("22003".to_owned()),
-                            message: message.clone(),
+                            message: format!("{table} on {}: {why}", labels[*i]),
                         };
                         return Err(Fatal {
                             exit: Exit::CopyFailed,
+                            message: said.to_string(),
                             server: Some((format!("destination {}", i + 1), said)),
-                            message,
                         }
                         .into());
                     }
