@@ -69,8 +69,9 @@ pub(crate) struct LowJob {
     pub(crate) resume: bool,
     /// Compare an order-independent checksum of every table on the source (in the job's
     /// snapshot) and on each destination (after its commit; with --resume, the tables done
-    /// earlier too); a table that differs is not recorded as done there (--resume copies it
-    /// again).
+    /// earlier too, with the checksum recorded when they matched, so that a source that changed
+    /// since is no difference); a table that differs is not recorded as done there (--resume
+    /// copies it again).
     #[arg(long)]
     pub(crate) verify: bool,
     /// Cap the read rate from the source, across all jobs (bytes per second, at least 32k; k,
@@ -2627,6 +2628,7 @@ mod tests {
                 error: None,
                 verified: None,
                 unverified: false,
+                checksum: None,
                 warning: None,
             }
         };
@@ -2692,6 +2694,7 @@ mod tests {
             error: None,
             verified,
             unverified,
+            checksum: None,
             warning: None,
         };
         let table = |name: &str, result| job::TableReport {
@@ -2754,6 +2757,7 @@ mod tests {
                 error: None,
                 verified: None,
                 unverified: false,
+                checksum: None,
                 warning: None,
             }],
             notices: Vec::new(),
@@ -2809,6 +2813,7 @@ mod tests {
             }),
             verified: None,
             unverified: false,
+            checksum: None,
             warning: None,
         };
         let source = Some((
@@ -2898,6 +2903,7 @@ mod tests {
             }),
             verified: None,
             unverified: false,
+            checksum: None,
             warning: None,
         };
         let table = |name: String, destinations| job::TableReport {
@@ -2985,6 +2991,7 @@ mod tests {
             }),
             verified: None,
             unverified: false,
+            checksum: None,
             warning: None,
         };
         let mut report = JobReport {

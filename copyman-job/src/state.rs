@@ -60,7 +60,10 @@
 //! `COMMIT` (or `PREPARE TRANSACTION`) is sent, with the rows copied and the destination's
 //! transaction ids (`txid_current()`; one per range of a split table); `done` only after its
 //! `COMMIT` there succeeded, with the rows committed — and, when the job verifies, only once
-//! the destination's checksum matched the source's. `mismatch` says that the table committed
+//! the destination's checksum matched the source's, after a `checksum  TABLE  DESTINATION  SUM`
+//! line with the checksum both had: a resume that verifies compares the table there with that,
+//! not with the source as it is by then (a live source's rows have changed: every table done
+//! earlier differed, and was copied again). `mismatch` says that the table committed
 //! there but its checksum differed (or could not be computed): it is not done, and a resume
 //! empties it and copies it again in one transaction.
 //!
@@ -151,6 +154,9 @@ pub struct Recorded {
     pub writer: Option<Writer>,
     /// `(table, destination)` pairs done, with the rows committed.
     pub done: HashMap<(String, String), u64>,
+    /// `(table, destination)` pairs done under `--verify`, with the checksum the destination
+    /// and the source had then ([`StateFile::done`]).
+    pub checksums: HashMap<(String, String), String>,
     /// `(table, destination)` pairs whose copy began (done or not).
     pub begun: HashSet<(String, String)>,
     /// `(table, destination)` pairs committed whose `--verify` checksum differed from the
@@ -480,13 +486,19 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                         .insert(dest.clone(), Position { timeline, lsn });
                 }
             }
+            [kind, table, dest, sum] if kind == "checksum" => {
+                let key = (table.clone(), dest.clone());
+                recorded.checksums.insert(key, sum.clone());
+            }
             [kind, table, dest] if kind == "begin" => {
                 let key = (table.clone(), dest.clone());
+                recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
                 recorded.attempts.entry(key).or_default().unannounced = true;
             }
             [kind, table, dest, exact] if kind == "begin" && exact == EXACT => {
                 let key = (table.clone(), dest.clone());
+                recorded.checksums.remove(&key);
                 recorded.begun.insert(key.clone());
                 recorded.attempts.entry(key).or_default();
             }
@@ -534,6 +546,7 @@ pub fn read(path: &Path) -> io::Result<Recorded> {
                     let key = (table.clone(), dest.clone());
                     recorded.begun.insert(key.clone());
                     recorded.done.remove(&key);
+                    recorded.checksums.remove(&key);
                     recorded.attempts.remove(&key);
                     recorded.mismatched.insert(key, rows);
                 }
@@ -792,17 +805,27 @@ impl StateFile {
         self.append(&["commit", table, destination, &rows.to_string(), &xids])
     }
 
-    /// Records that `table` is committed on `destination` with `rows` rows. Call only after the
-    /// COMMIT succeeded.
+    /// Records that `table` is committed on `destination` with `rows` rows, and under
+    /// `--verify` the `checksum` it matched the source's with. Call only after the COMMIT
+    /// succeeded (and the checksums matched).
     ///
     /// # Errors
     /// Writing or syncing failed (the table then counts as not done: it is copied again).
-    pub fn done(&self, table: &str, destination: &str, rows: u64) -> io::Result<()> {
+    pub fn done(
+        &self,
+        table: &str,
+        destination: &str,
+        rows: u64,
+        checksum: Option<&str>,
+    ) -> io::Result<()> {
         // Not synced: lost in an operating system's crash, the table's durable `commit` record
         // (its transaction ids) remains, and a resume asks the destination: done if they
-        // committed (`txid_status`).
-        let line = line(&["done", table, destination, &rows.to_string()]);
-        self.write(&line, Durable::WithTheNext)
+        // committed (`txid_status`). The checksum first, in the same write.
+        let mut lines = checksum
+            .map(|sum| line(&["checksum", table, destination, sum]))
+            .unwrap_or_default();
+        lines.push_str(&line(&["done", table, destination, &rows.to_string()]));
+        self.write(&lines, Durable::WithTheNext)
     }
 
     /// Records that `table` committed on `destination` with `rows` rows, but its checksum
@@ -1032,14 +1055,14 @@ mod tests {
         let path = dir.join("sub/job.state");
         let state = StateFile::open(&path, false).unwrap();
         state.begin("\"a\"", "host=x").unwrap();
-        state.done("\"a\"", "host=x", 10).unwrap();
+        state.done("\"a\"", "host=x", 10, None).unwrap();
         state.begin("\"b\tc\"", "host=x\\y").unwrap();
         // A table whose checksum differed is not done, and a later done (a resume) makes it so.
         state.begin("\"m\"", "host=x").unwrap();
         state.mismatch("\"m\"", "host=x", 3).unwrap();
         state.begin("\"n\"", "host=x").unwrap();
         state.mismatch("\"n\"", "host=x", 4).unwrap();
-        state.done("\"n\"", "host=x", 4).unwrap();
+        state.done("\"n\"", "host=x", 4, Some("4:99")).unwrap();
         // An attempt announces its commit; a `begin` of format 2 does not; done forgets both.
         state.begin("\"c\"", "host=x").unwrap();
         state.commit("\"c\"", "host=x", 7, &[41, 42]).unwrap();
@@ -1047,7 +1070,7 @@ mod tests {
         state.append(&["begin", "\"c\"", "host=x"]).unwrap();
         state.begin("\"d\"", "host=x").unwrap();
         state.commit("\"d\"", "host=x", 2, &[43]).unwrap();
-        state.done("\"d\"", "host=x", 2).unwrap();
+        state.done("\"d\"", "host=x", 2, None).unwrap();
         drop(state);
         let recorded = read(&path).unwrap();
         let c = recorded.attempts("\"c\"", "host=x");
@@ -1071,6 +1094,14 @@ mod tests {
         assert_eq!(read.mismatched("\"m\"", "host=x"), Some(3));
         assert_eq!(read.done("\"n\"", "host=x"), Some(4));
         assert_eq!(read.mismatched("\"n\"", "host=x"), None);
+        // Its checksum with it; none for a table done without one, or begun again since.
+        let sum = |t: &str| {
+            read.checksums
+                .get(&(t.to_owned(), "host=x".to_owned()))
+                .cloned()
+        };
+        assert_eq!(sum("\"n\""), Some("4:99".to_owned()));
+        assert_eq!(sum("\"a\""), None);
         // A second run of the same job is refused while the first holds the file; a job of
         // the same directory reads its claims only then. The torn line above is cut as the
         // file is opened: the records appended after it are read.

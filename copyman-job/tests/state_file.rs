@@ -60,7 +60,7 @@ fn torn_then_whole(path: PathBuf) {
     let torn = file.begin("\"public\".\"t\"", "system 1 database 2");
     assert!(torn.is_err(), "the write past the limit failed");
     limit("unlimited");
-    file.done("\"public\".\"u\"", "system 1 database 2", 5)
+    file.done("\"public\".\"u\"", "system 1 database 2", 5, None)
         .expect("the next record is written whole");
     let recorded = state::read(&path).unwrap();
     assert_eq!(

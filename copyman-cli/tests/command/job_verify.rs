@@ -712,3 +712,78 @@ fn a_table_verify_found_different_is_left_out_of_a_resume_by_exclude_table() {
     assert_eq!(count(&c.dest[0], &d1, "t2"), 20);
     assert_eq!(count(&c.dest[0], &d1, "t1"), 11);
 }
+
+/// A `--verify` job resumed while its source is live: a table the first run copied and
+/// verified (against its own snapshot) is compared with the checksum recorded then, not with
+/// the source as it is now — it was called different, un-recorded, and the next resume
+/// refused (a job against a live source could never be resumed to exit 0).
+#[test]
+fn a_verified_table_is_not_called_different_because_the_source_changed_since() {
+    let c = clusters();
+    let schema = "CREATE TABLE la (id int PRIMARY KEY, v int); CREATE TABLE lb (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO la SELECT g, g FROM generate_series(1, 100) g;
+             INSERT INTO lb SELECT generate_series(1, 10);"
+        ),
+    );
+    // lb fails on the destination at first (a row its CHECK refuses).
+    let dst = database(
+        &c.dest[0],
+        &format!("{schema} ALTER TABLE lb ADD CONSTRAINT small CHECK (id < 10);"),
+    );
+    let state = TempPath::new("live-verify.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+    let job = |extra: &[&str]| {
+        let args = [
+            "--json",
+            "table",
+            "la",
+            "lb",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--verify",
+            "--keep-going",
+        ];
+        run(&[&args[..], extra].concat())
+    };
+    assert_exit(&job(&[]), 4);
+    assert_eq!(count(&c.dest[0], &dst, "la"), 100);
+    // The source goes on living; the destination's obstacle is mended.
+    c.source
+        .connect(&src)
+        .batch_execute("UPDATE la SET v = v + 1 WHERE id <= 10")
+        .unwrap();
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("ALTER TABLE lb DROP CONSTRAINT small")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    let la = records(&report, r#""public"."la""#);
+    assert_eq!(la[0]["status"], "already done", "{report}");
+    assert_eq!(la[0]["verified"], true, "{report}");
+    assert_eq!(count(&c.dest[0], &dst, "lb"), 10);
+    // A change on the destination since is still found.
+    c.dest[0]
+        .connect(&dst)
+        .batch_execute("DELETE FROM la WHERE id = 50")
+        .unwrap();
+    let out = job(&["--resume"]);
+    assert_exit(&out, 4);
+    let report = json(&out);
+    let la = records(&report, r#""public"."la""#);
+    assert_eq!(la[0]["verified"], false, "{report}");
+    assert!(
+        la[0]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("it changed there since")),
+        "{report}"
+    );
+}

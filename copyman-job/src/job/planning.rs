@@ -240,6 +240,10 @@ pub struct Plan {
     /// Tables begun and not recorded done by an earlier run whose commit the destination
     /// confirmed (`txid_status()`): `(table, destination, rows)`, recorded done by [`run`].
     pub(super) confirmed: Vec<(String, usize, u64)>,
+    /// By destination: not where the earlier run left it (a failover, a restore): under
+    /// `--verify`, every table recorded done there is compared again, even in a job that
+    /// verified each as it recorded it.
+    pub(super) moved: Vec<bool>,
     /// Under two-phase commit, where each destination's transactions are (by destination), for
     /// the `party` lines of every decision ([`commit::DecisionLog::record_parties`]).
     pub(super) parties: Vec<commit::Holder>,
@@ -1140,6 +1144,7 @@ fn plan_all(
     // lacked its commits, a restore of an older copy: the same system identifier) may lack what
     // the state file records committed there, and a transaction id it recorded may name one of
     // the new server's own: only comparing every table (--verify) can tell.
+    let mut moved = vec![false; destinations.len()];
     if options.resume {
         for (i, (conn, server)) in dests.iter_mut().zip(destinations).enumerate() {
             let Some(conn) = conn.as_mut() else {
@@ -1193,6 +1198,7 @@ fn plan_all(
                      again with --truncate and another --state"
                 )));
             }
+            moved[i] = true;
             notes.push(format!(
                 "{what}: --verify compares every table it records there"
             ));
@@ -1612,7 +1618,8 @@ fn plan_all(
             notes.push(format!(
                 "{key}: destination {} holds it as an earlier run copied it, from that run's \
                  snapshot, and destination {} gets it from this run's: rows the source changed \
-                 in between differ between them (--verify compares each with the source now)",
+                 in between differ between them (--verify compares each with the source as its own \
+                 run's snapshot saw it)",
                 earlier.join(", "),
                 now.join(", ")
             ));
@@ -2185,6 +2192,7 @@ fn plan_all(
         relatives,
         covers,
         confirmed,
+        moved,
         parties,
         coordinator,
         block_size,

@@ -84,6 +84,9 @@ pub struct DestResult {
     /// terminated, a server gone): not compared, so neither done nor found different; the error
     /// says why. A resume compares it again.
     pub unverified: bool,
+    /// `--verify`: the checksum it matched the source's with, recorded with its `done` so that
+    /// a resume compares it with that, not with the source as it is then.
+    pub checksum: Option<String>,
     /// What the caller should hear about a table that did commit (a row count that differs
     /// from the source's, under [`Options::allow_count_mismatch`]).
     pub warning: Option<String>,
@@ -99,6 +102,7 @@ impl DestResult {
             error: None,
             verified: None,
             unverified: false,
+            checksum: None,
             warning: None,
         }
     }

@@ -807,7 +807,7 @@ pub fn run(
     // What an earlier run committed without recording it (the destination confirmed it).
     for (table, d, rows) in std::mem::take(&mut plan.confirmed) {
         state
-            .done(&table, &plan.keys[d], rows)
+            .done(&table, &plan.keys[d], rows, None)
             .map_err(|error| JobError::State {
                 path: options.state.clone(),
                 error,
@@ -1278,7 +1278,7 @@ pub(super) fn record_committed(shared: &Shared<'_>, key: &str, d: usize, result:
         record_mismatch(shared, key, d, result);
         return;
     }
-    if let Err(e) = shared.state.done(key, name, rows) {
+    if let Err(e) = (shared.state).done(key, name, rows, result.checksum.as_deref()) {
         result.error = Some(TableError::new(format!(
             "committed, but the state file could not record it (a resume finds it committed \
              there, by the transaction id recorded before its COMMIT): {e}"

@@ -131,11 +131,14 @@ fn checksum_on(
 /// Under [`Options::verify`], compares `t` on the destinations where an earlier run did it
 /// ([`DestPlan::Done`], skipped by the copy) with the source in the job's snapshot (`sum`: the
 /// source's checksum if the copy computed it, else computed now), as a table copied now is
-/// compared: a resume with verify checks every table of the job. One that differs, or cannot
-/// be compared, is recorded `mismatch`: not done, so that the next resume empties it there and
-/// copies it again. Nothing is compared once the job halted (an interrupt may have cancelled
-/// the source's checksum: that would say nothing of the table). `sum_kept` keeps the source's
-/// checksum, for [`verify_after_triggers`].
+/// compared: a resume that adds `--verify` checks every table of the job. One that differs, or
+/// cannot be compared, is recorded `mismatch`: not done, so that the next resume empties it
+/// there and copies it again. A job that began with `--verify` recorded each table done only
+/// once it matched the source in its own run's snapshot: it is not compared again (against a
+/// live source, every table copied earlier differs from the source now, and each was called
+/// different and un-recorded). Nothing is compared once the job halted (an interrupt may have
+/// cancelled the source's checksum: that would say nothing of the table). `sum_kept` keeps the
+/// source's checksum, for [`verify_after_triggers`].
 pub(super) fn verify_done(
     shared: &Shared<'_>,
     worker: usize,
@@ -144,8 +147,43 @@ pub(super) fn verify_done(
     sum_kept: &mut Option<String>,
     report: &mut TableReport,
 ) {
+    let key = t.table.to_string();
     let done = done_earlier(t);
     if !shared.options.verify || done.is_empty() || shared.halted() {
+        return;
+    }
+    // The checksum recorded when an earlier run found it equal to the source's, on a
+    // destination where that run left it (not failed over or restored since): compared with
+    // that, not with the source now (a live source differs from any earlier moment).
+    let (plan, recorded) = (shared.plan, &shared.plan.recorded);
+    let then = |d: usize| {
+        let moved = plan.moved.get(d).copied().unwrap_or(true);
+        let sum = (recorded.checksums).get(&(key.clone(), plan.keys[d].clone()));
+        sum.filter(|_| !moved)
+    };
+    let (by_record, done): (Vec<usize>, Vec<usize>) =
+        done.into_iter().partition(|&d| then(d).is_some());
+    for d in by_record {
+        let sum = then(d).expect("partitioned above");
+        let result = &mut report.destinations[d];
+        let now = match ensure(&mut conns.dests[d], &shared.destinations[d]) {
+            Ok(conn) => verify_dest((shared, worker, d), result, Some(conn), t, sum),
+            Err(e) => {
+                not_compared(result, e.prefixed("verify: "));
+                None
+            }
+        };
+        if result.verified == Some(false) {
+            let now = now.unwrap_or_default();
+            result.error = Some(TableError::new(format!(
+                "verify: the checksum differs from the one recorded when an earlier run found \
+                 it equal to the source's (rows:sum {now} here now, {sum} then): it changed \
+                 there since"
+            )));
+            record_mismatch(shared, &key, d, result);
+        }
+    }
+    if done.is_empty() || shared.halted() {
         return;
     }
     let sum = match sum_kept.clone() {
@@ -158,12 +196,13 @@ pub(super) fn verify_done(
     if let Ok(sum) = &sum {
         *sum_kept = Some(sum.clone());
     }
-    let key = t.table.to_string();
     for d in done {
         let result = &mut report.destinations[d];
         match &sum {
             Ok(sum) => match ensure(&mut conns.dests[d], &shared.destinations[d]) {
-                Ok(conn) => verify_dest((shared, worker, d), result, Some(conn), t, sum),
+                Ok(conn) => {
+                    verify_dest((shared, worker, d), result, Some(conn), t, sum);
+                }
                 Err(e) => not_compared(result, e.prefixed("verify: ")),
             },
             Err(e) => not_compared(
@@ -197,20 +236,21 @@ fn source_checksum(
 }
 
 /// Compares committed destination `d`'s checksum of `t` with the source's, on `conn`, told to
-/// the caller ([`Event::Checksum`]: a signal cancels it).
+/// the caller ([`Event::Checksum`]: a signal cancels it); the destination's checksum, where it
+/// was computed.
 pub(super) fn verify_dest(
     (shared, worker, d): (&Shared<'_>, usize, usize),
     result: &mut DestResult,
     conn: Option<&mut Connection>,
     t: &TablePlan,
     sum: &str,
-) {
+) -> Option<String> {
     let Some(conn) = conn else {
         not_compared(
             result,
             TableError::new("verify: no connection to the destination"),
         );
-        return;
+        return None;
     };
     if let Some((pid, _)) = conn.session().backend_key() {
         (shared.events)(Event::Checksum {
@@ -226,7 +266,11 @@ pub(super) fn verify_dest(
         .and_then(|_| checksum_on(conn, t, t.read_as.get(d).map_or(&[], Vec::as_slice)));
     end(Some(conn));
     match theirs {
-        Ok(theirs) if theirs == sum => result.verified = Some(true),
+        Ok(theirs) if theirs == sum => {
+            result.verified = Some(true);
+            result.checksum = Some(theirs.clone());
+            Some(theirs)
+        }
         Ok(theirs) => {
             result.verified = Some(false);
             // Its own triggers ran as it was written there: what they changed is theirs, and
@@ -246,11 +290,15 @@ pub(super) fn verify_dest(
                 "verify: the checksum differs from the source's (rows:sum {theirs} here, {sum} on \
                  the source){triggers}"
             )));
+            Some(theirs)
         }
-        Err(e) => not_compared(
-            result,
-            e.prefixed("verify: the checksum could not be computed: "),
-        ),
+        Err(e) => {
+            not_compared(
+                result,
+                e.prefixed("verify: the checksum could not be computed: "),
+            );
+            None
+        }
     }
 }
 
