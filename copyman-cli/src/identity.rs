@@ -73,14 +73,22 @@ pub(crate) fn check(
             Ok(id) => Some(id),
             Err(e) => {
                 report::warn(format_args!(
-                    "cannot identify the {role}'s server ({}): a database given twice cannot be \
-                 detected",
+                    "cannot identify the {role}'s server ({}): a database given twice is told by \
+                 an advisory lock instead, where the role may take one",
                     report::describe(&e)
                 ));
                 None
             }
         };
-    let source = source.and_then(|conn| identify(conn, "source", table.as_deref()));
+    let mut source_conn = source;
+    let source =
+        (source_conn.as_deref_mut()).and_then(|conn| identify(conn, "source", table.as_deref()));
+    // Endpoints whose server could not say who it is (0 the source, then each destination):
+    // told apart from the others by an advisory lock, below.
+    let mut unknown: Vec<usize> = Vec::new();
+    if source_conn.is_some() && source.is_none() {
+        unknown.push(0);
+    }
     let mut seen: Vec<(usize, Identity, String)> = Vec::new();
     // Left out under --keep-going: when none is left, the first is the run's refusal.
     let mut left_out: Vec<String> = Vec::new();
@@ -97,6 +105,7 @@ pub(crate) fn check(
             .as_deref()
             .or_else(|| receives.as_deref().and_then(statement::copy_table));
         let Some(id) = identify(conn, &format!("destination {}", i + 1), target) else {
+            unknown.push(i + 1);
             continue;
         };
         report::log(format_args!("destination {}: {id}", i + 1));
@@ -229,10 +238,114 @@ pub(crate) fn check(
         }
         seen.push((i, id, name));
     }
+    refuse_unidentified_twins(t, source_conn, dests, &unknown, (&table, &target))?;
     match left_out.into_iter().next() {
         Some(first) if dests.iter().all(|d| d.error.is_some()) => Err(refused(first)),
         _ => Ok(()),
     }
+}
+
+/// The endpoints `x` < `y` (0 the source, then each destination), where both have a session.
+fn two_sessions<'a>(
+    source: &'a mut Option<&mut Connection>,
+    dests: &'a mut [Dest<'_>],
+    (x, y): (usize, usize),
+) -> Option<(&'a mut Connection, &'a mut Connection)> {
+    let (before, from) = dests.split_at_mut(y - 1);
+    let second = from.first_mut()?.conn.as_mut()?;
+    let first = match x {
+        0 => source.as_deref_mut()?,
+        x => before.get_mut(x - 1)?.conn.as_mut()?,
+    };
+    Some((first, second))
+}
+
+/// A database given twice where a server could not say who it is (`unknown`: 0 the source,
+/// then each destination; [`Identity::of`] failed, `pg_control_system()` and
+/// `pg_postmaster_start_time()` revoked): each such endpoint is told apart from every other by
+/// an advisory lock ([`copyman_job::identity::one_database`]), and refused as [`check`]
+/// refuses one identified (it was a warning, and every row was stored twice, exit 0). Where
+/// even that cannot be asked, the warning stands.
+fn refuse_unidentified_twins(
+    t: &Transfer,
+    mut source: Option<&mut Connection>,
+    dests: &mut [Dest<'_>],
+    unknown: &[usize],
+    (table, target): (&Option<String>, &Option<String>),
+) -> Result<(), Fatal> {
+    let names: Vec<String> = std::iter::once("the source".to_owned())
+        .chain(
+            (dests.iter().enumerate())
+                .map(|(i, d)| format!("destination {} ({})", i + 1, d.endpoint.display())),
+        )
+        .collect();
+    let name = |k: usize| names[k].clone();
+    let how = "(their servers cannot say who they are, but an advisory lock taken on one is \
+               held on the other)";
+    for &u in unknown {
+        for other in 0..=dests.len() {
+            // Each pair once; none with a destination left out.
+            if other == u || (unknown.contains(&other) && other < u) {
+                continue;
+            }
+            let (x, y) = (u.min(other), u.max(other));
+            if dests[y - 1].error.is_some() || (x > 0 && dests[x - 1].error.is_some()) {
+                continue;
+            }
+            let Some((a, b)) = two_sessions(&mut source, dests, (x, y)) else {
+                continue;
+            };
+            if copyman_job::identity::one_database(a, b) != Some(true) {
+                continue;
+            }
+            let refusal = match (&t.statements, x) {
+                (Statements::Table { .. }, 0) if table == target => Some(format!(
+                    "{} is the source's own database {how}: copying a table into itself",
+                    name(y)
+                )),
+                (Statements::Table { .. }, 0) => None,
+                (Statements::Table { .. }, _) => Some(format!(
+                    "{} and {} are the same database {how}: its rows would be copied into one \
+                     table twice; give it once",
+                    name(x),
+                    name(y)
+                )),
+                (Statements::Raw { receive, .. }, _) if x > 0 => {
+                    let statement = |k: usize| {
+                        receive
+                            .get(k - 1)
+                            .cloned()
+                            .flatten()
+                            .map(|s| s.trim().to_owned())
+                    };
+                    (statement(x) == statement(y)).then(|| {
+                        format!(
+                            "{} and {} are the same database {how}: its rows would be copied \
+                             into one table twice; give it once",
+                            name(x),
+                            name(y)
+                        )
+                    })
+                }
+                (Statements::Raw { .. }, _) => None,
+            };
+            if let Some(message) = refusal {
+                return Err(Fatal {
+                    exit: Exit::Usage,
+                    server: None,
+                    message,
+                });
+            }
+            report::warn(format_args!(
+                "{} and {} are the same database {how}: if their statements reach the same \
+                 table, every row is stored there twice, and the copy can wait on itself \
+                 (--lock-timeout bounds the wait)",
+                name(x),
+                name(y)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A refusal before anything is sent: exit 2.
@@ -369,7 +482,7 @@ pub(crate) fn check_job(
 ) -> anyhow::Result<(Vec<String>, LeftOut)> {
     let identify = |server: &copyman_job::job::Server,
                     role: &str|
-     -> Result<(Option<Identity>, Encodings), Unreachable> {
+     -> Result<(Option<Identity>, Encodings, Connection), Unreachable> {
         let mut conn = (server.connect)().map_err(|e| Unreachable {
             role: role.to_owned(),
             endpoint: server.name.clone(),
@@ -380,29 +493,43 @@ pub(crate) fn check_job(
             Ok(id) => Some(id),
             Err(e) => {
                 report::warn(format_args!(
-                    "cannot identify the {role}'s server ({}): a database given twice cannot be \
-                     detected",
+                    "cannot identify the {role}'s server ({}): a database given twice is told \
+                     by an advisory lock instead, where the role may take one",
                     report::describe(&e)
                 ));
                 None
             }
         };
-        Ok((id, encodings))
+        Ok((id, encodings, conn))
     };
-    let (source_id, source_encodings) = identify(source, "source")?;
+    let (source_id, source_encodings, source_conn) = identify(source, "source")?;
     let mut encodings = vec![source_encodings];
     let mut seen: Vec<(usize, Identity)> = Vec::new();
     let mut left_out = Vec::new();
+    // The sessions of the servers that could not say who they are (0 the source, then each
+    // destination), and every other, for the advisory lock that tells them apart.
+    let mut unknown: Vec<usize> = Vec::new();
+    if source_id.is_none() {
+        unknown.push(0);
+    }
+    let mut conns: Vec<Option<Connection>> = vec![Some(source_conn)];
     for (i, dest) in dests.iter().enumerate() {
         let id = match identify(dest, &format!("destination {}", i + 1)) {
-            Ok((id, dest_encodings)) => {
+            Ok((id, dest_encodings, conn)) => {
                 encodings.push(dest_encodings);
+                conns.push(Some(conn));
                 match id {
                     Some(id) => id,
-                    None => continue,
+                    None => {
+                        unknown.push(i + 1);
+                        continue;
+                    }
                 }
             }
-            Err(_) if keep_going => continue,
+            Err(_) if keep_going => {
+                conns.push(None);
+                continue;
+            }
             Err(unreachable) => return Err(unreachable.into()),
         };
         if let Some(why) = takes_no_writes(&id) {
@@ -410,6 +537,7 @@ pub(crate) fn check_job(
                 return Err(refused(format!("destination {} ({}) {why}", i + 1, dest.name)).into());
             }
             left_out.push((i, why.to_owned()));
+            conns[i + 1] = None;
             continue;
         }
         if let Some(source) = &source_id {
@@ -444,6 +572,40 @@ pub(crate) fn check_job(
             .into());
         }
         seen.push((i, id));
+    }
+    // A database given twice where a server could not say who it is: told by an advisory lock.
+    let how = "(their servers cannot say who they are, but an advisory lock taken on one is held \
+               on the other)";
+    for &u in &unknown {
+        for other in (0..conns.len()).filter(|o| *o != u && !(unknown.contains(o) && *o < u)) {
+            let (x, y) = (u.min(other), u.max(other));
+            let (before, from) = conns.split_at_mut(y);
+            let (Some(a), Some(b)) = (before[x].as_mut(), from[0].as_mut()) else {
+                continue;
+            };
+            if copyman_job::identity::one_database(a, b) != Some(true) {
+                continue;
+            }
+            let message = match x {
+                0 => format!(
+                    "destination {y} ({}) is the source's database {how}: every table would be \
+                     copied into itself",
+                    dests[y - 1].name
+                ),
+                x => format!(
+                    "destinations {x} ({}) and {y} ({}) are the same database {how}: every \
+                     table would be copied into it twice; give it once",
+                    dests[x - 1].name,
+                    dests[y - 1].name
+                ),
+            };
+            return Err(Fatal {
+                exit: Exit::Usage,
+                server: None,
+                message,
+            }
+            .into());
+        }
     }
     refuse_lossy_encodings(&encodings)?;
     Ok((encodings.into_iter().map(|e| e.server).collect(), left_out))

@@ -272,6 +272,41 @@ impl fmt::Display for Identity {
     }
 }
 
+/// Whether the sessions `a` and `b` are on one database, asked where their servers cannot say
+/// who they are ([`Identity::of`] failed: `pg_control_system()` and `pg_postmaster_start_time()`
+/// revoked, as some sites harden): `a` takes a session advisory lock on a random key, which `b`
+/// can take too only on another database (advisory locks are the database's), then both let
+/// it go. Any role may take one. `None` where that cannot be asked (the functions revoked too,
+/// a session in a failed transaction). Call only outside a transaction block: a refused
+/// function would abort it.
+pub fn one_database(a: &mut Connection, b: &mut Connection) -> Option<bool> {
+    use std::hash::{BuildHasher, Hasher};
+    let taken = |conn: &mut Connection, sql: &str| {
+        first_value(conn, sql)
+            .ok()
+            .flatten()
+            .map(|v| v == "t" || v == "true")
+    };
+    // A key nobody else holds: random (RandomState's keys are), a few tries.
+    for attempt in 0..4u32 {
+        let mut h = std::hash::RandomState::new().build_hasher();
+        h.write_u32(attempt);
+        h.write_u32(std::process::id());
+        let key = h.finish() as i64;
+        match taken(a, &format!("SELECT pg_catalog.pg_try_advisory_lock({key})"))? {
+            false => continue,
+            true => {}
+        }
+        let other = taken(b, &format!("SELECT pg_catalog.pg_try_advisory_lock({key})"));
+        if other == Some(true) {
+            let _ = first_value(b, &format!("SELECT pg_catalog.pg_advisory_unlock({key})"));
+        }
+        let _ = first_value(a, &format!("SELECT pg_catalog.pg_advisory_unlock({key})"));
+        return other.map(|took| !took);
+    }
+    None
+}
+
 fn first_value(conn: &mut Connection, sql: &str) -> Result<Option<String>, copyman_sync::Error> {
     Ok(conn
         .query(sql)?

@@ -522,3 +522,94 @@ fn stream_from(standby: &Cluster, primary: &Cluster, settings: &[&str]) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A database given twice where its server cannot say who it is (`pg_control_system()` and
+/// `pg_postmaster_start_time()` revoked, as some sites harden, for an ordinary role): told by an
+/// advisory lock and refused, one table and a job alike, and a table into itself (every row was
+/// stored twice, exit 0, after a warning). Another database of that server is copied.
+#[test]
+fn a_database_given_twice_whose_server_cannot_say_who_it_is_is_refused() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int); CREATE TABLE u (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 10);"),
+    );
+    let hardened = |db: &str| {
+        let role = format!("plain_{db}");
+        c.dest[0]
+            .connect(db)
+            .batch_execute(&format!(
+                "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON t, u TO {role};
+                 REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;
+                 REVOKE EXECUTE ON FUNCTION pg_postmaster_start_time() FROM PUBLIC;"
+            ))
+            .unwrap();
+        role
+    };
+    let d = database(&c.dest[0], &format!("{table} INSERT INTO t VALUES (0);"));
+    let role = hardened(&d);
+    let over_tcp = format!(
+        "host=127.0.0.1 port={} user={role} dbname={d}",
+        c.dest[0].port()
+    );
+    let over_socket = format!(
+        "host={} port={} user={role} dbname={d}",
+        c.dest[0].socket_dir().display(),
+        c.dest[0].port()
+    );
+    let from = c.source.conninfo(&src);
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &from,
+        "--to",
+        &over_tcp,
+        "--to",
+        &over_socket,
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("are the same database (their servers cannot say who they are"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A table into itself.
+    let out = run(&["table", "t", "--from", &over_tcp, "--to", &over_socket]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("is the source's own database"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A job.
+    let state = TempPath::new("unidentified-twice.state");
+    let out = run(&[
+        "table",
+        "t",
+        "u",
+        "--from",
+        &from,
+        "--to",
+        &over_tcp,
+        "--to",
+        &over_socket,
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 2);
+    assert_eq!(count(&c.dest[0], &d, "t"), 1, "nothing copied");
+    // Another database of that server, hardened as well: copied.
+    let other = database(&c.dest[0], table);
+    let other_role = hardened(&other);
+    let to_other = format!(
+        "host=127.0.0.1 port={} user={other_role} dbname={other}",
+        c.dest[0].port()
+    );
+    let out = run(&[
+        "table", "t", "--from", &from, "--to", &over_tcp, "--to", &to_other,
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &other, "t"), 10);
+}
