@@ -7,7 +7,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, RootCertStore};
 
@@ -24,7 +24,9 @@ pub const PARAMETERS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"
 ///
 /// Files default as in libpq: the root certificates `~/.postgresql/root.crt`, the client
 /// certificate `~/.postgresql/postgresql.crt` and its key `~/.postgresql/postgresql.key`, each used
-/// if it exists. A root certificate file that does not exist (named or not) is an error only
+/// if it exists, and the certificate revocation list `~/.postgresql/root.crl`, checked wherever
+/// root certificates are (every certificate of the chain must be covered, and an expired list
+/// fails, as under libpq). A root certificate file that does not exist (named or not) is an error only
 /// under `verify-ca`/`verify-full`; under `allow`/`prefer`/`require` the server's certificate is
 /// then not verified, as libpq does (`initialize_SSL` in `fe-secure-openssl.c`). A client
 /// certificate file that does not exist, named or not, is not used: the connection goes on
@@ -238,12 +240,19 @@ impl TlsSettings {
                 certs,
                 source,
             }) => {
-                let webpki = WebPkiServerVerifier::builder_with_provider(
+                let mut builder = WebPkiServerVerifier::builder_with_provider(
                     Arc::new(store),
                     Arc::clone(provider),
-                )
-                .build()
-                .map_err(|e| TlsError::Settings(format!("root certificates: {e}")))?;
+                );
+                // libpq's default revocation list, read wherever root certificates are
+                // (a revoked server certificate was trusted): as OpenSSL under libpq's flags,
+                // every certificate of the chain must be covered, and an expired list fails.
+                if let Some(crls) = default_crls()? {
+                    builder = builder.with_crls(crls).enforce_revocation_expiration();
+                }
+                let webpki = builder
+                    .build()
+                    .map_err(|e| TlsError::Settings(format!("root certificates: {e}")))?;
                 // As libpq: with root certificates at hand every mode checks the chain; only
                 // verify-full checks the name too.
                 Arc::new(Rooted {
@@ -558,6 +567,28 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
 }
 
 /// `~/.postgresql/<name>`, where libpq looks for its TLS files.
+/// libpq's default certificate revocation list, `~/.postgresql/root.crl`, where it exists
+/// (libpq reads it whenever it verifies against root certificates and no `sslcrl` or
+/// `sslcrldir` is given; copyman refuses those): its lists, PEM as libpq reads it.
+fn default_crls() -> Result<Option<Vec<CertificateRevocationListDer<'static>>>, TlsError> {
+    let Some(path) = default_file("root.crl").filter(|path| path.exists()) else {
+        return Ok(None);
+    };
+    let file_error = |reason: String| TlsError::File {
+        what: "certificate revocation list",
+        path: path.clone(),
+        reason,
+    };
+    let crls = CertificateRevocationListDer::pem_file_iter(&path)
+        .map_err(|e| file_error(pem_reason(&e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(pem_reason(&e)))?;
+    if crls.is_empty() {
+        return Err(file_error("no PEM revocation list in it".to_owned()));
+    }
+    Ok(Some(crls))
+}
+
 fn default_file(name: &str) -> Option<PathBuf> {
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
     Some(Path::new(&home).join(".postgresql").join(name))

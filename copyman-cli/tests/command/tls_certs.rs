@@ -652,3 +652,87 @@ fn a_refusal_after_the_login_over_tls_is_not_retried_without_it() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(logged_in() - before, 1, "one attempt");
 }
+
+/// libpq's default certificate revocation list, `~/.postgresql/root.crl`, is checked wherever
+/// root certificates are (here `~/.postgresql/root.crt`): a server certificate it revokes is
+/// refused under verify-full (it was trusted, exit 0, where psql refuses it), and one a list
+/// does not revoke is taken.
+#[test]
+fn the_default_revocation_list_is_checked_as_libpq_checks_it() {
+    let cluster = tls_cluster();
+    let files = cluster.tls_files().expect("a TLS cluster");
+    let home = Dir(std::env::temp_dir().join(format!("copyman-cli-crl-{}", std::process::id())));
+    let ca = home.0.join("ca");
+    let pg = home.0.join(".postgresql");
+    fs::create_dir_all(&ca).unwrap();
+    fs::create_dir_all(&pg).unwrap();
+    fs::copy(&files.ca_cert, ca.join("ca.crt")).unwrap();
+    fs::copy(files.ca_cert.with_file_name("ca.key"), ca.join("ca.key")).unwrap();
+    fs::copy(&files.server_cert, ca.join("server.crt")).unwrap();
+    fs::copy(&files.ca_cert, pg.join("root.crt")).unwrap();
+    fs::write(
+        ca.join("ca.cnf"),
+        format!(
+            "[ ca ]\ndefault_ca = theca\n[ theca ]\ndatabase = {0}/index.txt\ncrlnumber = \
+             {0}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    fs::write(ca.join("index.txt"), "").unwrap();
+    fs::write(ca.join("crlnumber"), "01\n").unwrap();
+    let crl = |name: &str| {
+        let args = [
+            "ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt", "-gencrl", "-out",
+            name,
+        ];
+        openssl(&args, &ca);
+    };
+    crl("clean.crl");
+    let revoke = [
+        "ca",
+        "-config",
+        "ca.cnf",
+        "-keyfile",
+        "ca.key",
+        "-cert",
+        "ca.crt",
+        "-revoke",
+        "server.crt",
+    ];
+    openssl(&revoke, &ca);
+    crl("revoked.crl");
+    let src = database(cluster, "CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
+    let copy = |list: &str| {
+        fs::copy(ca.join(list), pg.join("root.crl")).unwrap();
+        let dest = database(cluster, "CREATE TABLE t (i int)");
+        let out = copyman()
+            .env("HOME", &home.0)
+            .args(["table", "t", "--from"])
+            .arg(conninfo(
+                cluster,
+                &src,
+                "host=localhost sslmode=verify-full",
+            ))
+            .arg("--to")
+            .arg(conninfo(
+                cluster,
+                &dest,
+                "host=localhost sslmode=verify-full",
+            ))
+            .output()
+            .unwrap();
+        (out, dest)
+    };
+    let (out, dest) = copy("clean.crl");
+    assert_exit(&out, 0);
+    assert_eq!(count(cluster, &dest, "t"), 1);
+    let (out, dest) = copy("revoked.crl");
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("the server's certificate is revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(cluster, &dest, "t"), 0);
+}
