@@ -452,6 +452,7 @@ const CRATE_PARAMETERS: &[(&str, &str)] = &[
 /// The values libpq takes for the parameters it reads as one of a list (`connectOptions2`):
 /// any other is refused by name, as libpq does.
 const KNOWN_VALUES: &[(&str, &[&str])] = &[
+    ("channel_binding", &["disable", "prefer", "require"]),
     ("gssencmode", &["disable", "prefer", "require"]),
     ("sslcertmode", &["disable", "allow", "require"]),
     ("sslnegotiation", &["postgres", "direct"]),
@@ -693,6 +694,26 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         {
             return Err(ConnError::Invalid(format!(
                 "invalid {key} value: \"{value}\"{from}"
+            )));
+        }
+        // The values the client crate's parser would refuse without saying them, in libpq's
+        // words (its `keepalives_count` said as `keepalives_retries`).
+        let keepalive = matches!(
+            *key,
+            "keepalives" | "keepalives_idle" | "keepalives_interval" | "keepalives_count"
+        );
+        if keepalive && !value.is_empty() && value.trim().parse::<i64>().is_err() {
+            return Err(ConnError::Invalid(format!(
+                "invalid integer value \"{value}\" for connection option \"{key}\"{from}"
+            )));
+        }
+        if *key == "hostaddr"
+            && let Some(bad) = (value.split(',').map(str::trim))
+                .find(|a| !a.is_empty() && a.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(ConnError::Invalid(format!(
+                "could not parse network address \"{bad}\"{from}: hostaddr takes an IP \
+                 address (a host name goes in host)"
             )));
         }
         if let Some(reason) = unsupported(key, value) {
@@ -966,12 +987,22 @@ pub(crate) fn resolve(text: &str, env: &Env) -> Result<ServerSpec, ConnError> {
         .into_iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("client_encoding"))
         .map(|(_, value)| value);
-    if let Some(encoding) = params.get("client_encoding").or(in_options.as_deref()) {
+    // (An empty one is none given, as libpq sends none: a script's unset variable.)
+    let given = params.get("client_encoding").filter(|e| !e.is_empty());
+    if let Some(encoding) = given.or(in_options.as_deref()) {
         let encoding = if encoding.eq_ignore_ascii_case("auto") {
             env.locale_encoding()
         } else {
             encoding.to_owned()
         };
+        // One the server does not know is its refusal (it was said to "differ" from the
+        // other servers', whose advice spread the typo).
+        if copyman_core::statement::known_encoding(&encoding).is_none() {
+            return Err(ConnError::Invalid(format!(
+                "invalid value for parameter \"client_encoding\": \"{encoding}\" (not an \
+                 encoding PostgreSQL knows: UTF8, LATIN1, WIN1252, SQL_ASCII, …)"
+            )));
+        }
         startup.push(("client_encoding".to_owned(), encoding));
     }
     let mut datestyle = None;
@@ -2604,7 +2635,7 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
             ),
             (
                 "host=h user=u keepalives=lots",
-                "invalid connection string: invalid value for option `keepalives`",
+                "invalid integer value \"lots\" for connection option \"keepalives\"",
             ),
             (
                 "host=h user",
@@ -2732,6 +2763,17 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 .unwrap()
                 .startup
                 .is_empty()
+        );
+        // An empty one is none, as libpq sends none; one the server does not know is refused.
+        let spec = resolve("host=h user=u client_encoding=''", &env(&[])).unwrap();
+        assert!(spec.startup.is_empty(), "{:?}", spec.startup);
+        let refused = resolve("host=h user=u client_encoding=bogus", &env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("\"client_encoding\": \"bogus\""),
+            "{refused}"
         );
 
         let spec = resolve(
@@ -3321,6 +3363,25 @@ with\\:colon:5432:app:bob:esc\\:aped\\\\pw:ignored
                 "host=h user=u gssencmode=disable load_balance_hosts=disable",
                 &[]
             ),
+            None
+        );
+        // Each with its value, in libpq's words (the client crate's parser named none, and
+        // keepalives_count as keepalives_retries).
+        assert_eq!(
+            said("host=h user=u channel_binding=requir", &[]).as_deref(),
+            Some("invalid channel_binding value: \"requir\"")
+        );
+        assert_eq!(
+            said("host=h user=u keepalives_count=x", &[]).as_deref(),
+            Some("invalid integer value \"x\" for connection option \"keepalives_count\"")
+        );
+        assert!(
+            said("host=h user=u hostaddr=db1.example.com", &[])
+                .is_some_and(|e| e
+                    .starts_with("could not parse network address \"db1.example.com\": hostaddr"))
+        );
+        assert_eq!(
+            said("host=h user=u hostaddr=127.0.0.1 keepalives_idle=10", &[]),
             None
         );
     }

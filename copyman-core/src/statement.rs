@@ -306,15 +306,32 @@ const ENCODINGS: &[(&str, &str)] = &[
 /// assert_eq!(encoding_name("no such"), "nosuch");
 /// ```
 pub fn encoding_name(name: &str) -> String {
-    let key: String = name
-        .chars()
+    known_encoding(name).map_or_else(|| alias_key(name), str::to_owned)
+}
+
+/// The name PostgreSQL gives the encoding `name` (any spelling of its names and aliases), or
+/// `None` when it knows no such encoding (a server refuses it: 22023).
+///
+/// ```
+/// use copyman_core::statement::known_encoding;
+///
+/// assert_eq!(known_encoding("latin-1"), Some("LATIN1"));
+/// assert_eq!(known_encoding("bogus"), None);
+/// ```
+pub fn known_encoding(name: &str) -> Option<&'static str> {
+    let key = alias_key(name);
+    let i = ENCODINGS
+        .binary_search_by(|(alias, _)| (*alias).cmp(&key))
+        .ok()?;
+    Some(ENCODINGS[i].1)
+}
+
+/// An encoding name as the server looks it up: its letters and digits, lower-case.
+fn alias_key(name: &str) -> String {
+    name.chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
-        .collect();
-    match ENCODINGS.binary_search_by(|(alias, _)| (*alias).cmp(&key)) {
-        Ok(i) => ENCODINGS[i].1.to_owned(),
-        Err(_) => key,
-    }
+        .collect()
 }
 
 /// WIN1252's characters at 0x80–0x9F (0: none there).
