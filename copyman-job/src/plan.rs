@@ -2633,7 +2633,8 @@ mod tests {
     }
 }
 
-/// The tables of a job copied as one unit: an FK-linked group of tables that are emptied first.
+/// The tables of a job copied as one unit: an FK-linked group of tables that are emptied first,
+/// or that reference each other in a cycle.
 ///
 /// PostgreSQL refuses a `TRUNCATE` of a table that another table references unless that table
 /// is truncated in the same statement (0A000), and a `DELETE` of a referenced table's rows fails
@@ -2641,7 +2642,11 @@ mod tests {
 /// or a resume taking them up again) and linked by a foreign key between them (either way, over
 /// any number of links, cycles included) are copied together: on each destination one
 /// transaction empties them all with one statement (`TRUNCATE ONLY a, ONLY b, …`), copies each in
-/// [`Group::members`]' order and commits once. Decisions, documented for the user:
+/// [`Group::members`]' order and commits once. Tables of a foreign-key cycle that are not emptied
+/// (an append job's) are copied so too, without emptying: side by side, each committed alone,
+/// a row that references one of the other's not committed yet failed every run (23503), even
+/// where the cycle's keys are `DEFERRABLE` (its one transaction defers them). Decisions,
+/// documented for the user:
 /// * only there: tables not emptied first, or with no foreign key to another emptied table of
 ///   the job, are copied one by one, side by side (`--jobs`), as before;
 /// * a group is never split into ctid ranges (a table emptied first never is): one session per
@@ -2665,12 +2670,13 @@ pub struct Group {
 
 /// Forms the [`Group`]s of a job: `names` are its tables (schema-qualified and quoted, in the
 /// plan's order: largest first), `emptied` whether each is emptied first on some destination,
-/// `after` the foreign keys kept for ordering (each table's referenced tables, cycles left
-/// out) and `edges_on` every foreign key `(referencing, referenced)` on each destination. A
-/// group has at least two members; a table is in one group at most.
+/// `cyclic` whether each is in a foreign-key cycle, `after` the foreign keys kept for ordering
+/// (each table's referenced tables, cycles left out) and `edges_on` every foreign key
+/// `(referencing, referenced)` on each destination. A group has at least two members; a table
+/// is in one group at most.
 pub fn fk_groups(
     names: &[String],
-    emptied: &[bool],
+    (emptied, cyclic): (&[bool], &[bool]),
     after: &[Vec<usize>],
     edges_on: &[Vec<(String, String)>],
 ) -> Vec<Group> {
@@ -2683,7 +2689,7 @@ pub fn fk_groups(
         .iter()
         .flatten()
         .filter_map(|(c, p)| Some((*index.get(c.as_str())?, *index.get(p.as_str())?)))
-        .filter(|&(c, p)| c != p && emptied[c] && emptied[p])
+        .filter(|&(c, p)| c != p && ((emptied[c] && emptied[p]) || (cyclic[c] && cyclic[p])))
         .collect();
     // Connected components (union-find) over the links.
     let mut root: Vec<usize> = (0..names.len()).collect();
@@ -2761,7 +2767,13 @@ mod group_tests {
         let after = vec![vec![2], vec![], vec![1], vec![], vec![3]];
         // `kept` is not emptied: `lone` and `kept` stay tables of their own.
         let emptied = [true, true, true, true, false];
-        let groups = fk_groups(&names, &emptied, &after, std::slice::from_ref(&edges));
+        let none = [false; 5];
+        let groups = fk_groups(
+            &names,
+            (&emptied, &none),
+            &after,
+            std::slice::from_ref(&edges),
+        );
         assert_eq!(
             groups,
             vec![Group {
@@ -2770,7 +2782,13 @@ mod group_tests {
             }]
         );
         // Nothing emptied: no group, the job keeps its parallelism.
-        assert!(fk_groups(&names, &[false; 5], &after, &[edges]).is_empty());
+        assert!(fk_groups(&names, (&none, &none), &after, std::slice::from_ref(&edges)).is_empty());
+        // A cycle not emptied (an append job's): one unit.
+        let cycle = vec![(n("grand"), n("parent")), (n("parent"), n("grand"))];
+        let cyclic = [false, true, true, false, false];
+        let groups = fk_groups(&names, (&none, &cyclic), &after, &[cycle]);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].members.len(), 2);
     }
 
     #[test]
@@ -2781,7 +2799,13 @@ mod group_tests {
             vec![(n("b"), n("a"))],
             vec![(n("b"), n("a")), (n("other"), n("a"))],
         ];
-        let groups = fk_groups(&names, &[true, true], &[vec![], vec![0]], &edges_on);
+        let both = [true, true];
+        let groups = fk_groups(
+            &names,
+            (&both, &[false, false]),
+            &[vec![], vec![0]],
+            &edges_on,
+        );
         assert_eq!(
             groups,
             vec![Group {

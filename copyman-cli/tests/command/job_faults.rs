@@ -909,6 +909,13 @@ fn foreign_keys_order_a_job_as_the_destinations_have_them() {
         })
     };
     assert!(said(&report, "form a cycle"), "{report}");
+    // Appended too, a cycle is one unit: side by side, each committed alone, a row that
+    // references the other's failed every run, deferrable or not.
+    assert!(
+        !said(&report, "copied side by side")
+            && said(&report, "in a foreign-key cycle, so copied as one unit"),
+        "{report}"
+    );
     // Emptied first, the cycle's tables are one unit that commits together: not said as
     // copied side by side, but a row still meets its key as it is inserted unless the key is
     // deferred (a cycle of immediate keys with rows referencing each other fails, 23503).
@@ -926,6 +933,41 @@ fn foreign_keys_order_a_job_as_the_destinations_have_them() {
             ),
         "{report}"
     );
+}
+
+/// An append job over a foreign-key cycle whose keys are `DEFERRABLE` (rows referencing each
+/// other) loads it as one unit, its keys deferred in the unit's transaction: its dry run exited
+/// 0 and the run failed every time (23503), each table committed alone.
+#[test]
+fn an_append_job_loads_a_deferrable_cycle_as_one_unit() {
+    let c = clusters();
+    let schema = "CREATE TABLE ca (id int PRIMARY KEY, b_id int);
+                  CREATE TABLE cb (id int PRIMARY KEY, a_id int REFERENCES ca (id) DEFERRABLE);
+                  ALTER TABLE ca ADD FOREIGN KEY (b_id) REFERENCES cb (id) DEFERRABLE;";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} BEGIN; SET CONSTRAINTS ALL DEFERRED;
+             INSERT INTO ca SELECT g, g FROM generate_series(1, 50) g;
+             INSERT INTO cb SELECT g, g FROM generate_series(1, 50) g; COMMIT;"
+        ),
+    );
+    let d = database(&c.dest[0], schema);
+    let state = TempPath::new("append-cycle.state");
+    let out = run(&[
+        "table",
+        "ca",
+        "cb",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--state",
+        state.arg(),
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "ca"), 50);
+    assert_eq!(count(&c.dest[0], &d, "cb"), 50);
 }
 
 /// The session holding the job's exported snapshot ends mid-job (terminated; an idle timeout

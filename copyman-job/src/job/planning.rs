@@ -1960,8 +1960,9 @@ fn plan_all(
     let groups = {
         let names: Vec<String> = tables.iter().map(|t| t.table.to_string()).collect();
         let emptied: Vec<bool> = tables.iter().map(TablePlan::emptied).collect();
+        let cyclic: Vec<bool> = names.iter().map(|n| cycles.contains(n)).collect();
         let after: Vec<Vec<usize>> = tables.iter().map(|t| t.after.clone()).collect();
-        crate::plan::fk_groups(&names, &emptied, &after, &edges_on)
+        crate::plan::fk_groups(&names, (&emptied, &cyclic), &after, &edges_on)
     };
     // A cycle's tables copied as one unit commit together: none waits for another's commit,
     // but a row still meets its foreign key as it is inserted, unless the key is deferred.
@@ -1995,14 +1996,22 @@ fn plan_all(
             .iter()
             .map(|&m| tables[m].table.to_string())
             .collect();
+        let emptied = g.members.iter().any(|&m| tables[m].emptied());
+        let (why, emptying) = if emptied {
+            (
+                "linked by foreign keys and emptied first",
+                format!("{}, then", group_emptying_words(&tables, g)),
+            )
+        } else {
+            ("in a foreign-key cycle", "then".to_owned())
+        };
         notes.push(format!(
-            "{}: linked by foreign keys and emptied first, so copied as one unit in this order \
-             (on each destination one transaction defers its DEFERRABLE constraints (SET \
-             CONSTRAINTS ALL DEFERRED: checked before any COMMIT), {}, then each table's COPY, \
-             then one COMMIT, or PREPARE and COMMIT PREPARED under --atomic; not split, one \
-             session per destination)",
+            "{}: {why}, so copied as one unit in this order (on each destination one \
+             transaction defers its DEFERRABLE constraints (SET CONSTRAINTS ALL DEFERRED: \
+             checked before any COMMIT), {emptying} each table's COPY, then one COMMIT, or \
+             PREPARE and COMMIT PREPARED under --atomic; not split, one session per \
+             destination)",
             names.join(", "),
-            group_emptying_words(&tables, g)
         ));
     }
     // Truncated with every table that references it, a table takes FREEZE like any other;
