@@ -1240,8 +1240,17 @@ impl ServerSpec {
     ) -> Result<copyman_sync::Connection, copyman_sync::Error> {
         // As pg_dump: a role's or database's statement_timeout would fail every copy longer than
         // it (a COPY is one statement), and its resume again; --stall-timeout bounds a copy.
+        // Its lock_timeout too (an application's guard failed the copy at once, 55P03, where a
+        // maintenance session held the table a moment), unless the CONN's options set one:
+        // --lock-timeout sets the run's, after connecting.
+        let options = copyman_conninfo::option_settings(config.get_options().unwrap_or_default());
+        let own_lock_timeout = options
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("lock_timeout"));
+        let lock_timeout = (!own_lock_timeout).then(|| ("lock_timeout".to_owned(), "0".to_owned()));
         let startup: Vec<(String, String)> = [("statement_timeout".to_owned(), "0".to_owned())]
             .into_iter()
+            .chain(lock_timeout)
             .chain(self.startup.iter().cloned())
             .collect();
         let mut conn = copyman_sync::Connection::connect_with(config, &self.tls, &startup)?;

@@ -889,3 +889,41 @@ fn a_silent_stdin_is_said_and_a_signal_names_what_was_waited_for() {
     assert_eq!(report["exit_code"], 143, "{report}");
     assert_eq!(count(&c.dest[0], &db, "t"), 0);
 }
+
+/// A destination database's own `lock_timeout` (an application's guard) does not fail the copy
+/// at once (55P03) where another session holds the table a moment: copyman's sessions wait, as
+/// pg_dump's (`lock_timeout = 0`); `--lock-timeout` is the run's bound.
+#[test]
+fn a_databases_own_lock_timeout_does_not_fail_the_copy() {
+    let c = clusters();
+    let table = "CREATE TABLE lt (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO lt SELECT generate_series(1, 10);"),
+    );
+    let d = database(&c.dest[0], table);
+    c.dest[0]
+        .connect("postgres")
+        .batch_execute(&format!("ALTER DATABASE {d} SET lock_timeout = '100ms'"))
+        .unwrap();
+    let mut holder = c.dest[0].connect(&d);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE lt IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        holder.batch_execute("COMMIT").unwrap();
+    });
+    let out = run(&[
+        "table",
+        "lt",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--truncate",
+    ]);
+    release.join().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(count(&c.dest[0], &d, "lt"), 10);
+}
