@@ -805,7 +805,8 @@ pub fn emptying(table: &TableName, kind: &str, referenced: bool) -> String {
 /// `hold` says (in the mode its COPY would take: `ACCESS SHARE` to read, `ROW EXCLUSIVE` to
 /// write), and the types are asked as the server parses an expression, after that (the catalog
 /// as it is now, not as a transaction's snapshot saw it). A type that differs fails the
-/// statement, SQLSTATE 55000, naming the column and both types. Only ordinary and partitioned
+/// statement, SQLSTATE 55000, naming the column and both types; a column dropped or renamed
+/// since, 42703, in words of its own. Only ordinary and partitioned
 /// tables and views (a view's lock covers the tables it reads, from PostgreSQL 11:
 /// [`Relation::types_unchanged`] asks for its server's version): `None` for any other kind, or
 /// no column.
@@ -852,14 +853,24 @@ pub fn types_unchanged(
                 column.to_string().replace('%', "%%"),
                 table.to_string().replace('%', "%%"),
             );
-            let said = literal(&format!(
+            let changed = literal(&format!(
                 "column {c} of {t} changed type after copyman read the catalog (an ALTER TABLE \
                  while copyman waited for the table?): it is %s now, the binary copy was \
                  planned for %s; nothing of it is copied: run again"
             ));
+            // Dropped or renamed since: said so (it was the server's words for copyman's own
+            // DO block, "column … not found in data type …").
+            let gone = literal(&format!(
+                "column {} of {} was dropped or renamed after copyman read the catalog (an \
+                 ALTER TABLE while copyman waited for the table?): nothing of it is copied: \
+                 make its columns fit the source's there, then run again",
+                column, table
+            ));
             format!(
-                "IF {now}::pg_catalog.oid <> {oid} THEN RAISE EXCEPTION USING ERRCODE = '55000', \
-                 MESSAGE = pg_catalog.format({said}, {now}, {oid}::pg_catalog.regtype); END IF; "
+                "BEGIN IF {now}::pg_catalog.oid <> {oid} THEN RAISE EXCEPTION USING ERRCODE = \
+                 '55000', MESSAGE = pg_catalog.format({changed}, {now}, \
+                 {oid}::pg_catalog.regtype); END IF; EXCEPTION WHEN undefined_column THEN RAISE \
+                 EXCEPTION USING ERRCODE = '42703', MESSAGE = {gone}; END; "
             )
         })
         .collect();

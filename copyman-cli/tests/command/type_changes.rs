@@ -204,3 +204,37 @@ fn large_object_and_name_columns_are_said() {
         text(&out.stderr)
     );
 }
+
+/// A column dropped (or renamed) on a destination while copyman waits for the table: the check
+/// says so in its own words, 42703 (it was the server's "column "v" not found in data type a",
+/// from copyman's DO block), nothing stored. One table and a job.
+#[test]
+fn a_column_dropped_while_copyman_waits_is_said_as_such() {
+    let c = clusters();
+    for job in [false, true] {
+        let src = database(&c.source, &format!("{TABLE} {FILL}"));
+        let dst = database(&c.dest[0], TABLE);
+        let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&dst));
+        let state = TempPath::new("dropped-column.state");
+        let mut args = vec!["table", "a", "--from", &from, "--to", &to];
+        if job {
+            args.extend(["--schema", "public", "--state", state.arg()]);
+        }
+        let out = while_held(
+            &c.dest[0],
+            &dst,
+            "BEGIN; ALTER TABLE a DROP COLUMN v",
+            &args,
+        );
+        assert_exit(&out, 1);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("42703")
+                && stderr.contains("column \"v\" of ")
+                && stderr.contains("was dropped or renamed after copyman read the catalog")
+                && !stderr.contains("inline_code_block"),
+            "job {job}: {stderr}"
+        );
+        assert_eq!(count(&c.dest[0], &dst, "a"), 0);
+    }
+}
