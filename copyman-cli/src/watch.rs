@@ -78,24 +78,39 @@ pub(crate) struct Copying {
 
 impl Copying {
     /// "copyman waits for destination 2 to take data (its socket is full: …): ", or nothing.
-    fn waits_for(&self) -> String {
-        let receivers: Vec<String> = self
+    /// `answered` tells a destination whose backend has ended its COPY (idle in its
+    /// transaction): at the end of the data, its answer waits unread while copyman reads
+    /// another's, and it is not the one waited for.
+    fn waits_for(&self, answered: &dyn Fn(usize) -> bool) -> String {
+        let destinations: Vec<usize> = self
             .under_way
             .receivers()
-            .filter_map(|r| self.live.get(r.0))
-            .map(|d| format!("destination {}", d + 1))
+            .filter_map(|r| self.live.get(r.0).copied())
             .collect();
+        let name = |ds: &[usize]| {
+            let names: Vec<String> = ds
+                .iter()
+                .map(|d| format!("destination {}", d + 1))
+                .collect();
+            names.join(" and ")
+        };
+        let receivers = name(&destinations);
         let mut said = Vec::new();
         // (Every receiver answered: the copy is over, what waits now is the run's next step.)
-        if self.under_way.completing() && !receivers.is_empty() {
+        if self.under_way.completing() && !destinations.is_empty() {
+            let unanswered: Vec<usize> = destinations
+                .iter()
+                .copied()
+                .filter(|&d| !answered(d))
+                .collect();
+            let waited = match unanswered.is_empty() {
+                true => receivers,
+                false => name(&unanswered),
+            };
+            said.push(format!("for {waited} to answer the end of its data"));
+        } else if !destinations.is_empty() {
             said.push(format!(
-                "for {} to answer the end of its data",
-                receivers.join(" and ")
-            ));
-        } else if !receivers.is_empty() {
-            said.push(format!(
-                "for {} to take data (its socket is full: the others wait with it)",
-                receivers.join(" and ")
+                "for {receivers} to take data (its socket is full: the others wait with it)"
             ));
         }
         if self.under_way.producer() {
@@ -373,7 +388,8 @@ impl Monitor {
     pub(crate) fn look(&mut self, pid: i32) -> Look {
         let Some(rows) = self.query(&format!(
             "SELECT a.state, a.wait_event_type, a.wait_event,
-                    (SELECT coalesce(l.relation::regclass::text, l.locktype)
+                    (SELECT coalesce(l.relation::regclass::text,
+                                     'transaction ' || l.transactionid::text, l.locktype)
                        FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1),
                     CASE WHEN a.wait_event_type = 'Lock'
                          THEN {} END,
@@ -453,10 +469,18 @@ impl Monitor {
                 prepared_holders: None,
             };
         }
-        let mut lock = format!("backend {pid} waits for a {event} lock");
-        if !what.is_empty() {
-            lock.push_str(&format!(" on {what}"));
-        }
+        // A transaction's end (a row it holds, FOR UPDATE, or wrote with the same key), not
+        // "a transactionid lock on transactionid".
+        let mut lock = if event == "transactionid" && what.starts_with("transaction ") {
+            format!(
+                "backend {pid} waits for {what} to end (a row it holds or wrote: FOR UPDATE, or \
+                 an uncommitted row of the same key)"
+            )
+        } else if what.is_empty() {
+            format!("backend {pid} waits for a {event} lock")
+        } else {
+            format!("backend {pid} waits for a {event} lock on {what}")
+        };
         if !holders.is_empty() {
             // A prepared transaction (pg_blocking_pids says 0) by its name.
             lock.push_str(&format!(", {}", commit::held_by(&holders)));
@@ -625,6 +649,9 @@ impl Look {
     /// "a transactionid lock": the kind of lock it waits for, in words.
     fn lock_kind(&self) -> String {
         match &self.wait {
+            Some((kind, event)) if kind == "Lock" && event == "transactionid" => {
+                "a row's lock (the end of the transaction that holds or wrote the row)".to_owned()
+            }
             Some((kind, event)) if kind == "Lock" => format!("a {event} lock"),
             _ => "a lock".to_owned(),
         }
@@ -925,11 +952,18 @@ fn watch(
                  read: its pipe is full, and the servers wait with it (--stall-timeout bounds \
                  the wait): "
             } else {
+                let answered = |d: usize| {
+                    let label = format!("destination {} (", d + 1);
+                    (watched.iter().zip(&looks)).any(|(w, l)| {
+                        w.target.label.starts_with(&label)
+                            && l.state.as_deref() == Some("idle in transaction")
+                    })
+                };
                 &COPYING
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .as_ref()
-                    .map(Copying::waits_for)
+                    .map(|c| c.waits_for(&answered))
                     .unwrap_or_default()
             };
             let copying = COPYING.lock().unwrap_or_else(PoisonError::into_inner);
@@ -1649,7 +1683,7 @@ fn watch_job(shared: &JobShared, interrupt: &Interrupt, quiet: bool) {
                 let waits = w
                     .copying
                     .as_ref()
-                    .map(Copying::waits_for)
+                    .map(|c| c.waits_for(&|_| false))
                     .unwrap_or_default();
                 let ways_out = ways_out(w.copying.as_ref(), &looks);
                 let whose = if planning {

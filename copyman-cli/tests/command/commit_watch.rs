@@ -866,6 +866,46 @@ fn a_wait_for_the_end_of_a_copy_is_said_without_the_stall_timeout() {
     assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
 }
 
+/// The slow destination given first: the one that answered (idle in its transaction, its
+/// answer unread while copyman reads the slow one's) is not said to be waited for (it was
+/// "destination 1 and destination 2", by the order of `--to`; live37 F2).
+#[test]
+fn a_wait_for_the_end_of_a_copy_names_only_the_destination_that_has_not_answered() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int8 PRIMARY KEY, v text);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g;"),
+    );
+    let d1 = database(
+        &c.dest[0],
+        &format!(
+            "{table} CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+               IF NEW.id = 1 THEN PERFORM pg_sleep(4); END IF; RETURN NEW; END$$;
+             CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION slow();"
+        ),
+    );
+    let d2 = database(&c.dest[1], table);
+    let (mut child, stderr, said) = first_stuck_line(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d1),
+        "--to",
+        &c.dest[1].conninfo(&d2),
+    ]);
+    assert!(
+        said.contains("copyman waits for destination 1 to answer the end of its data")
+            && !said.contains("destination 1 and destination 2"),
+        "{said}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.rest());
+    assert_eq!(count(&c.dest[1], &d2, "t"), 1000);
+}
+
 /// A destination waiting for a lock another session holds: "nothing has moved" names the lock
 /// and its holder and advises `--lock-timeout`, which bounds it, not the frozen-server hint and
 /// `--stall-timeout` (firsthour36 F5); the copy goes on once the lock goes.

@@ -410,7 +410,8 @@ fn a_copy_into_a_table_and_one_its_trigger_fills_waiting_on_itself_fails_at_once
     assert!(
         // Either COPY may be the one that waits.
         stderr.contains(
-            "was cancelled by copyman: it waited for a transactionid lock that destination "
+            "was cancelled by copyman: it waited for a row's lock (the end of the transaction \
+             that holds or wrote the row) that destination "
         ) && stderr.contains("another session of this same copy")
             && stderr.contains("COPY pt_1 FROM STDIN")
             && stderr.contains("COPY side FROM STDIN")
