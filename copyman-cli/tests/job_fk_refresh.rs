@@ -600,7 +600,7 @@ fn a_resume_of_a_truncate_run_empties_what_it_copies_as_the_run_would_have() {
     let resumed = job(&src, &d1, &d2, &state, &["--resume"]);
     assert_exit(&resumed, 0);
     assert!(
-        text(&resumed.stderr).contains("was given --truncate"),
+        text(&resumed.stderr).contains("the job began with --truncate"),
         "{}",
         text(&resumed.stderr)
     );

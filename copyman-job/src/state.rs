@@ -53,7 +53,9 @@
 //! `selection` is what the job copies (its tables and patterns, in one order): a resume of
 //! another selection is refused. `source` names the source as destinations are named: a resume
 //! from another source is refused (a standby of it has its identity). `truncate` says the job
-//! was run with `--truncate`: its resumes empty the tables they copy as it would have. `verify`
+//! began with `--truncate`: its resumes empty the tables they copy as it would have (a resume
+//! given `--truncate` writes none: it binds no later resume, since the tables done before it
+//! were appended, and a destination's own rows may be beside them). `verify`
 //! says it began with `--verify`: a resume without it is refused. `begin` is written before a
 //! table's transaction starts on a destination (`exact`: this attempt records its `commit`
 //! line, below); `commit`, before its

@@ -537,3 +537,69 @@ fn the_truncate_advised_for_a_referenced_table_names_every_referencing_table() {
     dest.batch_execute(advised).unwrap();
     assert_eq!(count(&c.dest[0], &d1, "cc"), 0);
 }
+
+/// A resume given `--truncate` binds no later resume: an append job's table it did not copy
+/// (done earlier, beside a destination's own row), found different later by `--verify`, is
+/// refused by the next plain resume as an append's, its own row kept (the resume emptied it,
+/// exit 0, the row deleted; jobs37 F7).
+#[test]
+fn a_resume_given_truncate_does_not_make_later_resumes_empty_an_append_table() {
+    let c = clusters();
+    let schema = "CREATE TABLE ap (id int PRIMARY KEY); CREATE TABLE bp (id int);";
+    let src = database(
+        &c.source,
+        &format!(
+            "{schema} INSERT INTO ap SELECT generate_series(1, 10);
+             INSERT INTO bp SELECT generate_series(1, 10);"
+        ),
+    );
+    // The destination's own row in ap; bp refuses rows at first.
+    let d = database(
+        &c.dest[0],
+        &format!(
+            "{schema} INSERT INTO ap VALUES (9999);
+             ALTER TABLE bp ADD CONSTRAINT none CHECK (id < 0);"
+        ),
+    );
+    let state = TempPath::new("append-then-truncate.state");
+    let (from, to) = (c.source.conninfo(&src), c.dest[0].conninfo(&d));
+    let job = |extra: &[&str]| {
+        let args = [
+            "table",
+            "ap",
+            "bp",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            state.arg(),
+            "--keep-going",
+        ];
+        run(&[&args[..], extra].concat())
+    };
+    assert_exit(&job(&[]), 4);
+    c.dest[0].psql(&d, "ALTER TABLE bp DROP CONSTRAINT none");
+    assert_exit(&job(&["--resume", "--truncate"]), 0);
+    assert_eq!(count(&c.dest[0], &d, "ap"), 11, "ap kept its own row");
+    c.source.psql(&src, "INSERT INTO ap VALUES (11)");
+    let out = job(&["--resume", "--verify"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("so --resume leaves it to you"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = job(&["--resume"]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("\"public\".\"ap\""),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        count(&c.dest[0], &d, "ap"),
+        11,
+        "the destination's own row is still there"
+    );
+}

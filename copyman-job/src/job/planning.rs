@@ -1239,8 +1239,8 @@ fn plan_all(
     }
     if recorded.truncate && !options.truncate {
         notes.push(
-            "the run this resumes was given --truncate: each table is emptied before it is \
-             copied, as it would have been"
+            "the job began with --truncate: each table is emptied before it is copied, as it \
+             would have been"
                 .to_owned(),
         );
     }

@@ -790,7 +790,10 @@ pub fn run(
             error,
         })?;
     }
-    if options.truncate && !plan.recorded.truncate {
+    // Only the run that began the job, as with --verify: a resume given --truncate empties the
+    // tables it copies, and binds no later resume (a table an append run had copied, found
+    // different later, was emptied by a plain resume: the destination's own rows deleted).
+    if options.truncate && !options.resume && !plan.recorded.truncate {
         state.truncate().map_err(|error| JobError::State {
             path: options.state.clone(),
             error,
@@ -1358,7 +1361,11 @@ pub(super) fn record_mismatch(shared: &Shared<'_>, key: &str, d: usize, result: 
     let referenced = (shared.plan.tables.iter())
         .find(|t| t.table.to_string() == key)
         .is_some_and(|t| t.referenced_by.iter().any(|r| *r != key));
-    let again = match (shared.options.truncate, referenced) {
+    // What a later resume does: empties it where the job empties its tables (it began with
+    // --truncate), or one given --truncate does.
+    let job_truncates =
+        shared.plan.recorded.truncate || (shared.options.truncate && !shared.options.resume);
+    let again = match (job_truncates, referenced) {
         (true, _) => "not recorded as done: --resume empties the table there and copies it again",
         (false, false) => {
             "not recorded as done: it may hold rows this job did not write (an append, without \
