@@ -309,9 +309,12 @@ pub const SYSTEM_IDENTIFIER: &str =
     "SELECT system_identifier::text FROM pg_catalog.pg_control_system()";
 
 /// Where [`SYSTEM_IDENTIFIER`] cannot be read: the postmaster's start time and port, which tell
-/// servers apart just as well in practice ([`crate::identity`]).
-pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text \
-     || ' port ' || pg_catalog.current_setting('port')";
+/// servers apart just as well in practice ([`crate::identity`]). The time in UTC and a fixed
+/// form, whatever the session's `TimeZone` and `DateStyle` (as text in each session's zone, one
+/// server reached by sessions of two zones was taken for two: its rows copied twice).
+pub const START_TIME_AND_PORT: &str = "SELECT pg_catalog.to_char(\
+     pg_catalog.pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') \
+     || ' UTC port ' || pg_catalog.current_setting('port')";
 
 /// Where the session's server listens, as `PORT|ADDRESS` (the address empty over a Unix
 /// socket).
@@ -620,7 +623,8 @@ pub const CAPACITY: &str = "SELECT key, LEAST(server, rol, db),
                THEN 'the database''s CONNECTION LIMIT ' || datconnlimit
              ELSE 'max_connections ' || pg_catalog.current_setting('max_connections') END,
         reserved
-   FROM (SELECT pg_catalog.pg_postmaster_start_time()::pg_catalog.text || ':'
+   FROM (SELECT pg_catalog.to_char(pg_catalog.pg_postmaster_start_time() AT TIME ZONE 'UTC',
+                                   'YYYY-MM-DD HH24:MI:SS.US') || ':'
                   || pg_catalog.current_setting('port') AS key,
                 pg_catalog.current_setting('max_connections')::pg_catalog.int4
                   - reserved

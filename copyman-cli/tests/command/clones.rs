@@ -613,3 +613,49 @@ fn a_database_given_twice_whose_server_cannot_say_who_it_is_is_refused() {
     assert_exit(&out, 0);
     assert_eq!(count(&c.dest[0], &other, "t"), 10);
 }
+
+/// Where only `pg_control_system()` is revoked, the running server is told by its start time
+/// and port, written the same by sessions of any `TimeZone` (as text in each session's zone, one
+/// server reached from two zones was taken for two: every row stored twice, exit 0).
+#[test]
+fn a_server_told_by_its_start_time_is_one_server_from_any_time_zone() {
+    let c = clusters();
+    let table = "CREATE TABLE t (id int);";
+    let src = database(
+        &c.source,
+        &format!("{table} INSERT INTO t SELECT generate_series(1, 10);"),
+    );
+    let d = database(&c.dest[0], table);
+    let role = format!("zoned_{d}");
+    c.dest[0]
+        .connect(&d)
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT, INSERT ON t TO {role};
+             REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC;"
+        ))
+        .unwrap();
+    let zoned = |host: &str, zone: &str| {
+        format!(
+            "host={host} port={} user={role} dbname={d} options='-c TimeZone={zone}'",
+            c.dest[0].port()
+        )
+    };
+    let socket = c.dest[0].socket_dir().display().to_string();
+    let out = run(&[
+        "table",
+        "t",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &zoned("127.0.0.1", "UTC"),
+        "--to",
+        &zoned(&socket, "Asia/Tokyo"),
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("are the same database"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(count(&c.dest[0], &d, "t"), 0);
+}
