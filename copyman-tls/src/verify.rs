@@ -579,7 +579,22 @@ fn words(kind: &CertificateError, roots: &str, host: &ServerName<'_>) -> Option<
             utc(not_before.as_secs())
         ),
         CertificateError::NotValidYet => "the server's certificate is not valid yet".to_owned(),
-        CertificateError::Revoked => "the server's certificate is revoked".to_owned(),
+        CertificateError::Revoked => {
+            "the server's certificate is revoked (by ~/.postgresql/root.crl)".to_owned()
+        }
+        CertificateError::UnknownRevocationStatus => "the revocation list \
+            ~/.postgresql/root.crl has no list from the issuer of a certificate of the server's \
+            chain: its revocation cannot be checked (libpq refuses it too): add that issuer's \
+            list to it, or remove it"
+            .to_owned(),
+        CertificateError::ExpiredRevocationListContext { next_update, .. } => format!(
+            "the revocation list ~/.postgresql/root.crl expired at {}: renew it (or remove it)",
+            utc(next_update.as_secs())
+        ),
+        CertificateError::ExpiredRevocationList => {
+            "the revocation list ~/.postgresql/root.crl has expired: renew it (or remove it)"
+                .to_owned()
+        }
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
             "the server's certificate is not meant for a TLS server (extended key usage)".to_owned()
         }

@@ -689,6 +689,26 @@ fn the_default_revocation_list_is_checked_as_libpq_checks_it() {
         openssl(&args, &ca);
     };
     crl("clean.crl");
+    // A list of another authority only: the server's certificate's revocation cannot be told.
+    fs::copy(&files.other_ca_cert, ca.join("other.crt")).unwrap();
+    fs::copy(
+        files.other_ca_cert.with_file_name("other-ca.key"),
+        ca.join("other.key"),
+    )
+    .unwrap();
+    let other = [
+        "ca",
+        "-config",
+        "ca.cnf",
+        "-keyfile",
+        "other.key",
+        "-cert",
+        "other.crt",
+        "-gencrl",
+        "-out",
+        "other.crl",
+    ];
+    openssl(&other, &ca);
     let revoke = [
         "ca",
         "-config",
@@ -735,4 +755,11 @@ fn the_default_revocation_list_is_checked_as_libpq_checks_it() {
         text(&out.stderr)
     );
     assert_eq!(count(cluster, &dest, "t"), 0);
+    let (out, _) = copy("other.crl");
+    assert_exit(&out, 3);
+    assert!(
+        text(&out.stderr).contains("has no list from the issuer of a certificate"),
+        "{}",
+        text(&out.stderr)
+    );
 }
