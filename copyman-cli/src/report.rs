@@ -870,7 +870,9 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 }
 
 /// Writes `text` on stdout (std's `print!` would panic on a closed stdout; this hands the
-/// error back, and a broken pipe ends the run quietly, as main says).
+/// error back, and a broken pipe ends the run quietly, as main says), made
+/// [`printable`](progress::printable) as stderr is: a dry run's plan names tables anyone who
+/// may create one chose (an escape sequence in a name reached the terminal).
 ///
 /// # Errors
 /// Stdout cannot be written.
@@ -883,7 +885,7 @@ pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
     // non-blocking.
     out.flush()?;
     let mut raw = std::fs::File::from(out.as_fd().try_clone_to_owned()?);
-    crate::dest::write_all_waiting(&mut raw, text.as_bytes())
+    crate::dest::write_all_waiting(&mut raw, progress::printable(text).as_bytes())
 }
 
 /// The `exit_code` of the JSON document written ([`print_json`]), once written (held while it

@@ -1318,3 +1318,29 @@ fn a_tables_toast_counts_in_its_size_and_the_jobs_order() {
     let size = |i: usize| tables[i]["size"].as_u64().unwrap_or_default();
     assert!(size(0) > 4_000_000 && size(0) > size(1), "{doc}");
 }
+
+/// A dry run's plan (stdout) writes a table name's control characters escaped, as stderr does:
+/// an escape sequence in a name reached the terminal (jobs37 F2).
+#[test]
+fn a_dry_runs_plan_escapes_control_characters_in_names() {
+    let c = clusters();
+    let table = "CREATE TABLE \"esc\u{1b}[31mred\" (id int); CREATE TABLE plain (id int);";
+    let src = database(&c.source, table);
+    let d = database(&c.dest[0], table);
+    let out = run(&[
+        "table",
+        "--schema",
+        "public",
+        "--from",
+        &c.source.conninfo(&src),
+        "--to",
+        &c.dest[0].conninfo(&d),
+        "--dry-run",
+    ]);
+    assert_exit(&out, 0);
+    let plan = text(&out.stdout);
+    assert!(
+        !plan.contains('\u{1b}') && plan.contains("esc\\x1b[31mred"),
+        "{plan:?}"
+    );
+}
