@@ -174,6 +174,14 @@ const RECOVERY_CONFLICT: &str = ": the source is a hot standby, and replaying it
     max_standby_streaming_delay; read from the primary, or raise max_standby_streaming_delay (or \
     set hot_standby_feedback = on, for cleanups) on the standby for the copy";
 
+/// What "snapshot too old" (72000, a source's `old_snapshot_threshold`) means for a copy, and
+/// the ways out: the server says two words, and a rerun meets it again.
+const SNAPSHOT_TOO_OLD: &str = ": the source's old_snapshot_threshold is shorter than a read \
+    of this copy takes while its table is written (the copy's snapshot grew older than that), \
+    and a rerun meets it again while the source is written so: copy at a quieter time, from a \
+    standby, or fewer tables per run, or raise old_snapshot_threshold on the source (-1 turns it \
+    off; a restart)";
+
 /// As [`describe`]; under a stall timeout (`stall`), a socket timeout or core's stall error is
 /// said as a stall of that long, not as "Resource temporarily unavailable".
 pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) -> TableError {
@@ -210,6 +218,9 @@ pub fn describe_with(error: &(dyn StdError + 'static), stall: Option<Duration>) 
         };
         if db.message.contains("due to conflict with recovery") {
             message.push_str(RECOVERY_CONFLICT);
+        }
+        if db.code == "72000" && db.message.contains("snapshot too old") {
+            message.push_str(SNAPSHOT_TOO_OLD);
         }
         return TableError {
             lasting: false,
@@ -362,6 +373,21 @@ pub(super) fn refused(message: String, mismatch: bool) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "snapshot too old" is said with what it means for a copy and the ways out (a rerun
+    /// met it again).
+    #[test]
+    fn snapshot_too_old_is_said_with_its_ways_out() {
+        let db = DbError::new("ERROR", "72000", "snapshot too old");
+        let error = copyman_sync::Error::Session(SessionError::Db(Box::new(db)));
+        let said = describe(&error);
+        assert_eq!(said.sqlstate.as_deref(), Some("72000"));
+        assert!(
+            said.message.contains("old_snapshot_threshold"),
+            "{}",
+            said.message
+        );
+    }
 
     /// A CONTEXT's frames apart (they ran together: "at RAISE COPY one, line 3"), a line
     /// ending in `:` with its continuation.
